@@ -1,0 +1,108 @@
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { CustomerRow, PaymentMethodRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
+import type { GatewayName } from '../gateways/types.ts';
+
+/** A new customer. `externalId` is the caller's own id for it, unique when given. */
+export interface NewCustomer {
+  email: string;
+  name?: string;
+  externalId?: string;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Creates a customer.
+ * @throws ConflictError `external_id_taken` when another customer has the same external id
+ */
+export async function createCustomer(db: Db, input: NewCustomer): Promise<CustomerRow> {
+  const row = await db
+    .insertInto('customers')
+    .values({
+      id: newId('cus'),
+      email: input.email,
+      name: input.name ?? null,
+      external_id: input.externalId ?? null,
+      metadata: JSON.stringify(input.metadata ?? {}),
+    })
+    .onConflict((oc) => oc.column('external_id').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row)
+    throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
+  return row;
+}
+
+/** @throws NotFoundError when there is no customer `id` */
+export async function getCustomer(db: Db, id: string): Promise<CustomerRow> {
+  const row = await db.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('customer', id);
+  return row;
+}
+
+/** A stored payment method: a gateway token, never card data. */
+export interface NewPaymentMethod {
+  customerId: string;
+  gateway: GatewayName;
+  /** The gateway's stored-card token (Stripe `pm_…`, PayPal vault id, …). */
+  gatewayToken: string;
+  gatewayCustomerId?: string;
+  isDefault?: boolean;
+}
+
+/**
+ * Stores a payment method for a customer. The first one, or one marked default, becomes the
+ * customer's default.
+ * @throws NotFoundError when the customer does not exist
+ */
+export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Promise<PaymentMethodRow> {
+  return db.transaction().execute(async (trx) => {
+    const customer = await trx
+      .selectFrom('customers')
+      .select('id')
+      .where('id', '=', input.customerId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!customer) throw new NotFoundError('customer', input.customerId);
+    const existingDefault = await trx
+      .selectFrom('payment_methods')
+      .select('id')
+      .where('customer_id', '=', input.customerId)
+      .where('is_default', '=', true)
+      .executeTakeFirst();
+    const makeDefault = input.isDefault === true || !existingDefault;
+    if (makeDefault && existingDefault) {
+      await trx
+        .updateTable('payment_methods')
+        .set({ is_default: false })
+        .where('id', '=', existingDefault.id)
+        .execute();
+    }
+    return trx
+      .insertInto('payment_methods')
+      .values({
+        id: newId('pm'),
+        customer_id: input.customerId,
+        gateway: input.gateway,
+        gateway_token: input.gatewayToken,
+        gateway_customer_id: input.gatewayCustomerId ?? null,
+        is_default: makeDefault,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
+/**
+ * The payment method to charge for a customer: `id` when given (it must belong to the customer),
+ * otherwise the customer's default.
+ * @throws NotFoundError when there is none
+ */
+export async function paymentMethodFor(db: Db, customerId: string, id?: string): Promise<PaymentMethodRow> {
+  let query = db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customerId);
+  query = id ? query.where('id', '=', id) : query.where('is_default', '=', true);
+  const row = await query.executeTakeFirst();
+  if (!row) throw new NotFoundError('payment_method', id ?? `(default of ${customerId})`);
+  return row;
+}

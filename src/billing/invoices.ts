@@ -1,0 +1,216 @@
+import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
+import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { MAX_MINOR_UNITS } from '../money/amount.ts';
+
+/** A line of a new invoice; `unitAmount` in minor units, `quantity` ≥ 1. CREDIT lines reduce the total. */
+export interface NewLine {
+  description: string;
+  unitAmount: bigint;
+  quantity: number;
+  type: 'CHARGE' | 'CREDIT';
+}
+
+/** An invoice with its line items. */
+export interface InvoiceWithLines extends InvoiceRow {
+  lines: InvoiceLineRow[];
+}
+
+function lineAmount(line: NewLine): bigint {
+  const amount = line.unitAmount * BigInt(line.quantity);
+  return line.type === 'CREDIT' ? -amount : amount;
+}
+
+/**
+ * Creates a DRAFT invoice with its lines.
+ * @throws NotFoundError when the customer does not exist
+ * @throws ValidationError when credits exceed charges or the total exceeds 10^15 minor units
+ */
+export async function createInvoice(
+  db: Db,
+  input: { customerId: string; currency: string; lines: NewLine[] },
+): Promise<InvoiceWithLines> {
+  const total = input.lines.reduce((sum, line) => sum + lineAmount(line), 0n);
+  if (total < 0n)
+    throw new ValidationError('credits exceed charges', { lines: 'the invoice total would be negative' });
+  if (total > MAX_MINOR_UNITS)
+    throw new ValidationError('total too large', { lines: 'the total exceeds 10^15 minor units' });
+  return db.transaction().execute(async (trx) => {
+    const customer = await trx
+      .selectFrom('customers')
+      .select('id')
+      .where('id', '=', input.customerId)
+      .executeTakeFirst();
+    if (!customer) throw new NotFoundError('customer', input.customerId);
+    const invoice = await trx
+      .insertInto('invoices')
+      .values({
+        id: newId('inv'),
+        customer_id: input.customerId,
+        currency: input.currency,
+        total,
+        amount_due: total,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const lines = input.lines.length
+      ? await trx
+          .insertInto('invoice_lines')
+          .values(
+            input.lines.map((line, position) => ({
+              id: newId('il'),
+              invoice_id: invoice.id,
+              position,
+              type: line.type,
+              description: line.description,
+              unit_amount: line.unitAmount,
+              quantity: line.quantity,
+              amount: lineAmount(line),
+            })),
+          )
+          .returningAll()
+          .execute()
+      : [];
+    return { ...invoice, lines };
+  });
+}
+
+/** @throws NotFoundError when there is no invoice `id` */
+export async function getInvoice(db: Kysely<Database>, id: string): Promise<InvoiceWithLines> {
+  const invoice = await db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!invoice) throw new NotFoundError('invoice', id);
+  const lines = await db
+    .selectFrom('invoice_lines')
+    .selectAll()
+    .where('invoice_id', '=', id)
+    .orderBy('position')
+    .execute();
+  return { ...invoice, lines };
+}
+
+/**
+ * Reads an invoice for update inside `trx`, so concurrent charges, refunds and webhooks on it
+ * serialise on its row. Joins the ledger's writers first (before the row lock), as every
+ * transaction that may post must.
+ * @throws NotFoundError when there is no invoice `id`
+ */
+export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<InvoiceRow> {
+  await joinLedgerWriters(trx);
+  const invoice = await trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!invoice) throw new NotFoundError('invoice', id);
+  return invoice;
+}
+
+/**
+ * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
+ * the total). A zero-total invoice goes straight to PAID with no entry.
+ * @throws ConflictError `invoice_not_draft` from any other state
+ */
+export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    if (invoice.status !== 'DRAFT') {
+      throw new ConflictError(
+        'invoice_not_draft',
+        `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
+      );
+    }
+    const now = new Date();
+    if (invoice.total > 0n) {
+      await postEntry(trx, {
+        idempotencyKey: `${id}:finalized`,
+        description: `invoice ${id} finalized`,
+        source: { type: 'invoice', id },
+        postings: transfer(
+          chart.receivable(invoice.customer_id),
+          chart.revenue,
+          invoice.total,
+          invoice.currency,
+        ),
+      });
+    }
+    await trx
+      .updateTable('invoices')
+      .set({
+        status: invoice.total > 0n ? 'OPEN' : 'PAID',
+        finalized_at: now,
+        paid_at: invoice.total > 0n ? null : now,
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .execute();
+  });
+  return getInvoice(db, id);
+}
+
+/**
+ * Records `amount` (minor units) paid against a locked invoice: amount_paid grows and the invoice is
+ * PAID once nothing is due. Called by payments inside the transaction that posts the payment.
+ */
+export async function applyPayment(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  amount: bigint,
+): Promise<void> {
+  const paid = invoice.amount_paid + amount;
+  const due = invoice.total - paid > 0n ? invoice.total - paid : 0n;
+  const now = new Date();
+  await trx
+    .updateTable('invoices')
+    .set({
+      amount_paid: paid,
+      amount_due: due,
+      ...(due === 0n && invoice.status === 'OPEN' ? { status: 'PAID' as const, paid_at: now } : {}),
+      updated_at: now,
+    })
+    .where('id', '=', invoice.id)
+    .execute();
+}
+
+/**
+ * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
+ * was paid is refunded.
+ * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
+ */
+export async function applyRefund(trx: Kysely<Database>, invoice: InvoiceRow, amount: bigint): Promise<void> {
+  const refunded = invoice.amount_refunded + amount;
+  if (refunded > invoice.amount_paid) {
+    throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
+  }
+  await trx
+    .updateTable('invoices')
+    .set({
+      amount_refunded: refunded,
+      status: refunded === invoice.amount_paid ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+      updated_at: new Date(),
+    })
+    .where('id', '=', invoice.id)
+    .execute();
+}
+
+/** Reverses a refund that failed after it had succeeded: the refunded amount shrinks again. */
+export async function reverseRefund(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  amount: bigint,
+): Promise<void> {
+  const refunded = invoice.amount_refunded - amount;
+  await trx
+    .updateTable('invoices')
+    .set({
+      amount_refunded: refunded,
+      status: refunded === 0n ? 'PAID' : 'PARTIALLY_REFUNDED',
+      updated_at: new Date(),
+    })
+    .where('id', '=', invoice.id)
+    .execute();
+}

@@ -1,0 +1,165 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
+import { type Config, loadConfig } from '../config/env.ts';
+import { createDb, type Db } from '../db/database.ts';
+import { migrateToLatest } from '../db/migrate.ts';
+import type { ApiKeyScope } from '../db/schema.ts';
+import { createLogger } from '../logger.ts';
+import { createBoss, ensureQueues } from '../queue/boss.ts';
+import { type Role, resolveDatabase, startRuntime } from '../runtime.ts';
+import { sendTestWebhook } from './send-test-webhook.ts';
+
+function config(): Config {
+  return loadConfig(process.env);
+}
+
+/** Runs `fn` with a database handle (embedded or `DATABASE_URL`), migrated, then closes everything. */
+async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const log = createLogger(cfg.LOG_LEVEL === 'info' ? 'warn' : cfg.LOG_LEVEL);
+  const database = await resolveDatabase(cfg, log);
+  const db = createDb(database.url, 2);
+  try {
+    await migrateToLatest(db);
+    return await fn(db);
+  } finally {
+    await db.destroy();
+    await database.stop();
+  }
+}
+
+async function serve(role: Role): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg.LOG_LEVEL);
+  const runtime = await startRuntime(cfg, role, log);
+  const lines = [`billhook ${role} running`];
+  if (runtime.url) {
+    const base = `http://localhost:${new URL(runtime.url).port}`;
+    lines.push(`  API:      ${base}/v1   (health: ${base}/healthz, ${base}/readyz)`);
+    const enabled = [...runtime.registry.values()].filter((a) => a.webhook).map((a) => a.name);
+    lines.push(
+      enabled.length
+        ? `  Webhooks: ${enabled.map((g) => `${base}/webhooks/${g}`).join('  ')}`
+        : '  Webhooks: none enabled yet: set STRIPE_WEBHOOK_SECRET (see .env.example)',
+    );
+  }
+  if (runtime.firstAdminKey)
+    lines.push(`  Admin API key (shown once, store it now): ${runtime.firstAdminKey}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
+    runtime.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+function scope(value: string): ApiKeyScope {
+  if (value === 'read' || value === 'write' || value === 'admin') return value;
+  throw new InvalidArgumentError('scope must be read, write or admin');
+}
+
+function integer(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer (minor units)');
+  return Number(value);
+}
+
+const program = new Command('billhook')
+  .description('Payment-gateway webhooks, reconciliation and a double-entry ledger')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('database (embedded unless DATABASE_URL), migrations, web and worker in one process')
+  .action(() => serve('all'));
+program
+  .command('web')
+  .description('the HTTP receiver and API only')
+  .action(() => serve('web'));
+program
+  .command('worker')
+  .description('the job workers only')
+  .action(() => serve('worker'));
+
+program
+  .command('migrate')
+  .description("apply database migrations and create pg-boss's queues (the Procfile's release step)")
+  .action(async () => {
+    const cfg = config();
+    const applied = await withDb(async (db) => migrateToLatest(db));
+    const database = await resolveDatabase(cfg, createLogger('warn'));
+    const boss = createBoss(database.url, { maintenance: false });
+    await boss.start();
+    await ensureQueues(boss, cfg);
+    await boss.stop({ graceful: false });
+    await database.stop();
+    process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  });
+
+const keys = program.command('keys').description('manage API keys (stored hashed)');
+keys
+  .command('create')
+  .description('create an API key and print it once')
+  .requiredOption('--name <name>', 'what the key is for')
+  .addOption(new Option('--scope <scope>', 'read, write or admin').default('read').argParser(scope))
+  .action(async (options: { name: string; scope: ApiKeyScope }) => {
+    const { secret, key } = await withDb((db) => createApiKey(db, options.name, options.scope));
+    process.stdout.write(`${key.id} (${key.scope}): ${secret}\nstore it now: it is not shown again\n`);
+  });
+keys
+  .command('list')
+  .description('list API keys (never their secrets)')
+  .action(async () => {
+    const rows = await withDb((db) => listApiKeys(db));
+    for (const k of rows) {
+      process.stdout.write(
+        `${k.id}  ${k.prefix}…  ${k.scope.padEnd(5)}  ${k.revoked_at ? 'revoked' : 'active '}  ${k.name}\n`,
+      );
+    }
+  });
+keys
+  .command('revoke <id>')
+  .description('revoke an API key by id')
+  .action(async (id: string) => {
+    await withDb((db) => revokeApiKey(db, id));
+    process.stdout.write(`revoked ${id}\n`);
+  });
+
+program
+  .command('send-test-webhook <gateway> <event-type>')
+  .description('sign a realistic event with the configured secret and POST it to the running server')
+  .option('--url <url>', 'server base URL (default http://127.0.0.1:$PORT)')
+  .option('--payment-intent <id>', 'the payment intent the event is about')
+  .option('--reference <txn>', 'our transaction id (txn_…) to carry in metadata')
+  .option('--amount <minor>', 'amount in minor units', integer, 1000)
+  .option('--currency <code>', 'ISO 4217 currency', 'usd')
+  .option('--object-id <id>', 'refund or dispute id, for refund and dispute events')
+  .option('--dispute-status <status>', 'for charge.dispute.closed: won, lost or warning_closed', 'lost')
+  .action(async (gateway: string, eventType: string, options) => {
+    const cfg = config();
+    const result = await sendTestWebhook(cfg, gateway, eventType, {
+      url: options.url ?? `http://127.0.0.1:${cfg.PORT}`,
+      paymentIntent: options.paymentIntent,
+      reference: options.reference,
+      amount: options.amount,
+      currency: options.currency,
+      objectId: options.objectId,
+      disputeStatus: options.disputeStatus,
+    });
+    process.stdout.write(`${result.eventId} → HTTP ${result.status} ${result.body}\n`);
+    if (result.status >= 300) process.exitCode = 1;
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`billhook: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

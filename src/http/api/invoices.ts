@@ -1,0 +1,62 @@
+import { Router } from 'express';
+import { createInvoice, finalizeInvoice, getInvoice } from '../../billing/invoices.ts';
+import { listRows } from '../../db/list.ts';
+import { chargeInvoice } from '../../payments/charges.ts';
+import { refundInvoice } from '../../payments/refunds.ts';
+import type { AppDeps } from '../deps.ts';
+import { toPage } from './pagination.ts';
+import { ChargeInvoice, CreateInvoice, ListQuery, RefundInvoice } from './schemas.ts';
+import { serialize } from './serialize.ts';
+import { parseInput } from './validate.ts';
+
+/** /v1/invoices: create (DRAFT), list, read, finalize, charge and refund. */
+export function invoiceRoutes({ db, registry }: AppDeps): Router {
+  const router = Router();
+  router.post('/invoices', async (req, res) => {
+    const body = parseInput(CreateInvoice, req.body);
+    const invoice = await createInvoice(db, {
+      customerId: body.customer,
+      currency: body.currency,
+      lines: body.lines.map((line) => ({
+        description: line.description,
+        unitAmount: line.amount,
+        quantity: line.quantity,
+        type: line.type,
+      })),
+    });
+    res.status(201).json(serialize.invoice(invoice));
+  });
+  router.get('/invoices', async (req, res) => {
+    const query = parseInput(ListQuery, req.query);
+    const rows = await listRows<{ id: string }>(db, 'invoices', {
+      limit: query.limit,
+      startingAfter: query.starting_after,
+      equals: { status: query.status, customer_id: query.customer },
+    });
+    const invoices = await Promise.all(rows.map((row) => getInvoice(db, row.id)));
+    res.json(toPage(invoices, query.limit, serialize.invoice));
+  });
+  router.get('/invoices/:id', async (req, res) => {
+    res.json(serialize.invoice(await getInvoice(db, req.params.id)));
+  });
+  router.post('/invoices/:id/finalize', async (req, res) => {
+    res.json(serialize.invoice(await finalizeInvoice(db, req.params.id)));
+  });
+  router.post('/invoices/:id/charge', async (req, res) => {
+    const body = parseInput(ChargeInvoice, req.body);
+    const result = await chargeInvoice(db, registry, req.params.id, body.payment_method);
+    res.json({
+      invoice: serialize.invoice(result.invoice),
+      transaction: serialize.transaction(result.transaction),
+    });
+  });
+  router.post('/invoices/:id/refund', async (req, res) => {
+    const body = parseInput(RefundInvoice, req.body);
+    const refund = await refundInvoice(db, registry, req.params.id, {
+      amount: body.amount,
+      reason: body.reason,
+    });
+    res.status(201).json(serialize.refund(refund));
+  });
+  return router;
+}

@@ -1,0 +1,106 @@
+import { Router } from 'express';
+import { listRows } from '../../db/list.ts';
+import type { Database } from '../../db/schema.ts';
+import { getInboxEvent } from '../../inbox/inbox.ts';
+import { listBalances } from '../../ledger/balances.ts';
+import { quiesceLedgerWriters } from '../../ledger/journal.ts';
+import type { AppDeps } from '../deps.ts';
+import { toPage } from './pagination.ts';
+import { ListQuery, SequenceQuery } from './schemas.ts';
+import { serialize } from './serialize.ts';
+import { parseInput } from './validate.ts';
+
+/**
+ * Read-only views of the reconciled books: events (the inbox), transactions, refunds, disputes,
+ * reconciliation exceptions, ledger accounts with balances and ledger entries by sequence.
+ */
+export function readRoutes({ db }: AppDeps): Router {
+  const router = Router();
+
+  function list<R>(
+    path: string,
+    table: keyof Database,
+    columns: { customer?: string; gateway?: string },
+    map: (row: R) => unknown,
+  ): void {
+    router.get(path, async (req, res) => {
+      const query = parseInput(ListQuery, req.query);
+      const rows = await listRows<R>(db, table, {
+        limit: query.limit,
+        startingAfter: query.starting_after,
+        equals: {
+          status: query.status,
+          ...(columns.customer ? { [columns.customer]: query.customer } : {}),
+          ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
+        },
+      });
+      res.json(toPage(rows, query.limit, map));
+    });
+  }
+
+  list('/events', 'inbox', { gateway: 'gateway' }, serialize.event);
+  list(
+    '/transactions',
+    'transactions',
+    { customer: 'customer_id', gateway: 'gateway' },
+    serialize.transaction,
+  );
+  list('/refunds', 'refunds', { gateway: 'gateway' }, serialize.refund);
+  list('/disputes', 'disputes', { gateway: 'gateway' }, serialize.dispute);
+  list(
+    '/reconciliation-exceptions',
+    'reconciliation_exceptions',
+    { gateway: 'gateway' },
+    serialize.exception,
+  );
+
+  router.get('/events/:id', async (req, res) => {
+    res.json(serialize.event(await getInboxEvent(db, req.params.id)));
+  });
+
+  router.get('/ledger/accounts', async (_req, res) => {
+    const accounts = await listBalances(db);
+    res.json({ object: 'list', data: accounts.map(serialize.account), has_more: false });
+  });
+
+  router.get('/ledger/entries', async (req, res) => {
+    const query = parseInput(SequenceQuery, req.query);
+    const entries = await db.transaction().execute(async (trx) => {
+      await quiesceLedgerWriters(trx);
+      return trx
+        .selectFrom('journal_entries')
+        .selectAll()
+        .where('sequence', '>', BigInt(query.after_sequence) as never)
+        .orderBy('sequence')
+        .limit(query.limit + 1)
+        .execute();
+    });
+    const postings = entries.length
+      ? await db
+          .selectFrom('postings as p')
+          .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+          .select(['p.journal_entry_id', 'a.code', 'p.amount', 'p.currency'])
+          .where(
+            'p.journal_entry_id',
+            'in',
+            entries.map((e) => e.id),
+          )
+          .orderBy('p.id')
+          .execute()
+      : [];
+    res.json(
+      toPage(entries, query.limit, (e) => ({
+        id: e.id,
+        object: 'journal_entry',
+        sequence: e.sequence,
+        description: e.description,
+        source: { type: e.source_type, id: e.source_id },
+        postings: postings
+          .filter((p) => p.journal_entry_id === e.id)
+          .map((p) => ({ account: p.code, amount: p.amount, currency: p.currency })),
+        created_at: e.created_at,
+      })),
+    );
+  });
+  return router;
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { GATEWAYS } from '../../gateways/types.ts';
+import { MAX_MINOR_UNITS } from '../../money/amount.ts';
+import { isCurrency } from '../../money/currency.ts';
+
+/** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
+export const MinorUnits = z
+  .number({ error: 'must be an integer amount in minor units' })
+  .int({ error: 'must be an integer amount in minor units (no decimals)' })
+  .nonnegative()
+  .max(Number(MAX_MINOR_UNITS))
+  .transform((n) => BigInt(n));
+
+/** A positive amount in minor units. */
+export const PositiveMinorUnits = MinorUnits.refine((n) => n > 0n, 'must be greater than 0');
+
+/** An ISO 4217 code; lower case is accepted and upper-cased. */
+export const Currency = z
+  .string()
+  .transform((c) => c.toUpperCase())
+  .refine(isCurrency, 'must be an ISO 4217 currency code');
+
+export const Gateway = z.enum(GATEWAYS);
+
+const Metadata = z
+  .record(z.string().max(40), z.string().max(500))
+  .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys');
+
+const Id = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{1,40}$`), `must be a ${prefix}_… id`);
+
+export const CreateCustomer = z.strictObject({
+  email: z.email().max(320),
+  name: z.string().min(1).max(200).optional(),
+  external_id: z.string().min(1).max(200).optional(),
+  metadata: Metadata.optional(),
+});
+
+export const CreatePaymentMethod = z.strictObject({
+  customer: Id('cus'),
+  gateway: Gateway,
+  gateway_token: z.string().min(1).max(200),
+  gateway_customer_id: z.string().min(1).max(200).optional(),
+  default: z.boolean().optional(),
+});
+
+export const CreateInvoice = z.strictObject({
+  customer: Id('cus'),
+  currency: Currency,
+  lines: z
+    .array(
+      z.strictObject({
+        description: z.string().min(1).max(500),
+        amount: MinorUnits,
+        quantity: z.number().int().min(1).max(1_000_000).default(1),
+        type: z.enum(['CHARGE', 'CREDIT']).default('CHARGE'),
+      }),
+    )
+    .min(1)
+    .max(500),
+});
+
+export const ChargeInvoice = z.strictObject({ payment_method: Id('pm').optional() });
+
+export const RefundInvoice = z.strictObject({
+  amount: PositiveMinorUnits.optional(),
+  reason: z.string().min(1).max(200).optional(),
+});
+
+/** Cursor pagination: newest first, `starting_after` = the last id of the previous page. */
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(10),
+  starting_after: z.string().max(64).optional(),
+  status: z.string().max(40).optional(),
+  customer: z.string().max(64).optional(),
+  gateway: Gateway.optional(),
+});
+export type ListQuery = z.infer<typeof ListQuery>;
+
+/** Tailing by sequence: entries after `after_sequence`, oldest first. */
+export const SequenceQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  after_sequence: z.coerce.number().int().min(0).default(0),
+});

@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { customerRoutes } from './api/customers.ts';
+import { invoiceRoutes } from './api/invoices.ts';
+import { readRoutes } from './api/reads.ts';
+import { requireApiKey } from './auth.ts';
+import type { AppDeps } from './deps.ts';
+import { errorHandler, sendError } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import { webhookRoutes } from './webhooks.ts';
+
+/**
+ * The Express application: webhooks (raw bodies, no auth: the gateway's signature is the auth),
+ * health checks, and the `/v1` JSON API behind API keys. Money leaves as JSON integers (minor units).
+ */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('json replacer', (_key: string, value: unknown) =>
+    typeof value === 'bigint' ? Number(value) : value,
+  );
+  app.use(helmet());
+  app.use((req, res, next) => {
+    const incoming = req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', id);
+    next();
+  });
+  app.use(healthRoutes(deps));
+  app.use(webhookRoutes(deps));
+  const v1 = express.Router();
+  v1.use(requireApiKey(deps.db, 'read'));
+  v1.use(express.json({ limit: '1mb', strict: true, type: () => true }));
+  v1.use(customerRoutes(deps));
+  v1.use(invoiceRoutes(deps));
+  v1.use(readRoutes(deps));
+  app.use('/v1', v1);
+  app.use((req, res) =>
+    sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),
+  );
+  app.use(errorHandler(deps.log));
+  return app;
+}

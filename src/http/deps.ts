@@ -1,0 +1,16 @@
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+
+/** What the HTTP layer needs from the running process. */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  boss: PgBoss;
+  registry: GatewayRegistry;
+  log: Logger;
+  /** True once webhooks can be stored: database reachable and migrations current. */
+  ready(): Promise<boolean>;
+}

@@ -1,0 +1,111 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.ts';
+import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
+
+/** The API's error envelope (PRODUCT.md §6). */
+export interface ErrorBody {
+  error: { type: string; code: string; message: string; fields?: Record<string, string> };
+}
+
+/** Sends an error envelope. */
+export function sendError(
+  res: Response,
+  status: number,
+  type: string,
+  code: string,
+  message: string,
+  fields?: Record<string, string>,
+): void {
+  const body: ErrorBody = { error: { type, code, message, ...(fields ? { fields } : {}) } };
+  res.status(status).json(body);
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08006',
+  '08001',
+  '08003',
+]);
+
+/**
+ * True for errors that mean the database cannot be reached right now (refused, reset, shutting
+ * down, too many connections, pool timeout), which the API answers with 503.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  if (code && UNAVAILABLE_CODES.has(code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error/i.test(
+    error.message,
+  );
+}
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+}
+
+/**
+ * The one table mapping errors to HTTP: AppError → its status; webhook verification → 400; body too
+ * large → 413; malformed JSON → 400; database unreachable → 503 with Retry-After; anything else → 500.
+ */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    if (res.headersSent) return;
+    if (error instanceof AppError)
+      return sendError(res, error.status, error.type, error.code, error.message, error.fields);
+    if (error instanceof WebhookVerificationError) {
+      log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
+      return sendError(res, 400, 'invalid_signature', 'signature_verification_failed', error.message);
+    }
+    if (error instanceof WebhookPayloadError) {
+      log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
+      return sendError(res, 400, 'invalid_request', 'invalid_payload', error.message);
+    }
+    const parserError = error as BodyParserError;
+    if (parserError.type === 'entity.too.large') {
+      // Let the client finish sending so it can read the answer instead of seeing a reset.
+      res.setHeader('Connection', 'close');
+      if (!req.complete) {
+        req.resume();
+        req.once('end', () => sendError(res, 413, 'invalid_request', 'body_too_large', parserError.message));
+        return;
+      }
+      return sendError(res, 413, 'invalid_request', 'body_too_large', parserError.message);
+    }
+    if (parserError.type === 'entity.parse.failed') {
+      return sendError(res, 400, 'invalid_request', 'invalid_json', 'the body is not valid JSON');
+    }
+    if (parserError.expose && parserError.status && parserError.status < 500) {
+      return sendError(
+        res,
+        parserError.status,
+        'invalid_request',
+        parserError.type ?? 'bad_request',
+        parserError.message,
+      );
+    }
+    if (isDatabaseUnavailable(error)) {
+      log.error({ err: error, path: req.path }, 'database unavailable');
+      res.setHeader('Retry-After', '5');
+      return sendError(
+        res,
+        503,
+        'unavailable',
+        'database_unavailable',
+        'the database is unavailable; retry later',
+      );
+    }
+    log.error({ err: error, path: req.path }, 'unhandled error');
+    return sendError(res, 500, 'internal', 'internal_error', 'internal error');
+  };
+}

@@ -1,0 +1,57 @@
+import { isUtf8 } from 'node:buffer';
+import express, { type RequestHandler, Router } from 'express';
+import { GATEWAYS, type GatewayName, WebhookPayloadError } from '../gateways/types.ts';
+import { receive } from '../inbox/receive.ts';
+import type { AppDeps } from './deps.ts';
+import { sendError } from './errors.ts';
+
+/** Largest webhook body accepted; larger ones get 413. */
+export const WEBHOOK_BODY_LIMIT = '256kb';
+
+function isGateway(name: string): name is GatewayName {
+  return (GATEWAYS as readonly string[]).includes(name);
+}
+
+/**
+ * `POST /webhooks/:gateway` (PRODUCT.md §2): raw body → verify on the raw bytes → inbox row and its
+ * job in one transaction → `200 {"received":true}`. Nothing else happens on the request path.
+ * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
+ * 503 when the database cannot store it (the gateway retries).
+ */
+export function webhookRoutes({ db, boss, registry, log }: AppDeps): Router {
+  const router = Router();
+  const configured: RequestHandler = (req, res, next) => {
+    const gateway = String(req.params.gateway);
+    if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
+      return sendError(
+        res,
+        404,
+        'not_found',
+        'gateway_not_configured',
+        `no webhook endpoint for gateway ${gateway}`,
+      );
+    }
+    next();
+  };
+  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+
+  router.post('/webhooks/:gateway', configured, rawBody, async (req, res) => {
+    const gateway = req.params.gateway as GatewayName;
+    const verifier = registry.get(gateway)?.webhook;
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const delivery = verifier!.verify(body, req.headers);
+    if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
+    const receipt = await receive(db, boss, {
+      gateway,
+      eventId: delivery.eventId,
+      eventType: delivery.eventType,
+      body: body.toString('utf8'),
+    });
+    log.info(
+      { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
+      'webhook received',
+    );
+    res.status(200).json({ received: true });
+  });
+  return router;
+}

@@ -1,0 +1,28 @@
+import type { AccountType } from '../db/schema.ts';
+
+/** An account of the chart, by code; one ledger account exists per code and currency. */
+export interface AccountRef {
+  code: string;
+  type: AccountType;
+}
+
+/**
+ * billhook's chart of accounts. Postings are signed: a debit is positive, a credit negative, so an
+ * asset's balance is positive and a revenue account's negative (credit balance).
+ */
+export const chart = {
+  /** What one customer owes us (asset). */
+  receivable: (customerId: string): AccountRef => ({ code: `receivable:${customerId}`, type: 'asset' }),
+  /** Money a payment gateway holds for us before payout (asset). */
+  gatewayClearing: (gateway: string): AccountRef => ({ code: `gateway_clearing:${gateway}`, type: 'asset' }),
+  revenue: { code: 'revenue', type: 'revenue' } as AccountRef,
+  taxPayable: { code: 'tax_payable', type: 'liability' } as AccountRef,
+  /** Refunds given back (contra-revenue). */
+  refunds: { code: 'refunds', type: 'contra_revenue' } as AccountRef,
+  /** Money a gateway withheld while a dispute is open (asset). */
+  disputedFunds: { code: 'disputed_funds', type: 'asset' } as AccountRef,
+  /** Disputes lost to the cardholder (expense). */
+  chargebackLosses: { code: 'chargeback_losses', type: 'expense' } as AccountRef,
+  /** Payments received outside any gateway: bank transfer, cheque, cash (asset). */
+  offlineReceipts: { code: 'offline_receipts', type: 'asset' } as AccountRef,
+} as const;

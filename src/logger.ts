@@ -1,0 +1,28 @@
+import { type Logger, pino } from 'pino';
+
+/**
+ * Paths pino blanks out wherever they appear in a log object: secrets, signatures, tokens, keys and
+ * card data never reach a log line.
+ */
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers["stripe-signature"]',
+  'req.headers["paypal-transmission-sig"]',
+  'req.headers["x-anet-signature"]',
+  '*.secret',
+  '*.password',
+  '*.token',
+  '*.apiKey',
+  '*.key',
+  '*.card',
+  '*.number',
+  '*.cvc',
+];
+
+/** The process's JSON logger (pino), one line per event, with redaction. */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    { level, base: { service: 'billhook' }, redact: { paths: REDACT, censor: '[redacted]' } },
+    destination,
+  );
+}

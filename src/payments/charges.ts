@@ -1,0 +1,135 @@
+import { paymentMethodFor } from '../billing/customers.ts';
+import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { TransactionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { ChargeOutcome, GatewayClient, GatewayName } from '../gateways/types.ts';
+import { type ChargeResult, recordChargeResult } from './transactions.ts';
+
+/** The result of charging an invoice: the invoice as it is now and the attempt's transaction. */
+export interface ChargeInvoiceResult {
+  invoice: InvoiceWithLines;
+  transaction: TransactionRow;
+}
+
+/** @throws ConflictError `gateway_not_configured` when the gateway has no API credentials */
+export function clientFor(registry: GatewayRegistry, gateway: GatewayName): GatewayClient {
+  const client = registry.get(gateway)?.client;
+  if (!client)
+    throw new ConflictError('gateway_not_configured', `gateway ${gateway} has no API credentials configured`);
+  return client;
+}
+
+/** Maps an adapter's outcome to the transaction state it leaves. */
+export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
+  switch (outcome.status) {
+    case 'succeeded':
+    case 'pending':
+      return { status: outcome.status, gatewayTransactionId: outcome.gatewayTransactionId };
+    case 'declined':
+      return {
+        status: 'failed',
+        gatewayTransactionId: outcome.gatewayTransactionId,
+        failureCode: outcome.code,
+        failureMessage: outcome.message,
+      };
+    case 'unknown':
+      return { status: 'unknown', failureCode: 'unknown_outcome', failureMessage: outcome.message };
+  }
+}
+
+/**
+ * Commits a `pending` payment attempt for everything due on an OPEN invoice, before any gateway call.
+ * The invoice row is locked and re-read, so a paid or voided invoice is never charged, and the
+ * unique index `transactions_one_in_flight` keeps a second attempt out while one is pending or unknown.
+ * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`
+ * @throws NotFoundError for a missing invoice or payment method
+ */
+export async function startCharge(
+  db: Db,
+  registry: GatewayRegistry,
+  invoiceId: string,
+  paymentMethodId?: string,
+): Promise<TransactionRow> {
+  return db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, invoiceId);
+    if (invoice.status !== 'OPEN' || invoice.amount_due <= 0n) {
+      throw new ConflictError(
+        'invoice_not_open',
+        `invoice ${invoiceId} is ${invoice.status}; only an OPEN invoice with an amount due can be charged`,
+      );
+    }
+    const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
+    clientFor(registry, method.gateway);
+    const inFlight = await trx
+      .selectFrom('transactions')
+      .select(['id', 'status'])
+      .where('invoice_id', '=', invoiceId)
+      .where('status', 'in', ['pending', 'unknown'])
+      .executeTakeFirst();
+    if (inFlight) {
+      throw new ConflictError(
+        'charge_in_progress',
+        `invoice ${invoiceId} already has attempt ${inFlight.id} (${inFlight.status})`,
+      );
+    }
+    return trx
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoiceId,
+        customer_id: invoice.customer_id,
+        payment_method_id: method.id,
+        gateway: method.gateway,
+        amount: invoice.amount_due,
+        currency: invoice.currency,
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
+/**
+ * Sends a committed attempt to its gateway with the attempt id as idempotency key and reference, then
+ * records the outcome. A timeout or 5xx leaves the attempt `unknown`: it is never retried blindly.
+ */
+export async function executeCharge(
+  db: Db,
+  registry: GatewayRegistry,
+  attempt: TransactionRow,
+): Promise<TransactionRow> {
+  const method = await db
+    .selectFrom('payment_methods')
+    .selectAll()
+    .where('id', '=', attempt.payment_method_id ?? '')
+    .executeTakeFirstOrThrow();
+  const outcome = await clientFor(registry, attempt.gateway).charge({
+    reference: attempt.id,
+    amount: attempt.amount,
+    currency: attempt.currency,
+    paymentMethod: { token: method.gateway_token, customerId: method.gateway_customer_id },
+    description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
+  });
+  const recorded = await db
+    .transaction()
+    .execute((trx) => recordChargeResult(trx, attempt.id, chargeResultOf(outcome)));
+  return recorded.transaction;
+}
+
+/**
+ * Charges an OPEN invoice now with the given (or the customer's default) payment method.
+ * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown
+ */
+export async function chargeInvoice(
+  db: Db,
+  registry: GatewayRegistry,
+  invoiceId: string,
+  paymentMethodId?: string,
+): Promise<ChargeInvoiceResult> {
+  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId);
+  const transaction = await executeCharge(db, registry, attempt);
+  return { invoice: await getInvoice(db, invoiceId), transaction };
+}

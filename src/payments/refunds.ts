@@ -1,0 +1,236 @@
+import { type Kysely, sql } from 'kysely';
+import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { Database, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
+import { chart } from '../ledger/chart.ts';
+import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { clientFor } from './charges.ts';
+
+/** A refund's result as learned from a gateway response or a webhook. */
+export interface RefundResult {
+  status: RefundStatus;
+  gatewayRefundId?: string;
+  failureCode?: string;
+  failureMessage?: string;
+}
+
+/**
+ * Forward-only refund transitions. `succeeded → failed` is allowed because a gateway can report a
+ * refund failed after it first succeeded (Stripe: https://docs.stripe.com/refunds#failed-refunds);
+ * the posting is then reversed. The reverse never happens, so every delivery order converges.
+ */
+const NEXT: Readonly<Record<RefundStatus, readonly RefundStatus[]>> = {
+  pending: ['unknown', 'succeeded', 'failed'],
+  unknown: ['pending', 'succeeded', 'failed'],
+  succeeded: ['failed'],
+  failed: [],
+};
+
+/** What recording a refund result did. */
+export type RefundRecordOutcome = { kind: 'applied' | 'duplicate' | 'stale'; refund: RefundRow };
+
+/** Finds a refund by the gateway's id, else by our reference (`re_…`). */
+export async function findRefund(
+  db: Kysely<Database>,
+  gateway: GatewayName,
+  gatewayRefundId: string | undefined,
+  reference: string | undefined,
+): Promise<RefundRow | undefined> {
+  if (gatewayRefundId) {
+    const row = await db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('gateway', '=', gateway)
+      .where('gateway_refund_id', '=', gatewayRefundId)
+      .executeTakeFirst();
+    if (row) return row;
+  }
+  if (!reference) return undefined;
+  return db
+    .selectFrom('refunds')
+    .selectAll()
+    .where('id', '=', reference)
+    .where('gateway', '=', gateway)
+    .executeTakeFirst();
+}
+
+/**
+ * What is still refundable on a transaction: its amount less refunds that succeeded or are still in
+ * flight (pending, unknown), in minor units.
+ */
+async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
+  const row = await trx
+    .selectFrom('refunds')
+    .select(sql<bigint>`coalesce(sum(amount), 0)`.as('reserved'))
+    .where('transaction_id', '=', transaction.id)
+    .where('status', '!=', 'failed')
+    .executeTakeFirstOrThrow();
+  return transaction.amount - BigInt(row.reserved);
+}
+
+/**
+ * Applies a refund result inside `trx`, forward-only. Success posts `re_…:succeeded` once (debit
+ * refunds, credit the gateway's clearing account) and updates the invoice; a later failure posts
+ * `re_…:reversed` and gives the amount back.
+ */
+export async function recordRefundResult(
+  trx: Kysely<Database>,
+  refundId: string,
+  result: RefundResult,
+): Promise<RefundRecordOutcome> {
+  await joinLedgerWriters(trx);
+  const peek = await trx
+    .selectFrom('refunds')
+    .select('invoice_id')
+    .where('id', '=', refundId)
+    .executeTakeFirst();
+  if (!peek) throw new NotFoundError('refund', refundId);
+  const invoice = peek.invoice_id ? await lockInvoice(trx, peek.invoice_id) : undefined;
+  const refund = await trx
+    .selectFrom('refunds')
+    .selectAll()
+    .where('id', '=', refundId)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  if (refund.status === result.status) return { kind: 'duplicate', refund };
+  if (!NEXT[refund.status].includes(result.status)) return { kind: 'stale', refund };
+  const updated = await trx
+    .updateTable('refunds')
+    .set({
+      status: result.status,
+      gateway_refund_id: result.gatewayRefundId ?? refund.gateway_refund_id,
+      failure_code: result.failureCode ?? null,
+      failure_message: result.failureMessage ?? null,
+      updated_at: new Date(),
+    })
+    .where('id', '=', refundId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (result.status === 'succeeded') {
+    await postEntry(trx, {
+      idempotencyKey: `${refundId}:succeeded`,
+      description: `refund ${refundId} via ${refund.gateway}`,
+      source: { type: 'refund', id: refundId },
+      postings: transfer(
+        chart.refunds,
+        chart.gatewayClearing(refund.gateway),
+        refund.amount,
+        refund.currency,
+      ),
+    });
+    if (invoice) await applyRefund(trx, invoice, refund.amount);
+  }
+  if (result.status === 'failed' && refund.status === 'succeeded') {
+    await postEntry(trx, {
+      idempotencyKey: `${refundId}:reversed`,
+      description: `refund ${refundId} failed after succeeding`,
+      source: { type: 'refund', id: refundId },
+      postings: transfer(
+        chart.gatewayClearing(refund.gateway),
+        chart.refunds,
+        refund.amount,
+        refund.currency,
+      ),
+    });
+    if (invoice) await reverseRefund(trx, invoice, refund.amount);
+  }
+  return { kind: 'applied', refund: updated };
+}
+
+/**
+ * Commits a `pending` refund row against a succeeded transaction, inside `trx` (the invoice is
+ * locked first). Refunds in flight count against the refundable amount, so concurrent refunds
+ * never exceed what was paid.
+ * @param amount minor units; defaults to everything still refundable
+ * @throws ValidationError when `amount` exceeds what is refundable
+ */
+export async function createRefund(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+  input: { amount?: bigint; reason?: string; gatewayRefundId?: string },
+): Promise<RefundRow> {
+  const available = await refundable(trx, transaction);
+  const amount = input.amount ?? available;
+  if (amount <= 0n || amount > available) {
+    throw new ValidationError('refund exceeds the paid amount', {
+      amount: `at most ${available} can be refunded (paid ${transaction.amount} ${transaction.currency})`,
+    });
+  }
+  return trx
+    .insertInto('refunds')
+    .values({
+      id: newId('re'),
+      transaction_id: transaction.id,
+      invoice_id: transaction.invoice_id,
+      gateway: transaction.gateway,
+      gateway_refund_id: input.gatewayRefundId ?? null,
+      amount,
+      currency: transaction.currency,
+      status: 'pending',
+      reason: input.reason ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+function refundResultOf(outcome: RefundOutcome): RefundResult {
+  switch (outcome.status) {
+    case 'succeeded':
+    case 'pending':
+      return { status: outcome.status, gatewayRefundId: outcome.gatewayRefundId };
+    case 'declined':
+      return { status: 'failed', failureCode: outcome.code, failureMessage: outcome.message };
+    case 'unknown':
+      return { status: 'unknown', failureCode: 'unknown_outcome', failureMessage: outcome.message };
+  }
+}
+
+/**
+ * Refunds a PAID or PARTIALLY_REFUNDED invoice through the gateway that took the payment: the refund
+ * row is committed `pending` first, then the gateway is called with its id as idempotency key.
+ * @param amount minor units; the whole remaining paid amount when omitted
+ * @throws ConflictError `invoice_not_paid`; ValidationError when the amount exceeds what was paid
+ */
+export async function refundInvoice(
+  db: Db,
+  registry: GatewayRegistry,
+  invoiceId: string,
+  input: { amount?: bigint; reason?: string },
+): Promise<RefundRow> {
+  const { refund, transaction } = await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, invoiceId);
+    if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
+      throw new ConflictError(
+        'invoice_not_paid',
+        `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
+      );
+    }
+    const transaction = await trx
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .where('status', '=', 'succeeded')
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    if (!transaction?.gateway_transaction_id) {
+      throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
+    }
+    clientFor(registry, transaction.gateway);
+    return { refund: await createRefund(trx, transaction, input), transaction };
+  });
+  const outcome = await clientFor(registry, refund.gateway).refund({
+    reference: refund.id,
+    gatewayTransactionId: transaction.gateway_transaction_id ?? '',
+    amount: refund.amount,
+    currency: refund.currency,
+    reason: input.reason,
+  });
+  const recorded = await db
+    .transaction()
+    .execute((trx) => recordRefundResult(trx, refund.id, refundResultOf(outcome)));
+  return recorded.refund;
+}

@@ -1,0 +1,154 @@
+import type { Kysely } from 'kysely';
+import { applyPayment, lockInvoice } from '../billing/invoices.ts';
+import type { Database, InvoiceRow, TransactionRow, TransactionStatus } from '../db/schema.ts';
+import { NotFoundError } from '../errors.ts';
+import type { GatewayName } from '../gateways/types.ts';
+import { chart } from '../ledger/chart.ts';
+import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+
+/** A charge's result as learned from a gateway response, a webhook or a poll. */
+export interface ChargeResult {
+  status: TransactionStatus;
+  gatewayTransactionId?: string;
+  failureCode?: string;
+  failureMessage?: string;
+}
+
+/**
+ * Forward-only transitions of a transaction (PRODUCT.md §3). `failed → succeeded` is allowed because
+ * a gateway can still capture money after reporting a failure (a Stripe PaymentIntent re-confirmed);
+ * the reverse never happens, so every delivery order ends in the same state.
+ */
+const NEXT: Readonly<Record<TransactionStatus, readonly TransactionStatus[]>> = {
+  pending: ['unknown', 'succeeded', 'failed', 'canceled'],
+  unknown: ['pending', 'succeeded', 'failed', 'canceled'],
+  failed: ['succeeded'],
+  canceled: [],
+  succeeded: [],
+};
+
+/** What recording a result did. */
+export type RecordOutcome =
+  | { kind: 'applied'; transaction: TransactionRow; overpaid: boolean }
+  | { kind: 'duplicate' | 'stale'; transaction: TransactionRow };
+
+/**
+ * Finds a transaction by the gateway's id, else by our reference (`txn_…`), without locking.
+ * @returns undefined when neither matches
+ */
+export async function findTransaction(
+  db: Kysely<Database>,
+  gateway: GatewayName,
+  gatewayTransactionId: string | undefined,
+  reference: string | undefined,
+): Promise<TransactionRow | undefined> {
+  if (gatewayTransactionId) {
+    const row = await db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('gateway', '=', gateway)
+      .where('gateway_transaction_id', '=', gatewayTransactionId)
+      .executeTakeFirst();
+    if (row) return row;
+  }
+  if (reference) {
+    return db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('id', '=', reference)
+      .where('gateway', '=', gateway)
+      .executeTakeFirst();
+  }
+  return undefined;
+}
+
+async function lockTransaction(trx: Kysely<Database>, id: string): Promise<TransactionRow> {
+  const row = await trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('transaction', id);
+  return row;
+}
+
+/**
+ * Locks a transaction's invoice, then the transaction: always in this order, so charges, webhooks
+ * and refunds on one invoice serialise without deadlocks.
+ */
+export async function lockWithInvoice(
+  trx: Kysely<Database>,
+  transactionId: string,
+): Promise<{ transaction: TransactionRow; invoice: InvoiceRow | undefined }> {
+  await joinLedgerWriters(trx);
+  const peek = await trx
+    .selectFrom('transactions')
+    .select('invoice_id')
+    .where('id', '=', transactionId)
+    .executeTakeFirst();
+  if (!peek) throw new NotFoundError('transaction', transactionId);
+  const invoice = peek.invoice_id ? await lockInvoice(trx, peek.invoice_id) : undefined;
+  return { transaction: await lockTransaction(trx, transactionId), invoice };
+}
+
+/**
+ * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
+ * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
+ * receivable) and marks the invoice paid. Safe to call again with the same result: it changes nothing.
+ * @returns `applied` with `overpaid` when the invoice had nothing left due (a second successful
+ * payment, for a person to refund), `duplicate` for the same state, `stale` for an older state
+ */
+export async function recordChargeResult(
+  trx: Kysely<Database>,
+  transactionId: string,
+  result: ChargeResult,
+): Promise<RecordOutcome> {
+  const { transaction, invoice } = await lockWithInvoice(trx, transactionId);
+  if (transaction.status === result.status) {
+    if (result.gatewayTransactionId && !transaction.gateway_transaction_id) {
+      await trx
+        .updateTable('transactions')
+        .set({ gateway_transaction_id: result.gatewayTransactionId, updated_at: new Date() })
+        .where('id', '=', transactionId)
+        .execute();
+    }
+    return { kind: 'duplicate', transaction };
+  }
+  if (!NEXT[transaction.status].includes(result.status)) return { kind: 'stale', transaction };
+  const updated = await trx
+    .updateTable('transactions')
+    .set({
+      status: result.status,
+      gateway_transaction_id: result.gatewayTransactionId ?? transaction.gateway_transaction_id,
+      failure_code: result.status === 'succeeded' ? null : (result.failureCode ?? transaction.failure_code),
+      failure_message:
+        result.status === 'succeeded' ? null : (result.failureMessage ?? transaction.failure_message),
+      updated_at: new Date(),
+    })
+    .where('id', '=', transactionId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  let overpaid = false;
+  if (result.status === 'succeeded') {
+    const customer = transaction.customer_id ?? invoice?.customer_id;
+    if (customer) {
+      await postEntry(trx, {
+        idempotencyKey: `${transactionId}:succeeded`,
+        description: `payment ${transactionId} via ${transaction.gateway}`,
+        source: { type: 'transaction', id: transactionId },
+        postings: transfer(
+          chart.gatewayClearing(transaction.gateway),
+          chart.receivable(customer),
+          transaction.amount,
+          transaction.currency,
+        ),
+      });
+    }
+    if (invoice) {
+      overpaid = invoice.amount_due === 0n;
+      await applyPayment(trx, invoice, transaction.amount);
+    }
+  }
+  return { kind: 'applied', transaction: updated, overpaid };
+}

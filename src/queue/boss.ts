@@ -1,0 +1,42 @@
+import { PgBoss } from 'pg-boss';
+import type { Config } from '../config/env.ts';
+import { QUEUES } from './queues.ts';
+
+/** pg-boss's schema in billhook's database. */
+export const BOSS_SCHEMA = 'pgboss';
+
+/**
+ * Creates a pg-boss instance on the database (not started). Workers are woken by LISTEN/NOTIFY and
+ * poll as a fallback.
+ * @param options.maintenance false for web-only processes and the CLI: no supervision or cron
+ */
+export function createBoss(connectionString: string, options: { maintenance: boolean }): PgBoss {
+  return new PgBoss({
+    connectionString,
+    schema: BOSS_SCHEMA,
+    max: 10,
+    useListenNotify: options.maintenance,
+    supervise: options.maintenance,
+    schedule: options.maintenance,
+  });
+}
+
+/**
+ * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
+ * retry policy: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
+ * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart.
+ */
+export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
+  const name = QUEUES.webhookProcess;
+  const deadLetter = `${name}.dead`;
+  const policy = {
+    retryLimit: config.WEBHOOK_RETRY_LIMIT,
+    retryDelay: config.WEBHOOK_RETRY_DELAY_SECONDS,
+    retryBackoff: true,
+    expireInSeconds: 300,
+    notify: true,
+  };
+  await boss.createQueue(deadLetter, { retentionSeconds: 30 * 24 * 3600 });
+  await boss.createQueue(name, { ...policy, retryDelayMax: 3600, deadLetter });
+  await boss.updateQueue(name, policy);
+}

@@ -1,0 +1,26 @@
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { webhookProcessHandler } from './handlers/webhook-process.ts';
+import { QUEUES } from './queues.ts';
+
+/** Starts billhook's job workers on a started pg-boss. */
+export async function startWorkers(
+  boss: PgBoss,
+  db: Db,
+  registry: GatewayRegistry,
+  log: Logger,
+): Promise<void> {
+  await boss.work(
+    QUEUES.webhookProcess,
+    {
+      batchSize: 20,
+      includeMetadata: true,
+      perJobResults: true,
+      pollingIntervalSeconds: 1,
+      burstWhenBatchFull: true,
+    },
+    webhookProcessHandler(db, registry, log),
+  );
+}

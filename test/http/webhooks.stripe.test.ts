@@ -1,0 +1,132 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { deliverStripe, stripeFixtureRaw } from '../support/stripe.ts';
+
+/** PRODUCT.md §2: every row of the webhook response table, for Stripe. */
+describe('POST /webhooks/stripe', () => {
+  let app: TestApp;
+  const raw = stripeFixtureRaw('webhook.payment_intent.succeeded.json');
+
+  async function counts() {
+    const inbox = await app.runtime.db
+      .selectFrom('inbox')
+      .select(sql<string>`count(*)`.as('n'))
+      .executeTakeFirstOrThrow();
+    const jobs = await sql<{
+      n: string;
+    }>`SELECT count(*) AS n FROM pgboss.job WHERE name = 'webhook.process'`.execute(app.runtime.db);
+    return { inbox: Number(inbox.n), jobs: Number(jobs.rows[0]?.n) };
+  }
+
+  beforeAll(async () => {
+    // Rotation: the new secret signs, the old one still verifies.
+    app = await startTestApp({ STRIPE_WEBHOOK_SECRET: 'whsec_test_secret_current,whsec_test_secret_old' });
+  });
+  afterAll(() => app.stop());
+
+  it('stores a valid new event with its job and answers 200 {"received":true}', async () => {
+    const before = await counts();
+    const response = await deliverStripe(app.url, raw);
+    expect(response).toEqual({ status: 200, body: '{"received":true}' });
+    expect(await counts()).toEqual({ inbox: before.inbox + 1, jobs: before.jobs + 1 });
+    const row = await app.runtime.db
+      .selectFrom('inbox')
+      .selectAll()
+      .where('gateway_event_id', '=', 'evt_3RTkpYQ8iJWBZFaM1G1JtOIT')
+      .executeTakeFirstOrThrow();
+    expect(row.event_type).toBe('payment_intent.succeeded');
+    expect(row.body).toBe(raw);
+  });
+
+  it('answers 200 to a duplicate delivery and stores nothing new, no second job', async () => {
+    const before = await counts();
+    const response = await deliverStripe(app.url, raw);
+    expect(response.status).toBe(200);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('accepts a delivery signed with the previous secret during rotation', async () => {
+    const event = JSON.parse(raw);
+    event.id = 'evt_rotation_old_secret';
+    const response = await deliverStripe(app.url, event, { secret: 'whsec_test_secret_old' });
+    expect(response.status).toBe(200);
+  });
+
+  it.each([
+    ['a wrong secret', { secret: 'whsec_someone_else' }],
+    ['a missing signature', { signature: null }],
+    ['a garbled signature header', { signature: 't=abc,v1=nothex' }],
+    ['a stale timestamp (over 300 s old)', { timestamp: Math.floor(Date.now() / 1000) - 301 }],
+    ['a timestamp from the future', { timestamp: Math.floor(Date.now() / 1000) + 600 }],
+  ])('answers 400 to %s and stores nothing', async (_name, options) => {
+    const before = await counts();
+    const event = JSON.parse(raw);
+    event.id = `evt_bad_${Math.random()}`;
+    const response = await deliverStripe(app.url, event, options);
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.body).error.code).toBe('signature_verification_failed');
+    expect(await counts()).toEqual(before);
+    expect(app.logs.some((l) => l.msg === 'webhook rejected')).toBe(true);
+  });
+
+  it('answers 400 to a tampered body (valid signature of other bytes)', async () => {
+    const before = await counts();
+    const signedFor = await import('../../src/gateways/stripe/test-events.ts').then((m) =>
+      m.signStripePayload(raw, 'whsec_test_secret_current'),
+    );
+    const response = await deliverStripe(app.url, raw.replace('4620', '4621'), { signature: signedFor });
+    expect(response.status).toBe(400);
+    expect(await counts()).toEqual(before);
+  });
+
+  it.each([
+    ['not JSON', 'this is not json'],
+    ['not an event', JSON.stringify({ hello: 'world' })],
+    [
+      'an event without an id',
+      JSON.stringify({ type: 'payment_intent.succeeded', created: 1, data: { object: {} } }),
+    ],
+  ])('answers 400 to a correctly signed body that is %s and stores nothing', async (_name, body) => {
+    const before = await counts();
+    const response = await deliverStripe(app.url, body);
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.body).error.code).toBe('invalid_payload');
+    expect(await counts()).toEqual(before);
+  });
+
+  it('answers 413 to a body over 256 KiB, readable by the client', async () => {
+    const before = await counts();
+    const event = JSON.parse(raw);
+    event.id = 'evt_too_big';
+    event.data.object.description = 'x'.repeat(300 * 1024);
+    const response = await deliverStripe(app.url, event);
+    expect(response.status).toBe(413);
+    expect(JSON.parse(response.body).error.code).toBe('body_too_large');
+    expect(await counts()).toEqual(before);
+  });
+
+  it('answers 404 for a gateway that is not configured or not known', async () => {
+    for (const gateway of ['paypal', 'nosuchgateway']) {
+      const response = await fetch(`${app.url}/webhooks/${gateway}`, { method: 'POST', body: '{}' });
+      expect(response.status).toBe(404);
+    }
+  });
+});
+
+describe('POST /webhooks/stripe without Stripe configured', () => {
+  it('answers 404', async () => {
+    const app = await startTestApp({ STRIPE_WEBHOOK_SECRET: '', STRIPE_SECRET_KEY: '' });
+    try {
+      const response = await deliverStripe(
+        app.url,
+        stripeFixtureRaw('webhook.payment_intent.succeeded.json'),
+      );
+      expect(response.status).toBe(404);
+      const inbox = await app.runtime.db.selectFrom('inbox').selectAll().execute();
+      expect(inbox).toHaveLength(0);
+    } finally {
+      await app.stop();
+    }
+  });
+});

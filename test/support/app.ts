@@ -1,0 +1,72 @@
+import { Writable } from 'node:stream';
+import { type Config, loadConfig } from '../../src/config/env.ts';
+import { createLogger } from '../../src/logger.ts';
+import { type Role, type Runtime, startRuntime } from '../../src/runtime.ts';
+import { createTestDatabase } from './database.ts';
+
+export const ADMIN_KEY = 'bh_test_admin_key_0123456789abcdef';
+export const STRIPE_WEBHOOK_SECRET = 'whsec_test_secret_current';
+export const STRIPE_API_BASE = 'https://stripe.test';
+
+/** A running billhook for a test: real PostgreSQL, real HTTP on an ephemeral port, real pg-boss. */
+export interface TestApp {
+  runtime: Runtime;
+  config: Config;
+  url: string;
+  /** Every log line the app wrote, parsed. */
+  logs: Record<string, unknown>[];
+  /** Calls the /v1 API with the admin key (or `key`), JSON in and out. */
+  api(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts billhook on a fresh database with Stripe configured (webhook secret, API key, API base
+ * `https://stripe.test` for nock) and fast webhook retries. `env` overrides any variable.
+ */
+export async function startTestApp(
+  env: Record<string, string | undefined> = {},
+  role: Role = 'all',
+): Promise<TestApp> {
+  const config = loadConfig({
+    DATABASE_URL: await createTestDatabase(),
+    PORT: '0',
+    LOG_LEVEL: 'debug',
+    BILLHOOK_ADMIN_KEY: ADMIN_KEY,
+    STRIPE_SECRET_KEY: 'sk_test_billhook',
+    STRIPE_WEBHOOK_SECRET,
+    STRIPE_API_BASE,
+    WEBHOOK_RETRY_LIMIT: '2',
+    WEBHOOK_RETRY_DELAY_SECONDS: '1',
+    GATEWAY_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const runtime = await startRuntime(config, role, createLogger(config.LOG_LEVEL, sink));
+  const url = runtime.url ?? '';
+  return {
+    runtime,
+    config,
+    url,
+    logs,
+    async api(method, path, body, key = ADMIN_KEY) {
+      const response = await fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    },
+    stop: () => runtime.stop(),
+  };
+}

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import nock from 'nock';
+import { expect } from 'vitest';
+import { STRIPE_API_BASE, type TestApp } from './app.ts';
+import { stripeFixture } from './stripe.ts';
+
+/** The real succeeded PaymentIntent of the fixture `webhook.payment_intent.succeeded.json` (EUR 46.20). */
+export const FIXTURE_INTENT = stripeFixture('webhook.payment_intent.succeeded.json').data.object;
+
+/** Creates a customer with a Stripe payment method and a finalized (OPEN) invoice over the API. */
+export async function openInvoice(app: TestApp, amount = 4620, currency = 'eur') {
+  const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' });
+  expect(customer.status).toBe(201);
+  const method = await app.api('POST', '/v1/payment-methods', {
+    customer: customer.body.id,
+    gateway: 'stripe',
+    gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+    gateway_customer_id: 'cus_SRCIP043oBsNpV',
+  });
+  expect(method.status).toBe(201);
+  const draft = await app.api('POST', '/v1/invoices', {
+    customer: customer.body.id,
+    currency,
+    lines: [{ description: 'Pro plan, November', amount, quantity: 1 }],
+  });
+  expect(draft.status).toBe(201);
+  const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+  expect(invoice.body.status).toBe('OPEN');
+  return { customer: customer.body, method: method.body, invoice: invoice.body };
+}
+
+/** A faked Stripe request (nock 15 hands the reply function a fetch Request): header and form parameters. */
+async function readRequest(request: Request): Promise<{ idempotencyKey: string; params: URLSearchParams }> {
+  return {
+    idempotencyKey: request.headers.get('idempotency-key') ?? '',
+    params: new URLSearchParams(await request.text()),
+  };
+}
+
+/**
+ * Fakes `POST /v1/payment_intents` with the fixture's succeeded PaymentIntent, echoing the request's
+ * amount, currency and metadata, under `intentId` (a new id per call by default, as Stripe does).
+ * @returns the nock scope and the requests it saw
+ */
+export function stripeChargeSucceeds(intentId = `pi_${randomBytes(12).toString('hex')}`) {
+  const seen: { idempotencyKey: string; params: URLSearchParams }[] = [];
+  const scope = nock(STRIPE_API_BASE)
+    .post('/v1/payment_intents')
+    .reply(async (request: Request) => {
+      const seenRequest = await readRequest(request);
+      seen.push(seenRequest);
+      const p = seenRequest.params;
+      return [
+        200,
+        {
+          ...FIXTURE_INTENT,
+          id: intentId,
+          amount: Number(p.get('amount')),
+          amount_received: Number(p.get('amount')),
+          currency: p.get('currency'),
+          metadata: { billhook_reference: p.get('metadata[billhook_reference]') },
+        },
+      ];
+    });
+  return { scope, seen };
+}
+
+/** Fakes `POST /v1/refunds` with the fixture refund, echoing amount, payment intent and metadata. */
+export function stripeRefundSucceeds(refundId: string) {
+  const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+  return nock(STRIPE_API_BASE)
+    .post('/v1/refunds')
+    .reply(async (request: Request) => {
+      const { idempotencyKey, params: p } = await readRequest(request);
+      expect(idempotencyKey).toMatch(/^re_/);
+      return [
+        200,
+        {
+          ...refund,
+          id: refundId,
+          amount: Number(p.get('amount')),
+          currency: FIXTURE_INTENT.currency,
+          payment_intent: p.get('payment_intent'),
+          metadata: { billhook_reference: p.get('metadata[billhook_reference]') },
+        },
+      ];
+    });
+}
+
+/** Ledger balances by account code, with customer ids replaced by `customer`, for comparisons. */
+export async function ledgerByCode(app: TestApp): Promise<Record<string, number>> {
+  const accounts = await app.api('GET', '/v1/ledger/accounts');
+  const out: Record<string, number> = {};
+  for (const a of accounts.body.data)
+    out[`${a.code.replace(/cus_\w+/, 'customer')} ${a.currency}`] = a.balance;
+  return out;
+}

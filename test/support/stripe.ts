@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
+import { STRIPE_WEBHOOK_SECRET } from './app.ts';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/stripe');
+
+/** A real Stripe payload from test/fixtures/stripe (see SOURCES.md there), parsed. */
+export function stripeFixture(name: string): any {
+  return JSON.parse(readFileSync(path.join(FIXTURES, name), 'utf8'));
+}
+
+/** The raw bytes of a fixture, exactly as stored. */
+export function stripeFixtureRaw(name: string): string {
+  return readFileSync(path.join(FIXTURES, name), 'utf8');
+}
+
+/**
+ * POSTs a payload to /webhooks/stripe signed as Stripe would (or with `signature` as given).
+ * @returns the HTTP status and body text
+ */
+export async function deliverStripe(
+  baseUrl: string,
+  payload: string | object,
+  options: { secret?: string; timestamp?: number; signature?: string | null } = {},
+): Promise<{ status: number; body: string }> {
+  const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  const signature =
+    options.signature === undefined
+      ? signStripePayload(body, options.secret ?? STRIPE_WEBHOOK_SECRET, options.timestamp)
+      : options.signature;
+  const response = await fetch(`${baseUrl}/webhooks/stripe`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(signature === null ? {} : { 'stripe-signature': signature }),
+    },
+    body,
+  });
+  return { status: response.status, body: await response.text() };
+}
