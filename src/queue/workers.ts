@@ -18,8 +18,10 @@ export async function startWorkers(
       batchSize: 20,
       includeMetadata: true,
       perJobResults: true,
-      pollingIntervalSeconds: 1,
       burstWhenBatchFull: true,
+      pollingIntervalSeconds: 1,
+      // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
+      notifyPollingIntervalSeconds: 1,
     },
     webhookProcessHandler(db, registry, log),
   );
