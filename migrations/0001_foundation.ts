@@ -189,6 +189,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
     CREATE TRIGGER postings_immutable BEFORE UPDATE OR DELETE ON postings
       FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
+    CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON journal_entries
+      FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
+    CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings
+      FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
 
     -- Every entry balances per currency, checked when the transaction commits.
     CREATE FUNCTION ledger_entry_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -203,6 +207,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     END $$;
     CREATE CONSTRAINT TRIGGER postings_balanced AFTER INSERT ON postings
       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_entry_balanced();
+
+    -- Every entry has postings, also checked at commit.
+    CREATE FUNCTION ledger_entry_has_postings() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM postings WHERE journal_entry_id = NEW.id) THEN
+        RAISE EXCEPTION 'journal entry % has no postings', NEW.id;
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER journal_entries_have_postings AFTER INSERT ON journal_entries
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_entry_has_postings();
   `.execute(db);
 }
 
@@ -210,6 +225,6 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     DROP TABLE postings, journal_entries, ledger_accounts, reconciliation_exceptions, disputes, refunds,
       transactions, invoice_lines, invoices, payment_methods, customers, inbox, api_keys;
-    DROP FUNCTION ledger_immutable, ledger_entry_balanced;
+    DROP FUNCTION ledger_immutable, ledger_entry_balanced, ledger_entry_has_postings;
   `.execute(db);
 }

@@ -9,7 +9,7 @@ export const MAX_MINOR_UNITS = 1_000_000_000_000_000n;
 export function minorUnitsFromJson(value: unknown): bigint {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
-      `expected a non-negative integer amount in minor units, got ${JSON.stringify(value)}`,
+      `expected a non-negative integer amount in minor units, got ${typeof value === 'bigint' ? `${value}n` : JSON.stringify(value)}`,
     );
   }
   return BigInt(value);

@@ -2,8 +2,9 @@
  * ISO 4217 currencies and their minor-unit exponents.
  *
  * Source: ISO 4217 list one (SIX Group, "Current currency & funds code list"). Every currency not
- * listed in `EXPONENTS` has exponent 2. Validity of a code is checked against the runtime's ICU list
- * (`Intl.supportedValuesOf('currency')`), which follows the same standard.
+ * listed in `EXPONENTS` has exponent 2. A code is valid when the runtime's ICU list
+ * (`Intl.supportedValuesOf('currency')`, which follows the same standard) or `EXPONENTS` has it (ICU
+ * leaves out the funds codes CLF, UYI and UYW).
  */
 const EXPONENTS: Readonly<Record<string, number>> = {
   BIF: 0,
@@ -41,7 +42,7 @@ export type CurrencyCode = string;
 
 /** True when `code` is an upper-case ISO 4217 code known to the runtime. */
 export function isCurrency(code: string): boolean {
-  return /^[A-Z]{3}$/.test(code) && KNOWN.has(code);
+  return /^[A-Z]{3}$/.test(code) && (KNOWN.has(code) || Object.hasOwn(EXPONENTS, code));
 }
 
 /**

@@ -70,12 +70,12 @@ const Dispute = z.object({
 });
 
 /** Stripe PaymentIntent status → canonical charge event (https://docs.stripe.com/payments/paymentintents/lifecycle). */
-const PAYMENT_INTENT_EVENTS: Readonly<Record<string, PaymentEventType>> = {
-  'payment_intent.succeeded': 'charge.succeeded',
-  'payment_intent.payment_failed': 'charge.failed',
-  'payment_intent.canceled': 'charge.canceled',
-  'payment_intent.processing': 'charge.pending',
-};
+const PAYMENT_INTENT_EVENTS: ReadonlyMap<string, PaymentEventType> = new Map([
+  ['payment_intent.succeeded', 'charge.succeeded'],
+  ['payment_intent.payment_failed', 'charge.failed'],
+  ['payment_intent.canceled', 'charge.canceled'],
+  ['payment_intent.processing', 'charge.pending'],
+]);
 
 /** Refund status → canonical refund event (https://docs.stripe.com/api/refunds/object#refund_object-status). */
 function refundEventType(status: string | null | undefined): PaymentEventType {
@@ -112,6 +112,14 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
     );
   }
   return result.data;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new WebhookPayloadError('body is not JSON');
+  }
 }
 
 function refundEvent(eventId: string, occurredAt: Date, object: unknown): PaymentEvent {
@@ -186,12 +194,7 @@ export class StripeWebhook implements WebhookVerifier {
   }
 
   #delivery(rawBody: Buffer): VerifiedDelivery {
-    let json: unknown;
-    try {
-      json = JSON.parse(rawBody.toString('utf8'));
-    } catch {
-      throw new WebhookPayloadError('body is not JSON');
-    }
+    const json = parseJson(rawBody.toString('utf8'));
     const envelope = parse(Envelope, json, 'event');
     return { eventId: envelope.id, eventType: envelope.type };
   }
@@ -203,10 +206,10 @@ export class StripeWebhook implements WebhookVerifier {
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
   normalize(body: string): PaymentEvent[] {
-    const event = parse(Envelope, JSON.parse(body), 'event');
+    const event = parse(Envelope, parseJson(body), 'event');
     const occurredAt = new Date(event.created * 1000);
     const object = event.data.object;
-    const chargeType = PAYMENT_INTENT_EVENTS[event.type];
+    const chargeType = PAYMENT_INTENT_EVENTS.get(event.type);
     if (chargeType) {
       const intent = parse(PaymentIntent, object, 'payment intent');
       const error = intent.last_payment_error;

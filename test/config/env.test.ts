@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/env.ts';
+
+/** The ConfigError loadConfig throws for `env` (fails the test when it does not throw one). */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('applies the defaults for an empty environment', () => {
+    expect(loadConfig({})).toEqual({
+      EMBEDDED_PG_DIR: './.data/pg',
+      PORT: 3000,
+      BILLHOOK_ROLE: 'all',
+      LOG_LEVEL: 'info',
+      WEBHOOK_RETRY_LIMIT: 8,
+      WEBHOOK_RETRY_DELAY_SECONDS: 5,
+      GATEWAY_TIMEOUT_MS: 30_000,
+      STRIPE_WEBHOOK_SECRET: [],
+      STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
+      STRIPE_API_BASE: 'https://api.stripe.com',
+    });
+  });
+
+  it('reads the environment passed in, not process.env', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://billhook:secret@db.internal:5432/billhook',
+      PORT: '8080',
+      BILLHOOK_ROLE: 'worker',
+      BILLHOOK_ADMIN_KEY: 'bh_admin_0123456789abcdefghij',
+      LOG_LEVEL: 'warn',
+      WEBHOOK_RETRY_LIMIT: '0',
+      STRIPE_SECRET_KEY: 'sk_test_123',
+      STRIPE_API_BASE: 'http://localhost:12111',
+    });
+    expect(config).toMatchObject({
+      DATABASE_URL: 'postgres://billhook:secret@db.internal:5432/billhook',
+      PORT: 8080,
+      BILLHOOK_ROLE: 'worker',
+      BILLHOOK_ADMIN_KEY: 'bh_admin_0123456789abcdefghij',
+      LOG_LEVEL: 'warn',
+      WEBHOOK_RETRY_LIMIT: 0,
+      STRIPE_SECRET_KEY: 'sk_test_123',
+      STRIPE_API_BASE: 'http://localhost:12111',
+    });
+    expect(loadConfig({ DATABASE_URL: 'postgresql://h/d' }).DATABASE_URL).toBe('postgresql://h/d');
+  });
+
+  it('splits STRIPE_WEBHOOK_SECRET on commas, trimming spaces and dropping empty items', () => {
+    expect(loadConfig({ STRIPE_WEBHOOK_SECRET: 'whsec_new' }).STRIPE_WEBHOOK_SECRET).toEqual(['whsec_new']);
+    expect(
+      loadConfig({ STRIPE_WEBHOOK_SECRET: ' whsec_new , whsec_old,,  whsec_older ,' }).STRIPE_WEBHOOK_SECRET,
+    ).toEqual(['whsec_new', 'whsec_old', 'whsec_older']);
+  });
+
+  it('treats empty (or blank) optional strings as unset', () => {
+    const config = loadConfig({
+      DATABASE_URL: '',
+      BILLHOOK_ADMIN_KEY: '  ',
+      STRIPE_SECRET_KEY: '',
+      STRIPE_WEBHOOK_SECRET: ' ',
+    });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.BILLHOOK_ADMIN_KEY).toBeUndefined();
+    expect(config.STRIPE_SECRET_KEY).toBeUndefined();
+    expect(config.STRIPE_WEBHOOK_SECRET).toEqual([]);
+    expect(config).toEqual(loadConfig({}));
+  });
+
+  // An empty variable (as a copied .env file has it) means unset: `PORT=` must not become port 0.
+  it('treats an empty PORT as unset (default 3000)', () => {
+    expect(loadConfig({ PORT: '' }).PORT).toBe(3000);
+  });
+
+  it('treats an empty WEBHOOK_RETRY_LIMIT as unset (default 8)', () => {
+    expect(loadConfig({ WEBHOOK_RETRY_LIMIT: '' }).WEBHOOK_RETRY_LIMIT).toBe(8);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['BILLHOOK_ROLE', 'boss'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['DATABASE_URL', 'not a url'],
+    ['STRIPE_API_BASE', 'ftp://x'],
+    ['LOG_LEVEL', 'verbose'],
+    ['BILLHOOK_ADMIN_KEY', 'too-short'],
+    ['WEBHOOK_RETRY_LIMIT', '51'],
+    ['STRIPE_WEBHOOK_TOLERANCE_SECONDS', '0'],
+    ['GATEWAY_TIMEOUT_MS', '99'],
+  ])('refuses %s=%s with a ConfigError naming the variable', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toMatch(new RegExp(`^invalid configuration:\\n  ${name}: `));
+  });
+
+  it('names every bad variable, one per line', () => {
+    const error = configError({ PORT: '70000', BILLHOOK_ROLE: 'boss', STRIPE_API_BASE: 'ftp://x' });
+    const lines = error.message.split('\n').slice(1);
+    expect(lines).toHaveLength(3);
+    expect(lines.map((line) => line.trim().split(':')[0]).sort()).toEqual([
+      'BILLHOOK_ROLE',
+      'PORT',
+      'STRIPE_API_BASE',
+    ]);
+    expect(error.message).toContain('PORT: Too big: expected number to be <=65535');
+  });
+});

@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey, revokeApiKey } from '../../src/auth/api-keys.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
+
+describe('/v1 API', () => {
+  let app: TestApp;
+  let customerId: string;
+  beforeAll(async () => {
+    app = await startTestApp();
+    customerId = (await app.api('POST', '/v1/customers', { email: 'grace@example.com' })).body.id;
+  });
+  afterAll(() => app.stop());
+
+  async function rowCounts() {
+    const count = async (table: 'customers' | 'invoices' | 'payment_methods') =>
+      (await app.runtime.db.selectFrom(table).select('id').execute()).length;
+    return {
+      customers: await count('customers'),
+      invoices: await count('invoices'),
+      methods: await count('payment_methods'),
+    };
+  }
+
+  describe('authentication', () => {
+    it('answers 401 without a key, with an unknown key and with a revoked key', async () => {
+      expect((await fetch(`${app.url}/v1/invoices`)).status).toBe(401);
+      expect((await app.api('GET', '/v1/invoices', undefined, 'bh_not_a_real_key')).status).toBe(401);
+      const { secret, key } = await createApiKey(app.runtime.db, 'soon revoked', 'write');
+      expect((await app.api('GET', '/v1/invoices', undefined, secret)).status).toBe(200);
+      await revokeApiKey(app.runtime.db, key.id);
+      const revoked = await app.api('GET', '/v1/invoices', undefined, secret);
+      expect(revoked.status).toBe(401);
+      expect(revoked.body.error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key' });
+    });
+
+    it('accepts the key as the Basic auth user name', async () => {
+      const response = await fetch(`${app.url}/v1/invoices`, {
+        headers: { authorization: `Basic ${Buffer.from(`${ADMIN_KEY}:`).toString('base64')}` },
+      });
+      expect(response.status).toBe(200);
+    });
+
+    it('lets a read-only key read but answers 403 to its writes, changing nothing', async () => {
+      const { secret } = await createApiKey(app.runtime.db, 'dashboard', 'read');
+      expect((await app.api('GET', '/v1/ledger/accounts', undefined, secret)).status).toBe(200);
+      const before = await rowCounts();
+      const write = await app.api('POST', '/v1/customers', { email: 'x@example.com' }, secret);
+      expect(write.status).toBe(403);
+      expect(write.body.error.code).toBe('insufficient_scope');
+      expect(await rowCounts()).toEqual(before);
+    });
+
+    it('stores only a hash of each key', async () => {
+      const rows = await app.runtime.db.selectFrom('api_keys').selectAll().execute();
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) {
+        expect(row.key_hash).toMatch(/^[0-9a-f]{64}$/);
+        expect(JSON.stringify(row)).not.toContain(ADMIN_KEY);
+      }
+    });
+  });
+
+  describe('bad input gets a 4xx with field-level messages and changes nothing', () => {
+    const invoice = (lines: unknown, extra: Record<string, unknown> = {}) => ({
+      customer: 'CUSTOMER',
+      currency: 'usd',
+      lines,
+      ...extra,
+    });
+    it.each([
+      ['a customer without email', '/v1/customers', {}, 'email'],
+      ['a malformed email', '/v1/customers', { email: 'not-an-email' }, 'email'],
+      ['an unknown field', '/v1/customers', { email: 'a@example.com', admin: true }, '(body)'],
+      ['a float amount', '/v1/invoices', invoice([{ description: 'x', amount: 10.5 }]), 'lines.0.amount'],
+      ['a negative amount', '/v1/invoices', invoice([{ description: 'x', amount: -1 }]), 'lines.0.amount'],
+      ['a string amount', '/v1/invoices', invoice([{ description: 'x', amount: '100' }]), 'lines.0.amount'],
+      ['a huge amount', '/v1/invoices', invoice([{ description: 'x', amount: 1e16 }]), 'lines.0.amount'],
+      [
+        'an unknown currency',
+        '/v1/invoices',
+        invoice([{ description: 'x', amount: 1 }], { currency: 'XYZ' }),
+        'currency',
+      ],
+      ['no lines', '/v1/invoices', invoice([]), 'lines'],
+      [
+        'a zero quantity',
+        '/v1/invoices',
+        invoice([{ description: 'x', amount: 1, quantity: 0 }]),
+        'lines.0.quantity',
+      ],
+      [
+        'an unknown gateway',
+        '/v1/payment-methods',
+        { customer: 'CUSTOMER', gateway: 'bitpay', gateway_token: 't' },
+        'gateway',
+      ],
+    ])('%s → 422', async (_name, path, body, field) => {
+      const before = await rowCounts();
+      const response = await app.api(
+        'POST',
+        path,
+        JSON.parse(JSON.stringify(body).replaceAll('CUSTOMER', customerId)),
+      );
+      expect(response.status).toBe(422);
+      expect(response.body.error).toMatchObject({ type: 'invalid_request', code: 'validation_failed' });
+      expect(Object.keys(response.body.error.fields)).toContain(field);
+      expect(await rowCounts()).toEqual(before);
+    });
+
+    it('answers 400 to a body that is not JSON', async () => {
+      const response = await fetch(`${app.url}/v1/customers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+        body: '{"email": ',
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as any).error.code).toBe('invalid_json');
+    });
+
+    it('stores SQL and HTML metacharacters as plain text', async () => {
+      const name = `Robert'); DROP TABLE customers;-- <script>alert(1)</script>`;
+      const created = await app.api('POST', '/v1/customers', { email: 'bobby@example.com', name });
+      expect(created.status).toBe(201);
+      expect((await app.api('GET', `/v1/customers/${created.body.id}`)).body.name).toBe(name);
+    });
+
+    it('answers 404 for unknown ids and routes, 409 for a state that does not allow the action', async () => {
+      expect((await app.api('GET', '/v1/invoices/inv_nope')).status).toBe(404);
+      expect((await app.api('GET', '/v1/nothing-here')).status).toBe(404);
+      const unknownCustomer = await app.api('POST', '/v1/invoices', {
+        customer: 'cus_nope',
+        currency: 'usd',
+        lines: [{ description: 'x', amount: 1 }],
+      });
+      expect(unknownCustomer.status).toBe(404);
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customerId,
+        currency: 'jpy',
+        lines: [{ description: 'x', amount: 500 }],
+      });
+      expect((await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body.status).toBe('OPEN');
+      const twice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+      expect(twice.status).toBe(409);
+      expect(twice.body.error.code).toBe('invoice_not_draft');
+      const refund = await app.api('POST', `/v1/invoices/${draft.body.id}/refund`, {});
+      expect(refund.status).toBe(409);
+    });
+  });
+
+  describe('invoices', () => {
+    it('computes totals in minor units from lines with quantities and credits, and finalizes into the ledger', async () => {
+      const created = await app.api('POST', '/v1/invoices', {
+        customer: customerId,
+        currency: 'KWD',
+        lines: [
+          { description: 'Seats', amount: 12_345, quantity: 3 },
+          { description: 'Goodwill credit', amount: 1_000, type: 'CREDIT' },
+        ],
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({
+        status: 'DRAFT',
+        currency: 'KWD',
+        total: 36_035,
+        amount_due: 36_035,
+        amount_paid: 0,
+      });
+      expect(created.body.lines.map((l: { amount: number }) => l.amount)).toEqual([37_035, -1_000]);
+      await app.api('POST', `/v1/invoices/${created.body.id}/finalize`);
+      const accounts = (await app.api('GET', '/v1/ledger/accounts')).body.data.filter(
+        (a: { currency: string }) => a.currency === 'KWD',
+      );
+      expect(accounts.map((a: { code: string; balance: number }) => [a.code, a.balance])).toEqual([
+        [`receivable:${customerId}`, 36_035],
+        ['revenue', -36_035],
+      ]);
+    });
+
+    it('pages newest first with limit and starting_after', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(
+          (
+            await app.api('POST', '/v1/invoices', {
+              customer: customerId,
+              currency: 'usd',
+              lines: [{ description: `p${i}`, amount: 100 + i }],
+            })
+          ).body.id,
+        );
+      }
+      const first = await app.api('GET', `/v1/invoices?limit=2&customer=${customerId}&status=DRAFT`);
+      expect(first.body.has_more).toBe(true);
+      expect(first.body.data.map((i: { id: string }) => i.id)).toEqual([ids[2], ids[1]]);
+      const next = await app.api(
+        'GET',
+        `/v1/invoices?limit=2&customer=${customerId}&status=DRAFT&starting_after=${ids[1]}`,
+      );
+      expect(next.body.data[0].id).toBe(ids[0]);
+      expect((await app.api('GET', '/v1/invoices?limit=101')).status).toBe(422);
+    });
+  });
+
+  it('serves /healthz and /readyz without a key, with helmet headers and a request id', async () => {
+    const health = await fetch(`${app.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(health.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(health.headers.get('x-request-id')).toMatch(/[\w-]+/);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+  });
+});
