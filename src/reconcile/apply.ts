@@ -13,45 +13,68 @@ export type ApplyResult =
   | { kind: 'not_found'; message: string }
   | { kind: 'exception'; exception: ExceptionKind; message: string; transactionId?: string };
 
-const CHARGE_STATUS = {
-  'charge.succeeded': 'succeeded',
-  'charge.failed': 'failed',
-  'charge.pending': 'pending',
-  'charge.canceled': 'canceled',
-} as const;
+const CHARGE_STATUS = new Map([
+  ['charge.succeeded', 'succeeded'],
+  ['charge.failed', 'failed'],
+  ['charge.pending', 'pending'],
+  ['charge.canceled', 'canceled'],
+] as const);
 
-const REFUND_STATUS = {
-  'refund.succeeded': 'succeeded',
-  'refund.failed': 'failed',
-  'refund.pending': 'pending',
-} as const;
+const REFUND_STATUS = new Map([
+  ['refund.succeeded', 'succeeded'],
+  ['refund.failed', 'failed'],
+  ['refund.pending', 'pending'],
+] as const);
 
-const DISPUTE_STATUS = { 'dispute.opened': 'open', 'dispute.won': 'won', 'dispute.lost': 'lost' } as const;
+const DISPUTE_STATUS = new Map([
+  ['dispute.opened', 'open'],
+  ['dispute.won', 'won'],
+  ['dispute.lost', 'lost'],
+] as const);
 
-function mismatch(event: PaymentEvent, transaction: TransactionRow, amount: bigint): ApplyResult | undefined {
-  if (event.currency !== transaction.currency) {
-    return {
-      kind: 'exception',
-      exception: 'currency_mismatch',
-      transactionId: transaction.id,
-      message: `event ${event.gatewayEventId} is in ${event.currency}, transaction ${transaction.id} in ${transaction.currency}`,
-    };
+/**
+ * An exception when the event's currency or amount differs from what the ledger holds for `subject`
+ * (a transaction or a refund, on `transactionId`); `amountFits` decides what "differs" means.
+ */
+function mismatch(
+  event: PaymentEvent,
+  subject: { id: string; currency: string; amount: bigint },
+  transactionId: string,
+  amountFits: (event: bigint, ledger: bigint) => boolean = (a, b) => a === b,
+): ApplyResult | undefined {
+  const exception =
+    event.currency !== subject.currency
+      ? 'currency_mismatch'
+      : amountFits(event.amount, subject.amount)
+        ? undefined
+        : 'amount_mismatch';
+  if (!exception) return undefined;
+  return {
+    kind: 'exception',
+    exception,
+    transactionId,
+    message: `event ${event.gatewayEventId} says ${event.amount} ${event.currency}; ${subject.id} is ${subject.amount} ${subject.currency} (minor units)`,
+  };
+}
+
+/** The succeeded payment a refund or dispute event is about, or why it cannot be applied yet. */
+async function succeededPayment(
+  trx: Kysely<Database>,
+  event: PaymentEvent,
+  subject: string,
+): Promise<TransactionRow | ApplyResult> {
+  const transaction = await findTransaction(trx, event.gateway, event.gatewayTransactionId, undefined);
+  if (!transaction) return { kind: 'not_found', message: `no transaction for ${subject}` };
+  if (transaction.status !== 'succeeded') {
+    return { kind: 'not_found', message: `${subject} is on ${transaction.id}, which has not succeeded yet` };
   }
-  if (event.amount !== amount) {
-    return {
-      kind: 'exception',
-      exception: 'amount_mismatch',
-      transactionId: transaction.id,
-      message: `event ${event.gatewayEventId} says ${event.amount}, the ledger expects ${amount} (${event.currency} minor units)`,
-    };
-  }
-  return undefined;
+  return transaction;
 }
 
 async function applyCharge(
   trx: Kysely<Database>,
   event: PaymentEvent,
-  status: (typeof CHARGE_STATUS)[keyof typeof CHARGE_STATUS],
+  status: 'succeeded' | 'failed' | 'pending' | 'canceled',
 ): Promise<ApplyResult> {
   const found = await findTransaction(trx, event.gateway, event.gatewayTransactionId, event.reference);
   if (!found)
@@ -59,7 +82,7 @@ async function applyCharge(
       kind: 'not_found',
       message: `no transaction for ${event.gatewayTransactionId ?? event.reference}`,
     };
-  const problem = mismatch(event, found, found.amount);
+  const problem = mismatch(event, found, found.id);
   if (problem) return problem;
   const recorded = await recordChargeResult(trx, found.id, {
     status,
@@ -81,24 +104,17 @@ async function applyCharge(
 async function applyRefund(
   trx: Kysely<Database>,
   event: PaymentEvent,
-  status: (typeof REFUND_STATUS)[keyof typeof REFUND_STATUS],
+  status: 'succeeded' | 'failed' | 'pending',
 ): Promise<ApplyResult> {
   let refund = await findRefund(trx, event.gateway, event.gatewayRefundId, event.reference);
   if (!refund) {
     // A refund made outside billhook (the gateway's dashboard): record it against its payment.
-    const transaction = await findTransaction(trx, event.gateway, event.gatewayTransactionId, undefined);
-    if (!transaction)
-      return { kind: 'not_found', message: `no transaction for refund ${event.gatewayRefundId}` };
-    if (transaction.status !== 'succeeded') {
-      return {
-        kind: 'not_found',
-        message: `refund ${event.gatewayRefundId} on ${transaction.id}, which has not succeeded yet`,
-      };
-    }
-    const problem = mismatch(event, transaction, event.amount);
+    const payment = await succeededPayment(trx, event, `refund ${event.gatewayRefundId}`);
+    if ('kind' in payment) return payment;
+    const problem = mismatch(event, payment, payment.id, (amount, paid) => amount <= paid);
     if (problem) return problem;
     try {
-      refund = await createRefund(trx, transaction, {
+      refund = await createRefund(trx, payment, {
         amount: event.amount,
         gatewayRefundId: event.gatewayRefundId,
       });
@@ -107,19 +123,13 @@ async function applyRefund(
       return {
         kind: 'exception',
         exception: 'refund_exceeds_paid',
-        transactionId: transaction.id,
-        message: `refund ${event.gatewayRefundId} of ${event.amount} exceeds what is refundable on ${transaction.id}`,
+        transactionId: payment.id,
+        message: `refund ${event.gatewayRefundId} of ${event.amount} exceeds what is refundable on ${payment.id}`,
       };
     }
   }
-  if (event.currency !== refund.currency || event.amount !== refund.amount) {
-    return {
-      kind: 'exception',
-      exception: event.currency !== refund.currency ? 'currency_mismatch' : 'amount_mismatch',
-      transactionId: refund.transaction_id,
-      message: `event ${event.gatewayEventId} says ${event.amount} ${event.currency}, refund ${refund.id} is ${refund.amount} ${refund.currency}`,
-    };
-  }
+  const problem = mismatch(event, refund, refund.transaction_id);
+  if (problem) return problem;
   const recorded = await recordRefundResult(trx, refund.id, {
     status,
     gatewayRefundId: event.gatewayRefundId,
@@ -131,36 +141,19 @@ async function applyRefund(
 async function applyDispute(
   trx: Kysely<Database>,
   event: PaymentEvent,
-  status: (typeof DISPUTE_STATUS)[keyof typeof DISPUTE_STATUS],
+  status: 'open' | 'won' | 'lost',
 ): Promise<ApplyResult> {
-  const transaction = await findTransaction(trx, event.gateway, event.gatewayTransactionId, event.reference);
-  if (!transaction)
-    return { kind: 'not_found', message: `no transaction for dispute ${event.gatewayDisputeId}` };
-  if (transaction.status !== 'succeeded') {
-    return {
-      kind: 'not_found',
-      message: `dispute ${event.gatewayDisputeId} on ${transaction.id}, which has not succeeded yet`,
-    };
-  }
-  if (
-    event.currency !== transaction.currency ||
-    event.amount > transaction.amount ||
-    !event.gatewayDisputeId
-  ) {
-    return {
-      kind: 'exception',
-      exception: event.currency !== transaction.currency ? 'currency_mismatch' : 'amount_mismatch',
-      transactionId: transaction.id,
-      message: `dispute ${event.gatewayDisputeId} of ${event.amount} ${event.currency} does not fit transaction ${transaction.id}`,
-    };
-  }
-  const recorded = await recordDispute(trx, transaction, {
-    gatewayDisputeId: event.gatewayDisputeId,
+  const payment = await succeededPayment(trx, event, `dispute ${event.gatewayDisputeId}`);
+  if ('kind' in payment) return payment;
+  const problem = mismatch(event, payment, payment.id, (amount, paid) => amount <= paid);
+  if (problem) return problem;
+  const recorded = await recordDispute(trx, payment, {
+    gatewayDisputeId: event.gatewayDisputeId ?? event.gatewayEventId,
     status,
     amount: event.amount,
     reason: event.reason,
   });
-  return { kind: recorded.kind, transactionId: transaction.id };
+  return { kind: recorded.kind, transactionId: payment.id };
 }
 
 /**
@@ -169,9 +162,11 @@ async function applyDispute(
  * entry at most once, and reports mismatches instead of posting them.
  */
 export async function applyEvent(trx: Kysely<Database>, event: PaymentEvent): Promise<ApplyResult> {
-  if (event.type in CHARGE_STATUS)
-    return applyCharge(trx, event, CHARGE_STATUS[event.type as keyof typeof CHARGE_STATUS]);
-  if (event.type in REFUND_STATUS)
-    return applyRefund(trx, event, REFUND_STATUS[event.type as keyof typeof REFUND_STATUS]);
-  return applyDispute(trx, event, DISPUTE_STATUS[event.type as keyof typeof DISPUTE_STATUS]);
+  const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
+  if (charge) return applyCharge(trx, event, charge);
+  const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
+  if (refund) return applyRefund(trx, event, refund);
+  const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');
+  if (dispute) return applyDispute(trx, event, dispute);
+  throw new Error(`no reconciliation for event type ${event.type}`);
 }
