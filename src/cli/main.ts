@@ -4,6 +4,7 @@ import { type Config, loadConfig } from '../config/env.ts';
 import { createDb, type Db } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
+import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { createLogger } from '../logger.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
 import { type Role, resolveDatabase, startRuntime } from '../runtime.ts';
@@ -161,6 +162,22 @@ program
     });
     process.stdout.write(`${result.eventId} → HTTP ${result.status} ${result.body}\n`);
     if (result.status >= 300) process.exitCode = 1;
+  });
+
+program
+  .command('stub-stripe')
+  .description(
+    "serve a local stand-in for Stripe's API, for trying billhook offline (STRIPE_API_BASE=http://127.0.0.1:PORT)",
+  )
+  .option('--port <port>', 'port to listen on', integer, 12111)
+  .addOption(
+    new Option('--outcome <outcome>', 'how charges end')
+      .choices(['succeeded', 'processing', 'declined'])
+      .default('processing'),
+  )
+  .action(async (options: { port: number; outcome: StubOutcome }) => {
+    await startStripeStub(options.port, options.outcome);
+    process.stdout.write(`Stripe stub on http://127.0.0.1:${options.port} (charges: ${options.outcome})\n`);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -106,14 +106,16 @@ export async function recordChargeResult(
 ): Promise<RecordOutcome> {
   const { transaction, invoice } = await lockWithInvoice(trx, transactionId);
   if (transaction.status === result.status) {
-    if (result.gatewayTransactionId && !transaction.gateway_transaction_id) {
-      await trx
-        .updateTable('transactions')
-        .set({ gateway_transaction_id: result.gatewayTransactionId, updated_at: new Date() })
-        .where('id', '=', transactionId)
-        .execute();
-    }
-    return { kind: 'duplicate', transaction };
+    if (!result.gatewayTransactionId || transaction.gateway_transaction_id)
+      return { kind: 'duplicate', transaction };
+    // Same state, but now we know the gateway's id (a pending charge's first answer).
+    const learned = await trx
+      .updateTable('transactions')
+      .set({ gateway_transaction_id: result.gatewayTransactionId, updated_at: new Date() })
+      .where('id', '=', transactionId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { kind: 'duplicate', transaction: learned };
   }
   if (!NEXT[transaction.status].includes(result.status)) return { kind: 'stale', transaction };
   const updated = await trx

@@ -1,0 +1,75 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendTestWebhook } from '../../src/cli/send-test-webhook.ts';
+import { loadConfig } from '../../src/config/env.ts';
+import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
+import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** The README's walk-through: the local Stripe stub, a charge still processing, the webhook that settles it. */
+describe('README walk-through with the Stripe stub', () => {
+  let stub: Server;
+  let app: TestApp;
+  beforeAll(async () => {
+    stub = await startStripeStub(0, 'processing');
+    app = await startTestApp({ STRIPE_API_BASE: `http://127.0.0.1:${(stub.address() as AddressInfo).port}` });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await new Promise((resolve) => stub.close(resolve));
+  });
+
+  it('charges into pending, and send-test-webhook settles it to PAID with the ledger balanced', async () => {
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body;
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_card_visa',
+    });
+    const draft = (
+      await app.api('POST', '/v1/invoices', {
+        customer: customer.id,
+        currency: 'usd',
+        lines: [{ description: 'Pro plan', amount: 2500 }],
+      })
+    ).body;
+    await app.api('POST', `/v1/invoices/${draft.id}/finalize`);
+    const charged = (await app.api('POST', `/v1/invoices/${draft.id}/charge`)).body;
+    expect(charged.transaction).toMatchObject({
+      status: 'pending',
+      amount: 2500,
+      gateway_transaction_id: expect.stringMatching(/^pi_stub/),
+    });
+
+    const sent = await sendTestWebhook(
+      loadConfig({ STRIPE_WEBHOOK_SECRET }),
+      'stripe',
+      'payment_intent.succeeded',
+      {
+        url: app.url,
+        paymentIntent: charged.transaction.gateway_transaction_id,
+        amount: 2500,
+        currency: 'usd',
+      },
+    );
+    expect(sent.status).toBe(200);
+    const invoice = await waitFor('the invoice to be paid', async () => {
+      const body = (await app.api('GET', `/v1/invoices/${draft.id}`)).body;
+      return body.status === 'PAID' ? body : undefined;
+    });
+    expect(invoice).toMatchObject({ amount_paid: 2500, amount_due: 0 });
+    const balances = (await app.api('GET', '/v1/ledger/accounts')).body.data.map(
+      (a: { code: string; balance: number }) => [a.code, a.balance],
+    );
+    expect(balances).toEqual([
+      ['gateway_clearing:stripe', 2500],
+      [`receivable:${customer.id}`, 0],
+      ['revenue', -2500],
+    ]);
+
+    stub.closeAllConnections();
+    const refund = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount: 500 });
+    expect(refund.body).toMatchObject({ status: 'succeeded', amount: 500, currency: 'USD' });
+  });
+});
