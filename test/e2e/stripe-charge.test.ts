@@ -71,6 +71,13 @@ describe('charging an invoice through Stripe', () => {
       'invoice',
       'transaction',
     ]);
+    expect(entries.body.data[1].postings).toEqual([
+      { account: 'gateway_clearing:stripe', amount: 4620, currency: 'EUR' },
+      { account: `receivable:${customer.id}`, amount: -4620, currency: 'EUR' },
+    ]);
+    // A consumer tailing the books with its last cursor sees only what came after it.
+    const tail = await app.api('GET', `/v1/ledger/entries?after_sequence=${entries.body.data[0].sequence}`);
+    expect(tail.body.data.map((e: { id: string }) => e.id)).toEqual([entries.body.data[1].id]);
     expect(customer.id).toMatch(/^cus_/);
   });
 
@@ -150,6 +157,21 @@ describe('charging an invoice through Stripe', () => {
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction.status).toBe('unknown');
     expect(charged.body.invoice.status).toBe('OPEN');
+  });
+
+  it('stores an event type billhook does not reconcile and marks it ignored, never failed', async () => {
+    const event = stripeFixture('webhook.payment_intent.succeeded.json');
+    Object.assign(event, {
+      id: 'evt_customer_created',
+      type: 'customer.created',
+      data: { object: { id: 'cus_x', object: 'customer' } },
+    });
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    const ignored = await processed(app, 'evt_customer_created', 'ignored');
+    expect(ignored).toMatchObject({
+      type: 'customer.created',
+      outcome: 'ignored: customer.created is not reconciled',
+    });
   });
 
   it('refuses to charge a paid, a draft or a missing invoice', async () => {
