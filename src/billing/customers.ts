@@ -1,6 +1,7 @@
+import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { CustomerRow, PaymentMethodRow } from '../db/schema.ts';
+import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 
@@ -105,4 +106,19 @@ export async function paymentMethodFor(db: Db, customerId: string, id?: string):
   const row = await query.executeTakeFirst();
   if (!row) throw new NotFoundError('payment_method', id ?? `(default of ${customerId})`);
   return row;
+}
+
+/**
+ * The stored payment method `id`, as the gateway call needs it.
+ * @throws NotFoundError when there is none
+ */
+export async function getPaymentMethod(db: Kysely<Database>, id: string): Promise<PaymentMethodRow> {
+  const row = await db.selectFrom('payment_methods').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('payment_method', id);
+  return row;
+}
+
+/** A payment method as adapters take it: the gateway's token and customer id. */
+export function gatewayPaymentMethod(method: PaymentMethodRow): { token: string; customerId: string | null } {
+  return { token: method.gateway_token, customerId: method.gateway_customer_id };
 }

@@ -74,13 +74,16 @@ export interface WebhookVerifier {
    * Checks the delivery's signature on the exact raw bytes received.
    * @throws WebhookVerificationError (bad signature) or WebhookPayloadError (bad body)
    */
-  verify(rawBody: Buffer, headers: WebhookHeaders): VerifiedDelivery;
+  verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery>;
   /**
    * Translates a stored, verified body into canonical events; an empty list means the event type
-   * is not one billhook reconciles (it is marked ignored).
-   * @throws WebhookPayloadError when the body is not the documented shape
+   * is not one billhook reconciles (it is marked ignored). Where the payload is only a hint
+   * (Authorize.Net, eWAY, SecurePay), this asks the gateway for the transaction and reports only
+   * what the gateway itself returns.
+   * @throws WebhookPayloadError when the body is not the documented shape; any other error (the
+   * gateway unreachable) makes the job retry
    */
-  normalize(body: string): PaymentEvent[];
+  normalize(body: string): Promise<PaymentEvent[]>;
 }
 
 /** A charge request to a gateway. */
@@ -106,10 +109,14 @@ export type ChargeOutcome =
 export interface RefundRequest {
   /** Our refund id (`re_…`): idempotency key and reference. */
   reference: string;
+  /** Our id of the charge being refunded (`txn_…`): the merchant reference / order id it was sent with. */
+  chargeReference: string;
   gatewayTransactionId: string;
   /** Amount in minor units, at most what was paid and not yet refunded. */
   amount: bigint;
   currency: string;
+  /** The payment method that was charged, for gateways whose refunds name it (Authorize.Net profiles). */
+  paymentMethod: { token: string; customerId: string | null };
   reason?: string;
 }
 
@@ -120,10 +127,47 @@ export type RefundOutcome =
   | { status: 'declined'; code: string; message: string }
   | { status: 'unknown'; message: string };
 
+/** A void (cancel before settlement) of a charge. */
+export interface VoidRequest {
+  /** Our id of the charge (`txn_…`). */
+  reference: string;
+  gatewayTransactionId: string;
+  /** Amount in minor units and currency of the charge. */
+  amount: bigint;
+  currency: string;
+}
+
+/** Typed result of a void. */
+export type VoidOutcome =
+  | { status: 'succeeded' }
+  | { status: 'declined'; code: string; message: string }
+  | { status: 'unknown'; message: string };
+
+/** Which charge to look up: by our reference, and by the gateway's id when we learned it. */
+export interface TransactionQuery {
+  /** Our transaction id (`txn_…`), sent as merchant reference / metadata / order id. */
+  reference: string;
+  gatewayTransactionId?: string;
+  /** The original request, for gateways whose only status check is the idempotent repeat (SecurePay). */
+  charge: ChargeRequest;
+}
+
+/**
+ * What the gateway says about a charge now: the charge outcomes, or `not_found` when the gateway
+ * confirms it has no charge with this reference (the request never arrived).
+ */
+export type TransactionStatusOutcome = ChargeOutcome | { status: 'not_found' };
+
 /** The outbound half of an adapter. Every call honours the gateway's `*_API_BASE`. */
 export interface GatewayClient {
+  /** Charges a stored payment method. Never throws for gateway answers: declines and timeouts are outcomes. */
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
+  /** Refunds part or all of a settled charge. */
   refund(request: RefundRequest): Promise<RefundOutcome>;
+  /** Cancels a charge that has not settled yet. */
+  void(request: VoidRequest): Promise<VoidOutcome>;
+  /** Asks the gateway what became of a charge (the poller's question for pending and unknown attempts). */
+  fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome>;
 }
 
 /** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */

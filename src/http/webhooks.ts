@@ -39,7 +39,7 @@ export function webhookRoutes({ db, boss, registry, log }: AppDeps): Router {
     const gateway = req.params.gateway as GatewayName;
     const verifier = registry.get(gateway)?.webhook;
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const delivery = verifier!.verify(body, req.headers);
+    const delivery = await verifier!.verify(body, req.headers);
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
     const receipt = await receive(db, boss, {
       gateway,

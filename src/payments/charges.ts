@@ -1,4 +1,4 @@
-import { paymentMethodFor } from '../billing/customers.ts';
+import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -101,16 +101,12 @@ export async function executeCharge(
   registry: GatewayRegistry,
   attempt: TransactionRow,
 ): Promise<TransactionRow> {
-  const method = await db
-    .selectFrom('payment_methods')
-    .selectAll()
-    .where('id', '=', attempt.payment_method_id ?? '')
-    .executeTakeFirstOrThrow();
+  const method = await getPaymentMethod(db, attempt.payment_method_id ?? '');
   const outcome = await clientFor(registry, attempt.gateway).charge({
     reference: attempt.id,
     amount: attempt.amount,
     currency: attempt.currency,
-    paymentMethod: { token: method.gateway_token, customerId: method.gateway_customer_id },
+    paymentMethod: gatewayPaymentMethod(method),
     description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
   });
   const recorded = await db

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -222,11 +223,14 @@ export async function refundInvoice(
     clientFor(registry, transaction.gateway);
     return { refund: await createRefund(trx, transaction, input), transaction };
   });
+  const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
   const outcome = await clientFor(registry, refund.gateway).refund({
     reference: refund.id,
+    chargeReference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id ?? '',
     amount: refund.amount,
     currency: refund.currency,
+    paymentMethod: gatewayPaymentMethod(method),
     reason: input.reason,
   });
   const recorded = await db

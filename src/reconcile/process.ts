@@ -33,7 +33,7 @@ export async function processInboxEvent(
   if (!verifier) throw new Error(`gateway ${row.gateway} is not configured: cannot normalise ${inboxId}`);
   let events: PaymentEvent[];
   try {
-    events = verifier.normalize(row.body ?? '');
+    events = await verifier.normalize(row.body ?? '');
   } catch (error) {
     if (!(error instanceof WebhookPayloadError)) throw error;
     await db.transaction().execute(async (trx) => {

@@ -1,6 +1,16 @@
 import Stripe from 'stripe';
 import { minorUnitsToJson } from '../../money/amount.ts';
-import type { ChargeOutcome, ChargeRequest, GatewayClient, RefundOutcome, RefundRequest } from '../types.ts';
+import type {
+  ChargeOutcome,
+  ChargeRequest,
+  GatewayClient,
+  RefundOutcome,
+  RefundRequest,
+  TransactionQuery,
+  TransactionStatusOutcome,
+  VoidOutcome,
+  VoidRequest,
+} from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
 
 /** Settings of the outbound Stripe client. */
@@ -42,6 +52,38 @@ function outcomeOfError(
 }
 
 /**
+ * Maps a PaymentIntent's status (https://docs.stripe.com/payments/paymentintents/lifecycle):
+ * `succeeded` → succeeded; `processing` / `requires_capture` → pending; `requires_action` (an
+ * off-session charge cannot authenticate) and `requires_payment_method` / `canceled` → declined.
+ */
+function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
+  switch (intent.status) {
+    case 'succeeded':
+      return { status: 'succeeded', gatewayTransactionId: intent.id };
+    case 'processing':
+    case 'requires_capture':
+      return { status: 'pending', gatewayTransactionId: intent.id };
+    case 'requires_action':
+      return {
+        status: 'declined',
+        code: 'authentication_required',
+        message: 'the payment needs customer authentication, which an off-session charge cannot give',
+        gatewayTransactionId: intent.id,
+      };
+    default:
+      return {
+        status: 'declined',
+        code: intent.last_payment_error?.code ?? intent.status,
+        message: withDeclineCode(
+          intent.last_payment_error?.message ?? `payment intent is ${intent.status}`,
+          intent.last_payment_error?.decline_code,
+        ),
+        gatewayTransactionId: intent.id,
+      };
+  }
+}
+
+/**
  * Stripe's outbound side: off-session PaymentIntents and refunds, each sent with our id as the
  * `Idempotency-Key` (https://docs.stripe.com/api/idempotent_requests) and in metadata, so a repeated
  * call never charges twice and webhooks can be matched to our rows.
@@ -64,8 +106,7 @@ export class StripeClient implements GatewayClient {
   /**
    * Charges a saved payment method off-session: `POST /v1/payment_intents` with `confirm=true`,
    * `off_session=true` (https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method).
-   * `succeeded` → succeeded; `processing` → pending; `requires_action` / `requires_payment_method`
-   * (authentication needed, which an off-session charge cannot do) → declined.
+   * The answer's status maps as `outcomeOfIntent` says; card errors are declines, the rest unknown.
    */
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
     try {
@@ -82,30 +123,7 @@ export class StripeClient implements GatewayClient {
         },
         { idempotencyKey: request.reference },
       );
-      switch (intent.status) {
-        case 'succeeded':
-          return { status: 'succeeded', gatewayTransactionId: intent.id };
-        case 'processing':
-        case 'requires_capture':
-          return { status: 'pending', gatewayTransactionId: intent.id };
-        case 'requires_action':
-          return {
-            status: 'declined',
-            code: 'authentication_required',
-            message: 'the payment needs customer authentication, which an off-session charge cannot give',
-            gatewayTransactionId: intent.id,
-          };
-        default:
-          return {
-            status: 'declined',
-            code: intent.last_payment_error?.code ?? intent.status,
-            message: withDeclineCode(
-              intent.last_payment_error?.message ?? `payment intent is ${intent.status}`,
-              intent.last_payment_error?.decline_code,
-            ),
-            gatewayTransactionId: intent.id,
-          };
-      }
+      return outcomeOfIntent(intent);
     } catch (error) {
       const outcome = outcomeOfError(error);
       const intentId = error instanceof Stripe.errors.StripeError ? error.payment_intent?.id : undefined;
@@ -143,6 +161,49 @@ export class StripeClient implements GatewayClient {
       return { status: 'pending', gatewayRefundId: refund.id };
     } catch (error) {
       return outcomeOfError(error);
+    }
+  }
+
+  /**
+   * Cancels a PaymentIntent that has not succeeded yet: `POST /v1/payment_intents/{id}/cancel`
+   * (https://docs.stripe.com/api/payment_intents/cancel). A succeeded one cannot be voided (refund it).
+   */
+  async void(request: VoidRequest): Promise<VoidOutcome> {
+    try {
+      const intent = await this.#stripe.paymentIntents.cancel(
+        request.gatewayTransactionId,
+        {},
+        {
+          idempotencyKey: `${request.reference}:void`,
+        },
+      );
+      return intent.status === 'canceled'
+        ? { status: 'succeeded' }
+        : { status: 'declined', code: intent.status, message: `payment intent is ${intent.status}` };
+    } catch (error) {
+      return outcomeOfError(error);
+    }
+  }
+
+  /**
+   * What became of a charge: `GET /v1/payment_intents/{id}` when its id is known, otherwise a search on
+   * our metadata reference (https://docs.stripe.com/search#query-fields-for-payment-intents; the
+   * index trails writes by about a minute, so `not_found` is only final for an older attempt).
+   */
+  async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
+    try {
+      if (query.gatewayTransactionId) {
+        return outcomeOfIntent(await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId));
+      }
+      const found = await this.#stripe.paymentIntents.search({
+        query: `metadata['${REFERENCE_KEY}']:'${query.reference}'`,
+        limit: 1,
+      });
+      const intent = found.data[0];
+      return intent ? outcomeOfIntent(intent) : { status: 'not_found' };
+    } catch (error) {
+      const outcome = outcomeOfError(error);
+      return outcome.status === 'declined' ? { status: 'unknown', message: outcome.message } : outcome;
     }
   }
 }

@@ -169,7 +169,7 @@ export class StripeWebhook implements WebhookVerifier {
    * @throws WebhookVerificationError when no secret matches or the timestamp is outside the tolerance
    * @throws WebhookPayloadError when the signed body is not a Stripe event
    */
-  verify(rawBody: Buffer, headers: WebhookHeaders): VerifiedDelivery {
+  async verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery> {
     const header = headers['stripe-signature'];
     if (typeof header !== 'string' || header === '') {
       throw new WebhookVerificationError('missing Stripe-Signature header');
@@ -205,7 +205,7 @@ export class StripeWebhook implements WebhookVerifier {
    * Amounts are Stripe's integer minor units; currencies are upper-cased.
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
-  normalize(body: string): PaymentEvent[] {
+  async normalize(body: string): Promise<PaymentEvent[]> {
     const event = parse(Envelope, parseJson(body), 'event');
     const occurredAt = new Date(event.created * 1000);
     const object = event.data.object;
