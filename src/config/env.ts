@@ -32,6 +32,24 @@ const EnvSchema = z.object({
   STRIPE_WEBHOOK_SECRET: secretList,
   STRIPE_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
   STRIPE_API_BASE: url('https://api.stripe.com'),
+  PAYPAL_CLIENT_ID: optionalString,
+  PAYPAL_CLIENT_SECRET: optionalString,
+  PAYPAL_WEBHOOK_ID: optionalString,
+  PAYPAL_API_BASE: url('https://api-m.sandbox.paypal.com'),
+  /** Test mode only: PEM certificate(s) trusted for PayPal webhook signatures besides PayPal's own. */
+  PAYPAL_TEST_CERT_FILE: optionalString,
+  AUTHORIZENET_API_LOGIN_ID: optionalString,
+  AUTHORIZENET_TRANSACTION_KEY: optionalString,
+  AUTHORIZENET_SIGNATURE_KEY: optionalString,
+  AUTHORIZENET_API_BASE: url('https://apitest.authorize.net'),
+  EWAY_API_KEY: optionalString,
+  EWAY_API_PASSWORD: optionalString,
+  EWAY_API_BASE: url('https://api.sandbox.ewaypayments.com'),
+  SECUREPAY_CLIENT_ID: optionalString,
+  SECUREPAY_CLIENT_SECRET: optionalString,
+  SECUREPAY_MERCHANT_CODE: optionalString,
+  SECUREPAY_API_BASE: url('https://payments-stest.npe.auspost.zone'),
+  SECUREPAY_AUTH_URL: url('https://welcome.api2.sandbox.auspost.com.au/oauth/token'),
 });
 
 /** Parsed, typed configuration. Every field comes from one environment variable of the same name. */

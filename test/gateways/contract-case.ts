@@ -1,0 +1,28 @@
+import type { ChargeRequest, GatewayClient, GatewayName } from '../../src/gateways/types.ts';
+
+/**
+ * What the shared adapter contract suite (test/gateways/contract.test.ts) needs from one gateway:
+ * a client aimed at nock, a charge to make, and nock interceptors — on the gateway's real fixture
+ * answers — for each scenario. Each `nock…` function sets up exactly the calls its scenario makes.
+ */
+export interface ContractCase {
+  gateway: GatewayName;
+  /** A client whose every call goes to the base URL(s) the interceptors use, timeout ≤ 1 s. */
+  client(): GatewayClient;
+  /** The charge every scenario makes: our reference, amount, currency and stored payment method. */
+  charge: ChargeRequest;
+  /** The gateway approves the charge. */
+  nockApproved(): void;
+  /** The gateway declines; the outcome must carry this code and a message matching `message`. */
+  nockDeclined(): { code: string; message: RegExp };
+  /** The charge call gets no answer in time (or a 5xx): the outcome is unknown. */
+  nockTimeout(): void;
+  /** After a timeout, the gateway's status answer (or idempotent repeat) says the charge succeeded. */
+  nockPollFindsSuccess(): void;
+  /** A refund of `amount` (less than the charge) of the approved charge succeeds. */
+  nockPartialRefund(amount: bigint): void;
+  /** A void of the approved charge succeeds. */
+  nockVoid(): void;
+  /** The gateway's id of the approved charge, as its fixture answer carries it. */
+  approvedTransactionId: string;
+}

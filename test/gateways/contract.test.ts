@@ -1,0 +1,78 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { contractCases } from './contract-cases.ts';
+
+/**
+ * One contract, every adapter: charge approved, declined (the gateway's code and message kept),
+ * timed out → unknown → the status check resolves it, partial refund, void. Gateways' servers are
+ * nock on their real fixture answers.
+ */
+describe.each(contractCases)('$gateway adapter contract', (contract) => {
+  beforeAll(() => {
+    nock.disableNetConnect();
+  });
+  afterEach(() => {
+    expect(nock.pendingMocks()).toEqual([]);
+    nock.cleanAll();
+  });
+  afterAll(() => {
+    nock.enableNetConnect();
+  });
+
+  it('charges a stored payment method: succeeded with the gateway transaction id', async () => {
+    contract.nockApproved();
+    expect(await contract.client().charge(contract.charge)).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: contract.approvedTransactionId,
+    });
+  });
+
+  it('returns a decline as data, with the gateway code and message', async () => {
+    const { code, message } = contract.nockDeclined();
+    const outcome = await contract.client().charge(contract.charge);
+    expect(outcome.status).toBe('declined');
+    expect(outcome).toMatchObject({ code });
+    expect(outcome.status === 'declined' && outcome.message).toMatch(message);
+  });
+
+  it('leaves a timed-out charge unknown, and the status check resolves it', async () => {
+    contract.nockTimeout();
+    const client = contract.client();
+    const outcome = await client.charge(contract.charge);
+    expect(outcome.status).toBe('unknown');
+    nock.abortPendingRequests();
+    nock.cleanAll();
+    contract.nockPollFindsSuccess();
+    expect(
+      await client.fetchTransaction({ reference: contract.charge.reference, charge: contract.charge }),
+    ).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: contract.approvedTransactionId,
+    });
+  });
+
+  it('refunds part of a charge', async () => {
+    const amount = contract.charge.amount / 4n;
+    contract.nockPartialRefund(amount);
+    const outcome = await contract.client().refund({
+      reference: 're_contract01',
+      chargeReference: contract.charge.reference,
+      gatewayTransactionId: contract.approvedTransactionId,
+      amount,
+      currency: contract.charge.currency,
+      paymentMethod: contract.charge.paymentMethod,
+    });
+    expect(outcome.status).toBe('succeeded');
+  });
+
+  it('voids a charge', async () => {
+    contract.nockVoid();
+    const outcome = await contract.client().void({
+      reference: contract.charge.reference,
+      gatewayTransactionId: contract.approvedTransactionId,
+      amount: contract.charge.amount,
+      currency: contract.charge.currency,
+    });
+    expect(outcome).toEqual({ status: 'succeeded' });
+  });
+});

@@ -1,0 +1,54 @@
+import nock from 'nock';
+import { StripeClient } from '../../../src/gateways/stripe/client.ts';
+import { stripeFixture } from '../../support/stripe.ts';
+import type { ContractCase } from '../contract-case.ts';
+
+const BASE = 'https://stripe.contract.test';
+const INTENT = stripeFixture('webhook.payment_intent.succeeded.json').data.object;
+const REFERENCE = 'txn_contractstripe01';
+
+/** Stripe in the shared contract suite, on the real fixture PaymentIntent, decline and refund. */
+export const stripeContract: ContractCase = {
+  gateway: 'stripe',
+  client: () => new StripeClient({ secretKey: 'sk_test_contract', apiBase: BASE, timeoutMs: 300 }),
+  charge: {
+    reference: REFERENCE,
+    amount: 4620n,
+    currency: 'EUR',
+    paymentMethod: { token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi', customerId: 'cus_SRCIP043oBsNpV' },
+  },
+  approvedTransactionId: INTENT.id,
+  nockApproved() {
+    nock(BASE).post('/v1/payment_intents').matchHeader('idempotency-key', REFERENCE).reply(200, INTENT);
+  },
+  nockDeclined() {
+    nock(BASE)
+      .post('/v1/payment_intents')
+      .reply(402, stripeFixture('api.payment_intent.create.card_declined.error.json'));
+    return { code: 'card_declined', message: /Your card was declined.*generic_decline/ };
+  },
+  nockTimeout() {
+    nock(BASE).post('/v1/payment_intents').delay(800).reply(200, INTENT);
+  },
+  nockPollFindsSuccess() {
+    nock(BASE)
+      .get('/v1/payment_intents/search')
+      .query((q) => String(q.query).includes(REFERENCE))
+      .reply(200, {
+        object: 'search_result',
+        data: [{ ...INTENT, metadata: { billhook_reference: REFERENCE } }],
+        has_more: false,
+      });
+  },
+  nockPartialRefund(amount) {
+    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    nock(BASE)
+      .post('/v1/refunds', (body) => body.payment_intent === INTENT.id && body.amount === String(amount))
+      .reply(200, { ...refund, amount: Number(amount), payment_intent: INTENT.id });
+  },
+  nockVoid() {
+    nock(BASE)
+      .post(`/v1/payment_intents/${INTENT.id}/cancel`)
+      .reply(200, { ...INTENT, status: 'canceled' });
+  },
+};
