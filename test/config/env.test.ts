@@ -25,6 +25,11 @@ describe('loadConfig', () => {
       STRIPE_WEBHOOK_SECRET: [],
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',
+      PAYPAL_API_BASE: 'https://api-m.sandbox.paypal.com',
+      AUTHORIZENET_API_BASE: 'https://apitest.authorize.net',
+      EWAY_API_BASE: 'https://api.sandbox.ewaypayments.com',
+      SECUREPAY_API_BASE: 'https://payments-stest.npe.auspost.zone',
+      SECUREPAY_AUTH_URL: 'https://welcome.api2.sandbox.auspost.com.au/oauth/token',
     });
   });
 
