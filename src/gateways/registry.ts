@@ -1,4 +1,8 @@
 import type { Config } from '../config/env.ts';
+import { authorizenetAdapter } from './authorizenet/index.ts';
+import { ewayAdapter } from './eway/index.ts';
+import { paypalAdapter } from './paypal/index.ts';
+import { securepayAdapter } from './securepay/index.ts';
 import { stripeAdapter } from './stripe/index.ts';
 import type { GatewayAdapter, GatewayName } from './types.ts';
 
@@ -7,6 +11,12 @@ export type GatewayRegistry = ReadonlyMap<GatewayName, GatewayAdapter>;
 
 /** Builds every adapter from the configuration. */
 export function createRegistry(config: Config): GatewayRegistry {
-  const adapters: GatewayAdapter[] = [stripeAdapter(config)];
+  const adapters: GatewayAdapter[] = [
+    stripeAdapter(config),
+    paypalAdapter(config),
+    authorizenetAdapter(config),
+    ewayAdapter(config),
+    securepayAdapter(config),
+  ];
   return new Map(adapters.map((adapter) => [adapter.name, adapter]));
 }

@@ -8,7 +8,7 @@ const INTENT = stripeFixture('webhook.payment_intent.succeeded.json').data.objec
 const REFERENCE = 'txn_contractstripe01';
 
 /** Stripe in the shared contract suite, on the real fixture PaymentIntent, decline and refund. */
-export const stripeContract: ContractCase = {
+export const contract: ContractCase = {
   gateway: 'stripe',
   client: () => new StripeClient({ secretKey: 'sk_test_contract', apiBase: BASE, timeoutMs: 300 }),
   charge: {
