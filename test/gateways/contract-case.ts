@@ -21,8 +21,11 @@ export interface ContractCase {
   nockPollFindsSuccess(): void;
   /** A refund of `amount` (less than the charge) of the approved charge succeeds. */
   nockPartialRefund(amount: bigint): void;
-  /** A void of the approved charge succeeds. */
-  nockVoid(): void;
+  /**
+   * A void of the approved charge: `succeeded` where the gateway can void it, or a decline with the
+   * gateway's code where it cannot void a captured payment (it must be refunded instead).
+   */
+  nockVoid(): { status: 'succeeded' } | { status: 'declined'; code: string };
   /** The gateway's id of the approved charge, as its fixture answer carries it. */
   approvedTransactionId: string;
 }

@@ -50,5 +50,6 @@ export const contract: ContractCase = {
     nock(BASE)
       .post(`/v1/payment_intents/${INTENT.id}/cancel`)
       .reply(200, { ...INTENT, status: 'canceled' });
+    return { status: 'succeeded' };
   },
 };
