@@ -81,7 +81,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
-  if (role !== 'web') await startWorkers(boss, db, registry, log);
+  if (role !== 'web') await startWorkers(boss, db, registry, config, log);
 
   return {
     db,

@@ -4,9 +4,11 @@ import { type Config, loadConfig } from '../config/env.ts';
 import { createDb, type Db } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
+import { createRegistry } from '../gateways/registry.ts';
 import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { createLogger } from '../logger.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
+import { pollDueTransactions } from '../queue/handlers/transaction-poll.ts';
 import { type Role, resolveDatabase, startRuntime } from '../runtime.ts';
 import { sendTestWebhook } from './send-test-webhook.ts';
 
@@ -162,6 +164,23 @@ program
     });
     process.stdout.write(`${result.eventId} → HTTP ${result.status} ${result.body}\n`);
     if (result.status >= 300) process.exitCode = 1;
+  });
+
+program
+  .command('reconcile')
+  .description('ask the gateways now about every charge whose outcome is still pending or unknown')
+  .action(async () => {
+    const cfg = config();
+    const log = createLogger(cfg.LOG_LEVEL === 'info' ? 'warn' : cfg.LOG_LEVEL);
+    const results = await withDb((db) =>
+      pollDueTransactions(db, createRegistry(cfg), cfg.POLL_SCHEDULE_SECONDS, log, { all: true }),
+    );
+    for (const r of results) {
+      process.stdout.write(
+        `${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,
+      );
+    }
+    process.stdout.write(`${results.length} charge(s) checked\n`);
   });
 
 program

@@ -27,6 +27,14 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  /** Seconds after a pending/unknown charge at which the gateway is asked again; then an exception. */
+  POLL_SCHEDULE_SECONDS: optionalString.transform((value, ctx) => {
+    const steps = (value ?? '60,300,3600,86400').split(',').map((s) => Number(s.trim()));
+    if (steps.some((n) => !Number.isInteger(n) || n <= 0)) {
+      ctx.addIssue({ code: 'custom', message: 'a comma-separated list of positive whole seconds' });
+    }
+    return steps;
+  }),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: secretList,

@@ -106,6 +106,8 @@ export interface TransactionsTable {
   status: TransactionStatus;
   failure_code: string | null;
   failure_message: string | null;
+  /** Status checks made so far for a pending or unknown outcome. */
+  poll_attempts: Generated<number>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
 }

@@ -23,10 +23,12 @@ export function createBoss(connectionString: string, options: { maintenance: boo
 
 /**
  * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
- * retry policy: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
- * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart.
+ * retry policy of `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
+ * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll` is a per-minute sweep.
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
+  // A sweep that fails is simply run again by the next minute's schedule.
+  await boss.createQueue(QUEUES.transactionPoll, { retryLimit: 0, expireInSeconds: 600 });
   const name = QUEUES.webhookProcess;
   const deadLetter = `${name}.dead`;
   const policy = {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 /** pg-boss queue names. Each has a dead-letter queue named `<name>.dead`. */
 export const QUEUES = {
   webhookProcess: 'webhook.process',
+  transactionPoll: 'transaction.poll',
 } as const;
 
 /** Job data of `webhook.process`: the inbox row to process. */

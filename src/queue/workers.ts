@@ -1,15 +1,21 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
+import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
 import { QUEUES } from './queues.ts';
 
-/** Starts billhook's job workers on a started pg-boss. */
+/**
+ * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, and the
+ * `transaction.poll` sweep, scheduled every minute (one job per minute across all workers).
+ */
 export async function startWorkers(
   boss: PgBoss,
   db: Db,
   registry: GatewayRegistry,
+  config: Config,
   log: Logger,
 ): Promise<void> {
   await boss.work(
@@ -25,4 +31,8 @@ export async function startWorkers(
     },
     webhookProcessHandler(db, registry, log),
   );
+  await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
+    await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
+  });
+  await boss.schedule(QUEUES.transactionPoll, '* * * * *');
 }

@@ -10,7 +10,8 @@ export type ExceptionKind =
   | 'currency_mismatch'
   | 'duplicate_payment'
   | 'refund_exceeds_paid'
-  | 'unparseable_payload';
+  | 'unparseable_payload'
+  | 'unknown_outcome';
 
 /** A reconciliation problem for a person to resolve. */
 export interface NewException {
@@ -22,7 +23,7 @@ export interface NewException {
   details?: Record<string, unknown>;
 }
 
-/** Records an open reconciliation exception, once per (inbox event, kind). */
+/** Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per (transaction, kind). */
 export async function raiseException(trx: Kysely<Database>, exception: NewException): Promise<void> {
   await trx
     .insertInto('reconciliation_exceptions')
@@ -37,6 +38,10 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
         typeof value === 'bigint' ? value.toString() : value,
       ),
     })
-    .onConflict((oc) => oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing())
+    .onConflict((oc) =>
+      exception.inboxId
+        ? oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing()
+        : oc.columns(['transaction_id', 'kind']).where('inbox_id', 'is', null).doNothing(),
+    )
     .execute();
 }

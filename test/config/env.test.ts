@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,
+      POLL_SCHEDULE_SECONDS: [60, 300, 3600, 86400],
       STRIPE_WEBHOOK_SECRET: [],
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',
@@ -76,6 +77,12 @@ describe('loadConfig', () => {
     expect(config.STRIPE_SECRET_KEY).toBeUndefined();
     expect(config.STRIPE_WEBHOOK_SECRET).toEqual([]);
     expect(config).toEqual(loadConfig({}));
+  });
+
+  it('reads the poll schedule and refuses a bad one', () => {
+    expect(loadConfig({ POLL_SCHEDULE_SECONDS: '1, 2,3' }).POLL_SCHEDULE_SECONDS).toEqual([1, 2, 3]);
+    expect(() => loadConfig({ POLL_SCHEDULE_SECONDS: '60,soon' })).toThrow(/POLL_SCHEDULE_SECONDS/);
+    expect(() => loadConfig({ POLL_SCHEDULE_SECONDS: '60,-1' })).toThrow(/POLL_SCHEDULE_SECONDS/);
   });
 
   // An empty variable (as a copied .env file has it) means unset: `PORT=` must not become port 0.

@@ -1,0 +1,87 @@
+import { sql } from 'kysely';
+import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
+import type { Db } from '../db/database.ts';
+import type { TransactionRow } from '../db/schema.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { chargeResultOf, clientFor } from './charges.ts';
+import { recordChargeResult } from './transactions.ts';
+
+/** How long after an attempt a gateway's "no such charge" is believed: its index may trail writes. */
+const NOT_FOUND_IS_FINAL_AFTER_MS = 10 * 60 * 1000;
+
+/** What one status check did. `exhausted` means the schedule is used up and the outcome is still open. */
+export type PollResult = { transactionId: string; status: TransactionRow['status']; exhausted: boolean };
+
+/**
+ * The pending or unknown charges whose next status check is due at `now`: the k-th check comes
+ * `schedule[k]` seconds after the attempt was created.
+ * @param schedule seconds after creation, e.g. `[60, 300, 3600, 86400]`
+ */
+export async function dueForPoll(
+  db: Db,
+  schedule: readonly number[],
+  now: Date,
+  limit = 100,
+): Promise<TransactionRow[]> {
+  const steps = sql.join(schedule.map((s) => sql`${s}::int`));
+  return db
+    .selectFrom('transactions')
+    .selectAll()
+    .where('status', 'in', ['pending', 'unknown'])
+    .where('poll_attempts', '<', schedule.length)
+    .where(sql<boolean>`created_at + make_interval(secs => (ARRAY[${steps}])[poll_attempts + 1]) <= ${now}`)
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Asks the gateway what became of one pending or unknown charge (`fetchTransaction` by our
+ * reference) and records the answer. Only a confirmed answer changes the state: a decline or a
+ * "no such charge" older than ten minutes frees the invoice; an unclear answer leaves it as it is.
+ */
+export async function pollTransaction(
+  db: Db,
+  registry: GatewayRegistry,
+  transaction: TransactionRow,
+  schedule: readonly number[],
+  now: Date,
+): Promise<PollResult> {
+  const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
+  const outcome = await clientFor(registry, transaction.gateway).fetchTransaction({
+    reference: transaction.id,
+    gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
+    charge: {
+      reference: transaction.id,
+      amount: transaction.amount,
+      currency: transaction.currency,
+      paymentMethod: gatewayPaymentMethod(method),
+      description: transaction.invoice_id ? `invoice ${transaction.invoice_id}` : undefined,
+    },
+  });
+  return db.transaction().execute(async (trx) => {
+    if (outcome.status === 'not_found') {
+      if (now.getTime() - transaction.created_at.getTime() >= NOT_FOUND_IS_FINAL_AFTER_MS) {
+        await recordChargeResult(trx, transaction.id, {
+          status: 'failed',
+          failureCode: 'not_found_at_gateway',
+          failureMessage: 'the gateway has no charge with this reference: the request never reached it',
+        });
+      }
+    } else if (outcome.status !== 'unknown') {
+      await recordChargeResult(trx, transaction.id, chargeResultOf(outcome));
+    }
+    const row = await trx
+      .updateTable('transactions')
+      .set((eb) => ({ poll_attempts: eb('poll_attempts', '+', 1) }))
+      .where('id', '=', transaction.id)
+      .returning(['status', 'poll_attempts'])
+      .executeTakeFirstOrThrow();
+    const open = row.status === 'pending' || row.status === 'unknown';
+    return {
+      transactionId: transaction.id,
+      status: row.status,
+      exhausted: open && row.poll_attempts >= schedule.length,
+    };
+  });
+}

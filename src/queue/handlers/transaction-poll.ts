@@ -1,0 +1,47 @@
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.ts';
+import type { GatewayRegistry } from '../../gateways/registry.ts';
+import { dueForPoll, type PollResult, pollTransaction } from '../../payments/poll.ts';
+import { raiseException } from '../../reconcile/exceptions.ts';
+
+/**
+ * One sweep of `transaction.poll`: asks the gateways about every pending or unknown charge whose next
+ * check is due (`schedule`, seconds after the attempt) and records what they confirm. A charge still
+ * open after the last check becomes an `unknown_outcome` reconciliation exception for a person; it
+ * is never charged again automatically.
+ * @param options.now the sweep's clock (default now)
+ * @param options.all check every open charge now, whatever the schedule (the `reconcile` command)
+ * @returns what each check did
+ */
+export async function pollDueTransactions(
+  db: Db,
+  registry: GatewayRegistry,
+  schedule: readonly number[],
+  log: Logger,
+  options: { now?: Date; all?: boolean } = {},
+): Promise<PollResult[]> {
+  const now = options.now ?? new Date();
+  const results: PollResult[] = [];
+  const due = await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now);
+  for (const transaction of due) {
+    try {
+      const result = await pollTransaction(db, registry, transaction, schedule, now);
+      results.push(result);
+      if (result.exhausted) {
+        await raiseException(db, {
+          kind: 'unknown_outcome',
+          gateway: transaction.gateway,
+          transactionId: transaction.id,
+          message: `the outcome of ${transaction.id} is still ${result.status} after ${schedule.length} status checks: ask ${transaction.gateway}`,
+        });
+      }
+    } catch (error) {
+      log.warn(
+        { transactionId: transaction.id, err: error instanceof Error ? error.message : String(error) },
+        'status check failed',
+      );
+    }
+  }
+  if (results.length) log.info({ polled: results.length }, 'transaction.poll sweep');
+  return results;
+}

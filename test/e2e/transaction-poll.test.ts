@@ -1,0 +1,102 @@
+import nock from 'nock';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+
+const SCHEDULE = [60, 300, 3600, 86400];
+const log = pino({ level: 'silent' });
+
+/** Unknown outcomes are never retried blindly: the sweep asks the gateway by our reference (PRODUCT.md §4). */
+describe('transaction.poll', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    nock.disableNetConnect();
+    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '300' });
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(async () => {
+    await app.stop();
+    nock.enableNetConnect();
+  });
+
+  async function unknownCharge() {
+    const { invoice } = await openInvoice(app);
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(800).reply(200, FIXTURE_INTENT);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.transaction.status).toBe('unknown');
+    nock.abortPendingRequests();
+    nock.cleanAll();
+    return {
+      invoice,
+      transaction: charged.body.transaction,
+      created: new Date(charged.body.transaction.created_at),
+    };
+  }
+
+  const sweep = (at: Date) =>
+    pollDueTransactions(app.runtime.db, app.runtime.registry, SCHEDULE, log, { now: at });
+  const later = (from: Date, seconds: number) => new Date(from.getTime() + seconds * 1000);
+  const search = (reference: string, data: unknown[]) =>
+    nock(STRIPE_API_BASE)
+      .get('/v1/payment_intents/search')
+      .query((q) => String(q.query) === `metadata['billhook_reference']:'${reference}'`)
+      .reply(200, { object: 'search_result', data, has_more: false });
+
+  it('checks nothing before the first step, then settles an unknown charge with what Stripe confirms', async () => {
+    const { invoice, transaction, created } = await unknownCharge();
+    expect(await sweep(later(created, 30))).toEqual([]);
+
+    search(transaction.id, [
+      { ...FIXTURE_INTENT, id: 'pi_found_by_reference', metadata: { billhook_reference: transaction.id } },
+    ]);
+    expect(await sweep(later(created, 61))).toEqual([
+      { transactionId: transaction.id, status: 'succeeded', exhausted: false },
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 4620,
+    });
+    expect(await sweep(later(created, 400))).toEqual([]);
+  });
+
+  it('keeps a young "not found" open, frees the invoice once the gateway confirms it never saw the charge', async () => {
+    const { invoice, transaction, created } = await unknownCharge();
+    search(transaction.id, []);
+    expect(await sweep(later(created, 61))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    search(transaction.id, []);
+    expect(await sweep(later(created, 3601))).toEqual([
+      { transactionId: transaction.id, status: 'failed', exhausted: false },
+    ]);
+    const txn = (await app.api('GET', '/v1/transactions?limit=100')).body.data.find(
+      (t: { id: string }) => t.id === transaction.id,
+    );
+    expect(txn).toMatchObject({ status: 'failed', failure_code: 'not_found_at_gateway' });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('OPEN');
+  });
+
+  it('turns a charge still unclear after the last check into one reconciliation exception, never a second charge', async () => {
+    const { transaction, created } = await unknownCharge();
+    for (const [i, step] of SCHEDULE.entries()) {
+      nock(STRIPE_API_BASE)
+        .get('/v1/payment_intents/search')
+        .query(true)
+        .reply(503, { error: { type: 'api_error', message: 'unavailable' } });
+      const [result] = await sweep(later(created, step + 1));
+      expect(result).toEqual({
+        transactionId: transaction.id,
+        status: 'unknown',
+        exhausted: i === SCHEDULE.length - 1,
+      });
+    }
+    expect(await sweep(later(created, 10 * 86400))).toEqual([]);
+    const exceptions = (await app.api('GET', '/v1/reconciliation-exceptions')).body.data;
+    expect(exceptions.filter((x: { transaction: string }) => x.transaction === transaction.id)).toEqual([
+      expect.objectContaining({ kind: 'unknown_outcome', status: 'open', gateway: 'stripe' }),
+    ]);
+  });
+});
