@@ -10,6 +10,7 @@ import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
+import { Inbox } from './inbox/receive.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
 import { startWorkers } from './queue/workers.ts';
 
@@ -75,7 +76,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
   let server: Server | undefined;
   let url: string | undefined;
   if (role !== 'worker') {
-    const app = createApp({ config, db, boss, registry, log, ready });
+    const app = createApp({ config, db, boss, registry, inbox: new Inbox(db, boss), log, ready });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.PORT, '0.0.0.0', () => resolve(s)).once('error', reject);
     });

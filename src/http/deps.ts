@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { Inbox } from '../inbox/receive.ts';
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -10,6 +11,8 @@ export interface AppDeps {
   db: Db;
   boss: PgBoss;
   registry: GatewayRegistry;
+  /** Where verified webhooks are stored (group commit). */
+  inbox: Inbox;
   log: Logger;
   /** True once webhooks can be stored: database reachable and migrations current. */
   ready(): Promise<boolean>;

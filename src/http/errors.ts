@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
+import { InboxBusy } from '../inbox/receive.ts';
 
 /** The API's error envelope (PRODUCT.md §6). */
 export interface ErrorBody {
@@ -92,6 +93,16 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
         'invalid_request',
         parserError.type ?? 'bad_request',
         parserError.message,
+      );
+    }
+    if (error instanceof InboxBusy) {
+      res.setHeader('Retry-After', '1');
+      return sendError(
+        res,
+        503,
+        'unavailable',
+        'busy',
+        'too many webhooks are waiting to be stored; retry later',
       );
     }
     if (isDatabaseUnavailable(error)) {

@@ -1,7 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import express, { type RequestHandler, Router } from 'express';
 import { GATEWAYS, type GatewayName, WebhookPayloadError } from '../gateways/types.ts';
-import { receive } from '../inbox/receive.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
 
@@ -18,7 +17,7 @@ function isGateway(name: string): name is GatewayName {
  * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
  * 503 when the database cannot store it (the gateway retries).
  */
-export function webhookRoutes({ db, boss, registry, log }: AppDeps): Router {
+export function webhookRoutes({ inbox, registry, log }: AppDeps): Router {
   const router = Router();
   const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
@@ -41,7 +40,7 @@ export function webhookRoutes({ db, boss, registry, log }: AppDeps): Router {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const delivery = await verifier!.verify(body, req.headers);
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
-    const receipt = await receive(db, boss, {
+    const receipt = await inbox.receive({
       gateway,
       eventId: delivery.eventId,
       eventType: delivery.eventType,

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Inbox, InboxBusy } from '../../src/inbox/receive.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { deliverStripe, stripeFixtureRaw } from '../support/stripe.ts';
 
@@ -128,5 +129,43 @@ describe('POST /webhooks/stripe without Stripe configured', () => {
     } finally {
       await app.stop();
     }
+  });
+});
+
+describe('group commit of webhooks', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' }, 'web');
+  });
+  afterAll(() => app.stop());
+
+  it('stores concurrent deliveries, duplicates among them included, once each with one job each', async () => {
+    const base = JSON.parse(stripeFixtureRaw('webhook.payment_intent.succeeded.json'));
+    const events = Array.from({ length: 40 }, (_, i) => ({ ...base, id: `evt_group_${i % 30}` }));
+    const answers = await Promise.all(events.map((event) => deliverStripe(app.url, event)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const inbox = await app.runtime.db.selectFrom('inbox').select('id').execute();
+    const jobs = await sql<{
+      inbox_id: string;
+    }>`SELECT data->>'inboxId' AS inbox_id FROM pgboss.job WHERE name = 'webhook.process'`.execute(
+      app.runtime.db,
+    );
+    expect(inbox).toHaveLength(30);
+    expect(jobs.rows.map((j) => j.inbox_id).sort()).toEqual(inbox.map((r) => r.id).sort());
+  });
+
+  it('refuses new deliveries with InboxBusy once too many are waiting, instead of queueing without bound', async () => {
+    const inbox = new Inbox(app.runtime.db, app.runtime.boss, { maxBatch: 1, maxInFlight: 1, maxWaiting: 1 });
+    const delivery = (id: string) => ({
+      gateway: 'stripe' as const,
+      eventId: id,
+      eventType: 'x',
+      body: '{}',
+    });
+    const first = inbox.receive(delivery('evt_busy_1'));
+    const second = inbox.receive(delivery('evt_busy_2'));
+    await expect(inbox.receive(delivery('evt_busy_3'))).rejects.toThrow(InboxBusy);
+    expect((await first).duplicate).toBe(false);
+    expect((await second).duplicate).toBe(false);
   });
 });
