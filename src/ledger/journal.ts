@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/schema.ts';
@@ -40,7 +41,19 @@ function assertBalanced(entry: EntryInput): void {
 }
 
 /**
- * Finds or creates the ledger account for `ref` in `currency`.
+ * The id of the ledger account for `code` in `currency`: `acct_` and 20 base-32 characters of a
+ * SHA-256 of both, the same in every process, so concurrent writers that create an account agree.
+ */
+export function accountId(code: string, currency: string): string {
+  const digest = createHash('sha256').update(`${code}\u0000${currency}`).digest();
+  return `acct_${digest.readBigUInt64BE().toString(32).padStart(13, '0')}${digest.readBigUInt64BE(8).toString(32).padStart(13, '0')}`.slice(
+    0,
+    25,
+  );
+}
+
+/**
+ * Opens the ledger account for `ref` in `currency` if it does not exist yet.
  * @returns the account id (`acct_…`)
  */
 export async function ensureAccount(
@@ -50,7 +63,7 @@ export async function ensureAccount(
 ): Promise<string> {
   await trx
     .insertInto('ledger_accounts')
-    .values({ id: newId('acct'), code: ref.code, type: ref.type, currency })
+    .values({ id: accountId(ref.code, currency), code: ref.code, type: ref.type, currency })
     .onConflict((oc) => oc.columns(['code', 'currency']).doNothing())
     .execute();
   const row = await trx
@@ -64,40 +77,40 @@ export async function ensureAccount(
 
 /**
  * Posts a balanced journal entry, at most once per idempotency key. Call it inside the transaction
- * that changes the business state the entry records. Entries and postings are immutable (the
- * database refuses UPDATE and DELETE, and checks the balance per currency again at commit).
+ * that changes the business state the entry records. One statement opens any missing account,
+ * inserts the entry (skipped when its key exists) and its postings. Entries and postings are
+ * immutable (the database refuses UPDATE, DELETE and TRUNCATE, and checks the balance per currency
+ * again at commit).
  * @returns `true` when posted now, `false` when an entry with this key already existed
  * @throws LedgerError for an unbalanced or empty entry
  */
 export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promise<boolean> {
   assertBalanced(entry);
   await joinLedgerWriters(trx);
-  const id = newId('je');
-  const inserted = await trx
-    .insertInto('journal_entries')
-    .values({
-      id,
-      idempotency_key: entry.idempotencyKey,
-      description: entry.description,
-      source_type: entry.source.type,
-      source_id: entry.source.id,
-    })
-    .onConflict((oc) => oc.column('idempotency_key').doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (!inserted) return false;
-  const rows = [];
-  for (const posting of entry.postings) {
-    const accountId = await ensureAccount(trx, posting.account, posting.currency);
-    rows.push({
-      journal_entry_id: id,
-      account_id: accountId,
-      amount: posting.amount,
-      currency: posting.currency,
-    });
-  }
-  await trx.insertInto('postings').values(rows).execute();
-  return true;
+  const lines = entry.postings.map(
+    (p) =>
+      sql`(${accountId(p.account.code, p.currency)}::text, ${p.account.code}::text, ${p.account.type}::text, ${p.currency}::char(3), ${p.amount}::bigint)`,
+  );
+  const result = await sql<{ journal_entry_id: string }>`
+    WITH line (account_id, code, type, currency, amount) AS (VALUES ${sql.join(lines)}),
+    opened AS (
+      INSERT INTO ledger_accounts (id, code, type, currency)
+      SELECT DISTINCT account_id, code, type, currency FROM line
+      ON CONFLICT (code, currency) DO NOTHING
+    ),
+    entry AS (
+      INSERT INTO journal_entries (id, idempotency_key, description, source_type, source_id)
+      VALUES (${newId('je')}, ${entry.idempotencyKey}, ${entry.description}, ${entry.source.type}, ${entry.source.id})
+      ON CONFLICT (idempotency_key) DO NOTHING
+      RETURNING id
+    )
+    INSERT INTO postings (journal_entry_id, account_id, amount, currency)
+    SELECT entry.id, coalesce(existing.id, line.account_id), line.amount, line.currency
+    FROM entry CROSS JOIN line
+    LEFT JOIN ledger_accounts existing ON existing.code = line.code AND existing.currency = line.currency
+    RETURNING journal_entry_id
+  `.execute(trx);
+  return result.rows.length > 0;
 }
 
 /** Advisory lock key guarding the order in which journal entries become visible. */
@@ -109,8 +122,13 @@ const SEQUENCE_LOCK = 0x6c656467; // "ledg"
  * started before them, so a consumer tailing `sequence` never skips an entry committed late.
  */
 export async function joinLedgerWriters(trx: Kysely<Database>): Promise<void> {
+  if (joined.has(trx)) return;
   await sql`SELECT pg_advisory_xact_lock_shared(${SEQUENCE_LOCK})`.execute(trx);
+  if (trx.isTransaction) joined.add(trx);
 }
+
+/** Transactions that already hold the shared lock (it lasts until they end), to skip asking again. */
+const joined = new WeakSet<Kysely<Database>>();
 
 /**
  * Waits until no ledger writer is in flight (exclusive advisory lock until `trx` ends), so entries read
@@ -118,16 +136,6 @@ export async function joinLedgerWriters(trx: Kysely<Database>): Promise<void> {
  */
 export async function quiesceLedgerWriters(trx: Kysely<Database>): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(${SEQUENCE_LOCK})`.execute(trx);
-}
-
-/** True when an entry with this idempotency key has been posted. */
-export async function entryPosted(trx: Kysely<Database>, idempotencyKey: string): Promise<boolean> {
-  const row = await trx
-    .selectFrom('journal_entries')
-    .select('id')
-    .where('idempotency_key', '=', idempotencyKey)
-    .executeTakeFirst();
-  return row !== undefined;
 }
 
 /**

@@ -8,7 +8,6 @@ import type { AccountRef } from '../../src/ledger/chart.ts';
 import {
   type EntryInput,
   ensureAccount,
-  entryPosted,
   LedgerError,
   postEntry,
   transfer,
@@ -68,6 +67,16 @@ async function postingSum(code: string, currency: string): Promise<bigint> {
   return result.rows[0]?.total ?? 0n;
 }
 
+/** True when an entry with this idempotency key exists. */
+async function entryPosted(key: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('journal_entries')
+    .select('id')
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 describe('postEntry and balances', () => {
   it('posts a balanced entry and derives the balances from its postings', async () => {
     const a = accounts();
@@ -79,7 +88,7 @@ describe('postEntry and balances', () => {
       ]),
     );
     expect(posted).toBe(true);
-    expect(await entryPosted(db, 'je:invoice-1')).toBe(true);
+    expect(await entryPosted('je:invoice-1')).toBe(true);
 
     const stored = await db
       .selectFrom('journal_entries')
@@ -190,7 +199,7 @@ describe('postEntry and balances', () => {
     await expect(attempt).rejects.toThrow(message);
 
     expect(await rowCounts()).toEqual(before);
-    expect(await entryPosted(db, key)).toBe(false);
+    expect(await entryPosted(key)).toBe(false);
     expect(await balanceOf(db, a.cash.code, 'EUR')).toBe(0n);
   });
 
