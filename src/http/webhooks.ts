@@ -17,7 +17,7 @@ function isGateway(name: string): name is GatewayName {
  * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
  * 503 when the database cannot store it (the gateway retries).
  */
-export function webhookRoutes({ inbox, registry, log }: AppDeps): Router {
+export function webhookRoutes({ config, inbox, registry, log }: AppDeps): Router {
   const router = Router();
   const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
@@ -52,5 +52,14 @@ export function webhookRoutes({ inbox, registry, log }: AppDeps): Router {
     );
     res.status(200).json({ received: true });
   });
+
+  if (config.BILLHOOK_BENCH_ROUTES) {
+    // The benchmark's baseline: the same parsing and verification, no database.
+    router.post('/bench/verify-only/:gateway', configured, rawBody, async (req, res) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      await registry.get(req.params.gateway as GatewayName)?.webhook?.verify(body, req.headers);
+      res.status(200).json({ received: true });
+    });
+  }
   return router;
 }

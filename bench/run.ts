@@ -1,0 +1,285 @@
+/**
+ * `npm run bench`: billhook's performance on this machine (PRODUCT.md §9), as ratios measured in one
+ * run. Starts its own embedded PostgreSQL and billhook processes, drives signed Stripe webhooks over
+ * HTTP with autocannon, and writes one JSON document to bench/results/latest.json.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { createDb } from '../src/db/database.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { migrateToLatest } from '../src/db/migrate.ts';
+import { startStripeStub } from '../src/gateways/stripe/stub.ts';
+import { signStripePayload } from '../src/gateways/stripe/test-events.ts';
+
+const SECRET = 'whsec_bench';
+const ADMIN_KEY = 'bh_bench_admin_key_0123456789abcdef';
+const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const BACKLOG = 10_000;
+const SEEDED = 60_000;
+
+const template = JSON.parse(
+  readFileSync(
+    path.resolve(import.meta.dirname, '../test/fixtures/stripe/webhook.payment_intent.succeeded.json'),
+    'utf8',
+  ),
+);
+
+let sequence = 0;
+/** A realistic signed payment_intent.succeeded for one of the seeded payments (unique event id). */
+function signedEvent(): { body: string; signature: string } {
+  const n = sequence++;
+  const event = {
+    ...template,
+    id: `evt_bench_${process.pid}_${n}`,
+    data: {
+      object: {
+        ...template.data.object,
+        id: `pi_bench_${n % SEEDED}`,
+        amount: 1000,
+        amount_received: 1000,
+        currency: 'usd',
+        metadata: {},
+      },
+    },
+  };
+  const body = JSON.stringify(event);
+  return { body, signature: signStripePayload(body, SECRET) };
+}
+
+function freePort(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}
+
+async function waitReady(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} never became ready`);
+}
+
+function startBillhook(command: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [MAIN, command], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return child;
+}
+
+function peakRssMb(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+}
+
+interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+}
+
+async function load(
+  url: string,
+  connections: number,
+  seconds: number,
+  path: string,
+  amount?: number,
+): Promise<Load> {
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    amount,
+    requests: [
+      {
+        method: 'POST',
+        path,
+        setupRequest: (request) => {
+          const { body, signature } = signedEvent();
+          return {
+            ...request,
+            body,
+            headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+          };
+        },
+      },
+    ],
+  });
+  const ok = result['2xx'];
+  return {
+    requestsPerSecond: Math.round(ok / (result.duration || seconds)),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+/** Single-row autocommit INSERTs of the same bodies from `clients` connections for `seconds`. */
+async function rawInsertRate(url: string, clients: number, seconds: number): Promise<number> {
+  const setup = new pg.Client(url);
+  await setup.connect();
+  await setup.query('CREATE TABLE IF NOT EXISTS bench_raw (gateway text, event_id text UNIQUE, body text)');
+  await setup.end();
+  let done = 0;
+  const deadline = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const client = new pg.Client(url);
+      await client.connect();
+      while (Date.now() < deadline) {
+        const { body } = signedEvent();
+        await client.query('INSERT INTO bench_raw (gateway, event_id, body) VALUES ($1, $2, $3)', [
+          'stripe',
+          `raw_${sequence}`,
+          body,
+        ]);
+        done++;
+      }
+      await client.end();
+    }),
+  );
+  return Math.round(done / seconds);
+}
+
+async function main() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'billhook-bench-'));
+  const postgres = await startEmbeddedPostgres(dir);
+  const admin = new pg.Client(postgres.url);
+  await admin.connect();
+  await admin.query('CREATE DATABASE billhook_bench');
+  await admin.end();
+  const url = postgres.url.replace(/\/postgres$/, '/billhook_bench');
+  const db = createDb(url);
+  await migrateToLatest(db);
+
+  // Seed: one customer and payment method; SEEDED pending charges on open invoices for the backlog to settle,
+  // and open invoices without an attempt for the charge benchmark.
+  const seed = new pg.Client(url);
+  await seed.connect();
+  await seed.query(`
+    INSERT INTO customers (id, email) VALUES ('cus_bench', 'bench@example.com');
+    INSERT INTO payment_methods (id, customer_id, gateway, gateway_token, is_default) VALUES ('pm_bench', 'cus_bench', 'stripe', 'pm_card_visa', true);
+    INSERT INTO invoices (id, customer_id, currency, status, total, amount_due)
+      SELECT 'inv_bench_' || i, 'cus_bench', 'USD', 'OPEN', 1000, 1000 FROM generate_series(0, ${SEEDED + 20_000 - 1}) i;
+    INSERT INTO transactions (id, invoice_id, customer_id, payment_method_id, gateway, gateway_transaction_id, amount, currency, status)
+      SELECT 'txn_bench_' || i, 'inv_bench_' || i, 'cus_bench', 'pm_bench', 'stripe', 'pi_bench_' || i, 1000, 'USD', 'pending'
+      FROM generate_series(0, ${SEEDED - 1}) i;
+  `);
+
+  const stub = await startStripeStub(0, 'succeeded');
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const env = {
+    DATABASE_URL: url,
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+    STRIPE_WEBHOOK_SECRET: SECRET,
+    STRIPE_SECRET_KEY: 'sk_bench',
+    STRIPE_API_BASE: `http://127.0.0.1:${freePort(stub)}`,
+    BILLHOOK_ADMIN_KEY: ADMIN_KEY,
+    BILLHOOK_BENCH_ROUTES: '1',
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const web = startBillhook('web', env);
+  await waitReady(base);
+
+  const verifyOnly = await load(base, 64, SECONDS, '/bench/verify-only/stripe');
+  const ingest: Record<string, Load> = {};
+  for (const connections of [1, 16, 64])
+    ingest[connections] = await load(base, connections, SECONDS, '/webhooks/stripe');
+  const rawInsert = await rawInsertRate(url, 64, SECONDS);
+
+  // Reconcile: a fresh backlog of BACKLOG events for distinct pending charges, drained by one worker process.
+  await seed.query(`DELETE FROM inbox; DELETE FROM pgboss.job WHERE name = 'webhook.process'`);
+  sequence = 0;
+  await load(base, 64, 120, '/webhooks/stripe', BACKLOG);
+  const worker = startBillhook('worker', env);
+  const started = Date.now();
+  let processed = 0;
+  while (processed < BACKLOG && Date.now() - started < 300_000) {
+    await new Promise((r) => setTimeout(r, 100));
+    const { rows } = await seed.query(
+      `SELECT count(*)::int AS n FROM inbox WHERE status <> 'received' AND status <> 'retrying'`,
+    );
+    processed = rows[0].n;
+  }
+  const drainSeconds = (Date.now() - started) / 1000;
+  const { rows: postings } = await seed.query(
+    `SELECT count(*)::int AS n FROM journal_entries WHERE source_type = 'transaction'`,
+  );
+
+  // Charges: open invoices charged over the API against the local Stripe stub.
+  let next = SEEDED;
+  const charge = await autocannon({
+    url: base,
+    connections: 16,
+    duration: SECONDS,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => ({
+          ...request,
+          path: `/v1/invoices/inv_bench_${next++}/charge`,
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: '{}',
+        }),
+      },
+    ],
+  });
+
+  const result = {
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    seconds_per_run: SECONDS,
+    ingest: Object.fromEntries(Object.entries(ingest).map(([c, l]) => [`${c}_connections`, l])),
+    baselines: { verify_only_64: verifyOnly, raw_single_row_insert_64_clients_per_s: rawInsert },
+    ratios_at_64: {
+      ingest_over_verify_only: Number(
+        (ingest[64]!.requestsPerSecond / verifyOnly.requestsPerSecond).toFixed(2),
+      ),
+      ingest_over_raw_insert: Number((ingest[64]!.requestsPerSecond / rawInsert).toFixed(2)),
+    },
+    reconcile: {
+      backlog: BACKLOG,
+      drained: processed,
+      drain_seconds: Number(drainSeconds.toFixed(2)),
+      events_per_s: Math.round(processed / drainSeconds),
+      payments_posted: postings[0].n,
+    },
+    charge: {
+      invoices_charged_per_s: Math.round(charge['2xx'] / (charge.duration || SECONDS)),
+      non2xx: charge.non2xx,
+    },
+    peak_rss_mb: { web: peakRssMb(web.pid), worker: peakRssMb(worker.pid) },
+  };
+
+  web.kill('SIGTERM');
+  worker.kill('SIGTERM');
+  await Promise.all([web, worker].map((c) => new Promise((r) => c.once('exit', r))));
+  await seed.end();
+  await db.destroy();
+  stub.close();
+  await postgres.stop();
+  rmSync(dir, { recursive: true, force: true });
+
+  const out = path.resolve(import.meta.dirname, 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+await main();
