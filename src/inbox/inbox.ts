@@ -1,6 +1,12 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
+
+/** The inbox rows with these ids (missing ids are left out). */
+export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promise<InboxRow[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('inbox').selectAll().where('id', 'in', ids).execute();
+}
 
 /** @throws NotFoundError when there is no inbox event `id` */
 export async function getInboxEvent(db: Kysely<Database>, id: string): Promise<InboxRow> {
@@ -10,25 +16,24 @@ export async function getInboxEvent(db: Kysely<Database>, id: string): Promise<I
 }
 
 /**
- * Sets an inbox event's processing status and a short outcome (`applied`, `duplicate`, `stale`,
- * `ignored: …`, the error of a retry). Terminal statuses stamp `processed_at`.
+ * Sets inbox events' processing status and a short outcome (`applied`, `duplicate`, `stale`,
+ * `ignored: …`; for `retrying`, the reason it retries), in one statement. Terminal statuses stamp
+ * `processed_at`; every mark counts an attempt.
  */
-export async function markInboxEvent(
+export async function markInboxEvents(
   trx: Kysely<Database>,
-  id: string,
-  status: InboxStatus,
-  outcome: string,
+  marks: { id: string; status: InboxStatus; outcome: string }[],
 ): Promise<void> {
-  const terminal = status !== 'retrying' && status !== 'received';
-  await trx
-    .updateTable('inbox')
-    .set((eb) => ({
-      status,
-      outcome: terminal ? outcome : null,
-      last_error: terminal ? null : outcome,
-      attempts: eb('attempts', '+', 1),
-      processed_at: terminal ? new Date() : null,
-    }))
-    .where('id', '=', id)
-    .execute();
+  if (marks.length === 0) return;
+  const values = marks.map((m) => sql`(${m.id}::text, ${m.status}::text, ${m.outcome}::text)`);
+  await sql`
+    UPDATE inbox SET
+      status = v.status,
+      outcome = CASE WHEN v.status = 'retrying' THEN NULL ELSE v.outcome END,
+      last_error = CASE WHEN v.status = 'retrying' THEN v.outcome ELSE NULL END,
+      processed_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE now() END,
+      attempts = attempts + 1
+    FROM (VALUES ${sql.join(values)}) AS v(id, status, outcome)
+    WHERE inbox.id = v.id
+  `.execute(trx);
 }

@@ -21,7 +21,9 @@ export async function startWorkers(
   await boss.work(
     QUEUES.webhookProcess,
     {
-      batchSize: 20,
+      batchSize: 50,
+      // Two batches in flight: one applies while the other commits.
+      localConcurrency: 2,
       includeMetadata: true,
       perJobResults: true,
       burstWhenBatchFull: true,

@@ -1,88 +1,195 @@
+import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
+import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
-import { getInboxEvent, markInboxEvent } from '../inbox/inbox.ts';
+import { getInboxEvents, markInboxEvents } from '../inbox/inbox.ts';
 import { type ApplyResult, applyEvent } from './apply.ts';
-import { raiseException } from './exceptions.ts';
+import { type NewException, raiseException } from './exceptions.ts';
 
-/** Raised when an event's entity is not known yet: the job is retried with backoff. */
-export class EntityNotFoundYet extends Error {
-  override name = 'EntityNotFoundYet';
+/** One stored webhook to process; `finalAttempt` when the queue will not retry it again. */
+export interface ProcessRequest {
+  inboxId: string;
+  finalAttempt: boolean;
 }
 
-/** How processing an inbox event ended. */
-export type ProcessOutcome = 'processed' | 'ignored' | 'exception' | 'already_done';
+/**
+ * How processing a stored webhook ended: done (`processed`, `ignored`, `exception`,
+ * `already_done`), `retry` when its payment is not known yet (the queue retries with backoff), or
+ * the error that stopped it (the queue retries).
+ */
+export type ProcessOutcome = 'processed' | 'ignored' | 'exception' | 'already_done' | 'retry' | Error;
+
+/** Raised inside a batch when a row wrote before it found it must retry: the batch is redone row by row. */
+class RowByRow extends Error {}
+
+/** Raised for a lone row that wrote before it found it must retry: its transaction rolls back. */
+class RetryLater extends Error {}
+
+interface Prepared {
+  request: ProcessRequest;
+  row: InboxRow;
+  events: PaymentEvent[];
+}
+
+interface Decision {
+  status: InboxStatus;
+  outcome: string;
+  exceptions: NewException[];
+}
 
 /**
- * Processes one stored webhook: normalises it with its gateway's adapter and applies every event in
- * one transaction. Unknown event types are marked ignored. When an entity is not known yet, the row
- * is marked `retrying` and EntityNotFoundYet is thrown so the queue retries; on the final attempt
- * (`finalAttempt`) a reconciliation exception is raised instead, so nothing is silently dropped.
- * @throws EntityNotFoundYet (retry), or a database error (retry)
+ * What applying a row's events means for the row: processed, exception, or retrying. A row that must
+ * retry after some of its events already wrote cannot keep those writes: it throws instead.
  */
-export async function processInboxEvent(
+function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Decision {
+  const { row, request } = prepared;
+  const missing = results.find((r) => r.kind === 'not_found');
+  if (missing && !request.finalAttempt) {
+    if (results.some((r) => r.kind === 'applied'))
+      throw alone ? new RetryLater(missing.message) : new RowByRow();
+    return { status: 'retrying', outcome: missing.message, exceptions: [] };
+  }
+  const exceptions = results.flatMap((r): NewException[] =>
+    r.kind === 'exception'
+      ? [
+          {
+            kind: r.exception,
+            gateway: row.gateway,
+            inboxId: row.id,
+            transactionId: r.transactionId,
+            message: r.message,
+          },
+        ]
+      : r.kind === 'not_found'
+        ? [{ kind: 'unknown_entity', gateway: row.gateway, inboxId: row.id, message: r.message }]
+        : [],
+  );
+  if (exceptions.length > 0)
+    return { status: 'exception', outcome: exceptions.map((e) => e.kind).join(', '), exceptions };
+  return { status: 'processed', outcome: results.map((r) => r.kind).join(', '), exceptions: [] };
+}
+
+/** Applies the rows' events, raises their exceptions and marks them, inside `trx`. */
+async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<Decision[]> {
+  const decisions: Decision[] = [];
+  for (const item of prepared) {
+    const results: ApplyResult[] = [];
+    for (const event of item.events) results.push(await applyEvent(trx, event));
+    const decision = decide(item, results, prepared.length === 1);
+    for (const exception of decision.exceptions) await raiseException(trx, exception);
+    decisions.push(decision);
+  }
+  await markInboxEvents(
+    trx,
+    prepared.map((item, i) => ({
+      id: item.row.id,
+      status: decisions[i]!.status,
+      outcome: decisions[i]!.outcome,
+    })),
+  );
+  return decisions;
+}
+
+const outcomeOf = (decision: Decision): ProcessOutcome =>
+  decision.status === 'retrying' ? 'retry' : (decision.status as 'processed' | 'exception');
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+
+/** One row in its own transaction (the fallback of a failed batch). */
+async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome> {
+  try {
+    const [decision] = await db.transaction().execute((trx) => applyRows(trx, [prepared]));
+    return outcomeOf(decision!);
+  } catch (error) {
+    if (!(error instanceof RetryLater)) return asError(error);
+    await markInboxEvents(db, [{ id: prepared.row.id, status: 'retrying', outcome: error.message }]);
+    return 'retry';
+  }
+}
+
+/**
+ * Processes stored webhooks: normalises each with its gateway's adapter (which may ask the gateway
+ * where the payload is only a hint) and applies their events to payments and the ledger in ONE
+ * transaction for the whole batch. Unknown event types are marked ignored; an unparseable body is an
+ * exception. A row whose payment is not known yet is marked `retrying` and reported `retry`; on its
+ * final attempt it becomes an `unknown_entity` exception instead, so nothing is silently dropped.
+ * When the batch transaction fails (a conflict, a deadlock), each row is processed on its own.
+ * @returns each request's outcome, in order
+ */
+export async function processInboxEvents(
   db: Db,
   registry: GatewayRegistry,
-  inboxId: string,
-  finalAttempt: boolean,
-): Promise<ProcessOutcome> {
-  const row = await getInboxEvent(db, inboxId);
-  if (row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
-    return 'already_done';
-  const verifier = registry.get(row.gateway)?.webhook;
-  if (!verifier) throw new Error(`gateway ${row.gateway} is not configured: cannot normalise ${inboxId}`);
-  let events: PaymentEvent[];
-  try {
-    events = await verifier.normalize(row.body ?? '');
-  } catch (error) {
-    if (!(error instanceof WebhookPayloadError)) throw error;
-    await db.transaction().execute(async (trx) => {
-      await raiseException(trx, {
-        kind: 'unparseable_payload',
-        gateway: row.gateway,
-        inboxId,
-        message: error.message,
-      });
-      await markInboxEvent(trx, inboxId, 'exception', error.message);
-    });
-    return 'exception';
-  }
-  if (events.length === 0) {
-    await markInboxEvent(db, inboxId, 'ignored', `ignored: ${row.event_type} is not reconciled`);
-    return 'ignored';
-  }
-  const outcome = await db
-    .transaction()
-    .execute(async (trx) => {
-      const results: ApplyResult[] = [];
-      for (const event of events) results.push(await applyEvent(trx, event));
-      const missing = results.find((r) => r.kind === 'not_found');
-      if (missing && !finalAttempt) throw new EntityNotFoundYet(missing.message);
-      const problems = results.filter((r) => r.kind === 'exception' || r.kind === 'not_found');
-      for (const problem of problems) {
-        await raiseException(trx, {
-          kind: problem.kind === 'exception' ? problem.exception : 'unknown_entity',
-          gateway: row.gateway,
-          inboxId,
-          transactionId: problem.kind === 'exception' ? problem.transactionId : undefined,
-          message: problem.message,
+  requests: ProcessRequest[],
+): Promise<ProcessOutcome[]> {
+  const rows = new Map(
+    (
+      await getInboxEvents(
+        db,
+        requests.map((r) => r.inboxId),
+      )
+    ).map((row) => [row.id, row]),
+  );
+  const outcomes: ProcessOutcome[] = requests.map(() => 'already_done');
+  const toApply: { index: number; prepared: Prepared }[] = [];
+  const marks: { id: string; status: InboxStatus; outcome: string; exception?: NewException }[] = [];
+  for (const [index, request] of requests.entries()) {
+    const row = rows.get(request.inboxId);
+    if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
+      continue;
+    const verifier = registry.get(row.gateway)?.webhook;
+    if (!verifier) {
+      outcomes[index] = new Error(`gateway ${row.gateway} is not configured: cannot normalise ${row.id}`);
+      continue;
+    }
+    try {
+      const events = await verifier.normalize(row.body ?? '');
+      if (events.length === 0) {
+        outcomes[index] = 'ignored';
+        marks.push({
+          id: row.id,
+          status: 'ignored',
+          outcome: `ignored: ${row.event_type} is not reconciled`,
         });
+      } else {
+        toApply.push({ index, prepared: { request, row, events } });
       }
-      if (problems.length > 0) {
-        await markInboxEvent(
-          trx,
-          inboxId,
-          'exception',
-          problems.map((p) => (p.kind === 'exception' ? p.exception : 'unknown_entity')).join(', '),
-        );
-        return 'exception' as const;
+    } catch (error) {
+      if (error instanceof WebhookPayloadError) {
+        outcomes[index] = 'exception';
+        const exception: NewException = {
+          kind: 'unparseable_payload',
+          gateway: row.gateway,
+          inboxId: row.id,
+          message: error.message,
+        };
+        marks.push({ id: row.id, status: 'exception', outcome: error.message, exception });
+      } else {
+        outcomes[index] = asError(error);
       }
-      await markInboxEvent(trx, inboxId, 'processed', results.map((r) => r.kind).join(', '));
-      return 'processed' as const;
-    })
-    .catch(async (error: unknown) => {
-      if (error instanceof EntityNotFoundYet) await markInboxEvent(db, inboxId, 'retrying', error.message);
-      throw error;
+    }
+  }
+  if (marks.length > 0) {
+    await db.transaction().execute(async (trx) => {
+      for (const mark of marks) if (mark.exception) await raiseException(trx, mark.exception);
+      await markInboxEvents(trx, marks);
     });
-  return outcome;
+  }
+  if (toApply.length === 0) return outcomes;
+  try {
+    const decisions = await db.transaction().execute((trx) =>
+      applyRows(
+        trx,
+        toApply.map((t) => t.prepared),
+      ),
+    );
+    for (const [i, { index }] of toApply.entries()) outcomes[index] = outcomeOf(decisions[i]!);
+  } catch (error) {
+    if (toApply.length === 1 && !(error instanceof RetryLater)) {
+      outcomes[toApply[0]!.index] = asError(error);
+    } else {
+      for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, prepared);
+    }
+  }
+  return outcomes;
 }

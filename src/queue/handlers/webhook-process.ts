@@ -2,40 +2,47 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
-import { processInboxEvent } from '../../reconcile/process.ts';
+import { type ProcessRequest, processInboxEvents } from '../../reconcile/process.ts';
 import { WebhookProcessJob } from '../queues.ts';
 
 /**
- * Handles a batch of `webhook.process` jobs, settling each on its own: a job whose entity is not known
- * yet fails and is retried with the queue's backoff; its last attempt turns into a reconciliation
- * exception instead of a failure.
+ * Handles a batch of `webhook.process` jobs: the valid ones are processed together (one transaction
+ * when possible) and each job is settled on its own: done → completed; payment not known yet or an
+ * error → failed, so the queue retries it with backoff (its last attempt turns into a reconciliation
+ * exception instead); invalid job data → dead letter.
  */
 export function webhookProcessHandler(db: Db, registry: GatewayRegistry, log: Logger) {
   return async (jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> => {
     const results: JobResult[] = [];
+    const valid: { job: JobWithMetadata<unknown>; request: ProcessRequest }[] = [];
     for (const job of jobs) {
       const parsed = WebhookProcessJob.safeParse(job.data);
-      if (!parsed.success) {
+      if (parsed.success) {
+        valid.push({
+          job,
+          request: { inboxId: parsed.data.inboxId, finalAttempt: job.retryCount >= job.retryLimit },
+        });
+      } else {
         log.error({ jobId: job.id }, 'webhook.process job with invalid data');
         results.push({ id: job.id, status: 'deadletter', output: { error: 'invalid job data' } });
-        continue;
       }
-      try {
-        const outcome = await processInboxEvent(
-          db,
-          registry,
-          parsed.data.inboxId,
-          job.retryCount >= job.retryLimit,
-        );
-        log.debug({ jobId: job.id, inboxId: parsed.data.inboxId, outcome }, 'webhook processed');
-        results.push({ id: job.id, status: 'completed', output: { outcome } });
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+    }
+    const outcomes = await processInboxEvents(
+      db,
+      registry,
+      valid.map((v) => v.request),
+    );
+    for (const [i, { job, request }] of valid.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome instanceof Error || outcome === 'retry') {
+        const error = outcome instanceof Error ? outcome.message : 'payment not known yet';
         log.warn(
-          { jobId: job.id, inboxId: parsed.data.inboxId, retryCount: job.retryCount, err: message },
+          { jobId: job.id, inboxId: request.inboxId, retryCount: job.retryCount, err: error },
           'webhook processing will retry',
         );
-        results.push({ id: job.id, status: 'failed', output: { error: message } });
+        results.push({ id: job.id, status: 'failed', output: { error } });
+      } else {
+        results.push({ id: job.id, status: 'completed', output: { outcome } });
       }
     }
     return results;
