@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       EMBEDDED_PG_DIR: './.data/pg',
       PORT: 3000,
       BILLHOOK_ROLE: 'all',
+      BILLHOOK_BENCH_ROUTES: false,
       LOG_LEVEL: 'info',
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
