@@ -25,7 +25,10 @@ const EnvSchema = z.object({
   BILLHOOK_ROLE: z.enum(['all', 'web', 'worker']).default('all'),
   BILLHOOK_ADMIN_KEY: optionalString.pipe(z.string().min(24).optional()),
   /** Benchmarks only: serves POST /bench/verify-only/:gateway (signature check, no database). */
-  BILLHOOK_BENCH_ROUTES: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  BILLHOOK_BENCH_ROUTES: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
