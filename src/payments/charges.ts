@@ -111,7 +111,7 @@ export async function executeCharge(
   });
   const recorded = await db
     .transaction()
-    .execute((trx) => recordChargeResult(trx, attempt.id, chargeResultOf(outcome)));
+    .execute((trx) => recordChargeResult(trx, attempt, chargeResultOf(outcome)));
   return recorded.transaction;
 }
 

@@ -62,14 +62,14 @@ export async function pollTransaction(
   return db.transaction().execute(async (trx) => {
     if (outcome.status === 'not_found') {
       if (now.getTime() - transaction.created_at.getTime() >= NOT_FOUND_IS_FINAL_AFTER_MS) {
-        await recordChargeResult(trx, transaction.id, {
+        await recordChargeResult(trx, transaction, {
           status: 'failed',
           failureCode: 'not_found_at_gateway',
           failureMessage: 'the gateway has no charge with this reference: the request never reached it',
         });
       }
     } else if (outcome.status !== 'unknown') {
-      await recordChargeResult(trx, transaction.id, chargeResultOf(outcome));
+      await recordChargeResult(trx, transaction, chargeResultOf(outcome));
     }
     const row = await trx
       .updateTable('transactions')

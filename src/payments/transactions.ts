@@ -75,21 +75,16 @@ async function lockTransaction(trx: Kysely<Database>, id: string): Promise<Trans
 
 /**
  * Locks a transaction's invoice, then the transaction: always in this order, so charges, webhooks
- * and refunds on one invoice serialise without deadlocks.
+ * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
+ * the caller's earlier read of `invoice_id` stays right.)
  */
-export async function lockWithInvoice(
+async function lockWithInvoice(
   trx: Kysely<Database>,
-  transactionId: string,
+  known: Pick<TransactionRow, 'id' | 'invoice_id'>,
 ): Promise<{ transaction: TransactionRow; invoice: InvoiceRow | undefined }> {
   await joinLedgerWriters(trx);
-  const peek = await trx
-    .selectFrom('transactions')
-    .select('invoice_id')
-    .where('id', '=', transactionId)
-    .executeTakeFirst();
-  if (!peek) throw new NotFoundError('transaction', transactionId);
-  const invoice = peek.invoice_id ? await lockInvoice(trx, peek.invoice_id) : undefined;
-  return { transaction: await lockTransaction(trx, transactionId), invoice };
+  const invoice = known.invoice_id ? await lockInvoice(trx, known.invoice_id) : undefined;
+  return { transaction: await lockTransaction(trx, known.id), invoice };
 }
 
 /**
@@ -101,10 +96,11 @@ export async function lockWithInvoice(
  */
 export async function recordChargeResult(
   trx: Kysely<Database>,
-  transactionId: string,
+  known: Pick<TransactionRow, 'id' | 'invoice_id'>,
   result: ChargeResult,
 ): Promise<RecordOutcome> {
-  const { transaction, invoice } = await lockWithInvoice(trx, transactionId);
+  const transactionId = known.id;
+  const { transaction, invoice } = await lockWithInvoice(trx, known);
   if (transaction.status === result.status) {
     if (!result.gatewayTransactionId || transaction.gateway_transaction_id)
       return { kind: 'duplicate', transaction };

@@ -84,7 +84,7 @@ async function applyCharge(
     };
   const problem = mismatch(event, found, found.id);
   if (problem) return problem;
-  const recorded = await recordChargeResult(trx, found.id, {
+  const recorded = await recordChargeResult(trx, found, {
     status,
     gatewayTransactionId: event.gatewayTransactionId,
     failureCode: event.failureCode,
