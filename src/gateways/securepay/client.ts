@@ -1,0 +1,375 @@
+import { minorUnitsToJson } from '../../money/amount.ts';
+import { GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
+import { OAuthError, TokenCache } from '../oauth.ts';
+import type {
+  ChargeOutcome,
+  ChargeRequest,
+  GatewayClient,
+  RefundOutcome,
+  RefundRequest,
+  TransactionQuery,
+  TransactionStatusOutcome,
+  VoidOutcome,
+  VoidRequest,
+} from '../types.ts';
+import { DEFAULT_REQUEST_IP, orderIdOf, SECUREPAY_AUDIENCE } from './conventions.ts';
+import { ErrorAnswer, PaymentAnswer } from './schemas.ts';
+import { verdictOf } from './status.ts';
+
+/** Settings of the outbound SecurePay client (all from the SECUREPAY_* variables). */
+export interface SecurepayClientOptions {
+  clientId: string;
+  clientSecret: string;
+  /** The merchant's code, e.g. `5AR0055` (SecurePay's public sandbox merchant). */
+  merchantCode: string;
+  /** Base URL of the payments API, e.g. `https://payments-stest.npe.auspost.zone` or a local stub. */
+  apiBase: string;
+  /** OAuth 2.0 token URL, e.g. `https://welcome.api2.sandbox.auspost.com.au/oauth/token`. */
+  authUrl: string;
+  /** Per-request timeout in milliseconds (token and API calls each); a timeout is an unknown outcome. */
+  timeoutMs: number;
+  /** The `ip` sent with payments and refunds; default `127.0.0.1` (see conventions.ts). */
+  ip?: string;
+  /** Clock in milliseconds for the token cache (tests pass their own). */
+  now?: () => number;
+}
+
+/**
+ * How one API call ended, before any reading of money:
+ * - `answer`: SecurePay answered with this HTTP status (401 already retried once with a new token);
+ * - `not_taken`: the payment API never took the request: no token could be obtained (refused or
+ *   unreachable token endpoint) or the API answered 401 twice. No money can have moved;
+ * - `no_answer`: the API call timed out or the connection failed: the outcome is unknown.
+ */
+type Exchange =
+  | { kind: 'answer'; status: number; body: unknown }
+  | { kind: 'not_taken'; code: string; message: string }
+  | { kind: 'no_answer'; message: string };
+
+/** What an answer must match to be about the request we made. Amount in minor units. */
+interface Expected {
+  orderId: string;
+  amount: bigint;
+  currency?: string;
+}
+
+/** 4xx statuses that do not prove the request was refused (a timeout, a conflict, rate limiting). */
+const UNCLEAR_CLIENT_ERRORS: ReadonlySet<number> = new Set([408, 409, 425, 429]);
+
+const isSuccess = (status: number) => status >= 200 && status < 300;
+const isRefusal = (status: number) => status >= 400 && status < 500 && !UNCLEAR_CLIENT_ERRORS.has(status);
+
+/** `CODE: detail; CODE2: detail2` from SecurePay's `errors` array, and the first code. */
+function describeErrors(body: unknown, status: number): { code: string; message: string } {
+  const parsed = ErrorAnswer.safeParse(body);
+  if (!parsed.success)
+    return { code: `http_${status}`, message: `SecurePay refused the request (HTTP ${status})` };
+  const [first] = parsed.data.errors;
+  return {
+    code: first!.code,
+    message: parsed.data.errors.map((e) => (e.detail ? `${e.code}: ${e.detail}` : e.code)).join('; '),
+  };
+}
+
+/**
+ * Checks that a 2xx answer is about our request: the same `orderId` (required when `strict`, i.e.
+ * for the idempotent repeat), amount and currency.
+ * @returns a reason when it is not, else undefined
+ */
+function mismatch(answer: PaymentAnswer, expected: Expected, strict: boolean): string | undefined {
+  if (answer.orderId === undefined) {
+    return strict ? 'the answer does not name an orderId' : undefined;
+  }
+  if (answer.orderId !== expected.orderId) {
+    return `the answer names orderId ${answer.orderId}, not ${expected.orderId}`;
+  }
+  if (answer.amount !== undefined && answer.amount !== expected.amount) {
+    return `the answer's amount ${answer.amount} differs from the ${expected.amount} sent`;
+  }
+  if (expected.currency && answer.currency && answer.currency.toUpperCase() !== expected.currency) {
+    return `the answer's currency ${answer.currency} differs from the ${expected.currency} sent`;
+  }
+  return undefined;
+}
+
+/** The bank's code and message of a payment or refund that was not paid. */
+function declineOf(answer: PaymentAnswer): { code: string; message: string } {
+  const message = answer.gatewayResponseMessage ?? `SecurePay status ${answer.status}`;
+  return {
+    code: answer.gatewayResponseCode ?? answer.errorCode ?? answer.status,
+    message: answer.errorCode ? `${message} (errorCode: ${answer.errorCode})` : message,
+  };
+}
+
+/** A 2xx answer that is readable and about our request, or the reason it is not. */
+function readAnswer(
+  exchange: { status: number; body: unknown },
+  expected: Expected,
+  strict: boolean,
+): { answer: PaymentAnswer } | { unclear: string } {
+  const parsed = PaymentAnswer.safeParse(exchange.body);
+  if (!parsed.success) {
+    return { unclear: `SecurePay answered HTTP ${exchange.status} with a body that is not a payment answer` };
+  }
+  const reason = mismatch(parsed.data, expected, strict);
+  return reason
+    ? { unclear: `SecurePay answered HTTP ${exchange.status}, but ${reason}` }
+    : { answer: parsed.data };
+}
+
+/**
+ * Maps the exchange of a charge (or of its idempotent repeat, `repeat`) to an outcome:
+ * 2xx → status.ts's table (gatewayTransactionId = the orderId); 400-type refusals with `errors` →
+ * declined with SecurePay's code, except for the repeat, where a refusal may be SecurePay's
+ * (undocumented) answer to a reused Idempotency-Key/orderId and so stays unknown; 408/409/425/429,
+ * 5xx, timeouts, unreadable answers and answers naming another order → unknown.
+ */
+function chargeOutcomeOf(exchange: Exchange, expected: Expected, repeat: boolean): ChargeOutcome {
+  if (exchange.kind === 'no_answer') return { status: 'unknown', message: exchange.message };
+  if (exchange.kind === 'not_taken') {
+    return repeat
+      ? { status: 'unknown', message: `the repeat was not taken: ${exchange.message}` }
+      : { status: 'declined', code: exchange.code, message: exchange.message };
+  }
+  if (isSuccess(exchange.status)) {
+    const read = readAnswer(exchange, expected, repeat);
+    if ('unclear' in read) return { status: 'unknown', message: read.unclear };
+    const gatewayTransactionId = expected.orderId;
+    switch (verdictOf(read.answer.status, read.answer.gatewayResponseCode)) {
+      case 'succeeded':
+        return { status: 'succeeded', gatewayTransactionId };
+      case 'pending':
+        return { status: 'pending', gatewayTransactionId };
+      case 'declined':
+        return { status: 'declined', ...declineOf(read.answer), gatewayTransactionId };
+    }
+  }
+  if (isRefusal(exchange.status)) {
+    const { code, message } = describeErrors(exchange.body, exchange.status);
+    return repeat
+      ? {
+          status: 'unknown',
+          message: `the repeat was refused (HTTP ${exchange.status}, ${message}); how SecurePay answers a repeated Idempotency-Key is undocumented`,
+        }
+      : { status: 'declined', code, message };
+  }
+  return { status: 'unknown', message: `SecurePay answered HTTP ${exchange.status}` };
+}
+
+/**
+ * SecurePay's outbound side (REST API v2, OAuth 2.0 client credentials). Every payment and refund
+ * carries our id as `Idempotency-Key` and (payments) as `orderId`, so a repeated call never charges
+ * twice. SecurePay has no status query for card payments: a lost answer is resolved by repeating
+ * the call (see `fetchTransaction`).
+ * Sources: FACTS.md beside the fixtures; the SDK `fgct/securepay-api`
+ * (`CreatePaymentFromInstrumentRequest`, `RefundPaymentRequest`, `CancelPreAuthRequest`,
+ * `ClientCredentialsRequest`); https://auspost.com.au/payments/docs/securepay/ (Card payments).
+ */
+export class SecurepayClient implements GatewayClient {
+  readonly #options: SecurepayClientOptions;
+  readonly #tokens: TokenCache;
+  readonly #apiBase: string;
+  readonly #ip: string;
+
+  constructor(options: SecurepayClientOptions) {
+    this.#options = options;
+    this.#apiBase = options.apiBase.replace(/\/+$/, '');
+    this.#ip = options.ip ?? DEFAULT_REQUEST_IP;
+    this.#tokens = new TokenCache(
+      {
+        tokenUrl: options.authUrl,
+        clientId: options.clientId,
+        clientSecret: options.clientSecret,
+        form: { audience: SECUREPAY_AUDIENCE },
+        timeoutMs: options.timeoutMs,
+      },
+      options.now,
+    );
+  }
+
+  /**
+   * POSTs JSON to the payments API with a Bearer token and the `Idempotency-Key`. A 401 means the
+   * cached token is no longer accepted: it is dropped and the call is made once more with a new one.
+   */
+  async #post(path: string, idempotencyKey: string, payload: Record<string, unknown>): Promise<Exchange> {
+    for (let attempt = 1; ; attempt++) {
+      let token: string;
+      try {
+        token = await this.#tokens.get();
+      } catch (error) {
+        if (error instanceof OAuthError) {
+          return { kind: 'not_taken', code: 'authentication_failed', message: error.message };
+        }
+        if (error instanceof GatewayUnreachable) {
+          return {
+            kind: 'not_taken',
+            code: 'token_unavailable',
+            message: `no OAuth token, so nothing was sent to SecurePay: ${error.message}`,
+          };
+        }
+        throw error;
+      }
+      let response: Awaited<ReturnType<typeof gatewayRequest>>;
+      try {
+        response = await gatewayRequest({
+          method: 'POST',
+          url: `${this.#apiBase}${path}`,
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json',
+            'idempotency-key': idempotencyKey,
+          },
+          body: JSON.stringify(payload),
+          timeoutMs: this.#options.timeoutMs,
+        });
+      } catch (error) {
+        if (error instanceof GatewayUnreachable) return { kind: 'no_answer', message: error.message };
+        throw error;
+      }
+      if (response.status === 401) {
+        this.#tokens.invalidate();
+        if (attempt < 2) continue;
+        return {
+          kind: 'not_taken',
+          code: 'unauthorized',
+          message: 'SecurePay answered 401 twice, with a fresh OAuth token the second time',
+        };
+      }
+      return { kind: 'answer', status: response.status, body: parseJsonBody(response.text) };
+    }
+  }
+
+  /** Sends the payment for `request`; shared by `charge` and the repeat of `fetchTransaction`. */
+  async #pay(request: ChargeRequest): Promise<Exchange> {
+    const customerCode = request.paymentMethod.customerId;
+    if (!customerCode) {
+      return {
+        kind: 'not_taken',
+        code: 'missing_customer_code',
+        message:
+          'a SecurePay stored card is charged under its customer (POST /v2/customers/{customerCode}/payments): ' +
+          'the payment method needs gateway_customer_id = the SecurePay customerCode and gateway_token = the ' +
+          'stored instrument token; nothing was sent',
+      };
+    }
+    const orderId = orderIdOf(request.reference);
+    return this.#post(`/v2/customers/${encodeURIComponent(customerCode)}/payments`, orderId, {
+      amount: minorUnitsToJson(request.amount),
+      merchantCode: this.#options.merchantCode,
+      token: request.paymentMethod.token,
+      ip: this.#ip,
+      orderId,
+      customerCode,
+      currency: request.currency.toUpperCase(),
+    });
+  }
+
+  /**
+   * Charges a stored card: `POST {apiBase}/v2/customers/{customerCode}/payments` with
+   * `Idempotency-Key` = `orderId` = our `txn_…` reference and JSON `{amount (integer minor units),
+   * merchantCode, token (the stored instrument's token), ip, orderId, customerCode, currency}`.
+   * `customerCode` is the payment method's `customerId`; without one nothing is sent and the charge
+   * is declined with code `missing_customer_code`.
+   *
+   * Outcomes: HTTP 200/201 → status.ts (`paid` → succeeded; `failed` or a bank decline code →
+   * declined with `gatewayResponseCode` / `gatewayResponseMessage`; otherwise pending), with
+   * `gatewayTransactionId` = the `orderId` (our reference: refunds and pre-authorisation cancels
+   * address the order; the bank's `bankTransactionId` is a short bank number, not an id of the
+   * payment). HTTP 400-type `{"errors": [{code, detail}]}` → declined with the first `code`; no token or
+   * 401 twice → declined (`authentication_failed`, `token_unavailable`, `unauthorized`: nothing was
+   * taken); 408/409/429, 5xx, timeout, network error, an unreadable answer or one naming another
+   * order/amount → unknown. Never throws for SecurePay's answers.
+   */
+  async charge(request: ChargeRequest): Promise<ChargeOutcome> {
+    const exchange = await this.#pay(request);
+    return chargeOutcomeOf(exchange, expectedOf(request), false);
+  }
+
+  /**
+   * Refunds part or all of a paid order: `POST {apiBase}/v2/orders/{orderId}/refunds` with
+   * `orderId` = `chargeReference` (the order id the charge was sent with), `Idempotency-Key` = our
+   * `re_…` reference, JSON `{merchantCode, ip, amount (integer minor units)}`.
+   * The answer carries the payment fields (`status`, `orderId`, `amount`, `bankTransactionId`,
+   * `gatewayResponseCode`…; FACTS.md, SDK `RefundObject`) and maps through status.ts: `paid` →
+   * succeeded (as in the sandbox refund answer logged in brightlabscomau/craftcommerce-securepay).
+   * SecurePay gives a refund no id of its own, so `gatewayRefundId` is our refund reference.
+   * 400-type refusals → declined with SecurePay's code; 5xx, timeouts → unknown.
+   */
+  async refund(request: RefundRequest): Promise<RefundOutcome> {
+    const orderId = orderIdOf(request.chargeReference);
+    const exchange = await this.#post(
+      `/v2/orders/${encodeURIComponent(orderId)}/refunds`,
+      request.reference,
+      {
+        merchantCode: this.#options.merchantCode,
+        ip: this.#ip,
+        amount: minorUnitsToJson(request.amount),
+      },
+    );
+    if (exchange.kind === 'no_answer') return { status: 'unknown', message: exchange.message };
+    if (exchange.kind === 'not_taken')
+      return { status: 'declined', code: exchange.code, message: exchange.message };
+    if (isSuccess(exchange.status)) {
+      const read = readAnswer(exchange, { orderId, amount: request.amount }, false);
+      if ('unclear' in read) return { status: 'unknown', message: read.unclear };
+      switch (verdictOf(read.answer.status, read.answer.gatewayResponseCode)) {
+        case 'succeeded':
+          return { status: 'succeeded', gatewayRefundId: request.reference };
+        case 'pending':
+          return { status: 'pending', gatewayRefundId: request.reference };
+        case 'declined':
+          return { status: 'declined', ...declineOf(read.answer) };
+      }
+    }
+    if (isRefusal(exchange.status))
+      return { status: 'declined', ...describeErrors(exchange.body, exchange.status) };
+    return { status: 'unknown', message: `SecurePay answered HTTP ${exchange.status}` };
+  }
+
+  /**
+   * SecurePay cancels only pre-authorisations (`POST /v2/payments/preauths/{orderId}/cancel`, SDK
+   * `CancelPreAuthRequest`); billhook's charges are captured payments, which cannot be voided, only
+   * refunded. So this sends nothing and declines with code `not_a_preauthorisation`.
+   */
+  async void(request: VoidRequest): Promise<VoidOutcome> {
+    return {
+      status: 'declined',
+      code: 'not_a_preauthorisation',
+      message: `SecurePay can cancel only pre-authorisations; order ${orderIdOf(request.reference)} is a captured payment: refund it instead`,
+    };
+  }
+
+  /**
+   * What became of a charge. SecurePay has no status query for card payments (FACTS.md: none in any
+   * public client, a complete SDK included), so this repeats the original charge (`query.charge`)
+   * with the same `Idempotency-Key` and `orderId` and maps the answer as `charge` does, with stricter
+   * rules: the answer must name our `orderId` (and amount, currency) to count, and a 400-type
+   * refusal, a 401, a timeout or a 5xx leaves the outcome unknown (the poller then turns a still-unknown
+   * attempt into a reconciliation exception for a person). Never `not_found`: SecurePay cannot confirm
+   * that a payment does not exist.
+   * How SecurePay answers a repeated Idempotency-Key (the stored first answer, or a new one) is not
+   * documented in any source found; if the first call never arrived, the repeat is the charge.
+   */
+  async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
+    if (query.charge.reference !== query.reference) {
+      return {
+        status: 'unknown',
+        message: `the charge to repeat (${query.charge.reference}) is not the one asked about (${query.reference})`,
+      };
+    }
+    const exchange = await this.#pay(query.charge);
+    if (exchange.kind === 'not_taken' && exchange.code === 'missing_customer_code') {
+      return { status: 'declined', code: exchange.code, message: exchange.message };
+    }
+    return chargeOutcomeOf(exchange, expectedOf(query.charge), true);
+  }
+}
+
+function expectedOf(request: ChargeRequest): Expected {
+  return {
+    orderId: orderIdOf(request.reference),
+    amount: request.amount,
+    currency: request.currency.toUpperCase(),
+  };
+}

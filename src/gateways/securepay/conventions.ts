@@ -1,0 +1,24 @@
+/**
+ * The OAuth `audience` SecurePay's token endpoint issues payment API tokens for. Sent by the SDK
+ * `fgct/securepay-api` (`ClientCredentialsRequest`) and three further independent clients (Ruby,
+ * Node, Drupal; FACTS.md). Some clients send `scope=…/payhive/payments/read …` instead; billhook
+ * sends the audience only, as the SDK does, so a client not granted every scope still gets a token.
+ */
+export const SECUREPAY_AUDIENCE = 'https://api.payments.auspost.com.au';
+
+/**
+ * The `ip` SecurePay requires on payments and refunds. billhook's charges are merchant-initiated
+ * (no shopper's browser is involved), so it sends the loopback address, as SecurePay's own request
+ * example does (`"ip": "127.0.0.1"`, test/fixtures/securepay/api.payments.create.request.docs-sample.json).
+ */
+export const DEFAULT_REQUEST_IP = '127.0.0.1';
+
+/**
+ * Our reference as SecurePay's `orderId` and `Idempotency-Key`: sent unchanged. billhook's ids are
+ * 24 characters (`txn_` + 20 base-32 characters, src/db/ids.ts); SecurePay's documented request
+ * example uses a 36-character UUID as `orderId` and as `Idempotency-Key`, so no truncation is needed
+ * and the order id maps back to our transaction without a lookup.
+ */
+export function orderIdOf(reference: string): string {
+  return reference;
+}

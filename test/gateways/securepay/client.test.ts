@@ -1,0 +1,383 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
+import { verdictOf } from '../../../src/gateways/securepay/status.ts';
+import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { noAnswer, nockToken, PAID, securepayFixture } from './fixtures.ts';
+
+const API = 'https://payments.securepay.test';
+const AUTH_URL = 'https://auth.securepay.test/oauth/token';
+const TOKEN = 'sp-unit-token';
+const CUSTOMER = PAID.customerCode as string;
+const PAYMENTS = `/v2/customers/${CUSTOMER}/payments`;
+const REFERENCE = PAID.orderId as string;
+const FAILED = securepayFixture('api.customers.payments.failed.constructed.json');
+const REFUND = securepayFixture('api.orders.refunds.paid.constructed.json');
+
+const client = () =>
+  new SecurepayClient({
+    clientId: 'sp-client-id',
+    clientSecret: 'sp-client-secret',
+    merchantCode: '5AR0055',
+    apiBase: API,
+    authUrl: AUTH_URL,
+    timeoutMs: 300,
+  });
+
+const charge: ChargeRequest = {
+  reference: REFERENCE,
+  amount: 10000n,
+  currency: 'aud',
+  paymentMethod: { token: PAID.token, customerId: CUSTOMER },
+  description: 'invoice inv_x',
+};
+
+/** Token + one payment call answered with `status` and `body`. */
+function nockPayment(status: number, body?: unknown) {
+  nockToken(AUTH_URL, TOKEN);
+  return nock(API)
+    .post(PAYMENTS)
+    .reply(status, body as nock.Body);
+}
+
+describe('SecurepayClient', () => {
+  beforeAll(() => nock.disableNetConnect());
+  afterEach(() => {
+    expect(nock.pendingMocks()).toEqual([]);
+    nock.abortPendingRequests();
+    nock.cleanAll();
+  });
+  afterAll(() => nock.enableNetConnect());
+
+  describe('charge', () => {
+    it('POSTs the stored card to /v2/customers/{customerCode}/payments: Bearer token, Idempotency-Key and orderId = our reference, integer cents', async () => {
+      let sent: any;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(PAYMENTS, (body) => {
+          sent = body;
+          return true;
+        })
+        .matchHeader('authorization', `Bearer ${TOKEN}`)
+        .matchHeader('idempotency-key', REFERENCE)
+        .matchHeader('content-type', 'application/json')
+        .reply(201, PAID);
+      expect(await client().charge(charge)).toEqual({ status: 'succeeded', gatewayTransactionId: REFERENCE });
+      // The same keys as SecurePay's documented request example, plus customerCode and currency.
+      const docsSample = securepayFixture('api.payments.create.request.docs-sample.json');
+      expect(Object.keys(sent).sort()).toEqual(
+        [...Object.keys(docsSample), 'customerCode', 'currency'].sort(),
+      );
+      expect(sent).toEqual({
+        amount: 10000,
+        merchantCode: '5AR0055',
+        token: PAID.token,
+        ip: '127.0.0.1',
+        orderId: REFERENCE,
+        customerCode: CUSTOMER,
+        currency: 'AUD',
+      });
+      expect(Number.isInteger(sent.amount)).toBe(true);
+      // The documented header names, with our reference as the Idempotency-Key.
+      const docsHeaders = securepayFixture('api.payments.create.request.docs-sample.headers.json');
+      expect(Object.keys(docsHeaders).map((h) => h.toLowerCase())).toEqual([
+        'content-type',
+        'idempotency-key',
+        'authorization',
+      ]);
+    });
+
+    it.each([
+      ['JPY (exponent 0)', 'JPY', 5000n, 5000],
+      ['KWD (exponent 3)', 'KWD', 1234n, 1234],
+    ])('sends minor units unchanged for %s', async (_name, currency, amount, wire) => {
+      let sent: any;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(PAYMENTS, (body) => {
+          sent = body;
+          return true;
+        })
+        .reply(201, { ...PAID, amount: wire, currency });
+      expect((await client().charge({ ...charge, currency, amount })).status).toBe('succeeded');
+      expect(sent).toMatchObject({ amount: wire, currency });
+    });
+
+    it('url-encodes the customer code in the path', async () => {
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post('/v2/customers/cust%2Fweird%20code/payments')
+        .reply(201, { ...PAID, customerCode: 'cust/weird code' });
+      const outcome = await client().charge({
+        ...charge,
+        paymentMethod: { token: PAID.token, customerId: 'cust/weird code' },
+      });
+      expect(outcome.status).toBe('succeeded');
+    });
+
+    it('declines without sending anything when the payment method has no SecurePay customer code', async () => {
+      const outcome = await client().charge({
+        ...charge,
+        paymentMethod: { token: PAID.token, customerId: null },
+      });
+      expect(outcome).toMatchObject({ status: 'declined', code: 'missing_customer_code' });
+      expect(outcome.status === 'declined' && outcome.message).toMatch(/gateway_customer_id/);
+    });
+
+    it('maps status failed (HTTP 201) to a decline with the bank code and message', async () => {
+      nockPayment(201, FAILED);
+      expect(await client().charge(charge)).toEqual({
+        status: 'declined',
+        code: '51',
+        message: 'Insufficient Funds',
+        gatewayTransactionId: REFERENCE,
+      });
+    });
+
+    it('maps any other status with a bank decline code (HTTP 200) to a decline, errorCode in the message', async () => {
+      nockPayment(200, {
+        ...FAILED,
+        status: 'declined',
+        gatewayResponseCode: '05',
+        gatewayResponseMessage: 'Do Not Honour',
+        errorCode: 'BANK_DECLINED',
+      });
+      expect(await client().charge(charge)).toEqual({
+        status: 'declined',
+        code: '05',
+        message: 'Do Not Honour (errorCode: BANK_DECLINED)',
+        gatewayTransactionId: REFERENCE,
+      });
+    });
+
+    it('maps a status that is neither paid nor failed, without a bank decline code, to pending', async () => {
+      nockPayment(201, {
+        ...PAID,
+        status: 'processing',
+        gatewayResponseCode: undefined,
+        gatewayResponseMessage: undefined,
+      });
+      expect(await client().charge(charge)).toEqual({ status: 'pending', gatewayTransactionId: REFERENCE });
+    });
+
+    it('maps a 400 {"errors": [...]} to a decline with SecurePay code and every detail', async () => {
+      nockPayment(400, {
+        errors: [
+          ...securepayFixture('api.error.400.invalid_order_id.constructed.json').errors,
+          { id: 'x', code: 'INVALID_AMOUNT', detail: 'amount must be positive' },
+        ],
+      });
+      expect(await client().charge(charge)).toEqual({
+        status: 'declined',
+        code: 'INVALID_ORDER_ID',
+        message: 'INVALID_ORDER_ID: orderId is invalid; INVALID_AMOUNT: amount must be positive',
+      });
+    });
+
+    it('maps a 404 without a body to a decline with the HTTP status as code', async () => {
+      nockPayment(404);
+      expect(await client().charge(charge)).toMatchObject({ status: 'declined', code: 'http_404' });
+    });
+
+    it.each([
+      ['500 with the errors body', 500, securepayFixture('api.error.500.constructed.json')],
+      ['502 without a body', 502, undefined],
+      ['503', 503, 'Service Unavailable'],
+      ['409 (a conflict on the Idempotency-Key)', 409, undefined],
+      ['429 (rate limited)', 429, undefined],
+      ['201 whose body is not a payment', 201, '<html>oops</html>'],
+      ['201 with an amount as a float', 201, { ...PAID, amount: 100.5 }],
+    ])('leaves the outcome unknown for %s', async (_name, status, body) => {
+      nockPayment(status, body);
+      expect((await client().charge(charge)).status).toBe('unknown');
+    });
+
+    it('leaves the outcome unknown when the answer names another order or amount', async () => {
+      nockPayment(201, { ...PAID, orderId: 'txn_someoneelse000000000' });
+      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /names orderId/ });
+      nockPayment(201, { ...PAID, amount: 9999 });
+      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /amount 9999/ });
+      nockPayment(201, { ...PAID, currency: 'NZD' });
+      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /currency NZD/ });
+    });
+
+    it('leaves the outcome unknown on a timeout and on a network error', async () => {
+      nockToken(AUTH_URL, TOKEN);
+      nock(API).post(PAYMENTS).reply(noAnswer);
+      const securepay = client();
+      expect(await securepay.charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: /TimeoutError|abort/i,
+      });
+      nock(API).post(PAYMENTS).replyWithError({ code: 'ECONNRESET', message: 'socket hang up' });
+      expect((await securepay.charge(charge)).status).toBe('unknown');
+    });
+  });
+
+  describe('refund', () => {
+    const refund = {
+      reference: 're_01jh3k9q2m4v8c1xk0bd',
+      chargeReference: REFERENCE,
+      gatewayTransactionId: REFERENCE,
+      amount: 2500n,
+      currency: 'AUD',
+      paymentMethod: charge.paymentMethod,
+    };
+
+    it('POSTs /v2/orders/{orderId}/refunds with the refund reference as Idempotency-Key and {merchantCode, ip, amount}', async () => {
+      let sent: any;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(`/v2/orders/${REFERENCE}/refunds`, (body) => {
+          sent = body;
+          return true;
+        })
+        .matchHeader('authorization', `Bearer ${TOKEN}`)
+        .matchHeader('idempotency-key', refund.reference)
+        .reply(201, REFUND);
+      expect(await client().refund(refund)).toEqual({
+        status: 'succeeded',
+        gatewayRefundId: refund.reference,
+      });
+      expect(sent).toEqual({ merchantCode: '5AR0055', ip: '127.0.0.1', amount: 2500 });
+    });
+
+    it('maps failed to a decline, an unsettled status to pending, 400 to a decline, 5xx and timeouts to unknown', async () => {
+      const securepay = client();
+      nockToken(AUTH_URL, TOKEN);
+      const path = `/v2/orders/${REFERENCE}/refunds`;
+      nock(API)
+        .post(path)
+        .reply(201, {
+          ...REFUND,
+          status: 'failed',
+          gatewayResponseCode: '12',
+          gatewayResponseMessage: 'Invalid Transaction',
+        });
+      expect(await securepay.refund(refund)).toEqual({
+        status: 'declined',
+        code: '12',
+        message: 'Invalid Transaction',
+      });
+      nock(API)
+        .post(path)
+        .reply(201, {
+          ...REFUND,
+          status: 'pending',
+          gatewayResponseCode: null,
+          gatewayResponseMessage: null,
+        });
+      expect(await securepay.refund(refund)).toEqual({
+        status: 'pending',
+        gatewayRefundId: refund.reference,
+      });
+      nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
+      expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
+      nock(API).post(path).reply(500, securepayFixture('api.error.500.constructed.json'));
+      expect((await securepay.refund(refund)).status).toBe('unknown');
+      nock(API).post(path).reply(noAnswer);
+      expect((await securepay.refund(refund)).status).toBe('unknown');
+      nock(API)
+        .post(path)
+        .reply(201, { ...REFUND, amount: 2400 });
+      expect((await securepay.refund(refund)).status).toBe('unknown');
+    });
+  });
+
+  describe('void', () => {
+    it('declines without a call: SecurePay cancels only pre-authorisations, billhook charges are captured', async () => {
+      expect(
+        await client().void({
+          reference: REFERENCE,
+          gatewayTransactionId: REFERENCE,
+          amount: 10000n,
+          currency: 'AUD',
+        }),
+      ).toMatchObject({ status: 'declined', code: 'not_a_preauthorisation', message: /refund it instead/ });
+    });
+  });
+
+  describe('fetchTransaction (the idempotent repeat)', () => {
+    const query = { reference: REFERENCE, charge };
+
+    it('repeats the original charge with the same Idempotency-Key and orderId and reports paid as succeeded', async () => {
+      let sent: any;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(PAYMENTS, (body) => {
+          sent = body;
+          return true;
+        })
+        .matchHeader('idempotency-key', REFERENCE)
+        .reply(200, PAID);
+      expect(await client().fetchTransaction(query)).toEqual({
+        status: 'succeeded',
+        gatewayTransactionId: REFERENCE,
+      });
+      expect(sent).toMatchObject({ orderId: REFERENCE, amount: 10000, customerCode: CUSTOMER });
+    });
+
+    it('reports a decline the repeat names', async () => {
+      nockPayment(201, FAILED);
+      expect(await client().fetchTransaction(query)).toMatchObject({ status: 'declined', code: '51' });
+    });
+
+    it.each([
+      ['a timeout', () => nock(API).post(PAYMENTS).reply(noAnswer)],
+      [
+        'a 500',
+        () => nock(API).post(PAYMENTS).reply(500, securepayFixture('api.error.500.constructed.json')),
+      ],
+      [
+        'an answer without an orderId',
+        () =>
+          nock(API)
+            .post(PAYMENTS)
+            .reply(201, { ...PAID, orderId: undefined }),
+      ],
+      [
+        'an answer naming another order',
+        () =>
+          nock(API)
+            .post(PAYMENTS)
+            .reply(201, { ...PAID, orderId: 'other-order' }),
+      ],
+      [
+        'a 400 refusal (maybe SecurePay refusing a reused orderId)',
+        () =>
+          nock(API)
+            .post(PAYMENTS)
+            .reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json')),
+      ],
+      ['two 401s', () => nock(API).post(PAYMENTS).times(2).reply(401)],
+    ])('stays unknown after %s', async (name, setup) => {
+      nockToken(AUTH_URL, TOKEN);
+      if (name === 'two 401s') nockToken(AUTH_URL, 'second-token');
+      setup();
+      expect((await client().fetchTransaction(query)).status).toBe('unknown');
+    });
+
+    it('refuses to repeat a charge that is not the one asked about', async () => {
+      expect(await client().fetchTransaction({ reference: 'txn_other', charge })).toMatchObject({
+        status: 'unknown',
+        message: /not the one asked about/,
+      });
+    });
+  });
+});
+
+describe('the SecurePay status table (status.ts)', () => {
+  it.each([
+    ['paid', '00', 'succeeded'],
+    ['PAID', null, 'succeeded'],
+    ['failed', '00', 'declined'],
+    ['failed', undefined, 'declined'],
+    ['declined', '05', 'declined'],
+    ['unknown_word', '51', 'declined'],
+    ['processing', undefined, 'pending'],
+    ['processing', '00', 'pending'],
+    ['authorised', '08', 'pending'],
+  ] as const)('status %s with code %s → %s', (status, code, verdict) => {
+    expect(verdictOf(status, code)).toBe(verdict);
+  });
+});
