@@ -11,6 +11,8 @@ import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
 import { Inbox } from './inbox/receive.ts';
+import { instrumentRegistry } from './metrics/instrument.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
 import { startWorkers } from './queue/workers.ts';
 
@@ -54,11 +56,12 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
   const database = await resolveDatabase(config, log);
   const db = createDb(database.url);
   await migrateToLatest(db);
-  const registry = createRegistry(config);
   const boss = createBoss(database.url, { maintenance: role !== 'web' });
   boss.on('error', (error) => log.error({ err: error }, 'pg-boss error'));
   await boss.start();
   await ensureQueues(boss, config);
+  const metrics = new Metrics({ db, boss });
+  const registry = instrumentRegistry(createRegistry(config), metrics);
 
   let firstAdminKey: string | undefined;
   if (config.BILLHOOK_ADMIN_KEY)
@@ -76,13 +79,13 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
   let server: Server | undefined;
   let url: string | undefined;
   if (role !== 'worker') {
-    const app = createApp({ config, db, boss, registry, inbox: new Inbox(db, boss), log, ready });
+    const app = createApp({ config, db, boss, registry, metrics, inbox: new Inbox(db, boss), log, ready });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.PORT, '0.0.0.0', () => resolve(s)).once('error', reject);
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
-  if (role !== 'web') await startWorkers(boss, db, registry, config, log);
+  if (role !== 'web') await startWorkers(boss, db, registry, config, log, metrics);
 
   return {
     db,

@@ -8,6 +8,7 @@ import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { metricsRoutes } from './metrics.ts';
 import { webhookRoutes } from './webhooks.ts';
 
 /**
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   app.use(healthRoutes(deps));
+  app.use(metricsRoutes(deps));
   app.use(webhookRoutes(deps));
   const v1 = express.Router();
   v1.use(requireApiKey(deps.db, 'read'));

@@ -4,6 +4,7 @@ import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { Inbox } from '../inbox/receive.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -11,6 +12,7 @@ export interface AppDeps {
   db: Db;
   boss: PgBoss;
   registry: GatewayRegistry;
+  metrics: Metrics;
   /** Where verified webhooks are stored (group commit). */
   inbox: Inbox;
   log: Logger;

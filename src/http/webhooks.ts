@@ -1,11 +1,26 @@
 import { isUtf8 } from 'node:buffer';
-import express, { type RequestHandler, Router } from 'express';
-import { GATEWAYS, type GatewayName, WebhookPayloadError } from '../gateways/types.ts';
+import express, { type ErrorRequestHandler, type RequestHandler, Router } from 'express';
+import {
+  GATEWAYS,
+  type GatewayName,
+  WebhookPayloadError,
+  WebhookVerificationError,
+} from '../gateways/types.ts';
+import { InboxBusy } from '../inbox/receive.ts';
+import type { RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
 
 /** Largest webhook body accepted; larger ones get 413. */
 export const WEBHOOK_BODY_LIMIT = '256kb';
+
+function rejectReason(error: unknown): RejectReason {
+  if (error instanceof WebhookVerificationError) return 'signature';
+  if (error instanceof WebhookPayloadError) return 'payload';
+  if (error instanceof InboxBusy) return 'busy';
+  if ((error as { type?: string }).type === 'entity.too.large') return 'too_large';
+  return 'unavailable';
+}
 
 function isGateway(name: string): name is GatewayName {
   return (GATEWAYS as readonly string[]).includes(name);
@@ -17,11 +32,15 @@ function isGateway(name: string): name is GatewayName {
  * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
  * 503 when the database cannot store it (the gateway retries).
  */
-export function webhookRoutes({ config, inbox, registry, log }: AppDeps): Router {
+export function webhookRoutes({ config, inbox, registry, log, metrics }: AppDeps): Router {
   const router = Router();
   const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
     if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
+      metrics.webhooksRejected.inc({
+        gateway: isGateway(gateway) ? gateway : 'unknown',
+        reason: 'not_configured',
+      });
       return sendError(
         res,
         404,
@@ -36,6 +55,7 @@ export function webhookRoutes({ config, inbox, registry, log }: AppDeps): Router
 
   router.post('/webhooks/:gateway', configured, rawBody, async (req, res) => {
     const gateway = req.params.gateway as GatewayName;
+    const acknowledged = metrics.ackSeconds.startTimer({ gateway });
     const verifier = registry.get(gateway)?.webhook;
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const delivery = await verifier!.verify(body, req.headers);
@@ -51,7 +71,19 @@ export function webhookRoutes({ config, inbox, registry, log }: AppDeps): Router
       'webhook received',
     );
     res.status(200).json({ received: true });
+    acknowledged();
+    metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
   });
+
+  // Count every refusal by reason, then let the error table answer it.
+  router.use('/webhooks/:gateway', ((error, req, _res, next) => {
+    const gateway = String(req.params.gateway);
+    metrics.webhooksRejected.inc({
+      gateway: isGateway(gateway) ? gateway : 'unknown',
+      reason: rejectReason(error),
+    });
+    next(error);
+  }) as ErrorRequestHandler);
 
   if (config.BILLHOOK_BENCH_ROUTES) {
     // The benchmark's baseline: the same parsing and verification, no database.

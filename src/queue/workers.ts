@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
 import { QUEUES } from './queues.ts';
@@ -17,6 +18,7 @@ export async function startWorkers(
   registry: GatewayRegistry,
   config: Config,
   log: Logger,
+  metrics: Metrics,
 ): Promise<void> {
   await boss.work(
     QUEUES.webhookProcess,
@@ -31,7 +33,7 @@ export async function startWorkers(
       // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
       notifyPollingIntervalSeconds: 1,
     },
-    webhookProcessHandler(db, registry, log),
+    webhookProcessHandler(db, registry, log, metrics),
   );
   await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
     await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);

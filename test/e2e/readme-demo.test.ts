@@ -68,6 +68,10 @@ describe('README walk-through with the Stripe stub', () => {
       ['revenue', -2500],
     ]);
 
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /billhook_gateway_call_seconds_count\{gateway="stripe",operation="charge",outcome="pending"\} 1/,
+    );
     stub.closeAllConnections();
     const refund = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount: 500 });
     expect(refund.body).toMatchObject({ status: 'succeeded', amount: 500, currency: 'USD' });

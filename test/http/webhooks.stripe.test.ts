@@ -107,6 +107,19 @@ describe('POST /webhooks/stripe', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('counts received and rejected webhooks by gateway and reason on /metrics', async () => {
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/billhook_webhooks_received_total\{gateway="stripe",duplicate="false"\} [1-9]/);
+    expect(metrics).toMatch(/billhook_webhooks_received_total\{gateway="stripe",duplicate="true"\} [1-9]/);
+    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="signature"\} [1-9]/);
+    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="payload"\} [1-9]/);
+    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="too_large"\} 1/);
+    expect(metrics).toMatch(/billhook_webhook_ack_seconds_count\{gateway="stripe"\} [1-9]/);
+    expect(metrics).toMatch(/billhook_queue_depth\{queue="webhook.process"\} \d+/);
+    expect(metrics).toMatch(/billhook_reconciliation_lag_seconds \d/);
+    expect(metrics).toMatch(/billhook_reconciliation_exceptions_open \d/);
+  });
+
   it('answers 404 for a gateway that is not configured or not known', async () => {
     for (const gateway of ['paypal', 'nosuchgateway']) {
       const response = await fetch(`${app.url}/webhooks/${gateway}`, { method: 'POST', body: '{}' });

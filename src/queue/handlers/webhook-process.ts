@@ -2,8 +2,9 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
+import type { Metrics } from '../../metrics/metrics.ts';
 import { type ProcessRequest, processInboxEvents } from '../../reconcile/process.ts';
-import { WebhookProcessJob } from '../queues.ts';
+import { QUEUES, WebhookProcessJob } from '../queues.ts';
 
 /**
  * Handles a batch of `webhook.process` jobs: the valid ones are processed together (one transaction
@@ -11,7 +12,7 @@ import { WebhookProcessJob } from '../queues.ts';
  * error → failed, so the queue retries it with backoff (its last attempt turns into a reconciliation
  * exception instead); invalid job data → dead letter.
  */
-export function webhookProcessHandler(db: Db, registry: GatewayRegistry, log: Logger) {
+export function webhookProcessHandler(db: Db, registry: GatewayRegistry, log: Logger, metrics: Metrics) {
   return async (jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> => {
     const results: JobResult[] = [];
     const valid: { job: JobWithMetadata<unknown>; request: ProcessRequest }[] = [];
@@ -41,6 +42,7 @@ export function webhookProcessHandler(db: Db, registry: GatewayRegistry, log: Lo
           'webhook processing will retry',
         );
         results.push({ id: job.id, status: 'failed', output: { error } });
+        metrics.jobFailures.inc({ queue: QUEUES.webhookProcess });
       } else {
         results.push({ id: job.id, status: 'completed', output: { outcome } });
       }
