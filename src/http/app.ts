@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { readRoutes } from './api/reads.ts';
@@ -22,12 +23,21 @@ export function createApp(deps: AppDeps): Express {
     typeof value === 'bigint' ? Number(value) : value,
   );
   app.use(helmet());
-  app.use((req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
-    res.setHeader('X-Request-Id', id);
-    next();
-  });
+  app.use(
+    pinoHttp({
+      logger: deps.log,
+      // The caller's X-Request-Id when it is a plain token, else a new one; echoed in the answer.
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, error) =>
+        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      quietReqLogger: true,
+    }),
+  );
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
   app.use(webhookRoutes(deps));
@@ -41,6 +51,6 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),
   );
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler());
   return app;
 }

@@ -1,5 +1,4 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
@@ -59,17 +58,17 @@ interface BodyParserError extends Error {
  * The one table mapping errors to HTTP: AppError → its status; webhook verification → 400; body too
  * large → 413; malformed JSON → 400; database unreachable → 503 with Retry-After; anything else → 500.
  */
-export function errorHandler(log: Logger): ErrorRequestHandler {
+export function errorHandler(): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     if (res.headersSent) return;
     if (error instanceof AppError)
       return sendError(res, error.status, error.type, error.code, error.message, error.fields);
     if (error instanceof WebhookVerificationError) {
-      log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
+      req.log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
       return sendError(res, 400, 'invalid_signature', 'signature_verification_failed', error.message);
     }
     if (error instanceof WebhookPayloadError) {
-      log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
+      req.log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
       return sendError(res, 400, 'invalid_request', 'invalid_payload', error.message);
     }
     const parserError = error as BodyParserError;
@@ -106,7 +105,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       );
     }
     if (isDatabaseUnavailable(error)) {
-      log.error({ err: error, path: req.path }, 'database unavailable');
+      req.log.error({ err: error, path: req.path }, 'database unavailable');
       res.setHeader('Retry-After', '5');
       return sendError(
         res,
@@ -116,7 +115,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
         'the database is unavailable; retry later',
       );
     }
-    log.error({ err: error, path: req.path }, 'unhandled error');
+    req.log.error({ err: error, path: req.path }, 'unhandled error');
     return sendError(res, 500, 'internal', 'internal_error', 'internal error');
   };
 }

@@ -32,7 +32,7 @@ function isGateway(name: string): name is GatewayName {
  * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
  * 503 when the database cannot store it (the gateway retries).
  */
-export function webhookRoutes({ config, inbox, registry, log, metrics }: AppDeps): Router {
+export function webhookRoutes({ config, inbox, registry, metrics }: AppDeps): Router {
   const router = Router();
   const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
@@ -66,7 +66,7 @@ export function webhookRoutes({ config, inbox, registry, log, metrics }: AppDeps
       eventType: delivery.eventType,
       body: body.toString('utf8'),
     });
-    log.info(
+    req.log.info(
       { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
       'webhook received',
     );

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inbox, InboxBusy } from '../../src/inbox/receive.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { deliverStripe, stripeFixtureRaw } from '../support/stripe.ts';
 
 /** PRODUCT.md §2: every row of the webhook response table, for Stripe. */
@@ -118,6 +118,26 @@ describe('POST /webhooks/stripe', () => {
     expect(metrics).toMatch(/billhook_queue_depth\{queue="webhook.process"\} \d+/);
     expect(metrics).toMatch(/billhook_reconciliation_lag_seconds \d/);
     expect(metrics).toMatch(/billhook_reconciliation_exceptions_open \d/);
+  });
+
+  it('logs each request as JSON with its request id, and no secret or signature in any line', async () => {
+    await fetch(`${app.url}/v1/events`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'x-request-id': 'req-trace-1' },
+    });
+    const lines = app.logs.map((line) => JSON.stringify(line));
+    expect(app.logs.some((l) => (l.req as { id?: string } | undefined)?.id === 'req-trace-1')).toBe(true);
+    expect(app.logs.some((l) => l.msg === 'webhook received' && typeof l.reqId === 'string')).toBe(true);
+    for (const secret of [
+      'whsec_test_secret_current',
+      'whsec_test_secret_old',
+      ADMIN_KEY,
+      'v1=',
+      'sk_test_billhook',
+    ]) {
+      expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    }
+    expect(lines.some((line) => line.includes('"authorization":"[redacted]"'))).toBe(true);
+    expect(lines.some((line) => line.includes('"stripe-signature":"[redacted]"'))).toBe(true);
   });
 
   it('answers 404 for a gateway that is not configured or not known', async () => {
