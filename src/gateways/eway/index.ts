@@ -1,7 +1,22 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import type { EwayApiOptions } from './api.ts';
+import { EwayClient } from './client.ts';
+import { EwayWebhook } from './webhook.ts';
 
-/** The eWAY Rapid adapter: not implemented yet, so neither its webhook route nor its API is enabled. */
-export function ewayAdapter(_config: Config): GatewayAdapter {
-  return { name: 'eway' };
+/**
+ * The eWAY Rapid adapter. Both halves need the API credentials `EWAY_API_KEY` and
+ * `EWAY_API_PASSWORD` (calls go to `EWAY_API_BASE`, timeout `GATEWAY_TIMEOUT_MS`): eWAY signs no
+ * webhooks, so the webhook half is useful only if it can query eWAY about each callback hint, and
+ * both halves are enabled together or not at all.
+ */
+export function ewayAdapter(config: Config): GatewayAdapter {
+  if (!config.EWAY_API_KEY || !config.EWAY_API_PASSWORD) return { name: 'eway' };
+  const options: EwayApiOptions = {
+    apiKey: config.EWAY_API_KEY,
+    apiPassword: config.EWAY_API_PASSWORD,
+    apiBase: config.EWAY_API_BASE,
+    timeoutMs: config.GATEWAY_TIMEOUT_MS,
+  };
+  return { name: 'eway', webhook: new EwayWebhook(options), client: new EwayClient(options) };
 }

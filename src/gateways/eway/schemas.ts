@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { minorUnitsFromJson } from '../../money/amount.ts';
+import { ACCESS_CODE_PATTERN, type EwayHint } from './conventions.ts';
+
+/**
+ * zod schemas of eWAY Rapid's JSON (https://eway.io/api-v3/), reduced to the fields billhook reads;
+ * every other field (customer, card details, verification) is dropped at parse time, so no card
+ * data travels further. Shapes are checked against the real answers in test/fixtures/eway.
+ */
+
+/** `TotalAmount`: an integer in the currency's lowest denomination (minor units), as a bigint. */
+export const EwayAmount = z.unknown().transform((value, ctx) => {
+  try {
+    return minorUnitsFromJson(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * eWAY's `TransactionID`, an integer, as a decimal string; `null` or `0` (no transaction was made)
+ * become `undefined`.
+ */
+const TransactionId = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(Number.MAX_SAFE_INTEGER)
+  .nullish()
+  .transform((id) => (id ? String(id) : undefined));
+
+/** The fields every eWAY transaction result carries: status, bank and eWAY codes. */
+const ResultFields = {
+  TransactionID: TransactionId,
+  /** `true` approved, `false` not approved, `null` no transaction was attempted (validation errors). */
+  TransactionStatus: z.boolean().nullish(),
+  /** Two-character bank response code, e.g. `"00"`, `"01"`. */
+  ResponseCode: z.string().nullish(),
+  /** eWAY response codes, comma-separated: `A2000`, `D4401`, `F9023`. */
+  ResponseMessage: z.string().nullish(),
+  /** Validation and system codes, comma-separated: `V6021,V6040`, `S5010`. */
+  Errors: z.string().nullish(),
+};
+
+/** What status.ts reads of any transaction result (charge, query item, refund, cancel). */
+export const EwayResult = z.object({
+  ...ResultFields,
+  /** Version ≥ 40 query answers: `false` for an authorisation not captured yet. */
+  TransactionCaptured: z.boolean().nullish(),
+});
+export type EwayResult = z.output<typeof EwayResult>;
+
+/** Answer of `POST /Transaction` (Direct Connection; Method `TokenPayment`). */
+export const EwayTransactionResponse = EwayResult.extend({
+  Payment: z
+    .object({
+      TotalAmount: EwayAmount.optional(),
+      InvoiceReference: z.string().nullish(),
+      CurrencyCode: z.string().nullish(),
+    })
+    .nullish(),
+});
+export type EwayTransactionResponse = z.output<typeof EwayTransactionResponse>;
+
+/**
+ * One item of `Transactions` in a Transaction Query answer (`GET /Transaction/{id}`,
+ * `GET /Transaction/InvoiceRef/{ref}`).
+ */
+export const EwayQueriedTransaction = EwayResult.extend({
+  TotalAmount: EwayAmount,
+  InvoiceReference: z.string().nullish(),
+  /** Present from API version 40. */
+  CurrencyCode: z.string().nullish(),
+  /** Present from API version 40. */
+  TransactionDateTime: z.string().nullish(),
+});
+export type EwayQueriedTransaction = z.output<typeof EwayQueriedTransaction>;
+
+/** Answer of a Transaction Query: the matching transactions (none when eWAY has no such transaction). */
+export const EwayQueryResponse = z.object({
+  Transactions: z
+    .array(EwayQueriedTransaction)
+    .nullish()
+    .transform((list) => list ?? []),
+  Errors: z.string().nullish(),
+});
+export type EwayQueryResponse = z.output<typeof EwayQueryResponse>;
+
+/**
+ * Answer of `GET /AccessCode/{AccessCode}` (the result of a Responsive Shared Page or Transparent
+ * Redirect payment): `TransactionID` is null until the customer completed the payment (S5099).
+ * Fields as eWAYPayment/eway-rapid-php `Model/Response/QueryAccessCodeResponse.php` documents them.
+ */
+export const EwayAccessCodeResponse = z.object({
+  AccessCode: z.string().nullish(),
+  ...ResultFields,
+});
+export type EwayAccessCodeResponse = z.output<typeof EwayAccessCodeResponse>;
+
+/** Answer of `POST /Transaction/{id}/Refund`: the refund's own `TransactionID` and status. */
+export const EwayRefundResponse = EwayResult;
+
+/** Answer of `POST /CancelAuthorisation`. */
+export const EwayCancelResponse = EwayResult;
+
+const TransactionIdHint = z.union([
+  z.number().int().positive().max(Number.MAX_SAFE_INTEGER).transform(String),
+  z
+    .string()
+    .trim()
+    .regex(/^\d{1,18}$/, 'TransactionID must be digits')
+    .transform((digits) => BigInt(digits).toString())
+    .refine((id) => id !== '0', 'TransactionID must be positive'),
+]);
+
+/**
+ * The callback hint as posted to /webhooks/eway, keys compared case-insensitively: a numeric
+ * `TransactionID` or an `AccessCode` (eWAY appends `AccessCode=…` to the merchant's RedirectUrl when
+ * the customer returns from a Responsive Shared Page or Transparent Redirect payment,
+ * https://eway.io/api-v3/). Anything else in the body (a status, an amount)
+ * is ignored: only eWAY's own answer is believed. With both, the transaction id wins.
+ */
+export const EwayHintSchema = z
+  .record(z.string(), z.unknown())
+  .transform((fields) => Object.fromEntries(Object.entries(fields).map(([k, v]) => [k.toLowerCase(), v])))
+  .pipe(
+    z.object({
+      transactionid: TransactionIdHint.optional(),
+      accesscode: z
+        .string()
+        .trim()
+        .regex(ACCESS_CODE_PATTERN, 'AccessCode must be letters, digits, - or _')
+        .optional(),
+    }),
+  )
+  .transform((fields, ctx): EwayHint => {
+    if (fields.transactionid) return { kind: 'transaction', transactionId: fields.transactionid };
+    if (fields.accesscode) return { kind: 'access_code', accessCode: fields.accesscode };
+    ctx.addIssue({ code: 'custom', message: 'needs a numeric TransactionID or an AccessCode' });
+    return z.NEVER;
+  });

@@ -1,0 +1,149 @@
+import type {
+  ChargeOutcome,
+  PaymentEventType,
+  RefundOutcome,
+  TransactionStatusOutcome,
+  VoidOutcome,
+} from '../types.ts';
+import { describeCodes, splitCodes } from './codes.ts';
+import type { EwayResult } from './schemas.ts';
+
+/**
+ * Codes in `Errors` that leave the outcome open rather than refused (eWAY's words,
+ * https://eway.io/api-v3/#response-amp-error-codes): S5666 "Transaction in unknown state", S5000
+ * "System Error" (eWAY failed, not the request) and S5099 "Incomplete (Access Code in
+ * progress/incomplete)". Every other code in `Errors` (V6xxx validation, S5010, S5029 rate limit…)
+ * means eWAY refused the request: no money moved.
+ */
+const OPEN_CODES: ReadonlySet<string> = new Set(['S5666', 'S5000', 'S5099']);
+
+/**
+ * What one eWAY result means, decided in exactly one place (`verdictOf`):
+ *
+ * | eWAY says                                             | verdict      | charge    | event            |
+ * |-------------------------------------------------------|--------------|-----------|------------------|
+ * | `Errors` has S5666 / S5000 / S5099                    | `open`       | pending¹  | charge.pending   |
+ * | `TransactionStatus` true, `TransactionCaptured` false | `authorised` | pending   | charge.pending   |
+ * | `TransactionStatus` true (with a `TransactionID`)     | `approved`   | succeeded | charge.succeeded |
+ * | other `Errors` codes (V6021, S5010…)                  | `declined`   | declined  | charge.failed    |
+ * | `TransactionStatus` false                             | `declined`   | declined  | charge.failed    |
+ * | anything else (`TransactionStatus` null, no codes)    | `open`       | pending¹  | charge.pending   |
+ *
+ * ¹ `unknown` when eWAY gave no `TransactionID` to follow up. A decline's code is the `Errors` codes,
+ * else the `ResponseMessage` codes (`D4401`), else the bank `ResponseCode`; all are kept, comma-joined.
+ * Only `TransactionStatus: true` (eWAY's success flag, https://eway.io/api-v3/ "Transaction Query")
+ * is success and only an explicit refusal is failure.
+ */
+export type EwayVerdict =
+  | { kind: 'approved'; transactionId: string }
+  | { kind: 'authorised'; transactionId: string }
+  | { kind: 'declined'; code: string; message: string; transactionId?: string }
+  | { kind: 'open'; reason: string; transactionId?: string };
+
+/** Decides what an eWAY transaction result means (the table on {@link EwayVerdict}). */
+export function verdictOf(result: EwayResult): EwayVerdict {
+  const errors = splitCodes(result.Errors);
+  const transactionId = result.TransactionID;
+  const open = errors.filter((code) => OPEN_CODES.has(code));
+  if (open.length > 0) return { kind: 'open', reason: describeCodes(open), transactionId };
+  if (result.TransactionStatus === true) {
+    if (!transactionId) return { kind: 'open', reason: 'approved without a TransactionID' };
+    return result.TransactionCaptured === false
+      ? { kind: 'authorised', transactionId }
+      : { kind: 'approved', transactionId };
+  }
+  if (errors.length > 0) {
+    return { kind: 'declined', code: errors.join(','), message: describeCodes(errors), transactionId };
+  }
+  if (result.TransactionStatus === false) {
+    const responses = splitCodes(result.ResponseMessage);
+    const bank = result.ResponseCode?.trim() || undefined;
+    const code = responses.length > 0 ? responses.join(',') : (bank ?? 'declined');
+    const words = responses.length > 0 ? describeCodes(responses) : 'declined by eWAY';
+    return {
+      kind: 'declined',
+      code,
+      message: bank ? `${words} (bank response code ${bank})` : words,
+      transactionId,
+    };
+  }
+  return { kind: 'open', reason: 'eWAY reported no TransactionStatus', transactionId };
+}
+
+/** A verdict as the outcome of a charge (or of a status query about one). */
+export function chargeOutcomeOf(verdict: EwayVerdict): ChargeOutcome {
+  switch (verdict.kind) {
+    case 'approved':
+      return { status: 'succeeded', gatewayTransactionId: verdict.transactionId };
+    case 'authorised':
+      return { status: 'pending', gatewayTransactionId: verdict.transactionId };
+    case 'declined':
+      return verdict.transactionId
+        ? {
+            status: 'declined',
+            code: verdict.code,
+            message: verdict.message,
+            gatewayTransactionId: verdict.transactionId,
+          }
+        : { status: 'declined', code: verdict.code, message: verdict.message };
+    case 'open':
+      return verdict.transactionId
+        ? { status: 'pending', gatewayTransactionId: verdict.transactionId }
+        : { status: 'unknown', message: `eWAY: ${verdict.reason}` };
+  }
+}
+
+/** A verdict as the canonical event type of a queried charge. */
+export function chargeEventTypeOf(verdict: EwayVerdict): PaymentEventType {
+  switch (verdict.kind) {
+    case 'approved':
+      return 'charge.succeeded';
+    case 'declined':
+      return 'charge.failed';
+    default:
+      return 'charge.pending';
+  }
+}
+
+/** A verdict as the outcome of a refund; the refund's own `TransactionID` is its gateway id. */
+export function refundOutcomeOf(verdict: EwayVerdict): RefundOutcome {
+  switch (verdict.kind) {
+    case 'approved':
+      return { status: 'succeeded', gatewayRefundId: verdict.transactionId };
+    case 'declined':
+      return { status: 'declined', code: verdict.code, message: verdict.message };
+    default:
+      return verdict.transactionId
+        ? { status: 'pending', gatewayRefundId: verdict.transactionId }
+        : {
+            status: 'unknown',
+            message: `eWAY: ${verdict.kind === 'open' ? verdict.reason : 'not captured'}`,
+          };
+  }
+}
+
+/** A verdict as the outcome of `POST /CancelAuthorisation`. */
+export function voidOutcomeOf(verdict: EwayVerdict): VoidOutcome {
+  switch (verdict.kind) {
+    case 'approved':
+    case 'authorised':
+      return { status: 'succeeded' };
+    case 'declined':
+      return { status: 'declined', code: verdict.code, message: verdict.message };
+    case 'open':
+      return { status: 'unknown', message: `eWAY: ${verdict.reason}` };
+  }
+}
+
+/**
+ * Several transactions answered a query by our `InvoiceReference` (a repeat that reached eWAY): any
+ * approval wins (money moved), then anything still open, then the last decline.
+ */
+export function combineOutcomes(outcomes: readonly ChargeOutcome[]): TransactionStatusOutcome {
+  if (outcomes.length === 0) return { status: 'not_found' };
+  return (
+    outcomes.find((o) => o.status === 'succeeded') ??
+    outcomes.find((o) => o.status === 'pending' || o.status === 'unknown') ??
+    (outcomes.at(-1) as ChargeOutcome)
+  );
+}

@@ -1,0 +1,146 @@
+import { isCurrency } from '../../money/currency.ts';
+import {
+  type PaymentEvent,
+  type VerifiedDelivery,
+  type WebhookHeaders,
+  WebhookPayloadError,
+  type WebhookVerifier,
+} from '../types.ts';
+import { EwayApi, type EwayApiOptions } from './api.ts';
+import { type EwayHint, hintEventId } from './conventions.ts';
+import { EwayHintSchema, type EwayQueriedTransaction } from './schemas.ts';
+import { chargeEventTypeOf, verdictOf } from './status.ts';
+
+/**
+ * Reads a callback hint from a body in either content shape: a JSON object (`{"TransactionID":
+ * 11818347}`) or form / query-string text (`AccessCode=44DD…` as eWAY appends it to the RedirectUrl).
+ * The shape is told from the body itself (a JSON object starts with `{`), since the stored body is
+ * normalised without its headers.
+ * @throws WebhookPayloadError when the body is neither, or names no numeric TransactionID / AccessCode
+ */
+export function parseHint(body: string): EwayHint {
+  const text = body.trim();
+  let fields: unknown;
+  if (text.startsWith('{')) {
+    try {
+      fields = JSON.parse(text);
+    } catch {
+      throw new WebhookPayloadError('body is not JSON');
+    }
+  } else {
+    fields = Object.fromEntries(new URLSearchParams(text));
+  }
+  const parsed = EwayHintSchema.safeParse(fields);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.length ? `${first.path.join('.')}: ` : '';
+    throw new WebhookPayloadError(`not an eWAY callback: ${where}${first?.message}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * When eWAY says the transaction happened: `TransactionDateTime` (API version ≥ 40; ISO 8601 or
+ * .NET's `/Date(ms)/`), else the moment of the query.
+ */
+function occurredAtOf(transaction: EwayQueriedTransaction, now: Date): Date {
+  const text = transaction.TransactionDateTime;
+  if (!text) return now;
+  const dotNet = /^\/Date\((-?\d+)(?:[+-]\d{4})?\)\/$/.exec(text);
+  const parsed = dotNet ? new Date(Number(dotNet[1])) : new Date(text);
+  return Number.isNaN(parsed.getTime()) ? now : parsed;
+}
+
+/**
+ * eWAY's inbound side. eWAY Rapid signs no webhooks (https://eway.io/api-v3/ documents none): what
+ * reaches /webhooks/eway is the redirect/callback notification naming a `TransactionID` or an
+ * `AccessCode`, from anyone. So `verify` only checks the shape and `normalize` asks eWAY itself
+ * (HTTP Basic with the API key) and reconciles only what eWAY returns, never a status or amount from
+ * the body.
+ */
+export class EwayWebhook implements WebhookVerifier {
+  readonly #api: EwayApi;
+  readonly #defaultCurrency: string;
+
+  /**
+   * @param options eWAY API credentials and base URL (the same as the outbound client's)
+   * @param defaultCurrency the currency of a queried transaction whose answer names none (API versions
+   * before 40): eWAY then processed it in the merchant account's default currency, which for eWAY
+   * accounts is AUD unless the account says otherwise. A wrong guess cannot post: the reconciler
+   * turns a currency that differs from the ledger's into a reconciliation exception.
+   */
+  constructor(options: EwayApiOptions, defaultCurrency = 'AUD') {
+    if (!isCurrency(defaultCurrency)) throw new RangeError(`not an ISO 4217 currency: ${defaultCurrency}`);
+    this.#api = new EwayApi(options);
+    this.#defaultCurrency = defaultCurrency;
+  }
+
+  /**
+   * Accepts a callback hint: a JSON or form body with a numeric `TransactionID` or an `AccessCode`
+   * (case-insensitive keys). There is no signature to check; the event id is derived from the hint
+   * (`transaction:11818347`, `access_code:44DD…`) so repeats are stored once, and the event type is
+   * `transaction` or `access_code`.
+   * @throws WebhookPayloadError (answered 400, nothing stored) for any other body
+   */
+  async verify(rawBody: Buffer, _headers: WebhookHeaders): Promise<VerifiedDelivery> {
+    const hint = parseHint(rawBody.toString('utf8'));
+    return { eventId: hintEventId(hint), eventType: hint.kind };
+  }
+
+  /**
+   * Queries eWAY about the hint and reports what eWAY says: an access code is first resolved with
+   * `GET /AccessCode/{AccessCode}`, then the transaction is read with `GET /Transaction/{TransactionID}`.
+   * `Transactions[0]` maps by status.ts (`TransactionStatus` true → charge.succeeded, false →
+   * charge.failed with the `ResponseMessage` codes such as D4401 kept, otherwise charge.pending);
+   * `gatewayTransactionId` is the TransactionID, `reference` the echoed `InvoiceReference` (our
+   * `txn_…`), `amount` the integer `TotalAmount` in minor units, `currency` the answer's
+   * `CurrencyCode` or the default currency. A transaction eWAY does not have, or an access code not
+   * completed yet, gives no event (the delivery is marked ignored).
+   * @throws WebhookPayloadError when the stored body is not a hint; GatewayUnreachable or
+   * EwayAnswerError when eWAY cannot be asked (the job retries)
+   */
+  async normalize(body: string): Promise<PaymentEvent[]> {
+    const hint = parseHint(body);
+    let transactionId: string | undefined;
+    if (hint.kind === 'transaction') {
+      transactionId = hint.transactionId;
+    } else {
+      transactionId = (await this.#api.queryAccessCode(hint.accessCode)).TransactionID;
+      if (!transactionId) return [];
+    }
+    const answer = await this.#api.queryTransactions({ transactionId });
+    const transaction = answer.Transactions.find((t) => t.TransactionID === transactionId);
+    if (!transaction) return [];
+    const verdict = verdictOf(transaction);
+    const currency = (transaction.CurrencyCode?.trim() || this.#defaultCurrency).toUpperCase();
+    if (!isCurrency(currency)) {
+      throw new WebhookPayloadError(`eWAY transaction ${transactionId} has an unknown currency ${currency}`);
+    }
+    return [
+      {
+        type: chargeEventTypeOf(verdict),
+        gateway: 'eway',
+        gatewayEventId: hintEventId(hint),
+        gatewayTransactionId: transactionId,
+        reference: transaction.InvoiceReference?.trim() || undefined,
+        amount: transaction.TotalAmount,
+        currency,
+        occurredAt: occurredAtOf(transaction, new Date()),
+        failureCode: verdict.kind === 'declined' ? verdict.code : undefined,
+        failureMessage: verdict.kind === 'declined' ? verdict.message : undefined,
+        raw: {
+          TransactionID: transaction.TransactionID,
+          TransactionStatus: transaction.TransactionStatus,
+          TransactionCaptured: transaction.TransactionCaptured,
+          ResponseCode: transaction.ResponseCode,
+          ResponseMessage: transaction.ResponseMessage,
+          Errors: transaction.Errors,
+          InvoiceReference: transaction.InvoiceReference,
+          TotalAmount: Number(transaction.TotalAmount),
+          CurrencyCode: transaction.CurrencyCode,
+          TransactionDateTime: transaction.TransactionDateTime,
+        },
+      },
+    ];
+  }
+}

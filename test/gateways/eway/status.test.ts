@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { describeCodes, splitCodes } from '../../../src/gateways/eway/codes.ts';
+import { EwayResult } from '../../../src/gateways/eway/schemas.ts';
+import {
+  chargeEventTypeOf,
+  chargeOutcomeOf,
+  combineOutcomes,
+  refundOutcomeOf,
+  verdictOf,
+  voidOutcomeOf,
+} from '../../../src/gateways/eway/status.ts';
+import { ewayFixture } from './fixtures.ts';
+
+const verdict = (answer: unknown) => verdictOf(EwayResult.parse(answer));
+
+describe('eWAY status table (status.ts)', () => {
+  it('reads the real answers: approval, D4401 decline, validation errors, S5010 refund failure', () => {
+    expect(verdict(ewayFixture('api.transaction.token_payment.approved.json'))).toEqual({
+      kind: 'approved',
+      transactionId: '10328337',
+    });
+    expect(verdict(ewayFixture('api.transaction.purchase.declined_D4401.json'))).toEqual({
+      kind: 'declined',
+      code: 'D4401',
+      message: 'D4401 Refer to Issuer (bank response code 01)',
+      transactionId: '10324297',
+    });
+    expect(verdict(ewayFixture('api.transaction.token_payment.failed.json'))).toEqual({
+      kind: 'declined',
+      code: 'V6040,V6021,V6022,V6101,V6102',
+      message:
+        'V6040 Invalid TokenCustomerID; V6021 EWAY_CARDHOLDERNAME Required; V6022 EWAY_CARDNUMBER Required; ' +
+        'V6101 Invalid EWAY_CARDEXPIRYMONTH; V6102 Invalid EWAY_CARDEXPIRYYEAR',
+      transactionId: undefined,
+    });
+    expect(verdict(ewayFixture('api.refund.failed.json'))).toMatchObject({
+      kind: 'declined',
+      code: 'S5010',
+      message: 'S5010 Unknown error returned by gateway',
+    });
+    expect(verdict(ewayFixture('api.transaction.direct_purchase.approved.json'))).toEqual({
+      kind: 'approved',
+      transactionId: '11818347',
+    });
+    expect(verdict(ewayFixture('api.cancel_authorisation.approved.json'))).toEqual({
+      kind: 'approved',
+      transactionId: '12345679',
+    });
+  });
+
+  it('only TransactionStatus true is success; an uncaptured authorisation is pending', () => {
+    const base = { TransactionID: 42, ResponseCode: '00', ResponseMessage: 'A2000', Errors: '' };
+    expect(verdict({ ...base, TransactionStatus: true, TransactionCaptured: false }).kind).toBe('authorised');
+    expect(verdict({ ...base, TransactionStatus: true, TransactionCaptured: true }).kind).toBe('approved');
+    // A2000 and bank code 00 without TransactionStatus true are not an approval.
+    expect(verdict({ ...base, TransactionStatus: null })).toEqual({
+      kind: 'open',
+      reason: 'eWAY reported no TransactionStatus',
+      transactionId: '42',
+    });
+    expect(verdict({ ...base, TransactionID: null, TransactionStatus: true })).toEqual({
+      kind: 'open',
+      reason: 'approved without a TransactionID',
+    });
+  });
+
+  it('keeps S5666, S5000 and S5099 open, and every other Errors code a refusal', () => {
+    for (const code of ['S5666', 'S5000', 'S5099']) {
+      expect(verdict({ TransactionID: null, TransactionStatus: false, Errors: code }).kind).toBe('open');
+    }
+    expect(verdict({ TransactionID: null, TransactionStatus: null, Errors: 'S5029' })).toMatchObject({
+      kind: 'declined',
+      code: 'S5029',
+      message: 'S5029 API Rate Limit Exceeded',
+    });
+  });
+
+  it('falls back to the bank code, then to "declined", and names unknown and fraud codes', () => {
+    expect(
+      verdict({ TransactionID: 7, TransactionStatus: false, ResponseCode: '05', ResponseMessage: '' }),
+    ).toEqual({
+      kind: 'declined',
+      code: '05',
+      message: 'declined by eWAY (bank response code 05)',
+      transactionId: '7',
+    });
+    expect(verdict({ TransactionID: 7, TransactionStatus: false })).toMatchObject({ code: 'declined' });
+    expect(describeCodes(['D4405', 'F9023', 'X0001'])).toBe(
+      'D4405 Do Not Honour; F9023 declined by a fraud rule (Beagle); X0001 unknown eWAY code',
+    );
+    expect(splitCodes(' D4405, F9023 ,,')).toEqual(['D4405', 'F9023']);
+    expect(splitCodes(null)).toEqual([]);
+  });
+
+  it('maps verdicts to charge, event, refund and void outcomes', () => {
+    const approved = { kind: 'approved', transactionId: '1' } as const;
+    const authorised = { kind: 'authorised', transactionId: '1' } as const;
+    const declined = { kind: 'declined', code: 'D4401', message: 'm', transactionId: '1' } as const;
+    const openWithId = { kind: 'open', reason: 'r', transactionId: '1' } as const;
+    const openNoId = { kind: 'open', reason: 'r' } as const;
+    expect(chargeOutcomeOf(approved)).toEqual({ status: 'succeeded', gatewayTransactionId: '1' });
+    expect(chargeOutcomeOf(authorised)).toEqual({ status: 'pending', gatewayTransactionId: '1' });
+    expect(chargeOutcomeOf(declined)).toEqual({
+      status: 'declined',
+      code: 'D4401',
+      message: 'm',
+      gatewayTransactionId: '1',
+    });
+    expect(chargeOutcomeOf(openWithId)).toEqual({ status: 'pending', gatewayTransactionId: '1' });
+    expect(chargeOutcomeOf(openNoId)).toEqual({ status: 'unknown', message: 'eWAY: r' });
+    expect([approved, authorised, declined, openWithId].map(chargeEventTypeOf)).toEqual([
+      'charge.succeeded',
+      'charge.pending',
+      'charge.failed',
+      'charge.pending',
+    ]);
+    expect(refundOutcomeOf(approved)).toEqual({ status: 'succeeded', gatewayRefundId: '1' });
+    expect(refundOutcomeOf(openNoId)).toEqual({ status: 'unknown', message: 'eWAY: r' });
+    expect(voidOutcomeOf(approved)).toEqual({ status: 'succeeded' });
+    expect(voidOutcomeOf(declined)).toEqual({ status: 'declined', code: 'D4401', message: 'm' });
+    expect(voidOutcomeOf(openNoId).status).toBe('unknown');
+  });
+
+  it('combines several matches of one reference: an approval wins, then anything open, then the last decline', () => {
+    const declined = { status: 'declined', code: 'D4405', message: 'm' } as const;
+    const succeeded = { status: 'succeeded', gatewayTransactionId: '2' } as const;
+    const pending = { status: 'pending', gatewayTransactionId: '3' } as const;
+    expect(combineOutcomes([])).toEqual({ status: 'not_found' });
+    expect(combineOutcomes([declined, succeeded, pending])).toBe(succeeded);
+    expect(combineOutcomes([declined, pending])).toBe(pending);
+    expect(combineOutcomes([declined, { ...declined, code: 'D4451' }])).toMatchObject({ code: 'D4451' });
+  });
+});
