@@ -88,6 +88,33 @@ async function lockWithInvoice(
 }
 
 /**
+ * A gateway id already recorded for another of our transactions cannot be this attempt's too (the
+ * gateway answered about some other payment): the attempt's outcome stays open (`unknown`), for the
+ * poller to ask by our reference, and the id is not recorded.
+ */
+async function unlessIdTaken(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+  result: ChargeResult,
+): Promise<ChargeResult> {
+  const id = result.gatewayTransactionId;
+  if (!id || id === transaction.gateway_transaction_id) return result;
+  const other = await trx
+    .selectFrom('transactions')
+    .select('id')
+    .where('gateway', '=', transaction.gateway)
+    .where('gateway_transaction_id', '=', id)
+    .where('id', '!=', transaction.id)
+    .executeTakeFirst();
+  if (!other) return result;
+  return {
+    status: 'unknown',
+    failureCode: 'gateway_id_in_use',
+    failureMessage: `${transaction.gateway} answered with ${id}, which is already transaction ${other.id}`,
+  };
+}
+
+/**
  * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
  * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
  * receivable) and marks the invoice paid. Safe to call again with the same result: it changes nothing.
@@ -97,10 +124,11 @@ async function lockWithInvoice(
 export async function recordChargeResult(
   trx: Kysely<Database>,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
-  result: ChargeResult,
+  reported: ChargeResult,
 ): Promise<RecordOutcome> {
   const transactionId = known.id;
   const { transaction, invoice } = await lockWithInvoice(trx, known);
+  const result = await unlessIdTaken(trx, transaction, reported);
   if (transaction.status === result.status) {
     if (!result.gatewayTransactionId || transaction.gateway_transaction_id)
       return { kind: 'duplicate', transaction };

@@ -149,6 +149,24 @@ describe('charging an invoice through Stripe', () => {
     });
   });
 
+  it('keeps an attempt open when the gateway answers with an id that is already another transaction', async () => {
+    const first = await openInvoice(app);
+    stripeChargeSucceeds('pi_answered_twice');
+    expect(
+      (await app.api('POST', `/v1/invoices/${first.invoice.id}/charge`, {})).body.transaction.status,
+    ).toBe('succeeded');
+    const second = await openInvoice(app);
+    stripeChargeSucceeds('pi_answered_twice');
+    const charged = await app.api('POST', `/v1/invoices/${second.invoice.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(charged.body.transaction).toMatchObject({
+      status: 'unknown',
+      failure_code: 'gateway_id_in_use',
+      gateway_transaction_id: null,
+    });
+    expect(charged.body.invoice.status).toBe('OPEN');
+  });
+
   it('leaves a 500 from Stripe unknown, never failed', async () => {
     const { invoice } = await openInvoice(app);
     nock(STRIPE_API_BASE)
