@@ -1,7 +1,31 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { AuthorizeNetClient } from './client.ts';
+import { AuthorizeNetWebhook } from './webhook.ts';
 
-/** The Authorize.Net adapter: not implemented yet, so neither its webhook route nor its API is enabled. */
-export function authorizenetAdapter(_config: Config): GatewayAdapter {
-  return { name: 'authorizenet' };
+/**
+ * The Authorize.Net adapter. The outbound half is enabled by `AUTHORIZENET_API_LOGIN_ID` and
+ * `AUTHORIZENET_TRANSACTION_KEY` (calls go to `AUTHORIZENET_API_BASE`). The webhook half needs
+ * `AUTHORIZENET_SIGNATURE_KEY` (comma-separated keys are all accepted, for a key rotation) and the
+ * API credentials too: a notification only names a transaction, which is read back from the API.
+ */
+export function authorizenetAdapter(config: Config): GatewayAdapter {
+  const client =
+    config.AUTHORIZENET_API_LOGIN_ID && config.AUTHORIZENET_TRANSACTION_KEY
+      ? new AuthorizeNetClient({
+          apiLoginId: config.AUTHORIZENET_API_LOGIN_ID,
+          transactionKey: config.AUTHORIZENET_TRANSACTION_KEY,
+          apiBase: config.AUTHORIZENET_API_BASE,
+          timeoutMs: config.GATEWAY_TIMEOUT_MS,
+        })
+      : undefined;
+  const signatureKeys = (config.AUTHORIZENET_SIGNATURE_KEY ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter(Boolean);
+  return {
+    name: 'authorizenet',
+    webhook: client && signatureKeys.length > 0 ? new AuthorizeNetWebhook(signatureKeys, client) : undefined,
+    client,
+  };
 }

@@ -1,0 +1,513 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
+import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import {
+  API_PATH,
+  type ApiBody,
+  anetFixture,
+  detailsAnswer,
+  LOGIN_ID,
+  nockApi,
+  nockDetails,
+  nockNoAnswer,
+  RECORD_NOT_FOUND_ANSWER,
+  TRANSACTION_KEY,
+  withBom,
+} from './support.ts';
+
+const BASE = 'https://anet.client.test';
+const client = () =>
+  new AuthorizeNetClient({
+    apiLoginId: LOGIN_ID,
+    transactionKey: TRANSACTION_KEY,
+    apiBase: BASE,
+    timeoutMs: 1000,
+  });
+
+const CHARGE: ChargeRequest = {
+  reference: 'txn_01jh3k9q2m4v8c1tk0bd',
+  amount: 4620n,
+  currency: 'USD',
+  paymentMethod: { token: '40338125/1000177237', customerId: null },
+  description: 'invoice inv_01jh3k9q2m4v8c1tk0bc',
+};
+const INVOICE_NUMBER = '01jh3k9q2m4v8c1tk0bd';
+const APPROVED = anetFixture('api.createTransaction.authCapture.approved.json');
+
+const refundRequest = (amount = 1000n) => ({
+  reference: 're_01jh3m0000000000000a',
+  chargeReference: CHARGE.reference,
+  gatewayTransactionId: '2228446239',
+  amount,
+  currency: 'USD',
+  paymentMethod: CHARGE.paymentMethod,
+});
+
+beforeAll(() => nock.disableNetConnect());
+afterEach(() => {
+  const pending = nock.pendingMocks();
+  nock.cleanAll();
+  expect(pending).toEqual([]);
+});
+afterAll(() => nock.enableNetConnect());
+
+describe('AuthorizeNetClient.charge', () => {
+  it('sends authCaptureTransaction on the customer profile, in schema order, and reads the BOM-prefixed approval', async () => {
+    const seen: ApiBody[] = [];
+    nockApi(BASE, 'createTransactionRequest', APPROVED, () => true, seen);
+    expect(await client().charge(CHARGE)).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2228446239',
+    });
+    const [request] = seen;
+    expect(Object.keys(request!)).toEqual(['merchantAuthentication', 'refId', 'transactionRequest']);
+    expect(request!.merchantAuthentication).toEqual({ name: LOGIN_ID, transactionKey: TRANSACTION_KEY });
+    // Our txn id without `txn_` (20 characters, the invoiceNumber and refId limit).
+    expect(request!.refId).toBe(INVOICE_NUMBER);
+    expect(request!.transactionRequest).toEqual({
+      transactionType: 'authCaptureTransaction',
+      amount: '46.20',
+      currencyCode: 'USD',
+      profile: { customerProfileId: '40338125', paymentProfile: { paymentProfileId: '1000177237' } },
+      order: { invoiceNumber: INVOICE_NUMBER, description: 'invoice inv_01jh3k9q2m4v8c1tk0bc' },
+      transactionSettings: { setting: [{ settingName: 'duplicateWindow', settingValue: '28800' }] },
+    });
+    // The JSON API is validated against the XSD sequence: members in schema order.
+    expect(Object.keys(request!.transactionRequest)).toEqual([
+      'transactionType',
+      'amount',
+      'currencyCode',
+      'profile',
+      'order',
+      'transactionSettings',
+    ]);
+  });
+
+  it('formats amounts with the currency exponent (JPY 0, KWD 3) and accepts a bare payment profile id with the customer id', async () => {
+    const seen: ApiBody[] = [];
+    nockApi(BASE, 'createTransactionRequest', APPROVED, () => true, seen);
+    nockApi(BASE, 'createTransactionRequest', APPROVED, () => true, seen);
+    await client().charge({ ...CHARGE, amount: 500n, currency: 'JPY' });
+    await client().charge({
+      ...CHARGE,
+      amount: 1234n,
+      currency: 'kwd',
+      paymentMethod: { token: '1000177237', customerId: '40338125' },
+    });
+    expect(seen.map((r) => [r.transactionRequest.amount, r.transactionRequest.currencyCode])).toEqual([
+      ['500', 'JPY'],
+      ['1.234', 'KWD'],
+    ]);
+    expect(seen[1]!.transactionRequest.profile).toEqual({
+      customerProfileId: '40338125',
+      paymentProfile: { paymentProfileId: '1000177237' },
+    });
+  });
+
+  it('returns a decline (responseCode 2) with the reason code and text and the transId', async () => {
+    nockApi(BASE, 'createTransactionRequest', anetFixture('api.createTransaction.declined.constructed.json'));
+    expect(await client().charge(CHARGE)).toEqual({
+      status: 'declined',
+      code: '2',
+      message: 'This transaction has been declined.',
+      gatewayTransactionId: '508141795',
+    });
+  });
+
+  it('keeps a charge held for review (responseCode 4) pending', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.held_for_review.constructed.json'),
+    );
+    expect(await client().charge(CHARGE)).toEqual({ status: 'pending', gatewayTransactionId: '508141795' });
+  });
+
+  it('declines a duplicate (error 11) that names no original transaction', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.authOnly.error11_duplicate.json'),
+    );
+    expect(await client().charge(CHARGE)).toEqual({
+      status: 'declined',
+      code: '11',
+      message: 'A duplicate transaction has been submitted.',
+    });
+  });
+
+  it('resolves a duplicate that names the original transaction by reading it: the attempt was already charged', async () => {
+    // The real error-11 answer with the original's transId, as Authorize.Net returns it when a
+    // duplicateWindow was sent (changed value).
+    const duplicate = anetFixture('api.createTransaction.authOnly.error11_duplicate.json');
+    duplicate.transactionResponse.transId = '2228446239';
+    nockApi(BASE, 'createTransactionRequest', duplicate);
+    nockDetails(
+      BASE,
+      '2228446239',
+      detailsAnswer({ transId: '2228446239', transactionStatus: 'capturedPendingSettlement' }),
+    );
+    expect(await client().charge(CHARGE)).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2228446239',
+    });
+  });
+
+  it('declines a request refused before any transaction (resultCode Error, no transactionResponse) with the API code', async () => {
+    nockApi(BASE, 'createTransactionRequest', {
+      messages: {
+        resultCode: 'Error',
+        message: [
+          { code: 'E00007', text: 'User authentication failed due to invalid authentication values.' },
+        ],
+      },
+    });
+    expect(await client().charge(CHARGE)).toEqual({
+      status: 'declined',
+      code: 'E00007',
+      message: 'User authentication failed due to invalid authentication values.',
+    });
+  });
+
+  it('leaves E00001 (unexpected system error) unknown', async () => {
+    nockApi(BASE, 'createTransactionRequest', {
+      messages: {
+        resultCode: 'Error',
+        message: [{ code: 'E00001', text: 'An error occurred during processing. Please try again.' }],
+      },
+    });
+    expect((await client().charge(CHARGE)).status).toBe('unknown');
+  });
+
+  it.each([
+    ['HTTP 500', () => nock(BASE).post(API_PATH).reply(500, 'Internal Server Error')],
+    ['HTTP 503 with JSON', () => nock(BASE).post(API_PATH).reply(503, withBom(APPROVED))],
+    ['a timeout', () => nockNoAnswer(BASE)],
+    ['an answer that is not JSON', () => nock(BASE).post(API_PATH).reply(200, '<html>maintenance</html>')],
+    [
+      'an approval without a transId',
+      () =>
+        nock(BASE)
+          .post(API_PATH)
+          .reply(
+            200,
+            withBom({ ...APPROVED, transactionResponse: { ...APPROVED.transactionResponse, transId: '0' } }),
+          ),
+    ],
+    [
+      'an unexpected responseCode',
+      () =>
+        nock(BASE)
+          .post(API_PATH)
+          .reply(
+            200,
+            withBom({
+              ...APPROVED,
+              transactionResponse: { ...APPROVED.transactionResponse, responseCode: '7' },
+            }),
+          ),
+    ],
+  ])('leaves %s unknown, never declined', async (_name, setUp) => {
+    setUp();
+    const outcome = await client().charge(CHARGE);
+    expect(outcome.status).toBe('unknown');
+  });
+
+  it('leaves a network error unknown (no connection: nothing listens at the base URL)', async () => {
+    const offline = new AuthorizeNetClient({
+      apiLoginId: LOGIN_ID,
+      transactionKey: TRANSACTION_KEY,
+      apiBase: 'https://anet.offline.test',
+      timeoutMs: 1000,
+    });
+    expect(await offline.charge(CHARGE)).toMatchObject({
+      status: 'unknown',
+      message: expect.stringMatching(/request\.api/),
+    });
+  });
+
+  it('declines without calling Authorize.Net when the token is not a customer profile', async () => {
+    expect(
+      await client().charge({ ...CHARGE, paymentMethod: { token: 'pm_card_visa', customerId: null } }),
+    ).toMatchObject({
+      status: 'declined',
+      code: 'invalid_payment_method',
+    });
+  });
+});
+
+describe('AuthorizeNetClient.refund', () => {
+  it('sends refundTransaction with the profile, refTransId and our refund id as invoice number', async () => {
+    const seen: ApiBody[] = [];
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.refund.approved.json'),
+      () => true,
+      seen,
+    );
+    expect(await client().refund(refundRequest())).toEqual({
+      status: 'succeeded',
+      gatewayRefundId: '2230581367',
+    });
+    const request = seen[0]!;
+    expect(request.refId).toBe('01jh3m0000000000000a');
+    expect(request.transactionRequest).toEqual({
+      transactionType: 'refundTransaction',
+      amount: '10.00',
+      currencyCode: 'USD',
+      profile: { customerProfileId: '40338125', paymentProfile: { paymentProfileId: '1000177237' } },
+      refTransId: '2228446239',
+      order: { invoiceNumber: '01jh3m0000000000000a' },
+      transactionSettings: { setting: [{ settingName: 'duplicateWindow', settingValue: '28800' }] },
+    });
+    expect(Object.keys(request.transactionRequest)).toEqual([
+      'transactionType',
+      'amount',
+      'currencyCode',
+      'profile',
+      'refTransId',
+      'order',
+      'transactionSettings',
+    ]);
+  });
+
+  it('voids an unsettled charge instead when the whole amount is refunded (error 54)', async () => {
+    const seen: ApiBody[] = [];
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.refund.error54_unsettled.constructed.json'),
+      (r) => r.transactionRequest.transactionType === 'refundTransaction',
+    );
+    nockDetails(
+      BASE,
+      '2228446239',
+      detailsAnswer({
+        transId: '2228446239',
+        transactionStatus: 'capturedPendingSettlement',
+        authAmount: 46.2,
+      }),
+    );
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.void.approved.json'),
+      (r) => r.transactionRequest.transactionType === 'voidTransaction',
+      seen,
+    );
+    expect(await client().refund(refundRequest(4620n))).toEqual({
+      status: 'succeeded',
+      gatewayRefundId: '2230581408',
+    });
+    expect(seen[0]).toMatchObject({
+      refId: INVOICE_NUMBER,
+      transactionRequest: { transactionType: 'voidTransaction', refTransId: '2228446239' },
+    });
+  });
+
+  it('declines a partial refund of an unsettled charge with code 54 and says why (a void would cancel everything)', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.refund.error54_unsettled.constructed.json'),
+    );
+    nockDetails(
+      BASE,
+      '2228446239',
+      detailsAnswer({
+        transId: '2228446239',
+        transactionStatus: 'capturedPendingSettlement',
+        authAmount: '46.20',
+      }),
+    );
+    const outcome = await client().refund(refundRequest(1000n));
+    expect(outcome).toMatchObject({ status: 'declined', code: '54' });
+    expect(outcome.status === 'declined' && outcome.message).toMatch(
+      /does not meet the criteria for issuing a credit.*not settled yet.*partial refund/s,
+    );
+  });
+
+  it('declines error 54 on a settled charge as Authorize.Net said, without voiding', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.refund.error54_unsettled.constructed.json'),
+    );
+    nockDetails(BASE, '2228446239', detailsAnswer({ transId: '2228446239', authAmount: '46.20' }));
+    expect(await client().refund(refundRequest(4620n))).toEqual({
+      status: 'declined',
+      code: '54',
+      message:
+        'The referenced transaction does not meet the criteria for issuing a credit. (transaction is settledSuccessfully)',
+    });
+  });
+
+  it('declines other refusals with their reason, and leaves a 5xx unknown', async () => {
+    const refused = anetFixture('api.createTransaction.void.error16_not_found.json');
+    nockApi(BASE, 'createTransactionRequest', refused);
+    expect(await client().refund(refundRequest())).toEqual({
+      status: 'declined',
+      code: '16',
+      message: 'The transaction cannot be found.',
+    });
+    nock(BASE).post(API_PATH).reply(502, '');
+    expect((await client().refund(refundRequest())).status).toBe('unknown');
+  });
+});
+
+describe('AuthorizeNetClient.void', () => {
+  const VOID = {
+    reference: CHARGE.reference,
+    gatewayTransactionId: '2230581408',
+    amount: 4620n,
+    currency: 'USD',
+  };
+
+  it('sends voidTransaction with refTransId and succeeds on responseCode 1', async () => {
+    const seen: ApiBody[] = [];
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.void.approved.json'),
+      () => true,
+      seen,
+    );
+    expect(await client().void(VOID)).toEqual({ status: 'succeeded' });
+    expect(seen[0]!.transactionRequest).toEqual({
+      transactionType: 'voidTransaction',
+      refTransId: '2230581408',
+    });
+  });
+
+  it('declines error 16 (transaction not found) and leaves a timeout unknown', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.void.error16_not_found.json'),
+    );
+    expect(await client().void(VOID)).toEqual({
+      status: 'declined',
+      code: '16',
+      message: 'The transaction cannot be found.',
+    });
+    nockNoAnswer(BASE);
+    expect((await client().void(VOID)).status).toBe('unknown');
+  });
+});
+
+describe('AuthorizeNetClient.fetchTransaction', () => {
+  const query = (gatewayTransactionId?: string) => ({
+    reference: CHARGE.reference,
+    gatewayTransactionId,
+    charge: CHARGE,
+  });
+
+  it.each([
+    ['settledSuccessfully', { status: 'succeeded', gatewayTransactionId: '2162566217' }],
+    ['capturedPendingSettlement', { status: 'succeeded', gatewayTransactionId: '2162566217' }],
+    ['FDSPendingReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
+    ['FDSAuthorizedPendingReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
+    ['underReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
+    ['someNewStatus', { status: 'pending', gatewayTransactionId: '2162566217' }],
+    [
+      'declined',
+      {
+        status: 'declined',
+        code: '2',
+        message: 'This transaction has been declined.',
+        gatewayTransactionId: '2162566217',
+      },
+    ],
+    ['voided', { status: 'declined', code: 'voided', gatewayTransactionId: '2162566217' }],
+  ])('reads a known transId with getTransactionDetails: %s', async (transactionStatus, expected) => {
+    const change =
+      transactionStatus === 'declined'
+        ? {
+            transactionStatus,
+            responseCode: 2,
+            responseReasonCode: 2,
+            responseReasonDescription: 'This transaction has been declined.',
+          }
+        : { transactionStatus };
+    nockDetails(BASE, '2162566217', detailsAnswer(change));
+    expect(await client().fetchTransaction(query('2162566217'))).toMatchObject(expected);
+  });
+
+  it('finds a charge without transId by our invoice number in the customer profile list, newest first', async () => {
+    const list = anetFixture('api.getUnsettledTransactionList.json');
+    list.transactions[1].invoiceNumber = INVOICE_NUMBER;
+    list.transactions[1].transactionStatus = 'capturedPendingSettlement';
+    const seen: ApiBody[] = [];
+    nockApi(BASE, 'getTransactionListForCustomerRequest', list, () => true, seen);
+    expect(await client().fetchTransaction(query())).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2228546083',
+    });
+    expect(seen[0]).toEqual({
+      merchantAuthentication: { name: LOGIN_ID, transactionKey: TRANSACTION_KEY },
+      customerProfileId: '40338125',
+      customerPaymentProfileId: '1000177237',
+      sorting: { orderBy: 'submitTimeUTC', orderDescending: true },
+      paging: { limit: 100, offset: 1 },
+    });
+  });
+
+  it('then looks in the unsettled list, and answers not_found only when neither has it', async () => {
+    const unsettled = anetFixture('api.getUnsettledTransactionList.json');
+    nockApi(BASE, 'getTransactionListForCustomerRequest', {
+      messages: { resultCode: 'Ok', message: [{ code: 'I00004', text: 'No records found.' }] },
+    });
+    nockApi(BASE, 'getUnsettledTransactionListRequest', unsettled);
+    expect(await client().fetchTransaction(query())).toEqual({ status: 'not_found' });
+
+    const found = anetFixture('api.getUnsettledTransactionList.json');
+    found.transactions[2].invoiceNumber = INVOICE_NUMBER;
+    nockApi(
+      BASE,
+      'getTransactionListForCustomerRequest',
+      anetFixture('api.getUnsettledTransactionList.json'),
+    );
+    nockApi(BASE, 'getUnsettledTransactionListRequest', found);
+    expect(await client().fetchTransaction(query())).toEqual({
+      status: 'pending',
+      gatewayTransactionId: '2228545865',
+    });
+  });
+
+  it('falls back to the invoice number when the transId is unknown to Authorize.Net (E00040)', async () => {
+    nockDetails(BASE, '99', RECORD_NOT_FOUND_ANSWER);
+    nockApi(BASE, 'getTransactionListForCustomerRequest', RECORD_NOT_FOUND_ANSWER);
+    nockApi(BASE, 'getUnsettledTransactionListRequest', anetFixture('api.getUnsettledTransactionList.json'));
+    expect(await client().fetchTransaction(query('99'))).toEqual({ status: 'not_found' });
+  });
+
+  it('is unknown, never not_found, when a lookup fails', async () => {
+    nock(BASE).post(API_PATH).reply(500);
+    expect((await client().fetchTransaction(query())).status).toBe('unknown');
+    nockApi(BASE, 'getTransactionListForCustomerRequest', {
+      messages: { resultCode: 'Error', message: [{ code: 'E00007', text: 'User authentication failed.' }] },
+    });
+    expect((await client().fetchTransaction(query())).status).toBe('unknown');
+  });
+});
+
+describe('AuthorizeNetClient.accountCurrency', () => {
+  it('reads the single currency of getMerchantDetails once and caches it', async () => {
+    nockApi(BASE, 'getMerchantDetailsRequest', anetFixture('api.getMerchantDetails.json'));
+    const c = client();
+    expect(await c.accountCurrency()).toBe('USD');
+    expect(await c.accountCurrency()).toBe('USD');
+  });
+
+  it('refuses an account with several currencies, and asks again after a failure', async () => {
+    const several = anetFixture('api.getMerchantDetails.json');
+    several.currencies = ['USD', 'CAD'];
+    nockApi(BASE, 'getMerchantDetailsRequest', several);
+    const c = client();
+    await expect(c.accountCurrency()).rejects.toThrow(/exactly one/);
+    nockApi(BASE, 'getMerchantDetailsRequest', anetFixture('api.getMerchantDetails.json'));
+    expect(await c.accountCurrency()).toBe('USD');
+  });
+});

@@ -1,0 +1,85 @@
+import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
+import { toDecimalString } from '../../../src/money/gateway-format.ts';
+import type { ContractCase } from '../contract-case.ts';
+import { anetFixture, LOGIN_ID, nockApi, nockNoAnswer, TRANSACTION_KEY } from './support.ts';
+
+const BASE = 'https://authorizenet.contract.test';
+const REFERENCE = 'txn_01jh3k9q2m4v8c1tk0bd';
+const INVOICE_NUMBER = REFERENCE.slice('txn_'.length);
+const APPROVED = anetFixture('api.createTransaction.authCapture.approved.json');
+const TRANS_ID: string = APPROVED.transactionResponse.transId;
+
+/** Authorize.Net in the shared contract suite, on the real JSON answers of test/fixtures/authorizenet. */
+export const contract: ContractCase = {
+  gateway: 'authorizenet',
+  client: () =>
+    new AuthorizeNetClient({
+      apiLoginId: LOGIN_ID,
+      transactionKey: TRANSACTION_KEY,
+      apiBase: BASE,
+      timeoutMs: 1000,
+    }),
+  charge: {
+    reference: REFERENCE,
+    amount: 4620n,
+    currency: 'USD',
+    paymentMethod: { token: '40338125/1000177237', customerId: null },
+  },
+  approvedTransactionId: TRANS_ID,
+  nockApproved() {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      APPROVED,
+      (r) =>
+        r.refId === INVOICE_NUMBER &&
+        r.transactionRequest.transactionType === 'authCaptureTransaction' &&
+        r.transactionRequest.amount === '46.20' &&
+        r.transactionRequest.order.invoiceNumber === INVOICE_NUMBER &&
+        r.transactionRequest.profile.paymentProfile.paymentProfileId === '1000177237',
+    );
+  },
+  nockDeclined() {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.authOnly.error11_duplicate.json'),
+    );
+    return { code: '11', message: /duplicate transaction/ };
+  },
+  nockTimeout() {
+    nockNoAnswer(BASE);
+  },
+  nockPollFindsSuccess() {
+    // The customer profile's transaction list (real list shape) holding our invoice number.
+    const list = anetFixture('api.getUnsettledTransactionList.json');
+    Object.assign(list.transactions[0], {
+      transId: TRANS_ID,
+      invoiceNumber: INVOICE_NUMBER,
+      transactionStatus: 'capturedPendingSettlement',
+    });
+    nockApi(BASE, 'getTransactionListForCustomerRequest', list, (r) => r.customerProfileId === '40338125');
+  },
+  nockPartialRefund(amount) {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.refund.approved.json'),
+      (r) =>
+        r.transactionRequest.transactionType === 'refundTransaction' &&
+        r.transactionRequest.refTransId === TRANS_ID &&
+        r.transactionRequest.amount === toDecimalString(amount, 'USD'),
+    );
+  },
+  nockVoid() {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.void.approved.json'),
+      (r) =>
+        r.transactionRequest.transactionType === 'voidTransaction' &&
+        r.transactionRequest.refTransId === TRANS_ID,
+    );
+    return { status: 'succeeded' };
+  },
+};
