@@ -25,7 +25,13 @@ const Envelope = z.object({
   id: z.string().min(1),
   type: z.string().min(1),
   created: z.number().int(),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+  // Checked as an object only: each event type's own schema reads the fields it needs.
+  data: z.object({
+    object: z.custom<Record<string, unknown>>(
+      (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+      'expected an object',
+    ),
+  }),
 });
 
 const PaymentIntent = z.object({
