@@ -1,7 +1,44 @@
+import { readFileSync } from 'node:fs';
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { PaypalClient } from './client.ts';
+import { PaypalWebhook } from './webhook.ts';
 
-/** The PayPal adapter: not implemented yet, so neither its webhook route nor its API is enabled. */
-export function paypalAdapter(_config: Config): GatewayAdapter {
-  return { name: 'paypal' };
+/** Reads the PEM named by PAYPAL_TEST_CERT_FILE. @throws Error naming the variable when it cannot be read */
+function testCertificate(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`PAYPAL_TEST_CERT_FILE: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The PayPal adapter. The webhook half is enabled by `PAYPAL_WEBHOOK_ID` (part of every signed
+ * message; PAYPAL_TEST_CERT_FILE additionally trusts a test certificate for `send-test-webhook`);
+ * the outbound half by `PAYPAL_CLIENT_ID` and `PAYPAL_CLIENT_SECRET`, calling `PAYPAL_API_BASE`.
+ * Both use `GATEWAY_TIMEOUT_MS` (milliseconds) per HTTP call.
+ * @throws Error when PAYPAL_TEST_CERT_FILE is set but unreadable or not a certificate
+ */
+export function paypalAdapter(config: Config): GatewayAdapter {
+  return {
+    name: 'paypal',
+    webhook: config.PAYPAL_WEBHOOK_ID
+      ? new PaypalWebhook({
+          webhookId: config.PAYPAL_WEBHOOK_ID,
+          timeoutMs: config.GATEWAY_TIMEOUT_MS,
+          testCertificatePem: testCertificate(config.PAYPAL_TEST_CERT_FILE),
+        })
+      : undefined,
+    client:
+      config.PAYPAL_CLIENT_ID && config.PAYPAL_CLIENT_SECRET
+        ? new PaypalClient({
+            clientId: config.PAYPAL_CLIENT_ID,
+            clientSecret: config.PAYPAL_CLIENT_SECRET,
+            apiBase: config.PAYPAL_API_BASE,
+            timeoutMs: config.GATEWAY_TIMEOUT_MS,
+          })
+        : undefined,
+  };
 }

@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { isCurrency } from '../../money/currency.ts';
+import { fromDecimalString } from '../../money/gateway-format.ts';
+
+/**
+ * zod schemas of the PayPal payloads billhook reads, at the boundary. Only the fields billhook uses
+ * are declared; every object is `loose` so PayPal may add fields without breaking us.
+ * Shapes: Orders v2 (https://developer.paypal.com/docs/api/orders/v2/), Payments v2
+ * (https://developer.paypal.com/docs/api/payments/v2/), Disputes v1
+ * (https://developer.paypal.com/docs/api/customer-disputes/v1/), webhook events
+ * (https://developer.paypal.com/api/rest/webhooks/event-names/).
+ */
+
+/** PayPal's `money`: an ISO 4217 `currency_code` and a decimal-string `value` (e.g. `"2.51"`). */
+export const Money = z.looseObject({
+  currency_code: z
+    .string()
+    .transform((c) => c.toUpperCase())
+    .refine(isCurrency, 'not an ISO 4217 currency'),
+  value: z.string().min(1),
+});
+/** A parsed `Money` (the schema's output type). */
+export type Money = z.output<typeof Money>;
+
+/**
+ * A `money` object as integer minor units, exactly (no float): `{currency_code: 'USD', value: '2.51'}`
+ * → `{ amount: 251n, currency: 'USD' }`.
+ * @throws RangeError when the value is not a decimal with at most the currency's ISO 4217 exponent
+ */
+export function minorUnits(money: Money): { amount: bigint; currency: string } {
+  return { amount: fromDecimalString(money.value, money.currency_code), currency: money.currency_code };
+}
+
+/** A HATEOAS link (`rel` `self`, `up`, `refund`, …). */
+export const Link = z.looseObject({ href: z.string(), rel: z.string(), method: z.string().optional() });
+
+/** The processor's answer on card captures (kept as the decline's code and message). */
+export const ProcessorResponse = z.looseObject({
+  response_code: z.string().optional(),
+  avs_code: z.string().optional(),
+  cvv_code: z.string().optional(),
+  payment_advice_code: z.string().optional(),
+});
+
+/**
+ * What a capture says about its outcome: `id`, `status`, `status_details.reason` and the processor's
+ * response. Enough for a status check, which reads nothing else (the fixture answer of
+ * `GET /v2/payments/captures/{id}` even carries its amount in the older `{total, currency}` form).
+ */
+export const CaptureState = z.looseObject({
+  id: z.string().min(1),
+  status: z.string().min(1),
+  status_details: z.looseObject({ reason: z.string().optional() }).optional(),
+  processor_response: ProcessorResponse.optional(),
+});
+/** A parsed `CaptureState` (the schema's output type). */
+export type CaptureState = z.output<typeof CaptureState>;
+
+/**
+ * A capture (Payments v2 `capture-2`; the resource of `PAYMENT.CAPTURE.*` events and of
+ * `purchase_units[].payments.captures[]` in an order). Its `id` is PayPal's transaction id.
+ */
+export const Capture = CaptureState.extend({
+  amount: Money,
+  custom_id: z.string().optional(),
+  invoice_id: z.string().optional(),
+  links: z.array(Link).optional(),
+});
+/** A parsed `Capture` (the schema's output type). */
+export type Capture = z.output<typeof Capture>;
+
+/**
+ * A refund (Payments v2 `refund`; the resource of `PAYMENT.CAPTURE.REFUNDED` and
+ * `PAYMENT.CAPTURE.REVERSED`). The captured payment it refunds is its `up` link.
+ */
+export const Refund = z.looseObject({
+  id: z.string().min(1),
+  status: z.string().min(1),
+  status_details: z.looseObject({ reason: z.string().optional() }).optional(),
+  amount: Money.optional(),
+  custom_id: z.string().optional(),
+  invoice_id: z.string().optional(),
+  note_to_payer: z.string().optional(),
+  links: z.array(Link).optional(),
+});
+/** A parsed `Refund` (the schema's output type). */
+export type Refund = z.output<typeof Refund>;
+
+/** A dispute (Disputes v1; the resource of `CUSTOMER.DISPUTE.*` events). */
+export const Dispute = z.looseObject({
+  dispute_id: z.string().min(1),
+  status: z.string().min(1),
+  reason: z.string().optional(),
+  dispute_amount: Money,
+  dispute_outcome: z
+    .looseObject({ outcome_code: z.string().optional(), amount_refunded: Money.optional() })
+    .optional(),
+  disputed_transactions: z
+    .array(z.looseObject({ seller_transaction_id: z.string().min(1).optional() }))
+    .default([]),
+});
+/** A parsed `Dispute` (the schema's output type). */
+export type Dispute = z.output<typeof Dispute>;
+
+/** An order (Orders v2), as `POST /v2/checkout/orders` answers with `Prefer: return=representation`. */
+export const Order = z.looseObject({
+  id: z.string().min(1),
+  status: z.string().min(1),
+  purchase_units: z
+    .array(
+      z.looseObject({
+        payments: z.looseObject({ captures: z.array(CaptureState).optional() }).optional(),
+      }),
+    )
+    .optional(),
+});
+/** A parsed `Order` (the schema's output type). */
+export type Order = z.output<typeof Order>;
+
+/** The refund answer: `{id, status}` at least (the minimal representation adds only links). */
+export const RefundAnswer = z.looseObject({
+  id: z.string().min(1),
+  status: z.string().min(1),
+  status_details: z.looseObject({ reason: z.string().optional() }).optional(),
+});
+
+/**
+ * PayPal's error body (https://developer.paypal.com/api/rest/responses/#link-errorresponses):
+ * `{name, message, debug_id, details: [{issue, description, field}]}`.
+ */
+export const ErrorBody = z.looseObject({
+  name: z.string().optional(),
+  message: z.string().optional(),
+  debug_id: z.string().optional(),
+  details: z
+    .array(z.looseObject({ issue: z.string().optional(), description: z.string().optional() }))
+    .optional(),
+});
+
+/** A webhook event envelope: `id` (`WH-…`, the dedupe key), `event_type`, `create_time`, `resource`. */
+export const Envelope = z.looseObject({
+  id: z.string().min(1),
+  event_type: z.string().min(1),
+  create_time: z.iso.datetime({ offset: true }),
+  resource_type: z.string().optional(),
+  resource: z.record(z.string(), z.unknown()),
+});
+/** A parsed `Envelope` (the schema's output type). */
+export type Envelope = z.output<typeof Envelope>;
+
+/**
+ * The id at the end of the link with `rel` (e.g. the `up` link of a refund,
+ * `https://api.paypal.com/v2/payments/captures/5YH4578629195611S` → `5YH4578629195611S`) when its
+ * path is `/v2/payments/<kind>/<id>`; undefined otherwise.
+ */
+export function linkedId(
+  links: readonly z.output<typeof Link>[] | undefined,
+  rel: string,
+  kind: 'captures' | 'authorizations' | 'refunds',
+): string | undefined {
+  const href = links?.find((link) => link.rel === rel)?.href;
+  if (!href) return undefined;
+  try {
+    const match = new RegExp(`^/v2/payments/${kind}/([A-Za-z0-9-]+)$`).exec(new URL(href).pathname);
+    return match?.[1];
+  } catch {
+    return undefined;
+  }
+}

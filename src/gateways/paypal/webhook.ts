@@ -1,0 +1,277 @@
+import { verify as verifySignature } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { z } from 'zod';
+import {
+  type PaymentEvent,
+  type PaymentEventType,
+  type VerifiedDelivery,
+  type WebhookHeaders,
+  WebhookPayloadError,
+  WebhookVerificationError,
+  type WebhookVerifier,
+} from '../types.ts';
+import { checkCertUrl, PaypalCertificates } from './certificates.ts';
+import {
+  Capture,
+  type CaptureState,
+  Dispute,
+  Envelope,
+  linkedId,
+  type Money,
+  minorUnits,
+  Refund,
+} from './schemas.ts';
+import {
+  CAPTURE_EVENTS,
+  DISPUTE_EVENT_TYPES,
+  disputeEventType,
+  meaningOf,
+  REFUND_EVENT,
+  REFUND_STATUS,
+} from './status.ts';
+
+/** The only signature algorithm PayPal uses for webhooks (`PAYPAL-AUTH-ALGO`). */
+export const PAYPAL_AUTH_ALGO = 'SHA256withRSA';
+
+/**
+ * The message PayPal signs for a delivery: `transmission_id|transmission_time|webhook_id|crc32`,
+ * the CRC-32 of the raw body as an unsigned decimal
+ * (https://developer.paypal.com/api/rest/webhooks/rest/#link-selfverificationmethod).
+ */
+export function signedMessage(
+  transmissionId: string,
+  transmissionTime: string,
+  webhookId: string,
+  rawBody: Buffer | string,
+): string {
+  return `${transmissionId}|${transmissionTime}|${webhookId}|${crc32(rawBody) >>> 0}`;
+}
+
+/** Settings of the PayPal webhook verifier. */
+export interface PaypalWebhookOptions {
+  /** The id of this webhook in the PayPal developer dashboard (PAYPAL_WEBHOOK_ID); part of the signed message. */
+  webhookId: string;
+  /** Timeout of a certificate fetch in milliseconds. */
+  timeoutMs: number;
+  /** The clock certificate validity is checked against (tests pin it). Default: now. */
+  now?: () => Date;
+  /** Test mode only: the PEM of PAYPAL_TEST_CERT_FILE, trusted for the test certificate URL. */
+  testCertificatePem?: string;
+}
+
+function header(headers: WebhookHeaders, name: string): string {
+  const value = headers[name];
+  if (typeof value !== 'string' || value === '') {
+    throw new WebhookVerificationError(`missing ${name.toUpperCase()} header`);
+  }
+  return value;
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    throw new WebhookPayloadError(
+      `not a PayPal ${what}: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
+    );
+  }
+  return result.data;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new WebhookPayloadError('body is not JSON');
+  }
+}
+
+/** Minor units of a PayPal money object, or WebhookPayloadError for an amount billhook cannot book. */
+function amountOf(money: Money, what: string): { amount: bigint; currency: string } {
+  try {
+    return minorUnits(money);
+  } catch (error) {
+    throw new WebhookPayloadError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** The processor's decline details as one message, e.g. `capture DECLINED (response_code 5120, avs_code G)`. */
+export function declineMessage(capture: CaptureState): string {
+  const details = Object.entries(capture.processor_response ?? {})
+    .filter(([, value]) => typeof value === 'string' && value !== '')
+    .map(([key, value]) => `${key} ${value}`);
+  const reason = capture.status_details?.reason;
+  return [
+    `capture ${capture.id} ${capture.status}`,
+    reason ? ` (${reason})` : '',
+    details.length > 0 ? `: ${details.join(', ')}` : '',
+  ].join('');
+}
+
+/** The decline code of a capture: the processor's response code, else the status reason, else the status. */
+export function declineCode(capture: CaptureState): string {
+  return capture.processor_response?.response_code ?? capture.status_details?.reason ?? capture.status;
+}
+
+/**
+ * PayPal's inbound side: offline verification of the delivery's SHA256withRSA signature against
+ * PayPal's certificate, then normalisation of the capture, refund, reversal and dispute events.
+ */
+export class PaypalWebhook implements WebhookVerifier {
+  readonly #webhookId: string;
+  readonly #certificates: PaypalCertificates;
+
+  /** @throws Error without a webhook id (the signed message needs it) */
+  constructor(options: PaypalWebhookOptions) {
+    if (!options.webhookId) throw new Error('PaypalWebhook needs the webhook id (PAYPAL_WEBHOOK_ID)');
+    this.#webhookId = options.webhookId;
+    this.#certificates = new PaypalCertificates({
+      timeoutMs: options.timeoutMs,
+      now: options.now ?? (() => new Date()),
+      testCertificatePem: options.testCertificatePem,
+    });
+  }
+
+  /**
+   * Verifies a delivery offline (https://developer.paypal.com/api/rest/webhooks/rest/#link-selfverificationmethod):
+   * reads PAYPAL-TRANSMISSION-ID, -TIME, -SIG (base64), PAYPAL-CERT-URL and PAYPAL-AUTH-ALGO (header
+   * names arrive lower-cased); requires SHA256withRSA; checks the certificate URL before fetching
+   * anything; then verifies the signature over `signedMessage(…)` with the public key of the (cached,
+   * checked) certificate. The event id for dedupe is the body's `id` (`WH-…`).
+   * No timestamp tolerance is applied: PayPal documents none, and a replayed delivery carries the
+   * same event id, which the inbox stores once.
+   * @throws WebhookVerificationError for a missing header, another algorithm, a foreign certificate
+   * URL, an untrusted certificate or a signature that does not match
+   * @throws WebhookPayloadError when the signed body is not a PayPal event
+   * @throws GatewayUnreachable when PayPal's certificate could not be fetched (PayPal retries)
+   */
+  async verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery> {
+    const transmissionId = header(headers, 'paypal-transmission-id');
+    const transmissionTime = header(headers, 'paypal-transmission-time');
+    const signature = header(headers, 'paypal-transmission-sig');
+    const certUrl = checkCertUrl(header(headers, 'paypal-cert-url'));
+    const algorithm = header(headers, 'paypal-auth-algo');
+    if (algorithm !== PAYPAL_AUTH_ALGO) {
+      throw new WebhookVerificationError(`PAYPAL-AUTH-ALGO ${algorithm} is not ${PAYPAL_AUTH_ALGO}`);
+    }
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature)) {
+      throw new WebhookVerificationError('PAYPAL-TRANSMISSION-SIG is not base64');
+    }
+    const key = await this.#certificates.publicKeyFor(certUrl);
+    const message = signedMessage(transmissionId, transmissionTime, this.#webhookId, rawBody);
+    if (!verifySignature('sha256', Buffer.from(message), key, Buffer.from(signature, 'base64'))) {
+      throw new WebhookVerificationError(
+        'PayPal signature verification failed: the signature does not match the raw body, transmission id and time and PAYPAL_WEBHOOK_ID (is it the id of this webhook, and is the body passed unparsed?)',
+      );
+    }
+    const envelope = parse(Envelope, parseJson(rawBody.toString('utf8')), 'event');
+    return { eventId: envelope.id, eventType: envelope.event_type };
+  }
+
+  /**
+   * Maps PayPal events to canonical events (tables in status.ts). Amounts are PayPal's decimal
+   * strings converted exactly to minor units; `occurredAt` is the event's `create_time`.
+   * - `PAYMENT.CAPTURE.COMPLETED` / `DECLINED` / `DENIED` / `PENDING` → charge.succeeded / failed /
+   *   failed / pending: gatewayTransactionId = the capture id, reference = its `custom_id` (else
+   *   `invoice_id`), which our charge sets to our transaction id;
+   * - `PAYMENT.CAPTURE.REFUNDED` → refund.succeeded (or failed / pending by the refund's status): the
+   *   resource is the refund, the captured payment is its `up` link, the amount is this refund's,
+   *   reference = its `custom_id` (our `re_…` when billhook made it);
+   * - `PAYMENT.CAPTURE.REVERSED` → dispute.lost: PayPal took the money back (a chargeback or a
+   *   PayPal-initiated reversal), which books as a chargeback loss, not as a refund we chose;
+   * - `CUSTOMER.DISPUTE.CREATED` / `UPDATED` / `RESOLVED` → dispute.opened, or won / lost by the
+   *   resolved dispute's outcome.
+   * Disputes and reversals are keyed by the disputed capture (gatewayDisputeId = capture id), so a
+   * reversal and the dispute it belongs to, or a dispute PayPal re-opened on the same transaction
+   * (outcome `NONE`), move the money once.
+   * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
+   */
+  async normalize(body: string): Promise<PaymentEvent[]> {
+    const event = parse(Envelope, parseJson(body), 'event');
+    const base = {
+      gateway: 'paypal' as const,
+      gatewayEventId: event.id,
+      occurredAt: new Date(event.create_time),
+      raw: event.resource,
+    };
+    const chargeType = CAPTURE_EVENTS.get(event.event_type);
+    if (chargeType) {
+      const capture = parse(Capture, event.resource, 'capture');
+      const failed = chargeType === 'charge.failed';
+      return [
+        {
+          ...base,
+          type: chargeType,
+          gatewayTransactionId: capture.id,
+          reference: capture.custom_id || capture.invoice_id || undefined,
+          ...amountOf(capture.amount, `capture ${capture.id}`),
+          failureCode: failed ? declineCode(capture) : undefined,
+          failureMessage: failed ? declineMessage(capture) : undefined,
+          reason: chargeType === 'charge.pending' ? capture.status_details?.reason : undefined,
+        },
+      ];
+    }
+    if (event.event_type === 'PAYMENT.CAPTURE.REFUNDED' || event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
+      const refund = parse(Refund, event.resource, 'refund');
+      if (!refund.amount) throw new WebhookPayloadError(`PayPal refund ${refund.id} has no amount`);
+      const captureId = linkedId(refund.links, 'up', 'captures');
+      const money = amountOf(refund.amount, `refund ${refund.id}`);
+      if (event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
+        if (!captureId) {
+          throw new WebhookPayloadError(`PayPal reversal ${refund.id} has no up link to its capture`);
+        }
+        return [
+          {
+            ...base,
+            type: 'dispute.lost',
+            gatewayTransactionId: captureId,
+            gatewayDisputeId: captureId,
+            ...money,
+            reason: refund.status_details?.reason ?? 'PAYMENT_REVERSED',
+          },
+        ];
+      }
+      const type: PaymentEventType = REFUND_EVENT[meaningOf(REFUND_STATUS, refund.status)];
+      return [
+        {
+          ...base,
+          type,
+          gatewayTransactionId: captureId,
+          gatewayRefundId: refund.id,
+          reference: refund.custom_id || undefined,
+          ...money,
+          failureCode:
+            type === 'refund.failed' ? (refund.status_details?.reason ?? refund.status) : undefined,
+          reason: refund.note_to_payer,
+        },
+      ];
+    }
+    if (DISPUTE_EVENT_TYPES.has(event.event_type)) {
+      const dispute = parse(Dispute, event.resource, 'dispute');
+      const captures = dispute.disputed_transactions.map((t) => t.seller_transaction_id);
+      const [captureId] = captures;
+      if (captures.length !== 1 || !captureId) {
+        throw new WebhookPayloadError(
+          `PayPal dispute ${dispute.dispute_id} names ${captures.length} disputed transactions: only a dispute of exactly one capture can be matched`,
+        );
+      }
+      const type = disputeEventType(dispute.status, dispute.dispute_outcome?.outcome_code);
+      const refunded = dispute.dispute_outcome?.amount_refunded;
+      const money =
+        type === 'dispute.lost' && refunded
+          ? amountOf(refunded, `dispute ${dispute.dispute_id}`)
+          : amountOf(dispute.dispute_amount, `dispute ${dispute.dispute_id}`);
+      return [
+        {
+          ...base,
+          type,
+          gatewayTransactionId: captureId,
+          gatewayDisputeId: captureId,
+          ...money,
+          reason: dispute.reason,
+        },
+      ];
+    }
+    return [];
+  }
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/env.ts';
+import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
+import { paypalAdapter } from '../../../src/gateways/paypal/index.ts';
+import { PaypalWebhook } from '../../../src/gateways/paypal/webhook.ts';
+import { TEST_CERT_FILE } from './fixtures.ts';
+
+describe('paypalAdapter', () => {
+  it('enables nothing without PayPal variables', () => {
+    expect(paypalAdapter(loadConfig({}))).toEqual({ name: 'paypal', webhook: undefined, client: undefined });
+  });
+
+  it('enables the webhook half with PAYPAL_WEBHOOK_ID, and the client half with the client id and secret', () => {
+    const webhookOnly = paypalAdapter(loadConfig({ PAYPAL_WEBHOOK_ID: '8PT597110X687430LKGECATA' }));
+    expect(webhookOnly.webhook).toBeInstanceOf(PaypalWebhook);
+    expect(webhookOnly.client).toBeUndefined();
+    const clientOnly = paypalAdapter(loadConfig({ PAYPAL_CLIENT_ID: 'id', PAYPAL_CLIENT_SECRET: 'secret' }));
+    expect(clientOnly.client).toBeInstanceOf(PaypalClient);
+    expect(clientOnly.webhook).toBeUndefined();
+    expect(paypalAdapter(loadConfig({ PAYPAL_CLIENT_ID: 'id' })).client).toBeUndefined();
+  });
+
+  it('reads PAYPAL_TEST_CERT_FILE at start and names it when it cannot', () => {
+    const env = { PAYPAL_WEBHOOK_ID: 'WH1', PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE };
+    expect(paypalAdapter(loadConfig(env)).webhook).toBeInstanceOf(PaypalWebhook);
+    expect(() =>
+      paypalAdapter(loadConfig({ ...env, PAYPAL_TEST_CERT_FILE: '/nonexistent/cert.pem' })),
+    ).toThrow(/PAYPAL_TEST_CERT_FILE: cannot read/);
+    expect(() => paypalAdapter(loadConfig({ ...env, PAYPAL_TEST_CERT_FILE: import.meta.filename }))).toThrow(
+      /PAYPAL_TEST_CERT_FILE holds no PEM certificate/,
+    );
+  });
+});

@@ -1,0 +1,76 @@
+import nock from 'nock';
+import { newId } from '../../../src/db/ids.ts';
+import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
+import { toDecimalString } from '../../../src/money/gateway-format.ts';
+import type { ContractCase } from '../contract-case.ts';
+import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
+
+const BASE = 'https://paypal.contract.test';
+/** The real sandbox answer of a vaulted-card order with intent CAPTURE (USD 25.07, capture 0XX3309307732590Y). */
+const APPROVED = paypalFixture('api.orders.create.vaulted_card_capture.completed.json');
+/** A real id of ours (it carries its creation time, which the status check reads). */
+const REFERENCE = newId('txn');
+
+/** The create-order call of the contract's charge: our reference as PayPal-Request-Id and custom_id, 25.07 USD. */
+function nockCreateOrder(): nock.Interceptor {
+  return nock(BASE)
+    .post(
+      '/v2/checkout/orders',
+      (body) =>
+        body.intent === 'CAPTURE' &&
+        body.payment_source?.card?.vault_id === '8kk8451t' &&
+        body.purchase_units?.[0]?.custom_id === REFERENCE &&
+        body.purchase_units?.[0]?.amount?.value === '25.07',
+    )
+    .matchHeader('paypal-request-id', REFERENCE);
+}
+
+/** PayPal (Orders v2 / Payments v2) in the shared contract suite, on the real fixture answers. */
+export const contract: ContractCase = {
+  gateway: 'paypal',
+  client: () =>
+    new PaypalClient({ clientId: 'client-id', clientSecret: 'client-secret', apiBase: BASE, timeoutMs: 300 }),
+  charge: {
+    reference: REFERENCE,
+    amount: 2507n,
+    currency: 'USD',
+    paymentMethod: { token: '8kk8451t', customerId: null },
+  },
+  approvedTransactionId: '0XX3309307732590Y',
+  nockApproved() {
+    nockToken(BASE).reply(200, TOKEN);
+    nockCreateOrder().reply(201, APPROVED);
+  },
+  nockDeclined() {
+    nockToken(BASE).reply(200, TOKEN);
+    // Real sandbox decline: HTTP 201, order COMPLETED, capture DECLINED with processor response 5120.
+    nockCreateOrder().reply(201, paypalFixture('api.orders.capture.card_declined_insufficient_funds.json'));
+    return { code: '5120', message: /DECLINED.*response_code 5120/ };
+  },
+  nockTimeout() {
+    nockToken(BASE).reply(200, TOKEN);
+    // No answer in time (a delayed nock answer to an aborted fetch upsets undici, so none comes).
+    nockCreateOrder().reply(() => new Promise(() => {}) as never);
+  },
+  nockPollFindsSuccess() {
+    // The same client polls, so its token is usually still cached.
+    nockToken(BASE).optionally().reply(200, TOKEN);
+    // Repeating the create with the same PayPal-Request-Id returns the original order (HTTP 200).
+    nockCreateOrder().reply(200, APPROVED);
+  },
+  nockPartialRefund(amount) {
+    nockToken(BASE).reply(200, TOKEN);
+    nock(BASE)
+      .post(
+        '/v2/payments/captures/0XX3309307732590Y/refund',
+        (body) =>
+          body.amount?.value === toDecimalString(amount, 'USD') && body.amount?.currency_code === 'USD',
+      )
+      .matchHeader('paypal-request-id', 're_contract01')
+      .reply(201, paypalFixture('api.captures.refund.completed.json'));
+  },
+  nockVoid() {
+    // A capture cannot be voided, and billhook never creates authorizations: declined without a call.
+    return { status: 'declined', code: 'CAPTURE_NOT_VOIDABLE' };
+  },
+};
