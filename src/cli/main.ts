@@ -143,26 +143,41 @@ keys
 
 program
   .command('send-test-webhook <gateway> <event-type>')
-  .description('sign a realistic event with the configured secret and POST it to the running server')
+  .description(
+    'sign a realistic event as the gateway would (or shape its hint) and POST it to the running server; gateways: stripe, paypal, authorizenet, eway, securepay',
+  )
   .option('--url <url>', 'server base URL (default http://127.0.0.1:$PORT)')
-  .option('--payment-intent <id>', 'the payment intent the event is about')
-  .option('--reference <txn>', 'our transaction id (txn_…) to carry in metadata')
   .option('--amount <minor>', 'amount in minor units', integer, 1000)
   .option('--currency <code>', 'ISO 4217 currency', 'usd')
+  .option('--reference <id>', 'our txn_… (or re_…) id the gateway echoes (Stripe, PayPal, SecurePay)')
+  .option(
+    '--transaction-id <id>',
+    "the gateway's transaction: Stripe payment intent, PayPal capture, Authorize.Net transId, eWAY TransactionID",
+  )
+  .option('--payment-intent <id>', 'Stripe: same as --transaction-id')
   .option('--object-id <id>', 'refund or dispute id, for refund and dispute events')
-  .option('--dispute-status <status>', 'for charge.dispute.closed: won, lost or warning_closed', 'lost')
+  .option(
+    '--dispute-status <status>',
+    'Stripe charge.dispute.closed: won, lost or warning_closed; PayPal: outcome code',
+  )
+  .option('--access-code <code>', 'eWAY: the access code, for access_code')
+  .addOption(new Option('--format <format>', 'eWAY: body format').choices(['form', 'json']))
+  .option('--customer-code <code>', 'SecurePay: the customer code')
   .action(async (gateway: string, eventType: string, options) => {
     const cfg = config();
     const result = await sendTestWebhook(cfg, gateway, eventType, {
       url: options.url ?? `http://127.0.0.1:${cfg.PORT}`,
-      paymentIntent: options.paymentIntent,
-      reference: options.reference,
       amount: options.amount,
       currency: options.currency,
+      reference: options.reference,
+      transactionId: options.transactionId ?? options.paymentIntent,
       objectId: options.objectId,
-      disputeStatus: options.disputeStatus,
+      disputeStatus: options.disputeStatus ?? (gateway === 'stripe' ? 'lost' : undefined),
+      accessCode: options.accessCode,
+      format: options.format,
+      customerCode: options.customerCode,
     });
-    process.stdout.write(`${result.eventId} → HTTP ${result.status} ${result.body}\n`);
+    process.stdout.write(`${gateway} ${eventType} → HTTP ${result.status} ${result.body}\n`);
     if (result.status >= 300) process.exitCode = 1;
   });
 

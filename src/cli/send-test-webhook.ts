@@ -1,51 +1,147 @@
 import type { Config } from '../config/env.ts';
 import {
+  AUTHORIZENET_TEST_EVENT_TYPES,
+  buildAuthorizenetTestDelivery,
+} from '../gateways/authorizenet/test-events.ts';
+import { buildEwayTestDelivery, EWAY_TEST_EVENT_TYPES } from '../gateways/eway/test-events.ts';
+import { buildPaypalTestDelivery, PAYPAL_TEST_EVENT_TYPES } from '../gateways/paypal/test-events.ts';
+import { buildSecurepayTestDelivery, SECUREPAY_TEST_EVENT_TYPES } from '../gateways/securepay/test-events.ts';
+import {
   buildStripeTestEvent,
   STRIPE_TEST_EVENT_TYPES,
-  type StripeTestEventOptions,
   type StripeTestEventType,
   signStripePayload,
 } from '../gateways/stripe/test-events.ts';
+import type { GatewayName } from '../gateways/types.ts';
 
-/** Where and what to send. */
-export interface SendOptions extends StripeTestEventOptions {
+/** What a test delivery is about; each gateway reads the options it knows. Amount in minor units. */
+export interface TestDeliveryOptions {
   /** Base URL of the running billhook, e.g. `http://127.0.0.1:3000`. */
   url: string;
+  amount: number;
+  currency: string;
+  /** Our `txn_…` (or `re_…`) id the gateway echoes: Stripe metadata, PayPal custom_id, SecurePay orderId. */
+  reference?: string;
+  /** The gateway's transaction: Stripe payment intent, PayPal capture, Authorize.Net transId, eWAY TransactionID. */
+  transactionId?: string;
+  /** A refund or dispute id, for those events. */
+  objectId?: string;
+  /** Stripe charge.dispute.closed status, or PayPal dispute outcome code. */
+  disputeStatus?: string;
+  /** eWAY access code, for `access_code`. */
+  accessCode?: string;
+  /** eWAY body format: `form` or `json`. */
+  format?: 'form' | 'json';
+  /** SecurePay customer code. */
+  customerCode?: string;
 }
 
 /** The server's answer to a test delivery. */
 export interface SendResult {
-  eventId: string;
   status: number;
   body: string;
 }
 
+type Delivery = { body: string; headers: Record<string, string> };
+
+/** Each gateway: the event types it can build and how. */
+const BUILDERS: Record<
+  GatewayName,
+  { types: readonly string[]; build(type: string, o: TestDeliveryOptions, c: Config): Delivery }
+> = {
+  stripe: {
+    types: STRIPE_TEST_EVENT_TYPES,
+    build(type, o, config) {
+      const secret = config.STRIPE_WEBHOOK_SECRET[0];
+      if (!secret)
+        throw new Error('STRIPE_WEBHOOK_SECRET is not set: the server would not accept the event either');
+      const event = buildStripeTestEvent(type as StripeTestEventType, {
+        paymentIntent: o.transactionId,
+        reference: o.reference,
+        amount: o.amount,
+        currency: o.currency,
+        objectId: o.objectId,
+        disputeStatus: o.disputeStatus,
+      });
+      const body = JSON.stringify(event, null, 2);
+      return {
+        body,
+        headers: { 'content-type': 'application/json', 'stripe-signature': signStripePayload(body, secret) },
+      };
+    },
+  },
+  paypal: {
+    types: PAYPAL_TEST_EVENT_TYPES,
+    build: (type, o, config) =>
+      buildPaypalTestDelivery(
+        type,
+        {
+          captureId: o.transactionId,
+          reference: o.reference,
+          amount: o.amount,
+          currency: o.currency,
+          objectId: o.objectId,
+          disputeOutcome: o.disputeStatus,
+          keyFile: config.PAYPAL_TEST_KEY_FILE,
+        },
+        config,
+      ),
+  },
+  authorizenet: {
+    types: AUTHORIZENET_TEST_EVENT_TYPES,
+    build(type, o, config) {
+      if (!o.transactionId)
+        throw new Error('authorizenet events need --transaction-id (the transId to look up)');
+      return buildAuthorizenetTestDelivery(
+        type as (typeof AUTHORIZENET_TEST_EVENT_TYPES)[number],
+        { transactionId: o.transactionId, amount: o.amount, currency: o.currency },
+        config,
+      );
+    },
+  },
+  eway: {
+    types: EWAY_TEST_EVENT_TYPES,
+    build: (type, o, config) =>
+      buildEwayTestDelivery(
+        type as (typeof EWAY_TEST_EVENT_TYPES)[number],
+        { transactionId: o.transactionId, accessCode: o.accessCode, format: o.format },
+        config,
+      ),
+  },
+  securepay: {
+    types: SECUREPAY_TEST_EVENT_TYPES,
+    build: (type, o, config) =>
+      buildSecurepayTestDelivery(
+        type as (typeof SECUREPAY_TEST_EVENT_TYPES)[number],
+        { reference: o.reference, amount: o.amount, currency: o.currency, customerCode: o.customerCode },
+        config,
+      ),
+  },
+};
+
 /**
- * Builds a realistic event for `gateway`, signs it with the configured webhook secret and POSTs it to
- * `/webhooks/<gateway>` of the running server, as the gateway would.
- * @throws Error naming the supported gateways or event types, or when no secret is configured
+ * Builds a realistic delivery for `gateway`, signed as the gateway signs it (Stripe and Authorize.Net
+ * with the configured secret, PayPal with the test key its server trusts in test mode) or shaped as
+ * the hint it is (eWAY, SecurePay), and POSTs it to `/webhooks/<gateway>` of the running server.
+ * @throws Error naming the supported gateways or event types, or the missing setting
  */
 export async function sendTestWebhook(
   config: Config,
   gateway: string,
   eventType: string,
-  options: SendOptions,
+  options: TestDeliveryOptions,
 ): Promise<SendResult> {
-  if (gateway !== 'stripe') throw new Error(`send-test-webhook supports: stripe (got ${gateway})`);
-  if (!(STRIPE_TEST_EVENT_TYPES as readonly string[]).includes(eventType)) {
-    throw new Error(
-      `unsupported Stripe event type ${eventType}; one of: ${STRIPE_TEST_EVENT_TYPES.join(', ')}`,
-    );
+  const builder = BUILDERS[gateway as GatewayName];
+  if (!builder)
+    throw new Error(`send-test-webhook supports: ${Object.keys(BUILDERS).join(', ')} (got ${gateway})`);
+  if (!builder.types.includes(eventType)) {
+    throw new Error(`unsupported ${gateway} event type ${eventType}; one of: ${builder.types.join(', ')}`);
   }
-  const secret = config.STRIPE_WEBHOOK_SECRET[0];
-  if (!secret)
-    throw new Error('STRIPE_WEBHOOK_SECRET is not set: the server would not accept the event either');
-  const event = buildStripeTestEvent(eventType as StripeTestEventType, options);
-  const payload = JSON.stringify(event, null, 2);
-  const response = await fetch(new URL('/webhooks/stripe', options.url), {
+  const delivery = builder.build(eventType, options, config);
+  const response = await fetch(new URL(`/webhooks/${gateway}`, options.url), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signStripePayload(payload, secret) },
-    body: payload,
+    headers: delivery.headers,
+    body: delivery.body,
   });
-  return { eventId: String(event.id), status: response.status, body: await response.text() };
+  return { status: response.status, body: await response.text() };
 }

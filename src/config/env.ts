@@ -51,6 +51,8 @@ const EnvSchema = z.object({
   PAYPAL_API_BASE: url('https://api-m.sandbox.paypal.com'),
   /** Test mode only: PEM certificate(s) trusted for PayPal webhook signatures besides PayPal's own. */
   PAYPAL_TEST_CERT_FILE: optionalString,
+  /** send-test-webhook only: the private key matching PAYPAL_TEST_CERT_FILE. */
+  PAYPAL_TEST_KEY_FILE: optionalString,
   AUTHORIZENET_API_LOGIN_ID: optionalString,
   AUTHORIZENET_TRANSACTION_KEY: optionalString,
   AUTHORIZENET_SIGNATURE_KEY: optionalString,

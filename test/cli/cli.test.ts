@@ -70,21 +70,20 @@ describe('billhook CLI', () => {
       env,
     );
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/→ HTTP 200 \{"received":true\}/);
-    const eventId = result.stdout.split(' ')[0];
+    expect(result.stdout).toMatch(/^stripe payment_intent.succeeded → HTTP 200 \{"received":true\}/);
     // No such payment intent here: with no retries configured it becomes an exception at once.
     const event = await waitFor('the test event to be handled', async () => {
       const e = (await app.api('GET', '/v1/events?limit=100')).body.data.find(
-        (x: { gateway_event_id: string }) => x.gateway_event_id === eventId,
+        (x: { type: string }) => x.type === 'payment_intent.succeeded',
       );
       return e?.status === 'exception' ? e : undefined;
     });
-    expect(event.type).toBe('payment_intent.succeeded');
+    expect(event.gateway_event_id).toMatch(/^evt_test/);
   });
 
   it('send-test-webhook explains unsupported gateways and event types', async () => {
     expect((await cli(['send-test-webhook', 'bitpay', 'x', '--url', app.url], env)).stderr).toMatch(
-      /supports: stripe/,
+      /supports: stripe, paypal, authorizenet, eway, securepay/,
     );
     expect(
       (await cli(['send-test-webhook', 'stripe', 'customer.created', '--url', app.url], env)).stderr,

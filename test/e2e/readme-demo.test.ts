@@ -48,7 +48,7 @@ describe('README walk-through with the Stripe stub', () => {
       'payment_intent.succeeded',
       {
         url: app.url,
-        paymentIntent: charged.transaction.gateway_transaction_id,
+        transactionId: charged.transaction.gateway_transaction_id,
         amount: 2500,
         currency: 'usd',
       },
