@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { AppError } from '../errors.ts';
+import { GatewayUnreachable } from '../gateways/http.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
 
@@ -92,6 +93,18 @@ export function errorHandler(): ErrorRequestHandler {
         'invalid_request',
         parserError.type ?? 'bad_request',
         parserError.message,
+      );
+    }
+    if (error instanceof GatewayUnreachable) {
+      // e.g. PayPal's signing certificate could not be fetched: the gateway retries the delivery.
+      req.log.warn({ path: req.path, reason: error.message }, 'gateway unreachable');
+      res.setHeader('Retry-After', '30');
+      return sendError(
+        res,
+        503,
+        'unavailable',
+        'gateway_unreachable',
+        'the gateway could not be reached; retry later',
       );
     }
     if (error instanceof InboxBusy) {

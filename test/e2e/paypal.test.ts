@@ -431,6 +431,18 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
     expect(await eventOf(app, 'WH-58D329510W468432D-8HN650336L201105X')).toBeUndefined();
   });
 
+  it('answers 503 (PayPal retries) when PayPal’s signing certificate cannot be fetched, storing nothing', async () => {
+    nock('https://api.paypal.com')
+      .get('/v1/notifications/certs/CERT-unreachable')
+      .replyWithError({ code: 'ECONNRESET' });
+    const { body, headers } = simulatorDelivery('COMPLETED');
+    headers['paypal-cert-url'] = 'https://api.paypal.com/v1/notifications/certs/CERT-unreachable';
+    const answer = await fetch(`${app.url}/webhooks/paypal`, { method: 'POST', headers, body });
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('retry-after')).toBe('30');
+    expect(await eventOf(app, 'WH-58D329510W468432D-8HN650336L201105X')).toBeUndefined();
+  });
+
   it('stores an event type billhook does not reconcile and marks it ignored', async () => {
     const order = paypalFixture('webhook.CHECKOUT.ORDER.COMPLETED.json');
     const body = JSON.stringify(order);
