@@ -30,6 +30,9 @@ const EnvSchema = z.object({
     .default('0')
     .transform((v) => v === '1' || v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Stored webhooks a worker applies per transaction, and how many such batches run at once. */
+  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(8),
   WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
   /** Seconds after a pending/unknown charge at which the gateway is asked again; then an exception. */

@@ -23,9 +23,9 @@ export async function startWorkers(
   await boss.work(
     QUEUES.webhookProcess,
     {
-      batchSize: 50,
-      // Two batches in flight: one applies while the other commits.
-      localConcurrency: 2,
+      batchSize: config.WEBHOOK_BATCH_SIZE,
+      // Several batches in flight: one applies while another commits.
+      localConcurrency: config.WEBHOOK_CONCURRENCY,
       includeMetadata: true,
       perJobResults: true,
       burstWhenBatchFull: true,

@@ -20,6 +20,8 @@ describe('loadConfig', () => {
       BILLHOOK_ROLE: 'all',
       BILLHOOK_BENCH_ROUTES: false,
       LOG_LEVEL: 'info',
+      WEBHOOK_BATCH_SIZE: 100,
+      WEBHOOK_CONCURRENCY: 8,
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,
