@@ -168,7 +168,7 @@ program
     const result = await sendTestWebhook(cfg, gateway, eventType, {
       url: options.url ?? `http://127.0.0.1:${cfg.PORT}`,
       amount: options.amount,
-      currency: options.currency,
+      currency: options.currency.toUpperCase(),
       reference: options.reference,
       transactionId: options.transactionId ?? options.paymentIntent,
       objectId: options.objectId,

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
+import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -102,5 +104,55 @@ describe('billhook CLI', () => {
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/Usage: billhook/);
     }
+  });
+});
+
+describe('send-test-webhook for the other gateways', () => {
+  let app: TestApp;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    const gateways = {
+      PAYPAL_WEBHOOK_ID: 'WH-billhook-cli-test',
+      PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
+      PAYPAL_TEST_KEY_FILE: TEST_KEY_FILE,
+      AUTHORIZENET_API_LOGIN_ID: 'login',
+      AUTHORIZENET_TRANSACTION_KEY: 'transaction-key',
+      AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
+      EWAY_API_KEY: 'eway-key',
+      EWAY_API_PASSWORD: 'eway-password',
+      SECUREPAY_CLIENT_ID: 'client',
+      SECUREPAY_CLIENT_SECRET: 'secret',
+      SECUREPAY_MERCHANT_CODE: '5AR0055',
+    };
+    // Processing would ask the gateways' servers; this test is about delivery, so none is configured to answer.
+    app = await startTestApp({ ...gateways, WEBHOOK_RETRY_LIMIT: '0' }, 'web');
+    env = { ...gateways, DATABASE_URL: app.runtime.databaseUrl, LOG_LEVEL: 'silent' };
+  });
+  afterAll(() => app.stop());
+
+  it.each([
+    [
+      'paypal',
+      'PAYMENT.CAPTURE.COMPLETED',
+      ['--transaction-id', '2GG279541U471931P', '--reference', 'txn_cli'],
+    ],
+    ['authorizenet', 'net.authorize.payment.authcapture.created', ['--transaction-id', '60123456789']],
+    ['eway', 'transaction', ['--transaction-id', '11818347']],
+    ['securepay', 'payment.paid', ['--reference', 'txn_cli_securepay']],
+  ])('delivers a %s %s that the server verifies and stores', async (gateway, eventType, extra) => {
+    const result = await cli(
+      ['send-test-webhook', gateway, eventType, '--url', app.url, '--amount', '2507', ...extra],
+      env,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(new RegExp(`^${gateway} ${eventType} → HTTP 200`));
+    const stored = await app.runtime.db
+      .selectFrom('inbox')
+      .select(['gateway', 'event_type'])
+      .where('gateway', '=', gateway as 'paypal')
+      .execute();
+    expect(stored).toEqual([
+      { gateway, event_type: eventType === 'transaction' ? 'transaction' : eventType },
+    ]);
   });
 });
