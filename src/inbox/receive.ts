@@ -2,7 +2,7 @@ import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { GatewayName } from '../gateways/types.ts';
-import { QUEUES } from '../queue/queues.ts';
+import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 
 /** A verified delivery to store. `body` is the raw body exactly as received (UTF-8). */
 export interface Delivery {
@@ -42,8 +42,8 @@ interface Waiting {
 /**
  * Stores verified deliveries durably, several per transaction (group commit): each transaction
  * inserts the waiting deliveries' inbox rows in one statement (a delivery whose gateway and event id
- * are already stored is skipped) and their `webhook.process` jobs, one per new row, with one pg-boss
- * insert — rows and jobs commit together. A delivery is answered only after its transaction
+ * are already stored is skipped) and one `webhook.process` job naming the new rows — rows and job
+ * commit together. A delivery is answered only after its transaction
  * committed; when the transaction fails, every delivery in it fails (the gateway retries).
  */
 export class Inbox {
@@ -116,11 +116,8 @@ export class Inbox {
         .execute();
       const stored = new Set(inserted.map((row) => row.id));
       if (stored.size > 0) {
-        await this.#boss.insert(
-          QUEUES.webhookProcess,
-          [...stored].map((inboxId) => ({ data: { inboxId } })),
-          { db: fromKysely(trx) },
-        );
+        const job: WebhookProcessJob = { inboxIds: [...stored] };
+        await this.#boss.insert(QUEUES.webhookProcess, [{ data: job }], { db: fromKysely(trx) });
       }
       return rows.map((row) =>
         stored.has(row.id) ? { id: row.id, duplicate: false } : { id: undefined, duplicate: true },

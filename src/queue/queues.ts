@@ -6,6 +6,23 @@ export const QUEUES = {
   transactionPoll: 'transaction.poll',
 } as const;
 
-/** Job data of `webhook.process`: the inbox row to process. */
-export const WebhookProcessJob = z.object({ inboxId: z.string().startsWith('evt_') });
-export type WebhookProcessJob = z.infer<typeof WebhookProcessJob>;
+/**
+ * Job data of `webhook.process`: the inbox rows one receiving transaction stored (group commit: one
+ * job per batch), and how many times billhook already retried them because their payment was not
+ * known yet (the backoff of those retries is billhook's own, per row; pg-boss retries the job when
+ * processing throws).
+ */
+export const WebhookProcessJob = z.object({
+  inboxIds: z.array(z.string().startsWith('evt_')).min(1).max(1000),
+  attempt: z.number().int().min(0).default(0),
+});
+export type WebhookProcessJob = z.input<typeof WebhookProcessJob>;
+
+/**
+ * Seconds before the `attempt`-th retry of rows whose payment is not known yet: exponential from
+ * `base` (doubling each time), at most one hour, with up to 20% jitter so retries spread out.
+ */
+export function retryDelaySeconds(base: number, attempt: number, random = Math.random): number {
+  const delay = Math.min(3600, base * 2 ** attempt);
+  return Math.max(1, Math.round(delay * (1 + 0.2 * random())));
+}

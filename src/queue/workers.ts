@@ -23,8 +23,8 @@ export async function startWorkers(
   await boss.work(
     QUEUES.webhookProcess,
     {
-      batchSize: config.WEBHOOK_BATCH_SIZE,
-      // Several batches in flight: one applies while another commits.
+      // Each job names a receiving batch's rows; a handful of jobs per fetch, several fetches in flight.
+      batchSize: 4,
       localConcurrency: config.WEBHOOK_CONCURRENCY,
       includeMetadata: true,
       perJobResults: true,
@@ -33,7 +33,7 @@ export async function startWorkers(
       // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
       notifyPollingIntervalSeconds: 1,
     },
-    webhookProcessHandler(db, registry, log, metrics),
+    webhookProcessHandler(db, boss, registry, config, log, metrics),
   );
   await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
     await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
