@@ -23,8 +23,8 @@ export async function startWorkers(
   await boss.work(
     QUEUES.webhookProcess,
     {
-      // Each job names a receiving batch's rows; a handful of jobs per fetch, several fetches in flight.
-      batchSize: 4,
+      // Each job names a receiving batch's rows; the rows of all fetched jobs are applied together.
+      batchSize: 10,
       localConcurrency: config.WEBHOOK_CONCURRENCY,
       includeMetadata: true,
       perJobResults: true,

@@ -4,7 +4,7 @@ import type { Config } from '../../config/env.ts';
 import type { Db } from '../../db/database.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
-import { processInboxEvents } from '../../reconcile/process.ts';
+import { type ProcessOutcome, processInboxEvents } from '../../reconcile/process.ts';
 import { QUEUES, retryDelaySeconds, WebhookProcessJob } from '../queues.ts';
 
 /**
@@ -26,56 +26,46 @@ export function webhookProcessHandler(
 ) {
   return async (jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> => {
     const results: JobResult[] = [];
+    const valid: { job: JobWithMetadata<unknown>; data: { inboxIds: string[]; attempt: number } }[] = [];
     for (const job of jobs) {
       const parsed = WebhookProcessJob.safeParse(job.data);
-      if (!parsed.success) {
+      if (parsed.success) valid.push({ job, data: parsed.data });
+      else {
         log.error({ jobId: job.id }, 'webhook.process job with invalid data');
         results.push({ id: job.id, status: 'deadletter', output: { error: 'invalid job data' } });
-        continue;
       }
-      const { inboxIds, attempt } = parsed.data;
-      const finalAttempt = attempt >= config.WEBHOOK_RETRY_LIMIT;
+    }
+    // The rows of every fetched job, applied in chunks of WEBHOOK_BATCH_SIZE (one transaction each).
+    const rows = valid.flatMap(({ data }, j) =>
+      data.inboxIds.map((inboxId) => ({
+        j,
+        inboxId,
+        finalAttempt: data.attempt >= config.WEBHOOK_RETRY_LIMIT,
+      })),
+    );
+    const outcomes: ProcessOutcome[] = [];
+    try {
+      for (let i = 0; i < rows.length; i += config.WEBHOOK_BATCH_SIZE) {
+        outcomes.push(
+          ...(await processInboxEvents(db, registry, rows.slice(i, i + config.WEBHOOK_BATCH_SIZE))),
+        );
+      }
+    } catch (error) {
+      // Reading the rows failed (the database is away): every job fails and pg-boss retries it.
+      const message = error instanceof Error ? error.message : String(error);
+      metrics.jobFailures.inc({ queue: QUEUES.webhookProcess }, valid.length);
+      return [
+        ...results,
+        ...valid.map(({ job }) => ({ id: job.id, status: 'failed' as const, output: { error: message } })),
+      ];
+    }
+    for (const [j, { job, data }] of valid.entries()) {
       try {
-        const again: string[] = [];
-        const failed: { id: string; error: string }[] = [];
-        for (let i = 0; i < inboxIds.length; i += config.WEBHOOK_BATCH_SIZE) {
-          const chunk = inboxIds.slice(i, i + config.WEBHOOK_BATCH_SIZE);
-          const outcomes = await processInboxEvents(
-            db,
-            registry,
-            chunk.map((inboxId) => ({ inboxId, finalAttempt })),
-          );
-          for (const [k, outcome] of outcomes.entries()) {
-            if (outcome === 'retry') again.push(chunk[k]!);
-            if (outcome instanceof Error) failed.push({ id: chunk[k]!, error: outcome.message });
-          }
-        }
-        for (const { id, error } of failed) {
-          log.warn({ jobId: job.id, inboxId: id, attempt, err: error }, 'webhook processing failed');
-        }
-        if (failed.length > 0 && finalAttempt) {
-          metrics.jobFailures.inc({ queue: QUEUES.webhookProcess }, failed.length);
-          await boss.send(`${QUEUES.webhookProcess}.dead`, {
-            inboxIds: failed.map((f) => f.id),
-            errors: failed,
-          });
-        } else {
-          again.push(...failed.map((f) => f.id));
-        }
-        if (again.length > 0) {
-          const next: WebhookProcessJob = { inboxIds: again, attempt: attempt + 1 };
-          await boss.sendAfter(
-            QUEUES.webhookProcess,
-            next,
-            null,
-            retryDelaySeconds(config.WEBHOOK_RETRY_DELAY_SECONDS, attempt),
-          );
-        }
-        results.push({
-          id: job.id,
-          status: 'completed',
-          output: { processed: inboxIds.length, retrying: again.length },
-        });
+        const mine = rows.flatMap((row, i) =>
+          row.j === j ? [{ id: row.inboxId, outcome: outcomes[i]! }] : [],
+        );
+        await settleJob(boss, config, log, metrics, job.id, data, mine);
+        results.push({ id: job.id, status: 'completed', output: { processed: mine.length } });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         log.warn(
@@ -88,4 +78,41 @@ export function webhookProcessHandler(
     }
     return results;
   };
+}
+
+/**
+ * After a job's rows were applied: rows to try again go into one later job (backoff), rows that keep
+ * failing on the last attempt go to the dead-letter queue.
+ */
+async function settleJob(
+  boss: PgBoss,
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+  jobId: string,
+  data: { attempt: number },
+  rows: { id: string; outcome: ProcessOutcome }[],
+): Promise<void> {
+  const finalAttempt = data.attempt >= config.WEBHOOK_RETRY_LIMIT;
+  const again = rows.filter((r) => r.outcome === 'retry').map((r) => r.id);
+  const failed = rows.flatMap((r) =>
+    r.outcome instanceof Error ? [{ id: r.id, error: r.outcome.message }] : [],
+  );
+  for (const { id, error } of failed)
+    log.warn({ jobId, inboxId: id, attempt: data.attempt, err: error }, 'webhook processing failed');
+  if (failed.length > 0 && finalAttempt) {
+    metrics.jobFailures.inc({ queue: QUEUES.webhookProcess }, failed.length);
+    await boss.send(`${QUEUES.webhookProcess}.dead`, { inboxIds: failed.map((f) => f.id), errors: failed });
+  } else {
+    again.push(...failed.map((f) => f.id));
+  }
+  if (again.length > 0) {
+    const next: WebhookProcessJob = { inboxIds: again, attempt: data.attempt + 1 };
+    await boss.sendAfter(
+      QUEUES.webhookProcess,
+      next,
+      null,
+      retryDelaySeconds(config.WEBHOOK_RETRY_DELAY_SECONDS, data.attempt),
+    );
+  }
 }
