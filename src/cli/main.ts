@@ -1,4 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
 import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
 import { type Config, loadConfig } from '../config/env.ts';
 import { createDb, type Db } from '../db/database.ts';
@@ -6,8 +8,10 @@ import { migrateToLatest } from '../db/migrate.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
 import { createRegistry } from '../gateways/registry.ts';
 import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
+import { replayInboxEvents } from '../inbox/replay.ts';
 import { createLogger } from '../logger.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
+import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../queue/dead-letters.ts';
 import { pollDueTransactions } from '../queue/handlers/transaction-poll.ts';
 import { type Role, resolveDatabase, startRuntime } from '../runtime.ts';
 import { sendTestWebhook } from './send-test-webhook.ts';
@@ -16,20 +20,42 @@ function config(): Config {
   return loadConfig(process.env);
 }
 
-/** Runs `fn` with a database handle (embedded or `DATABASE_URL`), migrated, then closes everything. */
-async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+/** What a one-off command works with: the migrated database and, when asked for, a started pg-boss. */
+interface Services {
+  config: Config;
+  db: Db;
+  boss: PgBoss;
+  log: Logger;
+  /** Migrations applied by this command. */
+  applied: string[];
+}
+
+/**
+ * Runs `fn` against the database (embedded or `DATABASE_URL`), migrated first, with a pg-boss that
+ * runs no maintenance (`withBoss`: started, queues created), then closes everything.
+ */
+async function withServices<T>(fn: (services: Services) => Promise<T>, withBoss = false): Promise<T> {
   const cfg = config();
   const log = createLogger(cfg.LOG_LEVEL === 'info' ? 'warn' : cfg.LOG_LEVEL);
   const database = await resolveDatabase(cfg, log);
   const db = createDb(database.url, 2);
+  const boss = createBoss(database.url, { maintenance: false });
   try {
-    await migrateToLatest(db);
-    return await fn(db);
+    const applied = await migrateToLatest(db);
+    if (withBoss) {
+      await boss.start();
+      await ensureQueues(boss, cfg);
+    }
+    return await fn({ config: cfg, db, boss, log, applied });
   } finally {
+    if (withBoss) await boss.stop({ graceful: false });
     await db.destroy();
     await database.stop();
   }
 }
+
+/** The database alone, for commands that need no queue. */
+const withDb = <T>(fn: (db: Db) => Promise<T>): Promise<T> => withServices(({ db }) => fn(db));
 
 async function serve(role: Role): Promise<void> {
   const cfg = config();
@@ -101,15 +127,43 @@ program
   .command('migrate')
   .description("apply database migrations and create pg-boss's queues (the Procfile's release step)")
   .action(async () => {
-    const cfg = config();
-    const applied = await withDb(async (db) => migrateToLatest(db));
-    const database = await resolveDatabase(cfg, createLogger('warn'));
-    const boss = createBoss(database.url, { maintenance: false });
-    await boss.start();
-    await ensureQueues(boss, cfg);
-    await boss.stop({ graceful: false });
-    await database.stop();
+    const applied = await withServices(async ({ applied }) => applied, true);
     process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  });
+
+program
+  .command('replay <event-id...>')
+  .description('process stored webhooks again (idempotent: an event already applied changes nothing)')
+  .action(async (ids: string[]) => {
+    const rows = await withServices(({ db, boss }) => replayInboxEvents(db, boss, ids), true);
+    for (const row of rows)
+      process.stdout.write(`${row.id}  ${row.gateway}  ${row.event_type}  queued again\n`);
+  });
+
+const jobs = program.command('jobs').description('webhook.process dead letters: rows that kept failing');
+jobs
+  .command('failed')
+  .description('list the dead letters with their errors')
+  .action(async () => {
+    const dead = await withServices(({ boss }) => listDeadLetters(boss), true);
+    for (const letter of dead) {
+      for (const { id, error } of letter.errors) process.stdout.write(`${letter.jobId}  ${id}  ${error}\n`);
+    }
+    process.stdout.write(`${dead.length} dead letter(s)\n`);
+  });
+jobs
+  .command('retry')
+  .description('send every dead letter back to webhook.process')
+  .action(async () => {
+    const retried = await withServices(({ db, boss }) => retryDeadLetters(db, boss), true);
+    process.stdout.write(`${retried} stored webhook(s) queued again\n`);
+  });
+jobs
+  .command('purge')
+  .description('delete every dead letter (the events stay in the inbox)')
+  .action(async () => {
+    const purged = await withServices(({ boss }) => purgeDeadLetters(boss), true);
+    process.stdout.write(`${purged} dead letter(s) deleted\n`);
   });
 
 const keys = program.command('keys').description('manage API keys (stored hashed)');

@@ -24,11 +24,12 @@ export function createBoss(connectionString: string, options: { maintenance: boo
 /**
  * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
  * retry policy of `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
- * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll` is a per-minute sweep.
+ * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll` (every minute) and
+ * `inbox.sweep` (every five minutes) are sweeps: one that fails simply runs again next time.
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
-  // A sweep that fails is simply run again by the next minute's schedule.
   await boss.createQueue(QUEUES.transactionPoll, { retryLimit: 0, expireInSeconds: 600 });
+  await boss.createQueue(QUEUES.inboxSweep, { retryLimit: 0, expireInSeconds: 600 });
   const name = QUEUES.webhookProcess;
   const deadLetter = `${name}.dead`;
   const policy = {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 export const QUEUES = {
   webhookProcess: 'webhook.process',
   transactionPoll: 'transaction.poll',
+  inboxSweep: 'inbox.sweep',
 } as const;
 
 /**

@@ -3,14 +3,19 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
 import { QUEUES } from './queues.ts';
 
+/** A webhook still unprocessed this long after it arrived has lost its job: the sweep re-enqueues it. */
+const STALE_INBOX_SECONDS = 600;
+
 /**
- * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, and the
- * `transaction.poll` sweep, scheduled every minute (one job per minute across all workers).
+ * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
+ * `transaction.poll` sweep every minute and the `inbox.sweep` every five minutes (scheduled: one
+ * job per tick across all workers).
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -39,4 +44,9 @@ export async function startWorkers(
     await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
   });
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
+  await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
+    const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
+    if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
+  });
+  await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');
 }

@@ -2,9 +2,11 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Inbox } from '../../src/inbox/receive.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
 import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { createTestDatabase } from '../support/database.ts';
 import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
@@ -154,5 +156,52 @@ describe('send-test-webhook for the other gateways', () => {
     expect(stored).toEqual([
       { gateway, event_type: eventType === 'transaction' ? 'transaction' : eventType },
     ]);
+  });
+});
+
+describe('replay and dead letters from the CLI', () => {
+  let app: TestApp;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
+    env = { DATABASE_URL: app.runtime.databaseUrl, LOG_LEVEL: 'silent', WEBHOOK_RETRY_LIMIT: '0' };
+  });
+  afterAll(() => app.stop());
+
+  it('lists, retries and purges dead letters; replays an event', async () => {
+    // A PayPal delivery on a server without PayPal cannot be processed: it ends as a dead letter.
+    const inbox = new Inbox(app.runtime.db, app.runtime.boss);
+    const receipt = await inbox.receive({
+      gateway: 'paypal',
+      eventId: 'WH-cli-dead',
+      eventType: 'X',
+      body: '{}',
+    });
+    await waitFor('the dead letter', async () =>
+      (await cli(['jobs', 'failed'], env)).stdout.includes(receipt.id!),
+    );
+    const failed = await cli(['jobs', 'failed'], env);
+    expect(failed.stdout).toMatch(/gateway paypal is not configured/);
+    expect(failed.stdout).toMatch(/1 dead letter\(s\)/);
+
+    expect((await cli(['jobs', 'retry'], env)).stdout).toMatch(/1 stored webhook\(s\) queued again/);
+    await waitFor('the retried row to fail again', async () =>
+      (await cli(['jobs', 'failed'], env)).stdout.includes('1 dead letter'),
+    );
+    expect((await cli(['jobs', 'purge'], env)).stdout).toMatch(/1 dead letter\(s\) deleted/);
+    expect((await cli(['jobs', 'failed'], env)).stdout).toMatch(/0 dead letter\(s\)/);
+
+    const replay = await cli(['replay', receipt.id!], env);
+    expect(replay.stdout).toMatch(new RegExp(`${receipt.id}\\s+paypal\\s+X\\s+queued again`));
+    expect((await cli(['replay', 'evt_nope'], env)).stderr).toMatch(/no event with id evt_nope/);
+  });
+
+  it('migrate reports what it applied, then that the database is up to date', async () => {
+    const fresh = { ...env, DATABASE_URL: await createTestDatabase() };
+    const first = await cli(['migrate'], fresh);
+    expect(first.stdout).toMatch(/^applied: 0001_foundation, 0002_transaction_polling/);
+    const again = await cli(['migrate'], fresh);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/database is up to date/);
   });
 });

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inbox } from '../../src/inbox/receive.ts';
+import { sweepStaleInbox } from '../../src/inbox/replay.ts';
 import { retryDelaySeconds } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
@@ -43,5 +44,60 @@ describe('webhook.process dead letters', () => {
     expect(attempts.rows.map((r) => r.attempt)).toEqual([null, 1]);
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(/billhook_job_failures_total\{queue="webhook.process"\} 1/);
+  });
+});
+
+describe('replay and the stale-inbox sweep', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
+  });
+  afterAll(() => app.stop());
+
+  const statusOf = async (id: string) =>
+    await app.runtime.db
+      .selectFrom('inbox')
+      .select(['status', 'attempts'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  it('POST /v1/events/:id/replay processes a stored event again; a read-only key may not', async () => {
+    const receipt = await new Inbox(app.runtime.db, app.runtime.boss).receive({
+      gateway: 'stripe',
+      eventId: 'evt_replay_me',
+      eventType: 'customer.created',
+      body: JSON.stringify({
+        id: 'evt_replay_me',
+        type: 'customer.created',
+        created: 1,
+        data: { object: {} },
+      }),
+    });
+    await waitFor('the first processing', async () => (await statusOf(receipt.id!)).status === 'ignored');
+    const replayed = await app.api('POST', `/v1/events/${receipt.id}/replay`);
+    expect(replayed.status).toBe(202);
+    expect(replayed.body).toMatchObject({ id: receipt.id, status: 'received' });
+    const again = await waitFor('the replay', async () => {
+      const row = await statusOf(receipt.id!);
+      return row.status === 'ignored' && row.attempts === 2 ? row : undefined;
+    });
+    expect(again.attempts).toBe(2);
+    expect((await app.api('POST', '/v1/events/evt_missing/replay')).status).toBe(404);
+  });
+
+  it('re-enqueues a webhook left unprocessed because its job was lost', async () => {
+    const [row] = await sql<{ id: string }>`
+      INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body, received_at)
+      VALUES ('evt_lostjob0000000000001', 'stripe', 'evt_lost_job', 'customer.created',
+        '{"id":"evt_lost_job","type":"customer.created","created":1,"data":{"object":{}}}', now() - interval '20 minutes')
+      RETURNING id`
+      .execute(app.runtime.db)
+      .then((r) => r.rows);
+    expect(await sweepStaleInbox(app.runtime.db, app.runtime.boss, 600)).toEqual([row!.id]);
+    await waitFor(
+      'the swept event to be processed',
+      async () => (await statusOf(row!.id)).status === 'ignored',
+    );
+    expect(await sweepStaleInbox(app.runtime.db, app.runtime.boss, 600)).toEqual([]);
   });
 });

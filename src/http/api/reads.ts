@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
 import { getInboxEvent } from '../../inbox/inbox.ts';
+import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import type { AppDeps } from '../deps.ts';
@@ -11,10 +12,10 @@ import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
- * Read-only views of the reconciled books: events (the inbox), transactions, refunds, disputes,
- * reconciliation exceptions, ledger accounts with balances and ledger entries by sequence.
+ * Views of the reconciled books: events (the inbox, and replaying one), transactions, refunds,
+ * disputes, reconciliation exceptions, ledger accounts with balances and ledger entries by sequence.
  */
-export function readRoutes({ db }: AppDeps): Router {
+export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
 
   function list<R>(
@@ -56,6 +57,11 @@ export function readRoutes({ db }: AppDeps): Router {
 
   router.get('/events/:id', async (req, res) => {
     res.json(serialize.event(await getInboxEvent(db, req.params.id)));
+  });
+
+  router.post('/events/:id/replay', async (req, res) => {
+    const [row] = await replayInboxEvents(db, boss, [req.params.id]);
+    res.status(202).json(serialize.event(row!));
   });
 
   router.get('/ledger/accounts', async (_req, res) => {

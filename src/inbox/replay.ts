@@ -1,0 +1,53 @@
+import { fromKysely, type PgBoss } from 'pg-boss';
+import type { Db } from '../db/database.ts';
+import type { InboxRow } from '../db/schema.ts';
+import { NotFoundError } from '../errors.ts';
+import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
+
+/**
+ * Processes stored events again: each is set back to `received` and one `webhook.process` job names
+ * them all, in one transaction. Reconciliation is idempotent, so replaying an event already applied
+ * changes nothing in the ledger; an event that failed or became an exception gets a fresh set of
+ * attempts.
+ * @throws NotFoundError naming the first id that is not in the inbox
+ */
+export async function replayInboxEvents(db: Db, boss: PgBoss, ids: string[]): Promise<InboxRow[]> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .updateTable('inbox')
+      .set({ status: 'received', outcome: null, last_error: null, processed_at: null })
+      .where('id', 'in', ids)
+      .returningAll()
+      .execute();
+    const missing = ids.find((id) => !rows.some((row) => row.id === id));
+    if (missing) throw new NotFoundError('event', missing);
+    const job: WebhookProcessJob = { inboxIds: ids };
+    await boss.send(QUEUES.webhookProcess, job, { db: fromKysely(trx) });
+    return rows;
+  });
+}
+
+/**
+ * Re-enqueues events still `received` (never processed) `olderThanSeconds` after they arrived: their
+ * job was lost (deleted by hand, or expired past its retries), so nothing would process them.
+ * @returns the ids re-enqueued
+ */
+export async function sweepStaleInbox(
+  db: Db,
+  boss: PgBoss,
+  olderThanSeconds: number,
+  limit = 1000,
+): Promise<string[]> {
+  const stale = await db
+    .selectFrom('inbox')
+    .select('id')
+    .where('status', '=', 'received')
+    .where('received_at', '<', new Date(Date.now() - olderThanSeconds * 1000))
+    .orderBy('received_at')
+    .limit(limit)
+    .execute();
+  if (stale.length === 0) return [];
+  const ids = stale.map((row) => row.id);
+  await replayInboxEvents(db, boss, ids);
+  return ids;
+}
