@@ -38,13 +38,16 @@ describe('webhooks with the database down', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('answers 503 while PostgreSQL is down, stores nothing, and recovers without a restart', async () => {
+  it('answers 503 to webhooks and the API while PostgreSQL is down, stores nothing, and recovers without a restart', async () => {
     const event = stripeFixture('webhook.payment_intent.succeeded.json');
     await pg.stop();
     const down = await deliverStripe(app.url, event);
     expect(down.status).toBe(503);
     expect(JSON.parse(down.body).error.code).toBe('database_unavailable');
     expect((await fetch(`${app.url}/readyz`)).status).toBe(503);
+    const api = await app.api('GET', '/v1/invoices');
+    expect(api.status).toBe(503);
+    expect(api.body.error.code).toBe('database_unavailable');
 
     await pg.start();
     const up = await waitFor('the webhook to be accepted again', async () => {
@@ -53,6 +56,7 @@ describe('webhooks with the database down', () => {
     });
     expect(up.body).toBe('{"received":true}');
     expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+    expect((await app.api('GET', '/v1/invoices')).status).toBe(200);
     const rows = await app.runtime.db.selectFrom('inbox').select('gateway_event_id').execute();
     expect(rows).toEqual([{ gateway_event_id: event.id }]);
   });
