@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import { adminRoutes } from './admin.ts';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { readRoutes } from './api/reads.ts';
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
   app.use(webhookRoutes(deps));
+  app.use(adminRoutes(deps));
   const v1 = express.Router();
   v1.use(requireApiKey(deps.db, 'read'));
   v1.use(express.json({ limit: '1mb', strict: true, type: () => true }));

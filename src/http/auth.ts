@@ -7,7 +7,7 @@ import { sendError } from './errors.ts';
 const RANK: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 };
 
 /** Reads the key from `Authorization: Bearer KEY` or Basic auth with the key as user name. */
-function keyFrom(header: string | undefined): string | undefined {
+export function keyFrom(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const [scheme, value] = header.split(' ', 2);
   if (!value) return undefined;

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/auth/api-keys.ts';
+import { Inbox } from '../../src/inbox/receive.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
+import { waitFor } from '../support/wait.ts';
+
+const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+
+describe('/admin/queues', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
+  });
+  afterAll(() => app.stop());
+
+  const page = async (key = ADMIN_KEY) =>
+    fetch(`${app.url}/admin/queues`, { headers: { authorization: basic(key) } });
+
+  it('asks for an admin key: 401 without one (a browser prompt), 403 for a write key, 401 for a revoked one', async () => {
+    const none = await fetch(`${app.url}/admin/queues`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+    const { secret } = await createApiKey(app.runtime.db, 'writer', 'write');
+    expect((await page(secret)).status).toBe(403);
+    expect((await page('bh_unknown')).status).toBe(401);
+  });
+
+  it('shows every queue, the inbox by status, and a dead letter that can be retried and purged', async () => {
+    const receipt = await new Inbox(app.runtime.db, app.runtime.boss).receive({
+      gateway: 'paypal',
+      eventId: 'WH-admin-dead',
+      eventType: 'PAYMENT.CAPTURE.COMPLETED',
+      body: '{}',
+    });
+    const html = await waitFor('the dead letter on the page', async () => {
+      const text = await (await page()).text();
+      return text.includes(receipt.id!) ? text : undefined;
+    });
+    for (const queue of ['webhook.process', 'webhook.process.dead', 'transaction.poll', 'inbox.sweep']) {
+      expect(html).toContain(`<td>${queue}</td>`);
+    }
+    expect(html).toMatch(/gateway paypal is not configured/);
+    const token = /name="token" value="([0-9a-f]{64})"/.exec(html)?.[1];
+    expect(token).toBeDefined();
+
+    const forged = await fetch(`${app.url}/admin/queues/dead-letters/purge`, {
+      method: 'POST',
+      headers: { authorization: basic(ADMIN_KEY), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'token=forged',
+      redirect: 'manual',
+    });
+    expect(forged.status).toBe(403);
+
+    const purge = await fetch(`${app.url}/admin/queues/dead-letters/purge`, {
+      method: 'POST',
+      headers: { authorization: basic(ADMIN_KEY), 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${token}`,
+      redirect: 'manual',
+    });
+    expect(purge.status).toBe(303);
+    expect(await (await page()).text()).toMatch(/Dead letters \(0\)/);
+  });
+
+  it('escapes what it shows (an error text is gateway-controlled)', async () => {
+    await app.runtime.boss.send('webhook.process.dead', {
+      inboxIds: ['evt_htmlerror'],
+      errors: [{ id: 'evt_htmlerror', error: '<script>alert(1)</script>' }],
+    });
+    const html = await (await page()).text();
+    expect(html).not.toContain('<script>alert(1)</script>');
+    expect(html).toContain('&#60;script&#62;alert(1)&#60;/script&#62;');
+  });
+});
