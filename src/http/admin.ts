@@ -25,7 +25,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
   const requireAdmin: RequestHandler = async (req, res, next) => {
     const key = keyFrom(req.headers.authorization);
     const found = key ? await authenticate(db, key) : undefined;
-    if (!found || found.scope !== 'admin') {
+    if (found?.scope !== 'admin') {
       res.setHeader('WWW-Authenticate', 'Basic realm="billhook admin (user name: an admin API key)"');
       res
         .status(found ? 403 : 401)
@@ -49,7 +49,12 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
 
   router.get('/admin/queues', async (_req, res) => {
     const token = html(res.locals.formToken);
-    const queues = await boss.getQueues();
+    // Counted from the job table now: pg-boss's own queue statistics are cached for a minute.
+    const counts = await sql<{ name: string; state: string; n: number }>`
+      SELECT name, state, count(*)::int AS n FROM pgboss.job GROUP BY name, state`.execute(db);
+    const count = (name: string, ...states: string[]) =>
+      counts.rows.filter((r) => r.name === name && states.includes(r.state)).reduce((sum, r) => sum + r.n, 0);
+    const queues = (await boss.getQueues()).filter((q) => !q.name.startsWith('__pgboss'));
     const dead = await listDeadLetters(boss);
     const inbox = await db
       .selectFrom('inbox')
@@ -64,6 +69,15 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
       .executeTakeFirstOrThrow();
     const form = (action: string, label: string, hidden = '') =>
       `<form method="post" action="${action}"><input type="hidden" name="token" value="${token}">${hidden}<button>${label}</button></form>`;
+    const deadRows = dead.flatMap((d) =>
+      d.inboxIds.map(
+        (id) =>
+          `<tr><td><code>${html(d.jobId)}</code></td><td>${html(d.createdOn.toISOString())}</td><td><code>${html(id)}</code></td><td>${html(d.errors.find((e) => e.id === id)?.error)}</td><td>${form('/admin/queues/events/replay', 'Replay', `<input type="hidden" name="event" value="${html(id)}">`)}</td></tr>`,
+      ),
+    );
+    const deadTable = deadRows.length
+      ? `<table><thead><tr><th>job</th><th>created</th><th>event</th><th>error</th><th></th></tr></thead><tbody>\n${deadRows.join('\n')}\n</tbody></table>`
+      : '';
     res.type('html').send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>billhook · queues</title>
 <style>
@@ -77,12 +91,12 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
   code { font-size: 12px; }
 </style></head><body>
 <h1>billhook queues</h1>
-<table><thead><tr><th>queue</th><th>queued</th><th>ready</th><th>deferred</th><th>active</th><th>failed</th><th>total</th></tr></thead><tbody>
+<table><thead><tr><th>queue</th><th>waiting</th><th>retrying</th><th>active</th><th>completed</th><th>failed</th></tr></thead><tbody>
 ${queues
-  .map(
-    (q) =>
-      `<tr><td>${html(q.name)}</td><td class="n">${q.queuedCount}</td><td class="n">${q.readyCount}</td><td class="n">${q.deferredCount}</td><td class="n">${q.activeCount}</td><td class="n${q.failedCount ? ' bad' : ''}">${q.failedCount}</td><td class="n">${q.totalCount}</td></tr>`,
-  )
+  .map((q) => {
+    const failed = count(q.name, 'failed');
+    return `<tr><td>${html(q.name)}</td><td class="n">${count(q.name, 'created')}</td><td class="n">${count(q.name, 'retry')}</td><td class="n">${count(q.name, 'active')}</td><td class="n">${count(q.name, 'completed')}</td><td class="n${failed ? ' bad' : ''}">${failed}</td></tr>`;
+  })
   .join('\n')}
 </tbody></table>
 <h2>Inbox</h2>
@@ -92,16 +106,7 @@ ${inbox.map((r) => `<tr><td>${html(r.status)}</td><td class="n">${r.n}</td></tr>
 <p>Open reconciliation exceptions: <span class="${exceptions.n ? 'bad' : ''}">${exceptions.n}</span> (<code>GET /v1/reconciliation-exceptions</code>)</p>
 <h2>Dead letters (${dead.length})</h2>
 ${dead.length ? `<p>${form('/admin/queues/dead-letters/retry', 'Retry all')} ${form('/admin/queues/dead-letters/purge', 'Delete all')}</p>` : '<p>None.</p>'}
-<table><thead><tr><th>job</th><th>created</th><th>event</th><th>error</th><th></th></tr></thead><tbody>
-${dead
-  .flatMap((d) =>
-    d.inboxIds.map(
-      (id) =>
-        `<tr><td><code>${html(d.jobId)}</code></td><td>${html(d.createdOn.toISOString())}</td><td><code>${html(id)}</code></td><td>${html(d.errors.find((e) => e.id === id)?.error)}</td><td>${form('/admin/queues/events/replay', 'Replay', `<input type="hidden" name="event" value="${html(id)}">`)}</td></tr>`,
-    ),
-  )
-  .join('\n')}
-</tbody></table>
+${deadTable}
 </body></html>`);
   });
 
