@@ -29,6 +29,8 @@ const EnvSchema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('0')
     .transform((v) => v === '1' || v === 'true'),
+  /** Requests a minute one API key may make to /v1 (per web process). */
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Stored webhooks a worker applies per transaction, and how many such batches run at once. */
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),

@@ -180,6 +180,15 @@ export interface PostingsTable {
   currency: string;
 }
 
+export interface IdempotencyKeysTable {
+  api_key_id: string;
+  key: string;
+  request_hash: string;
+  response_status: number | null;
+  response_body: ColumnType<unknown, string | null | undefined, string | null>;
+  created_at: CreatedAt;
+}
+
 /** Every table billhook owns, as Kysely sees it. */
 export interface Database {
   api_keys: ApiKeysTable;
@@ -195,6 +204,7 @@ export interface Database {
   ledger_accounts: LedgerAccountsTable;
   journal_entries: JournalEntriesTable;
   postings: PostingsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;

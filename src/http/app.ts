@@ -10,7 +10,9 @@ import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { idempotency } from './idempotency.ts';
 import { metricsRoutes } from './metrics.ts';
+import { rateLimitPerKey } from './rate-limit.ts';
 import { webhookRoutes } from './webhooks.ts';
 
 /**
@@ -46,6 +48,8 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(requireApiKey(deps.db, 'read'));
   v1.use(express.json({ limit: '1mb', strict: true, type: () => true }));
+  v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
+  v1.use(idempotency(deps.db));
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
   v1.use(readRoutes(deps));

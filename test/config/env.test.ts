@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       PORT: 3000,
       BILLHOOK_ROLE: 'all',
       BILLHOOK_BENCH_ROUTES: false,
+      API_RATE_LIMIT_PER_MINUTE: 600,
       LOG_LEVEL: 'info',
       WEBHOOK_BATCH_SIZE: 100,
       WEBHOOK_CONCURRENCY: 8,

@@ -209,3 +209,64 @@ describe('/v1 API', () => {
     expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
   });
 });
+
+describe('Idempotency-Key and rate limits', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ API_RATE_LIMIT_PER_MINUTE: '20' });
+  });
+  afterAll(() => app.stop());
+
+  const post = (path: string, body: unknown, key: string) =>
+    fetch(`${app.url}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      },
+      body: JSON.stringify(body),
+    });
+
+  it('answers a repeated POST with the stored answer, once; another body with the same key is 422', async () => {
+    const first = await post('/v1/customers', { email: 'idem@example.com' }, 'create-idem-1');
+    const again = await post('/v1/customers', { email: 'idem@example.com' }, 'create-idem-1');
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const a = (await first.json()) as { id: string };
+    expect(((await again.json()) as { id: string }).id).toBe(a.id);
+    const customers = await app.runtime.db
+      .selectFrom('customers')
+      .select('id')
+      .where('email', '=', 'idem@example.com')
+      .execute();
+    expect(customers).toHaveLength(1);
+
+    const other = await post('/v1/customers', { email: 'other@example.com' }, 'create-idem-1');
+    expect(other.status).toBe(422);
+    expect(((await other.json()) as any).error).toMatchObject({
+      code: 'idempotency_key_reused',
+      fields: { 'Idempotency-Key': expect.any(String) },
+    });
+
+    // Errors are stored too: the same invalid request answers the same 422.
+    const bad1 = await post('/v1/customers', { email: 'nope' }, 'create-idem-2');
+    const bad2 = await post('/v1/customers', { email: 'nope' }, 'create-idem-2');
+    expect([bad1.status, bad2.status]).toEqual([422, 422]);
+    expect(bad2.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('limits each API key with RateLimit headers and 429 with Retry-After, other keys unaffected', async () => {
+    const { secret } = await createApiKey(app.runtime.db, 'busy consumer', 'read');
+    const answers = [];
+    for (let i = 0; i < 21; i++) answers.push(await app.api('GET', '/v1/events', undefined, secret));
+    expect(answers.slice(0, 20).every((a) => a.status === 200)).toBe(true);
+    expect(answers[20]!.status).toBe(429);
+    expect(answers[20]!.body.error.code).toBe('rate_limited');
+    const limited = await fetch(`${app.url}/v1/events`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(limited.headers.get('ratelimit')).toMatch(/remaining=0/);
+    expect((await app.api('GET', '/v1/events')).status).toBe(200);
+  });
+});

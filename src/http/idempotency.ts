@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import type { RequestHandler, Response } from 'express';
+import type { Db } from '../db/database.ts';
+import { sendError } from './errors.ts';
+
+const KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** A claimed key whose request stored no answer this long after starting is taken as abandoned. */
+const ABANDONED_AFTER_MS = 60_000;
+
+/**
+ * Stores the answer of a claimed key when the handler sends it (5xx answers are dropped so the
+ * request can be retried), then lets the answer go out.
+ */
+function recordAnswer(
+  db: Db,
+  res: Response,
+  apiKeyId: string,
+  key: string,
+  fail: (error: unknown) => void,
+): void {
+  const json = res.json.bind(res);
+  res.json = (body: unknown) => {
+    const status = res.statusCode;
+    const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));
+    const settle =
+      status >= 500
+        ? db
+            .deleteFrom('idempotency_keys')
+            .where('api_key_id', '=', apiKeyId)
+            .where('key', '=', key)
+            .execute()
+        : db
+            .updateTable('idempotency_keys')
+            .set({ response_status: status, response_body: text })
+            .where('api_key_id', '=', apiKeyId)
+            .where('key', '=', key)
+            .execute();
+    settle.then(() => json(body), fail);
+    return res;
+  };
+}
+
+/**
+ * `Idempotency-Key` on every POST (PRODUCT.md §6), scoped to the API key: the first request with a
+ * key runs and its answer is stored; the same key with the same method, path and body gets the stored
+ * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
+ * first is still running, 409 (after a minute without an answer it counts as abandoned and the new
+ * request runs). Answers of 5xx are not kept, so the request can be retried.
+ */
+export function idempotency(db: Db): RequestHandler {
+  return async (req, res, next) => {
+    const key = req.header('idempotency-key');
+    if (req.method !== 'POST' || key === undefined || !req.apiKey) return next();
+    if (!KEY.test(key)) {
+      return sendError(
+        res,
+        400,
+        'invalid_request',
+        'invalid_idempotency_key',
+        'Idempotency-Key must be 1–255 printable ASCII characters',
+        {
+          'Idempotency-Key': 'invalid',
+        },
+      );
+    }
+    const hash = createHash('sha256')
+      .update(`${req.method} ${req.originalUrl}\n${JSON.stringify(req.body ?? null)}`)
+      .digest('hex');
+    const apiKeyId = req.apiKey.id;
+    const claimed = await db
+      .insertInto('idempotency_keys')
+      .values({ api_key_id: apiKeyId, key, request_hash: hash })
+      .onConflict((oc) => oc.columns(['api_key_id', 'key']).doNothing())
+      .returning('key')
+      .executeTakeFirst();
+    if (!claimed) {
+      const stored = await db
+        .selectFrom('idempotency_keys')
+        .selectAll()
+        .where('api_key_id', '=', apiKeyId)
+        .where('key', '=', key)
+        .executeTakeFirstOrThrow();
+      if (stored.request_hash !== hash) {
+        return sendError(
+          res,
+          422,
+          'invalid_request',
+          'idempotency_key_reused',
+          'this Idempotency-Key was used with another request',
+          {
+            'Idempotency-Key': 'already used with a different method, path or body',
+          },
+        );
+      }
+      if (stored.response_status !== null) {
+        res.setHeader('Idempotent-Replayed', 'true');
+        return res.status(stored.response_status).json(stored.response_body);
+      }
+      if (Date.now() - stored.created_at.getTime() < ABANDONED_AFTER_MS) {
+        return sendError(
+          res,
+          409,
+          'conflict',
+          'idempotency_key_in_use',
+          'a request with this Idempotency-Key is still being processed',
+        );
+      }
+      // The first request never stored its answer (its process died): this one takes over.
+      await db
+        .updateTable('idempotency_keys')
+        .set({ created_at: new Date() })
+        .where('api_key_id', '=', apiKeyId)
+        .where('key', '=', key)
+        .execute();
+    }
+    recordAnswer(db, res, apiKeyId, key, next);
+    next();
+  };
+}
