@@ -5,6 +5,7 @@ import { pinoHttp } from 'pino-http';
 import { adminRoutes } from './admin.ts';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
+import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
@@ -43,6 +44,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
+  app.use(openApiRoutes());
   app.use(webhookRoutes(deps));
   app.use(adminRoutes(deps));
   const v1 = express.Router();

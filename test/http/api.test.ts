@@ -201,6 +201,29 @@ describe('/v1 API', () => {
     });
   });
 
+  it('serves GET /openapi.json generated from the request schemas, every documented route served', async () => {
+    const response = await fetch(`${app.url}/openapi.json`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as any;
+    expect(doc.openapi).toBe('3.1.0');
+    const line =
+      doc.paths['/v1/invoices'].post.requestBody.content['application/json'].schema.properties.lines.items;
+    expect(line.properties.amount).toMatchObject({ type: 'integer', minimum: 0, maximum: 1e15 });
+    expect(doc.paths['/v1/invoices'].get.parameters.map((p: { name: string }) => p.name)).toContain(
+      'starting_after',
+    );
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      for (const method of Object.keys(methods)) {
+        const answer = await app.api(
+          method.toUpperCase(),
+          path.replace('{id}', 'x_unknown'),
+          method === 'post' ? {} : undefined,
+        );
+        expect(answer.body?.error?.code, `${method} ${path}`).not.toBe('route_not_found');
+      }
+    }
+  });
+
   it('serves /healthz and /readyz without a key, with helmet headers and a request id', async () => {
     const health = await fetch(`${app.url}/healthz`);
     expect(health.status).toBe(200);
