@@ -6,7 +6,7 @@ import type { TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, GatewayClient, GatewayName } from '../gateways/types.ts';
-import { type ChargeResult, recordChargeResult } from './transactions.ts';
+import { type ChargeResult, type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** The result of charging an invoice: the invoice as it is now and the attempt's transaction. */
 export interface ChargeInvoiceResult {
@@ -100,6 +100,7 @@ export async function executeCharge(
   db: Db,
   registry: GatewayRegistry,
   attempt: TransactionRow,
+  onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
   const method = await getPaymentMethod(db, attempt.payment_method_id ?? '');
   const outcome = await clientFor(registry, attempt.gateway).charge({
@@ -111,21 +112,23 @@ export async function executeCharge(
   });
   const recorded = await db
     .transaction()
-    .execute((trx) => recordChargeResult(trx, attempt, chargeResultOf(outcome)));
+    .execute((trx) => recordChargeResult(trx, attempt, chargeResultOf(outcome), onOverpaid));
   return recorded.transaction;
 }
 
 /**
  * Charges an OPEN invoice now with the given (or the customer's default) payment method.
+ * @param onOverpaid told when the charge succeeded after the invoice was paid some other way
  * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown
  */
 export async function chargeInvoice(
   db: Db,
   registry: GatewayRegistry,
   invoiceId: string,
-  paymentMethodId?: string,
+  paymentMethodId: string | undefined,
+  onOverpaid: OnOverpaid,
 ): Promise<ChargeInvoiceResult> {
   const attempt = await startCharge(db, registry, invoiceId, paymentMethodId);
-  const transaction = await executeCharge(db, registry, attempt);
+  const transaction = await executeCharge(db, registry, attempt, onOverpaid);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

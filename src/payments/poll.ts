@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { chargeResultOf, clientFor } from './charges.ts';
-import { recordChargeResult } from './transactions.ts';
+import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** How long after an attempt a gateway's "no such charge" is believed: its index may trail writes. */
 const NOT_FOUND_IS_FINAL_AFTER_MS = 10 * 60 * 1000;
@@ -46,6 +46,7 @@ export async function pollTransaction(
   transaction: TransactionRow,
   schedule: readonly number[],
   now: Date,
+  onOverpaid: OnOverpaid,
 ): Promise<PollResult> {
   const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
   const outcome = await clientFor(registry, transaction.gateway).fetchTransaction({
@@ -69,7 +70,7 @@ export async function pollTransaction(
         });
       }
     } else if (outcome.status !== 'unknown') {
-      await recordChargeResult(trx, transaction, chargeResultOf(outcome));
+      await recordChargeResult(trx, transaction, chargeResultOf(outcome), onOverpaid);
     }
     const row = await trx
       .updateTable('transactions')

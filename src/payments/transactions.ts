@@ -27,6 +27,12 @@ const NEXT: Readonly<Record<TransactionStatus, readonly TransactionStatus[]>> = 
   succeeded: [],
 };
 
+/**
+ * Called inside the recording transaction when a charge succeeded on an invoice that had nothing
+ * left due (money moved twice): the caller raises the exception a person acts on.
+ */
+export type OnOverpaid = (trx: Kysely<Database>, transaction: TransactionRow) => Promise<void>;
+
 /** What recording a result did. */
 export type RecordOutcome =
   | { kind: 'applied'; transaction: TransactionRow; overpaid: boolean }
@@ -118,13 +124,15 @@ async function unlessIdTaken(
  * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
  * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
  * receivable) and marks the invoice paid. Safe to call again with the same result: it changes nothing.
- * @returns `applied` with `overpaid` when the invoice had nothing left due (a second successful
- * payment, for a person to refund), `duplicate` for the same state, `stale` for an older state
+ * @param onOverpaid told (in the transaction) when the invoice had nothing left due: a second
+ * successful payment, for a person to refund
+ * @returns `applied` (with `overpaid` as above), `duplicate` for the same state, `stale` for an older state
  */
 export async function recordChargeResult(
   trx: Kysely<Database>,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
   reported: ChargeResult,
+  onOverpaid?: OnOverpaid,
 ): Promise<RecordOutcome> {
   const transactionId = known.id;
   const { transaction, invoice } = await lockWithInvoice(trx, known);
@@ -174,6 +182,7 @@ export async function recordChargeResult(
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
       await applyPayment(trx, invoice, transaction.amount);
+      if (overpaid) await onOverpaid?.(trx, updated);
     }
   }
   return { kind: 'applied', transaction: updated, overpaid };

@@ -5,7 +5,7 @@ import type { PaymentEvent } from '../gateways/types.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import { findTransaction, recordChargeResult } from '../payments/transactions.ts';
-import type { ExceptionKind } from './exceptions.ts';
+import { duplicatePayment, type ExceptionKind } from './exceptions.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
 export type ApplyResult =
@@ -91,12 +91,8 @@ async function applyCharge(
     failureMessage: event.failureMessage,
   });
   if (recorded.kind === 'applied' && recorded.overpaid) {
-    return {
-      kind: 'exception',
-      exception: 'duplicate_payment',
-      transactionId: found.id,
-      message: `transaction ${found.id} succeeded on invoice ${found.invoice_id}, which was already paid: refund it`,
-    };
+    const { message } = duplicatePayment(found);
+    return { kind: 'exception', exception: 'duplicate_payment', transactionId: found.id, message };
   }
   return { kind: recorded.kind, transactionId: found.id };
 }

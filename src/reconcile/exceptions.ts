@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../db/ids.ts';
-import type { Database } from '../db/schema.ts';
+import type { Database, TransactionRow } from '../db/schema.ts';
 import type { GatewayName } from '../gateways/types.ts';
 
 /** Why an event could not be reconciled automatically. */
@@ -44,4 +44,26 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
         : oc.columns(['transaction_id', 'kind']).where('inbox_id', 'is', null).doNothing(),
     )
     .execute();
+}
+
+/** The exception for a charge that succeeded on an invoice already paid: the customer paid twice. */
+export function duplicatePayment(transaction: {
+  id: string;
+  invoice_id: string | null;
+  gateway: GatewayName;
+}): NewException {
+  return {
+    kind: 'duplicate_payment',
+    gateway: transaction.gateway,
+    transactionId: transaction.id,
+    message: `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it`,
+  };
+}
+
+/** Raises `duplicatePayment` for a transaction, inside the transaction that recorded it (an `OnOverpaid`). */
+export async function flagDuplicatePayment(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+): Promise<void> {
+  await raiseException(trx, duplicatePayment(transaction));
 }

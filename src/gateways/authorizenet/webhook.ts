@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import { fromDecimalString } from '../../money/gateway-format.ts';
+import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
   type PaymentEventType,
@@ -52,25 +53,11 @@ const REFUND_EVENT: Readonly<Record<TransactionState, PaymentEventType>> = {
 const SIGNATURE_HEADER = 'x-anet-signature';
 const SIGNATURE_FORMAT = /^sha512=([0-9a-f]{128})$/i;
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const first = result.error.issues[0];
-    throw new WebhookPayloadError(
-      `not an Authorize.Net ${what}: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
-    );
-  }
-  return result.data;
-}
+const parse = <T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> =>
+  parsePayload(schema, value, `Authorize.Net ${what}`);
 
 function parseNotification(text: string): Notification {
-  let json: unknown;
-  try {
-    json = parseAnetJson(text);
-  } catch {
-    throw new WebhookPayloadError('body is not JSON');
-  }
-  return parse(Notification, json, 'notification');
+  return parse(Notification, parseJsonPayload(text, parseAnetJson), 'notification');
 }
 
 /**

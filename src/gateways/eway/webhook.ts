@@ -1,4 +1,5 @@
 import { isCurrency } from '../../money/currency.ts';
+import { parseJsonPayload } from '../payload.ts';
 import {
   type PaymentEvent,
   type VerifiedDelivery,
@@ -22,11 +23,7 @@ export function parseHint(body: string): EwayHint {
   const text = body.trim();
   let fields: unknown;
   if (text.startsWith('{')) {
-    try {
-      fields = JSON.parse(text);
-    } catch {
-      throw new WebhookPayloadError('body is not JSON');
-    }
+    fields = parseJsonPayload(text);
   } else {
     fields = Object.fromEntries(new URLSearchParams(text));
   }

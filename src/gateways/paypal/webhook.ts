@@ -1,6 +1,7 @@
 import { verify as verifySignature } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { z } from 'zod';
+import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
   type PaymentEventType,
@@ -67,24 +68,8 @@ function header(headers: WebhookHeaders, name: string): string {
   return value;
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const first = result.error.issues[0];
-    throw new WebhookPayloadError(
-      `not a PayPal ${what}: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
-    );
-  }
-  return result.data;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new WebhookPayloadError('body is not JSON');
-  }
-}
+const parse = <T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> =>
+  parsePayload(schema, value, `PayPal ${what}`);
 
 /** Minor units of a PayPal money object, or WebhookPayloadError for an amount billhook cannot book. */
 function amountOf(money: Money, what: string): { amount: bigint; currency: string } {
@@ -164,7 +149,7 @@ export class PaypalWebhook implements WebhookVerifier {
         'PayPal signature verification failed: the signature does not match the raw body, transmission id and time and PAYPAL_WEBHOOK_ID (is it the id of this webhook, and is the body passed unparsed?)',
       );
     }
-    const envelope = parse(Envelope, parseJson(rawBody.toString('utf8')), 'event');
+    const envelope = parse(Envelope, parseJsonPayload(rawBody.toString('utf8')), 'event');
     return { eventId: envelope.id, eventType: envelope.event_type };
   }
 
@@ -187,7 +172,7 @@ export class PaypalWebhook implements WebhookVerifier {
    * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
-    const event = parse(Envelope, parseJson(body), 'event');
+    const event = parse(Envelope, parseJsonPayload(body), 'event');
     const base = {
       gateway: 'paypal' as const,
       gatewayEventId: event.id,

@@ -1,28 +1,10 @@
 import { createHash } from 'node:crypto';
-import {
-  type PaymentEvent,
-  type VerifiedDelivery,
-  type WebhookHeaders,
-  WebhookPayloadError,
-  type WebhookVerifier,
-} from '../types.ts';
+import { parseJsonPayload, parsePayload } from '../payload.ts';
+import type { PaymentEvent, VerifiedDelivery, WebhookHeaders, WebhookVerifier } from '../types.ts';
 import { Hint } from './schemas.ts';
 
 function parseHint(text: string): Hint {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new WebhookPayloadError('body is not JSON');
-  }
-  const result = Hint.safeParse(json);
-  if (!result.success) {
-    const first = result.error.issues[0];
-    throw new WebhookPayloadError(
-      `not a SecurePay notification: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
-    );
-  }
-  return result.data;
+  return parsePayload(Hint, parseJsonPayload(text), 'SecurePay notification');
 }
 
 /**

@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { z } from 'zod';
 import { isCurrency } from '../../money/currency.ts';
+import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
   type PaymentEventType,
@@ -109,24 +110,8 @@ const REFUND_EVENT_TYPES = new Set([
   'refund.failed',
 ]);
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const first = result.error.issues[0];
-    throw new WebhookPayloadError(
-      `not a Stripe ${what}: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
-    );
-  }
-  return result.data;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new WebhookPayloadError('body is not JSON');
-  }
-}
+const parse = <T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> =>
+  parsePayload(schema, value, `Stripe ${what}`);
 
 function refundEvent(eventId: string, occurredAt: Date, object: unknown): PaymentEvent {
   const refund = parse(Refund, object, 'refund');
@@ -200,7 +185,7 @@ export class StripeWebhook implements WebhookVerifier {
   }
 
   #delivery(rawBody: Buffer): VerifiedDelivery {
-    const json = parseJson(rawBody.toString('utf8'));
+    const json = parseJsonPayload(rawBody.toString('utf8'));
     const envelope = parse(Envelope, json, 'event');
     return { eventId: envelope.id, eventType: envelope.type };
   }
@@ -212,7 +197,7 @@ export class StripeWebhook implements WebhookVerifier {
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
-    const event = parse(Envelope, parseJson(body), 'event');
+    const event = parse(Envelope, parseJsonPayload(body), 'event');
     const occurredAt = new Date(event.created * 1000);
     const object = event.data.object;
     const chargeType = PAYMENT_INTENT_EVENTS.get(event.type);

@@ -3,6 +3,7 @@ import { createInvoice, finalizeInvoice, getInvoice } from '../../billing/invoic
 import { listRows } from '../../db/list.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
+import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { toPage } from './pagination.ts';
 import { ChargeInvoice, CreateInvoice, ListQuery, RefundInvoice } from './schemas.ts';
@@ -44,7 +45,13 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
   });
   router.post('/invoices/:id/charge', async (req, res) => {
     const body = parseInput(ChargeInvoice, req.body);
-    const result = await chargeInvoice(db, registry, req.params.id, body.payment_method);
+    const result = await chargeInvoice(
+      db,
+      registry,
+      req.params.id,
+      body.payment_method,
+      flagDuplicatePayment,
+    );
     res.json({
       invoice: serialize.invoice(result.invoice),
       transaction: serialize.transaction(result.transaction),

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../../payments/poll.ts';
-import { raiseException } from '../../reconcile/exceptions.ts';
+import { flagDuplicatePayment, raiseException } from '../../reconcile/exceptions.ts';
 
 /**
  * One sweep of `transaction.poll`: asks the gateways about every pending or unknown charge whose next
@@ -25,7 +25,7 @@ export async function pollDueTransactions(
   const due = await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now);
   for (const transaction of due) {
     try {
-      const result = await pollTransaction(db, registry, transaction, schedule, now);
+      const result = await pollTransaction(db, registry, transaction, schedule, now, flagDuplicatePayment);
       results.push(result);
       if (result.exhausted) {
         await raiseException(db, {
