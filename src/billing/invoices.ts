@@ -214,3 +214,103 @@ export async function reverseRefund(
     .where('id', '=', invoice.id)
     .execute();
 }
+
+/**
+ * OPEN (nothing paid, no charge in flight) or DRAFT → VOID. An OPEN invoice's finalization entry is
+ * reversed (`inv_…:voided`: debit revenue, credit the receivable).
+ * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
+ */
+export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    const inFlight = await trx
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', id)
+      .where('status', 'in', ['pending', 'unknown'])
+      .executeTakeFirst();
+    if ((invoice.status !== 'OPEN' && invoice.status !== 'DRAFT') || invoice.amount_paid > 0n || inFlight) {
+      throw new ConflictError(
+        'invoice_not_voidable',
+        `invoice ${id} is ${invoice.status}${inFlight ? ` with charge ${inFlight.id} in flight` : ''}; only an unpaid DRAFT or OPEN invoice can be voided`,
+      );
+    }
+    if (invoice.status === 'OPEN' && invoice.total > 0n) {
+      await postEntry(trx, {
+        idempotencyKey: `${id}:voided`,
+        description: `invoice ${id} voided`,
+        source: { type: 'invoice', id },
+        postings: transfer(
+          chart.revenue,
+          chart.receivable(invoice.customer_id),
+          invoice.total,
+          invoice.currency,
+        ),
+      });
+    }
+    await trx
+      .updateTable('invoices')
+      .set({ status: 'VOID', amount_due: 0n, updated_at: new Date() })
+      .where('id', '=', id)
+      .execute();
+  });
+  return getInvoice(db, id);
+}
+
+/** A payment received outside any gateway. Amount in minor units of the invoice's currency. */
+export interface OfflinePayment {
+  method: 'BANK' | 'CHECK' | 'CASH' | 'OTHER';
+  amount: bigint;
+  reference?: string;
+}
+
+/**
+ * Records an offline payment on an OPEN invoice (partial payments allowed, never more than is due):
+ * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down.
+ * @throws ConflictError `invoice_not_open`; ValidationError when the amount exceeds what is due
+ */
+export async function recordOfflinePayment(
+  db: Db,
+  id: string,
+  payment: OfflinePayment,
+): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    if (invoice.status !== 'OPEN') {
+      throw new ConflictError(
+        'invoice_not_open',
+        `invoice ${id} is ${invoice.status}; payments are recorded on OPEN invoices`,
+      );
+    }
+    if (payment.amount > invoice.amount_due) {
+      throw new ValidationError('payment exceeds the amount due', {
+        amount: `at most ${invoice.amount_due} is due (${invoice.currency} minor units)`,
+      });
+    }
+    const row = await trx
+      .insertInto('offline_payments')
+      .values({
+        id: newId('op'),
+        invoice_id: id,
+        method: payment.method,
+        amount: payment.amount,
+        currency: invoice.currency,
+        reference: payment.reference ?? null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await postEntry(trx, {
+      idempotencyKey: row.id,
+      description: `${payment.method.toLowerCase()} payment ${row.id} on invoice ${id}`,
+      source: { type: 'offline_payment', id: row.id },
+      postings: transfer(
+        chart.offlineReceipts,
+        chart.receivable(invoice.customer_id),
+        payment.amount,
+        invoice.currency,
+      ),
+    });
+    await applyPayment(trx, invoice, payment.amount);
+  });
+  return getInvoice(db, id);
+}

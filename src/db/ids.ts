@@ -7,6 +7,7 @@ export type IdPrefix =
   | 'inv'
   | 'il'
   | 'txn'
+  | 'op'
   | 're'
   | 'dp'
   | 'evt'

@@ -189,6 +189,16 @@ export interface IdempotencyKeysTable {
   created_at: CreatedAt;
 }
 
+export interface OfflinePaymentsTable {
+  id: string;
+  invoice_id: string;
+  method: 'BANK' | 'CHECK' | 'CASH' | 'OTHER';
+  amount: Money;
+  currency: string;
+  reference: string | null;
+  created_at: CreatedAt;
+}
+
 /** Every table billhook owns, as Kysely sees it. */
 export interface Database {
   api_keys: ApiKeysTable;
@@ -205,6 +215,7 @@ export interface Database {
   journal_entries: JournalEntriesTable;
   postings: PostingsTable;
   idempotency_keys: IdempotencyKeysTable;
+  offline_payments: OfflinePaymentsTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;
@@ -219,3 +230,4 @@ export type DisputeRow = Selectable<DisputesTable>;
 export type ReconciliationExceptionRow = Selectable<ReconciliationExceptionsTable>;
 export type LedgerAccountRow = Selectable<LedgerAccountsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type OfflinePaymentRow = Selectable<OfflinePaymentsTable>;

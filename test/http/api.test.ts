@@ -176,6 +176,75 @@ describe('/v1 API', () => {
       ]);
     });
 
+    it('voids an unpaid invoice, reversing its receivable; a DRAFT voids without entries', async () => {
+      const c = (await app.api('POST', '/v1/customers', { email: 'void@example.com' })).body.id;
+      const open = (
+        await app.api('POST', '/v1/invoices', {
+          customer: c,
+          currency: 'SEK',
+          lines: [{ description: 'x', amount: 900 }],
+        })
+      ).body;
+      await app.api('POST', `/v1/invoices/${open.id}/finalize`);
+      const voided = await app.api('POST', `/v1/invoices/${open.id}/void`);
+      expect(voided.body).toMatchObject({ status: 'VOID', amount_due: 0 });
+      const sek = (await app.api('GET', '/v1/ledger/accounts')).body.data.filter(
+        (a: { currency: string }) => a.currency === 'SEK',
+      );
+      expect(sek.map((a: { balance: number }) => a.balance)).toEqual([0, 0]);
+      expect((await app.api('POST', `/v1/invoices/${open.id}/void`)).body.error.code).toBe(
+        'invoice_not_voidable',
+      );
+      const draft = (
+        await app.api('POST', '/v1/invoices', {
+          customer: c,
+          currency: 'SEK',
+          lines: [{ description: 'y', amount: 5 }],
+        })
+      ).body;
+      expect((await app.api('POST', `/v1/invoices/${draft.id}/void`)).body.status).toBe('VOID');
+    });
+
+    it('records offline payments, partial then the rest, never more than is due', async () => {
+      const c = (await app.api('POST', '/v1/customers', { email: 'offline@example.com' })).body.id;
+      const draft = (
+        await app.api('POST', '/v1/invoices', {
+          customer: c,
+          currency: 'NOK',
+          lines: [{ description: 'x', amount: 1000 }],
+        })
+      ).body;
+      await app.api('POST', `/v1/invoices/${draft.id}/finalize`);
+      const part = await app.api('POST', `/v1/invoices/${draft.id}/payments`, {
+        amount: 400,
+        method: 'BANK',
+        reference: 'SEPA 123',
+      });
+      expect(part.status).toBe(201);
+      expect(part.body).toMatchObject({ status: 'OPEN', amount_paid: 400, amount_due: 600 });
+      const over = await app.api('POST', `/v1/invoices/${draft.id}/payments`, {
+        amount: 601,
+        method: 'CASH',
+      });
+      expect(over.status).toBe(422);
+      expect(over.body.error.fields.amount).toMatch(/at most 600/);
+      expect(
+        (await app.api('POST', `/v1/invoices/${draft.id}/payments`, { amount: 600, method: 'CHECK' })).body,
+      ).toMatchObject({ status: 'PAID', amount_due: 0 });
+      expect(
+        (await app.api('POST', `/v1/invoices/${draft.id}/payments`, { amount: 1, method: 'CASH' })).status,
+      ).toBe(409);
+      expect((await app.api('POST', `/v1/invoices/${draft.id}/void`)).status).toBe(409);
+      const nok = (await app.api('GET', '/v1/ledger/accounts')).body.data.filter(
+        (a: { currency: string }) => a.currency === 'NOK',
+      );
+      expect(nok.map((a: { code: string; balance: number }) => [a.code, a.balance])).toEqual([
+        ['offline_receipts', 1000],
+        [`receivable:${c}`, 0],
+        ['revenue', -1000],
+      ]);
+    });
+
     it('pages newest first with limit and starting_after', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) {

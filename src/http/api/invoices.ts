@@ -1,16 +1,22 @@
 import { Router } from 'express';
-import { createInvoice, finalizeInvoice, getInvoice } from '../../billing/invoices.ts';
+import {
+  createInvoice,
+  finalizeInvoice,
+  getInvoice,
+  recordOfflinePayment,
+  voidInvoice,
+} from '../../billing/invoices.ts';
 import { listRows } from '../../db/list.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { toPage } from './pagination.ts';
-import { ChargeInvoice, CreateInvoice, ListQuery, RefundInvoice } from './schemas.ts';
+import { ChargeInvoice, CreateInvoice, ListQuery, RecordOfflinePayment, RefundInvoice } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
-/** /v1/invoices: create (DRAFT), list, read, finalize, charge and refund. */
+/** /v1/invoices: create (DRAFT), list, read, finalize, void, record an offline payment, charge and refund. */
 export function invoiceRoutes({ db, registry }: AppDeps): Router {
   const router = Router();
   router.post('/invoices', async (req, res) => {
@@ -42,6 +48,13 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
   });
   router.post('/invoices/:id/finalize', async (req, res) => {
     res.json(serialize.invoice(await finalizeInvoice(db, req.params.id)));
+  });
+  router.post('/invoices/:id/void', async (req, res) => {
+    res.json(serialize.invoice(await voidInvoice(db, req.params.id)));
+  });
+  router.post('/invoices/:id/payments', async (req, res) => {
+    const body = parseInput(RecordOfflinePayment, req.body);
+    res.status(201).json(serialize.invoice(await recordOfflinePayment(db, req.params.id, body)));
   });
   router.post('/invoices/:id/charge', async (req, res) => {
     const body = parseInput(ChargeInvoice, req.body);

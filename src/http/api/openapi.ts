@@ -6,6 +6,7 @@ import {
   CreateInvoice,
   CreatePaymentMethod,
   ListQuery,
+  RecordOfflinePayment,
   RefundInvoice,
   SequenceQuery,
 } from './schemas.ts';

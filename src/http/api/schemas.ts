@@ -67,6 +67,12 @@ export const RefundInvoice = z.strictObject({
   reason: z.string().min(1).max(200).optional(),
 });
 
+export const RecordOfflinePayment = z.strictObject({
+  amount: PositiveMinorUnits,
+  method: z.enum(['BANK', 'CHECK', 'CASH', 'OTHER']),
+  reference: z.string().min(1).max(200).optional(),
+});
+
 /** Cursor pagination: newest first, `starting_after` = the last id of the previous page. */
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),
