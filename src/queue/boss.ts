@@ -18,6 +18,9 @@ export function createBoss(connectionString: string, options: { maintenance: boo
     useListenNotify: options.maintenance,
     supervise: options.maintenance,
     schedule: options.maintenance,
+    // Jobs of dead workers (no heartbeat) are found within ten seconds.
+    superviseIntervalSeconds: 10,
+    monitorIntervalSeconds: 10,
   });
 }
 
@@ -40,6 +43,8 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     notify: true,
   };
   await boss.createQueue(deadLetter, { retentionSeconds: 30 * 24 * 3600 });
-  await boss.createQueue(name, { ...policy, retryDelayMax: 3600, deadLetter });
+  // A worker that dies mid-job stops its heartbeat: the job is retried within about 20 s, not after
+  // expireInSeconds.
+  await boss.createQueue(name, { ...policy, retryDelayMax: 3600, deadLetter, heartbeatSeconds: 10 });
   await boss.updateQueue(name, policy);
 }
