@@ -28,12 +28,20 @@ function lineAmount(line: NewLine): bigint {
 /**
  * Creates a DRAFT invoice with its lines.
  * @throws NotFoundError when the customer does not exist
- * @throws ValidationError when credits exceed charges or the total exceeds 10^15 minor units
+ * @throws ValidationError when a line (amount × quantity) or the total exceeds 10^15 minor units, or
+ * credits exceed charges
  */
 export async function createInvoice(
   db: Db,
   input: { customerId: string; currency: string; lines: NewLine[] },
 ): Promise<InvoiceWithLines> {
+  for (const [i, line] of input.lines.entries()) {
+    if (line.unitAmount * BigInt(line.quantity) > MAX_MINOR_UNITS) {
+      throw new ValidationError('line amount too large', {
+        [`lines.${i}.amount`]: 'amount × quantity exceeds 10^15 minor units',
+      });
+    }
+  }
   const total = input.lines.reduce((sum, line) => sum + lineAmount(line), 0n);
   if (total < 0n)
     throw new ValidationError('credits exceed charges', { lines: 'the invoice total would be negative' });

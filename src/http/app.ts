@@ -12,6 +12,7 @@ import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { idempotency } from './idempotency.ts';
+import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
 import { metricsRoutes } from './metrics.ts';
 import { rateLimitPerKey } from './rate-limit.ts';
 import { webhookRoutes } from './webhooks.ts';
@@ -48,8 +49,17 @@ export function createApp(deps: AppDeps): Express {
   app.use(webhookRoutes(deps));
   app.use(adminRoutes(deps));
   const v1 = express.Router();
+  v1.use(refuseNulInUrl);
   v1.use(requireApiKey(deps.db, 'read'));
-  v1.use(express.json({ limit: '1mb', strict: true, type: () => true }));
+  v1.use(
+    express.json({
+      limit: '1mb',
+      strict: true,
+      type: () => true,
+      verify: requireUtf8,
+      reviver: strictJsonReviver,
+    }),
+  );
   v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
   v1.use(idempotency(deps.db));
   v1.use(customerRoutes(deps));

@@ -86,7 +86,8 @@ export function errorHandler(): ErrorRequestHandler {
     if (parserError.type === 'entity.parse.failed') {
       return sendError(res, 400, 'invalid_request', 'invalid_json', 'the body is not valid JSON');
     }
-    if (parserError.expose && parserError.status && parserError.status < 500) {
+    // Other client errors of the parser and the router (e.g. a path that does not decode), exposed or not.
+    if (parserError.status && parserError.status >= 400 && parserError.status < 500) {
       return sendError(
         res,
         parserError.status,

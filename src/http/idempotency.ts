@@ -36,7 +36,20 @@ function recordAnswer(
             .where('api_key_id', '=', apiKeyId)
             .where('key', '=', key)
             .execute();
-    settle.then(() => json(body), fail);
+    settle.then(
+      () => json(body),
+      async (error: unknown) => {
+        // The answer could not be stored: free the key (best effort) and answer anyway.
+        await db
+          .deleteFrom('idempotency_keys')
+          .where('api_key_id', '=', apiKeyId)
+          .where('key', '=', key)
+          .execute()
+          .catch(() => undefined);
+        if (status >= 500) fail(error);
+        else json(body);
+      },
+    );
     return res;
   };
 }

@@ -60,6 +60,12 @@ export function webhookRoutes({ config, inbox, registry, metrics }: AppDeps): Ro
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const delivery = await verifier!.verify(body, req.headers);
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
+    // PostgreSQL stores no NUL character, and ids must compare as sent (no lone surrogates).
+    for (const text of [body.toString('utf8'), delivery.eventId, delivery.eventType]) {
+      if (text.includes('\u0000') || !text.isWellFormed()) {
+        throw new WebhookPayloadError('the delivery contains a NUL character or an unpaired surrogate');
+      }
+    }
     const receipt = await inbox.receive({
       gateway,
       eventId: delivery.eventId,

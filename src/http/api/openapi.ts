@@ -35,6 +35,17 @@ const OPERATIONS: Operation[] = [
   { method: 'post', path: '/v1/invoices/{id}/finalize', summary: 'DRAFT → OPEN (posts the receivable)' },
   {
     method: 'post',
+    path: '/v1/invoices/{id}/void',
+    summary: 'Void an unpaid invoice (reverses the receivable)',
+  },
+  {
+    method: 'post',
+    path: '/v1/invoices/{id}/payments',
+    summary: 'Record an offline payment',
+    body: RecordOfflinePayment,
+  },
+  {
+    method: 'post',
     path: '/v1/invoices/{id}/charge',
     summary: 'Charge an OPEN invoice',
     body: ChargeInvoice,

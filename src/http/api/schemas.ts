@@ -17,14 +17,38 @@ export const PositiveMinorUnits = MinorUnits.refine((n) => n > 0n, 'must be grea
 /** An ISO 4217 code; lower case is accepted and upper-cased. */
 export const Currency = z
   .string()
+  .regex(/^[A-Za-z]{3}$/, 'must be a three-letter ISO 4217 currency code')
   .transform((c) => c.toUpperCase())
   .refine(isCurrency, 'must be an ISO 4217 currency code');
 
 export const Gateway = z.enum(GATEWAYS);
 
-const Metadata = z
-  .record(z.string().max(40), z.string().max(500))
-  .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys');
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Metadata: at most 50 string values under keys of up to 40 characters. Keys are checked on the raw
+ * object first: `__proto__` would otherwise vanish on copying, and PostgreSQL stores no NUL.
+ */
+const Metadata = z.preprocess(
+  (value, ctx) => {
+    if (value && typeof value === 'object') {
+      const bad = Object.keys(value).find(
+        (k) => RESERVED_KEYS.has(k) || k.includes('\u0000') || !k.isWellFormed(),
+      );
+      if (bad !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'keys must not be __proto__, constructor or prototype, nor contain NUL',
+        });
+        return z.NEVER;
+      }
+    }
+    return value;
+  },
+  z
+    .record(z.string().max(40), z.string().max(500))
+    .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys'),
+);
 
 const Id = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{1,40}$`), `must be a ${prefix}_… id`);

@@ -1,6 +1,8 @@
 import type { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 
+const printable = (text: string) => text.toWellFormed().replaceAll('\u0000', '\\u0000');
+
 /**
  * Parses a request body or query with a zod schema.
  * @throws ValidationError (422) with one message per offending field path, e.g. `{"lines.0.amount": "…"}`
@@ -10,8 +12,9 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   if (result.success) return result.data;
   const fields: Record<string, string> = {};
   for (const issue of result.error.issues) {
-    const path = issue.path.join('.') || '(body)';
-    fields[path] ??= issue.message;
+    // Paths and messages may echo the caller's keys: keep them storable and printable.
+    const path = printable(issue.path.join('.') || '(body)');
+    fields[path] ??= printable(issue.message);
   }
   throw new ValidationError(`invalid request: ${Object.keys(fields).join(', ')}`, fields);
 }
