@@ -1,0 +1,199 @@
+import fc from 'fast-check';
+import { sql } from 'kysely';
+import nock from 'nock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
+
+/**
+ * PRODUCT.md §8: duplicate, reordered and replayed deliveries leave the ledger identical to one
+ * in-order delivery. fast-check draws permutations of a real Stripe event sequence (payment failed,
+ * payment succeeded, a refund, a dispute opened and lost) with duplicates inserted anywhere; each
+ * run is one payment of its own, compared with the same payment delivered in order.
+ */
+describe('delivery disorder (property)', () => {
+  let app: TestApp;
+  let run = 0;
+  beforeAll(async () => {
+    nock.disableNetConnect();
+    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+    app = await startTestApp({
+      GATEWAY_TIMEOUT_MS: '300',
+      WEBHOOK_RETRY_LIMIT: '8',
+      WEBHOOK_RETRY_DELAY_SECONDS: '1',
+    });
+  });
+  afterAll(async () => {
+    await app.stop();
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+
+  /** A payment whose charge timed out (unknown): only the webhooks decide what happened to it. */
+  async function unknownPayment() {
+    const { invoice } = await openInvoice(app);
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(800).reply(200, FIXTURE_INTENT);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.transaction.status).toBe('unknown');
+    nock.abortPendingRequests();
+    nock.cleanAll();
+    return { invoiceId: invoice.id as string, transactionId: charged.body.transaction.id as string };
+  }
+
+  /** The five real fixtures, about run `k`'s payment, in Stripe's order. */
+  function events(k: number, reference: string) {
+    const pi = `pi_prop_${k}`;
+    const failed = stripeFixture('webhook.payment_intent.payment_failed.json');
+    Object.assign(failed.data.object, {
+      id: pi,
+      amount: 4620,
+      currency: 'eur',
+      metadata: { billhook_reference: reference },
+    });
+    const succeeded = stripeFixture('webhook.payment_intent.succeeded.json');
+    Object.assign(succeeded.data.object, { id: pi, metadata: { billhook_reference: reference } });
+    const refund = stripeFixture('webhook.charge.refund.updated.json');
+    Object.assign(refund.data.object, {
+      id: `re_prop_${k}`,
+      amount: 1000,
+      currency: 'eur',
+      payment_intent: pi,
+    });
+    const opened = stripeFixture('webhook.charge.dispute.created.json');
+    Object.assign(opened.data.object, {
+      id: `du_prop_${k}`,
+      amount: 2000,
+      currency: 'eur',
+      payment_intent: pi,
+    });
+    const closed = stripeFixture('webhook.charge.dispute.closed.json');
+    Object.assign(closed.data.object, {
+      id: `du_prop_${k}`,
+      amount: 2000,
+      currency: 'eur',
+      status: 'lost',
+      payment_intent: pi,
+    });
+    return [failed, succeeded, refund, opened, closed].map((event) => ({ ...event, id: `${event.id}_${k}` }));
+  }
+
+  /** Everything a run's payment left: states, amounts, and its journal entries summed per account. */
+  async function booksOf(invoiceId: string, transactionId: string) {
+    const db = app.runtime.db;
+    const invoice = await db
+      .selectFrom('invoices')
+      .select(['status', 'amount_paid', 'amount_refunded', 'amount_due'])
+      .where('id', '=', invoiceId)
+      .executeTakeFirstOrThrow();
+    const transaction = await db
+      .selectFrom('transactions')
+      .select(['status'])
+      .where('id', '=', transactionId)
+      .executeTakeFirstOrThrow();
+    const refunds = await db
+      .selectFrom('refunds')
+      .select(['status', 'amount'])
+      .where('transaction_id', '=', transactionId)
+      .execute();
+    const disputes = await db
+      .selectFrom('disputes')
+      .select(['id', 'status', 'amount'])
+      .where('transaction_id', '=', transactionId)
+      .execute();
+    const sources = [invoiceId, transactionId, ...disputes.map((d) => d.id)];
+    const refundIds = await db
+      .selectFrom('refunds')
+      .select('id')
+      .where('transaction_id', '=', transactionId)
+      .execute();
+    sources.push(...refundIds.map((r) => r.id));
+    const ledger = await sql<{ code: string; balance: bigint }>`
+      SELECT regexp_replace(a.code, 'cus_\\w+', 'customer') AS code, sum(p.amount) AS balance
+      FROM postings p JOIN journal_entries e ON e.id = p.journal_entry_id JOIN ledger_accounts a ON a.id = p.account_id
+      WHERE e.source_id IN (${sql.join(sources)})
+      GROUP BY 1 ORDER BY 1`.execute(db);
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('transaction_id', '=', transactionId)
+      .execute();
+    return {
+      invoice,
+      transaction: transaction.status,
+      refunds: refunds.map((r) => [r.status, r.amount]),
+      disputes: disputes.map((d) => [d.status, d.amount]),
+      ledger: ledger.rows.map((r) => [r.code, BigInt(r.balance)]),
+      exceptions: exceptions.length,
+    };
+  }
+
+  async function deliverAndSettle(order: object[], distinct: string[]) {
+    for (const event of order) expect((await deliverStripe(app.url, event)).status).toBe(200);
+    await waitFor(
+      'the run to settle',
+      async () => {
+        const rows = await app.runtime.db
+          .selectFrom('inbox')
+          .select('status')
+          .where('gateway_event_id', 'in', distinct)
+          .execute();
+        return (
+          rows.length === distinct.length &&
+          rows.every((r) => ['processed', 'ignored', 'exception'].includes(r.status))
+        );
+      },
+      60_000,
+    );
+  }
+
+  let inOrder: Awaited<ReturnType<typeof booksOf>>;
+
+  it('in order: the reference books', async () => {
+    const k = run++;
+    const { invoiceId, transactionId } = await unknownPayment();
+    const sequence = events(k, transactionId);
+    await deliverAndSettle(
+      sequence,
+      sequence.map((e) => e.id),
+    );
+    inOrder = await booksOf(invoiceId, transactionId);
+    expect(inOrder.invoice).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_paid: 4620n,
+      amount_refunded: 1000n,
+      amount_due: 0n,
+    });
+    expect(inOrder.ledger).toEqual([
+      ['chargeback_losses', 2000n],
+      ['disputed_funds', 0n],
+      ['gateway_clearing:stripe', 1620n],
+      ['receivable:customer', 0n],
+      ['refunds', 1000n],
+      ['revenue', -4620n],
+    ]);
+  });
+
+  it('any permutation with duplicates leaves the same books (fast-check, 12 runs, fixed seed)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { minLength: 5, maxLength: 5 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.nat()), { maxLength: 4 }),
+        async (permutation, duplicates) => {
+          const k = run++;
+          const { invoiceId, transactionId } = await unknownPayment();
+          const sequence = events(k, transactionId);
+          const order = permutation.map((i) => sequence[i]!);
+          for (const [i, at] of duplicates) order.splice(at % (order.length + 1), 0, sequence[i]!);
+          await deliverAndSettle(
+            order,
+            sequence.map((e) => e.id),
+          );
+          expect(await booksOf(invoiceId, transactionId)).toEqual(inOrder);
+        },
+      ),
+      { numRuns: 12, seed: 20261123, endOnFailure: true },
+    );
+  }, 240_000);
+});
