@@ -26,7 +26,10 @@ export type Db = Kysely<Database>;
  */
 export function createDb(connectionString: string, max = 10): Db {
   const pool = new pg.Pool({ connectionString, max, types, connectionTimeoutMillis: 5_000 });
-  // An idle client losing its server (database restarted) must not crash the process.
+  // A client losing its server (database restarted) must not crash the process: idle clients report
+  // to the pool, and a checked-out client between two queries of a transaction reports to its own
+  // listener; the work in flight fails through its rejected query (→ 503) either way.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
