@@ -8,6 +8,7 @@ type MaybeTimestamp = ColumnType<Date | null, Date | string | null | undefined, 
 type Money = ColumnType<bigint, bigint, bigint>;
 type MoneyWithDefault = ColumnType<bigint, bigint | undefined, bigint>;
 
+/** Gateway names as stored; the same as `GatewayName`. */
 export type Gateway = 'stripe' | 'paypal' | 'authorizenet' | 'eway' | 'securepay';
 export type InboxStatus = 'received' | 'processed' | 'ignored' | 'retrying' | 'exception';
 export type InvoiceStatus =
@@ -24,6 +25,7 @@ export type DisputeStatus = 'open' | 'won' | 'lost';
 export type ApiKeyScope = 'read' | 'write' | 'admin';
 export type AccountType = 'asset' | 'liability' | 'revenue' | 'contra_revenue' | 'expense';
 
+/** API keys: a SHA-256 hash of each key, its scope, and when it was revoked. */
 export interface ApiKeysTable {
   id: string;
   name: string;
@@ -35,6 +37,7 @@ export interface ApiKeysTable {
   revoked_at: MaybeTimestamp;
 }
 
+/** Verified webhook deliveries (the inbox), unique per gateway and event id, with their processing status. */
 export interface InboxTable {
   id: string;
   gateway: Gateway;
@@ -49,6 +52,7 @@ export interface InboxTable {
   processed_at: MaybeTimestamp;
 }
 
+/** Customers billed through billhook. */
 export interface CustomersTable {
   id: string;
   email: string;
@@ -58,6 +62,7 @@ export interface CustomersTable {
   created_at: CreatedAt;
 }
 
+/** Stored payment methods: a gateway's token, never card data. */
 export interface PaymentMethodsTable {
   id: string;
   customer_id: string;
@@ -68,6 +73,7 @@ export interface PaymentMethodsTable {
   created_at: CreatedAt;
 }
 
+/** Invoices; amounts in minor units of `currency`, kept consistent with the ledger. */
 export interface InvoicesTable {
   id: string;
   customer_id: string;
@@ -83,6 +89,7 @@ export interface InvoicesTable {
   updated_at: CreatedAt;
 }
 
+/** Invoice line items: unit amount × quantity (negative for CREDIT lines). */
 export interface InvoiceLinesTable {
   id: string;
   invoice_id: string;
@@ -94,6 +101,7 @@ export interface InvoiceLinesTable {
   amount: Money;
 }
 
+/** Payment attempts: the id is the idempotency key / merchant reference sent to the gateway. */
 export interface TransactionsTable {
   id: string;
   invoice_id: string | null;
@@ -112,6 +120,7 @@ export interface TransactionsTable {
   updated_at: CreatedAt;
 }
 
+/** Refunds of a transaction; the id is the refund idempotency key. */
 export interface RefundsTable {
   id: string;
   transaction_id: string;
@@ -128,6 +137,7 @@ export interface RefundsTable {
   updated_at: CreatedAt;
 }
 
+/** Disputes (chargebacks and inquiries) on a transaction. */
 export interface DisputesTable {
   id: string;
   transaction_id: string;
@@ -141,6 +151,7 @@ export interface DisputesTable {
   updated_at: CreatedAt;
 }
 
+/** What reconciliation could not settle by itself, for a person. */
 export interface ReconciliationExceptionsTable {
   id: string;
   kind: string;
@@ -154,6 +165,7 @@ export interface ReconciliationExceptionsTable {
   resolved_at: MaybeTimestamp;
 }
 
+/** Ledger accounts, one per code and currency. */
 export interface LedgerAccountsTable {
   id: string;
   code: string;
@@ -162,6 +174,7 @@ export interface LedgerAccountsTable {
   created_at: CreatedAt;
 }
 
+/** Journal entries: immutable, unique per idempotency key, ordered by `sequence`. */
 export interface JournalEntriesTable {
   id: string;
   sequence: ColumnType<bigint, never, never>;
@@ -172,6 +185,7 @@ export interface JournalEntriesTable {
   created_at: CreatedAt;
 }
 
+/** Postings of a journal entry: signed minor units (debit positive), balanced per currency. */
 export interface PostingsTable {
   id: Generated<string>;
   journal_entry_id: string;
@@ -180,6 +194,7 @@ export interface PostingsTable {
   currency: string;
 }
 
+/** Idempotency keys of API POSTs, per API key, with the stored answer. */
 export interface IdempotencyKeysTable {
   api_key_id: string;
   key: string;
@@ -189,6 +204,7 @@ export interface IdempotencyKeysTable {
   created_at: CreatedAt;
 }
 
+/** Payments received outside any gateway. */
 export interface OfflinePaymentsTable {
   id: string;
   invoice_id: string;

@@ -21,6 +21,7 @@ export const Currency = z
   .transform((c) => c.toUpperCase())
   .refine(isCurrency, 'must be an ISO 4217 currency code');
 
+/** One of the five gateways' names. */
 export const Gateway = z.enum(GATEWAYS);
 
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -53,6 +54,7 @@ const Metadata = z.preprocess(
 const Id = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{1,40}$`), `must be a ${prefix}_… id`);
 
+/** `POST /v1/customers`: email, optional name, the caller's own id (unique) and metadata. */
 export const CreateCustomer = z.strictObject({
   email: z.email().max(320),
   name: z.string().min(1).max(200).optional(),
@@ -60,6 +62,7 @@ export const CreateCustomer = z.strictObject({
   metadata: Metadata.optional(),
 });
 
+/** `POST /v1/payment-methods`: a gateway's stored-card token for a customer (never card data). */
 export const CreatePaymentMethod = z.strictObject({
   customer: Id('cus'),
   gateway: Gateway,
@@ -68,6 +71,7 @@ export const CreatePaymentMethod = z.strictObject({
   default: z.boolean().optional(),
 });
 
+/** `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units. */
 export const CreateInvoice = z.strictObject({
   customer: Id('cus'),
   currency: Currency,
@@ -84,13 +88,16 @@ export const CreateInvoice = z.strictObject({
     .max(500),
 });
 
+/** `POST /v1/invoices/:id/charge`: which payment method (default: the customer's default). */
 export const ChargeInvoice = z.strictObject({ payment_method: Id('pm').optional() });
 
+/** `POST /v1/invoices/:id/refund`: how much (minor units; default all that is refundable) and why. */
 export const RefundInvoice = z.strictObject({
   amount: PositiveMinorUnits.optional(),
   reason: z.string().min(1).max(200).optional(),
 });
 
+/** `POST /v1/invoices/:id/payments`: an offline payment, minor units, by method. */
 export const RecordOfflinePayment = z.strictObject({
   amount: PositiveMinorUnits,
   method: z.enum(['BANK', 'CHECK', 'CASH', 'OTHER']),
