@@ -4,14 +4,19 @@ import type { Database } from './schema.ts';
 /** Filters of a list: each applies when both the value and the table's column for it are given. */
 export interface ListFilter {
   limit: number;
+  /** The last id of the previous page. */
   startingAfter?: string;
+  /** `desc` (newest first, the default) or `asc` (oldest first). */
+  order?: 'asc' | 'desc';
   equals?: Record<string, string | undefined>;
+  /** A creation-time range on `column` (inclusive from, exclusive to). */
+  created?: { column: string; from?: Date; to?: Date };
 }
 
 /**
- * Reads one page of a table newest first (ids sort by creation time), for cursor pagination:
- * rows with `id < startingAfter`, filtered by column equality, at most `limit + 1` rows so the
- * caller can tell whether more exist.
+ * Reads one page of a table in creation order (ids sort by creation time), for cursor pagination:
+ * rows after `startingAfter` in the chosen order, filtered by column equality and a creation-time
+ * range, at most `limit + 1` rows so the caller can tell whether more exist.
  * @param table a table whose rows have a text `id` of one prefix
  */
 export async function listRows<R>(
@@ -19,14 +24,19 @@ export async function listRows<R>(
   table: keyof Database,
   filter: ListFilter,
 ): Promise<R[]> {
+  const ascending = filter.order === 'asc';
   const where = [sql`true`];
-  if (filter.startingAfter) where.push(sql`id < ${filter.startingAfter}`);
+  if (filter.startingAfter) {
+    where.push(ascending ? sql`id > ${filter.startingAfter}` : sql`id < ${filter.startingAfter}`);
+  }
+  if (filter.created?.from) where.push(sql`${sql.ref(filter.created.column)} >= ${filter.created.from}`);
+  if (filter.created?.to) where.push(sql`${sql.ref(filter.created.column)} < ${filter.created.to}`);
   for (const [column, value] of Object.entries(filter.equals ?? {})) {
     if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
   }
   const result = await sql<R>`
     SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}
-    ORDER BY id DESC LIMIT ${filter.limit + 1}
+    ORDER BY id ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}
   `.execute(db);
   return result.rows;
 }

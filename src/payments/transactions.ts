@@ -68,6 +68,19 @@ export async function findTransaction(
   return undefined;
 }
 
+/** An invoice's payment attempts, oldest first. */
+export async function invoiceTransactions(
+  db: Kysely<Database>,
+  invoiceId: string,
+): Promise<TransactionRow[]> {
+  return db
+    .selectFrom('transactions')
+    .selectAll()
+    .where('invoice_id', '=', invoiceId)
+    .orderBy('id')
+    .execute();
+}
+
 async function lockTransaction(trx: Kysely<Database>, id: string): Promise<TransactionRow> {
   const row = await trx
     .selectFrom('transactions')

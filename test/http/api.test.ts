@@ -245,6 +245,39 @@ describe('/v1 API', () => {
       ]);
     });
 
+    it('sorts oldest first, filters by creation time, and expands the customer and transactions', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(
+          (
+            await app.api('POST', '/v1/invoices', {
+              customer: customerId,
+              currency: 'CHF',
+              lines: [{ description: `s${i}`, amount: 10 + i }],
+            })
+          ).body.id,
+        );
+      }
+      const created = (await app.api('GET', `/v1/invoices/${ids[1]}`)).body.created_at as string;
+      const oldest = await app.api('GET', `/v1/invoices?customer=${customerId}&sort=created&limit=100`);
+      const chf = oldest.body.data
+        .filter((i: { currency: string }) => i.currency === 'CHF')
+        .map((i: { id: string }) => i.id);
+      expect(chf).toEqual(ids);
+      const since = await app.api(
+        'GET',
+        `/v1/invoices?customer=${customerId}&created_gte=${encodeURIComponent(created)}&limit=100`,
+      );
+      expect(since.body.data.map((i: { id: string }) => i.id)).toEqual([ids[2], ids[1]]);
+      const one = await app.api('GET', `/v1/invoices/${ids[0]}?expand=customer,transactions`);
+      expect(one.body.customer).toMatchObject({ id: customerId, object: 'customer' });
+      expect(one.body.transactions).toEqual([]);
+      const listed = await app.api('GET', `/v1/invoices?customer=${customerId}&limit=1&expand=customer`);
+      expect(listed.body.data[0].customer.object).toBe('customer');
+      expect((await app.api('GET', '/v1/invoices?expand=payments')).status).toBe(422);
+      expect((await app.api('GET', '/v1/invoices?created_gte=yesterday')).status).toBe(422);
+    });
+
     it('pages newest first with limit and starting_after', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) {

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { getCustomer } from '../../billing/customers.ts';
 import {
   createInvoice,
   finalizeInvoice,
@@ -9,9 +10,10 @@ import {
 import { listRows } from '../../db/list.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
+import { invoiceTransactions } from '../../payments/transactions.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
-import { toPage } from './pagination.ts';
+import { listFilter } from './pagination.ts';
 import { ChargeInvoice, CreateInvoice, ListQuery, RecordOfflinePayment, RefundInvoice } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -35,17 +37,34 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
   });
   router.get('/invoices', async (req, res) => {
     const query = parseInput(ListQuery, req.query);
-    const rows = await listRows<{ id: string }>(db, 'invoices', {
-      limit: query.limit,
-      startingAfter: query.starting_after,
-      equals: { status: query.status, customer_id: query.customer },
-    });
-    const invoices = await Promise.all(rows.map((row) => getInvoice(db, row.id)));
-    res.json(toPage(invoices, query.limit, serialize.invoice));
+    const rows = await listRows<{ id: string }>(
+      db,
+      'invoices',
+      listFilter(query, 'created_at', { status: query.status, customer_id: query.customer }),
+    );
+    const invoices = await Promise.all(
+      rows.slice(0, query.limit).map((row) => expanded(row.id, query.expand)),
+    );
+    res.json({ object: 'list', data: invoices, has_more: rows.length > query.limit });
   });
   router.get('/invoices/:id', async (req, res) => {
-    res.json(serialize.invoice(await getInvoice(db, req.params.id)));
+    const { expand } = parseInput(ListQuery.pick({ expand: true }), req.query);
+    res.json(await expanded(req.params.id, expand));
   });
+
+  /** An invoice in its API shape, with its customer and transactions as objects when asked (`expand`). */
+  async function expanded(id: string, expand: string[] = []) {
+    const invoice = serialize.invoice(await getInvoice(db, id));
+    return {
+      ...invoice,
+      ...(expand.includes('customer')
+        ? { customer: serialize.customer(await getCustomer(db, invoice.customer)) }
+        : {}),
+      ...(expand.includes('transactions')
+        ? { transactions: (await invoiceTransactions(db, id)).map(serialize.transaction) }
+        : {}),
+    };
+  }
   router.post('/invoices/:id/finalize', async (req, res) => {
     res.json(serialize.invoice(await finalizeInvoice(db, req.params.id)));
   });

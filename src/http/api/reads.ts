@@ -6,7 +6,7 @@ import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import type { AppDeps } from '../deps.ts';
-import { toPage } from './pagination.ts';
+import { listFilter, toPage } from './pagination.ts';
 import { ListQuery, SequenceQuery } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -21,25 +21,25 @@ export function readRoutes({ db, boss }: AppDeps): Router {
   function list<R>(
     path: string,
     table: keyof Database,
-    columns: { customer?: string; gateway?: string },
+    columns: { customer?: string; gateway?: string; created?: string },
     map: (row: R) => unknown,
   ): void {
     router.get(path, async (req, res) => {
       const query = parseInput(ListQuery, req.query);
-      const rows = await listRows<R>(db, table, {
-        limit: query.limit,
-        startingAfter: query.starting_after,
-        equals: {
+      const rows = await listRows<R>(
+        db,
+        table,
+        listFilter(query, columns.created ?? 'created_at', {
           status: query.status,
           ...(columns.customer ? { [columns.customer]: query.customer } : {}),
           ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
-        },
-      });
+        }),
+      );
       res.json(toPage(rows, query.limit, map));
     });
   }
 
-  list('/events', 'inbox', { gateway: 'gateway' }, serialize.event);
+  list('/events', 'inbox', { gateway: 'gateway', created: 'received_at' }, serialize.event);
   list(
     '/transactions',
     'transactions',

@@ -104,13 +104,27 @@ export const RecordOfflinePayment = z.strictObject({
   reference: z.string().min(1).max(200).optional(),
 });
 
-/** Cursor pagination: newest first, `starting_after` = the last id of the previous page. */
+/**
+ * List query: cursor pagination (`limit` ≤ 100, `starting_after` = the last id of the previous page),
+ * `sort` = `-created` (newest first, the default) or `created`, filters by status, customer, gateway
+ * and creation time (`created_gte` inclusive, `created_lt` exclusive; ISO 8601), and `expand`
+ * (comma-separated, for invoices: `customer`, `transactions`).
+ */
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),
   starting_after: z.string().max(64).optional(),
+  sort: z.enum(['created', '-created']).default('-created'),
   status: z.string().max(40).optional(),
   customer: z.string().max(64).optional(),
   gateway: Gateway.optional(),
+  created_gte: z.iso.datetime({ offset: true }).optional(),
+  created_lt: z.iso.datetime({ offset: true }).optional(),
+  expand: z
+    .string()
+    .max(100)
+    .transform((e) => e.split(',').filter(Boolean))
+    .pipe(z.array(z.enum(['customer', 'transactions'])))
+    .optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
