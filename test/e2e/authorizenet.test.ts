@@ -16,7 +16,7 @@ import {
   withBom,
 } from '../gateways/authorizenet/support.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerByCode } from '../support/flow.ts';
+import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BASE = 'https://authorizenet.e2e.test';
@@ -116,24 +116,13 @@ describe('Authorize.Net end to end: charge, notifications, refunds', () => {
 
   /** A customer with an Authorize.Net customer profile and a finalized USD invoice. */
   async function openInvoice(amount = 4620) {
-    const customer = await app.api('POST', '/v1/customers', {
-      email: 'ellen@example.com',
-      name: 'Ellen Johnson',
-    });
-    const method = await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'authorizenet',
-      gateway_token: TOKEN,
-    });
-    expect(method.status).toBe(201);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
+    const { invoice } = await openGatewayInvoice(app, {
+      amount,
       currency: 'usd',
-      lines: [{ description: 'Pro plan, November', amount, quantity: 1 }],
+      gateway: 'authorizenet',
+      token: TOKEN,
     });
-    const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(invoice.body.status).toBe('OPEN');
-    return invoice.body;
+    return invoice;
   }
 
   async function paidInvoice(transId: string) {

@@ -9,7 +9,7 @@ import {
   FIXTURE_TOKEN,
 } from '../gateways/eway/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerByCode } from '../support/flow.ts';
+import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
 const EWAY_API_BASE = 'https://eway.test';
@@ -17,25 +17,8 @@ const APPROVED = ewayFixture('api.transaction.token_payment.approved.json');
 const APPROVED_ID = APPROVED.TransactionID as number;
 
 /** Creates a customer with an eWAY token (the real fixture's TokenCustomerID) and an OPEN AUD invoice. */
-async function openInvoice(app: TestApp, amount = 4620) {
-  const customer = await app.api('POST', '/v1/customers', { email: 'grace@example.com', name: 'Grace' });
-  expect(customer.status).toBe(201);
-  const method = await app.api('POST', '/v1/payment-methods', {
-    customer: customer.body.id,
-    gateway: 'eway',
-    gateway_token: FIXTURE_TOKEN,
-  });
-  expect(method.status).toBe(201);
-  const draft = await app.api('POST', '/v1/invoices', {
-    customer: customer.body.id,
-    currency: 'aud',
-    lines: [{ description: 'Support plan, November', amount, quantity: 1 }],
-  });
-  expect(draft.status).toBe(201);
-  const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-  expect(invoice.body.status).toBe('OPEN');
-  return { customer: customer.body, invoice: invoice.body };
-}
+const openInvoice = (app: TestApp, amount = 4620) =>
+  openGatewayInvoice(app, { amount, currency: 'aud', gateway: 'eway', token: FIXTURE_TOKEN });
 
 /**
  * Fakes `POST /Transaction` with `answer` (default the real token payment approval), echoing the

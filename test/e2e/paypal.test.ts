@@ -17,7 +17,7 @@ import {
   TOKEN,
 } from '../gateways/paypal/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerByCode } from '../support/flow.ts';
+import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
 const PAYPAL_API_BASE = 'https://paypal.e2e.test';
@@ -120,24 +120,8 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
   });
 
   /** A customer with a PayPal vaulted card and a finalized (OPEN) USD invoice. */
-  async function openInvoice(amount = 2507, token = '8kk8451t') {
-    const customer = await app.api('POST', '/v1/customers', { email: 'grace@example.com', name: 'Grace' });
-    expect(customer.status).toBe(201);
-    const method = await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'paypal',
-      gateway_token: token,
-    });
-    expect(method.status).toBe(201);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
-      currency: 'usd',
-      lines: [{ description: 'Pro plan', amount, quantity: 1 }],
-    });
-    const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(invoice.body.status).toBe('OPEN');
-    return { customer: customer.body, invoice: invoice.body };
-  }
+  const openInvoice = (amount = 2507, token = '8kk8451t') =>
+    openGatewayInvoice(app, { amount, currency: 'usd', gateway: 'paypal', token, description: 'Pro plan' });
 
   async function paidInvoice() {
     const opened = await openInvoice();

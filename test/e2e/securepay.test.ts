@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
 import { noAnswer, PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerByCode } from '../support/flow.ts';
+import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
 const API = 'https://payments.securepay.test';
@@ -98,28 +98,15 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     nock.enableNetConnect();
   });
 
-  /** A customer with a SecurePay stored card and a finalized (OPEN) invoice, over the API. */
-  async function openInvoice(amount = 10000, paymentMethod: Record<string, unknown> = {}) {
-    const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' });
-    expect(customer.status).toBe(201);
-    const method = await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'securepay',
-      gateway_token: INSTRUMENT_TOKEN,
-      gateway_customer_id: CUSTOMER_CODE,
-      ...paymentMethod,
-    });
-    expect(method.status).toBe(201);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
+  /** A customer with a SecurePay stored card and a finalized (OPEN) AUD invoice, over the API. */
+  const openInvoice = (amount = 10000) =>
+    openGatewayInvoice(app, {
+      amount,
       currency: 'aud',
-      lines: [{ description: 'Pro plan, November', amount, quantity: 1 }],
+      gateway: 'securepay',
+      token: INSTRUMENT_TOKEN,
+      gatewayCustomerId: CUSTOMER_CODE,
     });
-    expect(draft.status).toBe(201);
-    const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(invoice.body.status).toBe('OPEN');
-    return { customer: customer.body, invoice: invoice.body };
-  }
 
   it('charges the stored card under its customer code, posts the payment, refunds part, and ignores a notification hint', async () => {
     const { invoice, customer } = await openInvoice();

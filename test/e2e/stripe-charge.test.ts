@@ -138,7 +138,7 @@ describe('charging an invoice through Stripe', () => {
   );
 
   it('treats a requires_action PaymentIntent as a decline needing authentication', async () => {
-    const { invoice } = await openInvoice(app, 1343333);
+    const { invoice } = await openInvoice(app, { amount: 1343333 });
     nock(STRIPE_API_BASE)
       .post('/v1/payment_intents')
       .reply(200, stripeFixture('api.payment_intent.create.requires_action.json'));

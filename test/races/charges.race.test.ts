@@ -57,7 +57,7 @@ async function openInvoices(app: TestApp, count: number, amountOf: (index: numbe
     Array.from({ length: count }, (_, i) => i),
     8,
     async (i): Promise<OpenedInvoice> => {
-      const { invoice, customer } = await openInvoice(app, amountOf(i), 'eur');
+      const { invoice, customer } = await openInvoice(app, { amount: amountOf(i) });
       expect(invoice.total).toBe(amountOf(i));
       return { id: invoice.id, customer: customer.id, amount: amountOf(i) };
     },

@@ -7,21 +7,39 @@ import { stripeFixture } from './stripe.ts';
 /** The real succeeded PaymentIntent of the fixture `webhook.payment_intent.succeeded.json` (EUR 46.20). */
 export const FIXTURE_INTENT = stripeFixture('webhook.payment_intent.succeeded.json').data.object;
 
-/** Creates a customer with a Stripe payment method and a finalized (OPEN) invoice over the API. */
-export async function openInvoice(app: TestApp, amount = 4620, currency = 'eur') {
+/** What `openInvoice` creates: the invoice amount and currency, and the stored payment method. */
+export interface OpenInvoiceOptions {
+  /** Minor units. */
+  amount?: number;
+  currency?: string;
+  gateway?: string;
+  token?: string;
+  gatewayCustomerId?: string;
+  /** The invoice line's description. */
+  description?: string;
+}
+
+/**
+ * Creates a customer with a stored payment method and a finalized (OPEN) invoice over the API; by
+ * default a Stripe payment method (the real fixture's ids) and EUR 46.20.
+ */
+export async function openInvoice(app: TestApp, o: OpenInvoiceOptions = {}) {
+  const gateway = o.gateway ?? 'stripe';
   const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' });
   expect(customer.status).toBe(201);
   const method = await app.api('POST', '/v1/payment-methods', {
     customer: customer.body.id,
-    gateway: 'stripe',
-    gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-    gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    gateway,
+    gateway_token: o.token ?? 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+    ...(o.gatewayCustomerId !== undefined || gateway === 'stripe'
+      ? { gateway_customer_id: o.gatewayCustomerId ?? 'cus_SRCIP043oBsNpV' }
+      : {}),
   });
   expect(method.status).toBe(201);
   const draft = await app.api('POST', '/v1/invoices', {
     customer: customer.body.id,
-    currency,
-    lines: [{ description: 'Pro plan, November', amount, quantity: 1 }],
+    currency: o.currency ?? 'eur',
+    lines: [{ description: o.description ?? 'Pro plan, November', amount: o.amount ?? 4620, quantity: 1 }],
   });
   expect(draft.status).toBe(201);
   const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
