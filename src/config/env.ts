@@ -72,6 +72,9 @@ const EnvSchema = z.object({
   SECUREPAY_AUTH_URL: url('https://welcome.api2.sandbox.auspost.com.au/oauth/token'),
 });
 
+/** The name of every environment variable billhook reads (`.env.example` lists them all). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
 /** Parsed, typed configuration. Every field comes from one environment variable of the same name. */
 export type Config = z.output<typeof EnvSchema>;
 
