@@ -27,6 +27,9 @@ export function createApp(deps: AppDeps): Express {
   app.set('json replacer', (_key: string, value: unknown) =>
     typeof value === 'bigint' ? Number(value) : value,
   );
+  // Webhooks first: the hot path skips helmet and per-request access logs (gateways read no
+  // headers; their log lines carry the request id through a logger made only when one is written).
+  app.use(webhookRoutes(deps));
   app.use(helmet());
   app.use(
     pinoHttp({
@@ -46,7 +49,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
   app.use(openApiRoutes());
-  app.use(webhookRoutes(deps));
   app.use(adminRoutes(deps));
   const v1 = express.Router();
   v1.use(refuseNulInUrl);

@@ -1,5 +1,7 @@
 import { isUtf8 } from 'node:buffer';
+import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler, Router } from 'express';
+import type { Logger } from 'pino';
 import {
   GATEWAYS,
   type GatewayName,
@@ -32,8 +34,18 @@ function isGateway(name: string): name is GatewayName {
  * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
  * 503 when the database cannot store it (the gateway retries).
  */
-export function webhookRoutes({ config, inbox, registry, metrics }: AppDeps): Router {
+export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps): Router {
   const router = Router();
+  // The request id (the caller's X-Request-Id when it is a plain token) and `req.log`, a child logger
+  // with it, made only when something is logged.
+  router.use(['/webhooks', '/bench'], (req, res, next) => {
+    const incoming = req.headers['x-request-id'];
+    const reqId = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', reqId);
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
+    next();
+  });
   const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
     if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
@@ -72,10 +84,11 @@ export function webhookRoutes({ config, inbox, registry, metrics }: AppDeps): Ro
       eventType: delivery.eventType,
       body: body.toString('utf8'),
     });
-    req.log.info(
-      { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
-      'webhook received',
-    );
+    if (log.isLevelEnabled('info'))
+      req.log.info(
+        { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
+        'webhook received',
+      );
     res.status(200).json({ received: true });
     acknowledged();
     metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
