@@ -242,13 +242,14 @@ program
     const cfg = config();
     const log = createLogger(cfg.LOG_LEVEL === 'info' ? 'warn' : cfg.LOG_LEVEL);
     const results = await withDb((db) =>
-      pollDueTransactions(db, createRegistry(cfg), cfg.POLL_SCHEDULE_SECONDS, log, { all: true }),
+      pollDueTransactions(db, createRegistry(cfg), cfg.POLL_SCHEDULE_SECONDS, log, {
+        all: true,
+        progress: (r, done, total) =>
+          process.stdout.write(
+            `[${done}/${total}] ${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,
+          ),
+      }),
     );
-    for (const r of results) {
-      process.stdout.write(
-        `${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,
-      );
-    }
     process.stdout.write(`${results.length} charge(s) checked\n`);
   });
 

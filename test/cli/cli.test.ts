@@ -1,12 +1,16 @@
 import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { Inbox } from '../../src/inbox/receive.ts';
+import { startCharge } from '../../src/payments/charges.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
 import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { openInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
@@ -50,6 +54,25 @@ describe('billhook CLI', () => {
     const again = await cli(['keys', 'revoke', id!], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no api key with id/);
+  });
+
+  it('reconcile asks the gateway about every open charge, printing progress', async () => {
+    const stub = await startStripeStub(0, 'processing');
+    try {
+      const { invoice } = await openInvoice(app);
+      const attempt = await startCharge(app.runtime.db, app.runtime.registry, invoice.id);
+      const result = await cli(['reconcile'], {
+        ...env,
+        STRIPE_SECRET_KEY: 'sk_test_cli',
+        STRIPE_API_BASE: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`,
+      });
+      expect(result.code).toBe(0);
+      // The stub keeps no payment intents: the answer is unclear, so the charge stays as it was (pending).
+      expect(result.stdout).toMatch(new RegExp(`\\[1/1\\] ${attempt.id}  pending`));
+      expect(result.stdout).toMatch(/1 charge\(s\) checked/);
+    } finally {
+      stub.close();
+    }
   });
 
   it('refuses a bad scope with a clear message', async () => {

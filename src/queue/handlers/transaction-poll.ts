@@ -11,6 +11,7 @@ import { flagDuplicatePayment, raiseException } from '../../reconcile/exceptions
  * is never charged again automatically.
  * @param options.now the sweep's clock (default now)
  * @param options.all check every open charge now, whatever the schedule (the `reconcile` command)
+ * @param options.progress told after each check, with how many are done out of how many
  * @returns what each check did
  */
 export async function pollDueTransactions(
@@ -18,7 +19,11 @@ export async function pollDueTransactions(
   registry: GatewayRegistry,
   schedule: readonly number[],
   log: Logger,
-  options: { now?: Date; all?: boolean } = {},
+  options: {
+    now?: Date;
+    all?: boolean;
+    progress?: (result: PollResult, done: number, total: number) => void;
+  } = {},
 ): Promise<PollResult[]> {
   const now = options.now ?? new Date();
   const results: PollResult[] = [];
@@ -27,6 +32,7 @@ export async function pollDueTransactions(
     try {
       const result = await pollTransaction(db, registry, transaction, schedule, now, flagDuplicatePayment);
       results.push(result);
+      options.progress?.(result, results.length, due.length);
       if (result.exhausted) {
         await raiseException(db, {
           kind: 'unknown_outcome',
