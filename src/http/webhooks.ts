@@ -72,9 +72,10 @@ export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const delivery = await verifier!.verify(body, req.headers);
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
+    const text = body.toString('utf8');
     // PostgreSQL stores no NUL character, and ids must compare as sent (no lone surrogates).
-    for (const text of [body.toString('utf8'), delivery.eventId, delivery.eventType]) {
-      if (text.includes('\u0000') || !text.isWellFormed()) {
+    for (const field of [text, delivery.eventId, delivery.eventType]) {
+      if (field.includes('\u0000') || !field.isWellFormed()) {
         throw new WebhookPayloadError('the delivery contains a NUL character or an unpaired surrogate');
       }
     }
@@ -82,7 +83,7 @@ export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps
       gateway,
       eventId: delivery.eventId,
       eventType: delivery.eventType,
-      body: body.toString('utf8'),
+      body: text,
     });
     if (log.isLevelEnabled('info'))
       req.log.info(

@@ -43,8 +43,8 @@ interface Waiting {
  * Stores verified deliveries durably, several per transaction (group commit): each transaction
  * inserts the waiting deliveries' inbox rows in one statement (a delivery whose gateway and event id
  * are already stored is skipped) and one `webhook.process` job naming the new rows — rows and job
- * commit together. A delivery is answered only after its transaction
- * committed; when the transaction fails, every delivery in it fails (the gateway retries).
+ * commit together. A delivery is answered only after its transaction committed; when the
+ * transaction fails, every delivery in it fails (the gateway retries).
  */
 export class Inbox {
   readonly #db: Db;
