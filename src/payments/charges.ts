@@ -5,7 +5,7 @@ import { newId } from '../db/ids.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import type { ChargeOutcome, GatewayClient, GatewayName } from '../gateways/types.ts';
+import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
 import { type ChargeResult, type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** The result of charging an invoice: the invoice as it is now and the attempt's transaction. */
@@ -20,6 +20,21 @@ export function clientFor(registry: GatewayRegistry, gateway: GatewayName): Gate
   if (!client)
     throw new ConflictError('gateway_not_configured', `gateway ${gateway} has no API credentials configured`);
   return client;
+}
+
+/**
+ * The gateway request of a payment attempt: our id as reference and idempotency key, its amount and
+ * currency, and its stored payment method. The poller repeats it as-is where the repeat is the check.
+ */
+export async function chargeRequestOf(db: Db, attempt: TransactionRow): Promise<ChargeRequest> {
+  const method = await getPaymentMethod(db, attempt.payment_method_id ?? '');
+  return {
+    reference: attempt.id,
+    amount: attempt.amount,
+    currency: attempt.currency,
+    paymentMethod: gatewayPaymentMethod(method),
+    description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
+  };
 }
 
 /** Maps an adapter's outcome to the transaction state it leaves. */
@@ -102,14 +117,7 @@ export async function executeCharge(
   attempt: TransactionRow,
   onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
-  const method = await getPaymentMethod(db, attempt.payment_method_id ?? '');
-  const outcome = await clientFor(registry, attempt.gateway).charge({
-    reference: attempt.id,
-    amount: attempt.amount,
-    currency: attempt.currency,
-    paymentMethod: gatewayPaymentMethod(method),
-    description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
-  });
+  const outcome = await clientFor(registry, attempt.gateway).charge(await chargeRequestOf(db, attempt));
   const recorded = await db
     .transaction()
     .execute((trx) => recordChargeResult(trx, attempt, chargeResultOf(outcome), onOverpaid));

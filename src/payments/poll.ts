@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
-import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { chargeResultOf, clientFor } from './charges.ts';
+import { chargeRequestOf, chargeResultOf, clientFor } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** How long after an attempt a gateway's "no such charge" is believed: its index may trail writes. */
@@ -48,17 +47,10 @@ export async function pollTransaction(
   now: Date,
   onOverpaid: OnOverpaid,
 ): Promise<PollResult> {
-  const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
   const outcome = await clientFor(registry, transaction.gateway).fetchTransaction({
     reference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
-    charge: {
-      reference: transaction.id,
-      amount: transaction.amount,
-      currency: transaction.currency,
-      paymentMethod: gatewayPaymentMethod(method),
-      description: transaction.invoice_id ? `invoice ${transaction.invoice_id}` : undefined,
-    },
+    charge: await chargeRequestOf(db, transaction),
   });
   return db.transaction().execute(async (trx) => {
     if (outcome.status === 'not_found') {
