@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
 export interface NewCustomer {
@@ -18,21 +20,30 @@ export interface NewCustomer {
  * @throws ConflictError `external_id_taken` when another customer has the same external id
  */
 export async function createCustomer(db: Db, input: NewCustomer): Promise<CustomerRow> {
-  const row = await db
-    .insertInto('customers')
-    .values({
-      id: newId('cus'),
-      email: input.email,
-      name: input.name ?? null,
-      external_id: input.externalId ?? null,
-      metadata: JSON.stringify(input.metadata ?? {}),
-    })
-    .onConflict((oc) => oc.column('external_id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (!row)
-    throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
-  return row;
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .insertInto('customers')
+      .values({
+        id: newId('cus'),
+        email: input.email,
+        name: input.name ?? null,
+        external_id: input.externalId ?? null,
+        metadata: JSON.stringify(input.metadata ?? {}),
+      })
+      .onConflict((oc) => oc.column('external_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row)
+      throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
+    await recordActivity(trx, {
+      resourceType: 'customer',
+      resourceId: row.id,
+      action: 'customer.created',
+      customerId: row.id,
+      data: { email: row.email, external_id: row.external_id },
+    });
+    return row;
+  });
 }
 
 /** @throws NotFoundError when there is no customer `id` */
@@ -59,6 +70,7 @@ export interface NewPaymentMethod {
  */
 export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Promise<PaymentMethodRow> {
   return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
     const customer = await trx
       .selectFrom('customers')
       .select('id')
@@ -80,7 +92,7 @@ export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Prom
         .where('id', '=', existingDefault.id)
         .execute();
     }
-    return trx
+    const method = await trx
       .insertInto('payment_methods')
       .values({
         id: newId('pm'),
@@ -92,6 +104,14 @@ export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Prom
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    await recordActivity(trx, {
+      resourceType: 'payment_method',
+      resourceId: method.id,
+      action: 'payment_method.created',
+      customerId: method.customer_id,
+      data: { gateway: method.gateway, default: method.is_default },
+    });
+    return method;
   });
 }
 

@@ -1,18 +1,46 @@
 import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
+import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
+import { applyRate } from '../money/rates.ts';
 
-/** A line of a new invoice; `unitAmount` in minor units, `quantity` ≥ 1. CREDIT lines reduce the total. */
+/**
+ * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced
+ * by a model that is not a unit price (tiered, volume, stairstep: `unitAmount` is then null). Amounts
+ * are minor units, positive; CREDIT lines reduce the total. `taxRatePpm` is the line's tax rate in
+ * parts per million (money/rates.ts); the line's tax is rounded per line.
+ */
 export interface NewLine {
   description: string;
-  unitAmount: bigint;
+  unitAmount?: bigint | null;
   quantity: number;
   type: 'CHARGE' | 'CREDIT';
+  amount?: bigint;
+  taxRatePpm?: number;
+  planId?: string;
+  metricCode?: string;
+  couponId?: string;
+  periodStart?: Date;
+  periodEnd?: Date;
+}
+
+/** A new invoice: its customer, currency, lines and, for a subscription's invoice, the period it bills. */
+export interface NewInvoice {
+  customerId: string;
+  currency: string;
+  lines: NewLine[];
+  subscriptionId?: string;
+  periodIndex?: number;
+  periodStart?: Date;
+  periodEnd?: Date;
+  billingReason?: BillingReason;
+  /** When the scheduler should charge the invoice once it is OPEN. */
+  chargeAt?: Date;
 }
 
 /** An invoice with its line items. */
@@ -20,9 +48,59 @@ export interface InvoiceWithLines extends InvoiceRow {
   lines: InvoiceLineRow[];
 }
 
+/**
+ * Logs a change of invoice `invoice` (activities), e.g. `invoice.finalized`, inside the transaction
+ * that makes it.
+ */
+export function invoiceActivity(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'customer_id'>,
+  action: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  return recordActivity(trx, {
+    resourceType: 'invoice',
+    resourceId: invoice.id,
+    action,
+    customerId: invoice.customer_id,
+    data,
+  });
+}
+
+/** A line's signed amount before tax (negative for CREDIT lines), minor units. */
 function lineAmount(line: NewLine): bigint {
-  const amount = line.unitAmount * BigInt(line.quantity);
+  const amount = line.amount ?? (line.unitAmount ?? 0n) * BigInt(line.quantity);
   return line.type === 'CREDIT' ? -amount : amount;
+}
+
+/**
+ * Amounts of a new invoice: each line's signed amount and tax, the subtotal (before tax), the tax and
+ * the total (subtotal + tax), all minor units.
+ * @throws ValidationError when a line or the total exceeds 10^15 minor units, or the total is negative
+ */
+export function invoiceAmounts(lines: NewLine[]): {
+  lines: { amount: bigint; tax: bigint }[];
+  subtotal: bigint;
+  tax: bigint;
+  total: bigint;
+} {
+  const priced = lines.map((line, i) => {
+    const amount = lineAmount(line);
+    if (amount > MAX_MINOR_UNITS || -amount > MAX_MINOR_UNITS) {
+      throw new ValidationError('line amount too large', {
+        [`lines.${i}.amount`]: 'amount × quantity exceeds 10^15 minor units',
+      });
+    }
+    return { amount, tax: applyRate(amount, line.taxRatePpm ?? 0) };
+  });
+  const subtotal = priced.reduce((sum, line) => sum + line.amount, 0n);
+  const tax = priced.reduce((sum, line) => sum + line.tax, 0n);
+  const total = subtotal + tax;
+  if (total < 0n || subtotal < 0n)
+    throw new ValidationError('credits exceed charges', { lines: 'the invoice total would be negative' });
+  if (total > MAX_MINOR_UNITS)
+    throw new ValidationError('total too large', { lines: 'the total exceeds 10^15 minor units' });
+  return { lines: priced, subtotal, tax, total };
 }
 
 /**
@@ -31,60 +109,92 @@ function lineAmount(line: NewLine): bigint {
  * @throws ValidationError when a line (amount × quantity) or the total exceeds 10^15 minor units, or
  * credits exceed charges
  */
-export async function createInvoice(
-  db: Db,
-  input: { customerId: string; currency: string; lines: NewLine[] },
-): Promise<InvoiceWithLines> {
-  for (const [i, line] of input.lines.entries()) {
-    if (line.unitAmount * BigInt(line.quantity) > MAX_MINOR_UNITS) {
-      throw new ValidationError('line amount too large', {
-        [`lines.${i}.amount`]: 'amount × quantity exceeds 10^15 minor units',
-      });
-    }
-  }
-  const total = input.lines.reduce((sum, line) => sum + lineAmount(line), 0n);
-  if (total < 0n)
-    throw new ValidationError('credits exceed charges', { lines: 'the invoice total would be negative' });
-  if (total > MAX_MINOR_UNITS)
-    throw new ValidationError('total too large', { lines: 'the total exceeds 10^15 minor units' });
+export async function createInvoice(db: Db, input: NewInvoice): Promise<InvoiceWithLines> {
+  invoiceAmounts(input.lines);
   return db.transaction().execute(async (trx) => {
-    const customer = await trx
-      .selectFrom('customers')
-      .select('id')
-      .where('id', '=', input.customerId)
-      .executeTakeFirst();
-    if (!customer) throw new NotFoundError('customer', input.customerId);
-    const invoice = await trx
-      .insertInto('invoices')
-      .values({
-        id: newId('inv'),
-        customer_id: input.customerId,
-        currency: input.currency,
-        total,
-        amount_due: total,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const lines = input.lines.length
-      ? await trx
-          .insertInto('invoice_lines')
-          .values(
-            input.lines.map((line, position) => ({
-              id: newId('il'),
-              invoice_id: invoice.id,
-              position,
-              type: line.type,
-              description: line.description,
-              unit_amount: line.unitAmount,
-              quantity: line.quantity,
-              amount: lineAmount(line),
-            })),
-          )
-          .returningAll()
-          .execute()
-      : [];
-    return { ...invoice, lines };
+    await joinLedgerWriters(trx);
+    return insertInvoice(trx, input);
   });
+}
+
+/**
+ * Inserts a DRAFT invoice with its lines inside `trx` (which has joined the ledger's writers), and
+ * logs `invoice.created`. For a subscription period, the unique (subscription, period index) makes a
+ * second insert fail with PostgreSQL error 23505, which callers treat as "already invoiced".
+ * @throws NotFoundError when the customer does not exist; ValidationError as `invoiceAmounts`
+ */
+export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): Promise<InvoiceWithLines> {
+  const amounts = invoiceAmounts(input.lines);
+  const customer = await trx
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', input.customerId)
+    .executeTakeFirst();
+  if (!customer) throw new NotFoundError('customer', input.customerId);
+  const invoice = await trx
+    .insertInto('invoices')
+    .values({
+      id: newId('inv'),
+      customer_id: input.customerId,
+      currency: input.currency,
+      subtotal: amounts.subtotal,
+      tax: amounts.tax,
+      total: amounts.total,
+      amount_due: amounts.total,
+      subscription_id: input.subscriptionId ?? null,
+      period_index: input.periodIndex ?? null,
+      period_start: input.periodStart ?? null,
+      period_end: input.periodEnd ?? null,
+      billing_reason: input.billingReason ?? 'manual',
+      charge_at: input.chargeAt ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const lines = input.lines.length
+    ? await trx
+        .insertInto('invoice_lines')
+        .values(
+          input.lines.map((line, position) => ({
+            id: newId('il'),
+            invoice_id: invoice.id,
+            position,
+            type: line.type,
+            description: line.description,
+            unit_amount: line.unitAmount ?? null,
+            quantity: line.quantity,
+            amount: amounts.lines[position]!.amount,
+            tax_rate_ppm: line.taxRatePpm ?? 0,
+            tax_amount: amounts.lines[position]!.tax,
+            plan_id: line.planId ?? null,
+            metric_code: line.metricCode ?? null,
+            coupon_id: line.couponId ?? null,
+            period_start: line.periodStart ?? null,
+            period_end: line.periodEnd ?? null,
+          })),
+        )
+        .returningAll()
+        .execute()
+    : [];
+  await invoiceActivity(trx, invoice, 'invoice.created', {
+    total: invoice.total,
+    currency: invoice.currency,
+    subscription: invoice.subscription_id,
+  });
+  return { ...invoice, lines };
+}
+
+/**
+ * The finalization entry's postings of an invoice: debit the customer's receivable for the total,
+ * credit revenue for the subtotal and tax payable for the tax (zero sides left out).
+ */
+export function finalizationPostings(
+  invoice: Pick<InvoiceRow, 'customer_id' | 'currency' | 'subtotal' | 'tax' | 'total'>,
+): PostingInput[] {
+  return [
+    { account: chart.receivable(invoice.customer_id), amount: invoice.total, currency: invoice.currency },
+    { account: chart.revenue, amount: -invoice.subtotal, currency: invoice.currency },
+    { account: chart.taxPayable, amount: -invoice.tax, currency: invoice.currency },
+  ].filter((posting) => posting.amount !== 0n);
 }
 
 /** @throws NotFoundError when there is no invoice `id` */
@@ -138,12 +248,7 @@ export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLi
         idempotencyKey: `${id}:finalized`,
         description: `invoice ${id} finalized`,
         source: { type: 'invoice', id },
-        postings: transfer(
-          chart.receivable(invoice.customer_id),
-          chart.revenue,
-          invoice.total,
-          invoice.currency,
-        ),
+        postings: finalizationPostings(invoice),
       });
     }
     await trx
@@ -156,6 +261,10 @@ export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLi
       })
       .where('id', '=', id)
       .execute();
+    await invoiceActivity(trx, invoice, 'invoice.finalized', {
+      status: invoice.total > 0n ? 'OPEN' : 'PAID',
+      total: invoice.total,
+    });
   });
   return getInvoice(db, id);
 }
@@ -182,6 +291,11 @@ export async function applyPayment(
     })
     .where('id', '=', invoice.id)
     .execute();
+  await invoiceActivity(trx, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
+    amount,
+    amount_paid: paid,
+    amount_due: due,
+  });
 }
 
 /**
@@ -203,6 +317,7 @@ export async function applyRefund(trx: Kysely<Database>, invoice: InvoiceRow, am
     })
     .where('id', '=', invoice.id)
     .execute();
+  await invoiceActivity(trx, invoice, 'invoice.refunded', { amount, amount_refunded: refunded });
 }
 
 /** Reverses a refund that failed after it had succeeded: the refunded amount shrinks again. */
@@ -221,6 +336,7 @@ export async function reverseRefund(
     })
     .where('id', '=', invoice.id)
     .execute();
+  await invoiceActivity(trx, invoice, 'invoice.refund_reversed', { amount, amount_refunded: refunded });
 }
 
 /**
@@ -248,19 +364,15 @@ export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines>
         idempotencyKey: `${id}:voided`,
         description: `invoice ${id} voided`,
         source: { type: 'invoice', id },
-        postings: transfer(
-          chart.revenue,
-          chart.receivable(invoice.customer_id),
-          invoice.total,
-          invoice.currency,
-        ),
+        postings: finalizationPostings(invoice).map((p) => ({ ...p, amount: -p.amount })),
       });
     }
     await trx
       .updateTable('invoices')
-      .set({ status: 'VOID', amount_due: 0n, updated_at: new Date() })
+      .set({ status: 'VOID', amount_due: 0n, voided_at: new Date(), updated_at: new Date() })
       .where('id', '=', id)
       .execute();
+    await invoiceActivity(trx, invoice, 'invoice.voided', { from: invoice.status });
   });
   return getInvoice(db, id);
 }
@@ -317,6 +429,11 @@ export async function recordOfflinePayment(
         payment.amount,
         invoice.currency,
       ),
+    });
+    await invoiceActivity(trx, invoice, 'invoice.offline_payment_recorded', {
+      offline_payment: row.id,
+      method: payment.method,
+      amount: payment.amount,
     });
     await applyPayment(trx, invoice, payment.amount);
   });

@@ -14,7 +14,15 @@ export type IdPrefix =
   | 'rex'
   | 'acct'
   | 'je'
-  | 'key';
+  | 'key'
+  | 'prod'
+  | 'plan'
+  | 'sub'
+  | 'cpn'
+  | 'cr'
+  | 'ue'
+  | 'ul'
+  | 'act';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

@@ -22,6 +22,10 @@ export type InvoiceStatus =
 export type TransactionStatus = 'pending' | 'unknown' | 'succeeded' | 'failed' | 'canceled';
 export type RefundStatus = 'pending' | 'unknown' | 'succeeded' | 'failed';
 export type DisputeStatus = 'open' | 'won' | 'lost';
+export type BillingReason = 'manual' | 'subscription_create' | 'subscription_cycle' | 'subscription_update';
+export type SubscriptionStatus = 'IN_TRIAL' | 'ACTIVE' | 'PAST_DUE' | 'SUSPENDED' | 'CANCELLED';
+export type PlanInterval = 'DAY' | 'WEEK' | 'MONTH' | 'YEAR';
+export type CouponDuration = 'ONCE' | 'REPEATING' | 'FOREVER';
 export type ApiKeyScope = 'read' | 'write' | 'admin';
 export type AccountType = 'asset' | 'liability' | 'revenue' | 'contra_revenue' | 'expense';
 
@@ -87,18 +91,42 @@ export interface InvoicesTable {
   paid_at: MaybeTimestamp;
   created_at: CreatedAt;
   updated_at: CreatedAt;
+  /** The subscription and period this invoice bills (unique per subscription and period index). */
+  subscription_id: ColumnType<string | null, string | null | undefined, string | null>;
+  period_index: ColumnType<number | null, number | null | undefined, number | null>;
+  period_start: MaybeTimestamp;
+  period_end: MaybeTimestamp;
+  billing_reason: ColumnType<BillingReason, BillingReason | undefined, BillingReason>;
+  /** Sum of line amounts (credits negative) before tax, minor units; total = subtotal + tax. */
+  subtotal: MoneyWithDefault;
+  tax: MoneyWithDefault;
+  /** When the scheduler charges this OPEN invoice next (scheduled payment or dunning retry). */
+  charge_at: MaybeTimestamp;
+  /** Automatic charge attempts that failed so far (dunning). */
+  payment_attempts: Generated<number>;
+  uncollectible_at: MaybeTimestamp;
+  voided_at: MaybeTimestamp;
 }
 
-/** Invoice line items: unit amount × quantity (negative for CREDIT lines). */
+/** Invoice line items: unit amount × quantity (negative for CREDIT lines), plus tax per line. */
 export interface InvoiceLinesTable {
   id: string;
   invoice_id: string;
   position: number;
   type: 'CHARGE' | 'CREDIT';
   description: string;
-  unit_amount: Money;
+  /** Null on lines priced by a tiered/volume/stairstep model (the amount is not unit × quantity). */
+  unit_amount: ColumnType<bigint | null, bigint | null, bigint | null>;
   quantity: number;
   amount: Money;
+  /** Tax rate in parts per million of the amount (1% = 10000; 8.875% = 88750). */
+  tax_rate_ppm: ColumnType<number, number | undefined, number>;
+  tax_amount: MoneyWithDefault;
+  plan_id: ColumnType<string | null, string | null | undefined, string | null>;
+  metric_code: ColumnType<string | null, string | null | undefined, string | null>;
+  coupon_id: ColumnType<string | null, string | null | undefined, string | null>;
+  period_start: MaybeTimestamp;
+  period_end: MaybeTimestamp;
 }
 
 /** Payment attempts: the id is the idempotency key / merchant reference sent to the gateway. */
@@ -215,6 +243,134 @@ export interface OfflinePaymentsTable {
   created_at: CreatedAt;
 }
 
+type Json<T> = ColumnType<T, string | undefined, string>;
+type MaybeText = ColumnType<string | null, string | null | undefined, string | null>;
+
+/** Products: what is sold; plans price them. */
+export interface ProductsTable {
+  id: string;
+  name: string;
+  description: MaybeText;
+  external_id: MaybeText;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/**
+ * Plans: a product's recurring price per interval. `price` is a price model as stored (pricing.ts,
+ * amounts as decimal strings); `metered` lists usage-priced metrics `[{code, aggregation, price}]`.
+ */
+export interface PlansTable {
+  id: string;
+  product_id: string;
+  name: string;
+  currency: string;
+  interval: PlanInterval;
+  interval_count: ColumnType<number, number | undefined, number>;
+  price: Json<unknown>;
+  metered: Json<unknown>;
+  trial_days: ColumnType<number, number | undefined, number>;
+  /** Tax rate of the plan's invoice lines in parts per million (1% = 10000). */
+  tax_rate_ppm: ColumnType<number, number | undefined, number>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** Subscriptions of a customer to a plan; periods derive from `billing_anchor` (see periods.ts). */
+export interface SubscriptionsTable {
+  id: string;
+  customer_id: string;
+  plan_id: string;
+  payment_method_id: MaybeText;
+  status: SubscriptionStatus;
+  quantity: ColumnType<number, number | undefined, number>;
+  /** Replaces the plan's recurring amount per period (minor units) when set. */
+  amount_override: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
+  billing_anchor: ColumnType<Date, Date | string, Date | string>;
+  start_at: ColumnType<Date, Date | string, Date | string>;
+  trial_end_at: MaybeTimestamp;
+  current_period_index: ColumnType<number | null, number | null | undefined, number | null>;
+  current_period_start: MaybeTimestamp;
+  current_period_end: MaybeTimestamp;
+  next_renewal_at: MaybeTimestamp;
+  cancel_at_period_end: ColumnType<boolean, boolean | undefined, boolean>;
+  cancelled_at: MaybeTimestamp;
+  suspended_at: MaybeTimestamp;
+  ended_at: MaybeTimestamp;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */
+export interface CouponsTable {
+  id: string;
+  code: string;
+  name: MaybeText;
+  percent_off_ppm: ColumnType<number | null, number | null | undefined, number | null>;
+  amount_off: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
+  currency: MaybeText;
+  duration: CouponDuration;
+  duration_in_periods: ColumnType<number | null, number | null | undefined, number | null>;
+  max_redemptions: ColumnType<number | null, number | null | undefined, number | null>;
+  times_redeemed: Generated<number>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+}
+
+/** A coupon redeemed on a subscription, with the periods it has discounted so far. */
+export interface CouponRedemptionsTable {
+  id: string;
+  coupon_id: string;
+  subscription_id: string;
+  customer_id: string;
+  periods_applied: Generated<number>;
+  created_at: CreatedAt;
+}
+
+/** Usage events of metered prices, unique per `event_id`; `value` in whole units. */
+export interface UsageEventsTable {
+  id: string;
+  event_id: string;
+  subscription_id: string;
+  customer_id: string;
+  code: string;
+  value: ColumnType<bigint, bigint, bigint>;
+  properties: Json<Record<string, unknown>>;
+  occurred_at: CreatedAt;
+  created_at: CreatedAt;
+}
+
+/** A limit on a customer's estimated usage cost in the current period, and what crossing it does. */
+export interface UsageLimitsTable {
+  id: string;
+  customer_id: string;
+  amount: Money;
+  currency: string;
+  action: 'WARN' | 'SUSPEND';
+  last_triggered_period_start: MaybeTimestamp;
+  created_at: CreatedAt;
+}
+
+/** The append-only audit log: one row per state change, ordered by `sequence`. */
+export interface ActivitiesTable {
+  id: string;
+  sequence: ColumnType<bigint, never, never>;
+  resource_type: string;
+  resource_id: string;
+  action: string;
+  customer_id: MaybeText;
+  /** Who caused it: an API key id (`key_…`), `webhook:<gateway>`, `scheduler` or `cli`. */
+  actor: string;
+  data: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
 /** Every table billhook owns, as Kysely sees it. */
 export interface Database {
   api_keys: ApiKeysTable;
@@ -232,6 +388,14 @@ export interface Database {
   postings: PostingsTable;
   idempotency_keys: IdempotencyKeysTable;
   offline_payments: OfflinePaymentsTable;
+  products: ProductsTable;
+  plans: PlansTable;
+  subscriptions: SubscriptionsTable;
+  coupons: CouponsTable;
+  coupon_redemptions: CouponRedemptionsTable;
+  usage_events: UsageEventsTable;
+  usage_limits: UsageLimitsTable;
+  activities: ActivitiesTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;
@@ -247,3 +411,11 @@ export type ReconciliationExceptionRow = Selectable<ReconciliationExceptionsTabl
 export type LedgerAccountRow = Selectable<LedgerAccountsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type OfflinePaymentRow = Selectable<OfflinePaymentsTable>;
+export type ProductRow = Selectable<ProductsTable>;
+export type PlanRow = Selectable<PlansTable>;
+export type SubscriptionRow = Selectable<SubscriptionsTable>;
+export type CouponRow = Selectable<CouponsTable>;
+export type CouponRedemptionRow = Selectable<CouponRedemptionsTable>;
+export type UsageEventRow = Selectable<UsageEventsTable>;
+export type UsageLimitRow = Selectable<UsageLimitsTable>;
+export type ActivityRow = Selectable<ActivitiesTable>;

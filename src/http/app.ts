@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import { runAs } from '../activities/activities.ts';
 import { adminRoutes } from './admin.ts';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
@@ -53,6 +54,8 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(refuseNulInUrl);
   v1.use(requireApiKey(deps.db, 'read'));
+  // Every activity a request records names its API key as the actor.
+  v1.use((req, _res, next) => runAs(req.apiKey?.id ?? 'api', next));
   v1.use(
     express.json({
       limit: '1mb',

@@ -6,7 +6,12 @@ import type { TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
-import { type ChargeResult, type OnOverpaid, recordChargeResult } from './transactions.ts';
+import {
+  type ChargeResult,
+  type OnOverpaid,
+  recordChargeResult,
+  transactionActivity,
+} from './transactions.ts';
 
 /** The result of charging an invoice: the invoice as it is now and the attempt's transaction. */
 export interface ChargeInvoiceResult {
@@ -90,7 +95,7 @@ export async function startCharge(
         `invoice ${invoiceId} already has attempt ${inFlight.id} (${inFlight.status})`,
       );
     }
-    return trx
+    const transaction = await trx
       .insertInto('transactions')
       .values({
         id: newId('txn'),
@@ -104,6 +109,8 @@ export async function startCharge(
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    await transactionActivity(trx, transaction, 'transaction.created');
+    return transaction;
   });
 }
 

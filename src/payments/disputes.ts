@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { chart } from '../ledger/chart.ts';
@@ -93,6 +94,13 @@ export async function recordDispute(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+  await recordActivity(trx, {
+    resourceType: 'dispute',
+    resourceId: dispute.id,
+    action: `dispute.${dispute.status === 'open' ? 'opened' : dispute.status}`,
+    customerId: transaction.customer_id,
+    data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
+  });
   await postDispute(trx, dispute, transaction);
   return { kind: 'applied', dispute };
 }

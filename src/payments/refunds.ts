@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
@@ -111,6 +112,7 @@ export async function recordRefundResult(
     .where('id', '=', refundId)
     .returningAll()
     .executeTakeFirstOrThrow();
+  await refundActivity(trx, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
     await postEntry(trx, {
       idempotencyKey: `${refundId}:succeeded`,
@@ -161,7 +163,7 @@ export async function createRefund(
       amount: `at most ${available} can be refunded (paid ${transaction.amount} ${transaction.currency})`,
     });
   }
-  return trx
+  const refund = await trx
     .insertInto('refunds')
     .values({
       id: newId('re'),
@@ -176,6 +178,24 @@ export async function createRefund(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
+  await refundActivity(trx, refund, 'refund.created');
+  return refund;
+}
+
+/** Logs a change of a refund (activities) inside `trx`. */
+function refundActivity(trx: Kysely<Database>, refund: RefundRow, action: string): Promise<void> {
+  return recordActivity(trx, {
+    resourceType: 'refund',
+    resourceId: refund.id,
+    action,
+    data: {
+      transaction: refund.transaction_id,
+      invoice: refund.invoice_id,
+      amount: refund.amount,
+      currency: refund.currency,
+      status: refund.status,
+    },
+  });
 }
 
 function refundResultOf(outcome: RefundOutcome): RefundResult {

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import { applyPayment, lockInvoice } from '../billing/invoices.ts';
 import type { Database, InvoiceRow, TransactionRow, TransactionStatus } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
@@ -97,6 +98,29 @@ async function lockTransaction(trx: Kysely<Database>, id: string): Promise<Trans
  * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
  * the caller's earlier read of `invoice_id` stays right.)
  */
+/** Logs a change of a payment attempt (activities), e.g. `transaction.succeeded`, inside `trx`. */
+export function transactionActivity(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+  action: string,
+): Promise<void> {
+  return recordActivity(trx, {
+    resourceType: 'transaction',
+    resourceId: transaction.id,
+    action,
+    customerId: transaction.customer_id,
+    data: {
+      invoice: transaction.invoice_id,
+      gateway: transaction.gateway,
+      gateway_transaction_id: transaction.gateway_transaction_id,
+      amount: transaction.amount,
+      currency: transaction.currency,
+      status: transaction.status,
+      failure_code: transaction.failure_code,
+    },
+  });
+}
+
 async function lockWithInvoice(
   trx: Kysely<Database>,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
@@ -176,6 +200,7 @@ export async function recordChargeResult(
     .where('id', '=', transactionId)
     .returningAll()
     .executeTakeFirstOrThrow();
+  await transactionActivity(trx, updated, `transaction.${result.status}`);
   let overpaid = false;
   if (result.status === 'succeeded') {
     const customer = transaction.customer_id ?? invoice?.customer_id;

@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
+import { runAs } from '../activities/activities.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -25,6 +26,7 @@ export async function startWorkers(
   log: Logger,
   metrics: Metrics,
 ): Promise<void> {
+  const processWebhooks = webhookProcessHandler(db, boss, registry, config, log, metrics);
   await boss.work(
     QUEUES.webhookProcess,
     {
@@ -38,10 +40,11 @@ export async function startWorkers(
       // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
       notifyPollingIntervalSeconds: 1,
     },
-    webhookProcessHandler(db, boss, registry, config, log, metrics),
+    // Activities recorded while applying webhooks name `webhook` as their actor.
+    (jobs) => runAs('webhook', () => processWebhooks(jobs)),
   );
   await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
-    await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
+    await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
   });
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
   await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {

@@ -1,7 +1,10 @@
 import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, TransactionRow } from '../db/schema.ts';
+import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** Why an event could not be reconciled automatically. */
 export type ExceptionKind =
@@ -25,7 +28,7 @@ export interface NewException {
 
 /** Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per (transaction, kind). */
 export async function raiseException(trx: Kysely<Database>, exception: NewException): Promise<void> {
-  await trx
+  const row = await trx
     .insertInto('reconciliation_exceptions')
     .values({
       id: newId('rex'),
@@ -43,7 +46,16 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
         ? oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing()
         : oc.columns(['transaction_id', 'kind']).where('inbox_id', 'is', null).doNothing(),
     )
-    .execute();
+    .returning(['id', 'kind', 'transaction_id'])
+    .executeTakeFirst();
+  if (row) {
+    await recordActivity(trx, {
+      resourceType: 'reconciliation_exception',
+      resourceId: row.id,
+      action: 'reconciliation_exception.opened',
+      data: { kind: row.kind, transaction: row.transaction_id, inbox: exception.inboxId ?? null },
+    });
+  }
 }
 
 /** The exception for a charge that succeeded on an invoice already paid: the customer paid twice. */
@@ -66,4 +78,44 @@ export async function flagDuplicatePayment(
   transaction: TransactionRow,
 ): Promise<void> {
   await raiseException(trx, duplicatePayment(transaction));
+}
+
+/**
+ * Marks an open exception resolved (a person dealt with it), with an optional note, and logs it.
+ * @throws NotFoundError when there is no exception `id`; ConflictError `exception_already_resolved`
+ */
+export async function resolveException(
+  db: Kysely<Database>,
+  id: string,
+  note?: string,
+): Promise<ReconciliationExceptionRow> {
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const current = await trx
+      .selectFrom('reconciliation_exceptions')
+      .selectAll()
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!current) throw new NotFoundError('reconciliation_exception', id);
+    if (current.status === 'resolved') {
+      throw new ConflictError(
+        'exception_already_resolved',
+        `exception ${id} was resolved at ${current.resolved_at?.toISOString()}`,
+      );
+    }
+    const row = await trx
+      .updateTable('reconciliation_exceptions')
+      .set({ status: 'resolved', resolved_at: new Date() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(trx, {
+      resourceType: 'reconciliation_exception',
+      resourceId: id,
+      action: 'reconciliation_exception.resolved',
+      data: { kind: row.kind, note: note ?? null },
+    });
+    return row;
+  });
 }

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import {
+  ActivityQuery,
   ChargeInvoice,
   CreateCustomer,
   CreateInvoice,
@@ -8,6 +9,7 @@ import {
   ListQuery,
   RecordOfflinePayment,
   RefundInvoice,
+  ResolveException,
   SequenceQuery,
 } from './schemas.ts';
 
@@ -67,6 +69,18 @@ const OPERATIONS: Operation[] = [
     path: '/v1/reconciliation-exceptions',
     summary: 'List reconciliation exceptions',
     query: ListQuery,
+  },
+  {
+    method: 'post',
+    path: '/v1/reconciliation-exceptions/{id}/resolve',
+    summary: 'Mark a reconciliation exception resolved',
+    body: ResolveException,
+  },
+  {
+    method: 'get',
+    path: '/v1/activities',
+    summary: 'The audit log in sequence order, for tailing (filter by resource or customer)',
+    query: ActivityQuery,
   },
   { method: 'get', path: '/v1/ledger/accounts', summary: 'Ledger accounts with balances per currency' },
   {

@@ -1,13 +1,15 @@
 import { Router } from 'express';
+import { listActivities } from '../../activities/activities.ts';
 import { listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
 import { getInboxEvent } from '../../inbox/inbox.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
+import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter, toPage } from './pagination.ts';
-import { ListQuery, SequenceQuery } from './schemas.ts';
+import { ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
@@ -62,6 +64,22 @@ export function readRoutes({ db, boss }: AppDeps): Router {
   router.post('/events/:id/replay', async (req, res) => {
     const [row] = await replayInboxEvents(db, boss, [req.params.id]);
     res.status(202).json(serialize.event(row!));
+  });
+
+  router.post('/reconciliation-exceptions/:id/resolve', async (req, res) => {
+    const body = parseInput(ResolveException, req.body);
+    res.json(serialize.exception(await resolveException(db, req.params.id, body.note)));
+  });
+
+  router.get('/activities', async (req, res) => {
+    const query = parseInput(ActivityQuery, req.query);
+    const rows = await listActivities(db, {
+      afterSequence: BigInt(query.after_sequence),
+      limit: query.limit,
+      resourceId: query.resource,
+      customerId: query.customer,
+    });
+    res.json(toPage(rows, query.limit, serialize.activity));
   });
 
   router.get('/ledger/accounts', async (_req, res) => {

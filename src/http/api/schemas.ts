@@ -30,7 +30,7 @@ const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
  * Metadata: at most 50 string values under keys of up to 40 characters. Keys are checked on the raw
  * object first: `__proto__` would otherwise vanish on copying, and PostgreSQL stores no NUL.
  */
-const Metadata = z.preprocess(
+export const Metadata = z.preprocess(
   (value, ctx) => {
     if (value && typeof value === 'object') {
       const bad = Object.keys(value).find(
@@ -51,7 +51,8 @@ const Metadata = z.preprocess(
     .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys'),
 );
 
-const Id = (prefix: string) =>
+/** A billhook id of one type, e.g. `Id('cus')` accepts `cus_…`. */
+export const Id = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{1,40}$`), `must be a ${prefix}_… id`);
 
 /** `POST /v1/customers`: email, optional name, the caller's own id (unique) and metadata. */
@@ -133,3 +134,12 @@ export const SequenceQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(100),
   after_sequence: z.coerce.number().int().min(0).default(0),
 });
+
+/** `GET /v1/activities`: tailing by sequence, optionally of one resource (any id) or one customer. */
+export const ActivityQuery = SequenceQuery.extend({
+  resource: z.string().min(1).max(64).optional(),
+  customer: z.string().min(1).max(64).optional(),
+});
+
+/** `POST /v1/reconciliation-exceptions/:id/resolve`: an optional note on what was done. */
+export const ResolveException = z.strictObject({ note: z.string().min(1).max(1000).optional() });

@@ -1,6 +1,7 @@
 import type { ApiKeyInfo } from '../../auth/api-keys.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
 import type {
+  ActivityRow,
   CustomerRow,
   DisputeRow,
   InboxRow,
@@ -10,6 +11,7 @@ import type {
   TransactionRow,
 } from '../../db/schema.ts';
 import type { AccountBalance } from '../../ledger/balances.ts';
+import { ppmToPercent } from '../../money/rates.ts';
 
 /** API shapes: snake_case, prefixed ids, amounts as integers in minor units with their currency. */
 export const serialize = {
@@ -38,10 +40,18 @@ export const serialize = {
     customer: i.customer_id,
     status: i.status,
     currency: i.currency,
+    subtotal: i.subtotal,
+    tax: i.tax,
     total: i.total,
     amount_due: i.amount_due,
     amount_paid: i.amount_paid,
     amount_refunded: i.amount_refunded,
+    subscription: i.subscription_id,
+    billing_reason: i.billing_reason,
+    period_start: i.period_start,
+    period_end: i.period_end,
+    charge_at: i.charge_at,
+    payment_attempts: i.payment_attempts,
     lines: i.lines.map((l) => ({
       id: l.id,
       type: l.type,
@@ -49,9 +59,18 @@ export const serialize = {
       unit_amount: l.unit_amount,
       quantity: l.quantity,
       amount: l.amount,
+      tax_percent: ppmToPercent(l.tax_rate_ppm),
+      tax_amount: l.tax_amount,
+      plan: l.plan_id,
+      metric_code: l.metric_code,
+      coupon: l.coupon_id,
+      period_start: l.period_start,
+      period_end: l.period_end,
     })),
     finalized_at: i.finalized_at,
     paid_at: i.paid_at,
+    voided_at: i.voided_at,
+    uncollectible_at: i.uncollectible_at,
     created_at: i.created_at,
     updated_at: i.updated_at,
   }),
@@ -132,6 +151,18 @@ export const serialize = {
     type: a.type,
     currency: a.currency,
     balance: a.balance,
+  }),
+  activity: (a: ActivityRow) => ({
+    id: a.id,
+    object: 'activity',
+    sequence: a.sequence,
+    resource_type: a.resource_type,
+    resource: a.resource_id,
+    action: a.action,
+    customer: a.customer_id,
+    actor: a.actor,
+    data: a.data,
+    created_at: a.created_at,
   }),
   apiKey: (k: ApiKeyInfo) => ({
     id: k.id,

@@ -1,0 +1,60 @@
+import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
+import type { Database, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
+
+/**
+ * Allowed subscription status changes (PRODUCT §5): a trial ends ACTIVE (or PAST_DUE when its first
+ * charge fails); a failed renewal makes it PAST_DUE; dunning ends in SUSPENDED or CANCELLED by setting;
+ * a paid invoice or `reactivate` brings it back to ACTIVE. CANCELLED is final.
+ */
+export const SUBSCRIPTION_TRANSITIONS: Record<SubscriptionStatus, readonly SubscriptionStatus[]> = {
+  IN_TRIAL: ['ACTIVE', 'PAST_DUE', 'SUSPENDED', 'CANCELLED'],
+  ACTIVE: ['PAST_DUE', 'SUSPENDED', 'CANCELLED'],
+  PAST_DUE: ['ACTIVE', 'SUSPENDED', 'CANCELLED'],
+  SUSPENDED: ['ACTIVE', 'CANCELLED'],
+  CANCELLED: [],
+};
+
+/**
+ * Moves a subscription (locked by the caller in `trx`, which has joined the ledger's writers) to
+ * `to`, stamping `suspended_at` / `cancelled_at` / `ended_at`, and logs `subscription.<to lower case>`
+ * with `data`. Staying in the same status changes nothing.
+ * @returns the updated row
+ * @throws ConflictError `invalid_subscription_transition` for a change the table above forbids
+ */
+export async function transitionSubscription(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  to: SubscriptionStatus,
+  now: Date,
+  data: Record<string, unknown> = {},
+): Promise<SubscriptionRow> {
+  if (subscription.status === to) return subscription;
+  if (!SUBSCRIPTION_TRANSITIONS[subscription.status].includes(to)) {
+    throw new ConflictError(
+      'invalid_subscription_transition',
+      `subscription ${subscription.id} is ${subscription.status}; it cannot become ${to}`,
+    );
+  }
+  const updated = await trx
+    .updateTable('subscriptions')
+    .set({
+      status: to,
+      updated_at: now,
+      ...(to === 'SUSPENDED' ? { suspended_at: now } : {}),
+      ...(to === 'ACTIVE' ? { suspended_at: null } : {}),
+      ...(to === 'CANCELLED' ? { cancelled_at: now, ended_at: now, next_renewal_at: null } : {}),
+    })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(trx, {
+    resourceType: 'subscription',
+    resourceId: subscription.id,
+    action: `subscription.${to.toLowerCase()}`,
+    customerId: subscription.customer_id,
+    data: { from: subscription.status, to, ...data },
+  });
+  return updated;
+}
