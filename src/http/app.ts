@@ -4,6 +4,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { runAs } from '../activities/activities.ts';
 import { adminRoutes } from './admin.ts';
+import { catalogRoutes } from './api/catalog.ts';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
   v1.use(readRoutes(deps));
+  v1.use(catalogRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

@@ -6,11 +6,17 @@ import {
   CreateCustomer,
   CreateInvoice,
   CreatePaymentMethod,
+  CreatePlan,
+  CreateProduct,
   ListQuery,
+  PlanListQuery,
+  ProductListQuery,
   RecordOfflinePayment,
   RefundInvoice,
   ResolveException,
   SequenceQuery,
+  UpdatePlan,
+  UpdateProduct,
 } from './schemas.ts';
 
 interface Operation {
@@ -88,6 +94,30 @@ const OPERATIONS: Operation[] = [
     path: '/v1/ledger/entries',
     summary: 'Journal entries in sequence order, for tailing',
     query: SequenceQuery,
+  },
+  // ---- Catalog, customer and payment-method updates, usage ----
+  { method: 'post', path: '/v1/products', summary: 'Create a product', body: CreateProduct },
+  { method: 'get', path: '/v1/products', summary: 'List products', query: ProductListQuery },
+  { method: 'get', path: '/v1/products/{id}', summary: 'Read a product' },
+  {
+    method: 'post',
+    path: '/v1/products/{id}',
+    summary: 'Update a product (name, description, active, metadata)',
+    body: UpdateProduct,
+  },
+  {
+    method: 'post',
+    path: '/v1/plans',
+    summary: "Create a plan: a product's price per period",
+    body: CreatePlan,
+  },
+  { method: 'get', path: '/v1/plans', summary: 'List plans', query: PlanListQuery },
+  { method: 'get', path: '/v1/plans/{id}', summary: 'Read a plan' },
+  {
+    method: 'post',
+    path: '/v1/plans/{id}',
+    summary: 'Update a plan (name, active, metadata); a price never changes: create a new plan',
+    body: UpdatePlan,
   },
 ];
 

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { MeteredJsonSchema, PriceJsonSchema } from '../../billing/plans.ts';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
+import { percentToPpm } from '../../money/rates.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -143,3 +145,88 @@ export const ActivityQuery = SequenceQuery.extend({
 
 /** `POST /v1/reconciliation-exceptions/:id/resolve`: an optional note on what was done. */
 export const ResolveException = z.strictObject({ note: z.string().min(1).max(1000).optional() });
+
+// ---- Catalog (products, plans), customer and payment-method updates, usage ----
+
+/** `true`/`false` in a query string (`?active=true`). */
+const QueryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * A percentage with at most four decimals, 0 to 100, as a string (`"8.875"`) or a JSON integer
+ * (`20`); read into parts per million (a JSON number with a fraction is refused by the body parser:
+ * send it as a string).
+ */
+export const Percent = z.union([z.string().max(10), z.number()]).transform((value, ctx) => {
+  const ppm = percentToPpm(value);
+  if (ppm === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be a percentage from 0 to 100 with at most 4 decimals' });
+    return z.NEVER;
+  }
+  return ppm;
+});
+
+/** `POST /v1/products`: a name, an optional description, the caller's own id (unique) and metadata. */
+export const CreateProduct = z.strictObject({
+  name: z.string().min(1).max(200),
+  description: z.string().min(1).max(1000).optional(),
+  external_id: z.string().min(1).max(200).optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `POST /v1/products/:id`: name, description (null clears it), active, metadata (replaced whole). */
+export const UpdateProduct = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  description: z.string().min(1).max(1000).nullable().optional(),
+  active: z.boolean().optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `GET /v1/products`: the list query, filtered by `active`. */
+export const ProductListQuery = ListQuery.extend({ active: QueryBoolean.optional() });
+
+/**
+ * `POST /v1/plans`: a product's price per `interval_count` × `interval`. `price`: the price JSON
+ * (integers in minor units of `currency`; see billing/plans.ts); `metered`: usage prices
+ * `[{code, aggregation, price}]`; `tax_percent`: the tax rate of its invoice lines.
+ */
+export const CreatePlan = z.strictObject({
+  product: Id('prod'),
+  name: z.string().min(1).max(200),
+  currency: Currency,
+  interval: z.enum(['DAY', 'WEEK', 'MONTH', 'YEAR']),
+  interval_count: z.number().int().min(1).max(366).optional(),
+  price: PriceJsonSchema,
+  metered: MeteredJsonSchema.optional(),
+  trial_days: z.number().int().min(0).max(730).optional(),
+  tax_percent: Percent.optional(),
+  metadata: Metadata.optional(),
+});
+
+const NEVER_CHANGES =
+  "a plan's price, currency, interval and taxes never change once created: create a new plan";
+const Immutable = z
+  .unknown()
+  .refine(() => false, NEVER_CHANGES)
+  .optional()
+  .describe(NEVER_CHANGES);
+
+/** `POST /v1/plans/:id`: name, active and metadata only (a price never changes: create a new plan). */
+export const UpdatePlan = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  active: z.boolean().optional(),
+  metadata: Metadata.optional(),
+  price: Immutable,
+  metered: Immutable,
+  currency: Immutable,
+  interval: Immutable,
+  interval_count: Immutable,
+  trial_days: Immutable,
+  tax_percent: Immutable,
+  product: Immutable,
+});
+
+/** `GET /v1/plans`: the list query, filtered by `product` and `active`. */
+export const PlanListQuery = ListQuery.extend({
+  product: z.string().max(64).optional(),
+  active: QueryBoolean.optional(),
+});

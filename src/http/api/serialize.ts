@@ -1,11 +1,13 @@
 import type { ApiKeyInfo } from '../../auth/api-keys.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
+import { meteredJsonOf, type Plan, priceJsonOf } from '../../billing/plans.ts';
 import type {
   ActivityRow,
   CustomerRow,
   DisputeRow,
   InboxRow,
   PaymentMethodRow,
+  ProductRow,
   ReconciliationExceptionRow,
   RefundRow,
   TransactionRow,
@@ -172,5 +174,35 @@ export const serialize = {
     scope: k.scope,
     created_at: k.created_at,
     revoked_at: k.revoked_at,
+  }),
+  // ---- Catalog and usage ----
+  product: (p: ProductRow) => ({
+    id: p.id,
+    object: 'product',
+    name: p.name,
+    description: p.description,
+    external_id: p.external_id,
+    active: p.active,
+    metadata: p.metadata,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+  }),
+  /** A plan: prices as JSON (integers in minor units of `currency`), the tax rate as percentage text. */
+  plan: (p: Plan) => ({
+    id: p.id,
+    object: 'plan',
+    product: p.product_id,
+    name: p.name,
+    currency: p.currency,
+    interval: p.interval,
+    interval_count: p.interval_count,
+    price: priceJsonOf(p.price),
+    metered: meteredJsonOf(p.metered),
+    trial_days: p.trial_days,
+    tax_percent: ppmToPercent(p.tax_rate_ppm),
+    active: p.active,
+    metadata: p.metadata,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
   }),
 };

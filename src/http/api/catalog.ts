@@ -1,0 +1,94 @@
+import { Router } from 'express';
+import { createPlan, getPlan, planOf, updatePlan } from '../../billing/plans.ts';
+import { createProduct, getProduct, updateProduct } from '../../billing/products.ts';
+import { listRows } from '../../db/list.ts';
+import type { PlanRow, ProductRow } from '../../db/schema.ts';
+import type { AppDeps } from '../deps.ts';
+import { listFilter, toPage } from './pagination.ts';
+import {
+  CreatePlan,
+  CreateProduct,
+  PlanListQuery,
+  ProductListQuery,
+  UpdatePlan,
+  UpdateProduct,
+} from './schemas.ts';
+import { serialize } from './serialize.ts';
+import { parseInput } from './validate.ts';
+
+/** `true`/`false` as the text a list filter compares with a boolean column. */
+const asText = (value: boolean | undefined) => (value === undefined ? undefined : String(value));
+
+/**
+ * /v1/products and /v1/plans: create, list, read, update. A plan's price never changes once
+ * created (its update takes name, active and metadata only): to charge another price, create a
+ * new plan.
+ */
+export function catalogRoutes({ db }: AppDeps): Router {
+  const router = Router();
+  router.post('/products', async (req, res) => {
+    const body = parseInput(CreateProduct, req.body);
+    const product = await createProduct(db, {
+      name: body.name,
+      description: body.description,
+      externalId: body.external_id,
+      metadata: body.metadata,
+    });
+    res.status(201).json(serialize.product(product));
+  });
+  router.get('/products', async (req, res) => {
+    const query = parseInput(ProductListQuery, req.query);
+    const rows = await listRows<ProductRow>(
+      db,
+      'products',
+      listFilter(query, 'created_at', { active: asText(query.active) }),
+    );
+    res.json(toPage(rows, query.limit, serialize.product));
+  });
+  router.get('/products/:id', async (req, res) => {
+    res.json(serialize.product(await getProduct(db, req.params.id)));
+  });
+  router.post('/products/:id', async (req, res) => {
+    const body = parseInput(UpdateProduct, req.body);
+    res.json(serialize.product(await updateProduct(db, req.params.id, body)));
+  });
+
+  router.post('/plans', async (req, res) => {
+    const body = parseInput(CreatePlan, req.body);
+    const plan = await createPlan(db, {
+      productId: body.product,
+      name: body.name,
+      currency: body.currency,
+      interval: body.interval,
+      intervalCount: body.interval_count,
+      price: body.price,
+      metered: body.metered,
+      trialDays: body.trial_days,
+      taxRatePpm: body.tax_percent,
+      metadata: body.metadata,
+    });
+    res.status(201).json(serialize.plan(plan));
+  });
+  router.get('/plans', async (req, res) => {
+    const query = parseInput(PlanListQuery, req.query);
+    const rows = await listRows<PlanRow>(
+      db,
+      'plans',
+      listFilter(query, 'created_at', { product_id: query.product, active: asText(query.active) }),
+    );
+    res.json(toPage(rows, query.limit, (row) => serialize.plan(planOf(row))));
+  });
+  router.get('/plans/:id', async (req, res) => {
+    res.json(serialize.plan(await getPlan(db, req.params.id)));
+  });
+  router.post('/plans/:id', async (req, res) => {
+    const body = parseInput(UpdatePlan, req.body);
+    const plan = await updatePlan(db, req.params.id, {
+      name: body.name,
+      active: body.active,
+      metadata: body.metadata,
+    });
+    res.json(serialize.plan(plan));
+  });
+  return router;
+}
