@@ -1,10 +1,13 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
+import { balancesOfCodes } from '../ledger/balances.ts';
+import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
@@ -141,4 +144,145 @@ export async function getPaymentMethod(db: Kysely<Database>, id: string): Promis
 /** A payment method as adapters take it: the gateway's token and customer id. */
 export function gatewayPaymentMethod(method: PaymentMethodRow): { token: string; customerId: string | null } {
   return { token: method.gateway_token, customerId: method.gateway_customer_id };
+}
+
+/** A customer's balance in one currency from the ledger, minor units: positive = owes, negative = credit. */
+export interface CustomerBalance {
+  currency: string;
+  balance: bigint;
+}
+
+/** A customer with its ledger balances, one per currency it has a receivable account in. */
+export interface CustomerWithBalances extends CustomerRow {
+  balances: CustomerBalance[];
+}
+
+/**
+ * Adds their ledger balances to customers: each customer's receivable account(s)
+ * (`receivable:<id>`, one per currency) summed from postings, in one query for all of them.
+ */
+export async function withBalances(
+  db: Kysely<Database>,
+  customers: readonly CustomerRow[],
+): Promise<CustomerWithBalances[]> {
+  const codes = customers.map((c) => chart.receivable(c.id).code);
+  const balances = await balancesOfCodes(db, codes);
+  return customers.map((customer) => {
+    const code = chart.receivable(customer.id).code;
+    return {
+      ...customer,
+      balances: balances
+        .filter((b) => b.code === code)
+        .map((b) => ({ currency: b.currency, balance: b.balance })),
+    };
+  });
+}
+
+/** A customer with its ledger balances. @throws NotFoundError when there is no customer `id` */
+export async function getCustomerWithBalances(
+  db: Kysely<Database>,
+  id: string,
+): Promise<CustomerWithBalances> {
+  const [customer] = await withBalances(db, [await getCustomer(db, id)]);
+  return customer!;
+}
+
+/** What may change on a customer; `name: null` / `externalId: null` clear them, metadata is replaced. */
+export interface CustomerUpdate {
+  email?: string;
+  name?: string | null;
+  externalId?: string | null;
+  metadata?: Record<string, string>;
+}
+
+/** PostgreSQL's unique_violation. */
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * Updates a customer and logs `customer.updated` with the changed fields; a body changing nothing
+ * changes and logs nothing.
+ * @throws NotFoundError when there is no customer `id`
+ * @throws ConflictError `external_id_taken` when another customer has the external id
+ */
+export async function updateCustomer(db: Db, id: string, update: CustomerUpdate): Promise<CustomerRow> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await joinLedgerWriters(trx);
+      const row = await trx
+        .selectFrom('customers')
+        .selectAll()
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('customer', id);
+      const changes = changedFields(row, {
+        email: update.email,
+        name: update.name,
+        external_id: update.externalId,
+        metadata: update.metadata,
+      });
+      if (Object.keys(changes).length === 0) return row;
+      const updated = await trx
+        .updateTable('customers')
+        .set({
+          ...(changes.email ? { email: update.email } : {}),
+          ...(changes.name ? { name: update.name } : {}),
+          ...(changes.external_id ? { external_id: update.externalId } : {}),
+          ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordActivity(trx, {
+        resourceType: 'customer',
+        resourceId: id,
+        action: 'customer.updated',
+        customerId: id,
+        data: changes,
+      });
+      return updated;
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+      throw new ConflictError('external_id_taken', `a customer with external_id ${update.externalId} exists`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Makes payment method `id` its customer's only default, atomically (the customer row is locked and
+ * the previous default cleared in the same transaction), and logs `payment_method.updated`. Already
+ * the default: nothing changes and nothing is logged.
+ * @throws NotFoundError when there is no payment method `id`
+ */
+export async function makeDefaultPaymentMethod(db: Db, id: string): Promise<PaymentMethodRow> {
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const method = await getPaymentMethod(trx, id);
+    await trx.selectFrom('customers').select('id').where('id', '=', method.customer_id).forUpdate().execute();
+    const current = await getPaymentMethod(trx, id);
+    if (current.is_default) return current;
+    const previous = await trx
+      .updateTable('payment_methods')
+      .set({ is_default: false })
+      .where('customer_id', '=', current.customer_id)
+      .where('is_default', '=', true)
+      .returning('id')
+      .executeTakeFirst();
+    const updated = await trx
+      .updateTable('payment_methods')
+      .set({ is_default: true })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(trx, {
+      resourceType: 'payment_method',
+      resourceId: id,
+      action: 'payment_method.updated',
+      customerId: current.customer_id,
+      data: { default: { from: false, to: true }, previous_default: previous?.id ?? null },
+    });
+    return updated;
+  });
 }

@@ -34,3 +34,31 @@ export async function balanceOf(db: Kysely<Database>, code: string, currency: st
     .executeTakeFirstOrThrow();
   return BigInt(row.balance);
 }
+
+/** The balance of one account (code and currency), minor units; debit positive. */
+export interface CodeBalance {
+  code: string;
+  currency: string;
+  balance: bigint;
+}
+
+/**
+ * The balances of every account whose code is in `codes`, in every currency it exists in, summed from
+ * postings in one query; ordered by code then currency. Codes without an account are absent.
+ */
+export async function balancesOfCodes(
+  db: Kysely<Database>,
+  codes: readonly string[],
+): Promise<CodeBalance[]> {
+  if (codes.length === 0) return [];
+  const rows = await db
+    .selectFrom('ledger_accounts as a')
+    .leftJoin('postings as p', 'p.account_id', 'a.id')
+    .select(['a.code', 'a.currency', sql<bigint>`coalesce(sum(p.amount), 0)`.as('balance')])
+    .where('a.code', 'in', codes)
+    .groupBy('a.id')
+    .orderBy('a.code')
+    .orderBy('a.currency')
+    .execute();
+  return rows.map((row) => ({ ...row, balance: BigInt(row.balance) }));
+}

@@ -1,11 +1,32 @@
 import { Router } from 'express';
-import { createCustomer, createPaymentMethod, getCustomer } from '../../billing/customers.ts';
+import {
+  createCustomer,
+  createPaymentMethod,
+  getCustomerWithBalances,
+  getPaymentMethod,
+  makeDefaultPaymentMethod,
+  updateCustomer,
+  withBalances,
+} from '../../billing/customers.ts';
+import { listRows } from '../../db/list.ts';
+import type { CustomerRow, PaymentMethodRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
-import { CreateCustomer, CreatePaymentMethod } from './schemas.ts';
+import { listFilter, toPage } from './pagination.ts';
+import {
+  CreateCustomer,
+  CreatePaymentMethod,
+  CustomerListQuery,
+  ListQuery,
+  UpdateCustomer,
+  UpdatePaymentMethod,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
-/** POST/GET /v1/customers and POST /v1/payment-methods. */
+/**
+ * /v1/customers (create, list, read, update; each with its ledger balances) and /v1/payment-methods
+ * (store, list, read, make default).
+ */
 export function customerRoutes({ db }: AppDeps): Router {
   const router = Router();
   router.post('/customers', async (req, res) => {
@@ -16,10 +37,31 @@ export function customerRoutes({ db }: AppDeps): Router {
       externalId: body.external_id,
       metadata: body.metadata,
     });
-    res.status(201).json(serialize.customer(customer));
+    // A new customer has no ledger account yet, so no balance.
+    res.status(201).json(serialize.customer({ ...customer, balances: [] }));
+  });
+  router.get('/customers', async (req, res) => {
+    const query = parseInput(CustomerListQuery, req.query);
+    const rows = await listRows<CustomerRow>(
+      db,
+      'customers',
+      listFilter(query, 'created_at', { email: query.email, external_id: query.external_id }),
+    );
+    const page = await withBalances(db, rows.slice(0, query.limit));
+    res.json({ object: 'list', data: page.map(serialize.customer), has_more: rows.length > query.limit });
   });
   router.get('/customers/:id', async (req, res) => {
-    res.json(serialize.customer(await getCustomer(db, req.params.id)));
+    res.json(serialize.customer(await getCustomerWithBalances(db, req.params.id)));
+  });
+  router.post('/customers/:id', async (req, res) => {
+    const body = parseInput(UpdateCustomer, req.body);
+    const customer = await updateCustomer(db, req.params.id, {
+      email: body.email,
+      name: body.name,
+      externalId: body.external_id,
+      metadata: body.metadata,
+    });
+    res.json(serialize.customer(await getCustomerWithBalances(db, customer.id)));
   });
   router.post('/payment-methods', async (req, res) => {
     const body = parseInput(CreatePaymentMethod, req.body);
@@ -31,6 +73,22 @@ export function customerRoutes({ db }: AppDeps): Router {
       isDefault: body.default,
     });
     res.status(201).json(serialize.paymentMethod(method));
+  });
+  router.get('/payment-methods', async (req, res) => {
+    const query = parseInput(ListQuery, req.query);
+    const rows = await listRows<PaymentMethodRow>(
+      db,
+      'payment_methods',
+      listFilter(query, 'created_at', { customer_id: query.customer, gateway: query.gateway }),
+    );
+    res.json(toPage(rows, query.limit, serialize.paymentMethod));
+  });
+  router.get('/payment-methods/:id', async (req, res) => {
+    res.json(serialize.paymentMethod(await getPaymentMethod(db, req.params.id)));
+  });
+  router.post('/payment-methods/:id', async (req, res) => {
+    parseInput(UpdatePaymentMethod, req.body);
+    res.json(serialize.paymentMethod(await makeDefaultPaymentMethod(db, req.params.id)));
   });
   return router;
 }

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { getCustomer } from '../../billing/customers.ts';
+import { getCustomerWithBalances } from '../../billing/customers.ts';
 import {
   createInvoice,
   finalizeInvoice,
@@ -58,7 +58,7 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
     return {
       ...invoice,
       ...(expand.includes('customer')
-        ? { customer: serialize.customer(await getCustomer(db, invoice.customer)) }
+        ? { customer: serialize.customer(await getCustomerWithBalances(db, invoice.customer)) }
         : {}),
       ...(expand.includes('transactions')
         ? { transactions: (await invoiceTransactions(db, id)).map(serialize.transaction) }

@@ -8,6 +8,7 @@ import {
   CreatePaymentMethod,
   CreatePlan,
   CreateProduct,
+  CustomerListQuery,
   ListQuery,
   PlanListQuery,
   ProductListQuery,
@@ -15,6 +16,8 @@ import {
   RefundInvoice,
   ResolveException,
   SequenceQuery,
+  UpdateCustomer,
+  UpdatePaymentMethod,
   UpdatePlan,
   UpdateProduct,
 } from './schemas.ts';
@@ -96,6 +99,21 @@ const OPERATIONS: Operation[] = [
     query: SequenceQuery,
   },
   // ---- Catalog, customer and payment-method updates, usage ----
+  { method: 'get', path: '/v1/customers', summary: 'List customers with balances', query: CustomerListQuery },
+  {
+    method: 'post',
+    path: '/v1/customers/{id}',
+    summary: 'Update a customer (email, name, external_id, metadata)',
+    body: UpdateCustomer,
+  },
+  { method: 'get', path: '/v1/payment-methods', summary: 'List payment methods', query: ListQuery },
+  { method: 'get', path: '/v1/payment-methods/{id}', summary: 'Read a payment method' },
+  {
+    method: 'post',
+    path: '/v1/payment-methods/{id}',
+    summary: "Make a payment method its customer's only default",
+    body: UpdatePaymentMethod,
+  },
   { method: 'post', path: '/v1/products', summary: 'Create a product', body: CreateProduct },
   { method: 'get', path: '/v1/products', summary: 'List products', query: ProductListQuery },
   { method: 'get', path: '/v1/products/{id}', summary: 'Read a product' },

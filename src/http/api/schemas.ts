@@ -230,3 +230,22 @@ export const PlanListQuery = ListQuery.extend({
   product: z.string().max(64).optional(),
   active: QueryBoolean.optional(),
 });
+
+/** `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced whole). */
+export const UpdateCustomer = z.strictObject({
+  email: z.email().max(320).optional(),
+  name: z.string().min(1).max(200).nullable().optional(),
+  external_id: z.string().min(1).max(200).nullable().optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `GET /v1/customers`: the list query, filtered by exact `email` and `external_id`. */
+export const CustomerListQuery = ListQuery.extend({
+  email: z.string().max(320).optional(),
+  external_id: z.string().max(200).optional(),
+});
+
+/** `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default. */
+export const UpdatePaymentMethod = z.strictObject({
+  default: z.literal(true, { error: 'only true: make another payment method the default instead' }),
+});

@@ -1,9 +1,9 @@
 import type { ApiKeyInfo } from '../../auth/api-keys.ts';
+import type { CustomerWithBalances } from '../../billing/customers.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
 import { meteredJsonOf, type Plan, priceJsonOf } from '../../billing/plans.ts';
 import type {
   ActivityRow,
-  CustomerRow,
   DisputeRow,
   InboxRow,
   PaymentMethodRow,
@@ -17,13 +17,15 @@ import { ppmToPercent } from '../../money/rates.ts';
 
 /** API shapes: snake_case, prefixed ids, amounts as integers in minor units with their currency. */
 export const serialize = {
-  customer: (c: CustomerRow) => ({
+  /** A customer with its ledger balances: positive = owes, negative = credit (minor units). */
+  customer: (c: CustomerWithBalances) => ({
     id: c.id,
     object: 'customer',
     email: c.email,
     name: c.name,
     external_id: c.external_id,
     metadata: c.metadata,
+    balances: c.balances.map((b) => ({ currency: b.currency, balance: b.balance })),
     created_at: c.created_at,
   }),
   paymentMethod: (p: PaymentMethodRow) => ({
