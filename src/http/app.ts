@@ -9,6 +9,7 @@ import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
+import { usageRoutes } from './api/usage.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -72,6 +73,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(invoiceRoutes(deps));
   v1.use(readRoutes(deps));
   v1.use(catalogRoutes(deps));
+  v1.use(usageRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

@@ -8,6 +8,8 @@ import {
   CreatePaymentMethod,
   CreatePlan,
   CreateProduct,
+  CreateUsageEvent,
+  CreateUsageLimit,
   CustomerListQuery,
   ListQuery,
   PlanListQuery,
@@ -136,6 +138,29 @@ const OPERATIONS: Operation[] = [
     path: '/v1/plans/{id}',
     summary: 'Update a plan (name, active, metadata); a price never changes: create a new plan',
     body: UpdatePlan,
+  },
+  {
+    method: 'post',
+    path: '/v1/usage-events',
+    summary: 'Record a usage event (idempotent on event_id: 201 stored, 200 the same again)',
+    body: CreateUsageEvent,
+  },
+  {
+    method: 'get',
+    path: '/v1/customers/{id}/usage-estimate',
+    summary: "A customer's usage cost so far in the current periods",
+  },
+  {
+    method: 'post',
+    path: '/v1/usage-limits',
+    summary: 'Warn or suspend once a customer usage estimate reaches an amount',
+    body: CreateUsageLimit,
+  },
+  {
+    method: 'get',
+    path: '/v1/usage-limits',
+    summary: 'List usage limits (filter by customer)',
+    query: ListQuery,
   },
 ];
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MeteredJsonSchema, PriceJsonSchema } from '../../billing/plans.ts';
+import { MeteredJsonSchema, MetricCode, PriceJsonSchema } from '../../billing/plans.ts';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
@@ -248,4 +248,30 @@ export const CustomerListQuery = ListQuery.extend({
 /** `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default. */
 export const UpdatePaymentMethod = z.strictObject({
   default: z.literal(true, { error: 'only true: make another payment method the default instead' }),
+});
+
+/**
+ * `POST /v1/usage-events`: `value` whole units of metric `code` for a subscription, idempotent on
+ * `event_id`; `timestamp` (ISO 8601) defaults to now; `properties` as metadata.
+ */
+export const CreateUsageEvent = z.strictObject({
+  event_id: z.string().min(1).max(200),
+  subscription: Id('sub'),
+  code: MetricCode,
+  value: z
+    .number({ error: 'must be a non-negative integer' })
+    .int({ error: 'must be a non-negative integer' })
+    .nonnegative({ error: 'must be a non-negative integer' })
+    .max(Number.MAX_SAFE_INTEGER)
+    .transform((n) => BigInt(n)),
+  properties: Metadata.optional(),
+  timestamp: z.iso.datetime({ offset: true }).optional(),
+});
+
+/** `POST /v1/usage-limits`: act (WARN or SUSPEND) once a customer's usage estimate reaches `amount`. */
+export const CreateUsageLimit = z.strictObject({
+  customer: Id('cus'),
+  amount: PositiveMinorUnits,
+  currency: Currency,
+  action: z.enum(['WARN', 'SUSPEND']),
 });

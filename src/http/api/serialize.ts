@@ -2,6 +2,7 @@ import type { ApiKeyInfo } from '../../auth/api-keys.ts';
 import type { CustomerWithBalances } from '../../billing/customers.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
 import { meteredJsonOf, type Plan, priceJsonOf } from '../../billing/plans.ts';
+import type { UsageEstimate } from '../../billing/usage.ts';
 import type {
   ActivityRow,
   DisputeRow,
@@ -11,6 +12,8 @@ import type {
   ReconciliationExceptionRow,
   RefundRow,
   TransactionRow,
+  UsageEventRow,
+  UsageLimitRow,
 } from '../../db/schema.ts';
 import type { AccountBalance } from '../../ledger/balances.ts';
 import { ppmToPercent } from '../../money/rates.ts';
@@ -206,5 +209,47 @@ export const serialize = {
     metadata: p.metadata,
     created_at: p.created_at,
     updated_at: p.updated_at,
+  }),
+  usageEvent: (e: UsageEventRow) => ({
+    id: e.id,
+    object: 'usage_event',
+    event_id: e.event_id,
+    subscription: e.subscription_id,
+    customer: e.customer_id,
+    code: e.code,
+    value: e.value,
+    properties: e.properties,
+    timestamp: e.occurred_at,
+    created_at: e.created_at,
+  }),
+  usageLimit: (l: UsageLimitRow) => ({
+    id: l.id,
+    object: 'usage_limit',
+    customer: l.customer_id,
+    amount: l.amount,
+    currency: l.currency,
+    action: l.action,
+    last_triggered_period_start: l.last_triggered_period_start,
+    created_at: l.created_at,
+  }),
+  /** A customer's usage cost so far in the current periods; quantities in units, amounts in minor units. */
+  usageEstimate: (u: UsageEstimate) => ({
+    object: 'usage_estimate',
+    customer: u.customerId,
+    subscriptions: u.subscriptions.map((s) => ({
+      subscription: s.subscriptionId,
+      plan: s.planId,
+      currency: s.currency,
+      period_start: s.periodStart,
+      period_end: s.periodEnd,
+      lines: s.lines.map((l) => ({
+        metric_code: l.code,
+        aggregation: l.aggregation,
+        quantity: l.quantity,
+        amount: l.amount,
+      })),
+      total: s.total,
+    })),
+    totals: u.totals.map((t) => ({ currency: t.currency, amount: t.amount })),
   }),
 };

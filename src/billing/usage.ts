@@ -1,0 +1,457 @@
+import { isDeepStrictEqual } from 'node:util';
+import { type Kysely, sql } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { getCustomer } from './customers.ts';
+import type { NewLine } from './invoices.ts';
+import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
+import { priceFor } from './pricing.ts';
+import { transitionSubscription } from './subscription-status.ts';
+
+/**
+ * Usage-based billing (PRODUCT §5, as BillaBear): usage events per subscription and metric code,
+ * aggregated per period (SUM, MAX or COUNT of their values) and priced by the plan's metered prices;
+ * a running estimate of the current period's usage cost per customer; usage limits that warn or
+ * suspend once the estimate crosses them.
+ */
+
+/** A usage event as sent: `value` in whole units of the metric; `timestamp` defaults to now. */
+export interface NewUsageEvent {
+  /** The caller's id of the event: sending it again changes nothing. */
+  eventId: string;
+  subscriptionId: string;
+  code: string;
+  value: bigint;
+  properties?: Record<string, string>;
+  timestamp?: Date;
+}
+
+/** PostgreSQL's largest `integer`: an invoice line's quantity must fit in it. */
+const MAX_LINE_QUANTITY = 2_147_483_647n;
+
+/**
+ * Stores a usage event, idempotent on `eventId`, and logs `usage_event.recorded`; then, once the
+ * event is committed, checks the customer's usage limits (`checkUsageLimits`).
+ * @param now when the event happened if it carries no timestamp, and the clock of limit checks
+ * @returns the stored event and whether it was stored now (`created: false` for a repeat)
+ * @throws ConflictError `usage_event_conflict` when `eventId` was stored with another body
+ * @throws NotFoundError when the subscription does not exist
+ * @throws ConflictError `subscription_cancelled` when the subscription is CANCELLED
+ * @throws ValidationError (field `code`) when the subscription's plan has no metered price of `code`
+ */
+export async function recordUsageEvent(
+  db: Db,
+  input: NewUsageEvent,
+  now: Date,
+): Promise<{ event: UsageEventRow; created: boolean }> {
+  const result = await db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const stored = await storedEvent(trx, input);
+    if (stored) return { event: stored, created: false };
+    const subscription = await trx
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', input.subscriptionId)
+      .executeTakeFirst();
+    if (!subscription) throw new NotFoundError('subscription', input.subscriptionId);
+    if (subscription.status === 'CANCELLED') {
+      throw new ConflictError(
+        'subscription_cancelled',
+        `subscription ${subscription.id} is CANCELLED; it takes no more usage`,
+      );
+    }
+    const plan = planOf(
+      await trx
+        .selectFrom('plans')
+        .selectAll()
+        .where('id', '=', subscription.plan_id)
+        .executeTakeFirstOrThrow(),
+    );
+    if (!plan.metered.some((m) => m.code === input.code)) {
+      throw new ValidationError('no metered price for this code', {
+        code: `plan ${plan.id} has no metered price with code ${input.code}`,
+      });
+    }
+    const event = await trx
+      .insertInto('usage_events')
+      .values({
+        id: newId('ue'),
+        event_id: input.eventId,
+        subscription_id: subscription.id,
+        customer_id: subscription.customer_id,
+        code: input.code,
+        value: input.value,
+        properties: JSON.stringify(input.properties ?? {}),
+        occurred_at: input.timestamp ?? now,
+      })
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!event) {
+      // Stored by a concurrent request since our first look: the same rules as a repeat.
+      return { event: (await storedEvent(trx, input))!, created: false };
+    }
+    await recordActivity(trx, {
+      resourceType: 'usage_event',
+      resourceId: event.id,
+      action: 'usage_event.recorded',
+      customerId: event.customer_id,
+      data: {
+        event_id: event.event_id,
+        subscription: event.subscription_id,
+        code: event.code,
+        value: event.value,
+      },
+    });
+    return { event, created: true };
+  });
+  if (result.created) await checkUsageLimits(db, result.event.subscription_id, now);
+  return result;
+}
+
+/**
+ * The event stored under `input.eventId`, if any.
+ * @throws ConflictError `usage_event_conflict` when it differs from `input` (a timestamp left out
+ * matches any)
+ */
+async function storedEvent(trx: Kysely<Database>, input: NewUsageEvent): Promise<UsageEventRow | undefined> {
+  const stored = await trx
+    .selectFrom('usage_events')
+    .selectAll()
+    .where('event_id', '=', input.eventId)
+    .executeTakeFirst();
+  if (!stored) return undefined;
+  const same =
+    stored.subscription_id === input.subscriptionId &&
+    stored.code === input.code &&
+    stored.value === input.value &&
+    isDeepStrictEqual(stored.properties, input.properties ?? {}) &&
+    (input.timestamp === undefined || stored.occurred_at.getTime() === input.timestamp.getTime());
+  if (!same) {
+    throw new ConflictError(
+      'usage_event_conflict',
+      `usage event ${input.eventId} was already recorded with a different body`,
+    );
+  }
+  return stored;
+}
+
+/** A period's usage events of one metric code, aggregated: the sum and maximum of their values, their count. */
+interface Aggregate {
+  sum: bigint;
+  max: bigint;
+  count: bigint;
+}
+
+/** One metered price's usage in a period: the aggregated quantity (units) and its amount (minor units). */
+export interface MeteredUsage {
+  code: string;
+  aggregation: Aggregation;
+  quantity: bigint;
+  amount: bigint;
+  price: MeteredPrice['price'];
+}
+
+/** Each metered price of `metered` with its quantity from `aggregates` (0 when no event) priced by `priceFor`. */
+function priceUsage(metered: readonly MeteredPrice[], aggregates: Map<string, Aggregate>): MeteredUsage[] {
+  return metered.map((m) => {
+    const aggregate = aggregates.get(m.code);
+    const quantity = !aggregate
+      ? 0n
+      : m.aggregation === 'SUM'
+        ? aggregate.sum
+        : m.aggregation === 'MAX'
+          ? aggregate.max
+          : aggregate.count;
+    return {
+      code: m.code,
+      aggregation: m.aggregation,
+      quantity,
+      amount: priceFor(m.price, quantity),
+      price: m.price,
+    };
+  });
+}
+
+/** The SQL aggregates of usage events, grouped by subscription and code. */
+const AGGREGATES = sql<bigint>`coalesce(sum(e.value), 0)`;
+
+/**
+ * The invoice lines of a subscription's metered prices for the period [`periodStart`, `periodEnd`)
+ * (usage events with `occurred_at` in it), for the invoice of that period.
+ *
+ * Contract: one line per metered price of `plan` whose aggregated quantity (SUM, MAX or COUNT of the
+ * events' values) is not zero, in the plan's order: `type` CHARGE, `metricCode`, `quantity` (units),
+ * PER_UNIT prices as `unitAmount` (× quantity), other models as `amount` = `priceFor(price, quantity)`
+ * with `unitAmount` null, the plan's `taxRatePpm` and `planId`, and the period. Reads only; calling
+ * it twice for the same period gives the same lines as long as no event of that period arrives in
+ * between (the caller decides when a period is closed, e.g. at the renewal after `periodEnd`).
+ * @param plan the subscription's plan, parsed (`planOf`); amounts in minor units of `plan.currency`
+ * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
+ */
+export async function meteredLines(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  plan: Plan,
+  periodStart: Date,
+  periodEnd: Date,
+): Promise<NewLine[]> {
+  if (plan.metered.length === 0) return [];
+  const rows = await db
+    .selectFrom('usage_events as e')
+    .select([
+      'e.code',
+      AGGREGATES.as('sum'),
+      sql<bigint>`max(e.value)`.as('max'),
+      sql<bigint>`count(*)`.as('count'),
+    ])
+    .where('e.subscription_id', '=', subscription.id)
+    .where('e.occurred_at', '>=', periodStart)
+    .where('e.occurred_at', '<', periodEnd)
+    .groupBy('e.code')
+    .execute();
+  const aggregates = new Map(rows.map((r) => [r.code, toAggregate(r)]));
+  return priceUsage(plan.metered, aggregates)
+    .filter((usage) => usage.quantity > 0n)
+    .map((usage): NewLine => {
+      if (usage.quantity > MAX_LINE_QUANTITY) {
+        throw new RangeError(
+          `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
+        );
+      }
+      return {
+        description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
+        type: 'CHARGE',
+        quantity: Number(usage.quantity),
+        ...(usage.price.model === 'PER_UNIT'
+          ? { unitAmount: usage.price.unitAmount }
+          : { unitAmount: null, amount: usage.amount }),
+        taxRatePpm: plan.tax_rate_ppm,
+        planId: plan.id,
+        metricCode: usage.code,
+        periodStart,
+        periodEnd,
+      };
+    });
+}
+
+const toAggregate = (r: { sum: bigint; max: bigint | null; count: bigint }): Aggregate => ({
+  sum: BigInt(r.sum),
+  max: BigInt(r.max ?? 0n),
+  count: BigInt(r.count),
+});
+
+/** One subscription's usage so far in its current period, priced. Amounts in minor units of `currency`. */
+export interface SubscriptionUsageEstimate {
+  subscriptionId: string;
+  planId: string;
+  currency: string;
+  periodStart: Date;
+  periodEnd: Date;
+  lines: MeteredUsage[];
+  total: bigint;
+}
+
+/** A customer's running usage cost: per subscription, and totals per currency (minor units). */
+export interface UsageEstimate {
+  customerId: string;
+  subscriptions: SubscriptionUsageEstimate[];
+  totals: { currency: string; amount: bigint }[];
+}
+
+/**
+ * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
+ * period: its metered prices applied to the events of [current_period_start, current_period_end),
+ * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
+ * are not part of it. Events are aggregated in one query for all subscriptions.
+ * @throws NotFoundError when the customer does not exist
+ */
+export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
+  await getCustomer(db, customerId);
+  const subscriptions = await db
+    .selectFrom('subscriptions as s')
+    .innerJoin('plans as p', 'p.id', 's.plan_id')
+    .selectAll('p')
+    .select(['s.id as subscription_id', 's.current_period_start', 's.current_period_end'])
+    .where('s.customer_id', '=', customerId)
+    .where('s.status', '!=', 'CANCELLED')
+    .where('s.current_period_start', 'is not', null)
+    .where('s.current_period_end', 'is not', null)
+    .orderBy('s.id')
+    .execute();
+  const rows = await db
+    .selectFrom('usage_events as e')
+    .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
+    .select([
+      'e.subscription_id',
+      'e.code',
+      AGGREGATES.as('sum'),
+      sql<bigint>`max(e.value)`.as('max'),
+      sql<bigint>`count(*)`.as('count'),
+    ])
+    .where('s.customer_id', '=', customerId)
+    .where('s.status', '!=', 'CANCELLED')
+    .whereRef('e.occurred_at', '>=', 's.current_period_start')
+    .whereRef('e.occurred_at', '<', 's.current_period_end')
+    .groupBy(['e.subscription_id', 'e.code'])
+    .execute();
+  const estimates = subscriptions.map((row): SubscriptionUsageEstimate => {
+    const { subscription_id, current_period_start, current_period_end, ...planRow } = row;
+    const plan = planOf(planRow);
+    const aggregates = new Map(
+      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregate(r)]),
+    );
+    const lines = priceUsage(plan.metered, aggregates);
+    return {
+      subscriptionId: subscription_id,
+      planId: plan.id,
+      currency: plan.currency,
+      periodStart: current_period_start!,
+      periodEnd: current_period_end!,
+      lines,
+      total: lines.reduce((sum, line) => sum + line.amount, 0n),
+    };
+  });
+  const totals = new Map<string, bigint>();
+  for (const e of estimates) totals.set(e.currency, (totals.get(e.currency) ?? 0n) + e.total);
+  return {
+    customerId,
+    subscriptions: estimates,
+    totals: [...totals]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([currency, amount]) => ({ currency, amount })),
+  };
+}
+
+/** A new usage limit: `amount` minor units of `currency` of estimated usage cost per period. */
+export interface NewUsageLimit {
+  customerId: string;
+  amount: bigint;
+  currency: string;
+  action: 'WARN' | 'SUSPEND';
+}
+
+/**
+ * Creates a usage limit and logs `usage_limit.created`. A limit already crossed acts at the next
+ * usage event.
+ * @throws NotFoundError when the customer does not exist
+ * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and action
+ */
+export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<UsageLimitRow> {
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    await getCustomer(trx, input.customerId);
+    const row = await trx
+      .insertInto('usage_limits')
+      .values({
+        id: newId('ul'),
+        customer_id: input.customerId,
+        amount: input.amount,
+        currency: input.currency,
+        action: input.action,
+      })
+      .onConflict((oc) => oc.columns(['customer_id', 'currency', 'action']).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) {
+      throw new ConflictError(
+        'usage_limit_exists',
+        `customer ${input.customerId} already has a ${input.action} limit in ${input.currency}`,
+      );
+    }
+    await recordActivity(trx, {
+      resourceType: 'usage_limit',
+      resourceId: row.id,
+      action: 'usage_limit.created',
+      customerId: row.customer_id,
+      data: { amount: row.amount, currency: row.currency, action: row.action },
+    });
+    return row;
+  });
+}
+
+/**
+ * Acts on the usage limits of a subscription's customer after a new usage event: the customer's
+ * estimate in the plan's currency (`usageEstimate`) is compared with each limit in that currency not
+ * yet triggered in the subscription's current period; a limit the estimate reaches (≥ amount) is
+ * claimed for the period with one conditional UPDATE of `last_triggered_period_start`, so it acts
+ * exactly once per period however many events race. WARN logs `usage_limit.warning`; SUSPEND moves
+ * the subscription to SUSPENDED (`transitionSubscription`, unless already SUSPENDED) and logs
+ * `usage_limit.suspended`; both with the estimate and the limit (minor units), on the limit.
+ * Runs after the event's commit, so each check sees every committed event: the last of concurrent
+ * events sees them all.
+ * @param now the clock of the transition
+ * @returns the limits triggered now
+ */
+export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date): Promise<UsageLimitRow[]> {
+  const subscription = await db
+    .selectFrom('subscriptions as s')
+    .innerJoin('plans as p', 'p.id', 's.plan_id')
+    .select(['s.customer_id', 's.status', 's.current_period_start', 'p.currency'])
+    .where('s.id', '=', subscriptionId)
+    .executeTakeFirst();
+  const periodStart = subscription?.current_period_start;
+  if (!subscription || !periodStart || subscription.status === 'CANCELLED') return [];
+  const limits = await db
+    .selectFrom('usage_limits')
+    .selectAll()
+    .where('customer_id', '=', subscription.customer_id)
+    .where('currency', '=', subscription.currency)
+    .where('last_triggered_period_start', 'is distinct from', periodStart)
+    .orderBy('amount')
+    .execute();
+  if (limits.length === 0) return [];
+  const estimate =
+    (await usageEstimate(db, subscription.customer_id)).totals.find(
+      (t) => t.currency === subscription.currency,
+    )?.amount ?? 0n;
+  const triggered: UsageLimitRow[] = [];
+  for (const limit of limits.filter((l) => estimate >= l.amount)) {
+    const claimed = await db.transaction().execute(async (trx) => {
+      await joinLedgerWriters(trx);
+      const row = await trx
+        .updateTable('usage_limits')
+        .set({ last_triggered_period_start: periodStart })
+        .where('id', '=', limit.id)
+        .where('last_triggered_period_start', 'is distinct from', periodStart)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const data = {
+        estimate,
+        limit: row.amount,
+        currency: row.currency,
+        period_start: periodStart,
+        subscription: subscriptionId,
+      };
+      if (row.action === 'SUSPEND') {
+        const locked = await trx
+          .selectFrom('subscriptions')
+          .selectAll()
+          .where('id', '=', subscriptionId)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        if (locked.status !== 'CANCELLED') {
+          await transitionSubscription(trx, locked, 'SUSPENDED', now, {
+            reason: 'usage_limit',
+            usage_limit: row.id,
+          });
+        }
+      }
+      await recordActivity(trx, {
+        resourceType: 'usage_limit',
+        resourceId: row.id,
+        action: row.action === 'WARN' ? 'usage_limit.warning' : 'usage_limit.suspended',
+        customerId: row.customer_id,
+        data,
+      });
+      return row;
+    });
+    if (claimed) triggered.push(claimed);
+  }
+  return triggered;
+}

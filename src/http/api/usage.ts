@@ -1,0 +1,58 @@
+import { Router } from 'express';
+import { getCustomer } from '../../billing/customers.ts';
+import { createUsageLimit, recordUsageEvent, usageEstimate } from '../../billing/usage.ts';
+import { listRows } from '../../db/list.ts';
+import type { UsageLimitRow } from '../../db/schema.ts';
+import type { AppDeps } from '../deps.ts';
+import { listFilter, toPage } from './pagination.ts';
+import { CreateUsageEvent, CreateUsageLimit, ListQuery } from './schemas.ts';
+import { serialize } from './serialize.ts';
+import { parseInput } from './validate.ts';
+
+/**
+ * Usage-based billing: `POST /v1/usage-events` (201 stored, 200 for the same event again),
+ * `GET /v1/customers/:id/usage-estimate`, and usage limits (`POST` / `GET /v1/usage-limits`).
+ */
+export function usageRoutes({ db }: AppDeps): Router {
+  const router = Router();
+  router.post('/usage-events', async (req, res) => {
+    const body = parseInput(CreateUsageEvent, req.body);
+    const { event, created } = await recordUsageEvent(
+      db,
+      {
+        eventId: body.event_id,
+        subscriptionId: body.subscription,
+        code: body.code,
+        value: body.value,
+        properties: body.properties,
+        timestamp: body.timestamp === undefined ? undefined : new Date(body.timestamp),
+      },
+      new Date(),
+    );
+    res.status(created ? 201 : 200).json(serialize.usageEvent(event));
+  });
+  router.get('/customers/:id/usage-estimate', async (req, res) => {
+    res.json(serialize.usageEstimate(await usageEstimate(db, req.params.id)));
+  });
+  router.post('/usage-limits', async (req, res) => {
+    const body = parseInput(CreateUsageLimit, req.body);
+    const limit = await createUsageLimit(db, {
+      customerId: body.customer,
+      amount: body.amount,
+      currency: body.currency,
+      action: body.action,
+    });
+    res.status(201).json(serialize.usageLimit(limit));
+  });
+  router.get('/usage-limits', async (req, res) => {
+    const query = parseInput(ListQuery, req.query);
+    if (query.customer) await getCustomer(db, query.customer);
+    const rows = await listRows<UsageLimitRow>(
+      db,
+      'usage_limits',
+      listFilter(query, 'created_at', { customer_id: query.customer }),
+    );
+    res.json(toPage(rows, query.limit, serialize.usageLimit));
+  });
+  return router;
+}
