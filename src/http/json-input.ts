@@ -15,21 +15,26 @@ export function requireUtf8(_req: IncomingMessage, _res: unknown, body: Buffer):
   if (!isUtf8(body)) throw new NotUtf8('the body is not valid UTF-8');
 }
 
+/** Body fields that are percentages: a JSON number with decimals is taken as its source text. */
+const PERCENT_FIELDS = new Set(['tax_percent', 'percent_off']);
+
 /**
  * `express.json`'s reviver: input that JSON can carry but billhook must not take in is replaced by
  * `NaN`, which every schema refuses with a field-level 422:
  * - a number written with a fraction or exponent (`4620.0000000000001`, `1e3`): parsing would round it
  *   to an integer silently, and money is never a float;
  * - a string with a NUL character or a lone surrogate (PostgreSQL cannot store them).
+ * A percentage field (`PERCENT_FIELDS`) with a fraction keeps its exact source text instead
+ * (`8.875` → `"8.875"`), which its schema reads as parts per million, never as a float.
  */
 export function strictJsonReviver(
   this: unknown,
-  _key: string,
+  key: string,
   value: unknown,
   context?: { source?: string },
 ): unknown {
   if (typeof value === 'number' && context?.source !== undefined && /[.eE]/.test(context.source))
-    return Number.NaN;
+    return PERCENT_FIELDS.has(key) ? context.source : Number.NaN;
   if (typeof value === 'string' && (value.includes('\u0000') || !value.isWellFormed())) return Number.NaN;
   return value;
 }

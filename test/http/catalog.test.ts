@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPlan, planAmount } from '../../src/billing/plans.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 
 describe('/v1/products and /v1/plans', () => {
   let app: TestApp;
@@ -164,6 +164,32 @@ describe('/v1/products and /v1/plans', () => {
       expect(await actions(created.body.id)).toEqual(['plan.created']);
     });
 
+    it('takes tax_percent as a JSON number with decimals exactly (never a float), and 1e1 is refused', async () => {
+      const body = (tax: string) =>
+        `{"product":"${productId}","name":"Tax","currency":"USD","interval":"MONTH","price":{"model":"FLAT_FEE","amount":100},"tax_percent":${tax}}`;
+      const post = (tax: string) =>
+        fetch(`${app.url}/v1/plans`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: body(tax),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+      for (const [tax, percent] of [
+        ['8.875', '8.875'],
+        ['7.2500', '7.25'],
+        ['0.0001', '0.0001'],
+        ['100.0', '100'],
+      ]) {
+        const answer = await post(tax!);
+        expect(answer.status, tax).toBe(201);
+        expect(answer.body.tax_percent).toBe(percent);
+      }
+      for (const tax of ['1e1', '100.0001', '8.12345']) {
+        const refused = await post(tax);
+        expect(refused.status, tax).toBe(422);
+        expect(refused.body.error.fields).toHaveProperty('tax_percent');
+      }
+    });
+
     it('accepts every price model and a whole-number tax_percent', async () => {
       const prices = [
         { model: 'FLAT_FEE', amount: 2500 },
@@ -238,6 +264,8 @@ describe('/v1/products and /v1/plans', () => {
       ],
       ['a tax over 100% and too many decimals', { tax_percent: '100.5' }, ['tax_percent']],
       ['tax_percent with 5 decimals', { tax_percent: '8.12345' }, ['tax_percent']],
+      ['tax_percent as a number with 5 decimals', { tax_percent: 8.12345 }, ['tax_percent']],
+      ['a negative tax_percent', { tax_percent: -1 }, ['tax_percent']],
       ['trial days beyond 730', { trial_days: 731 }, ['trial_days']],
       ['an unknown currency', { currency: 'XYZ' }, ['currency']],
     ])('refuses %s with 422 and field errors, storing nothing', async (_what, override, fields) => {

@@ -152,9 +152,9 @@ export const ResolveException = z.strictObject({ note: z.string().min(1).max(100
 const QueryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 /**
- * A percentage with at most four decimals, 0 to 100, as a string (`"8.875"`) or a JSON integer
- * (`20`); read into parts per million (a JSON number with a fraction is refused by the body parser:
- * send it as a string).
+ * A percentage with at most four decimals, 0 to 100, as a string (`"8.875"`) or a JSON number
+ * (`8.875`, `20`; the body parser hands a fractional one over as its source text, json-input.ts);
+ * read into parts per million, never through a float.
  */
 export const Percent = z.union([z.string().max(10), z.number()]).transform((value, ctx) => {
   const ppm = percentToPpm(value);
