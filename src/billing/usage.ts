@@ -177,8 +177,13 @@ function priceUsage(metered: readonly MeteredPrice[], aggregates: Map<string, Ag
   });
 }
 
-/** The SQL aggregates of usage events, grouped by subscription and code. */
-const AGGREGATES = sql<bigint>`coalesce(sum(e.value), 0)`;
+/** The aggregates of a group of usage events (alias `e`): the sum and maximum of their values, their count. */
+const aggregateColumns = () =>
+  [
+    sql<bigint>`coalesce(sum(e.value), 0)`.as('sum'),
+    sql<bigint | null>`max(e.value)`.as('max'),
+    sql<bigint>`count(*)`.as('count'),
+  ] as const;
 
 /**
  * The invoice lines of a subscription's metered prices for the period [`periodStart`, `periodEnd`)
@@ -203,12 +208,7 @@ export async function meteredLines(
   if (plan.metered.length === 0) return [];
   const rows = await db
     .selectFrom('usage_events as e')
-    .select([
-      'e.code',
-      AGGREGATES.as('sum'),
-      sql<bigint>`max(e.value)`.as('max'),
-      sql<bigint>`count(*)`.as('count'),
-    ])
+    .select(['e.code', ...aggregateColumns()])
     .where('e.subscription_id', '=', subscription.id)
     .where('e.occurred_at', '>=', periodStart)
     .where('e.occurred_at', '<', periodEnd)
@@ -286,13 +286,7 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
   const rows = await db
     .selectFrom('usage_events as e')
     .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
-    .select([
-      'e.subscription_id',
-      'e.code',
-      AGGREGATES.as('sum'),
-      sql<bigint>`max(e.value)`.as('max'),
-      sql<bigint>`count(*)`.as('count'),
-    ])
+    .select(['e.subscription_id', 'e.code', ...aggregateColumns()])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
     .whereRef('e.occurred_at', '>=', 's.current_period_start')
