@@ -259,8 +259,9 @@ export interface ProductsTable {
 }
 
 /**
- * Plans: a product's recurring price per interval. `price` is a price model as stored (pricing.ts,
- * amounts as decimal strings); `metered` lists usage-priced metrics `[{code, aggregation, price}]`.
+ * Plans: a product's recurring price per interval. `price` is the price JSON (snake_case, integer
+ * minor units; read it with plans.ts `planOf`); `metered` lists usage-priced metrics
+ * `[{code, aggregation, price}]`.
  */
 export interface PlansTable {
   id: string;
