@@ -4,10 +4,12 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { runAs } from '../activities/activities.ts';
 import { adminRoutes } from './admin.ts';
+import { couponRoutes } from './api/coupons.ts';
 import { customerRoutes } from './api/customers.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
+import { subscriptionRoutes } from './api/subscriptions.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -69,6 +71,8 @@ export function createApp(deps: AppDeps): Express {
   v1.use(idempotency(deps.db));
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
+  v1.use(subscriptionRoutes(deps));
+  v1.use(couponRoutes(deps));
   v1.use(readRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>

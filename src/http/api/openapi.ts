@@ -2,15 +2,21 @@ import { Router } from 'express';
 import { z } from 'zod';
 import {
   ActivityQuery,
+  CancelSubscription,
   ChargeInvoice,
+  CreateCoupon,
   CreateCustomer,
   CreateInvoice,
   CreatePaymentMethod,
+  CreateSubscription,
   ListQuery,
   RecordOfflinePayment,
+  RedeemCoupon,
   RefundInvoice,
   ResolveException,
   SequenceQuery,
+  UpdateCoupon,
+  UpdateSubscription,
 } from './schemas.ts';
 
 interface Operation {
@@ -88,6 +94,53 @@ const OPERATIONS: Operation[] = [
     path: '/v1/ledger/entries',
     summary: 'Journal entries in sequence order, for tailing',
     query: SequenceQuery,
+  },
+  // ---- Subscriptions and coupons ----
+  {
+    method: 'post',
+    path: '/v1/subscriptions',
+    summary: 'Subscribe a customer to a plan (IN_TRIAL or ACTIVE; a period starting now is invoiced at once)',
+    body: CreateSubscription,
+  },
+  { method: 'get', path: '/v1/subscriptions', summary: 'List subscriptions', query: ListQuery },
+  { method: 'get', path: '/v1/subscriptions/{id}', summary: 'Read a subscription' },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}',
+    summary: "Update a subscription's metadata or payment method",
+    body: UpdateSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/cancel',
+    summary: 'Cancel now, or at the end of the current period',
+    body: CancelSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/suspend',
+    summary: 'Suspend (no invoices while SUSPENDED)',
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/reactivate',
+    summary: 'SUSPENDED → ACTIVE; billing resumes with the current period (no back-billing)',
+  },
+  { method: 'get', path: '/v1/subscriptions/{id}/coupons', summary: 'Coupons redeemed on a subscription' },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/coupons',
+    summary: 'Redeem a coupon on a subscription',
+    body: RedeemCoupon,
+  },
+  { method: 'post', path: '/v1/coupons', summary: 'Create a coupon', body: CreateCoupon },
+  { method: 'get', path: '/v1/coupons', summary: 'List coupons', query: ListQuery },
+  { method: 'get', path: '/v1/coupons/{id}', summary: 'Read a coupon' },
+  {
+    method: 'post',
+    path: '/v1/coupons/{id}',
+    summary: "Update a coupon's name, active flag or metadata",
+    body: UpdateCoupon,
   },
 ];
 
