@@ -121,6 +121,31 @@ export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Pr
 }
 
 /**
+ * The coupon of `code` if a subscription billed in `currency` may redeem it now (read only: the
+ * redemption's conditional UPDATE is what counts).
+ * @throws ValidationError (field `coupon`) for an unknown code or a currency other than `currency`
+ * @throws ConflictError `coupon_inactive`, `coupon_exhausted`
+ */
+export async function redeemableCoupon(
+  db: Kysely<Database>,
+  code: string,
+  currency: string,
+): Promise<CouponRow> {
+  const coupon = await db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
+  if (!coupon) throw new ValidationError('unknown coupon', { coupon: `no coupon with code ${code}` });
+  if (coupon.currency !== null && coupon.currency !== currency) {
+    throw new ValidationError('coupon currency mismatch', {
+      coupon: `coupon ${code} is in ${coupon.currency}; the subscription bills in ${currency}`,
+    });
+  }
+  if (!coupon.active) throw new ConflictError('coupon_inactive', `coupon ${code} is not active`);
+  if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions) {
+    throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
+  }
+  return coupon;
+}
+
+/**
  * Redeems coupon `code` on a subscription (locked or just inserted in `trx`, which has joined the
  * ledger's writers) billed in `currency`. `times_redeemed` grows in one conditional UPDATE, so it
  * stays exact and never passes `max_redemptions` under concurrency. Logs `coupon.redeemed`.
@@ -133,14 +158,7 @@ export async function redeemCoupon(
   currency: string,
   code: string,
 ): Promise<CouponRedemptionRow> {
-  const coupon = await trx.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
-  if (!coupon) throw new ValidationError('unknown coupon', { coupon: `no coupon with code ${code}` });
-  if (coupon.currency !== null && coupon.currency !== currency) {
-    throw new ValidationError('coupon currency mismatch', {
-      coupon: `coupon ${code} is in ${coupon.currency}; the subscription bills in ${currency}`,
-    });
-  }
-  if (!coupon.active) throw new ConflictError('coupon_inactive', `coupon ${code} is not active`);
+  const coupon = await redeemableCoupon(trx, code, currency);
   const counted = await trx
     .updateTable('coupons')
     .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))

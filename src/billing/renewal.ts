@@ -92,10 +92,11 @@ export function recurringLines(
 
 /**
  * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits;
- * each coupon in effect counts one more `periods_applied`).
+ * each coupon in effect counts one more `periods_applied`), then the subscription's proration
+ * credit balance as a CREDIT line, up to the period's subtotal (what is left stays for next time).
  *
  * SEAM for metered usage: the catalog's `meteredLines(...)` (src/billing/usage.ts) for this
- * subscription and period are to be appended to the returned lines here.
+ * subscription and period are to be appended where marked below, before the credit balance.
  */
 export async function periodLines(
   trx: Kysely<Database>,
@@ -111,6 +112,29 @@ export async function periodLines(
       .set((eb) => ({ periods_applied: eb('periods_applied', '+', 1) }))
       .where('id', '=', redemption.id)
       .execute();
+  }
+  // SEAM: lines.push(...(await meteredLines(trx, subscription, plan, period)));
+  if (subscription.credit_balance > 0n) {
+    const subtotal = lines.reduce((sum, l) => sum + (l.type === 'CREDIT' ? -1n : 1n) * (l.amount ?? 0n), 0n);
+    let used = subscription.credit_balance;
+    if (used > subtotal) used = subtotal;
+    if (used > 0n) {
+      lines.push({
+        description: 'Proration credit',
+        type: 'CREDIT',
+        quantity: 1,
+        amount: used,
+        taxRatePpm: plan.tax_rate_ppm,
+        planId: plan.id,
+        periodStart: period.start,
+        periodEnd: period.end,
+      });
+      await trx
+        .updateTable('subscriptions')
+        .set((eb) => ({ credit_balance: eb('credit_balance', '-', used) }))
+        .where('id', '=', subscription.id)
+        .execute();
+    }
   }
   return lines;
 }

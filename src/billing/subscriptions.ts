@@ -144,6 +144,7 @@ export function newSubscriptionRow(
     metadata: input.metadata ?? {},
     created_at: now,
     updated_at: now,
+    credit_balance: 0n,
   };
 }
 

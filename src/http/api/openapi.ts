@@ -2,7 +2,9 @@ import { Router } from 'express';
 import { z } from 'zod';
 import {
   ActivityQuery,
+  BillingCyclesQuery,
   CancelSubscription,
+  ChangeSubscription,
   ChargeInvoice,
   CreateCoupon,
   CreateCustomer,
@@ -132,6 +134,29 @@ const OPERATIONS: Operation[] = [
     path: '/v1/subscriptions/{id}/coupons',
     summary: 'Redeem a coupon on a subscription',
     body: RedeemCoupon,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/preview',
+    summary: "A new subscription's first invoice (lines and amounts), written nowhere",
+    body: CreateSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/change',
+    summary: 'Change plan or quantity with proration (preview: true writes nothing)',
+    body: ChangeSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/settle',
+    summary: 'Charge every OPEN invoice of the subscription now',
+  },
+  {
+    method: 'get',
+    path: '/v1/subscriptions/{id}/billing-cycles',
+    summary: 'Billing periods with their invoice, status, total and amount paid',
+    query: BillingCyclesQuery,
   },
   { method: 'post', path: '/v1/coupons', summary: 'Create a coupon', body: CreateCoupon },
   { method: 'get', path: '/v1/coupons', summary: 'List coupons', query: ListQuery },

@@ -226,3 +226,9 @@ export const UpdateCoupon = z.strictObject({
   active: z.boolean().optional(),
   metadata: Metadata.optional(),
 });
+
+/** `GET /v1/subscriptions/:id/billing-cycles`: periods in index order, after `starting_after` (an index). */
+export const BillingCyclesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  starting_after: z.coerce.number().int().min(0).optional(),
+});

@@ -1,5 +1,7 @@
 import type { ApiKeyInfo } from '../../auth/api-keys.ts';
+import type { BillingCycle } from '../../billing/billing-cycles.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
+import type { InvoicePreview } from '../../billing/preview.ts';
 import type {
   ActivityRow,
   CouponRedemptionRow,
@@ -196,6 +198,7 @@ export const serialize = {
     cancelled_at: s.cancelled_at,
     suspended_at: s.suspended_at,
     ended_at: s.ended_at,
+    credit_balance: s.credit_balance,
     metadata: s.metadata,
     created_at: s.created_at,
     updated_at: s.updated_at,
@@ -224,5 +227,41 @@ export const serialize = {
     customer: r.customer_id,
     periods_applied: r.periods_applied,
     created_at: r.created_at,
+  }),
+  invoicePreview: (p: InvoicePreview) => ({
+    object: 'invoice_preview',
+    customer: p.customerId,
+    currency: p.currency,
+    billing_reason: p.billingReason,
+    invoice_at: p.invoiceAt,
+    period_start: p.periodStart,
+    period_end: p.periodEnd,
+    subtotal: p.subtotal,
+    tax: p.tax,
+    total: p.total,
+    lines: p.lines.map((l) => ({
+      type: l.type,
+      description: l.description,
+      unit_amount: l.unitAmount ?? null,
+      quantity: l.quantity,
+      amount: l.signedAmount,
+      tax_percent: ppmToPercent(l.taxRatePpm ?? 0),
+      tax_amount: l.taxAmount,
+      plan: l.planId ?? null,
+      coupon: l.couponId ?? null,
+      period_start: l.periodStart ?? null,
+      period_end: l.periodEnd ?? null,
+    })),
+  }),
+  billingCycle: (c: BillingCycle) => ({
+    object: 'billing_cycle',
+    index: c.index,
+    period_start: c.start,
+    period_end: c.end,
+    invoice: c.invoiceId,
+    status: c.status,
+    currency: c.currency,
+    total: c.total,
+    amount_paid: c.amountPaid,
   }),
 };
