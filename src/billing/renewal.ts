@@ -10,7 +10,7 @@ import {
   type RedemptionWithCoupon,
   subscriptionRedemptions,
 } from './coupons.ts';
-import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
+import { finalizeLocked, insertInvoice, invoiceAmounts, type NewLine } from './invoices.ts';
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
 import { type BillingPlan, baseAmount, loadBillingPlan } from './subscription-plan.ts';
 import { transitionSubscription } from './subscription-status.ts';
@@ -141,7 +141,8 @@ export async function periodLines(
 
 /**
  * Invoices period `period` of a locked subscription unless it already has its invoice: inserts the
- * invoice with its lines, finalizes it (OPEN, or PAID at zero) and sets `charge_at = now`.
+ * invoice with its lines, finalizes it (OPEN, or PAID at zero) and sets `charge_at = now` when
+ * something is due.
  * @returns the new invoice, or null when the period was invoiced already
  */
 async function invoicePeriod(
@@ -158,16 +159,18 @@ async function invoicePeriod(
     .where('period_index', '=', period.index)
     .executeTakeFirst();
   if (existing) return null;
+  const lines = await periodLines(trx, subscription, plan, period);
   const invoice = await insertInvoice(trx, {
     customerId: subscription.customer_id,
     currency: plan.currency,
-    lines: await periodLines(trx, subscription, plan, period),
+    lines,
     subscriptionId: subscription.id,
     periodIndex: period.index,
     periodStart: period.start,
     periodEnd: period.end,
     billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
-    chargeAt: now,
+    // A zero invoice is PAID at once: nothing for collection to charge.
+    chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
   const status = await finalizeLocked(trx, invoice, now);
   return { ...invoice, status };
