@@ -236,37 +236,45 @@ export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<In
 export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
   await db.transaction().execute(async (trx) => {
     const invoice = await lockInvoice(trx, id);
-    if (invoice.status !== 'DRAFT') {
-      throw new ConflictError(
-        'invoice_not_draft',
-        `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
-      );
-    }
-    const now = new Date();
-    if (invoice.total > 0n) {
-      await postEntry(trx, {
-        idempotencyKey: `${id}:finalized`,
-        description: `invoice ${id} finalized`,
-        source: { type: 'invoice', id },
-        postings: finalizationPostings(invoice),
-      });
-    }
-    await trx
-      .updateTable('invoices')
-      .set({
-        status: invoice.total > 0n ? 'OPEN' : 'PAID',
-        finalized_at: now,
-        paid_at: invoice.total > 0n ? null : now,
-        updated_at: now,
-      })
-      .where('id', '=', id)
-      .execute();
-    await invoiceActivity(trx, invoice, 'invoice.finalized', {
-      status: invoice.total > 0n ? 'OPEN' : 'PAID',
-      total: invoice.total,
-    });
+    await finalizeLocked(trx, invoice, new Date());
   });
   return getInvoice(db, id);
+}
+
+/**
+ * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
+ * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry, or PAID at zero.
+ * @returns the invoice's new status
+ * @throws ConflictError `invoice_not_draft` from any other state
+ */
+export async function finalizeLocked(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  now: Date,
+): Promise<'OPEN' | 'PAID'> {
+  const id = invoice.id;
+  if (invoice.status !== 'DRAFT') {
+    throw new ConflictError(
+      'invoice_not_draft',
+      `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
+    );
+  }
+  const status = invoice.total > 0n ? 'OPEN' : 'PAID';
+  if (invoice.total > 0n) {
+    await postEntry(trx, {
+      idempotencyKey: `${id}:finalized`,
+      description: `invoice ${id} finalized`,
+      source: { type: 'invoice', id },
+      postings: finalizationPostings(invoice),
+    });
+  }
+  await trx
+    .updateTable('invoices')
+    .set({ status, finalized_at: now, paid_at: status === 'PAID' ? now : null, updated_at: now })
+    .where('id', '=', id)
+    .execute();
+  await invoiceActivity(trx, invoice, 'invoice.finalized', { status, total: invoice.total });
+  return status;
 }
 
 /**

@@ -211,6 +211,18 @@ export function planAmount(plan: Pick<Plan, 'price'>, quantity: bigint): bigint 
   return priceFor(plan.price, quantity);
 }
 
+/**
+ * The recurring amount of one subscription period, minor units: `amountOverride` when set, else the
+ * plan's price for `quantity` units.
+ */
+export function baseAmount(
+  plan: Pick<Plan, 'price'>,
+  quantity: number,
+  amountOverride: bigint | null,
+): bigint {
+  return amountOverride ?? planAmount(plan, BigInt(quantity));
+}
+
 /** A new plan; amounts in minor units of `currency`, tax rate in ppm. */
 export interface NewPlan {
   productId: string;

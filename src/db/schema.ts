@@ -305,6 +305,8 @@ export interface SubscriptionsTable {
   metadata: Json<Record<string, string>>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
+  /** Proration credit not yet used (minor units, before tax), taken off the next renewal invoices. */
+  credit_balance: MoneyWithDefault;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
+import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -15,8 +16,8 @@ const STALE_INBOX_SECONDS = 600;
 
 /**
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
- * `transaction.poll` sweep every minute and the `inbox.sweep` every five minutes (scheduled: one
- * job per tick across all workers).
+ * `transaction.poll` sweep every minute, the `inbox.sweep` every five minutes and the
+ * `subscription.renew` sweep every minute (scheduled: one job per tick across all workers).
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -52,4 +53,11 @@ export async function startWorkers(
     if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
   });
   await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');
+  // Invoices every subscription period that has started (each once; see billing/renewal.ts).
+  await boss.work(QUEUES.subscriptionRenew, { pollingIntervalSeconds: 5 }, async () => {
+    const sweep = await runAs('scheduler', () => renewDueSubscriptions(db, new Date()));
+    if (sweep.failures.length)
+      log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
+  });
+  await boss.schedule(QUEUES.subscriptionRenew, '* * * * *');
 }

@@ -2,12 +2,17 @@ import { Router } from 'express';
 import { z } from 'zod';
 import {
   ActivityQuery,
+  BillingCyclesQuery,
+  CancelSubscription,
+  ChangeSubscription,
   ChargeInvoice,
+  CreateCoupon,
   CreateCustomer,
   CreateInvoice,
   CreatePaymentMethod,
   CreatePlan,
   CreateProduct,
+  CreateSubscription,
   CreateUsageEvent,
   CreateUsageLimit,
   CustomerListQuery,
@@ -15,13 +20,16 @@ import {
   PlanListQuery,
   ProductListQuery,
   RecordOfflinePayment,
+  RedeemCoupon,
   RefundInvoice,
   ResolveException,
   SequenceQuery,
+  UpdateCoupon,
   UpdateCustomer,
   UpdatePaymentMethod,
   UpdatePlan,
   UpdateProduct,
+  UpdateSubscription,
 } from './schemas.ts';
 
 interface Operation {
@@ -161,6 +169,76 @@ const OPERATIONS: Operation[] = [
     path: '/v1/usage-limits',
     summary: 'List usage limits (filter by customer)',
     query: ListQuery,
+  },
+  // ---- Subscriptions and coupons ----
+  {
+    method: 'post',
+    path: '/v1/subscriptions',
+    summary: 'Subscribe a customer to a plan (IN_TRIAL or ACTIVE; a period starting now is invoiced at once)',
+    body: CreateSubscription,
+  },
+  { method: 'get', path: '/v1/subscriptions', summary: 'List subscriptions', query: ListQuery },
+  { method: 'get', path: '/v1/subscriptions/{id}', summary: 'Read a subscription' },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}',
+    summary: "Update a subscription's metadata or payment method",
+    body: UpdateSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/cancel',
+    summary: 'Cancel now, or at the end of the current period',
+    body: CancelSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/suspend',
+    summary: 'Suspend (no invoices while SUSPENDED)',
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/reactivate',
+    summary: 'SUSPENDED → ACTIVE; billing resumes with the current period (no back-billing)',
+  },
+  { method: 'get', path: '/v1/subscriptions/{id}/coupons', summary: 'Coupons redeemed on a subscription' },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/coupons',
+    summary: 'Redeem a coupon on a subscription',
+    body: RedeemCoupon,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/preview',
+    summary: "A new subscription's first invoice (lines and amounts), written nowhere",
+    body: CreateSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/change',
+    summary: 'Change plan or quantity with proration (preview: true writes nothing)',
+    body: ChangeSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/settle',
+    summary: 'Charge every OPEN invoice of the subscription now',
+  },
+  {
+    method: 'get',
+    path: '/v1/subscriptions/{id}/billing-cycles',
+    summary: 'Billing periods with their invoice, status, total and amount paid',
+    query: BillingCyclesQuery,
+  },
+  { method: 'post', path: '/v1/coupons', summary: 'Create a coupon', body: CreateCoupon },
+  { method: 'get', path: '/v1/coupons', summary: 'List coupons', query: ListQuery },
+  { method: 'get', path: '/v1/coupons/{id}', summary: 'Read a coupon' },
+  {
+    method: 'post',
+    path: '/v1/coupons/{id}',
+    summary: "Update a coupon's name, active flag or metadata",
+    body: UpdateCoupon,
   },
 ];
 

@@ -275,3 +275,84 @@ export const CreateUsageLimit = z.strictObject({
   currency: Currency,
   action: z.enum(['WARN', 'SUSPEND']),
 });
+
+// ---- Subscriptions and coupons ----
+
+/** A subscription's quantity of units: a whole number from 0 to 10^6. */
+const SubscriptionQuantity = z.number().int().min(0).max(1_000_000);
+
+/** A coupon code as customers type it: letters, digits, `-` and `_`. */
+const CouponCode = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _');
+
+/** A percentage off, above 0 and at most 100 (see `Percent`), as ppm. */
+const PercentOff = Percent.refine((ppm) => ppm > 0, 'must be a percentage above 0 and at most 100');
+
+/**
+ * `POST /v1/subscriptions` (and `/preview`): a customer's subscription to a plan. `quantity` units
+ * (default 1), `amount_override` minor units per period instead of the plan's price, `start_at`
+ * ISO 8601 (now or later; default now), `trial_days` (default the plan's), `coupon` a coupon code.
+ */
+export const CreateSubscription = z.strictObject({
+  customer: Id('cus'),
+  plan: Id('plan'),
+  quantity: SubscriptionQuantity.optional(),
+  amount_override: MinorUnits.optional(),
+  payment_method: Id('pm').optional(),
+  start_at: z.iso.datetime({ offset: true }).optional(),
+  trial_days: z.number().int().min(0).max(730).optional(),
+  coupon: CouponCode.optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `POST /v1/subscriptions/:id`: metadata (replaced) and the payment method to charge. */
+export const UpdateSubscription = z.strictObject({
+  metadata: Metadata.optional(),
+  payment_method: Id('pm').optional(),
+});
+
+/** `POST /v1/subscriptions/:id/cancel`: now (default) or at the end of the current period. */
+export const CancelSubscription = z.strictObject({ at_period_end: z.boolean().default(false) });
+
+/** `POST /v1/subscriptions/:id/coupons`: redeem a coupon by code. */
+export const RedeemCoupon = z.strictObject({ coupon: CouponCode });
+
+/** `POST /v1/subscriptions/:id/change`: a new plan and/or quantity, prorated; `preview` writes nothing. */
+export const ChangeSubscription = z
+  .strictObject({
+    plan: Id('plan').optional(),
+    quantity: SubscriptionQuantity.optional(),
+    preview: z.boolean().default(false),
+  })
+  .refine((c) => c.plan !== undefined || c.quantity !== undefined, {
+    message: 'give a plan, a quantity or both',
+    path: ['plan'],
+  });
+
+/**
+ * `POST /v1/coupons`: `percent_off` (percentage text, ≤ 4 decimals) or `amount_off` (minor units)
+ * with its `currency`; for ONCE, REPEATING (`duration_in_periods`) or FOREVER.
+ */
+export const CreateCoupon = z.strictObject({
+  code: CouponCode,
+  name: z.string().min(1).max(200).optional(),
+  percent_off: PercentOff.optional(),
+  amount_off: PositiveMinorUnits.optional(),
+  currency: Currency.optional(),
+  duration: z.enum(['ONCE', 'REPEATING', 'FOREVER']),
+  duration_in_periods: z.number().int().min(1).max(1000).optional(),
+  max_redemptions: z.number().int().min(1).max(1_000_000_000).optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `POST /v1/coupons/:id`: name, whether it can be redeemed, metadata (replaced). */
+export const UpdateCoupon = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  active: z.boolean().optional(),
+  metadata: Metadata.optional(),
+});
+
+/** `GET /v1/subscriptions/:id/billing-cycles`: periods in index order, after `starting_after` (an index). */
+export const BillingCyclesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  starting_after: z.coerce.number().int().min(0).optional(),
+});

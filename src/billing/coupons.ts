@@ -1,0 +1,260 @@
+import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type {
+  CouponDuration,
+  CouponRedemptionRow,
+  CouponRow,
+  Database,
+  SubscriptionRow,
+} from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { applyRate } from '../money/rates.ts';
+
+/**
+ * Coupons: a discount on a subscription's recurring base amount, either a percentage (parts per
+ * million, `money/rates.ts`) or an amount off (minor units of one currency, capped at the base), for
+ * one period (ONCE), `durationInPeriods` periods (REPEATING) or every period (FOREVER). Redeemed per
+ * subscription (once per coupon and subscription); applied at renewal as a CREDIT line.
+ */
+
+/** A new coupon: exactly one of `percentOffPpm` or `amountOff` + `currency`. */
+export interface NewCoupon {
+  code: string;
+  name?: string;
+  percentOffPpm?: number;
+  /** Minor units of `currency`. */
+  amountOff?: bigint;
+  currency?: string;
+  duration: CouponDuration;
+  durationInPeriods?: number;
+  maxRedemptions?: number;
+  metadata?: Record<string, string>;
+}
+
+function couponActivity(trx: Kysely<Database>, coupon: CouponRow, action: string, data = {}): Promise<void> {
+  return recordActivity(trx, { resourceType: 'coupon', resourceId: coupon.id, action, data });
+}
+
+/**
+ * Creates a coupon.
+ * @throws ValidationError when the discount or duration fields do not fit together
+ * @throws ConflictError `coupon_code_taken` when another coupon has the code
+ */
+export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow> {
+  const fields: Record<string, string> = {};
+  if ((input.percentOffPpm === undefined) === (input.amountOff === undefined))
+    fields.percent_off = 'give exactly one of percent_off or amount_off';
+  if ((input.amountOff === undefined) !== (input.currency === undefined))
+    fields.currency = 'currency is required with amount_off, and only with it';
+  if ((input.duration === 'REPEATING') !== (input.durationInPeriods !== undefined))
+    fields.duration_in_periods = 'required with duration REPEATING, and only with it';
+  if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
+  if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const coupon = await trx
+      .insertInto('coupons')
+      .values({
+        id: newId('cpn'),
+        code: input.code,
+        name: input.name ?? null,
+        percent_off_ppm: input.percentOffPpm ?? null,
+        amount_off: input.amountOff ?? null,
+        currency: input.currency ?? null,
+        duration: input.duration,
+        duration_in_periods: input.durationInPeriods ?? null,
+        max_redemptions: input.maxRedemptions ?? null,
+        metadata: JSON.stringify(input.metadata ?? {}),
+      })
+      .onConflict((oc) => oc.column('code').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!coupon) throw new ConflictError('coupon_code_taken', `a coupon with code ${input.code} exists`);
+    await couponActivity(trx, coupon, 'coupon.created', { code: coupon.code, duration: coupon.duration });
+    return coupon;
+  });
+}
+
+/** @throws NotFoundError when there is no coupon `id` */
+export async function getCoupon(db: Kysely<Database>, id: string): Promise<CouponRow> {
+  const row = await db.selectFrom('coupons').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('coupon', id);
+  return row;
+}
+
+/** What `updateCoupon` may change: name, whether it can still be redeemed, metadata (replaced). */
+export interface CouponUpdate {
+  name?: string;
+  active?: boolean;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Updates a coupon's name, active flag or metadata (the discount itself never changes) and logs
+ * `coupon.updated`.
+ * @throws NotFoundError when there is no coupon `id`
+ */
+export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Promise<CouponRow> {
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const coupon = await trx
+      .updateTable('coupons')
+      .set({
+        ...(update.name !== undefined ? { name: update.name } : {}),
+        ...(update.active !== undefined ? { active: update.active } : {}),
+        ...(update.metadata !== undefined ? { metadata: JSON.stringify(update.metadata) } : {}),
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!coupon) throw new NotFoundError('coupon', id);
+    await couponActivity(trx, coupon, 'coupon.updated', {
+      name: update.name,
+      active: update.active,
+      metadata: update.metadata,
+    });
+    return coupon;
+  });
+}
+
+/**
+ * The coupon of `code` if a subscription billed in `currency` may redeem it now (read only: the
+ * redemption's conditional UPDATE is what counts).
+ * @throws ValidationError (field `coupon`) for an unknown code or a currency other than `currency`
+ * @throws ConflictError `coupon_inactive`, `coupon_exhausted`
+ */
+export async function redeemableCoupon(
+  db: Kysely<Database>,
+  code: string,
+  currency: string,
+): Promise<CouponRow> {
+  const coupon = await db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
+  if (!coupon) throw new ValidationError('unknown coupon', { coupon: `no coupon with code ${code}` });
+  if (coupon.currency !== null && coupon.currency !== currency) {
+    throw new ValidationError('coupon currency mismatch', {
+      coupon: `coupon ${code} is in ${coupon.currency}; the subscription bills in ${currency}`,
+    });
+  }
+  if (!coupon.active) throw new ConflictError('coupon_inactive', `coupon ${code} is not active`);
+  if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions) {
+    throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
+  }
+  return coupon;
+}
+
+/**
+ * Redeems coupon `code` on a subscription (locked or just inserted in `trx`, which has joined the
+ * ledger's writers) billed in `currency`. `times_redeemed` grows in one conditional UPDATE, so it
+ * stays exact and never passes `max_redemptions` under concurrency. Logs `coupon.redeemed`.
+ * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
+ * @throws ConflictError `coupon_inactive`, `coupon_exhausted`, `coupon_already_redeemed`
+ */
+export async function redeemCoupon(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  currency: string,
+  code: string,
+): Promise<CouponRedemptionRow> {
+  const coupon = await redeemableCoupon(trx, code, currency);
+  const counted = await trx
+    .updateTable('coupons')
+    .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))
+    .where('id', '=', coupon.id)
+    .where('active', '=', true)
+    .where((eb) =>
+      eb.or([eb('max_redemptions', 'is', null), eb('times_redeemed', '<', eb.ref('max_redemptions'))]),
+    )
+    .returning('times_redeemed')
+    .executeTakeFirst();
+  if (!counted) throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
+  const redemption = await trx
+    .insertInto('coupon_redemptions')
+    .values({
+      id: newId('cr'),
+      coupon_id: coupon.id,
+      subscription_id: subscription.id,
+      customer_id: subscription.customer_id,
+    })
+    .onConflict((oc) => oc.columns(['coupon_id', 'subscription_id']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!redemption) {
+    throw new ConflictError(
+      'coupon_already_redeemed',
+      `coupon ${code} is already redeemed on subscription ${subscription.id}`,
+    );
+  }
+  await recordActivity(trx, {
+    resourceType: 'coupon',
+    resourceId: coupon.id,
+    action: 'coupon.redeemed',
+    customerId: subscription.customer_id,
+    data: {
+      subscription: subscription.id,
+      redemption: redemption.id,
+      times_redeemed: counted.times_redeemed,
+    },
+  });
+  return redemption;
+}
+
+/** True while a coupon redeemed `periodsApplied` periods ago still discounts the next period. */
+export function couponInEffect(
+  coupon: Pick<CouponRow, 'duration' | 'duration_in_periods'>,
+  periodsApplied: number,
+): boolean {
+  switch (coupon.duration) {
+    case 'ONCE':
+      return periodsApplied < 1;
+    case 'REPEATING':
+      return periodsApplied < (coupon.duration_in_periods ?? 0);
+    case 'FOREVER':
+      return true;
+  }
+}
+
+/**
+ * The discount of a coupon on a period's base amount `base` (minor units): `percent_off` of it,
+ * rounded half up (`applyRate`), or `amount_off` capped at `base`.
+ */
+export function couponDiscount(
+  coupon: Pick<CouponRow, 'percent_off_ppm' | 'amount_off'>,
+  base: bigint,
+): bigint {
+  if (coupon.percent_off_ppm !== null) return applyRate(base, coupon.percent_off_ppm);
+  const off = coupon.amount_off ?? 0n;
+  return off < base ? off : base;
+}
+
+/** A redemption with its coupon. */
+export interface RedemptionWithCoupon extends CouponRedemptionRow {
+  coupon: CouponRow;
+}
+
+/** The coupons redeemed on subscription `subscriptionId`, oldest first, each with its coupon. */
+export async function subscriptionRedemptions(
+  db: Kysely<Database>,
+  subscriptionId: string,
+): Promise<RedemptionWithCoupon[]> {
+  const rows = await db
+    .selectFrom('coupon_redemptions')
+    .selectAll()
+    .where('subscription_id', '=', subscriptionId)
+    .orderBy('id')
+    .execute();
+  if (!rows.length) return [];
+  const coupons = await db
+    .selectFrom('coupons')
+    .selectAll()
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.coupon_id),
+    )
+    .execute();
+  const byId = new Map(coupons.map((c) => [c.id, c]));
+  return rows.map((row) => ({ ...row, coupon: byId.get(row.coupon_id)! }));
+}

@@ -1,0 +1,91 @@
+import type { Kysely } from 'kysely';
+import type { BillingReason, Database } from '../db/schema.ts';
+import { redeemableCoupon } from './coupons.ts';
+import { invoiceAmounts, type NewLine } from './invoices.ts';
+import { periodAt } from './periods.ts';
+import { cadenceOf, recurringLines } from './renewal.ts';
+import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
+
+/** A line of an invoice that is not written: as `NewLine`, with its signed amount and tax (minor units). */
+export interface PreviewLine extends NewLine {
+  signedAmount: bigint;
+  taxAmount: bigint;
+}
+
+/** An invoice as it would be made, written nowhere. Amounts in minor units of `currency`. */
+export interface InvoicePreview {
+  customerId: string;
+  currency: string;
+  billingReason: BillingReason;
+  /** When it would be invoiced (and charged). */
+  invoiceAt: Date;
+  periodStart: Date;
+  periodEnd: Date;
+  lines: PreviewLine[];
+  subtotal: bigint;
+  /** Signed: negative when credits exceed charges (a change's net credit). */
+  tax: bigint;
+  total: bigint;
+}
+
+/** Prices `lines` as `insertInvoice` would (tax per line), allowing a negative total. */
+export function pricedLines(lines: NewLine[]): Pick<InvoicePreview, 'lines' | 'subtotal' | 'tax' | 'total'> {
+  const charges = invoiceAmounts(lines.filter((l) => l.type === 'CHARGE'));
+  const credits = invoiceAmounts(
+    lines.filter((l) => l.type === 'CREDIT').map((l) => ({ ...l, type: 'CHARGE' })),
+  );
+  let charge = 0;
+  let credit = 0;
+  const priced = lines.map((line) => {
+    const p = line.type === 'CHARGE' ? charges.lines[charge++]! : credits.lines[credit++]!;
+    const sign = line.type === 'CREDIT' ? -1n : 1n;
+    return { ...line, signedAmount: sign * p.amount, taxAmount: sign * p.tax };
+  });
+  return {
+    lines: priced,
+    subtotal: charges.subtotal - credits.subtotal,
+    tax: charges.tax - credits.tax,
+    total: charges.total - credits.total,
+  };
+}
+
+/**
+ * The first invoice a new subscription would get (`POST /v1/subscriptions/preview`): period 0 with
+ * the plan's price, the coupon's credit, and tax, invoiced at the start (or at the end of the
+ * trial). Checks the input as `createSubscription` does and writes nothing. Metered usage is not
+ * previewed (there is none before the period starts).
+ * @throws as `createSubscription`
+ */
+export async function previewSubscription(
+  db: Kysely<Database>,
+  input: NewSubscription,
+  now: Date,
+): Promise<InvoicePreview> {
+  const { plan, startAt } = await checkNewSubscription(db, input, now);
+  const row = newSubscriptionRow(input, plan, startAt, now);
+  const coupon = input.couponCode ? await redeemableCoupon(db, input.couponCode, plan.currency) : undefined;
+  const period = periodAt(cadenceOf(row, plan), 0);
+  const redemptions = coupon
+    ? [
+        {
+          id: 'preview',
+          coupon_id: coupon.id,
+          subscription_id: row.id,
+          customer_id: row.customer_id,
+          periods_applied: 0,
+          created_at: now,
+          coupon,
+        },
+      ]
+    : [];
+  const { lines } = recurringLines(plan, row, period, redemptions);
+  return {
+    customerId: row.customer_id,
+    currency: plan.currency,
+    billingReason: 'subscription_create',
+    invoiceAt: period.start,
+    periodStart: period.start,
+    periodEnd: period.end,
+    ...pricedLines(lines),
+  };
+}

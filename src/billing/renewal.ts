@@ -1,0 +1,317 @@
+import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import type { Database, InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { NotFoundError } from '../errors.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import {
+  couponDiscount,
+  couponInEffect,
+  type RedemptionWithCoupon,
+  subscriptionRedemptions,
+} from './coupons.ts';
+import { finalizeLocked, insertInvoice, invoiceAmounts, type NewLine } from './invoices.ts';
+import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
+import { baseAmount, getPlan, type Plan } from './plans.ts';
+import { transitionSubscription } from './subscription-status.ts';
+import { meteredLines } from './usage.ts';
+
+/**
+ * Renewal: every period of a subscription whose start is at or before `now` gets exactly one
+ * invoice, finalized at once with `charge_at = now` so collection's scheduler charges it.
+ *
+ * Periods and trials: period n starts at `billing_anchor + n intervals` (periods.ts). The anchor is
+ * the end of the trial, or the start when there is none: a trial is not a billing period and is
+ * never invoiced; while IN_TRIAL (or before a future start) `current_period_index` is null and
+ * `next_renewal_at` is the anchor. `next_renewal_at` is always the start of the next period to bill.
+ * Each run locks the subscription row (`FOR UPDATE`), so concurrent workers and restarts bill each
+ * period once; the unique (subscription_id, period_index) index backs this up.
+ */
+
+/** Statuses that are billed. SUSPENDED subscriptions get no invoices; CANCELLED ones are over. */
+export const RENEWABLE: readonly SubscriptionStatus[] = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE'];
+
+/** The periods of a subscription on its plan's interval. */
+export function cadenceOf(subscription: Pick<SubscriptionRow, 'billing_anchor'>, plan: Plan): Cadence {
+  return { anchor: subscription.billing_anchor, interval: plan.interval, intervalCount: plan.interval_count };
+}
+
+const day = (date: Date) => date.toISOString().slice(0, 10);
+
+/**
+ * The recurring lines of a period, without touching the database: the plan's base price for the
+ * quantity (or the subscription's `amount_override`) at the plan's tax rate, then one CREDIT line per
+ * coupon in effect (percent of the base, or amount off, all together capped at the base).
+ * @returns the lines and the redemptions that counted this period
+ */
+export function recurringLines(
+  plan: Plan,
+  subscription: Pick<SubscriptionRow, 'quantity' | 'amount_override'>,
+  period: Pick<Period, 'start' | 'end'>,
+  redemptions: readonly RedemptionWithCoupon[],
+): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
+  const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
+  const common = {
+    taxRatePpm: plan.tax_rate_ppm,
+    planId: plan.id,
+    periodStart: period.start,
+    periodEnd: period.end,
+  };
+  const lines: NewLine[] = [
+    {
+      ...common,
+      description: `${plan.name} × ${subscription.quantity} (${day(period.start)} – ${day(period.end)})`,
+      type: 'CHARGE',
+      quantity: subscription.quantity,
+      unitAmount:
+        plan.price.model === 'PER_UNIT' && subscription.amount_override === null
+          ? plan.price.unitAmount
+          : null,
+      amount: base,
+    },
+  ];
+  const applied = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
+  let remaining = base;
+  for (const redemption of applied) {
+    const wanted = couponDiscount(redemption.coupon, base);
+    let discount = wanted;
+    if (discount > remaining) discount = remaining;
+    remaining -= discount;
+    if (discount > 0n) {
+      lines.push({
+        ...common,
+        description: `Coupon ${redemption.coupon.code}${redemption.coupon.name ? ` (${redemption.coupon.name})` : ''}`,
+        type: 'CREDIT',
+        quantity: 1,
+        amount: discount,
+        couponId: redemption.coupon.id,
+      });
+    }
+  }
+  return { lines, applied };
+}
+
+/**
+ * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits;
+ * each coupon in effect counts one more `periods_applied`), then the subscription's proration
+ * credit balance as a CREDIT line, up to the period's subtotal (what is left stays for next time).
+ *
+ * Metered prices are billed in arrears: the invoice of period n carries the usage of period n − 1
+ * (`meteredLines`), before the credit balance is taken off.
+ */
+export async function periodLines(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  period: Period,
+): Promise<NewLine[]> {
+  const redemptions = await subscriptionRedemptions(trx, subscription.id);
+  const { lines, applied } = recurringLines(plan, subscription, period, redemptions);
+  for (const redemption of applied) {
+    await trx
+      .updateTable('coupon_redemptions')
+      .set((eb) => ({ periods_applied: eb('periods_applied', '+', 1) }))
+      .where('id', '=', redemption.id)
+      .execute();
+  }
+  // Usage is billed in arrears: period n's invoice carries the metered lines of period n − 1.
+  if (period.index > 0) {
+    const previous = periodAt(cadenceOf(subscription, plan), period.index - 1);
+    lines.push(...(await meteredLines(trx, subscription, plan, previous.start, previous.end)));
+  }
+  if (subscription.credit_balance > 0n) {
+    const subtotal = lines.reduce((sum, l) => sum + (l.type === 'CREDIT' ? -1n : 1n) * (l.amount ?? 0n), 0n);
+    let used = subscription.credit_balance;
+    if (used > subtotal) used = subtotal;
+    if (used > 0n) {
+      lines.push({
+        description: 'Proration credit',
+        type: 'CREDIT',
+        quantity: 1,
+        amount: used,
+        taxRatePpm: plan.tax_rate_ppm,
+        planId: plan.id,
+        periodStart: period.start,
+        periodEnd: period.end,
+      });
+      await trx
+        .updateTable('subscriptions')
+        .set((eb) => ({ credit_balance: eb('credit_balance', '-', used) }))
+        .where('id', '=', subscription.id)
+        .execute();
+    }
+  }
+  return lines;
+}
+
+/**
+ * Invoices period `period` of a locked subscription unless it already has its invoice: inserts the
+ * invoice with its lines, finalizes it (OPEN, or PAID at zero) and sets `charge_at = now` when
+ * something is due.
+ * @returns the new invoice, or null when the period was invoiced already
+ */
+async function invoicePeriod(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  period: Period,
+  now: Date,
+): Promise<InvoiceRow | null> {
+  const existing = await trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', period.index)
+    .executeTakeFirst();
+  if (existing) return null;
+  const lines = await periodLines(trx, subscription, plan, period);
+  const invoice = await insertInvoice(trx, {
+    customerId: subscription.customer_id,
+    currency: plan.currency,
+    lines,
+    subscriptionId: subscription.id,
+    periodIndex: period.index,
+    periodStart: period.start,
+    periodEnd: period.end,
+    billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+    // A zero invoice is PAID at once: nothing for collection to charge.
+    chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
+  });
+  const status = await finalizeLocked(trx, invoice, now);
+  return { ...invoice, status };
+}
+
+/** What a renewal did: the subscription as it is now and the invoices it created. */
+export interface Renewal {
+  subscription: SubscriptionRow;
+  invoices: InvoiceRow[];
+}
+
+/**
+ * Renews a subscription locked in `trx` (which joined the ledger's writers first) up to `now`:
+ * while its next period has started, either cancels it at that boundary (`cancel_at_period_end`) or
+ * invoices the period (once), ends a trial (IN_TRIAL → ACTIVE), advances `current_period_*` and
+ * `next_renewal_at`, and logs `subscription.renewed`. After downtime every missed period is
+ * invoiced, each once.
+ */
+export async function renewLocked(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  now: Date,
+): Promise<Renewal> {
+  let current = subscription;
+  const invoices: InvoiceRow[] = [];
+  const cadence = cadenceOf(current, plan);
+  while (RENEWABLE.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
+    const due = current.next_renewal_at;
+    if (current.cancel_at_period_end) {
+      current = await transitionSubscription(trx, current, 'CANCELLED', due, {
+        reason: 'cancel_at_period_end',
+      });
+      break;
+    }
+    const period = periodAt(cadence, periodIndexAt(cadence, due));
+    const invoice = await invoicePeriod(trx, current, plan, period, now);
+    if (invoice) invoices.push(invoice);
+    if (current.status === 'IN_TRIAL') {
+      current = await transitionSubscription(trx, current, 'ACTIVE', due, { reason: 'trial_ended' });
+    }
+    current = await trx
+      .updateTable('subscriptions')
+      .set({
+        current_period_index: period.index,
+        current_period_start: period.start,
+        current_period_end: period.end,
+        next_renewal_at: period.end,
+        updated_at: now,
+      })
+      .where('id', '=', current.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(trx, {
+      resourceType: 'subscription',
+      resourceId: current.id,
+      action: 'subscription.renewed',
+      customerId: current.customer_id,
+      data: {
+        period_index: period.index,
+        period_start: period.start,
+        period_end: period.end,
+        invoice: invoice?.id,
+      },
+    });
+  }
+  return { subscription: current, invoices };
+}
+
+/**
+ * Locks subscription `id` in `trx` after joining the ledger's writers.
+ * @param skipLocked true to return null instead of waiting when another transaction holds it
+ * @throws NotFoundError when there is no such subscription (and `skipLocked` is false)
+ */
+export async function lockSubscription(
+  trx: Kysely<Database>,
+  id: string,
+  skipLocked = false,
+): Promise<SubscriptionRow | null> {
+  await joinLedgerWriters(trx);
+  let query = trx.selectFrom('subscriptions').selectAll().where('id', '=', id).forUpdate();
+  if (skipLocked) query = query.skipLocked();
+  const row = await query.executeTakeFirst();
+  if (!row && !skipLocked) throw new NotFoundError('subscription', id);
+  return row ?? null;
+}
+
+/**
+ * Renews one subscription up to `now` in its own transaction (see `renewLocked`).
+ * @param skipLocked true to do nothing when another worker is renewing it right now
+ * @throws NotFoundError when there is no subscription `id`
+ */
+export async function renewSubscription(
+  db: Db,
+  id: string,
+  now: Date,
+  skipLocked = false,
+): Promise<Renewal | null> {
+  return db.transaction().execute(async (trx) => {
+    const subscription = await lockSubscription(trx, id, skipLocked);
+    if (!subscription) return null;
+    return renewLocked(trx, subscription, await getPlan(trx, subscription.plan_id), now);
+  });
+}
+
+/** The result of a renewal sweep: invoices created, and subscriptions that failed (left for the next run). */
+export interface RenewalSweep {
+  invoices: number;
+  failures: { subscription: string; error: string }[];
+}
+
+/**
+ * Renews every billed subscription whose next period has started by `now` (at most `limit` per
+ * call, oldest due first), each in its own transaction; one that is being renewed by another worker
+ * is skipped (`FOR UPDATE SKIP LOCKED`), one that fails is reported and left for the next run.
+ */
+export async function renewDueSubscriptions(db: Db, now: Date, limit = 500): Promise<RenewalSweep> {
+  const due = await db
+    .selectFrom('subscriptions')
+    .select('id')
+    .where('status', 'in', RENEWABLE)
+    .where('next_renewal_at', '<=', now)
+    .orderBy('next_renewal_at')
+    .limit(limit)
+    .execute();
+  const sweep: RenewalSweep = { invoices: 0, failures: [] };
+  for (const { id } of due) {
+    try {
+      const renewal = await renewSubscription(db, id, now, true);
+      sweep.invoices += renewal?.invoices.length ?? 0;
+    } catch (error) {
+      sweep.failures.push({
+        subscription: id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  return sweep;
+}

@@ -1,0 +1,81 @@
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import type { TransactionRow } from '../db/schema.ts';
+import { AppError } from '../errors.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { chargeInvoice } from '../payments/charges.ts';
+import type { OnOverpaid } from '../payments/transactions.ts';
+import { getInvoice, type InvoiceWithLines } from './invoices.ts';
+import { getSubscription } from './subscriptions.ts';
+
+/** The outcome of charging one outstanding invoice: its state after, the attempt, or why it was refused. */
+export interface SettledInvoice {
+  invoice: InvoiceWithLines;
+  transaction: TransactionRow | null;
+  error: { code: string; message: string } | null;
+}
+
+/**
+ * Settles a subscription (as Billby does): charges every OPEN invoice of it with an amount due now,
+ * oldest first, through the gateway of the subscription's payment method (the customer's default
+ * when it has none). An invoice that cannot be charged (a charge already in flight, no payment
+ * method, gateway not configured) is reported with its error and the others are still charged.
+ * Logs `subscription.settled` with each invoice's outcome.
+ * @throws NotFoundError when there is no subscription `id`
+ */
+export async function settleSubscription(
+  db: Db,
+  registry: GatewayRegistry,
+  id: string,
+  onOverpaid: OnOverpaid,
+): Promise<SettledInvoice[]> {
+  const subscription = await getSubscription(db, id);
+  const open = await db
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', id)
+    .where('status', '=', 'OPEN')
+    .where('amount_due', '>', 0n)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  const results: SettledInvoice[] = [];
+  for (const { id: invoiceId } of open) {
+    try {
+      const charged = await chargeInvoice(
+        db,
+        registry,
+        invoiceId,
+        subscription.payment_method_id ?? undefined,
+        onOverpaid,
+      );
+      results.push({ invoice: charged.invoice, transaction: charged.transaction, error: null });
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      results.push({
+        invoice: await getInvoice(db, invoiceId),
+        transaction: null,
+        error: { code: error.code, message: error.message },
+      });
+    }
+  }
+  await db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    await recordActivity(trx, {
+      resourceType: 'subscription',
+      resourceId: id,
+      action: 'subscription.settled',
+      customerId: subscription.customer_id,
+      data: {
+        invoices: results.map((r) => ({
+          invoice: r.invoice.id,
+          status: r.invoice.status,
+          transaction: r.transaction?.id ?? null,
+          error: r.error?.code ?? null,
+        })),
+      },
+    });
+  });
+  return results;
+}

@@ -1,0 +1,332 @@
+import type { Kysely } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { redeemCoupon } from './coupons.ts';
+import { periodAt, periodIndexAt } from './periods.ts';
+import { getPlan, type Plan } from './plans.ts';
+import { cadenceOf, lockSubscription, renewLocked } from './renewal.ts';
+import { transitionSubscription } from './subscription-status.ts';
+
+/**
+ * Subscriptions of a customer to a plan (PRODUCT §5). Status changes go through
+ * `transitionSubscription`; every change logs an activity in its own transaction.
+ *
+ * - Trial: `trial_days` (default: the plan's) run from the start; the subscription is IN_TRIAL and
+ *   the trial is not a billing period: the billing anchor is the trial's end, where period 0 starts
+ *   and is invoiced (IN_TRIAL → ACTIVE). `current_period_start/end` show the trial window meanwhile,
+ *   with `current_period_index` null.
+ * - Future start: `start_at` later than now makes an ACTIVE (or IN_TRIAL) subscription with no
+ *   current period yet; nothing is invoiced before `start_at` (its anchor). A start in the past is
+ *   refused (no back-billing by creation).
+ * - Cancel now → CANCELLED (OPEN invoices stay as they are, for collection); at period end → a
+ *   flag, and the renewal at the end of the period cancels instead of invoicing the next one.
+ * - Suspend → SUSPENDED: no invoices are made. Reactivate → ACTIVE: billing resumes with the period
+ *   that contains the moment of reactivation, invoiced at once; periods wholly missed while
+ *   suspended are never invoiced (no back-billing).
+ */
+
+/** A new subscription. Amounts in minor units of the plan's currency. */
+export interface NewSubscription {
+  customerId: string;
+  planId: string;
+  quantity?: number;
+  amountOverride?: bigint;
+  paymentMethodId?: string;
+  /** When billing (or the trial) starts; now when omitted. */
+  startAt?: Date;
+  /** Whole days of trial; the plan's `trial_days` when omitted. */
+  trialDays?: number;
+  couponCode?: string;
+  metadata?: Record<string, string>;
+}
+
+/** How far back a `start_at` may be (clock skew between caller and server), milliseconds. */
+const START_SKEW_MS = 5 * 60_000;
+const DAY_MS = 86_400_000;
+
+/** A subscription as created or changed, with the invoices that change made. */
+export interface SubscriptionChange {
+  subscription: SubscriptionRow;
+  invoices: InvoiceRow[];
+}
+
+function subscriptionActivity(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  action: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  return recordActivity(trx, {
+    resourceType: 'subscription',
+    resourceId: subscription.id,
+    action,
+    customerId: subscription.customer_id,
+    data,
+  });
+}
+
+/**
+ * Checks what a new subscription refers to: the customer (404), the plan (404, 409 inactive), the
+ * payment method (422 unless it is the customer's), the start (422 in the past).
+ * @returns the plan and the effective start
+ */
+export async function checkNewSubscription(
+  db: Kysely<Database>,
+  input: NewSubscription,
+  now: Date,
+): Promise<{ plan: Plan; startAt: Date }> {
+  const customer = await db
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', input.customerId)
+    .executeTakeFirst();
+  if (!customer) throw new NotFoundError('customer', input.customerId);
+  const plan = await getPlan(db, input.planId);
+  if (!plan.active) throw new ConflictError('plan_inactive', `plan ${plan.id} is not active`);
+  if (input.paymentMethodId) await checkPaymentMethod(db, input.customerId, input.paymentMethodId);
+  const startAt = input.startAt ?? now;
+  if (startAt.getTime() < now.getTime() - START_SKEW_MS) {
+    throw new ValidationError('start in the past', { start_at: 'must not be in the past' });
+  }
+  return { plan, startAt };
+}
+
+async function checkPaymentMethod(db: Kysely<Database>, customerId: string, id: string): Promise<void> {
+  const method = await db
+    .selectFrom('payment_methods')
+    .select('id')
+    .where('id', '=', id)
+    .where('customer_id', '=', customerId)
+    .executeTakeFirst();
+  if (!method) {
+    throw new ValidationError('unknown payment method', {
+      payment_method: `no payment method ${id} of customer ${customerId}`,
+    });
+  }
+}
+
+/**
+ * The row of a new subscription (not inserted): IN_TRIAL with a trial, else ACTIVE; anchored at the
+ * trial's end or the start.
+ */
+export function newSubscriptionRow(
+  input: NewSubscription,
+  plan: Plan,
+  startAt: Date,
+  now: Date,
+): SubscriptionRow {
+  const trialDays = input.trialDays ?? plan.trial_days;
+  const trialEnd = trialDays > 0 ? new Date(startAt.getTime() + trialDays * DAY_MS) : null;
+  const anchor = trialEnd ?? startAt;
+  return {
+    id: newId('sub'),
+    customer_id: input.customerId,
+    plan_id: plan.id,
+    payment_method_id: input.paymentMethodId ?? null,
+    status: trialEnd ? 'IN_TRIAL' : 'ACTIVE',
+    quantity: input.quantity ?? 1,
+    amount_override: input.amountOverride ?? null,
+    billing_anchor: anchor,
+    start_at: startAt,
+    trial_end_at: trialEnd,
+    current_period_index: null,
+    current_period_start: trialEnd ? startAt : null,
+    current_period_end: trialEnd,
+    next_renewal_at: anchor,
+    cancel_at_period_end: false,
+    cancelled_at: null,
+    suspended_at: null,
+    ended_at: null,
+    metadata: input.metadata ?? {},
+    created_at: now,
+    updated_at: now,
+    credit_balance: 0n,
+  };
+}
+
+/**
+ * Creates a subscription, redeems its coupon and, when its first period starts now, invoices that
+ * period at once (finalized, `charge_at = now`), all in one transaction. Logs `subscription.created`.
+ * @throws NotFoundError customer or plan; ConflictError `plan_inactive` and coupon refusals;
+ * ValidationError payment method, start, coupon
+ */
+export async function createSubscription(
+  db: Db,
+  input: NewSubscription,
+  now: Date,
+): Promise<SubscriptionChange> {
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const { plan, startAt } = await checkNewSubscription(trx, input, now);
+    const row = newSubscriptionRow(input, plan, startAt, now);
+    const subscription = await trx
+      .insertInto('subscriptions')
+      .values({ ...row, metadata: JSON.stringify(row.metadata) })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await subscriptionActivity(trx, subscription, 'subscription.created', {
+      plan: plan.id,
+      status: subscription.status,
+      quantity: subscription.quantity,
+      start_at: subscription.start_at,
+      trial_end_at: subscription.trial_end_at,
+    });
+    if (input.couponCode) await redeemCoupon(trx, subscription, plan.currency, input.couponCode);
+    return renewLocked(trx, subscription, plan, now);
+  });
+}
+
+/** @throws NotFoundError when there is no subscription `id` */
+export async function getSubscription(db: Kysely<Database>, id: string): Promise<SubscriptionRow> {
+  const row = await db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('subscription', id);
+  return row;
+}
+
+/** Runs `fn` on subscription `id` locked in a transaction that joined the ledger's writers. */
+async function withSubscription<T>(
+  db: Db,
+  id: string,
+  fn: (trx: Kysely<Database>, subscription: SubscriptionRow) => Promise<T>,
+): Promise<T> {
+  return db.transaction().execute(async (trx) => fn(trx, (await lockSubscription(trx, id))!));
+}
+
+/** What `updateSubscription` may change: metadata (replaced) and the payment method charged. */
+export interface SubscriptionUpdate {
+  metadata?: Record<string, string>;
+  paymentMethodId?: string;
+}
+
+/**
+ * Updates a subscription's metadata or payment method; logs `subscription.updated`.
+ * @throws NotFoundError; ValidationError when the payment method is not the customer's
+ */
+export async function updateSubscription(
+  db: Db,
+  id: string,
+  update: SubscriptionUpdate,
+  now: Date,
+): Promise<SubscriptionRow> {
+  return withSubscription(db, id, async (trx, subscription) => {
+    if (update.paymentMethodId)
+      await checkPaymentMethod(trx, subscription.customer_id, update.paymentMethodId);
+    const updated = await trx
+      .updateTable('subscriptions')
+      .set({
+        ...(update.metadata !== undefined ? { metadata: JSON.stringify(update.metadata) } : {}),
+        ...(update.paymentMethodId !== undefined ? { payment_method_id: update.paymentMethodId } : {}),
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await subscriptionActivity(trx, updated, 'subscription.updated', {
+      metadata: update.metadata,
+      payment_method: update.paymentMethodId,
+    });
+    return updated;
+  });
+}
+
+/**
+ * Cancels a subscription now (→ CANCELLED) or at the end of its current period (sets
+ * `cancel_at_period_end`, logs `subscription.cancellation_scheduled`; renewal then cancels).
+ * @throws NotFoundError; ConflictError `subscription_cancelled` when it is cancelled already,
+ * `cancellation_scheduled` when a cancellation at period end is already scheduled
+ */
+export async function cancelSubscription(
+  db: Db,
+  id: string,
+  atPeriodEnd: boolean,
+  now: Date,
+): Promise<SubscriptionRow> {
+  return withSubscription(db, id, async (trx, subscription) => {
+    if (subscription.status === 'CANCELLED') {
+      throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
+    }
+    if (!atPeriodEnd)
+      return transitionSubscription(trx, subscription, 'CANCELLED', now, { at_period_end: false });
+    if (subscription.cancel_at_period_end) {
+      throw new ConflictError('cancellation_scheduled', `subscription ${id} already cancels at period end`);
+    }
+    const updated = await trx
+      .updateTable('subscriptions')
+      .set({ cancel_at_period_end: true, updated_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await subscriptionActivity(trx, updated, 'subscription.cancellation_scheduled', {
+      at: subscription.next_renewal_at,
+    });
+    return updated;
+  });
+}
+
+/**
+ * Suspends a subscription: no invoices while SUSPENDED.
+ * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
+ * ACTIVE or PAST_DUE
+ */
+export async function suspendSubscription(db: Db, id: string, now: Date): Promise<SubscriptionRow> {
+  return withSubscription(db, id, async (trx, subscription) => {
+    if (subscription.status === 'SUSPENDED') {
+      throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
+    }
+    return transitionSubscription(trx, subscription, 'SUSPENDED', now);
+  });
+}
+
+/**
+ * SUSPENDED → ACTIVE. Billing resumes with the period containing `now`, invoiced at once unless it
+ * was invoiced before the suspension; the periods wholly missed while suspended are never invoiced.
+ * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
+ */
+export async function reactivateSubscription(db: Db, id: string, now: Date): Promise<SubscriptionChange> {
+  return withSubscription(db, id, async (trx, subscription) => {
+    if (subscription.status !== 'SUSPENDED') {
+      throw new ConflictError(
+        'invalid_subscription_transition',
+        `subscription ${id} is ${subscription.status}; only a SUSPENDED subscription can be reactivated`,
+      );
+    }
+    const plan = await getPlan(trx, subscription.plan_id);
+    const cadence = cadenceOf(subscription, plan);
+    const index = periodIndexAt(cadence, now);
+    const skipped =
+      index >= 0 &&
+      subscription.next_renewal_at &&
+      subscription.next_renewal_at < periodAt(cadence, index).start;
+    let active = await transitionSubscription(trx, subscription, 'ACTIVE', now, {
+      resumes_at_period: Math.max(index, 0),
+    });
+    if (skipped) {
+      // Resume at the current period: move the next renewal up to its start (no back-billing).
+      active = await trx
+        .updateTable('subscriptions')
+        .set({ next_renewal_at: periodAt(cadence, index).start, updated_at: now })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    }
+    return renewLocked(trx, active, plan, now);
+  });
+}
+
+/**
+ * Redeems coupon `code` on subscription `id` (from its next invoice on).
+ * @throws NotFoundError; ConflictError `subscription_cancelled` and as `redeemCoupon`
+ */
+export async function addSubscriptionCoupon(db: Db, id: string, code: string): Promise<CouponRedemptionRow> {
+  return withSubscription(db, id, async (trx, subscription) => {
+    if (subscription.status === 'CANCELLED') {
+      throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
+    }
+    const plan = await getPlan(trx, subscription.plan_id);
+    return redeemCoupon(trx, subscription, plan.currency, code);
+  });
+}

@@ -1,0 +1,272 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
+import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
+import {
+  cancelSubscription,
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
+import { createDb, type Db } from '../../src/db/database.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { ledgerByCode } from '../support/flow.ts';
+import { insertCustomer, insertPlan } from '../support/plans.ts';
+import { waitFor } from '../support/wait.ts';
+
+const d = (iso: string) => new Date(iso);
+
+describe('subscription renewal', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp();
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  const invoicesOf = (subscription: string) =>
+    db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('subscription_id', '=', subscription)
+      .orderBy('period_index')
+      .execute();
+
+  it('invoices the first period at creation, then catches up a 5-month gap once per period, month ends kept', async () => {
+    const plan = await insertPlan(db, { price: { model: 'PER_UNIT', unit_amount: 999 }, taxRatePpm: 88_750 });
+    const customer = await insertCustomer(db);
+    const t0 = d('2027-01-31T09:00:00Z');
+    const created = await createSubscription(db, { customerId: customer, planId: plan, quantity: 3 }, t0);
+    expect(created.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: 0 });
+    expect(created.invoices).toHaveLength(1);
+    expect(created.subscription.next_renewal_at).toEqual(d('2027-02-28T09:00:00Z'));
+
+    const later = d('2027-07-01T00:00:00Z');
+    const sweep = await renewDueSubscriptions(db, later);
+    expect(sweep).toEqual({ invoices: 5, failures: [] });
+    expect((await renewDueSubscriptions(db, later)).invoices).toBe(0);
+
+    const invoices = await invoicesOf(created.subscription.id);
+    expect(invoices.map((i) => [i.period_index, i.period_start?.toISOString(), i.status])).toEqual([
+      [0, '2027-01-31T09:00:00.000Z', 'OPEN'],
+      [1, '2027-02-28T09:00:00.000Z', 'OPEN'],
+      [2, '2027-03-31T09:00:00.000Z', 'OPEN'],
+      [3, '2027-04-30T09:00:00.000Z', 'OPEN'],
+      [4, '2027-05-31T09:00:00.000Z', 'OPEN'],
+      [5, '2027-06-30T09:00:00.000Z', 'OPEN'],
+    ]);
+    // 3 × 999 = 2997; tax 8.875% = 265.98… → 266; total 3263, each period.
+    for (const invoice of invoices) {
+      expect(invoice).toMatchObject({ subtotal: 2997n, tax: 266n, total: 3263n, amount_due: 3263n });
+      expect(invoice.billing_reason).toBe(
+        invoice.period_index === 0 ? 'subscription_create' : 'subscription_cycle',
+      );
+      expect(invoice.charge_at).not.toBeNull();
+    }
+    expect(invoices[5]!.period_end).toEqual(d('2027-07-31T09:00:00Z'));
+    const sub = await db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', created.subscription.id)
+      .executeTakeFirstOrThrow();
+    expect(sub).toMatchObject({ current_period_index: 5, next_renewal_at: d('2027-07-31T09:00:00Z') });
+    const lines = await db
+      .selectFrom('invoice_lines')
+      .selectAll()
+      .where('invoice_id', '=', invoices[2]!.id)
+      .execute();
+    expect(lines).toMatchObject([
+      {
+        type: 'CHARGE',
+        unit_amount: 999n,
+        quantity: 3,
+        amount: 2997n,
+        tax_rate_ppm: 88_750,
+        tax_amount: 266n,
+      },
+    ]);
+    const renewed = await db
+      .selectFrom('activities')
+      .select('action')
+      .where('resource_id', '=', sub.id)
+      .where('action', '=', 'subscription.renewed')
+      .execute();
+    expect(renewed).toHaveLength(6);
+  });
+
+  it('concurrent sweeps (several in one process and a second pool) invoice each period exactly once', async () => {
+    const plan = await insertPlan(db, { interval: 'WEEK' });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const customer = await insertCustomer(db, `c${i}@example.com`);
+      const created = await createSubscription(
+        db,
+        { customerId: customer, planId: plan, startAt: d('2027-01-04T00:00:00Z') },
+        d('2027-01-04T00:00:00Z'),
+      );
+      ids.push(created.subscription.id);
+    }
+    const other = createDb(app.config.DATABASE_URL!, 5);
+    try {
+      const now = d('2027-03-01T00:00:00Z'); // 8 weeks later: periods 1–8 are due
+      const sweeps = await Promise.all([
+        renewDueSubscriptions(db, now),
+        renewDueSubscriptions(db, now),
+        renewDueSubscriptions(other, now),
+        renewDueSubscriptions(other, now),
+        ...ids.map((id) => renewSubscription(other, id, now)),
+      ]);
+      for (const sweep of sweeps.slice(0, 4)) expect(sweep).toMatchObject({ failures: [] });
+    } finally {
+      await other.destroy();
+    }
+    for (const id of ids) {
+      const invoices = await invoicesOf(id);
+      expect(invoices.map((i) => i.period_index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+  });
+
+  it('a trial is not invoiced; at its end period 0 is invoiced and the subscription turns ACTIVE', async () => {
+    const plan = await insertPlan(db, { trialDays: 14 });
+    const customer = await insertCustomer(db);
+    const t0 = d('2027-01-01T00:00:00Z');
+    const created = await createSubscription(db, { customerId: customer, planId: plan }, t0);
+    expect(created.invoices).toEqual([]);
+    expect(created.subscription).toMatchObject({
+      status: 'IN_TRIAL',
+      trial_end_at: d('2027-01-15T00:00:00Z'),
+      billing_anchor: d('2027-01-15T00:00:00Z'),
+      next_renewal_at: d('2027-01-15T00:00:00Z'),
+      current_period_index: null,
+    });
+    expect(
+      (await renewSubscription(db, created.subscription.id, d('2027-01-14T23:59:59Z')))?.invoices,
+    ).toEqual([]);
+    const renewal = await renewSubscription(db, created.subscription.id, d('2027-01-15T00:00:00Z'));
+    expect(renewal?.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: 0 });
+    expect(renewal?.invoices.map((i) => [i.period_start, i.period_end, i.total])).toEqual([
+      [d('2027-01-15T00:00:00Z'), d('2027-02-15T00:00:00Z'), 2000n],
+    ]);
+  });
+
+  it('a future start invoices nothing until it begins', async () => {
+    const plan = await insertPlan(db);
+    const customer = await insertCustomer(db);
+    const created = await createSubscription(
+      db,
+      { customerId: customer, planId: plan, startAt: d('2027-03-01T00:00:00Z') },
+      d('2027-02-10T00:00:00Z'),
+    );
+    expect(created.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: null });
+    expect(created.invoices).toEqual([]);
+    const renewal = await renewSubscription(db, created.subscription.id, d('2027-03-01T00:00:00Z'));
+    expect(renewal?.invoices.map((i) => i.period_index)).toEqual([0]);
+  });
+
+  it('cancel at period end: the renewal cancels at the boundary instead of invoicing', async () => {
+    const plan = await insertPlan(db);
+    const customer = await insertCustomer(db);
+    const t0 = d('2027-01-10T00:00:00Z');
+    const created = await createSubscription(db, { customerId: customer, planId: plan }, t0);
+    await cancelSubscription(db, created.subscription.id, true, d('2027-01-20T00:00:00Z'));
+    const renewal = await renewSubscription(db, created.subscription.id, d('2027-04-01T00:00:00Z'));
+    expect(renewal?.invoices).toEqual([]);
+    expect(renewal?.subscription).toMatchObject({
+      status: 'CANCELLED',
+      ended_at: d('2027-02-10T00:00:00Z'),
+      next_renewal_at: null,
+    });
+    expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0]);
+  });
+
+  it('no invoices while suspended; reactivation bills the current period only (no back-billing)', async () => {
+    const plan = await insertPlan(db);
+    const customer = await insertCustomer(db);
+    const created = await createSubscription(
+      db,
+      { customerId: customer, planId: plan },
+      d('2027-01-05T00:00:00Z'),
+    );
+    await suspendSubscription(db, created.subscription.id, d('2027-01-20T00:00:00Z'));
+    expect((await renewDueSubscriptions(db, d('2027-04-10T00:00:00Z'))).failures).toEqual([]);
+    expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0]);
+    const change = await reactivateSubscription(db, created.subscription.id, d('2027-04-10T00:00:00Z'));
+    expect(change.subscription).toMatchObject({
+      status: 'ACTIVE',
+      current_period_index: 3,
+      next_renewal_at: d('2027-05-05T00:00:00Z'),
+    });
+    expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0, 3]);
+  });
+
+  it('coupons: a REPEATING percentage for 2 periods, then an amount off capped at the base', async () => {
+    const plan = await insertPlan(db, { price: { model: 'FLAT_FEE', amount: 999 }, taxRatePpm: 100_000 });
+    const customer = await insertCustomer(db);
+    await createCoupon(db, {
+      code: 'EIGHTH',
+      percentOffPpm: 125_000,
+      duration: 'REPEATING',
+      durationInPeriods: 2,
+    });
+    const created = await createSubscription(
+      db,
+      { customerId: customer, planId: plan, couponCode: 'EIGHTH' },
+      d('2027-01-01T00:00:00Z'),
+    );
+    await renewSubscription(db, created.subscription.id, d('2027-03-01T00:00:00Z'));
+    const invoices = await invoicesOf(created.subscription.id);
+    // 12.5% of 999 = 124.875 → 125 off; subtotal 874; tax 10%: 99.9 → 100 on the charge, -12.5 → -13 on the credit.
+    expect(invoices.map((i) => [i.period_index, i.subtotal, i.tax, i.total])).toEqual([
+      [0, 874n, 87n, 961n],
+      [1, 874n, 87n, 961n],
+      [2, 999n, 100n, 1099n],
+    ]);
+    const credit = await db
+      .selectFrom('invoice_lines')
+      .selectAll()
+      .where('invoice_id', '=', invoices[0]!.id)
+      .where('type', '=', 'CREDIT')
+      .executeTakeFirstOrThrow();
+    expect(credit).toMatchObject({ amount: -125n, tax_amount: -13n });
+    expect(credit.coupon_id).toMatch(/^cpn_/);
+    const redemption = await db.selectFrom('coupon_redemptions').selectAll().executeTakeFirstOrThrow();
+    expect(redemption.periods_applied).toBe(2);
+
+    const customer2 = await insertCustomer(db);
+    await createCoupon(db, { code: 'BIGOFF', amountOff: 5000n, currency: 'USD', duration: 'FOREVER' });
+    const capped = await createSubscription(
+      db,
+      { customerId: customer2, planId: plan, couponCode: 'BIGOFF' },
+      d('2027-01-01T00:00:00Z'),
+    );
+    expect(capped.invoices[0]).toMatchObject({ subtotal: 0n, total: 0n, status: 'PAID', charge_at: null });
+  });
+
+  it('the subscription.renew job renews due subscriptions as the scheduler, and the ledger holds the receivable', async () => {
+    const before = await ledgerByCode(app);
+    const plan = await insertPlan(db, { currency: 'EUR', interval: 'DAY' });
+    const customer = await insertCustomer(db);
+    // Created three days ago (as far as billing knows): only period 0 was invoiced then.
+    const created = await createSubscription(
+      db,
+      { customerId: customer, planId: plan },
+      new Date(Date.now() - 3 * 86_400_000),
+    );
+    expect(created.invoices).toHaveLength(1);
+    await app.runtime.boss.send(QUEUES.subscriptionRenew, {});
+    const invoices = await waitFor('the renewal job', async () => {
+      const rows = await invoicesOf(created.subscription.id);
+      return rows.length === 4 ? rows : undefined;
+    });
+    const activity = await db
+      .selectFrom('activities')
+      .selectAll()
+      .where('resource_id', '=', invoices[3]!.id)
+      .where('action', '=', 'invoice.created')
+      .executeTakeFirstOrThrow();
+    expect(activity.actor).toBe('scheduler');
+    const after = await ledgerByCode(app);
+    expect(after['receivable:customer EUR'] ?? 0).toBe((before['receivable:customer EUR'] ?? 0) + 8000);
+  });
+});
