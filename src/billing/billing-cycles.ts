@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, InvoiceStatus } from '../db/schema.ts';
 import { periodAt } from './periods.ts';
-import { getPlan, type Plan } from './plans.ts';
+import { getPlan } from './plans.ts';
 import { cadenceOf } from './renewal.ts';
 import { getSubscription } from './subscriptions.ts';
 
