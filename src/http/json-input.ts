@@ -15,21 +15,25 @@ export function requireUtf8(_req: IncomingMessage, _res: unknown, body: Buffer):
   if (!isUtf8(body)) throw new NotUtf8('the body is not valid UTF-8');
 }
 
+/** Percentages (`"8.875"` or `8.875`): a number with a fraction reaches their schema as its exact text. */
+const PERCENT_KEYS = new Set(['tax_percent', 'percent_off']);
+
 /**
  * `express.json`'s reviver: input that JSON can carry but billhook must not take in is replaced by
  * `NaN`, which every schema refuses with a field-level 422:
  * - a number written with a fraction or exponent (`4620.0000000000001`, `1e3`): parsing would round it
- *   to an integer silently, and money is never a float;
+ *   to an integer silently, and money is never a float (a percentage's fraction is kept as the text
+ *   written, which its schema reads digit by digit, so `8.875` is never a float either);
  * - a string with a NUL character or a lone surrogate (PostgreSQL cannot store them).
  */
 export function strictJsonReviver(
   this: unknown,
-  _key: string,
+  key: string,
   value: unknown,
   context?: { source?: string },
 ): unknown {
   if (typeof value === 'number' && context?.source !== undefined && /[.eE]/.test(context.source))
-    return Number.NaN;
+    return PERCENT_KEYS.has(key) ? context.source : Number.NaN;
   if (typeof value === 'string' && (value.includes('\u0000') || !value.isWellFormed())) return Number.NaN;
   return value;
 }

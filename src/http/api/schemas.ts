@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
+import { percentToPpm } from '../../money/rates.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -72,21 +73,46 @@ export const CreatePaymentMethod = z.strictObject({
   default: z.boolean().optional(),
 });
 
-/** `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units. */
+/**
+ * A line's tax rate as a percentage: a decimal string or JSON number from 0 to 100 with at most four
+ * decimals (`"8.875"`, `20`), parsed into parts per million (`percentToPpm`, never a float).
+ */
+export const LineTaxPercent = z
+  .union([z.string().max(20), z.number()], {
+    error: 'must be a percentage from 0 to 100 with at most 4 decimals',
+  })
+  .transform((value, ctx) => {
+    const ppm = percentToPpm(value);
+    if (ppm === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a percentage from 0 to 100 with at most 4 decimals' });
+      return z.NEVER;
+    }
+    return ppm;
+  });
+
+/** A time in ISO 8601 with a zone (`2026-12-01T09:00:00Z`), as a Date. */
+export const Timestamp = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z' })
+  .transform((text) => new Date(text));
+
+/** One line of an invoice (creation or adjustment): unit `amount` in minor units × `quantity`. */
+const InvoiceLineInput = z.strictObject({
+  description: z.string().min(1).max(500),
+  amount: MinorUnits,
+  quantity: z.number().int().min(1).max(1_000_000).default(1),
+  type: z.enum(['CHARGE', 'CREDIT']).default('CHARGE'),
+  tax_percent: LineTaxPercent.optional(),
+});
+
+/**
+ * `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units and its
+ * optional `tax_percent` the line's tax rate. `charge_at`: when the scheduler charges it once OPEN.
+ */
 export const CreateInvoice = z.strictObject({
   customer: Id('cus'),
   currency: Currency,
-  lines: z
-    .array(
-      z.strictObject({
-        description: z.string().min(1).max(500),
-        amount: MinorUnits,
-        quantity: z.number().int().min(1).max(1_000_000).default(1),
-        type: z.enum(['CHARGE', 'CREDIT']).default('CHARGE'),
-      }),
-    )
-    .min(1)
-    .max(500),
+  lines: z.array(InvoiceLineInput).min(1).max(500),
+  charge_at: Timestamp.optional(),
 });
 
 /** `POST /v1/invoices/:id/charge`: which payment method (default: the customer's default). */
@@ -143,3 +169,12 @@ export const ActivityQuery = SequenceQuery.extend({
 
 /** `POST /v1/reconciliation-exceptions/:id/resolve`: an optional note on what was done. */
 export const ResolveException = z.strictObject({ note: z.string().min(1).max(1000).optional() });
+
+/**
+ * `POST /v1/invoices/:id/lines`: an adjustment on a DRAFT invoice, a CHARGE or a CREDIT of unit
+ * `amount` (minor units) × `quantity`, with an optional tax percentage.
+ */
+export const AddInvoiceLine = InvoiceLineInput.extend({ type: z.enum(['CHARGE', 'CREDIT']) });
+
+/** `POST /v1/invoices/:id`: change when the scheduler charges a DRAFT or OPEN invoice (null: never). */
+export const UpdateInvoice = z.strictObject({ charge_at: Timestamp.nullable() });
