@@ -19,6 +19,11 @@ export interface ChargeInvoiceResult {
   transaction: TransactionRow;
 }
 
+/** How an attempt was asked for: `automatic` when the scheduler charges (scheduled payment, dunning). */
+export interface ChargeOptions {
+  automatic?: boolean;
+}
+
 /** @throws ConflictError `gateway_not_configured` when the gateway has no API credentials */
 export function clientFor(registry: GatewayRegistry, gateway: GatewayName): GatewayClient {
   const client = registry.get(gateway)?.client;
@@ -72,6 +77,7 @@ export async function startCharge(
   registry: GatewayRegistry,
   invoiceId: string,
   paymentMethodId?: string,
+  options: ChargeOptions = {},
 ): Promise<TransactionRow> {
   return db.transaction().execute(async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
@@ -106,6 +112,7 @@ export async function startCharge(
         amount: invoice.amount_due,
         currency: invoice.currency,
         status: 'pending',
+        automatic: options.automatic ?? false,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -134,6 +141,7 @@ export async function executeCharge(
 /**
  * Charges an OPEN invoice now with the given (or the customer's default) payment method.
  * @param onOverpaid told when the charge succeeded after the invoice was paid some other way
+ * @param options.automatic the scheduler's attempt: its failure enters dunning (billing/dunning.ts)
  * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown
  */
 export async function chargeInvoice(
@@ -142,8 +150,9 @@ export async function chargeInvoice(
   invoiceId: string,
   paymentMethodId: string | undefined,
   onOverpaid: OnOverpaid,
+  options: ChargeOptions = {},
 ): Promise<ChargeInvoiceResult> {
-  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId);
+  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId, options);
   const transaction = await executeCharge(db, registry, attempt, onOverpaid);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

@@ -5,6 +5,7 @@ export const QUEUES = {
   webhookProcess: 'webhook.process',
   transactionPoll: 'transaction.poll',
   inboxSweep: 'inbox.sweep',
+  invoiceCharge: 'invoice.charge',
 } as const;
 
 /**

@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
+import { chargeDueInvoices } from '../billing/collection.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -15,8 +16,8 @@ const STALE_INBOX_SECONDS = 600;
 
 /**
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
- * `transaction.poll` sweep every minute and the `inbox.sweep` every five minutes (scheduled: one
- * job per tick across all workers).
+ * `transaction.poll` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and the
+ * `inbox.sweep` every five minutes (scheduled: one job per tick across all workers).
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -47,6 +48,10 @@ export async function startWorkers(
     await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
   });
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
+  await boss.work(QUEUES.invoiceCharge, { pollingIntervalSeconds: 5 }, async () => {
+    await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
+  });
+  await boss.schedule(QUEUES.invoiceCharge, '* * * * *');
   await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
     const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
     if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
