@@ -238,8 +238,13 @@ describe('invoice.charge: scheduled charges and dunning', () => {
       status: 'OPEN',
       payment_attempts: 1,
       charge_at: at(1).toISOString(),
+      dunning_started_at: at(0).toISOString(),
     });
     expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    const attempts = await app.api('GET', `/v1/invoices/${id}?expand=transactions`);
+    expect(attempts.body.transactions).toEqual([
+      expect.objectContaining({ status: 'failed', automatic: true }),
+    ]);
 
     declines();
     expect((await sweep(at(1))).charged).toEqual([
