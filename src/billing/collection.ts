@@ -38,14 +38,22 @@ export interface CollectionResult {
   dunning?: DunningStep;
 }
 
+/** Invoices claimed by one sweep, and the lease written as their `charge_at`. */
+export interface Claim {
+  ids: string[];
+  lease: Date;
+}
+
 /**
  * Claims up to `limit` OPEN invoices whose `charge_at` has come (`FOR UPDATE SKIP LOCKED`, so
  * concurrent sweeps take disjoint sets) and moves their `charge_at` a lease ahead in the same
- * transaction, so no other sweep charges them meanwhile.
- * @returns the claimed invoice ids, earliest due first
+ * transaction, so no other sweep charges them meanwhile; the charge then goes ahead only while the
+ * invoice still carries that lease (`ChargeOptions.claimedChargeAt`).
+ * @returns the claimed invoice ids (earliest due first) and the lease
  */
-export async function claimDueInvoices(db: Db, now: Date, limit = CLAIM_BATCH): Promise<string[]> {
-  return db.transaction().execute(async (trx) => {
+export async function claimDueInvoices(db: Db, now: Date, limit = CLAIM_BATCH): Promise<Claim> {
+  const lease = new Date(now.getTime() + CLAIM_LEASE_MS);
+  const ids = await db.transaction().execute(async (trx) => {
     const due = await trx
       .selectFrom('invoices')
       .select('id')
@@ -58,14 +66,11 @@ export async function claimDueInvoices(db: Db, now: Date, limit = CLAIM_BATCH): 
       .execute();
     const ids = due.map((row) => row.id);
     if (ids.length) {
-      await trx
-        .updateTable('invoices')
-        .set({ charge_at: new Date(now.getTime() + CLAIM_LEASE_MS) })
-        .where('id', 'in', ids)
-        .execute();
+      await trx.updateTable('invoices').set({ charge_at: lease }).where('id', 'in', ids).execute();
     }
     return ids;
   });
+  return { ids, lease };
 }
 
 /** The payment method to charge an invoice with: its subscription's, else the customer's default. */
@@ -84,14 +89,15 @@ const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configure
 
 /**
  * Charges one claimed invoice automatically and counts a failure at once (dunning). A customer with
- * no usable payment method fails the collection without an attempt; an invoice paid or voided since,
- * or with an attempt still in flight, is skipped.
+ * no usable payment method fails the collection without an attempt; an invoice paid, voided,
+ * rescheduled or claimed again since, or with an attempt still in flight, is skipped.
  */
 async function collect(
   db: Db,
   registry: GatewayRegistry,
   policy: DunningPolicy,
   invoiceId: string,
+  lease: Date,
   now: Date,
 ): Promise<CollectionResult> {
   try {
@@ -101,7 +107,7 @@ async function collect(
       invoiceId,
       await paymentMethodOf(db, invoiceId),
       flagDuplicatePayment,
-      { automatic: true },
+      { automatic: true, claimedChargeAt: lease },
     );
     const result: CollectionResult = {
       invoiceId,
@@ -117,7 +123,7 @@ async function collect(
     const dunning = await db.transaction().execute(async (trx) => {
       await joinLedgerWriters(trx);
       const invoice = await lockInvoice(trx, invoiceId);
-      if (invoice.status !== 'OPEN') return undefined;
+      if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
       return recordCollectionFailure(trx, invoice, policy, now, { code: error.code, message: error.message });
     });
     return { invoiceId, outcome: 'failed', reason: error.code, dunning };
@@ -156,10 +162,10 @@ export async function chargeDueInvoices(
   const lateFailures = await countFailedAttempts(db, policy, now);
   const charged: CollectionResult[] = [];
   for (;;) {
-    const ids = await claimDueInvoices(db, now);
+    const { ids, lease } = await claimDueInvoices(db, now);
     await eachLimited(ids, options.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
       try {
-        charged.push(await collect(db, registry, policy, id, now));
+        charged.push(await collect(db, registry, policy, id, lease, now));
       } catch (error) {
         // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
         options.log?.warn(

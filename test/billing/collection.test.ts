@@ -1,12 +1,14 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/activities/activities.ts';
-import { chargeDueInvoices } from '../../src/billing/collection.ts';
+import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/billing/collection.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
+import { chargeInvoice } from '../../src/payments/charges.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
+import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
@@ -196,6 +198,30 @@ describe('invoice.charge: scheduled charges and dunning', () => {
       'gateway_clearing:stripe': 6015,
       'receivable:customer': 0,
     });
+  });
+
+  it('charges a claimed invoice only while it still carries the claim: a reschedule in between wins', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const id = await dueInvoice(customer.id, 'HUF', 5000n, at(150));
+    const claim = await claimDueInvoices(app.runtime.db, at(150));
+    expect(claim).toEqual({ ids: [id], lease: new Date(at(150).getTime() + CLAIM_LEASE_MS) });
+    expect(await invoice(id)).toMatchObject({ charge_at: claim.lease.toISOString() });
+    // Nothing else is due meanwhile: a second sweep claims nothing.
+    expect((await claimDueInvoices(app.runtime.db, at(150))).ids).toEqual([]);
+
+    await app.api('POST', `/v1/invoices/${id}`, { charge_at: at(160).toISOString() });
+    const stale = chargeInvoice(app.runtime.db, app.runtime.registry, id, undefined, flagDuplicatePayment, {
+      automatic: true,
+      claimedChargeAt: claim.lease,
+    });
+    await expect(stale).rejects.toMatchObject({ code: 'charge_not_claimed' });
+    const attempts = await app.runtime.db
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', id)
+      .execute();
+    expect(attempts).toEqual([]);
+    expect(await invoice(id)).toMatchObject({ status: 'OPEN', charge_at: at(160).toISOString() });
   });
 
   it('fails cleanly when the customer has no payment method: counted as an attempt, retried per dunning', async () => {
