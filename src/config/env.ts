@@ -45,6 +45,30 @@ const EnvSchema = z.object({
     }
     return steps;
   }),
+  /**
+   * Dunning: days after an invoice's first failed automatic charge on which it is charged again
+   * (strictly increasing whole days), then DUNNING_FINAL_ACTION applies to its subscription.
+   */
+  DUNNING_RETRY_DAYS: optionalString.transform((value, ctx) => {
+    const days = (value ?? '1,3,5,7').split(',').map((s) => Number(s.trim()));
+    if (days.some((n, i) => !Number.isInteger(n) || n <= 0 || n > 366 || (i > 0 && n <= days[i - 1]!))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a comma-separated list of increasing whole days from 1 to 366',
+      });
+    }
+    return days;
+  }),
+  /** What happens to a subscription whose invoice failed every dunning retry: SUSPEND or CANCEL. */
+  DUNNING_FINAL_ACTION: z.enum(['SUSPEND', 'CANCEL']).default('SUSPEND'),
+  /**
+   * Whether the minute-by-minute billing sweeps run (`subscription.renew`, `invoice.charge`). Off
+   * pauses automatic invoicing and charging (e.g. during a data migration); jobs sent by hand still run.
+   */
+  BILLING_SWEEPS: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('1')
+    .transform((v) => v === '1' || v === 'true'),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: secretList,

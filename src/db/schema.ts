@@ -106,6 +106,8 @@ export interface InvoicesTable {
   payment_attempts: Generated<number>;
   uncollectible_at: MaybeTimestamp;
   voided_at: MaybeTimestamp;
+  /** When the first automatic charge failed: the retry days of dunning count from it. */
+  dunning_started_at: MaybeTimestamp;
 }
 
 /** Invoice line items: unit amount × quantity (negative for CREDIT lines), plus tax per line. */
@@ -146,6 +148,10 @@ export interface TransactionsTable {
   poll_attempts: Generated<number>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
+  /** Made by the scheduler (a scheduled charge or a dunning retry), not asked for through the API. */
+  automatic: ColumnType<boolean, boolean | undefined, boolean>;
+  /** When dunning counted this automatic attempt's failure (null until then, or if it never failed). */
+  dunning_counted_at: MaybeTimestamp;
 }
 
 /** Refunds of a transaction; the id is the refund idempotency key. */

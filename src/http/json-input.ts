@@ -22,7 +22,8 @@ const PERCENT_FIELDS = new Set(['tax_percent', 'percent_off']);
  * `express.json`'s reviver: input that JSON can carry but billhook must not take in is replaced by
  * `NaN`, which every schema refuses with a field-level 422:
  * - a number written with a fraction or exponent (`4620.0000000000001`, `1e3`): parsing would round it
- *   to an integer silently, and money is never a float;
+ *   to an integer silently, and money is never a float (a percentage's fraction is kept as the text
+ *   written, which its schema reads digit by digit, so `8.875` is never a float either);
  * - a string with a NUL character or a lone surrogate (PostgreSQL cannot store them).
  * A percentage field (`PERCENT_FIELDS`) with a fraction keeps its exact source text instead
  * (`8.875` → `"8.875"`), which its schema reads as parts per million, never as a float.

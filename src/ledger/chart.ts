@@ -25,4 +25,6 @@ export const chart = {
   chargebackLosses: { code: 'chargeback_losses', type: 'expense' } as AccountRef,
   /** Payments received outside any gateway: bank transfer, cheque, cash (asset). */
   offlineReceipts: { code: 'offline_receipts', type: 'asset' } as AccountRef,
+  /** Receivables written off as uncollectible (expense); a payment that still arrives reverses it. */
+  badDebt: { code: 'bad_debt', type: 'expense' } as AccountRef,
 } as const;

@@ -19,6 +19,18 @@ export interface ChargeInvoiceResult {
   transaction: TransactionRow;
 }
 
+/** How an attempt was asked for. */
+export interface ChargeOptions {
+  /** The scheduler charges (scheduled payment, renewal, dunning retry): a failure enters dunning. */
+  automatic?: boolean;
+  /**
+   * The `charge_at` the scheduler's claim wrote (its lease): the charge goes ahead only if the
+   * invoice still has it, so a claim overtaken by a reschedule, a dunning step or another sweep's
+   * claim never charges.
+   */
+  claimedChargeAt?: Date;
+}
+
 /** @throws ConflictError `gateway_not_configured` when the gateway has no API credentials */
 export function clientFor(registry: GatewayRegistry, gateway: GatewayName): GatewayClient {
   const client = registry.get(gateway)?.client;
@@ -64,7 +76,8 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * Commits a `pending` payment attempt for everything due on an OPEN invoice, before any gateway call.
  * The invoice row is locked and re-read, so a paid or voided invoice is never charged, and the
  * unique index `transactions_one_in_flight` keeps a second attempt out while one is pending or unknown.
- * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`
+ * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`,
+ * `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws NotFoundError for a missing invoice or payment method
  */
 export async function startCharge(
@@ -72,6 +85,7 @@ export async function startCharge(
   registry: GatewayRegistry,
   invoiceId: string,
   paymentMethodId?: string,
+  options: ChargeOptions = {},
 ): Promise<TransactionRow> {
   return db.transaction().execute(async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
@@ -79,6 +93,12 @@ export async function startCharge(
       throw new ConflictError(
         'invoice_not_open',
         `invoice ${invoiceId} is ${invoice.status}; only an OPEN invoice with an amount due can be charged`,
+      );
+    }
+    if (options.claimedChargeAt && invoice.charge_at?.getTime() !== options.claimedChargeAt.getTime()) {
+      throw new ConflictError(
+        'charge_not_claimed',
+        `invoice ${invoiceId} was rescheduled or claimed again since this charge was scheduled`,
       );
     }
     const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
@@ -106,6 +126,7 @@ export async function startCharge(
         amount: invoice.amount_due,
         currency: invoice.currency,
         status: 'pending',
+        automatic: options.automatic ?? false,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -134,6 +155,7 @@ export async function executeCharge(
 /**
  * Charges an OPEN invoice now with the given (or the customer's default) payment method.
  * @param onOverpaid told when the charge succeeded after the invoice was paid some other way
+ * @param options.automatic the scheduler's attempt: its failure enters dunning (billing/dunning.ts)
  * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown
  */
 export async function chargeInvoice(
@@ -142,8 +164,9 @@ export async function chargeInvoice(
   invoiceId: string,
   paymentMethodId: string | undefined,
   onOverpaid: OnOverpaid,
+  options: ChargeOptions = {},
 ): Promise<ChargeInvoiceResult> {
-  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId);
+  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId, options);
   const transaction = await executeCharge(db, registry, attempt, onOverpaid);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

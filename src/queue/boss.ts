@@ -27,14 +27,15 @@ export function createBoss(connectionString: string, options: { maintenance: boo
 /**
  * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
  * retry policy of `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
- * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll` (every minute),
- * `inbox.sweep` (every five minutes) and `subscription.renew` (every minute) are sweeps: one that
+ * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll`, `subscription.renew`
+ * and `invoice.charge` (every minute) and `inbox.sweep` (every five minutes) are sweeps: one that
  * fails simply runs again next time.
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
   await boss.createQueue(QUEUES.transactionPoll, { retryLimit: 0, expireInSeconds: 600 });
   await boss.createQueue(QUEUES.inboxSweep, { retryLimit: 0, expireInSeconds: 600 });
   await boss.createQueue(QUEUES.subscriptionRenew, { retryLimit: 0, expireInSeconds: 600 });
+  await boss.createQueue(QUEUES.invoiceCharge, { retryLimit: 0, expireInSeconds: 600 });
   const name = QUEUES.webhookProcess;
   const deadLetter = `${name}.dead`;
   const policy = {

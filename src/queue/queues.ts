@@ -6,6 +6,7 @@ export const QUEUES = {
   transactionPoll: 'transaction.poll',
   inboxSweep: 'inbox.sweep',
   subscriptionRenew: 'subscription.renew',
+  invoiceCharge: 'invoice.charge',
 } as const;
 
 /**

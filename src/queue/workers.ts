@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
+import { chargeDueInvoices } from '../billing/collection.ts';
 import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -16,8 +17,9 @@ const STALE_INBOX_SECONDS = 600;
 
 /**
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
- * `transaction.poll` sweep every minute, the `inbox.sweep` every five minutes and the
- * `subscription.renew` sweep every minute (scheduled: one job per tick across all workers).
+ * `transaction.poll`, `subscription.renew` and `invoice.charge` (scheduled charges and dunning)
+ * sweeps every minute and the `inbox.sweep` every five minutes (scheduled: one job per tick across
+ * all workers).
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -48,6 +50,10 @@ export async function startWorkers(
     await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
   });
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
+  await boss.work(QUEUES.invoiceCharge, { pollingIntervalSeconds: 5 }, async () => {
+    await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
+  });
+  await billingSchedule(QUEUES.invoiceCharge);
   await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
     const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
     if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
@@ -59,5 +65,11 @@ export async function startWorkers(
     if (sweep.failures.length)
       log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
   });
-  await boss.schedule(QUEUES.subscriptionRenew, '* * * * *');
+  await billingSchedule(QUEUES.subscriptionRenew);
+
+  /** Schedules a billing sweep every minute, or removes its schedule while BILLING_SWEEPS is off. */
+  async function billingSchedule(queue: string): Promise<void> {
+    if (config.BILLING_SWEEPS) await boss.schedule(queue, '* * * * *');
+    else await boss.unschedule(queue);
+  }
 }

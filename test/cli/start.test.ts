@@ -86,6 +86,6 @@ describe('npm start with the embedded PostgreSQL', () => {
     // SIGTERM: a graceful stop.
     second.child.kill('SIGTERM');
     await waitFor('a graceful exit', async () => second.child.exitCode !== null);
-    expect(second.child.exitCode).toBe(0);
+    expect(second.child.exitCode, second.output()).toBe(0);
   }, 120_000);
 });

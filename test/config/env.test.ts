@@ -27,6 +27,9 @@ describe('loadConfig', () => {
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,
       POLL_SCHEDULE_SECONDS: [60, 300, 3600, 86400],
+      DUNNING_RETRY_DAYS: [1, 3, 5, 7],
+      DUNNING_FINAL_ACTION: 'SUSPEND',
+      BILLING_SWEEPS: true,
       STRIPE_WEBHOOK_SECRET: [],
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',
@@ -87,6 +90,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ POLL_SCHEDULE_SECONDS: '1, 2,3' }).POLL_SCHEDULE_SECONDS).toEqual([1, 2, 3]);
     expect(() => loadConfig({ POLL_SCHEDULE_SECONDS: '60,soon' })).toThrow(/POLL_SCHEDULE_SECONDS/);
     expect(() => loadConfig({ POLL_SCHEDULE_SECONDS: '60,-1' })).toThrow(/POLL_SCHEDULE_SECONDS/);
+  });
+
+  it('reads the dunning retry days and final action, and refuses bad ones', () => {
+    expect(loadConfig({ DUNNING_RETRY_DAYS: '2, 4,8' }).DUNNING_RETRY_DAYS).toEqual([2, 4, 8]);
+    expect(loadConfig({ DUNNING_FINAL_ACTION: 'CANCEL' }).DUNNING_FINAL_ACTION).toBe('CANCEL');
+    for (const days of ['1,soon', '0,3', '3,1', '1,1', '1.5', '400']) {
+      expect(() => loadConfig({ DUNNING_RETRY_DAYS: days }), days).toThrow(/DUNNING_RETRY_DAYS/);
+    }
+    expect(() => loadConfig({ DUNNING_FINAL_ACTION: 'DELETE' })).toThrow(/DUNNING_FINAL_ACTION/);
   });
 
   // An empty variable (as a copied .env file has it) means unset: `PORT=` must not become port 0.

@@ -39,6 +39,8 @@ export async function startTestApp(
     WEBHOOK_RETRY_LIMIT: '2',
     WEBHOOK_RETRY_DELAY_SECONDS: '1',
     GATEWAY_TIMEOUT_MS: '2000',
+    // Tests drive the billing sweeps with a simulated clock; the real-time cron stays off.
+    BILLING_SWEEPS: '0',
     ...env,
   });
   const logs: Record<string, unknown>[] = [];

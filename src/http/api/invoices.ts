@@ -1,5 +1,7 @@
 import { Router } from 'express';
+import { markUncollectible } from '../../billing/bad-debt.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
+import { addInvoiceLine, setChargeAt } from '../../billing/invoice-adjustments.ts';
 import {
   createInvoice,
   finalizeInvoice,
@@ -14,11 +16,22 @@ import { invoiceTransactions } from '../../payments/transactions.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter } from './pagination.ts';
-import { ChargeInvoice, CreateInvoice, ListQuery, RecordOfflinePayment, RefundInvoice } from './schemas.ts';
+import {
+  AddInvoiceLine,
+  ChargeInvoice,
+  CreateInvoice,
+  ListQuery,
+  RecordOfflinePayment,
+  RefundInvoice,
+  UpdateInvoice,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
-/** /v1/invoices: create (DRAFT), list, read, finalize, void, record an offline payment, charge and refund. */
+/**
+ * /v1/invoices: create (DRAFT), list, read, update `charge_at`, add adjustment lines, finalize, void,
+ * mark uncollectible, record an offline payment, charge and refund.
+ */
 export function invoiceRoutes({ db, registry }: AppDeps): Router {
   const router = Router();
   router.post('/invoices', async (req, res) => {
@@ -31,7 +44,9 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
         unitAmount: line.amount,
         quantity: line.quantity,
         type: line.type,
+        taxRatePpm: line.tax_percent,
       })),
+      chargeAt: body.charge_at,
     });
     res.status(201).json(serialize.invoice(invoice));
   });
@@ -65,6 +80,24 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
         : {}),
     };
   }
+  router.post('/invoices/:id', async (req, res) => {
+    const body = parseInput(UpdateInvoice, req.body);
+    res.json(serialize.invoice(await setChargeAt(db, req.params.id, body.charge_at)));
+  });
+  router.post('/invoices/:id/lines', async (req, res) => {
+    const body = parseInput(AddInvoiceLine, req.body);
+    const invoice = await addInvoiceLine(db, req.params.id, {
+      description: body.description,
+      unitAmount: body.amount,
+      quantity: body.quantity,
+      type: body.type,
+      taxRatePpm: body.tax_percent,
+    });
+    res.status(201).json(serialize.invoice(invoice));
+  });
+  router.post('/invoices/:id/mark-uncollectible', async (req, res) => {
+    res.json(serialize.invoice(await markUncollectible(db, req.params.id, new Date())));
+  });
   router.post('/invoices/:id/finalize', async (req, res) => {
     res.json(serialize.invoice(await finalizeInvoice(db, req.params.id)));
   });

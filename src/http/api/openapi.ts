@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import {
   ActivityQuery,
+  AddInvoiceLine,
   BillingCyclesQuery,
   CancelSubscription,
   ChangeSubscription,
@@ -26,6 +27,7 @@ import {
   SequenceQuery,
   UpdateCoupon,
   UpdateCustomer,
+  UpdateInvoice,
   UpdatePaymentMethod,
   UpdatePlan,
   UpdateProduct,
@@ -53,6 +55,23 @@ const OPERATIONS: Operation[] = [
   { method: 'post', path: '/v1/invoices', summary: 'Create a DRAFT invoice', body: CreateInvoice },
   { method: 'get', path: '/v1/invoices', summary: 'List invoices', query: ListQuery },
   { method: 'get', path: '/v1/invoices/{id}', summary: 'Read an invoice' },
+  {
+    method: 'post',
+    path: '/v1/invoices/{id}',
+    summary: 'Change when the scheduler charges a DRAFT or OPEN invoice (charge_at)',
+    body: UpdateInvoice,
+  },
+  {
+    method: 'post',
+    path: '/v1/invoices/{id}/lines',
+    summary: 'Add an adjustment line (CHARGE or CREDIT, optional tax) to a DRAFT invoice',
+    body: AddInvoiceLine,
+  },
+  {
+    method: 'post',
+    path: '/v1/invoices/{id}/mark-uncollectible',
+    summary: 'OPEN → UNCOLLECTIBLE (writes the unpaid amount off as bad debt)',
+  },
   { method: 'post', path: '/v1/invoices/{id}/finalize', summary: 'DRAFT → OPEN (posts the receivable)' },
   {
     method: 'post',

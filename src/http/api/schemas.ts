@@ -57,6 +57,25 @@ export const Metadata = z.preprocess(
 export const Id = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{1,40}$`), `must be a ${prefix}_… id`);
 
+/**
+ * A percentage with at most four decimals, 0 to 100, as a string (`"8.875"`) or a JSON number
+ * (`8.875`, `20`; the body parser hands a fractional one over as its source text, json-input.ts);
+ * read into parts per million, never through a float.
+ */
+export const Percent = z.union([z.string().max(10), z.number()]).transform((value, ctx) => {
+  const ppm = percentToPpm(value);
+  if (ppm === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be a percentage from 0 to 100 with at most 4 decimals' });
+    return z.NEVER;
+  }
+  return ppm;
+});
+
+/** A time in ISO 8601 with a zone (`2026-12-01T09:00:00Z`), as a Date. */
+export const Timestamp = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z' })
+  .transform((text) => new Date(text));
+
 /** `POST /v1/customers`: email, optional name, the caller's own id (unique) and metadata. */
 export const CreateCustomer = z.strictObject({
   email: z.email().max(320),
@@ -74,21 +93,24 @@ export const CreatePaymentMethod = z.strictObject({
   default: z.boolean().optional(),
 });
 
-/** `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units. */
+/** One line of an invoice (creation or adjustment): unit `amount` in minor units × `quantity`. */
+const InvoiceLineInput = z.strictObject({
+  description: z.string().min(1).max(500),
+  amount: MinorUnits,
+  quantity: z.number().int().min(1).max(1_000_000).default(1),
+  type: z.enum(['CHARGE', 'CREDIT']).default('CHARGE'),
+  tax_percent: Percent.optional(),
+});
+
+/**
+ * `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units and its
+ * optional `tax_percent` the line's tax rate. `charge_at`: when the scheduler charges it once OPEN.
+ */
 export const CreateInvoice = z.strictObject({
   customer: Id('cus'),
   currency: Currency,
-  lines: z
-    .array(
-      z.strictObject({
-        description: z.string().min(1).max(500),
-        amount: MinorUnits,
-        quantity: z.number().int().min(1).max(1_000_000).default(1),
-        type: z.enum(['CHARGE', 'CREDIT']).default('CHARGE'),
-      }),
-    )
-    .min(1)
-    .max(500),
+  lines: z.array(InvoiceLineInput).min(1).max(500),
+  charge_at: Timestamp.optional(),
 });
 
 /** `POST /v1/invoices/:id/charge`: which payment method (default: the customer's default). */
@@ -150,20 +172,6 @@ export const ResolveException = z.strictObject({ note: z.string().min(1).max(100
 
 /** `true`/`false` in a query string (`?active=true`). */
 const QueryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
-
-/**
- * A percentage with at most four decimals, 0 to 100, as a string (`"8.875"`) or a JSON number
- * (`8.875`, `20`; the body parser hands a fractional one over as its source text, json-input.ts);
- * read into parts per million, never through a float.
- */
-export const Percent = z.union([z.string().max(10), z.number()]).transform((value, ctx) => {
-  const ppm = percentToPpm(value);
-  if (ppm === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'must be a percentage from 0 to 100 with at most 4 decimals' });
-    return z.NEVER;
-  }
-  return ppm;
-});
 
 /** `POST /v1/products`: a name, an optional description, the caller's own id (unique) and metadata. */
 export const CreateProduct = z.strictObject({
@@ -356,3 +364,12 @@ export const BillingCyclesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(100),
   starting_after: z.coerce.number().int().min(0).optional(),
 });
+
+/**
+ * `POST /v1/invoices/:id/lines`: an adjustment on a DRAFT invoice, a CHARGE or a CREDIT of unit
+ * `amount` (minor units) × `quantity`, with an optional tax percentage.
+ */
+export const AddInvoiceLine = InvoiceLineInput.extend({ type: z.enum(['CHARGE', 'CREDIT']) });
+
+/** `POST /v1/invoices/:id`: change when the scheduler charges a DRAFT or OPEN invoice (null: never). */
+export const UpdateInvoice = z.strictObject({ charge_at: Timestamp.nullable() });

@@ -64,6 +64,7 @@ export const serialize = {
     period_end: i.period_end,
     charge_at: i.charge_at,
     payment_attempts: i.payment_attempts,
+    dunning_started_at: i.dunning_started_at,
     lines: i.lines.map((l) => ({
       id: l.id,
       type: l.type,
@@ -99,6 +100,7 @@ export const serialize = {
     status: t.status,
     failure_code: t.failure_code,
     failure_message: t.failure_message,
+    automatic: t.automatic,
     created_at: t.created_at,
     updated_at: t.updated_at,
   }),

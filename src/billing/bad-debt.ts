@@ -1,0 +1,45 @@
+import type { Db } from '../db/database.ts';
+import { ConflictError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
+import { postEntry, transfer } from '../ledger/journal.ts';
+import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
+
+/**
+ * OPEN → UNCOLLECTIBLE: writes the unpaid amount off as bad debt (`inv_…:uncollectible`: debit bad
+ * debt, credit the customer's receivable) and stops scheduled charges. `amount_due` keeps the unpaid
+ * amount, still owed: a payment that arrives later (a late gateway success, an offline payment)
+ * reverses the write-off for what it pays (`applyPayment`) and can make the invoice PAID.
+ * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
+ */
+export async function markUncollectible(db: Db, id: string, now: Date): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    if (invoice.status !== 'OPEN') {
+      throw new ConflictError(
+        'invoice_not_open',
+        `invoice ${id} is ${invoice.status}; only an OPEN invoice can be marked uncollectible`,
+      );
+    }
+    await postEntry(trx, {
+      idempotencyKey: `${id}:uncollectible`,
+      description: `invoice ${id} written off as uncollectible`,
+      source: { type: 'invoice', id },
+      postings: transfer(
+        chart.badDebt,
+        chart.receivable(invoice.customer_id),
+        invoice.amount_due,
+        invoice.currency,
+      ),
+    });
+    await trx
+      .updateTable('invoices')
+      .set({ status: 'UNCOLLECTIBLE', uncollectible_at: now, charge_at: null, updated_at: now })
+      .where('id', '=', id)
+      .execute();
+    await invoiceActivity(trx, invoice, 'invoice.marked_uncollectible', {
+      written_off: invoice.amount_due,
+      currency: invoice.currency,
+    });
+  });
+  return getInvoice(db, id);
+}

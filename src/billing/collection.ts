@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
+import type { TransactionStatus } from '../db/schema.ts';
+import { AppError } from '../errors.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { chargeInvoice } from '../payments/charges.ts';
+import { flagDuplicatePayment } from '../reconcile/exceptions.ts';
+import {
+  countFailedAttempt,
+  countFailedAttempts,
+  type DunningPolicy,
+  type DunningStep,
+  dunningPolicy,
+  recordCollectionFailure,
+} from './dunning.ts';
+import { lockInvoice } from './invoices.ts';
+
+/**
+ * How long a claimed invoice is kept from other sweeps (ms). Its charge's outcome normally replaces
+ * this `charge_at` at once (PAID clears it, a failure schedules the next retry); if the process dies
+ * in between, or the outcome is still pending or unknown, the invoice comes due again after it, and
+ * the one-attempt-in-flight rule refuses a second charge while the first is open.
+ */
+export const CLAIM_LEASE_MS = 10 * 60 * 1000;
+const CLAIM_BATCH = 50;
+const DEFAULT_CONCURRENCY = 4;
+
+/** What the sweep did with one due invoice. */
+export interface CollectionResult {
+  invoiceId: string;
+  /** The attempt's status; `failed` also when no attempt could be made (no payment method). */
+  outcome: TransactionStatus | 'skipped';
+  transactionId?: string;
+  /** Why it was skipped or failed without an attempt (an error code). */
+  reason?: string;
+  dunning?: DunningStep;
+}
+
+/** Invoices claimed by one sweep, and the lease written as their `charge_at`. */
+export interface Claim {
+  ids: string[];
+  lease: Date;
+}
+
+/**
+ * Claims up to `limit` OPEN invoices whose `charge_at` has come (`FOR UPDATE SKIP LOCKED`, so
+ * concurrent sweeps take disjoint sets) and moves their `charge_at` a lease ahead in the same
+ * transaction, so no other sweep charges them meanwhile; the charge then goes ahead only while the
+ * invoice still carries that lease (`ChargeOptions.claimedChargeAt`).
+ * @returns the claimed invoice ids (earliest due first) and the lease
+ */
+export async function claimDueInvoices(db: Db, now: Date, limit = CLAIM_BATCH): Promise<Claim> {
+  const lease = new Date(now.getTime() + CLAIM_LEASE_MS);
+  const ids = await db.transaction().execute(async (trx) => {
+    const due = await trx
+      .selectFrom('invoices')
+      .select('id')
+      .where('status', '=', 'OPEN')
+      .where('charge_at', '<=', now)
+      .orderBy('charge_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+    const ids = due.map((row) => row.id);
+    if (ids.length) {
+      await trx.updateTable('invoices').set({ charge_at: lease }).where('id', 'in', ids).execute();
+    }
+    return ids;
+  });
+  return { ids, lease };
+}
+
+/** The payment method to charge an invoice with: its subscription's, else the customer's default. */
+async function paymentMethodOf(db: Db, invoiceId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('invoices')
+    .leftJoin('subscriptions', 'subscriptions.id', 'invoices.subscription_id')
+    .select('subscriptions.payment_method_id')
+    .where('invoices.id', '=', invoiceId)
+    .executeTakeFirst();
+  return row?.payment_method_id ?? undefined;
+}
+
+/** Refusals of `startCharge` that mean "this invoice cannot be collected now": a failed collection. */
+const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configured']);
+
+/**
+ * Charges one claimed invoice automatically and counts a failure at once (dunning). A customer with
+ * no usable payment method fails the collection without an attempt; an invoice paid, voided,
+ * rescheduled or claimed again since, or with an attempt still in flight, is skipped.
+ */
+async function collect(
+  db: Db,
+  registry: GatewayRegistry,
+  policy: DunningPolicy,
+  invoiceId: string,
+  lease: Date,
+  now: Date,
+): Promise<CollectionResult> {
+  try {
+    const { transaction } = await chargeInvoice(
+      db,
+      registry,
+      invoiceId,
+      await paymentMethodOf(db, invoiceId),
+      flagDuplicatePayment,
+      { automatic: true, claimedChargeAt: lease },
+    );
+    const result: CollectionResult = {
+      invoiceId,
+      outcome: transaction.status,
+      transactionId: transaction.id,
+    };
+    if (transaction.status === 'failed')
+      result.dunning = await countFailedAttempt(db, policy, transaction.id, now);
+    return result;
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    if (!UNCHARGEABLE.has(error.code)) return { invoiceId, outcome: 'skipped', reason: error.code };
+    const dunning = await db.transaction().execute(async (trx) => {
+      await joinLedgerWriters(trx);
+      const invoice = await lockInvoice(trx, invoiceId);
+      if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
+      return recordCollectionFailure(trx, invoice, policy, now, { code: error.code, message: error.message });
+    });
+    return { invoiceId, outcome: 'failed', reason: error.code, dunning };
+  }
+}
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
+}
+
+/**
+ * One sweep of `invoice.charge` at `now`: first counts failed automatic attempts not counted yet
+ * (outcomes learned late enter dunning here), then claims every OPEN invoice whose `charge_at` has
+ * come and charges it (the subscription's payment method, else the customer's default), at most
+ * `concurrency` at a time. Scheduled payments, instalments (a series of invoices with `charge_at`),
+ * subscription renewals and dunning retries all come through here.
+ * @returns what each claimed invoice's charge did, and the late failures counted
+ */
+export async function chargeDueInvoices(
+  db: Db,
+  registry: GatewayRegistry,
+  config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
+  now: Date,
+  options: { concurrency?: number; log?: Logger } = {},
+): Promise<{ charged: CollectionResult[]; lateFailures: DunningStep[] }> {
+  const policy = dunningPolicy(config);
+  const lateFailures = await countFailedAttempts(db, policy, now);
+  const charged: CollectionResult[] = [];
+  for (;;) {
+    const { ids, lease } = await claimDueInvoices(db, now);
+    await eachLimited(ids, options.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
+      try {
+        charged.push(await collect(db, registry, policy, id, lease, now));
+      } catch (error) {
+        // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
+        options.log?.warn(
+          { invoiceId: id, err: error instanceof Error ? error.message : String(error) },
+          'scheduled charge failed to run',
+        );
+        charged.push({ invoiceId: id, outcome: 'skipped', reason: 'error' });
+      }
+    });
+    if (ids.length < CLAIM_BATCH) break;
+  }
+  if (charged.length || lateFailures.length)
+    options.log?.info({ charged: charged.length, lateFailures: lateFailures.length }, 'invoice.charge sweep');
+  return { charged, lateFailures };
+}

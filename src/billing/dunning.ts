@@ -1,0 +1,171 @@
+import type { Kysely } from 'kysely';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
+import type { Database, InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
+import { invoiceActivity, lockInvoice } from './invoices.ts';
+import { DUNNING_REASON } from './reinstate.ts';
+import { transitionSubscription } from './subscription-status.ts';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The dunning schedule: `retryDays` are whole days after an invoice's first failed automatic charge
+ * on which it is charged again (default 1, 3, 5, 7); once the last retry failed, the invoice's
+ * subscription is SUSPENDED or CANCELLED (`finalAction`). The invoice itself stays OPEN, unscheduled:
+ * still owed and still in receivables until someone is paid, voids it or marks it uncollectible.
+ */
+export interface DunningPolicy {
+  retryDays: readonly number[];
+  finalAction: 'SUSPEND' | 'CANCEL';
+}
+
+/** The dunning policy of the configuration (`DUNNING_RETRY_DAYS`, `DUNNING_FINAL_ACTION`). */
+export function dunningPolicy(
+  config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
+): DunningPolicy {
+  return { retryDays: config.DUNNING_RETRY_DAYS, finalAction: config.DUNNING_FINAL_ACTION };
+}
+
+/** Why an automatic collection failed: its attempt (none when no attempt could be made) and code. */
+export interface CollectionFailure {
+  transactionId?: string;
+  code: string | null;
+  message?: string | null;
+}
+
+/** What counting a failure decided. `nextChargeAt` null means the retries are used up. */
+export interface DunningStep {
+  invoiceId: string;
+  attempts: number;
+  nextChargeAt: Date | null;
+  subscriptionStatus?: SubscriptionStatus;
+}
+
+/**
+ * Counts one failed automatic collection of a locked OPEN invoice, inside `trx` (joined to the
+ * ledger's writers): `payment_attempts` + 1; the first failure starts dunning at `now`; the next
+ * charge is `dunning_started_at` + the next retry day, or none once the retries are used up. Its
+ * subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last retry → SUSPENDED or
+ * CANCELLED by `policy.finalAction`. Logs `invoice.payment_failed` (and the subscription's change).
+ */
+export async function recordCollectionFailure(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  policy: DunningPolicy,
+  now: Date,
+  failure: CollectionFailure,
+): Promise<DunningStep> {
+  const attempts = invoice.payment_attempts + 1;
+  const startedAt = invoice.dunning_started_at ?? now;
+  const retryDay = policy.retryDays[attempts - 1];
+  const nextChargeAt = retryDay === undefined ? null : new Date(startedAt.getTime() + retryDay * DAY_MS);
+  await trx
+    .updateTable('invoices')
+    .set({
+      payment_attempts: attempts,
+      dunning_started_at: startedAt,
+      charge_at: nextChargeAt,
+      updated_at: now,
+    })
+    .where('id', '=', invoice.id)
+    .execute();
+  await invoiceActivity(trx, invoice, 'invoice.payment_failed', {
+    attempt: attempts,
+    transaction: failure.transactionId ?? null,
+    failure_code: failure.code,
+    failure_message: failure.message ?? null,
+    next_charge_at: nextChargeAt?.toISOString() ?? null,
+    retries_exhausted: nextChargeAt === null,
+  });
+  const step: DunningStep = { invoiceId: invoice.id, attempts, nextChargeAt };
+  if (!invoice.subscription_id) return step;
+  const subscription = await trx
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', invoice.subscription_id)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  const data = { reason: DUNNING_REASON, invoice: invoice.id, attempt: attempts };
+  let status = subscription.status;
+  if (nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL')) {
+    status = (await transitionSubscription(trx, subscription, 'PAST_DUE', now, data)).status;
+  } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
+    const to = policy.finalAction === 'CANCEL' ? 'CANCELLED' : 'SUSPENDED';
+    status = (await transitionSubscription(trx, subscription, to, now, data)).status;
+  }
+  return { ...step, subscriptionStatus: status };
+}
+
+/**
+ * Counts the failure of automatic attempt `transactionId` once, whenever and however it became
+ * failed (the gateway's answer, the poller, a webhook): the attempt is marked counted and, when its
+ * invoice is still OPEN, `recordCollectionFailure` applies. Idempotent: a counted, succeeded or
+ * manual attempt changes nothing.
+ * @returns the dunning step taken, or undefined when there was nothing to count
+ */
+export async function countFailedAttempt(
+  db: Db,
+  policy: DunningPolicy,
+  transactionId: string,
+  now: Date,
+): Promise<DunningStep | undefined> {
+  const known = await db
+    .selectFrom('transactions')
+    .select('invoice_id')
+    .where('id', '=', transactionId)
+    .executeTakeFirst();
+  if (!known?.invoice_id) return undefined;
+  const invoiceId = known.invoice_id;
+  return db.transaction().execute(async (trx) => {
+    await joinLedgerWriters(trx);
+    const invoice = await lockInvoice(trx, invoiceId);
+    const attempt = await trx
+      .selectFrom('transactions')
+      .selectAll()
+      .where('id', '=', transactionId)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    if (!attempt.automatic || attempt.status !== 'failed' || attempt.dunning_counted_at) return undefined;
+    await trx
+      .updateTable('transactions')
+      .set({ dunning_counted_at: now })
+      .where('id', '=', transactionId)
+      .execute();
+    if (invoice.status !== 'OPEN') return undefined;
+    return recordCollectionFailure(trx, invoice, policy, now, {
+      transactionId,
+      code: attempt.failure_code,
+      message: attempt.failure_message,
+    });
+  });
+}
+
+/**
+ * The dunning sweep: counts every failed automatic attempt not counted yet. This is the one place
+ * every failure of an automatic charge passes, including outcomes learned late (a pending or unknown
+ * charge that the poller or a webhook resolves as failed) and failures recorded just before a crash.
+ * @returns the dunning steps taken
+ */
+export async function countFailedAttempts(db: Db, policy: DunningPolicy, now: Date): Promise<DunningStep[]> {
+  const steps: DunningStep[] = [];
+  let after = '';
+  for (;;) {
+    const uncounted = await db
+      .selectFrom('transactions')
+      .select('id')
+      .where('automatic', '=', true)
+      .where('status', '=', 'failed')
+      .where('dunning_counted_at', 'is', null)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(100)
+      .execute();
+    for (const { id } of uncounted) {
+      const step = await countFailedAttempt(db, policy, id, now);
+      if (step) steps.push(step);
+      after = id;
+    }
+    if (uncounted.length < 100) return steps;
+  }
+}

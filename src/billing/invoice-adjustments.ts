@@ -1,0 +1,125 @@
+import type { Db } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { InvoiceLineRow } from '../db/schema.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
+import {
+  getInvoice,
+  type InvoiceWithLines,
+  invoiceActivity,
+  invoiceAmounts,
+  lockInvoice,
+  type NewLine,
+} from './invoices.ts';
+
+/** A stored line as `invoiceAmounts` takes it (its amount unsigned, its type saying the sign). */
+function asNewLine(line: InvoiceLineRow): NewLine {
+  return {
+    description: line.description,
+    quantity: line.quantity,
+    type: line.type,
+    amount: line.amount < 0n ? -line.amount : line.amount,
+    taxRatePpm: line.tax_rate_ppm,
+  };
+}
+
+/**
+ * Adds an adjustment line (a CHARGE or a CREDIT, with its own tax rate) to a DRAFT invoice and
+ * recomputes its subtotal, tax and total (minor units); logs `invoice.line_added`.
+ * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_draft` unless DRAFT
+ * @throws ValidationError (`amount`) when the line is too large or credits would exceed the charges
+ */
+export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    if (invoice.status !== 'DRAFT') {
+      throw new ConflictError(
+        'invoice_not_draft',
+        `invoice ${id} is ${invoice.status}; lines are added to a DRAFT only`,
+      );
+    }
+    const existing = await trx
+      .selectFrom('invoice_lines')
+      .selectAll()
+      .where('invoice_id', '=', id)
+      .orderBy('position')
+      .execute();
+    let amounts: ReturnType<typeof invoiceAmounts>;
+    try {
+      amounts = invoiceAmounts([...existing.map(asNewLine), line]);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      throw new ValidationError(error.message, {
+        amount:
+          error.message === 'credits exceed charges'
+            ? 'credits would exceed the invoice’s charges (its total would be negative)'
+            : 'the line or the invoice total would exceed 10^15 minor units',
+      });
+    }
+    const priced = amounts.lines.at(-1)!;
+    const position = existing.reduce((max, l) => Math.max(max, l.position + 1), 0);
+    const row = await trx
+      .insertInto('invoice_lines')
+      .values({
+        id: newId('il'),
+        invoice_id: id,
+        position,
+        type: line.type,
+        description: line.description,
+        unit_amount: line.unitAmount ?? null,
+        quantity: line.quantity,
+        amount: priced.amount,
+        tax_rate_ppm: line.taxRatePpm ?? 0,
+        tax_amount: priced.tax,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await trx
+      .updateTable('invoices')
+      .set({
+        subtotal: amounts.subtotal,
+        tax: amounts.tax,
+        total: amounts.total,
+        amount_due: amounts.total,
+        updated_at: new Date(),
+      })
+      .where('id', '=', id)
+      .execute();
+    await invoiceActivity(trx, invoice, 'invoice.line_added', {
+      line: row.id,
+      type: line.type,
+      amount: priced.amount,
+      tax_amount: priced.tax,
+      subtotal: amounts.subtotal,
+      tax: amounts.tax,
+      total: amounts.total,
+    });
+  });
+  return getInvoice(db, id);
+}
+
+/**
+ * Sets (or with null clears) when the scheduler charges a DRAFT or OPEN invoice; logs
+ * `invoice.updated`. A time in the past means "at the next sweep".
+ * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_editable` in other states
+ */
+export async function setChargeAt(db: Db, id: string, chargeAt: Date | null): Promise<InvoiceWithLines> {
+  await db.transaction().execute(async (trx) => {
+    const invoice = await lockInvoice(trx, id);
+    if (invoice.status !== 'DRAFT' && invoice.status !== 'OPEN') {
+      throw new ConflictError(
+        'invoice_not_editable',
+        `invoice ${id} is ${invoice.status}; charge_at can change on a DRAFT or OPEN invoice only`,
+      );
+    }
+    await trx
+      .updateTable('invoices')
+      .set({ charge_at: chargeAt, updated_at: new Date() })
+      .where('id', '=', id)
+      .execute();
+    await invoiceActivity(trx, invoice, 'invoice.updated', {
+      charge_at: chargeAt?.toISOString() ?? null,
+      previous_charge_at: invoice.charge_at?.toISOString() ?? null,
+    });
+  });
+  return getInvoice(db, id);
+}

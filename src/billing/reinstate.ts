@@ -1,0 +1,59 @@
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Database } from '../db/schema.ts';
+import { transitionSubscription } from './subscription-status.ts';
+
+/** What dunning writes in the data of the `subscription.suspended` activity it causes. */
+export const DUNNING_REASON = 'dunning';
+
+const SuspensionData = z.object({ reason: z.string().optional() }).loose();
+
+/**
+ * After invoice `paidInvoiceId` of a subscription was paid (any path), inside the paying transaction
+ * (joined to the ledger's writers, the invoice locked): a PAST_DUE subscription, or one SUSPENDED by
+ * dunning (its latest `subscription.suspended` activity says `reason: dunning`), becomes ACTIVE again
+ * when none of its other OPEN invoices has a failed automatic charge. A subscription suspended by a
+ * person, or cancelled, stays as it is.
+ * @returns whether the subscription was reactivated
+ */
+export async function reinstateAfterPayment(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  paidInvoiceId: string,
+  now: Date,
+): Promise<boolean> {
+  const subscription = await trx
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', subscriptionId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!subscription) return false;
+  if (subscription.status === 'SUSPENDED') {
+    const suspension = await trx
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', subscriptionId)
+      .where('action', '=', 'subscription.suspended')
+      .orderBy('sequence', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (SuspensionData.safeParse(suspension?.data).data?.reason !== DUNNING_REASON) return false;
+  } else if (subscription.status !== 'PAST_DUE') {
+    return false;
+  }
+  const overdue = await trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscriptionId)
+    .where('id', '!=', paidInvoiceId)
+    .where('status', '=', 'OPEN')
+    .where('payment_attempts', '>', 0)
+    .executeTakeFirst();
+  if (overdue) return false;
+  await transitionSubscription(trx, subscription, 'ACTIVE', now, {
+    reason: 'invoice_paid',
+    invoice: paidInvoiceId,
+  });
+  return true;
+}

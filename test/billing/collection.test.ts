@@ -1,0 +1,461 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runAs } from '../../src/activities/activities.ts';
+import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/billing/collection.ts';
+import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import type { Config } from '../../src/config/env.ts';
+import { newId } from '../../src/db/ids.ts';
+import type { SubscriptionStatus } from '../../src/db/schema.ts';
+import { chargeInvoice } from '../../src/payments/charges.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
+import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
+
+const DAY = 86_400_000;
+const T0 = new Date('2027-03-01T06:00:00Z');
+const at = (days: number, ms = 0) => new Date(T0.getTime() + days * DAY + ms);
+const DEFAULTS: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'> = {
+  DUNNING_RETRY_DAYS: [1, 3, 5, 7],
+  DUNNING_FINAL_ACTION: 'SUSPEND',
+};
+
+/**
+ * Scheduled charges (instalments), and dunning of failed automatic charges with subscriptions
+ * (PRODUCT §5). The clock is simulated: each sweep is called with its `now`; the app's own
+ * `invoice.charge` cron is stopped so only the test sweeps. Each scenario books in its own currency.
+ */
+describe('invoice.charge: scheduled charges and dunning', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    nock.disableNetConnect();
+    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    await app.runtime.boss.unschedule(QUEUES.invoiceCharge);
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(async () => {
+    nock.cleanAll();
+    // Each scenario sweeps alone: what an earlier one left scheduled is unscheduled.
+    await app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute();
+  });
+  afterAll(async () => {
+    await app.stop();
+    nock.enableNetConnect();
+  });
+
+  // As the invoice.charge worker runs it: activities name the scheduler as their actor.
+  const sweep = (now: Date, config = DEFAULTS) =>
+    runAs('scheduler', () => chargeDueInvoices(app.runtime.db, app.runtime.registry, config, now));
+  const invoice = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
+  const subscriptionStatus = async (id: string) =>
+    (
+      await app.runtime.db
+        .selectFrom('subscriptions')
+        .select('status')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+    ).status;
+  /** Fakes one card decline; Stripe makes a new PaymentIntent (and charge) per attempt. */
+  let declined = 0;
+  const declines = () => {
+    const body = stripeFixture('api.payment_intent.create.card_declined.error.json');
+    declined += 1;
+    body.error.payment_intent.id = `pi_declined_${declined}`;
+    body.error.charge = `ch_declined_${declined}`;
+    return nock(STRIPE_API_BASE).post('/v1/payment_intents').reply(402, body);
+  };
+
+  /** An OPEN invoice due at `chargeAt` (and, with `subscription`, billing that subscription). */
+  async function dueInvoice(
+    customerId: string,
+    currency: string,
+    amount: bigint,
+    chargeAt: Date,
+    o: { subscription?: string; taxRatePpm?: number; periodIndex?: number } = {},
+  ) {
+    const draft = await createInvoice(app.runtime.db, {
+      customerId,
+      currency,
+      lines: [
+        { description: 'Period', unitAmount: amount, quantity: 1, type: 'CHARGE', taxRatePpm: o.taxRatePpm },
+      ],
+      chargeAt,
+      subscriptionId: o.subscription,
+      periodIndex: o.subscription ? (o.periodIndex ?? 0) : undefined,
+      billingReason: o.subscription ? 'subscription_cycle' : 'manual',
+    });
+    return (await finalizeInvoice(app.runtime.db, draft.id)).id;
+  }
+
+  /** A subscription row inserted directly (the subscriptions module writes them in production). */
+  async function subscription(
+    customerId: string,
+    currency: string,
+    status: SubscriptionStatus,
+    paymentMethodId?: string,
+  ) {
+    const db = app.runtime.db;
+    const product = await db
+      .insertInto('products')
+      .values({ id: newId('prod'), name: 'Pro' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const plan = await db
+      .insertInto('plans')
+      .values({
+        id: newId('plan'),
+        product_id: product.id,
+        name: 'Pro monthly',
+        currency,
+        interval: 'MONTH',
+        price: JSON.stringify({ model: 'FLAT_FEE', amount: '2000' }),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const row = await db
+      .insertInto('subscriptions')
+      .values({
+        id: newId('sub'),
+        customer_id: customerId,
+        plan_id: plan.id,
+        payment_method_id: paymentMethodId ?? null,
+        status,
+        billing_anchor: at(-30),
+        start_at: at(-30),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+
+  it('charges a three-instalment plan as its dates come, once each, and only OPEN invoices', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const ids = [];
+    for (const month of [0, 31, 59]) ids.push(await dueInvoice(customer.id, 'SEK', 3000n, at(month)));
+    const draft = await createInvoice(app.runtime.db, {
+      customerId: customer.id,
+      currency: 'SEK',
+      lines: [{ description: 'Not finalized', unitAmount: 100n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: at(-1),
+    });
+
+    expect((await sweep(at(-1))).charged).toEqual([]);
+    const first = stripeChargeSucceeds();
+    const jan = await sweep(at(0));
+    expect(jan.charged).toEqual([expect.objectContaining({ invoiceId: ids[0], outcome: 'succeeded' })]);
+    expect(first.seen).toHaveLength(1);
+    expect(first.seen[0]?.idempotencyKey).toBe(jan.charged[0]?.transactionId);
+    expect(await invoice(ids[0]!)).toMatchObject({ status: 'PAID', charge_at: null, amount_paid: 3000 });
+    expect(await invoice(ids[1]!)).toMatchObject({ status: 'OPEN', charge_at: at(31).toISOString() });
+    expect((await sweep(at(15))).charged).toEqual([]);
+
+    stripeChargeSucceeds();
+    expect((await sweep(at(31))).charged).toEqual([
+      expect.objectContaining({ invoiceId: ids[1], outcome: 'succeeded' }),
+    ]);
+    stripeChargeSucceeds();
+    expect((await sweep(at(60))).charged).toEqual([
+      expect.objectContaining({ invoiceId: ids[2], outcome: 'succeeded' }),
+    ]);
+    expect((await sweep(at(90))).charged).toEqual([]);
+
+    for (const id of ids) expect(await invoice(id)).toMatchObject({ status: 'PAID', payment_attempts: 0 });
+    expect(await invoice(draft.id)).toMatchObject({ status: 'DRAFT' });
+    const attempts = await app.runtime.db
+      .selectFrom('transactions')
+      .select(['invoice_id', 'automatic', 'status'])
+      .where('invoice_id', 'in', ids)
+      .execute();
+    expect(attempts).toHaveLength(3);
+    expect(attempts.every((t) => t.automatic && t.status === 'succeeded')).toBe(true);
+    expect(await ledgerIn(app, 'SEK')).toEqual({
+      'gateway_clearing:stripe': 9000,
+      'receivable:customer': 0,
+      revenue: -9000,
+    });
+  });
+
+  it('never charges an invoice twice when two sweeps run at once', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(await dueInvoice(customer.id, 'NOK', 1000n + BigInt(i), at(100)));
+    for (let i = 0; i < 6; i++) stripeChargeSucceeds();
+    const [a, b] = await Promise.all([sweep(at(100)), sweep(at(100))]);
+    const charged = [...a.charged, ...b.charged];
+    expect(charged.map((c) => c.invoiceId).sort()).toEqual([...ids].sort());
+    expect(charged.every((c) => c.outcome === 'succeeded')).toBe(true);
+    const attempts = await app.runtime.db
+      .selectFrom('transactions')
+      .select('invoice_id')
+      .where('invoice_id', 'in', ids)
+      .execute();
+    expect(attempts).toHaveLength(6);
+    expect(await ledgerIn(app, 'NOK')).toMatchObject({
+      'gateway_clearing:stripe': 6015,
+      'receivable:customer': 0,
+    });
+  });
+
+  it('charges a claimed invoice only while it still carries the claim: a reschedule in between wins', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const id = await dueInvoice(customer.id, 'HUF', 5000n, at(150));
+    const claim = await claimDueInvoices(app.runtime.db, at(150));
+    expect(claim).toEqual({ ids: [id], lease: new Date(at(150).getTime() + CLAIM_LEASE_MS) });
+    expect(await invoice(id)).toMatchObject({ charge_at: claim.lease.toISOString() });
+    // Nothing else is due meanwhile: a second sweep claims nothing.
+    expect((await claimDueInvoices(app.runtime.db, at(150))).ids).toEqual([]);
+
+    await app.api('POST', `/v1/invoices/${id}`, { charge_at: at(160).toISOString() });
+    const stale = chargeInvoice(app.runtime.db, app.runtime.registry, id, undefined, flagDuplicatePayment, {
+      automatic: true,
+      claimedChargeAt: claim.lease,
+    });
+    await expect(stale).rejects.toMatchObject({ code: 'charge_not_claimed' });
+    const attempts = await app.runtime.db
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', id)
+      .execute();
+    expect(attempts).toEqual([]);
+    expect(await invoice(id)).toMatchObject({ status: 'OPEN', charge_at: at(160).toISOString() });
+  });
+
+  it('fails cleanly when the customer has no payment method: counted as an attempt, retried per dunning', async () => {
+    const { customer } = await customerWith(app);
+    const id = await dueInvoice(customer.id, 'DKK', 500n, at(0));
+    const { charged } = await sweep(at(0));
+    expect(charged).toEqual([
+      expect.objectContaining({ invoiceId: id, outcome: 'failed', reason: 'payment_method_not_found' }),
+    ]);
+    expect(await invoice(id)).toMatchObject({
+      status: 'OPEN',
+      payment_attempts: 1,
+      charge_at: at(1).toISOString(),
+    });
+    expect(await actionsOf(app, id)).toEqual([
+      'invoice.created',
+      'invoice.finalized',
+      'invoice.payment_failed',
+    ]);
+  });
+
+  it('recovers a failed renewal on the day-3 retry: PAST_DUE, then ACTIVE, books settled', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    // The subscription pays with its own (non-default) payment method.
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_subscription_card',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    const sub = await subscription(customer.id, 'USD', 'ACTIVE', card.body.id);
+    // 2000 + 10% tax = 2200
+    const id = await dueInvoice(customer.id, 'USD', 2000n, at(0), { subscription: sub, taxRatePpm: 100_000 });
+
+    declines();
+    expect((await sweep(at(0))).charged).toEqual([
+      expect.objectContaining({ invoiceId: id, outcome: 'failed' }),
+    ]);
+    expect(await invoice(id)).toMatchObject({
+      status: 'OPEN',
+      payment_attempts: 1,
+      charge_at: at(1).toISOString(),
+      dunning_started_at: at(0).toISOString(),
+    });
+    expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    const attempts = await app.api('GET', `/v1/invoices/${id}?expand=transactions`);
+    expect(attempts.body.transactions).toEqual([
+      expect.objectContaining({ status: 'failed', automatic: true }),
+    ]);
+
+    declines();
+    expect((await sweep(at(1))).charged).toEqual([
+      expect.objectContaining({ invoiceId: id, outcome: 'failed' }),
+    ]);
+    expect(await invoice(id)).toMatchObject({ payment_attempts: 2, charge_at: at(3).toISOString() });
+    expect((await sweep(at(2))).charged).toEqual([]);
+
+    const { seen } = stripeChargeSucceeds();
+    expect((await sweep(at(3))).charged).toEqual([
+      expect.objectContaining({ invoiceId: id, outcome: 'succeeded' }),
+    ]);
+    expect(seen[0]?.params.get('payment_method')).toBe('pm_subscription_card');
+    expect(await invoice(id)).toMatchObject({
+      status: 'PAID',
+      payment_attempts: 2,
+      charge_at: null,
+      amount_paid: 2200,
+    });
+    expect(await subscriptionStatus(sub)).toBe('ACTIVE');
+    expect(await ledgerIn(app, 'USD')).toEqual({
+      'gateway_clearing:stripe': 2200,
+      'receivable:customer': 0,
+      revenue: -2000,
+      tax_payable: -200,
+    });
+    expect(await actionsOf(app, sub)).toEqual(['subscription.past_due', 'subscription.active']);
+    expect(await actionsOf(app, id)).toEqual([
+      'invoice.created',
+      'invoice.finalized',
+      'invoice.payment_failed',
+      'invoice.payment_failed',
+      'invoice.paid',
+    ]);
+    const log = await app.api('GET', `/v1/activities?resource=${id}`);
+    expect(
+      log.body.data
+        .filter((a: { action: string }) => a.action === 'invoice.payment_failed')
+        .map((a: { actor: string }) => a.actor),
+    ).toEqual(['scheduler', 'scheduler']);
+  });
+
+  it('after all four retries fail, suspends the subscription (default) and keeps the invoice OPEN; paying reactivates it', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const sub = await subscription(customer.id, 'CAD', 'ACTIVE');
+    const id = await dueInvoice(customer.id, 'CAD', 4000n, at(0), { subscription: sub });
+    const expected = [at(1), at(3), at(5), at(7), null];
+    for (const [i, day] of [0, 1, 3, 5, 7].entries()) {
+      declines();
+      const { charged } = await sweep(at(day));
+      expect(charged).toEqual([expect.objectContaining({ invoiceId: id, outcome: 'failed' })]);
+      expect(await invoice(id)).toMatchObject({
+        status: 'OPEN',
+        payment_attempts: i + 1,
+        charge_at: expected[i]?.toISOString() ?? null,
+      });
+      expect(await subscriptionStatus(sub)).toBe(i < 4 ? 'PAST_DUE' : 'SUSPENDED');
+    }
+    expect((await sweep(at(60))).charged).toEqual([]);
+    expect(await ledgerIn(app, 'CAD')).toEqual({ 'receivable:customer': 4000, revenue: -4000 });
+
+    // The customer pays by bank transfer: the invoice is PAID and the suspension by dunning lifted.
+    const paid = await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 4000, method: 'BANK' });
+    expect(paid.body.status).toBe('PAID');
+    expect(await subscriptionStatus(sub)).toBe('ACTIVE');
+    expect(await actionsOf(app, sub)).toEqual([
+      'subscription.past_due',
+      'subscription.suspended',
+      'subscription.active',
+    ]);
+  });
+
+  it('with DUNNING_FINAL_ACTION=CANCEL cancels after the last retry; a later payment does not revive it', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const sub = await subscription(customer.id, 'JPY', 'IN_TRIAL');
+    const id = await dueInvoice(customer.id, 'JPY', 900n, at(0), { subscription: sub });
+    const config = { DUNNING_RETRY_DAYS: [2], DUNNING_FINAL_ACTION: 'CANCEL' as const };
+    declines();
+    await sweep(at(0), config);
+    expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    expect(await invoice(id)).toMatchObject({ payment_attempts: 1, charge_at: at(2).toISOString() });
+    declines();
+    await sweep(at(2), config);
+    expect(await subscriptionStatus(sub)).toBe('CANCELLED');
+    expect(await invoice(id)).toMatchObject({ status: 'OPEN', payment_attempts: 2, charge_at: null });
+
+    await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 900, method: 'BANK' });
+    expect((await invoice(id)).status).toBe('PAID');
+    expect(await subscriptionStatus(sub)).toBe('CANCELLED');
+  });
+
+  it('does not reactivate a subscription a person suspended when its invoice is paid', async () => {
+    const { customer } = await customerWith(app);
+    const sub = await subscription(customer.id, 'PLN', 'SUSPENDED');
+    const id = await dueInvoice(customer.id, 'PLN', 700n, at(400), { subscription: sub });
+    await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 700, method: 'CASH' });
+    expect((await invoice(id)).status).toBe('PAID');
+    expect(await subscriptionStatus(sub)).toBe('SUSPENDED');
+  });
+
+  it('keeps a PAST_DUE subscription PAST_DUE while another of its invoices is still overdue', async () => {
+    const { customer } = await customerWith(app);
+    const sub = await subscription(customer.id, 'CZK', 'ACTIVE');
+    const one = await dueInvoice(customer.id, 'CZK', 100n, at(0), { subscription: sub, periodIndex: 0 });
+    const two = await dueInvoice(customer.id, 'CZK', 100n, at(0), { subscription: sub, periodIndex: 1 });
+    await sweep(at(0)); // no payment method: both fail
+    expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    await app.api('POST', `/v1/invoices/${one}/payments`, { amount: 100, method: 'BANK' });
+    expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    await app.api('POST', `/v1/invoices/${two}/payments`, { amount: 100, method: 'BANK' });
+    expect(await subscriptionStatus(sub)).toBe('ACTIVE');
+  });
+
+  it('enters dunning when an unknown automatic charge is later reported failed by a webhook', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const sub = await subscription(customer.id, 'USD', 'ACTIVE');
+    // The payment_failed fixture is USD 118.80.
+    const id = await dueInvoice(customer.id, 'USD', 11880n, at(200), { subscription: sub });
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, {});
+    const { charged } = await sweep(at(200));
+    nock.abortPendingRequests();
+    expect(charged).toEqual([expect.objectContaining({ invoiceId: id, outcome: 'unknown' })]);
+    expect(await invoice(id)).toMatchObject({ payment_attempts: 0 });
+    expect(await subscriptionStatus(sub)).toBe('ACTIVE');
+    // The claim's lease keeps it from being charged again while the outcome is open.
+    expect((await sweep(at(200, 5 * 60_000))).charged).toEqual([]);
+
+    const event = stripeFixture('webhook.payment_intent.payment_failed.json');
+    event.id = 'evt_late_failure_of_renewal';
+    event.data.object.metadata = { billhook_reference: charged[0]?.transactionId };
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    await waitFor('the attempt to be failed', async () => {
+      const row = await app.runtime.db
+        .selectFrom('transactions')
+        .select('status')
+        .where('id', '=', charged[0]!.transactionId!)
+        .executeTakeFirstOrThrow();
+      return row.status === 'failed';
+    });
+
+    const noticed = at(200, 6 * 60_000);
+    const next = await sweep(noticed);
+    expect(next.lateFailures).toEqual([
+      expect.objectContaining({
+        invoiceId: id,
+        attempts: 1,
+        nextChargeAt: new Date(noticed.getTime() + DAY),
+      }),
+    ]);
+    expect(next.charged).toEqual([]);
+    expect(await invoice(id)).toMatchObject({ status: 'OPEN', payment_attempts: 1 });
+    expect(await subscriptionStatus(sub)).toBe('PAST_DUE');
+    // Counted once only.
+    expect((await sweep(noticed)).lateFailures).toEqual([]);
+    const failures = (await actionsOf(app, id)).filter((a) => a === 'invoice.payment_failed');
+    expect(failures).toHaveLength(1);
+  });
+});
+
+describe('the invoice.charge queue', () => {
+  it('runs the sweep as a pg-boss job: an invoice due now is charged by the worker', async () => {
+    nock.disableNetConnect();
+    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+    const app = await startTestApp();
+    try {
+      const { customer } = await customerWith(app, { stripe: true });
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customer.id,
+        currency: 'EUR',
+        lines: [{ description: 'Scheduled payment', amount: 1234 }],
+        charge_at: new Date(Date.now() - 1000).toISOString(),
+      });
+      await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+      stripeChargeSucceeds();
+      await app.runtime.boss.send(QUEUES.invoiceCharge, {});
+      await waitFor('the worker to charge the invoice', async () => {
+        const read = await app.api('GET', `/v1/invoices/${draft.body.id}`);
+        return read.body.status === 'PAID';
+      });
+      const log = await app.api('GET', `/v1/activities?resource=${draft.body.id}`);
+      expect(log.body.data.at(-1)).toMatchObject({ action: 'invoice.paid', actor: 'scheduler' });
+    } finally {
+      await app.stop();
+      nock.cleanAll();
+      nock.enableNetConnect();
+    }
+  });
+});

@@ -1,0 +1,33 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+
+describe('scheduled sweeps', () => {
+  let app: TestApp | undefined;
+  afterEach(() => app?.stop());
+
+  const scheduled = async (running: TestApp) =>
+    (await running.runtime.boss.getSchedules()).map((s) => `${s.name} ${s.cron}`).sort();
+
+  it('runs every sweep on its cron, the billing sweeps every minute by default', async () => {
+    app = await startTestApp({ BILLING_SWEEPS: '1' });
+    expect(await scheduled(app)).toEqual(
+      [
+        `${QUEUES.inboxSweep} */5 * * * *`,
+        `${QUEUES.invoiceCharge} * * * * *`,
+        `${QUEUES.subscriptionRenew} * * * * *`,
+        `${QUEUES.transactionPoll} * * * * *`,
+      ].sort(),
+    );
+  });
+
+  it('BILLING_SWEEPS=0 removes the billing sweeps from the schedule (a pause), keeping the others', async () => {
+    app = await startTestApp({ BILLING_SWEEPS: '1' });
+    await app.stop();
+    const url = app.config.DATABASE_URL;
+    app = await startTestApp({ BILLING_SWEEPS: '0', DATABASE_URL: url });
+    expect(await scheduled(app)).toEqual(
+      [`${QUEUES.inboxSweep} */5 * * * *`, `${QUEUES.transactionPoll} * * * * *`].sort(),
+    );
+  });
+});
