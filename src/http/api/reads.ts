@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
+import { getRow } from '../../db/get.ts';
 import { listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
-import { getInboxEvent } from '../../inbox/inbox.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
@@ -15,14 +15,16 @@ import { parseInput } from './validate.ts';
 
 /**
  * Views of the reconciled books: events (the inbox, and replaying one), transactions, refunds,
- * disputes, reconciliation exceptions, ledger accounts with balances and ledger entries by sequence.
+ * disputes, reconciliation exceptions (each listed and read by id), ledger accounts with balances and ledger entries by sequence.
  */
 export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
 
+  /** `GET path` (a list) and `GET path/:id` (one row; 404 `<resource>_not_found`). */
   function list<R>(
     path: string,
     table: keyof Database,
+    resource: string,
     columns: { customer?: string; gateway?: string; created?: string },
     map: (row: R) => unknown,
   ): void {
@@ -39,27 +41,28 @@ export function readRoutes({ db, boss }: AppDeps): Router {
       );
       res.json(toPage(rows, query.limit, map));
     });
+    router.get(`${path}/:id`, async (req, res) => {
+      res.json(map(await getRow<R>(db, table, req.params.id, resource)));
+    });
   }
 
-  list('/events', 'inbox', { gateway: 'gateway', created: 'received_at' }, serialize.event);
+  list('/events', 'inbox', 'event', { gateway: 'gateway', created: 'received_at' }, serialize.event);
   list(
     '/transactions',
     'transactions',
+    'transaction',
     { customer: 'customer_id', gateway: 'gateway' },
     serialize.transaction,
   );
-  list('/refunds', 'refunds', { gateway: 'gateway' }, serialize.refund);
-  list('/disputes', 'disputes', { gateway: 'gateway' }, serialize.dispute);
+  list('/refunds', 'refunds', 'refund', { gateway: 'gateway' }, serialize.refund);
+  list('/disputes', 'disputes', 'dispute', { gateway: 'gateway' }, serialize.dispute);
   list(
     '/reconciliation-exceptions',
     'reconciliation_exceptions',
+    'reconciliation_exception',
     { gateway: 'gateway' },
     serialize.exception,
   );
-
-  router.get('/events/:id', async (req, res) => {
-    res.json(serialize.event(await getInboxEvent(db, req.params.id)));
-  });
 
   router.post('/events/:id/replay', async (req, res) => {
     const [row] = await replayInboxEvents(db, boss, [req.params.id]);

@@ -1,17 +1,31 @@
 import { Router } from 'express';
 import { getCustomer } from '../../billing/customers.ts';
-import { createUsageLimit, recordUsageEvent, usageEstimate } from '../../billing/usage.ts';
+import { getSubscription } from '../../billing/subscriptions.ts';
+import {
+  createUsageLimit,
+  getUsageLimit,
+  recordUsageEvent,
+  updateUsageLimit,
+  usageEstimate,
+} from '../../billing/usage.ts';
 import { listRows } from '../../db/list.ts';
-import type { UsageLimitRow } from '../../db/schema.ts';
+import type { UsageEventRow, UsageLimitRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter, toPage } from './pagination.ts';
-import { CreateUsageEvent, CreateUsageLimit, ListQuery } from './schemas.ts';
+import {
+  CreateUsageEvent,
+  CreateUsageLimit,
+  ListQuery,
+  UpdateUsageLimit,
+  UsageEventListQuery,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
- * Usage-based billing: `POST /v1/usage-events` (201 stored, 200 for the same event again),
- * `GET /v1/customers/:id/usage-estimate`, and usage limits (`POST` / `GET /v1/usage-limits`).
+ * Usage-based billing: `POST /v1/usage-events` (201 stored, 200 for the same event again) and
+ * `GET /v1/usage-events` (by subscription or customer), `GET /v1/customers/:id/usage-estimate`, and
+ * usage limits (create, list, read, update).
  */
 export function usageRoutes({ db }: AppDeps): Router {
   const router = Router();
@@ -30,6 +44,17 @@ export function usageRoutes({ db }: AppDeps): Router {
       new Date(),
     );
     res.status(created ? 201 : 200).json(serialize.usageEvent(event));
+  });
+  router.get('/usage-events', async (req, res) => {
+    const query = parseInput(UsageEventListQuery, req.query);
+    if (query.subscription) await getSubscription(db, query.subscription);
+    if (query.customer) await getCustomer(db, query.customer);
+    const rows = await listRows<UsageEventRow>(
+      db,
+      'usage_events',
+      listFilter(query, 'created_at', { subscription_id: query.subscription, customer_id: query.customer }),
+    );
+    res.json(toPage(rows, query.limit, serialize.usageEvent));
   });
   router.get('/customers/:id/usage-estimate', async (req, res) => {
     res.json(serialize.usageEstimate(await usageEstimate(db, req.params.id)));
@@ -53,6 +78,14 @@ export function usageRoutes({ db }: AppDeps): Router {
       listFilter(query, 'created_at', { customer_id: query.customer }),
     );
     res.json(toPage(rows, query.limit, serialize.usageLimit));
+  });
+  router.get('/usage-limits/:id', async (req, res) => {
+    res.json(serialize.usageLimit(await getUsageLimit(db, req.params.id)));
+  });
+  router.post('/usage-limits/:id', async (req, res) => {
+    const body = parseInput(UpdateUsageLimit, req.body);
+    const limit = await updateUsageLimit(db, req.params.id, { amount: body.amount, action: body.action });
+    res.json(serialize.usageLimit(limit));
   });
   return router;
 }
