@@ -1,14 +1,13 @@
 import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
-import { listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler, toPage } from './pagination.ts';
 import { ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -28,19 +27,20 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     columns: { customer?: string; gateway?: string; created?: string },
     map: (row: R) => unknown,
   ): void {
-    router.get(path, async (req, res) => {
-      const query = parseInput(ListQuery, req.query);
-      const rows = await listRows<R>(
-        db,
+    router.get(
+      path,
+      listHandler(db, {
         table,
-        listFilter(query, columns.created ?? 'created_at', {
+        query: ListQuery,
+        created: columns.created,
+        equals: (query) => ({
           status: query.status,
           ...(columns.customer ? { [columns.customer]: query.customer } : {}),
           ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
         }),
-      );
-      res.json(toPage(rows, query.limit, map));
-    });
+        map,
+      }),
+    );
     router.get(`${path}/:id`, async (req, res) => {
       res.json(map(await getRow<R>(db, table, req.params.id, resource)));
     });

@@ -8,10 +8,8 @@ import {
   updateUsageLimit,
   usageEstimate,
 } from '../../billing/usage.ts';
-import { listRows } from '../../db/list.ts';
-import type { UsageEventRow, UsageLimitRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler } from './pagination.ts';
 import {
   CreateUsageEvent,
   CreateUsageLimit,
@@ -45,17 +43,19 @@ export function usageRoutes({ db }: AppDeps): Router {
     );
     res.status(created ? 201 : 200).json(serialize.usageEvent(event));
   });
-  router.get('/usage-events', async (req, res) => {
-    const query = parseInput(UsageEventListQuery, req.query);
-    if (query.subscription) await getSubscription(db, query.subscription);
-    if (query.customer) await getCustomer(db, query.customer);
-    const rows = await listRows<UsageEventRow>(
-      db,
-      'usage_events',
-      listFilter(query, 'created_at', { subscription_id: query.subscription, customer_id: query.customer }),
-    );
-    res.json(toPage(rows, query.limit, serialize.usageEvent));
-  });
+  router.get(
+    '/usage-events',
+    listHandler(db, {
+      table: 'usage_events',
+      query: UsageEventListQuery,
+      check: async (query) => {
+        if (query.subscription) await getSubscription(db, query.subscription);
+        if (query.customer) await getCustomer(db, query.customer);
+      },
+      equals: (query) => ({ subscription_id: query.subscription, customer_id: query.customer }),
+      map: serialize.usageEvent,
+    }),
+  );
   router.get('/customers/:id/usage-estimate', async (req, res) => {
     res.json(serialize.usageEstimate(await usageEstimate(db, req.params.id)));
   });
@@ -69,16 +69,18 @@ export function usageRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.usageLimit(limit));
   });
-  router.get('/usage-limits', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
-    if (query.customer) await getCustomer(db, query.customer);
-    const rows = await listRows<UsageLimitRow>(
-      db,
-      'usage_limits',
-      listFilter(query, 'created_at', { customer_id: query.customer }),
-    );
-    res.json(toPage(rows, query.limit, serialize.usageLimit));
-  });
+  router.get(
+    '/usage-limits',
+    listHandler(db, {
+      table: 'usage_limits',
+      query: ListQuery,
+      check: async (query) => {
+        if (query.customer) await getCustomer(db, query.customer);
+      },
+      equals: (query) => ({ customer_id: query.customer }),
+      map: serialize.usageLimit,
+    }),
+  );
   router.get('/usage-limits/:id', async (req, res) => {
     res.json(serialize.usageLimit(await getUsageLimit(db, req.params.id)));
   });
