@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf, customerWith } from '../support/collection.ts';
 import { openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { insertPlan } from '../support/plans.ts';
 
 describe('reading one resource by id, usage events and usage-limit updates', () => {
   let app: TestApp;
@@ -82,21 +84,12 @@ describe('reading one resource by id, usage events and usage-limit updates', () 
     let subscriptionId: string;
     let customerId: string;
     beforeAll(async () => {
-      const product = (await app.api('POST', '/v1/products', { name: 'Metered' })).body;
-      const plan = await app.api('POST', '/v1/plans', {
-        product: product.id,
-        name: 'Usage',
-        currency: 'USD',
-        interval: 'MONTH',
+      const plan = await insertPlan(app.runtime.db, {
         price: { model: 'FLAT_FEE', amount: 0 },
         metered: [{ code: 'calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 3 } }],
       });
-      expect(plan.status).toBe(201);
-      customerId = (await app.api('POST', '/v1/customers', { email: 'usage@example.com' })).body.id;
-      const subscription = await app.api('POST', '/v1/subscriptions', {
-        customer: customerId,
-        plan: plan.body.id,
-      });
+      customerId = (await customerWith(app)).customer.id;
+      const subscription = await app.api('POST', '/v1/subscriptions', { customer: customerId, plan });
       expect(subscription.status).toBe(201);
       subscriptionId = subscription.body.id;
     });
@@ -150,11 +143,8 @@ describe('reading one resource by id, usage events and usage-limit updates', () 
       expect((await app.api('GET', `/v1/usage-limits/${warn.id}`)).body.amount).toBe(7000);
       // Nothing changed: nothing logged.
       expect((await app.api('POST', `/v1/usage-limits/${warn.id}`, { amount: 7000 })).status).toBe(200);
+      expect(await actionsOf(app, warn.id)).toEqual(['usage_limit.created', 'usage_limit.updated']);
       const log = await app.api('GET', `/v1/activities?resource=${warn.id}`);
-      expect(log.body.data.map((a: { action: string }) => a.action)).toEqual([
-        'usage_limit.created',
-        'usage_limit.updated',
-      ]);
       expect(log.body.data[1]).toMatchObject({
         customer: customerId,
         data: { amount: { from: '5000', to: '7000' } },
