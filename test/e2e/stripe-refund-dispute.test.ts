@@ -1,6 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
 import {
   FIXTURE_INTENT,
   ledgerByCode,
@@ -24,14 +24,11 @@ async function settled(app: TestApp, gatewayEventId: string) {
 describe('refunds and disputes on a Stripe payment', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp();
+    app = await startOfflineTestApp();
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   async function paidInvoice() {

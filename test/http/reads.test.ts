@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith } from '../support/collection.ts';
 import { openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
@@ -8,9 +8,9 @@ import { insertPlan } from '../support/plans.ts';
 describe('reading one resource by id, usage events and usage-limit updates', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp();
+    app = await startOfflineTestApp();
   });
-  afterAll(() => app.stop());
+  afterAll(() => stopOfflineTestApp(app));
 
   it('reads a transaction, refund, dispute and reconciliation exception by id; 404 with the envelope otherwise', async () => {
     const { invoice } = await openInvoice(app);
