@@ -9,9 +9,10 @@ import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { chargeInvoice } from '../../src/payments/charges.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
-import { STRIPE_API_BASE, startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 

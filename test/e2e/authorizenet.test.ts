@@ -15,8 +15,9 @@ import {
   TRANSACTION_KEY,
   withBom,
 } from '../gateways/authorizenet/support.ts';
-import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BASE = 'https://authorizenet.e2e.test';

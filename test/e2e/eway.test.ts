@@ -8,8 +8,9 @@ import {
   ewayFixture,
   FIXTURE_TOKEN,
 } from '../gateways/eway/fixtures.ts';
-import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const EWAY_API_BASE = 'https://eway.test';

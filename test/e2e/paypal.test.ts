@@ -16,8 +16,9 @@ import {
   TEST_KEY_FILE,
   TOKEN,
 } from '../gateways/paypal/fixtures.ts';
-import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const PAYPAL_API_BASE = 'https://paypal.e2e.test';

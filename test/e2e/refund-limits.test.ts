@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCharge } from '../../src/payments/charges.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
-import { startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
 /** Every gateway: a refund beyond what was paid is refused before any gateway call, changing nothing. */
 describe('refunds never exceed the paid amount, on every gateway', () => {

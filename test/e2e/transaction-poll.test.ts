@@ -2,8 +2,9 @@ import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
-import { STRIPE_API_BASE, startOfflineTestApp, stopOfflineTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
 const SCHEDULE = [60, 300, 3600, 86400];
 const log = pino({ level: 'silent' });

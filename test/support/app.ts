@@ -1,5 +1,4 @@
 import { Writable } from 'node:stream';
-import nock from 'nock';
 import { type Config, loadConfig } from '../../src/config/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { type Role, type Runtime, startRuntime } from '../../src/runtime.ts';
@@ -72,20 +71,4 @@ export async function startTestApp(
     },
     stop: () => runtime.stop(),
   };
-}
-
-/**
- * `startTestApp` with outgoing HTTP cut off except to this machine: gateways answer only through
- * nock's fakes. Stop it with `stopOfflineTestApp`.
- */
-export async function startOfflineTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
-  nock.disableNetConnect();
-  nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-  return startTestApp(env);
-}
-
-/** Stops an app of `startOfflineTestApp` and lets outgoing HTTP through again. */
-export async function stopOfflineTestApp(app: TestApp): Promise<void> {
-  await app.stop();
-  nock.enableNetConnect();
 }
