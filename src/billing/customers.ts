@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { changedFields } from '../activities/changes.ts';
-import type { Db } from '../db/database.ts';
+import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
@@ -194,9 +194,6 @@ export interface CustomerUpdate {
   externalId?: string | null;
   metadata?: Record<string, string>;
 }
-
-/** PostgreSQL's unique_violation. */
-const UNIQUE_VIOLATION = '23505';
 
 /**
  * Updates a customer and logs `customer.updated` with the changed fields; a body changing nothing

@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import type { Db } from '../db/database.ts';
+import { changedFields } from '../activities/changes.ts';
+import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
@@ -366,6 +367,68 @@ export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<Us
     });
     return row;
   });
+}
+
+/** @throws NotFoundError when there is no usage limit `id` */
+export async function getUsageLimit(db: Db, id: string): Promise<UsageLimitRow> {
+  const row = await db.selectFrom('usage_limits').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('usage_limit', id);
+  return row;
+}
+
+/** What may change on a usage limit: `amount` (minor units of its currency) and `action`. */
+export interface UsageLimitUpdate {
+  amount?: bigint;
+  action?: 'WARN' | 'SUSPEND';
+}
+
+/**
+ * Updates a usage limit and logs `usage_limit.updated` with the changed fields; a body changing
+ * nothing changes and logs nothing. A new amount already crossed acts at the next usage event.
+ * @throws NotFoundError when there is no usage limit `id`
+ * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and the
+ * new action
+ */
+export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpdate): Promise<UsageLimitRow> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await joinLedgerWriters(trx);
+      const row = await trx
+        .selectFrom('usage_limits')
+        .selectAll()
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('usage_limit', id);
+      const changes = changedFields(row, { amount: update.amount, action: update.action });
+      if (Object.keys(changes).length === 0) return row;
+      const updated = await trx
+        .updateTable('usage_limits')
+        .set({
+          ...(changes.amount ? { amount: update.amount } : {}),
+          ...(changes.action ? { action: update.action } : {}),
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordActivity(trx, {
+        resourceType: 'usage_limit',
+        resourceId: id,
+        action: 'usage_limit.updated',
+        customerId: row.customer_id,
+        data: changes,
+      });
+      return updated;
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+      throw new ConflictError(
+        'usage_limit_exists',
+        `the customer already has a ${update.action} limit in this currency`,
+      );
+    }
+    throw error;
+  }
 }
 
 /**

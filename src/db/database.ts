@@ -19,6 +19,9 @@ const types = {
 /** A Kysely handle on billhook's tables. */
 export type Db = Kysely<Database>;
 
+/** PostgreSQL's unique_violation error code. */
+export const UNIQUE_VIOLATION = '23505';
+
 /**
  * Opens a pooled connection to PostgreSQL.
  * @param connectionString a `postgres://` URL

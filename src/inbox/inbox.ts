@@ -1,18 +1,10 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
-import { NotFoundError } from '../errors.ts';
 
 /** The inbox rows with these ids (missing ids are left out). */
 export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promise<InboxRow[]> {
   if (ids.length === 0) return [];
   return db.selectFrom('inbox').selectAll().where('id', 'in', ids).execute();
-}
-
-/** @throws NotFoundError when there is no inbox event `id` */
-export async function getInboxEvent(db: Kysely<Database>, id: string): Promise<InboxRow> {
-  const row = await db.selectFrom('inbox').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) throw new NotFoundError('event', id);
-  return row;
 }
 
 /**

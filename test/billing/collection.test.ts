@@ -9,9 +9,10 @@ import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { chargeInvoice } from '../../src/payments/charges.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
-import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -31,9 +32,7 @@ const DEFAULTS: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'> = {
 describe('invoice.charge: scheduled charges and dunning', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '500' });
     await app.runtime.boss.unschedule(QUEUES.invoiceCharge);
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
   });
@@ -43,8 +42,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     await app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute();
   });
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   // As the invoice.charge worker runs it: activities name the scheduler as their actor.
@@ -432,9 +430,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
 
 describe('the invoice.charge queue', () => {
   it('runs the sweep as a pg-boss job: an invoice due now is charged by the worker', async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    const app = await startTestApp();
+    const app = await startOfflineTestApp();
     try {
       const { customer } = await customerWith(app, { stripe: true });
       const draft = await app.api('POST', '/v1/invoices', {
@@ -453,9 +449,8 @@ describe('the invoice.charge queue', () => {
       const log = await app.api('GET', `/v1/activities?resource=${draft.body.id}`);
       expect(log.body.data.at(-1)).toMatchObject({ action: 'invoice.paid', actor: 'scheduler' });
     } finally {
-      await app.stop();
+      await stopOfflineTestApp(app);
       nock.cleanAll();
-      nock.enableNetConnect();
     }
   });
 });

@@ -5,6 +5,7 @@ import { meteredLines } from '../../src/billing/usage.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf } from '../support/collection.ts';
 
 const PERIOD_START = new Date('2026-11-01T00:00:00Z');
 const PERIOD_END = new Date('2026-12-01T00:00:00Z');
@@ -478,14 +479,14 @@ describe('usage-based billing', () => {
       const eurWarn = await limit(1, 'WARN', 'EUR'); // no EUR usage
 
       expect((await post(id, 'calls', 99)).status).toBe(201); // 297: under both
-      expect(await actionsOf(warn.id)).toEqual(['usage_limit.created']);
+      expect(await actionsOf(app, warn.id)).toEqual(['usage_limit.created']);
 
       const answers = await Promise.all(Array.from({ length: 12 }, () => post(id, 'calls', 10)));
       expect(answers.every((a) => a.status === 201)).toBe(true); // 99 + 12 × 10 = 219 calls → 657
 
-      expect(await actionsOf(warn.id)).toEqual(['usage_limit.created', 'usage_limit.warning']);
-      expect(await actionsOf(suspend.id)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
-      expect(await actionsOf(eurWarn.id)).toEqual(['usage_limit.created']); // another currency
+      expect(await actionsOf(app, warn.id)).toEqual(['usage_limit.created', 'usage_limit.warning']);
+      expect(await actionsOf(app, suspend.id)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
+      expect(await actionsOf(app, eurWarn.id)).toEqual(['usage_limit.created']); // another currency
       const warning = (await app.api('GET', `/v1/activities?resource=${warn.id}`)).body.data[1];
       expect(warning.customer).toBe(customerId);
       expect(warning.data).toMatchObject({ limit: '300', currency: 'USD', subscription: id });
@@ -513,8 +514,8 @@ describe('usage-based billing', () => {
 
       // More usage in the same period: nothing more (a SUSPENDED subscription still records usage).
       expect((await post(id, 'calls', 500)).status).toBe(201);
-      expect(await actionsOf(warn.id)).toHaveLength(2);
-      expect(await actionsOf(suspend.id)).toHaveLength(2);
+      expect(await actionsOf(app, warn.id)).toHaveLength(2);
+      expect(await actionsOf(app, suspend.id)).toHaveLength(2);
 
       // The next period: the warning acts again once crossed.
       const next = new Date('2027-01-01T00:00:00Z');
@@ -524,18 +525,13 @@ describe('usage-based billing', () => {
         .where('id', '=', id)
         .execute();
       await post(id, 'calls', 50, { timestamp: '2026-12-05T00:00:00Z' }); // 150: under
-      expect(await actionsOf(warn.id)).toHaveLength(2);
+      expect(await actionsOf(app, warn.id)).toHaveLength(2);
       await post(id, 'calls', 60, { timestamp: '2026-12-06T00:00:00Z' }); // 330: over
-      expect(await actionsOf(warn.id)).toEqual([
+      expect(await actionsOf(app, warn.id)).toEqual([
         'usage_limit.created',
         'usage_limit.warning',
         'usage_limit.warning',
       ]);
     });
   });
-
-  const actionsOf = async (id: string) =>
-    (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
-      (a: { action: string }) => a.action,
-    );
 });

@@ -15,8 +15,9 @@ import {
   TRANSACTION_KEY,
   withBom,
 } from '../gateways/authorizenet/support.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BASE = 'https://authorizenet.e2e.test';
@@ -94,9 +95,7 @@ function chargeApproved(transId: string, seen: ApiBody[] = []) {
 describe('Authorize.Net end to end: charge, notifications, refunds', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
       AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
       // The key that signed the real notification fixture, so it can be delivered unchanged.
@@ -110,8 +109,7 @@ describe('Authorize.Net end to end: charge, notifications, refunds', () => {
     expect(pending).toEqual([]);
   });
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   /** A customer with an Authorize.Net customer profile and a finalized USD invoice. */

@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -17,18 +18,15 @@ describe('delivery disorder (property)', () => {
   let app: TestApp;
   let run = 0;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       GATEWAY_TIMEOUT_MS: '300',
       WEBHOOK_RETRY_LIMIT: '8',
       WEBHOOK_RETRY_DELAY_SECONDS: '1',
     });
   });
   afterAll(async () => {
-    await app.stop();
+    await stopOfflineTestApp(app);
     nock.cleanAll();
-    nock.enableNetConnect();
   });
 
   /** A payment whose charge timed out (unknown): only the webhooks decide what happened to it. */

@@ -8,8 +8,9 @@ import {
   ewayFixture,
   FIXTURE_TOKEN,
 } from '../gateways/eway/fixtures.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const EWAY_API_BASE = 'https://eway.test';
@@ -83,9 +84,7 @@ async function transaction(app: TestApp, id: string) {
 describe('eWAY end to end: token payments, callback hints, refunds', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       EWAY_API_KEY: EWAY_TEST_KEY,
       EWAY_API_PASSWORD: EWAY_TEST_PASSWORD,
       EWAY_API_BASE,
@@ -98,8 +97,7 @@ describe('eWAY end to end: token payments, callback hints, refunds', () => {
     expect(pending).toEqual([]);
   });
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   it('charges the stored token, marks the invoice PAID once, and a later hint for it changes nothing', async () => {

@@ -16,8 +16,9 @@ import {
   TEST_KEY_FILE,
   TOKEN,
 } from '../gateways/paypal/fixtures.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const PAYPAL_API_BASE = 'https://paypal.e2e.test';
@@ -102,9 +103,7 @@ async function settled(app: TestApp, gatewayEventId: string) {
 describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       PAYPAL_CLIENT_ID: 'client-id',
       PAYPAL_CLIENT_SECRET: 'client-secret',
       PAYPAL_WEBHOOK_ID,
@@ -115,8 +114,7 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   /** A customer with a PayPal vaulted card and a finalized (OPEN) USD invoice. */

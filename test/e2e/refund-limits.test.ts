@@ -1,16 +1,14 @@
-import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCharge } from '../../src/payments/charges.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
 /** Every gateway: a refund beyond what was paid is refused before any gateway call, changing nothing. */
 describe('refunds never exceed the paid amount, on every gateway', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       PAYPAL_CLIENT_ID: 'id',
       PAYPAL_CLIENT_SECRET: 'secret',
       AUTHORIZENET_API_LOGIN_ID: 'login',
@@ -23,8 +21,7 @@ describe('refunds never exceed the paid amount, on every gateway', () => {
     });
   });
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   it.each([

@@ -3,8 +3,9 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
 import { noAnswer, PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const API = 'https://payments.securepay.test';
@@ -78,9 +79,7 @@ async function settledEvent(app: TestApp, eventId: string) {
 describe('SecurePay end to end: charge a stored card, refund it, and store notifications as hints', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({
+    app = await startOfflineTestApp({
       SECUREPAY_CLIENT_ID: 'sp-e2e-client',
       SECUREPAY_CLIENT_SECRET: 'sp-e2e-secret',
       SECUREPAY_MERCHANT_CODE: '5AR0055',
@@ -94,8 +93,7 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     nock.cleanAll();
   });
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   /** A customer with a SecurePay stored card and a finalized (OPEN) AUD invoice, over the API. */

@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture, stripeFixtureRaw } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -20,14 +21,11 @@ async function processed(app: TestApp, gatewayEventId: string, status = 'process
 describe('charging an invoice through Stripe', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '500' });
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   it('charges off-session, marks the invoice PAID, posts the payment once, and a later payment_intent.succeeded changes nothing', async () => {

@@ -1,6 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import {
   FIXTURE_INTENT,
   ledgerByCode,
@@ -8,6 +8,7 @@ import {
   stripeChargeSucceeds,
   stripeRefundSucceeds,
 } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -24,14 +25,11 @@ async function settled(app: TestApp, gatewayEventId: string) {
 describe('refunds and disputes on a Stripe payment', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp();
+    app = await startOfflineTestApp();
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   async function paidInvoice() {

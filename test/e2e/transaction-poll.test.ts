@@ -2,8 +2,9 @@ import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
-import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
 const SCHEDULE = [60, 300, 3600, 86400];
 const log = pino({ level: 'silent' });
@@ -12,14 +13,11 @@ const log = pino({ level: 'silent' });
 describe('transaction.poll', () => {
   let app: TestApp;
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '300' });
+    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '300' });
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   async function unknownCharge() {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPlan, planAmount } from '../../src/billing/plans.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf } from '../support/collection.ts';
 
 describe('/v1/products and /v1/plans', () => {
   let app: TestApp;
@@ -9,10 +10,6 @@ describe('/v1/products and /v1/plans', () => {
   });
   afterAll(() => app.stop());
 
-  const actions = async (id: string) =>
-    (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
-      (a: { action: string }) => a.action,
-    );
   const count = async (table: 'products' | 'plans') =>
     (await app.runtime.db.selectFrom(table).select('id').execute()).length;
 
@@ -51,7 +48,7 @@ describe('/v1/products and /v1/plans', () => {
       });
       // The same body again changes and logs nothing.
       expect((await app.api('POST', `/v1/products/${id}`, { name: 'API' })).status).toBe(200);
-      expect(await actions(id)).toEqual(['product.created', 'product.updated']);
+      expect(await actionsOf(app, id)).toEqual(['product.created', 'product.updated']);
       const log = await app.api('GET', `/v1/activities?resource=${id}`);
       expect(log.body.data[1].data).toEqual({
         name: { from: 'API access', to: 'API' },
@@ -161,7 +158,7 @@ describe('/v1/products and /v1/plans', () => {
         price: { model: 'PER_UNIT', unitAmount: 2n },
       });
       expect(planAmount(plan, 12n)).toBe(6300n); // 5×500 + 1000 + 5×400 + 2×300 + 200
-      expect(await actions(created.body.id)).toEqual(['plan.created']);
+      expect(await actionsOf(app, created.body.id)).toEqual(['plan.created']);
     });
 
     it('takes tax_percent as a JSON number with decimals exactly (never a float), and 1e1 is refused', async () => {
@@ -329,8 +326,8 @@ describe('/v1/products and /v1/plans', () => {
       expect(refused.body.error.fields.price).toMatch(/create a new plan/);
       expect(refused.body.error.fields).toHaveProperty('tax_percent');
       expect((await app.api('GET', `/v1/plans/${b.id}`)).body).toEqual(b);
-      expect(await actions(a.id)).toEqual(['plan.created', 'plan.updated']);
-      expect(await actions(b.id)).toEqual(['plan.created']);
+      expect(await actionsOf(app, a.id)).toEqual(['plan.created', 'plan.updated']);
+      expect(await actionsOf(app, b.id)).toEqual(['plan.created']);
       expect((await app.api('POST', '/v1/plans/plan_nope', { name: 'x' })).status).toBe(404);
       expect((await app.api('GET', '/v1/plans/plan_nope')).status).toBe(404);
 

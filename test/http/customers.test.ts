@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chart } from '../../src/ledger/chart.ts';
 import { postEntry, transfer } from '../../src/ledger/journal.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf } from '../support/collection.ts';
 
 describe('/v1/customers updates, lists and balances; /v1/payment-methods reads and default', () => {
   let app: TestApp;
@@ -9,11 +10,6 @@ describe('/v1/customers updates, lists and balances; /v1/payment-methods reads a
     app = await startTestApp();
   });
   afterAll(() => app.stop());
-
-  const actions = async (id: string) =>
-    (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
-      (a: { action: string }) => a.action,
-    );
 
   it('updates a customer (200), logging the changed fields; 404 unknown, 422 bad fields, 409 taken external_id', async () => {
     const ada = (await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' })).body;
@@ -55,7 +51,7 @@ describe('/v1/customers updates, lists and balances; /v1/payment-methods reads a
     expect(bad.status).toBe(422);
     expect(bad.body.error.fields).toHaveProperty('email');
     expect((await app.api('GET', `/v1/customers/${ada.id}`)).body).toEqual(updated.body);
-    expect(await actions(ada.id)).toEqual(['customer.created', 'customer.updated']);
+    expect(await actionsOf(app, ada.id)).toEqual(['customer.created', 'customer.updated']);
     expect((await app.api('POST', '/v1/customers/cus_nope', { name: 'x' })).status).toBe(404);
   });
 
@@ -152,7 +148,7 @@ describe('/v1/customers updates, lists and balances; /v1/payment-methods reads a
     expect(log.body.data[1].data).toEqual({ default: { from: false, to: true }, previous_default: first.id });
     // Already the default: 200, nothing logged.
     expect((await app.api('POST', `/v1/payment-methods/${second.id}`, { default: true })).status).toBe(200);
-    expect(await actions(second.id)).toHaveLength(2);
+    expect(await actionsOf(app, second.id)).toHaveLength(2);
 
     // Racing requests: exactly one default in the end, every request answered 200.
     const answers = await Promise.all(

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { reactivateSubscription, suspendSubscription } from '../../src/billing/subscriptions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith } from '../support/collection.ts';
 import { ledgerByCode, stripeChargeSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -18,13 +19,7 @@ describe('as Billby: preview, change, settle, billing cycles over HTTP', () => {
       price: { model: 'PER_UNIT', unit_amount: 1000 },
       taxRatePpm: 190_000,
     });
-    customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
-    await app.api('POST', '/v1/payment-methods', {
-      customer,
-      gateway: 'stripe',
-      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-      gateway_customer_id: 'cus_SRCIP043oBsNpV',
-    });
+    customer = (await customerWith(app, { stripe: true })).customer.id;
   });
   afterEach(() => nock.cleanAll());
   afterAll(() => app.stop());

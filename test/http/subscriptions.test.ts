@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf, customerWith } from '../support/collection.ts';
 import { ledgerByCode } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -14,14 +15,9 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
       price: { model: 'PER_UNIT', unit_amount: 1500 },
       taxRatePpm: 200_000,
     });
-    customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
+    customer = (await customerWith(app)).customer.id;
   });
   afterAll(() => app.stop());
-
-  const actions = async (id: string) =>
-    (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
-      (a: { action: string }) => a.action,
-    );
 
   it('creates an ACTIVE subscription and invoices its first period at once (OPEN, charge_at now)', async () => {
     const created = await app.api('POST', '/v1/subscriptions', {
@@ -58,7 +54,7 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
       { type: 'CHARGE', unit_amount: 1500, quantity: 2, amount: 3000, tax_percent: '20', plan },
     ]);
     expect((await ledgerByCode(app))['receivable:customer USD']).toBe(3600);
-    expect(await actions(created.body.id)).toEqual(['subscription.created', 'subscription.renewed']);
+    expect(await actionsOf(app, created.body.id)).toEqual(['subscription.created', 'subscription.renewed']);
   });
 
   it('creates IN_TRIAL with trial_days, and a future start without an invoice', async () => {
@@ -149,7 +145,7 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
     expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.metadata).toEqual({ seat: '7' });
     expect((await app.api('POST', `/v1/subscriptions/${sub.id}`, { status: 'ACTIVE' })).status).toBe(422);
     expect((await app.api('POST', '/v1/subscriptions/sub_nope', { metadata: {} })).status).toBe(404);
-    expect(await actions(sub.id)).toEqual(['subscription.created', 'subscription.updated']);
+    expect(await actionsOf(app, sub.id)).toEqual(['subscription.created', 'subscription.updated']);
   });
 
   it('cancels at period end (twice → 409), then now; cancelling a CANCELLED subscription is 409', async () => {
@@ -169,7 +165,7 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
     ).toBe(422);
     expect((await app.api('POST', `/v1/subscriptions/${sub.id}/reactivate`)).status).toBe(409);
     expect((await app.api('POST', '/v1/subscriptions/sub_nope/cancel', {})).status).toBe(404);
-    expect(await actions(sub.id)).toEqual([
+    expect(await actionsOf(app, sub.id)).toEqual([
       'subscription.created',
       'subscription.renewed',
       'subscription.cancellation_scheduled',
@@ -187,7 +183,7 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
     expect(active.status).toBe(200);
     // The current period was invoiced before the suspension: nothing more to bill now.
     expect(active.body).toMatchObject({ status: 'ACTIVE', suspended_at: null, latest_invoice: null });
-    expect(await actions(sub.id)).toEqual([
+    expect(await actionsOf(app, sub.id)).toEqual([
       'subscription.created',
       'subscription.renewed',
       'subscription.suspended',
@@ -256,7 +252,7 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
     expect((await app.api('POST', `/v1/coupons/${created.body.id}`, { percent_off: 50 })).status).toBe(422);
     expect((await app.api('GET', '/v1/coupons/cpn_nope')).status).toBe(404);
     expect((await app.api('POST', '/v1/coupons/cpn_nope', { active: false })).status).toBe(404);
-    expect(await actions(created.body.id)).toEqual(['coupon.created', 'coupon.updated']);
+    expect(await actionsOf(app, created.body.id)).toEqual(['coupon.created', 'coupon.updated']);
   });
 
   it('redeems on create and later: credit line, listed redemptions; inactive → 409, currency → 422, twice → 409', async () => {

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
-import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -256,17 +257,14 @@ describe('charges racing on one invoice', () => {
   }
 
   beforeAll(async () => {
-    nock.disableNetConnect();
-    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
     // A generous gateway timeout: a slow faked answer must stay an answer, never an `unknown`. This file
     // sends well over a thousand API requests a minute with one key: no rate limit here.
-    app = await startTestApp({ GATEWAY_TIMEOUT_MS: '15000', API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '15000', API_RATE_LIMIT_PER_MINUTE: '1000000' });
     db = app.runtime.db;
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
-    await app.stop();
-    nock.enableNetConnect();
+    await stopOfflineTestApp(app);
   });
 
   it('two API charges of one OPEN invoice at the same moment: one Stripe call, one 200 and one 409, paid once (40 invoices)', async () => {

@@ -9,6 +9,8 @@ export interface PlanOptions {
   interval?: PlanInterval;
   intervalCount?: number;
   price?: unknown;
+  /** Metered prices as the API shape (`[{code, aggregation, price}]`). */
+  metered?: unknown;
   trialDays?: number;
   taxRatePpm?: number;
   active?: boolean;
@@ -29,6 +31,7 @@ export async function insertPlan(db: Db, o: PlanOptions = {}): Promise<string> {
       interval: o.interval ?? 'MONTH',
       interval_count: o.intervalCount ?? 1,
       price: JSON.stringify(o.price ?? { model: 'FLAT_FEE', amount: 2000 }),
+      ...(o.metered === undefined ? {} : { metered: JSON.stringify(o.metered) }),
       trial_days: o.trialDays ?? 0,
       tax_rate_ppm: o.taxRatePpm ?? 0,
       active: o.active ?? true,

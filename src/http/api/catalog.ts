@@ -1,10 +1,9 @@
 import { Router } from 'express';
 import { createPlan, getPlan, planOf, updatePlan } from '../../billing/plans.ts';
 import { createProduct, getProduct, updateProduct } from '../../billing/products.ts';
-import { listRows } from '../../db/list.ts';
-import type { PlanRow, ProductRow } from '../../db/schema.ts';
+import type { PlanRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler } from './pagination.ts';
 import {
   CreatePlan,
   CreateProduct,
@@ -36,15 +35,15 @@ export function catalogRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.product(product));
   });
-  router.get('/products', async (req, res) => {
-    const query = parseInput(ProductListQuery, req.query);
-    const rows = await listRows<ProductRow>(
-      db,
-      'products',
-      listFilter(query, 'created_at', { active: asText(query.active) }),
-    );
-    res.json(toPage(rows, query.limit, serialize.product));
-  });
+  router.get(
+    '/products',
+    listHandler(db, {
+      table: 'products',
+      query: ProductListQuery,
+      equals: (query) => ({ active: asText(query.active) }),
+      map: serialize.product,
+    }),
+  );
   router.get('/products/:id', async (req, res) => {
     res.json(serialize.product(await getProduct(db, req.params.id)));
   });
@@ -69,15 +68,15 @@ export function catalogRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.plan(plan));
   });
-  router.get('/plans', async (req, res) => {
-    const query = parseInput(PlanListQuery, req.query);
-    const rows = await listRows<PlanRow>(
-      db,
-      'plans',
-      listFilter(query, 'created_at', { product_id: query.product, active: asText(query.active) }),
-    );
-    res.json(toPage(rows, query.limit, (row) => serialize.plan(planOf(row))));
-  });
+  router.get(
+    '/plans',
+    listHandler(db, {
+      table: 'plans',
+      query: PlanListQuery,
+      equals: (query) => ({ product_id: query.product, active: asText(query.active) }),
+      map: (row: PlanRow) => serialize.plan(planOf(row)),
+    }),
+  );
   router.get('/plans/:id', async (req, res) => {
     res.json(serialize.plan(await getPlan(db, req.params.id)));
   });

@@ -1,9 +1,7 @@
 import { Router } from 'express';
 import { createCoupon, getCoupon, updateCoupon } from '../../billing/coupons.ts';
-import { listRows } from '../../db/list.ts';
-import type { CouponRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler } from './pagination.ts';
 import { CreateCoupon, ListQuery, UpdateCoupon } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -26,11 +24,10 @@ export function couponRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.coupon(coupon));
   });
-  router.get('/coupons', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
-    const rows = await listRows<CouponRow>(db, 'coupons', listFilter(query, 'created_at', {}));
-    res.json(toPage(rows, query.limit, serialize.coupon));
-  });
+  router.get(
+    '/coupons',
+    listHandler(db, { table: 'coupons', query: ListQuery, equals: () => ({}), map: serialize.coupon }),
+  );
   router.get('/coupons/:id', async (req, res) => {
     res.json(serialize.coupon(await getCoupon(db, req.params.id)));
   });

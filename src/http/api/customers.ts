@@ -9,9 +9,9 @@ import {
   withBalances,
 } from '../../billing/customers.ts';
 import { listRows } from '../../db/list.ts';
-import type { CustomerRow, PaymentMethodRow } from '../../db/schema.ts';
+import type { CustomerRow } from '../../db/schema.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listFilter, listHandler } from './pagination.ts';
 import {
   CreateCustomer,
   CreatePaymentMethod,
@@ -74,15 +74,15 @@ export function customerRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.paymentMethod(method));
   });
-  router.get('/payment-methods', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
-    const rows = await listRows<PaymentMethodRow>(
-      db,
-      'payment_methods',
-      listFilter(query, 'created_at', { customer_id: query.customer, gateway: query.gateway }),
-    );
-    res.json(toPage(rows, query.limit, serialize.paymentMethod));
-  });
+  router.get(
+    '/payment-methods',
+    listHandler(db, {
+      table: 'payment_methods',
+      query: ListQuery,
+      equals: (query) => ({ customer_id: query.customer, gateway: query.gateway }),
+      map: serialize.paymentMethod,
+    }),
+  );
   router.get('/payment-methods/:id', async (req, res) => {
     res.json(serialize.paymentMethod(await getPaymentMethod(db, req.params.id)));
   });

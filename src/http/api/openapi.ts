@@ -32,6 +32,8 @@ import {
   UpdatePlan,
   UpdateProduct,
   UpdateSubscription,
+  UpdateUsageLimit,
+  UsageEventListQuery,
 } from './schemas.ts';
 
 interface Operation {
@@ -97,8 +99,11 @@ const OPERATIONS: Operation[] = [
     body: RefundInvoice,
   },
   { method: 'get', path: '/v1/transactions', summary: 'List payment attempts', query: ListQuery },
+  { method: 'get', path: '/v1/transactions/{id}', summary: 'Read a payment attempt' },
   { method: 'get', path: '/v1/refunds', summary: 'List refunds', query: ListQuery },
+  { method: 'get', path: '/v1/refunds/{id}', summary: 'Read a refund' },
   { method: 'get', path: '/v1/disputes', summary: 'List disputes', query: ListQuery },
+  { method: 'get', path: '/v1/disputes/{id}', summary: 'Read a dispute' },
   { method: 'get', path: '/v1/events', summary: 'List stored webhooks (the inbox)', query: ListQuery },
   { method: 'get', path: '/v1/events/{id}', summary: 'Read a stored webhook' },
   { method: 'post', path: '/v1/events/{id}/replay', summary: 'Process a stored webhook again' },
@@ -108,6 +113,7 @@ const OPERATIONS: Operation[] = [
     summary: 'List reconciliation exceptions',
     query: ListQuery,
   },
+  { method: 'get', path: '/v1/reconciliation-exceptions/{id}', summary: 'Read a reconciliation exception' },
   {
     method: 'post',
     path: '/v1/reconciliation-exceptions/{id}/resolve',
@@ -174,6 +180,12 @@ const OPERATIONS: Operation[] = [
   },
   {
     method: 'get',
+    path: '/v1/usage-events',
+    summary: 'List usage events (filter by subscription or customer)',
+    query: UsageEventListQuery,
+  },
+  {
+    method: 'get',
     path: '/v1/customers/{id}/usage-estimate',
     summary: "A customer's usage cost so far in the current periods",
   },
@@ -188,6 +200,13 @@ const OPERATIONS: Operation[] = [
     path: '/v1/usage-limits',
     summary: 'List usage limits (filter by customer)',
     query: ListQuery,
+  },
+  { method: 'get', path: '/v1/usage-limits/{id}', summary: 'Read a usage limit' },
+  {
+    method: 'post',
+    path: '/v1/usage-limits/{id}',
+    summary: "Update a usage limit's amount or action",
+    body: UpdateUsageLimit,
   },
   // ---- Subscriptions and coupons ----
   {

@@ -1,5 +1,10 @@
-import type { ListFilter } from '../../db/list.ts';
+import type { RequestHandler } from 'express';
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import { type ListFilter, listRows } from '../../db/list.ts';
+import type { Database } from '../../db/schema.ts';
 import type { ListQuery } from './schemas.ts';
+import { parseInput } from './validate.ts';
 
 /** A page of a list: at most `limit` items and whether more exist after them. */
 export interface Page<T> {
@@ -35,5 +40,40 @@ export function listFilter(
       from: query.created_gte ? new Date(query.created_gte) : undefined,
       to: query.created_lt ? new Date(query.created_lt) : undefined,
     },
+  };
+}
+
+/** A list endpoint over one table: its query schema, filters and API shape. */
+export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
+  table: keyof Database;
+  /** `ListQuery` or an extension of it (422 with field messages when the query does not parse). */
+  query: Q;
+  /** The column equalities of a parsed query (each applied only when the query has a value for it). */
+  equals: (query: z.output<Q>) => Record<string, string | undefined>;
+  /** A row in its API shape. */
+  map: (row: R) => unknown;
+  /** The column of `created_gte` / `created_lt` (default `created_at`). */
+  created?: string;
+  /** Runs before the read, e.g. to answer 404 for a filter naming an unknown customer. */
+  check?: (query: z.output<Q>) => Promise<unknown>;
+}
+
+/**
+ * The handler of `GET /v1/<resource>`: parses the query, reads one page of the table in creation
+ * order (`listRows`, `listFilter`) and answers it as a `Page` (`toPage`).
+ */
+export function listHandler<Q extends z.ZodType<ListQuery>, R>(
+  db: Kysely<Database>,
+  endpoint: ListEndpoint<Q, R>,
+): RequestHandler {
+  return async (req, res) => {
+    const query = parseInput(endpoint.query, req.query);
+    await endpoint.check?.(query);
+    const rows = await listRows<R>(
+      db,
+      endpoint.table,
+      listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
+    );
+    res.json(toPage(rows, query.limit, endpoint.map));
   };
 }

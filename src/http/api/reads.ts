@@ -1,65 +1,68 @@
 import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
-import { listRows } from '../../db/list.ts';
+import { getRow } from '../../db/get.ts';
 import type { Database } from '../../db/schema.ts';
-import { getInboxEvent } from '../../inbox/inbox.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler, toPage } from './pagination.ts';
 import { ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
  * Views of the reconciled books: events (the inbox, and replaying one), transactions, refunds,
- * disputes, reconciliation exceptions, ledger accounts with balances and ledger entries by sequence.
+ * disputes, reconciliation exceptions (each listed and read by id), ledger accounts with balances and ledger entries by sequence.
  */
 export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
 
+  /** `GET path` (a list) and `GET path/:id` (one row; 404 `<resource>_not_found`). */
   function list<R>(
     path: string,
     table: keyof Database,
+    resource: string,
     columns: { customer?: string; gateway?: string; created?: string },
     map: (row: R) => unknown,
   ): void {
-    router.get(path, async (req, res) => {
-      const query = parseInput(ListQuery, req.query);
-      const rows = await listRows<R>(
-        db,
+    router.get(
+      path,
+      listHandler(db, {
         table,
-        listFilter(query, columns.created ?? 'created_at', {
+        query: ListQuery,
+        created: columns.created,
+        equals: (query) => ({
           status: query.status,
           ...(columns.customer ? { [columns.customer]: query.customer } : {}),
           ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
         }),
-      );
-      res.json(toPage(rows, query.limit, map));
+        map,
+      }),
+    );
+    router.get(`${path}/:id`, async (req, res) => {
+      res.json(map(await getRow<R>(db, table, req.params.id, resource)));
     });
   }
 
-  list('/events', 'inbox', { gateway: 'gateway', created: 'received_at' }, serialize.event);
+  list('/events', 'inbox', 'event', { gateway: 'gateway', created: 'received_at' }, serialize.event);
   list(
     '/transactions',
     'transactions',
+    'transaction',
     { customer: 'customer_id', gateway: 'gateway' },
     serialize.transaction,
   );
-  list('/refunds', 'refunds', { gateway: 'gateway' }, serialize.refund);
-  list('/disputes', 'disputes', { gateway: 'gateway' }, serialize.dispute);
+  list('/refunds', 'refunds', 'refund', { gateway: 'gateway' }, serialize.refund);
+  list('/disputes', 'disputes', 'dispute', { gateway: 'gateway' }, serialize.dispute);
   list(
     '/reconciliation-exceptions',
     'reconciliation_exceptions',
+    'reconciliation_exception',
     { gateway: 'gateway' },
     serialize.exception,
   );
-
-  router.get('/events/:id', async (req, res) => {
-    res.json(serialize.event(await getInboxEvent(db, req.params.id)));
-  });
 
   router.post('/events/:id/replay', async (req, res) => {
     const [row] = await replayInboxEvents(db, boss, [req.params.id]);

@@ -284,6 +284,15 @@ export const CreateUsageLimit = z.strictObject({
   action: z.enum(['WARN', 'SUSPEND']),
 });
 
+/** `POST /v1/usage-limits/:id`: a new amount (minor units of the limit's currency) or action. */
+export const UpdateUsageLimit = z.strictObject({
+  amount: PositiveMinorUnits.optional(),
+  action: z.enum(['WARN', 'SUSPEND']).optional(),
+});
+
+/** `GET /v1/usage-events`: a list query that also filters by subscription. */
+export const UsageEventListQuery = ListQuery.extend({ subscription: Id('sub').optional() });
+
 // ---- Subscriptions and coupons ----
 
 /** A subscription's quantity of units: a whole number from 0 to 10^6. */

@@ -15,11 +15,10 @@ import {
   suspendSubscription,
   updateSubscription,
 } from '../../billing/subscriptions.ts';
-import { listRows } from '../../db/list.ts';
 import type { SubscriptionRow } from '../../db/schema.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
+import { listHandler } from './pagination.ts';
 import {
   BillingCyclesQuery,
   CancelSubscription,
@@ -59,15 +58,15 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
     const created = await createSubscription(db, newSubscription(body), new Date());
     res.status(201).json(withInvoice(created.subscription, created.invoices));
   });
-  router.get('/subscriptions', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
-    const rows = await listRows<SubscriptionRow>(
-      db,
-      'subscriptions',
-      listFilter(query, 'created_at', { status: query.status, customer_id: query.customer }),
-    );
-    res.json(toPage(rows, query.limit, serialize.subscription));
-  });
+  router.get(
+    '/subscriptions',
+    listHandler(db, {
+      table: 'subscriptions',
+      query: ListQuery,
+      equals: (query) => ({ status: query.status, customer_id: query.customer }),
+      map: serialize.subscription,
+    }),
+  );
   router.get('/subscriptions/:id', async (req, res) => {
     res.json(serialize.subscription(await getSubscription(db, req.params.id)));
   });

@@ -1,17 +1,29 @@
 import { Router } from 'express';
 import { getCustomer } from '../../billing/customers.ts';
-import { createUsageLimit, recordUsageEvent, usageEstimate } from '../../billing/usage.ts';
-import { listRows } from '../../db/list.ts';
-import type { UsageLimitRow } from '../../db/schema.ts';
+import { getSubscription } from '../../billing/subscriptions.ts';
+import {
+  createUsageLimit,
+  getUsageLimit,
+  recordUsageEvent,
+  updateUsageLimit,
+  usageEstimate,
+} from '../../billing/usage.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, toPage } from './pagination.ts';
-import { CreateUsageEvent, CreateUsageLimit, ListQuery } from './schemas.ts';
+import { listHandler } from './pagination.ts';
+import {
+  CreateUsageEvent,
+  CreateUsageLimit,
+  ListQuery,
+  UpdateUsageLimit,
+  UsageEventListQuery,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
- * Usage-based billing: `POST /v1/usage-events` (201 stored, 200 for the same event again),
- * `GET /v1/customers/:id/usage-estimate`, and usage limits (`POST` / `GET /v1/usage-limits`).
+ * Usage-based billing: `POST /v1/usage-events` (201 stored, 200 for the same event again) and
+ * `GET /v1/usage-events` (by subscription or customer), `GET /v1/customers/:id/usage-estimate`, and
+ * usage limits (create, list, read, update).
  */
 export function usageRoutes({ db }: AppDeps): Router {
   const router = Router();
@@ -31,6 +43,19 @@ export function usageRoutes({ db }: AppDeps): Router {
     );
     res.status(created ? 201 : 200).json(serialize.usageEvent(event));
   });
+  router.get(
+    '/usage-events',
+    listHandler(db, {
+      table: 'usage_events',
+      query: UsageEventListQuery,
+      check: async (query) => {
+        if (query.subscription) await getSubscription(db, query.subscription);
+        if (query.customer) await getCustomer(db, query.customer);
+      },
+      equals: (query) => ({ subscription_id: query.subscription, customer_id: query.customer }),
+      map: serialize.usageEvent,
+    }),
+  );
   router.get('/customers/:id/usage-estimate', async (req, res) => {
     res.json(serialize.usageEstimate(await usageEstimate(db, req.params.id)));
   });
@@ -44,15 +69,25 @@ export function usageRoutes({ db }: AppDeps): Router {
     });
     res.status(201).json(serialize.usageLimit(limit));
   });
-  router.get('/usage-limits', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
-    if (query.customer) await getCustomer(db, query.customer);
-    const rows = await listRows<UsageLimitRow>(
-      db,
-      'usage_limits',
-      listFilter(query, 'created_at', { customer_id: query.customer }),
-    );
-    res.json(toPage(rows, query.limit, serialize.usageLimit));
+  router.get(
+    '/usage-limits',
+    listHandler(db, {
+      table: 'usage_limits',
+      query: ListQuery,
+      check: async (query) => {
+        if (query.customer) await getCustomer(db, query.customer);
+      },
+      equals: (query) => ({ customer_id: query.customer }),
+      map: serialize.usageLimit,
+    }),
+  );
+  router.get('/usage-limits/:id', async (req, res) => {
+    res.json(serialize.usageLimit(await getUsageLimit(db, req.params.id)));
+  });
+  router.post('/usage-limits/:id', async (req, res) => {
+    const body = parseInput(UpdateUsageLimit, req.body);
+    const limit = await updateUsageLimit(db, req.params.id, { amount: body.amount, action: body.action });
+    res.json(serialize.usageLimit(limit));
   });
   return router;
 }
