@@ -29,31 +29,69 @@ export interface ActivityInput {
   data?: Record<string, unknown>;
 }
 
+/** A row of `activities` as inserted. */
+type NewActivityRow = {
+  id: string;
+  resource_type: string;
+  resource_id: string;
+  action: string;
+  customer_id: string | null;
+  actor: string;
+  data: string;
+};
+
+/** Transactions that collect their activities and insert them in one statement at the end. */
+const deferred = new WeakMap<Kysely<Database>, NewActivityRow[]>();
+
 /**
  * Appends activities to the audit log inside `trx`, the transaction that makes the change, so the log
  * and the state never disagree. Joins the ledger's writers (the same sequence discipline as journal
- * entries), so a consumer tailing `sequence` never skips a row committed late.
+ * entries), so a consumer tailing `sequence` never skips a row committed late. Inside
+ * `withDeferredActivities` the rows are collected and inserted together before it returns.
  */
 export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityInput[]): Promise<void> {
   if (inputs.length === 0) return;
-  await joinLedgerWriters(trx);
   const actor = currentActor();
-  await trx
-    .insertInto('activities')
-    .values(
-      inputs.map((input) => ({
-        id: newId('act'),
-        resource_type: input.resourceType,
-        resource_id: input.resourceId,
-        action: input.action,
-        customer_id: input.customerId ?? null,
-        actor,
-        data: JSON.stringify(input.data ?? {}, (_key, value) =>
-          typeof value === 'bigint' ? value.toString() : value,
-        ),
-      })),
-    )
-    .execute();
+  const rows = inputs.map((input) => ({
+    id: newId('act'),
+    resource_type: input.resourceType,
+    resource_id: input.resourceId,
+    action: input.action,
+    customer_id: input.customerId ?? null,
+    actor,
+    data: JSON.stringify(input.data ?? {}, (_key, value) =>
+      typeof value === 'bigint' ? value.toString() : value,
+    ),
+  }));
+  const pending = deferred.get(trx);
+  if (pending) {
+    pending.push(...rows);
+    return;
+  }
+  await joinLedgerWriters(trx);
+  await trx.insertInto('activities').values(rows).execute();
+}
+
+/**
+ * Runs `fn` (which changes state inside `trx`) collecting the activities it records, then inserts them
+ * all in one statement, still inside `trx` and in the order recorded: for batch work such as applying
+ * a hundred webhooks in one transaction. If `fn` throws, nothing is inserted (the transaction rolls
+ * back anyway).
+ */
+export async function withDeferredActivities<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
+  const pending: NewActivityRow[] = [];
+  deferred.set(trx, pending);
+  try {
+    const result = await fn();
+    deferred.delete(trx);
+    if (pending.length > 0) {
+      await joinLedgerWriters(trx);
+      await trx.insertInto('activities').values(pending).execute();
+    }
+    return result;
+  } finally {
+    deferred.delete(trx);
+  }
 }
 
 /** Which activities to read: after a sequence number, optionally of one resource or one customer. */

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { withDeferredActivities } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -73,13 +74,16 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
 /** Applies the rows' events, raises their exceptions and marks them, inside `trx`. */
 async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<Decision[]> {
   const decisions: Decision[] = [];
-  for (const item of prepared) {
-    const results: ApplyResult[] = [];
-    for (const event of item.events) results.push(await applyEvent(trx, event));
-    const decision = decide(item, results, prepared.length === 1);
-    for (const exception of decision.exceptions) await raiseException(trx, exception);
-    decisions.push(decision);
-  }
+  // The batch's activities are inserted in one statement at its end.
+  await withDeferredActivities(trx, async () => {
+    for (const item of prepared) {
+      const results: ApplyResult[] = [];
+      for (const event of item.events) results.push(await applyEvent(trx, event));
+      const decision = decide(item, results, prepared.length === 1);
+      for (const exception of decision.exceptions) await raiseException(trx, exception);
+      decisions.push(decision);
+    }
+  });
   await markInboxEvents(
     trx,
     prepared.map((item, i) => ({

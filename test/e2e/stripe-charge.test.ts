@@ -102,6 +102,16 @@ describe('charging an invoice through Stripe', () => {
     const transactions = await app.api('GET', '/v1/transactions?limit=100');
     const txn = transactions.body.data.find((t: { id: string }) => t.id === charged.body.transaction.id);
     expect(txn).toMatchObject({ status: 'succeeded', gateway_transaction_id: 'pi_settled_by_reference' });
+
+    // The audit log: the attempt made over the API, settled by the webhook (applied in a batch).
+    const log = await app.api('GET', `/v1/activities?resource=${txn.id}`);
+    expect(log.body.data.map((a: { action: string; actor: string }) => [a.action, a.actor])).toEqual([
+      ['transaction.created', expect.stringMatching(/^key_/)],
+      ['transaction.unknown', expect.stringMatching(/^key_/)],
+      ['transaction.succeeded', 'webhook'],
+    ]);
+    const invoiceLog = await app.api('GET', `/v1/activities?resource=${invoice.id}`);
+    expect(invoiceLog.body.data.at(-1)).toMatchObject({ action: 'invoice.paid', actor: 'webhook' });
   });
 
   it.each([
