@@ -116,6 +116,16 @@ async function collect(
     };
     if (transaction.status === 'failed')
       result.dunning = await countFailedAttempt(db, policy, transaction.id, now);
+    if (transaction.status === 'pending' || transaction.status === 'unknown') {
+      // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A
+      // later failure enters dunning through `countFailedAttempts`; a success pays the invoice.
+      await db
+        .updateTable('invoices')
+        .set({ charge_at: null })
+        .where('id', '=', invoiceId)
+        .where('charge_at', '=', lease)
+        .execute();
+    }
     return result;
   } catch (error) {
     if (!(error instanceof AppError)) throw error;

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendTestWebhook } from '../../src/cli/send-test-webhook.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -75,5 +76,41 @@ describe('README walk-through with the Stripe stub', () => {
     stub.closeAllConnections();
     const refund = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount: 500 });
     expect(refund.body).toMatchObject({ status: 'succeeded', amount: 500, currency: 'USD' });
+  });
+
+  it('subscribes three units: preview, first invoice with tax, charged by the invoice.charge job', async () => {
+    const customer = (await app.api('POST', '/v1/customers', { email: 'grace@example.com' })).body;
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_card_visa',
+    });
+    const product = (await app.api('POST', '/v1/products', { name: 'Hosting' })).body;
+    const plan = (
+      await app.api('POST', '/v1/plans', {
+        product: product.id,
+        name: 'Hosting monthly',
+        currency: 'usd',
+        interval: 'MONTH',
+        price: { model: 'PER_UNIT', unit_amount: 1500 },
+        tax_percent: '8.875',
+      })
+    ).body;
+    const body = { customer: customer.id, plan: plan.id, quantity: 3 };
+    const preview = await app.api('POST', '/v1/subscriptions/preview', body);
+    expect(preview.body).toMatchObject({ subtotal: 4500, tax: 399, total: 4899 });
+    const subscription = await app.api('POST', '/v1/subscriptions', body);
+    expect(subscription.body).toMatchObject({ status: 'ACTIVE', quantity: 3 });
+    const invoice = (await app.api('GET', `/v1/invoices/${subscription.body.latest_invoice}`)).body;
+    expect(invoice).toMatchObject({ status: 'OPEN', total: 4899, billing_reason: 'subscription_create' });
+
+    // What the every-minute cron does: the invoice.charge job charges it (pending at the stub).
+    await app.runtime.boss.send(QUEUES.invoiceCharge, {});
+    const charged = await waitFor('the renewal charge', async () => {
+      const body = (await app.api('GET', `/v1/invoices/${invoice.id}?expand=transactions`)).body;
+      return body.transactions.length ? body : undefined;
+    });
+    expect(charged.transactions[0]).toMatchObject({ status: 'pending', amount: 4899 });
+    expect(charged.charge_at).toBeNull();
   });
 });
