@@ -2,6 +2,9 @@ import { PgBoss } from 'pg-boss';
 import type { Config } from '../config/env.ts';
 import { QUEUES } from './queues.ts';
 
+/** Dead letters are kept 30 days for an operator to retry or delete. */
+const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
+
 /** pg-boss's schema in billhook's database. */
 export const BOSS_SCHEMA = 'pgboss';
 
@@ -28,14 +31,22 @@ export function createBoss(connectionString: string, options: { maintenance: boo
  * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
  * retry policy of `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
  * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll`, `subscription.renew`
- * and `invoice.charge` (every minute) and `inbox.sweep` (every five minutes) are sweeps: one that
- * fails simply runs again next time.
+ * and `invoice.charge` (every minute) and `inbox.sweep` (every five minutes) are sweeps: a failed run
+ * is retried twice with backoff (10 s, 20 s), then dead-lettered to `<name>.dead` for an operator to
+ * see; the next scheduled run starts afresh either way (sweeps are idempotent).
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
-  await boss.createQueue(QUEUES.transactionPoll, { retryLimit: 0, expireInSeconds: 600 });
-  await boss.createQueue(QUEUES.inboxSweep, { retryLimit: 0, expireInSeconds: 600 });
-  await boss.createQueue(QUEUES.subscriptionRenew, { retryLimit: 0, expireInSeconds: 600 });
-  await boss.createQueue(QUEUES.invoiceCharge, { retryLimit: 0, expireInSeconds: 600 });
+  for (const sweep of [
+    QUEUES.transactionPoll,
+    QUEUES.inboxSweep,
+    QUEUES.subscriptionRenew,
+    QUEUES.invoiceCharge,
+  ]) {
+    const sweepPolicy = { retryLimit: 2, retryDelay: 10, retryBackoff: true, expireInSeconds: 600 };
+    await boss.createQueue(`${sweep}.dead`, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
+    await boss.createQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
+    await boss.updateQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
+  }
   const name = QUEUES.webhookProcess;
   const deadLetter = `${name}.dead`;
   const policy = {
@@ -45,7 +56,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     expireInSeconds: 300,
     notify: true,
   };
-  await boss.createQueue(deadLetter, { retentionSeconds: 30 * 24 * 3600 });
+  await boss.createQueue(deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
   // A worker that dies mid-job stops its heartbeat: the job is retried within about 20 s, not after
   // expireInSeconds.
   await boss.createQueue(name, { ...policy, retryDelayMax: 3600, deadLetter, heartbeatSeconds: 10 });

@@ -30,4 +30,18 @@ describe('scheduled sweeps', () => {
       [`${QUEUES.inboxSweep} */5 * * * *`, `${QUEUES.transactionPoll} * * * * *`].sort(),
     );
   });
+
+  it('gives every sweep retries with backoff and a dead-letter queue', async () => {
+    app = await startTestApp();
+    for (const name of [
+      QUEUES.transactionPoll,
+      QUEUES.inboxSweep,
+      QUEUES.subscriptionRenew,
+      QUEUES.invoiceCharge,
+    ]) {
+      const queue = await app.runtime.boss.getQueue(name);
+      expect(queue, name).toMatchObject({ retryLimit: 2, retryBackoff: true, deadLetter: `${name}.dead` });
+      expect(await app.runtime.boss.getQueue(`${name}.dead`), name).not.toBeNull();
+    }
+  });
 });
