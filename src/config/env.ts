@@ -61,6 +61,8 @@ const EnvSchema = z.object({
   }),
   /** What happens to a subscription whose invoice failed every dunning retry: SUSPEND or CANCEL. */
   DUNNING_FINAL_ACTION: z.enum(['SUSPEND', 'CANCEL']).default('SUSPEND'),
+  /** Days the inbox keeps a finished webhook's raw body; then only the row (id, type, outcome) stays. */
+  INBOX_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /**
    * Whether the minute-by-minute billing sweeps run (`subscription.renew`, `invoice.charge`). Off
    * pauses automatic invoicing and charging (e.g. during a data migration); jobs sent by hand still run.

@@ -1,7 +1,7 @@
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { InboxRow } from '../db/schema.ts';
-import { NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
 import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 
 /**
@@ -9,10 +9,23 @@ import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
  * them all, in one transaction. Reconciliation is idempotent, so replaying an event already applied
  * changes nothing in the ledger; an event that failed or became an exception gets a fresh set of
  * attempts.
- * @throws NotFoundError naming the first id that is not in the inbox
+ * @throws NotFoundError naming the first id that is not in the inbox; ConflictError
+ * `event_body_pruned` for an event whose raw body the retention dropped
  */
 export async function replayInboxEvents(db: Db, boss: PgBoss, ids: string[]): Promise<InboxRow[]> {
   return db.transaction().execute(async (trx) => {
+    const pruned = await trx
+      .selectFrom('inbox')
+      .select('id')
+      .where('id', 'in', ids)
+      .where('body', 'is', null)
+      .executeTakeFirst();
+    if (pruned) {
+      throw new ConflictError(
+        'event_body_pruned',
+        `event ${pruned.id} is past the inbox retention: its raw body was dropped and cannot be processed again`,
+      );
+    }
     const rows = await trx
       .updateTable('inbox')
       .set({ status: 'received', outcome: null, last_error: null, processed_at: null })
@@ -50,4 +63,35 @@ export async function sweepStaleInbox(
   const ids = stale.map((row) => row.id);
   await replayInboxEvents(db, boss, ids);
   return ids;
+}
+
+/**
+ * Inbox retention: drops the raw body of events finished (processed, ignored or exception) more than
+ * `retentionDays` days ago, keeping the row — gateway, event id and type, status, outcome and times —
+ * so the record of what was received and what it did stays. Events not finished are never touched.
+ * At most `limit` rows per call (the five-minute sweep keeps up in small steps).
+ * @returns how many bodies were dropped
+ */
+export async function pruneInboxBodies(
+  db: Db,
+  retentionDays: number,
+  now: Date,
+  limit = 5000,
+): Promise<number> {
+  const result = await db
+    .updateTable('inbox')
+    .set({ body: null })
+    .where(
+      'id',
+      'in',
+      db
+        .selectFrom('inbox')
+        .select('id')
+        .where('status', 'in', ['processed', 'ignored', 'exception'])
+        .where('body', 'is not', null)
+        .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000))
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }

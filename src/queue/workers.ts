@@ -6,7 +6,7 @@ import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { sweepStaleInbox } from '../inbox/replay.ts';
+import { pruneInboxBodies, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
@@ -57,6 +57,8 @@ export async function startWorkers(
   await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
     const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
     if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
+    const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());
+    if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
   });
   await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');
   // Invoices every subscription period that has started (each once; see billing/renewal.ts).

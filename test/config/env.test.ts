@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       DUNNING_RETRY_DAYS: [1, 3, 5, 7],
       DUNNING_FINAL_ACTION: 'SUSPEND',
       BILLING_SWEEPS: true,
+      INBOX_BODY_RETENTION_DAYS: 90,
       STRIPE_WEBHOOK_SECRET: [],
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',
