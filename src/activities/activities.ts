@@ -45,8 +45,9 @@ const deferred = new WeakMap<Kysely<Database>, NewActivityRow[]>();
 
 /**
  * Appends activities to the audit log inside `trx`, the transaction that makes the change, so the log
- * and the state never disagree. Joins the ledger's writers (the same sequence discipline as journal
- * entries), so a consumer tailing `sequence` never skips a row committed late. Inside
+ * and the state never disagree. `trx` must have joined the ledger's writers before its first row lock
+ * or write (open it with `writeTransaction`, db/write-transaction.ts): the join here is only a
+ * fallback, too late once `trx` holds a row another writer waits for. Inside
  * `withDeferredActivities` the rows are collected and inserted together before it returns.
  */
 export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityInput[]): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry, transfer } from '../ledger/journal.ts';
@@ -12,7 +13,7 @@ import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from 
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
  */
 export async function markUncollectible(db: Db, id: string, now: Date): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     if (invoice.status !== 'OPEN') {
       throw new ConflictError(

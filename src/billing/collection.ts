@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { chargeInvoice } from '../payments/charges.ts';
 import { flagDuplicatePayment } from '../reconcile/exceptions.ts';
 import {
@@ -130,8 +130,7 @@ async function collect(
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     if (!UNCHARGEABLE.has(error.code)) return { invoiceId, outcome: 'skipped', reason: error.code };
-    const dunning = await db.transaction().execute(async (trx) => {
-      await joinLedgerWriters(trx);
+    const dunning = await writeTransaction(db, async (trx) => {
       const invoice = await lockInvoice(trx, invoiceId);
       if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
       return recordCollectionFailure(trx, invoice, policy, now, { code: error.code, message: error.message });

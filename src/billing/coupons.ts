@@ -9,8 +9,8 @@ import type {
   Database,
   SubscriptionRow,
 } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { applyRate } from '../money/rates.ts';
 
 /**
@@ -53,8 +53,7 @@ export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow>
     fields.duration_in_periods = 'required with duration REPEATING, and only with it';
   if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
   if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const coupon = await trx
       .insertInto('coupons')
       .values({
@@ -98,8 +97,7 @@ export interface CouponUpdate {
  * @throws NotFoundError when there is no coupon `id`
  */
 export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Promise<CouponRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const coupon = await trx
       .updateTable('coupons')
       .set({

@@ -4,11 +4,11 @@ import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
 export interface NewCustomer {
@@ -23,7 +23,7 @@ export interface NewCustomer {
  * @throws ConflictError `external_id_taken` when another customer has the same external id
  */
 export async function createCustomer(db: Db, input: NewCustomer): Promise<CustomerRow> {
-  return db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
     const row = await trx
       .insertInto('customers')
       .values({
@@ -72,8 +72,7 @@ export interface NewPaymentMethod {
  * @throws NotFoundError when the customer does not exist
  */
 export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Promise<PaymentMethodRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const customer = await trx
       .selectFrom('customers')
       .select('id')
@@ -203,8 +202,7 @@ export interface CustomerUpdate {
  */
 export async function updateCustomer(db: Db, id: string, update: CustomerUpdate): Promise<CustomerRow> {
   try {
-    return await db.transaction().execute(async (trx) => {
-      await joinLedgerWriters(trx);
+    return await writeTransaction(db, async (trx) => {
       const row = await trx
         .selectFrom('customers')
         .selectAll()
@@ -254,8 +252,7 @@ export async function updateCustomer(db: Db, id: string, update: CustomerUpdate)
  * @throws NotFoundError when there is no payment method `id`
  */
 export async function makeDefaultPaymentMethod(db: Db, id: string): Promise<PaymentMethodRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const method = await getPaymentMethod(trx, id);
     await trx.selectFrom('customers').select('id').where('id', '=', method.customer_id).forUpdate().execute();
     const current = await getPaymentMethod(trx, id);

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { invoiceActivity, lockInvoice } from './invoices.ts';
 import { DUNNING_REASON } from './reinstate.ts';
 import { transitionSubscription } from './subscription-status.ts';
@@ -117,8 +117,7 @@ export async function countFailedAttempt(
     .executeTakeFirst();
   if (!known?.invoice_id) return undefined;
   const invoiceId = known.invoice_id;
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
     const attempt = await trx
       .selectFrom('transactions')

@@ -1,6 +1,7 @@
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceLineRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import {
   getInvoice,
@@ -29,7 +30,7 @@ function asNewLine(line: InvoiceLineRow): NewLine {
  * @throws ValidationError (`amount`) when the line is too large or credits would exceed the charges
  */
 export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     if (invoice.status !== 'DRAFT') {
       throw new ConflictError(
@@ -103,7 +104,7 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_editable` in other states
  */
 export async function setChargeAt(db: Db, id: string, chargeAt: Date | null): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     if (invoice.status !== 'DRAFT' && invoice.status !== 'OPEN') {
       throw new ConflictError(

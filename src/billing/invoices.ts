@@ -3,6 +3,7 @@ import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
@@ -112,8 +113,7 @@ export function invoiceAmounts(lines: NewLine[]): {
  */
 export async function createInvoice(db: Db, input: NewInvoice): Promise<InvoiceWithLines> {
   invoiceAmounts(input.lines);
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     return insertInvoice(trx, input);
   });
 }
@@ -235,7 +235,7 @@ export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<In
  * @throws ConflictError `invoice_not_draft` from any other state
  */
 export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     await finalizeLocked(trx, invoice, new Date());
   });
@@ -377,7 +377,7 @@ export async function reverseRefund(
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
 export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     const inFlight = await trx
       .selectFrom('transactions')
@@ -427,7 +427,7 @@ export async function recordOfflinePayment(
   id: string,
   payment: OfflinePayment,
 ): Promise<InvoiceWithLines> {
-  await db.transaction().execute(async (trx) => {
+  await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, id);
     if (invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') {
       throw new ConflictError(

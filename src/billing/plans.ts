@@ -5,8 +5,8 @@ import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, PlanInterval, PlanRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { type PriceModel, PriceModelSchema, priceFor } from './pricing.ts';
 
@@ -246,8 +246,7 @@ export interface NewPlan {
  * @throws ConflictError `product_inactive` when the product is not active
  */
 export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const product = await trx
       .selectFrom('products')
       .select(['id', 'active'])
@@ -308,8 +307,7 @@ export interface PlanUpdate {
  * @throws NotFoundError when there is no plan `id`
  */
 export async function updatePlan(db: Db, id: string, update: PlanUpdate): Promise<Plan> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const row = await trx.selectFrom('plans').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
     if (!row) throw new NotFoundError('plan', id);
     const changes = changedFields(row, { ...update });

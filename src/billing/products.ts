@@ -4,8 +4,8 @@ import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ProductRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** A new product: what is sold (plans price it). `externalId` is the caller's own id, unique when given. */
 export interface NewProduct {
@@ -20,8 +20,7 @@ export interface NewProduct {
  * @throws ConflictError `external_id_taken` when another product has the same external id
  */
 export async function createProduct(db: Db, input: NewProduct): Promise<ProductRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const row = await trx
       .insertInto('products')
       .values({
@@ -69,8 +68,7 @@ export interface ProductUpdate {
  * @throws NotFoundError when there is no product `id`
  */
 export async function updateProduct(db: Db, id: string, update: ProductUpdate): Promise<ProductRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const row = await trx
       .selectFrom('products')
       .selectAll()

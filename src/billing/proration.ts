@@ -1,6 +1,7 @@
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -61,7 +62,7 @@ export async function changeSubscription(
   now: Date,
   preview: boolean,
 ): Promise<ChangeResult> {
-  return db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
     const subscription = (await lockSubscription(trx, id))!;
     if (subscription.status === 'SUSPENDED' || subscription.status === 'CANCELLED') {
       throw new ConflictError(

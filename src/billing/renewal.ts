@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
 import { joinLedgerWriters } from '../ledger/journal.ts';
 import {
@@ -274,7 +275,7 @@ export async function renewSubscription(
   now: Date,
   skipLocked = false,
 ): Promise<Renewal | null> {
-  return db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
     const subscription = await lockSubscription(trx, id, skipLocked);
     if (!subscription) return null;
     return renewLocked(trx, subscription, await getPlan(trx, subscription.plan_id), now);

@@ -1,9 +1,9 @@
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { chargeInvoice } from '../payments/charges.ts';
 import type { OnOverpaid } from '../payments/transactions.ts';
 import { getInvoice, type InvoiceWithLines } from './invoices.ts';
@@ -60,8 +60,7 @@ export async function settleSubscription(
       });
     }
   }
-  await db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  await writeTransaction(db, async (trx) => {
     await recordActivity(trx, {
       resourceType: 'subscription',
       resourceId: id,

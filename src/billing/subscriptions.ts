@@ -3,8 +3,8 @@ import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { redeemCoupon } from './coupons.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -159,8 +159,7 @@ export async function createSubscription(
   input: NewSubscription,
   now: Date,
 ): Promise<SubscriptionChange> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const { plan, startAt } = await checkNewSubscription(trx, input, now);
     const row = newSubscriptionRow(input, plan, startAt, now);
     const subscription = await trx
@@ -193,7 +192,7 @@ async function withSubscription<T>(
   id: string,
   fn: (trx: Kysely<Database>, subscription: SubscriptionRow) => Promise<T>,
 ): Promise<T> {
-  return db.transaction().execute(async (trx) => fn(trx, (await lockSubscription(trx, id))!));
+  return writeTransaction(db, async (trx) => fn(trx, (await lockSubscription(trx, id))!));
 }
 
 /** What `updateSubscription` may change: metadata (replaced) and the payment method charged. */

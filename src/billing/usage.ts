@@ -5,8 +5,8 @@ import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
@@ -49,8 +49,7 @@ export async function recordUsageEvent(
   input: NewUsageEvent,
   now: Date,
 ): Promise<{ event: UsageEventRow; created: boolean }> {
-  const result = await db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  const result = await writeTransaction(db, async (trx) => {
     const stored = await storedEvent(trx, input);
     if (stored) return { event: stored, created: false };
     const subscription = await trx
@@ -337,8 +336,7 @@ export interface NewUsageLimit {
  * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and action
  */
 export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<UsageLimitRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     await getCustomer(trx, input.customerId);
     const row = await trx
       .insertInto('usage_limits')
@@ -391,8 +389,7 @@ export interface UsageLimitUpdate {
  */
 export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpdate): Promise<UsageLimitRow> {
   try {
-    return await db.transaction().execute(async (trx) => {
-      await joinLedgerWriters(trx);
+    return await writeTransaction(db, async (trx) => {
       const row = await trx
         .selectFrom('usage_limits')
         .selectAll()
@@ -468,8 +465,7 @@ export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date
     )?.amount ?? 0n;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
-    const claimed = await db.transaction().execute(async (trx) => {
-      await joinLedgerWriters(trx);
+    const claimed = await writeTransaction(db, async (trx) => {
       const row = await trx
         .updateTable('usage_limits')
         .set({ last_triggered_period_start: periodStart })

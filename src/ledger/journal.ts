@@ -118,8 +118,9 @@ const SEQUENCE_LOCK = 0x6c656467; // "ledg"
 
 /**
  * Joins the ledger's writers (a shared advisory lock held until commit). Call it in a transaction that
- * may post, before it takes any row lock; readers of the entry sequence wait for every writer that
- * started before them, so a consumer tailing `sequence` never skips an entry committed late.
+ * may post or record an activity, before it takes any row lock (`writeTransaction` in
+ * db/write-transaction.ts opens such a transaction); readers of the entry sequence wait for every
+ * writer that started before them, so a consumer tailing `sequence` never skips an entry committed late.
  */
 export async function joinLedgerWriters(trx: Kysely<Database>): Promise<void> {
   if (joined.has(trx)) return;

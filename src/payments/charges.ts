@@ -3,6 +3,7 @@ import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoi
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
@@ -87,7 +88,7 @@ export async function startCharge(
   paymentMethodId?: string,
   options: ChargeOptions = {},
 ): Promise<TransactionRow> {
-  return db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
     if (invoice.status !== 'OPEN' || invoice.amount_due <= 0n) {
       throw new ConflictError(
@@ -146,9 +147,9 @@ export async function executeCharge(
   onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
   const outcome = await clientFor(registry, attempt.gateway).charge(await chargeRequestOf(db, attempt));
-  const recorded = await db
-    .transaction()
-    .execute((trx) => recordChargeResult(trx, attempt, chargeResultOf(outcome), onOverpaid));
+  const recorded = await writeTransaction(db, (trx) =>
+    recordChargeResult(trx, attempt, chargeResultOf(outcome), onOverpaid),
+  );
   return recorded.transaction;
 }
 

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { chargeRequestOf, chargeResultOf, clientFor } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
@@ -52,7 +53,7 @@ export async function pollTransaction(
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
     charge: await chargeRequestOf(db, transaction),
   });
-  return db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
     if (outcome.status === 'not_found') {
       if (now.getTime() - transaction.created_at.getTime() >= NOT_FOUND_IS_FINAL_AFTER_MS) {
         await recordChargeResult(trx, transaction, {

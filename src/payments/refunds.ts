@@ -5,6 +5,7 @@ import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts'
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
@@ -222,7 +223,7 @@ export async function refundInvoice(
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
 ): Promise<RefundRow> {
-  const { refund, transaction } = await db.transaction().execute(async (trx) => {
+  const { refund, transaction } = await writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
     if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
       throw new ConflictError(
@@ -253,8 +254,8 @@ export async function refundInvoice(
     paymentMethod: gatewayPaymentMethod(method),
     reason: input.reason,
   });
-  const recorded = await db
-    .transaction()
-    .execute((trx) => recordRefundResult(trx, refund.id, refundResultOf(outcome)));
+  const recorded = await writeTransaction(db, (trx) =>
+    recordRefundResult(trx, refund.id, refundResultOf(outcome)),
+  );
   return recorded.refund;
 }

@@ -2,9 +2,9 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
 
 /** Why an event could not be reconciled automatically. */
 export type ExceptionKind =
@@ -89,8 +89,7 @@ export async function resolveException(
   id: string,
   note?: string,
 ): Promise<ReconciliationExceptionRow> {
-  return db.transaction().execute(async (trx) => {
-    await joinLedgerWriters(trx);
+  return writeTransaction(db, async (trx) => {
     const current = await trx
       .selectFrom('reconciliation_exceptions')
       .selectAll()

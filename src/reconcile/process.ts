@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { withDeferredActivities } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, markInboxEvents } from '../inbox/inbox.ts';
@@ -103,7 +104,7 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 /** One row in its own transaction (the fallback of a failed batch). */
 async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome> {
   try {
-    const [decision] = await db.transaction().execute((trx) => applyRows(trx, [prepared]));
+    const [decision] = await writeTransaction(db, (trx) => applyRows(trx, [prepared]));
     return outcomeOf(decision!);
   } catch (error) {
     if (!(error instanceof RetryLater)) return asError(error);
@@ -174,14 +175,14 @@ export async function processInboxEvents(
     }
   }
   if (marks.length > 0) {
-    await db.transaction().execute(async (trx) => {
+    await writeTransaction(db, async (trx) => {
       for (const mark of marks) if (mark.exception) await raiseException(trx, mark.exception);
       await markInboxEvents(trx, marks);
     });
   }
   if (toApply.length === 0) return outcomes;
   try {
-    const decisions = await db.transaction().execute((trx) =>
+    const decisions = await writeTransaction(db, (trx) =>
       applyRows(
         trx,
         toApply.map((t) => t.prepared),

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
+import { writeTransaction } from '../../db/write-transaction.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../../payments/poll.ts';
 import { flagDuplicatePayment, raiseException } from '../../reconcile/exceptions.ts';
@@ -34,12 +35,14 @@ export async function pollDueTransactions(
       results.push(result);
       options.progress?.(result, results.length, due.length);
       if (result.exhausted) {
-        await raiseException(db, {
-          kind: 'unknown_outcome',
-          gateway: transaction.gateway,
-          transactionId: transaction.id,
-          message: `the outcome of ${transaction.id} is still ${result.status} after ${schedule.length} status checks: ask ${transaction.gateway}`,
-        });
+        await writeTransaction(db, (trx) =>
+          raiseException(trx, {
+            kind: 'unknown_outcome',
+            gateway: transaction.gateway,
+            transactionId: transaction.id,
+            message: `the outcome of ${transaction.id} is still ${result.status} after ${schedule.length} status checks: ask ${transaction.gateway}`,
+          }),
+        );
       }
     } catch (error) {
       log.warn(

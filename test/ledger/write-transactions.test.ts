@@ -1,0 +1,41 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Every transaction that may record an activity or post must join the ledger's writers before its
+ * first row lock or write: in `src/` such transactions are opened with `writeTransaction`
+ * (db/write-transaction.ts). A plain `db.transaction()` is allowed only where nothing is recorded or
+ * posted, each listed here with why; a new one fails this test until it is either a
+ * `writeTransaction` or added below with its reason.
+ */
+const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
+  'src/db/write-transaction.ts': { count: 1, why: 'the helper itself (joins first)' },
+  'src/activities/activities.ts': { count: 1, why: 'listActivities: a reader (quiesceLedgerWriters)' },
+  'src/http/api/reads.ts': { count: 1, why: 'GET /v1/ledger/entries: a reader (quiesceLedgerWriters)' },
+  'src/billing/collection.ts': { count: 1, why: 'claimDueInvoices: moves charge_at, records nothing' },
+  'src/inbox/receive.ts': { count: 1, why: 'stores webhooks and enqueues their job, records nothing' },
+  'src/inbox/replay.ts': { count: 1, why: 'resets inbox rows and enqueues a job, records nothing' },
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sources(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+describe('transactions that write open with writeTransaction', () => {
+  it('uses a plain db.transaction() only where nothing is recorded or posted', () => {
+    const root = join(import.meta.dirname, '../..');
+    const found: Record<string, number> = {};
+    for (const path of sources(join(root, 'src'))) {
+      const count = readFileSync(path, 'utf8').match(/\.transaction\(\)/g)?.length ?? 0;
+      if (count > 0) found[relative(root, path)] = count;
+    }
+    expect(found).toEqual(
+      Object.fromEntries(Object.entries(PLAIN_TRANSACTIONS).map(([path, { count }]) => [path, count])),
+    );
+  });
+});
