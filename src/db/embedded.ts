@@ -23,7 +23,8 @@ export interface EmbeddedDatabase {
 const USER = 'billhook';
 const PASSWORD = 'billhook';
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now (the OS picks it), for a server about to listen on it. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -16,6 +16,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/database.ts';
+import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
@@ -58,14 +59,6 @@ function prng(seed: number): () => number {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * The gateway taking its time: forwards each request to `target` after `delayMs`, so kills land while

@@ -5,13 +5,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { PgBoss } from 'pg-boss';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
+import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
@@ -57,14 +58,6 @@ function succeededEvent(n: number): string {
       },
     },
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('two web and two worker processes on one database (PRODUCT.md §10)', () => {
