@@ -203,6 +203,9 @@ async function main() {
 
   // Reconcile: a fresh backlog of BACKLOG events for distinct pending charges, drained by one worker process.
   await seed.query(`DELETE FROM inbox; DELETE FROM pgboss.job WHERE name = 'webhook.process'`);
+  // The ingest runs left ~100k dead rows: vacuum them now, so autovacuum does not run during the drain.
+  await seed.query('VACUUM ANALYZE inbox');
+  await seed.query('VACUUM ANALYZE pgboss.job');
   sequence = 0;
   await load(base, 64, 120, '/webhooks/stripe', BACKLOG);
   const worker = startBillhook('worker', env);
