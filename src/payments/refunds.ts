@@ -244,6 +244,20 @@ export async function refundInvoice(
     clientFor(registry, transaction.gateway);
     return { refund: await createRefund(trx, transaction, input), transaction };
   });
+  return sendRefund(db, registry, refund, transaction);
+}
+
+/**
+ * Sends a committed refund to the gateway of its payment, with the refund id as reference (and
+ * idempotency key where the gateway has one), and records the outcome (forward-only).
+ * @returns the refund as recorded now: succeeded, pending, failed, or unknown after a timeout or 5xx
+ */
+export async function sendRefund(
+  db: Db,
+  registry: GatewayRegistry,
+  refund: RefundRow,
+  transaction: TransactionRow,
+): Promise<RefundRow> {
   const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
   const outcome = await clientFor(registry, refund.gateway).refund({
     reference: refund.id,
@@ -252,7 +266,7 @@ export async function refundInvoice(
     amount: refund.amount,
     currency: refund.currency,
     paymentMethod: gatewayPaymentMethod(method),
-    reason: input.reason,
+    reason: refund.reason ?? undefined,
   });
   const recorded = await writeTransaction(db, (trx) =>
     recordRefundResult(trx, refund.id, refundResultOf(outcome)),

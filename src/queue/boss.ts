@@ -33,7 +33,8 @@ export function createBoss(connectionString: string, options: { maintenance: boo
  * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll`, `subscription.renew`
  * and `invoice.charge` (every minute) and `inbox.sweep` (every five minutes) are sweeps: a failed run
  * is retried twice with backoff (10 s, 20 s), then dead-lettered to `<name>.dead` for an operator to
- * see; the next scheduled run starts afresh either way (sweeps are idempotent).
+ * see; the next scheduled run starts afresh either way (sweeps are idempotent). `invoice.refund`
+ * (a refund left unknown) retries six times from a minute on, doubling to at most an hour apart.
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
   for (const sweep of [
@@ -47,6 +48,13 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     await boss.createQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
     await boss.updateQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
   }
+  // A refund the gateway left unknown: retried from a minute on, doubling, up to an hour apart.
+  const refundPolicy = { retryLimit: 6, retryDelay: 60, retryBackoff: true, retryDelayMax: 3600 };
+  await boss.createQueue(`${QUEUES.invoiceRefund}.dead`, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
+  await boss.createQueue(QUEUES.invoiceRefund, {
+    ...refundPolicy,
+    deadLetter: `${QUEUES.invoiceRefund}.dead`,
+  });
   const name = QUEUES.webhookProcess;
   const deadLetter = `${name}.dead`;
   const policy = {

@@ -7,6 +7,7 @@ export const QUEUES = {
   inboxSweep: 'inbox.sweep',
   subscriptionRenew: 'subscription.renew',
   invoiceCharge: 'invoice.charge',
+  invoiceRefund: 'invoice.refund',
 } as const;
 
 /**

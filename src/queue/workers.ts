@@ -8,6 +8,7 @@ import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { pruneInboxBodies, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { RefundRetryJob, retryUnknownRefund } from '../payments/refund-retry.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
 import { QUEUES } from './queues.ts';
@@ -54,6 +55,21 @@ export async function startWorkers(
     await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
   });
   await billingSchedule(QUEUES.invoiceCharge);
+  // Refunds the gateway left unknown: sent again where that is idempotent, else (or at the last try)
+  // a reconciliation exception; a job still unknown throws, so pg-boss retries it with backoff.
+  await boss.work(
+    QUEUES.invoiceRefund,
+    { pollingIntervalSeconds: 5, includeMetadata: true },
+    async ([job]) => {
+      if (!job) return;
+      const { refundId } = RefundRetryJob.parse(job.data);
+      const result = await runAs('worker', () =>
+        retryUnknownRefund(db, registry, refundId, job.retryCount >= job.retryLimit),
+      );
+      if (result.kind === 'still_unknown')
+        throw new Error(`refund ${refundId}: still no answer from the gateway`);
+    },
+  );
   await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
     const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
     if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');

@@ -108,7 +108,8 @@ describe('README walk-through with the Stripe stub', () => {
     await app.runtime.boss.send(QUEUES.invoiceCharge, {});
     const charged = await waitFor('the renewal charge', async () => {
       const body = (await app.api('GET', `/v1/invoices/${invoice.id}?expand=transactions`)).body;
-      return body.transactions.length ? body : undefined;
+      // The sweep clears charge_at once the gateway has the outcome (pending).
+      return body.transactions.length && body.charge_at === null ? body : undefined;
     });
     expect(charged.transactions[0]).toMatchObject({ status: 'pending', amount: 4899 });
     expect(charged.charge_at).toBeNull();

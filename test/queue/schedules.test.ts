@@ -43,5 +43,10 @@ describe('scheduled sweeps', () => {
       expect(queue, name).toMatchObject({ retryLimit: 2, retryBackoff: true, deadLetter: `${name}.dead` });
       expect(await app.runtime.boss.getQueue(`${name}.dead`), name).not.toBeNull();
     }
+    expect(await app.runtime.boss.getQueue(QUEUES.invoiceRefund)).toMatchObject({
+      retryLimit: 6,
+      retryBackoff: true,
+      deadLetter: `${QUEUES.invoiceRefund}.dead`,
+    });
   });
 });

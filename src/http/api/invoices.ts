@@ -11,8 +11,10 @@ import {
 } from '../../billing/invoices.ts';
 import { listRows } from '../../db/list.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
+import type { RefundRetryJob } from '../../payments/refund-retry.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
+import { QUEUES } from '../../queue/queues.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter } from './pagination.ts';
@@ -32,7 +34,7 @@ import { parseInput } from './validate.ts';
  * /v1/invoices: create (DRAFT), list, read, update `charge_at`, add adjustment lines, finalize, void,
  * mark uncollectible, record an offline payment, charge and refund.
  */
-export function invoiceRoutes({ db, registry }: AppDeps): Router {
+export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   const router = Router();
   router.post('/invoices', async (req, res) => {
     const body = parseInput(CreateInvoice, req.body);
@@ -128,6 +130,11 @@ export function invoiceRoutes({ db, registry }: AppDeps): Router {
       amount: body.amount,
       reason: body.reason,
     });
+    // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
+    if (refund.status === 'unknown') {
+      const job: RefundRetryJob = { refundId: refund.id };
+      await boss.send(QUEUES.invoiceRefund, job);
+    }
     res.status(201).json(serialize.refund(refund));
   });
   return router;

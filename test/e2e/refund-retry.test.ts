@@ -1,0 +1,103 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { retryUnknownRefund } from '../../src/payments/refund-retry.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** PRODUCT §7's `invoice.refund` queue: refunds the gateway left without an answer. */
+describe('invoice.refund: refunds left unknown', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => stopOfflineTestApp(app));
+
+  async function paidInvoice() {
+    const opened = await openInvoice(app);
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    return charged.body;
+  }
+
+  it('sends a timed-out Stripe refund again with the same idempotency key and records it once', async () => {
+    const { invoice, transaction } = await paidInvoice();
+    const keys: string[] = [];
+    // Stripe takes the refund but the answer never arrives; the queue's repeat gets the answer.
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .delay(3000) // past the test app's 2 s gateway timeout
+      .reply((request: Request) => {
+        keys.push(request.headers.get('idempotency-key') ?? '');
+        return [500, {}];
+      });
+    stripeRefundSucceeds('re_stripe_after_timeout');
+    const refunded = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
+    expect(refunded.status).toBe(201);
+    expect(refunded.body).toMatchObject({ status: 'unknown', amount: 1000 });
+
+    const settled = await waitFor('the refund to be settled by the queue', async () => {
+      const list = await app.api('GET', '/v1/refunds?limit=100');
+      const refund = list.body.data.find((r: { id: string }) => r.id === refunded.body.id);
+      return refund?.status === 'succeeded' ? refund : undefined;
+    });
+    expect(settled).toMatchObject({ gateway_refund_id: 're_stripe_after_timeout', amount: 1000 });
+    expect(keys).toEqual([refunded.body.id]);
+    const after = await app.api('GET', `/v1/invoices/${invoice.id}`);
+    expect(after.body).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 1000 });
+    const entries = await app.runtime.db
+      .selectFrom('journal_entries')
+      .select('idempotency_key')
+      .where('source_id', '=', refunded.body.id)
+      .execute();
+    expect(entries).toEqual([{ idempotency_key: `${refunded.body.id}:succeeded` }]);
+    expect((await ledgerByCode(app))['refunds EUR']).toBe(1000);
+    expect(transaction.status).toBe('succeeded');
+  });
+
+  it('asks a person (an unknown_outcome exception) where a repeat is not idempotent, and sends nothing', async () => {
+    const { invoice, transaction } = await paidInvoice();
+    // As an eWAY payment would be: no idempotency key on eWAY refunds.
+    await app.runtime.db
+      .updateTable('transactions')
+      .set({ gateway: 'eway' })
+      .where('id', '=', transaction.id)
+      .execute();
+    await app.runtime.db
+      .insertInto('refunds')
+      .values({
+        id: 're_eway_unknown',
+        transaction_id: transaction.id,
+        invoice_id: invoice.id,
+        gateway: 'eway',
+        amount: 500n,
+        currency: 'EUR',
+        status: 'unknown',
+      })
+      .execute();
+    const result = await retryUnknownRefund(app.runtime.db, app.runtime.registry, 're_eway_unknown', false);
+    expect(result).toEqual({ kind: 'exception' });
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    expect(exceptions.body.data).toContainEqual(
+      expect.objectContaining({
+        kind: 'unknown_outcome',
+        gateway: 'eway',
+        transaction: transaction.id,
+        details: { refund: 're_eway_unknown' },
+      }),
+    );
+    // A refund settled meanwhile (by a webhook) is left alone.
+    await app.runtime.db
+      .updateTable('refunds')
+      .set({ status: 'succeeded' })
+      .where('id', '=', 're_eway_unknown')
+      .execute();
+    expect(await retryUnknownRefund(app.runtime.db, app.runtime.registry, 're_eway_unknown', true)).toEqual({
+      kind: 'settled',
+      status: 'succeeded',
+    });
+  });
+});
