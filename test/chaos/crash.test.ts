@@ -21,6 +21,7 @@ import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { seeded } from '../support/random.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -45,18 +46,6 @@ const CONCURRENCY = 32;
 const PACE_MS = 15;
 const CURRENCIES = ['USD', 'EUR', 'JPY'] as const;
 const SEED = 0x5eed_c4a5;
-
-/** mulberry32: a small deterministic PRNG, so the delivery mix is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -280,7 +269,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
     billhook = server;
     await server.start();
 
-    const list = deliveries(prng(SEED));
+    const list = deliveries(seeded(SEED));
     const webhookDeliveries = list.filter((d) => d.kind === 'webhook').length;
     /** Answers other than 2xx and 503 to a webhook (gateways retry them, but none is due). */
     const unexpected: string[] = [];
@@ -351,7 +340,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
     // while the worker is reconciling acknowledged webhooks and while a charge waits for the gateway.
     // One more kill if none caught the worker mid-job.
     const killer = (async () => {
-      const timing = prng(SEED + 1);
+      const timing = seeded(SEED + 1);
       const badMoment = async (kill: number) =>
         kill % 2 === 0 ? (await rowsInActiveJobs(stranded)) > 0 : chargesInFlight > 0;
       while (!loadDone && (kills < KILLS || (held === 0 && kills < KILLS + 1))) {

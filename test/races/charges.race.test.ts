@@ -5,6 +5,7 @@ import type { Db } from '../../src/db/database.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { seeded } from '../support/random.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -16,18 +17,6 @@ import { waitFor } from '../support/wait.ts';
  * Every case checks the rows (transactions, refunds, journal entries, postings, exceptions) as well
  * as the HTTP answers.
  */
-
-/** mulberry32: seeded, so every run draws the same latencies and amounts. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The faked gateway's response time (this is the gateway being slow, not the test waiting for state). */
 const gatewayLatency = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

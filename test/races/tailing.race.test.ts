@@ -4,6 +4,7 @@ import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { raiseException } from '../../src/reconcile/exceptions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { seeded } from '../support/random.ts';
 
 /**
  * PRODUCT.md §6: a consumer tailing `GET /v1/activities` and `GET /v1/ledger/entries` by
@@ -15,18 +16,6 @@ import { createTestDatabase } from '../support/database.ts';
  * in-process) while readers tail both sequences: no request may fail with a 5xx, no deadlock may be
  * logged, and what each reader collected must be the final tables in sequence order, each row once.
  */
-
-/** mulberry32: seeded, so every run draws the same choices. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RUN_MS = 6_000;
 /**
