@@ -64,7 +64,9 @@ export async function ensureAccount(
   await trx
     .insertInto('ledger_accounts')
     .values({ id: accountId(ref.code, currency), code: ref.code, type: ref.type, currency })
-    .onConflict((oc) => oc.columns(['code', 'currency']).doNothing())
+    // No conflict target: the id (derived from code and currency) and (code, currency) are both
+    // unique, and a concurrent first insert may collide on either.
+    .onConflict((oc) => oc.doNothing())
     .execute();
   const row = await trx
     .selectFrom('ledger_accounts')
@@ -96,7 +98,7 @@ export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promi
     opened AS (
       INSERT INTO ledger_accounts (id, code, type, currency)
       SELECT DISTINCT account_id, code, type, currency FROM line
-      ON CONFLICT (code, currency) DO NOTHING
+      ON CONFLICT DO NOTHING
     ),
     entry AS (
       INSERT INTO journal_entries (id, idempotency_key, description, source_type, source_id)

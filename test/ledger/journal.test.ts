@@ -203,6 +203,33 @@ describe('postEntry and balances', () => {
     expect(await balanceOf(db, a.cash.code, 'EUR')).toBe(0n);
   });
 
+  it('opens a new account once when several first postings to it commit at the same time', async () => {
+    // Regression: ON CONFLICT named only (code, currency); a concurrent first insert could collide on
+    // the derived id (the primary key) instead and fail with 23505.
+    for (let round = 0; round < 5; round++) {
+      const a = accounts();
+      const posted = await Promise.all(
+        Array.from({ length: 4 }, (_, i) =>
+          db.transaction().execute(async (trx) => {
+            await ensureAccount(trx, a.tax, 'USD');
+            return postEntry(
+              trx,
+              entry(`${a.cash.code}:race:${i}`, transfer(a.cash, a.revenue, 100n, 'USD')),
+            );
+          }),
+        ),
+      );
+      expect(posted).toEqual([true, true, true, true]);
+      expect(await balanceOf(db, a.cash.code, 'USD')).toBe(400n);
+      const opened = await db
+        .selectFrom('ledger_accounts')
+        .select('id')
+        .where('code', 'like', `${a.cash.code.split(':')[0]}:%`)
+        .execute();
+      expect(opened).toHaveLength(3);
+    }
+  });
+
   it('keeps balances per currency apart (EUR and JPY on the same account codes)', async () => {
     const a = accounts();
     expect(await post(entry('je:eur', transfer(a.cash, a.revenue, 4620n, 'EUR')))).toBe(true);
