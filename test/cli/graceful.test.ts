@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/embedded.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -49,7 +50,7 @@ describe('graceful shutdown on SIGTERM', () => {
 
   it('finishes the charge in flight, answers it, and exits 0', async () => {
     const databaseUrl = await createTestDatabase();
-    const port = 30_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort();
     const child = spawn(process.execPath, [MAIN, 'start'], {
       env: {
         ...process.env,
@@ -60,14 +61,26 @@ describe('graceful shutdown on SIGTERM', () => {
         STRIPE_SECRET_KEY: 'sk_test_graceful',
         STRIPE_API_BASE: `http://127.0.0.1:${(slowStripe.address() as AddressInfo).port}`,
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk) => {
+      output = (output + chunk).slice(-10_000);
+    });
+    child.stderr?.on('data', (chunk) => {
+      output = (output + chunk).slice(-10_000);
     });
     const base = `http://127.0.0.1:${port}`;
     await waitFor(
       'billhook to be ready',
-      async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`billhook exited with ${child.exitCode}: ${output}`);
+        return (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200;
+      },
       60_000,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; its output:\n${output}`);
+    });
     const api = async (path: string, body?: unknown) =>
       (
         await fetch(`${base}${path}`, {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/embedded.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -46,7 +47,6 @@ async function ready(port: number, output: () => string) {
 describe('npm start with the embedded PostgreSQL', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'billhook-start-'));
   const dataDir = path.join(dir, 'pg');
-  const port = 30_000 + Math.floor(Math.random() * 20_000);
   const children: ChildProcess[] = [];
   afterAll(() => {
     for (const child of children) {
@@ -57,6 +57,7 @@ describe('npm start with the embedded PostgreSQL', () => {
   });
 
   it('starts, prints the URL, endpoints and a first admin key, survives SIGKILL of the whole tree and restarts on the same data', async () => {
+    const port = await freePort();
     const first = start(dataDir, port);
     children.push(first.child);
     await ready(port, first.output);
