@@ -84,7 +84,6 @@ export async function withDeferredActivities<T>(trx: Kysely<Database>, fn: () =>
   deferred.set(trx, pending);
   try {
     const result = await fn();
-    deferred.delete(trx);
     if (pending.length > 0) {
       await joinLedgerWriters(trx);
       await trx.insertInto('activities').values(pending).execute();
