@@ -9,7 +9,6 @@
  * database. Senders retry like gateways do until they get an answer. Then the books are checked.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seeded } from '../support/random.ts';
+import { paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -88,32 +88,15 @@ type Delivery =
   | { kind: 'webhook'; eventId: string; payment: number; body: string }
   | { kind: 'charge'; invoice: string };
 
-const template = JSON.parse(
-  readFileSync(
-    path.resolve(import.meta.dirname, '../fixtures/stripe/webhook.payment_intent.succeeded.json'),
-    'utf8',
-  ),
-);
-
 /** A realistic payment_intent.succeeded for seeded payment `n` with its own event id. */
 function succeededEvent(n: number, k: number): string {
-  const created = Math.floor(Date.now() / 1000);
-  return JSON.stringify({
-    ...template,
-    id: `evt_chaos_${n}_${k}`,
-    created,
-    data: {
-      object: {
-        ...template.data.object,
-        id: `pi_chaos_${n}`,
-        amount: amountOf(n),
-        amount_received: amountOf(n),
-        currency: currencyOf(n).toLowerCase(),
-        customer: 'cus_stripe_chaos',
-        metadata: { billhook_reference: `txn_chaos_${n}` },
-        created,
-      },
-    },
+  return paymentIntentSucceeded({
+    eventId: `evt_chaos_${n}_${k}`,
+    intentId: `pi_chaos_${n}`,
+    amount: amountOf(n),
+    currency: currencyOf(n).toLowerCase(),
+    reference: `txn_chaos_${n}`,
+    customer: 'cus_stripe_chaos',
   });
 }
 

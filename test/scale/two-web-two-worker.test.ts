@@ -4,7 +4,6 @@
  * payment, one charge per invoice, one invoice per subscription period.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { BOSS_SCHEMA } from '../../src/queue/boss.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { insertPlan } from '../support/plans.ts';
+import { paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -33,30 +33,13 @@ const CHARGES = 60;
 const SUBSCRIPTIONS = 20;
 const DAY = 86_400_000;
 
-const template = JSON.parse(
-  readFileSync(
-    path.resolve(import.meta.dirname, '../fixtures/stripe/webhook.payment_intent.succeeded.json'),
-    'utf8',
-  ),
-);
-
 function succeededEvent(n: number): string {
-  const created = Math.floor(Date.now() / 1000);
-  return JSON.stringify({
-    ...template,
-    id: `evt_scale_${n}`,
-    created,
-    data: {
-      object: {
-        ...template.data.object,
-        id: `pi_scale_${n}`,
-        amount: 1000 + n,
-        amount_received: 1000 + n,
-        currency: 'usd',
-        metadata: { billhook_reference: `txn_scale_${n}` },
-        created,
-      },
-    },
+  return paymentIntentSucceeded({
+    eventId: `evt_scale_${n}`,
+    intentId: `pi_scale_${n}`,
+    amount: 1000 + n,
+    currency: 'usd',
+    reference: `txn_scale_${n}`,
   });
 }
 

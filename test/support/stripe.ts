@@ -16,6 +16,40 @@ export function stripeFixtureRaw(name: string): string {
 }
 
 /**
+ * The real `payment_intent.succeeded` fixture made about one payment, created now, as JSON text:
+ * event `eventId` for PaymentIntent `intentId` of `amount` minor units in `currency`, naming our
+ * attempt `reference` in its metadata (and `customer` as the Stripe customer when given).
+ */
+export function paymentIntentSucceeded(p: {
+  eventId: string;
+  intentId: string;
+  amount: number;
+  currency: string;
+  reference: string;
+  customer?: string;
+}): string {
+  const template = stripeFixture('webhook.payment_intent.succeeded.json');
+  const created = Math.floor(Date.now() / 1000);
+  return JSON.stringify({
+    ...template,
+    id: p.eventId,
+    created,
+    data: {
+      object: {
+        ...template.data.object,
+        id: p.intentId,
+        amount: p.amount,
+        amount_received: p.amount,
+        currency: p.currency,
+        ...(p.customer ? { customer: p.customer } : {}),
+        metadata: { billhook_reference: p.reference },
+        created,
+      },
+    },
+  });
+}
+
+/**
  * POSTs a payload to /webhooks/stripe signed as Stripe would (or with `signature` as given).
  * @returns the HTTP status and body text
  */
