@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /** Type prefixes of billhook's public ids (`cus_…`, `inv_…`, `txn_…`, …). */
 export type IdPrefix =
@@ -31,6 +31,19 @@ export type IdPrefix =
  */
 export function newId(prefix: IdPrefix): string {
   const time = Date.now().toString(32).padStart(10, '0');
-  const random = randomBytes(8).readBigUInt64BE().toString(32).padStart(13, '0').slice(0, 10);
-  return `${prefix}_${time}${random}`;
+  return `${prefix}_${time}${random25()}${random25()}`;
+}
+
+// Random bytes drawn from a pool refilled 4 kB at a time: one call into the CSPRNG per 1,024 ids
+// instead of one per id (ids are made on every webhook's hot path).
+const pool = new Uint32Array(1024);
+let next = pool.length;
+
+/** 25 random bits as 5 base-32 characters. */
+function random25(): string {
+  if (next === pool.length) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  return ((pool[next++] as number) >>> 7).toString(32).padStart(5, '0');
 }
