@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type RequestHandler, Router } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler, type Response, Router } from 'express';
 import type { Logger } from 'pino';
 import {
   GATEWAYS,
@@ -22,6 +22,14 @@ function rejectReason(error: unknown): RejectReason {
   if (error instanceof InboxBusy) return 'busy';
   if ((error as { type?: string }).type === 'entity.too.large') return 'too_large';
   return 'unavailable';
+}
+
+const ACK = Buffer.from('{"received":true}');
+
+/** `200 {"received":true}`, written directly: the hot path needs no ETag or JSON serialisation. */
+function acknowledge(res: Response): void {
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': ACK.length });
+  res.end(ACK);
 }
 
 function isGateway(name: string): name is GatewayName {
@@ -90,7 +98,7 @@ export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps
         { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
         'webhook received',
       );
-    res.status(200).json({ received: true });
+    acknowledge(res);
     acknowledged();
     metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
   });
@@ -110,7 +118,7 @@ export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps
     router.post('/bench/verify-only/:gateway', configured, rawBody, async (req, res) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       await registry.get(req.params.gateway as GatewayName)?.webhook?.verify(body, req.headers);
-      res.status(200).json({ received: true });
+      acknowledge(res);
     });
   }
   return router;
