@@ -25,6 +25,8 @@ export interface Runtime {
   boss: PgBoss;
   registry: GatewayRegistry;
   databaseUrl: string;
+  /** Where the webhook receiver stores deliveries (roles `web`, `all`). */
+  inbox?: Inbox;
   /** The HTTP base URL when the role serves HTTP, e.g. `http://127.0.0.1:3000`. */
   url?: string;
   /** A new admin key created on the first start (no keys existed), shown once. */
@@ -78,8 +80,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
 
   let server: Server | undefined;
   let url: string | undefined;
+  let inbox: Inbox | undefined;
   if (role !== 'worker') {
-    const app = createApp({ config, db, boss, registry, metrics, inbox: new Inbox(db, boss), log, ready });
+    inbox = new Inbox(database.url, boss);
+    const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.PORT, '0.0.0.0', () => resolve(s)).once('error', reject);
     });
@@ -92,6 +96,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     boss,
     registry,
     databaseUrl: database.url,
+    inbox,
     url,
     firstAdminKey,
     async stop() {
@@ -100,6 +105,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         server.closeIdleConnections();
         await closing;
       }
+      await inbox?.close();
       await boss.stop({ graceful: true, timeout: 10_000 });
       await db.destroy();
       await database.stop();

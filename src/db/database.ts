@@ -28,11 +28,19 @@ export const UNIQUE_VIOLATION = '23505';
  * @param max the pool size (default 10)
  */
 export function createDb(connectionString: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString, max, types, connectionTimeoutMillis: 5_000 });
-  // A client losing its server (database restarted) must not crash the process: idle clients report
-  // to the pool, and a checked-out client between two queries of a transaction reports to its own
-  // listener; the work in flight fails through its rejected query (→ 503) either way.
+  const pool = createPool({ connectionString, max, types });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * A node-postgres pool (connection timeout 5 s unless `config` says otherwise) whose lost connections
+ * do not crash the process when the database restarts: idle clients report to the pool, and a
+ * checked-out client between two queries reports to its own listener; the work in flight fails
+ * through its rejected query (→ 503) either way.
+ */
+export function createPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool({ connectionTimeoutMillis: 5_000, ...config });
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return pool;
 }

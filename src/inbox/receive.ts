@@ -1,5 +1,6 @@
-import { fromKysely, type PgBoss } from 'pg-boss';
-import type { Db } from '../db/database.ts';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { createPool } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
@@ -39,30 +40,71 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+/** The inbox INSERT of `n` rows; its text is also its prepared statement's name's key. */
+const insertTexts = new Map<number, string>();
+function insertText(n: number): string {
+  let text = insertTexts.get(n);
+  if (text === undefined) {
+    const rows = Array.from({ length: n }, (_, i) => {
+      const p = i * 5;
+      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5})`;
+    });
+    text = `INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}
+      ON CONFLICT (gateway, gateway_event_id) DO NOTHING RETURNING id`;
+    insertTexts.set(n, text);
+  }
+  return text;
+}
+
+/** pg-boss's job INSERT texts, each run as a named prepared statement (planned once per connection). */
+const jobStatementNames = new Map<string, string>();
+function jobStatementName(text: string): string {
+  let name = jobStatementNames.get(text);
+  if (name === undefined) {
+    name = `billhook_job_insert_${jobStatementNames.size}`;
+    jobStatementNames.set(text, name);
+  }
+  return name;
+}
+
 /**
  * Stores verified deliveries durably, several per transaction (group commit): each transaction
  * inserts the waiting deliveries' inbox rows in one statement (a delivery whose gateway and event id
- * are already stored is skipped) and one `webhook.process` job naming the new rows — rows and job
- * commit together. A delivery is answered only after its transaction committed; when the
+ * are already stored is skipped) and one `webhook.process` job naming the batch's rows — rows and
+ * job commit together. A delivery is answered only after its transaction committed; when the
  * transaction fails, every delivery in it fails (the gateway retries).
+ *
+ * A transaction is one round trip: BEGIN, the INSERT, pg-boss's job INSERT and COMMIT are written
+ * together on a connection in node-postgres' pipeline mode, as prepared statements. So the job is
+ * written before the INSERT's answer is known, and it names every row of the batch: a duplicate's id
+ * names no row, and the worker skips it. If any statement fails, COMMIT ends in a rollback and the
+ * batch fails as a whole.
  */
 export class Inbox {
-  readonly #db: Db;
+  readonly #pool: pg.Pool;
   readonly #boss: PgBoss;
   readonly #options: InboxOptions;
   #waiting: Waiting[] = [];
   #inFlight = 0;
 
+  /**
+   * @param connectionString the database's `postgres://` URL; the inbox opens `maxInFlight`
+   *   connections of its own (pipelined, so they are not shared with the Kysely pool)
+   */
   constructor(
-    db: Db,
+    connectionString: string,
     boss: PgBoss,
     options: InboxOptions = { maxBatch: 200, maxInFlight: 2, maxWaiting: 5000 },
   ) {
-    this.#db = db;
+    this.#pool = createPool({ connectionString, max: options.maxInFlight, pipeline: true });
     this.#boss = boss;
     this.#options = options;
   }
 
+  /** Closes the inbox's connections once the transactions in flight have finished. */
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
   /**
    * Stores one delivery with its job; resolves once committed.
    * @throws InboxBusy at once when `maxWaiting` deliveries are already waiting
@@ -100,28 +142,69 @@ export class Inbox {
   }
 
   async #commit(batch: Waiting[]): Promise<Receipt[]> {
-    const rows = batch.map(({ delivery }) => ({
-      id: newId('evt'),
-      gateway: delivery.gateway,
-      gateway_event_id: delivery.eventId,
-      event_type: delivery.eventType,
-      body: delivery.body,
-    }));
-    return this.#db.transaction().execute(async (trx) => {
-      const inserted = await trx
-        .insertInto('inbox')
-        .values(rows)
-        .onConflict((oc) => oc.columns(['gateway', 'gateway_event_id']).doNothing())
-        .returning('id')
-        .execute();
-      const stored = new Set(inserted.map((row) => row.id));
-      if (stored.size > 0) {
-        const job: WebhookProcessJob = { inboxIds: [...stored] };
-        await this.#boss.insert(QUEUES.webhookProcess, [{ data: job }], { db: fromKysely(trx) });
-      }
-      return rows.map((row) =>
-        stored.has(row.id) ? { id: row.id, duplicate: false } : { id: undefined, duplicate: true },
+    const ids = batch.map(() => newId('evt'));
+    const values = batch.flatMap(({ delivery }, i) => [
+      ids[i] as string,
+      delivery.gateway,
+      delivery.eventId,
+      delivery.eventType,
+      delivery.body,
+    ]);
+    const client = await this.#pool.connect();
+    try {
+      const stored = await this.#insertRows(client, ids, values);
+      if (stored.size === 0) await client.query('ROLLBACK');
+      else await this.#insertJobAndCommit(client, { inboxIds: [...stored] });
+      client.release();
+      return ids.map((id) =>
+        stored.has(id) ? { id, duplicate: false } : { id: undefined, duplicate: true },
       );
+    } catch (error) {
+      // A connection whose transaction failed is not reused: it may be broken or mid-transaction.
+      client.release(true);
+      throw error;
+    }
+  }
+
+  /** BEGIN and the inbox INSERT, written together; resolves to the ids stored (not duplicates). */
+  async #insertRows(client: pg.PoolClient, ids: string[], values: string[]): Promise<Set<string>> {
+    const begin = client.query('BEGIN');
+    const inserted = client.query<{ id: string }>({
+      name: `billhook_inbox_insert_${ids.length}`,
+      text: insertText(ids.length),
+      values,
     });
+    const [, { rows }] = await Promise.all([begin, inserted]);
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * pg-boss's job INSERT and COMMIT, written together. pg-boss writes its INSERT through the adapter
+   * after a few awaits of its own, so COMMIT is written once it has; when pg-boss fails before
+   * writing, the transaction is rolled back instead.
+   */
+  async #insertJobAndCommit(client: pg.PoolClient, job: WebhookProcessJob): Promise<void> {
+    let jobWritten!: () => void;
+    const written = new Promise<void>((resolve) => (jobWritten = resolve));
+    const db = {
+      executeSql: (text: string, params?: unknown[]) => {
+        const query = client.query({ name: jobStatementName(text), text, values: params ?? [] });
+        jobWritten();
+        return query;
+      },
+    };
+    const jobInserted = this.#boss.insert(QUEUES.webhookProcess, [{ data: job }], { db });
+    const settled = Promise.allSettled([jobInserted]);
+    const end = await Promise.race([
+      written.then(() => 'COMMIT'),
+      jobInserted.then(
+        () => 'COMMIT',
+        () => 'ROLLBACK',
+      ),
+    ]);
+    const [committed, [inserted]] = await Promise.all([client.query(end), settled]);
+    if (inserted?.status === 'rejected') throw inserted.reason;
+    // COMMIT of a transaction that failed answers ROLLBACK, without an error.
+    if (committed.command !== 'COMMIT') throw new Error('the inbox transaction was rolled back');
   }
 }

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
-import { Inbox } from '../../src/inbox/receive.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
 import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
@@ -193,7 +192,7 @@ describe('replay and dead letters from the CLI', () => {
 
   it('lists, retries and purges dead letters; replays an event', async () => {
     // A PayPal delivery on a server without PayPal cannot be processed: it ends as a dead letter.
-    const inbox = new Inbox(app.runtime.db, app.runtime.boss);
+    const inbox = app.runtime.inbox!;
     const receipt = await inbox.receive({
       gateway: 'paypal',
       eventId: 'WH-cli-dead',

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
-import { Inbox } from '../../src/inbox/receive.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -26,7 +25,7 @@ describe('/admin/queues', () => {
   });
 
   it('shows every queue, the inbox by status, and a dead letter that can be retried and purged', async () => {
-    const receipt = await new Inbox(app.runtime.db, app.runtime.boss).receive({
+    const receipt = await app.runtime.inbox!.receive({
       gateway: 'paypal',
       eventId: 'WH-admin-dead',
       eventType: 'PAYMENT.CAPTURE.COMPLETED',

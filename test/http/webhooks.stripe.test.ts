@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Inbox, InboxBusy } from '../../src/inbox/receive.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { deliverStripe, stripeFixtureRaw } from '../support/stripe.ts';
@@ -192,7 +192,12 @@ describe('group commit of webhooks', () => {
   });
 
   it('refuses new deliveries with InboxBusy once too many are waiting, instead of queueing without bound', async () => {
-    const inbox = new Inbox(app.runtime.db, app.runtime.boss, { maxBatch: 1, maxInFlight: 1, maxWaiting: 1 });
+    const inbox = new Inbox(app.runtime.databaseUrl, app.runtime.boss, {
+      maxBatch: 1,
+      maxInFlight: 1,
+      maxWaiting: 1,
+    });
+    onTestFinished(() => inbox.close());
     const delivery = (id: string) => ({
       gateway: 'stripe' as const,
       eventId: id,

@@ -14,7 +14,6 @@ const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
   'src/activities/activities.ts': { count: 1, why: 'listActivities: a reader (quiesceLedgerWriters)' },
   'src/http/api/reads.ts': { count: 1, why: 'GET /v1/ledger/entries: a reader (quiesceLedgerWriters)' },
   'src/billing/collection.ts': { count: 1, why: 'claimDueInvoices: moves charge_at, records nothing' },
-  'src/inbox/receive.ts': { count: 1, why: 'stores webhooks and enqueues their job, records nothing' },
   'src/inbox/replay.ts': { count: 1, why: 'resets inbox rows and enqueues a job, records nothing' },
 };
 

@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Inbox } from '../../src/inbox/receive.ts';
 import { sweepStaleInbox } from '../../src/inbox/replay.ts';
 import { retryDelaySeconds } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -24,7 +23,7 @@ describe('webhook.process dead letters', () => {
 
   it('retries a row that cannot be processed with backoff, then moves it to the dead-letter queue', async () => {
     // A stored PayPal delivery on a server where PayPal is not configured cannot be normalised.
-    const receipt = await new Inbox(app.runtime.db, app.runtime.boss).receive({
+    const receipt = await app.runtime.inbox!.receive({
       gateway: 'paypal',
       eventId: 'WH-dead-letter',
       eventType: 'PAYMENT.CAPTURE.COMPLETED',
@@ -62,7 +61,7 @@ describe('replay and the stale-inbox sweep', () => {
       .executeTakeFirstOrThrow();
 
   it('POST /v1/events/:id/replay processes a stored event again; a read-only key may not', async () => {
-    const receipt = await new Inbox(app.runtime.db, app.runtime.boss).receive({
+    const receipt = await app.runtime.inbox!.receive({
       gateway: 'stripe',
       eventId: 'evt_replay_me',
       eventType: 'customer.created',
