@@ -168,18 +168,21 @@ export class Inbox {
 
   /** BEGIN and the inbox INSERT, written together; resolves to the ids stored (not duplicates). */
   async #insertRows(client: pg.PoolClient, ids: string[], values: string[]): Promise<Set<string>> {
+    // Corked, so both go out in one write: each socket write wakes the server.
+    client.connection.stream.cork();
     const begin = client.query('BEGIN');
     const inserted = client.query<{ id: string }>({
       name: `billhook_inbox_insert_${ids.length}`,
       text: insertText(ids.length),
       values,
     });
+    client.connection.stream.uncork();
     const [, { rows }] = await Promise.all([begin, inserted]);
     return new Set(rows.map((row) => row.id));
   }
 
   /**
-   * pg-boss's job INSERT and COMMIT, written together. pg-boss writes its INSERT through the adapter
+   * pg-boss's job INSERT and COMMIT, written together (one socket write). pg-boss writes its INSERT through the adapter
    * after a few awaits of its own, so COMMIT is written once it has; when pg-boss fails before
    * writing, the transaction is rolled back instead.
    */
@@ -193,6 +196,7 @@ export class Inbox {
         return query;
       },
     };
+    client.connection.stream.cork();
     const jobInserted = this.#boss.insert(QUEUES.webhookProcess, [{ data: job }], { db });
     const settled = Promise.allSettled([jobInserted]);
     const end = await Promise.race([
@@ -202,7 +206,9 @@ export class Inbox {
         () => 'ROLLBACK',
       ),
     ]);
-    const [committed, [inserted]] = await Promise.all([client.query(end), settled]);
+    const ended = client.query(end);
+    client.connection.stream.uncork();
+    const [committed, [inserted]] = await Promise.all([ended, settled]);
     if (inserted?.status === 'rejected') throw inserted.reason;
     // COMMIT of a transaction that failed answers ROLLBACK, without an error.
     if (committed.command !== 'COMMIT') throw new Error('the inbox transaction was rolled back');
