@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { createPool } from '../db/database.ts';
+import { createPool, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
@@ -40,20 +40,25 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
-/** The inbox INSERT of `n` rows; its text is also its prepared statement's name's key. */
-const insertTexts = new Map<number, string>();
-function insertText(n: number): string {
-  let text = insertTexts.get(n);
+/**
+ * The inbox INSERT of `n` rows, run as a prepared statement named after it. Plain, it fails with a
+ * unique violation when any row is already stored; `skipStored`, it skips those rows and returns the
+ * ids it stored.
+ */
+const insertTexts = new Map<string, string>();
+function insertStatement(n: number, skipStored: boolean, values: string[]): pg.QueryConfig<string[]> {
+  const name = `billhook_inbox_insert_${skipStored ? 'new_' : ''}${n}`;
+  let text = insertTexts.get(name);
   if (text === undefined) {
     const rows = Array.from({ length: n }, (_, i) => {
       const p = i * 5;
       return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5})`;
     });
-    text = `INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}
-      ON CONFLICT (gateway, gateway_event_id) DO NOTHING RETURNING id`;
-    insertTexts.set(n, text);
+    text = `INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}`;
+    if (skipStored) text += ' ON CONFLICT (gateway, gateway_event_id) DO NOTHING RETURNING id';
+    insertTexts.set(name, text);
   }
-  return text;
+  return { name, text, values };
 }
 
 /** pg-boss's job INSERT texts, each run as a named prepared statement (planned once per connection). */
@@ -69,16 +74,16 @@ function jobStatementName(text: string): string {
 
 /**
  * Stores verified deliveries durably, several per transaction (group commit): each transaction
- * inserts the waiting deliveries' inbox rows in one statement (a delivery whose gateway and event id
- * are already stored is skipped) and one `webhook.process` job naming the batch's rows — rows and
- * job commit together. A delivery is answered only after its transaction committed; when the
- * transaction fails, every delivery in it fails (the gateway retries).
+ * inserts the waiting deliveries' inbox rows in one statement and one `webhook.process` job naming
+ * them — rows and job commit together. A delivery whose gateway and event id are already stored is
+ * answered as a duplicate: no row, no job. A delivery is answered only after its transaction
+ * committed; when the transaction fails, every delivery in it fails (the gateway retries).
  *
- * A transaction is one round trip: BEGIN, the INSERT, pg-boss's job INSERT and COMMIT are written
- * together on a connection in node-postgres' pipeline mode, as prepared statements. So the job is
- * written before the INSERT's answer is known, and it names every row of the batch: a duplicate's id
- * names no row, and the worker skips it. If any statement fails, COMMIT ends in a rollback and the
- * batch fails as a whole.
+ * Statements go out on connections in node-postgres' pipeline mode, as prepared statements. A batch
+ * is first stored in one round trip: BEGIN, the INSERT, pg-boss's job INSERT and COMMIT in one
+ * socket write. When a delivery in it was already stored (the INSERT fails with a unique violation
+ * and the transaction rolls back), the batch is stored again in two round trips: BEGIN with an INSERT
+ * that skips stored rows, then the job naming the rows it stored, and COMMIT.
  */
 export class Inbox {
   readonly #pool: pg.Pool;
@@ -152,9 +157,7 @@ export class Inbox {
     ]);
     const client = await this.#pool.connect();
     try {
-      const stored = await this.#insertRows(client, ids, values);
-      if (stored.size === 0) await client.query('ROLLBACK');
-      else await this.#insertJobAndCommit(client, { inboxIds: [...stored] });
+      const stored = await this.#store(client, ids, values);
       client.release();
       return ids.map((id) =>
         stored.has(id) ? { id, duplicate: false } : { id: undefined, duplicate: true },
@@ -166,27 +169,43 @@ export class Inbox {
     }
   }
 
-  /** BEGIN and the inbox INSERT, written together; resolves to the ids stored (not duplicates). */
-  async #insertRows(client: pg.PoolClient, ids: string[], values: string[]): Promise<Set<string>> {
-    // Corked, so both go out in one write: each socket write wakes the server.
+  /** Stores the rows `values` (five per id) and their job; resolves to the ids stored. */
+  async #store(client: pg.PoolClient, ids: string[], values: string[]): Promise<Set<string>> {
+    try {
+      client.connection.stream.cork();
+      const begin = client.query('BEGIN');
+      const insert = client.query(insertStatement(ids.length, false, values));
+      await this.#commitWithJob(client, [begin, insert], { inboxIds: ids });
+      return new Set(ids);
+    } catch (error) {
+      if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+    }
     client.connection.stream.cork();
     const begin = client.query('BEGIN');
-    const inserted = client.query<{ id: string }>({
-      name: `billhook_inbox_insert_${ids.length}`,
-      text: insertText(ids.length),
-      values,
-    });
+    const insert = client.query<{ id: string }>(insertStatement(ids.length, true, values));
     client.connection.stream.uncork();
-    const [, { rows }] = await Promise.all([begin, inserted]);
-    return new Set(rows.map((row) => row.id));
+    const [, { rows }] = await Promise.all([begin, insert]);
+    const stored = new Set(rows.map((row) => row.id));
+    if (stored.size === 0) await client.query('ROLLBACK');
+    else {
+      client.connection.stream.cork();
+      await this.#commitWithJob(client, [], { inboxIds: [...stored] });
+    }
+    return stored;
   }
 
   /**
-   * pg-boss's job INSERT and COMMIT, written together (one socket write). pg-boss writes its INSERT through the adapter
-   * after a few awaits of its own, so COMMIT is written once it has; when pg-boss fails before
-   * writing, the transaction is rolled back instead.
+   * Ends a transaction whose statements `issued` were written while the connection's stream is
+   * corked: writes pg-boss's INSERT of `job` and COMMIT, uncorks (one socket write for all of them)
+   * and waits for every answer. pg-boss writes its INSERT through the adapter after a few awaits of
+   * its own, so COMMIT is written once it has; when pg-boss fails before writing, ROLLBACK is.
+   * @throws the first statement's error (the transaction is then rolled back)
    */
-  async #insertJobAndCommit(client: pg.PoolClient, job: WebhookProcessJob): Promise<void> {
+  async #commitWithJob(
+    client: pg.PoolClient,
+    issued: Promise<unknown>[],
+    job: WebhookProcessJob,
+  ): Promise<void> {
     let jobWritten!: () => void;
     const written = new Promise<void>((resolve) => (jobWritten = resolve));
     const db = {
@@ -196,9 +215,8 @@ export class Inbox {
         return query;
       },
     };
-    client.connection.stream.cork();
     const jobInserted = this.#boss.insert(QUEUES.webhookProcess, [{ data: job }], { db });
-    const settled = Promise.allSettled([jobInserted]);
+    const settled = Promise.allSettled([...issued, jobInserted]);
     const end = await Promise.race([
       written.then(() => 'COMMIT'),
       jobInserted.then(
@@ -208,8 +226,9 @@ export class Inbox {
     ]);
     const ended = client.query(end);
     client.connection.stream.uncork();
-    const [committed, [inserted]] = await Promise.all([ended, settled]);
-    if (inserted?.status === 'rejected') throw inserted.reason;
+    const [committed, results] = await Promise.all([ended, settled]);
+    const failure = results.find((result) => result.status === 'rejected');
+    if (failure) throw failure.reason;
     // COMMIT of a transaction that failed answers ROLLBACK, without an error.
     if (committed.command !== 'COMMIT') throw new Error('the inbox transaction was rolled back');
   }
