@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
+import { DeferredWrites } from '../db/deferred-writes.ts';
 import { newId } from '../db/ids.ts';
 import type { ActivityRow, Database } from '../db/schema.ts';
 import { joinLedgerWriters, quiesceLedgerWriters } from '../ledger/journal.ts';
@@ -40,15 +41,12 @@ type NewActivityRow = {
   data: string;
 };
 
-/** Transactions that collect their activities and insert them in one statement at the end. */
-const deferred = new WeakMap<Kysely<Database>, NewActivityRow[]>();
-
 /**
  * Appends activities to the audit log inside `trx`, the transaction that makes the change, so the log
  * and the state never disagree. `trx` must have joined the ledger's writers before its first row lock
  * or write (open it with `writeTransaction`, db/write-transaction.ts): the join here is only a
  * fallback, too late once `trx` holds a row another writer waits for. Inside
- * `withDeferredActivities` the rows are collected and inserted together before it returns.
+ * `withDeferredActivities` the rows are collected and inserted together at its end.
  */
 export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityInput[]): Promise<void> {
   if (inputs.length === 0) return;
@@ -64,14 +62,15 @@ export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityI
       typeof value === 'bigint' ? value.toString() : value,
     ),
   }));
-  const pending = deferred.get(trx);
-  if (pending) {
-    pending.push(...rows);
-    return;
-  }
+  if (!deferred.collect(trx, rows)) await insertActivities(trx, rows);
+}
+
+async function insertActivities(trx: Kysely<Database>, rows: NewActivityRow[]): Promise<void> {
   await joinLedgerWriters(trx);
   await trx.insertInto('activities').values(rows).execute();
 }
+
+const deferred = new DeferredWrites(insertActivities);
 
 /**
  * Runs `fn` (which changes state inside `trx`) collecting the activities it records, then inserts them
@@ -79,19 +78,8 @@ export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityI
  * a hundred webhooks in one transaction. If `fn` throws, nothing is inserted (the transaction rolls
  * back anyway).
  */
-export async function withDeferredActivities<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
-  const pending: NewActivityRow[] = [];
-  deferred.set(trx, pending);
-  try {
-    const result = await fn();
-    if (pending.length > 0) {
-      await joinLedgerWriters(trx);
-      await trx.insertInto('activities').values(pending).execute();
-    }
-    return result;
-  } finally {
-    deferred.delete(trx);
-  }
+export function withDeferredActivities<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
+  return deferred.around(trx, fn);
 }
 
 /** Which activities to read: after a sequence number, optionally of one resource or one customer. */
