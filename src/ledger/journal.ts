@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
+import { DeferredWrites } from '../db/deferred-writes.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/schema.ts';
 import type { AccountRef } from './chart.ts';
@@ -79,22 +80,41 @@ export async function ensureAccount(
 
 /**
  * Posts a balanced journal entry, at most once per idempotency key. Call it inside the transaction
- * that changes the business state the entry records. One statement opens any missing account,
- * inserts the entry (skipped when its key exists) and its postings. Entries and postings are
- * immutable (the database refuses UPDATE, DELETE and TRUNCATE, and checks the balance per currency
- * again at commit).
- * @returns `true` when posted now, `false` when an entry with this key already existed
+ * that changes the business state the entry records. Entries and postings are immutable (the
+ * database refuses UPDATE, DELETE and TRUNCATE, and checks the balance per currency again at commit).
+ * Inside `withDeferredEntries` the entry is checked now and written with the others at its end.
+ * @returns `true` when posted now (or deferred), `false` when an entry with this key already existed
  * @throws LedgerError for an unbalanced or empty entry
  */
 export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promise<boolean> {
   assertBalanced(entry);
+  if (deferred.collect(trx, [entry])) return true;
+  const [posted] = await postEntries(trx, [entry]);
+  return posted === true;
+}
+
+/**
+ * Posts balanced entries in one statement that opens any missing account, inserts the entries
+ * (skipping each whose key exists, and each repeat of a key in `entries`) and their postings.
+ * @returns per entry, whether it was posted now
+ */
+async function postEntries(trx: Kysely<Database>, entries: EntryInput[]): Promise<boolean[]> {
   await joinLedgerWriters(trx);
-  const lines = entry.postings.map(
-    (p) =>
-      sql`(${accountId(p.account.code, p.currency)}::text, ${p.account.code}::text, ${p.account.type}::text, ${p.currency}::char(3), ${p.amount}::bigint)`,
+  const keys = new Set<string>();
+  const fresh = entries.filter((entry) => !keys.has(entry.idempotencyKey) && keys.add(entry.idempotencyKey));
+  const heads = fresh.map(
+    (e) =>
+      sql`(${newId('je')}::text, ${e.idempotencyKey}::text, ${e.description}::text, ${e.source.type}::text, ${e.source.id}::text)`,
   );
-  const result = await sql<{ journal_entry_id: string }>`
-    WITH line (account_id, code, type, currency, amount) AS (VALUES ${sql.join(lines)}),
+  const lines = fresh.flatMap((e) =>
+    e.postings.map(
+      (p) =>
+        sql`(${e.idempotencyKey}::text, ${accountId(p.account.code, p.currency)}::text, ${p.account.code}::text, ${p.account.type}::text, ${p.currency}::char(3), ${p.amount}::bigint)`,
+    ),
+  );
+  const result = await sql<{ idempotency_key: string }>`
+    WITH head (id, idempotency_key, description, source_type, source_id) AS (VALUES ${sql.join(heads)}),
+    line (idempotency_key, account_id, code, type, currency, amount) AS (VALUES ${sql.join(lines)}),
     opened AS (
       INSERT INTO ledger_accounts (id, code, type, currency)
       SELECT DISTINCT account_id, code, type, currency FROM line
@@ -102,17 +122,32 @@ export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promi
     ),
     entry AS (
       INSERT INTO journal_entries (id, idempotency_key, description, source_type, source_id)
-      VALUES (${newId('je')}, ${entry.idempotencyKey}, ${entry.description}, ${entry.source.type}, ${entry.source.id})
+      SELECT * FROM head
       ON CONFLICT (idempotency_key) DO NOTHING
-      RETURNING id
+      RETURNING id, idempotency_key
+    ),
+    posted AS (
+      INSERT INTO postings (journal_entry_id, account_id, amount, currency)
+      SELECT entry.id, coalesce(existing.id, line.account_id), line.amount, line.currency
+      FROM entry JOIN line USING (idempotency_key)
+      LEFT JOIN ledger_accounts existing ON existing.code = line.code AND existing.currency = line.currency
     )
-    INSERT INTO postings (journal_entry_id, account_id, amount, currency)
-    SELECT entry.id, coalesce(existing.id, line.account_id), line.amount, line.currency
-    FROM entry CROSS JOIN line
-    LEFT JOIN ledger_accounts existing ON existing.code = line.code AND existing.currency = line.currency
-    RETURNING journal_entry_id
+    SELECT idempotency_key FROM entry
   `.execute(trx);
-  return result.rows.length > 0;
+  const posted = new Set(result.rows.map((row) => row.idempotency_key));
+  const first = new Set<EntryInput>(fresh);
+  return entries.map((entry) => first.has(entry) && posted.has(entry.idempotencyKey));
+}
+
+const deferred = new DeferredWrites(postEntries);
+
+/**
+ * Runs `fn` (which changes state inside `trx`) collecting the entries it posts, then posts them all in
+ * one statement, still inside `trx` and in the order posted: for batch work such as applying a
+ * hundred webhooks in one transaction. If `fn` throws, nothing is posted.
+ */
+export function withDeferredEntries<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
+  return deferred.around(trx, fn);
 }
 
 /** Advisory lock key guarding the order in which journal entries become visible. */

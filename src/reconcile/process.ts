@@ -6,6 +6,7 @@ import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, markInboxEvents } from '../inbox/inbox.ts';
+import { withDeferredEntries } from '../ledger/journal.ts';
 import { type ApplyResult, applyEvent } from './apply.ts';
 import { type NewException, raiseException } from './exceptions.ts';
 
@@ -75,16 +76,18 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
 /** Applies the rows' events, raises their exceptions and marks them, inside `trx`. */
 async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<Decision[]> {
   const decisions: Decision[] = [];
-  // The batch's activities are inserted in one statement at its end.
-  await withDeferredActivities(trx, async () => {
-    for (const item of prepared) {
-      const results: ApplyResult[] = [];
-      for (const event of item.events) results.push(await applyEvent(trx, event));
-      const decision = decide(item, results, prepared.length === 1);
-      for (const exception of decision.exceptions) await raiseException(trx, exception);
-      decisions.push(decision);
-    }
-  });
+  // The batch's journal entries and activities are each written in one statement at its end.
+  await withDeferredActivities(trx, () =>
+    withDeferredEntries(trx, async () => {
+      for (const item of prepared) {
+        const results: ApplyResult[] = [];
+        for (const event of item.events) results.push(await applyEvent(trx, event));
+        const decision = decide(item, results, prepared.length === 1);
+        for (const exception of decision.exceptions) await raiseException(trx, exception);
+        decisions.push(decision);
+      }
+    }),
+  );
   await markInboxEvents(
     trx,
     prepared.map((item, i) => ({

@@ -11,6 +11,7 @@ import {
   LedgerError,
   postEntry,
   transfer,
+  withDeferredEntries,
 } from '../../src/ledger/journal.ts';
 import { createTestDatabase } from '../support/database.ts';
 
@@ -393,5 +394,51 @@ describe('the database guards the ledger', () => {
     await expect(done).rejects.toThrow(/postings_amount_check/);
     // Accounts are created in the same transaction, so they roll back too.
     expect(await rowCounts()).toEqual(before);
+  });
+});
+
+describe('withDeferredEntries', () => {
+  it('posts the entries collected in the transaction together at its end, each key once', async () => {
+    const a = accounts();
+    expect(await post(entry('je:deferred:existing', transfer(a.cash, a.revenue, 1n, 'EUR')))).toBe(true);
+    const seenInside = await db.transaction().execute((trx) =>
+      withDeferredEntries(trx, async () => {
+        await postEntry(trx, entry('je:deferred:1', transfer(a.cash, a.revenue, 100n, 'EUR')));
+        await postEntry(trx, entry('je:deferred:2', transfer(a.receivable, a.revenue, 20n, 'USD')));
+        // A repeat of a key collected earlier, and a key already posted: neither posts again.
+        await postEntry(trx, entry('je:deferred:1', transfer(a.cash, a.revenue, 999n, 'EUR')));
+        await postEntry(trx, entry('je:deferred:existing', transfer(a.cash, a.revenue, 999n, 'EUR')));
+        const inside = await trx
+          .selectFrom('journal_entries')
+          .select('id')
+          .where('idempotency_key', 'in', ['je:deferred:1', 'je:deferred:2'])
+          .execute();
+        return inside.length;
+      }),
+    );
+    expect(seenInside).toBe(0);
+    expect(await entryPosted('je:deferred:1')).toBe(true);
+    expect(await entryPosted('je:deferred:2')).toBe(true);
+    expect(await balanceOf(db, a.cash.code, 'EUR')).toBe(101n);
+    expect(await balanceOf(db, a.revenue.code, 'EUR')).toBe(-101n);
+    expect(await balanceOf(db, a.receivable.code, 'USD')).toBe(20n);
+  });
+
+  it('checks each entry when it is posted and writes nothing when the work fails', async () => {
+    const a = accounts();
+    const unbalanced = entry('je:deferred:unbalanced', [
+      { account: a.cash, amount: 5n, currency: 'EUR' },
+      { account: a.revenue, amount: -4n, currency: 'EUR' },
+    ]);
+    await expect(
+      db.transaction().execute((trx) =>
+        withDeferredEntries(trx, async () => {
+          await postEntry(trx, entry('je:deferred:before', transfer(a.cash, a.revenue, 7n, 'EUR')));
+          await postEntry(trx, unbalanced);
+        }),
+      ),
+    ).rejects.toThrow(LedgerError);
+    expect(await entryPosted('je:deferred:before')).toBe(false);
+    expect(await entryPosted('je:deferred:unbalanced')).toBe(false);
   });
 });
