@@ -13,6 +13,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { createDb } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { newId } from '../src/db/ids.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { startStripeStub } from '../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../src/gateways/stripe/test-events.ts';
@@ -133,8 +134,17 @@ async function load(
   };
 }
 
-/** Single-row autocommit INSERTs of the same bodies from `clients` connections for `seconds`. */
-async function rawInsertRate(url: string, clients: number, seconds: number): Promise<number> {
+/**
+ * Single-row autocommit INSERTs of the same bodies from `clients` connections for `seconds`: into the
+ * inbox table itself (the rows ingest stores, with the same indexes and storage), or into a bare
+ * table with one unique index.
+ */
+async function rawInsertRate(
+  url: string,
+  clients: number,
+  seconds: number,
+  into: 'inbox' | 'bare',
+): Promise<number> {
   const setup = new pg.Client(url);
   await setup.connect();
   await setup.query('CREATE TABLE IF NOT EXISTS bench_raw (gateway text, event_id text UNIQUE, body text)');
@@ -147,11 +157,18 @@ async function rawInsertRate(url: string, clients: number, seconds: number): Pro
       await client.connect();
       while (Date.now() < deadline) {
         const body = eventBody();
-        await client.query('INSERT INTO bench_raw (gateway, event_id, body) VALUES ($1, $2, $3)', [
-          'stripe',
-          `raw_${sequence}`,
-          body,
-        ]);
+        const eventId = `raw_${into}_${sequence}`;
+        if (into === 'inbox')
+          await client.query(
+            'INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body) VALUES ($1, $2, $3, $4, $5)',
+            [newId('evt'), 'stripe', eventId, 'payment_intent.succeeded', body],
+          );
+        else
+          await client.query('INSERT INTO bench_raw (gateway, event_id, body) VALUES ($1, $2, $3)', [
+            'stripe',
+            eventId,
+            body,
+          ]);
         done++;
       }
       await client.end();
@@ -207,7 +224,8 @@ async function main() {
   const ingest: Record<string, Load> = {};
   for (const connections of [1, 16, 64])
     ingest[connections] = await load(base, connections, SECONDS, '/webhooks/stripe');
-  const rawInsert = await rawInsertRate(url, 64, SECONDS);
+  const rawInsert = await rawInsertRate(url, 64, SECONDS, 'inbox');
+  const rawInsertBare = await rawInsertRate(url, 64, SECONDS, 'bare');
 
   // Reconcile: a fresh backlog of BACKLOG events for distinct pending charges, drained by one worker process.
   await seed.query(`DELETE FROM inbox; DELETE FROM pgboss.job WHERE name = 'webhook.process'`);
@@ -264,12 +282,17 @@ async function main() {
     },
     seconds_per_run: SECONDS,
     ingest: Object.fromEntries(Object.entries(ingest).map(([c, l]) => [`${c}_connections`, l])),
-    baselines: { verify_only_64: verifyOnly, raw_single_row_insert_64_clients_per_s: rawInsert },
+    baselines: {
+      verify_only_64: verifyOnly,
+      raw_single_row_insert_into_inbox_64_clients_per_s: rawInsert,
+      raw_single_row_insert_into_bare_table_64_clients_per_s: rawInsertBare,
+    },
     ratios_at_64: {
       ingest_over_verify_only: Number(
         (ingest[64]!.requestsPerSecond / verifyOnly.requestsPerSecond).toFixed(2),
       ),
       ingest_over_raw_insert: Number((ingest[64]!.requestsPerSecond / rawInsert).toFixed(2)),
+      ingest_over_raw_insert_bare_table: Number((ingest[64]!.requestsPerSecond / rawInsertBare).toFixed(2)),
     },
     reconcile: {
       backlog: BACKLOG,
