@@ -10,7 +10,7 @@ import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
-import { Inbox } from './inbox/receive.ts';
+import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
 import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
@@ -82,7 +82,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
   let url: string | undefined;
   let inbox: Inbox | undefined;
   if (role !== 'worker') {
-    inbox = new Inbox(database.url, boss);
+    inbox = new Inbox(database.url, boss, {
+      ...DEFAULT_INBOX_OPTIONS,
+      maxWaiting: config.WEBHOOK_MAX_WAITING,
+    });
     const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.PORT, '0.0.0.0', () => resolve(s)).once('error', reject);

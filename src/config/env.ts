@@ -37,6 +37,8 @@ const EnvSchema = z.object({
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(8),
   WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  /** Deliveries a web process holds waiting for the database before it answers new ones 503 with Retry-After. */
+  WEBHOOK_MAX_WAITING: z.coerce.number().int().min(1).max(1_000_000).default(5000),
   /** Seconds after a pending/unknown charge at which the gateway is asked again; then an exception. */
   POLL_SCHEDULE_SECONDS: optionalString.transform((value, ctx) => {
     const steps = (value ?? '60,300,3600,86400').split(',').map((s) => Number(s.trim()));

@@ -34,6 +34,12 @@ export interface InboxOptions {
   maxWaiting: number;
 }
 
+/**
+ * At most 200 deliveries per transaction and two transactions in flight (more, smaller transactions
+ * measured slower: each costs PostgreSQL a commit and a job); 5,000 waiting (`WEBHOOK_MAX_WAITING`).
+ */
+export const DEFAULT_INBOX_OPTIONS: InboxOptions = { maxBatch: 200, maxInFlight: 2, maxWaiting: 5000 };
+
 interface Waiting {
   delivery: Delivery;
   resolve(receipt: Receipt): void;
@@ -96,11 +102,7 @@ export class Inbox {
    * @param connectionString the database's `postgres://` URL; the inbox opens `maxInFlight`
    *   connections of its own (pipelined, so they are not shared with the Kysely pool)
    */
-  constructor(
-    connectionString: string,
-    boss: PgBoss,
-    options: InboxOptions = { maxBatch: 200, maxInFlight: 2, maxWaiting: 5000 },
-  ) {
+  constructor(connectionString: string, boss: PgBoss, options: InboxOptions = DEFAULT_INBOX_OPTIONS) {
     this.#pool = createPool({ connectionString, max: options.maxInFlight, pipeline: true });
     this.#boss = boss;
     this.#options = options;

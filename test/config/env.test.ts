@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
       WEBHOOK_BATCH_SIZE: 100,
       WEBHOOK_CONCURRENCY: 8,
+      WEBHOOK_MAX_WAITING: 5000,
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,

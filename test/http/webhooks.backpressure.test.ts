@@ -1,0 +1,79 @@
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
+import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { paymentIntentSucceeded } from '../support/stripe.ts';
+
+/** PRODUCT.md §9: when the database falls behind, deliveries are refused with 503 and Retry-After, not queued without bound. */
+describe('webhook backpressure', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_MAX_WAITING: '1' }, 'web');
+  });
+  afterAll(() => app.stop());
+
+  function deliver(n: number): Promise<Response> {
+    const body = paymentIntentSucceeded({
+      eventId: `evt_backpressure_${n}`,
+      intentId: `pi_backpressure_${n}`,
+      amount: 1000,
+      currency: 'usd',
+      reference: `txn_backpressure_${n}`,
+    });
+    return fetch(`${app.url}/webhooks/stripe`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': signStripePayload(body, STRIPE_WEBHOOK_SECRET),
+      },
+      body,
+    });
+  }
+
+  /** Inserts into the inbox now waiting for a lock. */
+  async function blockedInserts(): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO inbox%'`.execute(app.runtime.db);
+    return rows[0]?.n ?? 0;
+  }
+
+  it('answers 503 busy with Retry-After beyond WEBHOOK_MAX_WAITING, stores nothing for those, and stores the rest once the database catches up', async () => {
+    // The database falls behind: inserts into the inbox wait for a lock another session holds.
+    const blocker = new pg.Client(app.runtime.databaseUrl);
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE inbox IN SHARE MODE');
+    try {
+      // Two transactions in flight, both blocked.
+      const inFlight = [deliver(1), deliver(2)];
+      await expect.poll(blockedInserts, { timeout: 10_000 }).toBe(2);
+      // One more may wait; the rest are refused at once.
+      const more = [deliver(3), deliver(4), deliver(5)];
+      const refused: Response[] = [];
+      for (const response of more) void response.then((r) => refused.push(r));
+      await expect.poll(() => refused.length, { timeout: 10_000 }).toBe(2);
+      for (const response of refused) {
+        expect(response.status).toBe(503);
+        expect(response.headers.get('retry-after')).toBe('1');
+        expect(await response.json()).toMatchObject({ error: { code: 'busy' } });
+      }
+      await blocker.query('COMMIT');
+      const answered = await Promise.all([...inFlight, ...more]);
+      const statuses = answered.map((response) => response.status).sort();
+      expect(statuses).toEqual([200, 200, 200, 503, 503]);
+    } finally {
+      await blocker.end();
+    }
+    const stored = await app.runtime.db
+      .selectFrom('inbox')
+      .select('gateway_event_id')
+      .where('gateway_event_id', 'like', 'evt_backpressure_%')
+      .execute();
+    expect(stored).toHaveLength(3);
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="busy"\} 2/);
+  });
+});
