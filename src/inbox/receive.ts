@@ -112,6 +112,7 @@ export class Inbox {
   async close(): Promise<void> {
     await this.#pool.end();
   }
+
   /**
    * Stores one delivery with its job; resolves once committed.
    * @throws InboxBusy at once when `maxWaiting` deliveries are already waiting

@@ -101,7 +101,12 @@ export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promi
 async function postEntries(trx: Kysely<Database>, entries: EntryInput[]): Promise<boolean[]> {
   await joinLedgerWriters(trx);
   const keys = new Set<string>();
-  const fresh = entries.filter((entry) => !keys.has(entry.idempotencyKey) && keys.add(entry.idempotencyKey));
+  const fresh: EntryInput[] = [];
+  for (const entry of entries) {
+    if (keys.has(entry.idempotencyKey)) continue;
+    keys.add(entry.idempotencyKey);
+    fresh.push(entry);
+  }
   const heads = fresh.map(
     (e) =>
       sql`(${newId('je')}::text, ${e.idempotencyKey}::text, ${e.description}::text, ${e.source.type}::text, ${e.source.id}::text)`,
