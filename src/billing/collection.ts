@@ -15,6 +15,7 @@ import {
   dunningPolicy,
   recordCollectionFailure,
 } from './dunning.ts';
+import { eachLimited } from './each-limited.ts';
 import { lockInvoice } from './invoices.ts';
 
 /**
@@ -137,19 +138,6 @@ async function collect(
     });
     return { invoiceId, outcome: 'failed', reason: error.code, dunning };
   }
-}
-
-/** Runs `fn` on every item, at most `limit` at a time. */
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
 }
 
 /**

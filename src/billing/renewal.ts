@@ -11,6 +11,7 @@ import {
   type RedemptionWithCoupon,
   subscriptionRedemptions,
 } from './coupons.ts';
+import { eachLimited } from './each-limited.ts';
 import { finalizeLocked, insertInvoice, invoiceAmounts, type NewLine } from './invoices.ts';
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -289,30 +290,43 @@ export interface RenewalSweep {
 }
 
 /**
- * Renews every billed subscription whose next period has started by `now` (at most `limit` per
- * call, oldest due first), each in its own transaction; one that is being renewed by another worker
- * is skipped (`FOR UPDATE SKIP LOCKED`), one that fails is reported and left for the next run.
+ * Renews every billed subscription whose next period has started by `now`, oldest due first, in
+ * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
+ * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
+ * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
  */
-export async function renewDueSubscriptions(db: Db, now: Date, limit = 500): Promise<RenewalSweep> {
-  const due = await db
-    .selectFrom('subscriptions')
-    .select('id')
-    .where('status', 'in', RENEWABLE)
-    .where('next_renewal_at', '<=', now)
-    .orderBy('next_renewal_at')
-    .limit(limit)
-    .execute();
+export async function renewDueSubscriptions(
+  db: Db,
+  now: Date,
+  { pageSize = 500, concurrency = 4 }: { pageSize?: number; concurrency?: number } = {},
+): Promise<RenewalSweep> {
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
-  for (const { id } of due) {
-    try {
-      const renewal = await renewSubscription(db, id, now, true);
-      sweep.invoices += renewal?.invoices.length ?? 0;
-    } catch (error) {
-      sweep.failures.push({
-        subscription: id,
-        error: error instanceof Error ? error.message : String(error),
-      });
+  let after: { at: Date; id: string } | undefined;
+  for (;;) {
+    let query = db
+      .selectFrom('subscriptions')
+      .select(['id', 'next_renewal_at'])
+      .where('status', 'in', RENEWABLE)
+      .where('next_renewal_at', '<=', now);
+    if (after) {
+      const { at, id } = after;
+      query = query.where((eb) => eb(eb.refTuple('next_renewal_at', 'id'), '>', eb.tuple(at, id)));
     }
+    const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
+    await eachLimited(page, concurrency, async ({ id }) => {
+      try {
+        const renewal = await renewSubscription(db, id, now, true);
+        sweep.invoices += renewal?.invoices.length ?? 0;
+      } catch (error) {
+        sweep.failures.push({
+          subscription: id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
+    const last = page.at(-1);
+    if (page.length < pageSize || !last?.next_renewal_at) break;
+    after = { at: last.next_renewal_at, id: last.id };
   }
   return sweep;
 }

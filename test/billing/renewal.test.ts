@@ -95,6 +95,25 @@ describe('subscription renewal', () => {
     expect(renewed).toHaveLength(6);
   });
 
+  it('one sweep renews every due subscription, page after page, oldest first, each once', async () => {
+    const plan = await insertPlan(db, { price: { model: 'PER_UNIT', unit_amount: 500 } });
+    const customer = await insertCustomer(db);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = d(`2020-01-1${i}T00:00:00Z`);
+      const { subscription } = await createSubscription(
+        db,
+        { customerId: customer, planId: plan, quantity: 1 },
+        t0,
+      );
+      ids.push(subscription.id);
+    }
+    const now = d('2020-02-20T00:00:00Z');
+    expect(await renewDueSubscriptions(db, now, { pageSize: 2 })).toEqual({ invoices: 5, failures: [] });
+    for (const id of ids) expect((await invoicesOf(id)).map((i) => i.period_index)).toEqual([0, 1]);
+    expect((await renewDueSubscriptions(db, now, { pageSize: 2 })).invoices).toBe(0);
+  });
+
   it('concurrent sweeps (several in one process and a second pool) invoice each period exactly once', async () => {
     const plan = await insertPlan(db, { interval: 'WEEK' });
     const ids: string[] = [];
