@@ -84,6 +84,15 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
       price: { model: 'FLAT_FEE', amount: 500 },
       metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 1 } }],
     });
+    // The same prices monthly: a period the renewal writer (at most five days ahead) never ends.
+    const monthly = await created('POST', '/v1/plans', {
+      product: product.id,
+      name: 'Pro monthly',
+      currency: 'USD',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 500 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 1 } }],
+    });
     const customers: { id: string; methods: string[] }[] = [];
     for (let i = 0; i < 4; i++) {
       const customer = await created('POST', '/v1/customers', { email: `c${i}@example.com` });
@@ -178,14 +187,17 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
       'usage',
     ];
     const subscriptionWriter = async () => {
-      /** This writer's first subscription: its first usage event crosses the limits for certain. */
+      /**
+       * This writer's first subscription, monthly: its first usage event crosses the limits for
+       * certain, however fast the renewal writer moves the daily subscriptions into new periods.
+       */
       let mine: string | undefined;
       for (let step = 0; keepGoing(step, SUBSCRIPTION_STEPS.length); step++) {
         const action = SUBSCRIPTION_STEPS[step % SUBSCRIPTION_STEPS.length]!;
         if (action === 'create' || subscriptions.length === 0) {
           const sub = await call('POST', '/v1/subscriptions', {
             customer: pick(customers).id,
-            plan: plan.id,
+            plan: mine ? plan.id : monthly.id,
           });
           if (sub.status === 201) subscriptions.push(sub.body.id);
           if (sub.status === 201) mine ??= sub.body.id;
