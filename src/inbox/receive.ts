@@ -47,9 +47,9 @@ interface Waiting {
 }
 
 /**
- * The inbox INSERT of `n` rows, run as a prepared statement named after it. Plain, it fails with a
- * unique violation when any row is already stored; `skipStored`, it skips those rows and returns the
- * ids it stored.
+ * The inbox INSERT of `n` rows, run as a prepared statement named after it (so a connection holds at
+ * most two per batch size, 400 with the default `maxBatch`). Plain, it fails with a unique violation
+ * when any row is already stored; `skipStored`, it skips those rows and returns the ids it stored.
  */
 const insertTexts = new Map<string, string>();
 function insertStatement(n: number, skipStored: boolean, values: string[]): pg.QueryConfig<string[]> {
