@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { z } from 'zod';
 import { markUncollectible } from '../../billing/bad-debt.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { addInvoiceLine, setChargeAt } from '../../billing/invoice-adjustments.ts';
@@ -6,6 +7,7 @@ import {
   createInvoice,
   finalizeInvoice,
   getInvoice,
+  type NewLine,
   recordOfflinePayment,
   voidInvoice,
 } from '../../billing/invoices.ts';
@@ -30,6 +32,17 @@ import {
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
+/** An API invoice line (`amount`: unit amount, minor units; `tax_percent`: ppm) as the billing module takes it. */
+function newLine(line: z.output<typeof AddInvoiceLine>): NewLine {
+  return {
+    description: line.description,
+    unitAmount: line.amount,
+    quantity: line.quantity,
+    type: line.type,
+    taxRatePpm: line.tax_percent,
+  };
+}
+
 /**
  * /v1/invoices: create (DRAFT), list, read, update `charge_at`, add adjustment lines, finalize, void,
  * mark uncollectible, record an offline payment, charge and refund.
@@ -41,13 +54,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
     const invoice = await createInvoice(db, {
       customerId: body.customer,
       currency: body.currency,
-      lines: body.lines.map((line) => ({
-        description: line.description,
-        unitAmount: line.amount,
-        quantity: line.quantity,
-        type: line.type,
-        taxRatePpm: line.tax_percent,
-      })),
+      lines: body.lines.map(newLine),
       chargeAt: body.charge_at,
     });
     res.status(201).json(serialize.invoice(invoice));
@@ -88,13 +95,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   });
   router.post('/invoices/:id/lines', async (req, res) => {
     const body = parseInput(AddInvoiceLine, req.body);
-    const invoice = await addInvoiceLine(db, req.params.id, {
-      description: body.description,
-      unitAmount: body.amount,
-      quantity: body.quantity,
-      type: body.type,
-      taxRatePpm: body.tax_percent,
-    });
+    const invoice = await addInvoiceLine(db, req.params.id, newLine(body));
     res.status(201).json(serialize.invoice(invoice));
   });
   router.post('/invoices/:id/mark-uncollectible', async (req, res) => {
