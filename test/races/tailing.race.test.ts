@@ -76,23 +76,15 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
 
     // A small catalog and a few customers, so the writers contend on the same rows.
     const product = await created('POST', '/v1/products', { name: 'Pro' });
-    const plan = await created('POST', '/v1/plans', {
+    const prices = {
       product: product.id,
-      name: 'Pro daily',
       currency: 'USD',
-      interval: 'DAY',
       price: { model: 'FLAT_FEE', amount: 500 },
       metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 1 } }],
-    });
+    };
+    const plan = await created('POST', '/v1/plans', { ...prices, name: 'Pro daily', interval: 'DAY' });
     // The same prices monthly: a period the renewal writer (at most five days ahead) never ends.
-    const monthly = await created('POST', '/v1/plans', {
-      product: product.id,
-      name: 'Pro monthly',
-      currency: 'USD',
-      interval: 'MONTH',
-      price: { model: 'FLAT_FEE', amount: 500 },
-      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 1 } }],
-    });
+    const monthly = await created('POST', '/v1/plans', { ...prices, name: 'Pro monthly', interval: 'MONTH' });
     const customers: { id: string; methods: string[] }[] = [];
     for (let i = 0; i < 4; i++) {
       const customer = await created('POST', '/v1/customers', { email: `c${i}@example.com` });
