@@ -1,4 +1,4 @@
-import { PgBoss } from 'pg-boss';
+import { PgBoss, type QueueOptions, type UpdateQueueOptions } from 'pg-boss';
 import type { Config } from '../config/env.ts';
 import { QUEUES } from './queues.ts';
 
@@ -37,36 +37,45 @@ export function createBoss(connectionString: string, options: { maintenance: boo
  * (a refund left unknown) retries six times from a minute on, doubling to at most an hour apart.
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
+  const sweepPolicy = { retryLimit: 2, retryDelay: 10, retryBackoff: true, expireInSeconds: 600 };
   for (const sweep of [
     QUEUES.transactionPoll,
     QUEUES.inboxSweep,
     QUEUES.subscriptionRenew,
     QUEUES.invoiceCharge,
-  ]) {
-    const sweepPolicy = { retryLimit: 2, retryDelay: 10, retryBackoff: true, expireInSeconds: 600 };
-    await boss.createQueue(`${sweep}.dead`, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
-    await boss.createQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
-    await boss.updateQueue(sweep, { ...sweepPolicy, deadLetter: `${sweep}.dead` });
-  }
+  ])
+    await queueWithDeadLetter(boss, sweep, sweepPolicy);
   // A refund the gateway left unknown: retried from a minute on, doubling, up to an hour apart.
-  const refundPolicy = { retryLimit: 6, retryDelay: 60, retryBackoff: true, retryDelayMax: 3600 };
-  await boss.createQueue(`${QUEUES.invoiceRefund}.dead`, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
-  await boss.createQueue(QUEUES.invoiceRefund, {
-    ...refundPolicy,
-    deadLetter: `${QUEUES.invoiceRefund}.dead`,
+  await queueWithDeadLetter(boss, QUEUES.invoiceRefund, {
+    retryLimit: 6,
+    retryDelay: 60,
+    retryBackoff: true,
+    retryDelayMax: 3600,
   });
-  const name = QUEUES.webhookProcess;
-  const deadLetter = `${name}.dead`;
-  const policy = {
+  await queueWithDeadLetter(boss, QUEUES.webhookProcess, {
     retryLimit: config.WEBHOOK_RETRY_LIMIT,
     retryDelay: config.WEBHOOK_RETRY_DELAY_SECONDS,
     retryBackoff: true,
+    retryDelayMax: 3600,
     expireInSeconds: 300,
     notify: true,
-  };
+    // A worker that dies mid-job stops its heartbeat: the job is retried within about 20 s, not
+    // after expireInSeconds.
+    heartbeatSeconds: 10,
+  });
+}
+
+/**
+ * Creates queue `name` with `policy` and its dead-letter queue `<name>.dead` (kept 30 days), and
+ * applies `policy` to the queue when it already existed (createQueue leaves an existing queue as it is).
+ */
+async function queueWithDeadLetter(
+  boss: PgBoss,
+  name: string,
+  policy: Omit<QueueOptions, 'deadLetter'> & UpdateQueueOptions,
+): Promise<void> {
+  const deadLetter = `${name}.dead`;
   await boss.createQueue(deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
-  // A worker that dies mid-job stops its heartbeat: the job is retried within about 20 s, not after
-  // expireInSeconds.
-  await boss.createQueue(name, { ...policy, retryDelayMax: 3600, deadLetter, heartbeatSeconds: 10 });
-  await boss.updateQueue(name, policy);
+  await boss.createQueue(name, { ...policy, deadLetter });
+  await boss.updateQueue(name, { ...policy, deadLetter });
 }
