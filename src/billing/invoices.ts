@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
+import { LockedRows } from '../db/locked-rows.ts';
 import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
@@ -208,14 +209,20 @@ export async function getInvoice(db: Kysely<Database>, id: string): Promise<Invo
   return { ...invoice, lines };
 }
 
+/** Invoices a transaction locked ahead (`lockTransactionsAhead`), each handed once to `lockInvoice`. */
+export const lockedInvoices = new LockedRows<InvoiceRow>();
+
 /**
  * Reads an invoice for update inside `trx`, so concurrent charges, refunds and webhooks on it
  * serialise on its row. Joins the ledger's writers first (before the row lock), as every
- * transaction that may post must.
+ * transaction that may post must. An invoice `trx` locked ahead (`lockedInvoices`) is taken from
+ * there, without a statement.
  * @throws NotFoundError when there is no invoice `id`
  */
 export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<InvoiceRow> {
   await joinLedgerWriters(trx);
+  const held = lockedInvoices.take(trx, id);
+  if (held) return held;
   const invoice = await trx
     .selectFrom('invoices')
     .selectAll()

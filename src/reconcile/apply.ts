@@ -4,7 +4,12 @@ import { ValidationError } from '../errors.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
-import { findTransaction, recordChargeResult } from '../payments/transactions.ts';
+import {
+  findTransaction,
+  forgetLockedAhead,
+  lockTransactionsAhead,
+  recordChargeResult,
+} from '../payments/transactions.ts';
 import { duplicatePayment, type ExceptionKind } from './exceptions.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
@@ -153,6 +158,17 @@ async function applyDispute(
 }
 
 /**
+ * Locks, inside `trx`, the transactions and invoices that the charge events among `events` are
+ * about, in two statements (`lockTransactionsAhead`), before `applyEvent` applies them one by one.
+ */
+export function lockChargesAhead(trx: Kysely<Database>, events: readonly PaymentEvent[]): Promise<void> {
+  return lockTransactionsAhead(
+    trx,
+    events.filter((event) => CHARGE_STATUS.has(event.type as 'charge.succeeded')),
+  );
+}
+
+/**
  * Applies one canonical event to payments and the ledger inside `trx` (PRODUCT.md §3): matches the
  * transaction by the gateway's id or our reference, moves state forward only, posts each journal
  * entry at most once, and reports mismatches instead of posting them.
@@ -160,6 +176,8 @@ async function applyDispute(
 export async function applyEvent(trx: Kysely<Database>, event: PaymentEvent): Promise<ApplyResult> {
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
   if (charge) return applyCharge(trx, event, charge);
+  // Refunds and disputes change transactions and invoices without taking rows locked ahead.
+  forgetLockedAhead(trx);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
   if (refund) return applyRefund(trx, event, refund);
   const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');

@@ -7,7 +7,7 @@ import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, markInboxEvents } from '../inbox/inbox.ts';
 import { withDeferredEntries } from '../ledger/journal.ts';
-import { type ApplyResult, applyEvent } from './apply.ts';
+import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 import { type NewException, raiseException } from './exceptions.ts';
 
 /** One stored webhook to process; `finalAttempt` when the queue will not retry it again. */
@@ -76,7 +76,12 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
 /** Applies the rows' events, raises their exceptions and marks them, inside `trx`. */
 async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<Decision[]> {
   const decisions: Decision[] = [];
-  // The batch's journal entries and activities are each written in one statement at its end.
+  // The payments and invoices the batch's charges are about are locked in two statements, and its
+  // journal entries and activities are each written in one statement at its end.
+  await lockChargesAhead(
+    trx,
+    prepared.flatMap((item) => item.events),
+  );
   await withDeferredActivities(trx, () =>
     withDeferredEntries(trx, async () => {
       for (const item of prepared) {
