@@ -44,17 +44,15 @@ function isGateway(name: string): name is GatewayName {
  */
 export function webhookRoutes({ config, inbox, registry, metrics, log }: AppDeps): Router {
   const router = Router();
-  // The request id (the caller's X-Request-Id when it is a plain token) and `req.log`, a child logger
-  // with it, made only when something is logged.
-  router.use(['/webhooks', '/bench'], (req, res, next) => {
+  // First on each route (no router-level middleware on the hot path): the request id (the caller's
+  // X-Request-Id when it is a plain token) and `req.log`, a child logger with it, made only when
+  // something is logged; then 404 for a gateway that is not configured.
+  const configured: RequestHandler = (req, res, next) => {
     const incoming = req.headers['x-request-id'];
     const reqId = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', reqId);
     let child: Logger | undefined;
     Object.defineProperty(req, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
-    next();
-  });
-  const configured: RequestHandler = (req, res, next) => {
     const gateway = String(req.params.gateway);
     if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
       metrics.webhooksRejected.inc({
