@@ -67,28 +67,18 @@ export async function lockTransactionsAhead(
   );
   const byReference = targets.flatMap((t) => (t.reference ? [[t.gateway, t.reference] as const] : []));
   if (byGatewayId.length === 0 && byReference.length === 0) return;
-  const named = trx.selectFrom('transactions').where((eb) =>
-    eb.or([
-      ...(byGatewayId.length > 0
-        ? [
-            eb(
-              eb.refTuple('gateway', 'gateway_transaction_id'),
-              'in',
-              byGatewayId.map(([gateway, id]) => eb.tuple(gateway, id)),
-            ),
-          ]
-        : []),
-      ...(byReference.length > 0
-        ? [
-            eb(
-              eb.refTuple('gateway', 'id'),
-              'in',
-              byReference.map(([gateway, id]) => eb.tuple(gateway, id)),
-            ),
-          ]
-        : []),
-    ]),
-  );
+  const named = trx.selectFrom('transactions').where((eb) => {
+    const matches = [];
+    if (byGatewayId.length > 0) {
+      const pairs = byGatewayId.map(([gateway, id]) => eb.tuple(gateway, id));
+      matches.push(eb(eb.refTuple('gateway', 'gateway_transaction_id'), 'in', pairs));
+    }
+    if (byReference.length > 0) {
+      const pairs = byReference.map(([gateway, id]) => eb.tuple(gateway, id));
+      matches.push(eb(eb.refTuple('gateway', 'id'), 'in', pairs));
+    }
+    return eb.or(matches);
+  });
   await joinLedgerWriters(trx);
   const invoices = await trx
     .selectFrom('invoices')
