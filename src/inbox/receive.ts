@@ -79,8 +79,9 @@ function jobStatementName(text: string): string {
 }
 
 /**
- * Stores verified deliveries durably, several per transaction (group commit): each transaction
- * inserts the waiting deliveries' inbox rows in one statement and one `webhook.process` job naming
+ * Stores verified deliveries durably, several per transaction (group commit): a transaction starts
+ * once the event loop's turn is over (or when one in flight ends) and inserts every waiting
+ * delivery's inbox row in one statement and one `webhook.process` job naming
  * them — rows and job commit together. A delivery whose gateway and event id are already stored is
  * answered as a duplicate: no row, no job. A delivery is answered only after its transaction
  * committed; when the transaction fails, every delivery in it fails (the gateway retries).
@@ -97,6 +98,7 @@ export class Inbox {
   readonly #options: InboxOptions;
   #waiting: Waiting[] = [];
   #inFlight = 0;
+  #flushScheduled = false;
 
   /**
    * @param connectionString the database's `postgres://` URL; the inbox opens `maxInFlight`
@@ -124,6 +126,19 @@ export class Inbox {
     }
     return new Promise<Receipt>((resolve, reject) => {
       this.#waiting.push({ delivery, resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  /**
+   * Flushes once the event loop has run the callbacks it is on: the deliveries that arrive in the
+   * same turn share a transaction instead of the first taking a free one alone.
+   */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
       this.#flush();
     });
   }

@@ -191,11 +191,27 @@ describe('group commit of webhooks', () => {
     expect(jobs.rows.length).toBeLessThan(40);
   });
 
+  it('stores the deliveries received in one turn of the event loop in one transaction, with one job', async () => {
+    const inbox = new Inbox(app.runtime.databaseUrl, app.runtime.boss);
+    onTestFinished(() => inbox.close());
+    const ids = ['evt_turn_1', 'evt_turn_2', 'evt_turn_3'];
+    const receipts = await Promise.all(
+      ids.map((eventId) => inbox.receive({ gateway: 'stripe', eventId, eventType: 'x', body: '{}' })),
+    );
+    const jobs = await sql<{ inbox_ids: string[] }>`
+      SELECT ARRAY(SELECT jsonb_array_elements_text(data->'inboxIds')) AS inbox_ids
+      FROM pgboss.job WHERE name = 'webhook.process' AND data->'inboxIds' ? ${receipts[0]?.id}`.execute(
+      app.runtime.db,
+    );
+    expect(jobs.rows.map((j) => j.inbox_ids.sort())).toEqual([receipts.map((r) => r.id).sort()]);
+  });
+
   it('refuses new deliveries with InboxBusy once too many are waiting, instead of queueing without bound', async () => {
     const inbox = new Inbox(app.runtime.databaseUrl, app.runtime.boss, {
       maxBatch: 1,
       maxInFlight: 1,
-      maxWaiting: 1,
+      // Both wait until the event loop's turn ends (deliveries of one turn share a transaction).
+      maxWaiting: 2,
     });
     onTestFinished(() => inbox.close());
     const delivery = (id: string) => ({
