@@ -384,6 +384,16 @@ describe('the database guards the ledger', () => {
     expect(await balanceOf(db, a.cash.code, 'JPY')).toBe(250n);
   });
 
+  it('refuses at commit a journal entry inserted directly with SQL without postings', async () => {
+    const before = await rowCounts();
+    const { id, done } = insertDirectly([]);
+    await expect(done).rejects.toThrow(/journal entry je_\w+ has no postings/);
+    expect(await rowCounts()).toEqual(before);
+    expect(await db.selectFrom('journal_entries').select('id').where('id', '=', id).executeTakeFirst()).toBe(
+      undefined,
+    );
+  });
+
   it('refuses a zero posting inserted directly (CHECK amount <> 0)', async () => {
     const a = accounts();
     const before = await rowCounts();
