@@ -263,19 +263,17 @@ export async function recordChargeResult(
     return { kind: 'duplicate', transaction: learned };
   }
   if (!NEXT[transaction.status].includes(result.status)) return { kind: 'stale', transaction };
-  const updated = await trx
-    .updateTable('transactions')
-    .set({
-      status: result.status,
-      gateway_transaction_id: result.gatewayTransactionId ?? transaction.gateway_transaction_id,
-      failure_code: result.status === 'succeeded' ? null : (result.failureCode ?? transaction.failure_code),
-      failure_message:
-        result.status === 'succeeded' ? null : (result.failureMessage ?? transaction.failure_message),
-      updated_at: new Date(),
-    })
-    .where('id', '=', transactionId)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const changes = {
+    status: result.status,
+    gateway_transaction_id: result.gatewayTransactionId ?? transaction.gateway_transaction_id,
+    failure_code: result.status === 'succeeded' ? null : (result.failureCode ?? transaction.failure_code),
+    failure_message:
+      result.status === 'succeeded' ? null : (result.failureMessage ?? transaction.failure_message),
+    updated_at: new Date(),
+  };
+  // The row is locked and no trigger rewrites it: the updated row is the locked one with the changes.
+  await trx.updateTable('transactions').set(changes).where('id', '=', transactionId).execute();
+  const updated: TransactionRow = { ...transaction, ...changes };
   await transactionActivity(trx, updated, `transaction.${result.status}`);
   let overpaid = false;
   if (result.status === 'succeeded') {
