@@ -20,7 +20,7 @@ import { idempotency } from './idempotency.ts';
 import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
 import { metricsRoutes } from './metrics.ts';
 import { rateLimitPerKey } from './rate-limit.ts';
-import { webhookRoutes } from './webhooks.ts';
+import { addWebhookRoutes } from './webhooks.ts';
 
 /**
  * The Express application: webhooks (raw bodies, no auth: the gateway's signature is the auth),
@@ -34,7 +34,7 @@ export function createApp(deps: AppDeps): Express {
   );
   // Webhooks first: the hot path skips helmet and per-request access logs (gateways read no
   // headers; their log lines carry the request id through a logger made only when one is written).
-  app.use(webhookRoutes(deps));
+  addWebhookRoutes(app, deps);
   app.use(helmet());
   app.use(
     pinoHttp({
