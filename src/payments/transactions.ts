@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { applyPayment, lockedInvoices, lockInvoice } from '../billing/invoices.ts';
 import { LockedRows } from '../db/locked-rows.ts';
@@ -57,28 +57,27 @@ export interface TransactionTarget {
  * `trx` (db/locked-rows.ts): `findTransaction`, `lockInvoice` and `lockTransaction` then answer
  * from them without a statement, each row once. Batch reconciliation calls it before applying a
  * hundred charge events, which would otherwise take three statements each to find and lock.
+ *
+ * The keys go in as arrays joined through `unnest`, so the statements' text does not depend on the
+ * batch: PostgreSQL plans them in well under a millisecond, where a list of a hundred `(gateway, id)`
+ * pairs in `IN` took it 15-18 ms to plan (pg_stat_statements), more than running it.
  */
 export async function lockTransactionsAhead(
   trx: Kysely<Database>,
   targets: readonly TransactionTarget[],
 ): Promise<void> {
-  const byGatewayId = targets.flatMap((t) =>
-    t.gatewayTransactionId ? [[t.gateway, t.gatewayTransactionId] as const] : [],
-  );
-  const byReference = targets.flatMap((t) => (t.reference ? [[t.gateway, t.reference] as const] : []));
+  const byGatewayId = targets.filter((t) => t.gatewayTransactionId);
+  const byReference = targets.filter((t) => t.reference);
   if (byGatewayId.length === 0 && byReference.length === 0) return;
-  const named = trx.selectFrom('transactions').where((eb) => {
-    const matches = [];
-    if (byGatewayId.length > 0) {
-      const pairs = byGatewayId.map(([gateway, id]) => eb.tuple(gateway, id));
-      matches.push(eb(eb.refTuple('gateway', 'gateway_transaction_id'), 'in', pairs));
-    }
-    if (byReference.length > 0) {
-      const pairs = byReference.map(([gateway, id]) => eb.tuple(gateway, id));
-      matches.push(eb(eb.refTuple('gateway', 'id'), 'in', pairs));
-    }
-    return eb.or(matches);
-  });
+  const named = sql<string>`(
+    SELECT t.id FROM transactions t
+      JOIN unnest(${byGatewayId.map((t) => t.gateway)}::text[], ${byGatewayId.map((t) => t.gatewayTransactionId)}::text[])
+        AS k (gateway, key) ON t.gateway = k.gateway AND t.gateway_transaction_id = k.key
+    UNION
+    SELECT t.id FROM transactions t
+      JOIN unnest(${byReference.map((t) => t.gateway)}::text[], ${byReference.map((t) => t.reference)}::text[])
+        AS k (gateway, key) ON t.gateway = k.gateway AND t.id = k.key
+  )`;
   await joinLedgerWriters(trx);
   const invoices = await trx
     .selectFrom('invoices')
@@ -86,13 +85,25 @@ export async function lockTransactionsAhead(
     .where(
       'id',
       'in',
-      named.select('invoice_id').where('invoice_id', 'is not', null).$narrowType<{ invoice_id: string }>(),
+      trx
+        .selectFrom('transactions')
+        .select('invoice_id')
+        .where('id', 'in', named)
+        .where('invoice_id', 'is not', null)
+        .$narrowType<{ invoice_id: string }>(),
     )
     .orderBy('id')
     .forUpdate()
     .execute();
   lockedInvoices.hold(trx, invoices);
-  lockedTransactions.hold(trx, await named.selectAll().orderBy('id').forUpdate().execute());
+  const transactions = await trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', 'in', named)
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  lockedTransactions.hold(trx, transactions);
 }
 
 /**
