@@ -39,7 +39,7 @@ export function preparedName(text: string): string | undefined {
   const known = preparedNames.get(text);
   if (known !== undefined) return known;
   if (text.length > MAX_PREPARED_TEXT || preparedNames.size >= MAX_PREPARED) return undefined;
-  if (!/^(insert into|update|delete from) /i.test(text) || /\breturning\b/i.test(text)) return undefined;
+  if (!/^\s*(insert into|update|delete from)\s/i.test(text) || /\breturning\b/i.test(text)) return undefined;
   const name = `billhook_write_${preparedNames.size}`;
   preparedNames.set(text, name);
   return name;

@@ -17,7 +17,7 @@ export async function markInboxEvents(
   marks: { id: string; status: InboxStatus; outcome: string }[],
 ): Promise<void> {
   if (marks.length === 0) return;
-  const values = marks.map((m) => sql`(${m.id}::text, ${m.status}::text, ${m.outcome}::text)`);
+  // One array per column (unnest): the same statement text for every batch, prepared once.
   await sql`
     UPDATE inbox SET
       status = v.status,
@@ -25,7 +25,9 @@ export async function markInboxEvents(
       last_error = CASE WHEN v.status = 'retrying' THEN v.outcome ELSE NULL END,
       processed_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE now() END,
       attempts = attempts + 1
-    FROM (VALUES ${sql.join(values)}) AS v(id, status, outcome)
+    FROM unnest(
+      ${marks.map((m) => m.id)}::text[], ${marks.map((m) => m.status)}::text[], ${marks.map((m) => m.outcome)}::text[]
+    ) AS v(id, status, outcome)
     WHERE inbox.id = v.id
   `.execute(trx);
 }

@@ -107,19 +107,23 @@ async function postEntries(trx: Kysely<Database>, entries: EntryInput[]): Promis
     keys.add(entry.idempotencyKey);
     fresh.push(entry);
   }
-  const heads = fresh.map(
-    (e) =>
-      sql`(${newId('je')}::text, ${e.idempotencyKey}::text, ${e.description}::text, ${e.source.type}::text, ${e.source.id}::text)`,
-  );
-  const lines = fresh.flatMap((e) =>
-    e.postings.map(
-      (p) =>
-        sql`(${e.idempotencyKey}::text, ${accountId(p.account.code, p.currency)}::text, ${p.account.code}::text, ${p.account.type}::text, ${p.currency}::char(3), ${p.amount}::bigint)`,
-    ),
-  );
+  // The rows go in as one array per column (unnest), so the statement's text is the same for one
+  // entry or a hundred: PostgreSQL parses and plans it in a fraction of a millisecond, where VALUES
+  // lists of a batch's hundreds of parameters took it ~4 ms a batch to plan.
+  const lines = fresh.flatMap((e) => e.postings.map((p) => ({ key: e.idempotencyKey, ...p })));
   const result = await sql<{ idempotency_key: string }>`
-    WITH head (id, idempotency_key, description, source_type, source_id) AS (VALUES ${sql.join(heads)}),
-    line (idempotency_key, account_id, code, type, currency, amount) AS (VALUES ${sql.join(lines)}),
+    WITH head (id, idempotency_key, description, source_type, source_id) AS (
+      SELECT * FROM unnest(
+        ${fresh.map(() => newId('je'))}::text[], ${fresh.map((e) => e.idempotencyKey)}::text[],
+        ${fresh.map((e) => e.description)}::text[], ${fresh.map((e) => e.source.type)}::text[],
+        ${fresh.map((e) => e.source.id)}::text[])
+    ),
+    line (idempotency_key, account_id, code, type, currency, amount) AS (
+      SELECT * FROM unnest(
+        ${lines.map((l) => l.key)}::text[], ${lines.map((l) => accountId(l.account.code, l.currency))}::text[],
+        ${lines.map((l) => l.account.code)}::text[], ${lines.map((l) => l.account.type)}::text[],
+        ${lines.map((l) => l.currency)}::char(3)[], ${lines.map((l) => l.amount)}::bigint[])
+    ),
     opened AS (
       INSERT INTO ledger_accounts (id, code, type, currency)
       SELECT DISTINCT account_id, code, type, currency FROM line
