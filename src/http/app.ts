@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
@@ -20,6 +19,7 @@ import { idempotency } from './idempotency.ts';
 import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
 import { metricsRoutes } from './metrics.ts';
 import { rateLimitPerKey } from './rate-limit.ts';
+import { requestId } from './request-id.ts';
 import { addWebhookRoutes } from './webhooks.ts';
 
 /**
@@ -39,13 +39,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     pinoHttp({
       logger: deps.log,
-      // The caller's X-Request-Id when it is a plain token, else a new one; echoed in the answer.
-      genReqId: (req, res) => {
-        const incoming = req.headers['x-request-id'];
-        const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
+      genReqId: requestId,
       customLogLevel: (_req, res, error) =>
         error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       quietReqLogger: true,

@@ -1,5 +1,4 @@
 import { isUtf8 } from 'node:buffer';
-import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import {
@@ -12,6 +11,7 @@ import { InboxBusy } from '../inbox/receive.ts';
 import type { RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
+import { requestId } from './request-id.ts';
 
 /** Largest webhook body accepted; larger ones get 413. */
 export const WEBHOOK_BODY_LIMIT = '256kb';
@@ -48,9 +48,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
   // X-Request-Id when it is a plain token) and `req.log`, a child logger with it, made only when
   // something is logged; then 404 for a gateway that is not configured.
   const configured: RequestHandler = (req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const reqId = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
-    res.setHeader('X-Request-Id', reqId);
+    const reqId = requestId(req, res);
     let child: Logger | undefined;
     Object.defineProperty(req, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
     const gateway = String(req.params.gateway);
