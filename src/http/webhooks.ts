@@ -1,5 +1,11 @@
 import { isUtf8 } from 'node:buffer';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import type { Logger } from 'pino';
 import {
   GATEWAYS,
@@ -30,6 +36,11 @@ const ACK = Buffer.from('{"received":true}');
 function acknowledge(res: Response): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': ACK.length });
   res.end(ACK);
+}
+
+/** The raw body `express.raw` read (empty when there was none). */
+function rawBodyOf(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
 function isGateway(name: string): name is GatewayName {
@@ -73,7 +84,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
     const gateway = req.params.gateway as GatewayName;
     const acknowledged = metrics.ackSeconds.startTimer({ gateway });
     const verifier = registry.get(gateway)?.webhook;
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const body = rawBodyOf(req);
     const delivery = await verifier!.verify(body, req.headers);
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
     const text = body.toString('utf8');
@@ -112,7 +123,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
   if (config.BILLHOOK_BENCH_ROUTES) {
     // The benchmark's baseline: the same parsing and verification, no database.
     app.post('/bench/verify-only/:gateway', configured, rawBody, async (req, res) => {
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const body = rawBodyOf(req);
       await registry.get(req.params.gateway as GatewayName)?.webhook?.verify(body, req.headers);
       acknowledge(res);
     });
