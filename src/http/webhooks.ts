@@ -6,7 +6,6 @@ import express, {
   type RequestHandler,
   type Response,
 } from 'express';
-import type { Logger } from 'pino';
 import {
   GATEWAYS,
   type GatewayName,
@@ -18,6 +17,7 @@ import type { RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
 import { requestId } from './request-id.ts';
+import { bindRequestLog, lazyRequestLogs } from './request-log.ts';
 
 /** Largest webhook body accepted; larger ones get 413. */
 export const WEBHOOK_BODY_LIMIT = '256kb';
@@ -58,10 +58,9 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
   // First on each route (no router-level middleware on the hot path): the request id (the caller's
   // X-Request-Id when it is a plain token) and `req.log`, a child logger with it, made only when
   // something is logged; then 404 for a gateway that is not configured.
+  lazyRequestLogs(app, log);
   const configured: RequestHandler = (req, res, next) => {
-    const reqId = requestId(req, res);
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
+    bindRequestLog(req, requestId(req, res));
     const gateway = String(req.params.gateway);
     if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
       metrics.webhooksRejected.inc({

@@ -144,6 +144,34 @@ describe('POST /webhooks/stripe', () => {
     expect(app.logs.some((l) => l.msg === 'webhook rejected' && typeof l.reqId === 'string')).toBe(true);
   });
 
+  it("logs each delivery with its own request's id: the X-Request-Id sent, echoed in the answer", async () => {
+    const { signStripePayload } = await import('../../src/gateways/stripe/test-events.ts');
+    const send = (reqId: string, eventId: string, secret: string) => {
+      const body = JSON.stringify({ ...JSON.parse(raw), id: eventId });
+      return fetch(`${app.url}/webhooks/stripe`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'stripe-signature': signStripePayload(body, secret),
+          'x-request-id': reqId,
+        },
+        body,
+      });
+    };
+    const received = await send('wh-trace-1', 'evt_log_trace_1', 'whsec_test_secret_current');
+    const rejected = await send('wh-trace-2', 'evt_log_trace_2', 'whsec_someone_else');
+    expect([received.status, rejected.status]).toEqual([200, 400]);
+    expect([received.headers.get('x-request-id'), rejected.headers.get('x-request-id')]).toEqual([
+      'wh-trace-1',
+      'wh-trace-2',
+    ]);
+    const lines = app.logs.filter((l) => l.reqId === 'wh-trace-1' || l.reqId === 'wh-trace-2');
+    expect(lines.map((l) => [l.reqId, l.msg, l.eventId])).toEqual([
+      ['wh-trace-1', 'webhook received', 'evt_log_trace_1'],
+      ['wh-trace-2', 'webhook rejected', undefined],
+    ]);
+  });
+
   it('answers 404 for a gateway that is not configured or not known', async () => {
     for (const gateway of ['paypal', 'nosuchgateway']) {
       const response = await fetch(`${app.url}/webhooks/${gateway}`, { method: 'POST', body: '{}' });
