@@ -103,6 +103,46 @@ async function sampleRss<T>(pid: number | undefined, work: Promise<T>): Promise<
   }
 }
 
+type CpuTicks = { total: number; steal: number };
+
+/** The machine's CPU time so far, in clock ticks: all of it, and what the hypervisor took (steal). */
+function cpuTicks(): CpuTicks | undefined {
+  try {
+    // /proc/stat's first line: cpu user nice system idle iowait irq softirq steal guest guest_nice.
+    const ticks = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1, 9)
+      .map(Number);
+    return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] ?? 0 };
+  } catch {
+    return undefined; // not Linux
+  }
+}
+
+/**
+ * Records under `name` in `steal` the share of the machine's CPU time (%) the hypervisor took from
+ * this VM since `before`: a run with much steal measured a starved machine.
+ */
+function recordSteal(steal: Record<string, number>, name: string, before: CpuTicks | undefined): void {
+  const after = cpuTicks();
+  if (before && after && after.total > before.total)
+    steal[name] = Math.round((100 * (after.steal - before.steal)) / (after.total - before.total));
+}
+
+/** Runs `work`, recording its steal (see `recordSteal`). */
+async function measuringSteal<T>(
+  steal: Record<string, number>,
+  name: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  const before = cpuTicks();
+  const result = await work();
+  recordSteal(steal, name, before);
+  return result;
+}
+
 interface Load {
   requestsPerSecond: number;
   p50Ms: number;
@@ -232,15 +272,24 @@ async function main() {
   const web = startBillhook('web', env);
   await waitReady(base);
 
-  const verifyOnly = await load(base, 64, SECONDS, '/bench/verify-only/stripe');
+  const steal: Record<string, number> = {};
+  const verifyOnly = await measuringSteal(steal, 'verify_only_64', () =>
+    load(base, 64, SECONDS, '/bench/verify-only/stripe'),
+  );
   const ingest: Record<string, Load> = {};
   for (const connections of [1, 16])
-    ingest[connections] = await load(base, connections, SECONDS, '/webhooks/stripe');
+    ingest[connections] = await measuringSteal(steal, `ingest_${connections}`, () =>
+      load(base, connections, SECONDS, '/webhooks/stripe'),
+    );
   // Under sustained load the web process's memory levels off: its RSS each second of the 64-connection run.
-  const sustained = await sampleRss(web.pid, load(base, 64, SECONDS, '/webhooks/stripe'));
+  const sustained = await measuringSteal(steal, 'ingest_64', () =>
+    sampleRss(web.pid, load(base, 64, SECONDS, '/webhooks/stripe')),
+  );
   ingest[64] = sustained.result;
-  const rawInsert = await rawInsertRate(url, 64, SECONDS, 'inbox');
-  const rawInsertBare = await rawInsertRate(url, 64, SECONDS, 'bare');
+  const rawInsert = await measuringSteal(steal, 'raw_insert', () => rawInsertRate(url, 64, SECONDS, 'inbox'));
+  const rawInsertBare = await measuringSteal(steal, 'raw_insert_bare_table', () =>
+    rawInsertRate(url, 64, SECONDS, 'bare'),
+  );
 
   // Reconcile: a fresh backlog of BACKLOG events for distinct pending charges, drained by one worker process.
   await seed.query(`DELETE FROM inbox; DELETE FROM pgboss.job WHERE name = 'webhook.process'`);
@@ -249,6 +298,7 @@ async function main() {
   await seed.query('VACUUM ANALYZE pgboss.job');
   sequence = 0;
   await load(base, 64, 120, '/webhooks/stripe', BACKLOG);
+  const drainStart = cpuTicks();
   const worker = startBillhook('worker', env);
   const started = Date.now();
   let pending = 1;
@@ -272,6 +322,7 @@ async function main() {
   );
   const drainSeconds = Math.max(span[0].s, 0.001);
   const wallSeconds = (Date.now() - started) / 1000;
+  recordSteal(steal, 'drain', drainStart);
   const { rows: postings } = await seed.query(
     `SELECT count(*)::int AS n FROM journal_entries WHERE source_type = 'transaction'`,
   );
@@ -328,6 +379,8 @@ async function main() {
       invoices_charged_per_s: Math.round(charge['2xx'] / (charge.duration || SECONDS)),
       non2xx: charge.non2xx,
     },
+    // Per run, the share of the machine's CPU time the hypervisor took (steal): compare runs with little.
+    cpu_steal_pct: steal,
     peak_rss_mb: { web: rssMb(web.pid), worker: rssMb(worker.pid) },
     web_rss_mb_each_second_at_64_connections: sustained.mb,
   };
