@@ -20,6 +20,7 @@ import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts'
 import { metricsRoutes } from './metrics.ts';
 import { rateLimitPerKey } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
+import { lazyRequestLogs } from './request-log.ts';
 import { addWebhookRoutes } from './webhooks.ts';
 
 /**
@@ -32,6 +33,9 @@ export function createApp(deps: AppDeps): Express {
   app.set('json replacer', (_key: string, value: unknown) =>
     typeof value === 'bigint' ? Number(value) : value,
   );
+  // Every request's `req.log`: made on first use from the id the webhook route binds, or the one
+  // pino-http assigns on the other routes.
+  lazyRequestLogs(app, deps.log);
   // Webhooks first: the hot path skips helmet and per-request access logs (gateways read no
   // headers; their log lines carry the request id through a logger made only when one is written).
   addWebhookRoutes(app, deps);

@@ -17,7 +17,7 @@ import type { RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
 import { requestId } from './request-id.ts';
-import { bindRequestLog, lazyRequestLogs } from './request-log.ts';
+import { bindRequestLog } from './request-log.ts';
 
 /** Largest webhook body accepted; larger ones get 413. */
 export const WEBHOOK_BODY_LIMIT = '256kb';
@@ -56,9 +56,8 @@ function isGateway(name: string): name is GatewayName {
  */
 export function addWebhookRoutes(app: Express, { config, inbox, registry, metrics, log }: AppDeps): void {
   // First on each route (no router-level middleware on the hot path): the request id (the caller's
-  // X-Request-Id when it is a plain token) and `req.log`, a child logger with it, made only when
-  // something is logged; then 404 for a gateway that is not configured.
-  lazyRequestLogs(app, log);
+  // X-Request-Id when it is a plain token) bound to `req.log` (see lazyRequestLogs: a child logger
+  // with it, made only when something is logged); then 404 for a gateway that is not configured.
   const configured: RequestHandler = (req, res, next) => {
     bindRequestLog(req, requestId(req, res));
     const gateway = String(req.params.gateway);
