@@ -32,7 +32,7 @@ describe('POST /webhooks/stripe', () => {
   it('stores a valid new event with its job and answers 200 {"received":true}', async () => {
     const before = await counts();
     const response = await deliverStripe(app.url, raw);
-    expect(response).toEqual({ status: 200, body: '{"received":true}' });
+    expect([response.status, response.body]).toEqual([200, '{"received":true}']);
     expect(await counts()).toEqual({ inbox: before.inbox + 1, jobs: before.jobs + 1 });
     const row = await app.runtime.db
       .selectFrom('inbox')
@@ -145,19 +145,12 @@ describe('POST /webhooks/stripe', () => {
   });
 
   it("logs each delivery with its own request's id: the X-Request-Id sent, echoed in the answer", async () => {
-    const { signStripePayload } = await import('../../src/gateways/stripe/test-events.ts');
-    const send = (reqId: string, eventId: string, secret: string) => {
-      const body = JSON.stringify({ ...JSON.parse(raw), id: eventId });
-      return fetch(`${app.url}/webhooks/stripe`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'stripe-signature': signStripePayload(body, secret),
-          'x-request-id': reqId,
-        },
-        body,
-      });
-    };
+    const send = (reqId: string, eventId: string, secret: string) =>
+      deliverStripe(
+        app.url,
+        { ...JSON.parse(raw), id: eventId },
+        { secret, headers: { 'x-request-id': reqId } },
+      );
     const received = await send('wh-trace-1', 'evt_log_trace_1', 'whsec_test_secret_current');
     const rejected = await send('wh-trace-2', 'evt_log_trace_2', 'whsec_someone_else');
     expect([received.status, rejected.status]).toEqual([200, 400]);

@@ -50,14 +50,20 @@ export function paymentIntentSucceeded(p: {
 }
 
 /**
- * POSTs a payload to /webhooks/stripe signed as Stripe would (or with `signature` as given).
- * @returns the HTTP status and body text
+ * POSTs a payload to /webhooks/stripe signed as Stripe would (or with `signature` as given), with
+ * any extra request `headers` (e.g. X-Request-Id).
+ * @returns the HTTP status, body text and response headers
  */
 export async function deliverStripe(
   baseUrl: string,
   payload: string | object,
-  options: { secret?: string; timestamp?: number; signature?: string | null } = {},
-): Promise<{ status: number; body: string }> {
+  options: {
+    secret?: string;
+    timestamp?: number;
+    signature?: string | null;
+    headers?: Record<string, string>;
+  } = {},
+): Promise<{ status: number; body: string; headers: Headers }> {
   const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
   const signature =
     options.signature === undefined
@@ -68,8 +74,9 @@ export async function deliverStripe(
     headers: {
       'content-type': 'application/json',
       ...(signature === null ? {} : { 'stripe-signature': signature }),
+      ...options.headers,
     },
     body,
   });
-  return { status: response.status, body: await response.text() };
+  return { status: response.status, body: await response.text(), headers: response.headers };
 }
