@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
-import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
-import { paymentIntentSucceeded } from '../support/stripe.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 
 /** PRODUCT.md §9: when the database falls behind, deliveries are refused with 503 and Retry-After, not queued without bound. */
 describe('webhook backpressure', () => {
@@ -14,22 +13,17 @@ describe('webhook backpressure', () => {
   });
   afterAll(() => app.stop());
 
-  function deliver(n: number): Promise<Response> {
-    const body = paymentIntentSucceeded({
-      eventId: `evt_backpressure_${n}`,
-      intentId: `pi_backpressure_${n}`,
-      amount: 1000,
-      currency: 'usd',
-      reference: `txn_backpressure_${n}`,
-    });
-    return fetch(`${app.url}/webhooks/stripe`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'stripe-signature': signStripePayload(body, STRIPE_WEBHOOK_SECRET),
-      },
-      body,
-    });
+  function deliver(n: number) {
+    return deliverStripe(
+      app.url,
+      paymentIntentSucceeded({
+        eventId: `evt_backpressure_${n}`,
+        intentId: `pi_backpressure_${n}`,
+        amount: 1000,
+        currency: 'usd',
+        reference: `txn_backpressure_${n}`,
+      }),
+    );
   }
 
   /** Inserts into the inbox now waiting for a lock. */
@@ -52,13 +46,13 @@ describe('webhook backpressure', () => {
       await expect.poll(blockedInserts, { timeout: 10_000 }).toBe(2);
       // One more may wait; the rest are refused at once.
       const more = [deliver(3), deliver(4), deliver(5)];
-      const refused: Response[] = [];
+      const refused: Awaited<ReturnType<typeof deliver>>[] = [];
       for (const response of more) void response.then((r) => refused.push(r));
       await expect.poll(() => refused.length, { timeout: 10_000 }).toBe(2);
       for (const response of refused) {
         expect(response.status).toBe(503);
         expect(response.headers.get('retry-after')).toBe('1');
-        expect(await response.json()).toMatchObject({ error: { code: 'busy' } });
+        expect(JSON.parse(response.body)).toMatchObject({ error: { code: 'busy' } });
       }
       await blocker.query('COMMIT');
       const answered = await Promise.all([...inFlight, ...more]);

@@ -14,12 +14,11 @@ import { createDb, type Db } from '../../src/db/database.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
-import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { BOSS_SCHEMA } from '../../src/queue/boss.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { insertPlan } from '../support/plans.ts';
-import { paymentIntentSucceeded } from '../support/stripe.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -191,16 +190,7 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
     const deliver = async (n: number) => {
       const body = succeededEvent(n);
       const answers = await Promise.all(
-        webs.map((web) =>
-          fetch(`${web.base}/webhooks/stripe`, {
-            method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              'stripe-signature': signStripePayload(body, SECRET),
-            },
-            body,
-          }).then((r) => r.status),
-        ),
+        webs.map((web) => deliverStripe(web.base, body, { secret: SECRET }).then((r) => r.status)),
       );
       webhookAnswers.push(...answers);
     };
