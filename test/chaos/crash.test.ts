@@ -18,10 +18,9 @@ import { createDb } from '../../src/db/database.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
-import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seeded } from '../support/random.ts';
-import { paymentIntentSucceeded } from '../support/stripe.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
@@ -269,17 +268,11 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
         attempts++;
         try {
           if (delivery.kind === 'webhook') {
-            const response = await fetch(`${server.base}/webhooks/stripe`, {
-              method: 'POST',
-              headers: {
-                'content-type': 'application/json',
-                'stripe-signature': signStripePayload(delivery.body, SECRET),
-              },
-              body: delivery.body,
+            const response = await deliverStripe(server.base, delivery.body, {
+              secret: SECRET,
               signal: AbortSignal.timeout(15_000),
             });
-            await response.arrayBuffer();
-            if (response.ok) {
+            if (response.status >= 200 && response.status < 300) {
               acknowledged.add(delivery.eventId);
               return;
             }

@@ -51,7 +51,7 @@ export function paymentIntentSucceeded(p: {
 
 /**
  * POSTs a payload to /webhooks/stripe signed as Stripe would (or with `signature` as given), with
- * any extra request `headers` (e.g. X-Request-Id).
+ * any extra request `headers` (e.g. X-Request-Id); `signal` aborts it (e.g. `AbortSignal.timeout`).
  * @returns the HTTP status, body text and response headers
  */
 export async function deliverStripe(
@@ -62,6 +62,7 @@ export async function deliverStripe(
     timestamp?: number;
     signature?: string | null;
     headers?: Record<string, string>;
+    signal?: AbortSignal;
   } = {},
 ): Promise<{ status: number; body: string; headers: Headers }> {
   const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
@@ -77,6 +78,7 @@ export async function deliverStripe(
       ...options.headers,
     },
     body,
+    signal: options.signal,
   });
   return { status: response.status, body: await response.text(), headers: response.headers };
 }
