@@ -122,7 +122,30 @@ async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome>
 }
 
 /**
- * Processes stored webhooks: normalises each with its gateway's adapter (which may ask the gateway
+ * Processes stored webhooks ({@link processRows}), then marks each row that failed (an error
+ * other than a payment not known yet: its gateway not configured, or not answering a lookup)
+ * `retrying` with the error as its `last_error`, so it shows as failing rather than `received` and
+ * the stale-inbox sweep leaves it to its job's retries and, after them, the dead-letter queue.
+ * @returns each request's outcome, in order
+ */
+export async function processInboxEvents(
+  db: Db,
+  registry: GatewayRegistry,
+  requests: ProcessRequest[],
+): Promise<ProcessOutcome[]> {
+  const outcomes = await processRows(db, registry, requests);
+  const failed = requests.flatMap((request, i) => {
+    const outcome = outcomes[i];
+    return outcome instanceof Error
+      ? [{ id: request.inboxId, status: 'retrying' as const, outcome: outcome.message }]
+      : [];
+  });
+  await markInboxEvents(db, failed);
+  return outcomes;
+}
+
+/**
+ * Normalises each with its gateway's adapter (which may ask the gateway
  * where the payload is only a hint) and applies their events to payments and the ledger in ONE
  * transaction for the whole batch. Unknown event types are marked ignored; an unparseable body is an
  * exception. A row whose payment is not known yet is marked `retrying` and reported `retry`; on its
@@ -130,7 +153,7 @@ async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome>
  * When the batch transaction fails (a conflict, a deadlock), each row is processed on its own.
  * @returns each request's outcome, in order
  */
-export async function processInboxEvents(
+async function processRows(
   db: Db,
   registry: GatewayRegistry,
   requests: ProcessRequest[],

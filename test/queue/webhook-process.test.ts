@@ -43,6 +43,18 @@ describe('webhook.process dead letters', () => {
     expect(attempts.rows.map((r) => r.attempt)).toEqual([null, 1]);
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(/billhook_job_failures_total\{queue="webhook.process"\} 1/);
+    // The row shows as failing (not `received`), with the error, after both attempts…
+    const row = await app.runtime.db
+      .selectFrom('inbox')
+      .select(['status', 'last_error', 'attempts'])
+      .where('id', '=', receipt.id!)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ status: 'retrying', attempts: 2 });
+    expect(row.last_error).toMatch(/gateway paypal is not configured/);
+    const listed = await app.api('GET', `/v1/events/${receipt.id}`);
+    expect(listed.body).toMatchObject({ status: 'retrying' });
+    // …so the stale-inbox sweep leaves it to the dead-letter queue instead of starting it over.
+    expect(await sweepStaleInbox(app.runtime.db, app.runtime.boss, 0)).toEqual([]);
   });
 });
 

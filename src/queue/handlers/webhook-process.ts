@@ -51,7 +51,7 @@ export function webhookProcessHandler(
         );
       }
     } catch (error) {
-      // Reading the rows failed (the database is away): every job fails and pg-boss retries it.
+      // Reading or marking the rows failed (the database is away): every job fails and pg-boss retries it.
       const message = error instanceof Error ? error.message : String(error);
       metrics.jobFailures.inc({ queue: QUEUES.webhookProcess }, valid.length);
       return [
