@@ -116,8 +116,10 @@ const program = new Command('billhook')
 
 program
   .command('start')
-  .description('database (embedded unless DATABASE_URL), migrations, web and worker in one process')
-  .action(() => serve('all'));
+  .description(
+    'database (embedded unless DATABASE_URL), migrations, then BILLHOOK_ROLE: web and worker in one process (all, the default), web or worker',
+  )
+  .action(() => serve(config().BILLHOOK_ROLE));
 program
   .command('web')
   .description('the HTTP receiver and API only')

@@ -9,7 +9,11 @@ import { waitFor } from '../support/wait.ts';
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 
 /** `billhook start` as `npm start` runs it: embedded PostgreSQL in its own data directory. */
-function start(dataDir: string, port: number): { child: ChildProcess; output: () => string } {
+function start(
+  dataDir: string,
+  port: number,
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => string } {
   let output = '';
   const child = spawn(process.execPath, [MAIN, 'start'], {
     env: {
@@ -18,6 +22,7 @@ function start(dataDir: string, port: number): { child: ChildProcess; output: ()
       EMBEDDED_PG_DIR: dataDir,
       PORT: String(port),
       LOG_LEVEL: 'warn',
+      ...env,
     },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,5 +93,21 @@ describe('npm start with the embedded PostgreSQL', () => {
     second.child.kill('SIGTERM');
     await waitFor('a graceful exit', async () => second.child.exitCode !== null);
     expect(second.child.exitCode, second.output()).toBe(0);
+  }, 120_000);
+
+  it('runs only the workers with BILLHOOK_ROLE=worker: no HTTP server', async () => {
+    const port = await freePort();
+    const worker = start(dataDir, port, { BILLHOOK_ROLE: 'worker' });
+    children.push(worker.child);
+    await waitFor(
+      'the worker banner',
+      async () => worker.output().includes('billhook worker running'),
+      60_000,
+    );
+    expect(worker.output()).not.toContain('API:');
+    expect(await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => 'refused')).toBe('refused');
+    worker.child.kill('SIGTERM');
+    await waitFor('a graceful exit', async () => worker.child.exitCode !== null);
+    expect(worker.child.exitCode, worker.output()).toBe(0);
   }, 120_000);
 });
