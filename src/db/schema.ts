@@ -192,6 +192,8 @@ export interface ReconciliationExceptionsTable {
   gateway: Gateway;
   inbox_id: string | null;
   transaction_id: string | null;
+  /** The refund it is about (an unknown refund's outcome), else null. */
+  refund_id: ColumnType<string | null, string | null | undefined, string | null>;
   message: string;
   details: ColumnType<Record<string, unknown>, string | undefined, string>;
   status: ColumnType<'open' | 'resolved', 'open' | 'resolved' | undefined, 'open' | 'resolved'>;

@@ -59,6 +59,7 @@ export async function retryUnknownRefund(
       kind: 'unknown_outcome',
       gateway: refund.gateway,
       transactionId: refund.transaction_id,
+      refundId: refund.id,
       message: `refund ${refund.id} of ${refund.amount} ${refund.currency} (minor units) got no answer from ${refund.gateway}: check the gateway, then resolve`,
       details: { refund: refund.id },
     }),

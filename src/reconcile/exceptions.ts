@@ -22,11 +22,16 @@ export interface NewException {
   gateway: GatewayName;
   inboxId?: string;
   transactionId?: string;
+  /** The refund it is about: without an event, one exception is kept per (transaction, kind, refund). */
+  refundId?: string;
   message: string;
   details?: Record<string, unknown>;
 }
 
-/** Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per (transaction, kind). */
+/**
+ * Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per
+ * (transaction, kind, refund): a second one with the same key is not recorded again.
+ */
 export async function raiseException(trx: Kysely<Database>, exception: NewException): Promise<void> {
   const row = await trx
     .insertInto('reconciliation_exceptions')
@@ -36,6 +41,7 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
       gateway: exception.gateway,
       inbox_id: exception.inboxId ?? null,
       transaction_id: exception.transactionId ?? null,
+      refund_id: exception.refundId ?? null,
       message: exception.message,
       details: JSON.stringify(exception.details ?? {}, (_key, value) =>
         typeof value === 'bigint' ? value.toString() : value,
@@ -44,7 +50,7 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
     .onConflict((oc) =>
       exception.inboxId
         ? oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing()
-        : oc.columns(['transaction_id', 'kind']).where('inbox_id', 'is', null).doNothing(),
+        : oc.columns(['transaction_id', 'kind', 'refund_id']).where('inbox_id', 'is', null).doNothing(),
     )
     .returning(['id', 'kind', 'transaction_id'])
     .executeTakeFirst();

@@ -86,9 +86,39 @@ describe('invoice.refund: refunds left unknown', () => {
         kind: 'unknown_outcome',
         gateway: 'eway',
         transaction: transaction.id,
+        refund: 're_eway_unknown',
         details: { refund: 're_eway_unknown' },
       }),
     );
+    // A second refund left unknown on the same charge gets its own exception; the same refund's
+    // retry raises none again.
+    await app.runtime.db
+      .insertInto('refunds')
+      .values({
+        id: 're_eway_unknown_2',
+        transaction_id: transaction.id,
+        invoice_id: invoice.id,
+        gateway: 'eway',
+        amount: 300n,
+        currency: 'EUR',
+        status: 'unknown',
+      })
+      .execute();
+    for (const refundId of ['re_eway_unknown_2', 're_eway_unknown']) {
+      expect(await retryUnknownRefund(app.runtime.db, app.runtime.registry, refundId, true)).toEqual({
+        kind: 'exception',
+      });
+    }
+    const mine = await app.runtime.db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'refund_id'])
+      .where('transaction_id', '=', transaction.id)
+      .orderBy('refund_id')
+      .execute();
+    expect(mine).toEqual([
+      { kind: 'unknown_outcome', refund_id: 're_eway_unknown' },
+      { kind: 'unknown_outcome', refund_id: 're_eway_unknown_2' },
+    ]);
     // A refund settled meanwhile (by a webhook) is left alone.
     await app.runtime.db
       .updateTable('refunds')

@@ -152,6 +152,7 @@ export const serialize = {
     gateway: x.gateway,
     event: x.inbox_id,
     transaction: x.transaction_id,
+    refund: x.refund_id,
     message: x.message,
     details: x.details,
     status: x.status,
