@@ -118,6 +118,12 @@ export interface RefundRequest {
   /** The payment method that was charged, for gateways whose refunds name it (Authorize.Net profiles). */
   paymentMethod: { token: string; customerId: string | null };
   reason?: string;
+  /**
+   * True when this refund was sent before and its outcome is unknown (a timeout or 5xx): the call is
+   * the repeat with the same reference, and a gateway whose answer to a repeat is undocumented
+   * (SecurePay) reads a refusal as unknown rather than as a decline.
+   */
+  repeat?: boolean;
 }
 
 /** Typed result of a refund. */

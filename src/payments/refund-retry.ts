@@ -1,11 +1,12 @@
-import { z } from 'zod';
+import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { raiseException } from '../reconcile/exceptions.ts';
-import { sendRefund } from './refunds.ts';
+import { enqueueRefundRetry } from './refund-queue.ts';
+import { recordRefundResult, sendRefund } from './refunds.ts';
 
 /**
  * Gateways whose refund call can be repeated safely with the same reference: the repeat returns the
@@ -14,14 +15,13 @@ import { sendRefund } from './refunds.ts';
  *   result (https://docs.stripe.com/api/idempotent_requests).
  * - PayPal: the refund id is sent as `PayPal-Request-Id`; a repeat returns the first result
  *   (https://developer.paypal.com/api/rest/reference/idempotency/).
- * Authorize.Net and eWAY refunds carry no idempotency key, and how SecurePay answers a repeated
- * `Idempotency-Key` is undocumented: an unknown refund there goes to a person.
+ * - SecurePay: the refund id is sent as `Idempotency-Key` on the same `orderId`; PRODUCT.md §2 and
+ *   FACTS.md resolve a lost answer by repeating the call with both. How SecurePay answers the repeat is
+ *   undocumented, so a refusal of the repeat stays unknown and ends as an exception (`repeat` in
+ *   `RefundRequest`).
+ * Authorize.Net and eWAY refunds carry no idempotency key: an unknown refund there goes to a person.
  */
-export const IDEMPOTENT_REFUNDS: ReadonlySet<GatewayName> = new Set(['stripe', 'paypal']);
-
-/** Job data of `invoice.refund`: a refund whose outcome is unknown (timeout or 5xx at the gateway). */
-export const RefundRetryJob = z.object({ refundId: z.string().startsWith('re_') });
-export type RefundRetryJob = z.infer<typeof RefundRetryJob>;
+export const IDEMPOTENT_REFUNDS: ReadonlySet<GatewayName> = new Set(['stripe', 'paypal', 'securepay']);
 
 /** What one retry did. */
 export type RefundRetryResult =
@@ -50,7 +50,7 @@ export async function retryUnknownRefund(
       .selectAll()
       .where('id', '=', refund.transaction_id)
       .executeTakeFirstOrThrow();
-    const recorded = await sendRefund(db, registry, refund, transaction);
+    const recorded = await sendRefund(db, registry, refund, transaction, { kind: 'repeat' });
     if (recorded.status !== 'unknown') return { kind: 'settled', status: recorded.status };
     if (!lastAttempt) return { kind: 'still_unknown' };
   }
@@ -65,4 +65,45 @@ export async function retryUnknownRefund(
     }),
   );
   return { kind: 'exception' };
+}
+
+/**
+ * Finds refunds committed `pending` more than `olderThanSeconds` ago that never got an answer
+ * recorded (no gateway refund id: the process stopped between committing the refund and recording
+ * the gateway's answer, PRODUCT.md §8) and treats each as unknown: it is marked `unknown` and its
+ * `invoice.refund` job enqueued in one transaction, so the queue repeats it where that is idempotent
+ * or asks a person. Refunds the gateway itself reported pending carry its refund id and are left to
+ * its webhooks.
+ * @returns the ids of the refunds marked unknown
+ */
+export async function recoverUnansweredRefunds(
+  db: Db,
+  boss: PgBoss,
+  olderThanSeconds: number,
+  limit = 100,
+): Promise<string[]> {
+  const stuck = await db
+    .selectFrom('refunds')
+    .select('id')
+    .where('status', '=', 'pending')
+    .where('gateway_refund_id', 'is', null)
+    .where('created_at', '<', new Date(Date.now() - olderThanSeconds * 1000))
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
+  const recovered: string[] = [];
+  for (const { id } of stuck) {
+    const marked = await writeTransaction(db, async (trx) => {
+      const recorded = await recordRefundResult(trx, id, {
+        status: 'unknown',
+        failureCode: 'unknown_outcome',
+        failureMessage: `no answer from the gateway was recorded within ${olderThanSeconds} s of the refund`,
+      });
+      if (recorded.kind !== 'applied') return false;
+      await enqueueRefundRetry(trx, boss, id);
+      return true;
+    });
+    if (marked) recovered.push(id);
+  }
+  return recovered;
 }

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type { PgBoss } from 'pg-boss';
 import { recordActivity } from '../activities/activities.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
@@ -12,6 +13,7 @@ import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 import { clientFor } from './charges.ts';
+import { enqueueRefundRetry } from './refund-queue.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
 export interface RefundResult {
@@ -212,13 +214,21 @@ function refundResultOf(outcome: RefundOutcome): RefundResult {
 }
 
 /**
+ * How a refund is sent: the first time, when an unknown answer enqueues the refund's `invoice.refund`
+ * retry in the transaction that records it, or as that retry's repeat (same reference).
+ */
+export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
+
+/**
  * Refunds a PAID or PARTIALLY_REFUNDED invoice through the gateway that took the payment: the refund
- * row is committed `pending` first, then the gateway is called with its id as idempotency key.
+ * row is committed `pending` first, then the gateway is called with its id as idempotency key; an
+ * unknown answer (timeout, 5xx) is committed with its `invoice.refund` job.
  * @param amount minor units; the whole remaining paid amount when omitted
  * @throws ConflictError `invoice_not_paid`; ValidationError when the amount exceeds what was paid
  */
 export async function refundInvoice(
   db: Db,
+  boss: PgBoss,
   registry: GatewayRegistry,
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
@@ -244,7 +254,7 @@ export async function refundInvoice(
     clientFor(registry, transaction.gateway);
     return { refund: await createRefund(trx, transaction, input), transaction };
   });
-  return sendRefund(db, registry, refund, transaction);
+  return sendRefund(db, registry, refund, transaction, { kind: 'first', boss });
 }
 
 /**
@@ -257,6 +267,7 @@ export async function sendRefund(
   registry: GatewayRegistry,
   refund: RefundRow,
   transaction: TransactionRow,
+  send: RefundSend,
 ): Promise<RefundRow> {
   const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
   const outcome = await clientFor(registry, refund.gateway).refund({
@@ -267,9 +278,12 @@ export async function sendRefund(
     currency: refund.currency,
     paymentMethod: gatewayPaymentMethod(method),
     reason: refund.reason ?? undefined,
+    repeat: send.kind === 'repeat',
   });
-  const recorded = await writeTransaction(db, (trx) =>
-    recordRefundResult(trx, refund.id, refundResultOf(outcome)),
-  );
-  return recorded.refund;
+  return writeTransaction(db, async (trx) => {
+    const recorded = await recordRefundResult(trx, refund.id, refundResultOf(outcome));
+    if (send.kind === 'first' && recorded.kind === 'applied' && recorded.refund.status === 'unknown')
+      await enqueueRefundRetry(trx, send.boss, refund.id);
+    return recorded.refund;
+  });
 }

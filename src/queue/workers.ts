@@ -8,7 +8,8 @@ import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { pruneInboxBodies, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { RefundRetryJob, retryUnknownRefund } from '../payments/refund-retry.ts';
+import { RefundRetryJob } from '../payments/refund-queue.ts';
+import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';
 import { webhookProcessHandler } from './handlers/webhook-process.ts';
 import { QUEUES } from './queues.ts';
@@ -17,9 +18,15 @@ import { QUEUES } from './queues.ts';
 const STALE_INBOX_SECONDS = 600;
 
 /**
+ * A refund still `pending` without a gateway refund id this long after it was committed never had its
+ * answer recorded (far past any gateway timeout): the poll sweep treats it as unknown.
+ */
+const UNANSWERED_REFUND_SECONDS = 600;
+
+/**
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
- * `transaction.poll`, `subscription.renew` and `invoice.charge` (scheduled charges and dunning)
- * sweeps every minute and the `inbox.sweep` every five minutes (scheduled: one job per tick across
+ * `transaction.poll` (attempts pending or unknown, and refunds left without an answer),
+ * `subscription.renew` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and the `inbox.sweep` every five minutes (scheduled: one job per tick across
  * all workers).
  */
 export async function startWorkers(
@@ -49,6 +56,11 @@ export async function startWorkers(
   );
   await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
     await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
+    const refunds = await runAs('scheduler', () =>
+      recoverUnansweredRefunds(db, boss, UNANSWERED_REFUND_SECONDS),
+    );
+    if (refunds.length)
+      log.warn({ refunds }, 'transaction.poll queued refunds that never got an answer recorded');
   });
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
   await boss.work(QUEUES.invoiceCharge, { pollingIntervalSeconds: 5 }, async () => {

@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { retryUnknownRefund } from '../../src/payments/refund-retry.ts';
+import { recoverUnansweredRefunds, retryUnknownRefund } from '../../src/payments/refund-retry.ts';
+import { createRefund } from '../../src/payments/refunds.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -56,6 +58,67 @@ describe('invoice.refund: refunds left unknown', () => {
     expect(entries).toEqual([{ idempotency_key: `${refunded.body.id}:succeeded` }]);
     expect((await ledgerByCode(app))['refunds EUR']).toBe(1000);
     expect(transaction.status).toBe('succeeded');
+  });
+
+  it('treats a refund committed but never answered (a crash before the gateway call) as unknown and repeats it', async () => {
+    const { invoice, transaction } = await paidInvoice();
+    const { db, boss } = app.runtime;
+    // The refund row was committed `pending`; the process stopped before the gateway answered.
+    const row = await db.transaction().execute(async (trx) => {
+      const txn = await trx
+        .selectFrom('transactions')
+        .selectAll()
+        .where('id', '=', transaction.id)
+        .executeTakeFirstOrThrow();
+      return createRefund(trx, txn, { amount: 700n });
+    });
+    // A refund the gateway reported pending (it carries the gateway's id) waits for the webhook.
+    const reported = await db.transaction().execute(async (trx) => {
+      const txn = await trx
+        .selectFrom('transactions')
+        .selectAll()
+        .where('id', '=', transaction.id)
+        .executeTakeFirstOrThrow();
+      return createRefund(trx, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' });
+    });
+    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
+    const longAgo = new Date(Date.now() - 11 * 60_000);
+    await db
+      .updateTable('refunds')
+      .set({ created_at: longAgo })
+      .where('id', 'in', [row.id, reported.id])
+      .execute();
+
+    const stripe = stripeRefundSucceeds('re_stripe_after_crash');
+    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([row.id]);
+    // A second sweep finds nothing more: one job, not one per sweep.
+    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
+    const settled = await waitFor('the queue to settle the recovered refund', async () => {
+      const list = await app.api('GET', '/v1/refunds?limit=100');
+      const found = list.body.data.find((r: { id: string }) => r.id === row.id);
+      return found?.status === 'succeeded' ? found : undefined;
+    });
+    expect(settled).toMatchObject({ gateway_refund_id: 're_stripe_after_crash', amount: 700 });
+    const jobs = await db
+      .selectFrom('pgboss.job' as never)
+      .select(['name' as never])
+      .where('name' as never, '=', 'invoice.refund' as never)
+      .where(sql`data->>'refundId'`, '=', row.id)
+      .execute();
+    expect(jobs).toHaveLength(1);
+    const activities = await db
+      .selectFrom('activities')
+      .select('action')
+      .where('resource_id', '=', row.id)
+      .orderBy('sequence')
+      .execute();
+    expect(activities.map((a) => a.action)).toEqual(['refund.created', 'refund.unknown', 'refund.succeeded']);
+    const untouched = await app.api('GET', '/v1/refunds?limit=100');
+    expect(untouched.body.data.find((r: { id: string }) => r.id === reported.id)).toMatchObject({
+      status: 'pending',
+    });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_refunded).toBe(700);
+    expect(stripe.isDone()).toBe(true);
   });
 
   it('asks a person (an unknown_outcome exception) where a repeat is not idempotent, and sends nothing', async () => {

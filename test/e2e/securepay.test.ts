@@ -239,6 +239,57 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     expect(charged.body.transaction.failure_message).toMatch(/orderId is invalid/);
   });
 
+  it('repeats a refund whose answer was lost with the same Idempotency-Key and orderId, and records it once', async () => {
+    const { invoice } = await openInvoice();
+    tokenEndpoint();
+    securepayChargeAnswers();
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const txn = charged.body.transaction;
+    expect(txn.status).toBe('succeeded');
+    const before = await ledgerByCode(app);
+
+    // The first answer never arrives (past GATEWAY_TIMEOUT_MS); the invoice.refund queue's repeat gets it.
+    const refundsSeen: Seen[] = [];
+    const path = `/v2/orders/${txn.id}/refunds`;
+    nock(API)
+      .post(path)
+      .reply(async (request: Request) => {
+        refundsSeen.push(await readRequest(request));
+        return noAnswer();
+      });
+    nock(API)
+      .post(path)
+      .reply(async (request: Request) => {
+        const read = await readRequest(request);
+        refundsSeen.push(read);
+        return [
+          201,
+          {
+            ...securepayFixture('api.orders.refunds.paid.constructed.json'),
+            orderId: txn.id,
+            amount: read.body.amount,
+          },
+        ];
+      });
+    const refund = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 4000 });
+    expect(refund.status).toBe(201);
+    expect(refund.body).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
+    const settled = await waitFor('the queue to settle the refund', async () => {
+      const refunds = await app.api('GET', `/v1/refunds?limit=100`);
+      const found = refunds.body.data.find((r: { id: string }) => r.id === refund.body.id);
+      return found?.status === 'succeeded' ? found : undefined;
+    });
+    expect(settled).toMatchObject({ amount: 4000, gateway_refund_id: refund.body.id });
+    expect(refundsSeen.map((seen) => seen.idempotencyKey)).toEqual([refund.body.id, refund.body.id]);
+    expect(refundsSeen[1]!.body).toEqual(refundsSeen[0]!.body);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 4000,
+    });
+    const after = await ledgerByCode(app);
+    expect(after['refunds AUD']).toBe((before['refunds AUD'] ?? 0) + 4000);
+  });
+
   it.each([
     ['a 500', () => nock(API).post(PAYMENTS).reply(500, securepayFixture('api.error.500.constructed.json'))],
     ['a timeout', () => nock(API).post(PAYMENTS).reply(noAnswer)],

@@ -117,14 +117,21 @@ function readAnswer(
     : { answer: parsed.data };
 }
 
+/** What an exchange says, before it becomes a charge's or a refund's outcome. */
+type Reading =
+  | { status: 'succeeded' | 'pending' }
+  | { status: 'declined'; code: string; message: string }
+  | { status: 'unknown'; message: string };
+
 /**
- * Maps the exchange of a charge (or of its idempotent repeat, `repeat`) to an outcome:
- * 2xx → status.ts's table (gatewayTransactionId = the orderId); 400-type refusals with `errors` →
- * declined with SecurePay's code, except for the repeat, where a refusal may be SecurePay's
- * (undocumented) answer to a reused Idempotency-Key/orderId and so stays unknown; 408/409/425/429,
- * 5xx, timeouts, unreadable answers and answers naming another order → unknown.
+ * Reads the exchange of a payment or refund (or of its repeat after a lost answer, `repeat`):
+ * 2xx → status.ts's table; 400-type refusals with `errors` and requests never taken → declined with
+ * SecurePay's code, except for a repeat, where a refusal may be SecurePay's (undocumented) answer to
+ * a reused Idempotency-Key/orderId and a request not taken this time says nothing of the first, so
+ * both stay unknown; 408/409/425/429, 5xx, timeouts, unreadable answers and answers naming another
+ * order or amount → unknown.
  */
-function chargeOutcomeOf(exchange: Exchange, expected: Expected, repeat: boolean): ChargeOutcome {
+function readExchange(exchange: Exchange, expected: Expected, repeat: boolean): Reading {
   if (exchange.kind === 'no_answer') return { status: 'unknown', message: exchange.message };
   if (exchange.kind === 'not_taken') {
     return repeat
@@ -134,15 +141,8 @@ function chargeOutcomeOf(exchange: Exchange, expected: Expected, repeat: boolean
   if (isSuccess(exchange.status)) {
     const read = readAnswer(exchange, expected, repeat);
     if ('unclear' in read) return { status: 'unknown', message: read.unclear };
-    const gatewayTransactionId = expected.orderId;
-    switch (verdictOf(read.answer.status, read.answer.gatewayResponseCode)) {
-      case 'succeeded':
-        return { status: 'succeeded', gatewayTransactionId };
-      case 'pending':
-        return { status: 'pending', gatewayTransactionId };
-      case 'declined':
-        return { status: 'declined', ...declineOf(read.answer), gatewayTransactionId };
-    }
+    const verdict = verdictOf(read.answer.status, read.answer.gatewayResponseCode);
+    return verdict === 'declined' ? { status: 'declined', ...declineOf(read.answer) } : { status: verdict };
   }
   if (isRefusal(exchange.status)) {
     const { code, message } = describeErrors(exchange.body, exchange.status);
@@ -154,6 +154,16 @@ function chargeOutcomeOf(exchange: Exchange, expected: Expected, repeat: boolean
       : { status: 'declined', code, message };
   }
   return { status: 'unknown', message: `SecurePay answered HTTP ${exchange.status}` };
+}
+
+/** A charge's outcome: `gatewayTransactionId` = the orderId, on every answer about the order (2xx). */
+function chargeOutcomeOf(exchange: Exchange, expected: Expected, repeat: boolean): ChargeOutcome {
+  const reading = readExchange(exchange, expected, repeat);
+  if (reading.status === 'unknown') return reading;
+  const answered = exchange.kind === 'answer' && isSuccess(exchange.status);
+  if (reading.status === 'declined')
+    return answered ? { ...reading, gatewayTransactionId: expected.orderId } : reading;
+  return { status: reading.status, gatewayTransactionId: expected.orderId };
 }
 
 /**
@@ -294,7 +304,10 @@ export class SecurepayClient implements GatewayClient {
    * `gatewayResponseCode`…; FACTS.md, SDK `RefundObject`) and maps through status.ts: `paid` →
    * succeeded (as in the sandbox refund answer logged in brightlabscomau/craftcommerce-securepay).
    * SecurePay gives a refund no id of its own, so `gatewayRefundId` is our refund reference.
-   * 400-type refusals → declined with SecurePay's code; 5xx, timeouts → unknown.
+   * 400-type refusals → declined with SecurePay's code; 5xx, timeouts → unknown. The repeat of a
+   * refund left unknown (`request.repeat`) is sent with the same `Idempotency-Key` and `orderId`
+   * (PRODUCT.md §2) and read as `fetchTransaction` reads a charge's repeat: the answer must name the
+   * order, and a refusal stays unknown.
    */
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     const orderId = orderIdOf(request.chargeReference);
@@ -307,24 +320,9 @@ export class SecurepayClient implements GatewayClient {
         amount: minorUnitsToJson(request.amount),
       },
     );
-    if (exchange.kind === 'no_answer') return { status: 'unknown', message: exchange.message };
-    if (exchange.kind === 'not_taken')
-      return { status: 'declined', code: exchange.code, message: exchange.message };
-    if (isSuccess(exchange.status)) {
-      const read = readAnswer(exchange, { orderId, amount: request.amount }, false);
-      if ('unclear' in read) return { status: 'unknown', message: read.unclear };
-      switch (verdictOf(read.answer.status, read.answer.gatewayResponseCode)) {
-        case 'succeeded':
-          return { status: 'succeeded', gatewayRefundId: request.reference };
-        case 'pending':
-          return { status: 'pending', gatewayRefundId: request.reference };
-        case 'declined':
-          return { status: 'declined', ...declineOf(read.answer) };
-      }
-    }
-    if (isRefusal(exchange.status))
-      return { status: 'declined', ...describeErrors(exchange.body, exchange.status) };
-    return { status: 'unknown', message: `SecurePay answered HTTP ${exchange.status}` };
+    const reading = readExchange(exchange, { orderId, amount: request.amount }, request.repeat === true);
+    if (reading.status === 'declined' || reading.status === 'unknown') return reading;
+    return { status: reading.status, gatewayRefundId: request.reference };
   }
 
   /**

@@ -13,10 +13,8 @@ import {
 } from '../../billing/invoices.ts';
 import { listRows } from '../../db/list.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
-import type { RefundRetryJob } from '../../payments/refund-retry.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
-import { QUEUES } from '../../queue/queues.ts';
 import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter } from './pagination.ts';
@@ -127,15 +125,11 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   });
   router.post('/invoices/:id/refund', async (req, res) => {
     const body = parseInput(RefundInvoice, req.body);
-    const refund = await refundInvoice(db, registry, req.params.id, {
+    // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
+    const refund = await refundInvoice(db, boss, registry, req.params.id, {
       amount: body.amount,
       reason: body.reason,
     });
-    // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
-    if (refund.status === 'unknown') {
-      const job: RefundRetryJob = { refundId: refund.id };
-      await boss.send(QUEUES.invoiceRefund, job);
-    }
     res.status(201).json(serialize.refund(refund));
   });
   return router;

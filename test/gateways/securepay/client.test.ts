@@ -282,6 +282,38 @@ describe('SecurepayClient', () => {
         .reply(201, { ...REFUND, amount: 2400 });
       expect((await securepay.refund(refund)).status).toBe('unknown');
     });
+
+    it('reads the repeat of a refund left unknown strictly: paid settles it, a refusal or an answer without the order stays unknown', async () => {
+      const securepay = client();
+      const repeat = { ...refund, repeat: true };
+      const path = `/v2/orders/${REFERENCE}/refunds`;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(path)
+        .matchHeader('idempotency-key', refund.reference)
+        .reply(201, { ...REFUND, orderId: REFERENCE, amount: 2500 });
+      expect(await securepay.refund(repeat)).toEqual({
+        status: 'succeeded',
+        gatewayRefundId: refund.reference,
+      });
+      // The repeat of a refund that may already have been made: SecurePay's refusal is not a decline.
+      nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
+      expect(await securepay.refund(repeat)).toMatchObject({
+        status: 'unknown',
+        message: /the repeat was refused \(HTTP 400, INVALID_ORDER_ID/,
+      });
+      const { orderId: _omitted, ...withoutOrder } = { ...REFUND, amount: 2500 };
+      nock(API).post(path).reply(201, withoutOrder);
+      expect(await securepay.refund(repeat)).toMatchObject({
+        status: 'unknown',
+        message: /does not name an orderId/,
+      });
+      // The first send of the same answers: a refusal declines, an answer without the order counts.
+      nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
+      expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
+      nock(API).post(path).reply(201, withoutOrder);
+      expect((await securepay.refund(refund)).status).toBe('succeeded');
+    });
   });
 
   describe('void', () => {
