@@ -146,23 +146,30 @@ program
       process.stdout.write(`${row.id}  ${row.gateway}  ${row.event_type}  queued again\n`);
   });
 
-const jobs = program.command('jobs').description('webhook.process dead letters: rows that kept failing');
+const jobs = program
+  .command('jobs')
+  .description(
+    'dead letters of every queue: jobs that exhausted their retries (webhooks that kept failing, say)',
+  );
 jobs
   .command('failed')
-  .description('list the dead letters with their errors')
+  .description('list the dead letters with their errors: queue, job, event or job id, error')
   .action(async () => {
     const dead = await withServices(({ boss }) => listDeadLetters(boss), true);
     for (const letter of dead) {
-      for (const { id, error } of letter.errors) process.stdout.write(`${letter.jobId}  ${id}  ${error}\n`);
+      for (const { id, error } of letter.errors)
+        process.stdout.write(`${letter.queue}  ${letter.jobId}  ${id}  ${error.replace(/\s+/g, ' ')}\n`);
     }
     process.stdout.write(`${dead.length} dead letter(s)\n`);
   });
 jobs
   .command('retry')
-  .description('send every dead letter back to webhook.process')
+  .description('send every dead letter back to its queue (webhooks: their stored events processed again)')
   .action(async () => {
     const retried = await withServices(({ db, boss }) => retryDeadLetters(db, boss), true);
-    process.stdout.write(`${retried} stored webhook(s) queued again\n`);
+    process.stdout.write(
+      `${retried.jobs} dead letter(s) queued again, ${retried.webhooks} stored webhook(s) among them\n`,
+    );
   });
 jobs
   .command('purge')

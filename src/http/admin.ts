@@ -3,7 +3,13 @@ import express, { type RequestHandler, Router } from 'express';
 import { sql } from 'kysely';
 import { authenticate } from '../auth/api-keys.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
-import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../queue/dead-letters.ts';
+import {
+  type DeadLetterJob,
+  listDeadLetters,
+  purgeDeadLetters,
+  retryDeadLetters,
+} from '../queue/dead-letters.ts';
+import { QUEUES } from '../queue/queues.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 
@@ -69,14 +75,26 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
       .executeTakeFirstOrThrow();
     const form = (action: string, label: string, hidden = '') =>
       `<form method="post" action="${action}"><input type="hidden" name="token" value="${token}">${hidden}<button>${label}</button></form>`;
+    const deadRow = (d: DeadLetterJob, subject: string, error: string | undefined, action: string) =>
+      `<tr><td>${html(d.queue)}</td><td><code>${html(d.jobId)}</code></td><td>${html(d.createdOn.toISOString())}</td><td><code>${html(subject)}</code></td><td>${html(error)}</td><td>${action}</td></tr>`;
     const deadRows = dead.flatMap((d) =>
-      d.inboxIds.map(
-        (id) =>
-          `<tr><td><code>${html(d.jobId)}</code></td><td>${html(d.createdOn.toISOString())}</td><td><code>${html(id)}</code></td><td>${html(d.errors.find((e) => e.id === id)?.error)}</td><td>${form('/admin/queues/events/replay', 'Replay', `<input type="hidden" name="event" value="${html(id)}">`)}</td></tr>`,
-      ),
+      d.queue === QUEUES.webhookProcess
+        ? d.inboxIds.map((id) =>
+            deadRow(
+              d,
+              id,
+              d.errors.find((e) => e.id === id)?.error,
+              form(
+                '/admin/queues/events/replay',
+                'Replay',
+                `<input type="hidden" name="event" value="${html(id)}">`,
+              ),
+            ),
+          )
+        : [deadRow(d, JSON.stringify(d.data), d.errors[0]?.error, '')],
     );
     const deadTable = deadRows.length
-      ? `<table><thead><tr><th>job</th><th>created</th><th>event</th><th>error</th><th></th></tr></thead><tbody>\n${deadRows.join('\n')}\n</tbody></table>`
+      ? `<table><thead><tr><th>queue</th><th>job</th><th>created</th><th>event or data</th><th>error</th><th></th></tr></thead><tbody>\n${deadRows.join('\n')}\n</tbody></table>`
       : '';
     res.type('html').send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>billhook · queues</title>

@@ -4,49 +4,96 @@ import type { Db } from '../db/database.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import { QUEUES } from './queues.ts';
 
-const DEAD = `${QUEUES.webhookProcess}.dead`;
+/** One of billhook's queues, each with its dead-letter queue `<name>.dead`. */
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-const DeadLetter = z.object({
+const deadQueueOf = (queue: QueueName) => `${queue}.dead`;
+
+/** `webhook.process` dead letters: the stored webhooks that kept failing, with each row's error. */
+const WebhookDeadLetter = z.object({
   inboxIds: z.array(z.string()),
   errors: z.array(z.object({ id: z.string(), error: z.string() })).default([]),
 });
 
-/** A dead-lettered batch of stored webhooks: the rows that kept failing, and why. */
+/** What pg-boss keeps of a failed job's last error (`sourceOutput`): a serialized Error, usually. */
+const FailureOutput = z.object({ message: z.string() });
+
+/**
+ * A job that exhausted its retries, waiting in `<queue>.dead` for an operator (kept 30 days).
+ * - `webhook.process`: `inboxIds` names the stored webhooks and `errors` gives each one's error;
+ * - any other queue (`invoice.refund`, the sweeps): `inboxIds` is empty, `data` is the job's data
+ *   (e.g. `{refundId}`) and `errors` holds the job's last error under the failed job's id.
+ */
 export interface DeadLetterJob {
+  queue: QueueName;
   jobId: string;
   createdOn: Date;
+  data: unknown;
   inboxIds: string[];
   errors: { id: string; error: string }[];
 }
 
-/** The dead letters of `webhook.process` still queued, oldest first. */
+/** The last error of a job pg-boss dead-lettered, as text. */
+function failureOf(output: object | null): string {
+  if (output === null) return 'no error was recorded';
+  const parsed = FailureOutput.safeParse(output);
+  return parsed.success ? parsed.data.message : JSON.stringify(output);
+}
+
+/** The dead letters of every billhook queue still queued, `webhook.process` first, oldest first. */
 export async function listDeadLetters(boss: PgBoss): Promise<DeadLetterJob[]> {
-  const jobs = await boss.findJobs(DEAD, { queued: true });
-  return jobs.map((job) => {
-    const data = DeadLetter.parse(job.data);
-    return { jobId: job.id, createdOn: job.createdOn, inboxIds: data.inboxIds, errors: data.errors };
-  });
+  const letters: DeadLetterJob[] = [];
+  for (const queue of Object.values(QUEUES)) {
+    for (const job of await boss.findJobs(deadQueueOf(queue), { queued: true })) {
+      const common = { queue, jobId: job.id, createdOn: job.createdOn, data: job.data };
+      if (queue === QUEUES.webhookProcess) {
+        const { inboxIds, errors } = WebhookDeadLetter.parse(job.data);
+        letters.push({ ...common, inboxIds, errors });
+      } else {
+        const error = failureOf(job.sourceOutput);
+        letters.push({ ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] });
+      }
+    }
+  }
+  return letters;
+}
+
+/** What a retry of the dead letters sent back. */
+export interface DeadLetterRetry {
+  /** Dead letters sent back to their queue (and deleted from `<queue>.dead`). */
+  jobs: number;
+  /** Stored webhooks among them, set back to `received` for a fresh set of attempts. */
+  webhooks: number;
 }
 
 /**
- * Sends every queued dead letter's rows back to `webhook.process` (a fresh set of attempts) and
- * deletes the dead letters.
- * @returns how many stored webhooks were retried
+ * Sends every queued dead letter back to its queue for a fresh set of retries, and deletes it:
+ * `webhook.process` dead letters replay their inbox rows; the others are redriven by pg-boss to the
+ * queue they came from, with their data.
  */
-export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<number> {
-  let retried = 0;
+export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetterRetry> {
+  const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
   for (const dead of await listDeadLetters(boss)) {
+    if (dead.queue !== QUEUES.webhookProcess) continue;
     await replayInboxEvents(db, boss, dead.inboxIds);
-    await boss.deleteJob(DEAD, dead.jobId);
-    retried += dead.inboxIds.length;
+    await boss.deleteJob(deadQueueOf(dead.queue), dead.jobId);
+    retried.jobs += 1;
+    retried.webhooks += dead.inboxIds.length;
+  }
+  for (const queue of Object.values(QUEUES)) {
+    if (queue !== QUEUES.webhookProcess)
+      retried.jobs += await boss.redrive(deadQueueOf(queue), { destination: queue });
   }
   return retried;
 }
 
 /**
- * Deletes every queued dead letter (the rows stay in the inbox, visible by their status).
+ * Deletes every queued dead letter of every queue (stored webhooks stay in the inbox, visible by
+ * their status; refunds stay `unknown`).
  * @returns how many dead letters were deleted
  */
 export async function purgeDeadLetters(boss: PgBoss): Promise<number> {
-  return boss.deleteQueuedJobs(DEAD);
+  let purged = 0;
+  for (const queue of Object.values(QUEUES)) purged += await boss.deleteQueuedJobs(deadQueueOf(queue));
+  return purged;
 }

@@ -202,14 +202,32 @@ describe('replay and dead letters from the CLI', () => {
     await waitFor('the dead letter', async () =>
       (await cli(['jobs', 'failed'], env)).stdout.includes(receipt.id!),
     );
+    // Another queue's job that exhausted its retries: an invoice.refund job whose data is not valid.
+    const refundJob = await app.runtime.boss.send('invoice.refund', { refundId: 'bogus' }, { retryLimit: 0 });
+    await waitFor('the refund dead letter', async () =>
+      (await cli(['jobs', 'failed'], env)).stdout.includes(`invoice.refund  `),
+    );
     const failed = await cli(['jobs', 'failed'], env);
-    expect(failed.stdout).toMatch(/gateway paypal is not configured/);
-    expect(failed.stdout).toMatch(/1 dead letter\(s\)/);
+    expect(failed.stdout).toMatch(
+      new RegExp(`^webhook\\.process  \\S+  ${receipt.id}  .*gateway paypal is not configured`, 'm'),
+    );
+    expect(failed.stdout).toMatch(new RegExp(`^invoice\\.refund  \\S+  ${refundJob}  .*re_`, 'm'));
+    expect(failed.stdout).toMatch(/2 dead letter\(s\)/);
 
-    expect((await cli(['jobs', 'retry'], env)).stdout).toMatch(/1 stored webhook\(s\) queued again/);
-    await waitFor('the retried row to fail again', async () =>
+    expect((await cli(['jobs', 'retry'], env)).stdout).toMatch(
+      /2 dead letter\(s\) queued again, 1 stored webhook\(s\) among them/,
+    );
+    // The webhook fails again at once; the refund job is back in its queue with a fresh set of
+    // retries (a minute apart), so it is not dead again yet.
+    await waitFor('the retried webhook to fail again', async () =>
       (await cli(['jobs', 'failed'], env)).stdout.includes('1 dead letter'),
     );
+    const requeued = await app.runtime.boss.findJobs('invoice.refund', { data: { refundId: 'bogus' } });
+    // The first job stays as it ended (failed); its redriven copy is waiting, running or retrying.
+    expect(requeued.map((job) => job.state).filter((state) => state === 'failed')).toHaveLength(1);
+    const copies = requeued.filter((job) => job.state !== 'failed');
+    expect(copies).toHaveLength(1);
+    expect(['created', 'active', 'retry']).toContain(copies[0]!.state);
     expect((await cli(['jobs', 'purge'], env)).stdout).toMatch(/1 dead letter\(s\) deleted/);
     expect((await cli(['jobs', 'failed'], env)).stdout).toMatch(/0 dead letter\(s\)/);
 

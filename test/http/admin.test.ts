@@ -60,6 +60,14 @@ describe('/admin/queues', () => {
     expect(await (await page()).text()).toMatch(/Dead letters \(0\)/);
   });
 
+  it('lists the dead letters of the other queues too, with their data', async () => {
+    await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_dead' });
+    const html = await (await page()).text();
+    expect(html).toMatch(
+      /<tr><td>invoice\.refund<\/td><td><code>[0-9a-f-]{36}<\/code><\/td>.*re_admin_dead.*no error was recorded/,
+    );
+  });
+
   it('escapes what it shows (an error text is gateway-controlled)', async () => {
     await app.runtime.boss.send('webhook.process.dead', {
       inboxIds: ['evt_htmlerror'],
