@@ -63,6 +63,15 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'billhook_jobs_failed',
+      help: 'Jobs that exhausted their retries and are still retained by pg-boss (any process), by queue',
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        for (const queue of await boss.getQueues()) this.set({ queue: queue.name }, queue.failedCount);
+      },
+    });
+    new Gauge({
       name: 'billhook_reconciliation_lag_seconds',
       help: 'Age of the oldest stored webhook not reconciled yet, seconds (0 when none waits)',
       registers: [this.registry],

@@ -1,4 +1,4 @@
-import type { PgBoss } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
 import { chargeDueInvoices } from '../billing/collection.ts';
@@ -54,25 +54,33 @@ export async function startWorkers(
     // Activities recorded while applying webhooks name `webhook` as their actor.
     (jobs) => runAs('webhook', () => processWebhooks(jobs)),
   );
-  await boss.work(QUEUES.transactionPoll, { pollingIntervalSeconds: 5 }, async () => {
-    await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
-    const refunds = await runAs('scheduler', () =>
-      recoverUnansweredRefunds(db, boss, UNANSWERED_REFUND_SECONDS),
-    );
-    if (refunds.length)
-      log.warn({ refunds }, 'transaction.poll queued refunds that never got an answer recorded');
-  });
+  await boss.work(
+    QUEUES.transactionPoll,
+    { pollingIntervalSeconds: 5 },
+    counted(QUEUES.transactionPoll, async () => {
+      await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
+      const refunds = await runAs('scheduler', () =>
+        recoverUnansweredRefunds(db, boss, UNANSWERED_REFUND_SECONDS),
+      );
+      if (refunds.length)
+        log.warn({ refunds }, 'transaction.poll queued refunds that never got an answer recorded');
+    }),
+  );
   await boss.schedule(QUEUES.transactionPoll, '* * * * *');
-  await boss.work(QUEUES.invoiceCharge, { pollingIntervalSeconds: 5 }, async () => {
-    await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
-  });
+  await boss.work(
+    QUEUES.invoiceCharge,
+    { pollingIntervalSeconds: 5 },
+    counted(QUEUES.invoiceCharge, async () => {
+      await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
+    }),
+  );
   await billingSchedule(QUEUES.invoiceCharge);
   // Refunds the gateway left unknown: sent again where that is idempotent, else (or at the last try)
   // a reconciliation exception; a job still unknown throws, so pg-boss retries it with backoff.
   await boss.work(
     QUEUES.invoiceRefund,
     { pollingIntervalSeconds: 5, includeMetadata: true },
-    async ([job]) => {
+    counted(QUEUES.invoiceRefund, async ([job]: JobWithMetadata<unknown>[]) => {
       if (!job) return;
       const { refundId } = RefundRetryJob.parse(job.data);
       const result = await runAs('worker', () =>
@@ -80,22 +88,46 @@ export async function startWorkers(
       );
       if (result.kind === 'still_unknown')
         throw new Error(`refund ${refundId}: still no answer from the gateway`);
-    },
+    }),
   );
-  await boss.work(QUEUES.inboxSweep, { pollingIntervalSeconds: 30 }, async () => {
-    const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
-    if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
-    const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());
-    if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
-  });
+  await boss.work(
+    QUEUES.inboxSweep,
+    { pollingIntervalSeconds: 30 },
+    counted(QUEUES.inboxSweep, async () => {
+      const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
+      if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
+      const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());
+      if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
+    }),
+  );
   await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');
   // Invoices every subscription period that has started (each once; see billing/renewal.ts).
-  await boss.work(QUEUES.subscriptionRenew, { pollingIntervalSeconds: 5 }, async () => {
-    const sweep = await runAs('scheduler', () => renewDueSubscriptions(db, new Date()));
-    if (sweep.failures.length)
-      log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
-  });
+  await boss.work(
+    QUEUES.subscriptionRenew,
+    { pollingIntervalSeconds: 5 },
+    counted(QUEUES.subscriptionRenew, async () => {
+      const sweep = await runAs('scheduler', () => renewDueSubscriptions(db, new Date()));
+      if (sweep.failures.length)
+        log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
+    }),
+  );
   await billingSchedule(QUEUES.subscriptionRenew);
+
+  /**
+   * Counts a failed attempt of a job of `queue` in `billhook_job_failures_total` and logs it; the error
+   * goes on to pg-boss, which retries the job or dead-letters it.
+   */
+  function counted<J>(queue: string, handler: (jobs: J) => Promise<void>): (jobs: J) => Promise<void> {
+    return async (jobs) => {
+      try {
+        await handler(jobs);
+      } catch (error) {
+        metrics.jobFailures.inc({ queue });
+        log.warn({ queue, err: error }, 'job failed: pg-boss retries it or dead-letters it');
+        throw error;
+      }
+    };
+  }
 
   /** Schedules a billing sweep every minute, or removes its schedule while BILLING_SWEEPS is off. */
   async function billingSchedule(queue: string): Promise<void> {

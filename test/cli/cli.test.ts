@@ -213,6 +213,15 @@ describe('replay and dead letters from the CLI', () => {
     );
     expect(failed.stdout).toMatch(new RegExp(`^invoice\\.refund  \\S+  ${refundJob}  .*re_`, 'm'));
     expect(failed.stdout).toMatch(/2 dead letter\(s\)/);
+    // Every queue's failures show in /metrics: attempts counted by the worker, and failed jobs kept by
+    // pg-boss (its queue statistics are refreshed every few seconds).
+    await waitFor('the failed refund job in /metrics', async () => {
+      const metrics = await (await fetch(`${app.url}/metrics`)).text();
+      return (
+        /billhook_job_failures_total\{queue="invoice\.refund"\} 1\n/.test(metrics) &&
+        /billhook_jobs_failed\{queue="invoice\.refund"\} 1\n/.test(metrics)
+      );
+    });
 
     expect((await cli(['jobs', 'retry'], env)).stdout).toMatch(
       /2 dead letter\(s\) queued again, 1 stored webhook\(s\) among them/,
