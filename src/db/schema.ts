@@ -41,6 +41,24 @@ export interface ApiKeysTable {
   revoked_at: MaybeTimestamp;
 }
 
+/**
+ * A normalised event as the inbox keeps it (`PaymentEvent` without the raw payload): amount in minor
+ * units as a decimal string (jsonb has no integer wider than a double), `occurredAt` ISO 8601.
+ */
+export interface StoredEvent {
+  type: string;
+  gatewayTransactionId?: string;
+  gatewayRefundId?: string;
+  gatewayDisputeId?: string;
+  reference?: string;
+  amount: string;
+  currency: string;
+  occurredAt: string;
+  failureCode?: string;
+  failureMessage?: string;
+  reason?: string;
+}
+
 /** Verified webhook deliveries (the inbox), unique per gateway and event id, with their processing status. */
 export interface InboxTable {
   id: string;
@@ -48,6 +66,8 @@ export interface InboxTable {
   gateway_event_id: string;
   event_type: string;
   body: string | null;
+  /** The normalised events of the body, once processed (kept after the body is pruned). */
+  events: ColumnType<StoredEvent[] | null, never, string>;
   status: ColumnType<InboxStatus, InboxStatus | undefined, InboxStatus>;
   outcome: string | null;
   attempts: Generated<number>;

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
-import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
+import type { Database, InboxRow, InboxStatus, StoredEvent } from '../db/schema.ts';
+import type { PaymentEvent } from '../gateways/types.ts';
 
 /** The inbox rows with these ids (missing ids are left out). */
 export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promise<InboxRow[]> {
@@ -7,16 +8,32 @@ export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promi
   return db.selectFrom('inbox').selectAll().where('id', 'in', ids).execute();
 }
 
+/** The normalised events as the inbox keeps them (no raw payload; amounts as decimal strings). */
+export function storedEvents(events: readonly PaymentEvent[]): StoredEvent[] {
+  return events.map(({ raw: _raw, gateway: _gateway, gatewayEventId: _id, amount, occurredAt, ...rest }) => ({
+    ...rest,
+    amount: amount.toString(),
+    occurredAt: occurredAt.toISOString(),
+  }));
+}
+
+/** One row's processing result for {@link markInboxEvents}. */
+export interface InboxMark {
+  id: string;
+  status: InboxStatus;
+  outcome: string;
+  /** The row's normalised events, when it was normalised; kept as they were otherwise. */
+  events?: readonly PaymentEvent[];
+}
+
 /**
  * Sets inbox events' processing status and a short outcome (`applied`, `duplicate`, `stale`,
- * `ignored: …`; for `retrying`, the reason it retries), in one statement. Terminal statuses stamp
- * `processed_at`; every mark counts an attempt.
+ * `ignored: …`; for `retrying`, the reason it retries) and their normalised events, in one
+ * statement. Terminal statuses stamp `processed_at`; every mark counts an attempt.
  */
-export async function markInboxEvents(
-  trx: Kysely<Database>,
-  marks: { id: string; status: InboxStatus; outcome: string }[],
-): Promise<void> {
+export async function markInboxEvents(trx: Kysely<Database>, marks: readonly InboxMark[]): Promise<void> {
   if (marks.length === 0) return;
+  const events = marks.map((m) => (m.events ? JSON.stringify(storedEvents(m.events)) : null));
   // One array per column (unnest): the same statement text for every batch, prepared once.
   await sql`
     UPDATE inbox SET
@@ -24,10 +41,12 @@ export async function markInboxEvents(
       outcome = CASE WHEN v.status = 'retrying' THEN NULL ELSE v.outcome END,
       last_error = CASE WHEN v.status = 'retrying' THEN v.outcome ELSE NULL END,
       processed_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE now() END,
+      events = COALESCE(v.events::jsonb, inbox.events),
       attempts = attempts + 1
     FROM unnest(
-      ${marks.map((m) => m.id)}::text[], ${marks.map((m) => m.status)}::text[], ${marks.map((m) => m.outcome)}::text[]
-    ) AS v(id, status, outcome)
+      ${marks.map((m) => m.id)}::text[], ${marks.map((m) => m.status)}::text[], ${marks.map((m) => m.outcome)}::text[],
+      ${events}::text[]
+    ) AS v(id, status, outcome, events)
     WHERE inbox.id = v.id
   `.execute(trx);
 }

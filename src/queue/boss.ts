@@ -5,6 +5,14 @@ import { QUEUES } from './queues.ts';
 /** Dead letters are kept 30 days for an operator to retry or delete. */
 const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
 
+/**
+ * Completed jobs are deleted a day after they finished (pg-boss keeps them 7 days by default), and
+ * `webhook.process` jobs after an hour: the inbox row is the lasting record of a webhook, and the job
+ * table stays small under sustained load (PRODUCT.md §10).
+ */
+const COMPLETED_JOB_SECONDS = 24 * 3600;
+const COMPLETED_WEBHOOK_JOB_SECONDS = 3600;
+
 /** pg-boss's schema in billhook's database. */
 export const BOSS_SCHEMA = 'pgboss';
 
@@ -35,9 +43,16 @@ export function createBoss(connectionString: string, options: { maintenance: boo
  * is retried twice with backoff (10 s, 20 s), then dead-lettered to `<name>.dead` for an operator to
  * see; the next scheduled run starts afresh either way (sweeps are idempotent). `invoice.refund`
  * (a refund left unknown) retries six times from a minute on, doubling to at most an hour apart.
+ * Completed jobs are deleted after a day (`webhook.process`: an hour).
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
-  const sweepPolicy = { retryLimit: 2, retryDelay: 10, retryBackoff: true, expireInSeconds: 600 };
+  const sweepPolicy = {
+    retryLimit: 2,
+    retryDelay: 10,
+    retryBackoff: true,
+    expireInSeconds: 600,
+    deleteAfterSeconds: COMPLETED_JOB_SECONDS,
+  };
   for (const sweep of [
     QUEUES.transactionPoll,
     QUEUES.inboxSweep,
@@ -51,6 +66,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     retryDelay: 60,
     retryBackoff: true,
     retryDelayMax: 3600,
+    deleteAfterSeconds: COMPLETED_JOB_SECONDS,
   });
   await queueWithDeadLetter(boss, QUEUES.webhookProcess, {
     retryLimit: config.WEBHOOK_RETRY_LIMIT,
@@ -58,6 +74,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     retryBackoff: true,
     retryDelayMax: 3600,
     expireInSeconds: 300,
+    deleteAfterSeconds: COMPLETED_WEBHOOK_JOB_SECONDS,
     notify: true,
     // A worker that dies mid-job stops its heartbeat: the job is retried within about 20 s, not
     // after expireInSeconds.

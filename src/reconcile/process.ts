@@ -5,7 +5,7 @@ import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
-import { getInboxEvents, markInboxEvents } from '../inbox/inbox.ts';
+import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
 import { withDeferredEntries } from '../ledger/journal.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 import { type NewException, raiseException } from './exceptions.ts';
@@ -99,6 +99,7 @@ async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<D
       id: item.row.id,
       status: decisions[i]!.status,
       outcome: decisions[i]!.outcome,
+      events: item.events,
     })),
   );
   return decisions;
@@ -168,7 +169,7 @@ async function processRows(
   );
   const outcomes: ProcessOutcome[] = requests.map(() => 'already_done');
   const toApply: { index: number; prepared: Prepared }[] = [];
-  const marks: { id: string; status: InboxStatus; outcome: string; exception?: NewException }[] = [];
+  const marks: (InboxMark & { exception?: NewException })[] = [];
   for (const [index, request] of requests.entries()) {
     const row = rows.get(request.inboxId);
     if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
@@ -186,6 +187,7 @@ async function processRows(
           id: row.id,
           status: 'ignored',
           outcome: `ignored: ${row.event_type} is not reconciled`,
+          events,
         });
       } else {
         toApply.push({ index, prepared: { request, row, events } });

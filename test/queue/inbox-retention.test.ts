@@ -1,6 +1,10 @@
+import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneInboxBodies } from '../../src/inbox/replay.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
 
@@ -61,5 +65,46 @@ describe('inbox retention (PRODUCT §10)', () => {
     expect(replay.status).toBe(409);
     expect(replay.body.error.code).toBe('event_body_pruned');
     expect((await app.api('GET', '/v1/events/evt_old_processed')).body.status).toBe('processed');
+  });
+
+  it('keeps the normalised events of a processed webhook after its raw body is dropped', async () => {
+    const opened = await openInvoice(app, { amount: 4200, currency: 'eur' });
+    stripeChargeSucceeds('pi_retained_events');
+    const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
+    nock.cleanAll();
+    const txn = charged.body.transaction;
+    const payload = paymentIntentSucceeded({
+      eventId: 'evt_retained_events',
+      intentId: 'pi_retained_events',
+      amount: 4200,
+      currency: 'eur',
+      reference: txn.id,
+    });
+    expect((await deliverStripe(app.url, payload)).status).toBe(200);
+    const processed = await waitFor('the webhook to be processed', async () => {
+      const list = await app.api('GET', '/v1/events?gateway=stripe&limit=100');
+      const found = list.body.data.find(
+        (e: { gateway_event_id: string }) => e.gateway_event_id === 'evt_retained_events',
+      );
+      return found?.status === 'processed' ? found : undefined;
+    });
+    const expected = [
+      {
+        type: 'charge.succeeded',
+        gateway_transaction_id: 'pi_retained_events',
+        gateway_refund_id: null,
+        gateway_dispute_id: null,
+        reference: txn.id,
+        amount: 4200,
+        currency: 'EUR',
+        occurred_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+      },
+    ];
+    expect(processed).toMatchObject({ body_retained: true, events: expected });
+
+    // Far past the retention: the body goes, the events stay.
+    expect(await pruneInboxBodies(app.runtime.db, 90, new Date(Date.now() + 91 * DAY))).toBeGreaterThan(0);
+    const pruned = await app.api('GET', `/v1/events/${processed.id}`);
+    expect(pruned.body).toMatchObject({ status: 'processed', body_retained: false, events: expected });
   });
 });

@@ -40,13 +40,23 @@ describe('scheduled sweeps', () => {
       QUEUES.invoiceCharge,
     ]) {
       const queue = await app.runtime.boss.getQueue(name);
-      expect(queue, name).toMatchObject({ retryLimit: 2, retryBackoff: true, deadLetter: `${name}.dead` });
+      expect(queue, name).toMatchObject({
+        retryLimit: 2,
+        retryBackoff: true,
+        deadLetter: `${name}.dead`,
+        deleteAfterSeconds: 86_400,
+      });
       expect(await app.runtime.boss.getQueue(`${name}.dead`), name).not.toBeNull();
     }
     expect(await app.runtime.boss.getQueue(QUEUES.invoiceRefund)).toMatchObject({
       retryLimit: 6,
       retryBackoff: true,
       deadLetter: `${QUEUES.invoiceRefund}.dead`,
+      deleteAfterSeconds: 86_400,
+    });
+    // The inbox row is a webhook's lasting record: its completed job goes after an hour.
+    expect(await app.runtime.boss.getQueue(QUEUES.webhookProcess)).toMatchObject({
+      deleteAfterSeconds: 3600,
     });
   });
 });
