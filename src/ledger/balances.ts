@@ -10,17 +10,48 @@ export interface AccountBalance {
   balance: bigint;
 }
 
-/** Every ledger account with its balance, summed from its postings, ordered by code and currency. */
-export async function listBalances(db: Kysely<Database>): Promise<AccountBalance[]> {
-  const rows = await db
+/** Accounts with their balance summed from postings (`balance` as PostgreSQL's numeric sum). */
+function accountsWithBalances(db: Kysely<Database>) {
+  return db
     .selectFrom('ledger_accounts as a')
     .leftJoin('postings as p', 'p.account_id', 'a.id')
     .select(['a.id', 'a.code', 'a.type', 'a.currency', sql<bigint>`coalesce(sum(p.amount), 0)`.as('balance')])
-    .groupBy('a.id')
+    .groupBy('a.id');
+}
+
+/** Which accounts {@link listBalances} reads: a page after an account, optionally of one code, currency or type. */
+export interface AccountFilter {
+  limit: number;
+  /** The id of the last account of the previous page (accounts are ordered by code, then currency). */
+  startingAfter?: { code: string; currency: string };
+  code?: string;
+  currency?: string;
+  type?: AccountType;
+}
+
+/**
+ * Ledger accounts with their balances summed from their postings (minor units; debit positive),
+ * ordered by code then currency: at most `limit + 1` of them after `startingAfter`, so the caller
+ * can tell whether more exist.
+ */
+export async function listBalances(db: Kysely<Database>, filter: AccountFilter): Promise<AccountBalance[]> {
+  let query = accountsWithBalances(db)
     .orderBy('a.code')
     .orderBy('a.currency')
-    .execute();
+    .limit(filter.limit + 1);
+  const after = filter.startingAfter;
+  if (after) query = query.where(sql<boolean>`(a.code, a.currency) > (${after.code}, ${after.currency})`);
+  if (filter.code) query = query.where('a.code', '=', filter.code);
+  if (filter.currency) query = query.where('a.currency', '=', filter.currency);
+  if (filter.type) query = query.where('a.type', '=', filter.type);
+  const rows = await query.execute();
   return rows.map((row) => ({ ...row, balance: BigInt(row.balance) }));
+}
+
+/** One ledger account with its balance, or undefined when there is no account `id`. */
+export async function accountBalance(db: Kysely<Database>, id: string): Promise<AccountBalance | undefined> {
+  const row = await accountsWithBalances(db).where('a.id', '=', id).executeTakeFirst();
+  return row && { ...row, balance: BigInt(row.balance) };
 }
 
 /** The balance of the account `code` in `currency`, 0 when it has no postings. */

@@ -167,13 +167,47 @@ describe('/v1 API', () => {
       });
       expect(created.body.lines.map((l: { amount: number }) => l.amount)).toEqual([37_035, -1_000]);
       await app.api('POST', `/v1/invoices/${created.body.id}/finalize`);
-      const accounts = (await app.api('GET', '/v1/ledger/accounts')).body.data.filter(
-        (a: { currency: string }) => a.currency === 'KWD',
-      );
+      const accounts = (await app.api('GET', '/v1/ledger/accounts?currency=kwd')).body.data;
       expect(accounts.map((a: { code: string; balance: number }) => [a.code, a.balance])).toEqual([
         [`receivable:${customerId}`, 36_035],
         ['revenue', -36_035],
       ]);
+
+      // Pages of accounts (by code, then currency), one account, and its entries.
+      const first = await app.api('GET', '/v1/ledger/accounts?currency=KWD&limit=1');
+      expect(first.body).toMatchObject({ has_more: true, data: [{ code: `receivable:${customerId}` }] });
+      const second = await app.api(
+        'GET',
+        `/v1/ledger/accounts?currency=KWD&limit=1&starting_after=${first.body.data[0].id}`,
+      );
+      expect(second.body).toMatchObject({ has_more: false, data: [{ code: 'revenue', balance: -36_035 }] });
+      const receivable = await app.api('GET', `/v1/ledger/accounts/${first.body.data[0].id}`);
+      expect(receivable.body).toMatchObject({ object: 'ledger_account', currency: 'KWD', balance: 36_035 });
+      const byType = await app.api('GET', '/v1/ledger/accounts?currency=KWD&type=revenue');
+      expect(byType.body.data.map((a: { code: string }) => a.code)).toEqual(['revenue']);
+      const entries = await app.api('GET', `/v1/ledger/accounts/${first.body.data[0].id}/entries`);
+      expect(entries.body).toMatchObject({ has_more: false });
+      expect(entries.body.data).toHaveLength(1);
+      expect(entries.body.data[0]).toMatchObject({
+        object: 'journal_entry',
+        source: { type: 'invoice', id: created.body.id },
+      });
+      expect(entries.body.data[0].postings).toContainEqual({
+        account: `receivable:${customerId}`,
+        amount: 36_035,
+        currency: 'KWD',
+      });
+      // Bad input: a clear error, field by field.
+      const unknown = await app.api('GET', '/v1/ledger/accounts/acct_nope');
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error.code).toBe('ledger_account_not_found');
+      expect((await app.api('GET', '/v1/ledger/accounts/acct_nope/entries')).status).toBe(404);
+      const badCursor = await app.api('GET', '/v1/ledger/accounts?starting_after=acct_nope');
+      expect(badCursor.status).toBe(422);
+      expect(badCursor.body.error.fields).toEqual({ starting_after: 'no ledger account acct_nope' });
+      const badType = await app.api('GET', '/v1/ledger/accounts?type=cash&currency=XYZ&limit=500');
+      expect(badType.status).toBe(422);
+      expect(Object.keys(badType.body.error.fields).sort()).toEqual(['currency', 'limit', 'type']);
     });
 
     it('voids an unpaid invoice, reversing its receivable; a DRAFT voids without entries', async () => {

@@ -107,9 +107,12 @@ export function stripeRefundSucceeds(refundId: string) {
 
 /** Ledger balances by account code, with customer ids replaced by `customer`, for comparisons. */
 export async function ledgerByCode(app: TestApp): Promise<Record<string, number>> {
-  const accounts = await app.api('GET', '/v1/ledger/accounts');
   const out: Record<string, number> = {};
-  for (const a of accounts.body.data)
-    out[`${a.code.replace(/cus_\w+/, 'customer')} ${a.currency}`] = a.balance;
-  return out;
+  let after = '';
+  for (;;) {
+    const page = await app.api('GET', `/v1/ledger/accounts?limit=100${after && `&starting_after=${after}`}`);
+    for (const a of page.body.data) out[`${a.code.replace(/cus_\w+/, 'customer')} ${a.currency}`] = a.balance;
+    if (!page.body.has_more) return out;
+    after = page.body.data.at(-1).id;
+  }
 }

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import {
+  AccountQuery,
   ActivityQuery,
   AddInvoiceLine,
   BillingCyclesQuery,
@@ -126,7 +127,20 @@ const OPERATIONS: Operation[] = [
     summary: 'The audit log in sequence order, for tailing (filter by resource or customer)',
     query: ActivityQuery,
   },
-  { method: 'get', path: '/v1/ledger/accounts', summary: 'Ledger accounts with balances per currency' },
+  {
+    method: 'get',
+    path: '/v1/ledger/accounts',
+    summary:
+      'Ledger accounts with balances per currency, by code then currency (filter by code, currency, type)',
+    query: AccountQuery,
+  },
+  { method: 'get', path: '/v1/ledger/accounts/{id}', summary: 'Read a ledger account with its balance' },
+  {
+    method: 'get',
+    path: '/v1/ledger/accounts/{id}/entries',
+    summary: "An account's journal entries in sequence order, for tailing",
+    query: SequenceQuery,
+  },
   {
     method: 'get',
     path: '/v1/ledger/entries',

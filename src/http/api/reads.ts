@@ -2,13 +2,14 @@ import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
 import type { Database } from '../../db/schema.ts';
+import { NotFoundError, ValidationError } from '../../errors.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
-import { listBalances } from '../../ledger/balances.ts';
+import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
-import { ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
+import { AccountQuery, ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
@@ -85,22 +86,54 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     res.json(toPage(rows, query.limit, serialize.activity));
   });
 
-  router.get('/ledger/accounts', async (_req, res) => {
-    const accounts = await listBalances(db);
-    res.json({ object: 'list', data: accounts.map(serialize.account), has_more: false });
+  router.get('/ledger/accounts', async (req, res) => {
+    const query = parseInput(AccountQuery, req.query);
+    let startingAfter: { code: string; currency: string } | undefined;
+    if (query.starting_after) {
+      startingAfter = await accountBalance(db, query.starting_after);
+      if (!startingAfter) {
+        throw new ValidationError('invalid request: starting_after', {
+          starting_after: `no ledger account ${query.starting_after}`,
+        });
+      }
+    }
+    const accounts = await listBalances(db, {
+      limit: query.limit,
+      startingAfter,
+      code: query.code,
+      currency: query.currency,
+      type: query.type,
+    });
+    res.json(toPage(accounts, query.limit, serialize.account));
   });
 
-  router.get('/ledger/entries', async (req, res) => {
-    const query = parseInput(SequenceQuery, req.query);
+  router.get('/ledger/accounts/:id', async (req, res) => {
+    const account = await accountBalance(db, req.params.id);
+    if (!account) throw new NotFoundError('ledger_account', req.params.id);
+    res.json(serialize.account(account));
+  });
+
+  /** Journal entries by sequence after `after_sequence`, all of them or those posting to `account`. */
+  async function entriesPage(afterSequence: number, limit: number, account?: string) {
     const entries = await db.transaction().execute(async (trx) => {
       await quiesceLedgerWriters(trx);
-      return trx
-        .selectFrom('journal_entries')
-        .selectAll()
-        .where('sequence', '>', BigInt(query.after_sequence) as never)
-        .orderBy('sequence')
-        .limit(query.limit + 1)
-        .execute();
+      let query = trx
+        .selectFrom('journal_entries as e')
+        .selectAll('e')
+        .where('e.sequence', '>', BigInt(afterSequence) as never)
+        .orderBy('e.sequence')
+        .limit(limit + 1);
+      if (account) {
+        query = query.where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('postings as q')
+              .select('q.id')
+              .whereRef('q.journal_entry_id', '=', 'e.id')
+              .where('q.account_id', '=', account),
+          ),
+        );
+      }
+      return query.execute();
     });
     const postings = entries.length
       ? await db
@@ -115,19 +148,28 @@ export function readRoutes({ db, boss }: AppDeps): Router {
           .orderBy('p.id')
           .execute()
       : [];
-    res.json(
-      toPage(entries, query.limit, (e) => ({
-        id: e.id,
-        object: 'journal_entry',
-        sequence: e.sequence,
-        description: e.description,
-        source: { type: e.source_type, id: e.source_id },
-        postings: postings
-          .filter((p) => p.journal_entry_id === e.id)
-          .map((p) => ({ account: p.code, amount: p.amount, currency: p.currency })),
-        created_at: e.created_at,
-      })),
-    );
+    return toPage(entries, limit, (e) => ({
+      id: e.id,
+      object: 'journal_entry',
+      sequence: e.sequence,
+      description: e.description,
+      source: { type: e.source_type, id: e.source_id },
+      postings: postings
+        .filter((p) => p.journal_entry_id === e.id)
+        .map((p) => ({ account: p.code, amount: p.amount, currency: p.currency })),
+      created_at: e.created_at,
+    }));
+  }
+
+  router.get('/ledger/accounts/:id/entries', async (req, res) => {
+    const query = parseInput(SequenceQuery, req.query);
+    if (!(await accountBalance(db, req.params.id))) throw new NotFoundError('ledger_account', req.params.id);
+    res.json(await entriesPage(query.after_sequence, query.limit, req.params.id));
+  });
+
+  router.get('/ledger/entries', async (req, res) => {
+    const query = parseInput(SequenceQuery, req.query);
+    res.json(await entriesPage(query.after_sequence, query.limit));
   });
   return router;
 }

@@ -153,6 +153,15 @@ export const ListQuery = z.object({
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
+/** `GET /v1/ledger/accounts`: pages of accounts ordered by code then currency, optionally filtered. */
+export const AccountQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  starting_after: z.string().min(1).max(64).optional(),
+  code: z.string().min(1).max(120).optional(),
+  currency: Currency.optional(),
+  type: z.enum(['asset', 'liability', 'revenue', 'contra_revenue', 'expense']).optional(),
+});
+
 /** Tailing by sequence: entries after `after_sequence`, oldest first. */
 export const SequenceQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(100),
