@@ -4,9 +4,12 @@ import { GatewayUnreachable } from '../gateways/http.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
 
-/** The API's error envelope (PRODUCT.md §6). */
+/**
+ * The API's error envelope (PRODUCT.md §6): `fields` names each invalid input field with its
+ * message, and is `{}` when the error is not about a field.
+ */
 export interface ErrorBody {
-  error: { type: string; code: string; message: string; fields?: Record<string, string> };
+  error: { type: string; code: string; message: string; fields: Record<string, string> };
 }
 
 /** Sends an error envelope. */
@@ -18,7 +21,7 @@ export function sendError(
   message: string,
   fields?: Record<string, string>,
 ): void {
-  const body: ErrorBody = { error: { type, code, message, ...(fields ? { fields } : {}) } };
+  const body: ErrorBody = { error: { type, code, message, fields: fields ?? {} } };
   res.status(status).json(body);
 }
 
@@ -65,11 +68,9 @@ export function errorHandler(): ErrorRequestHandler {
     if (error instanceof AppError)
       return sendError(res, error.status, error.type, error.code, error.message, error.fields);
     if (error instanceof WebhookVerificationError) {
-      req.log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
       return sendError(res, 400, 'invalid_signature', 'signature_verification_failed', error.message);
     }
     if (error instanceof WebhookPayloadError) {
-      req.log.warn({ path: req.path, reason: error.message }, 'webhook rejected');
       return sendError(res, 400, 'invalid_request', 'invalid_payload', error.message);
     }
     const parserError = error as BodyParserError;

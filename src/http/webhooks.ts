@@ -66,6 +66,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
         gateway: isGateway(gateway) ? gateway : 'unknown',
         reason: 'not_configured',
       });
+      req.log.warn({ gateway, reason: 'not_configured' }, 'webhook rejected');
       return sendError(
         res,
         404,
@@ -108,13 +109,15 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
     metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
   });
 
-  // Count every refusal by reason, then let the error table answer it.
+  // Count and log every refusal by reason, then let the error table answer it.
   app.use('/webhooks/:gateway', ((error, req, _res, next) => {
     const gateway = String(req.params.gateway);
-    metrics.webhooksRejected.inc({
-      gateway: isGateway(gateway) ? gateway : 'unknown',
-      reason: rejectReason(error),
-    });
+    const reason = rejectReason(error);
+    metrics.webhooksRejected.inc({ gateway: isGateway(gateway) ? gateway : 'unknown', reason });
+    req.log.warn(
+      { gateway, reason, detail: error instanceof Error ? error.message : String(error) },
+      'webhook rejected',
+    );
     next(error);
   }) as ErrorRequestHandler);
 

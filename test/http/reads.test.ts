@@ -69,6 +69,7 @@ describe('reading one resource by id, usage events and usage-limit updates', () 
           type: 'not_found',
           code: `${resource}_not_found`,
           message: `no ${resource.replaceAll('_', ' ')} with id ${id.split('_')[0]}_nope`,
+          fields: {},
         },
       });
     }

@@ -71,7 +71,9 @@ describe('POST /webhooks/stripe', () => {
     expect(response.status).toBe(400);
     expect(JSON.parse(response.body).error.code).toBe('signature_verification_failed');
     expect(await counts()).toEqual(before);
-    expect(app.logs.some((l) => l.msg === 'webhook rejected')).toBe(true);
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({ msg: 'webhook rejected', gateway: 'stripe', reason: 'signature' }),
+    );
   });
 
   it('answers 400 to a tampered body (valid signature of other bytes)', async () => {
@@ -106,8 +108,11 @@ describe('POST /webhooks/stripe', () => {
     event.data.object.description = 'x'.repeat(300 * 1024);
     const response = await deliverStripe(app.url, event);
     expect(response.status).toBe(413);
-    expect(JSON.parse(response.body).error.code).toBe('body_too_large');
+    expect(JSON.parse(response.body).error).toMatchObject({ code: 'body_too_large', fields: {} });
     expect(await counts()).toEqual(before);
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({ msg: 'webhook rejected', gateway: 'stripe', reason: 'too_large' }),
+    );
   });
 
   it('counts received and rejected webhooks by gateway and reason on /metrics', async () => {
@@ -169,6 +174,9 @@ describe('POST /webhooks/stripe', () => {
     for (const gateway of ['paypal', 'nosuchgateway']) {
       const response = await fetch(`${app.url}/webhooks/${gateway}`, { method: 'POST', body: '{}' });
       expect(response.status).toBe(404);
+      expect(app.logs).toContainEqual(
+        expect.objectContaining({ msg: 'webhook rejected', gateway, reason: 'not_configured' }),
+      );
     }
   });
 });

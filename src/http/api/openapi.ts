@@ -310,7 +310,7 @@ const ErrorEnvelope = {
         message: { type: 'string' },
         fields: { type: 'object', additionalProperties: { type: 'string' } },
       },
-      required: ['type', 'code', 'message'],
+      required: ['type', 'code', 'message', 'fields'],
     },
   },
 };
