@@ -12,7 +12,7 @@ import type {
   VoidOutcome,
   VoidRequest,
 } from '../types.ts';
-import { DEFAULT_REQUEST_IP, orderIdOf, SECUREPAY_AUDIENCE } from './conventions.ts';
+import { DEFAULT_REQUEST_IP, orderIdOf, parseStoredCard, SECUREPAY_AUDIENCE } from './conventions.ts';
 import { ErrorAnswer, PaymentAnswer } from './schemas.ts';
 import { verdictOf } from './status.ts';
 
@@ -252,22 +252,23 @@ export class SecurepayClient implements GatewayClient {
 
   /** Sends the payment for `request`; shared by `charge` and the repeat of `fetchTransaction`. */
   async #pay(request: ChargeRequest): Promise<Exchange> {
-    const customerCode = request.paymentMethod.customerId;
-    if (!customerCode) {
+    const card = parseStoredCard(request.paymentMethod.token, request.paymentMethod.customerId);
+    if (!card) {
       return {
         kind: 'not_taken',
         code: 'missing_customer_code',
         message:
           'a SecurePay stored card is charged under its customer (POST /v2/customers/{customerCode}/payments): ' +
-          'the payment method needs gateway_customer_id = the SecurePay customerCode and gateway_token = the ' +
-          'stored instrument token; nothing was sent',
+          'the payment method needs gateway_token = customerCode/instrumentToken, or gateway_customer_id = ' +
+          'the customerCode and gateway_token = the stored instrument token; nothing was sent',
       };
     }
+    const { customerCode, instrumentToken } = card;
     const orderId = orderIdOf(request.reference);
     return this.#post(`/v2/customers/${encodeURIComponent(customerCode)}/payments`, orderId, {
       amount: minorUnitsToJson(request.amount),
       merchantCode: this.#options.merchantCode,
-      token: request.paymentMethod.token,
+      token: instrumentToken,
       ip: this.#ip,
       orderId,
       customerCode,
@@ -279,8 +280,9 @@ export class SecurepayClient implements GatewayClient {
    * Charges a stored card: `POST {apiBase}/v2/customers/{customerCode}/payments` with
    * `Idempotency-Key` = `orderId` = our `txn_…` reference and JSON `{amount (integer minor units),
    * merchantCode, token (the stored instrument's token), ip, orderId, customerCode, currency}`.
-   * `customerCode` is the payment method's `customerId`; without one nothing is sent and the charge
-   * is declined with code `missing_customer_code`.
+   * The customer code and instrument come from the payment method (`parseStoredCard`: token
+   * `customerCode/instrumentToken`, or `customerId` + instrument token); without both nothing is sent
+   * and the charge is declined with code `missing_customer_code`.
    *
    * Outcomes: HTTP 200/201 → status.ts (`paid` → succeeded; `failed` or a bank decline code →
    * declined with `gatewayResponseCode` / `gatewayResponseMessage`; otherwise pending), with

@@ -22,3 +22,26 @@ export const DEFAULT_REQUEST_IP = '127.0.0.1';
 export function orderIdOf(reference: string): string {
   return reference;
 }
+
+/** A SecurePay stored card: the customer it is stored under and the instrument's token. */
+export interface StoredCard {
+  customerCode: string;
+  instrumentToken: string;
+}
+
+/**
+ * Reads a payment method's SecurePay stored card. PRODUCT.md §6 names a SecurePay payment method by
+ * its customer code, and a charge needs the instrument too (`POST /v2/customers/{customerCode}/payments`
+ * with `token` = the instrument, FACTS.md), so two forms are accepted:
+ * - `gateway_token` = `customerCode/instrumentToken` (as Authorize.Net's `profile/paymentProfile`);
+ * - `gateway_customer_id` = the customer code and `gateway_token` = the instrument token.
+ * @returns undefined when neither form gives both parts
+ */
+export function parseStoredCard(token: string, customerId: string | null): StoredCard | undefined {
+  const code = customerId?.trim();
+  if (code) return token.trim() ? { customerCode: code, instrumentToken: token.trim() } : undefined;
+  const slash = token.indexOf('/');
+  const customerCode = token.slice(0, slash).trim();
+  const instrumentToken = token.slice(slash + 1).trim();
+  return slash > 0 && customerCode && instrumentToken ? { customerCode, instrumentToken } : undefined;
+}

@@ -124,6 +124,27 @@ describe('SecurepayClient', () => {
       expect(outcome.status === 'declined' && outcome.message).toMatch(/gateway_customer_id/);
     });
 
+    it('takes the stored card as gateway_token = customerCode/instrumentToken too (PRODUCT.md §6)', async () => {
+      let sent: any;
+      nockToken(AUTH_URL, TOKEN);
+      nock(API)
+        .post(PAYMENTS, (body) => {
+          sent = body;
+          return true;
+        })
+        .reply(201, PAID);
+      const outcome = await client().charge({
+        ...charge,
+        paymentMethod: { token: `${CUSTOMER}/${PAID.token}`, customerId: null },
+      });
+      expect(outcome.status).toBe('succeeded');
+      expect(sent).toMatchObject({ customerCode: CUSTOMER, token: PAID.token });
+      for (const token of ['/only-instrument', 'only-code/', 'no-slash-at-all']) {
+        const declined = await client().charge({ ...charge, paymentMethod: { token, customerId: null } });
+        expect(declined, token).toMatchObject({ status: 'declined', code: 'missing_customer_code' });
+      }
+    });
+
     it('maps status failed (HTTP 201) to a decline with the bank code and message', async () => {
       nockPayment(201, FAILED);
       expect(await client().charge(charge)).toEqual({
