@@ -81,6 +81,11 @@ const EnvSchema = z.object({
   PAYPAL_CLIENT_ID: optionalString,
   PAYPAL_CLIENT_SECRET: optionalString,
   PAYPAL_WEBHOOK_ID: optionalString,
+  /**
+   * How PayPal webhooks are verified: `offline` (the signature against PayPal's certificate, no call
+   * per delivery) or `api` (PayPal's verify-webhook-signature call; needs PAYPAL_CLIENT_ID/SECRET).
+   */
+  PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'api']).default('offline'),
   PAYPAL_API_BASE: url('https://api-m.sandbox.paypal.com'),
   /** Test mode only: PEM certificate(s) trusted for PayPal webhook signatures besides PayPal's own. */
   PAYPAL_TEST_CERT_FILE: optionalString,

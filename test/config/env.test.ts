@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',
       PAYPAL_API_BASE: 'https://api-m.sandbox.paypal.com',
+      PAYPAL_WEBHOOK_VERIFICATION: 'offline',
       AUTHORIZENET_API_BASE: 'https://apitest.authorize.net',
       EWAY_API_BASE: 'https://api.sandbox.ewaypayments.com',
       SECUREPAY_API_BASE: 'https://payments-stest.npe.auspost.zone',

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { toDecimalString } from '../../money/gateway-format.ts';
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
@@ -137,6 +138,20 @@ function paymentSource(source: VaultedSource): Record<string, unknown> {
     },
   };
 }
+
+/** The body of PayPal's verify-webhook-signature call: the delivery's PAYPAL-* headers, our webhook id, the event. */
+export interface WebhookSignatureCheck {
+  auth_algo: string;
+  cert_url: string;
+  transmission_id: string;
+  transmission_sig: string;
+  transmission_time: string;
+  webhook_id: string;
+  webhook_event: unknown;
+}
+
+/** PayPal's answer to verify-webhook-signature. */
+const SignatureVerdict = z.object({ verification_status: z.enum(['SUCCESS', 'FAILURE']) });
 
 /**
  * PayPal's outbound side (REST, Orders v2 and Payments v2) with an OAuth 2.0 client-credentials
@@ -360,6 +375,28 @@ export class PaypalClient implements GatewayClient {
       const outcome = this.#thrown(error);
       return outcome.status === 'declined' ? { status: 'unknown', message: outcome.message } : outcome;
     }
+  }
+
+  /**
+   * Asks PayPal whether a webhook delivery is genuine: `POST /v1/notifications/verify-webhook-signature`
+   * with the delivery's headers, our webhook id and the event as parsed JSON
+   * (https://developer.paypal.com/api/webhooks/v1/#verify-webhook-signature_post) → `verification_status`
+   * `SUCCESS` or `FAILURE`.
+   * @returns true only for `SUCCESS`
+   * @throws GatewayUnreachable when PayPal does not answer, or answers anything but a 200 verdict
+   * (the delivery is then refused with 503 and PayPal retries it); OAuthError when the token
+   * endpoint refuses the credentials
+   */
+  async verifyWebhookSignature(request: WebhookSignatureCheck): Promise<boolean> {
+    const response = await this.#call('POST', '/v1/notifications/verify-webhook-signature', request);
+    const verdict =
+      response.status === 200 ? SignatureVerdict.safeParse(parseJsonBody(response.text)) : undefined;
+    if (!verdict?.success) {
+      throw new GatewayUnreachable(
+        `PayPal's verify-webhook-signature answered HTTP ${response.status} without a verdict`,
+      );
+    }
+    return verdict.data.verification_status === 'SUCCESS';
   }
 
   /**

@@ -16,12 +16,30 @@ function testCertificate(path: string | undefined): string | undefined {
 
 /**
  * The PayPal adapter. The webhook half is enabled by `PAYPAL_WEBHOOK_ID` (part of every signed
- * message; PAYPAL_TEST_CERT_FILE additionally trusts a test certificate for `send-test-webhook`);
- * the outbound half by `PAYPAL_CLIENT_ID` and `PAYPAL_CLIENT_SECRET`, calling `PAYPAL_API_BASE`.
- * Both use `GATEWAY_TIMEOUT_MS` (milliseconds) per HTTP call.
- * @throws Error when PAYPAL_TEST_CERT_FILE is set but unreadable or not a certificate
+ * message; PAYPAL_TEST_CERT_FILE additionally trusts a test certificate for `send-test-webhook`) and
+ * verifies offline, or through PayPal's verify-webhook-signature call when
+ * `PAYPAL_WEBHOOK_VERIFICATION=api`; the outbound half by `PAYPAL_CLIENT_ID` and
+ * `PAYPAL_CLIENT_SECRET`, calling `PAYPAL_API_BASE`. Both use `GATEWAY_TIMEOUT_MS` (milliseconds)
+ * per HTTP call.
+ * @throws Error when PAYPAL_TEST_CERT_FILE is set but unreadable or not a certificate, or when
+ * PAYPAL_WEBHOOK_VERIFICATION=api lacks the client credentials its call needs
  */
 export function paypalAdapter(config: Config): GatewayAdapter {
+  const client =
+    config.PAYPAL_CLIENT_ID && config.PAYPAL_CLIENT_SECRET
+      ? new PaypalClient({
+          clientId: config.PAYPAL_CLIENT_ID,
+          clientSecret: config.PAYPAL_CLIENT_SECRET,
+          apiBase: config.PAYPAL_API_BASE,
+          timeoutMs: config.GATEWAY_TIMEOUT_MS,
+        })
+      : undefined;
+  const byApi = config.PAYPAL_WEBHOOK_ID && config.PAYPAL_WEBHOOK_VERIFICATION === 'api';
+  if (byApi && !client) {
+    throw new Error(
+      'PAYPAL_WEBHOOK_VERIFICATION=api needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET: the verify-webhook-signature call is authenticated',
+    );
+  }
   return {
     name: 'paypal',
     webhook: config.PAYPAL_WEBHOOK_ID
@@ -29,16 +47,9 @@ export function paypalAdapter(config: Config): GatewayAdapter {
           webhookId: config.PAYPAL_WEBHOOK_ID,
           timeoutMs: config.GATEWAY_TIMEOUT_MS,
           testCertificatePem: testCertificate(config.PAYPAL_TEST_CERT_FILE),
+          verifyByApi: byApi ? client : undefined,
         })
       : undefined,
-    client:
-      config.PAYPAL_CLIENT_ID && config.PAYPAL_CLIENT_SECRET
-        ? new PaypalClient({
-            clientId: config.PAYPAL_CLIENT_ID,
-            clientSecret: config.PAYPAL_CLIENT_SECRET,
-            apiBase: config.PAYPAL_API_BASE,
-            timeoutMs: config.GATEWAY_TIMEOUT_MS,
-          })
-        : undefined,
+    client,
   };
 }

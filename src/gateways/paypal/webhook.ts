@@ -12,6 +12,7 @@ import {
   type WebhookVerifier,
 } from '../types.ts';
 import { checkCertUrl, PaypalCertificates } from './certificates.ts';
+import type { PaypalClient } from './client.ts';
 import {
   Capture,
   type CaptureState,
@@ -58,6 +59,11 @@ export interface PaypalWebhookOptions {
   now?: () => Date;
   /** Test mode only: the PEM of PAYPAL_TEST_CERT_FILE, trusted for the test certificate URL. */
   testCertificatePem?: string;
+  /**
+   * PAYPAL_WEBHOOK_VERIFICATION=api: ask PayPal (verify-webhook-signature) instead of checking the
+   * signature offline; the client's credentials authenticate the call.
+   */
+  verifyByApi?: Pick<PaypalClient, 'verifyWebhookSignature'>;
 }
 
 function header(headers: WebhookHeaders, name: string): string {
@@ -105,11 +111,13 @@ export function declineCode(capture: CaptureState): string {
 export class PaypalWebhook implements WebhookVerifier {
   readonly #webhookId: string;
   readonly #certificates: PaypalCertificates;
+  readonly #api: PaypalWebhookOptions['verifyByApi'];
 
   /** @throws Error without a webhook id (the signed message needs it) */
   constructor(options: PaypalWebhookOptions) {
     if (!options.webhookId) throw new Error('PaypalWebhook needs the webhook id (PAYPAL_WEBHOOK_ID)');
     this.#webhookId = options.webhookId;
+    this.#api = options.verifyByApi;
     this.#certificates = new PaypalCertificates({
       timeoutMs: options.timeoutMs,
       now: options.now ?? (() => new Date()),
@@ -129,18 +137,43 @@ export class PaypalWebhook implements WebhookVerifier {
    * URL, an untrusted certificate or a signature that does not match
    * @throws WebhookPayloadError when the signed body is not a PayPal event
    * @throws GatewayUnreachable when PayPal's certificate could not be fetched (PayPal retries)
+   *
+   * With `verifyByApi` (PAYPAL_WEBHOOK_VERIFICATION=api) the same headers are checked (algorithm,
+   * certificate URL on a PayPal host), then PayPal's verify-webhook-signature call decides instead of
+   * the certificate: FAILURE → WebhookVerificationError; no answer → GatewayUnreachable (503, PayPal
+   * retries). The event travels as parsed JSON, as PayPal's API takes it.
    */
   async verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery> {
     const transmissionId = header(headers, 'paypal-transmission-id');
     const transmissionTime = header(headers, 'paypal-transmission-time');
     const signature = header(headers, 'paypal-transmission-sig');
-    const certUrl = checkCertUrl(header(headers, 'paypal-cert-url'));
+    const certUrlHeader = header(headers, 'paypal-cert-url');
+    const certUrl = checkCertUrl(certUrlHeader);
     const algorithm = header(headers, 'paypal-auth-algo');
     if (algorithm !== PAYPAL_AUTH_ALGO) {
       throw new WebhookVerificationError(`PAYPAL-AUTH-ALGO ${algorithm} is not ${PAYPAL_AUTH_ALGO}`);
     }
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature)) {
       throw new WebhookVerificationError('PAYPAL-TRANSMISSION-SIG is not base64');
+    }
+    if (this.#api) {
+      const event = parseJsonPayload(rawBody.toString('utf8'));
+      const genuine = await this.#api.verifyWebhookSignature({
+        auth_algo: algorithm,
+        cert_url: certUrlHeader,
+        transmission_id: transmissionId,
+        transmission_sig: signature,
+        transmission_time: transmissionTime,
+        webhook_id: this.#webhookId,
+        webhook_event: event,
+      });
+      if (!genuine) {
+        throw new WebhookVerificationError(
+          'PayPal answered verification_status FAILURE: the delivery is not signed for PAYPAL_WEBHOOK_ID',
+        );
+      }
+      const envelope = parse(Envelope, event, 'event');
+      return { eventId: envelope.id, eventType: envelope.event_type };
     }
     const key = await this.#certificates.publicKeyFor(certUrl);
     const message = signedMessage(transmissionId, transmissionTime, this.#webhookId, rawBody);

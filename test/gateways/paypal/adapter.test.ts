@@ -20,6 +20,18 @@ describe('paypalAdapter', () => {
     expect(paypalAdapter(loadConfig({ PAYPAL_CLIENT_ID: 'id' })).client).toBeUndefined();
   });
 
+  it('verifies through the API with PAYPAL_WEBHOOK_VERIFICATION=api, which needs the client credentials', () => {
+    const env = { PAYPAL_WEBHOOK_ID: 'WH1', PAYPAL_WEBHOOK_VERIFICATION: 'api' };
+    expect(() => paypalAdapter(loadConfig(env))).toThrow(
+      /PAYPAL_WEBHOOK_VERIFICATION=api needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET/,
+    );
+    const adapter = paypalAdapter(loadConfig({ ...env, PAYPAL_CLIENT_ID: 'id', PAYPAL_CLIENT_SECRET: 's' }));
+    expect(adapter.webhook).toBeInstanceOf(PaypalWebhook);
+    expect(() => loadConfig({ PAYPAL_WEBHOOK_VERIFICATION: 'sometimes' })).toThrow(
+      /PAYPAL_WEBHOOK_VERIFICATION/,
+    );
+  });
+
   it('reads PAYPAL_TEST_CERT_FILE at start and names it when it cannot', () => {
     const env = { PAYPAL_WEBHOOK_ID: 'WH1', PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE };
     expect(paypalAdapter(loadConfig(env)).webhook).toBeInstanceOf(PaypalWebhook);

@@ -2,11 +2,13 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { TEST_CERT_URL } from '../../../src/gateways/paypal/certificates.ts';
+import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { signPaypalDelivery } from '../../../src/gateways/paypal/test-events.ts';
 import { PaypalWebhook, signedMessage } from '../../../src/gateways/paypal/webhook.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../../../src/gateways/types.ts';
 import {
   nockSimulatorCertificate,
+  nockToken,
   paypalFixture,
   paypalFixtureRaw,
   SIMULATOR_CERT_HOST,
@@ -17,6 +19,7 @@ import {
   simulatorDelivery,
   TEST_CERT_PEM,
   TEST_KEY_PEM,
+  TOKEN,
 } from './fixtures.ts';
 
 const webhook = (options: Partial<ConstructorParameters<typeof PaypalWebhook>[0]> = {}) =>
@@ -461,5 +464,70 @@ describe('PaypalWebhook.normalize', () => {
     expect((await normalize(capture))[0]).toMatchObject({ amount: 500n, currency: 'JPY' });
     capture.resource.amount = { currency_code: 'KWD', value: '1.234' };
     expect((await normalize(capture))[0]).toMatchObject({ amount: 1234n, currency: 'KWD' });
+  });
+});
+
+describe('PaypalWebhook.verify by PayPal API (PAYPAL_WEBHOOK_VERIFICATION=api)', () => {
+  const API = 'https://paypal-api.test';
+  const byApi = () =>
+    webhook({
+      verifyByApi: new PaypalClient({
+        clientId: 'client-id',
+        clientSecret: 'client-secret',
+        apiBase: API,
+        timeoutMs: 500,
+      }),
+    });
+
+  /** Fakes verify-webhook-signature answering `status` with `body`, keeping what it was asked. */
+  function nockVerdict(status: number, body: unknown) {
+    const asked: any[] = [];
+    nockToken(API).reply(200, TOKEN);
+    nock(API)
+      .post('/v1/notifications/verify-webhook-signature', (sent) => {
+        asked.push(sent);
+        return true;
+      })
+      .matchHeader('authorization', `Bearer ${TOKEN.access_token}`)
+      .reply(status, body as nock.Body);
+    return asked;
+  }
+
+  it('sends the delivery headers, the webhook id and the event as JSON; SUCCESS verifies without fetching a certificate', async () => {
+    const { body, headers } = simulatorDelivery('COMPLETED');
+    const asked = nockVerdict(200, { verification_status: 'SUCCESS' });
+    const delivery = await byApi().verify(body, headers);
+    expect(delivery).toEqual({
+      eventId: 'WH-58D329510W468432D-8HN650336L201105X',
+      eventType: 'PAYMENT.CAPTURE.COMPLETED',
+    });
+    expect(asked).toEqual([
+      {
+        auth_algo: 'SHA256withRSA',
+        cert_url: headers['paypal-cert-url'],
+        transmission_id: headers['paypal-transmission-id'],
+        transmission_sig: headers['paypal-transmission-sig'],
+        transmission_time: headers['paypal-transmission-time'],
+        webhook_id: SIMULATOR_WEBHOOK_ID,
+        webhook_event: JSON.parse(body.toString('utf8')),
+      },
+    ]);
+    // No certificate interceptor was set up and the net is off: nothing else was fetched.
+    expect(nock.pendingMocks()).toEqual([]);
+  });
+
+  it('refuses a FAILURE verdict; no verdict (5xx, no answer) is GatewayUnreachable, so PayPal retries', async () => {
+    const { body, headers } = simulatorDelivery('COMPLETED');
+    nockVerdict(200, { verification_status: 'FAILURE' });
+    await expect(byApi().verify(body, headers)).rejects.toThrow(WebhookVerificationError);
+    nockVerdict(500, { name: 'INTERNAL_SERVICE_ERROR' });
+    await expect(byApi().verify(body, headers)).rejects.toThrow(GatewayUnreachable);
+    // The header checks still come first: a foreign certificate URL is never sent to PayPal.
+    await expect(
+      byApi().verify(body, {
+        ...headers,
+        'paypal-cert-url': 'https://evil.example/v1/notifications/certs/x',
+      }),
+    ).rejects.toThrow(WebhookVerificationError);
   });
 });
