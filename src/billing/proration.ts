@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
+import { postEntry, transfer } from '../ledger/journal.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -13,8 +16,10 @@ import { lockSubscription } from './renewal.ts';
  * the unused part of the current period is credited at the old amount and the rest of the period
  * charged at the new amount, both by whole seconds. A net charge becomes a `subscription_update`
  * invoice, finalized and charged at once (`charge_at = now`). A net credit (a downgrade) is not paid
- * back: it goes to the subscription's `credit_balance` (before tax) and is taken off the next
- * renewal invoices as a "Proration credit" line at the plan's tax rate then. In a trial or before a
+ * back: it goes to the subscription's `credit_balance` (before tax), is booked as the customer's
+ * credit (debit revenue, credit their receivable: their balance shows it), and is taken off the next
+ * renewal invoices as a "Proration credit" line at the plan's tax rate then (moving it from the
+ * receivable back to revenue as it is used). In a trial or before a
  * future start there is no period to prorate: the change applies to the first invoice. The new plan
  * must bill in the same currency and interval (periods stay on the same anchor); coupons and
  * `amount_override` are not prorated (an override stays the period's amount).
@@ -155,6 +160,20 @@ export async function changeSubscription(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
+    // The net credit is the customer's (their balance goes below zero) until renewal invoices use it.
+    if (credited > 0n) {
+      await postEntry(trx, {
+        idempotencyKey: `${id}:proration_credit:${randomUUID()}`,
+        description: `proration credit of subscription ${id} (unused time at the old price)`,
+        source: { type: 'subscription', id },
+        postings: transfer(
+          chart.revenue,
+          chart.receivable(subscription.customer_id),
+          credited,
+          newPlan.currency,
+        ),
+      });
+    }
     await recordActivity(trx, {
       resourceType: 'subscription',
       resourceId: id,

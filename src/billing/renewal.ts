@@ -4,7 +4,8 @@ import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
+import { chart } from '../ledger/chart.ts';
+import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 import {
   couponDiscount,
   couponInEffect,
@@ -141,6 +142,14 @@ export async function periodLines(
         .set((eb) => ({ credit_balance: eb('credit_balance', '-', used) }))
         .where('id', '=', subscription.id)
         .execute();
+      // The credit leaves the customer's balance for this invoice's CREDIT line (finalizing the
+      // invoice books it against revenue, with its tax).
+      await postEntry(trx, {
+        idempotencyKey: `${subscription.id}:proration_credit_used:${period.index}`,
+        description: `proration credit of subscription ${subscription.id} used on period ${period.index}`,
+        source: { type: 'subscription', id: subscription.id },
+        postings: transfer(chart.receivable(subscription.customer_id), chart.revenue, used, plan.currency),
+      });
     }
   }
   return lines;

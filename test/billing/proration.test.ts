@@ -3,6 +3,7 @@ import { changeSubscription, prorate } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
+import { balanceOf } from '../../src/ledger/balances.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 
@@ -88,14 +89,22 @@ describe('changing plan or quantity mid-period', () => {
     const sub = (
       await createSubscription(db, { customerId: customer, planId: basic }, d('2027-02-01T00:00:00Z'))
     ).subscription;
+    const revenueBefore = await balanceOf(db, 'revenue', 'USD');
     const change = await changeSubscription(db, sub.id, { planId: lite }, d('2027-02-22T00:00:00Z'), false);
     // credit 700, charge 350: net credit 350, no invoice.
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
     expect(change.subscription.credit_balance).toBe(350n);
+    // The credit is in the ledger: the customer owes the first invoice (3080) less the credit.
+    const receivable = `receivable:${customer}`;
+    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n - 350n);
     const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
     const invoice = next!.invoices[0]!;
     expect([invoice.subtotal, invoice.tax, invoice.total]).toEqual([1050n, 105n, 1155n]);
+    // Used up: the receivable is exactly what the two open invoices ask; revenue, from before the
+    // change, moved by the renewal's net subtotal (1400 less the 350 credit) and nothing else.
+    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n + 1155n);
+    expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore - 1050n);
     const after = await db
       .selectFrom('subscriptions')
       .selectAll()
