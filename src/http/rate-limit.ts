@@ -4,14 +4,15 @@ import { sendError } from './errors.ts';
 
 /**
  * Per-API-key rate limit (express-rate-limit, in this process's memory): `perMinute` requests a
- * minute, announced in the IETF `RateLimit` / `RateLimit-Policy` headers; beyond it, 429 with
+ * minute, announced in the `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) and
+ * `RateLimit-Policy` headers (IETF draft 6, PRODUCT.md §6's `RateLimit-*`); beyond it, 429 with
  * `Retry-After`. The default (600) leaves a consumer polling once a second far from the limit.
  */
 export function rateLimitPerKey(perMinute: number): RequestHandler {
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
-    standardHeaders: 'draft-7',
+    standardHeaders: 'draft-6',
     legacyHeaders: false,
     keyGenerator: (req) => req.apiKey?.id ?? 'anonymous',
     handler: (_req, res) =>

@@ -425,7 +425,10 @@ describe('Idempotency-Key and rate limits', () => {
     expect(answers[20]!.body.error.code).toBe('rate_limited');
     const limited = await fetch(`${app.url}/v1/events`, { headers: { authorization: `Bearer ${secret}` } });
     expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(limited.headers.get('ratelimit')).toMatch(/remaining=0/);
+    expect(limited.headers.get('ratelimit-limit')).toBe('20');
+    expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+    expect(limited.headers.get('ratelimit-reset')).toMatch(/^\d+$/);
+    expect(limited.headers.get('ratelimit-policy')).toBe('20;w=60');
     expect((await app.api('GET', '/v1/events')).status).toBe(200);
   });
 });
