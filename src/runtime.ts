@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
+import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
 import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
@@ -27,7 +29,10 @@ export interface Runtime {
   databaseUrl: string;
   /** Where the webhook receiver stores deliveries (roles `web`, `all`). */
   inbox?: Inbox;
-  /** The HTTP base URL when the role serves HTTP, e.g. `http://127.0.0.1:3000`. */
+  /**
+   * The HTTP base URL when the role serves HTTP, e.g. `http://127.0.0.1:3000` (a `worker` with
+   * METRICS_PORT: its metrics and health endpoints only).
+   */
   url?: string;
   /** A new admin key created on the first start (no keys existed), shown once. */
   firstAdminKey?: string;
@@ -48,9 +53,18 @@ export async function resolveDatabase(
   return startEmbeddedPostgres(config.EMBEDDED_PG_DIR, (line) => log.debug({ postgres: line }, 'postgres'));
 }
 
+/** Listens on `port` on every interface; resolves once listening, with the loopback URL. */
+async function listen(app: Express, port: number): Promise<{ server: Server; url: string }> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, '0.0.0.0', () => resolve(s)).once('error', reject);
+  });
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
 /**
  * Starts billhook: database (embedded unless `DATABASE_URL`), migrations, pg-boss and its queues, then
- * the HTTP server (roles `web`, `all`) on `PORT` and the job workers (roles `worker`, `all`).
+ * the HTTP server (roles `web`, `all`) on `PORT` and the job workers (roles `worker`, `all`; with
+ * `METRICS_PORT`, a worker serves its /metrics and health there).
  * Ensures `BILLHOOK_ADMIN_KEY` exists as an admin key; with no key at all, creates one.
  * @throws when the database cannot be reached or a migration fails
  */
@@ -87,10 +101,9 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       maxWaiting: config.WEBHOOK_MAX_WAITING,
     });
     const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.PORT, '0.0.0.0', () => resolve(s)).once('error', reject);
-    });
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server, url } = await listen(app, config.PORT));
+  } else if (config.METRICS_PORT !== undefined) {
+    ({ server, url } = await listen(createMetricsApp({ metrics, ready }), config.METRICS_PORT));
   }
   if (role !== 'web') await startWorkers(boss, db, registry, config, log, metrics);
 

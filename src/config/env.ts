@@ -22,6 +22,11 @@ const EnvSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   EMBEDDED_PG_DIR: z.string().default('./.data/pg'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /**
+   * `worker` role only: the port of its /metrics, /healthz and /readyz (unset: no HTTP at all; 0: any
+   * free port). Web processes serve /metrics on PORT.
+   */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   BILLHOOK_ROLE: z.enum(['all', 'web', 'worker']).default('all'),
   BILLHOOK_ADMIN_KEY: optionalString.pipe(z.string().min(24).optional()),
   /** Benchmarks only: serves POST /bench/verify-only/:gateway (signature check, no database). */

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { AppDeps } from './deps.ts';
 
 /** `GET /healthz` (the process is up) and `GET /readyz` (200 only once webhooks can be stored). */
-export function healthRoutes({ ready }: AppDeps): Router {
+export function healthRoutes({ ready }: Pick<AppDeps, 'ready'>): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
