@@ -50,6 +50,24 @@ function securepayChargeAnswers(answer = PAID, status = 201) {
   return seen;
 }
 
+/** SecurePay answering a refund of order `orderId` with the constructed `paid` refund, noting the request in `seen`. */
+function securepayRefundAnswers(orderId: string, seen: Seen[]) {
+  nock(API)
+    .post(`/v2/orders/${orderId}/refunds`)
+    .reply(async (request: Request) => {
+      const read = await readRequest(request);
+      seen.push(read);
+      return [
+        201,
+        {
+          ...securepayFixture('api.orders.refunds.paid.constructed.json'),
+          orderId,
+          amount: read.body.amount,
+        },
+      ];
+    });
+}
+
 async function inboxCount(app: TestApp): Promise<number> {
   const row = await app.runtime.db
     .selectFrom('inbox')
@@ -177,20 +195,7 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
 
     // Refund part of it: POST /v2/orders/{orderId}/refunds, keyed by the refund id.
     const refundsSeen: Seen[] = [];
-    nock(API)
-      .post(`/v2/orders/${txn.id}/refunds`)
-      .reply(async (request: Request) => {
-        const read = await readRequest(request);
-        refundsSeen.push(read);
-        return [
-          201,
-          {
-            ...securepayFixture('api.orders.refunds.paid.constructed.json'),
-            orderId: txn.id,
-            amount: read.body.amount,
-          },
-        ];
-      });
+    securepayRefundAnswers(txn.id, refundsSeen);
     const refund = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 2500 });
     expect(refund.status).toBe(201);
     expect(refund.body).toMatchObject({ status: 'succeeded', amount: 2500, currency: 'AUD' });
@@ -257,20 +262,7 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
         refundsSeen.push(await readRequest(request));
         return noAnswer();
       });
-    nock(API)
-      .post(path)
-      .reply(async (request: Request) => {
-        const read = await readRequest(request);
-        refundsSeen.push(read);
-        return [
-          201,
-          {
-            ...securepayFixture('api.orders.refunds.paid.constructed.json'),
-            orderId: txn.id,
-            amount: read.body.amount,
-          },
-        ];
-      });
+    securepayRefundAnswers(txn.id, refundsSeen);
     const refund = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 4000 });
     expect(refund.status).toBe(201);
     expect(refund.body).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
