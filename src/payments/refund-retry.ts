@@ -73,7 +73,7 @@ export async function retryUnknownRefund(
  * the gateway's answer, PRODUCT.md §8) and treats each as unknown: it is marked `unknown` and its
  * `invoice.refund` job enqueued in one transaction, so the queue repeats it where that is idempotent
  * or asks a person. Refunds the gateway itself reported pending carry its refund id and are left to
- * its webhooks.
+ * its webhooks (a refund made outside billhook is recorded only with the gateway's id: reconcile/apply.ts).
  * @returns the ids of the refunds marked unknown
  */
 export async function recoverUnansweredRefunds(

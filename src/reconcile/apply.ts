@@ -112,6 +112,16 @@ async function applyRefund(
     // A refund made outside billhook (the gateway's dashboard): record it against its payment.
     const payment = await succeededPayment(trx, event, `refund ${event.gatewayRefundId}`);
     if ('kind' in payment) return payment;
+    // Only with the gateway's refund id: a refund row without one is billhook's own, sent or not, and
+    // the poll sweep would repeat it (recoverUnansweredRefunds).
+    if (!event.gatewayRefundId) {
+      return {
+        kind: 'exception',
+        exception: 'unknown_entity',
+        transactionId: payment.id,
+        message: `a refund of ${event.amount} on ${payment.id} that billhook did not make, without the gateway's refund id`,
+      };
+    }
     const problem = mismatch(event, payment, payment.id, (amount, paid) => amount <= paid);
     if (problem) return problem;
     try {

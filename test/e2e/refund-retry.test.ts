@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeTransaction } from '../../src/db/write-transaction.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../../src/payments/refund-retry.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
+import { applyEvent } from '../../src/reconcile/apply.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -119,6 +121,33 @@ describe('invoice.refund: refunds left unknown', () => {
     });
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_refunded).toBe(700);
     expect(stripe.isDone()).toBe(true);
+  });
+
+  it('does not record a refund made outside billhook without the gateway refund id (the sweep would repeat it)', async () => {
+    const { transaction } = await paidInvoice();
+    const result = await writeTransaction(app.runtime.db, (trx) =>
+      applyEvent(trx, {
+        type: 'refund.succeeded',
+        gateway: 'stripe',
+        gatewayEventId: 'evt_refund_without_id',
+        gatewayTransactionId: transaction.gateway_transaction_id,
+        amount: 100n,
+        currency: 'EUR',
+        occurredAt: new Date(),
+        raw: {},
+      }),
+    );
+    expect(result).toMatchObject({
+      kind: 'exception',
+      exception: 'unknown_entity',
+      transactionId: transaction.id,
+    });
+    const refunds = await app.runtime.db
+      .selectFrom('refunds')
+      .select('id')
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(refunds).toEqual([]);
   });
 
   it('asks a person (an unknown_outcome exception) where a repeat is not idempotent, and sends nothing', async () => {
