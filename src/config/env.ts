@@ -70,6 +70,8 @@ const EnvSchema = z.object({
   DUNNING_FINAL_ACTION: z.enum(['SUSPEND', 'CANCEL']).default('SUSPEND'),
   /** Days the inbox keeps a finished webhook's raw body; then only the row (id, type, outcome) stays. */
   INBOX_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  /** Days the inbox keeps a cleanly finished webhook's row (processed or ignored, no exception) at all. */
+  INBOX_ROW_RETENTION_DAYS: z.coerce.number().int().min(1).max(36500).default(400),
   /**
    * Whether the minute-by-minute billing sweeps run (`subscription.renew`, `invoice.charge`). Off
    * pauses automatic invoicing and charging (e.g. during a data migration); jobs sent by hand still run.

@@ -95,3 +95,42 @@ export async function pruneInboxBodies(
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
+
+/**
+ * Inbox row retention (PRODUCT.md §10, the inbox stays small): deletes events received more than
+ * `retentionDays` days ago that finished cleanly (processed or ignored) and no reconciliation
+ * exception names. Their effects stay in the ledger, payments and activities; a gateway resending
+ * such an old event would be stored again and change nothing (reconciliation is idempotent).
+ * At most `limit` rows per call.
+ * @returns how many rows were deleted
+ */
+export async function pruneInboxRows(
+  db: Db,
+  retentionDays: number,
+  now: Date,
+  limit = 5000,
+): Promise<number> {
+  const result = await db
+    .deleteFrom('inbox')
+    .where(
+      'id',
+      'in',
+      db
+        .selectFrom('inbox')
+        .select('id')
+        .where('status', 'in', ['processed', 'ignored'])
+        .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000))
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('reconciliation_exceptions as x')
+                .select('x.id')
+                .whereRef('x.inbox_id', '=', 'inbox.id'),
+            ),
+          ),
+        )
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       DUNNING_FINAL_ACTION: 'SUSPEND',
       BILLING_SWEEPS: true,
       INBOX_BODY_RETENTION_DAYS: 90,
+      INBOX_ROW_RETENTION_DAYS: 400,
       STRIPE_WEBHOOK_SECRET: [],
       STRIPE_WEBHOOK_TOLERANCE_SECONDS: 300,
       STRIPE_API_BASE: 'https://api.stripe.com',

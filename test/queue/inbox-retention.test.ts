@@ -1,6 +1,6 @@
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pruneInboxBodies } from '../../src/inbox/replay.ts';
+import { pruneInboxBodies, pruneInboxRows } from '../../src/inbox/replay.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
@@ -106,5 +106,59 @@ describe('inbox retention (PRODUCT §10)', () => {
     expect(await pruneInboxBodies(app.runtime.db, 90, new Date(Date.now() + 91 * DAY))).toBeGreaterThan(0);
     const pruned = await app.api('GET', `/v1/events/${processed.id}`);
     expect(pruned.body).toMatchObject({ status: 'processed', body_retained: false, events: expected });
+  });
+
+  it('deletes rows that finished cleanly past the row retention, keeping unfinished ones and those an exception names', async () => {
+    const now = new Date('2027-06-01T00:00:00Z');
+    const row = (
+      id: string,
+      status: 'processed' | 'ignored' | 'exception' | 'received',
+      ageDays: number,
+    ) => ({
+      id,
+      gateway: 'stripe' as const,
+      gateway_event_id: `evt_gw_${id}`,
+      event_type: 'payment_intent.succeeded',
+      body: null,
+      status,
+      outcome: status === 'received' ? null : 'applied',
+      received_at: new Date(now.getTime() - ageDays * DAY),
+    });
+    await app.runtime.db
+      .insertInto('inbox')
+      .values([
+        row('evt_rows_processed', 'processed', 250),
+        row('evt_rows_ignored', 'ignored', 250),
+        row('evt_rows_exception', 'exception', 250),
+        row('evt_rows_received', 'received', 250),
+        row('evt_rows_named', 'processed', 250),
+        row('evt_rows_recent', 'processed', 150),
+      ])
+      .execute();
+    await app.runtime.db
+      .insertInto('reconciliation_exceptions')
+      .values({
+        id: 'rex_rows_named',
+        kind: 'amount_mismatch',
+        gateway: 'stripe',
+        inbox_id: 'evt_rows_named',
+        message: 'kept for the person resolving it',
+      })
+      .execute();
+    expect(await pruneInboxRows(app.runtime.db, 200, now)).toBe(2);
+    expect(await pruneInboxRows(app.runtime.db, 200, now)).toBe(0);
+    const left = await app.runtime.db
+      .selectFrom('inbox')
+      .select('id')
+      .where('id', 'like', 'evt_rows_%')
+      .orderBy('id')
+      .execute();
+    expect(left.map((r) => r.id)).toEqual([
+      'evt_rows_exception',
+      'evt_rows_named',
+      'evt_rows_received',
+      'evt_rows_recent',
+    ]);
+    expect((await app.api('GET', '/v1/events/evt_rows_processed')).status).toBe(404);
   });
 });
