@@ -7,6 +7,26 @@ import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
+const NOW = new Date('2027-06-01T00:00:00Z');
+
+/** An inbox row received `ageDays` before NOW, with a body unless `body` is null. */
+function row(
+  id: string,
+  status: 'processed' | 'ignored' | 'exception' | 'received' | 'retrying',
+  ageDays: number,
+  body: string | null = `{"id":"evt_gw_${id}"}`,
+) {
+  return {
+    id,
+    gateway: 'stripe' as const,
+    gateway_event_id: `evt_gw_${id}`,
+    event_type: 'payment_intent.succeeded',
+    body,
+    status,
+    outcome: status === 'received' ? null : 'applied',
+    received_at: new Date(NOW.getTime() - ageDays * DAY),
+  };
+}
 
 describe('inbox retention (PRODUCT §10)', () => {
   let app: TestApp;
@@ -16,21 +36,6 @@ describe('inbox retention (PRODUCT §10)', () => {
   afterAll(() => app.stop());
 
   it('drops the raw body of finished events past the retention, keeps the row, and never touches unfinished ones', async () => {
-    const now = new Date('2027-06-01T00:00:00Z');
-    const row = (
-      id: string,
-      status: 'processed' | 'ignored' | 'exception' | 'received' | 'retrying',
-      ageDays: number,
-    ) => ({
-      id,
-      gateway: 'stripe' as const,
-      gateway_event_id: `evt_gw_${id}`,
-      event_type: 'payment_intent.succeeded',
-      body: `{"id":"evt_gw_${id}"}`,
-      status,
-      outcome: status === 'received' ? null : 'applied',
-      received_at: new Date(now.getTime() - ageDays * DAY),
-    });
     await app.runtime.db
       .insertInto('inbox')
       .values([
@@ -43,8 +48,8 @@ describe('inbox retention (PRODUCT §10)', () => {
       ])
       .execute();
 
-    expect(await pruneInboxBodies(app.runtime.db, 90, now)).toBe(3);
-    expect(await pruneInboxBodies(app.runtime.db, 90, now)).toBe(0);
+    expect(await pruneInboxBodies(app.runtime.db, 90, NOW)).toBe(3);
+    expect(await pruneInboxBodies(app.runtime.db, 90, NOW)).toBe(0);
     const rows = await app.runtime.db
       .selectFrom('inbox')
       .select(['id', 'body', 'status', 'outcome'])
@@ -109,30 +114,15 @@ describe('inbox retention (PRODUCT §10)', () => {
   });
 
   it('deletes rows that finished cleanly past the row retention, keeping unfinished ones and those an exception names', async () => {
-    const now = new Date('2027-06-01T00:00:00Z');
-    const row = (
-      id: string,
-      status: 'processed' | 'ignored' | 'exception' | 'received',
-      ageDays: number,
-    ) => ({
-      id,
-      gateway: 'stripe' as const,
-      gateway_event_id: `evt_gw_${id}`,
-      event_type: 'payment_intent.succeeded',
-      body: null,
-      status,
-      outcome: status === 'received' ? null : 'applied',
-      received_at: new Date(now.getTime() - ageDays * DAY),
-    });
     await app.runtime.db
       .insertInto('inbox')
       .values([
-        row('evt_rows_processed', 'processed', 250),
-        row('evt_rows_ignored', 'ignored', 250),
-        row('evt_rows_exception', 'exception', 250),
-        row('evt_rows_received', 'received', 250),
-        row('evt_rows_named', 'processed', 250),
-        row('evt_rows_recent', 'processed', 150),
+        row('evt_rows_processed', 'processed', 250, null),
+        row('evt_rows_ignored', 'ignored', 250, null),
+        row('evt_rows_exception', 'exception', 250, null),
+        row('evt_rows_received', 'received', 250, null),
+        row('evt_rows_named', 'processed', 250, null),
+        row('evt_rows_recent', 'processed', 150, null),
       ])
       .execute();
     await app.runtime.db
@@ -145,8 +135,8 @@ describe('inbox retention (PRODUCT §10)', () => {
         message: 'kept for the person resolving it',
       })
       .execute();
-    expect(await pruneInboxRows(app.runtime.db, 200, now)).toBe(2);
-    expect(await pruneInboxRows(app.runtime.db, 200, now)).toBe(0);
+    expect(await pruneInboxRows(app.runtime.db, 200, NOW)).toBe(2);
+    expect(await pruneInboxRows(app.runtime.db, 200, NOW)).toBe(0);
     const left = await app.runtime.db
       .selectFrom('inbox')
       .select('id')
