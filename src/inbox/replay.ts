@@ -1,6 +1,6 @@
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
-import type { InboxRow } from '../db/schema.ts';
+import type { InboxRow, InboxStatus } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 
@@ -65,6 +65,15 @@ export async function sweepStaleInbox(
   return ids;
 }
 
+/** The ids of inbox rows in one of `statuses` received more than `retentionDays` days before `now`. */
+function finishedBefore(db: Db, statuses: InboxStatus[], retentionDays: number, now: Date) {
+  return db
+    .selectFrom('inbox')
+    .select('id')
+    .where('status', 'in', statuses)
+    .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000));
+}
+
 /**
  * Inbox retention: drops the raw body of events finished (processed, ignored or exception) more than
  * `retentionDays` days ago, keeping the row — gateway, event id and type, status, outcome and times —
@@ -84,12 +93,8 @@ export async function pruneInboxBodies(
     .where(
       'id',
       'in',
-      db
-        .selectFrom('inbox')
-        .select('id')
-        .where('status', 'in', ['processed', 'ignored', 'exception'])
+      finishedBefore(db, ['processed', 'ignored', 'exception'], retentionDays, now)
         .where('body', 'is not', null)
-        .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000))
         .limit(limit),
     )
     .executeTakeFirst();
@@ -115,11 +120,7 @@ export async function pruneInboxRows(
     .where(
       'id',
       'in',
-      db
-        .selectFrom('inbox')
-        .select('id')
-        .where('status', 'in', ['processed', 'ignored'])
-        .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000))
+      finishedBefore(db, ['processed', 'ignored'], retentionDays, now)
         .where(({ not, exists, selectFrom }) =>
           not(
             exists(
