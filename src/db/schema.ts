@@ -27,7 +27,9 @@ export type SubscriptionStatus = 'IN_TRIAL' | 'ACTIVE' | 'PAST_DUE' | 'SUSPENDED
 export type PlanInterval = 'DAY' | 'WEEK' | 'MONTH' | 'YEAR';
 export type CouponDuration = 'ONCE' | 'REPEATING' | 'FOREVER';
 export type ApiKeyScope = 'read' | 'write' | 'admin';
-export type AccountType = 'asset' | 'liability' | 'revenue' | 'contra_revenue' | 'expense';
+/** The ledger's account types (chart.ts gives each account one). */
+export const ACCOUNT_TYPES = ['asset', 'liability', 'revenue', 'contra_revenue', 'expense'] as const;
+export type AccountType = (typeof ACCOUNT_TYPES)[number];
 
 /** API keys: a SHA-256 hash of each key, its scope, and when it was revoked. */
 export interface ApiKeysTable {

@@ -9,7 +9,7 @@ export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promi
 }
 
 /** The normalised events as the inbox keeps them (no raw payload; amounts as decimal strings). */
-export function storedEvents(events: readonly PaymentEvent[]): StoredEvent[] {
+function storedEvents(events: readonly PaymentEvent[]): StoredEvent[] {
   return events.map(({ raw: _raw, gateway: _gateway, gatewayEventId: _id, amount, occurredAt, ...rest }) => ({
     ...rest,
     amount: amount.toString(),

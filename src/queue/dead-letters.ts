@@ -40,21 +40,21 @@ function failureOf(output: object | null): string {
   return parsed.success ? parsed.data.message : JSON.stringify(output);
 }
 
+/** The queued dead letters of `queue`, oldest first. */
+async function deadLettersOf(boss: PgBoss, queue: QueueName): Promise<DeadLetterJob[]> {
+  const jobs = await boss.findJobs(deadQueueOf(queue), { queued: true });
+  return jobs.map((job) => {
+    const common = { queue, jobId: job.id, createdOn: job.createdOn, data: job.data };
+    if (queue === QUEUES.webhookProcess) return { ...common, ...WebhookDeadLetter.parse(job.data) };
+    const error = failureOf(job.sourceOutput);
+    return { ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] };
+  });
+}
+
 /** The dead letters of every billhook queue still queued, `webhook.process` first, oldest first. */
 export async function listDeadLetters(boss: PgBoss): Promise<DeadLetterJob[]> {
   const letters: DeadLetterJob[] = [];
-  for (const queue of Object.values(QUEUES)) {
-    for (const job of await boss.findJobs(deadQueueOf(queue), { queued: true })) {
-      const common = { queue, jobId: job.id, createdOn: job.createdOn, data: job.data };
-      if (queue === QUEUES.webhookProcess) {
-        const { inboxIds, errors } = WebhookDeadLetter.parse(job.data);
-        letters.push({ ...common, inboxIds, errors });
-      } else {
-        const error = failureOf(job.sourceOutput);
-        letters.push({ ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] });
-      }
-    }
-  }
+  for (const queue of Object.values(QUEUES)) letters.push(...(await deadLettersOf(boss, queue)));
   return letters;
 }
 
@@ -73,8 +73,7 @@ export interface DeadLetterRetry {
  */
 export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetterRetry> {
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
-  for (const dead of await listDeadLetters(boss)) {
-    if (dead.queue !== QUEUES.webhookProcess) continue;
+  for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
     await replayInboxEvents(db, boss, dead.inboxIds);
     await boss.deleteJob(deadQueueOf(dead.queue), dead.jobId);
     retried.jobs += 1;

@@ -26,8 +26,8 @@ const UNANSWERED_REFUND_SECONDS = 600;
 /**
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
  * `transaction.poll` (attempts pending or unknown, and refunds left without an answer),
- * `subscription.renew` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and the `inbox.sweep` every five minutes (scheduled: one job per tick across
- * all workers).
+ * `subscription.renew` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and
+ * the `inbox.sweep` every five minutes (scheduled: one job per tick across all workers).
  */
 export async function startWorkers(
   boss: PgBoss,

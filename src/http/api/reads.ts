@@ -90,7 +90,11 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     const query = parseInput(AccountQuery, req.query);
     let startingAfter: { code: string; currency: string } | undefined;
     if (query.starting_after) {
-      startingAfter = await accountBalance(db, query.starting_after);
+      startingAfter = await db
+        .selectFrom('ledger_accounts')
+        .select(['code', 'currency'])
+        .where('id', '=', query.starting_after)
+        .executeTakeFirst();
       if (!startingAfter) {
         throw new ValidationError('invalid request: starting_after', {
           starting_after: `no ledger account ${query.starting_after}`,
@@ -163,7 +167,7 @@ export function readRoutes({ db, boss }: AppDeps): Router {
 
   router.get('/ledger/accounts/:id/entries', async (req, res) => {
     const query = parseInput(SequenceQuery, req.query);
-    if (!(await accountBalance(db, req.params.id))) throw new NotFoundError('ledger_account', req.params.id);
+    await getRow(db, 'ledger_accounts', req.params.id, 'ledger_account');
     res.json(await entriesPage(query.after_sequence, query.limit, req.params.id));
   });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MeteredJsonSchema, MetricCode, PriceJsonSchema } from '../../billing/plans.ts';
+import { ACCOUNT_TYPES } from '../../db/schema.ts';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
@@ -159,7 +160,7 @@ export const AccountQuery = z.object({
   starting_after: z.string().min(1).max(64).optional(),
   code: z.string().min(1).max(120).optional(),
   currency: Currency.optional(),
-  type: z.enum(['asset', 'liability', 'revenue', 'contra_revenue', 'expense']).optional(),
+  type: z.enum(ACCOUNT_TYPES).optional(),
 });
 
 /** Tailing by sequence: entries after `after_sequence`, oldest first. */
