@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { InboxRow, InboxStatus } from '../db/schema.ts';
@@ -65,12 +66,20 @@ export async function sweepStaleInbox(
   return ids;
 }
 
-/** The ids of inbox rows in one of `statuses` received more than `retentionDays` days before `now`. */
+/**
+ * The ids of inbox rows in one of `statuses` received more than `retentionDays` days before `now`.
+ * The statuses are written into the statement as literals, so PostgreSQL can match them to the
+ * partial indexes of migration 0014 under any plan.
+ */
 function finishedBefore(db: Db, statuses: InboxStatus[], retentionDays: number, now: Date) {
   return db
     .selectFrom('inbox')
     .select('id')
-    .where('status', 'in', statuses)
+    .where(
+      'status',
+      'in',
+      statuses.map((status) => sql.lit(status)),
+    )
     .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000));
 }
 
