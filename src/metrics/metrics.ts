@@ -53,13 +53,22 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'billhook_' });
     if (!source) return;
     const { db, boss } = source;
+    // The two queue gauges are collected together on each scrape: they share one read of pg-boss's
+    // queue counts (the read in flight, if any).
+    let queuesRead: ReturnType<PgBoss['getQueues']> | undefined;
+    const queues = () => {
+      queuesRead ??= boss.getQueues().finally(() => {
+        queuesRead = undefined;
+      });
+      return queuesRead;
+    };
     new Gauge({
       name: 'billhook_queue_depth',
       help: 'Jobs waiting (created or retry), by queue',
       labelNames: ['queue'] as const,
       registers: [this.registry],
       async collect() {
-        for (const queue of await boss.getQueues()) this.set({ queue: queue.name }, queue.queuedCount);
+        for (const queue of await queues()) this.set({ queue: queue.name }, queue.queuedCount);
       },
     });
     new Gauge({
@@ -68,7 +77,7 @@ export class Metrics {
       labelNames: ['queue'] as const,
       registers: [this.registry],
       async collect() {
-        for (const queue of await boss.getQueues()) this.set({ queue: queue.name }, queue.failedCount);
+        for (const queue of await queues()) this.set({ queue: queue.name }, queue.failedCount);
       },
     });
     new Gauge({

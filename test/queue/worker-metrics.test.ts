@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 /** A worker-role process with METRICS_PORT serves its own /metrics and health, and nothing else. */
@@ -21,5 +21,17 @@ describe('worker metrics (METRICS_PORT)', () => {
     expect((await fetch(`${worker.url}/v1/events`)).status).toBe(404);
     expect((await fetch(`${worker.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status).toBe(404);
     expect(worker.runtime.inbox).toBeUndefined();
+  });
+
+  it('reads the queue counts once per scrape for both queue gauges', async () => {
+    const getQueues = vi.spyOn(worker.runtime.boss, 'getQueues');
+    try {
+      const text = await (await fetch(`${worker.url}/metrics`)).text();
+      expect(text).toMatch(/billhook_queue_depth\{queue="invoice.refund"\} \d+/);
+      expect(text).toMatch(/billhook_jobs_failed\{queue="invoice.refund"\} \d+/);
+      expect(getQueues).toHaveBeenCalledTimes(1);
+    } finally {
+      getQueues.mockRestore();
+    }
   });
 });
