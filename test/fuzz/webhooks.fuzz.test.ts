@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { TEST_CERT_URL } from '../../src/gateways/paypal/certificates.ts';
 import { signedMessage } from '../../src/gateways/paypal/webhook.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
+import { isCurrency } from '../../src/money/currency.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
 import { stripeFixtureRaw } from '../support/stripe.ts';
 import {
@@ -332,6 +333,11 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     );
   });
 
+  /** A payment intent billhook can book (and, read as a charge, a charge with no refunds list). */
+  const INTENT = { id: 'pi_1', amount: 4620, currency: 'usd', status: 'succeeded' } as const;
+  /** A refund billhook can book. */
+  const REFUND = { id: 're_1', amount: 100, currency: 'usd', status: 'succeeded' } as const;
+
   /** A Stripe event envelope with fields of any type, valid values weighted up. */
   const stripeEnvelope: fc.Arbitrary<Json> = fc
     .record(
@@ -357,7 +363,28 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
           }),
         ),
         data: fc.oneof(
-          { weight: 4, arbitrary: fc.constant(object({ object: object({ id: 'pi_1', amount: 4620 }) })) },
+          { weight: 4, arbitrary: fc.constant(object({ object: object(INTENT) })) },
+          {
+            weight: 2,
+            arbitrary: fc.constantFrom(
+              object({ object: object({ ...INTENT, amount: 46.2 }) }),
+              object({ object: object({ ...INTENT, currency: 'xyz' }) }),
+              object({ object: object({ ...INTENT, metadata: object({ n: 1 }) }) }),
+              object({ object: object({ id: 'pi_1', amount: 4620 }) }),
+              object({
+                object: object({
+                  ...INTENT,
+                  refunds: object({ data: { kind: 'array', items: [object(REFUND)] } }),
+                }),
+              }),
+              object({
+                object: object({
+                  ...INTENT,
+                  refunds: object({ data: { kind: 'array', items: [object({ ...REFUND, amount: -1 })] } }),
+                }),
+              }),
+            ),
+          },
           fc.constantFrom<Json>(
             null,
             'x',
@@ -373,14 +400,79 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     )
     .map((fields) => object(fields));
 
-  /** Stripe's envelope as billhook reads it: id and type non-empty strings, created an integer, data.object an object. */
+  const nullishText = (v: unknown) => v === undefined || v === null || typeof v === 'string';
+  const minorAmount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  const currencyCode = (v: unknown) => typeof v === 'string' && isCurrency(v.toUpperCase());
+  const idOrObject = (v: unknown) =>
+    v === undefined || v === null || typeof v === 'string' || typeof asRecord(v)?.id === 'string';
+  const metadata = (v: unknown) =>
+    v === undefined ||
+    v === null ||
+    Object.values(asRecord(v) ?? { x: 0 }).every((x) => typeof x === 'string');
+
+  /** A Stripe payment intent as billhook books it (its fields as the docs type them). */
+  function bookableIntent(value: unknown): boolean {
+    const o = asRecord(value);
+    const error = o?.last_payment_error;
+    return (
+      !!o &&
+      typeof o.id === 'string' &&
+      minorAmount(o.amount) &&
+      (o.amount_received === undefined || minorAmount(o.amount_received)) &&
+      currencyCode(o.currency) &&
+      typeof o.status === 'string' &&
+      metadata(o.metadata) &&
+      nullishText(o.cancellation_reason) &&
+      (error === undefined ||
+        error === null ||
+        ['code', 'decline_code', 'message'].every((k) => nullishText(asRecord(error)?.[k] ?? 0)))
+    );
+  }
+
+  /** A Stripe refund as billhook books it. */
+  function bookableRefund(value: unknown): boolean {
+    const o = asRecord(value);
+    return (
+      !!o &&
+      typeof o.id === 'string' &&
+      minorAmount(o.amount) &&
+      currencyCode(o.currency) &&
+      ['status', 'reason', 'failure_reason'].every((k) => nullishText(o[k])) &&
+      idOrObject(o.payment_intent) &&
+      idOrObject(o.charge) &&
+      metadata(o.metadata)
+    );
+  }
+
+  /** A Stripe charge (of `charge.refunded`) as billhook books it: each refund it lists bookable. */
+  function bookableCharge(value: unknown): boolean {
+    const o = asRecord(value);
+    if (!o || typeof o.id !== 'string' || !idOrObject(o.payment_intent)) return false;
+    const refunds = o.refunds === undefined || o.refunds === null ? [] : asRecord(o.refunds)?.data;
+    return (
+      Array.isArray(refunds) &&
+      refunds.every(
+        (r) => !!asRecord(r) && bookableRefund({ payment_intent: o.payment_intent, charge: o.id, ...r }),
+      )
+    );
+  }
+
+  /**
+   * A Stripe event as billhook reads it: id and type non-empty strings, created an integer,
+   * data.object an object, which for the reconciled types the generator makes (payment_intent.succeeded,
+   * charge.refunded) must be one billhook can book (PRODUCT §2: otherwise 400, nothing stored).
+   */
   function stripeEventId(bytes: Uint8Array): string | undefined {
     if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
     const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')));
     const data = asRecord(r?.data);
     if (!r || !isText(r.id, 1, Infinity) || !isText(r.type, 1, Infinity) || !Number.isSafeInteger(r.created))
       return undefined;
-    return data && asRecord(data.object) ? r.id : undefined;
+    const object = asRecord(data?.object);
+    if (!object) return undefined;
+    if (r.type === 'payment_intent.succeeded' && !bookableIntent(object)) return undefined;
+    if (r.type === 'charge.refunded' && !bookableCharge(object)) return undefined;
+    return r.id;
   }
 
   it(`/webhooks/stripe accepts a correctly signed body only when it is a Stripe event, and stores it exactly (${RUNS.stripeSigned} cases)`, async () => {
@@ -563,6 +655,13 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
 
   /* ------------------------------------- all five configured: correctly signed garbage (PayPal, Authorize.Net) */
 
+  /** A PayPal capture billhook can book. */
+  const CAPTURE = {
+    id: '2GG279541U471931P',
+    status: 'COMPLETED',
+    amount: object({ currency_code: 'USD', value: '10.00' }),
+  } as const;
+
   const paypalEnvelope: fc.Arbitrary<Json> = fc
     .record(
       {
@@ -582,7 +681,16 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
           hostileText,
         ),
         resource: fc.oneof(
-          { weight: 3, arbitrary: fc.constant(object({ id: '2GG279541U471931P' })) },
+          { weight: 3, arbitrary: fc.constant(object(CAPTURE)) },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom(
+              object({ id: '2GG279541U471931P' }),
+              object({ ...CAPTURE, amount: object({ currency_code: 'USD', value: '2.515' }) }),
+              object({ ...CAPTURE, amount: object({ currency_code: 'XXY', value: '1.00' }) }),
+              object({ ...CAPTURE, custom_id: 5 }),
+            ),
+          },
           fc.constantFrom<Json>(null, 'x', { kind: 'array', items: [] }),
           anyJson,
         ),
@@ -643,12 +751,36 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
 
   const iso = z.iso.datetime({ offset: true });
 
-  /** PayPal's envelope: id and event_type non-empty strings, create_time ISO 8601 with offset, resource an object. */
+  /** A PayPal capture as billhook books it: id and status, an amount exact in its currency's minor units. */
+  function bookableCapture(value: unknown): boolean {
+    const o = asRecord(value);
+    const amount = asRecord(o?.amount);
+    const currency = typeof amount?.currency_code === 'string' ? amount.currency_code.toUpperCase() : '';
+    const exponent = { USD: 2 }[currency];
+    return (
+      !!o &&
+      isText(o.id, 1, Infinity) &&
+      isText(o.status, 1, Infinity) &&
+      ['custom_id', 'invoice_id'].every((k) => o[k] === undefined || typeof o[k] === 'string') &&
+      (o.links === undefined || Array.isArray(o.links)) &&
+      exponent !== undefined &&
+      typeof amount?.value === 'string' &&
+      new RegExp(`^\\d+(\\.\\d{1,${exponent}})?$`).test(amount.value)
+    );
+  }
+
+  /**
+   * PayPal's event: id and event_type non-empty strings, create_time ISO 8601 with offset, resource
+   * an object, which for PAYMENT.CAPTURE.COMPLETED (the reconciled type the generator makes) must be
+   * a capture billhook can book (PRODUCT §2: otherwise 400, nothing stored).
+   */
   function paypalEventId(bytes: Uint8Array): string | undefined {
     if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
     const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')));
     if (!r || !isText(r.id, 1, Infinity) || !isText(r.event_type, 1, Infinity)) return undefined;
-    return iso.safeParse(r.create_time).success && asRecord(r.resource) ? r.id : undefined;
+    if (!iso.safeParse(r.create_time).success || !asRecord(r.resource)) return undefined;
+    if (r.event_type === 'PAYMENT.CAPTURE.COMPLETED' && !bookableCapture(r.resource)) return undefined;
+    return r.id;
   }
 
   /** Authorize.Net's notification (numbers read as their source text, a BOM allowed). */
@@ -673,6 +805,12 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     if (r.webhookId !== undefined && typeof r.webhookId !== 'string') return undefined;
     if (payload.entityName !== undefined && typeof payload.entityName !== 'string') return undefined;
     if (payload.id !== undefined && typeof payload.id !== 'string') return undefined;
+    // A payment notification must name the transaction the worker will read back.
+    if (
+      r.eventType === 'net.authorize.payment.authcapture.created' &&
+      (payload.entityName !== 'transaction' || !payload.id)
+    )
+      return undefined;
     return r.notificationId;
   }
 

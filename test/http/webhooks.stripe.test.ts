@@ -10,6 +10,19 @@ describe('POST /webhooks/stripe', () => {
   const raw = stripeFixtureRaw('webhook.payment_intent.succeeded.json');
 
   /** Inbox rows, and the jobs receiving created (a retry job the worker makes later carries `attempt`). */
+  /**
+   * The fixture's event under another event id, with fields of its payment intent replaced (a field
+   * set to undefined is left out of the JSON).
+   */
+  function withIntent(eventId: string, fields: Record<string, unknown>): string {
+    const event = JSON.parse(raw);
+    return JSON.stringify({
+      ...event,
+      id: eventId,
+      data: { ...event.data, object: { ...event.data.object, ...fields } },
+    });
+  }
+
   async function counts() {
     const inbox = await app.runtime.db
       .selectFrom('inbox')
@@ -93,6 +106,9 @@ describe('POST /webhooks/stripe', () => {
       'an event without an id',
       JSON.stringify({ type: 'payment_intent.succeeded', created: 1, data: { object: {} } }),
     ],
+    ['a payment intent with a fractional amount', withIntent('evt_fraction', { amount: 10.5 })],
+    ['a payment intent in an unknown currency', withIntent('evt_xyz', { currency: 'xyz' })],
+    ['a payment intent without an id', withIntent('evt_no_pi', { id: undefined })],
   ])('answers 400 to a correctly signed body that is %s and stores nothing', async (_name, body) => {
     const before = await counts();
     const response = await deliverStripe(app.url, body);

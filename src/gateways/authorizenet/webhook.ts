@@ -61,6 +61,23 @@ function parseNotification(text: string): Notification {
 }
 
 /**
+ * The transaction a notification of a reconciled event type names (`payload.id` of a `transaction`
+ * entity); undefined for the event types billhook does not reconcile (customer profiles,
+ * subscriptions …).
+ * @throws WebhookPayloadError when a reconciled event type names no transaction
+ */
+function transactionIdOf(notification: Notification): string | undefined {
+  if (!RECONCILED.has(notification.eventType)) return undefined;
+  const { entityName, id } = notification.payload;
+  if (entityName !== 'transaction' || !id) {
+    throw new WebhookPayloadError(
+      `${notification.eventType} names no transaction (entityName ${entityName})`,
+    );
+  }
+  return id;
+}
+
+/**
  * The canonical event for a transaction as getTransactionDetails returns it. A `refundTransaction`
  * is a refund of its `refTransId`; anything else is a charge. Amounts are `authAmount` (decimal
  * major units; for a settled charge it equals `settleAmount`, which is 0 for declines and voids).
@@ -145,7 +162,8 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
    * (as bytes) in constant time. There is no timestamp: replays are absorbed by deduplicating on
    * `notificationId`.
    * @throws WebhookVerificationError for a missing, malformed or non-matching signature
-   * @throws WebhookPayloadError when the signed body is not a notification
+   * @throws WebhookPayloadError when the signed body is not a notification, or a reconciled event
+   *   type names no transaction
    */
   async verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery> {
     const header = headers[SIGNATURE_HEADER];
@@ -163,6 +181,7 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
       );
     }
     const notification = parseNotification(rawBody.toString('utf8'));
+    transactionIdOf(notification);
     return { eventId: notification.notificationId, eventType: notification.eventType };
   }
 
@@ -174,13 +193,8 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
     const notification = parseNotification(body);
-    if (!RECONCILED.has(notification.eventType)) return [];
-    const { entityName, id } = notification.payload;
-    if (entityName !== 'transaction' || !id) {
-      throw new WebhookPayloadError(
-        `${notification.eventType} names no transaction (entityName ${entityName})`,
-      );
-    }
+    const id = transactionIdOf(notification);
+    if (!id) return [];
     const lookup = await this.#source.transactionDetails(id);
     if (lookup.kind !== 'found')
       throw new Error(`cannot read Authorize.Net transaction ${id}: ${lookup.message}`);

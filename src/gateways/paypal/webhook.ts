@@ -105,6 +105,107 @@ export function declineCode(capture: CaptureState): string {
 }
 
 /**
+ * The canonical events of a PayPal event (see `PaypalWebhook.normalize`).
+ * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
+ */
+function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
+  const base = {
+    gateway: 'paypal' as const,
+    gatewayEventId: event.id,
+    occurredAt: new Date(event.create_time),
+    raw: event.resource,
+  };
+  const chargeType = CAPTURE_EVENTS.get(event.event_type);
+  if (chargeType) {
+    const capture = parse(Capture, event.resource, 'capture');
+    const failed = chargeType === 'charge.failed';
+    return [
+      {
+        ...base,
+        type: chargeType,
+        gatewayTransactionId: capture.id,
+        reference: capture.custom_id || capture.invoice_id || undefined,
+        ...amountOf(capture.amount, `capture ${capture.id}`),
+        failureCode: failed ? declineCode(capture) : undefined,
+        failureMessage: failed ? declineMessage(capture) : undefined,
+        reason: chargeType === 'charge.pending' ? capture.status_details?.reason : undefined,
+      },
+    ];
+  }
+  if (event.event_type === 'PAYMENT.CAPTURE.REFUNDED' || event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
+    const refund = parse(Refund, event.resource, 'refund');
+    if (!refund.amount) throw new WebhookPayloadError(`PayPal refund ${refund.id} has no amount`);
+    const captureId = linkedId(refund.links, 'up', 'captures');
+    const money = amountOf(refund.amount, `refund ${refund.id}`);
+    if (event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
+      if (!captureId) {
+        throw new WebhookPayloadError(`PayPal reversal ${refund.id} has no up link to its capture`);
+      }
+      return [
+        {
+          ...base,
+          type: 'dispute.lost',
+          gatewayTransactionId: captureId,
+          gatewayDisputeId: captureId,
+          ...money,
+          reason: refund.status_details?.reason ?? 'PAYMENT_REVERSED',
+        },
+      ];
+    }
+    const type: PaymentEventType = REFUND_EVENT[meaningOf(REFUND_STATUS, refund.status)];
+    return [
+      {
+        ...base,
+        type,
+        gatewayTransactionId: captureId,
+        gatewayRefundId: refund.id,
+        reference: refund.custom_id || undefined,
+        ...money,
+        failureCode: type === 'refund.failed' ? (refund.status_details?.reason ?? refund.status) : undefined,
+        reason: refund.note_to_payer,
+      },
+    ];
+  }
+  if (DISPUTE_EVENT_TYPES.has(event.event_type)) {
+    const dispute = parse(Dispute, event.resource, 'dispute');
+    const captures = dispute.disputed_transactions.map((t) => t.seller_transaction_id);
+    const [captureId] = captures;
+    if (captures.length !== 1 || !captureId) {
+      throw new WebhookPayloadError(
+        `PayPal dispute ${dispute.dispute_id} names ${captures.length} disputed transactions: only a dispute of exactly one capture can be matched`,
+      );
+    }
+    const type = disputeEventType(dispute.status, dispute.dispute_outcome?.outcome_code);
+    const refunded = dispute.dispute_outcome?.amount_refunded;
+    const money =
+      type === 'dispute.lost' && refunded
+        ? amountOf(refunded, `dispute ${dispute.dispute_id}`)
+        : amountOf(dispute.dispute_amount, `dispute ${dispute.dispute_id}`);
+    return [
+      {
+        ...base,
+        type,
+        gatewayTransactionId: captureId,
+        gatewayDisputeId: captureId,
+        ...money,
+        reason: dispute.reason,
+      },
+    ];
+  }
+  return [];
+}
+
+/**
+ * The event id and type of a verified event, once the whole event has been checked as `normalize`
+ * reads it (PRODUCT.md §2: a body not of the gateway's shape is answered 400 and not stored).
+ */
+function delivery(json: unknown): VerifiedDelivery {
+  const event = parse(Envelope, json, 'event');
+  eventsOf(event);
+  return { eventId: event.id, eventType: event.event_type };
+}
+
+/**
  * PayPal's inbound side: offline verification of the delivery's SHA256withRSA signature against
  * PayPal's certificate, then normalisation of the capture, refund, reversal and dispute events.
  */
@@ -135,7 +236,8 @@ export class PaypalWebhook implements WebhookVerifier {
    * same event id, which the inbox stores once.
    * @throws WebhookVerificationError for a missing header, another algorithm, a foreign certificate
    * URL, an untrusted certificate or a signature that does not match
-   * @throws WebhookPayloadError when the signed body is not a PayPal event
+   * @throws WebhookPayloadError when the signed body is not a PayPal event, or a known event type
+   *   has an unexpected shape or amount (see `normalize`)
    * @throws GatewayUnreachable when PayPal's certificate could not be fetched (PayPal retries)
    *
    * With `verifyByApi` (PAYPAL_WEBHOOK_VERIFICATION=api) the same headers are checked (algorithm,
@@ -172,8 +274,7 @@ export class PaypalWebhook implements WebhookVerifier {
           'PayPal answered verification_status FAILURE: the delivery is not signed for PAYPAL_WEBHOOK_ID',
         );
       }
-      const envelope = parse(Envelope, event, 'event');
-      return { eventId: envelope.id, eventType: envelope.event_type };
+      return delivery(event);
     }
     const key = await this.#certificates.publicKeyFor(certUrl);
     const message = signedMessage(transmissionId, transmissionTime, this.#webhookId, rawBody);
@@ -182,8 +283,7 @@ export class PaypalWebhook implements WebhookVerifier {
         'PayPal signature verification failed: the signature does not match the raw body, transmission id and time and PAYPAL_WEBHOOK_ID (is it the id of this webhook, and is the body passed unparsed?)',
       );
     }
-    const envelope = parse(Envelope, parseJsonPayload(rawBody.toString('utf8')), 'event');
-    return { eventId: envelope.id, eventType: envelope.event_type };
+    return delivery(parseJsonPayload(rawBody.toString('utf8')));
   }
 
   /**
@@ -205,91 +305,6 @@ export class PaypalWebhook implements WebhookVerifier {
    * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
-    const event = parse(Envelope, parseJsonPayload(body), 'event');
-    const base = {
-      gateway: 'paypal' as const,
-      gatewayEventId: event.id,
-      occurredAt: new Date(event.create_time),
-      raw: event.resource,
-    };
-    const chargeType = CAPTURE_EVENTS.get(event.event_type);
-    if (chargeType) {
-      const capture = parse(Capture, event.resource, 'capture');
-      const failed = chargeType === 'charge.failed';
-      return [
-        {
-          ...base,
-          type: chargeType,
-          gatewayTransactionId: capture.id,
-          reference: capture.custom_id || capture.invoice_id || undefined,
-          ...amountOf(capture.amount, `capture ${capture.id}`),
-          failureCode: failed ? declineCode(capture) : undefined,
-          failureMessage: failed ? declineMessage(capture) : undefined,
-          reason: chargeType === 'charge.pending' ? capture.status_details?.reason : undefined,
-        },
-      ];
-    }
-    if (event.event_type === 'PAYMENT.CAPTURE.REFUNDED' || event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
-      const refund = parse(Refund, event.resource, 'refund');
-      if (!refund.amount) throw new WebhookPayloadError(`PayPal refund ${refund.id} has no amount`);
-      const captureId = linkedId(refund.links, 'up', 'captures');
-      const money = amountOf(refund.amount, `refund ${refund.id}`);
-      if (event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
-        if (!captureId) {
-          throw new WebhookPayloadError(`PayPal reversal ${refund.id} has no up link to its capture`);
-        }
-        return [
-          {
-            ...base,
-            type: 'dispute.lost',
-            gatewayTransactionId: captureId,
-            gatewayDisputeId: captureId,
-            ...money,
-            reason: refund.status_details?.reason ?? 'PAYMENT_REVERSED',
-          },
-        ];
-      }
-      const type: PaymentEventType = REFUND_EVENT[meaningOf(REFUND_STATUS, refund.status)];
-      return [
-        {
-          ...base,
-          type,
-          gatewayTransactionId: captureId,
-          gatewayRefundId: refund.id,
-          reference: refund.custom_id || undefined,
-          ...money,
-          failureCode:
-            type === 'refund.failed' ? (refund.status_details?.reason ?? refund.status) : undefined,
-          reason: refund.note_to_payer,
-        },
-      ];
-    }
-    if (DISPUTE_EVENT_TYPES.has(event.event_type)) {
-      const dispute = parse(Dispute, event.resource, 'dispute');
-      const captures = dispute.disputed_transactions.map((t) => t.seller_transaction_id);
-      const [captureId] = captures;
-      if (captures.length !== 1 || !captureId) {
-        throw new WebhookPayloadError(
-          `PayPal dispute ${dispute.dispute_id} names ${captures.length} disputed transactions: only a dispute of exactly one capture can be matched`,
-        );
-      }
-      const type = disputeEventType(dispute.status, dispute.dispute_outcome?.outcome_code);
-      const refunded = dispute.dispute_outcome?.amount_refunded;
-      const money =
-        type === 'dispute.lost' && refunded
-          ? amountOf(refunded, `dispute ${dispute.dispute_id}`)
-          : amountOf(dispute.dispute_amount, `dispute ${dispute.dispute_id}`);
-      return [
-        {
-          ...base,
-          type,
-          gatewayTransactionId: captureId,
-          gatewayDisputeId: captureId,
-          ...money,
-          reason: dispute.reason,
-        },
-      ];
-    }
-    return [];
+    return eventsOf(parse(Envelope, parseJsonPayload(body), 'event'));
   }
 }

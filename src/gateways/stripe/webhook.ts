@@ -132,6 +132,68 @@ function refundEvent(eventId: string, occurredAt: Date, object: unknown): Paymen
 }
 
 /**
+ * The canonical events of a Stripe event (see `StripeWebhook.normalize`).
+ * @throws WebhookPayloadError when a known event type's object has an unexpected shape
+ */
+function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
+  const occurredAt = new Date(event.created * 1000);
+  const object = event.data.object;
+  const chargeType = PAYMENT_INTENT_EVENTS.get(event.type);
+  if (chargeType) {
+    const intent = parse(PaymentIntent, object, 'payment intent');
+    const error = intent.last_payment_error;
+    return [
+      {
+        type: chargeType,
+        gateway: 'stripe',
+        gatewayEventId: event.id,
+        gatewayTransactionId: intent.id,
+        reference: intent.metadata?.[REFERENCE_KEY],
+        amount: chargeType === 'charge.succeeded' ? (intent.amount_received ?? intent.amount) : intent.amount,
+        currency: intent.currency,
+        occurredAt,
+        failureCode: error ? (error.code ?? undefined) : (intent.cancellation_reason ?? undefined),
+        failureMessage: error?.message ? withDeclineCode(error.message, error.decline_code) : undefined,
+        raw: object,
+      },
+    ];
+  }
+  if (REFUND_EVENT_TYPES.has(event.type)) return [refundEvent(event.id, occurredAt, object)];
+  if (event.type === 'charge.refunded') {
+    // Each refund of the charge becomes its own event; refunds are also delivered as refund.* events,
+    // and both kinds dedupe on the refund id.
+    const charge = parse(Charge, object, 'charge');
+    return (charge.refunds?.data ?? []).map((refund) =>
+      refundEvent(`${event.id}:${String(refund.id)}`, occurredAt, {
+        payment_intent: charge.payment_intent,
+        charge: charge.id,
+        ...refund,
+      }),
+    );
+  }
+  if (event.type.startsWith('charge.dispute.')) {
+    const dispute = parse(Dispute, object, 'dispute');
+    const type = disputeEventType(event.type, dispute.status);
+    if (!type) return [];
+    return [
+      {
+        type,
+        gateway: 'stripe',
+        gatewayEventId: event.id,
+        gatewayTransactionId: dispute.payment_intent ?? dispute.charge ?? undefined,
+        gatewayDisputeId: dispute.id,
+        amount: dispute.amount,
+        currency: dispute.currency,
+        occurredAt,
+        reason: dispute.reason ?? undefined,
+        raw: object,
+      },
+    ];
+  }
+  return [];
+}
+
+/**
  * Stripe's inbound side: `Stripe-Signature` verification with the stripe package's verifier, then
  * normalisation of the event types billhook reconciles.
  */
@@ -158,7 +220,8 @@ export class StripeWebhook implements WebhookVerifier {
    * then reads the event id and type.
    * Source: https://docs.stripe.com/webhooks#verify-events
    * @throws WebhookVerificationError when no secret matches or the timestamp is outside the tolerance
-   * @throws WebhookPayloadError when the signed body is not a Stripe event
+   * @throws WebhookPayloadError when the signed body is not a Stripe event, or a known event type's
+   *   object has an unexpected shape (see `normalize`)
    */
   async verify(rawBody: Buffer, headers: WebhookHeaders): Promise<VerifiedDelivery> {
     const header = headers['stripe-signature'];
@@ -184,10 +247,14 @@ export class StripeWebhook implements WebhookVerifier {
     throw new WebhookVerificationError(`Stripe signature verification failed: ${reason}`);
   }
 
+  /**
+   * The event id and type, once the whole event has been checked as `normalize` reads it
+   * (PRODUCT.md §2: a body not of the gateway's shape is answered 400 and not stored).
+   */
   #delivery(rawBody: Buffer): VerifiedDelivery {
-    const json = parseJsonPayload(rawBody.toString('utf8'));
-    const envelope = parse(Envelope, json, 'event');
-    return { eventId: envelope.id, eventType: envelope.type };
+    const event = parse(Envelope, parseJsonPayload(rawBody.toString('utf8')), 'event');
+    eventsOf(event);
+    return { eventId: event.id, eventType: event.type };
   }
 
   /**
@@ -197,62 +264,6 @@ export class StripeWebhook implements WebhookVerifier {
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
-    const event = parse(Envelope, parseJsonPayload(body), 'event');
-    const occurredAt = new Date(event.created * 1000);
-    const object = event.data.object;
-    const chargeType = PAYMENT_INTENT_EVENTS.get(event.type);
-    if (chargeType) {
-      const intent = parse(PaymentIntent, object, 'payment intent');
-      const error = intent.last_payment_error;
-      return [
-        {
-          type: chargeType,
-          gateway: 'stripe',
-          gatewayEventId: event.id,
-          gatewayTransactionId: intent.id,
-          reference: intent.metadata?.[REFERENCE_KEY],
-          amount:
-            chargeType === 'charge.succeeded' ? (intent.amount_received ?? intent.amount) : intent.amount,
-          currency: intent.currency,
-          occurredAt,
-          failureCode: error ? (error.code ?? undefined) : (intent.cancellation_reason ?? undefined),
-          failureMessage: error?.message ? withDeclineCode(error.message, error.decline_code) : undefined,
-          raw: object,
-        },
-      ];
-    }
-    if (REFUND_EVENT_TYPES.has(event.type)) return [refundEvent(event.id, occurredAt, object)];
-    if (event.type === 'charge.refunded') {
-      // Each refund of the charge becomes its own event; refunds are also delivered as refund.* events,
-      // and both kinds dedupe on the refund id.
-      const charge = parse(Charge, object, 'charge');
-      return (charge.refunds?.data ?? []).map((refund) =>
-        refundEvent(`${event.id}:${String(refund.id)}`, occurredAt, {
-          payment_intent: charge.payment_intent,
-          charge: charge.id,
-          ...refund,
-        }),
-      );
-    }
-    if (event.type.startsWith('charge.dispute.')) {
-      const dispute = parse(Dispute, object, 'dispute');
-      const type = disputeEventType(event.type, dispute.status);
-      if (!type) return [];
-      return [
-        {
-          type,
-          gateway: 'stripe',
-          gatewayEventId: event.id,
-          gatewayTransactionId: dispute.payment_intent ?? dispute.charge ?? undefined,
-          gatewayDisputeId: dispute.id,
-          amount: dispute.amount,
-          currency: dispute.currency,
-          occurredAt,
-          reason: dispute.reason ?? undefined,
-          raw: object,
-        },
-      ];
-    }
-    return [];
+    return eventsOf(parse(Envelope, parseJsonPayload(body), 'event'));
   }
 }

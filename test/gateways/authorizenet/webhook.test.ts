@@ -89,8 +89,14 @@ describe('AuthorizeNetWebhook.verify', () => {
     );
   });
 
-  it('answers a correctly signed body that is not a notification with WebhookPayloadError', async () => {
-    for (const body of ['not json', '{"eventType":"net.authorize.payment.authcapture.created"}']) {
+  it('answers a correctly signed body that is not a notification, or a payment notification naming no transaction, with WebhookPayloadError', async () => {
+    const noTransaction = anetFixture(FIXTURE);
+    delete noTransaction.payload.id;
+    for (const body of [
+      'not json',
+      '{"eventType":"net.authorize.payment.authcapture.created"}',
+      JSON.stringify(noTransaction),
+    ]) {
       await expect(
         webhook.verify(Buffer.from(body), {
           'x-anet-signature': signAuthorizenetPayload(body, FIXTURE_SIGNATURE_KEY),

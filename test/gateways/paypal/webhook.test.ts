@@ -266,6 +266,25 @@ describe('PaypalWebhook test certificate mode (PAYPAL_TEST_CERT_FILE)', () => {
     ).rejects.toThrow(WebhookPayloadError);
   });
 
+  it('answers a correctly signed event whose capture it could not book with WebhookPayloadError (PRODUCT §2: 400, nothing stored)', async () => {
+    const verifier = webhook({
+      webhookId: 'WH-TEST-1',
+      now: () => new Date(),
+      testCertificatePem: TEST_CERT_PEM,
+    });
+    const capture = paypalFixture('webhook.PAYMENT.CAPTURE.COMPLETED.json');
+    const good = JSON.stringify(capture);
+    expect(await verifier.verify(Buffer.from(good), signPaypalDelivery(good, signing))).toEqual({
+      eventId: capture.id,
+      eventType: 'PAYMENT.CAPTURE.COMPLETED',
+    });
+    capture.resource.amount.value = '2.515';
+    const bad = JSON.stringify(capture);
+    await expect(verifier.verify(Buffer.from(bad), signPaypalDelivery(bad, signing))).rejects.toThrow(
+      /more decimals than USD/,
+    );
+  });
+
   it('refuses a test certificate file that is not a certificate, at start', () => {
     expect(() => webhook({ testCertificatePem: 'nothing here' })).toThrow(/PAYPAL_TEST_CERT_FILE/);
   });
