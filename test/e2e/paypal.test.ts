@@ -425,6 +425,42 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
     expect(await eventOf(app, 'WH-58D329510W468432D-8HN650336L201105X')).toBeUndefined();
   });
 
+  it('stores a dispute of two captures (PayPal’s shape, not one billhook can match) and raises it as an exception, booking nothing', async () => {
+    const before = await ledgerByCode(app);
+    const dispute = paypalFixture('constructed/webhook.CUSTOMER.DISPUTE.CREATED.constructed.json');
+    dispute.id = 'WH-TWO-CAPTURES-1';
+    dispute.resource.disputed_transactions.push({ seller_transaction_id: '1AB23456CD789012E' });
+    const body = JSON.stringify(dispute);
+    const headers = signPaypalDelivery(body, {
+      privateKeyPem: readFileSync(TEST_KEY_FILE, 'utf8'),
+      webhookId: PAYPAL_WEBHOOK_ID,
+    });
+    expect((await deliver(app, { body, headers })).status).toBe(200);
+    const event = await settled(app, dispute.id);
+    expect(event).toMatchObject({ status: 'exception' });
+    expect(event.outcome).toMatch(/exactly one capture/);
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    expect(exceptions.body.data).toContainEqual(
+      expect.objectContaining({ event: event.id, kind: 'unparseable_payload', status: 'open' }),
+    );
+    expect(await ledgerByCode(app)).toEqual(before);
+  });
+
+  it('answers 400 and stores nothing for a PAYMENT.CAPTURE.COMPLETED whose amount is finer than its currency', async () => {
+    const capture = paypalFixture('webhook.PAYMENT.CAPTURE.COMPLETED.json');
+    capture.id = 'WH-FINE-AMOUNT-1';
+    capture.resource.amount.value = '25.075';
+    const body = JSON.stringify(capture);
+    const headers = signPaypalDelivery(body, {
+      privateKeyPem: readFileSync(TEST_KEY_FILE, 'utf8'),
+      webhookId: PAYPAL_WEBHOOK_ID,
+    });
+    const answer = await deliver(app, { body, headers });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body).error).toMatchObject({ code: 'invalid_payload' });
+    expect(await eventOf(app, capture.id)).toBeUndefined();
+  });
+
   it('stores an event type billhook does not reconcile and marks it ignored', async () => {
     const order = paypalFixture('webhook.CHECKOUT.ORDER.COMPLETED.json');
     const body = JSON.stringify(order);

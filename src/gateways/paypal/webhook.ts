@@ -105,6 +105,13 @@ export function declineCode(capture: CaptureState): string {
 }
 
 /**
+ * A dispute in PayPal's shape that billhook cannot match to one payment (it names several disputed
+ * transactions, or none). It is accepted on receipt and stored; the worker then raises it as an
+ * exception for a person, since a 400 would only make PayPal send it again.
+ */
+class UnmatchedDispute extends WebhookPayloadError {}
+
+/**
  * The canonical events of a PayPal event (see `PaypalWebhook.normalize`).
  * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
  */
@@ -171,7 +178,7 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
     const captures = dispute.disputed_transactions.map((t) => t.seller_transaction_id);
     const [captureId] = captures;
     if (captures.length !== 1 || !captureId) {
-      throw new WebhookPayloadError(
+      throw new UnmatchedDispute(
         `PayPal dispute ${dispute.dispute_id} names ${captures.length} disputed transactions: only a dispute of exactly one capture can be matched`,
       );
     }
@@ -201,7 +208,11 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
  */
 function delivery(json: unknown): VerifiedDelivery {
   const event = parse(Envelope, json, 'event');
-  eventsOf(event);
+  try {
+    eventsOf(event);
+  } catch (error) {
+    if (!(error instanceof UnmatchedDispute)) throw error;
+  }
   return { eventId: event.id, eventType: event.event_type };
 }
 
@@ -237,7 +248,7 @@ export class PaypalWebhook implements WebhookVerifier {
    * @throws WebhookVerificationError for a missing header, another algorithm, a foreign certificate
    * URL, an untrusted certificate or a signature that does not match
    * @throws WebhookPayloadError when the signed body is not a PayPal event, or a known event type
-   *   has an unexpected shape or amount (see `normalize`)
+   *   has an unexpected shape or amount (see `normalize`; a dispute of several captures is accepted)
    * @throws GatewayUnreachable when PayPal's certificate could not be fetched (PayPal retries)
    *
    * With `verifyByApi` (PAYPAL_WEBHOOK_VERIFICATION=api) the same headers are checked (algorithm,

@@ -283,6 +283,17 @@ describe('PaypalWebhook test certificate mode (PAYPAL_TEST_CERT_FILE)', () => {
     await expect(verifier.verify(Buffer.from(bad), signPaypalDelivery(bad, signing))).rejects.toThrow(
       /more decimals than USD/,
     );
+    // A dispute of two captures is PayPal's shape, only not one billhook can match: stored, for the
+    // worker to raise as an exception, rather than refused and sent again.
+    const dispute = paypalFixture('constructed/webhook.CUSTOMER.DISPUTE.CREATED.constructed.json');
+    dispute.resource.disputed_transactions.push({ seller_transaction_id: '1AB23456CD789012E' });
+    const twoCaptures = JSON.stringify(dispute);
+    expect(await verifier.verify(Buffer.from(twoCaptures), signPaypalDelivery(twoCaptures, signing))).toEqual(
+      {
+        eventId: dispute.id,
+        eventType: 'CUSTOMER.DISPUTE.CREATED',
+      },
+    );
   });
 
   it('refuses a test certificate file that is not a certificate, at start', () => {
