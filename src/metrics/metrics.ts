@@ -62,24 +62,25 @@ export class Metrics {
       });
       return queuesRead;
     };
-    new Gauge({
-      name: 'billhook_queue_depth',
-      help: 'Jobs waiting (created or retry), by queue',
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        for (const queue of await queues()) this.set({ queue: queue.name }, queue.queuedCount);
-      },
-    });
-    new Gauge({
-      name: 'billhook_jobs_failed',
-      help: 'Jobs that exhausted their retries and are still retained by pg-boss (any process), by queue',
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        for (const queue of await queues()) this.set({ queue: queue.name }, queue.failedCount);
-      },
-    });
+    const queueGauges = [
+      ['billhook_queue_depth', 'Jobs waiting (created or retry), by queue', 'queuedCount'],
+      [
+        'billhook_jobs_failed',
+        'Jobs that exhausted their retries and are still retained by pg-boss (any process), by queue',
+        'failedCount',
+      ],
+    ] as const;
+    for (const [name, help, count] of queueGauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['queue'] as const,
+        registers: [this.registry],
+        async collect() {
+          for (const queue of await queues()) this.set({ queue: queue.name }, queue[count]);
+        },
+      });
+    }
     new Gauge({
       name: 'billhook_reconciliation_lag_seconds',
       help: 'Age of the oldest stored webhook not reconciled yet, seconds (0 when none waits)',
