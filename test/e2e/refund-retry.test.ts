@@ -65,23 +65,18 @@ describe('invoice.refund: refunds left unknown', () => {
   it('treats a refund committed but never answered (a crash before the gateway call) as unknown and repeats it', async () => {
     const { invoice, transaction } = await paidInvoice();
     const { db, boss } = app.runtime;
-    // The refund row was committed `pending`; the process stopped before the gateway answered.
-    const row = await db.transaction().execute(async (trx) => {
+    const [row, reported] = await db.transaction().execute(async (trx) => {
       const txn = await trx
         .selectFrom('transactions')
         .selectAll()
         .where('id', '=', transaction.id)
         .executeTakeFirstOrThrow();
-      return createRefund(trx, txn, { amount: 700n });
-    });
-    // A refund the gateway reported pending (it carries the gateway's id) waits for the webhook.
-    const reported = await db.transaction().execute(async (trx) => {
-      const txn = await trx
-        .selectFrom('transactions')
-        .selectAll()
-        .where('id', '=', transaction.id)
-        .executeTakeFirstOrThrow();
-      return createRefund(trx, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' });
+      return [
+        // The refund row was committed `pending`; the process stopped before the gateway answered.
+        await createRefund(trx, txn, { amount: 700n }),
+        // A refund the gateway reported pending (it carries the gateway's id) waits for the webhook.
+        await createRefund(trx, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' }),
+      ];
     });
     expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
     const longAgo = new Date(Date.now() - 11 * 60_000);
