@@ -40,6 +40,20 @@ function nockPayment(status: number, body?: unknown) {
     .reply(status, body as nock.Body);
 }
 
+/**
+ * Token + one POST to `path`, keeping the JSON body SecurePay would receive: returns the
+ * interceptor (to add header checks and the reply) and `sent()`, the body once it was posted.
+ */
+function capturePost(path: string) {
+  let sent: any;
+  nockToken(AUTH_URL, TOKEN);
+  const interceptor = nock(API).post(path, (body) => {
+    sent = body;
+    return true;
+  });
+  return { interceptor, sent: () => sent };
+}
+
 describe('SecurepayClient', () => {
   beforeAll(() => nock.disableNetConnect());
   afterEach(() => {
@@ -51,13 +65,8 @@ describe('SecurepayClient', () => {
 
   describe('charge', () => {
     it('POSTs the stored card to /v2/customers/{customerCode}/payments: Bearer token, Idempotency-Key and orderId = our reference, integer cents', async () => {
-      let sent: any;
-      nockToken(AUTH_URL, TOKEN);
-      nock(API)
-        .post(PAYMENTS, (body) => {
-          sent = body;
-          return true;
-        })
+      const posted = capturePost(PAYMENTS);
+      posted.interceptor
         .matchHeader('authorization', `Bearer ${TOKEN}`)
         .matchHeader('idempotency-key', REFERENCE)
         .matchHeader('content-type', 'application/json')
@@ -65,10 +74,10 @@ describe('SecurepayClient', () => {
       expect(await client().charge(charge)).toEqual({ status: 'succeeded', gatewayTransactionId: REFERENCE });
       // The same keys as SecurePay's documented request example, plus customerCode and currency.
       const docsSample = securepayFixture('api.payments.create.request.docs-sample.json');
-      expect(Object.keys(sent).sort()).toEqual(
+      expect(Object.keys(posted.sent()).sort()).toEqual(
         [...Object.keys(docsSample), 'customerCode', 'currency'].sort(),
       );
-      expect(sent).toEqual({
+      expect(posted.sent()).toEqual({
         amount: 10000,
         merchantCode: '5AR0055',
         token: PAID.token,
@@ -77,7 +86,7 @@ describe('SecurepayClient', () => {
         customerCode: CUSTOMER,
         currency: 'AUD',
       });
-      expect(Number.isInteger(sent.amount)).toBe(true);
+      expect(Number.isInteger(posted.sent().amount)).toBe(true);
       // The documented header names, with our reference as the Idempotency-Key.
       const docsHeaders = securepayFixture('api.payments.create.request.docs-sample.headers.json');
       expect(Object.keys(docsHeaders).map((h) => h.toLowerCase())).toEqual([
@@ -91,16 +100,10 @@ describe('SecurepayClient', () => {
       ['JPY (exponent 0)', 'JPY', 5000n, 5000],
       ['KWD (exponent 3)', 'KWD', 1234n, 1234],
     ])('sends minor units unchanged for %s', async (_name, currency, amount, wire) => {
-      let sent: any;
-      nockToken(AUTH_URL, TOKEN);
-      nock(API)
-        .post(PAYMENTS, (body) => {
-          sent = body;
-          return true;
-        })
-        .reply(201, { ...PAID, amount: wire, currency });
+      const posted = capturePost(PAYMENTS);
+      posted.interceptor.reply(201, { ...PAID, amount: wire, currency });
       expect((await client().charge({ ...charge, currency, amount })).status).toBe('succeeded');
-      expect(sent).toMatchObject({ amount: wire, currency });
+      expect(posted.sent()).toMatchObject({ amount: wire, currency });
     });
 
     it('url-encodes the customer code in the path', async () => {
@@ -125,20 +128,14 @@ describe('SecurepayClient', () => {
     });
 
     it('takes the stored card as gateway_token = customerCode/instrumentToken too (PRODUCT.md §6)', async () => {
-      let sent: any;
-      nockToken(AUTH_URL, TOKEN);
-      nock(API)
-        .post(PAYMENTS, (body) => {
-          sent = body;
-          return true;
-        })
-        .reply(201, PAID);
+      const posted = capturePost(PAYMENTS);
+      posted.interceptor.reply(201, PAID);
       const outcome = await client().charge({
         ...charge,
         paymentMethod: { token: `${CUSTOMER}/${PAID.token}`, customerId: null },
       });
       expect(outcome.status).toBe('succeeded');
-      expect(sent).toMatchObject({ customerCode: CUSTOMER, token: PAID.token });
+      expect(posted.sent()).toMatchObject({ customerCode: CUSTOMER, token: PAID.token });
       for (const token of ['/only-instrument', 'only-code/', 'no-slash-at-all']) {
         const declined = await client().charge({ ...charge, paymentMethod: { token, customerId: null } });
         expect(declined, token).toMatchObject({ status: 'declined', code: 'missing_customer_code' });
@@ -246,13 +243,8 @@ describe('SecurepayClient', () => {
     };
 
     it('POSTs /v2/orders/{orderId}/refunds with the refund reference as Idempotency-Key and {merchantCode, ip, amount}', async () => {
-      let sent: any;
-      nockToken(AUTH_URL, TOKEN);
-      nock(API)
-        .post(`/v2/orders/${REFERENCE}/refunds`, (body) => {
-          sent = body;
-          return true;
-        })
+      const posted = capturePost(`/v2/orders/${REFERENCE}/refunds`);
+      posted.interceptor
         .matchHeader('authorization', `Bearer ${TOKEN}`)
         .matchHeader('idempotency-key', refund.reference)
         .reply(201, REFUND);
@@ -260,7 +252,7 @@ describe('SecurepayClient', () => {
         status: 'succeeded',
         gatewayRefundId: refund.reference,
       });
-      expect(sent).toEqual({ merchantCode: '5AR0055', ip: '127.0.0.1', amount: 2500 });
+      expect(posted.sent()).toEqual({ merchantCode: '5AR0055', ip: '127.0.0.1', amount: 2500 });
     });
 
     it('maps failed to a decline, an unsettled status to pending, 400 to a decline, 5xx and timeouts to unknown', async () => {
@@ -354,20 +346,13 @@ describe('SecurepayClient', () => {
     const query = { reference: REFERENCE, charge };
 
     it('repeats the original charge with the same Idempotency-Key and orderId and reports paid as succeeded', async () => {
-      let sent: any;
-      nockToken(AUTH_URL, TOKEN);
-      nock(API)
-        .post(PAYMENTS, (body) => {
-          sent = body;
-          return true;
-        })
-        .matchHeader('idempotency-key', REFERENCE)
-        .reply(200, PAID);
+      const posted = capturePost(PAYMENTS);
+      posted.interceptor.matchHeader('idempotency-key', REFERENCE).reply(200, PAID);
       expect(await client().fetchTransaction(query)).toEqual({
         status: 'succeeded',
         gatewayTransactionId: REFERENCE,
       });
-      expect(sent).toMatchObject({ orderId: REFERENCE, amount: 10000, customerCode: CUSTOMER });
+      expect(posted.sent()).toMatchObject({ orderId: REFERENCE, amount: 10000, customerCode: CUSTOMER });
     });
 
     it('reports a decline the repeat names', async () => {
