@@ -5,7 +5,8 @@ import type { TransactionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { chargeInvoice } from '../payments/charges.ts';
+import { AmountNotRepresentable } from '../money/gateway-amount.ts';
+import { chargeInvoice, recordUnsendableCharge } from '../payments/charges.ts';
 import { flagDuplicatePayment } from '../reconcile/exceptions.ts';
 import {
   countFailedAttempt,
@@ -90,7 +91,9 @@ const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configure
 
 /**
  * Charges one claimed invoice automatically and counts a failure at once (dunning). A customer with
- * no usable payment method fails the collection without an attempt; an invoice paid, voided,
+ * no usable payment method fails the collection without an attempt; an amount the gateway cannot
+ * take exactly is never sent: a failed attempt `amount_not_representable` and a reconciliation
+ * exception are recorded, outside dunning (`recordUnsendableCharge`); an invoice paid, voided,
  * rescheduled or claimed again since, or with an attempt still in flight, is skipped.
  */
 async function collect(
@@ -101,15 +104,12 @@ async function collect(
   lease: Date,
   now: Date,
 ): Promise<CollectionResult> {
+  const methodId = await paymentMethodOf(db, invoiceId);
   try {
-    const { transaction } = await chargeInvoice(
-      db,
-      registry,
-      invoiceId,
-      await paymentMethodOf(db, invoiceId),
-      flagDuplicatePayment,
-      { automatic: true, claimedChargeAt: lease },
-    );
+    const { transaction } = await chargeInvoice(db, registry, invoiceId, methodId, flagDuplicatePayment, {
+      automatic: true,
+      claimedChargeAt: lease,
+    });
     const result: CollectionResult = {
       invoiceId,
       outcome: transaction.status,
@@ -130,6 +130,16 @@ async function collect(
     return result;
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
+    if (error instanceof AmountNotRepresentable) {
+      const attempt = await writeTransaction(db, async (trx) => {
+        const invoice = await lockInvoice(trx, invoiceId);
+        if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
+        return recordUnsendableCharge(trx, invoice, methodId, error.message, now);
+      });
+      return attempt
+        ? { invoiceId, outcome: 'failed', transactionId: attempt.id, reason: error.code }
+        : { invoiceId, outcome: 'skipped', reason: error.code };
+    }
     if (!UNCHARGEABLE.has(error.code)) return { invoiceId, outcome: 'skipped', reason: error.code };
     const dunning = await writeTransaction(db, async (trx) => {
       const invoice = await lockInvoice(trx, invoiceId);

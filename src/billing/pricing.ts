@@ -67,7 +67,7 @@ const StairStepSchema = z.strictObject({
 
 /**
  * Validates a plan's price model (discriminated on `model`). Amounts are bigint minor units, bounds and
- * quantities bigint unit counts; a JSON number must be converted first (see `minorUnitsFromJson`).
+ * quantities bigint unit counts; a JSON number must be converted first.
  *
  * - `{ model: 'FLAT_FEE', amount }`: `amount` per period whatever the quantity, including 0
  *   (Stripe's flat rate, Billy/Balanced plans: the fee is for the period, not for the units).

@@ -1,12 +1,15 @@
+import type { Kysely } from 'kysely';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { TransactionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
+import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
+import { raiseException } from '../reconcile/exceptions.ts';
 import {
   type ChargeResult,
   type OnOverpaid,
@@ -79,6 +82,8 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * unique index `transactions_one_in_flight` keeps a second attempt out while one is pending or unknown.
  * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`,
  * `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
+ * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
+ * cannot take the amount due in the invoice's currency exactly (gateways/currencies.ts)
  * @throws NotFoundError for a missing invoice or payment method
  */
 export async function startCharge(
@@ -104,6 +109,8 @@ export async function startCharge(
     }
     const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
     clientFor(registry, method.gateway);
+    // Refused before anything is created: an amount the gateway would misread or refuse never starts.
+    assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
     const inFlight = await trx
       .selectFrom('transactions')
       .select(['id', 'status'])
@@ -134,6 +141,62 @@ export async function startCharge(
     await transactionActivity(trx, transaction, 'transaction.created');
     return transaction;
   });
+}
+
+/**
+ * Records, inside `trx`, a scheduled charge that was never sent because the gateway of the invoice's
+ * payment method cannot take its amount exactly (`AmountNotRepresentable`): a `failed` automatic
+ * attempt with code `amount_not_representable` and no gateway id, and an open reconciliation
+ * exception of that kind for a person. Retrying cannot help (the amount does not change), and the
+ * customer did nothing wrong, so the attempt is not counted by dunning (`dunning_counted_at` is set
+ * now: no retry schedule, no PAST_DUE) and the invoice is taken off the schedule (`charge_at` null),
+ * still OPEN and owed, until someone voids and reissues it, changes the payment method, or records
+ * the payment another way, and charges or schedules it again.
+ * @param invoice the locked OPEN invoice; `message` the refusal naming the gateway and the rule
+ * @returns the failed attempt
+ */
+export async function recordUnsendableCharge(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  paymentMethodId: string | undefined,
+  message: string,
+  now: Date,
+): Promise<TransactionRow> {
+  const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
+  const transaction = await trx
+    .insertInto('transactions')
+    .values({
+      id: newId('txn'),
+      invoice_id: invoice.id,
+      customer_id: invoice.customer_id,
+      payment_method_id: method.id,
+      gateway: method.gateway,
+      amount: invoice.amount_due,
+      currency: invoice.currency,
+      status: 'failed',
+      failure_code: 'amount_not_representable',
+      failure_message: message,
+      automatic: true,
+      dunning_counted_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await trx
+    .updateTable('invoices')
+    .set({ charge_at: null, updated_at: now })
+    .where('id', '=', invoice.id)
+    .execute();
+  await transactionActivity(trx, transaction, 'transaction.failed');
+  await raiseException(trx, {
+    kind: 'amount_not_representable',
+    gateway: method.gateway,
+    transactionId: transaction.id,
+    message:
+      `invoice ${invoice.id} was not charged: ${message}. Void and reissue it in an amount the gateway can ` +
+      'take, change its payment method, or record the payment another way; then charge or schedule it again',
+    details: { invoice: invoice.id, amount: invoice.amount_due, currency: invoice.currency },
+  });
+  return transaction;
 }
 
 /**

@@ -8,6 +8,7 @@ import { newId } from '../db/ids.ts';
 import type { Database, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
@@ -224,7 +225,9 @@ export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
  * row is committed `pending` first, then the gateway is called with its id as idempotency key; an
  * unknown answer (timeout, 5xx) is committed with its `invoice.refund` job.
  * @param amount minor units; the whole remaining paid amount when omitted
- * @throws ConflictError `invoice_not_paid`; ValidationError when the amount exceeds what was paid
+ * @throws ConflictError `invoice_not_paid`; ValidationError when the amount exceeds what was paid;
+ * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
+ * exactly (gateways/currencies.ts)
  */
 export async function refundInvoice(
   db: Db,
@@ -252,7 +255,10 @@ export async function refundInvoice(
       throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
     }
     clientFor(registry, transaction.gateway);
-    return { refund: await createRefund(trx, transaction, input), transaction };
+    // Refused before the refund row exists: an amount the gateway would misread or refuse never starts.
+    const amount = input.amount ?? (await refundable(trx, transaction));
+    if (amount > 0n) assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
+    return { refund: await createRefund(trx, transaction, { ...input, amount }), transaction };
   });
   return sendRefund(db, registry, refund, transaction, { kind: 'first', boss });
 }

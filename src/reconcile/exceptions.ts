@@ -14,7 +14,9 @@ export type ExceptionKind =
   | 'duplicate_payment'
   | 'refund_exceeds_paid'
   | 'unparseable_payload'
-  | 'unknown_outcome';
+  | 'unknown_outcome'
+  /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
+  | 'amount_not_representable';
 
 /** A reconciliation problem for a person to resolve. */
 export interface NewException {

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { isCurrency } from '../../money/currency.ts';
-import { fromDecimalString, toDecimalString } from '../../money/gateway-format.ts';
+import { fromGateway, toGateway } from '../../money/gateway-amount.ts';
 import { GatewayUnreachable, gatewayRequest } from '../http.ts';
 import type {
   ChargeOutcome,
@@ -20,6 +20,7 @@ import {
   parseProfileToken,
   toInvoiceNumber,
 } from './conventions.ts';
+import { AUTHORIZENET_CURRENCIES } from './currencies.ts';
 import {
   type ApiMessages,
   CreateTransactionResponse,
@@ -343,7 +344,7 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
     }
     let charged: bigint;
     try {
-      charged = fromDecimalString(lookup.transaction.authAmount, request.currency);
+      charged = fromGateway(AUTHORIZENET_CURRENCIES, lookup.transaction.authAmount, request.currency);
     } catch {
       return {
         status: 'unknown',
@@ -544,7 +545,8 @@ function refusedWithoutTransaction(messages: ApiMessages): Declined | { status: 
 
 /**
  * Checks what every transaction request needs before anything is sent: a profile token, an id that
- * fits the 20-character invoice number, an amount in the currency's decimals. A problem here is a
+ * fits the 20-character invoice number, an amount Authorize.Net can take (`AUTHORIZENET_CURRENCIES`,
+ * declined `amount_not_representable` otherwise). A problem here is a
  * decline no request was made for, so no money can have moved.
  */
 function prepare(
@@ -570,8 +572,9 @@ function prepare(
     };
   }
   try {
-    return { profile, invoiceNumber, amount: toDecimalString(amount, currency.toUpperCase()) };
+    return { profile, invoiceNumber, amount: toGateway(AUTHORIZENET_CURRENCIES, amount, currency) };
   } catch (error) {
-    return { status: 'declined', code: 'invalid_amount', message: (error as Error).message };
+    // AmountNotRepresentable: an amount or currency Authorize.Net cannot take; nothing is sent.
+    return { status: 'declined', code: 'amount_not_representable', message: (error as Error).message };
   }
 }

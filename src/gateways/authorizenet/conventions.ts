@@ -86,7 +86,7 @@ export function parseProfileToken(
  * Parses Authorize.Net's JSON: strips the UTF-8 byte-order mark its JSON responses start with
  * (https://github.com/AuthorizeNet/sdk-php/issues/231; the official Node SDK parses `body.slice(1)`:
  * https://github.com/AuthorizeNet/sdk-node/issues/56), and keeps every JSON number as its source
- * text, so a decimal amount such as `1018.88` reaches `fromDecimalString` exactly as sent, never
+ * text, so a decimal amount such as `1018.88` reaches `fromGateway` (money/gateway-amount.ts) exactly as sent, never
  * through a float (JSON.parse source text access, Node ≥ 21; an older runtime falls back to the
  * shortest round-trip text, which is the same decimal for any amount below 10^15).
  * @throws SyntaxError when the text is not JSON

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../../config/env.ts';
-import { toDecimalString } from '../../money/gateway-format.ts';
+import { toGateway } from '../../money/gateway-amount.ts';
+import { AUTHORIZENET_CURRENCIES } from './currencies.ts';
 import { AUTHORIZENET_EVENT_TYPES } from './webhook.ts';
 
 /** Event types `send-test-webhook authorizenet` can build: the ones billhook reconciles. */
@@ -53,7 +54,7 @@ export function buildAuthorizenetTestDelivery(
     );
   }
   // authAmount is a JSON number in decimal major units (45.00); written as text so no float rounds it.
-  const authAmount = toDecimalString(BigInt(options.amount), options.currency);
+  const authAmount = toGateway(AUTHORIZENET_CURRENCIES, BigInt(options.amount), options.currency);
   const fraud = eventType.startsWith('net.authorize.payment.fraud.')
     ? ',"fraudList":[{"fraudFilter":"AmountFilter","fraudAction":"authAndHold"}]'
     : '';

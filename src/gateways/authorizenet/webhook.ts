@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
-import { fromDecimalString } from '../../money/gateway-format.ts';
+import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
@@ -13,6 +13,7 @@ import {
 } from '../types.ts';
 import type { TransactionSource } from './client.ts';
 import { fromInvoiceNumber, parseAnetJson } from './conventions.ts';
+import { AUTHORIZENET_CURRENCIES } from './currencies.ts';
 import { Notification, type TransactionDetails } from './schemas.ts';
 import { stateOfStatus, type TransactionState } from './status.ts';
 
@@ -95,7 +96,7 @@ export function eventOfTransaction(
   }
   let amount: bigint;
   try {
-    amount = fromDecimalString(transaction.authAmount, currency);
+    amount = fromGateway(AUTHORIZENET_CURRENCIES, transaction.authAmount, currency);
   } catch (error) {
     throw new WebhookPayloadError(`authAmount of ${transaction.transId}: ${(error as Error).message}`);
   }

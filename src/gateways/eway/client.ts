@@ -1,4 +1,4 @@
-import { minorUnitsToJson } from '../../money/amount.ts';
+import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import { type GatewayResponse, GatewayUnreachable, parseJsonBody } from '../http.ts';
 import type {
   ChargeOutcome,
@@ -14,6 +14,7 @@ import type {
 import { EwayAnswerError, EwayApi, type EwayApiOptions, parseAnswer } from './api.ts';
 import { describeCodes, splitCodes } from './codes.ts';
 import { EWAY_TRANSACTION_TYPE, invoiceReference } from './conventions.ts';
+import { EWAY_CURRENCIES } from './currencies.ts';
 import { EwayCancelResponse, EwayRefundResponse, EwayResult, EwayTransactionResponse } from './schemas.ts';
 import { chargeOutcomeOf, combineOutcomes, refundOutcomeOf, verdictOf, voidOutcomeOf } from './status.ts';
 
@@ -54,6 +55,16 @@ function notATransactionId(id: string): Refusal {
   return { status: 'declined', code: 'invalid_transaction_id', message: `not an eWAY TransactionID: ${id}` };
 }
 
+/** `amount` as eWAY's `TotalAmount` (`EWAY_CURRENCIES`), or the decline when eWAY cannot take it (nothing sent). */
+function wireAmount(amount: bigint, currency: string): number | Refusal {
+  try {
+    return toGateway(EWAY_CURRENCIES, amount, currency);
+  } catch (error) {
+    if (!(error instanceof AmountNotRepresentable)) throw error;
+    return { status: 'declined', code: error.code, message: error.message };
+  }
+}
+
 function unknownOf(error: unknown): Unknown {
   if (error instanceof GatewayUnreachable || error instanceof EwayAnswerError) {
     return { status: 'unknown', message: error.message };
@@ -77,16 +88,18 @@ export class EwayClient implements GatewayClient {
   /**
    * Charges a stored card: `POST /Transaction` with `Method: "TokenPayment"`, `TransactionType:
    * "Recurring"`, `Customer.TokenCustomerID` = the payment method's token, and `Payment { TotalAmount
-   * (integer minor units), InvoiceReference (our `txn_…` id), CurrencyCode }`
+   * (integer, `EWAY_CURRENCIES`), InvoiceReference (our `txn_…` id), CurrencyCode }`
    * (https://eway.io/nz/developers/api/token-payments). The answer maps as status.ts says:
    * `TransactionStatus: false` in an HTTP 200 is a decline with its `ResponseMessage` code (D4401…),
    * validation `Errors` (V6040,V6021…) a decline with those codes, a 5xx / timeout unknown. An approval
    * whose echoed amount or currency differs from the request (a partial approval) is unknown, for a
    * person to look at.
-   * @throws RangeError for an amount beyond 2^53 or a reference over 50 characters (bugs, not answers)
+   * An amount eWAY cannot take is declined `amount_not_representable` without a call.
+   * @throws RangeError for a reference over 50 characters (a bug, not an answer)
    */
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
-    const amount = minorUnitsToJson(request.amount);
+    const amount = wireAmount(request.amount, request.currency);
+    if (typeof amount !== 'number') return amount;
     const body = {
       Customer: { TokenCustomerID: request.paymentMethod.token },
       Payment: {
@@ -107,7 +120,7 @@ export class EwayClient implements GatewayClient {
       if (outcome.status !== 'succeeded') return outcome;
       const echoed = answer.Payment;
       if (
-        (echoed?.TotalAmount !== undefined && echoed.TotalAmount !== request.amount) ||
+        (echoed?.TotalAmount !== undefined && echoed.TotalAmount !== amount) ||
         (echoed?.CurrencyCode && echoed.CurrencyCode.toUpperCase() !== request.currency.toUpperCase())
       ) {
         const approved = `${echoed?.TotalAmount ?? request.amount} ${echoed?.CurrencyCode ?? ''}`.trim();
@@ -134,10 +147,12 @@ export class EwayClient implements GatewayClient {
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     const transactionId = numericTransactionId(request.gatewayTransactionId);
     if (transactionId === undefined) return notATransactionId(request.gatewayTransactionId);
+    const amount = wireAmount(request.amount, request.currency);
+    if (typeof amount !== 'number') return amount;
     const body = {
       Refund: {
         TransactionID: transactionId,
-        TotalAmount: minorUnitsToJson(request.amount),
+        TotalAmount: amount,
         InvoiceReference: invoiceReference(request.reference),
         ...(request.reason ? { InvoiceDescription: request.reason.slice(0, 64) } : {}),
         CurrencyCode: request.currency.toUpperCase(),

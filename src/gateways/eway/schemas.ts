@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { minorUnitsFromJson } from '../../money/amount.ts';
 import { ACCESS_CODE_PATTERN, type EwayHint } from './conventions.ts';
 
 /**
@@ -8,15 +7,12 @@ import { ACCESS_CODE_PATTERN, type EwayHint } from './conventions.ts';
  * data travels further. Shapes are checked against the real answers in test/fixtures/eway.
  */
 
-/** `TotalAmount`: an integer in the currency's lowest denomination (minor units), as a bigint. */
-export const EwayAmount = z.unknown().transform((value, ctx) => {
-  try {
-    return minorUnitsFromJson(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+/**
+ * `TotalAmount` as eWAY writes it: a non-negative integer in the currency's lowest denomination (a
+ * float is refused), read into billhook minor units by `fromGateway(EWAY_CURRENCIES, …)` where its
+ * currency is known.
+ */
+export const EwayAmount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /**
  * eWAY's `TransactionID`, an integer, as a decimal string; `null` or `0` (no transaction was made)

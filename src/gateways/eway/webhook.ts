@@ -1,4 +1,5 @@
 import { isCurrency } from '../../money/currency.ts';
+import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload } from '../payload.ts';
 import {
   type PaymentEvent,
@@ -9,6 +10,7 @@ import {
 } from '../types.ts';
 import { EwayApi, type EwayApiOptions } from './api.ts';
 import { type EwayHint, hintEventId } from './conventions.ts';
+import { EWAY_CURRENCIES } from './currencies.ts';
 import { EwayHintSchema, type EwayQueriedTransaction } from './schemas.ts';
 import { chargeEventTypeOf, verdictOf } from './status.ts';
 
@@ -90,7 +92,7 @@ export class EwayWebhook implements WebhookVerifier {
    * `Transactions[0]` maps by status.ts (`TransactionStatus` true → charge.succeeded, false →
    * charge.failed with the `ResponseMessage` codes such as D4401 kept, otherwise charge.pending);
    * `gatewayTransactionId` is the TransactionID, `reference` the echoed `InvoiceReference` (our
-   * `txn_…`), `amount` the integer `TotalAmount` in minor units, `currency` the answer's
+   * `txn_…`), `amount` the integer `TotalAmount` read by `EWAY_CURRENCIES`, `currency` the answer's
    * `CurrencyCode` or the default currency. A transaction eWAY does not have, or an access code not
    * completed yet, gives no event (the delivery is marked ignored).
    * @throws WebhookPayloadError when the stored body is not a hint; GatewayUnreachable or
@@ -113,6 +115,14 @@ export class EwayWebhook implements WebhookVerifier {
     if (!isCurrency(currency)) {
       throw new WebhookPayloadError(`eWAY transaction ${transactionId} has an unknown currency ${currency}`);
     }
+    let amount: bigint;
+    try {
+      amount = fromGateway(EWAY_CURRENCIES, transaction.TotalAmount, currency);
+    } catch (error) {
+      throw new WebhookPayloadError(
+        `TotalAmount of eWAY transaction ${transactionId}: ${(error as Error).message}`,
+      );
+    }
     return [
       {
         type: chargeEventTypeOf(verdict),
@@ -120,7 +130,7 @@ export class EwayWebhook implements WebhookVerifier {
         gatewayEventId: hintEventId(hint),
         gatewayTransactionId: transactionId,
         reference: transaction.InvoiceReference?.trim() || undefined,
-        amount: transaction.TotalAmount,
+        amount,
         currency,
         occurredAt: occurredAtOf(transaction, new Date()),
         failureCode: verdict.kind === 'declined' ? verdict.code : undefined,
@@ -133,7 +143,7 @@ export class EwayWebhook implements WebhookVerifier {
           ResponseMessage: transaction.ResponseMessage,
           Errors: transaction.Errors,
           InvoiceReference: transaction.InvoiceReference,
-          TotalAmount: Number(transaction.TotalAmount),
+          TotalAmount: transaction.TotalAmount,
           CurrencyCode: transaction.CurrencyCode,
           TransactionDateTime: transaction.TransactionDateTime,
         },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { toDecimalString } from '../../money/gateway-format.ts';
+import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import type {
@@ -19,6 +19,7 @@ import {
   SAFE_REPEAT_WINDOW_MS,
   type VaultedSource,
 } from './conventions.ts';
+import { PAYPAL_CURRENCIES } from './currencies.ts';
 import { CaptureState, ErrorBody, Order, RefundAnswer } from './schemas.ts';
 import { CAPTURE_STATUS, meaningOf, REFUND_STATUS } from './status.ts';
 import { declineCode, declineMessage } from './webhook.ts';
@@ -213,7 +214,8 @@ export class PaypalClient implements GatewayClient {
 
   /**
    * `POST /v2/checkout/orders` for a charge, with our reference as `PayPal-Request-Id`.
-   * @throws RangeError for an amount or currency PayPal's decimal format cannot carry (nothing sent)
+   * @throws AmountNotRepresentable for an amount or currency PayPal cannot take (`PAYPAL_CURRENCIES`;
+   *   nothing sent)
    */
   #postOrder(request: ChargeRequest, source: VaultedSource): Promise<GatewayResponse> {
     const currency = request.currency.toUpperCase();
@@ -222,7 +224,7 @@ export class PaypalClient implements GatewayClient {
       payment_source: paymentSource(source),
       purchase_units: [
         {
-          amount: { currency_code: currency, value: toDecimalString(request.amount, currency) },
+          amount: { currency_code: currency, value: toGateway(PAYPAL_CURRENCIES, request.amount, currency) },
           custom_id: request.reference,
           invoice_id: request.reference,
           ...(request.description ? { description: request.description.slice(0, 127) } : {}),
@@ -278,7 +280,7 @@ export class PaypalClient implements GatewayClient {
         'POST',
         `/v2/payments/captures/${encodeURIComponent(request.gatewayTransactionId)}/refund`,
         {
-          amount: { value: toDecimalString(request.amount, currency), currency_code: currency },
+          amount: { value: toGateway(PAYPAL_CURRENCIES, request.amount, currency), currency_code: currency },
           custom_id: request.reference,
           ...(request.reason ? { note_to_payer: request.reason.slice(0, 255) } : {}),
         },
@@ -401,15 +403,15 @@ export class PaypalClient implements GatewayClient {
 
   /**
    * A thrown error as an outcome: no answer → unknown; a failed OAuth token request (OAuthError: the
-   * token endpoint answered anything but 200) or an amount PayPal's format cannot carry → declined,
+   * token endpoint answered anything but 200) or an amount PayPal cannot take (`PAYPAL_CURRENCIES`) → declined,
    * since the money call was never sent. Anything else is a bug and is rethrown.
    */
   #thrown(error: unknown): Declined | Unknown {
     if (error instanceof OAuthError) {
       return { status: 'declined', code: 'authentication_failed', message: error.message };
     }
-    if (error instanceof RangeError)
-      return { status: 'declined', code: 'invalid_amount', message: error.message };
+    if (error instanceof AmountNotRepresentable)
+      return { status: 'declined', code: error.code, message: error.message };
     if (error instanceof GatewayUnreachable) return { status: 'unknown', message: error.message };
     throw error;
   }

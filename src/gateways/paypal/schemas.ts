@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isCurrency } from '../../money/currency.ts';
-import { fromDecimalString } from '../../money/gateway-format.ts';
+import { fromGateway } from '../../money/gateway-amount.ts';
+import { PAYPAL_CURRENCIES } from './currencies.ts';
 
 /**
  * zod schemas of the PayPal payloads billhook reads, at the boundary. Only the fields billhook uses
@@ -23,12 +24,17 @@ export const Money = z.looseObject({
 export type Money = z.output<typeof Money>;
 
 /**
- * A `money` object as integer minor units, exactly (no float): `{currency_code: 'USD', value: '2.51'}`
- * → `{ amount: 251n, currency: 'USD' }`.
- * @throws RangeError when the value is not a decimal with at most the currency's ISO 4217 exponent
+ * A `money` object as billhook minor units, exactly (no float), by PayPal's currency rules:
+ * `{currency_code: 'USD', value: '2.51'}` → `{ amount: 251n, currency: 'USD' }`, HUF `"1000"` →
+ * `100000n`.
+ * @throws AmountNotRepresentable when the value is not a decimal fitting the currency's ISO 4217
+ * minor unit, or the currency is not one PayPal takes (`PAYPAL_CURRENCIES`)
  */
 export function minorUnits(money: Money): { amount: bigint; currency: string } {
-  return { amount: fromDecimalString(money.value, money.currency_code), currency: money.currency_code };
+  return {
+    amount: fromGateway(PAYPAL_CURRENCIES, money.value, money.currency_code),
+    currency: money.currency_code,
+  };
 }
 
 /** A HATEOAS link (`rel` `self`, `up`, `refund`, …). */

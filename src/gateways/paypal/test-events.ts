@@ -1,8 +1,9 @@
 import { randomInt, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../../config/env.ts';
-import { toDecimalString } from '../../money/gateway-format.ts';
+import { toGateway } from '../../money/gateway-amount.ts';
 import { TEST_CERT_URL } from './certificates.ts';
+import { PAYPAL_CURRENCIES } from './currencies.ts';
 import { PAYPAL_AUTH_ALGO, signedMessage } from './webhook.ts';
 
 /** Event types `send-test-webhook paypal` can build. */
@@ -61,7 +62,10 @@ function resourceFor(
   time: string,
 ): { resourceType: string; summary: string; resource: Record<string, unknown> } {
   const currency = options.currency.toUpperCase();
-  const money = { currency_code: currency, value: toDecimalString(BigInt(options.amount), currency) };
+  const money = {
+    currency_code: currency,
+    value: toGateway(PAYPAL_CURRENCIES, BigInt(options.amount), currency),
+  };
   if (type.startsWith('PAYMENT.CAPTURE.') && !type.endsWith('REFUNDED') && !type.endsWith('REVERSED')) {
     const status =
       type === 'PAYMENT.CAPTURE.COMPLETED' ? 'COMPLETED' : type.endsWith('PENDING') ? 'PENDING' : 'DECLINED';
@@ -108,7 +112,7 @@ function resourceFor(
         ...(options.reference && !reversed ? { custom_id: options.reference } : {}),
         seller_payable_breakdown: {
           gross_amount: money,
-          paypal_fee: { currency_code: currency, value: toDecimalString(0n, currency) },
+          paypal_fee: { currency_code: currency, value: toGateway(PAYPAL_CURRENCIES, 0n, currency) },
           net_amount: money,
           total_refunded_amount: money,
         },

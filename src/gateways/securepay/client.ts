@@ -1,4 +1,4 @@
-import { minorUnitsToJson } from '../../money/amount.ts';
+import { fromGateway, toGateway } from '../../money/gateway-amount.ts';
 import { GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import type {
@@ -13,6 +13,7 @@ import type {
   VoidRequest,
 } from '../types.ts';
 import { DEFAULT_REQUEST_IP, orderIdOf, parseStoredCard, SECUREPAY_AUDIENCE } from './conventions.ts';
+import { SECUREPAY_CURRENCIES } from './currencies.ts';
 import { ErrorAnswer, PaymentAnswer } from './schemas.ts';
 import { verdictOf } from './status.ts';
 
@@ -46,11 +47,35 @@ type Exchange =
   | { kind: 'not_taken'; code: string; message: string }
   | { kind: 'no_answer'; message: string };
 
-/** What an answer must match to be about the request we made. Amount in minor units. */
+/** What an answer must match to be about the request we made. Amount in billhook minor units. */
 interface Expected {
   orderId: string;
   amount: bigint;
-  currency?: string;
+  currency: string;
+}
+
+/**
+ * `amount` as SecurePay's integer cents (`SECUREPAY_CURRENCIES`), or the refusal when SecurePay
+ * cannot take it: nothing is then sent.
+ */
+function wireAmount(
+  amount: bigint,
+  currency: string,
+): number | { kind: 'not_taken'; code: string; message: string } {
+  try {
+    return toGateway(SECUREPAY_CURRENCIES, amount, currency);
+  } catch (error) {
+    return { kind: 'not_taken', code: 'amount_not_representable', message: (error as Error).message };
+  }
+}
+
+/** The answer's `amount` read back as billhook minor units of `currency`, or undefined when it cannot be. */
+function answeredAmount(value: number, currency: string): bigint | undefined {
+  try {
+    return fromGateway(SECUREPAY_CURRENCIES, value, currency);
+  } catch {
+    return undefined;
+  }
 }
 
 /** 4xx statuses that do not prove the request was refused (a timeout, a conflict, rate limiting). */
@@ -83,10 +108,10 @@ function mismatch(answer: PaymentAnswer, expected: Expected, strict: boolean): s
   if (answer.orderId !== expected.orderId) {
     return `the answer names orderId ${answer.orderId}, not ${expected.orderId}`;
   }
-  if (answer.amount !== undefined && answer.amount !== expected.amount) {
+  if (answer.amount !== undefined && answeredAmount(answer.amount, expected.currency) !== expected.amount) {
     return `the answer's amount ${answer.amount} differs from the ${expected.amount} sent`;
   }
-  if (expected.currency && answer.currency && answer.currency.toUpperCase() !== expected.currency) {
+  if (answer.currency && answer.currency.toUpperCase() !== expected.currency) {
     return `the answer's currency ${answer.currency} differs from the ${expected.currency} sent`;
   }
   return undefined;
@@ -265,8 +290,10 @@ export class SecurepayClient implements GatewayClient {
     }
     const { customerCode, instrumentToken } = card;
     const orderId = orderIdOf(request.reference);
+    const amount = wireAmount(request.amount, request.currency);
+    if (typeof amount !== 'number') return amount;
     return this.#post(`/v2/customers/${encodeURIComponent(customerCode)}/payments`, orderId, {
-      amount: minorUnitsToJson(request.amount),
+      amount,
       merchantCode: this.#options.merchantCode,
       token: instrumentToken,
       ip: this.#ip,
@@ -278,7 +305,7 @@ export class SecurepayClient implements GatewayClient {
 
   /**
    * Charges a stored card: `POST {apiBase}/v2/customers/{customerCode}/payments` with
-   * `Idempotency-Key` = `orderId` = our `txn_…` reference and JSON `{amount (integer minor units),
+   * `Idempotency-Key` = `orderId` = our `txn_…` reference and JSON `{amount (integer cents, `SECUREPAY_CURRENCIES`),
    * merchantCode, token (the stored instrument's token), ip, orderId, customerCode, currency}`.
    * The customer code and instrument come from the payment method (`parseStoredCard`: token
    * `customerCode/instrumentToken`, or `customerId` + instrument token); without both nothing is sent
@@ -301,7 +328,8 @@ export class SecurepayClient implements GatewayClient {
   /**
    * Refunds part or all of a paid order: `POST {apiBase}/v2/orders/{orderId}/refunds` with
    * `orderId` = `chargeReference` (the order id the charge was sent with), `Idempotency-Key` = our
-   * `re_…` reference, JSON `{merchantCode, ip, amount (integer minor units)}`.
+   * `re_…` reference, JSON `{merchantCode, ip, amount (integer cents)}`. An amount SecurePay cannot take
+   * (`SECUREPAY_CURRENCIES`) is declined `amount_not_representable` without a call.
    * The answer carries the payment fields (`status`, `orderId`, `amount`, `bankTransactionId`,
    * `gatewayResponseCode`…; FACTS.md, SDK `RefundObject`) and maps through status.ts: `paid` →
    * succeeded (as in the sandbox refund answer logged in brightlabscomau/craftcommerce-securepay).
@@ -313,16 +341,20 @@ export class SecurepayClient implements GatewayClient {
    */
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     const orderId = orderIdOf(request.chargeReference);
-    const exchange = await this.#post(
-      `/v2/orders/${encodeURIComponent(orderId)}/refunds`,
-      request.reference,
-      {
-        merchantCode: this.#options.merchantCode,
-        ip: this.#ip,
-        amount: minorUnitsToJson(request.amount),
-      },
+    const amount = wireAmount(request.amount, request.currency);
+    const exchange =
+      typeof amount === 'number'
+        ? await this.#post(`/v2/orders/${encodeURIComponent(orderId)}/refunds`, request.reference, {
+            merchantCode: this.#options.merchantCode,
+            ip: this.#ip,
+            amount,
+          })
+        : amount;
+    const reading = readExchange(
+      exchange,
+      { orderId, amount: request.amount, currency: request.currency.toUpperCase() },
+      request.repeat === true,
     );
-    const reading = readExchange(exchange, { orderId, amount: request.amount }, request.repeat === true);
     if (reading.status === 'declined' || reading.status === 'unknown') return reading;
     return { status: reading.status, gatewayRefundId: request.reference };
   }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { minorUnitsFromJson } from '../../money/amount.ts';
 
 /**
  * Zod schemas of what SecurePay (Australia Post) REST API v2 sends us. No verbatim SecurePay
@@ -11,15 +10,11 @@ import { minorUnitsFromJson } from '../../money/amount.ts';
  * in the raw answer and ignored.
  */
 
-/** An amount in integer minor units (cents) sent as a JSON number, read without a float. */
-const MinorUnits = z.unknown().transform((value, ctx) => {
-  try {
-    return minorUnitsFromJson(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
-    return z.NEVER;
-  }
-});
+/**
+ * An amount as SecurePay writes it: a non-negative integer of cents (a float is refused), read into
+ * billhook minor units by `fromGateway(SECUREPAY_CURRENCIES, …)` where its currency is known.
+ */
+const Cents = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** A field SecurePay may send as a string or a number (the sandbox sends `bankTransactionId` as text). */
 const Text = z.union([z.string(), z.number().transform(String)]);
@@ -28,7 +23,7 @@ const Text = z.union([z.string(), z.number().transform(String)]);
  * The answer to a payment: `POST /v2/payments`, `POST /v2/customers/{customerCode}/payments`, and
  * (same fields) a refund `POST /v2/orders/{orderId}/refunds`.
  * - `status`: `paid` on success, anything else is not paid (e.g. `failed`); see status.ts;
- * - `amount`: integer minor units (cents); `currency`: ISO 4217 (AUD when not sent);
+ * - `amount`: integer cents (see currencies.ts); `currency`: ISO 4217 (AUD when not sent);
  * - `orderId`: the merchant's order id we sent (our `txn_…` reference); on a refund, the order refunded;
  * - `bankTransactionId`, `gatewayResponseCode`, `gatewayResponseMessage`: the bank's reference and its
  *   AS2805 response code/message (`00` / `Transaction successful` on approval);
@@ -37,7 +32,7 @@ const Text = z.union([z.string(), z.number().transform(String)]);
 export const PaymentAnswer = z.object({
   status: z.string().min(1),
   orderId: Text.optional(),
-  amount: MinorUnits.optional(),
+  amount: Cents.optional(),
   currency: z.string().optional(),
   createdAt: z.string().optional(),
   bankTransactionId: Text.nullish(),

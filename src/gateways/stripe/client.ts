@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { minorUnitsToJson } from '../../money/amount.ts';
+import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import type {
   ChargeOutcome,
   ChargeRequest,
@@ -12,6 +12,7 @@ import type {
   VoidRequest,
 } from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
+import { STRIPE_CURRENCIES } from './currencies.ts';
 
 /** Settings of the outbound Stripe client. */
 export interface StripeClientOptions {
@@ -26,13 +27,18 @@ const REFUND_REASONS = new Set(['duplicate', 'fraudulent', 'requested_by_custome
 
 /**
  * Maps an error thrown by the stripe package to an outcome. Only errors that prove Stripe did not
- * move money are declines: card errors (HTTP 402, https://docs.stripe.com/error-codes), invalid
+ * move money are declines: an amount Stripe cannot take (`STRIPE_CURRENCIES`: nothing was sent), card
+ * errors (HTTP 402, https://docs.stripe.com/error-codes), invalid
  * requests (400/404) and authentication/permission errors. Connection errors, timeouts, 5xx, rate
  * limits and idempotency conflicts leave the outcome unknown.
  */
 function outcomeOfError(
   error: unknown,
 ): { status: 'declined'; code: string; message: string } | { status: 'unknown'; message: string } {
+  if (error instanceof AmountNotRepresentable) {
+    // Thrown before the request was built: nothing was sent.
+    return { status: 'declined', code: error.code, message: error.message };
+  }
   if (error instanceof Stripe.errors.StripeCardError) {
     return {
       status: 'declined',
@@ -112,7 +118,7 @@ export class StripeClient implements GatewayClient {
     try {
       const intent = await this.#stripe.paymentIntents.create(
         {
-          amount: minorUnitsToJson(request.amount),
+          amount: toGateway(STRIPE_CURRENCIES, request.amount, request.currency),
           currency: request.currency.toLowerCase(),
           payment_method: request.paymentMethod.token,
           ...(request.paymentMethod.customerId ? { customer: request.paymentMethod.customerId } : {}),
@@ -142,7 +148,7 @@ export class StripeClient implements GatewayClient {
       const refund = await this.#stripe.refunds.create(
         {
           payment_intent: request.gatewayTransactionId,
-          amount: minorUnitsToJson(request.amount),
+          amount: toGateway(STRIPE_CURRENCIES, request.amount, request.currency),
           ...(request.reason && REFUND_REASONS.has(request.reason)
             ? { reason: request.reason as 'duplicate' | 'fraudulent' | 'requested_by_customer' }
             : {}),

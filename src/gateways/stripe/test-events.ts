@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
+import { toGateway } from '../../money/gateway-amount.ts';
 import { REFERENCE_KEY } from './conventions.ts';
+import { STRIPE_CURRENCIES } from './currencies.ts';
 
 /** Event types `send-test-webhook stripe` can build. */
 export const STRIPE_TEST_EVENT_TYPES = [
@@ -13,7 +15,7 @@ export const STRIPE_TEST_EVENT_TYPES = [
 ] as const;
 export type StripeTestEventType = (typeof STRIPE_TEST_EVENT_TYPES)[number];
 
-/** What the test event is about. Amount in minor units; currency lower or upper case. */
+/** What the test event is about. Amount in billhook minor units; currency lower or upper case. */
 export interface StripeTestEventOptions {
   paymentIntent?: string;
   reference?: string;
@@ -29,7 +31,9 @@ const randomId = (prefix: string) => `${prefix}_test${randomBytes(9).toString('h
 
 /**
  * Builds a realistic Stripe event (API version 2025-04-30.basil), shaped like the real test-mode
- * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`).
+ * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`). The
+ * amount is written as Stripe writes it (`STRIPE_CURRENCIES`: 500 ISK is `50000`).
+ * @throws AmountNotRepresentable for an amount Stripe could not have sent (150 minor units of MGA)
  */
 export function buildStripeTestEvent(
   type: StripeTestEventType,
@@ -37,6 +41,7 @@ export function buildStripeTestEvent(
 ): Record<string, unknown> {
   const created = Math.floor(Date.now() / 1000);
   const currency = options.currency.toLowerCase();
+  const amount = toGateway(STRIPE_CURRENCIES, BigInt(options.amount), currency);
   const paymentIntent = options.paymentIntent ?? randomId('pi');
   const metadata = options.reference ? { [REFERENCE_KEY]: options.reference } : {};
   let object: Record<string, unknown>;
@@ -49,8 +54,8 @@ export function buildStripeTestEvent(
     object = {
       id: paymentIntent,
       object: 'payment_intent',
-      amount: options.amount,
-      amount_received: status === 'succeeded' ? options.amount : 0,
+      amount,
+      amount_received: status === 'succeeded' ? amount : 0,
       currency,
       status,
       metadata,
@@ -71,7 +76,7 @@ export function buildStripeTestEvent(
     object = {
       id: options.objectId ?? randomId('re'),
       object: 'refund',
-      amount: options.amount,
+      amount,
       currency,
       status: 'succeeded',
       payment_intent: paymentIntent,
@@ -84,7 +89,7 @@ export function buildStripeTestEvent(
     object = {
       id: options.objectId ?? randomId('du'),
       object: 'dispute',
-      amount: options.amount,
+      amount,
       currency,
       status: type === 'charge.dispute.created' ? 'needs_response' : (options.disputeStatus ?? 'lost'),
       payment_intent: paymentIntent,

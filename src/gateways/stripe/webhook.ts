@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { z } from 'zod';
 import { isCurrency } from '../../money/currency.ts';
+import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
@@ -12,8 +13,23 @@ import {
   type WebhookVerifier,
 } from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
+import { STRIPE_CURRENCIES } from './currencies.ts';
 
-const Amount = z.number().int().nonnegative().transform(BigInt);
+/** A Stripe amount as sent, in the currency's unit as Stripe reads it: converted by `amountOf`. */
+const Amount = z.number().int().nonnegative();
+
+/**
+ * Billhook minor units of a Stripe amount, by Stripe's currency rules (`STRIPE_CURRENCIES`: ISK
+ * `50000` is 500 ISK, MGA `1000` is 1,000 MGA).
+ * @throws WebhookPayloadError for an amount billhook cannot book exactly (ISK `50050`)
+ */
+function amountOf(amount: number, currency: string, what: string): bigint {
+  try {
+    return fromGateway(STRIPE_CURRENCIES, amount, currency);
+  } catch (error) {
+    throw new WebhookPayloadError(`Stripe ${what}: ${(error as Error).message}`);
+  }
+}
 const Currency = z
   .string()
   .transform((c) => c.toUpperCase())
@@ -122,7 +138,7 @@ function refundEvent(eventId: string, occurredAt: Date, object: unknown): Paymen
     gatewayTransactionId: refund.payment_intent ?? refund.charge ?? undefined,
     gatewayRefundId: refund.id,
     reference: refund.metadata?.[REFERENCE_KEY],
-    amount: refund.amount,
+    amount: amountOf(refund.amount, refund.currency, `refund ${refund.id}`),
     currency: refund.currency,
     occurredAt,
     failureCode: refund.failure_reason ?? undefined,
@@ -149,7 +165,11 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         gatewayEventId: event.id,
         gatewayTransactionId: intent.id,
         reference: intent.metadata?.[REFERENCE_KEY],
-        amount: chargeType === 'charge.succeeded' ? (intent.amount_received ?? intent.amount) : intent.amount,
+        amount: amountOf(
+          chargeType === 'charge.succeeded' ? (intent.amount_received ?? intent.amount) : intent.amount,
+          intent.currency,
+          `payment intent ${intent.id}`,
+        ),
         currency: intent.currency,
         occurredAt,
         failureCode: error ? (error.code ?? undefined) : (intent.cancellation_reason ?? undefined),
@@ -182,7 +202,7 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         gatewayEventId: event.id,
         gatewayTransactionId: dispute.payment_intent ?? dispute.charge ?? undefined,
         gatewayDisputeId: dispute.id,
-        amount: dispute.amount,
+        amount: amountOf(dispute.amount, dispute.currency, `dispute ${dispute.id}`),
         currency: dispute.currency,
         occurredAt,
         reason: dispute.reason ?? undefined,
@@ -260,7 +280,7 @@ export class StripeWebhook implements WebhookVerifier {
   /**
    * Maps payment_intent.succeeded / payment_failed / canceled / processing, charge.refunded,
    * charge.refund.updated and refund.*, charge.dispute.created / closed to canonical events.
-   * Amounts are Stripe's integer minor units; currencies are upper-cased.
+   * Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies are upper-cased.
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
   async normalize(body: string): Promise<PaymentEvent[]> {

@@ -84,26 +84,38 @@ describe('AuthorizeNetClient.charge', () => {
     ]);
   });
 
-  it('formats amounts with the currency exponent (JPY 0, KWD 3) and accepts a bare payment profile id with the customer id', async () => {
+  it('formats amounts with two decimals (CAD) and accepts a bare payment profile id with the customer id', async () => {
     const seen: ApiBody[] = [];
     nockApi(BASE, 'createTransactionRequest', APPROVED, () => true, seen);
-    nockApi(BASE, 'createTransactionRequest', APPROVED, () => true, seen);
-    await client().charge({ ...CHARGE, amount: 500n, currency: 'JPY' });
     await client().charge({
       ...CHARGE,
-      amount: 1234n,
-      currency: 'kwd',
+      amount: 123_405n,
+      currency: 'cad',
       paymentMethod: { token: '1000177237', customerId: '40338125' },
     });
     expect(seen.map((r) => [r.transactionRequest.amount, r.transactionRequest.currencyCode])).toEqual([
-      ['500', 'JPY'],
-      ['1.234', 'KWD'],
+      ['1234.05', 'CAD'],
     ]);
-    expect(seen[1]!.transactionRequest.profile).toEqual({
+    expect(seen[0]!.transactionRequest.profile).toEqual({
       customerProfileId: '40338125',
       paymentProfile: { paymentProfileId: '1000177237' },
     });
   });
+
+  it.each([
+    ['JPY', 500n],
+    ['KWD', 1234n],
+  ])(
+    'declines %s without a call: Authorize.Net documents two-decimal amounts only',
+    async (currency, amount) => {
+      // AUTHORIZENET_CURRENCIES (no nock: any request would fail the test).
+      expect(await client().charge({ ...CHARGE, amount, currency })).toMatchObject({
+        status: 'declined',
+        code: 'amount_not_representable',
+        message: expect.stringContaining(`Authorize.Net does not take ${currency}`),
+      });
+    },
+  );
 
   it('returns a decline (responseCode 2) with the reason code and text and the transId', async () => {
     nockApi(BASE, 'createTransactionRequest', anetFixture('api.createTransaction.declined.constructed.json'));

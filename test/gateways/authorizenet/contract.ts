@@ -1,5 +1,6 @@
 import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
-import { toDecimalString } from '../../../src/money/gateway-format.ts';
+import { AUTHORIZENET_CURRENCIES } from '../../../src/gateways/authorizenet/currencies.ts';
+import { toGateway } from '../../../src/money/gateway-amount.ts';
 import type { ContractCase } from '../contract-case.ts';
 import { anetFixture, LOGIN_ID, nockApi, nockNoAnswer, TRANSACTION_KEY } from './support.ts';
 
@@ -68,7 +69,7 @@ export const contract: ContractCase = {
       (r) =>
         r.transactionRequest.transactionType === 'refundTransaction' &&
         r.transactionRequest.refTransId === TRANS_ID &&
-        r.transactionRequest.amount === toDecimalString(amount, 'USD'),
+        r.transactionRequest.amount === toGateway(AUTHORIZENET_CURRENCIES, amount, 'USD'),
     );
   },
   nockVoid() {

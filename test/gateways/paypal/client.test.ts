@@ -101,7 +101,7 @@ describe('PaypalClient.charge', () => {
     });
   });
 
-  it('uses payment_source.paypal.vault_id for a `paypal:` token, and the currency’s exponent (JPY 0, KWD 3)', async () => {
+  it('uses payment_source.paypal.vault_id for a `paypal:` token, and PayPal’s decimals (JPY and HUF none)', async () => {
     nockToken(BASE).reply(200, TOKEN);
     const seen: Seen[] = [];
     nock(BASE)
@@ -116,10 +116,27 @@ describe('PaypalClient.charge', () => {
         currency: 'jpy',
       }),
     );
-    await paypal.charge(chargeOf({ amount: 1234n, currency: 'KWD' }));
+    // HUF 1,000.00 is 100000n ISO minor units; PayPal takes HUF without decimals
+    // (https://developer.paypal.com/docs/api/reference/currency-codes/): "1000", not "1000.00".
+    await paypal.charge(chargeOf({ amount: 100_000n, currency: 'HUF' }));
     expect(seen[0]!.body.payment_source).toEqual({ paypal: { vault_id: '3dk95qqrz' } });
     expect(seen[0]!.body.purchase_units[0].amount).toEqual({ currency_code: 'JPY', value: '500' });
-    expect(seen[1]!.body.purchase_units[0].amount).toEqual({ currency_code: 'KWD', value: '1.234' });
+    expect(seen[1]!.body.purchase_units[0].amount).toEqual({ currency_code: 'HUF', value: '1000' });
+  });
+
+  it('declines without a call an amount PayPal cannot take: HUF 1000.50, or KWD (not a PayPal currency)', async () => {
+    // No nock: any request would fail the test (net connect is disabled).
+    const paypal = client();
+    expect(await paypal.charge(chargeOf({ amount: 100_050n, currency: 'HUF' }))).toMatchObject({
+      status: 'declined',
+      code: 'amount_not_representable',
+      message: expect.stringContaining('PayPal cannot take 1000.50 HUF'),
+    });
+    expect(await paypal.charge(chargeOf({ amount: 1234n, currency: 'KWD' }))).toMatchObject({
+      status: 'declined',
+      code: 'amount_not_representable',
+      message: expect.stringContaining('PayPal does not take KWD'),
+    });
   });
 
   it('reuses the token until it expires (one token call for two charges)', async () => {

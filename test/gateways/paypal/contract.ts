@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { newId } from '../../../src/db/ids.ts';
 import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
-import { toDecimalString } from '../../../src/money/gateway-format.ts';
+import { PAYPAL_CURRENCIES } from '../../../src/gateways/paypal/currencies.ts';
+import { toGateway } from '../../../src/money/gateway-amount.ts';
 import type { ContractCase } from '../contract-case.ts';
 import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
 
@@ -64,7 +65,8 @@ export const contract: ContractCase = {
       .post(
         '/v2/payments/captures/0XX3309307732590Y/refund',
         (body) =>
-          body.amount?.value === toDecimalString(amount, 'USD') && body.amount?.currency_code === 'USD',
+          body.amount?.value === toGateway(PAYPAL_CURRENCIES, amount, 'USD') &&
+          body.amount?.currency_code === 'USD',
       )
       .matchHeader('paypal-request-id', 're_contract01')
       .reply(201, paypalFixture('api.captures.refund.completed.json'));

@@ -281,7 +281,7 @@ describe('PaypalWebhook test certificate mode (PAYPAL_TEST_CERT_FILE)', () => {
     capture.resource.amount.value = '2.515';
     const bad = JSON.stringify(capture);
     await expect(verifier.verify(Buffer.from(bad), signPaypalDelivery(bad, signing))).rejects.toThrow(
-      /more decimals than USD/,
+      /2.515 USD, finer than USD's ISO 4217 minor unit/,
     );
     // A dispute of two captures is PayPal's shape, only not one billhook can match: stored, for the
     // worker to raise as an exception, rather than refused and sent again.
@@ -477,7 +477,7 @@ describe('PaypalWebhook.normalize', () => {
     ).rejects.toThrow(WebhookPayloadError);
     const capture = paypalFixture('webhook.PAYMENT.CAPTURE.COMPLETED.json');
     capture.resource.amount.value = '2.515';
-    await expect(normalize(capture)).rejects.toThrow(/more decimals than USD/);
+    await expect(normalize(capture)).rejects.toThrow(/2.515 USD, finer than USD's ISO 4217 minor unit/);
     capture.resource.amount = { currency_code: 'XXY', value: '1.00' };
     await expect(normalize(capture)).rejects.toThrow(WebhookPayloadError);
     const dispute = paypalFixture('constructed/webhook.CUSTOMER.DISPUTE.CREATED.constructed.json');
@@ -488,12 +488,16 @@ describe('PaypalWebhook.normalize', () => {
     await expect(normalize(reversal)).rejects.toThrow(/no up link/);
   });
 
-  it('keeps the JPY and KWD exponents exact', async () => {
+  it('reads amounts by PayPal’s currency rules: JPY and HUF without decimals, KWD refused', async () => {
     const capture = paypalFixture('webhook.PAYMENT.CAPTURE.COMPLETED.json');
     capture.resource.amount = { currency_code: 'JPY', value: '500' };
     expect((await normalize(capture))[0]).toMatchObject({ amount: 500n, currency: 'JPY' });
+    // HUF "1000" is 1,000.00 HUF = 100000n ISO minor units (PAYPAL_CURRENCIES).
+    capture.resource.amount = { currency_code: 'HUF', value: '1000' };
+    expect((await normalize(capture))[0]).toMatchObject({ amount: 100_000n, currency: 'HUF' });
+    // KWD is not a PayPal currency (https://developer.paypal.com/docs/api/reference/currency-codes/).
     capture.resource.amount = { currency_code: 'KWD', value: '1.234' };
-    expect((await normalize(capture))[0]).toMatchObject({ amount: 1234n, currency: 'KWD' });
+    await expect(normalize(capture)).rejects.toThrow(/PayPal does not take KWD/);
   });
 });
 

@@ -96,15 +96,28 @@ describe('SecurepayClient', () => {
       ]);
     });
 
-    it.each([
-      ['JPY (exponent 0)', 'JPY', 5000n, 5000],
-      ['KWD (exponent 3)', 'KWD', 1234n, 1234],
-    ])('sends minor units unchanged for %s', async (_name, currency, amount, wire) => {
+    it('sends NZD cents unchanged (two-decimal, as SecurePay\'s "amount in cents")', async () => {
       const posted = capturePost(PAYMENTS);
-      posted.interceptor.reply(201, { ...PAID, amount: wire, currency });
-      expect((await client().charge({ ...charge, currency, amount })).status).toBe('succeeded');
-      expect(posted.sent()).toMatchObject({ amount: wire, currency });
+      posted.interceptor.reply(201, { ...PAID, amount: 1234, currency: 'NZD' });
+      expect((await client().charge({ ...charge, currency: 'NZD', amount: 1234n })).status).toBe('succeeded');
+      expect(posted.sent()).toMatchObject({ amount: 1234, currency: 'NZD' });
     });
+
+    it.each([
+      ['JPY', 5000n],
+      ['KWD', 1234n],
+    ])(
+      'declines %s without a call: "cents" is undocumented for a currency that is not two-decimal',
+      async (currency, amount) => {
+        // SECUREPAY_CURRENCIES: SecurePay documents `amount` in cents only; JPY 5000 could be read as
+        // ¥5,000 or ¥50, so it is refused (no nock: any request would fail the test).
+        expect(await client().charge({ ...charge, currency, amount })).toMatchObject({
+          status: 'declined',
+          code: 'amount_not_representable',
+          message: expect.stringContaining(`SecurePay does not take ${currency}`),
+        });
+      },
+    );
 
     it('url-encodes the customer code in the path', async () => {
       nockToken(AUTH_URL, TOKEN);

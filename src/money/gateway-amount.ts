@@ -1,0 +1,229 @@
+import { AppError } from '../errors.ts';
+import { MAX_MINOR_UNITS } from './amount.ts';
+import { exponentOf } from './currency.ts';
+
+/**
+ * The one conversion engine between billhook's amounts (bigint ISO 4217 minor units) and what each
+ * gateway writes on the wire. Every gateway states its rules in a `GatewayCurrencyTable`
+ * (src/gateways/<gateway>/currencies.ts); nothing else in billhook converts an amount for a gateway.
+ * An amount a gateway cannot represent exactly is refused (`AmountNotRepresentable`), never rounded.
+ */
+
+/** How a gateway reads amounts of one currency, where it differs from the ISO 4217 minor unit. */
+export interface CurrencyRule {
+  /**
+   * Digits after the decimal point in the unit the gateway counts in: Stripe reads MGA as 0 (whole
+   * ariary) although ISO 4217 gives it 2, and ISK as 2 although ISO 4217 gives it 0.
+   */
+  exponent: number;
+  /** The smallest step the gateway accepts, in billhook minor units (Stripe KWD: 10n, last digit 0). */
+  granularity?: bigint;
+  /** The rule in words, quoted in refusals: `the last digit must be 0 (a multiple of 10)`. */
+  rule: string;
+}
+
+/**
+ * One gateway's currency rules: how amounts are written, which currencies it takes, and the
+ * currencies whose unit or step differs from ISO 4217. A currency it takes without an entry in
+ * `rules` is read with its ISO 4217 exponent and a step of one minor unit.
+ */
+export interface GatewayCurrencyTable {
+  /** The gateway's name as people know it, quoted in refusals (`Stripe`, `PayPal`). */
+  gateway: string;
+  /** `integer`: a JSON integer counted in the gateway's unit; `decimal`: a decimal string (`"2.51"`). */
+  format: 'integer' | 'decimal';
+  /** The only currencies the gateway takes, when it publishes such a list. */
+  supported?: ReadonlySet<string>;
+  /** The only ISO 4217 exponents the gateway's amount format is documented for (SecurePay: cents). */
+  isoExponents?: readonly number[];
+  /** Currencies refused with the reason (Stripe: no documented format for IQD, LYD…). */
+  refused?: Readonly<Record<string, string>>;
+  /** Currencies whose unit or step differs from ISO 4217. */
+  rules: Readonly<Record<string, CurrencyRule>>;
+  /** Where the facts come from (a documentation page). */
+  source: string;
+}
+
+/** A table whose amounts are JSON integers (Stripe, eWAY, SecurePay). */
+export type IntegerAmounts = GatewayCurrencyTable & { format: 'integer' };
+/** A table whose amounts are decimal strings (PayPal, Authorize.Net). */
+export type DecimalAmounts = GatewayCurrencyTable & { format: 'decimal' };
+
+/**
+ * Raised when an amount or currency cannot cross to or from a gateway exactly: the API answers 422
+ * (`amount_not_representable`) naming the gateway and the rule; a webhook with such an amount is a
+ * payload error. Nothing is sent and nothing is created.
+ */
+export class AmountNotRepresentable extends AppError {
+  override name = 'AmountNotRepresentable';
+  constructor(message: string) {
+    super(422, 'invalid_request', 'amount_not_representable', message);
+  }
+}
+
+/** How `currency` crosses to `table`'s gateway: its unit's exponent, step, and rule in words. */
+interface Resolved {
+  iso: number;
+  exponent: number;
+  granularity: bigint;
+  rule: string | undefined;
+}
+
+/**
+ * The rule `table` applies to `currency`.
+ * @throws AmountNotRepresentable when the gateway does not take the currency
+ */
+function resolve(table: GatewayCurrencyTable, currency: string): Resolved {
+  const code = currency.toUpperCase();
+  let iso: number;
+  try {
+    iso = exponentOf(code);
+  } catch {
+    throw new AmountNotRepresentable(`${code} is not an ISO 4217 currency`);
+  }
+  const refusal = table.refused?.[code];
+  if (refusal)
+    throw new AmountNotRepresentable(`${table.gateway} does not take ${code}: ${refusal} (${table.source})`);
+  if (table.supported && !table.supported.has(code)) {
+    throw new AmountNotRepresentable(
+      `${table.gateway} does not take ${code}: it is not in ${table.gateway}'s list of currencies (${table.source})`,
+    );
+  }
+  if (table.isoExponents && !table.isoExponents.includes(iso)) {
+    throw new AmountNotRepresentable(
+      `${table.gateway} does not take ${code}: its amounts are documented for currencies with ${table.isoExponents.join(' or ')} decimals only, ${code} has ${iso} (${table.source})`,
+    );
+  }
+  const entry = table.rules[code];
+  return { iso, exponent: entry?.exponent ?? iso, granularity: entry?.granularity ?? 1n, rule: entry?.rule };
+}
+
+const pow10 = (n: number): bigint => 10n ** BigInt(n);
+
+/** `amount` minor units of `currency` written as a decimal in major units: `(1296n, 3)` → `1.296`. */
+function major(amount: bigint, iso: number): string {
+  if (iso === 0) return amount.toString();
+  const digits = amount.toString().padStart(iso + 1, '0');
+  return `${digits.slice(0, -iso)}.${digits.slice(-iso)}`;
+}
+
+/**
+ * `amount` (billhook minor units) counted in the gateway's unit, refusing what the gateway cannot
+ * take exactly.
+ * @throws AmountNotRepresentable for a negative or too large amount, a currency the gateway does not
+ * take, an amount finer than the gateway's unit (Stripe MGA 150n) or off its step (Stripe KWD 1296n)
+ */
+function toUnits(
+  table: GatewayCurrencyTable,
+  amount: bigint,
+  currency: string,
+): { units: bigint; exponent: number } {
+  const code = currency.toUpperCase();
+  if (amount < 0n || amount > MAX_MINOR_UNITS) {
+    throw new AmountNotRepresentable(
+      `${amount} is not an amount billhook sends (0 to ${MAX_MINOR_UNITS} minor units)`,
+    );
+  }
+  const { iso, exponent, granularity, rule } = resolve(table, code);
+  const step = exponent < iso ? pow10(iso - exponent) : 1n;
+  for (const [divisor, why] of [
+    [step, `${table.gateway} counts ${code} in units of ${major(step, iso)} ${code}`],
+    [granularity, `${table.gateway} takes ${code} only in steps of ${major(granularity, iso)} ${code}`],
+  ] as const) {
+    if (amount % divisor !== 0n) {
+      throw new AmountNotRepresentable(
+        `${table.gateway} cannot take ${major(amount, iso)} ${code} (${amount} minor units) exactly: ${why}` +
+          `${rule ? ` (${rule})` : ''}; see ${table.source}`,
+      );
+    }
+  }
+  const units = exponent >= iso ? amount * pow10(exponent - iso) : amount / step;
+  return { units, exponent };
+}
+
+/**
+ * Checks that `table`'s gateway can take `amount` of `currency` exactly, before anything is sent or
+ * created (a charge or refund the gateway would refuse or misread never starts).
+ * @param amount billhook minor units of `currency`
+ * @throws AmountNotRepresentable naming the gateway and the rule
+ */
+export function assertRepresentable(table: GatewayCurrencyTable, amount: bigint, currency: string): void {
+  toUnits(table, amount, currency);
+}
+
+/**
+ * Converts billhook minor units to the gateway's wire value: a JSON integer for an integer table
+ * (Stripe ISK `5n` → `500`, MGA `100000n` → `1000`), a decimal string for a decimal table (PayPal
+ * HUF `100000n` → `"1000"`, USD `251n` → `"2.51"`).
+ * @throws AmountNotRepresentable (see `assertRepresentable`), also for an integer beyond 2^53
+ */
+export function toGateway(table: IntegerAmounts, amount: bigint, currency: string): number;
+export function toGateway(table: DecimalAmounts, amount: bigint, currency: string): string;
+export function toGateway(table: GatewayCurrencyTable, amount: bigint, currency: string): number | string {
+  const { units, exponent } = toUnits(table, amount, currency);
+  if (table.format === 'decimal') return major(units, exponent);
+  if (units > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new AmountNotRepresentable(`${units} is beyond the integers JSON carries exactly`);
+  }
+  return Number(units);
+}
+
+/** `units` of the gateway's unit (exponent `exponent`) as billhook minor units, or a refusal. */
+function fromUnits(
+  table: GatewayCurrencyTable,
+  units: bigint,
+  exponent: number,
+  code: string,
+  shown: string,
+): bigint {
+  const { iso, rule } = resolve(table, code);
+  let amount = units;
+  if (exponent > iso) {
+    const step = pow10(exponent - iso);
+    if (units % step !== 0n) {
+      throw new AmountNotRepresentable(
+        `${table.gateway} reported ${shown} ${code}, finer than ${code}'s ISO 4217 minor unit` +
+          `${rule ? ` (${rule})` : ''}; see ${table.source}`,
+      );
+    }
+    amount = units / step;
+  } else if (exponent < iso) {
+    amount = units * pow10(iso - exponent);
+  }
+  if (amount > MAX_MINOR_UNITS)
+    throw new AmountNotRepresentable(`${table.gateway} amount ${shown} ${code} is too large`);
+  return amount;
+}
+
+/**
+ * Reads a gateway's wire amount back into billhook minor units, exactly: an integer table's JSON
+ * number (Stripe ISK `50000` → `500n`; `50050` is refused, since Stripe's ISK decimals are always
+ * 00), a decimal table's string (`"2.51"` USD → `251n`, `"1000"` HUF → `100000n`, `"7"` EUR → `700n`).
+ * What the gateway reports is what moved: the step a gateway requires of amounts sent to it is not
+ * asked of amounts read back, only that they fit the currency's minor unit.
+ * @throws AmountNotRepresentable for a value that is not a non-negative integer (integer tables) or
+ * decimal (decimal tables), finer than the currency's minor unit, beyond 10^15 minor units, or in a
+ * currency the gateway does not take
+ */
+export function fromGateway(table: IntegerAmounts, value: unknown, currency: string): bigint;
+export function fromGateway(table: DecimalAmounts, value: string, currency: string): bigint;
+export function fromGateway(table: GatewayCurrencyTable, value: unknown, currency: string): bigint {
+  const code = currency.toUpperCase();
+  if (table.format === 'integer') {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new AmountNotRepresentable(
+        `${table.gateway} amount ${JSON.stringify(value)} is not a non-negative integer (a float never becomes money)`,
+      );
+    }
+    return fromUnits(table, BigInt(value), resolve(table, code).exponent, code, String(value));
+  }
+  const text = typeof value === 'string' ? value.trim() : '';
+  const match = /^(\d{1,16})(?:\.(\d{1,16}))?$/.exec(text);
+  if (!match)
+    throw new AmountNotRepresentable(
+      `${table.gateway} amount ${JSON.stringify(value)} is not a decimal amount`,
+    );
+  const [, whole = '0', fraction = ''] = match;
+  const digits = fraction.replace(/0+$/, '');
+  return fromUnits(table, BigInt(whole + digits), digits.length, code, text);
+}
