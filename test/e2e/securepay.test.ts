@@ -1,7 +1,9 @@
 import { sql } from 'kysely';
 import nock from 'nock';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
+import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
 import { noAnswer, PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
@@ -295,6 +297,68 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('charge_in_progress');
+  });
+
+  it('books SecurePay status "unknown" with a bank code as unknown: the invoice stays locked, and the poll repeats the payment', async () => {
+    const { invoice } = await openInvoice();
+    const before = await ledgerByCode(app);
+    tokenEndpoint();
+    // SecurePay's documented third status ("processed with unexpected status from gateway", see
+    // src/gateways/securepay/status.ts), carrying a bank code as the issue reports it.
+    const unknownAnswer = {
+      ...PAID,
+      status: 'unknown',
+      gatewayResponseCode: '05',
+      gatewayResponseMessage: 'Do Not Honour',
+      errorCode: 'UNKNOWN',
+    };
+    const seen = securepayChargeAnswers(unknownAnswer);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    const txn = charged.body.transaction;
+    expect(txn).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome', amount: 10000 });
+    expect(txn.failure_message).toMatch(/status unknown/);
+    expect(charged.body.invoice).toMatchObject({ status: 'OPEN', amount_paid: 0 });
+    // No second charge while money may have moved.
+    const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('charge_in_progress');
+    expect(await ledgerByCode(app)).toEqual(before);
+
+    // The poll repeats the payment with the same Idempotency-Key and orderId (SecurePay's only status
+    // check); still `unknown` keeps it open, a `paid` answer settles it once.
+    // Three steps: this test uses two, so no attempt (of this or other tests) is exhausted into an exception.
+    const schedule = [60, 300, 3600];
+    const created = new Date(txn.created_at);
+    const sweep = (seconds: number) =>
+      pollDueTransactions(app.runtime.db, app.runtime.registry, schedule, pino({ level: 'silent' }), {
+        now: new Date(created.getTime() + seconds * 1000),
+      });
+    // (Other tests' unknown attempts are swept too; only this attempt's repeat is answered.)
+    const repeats: Seen[] = [];
+    const repeatAnswers = (answer: object) =>
+      nock(API)
+        .post(PAYMENTS, (body) => body.orderId === txn.id)
+        .reply(async (request: Request) => {
+          repeats.push(await readRequest(request));
+          return [201, { ...answer, orderId: txn.id, amount: 10000 }];
+        });
+    const ours = async (seconds: number) => (await sweep(seconds)).filter((r) => r.transactionId === txn.id);
+    repeatAnswers(unknownAnswer);
+    expect(await ours(61)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: false }]);
+    repeatAnswers(PAID);
+    expect(await ours(301)).toEqual([{ transactionId: txn.id, status: 'succeeded', exhausted: false }]);
+    expect(seen.map((s) => s.idempotencyKey)).toEqual([txn.id]);
+    expect(repeats.map((s) => s.idempotencyKey)).toEqual([txn.id, txn.id]);
+    expect(repeats[1]!.body).toEqual(seen[0]!.body);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 10000,
+    });
+    const paid = await ledgerByCode(app);
+    expect(paid['gateway_clearing:securepay AUD']).toBe(
+      (before['gateway_clearing:securepay AUD'] ?? 0) + 10000,
+    );
   });
 
   it('fetches a new token after a 401 and repeats the charge once', async () => {

@@ -28,4 +28,15 @@ export interface ContractCase {
   nockVoid(): { status: 'succeeded' } | { status: 'declined'; code: string };
   /** The gateway's id of the approved charge, as its fixture answer carries it. */
   approvedTransactionId: string;
+  /**
+   * The charge is answered HTTP 2xx with `body` (a string is sent as is, an object as JSON), after
+   * whatever token call the gateway needs.
+   */
+  nockChargeAnswer(body: string | object): void;
+  /** A refund of `amount` of the approved charge is answered HTTP 2xx with `body`, as above. */
+  nockRefundAnswer(amount: bigint, body: string | object): void;
+  /** The gateway's approved charge answer with a status its status table does not list. */
+  unmappedChargeAnswer: object;
+  /** The gateway's refund answer (for `amount`) with a status its status table does not list. */
+  unmappedRefundAnswer(amount: bigint): object;
 }

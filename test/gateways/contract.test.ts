@@ -4,8 +4,10 @@ import { contractCases } from './contract-cases.ts';
 
 /**
  * One contract, every adapter: charge approved, declined (the gateway's code and message kept),
- * timed out → unknown → the status check resolves it, partial refund, void. Gateways' servers are
- * nock on their real fixture answers.
+ * timed out → unknown → the status check resolves it, partial refund, void; and every answer the
+ * adapter cannot be sure of — a status its table does not list, a body that is not JSON, JSON of
+ * another shape — is `unknown` for a charge and a refund, never a decline (PRODUCT.md §11).
+ * Gateways' servers are nock on their real fixture answers.
  */
 describe.each(contractCases)('$gateway adapter contract', (contract) => {
   beforeAll(() => {
@@ -51,6 +53,38 @@ describe.each(contractCases)('$gateway adapter contract', (contract) => {
       gatewayTransactionId: contract.approvedTransactionId,
     });
   });
+
+  const unreadable: [string, () => string | object][] = [
+    ['a status its status table does not list', () => contract.unmappedChargeAnswer],
+    ['a body that is not JSON', () => '<html><body>502 Bad Gateway</body></html>'],
+    ['JSON of another shape', () => ({ result: 'ok' })],
+  ];
+
+  it.each(unreadable)('leaves a charge answered with %s unknown', async (_what, body) => {
+    contract.nockChargeAnswer(body());
+    expect(await contract.client().charge(contract.charge)).toMatchObject({ status: 'unknown' });
+  });
+
+  it.each([
+    ['a status its status table does not list', (amount: bigint) => contract.unmappedRefundAnswer(amount)],
+    ['a body that is not JSON', () => '<html><body>502 Bad Gateway</body></html>'],
+    ['JSON of another shape', () => ({ result: 'ok' })],
+  ] as [string, (amount: bigint) => string | object][])(
+    'leaves a refund answered with %s unknown',
+    async (_what, body) => {
+      const amount = contract.charge.amount / 4n;
+      contract.nockRefundAnswer(amount, body(amount));
+      const outcome = await contract.client().refund({
+        reference: 're_contract01',
+        chargeReference: contract.charge.reference,
+        gatewayTransactionId: contract.approvedTransactionId,
+        amount,
+        currency: contract.charge.currency,
+        paymentMethod: contract.charge.paymentMethod,
+      });
+      expect(outcome).toMatchObject({ status: 'unknown' });
+    },
+  );
 
   it('refunds part of a charge', async () => {
     const amount = contract.charge.amount / 4n;

@@ -103,6 +103,11 @@ export function chargeOutcomeOfDetails(transaction: TransactionDetails): ChargeO
       return { status: 'succeeded', gatewayTransactionId };
     case 'pending':
       return { status: 'pending', gatewayTransactionId };
+    case 'unknown':
+      return {
+        status: 'unknown',
+        message: `transaction ${gatewayTransactionId} has status ${transaction.transactionStatus}, which billhook does not know`,
+      };
     case 'canceled':
       return {
         status: 'declined',
@@ -134,7 +139,7 @@ function chargeOutcomeOfSummary(summary: TransactionSummary): ChargeOutcome {
 const UNSETTLED_CAPTURE = 'capturedPendingSettlement';
 
 /** Which of several list entries with our invoice number tells the truth: money moved beats in flight beats failed. */
-const STATE_RANK = { succeeded: 0, pending: 1, failed: 2, canceled: 3 } as const;
+const STATE_RANK = { succeeded: 0, pending: 1, unknown: 1, failed: 2, canceled: 3 } as const;
 
 /**
  * Authorize.Net's outbound side: `createTransactionRequest` for charges on customer profiles,

@@ -1,11 +1,12 @@
 /**
  * The one table mapping Authorize.Net's answers to billhook outcomes. Only an explicit success is
- * success, only an explicit failure is failure; everything else — held for review, awaiting
- * settlement of a review, a status this table does not know — is pending.
+ * success, only an explicit failure is failure, only a documented in-flight status (held for
+ * review, awaiting capture or settlement) is pending; a status this table does not know is
+ * `unknown` (PRODUCT.md §11), never a decline.
  */
 
 /** What a transaction's state means for the money. */
-export type TransactionState = 'succeeded' | 'failed' | 'pending' | 'canceled';
+export type TransactionState = 'succeeded' | 'failed' | 'pending' | 'canceled' | 'unknown';
 
 /**
  * `transactionStatus` of getTransactionDetails / transaction lists → state. Values from
@@ -21,7 +22,9 @@ export type TransactionState = 'succeeded' | 'failed' | 'pending' | 'canceled';
  * - pending: `FDSPendingReview`, `FDSAuthorizedPendingReview`, `underReview` (held by the Fraud
  *   Detection Suite), `approvedReview` (released, not yet captured), `authorizedPendingCapture`,
  *   `authorizedPendingRelease`, `pendingSettlement`, `pendingFinalSettlement`, `updatingSettlement`,
- *   `couldNotVoid`, and chargeback/return statuses (not reconciled by this adapter).
+ *   `couldNotVoid`;
+ * - anything else (chargeback and return statuses, which this adapter does not reconcile, and any
+ *   status added later): unknown.
  */
 const TRANSACTION_STATUS: ReadonlyMap<string, TransactionState> = new Map([
   ['capturedPendingSettlement', 'succeeded'],
@@ -35,11 +38,21 @@ const TRANSACTION_STATUS: ReadonlyMap<string, TransactionState> = new Map([
   ['expired', 'failed'],
   ['settlementError', 'failed'],
   ['voided', 'canceled'],
+  ['FDSPendingReview', 'pending'],
+  ['FDSAuthorizedPendingReview', 'pending'],
+  ['underReview', 'pending'],
+  ['approvedReview', 'pending'],
+  ['authorizedPendingCapture', 'pending'],
+  ['authorizedPendingRelease', 'pending'],
+  ['pendingSettlement', 'pending'],
+  ['pendingFinalSettlement', 'pending'],
+  ['updatingSettlement', 'pending'],
+  ['couldNotVoid', 'pending'],
 ]);
 
-/** The state of a `transactionStatus`; unknown statuses are pending (never success, never failure). */
+/** The state of a `transactionStatus`; a status the table does not list is unknown (never success, never failure). */
 export function stateOfStatus(transactionStatus: string): TransactionState {
-  return TRANSACTION_STATUS.get(transactionStatus) ?? 'pending';
+  return TRANSACTION_STATUS.get(transactionStatus) ?? 'unknown';
 }
 
 /** What `transactionResponse.responseCode` of createTransaction says. */

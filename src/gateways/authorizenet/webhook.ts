@@ -36,18 +36,22 @@ export const AUTHORIZENET_EVENT_TYPES = [
 
 const RECONCILED = new Set<string>(AUTHORIZENET_EVENT_TYPES);
 
+/** A transaction's state as a charge event; an unknown status moves no money (`charge.pending`). */
 const CHARGE_EVENT: Readonly<Record<TransactionState, PaymentEventType>> = {
   succeeded: 'charge.succeeded',
   failed: 'charge.failed',
   pending: 'charge.pending',
   canceled: 'charge.canceled',
+  unknown: 'charge.pending',
 };
 
+/** A refund transaction's state as a refund event; an unknown status moves no money (`refund.pending`). */
 const REFUND_EVENT: Readonly<Record<TransactionState, PaymentEventType>> = {
   succeeded: 'refund.succeeded',
   failed: 'refund.failed',
   pending: 'refund.pending',
   canceled: 'refund.failed',
+  unknown: 'refund.pending',
 };
 
 /** Header carrying `sha512=HEX` (Node lower-cases header names). */

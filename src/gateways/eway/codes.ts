@@ -106,6 +106,16 @@ const MESSAGES: Readonly<Record<string, string>> = {
 };
 
 /**
+ * True for a code in `Errors` that says eWAY refused the request, so no money moved: any V-code
+ * (validation: the request was rejected before processing, https://eway.io/api-v3/#validation-response-codes)
+ * and the S-codes listed above. A code billhook does not know is not a refusal (status.ts reads it
+ * as an open outcome).
+ */
+export function isKnownCode(code: string): boolean {
+  return code.startsWith('V') || Object.hasOwn(MESSAGES, code);
+}
+
+/**
  * Splits one of eWAY's comma-separated code fields (`"V6040,V6021"`, `"D4405, F9023"`) into codes;
  * `null`, `""` and blanks give `[]`.
  */

@@ -5,7 +5,7 @@ import type {
   TransactionStatusOutcome,
   VoidOutcome,
 } from '../types.ts';
-import { describeCodes, splitCodes } from './codes.ts';
+import { describeCodes, isKnownCode, splitCodes } from './codes.ts';
 import type { EwayResult } from './schemas.ts';
 
 /**
@@ -22,17 +22,20 @@ const OPEN_CODES: ReadonlySet<string> = new Set(['S5666', 'S5000', 'S5099']);
  *
  * | eWAY says                                             | verdict      | charge    | event            |
  * |-------------------------------------------------------|--------------|-----------|------------------|
- * | `Errors` has S5666 / S5000 / S5099                    | `open`       | pending¹  | charge.pending   |
+ * | `Errors` has S5666 / S5000 / S5099                    | `open`       | unknown   | charge.pending   |
  * | `TransactionStatus` true, `TransactionCaptured` false | `authorised` | pending   | charge.pending   |
  * | `TransactionStatus` true (with a `TransactionID`)     | `approved`   | succeeded | charge.succeeded |
- * | other `Errors` codes (V6021, S5010…)                  | `declined`   | declined  | charge.failed    |
+ * | known refusal codes in `Errors` (V6021, S5010…)       | `declined`   | declined  | charge.failed    |
  * | `TransactionStatus` false                             | `declined`   | declined  | charge.failed    |
- * | anything else (`TransactionStatus` null, no codes)    | `open`       | pending¹  | charge.pending   |
+ * | a code in `Errors` billhook does not know             | `open`       | unknown   | charge.pending   |
+ * | anything else (`TransactionStatus` null, no codes)    | `open`       | unknown   | charge.pending   |
  *
- * ¹ `unknown` when eWAY gave no `TransactionID` to follow up. A decline's code is the `Errors` codes,
- * else the `ResponseMessage` codes (`D4401`), else the bank `ResponseCode`; all are kept, comma-joined.
- * Only `TransactionStatus: true` (eWAY's success flag, https://eway.io/api-v3/ "Transaction Query")
- * is success and only an explicit refusal is failure.
+ * A decline's code is the `Errors` codes, else the `ResponseMessage` codes (`D4401`), else the bank
+ * `ResponseCode`; all are kept, comma-joined. Only `TransactionStatus: true` (eWAY's success flag,
+ * https://eway.io/api-v3/ "Transaction Query") is success and only an explicit refusal is failure;
+ * an open result is `unknown` for the client (PRODUCT.md §11: never a decline, never a guess), which
+ * keeps the invoice locked and has the poller query eWAY by our reference. A webhook reports it as
+ * `charge.pending`, which moves no money.
  */
 export type EwayVerdict =
   | { kind: 'approved'; transactionId: string }
@@ -52,7 +55,8 @@ export function verdictOf(result: EwayResult): EwayVerdict {
       ? { kind: 'authorised', transactionId }
       : { kind: 'approved', transactionId };
   }
-  if (errors.length > 0) {
+  const unlisted = errors.filter((code) => !isKnownCode(code));
+  if (errors.length > 0 && (unlisted.length === 0 || result.TransactionStatus === false)) {
     return { kind: 'declined', code: errors.join(','), message: describeCodes(errors), transactionId };
   }
   if (result.TransactionStatus === false) {
@@ -67,7 +71,21 @@ export function verdictOf(result: EwayResult): EwayVerdict {
       transactionId,
     };
   }
+  if (unlisted.length > 0) {
+    return {
+      kind: 'open',
+      reason: `codes billhook does not know: ${describeCodes(unlisted)}`,
+      transactionId,
+    };
+  }
   return { kind: 'open', reason: 'eWAY reported no TransactionStatus', transactionId };
+}
+
+/** The words of an open verdict, naming eWAY's transaction when there is one. */
+function openMessage(verdict: { reason: string; transactionId?: string }): string {
+  return verdict.transactionId
+    ? `eWAY transaction ${verdict.transactionId}: ${verdict.reason}`
+    : `eWAY: ${verdict.reason}`;
 }
 
 /** A verdict as the outcome of a charge (or of a status query about one). */
@@ -87,9 +105,7 @@ export function chargeOutcomeOf(verdict: EwayVerdict): ChargeOutcome {
           }
         : { status: 'declined', code: verdict.code, message: verdict.message };
     case 'open':
-      return verdict.transactionId
-        ? { status: 'pending', gatewayTransactionId: verdict.transactionId }
-        : { status: 'unknown', message: `eWAY: ${verdict.reason}` };
+      return { status: 'unknown', message: openMessage(verdict) };
   }
 }
 
@@ -105,20 +121,20 @@ export function chargeEventTypeOf(verdict: EwayVerdict): PaymentEventType {
   }
 }
 
-/** A verdict as the outcome of a refund; the refund's own `TransactionID` is its gateway id. */
+/**
+ * A verdict as the outcome of a refund; the refund's own `TransactionID` is its gateway id. An open
+ * result, or an approval eWAY marks not captured (not a state a refund has), is unknown.
+ */
 export function refundOutcomeOf(verdict: EwayVerdict): RefundOutcome {
   switch (verdict.kind) {
     case 'approved':
       return { status: 'succeeded', gatewayRefundId: verdict.transactionId };
     case 'declined':
       return { status: 'declined', code: verdict.code, message: verdict.message };
-    default:
-      return verdict.transactionId
-        ? { status: 'pending', gatewayRefundId: verdict.transactionId }
-        : {
-            status: 'unknown',
-            message: `eWAY: ${verdict.kind === 'open' ? verdict.reason : 'not captured'}`,
-          };
+    case 'authorised':
+      return { status: 'unknown', message: `eWAY refund ${verdict.transactionId} is not captured` };
+    case 'open':
+      return { status: 'unknown', message: openMessage(verdict) };
   }
 }
 
@@ -131,7 +147,7 @@ export function voidOutcomeOf(verdict: EwayVerdict): VoidOutcome {
     case 'declined':
       return { status: 'declined', code: verdict.code, message: verdict.message };
     case 'open':
-      return { status: 'unknown', message: `eWAY: ${verdict.reason}` };
+      return { status: 'unknown', message: openMessage(verdict) };
   }
 }
 

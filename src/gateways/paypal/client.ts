@@ -74,7 +74,10 @@ function outcomeOfError(response: GatewayResponse): Declined | Unknown {
   return { status: 'unknown', message: `unexpected HTTP ${response.status} from PayPal` };
 }
 
-/** A capture's status as a charge outcome (table in status.ts); declines keep the processor's codes. */
+/**
+ * A capture's status as a charge outcome (table in status.ts); declines keep the processor's codes;
+ * a status the table does not know is unknown.
+ */
 export function outcomeOfCapture(capture: CaptureState): ChargeOutcome {
   switch (meaningOf(CAPTURE_STATUS, capture.status)) {
     case 'succeeded':
@@ -88,6 +91,11 @@ export function outcomeOfCapture(capture: CaptureState): ChargeOutcome {
       };
     case 'pending':
       return { status: 'pending', gatewayTransactionId: capture.id };
+    case 'unknown':
+      return {
+        status: 'unknown',
+        message: `PayPal capture ${capture.id} has status ${capture.status}, which billhook does not know`,
+      };
   }
 }
 
@@ -242,7 +250,8 @@ export class PaypalClient implements GatewayClient {
    * (idempotent for 6 hours). Sources: https://developer.paypal.com/docs/api/orders/v2/#orders_create,
    * https://developer.paypal.com/docs/checkout/save-payment-methods/purchase-later/payment-tokens-api/.
    * Outcomes: the capture's status (`COMPLETED` → succeeded with the capture id, `PENDING` → pending,
-   * `DECLINED` → declined with the processor's response code even inside HTTP 201); 4xx (e.g. 422
+   * `DECLINED` → declined with the processor's response code even inside HTTP 201; a status
+   * status.ts does not know, or an unreadable answer → unknown); 4xx (e.g. 422
    * `INSTRUMENT_DECLINED`) → declined with PayPal's issue; 5xx, timeouts, network errors → unknown; an
    * OAuth token request that fails with an HTTP answer → declined `authentication_failed` (the charge
    * was never sent); a payment method token that is not a vault id → declined `invalid_payment_method`
@@ -270,7 +279,8 @@ export class PaypalClient implements GatewayClient {
    * Refunds part or all of a capture: `POST /v2/payments/captures/{capture_id}/refund` with
    * `amount` {value, currency_code}, `custom_id` = our refund id, `note_to_payer` = the reason, and
    * `PayPal-Request-Id` = our refund id (https://developer.paypal.com/docs/api/payments/v2/#captures_refund).
-   * `COMPLETED` → succeeded; `PENDING` → pending; `FAILED` / `CANCELLED` → declined; 4xx (e.g. 422
+   * `COMPLETED` → succeeded; `PENDING` → pending; `FAILED` / `CANCELLED` → declined; any other
+   * status, or an answer that is not a refund, → unknown; 4xx (e.g. 422
    * `CAPTURE_FULLY_REFUNDED`, `REFUND_AMOUNT_EXCEEDED`) → declined; 5xx and no answer → unknown.
    */
   async refund(request: RefundRequest): Promise<RefundOutcome> {
@@ -305,6 +315,11 @@ export class PaypalClient implements GatewayClient {
             status: 'declined',
             code: refund.status_details?.reason ?? refund.status,
             message: `refund ${refund.id} ${refund.status}`,
+          };
+        case 'unknown':
+          return {
+            status: 'unknown',
+            message: `PayPal refund ${refund.id} has status ${refund.status}, which billhook does not know`,
           };
       }
     } catch (error) {

@@ -2,8 +2,9 @@ import type { PaymentEventType } from '../types.ts';
 
 /**
  * The one place where PayPal's statuses become billhook's outcomes. Rule everywhere: only an
- * explicit success is success, only an explicit failure is failure, anything else (including a
- * status PayPal adds later) is pending.
+ * explicit success is success, only an explicit failure is failure, only a documented in-flight
+ * status is pending; a status these tables do not know (one PayPal adds later) is `unknown`
+ * (PRODUCT.md §11): never a decline, which would free the invoice for a second charge.
  */
 
 /** What a PayPal status means for money: the outcome kinds of charges, refunds and disputes. */
@@ -38,9 +39,12 @@ export const REFUND_STATUS: ReadonlyMap<string, StatusMeaning> = new Map([
   ['PENDING', 'pending'],
 ]);
 
-/** A status's meaning in `table`, `pending` when PayPal sent one billhook does not know. */
-export function meaningOf(table: ReadonlyMap<string, StatusMeaning>, status: string): StatusMeaning {
-  return table.get(status) ?? 'pending';
+/** A status's meaning in `table`, `unknown` when PayPal sent one the table does not list. */
+export function meaningOf(
+  table: ReadonlyMap<string, StatusMeaning>,
+  status: string,
+): StatusMeaning | 'unknown' {
+  return table.get(status) ?? 'unknown';
 }
 
 /**
@@ -56,11 +60,16 @@ export const CAPTURE_EVENTS: ReadonlyMap<string, PaymentEventType> = new Map([
   ['PAYMENT.CAPTURE.PENDING', 'charge.pending'],
 ]);
 
-/** Refund status (of a `PAYMENT.CAPTURE.REFUNDED` resource) → canonical refund event. */
-export const REFUND_EVENT: Readonly<Record<StatusMeaning, PaymentEventType>> = {
+/**
+ * Refund status (of a `PAYMENT.CAPTURE.REFUNDED` resource) → canonical refund event. A status the
+ * table does not know is reported as `refund.pending`, which moves no money and leaves the refund
+ * open for the next event or a person.
+ */
+export const REFUND_EVENT: Readonly<Record<StatusMeaning | 'unknown', PaymentEventType>> = {
   succeeded: 'refund.succeeded',
   failed: 'refund.failed',
   pending: 'refund.pending',
+  unknown: 'refund.pending',
 };
 
 /**

@@ -144,13 +144,14 @@ function readAnswer(
 
 /** What an exchange says, before it becomes a charge's or a refund's outcome. */
 type Reading =
-  | { status: 'succeeded' | 'pending' }
+  | { status: 'succeeded' }
   | { status: 'declined'; code: string; message: string }
   | { status: 'unknown'; message: string };
 
 /**
  * Reads the exchange of a payment or refund (or of its repeat after a lost answer, `repeat`):
- * 2xx → status.ts's table; 400-type refusals with `errors` and requests never taken → declined with
+ * 2xx → status.ts's table (`paid` succeeded, `failed` declined, `unknown` or any other status
+ * unknown); 400-type refusals with `errors` and requests never taken → declined with
  * SecurePay's code, except for a repeat, where a refusal may be SecurePay's (undocumented) answer to
  * a reused Idempotency-Key/orderId and a request not taken this time says nothing of the first, so
  * both stay unknown; 408/409/425/429, 5xx, timeouts, unreadable answers and answers naming another
@@ -166,8 +167,19 @@ function readExchange(exchange: Exchange, expected: Expected, repeat: boolean): 
   if (isSuccess(exchange.status)) {
     const read = readAnswer(exchange, expected, repeat);
     if ('unclear' in read) return { status: 'unknown', message: read.unclear };
-    const verdict = verdictOf(read.answer.status, read.answer.gatewayResponseCode);
-    return verdict === 'declined' ? { status: 'declined', ...declineOf(read.answer) } : { status: verdict };
+    switch (verdictOf(read.answer.status)) {
+      case 'succeeded':
+        return { status: 'succeeded' };
+      case 'declined':
+        return { status: 'declined', ...declineOf(read.answer) };
+      case 'unknown': {
+        const { code, message } = declineOf(read.answer);
+        return {
+          status: 'unknown',
+          message: `SecurePay answered status ${read.answer.status} (${code}: ${message}): the outcome is not known`,
+        };
+      }
+    }
   }
   if (isRefusal(exchange.status)) {
     const { code, message } = describeErrors(exchange.body, exchange.status);
@@ -311,8 +323,9 @@ export class SecurepayClient implements GatewayClient {
    * `customerCode/instrumentToken`, or `customerId` + instrument token); without both nothing is sent
    * and the charge is declined with code `missing_customer_code`.
    *
-   * Outcomes: HTTP 200/201 → status.ts (`paid` → succeeded; `failed` or a bank decline code →
-   * declined with `gatewayResponseCode` / `gatewayResponseMessage`; otherwise pending), with
+   * Outcomes: HTTP 200/201 → status.ts (`paid` → succeeded; `failed` → declined with
+   * `gatewayResponseCode` / `gatewayResponseMessage`; `unknown` or a status the table does not know
+   * → unknown, whatever bank code it carries: the invoice stays locked and the poller repeats), with
    * `gatewayTransactionId` = the `orderId` (our reference: refunds and pre-authorisation cancels
    * address the order; the bank's `bankTransactionId` is a short bank number, not an id of the
    * payment). HTTP 400-type `{"errors": [{code, detail}]}` → declined with the first `code`; no token or

@@ -1,35 +1,30 @@
 /** What a SecurePay payment or refund answer says happened. */
-export type SecurepayVerdict = 'succeeded' | 'declined' | 'pending';
+export type SecurepayVerdict = 'succeeded' | 'declined' | 'unknown';
 
 /**
- * AS2805 response codes that mean "approved" (00 approved, 08 honour with identification, 11
- * approved VIP, 16 approved, update track 3). A non-`paid` answer carrying one of them contradicts
- * itself, so it is not read as a failure.
- */
-const APPROVAL_CODES: ReadonlySet<string> = new Set(['00', '08', '11', '16']);
-
-/**
- * THE table mapping SecurePay's `status` (payments and refunds alike) to an outcome. Only an
- * explicit success is success, only an explicit failure is failure, the rest is pending:
+ * THE table mapping SecurePay's `status` (payments and refunds alike) to an outcome. SecurePay
+ * documents three values (API reference, card payment response `status`, as copied into the
+ * `securepay` npm package, `src/interfaces/card-payment/card-paymnet.interface.ts`,
+ * https://app.unpkg.com/securepay@0.0.5/files/dist/interfaces/card-payment/card-paymnet.interface.d.ts):
+ * "Valid values are paid failed unknown. If the payment was processed and succeeded the status …
+ * is set to paid. If payment was processed but was declined the status is set to failed and
+ * errorCode … is populated … If payment was processed with unexpected status from gateway the
+ * status is set to unknown and errorCode field is populated".
  *
- * | `status`       | `gatewayResponseCode`              | verdict   |
- * |----------------|------------------------------------|-----------|
- * | `paid`         | any                                | succeeded |
- * | `failed`       | any                                | declined  |
- * | anything else  | a bank code that is not approval   | declined  |
- * | anything else  | none, or an approval code (00 …)   | pending   |
+ * | `status`        | verdict   | why                                                          |
+ * |-----------------|-----------|--------------------------------------------------------------|
+ * | `paid`          | succeeded | processed and approved                                       |
+ * | `failed`        | declined  | processed and declined (bank code in `gatewayResponseCode`)  |
+ * | `unknown`       | unknown   | SecurePay itself does not know: money may have moved         |
+ * | anything else   | unknown   | a status this table does not know is never read as a decline |
  *
- * Sources: FACTS.md ("status `paid` on success; anything else is not paid, e.g. `failed`"; "a
- * decline is HTTP 201/200 with `status` ≠ `paid` and the bank's `gatewayResponseCode` /
- * `gatewayResponseMessage`"); the sandbox answers logged in brightlabscomau/craftcommerce-securepay
- * (`status: "paid"`, `gatewayResponseCode: "00"` for both a payment and a refund).
- * Statuses are compared case-insensitively.
+ * A bank code on an `unknown` (or unlisted) status does not make it a decline: SecurePay says the
+ * gateway's status was unexpected, so the invoice stays locked and the poller repeats the payment
+ * (PRODUCT.md §11). Statuses are compared case-insensitively.
  */
-export function verdictOf(status: string, gatewayResponseCode: string | null | undefined): SecurepayVerdict {
+export function verdictOf(status: string): SecurepayVerdict {
   const normalized = status.trim().toLowerCase();
   if (normalized === 'paid') return 'succeeded';
   if (normalized === 'failed') return 'declined';
-  const code = gatewayResponseCode?.trim();
-  if (code && !APPROVAL_CODES.has(code)) return 'declined';
-  return 'pending';
+  return 'unknown';
 }

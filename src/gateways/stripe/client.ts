@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { z } from 'zod';
 import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import type {
   ChargeOutcome,
@@ -24,6 +25,8 @@ export interface StripeClientOptions {
 }
 
 const REFUND_REASONS = new Set(['duplicate', 'fraudulent', 'requested_by_customer']);
+
+type Unknown = { status: 'unknown'; message: string };
 
 /**
  * Maps an error thrown by the stripe package to an outcome. Only errors that prove Stripe did not
@@ -58,9 +61,34 @@ function outcomeOfError(
 }
 
 /**
- * Maps a PaymentIntent's status (https://docs.stripe.com/payments/paymentintents/lifecycle):
- * `succeeded` → succeeded; `processing` / `requires_capture` → pending; `requires_action` (an
- * off-session charge cannot authenticate) and `requires_payment_method` / `canceled` → declined.
+ * What billhook reads of a PaymentIntent or Refund answer: an `id` and a `status`. The stripe package
+ * returns whatever JSON came back; a 2xx answer without these is not understood, so its outcome is
+ * unknown (PRODUCT.md §11).
+ */
+const StripeObject = z.looseObject({ id: z.string().min(1), status: z.string().min(1) });
+
+/** A Stripe answer checked against `StripeObject`, or the unknown outcome it leaves. */
+function readObject<T>(
+  answer: T,
+  what: string,
+): { ok: true; value: T & z.output<typeof StripeObject> } | { ok: false; unknown: Unknown } {
+  const parsed = StripeObject.safeParse(answer);
+  return parsed.success
+    ? { ok: true, value: answer as T & z.output<typeof StripeObject> }
+    : { ok: false, unknown: { status: 'unknown', message: `Stripe answered with an unreadable ${what}` } };
+}
+
+/**
+ * THE table of PaymentIntent statuses (https://docs.stripe.com/payments/paymentintents/lifecycle)
+ * as outcomes of an off-session charge:
+ *
+ * | `status`                                | outcome                                              |
+ * |-----------------------------------------|------------------------------------------------------|
+ * | `succeeded`                             | succeeded                                            |
+ * | `processing`, `requires_capture`        | pending                                              |
+ * | `requires_action`                       | declined `authentication_required` (off-session)     |
+ * | `requires_payment_method`, `canceled`   | declined with `last_payment_error`                   |
+ * | `requires_confirmation`, anything else  | unknown (never sent unconfirmed; a new status)       |
  */
 function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
   switch (intent.status) {
@@ -76,7 +104,8 @@ function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
         message: 'the payment needs customer authentication, which an off-session charge cannot give',
         gatewayTransactionId: intent.id,
       };
-    default:
+    case 'requires_payment_method':
+    case 'canceled':
       return {
         status: 'declined',
         code: intent.last_payment_error?.code ?? intent.status,
@@ -86,8 +115,30 @@ function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
         ),
         gatewayTransactionId: intent.id,
       };
+    default:
+      return {
+        status: 'unknown',
+        message: `payment intent ${intent.id} has status ${intent.status}, which billhook does not read as an outcome`,
+      };
   }
 }
+
+/** A PaymentIntent answer (checked first) as a charge outcome. */
+function outcomeOfIntentAnswer(intent: Stripe.PaymentIntent): ChargeOutcome {
+  const read = readObject(intent, 'payment intent');
+  return read.ok ? outcomeOfIntent(read.value) : read.unknown;
+}
+
+/** Statuses of a PaymentIntent known to this adapter: a void answered with one other than `canceled` is a refusal. */
+const INTENT_STATUSES: ReadonlySet<string> = new Set([
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'canceled',
+  'succeeded',
+]);
 
 /**
  * Stripe's outbound side: off-session PaymentIntents and refunds, each sent with our id as the
@@ -129,7 +180,7 @@ export class StripeClient implements GatewayClient {
         },
         { idempotencyKey: request.reference },
       );
-      return outcomeOfIntent(intent);
+      return outcomeOfIntentAnswer(intent);
     } catch (error) {
       const outcome = outcomeOfError(error);
       const intentId = error instanceof Stripe.errors.StripeError ? error.payment_intent?.id : undefined;
@@ -141,7 +192,8 @@ export class StripeClient implements GatewayClient {
 
   /**
    * Refunds part or all of a PaymentIntent: `POST /v1/refunds` (https://docs.stripe.com/api/refunds/create).
-   * `succeeded` → succeeded; `pending` / `requires_action` → pending; `failed` / `canceled` → declined.
+   * `succeeded` → succeeded; `pending` / `requires_action` → pending; `failed` / `canceled` → declined;
+   * any other status, or an answer without `id` and `status`, → unknown.
    */
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     try {
@@ -156,15 +208,27 @@ export class StripeClient implements GatewayClient {
         },
         { idempotencyKey: request.reference },
       );
-      if (refund.status === 'succeeded') return { status: 'succeeded', gatewayRefundId: refund.id };
-      if (refund.status === 'failed' || refund.status === 'canceled') {
-        return {
-          status: 'declined',
-          code: refund.failure_reason ?? refund.status,
-          message: `refund ${refund.status}`,
-        };
+      const read = readObject(refund, 'refund');
+      if (!read.ok) return read.unknown;
+      switch (refund.status) {
+        case 'succeeded':
+          return { status: 'succeeded', gatewayRefundId: refund.id };
+        case 'pending':
+        case 'requires_action':
+          return { status: 'pending', gatewayRefundId: refund.id };
+        case 'failed':
+        case 'canceled':
+          return {
+            status: 'declined',
+            code: refund.failure_reason ?? refund.status,
+            message: `refund ${refund.status}`,
+          };
+        default:
+          return {
+            status: 'unknown',
+            message: `refund ${refund.id} has status ${refund.status}, which billhook does not know`,
+          };
       }
-      return { status: 'pending', gatewayRefundId: refund.id };
     } catch (error) {
       return outcomeOfError(error);
     }
@@ -173,6 +237,8 @@ export class StripeClient implements GatewayClient {
   /**
    * Cancels a PaymentIntent that has not succeeded yet: `POST /v1/payment_intents/{id}/cancel`
    * (https://docs.stripe.com/api/payment_intents/cancel). A succeeded one cannot be voided (refund it).
+   * `canceled` → succeeded; another known status → declined with it; an unknown status or an
+   * unreadable answer → unknown.
    */
   async void(request: VoidRequest): Promise<VoidOutcome> {
     try {
@@ -183,9 +249,15 @@ export class StripeClient implements GatewayClient {
           idempotencyKey: `${request.reference}:void`,
         },
       );
-      return intent.status === 'canceled'
-        ? { status: 'succeeded' }
-        : { status: 'declined', code: intent.status, message: `payment intent is ${intent.status}` };
+      const read = readObject(intent, 'payment intent');
+      if (!read.ok) return read.unknown;
+      if (intent.status === 'canceled') return { status: 'succeeded' };
+      return INTENT_STATUSES.has(intent.status)
+        ? { status: 'declined', code: intent.status, message: `payment intent is ${intent.status}` }
+        : {
+            status: 'unknown',
+            message: `payment intent ${intent.id} has status ${intent.status} after a cancel`,
+          };
     } catch (error) {
       return outcomeOfError(error);
     }
@@ -199,14 +271,20 @@ export class StripeClient implements GatewayClient {
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     try {
       if (query.gatewayTransactionId) {
-        return outcomeOfIntent(await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId));
+        return outcomeOfIntentAnswer(await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId));
       }
       const found = await this.#stripe.paymentIntents.search({
         query: `metadata['${REFERENCE_KEY}']:'${query.reference}'`,
         limit: 1,
       });
+      if (!Array.isArray(found.data)) {
+        return {
+          status: 'unknown',
+          message: 'Stripe answered the payment intent search without a data list',
+        };
+      }
       const intent = found.data[0];
-      return intent ? outcomeOfIntent(intent) : { status: 'not_found' };
+      return intent ? outcomeOfIntentAnswer(intent) : { status: 'not_found' };
     } catch (error) {
       const outcome = outcomeOfError(error);
       return outcome.status === 'declined' ? { status: 'unknown', message: outcome.message } : outcome;

@@ -422,7 +422,13 @@ describe('AuthorizeNetClient.fetchTransaction', () => {
     ['FDSPendingReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
     ['FDSAuthorizedPendingReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
     ['underReview', { status: 'pending', gatewayTransactionId: '2162566217' }],
-    ['someNewStatus', { status: 'pending', gatewayTransactionId: '2162566217' }],
+    [
+      'someNewStatus',
+      {
+        status: 'unknown',
+        message: 'transaction 2162566217 has status someNewStatus, which billhook does not know',
+      },
+    ],
     [
       'declined',
       {

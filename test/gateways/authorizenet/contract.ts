@@ -9,6 +9,13 @@ const REFERENCE = 'txn_01jh3k9q2m4v8c1tk0bd';
 const INVOICE_NUMBER = REFERENCE.slice('txn_'.length);
 const APPROVED = anetFixture('api.createTransaction.authCapture.approved.json');
 const TRANS_ID: string = APPROVED.transactionResponse.transId;
+const REFUNDED = anetFixture('api.createTransaction.refund.approved.json');
+
+/** An answer with a `transactionResponse.responseCode` outside 1-4 (status.ts: unknown). */
+const withResponseCode = (answer: any, responseCode: string) => ({
+  ...answer,
+  transactionResponse: { ...answer.transactionResponse, responseCode },
+});
 
 /** Authorize.Net in the shared contract suite, on the real JSON answers of test/fixtures/authorizenet. */
 export const contract: ContractCase = {
@@ -83,4 +90,24 @@ export const contract: ContractCase = {
     );
     return { status: 'succeeded' };
   },
+  nockChargeAnswer(body) {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      body,
+      (r) => r.transactionRequest.transactionType === 'authCaptureTransaction',
+    );
+  },
+  nockRefundAnswer(amount, body) {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      body,
+      (r) =>
+        r.transactionRequest.transactionType === 'refundTransaction' &&
+        r.transactionRequest.amount === toDecimalString(amount, 'USD'),
+    );
+  },
+  unmappedChargeAnswer: withResponseCode(APPROVED, '5'),
+  unmappedRefundAnswer: () => withResponseCode(REFUNDED, '5'),
 };

@@ -94,11 +94,17 @@ describe('status table', () => {
         'underReview',
         'approvedReview',
         'authorizedPendingCapture',
+        'authorizedPendingRelease',
+        'pendingSettlement',
+        'pendingFinalSettlement',
+        'updatingSettlement',
         'couldNotVoid',
-        'chargeback',
-        'whatever',
       ].map(stateOfStatus),
-    ).toEqual(Array(8).fill('pending'));
+    ).toEqual(Array(10).fill('pending'));
+    // Statuses the table does not list are unknown, never pending or failed (PRODUCT.md §11).
+    expect(['chargeback', 'returnedItem', 'whatever', ''].map(stateOfStatus)).toEqual(
+      Array(4).fill('unknown'),
+    );
     expect(['1', '2', '3', '4', '0', ''].map(meaningOfResponseCode)).toEqual([
       'approved',
       'declined',

@@ -139,7 +139,7 @@ describe('EwayClient', () => {
       });
     });
 
-    it('leaves an HTTP 200 it cannot read, or an open status, unknown or pending', async () => {
+    it('leaves an HTTP 200 it cannot read, or an open status, unknown', async () => {
       capture('/Transaction', 200, '<html>proxy</html>');
       expect((await client().charge(CHARGE)).status).toBe('unknown');
       capture('/Transaction', 200, {
@@ -153,7 +153,10 @@ describe('EwayClient', () => {
         message: 'eWAY: S5666 Transaction in unknown state',
       });
       capture('/Transaction', 200, { ...APPROVED, TransactionStatus: null });
-      expect(await client().charge(CHARGE)).toEqual({ status: 'pending', gatewayTransactionId: '10328337' });
+      expect(await client().charge(CHARGE)).toEqual({
+        status: 'unknown',
+        message: 'eWAY transaction 10328337: eWAY reported no TransactionStatus',
+      });
       capture('/Transaction', 200, { ...APPROVED, TotalAmount: 1.5, Payment: { TotalAmount: 1.5 } });
       expect((await client().charge(CHARGE)).status).toBe('unknown');
     });

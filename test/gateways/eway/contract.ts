@@ -76,4 +76,23 @@ export const contract: ContractCase = {
       .reply(200, ewayFixture('api.cancel_authorisation.declined.constructed.json'));
     return { status: 'declined', code: 'V6134' };
   },
+  nockChargeAnswer(body) {
+    nock(BASE).post('/Transaction').reply(200, body);
+  },
+  nockRefundAnswer(amount, body) {
+    nock(BASE)
+      .post(
+        `/Transaction/${APPROVED.TransactionID}/Refund`,
+        (sent) => sent.Refund.TotalAmount === Number(amount),
+      )
+      .reply(200, body);
+  },
+  // No TransactionStatus and a system code eWAY's list does not have (status.ts: open).
+  unmappedChargeAnswer: { ...APPROVED, TransactionStatus: null, ResponseMessage: '', Errors: 'S5777' },
+  unmappedRefundAnswer: () => ({
+    ...ewayFixture('api.refund.approved.json'),
+    TransactionStatus: null,
+    ResponseMessage: '',
+    Errors: 'S5777',
+  }),
 };

@@ -64,7 +64,7 @@ describe('eWAY status table (status.ts)', () => {
     });
   });
 
-  it('keeps S5666, S5000 and S5099 open, and every other Errors code a refusal', () => {
+  it('keeps S5666, S5000 and S5099 open, known codes a refusal, and a code it does not know open', () => {
     for (const code of ['S5666', 'S5000', 'S5099']) {
       expect(verdict({ TransactionID: null, TransactionStatus: false, Errors: code }).kind).toBe('open');
     }
@@ -73,6 +73,19 @@ describe('eWAY status table (status.ts)', () => {
       code: 'S5029',
       message: 'S5029 API Rate Limit Exceeded',
     });
+    // Any V-code is a validation refusal, listed or not.
+    expect(verdict({ TransactionID: null, Errors: 'V6999' })).toMatchObject({
+      kind: 'declined',
+      code: 'V6999',
+    });
+    // An S-code billhook does not know, without TransactionStatus false: not a refusal (PRODUCT.md §11).
+    expect(verdict({ TransactionID: 9, TransactionStatus: null, Errors: 'S5777' })).toEqual({
+      kind: 'open',
+      reason: 'codes billhook does not know: S5777 unknown eWAY code',
+      transactionId: '9',
+    });
+    // With eWAY's explicit failure flag it is a decline all the same.
+    expect(verdict({ TransactionID: 9, TransactionStatus: false, Errors: 'S5777' }).kind).toBe('declined');
   });
 
   it('falls back to the bank code, then to "declined", and names unknown and fraud codes', () => {
@@ -106,7 +119,7 @@ describe('eWAY status table (status.ts)', () => {
       message: 'm',
       gatewayTransactionId: '1',
     });
-    expect(chargeOutcomeOf(openWithId)).toEqual({ status: 'pending', gatewayTransactionId: '1' });
+    expect(chargeOutcomeOf(openWithId)).toEqual({ status: 'unknown', message: 'eWAY transaction 1: r' });
     expect(chargeOutcomeOf(openNoId)).toEqual({ status: 'unknown', message: 'eWAY: r' });
     expect([approved, authorised, declined, openWithId].map(chargeEventTypeOf)).toEqual([
       'charge.succeeded',
@@ -116,6 +129,8 @@ describe('eWAY status table (status.ts)', () => {
     ]);
     expect(refundOutcomeOf(approved)).toEqual({ status: 'succeeded', gatewayRefundId: '1' });
     expect(refundOutcomeOf(openNoId)).toEqual({ status: 'unknown', message: 'eWAY: r' });
+    expect(refundOutcomeOf(openWithId)).toEqual({ status: 'unknown', message: 'eWAY transaction 1: r' });
+    expect(refundOutcomeOf(authorised).status).toBe('unknown');
     expect(voidOutcomeOf(approved)).toEqual({ status: 'succeeded' });
     expect(voidOutcomeOf(declined)).toEqual({ status: 'declined', code: 'D4401', message: 'm' });
     expect(voidOutcomeOf(openNoId).status).toBe('unknown');

@@ -310,6 +310,13 @@ describe('PaypalClient.refund', () => {
     ['PENDING', { status: 'pending', gatewayRefundId: '1JU08902781691411' }],
     ['FAILED', { status: 'declined', code: 'FAILED', message: 'refund 1JU08902781691411 FAILED' }],
     ['CANCELLED', { status: 'declined', code: 'CANCELLED', message: 'refund 1JU08902781691411 CANCELLED' }],
+    [
+      'SOMETHING_NEW',
+      {
+        status: 'unknown',
+        message: 'PayPal refund 1JU08902781691411 has status SOMETHING_NEW, which billhook does not know',
+      },
+    ],
   ])('maps a %s refund', async (status, outcome) => {
     nockToken(BASE).reply(200, TOKEN);
     nock(BASE)
@@ -373,7 +380,7 @@ describe('PaypalClient.fetchTransaction', () => {
     ['PENDING', 'pending'],
     ['DECLINED', 'declined'],
     ['FAILED', 'declined'],
-    ['SOMETHING_NEW', 'pending'],
+    ['SOMETHING_NEW', 'unknown'],
   ])('maps a %s capture to %s', async (status, outcome) => {
     nockToken(BASE).reply(200, TOKEN);
     nock(BASE)

@@ -9,6 +9,10 @@ import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
 const BASE = 'https://paypal.contract.test';
 /** The real sandbox answer of a vaulted-card order with intent CAPTURE (USD 25.07, capture 0XX3309307732590Y). */
 const APPROVED = paypalFixture('api.orders.create.vaulted_card_capture.completed.json');
+const REFUND = paypalFixture('api.captures.refund.completed.json');
+/** The approved order with its capture in a status PayPal does not document (status.ts does not list it). */
+const UNMAPPED = structuredClone(APPROVED);
+UNMAPPED.purchase_units[0].payments.captures[0].status = 'SOMETHING_NEW';
 /** A real id of ours (it carries its creation time, which the status check reads). */
 const REFERENCE = newId('txn');
 
@@ -75,4 +79,19 @@ export const contract: ContractCase = {
     // A capture cannot be voided, and billhook never creates authorizations: declined without a call.
     return { status: 'declined', code: 'CAPTURE_NOT_VOIDABLE' };
   },
+  nockChargeAnswer(body) {
+    nockToken(BASE).reply(200, TOKEN);
+    nockCreateOrder().reply(201, body);
+  },
+  nockRefundAnswer(amount, body) {
+    nockToken(BASE).reply(200, TOKEN);
+    nock(BASE)
+      .post(
+        '/v2/payments/captures/0XX3309307732590Y/refund',
+        (sent) => sent.amount?.value === toDecimalString(amount, 'USD'),
+      )
+      .reply(201, body);
+  },
+  unmappedChargeAnswer: UNMAPPED,
+  unmappedRefundAnswer: () => ({ ...REFUND, status: 'PARTIALLY_COMPLETED' }),
 };

@@ -165,10 +165,10 @@ describe('SecurepayClient', () => {
       });
     });
 
-    it('maps any other status with a bank decline code (HTTP 200) to a decline, errorCode in the message', async () => {
+    it('maps failed with a bank decline code (HTTP 200) to a decline, errorCode in the message', async () => {
       nockPayment(200, {
         ...FAILED,
-        status: 'declined',
+        status: 'failed',
         gatewayResponseCode: '05',
         gatewayResponseMessage: 'Do Not Honour',
         errorCode: 'BANK_DECLINED',
@@ -181,14 +181,19 @@ describe('SecurepayClient', () => {
       });
     });
 
-    it('maps a status that is neither paid nor failed, without a bank decline code, to pending', async () => {
-      nockPayment(201, {
-        ...PAID,
-        status: 'processing',
-        gatewayResponseCode: undefined,
-        gatewayResponseMessage: undefined,
+    it.each([
+      // SecurePay's own "unknown", with the bank code the issue reports: never a decline.
+      ['unknown with a bank code', { status: 'unknown', gatewayResponseCode: '05', errorCode: 'UNKNOWN' }],
+      ['unknown without a bank code', { status: 'unknown', gatewayResponseCode: null }],
+      // A status status.ts does not list, with and without an approval or decline code.
+      ['an unlisted status with a decline code', { status: 'declined', gatewayResponseCode: '51' }],
+      ['an unlisted status without a code', { status: 'processing', gatewayResponseCode: undefined }],
+    ])('leaves the outcome unknown for %s (PRODUCT.md §11)', async (_name, fields) => {
+      nockPayment(201, { ...PAID, gatewayResponseMessage: 'Unexpected response', ...fields });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: new RegExp(`status ${fields.status}`),
       });
-      expect(await client().charge(charge)).toEqual({ status: 'pending', gatewayTransactionId: REFERENCE });
     });
 
     it('maps a 400 {"errors": [...]} to a decline with SecurePay code and every detail', async () => {
@@ -268,7 +273,7 @@ describe('SecurepayClient', () => {
       expect(posted.sent()).toEqual({ merchantCode: '5AR0055', ip: '127.0.0.1', amount: 2500 });
     });
 
-    it('maps failed to a decline, an unsettled status to pending, 400 to a decline, 5xx and timeouts to unknown', async () => {
+    it('maps failed to a decline, status unknown to unknown, 400 to a decline, 5xx and timeouts to unknown', async () => {
       const securepay = client();
       nockToken(AUTH_URL, TOKEN);
       const path = `/v2/orders/${REFERENCE}/refunds`;
@@ -289,14 +294,11 @@ describe('SecurepayClient', () => {
         .post(path)
         .reply(201, {
           ...REFUND,
-          status: 'pending',
-          gatewayResponseCode: null,
+          status: 'unknown',
+          gatewayResponseCode: '05',
           gatewayResponseMessage: null,
         });
-      expect(await securepay.refund(refund)).toEqual({
-        status: 'pending',
-        gatewayRefundId: refund.reference,
-      });
+      expect(await securepay.refund(refund)).toMatchObject({ status: 'unknown', message: /status unknown/ });
       nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
       expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
       nock(API).post(path).reply(500, securepayFixture('api.error.500.constructed.json'));
@@ -419,16 +421,16 @@ describe('SecurepayClient', () => {
 
 describe('the SecurePay status table (status.ts)', () => {
   it.each([
-    ['paid', '00', 'succeeded'],
-    ['PAID', null, 'succeeded'],
-    ['failed', '00', 'declined'],
-    ['failed', undefined, 'declined'],
-    ['declined', '05', 'declined'],
-    ['unknown_word', '51', 'declined'],
-    ['processing', undefined, 'pending'],
-    ['processing', '00', 'pending'],
-    ['authorised', '08', 'pending'],
-  ] as const)('status %s with code %s → %s', (status, code, verdict) => {
-    expect(verdictOf(status, code)).toBe(verdict);
+    ['paid', 'succeeded'],
+    ['PAID', 'succeeded'],
+    ['failed', 'declined'],
+    [' Failed ', 'declined'],
+    ['unknown', 'unknown'],
+    ['UNKNOWN', 'unknown'],
+    ['declined', 'unknown'],
+    ['processing', 'unknown'],
+    ['success', 'unknown'],
+  ] as const)('status %s → %s', (status, verdict) => {
+    expect(verdictOf(status)).toBe(verdict);
   });
 });

@@ -8,6 +8,7 @@ const AUTH_URL = 'https://auth.securepay.contract.test/oauth/token';
 const REFERENCE = PAID.orderId as string;
 const CUSTOMER = PAID.customerCode as string;
 const PAYMENTS = `/v2/customers/${CUSTOMER}/payments`;
+const REFUND = securepayFixture('api.orders.refunds.paid.constructed.json');
 
 /**
  * SecurePay in the shared contract suite, on the constructed answers of test/fixtures/securepay (no
@@ -58,13 +59,23 @@ export const contract: ContractCase = {
     nock(BASE)
       .post(`/v2/orders/${REFERENCE}/refunds`, (body) => body.amount === Number(amount))
       .matchHeader('idempotency-key', 're_contract01')
-      .reply(201, {
-        ...securepayFixture('api.orders.refunds.paid.constructed.json'),
-        amount: Number(amount),
-      });
+      .reply(201, { ...REFUND, amount: Number(amount) });
   },
   nockVoid() {
     // Nothing is sent: SecurePay cancels only pre-authorisations.
     return { status: 'declined', code: 'not_a_preauthorisation' };
   },
+  nockChargeAnswer(body) {
+    nockToken(AUTH_URL);
+    nock(BASE).post(PAYMENTS).reply(201, body);
+  },
+  nockRefundAnswer(amount, body) {
+    nockToken(AUTH_URL);
+    nock(BASE)
+      .post(`/v2/orders/${REFERENCE}/refunds`, (sent) => sent.amount === Number(amount))
+      .reply(201, body);
+  },
+  // SecurePay documents paid, failed and unknown (status.ts); `processing` is none of them.
+  unmappedChargeAnswer: { ...PAID, status: 'processing', gatewayResponseCode: '51' },
+  unmappedRefundAnswer: (amount) => ({ ...REFUND, amount: Number(amount), status: 'processing' }),
 };

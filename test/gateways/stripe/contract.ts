@@ -6,6 +6,15 @@ import type { ContractCase } from '../contract-case.ts';
 const BASE = 'https://stripe.contract.test';
 const INTENT = stripeFixture('webhook.payment_intent.succeeded.json').data.object;
 const REFERENCE = 'txn_contractstripe01';
+const REFUND = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+
+/** A Stripe answer: an object as JSON, a string as is (with the JSON content type Stripe sends). */
+const reply = (body: string | object) =>
+  [
+    200,
+    typeof body === 'string' ? body : JSON.stringify(body),
+    { 'content-type': 'application/json' },
+  ] as const;
 
 /** Stripe in the shared contract suite, on the real fixture PaymentIntent, decline and refund. */
 export const contract: ContractCase = {
@@ -41,10 +50,9 @@ export const contract: ContractCase = {
       });
   },
   nockPartialRefund(amount) {
-    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
     nock(BASE)
       .post('/v1/refunds', (body) => body.payment_intent === INTENT.id && body.amount === String(amount))
-      .reply(200, { ...refund, amount: Number(amount), payment_intent: INTENT.id });
+      .reply(200, { ...REFUND, amount: Number(amount), payment_intent: INTENT.id });
   },
   nockVoid() {
     nock(BASE)
@@ -52,4 +60,17 @@ export const contract: ContractCase = {
       .reply(200, { ...INTENT, status: 'canceled' });
     return { status: 'succeeded' };
   },
+  nockChargeAnswer(body) {
+    nock(BASE)
+      .post('/v1/payment_intents')
+      .reply(...reply(body));
+  },
+  nockRefundAnswer(amount, body) {
+    nock(BASE)
+      .post('/v1/refunds', (sent) => sent.amount === String(amount))
+      .reply(...reply(body));
+  },
+  // Not in the PaymentIntent lifecycle (https://docs.stripe.com/payments/paymentintents/lifecycle).
+  unmappedChargeAnswer: { ...INTENT, status: 'requires_reauthorization' },
+  unmappedRefundAnswer: (amount) => ({ ...REFUND, amount: Number(amount), status: 'in_review' }),
 };
