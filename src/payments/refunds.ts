@@ -13,6 +13,7 @@ import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 import { clientFor } from './charges.ts';
+import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
@@ -129,6 +130,7 @@ export async function recordRefundResult(
       ),
     });
     if (invoice) await applyRefund(trx, invoice, refund.amount);
+    await settleLostDisputeByRefund(trx, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
     await postEntry(trx, {
