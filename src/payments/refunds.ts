@@ -80,8 +80,9 @@ async function refundable(trx: Kysely<Database>, transaction: TransactionRow): P
 
 /**
  * Applies a refund result inside `trx`, forward-only. Success posts `re_…:succeeded` once (debit
- * refunds, credit the gateway's clearing account) and updates the invoice; a later failure posts
- * `re_…:reversed` and gives the amount back.
+ * refunds, credit the gateway's clearing account), updates the invoice and, where the refund is the
+ * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
+ * failure posts `re_…:reversed` and gives the amount back.
  */
 export async function recordRefundResult(
   trx: Kysely<Database>,
