@@ -21,7 +21,11 @@ export type InvoiceStatus =
   | 'REFUNDED';
 export type TransactionStatus = 'pending' | 'unknown' | 'succeeded' | 'failed' | 'canceled';
 export type RefundStatus = 'pending' | 'unknown' | 'succeeded' | 'failed';
-export type DisputeStatus = 'open' | 'won' | 'lost';
+/**
+ * `inquiry` / `inquiry_closed`: the card issuer asked questions and withdrew no funds (nothing posted);
+ * `open`: funds withdrawn, held in disputed funds; `won` / `lost`: the funds came back / went to the customer.
+ */
+export type DisputeStatus = 'inquiry' | 'inquiry_closed' | 'open' | 'won' | 'lost';
 export type BillingReason = 'manual' | 'subscription_create' | 'subscription_cycle' | 'subscription_update';
 export type SubscriptionStatus = 'IN_TRIAL' | 'ACTIVE' | 'PAST_DUE' | 'SUSPENDED' | 'CANCELLED';
 export type PlanInterval = 'DAY' | 'WEEK' | 'MONTH' | 'YEAR';
@@ -203,6 +207,8 @@ export interface DisputesTable {
   currency: string;
   status: DisputeStatus;
   reason: string | null;
+  /** The refund that carried this lost dispute's money to the customer (booked once, as that refund). */
+  refund_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
 }

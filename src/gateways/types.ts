@@ -5,7 +5,11 @@ import { isCurrency } from '../money/currency.ts';
 export const GATEWAYS = ['stripe', 'paypal', 'authorizenet', 'eway', 'securepay'] as const;
 export type GatewayName = (typeof GATEWAYS)[number];
 
-/** Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3). */
+/**
+ * Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3).
+ * `dispute.inquiry` / `dispute.inquiry_closed`: the card issuer asked about a payment without
+ * withdrawing funds (a Stripe inquiry); recorded as a dispute that moves no money.
+ */
 export const PAYMENT_EVENT_TYPES = [
   'charge.succeeded',
   'charge.failed',
@@ -17,6 +21,8 @@ export const PAYMENT_EVENT_TYPES = [
   'dispute.opened',
   'dispute.won',
   'dispute.lost',
+  'dispute.inquiry',
+  'dispute.inquiry_closed',
 ] as const;
 export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
 
@@ -27,7 +33,10 @@ export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
  * - `reference` is our transaction or refund id when the gateway echoes it (metadata, invoice
  *   reference), so an event can be matched before we learned the gateway's id;
  * - `gatewayRefundId` / `gatewayDisputeId` identify the refund or dispute for those event types;
- * - `occurredAt` is when the gateway says it happened.
+ * - `occurredAt` is when the gateway says it happened;
+ * - `unmatchable`, when set, says why no billhook transaction can ever be the payment (the gateway
+ *   reports a payment billhook's API calls cannot have made): the event is raised as an exception at
+ *   once instead of waiting for the payment to become known.
  */
 export const PaymentEventSchema = z.object({
   type: z.enum(PAYMENT_EVENT_TYPES),
@@ -43,6 +52,7 @@ export const PaymentEventSchema = z.object({
   failureCode: z.string().optional(),
   failureMessage: z.string().optional(),
   reason: z.string().optional(),
+  unmatchable: z.string().min(1).optional(),
   raw: z.unknown(),
 });
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;

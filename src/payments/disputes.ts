@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, DisputeRow, DisputeStatus, TransactionRow } from '../db/schema.ts';
+import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 
@@ -17,15 +17,57 @@ export interface DisputeReport {
 export type DisputeRecordOutcome = { kind: 'applied' | 'duplicate' | 'stale'; dispute: DisputeRow };
 
 /**
- * Posts what a dispute in `status` has moved so far, each movement once:
- * opened → `dp_…:opened` (gateway clearing → disputed funds); won → `dp_…:won` (back to clearing);
- * lost → `dp_…:lost` (disputed funds → chargeback losses).
+ * Forward-only dispute transitions. An inquiry (no funds withdrawn) may close, or become a dispute
+ * whose funds are withdrawn (`open`) or decided (`won` / `lost`), even after it closed (the issuer
+ * can still file a chargeback on the same dispute); an open dispute ends won or lost.
+ */
+const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
+  inquiry: ['inquiry_closed', 'open', 'won', 'lost'],
+  inquiry_closed: ['open', 'won', 'lost'],
+  open: ['won', 'lost'],
+  won: [],
+  lost: [],
+};
+
+/** The statuses of a dispute whose funds were withdrawn: they post. Inquiries post nothing. */
+const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
+
+/**
+ * Gateways whose lost dispute is paid to the customer as a refund of the same payment, reported as
+ * a refund of its own (PayPal: an accepted claim closes the dispute with `RESOLVED_BUYER_FAVOUR` /
+ * `ACCEPTED` and `amount_refunded`, and refunds the capture: `PAYMENT.CAPTURE.REFUNDED`,
+ * https://developer.paypal.com/docs/api/customer-disputes/v1/#disputes_accept-claim). There the
+ * dispute and the refund are one movement of money, booked once as the refund.
+ */
+const LOSS_PAID_AS_REFUND: ReadonlySet<string> = new Set(['paypal']);
+
+/** A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute. */
+async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promise<RefundRow | undefined> {
+  if (!LOSS_PAID_AS_REFUND.has(dispute.gateway)) return undefined;
+  return trx
+    .selectFrom('refunds')
+    .selectAll()
+    .where('transaction_id', '=', dispute.transaction_id)
+    .where('status', '=', 'succeeded')
+    .where('amount', '=', dispute.amount)
+    .where('id', 'not in', trx.selectFrom('disputes').select('refund_id').where('refund_id', 'is not', null))
+    .orderBy('id')
+    .executeTakeFirst();
+}
+
+/**
+ * Posts what a dispute in `status` has moved so far, each movement once; an inquiry moves nothing.
+ * open → `dp_…:opened` (gateway clearing → disputed funds); won → `dp_…:won` (back to clearing);
+ * lost → `dp_…:lost` (disputed funds → chargeback losses), or, when a refund of the same payment
+ * carried the money (`refundCarrying`), `dp_…:refunded` (the held funds back to clearing: the money
+ * left once, through that refund's own entry).
  */
 async function postDispute(
   trx: Kysely<Database>,
   dispute: DisputeRow,
   transaction: TransactionRow,
-): Promise<void> {
+): Promise<DisputeRow> {
+  if (!FUNDS_WITHDRAWN.has(dispute.status)) return dispute;
   const { id, amount, currency } = dispute;
   const source = { type: 'dispute', id };
   const clearing = chart.gatewayClearing(transaction.gateway);
@@ -43,20 +85,84 @@ async function postDispute(
       postings: transfer(clearing, chart.disputedFunds, amount, currency),
     });
   }
-  if (dispute.status === 'lost') {
+  if (dispute.status !== 'lost') return dispute;
+  const refund = await refundCarrying(trx, dispute);
+  if (!refund) {
     await postEntry(trx, {
       idempotencyKey: `${id}:lost`,
       description: `dispute ${id} lost`,
       source,
       postings: transfer(chart.chargebackLosses, chart.disputedFunds, amount, currency),
     });
+    return dispute;
   }
+  await postEntry(trx, {
+    idempotencyKey: `${id}:refunded`,
+    description: `dispute ${id} lost and paid to the customer by refund ${refund.id}: the held funds are released`,
+    source,
+    postings: transfer(clearing, chart.disputedFunds, amount, currency),
+  });
+  return trx
+    .updateTable('disputes')
+    .set({ refund_id: refund.id })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /**
- * Records a dispute report on a transaction inside `trx`, forward-only (open → won | lost). A closing
- * report that arrives before the opening one creates the dispute and posts both movements, so any
- * delivery order leaves the same ledger.
+ * Called inside `trx` when `refund` has just succeeded: if a lost dispute of the same payment and
+ * amount was booked as a chargeback loss before the refund was known (`LOSS_PAID_AS_REFUND`
+ * gateways), the refund is that loss's money, so the loss is taken back
+ * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
+ * once, as the refund. Does nothing otherwise.
+ */
+export async function settleLostDisputeByRefund(trx: Kysely<Database>, refund: RefundRow): Promise<void> {
+  if (!LOSS_PAID_AS_REFUND.has(refund.gateway)) return;
+  const dispute = await trx
+    .updateTable('disputes')
+    .set({ refund_id: refund.id, updated_at: new Date() })
+    .where(
+      'id',
+      '=',
+      trx
+        .selectFrom('disputes')
+        .select('id')
+        .where('transaction_id', '=', refund.transaction_id)
+        .where('status', '=', 'lost')
+        .where('amount', '=', refund.amount)
+        .where('refund_id', 'is', null)
+        .orderBy('id')
+        .limit(1),
+    )
+    .where('refund_id', 'is', null)
+    .returningAll()
+    .executeTakeFirst();
+  if (!dispute) return;
+  await postEntry(trx, {
+    idempotencyKey: `${dispute.id}:refunded_after_loss`,
+    description: `dispute ${dispute.id} was paid to the customer by refund ${refund.id}: its loss is the refund`,
+    source: { type: 'dispute', id: dispute.id },
+    postings: transfer(
+      chart.gatewayClearing(refund.gateway),
+      chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  });
+}
+
+/** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
+function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
+  return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
+}
+
+/**
+ * Records a dispute report on a transaction inside `trx`, forward-only (`NEXT`). A closing report
+ * that arrives before the opening one creates the dispute and posts both movements, so any delivery
+ * order leaves the same ledger. An inquiry posts nothing until its funds are withdrawn; an inquiry
+ * that closes on a dispute whose funds were withdrawn (recorded before inquiries were told apart)
+ * returns them, as a won dispute.
  */
 export async function recordDispute(
   trx: Kysely<Database>,
@@ -71,12 +177,13 @@ export async function recordDispute(
     .where('gateway_dispute_id', '=', report.gatewayDisputeId)
     .forUpdate()
     .executeTakeFirst();
-  if (existing?.status === report.status) return { kind: 'duplicate', dispute: existing };
-  if (existing && existing.status !== 'open') return { kind: 'stale', dispute: existing };
+  const status = reportedStatus(existing, report);
+  if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
+  if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
   const dispute = existing
     ? await trx
         .updateTable('disputes')
-        .set({ status: report.status, updated_at: new Date() })
+        .set({ status, updated_at: new Date() })
         .where('id', '=', existing.id)
         .returningAll()
         .executeTakeFirstOrThrow()
@@ -89,7 +196,7 @@ export async function recordDispute(
           gateway_dispute_id: report.gatewayDisputeId,
           amount: report.amount,
           currency: transaction.currency,
-          status: report.status,
+          status,
           reason: report.reason ?? null,
         })
         .returningAll()
@@ -101,6 +208,5 @@ export async function recordDispute(
     customerId: transaction.customer_id,
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
-  await postDispute(trx, dispute, transaction);
-  return { kind: 'applied', dispute };
+  return { kind: 'applied', dispute: await postDispute(trx, dispute, transaction) };
 }

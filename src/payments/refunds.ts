@@ -14,6 +14,7 @@ import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 import { clientFor } from './charges.ts';
+import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
@@ -80,8 +81,9 @@ async function refundable(trx: Kysely<Database>, transaction: TransactionRow): P
 
 /**
  * Applies a refund result inside `trx`, forward-only. Success posts `re_…:succeeded` once (debit
- * refunds, credit the gateway's clearing account) and updates the invoice; a later failure posts
- * `re_…:reversed` and gives the amount back.
+ * refunds, credit the gateway's clearing account), updates the invoice and, where the refund is the
+ * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
+ * failure posts `re_…:reversed` and gives the amount back.
  */
 export async function recordRefundResult(
   trx: Kysely<Database>,
@@ -130,6 +132,7 @@ export async function recordRefundResult(
       ),
     });
     if (invoice) await applyRefund(trx, invoice, refund.amount);
+    await settleLostDisputeByRefund(trx, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
     await postEntry(trx, {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database, TransactionRow } from '../db/schema.ts';
+import type { Database, DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import { recordDispute } from '../payments/disputes.ts';
@@ -35,6 +35,8 @@ const DISPUTE_STATUS = new Map([
   ['dispute.opened', 'open'],
   ['dispute.won', 'won'],
   ['dispute.lost', 'lost'],
+  ['dispute.inquiry', 'inquiry'],
+  ['dispute.inquiry_closed', 'inquiry_closed'],
 ] as const);
 
 /**
@@ -62,12 +64,18 @@ function mismatch(
   };
 }
 
-/** The succeeded payment a refund or dispute event is about, or why it cannot be applied yet. */
+/**
+ * The succeeded payment a refund or dispute event is about, or why it cannot be applied yet, or (an
+ * `unmatchable` event) an `unknown_entity` exception at once: no transaction will ever match it.
+ */
 async function succeededPayment(
   trx: Kysely<Database>,
   event: PaymentEvent,
   subject: string,
 ): Promise<TransactionRow | ApplyResult> {
+  if (event.unmatchable) {
+    return { kind: 'exception', exception: 'unknown_entity', message: `${subject}: ${event.unmatchable}` };
+  }
   const transaction = await findTransaction(trx, event.gateway, event.gatewayTransactionId, undefined);
   if (!transaction) return { kind: 'not_found', message: `no transaction for ${subject}` };
   if (transaction.status !== 'succeeded') {
@@ -152,7 +160,7 @@ async function applyRefund(
 async function applyDispute(
   trx: Kysely<Database>,
   event: PaymentEvent,
-  status: 'open' | 'won' | 'lost',
+  status: DisputeStatus,
 ): Promise<ApplyResult> {
   const payment = await succeededPayment(trx, event, `dispute ${event.gatewayDisputeId}`);
   if ('kind' in payment) return payment;

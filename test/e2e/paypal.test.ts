@@ -369,6 +369,97 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
     expect(await ledgerByCode(app)).toEqual(before);
   });
 
+  /*
+   * An accepted claim: PayPal resolves the dispute for the buyer (RESOLVED_BUYER_FAVOUR with
+   * amount_refunded) and refunds the capture (PAYMENT.CAPTURE.REFUNDED) — two reports of one
+   * movement of money. Worked by hand for the 25.07 USD capture (2507 minor units), whatever the
+   * order: gateway clearing 2507 - 2507 = 0 for this payment (the hold is released and the refund
+   * leaves once), refunds +2507, disputed funds and chargeback losses unchanged, the invoice REFUNDED.
+   */
+  it.each([
+    ['dispute created, capture refunded, dispute resolved', ['created', 'refunded', 'resolved']],
+    ['dispute created, dispute resolved, capture refunded', ['created', 'resolved', 'refunded']],
+    ['capture refunded, dispute resolved, dispute created', ['refunded', 'resolved', 'created']],
+  ] as const)('debits an accepted claim once (%s)', async (_order, order) => {
+    const { invoice, transaction, captureId } = await paidInvoice();
+    const before = await ledgerByCode(app);
+    const disputeId = `PP-D-${newCaptureId().slice(0, 5)}`;
+    const refundId = newCaptureId();
+    const send = {
+      created: () =>
+        sendTestWebhook(app, 'CUSTOMER.DISPUTE.CREATED', {
+          captureId,
+          objectId: disputeId,
+          amount: 2507,
+          currency: 'USD',
+        }),
+      resolved: () =>
+        sendTestWebhook(app, 'CUSTOMER.DISPUTE.RESOLVED', {
+          captureId,
+          objectId: disputeId,
+          amount: 2507,
+          currency: 'USD',
+          disputeOutcome: 'RESOLVED_BUYER_FAVOUR',
+        }),
+      refunded: () =>
+        sendTestWebhook(app, 'PAYMENT.CAPTURE.REFUNDED', {
+          captureId,
+          objectId: refundId,
+          amount: 2507,
+          currency: 'USD',
+        }),
+    };
+    for (const name of order) await settled(app, await send[name]());
+
+    const after = await ledgerByCode(app);
+    expect(after['gateway_clearing:paypal USD']).toBe(before['gateway_clearing:paypal USD']! - 2507);
+    expect(after['refunds USD']).toBe((before['refunds USD'] ?? 0) + 2507);
+    expect(after['disputed_funds USD'] ?? 0).toBe(before['disputed_funds USD'] ?? 0);
+    expect(after['chargeback_losses USD'] ?? 0).toBe(before['chargeback_losses USD'] ?? 0);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 2507,
+    });
+    const refunds = await app.api('GET', '/v1/refunds?limit=100');
+    const refund = refunds.body.data.find(
+      (r: { gateway_refund_id: string }) => r.gateway_refund_id === refundId,
+    );
+    expect(refund).toMatchObject({ status: 'succeeded', amount: 2507, transaction: transaction.id });
+    const disputes = await app.api('GET', '/v1/disputes?limit=100');
+    expect(
+      disputes.body.data.find((d: { transaction: string }) => d.transaction === transaction.id),
+    ).toMatchObject({
+      status: 'lost',
+      amount: 2507,
+      refund: refund.id,
+    });
+  });
+
+  it('still books a lost claim as a chargeback loss when no refund of its amount comes, and a smaller refund stays its own', async () => {
+    const { captureId } = await paidInvoice();
+    const before = await ledgerByCode(app);
+    await settled(
+      app,
+      await sendTestWebhook(app, 'PAYMENT.CAPTURE.REFUNDED', { captureId, amount: 500, currency: 'USD' }),
+    );
+    await settled(
+      app,
+      await sendTestWebhook(app, 'CUSTOMER.DISPUTE.RESOLVED', {
+        captureId,
+        amount: 2007,
+        currency: 'USD',
+        disputeOutcome: 'RESOLVED_BUYER_FAVOUR',
+      }),
+    );
+    // A refund of 500 (refunds +500, clearing -500) and a dispute of 2007 lost (clearing -2007 to
+    // disputed funds, then to chargeback losses): 2507 left the clearing account, each movement once.
+    const after = await ledgerByCode(app);
+    expect(after['gateway_clearing:paypal USD']).toBe(before['gateway_clearing:paypal USD']! - 2507);
+    expect(after['refunds USD']).toBe((before['refunds USD'] ?? 0) + 500);
+    expect(after['chargeback_losses USD']).toBe((before['chargeback_losses USD'] ?? 0) + 2007);
+    expect(after['disputed_funds USD'] ?? 0).toBe(before['disputed_funds USD'] ?? 0);
+  });
+
   it('answers 400 and stores nothing for a bad signature, a foreign certificate URL or a wrong webhook id', async () => {
     const delivery = buildPaypalTestDelivery(
       'PAYMENT.CAPTURE.COMPLETED',

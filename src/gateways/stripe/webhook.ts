@@ -108,15 +108,42 @@ function refundEventType(status: string | null | undefined): PaymentEventType {
 }
 
 /**
- * Closed dispute status → outcome (https://docs.stripe.com/api/disputes/object#dispute_object-status):
- * `won` and `warning_closed` (an inquiry that never became a chargeback) return the funds; `lost` does not.
+ * Dispute status → canonical dispute event (https://docs.stripe.com/api/disputes/object#dispute_object-status,
+ * https://docs.stripe.com/disputes/how-disputes-work#inquiries): the `warning_*` statuses are an
+ * inquiry, which withdraws no funds (the real `warning_closed` event shows `balance_transactions: []`)
+ * and so moves no money; `needs_response` / `under_review` are a chargeback whose funds Stripe
+ * withdrew; `won` / `lost` its outcome.
+ */
+const DISPUTE_STATUS: ReadonlyMap<string, PaymentEventType> = new Map([
+  ['warning_needs_response', 'dispute.inquiry'],
+  ['warning_under_review', 'dispute.inquiry'],
+  ['warning_closed', 'dispute.inquiry_closed'],
+  ['needs_response', 'dispute.opened'],
+  ['under_review', 'dispute.opened'],
+  ['won', 'dispute.won'],
+  ['lost', 'dispute.lost'],
+]);
+
+/**
+ * A dispute event → canonical dispute event, or undefined for events billhook does not book:
+ * - `charge.dispute.created`: by its status (an inquiry, or a chargeback with its funds withdrawn);
+ *   a status Stripe adds later is taken as a chargeback (Stripe withdraws the funds of a dispute
+ *   that is not an inquiry, https://docs.stripe.com/disputes/how-disputes-work);
+ * - `charge.dispute.funds_withdrawn`: the funds left whatever the status says (an inquiry that
+ *   escalated) → opened, or its outcome when it is already decided;
+ * - `charge.dispute.closed`: by its status (won, lost, or an inquiry closed with nothing withdrawn);
+ * - others (`updated`, `funds_reinstated`) move nothing of their own: `closed` reports the outcome.
  */
 function disputeEventType(type: string, status: string): PaymentEventType | undefined {
-  if (type === 'charge.dispute.created') return 'dispute.opened';
+  const mapped = DISPUTE_STATUS.get(status);
+  if (type === 'charge.dispute.created') return mapped ?? 'dispute.opened';
+  if (type === 'charge.dispute.funds_withdrawn') {
+    return mapped === 'dispute.won' || mapped === 'dispute.lost' ? mapped : 'dispute.opened';
+  }
   if (type !== 'charge.dispute.closed') return undefined;
-  if (status === 'won' || status === 'warning_closed') return 'dispute.won';
-  if (status === 'lost') return 'dispute.lost';
-  return undefined;
+  return mapped === 'dispute.won' || mapped === 'dispute.lost' || mapped === 'dispute.inquiry_closed'
+    ? mapped
+    : undefined;
 }
 
 const REFUND_EVENT_TYPES = new Set([
@@ -128,6 +155,16 @@ const REFUND_EVENT_TYPES = new Set([
 
 const parse = <T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> =>
   parsePayload(schema, value, `Stripe ${what}`);
+
+/**
+ * Why a refund or dispute on charge `charge` without a PaymentIntent can match no billhook
+ * transaction: billhook charges only through PaymentIntents (client.ts), and Stripe names the
+ * PaymentIntent on every refund and dispute of a PaymentIntent's charge
+ * (https://docs.stripe.com/api/refunds/object#refund_object-payment_intent,
+ * https://docs.stripe.com/api/disputes/object#dispute_object-payment_intent).
+ */
+const withoutPaymentIntent = (charge: string | null | undefined): string =>
+  `Stripe charge ${charge ?? '(none)'} has no PaymentIntent, so billhook did not make it (a Charges API or other integration's payment): book it by hand if it is yours`;
 
 function refundEvent(eventId: string, occurredAt: Date, object: unknown): PaymentEvent {
   const refund = parse(Refund, object, 'refund');
@@ -143,6 +180,7 @@ function refundEvent(eventId: string, occurredAt: Date, object: unknown): Paymen
     occurredAt,
     failureCode: refund.failure_reason ?? undefined,
     reason: refund.reason ?? undefined,
+    unmatchable: refund.payment_intent ? undefined : withoutPaymentIntent(refund.charge),
     raw: object,
   };
 }
@@ -206,6 +244,7 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         currency: dispute.currency,
         occurredAt,
         reason: dispute.reason ?? undefined,
+        unmatchable: dispute.payment_intent ? undefined : withoutPaymentIntent(dispute.charge),
         raw: object,
       },
     ];
@@ -279,8 +318,17 @@ export class StripeWebhook implements WebhookVerifier {
 
   /**
    * Maps payment_intent.succeeded / payment_failed / canceled / processing, charge.refunded,
-   * charge.refund.updated and refund.*, charge.dispute.created / closed to canonical events.
-   * Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies are upper-cased.
+   * charge.refund.updated and refund.*, charge.dispute.created / funds_withdrawn / closed to
+   * canonical events. Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies
+   *   are upper-cased.
+   * - Refunds are matched by the refund id, else our metadata reference, else booked as a refund
+   *   made at Stripe on the payment intent. `charge.refunded` books the refunds it lists (API
+   *   versions before 2022-11-15); since 2022-11-15 it lists none (https://docs.stripe.com/upgrades#2022-11-15)
+   *   and books nothing: `refund.created` / `refund.updated` / `refund.failed` (and
+   *   `charge.refund.updated`) carry every refund, whoever made it.
+   * - A refund or dispute whose `payment_intent` is null is on a charge billhook did not make:
+   *   `unmatchable`, raised as an exception at once.
+   * - Inquiries (`warning_*`) are `dispute.inquiry` / `dispute.inquiry_closed`: no money moves.
    * @throws WebhookPayloadError when a known event type has an unexpected shape
    */
   async normalize(body: string): Promise<PaymentEvent[]> {

@@ -129,6 +129,7 @@ export const serialize = {
     currency: d.currency,
     status: d.status,
     reason: d.reason,
+    refund: d.refund_id,
     created_at: d.created_at,
     updated_at: d.updated_at,
   }),

@@ -126,12 +126,56 @@ describe('StripeWebhook.normalize', () => {
     expect(event!.failureCode).toBe(status === 'failed' ? 'expired_or_canceled_card' : undefined);
   });
 
-  it('falls back to the charge id when a refund has no payment intent', async () => {
-    const body = withObject('webhook.charge.refund.updated.json', (refund) => {
-      refund.payment_intent = null;
+  it('marks a refund on a charge without a PaymentIntent unmatchable, naming the charge (stripe-mock fixture)', async () => {
+    // Stripe's own Refund fixture is exactly that case: payment_intent null, charge ch_….
+    const event = stripeFixture('webhook.charge.refund.updated.json');
+    event.type = 'refund.created';
+    event.data.object = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    const [refund] = await webhook.normalize(JSON.stringify(event));
+    expect(refund).toMatchObject({
+      type: 'refund.succeeded',
+      gatewayRefundId: 're_1Pgc72B7WZ01zgkWqPvrRrPE',
+      gatewayTransactionId: 'ch_1PgafuB7WZ01zgkWXYmPNZs8',
+      amount: 100n,
     });
-    expect((await webhook.normalize(body))[0]!.gatewayTransactionId).toBe('ch_3RWYCFQ8iJWBZFaM1R8YF07I');
+    expect(refund!.unmatchable).toMatch(/charge ch_1PgafuB7WZ01zgkWXYmPNZs8 has no PaymentIntent/);
+    // A refund of a PaymentIntent's charge is matchable.
+    const ours = await webhook.normalize(stripeFixtureRaw('webhook.charge.refund.updated.json'));
+    expect(ours[0]!.unmatchable).toBeUndefined();
   });
+
+  it('marks a dispute on a charge without a PaymentIntent unmatchable', async () => {
+    const body = withObject('webhook.charge.dispute.created.json', (dispute) => {
+      dispute.payment_intent = null;
+    });
+    const [event] = await webhook.normalize(body);
+    expect(event).toMatchObject({
+      type: 'dispute.opened',
+      gatewayTransactionId: JSON.parse(body).data.object.charge,
+    });
+    expect(event!.unmatchable).toMatch(/has no PaymentIntent/);
+  });
+
+  it.each(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'])(
+    'maps %s by the refund status',
+    async (type) => {
+      const body = withObject(
+        'webhook.charge.refund.updated.json',
+        (refund) => {
+          if (type === 'refund.failed') refund.status = 'failed';
+        },
+        type,
+      );
+      expect(await webhook.normalize(body)).toMatchObject([
+        {
+          type: type === 'refund.failed' ? 'refund.failed' : 'refund.succeeded',
+          gatewayRefundId: 're_3RWYCFQ8iJWBZFaM191ZqGD9',
+          gatewayTransactionId: 'pi_3RWYCFQ8iJWBZFaM1p1gEVdI',
+          amount: 100n,
+        },
+      ]);
+    },
+  );
 
   it('maps charge.dispute.created to dispute.opened (GBP 500)', async () => {
     const [event, ...rest] = await webhook.normalize(stripeFixtureRaw('webhook.charge.dispute.created.json'));
@@ -149,11 +193,11 @@ describe('StripeWebhook.normalize', () => {
     expect(event!.occurredAt).toEqual(new Date(1755861149 * 1000));
   });
 
-  it('maps charge.dispute.closed with status warning_closed to dispute.won', async () => {
+  it('maps the real charge.dispute.closed of an inquiry (warning_closed, no balance transactions) to dispute.inquiry_closed', async () => {
     const [event, ...rest] = await webhook.normalize(stripeFixtureRaw('webhook.charge.dispute.closed.json'));
     expect(rest).toEqual([]);
     expect(event).toMatchObject({
-      type: 'dispute.won',
+      type: 'dispute.inquiry_closed',
       gatewayEventId: 'evt_3RWXidQ8iJWBZFaM0N9UpCe2',
       gatewayDisputeId: 'dp_1RWXieQ8iJWBZFaM572opwWo',
       gatewayTransactionId: 'pi_3RWXidQ8iJWBZFaM0hwfe7LL',
@@ -172,6 +216,28 @@ describe('StripeWebhook.normalize', () => {
     });
     expect(await webhook.normalize(body)).toMatchObject([
       { type, gatewayDisputeId: 'dp_1RWXieQ8iJWBZFaM572opwWo', amount: 100n, currency: 'USD' },
+    ]);
+  });
+
+  it.each([
+    ['charge.dispute.created', 'warning_needs_response', 'dispute.inquiry'],
+    ['charge.dispute.created', 'warning_under_review', 'dispute.inquiry'],
+    ['charge.dispute.created', 'needs_response', 'dispute.opened'],
+    ['charge.dispute.created', 'under_review', 'dispute.opened'],
+    ['charge.dispute.funds_withdrawn', 'needs_response', 'dispute.opened'],
+    ['charge.dispute.funds_withdrawn', 'warning_needs_response', 'dispute.opened'],
+    ['charge.dispute.funds_withdrawn', 'lost', 'dispute.lost'],
+    ['charge.dispute.closed', 'warning_closed', 'dispute.inquiry_closed'],
+  ])('maps %s with status %s to %s (an inquiry withdraws no funds)', async (type, status, canonical) => {
+    const body = withObject(
+      'webhook.charge.dispute.created.json',
+      (dispute) => {
+        dispute.status = status;
+      },
+      type,
+    );
+    expect(await webhook.normalize(body)).toMatchObject([
+      { type: canonical, gatewayDisputeId: 'du_0RystVItVxyc3Q6n8IfZyZXt', amount: 500n, currency: 'GBP' },
     ]);
   });
 
