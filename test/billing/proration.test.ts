@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription, prorate } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { ledgerIn } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 
 const DAY = 86_400n;
@@ -38,6 +40,99 @@ describe('changing plan or quantity mid-period', () => {
   const d = (iso: string) => new Date(iso);
   const flat = (amount: number, name: string) =>
     insertPlan(db, { name, price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+
+  /** A flat monthly plan in `currency` at 10% tax (one customer per currency: `ledgerIn` reads its books). */
+  const flatIn = (currency: string, amount: number, name: string, taxRatePpm = 100_000) =>
+    insertPlan(db, { name, currency, price: { model: 'FLAT_FEE', amount }, taxRatePpm });
+  const linesOf = (change: Awaited<ReturnType<typeof changeSubscription>>) =>
+    change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount, l.couponId !== undefined]);
+
+  it('a coupon applies to proration lines: with 50% FOREVER, 1000 → 2000 for the whole period charges 500, not 1000', async () => {
+    const [basic, pro] = [await flatIn('NOK', 1000, 'Basic'), await flatIn('NOK', 2000, 'Pro')];
+    const customer = await insertCustomer(db);
+    const coupon = await createCoupon(db, { code: 'HALF-NOK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: basic, couponCode: 'HALF-NOK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // A coupon redeemed after the period was invoiced starts with the next period: not in this proration.
+    await createCoupon(db, { code: 'LATE-NOK', percentOffPpm: 100_000, duration: 'ONCE' });
+    await addSubscriptionCoupon(db, sub.id, 'LATE-NOK');
+    // Period 0: 1000 − 500 = 500, tax 50: 550 owed.
+    expect(await ledgerIn(app, 'NOK')).toEqual({
+      'receivable:customer': 550,
+      revenue: -500,
+      tax_payable: -50,
+    });
+
+    // The whole period is left: the customer paid 500 for it and the new price is 2000 − 1000 = 1000.
+    // Unused time −1000 (tax −100) and its coupon +500 (+50): −500, what was paid;
+    // remaining time +2000 (tax +200) and its coupon −1000 (−100): +1000. Net 500, tax 50: 550.
+    const change = await changeSubscription(db, sub.id, { planId: pro }, d('2027-02-01T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1000n, -100n, false],
+      ['CHARGE', 500n, 50n, true],
+      ['CHARGE', 2000n, 200n, false],
+      ['CREDIT', -1000n, -100n, true],
+    ]);
+    expect(change.proration.lines.filter((l) => l.couponId).map((l) => l.couponId)).toEqual([
+      coupon.id,
+      coupon.id,
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n, status: 'OPEN' });
+    expect(change.credited).toBe(0n);
+    expect(await ledgerIn(app, 'NOK')).toEqual({
+      'receivable:customer': 1100,
+      revenue: -1000,
+      tax_payable: -100,
+    });
+    // March on Pro: 2000 − 1000 = 1000, tax 100 (the ONCE coupon LATE-NOK takes 200 more: 800, 80).
+    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[800n, 80n, 880n]]);
+  });
+
+  it('a downgrade with a coupon credits only what was paid for the rest of the period, after the coupon', async () => {
+    const [pro, basic] = [await flatIn('DKK', 5600, 'Pro'), await flatIn('DKK', 2800, 'Basic')];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, { code: 'HALF-DKK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: pro, couponCode: 'HALF-DKK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Period 0 (February, 28 days): 5600 − 2800 = 2800, tax 280: 3080.
+    // 7 of 28 days left: paid 2800 × 7/28 = 700 for them (unused −1400, coupon +700); on Basic they
+    // cost 1400 × 7/28 = 350 (remaining +700, coupon −350). Net credit 350 (it was 1400 − 700 = 700).
+    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-22T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1400n, -140n, false],
+      ['CHARGE', 700n, 70n, true],
+      ['CHARGE', 700n, 70n, false],
+      ['CREDIT', -350n, -35n, true],
+    ]);
+    expect(change.invoice).toBeNull();
+    expect(change.credited).toBe(350n);
+    expect(change.subscription.credit_balance).toBe(350n);
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 3080 - 350,
+      revenue: -2800 + 350,
+      tax_payable: -280,
+    });
+    // March on Basic: 2800, coupon −1400, proration credit −350: 1050, tax 105 (280 − 140 − 35): 1155.
+    // The credit no longer wipes the invoice (it was 1400 − 700 = 700, tax 70: 770).
+    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1050n, 105n, 1155n]]);
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 3080 + 1155,
+      revenue: -2800 - 1050,
+      tax_payable: -280 - 105,
+    });
+  });
 
   it('an upgrade credits the unused time at the old price and invoices the rest at the new one', async () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
