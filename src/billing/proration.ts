@@ -19,15 +19,16 @@ import { lockSubscription } from './renewal.ts';
  * charged at the new amount, both by whole seconds. Coupons apply to proration lines as they do to
  * full periods (PRODUCT §11): the coupons that discounted the current period (the coupon lines of
  * its invoice) discount both sides, so the credit is what the customer actually paid for the unused
- * time and the charge what the new price costs them after the coupon. A net charge becomes a `subscription_update` invoice, finalized and
- * charged at once (`charge_at = now`).
- * A net credit (a downgrade) is not paid back: it goes to the subscription's `credit_balance`
- * (before tax), is booked as the customer's credit (debit revenue, credit their receivable: their
- * balance shows it), and is taken off the next renewal invoices as a "Proration credit" line at the
- * plan's tax rate then (moving it from the receivable back to revenue as it is used). In a trial or
- * before a future start there is no period to prorate: the change applies to the first invoice. The
- * new plan must bill in the same currency and interval (periods stay on the same anchor);
- * `amount_override` is not prorated (an override stays the period's amount).
+ * time and the charge what the new price costs them after the coupon. A net charge, or a change
+ * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
+ * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
+ * downgrade) is not paid back: it goes to the subscription's `credit_balance` (before tax), is
+ * booked as the customer's credit (debit revenue, credit their receivable: their balance shows it),
+ * and is taken off the next renewal invoices as a "Proration credit" line at the plan's tax rate
+ * then (moving it from the receivable back to revenue as it is used). In a trial or before a future
+ * start there is no period to prorate: the change applies to the first invoice. The new plan must
+ * bill in the same currency and interval (periods stay on the same anchor); `amount_override` is
+ * not prorated (an override stays the period's amount).
  */
 
 /**
@@ -130,7 +131,8 @@ export async function changeSubscription(
     if (preview) return { subscription, proration, invoice: null, credited };
 
     let invoice: InvoiceRow | null = null;
-    if (proration.subtotal > 0n && proration.total > 0n) {
+    // A change that only raises the tax (subtotal 0) bills the tax.
+    if (proration.subtotal >= 0n && proration.total > 0n) {
       const inserted = await insertInvoice(trx, {
         customerId: subscription.customer_id,
         currency: newPlan.currency,

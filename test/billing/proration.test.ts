@@ -134,6 +134,35 @@ describe('changing plan or quantity mid-period', () => {
     });
   });
 
+  it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
+    const [low, high] = [
+      await flatIn('PLN', 1000, 'Standard', 100_000),
+      await flatIn('PLN', 1000, 'Standard (reduced relief)', 200_000),
+    ];
+    const customer = await insertCustomer(db);
+    const sub = (
+      await createSubscription(db, { customerId: customer, planId: low }, d('2027-02-01T00:00:00Z'))
+    ).subscription;
+    // 14 of 28 days left: unused −500 (tax −50), remaining +500 (tax +100): subtotal 0, tax 50.
+    const change = await changeSubscription(db, sub.id, { planId: high }, d('2027-02-15T00:00:00Z'), false);
+    expect(change.proration).toMatchObject({ subtotal: 0n, tax: 50n, total: 50n });
+    expect(change.invoice).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 0n,
+      tax: 50n,
+      total: 50n,
+      amount_due: 50n,
+    });
+    expect(change.credited).toBe(0n);
+    // Period 0: 1000 + 100; the change: revenue −500 + 500 = 0, tax payable 50 more.
+    expect(await ledgerIn(app, 'PLN')).toEqual({
+      'receivable:customer': 1100 + 50,
+      revenue: -1000,
+      tax_payable: -100 - 50,
+    });
+  });
+
   it('an upgrade credits the unused time at the old price and invoices the rest at the new one', async () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
     const customer = await insertCustomer(db);
