@@ -134,6 +134,31 @@ describe('changing plan or quantity mid-period', () => {
     });
   });
 
+  it('an amount-off coupon is prorated on each side, capped at each plan’s price as in a full period', async () => {
+    const [pro, basic] = [await flatIn('CZK', 2000, 'Pro', 0), await flatIn('CZK', 1000, 'Basic', 0)];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, { code: 'OFF1500-CZK', amountOff: 1500n, currency: 'CZK', duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: pro, couponCode: 'OFF1500-CZK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Period 0: 2000 − 1500 = 500. Half the period left: paid 250 for it (unused −1000, coupon +750).
+    // On Basic the coupon takes the whole 1000 (capped), so the rest costs 0 (remaining +500, coupon
+    // −500). Net credit 250.
+    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-15T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1000n, 0n, false],
+      ['CHARGE', 750n, 0n, true],
+      ['CHARGE', 500n, 0n, false],
+      ['CREDIT', -500n, 0n, true],
+    ]);
+    expect(change.credited).toBe(250n);
+    expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 500 - 250, revenue: -500 + 250 });
+  });
+
   it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
     const [low, high] = [
       await flatIn('PLN', 1000, 'Standard', 100_000),
