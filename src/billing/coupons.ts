@@ -227,6 +227,24 @@ export function couponDiscount(
   return off < base ? off : base;
 }
 
+/**
+ * The discount of each of `coupons`, in order, on a period's base amount `base` (minor units): each
+ * as `couponDiscount` on the whole base, all together capped at `base` (a later coupon gets what the
+ * earlier ones left).
+ */
+export function couponDiscounts(
+  coupons: readonly Pick<CouponRow, 'percent_off_ppm' | 'amount_off'>[],
+  base: bigint,
+): bigint[] {
+  let remaining = base;
+  return coupons.map((coupon) => {
+    let discount = couponDiscount(coupon, base);
+    if (discount > remaining) discount = remaining;
+    remaining -= discount;
+    return discount;
+  });
+}
+
 /** A redemption with its coupon. */
 export interface RedemptionWithCoupon extends CouponRedemptionRow {
   coupon: CouponRow;

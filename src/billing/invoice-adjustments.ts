@@ -20,6 +20,7 @@ function asNewLine(line: InvoiceLineRow): NewLine {
     type: line.type,
     amount: line.amount < 0n ? -line.amount : line.amount,
     taxRatePpm: line.tax_rate_ppm,
+    couponId: line.coupon_id ?? undefined,
   };
 }
 

@@ -16,7 +16,8 @@ import { reinstateAfterPayment } from './reinstate.ts';
  * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced
  * by a model that is not a unit price (tiered, volume, stairstep: `unitAmount` is then null). Amounts
  * are minor units, positive; CREDIT lines reduce the total. `taxRatePpm` is the line's tax rate in
- * parts per million (money/rates.ts); the line's tax is rounded per line.
+ * parts per million (money/rates.ts); the line's tax is rounded per line, except that a coupon line
+ * (`couponId`) is taxed with the line it discounts (see `lineAmounts`).
  */
 export interface NewLine {
   description: string;
@@ -27,6 +28,7 @@ export interface NewLine {
   taxRatePpm?: number;
   planId?: string;
   metricCode?: string;
+  /** The coupon whose discount this line is: it discounts the nearest line before it that has none. */
   couponId?: string;
   periodStart?: Date;
   periodEnd?: Date;
@@ -77,25 +79,50 @@ function lineAmount(line: NewLine): bigint {
 }
 
 /**
- * Amounts of a new invoice: each line's signed amount and tax, the subtotal (before tax), the tax and
- * the total (subtotal + tax), all minor units.
- * @throws ValidationError when a line or the total exceeds 10^15 minor units, or the total is negative
+ * Each line's signed amount (negative for CREDIT lines) and tax, minor units, without checking the
+ * invoice's total. Tax is computed once on the discounted amount of a line (PRODUCT §11): a coupon
+ * line (`couponId`) discounts the nearest line before it that is not a coupon line, and that line
+ * with its coupon lines is taxed at the discounted line's rate on their net amount. The discounted
+ * line carries the tax of its own amount and each coupon line the change its discount makes, so the
+ * group's tax is `applyRate(net)` exactly: 11045 at 10% less a 5523 coupon is taxed 552 (on 5522),
+ * not 1105 − 552 = 553. Any other line is taxed on its own amount, rounded half up.
+ * @throws ValidationError (`lines.N.amount`) when a line exceeds 10^15 minor units
  */
-export function invoiceAmounts(lines: NewLine[]): {
-  lines: { amount: bigint; tax: bigint }[];
-  subtotal: bigint;
-  tax: bigint;
-  total: bigint;
-} {
-  const priced = lines.map((line, i) => {
+export function lineAmounts(lines: readonly NewLine[]): { amount: bigint; tax: bigint }[] {
+  let discounted: { ratePpm: number; net: bigint; tax: bigint } | undefined;
+  return lines.map((line, i) => {
     const amount = lineAmount(line);
     if (amount > MAX_MINOR_UNITS || -amount > MAX_MINOR_UNITS) {
       throw new ValidationError('line amount too large', {
         [`lines.${i}.amount`]: 'amount × quantity exceeds 10^15 minor units',
       });
     }
-    return { amount, tax: applyRate(amount, line.taxRatePpm ?? 0) };
+    if (line.couponId === undefined || !discounted) {
+      const tax = applyRate(amount, line.taxRatePpm ?? 0);
+      discounted =
+        line.couponId === undefined ? { ratePpm: line.taxRatePpm ?? 0, net: amount, tax } : undefined;
+      return { amount, tax };
+    }
+    const net = discounted.net + amount;
+    const netTax = applyRate(net, discounted.ratePpm);
+    const tax = netTax - discounted.tax;
+    discounted = { ...discounted, net, tax: netTax };
+    return { amount, tax };
   });
+}
+
+/**
+ * Amounts of a new invoice: each line's signed amount and tax (`lineAmounts`), the subtotal (before
+ * tax), the tax and the total (subtotal + tax), all minor units.
+ * @throws ValidationError when a line or the total exceeds 10^15 minor units, or the total is negative
+ */
+export function invoiceAmounts(lines: readonly NewLine[]): {
+  lines: { amount: bigint; tax: bigint }[];
+  subtotal: bigint;
+  tax: bigint;
+  total: bigint;
+} {
+  const priced = lineAmounts(lines);
   const subtotal = priced.reduce((sum, line) => sum + line.amount, 0n);
   const tax = priced.reduce((sum, line) => sum + line.tax, 0n);
   const total = subtotal + tax;

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { BillingReason, Database } from '../db/schema.ts';
 import { redeemableCoupon } from './coupons.ts';
-import { invoiceAmounts, type NewLine } from './invoices.ts';
+import { lineAmounts, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { cadenceOf, recurringLines } from './renewal.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
@@ -28,25 +28,17 @@ export interface InvoicePreview {
   total: bigint;
 }
 
-/** Prices `lines` as `insertInvoice` would (tax per line), allowing a negative total. */
+/** Prices `lines` as `insertInvoice` would (`lineAmounts`), allowing a negative total. */
 export function pricedLines(lines: NewLine[]): Pick<InvoicePreview, 'lines' | 'subtotal' | 'tax' | 'total'> {
-  const charges = invoiceAmounts(lines.filter((l) => l.type === 'CHARGE'));
-  const credits = invoiceAmounts(
-    lines.filter((l) => l.type === 'CREDIT').map((l) => ({ ...l, type: 'CHARGE' })),
-  );
-  let charge = 0;
-  let credit = 0;
-  const priced = lines.map((line) => {
-    const p = line.type === 'CHARGE' ? charges.lines[charge++]! : credits.lines[credit++]!;
-    const sign = line.type === 'CREDIT' ? -1n : 1n;
-    return { ...line, signedAmount: sign * p.amount, taxAmount: sign * p.tax };
-  });
-  return {
-    lines: priced,
-    subtotal: charges.subtotal - credits.subtotal,
-    tax: charges.tax - credits.tax,
-    total: charges.total - credits.total,
-  };
+  const amounts = lineAmounts(lines);
+  const priced = lines.map((line, i) => ({
+    ...line,
+    signedAmount: amounts[i]!.amount,
+    taxAmount: amounts[i]!.tax,
+  }));
+  const subtotal = amounts.reduce((sum, line) => sum + line.amount, 0n);
+  const tax = amounts.reduce((sum, line) => sum + line.tax, 0n);
+  return { lines: priced, subtotal, tax, total: subtotal + tax };
 }
 
 /**

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
-import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry, transfer } from '../ledger/journal.ts';
+import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -14,15 +16,19 @@ import { lockSubscription } from './renewal.ts';
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
  * the unused part of the current period is credited at the old amount and the rest of the period
- * charged at the new amount, both by whole seconds. A net charge becomes a `subscription_update`
- * invoice, finalized and charged at once (`charge_at = now`). A net credit (a downgrade) is not paid
- * back: it goes to the subscription's `credit_balance` (before tax), is booked as the customer's
- * credit (debit revenue, credit their receivable: their balance shows it), and is taken off the next
- * renewal invoices as a "Proration credit" line at the plan's tax rate then (moving it from the
- * receivable back to revenue as it is used). In a trial or before a
- * future start there is no period to prorate: the change applies to the first invoice. The new plan
- * must bill in the same currency and interval (periods stay on the same anchor); coupons and
- * `amount_override` are not prorated (an override stays the period's amount).
+ * charged at the new amount, both by whole seconds. Coupons apply to proration lines as they do to
+ * full periods (PRODUCT §11): the coupons that discounted the current period (the coupon lines of
+ * its invoice) discount both sides, so the credit is what the customer actually paid for the unused
+ * time and the charge what the new price costs them after the coupon. A net charge, or a change
+ * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
+ * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
+ * downgrade) is not paid back: it goes to the subscription's `credit_balance` (before tax), is
+ * booked as the customer's credit (debit revenue, credit their receivable: their balance shows it),
+ * and is taken off the next renewal invoices as a "Proration credit" line at the plan's tax rate
+ * then (moving it from the receivable back to revenue as it is used). In a trial or before a future
+ * start there is no period to prorate: the change applies to the first invoice. The new plan must
+ * bill in the same currency and interval (periods stay on the same anchor); `amount_override` is
+ * not prorated (an override stays the period's amount).
  */
 
 /**
@@ -89,39 +95,28 @@ export async function changeSubscription(
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
     const lines: NewLine[] = [];
     if (inPeriod) {
-      const periodSeconds = seconds(end.getTime() - start.getTime());
-      const remaining = seconds(end.getTime() - now.getTime());
-      const credit = prorate(
-        baseAmount(oldPlan, subscription.quantity, subscription.amount_override),
-        remaining,
-        periodSeconds,
-      );
-      const charge = prorate(
-        baseAmount(newPlan, quantity, subscription.amount_override),
-        remaining,
-        periodSeconds,
-      );
+      const time = {
+        remaining: seconds(end.getTime() - now.getTime()),
+        period: seconds(end.getTime() - start.getTime()),
+      };
+      const coupons = await periodCoupons(trx, subscription);
       const common = { quantity: 1, periodStart: now, periodEnd: end };
-      if (credit > 0n) {
-        lines.push({
-          ...common,
-          description: `Unused time on ${oldPlan.name} × ${subscription.quantity}`,
-          type: 'CREDIT',
-          amount: credit,
-          taxRatePpm: oldPlan.tax_rate_ppm,
-          planId: oldPlan.id,
-        });
-      }
-      if (charge > 0n) {
-        lines.push({
-          ...common,
-          description: `Remaining time on ${newPlan.name} × ${quantity}`,
-          type: 'CHARGE',
-          amount: charge,
-          taxRatePpm: newPlan.tax_rate_ppm,
-          planId: newPlan.id,
-        });
-      }
+      lines.push(
+        ...prorationLines(
+          { ...common, type: 'CREDIT', taxRatePpm: oldPlan.tax_rate_ppm, planId: oldPlan.id },
+          `Unused time on ${oldPlan.name} × ${subscription.quantity}`,
+          baseAmount(oldPlan, subscription.quantity, subscription.amount_override),
+          coupons,
+          time,
+        ),
+        ...prorationLines(
+          { ...common, type: 'CHARGE', taxRatePpm: newPlan.tax_rate_ppm, planId: newPlan.id },
+          `Remaining time on ${newPlan.name} × ${quantity}`,
+          baseAmount(newPlan, quantity, subscription.amount_override),
+          coupons,
+          time,
+        ),
+      );
     }
     const proration: InvoicePreview = {
       customerId: subscription.customer_id,
@@ -136,7 +131,8 @@ export async function changeSubscription(
     if (preview) return { subscription, proration, invoice: null, credited };
 
     let invoice: InvoiceRow | null = null;
-    if (proration.subtotal > 0n && proration.total > 0n) {
+    // A change that only raises the tax (subtotal 0) bills the tax.
+    if (proration.subtotal >= 0n && proration.total > 0n) {
       const inserted = await insertInvoice(trx, {
         customerId: subscription.customer_id,
         currency: newPlan.currency,
@@ -190,6 +186,61 @@ export async function changeSubscription(
     });
     return { subscription: updated, proration, invoice, credited };
   });
+}
+
+/**
+ * The coupons that discounted the current period of `subscription`: those with a coupon line on the
+ * period's invoice, in the order of their lines (a coupon redeemed later starts with the next period).
+ */
+async function periodCoupons(trx: Kysely<Database>, subscription: SubscriptionRow): Promise<CouponRow[]> {
+  if (subscription.current_period_index === null) return [];
+  const rows = await trx
+    .selectFrom('invoice_lines')
+    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+    .innerJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
+    .selectAll('coupons')
+    .where('invoices.subscription_id', '=', subscription.id)
+    .where('invoices.period_index', '=', subscription.current_period_index)
+    .orderBy('invoice_lines.position')
+    .execute();
+  return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
+}
+
+/**
+ * One side of a change: a line of `line.type` for `time.remaining` seconds of a period of `base`
+ * (a full period's amount, minor units), then one line of the other type per coupon of `coupons` that
+ * discounts it, so that the side nets to the discounted price for that time, `prorate(base −
+ * discounts)`: each coupon line is what its discount takes off (prorated the same way). Nothing when
+ * the time is worth 0.
+ */
+function prorationLines(
+  line: Omit<NewLine, 'description' | 'amount'>,
+  description: string,
+  base: bigint,
+  coupons: readonly CouponRow[],
+  time: { remaining: bigint; period: bigint },
+): NewLine[] {
+  const gross = prorate(base, time.remaining, time.period);
+  if (gross === 0n) return [];
+  const lines: NewLine[] = [{ ...line, description, amount: gross }];
+  const discounts = couponDiscounts(coupons, base);
+  let paid = base;
+  let net = gross;
+  for (const [i, coupon] of coupons.entries()) {
+    paid -= discounts[i]!;
+    const after = prorate(paid, time.remaining, time.period);
+    if (net > after) {
+      lines.push({
+        ...line,
+        description: `Coupon ${coupon.code} on ${description.charAt(0).toLowerCase()}${description.slice(1)}`,
+        type: line.type === 'CHARGE' ? 'CREDIT' : 'CHARGE',
+        amount: net - after,
+        couponId: coupon.id,
+      });
+    }
+    net = after;
+  }
+  return lines;
 }
 
 function checkTarget(oldPlan: Plan, newPlan: Plan, planGiven: boolean): void {

@@ -7,7 +7,7 @@ import { NotFoundError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 import {
-  couponDiscount,
+  couponDiscounts,
   couponInEffect,
   type RedemptionWithCoupon,
   subscriptionRedemptions,
@@ -74,12 +74,12 @@ export function recurringLines(
     },
   ];
   const applied = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
-  let remaining = base;
-  for (const redemption of applied) {
-    const wanted = couponDiscount(redemption.coupon, base);
-    let discount = wanted;
-    if (discount > remaining) discount = remaining;
-    remaining -= discount;
+  const discounts = couponDiscounts(
+    applied.map((r) => r.coupon),
+    base,
+  );
+  for (const [i, redemption] of applied.entries()) {
+    const discount = discounts[i]!;
     if (discount > 0n) {
       lines.push({
         ...common,

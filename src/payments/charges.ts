@@ -77,9 +77,11 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
 }
 
 /**
- * Commits a `pending` payment attempt for everything due on an OPEN invoice, before any gateway call.
- * The invoice row is locked and re-read, so a paid or voided invoice is never charged, and the
- * unique index `transactions_one_in_flight` keeps a second attempt out while one is pending or unknown.
+ * Commits a `pending` payment attempt for everything due on an OPEN or UNCOLLECTIBLE invoice, before
+ * any gateway call (PRODUCT §11: an UNCOLLECTIBLE invoice can still be charged; its success reverses
+ * the write-off, `applyPayment`). The invoice row is locked and re-read, so a paid or voided invoice is
+ * never charged, and the unique index `transactions_one_in_flight` keeps a second attempt out while
+ * one is pending or unknown.
  * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`,
  * `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
@@ -95,10 +97,10 @@ export async function startCharge(
 ): Promise<TransactionRow> {
   return writeTransaction(db, async (trx) => {
     const invoice = await lockInvoice(trx, invoiceId);
-    if (invoice.status !== 'OPEN' || invoice.amount_due <= 0n) {
+    if ((invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') || invoice.amount_due <= 0n) {
       throw new ConflictError(
         'invoice_not_open',
-        `invoice ${invoiceId} is ${invoice.status}; only an OPEN invoice with an amount due can be charged`,
+        `invoice ${invoiceId} is ${invoice.status}; only an OPEN or UNCOLLECTIBLE invoice with an amount due can be charged`,
       );
     }
     if (options.claimedChargeAt && invoice.charge_at?.getTime() !== options.claimedChargeAt.getTime()) {
@@ -217,7 +219,8 @@ export async function executeCharge(
 }
 
 /**
- * Charges an OPEN invoice now with the given (or the customer's default) payment method.
+ * Charges an OPEN or UNCOLLECTIBLE invoice now with the given (or the customer's default) payment
+ * method.
  * @param onOverpaid told when the charge succeeded after the invoice was paid some other way
  * @param options.automatic the scheduler's attempt: its failure enters dunning (billing/dunning.ts)
  * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown

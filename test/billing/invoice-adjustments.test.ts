@@ -334,6 +334,63 @@ describe('invoice taxes, adjustments and bad debt', () => {
     ]);
   });
 
+  it('charges an UNCOLLECTIBLE invoice: a decline changes nothing, a success pays it and reverses the write-off', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'NZD',
+      lines: [{ description: 'Annual plan', amount: 5000, tax_percent: '20' }],
+    });
+    const id = draft.body.id;
+    await app.api('POST', `/v1/invoices/${id}/finalize`);
+    // 5000 + 20% = 6000 owed; 1000 paid by bank; the other 5000 written off.
+    await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 1000, method: 'BANK' });
+    await app.api('POST', `/v1/invoices/${id}/mark-uncollectible`);
+    const writtenOff = {
+      'receivable:customer': 0,
+      bad_debt: 5000,
+      offline_receipts: 1000,
+      revenue: -5000,
+      tax_payable: -1000,
+    };
+    expect(await ledgerIn(app, 'NZD')).toEqual(writtenOff);
+
+    const body = stripeFixture('api.payment_intent.create.card_declined.error.json');
+    body.error.payment_intent.id = 'pi_declined_uncollectible';
+    body.error.charge = 'ch_declined_uncollectible';
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').reply(402, body);
+    const declined = await app.api('POST', `/v1/invoices/${id}/charge`, {});
+    expect(declined.status).toBe(200);
+    expect(declined.body.transaction).toMatchObject({ status: 'failed', amount: 5000, currency: 'NZD' });
+    expect(declined.body.invoice).toMatchObject({
+      status: 'UNCOLLECTIBLE',
+      amount_paid: 1000,
+      amount_due: 5000,
+    });
+    expect(await ledgerIn(app, 'NZD')).toEqual(writtenOff);
+
+    const { seen } = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(seen.map((r) => r.params.get('amount'))).toEqual(['5000']);
+    expect(charged.body.transaction).toMatchObject({ status: 'succeeded', amount: 5000, currency: 'NZD' });
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 6000, amount_due: 0 });
+    // The 5000 came through Stripe: clearing +5000, receivable −5000, then the recovery moves the
+    // 5000 back from bad debt to the receivable (0 again). Revenue and tax payable are untouched.
+    expect(await ledgerIn(app, 'NZD')).toEqual({
+      'gateway_clearing:stripe': 5000,
+      'receivable:customer': 0,
+      bad_debt: 0,
+      offline_receipts: 1000,
+      revenue: -5000,
+      tax_payable: -1000,
+    });
+    const again = await app.api('POST', `/v1/invoices/${id}/charge`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('invoice_not_open');
+    expect((await actionsOf(app, id)).slice(-2)).toEqual(['invoice.marked_uncollectible', 'invoice.paid']);
+  });
+
   it('recovers a late gateway success on an UNCOLLECTIBLE invoice: PAID, bad debt reversed, nothing lost', async () => {
     const { invoice } = await openInvoice(app); // EUR 46.20, the fixture's amount
     nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, FIXTURE_INTENT);

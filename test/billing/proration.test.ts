@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription, prorate } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { ledgerIn } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 
 const DAY = 86_400n;
@@ -38,6 +40,153 @@ describe('changing plan or quantity mid-period', () => {
   const d = (iso: string) => new Date(iso);
   const flat = (amount: number, name: string) =>
     insertPlan(db, { name, price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+
+  /** A flat monthly plan in `currency` at 10% tax (one customer per currency: `ledgerIn` reads its books). */
+  const flatIn = (currency: string, amount: number, name: string, taxRatePpm = 100_000) =>
+    insertPlan(db, { name, currency, price: { model: 'FLAT_FEE', amount }, taxRatePpm });
+  const linesOf = (change: Awaited<ReturnType<typeof changeSubscription>>) =>
+    change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount, l.couponId !== undefined]);
+
+  it('a coupon applies to proration lines: with 50% FOREVER, 1000 → 2000 for the whole period charges 500, not 1000', async () => {
+    const [basic, pro] = [await flatIn('NOK', 1000, 'Basic'), await flatIn('NOK', 2000, 'Pro')];
+    const customer = await insertCustomer(db);
+    const coupon = await createCoupon(db, { code: 'HALF-NOK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: basic, couponCode: 'HALF-NOK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // A coupon redeemed after the period was invoiced starts with the next period: not in this proration.
+    await createCoupon(db, { code: 'LATE-NOK', percentOffPpm: 100_000, duration: 'ONCE' });
+    await addSubscriptionCoupon(db, sub.id, 'LATE-NOK');
+    // Period 0: 1000 − 500 = 500, tax 50: 550 owed.
+    expect(await ledgerIn(app, 'NOK')).toEqual({
+      'receivable:customer': 550,
+      revenue: -500,
+      tax_payable: -50,
+    });
+
+    // The whole period is left: the customer paid 500 for it and the new price is 2000 − 1000 = 1000.
+    // Unused time −1000 (tax −100) and its coupon +500 (+50): −500, what was paid;
+    // remaining time +2000 (tax +200) and its coupon −1000 (−100): +1000. Net 500, tax 50: 550.
+    const change = await changeSubscription(db, sub.id, { planId: pro }, d('2027-02-01T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1000n, -100n, false],
+      ['CHARGE', 500n, 50n, true],
+      ['CHARGE', 2000n, 200n, false],
+      ['CREDIT', -1000n, -100n, true],
+    ]);
+    expect(change.proration.lines.filter((l) => l.couponId).map((l) => l.couponId)).toEqual([
+      coupon.id,
+      coupon.id,
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n, status: 'OPEN' });
+    expect(change.credited).toBe(0n);
+    expect(await ledgerIn(app, 'NOK')).toEqual({
+      'receivable:customer': 1100,
+      revenue: -1000,
+      tax_payable: -100,
+    });
+    // March on Pro: 2000 − 1000 = 1000, tax 100 (the ONCE coupon LATE-NOK takes 200 more: 800, 80).
+    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[800n, 80n, 880n]]);
+  });
+
+  it('a downgrade with a coupon credits only what was paid for the rest of the period, after the coupon', async () => {
+    const [pro, basic] = [await flatIn('DKK', 5600, 'Pro'), await flatIn('DKK', 2800, 'Basic')];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, { code: 'HALF-DKK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: pro, couponCode: 'HALF-DKK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Period 0 (February, 28 days): 5600 − 2800 = 2800, tax 280: 3080.
+    // 7 of 28 days left: paid 2800 × 7/28 = 700 for them (unused −1400, coupon +700); on Basic they
+    // cost 1400 × 7/28 = 350 (remaining +700, coupon −350). Net credit 350 (it was 1400 − 700 = 700).
+    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-22T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1400n, -140n, false],
+      ['CHARGE', 700n, 70n, true],
+      ['CHARGE', 700n, 70n, false],
+      ['CREDIT', -350n, -35n, true],
+    ]);
+    expect(change.invoice).toBeNull();
+    expect(change.credited).toBe(350n);
+    expect(change.subscription.credit_balance).toBe(350n);
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 3080 - 350,
+      revenue: -2800 + 350,
+      tax_payable: -280,
+    });
+    // March on Basic: 2800, coupon −1400, proration credit −350: 1050, tax 105 (280 − 140 − 35): 1155.
+    // The credit no longer wipes the invoice (it was 1400 − 700 = 700, tax 70: 770).
+    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1050n, 105n, 1155n]]);
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 3080 + 1155,
+      revenue: -2800 - 1050,
+      tax_payable: -280 - 105,
+    });
+  });
+
+  it('an amount-off coupon is prorated on each side, capped at each plan’s price as in a full period', async () => {
+    const [pro, basic] = [await flatIn('CZK', 2000, 'Pro', 0), await flatIn('CZK', 1000, 'Basic', 0)];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, { code: 'OFF1500-CZK', amountOff: 1500n, currency: 'CZK', duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        { customerId: customer, planId: pro, couponCode: 'OFF1500-CZK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Period 0: 2000 − 1500 = 500. Half the period left: paid 250 for it (unused −1000, coupon +750).
+    // On Basic the coupon takes the whole 1000 (capped), so the rest costs 0 (remaining +500, coupon
+    // −500). Net credit 250.
+    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-15T00:00:00Z'), false);
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -1000n, 0n, false],
+      ['CHARGE', 750n, 0n, true],
+      ['CHARGE', 500n, 0n, false],
+      ['CREDIT', -500n, 0n, true],
+    ]);
+    expect(change.credited).toBe(250n);
+    expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 500 - 250, revenue: -500 + 250 });
+  });
+
+  it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
+    const [low, high] = [
+      await flatIn('PLN', 1000, 'Standard', 100_000),
+      await flatIn('PLN', 1000, 'Standard (reduced relief)', 200_000),
+    ];
+    const customer = await insertCustomer(db);
+    const sub = (
+      await createSubscription(db, { customerId: customer, planId: low }, d('2027-02-01T00:00:00Z'))
+    ).subscription;
+    // 14 of 28 days left: unused −500 (tax −50), remaining +500 (tax +100): subtotal 0, tax 50.
+    const change = await changeSubscription(db, sub.id, { planId: high }, d('2027-02-15T00:00:00Z'), false);
+    expect(change.proration).toMatchObject({ subtotal: 0n, tax: 50n, total: 50n });
+    expect(change.invoice).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 0n,
+      tax: 50n,
+      total: 50n,
+      amount_due: 50n,
+    });
+    expect(change.credited).toBe(0n);
+    // Period 0: 1000 + 100; the change: revenue −500 + 500 = 0, tax payable 50 more.
+    expect(await ledgerIn(app, 'PLN')).toEqual({
+      'receivable:customer': 1100 + 50,
+      revenue: -1000,
+      tax_payable: -100 - 50,
+    });
+  });
 
   it('an upgrade credits the unused time at the old price and invoices the rest at the new one', async () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];

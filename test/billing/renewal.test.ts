@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { previewSubscription } from '../../src/billing/preview.ts';
 import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import {
   cancelSubscription,
@@ -10,6 +11,7 @@ import {
 import { createDb, type Db } from '../../src/db/database.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { ledgerIn } from '../support/collection.ts';
 import { ledgerByCode } from '../support/flow.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 import { waitFor } from '../support/wait.ts';
@@ -260,6 +262,39 @@ describe('subscription renewal', () => {
       d('2027-01-01T00:00:00Z'),
     );
     expect(capped.invoices[0]).toMatchObject({ subtotal: 0n, total: 0n, status: 'PAID', charge_at: null });
+  });
+
+  it('tax is computed once on the discounted amount of a line: 552 on 11045 at 10% less 50%, not 553', async () => {
+    const plan = await insertPlan(db, {
+      currency: 'SEK',
+      price: { model: 'FLAT_FEE', amount: 11045 },
+      taxRatePpm: 100_000,
+    });
+    const customer = await insertCustomer(db);
+    await createCoupon(db, { code: 'HALF-SEK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const input = { customerId: customer, planId: plan, couponCode: 'HALF-SEK' };
+    // 50% of 11045 = 5522.5 → 5523 off; net 5522; tax 10% of 5522 = 552.2 → 552 (once, on the net).
+    // Rounded per line it was 1104.5 → 1105 on the charge and −552.3 → −552 on the coupon: 553.
+    const preview = await previewSubscription(db, input, d('2027-01-01T00:00:00Z'));
+    expect(preview).toMatchObject({ subtotal: 5522n, tax: 552n, total: 6074n });
+    const created = await createSubscription(db, input, d('2027-01-01T00:00:00Z'));
+    expect(created.invoices[0]).toMatchObject({ subtotal: 5522n, tax: 552n, total: 6074n });
+    const lines = await db
+      .selectFrom('invoice_lines')
+      .select(['type', 'amount', 'tax_amount'])
+      .where('invoice_id', '=', created.invoices[0]!.id)
+      .orderBy('position')
+      .execute();
+    // The charge carries the tax of its own amount; the coupon line the tax its discount takes off.
+    expect(lines).toEqual([
+      { type: 'CHARGE', amount: 11045n, tax_amount: 1105n },
+      { type: 'CREDIT', amount: -5523n, tax_amount: -553n },
+    ]);
+    expect(await ledgerIn(app, 'SEK')).toEqual({
+      'receivable:customer': 6074,
+      revenue: -5522,
+      tax_payable: -552,
+    });
   });
 
   it('the subscription.renew job renews due subscriptions as the scheduler, and the ledger holds the receivable', async () => {

@@ -135,6 +135,43 @@ describe('as Billby: preview, change, settle, billing cycles over HTTP', () => {
     expect(suspended.body.error.code).toBe('subscription_not_changeable');
   });
 
+  it('a change on a subscription with a coupon discounts its proration lines, each with its coupon', async () => {
+    const coupon = (
+      await app.api('POST', '/v1/coupons', { code: 'HALF-FOREVER', percent_off: 50, duration: 'FOREVER' })
+    ).body;
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', { customer, plan, quantity: 1, coupon: 'HALF-FOREVER' })
+    ).body;
+    // Seconds into a month (within 400 s every prorated amount below rounds to the whole period's):
+    // unused 1 seat −1000 (tax 19% −190), its coupon +500 (+95); remaining 3 seats +3000 (+570), its
+    // coupon −1500 (−285). Subtotal 1000, tax 190: 1190 (without the coupon it was 2000 + 380).
+    const changed = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, { quantity: 3 });
+    expect(changed.status).toBe(200);
+    expect(
+      changed.body.proration.lines.map(
+        (l: { type: string; amount: number; tax_amount: number; coupon: string }) => [
+          l.type,
+          l.amount,
+          l.tax_amount,
+          l.coupon,
+        ],
+      ),
+    ).toEqual([
+      ['CREDIT', -1000, -190, null],
+      ['CHARGE', 500, 95, coupon.id],
+      ['CHARGE', 3000, 570, null],
+      ['CREDIT', -1500, -285, coupon.id],
+    ]);
+    const invoice = await app.api('GET', `/v1/invoices/${changed.body.invoice}`);
+    expect(invoice.body).toMatchObject({ subtotal: 1000, tax: 190, total: 1190, status: 'OPEN' });
+    expect(invoice.body.lines.map((l: { coupon: string | null }) => l.coupon)).toEqual([
+      null,
+      coupon.id,
+      null,
+      coupon.id,
+    ]);
+  });
+
   it('settles: charges every OPEN invoice of the subscription now through the gateway', async () => {
     const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, quantity: 2 })).body;
     // Two more periods come due (as if the scheduler had run later).

@@ -90,7 +90,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: '/v1/invoices/{id}/charge',
-    summary: 'Charge an OPEN invoice',
+    summary: 'Charge an OPEN or UNCOLLECTIBLE invoice (a success reverses the bad-debt write-off)',
     body: ChargeInvoice,
   },
   {
