@@ -161,10 +161,11 @@ describe('metered usage on renewal invoices', () => {
     const { customerId, id } = await subscribe(plan);
     await record(id, 'now-1', 100, '2027-03-10T00:00:00Z');
     await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
-    // March's usage is invoiced on April's invoice: a late March event is refused, not dropped.
-    expect(await refusal(id, 'now-late', '2027-03-31T23:00:00Z', '2027-04-05T00:00:00Z')).toMatch(
-      /already invoiced/,
-    );
+    // March's usage is invoiced on April's invoice: a late March event is refused, not dropped
+    // (soft: the amounts below are checked whatever this answers).
+    expect
+      .soft(await refusal(id, 'now-late', '2027-03-31T23:00:00Z', '2027-04-05T00:00:00Z'))
+      .toMatch(/already invoiced/);
     await record(id, 'now-2', 30, '2027-04-05T00:00:00Z');
     await cancelSubscription(app.runtime.db, id, false, new Date('2027-04-15T12:00:00Z'));
     await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z')); // cancelled: nothing
@@ -196,9 +197,9 @@ describe('metered usage on renewal invoices', () => {
     await cancelSubscription(app.runtime.db, id, true, new Date('2027-03-15T00:00:00Z'));
     await record(id, 'end-2', 20, '2027-03-31T23:00:00Z');
     // After the end the subscription takes no usage: refused before it is stored.
-    expect(await refusal(id, 'end-after', '2027-04-01T00:00:00Z', '2027-04-01T00:00:00Z')).toMatch(
-      /after the subscription ends/,
-    );
+    expect
+      .soft(await refusal(id, 'end-after', '2027-04-01T00:00:00Z', '2027-04-01T00:00:00Z'))
+      .toMatch(/after the subscription ends/);
     await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
     await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z'));
 
@@ -267,9 +268,9 @@ describe('metered usage on renewal invoices', () => {
       false,
     );
     await record(id, 'mid-2', 10, '2027-03-20T00:00:00Z');
-    expect(await refusal(id, 'mid-late', '2027-03-15T00:00:00Z', '2027-03-20T00:00:00Z')).toMatch(
-      /already invoiced/,
-    );
+    expect
+      .soft(await refusal(id, 'mid-late', '2027-03-15T00:00:00Z', '2027-03-20T00:00:00Z'))
+      .toMatch(/already invoiced/);
     await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
 
     const invoices = await invoicesOf(customerId);
