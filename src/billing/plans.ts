@@ -235,6 +235,8 @@ export interface NewPlan {
   metered?: MeteredPrice[];
   /** Days of free trial for new subscriptions, 0 … 730. */
   trialDays?: number;
+  /** Whether usage recorded during a trial is billed, on the first period's invoice (default false: free). */
+  billTrialUsage?: boolean;
   /** Tax rate of the plan's invoice lines in parts per million (1% = 10000). */
   taxRatePpm?: number;
   metadata?: Record<string, string>;
@@ -272,6 +274,7 @@ export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
         price: JSON.stringify(priceJsonOf(input.price)),
         metered: JSON.stringify(meteredJsonOf(input.metered ?? [])),
         trial_days: input.trialDays ?? 0,
+        bill_trial_usage: input.billTrialUsage ?? false,
         tax_rate_ppm: input.taxRatePpm ?? 0,
         metadata: JSON.stringify(input.metadata ?? {}),
       })

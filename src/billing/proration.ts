@@ -11,7 +11,7 @@ import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
-import { lockSubscription } from './renewal.ts';
+import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
@@ -29,6 +29,10 @@ import { lockSubscription } from './renewal.ts';
  * start there is no period to prorate: the change applies to the first invoice. The new plan must
  * bill in the same currency and interval (periods stay on the same anchor); `amount_override` is
  * not prorated (an override stays the period's amount).
+ * A plan change first invoices the usage not billed yet at the old plan's metered prices
+ * (`invoiceUsageUntil`, its own `subscription_update` invoice; not part of a preview): usage is
+ * priced with the plan active when it happened, and usage before the change can no longer be
+ * recorded.
  */
 
 /**
@@ -55,6 +59,8 @@ export interface ChangeResult {
   invoice: InvoiceRow | null;
   /** Net credit added to `credit_balance` (minor units, before tax). */
   credited: bigint;
+  /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
+  usageInvoice: InvoiceRow | null;
 }
 
 const seconds = (ms: number) => BigInt(Math.floor(ms / 1000));
@@ -128,7 +134,14 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
-    if (preview) return { subscription, proration, invoice: null, credited };
+    if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
+
+    // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own
+    // invoice; only later usage is priced with the new plan.
+    const usageInvoice =
+      newPlan.id === oldPlan.id
+        ? null
+        : await invoiceUsageUntil(trx, subscription, oldPlan, now, now, 'subscription_update');
 
     let invoice: InvoiceRow | null = null;
     // A change that only raises the tax (subtotal 0) bills the tax.
@@ -181,10 +194,11 @@ export async function changeSubscription(
         from_quantity: subscription.quantity,
         to_quantity: quantity,
         invoice: invoice?.id,
+        usage_invoice: usageInvoice?.id,
         credited,
       },
     });
-    return { subscription: updated, proration, invoice, credited };
+    return { subscription: updated, proration, invoice, credited, usageInvoice };
   });
 }
 

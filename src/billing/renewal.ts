@@ -1,7 +1,13 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
-import type { Database, InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import type {
+  BillingReason,
+  Database,
+  InvoiceRow,
+  SubscriptionRow,
+  SubscriptionStatus,
+} from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
@@ -17,7 +23,7 @@ import { finalizeLocked, insertInvoice, invoiceAmounts, type NewLine } from './i
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { transitionSubscription } from './subscription-status.ts';
-import { meteredLines } from './usage.ts';
+import { type UsageWindow, usageLines } from './usage.ts';
 
 /**
  * Renewal: every period of a subscription whose start is at or before `now` gets exactly one
@@ -95,12 +101,99 @@ export function recurringLines(
 }
 
 /**
+ * The windows of a subscription's usage not billed yet, from `usage_billed_until` (or `start_at`) up
+ * to `until`: the trial's part as one window, only when `plan.bill_trial_usage` (free otherwise),
+ * then one window per billing period (part) so that each period's usage is aggregated and priced on
+ * its own. Empty when `until` is not later than what is billed.
+ */
+export function unbilledUsageWindows(
+  subscription: Pick<SubscriptionRow, 'billing_anchor' | 'start_at' | 'usage_billed_until'>,
+  plan: Plan,
+  until: Date,
+): UsageWindow[] {
+  const from = subscription.usage_billed_until ?? subscription.start_at;
+  const anchor = subscription.billing_anchor;
+  // [start, end) cut to [from, until): the trial before the anchor, then each period from the anchor on.
+  const clip = (start: Date, end: Date): UsageWindow => ({
+    start: new Date(Math.max(start.getTime(), from.getTime())),
+    end: new Date(Math.min(end.getTime(), until.getTime())),
+  });
+  const windows: UsageWindow[] = plan.bill_trial_usage ? [clip(subscription.start_at, anchor)] : [];
+  const cadence = cadenceOf(subscription, plan);
+  let index = Math.max(periodIndexAt(cadence, from), 0);
+  for (let period = periodAt(cadence, index); period.start < until; period = periodAt(cadence, ++index)) {
+    windows.push(clip(period.start, period.end));
+  }
+  return windows.filter((w) => w.start < w.end);
+}
+
+/**
+ * Bills a locked subscription's usage up to `until` (PRODUCT §11: each event once, priced with the
+ * plan active when it happened): the metered lines of `unbilledUsageWindows` priced with `plan`,
+ * and `usage_billed_until` moved to `until`, so the same usage is never billed again and a usage
+ * event before `until` is refused from now on. Nothing changes when `until` is not later than what
+ * is billed.
+ * @param plan the plan active since `usage_billed_until` (a plan change bills the old plan's usage
+ * first, see proration.ts)
+ * @returns the lines, to put on an invoice in the same transaction
+ * @throws RangeError as `usageLines`
+ */
+export async function billUsageUntil(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  until: Date,
+): Promise<NewLine[]> {
+  const from = subscription.usage_billed_until ?? subscription.start_at;
+  if (until <= from) return [];
+  const lines = await usageLines(trx, subscription, plan, unbilledUsageWindows(subscription, plan, until));
+  await trx
+    .updateTable('subscriptions')
+    .set({ usage_billed_until: until })
+    .where('id', '=', subscription.id)
+    .execute();
+  return lines;
+}
+
+/**
+ * Invoices a locked subscription's usage not billed yet up to `until` (`billUsageUntil`) on an
+ * invoice of its own: the final invoice of a cancellation, or the old plan's usage at a plan change.
+ * The invoice carries no period index (it is not a period's invoice), covers [what was billed,
+ * `until`), is finalized at once and charged by the scheduler from `now`.
+ * @returns the invoice, or null when there is no usage to bill (no invoice is made)
+ */
+export async function invoiceUsageUntil(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  until: Date,
+  now: Date,
+  billingReason: BillingReason,
+): Promise<InvoiceRow | null> {
+  const from = subscription.usage_billed_until ?? subscription.start_at;
+  const lines = await billUsageUntil(trx, subscription, plan, until);
+  if (lines.length === 0) return null;
+  const invoice = await insertInvoice(trx, {
+    customerId: subscription.customer_id,
+    currency: plan.currency,
+    lines,
+    subscriptionId: subscription.id,
+    periodStart: from,
+    periodEnd: until,
+    billingReason,
+    chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
+  });
+  return { ...invoice, status: await finalizeLocked(trx, invoice, now) };
+}
+
+/**
  * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits;
  * each coupon in effect counts one more `periods_applied`), then the subscription's proration
  * credit balance as a CREDIT line, up to the period's subtotal (what is left stays for next time).
  *
- * Metered prices are billed in arrears: the invoice of period n carries the usage of period n − 1
- * (`meteredLines`), before the credit balance is taken off.
+ * Metered prices are billed in arrears: the invoice of period n carries the usage not billed yet
+ * before period n starts (`billUsageUntil`: period n − 1's, with the trial's when the plan bills it,
+ * or every period missed while suspended), before the credit balance is taken off.
  */
 export async function periodLines(
   trx: Kysely<Database>,
@@ -117,11 +210,8 @@ export async function periodLines(
       .where('id', '=', redemption.id)
       .execute();
   }
-  // Usage is billed in arrears: period n's invoice carries the metered lines of period n − 1.
-  if (period.index > 0) {
-    const previous = periodAt(cadenceOf(subscription, plan), period.index - 1);
-    lines.push(...(await meteredLines(trx, subscription, plan, previous.start, previous.end)));
-  }
+  // Usage is billed in arrears: period n's invoice carries the usage not billed before it starts.
+  lines.push(...(await billUsageUntil(trx, subscription, plan, period.start)));
   if (subscription.credit_balance > 0n) {
     const subtotal = lines.reduce((sum, l) => sum + (l.type === 'CREDIT' ? -1n : 1n) * (l.amount ?? 0n), 0n);
     let used = subscription.credit_balance;
@@ -217,8 +307,12 @@ export async function renewLocked(
   while (RENEWABLE.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
     if (current.cancel_at_period_end) {
+      // The final invoice: the usage up to the end (the last period's, with any not billed yet).
+      const final = await invoiceUsageUntil(trx, current, plan, due, now, 'subscription_cycle');
+      if (final) invoices.push(final);
       current = await transitionSubscription(trx, current, 'CANCELLED', due, {
         reason: 'cancel_at_period_end',
+        invoice: final?.id,
       });
       break;
     }

@@ -8,7 +8,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { redeemCoupon } from './coupons.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { cadenceOf, lockSubscription, renewLocked } from './renewal.ts';
+import { cadenceOf, invoiceUsageUntil, lockSubscription, renewLocked } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -22,8 +22,9 @@ import { transitionSubscription } from './subscription-status.ts';
  * - Future start: `start_at` later than now makes an ACTIVE (or IN_TRIAL) subscription with no
  *   current period yet; nothing is invoiced before `start_at` (its anchor). A start in the past is
  *   refused (no back-billing by creation).
- * - Cancel now → CANCELLED (OPEN invoices stay as they are, for collection); at period end → a
- *   flag, and the renewal at the end of the period cancels instead of invoicing the next one.
+ * - Cancel now → CANCELLED (OPEN invoices stay as they are, for collection) after a final invoice of
+ *   the usage not billed yet; at period end → a flag, and the renewal at the end of the period makes
+ *   that final invoice and cancels instead of invoicing the next period.
  * - Suspend → SUSPENDED: no invoices are made. Reactivate → ACTIVE: billing resumes with the period
  *   that contains the moment of reactivation, invoiced at once; periods wholly missed while
  *   suspended are never invoiced (no back-billing).
@@ -145,6 +146,7 @@ export function newSubscriptionRow(
     created_at: now,
     updated_at: now,
     credit_balance: 0n,
+    usage_billed_until: startAt,
   };
 }
 
@@ -235,6 +237,9 @@ export async function updateSubscription(
 /**
  * Cancels a subscription now (→ CANCELLED) or at the end of its current period (sets
  * `cancel_at_period_end`, logs `subscription.cancellation_scheduled`; renewal then cancels).
+ * Cancelling now first bills the usage not billed yet up to now on a final invoice
+ * (`invoiceUsageUntil`, billing reason `subscription_update`; none when there is no such usage);
+ * at period end, the renewal does the same up to the end.
  * @throws NotFoundError; ConflictError `subscription_cancelled` when it is cancelled already,
  * `cancellation_scheduled` when a cancellation at period end is already scheduled
  */
@@ -248,8 +253,15 @@ export async function cancelSubscription(
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
     }
-    if (!atPeriodEnd)
-      return transitionSubscription(trx, subscription, 'CANCELLED', now, { at_period_end: false });
+    if (!atPeriodEnd) {
+      // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
+      const plan = await getPlan(trx, subscription.plan_id);
+      const final = await invoiceUsageUntil(trx, subscription, plan, now, now, 'subscription_update');
+      return transitionSubscription(trx, subscription, 'CANCELLED', now, {
+        at_period_end: false,
+        invoice: final?.id,
+      });
+    }
     if (subscription.cancel_at_period_end) {
       throw new ConflictError('cancellation_scheduled', `subscription ${id} already cancels at period end`);
     }

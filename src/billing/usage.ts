@@ -35,6 +35,42 @@ export interface NewUsageEvent {
 const MAX_LINE_QUANTITY = 2_147_483_647n;
 
 /**
+ * How far in the future a usage event's timestamp may be (clock skew between caller and server),
+ * milliseconds: 5 minutes, as Stripe's meter events (docs.stripe.com/api/billing/meter-event/create,
+ * `timestamp`).
+ */
+const FUTURE_SKEW_MS = 5 * 60_000;
+
+/**
+ * Why a usage event at `at` cannot be billed on `subscription` (PRODUCT §11: refused, never
+ * dropped), or undefined when it can: before the start, in usage already billed (an invoiced
+ * period, a plan change, a free trial), at or after a scheduled end, or more than 5 minutes after
+ * `now`.
+ */
+function unbillableReason(
+  subscription: Pick<
+    SubscriptionRow,
+    'start_at' | 'usage_billed_until' | 'cancel_at_period_end' | 'next_renewal_at'
+  >,
+  at: Date,
+  now: Date,
+): string | undefined {
+  const billed = subscription.usage_billed_until ?? subscription.start_at;
+  if (at.getTime() > now.getTime() + FUTURE_SKEW_MS) {
+    return 'must not be more than 5 minutes in the future';
+  }
+  if (at < subscription.start_at) {
+    return `is before the subscription starts (${subscription.start_at.toISOString()})`;
+  }
+  if (at < billed) {
+    return `falls in usage already invoiced: usage before ${billed.toISOString()} can no longer be billed`;
+  }
+  const end = subscription.cancel_at_period_end ? subscription.next_renewal_at : null;
+  if (end && at >= end) return `is after the subscription ends (${end.toISOString()})`;
+  return undefined;
+}
+
+/**
  * Stores a usage event, idempotent on `eventId`, and logs `usage_event.recorded`; then, once the
  * event is committed, checks the customer's usage limits (`checkUsageLimits`).
  * @param now when the event happened if it carries no timestamp, and the clock of limit checks
@@ -43,6 +79,9 @@ const MAX_LINE_QUANTITY = 2_147_483_647n;
  * @throws NotFoundError when the subscription does not exist
  * @throws ConflictError `subscription_cancelled` when the subscription is CANCELLED
  * @throws ValidationError (field `code`) when the subscription's plan has no metered price of `code`
+ * @throws ValidationError (field `timestamp`) when the event cannot be billed any more or not yet:
+ * before the subscription starts, before `usage_billed_until` (usage already invoiced), at or after
+ * a scheduled end (`cancel_at_period_end`), or more than 5 minutes after `now`
  */
 export async function recordUsageEvent(
   db: Db,
@@ -52,10 +91,13 @@ export async function recordUsageEvent(
   const result = await writeTransaction(db, async (trx) => {
     const stored = await storedEvent(trx, input);
     if (stored) return { event: stored, created: false };
+    // FOR SHARE: billing (which locks the row FOR UPDATE) waits for this event's commit and bills it,
+    // or this event waits for the billing and sees the moved `usage_billed_until`.
     const subscription = await trx
       .selectFrom('subscriptions')
       .selectAll()
       .where('id', '=', input.subscriptionId)
+      .forShare()
       .executeTakeFirst();
     if (!subscription) throw new NotFoundError('subscription', input.subscriptionId);
     if (subscription.status === 'CANCELLED') {
@@ -76,6 +118,10 @@ export async function recordUsageEvent(
         code: `plan ${plan.id} has no metered price with code ${input.code}`,
       });
     }
+    const occurredAt = input.timestamp ?? now;
+    const unbillable = unbillableReason(subscription, occurredAt, now);
+    if (unbillable)
+      throw new ValidationError('usage event outside its billable time', { timestamp: unbillable });
     const event = await trx
       .insertInto('usage_events')
       .values({
@@ -86,7 +132,7 @@ export async function recordUsageEvent(
         code: input.code,
         value: input.value,
         properties: JSON.stringify(input.properties ?? {}),
-        occurred_at: input.timestamp ?? now,
+        occurred_at: occurredAt,
       })
       .onConflict((oc) => oc.column('event_id').doNothing())
       .returningAll()
@@ -185,58 +231,91 @@ const aggregateColumns = () =>
     sql<bigint>`count(*)`.as('count'),
   ] as const;
 
+/** A window of time [start, end) whose usage events are aggregated and priced together. */
+export interface UsageWindow {
+  start: Date;
+  end: Date;
+}
+
 /**
  * The invoice lines of a subscription's metered prices for the period [`periodStart`, `periodEnd`)
- * (usage events with `occurred_at` in it), for the invoice of that period.
- *
- * Contract: one line per metered price of `plan` whose aggregated quantity (SUM, MAX or COUNT of the
- * events' values) is not zero, in the plan's order: `type` CHARGE, `metricCode`, `quantity` (units),
- * PER_UNIT prices as `unitAmount` (× quantity), other models as `amount` = `priceFor(price, quantity)`
- * with `unitAmount` null, the plan's `taxRatePpm` and `planId`, and the period. Reads only; calling
- * it twice for the same period gives the same lines as long as no event of that period arrives in
- * between (the caller decides when a period is closed, e.g. at the renewal after `periodEnd`).
- * @param plan the subscription's plan, parsed (`planOf`); amounts in minor units of `plan.currency`
- * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
+ * (usage events with `occurred_at` in it): `usageLines` with that one window.
+ * @throws RangeError as `usageLines`
  */
-export async function meteredLines(
+export function meteredLines(
   db: Kysely<Database>,
   subscription: Pick<SubscriptionRow, 'id'>,
   plan: Plan,
   periodStart: Date,
   periodEnd: Date,
 ): Promise<NewLine[]> {
-  if (plan.metered.length === 0) return [];
+  return usageLines(db, subscription, plan, [{ start: periodStart, end: periodEnd }]);
+}
+
+/**
+ * The invoice lines of a subscription's metered prices for each window of `windows` (usage events
+ * with `occurred_at` in [start, end)), aggregated per window in one query.
+ *
+ * Contract: per window, in order, one line per metered price of `plan` whose aggregated quantity
+ * (SUM, MAX or COUNT of the events' values in that window) is not zero, in the plan's order: `type`
+ * CHARGE, `metricCode`, `quantity` (units), PER_UNIT prices as `unitAmount` (× quantity), other models
+ * as `amount` = `priceFor(price, quantity)` with `unitAmount` null, the plan's `taxRatePpm` and
+ * `planId`, and the window as the line's period. Reads only; calling it twice gives the same lines as
+ * long as no event of a window arrives in between (the caller decides when usage is billed, see
+ * renewal.ts `billUsageUntil`).
+ * @param plan the plan the usage is priced with, parsed (`planOf`); amounts in minor units of
+ * `plan.currency`
+ * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
+ */
+export async function usageLines(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  plan: Plan,
+  windows: readonly UsageWindow[],
+): Promise<NewLine[]> {
+  if (plan.metered.length === 0 || windows.length === 0) return [];
+  const starts = windows.map((w) => w.start.toISOString());
+  const ends = windows.map((w) => w.end.toISOString());
+  const windowTable = sql<{ start: Date; end: Date; position: string }>`(
+    select * from unnest(${starts}::timestamptz[], ${ends}::timestamptz[])
+      with ordinality as t(start, "end", position)
+  )`;
   const rows = await db
     .selectFrom('usage_events as e')
-    .select(['e.code', ...aggregateColumns()])
+    .innerJoin(windowTable.as('w'), (join) =>
+      join.onRef('e.occurred_at', '>=', 'w.start').onRef('e.occurred_at', '<', 'w.end'),
+    )
+    .select(['w.position', 'e.code', ...aggregateColumns()])
     .where('e.subscription_id', '=', subscription.id)
-    .where('e.occurred_at', '>=', periodStart)
-    .where('e.occurred_at', '<', periodEnd)
-    .groupBy('e.code')
+    .groupBy(['w.position', 'e.code'])
     .execute();
-  const aggregates = new Map(rows.map((r) => [r.code, toAggregate(r)]));
-  return priceUsage(plan.metered, aggregates)
-    .filter((usage) => usage.quantity > 0n)
-    .map((usage): NewLine => {
-      if (usage.quantity > MAX_LINE_QUANTITY) {
-        throw new RangeError(
-          `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
-        );
-      }
-      return {
-        description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
-        type: 'CHARGE',
-        quantity: Number(usage.quantity),
-        ...(usage.price.model === 'PER_UNIT'
-          ? { unitAmount: usage.price.unitAmount }
-          : { unitAmount: null, amount: usage.amount }),
-        taxRatePpm: plan.tax_rate_ppm,
-        planId: plan.id,
-        metricCode: usage.code,
-        periodStart,
-        periodEnd,
-      };
-    });
+  return windows.flatMap((window, i) => {
+    const aggregates = new Map(
+      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregate(r)]),
+    );
+    return priceUsage(plan.metered, aggregates)
+      .filter((usage) => usage.quantity > 0n)
+      .map((usage): NewLine => {
+        if (usage.quantity > MAX_LINE_QUANTITY) {
+          throw new RangeError(
+            `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
+          );
+        }
+        return {
+          description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
+          type: 'CHARGE',
+          quantity: Number(usage.quantity),
+          ...(usage.price.model === 'PER_UNIT'
+            ? { unitAmount: usage.price.unitAmount }
+            : { unitAmount: null, amount: usage.amount }),
+          taxRatePpm: plan.tax_rate_ppm,
+          planId: plan.id,
+          metricCode: usage.code,
+          periodStart: window.start,
+          periodEnd: window.end,
+        };
+      });
+  });
 }
 
 const toAggregate = (r: { sum: bigint; max: bigint | null; count: bigint }): Aggregate => ({

@@ -309,6 +309,8 @@ export interface PlansTable {
   price: Json<unknown>;
   metered: Json<unknown>;
   trial_days: ColumnType<number, number | undefined, number>;
+  /** Whether usage recorded during a trial is billed (on period 0's invoice); false: it is free. */
+  bill_trial_usage: ColumnType<boolean, boolean | undefined, boolean>;
   /** Tax rate of the plan's invoice lines in parts per million (1% = 10000). */
   tax_rate_ppm: ColumnType<number, number | undefined, number>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
@@ -343,6 +345,11 @@ export interface SubscriptionsTable {
   updated_at: CreatedAt;
   /** Proration credit not yet used (minor units, before tax), taken off the next renewal invoices. */
   credit_balance: MoneyWithDefault;
+  /**
+   * Usage events before this moment are billed (or were free in a trial): the next invoice bills
+   * usage from here on and an event before it is refused; null: nothing billed yet (`start_at`).
+   */
+  usage_billed_until: MaybeTimestamp;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

@@ -1,10 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
 
-/** Metered prices at renewal: a period's usage is billed in arrears on the next period's invoice. */
+/**
+ * Metered prices at renewal: a period's usage is billed in arrears on the next period's invoice; and
+ * exactly once at the edges (PRODUCT §11): at a cancellation (now or at period end), from a trial as
+ * the plan says, at a plan change with the old plan's prices; usage already billed is refused.
+ */
 describe('metered usage on renewal invoices', () => {
   let app: TestApp;
   beforeAll(async () => {
@@ -12,6 +20,14 @@ describe('metered usage on renewal invoices', () => {
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
   });
   afterAll(() => app.stop());
+
+  /** Records `value` API calls at `timestamp`, on the simulated clock at that moment. */
+  const record = (subscriptionId: string, eventId: string, value: number, timestamp: string) =>
+    recordUsageEvent(
+      app.runtime.db,
+      { eventId, subscriptionId, code: 'api_calls', value: BigInt(value), timestamp: new Date(timestamp) },
+      new Date(timestamp),
+    );
 
   it("bills March's API calls (graduated tiers) on the April invoice, next to April's fee", async () => {
     const { customer } = await customerWith(app);
@@ -51,14 +67,9 @@ describe('metered usage on renewal invoices', () => {
       ['e3', 50, '2027-04-01T00:00:00Z'], // April's: billed in May
     ] as const;
     for (const [eventId, value, timestamp] of usage) {
-      const posted = await app.api('POST', '/v1/usage-events', {
-        event_id: eventId,
-        subscription: subscription.id,
-        code: 'api_calls',
-        value,
-        timestamp,
-      });
-      expect(posted.status).toBe(201);
+      // Recorded as it happens (the simulated clock): a timestamp in the future is refused.
+      const { created } = await record(subscription.id, eventId, value, timestamp);
+      expect(created).toBe(true);
     }
     await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
     const invoices = await app.api('GET', `/v1/invoices?customer=${customer.id}&sort=created`);
@@ -79,5 +90,225 @@ describe('metered usage on renewal invoices', () => {
       },
     ]);
     expect(april).toMatchObject({ status: 'OPEN', total: 2000, amount_due: 2000 });
+  });
+
+  /**
+   * A plan billing `fee` a month and each API call `perCall` (PER_UNIT, no tax), and a subscription
+   * to it starting on 2027-03-01 (created on the simulated clock; its period 0 is invoiced then).
+   */
+  async function planOf(fee: number, perCall: number, extra: Record<string, unknown> = {}) {
+    const product = await app.api('POST', '/v1/products', { name: 'API' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: `API ${fee}/${perCall}`,
+      currency: 'EUR',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: fee },
+      metered: [
+        { code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: perCall } },
+      ],
+      ...extra,
+    });
+    expect(plan.status).toBe(201);
+    return plan.body.id as string;
+  }
+  async function subscribe(planId: string, trialDays = 0) {
+    const { customer } = await customerWith(app);
+    const start = new Date('2027-03-01T00:00:00Z');
+    const { subscription } = await createSubscription(
+      app.runtime.db,
+      { customerId: customer.id, planId, startAt: start, trialDays },
+      start,
+    );
+    return { customerId: customer.id as string, id: subscription.id };
+  }
+  /** The customer's invoices, oldest first, as the API shows them. */
+  const invoicesOf = async (customerId: string) =>
+    (await app.api('GET', `/v1/invoices?customer=${customerId}&sort=created&limit=100`)).body.data;
+  /** The metered lines of an invoice: [quantity, amount, period start, period end]. */
+  const usageOf = (invoice: {
+    lines: {
+      metric_code: string | null;
+      quantity: number;
+      amount: number;
+      period_start: string;
+      period_end: string;
+    }[];
+  }) =>
+    invoice.lines
+      .filter((l) => l.metric_code === 'api_calls')
+      .map((l) => [l.quantity, l.amount, l.period_start, l.period_end]);
+  /** The field-level message of the 422 `record` answers, or "stored". */
+  const refusal = async (subscriptionId: string, eventId: string, timestamp: string, now: string) => {
+    const before = await app.runtime.db.selectFrom('usage_events').select('id').execute();
+    try {
+      await recordUsageEvent(
+        app.runtime.db,
+        { eventId, subscriptionId, code: 'api_calls', value: 1n, timestamp: new Date(timestamp) },
+        new Date(now),
+      );
+      return 'stored';
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      const after = await app.runtime.db.selectFrom('usage_events').select('id').execute();
+      expect(after).toHaveLength(before.length); // nothing stored
+      return (error as ValidationError).fields?.timestamp;
+    }
+  };
+
+  it('cancel now: a final invoice bills the usage up to that moment; usage billed before is not billed again', async () => {
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    await record(id, 'now-1', 100, '2027-03-10T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    // March's usage is invoiced on April's invoice: a late March event is refused, not dropped
+    // (soft: the amounts below are checked whatever this answers).
+    expect
+      .soft(await refusal(id, 'now-late', '2027-03-31T23:00:00Z', '2027-04-05T00:00:00Z'))
+      .toMatch(/already invoiced/);
+    await record(id, 'now-2', 30, '2027-04-05T00:00:00Z');
+    await cancelSubscription(app.runtime.db, id, false, new Date('2027-04-15T12:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z')); // cancelled: nothing
+
+    const [march, april, final, ...more] = await invoicesOf(customerId);
+    expect(more).toEqual([]);
+    expect(usageOf(march)).toEqual([]);
+    // April: the fee 1000 + March's 100 calls × 2 = 200.
+    expect(usageOf(april)).toEqual([[100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april.total).toBe(1200);
+    // The final invoice: April's 30 calls × 2 = 60, up to the cancellation; March's 100 not again.
+    expect(final).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      total: 60,
+      amount_due: 60,
+      period_start: '2027-04-01T00:00:00.000Z',
+      period_end: '2027-04-15T12:00:00.000Z',
+    });
+    expect(usageOf(final)).toEqual([[30, 60, '2027-04-01T00:00:00.000Z', '2027-04-15T12:00:00.000Z']]);
+    const subscription = (await app.api('GET', `/v1/subscriptions/${id}`)).body;
+    expect(subscription.status).toBe('CANCELLED');
+  });
+
+  it("cancel at period end: the last period's usage is billed on a final invoice at the end, no next period", async () => {
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    await record(id, 'end-1', 100, '2027-03-10T00:00:00Z');
+    await cancelSubscription(app.runtime.db, id, true, new Date('2027-03-15T00:00:00Z'));
+    await record(id, 'end-2', 20, '2027-03-31T23:00:00Z');
+    // After the end the subscription takes no usage: refused before it is stored.
+    expect
+      .soft(await refusal(id, 'end-after', '2027-04-01T00:00:00Z', '2027-04-01T00:00:00Z'))
+      .toMatch(/after the subscription ends/);
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z'));
+
+    const [march, final, ...more] = await invoicesOf(customerId);
+    expect(more).toEqual([]); // no April fee
+    expect(march.total).toBe(1000);
+    // 100 + 20 calls × 2 = 240, the whole of March.
+    expect(final).toMatchObject({
+      billing_reason: 'subscription_cycle',
+      status: 'OPEN',
+      total: 240,
+      period_start: '2027-03-01T00:00:00.000Z',
+      period_end: '2027-04-01T00:00:00.000Z',
+    });
+    expect(usageOf(final)).toEqual([[120, 240, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    const row = await app.runtime.db
+      .selectFrom('invoices')
+      .select('period_index')
+      .where('id', '=', final.id)
+      .executeTakeFirstOrThrow();
+    expect(row.period_index).toBeNull(); // not a period's invoice
+    expect((await app.api('GET', `/v1/subscriptions/${id}`)).body.status).toBe('CANCELLED');
+  });
+
+  it('trial usage is billed on the first invoice when the plan says so, and free (then closed) when not', async () => {
+    const billed = await planOf(1000, 2, { trial_days: 14, bill_trial_usage: true });
+    const free = await planOf(1000, 2, { trial_days: 14 });
+    expect((await app.api('GET', `/v1/plans/${free}`)).body.bill_trial_usage).toBe(false);
+    const a = await subscribe(billed, 14); // trial 2027-03-01 → 03-15, period 0 from 03-15
+    const b = await subscribe(free, 14);
+    for (const s of [a, b]) {
+      await record(s.id, `${s.id}-trial`, 40, '2027-03-05T00:00:00Z');
+      await record(s.id, `${s.id}-p0`, 10, '2027-03-20T00:00:00Z');
+    }
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-03-15T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-15T00:10:00Z'));
+
+    const [aFirst, aSecond] = await invoicesOf(a.customerId);
+    // Period 0's invoice: the fee 1000 + the trial's 40 calls × 2 = 80.
+    expect(usageOf(aFirst)).toEqual([[40, 80, '2027-03-01T00:00:00.000Z', '2027-03-15T00:00:00.000Z']]);
+    expect(aFirst.total).toBe(1080);
+    // Period 1's: the fee + period 0's 10 calls × 2 = 20.
+    expect(usageOf(aSecond)).toEqual([[10, 20, '2027-03-15T00:00:00.000Z', '2027-04-15T00:00:00.000Z']]);
+    expect(aSecond.total).toBe(1020);
+
+    const [bFirst, bSecond] = await invoicesOf(b.customerId);
+    expect(usageOf(bFirst)).toEqual([]); // the trial's 40 calls are free
+    expect(bFirst.total).toBe(1000);
+    expect(bSecond.total).toBe(1020);
+    // The trial is closed: a late trial event would never be billed, so it is refused.
+    expect(await refusal(b.id, 'b-late', '2027-03-06T00:00:00Z', '2027-03-20T00:00:00Z')).toMatch(
+      /already invoiced/,
+    );
+  });
+
+  it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {
+    const small = await planOf(1000, 2);
+    const large = await planOf(3000, 5);
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'mid-1', 100, '2027-03-10T00:00:00Z');
+    const change = await changeSubscription(
+      app.runtime.db,
+      id,
+      { planId: large },
+      new Date('2027-03-16T00:00:00Z'),
+      false,
+    );
+    await record(id, 'mid-2', 10, '2027-03-20T00:00:00Z');
+    expect
+      .soft(await refusal(id, 'mid-late', '2027-03-15T00:00:00Z', '2027-03-20T00:00:00Z'))
+      .toMatch(/already invoiced/);
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+
+    const invoices = await invoicesOf(customerId);
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    // The 100 calls before the change at the old price: 100 × 2 = 200 (not 100 × 5 = 500).
+    expect(usageInvoice).toMatchObject({ billing_reason: 'subscription_update', total: 200 });
+    expect(usageOf(usageInvoice)).toEqual([
+      [100, 200, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z'],
+    ]);
+    expect(usageInvoice.lines[0].plan).toBe(small);
+    // April: the new fee 3000 + the 10 calls after the change × 5 = 50.
+    const april = invoices.at(-1);
+    expect(usageOf(april)).toEqual([[10, 50, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april.total).toBe(3050);
+    // Every call billed once: 100 + 10.
+    const billedCalls = invoices
+      .flatMap(usageOf)
+      .reduce((sum: number, line: unknown[]) => sum + Number(line[0]), 0);
+    expect(billedCalls).toBe(110);
+  });
+
+  it('a plan change at the period boundary, before the renewal ran, bills the old period at the old prices', async () => {
+    const small = await planOf(1000, 2);
+    const large = await planOf(3000, 5);
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'edge-1', 100, '2027-03-10T00:00:00Z');
+    // Five minutes into April, the renewal not run yet: March is over, its usage was the old plan's.
+    await changeSubscription(app.runtime.db, id, { planId: large }, new Date('2027-04-01T00:05:00Z'), false);
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+
+    const [, usageInvoice, april, ...more] = await invoicesOf(customerId);
+    expect(more).toEqual([]);
+    // March's 100 calls × 2 = 200 at the old plan (the old code priced them 100 × 5 = 500 in April).
+    expect(usageOf(usageInvoice)).toEqual([
+      [100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+    // April: the new plan's fee, no usage (March's is billed).
+    expect(usageOf(april)).toEqual([]);
+    expect(april.total).toBe(3000);
   });
 });

@@ -7,6 +7,8 @@ import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf } from '../support/collection.ts';
 
+/** The tests' subscriptions started on October 1st; November is their period 1. */
+const SUBSCRIPTION_START = new Date('2026-10-01T00:00:00Z');
 const PERIOD_START = new Date('2026-11-01T00:00:00Z');
 const PERIOD_END = new Date('2026-12-01T00:00:00Z');
 const IN_PERIOD = '2026-11-10T12:00:00Z';
@@ -80,7 +82,10 @@ describe('usage-based billing', () => {
   });
   afterAll(() => app.stop());
 
-  /** A customer and a subscription row (the subscriptions API is someone else's), ACTIVE in November 2026. */
+  /**
+   * A customer and a subscription row (the subscriptions API is someone else's), started on October
+   * 1st 2026 and ACTIVE in November, its period 1, with nothing billed yet.
+   */
   async function subscribe(options: { plan?: string; customer?: string; status?: SubscriptionStatus } = {}) {
     const customerId =
       options.customer ?? (await app.api('POST', '/v1/customers', { email: 'meter@example.com' })).body.id;
@@ -92,9 +97,9 @@ describe('usage-based billing', () => {
         customer_id: customerId,
         plan_id: options.plan ?? planId,
         status: options.status ?? 'ACTIVE',
-        billing_anchor: PERIOD_START,
-        start_at: PERIOD_START,
-        current_period_index: 0,
+        billing_anchor: SUBSCRIPTION_START,
+        start_at: SUBSCRIPTION_START,
+        current_period_index: 1,
         current_period_start: PERIOD_START,
         current_period_end: PERIOD_END,
         metadata: '{}',
@@ -197,6 +202,31 @@ describe('usage-based billing', () => {
       expect(refused.status).toBe(409);
       expect(refused.body.error.code).toBe('subscription_cancelled');
       expect(await eventCount()).toBe(before);
+    });
+    it('refuses (422, field timestamp) an event in usage already invoiced, before the start, after a scheduled end or in the future; nothing stored', async () => {
+      const { id } = await subscribe();
+      // October (period 0) was invoiced with November's invoice: usage before November 1st is billed.
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({ usage_billed_until: PERIOD_START, cancel_at_period_end: true, next_renewal_at: PERIOD_END })
+        .where('id', '=', id)
+        .execute();
+      const before = await eventCount();
+      const cases: [string, RegExp][] = [
+        ['2026-10-31T23:59:59Z', /already invoiced: usage before 2026-11-01T00:00:00.000Z/],
+        ['2026-09-30T00:00:00Z', /before the subscription starts \(2026-10-01T00:00:00.000Z\)/],
+        ['2026-12-01T00:00:00Z', /after the subscription ends \(2026-12-01T00:00:00.000Z\)/],
+        [new Date(Date.now() + 3_600_000).toISOString(), /more than 5 minutes in the future/],
+      ];
+      for (const [timestamp, message] of cases) {
+        const refused = await post(id, 'calls', 1, { timestamp });
+        expect(refused.status, timestamp).toBe(422);
+        expect(refused.body.error.fields.timestamp, timestamp).toMatch(message);
+      }
+      expect(await eventCount()).toBe(before);
+      // The first instant not billed, and the last one before the end, are taken.
+      expect((await post(id, 'calls', 1, { timestamp: '2026-11-01T00:00:00Z' })).status).toBe(201);
+      expect((await post(id, 'calls', 1, { timestamp: '2026-11-30T23:59:59.999Z' })).status).toBe(201);
     });
   });
 
@@ -521,12 +551,12 @@ describe('usage-based billing', () => {
       const next = new Date('2027-01-01T00:00:00Z');
       await app.runtime.db
         .updateTable('subscriptions')
-        .set({ current_period_index: 1, current_period_start: PERIOD_END, current_period_end: next })
+        .set({ current_period_index: 2, current_period_start: PERIOD_END, current_period_end: next })
         .where('id', '=', id)
         .execute();
-      await post(id, 'calls', 50, { timestamp: '2026-12-05T00:00:00Z' }); // 150: under
+      await post(id, 'calls', 50, { timestamp: '2026-12-02T00:00:00Z' }); // 150: under
       expect(await actionsOf(app, warn.id)).toHaveLength(2);
-      await post(id, 'calls', 60, { timestamp: '2026-12-06T00:00:00Z' }); // 330: over
+      await post(id, 'calls', 60, { timestamp: '2026-12-03T00:00:00Z' }); // 330: over
       expect(await actionsOf(app, warn.id)).toEqual([
         'usage_limit.created',
         'usage_limit.warning',

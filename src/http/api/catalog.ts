@@ -63,6 +63,7 @@ export function catalogRoutes({ db }: AppDeps): Router {
       price: body.price,
       metered: body.metered,
       trialDays: body.trial_days,
+      billTrialUsage: body.bill_trial_usage,
       taxRatePpm: body.tax_percent,
       metadata: body.metadata,
     });

@@ -205,7 +205,8 @@ export const ProductListQuery = ListQuery.extend({ active: QueryBoolean.optional
 /**
  * `POST /v1/plans`: a product's price per `interval_count` × `interval`. `price`: the price JSON
  * (integers in minor units of `currency`; see billing/plans.ts); `metered`: usage prices
- * `[{code, aggregation, price}]`; `tax_percent`: the tax rate of its invoice lines.
+ * `[{code, aggregation, price}]`; `bill_trial_usage`: whether usage recorded during a trial is billed
+ * (default false: free); `tax_percent`: the tax rate of its invoice lines.
  */
 export const CreatePlan = z.strictObject({
   product: Id('prod'),
@@ -216,6 +217,7 @@ export const CreatePlan = z.strictObject({
   price: PriceJsonSchema,
   metered: MeteredJsonSchema.optional(),
   trial_days: z.number().int().min(0).max(730).optional(),
+  bill_trial_usage: z.boolean().optional(),
   tax_percent: Percent.optional(),
   metadata: Metadata.optional(),
 });
@@ -239,6 +241,7 @@ export const UpdatePlan = z.strictObject({
   interval: Immutable,
   interval_count: Immutable,
   trial_days: Immutable,
+  bill_trial_usage: Immutable,
   tax_percent: Immutable,
   product: Immutable,
 });

@@ -224,6 +224,7 @@ export const serialize = {
     price: priceJsonOf(p.price),
     metered: meteredJsonOf(p.metered),
     trial_days: p.trial_days,
+    bill_trial_usage: p.bill_trial_usage,
     tax_percent: ppmToPercent(p.tax_rate_ppm),
     active: p.active,
     metadata: p.metadata,

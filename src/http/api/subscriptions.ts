@@ -121,6 +121,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
       subscription: serialize.subscription(result.subscription),
       proration: serialize.invoicePreview(result.proration),
       invoice: result.invoice?.id ?? null,
+      usage_invoice: result.usageInvoice?.id ?? null,
       credited: result.credited,
     });
   });
