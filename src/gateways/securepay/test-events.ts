@@ -1,6 +1,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Config } from '../../config/env.ts';
+import { toGateway } from '../../money/gateway-amount.ts';
 import { DEFAULT_REQUEST_IP } from './conventions.ts';
+import { SECUREPAY_CURRENCIES } from './currencies.ts';
 
 /** Notification kinds `send-test-webhook securepay` can build (see SecurepayWebhook: hints only). */
 export const SECUREPAY_TEST_EVENT_TYPES = ['payment.paid', 'payment.failed'] as const;
@@ -24,6 +26,7 @@ export interface SecurepayTestEventOptions {
  * `gatewayResponseMessage`, `customerCode`, `merchantCode`, `ip`, `orderId`; FACTS.md) and is sent
  * unsigned: billhook stores it as an untrusted hint and marks it ignored.
  * @returns the JSON body and the headers to POST to /webhooks/securepay
+ * @throws AmountNotRepresentable for an amount SecurePay would not take (`SECUREPAY_CURRENCIES`)
  * @throws Error when SECUREPAY_MERCHANT_CODE is not set (the server would not accept it either: its
  * SecurePay webhook half is enabled only with the API credentials)
  */
@@ -49,7 +52,7 @@ export function buildSecurepayTestDelivery(
   const paid = eventType === 'payment.paid';
   const body = {
     createdAt: new Date().toISOString(),
-    amount: options.amount,
+    amount: toGateway(SECUREPAY_CURRENCIES, BigInt(options.amount), options.currency),
     currency: options.currency.toUpperCase(),
     status: paid ? 'paid' : 'failed',
     bankTransactionId: String(randomInt(100_000, 1_000_000)),
