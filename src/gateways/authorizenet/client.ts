@@ -3,6 +3,7 @@ import { isCurrency } from '../../money/currency.ts';
 import { fromDecimalString, toDecimalString } from '../../money/gateway-format.ts';
 import { GatewayUnreachable, gatewayRequest } from '../http.ts';
 import type {
+  ChargeInitiation,
   ChargeOutcome,
   ChargeRequest,
   GatewayClient,
@@ -220,8 +221,9 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
    * Charges a customer payment profile: `authCaptureTransaction` with `profile {customerProfileId,
    * paymentProfile {paymentProfileId}}` (https://developer.authorize.net/api/reference/index.html#payment-transactions-charge-a-customer-profile),
    * the amount as a decimal string with `currencyCode` (a currency the account does not process is
-   * refused, reason 39), our id without `txn_` as `order.invoiceNumber` and `refId`, and
-   * `duplicateWindow` (see DUPLICATE_WINDOW_SECONDS).
+   * refused, reason 39), our id without `txn_` as `order.invoiceNumber` and `refId`,
+   * `duplicateWindow` (see DUPLICATE_WINDOW_SECONDS), and the merchant-initiated indicators
+   * (`recurringBilling`, `processingOptions.isSubsequentAuth`: see chargeSettings).
    * responseCode 1 → succeeded (transId); 4 → pending (held for review); 2 → declined; 3 → declined
    * with the reason (a duplicate naming the original transId is resolved by reading that
    * transaction); `resultCode Error` without a transactionResponse → declined with the API code
@@ -239,7 +241,8 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
         invoiceNumber: prepared.invoiceNumber,
         ...(request.description ? { description: request.description.slice(0, 255) } : {}),
       },
-      transactionSettings: duplicateWindow(),
+      transactionSettings: chargeSettings(request.initiation),
+      processingOptions: { isSubsequentAuth: true },
     });
     if (answer.kind === 'unknown') return { status: 'unknown', message: answer.message };
     const response = answer.body.transactionResponse;
@@ -528,6 +531,29 @@ function profileMembers(profile: CustomerProfileToken) {
 /** `transactionSettings` with our duplicate window. */
 function duplicateWindow() {
   return { setting: [{ settingName: 'duplicateWindow', settingValue: String(DUPLICATE_WINDOW_SECONDS) }] };
+}
+
+/**
+ * `transactionSettings` of a charge: the duplicate window, and `recurringBilling` (`true` for a
+ * charge on an agreed schedule — renewals, scheduled charges, their dunning retries —, `false` for
+ * an unscheduled one), the setting by which a merchant's own recurring charges are flagged as
+ * recurring to the card networks (TransactionSettingNameEnum in AnetApiSchema.xsd;
+ * https://developer.authorize.net/api/reference/index.html#payment-transactions-charge-a-customer-profile).
+ * With `processingOptions.isSubsequentAuth` (sent on every charge: billhook's charges are all
+ * merchant-initiated uses of a stored profile, https://developer.authorize.net/api/reference/features/card-on-file.html)
+ * this is Authorize.Net's merchant-initiated, recurring or unscheduled, card-on-file charge.
+ * `subsequentAuthInformation` is not sent: it carries the original network transaction id, which
+ * billhook does not store, and a `reason` whose values (resubmission, delayedCharge,
+ * reauthorization, noShow: MerchantInitTransReasonEnum) name industry-specific MITs, not recurring
+ * or unscheduled ones.
+ */
+function chargeSettings(initiation: ChargeInitiation) {
+  return {
+    setting: [
+      ...duplicateWindow().setting,
+      { settingName: 'recurringBilling', settingValue: String(initiation === 'recurring') },
+    ],
+  };
 }
 
 /**

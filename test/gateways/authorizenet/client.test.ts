@@ -29,6 +29,7 @@ const CHARGE: ChargeRequest = {
   reference: 'txn_01jh3k9q2m4v8c1tk0bd',
   amount: 4620n,
   currency: 'USD',
+  initiation: 'recurring',
   paymentMethod: { token: '40338125/1000177237', customerId: null },
   description: 'invoice inv_01jh3k9q2m4v8c1tk0bc',
 };
@@ -71,7 +72,15 @@ describe('AuthorizeNetClient.charge', () => {
       currencyCode: 'USD',
       profile: { customerProfileId: '40338125', paymentProfile: { paymentProfileId: '1000177237' } },
       order: { invoiceNumber: INVOICE_NUMBER, description: 'invoice inv_01jh3k9q2m4v8c1tk0bc' },
-      transactionSettings: { setting: [{ settingName: 'duplicateWindow', settingValue: '28800' }] },
+      transactionSettings: {
+        setting: [
+          { settingName: 'duplicateWindow', settingValue: '28800' },
+          // A recurring charge (CHARGE.initiation): flagged as recurring, and as a merchant-initiated
+          // subsequent use of the stored profile.
+          { settingName: 'recurringBilling', settingValue: 'true' },
+        ],
+      },
+      processingOptions: { isSubsequentAuth: true },
     });
     // The JSON API is validated against the XSD sequence: members in schema order.
     expect(Object.keys(request!.transactionRequest)).toEqual([
@@ -81,7 +90,23 @@ describe('AuthorizeNetClient.charge', () => {
       'profile',
       'order',
       'transactionSettings',
+      'processingOptions',
     ]);
+  });
+
+  it('flags an unscheduled merchant-initiated charge with recurringBilling false, still isSubsequentAuth', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      APPROVED,
+      (r) =>
+        r.transactionRequest.processingOptions?.isSubsequentAuth === true &&
+        r.transactionRequest.transactionSettings.setting.some(
+          (s: { settingName: string; settingValue: string }) =>
+            s.settingName === 'recurringBilling' && s.settingValue === 'false',
+        ),
+    );
+    expect((await client().charge({ ...CHARGE, initiation: 'unscheduled' })).status).toBe('succeeded');
   });
 
   it('formats amounts with the currency exponent (JPY 0, KWD 3) and accepts a bare payment profile id with the customer id', async () => {

@@ -30,6 +30,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 4620n,
     currency: 'USD',
+    initiation: 'recurring',
     paymentMethod: { token: '40338125/1000177237', customerId: null },
   },
   approvedTransactionId: TRANS_ID,
