@@ -132,11 +132,11 @@ describe('invoice.charge: scheduled charges and dunning', () => {
 
   it('tells Stripe which kind of merchant-initiated charge each is: scheduled, subscription and dunning charges recurring, an operator charge of a one-off invoice one_off', async () => {
     const { customer } = await customerWith(app, { stripe: true });
-    const sub = await subscription(customer.id, 'NOK', 'ACTIVE');
-    const scheduled = await dueInvoice(customer.id, 'NOK', 1000n, at(0));
-    const renewal = await dueInvoice(customer.id, 'NOK', 2000n, at(0), { subscription: sub });
-    const oneOff = await dueInvoice(customer.id, 'NOK', 3000n, at(40));
-    const renewalByHand = await dueInvoice(customer.id, 'NOK', 4000n, at(40), {
+    const sub = await subscription(customer.id, 'CHF', 'ACTIVE');
+    const scheduled = await dueInvoice(customer.id, 'CHF', 1000n, at(0));
+    const renewal = await dueInvoice(customer.id, 'CHF', 2000n, at(0), { subscription: sub });
+    const oneOff = await dueInvoice(customer.id, 'CHF', 3000n, at(40));
+    const renewalByHand = await dueInvoice(customer.id, 'CHF', 4000n, at(40), {
       subscription: sub,
       periodIndex: 1,
     });
