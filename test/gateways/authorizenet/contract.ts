@@ -65,6 +65,7 @@ export const contract: ContractCase = {
       transId: TRANS_ID,
       invoiceNumber: INVOICE_NUMBER,
       transactionStatus: 'capturedPendingSettlement',
+      settleAmount: 46.2, // the charge's 46.20 USD, captured in full
     });
     nockApi(BASE, 'getTransactionListForCustomerRequest', list, (r) => r.customerProfileId === '40338125');
   },
