@@ -113,11 +113,11 @@ function createdTransId(response: TransactionResponse): string | undefined {
 }
 
 /**
- * What a transaction's details say about it as a charge (fetchTransaction, duplicate resolution).
- * With `charged` (the charge asked for, minor units and currency), a captured or settled
- * transaction whose settled amount differs from it (a partial capture or settlement) is unknown,
- * for a person to look at, never booked as the full charge; an amount that cannot be read is
- * unknown too.
+ * What a transaction's details say about it as the charge `charged` (minor units and currency), for
+ * fetchTransaction and the duplicate resolution: a captured or settled transaction whose
+ * `settleAmount` differs from the charge (a partial capture or settlement) is unknown, for a person
+ * to look at, never succeeded for the full charge; a `settleAmount` that cannot be read is unknown
+ * too.
  */
 export function chargeOutcomeOfDetails(
   transaction: Pick<
@@ -129,14 +129,13 @@ export function chargeOutcomeOfDetails(
     | 'responseReasonCode'
     | 'responseReasonDescription'
   >,
-  charged?: { amount: bigint; currency: string },
+  charged: { amount: bigint; currency: string },
 ): ChargeOutcome {
   const gatewayTransactionId = transaction.transId;
   switch (stateOfStatus(transaction.transactionStatus)) {
     case 'succeeded': {
-      const settled =
-        charged && transaction.settleAmount !== undefined ? transaction.settleAmount : undefined;
-      if (charged && settled !== undefined) {
+      const settled = transaction.settleAmount;
+      if (settled !== undefined) {
         let amount: bigint;
         try {
           amount = fromDecimalString(settled, charged.currency.toUpperCase());
