@@ -15,6 +15,7 @@ import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
 import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
+import { currencyOfReference } from './payments/transactions.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
 import { startWorkers } from './queue/workers.ts';
 
@@ -77,7 +78,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
   await boss.start();
   await ensureQueues(boss, config);
   const metrics = new Metrics({ db, boss });
-  const registry = instrumentRegistry(createRegistry(config), metrics);
+  const registry = instrumentRegistry(
+    createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
+    metrics,
+  );
 
   let firstAdminKey: string | undefined;
   if (config.BILLHOOK_ADMIN_KEY)

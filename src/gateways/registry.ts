@@ -1,5 +1,6 @@
 import type { Config } from '../config/env.ts';
 import { authorizenetAdapter } from './authorizenet/index.ts';
+import type { ReferenceCurrency } from './authorizenet/webhook.ts';
 import { ewayAdapter } from './eway/index.ts';
 import { paypalAdapter } from './paypal/index.ts';
 import { securepayAdapter } from './securepay/index.ts';
@@ -9,12 +10,18 @@ import type { GatewayAdapter, GatewayName } from './types.ts';
 /** The configured adapters by gateway name. A gateway without credentials has no entry half. */
 export type GatewayRegistry = ReadonlyMap<GatewayName, GatewayAdapter>;
 
+/** What adapters may ask of billhook's own records. */
+export interface RegistryLookups {
+  /** billhook's currency of its charge or refund by reference (Authorize.Net webhooks, several-currency accounts). */
+  currencyOfReference?: ReferenceCurrency;
+}
+
 /** Builds every adapter from the configuration. */
-export function createRegistry(config: Config): GatewayRegistry {
+export function createRegistry(config: Config, lookups: RegistryLookups = {}): GatewayRegistry {
   const adapters: GatewayAdapter[] = [
     stripeAdapter(config),
     paypalAdapter(config),
-    authorizenetAdapter(config),
+    authorizenetAdapter(config, lookups.currencyOfReference),
     ewayAdapter(config),
     securepayAdapter(config),
   ];

@@ -106,7 +106,21 @@ export interface ChargeRequest {
   /** The stored payment method: the gateway's token and, where it has one, its customer id. */
   paymentMethod: { token: string; customerId: string | null };
   description?: string;
+  /**
+   * What kind of merchant-initiated use of the stored card this is, as the card networks'
+   * stored-credential rules ask every charge without the customer present to say (PRODUCT.md §11):
+   * - `recurring`: a charge on a schedule the customer agreed to — a subscription invoice (renewal,
+   *   proration), the collection sweep's scheduled charge of an invoice, a dunning retry of either;
+   * - `unscheduled`: any other off-session charge, e.g. an operator charging a one-off invoice
+   *   (`POST /v1/invoices/:id/charge`).
+   * Each adapter writes it in its gateway's terms (Stripe `off_session`, PayPal
+   * `stored_credential.payment_type`, Authorize.Net `recurringBilling`, eWAY `TransactionType`).
+   */
+  initiation: ChargeInitiation;
 }
+
+/** See `ChargeRequest.initiation`. */
+export type ChargeInitiation = 'recurring' | 'unscheduled';
 
 /** Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. */
 export type ChargeOutcome =

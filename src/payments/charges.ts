@@ -45,16 +45,27 @@ export function clientFor(registry: GatewayRegistry, gateway: GatewayName): Gate
 
 /**
  * The gateway request of a payment attempt: our id as reference and idempotency key, its amount and
- * currency, and its stored payment method. The poller repeats it as-is where the repeat is the check.
+ * currency, its stored payment method, and its merchant-initiated kind: `recurring` for an attempt
+ * the scheduler made (renewal, scheduled charge, dunning retry) or one on a subscription's invoice,
+ * `unscheduled` otherwise (an operator charging a one-off invoice). The poller repeats it as-is where
+ * the repeat is the check, so a repeat carries the same indicator.
  */
 export async function chargeRequestOf(db: Db, attempt: TransactionRow): Promise<ChargeRequest> {
   const method = await getPaymentMethod(db, attempt.payment_method_id ?? '');
+  const invoice = attempt.invoice_id
+    ? await db
+        .selectFrom('invoices')
+        .select('subscription_id')
+        .where('id', '=', attempt.invoice_id)
+        .executeTakeFirst()
+    : undefined;
   return {
     reference: attempt.id,
     amount: attempt.amount,
     currency: attempt.currency,
     paymentMethod: gatewayPaymentMethod(method),
     description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
+    initiation: attempt.automatic || invoice?.subscription_id ? 'recurring' : 'unscheduled',
   };
 }
 

@@ -310,3 +310,16 @@ export async function recordChargeResult(
   }
   return { kind: 'applied', transaction: updated, overpaid };
 }
+
+/**
+ * The currency (ISO 4217) of billhook's charge (`txn_…`) or refund (`re_…`) with this id, or
+ * undefined when there is none.
+ */
+export async function currencyOfReference(
+  db: Kysely<Database>,
+  reference: string,
+): Promise<string | undefined> {
+  const table = reference.startsWith('re_') ? 'refunds' : 'transactions';
+  const row = await db.selectFrom(table).select('currency').where('id', '=', reference).executeTakeFirst();
+  return row?.currency;
+}

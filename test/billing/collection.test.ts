@@ -130,6 +130,42 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     return row.id;
   }
 
+  it('tells Stripe which kind of merchant-initiated charge each is: scheduled, subscription and dunning charges recurring, an operator charge of a one-off invoice one_off', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    const sub = await subscription(customer.id, 'CHF', 'ACTIVE');
+    const scheduled = await dueInvoice(customer.id, 'CHF', 1000n, at(0));
+    const renewal = await dueInvoice(customer.id, 'CHF', 2000n, at(0), { subscription: sub });
+    const oneOff = await dueInvoice(customer.id, 'CHF', 3000n, at(40));
+    const renewalByHand = await dueInvoice(customer.id, 'CHF', 4000n, at(40), {
+      subscription: sub,
+      periodIndex: 1,
+    });
+    // The sweep charges the two due invoices (one declined, so dunning retries it a day later).
+    declines();
+    const { seen } = stripeChargeSucceeds();
+    await sweep(at(0, 1000));
+    const { seen: retried } = stripeChargeSucceeds();
+    await sweep(at(1, 2000));
+    // An operator charges the one-off invoice and the subscription's invoice by hand.
+    const { seen: byHand } = stripeChargeSucceeds();
+    const { seen: byHandRenewal } = stripeChargeSucceeds();
+    for (const id of [oneOff, renewalByHand]) {
+      expect((await app.api('POST', `/v1/invoices/${id}/charge`, {})).status).toBe(200);
+    }
+    const offSession = (requests: { params: URLSearchParams }[]) =>
+      requests.map((r) => [r.params.get('amount'), r.params.get('off_session')]);
+    expect([...offSession(seen), ...offSession(retried)].sort()).toEqual([
+      ['1000', 'recurring'],
+      ['2000', 'recurring'],
+    ]);
+    expect([...offSession(byHand), ...offSession(byHandRenewal)].sort()).toEqual([
+      ['3000', 'one_off'],
+      ['4000', 'recurring'],
+    ]);
+    expect((await invoice(scheduled)).status).toBe('PAID');
+    expect((await invoice(renewal)).status).toBe('PAID');
+  });
+
   it('charges a three-instalment plan as its dates come, once each, and only OPEN invoices', async () => {
     const { customer } = await customerWith(app, { stripe: true });
     const ids = [];

@@ -392,3 +392,105 @@ describe('Authorize.Net end to end: charge, notifications, refunds', () => {
     });
   });
 });
+
+describe('Authorize.Net end to end: an account with several currencies, and a partial settlement', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp({
+      AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
+      AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
+      AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
+      AUTHORIZENET_API_BASE: BASE,
+    });
+  });
+  afterEach(() => {
+    const pending = nock.pendingMocks();
+    nock.cleanAll();
+    expect(pending).toEqual([]);
+  });
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  /** getMerchantDetails (the real sample) naming two currencies; asked once, then cached. */
+  function twoCurrencies() {
+    const details = anetFixture('api.getMerchantDetails.json');
+    details.currencies = ['USD', 'CAD'];
+    nock(BASE)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .optionally()
+      .reply(200, withBom(details));
+  }
+
+  /** A CAD invoice of `amount` charged and held for review (pending) as `transId`. */
+  async function heldCharge(transId: string, amount: number) {
+    const { invoice } = await openGatewayInvoice(app, {
+      amount,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+    });
+    const held = anetFixture('api.createTransaction.held_for_review.constructed.json');
+    held.transactionResponse.transId = transId;
+    nockApi(BASE, 'createTransactionRequest', held);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.transaction).toMatchObject({ status: 'pending', currency: 'CAD' });
+    return { invoice, txn: charged.body.transaction };
+  }
+
+  /** fraud.approved for `transId`, whose details (the real answer, changed) say captured with these amounts. */
+  async function approved(transId: string, invoiceNumber: string, authAmount: number, settleAmount: number) {
+    twoCurrencies();
+    nockDetails(
+      BASE,
+      transId,
+      detailsAnswer({
+        transId,
+        transactionStatus: 'capturedPendingSettlement',
+        authAmount,
+        settleAmount,
+        order: { invoiceNumber },
+      }),
+    );
+    const body = notification(
+      'webhook.net.authorize.payment.fraud.held.json',
+      'net.authorize.payment.fraud.approved',
+      transId,
+    );
+    expect((await deliver(app, body)).status).toBe(200);
+    return settled(app, JSON.parse(body).notificationId);
+  }
+
+  it('reads the amounts of a CAD charge on a USD and CAD account in CAD, the charge’s currency', async () => {
+    const { invoice, txn } = await heldCharge('2154067801', 12345);
+    const event = await approved('2154067801', txn.id.slice(4), 123.45, 123.45);
+    expect(event).toMatchObject({ status: 'processed', outcome: 'applied' });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 12345,
+      currency: 'CAD',
+    });
+    expect((await ledgerByCode(app))['gateway_clearing:authorizenet CAD']).toBe(12345);
+  });
+
+  it('never books the authorized amount of a charge that settled for less: an amount_mismatch for a person', async () => {
+    const before = await ledgerByCode(app);
+    const { invoice, txn } = await heldCharge('2154067802', 10000);
+    // Authorized 100.00 CAD, captured and settling 80.00.
+    const event = await approved('2154067802', txn.id.slice(4), 100.0, 80.0);
+    expect(event.status).toBe('exception');
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    const ours = exceptions.body.data.filter((e: { transaction?: string }) => e.transaction === txn.id);
+    expect(ours).toMatchObject([{ kind: 'amount_mismatch' }]);
+    expect(ours[0].message).toMatch(/says 8000 CAD; .* is 10000 CAD/);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+    expect(await ledgerByCode(app)).toEqual({
+      ...before,
+      'receivable:customer CAD': (before['receivable:customer CAD'] ?? 0) + 10000,
+      'revenue CAD': (before['revenue CAD'] ?? 0) - 10000,
+    });
+  });
+});

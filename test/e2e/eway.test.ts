@@ -113,14 +113,15 @@ describe('eWAY end to end: token payments, callback hints, refunds', () => {
       currency: 'AUD',
     });
     expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_due: 0, amount_paid: 4620 });
-    // One Recurring TokenPayment with our attempt id as InvoiceReference and integer cents.
+    // One TokenPayment with our attempt id as InvoiceReference and integer cents.
     expect(seen).toHaveLength(1);
     expect(seen[0]!.headers.authorization).toBe(EWAY_TEST_AUTHORIZATION);
     expect(seen[0]!.body).toMatchObject({
       Customer: { TokenCustomerID: FIXTURE_TOKEN },
       Payment: { TotalAmount: 4620, InvoiceReference: charged.body.transaction.id, CurrencyCode: 'AUD' },
       Method: 'TokenPayment',
-      TransactionType: 'Recurring',
+      // An operator's charge of a one-off invoice: unscheduled, which eWAY's token payments call MOTO.
+      TransactionType: 'MOTO',
     });
     const ledger = { 'gateway_clearing:eway AUD': 4620, 'receivable:customer AUD': 0, 'revenue AUD': -4620 };
     expect(await ledgerByCode(app)).toEqual(ledger);

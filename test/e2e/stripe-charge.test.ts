@@ -43,11 +43,12 @@ describe('charging an invoice through Stripe', () => {
       currency: 'EUR',
     });
     expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_due: 0, amount_paid: 4620 });
-    // The attempt id is the Idempotency-Key and the metadata reference; the charge is off-session.
+    // The attempt id is the Idempotency-Key and the metadata reference.
     expect(seen).toHaveLength(1);
     expect(seen[0]?.idempotencyKey).toBe(charged.body.transaction.id);
     expect(seen[0]?.params.get('metadata[billhook_reference]')).toBe(charged.body.transaction.id);
-    expect(seen[0]?.params.get('off_session')).toBe('true');
+    // An operator's charge of a one-off invoice: an unscheduled merchant-initiated charge.
+    expect(seen[0]?.params.get('off_session')).toBe('one_off');
     expect(seen[0]?.params.get('customer')).toBe('cus_SRCIP043oBsNpV');
 
     const ledger = {

@@ -3,6 +3,7 @@ import { isCurrency } from '../../money/currency.ts';
 import { fromGateway, toGateway } from '../../money/gateway-amount.ts';
 import { GatewayUnreachable, gatewayRequest } from '../http.ts';
 import type {
+  ChargeInitiation,
   ChargeOutcome,
   ChargeRequest,
   GatewayClient,
@@ -55,17 +56,34 @@ export type DetailsLookup =
   | { kind: 'unknown'; message: string };
 
 /**
- * What the webhook half needs from the API: the transaction a notification names, and the currency
- * of the gateway account (getTransactionDetails returns amounts without a currency).
+ * What the webhook half needs from the API: the transaction a notification names, and the
+ * currencies of the gateway account (getTransactionDetails returns amounts without a currency).
  */
 export interface TransactionSource {
   /** getTransactionDetails of `transId`; never throws for gateway answers. */
   transactionDetails(transId: string): Promise<DetailsLookup>;
   /**
-   * The ISO 4217 currency the account processes, from getMerchantDetails, cached after success.
-   * @throws Error when the gateway cannot be asked or names no single currency
+   * The ISO 4217 currencies the account processes (one or more), from getMerchantDetails, cached
+   * after success.
+   * @throws Error when the gateway cannot be asked or names no ISO 4217 currency
    */
-  accountCurrency(): Promise<string>;
+  accountCurrencies(): Promise<readonly string[]>;
+}
+
+/**
+ * What Authorize.Net moved for a transaction, as decimal text in major units: `settleAmount` once
+ * it is captured or settled (a partial capture or settlement settles less than `authAmount`, and
+ * the settled amount is what moved: PRODUCT.md §11), `authAmount` while it is authorized, held,
+ * declined or voided (their `settleAmount` is 0 or not final). Fields of `transactionDetailsType`
+ * in AnetApiSchema.xsd (AuthorizeNet/sdk-node @8db0c07 lib/apicontracts.js `TransactionDetailsType`:
+ * `requestedAmount`, `authAmount`, `settleAmount`, and no currency).
+ */
+export function movedAmountOf(
+  transaction: Pick<TransactionDetails, 'transactionStatus' | 'authAmount' | 'settleAmount'>,
+): string {
+  return stateOfStatus(transaction.transactionStatus) === 'succeeded'
+    ? (transaction.settleAmount ?? transaction.authAmount)
+    : transaction.authAmount;
 }
 
 type Declined = { status: 'declined'; code: string; message: string };
@@ -95,12 +113,48 @@ function createdTransId(response: TransactionResponse): string | undefined {
   return id && id !== '0' ? id : undefined;
 }
 
-/** What a transaction's details say about it as a charge (fetchTransaction, duplicate resolution). */
-export function chargeOutcomeOfDetails(transaction: TransactionDetails): ChargeOutcome {
+/**
+ * What a transaction's details say about it as the charge `charged` (minor units and currency), for
+ * fetchTransaction and the duplicate resolution: a captured or settled transaction whose
+ * `settleAmount` differs from the charge (a partial capture or settlement) is unknown, for a person
+ * to look at, never succeeded for the full charge; a `settleAmount` that cannot be read is unknown
+ * too.
+ */
+export function chargeOutcomeOfDetails(
+  transaction: Pick<
+    TransactionDetails,
+    | 'transId'
+    | 'transactionStatus'
+    | 'authAmount'
+    | 'settleAmount'
+    | 'responseReasonCode'
+    | 'responseReasonDescription'
+  >,
+  charged: { amount: bigint; currency: string },
+): ChargeOutcome {
   const gatewayTransactionId = transaction.transId;
   switch (stateOfStatus(transaction.transactionStatus)) {
-    case 'succeeded':
+    case 'succeeded': {
+      const settled = transaction.settleAmount;
+      if (settled !== undefined) {
+        let amount: bigint;
+        try {
+          amount = fromDecimalString(settled, charged.currency.toUpperCase());
+        } catch {
+          return {
+            status: 'unknown',
+            message: `transaction ${gatewayTransactionId}: unreadable settleAmount ${settled}`,
+          };
+        }
+        if (amount !== charged.amount) {
+          return {
+            status: 'unknown',
+            message: `transaction ${gatewayTransactionId} settled ${amount}, not the ${charged.amount} charged (minor units of ${charged.currency.toUpperCase()}): a partial capture or settlement`,
+          };
+        }
+      }
       return { status: 'succeeded', gatewayTransactionId };
+    }
     case 'pending':
       return { status: 'pending', gatewayTransactionId };
     case 'unknown':
@@ -125,14 +179,20 @@ export function chargeOutcomeOfDetails(transaction: TransactionDetails): ChargeO
   }
 }
 
-/** The same from a list entry, which carries only the status. */
-function chargeOutcomeOfSummary(summary: TransactionSummary): ChargeOutcome {
-  return chargeOutcomeOfDetails({
-    transId: summary.transId,
-    transactionType: 'authCaptureTransaction',
-    transactionStatus: summary.transactionStatus,
-    authAmount: summary.settleAmount ?? '0',
-  });
+/** The same from a list entry, which carries the status and `settleAmount`. */
+function chargeOutcomeOfSummary(
+  summary: TransactionSummary,
+  charged: { amount: bigint; currency: string },
+): ChargeOutcome {
+  return chargeOutcomeOfDetails(
+    {
+      transId: summary.transId,
+      transactionStatus: summary.transactionStatus,
+      authAmount: summary.settleAmount ?? '0',
+      settleAmount: summary.settleAmount,
+    },
+    charged,
+  );
 }
 
 /** `transactionStatus` of a charge captured and waiting for tonight's settlement batch: voidable, not refundable. */
@@ -151,7 +211,7 @@ const STATE_RANK = { succeeded: 0, pending: 1, unknown: 1, failed: 2, canceled: 
 export class AuthorizeNetClient implements GatewayClient, TransactionSource {
   readonly #options: AuthorizeNetClientOptions;
   readonly #url: string;
-  #currency: Promise<string> | undefined;
+  #currencies: Promise<readonly string[]> | undefined;
 
   constructor(options: AuthorizeNetClientOptions) {
     this.#options = options;
@@ -221,8 +281,9 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
    * Charges a customer payment profile: `authCaptureTransaction` with `profile {customerProfileId,
    * paymentProfile {paymentProfileId}}` (https://developer.authorize.net/api/reference/index.html#payment-transactions-charge-a-customer-profile),
    * the amount as a decimal string with `currencyCode` (a currency the account does not process is
-   * refused, reason 39), our id without `txn_` as `order.invoiceNumber` and `refId`, and
-   * `duplicateWindow` (see DUPLICATE_WINDOW_SECONDS).
+   * refused, reason 39), our id without `txn_` as `order.invoiceNumber` and `refId`,
+   * `duplicateWindow` (see DUPLICATE_WINDOW_SECONDS), and the merchant-initiated indicators
+   * (`recurringBilling`, `processingOptions.isSubsequentAuth`: see chargeSettings).
    * responseCode 1 → succeeded (transId); 4 → pending (held for review); 2 → declined; 3 → declined
    * with the reason (a duplicate naming the original transId is resolved by reading that
    * transaction); `resultCode Error` without a transactionResponse → declined with the API code
@@ -240,7 +301,8 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
         invoiceNumber: prepared.invoiceNumber,
         ...(request.description ? { description: request.description.slice(0, 255) } : {}),
       },
-      transactionSettings: duplicateWindow(),
+      transactionSettings: chargeSettings(request.initiation),
+      processingOptions: { isSubsequentAuth: true },
     });
     if (answer.kind === 'unknown') return { status: 'unknown', message: answer.message };
     const response = answer.body.transactionResponse;
@@ -264,7 +326,7 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
       case 'error': {
         const reason = reasonOf(response, '3');
         if (reason.code === REASON.duplicate && transId)
-          return this.#resolveDuplicate(transId, reason.message);
+          return this.#resolveDuplicate(transId, reason.message, request);
         return { status: 'declined', ...reason, ...(transId ? { gatewayTransactionId: transId } : {}) };
       }
       case 'unknown':
@@ -276,9 +338,9 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
    * A duplicate refusal (reason 11) that names the original transaction: this attempt was already
    * sent, so its outcome is the original's, read with getTransactionDetails.
    */
-  async #resolveDuplicate(transId: string, message: string): Promise<ChargeOutcome> {
+  async #resolveDuplicate(transId: string, message: string, charged: ChargeRequest): Promise<ChargeOutcome> {
     const lookup = await this.transactionDetails(transId);
-    if (lookup.kind === 'found') return chargeOutcomeOfDetails(lookup.transaction);
+    if (lookup.kind === 'found') return chargeOutcomeOfDetails(lookup.transaction, charged);
     return { status: 'unknown', message: `${message} Original transaction ${transId}: ${lookup.message}` };
   }
 
@@ -334,7 +396,7 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
   /**
    * Reason 54 on a refund. When getTransactionDetails shows the charge captured but not settled
    * (`capturedPendingSettlement`), Authorize.Net will not credit it yet: a refund of the whole charge
-   * (its `authAmount`) becomes a void, which cancels the charge before any money moves — the same for
+   * (the amount captured, `movedAmountOf`) becomes a void, which cancels the charge before any money moves — the same for
    * the books; a partial refund cannot be a void and is declined with code 54 and the reason. Any other
    * state (settled: the refund broke another rule, e.g. more than is left or older than 180 days) is
    * declined with code 54 as Authorize.Net said.
@@ -347,14 +409,12 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
     if (status !== UNSETTLED_CAPTURE) {
       return { status: 'declined', code: REASON.unsettled, message: `${refusal} (transaction is ${status})` };
     }
+    const captured = movedAmountOf(lookup.transaction);
     let charged: bigint;
     try {
-      charged = fromGateway(AUTHORIZENET_CURRENCIES, lookup.transaction.authAmount, request.currency);
+      charged = fromGateway(AUTHORIZENET_CURRENCIES, captured, request.currency);
     } catch {
-      return {
-        status: 'unknown',
-        message: `${refusal} Unreadable authAmount ${lookup.transaction.authAmount}`,
-      };
+      return { status: 'unknown', message: `${refusal} Unreadable captured amount ${captured}` };
     }
     if (request.amount !== charged) {
       return {
@@ -416,7 +476,7 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     if (query.gatewayTransactionId) {
       const lookup = await this.transactionDetails(query.gatewayTransactionId);
-      if (lookup.kind === 'found') return chargeOutcomeOfDetails(lookup.transaction);
+      if (lookup.kind === 'found') return chargeOutcomeOfDetails(lookup.transaction, query.charge);
       if (lookup.kind === 'unknown') return { status: 'unknown', message: lookup.message };
     }
     const invoiceNumber = toInvoiceNumber(query.reference);
@@ -464,7 +524,7 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
           (a, b) =>
             STATE_RANK[stateOfStatus(a.transactionStatus)] - STATE_RANK[stateOfStatus(b.transactionStatus)],
         );
-      if (ours[0]) return chargeOutcomeOfSummary(ours[0]);
+      if (ours[0]) return chargeOutcomeOfSummary(ours[0], query.charge);
     }
     return { status: 'not_found' };
   }
@@ -487,34 +547,35 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
   }
 
   /**
-   * The account's currency from getMerchantDetails `currencies`
+   * The account's currencies from getMerchantDetails `currencies`
    * (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-merchant-details),
-   * asked once per process and cached after success. An Authorize.Net gateway account settles in one
-   * currency; an account listing several cannot tell a transaction's currency and is refused.
-   * @throws Error when the gateway is unreachable, refuses, or names no single ISO 4217 currency
+   * asked once per process and cached after success. An account may list several (the field is a
+   * list); transaction details carry none, so the webhook half picks a transaction's currency with
+   * them (see AuthorizeNetWebhook).
+   * @throws Error when the gateway is unreachable, refuses, or names no ISO 4217 currency
    */
-  async accountCurrency(): Promise<string> {
-    this.#currency ??= this.#fetchCurrency().catch((error: unknown) => {
-      this.#currency = undefined;
+  async accountCurrencies(): Promise<readonly string[]> {
+    this.#currencies ??= this.#fetchCurrencies().catch((error: unknown) => {
+      this.#currencies = undefined;
       throw error;
     });
-    return this.#currency;
+    return this.#currencies;
   }
 
-  async #fetchCurrency(): Promise<string> {
+  async #fetchCurrencies(): Promise<readonly string[]> {
     const answer = await this.#call('getMerchantDetailsRequest', {}, MerchantDetailsResponse);
     if (answer.kind === 'unknown')
-      throw new Error(`cannot read the Authorize.Net account currency: ${answer.message}`);
+      throw new Error(`cannot read the Authorize.Net account currencies: ${answer.message}`);
     const { currencies = [], messages } = answer.body;
-    const valid = currencies.map((c) => c.toUpperCase()).filter(isCurrency);
-    if (messages.resultCode !== 'Ok' || valid.length !== 1 || !valid[0]) {
+    const valid = [...new Set(currencies.map((c) => c.toUpperCase()).filter(isCurrency))];
+    if (messages.resultCode !== 'Ok' || valid.length === 0) {
       const first = messages.message[0];
       throw new Error(
         `Authorize.Net getMerchantDetails names currencies ${JSON.stringify(currencies)} (${first?.code ?? messages.resultCode}); ` +
-          'billhook needs exactly one to read transaction amounts',
+          'billhook needs at least one ISO 4217 currency to read transaction amounts',
       );
     }
-    return valid[0];
+    return valid;
   }
 }
 
@@ -529,6 +590,29 @@ function profileMembers(profile: CustomerProfileToken) {
 /** `transactionSettings` with our duplicate window. */
 function duplicateWindow() {
   return { setting: [{ settingName: 'duplicateWindow', settingValue: String(DUPLICATE_WINDOW_SECONDS) }] };
+}
+
+/**
+ * `transactionSettings` of a charge: the duplicate window, and `recurringBilling` (`true` for a
+ * charge on an agreed schedule — renewals, scheduled charges, their dunning retries —, `false` for
+ * an unscheduled one), the setting by which a merchant's own recurring charges are flagged as
+ * recurring to the card networks (TransactionSettingNameEnum in AnetApiSchema.xsd;
+ * https://developer.authorize.net/api/reference/index.html#payment-transactions-charge-a-customer-profile).
+ * With `processingOptions.isSubsequentAuth` (sent on every charge: billhook's charges are all
+ * merchant-initiated uses of a stored profile, https://developer.authorize.net/api/reference/features/card-on-file.html)
+ * this is Authorize.Net's merchant-initiated, recurring or unscheduled, card-on-file charge.
+ * `subsequentAuthInformation` is not sent: it carries the original network transaction id, which
+ * billhook does not store, and a `reason` whose values (resubmission, delayedCharge,
+ * reauthorization, noShow: MerchantInitTransReasonEnum) name industry-specific MITs, not recurring
+ * or unscheduled ones.
+ */
+function chargeSettings(initiation: ChargeInitiation) {
+  return {
+    setting: [
+      ...duplicateWindow().setting,
+      { settingName: 'recurringBilling', settingValue: String(initiation === 'recurring') },
+    ],
+  };
 }
 
 /**

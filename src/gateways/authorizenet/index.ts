@@ -1,15 +1,17 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
 import { AuthorizeNetClient } from './client.ts';
-import { AuthorizeNetWebhook } from './webhook.ts';
+import { AuthorizeNetWebhook, type ReferenceCurrency } from './webhook.ts';
 
 /**
  * The Authorize.Net adapter. The outbound half is enabled by `AUTHORIZENET_API_LOGIN_ID` and
  * `AUTHORIZENET_TRANSACTION_KEY` (calls go to `AUTHORIZENET_API_BASE`). The webhook half needs
  * `AUTHORIZENET_SIGNATURE_KEY` (comma-separated keys are all accepted, for a key rotation) and the
  * API credentials too: a notification only names a transaction, which is read back from the API.
+ * `currencyOfReference` (billhook's own currency of a charge or refund) lets the webhook read the
+ * amounts of an account that processes several currencies.
  */
-export function authorizenetAdapter(config: Config): GatewayAdapter {
+export function authorizenetAdapter(config: Config, currencyOfReference?: ReferenceCurrency): GatewayAdapter {
   const client =
     config.AUTHORIZENET_API_LOGIN_ID && config.AUTHORIZENET_TRANSACTION_KEY
       ? new AuthorizeNetClient({
@@ -25,7 +27,10 @@ export function authorizenetAdapter(config: Config): GatewayAdapter {
     .filter(Boolean);
   return {
     name: 'authorizenet',
-    webhook: client && signatureKeys.length > 0 ? new AuthorizeNetWebhook(signatureKeys, client) : undefined,
+    webhook:
+      client && signatureKeys.length > 0
+        ? new AuthorizeNetWebhook(signatureKeys, client, currencyOfReference)
+        : undefined,
     client,
   };
 }

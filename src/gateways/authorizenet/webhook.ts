@@ -11,7 +11,7 @@ import {
   WebhookVerificationError,
   type WebhookVerifier,
 } from '../types.ts';
-import type { TransactionSource } from './client.ts';
+import { movedAmountOf, type TransactionSource } from './client.ts';
 import { fromInvoiceNumber, parseAnetJson } from './conventions.ts';
 import { AUTHORIZENET_CURRENCIES } from './currencies.ts';
 import { Notification, type TransactionDetails } from './schemas.ts';
@@ -54,6 +54,12 @@ const REFUND_EVENT: Readonly<Record<TransactionState, PaymentEventType>> = {
   unknown: 'refund.pending',
 };
 
+/**
+ * billhook's currency (ISO 4217) of its charge or refund with this reference (`txn_…`, `re_…`), or
+ * undefined when it has none.
+ */
+export type ReferenceCurrency = (reference: string) => Promise<string | undefined>;
+
 /** Header carrying `sha512=HEX` (Node lower-cases header names). */
 const SIGNATURE_HEADER = 'x-anet-signature';
 const SIGNATURE_FORMAT = /^sha512=([0-9a-f]{128})$/i;
@@ -83,10 +89,22 @@ function transactionIdOf(notification: Notification): string | undefined {
 }
 
 /**
+ * Our reference (`txn_…`, `re_…`) of a transaction as getTransactionDetails returns it, from its
+ * invoice number; undefined when it is not one of billhook's.
+ */
+function referenceOf(transaction: TransactionDetails): string | undefined {
+  return fromInvoiceNumber(
+    transaction.order?.invoiceNumber,
+    transaction.transactionType === 'refundTransaction' ? 'refund' : 'charge',
+  );
+}
+
+/**
  * The canonical event for a transaction as getTransactionDetails returns it. A `refundTransaction`
- * is a refund of its `refTransId`; anything else is a charge. Amounts are `authAmount` (decimal
- * major units; for a settled charge it equals `settleAmount`, which is 0 for declines and voids).
- * `occurredAt` is the notification's `eventDate`.
+ * is a refund of its `refTransId`; anything else is a charge. The amount is what moved
+ * (`movedAmountOf`: `settleAmount` once captured or settled, so a partial capture reports the
+ * settled amount and reconciliation never books the authorized one; `authAmount` otherwise), decimal
+ * major units of `currency`. `occurredAt` is the notification's `eventDate`.
  * @throws WebhookPayloadError for an amount or date that cannot be read
  */
 export function eventOfTransaction(
@@ -98,11 +116,12 @@ export function eventOfTransaction(
   if (Number.isNaN(occurredAt.getTime())) {
     throw new WebhookPayloadError(`eventDate ${JSON.stringify(notification.eventDate)} is not a date`);
   }
+  const moved = movedAmountOf(transaction);
   let amount: bigint;
   try {
-    amount = fromGateway(AUTHORIZENET_CURRENCIES, transaction.authAmount, currency);
+    amount = fromGateway(AUTHORIZENET_CURRENCIES, moved, currency);
   } catch (error) {
-    throw new WebhookPayloadError(`authAmount of ${transaction.transId}: ${(error as Error).message}`);
+    throw new WebhookPayloadError(`amount of ${transaction.transId}: ${(error as Error).message}`);
   }
   const state = stateOfStatus(transaction.transactionStatus);
   const failed = state === 'failed' || state === 'canceled';
@@ -127,7 +146,7 @@ export function eventOfTransaction(
       type: REFUND_EVENT[state],
       gatewayTransactionId: transaction.refTransId,
       gatewayRefundId: transaction.transId,
-      reference: fromInvoiceNumber(transaction.order?.invoiceNumber, 'refund'),
+      reference: referenceOf(transaction),
       ...(failed ? { failureCode: failure.failureCode } : {}),
     };
   }
@@ -135,7 +154,7 @@ export function eventOfTransaction(
     ...common,
     type: CHARGE_EVENT[state],
     gatewayTransactionId: transaction.transId,
-    reference: fromInvoiceNumber(transaction.order?.invoiceNumber, 'charge'),
+    reference: referenceOf(transaction),
     ...failure,
   };
 }
@@ -148,16 +167,24 @@ export function eventOfTransaction(
 export class AuthorizeNetWebhook implements WebhookVerifier {
   readonly #keys: readonly Buffer[];
   readonly #source: TransactionSource;
+  readonly #currencyOfReference: ReferenceCurrency | undefined;
 
   /**
    * @param signatureKeys the Signature Key(s) from Account → Settings → API Credentials & Keys; several
    * are accepted while a new key is rolled out
-   * @param source the API client, for getTransactionDetails and the account currency
+   * @param source the API client, for getTransactionDetails and the account currencies
+   * @param currencyOfReference billhook's currency of its own charge or refund, for an account that
+   * processes several currencies (see `normalize`)
    */
-  constructor(signatureKeys: readonly string[], source: TransactionSource) {
+  constructor(
+    signatureKeys: readonly string[],
+    source: TransactionSource,
+    currencyOfReference?: ReferenceCurrency,
+  ) {
     if (signatureKeys.length === 0) throw new Error('AuthorizeNetWebhook needs a Signature Key');
     this.#keys = signatureKeys.map((key) => Buffer.from(key, 'utf8'));
     this.#source = source;
+    this.#currencyOfReference = currencyOfReference;
   }
 
   /**
@@ -193,7 +220,11 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
   /**
    * For a reconciled event type: getTransactionDetails of `payload.id`, then one canonical event by
    * the status table (status.ts). Other event types (customer profiles, subscriptions …) give [].
-   * @throws WebhookPayloadError for a body that is not a notification or names no transaction
+   * The details name no currency: an account processing one currency (getMerchantDetails) gives it;
+   * for an account processing several, the currency is that of billhook's own charge or refund the
+   * transaction's invoice number names.
+   * @throws WebhookPayloadError for a body that is not a notification or names no transaction, and
+   *   for a transaction of a several-currency account that is not billhook's (no currency can be known)
    * @throws Error when the gateway cannot be asked or does not know the transaction yet (the job retries)
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
@@ -203,7 +234,20 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
     const lookup = await this.#source.transactionDetails(id);
     if (lookup.kind !== 'found')
       throw new Error(`cannot read Authorize.Net transaction ${id}: ${lookup.message}`);
-    const currency = await this.#source.accountCurrency();
+    const currency = await this.#currencyOf(lookup.transaction);
     return [eventOfTransaction(notification, lookup.transaction, currency)];
+  }
+
+  /** The currency of a transaction's amounts, as `normalize` says. */
+  async #currencyOf(transaction: TransactionDetails): Promise<string> {
+    const currencies = await this.#source.accountCurrencies();
+    if (currencies.length === 1 && currencies[0]) return currencies[0];
+    const reference = referenceOf(transaction);
+    const ours = reference ? await this.#currencyOfReference?.(reference) : undefined;
+    if (ours && currencies.includes(ours.toUpperCase())) return ours.toUpperCase();
+    throw new WebhookPayloadError(
+      `Authorize.Net transaction ${transaction.transId}: the account processes ${currencies.join(', ')} and ` +
+        `transaction details name no currency; ${reference ? `billhook has no ${reference} in one of them` : 'it is not one of billhook’s charges or refunds'}`,
+    );
   }
 }

@@ -86,8 +86,9 @@ export class EwayClient implements GatewayClient {
   }
 
   /**
-   * Charges a stored card: `POST /Transaction` with `Method: "TokenPayment"`, `TransactionType:
-   * "Recurring"`, `Customer.TokenCustomerID` = the payment method's token, and `Payment { TotalAmount
+   * Charges a stored card: `POST /Transaction` with `Method: "TokenPayment"`, `TransactionType`
+   * `Recurring` or `MOTO` by `request.initiation` (see EWAY_TRANSACTION_TYPE),
+   * `Customer.TokenCustomerID` = the payment method's token, and `Payment { TotalAmount
    * (integer, `EWAY_CURRENCIES`), InvoiceReference (our `txn_…` id), CurrencyCode }`
    * (https://eway.io/nz/developers/api/token-payments). The answer maps as status.ts says:
    * `TransactionStatus: false` in an HTTP 200 is a decline with its `ResponseMessage` code (D4401…),
@@ -109,7 +110,7 @@ export class EwayClient implements GatewayClient {
         CurrencyCode: request.currency.toUpperCase(),
       },
       Method: 'TokenPayment',
-      TransactionType: EWAY_TRANSACTION_TYPE,
+      TransactionType: EWAY_TRANSACTION_TYPE[request.initiation],
     };
     try {
       const response = await this.#api.send('POST', ['Transaction'], body);

@@ -107,7 +107,7 @@ const MESSAGES: Readonly<Record<string, string>> = {
 
 /**
  * True for a code in `Errors` that says eWAY refused the request, so no money moved: any V-code
- * (validation: the request was rejected before processing, https://eway.io/api-v3/#validation-response-codes)
+ * (validation: the request was rejected before processing, https://eway.io/api-v3/#response-amp-error-codes)
  * and the S-codes listed above. A code billhook does not know is not a refusal (status.ts reads it
  * as an open outcome).
  */

@@ -1,3 +1,5 @@
+import type { ChargeInitiation } from '../types.ts';
+
 /**
  * eWAY Rapid API version sent as `X-EWAY-APIVERSION` on every call. Version 40 added `CurrencyCode`,
  * `TransactionCaptured` and `TransactionDateTime` to the Transaction Query answer; 47 is the current
@@ -7,15 +9,20 @@
 export const EWAY_API_VERSION = '47';
 
 /**
- * `TransactionType` of billhook's token payments. eWAY requires `MOTO` or `Recurring` for a charge
- * of a stored `TokenCustomerID` (https://eway.io/nz/developers/api/token-payments; ActiveMerchant's
- * eway_rapid.rb: "For stored card payments (aka TokenPayments), this must be either MOTO or
- * Recurring"). billhook charges stored cards merchant-initiated, without the cardholder present
- * (invoice and subscription renewals, dunning retries): that is `Recurring`, not a mail or telephone
- * order taken by a person (`MOTO`). Both need no CVN (validation error V6010 names them as the
- * types an account not certified for eCommerce may use).
+ * `TransactionType` of billhook's token payments, by the kind of merchant-initiated charge. eWAY
+ * requires `MOTO` or `Recurring` for a charge of a stored `TokenCustomerID`
+ * (https://eway.io/nz/developers/api/token-payments; ActiveMerchant's eway_rapid.rb: "For stored
+ * card payments (aka TokenPayments), this must be either MOTO or Recurring"); `Purchase` is the
+ * cardholder-present eCommerce type and is not used. A charge on an agreed schedule (renewals,
+ * scheduled charges, their dunning retries) is `Recurring`; any other charge of the stored card
+ * without the cardholder (an operator charging a one-off invoice) is taken by the merchant on the
+ * customer's standing authority, which eWAY's types name `MOTO`. Both need no CVN (validation error
+ * V6010 names them as the types an account not certified for eCommerce may use).
  */
-export const EWAY_TRANSACTION_TYPE = 'Recurring';
+export const EWAY_TRANSACTION_TYPE: Readonly<Record<ChargeInitiation, 'Recurring' | 'MOTO'>> = {
+  recurring: 'Recurring',
+  unscheduled: 'MOTO',
+};
 
 /**
  * Longest `InvoiceReference` eWAY accepts: 50 characters (ActiveMerchant's eway_rapid.rb truncates

@@ -3,6 +3,7 @@ import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import type {
+  ChargeInitiation,
   ChargeOutcome,
   ChargeRequest,
   GatewayClient,
@@ -133,17 +134,36 @@ function orderOutcome(response: GatewayResponse): ChargeOutcome {
 }
 
 /**
+ * `stored_credential.payment_type` by the kind of merchant-initiated charge: `RECURRING` ("a
+ * transaction in a series of transactions … at regular intervals": renewals, scheduled charges and
+ * their retries) or `UNSCHEDULED` ("a transaction … at irregular intervals", e.g. an operator
+ * charging a one-off invoice). Source:
+ * https://developer.paypal.com/docs/api/orders/v2/#definition-card_stored_credential (`payment_type`
+ * ONE_TIME, RECURRING, UNSCHEDULED).
+ */
+const PAYMENT_TYPE: Readonly<Record<ChargeInitiation, 'RECURRING' | 'UNSCHEDULED'>> = {
+  recurring: 'RECURRING',
+  unscheduled: 'UNSCHEDULED',
+};
+
+/**
  * The `payment_source` of an order charging a vaulted method
  * (https://developer.paypal.com/docs/api/orders/v2/#definition-payment_source): a card is marked as
- * a merchant-initiated, unscheduled use of a stored credential
- * (https://developer.paypal.com/docs/api/orders/v2/#definition-card_stored_credential).
+ * a merchant-initiated, subsequent use of a stored credential, recurring or unscheduled
+ * (`stored_credential` {payment_initiator MERCHANT, payment_type, usage SUBSEQUENT},
+ * https://developer.paypal.com/docs/api/orders/v2/#definition-card_stored_credential). A PayPal
+ * wallet is not a card: the card networks' indicator does not apply.
  */
-function paymentSource(source: VaultedSource): Record<string, unknown> {
+function paymentSource(source: VaultedSource, initiation: ChargeInitiation): Record<string, unknown> {
   if (source.kind === 'paypal') return { paypal: { vault_id: source.vaultId } };
   return {
     card: {
       vault_id: source.vaultId,
-      stored_credential: { payment_initiator: 'MERCHANT', payment_type: 'UNSCHEDULED', usage: 'SUBSEQUENT' },
+      stored_credential: {
+        payment_initiator: 'MERCHANT',
+        payment_type: PAYMENT_TYPE[initiation],
+        usage: 'SUBSEQUENT',
+      },
     },
   };
 }
@@ -229,7 +249,7 @@ export class PaypalClient implements GatewayClient {
     const currency = request.currency.toUpperCase();
     const body = {
       intent: 'CAPTURE',
-      payment_source: paymentSource(source),
+      payment_source: paymentSource(source, request.initiation),
       purchase_units: [
         {
           amount: { currency_code: currency, value: toGateway(PAYPAL_CURRENCIES, request.amount, currency) },

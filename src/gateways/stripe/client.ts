@@ -2,6 +2,7 @@ import Stripe from 'stripe';
 import { z } from 'zod';
 import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import type {
+  ChargeInitiation,
   ChargeOutcome,
   ChargeRequest,
   GatewayClient,
@@ -27,6 +28,19 @@ export interface StripeClientOptions {
 const REFUND_REASONS = new Set(['duplicate', 'fraudulent', 'requested_by_customer']);
 
 type Unknown = { status: 'unknown'; message: string };
+
+/**
+ * `off_session` of an off-session PaymentIntent by the kind of merchant-initiated charge: `true`
+ * tells Stripe the customer is not in the checkout flow; the string forms also say which kind it is,
+ * `recurring` (a charge on an agreed schedule: renewals, scheduled charges, their retries) or
+ * `one_off` (an unscheduled merchant-initiated charge), which Stripe passes on to the card networks
+ * as the stored-credential indicator. Source: https://docs.stripe.com/api/payment_intents/create#create_payment_intent-off_session
+ * (`boolean | 'one_off' | 'recurring'`, `PaymentIntentCreateParams.OffSession` in stripe-node 23).
+ */
+const OFF_SESSION: Readonly<Record<ChargeInitiation, 'recurring' | 'one_off'>> = {
+  recurring: 'recurring',
+  unscheduled: 'one_off',
+};
 
 /**
  * Maps an error thrown by the stripe package to an outcome. Only errors that prove Stripe did not
@@ -162,7 +176,8 @@ export class StripeClient implements GatewayClient {
 
   /**
    * Charges a saved payment method off-session: `POST /v1/payment_intents` with `confirm=true`,
-   * `off_session=true` (https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method).
+   * `off_session=recurring` or `one_off` by `request.initiation` (see OFF_SESSION;
+   * https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method).
    * The answer's status maps as `outcomeOfIntent` says; card errors are declines, the rest unknown.
    */
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
@@ -173,7 +188,7 @@ export class StripeClient implements GatewayClient {
           currency: request.currency.toLowerCase(),
           payment_method: request.paymentMethod.token,
           ...(request.paymentMethod.customerId ? { customer: request.paymentMethod.customerId } : {}),
-          off_session: true,
+          off_session: OFF_SESSION[request.initiation],
           confirm: true,
           description: request.description,
           metadata: { [REFERENCE_KEY]: request.reference },

@@ -29,6 +29,7 @@ const CHARGE: ChargeRequest = {
   reference: 'txn_01jh3k9q2m4v8c1tk0bd',
   amount: 4620n,
   currency: 'USD',
+  initiation: 'recurring',
   paymentMethod: { token: '40338125/1000177237', customerId: null },
   description: 'invoice inv_01jh3k9q2m4v8c1tk0bc',
 };
@@ -71,7 +72,15 @@ describe('AuthorizeNetClient.charge', () => {
       currencyCode: 'USD',
       profile: { customerProfileId: '40338125', paymentProfile: { paymentProfileId: '1000177237' } },
       order: { invoiceNumber: INVOICE_NUMBER, description: 'invoice inv_01jh3k9q2m4v8c1tk0bc' },
-      transactionSettings: { setting: [{ settingName: 'duplicateWindow', settingValue: '28800' }] },
+      transactionSettings: {
+        setting: [
+          { settingName: 'duplicateWindow', settingValue: '28800' },
+          // A recurring charge (CHARGE.initiation): flagged as recurring, and as a merchant-initiated
+          // subsequent use of the stored profile.
+          { settingName: 'recurringBilling', settingValue: 'true' },
+        ],
+      },
+      processingOptions: { isSubsequentAuth: true },
     });
     // The JSON API is validated against the XSD sequence: members in schema order.
     expect(Object.keys(request!.transactionRequest)).toEqual([
@@ -81,7 +90,23 @@ describe('AuthorizeNetClient.charge', () => {
       'profile',
       'order',
       'transactionSettings',
+      'processingOptions',
     ]);
+  });
+
+  it('flags an unscheduled merchant-initiated charge with recurringBilling false, still isSubsequentAuth', async () => {
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      APPROVED,
+      (r) =>
+        r.transactionRequest.processingOptions?.isSubsequentAuth === true &&
+        r.transactionRequest.transactionSettings.setting.some(
+          (s: { settingName: string; settingValue: string }) =>
+            s.settingName === 'recurringBilling' && s.settingValue === 'false',
+        ),
+    );
+    expect((await client().charge({ ...CHARGE, initiation: 'unscheduled' })).status).toBe('succeeded');
   });
 
   it('formats amounts with two decimals (CAD) and accepts a bare payment profile id with the customer id', async () => {
@@ -158,7 +183,12 @@ describe('AuthorizeNetClient.charge', () => {
     nockDetails(
       BASE,
       '2228446239',
-      detailsAnswer({ transId: '2228446239', transactionStatus: 'capturedPendingSettlement' }),
+      // The original: this attempt's 46.20 USD, captured.
+      detailsAnswer({
+        transId: '2228446239',
+        transactionStatus: 'capturedPendingSettlement',
+        authAmount: 46.2,
+      }),
     );
     expect(await client().charge(CHARGE)).toEqual({
       status: 'succeeded',
@@ -449,13 +479,38 @@ describe('AuthorizeNetClient.fetchTransaction', () => {
             responseReasonDescription: 'This transaction has been declined.',
           }
         : { transactionStatus };
-    nockDetails(BASE, '2162566217', detailsAnswer(change));
+    // The details of CHARGE's 46.20 USD.
+    nockDetails(BASE, '2162566217', detailsAnswer({ ...change, authAmount: 46.2 }));
     expect(await client().fetchTransaction(query('2162566217'))).toMatchObject(expected);
+  });
+
+  it('leaves a charge settled for less than was charged unknown (a partial capture), and settled in full succeeded', async () => {
+    // CHARGE is 46.20 USD; the real details answer with its amounts changed.
+    nockDetails(
+      BASE,
+      '2162566217',
+      detailsAnswer({ transactionStatus: 'settledSuccessfully', authAmount: 46.2, settleAmount: 40.0 }),
+    );
+    expect(await client().fetchTransaction(query('2162566217'))).toEqual({
+      status: 'unknown',
+      message:
+        'transaction 2162566217 settled 4000, not the 4620 charged (minor units of USD): a partial capture or settlement',
+    });
+    nockDetails(
+      BASE,
+      '2162566217',
+      detailsAnswer({ transactionStatus: 'capturedPendingSettlement', authAmount: 46.2, settleAmount: 46.2 }),
+    );
+    expect(await client().fetchTransaction(query('2162566217'))).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2162566217',
+    });
   });
 
   it('finds a charge without transId by our invoice number in the customer profile list, newest first', async () => {
     const list = anetFixture('api.getUnsettledTransactionList.json');
     list.transactions[1].invoiceNumber = INVOICE_NUMBER;
+    list.transactions[1].settleAmount = 46.2; // what CHARGE charged
     list.transactions[1].transactionStatus = 'capturedPendingSettlement';
     const seen: ApiBody[] = [];
     nockApi(BASE, 'getTransactionListForCustomerRequest', list, () => true, seen);
@@ -511,21 +566,23 @@ describe('AuthorizeNetClient.fetchTransaction', () => {
   });
 });
 
-describe('AuthorizeNetClient.accountCurrency', () => {
-  it('reads the single currency of getMerchantDetails once and caches it', async () => {
+describe('AuthorizeNetClient.accountCurrencies', () => {
+  it('reads the currencies of getMerchantDetails once and caches them', async () => {
     nockApi(BASE, 'getMerchantDetailsRequest', anetFixture('api.getMerchantDetails.json'));
     const c = client();
-    expect(await c.accountCurrency()).toBe('USD');
-    expect(await c.accountCurrency()).toBe('USD');
+    expect(await c.accountCurrencies()).toEqual(['USD']);
+    expect(await c.accountCurrencies()).toEqual(['USD']);
   });
 
-  it('refuses an account with several currencies, and asks again after a failure', async () => {
-    const several = anetFixture('api.getMerchantDetails.json');
-    several.currencies = ['USD', 'CAD'];
-    nockApi(BASE, 'getMerchantDetailsRequest', several);
+  it('accepts an account with several currencies (the field is a list), refuses one with none, and asks again after a failure', async () => {
+    const none = anetFixture('api.getMerchantDetails.json');
+    none.currencies = ['XXX1'];
+    nockApi(BASE, 'getMerchantDetailsRequest', none);
     const c = client();
-    await expect(c.accountCurrency()).rejects.toThrow(/exactly one/);
-    nockApi(BASE, 'getMerchantDetailsRequest', anetFixture('api.getMerchantDetails.json'));
-    expect(await c.accountCurrency()).toBe('USD');
+    await expect(c.accountCurrencies()).rejects.toThrow(/at least one ISO 4217 currency/);
+    const several = anetFixture('api.getMerchantDetails.json');
+    several.currencies = ['USD', 'cad'];
+    nockApi(BASE, 'getMerchantDetailsRequest', several);
+    expect(await c.accountCurrencies()).toEqual(['USD', 'CAD']);
   });
 });

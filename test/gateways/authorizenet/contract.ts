@@ -31,6 +31,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 4620n,
     currency: 'USD',
+    initiation: 'recurring',
     paymentMethod: { token: '40338125/1000177237', customerId: null },
   },
   approvedTransactionId: TRANS_ID,
@@ -65,6 +66,7 @@ export const contract: ContractCase = {
       transId: TRANS_ID,
       invoiceNumber: INVOICE_NUMBER,
       transactionStatus: 'capturedPendingSettlement',
+      settleAmount: 46.2, // the charge's 46.20 USD, captured in full
     });
     nockApi(BASE, 'getTransactionListForCustomerRequest', list, (r) => r.customerProfileId === '40338125');
   },

@@ -121,7 +121,7 @@ describe('buildAuthorizenetTestDelivery', () => {
     const config = { AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY };
     const webhook = new AuthorizeNetWebhook([FIXTURE_SIGNATURE_KEY], {
       transactionDetails: () => Promise.reject(new Error('unused')),
-      accountCurrency: () => Promise.reject(new Error('unused')),
+      accountCurrencies: () => Promise.reject(new Error('unused')),
     });
     for (const type of AUTHORIZENET_TEST_EVENT_TYPES) {
       const { body, headers } = buildAuthorizenetTestDelivery(

@@ -29,11 +29,15 @@ export function withBom(body: unknown): string {
 
 /**
  * The real getTransactionDetails answer (api.getTransactionDetails.settledSuccessfully.json) with
- * `change` applied to its `transaction`: how the tests derive other statuses and refunds.
+ * `change` applied to its `transaction`: how the tests derive other statuses and refunds. As in the
+ * fixture, the transaction settles what it authorized (`settleAmount` follows a changed `authAmount`)
+ * unless `change` names a `settleAmount` of its own (a partial capture or settlement).
  */
 export function detailsAnswer(change: Record<string, unknown> = {}): any {
   const answer = anetFixture('api.getTransactionDetails.settledSuccessfully.json');
-  Object.assign(answer.transaction, change);
+  const settled =
+    'authAmount' in change && !('settleAmount' in change) ? { settleAmount: change.authAmount } : {};
+  Object.assign(answer.transaction, settled, change);
   return answer;
 }
 

@@ -27,7 +27,7 @@ const SIGNATURE: string = anetFixture('webhook.net.authorize.payment.authcapture
 
 const unusedSource: TransactionSource = {
   transactionDetails: () => Promise.reject(new Error('verify must not call the API')),
-  accountCurrency: () => Promise.reject(new Error('verify must not call the API')),
+  accountCurrencies: () => Promise.reject(new Error('verify must not call the API')),
 };
 
 const newClient = () =>
@@ -171,7 +171,7 @@ describe('AuthorizeNetWebhook.normalize', () => {
       transaction: (parseAnetJson(JSON.stringify(detailsAnswer({ transId, ...transaction }))) as any)
         .transaction,
     }),
-    accountCurrency: async () => 'USD',
+    accountCurrencies: async () => ['USD'],
   });
 
   it.each([
@@ -302,6 +302,52 @@ describe('AuthorizeNetWebhook.normalize', () => {
     expect(
       (await declined.normalize(notification(FIXTURE, 'net.authorize.payment.refund.created')))[0]!.type,
     ).toBe('refund.failed');
+  });
+
+  it('reports what a partial capture or settlement moved: settleAmount, not authAmount', async () => {
+    // The real settled details answer, authorized 1018.88 but settled 800.00.
+    const webhook = new AuthorizeNetWebhook(
+      [FIXTURE_SIGNATURE_KEY],
+      source({ transactionStatus: 'settledSuccessfully', authAmount: 1018.88, settleAmount: 800.0 }),
+    );
+    const [event] = await webhook.normalize(RAW);
+    expect(event).toMatchObject({ type: 'charge.succeeded', amount: 80000n, currency: 'USD' });
+    // A declined charge settles 0: its event carries the amount it asked for.
+    const declined = new AuthorizeNetWebhook(
+      [FIXTURE_SIGNATURE_KEY],
+      source({ transactionStatus: 'declined', authAmount: 1018.88, settleAmount: 0 }),
+    );
+    expect((await declined.normalize(RAW))[0]).toMatchObject({ type: 'charge.failed', amount: 101888n });
+  });
+
+  it('reads an account with several currencies in the currency of billhook’s own charge or refund', async () => {
+    const severalCurrencies = (transaction: Record<string, unknown>): TransactionSource => ({
+      ...source(transaction),
+      accountCurrencies: async () => ['USD', 'CAD'],
+    });
+    const ours = { order: { invoiceNumber: '01jh3k9q2m4v8c1tk0bd' }, authAmount: 46.2 };
+    const asked: string[] = [];
+    const currencyOf = async (reference: string) => {
+      asked.push(reference);
+      return reference === 'txn_01jh3k9q2m4v8c1tk0bd' ? 'CAD' : undefined;
+    };
+    const webhook = new AuthorizeNetWebhook([FIXTURE_SIGNATURE_KEY], severalCurrencies(ours), currencyOf);
+    expect((await webhook.normalize(RAW))[0]).toMatchObject({
+      reference: 'txn_01jh3k9q2m4v8c1tk0bd',
+      amount: 4620n,
+      currency: 'CAD',
+    });
+    expect(asked).toEqual(['txn_01jh3k9q2m4v8c1tk0bd']);
+    // A transaction that is not billhook's (the sample's invoice number "60"): no currency can be known.
+    const foreign = new AuthorizeNetWebhook([FIXTURE_SIGNATURE_KEY], severalCurrencies({}), currencyOf);
+    await expect(foreign.normalize(RAW)).rejects.toThrow(WebhookPayloadError);
+    // Nor for one of ours in a currency the account does not process.
+    const elsewhere = new AuthorizeNetWebhook(
+      [FIXTURE_SIGNATURE_KEY],
+      severalCurrencies(ours),
+      async () => 'EUR',
+    );
+    await expect(elsewhere.normalize(RAW)).rejects.toThrow(/processes USD, CAD/);
   });
 
   it('ignores event types it does not reconcile, without calling the API', async () => {

@@ -21,6 +21,7 @@ const CHARGE: ChargeRequest = {
   reference: 'txn_01jcewayclient000001',
   amount: 100n,
   currency: 'AUD',
+  initiation: 'recurring',
   paymentMethod: { token: FIXTURE_TOKEN, customerId: null },
   description: 'invoice inv_01jcewayclient00001',
 };
@@ -71,11 +72,18 @@ describe('EwayClient', () => {
           CurrencyCode: 'AUD',
         },
         Method: 'TokenPayment',
+        // CHARGE is a recurring charge; an unscheduled one is MOTO (next test).
         TransactionType: 'Recurring',
       });
       // No card data and no idempotency header: eWAY has none; the InvoiceReference is the key.
       expect(JSON.stringify(seen[0]!.body)).not.toMatch(/CardDetails|Number|CVN/);
       expect(seen[0]!.headers['idempotency-key']).toBeUndefined();
+    });
+
+    it('sends an unscheduled merchant-initiated charge as TransactionType MOTO', async () => {
+      const seen = capture('/Transaction', 200, APPROVED);
+      expect((await client().charge({ ...CHARGE, initiation: 'unscheduled' })).status).toBe('succeeded');
+      expect(seen[0]!.body).toMatchObject({ Method: 'TokenPayment', TransactionType: 'MOTO' });
     });
 
     it.each([

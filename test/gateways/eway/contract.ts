@@ -26,6 +26,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 100n,
     currency: 'AUD',
+    initiation: 'recurring',
     paymentMethod: { token: FIXTURE_TOKEN, customerId: null },
   },
   approvedTransactionId: String(APPROVED.TransactionID),

@@ -23,6 +23,7 @@ const chargeOf = (overrides: Partial<ChargeRequest> = {}): ChargeRequest => ({
   reference: newId('txn'),
   amount: 2507n,
   currency: 'USD',
+  initiation: 'recurring',
   paymentMethod: { token: '8kk8451t', customerId: null },
   description: 'invoice inv_0001',
   ...overrides,
@@ -83,9 +84,10 @@ describe('PaypalClient.charge', () => {
       payment_source: {
         card: {
           vault_id: '8kk8451t',
+          // A recurring charge (chargeOf's initiation) is a merchant-initiated subsequent RECURRING use.
           stored_credential: {
             payment_initiator: 'MERCHANT',
-            payment_type: 'UNSCHEDULED',
+            payment_type: 'RECURRING',
             usage: 'SUBSEQUENT',
           },
         },
@@ -99,6 +101,19 @@ describe('PaypalClient.charge', () => {
         },
       ],
     });
+  });
+
+  it('marks an unscheduled merchant-initiated charge payment_type UNSCHEDULED', async () => {
+    nockToken(BASE).reply(200, TOKEN);
+    nock(BASE)
+      .post(
+        '/v2/checkout/orders',
+        (body) =>
+          JSON.stringify(body.payment_source.card.stored_credential) ===
+          JSON.stringify({ payment_initiator: 'MERCHANT', payment_type: 'UNSCHEDULED', usage: 'SUBSEQUENT' }),
+      )
+      .reply(201, VAULTED);
+    expect((await client().charge(chargeOf({ initiation: 'unscheduled' }))).status).toBe('succeeded');
   });
 
   it('uses payment_source.paypal.vault_id for a `paypal:` token, and PayPal’s decimals (JPY and HUF none)', async () => {

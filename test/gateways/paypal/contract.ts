@@ -39,6 +39,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 2507n,
     currency: 'USD',
+    initiation: 'recurring',
     paymentMethod: { token: '8kk8451t', customerId: null },
   },
   approvedTransactionId: '0XX3309307732590Y',

@@ -28,6 +28,7 @@ const charge: ChargeRequest = {
   reference: REFERENCE,
   amount: 10000n,
   currency: 'aud',
+  initiation: 'recurring',
   paymentMethod: { token: PAID.token, customerId: CUSTOMER },
   description: 'invoice inv_x',
 };

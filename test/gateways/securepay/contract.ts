@@ -30,6 +30,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 10000n,
     currency: 'AUD',
+    initiation: 'recurring',
     paymentMethod: { token: PAID.token, customerId: CUSTOMER },
   },
   // SecurePay identifies the payment by the orderId we sent: our reference.

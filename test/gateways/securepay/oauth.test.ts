@@ -135,6 +135,7 @@ describe('SecurepayClient and its token', () => {
     reference: PAID.orderId as string,
     amount: 10000n,
     currency: 'AUD',
+    initiation: 'recurring' as const,
     paymentMethod: { token: PAID.token as string, customerId: PAID.customerCode as string },
   };
 

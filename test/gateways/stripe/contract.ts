@@ -24,6 +24,7 @@ export const contract: ContractCase = {
     reference: REFERENCE,
     amount: 4620n,
     currency: 'EUR',
+    initiation: 'recurring',
     paymentMethod: { token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi', customerId: 'cus_SRCIP043oBsNpV' },
   },
   approvedTransactionId: INTENT.id,
