@@ -435,6 +435,72 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
     });
   });
 
+  /*
+   * The same rule on PayPal's documented payloads: the API reference's resolved dispute PP-D-4012 (a
+   * partial claim: 96.00 of a 192.00 USD capture, RESOLVED_BUYER_FAVOUR, amount_refunded 96.00) and
+   * the real sandbox PAYMENT.CAPTURE.REFUNDED event, both pointed at our capture. Worked by hand in
+   * minor units: paid 19200 → clearing +19200; the claim's 9600 leaves once, as a refund: clearing
+   * 19200 - 9600 = 9600 for this payment, refunds +9600, disputed funds and chargeback losses
+   * unchanged, the invoice PARTIALLY_REFUNDED with 9600 refunded.
+   */
+  it.each([
+    ['refund first', ['refunded', 'resolved']],
+    ['resolution first', ['resolved', 'refunded']],
+  ] as const)(
+    'debits a partial accepted claim once, on PayPal’s documented payloads (%s)',
+    async (_order, order) => {
+      const opened = await openInvoice(19200);
+      const { captureId } = paypalChargeSucceeds();
+      const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
+      expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 19200 });
+      const before = await ledgerByCode(app);
+
+      const resolved = paypalFixture('constructed/webhook.CUSTOMER.DISPUTE.RESOLVED.constructed.json');
+      resolved.id = `WH-PP-D-4012-${newCaptureId()}`;
+      resolved.resource = paypalFixture('api.disputes.get.resolved_buyer_favour.json');
+      resolved.resource.disputed_transactions[0].seller_transaction_id = captureId;
+      const refunded = paypalFixture('webhook.PAYMENT.CAPTURE.REFUNDED.json');
+      refunded.id = `WH-REFUND-${newCaptureId()}`;
+      const refundId = newCaptureId();
+      Object.assign(refunded.resource, {
+        id: refundId,
+        amount: { value: '96.00', currency_code: 'USD' },
+        links: [
+          {
+            method: 'GET',
+            rel: 'self',
+            href: `https://api.sandbox.paypal.com/v2/payments/refunds/${refundId}`,
+          },
+          {
+            method: 'GET',
+            rel: 'up',
+            href: `https://api.sandbox.paypal.com/v2/payments/captures/${captureId}`,
+          },
+        ],
+      });
+      const events = { resolved, refunded };
+      for (const name of order) {
+        const body = JSON.stringify(events[name]);
+        const headers = signPaypalDelivery(body, {
+          privateKeyPem: readFileSync(TEST_KEY_FILE, 'utf8'),
+          webhookId: PAYPAL_WEBHOOK_ID,
+        });
+        expect((await deliver(app, { body, headers })).status).toBe(200);
+        expect((await settled(app, events[name].id)).status).toBe('processed');
+      }
+
+      const after = await ledgerByCode(app);
+      expect(after['gateway_clearing:paypal USD']).toBe(before['gateway_clearing:paypal USD']! - 9600);
+      expect(after['refunds USD']).toBe((before['refunds USD'] ?? 0) + 9600);
+      expect(after['disputed_funds USD'] ?? 0).toBe(before['disputed_funds USD'] ?? 0);
+      expect(after['chargeback_losses USD'] ?? 0).toBe(before['chargeback_losses USD'] ?? 0);
+      expect((await app.api('GET', `/v1/invoices/${opened.invoice.id}`)).body).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: 9600,
+      });
+    },
+  );
+
   it('still books a lost claim as a chargeback loss when no refund of its amount comes, and a smaller refund stays its own', async () => {
     const { captureId } = await paidInvoice();
     const before = await ledgerByCode(app);

@@ -143,7 +143,9 @@ describe('refunds and disputes on a Stripe payment', () => {
     expect(open['disputed_funds EUR']).toBe((before['disputed_funds EUR'] ?? 0) + 4620);
     expect(open['gateway_clearing:stripe EUR']).toBe((before['gateway_clearing:stripe EUR'] ?? 0) - 4620);
 
-    // The real dispute-closed fixture (warning_closed: the inquiry never became a chargeback), same dispute.
+    // The real dispute-closed fixture (warning_closed), same dispute: a dispute whose funds were
+    // withdrawn and that Stripe then reports as an inquiry closed (as disputes recorded before
+    // inquiries were told apart) gets its funds back, as a won dispute.
     const closed = stripeFixture('webhook.charge.dispute.closed.json');
     Object.assign(closed.data.object, {
       id: created.data.object.id,

@@ -48,11 +48,12 @@ function refundObject(p: {
  * `charge.refunded` as API versions from 2022-11-15 send it: Stripe's own Charge fixture (stripe-mock)
  * without the `refunds` list, `amount_refunded` the running total (https://docs.stripe.com/upgrades#2022-11-15).
  */
-function chargeRefunded(intent: string, amountRefunded: number) {
-  const charge = stripeFixture('api.charge.succeeded.openapi-fixture.json');
-  delete charge.refunds;
+function chargeRefunded(charge: string, intent: string, amountRefunded: number) {
+  const object = stripeFixture('api.charge.succeeded.openapi-fixture.json');
+  delete object.refunds;
   return stripeEvent('charge.refunded', {
-    ...charge,
+    ...object,
+    id: charge,
     amount: 4620,
     amount_captured: 4620,
     amount_refunded: amountRefunded,
@@ -60,6 +61,14 @@ function chargeRefunded(intent: string, amountRefunded: number) {
     currency: 'eur',
     payment_intent: intent,
   });
+}
+
+/** Fakes Stripe's `GET /v1/refunds?charge=…` (a list object, one page) answering `refunds`. */
+function stripeListsRefunds(charge: string, refunds: object[]) {
+  return nock(STRIPE_API_BASE)
+    .get('/v1/refunds')
+    .query({ charge, limit: '100' })
+    .reply(200, { object: 'list', data: refunds, has_more: false, url: '/v1/refunds' });
 }
 
 async function eventOf(app: TestApp, gatewayEventId: string) {
@@ -107,13 +116,16 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
    * (pending), refund.updated and charge.refund.updated (succeeded), and charge.refunded (no list).
    */
   function dashboardRefundEvents(intent: string, refundId: string) {
-    const pending = refundObject({ id: refundId, amount: 620, intent, status: 'pending' });
+    const charge = `ch_${refundId}`;
+    const pending = refundObject({ id: refundId, amount: 620, intent, status: 'pending', charge });
     const succeeded = { ...pending, status: 'succeeded' };
+    // Asked by charge.refunded, Stripe lists the refund as it is now: succeeded.
+    stripeListsRefunds(charge, [succeeded]);
     return {
       created: stripeEvent('refund.created', pending),
       updated: stripeEvent('refund.updated', succeeded),
       chargeRefundUpdated: stripeEvent('charge.refund.updated', succeeded),
-      chargeRefunded: chargeRefunded(intent, 620),
+      chargeRefunded: chargeRefunded(charge, intent, 620),
     };
   }
 
@@ -148,8 +160,32 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
       status: 'PARTIALLY_REFUNDED',
       amount_refunded: 620,
     });
-    // charge.refunded lists no refunds since API 2022-11-15: it books nothing of its own.
-    expect((await eventOf(app, events.chargeRefunded.id)).status).toBe('ignored');
+    // charge.refunded lists no refunds since API 2022-11-15: billhook asked Stripe for them.
+    expect((await eventOf(app, events.chargeRefunded.id)).status).toBe('processed');
+  });
+
+  it('books a dashboard refund known only from charge.refunded (no list) by asking Stripe for the charge’s refunds', async () => {
+    const { invoice, transaction } = await paidInvoice();
+    const before = await ledgerByCode(app);
+    const intent = transaction.gateway_transaction_id;
+    const charge = `ch_only_${++sequence}`;
+    const first = refundObject({ id: `re_a_${sequence}`, amount: 620, intent, status: 'succeeded', charge });
+    const second = refundObject({ id: `re_b_${sequence}`, amount: 380, intent, status: 'pending', charge });
+    const lister = stripeListsRefunds(charge, [second, first]);
+    const settled = await deliverSettled(app, chargeRefunded(charge, intent, 1000));
+    // The pending refund is recorded pending as it is created (its own result then changes nothing).
+    expect(settled).toMatchObject({ status: 'processed', outcome: 'duplicate, applied' });
+    expect(lister.isDone()).toBe(true);
+    // Two refunds recorded: 620 succeeded (refunds +620, clearing -620) and 380 pending (nothing posted yet).
+    const refunds = await refundsOf(app, transaction.id);
+    expect(refunds.map((r: { amount: number; status: string }) => [r.amount, r.status]).sort()).toEqual([
+      [380, 'pending'],
+      [620, 'succeeded'],
+    ]);
+    const after = await ledgerByCode(app);
+    expect(after['refunds EUR']).toBe((before['refunds EUR'] ?? 0) + 620);
+    expect(after['gateway_clearing:stripe EUR']).toBe(before['gateway_clearing:stripe EUR']! - 620);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({ amount_refunded: 620 });
   });
 
   it('books a refund billhook made once, its webhooks arriving before and after Stripe’s answer', async () => {
@@ -171,21 +207,22 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
     const refunded = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
     expect(refunded.body).toMatchObject({ status: 'succeeded', gateway_refund_id: refundId, amount: 1000 });
 
+    const charge = `ch_ours_${sequence}`;
     const late = refundObject({
       id: refundId,
       amount: 1000,
       intent,
       status: 'succeeded',
       reference: refunded.body.id,
+      charge,
     });
+    stripeListsRefunds(charge, [late]);
     for (const event of [
       stripeEvent('refund.updated', late),
       stripeEvent('charge.refund.updated', late),
-      chargeRefunded(intent, 1000),
+      chargeRefunded(charge, intent, 1000),
     ]) {
-      expect(['duplicate', 'ignored: charge.refunded is not reconciled']).toContain(
-        (await deliverSettled(app, event)).outcome,
-      );
+      expect((await deliverSettled(app, event)).outcome).toBe('duplicate');
     }
     // Booked once: refunds +1000, gateway clearing -1000.
     expect(await refundsOf(app, transaction.id)).toHaveLength(1);

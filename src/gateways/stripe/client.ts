@@ -279,6 +279,18 @@ export class StripeClient implements GatewayClient {
   }
 
   /**
+   * Every refund of a charge, newest first: `GET /v1/refunds?charge=…`, following `has_more` through
+   * all pages (https://docs.stripe.com/api/refunds/list). The webhook side's `RefundsOfCharge`.
+   * @throws the stripe package's error when Stripe does not answer (the webhook job retries)
+   */
+  async refundsOfCharge(chargeId: string): Promise<Stripe.Refund[]> {
+    const refunds: Stripe.Refund[] = [];
+    for await (const refund of this.#stripe.refunds.list({ charge: chargeId, limit: 100 }))
+      refunds.push(refund);
+    return refunds;
+  }
+
+  /**
    * What became of a charge: `GET /v1/payment_intents/{id}` when its id is known, otherwise a search on
    * our metadata reference (https://docs.stripe.com/search#query-fields-for-payment-intents; the
    * index trails writes by about a minute, so `not_found` is only final for an older attempt).

@@ -5,21 +5,27 @@ import { StripeWebhook } from './webhook.ts';
 
 /**
  * The Stripe adapter: the webhook half is enabled by `STRIPE_WEBHOOK_SECRET`, the outbound half by
- * `STRIPE_SECRET_KEY` (calls go to `STRIPE_API_BASE`).
+ * `STRIPE_SECRET_KEY` (calls go to `STRIPE_API_BASE`), which also lets the webhook half ask Stripe
+ * for the refunds of a `charge.refunded` event that lists none.
  */
 export function stripeAdapter(config: Config): GatewayAdapter {
+  const client = config.STRIPE_SECRET_KEY
+    ? new StripeClient({
+        secretKey: config.STRIPE_SECRET_KEY,
+        apiBase: config.STRIPE_API_BASE,
+        timeoutMs: config.GATEWAY_TIMEOUT_MS,
+      })
+    : undefined;
   return {
     name: 'stripe',
     webhook:
       config.STRIPE_WEBHOOK_SECRET.length > 0
-        ? new StripeWebhook(config.STRIPE_WEBHOOK_SECRET, config.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+        ? new StripeWebhook(
+            config.STRIPE_WEBHOOK_SECRET,
+            config.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
+            client && ((chargeId) => client.refundsOfCharge(chargeId)),
+          )
         : undefined,
-    client: config.STRIPE_SECRET_KEY
-      ? new StripeClient({
-          secretKey: config.STRIPE_SECRET_KEY,
-          apiBase: config.STRIPE_API_BASE,
-          timeoutMs: config.GATEWAY_TIMEOUT_MS,
-        })
-      : undefined,
+    client,
   };
 }

@@ -64,6 +64,9 @@ const PaymentIntent = z.object({
   cancellation_reason: z.string().nullish(),
 });
 
+/** What a listed refund must have before it is named in an event id; `Refund` checks the rest. */
+const RefundId = z.object({ id: z.string().min(1) });
+
 const Refund = z.object({
   id: z.string(),
   amount: Amount,
@@ -186,6 +189,32 @@ function refundEvent(eventId: string, occurredAt: Date, object: unknown): Paymen
 }
 
 /**
+ * One refund event per refund of a charge (`charge.refunded`), each with event id `evt_…:re_…`; a
+ * refund without its own payment_intent / charge takes the charge's. Refunds are also delivered as
+ * refund.* events: both kinds dedupe on the refund id.
+ */
+function chargeRefundEvents(
+  eventId: string,
+  occurredAt: Date,
+  charge: z.output<typeof Charge>,
+  refunds: readonly object[],
+): PaymentEvent[] {
+  return refunds.map((refund) =>
+    refundEvent(`${eventId}:${parse(RefundId, refund, 'refund').id}`, occurredAt, {
+      payment_intent: charge.payment_intent,
+      charge: charge.id,
+      ...refund,
+    }),
+  );
+}
+
+/**
+ * Every refund of a Stripe charge as the API returns it (`GET /v1/refunds?charge=`, all pages):
+ * what `charge.refunded` no longer lists since API 2022-11-15. Throws when Stripe does not answer.
+ */
+export type RefundsOfCharge = (chargeId: string) => Promise<readonly object[]>;
+
+/**
  * The canonical events of a Stripe event (see `StripeWebhook.normalize`).
  * @throws WebhookPayloadError when a known event type's object has an unexpected shape
  */
@@ -218,16 +247,8 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
   }
   if (REFUND_EVENT_TYPES.has(event.type)) return [refundEvent(event.id, occurredAt, object)];
   if (event.type === 'charge.refunded') {
-    // Each refund of the charge becomes its own event; refunds are also delivered as refund.* events,
-    // and both kinds dedupe on the refund id.
     const charge = parse(Charge, object, 'charge');
-    return (charge.refunds?.data ?? []).map((refund) =>
-      refundEvent(`${event.id}:${String(refund.id)}`, occurredAt, {
-        payment_intent: charge.payment_intent,
-        charge: charge.id,
-        ...refund,
-      }),
-    );
+    return chargeRefundEvents(event.id, occurredAt, charge, charge.refunds?.data ?? []);
   }
   if (event.type.startsWith('charge.dispute.')) {
     const dispute = parse(Dispute, object, 'dispute');
@@ -260,17 +281,21 @@ export class StripeWebhook implements WebhookVerifier {
   readonly #stripe: Stripe;
   readonly #secrets: readonly string[];
   readonly #toleranceSeconds: number;
+  readonly #refundsOfCharge: RefundsOfCharge | undefined;
 
   /**
    * @param secrets endpoint secrets (`whsec_…`); several are accepted during rotation
    * @param toleranceSeconds the largest accepted age of the signed timestamp (Stripe's default 300 s)
+   * @param refundsOfCharge lists a charge's refunds (the client's, when `STRIPE_SECRET_KEY` is set),
+   *   for a `charge.refunded` event that lists none
    */
-  constructor(secrets: readonly string[], toleranceSeconds = 300) {
+  constructor(secrets: readonly string[], toleranceSeconds = 300, refundsOfCharge?: RefundsOfCharge) {
     if (secrets.length === 0) throw new Error('StripeWebhook needs at least one endpoint secret');
     if (toleranceSeconds <= 0) throw new Error('a tolerance of 0 would skip the timestamp check');
     this.#stripe = new Stripe('sk_webhooks_only');
     this.#secrets = secrets;
     this.#toleranceSeconds = toleranceSeconds;
+    this.#refundsOfCharge = refundsOfCharge;
   }
 
   /**
@@ -322,16 +347,26 @@ export class StripeWebhook implements WebhookVerifier {
    * canonical events. Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies
    *   are upper-cased.
    * - Refunds are matched by the refund id, else our metadata reference, else booked as a refund
-   *   made at Stripe on the payment intent. `charge.refunded` books the refunds it lists (API
-   *   versions before 2022-11-15); since 2022-11-15 it lists none (https://docs.stripe.com/upgrades#2022-11-15)
-   *   and books nothing: `refund.created` / `refund.updated` / `refund.failed` (and
-   *   `charge.refund.updated`) carry every refund, whoever made it.
+   *   made at Stripe on the payment intent. `refund.created` / `refund.updated` / `refund.failed`
+   *   (and `charge.refund.updated`) carry every refund, whoever made it. `charge.refunded` books
+   *   the refunds it lists (API versions before 2022-11-15); since 2022-11-15 it lists none
+   *   (https://docs.stripe.com/upgrades#2022-11-15), so its refunds are asked of Stripe
+   *   (`refundsOfCharge`) when a secret key is configured, else it books nothing.
    * - A refund or dispute whose `payment_intent` is null is on a charge billhook did not make:
    *   `unmatchable`, raised as an exception at once.
    * - Inquiries (`warning_*`) are `dispute.inquiry` / `dispute.inquiry_closed`: no money moves.
-   * @throws WebhookPayloadError when a known event type has an unexpected shape
+   * @throws WebhookPayloadError when a known event type has an unexpected shape (a listed refund
+   *   too); any other error (Stripe not answering the refund list) makes the job retry
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
-    return eventsOf(parse(Envelope, parseJsonPayload(body), 'event'));
+    const event = parse(Envelope, parseJsonPayload(body), 'event');
+    if (event.type === 'charge.refunded' && this.#refundsOfCharge) {
+      const charge = parse(Charge, event.data.object, 'charge');
+      if (!charge.refunds) {
+        const refunds = await this.#refundsOfCharge(charge.id);
+        return chargeRefundEvents(event.id, new Date(event.created * 1000), charge, refunds);
+      }
+    }
+    return eventsOf(event);
   }
 }

@@ -301,6 +301,38 @@ describe('StripeWebhook.normalize', () => {
     expect(events[1]!.raw).toMatchObject({ charge: 'ch_refunded', payment_intent: 'pi_refunded' });
   });
 
+  it('asks Stripe for the refunds of a charge.refunded without a list (API 2022-11-15 on), and only then', async () => {
+    const event = stripeFixture('webhook.charge.refund.updated.json');
+    event.type = 'charge.refunded';
+    event.data = { object: { id: 'ch_1', object: 'charge', payment_intent: 'pi_1', amount_refunded: 60 } };
+    const listed = { ...event, data: { object: { ...event.data.object, refunds: { data: [] } } } };
+    const asked: string[] = [];
+    const refund = {
+      ...stripeFixture('api.refund.succeeded.openapi-fixture.json'),
+      amount: 60,
+      charge: 'ch_1',
+    };
+    const withLister = new StripeWebhook([SECRET], 300, async (charge) => {
+      asked.push(charge);
+      return [refund];
+    });
+    expect(await withLister.normalize(JSON.stringify(event))).toMatchObject([
+      {
+        type: 'refund.succeeded',
+        gatewayEventId: `${event.id}:re_1Pgc72B7WZ01zgkWqPvrRrPE`,
+        gatewayRefundId: 're_1Pgc72B7WZ01zgkWqPvrRrPE',
+        // The listed refund's own payment_intent (null in Stripe's fixture) wins over the charge's.
+        gatewayTransactionId: 'ch_1',
+        amount: 60n,
+      },
+    ]);
+    expect(await withLister.normalize(JSON.stringify(listed))).toEqual([]);
+    expect(asked).toEqual(['ch_1']);
+    // A listed refund without an id is refused, not named `undefined`.
+    const noId = new StripeWebhook([SECRET], 300, async () => [{ amount: 60 }]);
+    await expect(noId.normalize(JSON.stringify(event))).rejects.toThrow(/not a Stripe refund: id/);
+  });
+
   it('turns a charge.refunded event without a refunds list into no events', async () => {
     const event = stripeFixture('webhook.charge.refund.updated.json');
     event.type = 'charge.refunded';
