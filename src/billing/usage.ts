@@ -344,7 +344,8 @@ export interface UsageEstimate {
 
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
- * period: its metered prices applied to the events of [current_period_start, current_period_end),
+ * period: its metered prices applied to the events of [current_period_start, current_period_end)
+ * not billed yet (from `usage_billed_until` when that is later),
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
@@ -368,7 +369,8 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .select(['e.subscription_id', 'e.code', ...aggregateColumns()])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
-    .whereRef('e.occurred_at', '>=', 's.current_period_start')
+    // Usage already billed (e.g. at a plan change mid-period) is not owed any more.
+    .where(sql<boolean>`e.occurred_at >= greatest(s.current_period_start, s.usage_billed_until)`)
     .whereRef('e.occurred_at', '<', 's.current_period_end')
     .groupBy(['e.subscription_id', 'e.code'])
     .execute();

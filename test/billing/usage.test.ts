@@ -443,6 +443,18 @@ describe('usage-based billing', () => {
         { currency: 'USD', amount: 2930 + 1500 },
       ]);
       expect((await app.api('GET', '/v1/customers/cus_nope/usage-estimate')).status).toBe(404);
+
+      // Usage billed already (as a plan change on November 20th bills it) is no longer estimated.
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({ usage_billed_until: new Date('2026-11-20T00:00:00Z') })
+        .where('id', '=', second.id)
+        .execute();
+      const after = await app.api('GET', `/v1/customers/${customerId}/usage-estimate`);
+      expect(after.body.totals).toEqual([
+        { currency: 'EUR', amount: 42 },
+        { currency: 'USD', amount: 2930 }, // the 3 seats (1500) of November 10th are billed
+      ]);
     });
   });
 
