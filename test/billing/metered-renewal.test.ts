@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
-import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  cancelSubscription,
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -349,5 +354,26 @@ describe('metered usage on renewal invoices', () => {
     const billed = usageOf(april);
     expect(billed.length ? billed[0]?.[0] : 0).toBe(storedCalls);
     expect(april.total).toBe(1000 + 2 * storedCalls);
+  });
+
+  it('usage recorded before and during a suspension is billed when billing resumes, each period on its own', async () => {
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    await record(id, 'susp-1', 100, '2027-03-10T00:00:00Z');
+    await suspendSubscription(app.runtime.db, id, new Date('2027-03-20T00:00:00Z'));
+    await record(id, 'susp-2', 40, '2027-04-10T00:00:00Z'); // still recorded while SUSPENDED
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z')); // SUSPENDED: no invoice
+    await reactivateSubscription(app.runtime.db, id, new Date('2027-05-10T00:00:00Z'));
+
+    const [march, may, ...more] = await invoicesOf(customerId);
+    expect(more).toEqual([]);
+    expect(march.total).toBe(1000);
+    // May's invoice (April was never invoiced): March's 100 calls × 2 = 200 and April's 40 × 2 = 80,
+    // one line per period (the old code billed April's only and dropped March's).
+    expect(usageOf(may)).toEqual([
+      [100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+      [40, 80, '2027-04-01T00:00:00.000Z', '2027-05-01T00:00:00.000Z'],
+    ]);
+    expect(may.total).toBe(1000 + 200 + 80);
   });
 });
