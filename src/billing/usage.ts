@@ -238,21 +238,6 @@ export interface UsageWindow {
 }
 
 /**
- * The invoice lines of a subscription's metered prices for the period [`periodStart`, `periodEnd`)
- * (usage events with `occurred_at` in it): `usageLines` with that one window.
- * @throws RangeError as `usageLines`
- */
-export function meteredLines(
-  db: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id'>,
-  plan: Plan,
-  periodStart: Date,
-  periodEnd: Date,
-): Promise<NewLine[]> {
-  return usageLines(db, subscription, plan, [{ start: periodStart, end: periodEnd }]);
-}
-
-/**
  * The invoice lines of a subscription's metered prices for each window of `windows` (usage events
  * with `occurred_at` in [start, end)), aggregated per window in one query.
  *
