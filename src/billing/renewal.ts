@@ -315,7 +315,7 @@ export async function renewLocked(
       if (final) invoices.push(final);
       current = await transitionSubscription(trx, current, 'CANCELLED', due, {
         reason: 'cancel_at_period_end',
-        invoice: final?.id,
+        final_invoice: final?.id,
       });
       break;
     }
