@@ -4,7 +4,9 @@ import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { invoiceActivity, lockInvoice } from './invoices.ts';
+import { getPlan } from './plans.ts';
 import { DUNNING_REASON } from './reinstate.ts';
+import { invoiceUsageUntil } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 const DAY_MS = 86_400_000;
@@ -47,7 +49,8 @@ export interface DunningStep {
  * ledger's writers): `payment_attempts` + 1; the first failure starts dunning at `now`; the next
  * charge is `dunning_started_at` + the next retry day, or none once the retries are used up. Its
  * subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last retry → SUSPENDED or
- * CANCELLED by `policy.finalAction`. Logs `invoice.payment_failed` (and the subscription's change).
+ * CANCELLED by `policy.finalAction` (cancelling first invoices its usage not billed yet, as a cancel
+ * now does: `invoiceUsageUntil`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
   trx: Kysely<Database>,
@@ -92,7 +95,19 @@ export async function recordCollectionFailure(
     status = (await transitionSubscription(trx, subscription, 'PAST_DUE', now, data)).status;
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
     const to = policy.finalAction === 'CANCEL' ? 'CANCELLED' : 'SUSPENDED';
-    status = (await transitionSubscription(trx, subscription, to, now, data)).status;
+    const final =
+      to === 'CANCELLED'
+        ? await invoiceUsageUntil(
+            trx,
+            subscription,
+            await getPlan(trx, subscription.plan_id),
+            now,
+            now,
+            'subscription_update',
+          )
+        : null;
+    status = (await transitionSubscription(trx, subscription, to, now, { ...data, final_invoice: final?.id }))
+      .status;
   }
   return { ...step, subscriptionStatus: status };
 }

@@ -203,7 +203,7 @@ export function planOf(row: PlanRow): Plan {
 
 /**
  * The recurring amount a plan charges per period for `quantity` units (its price model; metered
- * prices are billed separately from usage, see usage.ts `meteredLines`).
+ * prices are billed separately from usage, see usage.ts `usageLines`).
  * @param quantity units, non-negative
  * @returns minor units of `plan.currency`
  */

@@ -41,7 +41,10 @@ import { type UsageWindow, usageLines } from './usage.ts';
 export const RENEWABLE: readonly SubscriptionStatus[] = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE'];
 
 /** The periods of a subscription on its plan's interval. */
-export function cadenceOf(subscription: Pick<SubscriptionRow, 'billing_anchor'>, plan: Plan): Cadence {
+export function cadenceOf(
+  subscription: Pick<SubscriptionRow, 'billing_anchor'>,
+  plan: Pick<Plan, 'interval' | 'interval_count'>,
+): Cadence {
   return { anchor: subscription.billing_anchor, interval: plan.interval, intervalCount: plan.interval_count };
 }
 
@@ -108,7 +111,7 @@ export function recurringLines(
  */
 export function unbilledUsageWindows(
   subscription: Pick<SubscriptionRow, 'billing_anchor' | 'start_at' | 'usage_billed_until'>,
-  plan: Plan,
+  plan: Pick<Plan, 'interval' | 'interval_count' | 'bill_trial_usage'>,
   until: Date,
 ): UsageWindow[] {
   const from = subscription.usage_billed_until ?? subscription.start_at;
@@ -312,7 +315,7 @@ export async function renewLocked(
       if (final) invoices.push(final);
       current = await transitionSubscription(trx, current, 'CANCELLED', due, {
         reason: 'cancel_at_period_end',
-        invoice: final?.id,
+        final_invoice: final?.id,
       });
       break;
     }

@@ -26,8 +26,9 @@ import { transitionSubscription } from './subscription-status.ts';
  *   the usage not billed yet; at period end → a flag, and the renewal at the end of the period makes
  *   that final invoice and cancels instead of invoicing the next period.
  * - Suspend → SUSPENDED: no invoices are made. Reactivate → ACTIVE: billing resumes with the period
- *   that contains the moment of reactivation, invoiced at once; periods wholly missed while
- *   suspended are never invoiced (no back-billing).
+ *   that contains the moment of reactivation, invoiced at once; the fees of periods wholly missed
+ *   while suspended are never invoiced (no back-billing), the usage recorded meanwhile is (on that
+ *   invoice, one set of lines per period).
  */
 
 /** A new subscription. Amounts in minor units of the plan's currency. */
@@ -259,7 +260,7 @@ export async function cancelSubscription(
       const final = await invoiceUsageUntil(trx, subscription, plan, now, now, 'subscription_update');
       return transitionSubscription(trx, subscription, 'CANCELLED', now, {
         at_period_end: false,
-        invoice: final?.id,
+        final_invoice: final?.id,
       });
     }
     if (subscription.cancel_at_period_end) {

@@ -238,21 +238,6 @@ export interface UsageWindow {
 }
 
 /**
- * The invoice lines of a subscription's metered prices for the period [`periodStart`, `periodEnd`)
- * (usage events with `occurred_at` in it): `usageLines` with that one window.
- * @throws RangeError as `usageLines`
- */
-export function meteredLines(
-  db: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id'>,
-  plan: Plan,
-  periodStart: Date,
-  periodEnd: Date,
-): Promise<NewLine[]> {
-  return usageLines(db, subscription, plan, [{ start: periodStart, end: periodEnd }]);
-}
-
-/**
  * The invoice lines of a subscription's metered prices for each window of `windows` (usage events
  * with `occurred_at` in [start, end)), aggregated per window in one query.
  *
@@ -344,7 +329,8 @@ export interface UsageEstimate {
 
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
- * period: its metered prices applied to the events of [current_period_start, current_period_end),
+ * period: its metered prices applied to the events of [current_period_start, current_period_end)
+ * not billed yet (from `usage_billed_until` when that is later),
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
@@ -368,7 +354,8 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .select(['e.subscription_id', 'e.code', ...aggregateColumns()])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
-    .whereRef('e.occurred_at', '>=', 's.current_period_start')
+    // Usage already billed (e.g. at a plan change mid-period) is not owed any more.
+    .where(sql<boolean>`e.occurred_at >= greatest(s.current_period_start, s.usage_billed_until)`)
     .whereRef('e.occurred_at', '<', 's.current_period_end')
     .groupBy(['e.subscription_id', 'e.code'])
     .execute();

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/activities/activities.ts';
 import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/billing/collection.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
@@ -95,6 +96,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     currency: string,
     status: SubscriptionStatus,
     paymentMethodId?: string,
+    metered: unknown[] = [],
   ) {
     const db = app.runtime.db;
     const product = await db
@@ -110,7 +112,8 @@ describe('invoice.charge: scheduled charges and dunning', () => {
         name: 'Pro monthly',
         currency,
         interval: 'MONTH',
-        price: JSON.stringify({ model: 'FLAT_FEE', amount: '2000' }),
+        price: JSON.stringify({ model: 'FLAT_FEE', amount: 2000 }),
+        metered: JSON.stringify(metered),
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -379,8 +382,14 @@ describe('invoice.charge: scheduled charges and dunning', () => {
 
   it('with DUNNING_FINAL_ACTION=CANCEL cancels after the last retry; a later payment does not revive it', async () => {
     const { customer } = await customerWith(app, { stripe: true });
-    const sub = await subscription(customer.id, 'JPY', 'IN_TRIAL');
+    const calls = { code: 'calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 3 } };
+    const sub = await subscription(customer.id, 'JPY', 'IN_TRIAL', undefined, [calls]);
     const id = await dueInvoice(customer.id, 'JPY', 900n, at(0), { subscription: sub });
+    await recordUsageEvent(
+      app.runtime.db,
+      { eventId: 'dunned-calls', subscriptionId: sub, code: 'calls', value: 7n, timestamp: at(1) },
+      at(1),
+    );
     const config = { DUNNING_RETRY_DAYS: [2], DUNNING_FINAL_ACTION: 'CANCEL' as const };
     declines();
     await sweep(at(0), config);
@@ -390,6 +399,14 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     await sweep(at(2), config);
     expect(await subscriptionStatus(sub)).toBe('CANCELLED');
     expect(await invoice(id)).toMatchObject({ status: 'OPEN', payment_attempts: 2, charge_at: null });
+    // Cancelling ends it: the usage not billed yet (7 calls × 3 = 21 JPY) is on a final invoice.
+    const final = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['total', 'billing_reason', 'status'])
+      .where('subscription_id', '=', sub)
+      .where('id', '!=', id)
+      .execute();
+    expect(final).toEqual([{ total: 21n, billing_reason: 'subscription_update', status: 'OPEN' }]);
 
     await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 900, method: 'BANK' });
     expect((await invoice(id)).status).toBe('PAID');

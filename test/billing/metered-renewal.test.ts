@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
-import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
+import {
+  cancelSubscription,
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -310,5 +315,65 @@ describe('metered usage on renewal invoices', () => {
     // April: the new plan's fee, no usage (March's is billed).
     expect(usageOf(april)).toEqual([]);
     expect(april.total).toBe(3000);
+  });
+
+  it('usage events racing the renewal that bills their period are either billed on it or refused, never dropped', async () => {
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    const now = new Date('2027-04-01T00:10:00Z');
+    const events = Array.from({ length: 16 }, (_, i) =>
+      recordUsageEvent(
+        app.runtime.db,
+        {
+          eventId: `race-${i}`,
+          subscriptionId: id,
+          code: 'api_calls',
+          value: BigInt(i + 1),
+          timestamp: new Date('2027-03-31T23:59:00Z'),
+        },
+        now,
+      ),
+    );
+    // The renewal waits for the row (no SKIP LOCKED, unlike the sweep) so it does race the events.
+    const [renewal, ...recorded] = await Promise.allSettled([
+      renewSubscription(app.runtime.db, id, now),
+      ...events,
+    ]);
+    expect(renewal.status).toBe('fulfilled');
+    for (const r of recorded) {
+      if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ValidationError); // 422, stored nothing
+    }
+    const stored = await app.runtime.db
+      .selectFrom('usage_events')
+      .select('value')
+      .where('subscription_id', '=', id)
+      .execute();
+    const storedCalls = stored.reduce((sum, e) => sum + Number(e.value), 0);
+    const april = (await invoicesOf(customerId)).at(-1);
+    // Whatever the interleaving: the April invoice bills exactly the calls stored, 2 each.
+    const billed = usageOf(april);
+    expect(billed.length ? billed[0]?.[0] : 0).toBe(storedCalls);
+    expect(april.total).toBe(1000 + 2 * storedCalls);
+  });
+
+  it('usage recorded before and during a suspension is billed when billing resumes, each period on its own', async () => {
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    await record(id, 'susp-1', 100, '2027-03-10T00:00:00Z');
+    await suspendSubscription(app.runtime.db, id, new Date('2027-03-20T00:00:00Z'));
+    await record(id, 'susp-2', 40, '2027-04-10T00:00:00Z'); // still recorded while SUSPENDED
+    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z')); // SUSPENDED: no invoice
+    await reactivateSubscription(app.runtime.db, id, new Date('2027-05-10T00:00:00Z'));
+
+    const [march, may, ...more] = await invoicesOf(customerId);
+    expect(more).toEqual([]);
+    expect(march.total).toBe(1000);
+    // May's invoice (April was never invoiced): March's 100 calls × 2 = 200 and April's 40 × 2 = 80,
+    // one line per period (the old code billed April's only and dropped March's).
+    expect(usageOf(may)).toEqual([
+      [100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+      [40, 80, '2027-04-01T00:00:00.000Z', '2027-05-01T00:00:00.000Z'],
+    ]);
+    expect(may.total).toBe(1000 + 200 + 80);
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice } from '../../src/billing/invoices.ts';
 import { getPlan } from '../../src/billing/plans.ts';
-import { meteredLines } from '../../src/billing/usage.ts';
+import { unbilledUsageWindows } from '../../src/billing/renewal.ts';
+import { usageLines } from '../../src/billing/usage.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -230,7 +231,7 @@ describe('usage-based billing', () => {
     });
   });
 
-  describe('meteredLines and the estimate', () => {
+  describe('usageLines and the estimate', () => {
     it('aggregates the period [start, end) by SUM, MAX and COUNT into priced invoice lines', async () => {
       const { id, customerId } = await subscribe();
       const events: [string, number, string][] = [
@@ -251,7 +252,9 @@ describe('usage-based billing', () => {
         expect((await post(id, code, value, { timestamp })).status).toBe(201);
       }
       const plan = await getPlan(app.runtime.db, planId);
-      const lines = await meteredLines(app.runtime.db, { id }, plan, PERIOD_START, PERIOD_END);
+      const lines = await usageLines(app.runtime.db, { id }, plan, [
+        { start: PERIOD_START, end: PERIOD_END },
+      ]);
       const common = {
         type: 'CHARGE',
         taxRatePpm: 100_000,
@@ -308,7 +311,9 @@ describe('usage-based billing', () => {
       // A period without events: no lines.
       const emptyStart = new Date('2025-01-01T00:00:00Z');
       const emptyEnd = new Date('2025-02-01T00:00:00Z');
-      expect(await meteredLines(app.runtime.db, { id }, plan, emptyStart, emptyEnd)).toEqual([]);
+      expect(await usageLines(app.runtime.db, { id }, plan, [{ start: emptyStart, end: emptyEnd }])).toEqual(
+        [],
+      );
     });
 
     it('prices every aggregation × price model as worked by hand (events 3, 8, 1: SUM 12, MAX 8, COUNT 3)', async () => {
@@ -364,13 +369,9 @@ describe('usage-based billing', () => {
           expect((await post(id, `${aggregation}_${model}`.toLowerCase(), value)).status).toBe(201);
         }
       }
-      const lines = await meteredLines(
-        app.runtime.db,
-        { id },
-        await getPlan(app.runtime.db, plan.body.id),
-        PERIOD_START,
-        PERIOD_END,
-      );
+      const lines = await usageLines(app.runtime.db, { id }, await getPlan(app.runtime.db, plan.body.id), [
+        { start: PERIOD_START, end: PERIOD_END },
+      ]);
       expect(
         lines.map((l) => [l.metricCode, l.quantity, l.amount ?? (l.unitAmount ?? 0n) * BigInt(l.quantity)]),
       ).toEqual(
@@ -389,13 +390,9 @@ describe('usage-based billing', () => {
       const { id } = await subscribe();
       await post(id, 'calls', 0);
       await post(id, 'builds', 0);
-      const lines = await meteredLines(
-        app.runtime.db,
-        { id },
-        await getPlan(app.runtime.db, planId),
-        PERIOD_START,
-        PERIOD_END,
-      );
+      const lines = await usageLines(app.runtime.db, { id }, await getPlan(app.runtime.db, planId), [
+        { start: PERIOD_START, end: PERIOD_END },
+      ]);
       // COUNT 1 falls in the free tier (up to 2 at 0): a line of amount 0.
       expect(lines.map((l) => [l.metricCode, l.quantity, l.amount])).toEqual([['builds', 1, 0n]]);
     });
@@ -443,6 +440,56 @@ describe('usage-based billing', () => {
         { currency: 'USD', amount: 2930 + 1500 },
       ]);
       expect((await app.api('GET', '/v1/customers/cus_nope/usage-estimate')).status).toBe(404);
+
+      // Usage billed already (as a plan change on November 20th bills it) is no longer estimated.
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({ usage_billed_until: new Date('2026-11-20T00:00:00Z') })
+        .where('id', '=', second.id)
+        .execute();
+      const after = await app.api('GET', `/v1/customers/${customerId}/usage-estimate`);
+      expect(after.body.totals).toEqual([
+        { currency: 'EUR', amount: 42 },
+        { currency: 'USD', amount: 2930 }, // the 3 seats (1500) of November 10th are billed
+      ]);
+    });
+
+    it('cuts the usage not billed yet into the trial (when billed) and each period, month ends clamped', () => {
+      const d = (iso: string) => new Date(`${iso}T00:00:00Z`);
+      const monthly = { interval: 'MONTH' as const, interval_count: 1, bill_trial_usage: true };
+      // A trial from January 1st to the 31st (the anchor): periods Jan 31 → Feb 28 → Mar 31.
+      const subscription = {
+        start_at: d('2027-01-01'),
+        billing_anchor: d('2027-01-31'),
+        usage_billed_until: null,
+      };
+      const windows = (
+        s: typeof subscription | { usage_billed_until: Date },
+        plan = monthly,
+        until = '2027-04-10',
+      ) =>
+        unbilledUsageWindows({ ...subscription, ...s }, plan, d(until)).map((w) => [
+          w.start.toISOString().slice(0, 10),
+          w.end.toISOString().slice(0, 10),
+        ]);
+      expect(windows(subscription)).toEqual([
+        ['2027-01-01', '2027-01-31'], // the trial
+        ['2027-01-31', '2027-02-28'],
+        ['2027-02-28', '2027-03-31'],
+        ['2027-03-31', '2027-04-10'], // up to `until`
+      ]);
+      expect(windows(subscription, { ...monthly, bill_trial_usage: false })[0]).toEqual([
+        '2027-01-31',
+        '2027-02-28',
+      ]);
+      expect(windows({ usage_billed_until: d('2027-03-05') })).toEqual([
+        ['2027-03-05', '2027-03-31'],
+        ['2027-03-31', '2027-04-10'],
+      ]);
+      expect(windows({ usage_billed_until: d('2027-01-10') }, monthly, '2027-01-20')).toEqual([
+        ['2027-01-10', '2027-01-20'], // within the trial
+      ]);
+      expect(windows({ usage_billed_until: d('2027-04-10') })).toEqual([]); // all billed
     });
   });
 

@@ -273,7 +273,8 @@ export const UpdatePaymentMethod = z.strictObject({
 
 /**
  * `POST /v1/usage-events`: `value` whole units of metric `code` for a subscription, idempotent on
- * `event_id`; `timestamp` (ISO 8601) defaults to now; `properties` as metadata.
+ * `event_id`; `timestamp` (ISO 8601) defaults to now and must fall where usage can still be billed
+ * (422 otherwise, see billing/usage.ts `recordUsageEvent`); `properties` as metadata.
  */
 export const CreateUsageEvent = z.strictObject({
   event_id: z.string().min(1).max(200),
