@@ -139,7 +139,7 @@ export function chargeOutcomeOfDetails(
       if (settled !== undefined) {
         let amount: bigint;
         try {
-          amount = fromDecimalString(settled, charged.currency.toUpperCase());
+          amount = fromGateway(AUTHORIZENET_CURRENCIES, settled, charged.currency.toUpperCase());
         } catch {
           return {
             status: 'unknown',

@@ -107,7 +107,7 @@ export const contract: ContractCase = {
       body,
       (r) =>
         r.transactionRequest.transactionType === 'refundTransaction' &&
-        r.transactionRequest.amount === toDecimalString(amount, 'USD'),
+        r.transactionRequest.amount === toGateway(AUTHORIZENET_CURRENCIES, amount, 'USD'),
     );
   },
   unmappedChargeAnswer: withResponseCode(APPROVED, '5'),

@@ -89,7 +89,7 @@ export const contract: ContractCase = {
     nock(BASE)
       .post(
         '/v2/payments/captures/0XX3309307732590Y/refund',
-        (sent) => sent.amount?.value === toDecimalString(amount, 'USD'),
+        (sent) => sent.amount?.value === toGateway(PAYPAL_CURRENCIES, amount, 'USD'),
       )
       .reply(201, body);
   },
