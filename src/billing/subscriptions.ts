@@ -144,7 +144,6 @@ export function newSubscriptionRow(
     metadata: input.metadata ?? {},
     created_at: now,
     updated_at: now,
-    credit_balance: 0n,
   };
 }
 
