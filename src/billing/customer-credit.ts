@@ -69,7 +69,8 @@ export async function applyCustomerCredit(
   if ((await availableCredit(trx, invoice.customer_id, invoice.currency)) === 0n) return 0n;
   await lockCustomerCredit(trx, invoice.customer_id);
   const available = await availableCredit(trx, invoice.customer_id, invoice.currency);
-  const used = available < invoice.total ? available : invoice.total;
+  let used = available;
+  if (used > invoice.total) used = invoice.total;
   if (used > 0n) {
     await postEntry(trx, {
       idempotencyKey: `${invoice.id}:credit_applied`,

@@ -4,8 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
 import {
   couponDiscount,
   couponInEffect,

@@ -74,7 +74,8 @@ export async function refundCustomerCredit(
       const open = await refundable(trx, transaction);
       if (open <= 0n) continue;
       clientFor(registry, transaction.gateway);
-      const amount = open < left ? open : left;
+      let amount = left;
+      if (amount > open) amount = open;
       const refund = await createRefund(trx, transaction, {
         amount,
         reason: input.reason ?? 'customer_credit',
