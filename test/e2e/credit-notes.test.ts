@@ -173,6 +173,30 @@ describe('refunds give back their share of the tax, each with a credit note (PRO
     });
   });
 
+  it('a lost dispute gives back no tax and issues no credit note: the chargeback is a loss, not a refund', async () => {
+    const { invoice, transaction } = await paidInvoice(1000, '10');
+    const paid = await ledgerByCode(app);
+    const lost = stripeFixture('webhook.charge.dispute.closed.json');
+    lost.id = 'evt_dispute_lost_taxed';
+    Object.assign(lost.data.object, {
+      id: 'dp_lost_taxed',
+      status: 'lost',
+      payment_intent: transaction.gateway_transaction_id,
+      currency: 'eur',
+      amount: 1100,
+    });
+    expect((await deliverStripe(app.url, lost)).status).toBe(200);
+    await waitFor('the lost dispute booked', async () => {
+      const after = await ledgerByCode(app);
+      return after['chargeback_losses EUR'] !== paid['chargeback_losses EUR'] ? after : undefined;
+    });
+    expect(moved(paid, await ledgerByCode(app))).toEqual({
+      'chargeback_losses EUR': 1100,
+      'gateway_clearing:stripe EUR': -1100,
+    });
+    expect((await app.api('GET', `/v1/credit-notes?invoice=${invoice.id}`)).body.data).toEqual([]);
+  });
+
   it('answers 404 for an unknown credit note and 422 with field messages for a bad list query', async () => {
     const missing = await app.api('GET', '/v1/credit-notes/cn_doesnotexist000');
     expect(missing.status).toBe(404);

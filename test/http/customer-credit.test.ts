@@ -2,7 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
-import type { TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
@@ -102,6 +102,33 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     const rest = await app.api('POST', path, { amount: 86, currency: 'EUR' });
     expect(rest.status).toBe(422);
     expect(rest.body.error.fields.amount).toMatch(/at most 85/);
+  });
+
+  it('a credit refund with no answer (Stripe 500) stays unknown and holds its credit from the next invoice', async () => {
+    const { customer, invoice } = await openInvoice(app, { amount: 1000 });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {})).body.invoice.status).toBe('PAID');
+    await downgradeCredit(customer.id);
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(10)
+      .reply(500, { error: { type: 'api_error', message: 'An unknown error occurred' } });
+    const unanswered = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 300,
+      currency: 'EUR',
+    });
+    expect(unanswered.status).toBe(201);
+    expect(unanswered.body.refunds).toMatchObject([{ status: 'unknown', amount: 300 }]);
+    // 385 − 300 held by the refund in flight: 85 usable; the ledger has not moved yet.
+    expect(unanswered.body.customer.credit).toEqual([{ currency: 'EUR', amount: 85 }]);
+    expect((await ledgerByCode(app))['customer_credit:customer EUR']).toBeLessThanOrEqual(-385);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'EUR',
+      lines: [{ description: 'Extra seats', amount: 1000 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'OPEN', total: 1000, credit_applied: 85, amount_due: 915 });
   });
 
   it('refuses credit that no gateway payment of the customer can carry back (422), changing nothing', async () => {
