@@ -6,8 +6,9 @@ import { applyRate } from '../src/money/rates.ts';
 
 /**
  * Refunds give back tax, and credit belongs to the customer (PRODUCT §11):
- * - `credit_notes` (`cn_…`): one per succeeded refund of an invoice, with the refund's share of the
- *   invoice's subtotal and tax (VOID when the refund fails after succeeding).
+ * - `credit_notes` (`cn_…`): one per succeeded refund of an invoice (but one that only pays back an
+ *   overpayment), with the refund's share of the invoice's subtotal and tax (VOID when the refund
+ *   fails after succeeding).
  * - `invoices.credit_applied`: customer credit taken off the invoice at finalization (amount_due =
  *   total − credit_applied − amount_paid).
  * - `refunds.kind` (`payment`, or `customer_credit` for a refund of the customer's credit against one

@@ -1,12 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { recordActivity } from '../activities/activities.ts';
-import { issueCreditNote, voidCreditNote } from '../billing/credit-notes.ts';
+import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { CreditNoteRow, Database, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -80,8 +80,9 @@ export async function refundable(trx: Kysely<Database>, transaction: Transaction
 
 /**
  * Applies a refund result inside `trx`, forward-only. Success of a refund of an invoice issues its
- * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit
- * refunds and tax payable pro rata, credit the gateway's clearing account) and updates the invoice;
+ * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
+ * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
+ * rest, credit the gateway's clearing account) and updates the invoice;
  * a later failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives
  * the amount back. A refund of customer credit debits their credit account instead.
  */
@@ -120,24 +121,24 @@ export async function recordRefundResult(
     .executeTakeFirstOrThrow();
   await refundActivity(trx, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
-    const note =
+    const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(trx, invoice, refund) : undefined;
     await postEntry(trx, {
       idempotencyKey: `${refundId}:succeeded`,
       description: `refund ${refundId} via ${refund.gateway}`,
       source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, note),
+      postings: refundPostings(refund, invoice, split),
     });
     if (invoice) await applyRefund(trx, invoice, refund.amount);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
-    const note =
-      invoice && refund.kind === 'payment' ? await voidCreditNote(trx, invoice, refundId) : undefined;
+    const split =
+      invoice && refund.kind === 'payment' ? await voidCreditNote(trx, invoice, refund) : undefined;
     await postEntry(trx, {
       idempotencyKey: `${refundId}:reversed`,
       description: `refund ${refundId} failed after succeeding`,
       source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, note).map((p) => ({ ...p, amount: -p.amount })),
+      postings: refundPostings(refund, invoice, split).map((p) => ({ ...p, amount: -p.amount })),
     });
     if (invoice) await reverseRefund(trx, invoice, refund.amount);
   }
@@ -147,18 +148,36 @@ export async function recordRefundResult(
 /**
  * The postings of a succeeded refund (a failure after success posts them negated): the gateway's
  * clearing account is credited the amount; debited are, for a refund of the customer's credit, their
- * credit account; for a refund of an invoice, refunds (contra-revenue) for its credit note's subtotal
- * and tax payable for its tax; for a payment without invoice (or before credit notes), refunds.
+ * credit account; for a refund of an invoice, their credit account for what it pays back of an
+ * overpayment, refunds (contra-revenue) for its credit note's subtotal and tax payable for its tax;
+ * for a payment without invoice (or refunded before credit notes existed), refunds.
  */
-function refundPostings(refund: RefundRow, note: CreditNoteRow | undefined): PostingInput[] {
+function refundPostings(
+  refund: RefundRow,
+  invoice: InvoiceRow | undefined,
+  split: RefundSplit | undefined,
+): PostingInput[] {
   const clearing = chart.gatewayClearing(refund.gateway);
   if (refund.kind === 'customer_credit') {
     return transfer(chart.customerCredit(refund.customer_id ?? ''), clearing, refund.amount, refund.currency);
   }
-  if (!note) return transfer(chart.refunds, clearing, refund.amount, refund.currency);
+  const overpayment = split?.overpayment ?? 0n;
   return [
-    { account: chart.refunds, amount: note.subtotal, currency: refund.currency },
-    { account: chart.taxPayable, amount: note.tax, currency: refund.currency },
+    ...(invoice
+      ? [
+          {
+            account: chart.customerCredit(invoice.customer_id),
+            amount: overpayment,
+            currency: refund.currency,
+          },
+        ]
+      : []),
+    {
+      account: chart.refunds,
+      amount: split?.note ? split.note.subtotal : refund.amount - overpayment,
+      currency: refund.currency,
+    },
+    { account: chart.taxPayable, amount: split?.note?.tax ?? 0n, currency: refund.currency },
     { account: clearing, amount: -refund.amount, currency: refund.currency },
   ].filter((p) => p.amount !== 0n);
 }

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInvoice, finalizeInvoice, voidInvoice } from '../../src/billing/invoices.ts';
+import { createInvoice, finalizeInvoice, lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
+import type { TransactionRow } from '../../src/db/schema.ts';
 import { writeTransaction } from '../../src/db/write-transaction.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
+import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -113,6 +115,63 @@ describe("a customer's credit", () => {
     await voidInvoice(db, dollars.id);
     expect(await credit(customer)).toBe(-385n);
     expect(await receivable(customer)).toBe(3080n);
+  });
+
+  it('a refund of an overpaid invoice pays back the overpayment (customer credit) first, then the sale with its tax', async () => {
+    const customer = await insertCustomer(db);
+    const invoice = await manualInvoice(customer, 1000n, 100_000);
+    /** A gateway payment of 1100 on the invoice, recorded succeeded. */
+    const pay = async (gatewayId: string) => {
+      const transaction = await db
+        .insertInto('transactions')
+        .values({
+          id: newId('txn'),
+          invoice_id: invoice.id,
+          customer_id: customer,
+          gateway: 'stripe',
+          amount: 1100n,
+          currency: 'USD',
+          status: 'pending',
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await writeTransaction(db, (trx) =>
+        recordChargeResult(trx, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
+      );
+      return transaction;
+    };
+    const refund = (transaction: TransactionRow, amount: bigint) =>
+      writeTransaction(db, async (trx) => {
+        await lockInvoice(trx, invoice.id);
+        const row = await createRefund(trx, transaction, { amount });
+        return (await recordRefundResult(trx, row.id, { status: 'succeeded' })).refund;
+      });
+    const first = await pay('pi_twice_1');
+    const second = await pay('pi_twice_2');
+    // Paid twice: 1100 of the 2200 is the customer's credit.
+    expect(await credit(customer)).toBe(-1100n);
+    const taxBefore = await balanceOf(db, 'tax_payable', 'USD');
+    const refundsBefore = await balanceOf(db, 'refunds', 'USD');
+    // Refunding the duplicate (1100) gives the overpayment back: credit 0, no credit note, no tax.
+    const duplicate = await refund(second, 1100n);
+    expect(await credit(customer)).toBe(0n);
+    expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore);
+    expect(await balanceOf(db, 'refunds', 'USD')).toBe(refundsBefore);
+    expect(
+      await db.selectFrom('credit_notes').select('id').where('refund_id', '=', duplicate.id).execute(),
+    ).toEqual([]);
+    // Then 550 of the sale: a credit note of 500 + 50 tax.
+    const sale = await refund(first, 550n);
+    const note = await db
+      .selectFrom('credit_notes')
+      .selectAll()
+      .where('refund_id', '=', sale.id)
+      .executeTakeFirstOrThrow();
+    expect([note.subtotal, note.tax, note.total]).toEqual([500n, 50n, 550n]);
+    expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore + 50n);
+    expect(await balanceOf(db, 'refunds', 'USD')).toBe(refundsBefore + 500n);
+    expect(await credit(customer)).toBe(0n);
+    expect(await receivable(customer)).toBe(0n);
   });
 
   it('a payment beyond what its invoice asked becomes customer credit, used by the next invoice', async () => {

@@ -127,7 +127,7 @@ export const serialize = {
     created_at: r.created_at,
     updated_at: r.updated_at,
   }),
-  /** A credit note: a refund's share of its invoice's subtotal and tax (minor units; total = the refund). */
+  /** A credit note: a refund's share of its invoice's subtotal and tax (minor units; total = subtotal + tax). */
   creditNote: (n: CreditNoteRow) => ({
     id: n.id,
     object: 'credit_note',
