@@ -1,7 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
-import { balanceOf } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry, transfer } from '../ledger/journal.ts';
 
@@ -41,16 +40,18 @@ export async function availableCredit(
   customerId: string,
   currency: string,
 ): Promise<bigint> {
-  const balance = -(await balanceOf(db, chart.customerCredit(customerId).code, currency));
-  const held = await db
-    .selectFrom('refunds')
-    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('held'))
-    .where('kind', '=', 'customer_credit')
-    .where('customer_id', '=', customerId)
-    .where('currency', '=', currency)
-    .where('status', 'in', ['pending', 'unknown'])
-    .executeTakeFirstOrThrow();
-  const available = balance - BigInt(held.held);
+  // One statement: it runs in every invoice's finalization.
+  const { rows } = await sql<{ available: string }>`
+    SELECT (
+      SELECT coalesce(-sum(p.amount), 0) FROM postings p JOIN ledger_accounts a ON a.id = p.account_id
+      WHERE a.code = ${chart.customerCredit(customerId).code} AND a.currency = ${currency}
+    ) - (
+      SELECT coalesce(sum(amount), 0) FROM refunds
+      WHERE kind = 'customer_credit' AND customer_id = ${customerId} AND currency = ${currency}
+        AND status IN ('pending', 'unknown')
+    ) AS available
+  `.execute(db);
+  const available = BigInt(rows[0]?.available ?? 0);
   return available > 0n ? available : 0n;
 }
 
