@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
@@ -151,28 +151,63 @@ export interface CustomerBalance {
   balance: bigint;
 }
 
-/** A customer with its ledger balances, one per currency it has a receivable account in. */
+/** A customer's credit in one currency (billing/customer-credit.ts), minor units > 0. */
+export interface CustomerCredit {
+  currency: string;
+  amount: bigint;
+}
+
+/** A customer with its ledger balances, one per currency it has a receivable or credit account in. */
 export interface CustomerWithBalances extends CustomerRow {
   balances: CustomerBalance[];
+  /** Credit the customer can use or have refunded, per currency (only currencies with some). */
+  credit: CustomerCredit[];
 }
 
 /**
- * Adds their ledger balances to customers: each customer's receivable account(s)
- * (`receivable:<id>`, one per currency) summed from postings, in one query for all of them.
+ * Adds their ledger balances to customers, in two queries for all of them: per currency, the
+ * balance is their receivable (`receivable:<id>`) net of their credit (`customer_credit:<id>`);
+ * `credit` is their credit less credit refunds still in flight (as `availableCredit`).
  */
 export async function withBalances(
   db: Kysely<Database>,
   customers: readonly CustomerRow[],
 ): Promise<CustomerWithBalances[]> {
-  const codes = customers.map((c) => chart.receivable(c.id).code);
+  const codes = customers.flatMap((c) => [chart.receivable(c.id).code, chart.customerCredit(c.id).code]);
   const balances = await balancesOfCodes(db, codes);
+  const held = customers.length
+    ? await db
+        .selectFrom('refunds')
+        .select(['customer_id', 'currency', sql<string>`sum(amount)::text`.as('held')])
+        .where('kind', '=', 'customer_credit')
+        .where(
+          'customer_id',
+          'in',
+          customers.map((c) => c.id),
+        )
+        .where('status', 'in', ['pending', 'unknown'])
+        .groupBy(['customer_id', 'currency'])
+        .execute()
+    : [];
   return customers.map((customer) => {
-    const code = chart.receivable(customer.id).code;
+    const receivable = chart.receivable(customer.id).code;
+    const creditCode = chart.customerCredit(customer.id).code;
+    const net = new Map<string, bigint>();
+    const credit: CustomerCredit[] = [];
+    for (const b of balances) {
+      if (b.code !== receivable && b.code !== creditCode) continue;
+      net.set(b.currency, (net.get(b.currency) ?? 0n) + b.balance);
+      if (b.code !== creditCode) continue;
+      const inFlight = held.find((h) => h.customer_id === customer.id && h.currency === b.currency);
+      const amount = -b.balance - BigInt(inFlight?.held ?? 0);
+      if (amount > 0n) credit.push({ currency: b.currency, amount });
+    }
     return {
       ...customer,
-      balances: balances
-        .filter((b) => b.code === code)
-        .map((b) => ({ currency: b.currency, balance: b.balance })),
+      balances: [...net]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([currency, balance]) => ({ currency, balance })),
+      credit,
     };
   });
 }

@@ -10,6 +10,7 @@ import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
+import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 
 /**
@@ -262,7 +263,8 @@ export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<In
 
 /**
  * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
- * the total). A zero-total invoice goes straight to PAID with no entry.
+ * the subtotal and tax payable for the tax), then takes the customer's credit off what is due
+ * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
  * @throws ConflictError `invoice_not_draft` from any other state
  */
 export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
@@ -275,7 +277,9 @@ export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLi
 
 /**
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
- * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry, or PAID at zero.
+ * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
+ * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
+ * (its `charge_at` cleared).
  * @returns the invoice's new status
  * @throws ConflictError `invoice_not_draft` from any other state
  */
@@ -291,7 +295,7 @@ export async function finalizeLocked(
       `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
     );
   }
-  const status = invoice.total > 0n ? 'OPEN' : 'PAID';
+  let credit = 0n;
   if (invoice.total > 0n) {
     await postEntry(trx, {
       idempotencyKey: `${id}:finalized`,
@@ -299,13 +303,28 @@ export async function finalizeLocked(
       source: { type: 'invoice', id },
       postings: finalizationPostings(invoice),
     });
+    credit = await applyCustomerCredit(trx, invoice);
   }
+  const due = invoice.total - credit;
+  const status = due > 0n ? 'OPEN' : 'PAID';
   await trx
     .updateTable('invoices')
-    .set({ status, finalized_at: now, paid_at: status === 'PAID' ? now : null, updated_at: now })
+    .set({
+      status,
+      credit_applied: credit,
+      amount_due: due,
+      finalized_at: now,
+      paid_at: status === 'PAID' ? now : null,
+      ...(status === 'PAID' ? { charge_at: null } : {}),
+      updated_at: now,
+    })
     .where('id', '=', id)
     .execute();
-  await invoiceActivity(trx, invoice, 'invoice.finalized', { status, total: invoice.total });
+  await invoiceActivity(trx, invoice, 'invoice.finalized', {
+    status,
+    total: invoice.total,
+    ...(credit > 0n ? { credit_applied: credit } : {}),
+  });
   return status;
 }
 
@@ -325,7 +344,8 @@ export async function applyPayment(
   now: Date = new Date(),
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
-  const due = invoice.total - paid > 0n ? invoice.total - paid : 0n;
+  const owed = invoice.total - invoice.credit_applied - paid;
+  const due = owed > 0n ? owed : 0n;
   const collectible = invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE';
   const settled = due === 0n && collectible;
   let recovered = 0n;
@@ -404,7 +424,8 @@ export async function reverseRefund(
 
 /**
  * OPEN (nothing paid, no charge in flight) or DRAFT → VOID. An OPEN invoice's finalization entry is
- * reversed (`inv_…:voided`: debit revenue, credit the receivable).
+ * reversed (`inv_…:voided`: debit revenue, credit the receivable) and the credit applied to it goes
+ * back to the customer (`returnAppliedCredit`).
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
 export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
@@ -429,6 +450,7 @@ export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines>
         source: { type: 'invoice', id },
         postings: finalizationPostings(invoice).map((p) => ({ ...p, amount: -p.amount })),
       });
+      await returnAppliedCredit(trx, invoice);
     }
     await trx
       .updateTable('invoices')

@@ -6,7 +6,7 @@ import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/sch
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
-import { postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
 import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -22,13 +22,12 @@ import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
  * time and the charge what the new price costs them after the coupon. A net charge, or a change
  * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
  * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
- * downgrade) is not paid back: it goes to the subscription's `credit_balance` (before tax), is
- * booked as the customer's credit (debit revenue, credit their receivable: their balance shows it),
- * and is taken off the next renewal invoices as a "Proration credit" line at the plan's tax rate
- * then (moving it from the receivable back to revenue as it is used). In a trial or before a future
- * start there is no period to prorate: the change applies to the first invoice. The new plan must
- * bill in the same currency and interval (periods stay on the same anchor); `amount_override` is
- * not prorated (an override stays the period's amount).
+ * downgrade) is not paid back: with its tax it becomes the customer's credit (debit revenue for the
+ * net credit and tax payable for its tax, credit the customer's credit account), which their next
+ * invoices use at finalization, whatever subscription they bill (billing/customer-credit.ts). In a
+ * trial or before a future start there is no period to prorate: the change applies to the first
+ * invoice. The new plan must bill in the same currency and interval (periods stay on the same
+ * anchor); `amount_override` is not prorated (an override stays the period's amount).
  * A plan change first invoices the usage not billed yet at the old plan's metered prices
  * (`invoiceUsageUntil`, its own `subscription_update` invoice; not part of a preview): usage is
  * priced with the plan active when it happened, and usage before the change can no longer be
@@ -57,7 +56,7 @@ export interface ChangeResult {
   proration: InvoicePreview;
   /** The `subscription_update` invoice of a net charge. */
   invoice: InvoiceRow | null;
-  /** Net credit added to `credit_balance` (minor units, before tax). */
+  /** Net credit before tax (minor units); the customer's credit grows by it plus its tax. */
   credited: bigint;
   /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
   usageInvoice: InvoiceRow | null;
@@ -160,27 +159,25 @@ export async function changeSubscription(
     }
     const updated = await trx
       .updateTable('subscriptions')
-      .set((eb) => ({
-        plan_id: newPlan.id,
-        quantity,
-        credit_balance: eb('credit_balance', '+', credited),
-        updated_at: now,
-      }))
+      .set({ plan_id: newPlan.id, quantity, updated_at: now })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    // The net credit is the customer's (their balance goes below zero) until renewal invoices use it.
+    // The net credit, with its tax, is the customer's credit until their next invoices use it.
     if (credited > 0n) {
       await postEntry(trx, {
         idempotencyKey: `${id}:proration_credit:${randomUUID()}`,
         description: `proration credit of subscription ${id} (unused time at the old price)`,
         source: { type: 'subscription', id },
-        postings: transfer(
-          chart.revenue,
-          chart.receivable(subscription.customer_id),
-          credited,
-          newPlan.currency,
-        ),
+        postings: [
+          { account: chart.revenue, amount: credited, currency: newPlan.currency },
+          { account: chart.taxPayable, amount: -proration.tax, currency: newPlan.currency },
+          {
+            account: chart.customerCredit(subscription.customer_id),
+            amount: -(credited - proration.tax),
+            currency: newPlan.currency,
+          },
+        ].filter((p) => p.amount !== 0n),
       });
     }
     await recordActivity(trx, {

@@ -10,8 +10,7 @@ import type {
 } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters } from '../ledger/journal.ts';
 import {
   couponDiscounts,
   couponInEffect,
@@ -191,12 +190,12 @@ export async function invoiceUsageUntil(
 
 /**
  * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits;
- * each coupon in effect counts one more `periods_applied`), then the subscription's proration
- * credit balance as a CREDIT line, up to the period's subtotal (what is left stays for next time).
+ * each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
+ * proration credit among others) is applied when the invoice is finalized (`finalizeLocked`).
  *
  * Metered prices are billed in arrears: the invoice of period n carries the usage not billed yet
  * before period n starts (`billUsageUntil`: period n − 1's, with the trial's when the plan bills it,
- * or every period missed while suspended), before the credit balance is taken off.
+ * or every period missed while suspended).
  */
 export async function periodLines(
   trx: Kysely<Database>,
@@ -215,36 +214,6 @@ export async function periodLines(
   }
   // Usage is billed in arrears: period n's invoice carries the usage not billed before it starts.
   lines.push(...(await billUsageUntil(trx, subscription, plan, period.start)));
-  if (subscription.credit_balance > 0n) {
-    const subtotal = lines.reduce((sum, l) => sum + (l.type === 'CREDIT' ? -1n : 1n) * (l.amount ?? 0n), 0n);
-    let used = subscription.credit_balance;
-    if (used > subtotal) used = subtotal;
-    if (used > 0n) {
-      lines.push({
-        description: 'Proration credit',
-        type: 'CREDIT',
-        quantity: 1,
-        amount: used,
-        taxRatePpm: plan.tax_rate_ppm,
-        planId: plan.id,
-        periodStart: period.start,
-        periodEnd: period.end,
-      });
-      await trx
-        .updateTable('subscriptions')
-        .set((eb) => ({ credit_balance: eb('credit_balance', '-', used) }))
-        .where('id', '=', subscription.id)
-        .execute();
-      // The credit leaves the customer's balance for this invoice's CREDIT line (finalizing the
-      // invoice books it against revenue, with its tax).
-      await postEntry(trx, {
-        idempotencyKey: `${subscription.id}:proration_credit_used:${period.index}`,
-        description: `proration credit of subscription ${subscription.id} used on period ${period.index}`,
-        source: { type: 'subscription', id: subscription.id },
-        postings: transfer(chart.receivable(subscription.customer_id), chart.revenue, used, plan.currency),
-      });
-    }
-  }
   return lines;
 }
 

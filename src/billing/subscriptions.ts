@@ -146,7 +146,6 @@ export function newSubscriptionRow(
     metadata: input.metadata ?? {},
     created_at: now,
     updated_at: now,
-    credit_balance: 0n,
     usage_billed_until: startAt,
   };
 }

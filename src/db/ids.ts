@@ -9,6 +9,7 @@ export type IdPrefix =
   | 'txn'
   | 'op'
   | 're'
+  | 'cn'
   | 'dp'
   | 'evt'
   | 'rex'

@@ -134,6 +134,8 @@ export interface InvoicesTable {
   voided_at: MaybeTimestamp;
   /** When the first automatic charge failed: the retry days of dunning count from it. */
   dunning_started_at: MaybeTimestamp;
+  /** Customer credit taken off at finalization, minor units: amount_due = total − credit_applied − amount_paid. */
+  credit_applied: MoneyWithDefault;
 }
 
 /** Invoice line items: unit amount × quantity (negative for CREDIT lines), plus tax per line. */
@@ -195,6 +197,33 @@ export interface RefundsTable {
   failure_message: string | null;
   created_at: CreatedAt;
   updated_at: CreatedAt;
+  /** `payment`: a refund of what a payment paid; `customer_credit`: the customer's credit paid back. */
+  kind: ColumnType<RefundKind, RefundKind | undefined, RefundKind>;
+  /** The customer whose credit a `customer_credit` refund pays back (null for `payment`). */
+  customer_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */
+export type RefundKind = 'payment' | 'customer_credit';
+
+/**
+ * Credit notes (`cn_…`): one per succeeded refund of an invoice, with the refund's share of the
+ * invoice's subtotal and tax (minor units; total = subtotal + tax = the refund's amount less what it
+ * paid back of an overpayment). VOID when the refund failed after succeeding.
+ */
+export interface CreditNotesTable {
+  id: string;
+  invoice_id: string;
+  refund_id: string;
+  customer_id: string;
+  currency: string;
+  subtotal: Money;
+  tax: Money;
+  total: Money;
+  status: ColumnType<'ISSUED' | 'VOID', 'ISSUED' | 'VOID' | undefined, 'ISSUED' | 'VOID'>;
+  reason: string | null;
+  created_at: CreatedAt;
+  voided_at: MaybeTimestamp;
 }
 
 /** Disputes (chargebacks and inquiries) on a transaction. */
@@ -343,8 +372,6 @@ export interface SubscriptionsTable {
   metadata: Json<Record<string, string>>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
-  /** Proration credit not yet used (minor units, before tax), taken off the next renewal invoices. */
-  credit_balance: MoneyWithDefault;
   /**
    * Usage events before this moment are billed (or were free in a trial): the next invoice bills
    * usage from here on and an event before it is refused; null: nothing billed yet (`start_at`).
@@ -427,6 +454,7 @@ export interface Database {
   invoice_lines: InvoiceLinesTable;
   transactions: TransactionsTable;
   refunds: RefundsTable;
+  credit_notes: CreditNotesTable;
   disputes: DisputesTable;
   reconciliation_exceptions: ReconciliationExceptionsTable;
   ledger_accounts: LedgerAccountsTable;
@@ -452,6 +480,7 @@ export type InvoiceLineRow = Selectable<InvoiceLinesTable>;
 export type NewInvoiceLine = Insertable<InvoiceLinesTable>;
 export type TransactionRow = Selectable<TransactionsTable>;
 export type RefundRow = Selectable<RefundsTable>;
+export type CreditNoteRow = Selectable<CreditNotesTable>;
 export type DisputeRow = Selectable<DisputesTable>;
 export type ReconciliationExceptionRow = Selectable<ReconciliationExceptionsTable>;
 export type LedgerAccountRow = Selectable<LedgerAccountsTable>;

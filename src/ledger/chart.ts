@@ -15,6 +15,14 @@ export const chart = {
   receivable: (customerId: string): AccountRef => ({ code: `receivable:${customerId}`, type: 'asset' }),
   /** Money a payment gateway holds for us before payout (asset). */
   gatewayClearing: (gateway: string): AccountRef => ({ code: `gateway_clearing:${gateway}`, type: 'asset' }),
+  /**
+   * What we owe one customer as credit (liability): a downgrade's proration credit or an overpayment,
+   * taken off their next invoices at finalization or paid back (billing/customer-credit.ts).
+   */
+  customerCredit: (customerId: string): AccountRef => ({
+    code: `customer_credit:${customerId}`,
+    type: 'liability',
+  }),
   revenue: { code: 'revenue', type: 'revenue' } as AccountRef,
   taxPayable: { code: 'tax_payable', type: 'liability' } as AccountRef,
   /** Refunds given back (contra-revenue). */

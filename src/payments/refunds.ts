@@ -1,18 +1,19 @@
 import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { recordActivity } from '../activities/activities.ts';
+import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
 import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -69,7 +70,7 @@ export async function findRefund(
  * What is still refundable on a transaction: its amount less refunds that succeeded or are still in
  * flight (pending, unknown), in minor units.
  */
-async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
+export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
   const row = await trx
     .selectFrom('refunds')
     .select(sql<bigint>`coalesce(sum(amount), 0)`.as('reserved'))
@@ -80,10 +81,13 @@ async function refundable(trx: Kysely<Database>, transaction: TransactionRow): P
 }
 
 /**
- * Applies a refund result inside `trx`, forward-only. Success posts `re_…:succeeded` once (debit
- * refunds, credit the gateway's clearing account), updates the invoice and, where the refund is the
+ * Applies a refund result inside `trx`, forward-only. Success of a refund of an invoice issues its
+ * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
+ * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
+ * rest, credit the gateway's clearing account), updates the invoice and, where the refund is the
  * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
- * failure posts `re_…:reversed` and gives the amount back.
+ * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
+ * amount back. A refund of customer credit debits their credit account instead.
  */
 export async function recordRefundResult(
   trx: Kysely<Database>,
@@ -120,31 +124,25 @@ export async function recordRefundResult(
     .executeTakeFirstOrThrow();
   await refundActivity(trx, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
+    const split =
+      invoice && refund.kind === 'payment' ? await issueCreditNote(trx, invoice, refund) : undefined;
     await postEntry(trx, {
       idempotencyKey: `${refundId}:succeeded`,
       description: `refund ${refundId} via ${refund.gateway}`,
       source: { type: 'refund', id: refundId },
-      postings: transfer(
-        chart.refunds,
-        chart.gatewayClearing(refund.gateway),
-        refund.amount,
-        refund.currency,
-      ),
+      postings: refundPostings(refund, invoice, split),
     });
     if (invoice) await applyRefund(trx, invoice, refund.amount);
     await settleLostDisputeByRefund(trx, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
+    const split =
+      invoice && refund.kind === 'payment' ? await voidCreditNote(trx, invoice, refund) : undefined;
     await postEntry(trx, {
       idempotencyKey: `${refundId}:reversed`,
       description: `refund ${refundId} failed after succeeding`,
       source: { type: 'refund', id: refundId },
-      postings: transfer(
-        chart.gatewayClearing(refund.gateway),
-        chart.refunds,
-        refund.amount,
-        refund.currency,
-      ),
+      postings: refundPostings(refund, invoice, split).map((p) => ({ ...p, amount: -p.amount })),
     });
     if (invoice) await reverseRefund(trx, invoice, refund.amount);
   }
@@ -152,16 +150,55 @@ export async function recordRefundResult(
 }
 
 /**
+ * The postings of a succeeded refund (a failure after success posts them negated): the gateway's
+ * clearing account is credited the amount; debited are, for a refund of the customer's credit, their
+ * credit account; for a refund of an invoice, their credit account for what it pays back of an
+ * overpayment, refunds (contra-revenue) for its credit note's subtotal and tax payable for its tax;
+ * for a payment without invoice (or refunded before credit notes existed), refunds.
+ */
+function refundPostings(
+  refund: RefundRow,
+  invoice: InvoiceRow | undefined,
+  split: RefundSplit | undefined,
+): PostingInput[] {
+  const clearing = chart.gatewayClearing(refund.gateway);
+  if (refund.kind === 'customer_credit') {
+    return transfer(chart.customerCredit(refund.customer_id ?? ''), clearing, refund.amount, refund.currency);
+  }
+  const overpayment = split?.overpayment ?? 0n;
+  return [
+    ...(invoice
+      ? [
+          {
+            account: chart.customerCredit(invoice.customer_id),
+            amount: overpayment,
+            currency: refund.currency,
+          },
+        ]
+      : []),
+    {
+      account: chart.refunds,
+      amount: split?.note ? split.note.subtotal : refund.amount - overpayment,
+      currency: refund.currency,
+    },
+    { account: chart.taxPayable, amount: split?.note?.tax ?? 0n, currency: refund.currency },
+    { account: clearing, amount: -refund.amount, currency: refund.currency },
+  ].filter((p) => p.amount !== 0n);
+}
+
+/**
  * Commits a `pending` refund row against a succeeded transaction, inside `trx` (the invoice is
  * locked first). Refunds in flight count against the refundable amount, so concurrent refunds
  * never exceed what was paid.
  * @param amount minor units; defaults to everything still refundable
+ * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
+ * no invoice) instead of part of the transaction's invoice
  * @throws ValidationError when `amount` exceeds what is refundable
  */
 export async function createRefund(
   trx: Kysely<Database>,
   transaction: TransactionRow,
-  input: { amount?: bigint; reason?: string; gatewayRefundId?: string },
+  input: { amount?: bigint; reason?: string; gatewayRefundId?: string; creditOf?: string },
 ): Promise<RefundRow> {
   const available = await refundable(trx, transaction);
   const amount = input.amount ?? available;
@@ -175,7 +212,8 @@ export async function createRefund(
     .values({
       id: newId('re'),
       transaction_id: transaction.id,
-      invoice_id: transaction.invoice_id,
+      invoice_id: input.creditOf ? null : transaction.invoice_id,
+      ...(input.creditOf ? { kind: 'customer_credit' as const, customer_id: input.creditOf } : {}),
       gateway: transaction.gateway,
       gateway_refund_id: input.gatewayRefundId ?? null,
       amount,

@@ -247,7 +247,10 @@ async function unlessIdTaken(
 /**
  * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
  * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
- * receivable) and marks the invoice paid. Safe to call again with the same result: it changes nothing.
+ * receivable) and marks the invoice paid; what it paid beyond the invoice's amount due becomes the
+ * customer's credit (`txn_…:overpaid`: debit the receivable, credit their credit account), as
+ * Chargebee's excess payments and Zuora's unapplied payments are. Safe to call again with the same
+ * result: it changes nothing.
  * @param onOverpaid told (in the transaction) when the invoice had nothing left due: a second
  * successful payment, for a person to refund
  * @returns `applied` (with `overpaid` as above), `duplicate` for the same state, `stale` for an older state
@@ -305,6 +308,21 @@ export async function recordChargeResult(
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
       await applyPayment(trx, invoice, transaction.amount);
+      const excess = transaction.amount - invoice.amount_due;
+      if (customer && excess > 0n) {
+        // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.
+        await postEntry(trx, {
+          idempotencyKey: `${transactionId}:overpaid`,
+          description: `payment ${transactionId} beyond what invoice ${invoice.id} asked: customer credit`,
+          source: { type: 'transaction', id: transactionId },
+          postings: transfer(
+            chart.receivable(customer),
+            chart.customerCredit(customer),
+            excess,
+            transaction.currency,
+          ),
+        });
+      }
       if (overpaid) await onOverpaid?.(trx, updated);
     }
   }

@@ -117,20 +117,22 @@ describe('changing plan or quantity mid-period', () => {
     ]);
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
-    expect(change.subscription.credit_balance).toBe(350n);
+    // The credit (350 + 35 tax) is the customer's: the receivable still holds February's 3080.
     expect(await ledgerIn(app, 'DKK')).toEqual({
-      'receivable:customer': 3080 - 350,
+      'receivable:customer': 3080,
+      'customer_credit:customer': -385,
       revenue: -2800 + 350,
-      tax_payable: -280,
+      tax_payable: -280 + 35,
     });
-    // March on Basic: 2800, coupon −1400, proration credit −350: 1050, tax 105 (280 − 140 − 35): 1155.
-    // The credit no longer wipes the invoice (it was 1400 − 700 = 700, tax 70: 770).
+    // March on Basic: 2800, coupon −1400: 1400, tax 140: 1540, of which the 385 of credit pays part:
+    // 1155 due. The credit no longer wipes the invoice (it was 1400 − 700 = 700, tax 70: 770).
     const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
-    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1050n, 105n, 1155n]]);
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1400n, 140n, 1540n]]);
     expect(await ledgerIn(app, 'DKK')).toEqual({
       'receivable:customer': 3080 + 1155,
-      revenue: -2800 - 1050,
-      tax_payable: -280 - 105,
+      'customer_credit:customer': 0,
+      revenue: -2800 + 350 - 1400,
+      tax_payable: -280 + 35 - 140,
     });
   });
 
@@ -156,7 +158,11 @@ describe('changing plan or quantity mid-period', () => {
       ['CREDIT', -500n, 0n, true],
     ]);
     expect(change.credited).toBe(250n);
-    expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 500 - 250, revenue: -500 + 250 });
+    expect(await ledgerIn(app, 'CZK')).toEqual({
+      'receivable:customer': 500,
+      'customer_credit:customer': -250,
+      revenue: -500 + 250,
+    });
   });
 
   it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
@@ -213,7 +219,7 @@ describe('changing plan or quantity mid-period', () => {
     ).toHaveLength(1);
 
     const change = await changeSubscription(db, sub.id, { planId: pro }, at, false);
-    expect(change.subscription).toMatchObject({ plan_id: pro, credit_balance: 0n });
+    expect(change.subscription).toMatchObject({ plan_id: pro });
     expect(change.invoice).toMatchObject({
       billing_reason: 'subscription_update',
       status: 'OPEN',
@@ -232,34 +238,42 @@ describe('changing plan or quantity mid-period', () => {
     expect(actions.map((a) => a.action)).toContain('subscription.changed');
   });
 
-  it('a downgrade net credit goes to the credit balance and comes off the next renewal invoice', async () => {
+  it("a downgrade net credit, with its tax, becomes the customer's credit and comes off the next invoice", async () => {
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const customer = await insertCustomer(db);
     const sub = (
       await createSubscription(db, { customerId: customer, planId: basic }, d('2027-02-01T00:00:00Z'))
     ).subscription;
     const revenueBefore = await balanceOf(db, 'revenue', 'USD');
+    const taxBefore = await balanceOf(db, 'tax_payable', 'USD');
     const change = await changeSubscription(db, sub.id, { planId: lite }, d('2027-02-22T00:00:00Z'), false);
-    // credit 700, charge 350: net credit 350, no invoice.
+    // credit 700, charge 350: net credit 350 + 35 tax (10%), no invoice.
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
-    expect(change.subscription.credit_balance).toBe(350n);
-    // The credit is in the ledger: the customer owes the first invoice (3080) less the credit.
+    // The credit is the customer's (a liability), not the subscription's: the receivable still holds
+    // the first invoice (3080); revenue gave back 350 and tax payable 35.
     const receivable = `receivable:${customer}`;
-    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n - 350n);
+    const credit = `customer_credit:${customer}`;
+    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n);
+    expect(await balanceOf(db, credit, 'USD')).toBe(-385n);
+    expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore + 350n);
+    expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore + 35n);
     const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
     const invoice = next!.invoices[0]!;
-    expect([invoice.subtotal, invoice.tax, invoice.total]).toEqual([1050n, 105n, 1155n]);
-    // Used up: the receivable is exactly what the two open invoices ask; revenue, from before the
-    // change, moved by the renewal's net subtotal (1400 less the 350 credit) and nothing else.
-    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n + 1155n);
-    expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore - 1050n);
-    const after = await db
-      .selectFrom('subscriptions')
+    // The renewal bills 1400 + 140 in full; the 385 of credit pays part of it: 1155 left due.
+    expect([invoice.subtotal, invoice.tax, invoice.total]).toEqual([1400n, 140n, 1540n]);
+    const stored = await db
+      .selectFrom('invoices')
       .selectAll()
-      .where('id', '=', sub.id)
+      .where('id', '=', invoice.id)
       .executeTakeFirstOrThrow();
-    expect(after.credit_balance).toBe(0n);
+    expect([stored.credit_applied, stored.amount_due, stored.status]).toEqual([385n, 1155n, 'OPEN']);
+    // Used up: the receivable is exactly what the two open invoices ask; revenue, from before the
+    // change, moved by 1400 − 350 = 1050 and tax payable by 140 − 35 = 105.
+    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n + 1155n);
+    expect(await balanceOf(db, credit, 'USD')).toBe(0n);
+    expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore - 1050n);
+    expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore - 105n);
   });
 
   it('a quantity change on a per-unit plan prorates the difference; in a trial nothing is prorated', async () => {

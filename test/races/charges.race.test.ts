@@ -486,7 +486,8 @@ describe('charges racing on one invoice', () => {
         expect(b.transactions).toHaveLength(1);
       } else {
         // Attempt 2 is paid first; then Stripe says attempt 1's money moved too: both payments are in
-        // the books (the money is at Stripe) and a duplicate_payment exception asks a person to refund.
+        // the books (the money is at Stripe), the second one as the customer's credit (for their next
+        // invoice or a credit refund), and a duplicate_payment exception tells a person.
         const second = await charge(invoice.id);
         expect(second.body.transaction.status).toBe('succeeded');
         await deliver(event);
@@ -495,9 +496,16 @@ describe('charges racing on one invoice', () => {
         expect(b.invoice).toMatchObject({ status: 'PAID', amount_due: 0n, amount_paid: 2n * total });
         expect(b.transactions.map((t) => t.status)).toEqual(['succeeded', 'succeeded']);
         expect(b.entries.map((e) => e.idempotency_key).sort()).toEqual(
-          [`${declined.id}:succeeded`, `${second.body.transaction.id}:succeeded`].sort(),
+          [
+            `${declined.id}:overpaid`,
+            `${declined.id}:succeeded`,
+            `${second.body.transaction.id}:succeeded`,
+          ].sort(),
         );
         expect(b.balance('gateway_clearing:stripe')).toBe(2n * total);
+        // Of the payments' −2 × total on the receivable, total moved on to the customer's credit.
+        expect(b.balance(`receivable:${invoice.customer}`)).toBe(-total);
+        expect(b.balance(`customer_credit:${invoice.customer}`)).toBe(-total);
         expect(b.exceptions).toEqual([
           expect.objectContaining({ kind: 'duplicate_payment', transaction_id: declined.id, status: 'open' }),
         ]);

@@ -10,6 +10,7 @@ import {
 } from '../../billing/customers.ts';
 import { listRows } from '../../db/list.ts';
 import type { CustomerRow } from '../../db/schema.ts';
+import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter, listHandler } from './pagination.ts';
 import {
@@ -17,6 +18,7 @@ import {
   CreatePaymentMethod,
   CustomerListQuery,
   ListQuery,
+  RefundCustomerCredit,
   UpdateCustomer,
   UpdatePaymentMethod,
 } from './schemas.ts';
@@ -24,10 +26,10 @@ import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
- * /v1/customers (create, list, read, update; each with its ledger balances) and /v1/payment-methods
- * (store, list, read, make default).
+ * /v1/customers (create, list, read, update; each with its ledger balances and credit; refund their
+ * credit) and /v1/payment-methods (store, list, read, make default).
  */
-export function customerRoutes({ db }: AppDeps): Router {
+export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   const router = Router();
   router.post('/customers', async (req, res) => {
     const body = parseInput(CreateCustomer, req.body);
@@ -37,8 +39,8 @@ export function customerRoutes({ db }: AppDeps): Router {
       externalId: body.external_id,
       metadata: body.metadata,
     });
-    // A new customer has no ledger account yet, so no balance.
-    res.status(201).json(serialize.customer({ ...customer, balances: [] }));
+    // A new customer has no ledger account yet, so no balance and no credit.
+    res.status(201).json(serialize.customer({ ...customer, balances: [], credit: [] }));
   });
   router.get('/customers', async (req, res) => {
     const query = parseInput(CustomerListQuery, req.query);
@@ -52,6 +54,15 @@ export function customerRoutes({ db }: AppDeps): Router {
   });
   router.get('/customers/:id', async (req, res) => {
     res.json(serialize.customer(await getCustomerWithBalances(db, req.params.id)));
+  });
+  router.post('/customers/:id/credit/refund', async (req, res) => {
+    const body = parseInput(RefundCustomerCredit, req.body);
+    const refunds = await refundCustomerCredit(db, boss, registry, req.params.id, body);
+    res.status(201).json({
+      object: 'customer_credit_refund',
+      customer: serialize.customer(await getCustomerWithBalances(db, req.params.id)),
+      refunds: refunds.map(serialize.refund),
+    });
   });
   router.post('/customers/:id', async (req, res) => {
     const body = parseInput(UpdateCustomer, req.body);

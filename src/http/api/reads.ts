@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
-import type { Database } from '../../db/schema.ts';
+import type { CreditNoteRow, Database } from '../../db/schema.ts';
 import { NotFoundError, ValidationError } from '../../errors.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
@@ -9,13 +9,20 @@ import { quiesceLedgerWriters } from '../../ledger/journal.ts';
 import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
-import { AccountQuery, ActivityQuery, ListQuery, ResolveException, SequenceQuery } from './schemas.ts';
+import {
+  AccountQuery,
+  ActivityQuery,
+  CreditNoteListQuery,
+  ListQuery,
+  ResolveException,
+  SequenceQuery,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
  * Views of the reconciled books: events (the inbox, and replaying one), transactions, refunds,
- * disputes, reconciliation exceptions (each listed and read by id), ledger accounts with balances and ledger entries by sequence.
+ * credit notes (also by invoice or refund), disputes, reconciliation exceptions (each listed and read by id), ledger accounts with balances and ledger entries by sequence.
  */
 export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
@@ -64,6 +71,26 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     { gateway: 'gateway' },
     serialize.exception,
   );
+
+  router.get(
+    '/credit-notes',
+    listHandler(db, {
+      table: 'credit_notes',
+      query: CreditNoteListQuery,
+      equals: (query) => ({
+        status: query.status,
+        customer_id: query.customer,
+        invoice_id: query.invoice,
+        refund_id: query.refund,
+      }),
+      map: serialize.creditNote,
+    }),
+  );
+  router.get('/credit-notes/:id', async (req, res) => {
+    res.json(
+      serialize.creditNote(await getRow<CreditNoteRow>(db, 'credit_notes', req.params.id, 'credit_note')),
+    );
+  });
 
   router.post('/events/:id/replay', async (req, res) => {
     const [row] = await replayInboxEvents(db, boss, [req.params.id]);

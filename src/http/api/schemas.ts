@@ -123,6 +123,16 @@ export const RefundInvoice = z.strictObject({
   reason: z.string().min(1).max(200).optional(),
 });
 
+/**
+ * `POST /v1/customers/:id/credit/refund`: pay back `amount` (minor units of `currency`) of the
+ * customer's credit through their recent gateway payments.
+ */
+export const RefundCustomerCredit = z.strictObject({
+  amount: PositiveMinorUnits,
+  currency: Currency,
+  reason: z.string().min(1).max(200).optional(),
+});
+
 /** `POST /v1/invoices/:id/payments`: an offline payment, minor units, by method. */
 export const RecordOfflinePayment = z.strictObject({
   amount: PositiveMinorUnits,
@@ -153,6 +163,12 @@ export const ListQuery = z.object({
     .optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
+
+/** `GET /v1/credit-notes`: the list query, also filtered by `invoice` and `refund`. */
+export const CreditNoteListQuery = ListQuery.extend({
+  invoice: z.string().max(64).optional(),
+  refund: z.string().max(64).optional(),
+});
 
 /** `GET /v1/ledger/accounts`: pages of accounts ordered by code then currency, optionally filtered. */
 export const AccountQuery = z.object({

@@ -9,6 +9,7 @@ import type {
   ActivityRow,
   CouponRedemptionRow,
   CouponRow,
+  CreditNoteRow,
   DisputeRow,
   InboxRow,
   PaymentMethodRow,
@@ -25,7 +26,10 @@ import { ppmToPercent } from '../../money/rates.ts';
 
 /** API shapes: snake_case, prefixed ids, amounts as integers in minor units with their currency. */
 export const serialize = {
-  /** A customer with its ledger balances: positive = owes, negative = credit (minor units). */
+  /**
+   * A customer with its ledger balances (receivable net of credit: positive = owes, negative = credit)
+   * and its credit per currency (what their next invoices use, or a credit refund pays back), minor units.
+   */
   customer: (c: CustomerWithBalances) => ({
     id: c.id,
     object: 'customer',
@@ -34,6 +38,7 @@ export const serialize = {
     external_id: c.external_id,
     metadata: c.metadata,
     balances: c.balances.map((b) => ({ currency: b.currency, balance: b.balance })),
+    credit: c.credit.map((b) => ({ currency: b.currency, amount: b.amount })),
     created_at: c.created_at,
   }),
   paymentMethod: (p: PaymentMethodRow) => ({
@@ -58,6 +63,7 @@ export const serialize = {
     amount_due: i.amount_due,
     amount_paid: i.amount_paid,
     amount_refunded: i.amount_refunded,
+    credit_applied: i.credit_applied,
     subscription: i.subscription_id,
     billing_reason: i.billing_reason,
     period_start: i.period_start,
@@ -107,8 +113,10 @@ export const serialize = {
   refund: (r: RefundRow) => ({
     id: r.id,
     object: 'refund',
+    kind: r.kind,
     transaction: r.transaction_id,
     invoice: r.invoice_id,
+    customer: r.customer_id,
     gateway: r.gateway,
     gateway_refund_id: r.gateway_refund_id,
     amount: r.amount,
@@ -118,6 +126,22 @@ export const serialize = {
     failure_code: r.failure_code,
     created_at: r.created_at,
     updated_at: r.updated_at,
+  }),
+  /** A credit note: a refund's share of its invoice's subtotal and tax (minor units; total = subtotal + tax). */
+  creditNote: (n: CreditNoteRow) => ({
+    id: n.id,
+    object: 'credit_note',
+    invoice: n.invoice_id,
+    refund: n.refund_id,
+    customer: n.customer_id,
+    status: n.status,
+    currency: n.currency,
+    subtotal: n.subtotal,
+    tax: n.tax,
+    total: n.total,
+    reason: n.reason,
+    created_at: n.created_at,
+    voided_at: n.voided_at,
   }),
   dispute: (d: DisputeRow) => ({
     id: d.id,
@@ -293,7 +317,6 @@ export const serialize = {
     cancelled_at: s.cancelled_at,
     suspended_at: s.suspended_at,
     ended_at: s.ended_at,
-    credit_balance: s.credit_balance,
     metadata: s.metadata,
     created_at: s.created_at,
     updated_at: s.updated_at,

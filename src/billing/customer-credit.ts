@@ -1,0 +1,111 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database, InvoiceRow } from '../db/schema.ts';
+import { NotFoundError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
+import { postEntry, transfer } from '../ledger/journal.ts';
+
+/**
+ * A customer's credit (PRODUCT §11): money we owe them, per currency, in their `customer_credit:<id>`
+ * ledger account (a liability; its credit balance is the credit). It comes from a downgrade's
+ * proration credit (with its tax) and from payments beyond what an invoice asked (overpayments); it
+ * is taken off the customer's next invoices when they are finalized, whatever subscription (or none)
+ * they bill, and can be paid back (`refundCustomerCredit`, payments/credit-refunds.ts). It is a
+ * payment-like balance, as Stripe's customer balance and Chargebee's credits: applying it does not
+ * change an invoice's subtotal, tax or total, only what is left due.
+ */
+
+/**
+ * Locks customer `customerId`'s row inside `trx` (`FOR NO KEY UPDATE`, which does not wait for the
+ * key-share locks that inserting their invoices takes), so that uses of their credit (an invoice's
+ * finalization, a credit refund) serialise; an invoice is always locked before its customer.
+ * @throws NotFoundError when there is no customer `customerId`
+ */
+export async function lockCustomerCredit(trx: Kysely<Database>, customerId: string): Promise<void> {
+  const row = await trx
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', customerId)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('customer', customerId);
+}
+
+/**
+ * The credit customer `customerId` can use in `currency`, minor units ≥ 0: their credit account's
+ * balance less credit refunds still in flight (pending or unknown), which hold what they pay back.
+ * Call it after `lockCustomerCredit` when the answer is about to be spent.
+ */
+export async function availableCredit(
+  db: Kysely<Database>,
+  customerId: string,
+  currency: string,
+): Promise<bigint> {
+  // One statement: it runs in every invoice's finalization.
+  const { rows } = await sql<{ available: string }>`
+    SELECT (
+      SELECT coalesce(-sum(p.amount), 0) FROM postings p JOIN ledger_accounts a ON a.id = p.account_id
+      WHERE a.code = ${chart.customerCredit(customerId).code} AND a.currency = ${currency}
+    ) - (
+      SELECT coalesce(sum(amount), 0) FROM refunds
+      WHERE kind = 'customer_credit' AND customer_id = ${customerId} AND currency = ${currency}
+        AND status IN ('pending', 'unknown')
+    ) AS available
+  `.execute(db);
+  const available = BigInt(rows[0]?.available ?? 0);
+  return available > 0n ? available : 0n;
+}
+
+/**
+ * Takes the customer's available credit off an invoice being finalized (locked, total > 0), inside
+ * the finalizing transaction: up to the invoice's total, posted as `inv_…:credit_applied` (debit the
+ * customer's credit, credit their receivable). The customer is locked only when they have credit
+ * (read again under the lock), so the invoices of customers without credit never wait on each other;
+ * credit that arrives meanwhile is left for their next invoice.
+ * @returns the credit applied, minor units (0 when they have none in the invoice's currency)
+ */
+export async function applyCustomerCredit(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'total'>,
+): Promise<bigint> {
+  if ((await availableCredit(trx, invoice.customer_id, invoice.currency)) === 0n) return 0n;
+  await lockCustomerCredit(trx, invoice.customer_id);
+  const available = await availableCredit(trx, invoice.customer_id, invoice.currency);
+  let used = available;
+  if (used > invoice.total) used = invoice.total;
+  if (used > 0n) {
+    await postEntry(trx, {
+      idempotencyKey: `${invoice.id}:credit_applied`,
+      description: `customer credit applied to invoice ${invoice.id}`,
+      source: { type: 'invoice', id: invoice.id },
+      postings: transfer(
+        chart.customerCredit(invoice.customer_id),
+        chart.receivable(invoice.customer_id),
+        used,
+        invoice.currency,
+      ),
+    });
+  }
+  return used;
+}
+
+/**
+ * Gives an invoice's applied credit back to its customer when the invoice is voided
+ * (`inv_…:credit_returned`: debit the receivable, credit the customer's credit).
+ */
+export async function returnAppliedCredit(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'credit_applied'>,
+): Promise<void> {
+  if (invoice.credit_applied <= 0n) return;
+  await postEntry(trx, {
+    idempotencyKey: `${invoice.id}:credit_returned`,
+    description: `customer credit applied to invoice ${invoice.id} given back (voided)`,
+    source: { type: 'invoice', id: invoice.id },
+    postings: transfer(
+      chart.receivable(invoice.customer_id),
+      chart.customerCredit(invoice.customer_id),
+      invoice.credit_applied,
+      invoice.currency,
+    ),
+  });
+}

@@ -1,0 +1,99 @@
+import type { PgBoss } from 'pg-boss';
+import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
+import { lockInvoice } from '../billing/invoices.ts';
+import type { Db } from '../db/database.ts';
+import type { RefundRow, TransactionRow } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
+import { ValidationError } from '../errors.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { clientFor } from './charges.ts';
+import { createRefund, refundable, sendRefund } from './refunds.ts';
+
+/** What to pay back of a customer's credit: minor units of `currency`, and why. */
+export interface CreditRefundInput {
+  amount: bigint;
+  currency: string;
+  reason?: string;
+}
+
+/**
+ * Pays back `amount` of customer `customerId`'s credit in `currency` (PRODUCT §11) the way the money
+ * came in: as refunds (`kind: customer_credit`, no invoice) of their most recent succeeded gateway
+ * payments in that currency, newest first, each up to what is still refundable on it, through the
+ * existing refund machinery (committed `pending` first, sent with the refund id as idempotency key,
+ * an unknown answer retried by the `invoice.refund` queue). In flight, a refund holds its amount of
+ * the credit (`availableCredit`); once it succeeds it posts `re_…:succeeded` (debit the customer's
+ * credit, credit the gateway's clearing account), and nothing on any invoice changes. Money that
+ * cannot go back through a gateway (credit larger than the customer's refundable payments) is refused,
+ * not paid out some other way: a person settles it offline.
+ * @returns the refunds as recorded after their gateway answers, newest payment first
+ * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
+ * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
+ * ConflictError `gateway_not_configured` for a payment's gateway without credentials
+ */
+export async function refundCustomerCredit(
+  db: Db,
+  boss: PgBoss,
+  registry: GatewayRegistry,
+  customerId: string,
+  input: CreditRefundInput,
+): Promise<RefundRow[]> {
+  const planned = await writeTransaction(db, async (trx) => {
+    await lockCustomerCredit(trx, customerId);
+    const available = await availableCredit(trx, customerId, input.currency);
+    if (input.amount > available) {
+      throw new ValidationError('refund exceeds the customer credit', {
+        amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,
+      });
+    }
+    const payments = await trx
+      .selectFrom('transactions')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          eb('customer_id', '=', customerId),
+          eb(
+            'invoice_id',
+            'in',
+            eb.selectFrom('invoices').select('id').where('customer_id', '=', customerId),
+          ),
+        ]),
+      )
+      .where('status', '=', 'succeeded')
+      .where('currency', '=', input.currency)
+      .where('gateway_transaction_id', 'is not', null)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    const refunds: { refund: RefundRow; transaction: TransactionRow }[] = [];
+    let left = input.amount;
+    for (const transaction of payments) {
+      if (left === 0n) break;
+      // The payment's invoice is locked as every refund of it does, so what is refundable stays true.
+      if (transaction.invoice_id) await lockInvoice(trx, transaction.invoice_id);
+      const open = await refundable(trx, transaction);
+      if (open <= 0n) continue;
+      clientFor(registry, transaction.gateway);
+      let amount = left;
+      if (amount > open) amount = open;
+      const refund = await createRefund(trx, transaction, {
+        amount,
+        reason: input.reason ?? 'customer_credit',
+        creditOf: customerId,
+      });
+      refunds.push({ refund, transaction });
+      left -= amount;
+    }
+    if (left > 0n) {
+      throw new ValidationError('credit exceeds refundable payments', {
+        amount: `at most ${input.amount - left} can go back through the customer's ${input.currency} gateway payments`,
+      });
+    }
+    return refunds;
+  });
+  const sent: RefundRow[] = [];
+  for (const { refund, transaction } of planned) {
+    sent.push(await sendRefund(db, registry, refund, transaction, { kind: 'first', boss }));
+  }
+  return sent;
+}

@@ -1,0 +1,149 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { insertPlan } from '../support/plans.ts';
+
+describe('POST /v1/customers/:id/credit/refund pays credit back through the gateway', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  /**
+   * Gives customer `customer` 385 EUR of credit: Basic (2800 + 10%) from Feb 1 2027, downgraded to
+   * Lite (1400) with 7 of 28 days left: 700 − 350 = 350 net credit + 35 tax.
+   */
+  async function downgradeCredit(customer: string) {
+    const db = app.runtime.db;
+    const flat = (amount: number, name: string) =>
+      insertPlan(db, { name, currency: 'EUR', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+    const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
+    const { subscription } = await createSubscription(
+      db,
+      { customerId: customer, planId: basic },
+      new Date('2027-02-01T00:00:00Z'),
+    );
+    await changeSubscription(db, subscription.id, { planId: lite }, new Date('2027-02-22T00:00:00Z'), false);
+  }
+
+  it('refunds part of the credit against the latest Stripe payment; 422 beyond the credit, 404 unknown customer', async () => {
+    // A paid invoice of 1000 EUR through Stripe, then 385 EUR of credit from a downgrade.
+    const { customer, invoice } = await openInvoice(app, { amount: 1000 });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    await downgradeCredit(customer.id);
+    const shown = await app.api('GET', `/v1/customers/${customer.id}`);
+    // Owes the Basic invoice (3080) less the credit (385); credit 385.
+    expect(shown.body).toMatchObject({
+      balances: [{ currency: 'EUR', balance: 3080 - 385 }],
+      credit: [{ currency: 'EUR', amount: 385 }],
+    });
+    const before = await ledgerByCode(app);
+
+    const path = `/v1/customers/${customer.id}/credit/refund`;
+    const tooMuch = await app.api('POST', path, { amount: 386, currency: 'EUR' });
+    expect(tooMuch.status).toBe(422);
+    expect(tooMuch.body.error.fields.amount).toMatch(/at most 385/);
+    const bad = await app.api('POST', path, { amount: 1.5, currency: 'EURO', note: 'x' });
+    expect(bad.status).toBe(422);
+    expect(Object.keys(bad.body.error.fields).sort()).toEqual(['(body)', 'amount', 'currency']);
+    const missing = await app.api('POST', '/v1/customers/cus_doesnotexist000/credit/refund', {
+      amount: 100,
+      currency: 'EUR',
+    });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('customer_not_found');
+    expect((await app.api('GET', '/v1/refunds')).body.data).toEqual([]);
+    expect(await ledgerByCode(app)).toEqual(before);
+
+    const stripe = stripeRefundSucceeds('re_credit_1');
+    const refunded = await app.api('POST', path, { amount: 300, currency: 'eur', reason: 'goodwill' });
+    expect(refunded.status).toBe(201);
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded.body).toMatchObject({
+      object: 'customer_credit_refund',
+      customer: { id: customer.id, credit: [{ currency: 'EUR', amount: 85 }] },
+      refunds: [
+        {
+          kind: 'customer_credit',
+          transaction: charged.body.transaction.id,
+          invoice: null,
+          customer: customer.id,
+          amount: 300,
+          currency: 'EUR',
+          status: 'succeeded',
+          gateway_refund_id: 're_credit_1',
+        },
+      ],
+    });
+    // The credit (a liability) shrinks by 300 and Stripe holds 300 less; nothing else moves.
+    const after = await ledgerByCode(app);
+    expect(after['customer_credit:customer EUR']).toBe(-85);
+    expect(after['gateway_clearing:stripe EUR']).toBe(before['gateway_clearing:stripe EUR']! - 300);
+    expect(after['refunds EUR'] ?? 0).toBe(before['refunds EUR'] ?? 0);
+    expect(after['tax_payable EUR']).toBe(before['tax_payable EUR']);
+    expect(after['receivable:customer EUR']).toBe(before['receivable:customer EUR']);
+    // The paid invoice is untouched: no refund on it, no credit note.
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_refunded: 0,
+    });
+    expect((await app.api('GET', `/v1/credit-notes?customer=${customer.id}`)).body.data).toEqual([]);
+    // Credit left is 85: 86 is refused.
+    const rest = await app.api('POST', path, { amount: 86, currency: 'EUR' });
+    expect(rest.status).toBe(422);
+    expect(rest.body.error.fields.amount).toMatch(/at most 85/);
+  });
+
+  it('a credit refund with no answer (Stripe 500) stays unknown and holds its credit from the next invoice', async () => {
+    const { customer, invoice } = await openInvoice(app, { amount: 1000 });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {})).body.invoice.status).toBe('PAID');
+    await downgradeCredit(customer.id);
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(10)
+      .reply(500, { error: { type: 'api_error', message: 'An unknown error occurred' } });
+    const unanswered = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 300,
+      currency: 'EUR',
+    });
+    expect(unanswered.status).toBe(201);
+    expect(unanswered.body.refunds).toMatchObject([{ status: 'unknown', amount: 300 }]);
+    // 385 − 300 held by the refund in flight: 85 usable; the ledger has not moved yet.
+    expect(unanswered.body.customer.credit).toEqual([{ currency: 'EUR', amount: 85 }]);
+    expect((await ledgerByCode(app))['customer_credit:customer EUR']).toBeLessThanOrEqual(-385);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'EUR',
+      lines: [{ description: 'Extra seats', amount: 1000 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'OPEN', total: 1000, credit_applied: 85, amount_due: 915 });
+  });
+
+  it('refuses credit that no gateway payment of the customer can carry back (422), changing nothing', async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'nopay@example.com' });
+    await downgradeCredit(customer.body.id);
+    const before = await ledgerByCode(app);
+    const refused = await app.api('POST', `/v1/customers/${customer.body.id}/credit/refund`, {
+      amount: 100,
+      currency: 'EUR',
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.fields.amount).toMatch(/at most 0 can go back/);
+    expect(await ledgerByCode(app)).toEqual(before);
+    expect((await app.api('GET', `/v1/customers/${customer.body.id}`)).body.credit).toEqual([
+      { currency: 'EUR', amount: 385 },
+    ]);
+  });
+});
