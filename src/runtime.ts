@@ -47,16 +47,23 @@ export interface Runtime {
 }
 
 /**
- * Resolves the database: `DATABASE_URL`, or the embedded PostgreSQL in `EMBEDDED_PG_DIR` (started,
- * or joined when another billhook process runs it).
+ * Resolves the database: `DATABASE_URL`, or the embedded PostgreSQL in `EMBEDDED_PG_DIR` (started and
+ * supervised; joined when another billhook process runs it, unless `exclusive`).
+ * @param exclusive a server process (`start`, `web`, `worker`): refuse a data directory another
+ *   process runs (DataDirectoryInUse) rather than depend on that process staying up
  */
 export async function resolveDatabase(
   config: Config,
   log: Logger,
+  exclusive = false,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
   log.info({ dir: config.EMBEDDED_PG_DIR }, 'starting embedded PostgreSQL');
-  return startEmbeddedPostgres(config.EMBEDDED_PG_DIR, (line) => log.debug({ postgres: line }, 'postgres'));
+  return startEmbeddedPostgres(config.EMBEDDED_PG_DIR, {
+    postgresLog: (line) => log.debug({ postgres: line }, 'postgres'),
+    log,
+    exclusive,
+  });
 }
 
 /**
@@ -123,7 +130,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     for (const stop of started.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const database = await resolveDatabase(config, log);
+    const database = await resolveDatabase(config, log, true);
     started.push(() => database.stop());
     const db = createDb(database.url);
     started.push(() => db.destroy());

@@ -61,19 +61,23 @@ describe('process lifecycle', () => {
     ['start', ['start'], 'PORT'],
     ['web', ['web'], 'PORT'],
     ['worker with METRICS_PORT', ['worker'], 'METRICS_PORT'],
-  ])('%s on a port in use says so and exits 1', async (_name, args, variable) => {
-    const run = billhook(args, {
-      DATABASE_URL: databaseUrl,
-      BILLHOOK_ADMIN_KEY: KEY,
-      [variable]: String(taken.port),
-    });
-    runs.push(run);
-    expect(await run.exited, run.output()).toBe(1);
-    expect(run.output()).toContain(
-      `billhook: port ${taken.port} is in use: stop what listens on it or set ${variable} to another port`,
-    );
-    expect(run.output()).not.toMatch(/Cannot read properties/);
-  }, 60_000);
+  ])(
+    '%s on a port in use says so and exits 1',
+    async (_name, args, variable) => {
+      const run = billhook(args, {
+        DATABASE_URL: databaseUrl,
+        BILLHOOK_ADMIN_KEY: KEY,
+        [variable]: String(taken.port),
+      });
+      runs.push(run);
+      expect(await run.exited, run.output()).toBe(1);
+      expect(run.output()).toContain(
+        `billhook: port ${taken.port} is in use: stop what listens on it or set ${variable} to another port`,
+      );
+      expect(run.output()).not.toMatch(/Cannot read properties/);
+    },
+    60_000,
+  );
 
   it('stub-stripe on a port in use says so and exits 1', async () => {
     const run = billhook(['stub-stripe', '--port', String(taken.port)], {});
