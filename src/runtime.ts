@@ -96,11 +96,15 @@ async function drain(server: Server, deadline: number): Promise<boolean> {
   server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
   const closed = new Promise<true>((resolve) => server.close(() => resolve(true)));
   server.closeIdleConnections();
+  // A connection whose request was in flight becomes idle once answered (kept alive: its response
+  // had started before the stop); it is closed then rather than at the keep-alive timeout.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
   });
   const finished = await Promise.race([closed, late]);
+  clearInterval(sweep);
   clearTimeout(timer);
   if (!finished) {
     server.closeAllConnections();

