@@ -232,11 +232,11 @@ async function rawInsertRate(
 async function main() {
   const dir = mkdtempSync(path.join(tmpdir(), 'billhook-bench-'));
   const postgres = await startEmbeddedPostgres(dir);
-  const admin = new pg.Client(postgres.url);
+  const admin = new pg.Client(postgres.adminUrl);
   await admin.connect();
-  await admin.query('CREATE DATABASE billhook_bench');
+  await admin.query(`CREATE DATABASE billhook_bench OWNER ${postgres.appRole}`);
   await admin.end();
-  const url = postgres.url.replace(/\/postgres$/, '/billhook_bench');
+  const url = postgres.url.replace(/\/billhook$/, '/billhook_bench');
   const db = createDb(url);
   await migrateToLatest(db);
 

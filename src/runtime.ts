@@ -1,6 +1,4 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
@@ -11,6 +9,7 @@ import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
+import { listenOn, PortUnavailable } from './http/listen.ts';
 import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
 import { instrumentRegistry } from './metrics/instrument.ts';
@@ -37,29 +36,82 @@ export interface Runtime {
   url?: string;
   /** A new admin key created on the first start (no keys existed), shown once. */
   firstAdminKey?: string;
-  /** Graceful stop: no new requests or jobs, in-flight work finished, connections closed. */
+  /**
+   * Graceful stop within `SHUTDOWN_TIMEOUT_SECONDS`: the listening socket and idle keep-alive
+   * connections close at once, a request still arriving on an open connection is answered with
+   * `Connection: close`, the requests in flight (and the webhook group commit they wait for) and the
+   * jobs in flight finish; at the deadline the connections still open are closed and the jobs still
+   * running are left to pg-boss's retry. Then the database connections (and an embedded PostgreSQL
+   * this process started) close.
+   */
   stop(): Promise<void>;
 }
 
 /**
- * Resolves the database: `DATABASE_URL`, or the embedded PostgreSQL in `EMBEDDED_PG_DIR` (started,
- * or joined when another billhook process runs it).
+ * Resolves the database: `DATABASE_URL`, or the embedded PostgreSQL in `EMBEDDED_PG_DIR` (started and
+ * supervised; joined when another billhook process runs it, unless `exclusive`).
+ * @param exclusive a server process (`start`, `web`, `worker`): refuse a data directory another
+ *   process runs (DataDirectoryInUse) rather than depend on that process staying up
  */
 export async function resolveDatabase(
   config: Config,
   log: Logger,
+  exclusive = false,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
   log.info({ dir: config.EMBEDDED_PG_DIR }, 'starting embedded PostgreSQL');
-  return startEmbeddedPostgres(config.EMBEDDED_PG_DIR, (line) => log.debug({ postgres: line }, 'postgres'));
+  return startEmbeddedPostgres(config.EMBEDDED_PG_DIR, {
+    postgresLog: (line) => log.debug({ postgres: line }, 'postgres'),
+    log,
+    exclusive,
+  });
 }
 
-/** Listens on `port` on every interface; resolves once listening, with the loopback URL. */
-async function listen(app: Express, port: number): Promise<{ server: Server; url: string }> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, '0.0.0.0', () => resolve(s)).once('error', reject);
+/**
+ * Listens on `port` on every interface; resolves once listening, with the loopback URL.
+ * @param variable the setting `port` comes from, named when the port is unavailable
+ * @throws PortUnavailable e.g. "port 3000 is in use: stop what listens on it or set PORT to another port"
+ */
+async function listen(
+  app: Parameters<typeof listenOn>[0],
+  port: number,
+  variable: 'PORT' | 'METRICS_PORT',
+): Promise<{ server: Server; url: string }> {
+  try {
+    const { server, port: bound } = await listenOn(app, port, '0.0.0.0');
+    return { server, url: `http://127.0.0.1:${bound}` };
+  } catch (error) {
+    if (!(error instanceof PortUnavailable)) throw error;
+    throw new PortUnavailable(`${error.message}: stop what listens on it or set ${variable} to another port`);
+  }
+}
+
+/**
+ * Stops `server` taking requests and waits, until `deadline` (epoch ms), for the requests in flight:
+ * the listening socket and idle connections close now, every response from now on carries
+ * `Connection: close` (so a keep-alive client busy sending cannot hold its connection open), and at
+ * the deadline the connections still open are closed.
+ * @returns whether every request finished before the deadline
+ */
+async function drain(server: Server, deadline: number): Promise<boolean> {
+  server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
+  const closed = new Promise<true>((resolve) => server.close(() => resolve(true)));
+  server.closeIdleConnections();
+  // A connection whose request was in flight becomes idle once answered (kept alive: its response
+  // had started before the stop); it is closed then rather than at the keep-alive timeout.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
   });
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  const finished = await Promise.race([closed, late]);
+  clearInterval(sweep);
+  clearTimeout(timer);
+  if (!finished) {
+    server.closeAllConnections();
+    await closed;
+  }
+  return finished;
 }
 
 /**
@@ -70,65 +122,101 @@ async function listen(app: Express, port: number): Promise<{ server: Server; url
  * @throws when the database cannot be reached or a migration fails
  */
 export async function startRuntime(config: Config, role: Role, log: Logger): Promise<Runtime> {
-  const database = await resolveDatabase(config, log);
-  const db = createDb(database.url);
-  await migrateToLatest(db);
-  const boss = createBoss(database.url, { maintenance: role !== 'web' });
-  boss.on('error', (error) => log.error({ err: error }, 'pg-boss error'));
-  await boss.start();
-  await ensureQueues(boss, config);
-  const metrics = new Metrics({ db, boss });
-  const registry = instrumentRegistry(
-    createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
-    metrics,
-  );
-
-  let firstAdminKey: string | undefined;
-  if (config.BILLHOOK_ADMIN_KEY)
-    await createApiKey(db, 'BILLHOOK_ADMIN_KEY', 'admin', config.BILLHOOK_ADMIN_KEY);
-  else if (!(await anyApiKey(db)))
-    firstAdminKey = (await createApiKey(db, 'first admin key', 'admin')).secret;
-
-  let migrated = false;
-  const ready = async () => {
-    await sql`SELECT 1`.execute(db);
-    migrated ||= await migrationsCurrent(db);
-    return migrated;
-  };
-
-  let server: Server | undefined;
-  let url: string | undefined;
-  let inbox: Inbox | undefined;
-  if (role !== 'worker') {
-    inbox = new Inbox(database.url, boss, {
-      ...DEFAULT_INBOX_OPTIONS,
-      maxWaiting: config.WEBHOOK_MAX_WAITING,
-    });
-    const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
-    ({ server, url } = await listen(app, config.PORT));
-  } else if (config.METRICS_PORT !== undefined) {
-    ({ server, url } = await listen(createMetricsApp({ metrics, ready }), config.METRICS_PORT));
+  if (config.PAYPAL_TEST_CERT_FILE) {
+    log.warn(
+      { file: config.PAYPAL_TEST_CERT_FILE },
+      'PAYPAL_TEST_CERT_FILE is set: PayPal webhooks signed with the test key from the repository are trusted; never set it in production',
+    );
   }
-  if (role !== 'web') await startWorkers(boss, db, registry, config, log, metrics);
-
-  return {
-    db,
-    boss,
-    registry,
-    databaseUrl: database.url,
-    inbox,
-    url,
-    firstAdminKey,
-    async stop() {
-      if (server) {
-        const closing = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        await closing;
-      }
-      await inbox?.close();
-      await boss.stop({ graceful: true, timeout: 10_000 });
-      await db.destroy();
-      await database.stop();
-    },
+  // What is started so far, stopped in reverse order when a later step fails (a port in use, say), so
+  // a failed start leaves no embedded PostgreSQL running behind it.
+  const started: (() => Promise<unknown>)[] = [];
+  const stopStarted = async () => {
+    for (const stop of started.reverse()) await stop().catch(() => undefined);
   };
+  try {
+    const database = await resolveDatabase(config, log, true);
+    started.push(() => database.stop());
+    const db = createDb(database.url);
+    started.push(() => db.destroy());
+    await migrateToLatest(db);
+    const boss = createBoss(database.url, { maintenance: role !== 'web' });
+    boss.on('error', (error) => log.error({ err: error }, 'pg-boss error'));
+    started.push(() => boss.stop({ graceful: false }));
+    await boss.start();
+    await ensureQueues(boss, config);
+    const metrics = new Metrics({ db, boss });
+    const registry = instrumentRegistry(
+      createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
+      metrics,
+    );
+
+    let firstAdminKey: string | undefined;
+    if (config.BILLHOOK_ADMIN_KEY)
+      await createApiKey(db, 'BILLHOOK_ADMIN_KEY', 'admin', config.BILLHOOK_ADMIN_KEY);
+    else if (!(await anyApiKey(db)))
+      firstAdminKey = (await createApiKey(db, 'first admin key', 'admin')).secret;
+
+    let migrated = false;
+    const ready = async () => {
+      await sql`SELECT 1`.execute(db);
+      migrated ||= await migrationsCurrent(db);
+      return migrated;
+    };
+
+    let server: Server | undefined;
+    let url: string | undefined;
+    let inbox: Inbox | undefined;
+    if (role !== 'worker') {
+      const opened = new Inbox(database.url, boss, {
+        ...DEFAULT_INBOX_OPTIONS,
+        maxWaiting: config.WEBHOOK_MAX_WAITING,
+      });
+      inbox = opened;
+      started.push(() => opened.close());
+      const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
+      ({ server, url } = await listen(app, config.PORT, 'PORT'));
+    } else if (config.METRICS_PORT !== undefined) {
+      ({ server, url } = await listen(
+        createMetricsApp({ metrics, ready }),
+        config.METRICS_PORT,
+        'METRICS_PORT',
+      ));
+    }
+    const listening = server;
+    if (listening) {
+      started.push(
+        () =>
+          new Promise((resolve) => {
+            listening.close(resolve);
+            listening.closeAllConnections();
+          }),
+      );
+    }
+    if (role !== 'web') await startWorkers(boss, db, registry, config, log, metrics);
+
+    return {
+      db,
+      boss,
+      registry,
+      databaseUrl: database.url,
+      inbox,
+      url,
+      firstAdminKey,
+      async stop() {
+        const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+        if (server && !(await drain(server, deadline)))
+          log.warn('shutdown deadline reached: requests still in flight were cut off (not acknowledged)');
+        // Every request is answered by now, so no delivery waits for a group commit: the inbox's last
+        // transactions have ended when its connections close.
+        await inbox?.close();
+        await boss.stop({ graceful: true, timeout: deadline - Date.now() });
+        await db.destroy();
+        await database.stop();
+      },
+    };
+  } catch (error) {
+    await stopStarted();
+    throw error;
+  }
 }

@@ -71,7 +71,19 @@ async function serve(role: Role): Promise<void> {
     if (runtime) stop(runtime, signal);
   };
   const stop = (running: Runtime, signal: string) => {
-    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
+    log.info(
+      { signal, timeoutSeconds: cfg.SHUTDOWN_TIMEOUT_SECONDS },
+      'shutting down: finishing in-flight requests and jobs',
+    );
+    // Runtime.stop cuts requests and jobs off at the deadline; closing the database after that takes
+    // a moment. Should anything hang beyond it, the process exits anyway.
+    setTimeout(
+      () => {
+        log.error('shutdown did not finish in time: exiting');
+        process.exit(1);
+      },
+      (cfg.SHUTDOWN_TIMEOUT_SECONDS + 5) * 1000,
+    ).unref();
     running.stop().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -80,6 +80,11 @@ const EnvSchema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('1')
     .transform((v) => v === '1' || v === 'true'),
+  /**
+   * Seconds a SIGTERM/SIGINT gives the requests and jobs in flight to finish; then the connections
+   * still open are closed, the jobs still running are left to pg-boss's retry, and the process exits.
+   */
+  SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: secretList,
@@ -94,7 +99,11 @@ const EnvSchema = z.object({
    */
   PAYPAL_WEBHOOK_VERIFICATION: z.enum(['offline', 'api']).default('offline'),
   PAYPAL_API_BASE: url('https://api-m.sandbox.paypal.com'),
-  /** Test mode only: PEM certificate(s) trusted for PayPal webhook signatures besides PayPal's own. */
+  /**
+   * Test mode only: PEM certificate(s) trusted for PayPal webhook signatures besides PayPal's own
+   * (the repository's test certificate, whose private key is public). Refused with PayPal's live
+   * API host (PAYPAL_LIVE_HOSTS); a warning is logged at start whenever it is set.
+   */
   PAYPAL_TEST_CERT_FILE: optionalString,
   /** send-test-webhook only: the private key matching PAYPAL_TEST_CERT_FILE. */
   PAYPAL_TEST_KEY_FILE: optionalString,
@@ -110,6 +119,23 @@ const EnvSchema = z.object({
   SECUREPAY_MERCHANT_CODE: optionalString,
   SECUREPAY_API_BASE: url('https://payments-stest.npe.auspost.zone'),
   SECUREPAY_AUTH_URL: url('https://welcome.api2.sandbox.auspost.com.au/oauth/token'),
+});
+
+/**
+ * PayPal's live REST API hosts (https://developer.paypal.com/api/rest/requests/: `api-m.paypal.com`,
+ * and the older `api.paypal.com`); the sandbox is `api-m.sandbox.paypal.com`.
+ */
+export const PAYPAL_LIVE_HOSTS: readonly string[] = ['api-m.paypal.com', 'api.paypal.com'];
+
+/** The schema with the rules that join several variables. */
+const ConfigSchema = EnvSchema.superRefine((env, ctx) => {
+  if (env.PAYPAL_TEST_CERT_FILE && PAYPAL_LIVE_HOSTS.includes(new URL(env.PAYPAL_API_BASE).hostname)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PAYPAL_TEST_CERT_FILE'],
+      message: `must not be set with PayPal's live API (PAYPAL_API_BASE ${env.PAYPAL_API_BASE}): it trusts a test certificate whose private key is public`,
+    });
+  }
 });
 
 /** The name of every environment variable billhook reads (`.env.example` lists them all). */
@@ -133,7 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(
     Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''),
   );
-  const parsed = EnvSchema.safeParse(present);
+  const parsed = ConfigSchema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);

@@ -1,16 +1,60 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import path from 'node:path';
+import autocannon from 'autocannon';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.ts';
+import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createTestDatabase } from '../support/database.ts';
-import { stripeFixture } from '../support/stripe.ts';
+import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const KEY = 'bh_graceful_admin_key_0123456789abcdef';
+const SECRET = 'whsec_graceful_secret';
+
+/** `billhook <role>` on `databaseUrl` and `port`; resolves once it answers /readyz 200. */
+async function startBillhook(
+  role: string,
+  databaseUrl: string,
+  port: number,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+  let output = '';
+  const child = spawn(process.execPath, [MAIN, role], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      BILLHOOK_ADMIN_KEY: KEY,
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.stdout?.on('data', (chunk) => {
+    output = (output + chunk).slice(-10_000);
+  });
+  child.stderr?.on('data', (chunk) => {
+    output = (output + chunk).slice(-10_000);
+  });
+  await waitFor(
+    'billhook to be ready',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`billhook exited with ${child.exitCode}`);
+      return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
+    },
+    60_000,
+  ).catch((error: Error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${error.message}; its output:\n${output}`);
+  });
+  return { child, output: () => output, exited };
+}
 
 /** PRODUCT.md §7: SIGTERM stops taking requests and jobs, finishes what is in flight, then exits. */
 describe('graceful shutdown on SIGTERM', () => {
@@ -125,5 +169,107 @@ describe('graceful shutdown on SIGTERM', () => {
     const { rows } = await db.query('SELECT status FROM invoices WHERE id = $1', [invoice.id]);
     await db.end();
     expect(rows).toEqual([{ status: 'PAID' }]);
+  }, 90_000);
+
+  // Issue #22 item 5: under keep-alive load the server kept answering on the open connections and
+  // SIGTERM never finished.
+  it('under keep-alive webhook load: stops taking requests, exits 0 within the deadline, and every acknowledged webhook is stored', async () => {
+    const databaseUrl = await createTestDatabase();
+    const port = await freePort();
+    const billhook = await startBillhook('web', databaseUrl, port);
+    const CONNECTIONS = 32;
+    let signalledAt = 0;
+    const acknowledged = new Set<string>();
+    let acknowledgedAfterSignal = 0;
+    let n = 0;
+    const load = autocannon(
+      {
+        url: `http://127.0.0.1:${port}`,
+        connections: CONNECTIONS,
+        duration: 120,
+        requests: [
+          {
+            method: 'POST',
+            path: '/webhooks/stripe',
+            setupRequest: (request, context) => {
+              const eventId = `evt_keepalive_${n++}`;
+              const body = paymentIntentSucceeded({
+                eventId,
+                intentId: `pi_keepalive_${n}`,
+                amount: 1000,
+                currency: 'usd',
+                reference: `txn_keepalive_${n}`,
+              });
+              (context as { eventId?: string }).eventId = eventId;
+              request.body = body;
+              request.headers = {
+                'content-type': 'application/json',
+                'stripe-signature': signStripePayload(body, SECRET),
+              };
+              return request;
+            },
+            onResponse: (status, _body, context) => {
+              if (status !== 200) return;
+              acknowledged.add((context as { eventId: string }).eventId);
+              if (signalledAt) acknowledgedAfterSignal++;
+            },
+          },
+        ],
+      },
+      () => undefined,
+    );
+    await waitFor('webhooks acknowledged under load', async () => acknowledged.size >= 500, 60_000);
+    signalledAt = Date.now();
+    billhook.child.kill('SIGTERM');
+    const code = await Promise.race([
+      billhook.exited,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 20_000)),
+    ]);
+    const tookMs = Date.now() - signalledAt;
+    load.stop();
+    if (code === 'still running') billhook.child.kill('SIGKILL');
+    expect(code, billhook.output()).toBe(0);
+    // The deadline (SHUTDOWN_TIMEOUT_SECONDS, 10 s) was not needed: the connections closed at once.
+    expect(tookMs).toBeLessThan(10_000);
+    // At most the request in flight and one more per connection were answered after the signal: a
+    // connection is closed once idle, or its next request is answered with Connection: close.
+    expect(acknowledgedAfterSignal).toBeLessThanOrEqual(2 * CONNECTIONS);
+    // Nothing acknowledged is lost: every 200 is a stored inbox row (with its job, same transaction).
+    const db = new pg.Client(databaseUrl);
+    await db.connect();
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT gateway_event_id AS id FROM inbox WHERE gateway = 'stripe'`,
+    );
+    await db.end();
+    const stored = new Set(rows.map((row) => row.id));
+    expect([...acknowledged].filter((id) => !stored.has(id))).toEqual([]);
+  }, 120_000);
+
+  it('exits within SHUTDOWN_TIMEOUT_SECONDS when a request never finishes', async () => {
+    const databaseUrl = await createTestDatabase();
+    const port = await freePort();
+    const billhook = await startBillhook('web', databaseUrl, port, { SHUTDOWN_TIMEOUT_SECONDS: '2' });
+    // A client that sends half of a webhook's body and then nothing.
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.on('error', () => undefined);
+    socket.write(
+      'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalledAt = Date.now();
+    billhook.child.kill('SIGTERM');
+    const code = await Promise.race([
+      billhook.exited,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000)),
+    ]);
+    if (code === 'still running') billhook.child.kill('SIGKILL');
+    expect(code, billhook.output()).toBe(0);
+    // 2 s of deadline, then closing the pools; far below the 300 s Node would wait for the body.
+    expect(Date.now() - signalledAt).toBeLessThan(8_000);
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(1_900);
+    await closed;
+    expect(billhook.output()).toContain('shutdown deadline reached');
   }, 90_000);
 });

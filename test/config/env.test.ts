@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,
+      SHUTDOWN_TIMEOUT_SECONDS: 10,
       POLL_SCHEDULE_SECONDS: [60, 300, 3600, 86400],
       DUNNING_RETRY_DAYS: [1, 3, 5, 7],
       DUNNING_FINAL_ACTION: 'SUSPEND',
@@ -128,10 +129,39 @@ describe('loadConfig', () => {
     ['WEBHOOK_RETRY_LIMIT', '51'],
     ['STRIPE_WEBHOOK_TOLERANCE_SECONDS', '0'],
     ['GATEWAY_TIMEOUT_MS', '99'],
+    ['SHUTDOWN_TIMEOUT_SECONDS', '0'],
+    ['SHUTDOWN_TIMEOUT_SECONDS', '2.5'],
   ])('refuses %s=%s with a ConfigError naming the variable', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.name).toBe('ConfigError');
     expect(error.message).toMatch(new RegExp(`^invalid configuration:\\n  ${name}: `));
+  });
+
+  it('reads SHUTDOWN_TIMEOUT_SECONDS', () => {
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_SECONDS: '30' }).SHUTDOWN_TIMEOUT_SECONDS).toBe(30);
+  });
+
+  // The repository's PayPal test certificate has its private key next to it: with the live API it
+  // would let anyone sign webhooks billhook trusts.
+  it.each(['https://api-m.paypal.com', 'https://api.paypal.com', 'https://API-M.PAYPAL.COM/'])(
+    'refuses PAYPAL_TEST_CERT_FILE with the live PayPal API %s',
+    (base) => {
+      const error = configError({ PAYPAL_API_BASE: base, PAYPAL_TEST_CERT_FILE: 'test.cert.pem' });
+      expect(error.message).toMatch(
+        /^invalid configuration:\n {2}PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/,
+      );
+    },
+  );
+
+  it('accepts PAYPAL_TEST_CERT_FILE with the sandbox or a local API, and the live API without it', () => {
+    for (const base of ['https://api-m.sandbox.paypal.com', 'http://127.0.0.1:9999']) {
+      expect(
+        loadConfig({ PAYPAL_API_BASE: base, PAYPAL_TEST_CERT_FILE: 'x.pem' }).PAYPAL_TEST_CERT_FILE,
+      ).toBe('x.pem');
+    }
+    expect(loadConfig({ PAYPAL_API_BASE: 'https://api-m.paypal.com' }).PAYPAL_API_BASE).toBe(
+      'https://api-m.paypal.com',
+    );
   });
 
   it('names every bad variable, one per line', () => {

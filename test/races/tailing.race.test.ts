@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { raiseException } from '../../src/reconcile/exceptions.ts';
@@ -39,15 +38,7 @@ interface Stream {
 describe('tailing the activity and ledger sequences under concurrent writers', () => {
   let app: TestApp;
   beforeAll(async () => {
-    const url = await createTestDatabase();
-    const admin = new pg.Client(url);
-    await admin.connect();
-    try {
-      const name = new URL(url).pathname.slice(1);
-      await admin.query(`ALTER DATABASE ${name} SET deadlock_timeout = '${DEADLOCK_TIMEOUT}'`);
-    } finally {
-      await admin.end();
-    }
+    const url = await createTestDatabase({ deadlock_timeout: DEADLOCK_TIMEOUT });
     app = await startTestApp({ DATABASE_URL: url, API_RATE_LIMIT_PER_MINUTE: '1000000' });
   });
   afterAll(() => app.stop());

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import express from 'express';
+import { listenOn } from '../../http/listen.ts';
 
 /** How the stub answers charges: as Stripe does for a card that succeeds, is still processing, or is declined. */
 export type StubOutcome = 'succeeded' | 'processing' | 'declined';
@@ -11,6 +12,7 @@ export type StubOutcome = 'succeeded' | 'processing' | 'declined';
  * `POST /v1/refunds` with objects shaped like Stripe's (https://docs.stripe.com/api/payment_intents/object),
  * echoing amount, currency and metadata, and repeats the same answer for a repeated Idempotency-Key.
  * It moves no money and checks no key.
+ * @throws PortUnavailable when `port` is in use
  */
 export function startStripeStub(port: number, outcome: StubOutcome): Promise<Server> {
   const app = express();
@@ -80,7 +82,5 @@ export function startStripeStub(port: number, outcome: StubOutcome): Promise<Ser
       },
     })),
   );
-  return new Promise((resolve) => {
-    const server = app.listen(port, '127.0.0.1', () => resolve(server));
-  });
+  return listenOn(app, port, '127.0.0.1').then(({ server }) => server);
 }

@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_CERT_FILE } from '../gateways/paypal/fixtures.ts';
+import { createTestDatabase } from '../support/database.ts';
+import { waitFor } from '../support/wait.ts';
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
+const KEY = 'bh_lifecycle_admin_key_0123456789abcdef';
+
+/** A `billhook …` child process with its output so far. */
+interface Run {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (a signal: null) once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+function billhook(args: string[], env: Record<string, string>): Run {
+  let output = '';
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+/** A TCP server holding a port on every interface, as another program would. */
+async function occupyPort(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return { server, port: address.port };
+}
+
+describe('process lifecycle', () => {
+  let databaseUrl: string;
+  let taken: { server: Server; port: number };
+  const runs: Run[] = [];
+  beforeAll(async () => {
+    databaseUrl = await createTestDatabase();
+    taken = await occupyPort();
+  });
+  afterAll(async () => {
+    for (const run of runs) if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    await new Promise((resolve) => taken.server.close(resolve));
+  });
+
+  // Issue #22 item 9: each used to crash with "Cannot read properties of null (reading 'port')", and
+  // stub-stripe printed that it ran, then exited 0.
+  it.each([
+    ['start', ['start'], 'PORT'],
+    ['web', ['web'], 'PORT'],
+    ['worker with METRICS_PORT', ['worker'], 'METRICS_PORT'],
+  ])(
+    '%s on a port in use says so and exits 1',
+    async (_name, args, variable) => {
+      const run = billhook(args, {
+        DATABASE_URL: databaseUrl,
+        BILLHOOK_ADMIN_KEY: KEY,
+        [variable]: String(taken.port),
+      });
+      runs.push(run);
+      expect(await run.exited, run.output()).toBe(1);
+      expect(run.output()).toContain(
+        `billhook: port ${taken.port} is in use: stop what listens on it or set ${variable} to another port`,
+      );
+      expect(run.output()).not.toMatch(/Cannot read properties/);
+    },
+    60_000,
+  );
+
+  it('stub-stripe on a port in use says so and exits 1', async () => {
+    const run = billhook(['stub-stripe', '--port', String(taken.port)], {});
+    runs.push(run);
+    expect(await run.exited, run.output()).toBe(1);
+    expect(run.output()).toContain(`billhook: port ${taken.port} is in use`);
+    expect(run.output()).not.toContain('Stripe stub on');
+  }, 30_000);
+
+  // Issue #22 item 7: the PayPal test certificate's private key is in the repository.
+  it('refuses PAYPAL_TEST_CERT_FILE with the live PayPal API, naming the variable', async () => {
+    const run = billhook(['start'], {
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      BILLHOOK_ADMIN_KEY: KEY,
+      PAYPAL_API_BASE: 'https://api-m.paypal.com',
+      PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
+    });
+    runs.push(run);
+    expect(await run.exited, run.output()).toBe(1);
+    expect(run.output()).toMatch(/PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/);
+  }, 30_000);
+
+  it('warns at start when PAYPAL_TEST_CERT_FILE is set (sandbox)', async () => {
+    const run = billhook(['start'], {
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      BILLHOOK_ADMIN_KEY: KEY,
+      PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
+    });
+    runs.push(run);
+    await waitFor('the start banner', async () => run.output().includes('billhook all running'), 60_000);
+    const warning = run
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; file?: string })
+      .find((line) => line.msg.startsWith('PAYPAL_TEST_CERT_FILE is set'));
+    expect(warning).toMatchObject({ level: 40, file: TEST_CERT_FILE });
+    run.child.kill('SIGTERM');
+    expect(await run.exited, run.output()).toBe(0);
+  }, 60_000);
+});
