@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,34 +9,10 @@ import { createDb } from '../../src/db/database.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { createBoss } from '../../src/queue/boss.ts';
+import { billhook, type Run } from '../support/process.ts';
 import { waitFor } from '../support/wait.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const CREDENTIALS = 'billhook-credentials.json';
-
-interface Run {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-/** `billhook <args>` as `npm start` runs it: embedded PostgreSQL in `dataDir`, its own process group. */
-function billhook(args: string[], dataDir: string, env: Record<string, string> = {}): Run {
-  let output = '';
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...process.env, DATABASE_URL: '', EMBEDDED_PG_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
 
 const readyz = async (port: number) =>
   (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status;
@@ -81,7 +56,7 @@ describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11
 
   it('makes random passwords (kept in the data directory, mode 0600) and runs as a role that is not a superuser', async () => {
     port = await freePort();
-    first = billhook(['start'], dataDir, { PORT: String(port) });
+    first = billhook(['start'], { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(port) }, true);
     runs.push(first);
     await ready(port, first);
     await waitFor('the start banner', async () => first.output().includes('Admin API key'));
@@ -124,13 +99,17 @@ describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11
   }, 150_000);
 
   it('refuses a second start on the same data directory, saying which process runs it; CLI commands still join it', async () => {
-    const second = billhook(['start'], dataDir, { PORT: String(await freePort()) });
+    const second = billhook(
+      ['start'],
+      { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(await freePort()) },
+      true,
+    );
     runs.push(second);
     expect(await second.exited, second.output()).toBe(1);
     expect(second.output()).toContain(
       `billhook: the data directory ${dataDir} is in use: another billhook (pid ${first.child.pid}) runs its embedded PostgreSQL`,
     );
-    const keys = billhook(['keys', 'list'], dataDir);
+    const keys = billhook(['keys', 'list'], { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '' }, true);
     runs.push(keys);
     expect(await keys.exited, keys.output()).toBe(0);
     expect(keys.output()).toContain('first admin key');
@@ -187,7 +166,11 @@ describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11
     await old.stop();
 
     const appPort = await freePort();
-    const upgraded = billhook(['start'], legacyDir, { PORT: String(appPort) });
+    const upgraded = billhook(
+      ['start'],
+      { EMBEDDED_PG_DIR: legacyDir, DATABASE_URL: '', PORT: String(appPort) },
+      true,
+    );
     runs.push(upgraded);
     await ready(appPort, upgraded);
     // Same data: the key made before works, and no new first key was made.

@@ -1,37 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CERT_FILE } from '../gateways/paypal/fixtures.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { billhook, type Run } from '../support/process.ts';
 import { waitFor } from '../support/wait.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const KEY = 'bh_lifecycle_admin_key_0123456789abcdef';
-
-/** A `billhook …` child process with its output so far. */
-interface Run {
-  child: ChildProcess;
-  output(): string;
-  /** Resolves with the exit code (a signal: null) once the process has exited. */
-  exited: Promise<number | null>;
-}
-
-function billhook(args: string[], env: Record<string, string>): Run {
-  let output = '';
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
 
 /** A TCP server holding a port on every interface, as another program would. */
 async function occupyPort(): Promise<{ server: Server; port: number }> {

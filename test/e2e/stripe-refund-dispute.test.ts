@@ -1,13 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import {
-  FIXTURE_INTENT,
-  ledgerByCode,
-  openInvoice,
-  stripeChargeSucceeds,
-  stripeRefundSucceeds,
-} from '../support/flow.ts';
+import { FIXTURE_INTENT, ledgerByCode, paidStripeInvoice, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -32,17 +26,8 @@ describe('refunds and disputes on a Stripe payment', () => {
     await stopOfflineTestApp(app);
   });
 
-  async function paidInvoice() {
-    const opened = await openInvoice(app);
-    const { seen } = stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    expect(seen).toHaveLength(1);
-    return charged.body;
-  }
-
   it('refunds part, then the rest, never beyond what was paid, and a refund webhook changes nothing more', async () => {
-    const { invoice, transaction } = await paidInvoice();
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
 
     stripeRefundSucceeds('re_partial_1');
@@ -99,7 +84,7 @@ describe('refunds and disputes on a Stripe payment', () => {
   });
 
   it('records a refund made in the Stripe dashboard from its webhook alone', async () => {
-    const { invoice, transaction } = await paidInvoice();
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const event = stripeFixture('webhook.charge.refund.updated.json');
     event.id = 'evt_dashboard_refund';
     Object.assign(event.data.object, {
@@ -117,7 +102,7 @@ describe('refunds and disputes on a Stripe payment', () => {
   });
 
   it('moves a dispute to disputed funds when created and back when closed in our favour', async () => {
-    const { transaction } = await paidInvoice();
+    const { transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const created = stripeFixture('webhook.charge.dispute.created.json');
     Object.assign(created.data.object, {
@@ -164,7 +149,7 @@ describe('refunds and disputes on a Stripe payment', () => {
   });
 
   it('books a lost dispute as a chargeback loss', async () => {
-    const { transaction } = await paidInvoice();
+    const { transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const closed = stripeFixture('webhook.charge.dispute.closed.json');
     closed.id = 'evt_dispute_lost';

@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
-import { ledgerByCode, openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { ledgerByCode, paidStripeInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -100,17 +100,6 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
     await stopOfflineTestApp(app);
   });
 
-  async function paidInvoice() {
-    const opened = await openInvoice(app);
-    stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    return charged.body as {
-      invoice: { id: string };
-      transaction: { id: string; gateway_transaction_id: string };
-    };
-  }
-
   /**
    * The four events Stripe sends about one refund of 620 made at its dashboard: refund.created
    * (pending), refund.updated and charge.refund.updated (succeeded), and charge.refunded (no list).
@@ -143,7 +132,7 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
       ['updated', 'created', 'chargeRefunded', 'chargeRefundUpdated'],
     ],
   ] as const)('books a dashboard refund once, its events in the order %s', async (_order, order) => {
-    const { invoice, transaction } = await paidInvoice();
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const refundId = `re_dashboard_${++sequence}`;
     const events = dashboardRefundEvents(transaction.gateway_transaction_id, refundId);
@@ -165,7 +154,7 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
   });
 
   it('books a dashboard refund known only from charge.refunded (no list) by asking Stripe for the charge’s refunds', async () => {
-    const { invoice, transaction } = await paidInvoice();
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const intent = transaction.gateway_transaction_id;
     const charge = `ch_only_${++sequence}`;
@@ -189,7 +178,7 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
   });
 
   it('books a refund billhook made once, its webhooks arriving before and after Stripe’s answer', async () => {
-    const { invoice, transaction } = await paidInvoice();
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const intent = transaction.gateway_transaction_id;
     const refundId = `re_ours_${++sequence}`;
@@ -234,7 +223,7 @@ describe('Stripe refunds, from whichever refund events arrive, in any order', ()
   });
 
   it('reverses a dashboard refund that refund.failed reports after it succeeded, once', async () => {
-    const { transaction } = await paidInvoice();
+    const { transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const refundId = `re_failing_${++sequence}`;
     const succeeded = refundObject({
@@ -304,14 +293,6 @@ describe('Stripe inquiries move no money', () => {
     await stopOfflineTestApp(app);
   });
 
-  async function paidTransaction() {
-    const opened = await openInvoice(app);
-    stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    return charged.body.transaction as { id: string; gateway_transaction_id: string };
-  }
-
   /** The real dispute.created event (GBP 500 chargeback) made about `disputeId` on our payment, EUR 46.20. */
   function disputeEvent(type: string, disputeId: string, intent: string, status: string) {
     const event = stripeFixture('webhook.charge.dispute.created.json');
@@ -335,7 +316,7 @@ describe('Stripe inquiries move no money', () => {
   }
 
   it('records an inquiry and its closing (the real warning_closed event) without a posting', async () => {
-    const transaction = await paidTransaction();
+    const { transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
     const disputeId = `du_inquiry_${++sequence}`;
     const opened = await deliverSettled(
@@ -370,7 +351,7 @@ describe('Stripe inquiries move no money', () => {
   });
 
   it('posts an inquiry that escalates only when its funds are withdrawn, then books the loss', async () => {
-    const transaction = await paidTransaction();
+    const { transaction } = await paidStripeInvoice(app);
     const intent = transaction.gateway_transaction_id;
     const before = await ledgerByCode(app);
     const clearing = before['gateway_clearing:stripe EUR']!;

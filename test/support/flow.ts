@@ -83,6 +83,28 @@ export function stripeChargeSucceeds(intentId = `pi_${randomBytes(12).toString('
   return { scope, seen };
 }
 
+/** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction). */
+export interface PaidStripeInvoice {
+  invoice: { id: string; status: string };
+  transaction: { id: string; gateway_transaction_id: string };
+}
+
+/**
+ * `openInvoice` (options as there), then charged over the API with Stripe answering succeeded once:
+ * the invoice is PAID and Stripe saw exactly one PaymentIntent.
+ */
+export async function paidStripeInvoice(
+  app: TestApp,
+  o: OpenInvoiceOptions = {},
+): Promise<PaidStripeInvoice> {
+  const opened = await openInvoice(app, o);
+  const { seen } = stripeChargeSucceeds();
+  const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
+  expect(charged.body.invoice.status).toBe('PAID');
+  expect(seen).toHaveLength(1);
+  return charged.body;
+}
+
 /** Fakes `POST /v1/refunds` with the fixture refund, echoing amount, payment intent and metadata. */
 export function stripeRefundSucceeds(refundId: string) {
   const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
