@@ -22,8 +22,9 @@ import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
  * time and the charge what the new price costs them after the coupon. A net charge, or a change
  * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
  * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
- * downgrade) is not paid back: with its tax it becomes the customer's credit (debit revenue for the
- * net credit and tax payable for its tax, credit the customer's credit account), which their next
+ * downgrade, or a change that only lowers the tax) is not paid back: with its tax it becomes the
+ * customer's credit (debit revenue for the net credit and tax payable for its tax, credit the
+ * customer's credit account), which their next
  * invoices use at finalization, whatever subscription they bill (billing/customer-credit.ts). In a
  * trial or before a future start there is no period to prorate: the change applies to the first
  * invoice. The new plan must bill in the same currency and interval (periods stay on the same
@@ -163,18 +164,20 @@ export async function changeSubscription(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    // The net credit, with its tax, is the customer's credit until their next invoices use it.
-    if (credited > 0n) {
+    // A change not invoiced (a net credit, or a change of tax alone that lowers it) moves its lines'
+    // subtotal out of revenue and its tax out of tax payable into the customer's credit (`total`,
+    // negative: a credit), which their next invoices use.
+    if (!invoice && (proration.subtotal !== 0n || proration.tax !== 0n)) {
       await postEntry(trx, {
         idempotencyKey: `${id}:proration_credit:${randomUUID()}`,
         description: `proration credit of subscription ${id} (unused time at the old price)`,
         source: { type: 'subscription', id },
         postings: [
-          { account: chart.revenue, amount: credited, currency: newPlan.currency },
+          { account: chart.revenue, amount: -proration.subtotal, currency: newPlan.currency },
           { account: chart.taxPayable, amount: -proration.tax, currency: newPlan.currency },
           {
             account: chart.customerCredit(subscription.customer_id),
-            amount: -(credited - proration.tax),
+            amount: proration.total,
             currency: newPlan.currency,
           },
         ].filter((p) => p.amount !== 0n),

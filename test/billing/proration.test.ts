@@ -194,6 +194,36 @@ describe('changing plan or quantity mid-period', () => {
     });
   });
 
+  it("a change that only lowers the tax credits the tax: 1000 at 20% → 1000 at 10% for half a period is 50 of the customer's credit", async () => {
+    const [high, low] = [
+      await flatIn('HUF', 1000, 'Standard', 200_000),
+      await flatIn('HUF', 1000, 'Standard (relief)', 100_000),
+    ];
+    const customer = await insertCustomer(db);
+    const sub = (
+      await createSubscription(db, { customerId: customer, planId: high }, d('2027-02-01T00:00:00Z'))
+    ).subscription;
+    // 14 of 28 days left: unused −500 (tax −100), remaining +500 (tax +50): subtotal 0, tax −50.
+    const change = await changeSubscription(db, sub.id, { planId: low }, d('2027-02-15T00:00:00Z'), false);
+    expect(change.proration).toMatchObject({ subtotal: 0n, tax: -50n, total: -50n });
+    expect(change.invoice).toBeNull();
+    // Period 0: 1000 + 200; the change gives 50 of tax back as credit: tax payable 200 − 50.
+    expect(await ledgerIn(app, 'HUF')).toEqual({
+      'receivable:customer': 1200,
+      'customer_credit:customer': -50,
+      revenue: -1000,
+      tax_payable: -200 + 50,
+    });
+    // March at 10%: 1000 + 100, of which the 50 of credit pays part.
+    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const march = await db
+      .selectFrom('invoices')
+      .select(['total', 'credit_applied', 'amount_due'])
+      .where('id', '=', next!.invoices[0]!.id)
+      .executeTakeFirstOrThrow();
+    expect(march).toEqual({ total: 1100n, credit_applied: 50n, amount_due: 1050n });
+  });
+
   it('an upgrade credits the unused time at the old price and invoices the rest at the new one', async () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
     const customer = await insertCustomer(db);
