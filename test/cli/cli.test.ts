@@ -28,7 +28,7 @@ async function cli(args: string[], env: Record<string, string>) {
   }
 }
 
-describe('billhook CLI', () => {
+describe('billhook CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
@@ -131,7 +131,7 @@ describe('billhook CLI', () => {
   });
 });
 
-describe('send-test-webhook for the other gateways', () => {
+describe('send-test-webhook for the other gateways', { timeout: 120_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
@@ -181,7 +181,8 @@ describe('send-test-webhook for the other gateways', () => {
   });
 });
 
-describe('replay and dead letters from the CLI', () => {
+// About twenty CLI processes in one test, each a Node start (~1–3 s, more on a busy machine).
+describe('replay and dead letters from the CLI', { timeout: 180_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
