@@ -168,6 +168,11 @@ export interface TransactionsTable {
   gateway: Gateway;
   gateway_transaction_id: string | null;
   amount: Money;
+  /**
+   * What a succeeded charge moved when the gateway captured or settled less than `amount` (an
+   * Authorize.Net partial capture), minor units; null when the whole `amount` moved or nothing did.
+   */
+  amount_captured: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
   currency: string;
   status: TransactionStatus;
   failure_code: string | null;

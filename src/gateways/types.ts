@@ -6,6 +6,16 @@ export const GATEWAYS = ['stripe', 'paypal', 'authorizenet', 'eway', 'securepay'
 export type GatewayName = (typeof GATEWAYS)[number];
 
 /**
+ * Gateways whose succeeded charge can move less than was charged, and billhook then books what moved
+ * (PRODUCT.md §11). Authorize.Net: a captured or settled transaction's `settleAmount` can be less
+ * than its `authAmount` (a partial capture or settlement), and the settled amount is what moved
+ * (`transactionDetailsType` in AnetApiSchema.xsd,
+ * https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-details).
+ * Every other gateway's charge event must match the charge exactly (else an `amount_mismatch`).
+ */
+export const PARTIAL_CAPTURE_GATEWAYS: ReadonlySet<GatewayName> = new Set<GatewayName>(['authorizenet']);
+
+/**
  * Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3).
  * `dispute.inquiry` / `dispute.inquiry_closed`: the card issuer asked about a payment without
  * withdrawing funds (a Stripe inquiry); recorded as a dispute that moves no money.
@@ -122,9 +132,14 @@ export interface ChargeRequest {
 /** See `ChargeRequest.initiation`. */
 export type ChargeInitiation = 'recurring' | 'unscheduled';
 
-/** Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. */
+/**
+ * Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. A succeeded
+ * charge's `amount`, when present, is what the gateway says moved (minor units of the charge's
+ * currency), more than nothing and less than was charged: a partial capture or settlement, reported
+ * only by a gateway in `PARTIAL_CAPTURE_GATEWAYS`; absent, the whole charge moved.
+ */
 export type ChargeOutcome =
-  | { status: 'succeeded'; gatewayTransactionId: string }
+  | { status: 'succeeded'; gatewayTransactionId: string; amount?: bigint }
   | { status: 'pending'; gatewayTransactionId: string }
   | { status: 'declined'; code: string; message: string; gatewayTransactionId?: string }
   | { status: 'unknown'; message: string };

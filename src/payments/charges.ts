@@ -73,6 +73,11 @@ export async function chargeRequestOf(db: Db, attempt: TransactionRow): Promise<
 export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
   switch (outcome.status) {
     case 'succeeded':
+      return {
+        status: 'succeeded',
+        gatewayTransactionId: outcome.gatewayTransactionId,
+        ...(outcome.amount === undefined ? {} : { amountCaptured: outcome.amount }),
+      };
     case 'pending':
       return { status: outcome.status, gatewayTransactionId: outcome.gatewayTransactionId };
     case 'declined':

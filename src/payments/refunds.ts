@@ -17,6 +17,7 @@ import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../le
 import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
+import { capturedAmount } from './transactions.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
 export interface RefundResult {
@@ -67,8 +68,9 @@ export async function findRefund(
 }
 
 /**
- * What is still refundable on a transaction: its amount less refunds that succeeded or are still in
- * flight (pending, unknown), in minor units.
+ * What is still refundable on a transaction: what it moved (`capturedAmount`: its amount, or what a
+ * partial capture captured) less refunds that succeeded or are still in flight (pending, unknown), in
+ * minor units.
  */
 export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
   const row = await trx
@@ -77,7 +79,7 @@ export async function refundable(trx: Kysely<Database>, transaction: Transaction
     .where('transaction_id', '=', transaction.id)
     .where('status', '!=', 'failed')
     .executeTakeFirstOrThrow();
-  return transaction.amount - BigInt(row.reserved);
+  return capturedAmount(transaction) - BigInt(row.reserved);
 }
 
 /**
@@ -204,7 +206,7 @@ export async function createRefund(
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
     throw new ValidationError('refund exceeds the paid amount', {
-      amount: `at most ${available} can be refunded (paid ${transaction.amount} ${transaction.currency})`,
+      amount: `at most ${available} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency})`,
     });
   }
   const refund = await trx

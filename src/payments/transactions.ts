@@ -8,10 +8,15 @@ import type { GatewayName } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
 
-/** A charge's result as learned from a gateway response, a webhook or a poll. */
+/**
+ * A charge's result as learned from a gateway response, a webhook or a poll. `amountCaptured`, for a
+ * succeeded charge only: what moved when the gateway captured less than the transaction's amount (a
+ * partial capture, minor units, more than 0 and less than the amount); absent when all of it moved.
+ */
 export interface ChargeResult {
   status: TransactionStatus;
   gatewayTransactionId?: string;
+  amountCaptured?: bigint;
   failureCode?: string;
   failureMessage?: string;
 }
@@ -154,6 +159,14 @@ export async function findTransaction(
   return undefined;
 }
 
+/**
+ * What a transaction moved, in minor units of its currency: `amount_captured` after a partial capture,
+ * else its whole `amount` (only meaningful once it succeeded). Refunds, disputes and the ledger count this.
+ */
+export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amount_captured'>): bigint {
+  return transaction.amount_captured ?? transaction.amount;
+}
+
 /** An invoice's payment attempts, oldest first. */
 export async function invoiceTransactions(
   db: Kysely<Database>,
@@ -201,6 +214,7 @@ export function transactionActivity(
       gateway: transaction.gateway,
       gateway_transaction_id: transaction.gateway_transaction_id,
       amount: transaction.amount,
+      amount_captured: transaction.amount_captured,
       currency: transaction.currency,
       status: transaction.status,
       failure_code: transaction.failure_code,
@@ -247,7 +261,9 @@ async function unlessIdTaken(
 /**
  * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
  * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
- * receivable) and marks the invoice paid; what it paid beyond the invoice's amount due becomes the
+ * receivable, for what moved: `capturedAmount`, less than the amount after a partial capture, which
+ * is stored as `amount_captured`) and pays the invoice down by it (paid, or still OPEN with the rest
+ * due after a partial capture); what it paid beyond the invoice's amount due becomes the
  * customer's credit (`txn_…:overpaid`: debit the receivable, credit their credit account), as
  * Chargebee's excess payments and Zuora's unapplied payments are. Safe to call again with the same
  * result: it changes nothing.
@@ -280,6 +296,9 @@ export async function recordChargeResult(
   const changes = {
     status: result.status,
     gateway_transaction_id: result.gatewayTransactionId ?? transaction.gateway_transaction_id,
+    // A partial capture: what moved (the column's CHECK keeps it above 0 and below the amount).
+    amount_captured:
+      result.status === 'succeeded' && result.amountCaptured !== undefined ? result.amountCaptured : null,
     failure_code: result.status === 'succeeded' ? null : (result.failureCode ?? transaction.failure_code),
     failure_message:
       result.status === 'succeeded' ? null : (result.failureMessage ?? transaction.failure_message),
@@ -291,6 +310,7 @@ export async function recordChargeResult(
   await transactionActivity(trx, updated, `transaction.${result.status}`);
   let overpaid = false;
   if (result.status === 'succeeded') {
+    const moved = capturedAmount(updated);
     const customer = transaction.customer_id ?? invoice?.customer_id;
     if (customer) {
       await postEntry(trx, {
@@ -300,15 +320,16 @@ export async function recordChargeResult(
         postings: transfer(
           chart.gatewayClearing(transaction.gateway),
           chart.receivable(customer),
-          transaction.amount,
+          moved,
           transaction.currency,
         ),
       });
     }
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
-      await applyPayment(trx, invoice, transaction.amount);
-      const excess = transaction.amount - invoice.amount_due;
+      // A partial capture pays the invoice down by what moved; the rest stays due (OPEN, chargeable).
+      await applyPayment(trx, invoice, moved);
+      const excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.
         await postEntry(trx, {

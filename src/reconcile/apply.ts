@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { Database, DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
-import type { PaymentEvent } from '../gateways/types.ts';
+import { PARTIAL_CAPTURE_GATEWAYS, type PaymentEvent } from '../gateways/types.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import {
+  capturedAmount,
   findTransaction,
   forgetLockedAhead,
   lockTransactionsAhead,
@@ -64,6 +65,11 @@ function mismatch(
   };
 }
 
+/** A succeeded payment as `mismatch` compares it: with what it moved (`capturedAmount`) as its amount. */
+function paidBy(payment: TransactionRow): { id: string; currency: string; amount: bigint } {
+  return { id: payment.id, currency: payment.currency, amount: capturedAmount(payment) };
+}
+
 /**
  * The succeeded payment a refund or dispute event is about, or why it cannot be applied yet, or (an
  * `unmatchable` event) an `unknown_entity` exception at once: no transaction will ever match it.
@@ -84,6 +90,26 @@ async function succeededPayment(
   return transaction;
 }
 
+/**
+ * An exception when a charge event's currency or amount does not fit its transaction. The amount must
+ * be the transaction's, except for a succeeded charge: one not recorded as succeeded yet, on a gateway
+ * that captures partially (`PARTIAL_CAPTURE_GATEWAYS`), may report less than was charged but more than
+ * nothing, which is what moved and is booked (PRODUCT.md §11); more is never booked. Once succeeded,
+ * the event must report what was booked (`capturedAmount`): a different amount is for a person.
+ */
+function chargeMismatch(
+  event: PaymentEvent,
+  transaction: TransactionRow,
+  status: 'succeeded' | 'failed' | 'pending' | 'canceled',
+): ApplyResult | undefined {
+  if (status !== 'succeeded') return mismatch(event, transaction, transaction.id);
+  if (transaction.status === 'succeeded') {
+    return mismatch(event, paidBy(transaction), transaction.id);
+  }
+  if (!PARTIAL_CAPTURE_GATEWAYS.has(event.gateway)) return mismatch(event, transaction, transaction.id);
+  return mismatch(event, transaction, transaction.id, (moved, charged) => moved > 0n && moved <= charged);
+}
+
 async function applyCharge(
   trx: Kysely<Database>,
   event: PaymentEvent,
@@ -95,13 +121,14 @@ async function applyCharge(
       kind: 'not_found',
       message: `no transaction for ${event.gatewayTransactionId ?? event.reference}`,
     };
-  const problem = mismatch(event, found, found.id);
+  const problem = chargeMismatch(event, found, status);
   if (problem) return problem;
   const recorded = await recordChargeResult(trx, found, {
     status,
     gatewayTransactionId: event.gatewayTransactionId,
     failureCode: event.failureCode,
     failureMessage: event.failureMessage,
+    ...(status === 'succeeded' && event.amount < found.amount ? { amountCaptured: event.amount } : {}),
   });
   if (recorded.kind === 'applied' && recorded.overpaid) {
     const { message } = duplicatePayment(found);
@@ -130,7 +157,7 @@ async function applyRefund(
         message: `a refund of ${event.amount} on ${payment.id} that billhook did not make, without the gateway's refund id`,
       };
     }
-    const problem = mismatch(event, payment, payment.id, (amount, paid) => amount <= paid);
+    const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
     if (problem) return problem;
     try {
       refund = await createRefund(trx, payment, {
@@ -164,7 +191,7 @@ async function applyDispute(
 ): Promise<ApplyResult> {
   const payment = await succeededPayment(trx, event, `dispute ${event.gatewayDisputeId}`);
   if ('kind' in payment) return payment;
-  const problem = mismatch(event, payment, payment.id, (amount, paid) => amount <= paid);
+  const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
   if (problem) return problem;
   const recorded = await recordDispute(trx, payment, {
     gatewayDisputeId: event.gatewayDisputeId ?? event.gatewayEventId,

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import nock from 'nock';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signAuthorizenetPayload } from '../../src/gateways/authorizenet/test-events.ts';
+import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
 import {
   API_PATH,
   type ApiBody,
@@ -473,20 +475,149 @@ describe('Authorize.Net end to end: an account with several currencies, and a pa
     expect((await ledgerByCode(app))['gateway_clearing:authorizenet CAD']).toBe(12345);
   });
 
-  it('never books the authorized amount of a charge that settled for less: an amount_mismatch for a person', async () => {
+  it('books what a partial capture moved: a settlement of 80 on an authorization of 100 pays 80, leaves 20 due, and refunds at most 80', async () => {
     const before = await ledgerByCode(app);
     const { invoice, txn } = await heldCharge('2154067802', 10000);
     // Authorized 100.00 CAD, captured and settling 80.00.
     const event = await approved('2154067802', txn.id.slice(4), 100.0, 80.0);
+    expect(event).toMatchObject({ status: 'processed', outcome: 'applied' });
+    expect((await app.api('GET', `/v1/transactions/${txn.id}`)).body).toMatchObject({
+      status: 'succeeded',
+      amount: 10000,
+      amount_captured: 8000,
+      currency: 'CAD',
+    });
+    // 100.00 invoiced, 80.00 paid: 20.00 still due, so the invoice stays OPEN to be charged again.
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 8000,
+      amount_due: 2000,
+    });
+    // Finalizing: receivable +10000, revenue -10000. The payment (txn_…:succeeded): clearing +8000,
+    // receivable -8000, leaving the receivable at 10000 - 8000 = 2000.
+    const captured = await ledgerByCode(app);
+    expect(captured).toEqual({
+      ...before,
+      'receivable:customer CAD': (before['receivable:customer CAD'] ?? 0) + 2000,
+      'revenue CAD': (before['revenue CAD'] ?? 0) - 10000,
+      'gateway_clearing:authorizenet CAD': (before['gateway_clearing:authorizenet CAD'] ?? 0) + 8000,
+    });
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    expect(exceptions.body.data.filter((e: { transaction?: string }) => e.transaction === txn.id)).toEqual(
+      [],
+    );
+
+    // The 20.00 left is paid by cheque: the invoice is PAID (8000 + 2000 = 10000).
+    const cheque = await app.api('POST', `/v1/invoices/${invoice.id}/payments`, {
+      amount: 2000,
+      method: 'CHECK',
+    });
+    expect(cheque.body).toMatchObject({ status: 'PAID', amount_paid: 10000, amount_due: 0 });
+    const paid = await ledgerByCode(app);
+    // A refund of 90.00 through Authorize.Net: only the 80.00 it captured can go back that way.
+    const refused = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 9000 });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.fields).toEqual({ amount: 'at most 8000 can be refunded (paid 8000 CAD)' });
+    expect(
+      (await app.api('GET', `/v1/refunds?limit=100`)).body.data.filter(
+        (r: { transaction: string }) => r.transaction === txn.id,
+      ),
+    ).toEqual([]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_refunded: 0,
+    });
+    expect(await ledgerByCode(app)).toEqual(paid);
+  });
+
+  it('books a partial capture the status check finds, and charges the rest again', async () => {
+    const { invoice, txn } = await heldCharge('2154067804', 5000);
+    // The poller asks about the held charge (first step: 60 s after it was made): captured, settling
+    // 30.00 of the 50.00 CAD authorized.
+    nockDetails(
+      BASE,
+      '2154067804',
+      detailsAnswer({
+        transId: '2154067804',
+        transactionStatus: 'capturedPendingSettlement',
+        authAmount: 50.0,
+        settleAmount: 30.0,
+        order: { invoiceNumber: txn.id.slice(4) },
+      }),
+    );
+    const created = new Date(txn.created_at);
+    const polled = await pollDueTransactions(
+      app.runtime.db,
+      app.runtime.registry,
+      [60],
+      pino({ level: 'silent' }),
+      {
+        now: new Date(created.getTime() + 61_000),
+      },
+    );
+    expect(polled).toEqual([{ transactionId: txn.id, status: 'succeeded', exhausted: false }]);
+    expect((await app.api('GET', `/v1/transactions/${txn.id}`)).body).toMatchObject({
+      status: 'succeeded',
+      amount: 5000,
+      amount_captured: 3000,
+    });
+    // 5000 invoiced - 3000 captured = 2000 due, OPEN.
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 3000,
+      amount_due: 2000,
+    });
+    // Charging it again asks for the 20.00 left, and pays it (3000 + 2000 = 5000).
+    const seen = chargeApproved('2154067805');
+    const rest = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(rest.body.transaction).toMatchObject({ status: 'succeeded', amount: 2000, amount_captured: 2000 });
+    expect(seen[0]?.transactionRequest.amount).toBe('20.00');
+    expect(rest.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 5000, amount_due: 0 });
+  });
+
+  it('raises an amount_mismatch when a charge already booked in full later settles for less, and books nothing more', async () => {
+    const { invoice } = await openGatewayInvoice(app, {
+      amount: 10000,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+    });
+    chargeApproved('2154067806');
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const txn = charged.body.transaction;
+    expect(txn).toMatchObject({ status: 'succeeded', amount: 10000, amount_captured: 10000 });
+    const before = await ledgerByCode(app);
+    // Booked at 100.00 when Authorize.Net approved it; its details now say 80.00 settled.
+    const event = await approved('2154067806', txn.id.slice(4), 100.0, 80.0);
     expect(event.status).toBe('exception');
     const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
     const ours = exceptions.body.data.filter((e: { transaction?: string }) => e.transaction === txn.id);
     expect(ours).toMatchObject([{ kind: 'amount_mismatch' }]);
     expect(ours[0].message).toMatch(/says 8000 CAD; .* is 10000 CAD/);
+    expect((await app.api('GET', `/v1/transactions/${txn.id}`)).body).toMatchObject({
+      amount_captured: 10000,
+    });
+    expect(await ledgerByCode(app)).toEqual(before);
+  });
+
+  it('never books more than was charged: a settlement of 120 on a charge of 100 is an amount_mismatch for a person', async () => {
+    const before = await ledgerByCode(app);
+    const { invoice, txn } = await heldCharge('2154067803', 10000);
+    const event = await approved('2154067803', txn.id.slice(4), 100.0, 120.0);
+    expect(event.status).toBe('exception');
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    const ours = exceptions.body.data.filter((e: { transaction?: string }) => e.transaction === txn.id);
+    expect(ours).toMatchObject([{ kind: 'amount_mismatch' }]);
+    expect(ours[0].message).toMatch(/says 12000 CAD; .* is 10000 CAD/);
+    expect((await app.api('GET', `/v1/transactions/${txn.id}`)).body).toMatchObject({
+      status: 'pending',
+      amount_captured: null,
+    });
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
       status: 'OPEN',
       amount_paid: 0,
     });
+    // Only the finalization: receivable +10000, revenue -10000; nothing paid.
     expect(await ledgerByCode(app)).toEqual({
       ...before,
       'receivable:customer CAD': (before['receivable:customer CAD'] ?? 0) + 10000,

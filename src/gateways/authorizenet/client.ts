@@ -115,10 +115,11 @@ function createdTransId(response: TransactionResponse): string | undefined {
 
 /**
  * What a transaction's details say about it as the charge `charged` (minor units and currency), for
- * fetchTransaction and the duplicate resolution: a captured or settled transaction whose
- * `settleAmount` differs from the charge (a partial capture or settlement) is unknown, for a person
- * to look at, never succeeded for the full charge; a `settleAmount` that cannot be read is unknown
- * too.
+ * fetchTransaction and the duplicate resolution. A captured or settled transaction succeeded with
+ * what it settled (PRODUCT.md §11): a `settleAmount` less than the charge (a partial capture or
+ * settlement) is succeeded with that `amount` (minor units), so billhook books what moved; one more
+ * than the charge, nothing, or one that cannot be read is unknown, for a person to look at (billhook
+ * never books more than it asked for).
  */
 export function chargeOutcomeOfDetails(
   transaction: Pick<
@@ -146,10 +147,12 @@ export function chargeOutcomeOfDetails(
             message: `transaction ${gatewayTransactionId}: unreadable settleAmount ${settled}`,
           };
         }
+        if (amount > 0n && amount < charged.amount)
+          return { status: 'succeeded', gatewayTransactionId, amount };
         if (amount !== charged.amount) {
           return {
             status: 'unknown',
-            message: `transaction ${gatewayTransactionId} settled ${amount}, not the ${charged.amount} charged (minor units of ${charged.currency.toUpperCase()}): a partial capture or settlement`,
+            message: `transaction ${gatewayTransactionId} settled ${amount}, not the ${charged.amount} charged (minor units of ${charged.currency.toUpperCase()})`,
           };
         }
       }

@@ -102,7 +102,12 @@ const OPERATIONS: Operation[] = [
     body: RefundInvoice,
   },
   { method: 'get', path: '/v1/transactions', summary: 'List payment attempts', query: ListQuery },
-  { method: 'get', path: '/v1/transactions/{id}', summary: 'Read a payment attempt' },
+  {
+    method: 'get',
+    path: '/v1/transactions/{id}',
+    summary:
+      'Read a payment attempt (amount_captured: what a succeeded one moved, less than amount after a partial capture)',
+  },
   { method: 'get', path: '/v1/refunds', summary: 'List refunds', query: ListQuery },
   { method: 'get', path: '/v1/refunds/{id}', summary: 'Read a refund' },
   {

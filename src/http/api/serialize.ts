@@ -23,6 +23,7 @@ import type {
 } from '../../db/schema.ts';
 import type { AccountBalance } from '../../ledger/balances.ts';
 import { ppmToPercent } from '../../money/rates.ts';
+import { capturedAmount } from '../../payments/transactions.ts';
 
 /** API shapes: snake_case, prefixed ids, amounts as integers in minor units with their currency. */
 export const serialize = {
@@ -93,6 +94,10 @@ export const serialize = {
     created_at: i.created_at,
     updated_at: i.updated_at,
   }),
+  /**
+   * A payment attempt. `amount` is what was charged; `amount_captured` what it moved once succeeded
+   * (less than `amount` after a partial capture, PRODUCT.md §11), null until then (minor units).
+   */
   transaction: (t: TransactionRow) => ({
     id: t.id,
     object: 'transaction',
@@ -102,6 +107,7 @@ export const serialize = {
     gateway: t.gateway,
     gateway_transaction_id: t.gateway_transaction_id,
     amount: t.amount,
+    amount_captured: t.status === 'succeeded' ? capturedAmount(t) : null,
     currency: t.currency,
     status: t.status,
     failure_code: t.failure_code,

@@ -484,17 +484,49 @@ describe('AuthorizeNetClient.fetchTransaction', () => {
     expect(await client().fetchTransaction(query('2162566217'))).toMatchObject(expected);
   });
 
-  it('leaves a charge settled for less than was charged unknown (a partial capture), and settled in full succeeded', async () => {
+  it('reads a charge settled for less than was charged as succeeded with what settled (a partial capture), more as unknown, in full as succeeded', async () => {
     // CHARGE is 46.20 USD; the real details answer with its amounts changed.
     nockDetails(
       BASE,
       '2162566217',
       detailsAnswer({ transactionStatus: 'settledSuccessfully', authAmount: 46.2, settleAmount: 40.0 }),
     );
+    // settleAmount 40.00 USD = 4000 minor units moved, of the 4620 charged.
+    expect(await client().fetchTransaction(query('2162566217'))).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2162566217',
+      amount: 4000n,
+    });
+    // The same through a list entry (no transId known): the customer profile list's settleAmount.
+    const list = anetFixture('api.getUnsettledTransactionList.json');
+    list.transactions[1].invoiceNumber = INVOICE_NUMBER;
+    list.transactions[1].settleAmount = 12.34; // 1234 minor units of the 4620 charged
+    list.transactions[1].transactionStatus = 'capturedPendingSettlement';
+    nockApi(BASE, 'getTransactionListForCustomerRequest', list);
+    expect(await client().fetchTransaction(query())).toEqual({
+      status: 'succeeded',
+      gatewayTransactionId: '2228546083',
+      amount: 1234n,
+    });
+    // Settled 50.00 (5000) on a 46.20 (4620) charge: never booked as more than was asked.
+    nockDetails(
+      BASE,
+      '2162566217',
+      detailsAnswer({ transactionStatus: 'settledSuccessfully', authAmount: 46.2, settleAmount: 50.0 }),
+    );
     expect(await client().fetchTransaction(query('2162566217'))).toEqual({
       status: 'unknown',
-      message:
-        'transaction 2162566217 settled 4000, not the 4620 charged (minor units of USD): a partial capture or settlement',
+      message: 'transaction 2162566217 settled 5000, not the 4620 charged (minor units of USD)',
+    });
+    // Settled nothing: no money moved for sure, so unknown rather than a success of 0.
+    nockDetails(
+      BASE,
+      '2162566217',
+      detailsAnswer({ transactionStatus: 'settledSuccessfully', authAmount: 46.2, settleAmount: 0 }),
+    );
+    expect(await client().fetchTransaction(query('2162566217'))).toEqual({
+      status: 'unknown',
+      message: 'transaction 2162566217 settled 0, not the 4620 charged (minor units of USD)',
     });
     nockDetails(
       BASE,
