@@ -250,19 +250,56 @@ describe('Stripe refunds and disputes on a charge without a PaymentIntent', () =
   beforeAll(async () => {
     app = await startOfflineTestApp();
   });
+  afterEach(() => nock.cleanAll());
   afterAll(async () => {
     await stopOfflineTestApp(app);
   });
 
-  it('raises them as exceptions at once, naming the charge, and books nothing', async () => {
+  /** Stripe answers `GET /v1/charges/:id` with its own Charge fixture (stripe-mock) as `charge` of `intent`. */
+  function stripeCharge(charge: string, intent: string | null) {
+    return nock(STRIPE_API_BASE)
+      .get(`/v1/charges/${charge}`)
+      .reply(200, {
+        ...stripeFixture('api.charge.succeeded.openapi-fixture.json'),
+        id: charge,
+        payment_intent: intent,
+      });
+  }
+
+  it('matches one on billhook’s own payment through its charge: Stripe names the PaymentIntent', async () => {
+    const { invoice, transaction } = await paidStripeInvoice(app);
     const before = await ledgerByCode(app);
-    // Stripe's own Refund fixture (stripe-mock): payment_intent null, on charge ch_1PgafuB7WZ01zgkWXYmPNZs8.
+    // A refund of 620 (of 4620) made at Stripe's dashboard, rendered without payment_intent (an
+    // endpoint on an API version older than the field): its charge leads to our PaymentIntent.
+    const asked = stripeCharge('ch_pi_less_ours', transaction.gateway_transaction_id);
+    const refund = refundObject({
+      id: 're_pi_less_ours',
+      amount: 620,
+      intent: null,
+      status: 'succeeded',
+      charge: 'ch_pi_less_ours',
+    });
+    expect(await deliverSettled(app, stripeEvent('refund.created', refund))).toMatchObject({
+      status: 'processed',
+    });
+    expect(asked.isDone()).toBe(true);
+    expect(await refundsOf(app, transaction.id)).toMatchObject([{ status: 'succeeded', amount: 620 }]);
+    // Clearing gives back 620; revenue net of refunds and tax payable net of it lose 620 together.
+    const after = await ledgerByCode(app);
+    expect(after['gateway_clearing:stripe EUR']).toBe((before['gateway_clearing:stripe EUR'] ?? 0) - 620);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('PARTIALLY_REFUNDED');
+  });
+
+  it('raises one on a charge that has no PaymentIntent as an exception at once, naming the charge, and books nothing', async () => {
+    const before = await ledgerByCode(app);
+    // Stripe's own Refund and Charge fixtures (stripe-mock): payment_intent null, charge ch_1PgafuB7WZ01zgkWXYmPNZs8.
     const refund = stripeEvent('refund.created', stripeFixture('api.refund.succeeded.openapi-fixture.json'));
     const dispute = stripeFixture('webhook.charge.dispute.created.json');
     dispute.id = eventId('dispute_created');
     Object.assign(dispute.data.object, { payment_intent: null, charge: 'ch_1PgafuB7WZ01zgkWXYmPNZs8' });
 
     for (const event of [refund, dispute]) {
+      stripeCharge('ch_1PgafuB7WZ01zgkWXYmPNZs8', null);
       const settled = await deliverSettled(app, event);
       expect(settled).toMatchObject({ status: 'exception', outcome: 'unknown_entity' });
       expect(settled.attempts).toBe(1);

@@ -291,6 +291,17 @@ export class StripeClient implements GatewayClient {
   }
 
   /**
+   * The PaymentIntent of Stripe charge `chargeId` (`GET /v1/charges/:id`,
+   * https://docs.stripe.com/api/charges/object#charge_object-payment_intent), null when it has none
+   * (a Charges API payment). Throws when Stripe does not answer.
+   */
+  async paymentIntentOfCharge(chargeId: string): Promise<string | null> {
+    const charge = await this.#stripe.charges.retrieve(chargeId);
+    const intent = charge.payment_intent;
+    return typeof intent === 'string' ? intent : (intent?.id ?? null);
+  }
+
+  /**
    * What became of a charge: `GET /v1/payment_intents/{id}` when its id is known, otherwise a search on
    * our metadata reference (https://docs.stripe.com/search#query-fields-for-payment-intents; the
    * index trails writes by about a minute, so `not_found` is only final for an older attempt).

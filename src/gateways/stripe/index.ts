@@ -6,7 +6,8 @@ import { StripeWebhook } from './webhook.ts';
 /**
  * The Stripe adapter: the webhook half is enabled by `STRIPE_WEBHOOK_SECRET`, the outbound half by
  * `STRIPE_SECRET_KEY` (calls go to `STRIPE_API_BASE`), which also lets the webhook half ask Stripe
- * for the refunds of a `charge.refunded` event that lists none.
+ * for the refunds of a `charge.refunded` event that lists none and for the PaymentIntent of a refund's
+ * or dispute's charge when the event does not name it.
  */
 export function stripeAdapter(config: Config): GatewayAdapter {
   const client = config.STRIPE_SECRET_KEY
@@ -23,7 +24,10 @@ export function stripeAdapter(config: Config): GatewayAdapter {
         ? new StripeWebhook(
             config.STRIPE_WEBHOOK_SECRET,
             config.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
-            client && ((chargeId) => client.refundsOfCharge(chargeId)),
+            client && {
+              refundsOfCharge: (chargeId) => client.refundsOfCharge(chargeId),
+              paymentIntentOfCharge: (chargeId) => client.paymentIntentOfCharge(chargeId),
+            },
           )
         : undefined,
     client,

@@ -209,10 +209,18 @@ function chargeRefundEvents(
 }
 
 /**
- * Every refund of a Stripe charge as the API returns it (`GET /v1/refunds?charge=`, all pages):
- * what `charge.refunded` no longer lists since API 2022-11-15. Throws when Stripe does not answer.
+ * What the webhook half may ask Stripe (the client's calls, when `STRIPE_SECRET_KEY` is set); each
+ * throws when Stripe does not answer, which makes the job retry.
+ * - `refundsOfCharge`: every refund of a charge (`GET /v1/refunds?charge=`, all pages), what
+ *   `charge.refunded` no longer lists since API 2022-11-15;
+ * - `paymentIntentOfCharge`: the PaymentIntent of a charge (`GET /v1/charges/:id`), or null when it
+ *   has none, for a refund or dispute rendered without `payment_intent` (an endpoint pinned to an
+ *   API version older than the field).
  */
-export type RefundsOfCharge = (chargeId: string) => Promise<readonly object[]>;
+export interface StripeLookups {
+  refundsOfCharge(chargeId: string): Promise<readonly object[]>;
+  paymentIntentOfCharge(chargeId: string): Promise<string | null>;
+}
 
 /**
  * The canonical events of a Stripe event (see `StripeWebhook.normalize`).
@@ -274,6 +282,18 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
 }
 
 /**
+ * `event` matched through its charge when it names no PaymentIntent (`unmatchable`, with the charge
+ * id as `gatewayTransactionId`): the charge's PaymentIntent, asked of Stripe, becomes the event's
+ * payment; a charge that has none stays unmatchable. Other events are returned as they are.
+ */
+async function withPaymentIntentOfCharge(event: PaymentEvent, lookups: StripeLookups): Promise<PaymentEvent> {
+  const chargeId = event.gatewayTransactionId;
+  if (!event.unmatchable || !chargeId?.startsWith('ch_')) return event;
+  const paymentIntent = await lookups.paymentIntentOfCharge(chargeId);
+  return paymentIntent ? { ...event, gatewayTransactionId: paymentIntent, unmatchable: undefined } : event;
+}
+
+/**
  * Stripe's inbound side: `Stripe-Signature` verification with the stripe package's verifier, then
  * normalisation of the event types billhook reconciles.
  */
@@ -281,21 +301,22 @@ export class StripeWebhook implements WebhookVerifier {
   readonly #stripe: Stripe;
   readonly #secrets: readonly string[];
   readonly #toleranceSeconds: number;
-  readonly #refundsOfCharge: RefundsOfCharge | undefined;
+  readonly #lookups: StripeLookups | undefined;
 
   /**
    * @param secrets endpoint secrets (`whsec_…`); several are accepted during rotation
    * @param toleranceSeconds the largest accepted age of the signed timestamp (Stripe's default 300 s)
-   * @param refundsOfCharge lists a charge's refunds (the client's, when `STRIPE_SECRET_KEY` is set),
-   *   for a `charge.refunded` event that lists none
+   * @param lookups what to ask Stripe (the client's calls, when `STRIPE_SECRET_KEY` is set): a
+   *   `charge.refunded` event's refunds when it lists none, the PaymentIntent of a refund's or
+   *   dispute's charge when the event does not name it
    */
-  constructor(secrets: readonly string[], toleranceSeconds = 300, refundsOfCharge?: RefundsOfCharge) {
+  constructor(secrets: readonly string[], toleranceSeconds = 300, lookups?: StripeLookups) {
     if (secrets.length === 0) throw new Error('StripeWebhook needs at least one endpoint secret');
     if (toleranceSeconds <= 0) throw new Error('a tolerance of 0 would skip the timestamp check');
     this.#stripe = new Stripe('sk_webhooks_only');
     this.#secrets = secrets;
     this.#toleranceSeconds = toleranceSeconds;
-    this.#refundsOfCharge = refundsOfCharge;
+    this.#lookups = lookups;
   }
 
   /**
@@ -352,21 +373,26 @@ export class StripeWebhook implements WebhookVerifier {
    *   the refunds it lists (API versions before 2022-11-15); since 2022-11-15 it lists none
    *   (https://docs.stripe.com/upgrades#2022-11-15), so its refunds are asked of Stripe
    *   (`refundsOfCharge`) when a secret key is configured, else it books nothing.
-   * - A refund or dispute whose `payment_intent` is null is on a charge billhook did not make:
-   *   `unmatchable`, raised as an exception at once.
+   * - A refund or dispute whose `payment_intent` is null is matched through its charge: Stripe is
+   *   asked for the charge's PaymentIntent (an endpoint on an API version older than the field
+   *   renders billhook's own refunds so); a charge without one billhook did not make: `unmatchable`,
+   *   raised as an exception at once (so too when no secret key lets billhook ask).
    * - Inquiries (`warning_*`) are `dispute.inquiry` / `dispute.inquiry_closed`: no money moves.
    * @throws WebhookPayloadError when a known event type has an unexpected shape (a listed refund
    *   too); any other error (Stripe not answering the refund list) makes the job retry
    */
   async normalize(body: string): Promise<PaymentEvent[]> {
     const event = parse(Envelope, parseJsonPayload(body), 'event');
-    if (event.type === 'charge.refunded' && this.#refundsOfCharge) {
-      const charge = parse(Charge, event.data.object, 'charge');
-      if (!charge.refunds) {
-        const refunds = await this.#refundsOfCharge(charge.id);
-        return chargeRefundEvents(event.id, new Date(event.created * 1000), charge, refunds);
-      }
+    const lookups = this.#lookups;
+    if (!lookups) return eventsOf(event);
+    let events: PaymentEvent[];
+    const charge = event.type === 'charge.refunded' ? parse(Charge, event.data.object, 'charge') : undefined;
+    if (charge && !charge.refunds) {
+      const refunds = await lookups.refundsOfCharge(charge.id);
+      events = chargeRefundEvents(event.id, new Date(event.created * 1000), charge, refunds);
+    } else {
+      events = eventsOf(event);
     }
-    return eventsOf(event);
+    return Promise.all(events.map((e) => withPaymentIntentOfCharge(e, lookups)));
   }
 }

@@ -312,24 +312,30 @@ describe('StripeWebhook.normalize', () => {
       amount: 60,
       charge: 'ch_1',
     };
-    const withLister = new StripeWebhook([SECRET], 300, async (charge) => {
-      asked.push(charge);
-      return [refund];
+    const withLister = new StripeWebhook([SECRET], 300, {
+      refundsOfCharge: async (charge) => {
+        asked.push(charge);
+        return [refund];
+      },
+      paymentIntentOfCharge: async () => 'pi_1',
     });
     expect(await withLister.normalize(JSON.stringify(event))).toMatchObject([
       {
         type: 'refund.succeeded',
         gatewayEventId: `${event.id}:re_1Pgc72B7WZ01zgkWqPvrRrPE`,
         gatewayRefundId: 're_1Pgc72B7WZ01zgkWqPvrRrPE',
-        // The listed refund's own payment_intent (null in Stripe's fixture) wins over the charge's.
-        gatewayTransactionId: 'ch_1',
+        // The listed refund's payment_intent is null in Stripe's fixture: the charge's is used.
+        gatewayTransactionId: 'pi_1',
         amount: 60n,
       },
     ]);
     expect(await withLister.normalize(JSON.stringify(listed))).toEqual([]);
     expect(asked).toEqual(['ch_1']);
     // A listed refund without an id is refused, not named `undefined`.
-    const noId = new StripeWebhook([SECRET], 300, async () => [{ amount: 60 }]);
+    const noId = new StripeWebhook([SECRET], 300, {
+      refundsOfCharge: async () => [{ amount: 60 }],
+      paymentIntentOfCharge: async () => null,
+    });
     await expect(noId.normalize(JSON.stringify(event))).rejects.toThrow(/not a Stripe refund: id/);
   });
 
