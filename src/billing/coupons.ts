@@ -93,10 +93,14 @@ export interface CouponUpdate {
 
 /**
  * Updates a coupon's name, active flag or metadata (the discount itself never changes) and logs
- * `coupon.updated`.
+ * `coupon.updated`; an update that gives none of them changes nothing and returns the coupon.
  * @throws NotFoundError when there is no coupon `id`
  */
 export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Promise<CouponRow> {
+  if (update.name === undefined && update.active === undefined && update.metadata === undefined) {
+    // Nothing to change (`{}`): the coupon as it is, as an empty product update answers.
+    return getCoupon(db, id);
+  }
   return writeTransaction(db, async (trx) => {
     const coupon = await trx
       .updateTable('coupons')

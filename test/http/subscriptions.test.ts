@@ -252,6 +252,10 @@ describe('/v1/subscriptions and /v1/coupons over HTTP', () => {
     expect((await app.api('POST', `/v1/coupons/${created.body.id}`, { percent_off: 50 })).status).toBe(422);
     expect((await app.api('GET', '/v1/coupons/cpn_nope')).status).toBe(404);
     expect((await app.api('POST', '/v1/coupons/cpn_nope', { active: false })).status).toBe(404);
+    // An update giving nothing changes nothing (it was a 500): the coupon as it is, no activity.
+    const unchanged = await app.api('POST', `/v1/coupons/${created.body.id}`, {});
+    expect(unchanged).toMatchObject({ status: 200, body: { name: 'Hello', percent_off: '10' } });
+    expect((await app.api('POST', '/v1/coupons/cpn_nope', {})).status).toBe(404);
     expect(await actionsOf(app, created.body.id)).toEqual(['coupon.created', 'coupon.updated']);
   });
 
