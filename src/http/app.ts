@@ -49,6 +49,12 @@ export function createApp(deps: AppDeps): Express {
       quietReqLogger: true,
     }),
   );
+  // The API's and the console's answers carry customers' data and keys: never kept by a browser or a
+  // shared cache (an error answer included).
+  app.use(['/v1', '/admin'], (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
   app.use(openApiRoutes());

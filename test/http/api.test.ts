@@ -360,6 +360,20 @@ describe('/v1 API', () => {
     }
   });
 
+  it('answers /v1 and /admin with Cache-Control: no-store, errors included (#22 item 8)', async () => {
+    const list = await fetch(`${app.url}/v1/customers`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(list.status).toBe(200);
+    expect(list.headers.get('cache-control')).toBe('no-store');
+    const refused = await fetch(`${app.url}/v1/customers`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('cache-control')).toBe('no-store');
+    const admin = await fetch(`${app.url}/admin/queues`);
+    expect(admin.status).toBe(401);
+    expect(admin.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('serves /healthz and /readyz without a key, with helmet headers and a request id', async () => {
     const health = await fetch(`${app.url}/healthz`);
     expect(health.status).toBe(200);
