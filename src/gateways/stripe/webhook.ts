@@ -294,6 +294,20 @@ async function withPaymentIntentOfCharge(event: PaymentEvent, lookups: StripeLoo
 }
 
 /**
+ * The timestamp a `Stripe-Signature` header signs, read as stripe-node's `parseHeader` reads it (the
+ * LAST `t=` item, `parseInt`), so the future check and the HMAC check see the same one; NaN when
+ * there is none (stripe-node then refuses the header).
+ */
+function signedTimestamp(header: string): number {
+  let timestamp = Number.NaN;
+  for (const item of header.split(',')) {
+    const [key, value] = item.split('=');
+    if (key === 't') timestamp = Number.parseInt(value ?? '', 10);
+  }
+  return timestamp;
+}
+
+/**
  * Stripe's inbound side: `Stripe-Signature` verification with the stripe package's verifier, then
  * normalisation of the event types billhook reconciles.
  */
@@ -334,14 +348,16 @@ export class StripeWebhook implements WebhookVerifier {
       throw new WebhookVerificationError('missing Stripe-Signature header');
     }
     // stripe-node checks only that the timestamp is not too old; a clock far ahead is refused too.
-    const timestamp = Number(/(?:^|,)t=(\d+)/.exec(header)?.[1]);
-    if (timestamp > Date.now() / 1000 + this.#toleranceSeconds) {
+    if (signedTimestamp(header) > Date.now() / 1000 + this.#toleranceSeconds) {
       throw new WebhookVerificationError('Stripe signature verification failed: timestamp is in the future');
     }
+    // Fail closed: without stripe-node's verifier nothing is accepted.
+    const signature = this.#stripe.webhooks.signature;
+    if (!signature) throw new WebhookVerificationError('Stripe signature verifier unavailable');
     let lastError: unknown;
     for (const secret of this.#secrets) {
       try {
-        this.#stripe.webhooks.signature?.verifyHeader(rawBody, header, secret, this.#toleranceSeconds);
+        signature.verifyHeader(rawBody, header, secret, this.#toleranceSeconds);
         return this.#delivery(rawBody);
       } catch (error) {
         if (error instanceof WebhookPayloadError) throw error;
