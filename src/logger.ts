@@ -17,6 +17,13 @@ const REDACT = [
   '*.card',
   '*.number',
   '*.cvc',
+  'req.query.api_key',
+  'req.query.apikey',
+  'req.query.key',
+  'req.query.token',
+  'req.query.access_token',
+  'req.query.secret',
+  'req.query.password',
 ];
 
 /** The process's JSON logger (pino), one line per event, with redaction. */

@@ -37,3 +37,15 @@ export function lazyRequestLogs(app: Express, log: Logger): void {
 export function bindRequestLog(req: Request, reqId: string): void {
   (req as Carrier)[REQUEST_ID] = reqId;
 }
+
+/** Query parameters that may carry a credential: their values never reach a log line. */
+const SECRET_QUERY = /([?&](?:api_key|apikey|key|token|access_token|secret|password)=)[^&#]*/gi;
+
+/**
+ * `url` with the values of credential-like query parameters (`api_key`, `token`, `key`, `secret`,
+ * `password`, …) replaced by `[redacted]`: billhook takes keys only in the Authorization header, but
+ * a client that puts one in the URL must not have it logged.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(SECRET_QUERY, '$1[redacted]');
+}

@@ -374,6 +374,16 @@ describe('/v1 API', () => {
     expect(admin.headers.get('cache-control')).toBe('no-store');
   });
 
+  it('never logs a credential put in the URL: its query value is redacted (#22 item 8)', async () => {
+    const answer = await fetch(`${app.url}/v1/customers?api_key=sk_live_in_url&token=tok_in_url&limit=5`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(answer.status).toBe(200);
+    const urls = app.logs.map((l) => (l.req as { url?: string } | undefined)?.url ?? '');
+    expect(urls).toContain('/v1/customers?api_key=[redacted]&token=[redacted]&limit=5');
+    expect(JSON.stringify(app.logs)).not.toMatch(/sk_live_in_url|tok_in_url/);
+  });
+
   it('serves /healthz and /readyz without a key, with helmet headers and a request id', async () => {
     const health = await fetch(`${app.url}/healthz`);
     expect(health.status).toBe(200);
