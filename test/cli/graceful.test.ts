@@ -231,9 +231,11 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(code, billhook.output()).toBe(0);
     // The deadline (SHUTDOWN_TIMEOUT_SECONDS, 10 s) was not needed: the connections closed at once.
     expect(tookMs).toBeLessThan(10_000);
-    // At most the request in flight and one more per connection were answered after the signal: a
-    // connection is closed once idle, or its next request is answered with Connection: close.
-    expect(acknowledgedAfterSignal).toBeLessThanOrEqual(2 * CONNECTIONS);
+    // The server stopped taking requests: a connection is closed once idle, or its next request is
+    // answered with Connection: close (before, 11,545 more were answered). Counted by the client,
+    // so answers already on their way when the signal landed (the process handles it after the
+    // event loop's current turn; a busy machine delays that) count too: a few per connection.
+    expect(acknowledgedAfterSignal).toBeLessThanOrEqual(8 * CONNECTIONS);
     // Nothing acknowledged is lost: every 200 is a stored inbox row (with its job, same transaction).
     const db = new pg.Client(databaseUrl);
     await db.connect();
