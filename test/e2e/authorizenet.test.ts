@@ -94,16 +94,18 @@ function chargeApproved(transId: string, seen: ApiBody[] = []) {
   return seen;
 }
 
+/** Authorize.Net configured against nock's `BASE`, with the key that signed the real notification fixture. */
+const ANET_ENV = {
+  AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
+  AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
+  AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
+  AUTHORIZENET_API_BASE: BASE,
+};
+
 describe('Authorize.Net end to end: charge, notifications, refunds', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({
-      AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
-      AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
-      // The key that signed the real notification fixture, so it can be delivered unchanged.
-      AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
-      AUTHORIZENET_API_BASE: BASE,
-    });
+    app = await startOfflineTestApp(ANET_ENV);
   });
   afterEach(() => {
     const pending = nock.pendingMocks();
@@ -398,12 +400,7 @@ describe('Authorize.Net end to end: charge, notifications, refunds', () => {
 describe('Authorize.Net end to end: an account with several currencies, and a partial settlement', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({
-      AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
-      AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
-      AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
-      AUTHORIZENET_API_BASE: BASE,
-    });
+    app = await startOfflineTestApp(ANET_ENV);
   });
   afterEach(() => {
     const pending = nock.pendingMocks();
