@@ -195,7 +195,8 @@ function refundPostings(
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
  * no invoice) instead of part of the transaction's invoice
- * @throws ValidationError when `amount` exceeds what is refundable
+ * @throws ValidationError when `amount` exceeds what is refundable; AmountNotRepresentable (422) when
+ * billhook would send it and the gateway cannot take it exactly (`assertGatewayCanTake`)
  */
 export async function createRefund(
   trx: Kysely<Database>,
@@ -209,6 +210,10 @@ export async function createRefund(
       amount: `at most ${available} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency})`,
     });
   }
+  // A refund billhook will send (not one the gateway reported, which has its id) is refused before its
+  // row exists when the gateway would misread or refuse the amount: invoice and credit refunds alike.
+  if (input.gatewayRefundId === undefined)
+    assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
   const refund = await trx
     .insertInto('refunds')
     .values({
@@ -298,10 +303,7 @@ export async function refundInvoice(
       throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
     }
     clientFor(registry, transaction.gateway);
-    // Refused before the refund row exists: an amount the gateway would misread or refuse never starts.
-    const amount = input.amount ?? (await refundable(trx, transaction));
-    if (amount > 0n) assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
-    return { refund: await createRefund(trx, transaction, { ...input, amount }), transaction };
+    return { refund: await createRefund(trx, transaction, input), transaction };
   });
   return sendRefund(db, registry, refund, transaction, { kind: 'first', boss });
 }

@@ -21,10 +21,10 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
    * Gives customer `customer` 385 EUR of credit: Basic (2800 + 10%) from Feb 1 2027, downgraded to
    * Lite (1400) with 7 of 28 days left: 700 − 350 = 350 net credit + 35 tax.
    */
-  async function downgradeCredit(customer: string) {
+  async function downgradeCredit(customer: string, currency = 'EUR') {
     const db = app.runtime.db;
     const flat = (amount: number, name: string) =>
-      insertPlan(db, { name, currency: 'EUR', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+      insertPlan(db, { name, currency, price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const { subscription } = await createSubscription(
       db,
@@ -33,6 +33,26 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     );
     await changeSubscription(db, subscription.id, { planId: lite }, new Date('2027-02-22T00:00:00Z'), false);
   }
+
+  it('refuses (422) a credit refund the gateway cannot take exactly, before any refund row or call', async () => {
+    // 100.000 KWD paid through Stripe, then 0.385 KWD of credit (the same downgrade in KWD minor units).
+    const { customer, invoice } = await openInvoice(app, { amount: 100_000, currency: 'kwd' });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {})).body.invoice.status).toBe('PAID');
+    await downgradeCredit(customer.id, 'KWD');
+    const before = await ledgerByCode(app);
+    const refunds = (await app.api('GET', '/v1/refunds')).body.data.length;
+    // Stripe takes KWD only in multiples of 10 minor units (docs.stripe.com/currencies): 385 is refused;
+    // nock has no refund to answer, so a call would fail the test's pending-mock check too.
+    const refused = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 385,
+      currency: 'KWD',
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.code).toBe('amount_not_representable');
+    expect((await app.api('GET', '/v1/refunds')).body.data).toHaveLength(refunds);
+    expect(await ledgerByCode(app)).toEqual(before);
+  });
 
   it('refunds part of the credit against the latest Stripe payment; 422 beyond the credit, 404 unknown customer', async () => {
     // A paid invoice of 1000 EUR through Stripe, then 385 EUR of credit from a downgrade.
