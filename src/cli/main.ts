@@ -185,9 +185,11 @@ jobs
   });
 jobs
   .command('purge')
-  .description('delete every dead letter (the events stay in the inbox)')
+  .description(
+    'delete every dead letter (the events stay in the inbox, as exceptions: replay one to process it)',
+  )
   .action(async () => {
-    const purged = await withServices(({ boss }) => purgeDeadLetters(boss), true);
+    const purged = await withServices(({ db, boss }) => purgeDeadLetters(db, boss), true);
     process.stdout.write(`${purged} dead letter(s) deleted\n`);
   });
 

@@ -133,7 +133,7 @@ ${deadTable}
     res.redirect(303, '/admin/queues');
   });
   router.post('/admin/queues/dead-letters/purge', checkForm, async (_req, res) => {
-    await purgeDeadLetters(boss);
+    await purgeDeadLetters(db, boss);
     res.redirect(303, '/admin/queues');
   });
   router.post('/admin/queues/events/replay', checkForm, async (req, res) => {

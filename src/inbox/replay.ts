@@ -1,43 +1,128 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
-import type { InboxRow, InboxStatus } from '../db/schema.ts';
+import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
+import { raiseException } from '../reconcile/exceptions.ts';
+
+/** The dead-letter queue of `webhook.process`. */
+const DEAD_WEBHOOKS = `${QUEUES.webhookProcess}.dead`;
 
 /**
- * Processes stored events again: each is set back to `received` and one `webhook.process` job names
- * them all, in one transaction. Reconciliation is idempotent, so replaying an event already applied
- * changes nothing in the ledger; an event that failed or became an exception gets a fresh set of
- * attempts.
+ * Processes stored events again: each is set back to `received`, taken out of any `webhook.process`
+ * dead letter that names it (a dead letter left with no event is deleted), and one `webhook.process`
+ * job names them all, in one transaction. Reconciliation is idempotent, so replaying an event already
+ * applied changes nothing in the ledger; an event that failed or became an exception gets a fresh
+ * set of attempts.
  * @throws NotFoundError naming the first id that is not in the inbox; ConflictError
  * `event_body_pruned` for an event whose raw body the retention dropped
  */
 export async function replayInboxEvents(db: Db, boss: PgBoss, ids: string[]): Promise<InboxRow[]> {
-  return db.transaction().execute(async (trx) => {
-    const pruned = await trx
-      .selectFrom('inbox')
-      .select('id')
-      .where('id', 'in', ids)
-      .where('body', 'is', null)
-      .executeTakeFirst();
-    if (pruned) {
-      throw new ConflictError(
-        'event_body_pruned',
-        `event ${pruned.id} is past the inbox retention: its raw body was dropped and cannot be processed again`,
-      );
-    }
-    const rows = await trx
+  return db.transaction().execute((trx) => replayInTransaction(trx, boss, ids));
+}
+
+/** {@link replayInboxEvents} inside the caller's transaction `trx`. */
+export async function replayInTransaction(
+  trx: Kysely<Database>,
+  boss: PgBoss,
+  ids: string[],
+): Promise<InboxRow[]> {
+  const pruned = await trx
+    .selectFrom('inbox')
+    .select('id')
+    .where('id', 'in', ids)
+    .where('body', 'is', null)
+    .executeTakeFirst();
+  if (pruned) {
+    throw new ConflictError(
+      'event_body_pruned',
+      `event ${pruned.id} is past the inbox retention: its raw body was dropped and cannot be processed again`,
+    );
+  }
+  const rows = await trx
+    .updateTable('inbox')
+    .set({ status: 'received', outcome: null, last_error: null, processed_at: null })
+    .where('id', 'in', ids)
+    .returningAll()
+    .execute();
+  const missing = ids.find((id) => !rows.some((row) => row.id === id));
+  if (missing) throw new NotFoundError('event', missing);
+  await dropFromDeadLetters(trx, ids);
+  const job: WebhookProcessJob = { inboxIds: ids };
+  await boss.send(QUEUES.webhookProcess, job, { db: fromKysely(trx) });
+  return rows;
+}
+
+/**
+ * Takes the events `ids` out of the queued `webhook.process` dead letters that name them (their
+ * `inboxIds` and `errors`), and deletes the dead letters left with no event: an event processed
+ * again is no longer dead, and a later *Retry all* must not send it a second time.
+ */
+async function dropFromDeadLetters(trx: Kysely<Database>, ids: string[]): Promise<void> {
+  const named = sql`
+    SELECT id, data FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ${DEAD_WEBHOOKS} AND state = 'created' AND data->'inboxIds' ?| ${ids}::text[]
+    FOR UPDATE`;
+  await sql`
+    WITH named AS (${named}),
+    kept AS (
+      SELECT n.id, jsonb_build_object(
+        'inboxIds', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(n.data->'inboxIds') x
+          WHERE NOT (x #>> '{}') = ANY(${ids}::text[])), '[]'::jsonb),
+        'errors', COALESCE((SELECT jsonb_agg(e) FROM jsonb_array_elements(COALESCE(n.data->'errors', '[]'::jsonb)) e
+          WHERE NOT (e->>'id') = ANY(${ids}::text[])), '[]'::jsonb)) AS data
+      FROM named n
+    ),
+    emptied AS (
+      DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)} j USING kept k
+      WHERE j.name = ${DEAD_WEBHOOKS} AND j.id = k.id AND jsonb_array_length(k.data->'inboxIds') = 0
+    )
+    UPDATE ${sql.table(`${BOSS_SCHEMA}.job`)} j SET data = k.data FROM kept k
+    WHERE j.name = ${DEAD_WEBHOOKS} AND j.id = k.id AND jsonb_array_length(k.data->'inboxIds') > 0`.execute(
+    trx,
+  );
+}
+
+/**
+ * Gives a final status to the events left `retrying` with no job to process them any more: their
+ * dead letter was deleted (`billhook jobs purge`, *Delete all*) or expired after its 30 days. Each
+ * becomes `exception` (outcome `abandoned: <its last error>`) with an open `abandoned_event`
+ * reconciliation exception for a person, so no event waits forever for a retry that will not come.
+ * An event named by any queued, retrying or active `webhook.process` job or dead letter is left as it
+ * is. A replay (`replayInboxEvents`) still processes an abandoned event.
+ * @returns the ids of the events abandoned
+ */
+export async function abandonOrphanedEvents(db: Db): Promise<string[]> {
+  return writeTransaction(db, async (trx) => {
+    const live = sql<string>`(
+      SELECT jsonb_array_elements_text(data->'inboxIds') FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+      WHERE name IN (${QUEUES.webhookProcess}, ${DEAD_WEBHOOKS}) AND state IN ('created', 'retry', 'active')
+        AND jsonb_typeof(data->'inboxIds') = 'array')`;
+    const abandoned = await trx
       .updateTable('inbox')
-      .set({ status: 'received', outcome: null, last_error: null, processed_at: null })
-      .where('id', 'in', ids)
-      .returningAll()
+      .set({
+        status: 'exception',
+        outcome: sql`'abandoned: ' || COALESCE(last_error, 'no job left to process it')`,
+        processed_at: new Date(),
+      })
+      .where('status', '=', 'retrying')
+      .where('id', 'not in', live)
+      .returning(['id', 'gateway', 'gateway_event_id', 'outcome'])
       .execute();
-    const missing = ids.find((id) => !rows.some((row) => row.id === id));
-    if (missing) throw new NotFoundError('event', missing);
-    const job: WebhookProcessJob = { inboxIds: ids };
-    await boss.send(QUEUES.webhookProcess, job, { db: fromKysely(trx) });
-    return rows;
+    for (const row of abandoned) {
+      await raiseException(trx, {
+        kind: 'abandoned_event',
+        gateway: row.gateway,
+        inboxId: row.id,
+        message:
+          `event ${row.id} (${row.gateway} ${row.gateway_event_id}) was never processed and no job will retry it ` +
+          `(its dead letter was deleted); ${row.outcome}. Replay it (billhook replay ${row.id}) once the cause is fixed, or resolve this`,
+      });
+    }
+    return abandoned.map((row) => row.id);
   });
 }
 

@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
-import { replayInboxEvents } from '../inbox/replay.ts';
+import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
+import { BOSS_SCHEMA } from './boss.ts';
 import { QUEUES } from './queues.ts';
 
 /** One of billhook's queues, each with its dead-letter queue `<name>.dead`. */
@@ -67,15 +69,26 @@ export interface DeadLetterRetry {
 }
 
 /**
- * Sends every queued dead letter back to its queue for a fresh set of retries, and deletes it:
- * `webhook.process` dead letters replay their inbox rows; the others are redriven by pg-boss to the
- * queue they came from, with their data.
+ * Sends every queued dead letter back to its queue for a fresh set of retries, and deletes it, each
+ * exactly once even when two retries run at the same time: a `webhook.process` dead letter is deleted
+ * and its inbox rows replayed in one transaction (the retry that did not delete it sends nothing);
+ * the others are moved by pg-boss's redrive (one statement) to the queue they came from, with their
+ * data.
  */
 export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetterRetry> {
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
   for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
-    await replayInboxEvents(db, boss, dead.inboxIds);
-    await boss.deleteJob(deadQueueOf(dead.queue), dead.jobId);
+    const sent = await db.transaction().execute(async (trx) => {
+      const deleted = await sql`
+        DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+        WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'`.execute(
+        trx,
+      );
+      if (Number(deleted.numAffectedRows ?? 0) === 0) return false;
+      await replayInTransaction(trx, boss, dead.inboxIds);
+      return true;
+    });
+    if (!sent) continue;
     retried.jobs += 1;
     retried.webhooks += dead.inboxIds.length;
   }
@@ -87,12 +100,14 @@ export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetter
 }
 
 /**
- * Deletes every queued dead letter of every queue (stored webhooks stay in the inbox, visible by
- * their status; refunds stay `unknown`).
+ * Deletes every queued dead letter of every queue. Stored webhooks stay in the inbox: those that were
+ * waiting in a deleted dead letter get their final status (`abandonOrphanedEvents`: `exception`,
+ * with an `abandoned_event` reconciliation exception); refunds stay `unknown`.
  * @returns how many dead letters were deleted
  */
-export async function purgeDeadLetters(boss: PgBoss): Promise<number> {
+export async function purgeDeadLetters(db: Db, boss: PgBoss): Promise<number> {
   let purged = 0;
   for (const queue of Object.values(QUEUES)) purged += await boss.deleteQueuedJobs(deadQueueOf(queue));
+  await abandonOrphanedEvents(db);
   return purged;
 }

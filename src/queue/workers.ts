@@ -6,7 +6,7 @@ import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
+import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';
@@ -96,6 +96,12 @@ export async function startWorkers(
     counted(QUEUES.inboxSweep, async () => {
       const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
       if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
+      const abandoned = await abandonOrphanedEvents(db);
+      if (abandoned.length)
+        log.warn(
+          { inboxIds: abandoned },
+          'inbox.sweep: webhooks whose dead letter expired are exceptions now',
+        );
       const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());
       if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
       const deleted = await pruneInboxRows(db, config.INBOX_ROW_RETENTION_DAYS, new Date());

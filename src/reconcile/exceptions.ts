@@ -16,7 +16,9 @@ export type ExceptionKind =
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
-  | 'amount_not_representable';
+  | 'amount_not_representable'
+  /** A stored webhook that kept failing and whose dead letter was deleted: never processed. */
+  | 'abandoned_event';
 
 /** A reconciliation problem for a person to resolve. */
 export interface NewException {
