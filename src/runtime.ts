@@ -7,6 +7,7 @@ import type { Config } from './config/env.ts';
 import { createDb, type Db } from './db/database.ts';
 import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
+import { logGatewayFailures } from './gateways/logged.ts';
 import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
 import { createApp } from './http/app.ts';
 import { listenOn, PortUnavailable } from './http/listen.ts';
@@ -147,7 +148,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     await ensureQueues(boss, config);
     const metrics = new Metrics({ db, boss });
     const registry = instrumentRegistry(
-      createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
+      logGatewayFailures(
+        createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
+        log,
+      ),
       metrics,
     );
 

@@ -116,6 +116,8 @@ export interface ChargeRequest {
   /** The stored payment method: the gateway's token and, where it has one, its customer id. */
   paymentMethod: { token: string; customerId: string | null };
   description?: string;
+  /** Our invoice id (`inv_…`) the charge pays, when it pays one: for log lines, never sent. */
+  invoiceId?: string;
   /**
    * What kind of merchant-initiated use of the stored card this is, as the card networks'
    * stored-credential rules ask every charge without the customer present to say (PRODUCT.md §11):
@@ -195,6 +197,8 @@ export interface TransactionQuery {
   gatewayTransactionId?: string;
   /** The original request, for gateways whose only status check is the idempotent repeat (SecurePay). */
   charge: ChargeRequest;
+  /** Which status check of the poll schedule this is (1 for the first), for log lines; absent for a check by hand. */
+  attempt?: number;
 }
 
 /**

@@ -65,6 +65,7 @@ export async function chargeRequestOf(db: Db, attempt: TransactionRow): Promise<
     currency: attempt.currency,
     paymentMethod: gatewayPaymentMethod(method),
     description: attempt.invoice_id ? `invoice ${attempt.invoice_id}` : undefined,
+    invoiceId: attempt.invoice_id ?? undefined,
     initiation: attempt.automatic || invoice?.subscription_id ? 'recurring' : 'unscheduled',
   };
 }

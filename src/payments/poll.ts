@@ -39,6 +39,9 @@ export async function dueForPoll(
  * Asks the gateway what became of one pending or unknown charge (`fetchTransaction` by our
  * reference) and records the answer. Only a confirmed answer changes the state: a decline or a
  * "no such charge" older than ten minutes frees the invoice; an unclear answer leaves it as it is.
+ * @param scheduled true for a check of the poll schedule, which counts as one of its
+ * `schedule.length` attempts; false for a check asked for by hand (`billhook reconcile`), which
+ * leaves the schedule as it was and never reports `exhausted`
  */
 export async function pollTransaction(
   db: Db,
@@ -47,11 +50,13 @@ export async function pollTransaction(
   schedule: readonly number[],
   now: Date,
   onOverpaid: OnOverpaid,
+  scheduled = true,
 ): Promise<PollResult> {
   const outcome = await clientFor(registry, transaction.gateway).fetchTransaction({
     reference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
     charge: await chargeRequestOf(db, transaction),
+    attempt: scheduled ? transaction.poll_attempts + 1 : undefined,
   });
   return writeTransaction(db, async (trx) => {
     if (outcome.status === 'not_found') {
@@ -67,7 +72,7 @@ export async function pollTransaction(
     }
     const row = await trx
       .updateTable('transactions')
-      .set((eb) => ({ poll_attempts: eb('poll_attempts', '+', 1) }))
+      .set((eb) => ({ poll_attempts: eb('poll_attempts', '+', scheduled ? 1 : 0) }))
       .where('id', '=', transaction.id)
       .returning(['status', 'poll_attempts'])
       .executeTakeFirstOrThrow();
@@ -75,7 +80,7 @@ export async function pollTransaction(
     return {
       transactionId: transaction.id,
       status: row.status,
-      exhausted: open && row.poll_attempts >= schedule.length,
+      exhausted: scheduled && open && row.poll_attempts >= schedule.length,
     };
   });
 }

@@ -5,6 +5,7 @@ import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.t
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { stripeFixture } from '../support/stripe.ts';
 
 const SCHEDULE = [60, 300, 3600, 86400];
 const log = pino({ level: 'silent' });
@@ -96,5 +97,98 @@ describe('transaction.poll', () => {
     expect(exceptions.filter((x: { transaction: string }) => x.transaction === transaction.id)).toEqual([
       expect.objectContaining({ kind: 'unknown_outcome', status: 'open', gateway: 'stripe' }),
     ]);
+  });
+
+  it('a check by hand (billhook reconcile) uses none of the scheduled checks: the schedule still has all of its own', async () => {
+    const { transaction, created } = await unknownCharge();
+    // Stripe does not answer any lookup (other open charges of this file are asked too).
+    nock(STRIPE_API_BASE)
+      .get('/v1/payment_intents/search')
+      .query(true)
+      .reply(503, { error: { type: 'api_error', message: 'unavailable' } })
+      .persist();
+    const attemptsOf = async () =>
+      (
+        await app.runtime.db
+          .selectFrom('transactions')
+          .select('poll_attempts')
+          .where('id', '=', transaction.id)
+          .executeTakeFirstOrThrow()
+      ).poll_attempts;
+    // More checks by hand than the schedule has steps, within its first minute: none counts.
+    for (let i = 0; i <= SCHEDULE.length; i++) {
+      const results = await pollDueTransactions(app.runtime.db, app.runtime.registry, SCHEDULE, log, {
+        all: true,
+        now: later(created, 10 + i),
+      });
+      expect(results.find((r) => r.transactionId === transaction.id)).toEqual({
+        transactionId: transaction.id,
+        status: 'unknown',
+        exhausted: false,
+      });
+    }
+    expect(await attemptsOf()).toBe(0);
+    // The schedule's first check is still due at 60 s and counts as its first of four.
+    const [first] = await sweep(later(created, 61));
+    expect(first).toEqual({ transactionId: transaction.id, status: 'unknown', exhausted: false });
+    expect(await attemptsOf()).toBe(1);
+    const exceptions = (await app.api('GET', '/v1/reconciliation-exceptions')).body.data;
+    expect(exceptions.filter((x: { transaction: string }) => x.transaction === transaction.id)).toEqual([]);
+  });
+
+  it('logs each failed gateway call at warn with the ids to act on: a timeout, an unclear status check, a decline', async () => {
+    const { invoice, transaction, created } = await unknownCharge();
+    const failures = () => app.logs.filter((l) => l.msg === 'gateway call failed');
+    expect(failures()).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        gateway: 'stripe',
+        operation: 'charge',
+        transactionId: transaction.id,
+        invoiceId: invoice.id,
+        outcome: 'unknown',
+        reason: expect.stringMatching(/TimeoutError|timeout/i),
+      }),
+    );
+    nock(STRIPE_API_BASE)
+      .get('/v1/payment_intents/search')
+      .query(true)
+      .reply(503, { error: { type: 'api_error', message: 'unavailable' } })
+      .persist();
+    await sweep(later(created, 61));
+    expect(failures()).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        gateway: 'stripe',
+        operation: 'fetchTransaction',
+        transactionId: transaction.id,
+        invoiceId: invoice.id,
+        attempt: 1,
+        outcome: 'unknown',
+      }),
+    );
+    nock.cleanAll();
+
+    const declined = await openInvoice(app);
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(402, stripeFixture('api.payment_intent.create.card_declined.error.json'));
+    const charged = await app.api('POST', `/v1/invoices/${declined.invoice.id}/charge`, {});
+    expect(charged.body.transaction.status).toBe('failed');
+    expect(failures()).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        gateway: 'stripe',
+        operation: 'charge',
+        transactionId: charged.body.transaction.id,
+        invoiceId: declined.invoice.id,
+        outcome: 'declined',
+        code: 'card_declined',
+      }),
+    );
+    // Never a secret, the stored card's token or a body.
+    const text = JSON.stringify(failures());
+    for (const secret of ['sk_test_billhook', 'pm_1RWJtyQ8iJWBZFaM7VUymbOi', 'client_secret'])
+      expect(text).not.toContain(secret);
   });
 });

@@ -11,7 +11,8 @@ import { flagDuplicatePayment, raiseException } from '../../reconcile/exceptions
  * open after the last check becomes an `unknown_outcome` reconciliation exception for a person; it
  * is never charged again automatically.
  * @param options.now the sweep's clock (default now)
- * @param options.all check every open charge now, whatever the schedule (the `reconcile` command)
+ * @param options.all check every open charge now, whatever the schedule (the `reconcile` command):
+ * these checks are not the schedule's, so they use none of its attempts and raise no exception
  * @param options.progress told after each check, with how many are done out of how many
  * @returns what each check did
  */
@@ -31,7 +32,15 @@ export async function pollDueTransactions(
   const due = await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now);
   for (const transaction of due) {
     try {
-      const result = await pollTransaction(db, registry, transaction, schedule, now, flagDuplicatePayment);
+      const result = await pollTransaction(
+        db,
+        registry,
+        transaction,
+        schedule,
+        now,
+        flagDuplicatePayment,
+        !options.all,
+      );
       results.push(result);
       options.progress?.(result, results.length, due.length);
       if (result.exhausted) {
