@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStaleInbox } from '../../src/inbox/replay.ts';
 import { retryDelaySeconds } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 describe('retryDelaySeconds', () => {
@@ -110,5 +111,56 @@ describe('replay and the stale-inbox sweep', () => {
       async () => (await statusOf(row!.id)).status === 'ignored',
     );
     expect(await sweepStaleInbox(app.runtime.db, app.runtime.boss, 600)).toEqual([]);
+  });
+});
+
+/** Issue #22 item 12: a webhook whose payment billhook does not know is never silent. */
+describe('a webhook for an unknown payment', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '1', WEBHOOK_RETRY_DELAY_SECONDS: '1' });
+  });
+  afterAll(() => app.stop());
+
+  it('logs each attempt at warn with the inbox id, the event id and the unknown reference, then the exception', async () => {
+    const payload = paymentIntentSucceeded({
+      eventId: 'evt_unknown_payment_log',
+      intentId: 'pi_unknown_payment_log',
+      amount: 1000,
+      currency: 'usd',
+      reference: 'txn_unknown_payment_log',
+    });
+    expect((await deliverStripe(app.url, payload)).status).toBe(200);
+    const final = await waitFor('the exception', async () => {
+      const e = (await app.api('GET', '/v1/events')).body.data[0];
+      return e?.status === 'exception' ? e : undefined;
+    });
+    const ids = {
+      level: 40,
+      inboxId: final.id,
+      gateway: 'stripe',
+      gatewayEventId: 'evt_unknown_payment_log',
+      eventType: 'payment_intent.succeeded',
+      references: [expect.objectContaining({ gatewayTransactionId: 'pi_unknown_payment_log' })],
+      retryLimit: 1,
+    };
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({
+        ...ids,
+        attempt: 0,
+        reason: 'no transaction for pi_unknown_payment_log',
+        msg: 'webhook for a payment not known yet: retried later',
+      }),
+    );
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({
+        ...ids,
+        attempt: 1,
+        outcome: 'unknown_entity',
+        msg: 'webhook raised a reconciliation exception',
+      }),
+    );
+    // Never the body: the payment intent's other fields appear in no line.
+    expect(JSON.stringify(app.logs)).not.toContain('amount_received');
   });
 });

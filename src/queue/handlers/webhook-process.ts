@@ -59,6 +59,14 @@ export function webhookProcessHandler(
         ...valid.map(({ job }) => ({ id: job.id, status: 'failed' as const, output: { error: message } })),
       ];
     }
+    const unsettled = rows.flatMap((row, i) =>
+      outcomes[i] === 'retry' || outcomes[i] === 'exception'
+        ? [{ inboxId: row.inboxId, attempt: valid[row.j]!.data.attempt }]
+        : [],
+    );
+    await logUnsettled(db, log, config, unsettled).catch((error: unknown) =>
+      log.error({ err: error }, 'could not read the webhooks to log'),
+    );
     for (const [j, { job, data }] of valid.entries()) {
       try {
         const mine = rows.flatMap((row, i) =>
@@ -78,6 +86,53 @@ export function webhookProcessHandler(
     }
     return results;
   };
+}
+
+/**
+ * Logs at warn each stored webhook whose payment is not known yet (`webhook for a payment not known
+ * yet`: it is retried later) or that raised a reconciliation exception (`webhook raised a
+ * reconciliation exception`, e.g. `unknown_entity` once the retries are used up), with the ids a
+ * person needs: inbox id, gateway and its event id, event type, the payment references the event
+ * names (our reference, the gateway's transaction, refund or dispute id), the attempt (0 = the first,
+ * of `WEBHOOK_RETRY_LIMIT` retries) and the reason. Never the body.
+ */
+async function logUnsettled(
+  db: Db,
+  log: Logger,
+  config: Config,
+  unsettled: { inboxId: string; attempt: number }[],
+): Promise<void> {
+  if (unsettled.length === 0) return;
+  const rows = await db
+    .selectFrom('inbox')
+    .select(['id', 'gateway', 'gateway_event_id', 'event_type', 'status', 'outcome', 'last_error', 'events'])
+    .where(
+      'id',
+      'in',
+      unsettled.map((u) => u.inboxId),
+    )
+    .execute();
+  for (const { inboxId, attempt } of unsettled) {
+    const row = rows.find((r) => r.id === inboxId);
+    if (!row || (row.status !== 'retrying' && row.status !== 'exception')) continue;
+    const fields = {
+      inboxId,
+      gateway: row.gateway,
+      gatewayEventId: row.gateway_event_id,
+      eventType: row.event_type,
+      references: (row.events ?? []).map((e) => ({
+        reference: e.reference,
+        gatewayTransactionId: e.gatewayTransactionId,
+        gatewayRefundId: e.gatewayRefundId,
+        gatewayDisputeId: e.gatewayDisputeId,
+      })),
+      attempt,
+      retryLimit: config.WEBHOOK_RETRY_LIMIT,
+    };
+    if (row.status === 'retrying')
+      log.warn({ ...fields, reason: row.last_error }, 'webhook for a payment not known yet: retried later');
+    else log.warn({ ...fields, outcome: row.outcome }, 'webhook raised a reconciliation exception');
+  }
 }
 
 /**
