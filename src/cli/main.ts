@@ -6,6 +6,7 @@ import { type Config, loadConfig } from '../config/env.ts';
 import { createDb, type Db } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
+import { logGatewayFailures } from '../gateways/logged.ts';
 import { createRegistry } from '../gateways/registry.ts';
 import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
@@ -109,7 +110,8 @@ async function serve(role: Role): Promise<void> {
   }
   if (runtime.firstAdminKey)
     lines.push(`  Admin API key (shown once, store it now): ${runtime.firstAdminKey}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  // For a person at a terminal, on stderr: stdout carries the JSON log lines only.
+  process.stderr.write(`${lines.join('\n')}\n`);
 }
 
 function scope(value: string): ApiKeyScope {
@@ -269,7 +271,7 @@ program
     const cfg = config();
     const log = createLogger(cfg.LOG_LEVEL === 'info' ? 'warn' : cfg.LOG_LEVEL);
     const results = await withDb((db) =>
-      pollDueTransactions(db, createRegistry(cfg), cfg.POLL_SCHEDULE_SECONDS, log, {
+      pollDueTransactions(db, logGatewayFailures(createRegistry(cfg), log), cfg.POLL_SCHEDULE_SECONDS, log, {
         all: true,
         progress: (r, done, total) =>
           process.stdout.write(

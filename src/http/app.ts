@@ -20,7 +20,7 @@ import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts'
 import { metricsRoutes } from './metrics.ts';
 import { rateLimitPerKey } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
-import { lazyRequestLogs, redactUrl } from './request-log.ts';
+import { errorCodeFields, lazyRequestLogs, redactUrl } from './request-log.ts';
 import { addWebhookRoutes } from './webhooks.ts';
 
 /**
@@ -47,6 +47,9 @@ export function createApp(deps: AppDeps): Express {
       customLogLevel: (_req, res, error) =>
         error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       quietReqLogger: true,
+      // A 4xx or 5xx line says why: the error envelope's code.
+      customSuccessObject: (_req, res, fields: object) => ({ ...fields, ...errorCodeFields(res) }),
+      customErrorObject: (_req, res, _error, fields: object) => ({ ...fields, ...errorCodeFields(res) }),
       // A credential sent in the URL by mistake is not logged (its query value is redacted too).
       serializers: { req: (req: { url: string }) => Object.assign(req, { url: redactUrl(req.url) }) },
     }),

@@ -3,6 +3,7 @@ import { AppError } from '../errors.ts';
 import { GatewayUnreachable } from '../gateways/http.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
+import { noteErrorCode } from './request-log.ts';
 
 /**
  * The API's error envelope (PRODUCT.md §6): `fields` names each invalid input field with its
@@ -12,7 +13,7 @@ export interface ErrorBody {
   error: { type: string; code: string; message: string; fields: Record<string, string> };
 }
 
-/** Sends an error envelope. */
+/** Sends an error envelope; its `code` goes on the request's access line too (`errorCode`). */
 export function sendError(
   res: Response,
   status: number,
@@ -22,6 +23,7 @@ export function sendError(
   fields?: Record<string, string>,
 ): void {
   const body: ErrorBody = { error: { type, code, message, fields: fields ?? {} } };
+  noteErrorCode(res, code);
   res.status(status).json(body);
 }
 

@@ -3,10 +3,29 @@ import type { Logger } from 'pino';
 
 const REQUEST_ID = Symbol('billhook.requestId');
 const LOG = Symbol('billhook.log');
+const ERROR_CODE = Symbol('billhook.errorCode');
 
 interface Carrier {
   [REQUEST_ID]?: string;
   [LOG]?: Logger;
+}
+
+interface CodeCarrier {
+  [ERROR_CODE]?: string;
+}
+
+/** Notes the error code (`code` of the error envelope) a response answers with, for its access line. */
+export function noteErrorCode(res: object, code: string): void {
+  (res as CodeCarrier)[ERROR_CODE] = code;
+}
+
+/**
+ * The fields an access line adds for a response that answered an error: `errorCode`, the `code` of
+ * the error envelope (e.g. `validation_failed`, `invoice_not_found`, `invalid_api_key`), so a 4xx line says why.
+ */
+export function errorCodeFields(res: object): { errorCode?: string } {
+  const code = (res as CodeCarrier)[ERROR_CODE];
+  return code === undefined ? {} : { errorCode: code };
 }
 
 /**

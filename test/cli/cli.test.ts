@@ -69,6 +69,13 @@ describe('billhook CLI', { timeout: 120_000 }, () => {
       // The stub keeps no payment intents: the answer is unclear, so the charge stays as it was (pending).
       expect(result.stdout).toMatch(new RegExp(`\\[1/1\\] ${attempt.id}  pending`));
       expect(result.stdout).toMatch(/1 charge\(s\) checked/);
+      // A check by hand is not one of the poll schedule's: the charge still has all of them.
+      const row = await app.runtime.db
+        .selectFrom('transactions')
+        .select('poll_attempts')
+        .where('id', '=', attempt.id)
+        .executeTakeFirstOrThrow();
+      expect(row.poll_attempts).toBe(0);
     } finally {
       stub.close();
     }
