@@ -12,6 +12,7 @@ import {
 import { QUEUES } from '../queue/queues.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
+import { noteErrorCode } from './request-log.ts';
 
 /** Escapes text for HTML content and attribute values. */
 const html = (value: unknown): string =>
@@ -33,6 +34,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     const found = key ? await authenticate(db, key) : undefined;
     if (found?.scope !== 'admin') {
       res.setHeader('WWW-Authenticate', 'Basic realm="billhook admin (user name: an admin API key)"');
+      noteErrorCode(res, found ? 'insufficient_scope' : 'invalid_api_key');
       res
         .status(found ? 403 : 401)
         .type('text/plain')
@@ -46,6 +48,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     const sent = Buffer.from(String((req.body as Record<string, unknown>)?.token ?? ''));
     const expected = Buffer.from(String(res.locals.formToken));
     if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
+      noteErrorCode(res, 'invalid_form_token');
       res.status(403).type('text/plain').send('invalid form token');
       return;
     }

@@ -49,6 +49,14 @@ describe('/admin/queues', () => {
       redirect: 'manual',
     });
     expect(forged.status).toBe(403);
+    // Its access line says why (issue #22 item 12).
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        errorCode: 'invalid_form_token',
+        res: expect.objectContaining({ statusCode: 403 }),
+      }),
+    );
 
     const purge = await fetch(`${app.url}/admin/queues/dead-letters/purge`, {
       method: 'POST',
