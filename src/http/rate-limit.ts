@@ -36,9 +36,9 @@ const RETRY_AFTER = 'failedAuthRetryAfter';
  * 429 with `Retry-After` (seconds to the window's end) at once, and those whose key fails are 429
  * instead of 401 (the authentication middlewares ask `refuseFailingAddress`). A request with a valid
  * key is never refused nor counted here (it has its per-key limit), so consumers sharing an address
- * with a misbehaving client keep working. The address is `req.ip` (the peer, or the client a trusted
- * proxy names when Express's `trust proxy` is set); IPv6 addresses count per /56, as
- * express-rate-limit's `ipKeyGenerator` does.
+ * with a misbehaving client keep working. The address is `req.ip`: the peer's (billhook sets no
+ * `trust proxy`, so behind a reverse proxy all clients share one count); IPv6 addresses count per
+ * /56, as express-rate-limit's `ipKeyGenerator` does.
  */
 export function rateLimitFailedAuth(perMinute: number): RequestHandler {
   const windowMs = 60_000;
