@@ -107,7 +107,11 @@ export async function createApiKey(
     return { secret: generated, key };
   }
   const existing = await findKey(db, secret);
-  if (existing) return { secret, key: existing };
+  if (existing) {
+    const { key_hash: _hash, ...key } = existing;
+    return { secret, key };
+  }
+  const keyHash = await slowHash(secret);
   const key = await db
     .insertInto('api_keys')
     .values({
@@ -115,10 +119,11 @@ export async function createApiKey(
       name,
       scope,
       prefix: secret.slice(0, PREFIX_LENGTH),
-      key_hash: await slowHash(secret),
+      key_hash: keyHash,
     })
     .returning(INFO_COLUMNS)
     .executeTakeFirstOrThrow();
+  remember(fastHash(secret), key.id, keyHash);
   return { secret, key };
 }
 
@@ -149,10 +154,11 @@ export async function anyApiKey(db: Kysely<Database>): Promise<boolean> {
 /**
  * The key whose secret is `secret`, revoked or not, by each stored form: a generated key by its
  * SHA-256 (one indexed lookup); a chosen key from this process's cache of verified keys (a lookup by
- * id), else by scrypt over the rows with the same `prefix` (none for most unknown secrets). A SHA-256
- * row of a secret that is not of the generated form (stored by an earlier version) is moved to scrypt.
+ * id), else by scrypt over the rows with the same `prefix` (none for most unknown secrets; skipped
+ * when `slow` is false). A SHA-256 row of a secret that is not of the generated form (stored by an
+ * earlier version) is moved to scrypt.
  */
-async function findKey(db: Kysely<Database>, secret: string): Promise<ApiKeyRow | undefined> {
+async function findKey(db: Kysely<Database>, secret: string, slow = true): Promise<ApiKeyRow | undefined> {
   const fast = fastHash(secret);
   const cached = verified.get(fast);
   if (cached) {
@@ -174,6 +180,7 @@ async function findKey(db: Kysely<Database>, secret: string): Promise<ApiKeyRow 
     remember(fast, byFastHash.id, keyHash);
     return { ...byFastHash, key_hash: keyHash };
   }
+  if (!slow) return undefined;
   const candidates = await db
     .selectFrom('api_keys')
     .selectAll()
@@ -198,10 +205,16 @@ function remember(fast: string, id: string, keyHash: string): void {
  * Looks up an unrevoked key by its secret and notes its use: `last_used_at` is written when it is
  * older than a minute (LAST_USED_RESOLUTION_SECONDS), so a busy key costs one write a minute, not
  * one per request.
+ * @param options.slow false: no scrypt check (for an address over its failed-authentication limit,
+ *   so its guesses cost no KDF): a chosen key not yet verified by this process is then not found
  * @returns the key's record, or undefined for an unknown or revoked key
  */
-export async function authenticate(db: Kysely<Database>, secret: string): Promise<ApiKeyInfo | undefined> {
-  const row = await findKey(db, secret);
+export async function authenticate(
+  db: Kysely<Database>,
+  secret: string,
+  options: { slow?: boolean } = {},
+): Promise<ApiKeyInfo | undefined> {
+  const row = await findKey(db, secret, options.slow ?? true);
   if (!row || row.revoked_at) return undefined;
   const { key_hash: _hash, ...info } = row;
   const now = new Date();

@@ -14,7 +14,7 @@ import {
 import { QUEUES } from '../queue/queues.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
-import { refuseFailingAddress } from './rate-limit.ts';
+import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
 
 /** Escapes text for HTML content and attribute values. */
 const html = (value: unknown): string =>
@@ -35,7 +35,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
   const requireAdmin: RequestHandler = async (req, res, next) => {
     const key = keyFrom(req.headers.authorization);
-    const found = key ? await authenticate(db, key) : undefined;
+    const found = key ? await authenticate(db, key, { slow: !overFailedAuthLimit(res) }) : undefined;
     if (!found && refuseFailingAddress(res)) return;
     if (found?.scope !== 'admin') {
       res.setHeader('WWW-Authenticate', 'Basic realm="billhook admin (user name: an admin API key)"');

@@ -3,7 +3,7 @@ import { type ApiKeyInfo, authenticate } from '../auth/api-keys.ts';
 import type { Db } from '../db/database.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
 import { sendError } from './errors.ts';
-import { refuseFailingAddress } from './rate-limit.ts';
+import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
 
 const RANK: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 };
 
@@ -32,7 +32,7 @@ declare module 'express-serve-static-core' {
 export function requireApiKey(db: Db, scope: ApiKeyScope): RequestHandler {
   return async (req, res, next) => {
     const secret = keyFrom(req.headers.authorization);
-    const key = secret ? await authenticate(db, secret) : undefined;
+    const key = secret ? await authenticate(db, secret, { slow: !overFailedAuthLimit(res) }) : undefined;
     if (!key) {
       if (refuseFailingAddress(res)) return;
       res.setHeader('WWW-Authenticate', 'Bearer realm="billhook"');

@@ -34,9 +34,11 @@ const RETRY_AFTER = 'failedAuthRetryAfter';
  * unknown or revoked key: every 401), in this process's memory, a fixed window of a minute. After
  * `perMinute` failures from an address, until the window ends, its requests without credentials are
  * 429 with `Retry-After` (seconds to the window's end) at once, and those whose key fails are 429
- * instead of 401 (the authentication middlewares ask `refuseFailingAddress`). A request with a valid
- * key is never refused nor counted here (it has its per-key limit), so consumers sharing an address
- * with a misbehaving client keep working. The address is `req.ip`: the peer's (billhook sets no
+ * instead of 401 (the authentication middlewares ask `refuseFailingAddress`), and no scrypt check
+ * runs for its keys (`overFailedAuthLimit`: its guesses cost no KDF). A request with a valid key is
+ * not counted here (it has its per-key limit) and not refused, so consumers sharing an address with a
+ * misbehaving client keep working — except with an operator-chosen key this process has not verified
+ * yet, which waits for the window's end. The address is `req.ip`: the peer's (billhook sets no
  * `trust proxy`, so behind a reverse proxy all clients share one count); IPv6 addresses count per
  * /56, as express-rate-limit's `ipKeyGenerator` does.
  */
@@ -58,6 +60,11 @@ export function rateLimitFailedAuth(perMinute: number): RequestHandler {
     });
     next();
   };
+}
+
+/** True when `rateLimitFailedAuth` found the request's address over its limit (no slow key checks then). */
+export function overFailedAuthLimit(res: Response): boolean {
+  return res.locals[RETRY_AFTER] !== undefined;
 }
 
 /**
