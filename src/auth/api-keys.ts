@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
 import type { ApiKeyRow, ApiKeyScope, Database } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
@@ -10,14 +10,22 @@ export type ApiKeyInfo = Omit<ApiKeyRow, 'key_hash'>;
 /** A key billhook generated: `bh_` and 24 random bytes in base64url (192 bits). */
 const GENERATED = /^bh_[A-Za-z0-9_-]{32}$/;
 
-/** Characters of a key stored in clear as its `prefix`: shown by `keys list`, and the KDF rows' lookup. */
+/**
+ * Characters of a key stored in clear as its `prefix`: shown by `keys list`, and the lookup of the
+ * scrypt rows (so an unknown key costs no KDF unless its first characters match a chosen key's). For
+ * a chosen key they are the part the KDF does not protect; `BILLHOOK_ADMIN_KEY` has at least 24.
+ */
 const PREFIX_LENGTH = 7;
 
+/** Advisory lock key serialising the creation of chosen keys. */
+const CHOSEN_KEY_LOCK = 0x6b657973; // "keys"
+
 /**
- * scrypt parameters for operator-chosen keys: N = 2^14, r = 8, p = 1 (16 MiB, about 50 ms a check on
- * one core), a 16-byte random salt and a 32-byte result — Node's defaults and RFC 7914's interactive
- * setting. Stored as `scrypt$N$r$p$salt$hash` (base64url), so the parameters can be raised later
- * without breaking stored keys.
+ * scrypt parameters for operator-chosen keys: N = 2^14, r = 8, p = 1 (16 MiB; tens of milliseconds
+ * a check on an idle core, paid once per key and process thanks to `verified`), a 16-byte random
+ * salt and a 32-byte result: Node's `crypto.scrypt` defaults and the interactive-login setting of
+ * the scrypt paper (Percival 2009; the function is RFC 7914). Stored as `scrypt$N$r$p$salt$hash`
+ * (base64url), so the parameters can be raised later without breaking stored keys.
  */
 const SCRYPT = { N: 16_384, r: 8, p: 1, keyLength: 32, saltLength: 16 } as const;
 
@@ -106,25 +114,30 @@ export async function createApiKey(
       .executeTakeFirstOrThrow();
     return { secret: generated, key };
   }
-  const existing = await findKey(db, secret);
-  if (existing) {
-    const { key_hash: _hash, ...key } = existing;
+  // Salted hashes differ each time, so the unique key_hash no longer makes two processes starting
+  // with the same BILLHOOK_ADMIN_KEY agree: they take turns instead.
+  return db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${CHOSEN_KEY_LOCK})`.execute(trx);
+    const existing = await findKey(trx, secret);
+    if (existing) {
+      const { key_hash: _hash, ...key } = existing;
+      return { secret, key };
+    }
+    const keyHash = await slowHash(secret);
+    const key = await trx
+      .insertInto('api_keys')
+      .values({
+        id: newId('key'),
+        name,
+        scope,
+        prefix: secret.slice(0, PREFIX_LENGTH),
+        key_hash: keyHash,
+      })
+      .returning(INFO_COLUMNS)
+      .executeTakeFirstOrThrow();
+    remember(fastHash(secret), key.id, keyHash);
     return { secret, key };
-  }
-  const keyHash = await slowHash(secret);
-  const key = await db
-    .insertInto('api_keys')
-    .values({
-      id: newId('key'),
-      name,
-      scope,
-      prefix: secret.slice(0, PREFIX_LENGTH),
-      key_hash: keyHash,
-    })
-    .returning(INFO_COLUMNS)
-    .executeTakeFirstOrThrow();
-  remember(fastHash(secret), key.id, keyHash);
-  return { secret, key };
+  });
 }
 
 /** Every key, newest first, without secrets. */

@@ -131,6 +131,18 @@ describe('API keys: hashes and last use', () => {
     expect((await app.api('GET', '/v1/invoices', undefined, `${ADMIN_KEY}-twin`)).status).toBe(200);
     expect((await app.api('GET', '/v1/invoices', undefined, `${ADMIN_KEY}-twi`)).status).toBe(401);
 
+    // Processes starting at once with the same BILLHOOK_ADMIN_KEY make one key, not one each.
+    const together = await Promise.all(
+      [1, 2, 3].map((n) => createApiKey(app.runtime.db, `together ${n}`, 'admin', `${ADMIN_KEY}-together`)),
+    );
+    expect(new Set(together.map((t) => t.key.id)).size).toBe(1);
+    const rows = await app.runtime.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('name', 'like', 'together%')
+      .execute();
+    expect(rows).toHaveLength(1);
+
     const { secret, key } = await createApiKey(app.runtime.db, 'generated', 'read');
     expect(secret).toMatch(/^bh_[\w-]{32}$/);
     expect((await row(key.id)).key_hash).toBe(createHash('sha256').update(secret).digest('hex'));
