@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  // Wrong keys are limited per source address before any lookup (valid keys have their own limit).
+  // Failed authentications are limited per source address (valid keys have their own limit).
   app.use(['/v1', '/admin'], rateLimitFailedAuth(deps.config.AUTH_FAILURES_PER_MINUTE));
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
