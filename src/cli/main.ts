@@ -207,12 +207,12 @@ keys
   });
 keys
   .command('list')
-  .description('list API keys (never their secrets)')
+  .description('list API keys (never their secrets), with when each was last used (to the minute)')
   .action(async () => {
     const rows = await withDb((db) => listApiKeys(db));
     for (const k of rows) {
       process.stdout.write(
-        `${k.id}  ${k.prefix}…  ${k.scope.padEnd(5)}  ${k.revoked_at ? 'revoked' : 'active '}  ${k.name}\n`,
+        `${k.id}  ${k.prefix}…  ${k.scope.padEnd(5)}  ${k.revoked_at ? 'revoked' : 'active '}  last used ${k.last_used_at?.toISOString() ?? 'never'.padEnd(24)}  ${k.name}\n`,
       );
     }
   });

@@ -36,6 +36,19 @@ const EnvSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   /** Requests a minute one API key may make to /v1 (per web process). */
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /**
+   * Failed authentications (a missing, malformed, unknown or revoked key) a minute one source address
+   * may make to /v1 and /admin (per web process); beyond it every request from there is 429 until
+   * the minute ends. Requests with a valid key never count.
+   */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  /** Hours an `Idempotency-Key` is remembered (Stripe's 24); then the key may be used again. */
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(24),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Stored webhooks a worker applies per transaction, and how many such batches run at once. */
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),

@@ -1,7 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import express, { type RequestHandler, Router } from 'express';
+import express, { type RequestHandler, type Response, Router } from 'express';
 import { sql } from 'kysely';
+import { type ActivityInput, recordActivity, runAs } from '../activities/activities.ts';
 import { authenticate } from '../auth/api-keys.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import {
   type DeadLetterJob,
@@ -12,6 +14,7 @@ import {
 import { QUEUES } from '../queue/queues.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
+import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
 import { noteErrorCode } from './request-log.ts';
 
 /** Escapes text for HTML content and attribute values. */
@@ -26,12 +29,15 @@ const formToken = (key: string) => createHash('sha256').update(`billhook-admin-f
  * auth with the key as user name, so a browser asks for it). It shows each queue's depth, activity
  * and failures, the inbox by status, open reconciliation exceptions, and the dead letters with
  * retry and delete actions (forms carry a token derived from the key, against cross-site posts).
+ * Each action is recorded as an activity (`dead_letters.retried`, `dead_letters.purged`,
+ * `event.replayed`) whose actor is the admin key's id.
  */
 export function adminRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
   const requireAdmin: RequestHandler = async (req, res, next) => {
     const key = keyFrom(req.headers.authorization);
-    const found = key ? await authenticate(db, key) : undefined;
+    const found = key ? await authenticate(db, key, { slow: !overFailedAuthLimit(res) }) : undefined;
+    if (!found && refuseFailingAddress(res)) return;
     if (found?.scope !== 'admin') {
       res.setHeader('WWW-Authenticate', 'Basic realm="billhook admin (user name: an admin API key)"');
       noteErrorCode(res, found ? 'insufficient_scope' : 'invalid_api_key');
@@ -42,6 +48,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
       return;
     }
     res.locals.formToken = formToken(key!);
+    res.locals.adminKeyId = found.id;
     next();
   };
   const checkForm: RequestHandler = (req, res, next) => {
@@ -54,6 +61,9 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     }
     next();
   };
+  /** Records a dashboard action as an activity whose actor is the admin key that asked for it. */
+  const audit = (res: Response, activity: ActivityInput) =>
+    runAs(String(res.locals.adminKeyId), () => writeTransaction(db, (trx) => recordActivity(trx, activity)));
   router.use('/admin', requireAdmin, express.urlencoded({ extended: false, limit: '16kb' }));
 
   router.get('/admin/queues', async (_req, res) => {
@@ -132,15 +142,29 @@ ${deadTable}
   });
 
   router.post('/admin/queues/dead-letters/retry', checkForm, async (_req, res) => {
-    await retryDeadLetters(db, boss);
+    const retried = await retryDeadLetters(db, boss);
+    await audit(res, {
+      resourceType: 'dead_letters',
+      resourceId: 'all',
+      action: 'dead_letters.retried',
+      data: { ...retried },
+    });
     res.redirect(303, '/admin/queues');
   });
   router.post('/admin/queues/dead-letters/purge', checkForm, async (_req, res) => {
-    await purgeDeadLetters(db, boss);
+    const purged = await purgeDeadLetters(db, boss);
+    await audit(res, {
+      resourceType: 'dead_letters',
+      resourceId: 'all',
+      action: 'dead_letters.purged',
+      data: { purged },
+    });
     res.redirect(303, '/admin/queues');
   });
   router.post('/admin/queues/events/replay', checkForm, async (req, res) => {
-    await replayInboxEvents(db, boss, [String((req.body as Record<string, unknown>).event ?? '')]);
+    const event = String((req.body as Record<string, unknown>).event ?? '');
+    await replayInboxEvents(db, boss, [event]);
+    await audit(res, { resourceType: 'event', resourceId: event, action: 'event.replayed' });
     res.redirect(303, '/admin/queues');
   });
   return router;

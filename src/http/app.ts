@@ -18,7 +18,7 @@ import { healthRoutes } from './health.ts';
 import { idempotency } from './idempotency.ts';
 import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
 import { metricsRoutes } from './metrics.ts';
-import { rateLimitPerKey } from './rate-limit.ts';
+import { rateLimitFailedAuth, rateLimitPerKey } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
 import { errorCodeFields, lazyRequestLogs, redactUrl } from './request-log.ts';
 import { addWebhookRoutes } from './webhooks.ts';
@@ -60,6 +60,8 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  // Failed authentications are limited per source address (valid keys have their own limit).
+  app.use(['/v1', '/admin'], rateLimitFailedAuth(deps.config.AUTH_FAILURES_PER_MINUTE));
   app.use(healthRoutes(deps));
   app.use(metricsRoutes(deps));
   app.use(openApiRoutes());
@@ -79,7 +81,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
-  v1.use(idempotency(deps.db));
+  v1.use(idempotency(deps.db, deps.config.IDEMPOTENCY_KEY_TTL_HOURS));
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
   v1.use(subscriptionRoutes(deps));

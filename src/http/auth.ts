@@ -3,6 +3,7 @@ import { type ApiKeyInfo, authenticate } from '../auth/api-keys.ts';
 import type { Db } from '../db/database.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
 import { sendError } from './errors.ts';
+import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
 
 const RANK: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 };
 
@@ -24,14 +25,16 @@ declare module 'express-serve-static-core' {
 }
 
 /**
- * Requires a valid, unrevoked API key: 401 without one; 403 when its scope is below `scope` for
+ * Requires a valid, unrevoked API key: 401 without one (429 once its address failed too often, see
+ * `rateLimitFailedAuth`); 403 when its scope is below `scope` for
  * writes (`read` keys may only GET).
  */
 export function requireApiKey(db: Db, scope: ApiKeyScope): RequestHandler {
   return async (req, res, next) => {
     const secret = keyFrom(req.headers.authorization);
-    const key = secret ? await authenticate(db, secret) : undefined;
+    const key = secret ? await authenticate(db, secret, { slow: !overFailedAuthLimit(res) }) : undefined;
     if (!key) {
+      if (refuseFailingAddress(res)) return;
       res.setHeader('WWW-Authenticate', 'Bearer realm="billhook"');
       return sendError(
         res,

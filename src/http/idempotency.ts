@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { sendError } from './errors.ts';
 
@@ -9,8 +10,12 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
 const ABANDONED_AFTER_MS = 60_000;
 
 /**
- * Stores the answer of a claimed key when the handler sends it (5xx answers are dropped so the
- * request can be retried), then lets the answer go out.
+ * Stores the answer of a claimed key when the handler sends it, then lets the answer go out. Only
+ * answers of a request that ran (status below 400) are kept: a 4xx means billhook refused it before
+ * changing anything (validation 400/422, unknown id 404, a state that does not allow it 409) and a
+ * 5xx that it failed, so the key is freed and a corrected or later request with it runs — as Stripe,
+ * which saves a result only once the endpoint started executing
+ * (https://docs.stripe.com/api/idempotent_requests).
  */
 function recordAnswer(
   db: Db,
@@ -24,7 +29,7 @@ function recordAnswer(
     const status = res.statusCode;
     const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));
     const settle =
-      status >= 500
+      status >= 400
         ? db
             .deleteFrom('idempotency_keys')
             .where('api_key_id', '=', apiKeyId)
@@ -59,9 +64,11 @@ function recordAnswer(
  * key runs and its answer is stored; the same key with the same method, path and body gets the stored
  * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
  * first is still running, 409 (after a minute without an answer it counts as abandoned and the new
- * request runs). Answers of 5xx are not kept, so the request can be retried.
+ * request runs). Answers of 4xx and 5xx are not kept (see recordAnswer), so the request can be
+ * corrected or retried with the same key. A key is remembered `ttlHours` (Stripe: 24) after its first
+ * use; then it is free again, and `pruneIdempotencyKeys` deletes it.
  */
-export function idempotency(db: Db): RequestHandler {
+export function idempotency(db: Db, ttlHours: number): RequestHandler {
   return async (req, res, next) => {
     const key = req.header('idempotency-key');
     if (req.method !== 'POST' || key === undefined || !req.apiKey) return next();
@@ -94,6 +101,20 @@ export function idempotency(db: Db): RequestHandler {
         .where('api_key_id', '=', apiKeyId)
         .where('key', '=', key)
         .executeTakeFirstOrThrow();
+      const expired = Date.now() - stored.created_at.getTime() >= ttlHours * 3_600_000;
+      if (expired) {
+        // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
+        const taken = await db
+          .updateTable('idempotency_keys')
+          .set({ request_hash: hash, response_status: null, response_body: null, created_at: new Date() })
+          .where('api_key_id', '=', apiKeyId)
+          .where('key', '=', key)
+          .where('created_at', '<=', new Date(Date.now() - ttlHours * 3_600_000))
+          .executeTakeFirst();
+        if (taken.numUpdatedRows === 0n) return inUse(res);
+        recordAnswer(db, res, apiKeyId, key, next);
+        return next();
+      }
       if (stored.request_hash !== hash) {
         return sendError(
           res,
@@ -110,15 +131,7 @@ export function idempotency(db: Db): RequestHandler {
         res.setHeader('Idempotent-Replayed', 'true');
         return res.status(stored.response_status).json(stored.response_body);
       }
-      if (Date.now() - stored.created_at.getTime() < ABANDONED_AFTER_MS) {
-        return sendError(
-          res,
-          409,
-          'conflict',
-          'idempotency_key_in_use',
-          'a request with this Idempotency-Key is still being processed',
-        );
-      }
+      if (Date.now() - stored.created_at.getTime() < ABANDONED_AFTER_MS) return inUse(res);
       // The first request never stored its answer (its process died): this one takes over.
       await db
         .updateTable('idempotency_keys')
@@ -130,4 +143,34 @@ export function idempotency(db: Db): RequestHandler {
     recordAnswer(db, res, apiKeyId, key, next);
     next();
   };
+}
+
+/** 409 to a request whose key another request holds right now (never stored: it may be retried). */
+function inUse(res: Response): void {
+  sendError(
+    res,
+    409,
+    'conflict',
+    'idempotency_key_in_use',
+    'a request with this Idempotency-Key is still being processed',
+  );
+}
+
+/**
+ * Deletes idempotency keys first used more than `ttlHours` before `now` (run by the worker's
+ * `inbox.sweep`, every five minutes), at most `limit` a run.
+ * @returns how many were deleted
+ */
+export async function pruneIdempotencyKeys(
+  db: Db,
+  ttlHours: number,
+  now: Date,
+  limit = 5000,
+): Promise<number> {
+  const cutoff = new Date(now.getTime() - ttlHours * 3_600_000);
+  const result = await sql`
+    DELETE FROM idempotency_keys WHERE ctid IN (
+      SELECT ctid FROM idempotency_keys WHERE created_at < ${cutoff} LIMIT ${limit}
+    )`.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
 }

@@ -6,6 +6,7 @@ import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { pruneIdempotencyKeys } from '../http/idempotency.ts';
 import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
@@ -27,7 +28,8 @@ const UNANSWERED_REFUND_SECONDS = 600;
  * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
  * `transaction.poll` (attempts pending or unknown, and refunds left without an answer),
  * `subscription.renew` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and
- * the `inbox.sweep` every five minutes (scheduled: one job per tick across all workers).
+ * the `inbox.sweep` every five minutes (scheduled: one job per tick across all workers; it also
+ * deletes expired idempotency keys).
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -106,6 +108,8 @@ export async function startWorkers(
       if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
       const deleted = await pruneInboxRows(db, config.INBOX_ROW_RETENTION_DAYS, new Date());
       if (deleted) log.info({ count: deleted }, 'inbox.sweep deleted finished rows past the row retention');
+      const expired = await pruneIdempotencyKeys(db, config.IDEMPOTENCY_KEY_TTL_HOURS, new Date());
+      if (expired) log.info({ count: expired }, 'inbox.sweep deleted expired idempotency keys');
     }),
   );
   await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');

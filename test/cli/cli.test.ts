@@ -46,6 +46,8 @@ describe('billhook CLI', { timeout: 120_000 }, () => {
 
     const listed = await cli(['keys', 'list'], env);
     expect(listed.stdout).toContain(`${id}`);
+    // Used once above: its last use is shown (to the minute).
+    expect(listed.stdout).toMatch(new RegExp(`${id} .* last used \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z +reporting`));
     expect(listed.stdout).not.toContain(secret!);
 
     expect((await cli(['keys', 'revoke', id!], env)).code).toBe(0);

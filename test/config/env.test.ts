@@ -20,6 +20,8 @@ describe('loadConfig', () => {
       BILLHOOK_ROLE: 'all',
       BILLHOOK_BENCH_ROUTES: false,
       API_RATE_LIMIT_PER_MINUTE: 600,
+      AUTH_FAILURES_PER_MINUTE: 60,
+      IDEMPOTENCY_KEY_TTL_HOURS: 24,
       LOG_LEVEL: 'info',
       WEBHOOK_BATCH_SIZE: 100,
       WEBHOOK_CONCURRENCY: 8,

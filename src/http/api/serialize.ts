@@ -228,6 +228,7 @@ export const serialize = {
     prefix: k.prefix,
     scope: k.scope,
     created_at: k.created_at,
+    last_used_at: k.last_used_at,
     revoked_at: k.revoked_at,
   }),
   // ---- Catalog and usage ----

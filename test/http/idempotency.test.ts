@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe('Idempotency-Key: failed requests and expiry', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ IDEMPOTENCY_KEY_TTL_HOURS: '24' });
+  });
+  afterAll(() => app.stop());
+
+  const post = async (path: string, body: unknown, key: string) => {
+    const response = await fetch(`${app.url}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: response.status,
+      replayed: response.headers.get('idempotent-replayed'),
+      body: (await response.json()) as any,
+    };
+  };
+  const storedKey = (key: string) =>
+    app.runtime.db.selectFrom('idempotency_keys').selectAll().where('key', '=', key).executeTakeFirst();
+  const customersWith = async (email: string) =>
+    (await app.runtime.db.selectFrom('customers').select('id').where('email', '=', email).execute()).length;
+
+  it('a refused request (422 validation, 404) does not use up its key: the corrected request runs', async () => {
+    const bad = await post('/v1/customers', { email: 'not-an-email' }, 'idem-fix-1');
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.fields).toHaveProperty('email');
+    expect(await storedKey('idem-fix-1')).toBeUndefined();
+    // The same invalid request again is validated again (not a stored replay).
+    const badAgain = await post('/v1/customers', { email: 'not-an-email' }, 'idem-fix-1');
+    expect([badAgain.status, badAgain.replayed]).toEqual([422, null]);
+
+    const fixed = await post('/v1/customers', { email: 'fixed@example.com' }, 'idem-fix-1');
+    expect(fixed.status).toBe(201);
+    expect((await storedKey('idem-fix-1'))?.response_status).toBe(201);
+    const replay = await post('/v1/customers', { email: 'fixed@example.com' }, 'idem-fix-1');
+    expect([replay.status, replay.replayed, replay.body.id]).toEqual([201, 'true', fixed.body.id]);
+    expect(await customersWith('fixed@example.com')).toBe(1);
+
+    // An unknown id (404) and a state that does not allow the action (409) free the key as well.
+    const missing = await post('/v1/invoices/inv_missing/finalize', {}, 'idem-fix-2');
+    expect(missing.status).toBe(404);
+    expect(await storedKey('idem-fix-2')).toBeUndefined();
+    const unknownField = await post('/v1/customers', { email: 'a@example.com', admin: true }, 'idem-fix-3');
+    expect(unknownField.status).toBe(422);
+    expect(await storedKey('idem-fix-3')).toBeUndefined();
+  });
+
+  // The sweep's worker polls every 30 s: the test waits for it, up to two minutes on a busy machine.
+  it('a key is remembered 24 hours, then used anew; the worker sweep deletes expired keys', {
+    timeout: 180_000,
+  }, async () => {
+    const first = await post('/v1/customers', { email: 'day1@example.com' }, 'idem-day');
+    expect(first.status).toBe(201);
+    // 23 hours later: still the stored answer.
+    await app.runtime.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 23 * 3_600_000) })
+      .where('key', '=', 'idem-day')
+      .execute();
+    const within = await post('/v1/customers', { email: 'day1@example.com' }, 'idem-day');
+    expect([within.replayed, within.body.id]).toEqual(['true', first.body.id]);
+    const other = await post('/v1/customers', { email: 'day2@example.com' }, 'idem-day');
+    expect(other.status).toBe(422);
+    // 25 hours later: the key is free, a new request with it runs (another body included).
+    await app.runtime.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 25 * 3_600_000) })
+      .where('key', '=', 'idem-day')
+      .execute();
+    const next = await post('/v1/customers', { email: 'day2@example.com' }, 'idem-day');
+    expect([next.status, next.replayed]).toEqual([201, null]);
+    expect(next.body.id).not.toBe(first.body.id);
+    expect(await customersWith('day2@example.com')).toBe(1);
+
+    // Two expired keys and a fresh one: the inbox sweep deletes the expired ones only.
+    for (const key of ['idem-old-1', 'idem-old-2', 'idem-fresh'])
+      expect((await post('/v1/customers', { email: `${key}@example.com` }, key)).status).toBe(201);
+    await app.runtime.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 25 * 3_600_000) })
+      .where('key', 'in', ['idem-old-1', 'idem-old-2'])
+      .execute();
+    await app.runtime.boss.send(QUEUES.inboxSweep, {});
+    await waitFor(
+      'the expired keys deleted',
+      async () => !(await storedKey('idem-old-1')) && !(await storedKey('idem-old-2')),
+      150_000,
+    );
+    expect(await storedKey('idem-fresh')).toBeDefined();
+    expect(await storedKey('idem-day')).toBeDefined();
+  });
+});
