@@ -50,3 +50,17 @@ export async function markInboxEvents(trx: Kysely<Database>, marks: readonly Inb
     WHERE inbox.id = v.id
   `.execute(trx);
 }
+
+/**
+ * Frees the event ids of the rows `ids` that are done (processed, ignored or exception) by appending
+ * `@<inbox id>` to them, once: a later delivery with the same event id is then stored as a new row.
+ * For hints whose event id names what the caller pointed at (`WebhookVerifier.releasesEventIds`).
+ */
+export async function releaseEventIds(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    UPDATE inbox SET gateway_event_id = gateway_event_id || '@' || id
+    WHERE id = ANY(${ids}::text[]) AND status IN ('processed', 'ignored', 'exception')
+      AND strpos(gateway_event_id, '@') = 0
+  `.execute(db);
+}

@@ -5,7 +5,7 @@ import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
-import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
+import { getInboxEvents, type InboxMark, markInboxEvents, releaseEventIds } from '../inbox/inbox.ts';
 import { withDeferredEntries } from '../ledger/journal.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 import { type NewException, raiseException } from './exceptions.ts';
@@ -134,7 +134,8 @@ export async function processInboxEvents(
   registry: GatewayRegistry,
   requests: ProcessRequest[],
 ): Promise<ProcessOutcome[]> {
-  const outcomes = await processRows(db, registry, requests);
+  const { outcomes, releasing } = await processRows(db, registry, requests);
+  await releaseEventIds(db, releasing);
   const failed = requests.flatMap((request, i) => {
     const outcome = outcomes[i];
     return outcome instanceof Error
@@ -152,13 +153,14 @@ export async function processInboxEvents(
  * exception. A row whose payment is not known yet is marked `retrying` and reported `retry`; on its
  * final attempt it becomes an `unknown_entity` exception instead, so nothing is silently dropped.
  * When the batch transaction fails (a conflict, a deadlock), each row is processed on its own.
- * @returns each request's outcome, in order
+ * @returns each request's outcome, in order, and the ids of the rows whose event id is released once
+ * done (`WebhookVerifier.releasesEventIds`)
  */
 async function processRows(
   db: Db,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
-): Promise<ProcessOutcome[]> {
+): Promise<{ outcomes: ProcessOutcome[]; releasing: string[] }> {
   const rows = new Map(
     (
       await getInboxEvents(
@@ -170,11 +172,13 @@ async function processRows(
   const outcomes: ProcessOutcome[] = requests.map(() => 'already_done');
   const toApply: { index: number; prepared: Prepared }[] = [];
   const marks: (InboxMark & { exception?: NewException })[] = [];
+  const releasing: string[] = [];
   for (const [index, request] of requests.entries()) {
     const row = rows.get(request.inboxId);
     if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
       continue;
     const verifier = registry.get(row.gateway)?.webhook;
+    if (verifier?.releasesEventIds) releasing.push(row.id);
     if (!verifier) {
       outcomes[index] = new Error(`gateway ${row.gateway} is not configured: cannot normalise ${row.id}`);
       continue;
@@ -213,7 +217,7 @@ async function processRows(
       await markInboxEvents(trx, marks);
     });
   }
-  if (toApply.length === 0) return outcomes;
+  if (toApply.length === 0) return { outcomes, releasing };
   try {
     const decisions = await writeTransaction(db, (trx) =>
       applyRows(
@@ -229,5 +233,5 @@ async function processRows(
       for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, prepared);
     }
   }
-  return outcomes;
+  return { outcomes, releasing };
 }
