@@ -5,7 +5,7 @@ import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
-import { getInboxEvents, type InboxMark, markInboxEvents, releaseEventIds } from '../inbox/inbox.ts';
+import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
 import { withDeferredEntries } from '../ledger/journal.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 import { type NewException, raiseException } from './exceptions.ts';
@@ -33,6 +33,8 @@ interface Prepared {
   request: ProcessRequest;
   row: InboxRow;
   events: PaymentEvent[];
+  /** Its event id is freed once done (`WebhookVerifier.releasesEventIds`). */
+  releaseEventId: boolean;
 }
 
 interface Decision {
@@ -100,6 +102,7 @@ async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<D
       status: decisions[i]!.status,
       outcome: decisions[i]!.outcome,
       events: item.events,
+      releaseEventId: item.releaseEventId,
     })),
   );
   return decisions;
@@ -134,8 +137,7 @@ export async function processInboxEvents(
   registry: GatewayRegistry,
   requests: ProcessRequest[],
 ): Promise<ProcessOutcome[]> {
-  const { outcomes, releasing } = await processRows(db, registry, requests);
-  await releaseEventIds(db, releasing);
+  const outcomes = await processRows(db, registry, requests);
   const failed = requests.flatMap((request, i) => {
     const outcome = outcomes[i];
     return outcome instanceof Error
@@ -153,14 +155,14 @@ export async function processInboxEvents(
  * exception. A row whose payment is not known yet is marked `retrying` and reported `retry`; on its
  * final attempt it becomes an `unknown_entity` exception instead, so nothing is silently dropped.
  * When the batch transaction fails (a conflict, a deadlock), each row is processed on its own.
- * @returns each request's outcome, in order, and the ids of the rows whose event id is released once
- * done (`WebhookVerifier.releasesEventIds`)
+ * A row whose verifier `releasesEventIds` has its event id freed in the statement marking it done.
+ * @returns each request's outcome, in order
  */
 async function processRows(
   db: Db,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
-): Promise<{ outcomes: ProcessOutcome[]; releasing: string[] }> {
+): Promise<ProcessOutcome[]> {
   const rows = new Map(
     (
       await getInboxEvents(
@@ -172,13 +174,12 @@ async function processRows(
   const outcomes: ProcessOutcome[] = requests.map(() => 'already_done');
   const toApply: { index: number; prepared: Prepared }[] = [];
   const marks: (InboxMark & { exception?: NewException })[] = [];
-  const releasing: string[] = [];
   for (const [index, request] of requests.entries()) {
     const row = rows.get(request.inboxId);
     if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
       continue;
     const verifier = registry.get(row.gateway)?.webhook;
-    if (verifier?.releasesEventIds) releasing.push(row.id);
+    const releaseEventId = verifier?.releasesEventIds === true;
     if (!verifier) {
       outcomes[index] = new Error(`gateway ${row.gateway} is not configured: cannot normalise ${row.id}`);
       continue;
@@ -192,9 +193,10 @@ async function processRows(
           status: 'ignored',
           outcome: `ignored: ${row.event_type} is not reconciled`,
           events,
+          releaseEventId,
         });
       } else {
-        toApply.push({ index, prepared: { request, row, events } });
+        toApply.push({ index, prepared: { request, row, events, releaseEventId } });
       }
     } catch (error) {
       if (error instanceof WebhookPayloadError) {
@@ -205,7 +207,7 @@ async function processRows(
           inboxId: row.id,
           message: error.message,
         };
-        marks.push({ id: row.id, status: 'exception', outcome: error.message, exception });
+        marks.push({ id: row.id, status: 'exception', outcome: error.message, exception, releaseEventId });
       } else {
         outcomes[index] = asError(error);
       }
@@ -217,7 +219,7 @@ async function processRows(
       await markInboxEvents(trx, marks);
     });
   }
-  if (toApply.length === 0) return { outcomes, releasing };
+  if (toApply.length === 0) return outcomes;
   try {
     const decisions = await writeTransaction(db, (trx) =>
       applyRows(
@@ -233,5 +235,5 @@ async function processRows(
       for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, prepared);
     }
   }
-  return { outcomes, releasing };
+  return outcomes;
 }
