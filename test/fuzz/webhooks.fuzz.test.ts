@@ -1054,6 +1054,39 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
 
     // Bug: an undecodable percent-encoding in :gateway makes the router throw a URIError (status
     // 400, not exposed), which http/errors.ts turns into 500.
+    // Bug (issue #22): a correctly signed event with a 3 KB id passes every check, then its inbox row
+    // is too large for the unique index (54000) and its whole group-commit batch fails with it.
+    it.each([
+      ['stripe', (id: string) => `{"id":"${id}","type":"x.y","created":1,"data":{"object":{}}}`],
+      [
+        'paypal',
+        (id: string) =>
+          `{"id":"${id}","event_type":"X.Y","create_time":"2024-08-02T19:33:35Z","resource":{}}`,
+      ],
+      [
+        'authorizenet',
+        (id: string) => `{"notificationId":"${id}","eventType":"x","eventDate":"2024-08-02","payload":{}}`,
+      ],
+    ])(
+      'a correctly signed %s event with a 3,000-character id gets 400 event_id_too_long, nothing stored',
+      async (gateway, event) => {
+        const text = event(`id-${'k'.repeat(2997)}`);
+        const body = utf8(text);
+        const headers: Record<string, string> = {
+          'content-type': 'application/json',
+          ...(gateway === 'stripe'
+            ? { 'stripe-signature': signStripePayload(text, STRIPE_WEBHOOK_SECRET) }
+            : gateway === 'paypal'
+              ? signPaypal(body)
+              : signAnet(body, false)),
+        };
+        const before = await inboxState(allGateways);
+        const answer = await deliver(allGateways, gateway, body, headers);
+        await expectRefused(allGateways, answer, before, body.length, headers, [400]);
+        expect(answer.json.error.code).toBe('event_id_too_long');
+      },
+    );
+
     it('/webhooks/%FF gets 404 (or 400), not 500', async () => {
       const before = await inboxState(stripeOnly);
       const answer = await deliver(stripeOnly, '%FF', utf8('{}'), { 'content-type': 'application/json' });
