@@ -15,7 +15,7 @@ import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
 import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { currencyOfReference } from './payments/transactions.ts';
+import { currencyOfReference, findTransaction, hasUnidentifiedCharge } from './payments/transactions.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
 import { startWorkers } from './queue/workers.ts';
 
@@ -149,7 +149,17 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     const metrics = new Metrics({ db, boss });
     const registry = instrumentRegistry(
       logGatewayFailures(
-        createRegistry(config, { currencyOfReference: (reference) => currencyOfReference(db, reference) }),
+        createRegistry(config, {
+          currencyOfReference: (reference) => currencyOfReference(db, reference),
+          ewayHints: {
+            lookups: {
+              knowsTransaction: async (transactionId, reference) =>
+                (await findTransaction(db, 'eway', transactionId, reference)) !== undefined,
+              awaitsUnidentifiedCharge: () => hasUnidentifiedCharge(db, 'eway'),
+            },
+            log,
+          },
+        }),
         log,
       ),
       metrics,
@@ -175,6 +185,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       const opened = new Inbox(database.url, boss, {
         ...DEFAULT_INBOX_OPTIONS,
         maxWaiting: config.WEBHOOK_MAX_WAITING,
+        maxWaitingBytes: config.WEBHOOK_MAX_WAITING_BYTES,
       });
       inbox = opened;
       started.push(() => opened.close());

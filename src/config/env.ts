@@ -57,6 +57,23 @@ const EnvSchema = z.object({
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
   /** Deliveries a web process holds waiting for the database before it answers new ones 503 with Retry-After. */
   WEBHOOK_MAX_WAITING: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+  /**
+   * Bytes of webhook bodies a web process holds unanswered (waiting for the database or being stored)
+   * before it answers new ones 503 with Retry-After. Default 64 MiB.
+   */
+  WEBHOOK_MAX_WAITING_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024 ** 3)
+    .default(64 * 1024 ** 2),
+  /**
+   * Deliveries a minute one source address may post to the unsigned webhook routes (`/webhooks/eway`,
+   * `/webhooks/securepay`), per web process; beyond it, 429 with Retry-After.
+   */
+  UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  /** Queries a second one process may send to eWAY about callback hints; the rest wait for a later retry. */
+  EWAY_HINT_QUERIES_PER_SECOND: z.coerce.number().int().min(1).max(1000).default(5),
   /** Seconds after a pending/unknown charge at which the gateway is asked again; then an exception. */
   POLL_SCHEDULE_SECONDS: optionalString.transform((value, ctx) => {
     const steps = (value ?? '60,300,3600,86400').split(',').map((s) => Number(s.trim()));
@@ -132,6 +149,14 @@ const EnvSchema = z.object({
   SECUREPAY_MERCHANT_CODE: optionalString,
   SECUREPAY_API_BASE: url('https://payments-stest.npe.auspost.zone'),
   SECUREPAY_AUTH_URL: url('https://welcome.api2.sandbox.auspost.com.au/oauth/token'),
+  /**
+   * `on` serves `/webhooks/securepay` (with the SecurePay credentials): SecurePay documents no card
+   * webhook, so the unsigned route is off unless asked for; off, it answers 404.
+   */
+  SECUREPAY_WEBHOOKS: z
+    .enum(['on', 'off'])
+    .default('off')
+    .transform((v) => v === 'on'),
 });
 
 /**

@@ -2,6 +2,7 @@ import type { Config } from '../config/env.ts';
 import { authorizenetAdapter } from './authorizenet/index.ts';
 import type { ReferenceCurrency } from './authorizenet/webhook.ts';
 import { ewayAdapter } from './eway/index.ts';
+import type { EwayHintOptions } from './eway/webhook.ts';
 import { paypalAdapter } from './paypal/index.ts';
 import { securepayAdapter } from './securepay/index.ts';
 import { stripeAdapter } from './stripe/index.ts';
@@ -14,6 +15,8 @@ export type GatewayRegistry = ReadonlyMap<GatewayName, GatewayAdapter>;
 export interface RegistryLookups {
   /** billhook's currency of its charge or refund by reference (Authorize.Net webhooks, several-currency accounts). */
   currencyOfReference?: ReferenceCurrency;
+  /** What eWAY callback hints may ask of billhook's payments, and where dropped hints are logged. */
+  ewayHints?: Omit<EwayHintOptions, 'queriesPerSecond'>;
 }
 
 /** Builds every adapter from the configuration. */
@@ -22,7 +25,7 @@ export function createRegistry(config: Config, lookups: RegistryLookups = {}): G
     stripeAdapter(config),
     paypalAdapter(config),
     authorizenetAdapter(config, lookups.currencyOfReference),
-    ewayAdapter(config),
+    ewayAdapter(config, lookups.ewayHints),
     securepayAdapter(config),
   ];
   return new Map(adapters.map((adapter) => [adapter.name, adapter]));

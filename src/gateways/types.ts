@@ -67,12 +67,24 @@ export const PaymentEventSchema = z.object({
 });
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;
 
+/**
+ * Longest event id and event type stored (characters): gateways' ids are far shorter (Stripe's
+ * `evt_…` ~28, PayPal's `WH-…` ~40, Authorize.Net's UUID 36), and a longer one is refused with 400
+ * `event_id_too_long` before it reaches the inbox's unique index.
+ */
+export const MAX_EVENT_ID_LENGTH = 255;
+
 /** What a verified delivery says about itself, enough to store it in the inbox. */
 export interface VerifiedDelivery {
   /** The gateway's unique id of this event (dedupe key). */
   eventId: string;
   /** The gateway's own event type, e.g. `payment_intent.succeeded`. */
   eventType: string;
+  /**
+   * What the inbox keeps instead of the raw body: an unsigned hint's few parsed fields (e.g.
+   * `{"TransactionID":"11818347"}`), which `normalize` reads back. Absent: the raw body is kept.
+   */
+  storedBody?: string;
 }
 
 /** Raised when a delivery's signature, timestamp or secret is wrong: answered 400, nothing stored. */
@@ -80,9 +92,18 @@ export class WebhookVerificationError extends Error {
   override name = 'WebhookVerificationError';
 }
 
-/** Raised when a correctly signed body is not JSON or not the gateway's shape: answered 400. */
+/**
+ * Raised when a correctly signed body is not JSON or not the gateway's shape: answered 400 with
+ * `code` (`invalid_payload` unless said otherwise, e.g. `event_id_too_long`).
+ */
 export class WebhookPayloadError extends Error {
   override name = 'WebhookPayloadError';
+  readonly code: string;
+
+  constructor(message: string, code = 'invalid_payload') {
+    super(message);
+    this.code = code;
+  }
 }
 
 /** Headers as Node gives them: lower-case names. */
@@ -90,6 +111,20 @@ export type WebhookHeaders = Readonly<Record<string, string | string[] | undefin
 
 /** The inbound half of an adapter: verify on the raw bytes, then translate. */
 export interface WebhookVerifier {
+  /**
+   * True when the gateway signs nothing (eWAY, SecurePay): anyone can post, so the route caps the
+   * body at 8 KiB (`UNSIGNED_WEBHOOK_BODY_LIMIT`), rate-limits each source address, and stores only
+   * the parsed hint (`VerifiedDelivery.storedBody`).
+   */
+  readonly unsigned?: boolean;
+  /**
+   * True when a hint's event id names what the caller pointed at, not an event of the gateway's
+   * (eWAY's `transaction:<id>`): a repeat is a duplicate only while a row with that id waits to be
+   * processed; once processed its event id is released (suffixed `@<inbox id>`), so a later hint
+   * for the same transaction is stored and asked about again. What the gateway answers is deduped
+   * by the reconciliation itself (state moves forward only).
+   */
+  readonly releasesEventIds?: boolean;
   /**
    * Checks the delivery's signature on the exact raw bytes received.
    * @throws WebhookVerificationError (bad signature) or WebhookPayloadError (bad body)

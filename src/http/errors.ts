@@ -73,7 +73,7 @@ export function errorHandler(): ErrorRequestHandler {
       return sendError(res, 400, 'invalid_signature', 'signature_verification_failed', error.message);
     }
     if (error instanceof WebhookPayloadError) {
-      return sendError(res, 400, 'invalid_request', 'invalid_payload', error.message);
+      return sendError(res, 400, 'invalid_request', error.code, error.message);
     }
     const parserError = error as BodyParserError;
     if (parserError.type === 'entity.too.large') {

@@ -1,4 +1,4 @@
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, MemoryStore, type Options, rateLimit } from 'express-rate-limit';
 import { sendError } from './errors.ts';
 
@@ -84,4 +84,33 @@ export function refuseFailingAddress(res: Response): boolean {
     `more than ${res.locals.failedAuthLimit} failed authentications a minute from this address; retry later`,
   );
   return true;
+}
+
+/**
+ * Per-source-address rate limit of the unsigned webhook routes (`/webhooks/eway`,
+ * `/webhooks/securepay`; express-rate-limit, in this process's memory): `perMinute` deliveries a
+ * minute from one address (an IPv6 address counts by its /56, as express-rate-limit's
+ * `ipKeyGenerator` does), with the same `RateLimit-*` headers as the API; beyond it, 429
+ * `rate_limited` with `Retry-After`, before the body is read. `onLimited` is called for each refusal
+ * (counted and logged by the caller). The address is the connection's peer (`req.ip`): behind a front
+ * proxy it is the proxy's, so the proxy should limit per client itself.
+ */
+export function rateLimitPerAddress(perMinute: number, onLimited: (req: Request) => void): RequestHandler {
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-6',
+    legacyHeaders: false,
+    keyGenerator: (req) => ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? 'unknown'),
+    handler: (req, res) => {
+      onLimited(req);
+      sendError(
+        res,
+        429,
+        'rate_limit_error',
+        'rate_limited',
+        `more than ${perMinute} deliveries a minute from this address to an unsigned webhook route; retry later`,
+      );
+    },
+  });
 }

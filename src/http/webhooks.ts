@@ -9,18 +9,28 @@ import express, {
 import {
   GATEWAYS,
   type GatewayName,
+  MAX_EVENT_ID_LENGTH,
   WebhookPayloadError,
   WebhookVerificationError,
+  type WebhookVerifier,
 } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
 import type { RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
+import { rateLimitPerAddress } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
 import { bindRequestLog } from './request-log.ts';
 
 /** Largest webhook body accepted; larger ones get 413. */
 export const WEBHOOK_BODY_LIMIT = '256kb';
+
+/**
+ * Largest body accepted on an unsigned route (`/webhooks/eway`, `/webhooks/securepay`): a hint is a
+ * few fields (an eWAY redirect's `AccessCode=…` is ~130 characters); larger ones get 413
+ * `body_too_large`, nothing stored.
+ */
+export const UNSIGNED_WEBHOOK_BODY_LIMIT = '8kb';
 
 function rejectReason(error: unknown): RejectReason {
   if (error instanceof WebhookVerificationError) return 'signature';
@@ -51,8 +61,11 @@ function isGateway(name: string): name is GatewayName {
  * Adds `POST /webhooks/:gateway` (PRODUCT.md §2) to the app itself, not through a mounted router (one
  * routing layer less for every delivery): raw body → verify on the raw bytes → inbox row and its
  * job in one transaction → `200 {"received":true}`. Nothing else happens on the request path.
- * 404 for a gateway that is not configured, 400 for a bad signature or body, 413 over the limit,
- * 503 when the database cannot store it (the gateway retries).
+ * 404 for a gateway that is not configured, 400 for a bad signature or body (`event_id_too_long` for
+ * an event id or type over `MAX_EVENT_ID_LENGTH` characters), 413 over the limit, 503 when the
+ * database cannot store it (the gateway retries). The unsigned routes (a verifier marked `unsigned`)
+ * are rate-limited per source address (`UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE`, 429 before the body
+ * is read), take at most `UNSIGNED_WEBHOOK_BODY_LIMIT`, and store only the parsed hint.
  */
 export function addWebhookRoutes(app: Express, { config, inbox, registry, metrics, log }: AppDeps): void {
   // First on each route (no router-level middleware on the hot path): the request id (the caller's
@@ -77,14 +90,32 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
     }
     next();
   };
-  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+  const verifierOf = (req: Request): WebhookVerifier | undefined =>
+    registry.get(req.params.gateway as GatewayName)?.webhook;
+  const signedBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+  const unsignedBody = express.raw({ type: () => true, limit: UNSIGNED_WEBHOOK_BODY_LIMIT, inflate: false });
+  const rawBody: RequestHandler = (req, res, next) =>
+    (verifierOf(req)?.unsigned ? unsignedBody : signedBody)(req, res, next);
+  const perAddress = rateLimitPerAddress(config.UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE, (req) => {
+    const gateway = req.params.gateway as GatewayName;
+    metrics.webhooksRejected.inc({ gateway, reason: 'rate_limited' });
+    req.log.warn({ gateway, reason: 'rate_limited', ip: req.ip }, 'webhook rejected');
+  });
+  const limited: RequestHandler = (req, res, next) =>
+    verifierOf(req)?.unsigned ? perAddress(req, res, next) : next();
 
-  app.post('/webhooks/:gateway', configured, rawBody, async (req, res) => {
+  app.post('/webhooks/:gateway', configured, limited, rawBody, async (req, res) => {
     const gateway = req.params.gateway as GatewayName;
     const acknowledged = metrics.ackSeconds.startTimer({ gateway });
-    const verifier = registry.get(gateway)?.webhook;
+    const verifier = verifierOf(req);
     const body = rawBodyOf(req);
     const delivery = await verifier!.verify(body, req.headers);
+    if (delivery.eventId.length > MAX_EVENT_ID_LENGTH || delivery.eventType.length > MAX_EVENT_ID_LENGTH) {
+      throw new WebhookPayloadError(
+        `the event id or type is longer than ${MAX_EVENT_ID_LENGTH} characters`,
+        'event_id_too_long',
+      );
+    }
     if (!isUtf8(body)) throw new WebhookPayloadError('body is not valid UTF-8');
     const text = body.toString('utf8');
     // PostgreSQL stores no NUL character, and ids must compare as sent (no lone surrogates).
@@ -97,7 +128,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
       gateway,
       eventId: delivery.eventId,
       eventType: delivery.eventType,
-      body: text,
+      body: delivery.storedBody ?? text,
     });
     if (log.isLevelEnabled('info'))
       req.log.info(

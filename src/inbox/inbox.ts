@@ -24,12 +24,19 @@ export interface InboxMark {
   outcome: string;
   /** The row's normalised events, when it was normalised; kept as they were otherwise. */
   events?: readonly PaymentEvent[];
+  /**
+   * Frees the row's event id once it is done (processed, ignored or exception) by appending
+   * `@<inbox id>`, so a later delivery with the same event id is stored as a new row: for hints whose
+   * event id names what the caller pointed at (`WebhookVerifier.releasesEventIds`).
+   */
+  releaseEventId?: boolean;
 }
 
 /**
  * Sets inbox events' processing status and a short outcome (`applied`, `duplicate`, `stale`,
  * `ignored: …`; for `retrying`, the reason it retries) and their normalised events, in one
- * statement. Terminal statuses stamp `processed_at`; every mark counts an attempt.
+ * statement. Terminal statuses stamp `processed_at` (and free the event id of a mark that asks, in
+ * the same statement); every mark counts an attempt.
  */
 export async function markInboxEvents(trx: Kysely<Database>, marks: readonly InboxMark[]): Promise<void> {
   if (marks.length === 0) return;
@@ -42,11 +49,15 @@ export async function markInboxEvents(trx: Kysely<Database>, marks: readonly Inb
       last_error = CASE WHEN v.status = 'retrying' THEN v.outcome ELSE NULL END,
       processed_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE now() END,
       events = COALESCE(v.events::jsonb, inbox.events),
-      attempts = attempts + 1
+      attempts = attempts + 1,
+      gateway_event_id = CASE
+        WHEN v.release AND v.status <> 'retrying' AND strpos(inbox.gateway_event_id, '@') = 0
+          THEN inbox.gateway_event_id || '@' || inbox.id
+        ELSE inbox.gateway_event_id END
     FROM unnest(
       ${marks.map((m) => m.id)}::text[], ${marks.map((m) => m.status)}::text[], ${marks.map((m) => m.outcome)}::text[],
-      ${events}::text[]
-    ) AS v(id, status, outcome, events)
+      ${events}::text[], ${marks.map((m) => m.releaseEventId === true)}::boolean[]
+    ) AS v(id, status, outcome, events, release)
     WHERE inbox.id = v.id
   `.execute(trx);
 }

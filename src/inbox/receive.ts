@@ -32,16 +32,41 @@ export interface InboxOptions {
   maxInFlight: number;
   /** Most deliveries waiting for a transaction before new ones are refused (backpressure). */
   maxWaiting: number;
+  /**
+   * Most bytes (UTF-8) of bodies held before new deliveries are refused (backpressure): the bodies of
+   * every delivery not answered yet, waiting for a transaction or in one.
+   */
+  maxWaitingBytes: number;
 }
 
 /**
  * At most 200 deliveries per transaction and two transactions in flight (more, smaller transactions
- * measured slower: each costs PostgreSQL a commit and a job); 5,000 waiting (`WEBHOOK_MAX_WAITING`).
+ * measured slower: each costs PostgreSQL a commit and a job); 5,000 waiting (`WEBHOOK_MAX_WAITING`)
+ * and 64 MiB of bodies held (`WEBHOOK_MAX_WAITING_BYTES`).
  */
-export const DEFAULT_INBOX_OPTIONS: InboxOptions = { maxBatch: 200, maxInFlight: 2, maxWaiting: 5000 };
+export const DEFAULT_INBOX_OPTIONS: InboxOptions = {
+  maxBatch: 200,
+  maxInFlight: 2,
+  maxWaiting: 5000,
+  maxWaitingBytes: 64 * 1024 * 1024,
+};
+
+/**
+ * SQLSTATE classes of errors a row's own content causes (22 data exception, 23 integrity constraint
+ * violation, 54 program limit exceeded, e.g. 54000 for an index row too large): a batch failing with
+ * one is stored again row by row, so only the bad row's delivery fails.
+ */
+const ROW_ERROR_CLASSES = new Set(['22', '23', '54']);
+
+function isRowError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.length === 5 && ROW_ERROR_CLASSES.has(code.slice(0, 2));
+}
 
 interface Waiting {
   delivery: Delivery;
+  /** UTF-8 bytes of the delivery's body. */
+  bytes: number;
   resolve(receipt: Receipt): void;
   reject(error: unknown): void;
 }
@@ -84,7 +109,10 @@ function jobStatementName(text: string): string {
  * delivery's inbox row in one statement and one `webhook.process` job naming
  * them — rows and job commit together. A delivery whose gateway and event id are already stored is
  * answered as a duplicate: no row, no job. A delivery is answered only after its transaction
- * committed; when the transaction fails, every delivery in it fails (the gateway retries).
+ * committed. When the transaction fails because of a row's content (`ROW_ERROR_CLASSES`, e.g. an
+ * event id too long for the index), each delivery of the batch is stored again in a transaction of
+ * its own, so only the bad one fails; when it fails otherwise (the database away), every delivery in
+ * it fails (the gateway retries).
  *
  * Statements go out on connections in node-postgres' pipeline mode, as prepared statements. A batch
  * is first stored in one round trip: BEGIN, the INSERT, pg-boss's job INSERT and COMMIT in one
@@ -97,6 +125,8 @@ export class Inbox {
   readonly #boss: PgBoss;
   readonly #options: InboxOptions;
   #waiting: Waiting[] = [];
+  /** Bytes of the bodies of every delivery not answered yet (waiting or in a transaction in flight). */
+  #heldBytes = 0;
   #inFlight = 0;
   #flushScheduled = false;
 
@@ -104,10 +134,10 @@ export class Inbox {
    * @param connectionString the database's `postgres://` URL; the inbox opens `maxInFlight`
    *   connections of its own (pipelined, so they are not shared with the Kysely pool)
    */
-  constructor(connectionString: string, boss: PgBoss, options: InboxOptions = DEFAULT_INBOX_OPTIONS) {
-    this.#pool = createPool({ connectionString, max: options.maxInFlight, pipeline: true });
+  constructor(connectionString: string, boss: PgBoss, options: Partial<InboxOptions> = {}) {
+    this.#options = { ...DEFAULT_INBOX_OPTIONS, ...options };
+    this.#pool = createPool({ connectionString, max: this.#options.maxInFlight, pipeline: true });
     this.#boss = boss;
-    this.#options = options;
   }
 
   /** Closes the inbox's connections once the transactions in flight have finished. */
@@ -117,15 +147,23 @@ export class Inbox {
 
   /**
    * Stores one delivery with its job; resolves once committed.
-   * @throws InboxBusy at once when `maxWaiting` deliveries are already waiting
+   * @throws InboxBusy at once when `maxWaiting` deliveries are already waiting, or when this body
+   *   would take the bytes held past `maxWaitingBytes`
    * @throws the database's error when the transaction fails (the caller answers 503)
    */
   receive(delivery: Delivery): Promise<Receipt> {
     if (this.#waiting.length >= this.#options.maxWaiting) {
       return Promise.reject(new InboxBusy(`${this.#waiting.length} deliveries are waiting for the database`));
     }
+    const bytes = Buffer.byteLength(delivery.body, 'utf8');
+    if (this.#heldBytes + bytes > this.#options.maxWaitingBytes) {
+      return Promise.reject(
+        new InboxBusy(`${this.#heldBytes} bytes of webhook bodies are waiting for the database`),
+      );
+    }
+    this.#heldBytes += bytes;
     return new Promise<Receipt>((resolve, reject) => {
-      this.#waiting.push({ delivery, resolve, reject });
+      this.#waiting.push({ delivery, bytes, resolve, reject });
       this.#scheduleFlush();
     });
   }
@@ -147,20 +185,38 @@ export class Inbox {
     while (this.#inFlight < this.#options.maxInFlight && this.#waiting.length > 0) {
       const batch = this.#waiting.splice(0, this.#options.maxBatch);
       this.#inFlight += 1;
-      this.#commit(batch)
-        .then(
-          (receipts) => {
-            for (const [i, waiting] of batch.entries())
-              waiting.resolve(receipts[i] ?? { id: undefined, duplicate: true });
-          },
-          (error: unknown) => {
-            for (const waiting of batch) waiting.reject(error);
-          },
-        )
-        .finally(() => {
-          this.#inFlight -= 1;
-          this.#flush();
-        });
+      this.#commitOrSplit(batch).finally(() => {
+        for (const waiting of batch) this.#heldBytes -= waiting.bytes;
+        this.#inFlight -= 1;
+        this.#flush();
+      });
+    }
+  }
+
+  /**
+   * Commits `batch` and answers its deliveries. When the batch fails for a row's content, each
+   * delivery is committed on its own (one after the other, on this transaction slot) and answered
+   * with its own result.
+   */
+  async #commitOrSplit(batch: Waiting[]): Promise<void> {
+    try {
+      const receipts = await this.#commit(batch);
+      for (const [i, waiting] of batch.entries())
+        waiting.resolve(receipts[i] ?? { id: undefined, duplicate: true });
+      return;
+    } catch (error) {
+      if (batch.length === 1 || !isRowError(error)) {
+        for (const waiting of batch) waiting.reject(error);
+        return;
+      }
+    }
+    for (const waiting of batch) {
+      try {
+        const [receipt] = await this.#commit([waiting]);
+        waiting.resolve(receipt ?? { id: undefined, duplicate: true });
+      } catch (error) {
+        waiting.reject(error);
+      }
     }
   }
 

@@ -4,7 +4,14 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Db } from '../db/database.ts';
 
 /** Why a webhook was refused, as the `reason` label says it. */
-export type RejectReason = 'signature' | 'payload' | 'too_large' | 'not_configured' | 'unavailable' | 'busy';
+export type RejectReason =
+  | 'signature'
+  | 'payload'
+  | 'too_large'
+  | 'not_configured'
+  | 'unavailable'
+  | 'busy'
+  | 'rate_limited';
 
 /**
  * billhook's Prometheus metrics (prom-client), one registry per process. Counters and histograms are

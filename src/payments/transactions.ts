@@ -362,3 +362,20 @@ export async function currencyOfReference(
   const row = await db.selectFrom(table).select('currency').where('id', '=', reference).executeTakeFirst();
   return row?.currency;
 }
+
+/**
+ * True when billhook waits on a charge of `gateway` whose gateway id it does not know: pending or
+ * unknown, without `gateway_transaction_id` (its answer was lost, a timeout or 5xx). Only then can a
+ * gateway's hint about a transaction id billhook has not recorded be about one of billhook's charges.
+ */
+export async function hasUnidentifiedCharge(db: Kysely<Database>, gateway: GatewayName): Promise<boolean> {
+  const row = await db
+    .selectFrom('transactions')
+    .select('id')
+    .where('status', 'in', ['pending', 'unknown'])
+    .where('gateway', '=', gateway)
+    .where('gateway_transaction_id', 'is', null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -33,6 +33,8 @@ interface Prepared {
   request: ProcessRequest;
   row: InboxRow;
   events: PaymentEvent[];
+  /** Its event id is freed once done (`WebhookVerifier.releasesEventIds`). */
+  releaseEventId: boolean;
 }
 
 interface Decision {
@@ -100,6 +102,7 @@ async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<D
       status: decisions[i]!.status,
       outcome: decisions[i]!.outcome,
       events: item.events,
+      releaseEventId: item.releaseEventId,
     })),
   );
   return decisions;
@@ -152,6 +155,7 @@ export async function processInboxEvents(
  * exception. A row whose payment is not known yet is marked `retrying` and reported `retry`; on its
  * final attempt it becomes an `unknown_entity` exception instead, so nothing is silently dropped.
  * When the batch transaction fails (a conflict, a deadlock), each row is processed on its own.
+ * A row whose verifier `releasesEventIds` has its event id freed in the statement marking it done.
  * @returns each request's outcome, in order
  */
 async function processRows(
@@ -175,6 +179,7 @@ async function processRows(
     if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
       continue;
     const verifier = registry.get(row.gateway)?.webhook;
+    const releaseEventId = verifier?.releasesEventIds === true;
     if (!verifier) {
       outcomes[index] = new Error(`gateway ${row.gateway} is not configured: cannot normalise ${row.id}`);
       continue;
@@ -188,9 +193,10 @@ async function processRows(
           status: 'ignored',
           outcome: `ignored: ${row.event_type} is not reconciled`,
           events,
+          releaseEventId,
         });
       } else {
-        toApply.push({ index, prepared: { request, row, events } });
+        toApply.push({ index, prepared: { request, row, events, releaseEventId } });
       }
     } catch (error) {
       if (error instanceof WebhookPayloadError) {
@@ -201,7 +207,7 @@ async function processRows(
           inboxId: row.id,
           message: error.message,
         };
-        marks.push({ id: row.id, status: 'exception', outcome: error.message, exception });
+        marks.push({ id: row.id, status: 'exception', outcome: error.message, exception, releaseEventId });
       } else {
         outcomes[index] = asError(error);
       }

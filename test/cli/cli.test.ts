@@ -156,6 +156,7 @@ describe('send-test-webhook for the other gateways', { timeout: 120_000 }, () =>
       SECUREPAY_CLIENT_ID: 'client',
       SECUREPAY_CLIENT_SECRET: 'secret',
       SECUREPAY_MERCHANT_CODE: '5AR0055',
+      SECUREPAY_WEBHOOKS: 'on',
     };
     // Processing would ask the gateways' servers; this test is about delivery, so none is configured to answer.
     app = await startTestApp({ ...gateways, WEBHOOK_RETRY_LIMIT: '0' }, 'web');

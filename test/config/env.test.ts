@@ -26,6 +26,9 @@ describe('loadConfig', () => {
       WEBHOOK_BATCH_SIZE: 100,
       WEBHOOK_CONCURRENCY: 8,
       WEBHOOK_MAX_WAITING: 5000,
+      WEBHOOK_MAX_WAITING_BYTES: 64 * 1024 * 1024,
+      UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE: 60,
+      EWAY_HINT_QUERIES_PER_SECOND: 5,
       WEBHOOK_RETRY_LIMIT: 8,
       WEBHOOK_RETRY_DELAY_SECONDS: 5,
       GATEWAY_TIMEOUT_MS: 30_000,
@@ -45,6 +48,7 @@ describe('loadConfig', () => {
       EWAY_API_BASE: 'https://api.sandbox.ewaypayments.com',
       SECUREPAY_API_BASE: 'https://payments-stest.npe.auspost.zone',
       SECUREPAY_AUTH_URL: 'https://welcome.api2.sandbox.auspost.com.au/oauth/token',
+      SECUREPAY_WEBHOOKS: false,
     });
   });
 

@@ -38,7 +38,8 @@ import {
  * - a refusal is 400, 404 (gateway not configured), 413 (over 256 KiB, readable) or 415 (a
  *   Content-Encoding, which webhooks never use), as the JSON error envelope, and stores nothing: the
  *   inbox (row count and an md5 of every row) and the webhook.process jobs are unchanged;
- * - an accepted delivery is one new inbox row holding the body exactly as sent (none for a repeat).
+ * - an accepted delivery is one new inbox row holding the body exactly as sent (none for a repeat);
+ *   an unsigned route's (eWAY, SecurePay) holds only the parsed hint, and takes at most 8 KiB.
  *
  * Two apps: the default one (only Stripe configured: the other four routes must answer 404) and one
  * with all five gateways configured (PayPal trusting the test certificate, so no fetch happens).
@@ -46,6 +47,11 @@ import {
  */
 
 const LIMIT = 256 * 1024;
+/** The unsigned routes' body limit (eWAY, SecurePay). */
+const UNSIGNED_LIMIT = 8 * 1024;
+const limitOf = (gateway: string) => (gateway === 'eway' || gateway === 'securepay' ? UNSIGNED_LIMIT : LIMIT);
+/** Longest event id stored (MAX_EVENT_ID_LENGTH). */
+const MAX_EVENT_ID = 255;
 const OTHER_GATEWAYS = ['paypal', 'authorizenet', 'eway', 'securepay'] as const;
 const PAYPAL_WEBHOOK_ID = 'WH-FUZZ-0001';
 const ANET_SIGNATURE_KEY = 'FUZZ0123456789ABCDEF'.repeat(6).slice(0, 128);
@@ -203,15 +209,19 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     size: number,
     headers: Record<string, string>,
     allowed: number[] = [400, 413],
+    limit = LIMIT,
   ) {
     const encoded = headers['content-encoding'] !== undefined && headers['content-encoding'] !== 'identity';
     expectRefusal(answer, encoded ? [...allowed, 415] : allowed);
     if (answer.status === 413) expect(answer.json.error.code).toBe('body_too_large');
-    if (!encoded && allowed.includes(413)) expect(answer.status === 413, `${size} bytes`).toBe(size > LIMIT);
+    if (!encoded && allowed.includes(413)) expect(answer.status === 413, `${size} bytes`).toBe(size > limit);
     expect(await inboxState(app)).toBe(before);
   }
 
-  /** An accepted delivery: 200 {"received":true}, its row holds the body as sent (a repeat adds nothing). */
+  /**
+   * An accepted delivery: 200 {"received":true}, its row holds the body as sent, or `storedBody` for
+   * an unsigned hint (a repeat adds nothing).
+   */
   async function expectStored(
     app: TestApp,
     gateway: string,
@@ -220,6 +230,7 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     before: string,
     seenBefore: boolean,
     body: Uint8Array,
+    storedBody = Buffer.from(body).toString('utf8'),
   ) {
     expect(answer.status, answer.text.slice(0, 300)).toBe(200);
     expect(answer.json).toEqual({ received: true });
@@ -227,7 +238,7 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     expect(row).toBeDefined();
     const count = (state: string) => Number(state.split(':')[0]);
     expect(count(await inboxState(app))).toBe(count(before) + (seenBefore ? 0 : 1));
-    if (!seenBefore) expect(row!.body).toBe(Buffer.from(body).toString('utf8'));
+    if (!seenBefore) expect(row!.body).toBe(storedBody);
   }
 
   beforeAll(async () => {
@@ -247,6 +258,9 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
           SECUREPAY_CLIENT_ID: 'fuzz-client',
           SECUREPAY_CLIENT_SECRET: 'fuzz-secret',
           SECUREPAY_MERCHANT_CODE: '5AR0055',
+          SECUREPAY_WEBHOOKS: 'on',
+          // Every case comes from one address: the per-address limit is tested on its own.
+          UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE: '1000000',
         },
         'web',
       ),
@@ -466,7 +480,12 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
     const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')));
     const data = asRecord(r?.data);
-    if (!r || !isText(r.id, 1, Infinity) || !isText(r.type, 1, Infinity) || !Number.isSafeInteger(r.created))
+    if (
+      !r ||
+      !isText(r.id, 1, MAX_EVENT_ID) ||
+      !isText(r.type, 1, MAX_EVENT_ID) ||
+      !Number.isSafeInteger(r.created)
+    )
       return undefined;
     const object = asRecord(data?.object);
     if (!object) return undefined;
@@ -547,7 +566,7 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
 
   /** eWAY's hint as documented: a JSON or form body naming a positive numeric TransactionID or an AccessCode (keys in any case). */
   function ewayEventId(bytes: Uint8Array): string | undefined {
-    if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
+    if (bytes.length > UNSIGNED_LIMIT || !isUtf8(bytes)) return undefined;
     const text = Buffer.from(bytes).toString('utf8').trim();
     const fields = asRecord(
       text.startsWith('{') ? parsed(text) : Object.fromEntries(new URLSearchParams(text)),
@@ -564,12 +583,29 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     if (code !== undefined && (typeof code !== 'string' || !/^[A-Za-z0-9_-]{1,512}$/.test(code.trim())))
       return undefined;
     if (transaction) return `transaction:${transaction}`;
-    return typeof code === 'string' ? `access_code:${code.trim()}` : undefined;
+    const id_ = typeof code === 'string' ? `access_code:${code.trim()}` : undefined;
+    return id_ !== undefined && id_.length <= MAX_EVENT_ID ? id_ : undefined;
+  }
+
+  /** What the inbox keeps of an eWAY hint: the TransactionID or the AccessCode it names, nothing else. */
+  function ewayStored(eventId: string): string {
+    const [kind, value] = [eventId.slice(0, eventId.indexOf(':')), eventId.slice(eventId.indexOf(':') + 1)];
+    return JSON.stringify(kind === 'transaction' ? { TransactionID: value } : { AccessCode: value });
+  }
+
+  /** What the inbox keeps of a SecurePay hint: its orderId, and its status when a plain status word. */
+  function securepayStored(bytes: Uint8Array): string {
+    const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')))!;
+    const status = typeof r.status === 'string' ? r.status.trim().toLowerCase() : undefined;
+    return JSON.stringify({
+      orderId: r.orderId,
+      status: status && /^[a-z][a-z_]{0,31}$/.test(status) ? status : undefined,
+    });
   }
 
   /** SecurePay's hint: a JSON object with an `orderId` of 1–128 letters, digits, `_ . : -`. */
   function securepayEventId(bytes: Uint8Array): string | undefined {
-    if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
+    if (bytes.length > UNSIGNED_LIMIT || !isUtf8(bytes)) return undefined;
     const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')));
     if (!r || typeof r.orderId !== 'string' || !/^[\w.:-]{1,128}$/.test(r.orderId)) return undefined;
     if (r.status !== undefined && typeof r.status !== 'string') return undefined;
@@ -642,9 +678,19 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
             eventId !== undefined && (await stored(allGateways, gateway, eventId)) !== undefined;
           const before = await inboxState(allGateways);
           const answer = await deliver(allGateways, gateway, body, headers);
-          if (eventId === undefined) return expectRefused(allGateways, answer, before, body.length, headers);
+          if (eventId === undefined)
+            return expectRefused(
+              allGateways,
+              answer,
+              before,
+              body.length,
+              headers,
+              undefined,
+              limitOf(gateway),
+            );
           accepted[gateway] = (accepted[gateway] ?? 0) + 1;
-          await expectStored(allGateways, gateway, eventId, answer, before, seenBefore, body);
+          const hint = gateway === 'eway' ? ewayStored(eventId) : securepayStored(body);
+          await expectStored(allGateways, gateway, eventId, answer, before, seenBefore, body, hint);
         },
       ),
       { seed: 9_104, numRuns: RUNS.configuredUnsigned },
@@ -777,7 +823,7 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
   function paypalEventId(bytes: Uint8Array): string | undefined {
     if (bytes.length > LIMIT || !isUtf8(bytes)) return undefined;
     const r = asRecord(parsed(Buffer.from(bytes).toString('utf8')));
-    if (!r || !isText(r.id, 1, Infinity) || !isText(r.event_type, 1, Infinity)) return undefined;
+    if (!r || !isText(r.id, 1, MAX_EVENT_ID) || !isText(r.event_type, 1, MAX_EVENT_ID)) return undefined;
     if (!iso.safeParse(r.create_time).success || !asRecord(r.resource)) return undefined;
     if (r.event_type === 'PAYMENT.CAPTURE.COMPLETED' && !bookableCapture(r.resource)) return undefined;
     return r.id;
@@ -798,7 +844,7 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
     }
     const r = asRecord(value);
     const payload = asRecord(r?.payload);
-    if (!r || !payload || !isText(r.notificationId, 1, Infinity) || !isText(r.eventType, 1, Infinity))
+    if (!r || !payload || !isText(r.notificationId, 1, MAX_EVENT_ID) || !isText(r.eventType, 1, MAX_EVENT_ID))
       return undefined;
     // eventDate is only read later, never a column: any non-empty string will do.
     if (typeof r.eventDate !== 'string' || r.eventDate === '') return undefined;
@@ -914,14 +960,22 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
         fc.oneof(
           fc.integer({ min: LIMIT - 8, max: LIMIT + 8 }),
           fc.constantFrom(LIMIT, LIMIT + 1, 4 * LIMIT),
+          fc.integer({ min: UNSIGNED_LIMIT - 8, max: UNSIGNED_LIMIT + 8 }),
         ),
         async (gateway, size) => {
           const { body, headers, eventId } = delivery(gateway, size);
           expect(body.length).toBe(size);
           const before = await inboxState(allGateways);
           const answer = await deliver(allGateways, gateway, body, headers);
-          if (size > LIMIT) return expectRefused(allGateways, answer, before, size, headers, [413]);
-          await expectStored(allGateways, gateway, eventId, answer, before, false, body);
+          if (size > limitOf(gateway))
+            return expectRefused(allGateways, answer, before, size, headers, [413], limitOf(gateway));
+          const hint =
+            gateway === 'eway'
+              ? ewayStored(eventId)
+              : gateway === 'securepay'
+                ? securepayStored(body)
+                : undefined;
+          await expectStored(allGateways, gateway, eventId, answer, before, false, body, hint);
         },
       ),
       { seed: 9_106, numRuns: RUNS.sizeLimit },
@@ -1000,6 +1054,39 @@ describe('fuzzing POST /webhooks/:gateway (PRODUCT.md §2, §8)', () => {
 
     // Bug: an undecodable percent-encoding in :gateway makes the router throw a URIError (status
     // 400, not exposed), which http/errors.ts turns into 500.
+    // Bug (issue #22): a correctly signed event with a 3 KB id passes every check, then its inbox row
+    // is too large for the unique index (54000) and its whole group-commit batch fails with it.
+    it.each([
+      ['stripe', (id: string) => `{"id":"${id}","type":"x.y","created":1,"data":{"object":{}}}`],
+      [
+        'paypal',
+        (id: string) =>
+          `{"id":"${id}","event_type":"X.Y","create_time":"2024-08-02T19:33:35Z","resource":{}}`,
+      ],
+      [
+        'authorizenet',
+        (id: string) => `{"notificationId":"${id}","eventType":"x","eventDate":"2024-08-02","payload":{}}`,
+      ],
+    ])(
+      'a correctly signed %s event with a 3,000-character id gets 400 event_id_too_long, nothing stored',
+      async (gateway, event) => {
+        const text = event(`id-${'k'.repeat(2997)}`);
+        const body = utf8(text);
+        const headers: Record<string, string> = {
+          'content-type': 'application/json',
+          ...(gateway === 'stripe'
+            ? { 'stripe-signature': signStripePayload(text, STRIPE_WEBHOOK_SECRET) }
+            : gateway === 'paypal'
+              ? signPaypal(body)
+              : signAnet(body, false)),
+        };
+        const before = await inboxState(allGateways);
+        const answer = await deliver(allGateways, gateway, body, headers);
+        await expectRefused(allGateways, answer, before, body.length, headers, [400]);
+        expect(answer.json.error.code).toBe('event_id_too_long');
+      },
+    );
+
     it('/webhooks/%FF gets 404 (or 400), not 500', async () => {
       const before = await inboxState(stripeOnly);
       const answer = await deliver(stripeOnly, '%FF', utf8('{}'), { 'content-type': 'application/json' });

@@ -71,3 +71,64 @@ describe('webhook backpressure', () => {
     expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="busy"\} 2/);
   });
 });
+
+/** Issue #22 item 4: backpressure bounds the bytes of the bodies held, not only their number. */
+describe('webhook backpressure by bytes', () => {
+  let app: TestApp;
+  const body = (n: number) =>
+    paymentIntentSucceeded({
+      eventId: `evt_bytes_${n}`,
+      intentId: `pi_bytes_${n}`,
+      amount: 1000,
+      currency: 'usd',
+      reference: `txn_bytes_${n}`,
+    });
+  // Every body has the same size (one-digit n): two fit under the cap, a third does not.
+  const size = Buffer.byteLength(body(1));
+
+  beforeAll(async () => {
+    app = await startTestApp({ WEBHOOK_MAX_WAITING_BYTES: String(Math.floor(size * 2.5)) }, 'web');
+  });
+  afterAll(() => app.stop());
+
+  async function blockedInserts(): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO inbox%'`.execute(app.runtime.db);
+    return rows[0]?.n ?? 0;
+  }
+
+  it('answers 503 busy with Retry-After beyond WEBHOOK_MAX_WAITING_BYTES (far below WEBHOOK_MAX_WAITING), stores nothing for those, and takes more once the bytes are answered', async () => {
+    const blocker = new pg.Client(app.runtime.databaseUrl);
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE inbox IN SHARE MODE');
+    let held: Awaited<ReturnType<typeof deliverStripe>>[];
+    try {
+      // Two bodies held (2 × size bytes) in the two transactions in flight, both blocked.
+      const inFlight = [deliverStripe(app.url, body(1)), deliverStripe(app.url, body(2))];
+      await expect.poll(blockedInserts, { timeout: 10_000 }).toBe(2);
+      // A third body would hold 3 × size > 2.5 × size: refused at once, though only 2 deliveries wait.
+      const refused = await Promise.all([deliverStripe(app.url, body(3)), deliverStripe(app.url, body(4))]);
+      for (const response of refused) {
+        expect(response.status).toBe(503);
+        expect(response.headers.get('retry-after')).toBe('1');
+        expect(JSON.parse(response.body)).toMatchObject({ error: { code: 'busy' } });
+      }
+      await blocker.query('COMMIT');
+      held = await Promise.all(inFlight);
+    } finally {
+      await blocker.end();
+    }
+    expect(held.map((response) => response.status)).toEqual([200, 200]);
+    // The bytes were released with the answers: a new delivery is taken.
+    expect((await deliverStripe(app.url, body(5))).status).toBe(200);
+    const stored = await app.runtime.db
+      .selectFrom('inbox')
+      .select('gateway_event_id')
+      .where('gateway_event_id', 'like', 'evt_bytes_%')
+      .orderBy('gateway_event_id')
+      .execute();
+    expect(stored.map((row) => row.gateway_event_id)).toEqual(['evt_bytes_1', 'evt_bytes_2', 'evt_bytes_5']);
+  });
+});

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Inbox, InboxBusy } from '../../src/inbox/receive.ts';
@@ -249,6 +250,41 @@ describe('group commit of webhooks', () => {
       app.runtime.db,
     );
     expect(jobs.rows.map((j) => j.inbox_ids.sort())).toEqual([receipts.map((r) => r.id).sort()]);
+  });
+
+  it('stores a batch again row by row when one row fails for its content, so only that delivery fails', async () => {
+    // Issue #22 item 8: a 3,000-character event id (random, so PostgreSQL cannot compress it) is too
+    // large for the inbox's unique index (54000); the route refuses such ids, this proves the batch.
+    const inbox = new Inbox(app.runtime.databaseUrl, app.runtime.boss);
+    onTestFinished(() => inbox.close());
+    const delivery = (eventId: string) => ({
+      gateway: 'stripe' as const,
+      eventId,
+      eventType: 'x',
+      body: '{}',
+    });
+    const bad = `evt_${randomBytes(1500).toString('hex')}`;
+    const results = await Promise.allSettled([
+      inbox.receive(delivery('evt_row_by_row_1')),
+      inbox.receive(delivery(bad)),
+      inbox.receive(delivery('evt_row_by_row_2')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(((results[1] as PromiseRejectedResult).reason as { code: string }).code).toBe('54000');
+    const rows = await app.runtime.db
+      .selectFrom('inbox')
+      .select(['id', 'gateway_event_id'])
+      .where('gateway_event_id', 'like', 'evt_row_by_row_%')
+      .orderBy('gateway_event_id')
+      .execute();
+    expect(rows.map((r) => r.gateway_event_id)).toEqual(['evt_row_by_row_1', 'evt_row_by_row_2']);
+    // Each stored row has its job.
+    for (const row of rows) {
+      const jobs = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pgboss.job
+        WHERE name = 'webhook.process' AND data->'inboxIds' ? ${row.id}`.execute(app.runtime.db);
+      expect(jobs.rows[0]?.n).toBe(1);
+    }
   });
 
   it('refuses new deliveries with InboxBusy once too many are waiting, instead of queueing without bound', async () => {

@@ -2,15 +2,19 @@ import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
 import type { EwayApiOptions } from './api.ts';
 import { EwayClient } from './client.ts';
-import { EwayWebhook } from './webhook.ts';
+import { type EwayHintOptions, EwayWebhook } from './webhook.ts';
 
 /**
  * The eWAY Rapid adapter. Both halves need the API credentials `EWAY_API_KEY` and
  * `EWAY_API_PASSWORD` (calls go to `EWAY_API_BASE`, timeout `GATEWAY_TIMEOUT_MS`): eWAY signs no
  * webhooks, so the webhook half is useful only if it can query eWAY about each callback hint, and
- * both halves are enabled together or not at all.
+ * both halves are enabled together or not at all. `hints` bounds what callback hints cost (see
+ * EwayWebhook.normalize); the CLI's registry, which serves no webhooks, leaves it out.
  */
-export function ewayAdapter(config: Config): GatewayAdapter {
+export function ewayAdapter(
+  config: Config,
+  hints?: Omit<EwayHintOptions, 'queriesPerSecond'>,
+): GatewayAdapter {
   if (!config.EWAY_API_KEY || !config.EWAY_API_PASSWORD) return { name: 'eway' };
   const options: EwayApiOptions = {
     apiKey: config.EWAY_API_KEY,
@@ -18,5 +22,10 @@ export function ewayAdapter(config: Config): GatewayAdapter {
     apiBase: config.EWAY_API_BASE,
     timeoutMs: config.GATEWAY_TIMEOUT_MS,
   };
-  return { name: 'eway', webhook: new EwayWebhook(options), client: new EwayClient(options) };
+  const webhook = new EwayWebhook(
+    options,
+    undefined,
+    hints && { ...hints, queriesPerSecond: config.EWAY_HINT_QUERIES_PER_SECOND },
+  );
+  return { name: 'eway', webhook, client: new EwayClient(options) };
 }

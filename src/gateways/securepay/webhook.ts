@@ -25,17 +25,26 @@ function eventTypeOf(hint: Hint): string {
  * payment, the refund, and the idempotent repeat of `SecurepayClient.fetchTransaction`).
  */
 export class SecurepayWebhook implements WebhookVerifier {
+  readonly unsigned = true;
+
   /**
    * A shape check, not a signature check (there is none to make): the body must be a JSON object
    * with a string `orderId` (1–128 characters of letters, digits, `_ . : -`). Headers are not read.
    * The event id is `<orderId>:<first 32 hex digits of SHA-256(raw body)>`, so a redelivery of the
    * same bytes is a duplicate while a different notification about the same order is stored too.
+   * Only the hint is stored: `{"orderId":…}` with its `status` when that is a plain status word.
    * @throws WebhookPayloadError when the body is not JSON or names no orderId (answered 400, nothing stored)
    */
   async verify(rawBody: Buffer, _headers: WebhookHeaders): Promise<VerifiedDelivery> {
     const hint = parseHint(rawBody.toString('utf8'));
     const digest = createHash('sha256').update(rawBody).digest('hex').slice(0, 32);
-    return { eventId: `${hint.orderId}:${digest}`, eventType: eventTypeOf(hint) };
+    const eventType = eventTypeOf(hint);
+    const status = eventType === 'payment.notification' ? undefined : hint.status?.trim().toLowerCase();
+    return {
+      eventId: `${hint.orderId}:${digest}`,
+      eventType,
+      storedBody: JSON.stringify({ orderId: hint.orderId, status }),
+    };
   }
 
   /**

@@ -36,6 +36,7 @@ describe('buildEwayTestDelivery (send-test-webhook eway …)', () => {
     expect(await webhook.verify(Buffer.from(delivery.body), delivery.headers)).toEqual({
       eventId: 'transaction:123',
       eventType: 'transaction',
+      storedBody: '{"TransactionID":"123"}',
     });
   });
 

@@ -60,15 +60,26 @@ describe('EwayWebhook.verify (an untrusted hint: shape only)', () => {
       '{"TransactionID":12345678,"TransactionStatus":true,"TotalAmount":999999}',
     ],
     ['with an AccessCode too (the id wins)', `TransactionID=12345678&AccessCode=${ACCESS_CODE}`],
-  ])('accepts a TransactionID hint as %s, with an event id derived from it', async (_shape, body) => {
-    expect(await verify(body)).toEqual({ eventId: 'transaction:12345678', eventType: 'transaction' });
-  });
+  ])(
+    'accepts a TransactionID hint as %s, with an event id derived from it; only the hint is stored',
+    async (_shape, body) => {
+      expect(await verify(body)).toEqual({
+        eventId: 'transaction:12345678',
+        eventType: 'transaction',
+        storedBody: '{"TransactionID":"12345678"}',
+      });
+    },
+  );
 
   it.each([
     ['form', `AccessCode=${ACCESS_CODE}`],
     ['JSON', JSON.stringify({ AccessCode: ACCESS_CODE })],
   ])('accepts the real access code as %s', async (_shape, body) => {
-    expect(await verify(body)).toEqual({ eventId: `access_code:${ACCESS_CODE}`, eventType: 'access_code' });
+    expect(await verify(body)).toEqual({
+      eventId: `access_code:${ACCESS_CODE}`,
+      eventType: 'access_code',
+      storedBody: JSON.stringify({ AccessCode: ACCESS_CODE }),
+    });
   });
 
   it('needs no header: eWAY signs nothing', async () => {

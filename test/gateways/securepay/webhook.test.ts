@@ -117,11 +117,15 @@ describe('buildSecurepayTestDelivery', () => {
 });
 
 describe('securepayAdapter', () => {
-  it('enables both halves with the API credentials (SecurePay has no webhook credentials of its own)', () => {
+  it('enables the client with the API credentials, the unsigned webhook route only with SECUREPAY_WEBHOOKS=on', () => {
     const adapter = securepayAdapter(loadConfig({ ...ENV }));
     expect(adapter.name).toBe('securepay');
-    expect(adapter.webhook).toBeInstanceOf(SecurepayWebhook);
+    expect(adapter.webhook).toBeUndefined();
     expect(adapter.client).toBeDefined();
+    const both = securepayAdapter(loadConfig({ ...ENV, SECUREPAY_WEBHOOKS: 'on' }));
+    expect(both.webhook).toBeInstanceOf(SecurepayWebhook);
+    expect(both.client).toBeDefined();
+    expect(securepayAdapter(loadConfig({ ...ENV, SECUREPAY_WEBHOOKS: 'off' })).webhook).toBeUndefined();
   });
 
   it.each([
