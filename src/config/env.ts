@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const optionalString = z
@@ -5,6 +6,16 @@ const optionalString = z
   .trim()
   .transform((value) => (value === '' ? undefined : value))
   .optional();
+
+/** One entry of `TRUST_PROXY`: an IP address, a CIDR range of one, or a name Express knows. */
+function isTrustedProxyEntry(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 const url = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
 
@@ -34,6 +45,26 @@ const EnvSchema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('0')
     .transform((v) => v === '1' || v === 'true'),
+  /**
+   * Which peers' `X-Forwarded-For` billhook believes (Express's `trust proxy`), so the per-address
+   * limits count clients, not the front proxy: unset = none (the peer's address is the client's);
+   * a number = that many proxy hops; otherwise a comma-separated list of addresses, CIDR ranges or
+   * `loopback`, `linklocal`, `uniquelocal` (e.g. `loopback,10.0.0.0/8`).
+   */
+  TRUST_PROXY: optionalString.transform((value, ctx): number | string[] | false => {
+    if (value === undefined || value === '' || value === 'false') return false;
+    if (/^\d+$/.test(value)) return Number(value);
+    const entries = value.split(',').map((entry) => entry.trim());
+    const bad = entries.find((entry) => !isTrustedProxyEntry(entry));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${bad}" is not a number of hops, an IP address, a CIDR range, loopback, linklocal or uniquelocal`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  }),
   /** Requests a minute one API key may make to /v1 (per web process). */
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /**

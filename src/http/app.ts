@@ -30,6 +30,7 @@ import { addWebhookRoutes } from './webhooks.ts';
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', deps.config.TRUST_PROXY);
   app.set('json replacer', (_key: string, value: unknown) =>
     typeof value === 'bigint' ? Number(value) : value,
   );
