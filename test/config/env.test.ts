@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       BILLHOOK_BENCH_ROUTES: false,
       API_RATE_LIMIT_PER_MINUTE: 600,
       AUTH_FAILURES_PER_MINUTE: 60,
+      TRUST_PROXY: false,
       IDEMPOTENCY_KEY_TTL_HOURS: 24,
       LOG_LEVEL: 'info',
       WEBHOOK_BATCH_SIZE: 100,
