@@ -20,6 +20,9 @@ const { include: _suiteFiles, globalSetup, ...settings } = suite.test ?? {};
 export default defineConfig({
   test: {
     ...settings,
+    // One file at a time: the crash and scale tests each run several billhook processes and a
+    // database (and PgBouncer) on the machine's two cores; side by side they starve each other.
+    maxWorkers: 1,
     projects: [
       {
         extends: true,
