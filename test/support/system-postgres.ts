@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { type EmbeddedDatabase, freePort } from '../../src/db/embedded.ts';
@@ -81,19 +80,25 @@ function handToServiceUser(dir: string): void {
   chownSync(dir, id('-u'), id('-g'));
 }
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
-async function listening(port: number, what: string, log: string): Promise<void> {
+/**
+ * Resolves once `url` takes a query (the server or pooler is up and accepts its credentials).
+ * @throws after 20 s, with `log`'s content
+ */
+async function answering(url: string, what: string, log: string): Promise<void> {
   await waitFor(
-    `${what} to listen on ${port}`,
-    () =>
-      new Promise<boolean>((resolve) => {
-        const socket = connect(port, '127.0.0.1');
-        socket.once('connect', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('error', () => resolve(false));
-      }),
+    `${what} to answer`,
+    async () => {
+      const client = new pg.Client(url);
+      try {
+        await client.connect();
+        await client.query('SELECT 1');
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
     20_000,
   ).catch((error: Error) => {
     throw new Error(`${error.message}; its log:\n${existsSync(log) ? readFileSync(log, 'utf8') : '(none)'}`);
@@ -179,7 +184,9 @@ export async function startSystemPostgres(
   handToServiceUser(path.join(bouncer, 'userlist.txt'));
   // Every database name is passed through (`*`): each test file makes its own database. In session
   // mode each client connection holds one server connection for its lifetime, so the pool must be as
-  // large as the clients billhook opens (its processes' pools together), below max_connections.
+  // large as the clients billhook opens (its processes' pools together), below max_connections; a
+  // finished test file's idle server connections are closed after 10 s, not left to count against
+  // the role's limit while later files run.
   const config = path.join(bouncer, 'pgbouncer.ini');
   writeFileSync(
     config,
@@ -196,23 +203,25 @@ export async function startSystemPostgres(
       'max_client_conn = 1000',
       'default_pool_size = 250',
       'max_user_connections = 250',
+      'server_idle_timeout = 10',
       `logfile = ${bouncerLog}`,
       `pidfile = ${pidFile}`,
       '',
     ].join('\n'),
   );
   handToServiceUser(config);
+  const url = `postgres://${APP_ROLE}:${appPassword}@127.0.0.1:${bouncerPort}/postgres`;
   let pooler: string;
   try {
     pooler = run(pgbouncerProgram(), ['--version']).split('\n')[0]!.trim();
     run(pgbouncerProgram(), ['--daemon', config]);
-    await listening(bouncerPort, 'PgBouncer', bouncerLog);
+    await answering(url, 'PgBouncer', bouncerLog);
   } catch (error) {
     await stopServer();
     throw error;
   }
   return {
-    url: `postgres://${APP_ROLE}:${appPassword}@127.0.0.1:${bouncerPort}/postgres`,
+    url,
     adminUrl,
     appRole: APP_ROLE,
     description: `PostgreSQL ${version} through ${pooler} in session mode`,
