@@ -23,6 +23,7 @@ export default defineConfig({
     // One file at a time: the crash and scale tests each run several billhook processes and a
     // database (and PgBouncer) on the machine's two cores; side by side they starve each other.
     maxWorkers: 1,
+    // The projects' groupOrder starts at 1: with one worker, vitest runs group 0's files last.
     projects: [
       {
         extends: true,
@@ -31,7 +32,7 @@ export default defineConfig({
           include: files,
           globalSetup,
           provide: { postgresServer: 'system' },
-          sequence: { groupOrder: 0 },
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -41,7 +42,7 @@ export default defineConfig({
           include: files,
           globalSetup,
           provide: { postgresServer: 'pgbouncer' },
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
         },
       },
     ],
