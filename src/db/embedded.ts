@@ -22,9 +22,9 @@ import { z } from 'zod';
 // `process.exit(0)`, which hides a failing exit code (a CLI error, a test run with failures), and
 // SIGINT/SIGTERM/SIGHUP into an immediate stop of PostgreSQL under in-flight work. billhook stops the
 // clusters it starts itself (runtime shutdown, the CLI's `finally`, the test run's teardown), so the
-// library's hook is removed from every event it took.
-for (const event of ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'])
-  exitHook.unhookEvent(event);
+// library's hook is removed from every event it took. Only those still hooked: a second instance of
+// this module in the same process (vitest's global setups of two projects) finds them gone.
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 
 /** A running embedded PostgreSQL cluster and how to reach it. */
 export interface EmbeddedDatabase {
