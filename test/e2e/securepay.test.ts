@@ -4,10 +4,11 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
 import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
-import { noAnswer, PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
+import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { noAnswer } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 const API = 'https://payments.securepay.test';
