@@ -109,7 +109,6 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
       PAYPAL_WEBHOOK_ID,
       PAYPAL_API_BASE,
       PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
-      GATEWAY_TIMEOUT_MS: '500',
     });
   });
   afterEach(() => nock.cleanAll());

@@ -246,9 +246,9 @@ describe('charges racing on one invoice', () => {
   }
 
   beforeAll(async () => {
-    // A generous gateway timeout: a slow faked answer must stay an answer, never an `unknown`. This file
-    // sends well over a thousand API requests a minute with one key: no rate limit here.
-    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '15000', API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    // The test apps' generous gateway timeout keeps a slow faked answer an answer, never an `unknown`.
+    // This file sends well over a thousand API requests a minute with one key: no rate limit here.
+    app = await startOfflineTestApp({ API_RATE_LIMIT_PER_MINUTE: '1000000' });
     db = app.runtime.db;
   });
   afterEach(() => nock.cleanAll());
