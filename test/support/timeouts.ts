@@ -12,9 +12,9 @@ export const ANSWERED_CALL_TIMEOUT_MS = 30_000;
 export const HANGING_CALL_TIMEOUT_MS = 300;
 
 /**
- * `HANGING_CALL_TIMEOUT_MS` for an app (`startHangingWeb`) whose gateway needs an OAuth token before
- * the call that never answers (PayPal, SecurePay): the app's token request is answered, under the
- * same timeout. Over four times the slowest answered call seen with 8 busy processes on 2 cores
+ * Instead of `HANGING_CALL_TIMEOUT_MS`, for an app (`startHangingWeb`) whose gateway needs an OAuth
+ * token before the call that never answers (PayPal, SecurePay): the app's token request is answered,
+ * under the same timeout. Over four times the slowest answered call seen with 8 busy processes on 2 cores
  * (1.2 s); the test waits it once. (A client built by a test takes `tokenTimeoutMs` instead.)
  */
 export const HANGING_AFTER_TOKEN_TIMEOUT_MS = 5_000;
