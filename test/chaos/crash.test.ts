@@ -435,7 +435,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
         `attempts ${JSON.stringify(tally(attemptRows.map((t) => t.status)))}; ` +
         `unprocessed rows held by killed jobs: ${unprocessed.length}`,
     );
-  }, 90_000);
+  }, 180_000);
 
   // A webhook.process job that was `active` when its worker was SIGKILLed stops heart-beating; the
   // restarted server's monitor (every 10 s, heartbeatSeconds 10 on the queue) retries it, so the
@@ -461,7 +461,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
       ),
     ).toBe(PAYMENTS);
     await expectBooksConsistent(client!);
-  }, 50_000);
+  }, 180_000);
 });
 
 /**
