@@ -13,8 +13,9 @@ import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
@@ -32,8 +33,11 @@ const DEFAULTS: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'> = {
  */
 describe('invoice.charge: scheduled charges and dunning', () => {
   let app: TestApp;
+  /** Its gateway registry charges the invoice whose charge never gets an answer. */
+  let hanging: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    app = await startOfflineTestApp();
+    hanging = await startHangingWeb(app);
     await app.runtime.boss.unschedule(QUEUES.invoiceCharge);
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
   });
@@ -43,12 +47,13 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     await app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute();
   });
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
   });
 
   // As the invoice.charge worker runs it: activities name the scheduler as their actor.
-  const sweep = (now: Date, config = DEFAULTS) =>
-    runAs('scheduler', () => chargeDueInvoices(app.runtime.db, app.runtime.registry, config, now));
+  const sweep = (now: Date, config = DEFAULTS, registry = app.runtime.registry) =>
+    runAs('scheduler', () => chargeDueInvoices(app.runtime.db, registry, config, now));
   const invoice = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
   const subscriptionStatus = async (id: string) =>
     (
@@ -440,8 +445,8 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     const sub = await subscription(customer.id, 'USD', 'ACTIVE');
     // The payment_failed fixture is USD 118.80.
     const id = await dueInvoice(customer.id, 'USD', 11880n, at(200), { subscription: sub });
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, {});
-    const { charged } = await sweep(at(200));
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, {});
+    const { charged } = await sweep(at(200), DEFAULTS, hanging.runtime.registry);
     nock.abortPendingRequests();
     expect(charged).toEqual([expect.objectContaining({ invoiceId: id, outcome: 'unknown' })]);
     // Nothing is scheduled while the gateway has the outcome (a pending payment may take days).

@@ -3,8 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { FIXTURE_INTENT, openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -14,11 +15,15 @@ import { waitFor } from '../support/wait.ts';
  */
 describe('invoice taxes, adjustments and bad debt', () => {
   let app: TestApp;
+  /** The web process that charges the invoice whose charge never gets an answer. */
+  let hanging: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    app = await startOfflineTestApp();
+    hanging = await startHangingWeb(app);
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
   });
 
@@ -393,8 +398,8 @@ describe('invoice taxes, adjustments and bad debt', () => {
 
   it('recovers a late gateway success on an UNCOLLECTIBLE invoice: PAID, bad debt reversed, nothing lost', async () => {
     const { invoice } = await openInvoice(app); // EUR 46.20, the fixture's amount
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, FIXTURE_INTENT);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+    const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction.status).toBe('unknown');
     nock.abortPendingRequests();
 

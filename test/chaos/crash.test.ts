@@ -262,7 +262,9 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
     let loadDone = false;
     let killerDone = false;
 
-    const deadline = Date.now() + 50_000;
+    // A bound on the load, so that a server that never comes back ends the test: generous, as the
+    // load ran into the old 50 s bound with both cores busy with other work (1,008 of 1,200 acknowledged).
+    const deadline = Date.now() + 200_000;
     async function send(delivery: Delivery): Promise<void> {
       while (Date.now() < deadline) {
         attempts++;
@@ -372,7 +374,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
         const { rows } = await client!.query(waiting, [[...stranded]]);
         return rows.every((row) => row.stranded);
       },
-      30_000,
+      90_000,
     );
     const { rows: unprocessed } = await client.query<{ id: string; status: string; jobs: string | null }>(
       waiting,
@@ -435,7 +437,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
         `attempts ${JSON.stringify(tally(attemptRows.map((t) => t.status)))}; ` +
         `unprocessed rows held by killed jobs: ${unprocessed.length}`,
     );
-  }, 90_000);
+  }, 400_000);
 
   // A webhook.process job that was `active` when its worker was SIGKILLed stops heart-beating; the
   // restarted server's monitor (every 10 s, heartbeatSeconds 10 on the queue) retries it, so the
@@ -461,7 +463,7 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
       ),
     ).toBe(PAYMENTS);
     await expectBooksConsistent(client!);
-  }, 50_000);
+  }, 180_000);
 });
 
 /**

@@ -115,7 +115,7 @@ describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11
     expect(keys.output()).toContain('first admin key');
     // The first one was not disturbed.
     expect(await readyz(port)).toBe(200);
-  }, 90_000);
+  }, 180_000);
 
   it('restarts its PostgreSQL when it dies, logs it, and answers /readyz 200 again', async () => {
     const killed = postmaster(dataDir);

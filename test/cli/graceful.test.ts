@@ -169,7 +169,7 @@ describe('graceful shutdown on SIGTERM', () => {
     const { rows } = await db.query('SELECT status FROM invoices WHERE id = $1', [invoice.id]);
     await db.end();
     expect(rows).toEqual([{ status: 'PAID' }]);
-  }, 90_000);
+  }, 180_000);
 
   // Issue #22 item 5: under keep-alive load the server kept answering on the open connections and
   // SIGTERM never finished.
@@ -273,5 +273,5 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(1_900);
     await closed;
     expect(billhook.output()).toContain('shutdown deadline reached');
-  }, 90_000);
+  }, 180_000);
 });

@@ -59,7 +59,7 @@ describe('process lifecycle', () => {
     expect(await run.exited, run.output()).toBe(1);
     expect(run.output()).toContain(`billhook: port ${taken.port} is in use`);
     expect(run.output()).not.toContain('Stripe stub on');
-  }, 30_000);
+  }, 180_000);
 
   // Issue #22 item 7: the PayPal test certificate's private key is in the repository.
   it('refuses PAYPAL_TEST_CERT_FILE with the live PayPal API, naming the variable', async () => {
@@ -73,7 +73,7 @@ describe('process lifecycle', () => {
     runs.push(run);
     expect(await run.exited, run.output()).toBe(1);
     expect(run.output()).toMatch(/PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/);
-  }, 30_000);
+  }, 180_000);
 
   it('warns at start when PAYPAL_TEST_CERT_FILE is set (sandbox)', async () => {
     const run = billhook(['start'], {
@@ -93,5 +93,5 @@ describe('process lifecycle', () => {
     expect(warning).toMatchObject({ level: 40, file: TEST_CERT_FILE });
     run.child.kill('SIGTERM');
     expect(await run.exited, run.output()).toBe(0);
-  }, 60_000);
+  }, 180_000);
 });

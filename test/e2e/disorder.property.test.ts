@@ -6,8 +6,9 @@ import { newId } from '../../src/db/ids.ts';
 import { type ProcessOutcome, processInboxEvents } from '../../src/reconcile/process.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -18,15 +19,15 @@ import { waitFor } from '../support/wait.ts';
  */
 describe('delivery disorder (property)', () => {
   let app: TestApp;
+  /** The web process that charges each payment, whose charge never gets an answer. */
+  let hanging: TestApp;
   let run = 0;
   beforeAll(async () => {
-    app = await startOfflineTestApp({
-      GATEWAY_TIMEOUT_MS: '300',
-      WEBHOOK_RETRY_LIMIT: '8',
-      WEBHOOK_RETRY_DELAY_SECONDS: '1',
-    });
+    app = await startOfflineTestApp({ WEBHOOK_RETRY_LIMIT: '8', WEBHOOK_RETRY_DELAY_SECONDS: '1' });
+    hanging = await startHangingWeb(app);
   });
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
     nock.cleanAll();
   });
@@ -34,8 +35,8 @@ describe('delivery disorder (property)', () => {
   /** A payment whose charge timed out (unknown): only the webhooks decide what happened to it. */
   async function unknownPayment() {
     const { invoice } = await openInvoice(app);
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(800).reply(200, FIXTURE_INTENT);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+    const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction.status).toBe('unknown');
     nock.abortPendingRequests();
     nock.cleanAll();

@@ -97,7 +97,6 @@ describe('eWAY callback hints: bounded queries, quiet drops, no early duplicates
       EWAY_API_KEY: EWAY_TEST_KEY,
       EWAY_API_PASSWORD: EWAY_TEST_PASSWORD,
       EWAY_API_BASE,
-      GATEWAY_TIMEOUT_MS: '1000',
       UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE: '1000',
     });
   });

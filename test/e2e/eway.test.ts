@@ -92,7 +92,6 @@ describe('eWAY end to end: token payments, callback hints, refunds', () => {
       EWAY_API_KEY: EWAY_TEST_KEY,
       EWAY_API_PASSWORD: EWAY_TEST_PASSWORD,
       EWAY_API_BASE,
-      GATEWAY_TIMEOUT_MS: '1000',
     });
   });
   afterEach(() => {

@@ -8,8 +8,9 @@ import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts'
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
 import { FIXTURE_INTENT, openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 const PAYPAL_API_BASE = 'https://paypal.currencies.test';
@@ -22,9 +23,10 @@ const PAYPAL_API_BASE = 'https://paypal.currencies.test';
  */
 describe('gateway currency rules end to end', () => {
   let app: TestApp;
+  /** The web process that charges the invoice whose charge never gets an answer. */
+  let hanging: TestApp;
   beforeAll(async () => {
     app = await startOfflineTestApp({
-      GATEWAY_TIMEOUT_MS: '500',
       PAYPAL_CLIENT_ID: 'client-id',
       PAYPAL_CLIENT_SECRET: 'client-secret',
       PAYPAL_WEBHOOK_ID: 'WH-CURRENCIES',
@@ -33,12 +35,14 @@ describe('gateway currency rules end to end', () => {
     // The sweep is driven by the test alone.
     await app.runtime.boss.unschedule(QUEUES.invoiceCharge);
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+    hanging = await startHangingWeb(app);
   });
   afterEach(() => {
     expect(nock.pendingMocks()).toEqual([]);
     nock.cleanAll();
   });
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
   });
 
@@ -100,8 +104,8 @@ describe('gateway currency rules end to end', () => {
   it('books a Stripe webhook of amount 50000 ISK as 500 ISK: the payment intent that settles an unknown charge pays the 500 ISK invoice', async () => {
     const { invoice } = await openInvoice(app, { amount: 500, currency: 'isk' });
     // No answer within the timeout: the attempt is unknown until the webhook tells.
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, FIXTURE_INTENT);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+    const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({ status: 'unknown', amount: 500 });
     const before = await ledgerIn(app, 'ISK');
 

@@ -109,7 +109,6 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
       PAYPAL_WEBHOOK_ID,
       PAYPAL_API_BASE,
       PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
-      GATEWAY_TIMEOUT_MS: '500',
     });
   });
   afterEach(() => nock.cleanAll());
@@ -573,7 +572,7 @@ describe('PayPal end to end: vaulted charge, webhooks, refunds, disputes', () =>
   it('answers 503 (PayPal retries) when PayPal’s signing certificate cannot be fetched, storing nothing', async () => {
     nock('https://api.paypal.com')
       .get('/v1/notifications/certs/CERT-unreachable')
-      .replyWithError({ code: 'ECONNRESET' });
+      .replyWithError('socket hang up');
     const { body, headers } = simulatorDelivery('COMPLETED');
     headers['paypal-cert-url'] = 'https://api.paypal.com/v1/notifications/certs/CERT-unreachable';
     const answer = await fetch(`${app.url}/webhooks/paypal`, { method: 'POST', headers, body });

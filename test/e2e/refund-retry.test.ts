@@ -7,17 +7,24 @@ import { createRefund } from '../../src/payments/refunds.ts';
 import { applyEvent } from '../../src/reconcile/apply.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** PRODUCT §7's `invoice.refund` queue: refunds the gateway left without an answer. */
 describe('invoice.refund: refunds left unknown', () => {
   let app: TestApp;
+  /** The web process that takes the refund whose answer never comes. */
+  let hanging: TestApp;
   beforeAll(async () => {
     app = await startOfflineTestApp();
+    hanging = await startHangingWeb(app);
   });
   afterEach(() => nock.cleanAll());
-  afterAll(() => stopOfflineTestApp(app));
+  afterAll(async () => {
+    await hanging.stop();
+    await stopOfflineTestApp(app);
+  });
 
   async function paidInvoice() {
     const opened = await openInvoice(app);
@@ -33,13 +40,13 @@ describe('invoice.refund: refunds left unknown', () => {
     // Stripe takes the refund but the answer never arrives; the queue's repeat gets the answer.
     nock(STRIPE_API_BASE)
       .post('/v1/refunds')
-      .delay(3000) // past the test app's 2 s gateway timeout
+      .delay(NO_ANSWER_DELAY_MS)
       .reply((request: Request) => {
         keys.push(request.headers.get('idempotency-key') ?? '');
         return [500, {}];
       });
     stripeRefundSucceeds('re_stripe_after_timeout');
-    const refunded = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
+    const refunded = await hanging.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
     expect(refunded.status).toBe(201);
     expect(refunded.body).toMatchObject({ status: 'unknown', amount: 1000 });
 

@@ -4,10 +4,11 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
 import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
-import { noAnswer, PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
+import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { HANGING_AFTER_TOKEN_TIMEOUT_MS, noAnswer } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 const API = 'https://payments.securepay.test';
@@ -98,22 +99,26 @@ async function settledEvent(app: TestApp, eventId: string) {
 
 describe('SecurePay end to end: charge a stored card, refund it, and store notifications as hints', () => {
   let app: TestApp;
+  /** The web process that sends the calls SecurePay never answers (after its own token request). */
+  let hanging: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({
+    const env = {
       SECUREPAY_CLIENT_ID: 'sp-e2e-client',
       SECUREPAY_CLIENT_SECRET: 'sp-e2e-secret',
       SECUREPAY_MERCHANT_CODE: '5AR0055',
       SECUREPAY_API_BASE: API,
       SECUREPAY_AUTH_URL: `${AUTH_ORIGIN}/oauth/token`,
-      GATEWAY_TIMEOUT_MS: '500',
       SECUREPAY_WEBHOOKS: 'on',
-    });
+    };
+    app = await startOfflineTestApp(env);
+    hanging = await startHangingWeb(app, env, HANGING_AFTER_TOKEN_TIMEOUT_MS);
   });
   afterEach(() => {
     nock.abortPendingRequests();
     nock.cleanAll();
   });
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
   });
 
@@ -257,7 +262,7 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     expect(txn.status).toBe('succeeded');
     const before = await ledgerByCode(app);
 
-    // The first answer never arrives (past GATEWAY_TIMEOUT_MS); the invoice.refund queue's repeat gets it.
+    // The first answer never arrives (the hanging web gives up); the invoice.refund queue's repeat gets it.
     const refundsSeen: Seen[] = [];
     const path = `/v2/orders/${txn.id}/refunds`;
     nock(API)
@@ -267,7 +272,8 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
         return noAnswer();
       });
     securepayRefundAnswers(txn.id, refundsSeen);
-    const refund = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 4000 });
+    tokenEndpoint(); // the hanging web's
+    const refund = await hanging.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 4000 });
     expect(refund.status).toBe(201);
     expect(refund.body).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
     const settled = await waitFor('the queue to settle the refund', async () => {
@@ -289,11 +295,12 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
   it.each([
     ['a 500', () => nock(API).post(PAYMENTS).reply(500, securepayFixture('api.error.500.constructed.json'))],
     ['a timeout', () => nock(API).post(PAYMENTS).reply(noAnswer)],
-  ])('leaves the attempt unknown after %s and refuses a second attempt meanwhile', async (_name, fake) => {
+  ])('leaves the attempt unknown after %s and refuses a second attempt meanwhile', async (name, fake) => {
     const { invoice } = await openInvoice();
     tokenEndpoint();
     fake();
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const charging = name === 'a timeout' ? hanging : app;
+    const charged = await charging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
     expect(charged.body.invoice.status).toBe('OPEN');
     const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});

@@ -2,8 +2,9 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
-import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture, stripeFixtureRaw } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 async function eventStatus(app: TestApp, gatewayEventId: string) {
@@ -20,11 +21,15 @@ async function processed(app: TestApp, gatewayEventId: string, status = 'process
 
 describe('charging an invoice through Stripe', () => {
   let app: TestApp;
+  /** The web process that charges the invoice whose charge never gets an answer. */
+  let hanging: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '500' });
+    app = await startOfflineTestApp();
+    hanging = await startHangingWeb(app);
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
+    await hanging.stop();
     await stopOfflineTestApp(app);
   });
 
@@ -82,8 +87,8 @@ describe('charging an invoice through Stripe', () => {
 
   it('keeps a timed-out charge unknown, refuses a second attempt, and lets payment_intent.succeeded settle it by reference', async () => {
     const { invoice } = await openInvoice(app);
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1500).reply(200, FIXTURE_INTENT);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+    const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
     expect(charged.body.invoice.status).toBe('OPEN');
 

@@ -2,16 +2,21 @@ import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice } from '../support/flow.ts';
+import { startHangingWeb } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor } from '../support/wait.ts';
 
 const PAYMENT_INTENT = 'pi_disorder_1';
 
-/** An invoice whose charge timed out (unknown), so only Stripe's webhooks decide what happened. */
-async function unknownCharge(app: TestApp) {
+/**
+ * An invoice of `app` whose charge, sent to `hanging` (`startHangingWeb(app)`), timed out (unknown), so
+ * only Stripe's webhooks decide what happened.
+ */
+async function unknownCharge(app: TestApp, hanging: TestApp) {
   const { invoice } = await openInvoice(app);
-  nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1000).reply(200, FIXTURE_INTENT);
-  const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+  nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+  const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
   expect(charged.body.transaction.status).toBe('unknown');
   return { invoice, transaction: charged.body.transaction };
 }
@@ -93,20 +98,24 @@ async function books(app: TestApp, invoiceId: string) {
 describe('duplicate and out-of-order Stripe deliveries', () => {
   let inOrder: TestApp;
   let disordered: TestApp;
+  /** Their web processes for the charges that never get an answer. */
+  let hanging: TestApp[];
   beforeAll(async () => {
     nock.disableNetConnect();
     nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-    const env = { GATEWAY_TIMEOUT_MS: '300', WEBHOOK_RETRY_LIMIT: '6' };
+    const env = { WEBHOOK_RETRY_LIMIT: '6' };
     [inOrder, disordered] = await Promise.all([startTestApp(env), startTestApp(env)]);
+    hanging = await Promise.all([startHangingWeb(inOrder), startHangingWeb(disordered)]);
   });
   afterAll(async () => {
+    await Promise.all(hanging.map((web) => web.stop()));
     await Promise.all([inOrder.stop(), disordered.stop()]);
     nock.cleanAll();
     nock.enableNetConnect();
   });
 
   it('leave the same ledger as one in-order delivery', async () => {
-    const a = await unknownCharge(inOrder);
+    const a = await unknownCharge(inOrder, hanging[0]!);
     const sequence = eventSequence(a.transaction.id);
     for (const [i, event] of sequence.entries()) {
       expect((await deliverStripe(inOrder.url, event)).status).toBe(200);
@@ -129,7 +138,7 @@ describe('duplicate and out-of-order Stripe deliveries', () => {
     });
     expect(expected.exceptions).toBe(0);
 
-    const b = await unknownCharge(disordered);
+    const b = await unknownCharge(disordered, hanging[1]!);
     const reversed = eventSequence(b.transaction.id).reverse();
     // Newest first, each delivered twice, the duplicates concurrently.
     for (const event of reversed) {
@@ -146,14 +155,16 @@ describe('duplicate and out-of-order Stripe deliveries', () => {
 
 describe('events billhook cannot reconcile', () => {
   let app: TestApp;
+  /** The web process that charges the invoice whose charge never gets an answer. */
+  let hanging: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({
-      WEBHOOK_RETRY_LIMIT: '1',
-      WEBHOOK_RETRY_DELAY_SECONDS: '1',
-      GATEWAY_TIMEOUT_MS: '300',
-    });
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '1', WEBHOOK_RETRY_DELAY_SECONDS: '1' });
+    hanging = await startHangingWeb(app);
   });
-  afterAll(() => app.stop());
+  afterAll(async () => {
+    await hanging.stop();
+    await app.stop();
+  });
 
   it('retries an event for an unknown payment intent, then lists it as a reconciliation exception', async () => {
     const event = stripeFixture('webhook.payment_intent.succeeded.json');
@@ -179,8 +190,8 @@ describe('events billhook cannot reconcile', () => {
     nock.disableNetConnect();
     nock.enableNetConnect(/127\.0\.0\.1|localhost/);
     const { invoice } = await openInvoice(app);
-    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(1000).reply(200, FIXTURE_INTENT);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, FIXTURE_INTENT);
+    const charged = await hanging.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     const before = await ledgerByCode(app);
     const event = stripeFixture('webhook.payment_intent.succeeded.json');
     event.id = 'evt_wrong_amount';

@@ -7,17 +7,23 @@ import type { ChargeRequest, GatewayClient, GatewayName } from '../../src/gatewa
  */
 export interface ContractCase {
   gateway: GatewayName;
-  /** A client whose every call goes to the base URL(s) the interceptors use, timeout ≤ 1 s. */
-  client(): GatewayClient;
+  /**
+   * A client whose every call goes to the base URL(s) the interceptors use. Its calls time out after
+   * `timeoutMs` (default `ANSWERED_CALL_TIMEOUT_MS`); an OAuth token request always gets the default.
+   */
+  client(timeoutMs?: number): GatewayClient;
   /** The charge every scenario makes: our reference, amount, currency and stored payment method. */
   charge: ChargeRequest;
   /** The gateway approves the charge. */
   nockApproved(): void;
   /** The gateway declines; the outcome must carry this code and a message matching `message`. */
   nockDeclined(): { code: string; message: RegExp };
-  /** The charge call gets no answer in time (or a 5xx): the outcome is unknown. */
+  /** The charge call gets no answer, ever (after whatever token call the gateway needs). */
   nockTimeout(): void;
-  /** After a timeout, the gateway's status answer (or idempotent repeat) says the charge succeeded. */
+  /**
+   * After a timeout, the gateway's status answer (or idempotent repeat) says the charge succeeded;
+   * a new client asks, so with its token call where the gateway needs one.
+   */
   nockPollFindsSuccess(): void;
   /** A refund of `amount` (less than the charge) of the approved charge succeeds. */
   nockPartialRefund(amount: bigint): void;

@@ -46,7 +46,7 @@ describe('stopping with a keep-alive connection in use', () => {
               SELECT count(*)::int AS n FROM pg_stat_activity
               WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO inbox%'`.execute(app.runtime.db)
           ).rows[0]?.n,
-        { timeout: 15_000 },
+        { timeout: 60_000 },
       )
       .toBe(1);
 
@@ -72,5 +72,5 @@ describe('stopping with a keep-alive connection in use', () => {
     const stored = await check.query(`SELECT 1 FROM inbox WHERE gateway_event_id = 'evt_shutdown_in_flight'`);
     await check.end();
     expect(stored.rowCount).toBe(1);
-  }, 60_000);
+  }, 180_000);
 });

@@ -43,12 +43,12 @@ describe('webhook backpressure', () => {
     try {
       // Two transactions in flight, both blocked.
       const inFlight = [deliver(1), deliver(2)];
-      await expect.poll(blockedInserts, { timeout: 10_000 }).toBe(2);
+      await expect.poll(blockedInserts, { timeout: 60_000 }).toBe(2);
       // One more may wait; the rest are refused at once.
       const more = [deliver(3), deliver(4), deliver(5)];
       const refused: Awaited<ReturnType<typeof deliver>>[] = [];
       for (const response of more) void response.then((r) => refused.push(r));
-      await expect.poll(() => refused.length, { timeout: 10_000 }).toBe(2);
+      await expect.poll(() => refused.length, { timeout: 60_000 }).toBe(2);
       for (const response of refused) {
         expect(response.status).toBe(503);
         expect(response.headers.get('retry-after')).toBe('1');

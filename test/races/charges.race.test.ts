@@ -246,9 +246,9 @@ describe('charges racing on one invoice', () => {
   }
 
   beforeAll(async () => {
-    // A generous gateway timeout: a slow faked answer must stay an answer, never an `unknown`. This file
-    // sends well over a thousand API requests a minute with one key: no rate limit here.
-    app = await startOfflineTestApp({ GATEWAY_TIMEOUT_MS: '15000', API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    // The test apps' generous gateway timeout keeps a slow faked answer an answer, never an `unknown`.
+    // This file sends well over a thousand API requests a minute with one key: no rate limit here.
+    app = await startOfflineTestApp({ API_RATE_LIMIT_PER_MINUTE: '1000000' });
     db = app.runtime.db;
   });
   afterEach(() => nock.cleanAll());
@@ -311,7 +311,7 @@ describe('charges racing on one invoice', () => {
     }
     expect(calls).toHaveLength(invoices.length);
     expect(Object.values(refusals).reduce((a, b) => a + b, 0)).toBe(invoices.length);
-  }, 60_000);
+  }, 180_000);
 
   it("an API charge and Stripe's payment_intent.succeeded for the same attempt, delivered at the same moment: one succeeded transaction, one posting (40 invoices)", async () => {
     const random = seeded(2);
@@ -406,7 +406,7 @@ describe('charges racing on one invoice', () => {
       .where('status', '=', 'open')
       .execute();
     expect(open).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   /** Invoices whose first attempt Stripe declined (its PaymentIntent `pi_for_<attempt>` is known). */
   async function declinedOnce(count: number, amountOf: (i: number) => number, seed: number) {
@@ -465,7 +465,7 @@ describe('charges racing on one invoice', () => {
         [second.id, 'succeeded'],
       ]);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('money that really moved twice (the declined attempt succeeds after all) is never a silent second payment (24 invoices)', async () => {
     const { invoices, first, calls } = await declinedOnce(24, (i) => 3100 + 17 * i, 4);
@@ -511,7 +511,7 @@ describe('charges racing on one invoice', () => {
         ]);
       }
     }
-  }, 60_000);
+  }, 180_000);
 
   // A late payment_intent.succeeded for an earlier attempt pays the invoice while a second attempt is
   // at the gateway: when the second succeeds too, the API path raises the duplicate_payment exception
@@ -542,7 +542,7 @@ describe('charges racing on one invoice', () => {
         expect.objectContaining({ kind: 'duplicate_payment', transaction_id: second.id, status: 'open' }),
       ]);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('ten refunds of one PAID invoice at once, asking for more than was paid: what succeeds never exceeds what was paid (30 invoices)', async () => {
     const random = seeded(6);
@@ -662,5 +662,5 @@ describe('charges racing on one invoice', () => {
     expect(refunds.filter((r) => r.status === 'pending' || r.status === 'unknown')).toEqual([]);
     // Every refund in this database is from this test: the ledger's refunds account is their sum.
     expect(BigInt(ledger['refunds EUR'] ?? 0)).toBe(refundedTotal);
-  }, 60_000);
+  }, 180_000);
 });

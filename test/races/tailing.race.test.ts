@@ -321,5 +321,5 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
     console.info(
       `tailing race: ${activities.length} activities, ${entries.length} entries, statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
     );
-  }, 60_000);
+  }, 180_000);
 });

@@ -3,6 +3,7 @@ import { type Config, loadConfig } from '../../src/config/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { type Role, type Runtime, startRuntime } from '../../src/runtime.ts';
 import { createTestDatabase } from './database.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from './timeouts.ts';
 
 export const ADMIN_KEY = 'bh_test_admin_key_0123456789abcdef';
 export const STRIPE_WEBHOOK_SECRET = 'whsec_test_secret_current';
@@ -21,15 +22,16 @@ export interface TestApp {
 }
 
 /**
- * Starts billhook on a fresh database with Stripe configured (webhook secret, API key, API base
- * `https://stripe.test` for nock) and fast webhook retries. `env` overrides any variable.
+ * Starts billhook on a fresh database (or `env.DATABASE_URL`'s) with Stripe configured (webhook
+ * secret, API key, API base `https://stripe.test` for nock), fast webhook retries and gateway calls
+ * timing out after `ANSWERED_CALL_TIMEOUT_MS`. `env` overrides any variable.
  */
 export async function startTestApp(
   env: Record<string, string | undefined> = {},
   role: Role = 'all',
 ): Promise<TestApp> {
   const config = loadConfig({
-    DATABASE_URL: await createTestDatabase(),
+    DATABASE_URL: env.DATABASE_URL ?? (await createTestDatabase()),
     PORT: '0',
     LOG_LEVEL: 'debug',
     BILLHOOK_ADMIN_KEY: ADMIN_KEY,
@@ -38,7 +40,7 @@ export async function startTestApp(
     STRIPE_API_BASE,
     WEBHOOK_RETRY_LIMIT: '2',
     WEBHOOK_RETRY_DELAY_SECONDS: '1',
-    GATEWAY_TIMEOUT_MS: '2000',
+    GATEWAY_TIMEOUT_MS: String(ANSWERED_CALL_TIMEOUT_MS),
     // Tests drive the billing sweeps with a simulated clock; the real-time cron stays off.
     BILLING_SWEEPS: '0',
     ...env,

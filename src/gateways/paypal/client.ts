@@ -33,6 +33,11 @@ export interface PaypalClientOptions {
   apiBase: string;
   /** Per-request timeout in milliseconds; a timeout is an unknown outcome. */
   timeoutMs: number;
+  /**
+   * Timeout of the OAuth token request in milliseconds; default `timeoutMs`. (Tests of a timeout
+   * give the token request a long one, so that only the call under test can time out.)
+   */
+  tokenTimeoutMs?: number;
   /** Clock in milliseconds, for the token cache and the age of an attempt (tests pass their own). */
   now?: () => number;
 }
@@ -203,7 +208,7 @@ export class PaypalClient implements GatewayClient {
         tokenUrl: `${this.#apiBase}/v1/oauth2/token`,
         clientId: options.clientId,
         clientSecret: options.clientSecret,
-        timeoutMs: options.timeoutMs,
+        timeoutMs: options.tokenTimeoutMs ?? options.timeoutMs,
       },
       this.#now,
     );

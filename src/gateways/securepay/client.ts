@@ -29,6 +29,11 @@ export interface SecurepayClientOptions {
   authUrl: string;
   /** Per-request timeout in milliseconds (token and API calls each); a timeout is an unknown outcome. */
   timeoutMs: number;
+  /**
+   * Timeout of the OAuth token request in milliseconds; default `timeoutMs`. (Tests of a timeout
+   * give the token request a long one, so that only the call under test can time out.)
+   */
+  tokenTimeoutMs?: number;
   /** The `ip` sent with payments and refunds; default `127.0.0.1` (see conventions.ts). */
   ip?: string;
   /** Clock in milliseconds for the token cache (tests pass their own). */
@@ -228,7 +233,7 @@ export class SecurepayClient implements GatewayClient {
         clientId: options.clientId,
         clientSecret: options.clientSecret,
         form: { audience: SECUREPAY_AUDIENCE },
-        timeoutMs: options.timeoutMs,
+        timeoutMs: options.tokenTimeoutMs ?? options.timeoutMs,
       },
       options.now,
     );

@@ -2,6 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   API_PATH,
   type ApiBody,
@@ -17,12 +18,13 @@ import {
 } from './support.ts';
 
 const BASE = 'https://anet.client.test';
-const client = () =>
+/** A client whose calls time out after `timeoutMs`. */
+const client = (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
   new AuthorizeNetClient({
     apiLoginId: LOGIN_ID,
     transactionKey: TRANSACTION_KEY,
     apiBase: BASE,
-    timeoutMs: 1000,
+    timeoutMs,
   });
 
 const CHARGE: ChargeRequest = {
@@ -250,9 +252,10 @@ describe('AuthorizeNetClient.charge', () => {
             }),
           ),
     ],
-  ])('leaves %s unknown, never declined', async (_name, setUp) => {
+  ])('leaves %s unknown, never declined', async (name, setUp) => {
     setUp();
-    const outcome = await client().charge(CHARGE);
+    const timeoutMs = name === 'a timeout' ? HANGING_CALL_TIMEOUT_MS : ANSWERED_CALL_TIMEOUT_MS;
+    const outcome = await client(timeoutMs).charge(CHARGE);
     expect(outcome.status).toBe('unknown');
   });
 
@@ -261,7 +264,7 @@ describe('AuthorizeNetClient.charge', () => {
       apiLoginId: LOGIN_ID,
       transactionKey: TRANSACTION_KEY,
       apiBase: 'https://anet.offline.test',
-      timeoutMs: 1000,
+      timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
     });
     expect(await offline.charge(CHARGE)).toMatchObject({
       status: 'unknown',
@@ -435,7 +438,7 @@ describe('AuthorizeNetClient.void', () => {
       message: 'The transaction cannot be found.',
     });
     nockNoAnswer(BASE);
-    expect((await client().void(VOID)).status).toBe('unknown');
+    expect((await client(HANGING_CALL_TIMEOUT_MS).void(VOID)).status).toBe('unknown');
   });
 });
 

@@ -1,6 +1,7 @@
 import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
 import { AUTHORIZENET_CURRENCIES } from '../../../src/gateways/authorizenet/currencies.ts';
 import { toGateway } from '../../../src/money/gateway-amount.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
 import { anetFixture, LOGIN_ID, nockApi, nockNoAnswer, TRANSACTION_KEY } from './support.ts';
 
@@ -20,12 +21,12 @@ const withResponseCode = (answer: any, responseCode: string) => ({
 /** Authorize.Net in the shared contract suite, on the real JSON answers of test/fixtures/authorizenet. */
 export const contract: ContractCase = {
   gateway: 'authorizenet',
-  client: () =>
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
     new AuthorizeNetClient({
       apiLoginId: LOGIN_ID,
       transactionKey: TRANSACTION_KEY,
       apiBase: BASE,
-      timeoutMs: 1000,
+      timeoutMs,
     }),
   charge: {
     reference: REFERENCE,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import nock from 'nock';
+import { noAnswer } from '../../support/timeouts.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/authorizenet');
 
@@ -82,12 +83,7 @@ export function nockMerchantDetails(base: string) {
   return nockApi(base, 'getMerchantDetailsRequest', anetFixture('api.getMerchantDetails.json'));
 }
 
-/**
- * A call on `base` that never gets an answer, so the client's timeout fires. (A delayed nock reply
- * would complete on the already aborted fetch and trip an undici assertion.)
- */
+/** A call on `base` that never gets an answer, so the client's timeout fires. */
 export function nockNoAnswer(base: string) {
-  return nock(base)
-    .post(API_PATH)
-    .reply(() => new Promise<[number, string]>(() => {}));
+  return nock(base).post(API_PATH).reply(noAnswer);
 }

@@ -5,6 +5,7 @@ import { parseAnetJson } from '../../../src/gateways/authorizenet/conventions.ts
 import { signAuthorizenetPayload } from '../../../src/gateways/authorizenet/test-events.ts';
 import { AuthorizeNetWebhook } from '../../../src/gateways/authorizenet/webhook.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   anetFixture,
   anetFixtureRaw,
@@ -35,7 +36,7 @@ const newClient = () =>
     apiLoginId: LOGIN_ID,
     transactionKey: TRANSACTION_KEY,
     apiBase: BASE,
-    timeoutMs: 500,
+    timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
   });
 
 describe('AuthorizeNetWebhook.verify', () => {

@@ -4,6 +4,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EwayClient } from '../../../src/gateways/eway/client.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   EWAY_TEST_AUTHORIZATION,
   EWAY_TEST_KEY,
@@ -13,7 +14,7 @@ import {
 } from './fixtures.ts';
 
 const BASE = 'https://eway.client.test';
-const client = (apiBase = BASE, timeoutMs = 500) =>
+const client = (apiBase = BASE, timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
   new EwayClient({ apiKey: EWAY_TEST_KEY, apiPassword: EWAY_TEST_PASSWORD, apiBase, timeoutMs });
 
 const APPROVED = ewayFixture('api.transaction.token_payment.approved.json');
@@ -200,7 +201,7 @@ describe('EwayClient', () => {
     });
 
     it('leaves a timed-out charge unknown', async () => {
-      const outcome = await client(url, 200).charge(CHARGE);
+      const outcome = await client(url, HANGING_CALL_TIMEOUT_MS).charge(CHARGE);
       expect(outcome).toMatchObject({ status: 'unknown' });
       expect(outcome.status === 'unknown' && outcome.message).toMatch(/^POST \/Transaction: TimeoutError/);
     });

@@ -1,5 +1,6 @@
 import nock from 'nock';
 import { EwayClient } from '../../../src/gateways/eway/client.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
 import {
   EWAY_TEST_AUTHORIZATION,
@@ -20,8 +21,8 @@ const REFERENCE = 'txn_contractewayx0000001';
  */
 export const contract: ContractCase = {
   gateway: 'eway',
-  client: () =>
-    new EwayClient({ apiKey: EWAY_TEST_KEY, apiPassword: EWAY_TEST_PASSWORD, apiBase: BASE, timeoutMs: 300 }),
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
+    new EwayClient({ apiKey: EWAY_TEST_KEY, apiPassword: EWAY_TEST_PASSWORD, apiBase: BASE, timeoutMs }),
   charge: {
     reference: REFERENCE,
     amount: 100n,
@@ -48,10 +49,7 @@ export const contract: ContractCase = {
     return { code: 'D4401', message: /Refer to Issuer/ };
   },
   nockTimeout() {
-    // A 5xx rather than nock's `.delay`: with fetch, a delayed nock reply to a request aborted by its
-    // timeout trips an undici assertion (uncaught). The real timeout is tested in client.test.ts
-    // against a local server that never answers.
-    nock(BASE).post('/Transaction').reply(503, 'Service Unavailable');
+    nock(BASE).post('/Transaction').reply(noAnswer);
   },
   nockPollFindsSuccess() {
     const query = ewayFixture('api.transaction.query_by_id.json');

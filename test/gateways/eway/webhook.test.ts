@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EwayWebhook, parseHint } from '../../../src/gateways/eway/webhook.ts';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { WebhookPayloadError } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import { EWAY_TEST_AUTHORIZATION, EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture } from './fixtures.ts';
 
 const BASE = 'https://eway.webhook.test';
@@ -10,7 +11,7 @@ const webhook = new EwayWebhook({
   apiKey: EWAY_TEST_KEY,
   apiPassword: EWAY_TEST_PASSWORD,
   apiBase: BASE,
-  timeoutMs: 500,
+  timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
 });
 const ACCESS_CODE: string = ewayFixture('api.access_code_shared.create.json').AccessCode;
 const DECLINE = ewayFixture('api.transaction.purchase.declined_D4401.json');

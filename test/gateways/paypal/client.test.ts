@@ -4,18 +4,21 @@ import { newId } from '../../../src/db/ids.ts';
 import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { attemptCreatedAt, parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
 
 const BASE = 'https://paypal.client.test';
 const VAULTED = paypalFixture('api.orders.create.vaulted_card_capture.completed.json');
 const DECLINED = paypalFixture('api.orders.capture.card_declined_insufficient_funds.json');
 
-const client = (now?: () => number) =>
+/** A client whose calls time out after `timeoutMs`, its token request after the long timeout. */
+const client = (now?: () => number, timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
   new PaypalClient({
     clientId: 'client-id',
     clientSecret: 'client-secret',
     apiBase: BASE,
-    timeoutMs: 300,
+    timeoutMs,
+    tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
     now,
   });
 
@@ -259,11 +262,8 @@ describe('PaypalClient.charge', () => {
 
   it('leaves a timeout unknown', async () => {
     nockToken(BASE).reply(200, TOKEN);
-    // An answer that never comes (nock's `delay` would answer the aborted fetch later, which undici refuses).
-    nock(BASE)
-      .post('/v2/checkout/orders')
-      .reply(() => new Promise(() => {}) as never);
-    const outcome = await client().charge(chargeOf());
+    nock(BASE).post('/v2/checkout/orders').reply(noAnswer);
+    const outcome = await client(undefined, HANGING_CALL_TIMEOUT_MS).charge(chargeOf());
     expect(outcome).toMatchObject({ status: 'unknown', message: expect.stringMatching(/TimeoutError/) });
   });
 

@@ -3,6 +3,7 @@ import { newId } from '../../../src/db/ids.ts';
 import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { PAYPAL_CURRENCIES } from '../../../src/gateways/paypal/currencies.ts';
 import { toGateway } from '../../../src/money/gateway-amount.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
 import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
 
@@ -33,8 +34,14 @@ function nockCreateOrder(): nock.Interceptor {
 /** PayPal (Orders v2 / Payments v2) in the shared contract suite, on the real fixture answers. */
 export const contract: ContractCase = {
   gateway: 'paypal',
-  client: () =>
-    new PaypalClient({ clientId: 'client-id', clientSecret: 'client-secret', apiBase: BASE, timeoutMs: 300 }),
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
+    new PaypalClient({
+      clientId: 'client-id',
+      clientSecret: 'client-secret',
+      apiBase: BASE,
+      timeoutMs,
+      tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
+    }),
   charge: {
     reference: REFERENCE,
     amount: 2507n,
@@ -55,12 +62,10 @@ export const contract: ContractCase = {
   },
   nockTimeout() {
     nockToken(BASE).reply(200, TOKEN);
-    // No answer in time (a delayed nock answer to an aborted fetch upsets undici, so none comes).
-    nockCreateOrder().reply(() => new Promise(() => {}) as never);
+    nockCreateOrder().reply(noAnswer);
   },
   nockPollFindsSuccess() {
-    // The same client polls, so its token is usually still cached.
-    nockToken(BASE).optionally().reply(200, TOKEN);
+    nockToken(BASE).reply(200, TOKEN);
     // Repeating the create with the same PayPal-Request-Id returns the original order (HTTP 200).
     nockCreateOrder().reply(200, APPROVED);
   },

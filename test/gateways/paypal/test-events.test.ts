@@ -5,12 +5,13 @@ import {
   PAYPAL_TEST_EVENT_TYPES,
 } from '../../../src/gateways/paypal/test-events.ts';
 import { PaypalWebhook } from '../../../src/gateways/paypal/webhook.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import { TEST_CERT_PEM, TEST_KEY_FILE } from './fixtures.ts';
 
 const config = { PAYPAL_WEBHOOK_ID: '8PT597110X687430LKGECATA' };
 const verifier = new PaypalWebhook({
   webhookId: config.PAYPAL_WEBHOOK_ID,
-  timeoutMs: 500,
+  timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
   testCertificatePem: TEST_CERT_PEM,
 });
 const savedKeyFile = process.env.PAYPAL_TEST_KEY_FILE;

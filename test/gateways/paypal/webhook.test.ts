@@ -6,6 +6,7 @@ import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { signPaypalDelivery } from '../../../src/gateways/paypal/test-events.ts';
 import { PaypalWebhook, signedMessage } from '../../../src/gateways/paypal/webhook.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../../../src/gateways/types.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   nockSimulatorCertificate,
   nockToken,
@@ -25,7 +26,7 @@ import {
 const webhook = (options: Partial<ConstructorParameters<typeof PaypalWebhook>[0]> = {}) =>
   new PaypalWebhook({
     webhookId: SIMULATOR_WEBHOOK_ID,
-    timeoutMs: 500,
+    timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
     now: () => SIMULATOR_CLOCK,
     ...options,
   });
@@ -509,7 +510,7 @@ describe('PaypalWebhook.verify by PayPal API (PAYPAL_WEBHOOK_VERIFICATION=api)',
         clientId: 'client-id',
         clientSecret: 'client-secret',
         apiBase: API,
-        timeoutMs: 500,
+        timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
       }),
     });
 

@@ -3,7 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
 import { verdictOf } from '../../../src/gateways/securepay/status.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
-import { noAnswer, nockToken, PAID, securepayFixture } from './fixtures.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
+import { nockToken, PAID, securepayFixture } from './fixtures.ts';
 
 const API = 'https://payments.securepay.test';
 const AUTH_URL = 'https://auth.securepay.test/oauth/token';
@@ -14,14 +15,16 @@ const REFERENCE = PAID.orderId as string;
 const FAILED = securepayFixture('api.customers.payments.failed.constructed.json');
 const REFUND = securepayFixture('api.orders.refunds.paid.constructed.json');
 
-const client = () =>
+/** A client whose calls time out after `timeoutMs`, its token request after the long timeout. */
+const client = (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
   new SecurepayClient({
     clientId: 'sp-client-id',
     clientSecret: 'sp-client-secret',
     merchantCode: '5AR0055',
     apiBase: API,
     authUrl: AUTH_URL,
-    timeoutMs: 300,
+    timeoutMs,
+    tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
   });
 
 const charge: ChargeRequest = {
@@ -241,13 +244,13 @@ describe('SecurepayClient', () => {
     it('leaves the outcome unknown on a timeout and on a network error', async () => {
       nockToken(AUTH_URL, TOKEN);
       nock(API).post(PAYMENTS).reply(noAnswer);
-      const securepay = client();
-      expect(await securepay.charge(charge)).toMatchObject({
+      expect(await client(HANGING_CALL_TIMEOUT_MS).charge(charge)).toMatchObject({
         status: 'unknown',
         message: /TimeoutError|abort/i,
       });
-      nock(API).post(PAYMENTS).replyWithError({ code: 'ECONNRESET', message: 'socket hang up' });
-      expect((await securepay.charge(charge)).status).toBe('unknown');
+      nockToken(AUTH_URL, TOKEN);
+      nock(API).post(PAYMENTS).replyWithError('socket hang up');
+      expect((await client().charge(charge)).status).toBe('unknown');
     });
   });
 
@@ -304,8 +307,10 @@ describe('SecurepayClient', () => {
       expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
       nock(API).post(path).reply(500, securepayFixture('api.error.500.constructed.json'));
       expect((await securepay.refund(refund)).status).toBe('unknown');
+      // The timeout on a client of its own: only the call that never gets an answer has a short one.
+      nockToken(AUTH_URL, TOKEN);
       nock(API).post(path).reply(noAnswer);
-      expect((await securepay.refund(refund)).status).toBe('unknown');
+      expect((await client(HANGING_CALL_TIMEOUT_MS).refund(refund)).status).toBe('unknown');
       nock(API)
         .post(path)
         .reply(201, { ...REFUND, amount: 2400 });
@@ -408,7 +413,8 @@ describe('SecurepayClient', () => {
       nockToken(AUTH_URL, TOKEN);
       if (name === 'two 401s') nockToken(AUTH_URL, 'second-token');
       setup();
-      expect((await client().fetchTransaction(query)).status).toBe('unknown');
+      const timeoutMs = name === 'a timeout' ? HANGING_CALL_TIMEOUT_MS : ANSWERED_CALL_TIMEOUT_MS;
+      expect((await client(timeoutMs).fetchTransaction(query)).status).toBe('unknown');
     });
 
     it('refuses to repeat a charge that is not the one asked about', async () => {

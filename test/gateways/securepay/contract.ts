@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
-import { noAnswer, nockToken, PAID, securepayFixture } from './fixtures.ts';
+import { nockToken, PAID, securepayFixture } from './fixtures.ts';
 
 const BASE = 'https://securepay.contract.test';
 const AUTH_URL = 'https://auth.securepay.contract.test/oauth/token';
@@ -13,18 +14,19 @@ const REFUND = securepayFixture('api.orders.refunds.paid.constructed.json');
 /**
  * SecurePay in the shared contract suite, on the constructed answers of test/fixtures/securepay (no
  * real SecurePay body is public; see SOURCES.md there). Every client is new, so each scenario's first
- * call fetches an OAuth token; the repeat after a timeout reuses the token of the timed-out charge.
+ * call fetches an OAuth token, the repeat after a timeout too.
  */
 export const contract: ContractCase = {
   gateway: 'securepay',
-  client: () =>
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
     new SecurepayClient({
       clientId: 'sp-contract-id',
       clientSecret: 'sp-contract-secret',
       merchantCode: '5AR0055',
       apiBase: BASE,
       authUrl: AUTH_URL,
-      timeoutMs: 300,
+      timeoutMs,
+      tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
     }),
   charge: {
     reference: REFERENCE,
@@ -50,6 +52,7 @@ export const contract: ContractCase = {
   },
   nockPollFindsSuccess() {
     // The idempotent repeat: same Idempotency-Key and orderId, answered with the paid payment.
+    nockToken(AUTH_URL);
     nock(BASE)
       .post(PAYMENTS, (body) => body.orderId === REFERENCE)
       .matchHeader('idempotency-key', REFERENCE)

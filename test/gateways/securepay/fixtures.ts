@@ -28,11 +28,3 @@ export function nockToken(authUrl: string, token = 'sp-token-1', expiresIn = 864
       expires_in: expiresIn,
     });
 }
-
-/**
- * A reply that never comes, for timeouts: the client's AbortSignal fires first. (A nock `.delay()`
- * reply that lands after fetch aborted trips an assertion inside undici and fails the run.)
- */
-export function noAnswer(): Promise<[number, string]> {
-  return new Promise(() => {});
-}

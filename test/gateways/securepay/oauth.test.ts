@@ -4,13 +4,14 @@ import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { OAuthError, TokenCache } from '../../../src/gateways/oauth.ts';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
 import { SECUREPAY_AUDIENCE } from '../../../src/gateways/securepay/conventions.ts';
-import { noAnswer, nockToken, PAID, securepayFixture } from './fixtures.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
+import { nockToken, PAID, securepayFixture } from './fixtures.ts';
 
 const AUTH_ORIGIN = 'https://auth.securepay.test';
 const AUTH_URL = `${AUTH_ORIGIN}/oauth/token`;
 const API = 'https://securepay.test';
 
-function cache(now: () => number = Date.now, timeoutMs = 300) {
+function cache(now: () => number = Date.now, timeoutMs = ANSWERED_CALL_TIMEOUT_MS) {
   return new TokenCache(
     {
       tokenUrl: AUTH_URL,
@@ -104,12 +105,10 @@ describe('TokenCache against the SecurePay token endpoint', () => {
   });
 
   it('throws GatewayUnreachable when the endpoint does not answer: connection refused, or the timeout', async () => {
-    nock(AUTH_ORIGIN)
-      .post('/oauth/token')
-      .replyWithError({ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' });
+    nock(AUTH_ORIGIN).post('/oauth/token').replyWithError('connect ECONNREFUSED');
     await expect(cache().get()).rejects.toThrow(GatewayUnreachable);
     nock(AUTH_ORIGIN).post('/oauth/token').reply(noAnswer);
-    await expect(cache(Date.now, 100).get()).rejects.toThrow(GatewayUnreachable);
+    await expect(cache(Date.now, HANGING_CALL_TIMEOUT_MS).get()).rejects.toThrow(GatewayUnreachable);
     nock.abortPendingRequests();
   });
 });
@@ -129,7 +128,7 @@ describe('SecurepayClient and its token', () => {
       merchantCode: '5AR0055',
       apiBase: API,
       authUrl: AUTH_URL,
-      timeoutMs: 300,
+      timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
     });
   const charge = {
     reference: PAID.orderId as string,
@@ -188,7 +187,7 @@ describe('SecurepayClient and its token', () => {
   });
 
   it('declines with `token_unavailable` when the token endpoint does not answer: no payment request is sent', async () => {
-    nock(AUTH_ORIGIN).post('/oauth/token').replyWithError({ code: 'ECONNRESET', message: 'socket hang up' });
+    nock(AUTH_ORIGIN).post('/oauth/token').replyWithError('socket hang up');
     expect(await client().charge(charge)).toMatchObject({ status: 'declined', code: 'token_unavailable' });
   });
 

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { StripeClient } from '../../../src/gateways/stripe/client.ts';
 import { stripeFixture } from '../../support/stripe.ts';
+import { ANSWERED_CALL_TIMEOUT_MS, NO_ANSWER_DELAY_MS } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
 
 const BASE = 'https://stripe.contract.test';
@@ -19,7 +20,8 @@ const reply = (body: string | object) =>
 /** Stripe in the shared contract suite, on the real fixture PaymentIntent, decline and refund. */
 export const contract: ContractCase = {
   gateway: 'stripe',
-  client: () => new StripeClient({ secretKey: 'sk_test_contract', apiBase: BASE, timeoutMs: 300 }),
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
+    new StripeClient({ secretKey: 'sk_test_contract', apiBase: BASE, timeoutMs }),
   charge: {
     reference: REFERENCE,
     amount: 4620n,
@@ -38,7 +40,7 @@ export const contract: ContractCase = {
     return { code: 'card_declined', message: /Your card was declined.*generic_decline/ };
   },
   nockTimeout() {
-    nock(BASE).post('/v1/payment_intents').delay(800).reply(200, INTENT);
+    nock(BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, INTENT);
   },
   nockPollFindsSuccess() {
     nock(BASE)
