@@ -9,7 +9,7 @@ describe('process exit codes with the embedded PostgreSQL module loaded', () => 
     const child = spawnSync(
       process.execPath,
       ['--input-type=module', '-e', `await import(${JSON.stringify(EMBEDDED)}); process.exitCode = 3;`],
-      { encoding: 'utf8', timeout: 20_000 },
+      { encoding: 'utf8', timeout: 100_000 },
     );
     expect(child.stderr).toBe('');
     expect(child.status).toBe(3);
