@@ -68,11 +68,8 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
 
   router.get('/admin/queues', async (_req, res) => {
     const token = html(res.locals.formToken);
-    // Counted from the job table now: pg-boss's own queue statistics are cached for a minute.
-    const counts = await sql<{ name: string; state: string; n: number }>`
-      SELECT name, state, count(*)::int AS n FROM pgboss.job GROUP BY name, state`.execute(db);
-    const count = (name: string, ...states: string[]) =>
-      counts.rows.filter((r) => r.name === name && states.includes(r.state)).reduce((sum, r) => sum + r.n, 0);
+    // pg-boss's queue statistics, through its API: counted by the supervising (worker) instance's
+    // monitor every `monitorIntervalSeconds` (10 s, src/queue/boss.ts), so up to that old.
     const queues = (await boss.getQueues()).filter((q) => !q.name.startsWith('__pgboss'));
     const dead = await listDeadLetters(boss);
     const inbox = await db
@@ -122,12 +119,13 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
   code { font-size: 12px; }
 </style></head><body>
 <h1>billhook queues</h1>
-<table><thead><tr><th>queue</th><th>waiting</th><th>retrying</th><th>active</th><th>completed</th><th>failed</th></tr></thead><tbody>
+<p>Jobs as pg-boss last counted them (every 10 s).</p>
+<table><thead><tr><th>queue</th><th>ready</th><th>deferred</th><th>active</th><th>failed</th><th>stored</th></tr></thead><tbody>
 ${queues
-  .map((q) => {
-    const failed = count(q.name, 'failed');
-    return `<tr><td>${html(q.name)}</td><td class="n">${count(q.name, 'created')}</td><td class="n">${count(q.name, 'retry')}</td><td class="n">${count(q.name, 'active')}</td><td class="n">${count(q.name, 'completed')}</td><td class="n${failed ? ' bad' : ''}">${failed}</td></tr>`;
-  })
+  .map(
+    (q) =>
+      `<tr><td>${html(q.name)}</td><td class="n">${q.readyCount}</td><td class="n">${q.deferredCount}</td><td class="n">${q.activeCount}</td><td class="n${q.failedCount ? ' bad' : ''}">${q.failedCount}</td><td class="n">${q.totalCount}</td></tr>`,
+  )
   .join('\n')}
 </tbody></table>
 <h2>Inbox</h2>

@@ -68,6 +68,20 @@ describe('/admin/queues', () => {
     expect(await (await page()).text()).toMatch(/Dead letters \(0\)/);
   });
 
+  it("counts each queue's jobs through pg-boss's queue statistics (its API, not its tables)", async () => {
+    // Two jobs no worker takes (a dead-letter queue): ready 2, deferred 0, active 0, failed 0, stored 2
+    // once pg-boss's monitor has counted them (every 10 s).
+    await app.runtime.boss.send('subscription.renew.dead', { subscriptionId: 'sub_admin_count_1' });
+    await app.runtime.boss.send('subscription.renew.dead', { subscriptionId: 'sub_admin_count_2' });
+    const row =
+      '<tr><td>subscription.renew.dead</td><td class="n">2</td><td class="n">0</td><td class="n">0</td><td class="n">0</td><td class="n">2</td></tr>';
+    await waitFor(
+      'the counted jobs on the page',
+      async () => (await (await page()).text()).includes(row),
+      120_000,
+    );
+  });
+
   it('lists the dead letters of the other queues too, with their data', async () => {
     await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_dead' });
     const html = await (await page()).text();
