@@ -118,7 +118,9 @@ function jobStatementName(text: string): string {
  * is first stored in one round trip: BEGIN, the INSERT, pg-boss's job INSERT and COMMIT in one
  * socket write. When a delivery in it was already stored (the INSERT fails with a unique violation
  * and the transaction rolls back), the batch is stored again in two round trips: BEGIN with an INSERT
- * that skips stored rows, then the job naming the rows it stored, and COMMIT.
+ * that skips stored rows, then the job naming the rows it stored, and COMMIT. Pipeline mode, the
+ * corked stream and pg-boss's single job INSERT are library behaviour pinned by version: see
+ * UPGRADING.md beside this file before bumping `pg` or `pg-boss`.
  */
 export class Inbox {
   readonly #pool: pg.Pool;

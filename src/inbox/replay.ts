@@ -59,7 +59,9 @@ export async function replayInTransaction(
 /**
  * Takes the events `ids` out of the queued `webhook.process` dead letters that name them (their
  * `inboxIds` and `errors`), and deletes the dead letters left with no event: an event processed
- * again is no longer dead, and a later *Retry all* must not send it a second time.
+ * again is no longer dead, and a later *Retry all* must not send it a second time. It edits pg-boss's
+ * `job` table directly, in the replay's transaction (pg-boss has no transactional edit of a job's
+ * data): see UPGRADING.md beside this file.
  */
 async function dropFromDeadLetters(trx: Kysely<Database>, ids: string[]): Promise<void> {
   const named = sql`

@@ -79,6 +79,7 @@ export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetter
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
   for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
     const sent = await db.transaction().execute(async (trx) => {
+      // pg-boss's table, in this transaction: see src/inbox/UPGRADING.md.
       const deleted = await sql`
         DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
         WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'`.execute(
