@@ -60,8 +60,9 @@ export async function replayInTransaction(
  * Takes the events `ids` out of the queued `webhook.process` dead letters that name them (their
  * `inboxIds` and `errors`), and deletes the dead letters left with no event: an event processed
  * again is no longer dead, and a later *Retry all* must not send it a second time. It edits pg-boss's
- * `job` table directly, in the replay's transaction (pg-boss has no transactional edit of a job's
- * data): see UPGRADING.md beside this file.
+ * `job` table directly, in the replay's transaction: it locks the dead letters it reads (`FOR
+ * UPDATE`), which pg-boss's `findJobs` + `update` cannot, so two replays at once could each write
+ * back a letter missing only their own event. See UPGRADING.md beside this file.
  */
 async function dropFromDeadLetters(trx: Kysely<Database>, ids: string[]): Promise<void> {
   const named = sql`
