@@ -1,27 +1,9 @@
-import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { blockedInserts, holdInboxLock } from '../support/inbox-lock.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 
 /** PRODUCT.md §9: when the database falls behind, deliveries are refused with 503 and Retry-After, not queued without bound. */
-/** The database falling behind: a session holding the inbox table locked until its COMMIT. */
-async function holdInboxLock(app: TestApp): Promise<pg.Client> {
-  const blocker = new pg.Client(app.runtime.databaseUrl);
-  await blocker.connect();
-  await blocker.query('BEGIN');
-  await blocker.query('LOCK TABLE inbox IN SHARE MODE');
-  return blocker;
-}
-
-/** Inserts into the inbox now waiting for that lock. */
-async function blockedInserts(app: TestApp): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO inbox%'`.execute(app.runtime.db);
-  return rows[0]?.n ?? 0;
-}
-
 describe('webhook backpressure', () => {
   let app: TestApp;
 
@@ -45,11 +27,11 @@ describe('webhook backpressure', () => {
 
   it('answers 503 busy with Retry-After beyond WEBHOOK_MAX_WAITING, stores nothing for those, and stores the rest once the database catches up', async () => {
     // The database falls behind: inserts into the inbox wait for a lock another session holds.
-    const blocker = await holdInboxLock(app);
+    const blocker = await holdInboxLock(app.runtime.databaseUrl);
     try {
       // Two transactions in flight, both blocked.
       const inFlight = [deliver(1), deliver(2)];
-      await expect.poll(() => blockedInserts(app), { timeout: 60_000 }).toBe(2);
+      await expect.poll(() => blockedInserts(app.runtime.db), { timeout: 60_000 }).toBe(2);
       // One more may wait; the rest are refused at once.
       const more = [deliver(3), deliver(4), deliver(5)];
       const refused: Awaited<ReturnType<typeof deliver>>[] = [];
@@ -98,12 +80,12 @@ describe('webhook backpressure by bytes', () => {
   afterAll(() => app.stop());
 
   it('answers 503 busy with Retry-After beyond WEBHOOK_MAX_WAITING_BYTES (far below WEBHOOK_MAX_WAITING), stores nothing for those, and takes more once the bytes are answered', async () => {
-    const blocker = await holdInboxLock(app);
+    const blocker = await holdInboxLock(app.runtime.databaseUrl);
     let held: Awaited<ReturnType<typeof deliverStripe>>[];
     try {
       // Two bodies held (2 × size bytes) in the two transactions in flight, both blocked.
       const inFlight = [deliverStripe(app.url, body(1)), deliverStripe(app.url, body(2))];
-      await expect.poll(() => blockedInserts(app), { timeout: 60_000 }).toBe(2);
+      await expect.poll(() => blockedInserts(app.runtime.db), { timeout: 60_000 }).toBe(2);
       // A third body would hold 3 × size > 2.5 × size: refused at once, though only 2 deliveries wait.
       const refused = await Promise.all([deliverStripe(app.url, body(3)), deliverStripe(app.url, body(4))]);
       for (const response of refused) {

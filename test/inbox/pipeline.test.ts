@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { blockedInserts, holdInboxLock } from '../support/inbox-lock.ts';
 import { startWireProxy, type WireConnection, type WireProxy } from '../support/pg-wire.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -35,8 +35,6 @@ describe('the inbox group commit goes out pipelined', () => {
 
   it('writes COMMIT (and the job) while the inbox INSERT still waits, and stores a batch of concurrent webhooks through it', async () => {
     // The database falls behind: inserts into the inbox wait for a lock this session holds.
-    const blocker = new pg.Client(direct);
-    await blocker.connect();
     const deliveries = Array.from({ length: 20 }, (_, n) =>
       paymentIntentSucceeded({
         eventId: `evt_pipeline_${n}`,
@@ -46,18 +44,14 @@ describe('the inbox group commit goes out pipelined', () => {
         reference: `txn_pipeline_${n}`,
       }),
     );
+    const blocker = await holdInboxLock(direct);
     let answered: Awaited<ReturnType<typeof deliverStripe>>[];
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE inbox IN SHARE MODE');
       const responses = deliveries.map((payload) => deliverStripe(app.url, payload));
-      await waitFor('an inbox INSERT waiting for the lock', async () => {
-        // Asked outside the blocker's transaction: it would see one snapshot of pg_stat_activity.
-        const { rows } = await sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO inbox %'`.execute(app.runtime.db);
-        return (rows[0]?.n ?? 0) > 0;
-      });
+      await waitFor(
+        'an inbox INSERT waiting for the lock',
+        async () => (await blockedInserts(app.runtime.db)) > 0,
+      );
       // Pipelined, the rest of the transaction is already written behind the waiting INSERT: the
       // job INSERT and COMMIT are unanswered on the same connection. Without pipelining the client
       // writes one statement at a time, so nothing follows the INSERT until it is answered.
