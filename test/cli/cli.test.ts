@@ -257,7 +257,7 @@ describe('replay and dead letters from the CLI', { timeout: 180_000 }, () => {
   });
 
   it('migrate reports what it applied, then that the database is up to date', async () => {
-    const fresh = { ...env, DATABASE_URL: await createTestDatabase() };
+    const fresh = { ...env, DATABASE_URL: await createTestDatabase({ empty: true }) };
     const first = await cli(['migrate'], fresh);
     expect(first.stdout).toMatch(/^applied: 0001_foundation, 0002_transaction_polling/);
     const again = await cli(['migrate'], fresh);

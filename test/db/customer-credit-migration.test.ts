@@ -11,7 +11,7 @@ import { createTestDatabase } from '../support/database.ts';
 describe('migration 0015: a subscription’s credit balance becomes its customer’s credit', () => {
   let db: Db;
   beforeAll(async () => {
-    db = createDb(await createTestDatabase(), 2);
+    db = createDb(await createTestDatabase({ empty: true }), 2);
     const migrator = new Migrator({
       db,
       provider: new FileMigrationProvider({

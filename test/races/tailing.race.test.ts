@@ -38,7 +38,7 @@ interface Stream {
 describe('tailing the activity and ledger sequences under concurrent writers', () => {
   let app: TestApp;
   beforeAll(async () => {
-    const url = await createTestDatabase({ deadlock_timeout: DEADLOCK_TIMEOUT });
+    const url = await createTestDatabase({ settings: { deadlock_timeout: DEADLOCK_TIMEOUT } });
     app = await startTestApp({ DATABASE_URL: url, API_RATE_LIMIT_PER_MINUTE: '1000000' });
   });
   afterAll(() => app.stop());

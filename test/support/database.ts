@@ -2,19 +2,32 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 
+/** What `createTestDatabase` makes. */
+export interface TestDatabaseOptions {
+  /**
+   * An empty database, as an operator's first start or `billhook migrate` finds one (for tests of
+   * migrations and upgrades); by default a clone of the run's template, already migrated to the
+   * latest with pg-boss's schema and billhook's queues (test/support/global-setup.ts).
+   */
+  empty?: boolean;
+  /** Database settings, e.g. `{ deadlock_timeout: '10s' }`, set by the superuser (some are its only). */
+  settings?: Record<string, string>;
+}
+
 /**
- * Creates a fresh, empty database on the test run's embedded PostgreSQL, owned by the application's
- * role (not a superuser, as billhook runs), with `settings` (e.g. `{ deadlock_timeout: '10s' }`,
- * set by the superuser: some settings are the superuser's only).
+ * Creates a database on the test run's PostgreSQL, owned by the application's role (not a superuser,
+ * as billhook runs): a clone of the run's migrated template, or an empty one with `empty`. Created
+ * through the admin URL, which is direct even when the app's URL goes through PgBouncer.
  * @returns its `postgres://` URL, as the application's role
  */
-export async function createTestDatabase(settings: Record<string, string> = {}): Promise<string> {
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<string> {
   const name = `t_${randomBytes(6).toString('hex')}`;
+  const template = options.empty ? '' : ` TEMPLATE ${inject('postgresTemplate')}`;
   const client = new pg.Client(inject('postgresAdminUrl'));
   await client.connect();
   try {
-    await client.query(`CREATE DATABASE ${name} OWNER ${inject('postgresAppRole')}`);
-    for (const [setting, value] of Object.entries(settings))
+    await client.query(`CREATE DATABASE ${name}${template} OWNER ${inject('postgresAppRole')}`);
+    for (const [setting, value] of Object.entries(options.settings ?? {}))
       await client.query(`ALTER DATABASE ${name} SET ${setting} = ${client.escapeLiteral(value)}`);
   } finally {
     await client.end();
