@@ -101,15 +101,15 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
         .where('api_key_id', '=', apiKeyId)
         .where('key', '=', key)
         .executeTakeFirstOrThrow();
-      const expired = Date.now() - stored.created_at.getTime() >= ttlHours * 3_600_000;
-      if (expired) {
+      const firstUseCutoff = new Date(Date.now() - ttlHours * 3_600_000);
+      if (stored.created_at <= firstUseCutoff) {
         // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
         const taken = await db
           .updateTable('idempotency_keys')
           .set({ request_hash: hash, response_status: null, response_body: null, created_at: new Date() })
           .where('api_key_id', '=', apiKeyId)
           .where('key', '=', key)
-          .where('created_at', '<=', new Date(Date.now() - ttlHours * 3_600_000))
+          .where('created_at', '<=', firstUseCutoff)
           .executeTakeFirst();
         if (taken.numUpdatedRows === 0n) return inUse(res);
         recordAnswer(db, res, apiKeyId, key, next);
