@@ -5,11 +5,11 @@ import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
-import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
+import { deadQueueOf, QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 import { raiseException } from '../reconcile/exceptions.ts';
 
 /** The dead-letter queue of `webhook.process`. */
-const DEAD_WEBHOOKS = `${QUEUES.webhookProcess}.dead`;
+const DEAD_WEBHOOKS = deadQueueOf(QUEUES.webhookProcess);
 
 /**
  * Processes stored events again: each is set back to `received`, taken out of any `webhook.process`

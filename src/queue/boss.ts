@@ -1,6 +1,6 @@
 import { PgBoss, type QueueOptions, type UpdateQueueOptions } from 'pg-boss';
 import type { Config } from '../config/env.ts';
-import { QUEUES } from './queues.ts';
+import { deadQueueOf, QUEUES, type QueueName } from './queues.ts';
 
 /** Dead letters are kept 30 days for an operator to retry or delete. */
 const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
@@ -88,10 +88,10 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
  */
 async function queueWithDeadLetter(
   boss: PgBoss,
-  name: string,
+  name: QueueName,
   policy: Omit<QueueOptions, 'deadLetter'> & UpdateQueueOptions,
 ): Promise<void> {
-  const deadLetter = `${name}.dead`;
+  const deadLetter = deadQueueOf(name);
   await boss.createQueue(deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
   await boss.createQueue(name, { ...policy, deadLetter });
   await boss.updateQueue(name, { ...policy, deadLetter });

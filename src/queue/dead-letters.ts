@@ -4,12 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
 import { BOSS_SCHEMA } from './boss.ts';
-import { QUEUES } from './queues.ts';
-
-/** One of billhook's queues, each with its dead-letter queue `<name>.dead`. */
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
-
-const deadQueueOf = (queue: QueueName) => `${queue}.dead`;
+import { deadQueueOf, QUEUES, type QueueName } from './queues.ts';
 
 /** `webhook.process` dead letters: the stored webhooks that kept failing, with each row's error. */
 const WebhookDeadLetter = z.object({

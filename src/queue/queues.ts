@@ -10,6 +10,12 @@ export const QUEUES = {
   invoiceRefund: 'invoice.refund',
 } as const;
 
+/** A queue of billhook's: one of {@link QUEUES}. */
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/** The dead-letter queue of `queue`: `<queue>.dead`, where a job goes after its last retry. */
+export const deadQueueOf = (queue: QueueName): `${QueueName}.dead` => `${queue}.dead`;
+
 /**
  * Job data of `webhook.process`: the inbox rows one receiving transaction stored (group commit: one
  * job per batch), and how many times billhook already retried them because their payment was not

@@ -5,7 +5,7 @@ import type { Db } from '../../db/database.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
 import { type ProcessOutcome, processInboxEvents } from '../../reconcile/process.ts';
-import { QUEUES, retryDelaySeconds, WebhookProcessJob } from '../queues.ts';
+import { deadQueueOf, QUEUES, retryDelaySeconds, WebhookProcessJob } from '../queues.ts';
 
 /**
  * Handles fetched `webhook.process` jobs. Each job's inbox rows are processed in chunks of
@@ -157,7 +157,10 @@ async function settleJob(
     log.warn({ jobId, inboxId: id, attempt: data.attempt, err: error }, 'webhook processing failed');
   if (failed.length > 0 && finalAttempt) {
     metrics.jobFailures.inc({ queue: QUEUES.webhookProcess }, failed.length);
-    await boss.send(`${QUEUES.webhookProcess}.dead`, { inboxIds: failed.map((f) => f.id), errors: failed });
+    await boss.send(deadQueueOf(QUEUES.webhookProcess), {
+      inboxIds: failed.map((f) => f.id),
+      errors: failed,
+    });
   } else {
     again.push(...failed.map((f) => f.id));
   }
