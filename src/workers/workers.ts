@@ -11,9 +11,9 @@ import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbo
 import type { Metrics } from '../metrics/metrics.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';
-import { pollDueTransactions } from './handlers/transaction-poll.ts';
-import { webhookProcessHandler } from './handlers/webhook-process.ts';
-import { QUEUES } from './queues.ts';
+import { QUEUES } from '../queue/queues.ts';
+import { pollDueTransactions } from './poll-transactions.ts';
+import { webhookProcessHandler } from './process-webhooks.ts';
 
 /** A webhook still unprocessed this long after it arrived has lost its job: the sweep re-enqueues it. */
 const STALE_INBOX_SECONDS = 600;

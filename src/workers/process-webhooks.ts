@@ -1,11 +1,11 @@
 import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { Config } from '../../config/env.ts';
-import type { Db } from '../../db/database.ts';
-import type { GatewayRegistry } from '../../gateways/registry.ts';
-import type { Metrics } from '../../metrics/metrics.ts';
-import { type ProcessOutcome, processInboxEvents } from '../../reconcile/process.ts';
-import { deadQueueOf, QUEUES, retryDelaySeconds, WebhookProcessJob } from '../queues.ts';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { deadQueueOf, QUEUES, retryDelaySeconds, WebhookProcessJob } from '../queue/queues.ts';
+import { type ProcessOutcome, processInboxEvents } from '../reconcile/process.ts';
 
 /**
  * Handles fetched `webhook.process` jobs. Each job's inbox rows are processed in chunks of
