@@ -6,7 +6,7 @@ import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { pruneIdempotencyKeys } from '../http/idempotency.ts';
+import { pruneIdempotencyKeys } from '../idempotency/keys.ts';
 import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
