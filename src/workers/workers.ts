@@ -1,35 +1,109 @@
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
+import type { JobWithMetadata, PgBoss, WorkOptions } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
-import { chargeDueInvoices } from '../billing/collection.ts';
-import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { pruneIdempotencyKeys } from '../idempotency/keys.ts';
-import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { RefundRetryJob } from '../payments/refund-queue.ts';
-import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';
-import { QUEUES } from '../queue/queues.ts';
-import { pollDueTransactions } from './poll-transactions.ts';
-import { webhookProcessHandler } from './process-webhooks.ts';
+import { QUEUES, type QueueName } from '../queue/queues.ts';
+import { collectInvoices } from './collect-invoices.ts';
+import type { JobHandler, WorkerContext } from './context.ts';
+import { pollTransactions } from './poll-transactions.ts';
+import { processWebhooks } from './process-webhooks.ts';
+import { recoverRefunds } from './recover-refunds.ts';
+import { renewSubscriptions } from './renew-subscriptions.ts';
+import { retryRefunds } from './retry-refunds.ts';
+import { sweepInbox } from './sweep-inbox.ts';
 
-/** A webhook still unprocessed this long after it arrived has lost its job: the sweep re-enqueues it. */
-const STALE_INBOX_SECONDS = 600;
+/** One queue's worker: how it is worked, when pg-boss enqueues its jobs, who acts, and its handler. */
+export interface Worker {
+  queue: QueueName;
+  /** pg-boss `work()` options (batch size, concurrency, polling); every handler gets job metadata. */
+  options: WorkOptions | ((config: Config) => WorkOptions);
+  /**
+   * The cron (UTC, minute resolution) on which pg-boss enqueues one job across all worker processes,
+   * or null for a queue whose jobs billhook sends. A `billingSweep` is scheduled only while
+   * `BILLING_SWEEPS` is on; with it off its schedule is removed (a pause).
+   */
+  schedule: { cron: string; billingSweep?: boolean } | null;
+  /** The actor of the activities the handler records (`system`: the default outside any `runAs`). */
+  actor: 'webhook' | 'scheduler' | 'worker' | 'system';
+  handler: JobHandler;
+}
+
+/** Every minute, on the minute. */
+const EVERY_MINUTE = '* * * * *';
 
 /**
- * A refund still `pending` without a gateway refund id this long after it was committed never had its
- * answer recorded (far past any gateway timeout): the poll sweep treats it as unknown.
+ * billhook's workers: one row per queue of {@link QUEUES} (test/workers/table.test.ts). The queues'
+ * retry policies and dead-letter queues are set up in queue/boss.ts (`ensureQueues`).
  */
-const UNANSWERED_REFUND_SECONDS = 600;
+export const WORKERS: readonly Worker[] = [
+  {
+    queue: QUEUES.webhookProcess,
+    options: (config) => ({
+      // Each job names a receiving batch's rows; the rows of all fetched jobs are applied together.
+      batchSize: 10,
+      localConcurrency: config.WEBHOOK_CONCURRENCY,
+      perJobResults: true,
+      burstWhenBatchFull: true,
+      pollingIntervalSeconds: 1,
+      // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
+      notifyPollingIntervalSeconds: 1,
+    }),
+    schedule: null,
+    actor: 'webhook',
+    handler: processWebhooks,
+  },
+  {
+    queue: QUEUES.transactionPoll,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: { cron: EVERY_MINUTE },
+    actor: 'scheduler',
+    handler: pollTransactions,
+  },
+  {
+    queue: QUEUES.refundRecover,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: { cron: EVERY_MINUTE },
+    actor: 'scheduler',
+    handler: recoverRefunds,
+  },
+  {
+    queue: QUEUES.invoiceRefund,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: null,
+    actor: 'worker',
+    handler: retryRefunds,
+  },
+  {
+    queue: QUEUES.invoiceCharge,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: { cron: EVERY_MINUTE, billingSweep: true },
+    actor: 'scheduler',
+    handler: collectInvoices,
+  },
+  {
+    queue: QUEUES.subscriptionRenew,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: { cron: EVERY_MINUTE, billingSweep: true },
+    actor: 'scheduler',
+    handler: renewSubscriptions,
+  },
+  {
+    queue: QUEUES.inboxSweep,
+    options: { pollingIntervalSeconds: 30 },
+    schedule: { cron: '*/5 * * * *' },
+    actor: 'system',
+    handler: sweepInbox,
+  },
+];
 
 /**
- * Starts billhook's job workers on a started pg-boss: `webhook.process` in batches, the
- * `transaction.poll` (attempts pending or unknown, and refunds left without an answer),
- * `subscription.renew` and `invoice.charge` (scheduled charges and dunning) sweeps every minute and
- * the `inbox.sweep` every five minutes (scheduled: one job per tick across all workers; it also
- * deletes expired idempotency keys).
+ * Starts a worker for each row of {@link WORKERS} on a started pg-boss (whose queues `ensureQueues`
+ * created) and applies each row's schedule: scheduled queues get one job per tick across all worker
+ * processes; the billing sweeps are scheduled, or unscheduled, by `BILLING_SWEEPS`. A failed attempt
+ * of any job is counted in `billhook_job_failures_total` and logged.
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -39,111 +113,33 @@ export async function startWorkers(
   log: Logger,
   metrics: Metrics,
 ): Promise<void> {
-  const processWebhooks = webhookProcessHandler(db, boss, registry, config, log, metrics);
-  await boss.work(
-    QUEUES.webhookProcess,
-    {
-      // Each job names a receiving batch's rows; the rows of all fetched jobs are applied together.
-      batchSize: 10,
-      localConcurrency: config.WEBHOOK_CONCURRENCY,
-      includeMetadata: true,
-      perJobResults: true,
-      burstWhenBatchFull: true,
-      pollingIntervalSeconds: 1,
-      // NOTIFY wakes workers for new jobs only; retries come due by time, so keep polling every second.
-      notifyPollingIntervalSeconds: 1,
-    },
-    // Activities recorded while applying webhooks name `webhook` as their actor.
-    (jobs) => runAs('webhook', () => processWebhooks(jobs)),
-  );
-  await boss.work(
-    QUEUES.transactionPoll,
-    { pollingIntervalSeconds: 5 },
-    counted(QUEUES.transactionPoll, async () => {
-      await runAs('scheduler', () => pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log));
-      const refunds = await runAs('scheduler', () =>
-        recoverUnansweredRefunds(db, boss, UNANSWERED_REFUND_SECONDS),
-      );
-      if (refunds.length)
-        log.warn({ refunds }, 'transaction.poll queued refunds that never got an answer recorded');
-    }),
-  );
-  await boss.schedule(QUEUES.transactionPoll, '* * * * *');
-  await boss.work(
-    QUEUES.invoiceCharge,
-    { pollingIntervalSeconds: 5 },
-    counted(QUEUES.invoiceCharge, async () => {
-      await runAs('scheduler', () => chargeDueInvoices(db, registry, config, new Date(), { log }));
-    }),
-  );
-  await billingSchedule(QUEUES.invoiceCharge);
-  // Refunds the gateway left unknown: sent again where that is idempotent, else (or at the last try)
-  // a reconciliation exception; a job still unknown throws, so pg-boss retries it with backoff.
-  await boss.work(
-    QUEUES.invoiceRefund,
-    { pollingIntervalSeconds: 5, includeMetadata: true },
-    counted(QUEUES.invoiceRefund, async ([job]: JobWithMetadata<unknown>[]) => {
-      if (!job) return;
-      const { refundId } = RefundRetryJob.parse(job.data);
-      const result = await runAs('worker', () =>
-        retryUnknownRefund(db, registry, refundId, job.retryCount >= job.retryLimit),
-      );
-      if (result.kind === 'still_unknown')
-        throw new Error(`refund ${refundId}: still no answer from the gateway`);
-    }),
-  );
-  await boss.work(
-    QUEUES.inboxSweep,
-    { pollingIntervalSeconds: 30 },
-    counted(QUEUES.inboxSweep, async () => {
-      const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
-      if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
-      const abandoned = await abandonOrphanedEvents(db);
-      if (abandoned.length)
-        log.warn(
-          { inboxIds: abandoned },
-          'inbox.sweep: webhooks whose dead letter expired are exceptions now',
-        );
-      const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());
-      if (pruned) log.info({ count: pruned }, 'inbox.sweep dropped raw bodies past the retention');
-      const deleted = await pruneInboxRows(db, config.INBOX_ROW_RETENTION_DAYS, new Date());
-      if (deleted) log.info({ count: deleted }, 'inbox.sweep deleted finished rows past the row retention');
-      const expired = await pruneIdempotencyKeys(db, config.IDEMPOTENCY_KEY_TTL_HOURS, new Date());
-      if (expired) log.info({ count: expired }, 'inbox.sweep deleted expired idempotency keys');
-    }),
-  );
-  await boss.schedule(QUEUES.inboxSweep, '*/5 * * * *');
-  // Invoices every subscription period that has started (each once; see billing/renewal.ts).
-  await boss.work(
-    QUEUES.subscriptionRenew,
-    { pollingIntervalSeconds: 5 },
-    counted(QUEUES.subscriptionRenew, async () => {
-      const sweep = await runAs('scheduler', () => renewDueSubscriptions(db, new Date()));
-      if (sweep.failures.length)
-        log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
-    }),
-  );
-  await billingSchedule(QUEUES.subscriptionRenew);
+  const context: WorkerContext = { boss, db, registry, config, log, metrics };
+  for (const { queue, options, schedule, actor, handler } of WORKERS) {
+    const workOptions = typeof options === 'function' ? options(config) : options;
+    await boss.work(
+      queue,
+      { ...workOptions, includeMetadata: true },
+      counted(queue, (jobs: JobWithMetadata<unknown>[]) => runAs(actor, () => handler(jobs, context))),
+    );
+    if (schedule === null) continue;
+    if (!schedule.billingSweep || config.BILLING_SWEEPS) await boss.schedule(queue, schedule.cron);
+    else await boss.unschedule(queue);
+  }
 
   /**
    * Counts a failed attempt of a job of `queue` in `billhook_job_failures_total` and logs it; the error
-   * goes on to pg-boss, which retries the job or dead-letters it.
+   * goes on to pg-boss, which retries the job or dead-letters it. (`webhook.process` counts its failed
+   * jobs itself: it resolves with per-job results.)
    */
-  function counted<J>(queue: string, handler: (jobs: J) => Promise<void>): (jobs: J) => Promise<void> {
+  function counted<J, R>(queue: string, run: (jobs: J) => Promise<R>): (jobs: J) => Promise<R> {
     return async (jobs) => {
       try {
-        await handler(jobs);
+        return await run(jobs);
       } catch (error) {
         metrics.jobFailures.inc({ queue });
         log.warn({ queue, err: error }, 'job failed: pg-boss retries it or dead-letters it');
         throw error;
       }
     };
-  }
-
-  /** Schedules a billing sweep every minute, or removes its schedule while BILLING_SWEEPS is off. */
-  async function billingSchedule(queue: string): Promise<void> {
-    if (config.BILLING_SWEEPS) await boss.schedule(queue, '* * * * *');
-    else await boss.unschedule(queue);
   }
 }
