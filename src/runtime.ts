@@ -17,7 +17,7 @@ import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { currencyOfReference, findTransaction, hasUnidentifiedCharge } from './payments/transactions.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
-import { startWorkers } from './queue/workers.ts';
+import { startWorkers } from './workers/workers.ts';
 
 /** Which parts a process runs: `web` (HTTP), `worker` (jobs) or `all`. */
 export type Role = 'all' | 'web' | 'worker';

@@ -12,9 +12,9 @@ import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import { createLogger } from '../logger.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
-import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../queue/dead-letters.ts';
-import { pollDueTransactions } from '../queue/handlers/transaction-poll.ts';
 import { type Role, type Runtime, resolveDatabase, startRuntime } from '../runtime.ts';
+import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/dead-letters.ts';
+import { pollDueTransactions } from '../workers/poll-transactions.ts';
 import { sendTestWebhook } from './send-test-webhook.ts';
 
 function config(): Config {

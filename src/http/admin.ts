@@ -5,13 +5,13 @@ import { type ActivityInput, recordActivity, runAs } from '../activities/activit
 import { authenticate } from '../auth/api-keys.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
+import { QUEUES } from '../queue/queues.ts';
 import {
   type DeadLetterJob,
   listDeadLetters,
   purgeDeadLetters,
   retryDeadLetters,
-} from '../queue/dead-letters.ts';
-import { QUEUES } from '../queue/queues.ts';
+} from '../workers/dead-letters.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';

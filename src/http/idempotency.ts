@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
+import {
+  claimIdempotencyKey,
+  findIdempotencyKey,
+  releaseIdempotencyKey,
+  restartIdempotencyKey,
+  saveIdempotentAnswer,
+  takeOverExpiredIdempotencyKey,
+} from '../idempotency/keys.ts';
 import { sendError } from './errors.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -30,27 +37,13 @@ function recordAnswer(
     const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));
     const settle =
       status >= 400
-        ? db
-            .deleteFrom('idempotency_keys')
-            .where('api_key_id', '=', apiKeyId)
-            .where('key', '=', key)
-            .execute()
-        : db
-            .updateTable('idempotency_keys')
-            .set({ response_status: status, response_body: text })
-            .where('api_key_id', '=', apiKeyId)
-            .where('key', '=', key)
-            .execute();
+        ? releaseIdempotencyKey(db, apiKeyId, key)
+        : saveIdempotentAnswer(db, apiKeyId, key, status, text);
     settle.then(
       () => json(body),
       async (error: unknown) => {
         // The answer could not be stored: free the key (best effort) and answer anyway.
-        await db
-          .deleteFrom('idempotency_keys')
-          .where('api_key_id', '=', apiKeyId)
-          .where('key', '=', key)
-          .execute()
-          .catch(() => undefined);
+        await releaseIdempotencyKey(db, apiKeyId, key).catch(() => undefined);
         if (status >= 500) fail(error);
         else json(body);
       },
@@ -66,7 +59,7 @@ function recordAnswer(
  * first is still running, 409 (after a minute without an answer it counts as abandoned and the new
  * request runs). Answers of 4xx and 5xx are not kept (see recordAnswer), so the request can be
  * corrected or retried with the same key. A key is remembered `ttlHours` (Stripe: 24) after its first
- * use; then it is free again, and `pruneIdempotencyKeys` deletes it.
+ * use; then it is free again, and `pruneIdempotencyKeys` (idempotency/keys.ts) deletes it.
  */
 export function idempotency(db: Db, ttlHours: number): RequestHandler {
   return async (req, res, next) => {
@@ -88,34 +81,17 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
       .update(`${req.method} ${req.originalUrl}\n${JSON.stringify(req.body ?? null)}`)
       .digest('hex');
     const apiKeyId = req.apiKey.id;
-    const claimed = await db
-      .insertInto('idempotency_keys')
-      .values({ api_key_id: apiKeyId, key, request_hash: hash })
-      .onConflict((oc) => oc.columns(['api_key_id', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (!claimed) {
-      const stored = await db
-        .selectFrom('idempotency_keys')
-        .selectAll()
-        .where('api_key_id', '=', apiKeyId)
-        .where('key', '=', key)
-        .executeTakeFirstOrThrow();
+    if (!(await claimIdempotencyKey(db, apiKeyId, key, hash))) {
+      const stored = await findIdempotencyKey(db, apiKeyId, key);
       const firstUseCutoff = new Date(Date.now() - ttlHours * 3_600_000);
-      if (stored.created_at <= firstUseCutoff) {
+      if (stored.createdAt <= firstUseCutoff) {
         // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
-        const taken = await db
-          .updateTable('idempotency_keys')
-          .set({ request_hash: hash, response_status: null, response_body: null, created_at: new Date() })
-          .where('api_key_id', '=', apiKeyId)
-          .where('key', '=', key)
-          .where('created_at', '<=', firstUseCutoff)
-          .executeTakeFirst();
-        if (taken.numUpdatedRows === 0n) return inUse(res);
+        if (!(await takeOverExpiredIdempotencyKey(db, apiKeyId, key, hash, firstUseCutoff)))
+          return inUse(res);
         recordAnswer(db, res, apiKeyId, key, next);
         return next();
       }
-      if (stored.request_hash !== hash) {
+      if (stored.requestHash !== hash) {
         return sendError(
           res,
           422,
@@ -127,18 +103,13 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
           },
         );
       }
-      if (stored.response_status !== null) {
+      if (stored.responseStatus !== null) {
         res.setHeader('Idempotent-Replayed', 'true');
-        return res.status(stored.response_status).json(stored.response_body);
+        return res.status(stored.responseStatus).json(stored.responseBody);
       }
-      if (Date.now() - stored.created_at.getTime() < ABANDONED_AFTER_MS) return inUse(res);
+      if (Date.now() - stored.createdAt.getTime() < ABANDONED_AFTER_MS) return inUse(res);
       // The first request never stored its answer (its process died): this one takes over.
-      await db
-        .updateTable('idempotency_keys')
-        .set({ created_at: new Date() })
-        .where('api_key_id', '=', apiKeyId)
-        .where('key', '=', key)
-        .execute();
+      await restartIdempotencyKey(db, apiKeyId, key);
     }
     recordAnswer(db, res, apiKeyId, key, next);
     next();
@@ -154,23 +125,4 @@ function inUse(res: Response): void {
     'idempotency_key_in_use',
     'a request with this Idempotency-Key is still being processed',
   );
-}
-
-/**
- * Deletes idempotency keys first used more than `ttlHours` before `now` (run by the worker's
- * `inbox.sweep`, every five minutes), at most `limit` a run.
- * @returns how many were deleted
- */
-export async function pruneIdempotencyKeys(
-  db: Db,
-  ttlHours: number,
-  now: Date,
-  limit = 5000,
-): Promise<number> {
-  const cutoff = new Date(now.getTime() - ttlHours * 3_600_000);
-  const result = await sql`
-    DELETE FROM idempotency_keys WHERE ctid IN (
-      SELECT ctid FROM idempotency_keys WHERE created_at < ${cutoff} LIMIT ${limit}
-    )`.execute(db);
-  return Number(result.numAffectedRows ?? 0n);
 }

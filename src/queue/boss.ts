@@ -36,13 +36,19 @@ export function createBoss(connectionString: string, options: { maintenance: boo
 }
 
 /**
- * Creates billhook's queues and their dead-letter queues (idempotent), and applies the configured
- * retry policy of `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
- * `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart. `transaction.poll`, `subscription.renew`
- * and `invoice.charge` (every minute) and `inbox.sweep` (every five minutes) are sweeps: a failed run
- * is retried twice with backoff (10 s, 20 s), then dead-lettered to `<name>.dead` for an operator to
- * see; the next scheduled run starts afresh either way (sweeps are idempotent). `invoice.refund`
- * (a refund left unknown) retries six times from a minute on, doubling to at most an hour apart.
+ * Creates billhook's queues and their dead-letter queues, and applies each queue's policy (pg-boss's
+ * retry of a failed JOB), also to queues that already exist: idempotent, run at every start and by
+ * `billhook migrate`, so a queue added in a release is created in an existing database when it starts.
+ * - `webhook.process`: `WEBHOOK_RETRY_LIMIT` retries, exponential backoff from
+ *   `WEBHOOK_RETRY_DELAY_SECONDS`, at most one hour apart (a job fails only when its bookkeeping does;
+ *   the row-level retry of webhooks whose payment is not known yet is the handler's own:
+ *   workers/process-webhooks.ts).
+ * - the sweeps `transaction.poll`, `refund.recover`, `subscription.renew` and `invoice.charge` (every
+ *   minute) and `inbox.sweep` (every five minutes): a failed run is retried twice with backoff (10 s,
+ *   20 s), then dead-lettered to `<name>.dead` for an operator to see; the next scheduled run starts
+ *   afresh either way (sweeps are idempotent).
+ * - `invoice.refund` (a refund left unknown): six retries from a minute on, doubling to at most an
+ *   hour apart.
  * Completed jobs are deleted after a day (`webhook.process`: an hour).
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
@@ -55,6 +61,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
   };
   for (const sweep of [
     QUEUES.transactionPoll,
+    QUEUES.refundRecover,
     QUEUES.inboxSweep,
     QUEUES.subscriptionRenew,
     QUEUES.invoiceCharge,

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 
-/** pg-boss queue names. Each has a dead-letter queue named `<name>.dead`. */
+/**
+ * pg-boss queue names (stored in the database: a deployed queue keeps its name). Each has a
+ * dead-letter queue named `<name>.dead`; each is worked by one row of workers/workers.ts.
+ */
 export const QUEUES = {
   webhookProcess: 'webhook.process',
   transactionPoll: 'transaction.poll',
@@ -8,6 +11,7 @@ export const QUEUES = {
   subscriptionRenew: 'subscription.renew',
   invoiceCharge: 'invoice.charge',
   invoiceRefund: 'invoice.refund',
+  refundRecover: 'refund.recover',
 } as const;
 
 /** A queue of billhook's: one of {@link QUEUES}. */
@@ -19,20 +23,11 @@ export const deadQueueOf = (queue: QueueName): `${QueueName}.dead` => `${queue}.
 /**
  * Job data of `webhook.process`: the inbox rows one receiving transaction stored (group commit: one
  * job per batch), and how many times billhook already retried them because their payment was not
- * known yet (the backoff of those retries is billhook's own, per row; pg-boss retries the job when
- * processing throws).
+ * known yet (the backoff of those retries is billhook's own, per row: workers/process-webhooks.ts;
+ * pg-boss retries the job when processing throws).
  */
 export const WebhookProcessJob = z.object({
   inboxIds: z.array(z.string().startsWith('evt_')).min(1).max(1000),
   attempt: z.number().int().min(0).default(0),
 });
 export type WebhookProcessJob = z.input<typeof WebhookProcessJob>;
-
-/**
- * Seconds before the `attempt`-th retry of rows whose payment is not known yet: exponential from
- * `base` (doubling each time), at most one hour, with up to 20% jitter so retries spread out.
- */
-export function retryDelaySeconds(base: number, attempt: number, random = Math.random): number {
-  const delay = Math.min(3600, base * 2 ** attempt);
-  return Math.max(1, Math.round(delay * (1 + 0.2 * random())));
-}

@@ -148,7 +148,7 @@ async function applyRefund(
     const payment = await succeededPayment(trx, event, `refund ${event.gatewayRefundId}`);
     if ('kind' in payment) return payment;
     // Only with the gateway's refund id: a refund row without one is billhook's own, sent or not, and
-    // the poll sweep would repeat it (recoverUnansweredRefunds).
+    // the `refund.recover` sweep would repeat it (recoverUnansweredRefunds).
     if (!event.gatewayRefundId) {
       return {
         kind: 'exception',

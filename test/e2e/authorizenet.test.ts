@@ -3,7 +3,7 @@ import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signAuthorizenetPayload } from '../../src/gateways/authorizenet/test-events.ts';
-import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
+import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import {
   API_PATH,
   type ApiBody,

@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pollDueTransactions } from '../../src/queue/handlers/transaction-poll.ts';
+import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';

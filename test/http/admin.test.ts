@@ -35,7 +35,14 @@ describe('/admin/queues', () => {
       const text = await (await page()).text();
       return text.includes(receipt.id!) ? text : undefined;
     });
-    for (const queue of ['webhook.process', 'webhook.process.dead', 'transaction.poll', 'inbox.sweep']) {
+    for (const queue of [
+      'webhook.process',
+      'webhook.process.dead',
+      'transaction.poll',
+      'refund.recover',
+      'refund.recover.dead',
+      'inbox.sweep',
+    ]) {
       expect(html).toContain(`<td>${queue}</td>`);
     }
     expect(html).toMatch(/gateway paypal is not configured/);

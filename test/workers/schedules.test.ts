@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createBoss } from '../../src/queue/boss.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
@@ -15,6 +16,7 @@ describe('scheduled sweeps', () => {
       [
         `${QUEUES.inboxSweep} */5 * * * *`,
         `${QUEUES.invoiceCharge} * * * * *`,
+        `${QUEUES.refundRecover} * * * * *`,
         `${QUEUES.subscriptionRenew} * * * * *`,
         `${QUEUES.transactionPoll} * * * * *`,
       ].sort(),
@@ -27,7 +29,11 @@ describe('scheduled sweeps', () => {
     const url = app.config.DATABASE_URL;
     app = await startTestApp({ BILLING_SWEEPS: '0', DATABASE_URL: url });
     expect(await scheduled(app)).toEqual(
-      [`${QUEUES.inboxSweep} */5 * * * *`, `${QUEUES.transactionPoll} * * * * *`].sort(),
+      [
+        `${QUEUES.inboxSweep} */5 * * * *`,
+        `${QUEUES.refundRecover} * * * * *`,
+        `${QUEUES.transactionPoll} * * * * *`,
+      ].sort(),
     );
   });
 
@@ -35,6 +41,7 @@ describe('scheduled sweeps', () => {
     app = await startTestApp();
     for (const name of [
       QUEUES.transactionPoll,
+      QUEUES.refundRecover,
       QUEUES.inboxSweep,
       QUEUES.subscriptionRenew,
       QUEUES.invoiceCharge,
@@ -58,5 +65,28 @@ describe('scheduled sweeps', () => {
     expect(await app.runtime.boss.getQueue(QUEUES.webhookProcess)).toMatchObject({
       deleteAfterSeconds: 3600,
     });
+  });
+
+  it('creates a queue added in a release (refund.recover) in an existing database when it starts', async () => {
+    app = await startTestApp();
+    await app.stop();
+    const url = app.config.DATABASE_URL;
+    if (url === undefined) throw new Error('startTestApp always sets DATABASE_URL');
+    // The database as a release without refund.recover left it: no queue, no dead letters, no schedule.
+    const older = createBoss(url, { maintenance: false });
+    await older.start();
+    await older.unschedule(QUEUES.refundRecover);
+    await older.deleteQueue(QUEUES.refundRecover);
+    await older.deleteQueue(`${QUEUES.refundRecover}.dead`);
+    expect(await older.getQueue(QUEUES.refundRecover)).toBeNull();
+    await older.stop({ graceful: false });
+
+    app = await startTestApp({ DATABASE_URL: url });
+    expect(await app.runtime.boss.getQueue(QUEUES.refundRecover)).toMatchObject({
+      retryLimit: 2,
+      deadLetter: `${QUEUES.refundRecover}.dead`,
+    });
+    expect(await app.runtime.boss.getQueue(`${QUEUES.refundRecover}.dead`)).not.toBeNull();
+    expect(await scheduled(app)).toContain(`${QUEUES.refundRecover} * * * * *`);
   });
 });

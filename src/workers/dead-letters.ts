@@ -3,8 +3,8 @@ import type { PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
-import { BOSS_SCHEMA } from './boss.ts';
-import { deadQueueOf, QUEUES, type QueueName } from './queues.ts';
+import { BOSS_SCHEMA } from '../queue/boss.ts';
+import { deadQueueOf, QUEUES, type QueueName } from '../queue/queues.ts';
 
 /** `webhook.process` dead letters: the stored webhooks that kept failing, with each row's error. */
 const WebhookDeadLetter = z.object({

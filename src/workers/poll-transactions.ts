@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import type { Db } from '../../db/database.ts';
-import { writeTransaction } from '../../db/write-transaction.ts';
-import { flagDuplicatePayment, raiseException } from '../../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../../gateways/registry.ts';
-import { dueForPoll, type PollResult, pollTransaction } from '../../payments/poll.ts';
+import type { Db } from '../db/database.ts';
+import { writeTransaction } from '../db/write-transaction.ts';
+import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import { dueForPoll, type PollResult, pollTransaction } from '../payments/poll.ts';
+import type { JobHandler } from './context.ts';
 
 /**
  * One sweep of `transaction.poll`: asks the gateways about every pending or unknown charge whose next
@@ -63,3 +64,10 @@ export async function pollDueTransactions(
   if (results.length) log.info({ polled: results.length }, 'transaction.poll sweep');
   return results;
 }
+
+/**
+ * `transaction.poll` (every minute): one {@link pollDueTransactions} sweep on `POLL_SCHEDULE_SECONDS`.
+ */
+export const pollTransactions: JobHandler = async (_jobs, { db, registry, config, log }) => {
+  await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
+};

@@ -29,6 +29,7 @@ describe('worker metrics (METRICS_PORT)', () => {
       const text = await (await fetch(`${worker.url}/metrics`)).text();
       expect(text).toMatch(/billhook_queue_depth\{queue="invoice.refund"\} \d+/);
       expect(text).toMatch(/billhook_jobs_failed\{queue="invoice.refund"\} \d+/);
+      expect(text).toMatch(/billhook_queue_depth\{queue="refund.recover"\} \d+/);
       expect(getQueues).toHaveBeenCalledTimes(1);
     } finally {
       getQueues.mockRestore();

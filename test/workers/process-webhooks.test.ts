@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStaleInbox } from '../../src/inbox/replay.ts';
-import { retryDelaySeconds } from '../../src/queue/queues.ts';
+import { retryDelaySeconds } from '../../src/workers/process-webhooks.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';

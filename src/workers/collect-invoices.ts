@@ -1,0 +1,11 @@
+import { chargeDueInvoices } from '../payments/collection.ts';
+import type { JobHandler } from './context.ts';
+
+/**
+ * `invoice.charge` (every minute while BILLING_SWEEPS is on): charges every OPEN invoice whose
+ * `charge_at` has come (scheduled payments, instalments, renewals, dunning retries;
+ * payments/collection.ts).
+ */
+export const collectInvoices: JobHandler = async (_jobs, { db, registry, config, log }) => {
+  await chargeDueInvoices(db, registry, config, new Date(), { log });
+};

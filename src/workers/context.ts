@@ -1,0 +1,26 @@
+import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+
+/** The services a worker process hands every job handler (the second argument of a {@link JobHandler}). */
+export interface WorkerContext {
+  boss: PgBoss;
+  db: Db;
+  registry: GatewayRegistry;
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * Handles the jobs of one queue pg-boss fetched (with their metadata: `retryCount`, `retryLimit`…).
+ * Resolves with one `JobResult` per job on a queue worked with `perJobResults`, else with nothing;
+ * throwing fails every fetched job (pg-boss retries it, then dead-letters it to `<queue>.dead`).
+ */
+export type JobHandler = (
+  jobs: JobWithMetadata<unknown>[],
+  context: WorkerContext,
+) => Promise<JobResult[] | undefined>;
