@@ -1,8 +1,8 @@
 import type { Db } from '../db/database.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { badDebtWrittenOff } from '../ledger/movements.ts';
 import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
@@ -21,17 +21,15 @@ export async function markUncollectible(db: Db, id: string, now: Date): Promise<
         `invoice ${id} is ${invoice.status}; only an OPEN invoice can be marked uncollectible`,
       );
     }
-    await postEntry(trx, {
-      idempotencyKey: `${id}:uncollectible`,
-      description: `invoice ${id} written off as uncollectible`,
-      source: { type: 'invoice', id },
-      postings: transfer(
-        chart.badDebt,
-        chart.receivable(invoice.customer_id),
-        invoice.amount_due,
-        invoice.currency,
-      ),
-    });
+    await postEntry(
+      trx,
+      badDebtWrittenOff({
+        invoiceId: id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: invoice.amount_due,
+      }),
+    );
     await trx
       .updateTable('invoices')
       .set({ status: 'UNCOLLECTIBLE', uncollectible_at: now, charge_at: null, updated_at: now })

@@ -2,7 +2,8 @@ import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
-import { postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { customerCreditApplied, customerCreditReturned } from '../ledger/movements.ts';
 
 /**
  * A customer's credit (PRODUCT §11): money we owe them, per currency, in their `customer_credit:<id>`
@@ -73,17 +74,15 @@ export async function applyCustomerCredit(
   let used = available;
   if (used > invoice.total) used = invoice.total;
   if (used > 0n) {
-    await postEntry(trx, {
-      idempotencyKey: `${invoice.id}:credit_applied`,
-      description: `customer credit applied to invoice ${invoice.id}`,
-      source: { type: 'invoice', id: invoice.id },
-      postings: transfer(
-        chart.customerCredit(invoice.customer_id),
-        chart.receivable(invoice.customer_id),
-        used,
-        invoice.currency,
-      ),
-    });
+    await postEntry(
+      trx,
+      customerCreditApplied({
+        invoiceId: invoice.id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: used,
+      }),
+    );
   }
   return used;
 }
@@ -97,15 +96,13 @@ export async function returnAppliedCredit(
   invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'credit_applied'>,
 ): Promise<void> {
   if (invoice.credit_applied <= 0n) return;
-  await postEntry(trx, {
-    idempotencyKey: `${invoice.id}:credit_returned`,
-    description: `customer credit applied to invoice ${invoice.id} given back (voided)`,
-    source: { type: 'invoice', id: invoice.id },
-    postings: transfer(
-      chart.receivable(invoice.customer_id),
-      chart.customerCredit(invoice.customer_id),
-      invoice.credit_applied,
-      invoice.currency,
-    ),
-  });
+  await postEntry(
+    trx,
+    customerCreditReturned({
+      invoiceId: invoice.id,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      amount: invoice.credit_applied,
+    }),
+  );
 }

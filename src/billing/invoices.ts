@@ -6,8 +6,14 @@ import { LockedRows } from '../db/locked-rows.ts';
 import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, postEntry } from '../ledger/journal.ts';
+import {
+  badDebtRecovered,
+  type InvoiceAmounts,
+  invoiceFinalized,
+  invoiceVoided,
+  offlinePaymentReceived,
+} from '../ledger/movements.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
@@ -210,18 +216,16 @@ export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): P
   return { ...invoice, lines };
 }
 
-/**
- * The finalization entry's postings of an invoice: debit the customer's receivable for the total,
- * credit revenue for the subtotal and tax payable for the tax (zero sides left out).
- */
-export function finalizationPostings(
-  invoice: Pick<InvoiceRow, 'customer_id' | 'currency' | 'subtotal' | 'tax' | 'total'>,
-): PostingInput[] {
-  return [
-    { account: chart.receivable(invoice.customer_id), amount: invoice.total, currency: invoice.currency },
-    { account: chart.revenue, amount: -invoice.subtotal, currency: invoice.currency },
-    { account: chart.taxPayable, amount: -invoice.tax, currency: invoice.currency },
-  ].filter((posting) => posting.amount !== 0n);
+/** An invoice's amounts as the ledger's movements take them (ledger/movements.ts). */
+function ledgerAmounts(invoice: InvoiceRow): InvoiceAmounts {
+  return {
+    invoiceId: invoice.id,
+    customerId: invoice.customer_id,
+    currency: invoice.currency,
+    subtotal: invoice.subtotal,
+    tax: invoice.tax,
+    total: invoice.total,
+  };
 }
 
 /** @throws NotFoundError when there is no invoice `id` */
@@ -297,12 +301,7 @@ export async function finalizeLocked(
   }
   let credit = 0n;
   if (invoice.total > 0n) {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:finalized`,
-      description: `invoice ${id} finalized`,
-      source: { type: 'invoice', id },
-      postings: finalizationPostings(invoice),
-    });
+    await postEntry(trx, invoiceFinalized(ledgerAmounts(invoice)));
     credit = await applyCustomerCredit(trx, invoice);
   }
   const due = invoice.total - credit;
@@ -352,12 +351,16 @@ export async function applyPayment(
   if (invoice.status === 'UNCOLLECTIBLE') {
     recovered = amount < invoice.amount_due ? amount : invoice.amount_due;
     if (recovered > 0n) {
-      await postEntry(trx, {
-        idempotencyKey: `${invoice.id}:recovered:${paid}`,
-        description: `bad debt recovered on invoice ${invoice.id}`,
-        source: { type: 'invoice', id: invoice.id },
-        postings: transfer(chart.receivable(invoice.customer_id), chart.badDebt, recovered, invoice.currency),
-      });
+      await postEntry(
+        trx,
+        badDebtRecovered({
+          invoiceId: invoice.id,
+          customerId: invoice.customer_id,
+          currency: invoice.currency,
+          amount: recovered,
+          amountPaid: paid,
+        }),
+      );
     }
   }
   await trx
@@ -444,12 +447,7 @@ export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines>
       );
     }
     if (invoice.status === 'OPEN' && invoice.total > 0n) {
-      await postEntry(trx, {
-        idempotencyKey: `${id}:voided`,
-        description: `invoice ${id} voided`,
-        source: { type: 'invoice', id },
-        postings: finalizationPostings(invoice).map((p) => ({ ...p, amount: -p.amount })),
-      });
+      await postEntry(trx, invoiceVoided(ledgerAmounts(invoice)));
       await returnAppliedCredit(trx, invoice);
     }
     await trx
@@ -505,17 +503,17 @@ export async function recordOfflinePayment(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    await postEntry(trx, {
-      idempotencyKey: row.id,
-      description: `${payment.method.toLowerCase()} payment ${row.id} on invoice ${id}`,
-      source: { type: 'offline_payment', id: row.id },
-      postings: transfer(
-        chart.offlineReceipts,
-        chart.receivable(invoice.customer_id),
-        payment.amount,
-        invoice.currency,
-      ),
-    });
+    await postEntry(
+      trx,
+      offlinePaymentReceived({
+        offlinePaymentId: row.id,
+        method: payment.method,
+        invoiceId: id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: payment.amount,
+      }),
+    );
     await invoiceActivity(trx, invoice, 'invoice.offline_payment_recorded', {
       offline_payment: row.id,
       method: payment.method,

@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
+import { prorationCredited } from '../ledger/movements.ts';
 import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -168,20 +167,20 @@ export async function changeSubscription(
     // subtotal out of revenue and its tax out of tax payable into the customer's credit (`total`,
     // negative: a credit), which their next invoices use.
     if (!invoice && (proration.subtotal !== 0n || proration.tax !== 0n)) {
-      await postEntry(trx, {
-        idempotencyKey: `${id}:proration_credit:${randomUUID()}`,
-        description: `proration credit of subscription ${id} (unused time at the old price)`,
-        source: { type: 'subscription', id },
-        postings: [
-          { account: chart.revenue, amount: -proration.subtotal, currency: newPlan.currency },
-          { account: chart.taxPayable, amount: -proration.tax, currency: newPlan.currency },
-          {
-            account: chart.customerCredit(subscription.customer_id),
-            amount: proration.total,
-            currency: newPlan.currency,
-          },
-        ].filter((p) => p.amount !== 0n),
-      });
+      await postEntry(
+        trx,
+        prorationCredited({
+          subscriptionId: id,
+          customerId: subscription.customer_id,
+          currency: newPlan.currency,
+          subtotal: proration.subtotal,
+          tax: proration.tax,
+          total: proration.total,
+          at: now,
+          from: { planId: oldPlan.id, quantity: subscription.quantity },
+          to: { planId: newPlan.id, quantity },
+        }),
+      );
     }
     await recordActivity(trx, {
       resourceType: 'subscription',

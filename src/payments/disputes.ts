@@ -2,8 +2,14 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, postEntry } from '../ledger/journal.ts';
+import {
+  disputeLossRefunded,
+  disputeLost,
+  disputeLostByRefund,
+  disputeOpened,
+  disputeWon,
+} from '../ledger/movements.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
 export interface DisputeReport {
@@ -69,39 +75,22 @@ async function postDispute(
 ): Promise<DisputeRow> {
   if (!FUNDS_WITHDRAWN.has(dispute.status)) return dispute;
   const { id, amount, currency } = dispute;
-  const source = { type: 'dispute', id };
-  const clearing = chart.gatewayClearing(transaction.gateway);
-  await postEntry(trx, {
-    idempotencyKey: `${id}:opened`,
-    description: `dispute ${id} opened on ${transaction.id}`,
-    source,
-    postings: transfer(chart.disputedFunds, clearing, amount, currency),
-  });
-  if (dispute.status === 'won') {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:won`,
-      description: `dispute ${id} won`,
-      source,
-      postings: transfer(clearing, chart.disputedFunds, amount, currency),
-    });
-  }
+  const movement = {
+    disputeId: id,
+    transactionId: transaction.id,
+    gateway: transaction.gateway,
+    amount,
+    currency,
+  };
+  await postEntry(trx, disputeOpened(movement));
+  if (dispute.status === 'won') await postEntry(trx, disputeWon(movement));
   if (dispute.status !== 'lost') return dispute;
   const refund = await refundCarrying(trx, dispute);
   if (!refund) {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:lost`,
-      description: `dispute ${id} lost`,
-      source,
-      postings: transfer(chart.chargebackLosses, chart.disputedFunds, amount, currency),
-    });
+    await postEntry(trx, disputeLost(movement));
     return dispute;
   }
-  await postEntry(trx, {
-    idempotencyKey: `${id}:refunded`,
-    description: `dispute ${id} lost and paid to the customer by refund ${refund.id}: the held funds are released`,
-    source,
-    postings: transfer(clearing, chart.disputedFunds, amount, currency),
-  });
+  await postEntry(trx, disputeLostByRefund({ ...movement, refundId: refund.id }));
   return trx
     .updateTable('disputes')
     .set({ refund_id: refund.id })
@@ -139,17 +128,16 @@ export async function settleLostDisputeByRefund(trx: Kysely<Database>, refund: R
     .returningAll()
     .executeTakeFirst();
   if (!dispute) return;
-  await postEntry(trx, {
-    idempotencyKey: `${dispute.id}:refunded_after_loss`,
-    description: `dispute ${dispute.id} was paid to the customer by refund ${refund.id}: its loss is the refund`,
-    source: { type: 'dispute', id: dispute.id },
-    postings: transfer(
-      chart.gatewayClearing(refund.gateway),
-      chart.chargebackLosses,
-      dispute.amount,
-      dispute.currency,
-    ),
-  });
+  await postEntry(
+    trx,
+    disputeLossRefunded({
+      disputeId: dispute.id,
+      gateway: refund.gateway,
+      refundId: refund.id,
+      amount: dispute.amount,
+      currency: dispute.currency,
+    }),
+  );
 }
 
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */

@@ -12,8 +12,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, postEntry } from '../ledger/journal.ts';
+import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -128,64 +128,45 @@ export async function recordRefundResult(
   if (result.status === 'succeeded') {
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(trx, invoice, refund) : undefined;
-    await postEntry(trx, {
-      idempotencyKey: `${refundId}:succeeded`,
-      description: `refund ${refundId} via ${refund.gateway}`,
-      source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, invoice, split),
-    });
+    await postEntry(trx, refundSucceeded(refundMovement(refund, invoice, split)));
     if (invoice) await applyRefund(trx, invoice, refund.amount);
     await settleLostDisputeByRefund(trx, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
     const split =
       invoice && refund.kind === 'payment' ? await voidCreditNote(trx, invoice, refund) : undefined;
-    await postEntry(trx, {
-      idempotencyKey: `${refundId}:reversed`,
-      description: `refund ${refundId} failed after succeeding`,
-      source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, invoice, split).map((p) => ({ ...p, amount: -p.amount })),
-    });
+    await postEntry(trx, refundReversed(refundMovement(refund, invoice, split)));
     if (invoice) await reverseRefund(trx, invoice, refund.amount);
   }
   return { kind: 'applied', refund: updated };
 }
 
 /**
- * The postings of a succeeded refund (a failure after success posts them negated): the gateway's
- * clearing account is credited the amount; debited are, for a refund of the customer's credit, their
- * credit account; for a refund of an invoice, their credit account for what it pays back of an
- * overpayment, refunds (contra-revenue) for its credit note's subtotal and tax payable for its tax;
- * for a payment without invoice (or refunded before credit notes existed), refunds.
+ * What a succeeded refund moves (ledger/movements.ts `refundSucceeded`): a refund of customer credit,
+ * a refund of an invoice split by `split` (its credit note and what it pays back of an overpayment;
+ * none for a refund made before credit notes existed), or a refund of a payment without invoice.
  */
-function refundPostings(
+function refundMovement(
   refund: RefundRow,
   invoice: InvoiceRow | undefined,
   split: RefundSplit | undefined,
-): PostingInput[] {
-  const clearing = chart.gatewayClearing(refund.gateway);
-  if (refund.kind === 'customer_credit') {
-    return transfer(chart.customerCredit(refund.customer_id ?? ''), clearing, refund.amount, refund.currency);
-  }
-  const overpayment = split?.overpayment ?? 0n;
-  return [
-    ...(invoice
-      ? [
-          {
-            account: chart.customerCredit(invoice.customer_id),
-            amount: overpayment,
-            currency: refund.currency,
-          },
-        ]
-      : []),
-    {
-      account: chart.refunds,
-      amount: split?.note ? split.note.subtotal : refund.amount - overpayment,
-      currency: refund.currency,
-    },
-    { account: chart.taxPayable, amount: split?.note?.tax ?? 0n, currency: refund.currency },
-    { account: clearing, amount: -refund.amount, currency: refund.currency },
-  ].filter((p) => p.amount !== 0n);
+): RefundMovement {
+  const common = {
+    refundId: refund.id,
+    gateway: refund.gateway,
+    currency: refund.currency,
+    amount: refund.amount,
+  };
+  if (refund.kind === 'customer_credit')
+    return { ...common, kind: 'customer_credit', customerId: refund.customer_id ?? '' };
+  if (!invoice) return { ...common, kind: 'payment' };
+  return {
+    ...common,
+    kind: 'invoice',
+    customerId: invoice.customer_id,
+    overpayment: split?.overpayment ?? 0n,
+    creditNote: split?.note,
+  };
 }
 
 /**

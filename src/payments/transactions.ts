@@ -5,8 +5,8 @@ import { LockedRows } from '../db/locked-rows.ts';
 import type { Database, InvoiceRow, TransactionRow, TransactionStatus } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { joinLedgerWriters, postEntry } from '../ledger/journal.ts';
+import { paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
 
 /**
  * A charge's result as learned from a gateway response, a webhook or a poll. `amountCaptured`, for a
@@ -313,17 +313,16 @@ export async function recordChargeResult(
     const moved = capturedAmount(updated);
     const customer = transaction.customer_id ?? invoice?.customer_id;
     if (customer) {
-      await postEntry(trx, {
-        idempotencyKey: `${transactionId}:succeeded`,
-        description: `payment ${transactionId} via ${transaction.gateway}`,
-        source: { type: 'transaction', id: transactionId },
-        postings: transfer(
-          chart.gatewayClearing(transaction.gateway),
-          chart.receivable(customer),
-          moved,
-          transaction.currency,
-        ),
-      });
+      await postEntry(
+        trx,
+        paymentSucceeded({
+          transactionId,
+          gateway: transaction.gateway,
+          customerId: customer,
+          currency: transaction.currency,
+          amount: moved,
+        }),
+      );
     }
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
@@ -332,17 +331,16 @@ export async function recordChargeResult(
       const excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.
-        await postEntry(trx, {
-          idempotencyKey: `${transactionId}:overpaid`,
-          description: `payment ${transactionId} beyond what invoice ${invoice.id} asked: customer credit`,
-          source: { type: 'transaction', id: transactionId },
-          postings: transfer(
-            chart.receivable(customer),
-            chart.customerCredit(customer),
-            excess,
-            transaction.currency,
-          ),
-        });
+        await postEntry(
+          trx,
+          paymentOverpaid({
+            transactionId,
+            invoiceId: invoice.id,
+            customerId: customer,
+            currency: transaction.currency,
+            amount: excess,
+          }),
+        );
       }
       if (overpaid) await onOverpaid?.(trx, updated);
     }
