@@ -1,8 +1,8 @@
 import type { Db } from '../db/database.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { badDebtWrittenOff } from '../ledger/movements.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
@@ -13,8 +13,8 @@ import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from 
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
  */
 export async function markUncollectible(db: Db, id: string, now: Date): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'OPEN') {
       throw new ConflictError(
         'invoice_not_open',
@@ -22,7 +22,7 @@ export async function markUncollectible(db: Db, id: string, now: Date): Promise<
       );
     }
     await postEntry(
-      trx,
+      work,
       badDebtWrittenOff({
         invoiceId: id,
         customerId: invoice.customer_id,
@@ -30,12 +30,12 @@ export async function markUncollectible(db: Db, id: string, now: Date): Promise<
         amount: invoice.amount_due,
       }),
     );
-    await trx
+    await work.trx
       .updateTable('invoices')
       .set({ status: 'UNCOLLECTIBLE', uncollectible_at: now, charge_at: null, updated_at: now })
       .where('id', '=', id)
       .execute();
-    await invoiceActivity(trx, invoice, 'invoice.marked_uncollectible', {
+    await invoiceActivity(work, invoice, 'invoice.marked_uncollectible', {
       written_off: invoice.amount_due,
       currency: invoice.currency,
     });

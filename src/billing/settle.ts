@@ -1,9 +1,9 @@
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeInvoice } from '../payments/charges.ts';
 import type { OnOverpaid } from '../payments/transactions.ts';
 import { getInvoice, type InvoiceWithLines } from './invoices.ts';
@@ -60,8 +60,8 @@ export async function settleSubscription(
       });
     }
   }
-  await writeTransaction(db, async (trx) => {
-    await recordActivity(trx, {
+  await inUnitOfWork(db, {}, async (work) => {
+    await recordActivity(work, {
       resourceType: 'subscription',
       resourceId: id,
       action: 'subscription.settled',

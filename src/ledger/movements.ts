@@ -394,3 +394,29 @@ export function prorationCredited(credit: ProrationCredit): EntryInput {
     ]),
   };
 }
+
+/**
+ * `sub_…:credit_moved`: a subscription's proration credit of before credit notes (booked against the
+ * receivable, `amount` minor units before tax) moved to its customer's credit with the tax its
+ * CREDIT line would have carried (debit the receivable and tax payable, credit the customer's
+ * credit). Posted once, by migration 0015.
+ */
+export function subscriptionCreditMoved(credit: {
+  subscriptionId: string;
+  customerId: string;
+  currency: string;
+  amount: bigint;
+  tax: bigint;
+}): EntryInput {
+  const id = credit.subscriptionId;
+  return {
+    idempotencyKey: `${id}:credit_moved`,
+    description: `proration credit of subscription ${id} moved to its customer's credit`,
+    source: { type: 'subscription', id },
+    postings: nonZero([
+      line(chart.receivable(credit.customerId), credit.amount, credit.currency),
+      line(chart.taxPayable, credit.tax, credit.currency),
+      line(chart.customerCredit(credit.customerId), -(credit.amount + credit.tax), credit.currency),
+    ]),
+  };
+}

@@ -1,6 +1,5 @@
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { runAs } from '../activities/activities.ts';
 import { chargeDueInvoices } from '../billing/collection.ts';
 import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
@@ -8,6 +7,7 @@ import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { pruneIdempotencyKeys } from '../http/idempotency.ts';
 import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
+import { runAs } from '../ledger/unit-of-work.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';

@@ -5,8 +5,8 @@ import { cancelSubscription, createSubscription } from '../../src/billing/subscr
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
-import { writeTransaction } from '../../src/db/write-transaction.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -135,16 +135,16 @@ describe("a customer's credit", () => {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await writeTransaction(db, (trx) =>
-        recordChargeResult(trx, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
+      await inUnitOfWork(db, {}, (work) =>
+        recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
       );
       return transaction;
     };
     const refund = (transaction: TransactionRow, amount: bigint) =>
-      writeTransaction(db, async (trx) => {
-        await lockInvoice(trx, invoice.id);
-        const row = await createRefund(trx, transaction, { amount });
-        return (await recordRefundResult(trx, row.id, { status: 'succeeded' })).refund;
+      inUnitOfWork(db, {}, async (work) => {
+        await lockInvoice(work, invoice.id);
+        const row = await createRefund(work, transaction, { amount });
+        return (await recordRefundResult(work, row.id, { status: 'succeeded' })).refund;
       });
     const first = await pay('pi_twice_1');
     const second = await pay('pi_twice_2');
@@ -192,8 +192,8 @@ describe("a customer's credit", () => {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    const recorded = await writeTransaction(db, (trx) =>
-      recordChargeResult(trx, transaction, { status: 'succeeded', gatewayTransactionId: 'pi_overpaid_1' }),
+    const recorded = await inUnitOfWork(db, {}, (work) =>
+      recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: 'pi_overpaid_1' }),
     );
     expect(recorded).toMatchObject({ kind: 'applied', overpaid: true });
     // Clearing +1000, receivable −1000 +1000 = 0, customer credit −1000: we owe the customer 1000.

@@ -5,7 +5,7 @@ import type { CreditNoteRow, Database } from '../../db/schema.ts';
 import { NotFoundError, ValidationError } from '../../errors.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
-import { quiesceLedgerWriters } from '../../ledger/journal.ts';
+import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
 import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
