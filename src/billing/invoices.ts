@@ -280,14 +280,14 @@ export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLi
  * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
  * (its `charge_at` cleared).
- * @returns the invoice's new status
+ * @returns the invoice as finalized (status, credit applied, amount due, dates)
  * @throws ConflictError `invoice_not_draft` from any other state
  */
-export async function finalizeLocked(
+export async function finalizeLocked<I extends InvoiceRow>(
   work: UnitOfWork,
-  invoice: InvoiceRow,
+  invoice: I,
   now: Date,
-): Promise<'OPEN' | 'PAID'> {
+): Promise<I> {
   const id = invoice.id;
   if (invoice.status !== 'DRAFT') {
     throw new ConflictError(
@@ -301,26 +301,24 @@ export async function finalizeLocked(
     credit = await applyCustomerCredit(work, invoice);
   }
   const due = invoice.total - credit;
-  const status = due > 0n ? 'OPEN' : 'PAID';
-  await work.trx
-    .updateTable('invoices')
-    .set({
-      status,
-      credit_applied: credit,
-      amount_due: due,
-      finalized_at: now,
-      paid_at: status === 'PAID' ? now : null,
-      ...(status === 'PAID' ? { charge_at: null } : {}),
-      updated_at: now,
-    })
-    .where('id', '=', id)
-    .execute();
+  const status = due > 0n ? ('OPEN' as const) : ('PAID' as const);
+  const changes = {
+    status,
+    credit_applied: credit,
+    amount_due: due,
+    finalized_at: now,
+    paid_at: status === 'PAID' ? now : null,
+    ...(status === 'PAID' ? { charge_at: null } : {}),
+    updated_at: now,
+  };
+  await work.trx.updateTable('invoices').set(changes).where('id', '=', id).execute();
   await invoiceActivity(work, invoice, 'invoice.finalized', {
     status,
     total: invoice.total,
     ...(credit > 0n ? { credit_applied: credit } : {}),
   });
-  return status;
+  // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
+  return { ...invoice, ...changes };
 }
 
 /**

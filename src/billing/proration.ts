@@ -155,7 +155,7 @@ export async function changeSubscription(
         billingReason: 'subscription_update',
         chargeAt: now,
       });
-      invoice = { ...inserted, status: await finalizeLocked(work, inserted, now) };
+      invoice = await finalizeLocked(work, inserted, now);
     }
     const updated = await work.trx
       .updateTable('subscriptions')

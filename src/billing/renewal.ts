@@ -184,7 +184,7 @@ export async function invoiceUsageUntil(
     billingReason,
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
-  return { ...invoice, status: await finalizeLocked(work, invoice, now) };
+  return finalizeLocked(work, invoice, now);
 }
 
 /**
@@ -249,8 +249,7 @@ async function invoicePeriod(
     // A zero invoice is PAID at once: nothing for collection to charge.
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
-  const status = await finalizeLocked(work, invoice, now);
-  return { ...invoice, status };
+  return finalizeLocked(work, invoice, now);
 }
 
 /** What a renewal did: the subscription as it is now and the invoices it created. */

@@ -18,6 +18,7 @@ import {
   prorationCredited,
   refundReversed,
   refundSucceeded,
+  subscriptionCreditMoved,
 } from '../../src/ledger/movements.ts';
 
 /**
@@ -322,6 +323,23 @@ const rows: {
     postings: [
       ['tax_payable', 20n],
       ['customer_credit:cus_1', -20n],
+    ],
+  },
+  {
+    movement: 'subscription credit moved to the customer (migration 0015)',
+    entry: subscriptionCreditMoved({
+      subscriptionId: 'sub_1',
+      customerId: 'cus_1',
+      currency: 'EUR',
+      amount: 500n,
+      tax: 50n,
+    }),
+    key: 'sub_1:credit_moved',
+    source: 'subscription sub_1',
+    postings: [
+      ['receivable:cus_1', 500n],
+      ['tax_payable', 50n],
+      ['customer_credit:cus_1', -550n],
     ],
   },
 ];
