@@ -37,7 +37,7 @@ export interface UnitOfWorkOptions {
  * holds the ledger writers' shared lock, the journal entries and activities it defers to its end, the
  * rows it locked ahead (handed out once each), and the actor its activities name. Opened by
  * `inUnitOfWork`, passed explicitly to the functions that write (`postEntry(work, …)`,
- * `recordActivity(work, …)`, `lockInvoice(work, id)`); functions that only read take `work`.
+ * `recordActivity(work, …)`, `lockInvoice(work, id)`); functions that only read take `work.trx`.
  */
 export class UnitOfWork {
   /** The transaction: every statement of the unit runs on it. */
