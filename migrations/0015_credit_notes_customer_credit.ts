@@ -1,7 +1,8 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../src/db/schema.ts';
-import { chart } from '../src/ledger/chart.ts';
 import { postEntry } from '../src/ledger/journal.ts';
+import { subscriptionCreditMoved } from '../src/ledger/movements.ts';
+import { UnitOfWork } from '../src/ledger/unit-of-work.ts';
 import { applyRate } from '../src/money/rates.ts';
 
 /**
@@ -44,6 +45,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE INDEX refunds_customer_credit ON refunds (customer_id, currency) WHERE kind = 'customer_credit';
   `.execute(db);
   const trx = db as unknown as Kysely<Database>;
+  // The migration's own transaction, as a unit of work (nothing is locked before the entries).
+  const work = new UnitOfWork(trx, { actor: 'system' });
   const stranded = await sql<{
     id: string;
     customer_id: string;
@@ -58,16 +61,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   for (const row of stranded.rows) {
     const credit = BigInt(row.credit);
     const tax = applyRate(credit, row.rate);
-    await postEntry(trx, {
-      idempotencyKey: `${row.id}:credit_moved`,
-      description: `proration credit of subscription ${row.id} moved to its customer's credit`,
-      source: { type: 'subscription', id: row.id },
-      postings: [
-        { account: chart.receivable(row.customer_id), amount: credit, currency: row.currency },
-        { account: chart.taxPayable, amount: tax, currency: row.currency },
-        { account: chart.customerCredit(row.customer_id), amount: -(credit + tax), currency: row.currency },
-      ].filter((p) => p.amount !== 0n),
-    });
+    await postEntry(
+      work,
+      subscriptionCreditMoved({
+        subscriptionId: row.id,
+        customerId: row.customer_id,
+        currency: row.currency,
+        amount: credit,
+        tax,
+      }),
+    );
   }
   await sql`ALTER TABLE subscriptions DROP COLUMN credit_balance`.execute(db);
 }

@@ -1,24 +1,7 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
-import { DeferredWrites } from '../db/deferred-writes.ts';
 import { newId } from '../db/ids.ts';
 import type { ActivityRow, Database } from '../db/schema.ts';
-import { joinLedgerWriters, quiesceLedgerWriters } from '../ledger/journal.ts';
-
-const actors = new AsyncLocalStorage<string>();
-
-/**
- * Runs `fn` with `actor` as the author of every activity it records: an API key id (`key_…`),
- * `webhook:<gateway>`, `scheduler`, `worker` or `cli`. Outside any `runAs`, the actor is `system`.
- */
-export function runAs<T>(actor: string, fn: () => T): T {
-  return actors.run(actor, fn);
-}
-
-/** The actor of the current call chain (see `runAs`). */
-export function currentActor(): string {
-  return actors.getStore() ?? 'system';
-}
+import { quiesceLedgerWriters, type UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** One state change to log. `action` is `<resource>.<verb>` in the past tense, e.g. `invoice.finalized`. */
 export interface ActivityInput {
@@ -42,15 +25,13 @@ type NewActivityRow = {
 };
 
 /**
- * Appends activities to the audit log inside `trx`, the transaction that makes the change, so the log
- * and the state never disagree. `trx` must have joined the ledger's writers before its first row lock
- * or write (open it with `writeTransaction`, db/write-transaction.ts): the join here is only a
- * fallback, too late once `trx` holds a row another writer waits for. Inside
- * `withDeferredActivities` the rows are collected and inserted together at its end.
+ * Appends activities to the audit log in `work`, the unit of work that makes the change (so the log
+ * and the state never disagree), authored by `work.actor`. In a deferring unit (`defer: true`) the
+ * rows are collected and inserted together at its end, after its journal entries.
  */
-export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityInput[]): Promise<void> {
+export async function recordActivity(work: UnitOfWork, ...inputs: ActivityInput[]): Promise<void> {
   if (inputs.length === 0) return;
-  const actor = currentActor();
+  const actor = work.actor;
   const rows = inputs.map((input) => ({
     id: newId('act'),
     resource_type: input.resourceType,
@@ -62,11 +43,11 @@ export async function recordActivity(trx: Kysely<Database>, ...inputs: ActivityI
       typeof value === 'bigint' ? value.toString() : value,
     ),
   }));
-  if (!deferred.collect(trx, rows)) await insertActivities(trx, rows);
+  if (!work.defer(insertActivities, rows)) await insertActivities(work, rows);
 }
 
-async function insertActivities(trx: Kysely<Database>, rows: NewActivityRow[]): Promise<void> {
-  await joinLedgerWriters(trx);
+async function insertActivities(work: UnitOfWork, rows: NewActivityRow[]): Promise<void> {
+  await work.joinLedgerWriters();
   // One array per column (unnest), in the order recorded (the sequence follows it): the same
   // statement text for one row or a batch's two hundred, prepared once per connection.
   const column = <K extends keyof NewActivityRow>(key: K) => rows.map((row) => row[key]);
@@ -79,19 +60,7 @@ async function insertActivities(trx: Kysely<Database>, rows: NewActivityRow[]): 
       ${column('data')}::jsonb[]
     ) WITH ORDINALITY AS a (id, resource_type, resource_id, action, customer_id, actor, data, n)
     ORDER BY n
-  `.execute(trx);
-}
-
-const deferred = new DeferredWrites(insertActivities);
-
-/**
- * Runs `fn` (which changes state inside `trx`) collecting the activities it records, then inserts them
- * all in one statement, still inside `trx` and in the order recorded: for batch work such as applying
- * a hundred webhooks in one transaction. If `fn` throws, nothing is inserted (the transaction rolls
- * back anyway).
- */
-export function withDeferredActivities<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
-  return deferred.around(trx, fn);
+  `.execute(work.trx);
 }
 
 /** Which activities to read: after a sequence number, optionally of one resource or one customer. */

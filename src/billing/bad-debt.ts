@@ -1,8 +1,8 @@
 import type { Db } from '../db/database.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { badDebtWrittenOff } from '../ledger/movements.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
@@ -13,31 +13,29 @@ import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from 
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
  */
 export async function markUncollectible(db: Db, id: string, now: Date): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'OPEN') {
       throw new ConflictError(
         'invoice_not_open',
         `invoice ${id} is ${invoice.status}; only an OPEN invoice can be marked uncollectible`,
       );
     }
-    await postEntry(trx, {
-      idempotencyKey: `${id}:uncollectible`,
-      description: `invoice ${id} written off as uncollectible`,
-      source: { type: 'invoice', id },
-      postings: transfer(
-        chart.badDebt,
-        chart.receivable(invoice.customer_id),
-        invoice.amount_due,
-        invoice.currency,
-      ),
-    });
-    await trx
+    await postEntry(
+      work,
+      badDebtWrittenOff({
+        invoiceId: id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: invoice.amount_due,
+      }),
+    );
+    await work.trx
       .updateTable('invoices')
       .set({ status: 'UNCOLLECTIBLE', uncollectible_at: now, charge_at: null, updated_at: now })
       .where('id', '=', id)
       .execute();
-    await invoiceActivity(trx, invoice, 'invoice.marked_uncollectible', {
+    await invoiceActivity(work, invoice, 'invoice.marked_uncollectible', {
       written_off: invoice.amount_due,
       currency: invoice.currency,
     });

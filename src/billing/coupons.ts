@@ -9,8 +9,8 @@ import type {
   Database,
   SubscriptionRow,
 } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { applyRate } from '../money/rates.ts';
 
 /**
@@ -34,8 +34,8 @@ export interface NewCoupon {
   metadata?: Record<string, string>;
 }
 
-function couponActivity(trx: Kysely<Database>, coupon: CouponRow, action: string, data = {}): Promise<void> {
-  return recordActivity(trx, { resourceType: 'coupon', resourceId: coupon.id, action, data });
+function couponActivity(work: UnitOfWork, coupon: CouponRow, action: string, data = {}): Promise<void> {
+  return recordActivity(work, { resourceType: 'coupon', resourceId: coupon.id, action, data });
 }
 
 /**
@@ -53,8 +53,8 @@ export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow>
     fields.duration_in_periods = 'required with duration REPEATING, and only with it';
   if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
   if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
-  return writeTransaction(db, async (trx) => {
-    const coupon = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const coupon = await work.trx
       .insertInto('coupons')
       .values({
         id: newId('cpn'),
@@ -72,7 +72,7 @@ export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow>
       .returningAll()
       .executeTakeFirst();
     if (!coupon) throw new ConflictError('coupon_code_taken', `a coupon with code ${input.code} exists`);
-    await couponActivity(trx, coupon, 'coupon.created', { code: coupon.code, duration: coupon.duration });
+    await couponActivity(work, coupon, 'coupon.created', { code: coupon.code, duration: coupon.duration });
     return coupon;
   });
 }
@@ -101,8 +101,8 @@ export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Pr
     // Nothing to change (`{}`): the coupon as it is, as an empty product update answers.
     return getCoupon(db, id);
   }
-  return writeTransaction(db, async (trx) => {
-    const coupon = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const coupon = await work.trx
       .updateTable('coupons')
       .set({
         ...(update.name !== undefined ? { name: update.name } : {}),
@@ -113,7 +113,7 @@ export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Pr
       .returningAll()
       .executeTakeFirst();
     if (!coupon) throw new NotFoundError('coupon', id);
-    await couponActivity(trx, coupon, 'coupon.updated', {
+    await couponActivity(work, coupon, 'coupon.updated', {
       name: update.name,
       active: update.active,
       metadata: update.metadata,
@@ -148,20 +148,20 @@ export async function redeemableCoupon(
 }
 
 /**
- * Redeems coupon `code` on a subscription (locked or just inserted in `trx`, which has joined the
+ * Redeems coupon `code` on a subscription (locked or just inserted in `work`, which has joined the
  * ledger's writers) billed in `currency`. `times_redeemed` grows in one conditional UPDATE, so it
  * stays exact and never passes `max_redemptions` under concurrency. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
  * @throws ConflictError `coupon_inactive`, `coupon_exhausted`, `coupon_already_redeemed`
  */
 export async function redeemCoupon(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   currency: string,
   code: string,
 ): Promise<CouponRedemptionRow> {
-  const coupon = await redeemableCoupon(trx, code, currency);
-  const counted = await trx
+  const coupon = await redeemableCoupon(work.trx, code, currency);
+  const counted = await work.trx
     .updateTable('coupons')
     .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))
     .where('id', '=', coupon.id)
@@ -172,7 +172,7 @@ export async function redeemCoupon(
     .returning('times_redeemed')
     .executeTakeFirst();
   if (!counted) throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
-  const redemption = await trx
+  const redemption = await work.trx
     .insertInto('coupon_redemptions')
     .values({
       id: newId('cr'),
@@ -189,7 +189,7 @@ export async function redeemCoupon(
       `coupon ${code} is already redeemed on subscription ${subscription.id}`,
     );
   }
-  await recordActivity(trx, {
+  await recordActivity(work, {
     resourceType: 'coupon',
     resourceId: coupon.id,
     action: 'coupon.redeemed',

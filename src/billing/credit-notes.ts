@@ -1,6 +1,7 @@
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import { newId } from '../db/ids.ts';
-import type { CreditNoteRow, Database, InvoiceRow, RefundRow } from '../db/schema.ts';
+import type { CreditNoteRow, InvoiceRow, RefundRow } from '../db/schema.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
 import { prorate } from './proration.ts';
 
@@ -55,7 +56,7 @@ export interface RefundSplit {
  * back) + tax (tax payable given back), minor units of the invoice's currency.
  */
 export async function issueCreditNote(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: InvoiceRow,
   refund: RefundRow,
 ): Promise<RefundSplit> {
@@ -67,7 +68,7 @@ export async function issueCreditNote(
   // Of the cumulative refunds, what refunded the sale (the overpayment went first).
   const saleRefunded = after - overpaymentShare(invoice, 0n, after);
   const target = invoice.total > 0n ? prorate(invoice.tax, saleRefunded, invoice.total) : 0n;
-  const earlier = await trx
+  const earlier = await work.trx
     .selectFrom('credit_notes')
     .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))
     .where('invoice_id', '=', invoice.id)
@@ -76,7 +77,7 @@ export async function issueCreditNote(
   let tax = target - BigInt(earlier.tax);
   if (tax < 0n) tax = 0n;
   if (tax > sale) tax = sale;
-  const note = await trx
+  const note = await work.trx
     .insertInto('credit_notes')
     .values({
       id: newId('cn'),
@@ -91,7 +92,7 @@ export async function issueCreditNote(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await invoiceActivity(trx, invoice, 'invoice.credit_note_issued', {
+  await invoiceActivity(work, invoice, 'invoice.credit_note_issued', {
     credit_note: note.id,
     refund: refund.id,
     subtotal: note.subtotal,
@@ -109,11 +110,11 @@ export async function issueCreditNote(
  * 0 for a refund that succeeded before credit notes existed on an invoice not overpaid)
  */
 export async function voidCreditNote(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: InvoiceRow,
   refund: RefundRow,
 ): Promise<RefundSplit> {
-  const note = await trx
+  const note = await work.trx
     .updateTable('credit_notes')
     .set({ status: 'VOID', voided_at: new Date() })
     .where('refund_id', '=', refund.id)
@@ -124,7 +125,7 @@ export async function voidCreditNote(
     const after = invoice.amount_refunded - refund.amount;
     return { note: undefined, overpayment: overpaymentShare(invoice, invoice.amount_refunded, after) };
   }
-  await invoiceActivity(trx, invoice, 'invoice.credit_note_voided', {
+  await invoiceActivity(work, invoice, 'invoice.credit_note_voided', {
     credit_note: note.id,
     refund: refund.id,
   });

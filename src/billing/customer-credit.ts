@@ -2,7 +2,9 @@ import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
-import { postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { customerCreditApplied, customerCreditReturned } from '../ledger/movements.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /**
  * A customer's credit (PRODUCT §11): money we owe them, per currency, in their `customer_credit:<id>`
@@ -64,26 +66,24 @@ export async function availableCredit(
  * @returns the credit applied, minor units (0 when they have none in the invoice's currency)
  */
 export async function applyCustomerCredit(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'total'>,
 ): Promise<bigint> {
-  if ((await availableCredit(trx, invoice.customer_id, invoice.currency)) === 0n) return 0n;
-  await lockCustomerCredit(trx, invoice.customer_id);
-  const available = await availableCredit(trx, invoice.customer_id, invoice.currency);
+  if ((await availableCredit(work.trx, invoice.customer_id, invoice.currency)) === 0n) return 0n;
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const available = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
   let used = available;
   if (used > invoice.total) used = invoice.total;
   if (used > 0n) {
-    await postEntry(trx, {
-      idempotencyKey: `${invoice.id}:credit_applied`,
-      description: `customer credit applied to invoice ${invoice.id}`,
-      source: { type: 'invoice', id: invoice.id },
-      postings: transfer(
-        chart.customerCredit(invoice.customer_id),
-        chart.receivable(invoice.customer_id),
-        used,
-        invoice.currency,
-      ),
-    });
+    await postEntry(
+      work,
+      customerCreditApplied({
+        invoiceId: invoice.id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: used,
+      }),
+    );
   }
   return used;
 }
@@ -93,19 +93,17 @@ export async function applyCustomerCredit(
  * (`inv_…:credit_returned`: debit the receivable, credit the customer's credit).
  */
 export async function returnAppliedCredit(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'credit_applied'>,
 ): Promise<void> {
   if (invoice.credit_applied <= 0n) return;
-  await postEntry(trx, {
-    idempotencyKey: `${invoice.id}:credit_returned`,
-    description: `customer credit applied to invoice ${invoice.id} given back (voided)`,
-    source: { type: 'invoice', id: invoice.id },
-    postings: transfer(
-      chart.receivable(invoice.customer_id),
-      chart.customerCredit(invoice.customer_id),
-      invoice.credit_applied,
-      invoice.currency,
-    ),
-  });
+  await postEntry(
+    work,
+    customerCreditReturned({
+      invoiceId: invoice.id,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      amount: invoice.credit_applied,
+    }),
+  );
 }

@@ -4,11 +4,11 @@ import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
 export interface NewCustomer {
@@ -23,8 +23,8 @@ export interface NewCustomer {
  * @throws ConflictError `external_id_taken` when another customer has the same external id
  */
 export async function createCustomer(db: Db, input: NewCustomer): Promise<CustomerRow> {
-  return writeTransaction(db, async (trx) => {
-    const row = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const row = await work.trx
       .insertInto('customers')
       .values({
         id: newId('cus'),
@@ -38,7 +38,7 @@ export async function createCustomer(db: Db, input: NewCustomer): Promise<Custom
       .executeTakeFirst();
     if (!row)
       throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'customer',
       resourceId: row.id,
       action: 'customer.created',
@@ -72,15 +72,15 @@ export interface NewPaymentMethod {
  * @throws NotFoundError when the customer does not exist
  */
 export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Promise<PaymentMethodRow> {
-  return writeTransaction(db, async (trx) => {
-    const customer = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const customer = await work.trx
       .selectFrom('customers')
       .select('id')
       .where('id', '=', input.customerId)
       .forUpdate()
       .executeTakeFirst();
     if (!customer) throw new NotFoundError('customer', input.customerId);
-    const existingDefault = await trx
+    const existingDefault = await work.trx
       .selectFrom('payment_methods')
       .select('id')
       .where('customer_id', '=', input.customerId)
@@ -88,13 +88,13 @@ export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Prom
       .executeTakeFirst();
     const makeDefault = input.isDefault === true || !existingDefault;
     if (makeDefault && existingDefault) {
-      await trx
+      await work.trx
         .updateTable('payment_methods')
         .set({ is_default: false })
         .where('id', '=', existingDefault.id)
         .execute();
     }
-    const method = await trx
+    const method = await work.trx
       .insertInto('payment_methods')
       .values({
         id: newId('pm'),
@@ -106,7 +106,7 @@ export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Prom
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'payment_method',
       resourceId: method.id,
       action: 'payment_method.created',
@@ -237,8 +237,8 @@ export interface CustomerUpdate {
  */
 export async function updateCustomer(db: Db, id: string, update: CustomerUpdate): Promise<CustomerRow> {
   try {
-    return await writeTransaction(db, async (trx) => {
-      const row = await trx
+    return await inUnitOfWork(db, {}, async (work) => {
+      const row = await work.trx
         .selectFrom('customers')
         .selectAll()
         .where('id', '=', id)
@@ -252,7 +252,7 @@ export async function updateCustomer(db: Db, id: string, update: CustomerUpdate)
         metadata: update.metadata,
       });
       if (Object.keys(changes).length === 0) return row;
-      const updated = await trx
+      const updated = await work.trx
         .updateTable('customers')
         .set({
           ...(changes.email ? { email: update.email } : {}),
@@ -263,7 +263,7 @@ export async function updateCustomer(db: Db, id: string, update: CustomerUpdate)
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      await recordActivity(trx, {
+      await recordActivity(work, {
         resourceType: 'customer',
         resourceId: id,
         action: 'customer.updated',
@@ -287,25 +287,30 @@ export async function updateCustomer(db: Db, id: string, update: CustomerUpdate)
  * @throws NotFoundError when there is no payment method `id`
  */
 export async function makeDefaultPaymentMethod(db: Db, id: string): Promise<PaymentMethodRow> {
-  return writeTransaction(db, async (trx) => {
-    const method = await getPaymentMethod(trx, id);
-    await trx.selectFrom('customers').select('id').where('id', '=', method.customer_id).forUpdate().execute();
-    const current = await getPaymentMethod(trx, id);
+  return inUnitOfWork(db, {}, async (work) => {
+    const method = await getPaymentMethod(work.trx, id);
+    await work.trx
+      .selectFrom('customers')
+      .select('id')
+      .where('id', '=', method.customer_id)
+      .forUpdate()
+      .execute();
+    const current = await getPaymentMethod(work.trx, id);
     if (current.is_default) return current;
-    const previous = await trx
+    const previous = await work.trx
       .updateTable('payment_methods')
       .set({ is_default: false })
       .where('customer_id', '=', current.customer_id)
       .where('is_default', '=', true)
       .returning('id')
       .executeTakeFirst();
-    const updated = await trx
+    const updated = await work.trx
       .updateTable('payment_methods')
       .set({ is_default: true })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'payment_method',
       resourceId: id,
       action: 'payment_method.updated',

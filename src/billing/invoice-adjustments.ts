@@ -1,8 +1,8 @@
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceLineRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   getInvoice,
   type InvoiceWithLines,
@@ -31,15 +31,15 @@ function asNewLine(line: InvoiceLineRow): NewLine {
  * @throws ValidationError (`amount`) when the line is too large or credits would exceed the charges
  */
 export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'DRAFT') {
       throw new ConflictError(
         'invoice_not_draft',
         `invoice ${id} is ${invoice.status}; lines are added to a DRAFT only`,
       );
     }
-    const existing = await trx
+    const existing = await work.trx
       .selectFrom('invoice_lines')
       .selectAll()
       .where('invoice_id', '=', id)
@@ -59,7 +59,7 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
     }
     const priced = amounts.lines.at(-1)!;
     const position = existing.reduce((max, l) => Math.max(max, l.position + 1), 0);
-    const row = await trx
+    const row = await work.trx
       .insertInto('invoice_lines')
       .values({
         id: newId('il'),
@@ -75,7 +75,7 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    await trx
+    await work.trx
       .updateTable('invoices')
       .set({
         subtotal: amounts.subtotal,
@@ -86,7 +86,7 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
       })
       .where('id', '=', id)
       .execute();
-    await invoiceActivity(trx, invoice, 'invoice.line_added', {
+    await invoiceActivity(work, invoice, 'invoice.line_added', {
       line: row.id,
       type: line.type,
       amount: priced.amount,
@@ -105,20 +105,20 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_editable` in other states
  */
 export async function setChargeAt(db: Db, id: string, chargeAt: Date | null): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'DRAFT' && invoice.status !== 'OPEN') {
       throw new ConflictError(
         'invoice_not_editable',
         `invoice ${id} is ${invoice.status}; charge_at can change on a DRAFT or OPEN invoice only`,
       );
     }
-    await trx
+    await work.trx
       .updateTable('invoices')
       .set({ charge_at: chargeAt, updated_at: new Date() })
       .where('id', '=', id)
       .execute();
-    await invoiceActivity(trx, invoice, 'invoice.updated', {
+    await invoiceActivity(work, invoice, 'invoice.updated', {
       charge_at: chargeAt?.toISOString() ?? null,
       previous_charge_at: invoice.charge_at?.toISOString() ?? null,
     });

@@ -2,12 +2,17 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import { LockedRows } from '../db/locked-rows.ts';
 import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import {
+  badDebtRecovered,
+  type InvoiceAmounts,
+  invoiceFinalized,
+  invoiceVoided,
+  offlinePaymentReceived,
+} from '../ledger/movements.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
@@ -59,12 +64,12 @@ export interface InvoiceWithLines extends InvoiceRow {
  * that makes it.
  */
 export function invoiceActivity(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: Pick<InvoiceRow, 'id' | 'customer_id'>,
   action: string,
   data: Record<string, unknown> = {},
 ): Promise<void> {
-  return recordActivity(trx, {
+  return recordActivity(work, {
     resourceType: 'invoice',
     resourceId: invoice.id,
     action,
@@ -141,24 +146,24 @@ export function invoiceAmounts(lines: readonly NewLine[]): {
  * credits exceed charges
  */
 export async function createInvoice(db: Db, input: NewInvoice): Promise<InvoiceWithLines> {
-  return writeTransaction(db, (trx) => insertInvoice(trx, input));
+  return inUnitOfWork(db, {}, (work) => insertInvoice(work, input));
 }
 
 /**
- * Inserts a DRAFT invoice with its lines inside `trx` (which has joined the ledger's writers), and
+ * Inserts a DRAFT invoice with its lines inside `work` (which has joined the ledger's writers), and
  * logs `invoice.created`. For a subscription period, the unique (subscription, period index) makes a
  * second insert fail with PostgreSQL error 23505, which callers treat as "already invoiced".
  * @throws NotFoundError when the customer does not exist; ValidationError as `invoiceAmounts`
  */
-export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): Promise<InvoiceWithLines> {
+export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promise<InvoiceWithLines> {
   const amounts = invoiceAmounts(input.lines);
-  const customer = await trx
+  const customer = await work.trx
     .selectFrom('customers')
     .select('id')
     .where('id', '=', input.customerId)
     .executeTakeFirst();
   if (!customer) throw new NotFoundError('customer', input.customerId);
-  const invoice = await trx
+  const invoice = await work.trx
     .insertInto('invoices')
     .values({
       id: newId('inv'),
@@ -178,7 +183,7 @@ export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): P
     .returningAll()
     .executeTakeFirstOrThrow();
   const lines = input.lines.length
-    ? await trx
+    ? await work.trx
         .insertInto('invoice_lines')
         .values(
           input.lines.map((line, position) => ({
@@ -202,7 +207,7 @@ export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): P
         .returningAll()
         .execute()
     : [];
-  await invoiceActivity(trx, invoice, 'invoice.created', {
+  await invoiceActivity(work, invoice, 'invoice.created', {
     total: invoice.total,
     currency: invoice.currency,
     subscription: invoice.subscription_id,
@@ -210,18 +215,16 @@ export async function insertInvoice(trx: Kysely<Database>, input: NewInvoice): P
   return { ...invoice, lines };
 }
 
-/**
- * The finalization entry's postings of an invoice: debit the customer's receivable for the total,
- * credit revenue for the subtotal and tax payable for the tax (zero sides left out).
- */
-export function finalizationPostings(
-  invoice: Pick<InvoiceRow, 'customer_id' | 'currency' | 'subtotal' | 'tax' | 'total'>,
-): PostingInput[] {
-  return [
-    { account: chart.receivable(invoice.customer_id), amount: invoice.total, currency: invoice.currency },
-    { account: chart.revenue, amount: -invoice.subtotal, currency: invoice.currency },
-    { account: chart.taxPayable, amount: -invoice.tax, currency: invoice.currency },
-  ].filter((posting) => posting.amount !== 0n);
+/** An invoice's amounts as the ledger's movements take them (ledger/movements.ts). */
+function ledgerAmounts(invoice: InvoiceRow): InvoiceAmounts {
+  return {
+    invoiceId: invoice.id,
+    customerId: invoice.customer_id,
+    currency: invoice.currency,
+    subtotal: invoice.subtotal,
+    tax: invoice.tax,
+    total: invoice.total,
+  };
 }
 
 /** @throws NotFoundError when there is no invoice `id` */
@@ -237,21 +240,18 @@ export async function getInvoice(db: Kysely<Database>, id: string): Promise<Invo
   return { ...invoice, lines };
 }
 
-/** Invoices a transaction locked ahead (`lockTransactionsAhead`), each handed once to `lockInvoice`. */
-export const lockedInvoices = new LockedRows<InvoiceRow>();
-
 /**
- * Reads an invoice for update inside `trx`, so concurrent charges, refunds and webhooks on it
+ * Reads an invoice for update inside `work`, so concurrent charges, refunds and webhooks on it
  * serialise on its row. Joins the ledger's writers first (before the row lock), as every
- * transaction that may post must. An invoice `trx` locked ahead (`lockedInvoices`) is taken from
+ * transaction that may post must. An invoice `work` locked ahead (`lockTransactionsAhead`) is taken from
  * there, without a statement.
  * @throws NotFoundError when there is no invoice `id`
  */
-export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<InvoiceRow> {
-  await joinLedgerWriters(trx);
-  const held = lockedInvoices.take(trx, id);
+export async function lockInvoice(work: UnitOfWork, id: string): Promise<InvoiceRow> {
+  await work.joinLedgerWriters();
+  const held = work.take('invoices', id);
   if (held) return held;
-  const invoice = await trx
+  const invoice = await work.trx
     .selectFrom('invoices')
     .selectAll()
     .where('id', '=', id)
@@ -268,9 +268,9 @@ export async function lockInvoice(trx: Kysely<Database>, id: string): Promise<In
  * @throws ConflictError `invoice_not_draft` from any other state
  */
 export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
-    await finalizeLocked(trx, invoice, new Date());
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
+    await finalizeLocked(work, invoice, new Date());
   });
   return getInvoice(db, id);
 }
@@ -280,14 +280,14 @@ export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLi
  * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
  * (its `charge_at` cleared).
- * @returns the invoice's new status
+ * @returns the invoice as finalized (status, credit applied, amount due, dates)
  * @throws ConflictError `invoice_not_draft` from any other state
  */
-export async function finalizeLocked(
-  trx: Kysely<Database>,
-  invoice: InvoiceRow,
+export async function finalizeLocked<I extends InvoiceRow>(
+  work: UnitOfWork,
+  invoice: I,
   now: Date,
-): Promise<'OPEN' | 'PAID'> {
+): Promise<I> {
   const id = invoice.id;
   if (invoice.status !== 'DRAFT') {
     throw new ConflictError(
@@ -297,35 +297,28 @@ export async function finalizeLocked(
   }
   let credit = 0n;
   if (invoice.total > 0n) {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:finalized`,
-      description: `invoice ${id} finalized`,
-      source: { type: 'invoice', id },
-      postings: finalizationPostings(invoice),
-    });
-    credit = await applyCustomerCredit(trx, invoice);
+    await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));
+    credit = await applyCustomerCredit(work, invoice);
   }
   const due = invoice.total - credit;
-  const status = due > 0n ? 'OPEN' : 'PAID';
-  await trx
-    .updateTable('invoices')
-    .set({
-      status,
-      credit_applied: credit,
-      amount_due: due,
-      finalized_at: now,
-      paid_at: status === 'PAID' ? now : null,
-      ...(status === 'PAID' ? { charge_at: null } : {}),
-      updated_at: now,
-    })
-    .where('id', '=', id)
-    .execute();
-  await invoiceActivity(trx, invoice, 'invoice.finalized', {
+  const status = due > 0n ? ('OPEN' as const) : ('PAID' as const);
+  const changes = {
+    status,
+    credit_applied: credit,
+    amount_due: due,
+    finalized_at: now,
+    paid_at: status === 'PAID' ? now : null,
+    ...(status === 'PAID' ? { charge_at: null } : {}),
+    updated_at: now,
+  };
+  await work.trx.updateTable('invoices').set(changes).where('id', '=', id).execute();
+  await invoiceActivity(work, invoice, 'invoice.finalized', {
     status,
     total: invoice.total,
     ...(credit > 0n ? { credit_applied: credit } : {}),
   });
-  return status;
+  // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
+  return { ...invoice, ...changes };
 }
 
 /**
@@ -338,7 +331,7 @@ export async function finalizeLocked(
  * (`reinstateAfterPayment`).
  */
 export async function applyPayment(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: InvoiceRow,
   amount: bigint,
   now: Date = new Date(),
@@ -352,15 +345,19 @@ export async function applyPayment(
   if (invoice.status === 'UNCOLLECTIBLE') {
     recovered = amount < invoice.amount_due ? amount : invoice.amount_due;
     if (recovered > 0n) {
-      await postEntry(trx, {
-        idempotencyKey: `${invoice.id}:recovered:${paid}`,
-        description: `bad debt recovered on invoice ${invoice.id}`,
-        source: { type: 'invoice', id: invoice.id },
-        postings: transfer(chart.receivable(invoice.customer_id), chart.badDebt, recovered, invoice.currency),
-      });
+      await postEntry(
+        work,
+        badDebtRecovered({
+          invoiceId: invoice.id,
+          customerId: invoice.customer_id,
+          currency: invoice.currency,
+          amount: recovered,
+          amountPaid: paid,
+        }),
+      );
     }
   }
-  await trx
+  await work.trx
     .updateTable('invoices')
     .set({
       amount_paid: paid,
@@ -370,14 +367,14 @@ export async function applyPayment(
     })
     .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(trx, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
+  await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
     amount,
     amount_paid: paid,
     amount_due: due,
     ...(invoice.status === 'UNCOLLECTIBLE' ? { bad_debt_recovered: recovered } : {}),
   });
   if (settled && invoice.subscription_id) {
-    await reinstateAfterPayment(trx, invoice.subscription_id, invoice.id, now);
+    await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now);
   }
 }
 
@@ -386,12 +383,12 @@ export async function applyPayment(
  * was paid is refunded.
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
-export async function applyRefund(trx: Kysely<Database>, invoice: InvoiceRow, amount: bigint): Promise<void> {
+export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
   const refunded = invoice.amount_refunded + amount;
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
   }
-  await trx
+  await work.trx
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
@@ -400,17 +397,13 @@ export async function applyRefund(trx: Kysely<Database>, invoice: InvoiceRow, am
     })
     .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(trx, invoice, 'invoice.refunded', { amount, amount_refunded: refunded });
+  await invoiceActivity(work, invoice, 'invoice.refunded', { amount, amount_refunded: refunded });
 }
 
 /** Reverses a refund that failed after it had succeeded: the refunded amount shrinks again. */
-export async function reverseRefund(
-  trx: Kysely<Database>,
-  invoice: InvoiceRow,
-  amount: bigint,
-): Promise<void> {
+export async function reverseRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
   const refunded = invoice.amount_refunded - amount;
-  await trx
+  await work.trx
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
@@ -419,7 +412,7 @@ export async function reverseRefund(
     })
     .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(trx, invoice, 'invoice.refund_reversed', { amount, amount_refunded: refunded });
+  await invoiceActivity(work, invoice, 'invoice.refund_reversed', { amount, amount_refunded: refunded });
 }
 
 /**
@@ -429,9 +422,9 @@ export async function reverseRefund(
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
 export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
-    const inFlight = await trx
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
+    const inFlight = await work.trx
       .selectFrom('transactions')
       .select('id')
       .where('invoice_id', '=', id)
@@ -444,20 +437,15 @@ export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines>
       );
     }
     if (invoice.status === 'OPEN' && invoice.total > 0n) {
-      await postEntry(trx, {
-        idempotencyKey: `${id}:voided`,
-        description: `invoice ${id} voided`,
-        source: { type: 'invoice', id },
-        postings: finalizationPostings(invoice).map((p) => ({ ...p, amount: -p.amount })),
-      });
-      await returnAppliedCredit(trx, invoice);
+      await postEntry(work, invoiceVoided(ledgerAmounts(invoice)));
+      await returnAppliedCredit(work, invoice);
     }
-    await trx
+    await work.trx
       .updateTable('invoices')
       .set({ status: 'VOID', amount_due: 0n, voided_at: new Date(), updated_at: new Date() })
       .where('id', '=', id)
       .execute();
-    await invoiceActivity(trx, invoice, 'invoice.voided', { from: invoice.status });
+    await invoiceActivity(work, invoice, 'invoice.voided', { from: invoice.status });
   });
   return getInvoice(db, id);
 }
@@ -480,8 +468,8 @@ export async function recordOfflinePayment(
   id: string,
   payment: OfflinePayment,
 ): Promise<InvoiceWithLines> {
-  await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, id);
+  await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') {
       throw new ConflictError(
         'invoice_not_open',
@@ -493,7 +481,7 @@ export async function recordOfflinePayment(
         amount: `at most ${invoice.amount_due} is due (${invoice.currency} minor units)`,
       });
     }
-    const row = await trx
+    const row = await work.trx
       .insertInto('offline_payments')
       .values({
         id: newId('op'),
@@ -505,23 +493,23 @@ export async function recordOfflinePayment(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    await postEntry(trx, {
-      idempotencyKey: row.id,
-      description: `${payment.method.toLowerCase()} payment ${row.id} on invoice ${id}`,
-      source: { type: 'offline_payment', id: row.id },
-      postings: transfer(
-        chart.offlineReceipts,
-        chart.receivable(invoice.customer_id),
-        payment.amount,
-        invoice.currency,
-      ),
-    });
-    await invoiceActivity(trx, invoice, 'invoice.offline_payment_recorded', {
+    await postEntry(
+      work,
+      offlinePaymentReceived({
+        offlinePaymentId: row.id,
+        method: payment.method,
+        invoiceId: id,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount: payment.amount,
+      }),
+    );
+    await invoiceActivity(work, invoice, 'invoice.offline_payment_recorded', {
       offline_payment: row.id,
       method: payment.method,
       amount: payment.amount,
     });
-    await applyPayment(trx, invoice, payment.amount);
+    await applyPayment(work, invoice, payment.amount);
   });
   return getInvoice(db, id);
 }

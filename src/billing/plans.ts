@@ -5,8 +5,8 @@ import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, PlanInterval, PlanRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { type PriceModel, PriceModelSchema, priceFor } from './pricing.ts';
 
@@ -248,8 +248,8 @@ export interface NewPlan {
  * @throws ConflictError `product_inactive` when the product is not active
  */
 export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
-  return writeTransaction(db, async (trx) => {
-    const product = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const product = await work.trx
       .selectFrom('products')
       .select(['id', 'active'])
       .where('id', '=', input.productId)
@@ -262,7 +262,7 @@ export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
         `product ${input.productId} is not active; activate it first`,
       );
     }
-    const row = await trx
+    const row = await work.trx
       .insertInto('plans')
       .values({
         id: newId('plan'),
@@ -280,7 +280,7 @@ export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'plan',
       resourceId: row.id,
       action: 'plan.created',
@@ -310,12 +310,17 @@ export interface PlanUpdate {
  * @throws NotFoundError when there is no plan `id`
  */
 export async function updatePlan(db: Db, id: string, update: PlanUpdate): Promise<Plan> {
-  return writeTransaction(db, async (trx) => {
-    const row = await trx.selectFrom('plans').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  return inUnitOfWork(db, {}, async (work) => {
+    const row = await work.trx
+      .selectFrom('plans')
+      .selectAll()
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
     if (!row) throw new NotFoundError('plan', id);
     const changes = changedFields(row, { ...update });
     if (Object.keys(changes).length === 0) return planOf(row);
-    const updated = await trx
+    const updated = await work.trx
       .updateTable('plans')
       .set({
         ...(changes.name === undefined ? {} : { name: update.name }),
@@ -326,7 +331,7 @@ export async function updatePlan(db: Db, id: string, update: PlanUpdate): Promis
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'plan',
       resourceId: id,
       action: 'plan.updated',

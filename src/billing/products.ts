@@ -4,8 +4,8 @@ import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ProductRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** A new product: what is sold (plans price it). `externalId` is the caller's own id, unique when given. */
 export interface NewProduct {
@@ -20,8 +20,8 @@ export interface NewProduct {
  * @throws ConflictError `external_id_taken` when another product has the same external id
  */
 export async function createProduct(db: Db, input: NewProduct): Promise<ProductRow> {
-  return writeTransaction(db, async (trx) => {
-    const row = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const row = await work.trx
       .insertInto('products')
       .values({
         id: newId('prod'),
@@ -36,7 +36,7 @@ export async function createProduct(db: Db, input: NewProduct): Promise<ProductR
     if (!row) {
       throw new ConflictError('external_id_taken', `a product with external_id ${input.externalId} exists`);
     }
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'product',
       resourceId: row.id,
       action: 'product.created',
@@ -68,8 +68,8 @@ export interface ProductUpdate {
  * @throws NotFoundError when there is no product `id`
  */
 export async function updateProduct(db: Db, id: string, update: ProductUpdate): Promise<ProductRow> {
-  return writeTransaction(db, async (trx) => {
-    const row = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const row = await work.trx
       .selectFrom('products')
       .selectAll()
       .where('id', '=', id)
@@ -78,7 +78,7 @@ export async function updateProduct(db: Db, id: string, update: ProductUpdate): 
     if (!row) throw new NotFoundError('product', id);
     const changes = changedFields(row, { ...update });
     if (Object.keys(changes).length === 0) return row;
-    const updated = await trx
+    const updated = await work.trx
       .updateTable('products')
       .set({
         ...(changes.name ? { name: update.name } : {}),
@@ -90,7 +90,7 @@ export async function updateProduct(db: Db, id: string, update: ProductUpdate): 
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'product',
       resourceId: id,
       action: 'product.updated',

@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
-import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
+import { prorationCredited } from '../ledger/movements.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -79,16 +78,16 @@ export async function changeSubscription(
   now: Date,
   preview: boolean,
 ): Promise<ChangeResult> {
-  return writeTransaction(db, async (trx) => {
-    const subscription = (await lockSubscription(trx, id))!;
+  return inUnitOfWork(db, {}, async (work) => {
+    const subscription = (await lockSubscription(work, id))!;
     if (subscription.status === 'SUSPENDED' || subscription.status === 'CANCELLED') {
       throw new ConflictError(
         'subscription_not_changeable',
         `subscription ${id} is ${subscription.status}; only a live subscription can change`,
       );
     }
-    const oldPlan = await getPlan(trx, subscription.plan_id);
-    const newPlan = change.planId ? await getPlan(trx, change.planId) : oldPlan;
+    const oldPlan = await getPlan(work.trx, subscription.plan_id);
+    const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
     const quantity = change.quantity ?? subscription.quantity;
     if (newPlan.id === oldPlan.id && quantity === subscription.quantity) {
@@ -105,7 +104,7 @@ export async function changeSubscription(
         remaining: seconds(end.getTime() - now.getTime()),
         period: seconds(end.getTime() - start.getTime()),
       };
-      const coupons = await periodCoupons(trx, subscription);
+      const coupons = await periodCoupons(work.trx, subscription);
       const common = { quantity: 1, periodStart: now, periodEnd: end };
       lines.push(
         ...prorationLines(
@@ -141,12 +140,12 @@ export async function changeSubscription(
     const usageInvoice =
       newPlan.id === oldPlan.id
         ? null
-        : await invoiceUsageUntil(trx, subscription, oldPlan, now, now, 'subscription_update');
+        : await invoiceUsageUntil(work, subscription, oldPlan, now, now, 'subscription_update');
 
     let invoice: InvoiceRow | null = null;
     // A change that only raises the tax (subtotal 0) bills the tax.
     if (proration.subtotal >= 0n && proration.total > 0n) {
-      const inserted = await insertInvoice(trx, {
+      const inserted = await insertInvoice(work, {
         customerId: subscription.customer_id,
         currency: newPlan.currency,
         lines,
@@ -156,9 +155,9 @@ export async function changeSubscription(
         billingReason: 'subscription_update',
         chargeAt: now,
       });
-      invoice = { ...inserted, status: await finalizeLocked(trx, inserted, now) };
+      invoice = await finalizeLocked(work, inserted, now);
     }
-    const updated = await trx
+    const updated = await work.trx
       .updateTable('subscriptions')
       .set({ plan_id: newPlan.id, quantity, updated_at: now })
       .where('id', '=', id)
@@ -168,22 +167,22 @@ export async function changeSubscription(
     // subtotal out of revenue and its tax out of tax payable into the customer's credit (`total`,
     // negative: a credit), which their next invoices use.
     if (!invoice && (proration.subtotal !== 0n || proration.tax !== 0n)) {
-      await postEntry(trx, {
-        idempotencyKey: `${id}:proration_credit:${randomUUID()}`,
-        description: `proration credit of subscription ${id} (unused time at the old price)`,
-        source: { type: 'subscription', id },
-        postings: [
-          { account: chart.revenue, amount: -proration.subtotal, currency: newPlan.currency },
-          { account: chart.taxPayable, amount: -proration.tax, currency: newPlan.currency },
-          {
-            account: chart.customerCredit(subscription.customer_id),
-            amount: proration.total,
-            currency: newPlan.currency,
-          },
-        ].filter((p) => p.amount !== 0n),
-      });
+      await postEntry(
+        work,
+        prorationCredited({
+          subscriptionId: id,
+          customerId: subscription.customer_id,
+          currency: newPlan.currency,
+          subtotal: proration.subtotal,
+          tax: proration.tax,
+          total: proration.total,
+          at: now,
+          from: { planId: oldPlan.id, quantity: subscription.quantity },
+          to: { planId: newPlan.id, quantity },
+        }),
+      );
     }
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'subscription',
       resourceId: id,
       action: 'subscription.changed',

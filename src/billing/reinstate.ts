@@ -1,6 +1,5 @@
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../db/schema.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /** What dunning writes in the data of the `subscription.suspended` activity it causes. */
@@ -17,12 +16,12 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  * @returns whether the subscription was reactivated
  */
 export async function reinstateAfterPayment(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscriptionId: string,
   paidInvoiceId: string,
   now: Date,
 ): Promise<boolean> {
-  const subscription = await trx
+  const subscription = await work.trx
     .selectFrom('subscriptions')
     .selectAll()
     .where('id', '=', subscriptionId)
@@ -30,7 +29,7 @@ export async function reinstateAfterPayment(
     .executeTakeFirst();
   if (!subscription) return false;
   if (subscription.status === 'SUSPENDED') {
-    const suspension = await trx
+    const suspension = await work.trx
       .selectFrom('activities')
       .select('data')
       .where('resource_id', '=', subscriptionId)
@@ -42,7 +41,7 @@ export async function reinstateAfterPayment(
   } else if (subscription.status !== 'PAST_DUE') {
     return false;
   }
-  const overdue = await trx
+  const overdue = await work.trx
     .selectFrom('invoices')
     .select('id')
     .where('subscription_id', '=', subscriptionId)
@@ -51,7 +50,7 @@ export async function reinstateAfterPayment(
     .where('payment_attempts', '>', 0)
     .executeTakeFirst();
   if (overdue) return false;
-  await transitionSubscription(trx, subscription, 'ACTIVE', now, {
+  await transitionSubscription(work, subscription, 'ACTIVE', now, {
     reason: 'invoice_paid',
     invoice: paidInvoiceId,
   });

@@ -8,9 +8,8 @@ import type {
   SubscriptionRow,
   SubscriptionStatus,
 } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { NotFoundError } from '../errors.ts';
-import { joinLedgerWriters } from '../ledger/journal.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   couponDiscounts,
   couponInEffect,
@@ -165,7 +164,7 @@ export async function billUsageUntil(
  * @returns the invoice, or null when there is no usage to bill (no invoice is made)
  */
 export async function invoiceUsageUntil(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
   until: Date,
@@ -173,9 +172,9 @@ export async function invoiceUsageUntil(
   billingReason: BillingReason,
 ): Promise<InvoiceRow | null> {
   const from = subscription.usage_billed_until ?? subscription.start_at;
-  const lines = await billUsageUntil(trx, subscription, plan, until);
+  const lines = await billUsageUntil(work.trx, subscription, plan, until);
   if (lines.length === 0) return null;
-  const invoice = await insertInvoice(trx, {
+  const invoice = await insertInvoice(work, {
     customerId: subscription.customer_id,
     currency: plan.currency,
     lines,
@@ -185,7 +184,7 @@ export async function invoiceUsageUntil(
     billingReason,
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
-  return { ...invoice, status: await finalizeLocked(trx, invoice, now) };
+  return finalizeLocked(work, invoice, now);
 }
 
 /**
@@ -224,21 +223,21 @@ export async function periodLines(
  * @returns the new invoice, or null when the period was invoiced already
  */
 async function invoicePeriod(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
   period: Period,
   now: Date,
 ): Promise<InvoiceRow | null> {
-  const existing = await trx
+  const existing = await work.trx
     .selectFrom('invoices')
     .select('id')
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', period.index)
     .executeTakeFirst();
   if (existing) return null;
-  const lines = await periodLines(trx, subscription, plan, period);
-  const invoice = await insertInvoice(trx, {
+  const lines = await periodLines(work.trx, subscription, plan, period);
+  const invoice = await insertInvoice(work, {
     customerId: subscription.customer_id,
     currency: plan.currency,
     lines,
@@ -250,8 +249,7 @@ async function invoicePeriod(
     // A zero invoice is PAID at once: nothing for collection to charge.
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
-  const status = await finalizeLocked(trx, invoice, now);
-  return { ...invoice, status };
+  return finalizeLocked(work, invoice, now);
 }
 
 /** What a renewal did: the subscription as it is now and the invoices it created. */
@@ -261,14 +259,14 @@ export interface Renewal {
 }
 
 /**
- * Renews a subscription locked in `trx` (which joined the ledger's writers first) up to `now`:
+ * Renews a subscription locked in `work` (which joined the ledger's writers first) up to `now`:
  * while its next period has started, either cancels it at that boundary (`cancel_at_period_end`) or
  * invoices the period (once), ends a trial (IN_TRIAL → ACTIVE), advances `current_period_*` and
  * `next_renewal_at`, and logs `subscription.renewed`. After downtime every missed period is
  * invoiced, each once.
  */
 export async function renewLocked(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
   now: Date,
@@ -280,21 +278,21 @@ export async function renewLocked(
     const due = current.next_renewal_at;
     if (current.cancel_at_period_end) {
       // The final invoice: the usage up to the end (the last period's, with any not billed yet).
-      const final = await invoiceUsageUntil(trx, current, plan, due, now, 'subscription_cycle');
+      const final = await invoiceUsageUntil(work, current, plan, due, now, 'subscription_cycle');
       if (final) invoices.push(final);
-      current = await transitionSubscription(trx, current, 'CANCELLED', due, {
+      current = await transitionSubscription(work, current, 'CANCELLED', due, {
         reason: 'cancel_at_period_end',
         final_invoice: final?.id,
       });
       break;
     }
     const period = periodAt(cadence, periodIndexAt(cadence, due));
-    const invoice = await invoicePeriod(trx, current, plan, period, now);
+    const invoice = await invoicePeriod(work, current, plan, period, now);
     if (invoice) invoices.push(invoice);
     if (current.status === 'IN_TRIAL') {
-      current = await transitionSubscription(trx, current, 'ACTIVE', due, { reason: 'trial_ended' });
+      current = await transitionSubscription(work, current, 'ACTIVE', due, { reason: 'trial_ended' });
     }
-    current = await trx
+    current = await work.trx
       .updateTable('subscriptions')
       .set({
         current_period_index: period.index,
@@ -306,7 +304,7 @@ export async function renewLocked(
       .where('id', '=', current.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'subscription',
       resourceId: current.id,
       action: 'subscription.renewed',
@@ -323,17 +321,17 @@ export async function renewLocked(
 }
 
 /**
- * Locks subscription `id` in `trx` after joining the ledger's writers.
+ * Locks subscription `id` in `work` after joining the ledger's writers.
  * @param skipLocked true to return null instead of waiting when another transaction holds it
  * @throws NotFoundError when there is no such subscription (and `skipLocked` is false)
  */
 export async function lockSubscription(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   id: string,
   skipLocked = false,
 ): Promise<SubscriptionRow | null> {
-  await joinLedgerWriters(trx);
-  let query = trx.selectFrom('subscriptions').selectAll().where('id', '=', id).forUpdate();
+  await work.joinLedgerWriters();
+  let query = work.trx.selectFrom('subscriptions').selectAll().where('id', '=', id).forUpdate();
   if (skipLocked) query = query.skipLocked();
   const row = await query.executeTakeFirst();
   if (!row && !skipLocked) throw new NotFoundError('subscription', id);
@@ -351,10 +349,10 @@ export async function renewSubscription(
   now: Date,
   skipLocked = false,
 ): Promise<Renewal | null> {
-  return writeTransaction(db, async (trx) => {
-    const subscription = await lockSubscription(trx, id, skipLocked);
+  return inUnitOfWork(db, {}, async (work) => {
+    const subscription = await lockSubscription(work, id, skipLocked);
     if (!subscription) return null;
-    return renewLocked(trx, subscription, await getPlan(trx, subscription.plan_id), now);
+    return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now);
   });
 }
 

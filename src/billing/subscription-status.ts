@@ -1,7 +1,7 @@
-import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import type { Database, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import type { SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /**
  * Allowed subscription status changes (PRODUCT §5): a trial ends ACTIVE (or PAST_DUE when its first
@@ -17,14 +17,14 @@ export const SUBSCRIPTION_TRANSITIONS: Record<SubscriptionStatus, readonly Subsc
 };
 
 /**
- * Moves a subscription (locked by the caller in `trx`, which has joined the ledger's writers) to
+ * Moves a subscription (locked by the caller in `work`, which has joined the ledger's writers) to
  * `to`, stamping `suspended_at` / `cancelled_at` / `ended_at`, and logs `subscription.<to lower case>`
  * with `data`. Staying in the same status changes nothing.
  * @returns the updated row
  * @throws ConflictError `invalid_subscription_transition` for a change the table above forbids
  */
 export async function transitionSubscription(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   to: SubscriptionStatus,
   now: Date,
@@ -37,7 +37,7 @@ export async function transitionSubscription(
       `subscription ${subscription.id} is ${subscription.status}; it cannot become ${to}`,
     );
   }
-  const updated = await trx
+  const updated = await work.trx
     .updateTable('subscriptions')
     .set({
       status: to,
@@ -49,7 +49,7 @@ export async function transitionSubscription(
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await recordActivity(trx, {
+  await recordActivity(work, {
     resourceType: 'subscription',
     resourceId: subscription.id,
     action: `subscription.${to.toLowerCase()}`,

@@ -3,8 +3,8 @@ import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { redeemCoupon } from './coupons.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -57,12 +57,12 @@ export interface SubscriptionChange {
 }
 
 function subscriptionActivity(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   action: string,
   data: Record<string, unknown> = {},
 ): Promise<void> {
-  return recordActivity(trx, {
+  return recordActivity(work, {
     resourceType: 'subscription',
     resourceId: subscription.id,
     action,
@@ -161,23 +161,23 @@ export async function createSubscription(
   input: NewSubscription,
   now: Date,
 ): Promise<SubscriptionChange> {
-  return writeTransaction(db, async (trx) => {
-    const { plan, startAt } = await checkNewSubscription(trx, input, now);
+  return inUnitOfWork(db, {}, async (work) => {
+    const { plan, startAt } = await checkNewSubscription(work.trx, input, now);
     const row = newSubscriptionRow(input, plan, startAt, now);
-    const subscription = await trx
+    const subscription = await work.trx
       .insertInto('subscriptions')
       .values({ ...row, metadata: JSON.stringify(row.metadata) })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await subscriptionActivity(trx, subscription, 'subscription.created', {
+    await subscriptionActivity(work, subscription, 'subscription.created', {
       plan: plan.id,
       status: subscription.status,
       quantity: subscription.quantity,
       start_at: subscription.start_at,
       trial_end_at: subscription.trial_end_at,
     });
-    if (input.couponCode) await redeemCoupon(trx, subscription, plan.currency, input.couponCode);
-    return renewLocked(trx, subscription, plan, now);
+    if (input.couponCode) await redeemCoupon(work, subscription, plan.currency, input.couponCode);
+    return renewLocked(work, subscription, plan, now);
   });
 }
 
@@ -192,9 +192,9 @@ export async function getSubscription(db: Kysely<Database>, id: string): Promise
 async function withSubscription<T>(
   db: Db,
   id: string,
-  fn: (trx: Kysely<Database>, subscription: SubscriptionRow) => Promise<T>,
+  fn: (work: UnitOfWork, subscription: SubscriptionRow) => Promise<T>,
 ): Promise<T> {
-  return writeTransaction(db, async (trx) => fn(trx, (await lockSubscription(trx, id))!));
+  return inUnitOfWork(db, {}, async (work) => fn(work, (await lockSubscription(work, id))!));
 }
 
 /** What `updateSubscription` may change: metadata (replaced) and the payment method charged. */
@@ -213,10 +213,10 @@ export async function updateSubscription(
   update: SubscriptionUpdate,
   now: Date,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (trx, subscription) => {
+  return withSubscription(db, id, async (work, subscription) => {
     if (update.paymentMethodId)
-      await checkPaymentMethod(trx, subscription.customer_id, update.paymentMethodId);
-    const updated = await trx
+      await checkPaymentMethod(work.trx, subscription.customer_id, update.paymentMethodId);
+    const updated = await work.trx
       .updateTable('subscriptions')
       .set({
         ...(update.metadata !== undefined ? { metadata: JSON.stringify(update.metadata) } : {}),
@@ -226,7 +226,7 @@ export async function updateSubscription(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await subscriptionActivity(trx, updated, 'subscription.updated', {
+    await subscriptionActivity(work, updated, 'subscription.updated', {
       metadata: update.metadata,
       payment_method: update.paymentMethodId,
     });
@@ -249,15 +249,15 @@ export async function cancelSubscription(
   atPeriodEnd: boolean,
   now: Date,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (trx, subscription) => {
+  return withSubscription(db, id, async (work, subscription) => {
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
     }
     if (!atPeriodEnd) {
       // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
-      const plan = await getPlan(trx, subscription.plan_id);
-      const final = await invoiceUsageUntil(trx, subscription, plan, now, now, 'subscription_update');
-      return transitionSubscription(trx, subscription, 'CANCELLED', now, {
+      const plan = await getPlan(work.trx, subscription.plan_id);
+      const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
+      return transitionSubscription(work, subscription, 'CANCELLED', now, {
         at_period_end: false,
         final_invoice: final?.id,
       });
@@ -265,13 +265,13 @@ export async function cancelSubscription(
     if (subscription.cancel_at_period_end) {
       throw new ConflictError('cancellation_scheduled', `subscription ${id} already cancels at period end`);
     }
-    const updated = await trx
+    const updated = await work.trx
       .updateTable('subscriptions')
       .set({ cancel_at_period_end: true, updated_at: now })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await subscriptionActivity(trx, updated, 'subscription.cancellation_scheduled', {
+    await subscriptionActivity(work, updated, 'subscription.cancellation_scheduled', {
       at: subscription.next_renewal_at,
     });
     return updated;
@@ -284,11 +284,11 @@ export async function cancelSubscription(
  * ACTIVE or PAST_DUE
  */
 export async function suspendSubscription(db: Db, id: string, now: Date): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (trx, subscription) => {
+  return withSubscription(db, id, async (work, subscription) => {
     if (subscription.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
-    return transitionSubscription(trx, subscription, 'SUSPENDED', now);
+    return transitionSubscription(work, subscription, 'SUSPENDED', now);
   });
 }
 
@@ -298,33 +298,33 @@ export async function suspendSubscription(db: Db, id: string, now: Date): Promis
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
  */
 export async function reactivateSubscription(db: Db, id: string, now: Date): Promise<SubscriptionChange> {
-  return withSubscription(db, id, async (trx, subscription) => {
+  return withSubscription(db, id, async (work, subscription) => {
     if (subscription.status !== 'SUSPENDED') {
       throw new ConflictError(
         'invalid_subscription_transition',
         `subscription ${id} is ${subscription.status}; only a SUSPENDED subscription can be reactivated`,
       );
     }
-    const plan = await getPlan(trx, subscription.plan_id);
+    const plan = await getPlan(work.trx, subscription.plan_id);
     const cadence = cadenceOf(subscription, plan);
     const index = periodIndexAt(cadence, now);
     const skipped =
       index >= 0 &&
       subscription.next_renewal_at &&
       subscription.next_renewal_at < periodAt(cadence, index).start;
-    let active = await transitionSubscription(trx, subscription, 'ACTIVE', now, {
+    let active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
       resumes_at_period: Math.max(index, 0),
     });
     if (skipped) {
       // Resume at the current period: move the next renewal up to its start (no back-billing).
-      active = await trx
+      active = await work.trx
         .updateTable('subscriptions')
         .set({ next_renewal_at: periodAt(cadence, index).start, updated_at: now })
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
     }
-    return renewLocked(trx, active, plan, now);
+    return renewLocked(work, active, plan, now);
   });
 }
 
@@ -333,11 +333,11 @@ export async function reactivateSubscription(db: Db, id: string, now: Date): Pro
  * @throws NotFoundError; ConflictError `subscription_cancelled` and as `redeemCoupon`
  */
 export async function addSubscriptionCoupon(db: Db, id: string, code: string): Promise<CouponRedemptionRow> {
-  return withSubscription(db, id, async (trx, subscription) => {
+  return withSubscription(db, id, async (work, subscription) => {
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
-    const plan = await getPlan(trx, subscription.plan_id);
-    return redeemCoupon(trx, subscription, plan.currency, code);
+    const plan = await getPlan(work.trx, subscription.plan_id);
+    return redeemCoupon(work, subscription, plan.currency, code);
   });
 }

@@ -5,8 +5,8 @@ import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
@@ -88,12 +88,12 @@ export async function recordUsageEvent(
   input: NewUsageEvent,
   now: Date,
 ): Promise<{ event: UsageEventRow; created: boolean }> {
-  const result = await writeTransaction(db, async (trx) => {
-    const stored = await storedEvent(trx, input);
+  const result = await inUnitOfWork(db, {}, async (work) => {
+    const stored = await storedEvent(work.trx, input);
     if (stored) return { event: stored, created: false };
     // FOR SHARE: billing (which locks the row FOR UPDATE) waits for this event's commit and bills it,
     // or this event waits for the billing and sees the moved `usage_billed_until`.
-    const subscription = await trx
+    const subscription = await work.trx
       .selectFrom('subscriptions')
       .selectAll()
       .where('id', '=', input.subscriptionId)
@@ -107,7 +107,7 @@ export async function recordUsageEvent(
       );
     }
     const plan = planOf(
-      await trx
+      await work.trx
         .selectFrom('plans')
         .selectAll()
         .where('id', '=', subscription.plan_id)
@@ -122,7 +122,7 @@ export async function recordUsageEvent(
     const unbillable = unbillableReason(subscription, occurredAt, now);
     if (unbillable)
       throw new ValidationError('usage event outside its billable time', { timestamp: unbillable });
-    const event = await trx
+    const event = await work.trx
       .insertInto('usage_events')
       .values({
         id: newId('ue'),
@@ -139,9 +139,9 @@ export async function recordUsageEvent(
       .executeTakeFirst();
     if (!event) {
       // Stored by a concurrent request since our first look: the same rules as a repeat.
-      return { event: (await storedEvent(trx, input))!, created: false };
+      return { event: (await storedEvent(work.trx, input))!, created: false };
     }
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'usage_event',
       resourceId: event.id,
       action: 'usage_event.recorded',
@@ -402,9 +402,9 @@ export interface NewUsageLimit {
  * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and action
  */
 export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<UsageLimitRow> {
-  return writeTransaction(db, async (trx) => {
-    await getCustomer(trx, input.customerId);
-    const row = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    await getCustomer(work.trx, input.customerId);
+    const row = await work.trx
       .insertInto('usage_limits')
       .values({
         id: newId('ul'),
@@ -422,7 +422,7 @@ export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<Us
         `customer ${input.customerId} already has a ${input.action} limit in ${input.currency}`,
       );
     }
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'usage_limit',
       resourceId: row.id,
       action: 'usage_limit.created',
@@ -455,8 +455,8 @@ export interface UsageLimitUpdate {
  */
 export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpdate): Promise<UsageLimitRow> {
   try {
-    return await writeTransaction(db, async (trx) => {
-      const row = await trx
+    return await inUnitOfWork(db, {}, async (work) => {
+      const row = await work.trx
         .selectFrom('usage_limits')
         .selectAll()
         .where('id', '=', id)
@@ -465,7 +465,7 @@ export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpd
       if (!row) throw new NotFoundError('usage_limit', id);
       const changes = changedFields(row, { amount: update.amount, action: update.action });
       if (Object.keys(changes).length === 0) return row;
-      const updated = await trx
+      const updated = await work.trx
         .updateTable('usage_limits')
         .set({
           ...(changes.amount ? { amount: update.amount } : {}),
@@ -474,7 +474,7 @@ export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpd
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      await recordActivity(trx, {
+      await recordActivity(work, {
         resourceType: 'usage_limit',
         resourceId: id,
         action: 'usage_limit.updated',
@@ -531,8 +531,8 @@ export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date
     )?.amount ?? 0n;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
-    const claimed = await writeTransaction(db, async (trx) => {
-      const row = await trx
+    const claimed = await inUnitOfWork(db, {}, async (work) => {
+      const row = await work.trx
         .updateTable('usage_limits')
         .set({ last_triggered_period_start: periodStart })
         .where('id', '=', limit.id)
@@ -548,20 +548,20 @@ export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date
         subscription: subscriptionId,
       };
       if (row.action === 'SUSPEND') {
-        const locked = await trx
+        const locked = await work.trx
           .selectFrom('subscriptions')
           .selectAll()
           .where('id', '=', subscriptionId)
           .forUpdate()
           .executeTakeFirstOrThrow();
         if (locked.status !== 'CANCELLED') {
-          await transitionSubscription(trx, locked, 'SUSPENDED', now, {
+          await transitionSubscription(work, locked, 'SUSPENDED', now, {
             reason: 'usage_limit',
             usage_limit: row.id,
           });
         }
       }
-      await recordActivity(trx, {
+      await recordActivity(work, {
         resourceType: 'usage_limit',
         resourceId: row.id,
         action: row.action === 'WARN' ? 'usage_limit.warning' : 'usage_limit.suspended',

@@ -2,9 +2,9 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** Why an event could not be reconciled automatically. */
 export type ExceptionKind =
@@ -36,8 +36,8 @@ export interface NewException {
  * Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per
  * (transaction, kind, refund): a second one with the same key is not recorded again.
  */
-export async function raiseException(trx: Kysely<Database>, exception: NewException): Promise<void> {
-  const row = await trx
+export async function raiseException(work: UnitOfWork, exception: NewException): Promise<void> {
+  const row = await work.trx
     .insertInto('reconciliation_exceptions')
     .values({
       id: newId('rex'),
@@ -59,7 +59,7 @@ export async function raiseException(trx: Kysely<Database>, exception: NewExcept
     .returning(['id', 'kind', 'transaction_id'])
     .executeTakeFirst();
   if (row) {
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'reconciliation_exception',
       resourceId: row.id,
       action: 'reconciliation_exception.opened',
@@ -83,11 +83,8 @@ export function duplicatePayment(transaction: {
 }
 
 /** Raises `duplicatePayment` for a transaction, inside the transaction that recorded it (an `OnOverpaid`). */
-export async function flagDuplicatePayment(
-  trx: Kysely<Database>,
-  transaction: TransactionRow,
-): Promise<void> {
-  await raiseException(trx, duplicatePayment(transaction));
+export async function flagDuplicatePayment(work: UnitOfWork, transaction: TransactionRow): Promise<void> {
+  await raiseException(work, duplicatePayment(transaction));
 }
 
 /**
@@ -99,8 +96,8 @@ export async function resolveException(
   id: string,
   note?: string,
 ): Promise<ReconciliationExceptionRow> {
-  return writeTransaction(db, async (trx) => {
-    const current = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const current = await work.trx
       .selectFrom('reconciliation_exceptions')
       .selectAll()
       .where('id', '=', id)
@@ -113,13 +110,13 @@ export async function resolveException(
         `exception ${id} was resolved at ${current.resolved_at?.toISOString()}`,
       );
     }
-    const row = await trx
+    const row = await work.trx
       .updateTable('reconciliation_exceptions')
       .set({ status: 'resolved', resolved_at: new Date() })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(trx, {
+    await recordActivity(work, {
       resourceType: 'reconciliation_exception',
       resourceId: id,
       action: 'reconciliation_exception.resolved',

@@ -1,10 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type RequestHandler, type Response, Router } from 'express';
 import { sql } from 'kysely';
-import { type ActivityInput, recordActivity, runAs } from '../activities/activities.ts';
+import { type ActivityInput, recordActivity } from '../activities/activities.ts';
 import { authenticate } from '../auth/api-keys.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { QUEUES } from '../queue/queues.ts';
 import {
   type DeadLetterJob,
@@ -63,7 +63,7 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
   };
   /** Records a dashboard action as an activity whose actor is the admin key that asked for it. */
   const audit = (res: Response, activity: ActivityInput) =>
-    runAs(String(res.locals.adminKeyId), () => writeTransaction(db, (trx) => recordActivity(trx, activity)));
+    inUnitOfWork(db, { actor: String(res.locals.adminKeyId) }, (work) => recordActivity(work, activity));
   router.use('/admin', requireAdmin, express.urlencoded({ extended: false, limit: '16kb' }));
 
   router.get('/admin/queues', async (_req, res) => {

@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { runAs } from '../activities/activities.ts';
+import { runAs } from '../ledger/unit-of-work.ts';
 import { adminRoutes } from './admin.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';

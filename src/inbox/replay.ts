@@ -2,9 +2,9 @@ import { type Kysely, sql } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 
@@ -99,12 +99,12 @@ async function dropFromDeadLetters(trx: Kysely<Database>, ids: string[]): Promis
  * @returns the ids of the events abandoned
  */
 export async function abandonOrphanedEvents(db: Db): Promise<string[]> {
-  return writeTransaction(db, async (trx) => {
+  return inUnitOfWork(db, {}, async (work) => {
     const live = sql<string>`(
       SELECT jsonb_array_elements_text(data->'inboxIds') FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
       WHERE name IN (${QUEUES.webhookProcess}, ${DEAD_WEBHOOKS}) AND state IN ('created', 'retry', 'active')
         AND jsonb_typeof(data->'inboxIds') = 'array')`;
-    const abandoned = await trx
+    const abandoned = await work.trx
       .updateTable('inbox')
       .set({
         status: 'exception',
@@ -116,7 +116,7 @@ export async function abandonOrphanedEvents(db: Db): Promise<string[]> {
       .returning(['id', 'gateway', 'gateway_event_id', 'outcome'])
       .execute();
     for (const row of abandoned) {
-      await raiseException(trx, {
+      await raiseException(work, {
         kind: 'abandoned_event',
         gateway: row.gateway,
         inboxId: row.id,

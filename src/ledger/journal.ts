@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { DeferredWrites } from '../db/deferred-writes.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/schema.ts';
 import type { AccountRef } from './chart.ts';
+import type { UnitOfWork } from './unit-of-work.ts';
 
 /** One side of a journal entry: a signed amount in minor units (debit > 0, credit < 0). */
 export interface PostingInput {
@@ -79,27 +79,29 @@ export async function ensureAccount(
 }
 
 /**
- * Posts a balanced journal entry, at most once per idempotency key. Call it inside the transaction
- * that changes the business state the entry records. Entries and postings are immutable (the
- * database refuses UPDATE, DELETE and TRUNCATE, and checks the balance per currency again at commit).
- * Inside `withDeferredEntries` the entry is checked now and written with the others at its end.
+ * Posts a balanced journal entry in `work`, at most once per idempotency key: an entry of
+ * ledger/movements.ts, in the unit of work that changes the business state it records. Entries and
+ * postings are immutable (the database refuses UPDATE, DELETE and TRUNCATE, and checks the balance
+ * per currency again at commit). In a deferring unit (`defer: true`) the entry is checked now and
+ * written with the others at the unit's end.
  * @returns `true` when posted now (or deferred), `false` when an entry with this key already existed
  * @throws LedgerError for an unbalanced or empty entry
  */
-export async function postEntry(trx: Kysely<Database>, entry: EntryInput): Promise<boolean> {
+export async function postEntry(work: UnitOfWork, entry: EntryInput): Promise<boolean> {
   assertBalanced(entry);
-  if (deferred.collect(trx, [entry])) return true;
-  const [posted] = await postEntries(trx, [entry]);
+  if (work.defer(writeEntries, [entry])) return true;
+  const [posted] = await writeEntries(work, [entry]);
   return posted === true;
 }
 
 /**
  * Posts balanced entries in one statement that opens any missing account, inserts the entries
- * (skipping each whose key exists, and each repeat of a key in `entries`) and their postings.
+ * (skipping each whose key exists, and each repeat of a key in `entries`) and their postings: what a
+ * deferring unit of work does at its end.
  * @returns per entry, whether it was posted now
  */
-async function postEntries(trx: Kysely<Database>, entries: EntryInput[]): Promise<boolean[]> {
-  await joinLedgerWriters(trx);
+export async function writeEntries(work: UnitOfWork, entries: EntryInput[]): Promise<boolean[]> {
+  await work.joinLedgerWriters();
   const keys = new Set<string>();
   const fresh: EntryInput[] = [];
   for (const entry of entries) {
@@ -142,47 +144,10 @@ async function postEntries(trx: Kysely<Database>, entries: EntryInput[]): Promis
       LEFT JOIN ledger_accounts existing ON existing.code = line.code AND existing.currency = line.currency
     )
     SELECT idempotency_key FROM entry
-  `.execute(trx);
+  `.execute(work.trx);
   const posted = new Set(result.rows.map((row) => row.idempotency_key));
   const first = new Set<EntryInput>(fresh);
   return entries.map((entry) => first.has(entry) && posted.has(entry.idempotencyKey));
-}
-
-const deferred = new DeferredWrites(postEntries);
-
-/**
- * Runs `fn` (which changes state inside `trx`) collecting the entries it posts, then posts them all in
- * one statement, still inside `trx` and in the order posted: for batch work such as applying a
- * hundred webhooks in one transaction. If `fn` throws, nothing is posted.
- */
-export function withDeferredEntries<T>(trx: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
-  return deferred.around(trx, fn);
-}
-
-/** Advisory lock key guarding the order in which journal entries become visible. */
-const SEQUENCE_LOCK = 0x6c656467; // "ledg"
-
-/**
- * Joins the ledger's writers (a shared advisory lock held until commit). Call it in a transaction that
- * may post or record an activity, before it takes any row lock (`writeTransaction` in
- * db/write-transaction.ts opens such a transaction); readers of the entry sequence wait for every
- * writer that started before them, so a consumer tailing `sequence` never skips an entry committed late.
- */
-export async function joinLedgerWriters(trx: Kysely<Database>): Promise<void> {
-  if (joined.has(trx)) return;
-  await sql`SELECT pg_advisory_xact_lock_shared(${SEQUENCE_LOCK})`.execute(trx);
-  if (trx.isTransaction) joined.add(trx);
-}
-
-/** Transactions that already hold the shared lock (it lasts until they end), to skip asking again. */
-const joined = new WeakSet<Kysely<Database>>();
-
-/**
- * Waits until no ledger writer is in flight (exclusive advisory lock until `trx` ends), so entries read
- * afterwards in `trx` form a gap-free prefix of the sequence.
- */
-export async function quiesceLedgerWriters(trx: Kysely<Database>): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(${SEQUENCE_LOCK})`.execute(trx);
 }
 
 /**

@@ -1,15 +1,14 @@
-import type { Kysely } from 'kysely';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
+import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type ChargeResult,
   type OnOverpaid,
@@ -112,8 +111,8 @@ export async function startCharge(
   paymentMethodId?: string,
   options: ChargeOptions = {},
 ): Promise<TransactionRow> {
-  return writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, invoiceId);
+  return inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, invoiceId);
     if ((invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') || invoice.amount_due <= 0n) {
       throw new ConflictError(
         'invoice_not_open',
@@ -126,11 +125,11 @@ export async function startCharge(
         `invoice ${invoiceId} was rescheduled or claimed again since this charge was scheduled`,
       );
     }
-    const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
+    const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
     clientFor(registry, method.gateway);
     // Refused before anything is created: an amount the gateway would misread or refuse never starts.
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
-    const inFlight = await trx
+    const inFlight = await work.trx
       .selectFrom('transactions')
       .select(['id', 'status'])
       .where('invoice_id', '=', invoiceId)
@@ -142,7 +141,7 @@ export async function startCharge(
         `invoice ${invoiceId} already has attempt ${inFlight.id} (${inFlight.status})`,
       );
     }
-    const transaction = await trx
+    const transaction = await work.trx
       .insertInto('transactions')
       .values({
         id: newId('txn'),
@@ -157,13 +156,13 @@ export async function startCharge(
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await transactionActivity(trx, transaction, 'transaction.created');
+    await transactionActivity(work, transaction, 'transaction.created');
     return transaction;
   });
 }
 
 /**
- * Records, inside `trx`, a scheduled charge that was never sent because the gateway of the invoice's
+ * Records, inside `work`, a scheduled charge that was never sent because the gateway of the invoice's
  * payment method cannot take its amount exactly (`AmountNotRepresentable`): a `failed` automatic
  * attempt with code `amount_not_representable` and no gateway id, and an open reconciliation
  * exception of that kind for a person. Retrying cannot help (the amount does not change), and the
@@ -175,14 +174,14 @@ export async function startCharge(
  * @returns the failed attempt
  */
 export async function recordUnsendableCharge(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: InvoiceRow,
   paymentMethodId: string | undefined,
   message: string,
   now: Date,
 ): Promise<TransactionRow> {
-  const method = await paymentMethodFor(trx, invoice.customer_id, paymentMethodId);
-  const transaction = await trx
+  const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
+  const transaction = await work.trx
     .insertInto('transactions')
     .values({
       id: newId('txn'),
@@ -200,13 +199,13 @@ export async function recordUnsendableCharge(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await trx
+  await work.trx
     .updateTable('invoices')
     .set({ charge_at: null, updated_at: now })
     .where('id', '=', invoice.id)
     .execute();
-  await transactionActivity(trx, transaction, 'transaction.failed');
-  await raiseException(trx, {
+  await transactionActivity(work, transaction, 'transaction.failed');
+  await raiseException(work, {
     kind: 'amount_not_representable',
     gateway: method.gateway,
     transactionId: transaction.id,
@@ -229,8 +228,8 @@ export async function executeCharge(
   onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
   const outcome = await clientFor(registry, attempt.gateway).charge(await chargeRequestOf(db, attempt));
-  const recorded = await writeTransaction(db, (trx) =>
-    recordChargeResult(trx, attempt, chargeResultOf(outcome), onOverpaid),
+  const recorded = await inUnitOfWork(db, {}, (work) =>
+    recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid),
   );
   return recorded.transaction;
 }

@@ -4,10 +4,10 @@ import { lockInvoice } from '../billing/invoices.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
 import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
 import {
@@ -131,20 +131,23 @@ async function collect(
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     if (error instanceof AmountNotRepresentable) {
-      const attempt = await writeTransaction(db, async (trx) => {
-        const invoice = await lockInvoice(trx, invoiceId);
+      const attempt = await inUnitOfWork(db, {}, async (work) => {
+        const invoice = await lockInvoice(work, invoiceId);
         if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
-        return recordUnsendableCharge(trx, invoice, methodId, error.message, now);
+        return recordUnsendableCharge(work, invoice, methodId, error.message, now);
       });
       return attempt
         ? { invoiceId, outcome: 'failed', transactionId: attempt.id, reason: error.code }
         : { invoiceId, outcome: 'skipped', reason: error.code };
     }
     if (!UNCHARGEABLE.has(error.code)) return { invoiceId, outcome: 'skipped', reason: error.code };
-    const dunning = await writeTransaction(db, async (trx) => {
-      const invoice = await lockInvoice(trx, invoiceId);
+    const dunning = await inUnitOfWork(db, {}, async (work) => {
+      const invoice = await lockInvoice(work, invoiceId);
       if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
-      return recordCollectionFailure(trx, invoice, policy, now, { code: error.code, message: error.message });
+      return recordCollectionFailure(work, invoice, policy, now, {
+        code: error.code,
+        message: error.message,
+      });
     });
     return { invoiceId, outcome: 'failed', reason: error.code, dunning };
   }

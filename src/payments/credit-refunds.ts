@@ -3,9 +3,9 @@ import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { RefundRow, TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ValidationError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { clientFor } from './charges.ts';
 import { createRefund, refundable, sendRefund } from './refunds.ts';
 
@@ -38,15 +38,15 @@ export async function refundCustomerCredit(
   customerId: string,
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
-  const planned = await writeTransaction(db, async (trx) => {
-    await lockCustomerCredit(trx, customerId);
-    const available = await availableCredit(trx, customerId, input.currency);
+  const planned = await inUnitOfWork(db, {}, async (work) => {
+    await lockCustomerCredit(work.trx, customerId);
+    const available = await availableCredit(work.trx, customerId, input.currency);
     if (input.amount > available) {
       throw new ValidationError('refund exceeds the customer credit', {
         amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,
       });
     }
-    const payments = await trx
+    const payments = await work.trx
       .selectFrom('transactions')
       .selectAll()
       .where((eb) =>
@@ -70,13 +70,13 @@ export async function refundCustomerCredit(
     for (const transaction of payments) {
       if (left === 0n) break;
       // The payment's invoice is locked as every refund of it does, so what is refundable stays true.
-      if (transaction.invoice_id) await lockInvoice(trx, transaction.invoice_id);
-      const open = await refundable(trx, transaction);
+      if (transaction.invoice_id) await lockInvoice(work, transaction.invoice_id);
+      const open = await refundable(work.trx, transaction);
       if (open <= 0n) continue;
       clientFor(registry, transaction.gateway);
       let amount = left;
       if (amount > open) amount = open;
-      const refund = await createRefund(trx, transaction, {
+      const refund = await createRefund(work, transaction, {
         amount,
         reason: input.reason ?? 'customer_credit',
         creditOf: customerId,

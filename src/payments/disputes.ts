@@ -2,8 +2,15 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import {
+  disputeLossRefunded,
+  disputeLost,
+  disputeLostByRefund,
+  disputeOpened,
+  disputeWon,
+} from '../ledger/movements.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
 export interface DisputeReport {
@@ -63,46 +70,29 @@ async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promi
  * left once, through that refund's own entry).
  */
 async function postDispute(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   dispute: DisputeRow,
   transaction: TransactionRow,
 ): Promise<DisputeRow> {
   if (!FUNDS_WITHDRAWN.has(dispute.status)) return dispute;
   const { id, amount, currency } = dispute;
-  const source = { type: 'dispute', id };
-  const clearing = chart.gatewayClearing(transaction.gateway);
-  await postEntry(trx, {
-    idempotencyKey: `${id}:opened`,
-    description: `dispute ${id} opened on ${transaction.id}`,
-    source,
-    postings: transfer(chart.disputedFunds, clearing, amount, currency),
-  });
-  if (dispute.status === 'won') {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:won`,
-      description: `dispute ${id} won`,
-      source,
-      postings: transfer(clearing, chart.disputedFunds, amount, currency),
-    });
-  }
+  const movement = {
+    disputeId: id,
+    transactionId: transaction.id,
+    gateway: transaction.gateway,
+    amount,
+    currency,
+  };
+  await postEntry(work, disputeOpened(movement));
+  if (dispute.status === 'won') await postEntry(work, disputeWon(movement));
   if (dispute.status !== 'lost') return dispute;
-  const refund = await refundCarrying(trx, dispute);
+  const refund = await refundCarrying(work.trx, dispute);
   if (!refund) {
-    await postEntry(trx, {
-      idempotencyKey: `${id}:lost`,
-      description: `dispute ${id} lost`,
-      source,
-      postings: transfer(chart.chargebackLosses, chart.disputedFunds, amount, currency),
-    });
+    await postEntry(work, disputeLost(movement));
     return dispute;
   }
-  await postEntry(trx, {
-    idempotencyKey: `${id}:refunded`,
-    description: `dispute ${id} lost and paid to the customer by refund ${refund.id}: the held funds are released`,
-    source,
-    postings: transfer(clearing, chart.disputedFunds, amount, currency),
-  });
-  return trx
+  await postEntry(work, disputeLostByRefund({ ...movement, refundId: refund.id }));
+  return work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id })
     .where('id', '=', id)
@@ -111,21 +101,21 @@ async function postDispute(
 }
 
 /**
- * Called inside `trx` when `refund` has just succeeded: if a lost dispute of the same payment and
+ * Called inside `work` when `refund` has just succeeded: if a lost dispute of the same payment and
  * amount was booked as a chargeback loss before the refund was known (`LOSS_PAID_AS_REFUND`
  * gateways), the refund is that loss's money, so the loss is taken back
  * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
  * once, as the refund. Does nothing otherwise.
  */
-export async function settleLostDisputeByRefund(trx: Kysely<Database>, refund: RefundRow): Promise<void> {
+export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
   if (!LOSS_PAID_AS_REFUND.has(refund.gateway)) return;
-  const dispute = await trx
+  const dispute = await work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id, updated_at: new Date() })
     .where(
       'id',
       '=',
-      trx
+      work.trx
         .selectFrom('disputes')
         .select('id')
         .where('transaction_id', '=', refund.transaction_id)
@@ -139,17 +129,16 @@ export async function settleLostDisputeByRefund(trx: Kysely<Database>, refund: R
     .returningAll()
     .executeTakeFirst();
   if (!dispute) return;
-  await postEntry(trx, {
-    idempotencyKey: `${dispute.id}:refunded_after_loss`,
-    description: `dispute ${dispute.id} was paid to the customer by refund ${refund.id}: its loss is the refund`,
-    source: { type: 'dispute', id: dispute.id },
-    postings: transfer(
-      chart.gatewayClearing(refund.gateway),
-      chart.chargebackLosses,
-      dispute.amount,
-      dispute.currency,
-    ),
-  });
+  await postEntry(
+    work,
+    disputeLossRefunded({
+      disputeId: dispute.id,
+      gateway: refund.gateway,
+      refundId: refund.id,
+      amount: dispute.amount,
+      currency: dispute.currency,
+    }),
+  );
 }
 
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
@@ -158,19 +147,19 @@ function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport)
 }
 
 /**
- * Records a dispute report on a transaction inside `trx`, forward-only (`NEXT`). A closing report
+ * Records a dispute report on a transaction inside `work`, forward-only (`NEXT`). A closing report
  * that arrives before the opening one creates the dispute and posts both movements, so any delivery
  * order leaves the same ledger. An inquiry posts nothing until its funds are withdrawn; an inquiry
  * that closes on a dispute whose funds were withdrawn (recorded before inquiries were told apart)
  * returns them, as a won dispute.
  */
 export async function recordDispute(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   transaction: TransactionRow,
   report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
-  await joinLedgerWriters(trx);
-  const existing = await trx
+  await work.joinLedgerWriters();
+  const existing = await work.trx
     .selectFrom('disputes')
     .selectAll()
     .where('gateway', '=', transaction.gateway)
@@ -181,13 +170,13 @@ export async function recordDispute(
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
   const dispute = existing
-    ? await trx
+    ? await work.trx
         .updateTable('disputes')
         .set({ status, updated_at: new Date() })
         .where('id', '=', existing.id)
         .returningAll()
         .executeTakeFirstOrThrow()
-    : await trx
+    : await work.trx
         .insertInto('disputes')
         .values({
           id: newId('dp'),
@@ -201,12 +190,12 @@ export async function recordDispute(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-  await recordActivity(trx, {
+  await recordActivity(work, {
     resourceType: 'dispute',
     resourceId: dispute.id,
     action: `dispute.${dispute.status === 'open' ? 'opened' : dispute.status}`,
     customerId: transaction.customer_id,
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
-  return { kind: 'applied', dispute: await postDispute(trx, dispute, transaction) };
+  return { kind: 'applied', dispute: await postDispute(work, dispute, transaction) };
 }

@@ -1,4 +1,3 @@
-import type { Kysely } from 'kysely';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
@@ -6,8 +5,8 @@ import { invoiceUsageUntil } from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import type { Database, InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
+import type { InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -45,7 +44,7 @@ export interface DunningStep {
 }
 
 /**
- * Counts one failed automatic collection of a locked OPEN invoice, inside `trx` (joined to the
+ * Counts one failed automatic collection of a locked OPEN invoice, inside `work` (joined to the
  * ledger's writers): `payment_attempts` + 1; the first failure starts dunning at `now`; the next
  * charge is `dunning_started_at` + the next retry day, or none once the retries are used up. Its
  * subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last retry → SUSPENDED or
@@ -53,7 +52,7 @@ export interface DunningStep {
  * now does: `invoiceUsageUntil`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   invoice: InvoiceRow,
   policy: DunningPolicy,
   now: Date,
@@ -63,7 +62,7 @@ export async function recordCollectionFailure(
   const startedAt = invoice.dunning_started_at ?? now;
   const retryDay = policy.retryDays[attempts - 1];
   const nextChargeAt = retryDay === undefined ? null : new Date(startedAt.getTime() + retryDay * DAY_MS);
-  await trx
+  await work.trx
     .updateTable('invoices')
     .set({
       payment_attempts: attempts,
@@ -73,7 +72,7 @@ export async function recordCollectionFailure(
     })
     .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(trx, invoice, 'invoice.payment_failed', {
+  await invoiceActivity(work, invoice, 'invoice.payment_failed', {
     attempt: attempts,
     transaction: failure.transactionId ?? null,
     failure_code: failure.code,
@@ -83,7 +82,7 @@ export async function recordCollectionFailure(
   });
   const step: DunningStep = { invoiceId: invoice.id, attempts, nextChargeAt };
   if (!invoice.subscription_id) return step;
-  const subscription = await trx
+  const subscription = await work.trx
     .selectFrom('subscriptions')
     .selectAll()
     .where('id', '=', invoice.subscription_id)
@@ -92,22 +91,23 @@ export async function recordCollectionFailure(
   const data = { reason: DUNNING_REASON, invoice: invoice.id, attempt: attempts };
   let status = subscription.status;
   if (nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL')) {
-    status = (await transitionSubscription(trx, subscription, 'PAST_DUE', now, data)).status;
+    status = (await transitionSubscription(work, subscription, 'PAST_DUE', now, data)).status;
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
     const to = policy.finalAction === 'CANCEL' ? 'CANCELLED' : 'SUSPENDED';
     const final =
       to === 'CANCELLED'
         ? await invoiceUsageUntil(
-            trx,
+            work,
             subscription,
-            await getPlan(trx, subscription.plan_id),
+            await getPlan(work.trx, subscription.plan_id),
             now,
             now,
             'subscription_update',
           )
         : null;
-    status = (await transitionSubscription(trx, subscription, to, now, { ...data, final_invoice: final?.id }))
-      .status;
+    status = (
+      await transitionSubscription(work, subscription, to, now, { ...data, final_invoice: final?.id })
+    ).status;
   }
   return { ...step, subscriptionStatus: status };
 }
@@ -132,22 +132,22 @@ export async function countFailedAttempt(
     .executeTakeFirst();
   if (!known?.invoice_id) return undefined;
   const invoiceId = known.invoice_id;
-  return writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, invoiceId);
-    const attempt = await trx
+  return inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, invoiceId);
+    const attempt = await work.trx
       .selectFrom('transactions')
       .selectAll()
       .where('id', '=', transactionId)
       .forUpdate()
       .executeTakeFirstOrThrow();
     if (!attempt.automatic || attempt.status !== 'failed' || attempt.dunning_counted_at) return undefined;
-    await trx
+    await work.trx
       .updateTable('transactions')
       .set({ dunning_counted_at: now })
       .where('id', '=', transactionId)
       .execute();
     if (invoice.status !== 'OPEN') return undefined;
-    return recordCollectionFailure(trx, invoice, policy, now, {
+    return recordCollectionFailure(work, invoice, policy, now, {
       transactionId,
       code: attempt.failure_code,
       message: attempt.failure_message,

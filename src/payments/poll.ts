@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeRequestOf, chargeResultOf, clientFor } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
@@ -58,19 +58,19 @@ export async function pollTransaction(
     charge: await chargeRequestOf(db, transaction),
     attempt: scheduled ? transaction.poll_attempts + 1 : undefined,
   });
-  return writeTransaction(db, async (trx) => {
+  return inUnitOfWork(db, {}, async (work) => {
     if (outcome.status === 'not_found') {
       if (now.getTime() - transaction.created_at.getTime() >= NOT_FOUND_IS_FINAL_AFTER_MS) {
-        await recordChargeResult(trx, transaction, {
+        await recordChargeResult(work, transaction, {
           status: 'failed',
           failureCode: 'not_found_at_gateway',
           failureMessage: 'the gateway has no charge with this reference: the request never reached it',
         });
       }
     } else if (outcome.status !== 'unknown') {
-      await recordChargeResult(trx, transaction, chargeResultOf(outcome), onOverpaid);
+      await recordChargeResult(work, transaction, chargeResultOf(outcome), onOverpaid);
     }
-    const row = await trx
+    const row = await work.trx
       .updateTable('transactions')
       .set((eb) => ({ poll_attempts: eb('poll_attempts', '+', scheduled ? 1 : 0) }))
       .where('id', '=', transaction.id)

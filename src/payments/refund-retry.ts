@@ -1,10 +1,10 @@
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName } from '../gateways/types.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
 
@@ -54,8 +54,8 @@ export async function retryUnknownRefund(
     if (recorded.status !== 'unknown') return { kind: 'settled', status: recorded.status };
     if (!lastAttempt) return { kind: 'still_unknown' };
   }
-  await writeTransaction(db, (trx) =>
-    raiseException(trx, {
+  await inUnitOfWork(db, {}, (work) =>
+    raiseException(work, {
       kind: 'unknown_outcome',
       gateway: refund.gateway,
       transactionId: refund.transaction_id,
@@ -93,14 +93,14 @@ export async function recoverUnansweredRefunds(
     .execute();
   const recovered: string[] = [];
   for (const { id } of stuck) {
-    const marked = await writeTransaction(db, async (trx) => {
-      const recorded = await recordRefundResult(trx, id, {
+    const marked = await inUnitOfWork(db, {}, async (work) => {
+      const recorded = await recordRefundResult(work, id, {
         status: 'unknown',
         failureCode: 'unknown_outcome',
         failureMessage: `no answer from the gateway was recorded within ${olderThanSeconds} s of the refund`,
       });
       if (recorded.kind !== 'applied') return false;
-      await enqueueRefundRetry(trx, boss, id);
+      await enqueueRefundRetry(work.trx, boss, id);
       return true;
     });
     if (marked) recovered.push(id);

@@ -7,13 +7,13 @@ import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts'
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, type PostingInput, postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -83,7 +83,7 @@ export async function refundable(trx: Kysely<Database>, transaction: Transaction
 }
 
 /**
- * Applies a refund result inside `trx`, forward-only. Success of a refund of an invoice issues its
+ * Applies a refund result inside `work`, forward-only. Success of a refund of an invoice issues its
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
  * rest, credit the gateway's clearing account), updates the invoice and, where the refund is the
@@ -92,19 +92,19 @@ export async function refundable(trx: Kysely<Database>, transaction: Transaction
  * amount back. A refund of customer credit debits their credit account instead.
  */
 export async function recordRefundResult(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   refundId: string,
   result: RefundResult,
 ): Promise<RefundRecordOutcome> {
-  await joinLedgerWriters(trx);
-  const peek = await trx
+  await work.joinLedgerWriters();
+  const peek = await work.trx
     .selectFrom('refunds')
     .select('invoice_id')
     .where('id', '=', refundId)
     .executeTakeFirst();
   if (!peek) throw new NotFoundError('refund', refundId);
-  const invoice = peek.invoice_id ? await lockInvoice(trx, peek.invoice_id) : undefined;
-  const refund = await trx
+  const invoice = peek.invoice_id ? await lockInvoice(work, peek.invoice_id) : undefined;
+  const refund = await work.trx
     .selectFrom('refunds')
     .selectAll()
     .where('id', '=', refundId)
@@ -112,7 +112,7 @@ export async function recordRefundResult(
     .executeTakeFirstOrThrow();
   if (refund.status === result.status) return { kind: 'duplicate', refund };
   if (!NEXT[refund.status].includes(result.status)) return { kind: 'stale', refund };
-  const updated = await trx
+  const updated = await work.trx
     .updateTable('refunds')
     .set({
       status: result.status,
@@ -124,72 +124,53 @@ export async function recordRefundResult(
     .where('id', '=', refundId)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await refundActivity(trx, updated, `refund.${result.status}`);
+  await refundActivity(work, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
     const split =
-      invoice && refund.kind === 'payment' ? await issueCreditNote(trx, invoice, refund) : undefined;
-    await postEntry(trx, {
-      idempotencyKey: `${refundId}:succeeded`,
-      description: `refund ${refundId} via ${refund.gateway}`,
-      source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, invoice, split),
-    });
-    if (invoice) await applyRefund(trx, invoice, refund.amount);
-    await settleLostDisputeByRefund(trx, updated);
+      invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
+    await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
+    if (invoice) await applyRefund(work, invoice, refund.amount);
+    await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
     const split =
-      invoice && refund.kind === 'payment' ? await voidCreditNote(trx, invoice, refund) : undefined;
-    await postEntry(trx, {
-      idempotencyKey: `${refundId}:reversed`,
-      description: `refund ${refundId} failed after succeeding`,
-      source: { type: 'refund', id: refundId },
-      postings: refundPostings(refund, invoice, split).map((p) => ({ ...p, amount: -p.amount })),
-    });
-    if (invoice) await reverseRefund(trx, invoice, refund.amount);
+      invoice && refund.kind === 'payment' ? await voidCreditNote(work, invoice, refund) : undefined;
+    await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
+    if (invoice) await reverseRefund(work, invoice, refund.amount);
   }
   return { kind: 'applied', refund: updated };
 }
 
 /**
- * The postings of a succeeded refund (a failure after success posts them negated): the gateway's
- * clearing account is credited the amount; debited are, for a refund of the customer's credit, their
- * credit account; for a refund of an invoice, their credit account for what it pays back of an
- * overpayment, refunds (contra-revenue) for its credit note's subtotal and tax payable for its tax;
- * for a payment without invoice (or refunded before credit notes existed), refunds.
+ * What a succeeded refund moves (ledger/movements.ts `refundSucceeded`): a refund of customer credit,
+ * a refund of an invoice split by `split` (its credit note and what it pays back of an overpayment;
+ * none for a refund made before credit notes existed), or a refund of a payment without invoice.
  */
-function refundPostings(
+function refundMovement(
   refund: RefundRow,
   invoice: InvoiceRow | undefined,
   split: RefundSplit | undefined,
-): PostingInput[] {
-  const clearing = chart.gatewayClearing(refund.gateway);
-  if (refund.kind === 'customer_credit') {
-    return transfer(chart.customerCredit(refund.customer_id ?? ''), clearing, refund.amount, refund.currency);
-  }
-  const overpayment = split?.overpayment ?? 0n;
-  return [
-    ...(invoice
-      ? [
-          {
-            account: chart.customerCredit(invoice.customer_id),
-            amount: overpayment,
-            currency: refund.currency,
-          },
-        ]
-      : []),
-    {
-      account: chart.refunds,
-      amount: split?.note ? split.note.subtotal : refund.amount - overpayment,
-      currency: refund.currency,
-    },
-    { account: chart.taxPayable, amount: split?.note?.tax ?? 0n, currency: refund.currency },
-    { account: clearing, amount: -refund.amount, currency: refund.currency },
-  ].filter((p) => p.amount !== 0n);
+): RefundMovement {
+  const common = {
+    refundId: refund.id,
+    gateway: refund.gateway,
+    currency: refund.currency,
+    amount: refund.amount,
+  };
+  if (refund.kind === 'customer_credit')
+    return { ...common, kind: 'customer_credit', customerId: refund.customer_id ?? '' };
+  if (!invoice) return { ...common, kind: 'payment' };
+  return {
+    ...common,
+    kind: 'invoice',
+    customerId: invoice.customer_id,
+    overpayment: split?.overpayment ?? 0n,
+    creditNote: split?.note,
+  };
 }
 
 /**
- * Commits a `pending` refund row against a succeeded transaction, inside `trx` (the invoice is
+ * Commits a `pending` refund row against a succeeded transaction, inside `work` (the invoice is
  * locked first). Refunds in flight count against the refundable amount, so concurrent refunds
  * never exceed what was paid.
  * @param amount minor units; defaults to everything still refundable
@@ -199,11 +180,11 @@ function refundPostings(
  * billhook would send it and the gateway cannot take it exactly (`assertGatewayCanTake`)
  */
 export async function createRefund(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   transaction: TransactionRow,
   input: { amount?: bigint; reason?: string; gatewayRefundId?: string; creditOf?: string },
 ): Promise<RefundRow> {
-  const available = await refundable(trx, transaction);
+  const available = await refundable(work.trx, transaction);
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
     throw new ValidationError('refund exceeds the paid amount', {
@@ -214,7 +195,7 @@ export async function createRefund(
   // row exists when the gateway would misread or refuse the amount: invoice and credit refunds alike.
   if (input.gatewayRefundId === undefined)
     assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
-  const refund = await trx
+  const refund = await work.trx
     .insertInto('refunds')
     .values({
       id: newId('re'),
@@ -230,13 +211,13 @@ export async function createRefund(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await refundActivity(trx, refund, 'refund.created');
+  await refundActivity(work, refund, 'refund.created');
   return refund;
 }
 
-/** Logs a change of a refund (activities) inside `trx`. */
-function refundActivity(trx: Kysely<Database>, refund: RefundRow, action: string): Promise<void> {
-  return recordActivity(trx, {
+/** Logs a change of a refund (activities) inside `work.trx`. */
+function refundActivity(work: UnitOfWork, refund: RefundRow, action: string): Promise<void> {
+  return recordActivity(work, {
     resourceType: 'refund',
     resourceId: refund.id,
     action,
@@ -284,15 +265,15 @@ export async function refundInvoice(
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
 ): Promise<RefundRow> {
-  const { refund, transaction } = await writeTransaction(db, async (trx) => {
-    const invoice = await lockInvoice(trx, invoiceId);
+  const { refund, transaction } = await inUnitOfWork(db, {}, async (work) => {
+    const invoice = await lockInvoice(work, invoiceId);
     if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
       throw new ConflictError(
         'invoice_not_paid',
         `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
       );
     }
-    const transaction = await trx
+    const transaction = await work.trx
       .selectFrom('transactions')
       .selectAll()
       .where('invoice_id', '=', invoiceId)
@@ -303,7 +284,7 @@ export async function refundInvoice(
       throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
     }
     clientFor(registry, transaction.gateway);
-    return { refund: await createRefund(trx, transaction, input), transaction };
+    return { refund: await createRefund(work, transaction, input), transaction };
   });
   return sendRefund(db, registry, refund, transaction, { kind: 'first', boss });
 }
@@ -331,10 +312,10 @@ export async function sendRefund(
     reason: refund.reason ?? undefined,
     repeat: send.kind === 'repeat',
   });
-  return writeTransaction(db, async (trx) => {
-    const recorded = await recordRefundResult(trx, refund.id, refundResultOf(outcome));
+  return inUnitOfWork(db, {}, async (work) => {
+    const recorded = await recordRefundResult(work, refund.id, refundResultOf(outcome));
     if (send.kind === 'first' && recorded.kind === 'applied' && recorded.refund.status === 'unknown')
-      await enqueueRefundRetry(trx, send.boss, refund.id);
+      await enqueueRefundRetry(work.trx, send.boss, refund.id);
     return recorded.refund;
   });
 }

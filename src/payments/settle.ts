@@ -3,9 +3,9 @@ import { getInvoice, type InvoiceWithLines } from '../billing/invoices.ts';
 import { getSubscription } from '../billing/subscriptions.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeInvoice } from './charges.ts';
 import type { OnOverpaid } from './transactions.ts';
 
@@ -60,8 +60,8 @@ export async function settleSubscription(
       });
     }
   }
-  await writeTransaction(db, async (trx) => {
-    await recordActivity(trx, {
+  await inUnitOfWork(db, {}, async (work) => {
+    await recordActivity(work, {
       resourceType: 'subscription',
       resourceId: id,
       action: 'subscription.settled',

@@ -1,12 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import { applyPayment, lockedInvoices, lockInvoice } from '../billing/invoices.ts';
-import { LockedRows } from '../db/locked-rows.ts';
+import { applyPayment, lockInvoice } from '../billing/invoices.ts';
 import type { Database, InvoiceRow, TransactionRow, TransactionStatus } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
-import { chart } from '../ledger/chart.ts';
-import { joinLedgerWriters, postEntry, transfer } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
+import { UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /**
  * A charge's result as learned from a gateway response, a webhook or a poll. `amountCaptured`, for a
@@ -38,15 +38,12 @@ const NEXT: Readonly<Record<TransactionStatus, readonly TransactionStatus[]>> = 
  * Called inside the recording transaction when a charge succeeded on an invoice that had nothing
  * left due (money moved twice): the caller raises the exception a person acts on.
  */
-export type OnOverpaid = (trx: Kysely<Database>, transaction: TransactionRow) => Promise<void>;
+export type OnOverpaid = (work: UnitOfWork, transaction: TransactionRow) => Promise<void>;
 
 /** What recording a result did. */
 export type RecordOutcome =
   | { kind: 'applied'; transaction: TransactionRow; overpaid: boolean }
   | { kind: 'duplicate' | 'stale'; transaction: TransactionRow };
-
-/** Transactions a transaction locked ahead (`lockTransactionsAhead`), each handed once to `lockTransaction`. */
-const lockedTransactions = new LockedRows<TransactionRow>();
 
 /** Whom a payment event is about: the gateway's transaction id, our reference (`txn_…`), or both. */
 export interface TransactionTarget {
@@ -59,7 +56,7 @@ export interface TransactionTarget {
  * Locks the transactions `targets` name (by the gateway's id or our reference) and their invoices,
  * in two statements: the invoices, then the transactions, each in id order (one invoice is always
  * locked before its transactions, as `recordChargeResult` does for one). The locked rows are held for
- * `trx` (db/locked-rows.ts): `findTransaction`, `lockInvoice` and `lockTransaction` then answer
+ * `work` (`UnitOfWork.hold`): `findTransaction`, `lockInvoice` and `lockTransaction` then answer
  * from them without a statement, each row once. Batch reconciliation calls it before applying a
  * hundred charge events, which would otherwise take three statements each to find and lock.
  *
@@ -68,7 +65,7 @@ export interface TransactionTarget {
  * pairs in `IN` took it 15-18 ms to plan (pg_stat_statements), more than running it.
  */
 export async function lockTransactionsAhead(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   targets: readonly TransactionTarget[],
 ): Promise<void> {
   const byGatewayId = targets.filter((t) => t.gatewayTransactionId);
@@ -83,14 +80,14 @@ export async function lockTransactionsAhead(
       JOIN unnest(${byReference.map((t) => t.gateway)}::text[], ${byReference.map((t) => t.reference)}::text[])
         AS k (gateway, key) ON t.gateway = k.gateway AND t.id = k.key
   )`;
-  await joinLedgerWriters(trx);
-  const invoices = await trx
+  await work.joinLedgerWriters();
+  const invoices = await work.trx
     .selectFrom('invoices')
     .selectAll()
     .where(
       'id',
       'in',
-      trx
+      work.trx
         .selectFrom('transactions')
         .select('invoice_id')
         .where('id', 'in', named)
@@ -100,41 +97,42 @@ export async function lockTransactionsAhead(
     .orderBy('id')
     .forUpdate()
     .execute();
-  lockedInvoices.hold(trx, invoices);
-  const transactions = await trx
+  work.hold('invoices', invoices);
+  const transactions = await work.trx
     .selectFrom('transactions')
     .selectAll()
     .where('id', 'in', named)
     .orderBy('id')
     .forUpdate()
     .execute();
-  lockedTransactions.hold(trx, transactions);
+  work.hold('transactions', transactions);
 }
 
 /**
- * Drops the rows `lockTransactionsAhead` held for `trx` (their locks stay until it ends): call it
- * before work in `trx` that changes invoices or transactions without locking them through
+ * Drops the rows `lockTransactionsAhead` held for `work` (their locks stay until it ends): call it
+ * before work in `work` that changes invoices or transactions without locking them through
  * `lockInvoice` / `lockTransaction`.
  */
-export function forgetLockedAhead(trx: Kysely<Database>): void {
-  lockedInvoices.forget(trx);
-  lockedTransactions.forget(trx);
+export function forgetLockedAhead(work: UnitOfWork): void {
+  work.forgetHeld();
 }
 
 /**
  * Finds a transaction by the gateway's id, else by our reference (`txn_…`), without locking (or,
- * when `db` locked it ahead and has not taken it yet, as locked).
+ * when `reader` is a unit of work that locked it ahead and has not taken it yet, as locked).
  * @returns undefined when neither matches
  */
 export async function findTransaction(
-  db: Kysely<Database>,
+  reader: UnitOfWork | Kysely<Database>,
   gateway: GatewayName,
   gatewayTransactionId: string | undefined,
   reference: string | undefined,
 ): Promise<TransactionRow | undefined> {
+  const work = reader instanceof UnitOfWork ? reader : undefined;
+  const db = work ? work.trx : (reader as Kysely<Database>);
   if (gatewayTransactionId) {
-    const held = lockedTransactions.find(
-      db,
+    const held = work?.findHeld(
+      'transactions',
       (row) => row.gateway === gateway && row.gateway_transaction_id === gatewayTransactionId,
     );
     if (held) return held;
@@ -147,7 +145,7 @@ export async function findTransaction(
     if (row) return row;
   }
   if (reference) {
-    const held = lockedTransactions.find(db, (row) => row.gateway === gateway && row.id === reference);
+    const held = work?.findHeld('transactions', (row) => row.gateway === gateway && row.id === reference);
     if (held) return held;
     return db
       .selectFrom('transactions')
@@ -180,10 +178,10 @@ export async function invoiceTransactions(
     .execute();
 }
 
-async function lockTransaction(trx: Kysely<Database>, id: string): Promise<TransactionRow> {
-  const held = lockedTransactions.take(trx, id);
+async function lockTransaction(work: UnitOfWork, id: string): Promise<TransactionRow> {
+  const held = work.take('transactions', id);
   if (held) return held;
-  const row = await trx
+  const row = await work.trx
     .selectFrom('transactions')
     .selectAll()
     .where('id', '=', id)
@@ -198,13 +196,13 @@ async function lockTransaction(trx: Kysely<Database>, id: string): Promise<Trans
  * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
  * the caller's earlier read of `invoice_id` stays right.)
  */
-/** Logs a change of a payment attempt (activities), e.g. `transaction.succeeded`, inside `trx`. */
+/** Logs a change of a payment attempt (activities), e.g. `transaction.succeeded`, inside `work.trx`. */
 export function transactionActivity(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   transaction: TransactionRow,
   action: string,
 ): Promise<void> {
-  return recordActivity(trx, {
+  return recordActivity(work, {
     resourceType: 'transaction',
     resourceId: transaction.id,
     action,
@@ -223,12 +221,12 @@ export function transactionActivity(
 }
 
 async function lockWithInvoice(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
 ): Promise<{ transaction: TransactionRow; invoice: InvoiceRow | undefined }> {
-  await joinLedgerWriters(trx);
-  const invoice = known.invoice_id ? await lockInvoice(trx, known.invoice_id) : undefined;
-  return { transaction: await lockTransaction(trx, known.id), invoice };
+  await work.joinLedgerWriters();
+  const invoice = known.invoice_id ? await lockInvoice(work, known.invoice_id) : undefined;
+  return { transaction: await lockTransaction(work, known.id), invoice };
 }
 
 /**
@@ -237,13 +235,13 @@ async function lockWithInvoice(
  * poller to ask by our reference, and the id is not recorded.
  */
 async function unlessIdTaken(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   transaction: TransactionRow,
   result: ChargeResult,
 ): Promise<ChargeResult> {
   const id = result.gatewayTransactionId;
   if (!id || id === transaction.gateway_transaction_id) return result;
-  const other = await trx
+  const other = await work.trx
     .selectFrom('transactions')
     .select('id')
     .where('gateway', '=', transaction.gateway)
@@ -259,7 +257,7 @@ async function unlessIdTaken(
 }
 
 /**
- * Applies a charge result to a transaction, forward-only, inside `trx`. On success it posts the
+ * Applies a charge result to a transaction, forward-only, inside `work`. On success it posts the
  * payment once (`txn_…:succeeded`: debit the gateway's clearing account, credit the customer's
  * receivable, for what moved: `capturedAmount`, less than the amount after a partial capture, which
  * is stored as `amount_captured`) and pays the invoice down by it (paid, or still OPEN with the rest
@@ -272,19 +270,19 @@ async function unlessIdTaken(
  * @returns `applied` (with `overpaid` as above), `duplicate` for the same state, `stale` for an older state
  */
 export async function recordChargeResult(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
   reported: ChargeResult,
   onOverpaid?: OnOverpaid,
 ): Promise<RecordOutcome> {
   const transactionId = known.id;
-  const { transaction, invoice } = await lockWithInvoice(trx, known);
-  const result = await unlessIdTaken(trx, transaction, reported);
+  const { transaction, invoice } = await lockWithInvoice(work, known);
+  const result = await unlessIdTaken(work, transaction, reported);
   if (transaction.status === result.status) {
     if (!result.gatewayTransactionId || transaction.gateway_transaction_id)
       return { kind: 'duplicate', transaction };
     // Same state, but now we know the gateway's id (a pending charge's first answer).
-    const learned = await trx
+    const learned = await work.trx
       .updateTable('transactions')
       .set({ gateway_transaction_id: result.gatewayTransactionId, updated_at: new Date() })
       .where('id', '=', transactionId)
@@ -305,46 +303,44 @@ export async function recordChargeResult(
     updated_at: new Date(),
   };
   // The row is locked and no trigger rewrites it: the updated row is the locked one with the changes.
-  await trx.updateTable('transactions').set(changes).where('id', '=', transactionId).execute();
+  await work.trx.updateTable('transactions').set(changes).where('id', '=', transactionId).execute();
   const updated: TransactionRow = { ...transaction, ...changes };
-  await transactionActivity(trx, updated, `transaction.${result.status}`);
+  await transactionActivity(work, updated, `transaction.${result.status}`);
   let overpaid = false;
   if (result.status === 'succeeded') {
     const moved = capturedAmount(updated);
     const customer = transaction.customer_id ?? invoice?.customer_id;
     if (customer) {
-      await postEntry(trx, {
-        idempotencyKey: `${transactionId}:succeeded`,
-        description: `payment ${transactionId} via ${transaction.gateway}`,
-        source: { type: 'transaction', id: transactionId },
-        postings: transfer(
-          chart.gatewayClearing(transaction.gateway),
-          chart.receivable(customer),
-          moved,
-          transaction.currency,
-        ),
-      });
+      await postEntry(
+        work,
+        paymentSucceeded({
+          transactionId,
+          gateway: transaction.gateway,
+          customerId: customer,
+          currency: transaction.currency,
+          amount: moved,
+        }),
+      );
     }
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
       // A partial capture pays the invoice down by what moved; the rest stays due (OPEN, chargeable).
-      await applyPayment(trx, invoice, moved);
+      await applyPayment(work, invoice, moved);
       const excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.
-        await postEntry(trx, {
-          idempotencyKey: `${transactionId}:overpaid`,
-          description: `payment ${transactionId} beyond what invoice ${invoice.id} asked: customer credit`,
-          source: { type: 'transaction', id: transactionId },
-          postings: transfer(
-            chart.receivable(customer),
-            chart.customerCredit(customer),
-            excess,
-            transaction.currency,
-          ),
-        });
+        await postEntry(
+          work,
+          paymentOverpaid({
+            transactionId,
+            invoiceId: invoice.id,
+            customerId: customer,
+            currency: transaction.currency,
+            amount: excess,
+          }),
+        );
       }
-      if (overpaid) await onOverpaid?.(trx, updated);
+      if (overpaid) await onOverpaid?.(work, updated);
     }
   }
   return { kind: 'applied', transaction: updated, overpaid };

@@ -1,8 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { Database, DisputeStatus, TransactionRow } from '../db/schema.ts';
+import type { DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
 import { PARTIAL_CAPTURE_GATEWAYS, type PaymentEvent } from '../gateways/types.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import {
@@ -75,14 +75,14 @@ function paidBy(payment: TransactionRow): { id: string; currency: string; amount
  * `unmatchable` event) an `unknown_entity` exception at once: no transaction will ever match it.
  */
 async function succeededPayment(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   event: PaymentEvent,
   subject: string,
 ): Promise<TransactionRow | ApplyResult> {
   if (event.unmatchable) {
     return { kind: 'exception', exception: 'unknown_entity', message: `${subject}: ${event.unmatchable}` };
   }
-  const transaction = await findTransaction(trx, event.gateway, event.gatewayTransactionId, undefined);
+  const transaction = await findTransaction(work, event.gateway, event.gatewayTransactionId, undefined);
   if (!transaction) return { kind: 'not_found', message: `no transaction for ${subject}` };
   if (transaction.status !== 'succeeded') {
     return { kind: 'not_found', message: `${subject} is on ${transaction.id}, which has not succeeded yet` };
@@ -111,11 +111,11 @@ function chargeMismatch(
 }
 
 async function applyCharge(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   event: PaymentEvent,
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
 ): Promise<ApplyResult> {
-  const found = await findTransaction(trx, event.gateway, event.gatewayTransactionId, event.reference);
+  const found = await findTransaction(work, event.gateway, event.gatewayTransactionId, event.reference);
   if (!found)
     return {
       kind: 'not_found',
@@ -123,7 +123,7 @@ async function applyCharge(
     };
   const problem = chargeMismatch(event, found, status);
   if (problem) return problem;
-  const recorded = await recordChargeResult(trx, found, {
+  const recorded = await recordChargeResult(work, found, {
     status,
     gatewayTransactionId: event.gatewayTransactionId,
     failureCode: event.failureCode,
@@ -138,14 +138,14 @@ async function applyCharge(
 }
 
 async function applyRefund(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   event: PaymentEvent,
   status: 'succeeded' | 'failed' | 'pending',
 ): Promise<ApplyResult> {
-  let refund = await findRefund(trx, event.gateway, event.gatewayRefundId, event.reference);
+  let refund = await findRefund(work.trx, event.gateway, event.gatewayRefundId, event.reference);
   if (!refund) {
     // A refund made outside billhook (the gateway's dashboard): record it against its payment.
-    const payment = await succeededPayment(trx, event, `refund ${event.gatewayRefundId}`);
+    const payment = await succeededPayment(work, event, `refund ${event.gatewayRefundId}`);
     if ('kind' in payment) return payment;
     // Only with the gateway's refund id: a refund row without one is billhook's own, sent or not, and
     // the `refund.recover` sweep would repeat it (recoverUnansweredRefunds).
@@ -160,7 +160,7 @@ async function applyRefund(
     const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
     if (problem) return problem;
     try {
-      refund = await createRefund(trx, payment, {
+      refund = await createRefund(work, payment, {
         amount: event.amount,
         gatewayRefundId: event.gatewayRefundId,
       });
@@ -176,7 +176,7 @@ async function applyRefund(
   }
   const problem = mismatch(event, refund, refund.transaction_id);
   if (problem) return problem;
-  const recorded = await recordRefundResult(trx, refund.id, {
+  const recorded = await recordRefundResult(work, refund.id, {
     status,
     gatewayRefundId: event.gatewayRefundId,
     failureCode: event.failureCode,
@@ -185,15 +185,15 @@ async function applyRefund(
 }
 
 async function applyDispute(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   event: PaymentEvent,
   status: DisputeStatus,
 ): Promise<ApplyResult> {
-  const payment = await succeededPayment(trx, event, `dispute ${event.gatewayDisputeId}`);
+  const payment = await succeededPayment(work, event, `dispute ${event.gatewayDisputeId}`);
   if ('kind' in payment) return payment;
   const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
   if (problem) return problem;
-  const recorded = await recordDispute(trx, payment, {
+  const recorded = await recordDispute(work, payment, {
     gatewayDisputeId: event.gatewayDisputeId ?? event.gatewayEventId,
     status,
     amount: event.amount,
@@ -203,29 +203,29 @@ async function applyDispute(
 }
 
 /**
- * Locks, inside `trx`, the transactions and invoices that the charge events among `events` are
+ * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
  * about, in two statements (`lockTransactionsAhead`), before `applyEvent` applies them one by one.
  */
-export function lockChargesAhead(trx: Kysely<Database>, events: readonly PaymentEvent[]): Promise<void> {
+export function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
   return lockTransactionsAhead(
-    trx,
+    work,
     events.filter((event) => CHARGE_STATUS.has(event.type as 'charge.succeeded')),
   );
 }
 
 /**
- * Applies one canonical event to payments and the ledger inside `trx` (PRODUCT.md §3): matches the
+ * Applies one canonical event to payments and the ledger inside `work` (PRODUCT.md §3): matches the
  * transaction by the gateway's id or our reference, moves state forward only, posts each journal
  * entry at most once, and reports mismatches instead of posting them.
  */
-export async function applyEvent(trx: Kysely<Database>, event: PaymentEvent): Promise<ApplyResult> {
+export async function applyEvent(work: UnitOfWork, event: PaymentEvent): Promise<ApplyResult> {
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
-  if (charge) return applyCharge(trx, event, charge);
+  if (charge) return applyCharge(work, event, charge);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.
-  forgetLockedAhead(trx);
+  forgetLockedAhead(work);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
-  if (refund) return applyRefund(trx, event, refund);
+  if (refund) return applyRefund(work, event, refund);
   const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');
-  if (dispute) return applyDispute(trx, event, dispute);
+  if (dispute) return applyDispute(work, event, dispute);
   throw new Error(`no reconciliation for event type ${event.type}`);
 }

@@ -1,13 +1,10 @@
-import type { Kysely } from 'kysely';
-import { withDeferredActivities } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
-import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
+import type { InboxRow, InboxStatus } from '../db/schema.ts';
 import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
-import { withDeferredEntries } from '../ledger/journal.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 
 /** One stored webhook to process; `finalAttempt` when the queue will not retry it again. */
@@ -75,28 +72,28 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
   return { status: 'processed', outcome: results.map((r) => r.kind).join(', '), exceptions: [] };
 }
 
-/** Applies the rows' events, raises their exceptions and marks them, inside `trx`. */
-async function applyRows(trx: Kysely<Database>, prepared: Prepared[]): Promise<Decision[]> {
+/**
+ * Applies the rows' events, raises their exceptions and marks them, in `work` (a deferring unit: the
+ * journal entries and activities of the batch are written together before the rows are marked).
+ */
+async function applyRows(work: UnitOfWork, prepared: Prepared[]): Promise<Decision[]> {
   const decisions: Decision[] = [];
   // The payments and invoices the batch's charges are about are locked in two statements, and its
   // journal entries and activities are each written in one statement at its end.
   await lockChargesAhead(
-    trx,
+    work,
     prepared.flatMap((item) => item.events),
   );
-  await withDeferredActivities(trx, () =>
-    withDeferredEntries(trx, async () => {
-      for (const item of prepared) {
-        const results: ApplyResult[] = [];
-        for (const event of item.events) results.push(await applyEvent(trx, event));
-        const decision = decide(item, results, prepared.length === 1);
-        for (const exception of decision.exceptions) await raiseException(trx, exception);
-        decisions.push(decision);
-      }
-    }),
-  );
+  for (const item of prepared) {
+    const results: ApplyResult[] = [];
+    for (const event of item.events) results.push(await applyEvent(work, event));
+    const decision = decide(item, results, prepared.length === 1);
+    for (const exception of decision.exceptions) await raiseException(work, exception);
+    decisions.push(decision);
+  }
+  await work.flush();
   await markInboxEvents(
-    trx,
+    work.trx,
     prepared.map((item, i) => ({
       id: item.row.id,
       status: decisions[i]!.status,
@@ -116,7 +113,7 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 /** One row in its own transaction (the fallback of a failed batch). */
 async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome> {
   try {
-    const [decision] = await writeTransaction(db, (trx) => applyRows(trx, [prepared]));
+    const [decision] = await inUnitOfWork(db, { defer: true }, (work) => applyRows(work, [prepared]));
     return outcomeOf(decision!);
   } catch (error) {
     if (!(error instanceof RetryLater)) return asError(error);
@@ -214,16 +211,16 @@ async function processRows(
     }
   }
   if (marks.length > 0) {
-    await writeTransaction(db, async (trx) => {
-      for (const mark of marks) if (mark.exception) await raiseException(trx, mark.exception);
-      await markInboxEvents(trx, marks);
+    await inUnitOfWork(db, {}, async (work) => {
+      for (const mark of marks) if (mark.exception) await raiseException(work, mark.exception);
+      await markInboxEvents(work.trx, marks);
     });
   }
   if (toApply.length === 0) return outcomes;
   try {
-    const decisions = await writeTransaction(db, (trx) =>
+    const decisions = await inUnitOfWork(db, { defer: true }, (work) =>
       applyRows(
-        trx,
+        work,
         toApply.map((t) => t.prepared),
       ),
     );

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
-import { writeTransaction } from '../db/write-transaction.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../payments/poll.ts';
 import type { JobHandler } from './context.ts';
 
@@ -45,8 +45,8 @@ export async function pollDueTransactions(
       results.push(result);
       options.progress?.(result, results.length, due.length);
       if (result.exhausted) {
-        await writeTransaction(db, (trx) =>
-          raiseException(trx, {
+        await inUnitOfWork(db, {}, (work) =>
+          raiseException(work, {
             kind: 'unknown_outcome',
             gateway: transaction.gateway,
             transactionId: transaction.id,

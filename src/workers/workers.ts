@@ -1,9 +1,9 @@
 import type { JobWithMetadata, PgBoss, WorkOptions } from 'pg-boss';
 import type { Logger } from 'pino';
-import { runAs } from '../activities/activities.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import { runAs } from '../ledger/unit-of-work.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { QUEUES, type QueueName } from '../queue/queues.ts';
 import { collectInvoices } from './collect-invoices.ts';

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice, finalizeInvoice, lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
-import { writeTransaction } from '../../src/db/write-transaction.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -95,6 +96,8 @@ describe("a customer's credit", () => {
       d('2027-03-05T00:00:00Z'),
     );
     expect(invoices.map((i) => [i.total, i.status])).toEqual([[1100n, 'OPEN']]);
+    // The invoice returned is the one finalized, with the credit applied (not the draft read before).
+    expect(invoices[0]).toMatchObject({ credit_applied: 185n, amount_due: 915n });
     const stored = await db
       .selectFrom('invoices')
       .selectAll()
@@ -104,6 +107,28 @@ describe("a customer's credit", () => {
     expect(await credit(customer)).toBe(0n);
     // Receivable: Basic's 3080 + 0 (paid by credit) + 915.
     expect(await receivable(customer)).toBe(3080n + 915n);
+  });
+
+  it('a renewal returns its invoices as finalized: the credit applied and what is left due', async () => {
+    const { customer, subscription } = await customerWithDowngradeCredit();
+    // The next period of Lite: 1400 + 140 tax = 1540, of which the 385 of credit pays 385.
+    const renewal = await renewSubscription(db, subscription.id, d('2027-03-01T00:00:00Z'));
+    expect(renewal?.invoices).toHaveLength(1);
+    const [returned] = renewal!.invoices;
+    const stored = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', returned!.id)
+      .executeTakeFirstOrThrow();
+    expect(returned).toMatchObject({ status: 'OPEN', total: 1540n, credit_applied: 385n, amount_due: 1155n });
+    expect(returned).toMatchObject({
+      status: stored.status,
+      credit_applied: stored.credit_applied,
+      amount_due: stored.amount_due,
+      finalized_at: stored.finalized_at,
+      charge_at: stored.charge_at,
+    });
+    expect(await credit(customer)).toBe(0n);
   });
 
   it('credit in one currency is not used for another; voiding an invoice gives its credit back', async () => {
@@ -135,16 +160,16 @@ describe("a customer's credit", () => {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await writeTransaction(db, (trx) =>
-        recordChargeResult(trx, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
+      await inUnitOfWork(db, {}, (work) =>
+        recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
       );
       return transaction;
     };
     const refund = (transaction: TransactionRow, amount: bigint) =>
-      writeTransaction(db, async (trx) => {
-        await lockInvoice(trx, invoice.id);
-        const row = await createRefund(trx, transaction, { amount });
-        return (await recordRefundResult(trx, row.id, { status: 'succeeded' })).refund;
+      inUnitOfWork(db, {}, async (work) => {
+        await lockInvoice(work, invoice.id);
+        const row = await createRefund(work, transaction, { amount });
+        return (await recordRefundResult(work, row.id, { status: 'succeeded' })).refund;
       });
     const first = await pay('pi_twice_1');
     const second = await pay('pi_twice_2');
@@ -192,8 +217,8 @@ describe("a customer's credit", () => {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    const recorded = await writeTransaction(db, (trx) =>
-      recordChargeResult(trx, transaction, { status: 'succeeded', gatewayTransactionId: 'pi_overpaid_1' }),
+    const recorded = await inUnitOfWork(db, {}, (work) =>
+      recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: 'pi_overpaid_1' }),
     );
     expect(recorded).toMatchObject({ kind: 'applied', overpaid: true });
     // Clearing +1000, receivable −1000 +1000 = 0, customer credit −1000: we owe the customer 1000.

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
@@ -213,11 +214,9 @@ describe('money invariants over random invoices (property)', () => {
         let charged = 0n;
         if (s.settle && offline < total && total > 0n) {
           const attempt = await startCharge(app.runtime.db, app.runtime.registry, id);
-          await app.runtime.db
-            .transaction()
-            .execute((trx) =>
-              recordChargeResult(trx, attempt, { status: 'succeeded', gatewayTransactionId: `pi_prop_${k}` }),
-            );
+          await inUnitOfWork(app.runtime.db, {}, (work) =>
+            recordChargeResult(work, attempt, { status: 'succeeded', gatewayTransactionId: `pi_prop_${k}` }),
+          );
           charged = attempt.amount;
         }
 

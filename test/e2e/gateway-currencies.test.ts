@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runAs } from '../../src/activities/activities.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import type { TestApp } from '../support/app.ts';
@@ -48,11 +49,9 @@ describe('refunds never exceed the paid amount, on every gateway', () => {
     await app.api('POST', `/v1/invoices/${draft.id}/finalize`);
     // Paid as the gateway would have confirmed it (no gateway call needed for this test).
     const attempt = await startCharge(app.runtime.db, app.runtime.registry, draft.id);
-    await app.runtime.db
-      .transaction()
-      .execute((trx) =>
-        recordChargeResult(trx, attempt, { status: 'succeeded', gatewayTransactionId: `${gateway}-paid-1` }),
-      );
+    await inUnitOfWork(app.runtime.db, {}, (work) =>
+      recordChargeResult(work, attempt, { status: 'succeeded', gatewayTransactionId: `${gateway}-paid-1` }),
+    );
     const refund = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount: 5001 });
     expect(refund.status).toBe(422);
     expect(refund.body.error.fields.amount).toMatch(/at most 5000/);

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { writeTransaction } from '../../src/db/write-transaction.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../../src/payments/refund-retry.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
 import { applyEvent } from '../../src/reconcile/apply.ts';
@@ -72,17 +72,17 @@ describe('invoice.refund: refunds left unknown', () => {
   it('treats a refund committed but never answered (a crash before the gateway call) as unknown and repeats it', async () => {
     const { invoice, transaction } = await paidInvoice();
     const { db, boss } = app.runtime;
-    const [row, reported] = await db.transaction().execute(async (trx) => {
-      const txn = await trx
+    const [row, reported] = await inUnitOfWork(db, {}, async (work) => {
+      const txn = await work.trx
         .selectFrom('transactions')
         .selectAll()
         .where('id', '=', transaction.id)
         .executeTakeFirstOrThrow();
       return [
         // The refund row was committed `pending`; the process stopped before the gateway answered.
-        await createRefund(trx, txn, { amount: 700n }),
+        await createRefund(work, txn, { amount: 700n }),
         // A refund the gateway reported pending (it carries the gateway's id) waits for the webhook.
-        await createRefund(trx, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' }),
+        await createRefund(work, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' }),
       ];
     });
     expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
@@ -127,8 +127,8 @@ describe('invoice.refund: refunds left unknown', () => {
 
   it('does not record a refund made outside billhook without the gateway refund id (the sweep would repeat it)', async () => {
     const { transaction } = await paidInvoice();
-    const result = await writeTransaction(app.runtime.db, (trx) =>
-      applyEvent(trx, {
+    const result = await inUnitOfWork(app.runtime.db, {}, (work) =>
+      applyEvent(work, {
         type: 'refund.succeeded',
         gateway: 'stripe',
         gatewayEventId: 'evt_refund_without_id',

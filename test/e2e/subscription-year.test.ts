@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAs } from '../../src/activities/activities.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { raiseException } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 describe('activities (the audit log) and resolving exceptions', () => {
@@ -67,11 +68,9 @@ describe('activities (the audit log) and resolving exceptions', () => {
   });
 
   it('resolves an open reconciliation exception once: 200, then 409; 404 for an unknown id', async () => {
-    await app.runtime.db
-      .transaction()
-      .execute((trx) =>
-        raiseException(trx, { kind: 'unknown_outcome', gateway: 'stripe', message: 'ask the gateway' }),
-      );
+    await inUnitOfWork(app.runtime.db, {}, (work) =>
+      raiseException(work, { kind: 'unknown_outcome', gateway: 'stripe', message: 'ask the gateway' }),
+    );
     const open = await app.api('GET', '/v1/reconciliation-exceptions?status=open');
     const id = open.body.data[0].id;
     const resolved = await app.api('POST', `/v1/reconciliation-exceptions/${id}/resolve`, {

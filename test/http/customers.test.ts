@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chart } from '../../src/ledger/chart.ts';
 import { postEntry, transfer } from '../../src/ledger/journal.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf } from '../support/collection.ts';
 
@@ -87,8 +88,8 @@ describe('/v1/customers updates, lists and balances; /v1/payment-methods reads a
     await invoice(other.id, 'USD', 999);
     await app.api('POST', `/v1/invoices/${usd.id}/payments`, { amount: 2000, method: 'BANK' });
     // A credit: money received in EUR beyond what is owed (an entry posted by hand here).
-    await app.runtime.db.transaction().execute((trx) =>
-      postEntry(trx, {
+    await inUnitOfWork(app.runtime.db, {}, (work) =>
+      postEntry(work, {
         idempotencyKey: `test:${customer.id}:credit`,
         description: 'prepayment',
         source: { type: 'test', id: customer.id },

@@ -11,8 +11,8 @@ import {
   LedgerError,
   postEntry,
   transfer,
-  withDeferredEntries,
 } from '../../src/ledger/journal.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createTestDatabase } from '../support/database.ts';
 
 let db: Db;
@@ -43,9 +43,9 @@ function entry(key: string, postings: EntryInput['postings']): EntryInput {
   return { idempotencyKey: key, description: `test ${key}`, source: { type: 'test', id: key }, postings };
 }
 
-/** Posts inside a transaction, as the app does. */
+/** Posts inside a unit of work, as the app does. */
 function post(input: EntryInput): Promise<boolean> {
-  return db.transaction().execute((trx) => postEntry(trx, input));
+  return inUnitOfWork(db, {}, (work) => postEntry(work, input));
 }
 
 async function rowCounts() {
@@ -213,10 +213,10 @@ describe('postEntry and balances', () => {
       const a = accounts();
       const posted = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
-          db.transaction().execute(async (trx) => {
-            await ensureAccount(trx, a.tax, 'USD');
+          inUnitOfWork(db, {}, async (work) => {
+            await ensureAccount(work.trx, a.tax, 'USD');
             return postEntry(
-              trx,
+              work,
               entry(`${a.cash.code}:race:${i}`, transfer(a.cash, a.revenue, 100n, 'USD')),
             );
           }),
@@ -409,25 +409,23 @@ describe('the database guards the ledger', () => {
   });
 });
 
-describe('withDeferredEntries', () => {
-  it('posts the entries collected in the transaction together at its end, each key once', async () => {
+describe('a deferring unit of work', () => {
+  it('posts the entries collected in the unit together at its end, each key once', async () => {
     const a = accounts();
     expect(await post(entry('je:deferred:existing', transfer(a.cash, a.revenue, 1n, 'EUR')))).toBe(true);
-    const seenInside = await db.transaction().execute((trx) =>
-      withDeferredEntries(trx, async () => {
-        await postEntry(trx, entry('je:deferred:1', transfer(a.cash, a.revenue, 100n, 'EUR')));
-        await postEntry(trx, entry('je:deferred:2', transfer(a.receivable, a.revenue, 20n, 'USD')));
-        // A repeat of a key collected earlier, and a key already posted: neither posts again.
-        await postEntry(trx, entry('je:deferred:1', transfer(a.cash, a.revenue, 999n, 'EUR')));
-        await postEntry(trx, entry('je:deferred:existing', transfer(a.cash, a.revenue, 999n, 'EUR')));
-        const inside = await trx
-          .selectFrom('journal_entries')
-          .select('id')
-          .where('idempotency_key', 'in', ['je:deferred:1', 'je:deferred:2'])
-          .execute();
-        return inside.length;
-      }),
-    );
+    const seenInside = await inUnitOfWork(db, { defer: true }, async (work) => {
+      await postEntry(work, entry('je:deferred:1', transfer(a.cash, a.revenue, 100n, 'EUR')));
+      await postEntry(work, entry('je:deferred:2', transfer(a.receivable, a.revenue, 20n, 'USD')));
+      // A repeat of a key collected earlier, and a key already posted: neither posts again.
+      await postEntry(work, entry('je:deferred:1', transfer(a.cash, a.revenue, 999n, 'EUR')));
+      await postEntry(work, entry('je:deferred:existing', transfer(a.cash, a.revenue, 999n, 'EUR')));
+      const inside = await work.trx
+        .selectFrom('journal_entries')
+        .select('id')
+        .where('idempotency_key', 'in', ['je:deferred:1', 'je:deferred:2'])
+        .execute();
+      return inside.length;
+    });
     expect(seenInside).toBe(0);
     expect(await entryPosted('je:deferred:1')).toBe(true);
     expect(await entryPosted('je:deferred:2')).toBe(true);
@@ -443,12 +441,10 @@ describe('withDeferredEntries', () => {
       { account: a.revenue, amount: -4n, currency: 'EUR' },
     ]);
     await expect(
-      db.transaction().execute((trx) =>
-        withDeferredEntries(trx, async () => {
-          await postEntry(trx, entry('je:deferred:before', transfer(a.cash, a.revenue, 7n, 'EUR')));
-          await postEntry(trx, unbalanced);
-        }),
-      ),
+      inUnitOfWork(db, { defer: true }, async (work) => {
+        await postEntry(work, entry('je:deferred:before', transfer(a.cash, a.revenue, 7n, 'EUR')));
+        await postEntry(work, unbalanced);
+      }),
     ).rejects.toThrow(LedgerError);
     expect(await entryPosted('je:deferred:before')).toBe(false);
     expect(await entryPosted('je:deferred:unbalanced')).toBe(false);

@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Every transaction that may record an activity or post must join the ledger's writers before its
- * first row lock or write: in `src/` such transactions are opened with `writeTransaction`
- * (db/write-transaction.ts). A plain `db.transaction()` is allowed only where nothing is recorded or
- * posted, each listed here with why; a new one fails this test until it is either a
- * `writeTransaction` or added below with its reason.
+ * first row lock or write: in `src/` such transactions are units of work opened with `inUnitOfWork`
+ * (ledger/unit-of-work.ts). A plain `db.transaction()` is allowed only where nothing is recorded or
+ * posted, each listed here with why; a new one fails this test until it is either an
+ * `inUnitOfWork` or added below with its reason.
  */
 const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
-  'src/db/write-transaction.ts': { count: 1, why: 'the helper itself (joins first)' },
+  'src/ledger/unit-of-work.ts': { count: 1, why: 'inUnitOfWork itself (joins first)' },
   'src/activities/activities.ts': { count: 1, why: 'listActivities: a reader (quiesceLedgerWriters)' },
   'src/http/api/reads.ts': { count: 1, why: 'GET /v1/ledger/entries: a reader (quiesceLedgerWriters)' },
   'src/payments/collection.ts': { count: 1, why: 'claimDueInvoices: moves charge_at, records nothing' },
@@ -27,7 +27,7 @@ function sources(dir: string): string[] {
   });
 }
 
-describe('transactions that write open with writeTransaction', () => {
+describe('transactions that write are units of work (inUnitOfWork)', () => {
   it('uses a plain db.transaction() only where nothing is recorded or posted', () => {
     const root = join(import.meta.dirname, '../..');
     const found: Record<string, number> = {};

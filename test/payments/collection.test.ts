@@ -1,12 +1,12 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runAs } from '../../src/activities/activities.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
+import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeInvoice } from '../../src/payments/charges.ts';
 import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';

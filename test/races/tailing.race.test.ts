@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { raiseException } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seeded } from '../support/random.ts';
@@ -104,8 +105,8 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
     }
     const db = app.runtime.db;
     for (let i = 0; i < 30; i++) {
-      await db.transaction().execute((trx) =>
-        raiseException(trx, {
+      await inUnitOfWork(db, {}, (work) =>
+        raiseException(work, {
           kind: 'unknown_outcome',
           gateway: 'stripe',
           message: `stress exception ${i}`,

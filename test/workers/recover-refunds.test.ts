@@ -1,5 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import type { TestApp } from '../support/app.ts';
@@ -35,14 +36,14 @@ describe('refund.recover', () => {
   it('marks a refund never answered unknown as the scheduler, and invoice.refund repeats it', async () => {
     const { transaction } = await paidStripeInvoice(app);
     const { db, boss } = app.runtime;
-    const refund = await db.transaction().execute(async (trx) => {
-      const txn = await trx
+    const refund = await inUnitOfWork(db, {}, async (work) => {
+      const txn = await work.trx
         .selectFrom('transactions')
         .selectAll()
         .where('id', '=', transaction.id)
         .executeTakeFirstOrThrow();
       // The refund row was committed `pending`; the process stopped before the gateway answered.
-      return createRefund(trx, txn, { amount: 300n });
+      return createRefund(work, txn, { amount: 300n });
     });
     await db
       .updateTable('refunds')

@@ -6,7 +6,7 @@ import { NotFoundError, ValidationError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
-import { quiesceLedgerWriters } from '../../ledger/journal.ts';
+import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
 import {

@@ -1,0 +1,422 @@
+import { chart } from './chart.ts';
+import { type EntryInput, type PostingInput, transfer } from './journal.ts';
+
+/**
+ * Every business movement that reaches the ledger, as a pure function of plain values (ids, amounts
+ * in minor units as `bigint`, ISO 4217 currency) returning the journal entry to post: description,
+ * source, postings and idempotency key. Callers post exactly what these return (`postEntry`), so
+ * this file is the chart of accounts in use (PRODUCT §5): which accounts each fact debits (+) and
+ * credits (−), and the key that makes each fact post once. Keys derive from the business fact only,
+ * never from a random value, and never change (existing databases hold them).
+ * Postings of amount 0 are left out (an entry with a zero posting is refused).
+ */
+
+/** An invoice's amounts as finalized: total = subtotal + tax, minor units. */
+export interface InvoiceAmounts {
+  invoiceId: string;
+  customerId: string;
+  currency: string;
+  /** Revenue, net of discounts and credits on its lines (minor units, may be 0). */
+  subtotal: bigint;
+  tax: bigint;
+  total: bigint;
+}
+
+/** `amount` (minor units, > 0) moved by a fact about one invoice of one customer. */
+export interface InvoiceMovement {
+  invoiceId: string;
+  customerId: string;
+  currency: string;
+  amount: bigint;
+}
+
+/** A payment through a gateway (`txn_…`), `amount` minor units (> 0). */
+export interface PaymentMovement {
+  transactionId: string;
+  gateway: string;
+  customerId: string;
+  currency: string;
+  amount: bigint;
+}
+
+/** A dispute (`dp_…`) on a payment through `gateway`, `amount` minor units (> 0). */
+export interface DisputeMovement {
+  disputeId: string;
+  transactionId: string;
+  gateway: string;
+  currency: string;
+  amount: bigint;
+}
+
+/**
+ * A succeeded refund (`re_…`) of `amount` (minor units, > 0) through `gateway`:
+ * - `customer_credit`: it pays back the customer's credit (no invoice);
+ * - `invoice`: it refunds part of an invoice's payment: `overpayment` of it pays back what the
+ *   payments brought beyond what the invoice asked (the customer's credit), the rest refunds the sale,
+ *   split by its credit note into revenue given back (`subtotal`) and tax payable given back (`tax`);
+ *   without a credit note (a refund that only pays back an overpayment, or one made before credit
+ *   notes existed) the rest is refunds whole;
+ * - `payment`: it refunds a payment that has no invoice.
+ */
+export type RefundMovement = { refundId: string; gateway: string; currency: string; amount: bigint } & (
+  | { kind: 'customer_credit'; customerId: string }
+  | {
+      kind: 'invoice';
+      customerId: string;
+      overpayment: bigint;
+      creditNote: { subtotal: bigint; tax: bigint } | undefined;
+    }
+  | { kind: 'payment' }
+);
+
+/** One posting of `amount` (debit > 0, credit < 0) to `account`. */
+function line(account: PostingInput['account'], amount: bigint, currency: string): PostingInput {
+  return { account, amount, currency };
+}
+
+const nonZero = (postings: PostingInput[]) => postings.filter((posting) => posting.amount !== 0n);
+const negated = (postings: PostingInput[]) =>
+  postings.map((posting) => ({ ...posting, amount: -posting.amount }));
+
+function finalizationPostings(invoice: InvoiceAmounts): PostingInput[] {
+  return nonZero([
+    line(chart.receivable(invoice.customerId), invoice.total, invoice.currency),
+    line(chart.revenue, -invoice.subtotal, invoice.currency),
+    line(chart.taxPayable, -invoice.tax, invoice.currency),
+  ]);
+}
+
+/** `inv_…:finalized`: debit the receivable the total, credit revenue the subtotal and tax payable the tax. */
+export function invoiceFinalized(invoice: InvoiceAmounts): EntryInput {
+  const id = invoice.invoiceId;
+  return {
+    idempotencyKey: `${id}:finalized`,
+    description: `invoice ${id} finalized`,
+    source: { type: 'invoice', id },
+    postings: finalizationPostings(invoice),
+  };
+}
+
+/** `inv_…:voided`: the finalization reversed (debit revenue and tax payable, credit the receivable). */
+export function invoiceVoided(invoice: InvoiceAmounts): EntryInput {
+  const id = invoice.invoiceId;
+  return {
+    idempotencyKey: `${id}:voided`,
+    description: `invoice ${id} voided`,
+    source: { type: 'invoice', id },
+    postings: negated(finalizationPostings(invoice)),
+  };
+}
+
+/** `inv_…:credit_applied`: the customer's credit used at finalization (debit their credit, credit their receivable). */
+export function customerCreditApplied(movement: InvoiceMovement): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: `${id}:credit_applied`,
+    description: `customer credit applied to invoice ${id}`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.customerCredit(movement.customerId),
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/** `inv_…:credit_returned`: a voided invoice's applied credit given back (debit the receivable, credit their credit). */
+export function customerCreditReturned(movement: InvoiceMovement): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: `${id}:credit_returned`,
+    description: `customer credit applied to invoice ${id} given back (voided)`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.receivable(movement.customerId),
+      chart.customerCredit(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/** `inv_…:uncollectible`: what is still due written off (debit bad debt, credit the receivable). */
+export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: `${id}:uncollectible`,
+    description: `invoice ${id} written off as uncollectible`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.badDebt,
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/**
+ * `inv_…:recovered:<amountPaid>`: a payment on a written-off invoice reverses the write-off for what it
+ * pays (debit the receivable, credit bad debt).
+ * @param amountPaid the invoice's `amount_paid` after this payment (minor units): one entry per payment
+ */
+export function badDebtRecovered(movement: InvoiceMovement & { amountPaid: bigint }): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: `${id}:recovered:${movement.amountPaid}`,
+    description: `bad debt recovered on invoice ${id}`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.receivable(movement.customerId),
+      chart.badDebt,
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/** `op_…`: a payment received outside any gateway (debit offline receipts, credit the receivable). */
+export function offlinePaymentReceived(
+  movement: InvoiceMovement & { offlinePaymentId: string; method: 'BANK' | 'CHECK' | 'CASH' | 'OTHER' },
+): EntryInput {
+  const id = movement.offlinePaymentId;
+  return {
+    idempotencyKey: id,
+    description: `${movement.method.toLowerCase()} payment ${id} on invoice ${movement.invoiceId}`,
+    source: { type: 'offline_payment', id },
+    postings: transfer(
+      chart.offlineReceipts,
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/** `txn_…:succeeded`: money captured by a gateway (debit its clearing account, credit the receivable). */
+export function paymentSucceeded(payment: PaymentMovement): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: `${id}:succeeded`,
+    description: `payment ${id} via ${payment.gateway}`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.gatewayClearing(payment.gateway),
+      chart.receivable(payment.customerId),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
+/**
+ * `txn_…:overpaid`: what a payment brought beyond what its invoice asked becomes the customer's credit
+ * (debit the receivable, credit their credit).
+ */
+export function paymentOverpaid(
+  payment: Omit<PaymentMovement, 'gateway'> & { invoiceId: string },
+): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: `${id}:overpaid`,
+    description: `payment ${id} beyond what invoice ${payment.invoiceId} asked: customer credit`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.receivable(payment.customerId),
+      chart.customerCredit(payment.customerId),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
+function refundPostings(refund: RefundMovement): PostingInput[] {
+  const clearing = chart.gatewayClearing(refund.gateway);
+  if (refund.kind === 'customer_credit') {
+    return transfer(chart.customerCredit(refund.customerId), clearing, refund.amount, refund.currency);
+  }
+  const overpayment = refund.kind === 'invoice' ? refund.overpayment : 0n;
+  const note = refund.kind === 'invoice' ? refund.creditNote : undefined;
+  return nonZero([
+    ...(refund.kind === 'invoice'
+      ? [line(chart.customerCredit(refund.customerId), overpayment, refund.currency)]
+      : []),
+    line(chart.refunds, note ? note.subtotal : refund.amount - overpayment, refund.currency),
+    line(chart.taxPayable, note?.tax ?? 0n, refund.currency),
+    line(clearing, -refund.amount, refund.currency),
+  ]);
+}
+
+/**
+ * `re_…:succeeded`: money given back through a gateway (credit its clearing account). Debited: for a
+ * refund of customer credit, their credit; for a refund of an invoice, their credit for the
+ * overpayment it pays back, refunds (contra-revenue) for its credit note's subtotal and tax payable for
+ * its tax; for a payment without invoice, refunds.
+ */
+export function refundSucceeded(refund: RefundMovement): EntryInput {
+  const id = refund.refundId;
+  return {
+    idempotencyKey: `${id}:succeeded`,
+    description: `refund ${id} via ${refund.gateway}`,
+    source: { type: 'refund', id },
+    postings: refundPostings(refund),
+  };
+}
+
+/** `re_…:reversed`: a refund that failed after succeeding, its `refundSucceeded` postings negated. */
+export function refundReversed(refund: RefundMovement): EntryInput {
+  const id = refund.refundId;
+  return {
+    idempotencyKey: `${id}:reversed`,
+    description: `refund ${id} failed after succeeding`,
+    source: { type: 'refund', id },
+    postings: negated(refundPostings(refund)),
+  };
+}
+
+/** `dp_…:opened`: the gateway withholds the disputed amount (debit disputed funds, credit its clearing). */
+export function disputeOpened(dispute: DisputeMovement): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:opened`,
+    description: `dispute ${id} opened on ${dispute.transactionId}`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.disputedFunds,
+      chart.gatewayClearing(dispute.gateway),
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/** `dp_…:won`: the withheld amount comes back (debit the gateway's clearing, credit disputed funds). */
+export function disputeWon(dispute: DisputeMovement): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:won`,
+    description: `dispute ${id} won`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway),
+      chart.disputedFunds,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/** `dp_…:lost`: the cardholder keeps the money (debit chargeback losses, credit disputed funds). */
+export function disputeLost(dispute: DisputeMovement): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:lost`,
+    description: `dispute ${id} lost`,
+    source: { type: 'dispute', id },
+    postings: transfer(chart.chargebackLosses, chart.disputedFunds, dispute.amount, dispute.currency),
+  };
+}
+
+/**
+ * `dp_…:refunded`: a dispute lost whose money reached the customer as refund `refundId` (which posts
+ * its own entry): the withheld amount is released (debit the gateway's clearing, credit disputed funds).
+ */
+export function disputeLostByRefund(dispute: DisputeMovement & { refundId: string }): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:refunded`,
+    description: `dispute ${id} lost and paid to the customer by refund ${dispute.refundId}: the held funds are released`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway),
+      chart.disputedFunds,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:refunded_after_loss`: a dispute booked lost, then paid to the customer by refund `refundId`:
+ * the loss is the refund, taken back (debit the gateway's clearing, credit chargeback losses).
+ */
+export function disputeLossRefunded(
+  dispute: Omit<DisputeMovement, 'transactionId'> & { refundId: string },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:refunded_after_loss`,
+    description: `dispute ${id} was paid to the customer by refund ${dispute.refundId}: its loss is the refund`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway),
+      chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/** A subscription change not invoiced: its proration lines' net amounts, each ≤ 0 (minor units). */
+export interface ProrationCredit {
+  subscriptionId: string;
+  customerId: string;
+  currency: string;
+  /** Net of the change's lines (≤ 0); `total` = `subtotal` + `tax`. */
+  subtotal: bigint;
+  tax: bigint;
+  total: bigint;
+  /** When the change took effect. */
+  at: Date;
+  /** The plan and quantity before and after the change. */
+  from: { planId: string; quantity: number };
+  to: { planId: string; quantity: number };
+}
+
+/**
+ * `sub_…:proration_credit:<at ISO>:<from plan>*<qty>:<to plan>*<qty>`: the unused time of a change
+ * not invoiced becomes the customer's credit (debit revenue for the net credit and tax payable for its
+ * tax, credit the customer's credit account), which later invoices use (`customerCreditApplied`).
+ * The key is the change itself: the subscription, when, and from what to what.
+ */
+export function prorationCredited(credit: ProrationCredit): EntryInput {
+  const id = credit.subscriptionId;
+  const change = `${credit.from.planId}*${credit.from.quantity}:${credit.to.planId}*${credit.to.quantity}`;
+  return {
+    idempotencyKey: `${id}:proration_credit:${credit.at.toISOString()}:${change}`,
+    description: `proration credit of subscription ${id} (unused time at the old price)`,
+    source: { type: 'subscription', id },
+    postings: nonZero([
+      line(chart.revenue, -credit.subtotal, credit.currency),
+      line(chart.taxPayable, -credit.tax, credit.currency),
+      line(chart.customerCredit(credit.customerId), credit.total, credit.currency),
+    ]),
+  };
+}
+
+/**
+ * `sub_…:credit_moved`: a subscription's proration credit of before credit notes (booked against the
+ * receivable, `amount` minor units before tax) moved to its customer's credit with the tax its
+ * CREDIT line would have carried (debit the receivable and tax payable, credit the customer's
+ * credit). Posted once, by migration 0015.
+ */
+export function subscriptionCreditMoved(credit: {
+  subscriptionId: string;
+  customerId: string;
+  currency: string;
+  amount: bigint;
+  tax: bigint;
+}): EntryInput {
+  const id = credit.subscriptionId;
+  return {
+    idempotencyKey: `${id}:credit_moved`,
+    description: `proration credit of subscription ${id} moved to its customer's credit`,
+    source: { type: 'subscription', id },
+    postings: nonZero([
+      line(chart.receivable(credit.customerId), credit.amount, credit.currency),
+      line(chart.taxPayable, credit.tax, credit.currency),
+      line(chart.customerCredit(credit.customerId), -(credit.amount + credit.tax), credit.currency),
+    ]),
+  };
+}

@@ -1,0 +1,173 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type Kysely, sql } from 'kysely';
+import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
+import { writeEntries } from './journal.ts';
+
+/** Advisory lock key guarding the order in which journal entries and activities become visible. */
+const SEQUENCE_LOCK = 0x6c656467; // "ledg"
+
+/** Writes a batch of collected items inside `trx`, in the order collected (one statement). */
+export type BatchWriter<T> = (work: UnitOfWork, items: T[]) => Promise<unknown>;
+
+/** The rows a unit of work can lock ahead, by table. */
+export interface LockableRows {
+  invoices: InvoiceRow;
+  transactions: TransactionRow;
+}
+
+/** How to open a unit of work. */
+export interface UnitOfWorkOptions {
+  /**
+   * Who acts: an API key id (`key_…`), `webhook`, `scheduler`, `worker`, `cli`, an admin key. Every
+   * activity recorded in the unit carries it. Default: the actor the call chain runs as (`runAs`),
+   * else `system`.
+   */
+  actor?: string;
+  /**
+   * Collect the journal entries and activities the unit writes, and write them at its end, one
+   * statement each (entries, then activities), still inside the transaction: for batch work such as
+   * applying a hundred webhooks in one transaction. Default: each is written when made.
+   */
+  defer?: boolean;
+}
+
+/**
+ * One database transaction that may post to the ledger and record activities, with what belongs to
+ * it and used to be kept aside keyed by the transaction: the Kysely transaction (`trx`), whether it
+ * holds the ledger writers' shared lock, the journal entries and activities it defers to its end, the
+ * rows it locked ahead (handed out once each), and the actor its activities name. Opened by
+ * `inUnitOfWork`, passed explicitly to the functions that write (`postEntry(work, …)`,
+ * `recordActivity(work, …)`, `lockInvoice(work, id)`); functions that only read take `work.trx`.
+ */
+export class UnitOfWork {
+  /** The transaction: every statement of the unit runs on it. */
+  readonly trx: Kysely<Database>;
+  /** The author of the activities the unit records. */
+  readonly actor: string;
+  #joined = false;
+  /** Per writer, the items deferred to the end; undefined when the unit writes at once. */
+  readonly #deferred: Map<BatchWriter<never>, unknown[]> | undefined;
+  readonly #held = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
+
+  /**
+   * A unit of work in `trx`, a transaction already open: `inUnitOfWork` opens both; construct one
+   * directly only around a transaction opened elsewhere (a migration's), and join the ledger's writers
+   * before any row lock. A deferring unit writes its journal entries first, then the rest.
+   */
+  constructor(trx: Kysely<Database>, options: { actor: string; defer?: boolean }) {
+    this.trx = trx;
+    this.actor = options.actor;
+    this.#deferred = options.defer ? new Map([[writeEntries as BatchWriter<never>, []]]) : undefined;
+  }
+
+  /**
+   * Joins the ledger's writers (a shared advisory lock held until the transaction ends), once per
+   * unit: `inUnitOfWork` does it before `fn` runs, so before any row lock. Readers of the entry
+   * sequence (`quiesceLedgerWriters`) wait for every writer that started before them, so a consumer
+   * tailing `sequence` never skips an entry committed late.
+   */
+  async joinLedgerWriters(): Promise<void> {
+    if (this.#joined) return;
+    await sql`SELECT pg_advisory_xact_lock_shared(${SEQUENCE_LOCK})`.execute(this.trx);
+    this.#joined = true;
+  }
+
+  /**
+   * Collects `items` for `write` when the unit defers (`defer: true`); `false` when it does not (the
+   * caller writes them now). Items of one writer are written together, in the order collected.
+   */
+  defer<T>(write: BatchWriter<T>, items: T[]): boolean {
+    if (!this.#deferred) return false;
+    const pending = this.#deferred.get(write as BatchWriter<never>);
+    if (pending) pending.push(...items);
+    else this.#deferred.set(write as BatchWriter<never>, [...items]);
+    return true;
+  }
+
+  /** Writes what was deferred, writer by writer in the order they were registered. */
+  async flush(): Promise<void> {
+    for (const [write, items] of this.#deferred ?? []) {
+      if (items.length === 0) continue;
+      const batch = items.splice(0);
+      await (write as BatchWriter<unknown>)(this, batch);
+    }
+  }
+
+  /** Holds `rows` of `table`, which the unit has just locked (FOR UPDATE) and not changed. */
+  hold<K extends keyof LockableRows>(table: K, rows: readonly LockableRows[K][]): void {
+    const held = this.#held.get(table) ?? new Map();
+    for (const row of rows) held.set(row.id, row);
+    this.#held.set(table, held);
+  }
+
+  /**
+   * The held row `id` of `table`, removed from the held rows (a row taken may then be changed, so a
+   * later lock of it asks PostgreSQL again); undefined when none is held (lock it yourself).
+   */
+  take<K extends keyof LockableRows>(table: K, id: string): LockableRows[K] | undefined {
+    const held = this.#held.get(table);
+    const row = held?.get(id) as LockableRows[K] | undefined;
+    if (row) held?.delete(id);
+    return row;
+  }
+
+  /** A held row of `table` matching `test`, left held (a read before the lock that takes it). */
+  findHeld<K extends keyof LockableRows>(
+    table: K,
+    test: (row: LockableRows[K]) => boolean,
+  ): LockableRows[K] | undefined {
+    for (const row of this.#held.get(table)?.values() ?? []) {
+      if (test(row as LockableRows[K])) return row as LockableRows[K];
+    }
+    return undefined;
+  }
+
+  /** Drops every held row (their locks stay until the transaction ends). */
+  forgetHeld(): void {
+    this.#held.clear();
+  }
+}
+
+const actors = new AsyncLocalStorage<string>();
+
+/**
+ * Runs `fn` with `actor` as the default actor of the units of work it opens (`inUnitOfWork`): an API
+ * key id (`key_…`), `webhook`, `scheduler`, `worker` or `cli`. Outside any `runAs`, it is `system`.
+ * Set at the edges (an HTTP request, a queue handler); inside a unit the actor is `work.actor`.
+ */
+export function runAs<T>(actor: string, fn: () => T): T {
+  return actors.run(actor, fn);
+}
+
+/**
+ * Runs `fn` in a new transaction, as one unit of work that has joined the ledger's writers before
+ * `fn` runs any statement: the one way to open a transaction that may record an activity or post a
+ * journal entry. Joining first, before any row lock or write, keeps a writer from holding a row that
+ * another writer waits for while it queues for the shared lock behind a reader of the sequence (a
+ * cycle PostgreSQL breaks only after `deadlock_timeout`, by reordering the queue or aborting one of
+ * them with 40P01). Readers of the sequence (`quiesceLedgerWriters`) open plain transactions.
+ * With `defer`, what the unit deferred is written once `fn` resolves, before the commit.
+ * @returns what `fn` returns; the transaction commits when it resolves and rolls back when it throws
+ */
+export function inUnitOfWork<T>(
+  db: Kysely<Database>,
+  options: UnitOfWorkOptions,
+  fn: (work: UnitOfWork) => Promise<T>,
+): Promise<T> {
+  const actor = options.actor ?? actors.getStore() ?? 'system';
+  return db.transaction().execute(async (trx) => {
+    const work = new UnitOfWork(trx, { actor, defer: options.defer === true });
+    await work.joinLedgerWriters();
+    const result = await fn(work);
+    await work.flush();
+    return result;
+  });
+}
+
+/**
+ * Waits until no ledger writer is in flight (exclusive advisory lock until `trx` ends), so entries and
+ * activities read afterwards in `trx` form a gap-free prefix of their sequences.
+ */
+export async function quiesceLedgerWriters(trx: Kysely<Database>): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${SEQUENCE_LOCK})`.execute(trx);
+}

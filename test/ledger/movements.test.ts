@@ -1,0 +1,390 @@
+import { describe, expect, it } from 'vitest';
+import type { EntryInput } from '../../src/ledger/journal.ts';
+import {
+  badDebtRecovered,
+  badDebtWrittenOff,
+  customerCreditApplied,
+  customerCreditReturned,
+  disputeLossRefunded,
+  disputeLost,
+  disputeLostByRefund,
+  disputeOpened,
+  disputeWon,
+  invoiceFinalized,
+  invoiceVoided,
+  offlinePaymentReceived,
+  paymentOverpaid,
+  paymentSucceeded,
+  prorationCredited,
+  refundReversed,
+  refundSucceeded,
+  subscriptionCreditMoved,
+} from '../../src/ledger/movements.ts';
+
+/**
+ * The chart of accounts in use (PRODUCT §5), one row per business movement: what it debits (+) and
+ * credits (−), per account code, in minor units of EUR, and the idempotency key it posts under.
+ * Keys are those existing databases hold: a changed key here would post a fact twice.
+ */
+const invoice = { invoiceId: 'inv_1', customerId: 'cus_1', currency: 'EUR' };
+const payment = { transactionId: 'txn_1', gateway: 'stripe', customerId: 'cus_1', currency: 'EUR' };
+const dispute = {
+  disputeId: 'dp_1',
+  transactionId: 'txn_1',
+  gateway: 'stripe',
+  currency: 'EUR',
+  amount: 500n,
+};
+const refund = { refundId: 're_1', gateway: 'paypal', currency: 'EUR', amount: 1100n };
+
+const rows: {
+  movement: string;
+  entry: EntryInput;
+  key: string;
+  source: string;
+  postings: [string, bigint][];
+}[] = [
+  {
+    movement: 'invoice finalized',
+    entry: invoiceFinalized({ ...invoice, subtotal: 1000n, tax: 100n, total: 1100n }),
+    key: 'inv_1:finalized',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 1100n],
+      ['revenue', -1000n],
+      ['tax_payable', -100n],
+    ],
+  },
+  {
+    movement: 'invoice finalized, no tax',
+    entry: invoiceFinalized({ ...invoice, subtotal: 1000n, tax: 0n, total: 1000n }),
+    key: 'inv_1:finalized',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 1000n],
+      ['revenue', -1000n],
+    ],
+  },
+  {
+    movement: 'invoice voided',
+    entry: invoiceVoided({ ...invoice, subtotal: 1000n, tax: 100n, total: 1100n }),
+    key: 'inv_1:voided',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', -1100n],
+      ['revenue', 1000n],
+      ['tax_payable', 100n],
+    ],
+  },
+  {
+    movement: 'customer credit applied (proration credit used)',
+    entry: customerCreditApplied({ ...invoice, amount: 300n }),
+    key: 'inv_1:credit_applied',
+    source: 'invoice inv_1',
+    postings: [
+      ['customer_credit:cus_1', 300n],
+      ['receivable:cus_1', -300n],
+    ],
+  },
+  {
+    movement: 'customer credit returned (invoice voided)',
+    entry: customerCreditReturned({ ...invoice, amount: 300n }),
+    key: 'inv_1:credit_returned',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 300n],
+      ['customer_credit:cus_1', -300n],
+    ],
+  },
+  {
+    movement: 'bad debt written off',
+    entry: badDebtWrittenOff({ ...invoice, amount: 800n }),
+    key: 'inv_1:uncollectible',
+    source: 'invoice inv_1',
+    postings: [
+      ['bad_debt', 800n],
+      ['receivable:cus_1', -800n],
+    ],
+  },
+  {
+    movement: 'bad debt recovered',
+    entry: badDebtRecovered({ ...invoice, amount: 200n, amountPaid: 500n }),
+    key: 'inv_1:recovered:500',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 200n],
+      ['bad_debt', -200n],
+    ],
+  },
+  {
+    movement: 'offline payment',
+    entry: offlinePaymentReceived({ ...invoice, offlinePaymentId: 'op_1', method: 'BANK', amount: 400n }),
+    key: 'op_1',
+    source: 'offline_payment op_1',
+    postings: [
+      ['offline_receipts', 400n],
+      ['receivable:cus_1', -400n],
+    ],
+  },
+  {
+    movement: 'payment succeeded',
+    entry: paymentSucceeded({ ...payment, amount: 1100n }),
+    key: 'txn_1:succeeded',
+    source: 'transaction txn_1',
+    postings: [
+      ['gateway_clearing:stripe', 1100n],
+      ['receivable:cus_1', -1100n],
+    ],
+  },
+  {
+    movement: 'payment beyond what the invoice asked',
+    entry: paymentOverpaid({ ...payment, invoiceId: 'inv_1', amount: 100n }),
+    key: 'txn_1:overpaid',
+    source: 'transaction txn_1',
+    postings: [
+      ['receivable:cus_1', 100n],
+      ['customer_credit:cus_1', -100n],
+    ],
+  },
+  {
+    movement: 'refund to card of an invoice (credit note 1000 + 100 tax)',
+    entry: refundSucceeded({
+      ...refund,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      overpayment: 0n,
+      creditNote: { subtotal: 1000n, tax: 100n },
+    }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', 1000n],
+      ['tax_payable', 100n],
+      ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    movement: 'refund of an invoice paying back an overpayment first',
+    entry: refundSucceeded({
+      ...refund,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      overpayment: 100n,
+      creditNote: { subtotal: 910n, tax: 90n },
+    }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['customer_credit:cus_1', 100n],
+      ['refunds', 910n],
+      ['tax_payable', 90n],
+      ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    movement: 'refund of an invoice without credit note',
+    entry: refundSucceeded({
+      ...refund,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      overpayment: 0n,
+      creditNote: undefined,
+    }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', 1100n],
+      ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    movement: 'refund of a payment without invoice',
+    entry: refundSucceeded({ ...refund, kind: 'payment' }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', 1100n],
+      ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    movement: 'refund of customer credit to card',
+    entry: refundSucceeded({ ...refund, kind: 'customer_credit', customerId: 'cus_1' }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['customer_credit:cus_1', 1100n],
+      ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    movement: 'refund reversed (failed after succeeding)',
+    entry: refundReversed({
+      ...refund,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      overpayment: 0n,
+      creditNote: { subtotal: 1000n, tax: 100n },
+    }),
+    key: 're_1:reversed',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', -1000n],
+      ['tax_payable', -100n],
+      ['gateway_clearing:paypal', 1100n],
+    ],
+  },
+  {
+    movement: 'dispute opened',
+    entry: disputeOpened(dispute),
+    key: 'dp_1:opened',
+    source: 'dispute dp_1',
+    postings: [
+      ['disputed_funds', 500n],
+      ['gateway_clearing:stripe', -500n],
+    ],
+  },
+  {
+    movement: 'dispute won',
+    entry: disputeWon(dispute),
+    key: 'dp_1:won',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
+      ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'dispute lost',
+    entry: disputeLost(dispute),
+    key: 'dp_1:lost',
+    source: 'dispute dp_1',
+    postings: [
+      ['chargeback_losses', 500n],
+      ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'dispute lost, paid to the customer by a refund',
+    entry: disputeLostByRefund({ ...dispute, refundId: 're_1' }),
+    key: 'dp_1:refunded',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
+      ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'dispute booked lost, then its refund seen',
+    entry: disputeLossRefunded({ ...dispute, refundId: 're_1' }),
+    key: 'dp_1:refunded_after_loss',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
+      ['chargeback_losses', -500n],
+    ],
+  },
+  {
+    movement: 'proration credit made (downgrade)',
+    entry: prorationCredited({
+      subscriptionId: 'sub_1',
+      customerId: 'cus_1',
+      currency: 'EUR',
+      subtotal: -500n,
+      tax: -50n,
+      total: -550n,
+      at: new Date('2026-03-15T12:00:00Z'),
+      from: { planId: 'plan_pro', quantity: 2 },
+      to: { planId: 'plan_basic', quantity: 2 },
+    }),
+    key: 'sub_1:proration_credit:2026-03-15T12:00:00.000Z:plan_pro*2:plan_basic*2',
+    source: 'subscription sub_1',
+    postings: [
+      ['revenue', 500n],
+      ['tax_payable', 50n],
+      ['customer_credit:cus_1', -550n],
+    ],
+  },
+  {
+    movement: 'proration credit of a change of tax alone',
+    entry: prorationCredited({
+      subscriptionId: 'sub_1',
+      customerId: 'cus_1',
+      currency: 'EUR',
+      subtotal: 0n,
+      tax: -20n,
+      total: -20n,
+      at: new Date('2026-03-15T12:00:00Z'),
+      from: { planId: 'plan_taxed', quantity: 1 },
+      to: { planId: 'plan_untaxed', quantity: 1 },
+    }),
+    key: 'sub_1:proration_credit:2026-03-15T12:00:00.000Z:plan_taxed*1:plan_untaxed*1',
+    source: 'subscription sub_1',
+    postings: [
+      ['tax_payable', 20n],
+      ['customer_credit:cus_1', -20n],
+    ],
+  },
+  {
+    movement: 'subscription credit moved to the customer (migration 0015)',
+    entry: subscriptionCreditMoved({
+      subscriptionId: 'sub_1',
+      customerId: 'cus_1',
+      currency: 'EUR',
+      amount: 500n,
+      tax: 50n,
+    }),
+    key: 'sub_1:credit_moved',
+    source: 'subscription sub_1',
+    postings: [
+      ['receivable:cus_1', 500n],
+      ['tax_payable', 50n],
+      ['customer_credit:cus_1', -550n],
+    ],
+  },
+];
+
+describe('ledger movements (the chart of accounts in use)', () => {
+  it.each(rows)('$movement', ({ entry, key, source, postings }) => {
+    expect(entry.idempotencyKey).toBe(key);
+    expect(`${entry.source.type} ${entry.source.id}`).toBe(source);
+    expect(entry.postings.map((p) => [p.account.code, p.amount])).toEqual(postings);
+    expect(entry.postings.every((p) => p.currency === 'EUR')).toBe(true);
+    expect(entry.postings.reduce((sum, p) => sum + p.amount, 0n)).toBe(0n);
+    expect(entry.description).toMatch(/\S/);
+  });
+
+  it('gives each account its type from the chart', () => {
+    const types = new Map(
+      rows.flatMap((row) => row.entry.postings.map((p) => [p.account.code, p.account.type])),
+    );
+    expect(Object.fromEntries(types)).toEqual({
+      'receivable:cus_1': 'asset',
+      'gateway_clearing:stripe': 'asset',
+      'gateway_clearing:paypal': 'asset',
+      'customer_credit:cus_1': 'liability',
+      revenue: 'revenue',
+      tax_payable: 'liability',
+      refunds: 'contra_revenue',
+      disputed_funds: 'asset',
+      chargeback_losses: 'expense',
+      offline_receipts: 'asset',
+      bad_debt: 'expense',
+    });
+  });
+
+  it('derives every key from the business fact alone', () => {
+    const again = prorationCredited({
+      subscriptionId: 'sub_1',
+      customerId: 'cus_1',
+      currency: 'EUR',
+      subtotal: -500n,
+      tax: -50n,
+      total: -550n,
+      at: new Date('2026-03-15T12:00:00Z'),
+      from: { planId: 'plan_pro', quantity: 2 },
+      to: { planId: 'plan_basic', quantity: 2 },
+    });
+    expect(again).toEqual(rows.find((row) => row.movement === 'proration credit made (downgrade)')?.entry);
+  });
+});
