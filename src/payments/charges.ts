@@ -1,3 +1,4 @@
+import { unscheduleCharge } from '../billing/charge-schedule.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
@@ -199,11 +200,7 @@ export async function recordUnsendableCharge(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await work.trx
-    .updateTable('invoices')
-    .set({ charge_at: null, updated_at: now })
-    .where('id', '=', invoice.id)
-    .execute();
+  await unscheduleCharge(work, invoice.id, now);
   await transactionActivity(work, transaction, 'transaction.failed');
   await raiseException(work, {
     kind: 'amount_not_representable',

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { claimInvoicesDue, releaseChargeLease } from '../billing/charge-schedule.ts';
 import { eachLimited } from '../billing/each-limited.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Config } from '../config/env.ts';
@@ -55,24 +56,7 @@ export interface Claim {
  */
 export async function claimDueInvoices(db: Db, now: Date, limit = CLAIM_BATCH): Promise<Claim> {
   const lease = new Date(now.getTime() + CLAIM_LEASE_MS);
-  const ids = await db.transaction().execute(async (trx) => {
-    const due = await trx
-      .selectFrom('invoices')
-      .select('id')
-      .where('status', '=', 'OPEN')
-      .where('charge_at', '<=', now)
-      .orderBy('charge_at')
-      .limit(limit)
-      .forUpdate()
-      .skipLocked()
-      .execute();
-    const ids = due.map((row) => row.id);
-    if (ids.length) {
-      await trx.updateTable('invoices').set({ charge_at: lease }).where('id', 'in', ids).execute();
-    }
-    return ids;
-  });
-  return { ids, lease };
+  return { ids: await claimInvoicesDue(db, now, lease, limit), lease };
 }
 
 /** The payment method to charge an invoice with: its subscription's, else the customer's default. */
@@ -120,12 +104,7 @@ async function collect(
     if (transaction.status === 'pending' || transaction.status === 'unknown') {
       // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A
       // later failure enters dunning through `countFailedAttempts`; a success pays the invoice.
-      await db
-        .updateTable('invoices')
-        .set({ charge_at: null })
-        .where('id', '=', invoiceId)
-        .where('charge_at', '=', lease)
-        .execute();
+      await releaseChargeLease(db, invoiceId, lease);
     }
     return result;
   } catch (error) {

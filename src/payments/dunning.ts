@@ -1,3 +1,4 @@
+import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
@@ -62,16 +63,12 @@ export async function recordCollectionFailure(
   const startedAt = invoice.dunning_started_at ?? now;
   const retryDay = policy.retryDays[attempts - 1];
   const nextChargeAt = retryDay === undefined ? null : new Date(startedAt.getTime() + retryDay * DAY_MS);
-  await work.trx
-    .updateTable('invoices')
-    .set({
-      payment_attempts: attempts,
-      dunning_started_at: startedAt,
-      charge_at: nextChargeAt,
-      updated_at: now,
-    })
-    .where('id', '=', invoice.id)
-    .execute();
+  await recordFailedCollection(
+    work,
+    invoice.id,
+    { attempts, dunningStartedAt: startedAt, nextChargeAt },
+    now,
+  );
   await invoiceActivity(work, invoice, 'invoice.payment_failed', {
     attempt: attempts,
     transaction: failure.transactionId ?? null,
