@@ -1,9 +1,8 @@
 import { z } from 'zod';
+import { GATEWAYS, type GatewayName } from '../config/gateways.ts';
 import { isCurrency } from '../money/currency.ts';
 
-/** The gateways billhook speaks to. */
-export const GATEWAYS = ['stripe', 'paypal', 'authorizenet', 'eway', 'securepay'] as const;
-export type GatewayName = (typeof GATEWAYS)[number];
+export { GATEWAYS, type GatewayName };
 
 /**
  * Gateways whose succeeded charge can move less than was charged, and billhook then books what moved
