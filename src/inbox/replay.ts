@@ -4,9 +4,9 @@ import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
-import { raiseException } from '../reconcile/exceptions.ts';
 
 /** The dead-letter queue of `webhook.process`. */
 const DEAD_WEBHOOKS = deadQueueOf(QUEUES.webhookProcess);

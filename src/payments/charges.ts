@@ -6,10 +6,10 @@ import { newId } from '../db/ids.ts';
 import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError } from '../errors.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
-import { raiseException } from '../reconcile/exceptions.ts';
 import {
   type ChargeResult,
   type OnOverpaid,
@@ -239,7 +239,7 @@ export async function executeCharge(
  * Charges an OPEN or UNCOLLECTIBLE invoice now with the given (or the customer's default) payment
  * method.
  * @param onOverpaid told when the charge succeeded after the invoice was paid some other way
- * @param options.automatic the scheduler's attempt: its failure enters dunning (billing/dunning.ts)
+ * @param options.automatic the scheduler's attempt: its failure enters dunning (payments/dunning.ts)
  * @returns the invoice and the attempt, which is succeeded, failed, pending or unknown
  */
 export async function chargeInvoice(

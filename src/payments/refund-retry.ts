@@ -2,8 +2,8 @@ import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { raiseException } from '../reconcile/exceptions.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
 

@@ -4,11 +4,11 @@ import type { Db } from '../db/database.ts';
 import type { Database, TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
 import { joinLedgerWriters, postEntry } from '../ledger/journal.ts';
 import { chargeVoidedEntries } from '../ledger/void-movement.ts';
-import { raiseException } from '../reconcile/exceptions.ts';
 import { clientFor } from './charges.ts';
 import { capturedAmount, transactionActivity } from './transactions.ts';
 

@@ -1,7 +1,6 @@
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { runAs } from '../activities/activities.ts';
-import { chargeDueInvoices } from '../billing/collection.ts';
 import { renewDueSubscriptions } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -9,6 +8,7 @@ import type { GatewayRegistry } from '../gateways/registry.ts';
 import { pruneIdempotencyKeys } from '../http/idempotency.ts';
 import { abandonOrphanedEvents, pruneInboxBodies, pruneInboxRows, sweepStaleInbox } from '../inbox/replay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { chargeDueInvoices } from '../payments/collection.ts';
 import { RefundRetryJob } from '../payments/refund-queue.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../payments/refund-retry.ts';
 import { pollDueTransactions } from './handlers/transaction-poll.ts';

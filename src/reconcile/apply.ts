@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
+import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import { recordDispute } from '../payments/disputes.ts';
@@ -12,7 +13,6 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
-import { duplicatePayment, type ExceptionKind } from './exceptions.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
 export type ApplyResult =

@@ -3,12 +3,12 @@ import { withDeferredActivities } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
+import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
 import { withDeferredEntries } from '../ledger/journal.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
-import { type NewException, raiseException } from './exceptions.ts';
 
 /** One stored webhook to process; `finalAttempt` when the queue will not retry it again. */
 export interface ProcessRequest {

@@ -1,8 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/activities/activities.ts';
-import { chargeDueInvoices } from '../../src/billing/collection.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';

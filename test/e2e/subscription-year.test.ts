@@ -1,8 +1,8 @@
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/activities/activities.ts';
-import { chargeDueInvoices } from '../../src/billing/collection.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith } from '../support/collection.ts';

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { raiseException } from '../../src/reconcile/exceptions.ts';
+import { raiseException } from '../../src/exceptions/exceptions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 describe('activities (the audit log) and resolving exceptions', () => {

@@ -13,7 +13,7 @@ const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
   'src/db/write-transaction.ts': { count: 1, why: 'the helper itself (joins first)' },
   'src/activities/activities.ts': { count: 1, why: 'listActivities: a reader (quiesceLedgerWriters)' },
   'src/http/api/reads.ts': { count: 1, why: 'GET /v1/ledger/entries: a reader (quiesceLedgerWriters)' },
-  'src/billing/collection.ts': { count: 1, why: 'claimDueInvoices: moves charge_at, records nothing' },
+  'src/payments/collection.ts': { count: 1, why: 'claimDueInvoices: moves charge_at, records nothing' },
   'src/inbox/replay.ts': { count: 1, why: 'resets inbox rows and enqueues a job, records nothing' },
   'src/queue/dead-letters.ts': { count: 1, why: 'retry: deletes a dead letter and replays its inbox rows' },
   'src/auth/api-keys.ts': { count: 1, why: 'creates a chosen admin key under an advisory lock' },

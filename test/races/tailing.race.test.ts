@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
-import { raiseException } from '../../src/reconcile/exceptions.ts';
+import { raiseException } from '../../src/exceptions/exceptions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seeded } from '../support/random.ts';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import express from 'express';
-import { listenOn } from '../../http/listen.ts';
+import { listenOn } from '../../listen.ts';
 
 /** How the stub answers charges: as Stripe does for a card that succeeds, is still processing, or is declined. */
 export type StubOutcome = 'succeeded' | 'processing' | 'declined';

@@ -12,10 +12,10 @@ import {
   voidInvoice,
 } from '../../billing/invoices.ts';
 import { listRows } from '../../db/list.ts';
+import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
-import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter } from './pagination.ts';
 import {

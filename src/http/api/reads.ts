@@ -3,10 +3,10 @@ import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
 import type { CreditNoteRow, Database } from '../../db/schema.ts';
 import { NotFoundError, ValidationError } from '../../errors.ts';
+import { resolveException } from '../../exceptions/exceptions.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/journal.ts';
-import { resolveException } from '../../reconcile/exceptions.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
 import {

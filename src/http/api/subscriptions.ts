@@ -4,7 +4,6 @@ import { billingCycles } from '../../billing/billing-cycles.ts';
 import { subscriptionRedemptions } from '../../billing/coupons.ts';
 import { previewSubscription } from '../../billing/preview.ts';
 import { changeSubscription } from '../../billing/proration.ts';
-import { settleSubscription } from '../../billing/settle.ts';
 import {
   addSubscriptionCoupon,
   cancelSubscription,
@@ -16,7 +15,8 @@ import {
   updateSubscription,
 } from '../../billing/subscriptions.ts';
 import type { SubscriptionRow } from '../../db/schema.ts';
-import { flagDuplicatePayment } from '../../reconcile/exceptions.ts';
+import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
+import { settleSubscription } from '../../payments/settle.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler } from './pagination.ts';
 import {

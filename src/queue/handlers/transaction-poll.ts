@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import { writeTransaction } from '../../db/write-transaction.ts';
+import { flagDuplicatePayment, raiseException } from '../../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../../gateways/registry.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../../payments/poll.ts';
-import { flagDuplicatePayment, raiseException } from '../../reconcile/exceptions.ts';
 
 /**
  * One sweep of `transaction.poll`: asks the gateways about every pending or unknown charge whose next

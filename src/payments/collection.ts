@@ -1,13 +1,15 @@
 import type { Logger } from 'pino';
+import { eachLimited } from '../billing/each-limited.ts';
+import { lockInvoice } from '../billing/invoices.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
+import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
-import { chargeInvoice, recordUnsendableCharge } from '../payments/charges.ts';
-import { flagDuplicatePayment } from '../reconcile/exceptions.ts';
+import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
 import {
   countFailedAttempt,
   countFailedAttempts,
@@ -16,8 +18,6 @@ import {
   dunningPolicy,
   recordCollectionFailure,
 } from './dunning.ts';
-import { eachLimited } from './each-limited.ts';
-import { lockInvoice } from './invoices.ts';
 
 /**
  * How long a claimed invoice is kept from other sweeps (ms). Its charge's outcome normally replaces

@@ -1,13 +1,13 @@
 import type { Kysely } from 'kysely';
+import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
+import { getPlan } from '../billing/plans.ts';
+import { DUNNING_REASON } from '../billing/reinstate.ts';
+import { invoiceUsageUntil } from '../billing/renewal.ts';
+import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
-import { invoiceActivity, lockInvoice } from './invoices.ts';
-import { getPlan } from './plans.ts';
-import { DUNNING_REASON } from './reinstate.ts';
-import { invoiceUsageUntil } from './renewal.ts';
-import { transitionSubscription } from './subscription-status.ts';
 
 const DAY_MS = 86_400_000;
 

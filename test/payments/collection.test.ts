@@ -1,15 +1,15 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/activities/activities.ts';
-import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/billing/collection.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
+import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
 import { chargeInvoice } from '../../src/payments/charges.ts';
+import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
-import { flagDuplicatePayment } from '../../src/reconcile/exceptions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';

@@ -1,13 +1,13 @@
 import { recordActivity } from '../activities/activities.ts';
+import { getInvoice, type InvoiceWithLines } from '../billing/invoices.ts';
+import { getSubscription } from '../billing/subscriptions.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { writeTransaction } from '../db/write-transaction.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { chargeInvoice } from '../payments/charges.ts';
-import type { OnOverpaid } from '../payments/transactions.ts';
-import { getInvoice, type InvoiceWithLines } from './invoices.ts';
-import { getSubscription } from './subscriptions.ts';
+import { chargeInvoice } from './charges.ts';
+import type { OnOverpaid } from './transactions.ts';
 
 /** The outcome of charging one outstanding invoice: its state after, the attempt, or why it was refused. */
 export interface SettledInvoice {
