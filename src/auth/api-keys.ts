@@ -1,5 +1,6 @@
-import { createHash, randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, type ScryptOptions, scrypt } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
+import { constantTimeEqual } from '../crypto.ts';
 import { newId } from '../db/ids.ts';
 import type { ApiKeyRow, ApiKeyScope, Database } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
@@ -70,7 +71,7 @@ async function verifySlowHash(secret: string, stored: string): Promise<boolean> 
     r: Number(r),
     p: Number(p),
   });
-  return timingSafeEqual(derived, expected);
+  return constantTimeEqual(derived, expected);
 }
 
 /**
@@ -186,7 +187,7 @@ async function findKey(db: Kysely<Database>, secret: string, slow = true): Promi
     .executeTakeFirst();
   if (byFastHash) {
     // The lookup is by hash; compare again in constant time so no timing difference leaks a prefix.
-    if (!timingSafeEqual(Buffer.from(byFastHash.key_hash), Buffer.from(fast))) return undefined;
+    if (!constantTimeEqual(byFastHash.key_hash, fast)) return undefined;
     if (GENERATED.test(secret)) return byFastHash;
     const keyHash = await slowHash(secret);
     await db.updateTable('api_keys').set({ key_hash: keyHash }).where('id', '=', byFastHash.id).execute();

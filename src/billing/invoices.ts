@@ -416,6 +416,46 @@ export async function reverseRefund(work: UnitOfWork, invoice: InvoiceRow, amoun
 }
 
 /**
+ * Takes back a payment of `amount` (minor units) from a locked invoice because the gateway voided it
+ * before it settled (the money never moved): `amount_paid` shrinks, what is due grows again, and a
+ * PAID invoice is OPEN again, unscheduled (charge it again by hand). The subscription it may have
+ * reinstated is left as it is. Records `invoice.payment_reversed`.
+ * @throws ConflictError `invoice_not_reversible` when the invoice is neither OPEN nor PAID (refunded,
+ *   void, uncollectible) or the payment is more than it shows paid
+ */
+export async function reversePayment(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  now: Date = new Date(),
+): Promise<void> {
+  if ((invoice.status !== 'OPEN' && invoice.status !== 'PAID') || amount > invoice.amount_paid) {
+    throw new ConflictError(
+      'invoice_not_reversible',
+      `invoice ${invoice.id} is ${invoice.status} with ${invoice.amount_paid} paid: a payment of ${amount} cannot be taken back`,
+    );
+  }
+  const paid = invoice.amount_paid - amount;
+  const owed = invoice.total - invoice.credit_applied - paid;
+  const due = owed > 0n ? owed : 0n;
+  await work.trx
+    .updateTable('invoices')
+    .set({
+      amount_paid: paid,
+      amount_due: due,
+      ...(due > 0n ? { status: 'OPEN' as const, paid_at: null } : {}),
+      updated_at: now,
+    })
+    .where('id', '=', invoice.id)
+    .execute();
+  await invoiceActivity(work, invoice, 'invoice.payment_reversed', {
+    amount,
+    amount_paid: paid,
+    amount_due: due,
+  });
+}
+
+/**
  * OPEN (nothing paid, no charge in flight) or DRAFT → VOID. An OPEN invoice's finalization entry is
  * reversed (`inv_…:voided`: debit revenue, credit the receivable) and the credit applied to it goes
  * back to the customer (`returnAppliedCredit`).

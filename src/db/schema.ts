@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { GatewayName } from '../config/gateways.ts';
 
 /** A timestamp column with a database default. */
 type CreatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -8,8 +9,8 @@ type MaybeTimestamp = ColumnType<Date | null, Date | string | null | undefined, 
 type Money = ColumnType<bigint, bigint, bigint>;
 type MoneyWithDefault = ColumnType<bigint, bigint | undefined, bigint>;
 
-/** Gateway names as stored; the same as `GatewayName`. */
-export type Gateway = 'stripe' | 'paypal' | 'authorizenet' | 'eway' | 'securepay';
+/** Gateway names as stored: `GatewayName` (config/gateways.ts). */
+export type Gateway = GatewayName;
 export type InboxStatus = 'received' | 'processed' | 'ignored' | 'retrying' | 'exception';
 export type InvoiceStatus =
   | 'DRAFT'

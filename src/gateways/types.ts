@@ -1,19 +1,8 @@
 import { z } from 'zod';
+import { GATEWAYS, type GatewayName } from '../config/gateways.ts';
 import { isCurrency } from '../money/currency.ts';
 
-/** The gateways billhook speaks to. */
-export const GATEWAYS = ['stripe', 'paypal', 'authorizenet', 'eway', 'securepay'] as const;
-export type GatewayName = (typeof GATEWAYS)[number];
-
-/**
- * Gateways whose succeeded charge can move less than was charged, and billhook then books what moved
- * (PRODUCT.md §11). Authorize.Net: a captured or settled transaction's `settleAmount` can be less
- * than its `authAmount` (a partial capture or settlement), and the settled amount is what moved
- * (`transactionDetailsType` in AnetApiSchema.xsd,
- * https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-details).
- * Every other gateway's charge event must match the charge exactly (else an `amount_mismatch`).
- */
-export const PARTIAL_CAPTURE_GATEWAYS: ReadonlySet<GatewayName> = new Set<GatewayName>(['authorizenet']);
+export { GATEWAYS, type GatewayName };
 
 /**
  * Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3).
@@ -173,7 +162,7 @@ export type ChargeInitiation = 'recurring' | 'unscheduled';
  * Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. A succeeded
  * charge's `amount`, when present, is what the gateway says moved (minor units of the charge's
  * currency), more than nothing and less than was charged: a partial capture or settlement, reported
- * only by a gateway in `PARTIAL_CAPTURE_GATEWAYS`; absent, the whole charge moved.
+ * only by a gateway whose capabilities say `partialCapture`; absent, the whole charge moved.
  */
 export type ChargeOutcome =
   | { status: 'succeeded'; gatewayTransactionId: string; amount?: bigint }
@@ -254,9 +243,52 @@ export interface GatewayClient {
   fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome>;
 }
 
+/**
+ * What `GatewayClient.void` can cancel of billhook's charges:
+ * - `uncaptured`: a payment that has not succeeded yet (billhook `pending` or `unknown`), e.g. a Stripe
+ *   PaymentIntent awaiting capture; a succeeded one is refunded instead;
+ * - `unsettled`: also a succeeded charge until the gateway settles it (Authorize.Net's unsettled
+ *   transactions); the gateway refuses a settled one;
+ * - `none`: none (the gateway voids only pre-authorisations, which billhook never makes).
+ */
+export type VoidCapability = 'uncaptured' | 'unsettled' | 'none';
+
+/**
+ * Facts about a gateway that the rest of billhook acts on, declared by each adapter
+ * (src/gateways/<gateway>/capabilities.ts, with the source of each fact) and read through the
+ * registry (`capabilitiesOf`, `GatewayAdapter.capabilities`) instead of name sets elsewhere.
+ */
+export interface GatewayCapabilities {
+  /**
+   * A succeeded charge can move less than was charged (a partial capture or settlement), and what
+   * moved is booked (PRODUCT.md §11); false: a charge event must match the charge exactly.
+   */
+  readonly partialCapture: boolean;
+  /**
+   * A refund call repeated with the same reference returns the first refund instead of refunding
+   * twice, so a refund left unknown is sent again (payments/refund-retry.ts); false: it goes to a person.
+   */
+  readonly idempotentRefundRepeat: boolean;
+  /** What a void can cancel (`VoidCapability`); `POST /v1/transactions/:id/void` refuses the rest. */
+  readonly void: VoidCapability;
+  /**
+   * How the status of a charge whose answer was lost (no gateway id learned) is checked: `query` —
+   * the gateway is searched by billhook's reference; `repeat` — the charge is sent again with the same
+   * idempotency key, which the gateway answers with the first result.
+   */
+  readonly statusCheck: 'query' | 'repeat';
+  /**
+   * A lost dispute is paid to the customer as a refund of the same payment, reported as a refund of
+   * its own: the dispute and the refund are one movement of money, booked once as the refund.
+   */
+  readonly lostDisputePaidAsRefund: boolean;
+}
+
 /** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */
 export interface GatewayAdapter {
   name: GatewayName;
+  /** What the gateway can do, whether or not it is configured. */
+  capabilities: GatewayCapabilities;
   webhook?: WebhookVerifier;
   client?: GatewayClient;
 }

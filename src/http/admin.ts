@@ -1,8 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import express, { type RequestHandler, type Response, Router } from 'express';
 import { sql } from 'kysely';
 import { type ActivityInput, recordActivity } from '../activities/activities.ts';
 import { authenticate } from '../auth/api-keys.ts';
+import { constantTimeEqual } from '../crypto.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { QUEUES } from '../queue/queues.ts';
@@ -52,9 +53,8 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     next();
   };
   const checkForm: RequestHandler = (req, res, next) => {
-    const sent = Buffer.from(String((req.body as Record<string, unknown>)?.token ?? ''));
-    const expected = Buffer.from(String(res.locals.formToken));
-    if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
+    const sent = String((req.body as Record<string, unknown>)?.token ?? '');
+    if (!constantTimeEqual(sent, String(res.locals.formToken))) {
       noteErrorCode(res, 'invalid_form_token');
       res.status(403).type('text/plain').send('invalid form token');
       return;

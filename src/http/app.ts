@@ -10,6 +10,7 @@ import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
+import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(idempotency(deps.db, deps.config.IDEMPOTENCY_KEY_TTL_HOURS));
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
+  v1.use(transactionRoutes(deps));
   v1.use(subscriptionRoutes(deps));
   v1.use(couponRoutes(deps));
   v1.use(readRoutes(deps));

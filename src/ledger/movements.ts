@@ -231,6 +231,45 @@ export function paymentOverpaid(
   };
 }
 
+/**
+ * `txn_…:voided`: a succeeded payment its gateway voided before settlement (the money never moved)
+ * is taken back: the reverse of `txn_…:succeeded` (debit the customer's receivable, credit the
+ * gateway's clearing account) for what it moved.
+ */
+export function paymentVoided(payment: PaymentMovement): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: `${id}:voided`,
+    description: `payment ${id} voided at ${payment.gateway}`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.receivable(payment.customerId),
+      chart.gatewayClearing(payment.gateway),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
+/**
+ * `txn_…:overpaid_voided`: the customer credit a voided payment made beyond its invoice is taken
+ * back: the reverse of `txn_…:overpaid` (debit their credit, credit the receivable).
+ */
+export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway'>): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: `${id}:overpaid_voided`,
+    description: `payment ${id} voided: the customer credit it made is taken back`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.customerCredit(payment.customerId),
+      chart.receivable(payment.customerId),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
 function refundPostings(refund: RefundMovement): PostingInput[] {
   const clearing = chart.gatewayClearing(refund.gateway);
   if (refund.kind === 'customer_credit') {

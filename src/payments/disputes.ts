@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
   disputeLossRefunded,
@@ -39,18 +40,9 @@ const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
 /** The statuses of a dispute whose funds were withdrawn: they post. Inquiries post nothing. */
 const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
 
-/**
- * Gateways whose lost dispute is paid to the customer as a refund of the same payment, reported as
- * a refund of its own (PayPal: an accepted claim closes the dispute with `RESOLVED_BUYER_FAVOUR` /
- * `ACCEPTED` and `amount_refunded`, and refunds the capture: `PAYMENT.CAPTURE.REFUNDED`,
- * https://developer.paypal.com/docs/api/customer-disputes/v1/#disputes_accept-claim). There the
- * dispute and the refund are one movement of money, booked once as the refund.
- */
-const LOSS_PAID_AS_REFUND: ReadonlySet<string> = new Set(['paypal']);
-
 /** A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute. */
 async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promise<RefundRow | undefined> {
-  if (!LOSS_PAID_AS_REFUND.has(dispute.gateway)) return undefined;
+  if (!capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund) return undefined;
   return trx
     .selectFrom('refunds')
     .selectAll()
@@ -102,13 +94,13 @@ async function postDispute(
 
 /**
  * Called inside `work` when `refund` has just succeeded: if a lost dispute of the same payment and
- * amount was booked as a chargeback loss before the refund was known (`LOSS_PAID_AS_REFUND`
- * gateways), the refund is that loss's money, so the loss is taken back
+ * amount was booked as a chargeback loss before the refund was known (gateways whose capabilities
+ * say `lostDisputePaidAsRefund`: PayPal), the refund is that loss's money, so the loss is taken back
  * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
  * once, as the refund. Does nothing otherwise.
  */
 export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
-  if (!LOSS_PAID_AS_REFUND.has(refund.gateway)) return;
+  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return;
   const dispute = await work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id, updated_at: new Date() })

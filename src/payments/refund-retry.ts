@@ -3,25 +3,9 @@ import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import type { GatewayName } from '../gateways/types.ts';
 import { inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
-
-/**
- * Gateways whose refund call can be repeated safely with the same reference: the repeat returns the
- * first refund instead of refunding twice.
- * - Stripe: the refund id is sent as `Idempotency-Key`; a repeat within 24 hours returns the first
- *   result (https://docs.stripe.com/api/idempotent_requests).
- * - PayPal: the refund id is sent as `PayPal-Request-Id`; a repeat returns the first result
- *   (https://developer.paypal.com/api/rest/reference/idempotency/).
- * - SecurePay: the refund id is sent as `Idempotency-Key` on the same `orderId`; PRODUCT.md §2 and
- *   FACTS.md resolve a lost answer by repeating the call with both. How SecurePay answers the repeat is
- *   undocumented, so a refusal of the repeat stays unknown and ends as an exception (`repeat` in
- *   `RefundRequest`).
- * Authorize.Net and eWAY refunds carry no idempotency key: an unknown refund there goes to a person.
- */
-export const IDEMPOTENT_REFUNDS: ReadonlySet<GatewayName> = new Set(['stripe', 'paypal', 'securepay']);
 
 /** What one retry did. */
 export type RefundRetryResult =
@@ -30,7 +14,8 @@ export type RefundRetryResult =
   | { kind: 'exception' };
 
 /**
- * Settles a refund left unknown: where the gateway's refund is idempotent (`IDEMPOTENT_REFUNDS`) the
+ * Settles a refund left unknown: where the gateway's refund is idempotent (its capabilities'
+ * `idempotentRefundRepeat`: Stripe, PayPal, SecurePay) the
  * same refund is sent again with the same reference and its answer recorded; elsewhere, or when the
  * last retry still gets no answer, an `unknown_outcome` reconciliation exception asks a person to look
  * at the gateway. A refund already settled (by a webhook, say) is left alone.
@@ -44,7 +29,7 @@ export async function retryUnknownRefund(
 ): Promise<RefundRetryResult> {
   const refund = await db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
   if (refund?.status !== 'unknown') return { kind: 'settled', status: refund?.status ?? 'failed' };
-  if (IDEMPOTENT_REFUNDS.has(refund.gateway)) {
+  if (registry.get(refund.gateway)?.capabilities.idempotentRefundRepeat) {
     const transaction = await db
       .selectFrom('transactions')
       .selectAll()

@@ -1,7 +1,8 @@
 import type { DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
-import { PARTIAL_CAPTURE_GATEWAYS, type PaymentEvent } from '../gateways/types.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
+import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
@@ -93,7 +94,7 @@ async function succeededPayment(
 /**
  * An exception when a charge event's currency or amount does not fit its transaction. The amount must
  * be the transaction's, except for a succeeded charge: one not recorded as succeeded yet, on a gateway
- * that captures partially (`PARTIAL_CAPTURE_GATEWAYS`), may report less than was charged but more than
+ * that captures partially (its capabilities' `partialCapture`), may report less than was charged but more than
  * nothing, which is what moved and is booked (PRODUCT.md §11); more is never booked. Once succeeded,
  * the event must report what was booked (`capturedAmount`): a different amount is for a person.
  */
@@ -106,7 +107,7 @@ function chargeMismatch(
   if (transaction.status === 'succeeded') {
     return mismatch(event, paidBy(transaction), transaction.id);
   }
-  if (!PARTIAL_CAPTURE_GATEWAYS.has(event.gateway)) return mismatch(event, transaction, transaction.id);
+  if (!capabilitiesOf(event.gateway).partialCapture) return mismatch(event, transaction, transaction.id);
   return mismatch(event, transaction, transaction.id, (moved, charged) => moved > 0n && moved <= charged);
 }
 

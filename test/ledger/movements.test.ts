@@ -13,8 +13,10 @@ import {
   invoiceFinalized,
   invoiceVoided,
   offlinePaymentReceived,
+  overpaymentVoided,
   paymentOverpaid,
   paymentSucceeded,
+  paymentVoided,
   prorationCredited,
   refundReversed,
   refundSucceeded,
@@ -144,6 +146,26 @@ const rows: {
     postings: [
       ['receivable:cus_1', 100n],
       ['customer_credit:cus_1', -100n],
+    ],
+  },
+  {
+    movement: 'payment voided before settlement',
+    entry: paymentVoided({ ...payment, amount: 1100n }),
+    key: 'txn_1:voided',
+    source: 'transaction txn_1',
+    postings: [
+      ['receivable:cus_1', 1100n],
+      ['gateway_clearing:stripe', -1100n],
+    ],
+  },
+  {
+    movement: 'the customer credit a voided payment made',
+    entry: overpaymentVoided({ ...payment, amount: 100n }),
+    key: 'txn_1:overpaid_voided',
+    source: 'transaction txn_1',
+    postings: [
+      ['customer_credit:cus_1', 100n],
+      ['receivable:cus_1', -100n],
     ],
   },
   {

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { AUTHORIZENET_CAPABILITIES } from './capabilities.ts';
 import { AuthorizeNetClient } from './client.ts';
 import { AuthorizeNetWebhook, type ReferenceCurrency } from './webhook.ts';
 
@@ -27,6 +28,7 @@ export function authorizenetAdapter(config: Config, currencyOfReference?: Refere
     .filter(Boolean);
   return {
     name: 'authorizenet',
+    capabilities: AUTHORIZENET_CAPABILITIES,
     webhook:
       client && signatureKeys.length > 0
         ? new AuthorizeNetWebhook(signatureKeys, client, currencyOfReference)

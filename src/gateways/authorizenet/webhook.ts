@@ -1,5 +1,6 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { z } from 'zod';
+import { constantTimeEqual } from '../../crypto.ts';
 import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
@@ -205,7 +206,7 @@ export class AuthorizeNetWebhook implements WebhookVerifier {
     if (!hex) throw new WebhookVerificationError('X-ANET-Signature is not sha512=<128 hex digits>');
     const given = Buffer.from(hex, 'hex');
     const matches = this.#keys.some((key) =>
-      timingSafeEqual(createHmac('sha512', key).update(rawBody).digest(), given),
+      constantTimeEqual(given, createHmac('sha512', key).update(rawBody).digest()),
     );
     if (!matches) {
       throw new WebhookVerificationError(

@@ -1,6 +1,7 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
 import type { EwayApiOptions } from './api.ts';
+import { EWAY_CAPABILITIES } from './capabilities.ts';
 import { EwayClient } from './client.ts';
 import { type EwayHintOptions, EwayWebhook } from './webhook.ts';
 
@@ -15,7 +16,8 @@ export function ewayAdapter(
   config: Config,
   hints?: Omit<EwayHintOptions, 'queriesPerSecond'>,
 ): GatewayAdapter {
-  if (!config.EWAY_API_KEY || !config.EWAY_API_PASSWORD) return { name: 'eway' };
+  if (!config.EWAY_API_KEY || !config.EWAY_API_PASSWORD)
+    return { name: 'eway', capabilities: EWAY_CAPABILITIES };
   const options: EwayApiOptions = {
     apiKey: config.EWAY_API_KEY,
     apiPassword: config.EWAY_API_PASSWORD,
@@ -27,5 +29,5 @@ export function ewayAdapter(
     undefined,
     hints && { ...hints, queriesPerSecond: config.EWAY_HINT_QUERIES_PER_SECOND },
   );
-  return { name: 'eway', webhook, client: new EwayClient(options) };
+  return { name: 'eway', capabilities: EWAY_CAPABILITIES, webhook, client: new EwayClient(options) };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { PAYPAL_CAPABILITIES } from './capabilities.ts';
 import { PaypalClient } from './client.ts';
 import { PaypalWebhook } from './webhook.ts';
 
@@ -42,6 +43,7 @@ export function paypalAdapter(config: Config): GatewayAdapter {
   }
   return {
     name: 'paypal',
+    capabilities: PAYPAL_CAPABILITIES,
     webhook: config.PAYPAL_WEBHOOK_ID
       ? new PaypalWebhook({
           webhookId: config.PAYPAL_WEBHOOK_ID,

@@ -314,7 +314,7 @@ export class PaypalWebhook implements WebhookVerifier {
    * reversal and the dispute it belongs to, or a dispute PayPal re-opened on the same transaction
    * (outcome `NONE`), move the money once. A claim accepted for the buyer is reported twice, as the
    * resolution and as a refund of the capture: the ledger books that money once, as the refund
-   * (payments/disputes.ts, `LOSS_PAID_AS_REFUND`).
+   * (payments/disputes.ts; capabilities.ts `lostDisputePaidAsRefund`).
    * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
    */
   async normalize(body: string): Promise<PaymentEvent[]> {

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { SECUREPAY_CAPABILITIES } from './capabilities.ts';
 import { SecurepayClient } from './client.ts';
 import { SecurepayWebhook } from './webhook.ts';
 
@@ -15,9 +16,11 @@ export function securepayAdapter(config: Config): GatewayAdapter {
   const clientSecret = config.SECUREPAY_CLIENT_SECRET;
   const merchantCode = config.SECUREPAY_MERCHANT_CODE;
   const webhook = config.SECUREPAY_WEBHOOKS ? new SecurepayWebhook() : undefined;
-  if (!clientId || !clientSecret || !merchantCode) return { name: 'securepay', webhook };
+  if (!clientId || !clientSecret || !merchantCode)
+    return { name: 'securepay', capabilities: SECUREPAY_CAPABILITIES, webhook };
   return {
     name: 'securepay',
+    capabilities: SECUREPAY_CAPABILITIES,
     webhook,
     client: new SecurepayClient({
       clientId,

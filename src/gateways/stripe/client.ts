@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
 import type {
   ChargeInitiation,
@@ -15,6 +15,8 @@ import type {
 } from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
 import { STRIPE_CURRENCIES } from './currencies.ts';
+import { StripeObject } from './schemas.ts';
+import { INTENT_STATUSES, outcomeOfIntent, refundOutcomeOf } from './status.ts';
 
 /** Settings of the outbound Stripe client. */
 export interface StripeClientOptions {
@@ -74,13 +76,6 @@ function outcomeOfError(
   return { status: 'unknown', message };
 }
 
-/**
- * What billhook reads of a PaymentIntent or Refund answer: an `id` and a `status`. The stripe package
- * returns whatever JSON came back; a 2xx answer without these is not understood, so its outcome is
- * unknown (PRODUCT.md §11).
- */
-const StripeObject = z.looseObject({ id: z.string().min(1), status: z.string().min(1) });
-
 /** A Stripe answer checked against `StripeObject`, or the unknown outcome it leaves. */
 function readObject<T>(
   answer: T,
@@ -92,67 +87,11 @@ function readObject<T>(
     : { ok: false, unknown: { status: 'unknown', message: `Stripe answered with an unreadable ${what}` } };
 }
 
-/**
- * THE table of PaymentIntent statuses (https://docs.stripe.com/payments/paymentintents/lifecycle)
- * as outcomes of an off-session charge:
- *
- * | `status`                                | outcome                                              |
- * |-----------------------------------------|------------------------------------------------------|
- * | `succeeded`                             | succeeded                                            |
- * | `processing`, `requires_capture`        | pending                                              |
- * | `requires_action`                       | declined `authentication_required` (off-session)     |
- * | `requires_payment_method`, `canceled`   | declined with `last_payment_error`                   |
- * | `requires_confirmation`, anything else  | unknown (never sent unconfirmed; a new status)       |
- */
-function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
-  switch (intent.status) {
-    case 'succeeded':
-      return { status: 'succeeded', gatewayTransactionId: intent.id };
-    case 'processing':
-    case 'requires_capture':
-      return { status: 'pending', gatewayTransactionId: intent.id };
-    case 'requires_action':
-      return {
-        status: 'declined',
-        code: 'authentication_required',
-        message: 'the payment needs customer authentication, which an off-session charge cannot give',
-        gatewayTransactionId: intent.id,
-      };
-    case 'requires_payment_method':
-    case 'canceled':
-      return {
-        status: 'declined',
-        code: intent.last_payment_error?.code ?? intent.status,
-        message: withDeclineCode(
-          intent.last_payment_error?.message ?? `payment intent is ${intent.status}`,
-          intent.last_payment_error?.decline_code,
-        ),
-        gatewayTransactionId: intent.id,
-      };
-    default:
-      return {
-        status: 'unknown',
-        message: `payment intent ${intent.id} has status ${intent.status}, which billhook does not read as an outcome`,
-      };
-  }
-}
-
 /** A PaymentIntent answer (checked first) as a charge outcome. */
 function outcomeOfIntentAnswer(intent: Stripe.PaymentIntent): ChargeOutcome {
   const read = readObject(intent, 'payment intent');
   return read.ok ? outcomeOfIntent(read.value) : read.unknown;
 }
-
-/** Statuses of a PaymentIntent known to this adapter: a void answered with one other than `canceled` is a refusal. */
-const INTENT_STATUSES: ReadonlySet<string> = new Set([
-  'requires_payment_method',
-  'requires_confirmation',
-  'requires_action',
-  'processing',
-  'requires_capture',
-  'canceled',
-  'succeeded',
-]);
 
 /**
  * Stripe's outbound side: off-session PaymentIntents and refunds, each sent with our id as the
@@ -225,25 +164,7 @@ export class StripeClient implements GatewayClient {
       );
       const read = readObject(refund, 'refund');
       if (!read.ok) return read.unknown;
-      switch (refund.status) {
-        case 'succeeded':
-          return { status: 'succeeded', gatewayRefundId: refund.id };
-        case 'pending':
-        case 'requires_action':
-          return { status: 'pending', gatewayRefundId: refund.id };
-        case 'failed':
-        case 'canceled':
-          return {
-            status: 'declined',
-            code: refund.failure_reason ?? refund.status,
-            message: `refund ${refund.status}`,
-          };
-        default:
-          return {
-            status: 'unknown',
-            message: `refund ${refund.id} has status ${refund.status}, which billhook does not know`,
-          };
-      }
+      return refundOutcomeOf(refund);
     } catch (error) {
       return outcomeOfError(error);
     }

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
+import { STRIPE_CAPABILITIES } from './capabilities.ts';
 import { StripeClient } from './client.ts';
 import { StripeWebhook } from './webhook.ts';
 
@@ -19,6 +20,7 @@ export function stripeAdapter(config: Config): GatewayAdapter {
     : undefined;
   return {
     name: 'stripe',
+    capabilities: STRIPE_CAPABILITIES,
     webhook:
       config.STRIPE_WEBHOOK_SECRET.length > 0
         ? new StripeWebhook(

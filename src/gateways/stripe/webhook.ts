@@ -1,11 +1,9 @@
 import Stripe from 'stripe';
-import { z } from 'zod';
-import { isCurrency } from '../../money/currency.ts';
+import type { z } from 'zod';
 import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import {
   type PaymentEvent,
-  type PaymentEventType,
   type VerifiedDelivery,
   type WebhookHeaders,
   WebhookPayloadError,
@@ -14,9 +12,8 @@ import {
 } from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
 import { STRIPE_CURRENCIES } from './currencies.ts';
-
-/** A Stripe amount as sent, in the currency's unit as Stripe reads it: converted by `amountOf`. */
-const Amount = z.number().int().nonnegative();
+import { Charge, Dispute, Envelope, PaymentIntent, Refund, RefundId } from './schemas.ts';
+import { disputeEventType, PAYMENT_INTENT_EVENTS, refundEventType } from './status.ts';
 
 /**
  * Billhook minor units of a Stripe amount, by Stripe's currency rules (`STRIPE_CURRENCIES`: ISK
@@ -30,125 +27,6 @@ function amountOf(amount: number, currency: string, what: string): bigint {
     throw new WebhookPayloadError(`Stripe ${what}: ${(error as Error).message}`);
   }
 }
-const Currency = z
-  .string()
-  .transform((c) => c.toUpperCase())
-  .refine(isCurrency, 'not an ISO 4217 currency');
-const Metadata = z.record(z.string(), z.string()).nullish();
-/** Stripe sends either an id or an expanded object where an id is expected. */
-const IdOrObject = z.union([z.string(), z.object({ id: z.string() }).transform((o) => o.id)]).nullish();
-
-const Envelope = z.object({
-  id: z.string().min(1),
-  type: z.string().min(1),
-  created: z.number().int(),
-  // Checked as an object only: each event type's own schema reads the fields it needs.
-  data: z.object({
-    object: z.custom<Record<string, unknown>>(
-      (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
-      'expected an object',
-    ),
-  }),
-});
-
-const PaymentIntent = z.object({
-  id: z.string(),
-  amount: Amount,
-  amount_received: Amount.optional(),
-  currency: Currency,
-  status: z.string(),
-  metadata: Metadata,
-  last_payment_error: z
-    .object({ code: z.string().nullish(), decline_code: z.string().nullish(), message: z.string().nullish() })
-    .nullish(),
-  cancellation_reason: z.string().nullish(),
-});
-
-/** What a listed refund must have before it is named in an event id; `Refund` checks the rest. */
-const RefundId = z.object({ id: z.string().min(1) });
-
-const Refund = z.object({
-  id: z.string(),
-  amount: Amount,
-  currency: Currency,
-  status: z.string().nullish(),
-  payment_intent: IdOrObject,
-  charge: IdOrObject,
-  metadata: Metadata,
-  reason: z.string().nullish(),
-  failure_reason: z.string().nullish(),
-});
-
-const Charge = z.object({
-  id: z.string(),
-  payment_intent: IdOrObject,
-  refunds: z.object({ data: z.array(z.record(z.string(), z.unknown())) }).nullish(),
-});
-
-const Dispute = z.object({
-  id: z.string(),
-  amount: Amount,
-  currency: Currency,
-  status: z.string(),
-  payment_intent: IdOrObject,
-  charge: IdOrObject,
-  reason: z.string().nullish(),
-});
-
-/** Stripe PaymentIntent status → canonical charge event (https://docs.stripe.com/payments/paymentintents/lifecycle). */
-const PAYMENT_INTENT_EVENTS: ReadonlyMap<string, PaymentEventType> = new Map([
-  ['payment_intent.succeeded', 'charge.succeeded'],
-  ['payment_intent.payment_failed', 'charge.failed'],
-  ['payment_intent.canceled', 'charge.canceled'],
-  ['payment_intent.processing', 'charge.pending'],
-]);
-
-/** Refund status → canonical refund event (https://docs.stripe.com/api/refunds/object#refund_object-status). */
-function refundEventType(status: string | null | undefined): PaymentEventType {
-  if (status === 'succeeded') return 'refund.succeeded';
-  if (status === 'failed' || status === 'canceled') return 'refund.failed';
-  return 'refund.pending';
-}
-
-/**
- * Dispute status → canonical dispute event (https://docs.stripe.com/api/disputes/object#dispute_object-status,
- * https://docs.stripe.com/disputes/how-disputes-work#inquiries): the `warning_*` statuses are an
- * inquiry, which withdraws no funds (the real `warning_closed` event shows `balance_transactions: []`)
- * and so moves no money; `needs_response` / `under_review` are a chargeback whose funds Stripe
- * withdrew; `won` / `lost` its outcome.
- */
-const DISPUTE_STATUS: ReadonlyMap<string, PaymentEventType> = new Map([
-  ['warning_needs_response', 'dispute.inquiry'],
-  ['warning_under_review', 'dispute.inquiry'],
-  ['warning_closed', 'dispute.inquiry_closed'],
-  ['needs_response', 'dispute.opened'],
-  ['under_review', 'dispute.opened'],
-  ['won', 'dispute.won'],
-  ['lost', 'dispute.lost'],
-]);
-
-/**
- * A dispute event → canonical dispute event, or undefined for events billhook does not book:
- * - `charge.dispute.created`: by its status (an inquiry, or a chargeback with its funds withdrawn);
- *   a status Stripe adds later is taken as a chargeback (Stripe withdraws the funds of a dispute
- *   that is not an inquiry, https://docs.stripe.com/disputes/how-disputes-work);
- * - `charge.dispute.funds_withdrawn`: the funds left whatever the status says (an inquiry that
- *   escalated) → opened, or its outcome when it is already decided;
- * - `charge.dispute.closed`: by its status (won, lost, or an inquiry closed with nothing withdrawn);
- * - others (`updated`, `funds_reinstated`) move nothing of their own: `closed` reports the outcome.
- */
-function disputeEventType(type: string, status: string): PaymentEventType | undefined {
-  const mapped = DISPUTE_STATUS.get(status);
-  if (type === 'charge.dispute.created') return mapped ?? 'dispute.opened';
-  if (type === 'charge.dispute.funds_withdrawn') {
-    return mapped === 'dispute.won' || mapped === 'dispute.lost' ? mapped : 'dispute.opened';
-  }
-  if (type !== 'charge.dispute.closed') return undefined;
-  return mapped === 'dispute.won' || mapped === 'dispute.lost' || mapped === 'dispute.inquiry_closed'
-    ? mapped
-    : undefined;
-}
-
 const REFUND_EVENT_TYPES = new Set([
   'charge.refund.updated',
   'refund.created',

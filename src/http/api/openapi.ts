@@ -108,6 +108,12 @@ const OPERATIONS: Operation[] = [
     summary:
       'Read a payment attempt (amount_captured: what a succeeded one moved, less than amount after a partial capture)',
   },
+  {
+    method: 'post',
+    path: '/v1/transactions/{id}/void',
+    summary:
+      'Void an authorization or an unsettled charge at its gateway (200 voided: canceled, a succeeded one reversed in the ledger and on its invoice; 202 unknown; 409 when it cannot be voided)',
+  },
   { method: 'get', path: '/v1/refunds', summary: 'List refunds', query: ListQuery },
   { method: 'get', path: '/v1/refunds/{id}', summary: 'Read a refund' },
   {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/env.ts';
 import { newId } from '../../../src/db/ids.ts';
+import { AUTHORIZENET_CAPABILITIES } from '../../../src/gateways/authorizenet/capabilities.ts';
 import {
   fromInvoiceNumber,
   parseAnetJson,
@@ -179,6 +180,7 @@ describe('authorizenetAdapter', () => {
     expect([noApi.client, noApi.webhook]).toEqual([undefined, undefined]);
     expect(authorizenetAdapter(loadConfig({}))).toEqual({
       name: 'authorizenet',
+      capabilities: AUTHORIZENET_CAPABILITIES,
       client: undefined,
       webhook: undefined,
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/env.ts';
+import { EWAY_CAPABILITIES } from '../../../src/gateways/eway/capabilities.ts';
 import { EwayClient } from '../../../src/gateways/eway/client.ts';
 import { ewayAdapter } from '../../../src/gateways/eway/index.ts';
 import { buildEwayTestDelivery } from '../../../src/gateways/eway/test-events.ts';
@@ -14,8 +15,11 @@ describe('ewayAdapter', () => {
     expect(adapter.name).toBe('eway');
     expect(adapter.webhook).toBeInstanceOf(EwayWebhook);
     expect(adapter.client).toBeInstanceOf(EwayClient);
-    expect(ewayAdapter(loadConfig({}))).toEqual({ name: 'eway' });
-    expect(ewayAdapter(loadConfig({ EWAY_API_KEY: 'key' }))).toEqual({ name: 'eway' });
+    expect(ewayAdapter(loadConfig({}))).toEqual({ name: 'eway', capabilities: EWAY_CAPABILITIES });
+    expect(ewayAdapter(loadConfig({ EWAY_API_KEY: 'key' }))).toEqual({
+      name: 'eway',
+      capabilities: EWAY_CAPABILITIES,
+    });
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/env.ts';
+import { PAYPAL_CAPABILITIES } from '../../../src/gateways/paypal/capabilities.ts';
 import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { paypalAdapter } from '../../../src/gateways/paypal/index.ts';
 import { PaypalWebhook } from '../../../src/gateways/paypal/webhook.ts';
@@ -7,7 +8,12 @@ import { TEST_CERT_FILE } from './fixtures.ts';
 
 describe('paypalAdapter', () => {
   it('enables nothing without PayPal variables', () => {
-    expect(paypalAdapter(loadConfig({}))).toEqual({ name: 'paypal', webhook: undefined, client: undefined });
+    expect(paypalAdapter(loadConfig({}))).toEqual({
+      name: 'paypal',
+      capabilities: PAYPAL_CAPABILITIES,
+      webhook: undefined,
+      client: undefined,
+    });
   });
 
   it('enables the webhook half with PAYPAL_WEBHOOK_ID, and the client half with the client id and secret', () => {

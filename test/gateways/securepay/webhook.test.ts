@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/env.ts';
+import { SECUREPAY_CAPABILITIES } from '../../../src/gateways/securepay/capabilities.ts';
 import { securepayAdapter } from '../../../src/gateways/securepay/index.ts';
 import { buildSecurepayTestDelivery } from '../../../src/gateways/securepay/test-events.ts';
 import { SecurepayWebhook } from '../../../src/gateways/securepay/webhook.ts';
@@ -133,6 +134,9 @@ describe('securepayAdapter', () => {
     ['no merchant code', { ...ENV, SECUREPAY_MERCHANT_CODE: '' }],
     ['no secret', { ...ENV, SECUREPAY_CLIENT_SECRET: undefined }],
   ])('enables neither half with %s', (_name, env) => {
-    expect(securepayAdapter(loadConfig(env))).toEqual({ name: 'securepay' });
+    expect(securepayAdapter(loadConfig(env))).toEqual({
+      name: 'securepay',
+      capabilities: SECUREPAY_CAPABILITIES,
+    });
   });
 });

@@ -1,0 +1,26 @@
+import type { GatewayCapabilities } from '../types.ts';
+
+/**
+ * What Authorize.Net can do for billhook (see `GatewayCapabilities`):
+ * - partialCapture: yes. A captured or settled transaction's `settleAmount` can be less than its
+ *   `authAmount` (a partial capture or settlement), and the settled amount is what moved
+ *   (`transactionDetailsType` in AnetApiSchema.xsd,
+ *   https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-details).
+ * - idempotentRefundRepeat: no. `createTransactionRequest` carries no idempotency key
+ *   (https://developer.authorize.net/api/reference/index.html#payment-transactions-refund-a-transaction):
+ *   an unknown refund goes to a person.
+ * - void: `unsettled`. `voidTransaction` cancels an authorized or captured transaction that has not
+ *   settled; a settled one must be refunded
+ *   (https://developer.authorize.net/api/reference/index.html#payment-transactions-void-a-transaction).
+ * - statusCheck: `query`. The customer profile's and the account's unsettled transaction lists are
+ *   searched by our invoice number
+ *   (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-unsettled-transaction-list).
+ * - lostDisputePaidAsRefund: no.
+ */
+export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
+  partialCapture: true,
+  idempotentRefundRepeat: false,
+  void: 'unsettled',
+  statusCheck: 'query',
+  lostDisputePaidAsRefund: false,
+};

@@ -1,0 +1,25 @@
+import type { GatewayCapabilities } from '../types.ts';
+
+/**
+ * What PayPal can do for billhook (see `GatewayCapabilities`):
+ * - partialCapture: no. billhook's orders are created with `intent: CAPTURE`, which captures the
+ *   order's whole amount (https://developer.paypal.com/docs/api/orders/v2/#orders_create).
+ * - idempotentRefundRepeat: yes. The refund id is sent as `PayPal-Request-Id`; a repeat returns the
+ *   first result (https://developer.paypal.com/api/rest/reference/idempotency/).
+ * - void: `none`. PayPal voids only authorizations
+ *   (https://developer.paypal.com/docs/api/payments/v2/#authorizations_void); billhook's captures
+ *   are refunded.
+ * - statusCheck: `repeat`. Without a capture id, the same `POST /v2/checkout/orders` is sent with the
+ *   same `PayPal-Request-Id`, answered with the original order while PayPal keeps the key
+ *   (https://developer.paypal.com/docs/api/orders/v2/#orders_create).
+ * - lostDisputePaidAsRefund: yes. An accepted claim closes the dispute with `RESOLVED_BUYER_FAVOUR` /
+ *   `ACCEPTED` and `amount_refunded`, and refunds the capture (`PAYMENT.CAPTURE.REFUNDED`,
+ *   https://developer.paypal.com/docs/api/customer-disputes/v1/#disputes_accept-claim).
+ */
+export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
+  partialCapture: false,
+  idempotentRefundRepeat: true,
+  void: 'none',
+  statusCheck: 'repeat',
+  lostDisputePaidAsRefund: true,
+};

@@ -1,0 +1,22 @@
+import type { GatewayCapabilities } from '../types.ts';
+
+/**
+ * What SecurePay can do for billhook (see `GatewayCapabilities`):
+ * - partialCapture: no. billhook's card payments (`POST /v2/payments`) are captured whole.
+ * - idempotentRefundRepeat: yes. The refund id is sent as `Idempotency-Key` on the same `orderId`;
+ *   PRODUCT.md §2 and FACTS.md resolve a lost answer by repeating the call with both. How SecurePay
+ *   answers the repeat is undocumented, so a refusal of the repeat stays unknown and ends as an
+ *   exception (`RefundRequest.repeat`).
+ * - void: `none`. SecurePay cancels only pre-authorisations (`POST /v2/payments/preauths/{orderId}/cancel`,
+ *   SDK `CancelPreAuthRequest`); billhook's payments are captured, and refunded.
+ * - statusCheck: `repeat`. SecurePay has no status query for card payments (FACTS.md): the charge is
+ *   repeated with the same `Idempotency-Key` and `orderId`.
+ * - lostDisputePaidAsRefund: no.
+ */
+export const SECUREPAY_CAPABILITIES: GatewayCapabilities = {
+  partialCapture: false,
+  idempotentRefundRepeat: true,
+  void: 'none',
+  statusCheck: 'repeat',
+  lostDisputePaidAsRefund: false,
+};

@@ -1,0 +1,25 @@
+import type { GatewayCapabilities } from '../types.ts';
+
+/**
+ * What Stripe can do for billhook (see `GatewayCapabilities`):
+ * - partialCapture: no. billhook's PaymentIntents are confirmed with the default automatic capture
+ *   (https://docs.stripe.com/api/payment_intents/create#create_payment_intent-capture_method), so a
+ *   succeeded one moved its whole amount.
+ * - idempotentRefundRepeat: yes. The refund id is sent as `Idempotency-Key`; a repeat within 24 hours
+ *   returns the first result (https://docs.stripe.com/api/idempotent_requests).
+ * - void: `uncaptured`. `POST /v1/payment_intents/{id}/cancel` cancels a PaymentIntent in
+ *   `requires_payment_method`, `requires_capture`, `requires_confirmation`, `requires_action` or
+ *   (sometimes) `processing`; a succeeded one cannot be canceled, only refunded
+ *   (https://docs.stripe.com/api/payment_intents/cancel).
+ * - statusCheck: `query`. A PaymentIntent is found by our metadata reference with the search API
+ *   (https://docs.stripe.com/search#query-fields-for-payment-intents).
+ * - lostDisputePaidAsRefund: no. A lost dispute's funds stay withdrawn; no refund is made
+ *   (https://docs.stripe.com/disputes/how-disputes-work).
+ */
+export const STRIPE_CAPABILITIES: GatewayCapabilities = {
+  partialCapture: false,
+  idempotentRefundRepeat: true,
+  void: 'uncaptured',
+  statusCheck: 'query',
+  lostDisputePaidAsRefund: false,
+};

@@ -1,0 +1,167 @@
+import type Stripe from 'stripe';
+import type { ChargeOutcome, PaymentEventType, RefundOutcome } from '../types.ts';
+import { withDeclineCode } from './conventions.ts';
+
+/**
+ * Stripe's statuses in billhook's terms: THE tables for PaymentIntents (charges, their status checks
+ * and voids), Refunds and Disputes, for both the API answers (client.ts) and the webhooks
+ * (webhook.ts). billhook charges only through PaymentIntents, so a Charge object's own `status` is
+ * never read: `charge.*` events are read only for their refunds and disputes.
+ */
+
+/**
+ * THE table of PaymentIntent statuses (https://docs.stripe.com/payments/paymentintents/lifecycle)
+ * as outcomes of an off-session charge:
+ *
+ * | `status`                                | outcome                                              |
+ * |-----------------------------------------|------------------------------------------------------|
+ * | `succeeded`                             | succeeded                                            |
+ * | `processing`, `requires_capture`        | pending                                              |
+ * | `requires_action`                       | declined `authentication_required` (off-session)     |
+ * | `requires_payment_method`, `canceled`   | declined with `last_payment_error`                   |
+ * | `requires_confirmation`, anything else  | unknown (never sent unconfirmed; a new status)       |
+ */
+export function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
+  switch (intent.status) {
+    case 'succeeded':
+      return { status: 'succeeded', gatewayTransactionId: intent.id };
+    case 'processing':
+    case 'requires_capture':
+      return { status: 'pending', gatewayTransactionId: intent.id };
+    case 'requires_action':
+      return {
+        status: 'declined',
+        code: 'authentication_required',
+        message: 'the payment needs customer authentication, which an off-session charge cannot give',
+        gatewayTransactionId: intent.id,
+      };
+    case 'requires_payment_method':
+    case 'canceled':
+      return {
+        status: 'declined',
+        code: intent.last_payment_error?.code ?? intent.status,
+        message: withDeclineCode(
+          intent.last_payment_error?.message ?? `payment intent is ${intent.status}`,
+          intent.last_payment_error?.decline_code,
+        ),
+        gatewayTransactionId: intent.id,
+      };
+    default:
+      return {
+        status: 'unknown',
+        message: `payment intent ${intent.id} has status ${intent.status}, which billhook does not read as an outcome`,
+      };
+  }
+}
+
+/**
+ * Every PaymentIntent status Stripe documents (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-status):
+ * a cancel (void) answered with one of these other than `canceled` is a refusal; any other is unknown.
+ */
+export const INTENT_STATUSES: ReadonlySet<string> = new Set([
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'canceled',
+  'succeeded',
+]);
+
+/**
+ * THE table of Refund statuses (https://docs.stripe.com/api/refunds/object#refund_object-status:
+ * `pending`, `requires_action`, `succeeded`, `failed`, `canceled`; failed refunds:
+ * https://docs.stripe.com/refunds#failed-refunds) as outcomes of a refund call:
+ *
+ * | `status`                     | outcome                                   |
+ * |------------------------------|-------------------------------------------|
+ * | `succeeded`                  | succeeded                                 |
+ * | `pending`, `requires_action`  | pending (the webhook reports the end)     |
+ * | `failed`, `canceled`         | declined with `failure_reason`            |
+ * | anything else                | unknown (a status this table does not know) |
+ */
+export function refundOutcomeOf(
+  refund: Pick<Stripe.Refund, 'id' | 'status' | 'failure_reason'>,
+): RefundOutcome {
+  switch (refund.status) {
+    case 'succeeded':
+      return { status: 'succeeded', gatewayRefundId: refund.id };
+    case 'pending':
+    case 'requires_action':
+      return { status: 'pending', gatewayRefundId: refund.id };
+    case 'failed':
+    case 'canceled':
+      return {
+        status: 'declined',
+        code: refund.failure_reason ?? refund.status,
+        message: `refund ${refund.status}`,
+      };
+    default:
+      return {
+        status: 'unknown',
+        message: `refund ${refund.id} has status ${refund.status}, which billhook does not know`,
+      };
+  }
+}
+
+/**
+ * PaymentIntent event types → canonical charge event (https://docs.stripe.com/payments/paymentintents/lifecycle,
+ * https://docs.stripe.com/api/events/types#event_types-payment_intent.succeeded): succeeded, failed
+ * (back to `requires_payment_method`), canceled, processing. Other PaymentIntent events are not booked.
+ */
+export const PAYMENT_INTENT_EVENTS: ReadonlyMap<string, PaymentEventType> = new Map([
+  ['payment_intent.succeeded', 'charge.succeeded'],
+  ['payment_intent.payment_failed', 'charge.failed'],
+  ['payment_intent.canceled', 'charge.canceled'],
+  ['payment_intent.processing', 'charge.pending'],
+]);
+
+/**
+ * Refund status in a webhook → canonical refund event (https://docs.stripe.com/api/refunds/object#refund_object-status):
+ * `succeeded` → refund.succeeded; `failed` / `canceled` → refund.failed; anything else (`pending`,
+ * `requires_action`, none) → refund.pending.
+ */
+export function refundEventType(status: string | null | undefined): PaymentEventType {
+  if (status === 'succeeded') return 'refund.succeeded';
+  if (status === 'failed' || status === 'canceled') return 'refund.failed';
+  return 'refund.pending';
+}
+
+/**
+ * Dispute status → canonical dispute event (https://docs.stripe.com/api/disputes/object#dispute_object-status,
+ * https://docs.stripe.com/disputes/how-disputes-work#inquiries): the `warning_*` statuses are an
+ * inquiry, which withdraws no funds (the real `warning_closed` event shows `balance_transactions: []`)
+ * and so moves no money; `needs_response` / `under_review` are a chargeback whose funds Stripe
+ * withdrew; `won` / `lost` its outcome.
+ */
+const DISPUTE_STATUS: ReadonlyMap<string, PaymentEventType> = new Map([
+  ['warning_needs_response', 'dispute.inquiry'],
+  ['warning_under_review', 'dispute.inquiry'],
+  ['warning_closed', 'dispute.inquiry_closed'],
+  ['needs_response', 'dispute.opened'],
+  ['under_review', 'dispute.opened'],
+  ['won', 'dispute.won'],
+  ['lost', 'dispute.lost'],
+]);
+
+/**
+ * A dispute event → canonical dispute event, or undefined for events billhook does not book:
+ * - `charge.dispute.created`: by its status (an inquiry, or a chargeback with its funds withdrawn);
+ *   a status Stripe adds later is taken as a chargeback (Stripe withdraws the funds of a dispute
+ *   that is not an inquiry, https://docs.stripe.com/disputes/how-disputes-work);
+ * - `charge.dispute.funds_withdrawn`: the funds left whatever the status says (an inquiry that
+ *   escalated) → opened, or its outcome when it is already decided;
+ * - `charge.dispute.closed`: by its status (won, lost, or an inquiry closed with nothing withdrawn);
+ * - others (`updated`, `funds_reinstated`) move nothing of their own: `closed` reports the outcome.
+ */
+export function disputeEventType(type: string, status: string): PaymentEventType | undefined {
+  const mapped = DISPUTE_STATUS.get(status);
+  if (type === 'charge.dispute.created') return mapped ?? 'dispute.opened';
+  if (type === 'charge.dispute.funds_withdrawn') {
+    return mapped === 'dispute.won' || mapped === 'dispute.lost' ? mapped : 'dispute.opened';
+  }
+  if (type !== 'charge.dispute.closed') return undefined;
+  return mapped === 'dispute.won' || mapped === 'dispute.lost' || mapped === 'dispute.inquiry_closed'
+    ? mapped
+    : undefined;
+}

@@ -1,0 +1,28 @@
+import { Router } from 'express';
+import { voidTransaction } from '../../payments/voids.ts';
+import type { AppDeps } from '../deps.ts';
+import { serialize } from './serialize.ts';
+
+/**
+ * Payment attempts' own actions (reads are in reads.ts): `POST /v1/transactions/:id/void` cancels an
+ * authorization or an unsettled charge at its gateway. 200 `{void: 'succeeded', transaction}` (the
+ * transaction `canceled`, failure code `voided`); 202 `{void: 'unknown', message, transaction}` when
+ * the gateway gave no sure answer (nothing changed; a reconciliation exception asks a person);
+ * 404 `transaction_not_found`; 409 when it cannot be voided (codes in payments/voids.ts).
+ */
+export function transactionRoutes({ db, registry }: AppDeps): Router {
+  const router = Router();
+  router.post('/transactions/:id/void', async (req, res) => {
+    const result = await voidTransaction(db, registry, req.params.id);
+    if (result.status === 'unknown') {
+      res.status(202).json({
+        void: 'unknown',
+        message: result.message,
+        transaction: serialize.transaction(result.transaction),
+      });
+      return;
+    }
+    res.json({ void: 'succeeded', transaction: serialize.transaction(result.transaction) });
+  });
+  return router;
+}

@@ -1,0 +1,176 @@
+import type { Kysely } from 'kysely';
+import { lockInvoice, reversePayment } from '../billing/invoices.ts';
+import type { Db } from '../db/database.ts';
+import type { Database, TransactionRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
+import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { VoidCapability } from '../gateways/types.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
+import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { clientFor } from './charges.ts';
+import { capturedAmount, transactionActivity } from './transactions.ts';
+
+/**
+ * What `voidTransaction` did: `voided` (the gateway canceled it; the transaction is `canceled` with
+ * failure code `voided`), or `unknown` (no sure answer: nothing recorded as changed, and an
+ * `unknown_outcome` reconciliation exception asks a person to check the gateway).
+ */
+export type VoidResult =
+  | { status: 'voided'; transaction: TransactionRow }
+  | { status: 'unknown'; message: string; transaction: TransactionRow };
+
+/** The statuses a void can cancel under each capability (`GatewayCapabilities.void`). */
+const VOIDABLE: Readonly<Record<VoidCapability, readonly TransactionRow['status'][]>> = {
+  uncaptured: ['pending', 'unknown'],
+  unsettled: ['pending', 'unknown', 'succeeded'],
+  none: [],
+};
+
+/**
+ * Why `transaction` cannot be voided now, as the 409 to answer, or undefined when it can:
+ * `gateway_cannot_void` (the gateway voids none of billhook's charges), `transaction_not_voidable`
+ * (failed or canceled already), `transaction_captured` (succeeded, on a gateway that voids only
+ * before capture: refund it), `gateway_id_unknown` (no answer named the gateway's payment yet),
+ * `transaction_refunded` / `transaction_disputed` (a refund or dispute was recorded on it).
+ */
+async function whyNotVoidable(
+  trx: Kysely<Database>,
+  registry: GatewayRegistry,
+  transaction: TransactionRow,
+): Promise<ConflictError | undefined> {
+  const capability = registry.get(transaction.gateway)?.capabilities.void ?? 'none';
+  if (capability === 'none') {
+    return new ConflictError(
+      'gateway_cannot_void',
+      `${transaction.gateway} cannot void billhook's charges (captured at once): refund ${transaction.id} instead`,
+    );
+  }
+  if (!VOIDABLE[capability].includes(transaction.status)) {
+    return transaction.status === 'succeeded'
+      ? new ConflictError(
+          'transaction_captured',
+          `${transaction.id} succeeded and ${transaction.gateway} voids only before capture: refund it instead`,
+        )
+      : new ConflictError('transaction_not_voidable', `${transaction.id} is ${transaction.status}`);
+  }
+  if (!transaction.gateway_transaction_id) {
+    return new ConflictError(
+      'gateway_id_unknown',
+      `${transaction.gateway} has not named its payment for ${transaction.id} yet: wait for its status check`,
+    );
+  }
+  const refund = await trx
+    .selectFrom('refunds')
+    .select('id')
+    .where('transaction_id', '=', transaction.id)
+    .where('status', '!=', 'failed')
+    .executeTakeFirst();
+  if (refund) return new ConflictError('transaction_refunded', `${transaction.id} has refund ${refund.id}`);
+  const dispute = await trx
+    .selectFrom('disputes')
+    .select('id')
+    .where('transaction_id', '=', transaction.id)
+    .executeTakeFirst();
+  if (dispute)
+    return new ConflictError('transaction_disputed', `${transaction.id} has dispute ${dispute.id}`);
+  return undefined;
+}
+
+/**
+ * What the payment's success posted beyond the invoice as customer credit (`txn_…:overpaid`), minor
+ * units; 0 when it posted none.
+ */
+async function overpaidAmount(trx: Kysely<Database>, transactionId: string): Promise<bigint> {
+  const row = await trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .select('p.amount')
+    .where('e.idempotency_key', '=', `${transactionId}:overpaid`)
+    .where('p.amount', '>', 0n)
+    .executeTakeFirst();
+  return row?.amount ?? 0n;
+}
+
+/**
+ * Records a void the gateway confirmed, inside `work`, on the transaction locked after its invoice
+ * (the order charges, webhooks and refunds lock in): the transaction becomes `canceled` with failure
+ * code `voided`, and `transaction.voided` is recorded. A succeeded one is also taken back: its
+ * invoice is paid down no more (`reversePayment`) and exactly what its success posted is reversed
+ * (`paymentVoided`, `overpaymentVoided`). A transaction already canceled or failed meanwhile (a webhook) is left as is.
+ */
+async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<TransactionRow> {
+  const invoice = known.invoice_id ? await lockInvoice(work, known.invoice_id) : undefined;
+  const transaction = await work.trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', '=', known.id)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  if (transaction.status === 'canceled' || transaction.status === 'failed') return transaction;
+  const changes = {
+    status: 'canceled' as const,
+    failure_code: 'voided',
+    failure_message: `voided at ${transaction.gateway} through the API`,
+    updated_at: new Date(),
+  };
+  await work.trx.updateTable('transactions').set(changes).where('id', '=', transaction.id).execute();
+  const voided: TransactionRow = { ...transaction, ...changes };
+  await transactionActivity(work, voided, 'transaction.voided');
+  if (transaction.status !== 'succeeded') return voided;
+  const moved = capturedAmount(transaction);
+  const overpaid = await overpaidAmount(work.trx, transaction.id);
+  if (invoice) await reversePayment(work, invoice, moved);
+  const customerId = transaction.customer_id ?? invoice?.customer_id;
+  if (customerId) {
+    const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
+    await postEntry(work, paymentVoided({ ...payment, gateway: transaction.gateway, amount: moved }));
+    if (overpaid > 0n) await postEntry(work, overpaymentVoided({ ...payment, amount: overpaid }));
+  }
+  return voided;
+}
+
+/**
+ * Voids payment attempt `id` at its gateway (`POST /v1/transactions/:id/void`): an authorization or a
+ * payment not yet captured (`pending`, or `unknown` once the gateway named it), or, on a gateway that
+ * voids until settlement (Authorize.Net), a succeeded charge it has not settled. The gateway decides
+ * what it can still void; nothing is recorded until it confirms.
+ * @throws NotFoundError `transaction_not_found`
+ * @throws ConflictError (409) when it cannot be voided: the codes of `whyNotVoidable`,
+ *   `gateway_not_configured`, `void_declined` (the gateway refused: settled, say; its code and message
+ *   in the message), `invoice_not_reversible` (the invoice it paid was refunded or closed meanwhile)
+ */
+export async function voidTransaction(db: Db, registry: GatewayRegistry, id: string): Promise<VoidResult> {
+  const transaction = await db.selectFrom('transactions').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!transaction) throw new NotFoundError('transaction', id);
+  const refusal = await whyNotVoidable(db, registry, transaction);
+  if (refusal) throw refusal;
+  const outcome = await clientFor(registry, transaction.gateway).void({
+    reference: transaction.id,
+    gatewayTransactionId: transaction.gateway_transaction_id!,
+    amount: transaction.amount,
+    currency: transaction.currency,
+  });
+  if (outcome.status === 'declined') {
+    throw new ConflictError(
+      'void_declined',
+      `${transaction.gateway} refused to void ${transaction.id}: ${outcome.code}: ${outcome.message}`,
+    );
+  }
+  if (outcome.status === 'unknown') {
+    await inUnitOfWork(db, {}, async (work) => {
+      await transactionActivity(work, transaction, 'transaction.void_unknown');
+      await raiseException(work, {
+        kind: 'unknown_outcome',
+        gateway: transaction.gateway,
+        transactionId: transaction.id,
+        message: `the void of ${transaction.id} got no answer from ${transaction.gateway} (${outcome.message}): check whether it was voided, then resolve`,
+        details: { void: transaction.id },
+      });
+    });
+    return { status: 'unknown', message: outcome.message, transaction };
+  }
+  const voided = await inUnitOfWork(db, {}, (work) => recordVoid(work, transaction));
+  return { status: 'voided', transaction: voided };
+}

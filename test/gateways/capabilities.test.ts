@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.ts';
+import { GATEWAYS } from '../../src/config/gateways.ts';
+import { capabilitiesOf, createRegistry } from '../../src/gateways/registry.ts';
+
+describe('gateway capabilities', () => {
+  it('are what each adapter declares, configured or not, and what capabilitiesOf answers', () => {
+    const registry = createRegistry(loadConfig({}));
+    for (const gateway of GATEWAYS) {
+      expect(registry.get(gateway)?.capabilities).toBe(capabilitiesOf(gateway));
+    }
+  });
+
+  it('read as the table of facts the rest of billhook acts on', () => {
+    const table = Object.fromEntries(GATEWAYS.map((gateway) => [gateway, capabilitiesOf(gateway)]));
+    expect(table).toEqual({
+      stripe: {
+        partialCapture: false,
+        idempotentRefundRepeat: true,
+        void: 'uncaptured',
+        statusCheck: 'query',
+        lostDisputePaidAsRefund: false,
+      },
+      paypal: {
+        partialCapture: false,
+        idempotentRefundRepeat: true,
+        void: 'none',
+        statusCheck: 'repeat',
+        lostDisputePaidAsRefund: true,
+      },
+      authorizenet: {
+        partialCapture: true,
+        idempotentRefundRepeat: false,
+        void: 'unsettled',
+        statusCheck: 'query',
+        lostDisputePaidAsRefund: false,
+      },
+      eway: {
+        partialCapture: false,
+        idempotentRefundRepeat: false,
+        void: 'none',
+        statusCheck: 'query',
+        lostDisputePaidAsRefund: false,
+      },
+      securepay: {
+        partialCapture: false,
+        idempotentRefundRepeat: true,
+        void: 'none',
+        statusCheck: 'repeat',
+        lostDisputePaidAsRefund: false,
+      },
+    });
+  });
+});
