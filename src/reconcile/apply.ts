@@ -111,7 +111,7 @@ function chargeMismatch(
   return mismatch(event, transaction, transaction.id, (moved, charged) => moved > 0n && moved <= charged);
 }
 
-async function applyCharge(
+async function applyChargeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
@@ -138,7 +138,7 @@ async function applyCharge(
   return { kind: recorded.kind, transactionId: found.id };
 }
 
-async function applyRefund(
+async function applyRefundEvent(
   work: UnitOfWork,
   event: PaymentEvent,
   status: 'succeeded' | 'failed' | 'pending',
@@ -185,7 +185,7 @@ async function applyRefund(
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }
 
-async function applyDispute(
+async function applyDisputeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
   status: DisputeStatus,
@@ -221,12 +221,12 @@ export function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent
  */
 export async function applyEvent(work: UnitOfWork, event: PaymentEvent): Promise<ApplyResult> {
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
-  if (charge) return applyCharge(work, event, charge);
+  if (charge) return applyChargeEvent(work, event, charge);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.
   forgetLockedAhead(work);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
-  if (refund) return applyRefund(work, event, refund);
+  if (refund) return applyRefundEvent(work, event, refund);
   const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');
-  if (dispute) return applyDispute(work, event, dispute);
+  if (dispute) return applyDisputeEvent(work, event, dispute);
   throw new Error(`no reconciliation for event type ${event.type}`);
 }
