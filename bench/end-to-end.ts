@@ -127,6 +127,7 @@ export interface EndToEndResult {
     acknowledged: number;
     non2xx: number;
     errors: number;
+    statuses: Record<string, number>;
     acknowledged_per_s: number;
     ack_latency_ms: LatencySummary;
     /** The most webhooks due but not sent because 256 were unanswered (0: the rate was kept). */
@@ -141,7 +142,15 @@ export interface EndToEndResult {
     /** Seconds after the run's last webhook was sent until the last one reached the ledger. */
     last_entry_after_run_s: number;
   };
-  charges: { sent: number; succeeded: number; non2xx: number; per_s: number; latency_ms: LatencySummary };
+  charges: {
+    sent: number;
+    succeeded: number;
+    non2xx: number;
+    /** Answers by HTTP status (`0`: failed without one). */
+    statuses: Record<string, number>;
+    per_s: number;
+    latency_ms: LatencySummary;
+  };
   renewals: { due: number; invoiced: number; paid: number };
   rss_mb: RssReport;
 }
@@ -253,6 +262,7 @@ export async function runEndToEnd(setup: EndToEndSetup, load: EndToEndLoad): Pro
       acknowledged: webhooks.ok,
       non2xx: webhooks.non2xx,
       errors: webhooks.errors,
+      statuses: webhooks.statuses,
       acknowledged_per_s: Math.round(webhooks.ok / seconds),
       ack_latency_ms: summarizeLatencies(webhooks.latenciesMs, 1),
       max_behind: webhooks.maxBehind,
@@ -268,6 +278,7 @@ export async function runEndToEnd(setup: EndToEndSetup, load: EndToEndLoad): Pro
       sent: charges.sent,
       succeeded: charges.ok,
       non2xx: charges.non2xx + charges.errors,
+      statuses: charges.statuses,
       per_s: Math.round(charges.ok / seconds),
       latency_ms: summarizeLatencies(charges.latenciesMs, 1),
     },

@@ -13,6 +13,8 @@ export interface PacedResult {
   ok: number;
   non2xx: number;
   errors: number;
+  /** How many answers had each HTTP status (`0`: the request failed without one). */
+  statuses: Record<string, number>;
   /** The most requests that were due but not yet sent because `maxInFlight` were unanswered. */
   maxBehind: number;
   /** Milliseconds from each 2xx request's write to its answer's end. */
@@ -44,6 +46,7 @@ export async function sendPaced(options: {
     ok: 0,
     non2xx: 0,
     errors: 0,
+    statuses: {},
     maxBehind: 0,
     latenciesMs: [],
     seconds,
@@ -63,6 +66,7 @@ export async function sendPaced(options: {
     const done = (status: number) => {
       inFlight--;
       const atMs = Date.now();
+      result.statuses[status] = (result.statuses[status] ?? 0) + 1;
       if (status >= 200 && status < 300) {
         result.ok++;
         result.latenciesMs.push(performance.now() - sentAt);

@@ -12,6 +12,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -19,7 +20,7 @@ import {
 } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -29,6 +30,7 @@ import { newId } from '../src/db/ids.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { startStripeStub } from '../src/gateways/stripe/stub.ts';
 import { signStripePayload } from '../src/gateways/stripe/test-events.ts';
+import { type ProfileSummary, summarizeProfile } from './cpu-profile.ts';
 import { runEndToEnd } from './end-to-end.ts';
 import { busyCpuSeconds, type CpuTicks, cpuTicks, processCpuSeconds, rssMb } from './proc.ts';
 
@@ -130,12 +132,17 @@ async function waitReady(url: string): Promise<void> {
 }
 
 /**
- * Starts `billhook <command>` with `env`; its log (stdout, JSON lines) goes to `logFile` as a
- * production process's goes to its log collector.
+ * Starts `billhook <command>` with `env` (and `nodeOptions` for node itself); its log (stdout, JSON
+ * lines) goes to `logFile` as a production process's goes to its log collector.
  */
-function startBillhook(command: string, env: Record<string, string>, logFile: string): ChildProcess {
+function startBillhook(
+  command: string,
+  env: Record<string, string>,
+  logFile: string,
+  nodeOptions: string[] = [],
+): ChildProcess {
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [MAIN, command], {
+  const child = spawn(process.execPath, [...nodeOptions, MAIN, command], {
     env: { ...process.env, ...env },
     stdio: ['ignore', log, 'inherit'],
   });
@@ -304,7 +311,11 @@ function settingsReport() {
   };
 }
 
+/** The machine's load averages (1, 5 and 15 minutes), two decimals: other work sharing the cores. */
+const loadAverages = () => loadavg().map((n) => Number(n.toFixed(2)));
+
 async function main() {
+  const loadAtStart = loadAverages();
   const settings = settingsReport();
   process.stderr.write(`bench: settings changed from the defaults: ${JSON.stringify(settings, null, 2)}\n`);
   const dir = mkdtempSync(path.join(tmpdir(), 'billhook-bench-'));
@@ -380,7 +391,13 @@ async function main() {
   if (PROFILE) await benchAdmin.query('SELECT pg_stat_statements_reset()');
   const drainTicks = cpuTicks();
   const spawnedAt = Date.now();
-  const worker = startBillhook('worker', env, logs.worker);
+  const profileDir = path.join(dir, 'cpu-profile');
+  let worker = startBillhook(
+    'worker',
+    env,
+    logs.worker,
+    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  );
   // The CPU the worker and the machine have used when the worker is seen to fetch its first jobs: its
   // start-up (loading its modules, starting pg-boss) is not reconciliation.
   let firstSeen: { workerCpu: number | undefined; ticks: CpuTicks | undefined } | undefined;
@@ -429,6 +446,15 @@ async function main() {
   const perEventUs = (seconds: number | undefined) =>
     seconds === undefined ? null : Math.round((seconds * 1e6) / Math.max(processed, 1));
   const statements = PROFILE ? await statementProfile(benchAdmin) : undefined;
+  let workerProfile: ProfileSummary | undefined;
+  if (PROFILE) {
+    // The worker's CPU profile of the drain (written as it exits); a fresh worker runs the rest.
+    worker.kill('SIGTERM');
+    await new Promise((r) => worker.once('exit', r));
+    const [file] = readdirSync(profileDir);
+    workerProfile = summarizeProfile(JSON.parse(readFileSync(path.join(profileDir, file!), 'utf8')));
+    worker = startBillhook('worker', env, logs.worker);
+  }
 
   // Charges: open invoices charged over the API against the local Stripe stub.
   let next = SEEDED;
@@ -484,6 +510,8 @@ async function main() {
       model: cpus()[0]?.model,
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       node: process.version,
+      // Other processes on the machine take cores from the bench: compare runs with a low load.
+      load_average_1_5_15_min: { at_start: loadAtStart, at_end: loadAverages() },
     },
     settings,
     seconds_per_run: SECONDS,
@@ -519,6 +547,7 @@ async function main() {
       rest_of_machine_cpu_us_per_event:
         machineCpu === undefined || workerCpu === undefined ? null : perEventUs(machineCpu - workerCpu),
       ...(statements ? { statements_during_drain: statements } : {}),
+      ...(workerProfile ? { worker_cpu_profile_of_drain_and_start: workerProfile } : {}),
     },
     charge: {
       invoices_charged_per_s: Math.round(charge['2xx'] / (charge.duration || SECONDS)),
@@ -529,13 +558,13 @@ async function main() {
     cpu_steal_pct: steal,
     peak_rss_mb: { web: rssMb(web.pid), worker: rssMb(worker.pid) },
     web_rss_mb_each_second_at_64_connections: sustained.mb,
-    log_bytes: { web: 0, worker: 0 },
+    logs: {} as Record<string, ReturnType<typeof logSummary>>,
   };
 
   web.kill('SIGTERM');
   worker.kill('SIGTERM');
   await Promise.all([web, worker].map((c) => new Promise((r) => c.once('exit', r))));
-  result.log_bytes = { web: statSync(logs.web).size, worker: statSync(logs.worker).size };
+  result.logs = { web: logSummary(logs.web), worker: logSummary(logs.worker) };
   await seed.end();
   await benchAdmin.end();
   await db.destroy();
@@ -547,6 +576,28 @@ async function main() {
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+/**
+ * What a process logged over the bench (LOG_LEVEL info): bytes, lines, and the lines of its most
+ * frequent messages, `level message`.
+ */
+function logSummary(file: string) {
+  const text = readFileSync(file, 'utf8');
+  const counts = new Map<string, number>();
+  let lines = 0;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    lines++;
+    let key = 'not JSON';
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string };
+      key = `${entry.level} ${entry.msg}`;
+    } catch {}
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  return { bytes: statSync(file).size, lines, most_frequent: Object.fromEntries(top) };
 }
 
 /**

@@ -41,23 +41,12 @@ export function summarizeLatencies(values: readonly number[], digits = 0): Laten
 }
 
 /**
- * A series sampled each second (a process's RSS, MB): its first, largest and last values, and how
- * much it grew over its second half (last − the value at its middle), which stays near 0 for memory
- * that is flat under steady load while a leak keeps growing.
+ * A series sampled each second (a process's RSS, MB): its first, largest and last values. Memory
+ * that is flat under steady load ends near where it started and peaks a little above it; a leak
+ * keeps growing to the end.
  * @throws RangeError when `series` is empty
  */
-export function seriesShape(series: readonly number[]): {
-  start: number;
-  max: number;
-  end: number;
-  second_half_growth: number;
-} {
+export function seriesShape(series: readonly number[]): { start: number; max: number; end: number } {
   if (series.length === 0) throw new RangeError('no samples');
-  const end = series[series.length - 1]!;
-  return {
-    start: series[0]!,
-    max: Math.max(...series),
-    end,
-    second_half_growth: end - series[Math.floor((series.length - 1) / 2)]!,
-  };
+  return { start: series[0]!, max: Math.max(...series), end: series[series.length - 1]! };
 }

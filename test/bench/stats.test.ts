@@ -45,14 +45,9 @@ describe('summarizeLatencies', () => {
 });
 
 describe('seriesShape', () => {
-  it('gives start, max, end and the growth over the second half', () => {
-    expect(seriesShape([300, 340, 320, 330, 335])).toEqual({
-      start: 300,
-      max: 340,
-      end: 335,
-      second_half_growth: 15,
-    });
-    expect(seriesShape([5])).toEqual({ start: 5, max: 5, end: 5, second_half_growth: 0 });
+  it('gives the first, largest and last values', () => {
+    expect(seriesShape([300, 340, 320, 330, 335])).toEqual({ start: 300, max: 340, end: 335 });
+    expect(seriesShape([5])).toEqual({ start: 5, max: 5, end: 5 });
   });
 
   it('refuses an empty series', () => {
