@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { createBoss } from '../src/queue/boss.ts';
 import { QUEUES } from '../src/queue/queues.ts';
 import { sendPaced } from './paced.ts';
-import { rssMb } from './proc.ts';
+import { busyCpuSeconds, cpuTicks, processCpuSeconds, rssMb } from './proc.ts';
 import { type LatencySummary, seriesShape, summarizeLatencies } from './stats.ts';
 
 /** What the end-to-end run needs from the bench: the running processes and how to make webhooks. */
@@ -152,6 +152,12 @@ export interface EndToEndResult {
     latency_ms: LatencySummary;
   };
   renewals: { due: number; invoiced: number; paid: number };
+  /**
+   * CPU seconds used during the run by the web and worker processes, by the bench's own process
+   * (the load generators and the Stripe stub), and by the whole machine (PostgreSQL and any other work
+   * on it): who the cores went to.
+   */
+  cpu_seconds: { web: number | null; worker: number | null; bench: number; machine: number };
   rss_mb: RssReport;
 }
 
@@ -183,6 +189,9 @@ export async function runEndToEnd(setup: EndToEndSetup, load: EndToEndLoad): Pro
   sample();
   const rssTimer = setInterval(sample, 1000);
   const sweepTimer = setInterval(sweep, load.sweepEverySeconds * 1000);
+  const cpuBefore = { web: processCpuSeconds(setup.webPid), worker: processCpuSeconds(setup.workerPid) };
+  const benchBefore = process.cpuUsage();
+  const ticksBefore = cpuTicks();
   const runStart = Date.now();
   const [webhooks, charges] = await Promise.all([
     sendPaced({
@@ -215,6 +224,17 @@ export async function runEndToEnd(setup: EndToEndSetup, load: EndToEndLoad): Pro
     }),
   ]);
   const runEnd = Date.now();
+  const benchCpu = process.cpuUsage(benchBefore);
+  const used = (pid: number, before: number | undefined) => {
+    const after = processCpuSeconds(pid);
+    return after === undefined || before === undefined ? null : Number((after - before).toFixed(1));
+  };
+  const cpuSeconds = {
+    web: used(setup.webPid, cpuBefore.web),
+    worker: used(setup.workerPid, cpuBefore.worker),
+    bench: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(1)),
+    machine: Number((busyCpuSeconds(ticksBefore, cpuTicks()) ?? 0).toFixed(1)),
+  };
   clearInterval(rssTimer);
   clearInterval(sweepTimer);
   sample();
@@ -287,6 +307,7 @@ export async function runEndToEnd(setup: EndToEndSetup, load: EndToEndLoad): Pro
       invoiced: renewed[0].invoiced,
       paid: renewed[0].paid,
     },
+    cpu_seconds: cpuSeconds,
     rss_mb: {
       web: { ...seriesShape(rss.web), each_second: rss.web },
       worker: { ...seriesShape(rss.worker), each_second: rss.worker },

@@ -579,25 +579,32 @@ async function main() {
 }
 
 /**
- * What a process logged over the bench (LOG_LEVEL info): bytes, lines, and the lines of its most
- * frequent messages, `level message`.
+ * What a process logged over the bench (LOG_LEVEL info): bytes, lines, the lines of its most
+ * frequent messages (`level message`), and the first line of each warning or error message (level
+ * 40 and up, the bench's own processes: no secret of anyone's), to see what went wrong.
  */
 function logSummary(file: string) {
-  const text = readFileSync(file, 'utf8');
   const counts = new Map<string, number>();
+  const firstWarnings: Record<string, unknown> = {};
   let lines = 0;
-  for (const line of text.split('\n')) {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
     lines++;
     let key = 'not JSON';
     try {
       const entry = JSON.parse(line) as { level?: number; msg?: string };
       key = `${entry.level} ${entry.msg}`;
+      if ((entry.level ?? 0) >= 40 && !(key in firstWarnings)) firstWarnings[key] = entry;
     } catch {}
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  return { bytes: statSync(file).size, lines, most_frequent: Object.fromEntries(top) };
+  return {
+    bytes: statSync(file).size,
+    lines,
+    most_frequent: Object.fromEntries(top),
+    first_of_each_warning: firstWarnings,
+  };
 }
 
 /**
