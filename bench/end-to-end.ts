@@ -139,7 +139,7 @@ export interface EndToEndResult {
     in_ledger: number;
     not_in_ledger_after_wait: number;
     per_s_during_run: number;
-    /** Seconds after the run's last webhook was sent until the last one reached the ledger. */
+    /** Seconds from the run's last answer (all requests answered) until the last entry's commit. */
     last_entry_after_run_s: number;
   };
   charges: {
