@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
@@ -12,20 +10,25 @@ import { createTestDatabase } from '../support/database.ts';
 import { openInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
 
-const run = promisify(execFile);
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
-
-/** Runs `billhook …` in a child process with `env`; never throws, returns the exit code and output. */
+/**
+ * Runs `billhook …` in this process with `env` over this process's environment, as the bin entry
+ * runs it but with its own streams (log lines to stdout, as a process's); never throws, returns the
+ * exit code and output. The process itself (start-up, signals, its streams) is tested in the other
+ * files of test/cli, which spawn it.
+ */
 async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], {
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+    logs: { write: (line: string) => (stdout += line) },
+    env: { ...process.env, ...env },
+    exit: (status) => {
+      throw new Error(`only start, web and worker end the process; a command asked to exit ${status}`);
+    },
+  });
+  return { code, stdout, stderr };
 }
 
 describe('billhook CLI', { timeout: 120_000 }, () => {
@@ -191,8 +194,7 @@ describe('send-test-webhook for the other gateways', { timeout: 120_000 }, () =>
   });
 });
 
-// About twenty CLI processes in one test, each a Node start (~1–3 s, more on a busy machine).
-describe('replay and dead letters from the CLI', { timeout: 180_000 }, () => {
+describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
