@@ -126,9 +126,18 @@ async function serve(io: CliIo, cfg: Config, role: Role): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  runtime = await startRuntime(cfg, role, log);
+  const onSigterm = () => shutdown('SIGTERM');
+  const onSigint = () => shutdown('SIGINT');
+  process.once('SIGTERM', onSigterm);
+  process.once('SIGINT', onSigint);
+  try {
+    runtime = await startRuntime(cfg, role, log);
+  } catch (error) {
+    // Nothing runs to be stopped (startRuntime stopped what it had started): the command failed.
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+    throw error;
+  }
   if (stopping) return stop(runtime, stopping);
   const lines = [`billhook ${role} running`];
   if (runtime.url) {

@@ -1,35 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/program.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
 import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { cli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { openInvoice } from '../support/flow.ts';
 import { waitFor } from '../support/wait.ts';
-
-/**
- * Runs `billhook …` in this process with `env` over this process's environment, as the bin entry
- * runs it but with its own streams (log lines to stdout, as a process's); never throws, returns the
- * exit code and output. The process itself (start-up, signals, its streams) is tested in the other
- * files of test/cli, which spawn it.
- */
-async function cli(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, {
-    stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: (text: string) => (stderr += text) },
-    logs: { write: (line: string) => (stdout += line) },
-    env: { ...process.env, ...env },
-    exit: (status) => {
-      throw new Error(`only start, web and worker end the process; a command asked to exit ${status}`);
-    },
-  });
-  return { code, stdout, stderr };
-}
 
 describe('billhook CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
