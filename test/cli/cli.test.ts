@@ -8,7 +8,7 @@ import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/ap
 import { cli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { openInvoice } from '../support/flow.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 describe('billhook CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
@@ -196,6 +196,7 @@ describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
     );
     // Another queue's job that exhausted its retries: an invoice.refund job whose data is not valid.
     const refundJob = await app.runtime.boss.send('invoice.refund', { refundId: 'bogus' }, { retryLimit: 0 });
+    wakeWorkers(app.runtime.boss, 'invoice.refund');
     await waitFor('the refund dead letter', async () =>
       (await cli(['jobs', 'failed'], env)).stdout.includes(`invoice.refund  `),
     );
