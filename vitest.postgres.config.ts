@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import suite from './vitest.config.ts';
+import suite, { GLOBAL_SETUP } from './vitest.config.ts';
 
 /**
  * `npm run test:postgres`: the Stripe end-to-end flows, the crash test and the two-web-two-worker
@@ -12,10 +12,9 @@ const files = [
   'test/chaos/crash.test.ts',
   'test/scale/two-web-two-worker.test.ts',
 ];
-// The suite's settings (timeouts, workers, unhandled-error filter) without its files and global
-// setup: a project's `include` would be added to the suite's, not replace it, and a global setup of
-// the root config runs once, for the root, without seeing a project's `provide`.
-const { include: _suiteFiles, globalSetup, ...settings } = suite.test ?? {};
+// The suite's settings (timeouts, workers, unhandled-error filter) without its projects: these
+// projects run the files here, each with its own server.
+const { projects: _suiteProjects, ...settings } = suite.test ?? {};
 
 export default defineConfig({
   test: {
@@ -30,7 +29,7 @@ export default defineConfig({
         test: {
           name: 'postgres',
           include: files,
-          globalSetup,
+          globalSetup: GLOBAL_SETUP,
           provide: { postgresServer: 'system' },
           sequence: { groupOrder: 1 },
         },
@@ -40,7 +39,7 @@ export default defineConfig({
         test: {
           name: 'pgbouncer',
           include: files,
-          globalSetup,
+          globalSetup: GLOBAL_SETUP,
           provide: { postgresServer: 'pgbouncer' },
           sequence: { groupOrder: 2 },
         },

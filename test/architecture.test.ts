@@ -47,7 +47,8 @@ function unitOf(path: string): string {
 const IMPORT = /(?:\bfrom|^import|\bimport\()\s*'([^']+)'/gm;
 
 /** A write to a table: Kysely's insertInto/updateTable/deleteFrom, or INSERT/UPDATE/DELETE in SQL. */
-const WRITE = /(?:insertInto|updateTable|deleteFrom|mergeInto)\('([a-z_]+)'\)|(?:INSERT INTO|UPDATE|DELETE FROM) ([a-z_]+)\b/g;
+const WRITE =
+  /(?:insertInto|updateTable|deleteFrom|mergeInto)\('([a-z_]+)'\)|(?:INSERT INTO|UPDATE|DELETE FROM) ([a-z_]+)\b/g;
 
 /** Every import between two different units of src/, static, type-only or dynamic. */
 function edges(): { from: string; to: string; file: string; target: string }[] {
@@ -80,7 +81,9 @@ describe('ARCHITECTURE.md', () => {
   it('has no import from a module to a higher layer or to another folder of its own layer', () => {
     const forbidden = edges()
       .filter(({ from, to }) => (layers.get(to) ?? Number.POSITIVE_INFINITY) >= (layers.get(from) ?? -1))
-      .map(({ file, target, from, to }) => `${file} → ${target} (layer ${layers.get(from)} → ${layers.get(to)})`);
+      .map(
+        ({ file, target, from, to }) => `${file} → ${target} (layer ${layers.get(from)} → ${layers.get(to)})`,
+      );
     expect(forbidden).toEqual([]);
   });
 
@@ -132,9 +135,9 @@ describe('ARCHITECTURE.md', () => {
 
   it('posts to the ledger only what a movement of src/ledger/movements.ts returns', () => {
     const movements = new Set(
-      [...readFileSync(join(root, 'src/ledger/movements.ts'), 'utf8').matchAll(/^export function (\w+)/gm)].map(
-        ([, name]) => name!,
-      ),
+      [
+        ...readFileSync(join(root, 'src/ledger/movements.ts'), 'utf8').matchAll(/^export function (\w+)/gm),
+      ].map(([, name]) => name!),
     );
     const files = [...sources(join(root, 'src')), ...sources(join(root, 'migrations'))].filter(
       (file) => !file.includes('/src/ledger/'),
@@ -150,7 +153,9 @@ describe('ARCHITECTURE.md', () => {
   });
 
   it('names only files that exist', () => {
-    const named = [...architecture.matchAll(/`((?:src|test|migrations|bench)\/[\w./-]+)`/g)].map(([, p]) => p!);
+    const named = [...architecture.matchAll(/`((?:src|test|migrations|bench)\/[\w./-]+)`/g)].map(
+      ([, p]) => p!,
+    );
     expect(named.length).toBeGreaterThan(10);
     expect(named.filter((path) => !existsSync(join(root, path)))).toEqual([]);
   });

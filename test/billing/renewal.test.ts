@@ -14,7 +14,7 @@ import { startTestApp, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
 import { ledgerByCode } from '../support/flow.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -309,6 +309,7 @@ describe('subscription renewal', () => {
     );
     expect(created.invoices).toHaveLength(1);
     await app.runtime.boss.send(QUEUES.subscriptionRenew, {});
+    wakeWorkers(app.runtime.boss, QUEUES.subscriptionRenew);
     const invoices = await waitFor('the renewal job', async () => {
       const rows = await invoicesOf(created.subscription.id);
       return rows.length === 4 ? rows : undefined;

@@ -1,32 +1,14 @@
-import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { FIXTURE_SIGNATURE_KEY } from '../gateways/authorizenet/support.ts';
 import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { cli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { openInvoice } from '../support/flow.ts';
-import { waitFor } from '../support/wait.ts';
-
-const run = promisify(execFile);
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
-
-/** Runs `billhook …` in a child process with `env`; never throws, returns the exit code and output. */
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], {
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 describe('billhook CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
@@ -191,8 +173,7 @@ describe('send-test-webhook for the other gateways', { timeout: 120_000 }, () =>
   });
 });
 
-// About twenty CLI processes in one test, each a Node start (~1–3 s, more on a busy machine).
-describe('replay and dead letters from the CLI', { timeout: 180_000 }, () => {
+describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
@@ -215,6 +196,7 @@ describe('replay and dead letters from the CLI', { timeout: 180_000 }, () => {
     );
     // Another queue's job that exhausted its retries: an invoice.refund job whose data is not valid.
     const refundJob = await app.runtime.boss.send('invoice.refund', { refundId: 'bogus' }, { retryLimit: 0 });
+    wakeWorkers(app.runtime.boss, 'invoice.refund');
     await waitFor('the refund dead letter', async () =>
       (await cli(['jobs', 'failed'], env)).stdout.includes(`invoice.refund  `),
     );

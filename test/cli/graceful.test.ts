@@ -256,10 +256,17 @@ describe('graceful shutdown on SIGTERM', () => {
     await new Promise((resolve) => socket.once('connect', resolve));
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.on('error', () => undefined);
-    socket.write(
-      'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":',
+    // `Expect: 100-continue`: Node's server answers `100 Continue` once it has the request's headers,
+    // so the test knows the request is in flight before it signals (on busy cores that takes a while).
+    const continued = new Promise<void>((resolve) =>
+      socket.on('data', (chunk) => {
+        if (String(chunk).startsWith('HTTP/1.1 100 Continue')) resolve();
+      }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.write(
+      'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n{"id":',
+    );
+    await continued;
     const signalledAt = Date.now();
     billhook.child.kill('SIGTERM');
     const code = await Promise.race([

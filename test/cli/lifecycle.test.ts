@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CERT_FILE } from '../gateways/paypal/fixtures.ts';
+import { cli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
-import { billhook, type Run } from '../support/process.ts';
+import { BIN, billhook, type Run } from '../support/process.ts';
 import { waitFor } from '../support/wait.ts';
 
 const KEY = 'bh_lifecycle_admin_key_0123456789abcdef';
@@ -30,7 +31,7 @@ describe('process lifecycle', () => {
   });
 
   // Issue #22 item 9: each used to crash with "Cannot read properties of null (reading 'port')", and
-  // stub-stripe printed that it ran, then exited 0.
+  // stub-stripe printed that it ran, then exited 0. The command's message and exit code, in-process.
   it.each([
     ['start', ['start'], 'PORT'],
     ['web', ['web'], 'PORT'],
@@ -38,23 +39,26 @@ describe('process lifecycle', () => {
   ])(
     '%s on a port in use says so and exits 1',
     async (_name, args, variable) => {
-      const run = billhook(args, {
+      const result = await cli(args, {
         DATABASE_URL: databaseUrl,
         BILLHOOK_ADMIN_KEY: KEY,
+        LOG_LEVEL: 'warn',
         [variable]: String(taken.port),
       });
-      runs.push(run);
-      expect(await run.exited, run.output()).toBe(1);
-      expect(run.output()).toContain(
+      const output = result.stdout + result.stderr;
+      expect(result.code, output).toBe(1);
+      expect(result.stderr).toContain(
         `billhook: port ${taken.port} is in use: stop what listens on it or set ${variable} to another port`,
       );
-      expect(run.output()).not.toMatch(/Cannot read properties/);
+      expect(output).not.toMatch(/Cannot read properties/);
     },
     60_000,
   );
 
-  it('stub-stripe on a port in use says so and exits 1', async () => {
-    const run = billhook(['stub-stripe', '--port', String(taken.port)], {});
+  // The process this time, through the bin shim `npx billhook` runs: a server that could not start
+  // ends it with exit code 1 (main.ts), its message on stderr.
+  it('stub-stripe on a port in use says so and exits 1 (bin/billhook.js)', async () => {
+    const run = billhook(['stub-stripe', '--port', String(taken.port)], {}, false, BIN);
     runs.push(run);
     expect(await run.exited, run.output()).toBe(1);
     expect(run.output()).toContain(`billhook: port ${taken.port} is in use`);
@@ -63,16 +67,16 @@ describe('process lifecycle', () => {
 
   // Issue #22 item 7: the PayPal test certificate's private key is in the repository.
   it('refuses PAYPAL_TEST_CERT_FILE with the live PayPal API, naming the variable', async () => {
-    const run = billhook(['start'], {
+    const result = await cli(['start'], {
       DATABASE_URL: databaseUrl,
       PORT: '0',
       BILLHOOK_ADMIN_KEY: KEY,
+      LOG_LEVEL: 'warn',
       PAYPAL_API_BASE: 'https://api-m.paypal.com',
       PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
     });
-    runs.push(run);
-    expect(await run.exited, run.output()).toBe(1);
-    expect(run.output()).toMatch(/PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stderr).toMatch(/PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/);
   }, 180_000);
 
   it('warns at start when PAYPAL_TEST_CERT_FILE is set (sandbox)', async () => {

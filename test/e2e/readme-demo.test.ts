@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config/env.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 /** The README's walk-through: the local Stripe stub, a charge still processing, the webhook that settles it. */
 describe('README walk-through with the Stripe stub', () => {
@@ -106,6 +106,7 @@ describe('README walk-through with the Stripe stub', () => {
 
     // What the every-minute cron does: the invoice.charge job charges it (pending at the stub).
     await app.runtime.boss.send(QUEUES.invoiceCharge, {});
+    wakeWorkers(app.runtime.boss, QUEUES.invoiceCharge);
     const charged = await waitFor('the renewal charge', async () => {
       const body = (await app.api('GET', `/v1/invoices/${invoice.id}?expand=transactions`)).body;
       // The sweep clears charge_at once the gateway has the outcome (pending).

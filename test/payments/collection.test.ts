@@ -16,7 +16,7 @@ import { stripeChargeSucceeds } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 const DAY = 86_400_000;
 const T0 = new Date('2027-03-01T06:00:00Z');
@@ -501,6 +501,7 @@ describe('the invoice.charge queue', () => {
       await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
       stripeChargeSucceeds();
       await app.runtime.boss.send(QUEUES.invoiceCharge, {});
+      wakeWorkers(app.runtime.boss, QUEUES.invoiceCharge);
       await waitFor('the worker to charge the invoice', async () => {
         const read = await app.api('GET', `/v1/invoices/${draft.body.id}`);
         return read.body.status === 'PAID';

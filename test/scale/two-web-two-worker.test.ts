@@ -172,7 +172,8 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       await waitFor(
         `web on ${web.base}`,
         async () => (await fetch(`${web.base}/readyz`).catch(() => undefined))?.status === 200,
-        30_000,
+        // Four processes starting at once on busy cores: generous, as a ready one ends the wait.
+        90_000,
       ).catch((error: Error) => {
         throw new Error(`${error.message}; its output:\n${web.output()}`);
       });
@@ -287,5 +288,5 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       .executeTakeFirstOrThrow();
     expect(BigInt(balance.sum)).toBe(0n);
     for (const child of [...webs, ...workers]) expect(child.child.exitCode, child.output()).toBeNull();
-  }, 180_000);
+  }, 300_000);
 });

@@ -4,6 +4,9 @@ import path from 'node:path';
 /** The CLI's entry point, as `npm start` and `npm run cli` run it. */
 export const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 
+/** The bin shim `npx billhook` runs (it imports MAIN). */
+export const BIN = path.resolve(import.meta.dirname, '../../bin/billhook.js');
+
 /** A `billhook …` child process with its output (stdout and stderr) so far. */
 export interface Run {
   child: ChildProcess;
@@ -14,11 +17,17 @@ export interface Run {
 
 /**
  * Starts `billhook <args>` on the suite's Node with `LOG_LEVEL=warn` and `env` over this process's
- * environment; `detached` gives it its own process group (so a test can signal the whole tree).
+ * environment; `detached` gives it its own process group (so a test can signal the whole tree);
+ * `entry` is the script run (MAIN, or BIN).
  */
-export function billhook(args: string[], env: Record<string, string> = {}, detached = false): Run {
+export function billhook(
+  args: string[],
+  env: Record<string, string> = {},
+  detached = false,
+  entry = MAIN,
+): Run {
   let output = '';
-  const child = spawn(process.execPath, [MAIN, ...args], {
+  const child = spawn(process.execPath, [entry, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     detached,
     stdio: ['ignore', 'pipe', 'pipe'],

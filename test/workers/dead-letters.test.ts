@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 const basic = `Basic ${Buffer.from(`${ADMIN_KEY}:`).toString('base64')}`;
 
@@ -126,8 +126,9 @@ describe('dead letters of webhook.process', () => {
     await sql`DELETE FROM pgboss.job WHERE name = 'webhook.process.dead' AND data->'inboxIds' ? ${expired}`.execute(
       app.runtime.db,
     );
-    // The sweep's worker looks for jobs every 30 s.
+    // The sweep's worker looks for jobs every 30 s: woken, it takes the job at once.
     await app.runtime.boss.send(QUEUES.inboxSweep, {});
+    wakeWorkers(app.runtime.boss, QUEUES.inboxSweep);
     await waitFor('the sweep', async () => (await statusOf(expired)).status === 'exception', 90_000);
     expect((await statusOf(expired)).outcome).toBe('abandoned: stripe did not answer the lookup');
     expect(await statusOf(waiting)).toMatchObject({ status: 'retrying', outcome: null });
