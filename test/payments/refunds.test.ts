@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockInvoice } from '../../src/billing/invoices.ts';
+import type { Db } from '../../src/db/database.ts';
+import type { TransactionRow } from '../../src/db/schema.ts';
+import { ValidationError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { createRefund, type RefundResult, recordRefundResult } from '../../src/payments/refunds.ts';
+import { type ChargeResult, recordChargeResult } from '../../src/payments/transactions.ts';
+import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+
+/**
+ * `createRefund` and `recordRefundResult` on a real database, without HTTP or gateway: refunds never
+ * exceed what was captured, a succeeded refund issues its credit note and posts `re_…:succeeded`
+ * once, and a refund that fails after succeeding is reversed (`re_…:reversed`). Each case books in a
+ * currency of its own.
+ */
+describe('refunds', () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await moneyCoreDatabase();
+  });
+  afterAll(() => db?.destroy());
+
+  /** A paid invoice: `pendingCharge`, then the charge recorded succeeded (optionally a partial capture). */
+  async function paid(o: Parameters<typeof pendingCharge>[1], result: Partial<ChargeResult> = {}) {
+    const charge = await pendingCharge(db, o);
+    const recorded = await inUnitOfWork(db, {}, (work) =>
+      recordChargeResult(work, charge.transaction, {
+        status: 'succeeded',
+        gatewayTransactionId: `pi_${charge.transaction.id}`,
+        ...result,
+      }),
+    );
+    return { ...charge, transaction: recorded.transaction };
+  }
+  /** Commits a pending refund of `amount` as `refundInvoice` does (the invoice locked first). */
+  const refund = (transaction: TransactionRow, amount: bigint) =>
+    inUnitOfWork(db, {}, async (work) => {
+      await lockInvoice(work, transaction.invoice_id!);
+      return createRefund(work, transaction, { amount });
+    });
+  const record = (refundId: string, result: RefundResult) =>
+    inUnitOfWork(db, {}, (work) => recordRefundResult(work, refundId, result));
+  const invoiceRow = (id: string) =>
+    db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+  it('a succeeded refund issues its credit note and posts refunds and tax payable against the clearing account', async () => {
+    // 1000 + 10% tax = 1100 paid; half refunded: 550 = 500 of the sale + 50 of its tax.
+    const { invoice, transaction } = await paid({ currency: 'USD', taxRatePpm: 100_000 });
+    const row = await refund(transaction, 550n);
+    expect(row).toMatchObject({
+      status: 'pending',
+      amount: 550n,
+      invoice_id: invoice.id,
+      gateway_refund_id: null,
+    });
+    expect(await entryPostings(db, `${row.id}:succeeded`)).toBeUndefined();
+
+    const recorded = await record(row.id, { status: 'succeeded', gatewayRefundId: 're_usd_1' });
+    expect(recorded.kind).toBe('applied');
+    expect(recorded.refund).toMatchObject({ status: 'succeeded', gateway_refund_id: 're_usd_1' });
+    const note = await db
+      .selectFrom('credit_notes')
+      .selectAll()
+      .where('refund_id', '=', row.id)
+      .executeTakeFirstOrThrow();
+    expect(note).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n, status: 'ISSUED' });
+    expect(await entryPostings(db, `${row.id}:succeeded`)).toEqual({
+      refunds: 500n,
+      tax_payable: 50n,
+      'gateway_clearing:stripe': -550n,
+    });
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 550n,
+    });
+    // Paid: clearing +1100; refunded: clearing −550, refunds +500, tax payable +50.
+    expect(await booksIn(db, 'USD')).toEqual({
+      'gateway_clearing:stripe': 550n,
+      'receivable:customer': 0n,
+      refunds: 500n,
+      revenue: -1000n,
+      tax_payable: -50n,
+    });
+    // The same result again is a duplicate: nothing posts twice.
+    expect((await record(row.id, { status: 'succeeded', gatewayRefundId: 're_usd_1' })).kind).toBe(
+      'duplicate',
+    );
+    expect((await booksIn(db, 'USD')).refunds).toBe(500n);
+  });
+
+  it('never refunds more than was captured: refunds in flight count, failed ones free their amount', async () => {
+    // Authorize.Net captured 800 of a 1100 charge (a partial capture): 800 is all that can go back.
+    const { transaction } = await paid(
+      { currency: 'CAD', amount: 1100n, gateway: 'authorizenet' },
+      { amountCaptured: 800n },
+    );
+    expect(transaction).toMatchObject({ amount: 1100n, amount_captured: 800n });
+    await expect(refund(transaction, 801n)).rejects.toBeInstanceOf(ValidationError);
+
+    const first = await refund(transaction, 500n); // pending: 300 left
+    await expect(refund(transaction, 301n)).rejects.toMatchObject({
+      fields: { amount: 'at most 300 can be refunded (paid 800 CAD)' },
+    });
+    const second = await refund(transaction, 300n); // 0 left
+    await expect(refund(transaction, 1n)).rejects.toBeInstanceOf(ValidationError);
+
+    await record(first.id, { status: 'failed', failureCode: 'insufficient_funds' }); // 500 free again
+    await expect(refund(transaction, 501n)).rejects.toBeInstanceOf(ValidationError);
+    const third = await refund(transaction, 500n);
+    const rows = await db
+      .selectFrom('refunds')
+      .select(['id', 'amount', 'status'])
+      .where('transaction_id', '=', transaction.id)
+      .orderBy('amount')
+      .execute();
+    expect(rows.map((r) => [r.id, r.amount, r.status]).sort()).toEqual(
+      [
+        [first.id, 500n, 'failed'],
+        [second.id, 300n, 'pending'],
+        [third.id, 500n, 'pending'],
+      ].sort(),
+    );
+    // Nothing succeeded: no refund reached the ledger.
+    expect((await booksIn(db, 'CAD')).refunds).toBeUndefined();
+  });
+
+  it('a refund that fails after succeeding is reversed: credit note voided, postings negated, the invoice PAID again', async () => {
+    const { invoice, transaction } = await paid({ currency: 'AUD', amount: 2000n });
+    const booksPaid = await booksIn(db, 'AUD');
+    const row = await refund(transaction, 2000n);
+    await record(row.id, { status: 'succeeded', gatewayRefundId: 're_aud_1' });
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000n });
+
+    const failed = await record(row.id, { status: 'failed', failureCode: 'expired_or_canceled_card' });
+    expect(failed.kind).toBe('applied');
+    expect(failed.refund).toMatchObject({ status: 'failed', failure_code: 'expired_or_canceled_card' });
+    // re_…:succeeded was refunds +2000, clearing −2000; re_…:reversed is its negation.
+    expect(await entryPostings(db, `${row.id}:reversed`)).toEqual({
+      refunds: -2000n,
+      'gateway_clearing:stripe': 2000n,
+    });
+    expect(
+      await db.selectFrom('credit_notes').select('status').where('refund_id', '=', row.id).execute(),
+    ).toEqual([{ status: 'VOID' }]);
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'PAID', amount_refunded: 0n });
+    expect(await booksIn(db, 'AUD')).toEqual({ ...booksPaid, refunds: 0n });
+    // Failed is final: a late success is stale and posts nothing.
+    expect((await record(row.id, { status: 'succeeded', gatewayRefundId: 're_aud_1' })).kind).toBe('stale');
+    expect(await booksIn(db, 'AUD')).toEqual({ ...booksPaid, refunds: 0n });
+  });
+});

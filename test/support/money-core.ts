@@ -1,0 +1,99 @@
+import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { createDb, type Db } from '../../src/db/database.ts';
+import { newId } from '../../src/db/ids.ts';
+import type { InvoiceRow, TransactionRow } from '../../src/db/schema.ts';
+import type { GatewayName } from '../../src/gateways/types.ts';
+import { listBalances } from '../../src/ledger/balances.ts';
+import { createTestDatabase } from './database.ts';
+import { insertCustomer } from './plans.ts';
+
+/**
+ * A database of its own for a test file of the money core (a clone of the migrated template), as
+ * billhook's pool opens it: no HTTP, no pg-boss. Destroy it in `afterAll`.
+ */
+export async function moneyCoreDatabase(): Promise<Db> {
+  return createDb(await createTestDatabase(), 4);
+}
+
+/** What `pendingCharge` makes. Amounts in minor units of `currency`. */
+export interface PendingChargeOptions {
+  /** The invoice's one line, before tax (default 1000). */
+  amount?: bigint;
+  /** Tax on the line, parts per million (default none). */
+  taxRatePpm?: number;
+  currency: string;
+  gateway?: GatewayName;
+}
+
+/**
+ * A customer, a finalized (OPEN) one-line invoice and a `pending` payment attempt of everything it
+ * asks, inserted as `startCharge` commits one before calling the gateway (no payment method, no
+ * gateway id yet): what the reconciliation and the payment records start from.
+ */
+export async function pendingCharge(
+  db: Db,
+  o: PendingChargeOptions,
+): Promise<{ customerId: string; invoice: InvoiceRow; transaction: TransactionRow }> {
+  const customerId = await insertCustomer(db);
+  const draft = await createInvoice(db, {
+    customerId,
+    currency: o.currency,
+    lines: [
+      {
+        description: 'Pro plan',
+        unitAmount: o.amount ?? 1000n,
+        quantity: 1,
+        type: 'CHARGE',
+        taxRatePpm: o.taxRatePpm,
+      },
+    ],
+  });
+  const invoice = await finalizeInvoice(db, draft.id);
+  const transaction = await db
+    .insertInto('transactions')
+    .values({
+      id: newId('txn'),
+      invoice_id: invoice.id,
+      customer_id: customerId,
+      gateway: o.gateway ?? 'stripe',
+      amount: invoice.amount_due,
+      currency: o.currency,
+      status: 'pending',
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { customerId, invoice, transaction };
+}
+
+/** Account codes with customer ids (`cus_…`) written `customer`, so a test can name them. */
+const named = (code: string) => code.replace(/cus_\w+/, 'customer');
+
+/**
+ * The postings of the journal entry with `idempotencyKey` (e.g. `txn_…:succeeded`), by account code
+ * (customer ids written `customer`), minor units, debit positive; undefined when there is no such
+ * entry.
+ */
+export async function entryPostings(
+  db: Db,
+  idempotencyKey: string,
+): Promise<Record<string, bigint> | undefined> {
+  const rows = await db
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['a.code', 'p.amount'])
+    .where('e.idempotency_key', '=', idempotencyKey)
+    .execute();
+  if (rows.length === 0) return undefined;
+  return Object.fromEntries(rows.map((row) => [named(row.code), BigInt(row.amount)]));
+}
+
+/**
+ * The balances of every account in `currency` (`listBalances`), by code (customer ids written
+ * `customer`), minor units, debit positive. A test that books in a currency of its own reads its
+ * own books in a database shared by its file.
+ */
+export async function booksIn(db: Db, currency: string): Promise<Record<string, bigint>> {
+  const accounts = await listBalances(db, { currency, limit: 1000 });
+  return Object.fromEntries(accounts.map((account) => [named(account.code), account.balance]));
+}
