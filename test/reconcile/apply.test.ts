@@ -1,0 +1,313 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.ts';
+import type { Db } from '../../src/db/database.ts';
+import { newId } from '../../src/db/ids.ts';
+import { createRegistry } from '../../src/gateways/registry.ts';
+import type { PaymentEvent } from '../../src/gateways/types.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
+import { processInboxEvents } from '../../src/reconcile/process.ts';
+import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
+
+let db: Db;
+beforeAll(async () => {
+  db = await moneyCoreDatabase();
+});
+afterAll(() => db?.destroy());
+
+let delivered = 0;
+/** A canonical Stripe event as `StripeWebhook.normalize` returns one; amount in minor units. */
+function stripeEvent(
+  e: Pick<PaymentEvent, 'type' | 'amount' | 'currency'> & Partial<PaymentEvent>,
+): PaymentEvent {
+  return {
+    gateway: 'stripe',
+    gatewayEventId: `evt_by_hand_${++delivered}`,
+    occurredAt: new Date(),
+    raw: {},
+    ...e,
+  };
+}
+
+/** Applies one event as a reconcile batch of one does: charges locked ahead, entries deferred to the end. */
+const apply = (event: PaymentEvent) =>
+  inUnitOfWork(db, { defer: true }, async (work) => {
+    await lockChargesAhead(work, [event]);
+    return applyEvent(work, event);
+  });
+const rowOf = (table: 'transactions' | 'invoices', id: string) =>
+  db.selectFrom(table).selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const entriesOf = (sourceId: string) =>
+  db.selectFrom('journal_entries').select('idempotency_key').where('source_id', '=', sourceId).execute();
+
+/**
+ * `applyEvent` on a real database, with the events built by hand (no HTTP, no gateway, no queue):
+ * each event is matched to its charge, refund or dispute and moves it forward once; what does not fit
+ * is reported, and what is not known yet is left for a retry. Each case books in a currency of its own.
+ */
+describe('applyEvent', () => {
+  it('charge.succeeded settles the pending attempt it names: txn_…:succeeded posted, the invoice PAID', async () => {
+    // EUR 46.20, matched by our reference before the gateway's id was known.
+    const { invoice, transaction } = await pendingCharge(db, { currency: 'EUR', amount: 4620n });
+    const succeeded = stripeEvent({
+      type: 'charge.succeeded',
+      gatewayTransactionId: 'pi_eur_settles',
+      reference: transaction.id,
+      amount: 4620n,
+      currency: 'EUR',
+    });
+    expect(await apply(succeeded)).toEqual({ kind: 'applied', transactionId: transaction.id });
+    expect(await rowOf('transactions', transaction.id)).toMatchObject({
+      status: 'succeeded',
+      gateway_transaction_id: 'pi_eur_settles',
+    });
+    expect(await rowOf('invoices', invoice.id)).toMatchObject({ status: 'PAID', amount_paid: 4620n });
+    expect(await entryPostings(db, `${transaction.id}:succeeded`)).toEqual({
+      'gateway_clearing:stripe': 4620n,
+      'receivable:customer': -4620n,
+    });
+    expect(await booksIn(db, 'EUR')).toEqual({
+      'gateway_clearing:stripe': 4620n,
+      'receivable:customer': 0n,
+      revenue: -4620n,
+    });
+  });
+
+  it('a duplicate changes nothing: the same event again, or another delivery of it by the gateway id', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'GBP', amount: 1500n });
+    const succeeded = stripeEvent({
+      type: 'charge.succeeded',
+      gatewayTransactionId: 'pi_gbp_twice',
+      reference: transaction.id,
+      amount: 1500n,
+      currency: 'GBP',
+    });
+    await apply(succeeded);
+    const books = await booksIn(db, 'GBP');
+    expect(await apply(succeeded)).toEqual({ kind: 'duplicate', transactionId: transaction.id });
+    const redelivered = { ...succeeded, gatewayEventId: 'evt_gbp_again', reference: undefined };
+    expect(await apply(redelivered)).toEqual({ kind: 'duplicate', transactionId: transaction.id });
+    expect(await entriesOf(transaction.id)).toEqual([{ idempotency_key: `${transaction.id}:succeeded` }]);
+    expect(await booksIn(db, 'GBP')).toEqual(books);
+  });
+
+  it('an amount that differs from the attempt is reported as amount_mismatch and nothing is booked', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'CHF', amount: 1000n });
+    const short = stripeEvent({
+      type: 'charge.succeeded',
+      gatewayTransactionId: 'pi_chf_short',
+      reference: transaction.id,
+      amount: 990n, // Stripe does not capture partially: 990 of 1000 is not this payment's amount
+      currency: 'CHF',
+    });
+    expect(await apply(short)).toMatchObject({
+      kind: 'exception',
+      exception: 'amount_mismatch',
+      transactionId: transaction.id,
+    });
+    expect(await rowOf('transactions', transaction.id)).toMatchObject({ status: 'pending' });
+    expect(await entriesOf(transaction.id)).toEqual([]);
+    expect(await booksIn(db, 'CHF')).toEqual({ 'receivable:customer': 1000n, revenue: -1000n });
+  });
+
+  it('a refund before its charge is not found yet (retry); once the charge succeeded it is recorded and posted', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'SEK', amount: 2000n });
+    // Stripe's refund of 500 on pi_sek_early arrives before the PaymentIntent's success.
+    const refunded = stripeEvent({
+      type: 'refund.succeeded',
+      gatewayTransactionId: 'pi_sek_early',
+      gatewayRefundId: 're_sek_early',
+      amount: 500n,
+      currency: 'SEK',
+    });
+    expect(await apply(refunded)).toMatchObject({ kind: 'not_found' });
+    const succeeded = stripeEvent({
+      type: 'charge.succeeded',
+      gatewayTransactionId: 'pi_sek_early',
+      reference: transaction.id,
+      amount: 2000n,
+      currency: 'SEK',
+    });
+    await apply(succeeded);
+
+    expect(await apply(refunded)).toEqual({ kind: 'applied', transactionId: transaction.id });
+    const refund = await db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('transaction_id', '=', transaction.id)
+      .executeTakeFirstOrThrow();
+    expect(refund).toMatchObject({ status: 'succeeded', amount: 500n, gateway_refund_id: 're_sek_early' });
+    // No tax: the credit note is 500 of the sale, all to refunds.
+    expect(await entryPostings(db, `${refund.id}:succeeded`)).toEqual({
+      refunds: 500n,
+      'gateway_clearing:stripe': -500n,
+    });
+    expect(await booksIn(db, 'SEK')).toEqual({
+      'gateway_clearing:stripe': 1500n,
+      'receivable:customer': 0n,
+      refunds: 500n,
+      revenue: -2000n,
+    });
+  });
+
+  it('dispute opened, won and lost move clearing, disputed funds and chargeback losses', async () => {
+    /** A payment of 3000 NOK settled by its charge.succeeded. */
+    const settled = async (intent: string) => {
+      const { transaction } = await pendingCharge(db, { currency: 'NOK', amount: 3000n });
+      await apply(
+        stripeEvent({
+          type: 'charge.succeeded',
+          gatewayTransactionId: intent,
+          reference: transaction.id,
+          amount: 3000n,
+          currency: 'NOK',
+        }),
+      );
+      return transaction;
+    };
+    const dispute = (type: PaymentEvent['type'], intent: string, id: string) =>
+      apply(
+        stripeEvent({
+          type,
+          gatewayTransactionId: intent,
+          gatewayDisputeId: id,
+          amount: 3000n,
+          currency: 'NOK',
+        }),
+      );
+    const won = await settled('pi_nok_won');
+    const lost = await settled('pi_nok_lost');
+    // Paid twice: clearing 6000.
+    expect(await dispute('dispute.opened', 'pi_nok_won', 'du_nok_won')).toMatchObject({ kind: 'applied' });
+    expect(await dispute('dispute.opened', 'pi_nok_lost', 'du_nok_lost')).toMatchObject({ kind: 'applied' });
+    // Both opened: 6000 withheld, clearing 0.
+    expect(await booksIn(db, 'NOK')).toMatchObject({ 'gateway_clearing:stripe': 0n, disputed_funds: 6000n });
+
+    expect(await dispute('dispute.won', 'pi_nok_won', 'du_nok_won')).toEqual({
+      kind: 'applied',
+      transactionId: won.id,
+    });
+    expect(await dispute('dispute.lost', 'pi_nok_lost', 'du_nok_lost')).toEqual({
+      kind: 'applied',
+      transactionId: lost.id,
+    });
+    const statuses = await db
+      .selectFrom('disputes')
+      .select(['transaction_id', 'status'])
+      .where('currency', '=', 'NOK')
+      .orderBy('status')
+      .execute();
+    expect(statuses).toEqual([
+      { transaction_id: lost.id, status: 'lost' },
+      { transaction_id: won.id, status: 'won' },
+    ]);
+    // Won: 3000 back to clearing. Lost: 3000 from disputed funds to chargeback losses.
+    expect(await booksIn(db, 'NOK')).toEqual({
+      chargeback_losses: 3000n,
+      disputed_funds: 0n,
+      'gateway_clearing:stripe': 3000n,
+      'receivable:customer': 0n,
+      revenue: -6000n,
+    });
+  });
+});
+
+/**
+ * `processInboxEvents` over stored Stripe deliveries (real payloads of test/fixtures/stripe), with
+ * Stripe's webhook half only (no secret key: Stripe is never asked anything): how an event's result
+ * becomes the row's outcome.
+ */
+describe('processInboxEvents', () => {
+  const registry = createRegistry(loadConfig({ STRIPE_WEBHOOK_SECRET: 'whsec_money_core' }));
+  /** Stores a Stripe delivery in the inbox, as the receiver does after verifying it. */
+  async function stored(body: string): Promise<string> {
+    const event = JSON.parse(body);
+    const id = newId('evt');
+    await db
+      .insertInto('inbox')
+      .values({ id, gateway: 'stripe', gateway_event_id: event.id, event_type: event.type, body })
+      .execute();
+    return id;
+  }
+  const process = (inboxId: string) => processInboxEvents(db, registry, [{ inboxId, finalAttempt: false }]);
+  const inboxRow = (id: string) =>
+    db.selectFrom('inbox').select(['status', 'outcome']).where('id', '=', id).executeTakeFirstOrThrow();
+
+  it('an amount mismatch becomes a reconciliation exception on the row, and the attempt stays pending', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'PLN', amount: 4620n });
+    const inbox = await stored(
+      paymentIntentSucceeded({
+        eventId: 'evt_pln_mismatch',
+        intentId: 'pi_pln_mismatch',
+        amount: 4600,
+        currency: 'pln',
+        reference: transaction.id,
+      }),
+    );
+    expect(await process(inbox)).toEqual(['exception']);
+    expect(await inboxRow(inbox)).toEqual({ status: 'exception', outcome: 'amount_mismatch' });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'status', 'transaction_id', 'message'])
+      .where('inbox_id', '=', inbox)
+      .execute();
+    expect(exceptions).toEqual([
+      {
+        kind: 'amount_mismatch',
+        status: 'open',
+        transaction_id: transaction.id,
+        message: `event evt_pln_mismatch says 4600 PLN; ${transaction.id} is 4620 PLN (minor units)`,
+      },
+    ]);
+    expect(await rowOf('transactions', transaction.id)).toMatchObject({ status: 'pending' });
+    expect((await booksIn(db, 'PLN'))['gateway_clearing:stripe']).toBeUndefined();
+  });
+
+  it('a refund delivered before its charge is retried, then processed once the charge is', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'CZK', amount: 10_000n });
+    const template = stripeFixture('webhook.charge.refund.updated.json');
+    const refund = await stored(
+      JSON.stringify({
+        ...template,
+        id: 'evt_czk_refund',
+        data: {
+          object: {
+            ...template.data.object,
+            id: 're_czk_early',
+            amount: 2500,
+            currency: 'czk',
+            payment_intent: 'pi_czk_late',
+          },
+        },
+      }),
+    );
+    expect(await process(refund)).toEqual(['retry']);
+    expect(await inboxRow(refund)).toMatchObject({ status: 'retrying' });
+    expect(
+      await db.selectFrom('refunds').select('id').where('transaction_id', '=', transaction.id).execute(),
+    ).toEqual([]);
+
+    const charge = await stored(
+      paymentIntentSucceeded({
+        eventId: 'evt_czk_charge',
+        intentId: 'pi_czk_late',
+        amount: 10_000,
+        currency: 'czk',
+        reference: transaction.id,
+      }),
+    );
+    expect(await process(charge)).toEqual(['processed']);
+    expect(await process(refund)).toEqual(['processed']);
+    expect(await inboxRow(refund)).toEqual({ status: 'processed', outcome: 'applied' });
+    // Paid 10000, refunded 2500 of it: clearing 7500.
+    expect(await booksIn(db, 'CZK')).toEqual({
+      'gateway_clearing:stripe': 7500n,
+      'receivable:customer': 0n,
+      refunds: 2500n,
+      revenue: -10_000n,
+    });
+    // Processed rows are done: processing them again changes nothing.
+    expect(await process(refund)).toEqual(['already_done']);
+  });
+});
