@@ -19,6 +19,7 @@ import {
 } from '../gateways/authorizenet/support.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -107,11 +108,7 @@ describe('Authorize.Net end to end: charge, notifications, refunds', () => {
   beforeAll(async () => {
     app = await startOfflineTestApp(ANET_ENV);
   });
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(async () => {
     await stopOfflineTestApp(app);
   });
@@ -402,11 +399,7 @@ describe('Authorize.Net end to end: an account with several currencies, and a pa
   beforeAll(async () => {
     app = await startOfflineTestApp(ANET_ENV);
   });
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(async () => {
     await stopOfflineTestApp(app);
   });

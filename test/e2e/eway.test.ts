@@ -10,6 +10,7 @@ import {
 } from '../gateways/eway/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -94,11 +95,7 @@ describe('eWAY end to end: token payments, callback hints, refunds', () => {
       EWAY_API_BASE,
     });
   });
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(async () => {
     await stopOfflineTestApp(app);
   });

@@ -11,6 +11,7 @@ import {
 } from '../gateways/authorizenet/support.ts';
 import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -86,11 +87,7 @@ describe('POST /v1/transactions/:id/void', () => {
       AUTHORIZENET_API_BASE: ANET_BASE,
     });
   });
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(async () => {
     await stopOfflineTestApp(app);
   });

@@ -2,6 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizeNetClient } from '../../../src/gateways/authorizenet/client.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { expectEveryMockUsed } from '../../support/nock.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   API_PATH,
@@ -48,11 +49,7 @@ const refundRequest = (amount = 1000n) => ({
 });
 
 beforeAll(() => nock.disableNetConnect());
-afterEach(() => {
-  const pending = nock.pendingMocks();
-  nock.cleanAll();
-  expect(pending).toEqual([]);
-});
+afterEach(expectEveryMockUsed);
 afterAll(() => nock.enableNetConnect());
 
 describe('AuthorizeNetClient.charge', () => {

@@ -5,6 +5,7 @@ import { parseAnetJson } from '../../../src/gateways/authorizenet/conventions.ts
 import { signAuthorizenetPayload } from '../../../src/gateways/authorizenet/test-events.ts';
 import { AuthorizeNetWebhook } from '../../../src/gateways/authorizenet/webhook.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../../../src/gateways/types.ts';
+import { expectEveryMockUsed } from '../../support/nock.ts';
 import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   anetFixture,
@@ -109,11 +110,7 @@ describe('AuthorizeNetWebhook.verify', () => {
 
 describe('AuthorizeNetWebhook.normalize', () => {
   beforeAll(() => nock.disableNetConnect());
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(() => nock.enableNetConnect());
 
   /** A notification fixture with another event type (real bodies exist only for authcapture and fraud.held). */

@@ -4,6 +4,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EwayClient } from '../../../src/gateways/eway/client.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
+import { expectEveryMockUsed } from '../../support/nock.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import {
   EWAY_TEST_AUTHORIZATION,
@@ -44,11 +45,7 @@ describe('EwayClient', () => {
     nock.disableNetConnect();
     nock.enableNetConnect(/127\.0\.0\.1/);
   });
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(() => nock.enableNetConnect());
 
   describe('charge', () => {

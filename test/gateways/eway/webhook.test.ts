@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EwayWebhook, parseHint } from '../../../src/gateways/eway/webhook.ts';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { WebhookPayloadError } from '../../../src/gateways/types.ts';
+import { expectEveryMockUsed } from '../../support/nock.ts';
 import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import { EWAY_TEST_AUTHORIZATION, EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture } from './fixtures.ts';
 
@@ -112,11 +113,7 @@ describe('EwayWebhook.verify (an untrusted hint: shape only)', () => {
 
 describe('EwayWebhook.normalize (asks eWAY, believes only eWAY)', () => {
   beforeAll(() => nock.disableNetConnect());
-  afterEach(() => {
-    const pending = nock.pendingMocks();
-    nock.cleanAll();
-    expect(pending).toEqual([]);
-  });
+  afterEach(expectEveryMockUsed);
   afterAll(() => nock.enableNetConnect());
 
   it('maps an approved transaction to charge.succeeded with integer minor units and eWAY ids', async () => {
