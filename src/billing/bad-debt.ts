@@ -2,7 +2,7 @@ import type { Db } from '../db/database.ts';
 import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { badDebtWrittenOff } from '../ledger/movements.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
@@ -12,8 +12,13 @@ import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from 
  * reverses the write-off for what it pays (`applyPayment`) and can make the invoice PAID.
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
  */
-export async function markUncollectible(db: Db, id: string, now: Date): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+export async function markUncollectible(
+  db: Db,
+  actor: Actor,
+  id: string,
+  now: Date,
+): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'OPEN') {
       throw new ConflictError(

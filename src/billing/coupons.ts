@@ -10,7 +10,7 @@ import type {
   SubscriptionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { applyRate } from '../money/rates.ts';
 
 /**
@@ -43,7 +43,7 @@ function couponActivity(work: UnitOfWork, coupon: CouponRow, action: string, dat
  * @throws ValidationError when the discount or duration fields do not fit together
  * @throws ConflictError `coupon_code_taken` when another coupon has the code
  */
-export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow> {
+export async function createCoupon(db: Db, actor: Actor, input: NewCoupon): Promise<CouponRow> {
   const fields: Record<string, string> = {};
   if ((input.percentOffPpm === undefined) === (input.amountOff === undefined))
     fields.percent_off = 'give exactly one of percent_off or amount_off';
@@ -53,7 +53,7 @@ export async function createCoupon(db: Db, input: NewCoupon): Promise<CouponRow>
     fields.duration_in_periods = 'required with duration REPEATING, and only with it';
   if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
   if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const coupon = await work.trx
       .insertInto('coupons')
       .values({
@@ -96,12 +96,17 @@ export interface CouponUpdate {
  * `coupon.updated`; an update that gives none of them changes nothing and returns the coupon.
  * @throws NotFoundError when there is no coupon `id`
  */
-export async function updateCoupon(db: Db, id: string, update: CouponUpdate): Promise<CouponRow> {
+export async function updateCoupon(
+  db: Db,
+  actor: Actor,
+  id: string,
+  update: CouponUpdate,
+): Promise<CouponRow> {
   if (update.name === undefined && update.active === undefined && update.metadata === undefined) {
     // Nothing to change (`{}`): the coupon as it is, as an empty product update answers.
     return getCoupon(db, id);
   }
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const coupon = await work.trx
       .updateTable('coupons')
       .set({

@@ -8,7 +8,7 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
 export interface NewCustomer {
@@ -22,8 +22,8 @@ export interface NewCustomer {
  * Creates a customer.
  * @throws ConflictError `external_id_taken` when another customer has the same external id
  */
-export async function createCustomer(db: Db, input: NewCustomer): Promise<CustomerRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function createCustomer(db: Db, actor: Actor, input: NewCustomer): Promise<CustomerRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const row = await work.trx
       .insertInto('customers')
       .values({
@@ -71,8 +71,12 @@ export interface NewPaymentMethod {
  * customer's default.
  * @throws NotFoundError when the customer does not exist
  */
-export async function createPaymentMethod(db: Db, input: NewPaymentMethod): Promise<PaymentMethodRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function createPaymentMethod(
+  db: Db,
+  actor: Actor,
+  input: NewPaymentMethod,
+): Promise<PaymentMethodRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const customer = await work.trx
       .selectFrom('customers')
       .select('id')
@@ -235,9 +239,14 @@ export interface CustomerUpdate {
  * @throws NotFoundError when there is no customer `id`
  * @throws ConflictError `external_id_taken` when another customer has the external id
  */
-export async function updateCustomer(db: Db, id: string, update: CustomerUpdate): Promise<CustomerRow> {
+export async function updateCustomer(
+  db: Db,
+  actor: Actor,
+  id: string,
+  update: CustomerUpdate,
+): Promise<CustomerRow> {
   try {
-    return await inUnitOfWork(db, {}, async (work) => {
+    return await inUnitOfWork(db, { actor }, async (work) => {
       const row = await work.trx
         .selectFrom('customers')
         .selectAll()
@@ -286,8 +295,8 @@ export async function updateCustomer(db: Db, id: string, update: CustomerUpdate)
  * the default: nothing changes and nothing is logged.
  * @throws NotFoundError when there is no payment method `id`
  */
-export async function makeDefaultPaymentMethod(db: Db, id: string): Promise<PaymentMethodRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function makeDefaultPaymentMethod(db: Db, actor: Actor, id: string): Promise<PaymentMethodRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const method = await getPaymentMethod(work.trx, id);
     await work.trx
       .selectFrom('customers')

@@ -2,7 +2,7 @@ import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceLineRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   getInvoice,
   type InvoiceWithLines,
@@ -30,8 +30,13 @@ function asNewLine(line: InvoiceLineRow): NewLine {
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_draft` unless DRAFT
  * @throws ValidationError (`amount`) when the line is too large or credits would exceed the charges
  */
-export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+export async function addInvoiceLine(
+  db: Db,
+  actor: Actor,
+  id: string,
+  line: NewLine,
+): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'DRAFT') {
       throw new ConflictError(
@@ -104,8 +109,13 @@ export async function addInvoiceLine(db: Db, id: string, line: NewLine): Promise
  * `invoice.updated`. A time in the past means "at the next sweep".
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_editable` in other states
  */
-export async function setChargeAt(db: Db, id: string, chargeAt: Date | null): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+export async function setChargeAt(
+  db: Db,
+  actor: Actor,
+  id: string,
+  chargeAt: Date | null,
+): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'DRAFT' && invoice.status !== 'OPEN') {
       throw new ConflictError(

@@ -12,7 +12,7 @@ import {
   invoiceVoided,
   offlinePaymentReceived,
 } from '../ledger/movements.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
@@ -145,8 +145,8 @@ export function invoiceAmounts(lines: readonly NewLine[]): {
  * @throws ValidationError when a line (amount × quantity) or the total exceeds 10^15 minor units, or
  * credits exceed charges
  */
-export async function createInvoice(db: Db, input: NewInvoice): Promise<InvoiceWithLines> {
-  return inUnitOfWork(db, {}, (work) => insertInvoice(work, input));
+export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Promise<InvoiceWithLines> {
+  return inUnitOfWork(db, { actor }, (work) => insertInvoice(work, input));
 }
 
 /**
@@ -267,8 +267,8 @@ export async function lockInvoice(work: UnitOfWork, id: string): Promise<Invoice
  * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
  * @throws ConflictError `invoice_not_draft` from any other state
  */
-export async function finalizeInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     await finalizeLocked(work, invoice, new Date());
   });
@@ -461,8 +461,8 @@ export async function reversePayment(
  * back to the customer (`returnAppliedCredit`).
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
-export async function voidInvoice(db: Db, id: string): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+export async function voidInvoice(db: Db, actor: Actor, id: string): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     const inFlight = await work.trx
       .selectFrom('transactions')
@@ -505,10 +505,11 @@ export interface OfflinePayment {
  */
 export async function recordOfflinePayment(
   db: Db,
+  actor: Actor,
   id: string,
   payment: OfflinePayment,
 ): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, {}, async (work) => {
+  await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
     if (invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') {
       throw new ConflictError(

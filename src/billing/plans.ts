@@ -6,7 +6,7 @@ import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, PlanInterval, PlanRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { type PriceModel, PriceModelSchema, priceFor } from './pricing.ts';
 
@@ -247,8 +247,8 @@ export interface NewPlan {
  * @throws NotFoundError when the product does not exist
  * @throws ConflictError `product_inactive` when the product is not active
  */
-export async function createPlan(db: Db, input: NewPlan): Promise<Plan> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function createPlan(db: Db, actor: Actor, input: NewPlan): Promise<Plan> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const product = await work.trx
       .selectFrom('products')
       .select(['id', 'active'])
@@ -309,8 +309,8 @@ export interface PlanUpdate {
  * `plan.updated` with the changed fields; a body changing nothing changes and logs nothing.
  * @throws NotFoundError when there is no plan `id`
  */
-export async function updatePlan(db: Db, id: string, update: PlanUpdate): Promise<Plan> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function updatePlan(db: Db, actor: Actor, id: string, update: PlanUpdate): Promise<Plan> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const row = await work.trx
       .selectFrom('plans')
       .selectAll()

@@ -5,7 +5,7 @@ import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ProductRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** A new product: what is sold (plans price it). `externalId` is the caller's own id, unique when given. */
 export interface NewProduct {
@@ -19,8 +19,8 @@ export interface NewProduct {
  * Creates an active product and logs `product.created`.
  * @throws ConflictError `external_id_taken` when another product has the same external id
  */
-export async function createProduct(db: Db, input: NewProduct): Promise<ProductRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function createProduct(db: Db, actor: Actor, input: NewProduct): Promise<ProductRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const row = await work.trx
       .insertInto('products')
       .values({
@@ -67,8 +67,13 @@ export interface ProductUpdate {
  * it only refuses new plans of it.
  * @throws NotFoundError when there is no product `id`
  */
-export async function updateProduct(db: Db, id: string, update: ProductUpdate): Promise<ProductRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function updateProduct(
+  db: Db,
+  actor: Actor,
+  id: string,
+  update: ProductUpdate,
+): Promise<ProductRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const row = await work.trx
       .selectFrom('products')
       .selectAll()

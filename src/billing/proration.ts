@@ -5,7 +5,7 @@ import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/sch
 import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -73,12 +73,13 @@ const seconds = (ms: number) => BigInt(Math.floor(ms / 1000));
  */
 export async function changeSubscription(
   db: Db,
+  actor: Actor,
   id: string,
   change: SubscriptionChangeInput,
   now: Date,
   preview: boolean,
 ): Promise<ChangeResult> {
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = (await lockSubscription(work, id))!;
     if (subscription.status === 'SUSPENDED' || subscription.status === 'CANCELLED') {
       throw new ConflictError(

@@ -9,7 +9,7 @@ import type {
   SubscriptionStatus,
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   couponDiscounts,
   couponInEffect,
@@ -345,11 +345,12 @@ export async function lockSubscription(
  */
 export async function renewSubscription(
   db: Db,
+  actor: Actor,
   id: string,
   now: Date,
   skipLocked = false,
 ): Promise<Renewal | null> {
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = await lockSubscription(work, id, skipLocked);
     if (!subscription) return null;
     return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now);
@@ -370,6 +371,7 @@ export interface RenewalSweep {
  */
 export async function renewDueSubscriptions(
   db: Db,
+  actor: Actor,
   now: Date,
   { pageSize = 500, concurrency = 4 }: { pageSize?: number; concurrency?: number } = {},
 ): Promise<RenewalSweep> {
@@ -388,7 +390,7 @@ export async function renewDueSubscriptions(
     const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
     await eachLimited(page, concurrency, async ({ id }) => {
       try {
-        const renewal = await renewSubscription(db, id, now, true);
+        const renewal = await renewSubscription(db, actor, id, now, true);
         sweep.invoices += renewal?.invoices.length ?? 0;
       } catch (error) {
         sweep.failures.push({

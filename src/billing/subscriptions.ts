@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { redeemCoupon } from './coupons.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -158,10 +158,11 @@ export function newSubscriptionRow(
  */
 export async function createSubscription(
   db: Db,
+  actor: Actor,
   input: NewSubscription,
   now: Date,
 ): Promise<SubscriptionChange> {
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const { plan, startAt } = await checkNewSubscription(work.trx, input, now);
     const row = newSubscriptionRow(input, plan, startAt, now);
     const subscription = await work.trx
@@ -191,10 +192,11 @@ export async function getSubscription(db: Kysely<Database>, id: string): Promise
 /** Runs `fn` on subscription `id` locked in a transaction that joined the ledger's writers. */
 async function withSubscription<T>(
   db: Db,
+  actor: Actor,
   id: string,
   fn: (work: UnitOfWork, subscription: SubscriptionRow) => Promise<T>,
 ): Promise<T> {
-  return inUnitOfWork(db, {}, async (work) => fn(work, (await lockSubscription(work, id))!));
+  return inUnitOfWork(db, { actor }, async (work) => fn(work, (await lockSubscription(work, id))!));
 }
 
 /** What `updateSubscription` may change: metadata (replaced) and the payment method charged. */
@@ -209,11 +211,12 @@ export interface SubscriptionUpdate {
  */
 export async function updateSubscription(
   db: Db,
+  actor: Actor,
   id: string,
   update: SubscriptionUpdate,
   now: Date,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, subscription) => {
     if (update.paymentMethodId)
       await checkPaymentMethod(work.trx, subscription.customer_id, update.paymentMethodId);
     const updated = await work.trx
@@ -245,11 +248,12 @@ export async function updateSubscription(
  */
 export async function cancelSubscription(
   db: Db,
+  actor: Actor,
   id: string,
   atPeriodEnd: boolean,
   now: Date,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
     }
@@ -283,8 +287,13 @@ export async function cancelSubscription(
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
  * ACTIVE or PAST_DUE
  */
-export async function suspendSubscription(db: Db, id: string, now: Date): Promise<SubscriptionRow> {
-  return withSubscription(db, id, async (work, subscription) => {
+export async function suspendSubscription(
+  db: Db,
+  actor: Actor,
+  id: string,
+  now: Date,
+): Promise<SubscriptionRow> {
+  return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
@@ -297,8 +306,13 @@ export async function suspendSubscription(db: Db, id: string, now: Date): Promis
  * was invoiced before the suspension; the periods wholly missed while suspended are never invoiced.
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
  */
-export async function reactivateSubscription(db: Db, id: string, now: Date): Promise<SubscriptionChange> {
-  return withSubscription(db, id, async (work, subscription) => {
+export async function reactivateSubscription(
+  db: Db,
+  actor: Actor,
+  id: string,
+  now: Date,
+): Promise<SubscriptionChange> {
+  return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status !== 'SUSPENDED') {
       throw new ConflictError(
         'invalid_subscription_transition',
@@ -332,8 +346,13 @@ export async function reactivateSubscription(db: Db, id: string, now: Date): Pro
  * Redeems coupon `code` on subscription `id` (from its next invoice on).
  * @throws NotFoundError; ConflictError `subscription_cancelled` and as `redeemCoupon`
  */
-export async function addSubscriptionCoupon(db: Db, id: string, code: string): Promise<CouponRedemptionRow> {
-  return withSubscription(db, id, async (work, subscription) => {
+export async function addSubscriptionCoupon(
+  db: Db,
+  actor: Actor,
+  id: string,
+  code: string,
+): Promise<CouponRedemptionRow> {
+  return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }

@@ -6,7 +6,7 @@ import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
@@ -85,10 +85,11 @@ function unbillableReason(
  */
 export async function recordUsageEvent(
   db: Db,
+  actor: Actor,
   input: NewUsageEvent,
   now: Date,
 ): Promise<{ event: UsageEventRow; created: boolean }> {
-  const result = await inUnitOfWork(db, {}, async (work) => {
+  const result = await inUnitOfWork(db, { actor }, async (work) => {
     const stored = await storedEvent(work.trx, input);
     if (stored) return { event: stored, created: false };
     // FOR SHARE: billing (which locks the row FOR UPDATE) waits for this event's commit and bills it,
@@ -155,7 +156,7 @@ export async function recordUsageEvent(
     });
     return { event, created: true };
   });
-  if (result.created) await checkUsageLimits(db, result.event.subscription_id, now);
+  if (result.created) await checkUsageLimits(db, actor, result.event.subscription_id, now);
   return result;
 }
 
@@ -401,8 +402,8 @@ export interface NewUsageLimit {
  * @throws NotFoundError when the customer does not exist
  * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and action
  */
-export async function createUsageLimit(db: Db, input: NewUsageLimit): Promise<UsageLimitRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function createUsageLimit(db: Db, actor: Actor, input: NewUsageLimit): Promise<UsageLimitRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     await getCustomer(work.trx, input.customerId);
     const row = await work.trx
       .insertInto('usage_limits')
@@ -453,9 +454,14 @@ export interface UsageLimitUpdate {
  * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and the
  * new action
  */
-export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpdate): Promise<UsageLimitRow> {
+export async function updateUsageLimit(
+  db: Db,
+  actor: Actor,
+  id: string,
+  update: UsageLimitUpdate,
+): Promise<UsageLimitRow> {
   try {
-    return await inUnitOfWork(db, {}, async (work) => {
+    return await inUnitOfWork(db, { actor }, async (work) => {
       const row = await work.trx
         .selectFrom('usage_limits')
         .selectAll()
@@ -507,7 +513,12 @@ export async function updateUsageLimit(db: Db, id: string, update: UsageLimitUpd
  * @param now the clock of the transition
  * @returns the limits triggered now
  */
-export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date): Promise<UsageLimitRow[]> {
+export async function checkUsageLimits(
+  db: Db,
+  actor: Actor,
+  subscriptionId: string,
+  now: Date,
+): Promise<UsageLimitRow[]> {
   const subscription = await db
     .selectFrom('subscriptions as s')
     .innerJoin('plans as p', 'p.id', 's.plan_id')
@@ -531,7 +542,7 @@ export async function checkUsageLimits(db: Db, subscriptionId: string, now: Date
     )?.amount ?? 0n;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
-    const claimed = await inUnitOfWork(db, {}, async (work) => {
+    const claimed = await inUnitOfWork(db, { actor }, async (work) => {
       const row = await work.trx
         .updateTable('usage_limits')
         .set({ last_triggered_period_start: periodStart })

@@ -243,7 +243,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       'delete every dead letter (the events stay in the inbox, as exceptions: replay one to process it)',
     )
     .action(async () => {
-      const purged = await withServices(io, ({ db, boss }) => purgeDeadLetters(db, boss), true);
+      const purged = await withServices(io, ({ db, boss }) => purgeDeadLetters(db, 'cli', boss), true);
       io.stdout.write(`${purged} dead letter(s) deleted\n`);
     });
 
@@ -325,6 +325,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       const results = await withDb(io, (db) =>
         pollDueTransactions(
           db,
+          'cli',
           logGatewayFailures(createRegistry(cfg), log),
           cfg.POLL_SCHEDULE_SECONDS,
           log,

@@ -4,7 +4,7 @@ import { newId } from '../db/ids.ts';
 import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /** Why an event could not be reconciled automatically. */
 export type ExceptionKind =
@@ -93,10 +93,11 @@ export async function flagDuplicatePayment(work: UnitOfWork, transaction: Transa
  */
 export async function resolveException(
   db: Kysely<Database>,
+  actor: Actor,
   id: string,
   note?: string,
 ): Promise<ReconciliationExceptionRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const current = await work.trx
       .selectFrom('reconciliation_exceptions')
       .selectAll()

@@ -5,7 +5,7 @@ import { type ActivityInput, recordActivity } from '../activities/activities.ts'
 import { authenticate } from '../auth/api-keys.ts';
 import { constantTimeEqual } from '../crypto.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { QUEUES } from '../queue/queues.ts';
 import {
   type DeadLetterJob,
@@ -13,6 +13,7 @@ import {
   purgeDeadLetters,
   retryDeadLetters,
 } from '../workers/dead-letters.ts';
+import { keyActor } from './actor.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
@@ -61,9 +62,11 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     }
     next();
   };
+  /** The actor of a dashboard action: the admin key that asked for it. */
+  const adminActor = (res: Response): Actor => keyActor(String(res.locals.adminKeyId));
   /** Records a dashboard action as an activity whose actor is the admin key that asked for it. */
   const audit = (res: Response, activity: ActivityInput) =>
-    inUnitOfWork(db, { actor: String(res.locals.adminKeyId) }, (work) => recordActivity(work, activity));
+    inUnitOfWork(db, { actor: adminActor(res) }, (work) => recordActivity(work, activity));
   router.use('/admin', requireAdmin, express.urlencoded({ extended: false, limit: '16kb' }));
 
   router.get('/admin/queues', async (_req, res) => {
@@ -150,7 +153,7 @@ ${deadTable}
     res.redirect(303, '/admin/queues');
   });
   router.post('/admin/queues/dead-letters/purge', checkForm, async (_req, res) => {
-    const purged = await purgeDeadLetters(db, boss);
+    const purged = await purgeDeadLetters(db, adminActor(res), boss);
     await audit(res, {
       resourceType: 'dead_letters',
       resourceId: 'all',

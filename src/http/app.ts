@@ -1,7 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { runAs } from '../ledger/unit-of-work.ts';
 import { adminRoutes } from './admin.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';
@@ -71,8 +70,6 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(refuseNulInUrl);
   v1.use(requireApiKey(deps.db, 'read'));
-  // Every activity a request records names its API key as the actor.
-  v1.use((req, _res, next) => runAs(req.apiKey?.id ?? 'api', next));
   v1.use(
     express.json({
       limit: '1mb',

@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { Database, InboxRow, InboxStatus } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 
@@ -98,8 +98,8 @@ async function dropFromDeadLetters(trx: Kysely<Database>, ids: string[]): Promis
  * is. A replay (`replayInboxEvents`) still processes an abandoned event.
  * @returns the ids of the events abandoned
  */
-export async function abandonOrphanedEvents(db: Db): Promise<string[]> {
-  return inUnitOfWork(db, {}, async (work) => {
+export async function abandonOrphanedEvents(db: Db, actor: Actor): Promise<string[]> {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const live = sql<string>`(
       SELECT jsonb_array_elements_text(data->'inboxIds') FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
       WHERE name IN (${QUEUES.webhookProcess}, ${DEAD_WEBHOOKS}) AND state IN ('created', 'retry', 'active')

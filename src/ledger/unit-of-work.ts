@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { writeEntries } from './journal.ts';
@@ -15,14 +14,19 @@ export interface LockableRows {
   transactions: TransactionRow;
 }
 
+/**
+ * Who acts, named on every activity a unit of work records. Passed explicitly from the edge that
+ * starts the work to each function that opens a unit (as its parameter right after the database):
+ * an API key id (`key_…`: the key of a `/v1` request, or the admin key behind a dashboard action),
+ * `api` (a `/v1` request without a key), `webhook`, `scheduler` or `worker` (a queue's handler, from
+ * the worker table), `cli` (a command), `system` (the runtime's start-up work).
+ */
+export type Actor = `key_${string}` | 'api' | 'webhook' | 'scheduler' | 'worker' | 'cli' | 'system';
+
 /** How to open a unit of work. */
 export interface UnitOfWorkOptions {
-  /**
-   * Who acts: an API key id (`key_…`), `webhook`, `scheduler`, `worker`, `cli`, an admin key. Every
-   * activity recorded in the unit carries it. Default: the actor the call chain runs as (`runAs`),
-   * else `system`.
-   */
-  actor?: string;
+  /** Who acts: every activity recorded in the unit carries it. */
+  actor: Actor;
   /**
    * Collect the journal entries and activities the unit writes, and write them at its end, one
    * statement each (entries, then activities), still inside the transaction: for batch work such as
@@ -43,7 +47,7 @@ export class UnitOfWork {
   /** The transaction: every statement of the unit runs on it. */
   readonly trx: Kysely<Database>;
   /** The author of the activities the unit records. */
-  readonly actor: string;
+  readonly actor: Actor;
   #joined = false;
   /** Per writer, the items deferred to the end; undefined when the unit writes at once. */
   readonly #deferred: Map<BatchWriter<never>, unknown[]> | undefined;
@@ -54,7 +58,7 @@ export class UnitOfWork {
    * directly only around a transaction opened elsewhere (a migration's), and join the ledger's writers
    * before any row lock. A deferring unit writes its journal entries first, then the rest.
    */
-  constructor(trx: Kysely<Database>, options: { actor: string; defer?: boolean }) {
+  constructor(trx: Kysely<Database>, options: { actor: Actor; defer?: boolean }) {
     this.trx = trx;
     this.actor = options.actor;
     this.#deferred = options.defer ? new Map([[writeEntries as BatchWriter<never>, []]]) : undefined;
@@ -128,17 +132,6 @@ export class UnitOfWork {
   }
 }
 
-const actors = new AsyncLocalStorage<string>();
-
-/**
- * Runs `fn` with `actor` as the default actor of the units of work it opens (`inUnitOfWork`): an API
- * key id (`key_…`), `webhook`, `scheduler`, `worker` or `cli`. Outside any `runAs`, it is `system`.
- * Set at the edges (an HTTP request, a queue handler); inside a unit the actor is `work.actor`.
- */
-export function runAs<T>(actor: string, fn: () => T): T {
-  return actors.run(actor, fn);
-}
-
 /**
  * Runs `fn` in a new transaction, as one unit of work that has joined the ledger's writers before
  * `fn` runs any statement: the one way to open a transaction that may record an activity or post a
@@ -154,9 +147,8 @@ export function inUnitOfWork<T>(
   options: UnitOfWorkOptions,
   fn: (work: UnitOfWork) => Promise<T>,
 ): Promise<T> {
-  const actor = options.actor ?? actors.getStore() ?? 'system';
   return db.transaction().execute(async (trx) => {
-    const work = new UnitOfWork(trx, { actor, defer: options.defer === true });
+    const work = new UnitOfWork(trx, options);
     await work.joinLedgerWriters();
     const result = await fn(work);
     await work.flush();

@@ -9,7 +9,7 @@ import { raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type ChargeResult,
   type OnOverpaid,
@@ -107,12 +107,13 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  */
 export async function startCharge(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   invoiceId: string,
   paymentMethodId?: string,
   options: ChargeOptions = {},
 ): Promise<TransactionRow> {
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
     if ((invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') || invoice.amount_due <= 0n) {
       throw new ConflictError(
@@ -220,12 +221,13 @@ export async function recordUnsendableCharge(
  */
 export async function executeCharge(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   attempt: TransactionRow,
   onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
   const outcome = await clientFor(registry, attempt.gateway).charge(await chargeRequestOf(db, attempt));
-  const recorded = await inUnitOfWork(db, {}, (work) =>
+  const recorded = await inUnitOfWork(db, { actor }, (work) =>
     recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid),
   );
   return recorded.transaction;
@@ -240,13 +242,14 @@ export async function executeCharge(
  */
 export async function chargeInvoice(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   invoiceId: string,
   paymentMethodId: string | undefined,
   onOverpaid: OnOverpaid,
   options: ChargeOptions = {},
 ): Promise<ChargeInvoiceResult> {
-  const attempt = await startCharge(db, registry, invoiceId, paymentMethodId, options);
-  const transaction = await executeCharge(db, registry, attempt, onOverpaid);
+  const attempt = await startCharge(db, actor, registry, invoiceId, paymentMethodId, options);
+  const transaction = await executeCharge(db, actor, registry, attempt, onOverpaid);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

@@ -8,7 +8,7 @@ import type { TransactionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
 import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
 import {
@@ -82,6 +82,7 @@ const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configure
  */
 async function collect(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   policy: DunningPolicy,
   invoiceId: string,
@@ -90,17 +91,25 @@ async function collect(
 ): Promise<CollectionResult> {
   const methodId = await paymentMethodOf(db, invoiceId);
   try {
-    const { transaction } = await chargeInvoice(db, registry, invoiceId, methodId, flagDuplicatePayment, {
-      automatic: true,
-      claimedChargeAt: lease,
-    });
+    const { transaction } = await chargeInvoice(
+      db,
+      actor,
+      registry,
+      invoiceId,
+      methodId,
+      flagDuplicatePayment,
+      {
+        automatic: true,
+        claimedChargeAt: lease,
+      },
+    );
     const result: CollectionResult = {
       invoiceId,
       outcome: transaction.status,
       transactionId: transaction.id,
     };
     if (transaction.status === 'failed')
-      result.dunning = await countFailedAttempt(db, policy, transaction.id, now);
+      result.dunning = await countFailedAttempt(db, actor, policy, transaction.id, now);
     if (transaction.status === 'pending' || transaction.status === 'unknown') {
       // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A
       // later failure enters dunning through `countFailedAttempts`; a success pays the invoice.
@@ -110,7 +119,7 @@ async function collect(
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     if (error instanceof AmountNotRepresentable) {
-      const attempt = await inUnitOfWork(db, {}, async (work) => {
+      const attempt = await inUnitOfWork(db, { actor }, async (work) => {
         const invoice = await lockInvoice(work, invoiceId);
         if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
         return recordUnsendableCharge(work, invoice, methodId, error.message, now);
@@ -120,7 +129,7 @@ async function collect(
         : { invoiceId, outcome: 'skipped', reason: error.code };
     }
     if (!UNCHARGEABLE.has(error.code)) return { invoiceId, outcome: 'skipped', reason: error.code };
-    const dunning = await inUnitOfWork(db, {}, async (work) => {
+    const dunning = await inUnitOfWork(db, { actor }, async (work) => {
       const invoice = await lockInvoice(work, invoiceId);
       if (invoice.status !== 'OPEN' || invoice.charge_at?.getTime() !== lease.getTime()) return undefined;
       return recordCollectionFailure(work, invoice, policy, now, {
@@ -142,19 +151,20 @@ async function collect(
  */
 export async function chargeDueInvoices(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
   now: Date,
   options: { concurrency?: number; log?: Logger } = {},
 ): Promise<{ charged: CollectionResult[]; lateFailures: DunningStep[] }> {
   const policy = dunningPolicy(config);
-  const lateFailures = await countFailedAttempts(db, policy, now);
+  const lateFailures = await countFailedAttempts(db, actor, policy, now);
   const charged: CollectionResult[] = [];
   for (;;) {
     const { ids, lease } = await claimDueInvoices(db, now);
     await eachLimited(ids, options.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
       try {
-        charged.push(await collect(db, registry, policy, id, lease, now));
+        charged.push(await collect(db, actor, registry, policy, id, lease, now));
       } catch (error) {
         // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
         options.log?.warn(

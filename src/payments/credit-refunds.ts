@@ -5,7 +5,7 @@ import type { Db } from '../db/database.ts';
 import type { RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { clientFor } from './charges.ts';
 import { createRefund, refundable, sendRefund } from './refunds.ts';
 
@@ -33,12 +33,13 @@ export interface CreditRefundInput {
  */
 export async function refundCustomerCredit(
   db: Db,
+  actor: Actor,
   boss: PgBoss,
   registry: GatewayRegistry,
   customerId: string,
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
-  const planned = await inUnitOfWork(db, {}, async (work) => {
+  const planned = await inUnitOfWork(db, { actor }, async (work) => {
     await lockCustomerCredit(work.trx, customerId);
     const available = await availableCredit(work.trx, customerId, input.currency);
     if (input.amount > available) {
@@ -93,7 +94,7 @@ export async function refundCustomerCredit(
   });
   const sent: RefundRow[] = [];
   for (const { refund, transaction } of planned) {
-    sent.push(await sendRefund(db, registry, refund, transaction, { kind: 'first', boss }));
+    sent.push(await sendRefund(db, actor, registry, refund, transaction, { kind: 'first', boss }));
   }
   return sent;
 }

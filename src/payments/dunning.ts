@@ -7,7 +7,7 @@ import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -118,6 +118,7 @@ export async function recordCollectionFailure(
  */
 export async function countFailedAttempt(
   db: Db,
+  actor: Actor,
   policy: DunningPolicy,
   transactionId: string,
   now: Date,
@@ -129,7 +130,7 @@ export async function countFailedAttempt(
     .executeTakeFirst();
   if (!known?.invoice_id) return undefined;
   const invoiceId = known.invoice_id;
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
     const attempt = await work.trx
       .selectFrom('transactions')
@@ -158,7 +159,12 @@ export async function countFailedAttempt(
  * charge that the poller or a webhook resolves as failed) and failures recorded just before a crash.
  * @returns the dunning steps taken
  */
-export async function countFailedAttempts(db: Db, policy: DunningPolicy, now: Date): Promise<DunningStep[]> {
+export async function countFailedAttempts(
+  db: Db,
+  actor: Actor,
+  policy: DunningPolicy,
+  now: Date,
+): Promise<DunningStep[]> {
   const steps: DunningStep[] = [];
   let after = '';
   for (;;) {
@@ -173,7 +179,7 @@ export async function countFailedAttempts(db: Db, policy: DunningPolicy, now: Da
       .limit(100)
       .execute();
     for (const { id } of uncounted) {
-      const step = await countFailedAttempt(db, policy, id, now);
+      const step = await countFailedAttempt(db, actor, policy, id, now);
       if (step) steps.push(step);
       after = id;
     }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeRequestOf, chargeResultOf, clientFor } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
@@ -45,6 +45,7 @@ export async function dueForPoll(
  */
 export async function pollTransaction(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   transaction: TransactionRow,
   schedule: readonly number[],
@@ -58,7 +59,7 @@ export async function pollTransaction(
     charge: await chargeRequestOf(db, transaction),
     attempt: scheduled ? transaction.poll_attempts + 1 : undefined,
   });
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     if (outcome.status === 'not_found') {
       if (now.getTime() - transaction.created_at.getTime() >= NOT_FOUND_IS_FINAL_AFTER_MS) {
         await recordChargeResult(work, transaction, {

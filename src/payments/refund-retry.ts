@@ -3,7 +3,7 @@ import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
 
@@ -23,6 +23,7 @@ export type RefundRetryResult =
  */
 export async function retryUnknownRefund(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   refundId: string,
   lastAttempt: boolean,
@@ -35,11 +36,11 @@ export async function retryUnknownRefund(
       .selectAll()
       .where('id', '=', refund.transaction_id)
       .executeTakeFirstOrThrow();
-    const recorded = await sendRefund(db, registry, refund, transaction, { kind: 'repeat' });
+    const recorded = await sendRefund(db, actor, registry, refund, transaction, { kind: 'repeat' });
     if (recorded.status !== 'unknown') return { kind: 'settled', status: recorded.status };
     if (!lastAttempt) return { kind: 'still_unknown' };
   }
-  await inUnitOfWork(db, {}, (work) =>
+  await inUnitOfWork(db, { actor }, (work) =>
     raiseException(work, {
       kind: 'unknown_outcome',
       gateway: refund.gateway,
@@ -63,6 +64,7 @@ export async function retryUnknownRefund(
  */
 export async function recoverUnansweredRefunds(
   db: Db,
+  actor: Actor,
   boss: PgBoss,
   olderThanSeconds: number,
   limit = 100,
@@ -78,7 +80,7 @@ export async function recoverUnansweredRefunds(
     .execute();
   const recovered: string[] = [];
   for (const { id } of stuck) {
-    const marked = await inUnitOfWork(db, {}, async (work) => {
+    const marked = await inUnitOfWork(db, { actor }, async (work) => {
       const recorded = await recordRefundResult(work, id, {
         status: 'unknown',
         failureCode: 'unknown_outcome',

@@ -13,7 +13,7 @@ import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -260,12 +260,13 @@ export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
  */
 export async function refundInvoice(
   db: Db,
+  actor: Actor,
   boss: PgBoss,
   registry: GatewayRegistry,
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
 ): Promise<RefundRow> {
-  const { refund, transaction } = await inUnitOfWork(db, {}, async (work) => {
+  const { refund, transaction } = await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
     if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
       throw new ConflictError(
@@ -286,7 +287,7 @@ export async function refundInvoice(
     clientFor(registry, transaction.gateway);
     return { refund: await createRefund(work, transaction, input), transaction };
   });
-  return sendRefund(db, registry, refund, transaction, { kind: 'first', boss });
+  return sendRefund(db, actor, registry, refund, transaction, { kind: 'first', boss });
 }
 
 /**
@@ -296,6 +297,7 @@ export async function refundInvoice(
  */
 export async function sendRefund(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   refund: RefundRow,
   transaction: TransactionRow,
@@ -312,7 +314,7 @@ export async function sendRefund(
     reason: refund.reason ?? undefined,
     repeat: send.kind === 'repeat',
   });
-  return inUnitOfWork(db, {}, async (work) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
     const recorded = await recordRefundResult(work, refund.id, refundResultOf(outcome));
     if (send.kind === 'first' && recorded.kind === 'applied' && recorded.refund.status === 'unknown')
       await enqueueRefundRetry(work.trx, send.boss, refund.id);

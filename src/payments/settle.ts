@@ -5,7 +5,7 @@ import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeInvoice } from './charges.ts';
 import type { OnOverpaid } from './transactions.ts';
 
@@ -26,6 +26,7 @@ export interface SettledInvoice {
  */
 export async function settleSubscription(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   id: string,
   onOverpaid: OnOverpaid,
@@ -45,6 +46,7 @@ export async function settleSubscription(
     try {
       const charged = await chargeInvoice(
         db,
+        actor,
         registry,
         invoiceId,
         subscription.payment_method_id ?? undefined,
@@ -60,7 +62,7 @@ export async function settleSubscription(
       });
     }
   }
-  await inUnitOfWork(db, {}, async (work) => {
+  await inUnitOfWork(db, { actor }, async (work) => {
     await recordActivity(work, {
       resourceType: 'subscription',
       resourceId: id,

@@ -8,7 +8,7 @@ import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { clientFor } from './charges.ts';
 import { capturedAmount, transactionActivity } from './transactions.ts';
 
@@ -141,7 +141,12 @@ async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<Tran
  *   `gateway_not_configured`, `void_declined` (the gateway refused: settled, say; its code and message
  *   in the message), `invoice_not_reversible` (the invoice it paid was refunded or closed meanwhile)
  */
-export async function voidTransaction(db: Db, registry: GatewayRegistry, id: string): Promise<VoidResult> {
+export async function voidTransaction(
+  db: Db,
+  actor: Actor,
+  registry: GatewayRegistry,
+  id: string,
+): Promise<VoidResult> {
   const transaction = await db.selectFrom('transactions').selectAll().where('id', '=', id).executeTakeFirst();
   if (!transaction) throw new NotFoundError('transaction', id);
   const refusal = await whyNotVoidable(db, registry, transaction);
@@ -159,7 +164,7 @@ export async function voidTransaction(db: Db, registry: GatewayRegistry, id: str
     );
   }
   if (outcome.status === 'unknown') {
-    await inUnitOfWork(db, {}, async (work) => {
+    await inUnitOfWork(db, { actor }, async (work) => {
       await transactionActivity(work, transaction, 'transaction.void_unknown');
       await raiseException(work, {
         kind: 'unknown_outcome',
@@ -171,6 +176,6 @@ export async function voidTransaction(db: Db, registry: GatewayRegistry, id: str
     });
     return { status: 'unknown', message: outcome.message, transaction };
   }
-  const voided = await inUnitOfWork(db, {}, (work) => recordVoid(work, transaction));
+  const voided = await inUnitOfWork(db, { actor }, (work) => recordVoid(work, transaction));
   return { status: 'voided', transaction: voided };
 }

@@ -4,7 +4,7 @@ import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
-import { inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from './apply.ts';
 
 /** One stored webhook to process; `finalAttempt` when the queue will not retry it again. */
@@ -111,9 +111,9 @@ const outcomeOf = (decision: Decision): ProcessOutcome =>
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
 /** One row in its own transaction (the fallback of a failed batch). */
-async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome> {
+async function processAlone(db: Db, actor: Actor, prepared: Prepared): Promise<ProcessOutcome> {
   try {
-    const [decision] = await inUnitOfWork(db, { defer: true }, (work) => applyRows(work, [prepared]));
+    const [decision] = await inUnitOfWork(db, { actor, defer: true }, (work) => applyRows(work, [prepared]));
     return outcomeOf(decision!);
   } catch (error) {
     if (!(error instanceof RetryLater)) return asError(error);
@@ -131,10 +131,11 @@ async function processAlone(db: Db, prepared: Prepared): Promise<ProcessOutcome>
  */
 export async function processInboxEvents(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
 ): Promise<ProcessOutcome[]> {
-  const outcomes = await processRows(db, registry, requests);
+  const outcomes = await processRows(db, actor, registry, requests);
   const failed = requests.flatMap((request, i) => {
     const outcome = outcomes[i];
     return outcome instanceof Error
@@ -157,6 +158,7 @@ export async function processInboxEvents(
  */
 async function processRows(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
 ): Promise<ProcessOutcome[]> {
@@ -211,14 +213,14 @@ async function processRows(
     }
   }
   if (marks.length > 0) {
-    await inUnitOfWork(db, {}, async (work) => {
+    await inUnitOfWork(db, { actor }, async (work) => {
       for (const mark of marks) if (mark.exception) await raiseException(work, mark.exception);
       await markInboxEvents(work.trx, marks);
     });
   }
   if (toApply.length === 0) return outcomes;
   try {
-    const decisions = await inUnitOfWork(db, { defer: true }, (work) =>
+    const decisions = await inUnitOfWork(db, { actor, defer: true }, (work) =>
       applyRows(
         work,
         toApply.map((t) => t.prepared),
@@ -229,7 +231,7 @@ async function processRows(
     if (toApply.length === 1 && !(error instanceof RetryLater)) {
       outcomes[toApply[0]!.index] = asError(error);
     } else {
-      for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, prepared);
+      for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, actor, prepared);
     }
   }
   return outcomes;

@@ -3,9 +3,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { Actor } from '../ledger/unit-of-work.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 
-/** The services a worker process hands every job handler (the second argument of a {@link JobHandler}). */
+/**
+ * The services a worker process hands every job handler (the second argument of a {@link JobHandler}),
+ * and the actor it runs as.
+ */
 export interface WorkerContext {
   boss: PgBoss;
   db: Db;
@@ -13,6 +17,8 @@ export interface WorkerContext {
   config: Config;
   log: Logger;
   metrics: Metrics;
+  /** Who acts: the worker table's actor for the queue, passed to every unit of work the handler opens. */
+  actor: Actor;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
+import type { Actor } from '../ledger/unit-of-work.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type QueueName } from '../queue/queues.ts';
 
@@ -101,9 +102,9 @@ export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetter
  * with an `abandoned_event` reconciliation exception); refunds stay `unknown`.
  * @returns how many dead letters were deleted
  */
-export async function purgeDeadLetters(db: Db, boss: PgBoss): Promise<number> {
+export async function purgeDeadLetters(db: Db, actor: Actor, boss: PgBoss): Promise<number> {
   let purged = 0;
   for (const queue of Object.values(QUEUES)) purged += await boss.deleteQueuedJobs(deadQueueOf(queue));
-  await abandonOrphanedEvents(db);
+  await abandonOrphanedEvents(db, actor);
   return purged;
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../payments/poll.ts';
 import type { JobHandler } from './context.ts';
 
@@ -19,6 +19,7 @@ import type { JobHandler } from './context.ts';
  */
 export async function pollDueTransactions(
   db: Db,
+  actor: Actor,
   registry: GatewayRegistry,
   schedule: readonly number[],
   log: Logger,
@@ -35,6 +36,7 @@ export async function pollDueTransactions(
     try {
       const result = await pollTransaction(
         db,
+        actor,
         registry,
         transaction,
         schedule,
@@ -45,7 +47,7 @@ export async function pollDueTransactions(
       results.push(result);
       options.progress?.(result, results.length, due.length);
       if (result.exhausted) {
-        await inUnitOfWork(db, {}, (work) =>
+        await inUnitOfWork(db, { actor }, (work) =>
           raiseException(work, {
             kind: 'unknown_outcome',
             gateway: transaction.gateway,
@@ -68,6 +70,6 @@ export async function pollDueTransactions(
 /**
  * `transaction.poll` (every minute): one {@link pollDueTransactions} sweep on `POLL_SCHEDULE_SECONDS`.
  */
-export const pollTransactions: JobHandler = async (_jobs, { db, registry, config, log }) => {
-  await pollDueTransactions(db, registry, config.POLL_SCHEDULE_SECONDS, log);
+export const pollTransactions: JobHandler = async (_jobs, { db, registry, config, log, actor }) => {
+  await pollDueTransactions(db, actor, registry, config.POLL_SCHEDULE_SECONDS, log);
 };

@@ -13,8 +13,8 @@ export const UNANSWERED_REFUND_SECONDS = 600;
  * enqueues its `invoice.refund` job in the same transaction (payments/refund-retry.ts), so the refund
  * is repeated where that is idempotent or goes to a person.
  */
-export const recoverRefunds: JobHandler = async (_jobs, { db, boss, log }) => {
-  const refunds = await recoverUnansweredRefunds(db, boss, UNANSWERED_REFUND_SECONDS);
+export const recoverRefunds: JobHandler = async (_jobs, { db, boss, log, actor }) => {
+  const refunds = await recoverUnansweredRefunds(db, actor, boss, UNANSWERED_REFUND_SECONDS);
   if (refunds.length)
     log.warn({ refunds }, 'refund.recover queued refunds that never got an answer recorded');
 };

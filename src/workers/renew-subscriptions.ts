@@ -5,8 +5,8 @@ import type { JobHandler } from './context.ts';
  * `subscription.renew` (every minute while BILLING_SWEEPS is on): invoices every subscription period
  * that has started, each once (billing/renewal.ts); the renewals that failed are logged at error.
  */
-export const renewSubscriptions: JobHandler = async (_jobs, { db, log }) => {
-  const sweep = await renewDueSubscriptions(db, new Date());
+export const renewSubscriptions: JobHandler = async (_jobs, { db, log, actor }) => {
+  const sweep = await renewDueSubscriptions(db, actor, new Date());
   if (sweep.failures.length)
     log.error({ failures: sweep.failures }, 'subscription.renew could not renew some');
 };

@@ -11,10 +11,10 @@ export const STALE_INBOX_SECONDS = 600;
  * (`exception`), drops raw bodies past `INBOX_BODY_RETENTION_DAYS` and finished rows past
  * `INBOX_ROW_RETENTION_DAYS`, and deletes idempotency keys past `IDEMPOTENCY_KEY_TTL_HOURS`.
  */
-export const sweepInbox: JobHandler = async (_jobs, { db, boss, config, log }) => {
+export const sweepInbox: JobHandler = async (_jobs, { db, boss, config, log, actor }) => {
   const ids = await sweepStaleInbox(db, boss, STALE_INBOX_SECONDS);
   if (ids.length) log.warn({ count: ids.length }, 'inbox.sweep re-enqueued webhooks whose job was lost');
-  const abandoned = await abandonOrphanedEvents(db);
+  const abandoned = await abandonOrphanedEvents(db, actor);
   if (abandoned.length)
     log.warn({ inboxIds: abandoned }, 'inbox.sweep: webhooks whose dead letter expired are exceptions now');
   const pruned = await pruneInboxBodies(db, config.INBOX_BODY_RETENTION_DAYS, new Date());

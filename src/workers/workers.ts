@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
-import { runAs } from '../ledger/unit-of-work.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { QUEUES, type QueueName } from '../queue/queues.ts';
 import { collectInvoices } from './collect-invoices.ts';
@@ -26,7 +25,7 @@ export interface Worker {
    * `BILLING_SWEEPS` is on; with it off its schedule is removed (a pause).
    */
   schedule: { cron: string; billingSweep?: boolean } | null;
-  /** The actor of the activities the handler records (`system`: the default outside any `runAs`). */
+  /** The actor of the activities the handler records: handed to it as `context.actor`. */
   actor: 'webhook' | 'scheduler' | 'worker' | 'system';
   handler: JobHandler;
 }
@@ -113,13 +112,13 @@ export async function startWorkers(
   log: Logger,
   metrics: Metrics,
 ): Promise<void> {
-  const context: WorkerContext = { boss, db, registry, config, log, metrics };
   for (const { queue, options, schedule, actor, handler } of WORKERS) {
+    const context: WorkerContext = { boss, db, registry, config, log, metrics, actor };
     const workOptions = typeof options === 'function' ? options(config) : options;
     await boss.work(
       queue,
       { ...workOptions, includeMetadata: true },
-      counted(queue, (jobs: JobWithMetadata<unknown>[]) => runAs(actor, () => handler(jobs, context))),
+      counted(queue, (jobs: JobWithMetadata<unknown>[]) => handler(jobs, context)),
     );
     if (schedule === null) continue;
     if (!schedule.billingSweep || config.BILLING_SWEEPS) await boss.schedule(queue, schedule.cron);

@@ -41,28 +41,36 @@ describe("a customer's credit", () => {
     const customer = await insertCustomer(db);
     const { subscription } = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: basic },
       d('2027-02-01T00:00:00Z'),
     );
     // Unused 7/28 of Basic: 700 credited, 7/28 of Lite: 350 charged → net credit 350 + 35 tax = 385.
-    await changeSubscription(db, subscription.id, { planId: lite }, d('2027-02-22T00:00:00Z'), false);
+    await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { planId: lite },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
     expect(await credit(customer)).toBe(-385n);
     return { customer, subscription };
   }
 
   /** A one-line manual invoice (no subscription) of `amount` + `taxPpm`, finalized. */
   async function manualInvoice(customer: string, amount: bigint, taxPpm = 0, currency = 'USD') {
-    const draft = await createInvoice(db, {
+    const draft = await createInvoice(db, 'system', {
       customerId: customer,
       currency,
       lines: [{ description: 'Setup', unitAmount: amount, quantity: 1, type: 'CHARGE', taxRatePpm: taxPpm }],
     });
-    return finalizeInvoice(db, draft.id);
+    return finalizeInvoice(db, 'system', draft.id);
   }
 
   it('a downgrade credit that outlives its subscription pays the customer’s next manual invoice', async () => {
     const { customer, subscription } = await customerWithDowngradeCredit();
-    await cancelSubscription(db, subscription.id, false, d('2027-02-23T00:00:00Z'));
+    await cancelSubscription(db, 'system', subscription.id, false, d('2027-02-23T00:00:00Z'));
     const taxBefore = await balanceOf(db, 'tax_payable', 'USD');
     const revenueBefore = await balanceOf(db, 'revenue', 'USD');
     // 1000 + 100 tax = 1100, of which the 385 of credit pays 385: 715 left due.
@@ -92,6 +100,7 @@ describe("a customer's credit", () => {
     const other = await flat(1000, 'Other');
     const { invoices } = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: other },
       d('2027-03-05T00:00:00Z'),
     );
@@ -112,7 +121,7 @@ describe("a customer's credit", () => {
   it('a renewal returns its invoices as finalized: the credit applied and what is left due', async () => {
     const { customer, subscription } = await customerWithDowngradeCredit();
     // The next period of Lite: 1400 + 140 tax = 1540, of which the 385 of credit pays 385.
-    const renewal = await renewSubscription(db, subscription.id, d('2027-03-01T00:00:00Z'));
+    const renewal = await renewSubscription(db, 'system', subscription.id, d('2027-03-01T00:00:00Z'));
     expect(renewal?.invoices).toHaveLength(1);
     const [returned] = renewal!.invoices;
     const stored = await db
@@ -137,7 +146,7 @@ describe("a customer's credit", () => {
     expect(euros).toMatchObject({ credit_applied: 0n, amount_due: 500n });
     const dollars = await manualInvoice(customer, 1000n);
     expect(dollars).toMatchObject({ credit_applied: 385n, amount_due: 615n });
-    await voidInvoice(db, dollars.id);
+    await voidInvoice(db, 'system', dollars.id);
     expect(await credit(customer)).toBe(-385n);
     expect(await receivable(customer)).toBe(3080n);
   });
@@ -160,13 +169,13 @@ describe("a customer's credit", () => {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await inUnitOfWork(db, {}, (work) =>
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
         recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: gatewayId }),
       );
       return transaction;
     };
     const refund = (transaction: TransactionRow, amount: bigint) =>
-      inUnitOfWork(db, {}, async (work) => {
+      inUnitOfWork(db, { actor: 'system' }, async (work) => {
         await lockInvoice(work, invoice.id);
         const row = await createRefund(work, transaction, { amount });
         return (await recordRefundResult(work, row.id, { status: 'succeeded' })).refund;
@@ -217,7 +226,7 @@ describe("a customer's credit", () => {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    const recorded = await inUnitOfWork(db, {}, (work) =>
+    const recorded = await inUnitOfWork(db, { actor: 'system' }, (work) =>
       recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: 'pi_overpaid_1' }),
     );
     expect(recorded).toMatchObject({ kind: 'applied', overpaid: true });

@@ -30,6 +30,7 @@ describe('metered usage on renewal invoices', () => {
   const record = (subscriptionId: string, eventId: string, value: number, timestamp: string) =>
     recordUsageEvent(
       app.runtime.db,
+      'system',
       { eventId, subscriptionId, code: 'api_calls', value: BigInt(value), timestamp: new Date(timestamp) },
       new Date(timestamp),
     );
@@ -65,7 +66,7 @@ describe('metered usage on renewal invoices', () => {
         start_at: '2027-03-01T00:00:00Z',
       })
     ).body;
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-03-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-01T00:10:00Z'));
     const usage = [
       ['e1', 900, '2027-03-05T10:00:00Z'],
       ['e2', 600, '2027-03-31T23:59:59Z'],
@@ -76,7 +77,7 @@ describe('metered usage on renewal invoices', () => {
       const { created } = await record(subscription.id, eventId, value, timestamp);
       expect(created).toBe(true);
     }
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
     const invoices = await app.api('GET', `/v1/invoices?customer=${customer.id}&sort=created`);
     expect(invoices.body.data).toHaveLength(2);
     const [march, april] = invoices.body.data;
@@ -122,6 +123,7 @@ describe('metered usage on renewal invoices', () => {
     const start = new Date('2027-03-01T00:00:00Z');
     const { subscription } = await createSubscription(
       app.runtime.db,
+      'system',
       { customerId: customer.id, planId, startAt: start, trialDays },
       start,
     );
@@ -149,6 +151,7 @@ describe('metered usage on renewal invoices', () => {
     try {
       await recordUsageEvent(
         app.runtime.db,
+        'system',
         { eventId, subscriptionId, code: 'api_calls', value: 1n, timestamp: new Date(timestamp) },
         new Date(now),
       );
@@ -165,15 +168,15 @@ describe('metered usage on renewal invoices', () => {
     const plan = await planOf(1000, 2);
     const { customerId, id } = await subscribe(plan);
     await record(id, 'now-1', 100, '2027-03-10T00:00:00Z');
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
     // March's usage is invoiced on April's invoice: a late March event is refused, not dropped
     // (soft: the amounts below are checked whatever this answers).
     expect
       .soft(await refusal(id, 'now-late', '2027-03-31T23:00:00Z', '2027-04-05T00:00:00Z'))
       .toMatch(/already invoiced/);
     await record(id, 'now-2', 30, '2027-04-05T00:00:00Z');
-    await cancelSubscription(app.runtime.db, id, false, new Date('2027-04-15T12:00:00Z'));
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z')); // cancelled: nothing
+    await cancelSubscription(app.runtime.db, 'system', id, false, new Date('2027-04-15T12:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z')); // cancelled: nothing
 
     const [march, april, final, ...more] = await invoicesOf(customerId);
     expect(more).toEqual([]);
@@ -199,14 +202,14 @@ describe('metered usage on renewal invoices', () => {
     const plan = await planOf(1000, 2);
     const { customerId, id } = await subscribe(plan);
     await record(id, 'end-1', 100, '2027-03-10T00:00:00Z');
-    await cancelSubscription(app.runtime.db, id, true, new Date('2027-03-15T00:00:00Z'));
+    await cancelSubscription(app.runtime.db, 'system', id, true, new Date('2027-03-15T00:00:00Z'));
     await record(id, 'end-2', 20, '2027-03-31T23:00:00Z');
     // After the end the subscription takes no usage: refused before it is stored.
     expect
       .soft(await refusal(id, 'end-after', '2027-04-01T00:00:00Z', '2027-04-01T00:00:00Z'))
       .toMatch(/after the subscription ends/);
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-05-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
 
     const [march, final, ...more] = await invoicesOf(customerId);
     expect(more).toEqual([]); // no April fee
@@ -239,8 +242,8 @@ describe('metered usage on renewal invoices', () => {
       await record(s.id, `${s.id}-trial`, 40, '2027-03-05T00:00:00Z');
       await record(s.id, `${s.id}-p0`, 10, '2027-03-20T00:00:00Z');
     }
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-03-15T00:10:00Z'));
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-15T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-15T00:10:00Z'));
 
     const [aFirst, aSecond] = await invoicesOf(a.customerId);
     // Period 0's invoice: the fee 1000 + the trial's 40 calls × 2 = 80.
@@ -267,6 +270,7 @@ describe('metered usage on renewal invoices', () => {
     await record(id, 'mid-1', 100, '2027-03-10T00:00:00Z');
     const change = await changeSubscription(
       app.runtime.db,
+      'system',
       id,
       { planId: large },
       new Date('2027-03-16T00:00:00Z'),
@@ -276,7 +280,7 @@ describe('metered usage on renewal invoices', () => {
     expect
       .soft(await refusal(id, 'mid-late', '2027-03-15T00:00:00Z', '2027-03-20T00:00:00Z'))
       .toMatch(/already invoiced/);
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
 
     const invoices = await invoicesOf(customerId);
     const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
@@ -303,8 +307,15 @@ describe('metered usage on renewal invoices', () => {
     const { customerId, id } = await subscribe(small);
     await record(id, 'edge-1', 100, '2027-03-10T00:00:00Z');
     // Five minutes into April, the renewal not run yet: March is over, its usage was the old plan's.
-    await changeSubscription(app.runtime.db, id, { planId: large }, new Date('2027-04-01T00:05:00Z'), false);
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z'));
+    await changeSubscription(
+      app.runtime.db,
+      'system',
+      id,
+      { planId: large },
+      new Date('2027-04-01T00:05:00Z'),
+      false,
+    );
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
 
     const [, usageInvoice, april, ...more] = await invoicesOf(customerId);
     expect(more).toEqual([]);
@@ -324,6 +335,7 @@ describe('metered usage on renewal invoices', () => {
     const events = Array.from({ length: 16 }, (_, i) =>
       recordUsageEvent(
         app.runtime.db,
+        'system',
         {
           eventId: `race-${i}`,
           subscriptionId: id,
@@ -336,7 +348,7 @@ describe('metered usage on renewal invoices', () => {
     );
     // The renewal waits for the row (no SKIP LOCKED, unlike the sweep) so it does race the events.
     const [renewal, ...recorded] = await Promise.allSettled([
-      renewSubscription(app.runtime.db, id, now),
+      renewSubscription(app.runtime.db, 'system', id, now),
       ...events,
     ]);
     expect(renewal.status).toBe('fulfilled');
@@ -360,10 +372,10 @@ describe('metered usage on renewal invoices', () => {
     const plan = await planOf(1000, 2);
     const { customerId, id } = await subscribe(plan);
     await record(id, 'susp-1', 100, '2027-03-10T00:00:00Z');
-    await suspendSubscription(app.runtime.db, id, new Date('2027-03-20T00:00:00Z'));
+    await suspendSubscription(app.runtime.db, 'system', id, new Date('2027-03-20T00:00:00Z'));
     await record(id, 'susp-2', 40, '2027-04-10T00:00:00Z'); // still recorded while SUSPENDED
-    await renewDueSubscriptions(app.runtime.db, new Date('2027-04-01T00:10:00Z')); // SUSPENDED: no invoice
-    await reactivateSubscription(app.runtime.db, id, new Date('2027-05-10T00:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z')); // SUSPENDED: no invoice
+    await reactivateSubscription(app.runtime.db, 'system', id, new Date('2027-05-10T00:00:00Z'));
 
     const [march, may, ...more] = await invoicesOf(customerId);
     expect(more).toEqual([]);

@@ -213,8 +213,8 @@ describe('money invariants over random invoices (property)', () => {
         }
         let charged = 0n;
         if (s.settle && offline < total && total > 0n) {
-          const attempt = await startCharge(app.runtime.db, app.runtime.registry, id);
-          await inUnitOfWork(app.runtime.db, {}, (work) =>
+          const attempt = await startCharge(app.runtime.db, 'system', app.runtime.registry, id);
+          await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
             recordChargeResult(work, attempt, { status: 'succeeded', gatewayTransactionId: `pi_prop_${k}` }),
           );
           charged = attempt.amount;

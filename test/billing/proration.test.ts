@@ -50,17 +50,22 @@ describe('changing plan or quantity mid-period', () => {
   it('a coupon applies to proration lines: with 50% FOREVER, 1000 → 2000 for the whole period charges 500, not 1000', async () => {
     const [basic, pro] = [await flatIn('NOK', 1000, 'Basic'), await flatIn('NOK', 2000, 'Pro')];
     const customer = await insertCustomer(db);
-    const coupon = await createCoupon(db, { code: 'HALF-NOK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const coupon = await createCoupon(db, 'system', {
+      code: 'HALF-NOK',
+      percentOffPpm: 500_000,
+      duration: 'FOREVER',
+    });
     const sub = (
       await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: basic, couponCode: 'HALF-NOK' },
         d('2027-02-01T00:00:00Z'),
       )
     ).subscription;
     // A coupon redeemed after the period was invoiced starts with the next period: not in this proration.
-    await createCoupon(db, { code: 'LATE-NOK', percentOffPpm: 100_000, duration: 'ONCE' });
-    await addSubscriptionCoupon(db, sub.id, 'LATE-NOK');
+    await createCoupon(db, 'system', { code: 'LATE-NOK', percentOffPpm: 100_000, duration: 'ONCE' });
+    await addSubscriptionCoupon(db, 'system', sub.id, 'LATE-NOK');
     // Period 0: 1000 − 500 = 500, tax 50: 550 owed.
     expect(await ledgerIn(app, 'NOK')).toEqual({
       'receivable:customer': 550,
@@ -71,7 +76,14 @@ describe('changing plan or quantity mid-period', () => {
     // The whole period is left: the customer paid 500 for it and the new price is 2000 − 1000 = 1000.
     // Unused time −1000 (tax −100) and its coupon +500 (+50): −500, what was paid;
     // remaining time +2000 (tax +200) and its coupon −1000 (−100): +1000. Net 500, tax 50: 550.
-    const change = await changeSubscription(db, sub.id, { planId: pro }, d('2027-02-01T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-01T00:00:00Z'),
+      false,
+    );
     expect(linesOf(change)).toEqual([
       ['CREDIT', -1000n, -100n, false],
       ['CHARGE', 500n, 50n, true],
@@ -90,17 +102,18 @@ describe('changing plan or quantity mid-period', () => {
       tax_payable: -100,
     });
     // March on Pro: 2000 − 1000 = 1000, tax 100 (the ONCE coupon LATE-NOK takes 200 more: 800, 80).
-    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[800n, 80n, 880n]]);
   });
 
   it('a downgrade with a coupon credits only what was paid for the rest of the period, after the coupon', async () => {
     const [pro, basic] = [await flatIn('DKK', 5600, 'Pro'), await flatIn('DKK', 2800, 'Basic')];
     const customer = await insertCustomer(db);
-    await createCoupon(db, { code: 'HALF-DKK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    await createCoupon(db, 'system', { code: 'HALF-DKK', percentOffPpm: 500_000, duration: 'FOREVER' });
     const sub = (
       await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: pro, couponCode: 'HALF-DKK' },
         d('2027-02-01T00:00:00Z'),
       )
@@ -108,7 +121,14 @@ describe('changing plan or quantity mid-period', () => {
     // Period 0 (February, 28 days): 5600 − 2800 = 2800, tax 280: 3080.
     // 7 of 28 days left: paid 2800 × 7/28 = 700 for them (unused −1400, coupon +700); on Basic they
     // cost 1400 × 7/28 = 350 (remaining +700, coupon −350). Net credit 350 (it was 1400 − 700 = 700).
-    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-22T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: basic },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
     expect(linesOf(change)).toEqual([
       ['CREDIT', -1400n, -140n, false],
       ['CHARGE', 700n, 70n, true],
@@ -126,7 +146,7 @@ describe('changing plan or quantity mid-period', () => {
     });
     // March on Basic: 2800, coupon −1400: 1400, tax 140: 1540, of which the 385 of credit pays part:
     // 1155 due. The credit no longer wipes the invoice (it was 1400 − 700 = 700, tax 70: 770).
-    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1400n, 140n, 1540n]]);
     expect(await ledgerIn(app, 'DKK')).toEqual({
       'receivable:customer': 3080 + 1155,
@@ -139,10 +159,16 @@ describe('changing plan or quantity mid-period', () => {
   it('an amount-off coupon is prorated on each side, capped at each plan’s price as in a full period', async () => {
     const [pro, basic] = [await flatIn('CZK', 2000, 'Pro', 0), await flatIn('CZK', 1000, 'Basic', 0)];
     const customer = await insertCustomer(db);
-    await createCoupon(db, { code: 'OFF1500-CZK', amountOff: 1500n, currency: 'CZK', duration: 'FOREVER' });
+    await createCoupon(db, 'system', {
+      code: 'OFF1500-CZK',
+      amountOff: 1500n,
+      currency: 'CZK',
+      duration: 'FOREVER',
+    });
     const sub = (
       await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: pro, couponCode: 'OFF1500-CZK' },
         d('2027-02-01T00:00:00Z'),
       )
@@ -150,7 +176,14 @@ describe('changing plan or quantity mid-period', () => {
     // Period 0: 2000 − 1500 = 500. Half the period left: paid 250 for it (unused −1000, coupon +750).
     // On Basic the coupon takes the whole 1000 (capped), so the rest costs 0 (remaining +500, coupon
     // −500). Net credit 250.
-    const change = await changeSubscription(db, sub.id, { planId: basic }, d('2027-02-15T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: basic },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
     expect(linesOf(change)).toEqual([
       ['CREDIT', -1000n, 0n, false],
       ['CHARGE', 750n, 0n, true],
@@ -172,10 +205,17 @@ describe('changing plan or quantity mid-period', () => {
     ];
     const customer = await insertCustomer(db);
     const sub = (
-      await createSubscription(db, { customerId: customer, planId: low }, d('2027-02-01T00:00:00Z'))
+      await createSubscription(db, 'system', { customerId: customer, planId: low }, d('2027-02-01T00:00:00Z'))
     ).subscription;
     // 14 of 28 days left: unused −500 (tax −50), remaining +500 (tax +100): subtotal 0, tax 50.
-    const change = await changeSubscription(db, sub.id, { planId: high }, d('2027-02-15T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: high },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
     expect(change.proration).toMatchObject({ subtotal: 0n, tax: 50n, total: 50n });
     expect(change.invoice).toMatchObject({
       billing_reason: 'subscription_update',
@@ -201,10 +241,22 @@ describe('changing plan or quantity mid-period', () => {
     ];
     const customer = await insertCustomer(db);
     const sub = (
-      await createSubscription(db, { customerId: customer, planId: high }, d('2027-02-01T00:00:00Z'))
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: high },
+        d('2027-02-01T00:00:00Z'),
+      )
     ).subscription;
     // 14 of 28 days left: unused −500 (tax −100), remaining +500 (tax +50): subtotal 0, tax −50.
-    const change = await changeSubscription(db, sub.id, { planId: low }, d('2027-02-15T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: low },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
     expect(change.proration).toMatchObject({ subtotal: 0n, tax: -50n, total: -50n });
     expect(change.invoice).toBeNull();
     // Period 0: 1000 + 200; the change gives 50 of tax back as credit: tax payable 200 − 50.
@@ -215,7 +267,7 @@ describe('changing plan or quantity mid-period', () => {
       tax_payable: -200 + 50,
     });
     // March at 10%: 1000 + 100, of which the 50 of credit pays part.
-    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     const march = await db
       .selectFrom('invoices')
       .select(['total', 'credit_applied', 'amount_due'])
@@ -228,10 +280,15 @@ describe('changing plan or quantity mid-period', () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
     const customer = await insertCustomer(db);
     const sub = (
-      await createSubscription(db, { customerId: customer, planId: basic }, d('2027-02-01T00:00:00Z'))
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic },
+        d('2027-02-01T00:00:00Z'),
+      )
     ).subscription;
     const at = d('2027-02-22T00:00:00Z'); // 7 of 28 days left
-    const preview = await changeSubscription(db, sub.id, { planId: pro }, at, true);
+    const preview = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, true);
     expect(preview.invoice).toBeNull();
     expect(preview.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
       ['CREDIT', -700n, -70n],
@@ -248,7 +305,7 @@ describe('changing plan or quantity mid-period', () => {
       await db.selectFrom('invoices').select('id').where('subscription_id', '=', sub.id).execute(),
     ).toHaveLength(1);
 
-    const change = await changeSubscription(db, sub.id, { planId: pro }, at, false);
+    const change = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, false);
     expect(change.subscription).toMatchObject({ plan_id: pro });
     expect(change.invoice).toMatchObject({
       billing_reason: 'subscription_update',
@@ -257,7 +314,7 @@ describe('changing plan or quantity mid-period', () => {
       period_index: null,
       charge_at: at,
     });
-    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[1, 6160n]]);
     const actions = await db
       .selectFrom('activities')
@@ -272,11 +329,23 @@ describe('changing plan or quantity mid-period', () => {
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const customer = await insertCustomer(db);
     const sub = (
-      await createSubscription(db, { customerId: customer, planId: basic }, d('2027-02-01T00:00:00Z'))
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic },
+        d('2027-02-01T00:00:00Z'),
+      )
     ).subscription;
     const revenueBefore = await balanceOf(db, 'revenue', 'USD');
     const taxBefore = await balanceOf(db, 'tax_payable', 'USD');
-    const change = await changeSubscription(db, sub.id, { planId: lite }, d('2027-02-22T00:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: lite },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
     // credit 700, charge 350: net credit 350 + 35 tax (10%), no invoice.
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
@@ -288,7 +357,7 @@ describe('changing plan or quantity mid-period', () => {
     expect(await balanceOf(db, credit, 'USD')).toBe(-385n);
     expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore + 350n);
     expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore + 35n);
-    const next = await renewSubscription(db, sub.id, d('2027-03-01T00:00:00Z'));
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     const invoice = next!.invoices[0]!;
     // The renewal bills 1400 + 140 in full; the 385 of credit pays part of it: 1155 left due.
     expect([invoice.subtotal, invoice.tax, invoice.total]).toEqual([1400n, 140n, 1540n]);
@@ -310,19 +379,39 @@ describe('changing plan or quantity mid-period', () => {
     const seats = await insertPlan(db, { price: { model: 'PER_UNIT', unit_amount: 1000 }, interval: 'DAY' });
     const customer = await insertCustomer(db);
     const sub = (
-      await createSubscription(db, { customerId: customer, planId: seats }, d('2027-05-01T00:00:00Z'))
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: seats },
+        d('2027-05-01T00:00:00Z'),
+      )
     ).subscription;
-    const change = await changeSubscription(db, sub.id, { quantity: 4 }, d('2027-05-01T18:00:00Z'), false);
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { quantity: 4 },
+      d('2027-05-01T18:00:00Z'),
+      false,
+    );
     // 6 of 24 hours left: credit 250, charge 1000 → net 750.
     expect(change.invoice?.total).toBe(750n);
     const trial = (
       await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: seats, trialDays: 5 },
         d('2027-05-01T00:00:00Z'),
       )
     ).subscription;
-    const inTrial = await changeSubscription(db, trial.id, { quantity: 2 }, d('2027-05-02T00:00:00Z'), false);
+    const inTrial = await changeSubscription(
+      db,
+      'system',
+      trial.id,
+      { quantity: 2 },
+      d('2027-05-02T00:00:00Z'),
+      false,
+    );
     expect(inTrial.invoice).toBeNull();
     expect(inTrial.proration.lines).toEqual([]);
     expect(inTrial.subscription.quantity).toBe(2);

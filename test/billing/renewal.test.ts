@@ -39,15 +39,20 @@ describe('subscription renewal', () => {
     const plan = await insertPlan(db, { price: { model: 'PER_UNIT', unit_amount: 999 }, taxRatePpm: 88_750 });
     const customer = await insertCustomer(db);
     const t0 = d('2027-01-31T09:00:00Z');
-    const created = await createSubscription(db, { customerId: customer, planId: plan, quantity: 3 }, t0);
+    const created = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan, quantity: 3 },
+      t0,
+    );
     expect(created.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: 0 });
     expect(created.invoices).toHaveLength(1);
     expect(created.subscription.next_renewal_at).toEqual(d('2027-02-28T09:00:00Z'));
 
     const later = d('2027-07-01T00:00:00Z');
-    const sweep = await renewDueSubscriptions(db, later);
+    const sweep = await renewDueSubscriptions(db, 'system', later);
     expect(sweep).toEqual({ invoices: 5, failures: [] });
-    expect((await renewDueSubscriptions(db, later)).invoices).toBe(0);
+    expect((await renewDueSubscriptions(db, 'system', later)).invoices).toBe(0);
 
     const invoices = await invoicesOf(created.subscription.id);
     expect(invoices.map((i) => [i.period_index, i.period_start?.toISOString(), i.status])).toEqual([
@@ -105,15 +110,19 @@ describe('subscription renewal', () => {
       const t0 = d(`2020-01-1${i}T00:00:00Z`);
       const { subscription } = await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: plan, quantity: 1 },
         t0,
       );
       ids.push(subscription.id);
     }
     const now = d('2020-02-20T00:00:00Z');
-    expect(await renewDueSubscriptions(db, now, { pageSize: 2 })).toEqual({ invoices: 5, failures: [] });
+    expect(await renewDueSubscriptions(db, 'system', now, { pageSize: 2 })).toEqual({
+      invoices: 5,
+      failures: [],
+    });
     for (const id of ids) expect((await invoicesOf(id)).map((i) => i.period_index)).toEqual([0, 1]);
-    expect((await renewDueSubscriptions(db, now, { pageSize: 2 })).invoices).toBe(0);
+    expect((await renewDueSubscriptions(db, 'system', now, { pageSize: 2 })).invoices).toBe(0);
   });
 
   it('concurrent sweeps (several in one process and a second pool) invoice each period exactly once', async () => {
@@ -123,6 +132,7 @@ describe('subscription renewal', () => {
       const customer = await insertCustomer(db, `c${i}@example.com`);
       const created = await createSubscription(
         db,
+        'system',
         { customerId: customer, planId: plan, startAt: d('2027-01-04T00:00:00Z') },
         d('2027-01-04T00:00:00Z'),
       );
@@ -132,11 +142,11 @@ describe('subscription renewal', () => {
     try {
       const now = d('2027-03-01T00:00:00Z'); // 8 weeks later: periods 1–8 are due
       const sweeps = await Promise.all([
-        renewDueSubscriptions(db, now),
-        renewDueSubscriptions(db, now),
-        renewDueSubscriptions(other, now),
-        renewDueSubscriptions(other, now),
-        ...ids.map((id) => renewSubscription(other, id, now)),
+        renewDueSubscriptions(db, 'system', now),
+        renewDueSubscriptions(db, 'system', now),
+        renewDueSubscriptions(other, 'system', now),
+        renewDueSubscriptions(other, 'system', now),
+        ...ids.map((id) => renewSubscription(other, 'system', id, now)),
       ]);
       for (const sweep of sweeps.slice(0, 4)) expect(sweep).toMatchObject({ failures: [] });
     } finally {
@@ -152,7 +162,7 @@ describe('subscription renewal', () => {
     const plan = await insertPlan(db, { trialDays: 14 });
     const customer = await insertCustomer(db);
     const t0 = d('2027-01-01T00:00:00Z');
-    const created = await createSubscription(db, { customerId: customer, planId: plan }, t0);
+    const created = await createSubscription(db, 'system', { customerId: customer, planId: plan }, t0);
     expect(created.invoices).toEqual([]);
     expect(created.subscription).toMatchObject({
       status: 'IN_TRIAL',
@@ -162,9 +172,9 @@ describe('subscription renewal', () => {
       current_period_index: null,
     });
     expect(
-      (await renewSubscription(db, created.subscription.id, d('2027-01-14T23:59:59Z')))?.invoices,
+      (await renewSubscription(db, 'system', created.subscription.id, d('2027-01-14T23:59:59Z')))?.invoices,
     ).toEqual([]);
-    const renewal = await renewSubscription(db, created.subscription.id, d('2027-01-15T00:00:00Z'));
+    const renewal = await renewSubscription(db, 'system', created.subscription.id, d('2027-01-15T00:00:00Z'));
     expect(renewal?.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: 0 });
     expect(renewal?.invoices.map((i) => [i.period_start, i.period_end, i.total])).toEqual([
       [d('2027-01-15T00:00:00Z'), d('2027-02-15T00:00:00Z'), 2000n],
@@ -176,12 +186,13 @@ describe('subscription renewal', () => {
     const customer = await insertCustomer(db);
     const created = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: plan, startAt: d('2027-03-01T00:00:00Z') },
       d('2027-02-10T00:00:00Z'),
     );
     expect(created.subscription).toMatchObject({ status: 'ACTIVE', current_period_index: null });
     expect(created.invoices).toEqual([]);
-    const renewal = await renewSubscription(db, created.subscription.id, d('2027-03-01T00:00:00Z'));
+    const renewal = await renewSubscription(db, 'system', created.subscription.id, d('2027-03-01T00:00:00Z'));
     expect(renewal?.invoices.map((i) => i.period_index)).toEqual([0]);
   });
 
@@ -189,9 +200,9 @@ describe('subscription renewal', () => {
     const plan = await insertPlan(db);
     const customer = await insertCustomer(db);
     const t0 = d('2027-01-10T00:00:00Z');
-    const created = await createSubscription(db, { customerId: customer, planId: plan }, t0);
-    await cancelSubscription(db, created.subscription.id, true, d('2027-01-20T00:00:00Z'));
-    const renewal = await renewSubscription(db, created.subscription.id, d('2027-04-01T00:00:00Z'));
+    const created = await createSubscription(db, 'system', { customerId: customer, planId: plan }, t0);
+    await cancelSubscription(db, 'system', created.subscription.id, true, d('2027-01-20T00:00:00Z'));
+    const renewal = await renewSubscription(db, 'system', created.subscription.id, d('2027-04-01T00:00:00Z'));
     expect(renewal?.invoices).toEqual([]);
     expect(renewal?.subscription).toMatchObject({
       status: 'CANCELLED',
@@ -206,13 +217,19 @@ describe('subscription renewal', () => {
     const customer = await insertCustomer(db);
     const created = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: plan },
       d('2027-01-05T00:00:00Z'),
     );
-    await suspendSubscription(db, created.subscription.id, d('2027-01-20T00:00:00Z'));
-    expect((await renewDueSubscriptions(db, d('2027-04-10T00:00:00Z'))).failures).toEqual([]);
+    await suspendSubscription(db, 'system', created.subscription.id, d('2027-01-20T00:00:00Z'));
+    expect((await renewDueSubscriptions(db, 'system', d('2027-04-10T00:00:00Z'))).failures).toEqual([]);
     expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0]);
-    const change = await reactivateSubscription(db, created.subscription.id, d('2027-04-10T00:00:00Z'));
+    const change = await reactivateSubscription(
+      db,
+      'system',
+      created.subscription.id,
+      d('2027-04-10T00:00:00Z'),
+    );
     expect(change.subscription).toMatchObject({
       status: 'ACTIVE',
       current_period_index: 3,
@@ -224,7 +241,7 @@ describe('subscription renewal', () => {
   it('coupons: a REPEATING percentage for 2 periods, then an amount off capped at the base', async () => {
     const plan = await insertPlan(db, { price: { model: 'FLAT_FEE', amount: 999 }, taxRatePpm: 100_000 });
     const customer = await insertCustomer(db);
-    await createCoupon(db, {
+    await createCoupon(db, 'system', {
       code: 'EIGHTH',
       percentOffPpm: 125_000,
       duration: 'REPEATING',
@@ -232,10 +249,11 @@ describe('subscription renewal', () => {
     });
     const created = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: plan, couponCode: 'EIGHTH' },
       d('2027-01-01T00:00:00Z'),
     );
-    await renewSubscription(db, created.subscription.id, d('2027-03-01T00:00:00Z'));
+    await renewSubscription(db, 'system', created.subscription.id, d('2027-03-01T00:00:00Z'));
     const invoices = await invoicesOf(created.subscription.id);
     // 12.5% of 999 = 124.875 → 125 off; subtotal 874; tax 10%: 99.9 → 100 on the charge, -12.5 → -13 on the credit.
     expect(invoices.map((i) => [i.period_index, i.subtotal, i.tax, i.total])).toEqual([
@@ -255,9 +273,15 @@ describe('subscription renewal', () => {
     expect(redemption.periods_applied).toBe(2);
 
     const customer2 = await insertCustomer(db);
-    await createCoupon(db, { code: 'BIGOFF', amountOff: 5000n, currency: 'USD', duration: 'FOREVER' });
+    await createCoupon(db, 'system', {
+      code: 'BIGOFF',
+      amountOff: 5000n,
+      currency: 'USD',
+      duration: 'FOREVER',
+    });
     const capped = await createSubscription(
       db,
+      'system',
       { customerId: customer2, planId: plan, couponCode: 'BIGOFF' },
       d('2027-01-01T00:00:00Z'),
     );
@@ -271,13 +295,13 @@ describe('subscription renewal', () => {
       taxRatePpm: 100_000,
     });
     const customer = await insertCustomer(db);
-    await createCoupon(db, { code: 'HALF-SEK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    await createCoupon(db, 'system', { code: 'HALF-SEK', percentOffPpm: 500_000, duration: 'FOREVER' });
     const input = { customerId: customer, planId: plan, couponCode: 'HALF-SEK' };
     // 50% of 11045 = 5522.5 → 5523 off; net 5522; tax 10% of 5522 = 552.2 → 552 (once, on the net).
     // Rounded per line it was 1104.5 → 1105 on the charge and −552.3 → −552 on the coupon: 553.
     const preview = await previewSubscription(db, input, d('2027-01-01T00:00:00Z'));
     expect(preview).toMatchObject({ subtotal: 5522n, tax: 552n, total: 6074n });
-    const created = await createSubscription(db, input, d('2027-01-01T00:00:00Z'));
+    const created = await createSubscription(db, 'system', input, d('2027-01-01T00:00:00Z'));
     expect(created.invoices[0]).toMatchObject({ subtotal: 5522n, tax: 552n, total: 6074n });
     const lines = await db
       .selectFrom('invoice_lines')
@@ -304,6 +328,7 @@ describe('subscription renewal', () => {
     // Created three days ago (as far as billing knows): only period 0 was invoiced then.
     const created = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: plan },
       new Date(Date.now() - 3 * 86_400_000),
     );

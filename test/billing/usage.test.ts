@@ -291,7 +291,7 @@ describe('usage-based billing', () => {
         },
       ]);
       // The lines make an invoice: 1050 + 5800 + 600 = 7450, tax 10% per line = 745.
-      const invoice = await createInvoice(app.runtime.db, {
+      const invoice = await createInvoice(app.runtime.db, 'system', {
         customerId,
         currency: 'USD',
         lines,

@@ -538,6 +538,7 @@ describe('Authorize.Net end to end: an account with several currencies, and a pa
     const created = new Date(txn.created_at);
     const polled = await pollDueTransactions(
       app.runtime.db,
+      'system',
       app.runtime.registry,
       [60],
       pino({ level: 'silent' }),

@@ -220,11 +220,11 @@ describe('delivery disorder (property)', () => {
         .execute();
     }
     let requests = order.map((event) => ({ inboxId: ids.get(event.id)!, finalAttempt: false }));
-    const first = await processInboxEvents(app.runtime.db, app.runtime.registry, requests);
+    const first = await processInboxEvents(app.runtime.db, 'system', app.runtime.registry, requests);
     let outcomes = first;
     for (let round = 0; round < 10 && outcomes.includes('retry'); round++) {
       requests = requests.filter((_, i) => outcomes[i] === 'retry');
-      outcomes = await processInboxEvents(app.runtime.db, app.runtime.registry, requests);
+      outcomes = await processInboxEvents(app.runtime.db, 'system', app.runtime.registry, requests);
     }
     expect(outcomes).not.toContain('retry');
     return first;

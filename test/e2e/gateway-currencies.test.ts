@@ -1,7 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
-import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';
@@ -249,16 +248,16 @@ describe('gateway currency rules end to end', () => {
   it('the collection sweep sends nothing for KWD 1.296: a failed attempt amount_not_representable, an exception for a person, no dunning, off the schedule', async () => {
     const { customer } = await openInvoice(app, { amount: 1000, currency: 'kwd' });
     const dueAt = new Date('2027-05-01T06:00:00Z');
-    const draft = await createInvoice(app.runtime.db, {
+    const draft = await createInvoice(app.runtime.db, 'system', {
       customerId: customer.id,
       currency: 'KWD',
       lines: [{ description: 'Instalment', unitAmount: 1296n, quantity: 1, type: 'CHARGE' }],
       chargeAt: dueAt,
     });
-    const due = await finalizeInvoice(app.runtime.db, draft.id);
+    const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
     const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
     const sweep = (now: Date) =>
-      runAs('scheduler', () => chargeDueInvoices(app.runtime.db, app.runtime.registry, config, now));
+      chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime.registry, config, now);
 
     // No nock: a call to Stripe would fail the test.
     const first = await sweep(dueAt);

@@ -72,7 +72,7 @@ describe('invoice.refund: refunds left unknown', () => {
   it('treats a refund committed but never answered (a crash before the gateway call) as unknown and repeats it', async () => {
     const { invoice, transaction } = await paidInvoice();
     const { db, boss } = app.runtime;
-    const [row, reported] = await inUnitOfWork(db, {}, async (work) => {
+    const [row, reported] = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
       const txn = await work.trx
         .selectFrom('transactions')
         .selectAll()
@@ -85,7 +85,7 @@ describe('invoice.refund: refunds left unknown', () => {
         await createRefund(work, txn, { amount: 100n, gatewayRefundId: 're_stripe_reported_pending' }),
       ];
     });
-    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
+    expect(await recoverUnansweredRefunds(db, 'system', boss, 600)).toEqual([]);
     const longAgo = new Date(Date.now() - 11 * 60_000);
     await db
       .updateTable('refunds')
@@ -94,9 +94,9 @@ describe('invoice.refund: refunds left unknown', () => {
       .execute();
 
     const stripe = stripeRefundSucceeds('re_stripe_after_crash');
-    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([row.id]);
+    expect(await recoverUnansweredRefunds(db, 'system', boss, 600)).toEqual([row.id]);
     // A second sweep finds nothing more: one job, not one per sweep.
-    expect(await recoverUnansweredRefunds(db, boss, 600)).toEqual([]);
+    expect(await recoverUnansweredRefunds(db, 'system', boss, 600)).toEqual([]);
     const settled = await waitFor('the queue to settle the recovered refund', async () => {
       const list = await app.api('GET', '/v1/refunds?limit=100');
       const found = list.body.data.find((r: { id: string }) => r.id === row.id);
@@ -127,7 +127,7 @@ describe('invoice.refund: refunds left unknown', () => {
 
   it('does not record a refund made outside billhook without the gateway refund id (the sweep would repeat it)', async () => {
     const { transaction } = await paidInvoice();
-    const result = await inUnitOfWork(app.runtime.db, {}, (work) =>
+    const result = await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
       applyEvent(work, {
         type: 'refund.succeeded',
         gateway: 'stripe',
@@ -172,7 +172,13 @@ describe('invoice.refund: refunds left unknown', () => {
         status: 'unknown',
       })
       .execute();
-    const result = await retryUnknownRefund(app.runtime.db, app.runtime.registry, 're_eway_unknown', false);
+    const result = await retryUnknownRefund(
+      app.runtime.db,
+      'system',
+      app.runtime.registry,
+      're_eway_unknown',
+      false,
+    );
     expect(result).toEqual({ kind: 'exception' });
     const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
     expect(exceptions.body.data).toContainEqual(
@@ -199,7 +205,9 @@ describe('invoice.refund: refunds left unknown', () => {
       })
       .execute();
     for (const refundId of ['re_eway_unknown_2', 're_eway_unknown']) {
-      expect(await retryUnknownRefund(app.runtime.db, app.runtime.registry, refundId, true)).toEqual({
+      expect(
+        await retryUnknownRefund(app.runtime.db, 'system', app.runtime.registry, refundId, true),
+      ).toEqual({
         kind: 'exception',
       });
     }
@@ -219,7 +227,9 @@ describe('invoice.refund: refunds left unknown', () => {
       .set({ status: 'succeeded' })
       .where('id', '=', 're_eway_unknown')
       .execute();
-    expect(await retryUnknownRefund(app.runtime.db, app.runtime.registry, 're_eway_unknown', true)).toEqual({
+    expect(
+      await retryUnknownRefund(app.runtime.db, 'system', app.runtime.registry, 're_eway_unknown', true),
+    ).toEqual({
       kind: 'settled',
       status: 'succeeded',
     });

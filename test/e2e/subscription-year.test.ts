@@ -1,7 +1,6 @@
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
-import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
@@ -68,7 +67,7 @@ describe('a year of a monthly subscription, with a failed charge recovered by du
     for (let day = 0; day <= 366; day++) {
       const now = new Date(start.getTime() + day * DAY + 3_600_000);
       const today = now.toISOString().slice(0, 10);
-      await runAs('scheduler', () => renewDueSubscriptions(app.runtime.db, now));
+      await renewDueSubscriptions(app.runtime.db, 'scheduler', now);
       const due = await app.runtime.db
         .selectFrom('invoices')
         .select('id')
@@ -80,9 +79,7 @@ describe('a year of a monthly subscription, with a failed charge recovered by du
         if (today === '2027-04-30' || today === '2027-05-01') decline();
         else stripeChargeSucceeds();
       }
-      await runAs('scheduler', () =>
-        chargeDueInvoices(app.runtime.db, app.runtime.registry, app.config, now),
-      );
+      await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime.registry, app.config, now);
       expect(nock.pendingMocks(), today).toEqual([]);
       statusOnDay[today] = (
         await app.runtime.db

@@ -68,7 +68,7 @@ describe('activities (the audit log) and resolving exceptions', () => {
   });
 
   it('resolves an open reconciliation exception once: 200, then 409; 404 for an unknown id', async () => {
-    await inUnitOfWork(app.runtime.db, {}, (work) =>
+    await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
       raiseException(work, { kind: 'unknown_outcome', gateway: 'stripe', message: 'ask the gateway' }),
     );
     const open = await app.api('GET', '/v1/reconciliation-exceptions?status=open');

@@ -28,10 +28,18 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const { subscription } = await createSubscription(
       db,
+      'system',
       { customerId: customer, planId: basic },
       new Date('2027-02-01T00:00:00Z'),
     );
-    await changeSubscription(db, subscription.id, { planId: lite }, new Date('2027-02-22T00:00:00Z'), false);
+    await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { planId: lite },
+      new Date('2027-02-22T00:00:00Z'),
+      false,
+    );
   }
 
   it('refuses (422) a credit refund the gateway cannot take exactly, before any refund row or call', async () => {

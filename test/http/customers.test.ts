@@ -88,7 +88,7 @@ describe('/v1/customers updates, lists and balances; /v1/payment-methods reads a
     await invoice(other.id, 'USD', 999);
     await app.api('POST', `/v1/invoices/${usd.id}/payments`, { amount: 2000, method: 'BANK' });
     // A credit: money received in EUR beyond what is owed (an entry posted by hand here).
-    await inUnitOfWork(app.runtime.db, {}, (work) =>
+    await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
       postEntry(work, {
         idempotencyKey: `test:${customer.id}:credit`,
         description: 'prepayment',

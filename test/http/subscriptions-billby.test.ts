@@ -176,7 +176,7 @@ describe('as Billby: preview, change, settle, billing cycles over HTTP', () => {
     const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, quantity: 2 })).body;
     // Two more periods come due (as if the scheduler had run later).
     const later = new Date(Date.now() + 62 * 86_400_000);
-    await renewSubscription(app.runtime.db, sub.id, later);
+    await renewSubscription(app.runtime.db, 'system', sub.id, later);
     const before = await ledgerByCode(app);
     const stripe = [stripeChargeSucceeds(), stripeChargeSucceeds(), stripeChargeSucceeds()];
     const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
@@ -224,8 +224,13 @@ describe('as Billby: preview, change, settle, billing cycles over HTTP', () => {
 
   it('billing cycles show periods missed while suspended without an invoice', async () => {
     const created = (await app.api('POST', '/v1/subscriptions', { customer, plan })).body;
-    await suspendSubscription(app.runtime.db, created.id, new Date());
-    await reactivateSubscription(app.runtime.db, created.id, new Date(Date.now() + 70 * 86_400_000));
+    await suspendSubscription(app.runtime.db, 'system', created.id, new Date());
+    await reactivateSubscription(
+      app.runtime.db,
+      'system',
+      created.id,
+      new Date(Date.now() + 70 * 86_400_000),
+    );
     const cycles = await app.api('GET', `/v1/subscriptions/${created.id}/billing-cycles`);
     expect(
       cycles.body.data.map((c: { index: number; invoice: string | null }) => [c.index, c.invoice !== null]),

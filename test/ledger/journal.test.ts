@@ -45,7 +45,7 @@ function entry(key: string, postings: EntryInput['postings']): EntryInput {
 
 /** Posts inside a unit of work, as the app does. */
 function post(input: EntryInput): Promise<boolean> {
-  return inUnitOfWork(db, {}, (work) => postEntry(work, input));
+  return inUnitOfWork(db, { actor: 'system' }, (work) => postEntry(work, input));
 }
 
 async function rowCounts() {
@@ -213,7 +213,7 @@ describe('postEntry and balances', () => {
       const a = accounts();
       const posted = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
-          inUnitOfWork(db, {}, async (work) => {
+          inUnitOfWork(db, { actor: 'system' }, async (work) => {
             await ensureAccount(work.trx, a.tax, 'USD');
             return postEntry(
               work,
@@ -413,7 +413,7 @@ describe('a deferring unit of work', () => {
   it('posts the entries collected in the unit together at its end, each key once', async () => {
     const a = accounts();
     expect(await post(entry('je:deferred:existing', transfer(a.cash, a.revenue, 1n, 'EUR')))).toBe(true);
-    const seenInside = await inUnitOfWork(db, { defer: true }, async (work) => {
+    const seenInside = await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
       await postEntry(work, entry('je:deferred:1', transfer(a.cash, a.revenue, 100n, 'EUR')));
       await postEntry(work, entry('je:deferred:2', transfer(a.receivable, a.revenue, 20n, 'USD')));
       // A repeat of a key collected earlier, and a key already posted: neither posts again.
@@ -441,7 +441,7 @@ describe('a deferring unit of work', () => {
       { account: a.revenue, amount: -4n, currency: 'EUR' },
     ]);
     await expect(
-      inUnitOfWork(db, { defer: true }, async (work) => {
+      inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
         await postEntry(work, entry('je:deferred:before', transfer(a.cash, a.revenue, 7n, 'EUR')));
         await postEntry(work, unbalanced);
       }),

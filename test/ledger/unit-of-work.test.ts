@@ -4,7 +4,7 @@ import { createDb, type Db } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import type { InvoiceRow } from '../../src/db/schema.ts';
 import { postEntry, transfer } from '../../src/ledger/journal.ts';
-import { inUnitOfWork, runAs } from '../../src/ledger/unit-of-work.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createTestDatabase } from '../support/database.ts';
 
 let db: Db;
@@ -24,21 +24,19 @@ const actorOf = async (id: string) =>
     .actor;
 
 describe('UnitOfWork', () => {
-  it('names its actor on every activity: the one given, else the one the call chain runs as, else system', async () => {
+  it('names the actor it was given on every activity', async () => {
     await inUnitOfWork(db, { actor: 'key_given' }, (work) => recordActivity(work, activity('uow:given')));
-    await runAs('scheduler', () =>
-      inUnitOfWork(db, {}, (work) => recordActivity(work, activity('uow:ambient'))),
-    );
-    await inUnitOfWork(db, {}, (work) => recordActivity(work, activity('uow:system')));
+    await inUnitOfWork(db, { actor: 'scheduler' }, (work) => recordActivity(work, activity('uow:scheduler')));
+    await inUnitOfWork(db, { actor: 'system' }, (work) => recordActivity(work, activity('uow:system')));
     expect(await actorOf('uow:given')).toBe('key_given');
-    expect(await actorOf('uow:ambient')).toBe('scheduler');
+    expect(await actorOf('uow:scheduler')).toBe('scheduler');
     expect(await actorOf('uow:system')).toBe('system');
   });
 
   it('defers its entries and activities to its end, then writes both before the commit', async () => {
     const cash = { code: 'uow:cash', type: 'asset' as const };
     const revenue = { code: 'uow:revenue', type: 'revenue' as const };
-    const seen = await inUnitOfWork(db, { defer: true }, async (work) => {
+    const seen = await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
       await postEntry(work, {
         idempotencyKey: 'uow:deferred',
         description: 'deferred',
@@ -71,7 +69,7 @@ describe('UnitOfWork', () => {
 
   it('hands each row held ahead out once, and none after forgetHeld', async () => {
     const row = { id: 'inv_held' } as InvoiceRow;
-    await inUnitOfWork(db, {}, async (work) => {
+    await inUnitOfWork(db, { actor: 'system' }, async (work) => {
       work.hold('invoices', [row, { id: 'inv_other' } as InvoiceRow]);
       expect(work.findHeld('invoices', (held) => held.id === 'inv_held')).toBe(row);
       expect(work.take('invoices', 'inv_held')).toBe(row);

@@ -6,7 +6,6 @@ import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { SubscriptionStatus } from '../../src/db/schema.ts';
 import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
-import { runAs } from '../../src/ledger/unit-of-work.ts';
 import { chargeInvoice } from '../../src/payments/charges.ts';
 import { CLAIM_LEASE_MS, chargeDueInvoices, claimDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -53,7 +52,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
 
   // As the invoice.charge worker runs it: activities name the scheduler as their actor.
   const sweep = (now: Date, config = DEFAULTS, registry = app.runtime.registry) =>
-    runAs('scheduler', () => chargeDueInvoices(app.runtime.db, registry, config, now));
+    chargeDueInvoices(app.runtime.db, 'scheduler', registry, config, now);
   const invoice = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
   const subscriptionStatus = async (id: string) =>
     (
@@ -81,7 +80,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     chargeAt: Date,
     o: { subscription?: string; taxRatePpm?: number; periodIndex?: number } = {},
   ) {
-    const draft = await createInvoice(app.runtime.db, {
+    const draft = await createInvoice(app.runtime.db, 'system', {
       customerId,
       currency,
       lines: [
@@ -92,7 +91,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
       periodIndex: o.subscription ? (o.periodIndex ?? 0) : undefined,
       billingReason: o.subscription ? 'subscription_cycle' : 'manual',
     });
-    return (await finalizeInvoice(app.runtime.db, draft.id)).id;
+    return (await finalizeInvoice(app.runtime.db, 'system', draft.id)).id;
   }
 
   /** A subscription row inserted directly (the subscriptions module writes them in production). */
@@ -178,7 +177,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     const { customer } = await customerWith(app, { stripe: true });
     const ids = [];
     for (const month of [0, 31, 59]) ids.push(await dueInvoice(customer.id, 'SEK', 3000n, at(month)));
-    const draft = await createInvoice(app.runtime.db, {
+    const draft = await createInvoice(app.runtime.db, 'system', {
       customerId: customer.id,
       currency: 'SEK',
       lines: [{ description: 'Not finalized', unitAmount: 100n, quantity: 1, type: 'CHARGE' }],
@@ -252,10 +251,18 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     expect((await claimDueInvoices(app.runtime.db, at(150))).ids).toEqual([]);
 
     await app.api('POST', `/v1/invoices/${id}`, { charge_at: at(160).toISOString() });
-    const stale = chargeInvoice(app.runtime.db, app.runtime.registry, id, undefined, flagDuplicatePayment, {
-      automatic: true,
-      claimedChargeAt: claim.lease,
-    });
+    const stale = chargeInvoice(
+      app.runtime.db,
+      'system',
+      app.runtime.registry,
+      id,
+      undefined,
+      flagDuplicatePayment,
+      {
+        automatic: true,
+        claimedChargeAt: claim.lease,
+      },
+    );
     await expect(stale).rejects.toMatchObject({ code: 'charge_not_claimed' });
     const attempts = await app.runtime.db
       .selectFrom('transactions')
@@ -392,6 +399,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     const id = await dueInvoice(customer.id, 'JPY', 900n, at(0), { subscription: sub });
     await recordUsageEvent(
       app.runtime.db,
+      'system',
       { eventId: 'dunned-calls', subscriptionId: sub, code: 'calls', value: 7n, timestamp: at(1) },
       at(1),
     );

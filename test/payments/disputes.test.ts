@@ -22,7 +22,7 @@ describe('recordDispute', () => {
   /** A succeeded Stripe payment of 3000 in `currency` (its invoice PAID). */
   async function payment(currency: string): Promise<TransactionRow> {
     const { transaction } = await pendingCharge(db, { currency, amount: 3000n });
-    const recorded = await inUnitOfWork(db, {}, (work) =>
+    const recorded = await inUnitOfWork(db, { actor: 'system' }, (work) =>
       recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: `pi_${currency}` }),
     );
     return recorded.transaction;
@@ -32,7 +32,7 @@ describe('recordDispute', () => {
     status: DisputeReport['status'],
     id = `du_${transaction.currency}`,
   ) =>
-    inUnitOfWork(db, {}, (work) =>
+    inUnitOfWork(db, { actor: 'system' }, (work) =>
       recordDispute(work, transaction, { gatewayDisputeId: id, status, amount: 3000n, reason: 'fraudulent' }),
     );
   const disputesOf = (transaction: TransactionRow) =>

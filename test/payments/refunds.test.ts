@@ -24,7 +24,7 @@ describe('refunds', () => {
   /** A paid invoice: `pendingCharge`, then the charge recorded succeeded (optionally a partial capture). */
   async function paid(o: Parameters<typeof pendingCharge>[1], result: Partial<ChargeResult> = {}) {
     const charge = await pendingCharge(db, o);
-    const recorded = await inUnitOfWork(db, {}, (work) =>
+    const recorded = await inUnitOfWork(db, { actor: 'system' }, (work) =>
       recordChargeResult(work, charge.transaction, {
         status: 'succeeded',
         gatewayTransactionId: `pi_${charge.transaction.id}`,
@@ -35,12 +35,12 @@ describe('refunds', () => {
   }
   /** Commits a pending refund of `amount` as `refundInvoice` does (the invoice locked first). */
   const refund = (transaction: TransactionRow, amount: bigint) =>
-    inUnitOfWork(db, {}, async (work) => {
+    inUnitOfWork(db, { actor: 'system' }, async (work) => {
       await lockInvoice(work, transaction.invoice_id!);
       return createRefund(work, transaction, { amount });
     });
   const record = (refundId: string, result: RefundResult) =>
-    inUnitOfWork(db, {}, (work) => recordRefundResult(work, refundId, result));
+    inUnitOfWork(db, { actor: 'system' }, (work) => recordRefundResult(work, refundId, result));
   const invoiceRow = (id: string) =>
     db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 

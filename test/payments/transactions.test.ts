@@ -17,7 +17,7 @@ describe('recordChargeResult', () => {
   afterAll(() => db?.destroy());
 
   const record = (transaction: { id: string; invoice_id: string | null }, result: ChargeResult) =>
-    inUnitOfWork(db, {}, (work) => recordChargeResult(work, transaction, result));
+    inUnitOfWork(db, { actor: 'system' }, (work) => recordChargeResult(work, transaction, result));
   const rowOf = (table: 'transactions' | 'invoices', id: string) =>
     db.selectFrom(table).selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 

@@ -105,7 +105,7 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
     }
     const db = app.runtime.db;
     for (let i = 0; i < 30; i++) {
-      await inUnitOfWork(db, {}, (work) =>
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
         raiseException(work, {
           kind: 'unknown_outcome',
           gateway: 'stripe',
@@ -202,7 +202,7 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
       for (let day = 1; keepGoing(day, 5); day++) {
         const started = Date.now();
         try {
-          const sweep = await renewDueSubscriptions(db, new Date(Date.now() + day * DAY_MS));
+          const sweep = await renewDueSubscriptions(db, 'system', new Date(Date.now() + day * DAY_MS));
           for (const failure of sweep.failures)
             failures.push(`renewal ${failure.subscription}: ${failure.error}`);
         } catch (error) {

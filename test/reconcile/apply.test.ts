@@ -32,7 +32,7 @@ function stripeEvent(
 
 /** Applies one event as a reconcile batch of one does: charges locked ahead, entries deferred to the end. */
 const apply = (event: PaymentEvent) =>
-  inUnitOfWork(db, { defer: true }, async (work) => {
+  inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
     await lockChargesAhead(work, [event]);
     return applyEvent(work, event);
   });
@@ -230,7 +230,8 @@ describe('processInboxEvents', () => {
       .execute();
     return id;
   }
-  const process = (inboxId: string) => processInboxEvents(db, registry, [{ inboxId, finalAttempt: false }]);
+  const process = (inboxId: string) =>
+    processInboxEvents(db, 'system', registry, [{ inboxId, finalAttempt: false }]);
   const inboxRow = (id: string) =>
     db.selectFrom('inbox').select(['status', 'outcome']).where('id', '=', id).executeTakeFirstOrThrow();
 

@@ -145,6 +145,7 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
     for (let s = 0; s < SUBSCRIPTIONS; s++) {
       const { subscription } = await createSubscription(
         db,
+        'system',
         { customerId: 'cus_scale', planId: plan },
         started,
       );

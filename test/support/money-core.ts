@@ -35,7 +35,7 @@ export async function pendingCharge(
   o: PendingChargeOptions,
 ): Promise<{ customerId: string; invoice: InvoiceRow; transaction: TransactionRow }> {
   const customerId = await insertCustomer(db);
-  const draft = await createInvoice(db, {
+  const draft = await createInvoice(db, 'system', {
     customerId,
     currency: o.currency,
     lines: [
@@ -48,7 +48,7 @@ export async function pendingCharge(
       },
     ],
   });
-  const invoice = await finalizeInvoice(db, draft.id);
+  const invoice = await finalizeInvoice(db, 'system', draft.id);
   const transaction = await db
     .insertInto('transactions')
     .values({

@@ -36,7 +36,7 @@ describe('refund.recover', () => {
   it('marks a refund never answered unknown as the scheduler, and invoice.refund repeats it', async () => {
     const { transaction } = await paidStripeInvoice(app);
     const { db, boss } = app.runtime;
-    const refund = await inUnitOfWork(db, {}, async (work) => {
+    const refund = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
       const txn = await work.trx
         .selectFrom('transactions')
         .selectAll()

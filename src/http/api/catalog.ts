@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { createPlan, getPlan, planOf, updatePlan } from '../../billing/plans.ts';
 import { createProduct, getProduct, updateProduct } from '../../billing/products.ts';
 import type { PlanRow } from '../../db/schema.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler } from './pagination.ts';
 import {
@@ -27,7 +28,7 @@ export function catalogRoutes({ db }: AppDeps): Router {
   const router = Router();
   router.post('/products', async (req, res) => {
     const body = parseInput(CreateProduct, req.body);
-    const product = await createProduct(db, {
+    const product = await createProduct(db, actorOf(req), {
       name: body.name,
       description: body.description,
       externalId: body.external_id,
@@ -49,12 +50,12 @@ export function catalogRoutes({ db }: AppDeps): Router {
   });
   router.post('/products/:id', async (req, res) => {
     const body = parseInput(UpdateProduct, req.body);
-    res.json(serialize.product(await updateProduct(db, req.params.id, body)));
+    res.json(serialize.product(await updateProduct(db, actorOf(req), req.params.id, body)));
   });
 
   router.post('/plans', async (req, res) => {
     const body = parseInput(CreatePlan, req.body);
-    const plan = await createPlan(db, {
+    const plan = await createPlan(db, actorOf(req), {
       productId: body.product,
       name: body.name,
       currency: body.currency,
@@ -83,7 +84,7 @@ export function catalogRoutes({ db }: AppDeps): Router {
   });
   router.post('/plans/:id', async (req, res) => {
     const body = parseInput(UpdatePlan, req.body);
-    const plan = await updatePlan(db, req.params.id, {
+    const plan = await updatePlan(db, actorOf(req), req.params.id, {
       name: body.name,
       active: body.active,
       metadata: body.metadata,

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { createCoupon, getCoupon, updateCoupon } from '../../billing/coupons.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler } from './pagination.ts';
 import { CreateCoupon, ListQuery, UpdateCoupon } from './schemas.ts';
@@ -11,7 +12,7 @@ export function couponRoutes({ db }: AppDeps): Router {
   const router = Router();
   router.post('/coupons', async (req, res) => {
     const body = parseInput(CreateCoupon, req.body);
-    const coupon = await createCoupon(db, {
+    const coupon = await createCoupon(db, actorOf(req), {
       code: body.code,
       name: body.name,
       percentOffPpm: body.percent_off,
@@ -33,7 +34,7 @@ export function couponRoutes({ db }: AppDeps): Router {
   });
   router.post('/coupons/:id', async (req, res) => {
     const body = parseInput(UpdateCoupon, req.body);
-    res.json(serialize.coupon(await updateCoupon(db, req.params.id, body)));
+    res.json(serialize.coupon(await updateCoupon(db, actorOf(req), req.params.id, body)));
   });
   return router;
 }

@@ -11,6 +11,7 @@ import {
 import { listRows } from '../../db/list.ts';
 import type { CustomerRow } from '../../db/schema.ts';
 import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter, listHandler } from './pagination.ts';
 import {
@@ -33,7 +34,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   const router = Router();
   router.post('/customers', async (req, res) => {
     const body = parseInput(CreateCustomer, req.body);
-    const customer = await createCustomer(db, {
+    const customer = await createCustomer(db, actorOf(req), {
       email: body.email,
       name: body.name,
       externalId: body.external_id,
@@ -57,7 +58,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   });
   router.post('/customers/:id/credit/refund', async (req, res) => {
     const body = parseInput(RefundCustomerCredit, req.body);
-    const refunds = await refundCustomerCredit(db, boss, registry, req.params.id, body);
+    const refunds = await refundCustomerCredit(db, actorOf(req), boss, registry, req.params.id, body);
     res.status(201).json({
       object: 'customer_credit_refund',
       customer: serialize.customer(await getCustomerWithBalances(db, req.params.id)),
@@ -66,7 +67,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   });
   router.post('/customers/:id', async (req, res) => {
     const body = parseInput(UpdateCustomer, req.body);
-    const customer = await updateCustomer(db, req.params.id, {
+    const customer = await updateCustomer(db, actorOf(req), req.params.id, {
       email: body.email,
       name: body.name,
       externalId: body.external_id,
@@ -76,7 +77,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   });
   router.post('/payment-methods', async (req, res) => {
     const body = parseInput(CreatePaymentMethod, req.body);
-    const method = await createPaymentMethod(db, {
+    const method = await createPaymentMethod(db, actorOf(req), {
       customerId: body.customer,
       gateway: body.gateway,
       gatewayToken: body.gateway_token,
@@ -99,7 +100,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   });
   router.post('/payment-methods/:id', async (req, res) => {
     parseInput(UpdatePaymentMethod, req.body);
-    res.json(serialize.paymentMethod(await makeDefaultPaymentMethod(db, req.params.id)));
+    res.json(serialize.paymentMethod(await makeDefaultPaymentMethod(db, actorOf(req), req.params.id)));
   });
   return router;
 }

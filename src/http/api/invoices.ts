@@ -16,6 +16,7 @@ import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listFilter } from './pagination.ts';
 import {
@@ -49,7 +50,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   const router = Router();
   router.post('/invoices', async (req, res) => {
     const body = parseInput(CreateInvoice, req.body);
-    const invoice = await createInvoice(db, {
+    const invoice = await createInvoice(db, actorOf(req), {
       customerId: body.customer,
       currency: body.currency,
       lines: body.lines.map(newLine),
@@ -89,30 +90,33 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   }
   router.post('/invoices/:id', async (req, res) => {
     const body = parseInput(UpdateInvoice, req.body);
-    res.json(serialize.invoice(await setChargeAt(db, req.params.id, body.charge_at)));
+    res.json(serialize.invoice(await setChargeAt(db, actorOf(req), req.params.id, body.charge_at)));
   });
   router.post('/invoices/:id/lines', async (req, res) => {
     const body = parseInput(AddInvoiceLine, req.body);
-    const invoice = await addInvoiceLine(db, req.params.id, newLine(body));
+    const invoice = await addInvoiceLine(db, actorOf(req), req.params.id, newLine(body));
     res.status(201).json(serialize.invoice(invoice));
   });
   router.post('/invoices/:id/mark-uncollectible', async (req, res) => {
-    res.json(serialize.invoice(await markUncollectible(db, req.params.id, new Date())));
+    res.json(serialize.invoice(await markUncollectible(db, actorOf(req), req.params.id, new Date())));
   });
   router.post('/invoices/:id/finalize', async (req, res) => {
-    res.json(serialize.invoice(await finalizeInvoice(db, req.params.id)));
+    res.json(serialize.invoice(await finalizeInvoice(db, actorOf(req), req.params.id)));
   });
   router.post('/invoices/:id/void', async (req, res) => {
-    res.json(serialize.invoice(await voidInvoice(db, req.params.id)));
+    res.json(serialize.invoice(await voidInvoice(db, actorOf(req), req.params.id)));
   });
   router.post('/invoices/:id/payments', async (req, res) => {
     const body = parseInput(RecordOfflinePayment, req.body);
-    res.status(201).json(serialize.invoice(await recordOfflinePayment(db, req.params.id, body)));
+    res
+      .status(201)
+      .json(serialize.invoice(await recordOfflinePayment(db, actorOf(req), req.params.id, body)));
   });
   router.post('/invoices/:id/charge', async (req, res) => {
     const body = parseInput(ChargeInvoice, req.body);
     const result = await chargeInvoice(
       db,
+      actorOf(req),
       registry,
       req.params.id,
       body.payment_method,
@@ -126,7 +130,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   router.post('/invoices/:id/refund', async (req, res) => {
     const body = parseInput(RefundInvoice, req.body);
     // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
-    const refund = await refundInvoice(db, boss, registry, req.params.id, {
+    const refund = await refundInvoice(db, actorOf(req), boss, registry, req.params.id, {
       amount: body.amount,
       reason: body.reason,
     });

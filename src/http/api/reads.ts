@@ -7,6 +7,7 @@ import { resolveException } from '../../exceptions/exceptions.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler, toPage } from './pagination.ts';
 import {
@@ -99,7 +100,7 @@ export function readRoutes({ db, boss }: AppDeps): Router {
 
   router.post('/reconciliation-exceptions/:id/resolve', async (req, res) => {
     const body = parseInput(ResolveException, req.body);
-    res.json(serialize.exception(await resolveException(db, req.params.id, body.note)));
+    res.json(serialize.exception(await resolveException(db, actorOf(req), req.params.id, body.note)));
   });
 
   router.get('/activities', async (req, res) => {

@@ -17,6 +17,7 @@ import {
 import type { SubscriptionRow } from '../../db/schema.ts';
 import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
 import { settleSubscription } from '../../payments/settle.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler } from './pagination.ts';
 import {
@@ -55,7 +56,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
   });
   router.post('/subscriptions', async (req, res) => {
     const body = parseInput(CreateSubscription, req.body);
-    const created = await createSubscription(db, newSubscription(body), new Date());
+    const created = await createSubscription(db, actorOf(req), newSubscription(body), new Date());
     res.status(201).json(withInvoice(created.subscription, created.invoices));
   });
   router.get(
@@ -74,6 +75,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
     const body = parseInput(UpdateSubscription, req.body);
     const updated = await updateSubscription(
       db,
+      actorOf(req),
       req.params.id,
       { metadata: body.metadata, paymentMethodId: body.payment_method },
       new Date(),
@@ -83,14 +85,16 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
   router.post('/subscriptions/:id/cancel', async (req, res) => {
     const body = parseInput(CancelSubscription, req.body);
     res.json(
-      serialize.subscription(await cancelSubscription(db, req.params.id, body.at_period_end, new Date())),
+      serialize.subscription(
+        await cancelSubscription(db, actorOf(req), req.params.id, body.at_period_end, new Date()),
+      ),
     );
   });
   router.post('/subscriptions/:id/suspend', async (req, res) => {
-    res.json(serialize.subscription(await suspendSubscription(db, req.params.id, new Date())));
+    res.json(serialize.subscription(await suspendSubscription(db, actorOf(req), req.params.id, new Date())));
   });
   router.post('/subscriptions/:id/reactivate', async (req, res) => {
-    const change = await reactivateSubscription(db, req.params.id, new Date());
+    const change = await reactivateSubscription(db, actorOf(req), req.params.id, new Date());
     res.json(withInvoice(change.subscription, change.invoices));
   });
   router.get('/subscriptions/:id/coupons', async (req, res) => {
@@ -100,7 +104,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
   });
   router.post('/subscriptions/:id/coupons', async (req, res) => {
     const body = parseInput(RedeemCoupon, req.body);
-    const redemption = await addSubscriptionCoupon(db, req.params.id, body.coupon);
+    const redemption = await addSubscriptionCoupon(db, actorOf(req), req.params.id, body.coupon);
     const [withCoupon] = (await subscriptionRedemptions(db, req.params.id)).filter(
       (r) => r.id === redemption.id,
     );
@@ -110,6 +114,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
     const body = parseInput(ChangeSubscription, req.body);
     const result = await changeSubscription(
       db,
+      actorOf(req),
       req.params.id,
       { planId: body.plan, quantity: body.quantity },
       new Date(),
@@ -126,7 +131,7 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
     });
   });
   router.post('/subscriptions/:id/settle', async (req, res) => {
-    const results = await settleSubscription(db, registry, req.params.id, flagDuplicatePayment);
+    const results = await settleSubscription(db, actorOf(req), registry, req.params.id, flagDuplicatePayment);
     res.json({
       object: 'settlement',
       subscription: req.params.id,

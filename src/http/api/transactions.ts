@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { voidTransaction } from '../../payments/voids.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { serialize } from './serialize.ts';
 
@@ -13,7 +14,7 @@ import { serialize } from './serialize.ts';
 export function transactionRoutes({ db, registry }: AppDeps): Router {
   const router = Router();
   router.post('/transactions/:id/void', async (req, res) => {
-    const result = await voidTransaction(db, registry, req.params.id);
+    const result = await voidTransaction(db, actorOf(req), registry, req.params.id);
     if (result.status === 'unknown') {
       res.status(202).json({
         void: 'unknown',

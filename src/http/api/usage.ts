@@ -8,6 +8,7 @@ import {
   updateUsageLimit,
   usageEstimate,
 } from '../../billing/usage.ts';
+import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { listHandler } from './pagination.ts';
 import {
@@ -31,6 +32,7 @@ export function usageRoutes({ db }: AppDeps): Router {
     const body = parseInput(CreateUsageEvent, req.body);
     const { event, created } = await recordUsageEvent(
       db,
+      actorOf(req),
       {
         eventId: body.event_id,
         subscriptionId: body.subscription,
@@ -61,7 +63,7 @@ export function usageRoutes({ db }: AppDeps): Router {
   });
   router.post('/usage-limits', async (req, res) => {
     const body = parseInput(CreateUsageLimit, req.body);
-    const limit = await createUsageLimit(db, {
+    const limit = await createUsageLimit(db, actorOf(req), {
       customerId: body.customer,
       amount: body.amount,
       currency: body.currency,
@@ -86,7 +88,10 @@ export function usageRoutes({ db }: AppDeps): Router {
   });
   router.post('/usage-limits/:id', async (req, res) => {
     const body = parseInput(UpdateUsageLimit, req.body);
-    const limit = await updateUsageLimit(db, req.params.id, { amount: body.amount, action: body.action });
+    const limit = await updateUsageLimit(db, actorOf(req), req.params.id, {
+      amount: body.amount,
+      action: body.action,
+    });
     res.json(serialize.usageLimit(limit));
   });
   return router;
