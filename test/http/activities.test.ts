@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/auth/api-keys.ts';
 import { raiseException } from '../../src/exceptions/exceptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -43,6 +44,19 @@ describe('activities (the audit log) and resolving exceptions', () => {
 
     const byCustomer = await app.api('GET', `/v1/activities?customer=${customer.id}`);
     expect(byCustomer.body.data[0].action).toBe('customer.created');
+  });
+
+  it('names the key that made each call, not another key: the actor is passed from the request', async () => {
+    const { secret, key } = await createApiKey(app.runtime.db, 'second writer', 'write');
+    const mine = (await app.api('POST', '/v1/customers', { email: 'second@example.com' }, secret)).body;
+    const theirs = (await app.api('POST', '/v1/customers', { email: 'first@example.com' })).body;
+    const actorOn = async (id: string) =>
+      (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
+        (a: { actor: string }) => a.actor,
+      );
+    expect(await actorOn(mine.id)).toEqual([key.id]);
+    expect((await actorOn(theirs.id))[0]).toMatch(/^key_/);
+    expect(await actorOn(theirs.id)).not.toContain(key.id);
   });
 
   it('pages by sequence: a consumer polling with its last cursor reads each activity once', async () => {

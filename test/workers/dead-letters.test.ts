@@ -112,6 +112,15 @@ describe('dead letters of webhook.process', () => {
     expect(
       exceptions.filter((x: { inbox_id?: string; event?: string }) => JSON.stringify(x).includes(id)),
     ).toEqual([expect.objectContaining({ kind: 'abandoned_event', status: 'open', gateway: 'stripe' })]);
+    // The exception is opened by the admin key that pressed Delete all (the dashboard's actor).
+    const opened = await app.runtime.db
+      .selectFrom('activities')
+      .innerJoin('reconciliation_exceptions as x', 'x.id', 'activities.resource_id')
+      .innerJoin('api_keys as k', 'k.id', 'activities.actor')
+      .select(['activities.action', 'k.name'])
+      .where('x.inbox_id', '=', id)
+      .execute();
+    expect(opened).toEqual([{ action: 'reconciliation_exception.opened', name: 'BILLHOOK_ADMIN_KEY' }]);
 
     expect((await app.api('POST', `/v1/events/${id}/replay`)).status).toBe(202);
     await waitFor('the replay', async () => (await statusOf(id)).status === 'ignored');
