@@ -15,11 +15,12 @@ export interface LockableRows {
 }
 
 /**
- * Who acts, named on every activity a unit of work records. Passed explicitly from the edge that
- * starts the work to each function that opens a unit (as its parameter right after the database):
- * an API key id (`key_…`: the key of a `/v1` request, or the admin key behind a dashboard action),
- * `api` (a `/v1` request without a key), `webhook`, `scheduler` or `worker` (a queue's handler, from
- * the worker table), `cli` (a command), `system` (the runtime's start-up work).
+ * Who acts, named on every activity a unit of work records. Data, not ambient context: the edge that
+ * starts the work chooses it and passes it to each function that opens a unit, as its parameter
+ * right after the database (`finalizeInvoice(db, actor, id)`). An API key id (`key_…`: the key of a
+ * `/v1` request, or the admin key behind a dashboard action), `api` (a `/v1` request without a key),
+ * `webhook`, `scheduler`, `worker` or `system` (a queue's handler: its row's actor in the worker
+ * table), `cli` (a command), `system` (also migrations).
  */
 export type Actor = `key_${string}` | 'api' | 'webhook' | 'scheduler' | 'worker' | 'cli' | 'system';
 
