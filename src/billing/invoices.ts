@@ -357,16 +357,12 @@ export async function applyPayment(
       );
     }
   }
-  await work.trx
-    .updateTable('invoices')
-    .set({
-      amount_paid: paid,
-      amount_due: due,
-      ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
-      updated_at: now,
-    })
-    .where('id', '=', invoice.id)
-    .execute();
+  await work.update('invoices', invoice, {
+    amount_paid: paid,
+    amount_due: due,
+    ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
+    updated_at: now,
+  });
   await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
     amount,
     amount_paid: paid,

@@ -41,6 +41,8 @@ export async function reinstateAfterPayment(
   } else if (subscription.status !== 'PAST_DUE') {
     return false;
   }
+  // The subscription's other invoices as they are now, with those the unit paid and has not written.
+  await work.writeRows();
   const overdue = await work.trx
     .selectFrom('invoices')
     .select('id')

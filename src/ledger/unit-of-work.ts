@@ -15,6 +15,34 @@ export interface LockableRows {
 }
 
 /**
+ * The columns a unit may change through `UnitOfWork.update`, per table, with their SQL types (the
+ * element types of the arrays a deferring unit's batch `UPDATE … FROM unnest` binds).
+ */
+const UPDATABLE = {
+  transactions: {
+    status: 'text',
+    gateway_transaction_id: 'text',
+    amount_captured: 'bigint',
+    failure_code: 'text',
+    failure_message: 'text',
+    updated_at: 'timestamptz',
+  },
+  invoices: {
+    amount_paid: 'bigint',
+    amount_due: 'bigint',
+    status: 'text',
+    paid_at: 'timestamptz',
+    charge_at: 'timestamptz',
+    updated_at: 'timestamptz',
+  },
+} as const;
+
+/** Changes `UnitOfWork.update` can make to a locked row of `K` (columns as in `UPDATABLE`). */
+export type RowChanges<K extends keyof LockableRows> = Partial<
+  Pick<LockableRows[K], keyof (typeof UPDATABLE)[K] & keyof LockableRows[K]>
+>;
+
+/**
  * Who acts, named on every activity a unit of work records. Data, not ambient context: the edge that
  * starts the work chooses it and passes it to each function that opens a unit, as its parameter
  * right after the database (`finalizeInvoice(db, actor, id)`). An API key id (`key_…`: the key of a
@@ -29,9 +57,10 @@ export interface UnitOfWorkOptions {
   /** Who acts: every activity recorded in the unit carries it. */
   actor: Actor;
   /**
-   * Collect the journal entries and activities the unit writes, and write them at its end, one
-   * statement each (entries, then activities), still inside the transaction: for batch work such as
-   * applying a hundred webhooks in one transaction. Default: each is written when made.
+   * Collect the row updates (`UnitOfWork.update`), journal entries and activities the unit writes,
+   * and write them at its end, one statement per table and column set for the rows, then one for the
+   * entries and one for the activities, still inside the transaction: for batch work such as applying
+   * a hundred webhooks in one transaction. Default: each is written when made.
    */
   defer?: boolean;
 }
@@ -40,9 +69,15 @@ export interface UnitOfWorkOptions {
  * One database transaction that may post to the ledger and record activities, with what belongs to
  * it and used to be kept aside keyed by the transaction: the Kysely transaction (`trx`), whether it
  * holds the ledger writers' shared lock, the journal entries and activities it defers to its end, the
- * rows it locked ahead (handed out once each), and the actor its activities name. Opened by
- * `inUnitOfWork`, passed explicitly to the functions that write (`postEntry(work, …)`,
- * `recordActivity(work, …)`, `lockInvoice(work, id)`); functions that only read take `work.trx`.
+ * rows it locked ahead (handed out once each), the changes it made to locked rows and has not
+ * written yet, and the actor its activities name. Opened by `inUnitOfWork`, passed explicitly to the
+ * functions that write (`postEntry(work, …)`, `recordActivity(work, …)`, `lockInvoice(work, id)`,
+ * `work.update(…)`); functions that only read take `work.trx`.
+ *
+ * In a deferring unit a changed invoice or transaction is written at the unit's end, so until then
+ * PostgreSQL still has it as it was: the unit answers for it (`take`, `findHeld` give the changed
+ * row), and code about to read or write those tables with its own statements calls `writeRows`
+ * (or `forgetHeld`) first.
  */
 export class UnitOfWork {
   /** The transaction: every statement of the unit runs on it. */
@@ -53,6 +88,10 @@ export class UnitOfWork {
   /** Per writer, the items deferred to the end; undefined when the unit writes at once. */
   readonly #deferred: Map<BatchWriter<never>, unknown[]> | undefined;
   readonly #held = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
+  /** Rows changed and not written yet (a deferring unit), as they now are, by table and id. */
+  readonly #changed = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
+  /** Their changes, merged per row, by table and id. */
+  readonly #unwritten = new Map<keyof LockableRows, Map<string, Record<string, unknown>>>();
 
   /**
    * A unit of work in `trx`, a transaction already open: `inUnitOfWork` opens both; construct one
@@ -89,8 +128,12 @@ export class UnitOfWork {
     return true;
   }
 
-  /** Writes what was deferred, writer by writer in the order they were registered. */
+  /**
+   * Writes what was deferred: the changed rows (`writeRows`), then the other writers' items, writer
+   * by writer in the order they were registered.
+   */
   async flush(): Promise<void> {
+    await this.writeRows();
     for (const [write, items] of this.#deferred ?? []) {
       if (items.length === 0) continue;
       const batch = items.splice(0);
@@ -107,28 +150,120 @@ export class UnitOfWork {
 
   /**
    * The held row `id` of `table`, removed from the held rows (a row taken may then be changed, so a
-   * later lock of it asks PostgreSQL again); undefined when none is held (lock it yourself).
+   * later lock of it asks PostgreSQL again), or the row as the unit changed it and has not written it
+   * yet (left with the unit); undefined when neither (lock it yourself).
    */
   take<K extends keyof LockableRows>(table: K, id: string): LockableRows[K] | undefined {
+    // A row changed and not written yet stays with the unit: PostgreSQL does not have it as it is.
+    const changed = this.#changed.get(table)?.get(id) as LockableRows[K] | undefined;
+    if (changed) return changed;
     const held = this.#held.get(table);
     const row = held?.get(id) as LockableRows[K] | undefined;
     if (row) held?.delete(id);
     return row;
   }
 
-  /** A held row of `table` matching `test`, left held (a read before the lock that takes it). */
+  /**
+   * A row of `table` matching `test` among those the unit changed and has not written, else among
+   * the held ones (left held: a read before the lock that takes it).
+   */
   findHeld<K extends keyof LockableRows>(
     table: K,
     test: (row: LockableRows[K]) => boolean,
   ): LockableRows[K] | undefined {
-    for (const row of this.#held.get(table)?.values() ?? []) {
-      if (test(row as LockableRows[K])) return row as LockableRows[K];
+    for (const rows of [this.#changed.get(table), this.#held.get(table)]) {
+      for (const row of rows?.values() ?? []) {
+        if (test(row as LockableRows[K])) return row as LockableRows[K];
+      }
     }
     return undefined;
   }
 
-  /** Drops every held row (their locks stay until the transaction ends). */
-  forgetHeld(): void {
+  /** Whether the unit has changed rows it has not written yet (then a read of their table must `writeRows` first). */
+  get hasUnwrittenRows(): boolean {
+    return this.#unwritten.size > 0;
+  }
+
+  /**
+   * Changes `row` of `table`, which the unit has locked (FOR UPDATE, through `lockInvoice`,
+   * `lockTransactionsAhead`, …), and returns it changed. A deferring unit keeps the change and writes
+   * it at its end (or at `writeRows`), merged with the row's other changes: until then `take` and
+   * `findHeld` answer with the changed row. Otherwise it is written now (one statement).
+   */
+  async update<K extends keyof LockableRows>(
+    table: K,
+    row: LockableRows[K],
+    changes: RowChanges<K>,
+  ): Promise<LockableRows[K]> {
+    const set = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
+    // Changed before and not written: the unit's copy is the row as it is.
+    const current = (this.#changed.get(table)?.get(row.id) as LockableRows[K] | undefined) ?? row;
+    const updated = { ...current, ...set } as LockableRows[K];
+    if (!this.#deferred) {
+      const assignments = Object.entries(set).map(([column, value]) => sql`${sql.ref(column)} = ${value}`);
+      await sql`UPDATE ${sql.table(table)} SET ${sql.join(assignments)} WHERE id = ${row.id}`.execute(
+        this.trx,
+      );
+      return updated;
+    }
+    const unwritten = this.#unwritten.get(table) ?? new Map<string, Record<string, unknown>>();
+    unwritten.set(row.id, { ...unwritten.get(row.id), ...set });
+    this.#unwritten.set(table, unwritten);
+    const changed = this.#changed.get(table) ?? new Map();
+    changed.set(row.id, updated);
+    this.#changed.set(table, changed);
+    this.#held.get(table)?.delete(row.id);
+    return updated;
+  }
+
+  /**
+   * Writes the changes `update` kept: per table, one `UPDATE … FROM unnest(…)` for the rows whose
+   * changes name the same columns (one array per column, so the statement's text does not depend on
+   * the number of rows). PostgreSQL then has the rows as the unit does, and the unit stops answering
+   * for them: a later lock asks PostgreSQL.
+   */
+  async writeRows(): Promise<void> {
+    for (const [table, rows] of this.#unwritten) {
+      const byColumns = new Map<
+        string,
+        { columns: string[]; ids: string[]; changes: Record<string, unknown>[] }
+      >();
+      for (const [id, changes] of rows) {
+        const columns = Object.keys(changes).sort();
+        const key = columns.join(',');
+        const group = byColumns.get(key) ?? { columns, ids: [], changes: [] };
+        group.ids.push(id);
+        group.changes.push(changes);
+        byColumns.set(key, group);
+      }
+      const types: Record<string, string> = UPDATABLE[table];
+      const typeOf = (column: string): string => {
+        const type = types[column];
+        if (!type) throw new Error(`${table}.${column} is not a column a unit of work updates`);
+        return type;
+      };
+      for (const { columns, ids, changes } of byColumns.values()) {
+        await sql`
+          UPDATE ${sql.table(table)} AS t
+          SET ${sql.join(columns.map((c) => sql`${sql.ref(c)} = u.${sql.ref(c)}`))}
+          FROM unnest(${ids}::text[], ${sql.join(
+            columns.map((c) => sql`${changes.map((change) => change[c] ?? null)}::${sql.raw(typeOf(c))}[]`),
+          )}) AS u (id, ${sql.join(columns.map((c) => sql.ref(c)))})
+          WHERE t.id = u.id
+        `.execute(this.trx);
+      }
+    }
+    this.#unwritten.clear();
+    this.#changed.clear();
+  }
+
+  /**
+   * Writes the changed rows (`writeRows`) and drops every held row (their locks stay until the
+   * transaction ends): before work in the unit that reads or changes invoices or transactions with
+   * its own statements.
+   */
+  async forgetHeld(): Promise<void> {
+    await this.writeRows();
     this.#held.clear();
   }
 }

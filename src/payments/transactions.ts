@@ -109,12 +109,13 @@ export async function lockTransactionsAhead(
 }
 
 /**
- * Drops the rows `lockTransactionsAhead` held for `work` (their locks stay until it ends): call it
- * before work in `work` that changes invoices or transactions without locking them through
- * `lockInvoice` / `lockTransaction`.
+ * Writes the rows `work` changed and has not written yet, and drops the rows `lockTransactionsAhead`
+ * held for it (their locks stay until it ends): call it before work in `work` that reads or changes
+ * invoices or transactions with its own statements rather than through `lockInvoice` /
+ * `lockTransaction` / `UnitOfWork.update`.
  */
-export function forgetLockedAhead(work: UnitOfWork): void {
-  work.forgetHeld();
+export function forgetLockedAhead(work: UnitOfWork): Promise<void> {
+  return work.forgetHeld();
 }
 
 /**
@@ -136,6 +137,8 @@ export async function findTransaction(
       (row) => row.gateway === gateway && row.gateway_transaction_id === gatewayTransactionId,
     );
     if (held) return held;
+    // PostgreSQL must have the rows the unit changed before it is asked about them.
+    await work?.writeRows();
     const row = await db
       .selectFrom('transactions')
       .selectAll()
@@ -147,6 +150,7 @@ export async function findTransaction(
   if (reference) {
     const held = work?.findHeld('transactions', (row) => row.gateway === gateway && row.id === reference);
     if (held) return held;
+    await work?.writeRows();
     return db
       .selectFrom('transactions')
       .selectAll()
@@ -191,11 +195,6 @@ async function lockTransaction(work: UnitOfWork, id: string): Promise<Transactio
   return row;
 }
 
-/**
- * Locks a transaction's invoice, then the transaction: always in this order, so charges, webhooks
- * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
- * the caller's earlier read of `invoice_id` stays right.)
- */
 /** Logs a change of a payment attempt (activities), e.g. `transaction.succeeded`, inside `work.trx`. */
 export function transactionActivity(
   work: UnitOfWork,
@@ -220,6 +219,11 @@ export function transactionActivity(
   });
 }
 
+/**
+ * Locks a transaction's invoice, then the transaction: always in this order, so charges, webhooks
+ * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
+ * the caller's earlier read of `invoice_id` stays right.)
+ */
 async function lockWithInvoice(
   work: UnitOfWork,
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
@@ -241,6 +245,7 @@ async function unlessIdTaken(
 ): Promise<ChargeResult> {
   const id = result.gatewayTransactionId;
   if (!id || id === transaction.gateway_transaction_id) return result;
+  await work.writeRows();
   const other = await work.trx
     .selectFrom('transactions')
     .select('id')
@@ -282,12 +287,10 @@ export async function recordChargeResult(
     if (!result.gatewayTransactionId || transaction.gateway_transaction_id)
       return { kind: 'duplicate', transaction };
     // Same state, but now we know the gateway's id (a pending charge's first answer).
-    const learned = await work.trx
-      .updateTable('transactions')
-      .set({ gateway_transaction_id: result.gatewayTransactionId, updated_at: new Date() })
-      .where('id', '=', transactionId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const learned = await work.update('transactions', transaction, {
+      gateway_transaction_id: result.gatewayTransactionId,
+      updated_at: new Date(),
+    });
     return { kind: 'duplicate', transaction: learned };
   }
   if (!NEXT[transaction.status].includes(result.status)) return { kind: 'stale', transaction };
@@ -302,9 +305,9 @@ export async function recordChargeResult(
       result.status === 'succeeded' ? null : (result.failureMessage ?? transaction.failure_message),
     updated_at: new Date(),
   };
-  // The row is locked and no trigger rewrites it: the updated row is the locked one with the changes.
-  await work.trx.updateTable('transactions').set(changes).where('id', '=', transactionId).execute();
-  const updated: TransactionRow = { ...transaction, ...changes };
+  // The row is locked and no trigger rewrites it: the updated row is the locked one with the changes
+  // (written now, or with the batch's other rows when the unit defers).
+  const updated = await work.update('transactions', transaction, changes);
   await transactionActivity(work, updated, `transaction.${result.status}`);
   let overpaid = false;
   if (result.status === 'succeeded') {

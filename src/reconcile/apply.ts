@@ -223,7 +223,7 @@ export async function applyEvent(work: UnitOfWork, event: PaymentEvent): Promise
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
   if (charge) return applyChargeEvent(work, event, charge);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.
-  forgetLockedAhead(work);
+  await forgetLockedAhead(work);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
   if (refund) return applyRefundEvent(work, event, refund);
   const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');

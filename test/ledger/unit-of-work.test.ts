@@ -75,8 +75,128 @@ describe('UnitOfWork', () => {
       expect(work.take('invoices', 'inv_held')).toBe(row);
       expect(work.take('invoices', 'inv_held')).toBeUndefined();
       expect(work.take('transactions', 'inv_other')).toBeUndefined();
-      work.forgetHeld();
+      await work.forgetHeld();
       expect(work.take('invoices', 'inv_other')).toBeUndefined();
+    });
+  });
+
+  describe('update', () => {
+    const seed = async (suffix: string) => {
+      await db
+        .insertInto('customers')
+        .values({ id: `cus_uow_${suffix}`, email: 'uow@example.com' })
+        .execute();
+      await db
+        .insertInto('invoices')
+        .values({
+          id: `inv_uow_${suffix}`,
+          customer_id: `cus_uow_${suffix}`,
+          currency: 'EUR',
+          status: 'OPEN',
+        })
+        .execute();
+      for (const n of [1, 2]) {
+        await db
+          .insertInto('transactions')
+          .values({
+            id: `txn_uow_${suffix}_${n}`,
+            invoice_id: `inv_uow_${suffix}`,
+            gateway: 'stripe',
+            amount: 500n,
+            currency: 'EUR',
+            status: n === 1 ? 'pending' : 'failed',
+          })
+          .execute();
+      }
+      return db
+        .selectFrom('transactions')
+        .selectAll()
+        .where('invoice_id', '=', `inv_uow_${suffix}`)
+        .orderBy('id')
+        .forUpdate()
+        .execute();
+    };
+    const stored = (id: string) =>
+      db.selectFrom('transactions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+    it('writes at once in a unit that does not defer', async () => {
+      const [pending] = await seed('now');
+      const seen = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+        const updated = await work.update('transactions', pending!, {
+          status: 'succeeded',
+          failure_code: null,
+        });
+        expect(updated).toMatchObject({ id: pending!.id, status: 'succeeded', amount: 500n });
+        expect(work.take('transactions', pending!.id)).toBeUndefined();
+        return work.trx
+          .selectFrom('transactions')
+          .select('status')
+          .where('id', '=', pending!.id)
+          .executeTakeFirst();
+      });
+      expect(seen?.status).toBe('succeeded');
+    });
+
+    it('in a deferring unit, answers with the changed rows and writes them at its end, merged, one statement per column set', async () => {
+      const [first, second] = await seed('late');
+      const during = await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+        await work.update('transactions', first!, { gateway_transaction_id: 'pi_uow_late' });
+        await work.update('transactions', first!, { status: 'succeeded', amount_captured: 300n });
+        await work.update('transactions', second!, { failure_code: 'card_declined', failure_message: null });
+        expect(work.hasUnwrittenRows).toBe(true);
+        expect(work.take('transactions', first!.id)).toMatchObject({
+          status: 'succeeded',
+          gateway_transaction_id: 'pi_uow_late',
+          amount_captured: 300n,
+        });
+        expect(work.findHeld('transactions', (row) => row.gateway_transaction_id === 'pi_uow_late')?.id).toBe(
+          first!.id,
+        );
+        return work.trx
+          .selectFrom('transactions')
+          .select('status')
+          .where('id', '=', first!.id)
+          .executeTakeFirst();
+      });
+      expect(during?.status).toBe('pending');
+      expect(await stored(first!.id)).toMatchObject({
+        status: 'succeeded',
+        gateway_transaction_id: 'pi_uow_late',
+        amount_captured: 300n,
+        failure_code: null,
+      });
+      expect(await stored(second!.id)).toMatchObject({
+        status: 'failed',
+        failure_code: 'card_declined',
+        failure_message: null,
+      });
+    });
+
+    it('writes before a read that needs PostgreSQL to have the rows (writeRows), and then asks PostgreSQL again', async () => {
+      const [first] = await seed('read');
+      await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+        await work.update('transactions', first!, { status: 'canceled' });
+        await work.writeRows();
+        expect(work.hasUnwrittenRows).toBe(false);
+        expect(work.take('transactions', first!.id)).toBeUndefined();
+        const row = await work.trx
+          .selectFrom('transactions')
+          .select('status')
+          .where('id', '=', first!.id)
+          .executeTakeFirst();
+        expect(row?.status).toBe('canceled');
+      });
+    });
+
+    it('writes nothing when the unit rolls back', async () => {
+      const [first] = await seed('rollback');
+      await expect(
+        inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+          await work.update('transactions', first!, { status: 'succeeded' });
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      expect((await stored(first!.id)).status).toBe('pending');
     });
   });
 });
