@@ -232,6 +232,14 @@ describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
     expect(['created', 'active', 'retry']).toContain(copies[0]!.state);
     expect((await cli(['jobs', 'purge'], env)).stdout).toMatch(/1 dead letter\(s\) deleted/);
     expect((await cli(['jobs', 'failed'], env)).stdout).toMatch(/0 dead letter\(s\)/);
+    // The webhook whose dead letter was deleted is given up, by the command: its exception names `cli`.
+    const opened = await app.runtime.db
+      .selectFrom('activities')
+      .innerJoin('reconciliation_exceptions as x', 'x.id', 'activities.resource_id')
+      .select(['activities.action', 'activities.actor'])
+      .where('x.inbox_id', '=', receipt.id!)
+      .execute();
+    expect(opened).toEqual([{ action: 'reconciliation_exception.opened', actor: 'cli' }]);
 
     const replay = await cli(['replay', receipt.id!], env);
     expect(replay.stdout).toMatch(new RegExp(`${receipt.id}\\s+paypal\\s+X\\s+queued again`));
