@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { Database, TransactionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import { capabilitiesOf, type GatewayRegistry } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
@@ -37,10 +37,9 @@ const VOIDABLE: Readonly<Record<VoidCapability, readonly TransactionRow['status'
  */
 async function whyNotVoidable(
   trx: Kysely<Database>,
-  registry: GatewayRegistry,
   transaction: TransactionRow,
 ): Promise<ConflictError | undefined> {
-  const capability = registry.get(transaction.gateway)?.capabilities.void ?? 'none';
+  const capability = capabilitiesOf(transaction.gateway).void;
   if (capability === 'none') {
     return new ConflictError(
       'gateway_cannot_void',
@@ -149,7 +148,7 @@ export async function voidTransaction(
 ): Promise<VoidResult> {
   const transaction = await db.selectFrom('transactions').selectAll().where('id', '=', id).executeTakeFirst();
   if (!transaction) throw new NotFoundError('transaction', id);
-  const refusal = await whyNotVoidable(db, registry, transaction);
+  const refusal = await whyNotVoidable(db, transaction);
   if (refusal) throw refusal;
   const outcome = await clientFor(registry, transaction.gateway).void({
     reference: transaction.id,

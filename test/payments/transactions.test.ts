@@ -111,4 +111,38 @@ describe('recordChargeResult', () => {
     expect(await entryPostings(db, `${other.transaction.id}:succeeded`)).toBeUndefined();
     expect(await booksIn(db, 'NOK')).toEqual({ 'receivable:customer': 400n, revenue: -400n });
   });
+
+  it('in a deferring unit (a reconcile batch) a second result for the payment sees the first, and both rows are written at its end', async () => {
+    const { invoice, transaction } = await pendingCharge(db, { currency: 'PLN' });
+    const seen = await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+      const first = await recordChargeResult(work, transaction, {
+        status: 'succeeded',
+        gatewayTransactionId: 'pi_pln_deferred',
+      });
+      const again = await recordChargeResult(work, transaction, {
+        status: 'succeeded',
+        gatewayTransactionId: 'pi_pln_deferred',
+      });
+      const stored = await work.trx
+        .selectFrom('transactions')
+        .select('status')
+        .where('id', '=', transaction.id)
+        .executeTakeFirstOrThrow();
+      return { first: first.kind, again: again.kind, storedDuring: stored.status };
+    });
+    expect(seen).toEqual({ first: 'applied', again: 'duplicate', storedDuring: 'pending' });
+    expect(await rowOf('transactions', transaction.id)).toMatchObject({
+      status: 'succeeded',
+      gateway_transaction_id: 'pi_pln_deferred',
+    });
+    expect(await rowOf('invoices', invoice.id)).toMatchObject({
+      status: 'PAID',
+      amount_paid: 1000n,
+      amount_due: 0n,
+    });
+    expect(await entryPostings(db, `${transaction.id}:succeeded`)).toEqual({
+      'gateway_clearing:stripe': 1000n,
+      'receivable:customer': -1000n,
+    });
+  });
 });

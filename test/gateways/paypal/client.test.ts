@@ -1,11 +1,10 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../../src/db/ids.ts';
-import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { attemptCreatedAt, parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
-import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
+import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts';
 
 const BASE = 'https://paypal.client.test';
 const VAULTED = paypalFixture('api.orders.create.vaulted_card_capture.completed.json');
@@ -13,14 +12,7 @@ const DECLINED = paypalFixture('api.orders.capture.card_declined_insufficient_fu
 
 /** A client whose calls time out after `timeoutMs`, its token request after the long timeout. */
 const client = (now?: () => number, timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
-  new PaypalClient({
-    clientId: 'client-id',
-    clientSecret: 'client-secret',
-    apiBase: BASE,
-    timeoutMs,
-    tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
-    now,
-  });
+  testPaypalClient(BASE, timeoutMs, now);
 
 const chargeOf = (overrides: Partial<ChargeRequest> = {}): ChargeRequest => ({
   reference: newId('txn'),

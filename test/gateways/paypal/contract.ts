@@ -1,11 +1,10 @@
 import nock from 'nock';
 import { newId } from '../../../src/db/ids.ts';
-import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { PAYPAL_CURRENCIES } from '../../../src/gateways/paypal/currencies.ts';
 import { toGateway } from '../../../src/money/gateway-amount.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
-import { nockToken, paypalFixture, TOKEN } from './fixtures.ts';
+import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts';
 
 const BASE = 'https://paypal.contract.test';
 /** The real sandbox answer of a vaulted-card order with intent CAPTURE (USD 25.07, capture 0XX3309307732590Y). */
@@ -34,14 +33,7 @@ function nockCreateOrder(): nock.Interceptor {
 /** PayPal (Orders v2 / Payments v2) in the shared contract suite, on the real fixture answers. */
 export const contract: ContractCase = {
   gateway: 'paypal',
-  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
-    new PaypalClient({
-      clientId: 'client-id',
-      clientSecret: 'client-secret',
-      apiBase: BASE,
-      timeoutMs,
-      tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
-    }),
+  client: (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) => testPaypalClient(BASE, timeoutMs),
   charge: {
     reference: REFERENCE,
     amount: 2507n,

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import nock from 'nock';
+import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
+import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 
 /** test/fixtures/paypal (see SOURCES.md there). */
 export const PAYPAL_FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/paypal');
@@ -74,4 +76,23 @@ export function nockToken(
       (body) => body === 'grant_type=client_credentials' || body?.grant_type === 'client_credentials',
     )
     .basicAuth({ user: clientId, pass: clientSecret });
+}
+
+/**
+ * A PayPal client of the tests' credentials against `apiBase` (a nock host): its calls time out after
+ * `timeoutMs`, its token request after the answered-call timeout; `now` its clock (ms).
+ */
+export function testPaypalClient(
+  apiBase: string,
+  timeoutMs = ANSWERED_CALL_TIMEOUT_MS,
+  now?: () => number,
+): PaypalClient {
+  return new PaypalClient({
+    clientId: 'client-id',
+    clientSecret: 'client-secret',
+    apiBase,
+    timeoutMs,
+    tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
+    now,
+  });
 }

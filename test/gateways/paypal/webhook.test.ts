@@ -2,7 +2,6 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { TEST_CERT_URL } from '../../../src/gateways/paypal/certificates.ts';
-import { PaypalClient } from '../../../src/gateways/paypal/client.ts';
 import { signPaypalDelivery } from '../../../src/gateways/paypal/test-events.ts';
 import { PaypalWebhook, signedMessage } from '../../../src/gateways/paypal/webhook.ts';
 import { WebhookPayloadError, WebhookVerificationError } from '../../../src/gateways/types.ts';
@@ -21,6 +20,7 @@ import {
   TEST_CERT_PEM,
   TEST_KEY_PEM,
   TOKEN,
+  testPaypalClient,
 } from './fixtures.ts';
 
 const webhook = (options: Partial<ConstructorParameters<typeof PaypalWebhook>[0]> = {}) =>
@@ -506,12 +506,7 @@ describe('PaypalWebhook.verify by PayPal API (PAYPAL_WEBHOOK_VERIFICATION=api)',
   const API = 'https://paypal-api.test';
   const byApi = () =>
     webhook({
-      verifyByApi: new PaypalClient({
-        clientId: 'client-id',
-        clientSecret: 'client-secret',
-        apiBase: API,
-        timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
-      }),
+      verifyByApi: testPaypalClient(API),
     });
 
   /** Fakes verify-webhook-signature answering `status` with `body`, keeping what it was asked. */
