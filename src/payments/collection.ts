@@ -98,10 +98,7 @@ async function collect(
       invoiceId,
       methodId,
       flagDuplicatePayment,
-      {
-        automatic: true,
-        claimedChargeAt: lease,
-      },
+      { automatic: true, claimedChargeAt: lease },
     );
     const result: CollectionResult = {
       invoiceId,
