@@ -2,7 +2,7 @@ import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 
 /** The services a worker process hands every job handler (the second argument of a {@link JobHandler}). */
@@ -10,6 +10,8 @@ export interface WorkerContext {
   boss: PgBoss;
   db: Db;
   registry: GatewayRegistry;
+  /** The gateway accounts' adapters (src/accounts/adapters.ts). */
+  accounts: AccountRegistry;
   config: Config;
   log: Logger;
   metrics: Metrics;

@@ -54,7 +54,10 @@ export function retryDelaySeconds(base: number, attempt: number, random = Math.r
  * are skipped) only when that bookkeeping itself fails. Invalid job data goes straight to the
  * dead-letter queue. Resolves with one `JobResult` per job (the queue is worked with `perJobResults`).
  */
-export const processWebhooks: JobHandler = async (jobs, { db, boss, registry, config, log, metrics }) => {
+export const processWebhooks: JobHandler = async (
+  jobs,
+  { db, boss, registry, accounts, config, log, metrics },
+) => {
   const results: JobResult[] = [];
   const valid: { job: JobWithMetadata<unknown>; data: { inboxIds: string[]; attempt: number } }[] = [];
   for (const job of jobs) {
@@ -77,7 +80,7 @@ export const processWebhooks: JobHandler = async (jobs, { db, boss, registry, co
   try {
     for (let i = 0; i < rows.length; i += config.WEBHOOK_BATCH_SIZE) {
       outcomes.push(
-        ...(await processInboxEvents(db, registry, rows.slice(i, i + config.WEBHOOK_BATCH_SIZE))),
+        ...(await processInboxEvents(db, registry, rows.slice(i, i + config.WEBHOOK_BATCH_SIZE), accounts)),
       );
     }
   } catch (error) {
