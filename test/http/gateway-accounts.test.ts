@@ -145,7 +145,12 @@ describe('/v1/gateway-accounts', () => {
   });
 
   it('refuses an update with a bad credential (422, nothing changed) and a name taken (409)', async () => {
-    const a = await create({ gateway: 'stripe', name: 'A', mode: 'test', credentials: { secret_key: STRIPE_KEY } });
+    const a = await create({
+      gateway: 'stripe',
+      name: 'A',
+      mode: 'test',
+      credentials: { secret_key: STRIPE_KEY },
+    });
     await create({ gateway: 'stripe', name: 'B', mode: 'test', credentials: {} });
     const bad = await app.api('POST', `/v1/gateway-accounts/${a.body.id}`, {
       credentials: { secret_key: 'sk_live_0123456789abc' },
