@@ -70,6 +70,9 @@ describe('/v1/gateway-accounts', () => {
       api_base: null,
       credentials_last4: { secret_key: '9876', webhook_secrets: ['wxyz'] },
     });
+    // Never logged either (the app logs at debug level here).
+    expect(JSON.stringify(app.logs)).not.toContain(STRIPE_KEY);
+    expect(JSON.stringify(app.logs)).not.toContain(WEBHOOK_SECRET);
     const opened = await openGatewayAccount(app.runtime.db, keyring(SECRET_KEY, undefined), id);
     expect(opened?.credentials).toEqual({
       secret_key: 'sk_test_accountEU_replaced_9876',

@@ -158,5 +158,8 @@ describe('webhooks of gateway accounts', () => {
       (await deliver(other.url, a, newEvent(), next)).status === 200 ? true : undefined,
     );
     expect((await deliver(other.url, a, newEvent(), SECRET_A)).status).toBe(400);
+    for (const server of [app, other])
+      for (const secret of [SECRET_A, SECRET_B, next])
+        expect(JSON.stringify(server.logs)).not.toContain(secret);
   });
 });
