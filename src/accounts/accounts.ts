@@ -139,7 +139,19 @@ export async function openGatewayAccount(
   id: string,
 ): Promise<OpenedAccount | undefined> {
   const row = await db.selectFrom('gateway_accounts').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) return undefined;
+  return row && openAccount(keys, row);
+}
+
+/** Every gateway account as stored (credentials encrypted), for a process's cache of adapters. */
+export function loadGatewayAccounts(db: Db): Promise<GatewayAccountRow[]> {
+  return db.selectFrom('gateway_accounts').selectAll().execute();
+}
+
+/**
+ * A stored account with its credentials decrypted.
+ * @throws SecretKeyMissing or ConflictError `secret_key_unknown` when its key is not configured
+ */
+export function openAccount(keys: Keyring, row: GatewayAccountRow): OpenedAccount {
   const { credentials: _sealed, ...account } = row;
   return { account, credentials: decrypt(keys, row) };
 }

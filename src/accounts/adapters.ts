@@ -1,34 +1,30 @@
 import type { Config } from '../config/env.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import type { Db } from '../db/database.ts';
+import type { GatewayAccountRow } from '../db/schema.ts';
 import type { AccountRegistry } from '../gateways/registry.ts';
 import type { GatewayAdapter } from '../gateways/types.ts';
-import { gatewayAccountsVersion, openGatewayAccount } from './accounts.ts';
+import { gatewayAccountsVersion, loadGatewayAccounts, openAccount } from './accounts.ts';
 import type { Keyring } from './cipher.ts';
 import { accountConfig } from './credentials.ts';
 
 /** Builds `gateway`'s adapter from a configuration (the registry's factory, with the process's wrappers). */
 export type AdapterFactory = (gateway: GatewayName, config: Config) => GatewayAdapter;
 
-interface Entry {
-  gateway: GatewayName;
-  enabled: boolean;
-  adapter: GatewayAdapter;
-}
-
 /** How often, at most, a process asks whether an account changed: once a second. */
 export const ACCOUNTS_CHECK_INTERVAL_MS = 1000;
 
 /**
- * The adapters of the gateway accounts, built on first use from each account's decrypted credentials
- * (its configuration: the process's, with the account's credentials in place of the gateway's
- * variables) by the same factory as the default accounts', and cached. Each process (web or worker)
- * reads `gatewayAccountsVersion` at most once per `checkEveryMs` when an account's adapter is asked
- * for; when it moved, every cached adapter is dropped and rebuilt on next use, so a created, changed
- * or disabled account takes effect everywhere within about a second, without a restart. (A polled
- * version rather than LISTEN/NOTIFY: no connection held per process, nothing missed across a
- * reconnect, and one indexed-free sum over a handful of rows a second.) `changed()` drops them at once
- * in the process that made the change.
+ * The adapters of the gateway accounts. Each process (web or worker) keeps the accounts' rows
+ * (credentials still encrypted) and builds an account's adapter on first use, from its decrypted
+ * credentials (the process's configuration with them in place of the gateway's variables) by the
+ * same factory as the default accounts'. When an account's adapter is asked for, the process reads
+ * `gatewayAccountsVersion` at most once per `checkEveryMs`; when it moved, it reloads the rows and
+ * drops every adapter, so a created, changed or disabled account takes effect everywhere within
+ * about a second, without a restart. A polled version rather than LISTEN/NOTIFY: no connection held
+ * per process, nothing missed across a reconnect, and one sum over a handful of rows a second. An
+ * unknown account id is answered from the rows in memory (no query, nothing cached for it).
+ * `changed()` reloads at once in the process that made the change.
  */
 export class AccountAdapters implements AccountRegistry {
   readonly #db: Db;
@@ -36,10 +32,13 @@ export class AccountAdapters implements AccountRegistry {
   readonly #config: Config;
   readonly #build: AdapterFactory;
   readonly #checkEveryMs: number;
-  #entries = new Map<string, Promise<Entry | undefined>>();
+  #rows = new Map<string, GatewayAccountRow>();
+  #adapters = new Map<string, GatewayAdapter>();
   #version: string | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #checking: Promise<void> | undefined;
+  /** Moved by `changed()`: a reload that started before it does not count as a check. */
+  #generation = 0;
 
   constructor(
     db: Db,
@@ -52,7 +51,7 @@ export class AccountAdapters implements AccountRegistry {
     this.#keys = keys;
     this.#config = config;
     this.#build = build;
-    this.#checkEveryMs = checkEveryMs;
+    this.#checkEveryMs = Math.max(1, checkEveryMs);
   }
 
   /** The keys credentials are encrypted with (BILLHOOK_SECRET_KEY, and the previous one while rotating). */
@@ -60,56 +59,55 @@ export class AccountAdapters implements AccountRegistry {
     return this.#keys;
   }
 
+  /**
+   * @throws SecretKeyMissing or ConflictError `secret_key_unknown` when the account's key is not
+   *   configured in this process; the database's error when it cannot be read
+   */
   async adapterOf(
     gateway: GatewayName,
     account: string,
     options: { includeDisabled?: boolean } = {},
   ): Promise<GatewayAdapter | undefined> {
     await this.#fresh();
-    let entry = this.#entries.get(account);
-    if (!entry) {
-      entry = this.#load(account);
-      this.#entries.set(account, entry);
-      // A failure (the database away, a key missing) is not cached: the next delivery tries again.
-      entry.catch(() => this.#entries.get(account) === entry && this.#entries.delete(account));
+    const row = this.#rows.get(account);
+    if (!row || row.gateway !== gateway || (row.disabled_at !== null && !options.includeDisabled))
+      return undefined;
+    let adapter = this.#adapters.get(account);
+    if (!adapter) {
+      const { credentials } = openAccount(this.#keys, row);
+      adapter = this.#build(gateway, accountConfig(this.#config, gateway, credentials, row.api_base));
+      this.#adapters.set(account, adapter);
     }
-    const found = await entry;
-    if (!found || found.gateway !== gateway || (!found.enabled && !options.includeDisabled)) return undefined;
-    return found.adapter;
+    return adapter;
   }
 
-  /** Drops every cached adapter now: this process changed an account. */
+  /** Reloads the accounts on next use: this process changed one. */
   changed(): void {
-    this.#entries.clear();
+    this.#generation += 1;
     this.#checkedAt = Number.NEGATIVE_INFINITY;
+    this.#version = undefined;
   }
 
-  async #load(id: string): Promise<Entry | undefined> {
-    const opened = await openGatewayAccount(this.#db, this.#keys, id);
-    if (!opened) return undefined;
-    const { account, credentials } = opened;
-    return {
-      gateway: account.gateway,
-      enabled: account.disabled_at === null,
-      adapter: this.#build(
-        account.gateway,
-        accountConfig(this.#config, account.gateway, credentials, account.api_base),
-      ),
-    };
-  }
-
-  /** Drops the cache when the accounts' version moved since the last check (at most once per interval). */
+  /** Reloads the rows and drops the adapters when the accounts' version moved (checked at most once per interval). */
   async #fresh(): Promise<void> {
-    if (Date.now() - this.#checkedAt < this.#checkEveryMs) return;
-    this.#checking ??= gatewayAccountsVersion(this.#db)
-      .then((version) => {
-        if (version !== this.#version) this.#entries.clear();
-        this.#version = version;
-        this.#checkedAt = Date.now();
-      })
-      .finally(() => {
+    while (Date.now() - this.#checkedAt >= this.#checkEveryMs) {
+      this.#checking ??= this.#reload().finally(() => {
         this.#checking = undefined;
       });
-    await this.#checking;
+      await this.#checking;
+    }
+  }
+
+  async #reload(): Promise<void> {
+    const generation = this.#generation;
+    const version = await gatewayAccountsVersion(this.#db);
+    if (version !== this.#version) {
+      const rows = await loadGatewayAccounts(this.#db);
+      this.#rows = new Map(rows.map((row) => [row.id, row]));
+      this.#adapters = new Map();
+      // The version of the rows read (a change committed between the two reads is seen next time).
+      this.#version = rows.reduce((sum, row) => sum + BigInt(row.version), 0n).toString();
+    }
+    if (generation === this.#generation) this.#checkedAt = Date.now();
   }
 }

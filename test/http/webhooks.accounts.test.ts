@@ -135,7 +135,12 @@ describe('webhooks of gateway accounts', () => {
       mode: 'test',
       credentials: { webhook_secrets: ['whsec_account_c_secret_0003'] },
     });
-    expect((await deliver(other.url, c.body.id, newEvent(), 'whsec_account_c_secret_0003')).status).toBe(200);
+    // A new account reaches the other process at its next check (within about a second).
+    await waitFor('the other process to know the new account', async () =>
+      (await deliver(other.url, c.body.id, newEvent(), 'whsec_account_c_secret_0003')).status === 200
+        ? true
+        : undefined,
+    );
     expect((await app.api('POST', `/v1/gateway-accounts/${c.body.id}/disable`, {})).status).toBe(200);
     expect((await deliver(app.url, c.body.id, newEvent(), 'whsec_account_c_secret_0003')).status).toBe(404);
     await waitFor('the other process to refuse the disabled account', async () =>
