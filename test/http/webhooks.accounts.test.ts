@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { startCharge } from '../../src/payments/charges.ts';
@@ -113,6 +114,36 @@ describe('webhooks of gateway accounts', () => {
       'gateway_clearing:stripe EUR': 4620,
       'receivable:customer EUR': 0,
     });
+  });
+
+  it("normalises an account's delivery with that account's API credentials and base, not the default's", async () => {
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'D',
+      mode: 'test',
+      credentials: {
+        secret_key: 'sk_test_account_d_0123456789',
+        webhook_secrets: ['whsec_account_d_secret_0004'],
+      },
+      api_base: 'https://account-d.stripe.test',
+    });
+    // A dispute naming only its charge: the worker asks Stripe for the charge's PaymentIntent.
+    const event = JSON.parse(stripeFixtureRaw('webhook.charge.dispute.created.json'));
+    event.id = `evt_${randomBytes(8).toString('hex')}`;
+    delete event.data.object.payment_intent;
+    const charge = event.data.object.charge as string;
+    const asked = nock('https://account-d.stripe.test')
+      .matchHeader('authorization', 'Bearer sk_test_account_d_0123456789')
+      .get(`/v1/charges/${charge}`)
+      .reply(200, { id: charge, object: 'charge', payment_intent: null });
+    try {
+      const body = JSON.stringify(event);
+      expect((await deliver(app.url, created.body.id, body, 'whsec_account_d_secret_0004')).status).toBe(200);
+      await waitFor("the worker to ask account D's API", async () => asked.isDone() || undefined);
+      expect((await inboxRow(event.id))?.gateway_account).toBe(created.body.id);
+    } finally {
+      nock.cleanAll();
+    }
   });
 
   it('answers 404 for an unknown account, an account of another gateway, and a disabled one (on every process)', async () => {
