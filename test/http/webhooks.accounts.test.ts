@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAuthorizenetTestDelivery } from '../../src/gateways/authorizenet/test-events.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
@@ -144,6 +145,37 @@ describe('webhooks of gateway accounts', () => {
     } finally {
       nock.cleanAll();
     }
+  });
+
+  it('routes an Authorize.Net account by the same mechanism: its Signature Key verifies, no other', async () => {
+    const key = randomBytes(32).toString('hex').toUpperCase();
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'authorizenet',
+      name: 'B2B',
+      mode: 'test',
+      credentials: {
+        api_login_id: 'login_b2b_0001',
+        transaction_key: 'txkey_b2b_000001',
+        signature_key: key,
+      },
+      // Nothing answers there: the worker's getTransactionDetails fails and is retried, harmlessly.
+      api_base: 'https://anet-b2b.invalid',
+    });
+    expect(created.status).toBe(201);
+    const post = (path: string, signatureKey: string) => {
+      const { body, headers } = buildAuthorizenetTestDelivery(
+        'net.authorize.payment.authcapture.created',
+        { transactionId: '60123456789', amount: 4500, currency: 'USD' },
+        { AUTHORIZENET_SIGNATURE_KEY: signatureKey },
+      );
+      return fetch(`${app.url}${path}`, { method: 'POST', headers, body }).then((r) => r.status);
+    };
+    expect(await post(`/webhooks/authorizenet/${created.body.id}`, key)).toBe(200);
+    expect(await post(`/webhooks/authorizenet/${created.body.id}`, randomBytes(32).toString('hex'))).toBe(
+      400,
+    );
+    // The default Authorize.Net account is not configured here.
+    expect(await post('/webhooks/authorizenet', key)).toBe(404);
   });
 
   it('answers 404 for an unknown account, an account of another gateway, and a disabled one (on every process)', async () => {
