@@ -220,7 +220,8 @@ export function updateGatewayAccount(
  * Rotates an account's webhook secret: `secret` verifies (and, for Stripe, is the first of the list);
  * with `keepPrevious` (Stripe only, whose endpoints accept two secrets while one is rolled) the
  * secret signing until now keeps verifying too, until the next rotation.
- * @throws ConflictError `webhook_secret_not_rotatable` for a gateway without a webhook secret (eWAY, SecurePay)
+ * @throws ConflictError `webhook_secret_not_rotatable` for a gateway without a webhook secret (eWAY,
+ *   SecurePay), `gateway_account_disabled` for a disabled account
  */
 export function rotateWebhookSecret(
   db: Db,
@@ -230,6 +231,7 @@ export function rotateWebhookSecret(
   keepPrevious: boolean,
 ): Promise<GatewayAccount> {
   return changeAccount(db, keys, id, (row, credentials) => {
+    if (row.disabled_at) throw new ConflictError('gateway_account_disabled', `${row.id} is disabled`);
     const spec = GATEWAY_CREDENTIALS[row.gateway].webhookSecret;
     if (!spec)
       throw new ConflictError('webhook_secret_not_rotatable', `${row.gateway} has no webhook secret`);

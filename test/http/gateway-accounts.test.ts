@@ -189,6 +189,10 @@ describe('/v1/gateway-accounts', () => {
     const disabled = await app.api('POST', `/v1/gateway-accounts/${a.body.id}/disable`, {});
     expect(disabled.body).toMatchObject({ status: 'disabled' });
     expect(disabled.body.disabled_at).not.toBeNull();
+    const again = await app.api('POST', `/v1/gateway-accounts/${a.body.id}/rotate-webhook-secret`, {
+      secret: 'whsec_fourth_secret_0004',
+    });
+    expect([again.status, again.body.error.code]).toEqual([409, 'gateway_account_disabled']);
     expect((await app.api('GET', '/v1/gateway-accounts/gwa_unknown')).status).toBe(404);
   });
 

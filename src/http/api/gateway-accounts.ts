@@ -11,7 +11,6 @@ import {
 } from '../../accounts/accounts.ts';
 import { GATEWAY_CREDENTIALS } from '../../accounts/credentials.ts';
 import type { GatewayName } from '../../config/gateways.ts';
-import { ConflictError } from '../../errors.ts';
 import { requireScope } from '../auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { parseInput } from './validate.ts';
@@ -68,6 +67,8 @@ export function serializeGatewayAccount(a: GatewayAccount) {
     mode: a.mode,
     api_base: a.api_base,
     credentials_last4: a.credentials_last4,
+    /** The id of the key the credentials are encrypted with (a fingerprint of BILLHOOK_SECRET_KEY). */
+    credentials_key_id: a.credentials_key_id,
     webhook_path: `/webhooks/${a.gateway}/${a.id}`,
     status: a.disabled_at ? 'disabled' : 'enabled',
     disabled_at: a.disabled_at,
@@ -126,13 +127,10 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
   });
   router.post('/gateway-accounts/:id/rotate-webhook-secret', async (req, res) => {
     const body = parseInput(RotateWebhookSecret, req.body);
-    const existing = await getGatewayAccount(db, req.params.id);
-    if (existing.disabled_at)
-      throw new ConflictError('gateway_account_disabled', `${existing.id} is disabled`);
     const account = await rotateWebhookSecret(
       db,
       accounts.keys,
-      existing.id,
+      req.params.id,
       body.secret,
       body.keep_previous,
     );
