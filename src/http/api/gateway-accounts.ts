@@ -18,13 +18,7 @@ import { parseInput } from './validate.ts';
 const name = z.string().trim().min(1).max(200);
 const apiBase = z.url({ protocol: /^https?$/ });
 
-/**
- * `POST /v1/gateway-accounts`: `{gateway, name, mode: test|live, credentials, api_base?}`, the
- * credentials being the gateway's (`GATEWAY_CREDENTIALS`: Stripe `secret_key`, `webhook_secrets`;
- * PayPal `client_id`, `client_secret`, `webhook_id`; Authorize.Net `api_login_id`,
- * `transaction_key`, `signature_key`; eWAY `api_key`, `api_password`; SecurePay `client_id`,
- * `client_secret`, `merchant_code`), unknown fields refused.
- */
+/** The create body of one gateway (its credentials' schema). */
 const accountOf = <G extends GatewayName>(gateway: G) =>
   z
     .object({
@@ -35,6 +29,14 @@ const accountOf = <G extends GatewayName>(gateway: G) =>
       api_base: apiBase.optional(),
     })
     .strict();
+
+/**
+ * `POST /v1/gateway-accounts`: `{gateway, name, mode: test|live, credentials, api_base?}`, the
+ * credentials being the gateway's (`GATEWAY_CREDENTIALS`: Stripe `secret_key`, `webhook_secrets`;
+ * PayPal `client_id`, `client_secret`, `webhook_id`; Authorize.Net `api_login_id`,
+ * `transaction_key`, `signature_key`; eWAY `api_key`, `api_password`; SecurePay `client_id`,
+ * `client_secret`, `merchant_code`), unknown fields refused.
+ */
 export const CreateGatewayAccount = z.discriminatedUnion('gateway', [
   accountOf('stripe'),
   accountOf('paypal'),
