@@ -114,7 +114,7 @@ export async function createGatewayAccount(
     .catch((error: unknown) => conflictOnName(error, input));
 }
 
-/** Every gateway account, oldest first (credentials not decrypted). */
+/** Every gateway account, oldest first (credentials not decrypted): a handful per deployment, not paginated. */
 export function listGatewayAccounts(db: Db): Promise<GatewayAccount[]> {
   return db.selectFrom('gateway_accounts').select(SHOWN).orderBy('id').execute();
 }
