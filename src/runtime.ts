@@ -2,13 +2,17 @@ import type { Server } from 'node:http';
 import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
+import { AccountAdapters } from './accounts/adapters.ts';
+import { keyring } from './accounts/cipher.ts';
 import { anyApiKey, createApiKey } from './auth/api-keys.ts';
 import type { Config } from './config/env.ts';
+import { GATEWAYS } from './config/gateways.ts';
 import { createDb, type Db } from './db/database.ts';
 import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { logGatewayFailures } from './gateways/logged.ts';
-import { createRegistry, type GatewayRegistry } from './gateways/registry.ts';
+import { createAdapter, type GatewayRegistry, type RegistryLookups } from './gateways/registry.ts';
+import type { GatewayAdapter } from './gateways/types.ts';
 import { createApp } from './http/app.ts';
 import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
@@ -27,6 +31,8 @@ export interface Runtime {
   db: Db;
   boss: PgBoss;
   registry: GatewayRegistry;
+  /** The gateway accounts' adapters, built per account and rebuilt when one changes. */
+  accounts: AccountAdapters;
   databaseUrl: string;
   /** Where the webhook receiver stores deliveries (roles `web`, `all`). */
   inbox?: Inbox;
@@ -147,22 +153,27 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     await boss.start();
     await ensureQueues(boss, config);
     const metrics = new Metrics({ db, boss });
-    const registry = instrumentRegistry(
-      logGatewayFailures(
-        createRegistry(config, {
-          currencyOfReference: (reference) => currencyOfReference(db, reference),
-          ewayHints: {
-            lookups: {
-              knowsTransaction: async (transactionId, reference) =>
-                (await findTransaction(db, 'eway', transactionId, reference)) !== undefined,
-              awaitsUnidentifiedCharge: () => hasUnidentifiedCharge(db, 'eway'),
-            },
-            log,
-          },
-        }),
+    const lookups = {
+      currencyOfReference: (reference: string) => currencyOfReference(db, reference),
+      ewayHints: {
+        lookups: {
+          knowsTransaction: async (transactionId: string, reference: string | undefined) =>
+            (await findTransaction(db, 'eway', transactionId, reference)) !== undefined,
+          awaitsUnidentifiedCharge: () => hasUnidentifiedCharge(db, 'eway'),
+        },
         log,
-      ),
-      metrics,
+      },
+    } satisfies RegistryLookups;
+    // Every adapter, the default accounts' and each gateway account's, is built by the same factory
+    // and wrapped alike (failures logged, calls measured).
+    const wrapped = (adapters: GatewayAdapter[]): GatewayRegistry =>
+      instrumentRegistry(logGatewayFailures(new Map(adapters.map((a) => [a.name, a])), log), metrics);
+    const registry = wrapped(GATEWAYS.map((gateway) => createAdapter(gateway, config, lookups)));
+    const accounts = new AccountAdapters(
+      db,
+      keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS),
+      config,
+      (gateway, accountConfig) => wrapped([createAdapter(gateway, accountConfig, lookups)]).get(gateway)!,
     );
 
     let firstAdminKey: string | undefined;
@@ -189,7 +200,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       });
       inbox = opened;
       started.push(() => opened.close());
-      const app = createApp({ config, db, boss, registry, metrics, inbox, log, ready });
+      const app = createApp({ config, db, boss, registry, accounts, metrics, inbox, log, ready });
       ({ server, url } = await listen(app, config.PORT, 'PORT'));
     } else if (config.METRICS_PORT !== undefined) {
       ({ server, url } = await listen(
@@ -208,12 +219,13 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
           }),
       );
     }
-    if (role !== 'web') await startWorkers(boss, db, registry, config, log, metrics);
+    if (role !== 'web') await startWorkers(boss, db, registry, accounts, config, log, metrics);
 
     return {
       db,
       boss,
       registry,
+      accounts,
       databaseUrl: database.url,
       inbox,
       url,

@@ -15,6 +15,7 @@ import { createBoss, ensureQueues } from '../queue/boss.ts';
 import { type Role, type Runtime, resolveDatabase, startRuntime } from '../runtime.ts';
 import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/dead-letters.ts';
 import { pollDueTransactions } from '../workers/poll-transactions.ts';
+import { accountCommands } from './accounts.ts';
 import { sendTestWebhook } from './send-test-webhook.ts';
 
 /** Somewhere a command writes text: `process.stdout`, or a test's collector. */
@@ -275,6 +276,10 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       await withDb(io, (db) => revokeApiKey(db, id));
       io.stdout.write(`revoked ${id}\n`);
     });
+
+  program.addCommand(
+    accountCommands(io.stdout, (fn) => withServices(io, ({ config: cfg, db }) => fn(cfg, db))),
+  );
 
   program
     .command('send-test-webhook <gateway> <event-type>')

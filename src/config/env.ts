@@ -29,6 +29,24 @@ const secretList = optionalString.transform((value) =>
     : [],
 );
 
+/**
+ * A 32-byte key for AES-256-GCM, written as 64 hex digits or as base64 (standard or URL-safe) of 32
+ * bytes (`openssl rand -base64 32`); parsed to its bytes.
+ */
+const secretKey = optionalString.transform((value, ctx): Buffer | undefined => {
+  if (value === undefined) return undefined;
+  const bytes = /^[0-9a-fA-F]{64}$/.test(value)
+    ? Buffer.from(value, 'hex')
+    : /^[A-Za-z0-9+/_-]{43}=?$/.test(value)
+      ? Buffer.from(value, 'base64')
+      : undefined;
+  if (bytes?.length !== 32) {
+    ctx.addIssue({ code: 'custom', message: 'must be 32 bytes written as 64 hex digits or base64' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const EnvSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   EMBEDDED_PG_DIR: z.string().default('./.data/pg'),
@@ -40,6 +58,16 @@ const EnvSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   BILLHOOK_ROLE: z.enum(['all', 'web', 'worker']).default('all'),
   BILLHOOK_ADMIN_KEY: optionalString.pipe(z.string().min(24).optional()),
+  /**
+   * The key gateway accounts' credentials are encrypted with (AES-256-GCM): 32 bytes as 64 hex digits
+   * or base64. Needed only once a gateway account exists (creating one without it is refused).
+   */
+  BILLHOOK_SECRET_KEY: secretKey,
+  /**
+   * The key before the current one, while rotating: credentials encrypted with it stay readable until
+   * `billhook accounts rotate-key` has encrypted every account with BILLHOOK_SECRET_KEY.
+   */
+  BILLHOOK_SECRET_KEY_PREVIOUS: secretKey,
   /** Benchmarks only: serves POST /bench/verify-only/:gateway (signature check, no database). */
   BILLHOOK_BENCH_ROUTES: z
     .enum(['0', '1', 'true', 'false'])

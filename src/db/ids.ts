@@ -23,7 +23,8 @@ export type IdPrefix =
   | 'cr'
   | 'ue'
   | 'ul'
-  | 'act';
+  | 'act'
+  | 'gwa';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

@@ -81,6 +81,33 @@ export interface InboxTable {
   last_error: string | null;
   received_at: CreatedAt;
   processed_at: MaybeTimestamp;
+  /** The gateway account (`gwa_…`) the delivery came to; null for the gateway's default account. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** `test` or `live`: which of the gateway's environments an account's credentials belong to. */
+export type GatewayAccountMode = 'test' | 'live';
+
+/**
+ * Gateway accounts (`gwa_…`): a gateway's credentials besides its default account (the environment),
+ * encrypted (AES-256-GCM: IV, tag, ciphertext) under the key `credentials_key_id` names.
+ */
+export interface GatewayAccountsTable {
+  id: string;
+  gateway: Gateway;
+  name: string;
+  mode: GatewayAccountMode;
+  /** The account's API base URL; null: the gateway's `*_API_BASE`. */
+  api_base: string | null;
+  credentials: Buffer;
+  credentials_key_id: string;
+  /** Each credential's last four characters (null when too short to show any), as the API shows them. */
+  credentials_last4: ColumnType<Record<string, string | null | (string | null)[]>, string, string>;
+  /** A new value of the `gateway_accounts_version` sequence at every change. */
+  version: ColumnType<string, never, string>;
+  disabled_at: MaybeTimestamp;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
 }
 
 /** Customers billed through billhook. */
@@ -454,6 +481,7 @@ export interface ActivitiesTable {
 export interface Database {
   api_keys: ApiKeysTable;
   inbox: InboxTable;
+  gateway_accounts: GatewayAccountsTable;
   customers: CustomersTable;
   payment_methods: PaymentMethodsTable;
   invoices: InvoicesTable;
@@ -479,6 +507,7 @@ export interface Database {
 }
 
 export type InboxRow = Selectable<InboxTable>;
+export type GatewayAccountRow = Selectable<GatewayAccountsTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type PaymentMethodRow = Selectable<PaymentMethodsTable>;
 export type InvoiceRow = Selectable<InvoicesTable>;

@@ -1,4 +1,5 @@
 import type { Config } from '../config/env.ts';
+import { GATEWAYS } from '../config/gateways.ts';
 import { AUTHORIZENET_CAPABILITIES } from './authorizenet/capabilities.ts';
 import { authorizenetAdapter } from './authorizenet/index.ts';
 import type { ReferenceCurrency } from './authorizenet/webhook.ts';
@@ -42,14 +43,49 @@ export interface RegistryLookups {
   ewayHints?: Omit<EwayHintOptions, 'queriesPerSecond'>;
 }
 
+/**
+ * Builds `gateway`'s adapter from the configuration: the one factory per gateway (its index.ts), used
+ * for the default account (the environment) and for each gateway account (the environment with the
+ * account's credentials in place of the gateway's variables).
+ */
+export function createAdapter(
+  gateway: GatewayName,
+  config: Config,
+  lookups: RegistryLookups = {},
+): GatewayAdapter {
+  switch (gateway) {
+    case 'stripe':
+      return stripeAdapter(config);
+    case 'paypal':
+      return paypalAdapter(config);
+    case 'authorizenet':
+      return authorizenetAdapter(config, lookups.currencyOfReference);
+    case 'eway':
+      return ewayAdapter(config, lookups.ewayHints);
+    case 'securepay':
+      return securepayAdapter(config);
+  }
+}
+
 /** Builds every adapter from the configuration. */
 export function createRegistry(config: Config, lookups: RegistryLookups = {}): GatewayRegistry {
-  const adapters: GatewayAdapter[] = [
-    stripeAdapter(config),
-    paypalAdapter(config),
-    authorizenetAdapter(config, lookups.currencyOfReference),
-    ewayAdapter(config, lookups.ewayHints),
-    securepayAdapter(config),
-  ];
-  return new Map(adapters.map((adapter) => [adapter.name, adapter]));
+  return new Map(GATEWAYS.map((gateway) => [gateway, createAdapter(gateway, config, lookups)]));
+}
+
+/**
+ * The adapters of the gateway accounts stored in the database (`gwa_…`), built per account from its
+ * credentials and kept until the account changes (src/accounts/adapters.ts). The default account of
+ * each gateway (the environment) is the `GatewayRegistry`'s.
+ */
+export interface AccountRegistry {
+  /**
+   * `account`'s adapter for `gateway`; undefined when no such account of that gateway exists, or it
+   * is disabled and `includeDisabled` is not set (a stored delivery of a since disabled account is
+   * still processed).
+   */
+  adapterOf(
+    gateway: GatewayName,
+    account: string,
+    options?: { includeDisabled?: boolean },
+  ): Promise<GatewayAdapter | undefined>;
 }

@@ -5,6 +5,7 @@ import { adminRoutes } from './admin.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';
 import { customerRoutes } from './api/customers.ts';
+import { gatewayAccountRoutes } from './api/gateway-accounts.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
@@ -89,6 +90,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(readRoutes(deps));
   v1.use(catalogRoutes(deps));
   v1.use(usageRoutes(deps));
+  v1.use(gatewayAccountRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

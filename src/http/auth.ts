@@ -59,3 +59,23 @@ export function requireApiKey(db: Db, scope: ApiKeyScope): RequestHandler {
     next();
   };
 }
+
+/**
+ * Requires the key `requireApiKey` accepted to have at least `scope` (403 `insufficient_scope`
+ * otherwise), for routes above the router's own scope (`/v1/gateway-accounts`: admin).
+ */
+export function requireScope(scope: ApiKeyScope): RequestHandler {
+  return (req, res, next) => {
+    const key = req.apiKey;
+    if (!key || RANK[key.scope] < RANK[scope]) {
+      return sendError(
+        res,
+        403,
+        'permission_error',
+        'insufficient_scope',
+        `this key's scope is ${key?.scope ?? 'none'}; ${scope} is required`,
+      );
+    }
+    next();
+  };
+}

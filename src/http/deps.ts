@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
+import type { AccountAdapters } from '../accounts/adapters.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -12,6 +13,8 @@ export interface AppDeps {
   db: Db;
   boss: PgBoss;
   registry: GatewayRegistry;
+  /** The gateway accounts' adapters, and the keys their credentials are encrypted with. */
+  accounts: AccountAdapters;
   metrics: Metrics;
   /** Where verified webhooks are stored (group commit). */
   inbox: Inbox;

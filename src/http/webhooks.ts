@@ -57,6 +57,15 @@ function isGateway(name: string): name is GatewayName {
   return (GATEWAYS as readonly string[]).includes(name);
 }
 
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The verifier of the account a webhook route delivers to (set before the body is read). */
+    webhookVerifier?: WebhookVerifier;
+    /** The gateway account (`gwa_…`) of `/webhooks/:gateway/:account`; null for the default account. */
+    gatewayAccount?: string | null;
+  }
+}
+
 /**
  * Adds `POST /webhooks/:gateway` (PRODUCT.md §2) to the app itself, not through a mounted router (one
  * routing layer less for every delivery): raw body → verify on the raw bytes → inbox row and its
@@ -66,32 +75,61 @@ function isGateway(name: string): name is GatewayName {
  * database cannot store it (the gateway retries). The unsigned routes (a verifier marked `unsigned`)
  * are rate-limited per source address (`UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE`, 429 before the body
  * is read), take at most `UNSIGNED_WEBHOOK_BODY_LIMIT`, and store only the parsed hint.
+ * `POST /webhooks/:gateway/:account` does the same for a gateway account (`gwa_…`; `default` is the
+ * gateway's default account), verified with that account's secrets (PRODUCT.md §12): 404
+ * `gateway_account_not_found` for an account that does not exist, is another gateway's or is disabled.
  */
-export function addWebhookRoutes(app: Express, { config, inbox, registry, metrics, log }: AppDeps): void {
+export function addWebhookRoutes(
+  app: Express,
+  { config, inbox, registry, accounts, metrics, log }: AppDeps,
+): void {
+  const notConfigured = (req: Request, res: Response, gateway: string, code: string, message: string) => {
+    metrics.webhooksRejected.inc({
+      gateway: isGateway(gateway) ? gateway : 'unknown',
+      reason: 'not_configured',
+    });
+    req.log.warn({ gateway, account: req.params.account, reason: 'not_configured' }, 'webhook rejected');
+    sendError(res, 404, 'not_found', code, message);
+  };
   // First on each route (no router-level middleware on the hot path): the request id (the caller's
   // X-Request-Id when it is a plain token) bound to `req.log` (see lazyRequestLogs: a child logger
   // with it, made only when something is logged); then 404 for a gateway that is not configured.
   const configured: RequestHandler = (req, res, next) => {
     bindRequestLog(req, requestId(req, res));
     const gateway = String(req.params.gateway);
-    if (!isGateway(gateway) || !registry.get(gateway)?.webhook) {
-      metrics.webhooksRejected.inc({
-        gateway: isGateway(gateway) ? gateway : 'unknown',
-        reason: 'not_configured',
-      });
-      req.log.warn({ gateway, reason: 'not_configured' }, 'webhook rejected');
-      return sendError(
+    const verifier = isGateway(gateway) ? registry.get(gateway)?.webhook : undefined;
+    if (!verifier)
+      return notConfigured(
+        req,
         res,
-        404,
-        'not_found',
+        gateway,
         'gateway_not_configured',
         `no webhook endpoint for gateway ${gateway}`,
       );
-    }
+    req.webhookVerifier = verifier;
+    req.gatewayAccount = null;
     next();
   };
-  const verifierOf = (req: Request): WebhookVerifier | undefined =>
-    registry.get(req.params.gateway as GatewayName)?.webhook;
+  // The same for a gateway account: its verifier, built from its credentials and cached.
+  const accountConfigured: RequestHandler = async (req, res, next) => {
+    const account = String(req.params.account);
+    if (account === 'default') return configured(req, res, next);
+    bindRequestLog(req, requestId(req, res));
+    const gateway = String(req.params.gateway);
+    const verifier = isGateway(gateway) ? (await accounts.adapterOf(gateway, account))?.webhook : undefined;
+    if (!verifier)
+      return notConfigured(
+        req,
+        res,
+        gateway,
+        'gateway_account_not_found',
+        `no webhook endpoint for ${gateway} account ${account}`,
+      );
+    req.webhookVerifier = verifier;
+    req.gatewayAccount = account;
+    next();
+  };
+  const verifierOf = (req: Request): WebhookVerifier | undefined => req.webhookVerifier;
   const signedBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
   const unsignedBody = express.raw({ type: () => true, limit: UNSIGNED_WEBHOOK_BODY_LIMIT, inflate: false });
   const rawBody: RequestHandler = (req, res, next) =>
@@ -104,7 +142,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
   const limited: RequestHandler = (req, res, next) =>
     verifierOf(req)?.unsigned ? perAddress(req, res, next) : next();
 
-  app.post('/webhooks/:gateway', configured, limited, rawBody, async (req, res) => {
+  const receive: RequestHandler = async (req, res) => {
     const gateway = req.params.gateway as GatewayName;
     const acknowledged = metrics.ackSeconds.startTimer({ gateway });
     const verifier = verifierOf(req);
@@ -126,19 +164,28 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
     }
     const receipt = await inbox.receive({
       gateway,
+      account: req.gatewayAccount ?? null,
       eventId: delivery.eventId,
       eventType: delivery.eventType,
       body: delivery.storedBody ?? text,
     });
     if (log.isLevelEnabled('info'))
       req.log.info(
-        { gateway, eventId: delivery.eventId, inboxId: receipt.id, duplicate: receipt.duplicate },
+        {
+          gateway,
+          account: req.gatewayAccount,
+          eventId: delivery.eventId,
+          inboxId: receipt.id,
+          duplicate: receipt.duplicate,
+        },
         'webhook received',
       );
     acknowledge(res);
     acknowledged();
     metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
-  });
+  };
+  app.post('/webhooks/:gateway', configured, limited, rawBody, receive);
+  app.post('/webhooks/:gateway/:account', accountConfigured, limited, rawBody, receive);
 
   // Count and log every refusal by reason, then let the error table answer it.
   app.use('/webhooks/:gateway', ((error, req, _res, next) => {
@@ -156,7 +203,7 @@ export function addWebhookRoutes(app: Express, { config, inbox, registry, metric
     // The benchmark's baseline: the same parsing and verification, no database.
     app.post('/bench/verify-only/:gateway', configured, rawBody, async (req, res) => {
       const body = rawBodyOf(req);
-      await registry.get(req.params.gateway as GatewayName)?.webhook?.verify(body, req.headers);
+      await verifierOf(req)?.verify(body, req.headers);
       acknowledge(res);
     });
   }

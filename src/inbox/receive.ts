@@ -8,6 +8,8 @@ import { QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
 /** A verified delivery to store. `body` is the raw body exactly as received (UTF-8). */
 export interface Delivery {
   gateway: GatewayName;
+  /** The gateway account (`gwa_…`) it came to; null or absent for the gateway's default account. */
+  account?: string | null;
   eventId: string;
   eventType: string;
   body: string;
@@ -77,15 +79,19 @@ interface Waiting {
  * when any row is already stored; `skipStored`, it skips those rows and returns the ids it stored.
  */
 const insertTexts = new Map<string, string>();
-function insertStatement(n: number, skipStored: boolean, values: string[]): pg.QueryConfig<string[]> {
+function insertStatement(
+  n: number,
+  skipStored: boolean,
+  values: (string | null)[],
+): pg.QueryConfig<(string | null)[]> {
   const name = `billhook_inbox_insert_${skipStored ? 'new_' : ''}${n}`;
   let text = insertTexts.get(name);
   if (text === undefined) {
     const rows = Array.from({ length: n }, (_, i) => {
-      const p = i * 5;
-      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5})`;
+      const p = i * 6;
+      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`;
     });
-    text = `INSERT INTO inbox (id, gateway, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}`;
+    text = `INSERT INTO inbox (id, gateway, gateway_account, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}`;
     if (skipStored) text += ' ON CONFLICT (gateway, gateway_event_id) DO NOTHING RETURNING id';
     insertTexts.set(name, text);
   }
@@ -227,6 +233,7 @@ export class Inbox {
     const values = batch.flatMap(({ delivery }, i) => [
       ids[i] as string,
       delivery.gateway,
+      delivery.account ?? null,
       delivery.eventId,
       delivery.eventType,
       delivery.body,
@@ -245,8 +252,8 @@ export class Inbox {
     }
   }
 
-  /** Stores the rows `values` (five per id) and their job; resolves to the ids stored. */
-  async #store(client: pg.PoolClient, ids: string[], values: string[]): Promise<Set<string>> {
+  /** Stores the rows `values` (six per id) and their job; resolves to the ids stored. */
+  async #store(client: pg.PoolClient, ids: string[], values: (string | null)[]): Promise<Set<string>> {
     try {
       client.connection.stream.cork();
       const begin = client.query('BEGIN');

@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.ts';
 import type { InboxRow, InboxStatus } from '../db/schema.ts';
 import { type NewException, raiseException } from '../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import { type PaymentEvent, WebhookPayloadError } from '../gateways/types.ts';
 import { getInboxEvents, type InboxMark, markInboxEvents } from '../inbox/inbox.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -127,6 +127,8 @@ async function processAlone(db: Db, actor: Actor, prepared: Prepared): Promise<P
  * other than a payment not known yet: its gateway not configured, or not answering a lookup)
  * `retrying` with the error as its `last_error`, so it shows as failing rather than `received` and
  * the stale-inbox sweep leaves it to its job's retries and, after them, the dead-letter queue.
+ * A row received by a gateway account (`gateway_account`) is normalised with that account's adapter
+ * from `accounts` (a disabled account's too: the delivery was verified while it was enabled).
  * @returns each request's outcome, in order
  */
 export async function processInboxEvents(
@@ -134,8 +136,9 @@ export async function processInboxEvents(
   actor: Actor,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
+  accounts?: AccountRegistry,
 ): Promise<ProcessOutcome[]> {
-  const outcomes = await processRows(db, actor, registry, requests);
+  const outcomes = await processRows(db, actor, registry, requests, accounts);
   const failed = requests.flatMap((request, i) => {
     const outcome = outcomes[i];
     return outcome instanceof Error
@@ -161,6 +164,7 @@ async function processRows(
   actor: Actor,
   registry: GatewayRegistry,
   requests: ProcessRequest[],
+  accounts: AccountRegistry | undefined,
 ): Promise<ProcessOutcome[]> {
   const rows = new Map(
     (
@@ -177,10 +181,14 @@ async function processRows(
     const row = rows.get(request.inboxId);
     if (!row || row.status === 'processed' || row.status === 'ignored' || row.status === 'exception')
       continue;
-    const verifier = registry.get(row.gateway)?.webhook;
+    const verifier = row.gateway_account
+      ? (await accounts?.adapterOf(row.gateway, row.gateway_account, { includeDisabled: true }))?.webhook
+      : registry.get(row.gateway)?.webhook;
     const releaseEventId = verifier?.releasesEventIds === true;
     if (!verifier) {
-      outcomes[index] = new Error(`gateway ${row.gateway} is not configured: cannot normalise ${row.id}`);
+      outcomes[index] = new Error(
+        `gateway ${row.gateway}${row.gateway_account ? ` account ${row.gateway_account}` : ''} is not configured: cannot normalise ${row.id}`,
+      );
       continue;
     }
     try {

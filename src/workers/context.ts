@@ -2,7 +2,7 @@ import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 
@@ -14,6 +14,8 @@ export interface WorkerContext {
   boss: PgBoss;
   db: Db;
   registry: GatewayRegistry;
+  /** The gateway accounts' adapters (src/accounts/adapters.ts). */
+  accounts: AccountRegistry;
   config: Config;
   log: Logger;
   metrics: Metrics;

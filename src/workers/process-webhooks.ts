@@ -56,7 +56,7 @@ export function retryDelaySeconds(base: number, attempt: number, random = Math.r
  */
 export const processWebhooks: JobHandler = async (
   jobs,
-  { db, boss, registry, config, log, metrics, actor },
+  { db, boss, registry, accounts, config, log, metrics, actor },
 ) => {
   const results: JobResult[] = [];
   const valid: { job: JobWithMetadata<unknown>; data: { inboxIds: string[]; attempt: number } }[] = [];
@@ -80,7 +80,13 @@ export const processWebhooks: JobHandler = async (
   try {
     for (let i = 0; i < rows.length; i += config.WEBHOOK_BATCH_SIZE) {
       outcomes.push(
-        ...(await processInboxEvents(db, actor, registry, rows.slice(i, i + config.WEBHOOK_BATCH_SIZE))),
+        ...(await processInboxEvents(
+          db,
+          actor,
+          registry,
+          rows.slice(i, i + config.WEBHOOK_BATCH_SIZE),
+          accounts,
+        )),
       );
     }
   } catch (error) {

@@ -2,7 +2,7 @@ import type { JobWithMetadata, PgBoss, WorkOptions } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { QUEUES, type QueueName } from '../queue/queues.ts';
 import { collectInvoices } from './collect-invoices.ts';
@@ -108,12 +108,13 @@ export async function startWorkers(
   boss: PgBoss,
   db: Db,
   registry: GatewayRegistry,
+  accounts: AccountRegistry,
   config: Config,
   log: Logger,
   metrics: Metrics,
 ): Promise<void> {
   for (const { queue, options, schedule, actor, handler } of WORKERS) {
-    const context: WorkerContext = { boss, db, registry, config, log, metrics, actor };
+    const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor };
     const workOptions = typeof options === 'function' ? options(config) : options;
     await boss.work(
       queue,

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { CreateGatewayAccount, RotateWebhookSecret, UpdateGatewayAccount } from './gateway-accounts.ts';
 import {
   AccountQuery,
   ActivityQuery,
@@ -318,6 +319,31 @@ const OPERATIONS: Operation[] = [
     path: '/v1/coupons/{id}',
     summary: "Update a coupon's name, active flag or metadata",
     body: UpdateCoupon,
+  },
+  {
+    method: 'post',
+    path: '/v1/gateway-accounts',
+    summary: 'Create a gateway account (admin; credentials encrypted, never returned)',
+    body: CreateGatewayAccount,
+  },
+  { method: 'get', path: '/v1/gateway-accounts', summary: 'List gateway accounts (admin)' },
+  { method: 'get', path: '/v1/gateway-accounts/{id}', summary: 'Read a gateway account (admin)' },
+  {
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}',
+    summary: "Update a gateway account's name, API base or credentials (admin)",
+    body: UpdateGatewayAccount,
+  },
+  {
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}/disable',
+    summary: 'Disable a gateway account: its webhook route answers 404 (admin)',
+  },
+  {
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}/rotate-webhook-secret',
+    summary: "Rotate a gateway account's webhook secret (admin)",
+    body: RotateWebhookSecret,
   },
 ];
 

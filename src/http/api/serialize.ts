@@ -167,6 +167,8 @@ export const serialize = {
     id: e.id,
     object: 'event',
     gateway: e.gateway,
+    /** The gateway account (`gwa_…`) the delivery came to; null: the gateway's default account. */
+    gateway_account: e.gateway_account,
     gateway_event_id: e.gateway_event_id,
     type: e.event_type,
     status: e.status,

@@ -1,0 +1,302 @@
+import { sql } from 'kysely';
+import type { GatewayName } from '../config/gateways.ts';
+import type { Db } from '../db/database.ts';
+import { UNIQUE_VIOLATION } from '../db/database.ts';
+import { newId } from '../db/ids.ts';
+import type { GatewayAccountMode, GatewayAccountRow } from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { type Keyring, open, SecretKeyMissing, seal } from './cipher.ts';
+import { type Credentials, GATEWAY_CREDENTIALS, last4 } from './credentials.ts';
+
+/** A gateway account as stored, credentials left encrypted (`credentials_last4` shows what may be shown). */
+export type GatewayAccount = Omit<GatewayAccountRow, 'credentials'>;
+
+/** A gateway account with its credentials decrypted: for building its adapter only, never shown or logged. */
+export interface OpenedAccount {
+  account: GatewayAccount;
+  credentials: Credentials;
+}
+
+/** A new account: credentials already checked against the gateway's schema (`GATEWAY_CREDENTIALS`). */
+export interface NewGatewayAccount {
+  gateway: GatewayName;
+  name: string;
+  mode: GatewayAccountMode;
+  credentials: Credentials;
+  /** The account's API base URL; absent: the gateway's `*_API_BASE`. */
+  apiBase?: string;
+}
+
+/** A change: the credential fields given replace the stored ones; `apiBase` null goes back to the gateway's. */
+export interface GatewayAccountChange {
+  name?: string;
+  credentials?: Credentials;
+  apiBase?: string | null;
+}
+
+const SHOWN = [
+  'id',
+  'gateway',
+  'name',
+  'mode',
+  'api_base',
+  'credentials_key_id',
+  'credentials_last4',
+  'version',
+  'disabled_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+const NEXT_VERSION = sql<string>`nextval('gateway_accounts_version')`;
+
+/** A Stripe key whose mode (`sk_live_`/`sk_test_`) is not the account's is refused: 422 on `credentials.secret_key`. */
+function checkMode(gateway: GatewayName, mode: GatewayAccountMode, credentials: Credentials): void {
+  const key = credentials.secret_key;
+  if (gateway !== 'stripe' || typeof key !== 'string') return;
+  const keyMode = /^[sr]k_live_/.test(key) ? 'live' : 'test';
+  if (keyMode !== mode)
+    throw new ValidationError('invalid request: credentials.secret_key', {
+      'credentials.secret_key': `a ${keyMode} key in a ${mode} account`,
+    });
+}
+
+/** The sealed credentials and what is shown of them, as columns. */
+function credentialColumns(keys: Keyring, id: string, credentials: Credentials) {
+  const sealed = seal(keys, JSON.stringify(credentials), id);
+  return {
+    credentials: sealed.data,
+    credentials_key_id: sealed.keyId,
+    credentials_last4: JSON.stringify(last4(credentials)),
+  };
+}
+
+function decrypt(keys: Keyring, row: GatewayAccountRow): Credentials {
+  return JSON.parse(
+    open(keys, { keyId: row.credentials_key_id, data: row.credentials }, row.id),
+  ) as Credentials;
+}
+
+const conflictOnName = (error: unknown, account: { gateway: string; name: string }): never => {
+  if ((error as { code?: string }).code === UNIQUE_VIOLATION)
+    throw new ConflictError(
+      'gateway_account_name_taken',
+      `${account.gateway} already has an account named ${JSON.stringify(account.name)}`,
+    );
+  throw error;
+};
+
+/**
+ * Stores a new gateway account (`gwa_…`), its credentials encrypted under BILLHOOK_SECRET_KEY.
+ * @throws SecretKeyMissing (409 `secret_key_missing`) without BILLHOOK_SECRET_KEY
+ * @throws ValidationError (422) for a Stripe key of the other mode
+ * @throws ConflictError (409 `gateway_account_name_taken`) when the gateway has an account of that name
+ */
+export async function createGatewayAccount(
+  db: Db,
+  keys: Keyring,
+  input: NewGatewayAccount,
+): Promise<GatewayAccount> {
+  checkMode(input.gateway, input.mode, input.credentials);
+  const id = newId('gwa');
+  return db
+    .insertInto('gateway_accounts')
+    .values({
+      id,
+      gateway: input.gateway,
+      name: input.name,
+      mode: input.mode,
+      api_base: input.apiBase ?? null,
+      ...credentialColumns(keys, id, input.credentials),
+    })
+    .returning(SHOWN)
+    .executeTakeFirstOrThrow()
+    .catch((error: unknown) => conflictOnName(error, input));
+}
+
+/** Every gateway account, oldest first (credentials not decrypted): a handful per deployment, not paginated. */
+export function listGatewayAccounts(db: Db): Promise<GatewayAccount[]> {
+  return db.selectFrom('gateway_accounts').select(SHOWN).orderBy('id').execute();
+}
+
+/**
+ * One gateway account (credentials not decrypted).
+ * @throws NotFoundError (404 `gateway_account_not_found`)
+ */
+export async function getGatewayAccount(db: Db, id: string): Promise<GatewayAccount> {
+  const row = await db.selectFrom('gateway_accounts').select(SHOWN).where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError('gateway_account', id);
+  return row;
+}
+
+/**
+ * One gateway account with its credentials decrypted (to build its adapter), or undefined when none has that id.
+ * @throws SecretKeyMissing or ConflictError `secret_key_unknown` when its key is not configured
+ */
+export async function openGatewayAccount(
+  db: Db,
+  keys: Keyring,
+  id: string,
+): Promise<OpenedAccount | undefined> {
+  const row = await db.selectFrom('gateway_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && openAccount(keys, row);
+}
+
+/** Every gateway account as stored (credentials encrypted), for a process's cache of adapters. */
+export function loadGatewayAccounts(db: Db): Promise<GatewayAccountRow[]> {
+  return db.selectFrom('gateway_accounts').selectAll().execute();
+}
+
+/**
+ * A stored account with its credentials decrypted.
+ * @throws SecretKeyMissing or ConflictError `secret_key_unknown` when its key is not configured
+ */
+export function openAccount(keys: Keyring, row: GatewayAccountRow): OpenedAccount {
+  const { credentials: _sealed, ...account } = row;
+  return { account, credentials: decrypt(keys, row) };
+}
+
+/**
+ * Changes an account in one transaction (its row locked): `change(credentials)` returns the new
+ * credentials (or undefined to keep them) and the other columns to set; the credentials are
+ * re-encrypted under the current key and the version moves on.
+ */
+async function changeAccount(
+  db: Db,
+  keys: Keyring,
+  id: string,
+  change: (
+    row: GatewayAccountRow,
+    credentials: Credentials,
+  ) => { credentials?: Credentials; name?: string; apiBase?: string | null },
+): Promise<GatewayAccount> {
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('gateway_accounts')
+      .selectAll()
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('gateway_account', id);
+    const next = change(row, decrypt(keys, row));
+    if (next.credentials) checkMode(row.gateway, row.mode, next.credentials);
+    return trx
+      .updateTable('gateway_accounts')
+      .set({
+        ...(next.name === undefined ? {} : { name: next.name }),
+        ...(next.apiBase === undefined ? {} : { api_base: next.apiBase }),
+        ...(next.credentials ? credentialColumns(keys, id, next.credentials) : {}),
+        version: NEXT_VERSION,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .returning(SHOWN)
+      .executeTakeFirstOrThrow()
+      .catch((error: unknown) =>
+        conflictOnName(error, { gateway: row.gateway, name: next.name ?? row.name }),
+      );
+  });
+}
+
+/**
+ * Updates an account's name, API base and credentials (the fields given replace the stored ones).
+ * @throws NotFoundError, ValidationError (a Stripe key of the other mode), ConflictError (name taken,
+ *   `secret_key_missing`)
+ */
+export function updateGatewayAccount(
+  db: Db,
+  keys: Keyring,
+  id: string,
+  change: GatewayAccountChange,
+): Promise<GatewayAccount> {
+  return changeAccount(db, keys, id, (_row, credentials) => ({
+    name: change.name,
+    apiBase: change.apiBase,
+    credentials: change.credentials && { ...credentials, ...change.credentials },
+  }));
+}
+
+/**
+ * Rotates an account's webhook secret: `secret` verifies (and, for Stripe, is the first of the list);
+ * with `keepPrevious` (Stripe only, whose endpoints accept two secrets while one is rolled) the
+ * secret signing until now keeps verifying too, until the next rotation.
+ * @throws ConflictError `webhook_secret_not_rotatable` for a gateway without a webhook secret (eWAY,
+ *   SecurePay), `gateway_account_disabled` for a disabled account
+ */
+export function rotateWebhookSecret(
+  db: Db,
+  keys: Keyring,
+  id: string,
+  secret: string,
+  keepPrevious: boolean,
+): Promise<GatewayAccount> {
+  return changeAccount(db, keys, id, (row, credentials) => {
+    if (row.disabled_at) throw new ConflictError('gateway_account_disabled', `${row.id} is disabled`);
+    const spec = GATEWAY_CREDENTIALS[row.gateway].webhookSecret;
+    if (!spec)
+      throw new ConflictError('webhook_secret_not_rotatable', `${row.gateway} has no webhook secret`);
+    const current = credentials[spec.field];
+    const previous = keepPrevious && spec.list && Array.isArray(current) ? current.slice(0, 1) : [];
+    const value = spec.list ? [secret, ...previous] : secret;
+    const parsed = GATEWAY_CREDENTIALS[row.gateway].schema.safeParse({ [spec.field]: value });
+    if (!parsed.success)
+      throw new ValidationError('invalid request: secret', {
+        secret: parsed.error.issues[0]?.message ?? 'invalid',
+      });
+    return { credentials: { ...credentials, [spec.field]: value } };
+  });
+}
+
+/**
+ * Disables an account: its webhook route answers 404 from then on (within a second on every process);
+ * deliveries already stored are still processed. Disabling a disabled account changes nothing.
+ * @throws NotFoundError
+ */
+export async function disableGatewayAccount(db: Db, id: string): Promise<GatewayAccount> {
+  const row = await db
+    .updateTable('gateway_accounts')
+    .set({ disabled_at: sql`coalesce(disabled_at, now())`, version: NEXT_VERSION, updated_at: sql`now()` })
+    .where('id', '=', id)
+    .returning(SHOWN)
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('gateway_account', id);
+  return row;
+}
+
+/**
+ * Re-encrypts every account not yet under the current key (BILLHOOK_SECRET_KEY), reading each with
+ * the key that encrypted it (the previous one, BILLHOOK_SECRET_KEY_PREVIOUS). Each account in its own
+ * statement; running it again after an interruption finishes the rest.
+ * @returns how many accounts were re-encrypted
+ * @throws SecretKeyMissing, ConflictError `secret_key_unknown` for an account under neither key
+ */
+export async function rotateSecretKey(db: Db, keys: Keyring): Promise<number> {
+  if (!keys.current) throw new SecretKeyMissing();
+  const rows = await db
+    .selectFrom('gateway_accounts')
+    .selectAll()
+    .where('credentials_key_id', '<>', keys.current.id)
+    .execute();
+  for (const row of rows) {
+    const sealed = seal(keys, JSON.stringify(decrypt(keys, row)), row.id);
+    await db
+      .updateTable('gateway_accounts')
+      .set({ credentials: sealed.data, credentials_key_id: sealed.keyId })
+      .where('id', '=', row.id)
+      .where('credentials_key_id', '=', row.credentials_key_id)
+      .execute();
+  }
+  return rows.length;
+}
+
+/**
+ * A value that changes whenever any account is created or changed (the sum of their versions, each a
+ * new value of a sequence at every change): cheap to read, and transactional, so a change becomes
+ * visible together with the row.
+ */
+export async function gatewayAccountsVersion(db: Db): Promise<string> {
+  const { rows } = await sql<{
+    version: string;
+  }>`SELECT coalesce(sum(version), 0)::text AS version FROM gateway_accounts`.execute(db);
+  return rows[0]?.version ?? '0';
+}
