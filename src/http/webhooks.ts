@@ -15,7 +15,7 @@ import {
   type WebhookVerifier,
 } from '../gateways/types.ts';
 import { InboxBusy } from '../inbox/receive.ts';
-import type { RejectReason } from '../metrics/metrics.ts';
+import type { AccountLabel, RejectReason } from '../metrics/metrics.ts';
 import type { AppDeps } from './deps.ts';
 import { sendError } from './errors.ts';
 import { rateLimitPerAddress } from './rate-limit.ts';
@@ -57,6 +57,15 @@ function isGateway(name: string): name is GatewayName {
   return (GATEWAYS as readonly string[]).includes(name);
 }
 
+/**
+ * The metrics' `account` label of a delivery: `default`, the id of the existing account its route
+ * resolved to, or `unknown` before (or without) one — never the URL's segment as sent.
+ */
+function accountLabel(req: Request): AccountLabel {
+  if (req.gatewayAccount === null) return 'default';
+  return req.gatewayAccount === undefined ? 'unknown' : (req.gatewayAccount as AccountLabel);
+}
+
 declare module 'express-serve-static-core' {
   interface Request {
     /** The verifier of the account a webhook route delivers to (set before the body is read). */
@@ -83,9 +92,17 @@ export function addWebhookRoutes(
   app: Express,
   { config, inbox, registry, accounts, metrics, log }: AppDeps,
 ): void {
-  const notConfigured = (req: Request, res: Response, gateway: string, code: string, message: string) => {
+  const notConfigured = (
+    req: Request,
+    res: Response,
+    gateway: string,
+    account: AccountLabel,
+    code: string,
+    message: string,
+  ) => {
     metrics.webhooksRejected.inc({
       gateway: isGateway(gateway) ? gateway : 'unknown',
+      account,
       reason: 'not_configured',
     });
     req.log.warn({ gateway, account: req.params.account, reason: 'not_configured' }, 'webhook rejected');
@@ -103,6 +120,7 @@ export function addWebhookRoutes(
         req,
         res,
         gateway,
+        'default',
         'gateway_not_configured',
         `no webhook endpoint for gateway ${gateway}`,
       );
@@ -122,6 +140,7 @@ export function addWebhookRoutes(
         req,
         res,
         gateway,
+        'unknown',
         'gateway_account_not_found',
         `no webhook endpoint for ${gateway} account ${account}`,
       );
@@ -136,7 +155,7 @@ export function addWebhookRoutes(
     (verifierOf(req)?.unsigned ? unsignedBody : signedBody)(req, res, next);
   const perAddress = rateLimitPerAddress(config.UNSIGNED_WEBHOOK_RATE_LIMIT_PER_MINUTE, (req) => {
     const gateway = req.params.gateway as GatewayName;
-    metrics.webhooksRejected.inc({ gateway, reason: 'rate_limited' });
+    metrics.webhooksRejected.inc({ gateway, account: accountLabel(req), reason: 'rate_limited' });
     req.log.warn({ gateway, reason: 'rate_limited', ip: req.ip }, 'webhook rejected');
   });
   const limited: RequestHandler = (req, res, next) =>
@@ -144,7 +163,8 @@ export function addWebhookRoutes(
 
   const receive: RequestHandler = async (req, res) => {
     const gateway = req.params.gateway as GatewayName;
-    const acknowledged = metrics.ackSeconds.startTimer({ gateway });
+    const account = accountLabel(req);
+    const acknowledged = metrics.ackSeconds.startTimer({ gateway, account });
     const verifier = verifierOf(req);
     const body = rawBodyOf(req);
     const delivery = await verifier!.verify(body, req.headers);
@@ -182,7 +202,7 @@ export function addWebhookRoutes(
       );
     acknowledge(res);
     acknowledged();
-    metrics.webhooksReceived.inc({ gateway, duplicate: String(receipt.duplicate) });
+    metrics.webhooksReceived.inc({ gateway, account, duplicate: String(receipt.duplicate) });
   };
   app.post('/webhooks/:gateway', configured, limited, rawBody, receive);
   app.post('/webhooks/:gateway/:account', accountConfigured, limited, rawBody, receive);
@@ -191,7 +211,11 @@ export function addWebhookRoutes(
   app.use('/webhooks/:gateway', ((error, req, _res, next) => {
     const gateway = String(req.params.gateway);
     const reason = rejectReason(error);
-    metrics.webhooksRejected.inc({ gateway: isGateway(gateway) ? gateway : 'unknown', reason });
+    metrics.webhooksRejected.inc({
+      gateway: isGateway(gateway) ? gateway : 'unknown',
+      account: accountLabel(req),
+      reason,
+    });
     req.log.warn(
       { gateway, reason, detail: error instanceof Error ? error.message : String(error) },
       'webhook rejected',

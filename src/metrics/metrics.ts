@@ -14,6 +14,13 @@ export type RejectReason =
   | 'rate_limited';
 
 /**
+ * The `account` label of the webhook metrics: `default` for a gateway's default account, the id
+ * (`gwa_…`) of a gateway account that exists, `unknown` for anything else (an unknown, disabled or
+ * other gateway's account id from the URL never becomes a label value: a few values, whatever is sent).
+ */
+export type AccountLabel = 'default' | 'unknown' | `gwa_${string}`;
+
+/**
  * billhook's Prometheus metrics (prom-client), one registry per process. Counters and histograms are
  * updated where things happen; queue depth, reconciliation lag and open exceptions are read from
  * the database when /metrics is scraped.
@@ -22,20 +29,20 @@ export class Metrics {
   readonly registry = new Registry();
   readonly webhooksReceived = new Counter({
     name: 'billhook_webhooks_received_total',
-    help: 'Verified webhooks stored (duplicates included), by gateway',
-    labelNames: ['gateway', 'duplicate'] as const,
+    help: 'Verified webhooks stored (duplicates included), by gateway and gateway account',
+    labelNames: ['gateway', 'account', 'duplicate'] as const,
     registers: [this.registry],
   });
   readonly webhooksRejected = new Counter({
     name: 'billhook_webhooks_rejected_total',
-    help: 'Webhooks refused, by gateway and reason',
-    labelNames: ['gateway', 'reason'] as const,
+    help: 'Webhooks refused, by gateway, gateway account and reason',
+    labelNames: ['gateway', 'account', 'reason'] as const,
     registers: [this.registry],
   });
   readonly ackSeconds = new Histogram({
     name: 'billhook_webhook_ack_seconds',
-    help: 'Time from request to acknowledgement of a stored webhook, seconds',
-    labelNames: ['gateway'] as const,
+    help: 'Time from request to acknowledgement of a stored webhook, by gateway and gateway account, seconds',
+    labelNames: ['gateway', 'account'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });

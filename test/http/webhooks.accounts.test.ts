@@ -230,4 +230,55 @@ describe('webhooks of gateway accounts', () => {
       for (const secret of [SECRET_A, SECRET_B, next])
         expect(JSON.stringify(server.logs)).not.toContain(secret);
   });
+
+  it('labels the webhook metrics by account with few values: an unknown account id never makes a series', async () => {
+    expect((await deliver(app.url, b, newEvent(), SECRET_B)).status).toBe(200);
+    expect((await deliver(app.url, b, newEvent(), 'whsec_not_b_secret_00001')).status).toBe(400);
+    expect((await deliver(app.url, undefined, newEvent(), STRIPE_WEBHOOK_SECRET)).status).toBe(200);
+    const unknownAccount = () =>
+      fetch(`${app.url}/webhooks/stripe/gwa_${randomBytes(8).toString('hex')}`, {
+        method: 'POST',
+        body: '{}',
+      });
+    expect((await unknownAccount()).status).toBe(404);
+    /** The webhook metrics' series (name and labels, without the value). */
+    const series = async () => {
+      const text = await (await fetch(`${app.url}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((line) => line.startsWith('billhook_webhook'))
+        .map((line) => line.slice(0, line.lastIndexOf(' ')))
+        .sort();
+    };
+    const before = await series();
+    for (let i = 0; i < 40; i += 1) expect((await unknownAccount()).status).toBe(404);
+    expect(
+      (
+        await fetch(`${app.url}/webhooks/stripe/not-an-id-${randomBytes(4).toString('hex')}`, {
+          method: 'POST',
+          body: '{}',
+        })
+      ).status,
+    ).toBe(404);
+    const after = await series();
+    expect(after).toEqual(before);
+
+    const ids = (await app.api('GET', '/v1/gateway-accounts')).body.data.map((x: { id: string }) => x.id);
+    const labels = new Set(after.map((line) => /account="([^"]*)"/.exec(line)?.[1]));
+    for (const label of labels) expect(['default', 'unknown', ...ids]).toContain(label);
+    const text = after.join('\n');
+    expect(text).toContain(
+      `billhook_webhooks_received_total{gateway="stripe",account="${b}",duplicate="false"}`,
+    );
+    expect(text).toContain(
+      `billhook_webhooks_rejected_total{gateway="stripe",account="${b}",reason="signature"}`,
+    );
+    expect(text).toContain(`billhook_webhook_ack_seconds_count{gateway="stripe",account="${b}"}`);
+    expect(text).toContain(
+      'billhook_webhooks_rejected_total{gateway="stripe",account="unknown",reason="not_configured"}',
+    );
+    expect(text).toContain(
+      'billhook_webhooks_received_total{gateway="stripe",account="default",duplicate="false"}',
+    );
+  });
 });

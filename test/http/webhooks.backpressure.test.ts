@@ -56,7 +56,9 @@ describe('webhook backpressure', () => {
       .execute();
     expect(stored).toHaveLength(3);
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="busy"\} 2/);
+    expect(metrics).toMatch(
+      /billhook_webhooks_rejected_total\{gateway="stripe",account="default",reason="busy"\} 2/,
+    );
   });
 });
 

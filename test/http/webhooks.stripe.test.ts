@@ -134,12 +134,22 @@ describe('POST /webhooks/stripe', () => {
 
   it('counts received and rejected webhooks by gateway and reason on /metrics', async () => {
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(metrics).toMatch(/billhook_webhooks_received_total\{gateway="stripe",duplicate="false"\} [1-9]/);
-    expect(metrics).toMatch(/billhook_webhooks_received_total\{gateway="stripe",duplicate="true"\} [1-9]/);
-    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="signature"\} [1-9]/);
-    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="payload"\} [1-9]/);
-    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="stripe",reason="too_large"\} 1/);
-    expect(metrics).toMatch(/billhook_webhook_ack_seconds_count\{gateway="stripe"\} [1-9]/);
+    expect(metrics).toMatch(
+      /billhook_webhooks_received_total\{gateway="stripe",account="default",duplicate="false"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /billhook_webhooks_received_total\{gateway="stripe",account="default",duplicate="true"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /billhook_webhooks_rejected_total\{gateway="stripe",account="default",reason="signature"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /billhook_webhooks_rejected_total\{gateway="stripe",account="default",reason="payload"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /billhook_webhooks_rejected_total\{gateway="stripe",account="default",reason="too_large"\} 1/,
+    );
+    expect(metrics).toMatch(/billhook_webhook_ack_seconds_count\{gateway="stripe",account="default"\} [1-9]/);
     expect(metrics).toMatch(/billhook_queue_depth\{queue="webhook.process"\} \d+/);
     expect(metrics).toMatch(/billhook_reconciliation_lag_seconds \d/);
     expect(metrics).toMatch(/billhook_reconciliation_exceptions_open \d/);

@@ -149,7 +149,9 @@ describe('unsigned webhook routes: rate limit per source address', () => {
       expect((await deliverStripe(app.url, event)).status).toBe(200);
     }
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(metrics).toMatch(/billhook_webhooks_rejected_total\{gateway="eway",reason="rate_limited"\} 3/);
+    expect(metrics).toMatch(
+      /billhook_webhooks_rejected_total\{gateway="eway",account="default",reason="rate_limited"\} 3/,
+    );
   });
 });
 
