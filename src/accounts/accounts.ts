@@ -1,10 +1,13 @@
+import { isDeepStrictEqual } from 'node:util';
 import { sql } from 'kysely';
+import { recordActivity } from '../activities/activities.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import type { Db } from '../db/database.ts';
 import { UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { GatewayAccountMode, GatewayAccountRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { type Keyring, open, SecretKeyMissing, seal } from './cipher.ts';
 import { type Credentials, GATEWAY_CREDENTIALS, last4 } from './credentials.ts';
 
@@ -87,6 +90,32 @@ const conflictOnName = (error: unknown, account: { gateway: string; name: string
 };
 
 /**
+ * The activity of a change to an account (`gateway_account.<verb>`), in the unit of work that makes
+ * it, authored by its actor. `data` names fields, never holds a credential's value.
+ */
+function recordAccountActivity(
+  work: UnitOfWork,
+  id: string,
+  verb: 'created' | 'updated' | 'disabled' | 'webhook_secret_rotated' | 'key_rotated',
+  data: Record<string, unknown>,
+): Promise<void> {
+  return recordActivity(work, {
+    resourceType: 'gateway_account',
+    resourceId: id,
+    action: `gateway_account.${verb}`,
+    data,
+  });
+}
+
+/** The names of the credential fields (`credentials.secret_key`) whose value differs between `from` and `to`. */
+function changedCredentials(from: Credentials, to: Credentials): string[] {
+  return [...new Set([...Object.keys(from), ...Object.keys(to)])]
+    .filter((field) => !isDeepStrictEqual(from[field], to[field]))
+    .sort()
+    .map((field) => `credentials.${field}`);
+}
+
+/**
  * Stores a new gateway account (`gwa_…`), its credentials encrypted under BILLHOOK_SECRET_KEY.
  * @throws SecretKeyMissing (409 `secret_key_missing`) without BILLHOOK_SECRET_KEY
  * @throws ValidationError (422) for a Stripe key of the other mode
@@ -94,24 +123,36 @@ const conflictOnName = (error: unknown, account: { gateway: string; name: string
  */
 export async function createGatewayAccount(
   db: Db,
+  actor: Actor,
   keys: Keyring,
   input: NewGatewayAccount,
 ): Promise<GatewayAccount> {
   checkMode(input.gateway, input.mode, input.credentials);
   const id = newId('gwa');
-  return db
-    .insertInto('gateway_accounts')
-    .values({
-      id,
-      gateway: input.gateway,
-      name: input.name,
-      mode: input.mode,
-      api_base: input.apiBase ?? null,
-      ...credentialColumns(keys, id, input.credentials),
-    })
-    .returning(SHOWN)
-    .executeTakeFirstOrThrow()
-    .catch((error: unknown) => conflictOnName(error, input));
+  const columns = credentialColumns(keys, id, input.credentials);
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const account = await work.trx
+      .insertInto('gateway_accounts')
+      .values({
+        id,
+        gateway: input.gateway,
+        name: input.name,
+        mode: input.mode,
+        api_base: input.apiBase ?? null,
+        ...columns,
+      })
+      .returning(SHOWN)
+      .executeTakeFirstOrThrow()
+      .catch((error: unknown) => conflictOnName(error, input));
+    await recordAccountActivity(work, id, 'created', {
+      gateway: account.gateway,
+      name: account.name,
+      mode: account.mode,
+      api_base: account.api_base,
+      fields: changedCredentials({}, input.credentials),
+    });
+    return account;
+  });
 }
 
 /** Every gateway account, oldest first (credentials not decrypted): a handful per deployment, not paginated. */
@@ -157,20 +198,24 @@ export function openAccount(keys: Keyring, row: GatewayAccountRow): OpenedAccoun
 }
 
 /**
- * Changes an account in one transaction (its row locked): `change(credentials)` returns the new
+ * Changes an account in one unit of work (its row locked): `change(credentials)` returns the new
  * credentials (or undefined to keep them) and the other columns to set; the credentials are
- * re-encrypted under the current key and the version moves on.
+ * re-encrypted under the current key and the version moves on. `record` writes the change's activity
+ * from the row before and the fields changed (names only), in the same transaction.
  */
 async function changeAccount(
   db: Db,
+  actor: Actor,
   keys: Keyring,
   id: string,
   change: (
     row: GatewayAccountRow,
     credentials: Credentials,
   ) => { credentials?: Credentials; name?: string; apiBase?: string | null },
+  record: (work: UnitOfWork, row: GatewayAccountRow, fields: string[]) => Promise<void>,
 ): Promise<GatewayAccount> {
-  return db.transaction().execute(async (trx) => {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const trx = work.trx;
     const row = await trx
       .selectFrom('gateway_accounts')
       .selectAll()
@@ -178,9 +223,15 @@ async function changeAccount(
       .forUpdate()
       .executeTakeFirst();
     if (!row) throw new NotFoundError('gateway_account', id);
-    const next = change(row, decrypt(keys, row));
+    const credentials = decrypt(keys, row);
+    const next = change(row, credentials);
     if (next.credentials) checkMode(row.gateway, row.mode, next.credentials);
-    return trx
+    const fields = [
+      ...(next.name !== undefined && next.name !== row.name ? ['name'] : []),
+      ...(next.apiBase !== undefined && next.apiBase !== row.api_base ? ['api_base'] : []),
+      ...(next.credentials ? changedCredentials(credentials, next.credentials) : []),
+    ];
+    const account = await trx
       .updateTable('gateway_accounts')
       .set({
         ...(next.name === undefined ? {} : { name: next.name }),
@@ -195,25 +246,37 @@ async function changeAccount(
       .catch((error: unknown) =>
         conflictOnName(error, { gateway: row.gateway, name: next.name ?? row.name }),
       );
+    await record(work, row, fields);
+    return account;
   });
 }
 
 /**
- * Updates an account's name, API base and credentials (the fields given replace the stored ones).
+ * Updates an account's name, API base and credentials (the fields given replace the stored ones),
+ * recorded as a `gateway_account.updated` activity naming the fields whose value changed
+ * (`fields: ['name', 'credentials.secret_key']`, never a value).
  * @throws NotFoundError, ValidationError (a Stripe key of the other mode), ConflictError (name taken,
  *   `secret_key_missing`)
  */
 export function updateGatewayAccount(
   db: Db,
+  actor: Actor,
   keys: Keyring,
   id: string,
   change: GatewayAccountChange,
 ): Promise<GatewayAccount> {
-  return changeAccount(db, keys, id, (_row, credentials) => ({
-    name: change.name,
-    apiBase: change.apiBase,
-    credentials: change.credentials && { ...credentials, ...change.credentials },
-  }));
+  return changeAccount(
+    db,
+    actor,
+    keys,
+    id,
+    (_row, credentials) => ({
+      name: change.name,
+      apiBase: change.apiBase,
+      credentials: change.credentials && { ...credentials, ...change.credentials },
+    }),
+    (work, _row, fields) => recordAccountActivity(work, id, 'updated', { fields }),
+  );
 }
 
 /**
@@ -225,18 +288,21 @@ export function updateGatewayAccount(
  */
 export function rotateWebhookSecret(
   db: Db,
+  actor: Actor,
   keys: Keyring,
   id: string,
   secret: string,
   keepPrevious: boolean,
 ): Promise<GatewayAccount> {
-  return changeAccount(db, keys, id, (row, credentials) => {
+  let keptPrevious = false;
+  const rotate = (row: GatewayAccountRow, credentials: Credentials) => {
     if (row.disabled_at) throw new ConflictError('gateway_account_disabled', `${row.id} is disabled`);
     const spec = GATEWAY_CREDENTIALS[row.gateway].webhookSecret;
     if (!spec)
       throw new ConflictError('webhook_secret_not_rotatable', `${row.gateway} has no webhook secret`);
     const current = credentials[spec.field];
     const previous = keepPrevious && spec.list && Array.isArray(current) ? current.slice(0, 1) : [];
+    keptPrevious = previous.length > 0;
     const value = spec.list ? [secret, ...previous] : secret;
     const parsed = GATEWAY_CREDENTIALS[row.gateway].schema.safeParse({ [spec.field]: value });
     if (!parsed.success)
@@ -244,49 +310,72 @@ export function rotateWebhookSecret(
         secret: parsed.error.issues[0]?.message ?? 'invalid',
       });
     return { credentials: { ...credentials, [spec.field]: value } };
-  });
+  };
+  return changeAccount(db, actor, keys, id, rotate, (work, row) =>
+    recordAccountActivity(work, id, 'webhook_secret_rotated', {
+      field: `credentials.${GATEWAY_CREDENTIALS[row.gateway].webhookSecret?.field}`,
+      kept_previous: keptPrevious,
+    }),
+  );
 }
 
 /**
  * Disables an account: its webhook route answers 404 from then on (within a second on every process);
- * deliveries already stored are still processed. Disabling a disabled account changes nothing.
+ * deliveries already stored are still processed. Recorded as a `gateway_account.disabled` activity;
+ * disabling a disabled account changes nothing and records nothing.
  * @throws NotFoundError
  */
-export async function disableGatewayAccount(db: Db, id: string): Promise<GatewayAccount> {
-  const row = await db
-    .updateTable('gateway_accounts')
-    .set({ disabled_at: sql`coalesce(disabled_at, now())`, version: NEXT_VERSION, updated_at: sql`now()` })
-    .where('id', '=', id)
-    .returning(SHOWN)
-    .executeTakeFirst();
-  if (!row) throw new NotFoundError('gateway_account', id);
-  return row;
+export async function disableGatewayAccount(db: Db, actor: Actor, id: string): Promise<GatewayAccount> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const enabled = await work.trx
+      .updateTable('gateway_accounts')
+      .set({ disabled_at: sql`now()`, version: NEXT_VERSION, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('disabled_at', 'is', null)
+      .returning(SHOWN)
+      .executeTakeFirst();
+    if (enabled) {
+      await recordAccountActivity(work, id, 'disabled', {});
+      return enabled;
+    }
+    return getGatewayAccount(work.trx, id);
+  });
 }
 
 /**
  * Re-encrypts every account not yet under the current key (BILLHOOK_SECRET_KEY), reading each with
  * the key that encrypted it (the previous one, BILLHOOK_SECRET_KEY_PREVIOUS). Each account in its own
- * statement; running it again after an interruption finishes the rest.
+ * unit of work, with its `gateway_account.key_rotated` activity (`{from_key_id, to_key_id}`: the keys'
+ * ids, fingerprints, never a key); running it again after an interruption finishes the rest.
  * @returns how many accounts were re-encrypted
  * @throws SecretKeyMissing, ConflictError `secret_key_unknown` for an account under neither key
  */
-export async function rotateSecretKey(db: Db, keys: Keyring): Promise<number> {
+export async function rotateSecretKey(db: Db, actor: Actor, keys: Keyring): Promise<number> {
   if (!keys.current) throw new SecretKeyMissing();
   const rows = await db
     .selectFrom('gateway_accounts')
     .selectAll()
     .where('credentials_key_id', '<>', keys.current.id)
     .execute();
+  let rotated = 0;
   for (const row of rows) {
     const sealed = seal(keys, JSON.stringify(decrypt(keys, row)), row.id);
-    await db
-      .updateTable('gateway_accounts')
-      .set({ credentials: sealed.data, credentials_key_id: sealed.keyId })
-      .where('id', '=', row.id)
-      .where('credentials_key_id', '=', row.credentials_key_id)
-      .execute();
+    rotated += await inUnitOfWork(db, { actor }, async (work) => {
+      const updated = await work.trx
+        .updateTable('gateway_accounts')
+        .set({ credentials: sealed.data, credentials_key_id: sealed.keyId })
+        .where('id', '=', row.id)
+        .where('credentials_key_id', '=', row.credentials_key_id)
+        .executeTakeFirst();
+      if (updated.numUpdatedRows === 0n) return 0;
+      await recordAccountActivity(work, row.id, 'key_rotated', {
+        from_key_id: row.credentials_key_id,
+        to_key_id: sealed.keyId,
+      });
+      return 1;
+    });
   }
-  return rows.length;
+  return rotated;
 }
 
 /**

@@ -90,13 +90,18 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
           }),
         );
         const account = await withDatabase((config, db) =>
-          createGatewayAccount(db, keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS), {
-            gateway: body.gateway,
-            name: body.name,
-            mode: body.mode,
-            credentials: body.credentials,
-            apiBase: body.api_base,
-          }),
+          createGatewayAccount(
+            db,
+            'cli',
+            keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS),
+            {
+              gateway: body.gateway,
+              name: body.name,
+              mode: body.mode,
+              credentials: body.credentials,
+              apiBase: body.api_base,
+            },
+          ),
         );
         show(account);
       },
@@ -111,7 +116,7 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
     .command('disable <id>')
     .description('disable a gateway account: its webhook route answers 404')
     .action(async (id: string) => {
-      await withDatabase((_config, db) => disableGatewayAccount(db, id));
+      await withDatabase((_config, db) => disableGatewayAccount(db, 'cli', id));
       out.write(`disabled ${id}\n`);
     });
   accounts
@@ -129,6 +134,7 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
         withFields(() =>
           rotateWebhookSecret(
             db,
+            'cli',
             keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS),
             id,
             options.secret,
@@ -145,7 +151,7 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
     )
     .action(async () => {
       const count = await withDatabase((config, db) =>
-        rotateSecretKey(db, keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS)),
+        rotateSecretKey(db, 'cli', keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS)),
       );
       out.write(`${count} account(s) re-encrypted with the current key\n`);
     });

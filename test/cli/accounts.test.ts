@@ -136,4 +136,40 @@ describe('billhook accounts', { timeout: 120_000 }, () => {
       code: 'secret_key_unknown',
     });
   });
+
+  it("records each change as an activity by 'cli', without a credential or a key", async () => {
+    const rows = await db
+      .selectFrom('activities')
+      .select(['resource_id', 'action', 'actor', 'data'])
+      .where('resource_type', '=', 'gateway_account')
+      .orderBy('sequence')
+      .execute();
+    const of = (id: string) => rows.filter((r) => r.resource_id === id).map((r) => r.action);
+    expect(of(stripe)).toEqual([
+      'gateway_account.created',
+      'gateway_account.webhook_secret_rotated',
+      'gateway_account.key_rotated',
+    ]);
+    expect(of(authorizenet)).toEqual([
+      'gateway_account.created',
+      'gateway_account.disabled',
+      'gateway_account.key_rotated',
+    ]);
+    expect(new Set(rows.map((r) => r.actor))).toEqual(new Set(['cli']));
+    const keys = [keyring(OLD_KEY, undefined), keyring(NEW_KEY, undefined)];
+    expect(rows.find((r) => r.action === 'gateway_account.key_rotated')?.data).toEqual({
+      from_key_id: keys[0]?.current?.id,
+      to_key_id: keys[1]?.current?.id,
+    });
+    const stored = JSON.stringify(rows);
+    for (const secret of [
+      STRIPE_KEY,
+      WEBHOOK_SECRET,
+      SIGNATURE_KEY,
+      'whsec_cli_account_next_9999',
+      OLD_KEY.toString('base64'),
+      NEW_KEY.toString('hex'),
+    ])
+      expect(stored).not.toContain(secret);
+  });
 });

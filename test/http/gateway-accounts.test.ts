@@ -196,6 +196,92 @@ describe('/v1/gateway-accounts', () => {
     expect((await app.api('GET', '/v1/gateway-accounts/gwa_unknown')).status).toBe(404);
   });
 
+  it("records each change as an activity naming the admin key, with the fields' names and never a credential", async () => {
+    const { secret: adminSecret, key } = await createApiKey(app.runtime.db, 'accounts admin', 'admin');
+    const secretKey = 'sk_test_auditedAccount_0123456789';
+    const newKey = 'sk_test_auditedAccount_replaced_5678';
+    const firstSecret = 'whsec_audited_first_secret_0001';
+    const nextSecret = 'whsec_audited_next_secret_0002';
+    const created = await app.api(
+      'POST',
+      '/v1/gateway-accounts',
+      {
+        gateway: 'stripe',
+        name: 'Audited',
+        mode: 'test',
+        credentials: { secret_key: secretKey, webhook_secrets: [firstSecret] },
+      },
+      adminSecret,
+    );
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const change = (path: string, body: unknown) =>
+      app.api('POST', `/v1/gateway-accounts/${id}${path}`, body, adminSecret).then((r) => r.status);
+    expect(await change('', { name: 'Audited (EU)', credentials: { secret_key: newKey } })).toBe(200);
+    expect(await change('/rotate-webhook-secret', { secret: nextSecret })).toBe(200);
+    expect(await change('/disable', {})).toBe(200);
+    expect(await change('/disable', {})).toBe(200);
+
+    const activities = await app.api('GET', `/v1/activities?resource=${id}`);
+    expect(activities.status).toBe(200);
+    expect(
+      activities.body.data.map((a: { action: string; actor: string; data: unknown }) => [
+        a.action,
+        a.actor,
+        a.data,
+      ]),
+    ).toEqual([
+      [
+        'gateway_account.created',
+        key.id,
+        {
+          gateway: 'stripe',
+          name: 'Audited',
+          mode: 'test',
+          api_base: null,
+          fields: ['credentials.secret_key', 'credentials.webhook_secrets'],
+        },
+      ],
+      ['gateway_account.updated', key.id, { fields: ['name', 'credentials.secret_key'] }],
+      [
+        'gateway_account.webhook_secret_rotated',
+        key.id,
+        { field: 'credentials.webhook_secrets', kept_previous: true },
+      ],
+      // Disabled once: the second disable changed nothing.
+      ['gateway_account.disabled', key.id, {}],
+    ]);
+    const stored = JSON.stringify(
+      await app.runtime.db
+        .selectFrom('activities')
+        .select(['action', 'actor', 'data'])
+        .where('resource_id', '=', id)
+        .execute(),
+    );
+    for (const secret of [secretKey, newKey, firstSecret, nextSecret, adminSecret]) {
+      expect(stored).not.toContain(secret);
+      expect(JSON.stringify(activities.body)).not.toContain(secret);
+    }
+  });
+
+  it('records nothing for a change that is refused', async () => {
+    const created = await create({
+      gateway: 'stripe',
+      name: 'Refused changes',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_refusedChanges_0123456789' },
+    });
+    const id = created.body.id as string;
+    const live = await app.api('POST', `/v1/gateway-accounts/${id}`, {
+      credentials: { secret_key: 'sk_live_refusedChanges_0123456789' },
+    });
+    expect(live.status).toBe(422);
+    const actions = (await app.api('GET', `/v1/activities?resource=${id}`)).body.data.map(
+      (a: { action: string }) => a.action,
+    );
+    expect(actions).toEqual(['gateway_account.created']);
+  });
+
   it('requires an admin key: write and read keys get 403', async () => {
     for (const scope of ['read', 'write'] as const) {
       const { secret } = await createApiKey(app.runtime.db, `${scope} key`, scope);

@@ -11,6 +11,7 @@ import {
 } from '../../accounts/accounts.ts';
 import { GATEWAY_CREDENTIALS } from '../../accounts/credentials.ts';
 import type { GatewayName } from '../../config/gateways.ts';
+import { actorOf } from '../actor.ts';
 import { requireScope } from '../auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { parseInput } from './validate.ts';
@@ -82,14 +83,14 @@ export function serializeGatewayAccount(a: GatewayAccount) {
 /**
  * /v1/gateway-accounts (admin scope; PRODUCT.md §12): create, list, read, update, disable, rotate a
  * webhook secret. Each change takes effect at once in this process (`accounts.changed()`) and within
- * a second in every other one.
+ * a second in every other one, and is an activity (`gateway_account.*`) naming the request's key.
  */
 export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
   const router = Router();
   router.use('/gateway-accounts', requireScope('admin'));
   router.post('/gateway-accounts', async (req, res) => {
     const body = parseInput(CreateGatewayAccount, req.body);
-    const account = await createGatewayAccount(db, accounts.keys, {
+    const account = await createGatewayAccount(db, actorOf(req), accounts.keys, {
       gateway: body.gateway,
       name: body.name,
       mode: body.mode,
@@ -114,7 +115,7 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
           credentials: body.credentials,
         }).credentials
       : undefined;
-    const account = await updateGatewayAccount(db, accounts.keys, existing.id, {
+    const account = await updateGatewayAccount(db, actorOf(req), accounts.keys, existing.id, {
       name: body.name,
       apiBase: body.api_base,
       credentials,
@@ -123,7 +124,7 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
     res.json(serializeGatewayAccount(account));
   });
   router.post('/gateway-accounts/:id/disable', async (req, res) => {
-    const account = await disableGatewayAccount(db, req.params.id);
+    const account = await disableGatewayAccount(db, actorOf(req), req.params.id);
     accounts.changed();
     res.json(serializeGatewayAccount(account));
   });
@@ -131,6 +132,7 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
     const body = parseInput(RotateWebhookSecret, req.body);
     const account = await rotateWebhookSecret(
       db,
+      actorOf(req),
       accounts.keys,
       req.params.id,
       body.secret,
