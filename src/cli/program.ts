@@ -16,7 +16,7 @@ import { type Role, type Runtime, resolveDatabase, startRuntime } from '../runti
 import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/dead-letters.ts';
 import { pollDueTransactions } from '../workers/poll-transactions.ts';
 import { accountCommands } from './accounts.ts';
-import { sendTestWebhook } from './send-test-webhook.ts';
+import { accountTestConfig, sendTestWebhook } from './send-test-webhook.ts';
 
 /** Somewhere a command writes text: `process.stdout`, or a test's collector. */
 export interface Output {
@@ -303,10 +303,17 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--access-code <code>', 'eWAY: the access code, for access_code')
     .addOption(new Option('--format <format>', 'eWAY: body format').choices(['form', 'json']))
     .option('--customer-code <code>', 'SecurePay: the customer code')
+    .option(
+      '--account <gwa_id>',
+      'a gateway account: signed with its webhook secret (from the database, with BILLHOOK_SECRET_KEY) and posted to /webhooks/<gateway>/<gwa_id>',
+    )
     .action(async (gateway: string, eventType: string, options) => {
-      const cfg = loadConfig(io.env);
+      const env = loadConfig(io.env);
+      const account: string | undefined = options.account;
+      const cfg = account ? await withDb(io, (db) => accountTestConfig(db, env, gateway, account)) : env;
       const result = await sendTestWebhook(cfg, gateway, eventType, {
         url: options.url ?? `http://127.0.0.1:${cfg.PORT}`,
+        account,
         amount: options.amount,
         currency: options.currency.toUpperCase(),
         reference: options.reference,

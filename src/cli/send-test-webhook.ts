@@ -1,4 +1,8 @@
+import { openGatewayAccount } from '../accounts/accounts.ts';
+import { keyring } from '../accounts/cipher.ts';
+import { accountConfig } from '../accounts/credentials.ts';
 import type { Config } from '../config/env.ts';
+import type { Db } from '../db/database.ts';
 import {
   AUTHORIZENET_TEST_EVENT_TYPES,
   buildAuthorizenetTestDelivery,
@@ -18,6 +22,11 @@ import type { GatewayName } from '../gateways/types.ts';
 export interface TestDeliveryOptions {
   /** Base URL of the running billhook, e.g. `http://127.0.0.1:3000`. */
   url: string;
+  /**
+   * A gateway account (`gwa_…`): the delivery goes to `/webhooks/<gateway>/<account>`, and the
+   * configuration it is built with must carry that account's credentials (`accountTestConfig`).
+   */
+  account?: string;
   amount: number;
   currency: string;
   /** Our `txn_…` (or `re_…`) id the gateway echoes: Stripe metadata, PayPal custom_id, SecurePay orderId. */
@@ -120,9 +129,33 @@ const BUILDERS: Record<
 };
 
 /**
+ * The configuration a test delivery to gateway account `account` is built with: `config` with the
+ * account's credentials (decrypted with BILLHOOK_SECRET_KEY, or the previous key while rotating) in
+ * place of the gateway's variables, as the server's adapter for that account is built.
+ * @throws Error when no enabled `gateway` account has that id; SecretKeyMissing (or ConflictError
+ *   `secret_key_unknown`) when the key that encrypted it is not configured
+ */
+export async function accountTestConfig(
+  db: Db,
+  config: Config,
+  gateway: string,
+  account: string,
+): Promise<Config> {
+  const keys = keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS);
+  const opened = await openGatewayAccount(db, keys, account);
+  if (!opened || opened.account.gateway !== gateway)
+    throw new Error(`no ${gateway} gateway account ${account} (billhook accounts list)`);
+  if (opened.account.disabled_at)
+    throw new Error(`${account} is disabled: the server would not accept the event either`);
+  return accountConfig(config, opened.account.gateway, opened.credentials, opened.account.api_base);
+}
+
+/**
  * Builds a realistic delivery for `gateway`, signed as the gateway signs it (Stripe and Authorize.Net
  * with the configured secret, PayPal with the test key its server trusts in test mode) or shaped as
- * the hint it is (eWAY, SecurePay), and POSTs it to `/webhooks/<gateway>` of the running server.
+ * the hint it is (eWAY, SecurePay), and POSTs it to `/webhooks/<gateway>` of the running server, or
+ * to `/webhooks/<gateway>/<account>` for a gateway account (`options.account`, with `config` from
+ * `accountTestConfig`).
  * @throws Error naming the supported gateways or event types, or the missing setting
  */
 export async function sendTestWebhook(
@@ -138,7 +171,8 @@ export async function sendTestWebhook(
     throw new Error(`unsupported ${gateway} event type ${eventType}; one of: ${builder.types.join(', ')}`);
   }
   const delivery = builder.build(eventType, options, config);
-  const response = await fetch(new URL(`/webhooks/${gateway}`, options.url), {
+  const path = options.account ? `/webhooks/${gateway}/${options.account}` : `/webhooks/${gateway}`;
+  const response = await fetch(new URL(path, options.url), {
     method: 'POST',
     headers: delivery.headers,
     body: delivery.body,

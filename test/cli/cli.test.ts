@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
@@ -253,5 +254,111 @@ describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
     const again = await cli(['migrate'], fresh);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/database is up to date/);
+  });
+});
+
+describe('send-test-webhook to a gateway account', { timeout: 120_000 }, () => {
+  const secretKey = randomBytes(32).toString('hex');
+  let app: TestApp;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    app = await startTestApp({ BILLHOOK_SECRET_KEY: secretKey, WEBHOOK_RETRY_LIMIT: '0' }, 'web');
+    // The default account's secret differs from the account's: only the account's can pass.
+    env = {
+      DATABASE_URL: app.runtime.databaseUrl,
+      BILLHOOK_SECRET_KEY: secretKey,
+      STRIPE_WEBHOOK_SECRET,
+      LOG_LEVEL: 'silent',
+    };
+  });
+  afterAll(() => app.stop());
+
+  const createAccount = async (body: Record<string, unknown>) => {
+    const created = await app.api('POST', '/v1/gateway-accounts', { mode: 'test', ...body });
+    expect(created.status).toBe(201);
+    return created.body.id as string;
+  };
+  const inboxOf = (account: string) =>
+    app.runtime.db
+      .selectFrom('inbox')
+      .select(['gateway', 'event_type', 'gateway_account'])
+      .where('gateway_account', '=', account)
+      .execute();
+
+  it("signs with the account's webhook secret from the database and posts to its route", async () => {
+    const stripe = await createAccount({
+      gateway: 'stripe',
+      name: 'CLI EU',
+      credentials: { webhook_secrets: ['whsec_cli_account_only_0001'] },
+    });
+    const result = await cli(
+      ['send-test-webhook', 'stripe', 'payment_intent.succeeded', '--url', app.url, '--account', stripe],
+      env,
+    );
+    expect([result.code, result.stderr]).toEqual([0, '']);
+    expect(result.stdout).toMatch(/^stripe payment_intent.succeeded → HTTP 200 \{"received":true\}/);
+    expect(await inboxOf(stripe)).toEqual([
+      { gateway: 'stripe', event_type: 'payment_intent.succeeded', gateway_account: stripe },
+    ]);
+
+    const signatureKey = randomBytes(32).toString('hex').toUpperCase();
+    const authorizenet = await createAccount({
+      gateway: 'authorizenet',
+      name: 'CLI B2B',
+      credentials: {
+        api_login_id: 'login_cli_0001',
+        transaction_key: 'txkey_cli_0001',
+        signature_key: signatureKey,
+      },
+    });
+    const anet = await cli(
+      [
+        'send-test-webhook',
+        'authorizenet',
+        'net.authorize.payment.authcapture.created',
+        '--transaction-id',
+        '60123456789',
+        '--url',
+        app.url,
+        '--account',
+        authorizenet,
+      ],
+      env,
+    );
+    expect(anet.stdout).toMatch(/→ HTTP 200/);
+    expect(await inboxOf(authorizenet)).toHaveLength(1);
+    for (const output of [result, anet])
+      expect(output.stdout + output.stderr).not.toMatch(/whsec_cli_account_only_0001|login_cli|txkey_cli/);
+  });
+
+  it('refuses an unknown account, one of another gateway, a disabled one and a missing key, posting nothing', async () => {
+    const stripe = await createAccount({
+      gateway: 'stripe',
+      name: 'CLI disabled',
+      credentials: { webhook_secrets: ['whsec_cli_account_disabled_02'] },
+    });
+    const send = (gateway: string, account: string, extra: Record<string, string> = {}) =>
+      cli(
+        [
+          'send-test-webhook',
+          gateway,
+          gateway === 'stripe' ? 'payment_intent.succeeded' : 'PAYMENT.CAPTURE.COMPLETED',
+          '--url',
+          app.url,
+          '--account',
+          account,
+        ],
+        { ...env, ...extra },
+      );
+    const unknown = await send('stripe', 'gwa_unknown');
+    expect([unknown.code, unknown.stderr]).toEqual([
+      1,
+      expect.stringMatching(/no stripe gateway account gwa_unknown/),
+    ]);
+    expect((await send('paypal', stripe)).stderr).toMatch(/no paypal gateway account/);
+    expect((await send('stripe', stripe, { BILLHOOK_SECRET_KEY: '' })).stderr).toMatch(/BILLHOOK_SECRET_KEY/);
+    expect((await app.api('POST', `/v1/gateway-accounts/${stripe}/disable`, {})).status).toBe(200);
+    expect((await send('stripe', stripe)).stderr).toMatch(/is disabled/);
+    expect(await inboxOf(stripe)).toEqual([]);
   });
 });
