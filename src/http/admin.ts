@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import express, { type RequestHandler, type Response, Router } from 'express';
 import { sql } from 'kysely';
+import { type GatewayAccount, listGatewayAccounts } from '../accounts/accounts.ts';
 import { type ActivityInput, recordActivity } from '../activities/activities.ts';
 import { authenticate } from '../auth/api-keys.ts';
 import { constantTimeEqual } from '../crypto.ts';
@@ -14,6 +15,7 @@ import {
   retryDeadLetters,
 } from '../workers/dead-letters.ts';
 import { keyActor } from './actor.ts';
+import { serializeGatewayAccount } from './api/gateway-accounts.ts';
 import { keyFrom } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { overFailedAuthLimit, refuseFailingAddress } from './rate-limit.ts';
@@ -23,13 +25,50 @@ import { noteErrorCode } from './request-log.ts';
 const html = (value: unknown): string =>
   String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** Each credential's last four characters as `field …abcd` (`…` alone for one too short to show any). */
+const last4Text = (last4: GatewayAccount['credentials_last4']): string =>
+  Object.entries(last4)
+    .map(
+      ([field, value]) =>
+        `${field} ${[value]
+          .flat()
+          .map((v) => `…${v ?? ''}`)
+          .join(' ')}`,
+    )
+    .join(', ');
+
+/** Inbox rows counted by account (null: the default accounts') and status. */
+type InboxCount = { gateway_account: string | null; status: string; n: number };
+
+/** `received 2 · processed 5`: one account's inbox counts by status. */
+const statusCounts = (counts: InboxCount[]): string =>
+  counts.map((c) => `${html(c.status)} ${c.n}`).join(' · ') || '0';
+
+/**
+ * The gateway accounts table: id, gateway, name, mode, status, webhook path, each credential's last
+ * four characters (never a credential), and the inbox rows of each by status; the first row is the
+ * default accounts' (the environment's).
+ */
+function accountsTable(accounts: GatewayAccount[], inbox: InboxCount[]): string {
+  const of = (account: string | null) => inbox.filter((c) => c.gateway_account === account);
+  const rows = accounts.map((a) => {
+    const shown = serializeGatewayAccount(a);
+    return `<tr><td><code>${html(shown.id)}</code></td><td>${html(shown.gateway)}</td><td>${html(shown.name)}</td><td>${html(shown.mode)}</td><td class="${shown.status === 'disabled' ? 'bad' : ''}">${shown.status}</td><td><code>${html(shown.webhook_path)}</code></td><td><code>${html(last4Text(shown.credentials_last4))}</code></td><td>${statusCounts(of(a.id))}</td></tr>`;
+  });
+  return `<table><thead><tr><th>account</th><th>gateway</th><th>name</th><th>mode</th><th>status</th><th>webhook path</th><th>credentials (last four)</th><th>inbox</th></tr></thead><tbody>
+<tr><td>default</td><td colspan="4">each gateway's environment variables</td><td><code>/webhooks/&lt;gateway&gt;</code></td><td></td><td>${statusCounts(of(null))}</td></tr>
+${rows.join('\n')}
+</tbody></table>`;
+}
+
 /** Form token: a hash of the admin key, so a page of another origin cannot post the forms (CSRF). */
 const formToken = (key: string) => createHash('sha256').update(`billhook-admin-form:${key}`).digest('hex');
 
 /**
  * `/admin/queues`: a small server-rendered dashboard for operators, behind an admin API key (Basic
  * auth with the key as user name, so a browser asks for it). It shows each queue's depth, activity
- * and failures, the inbox by status, open reconciliation exceptions, and the dead letters with
+ * and failures, the inbox by status, open reconciliation exceptions, the gateway accounts (last four
+ * characters of each credential, never one; their inbox rows by status), and the dead letters with
  * retry and delete actions (forms carry a token derived from the key, against cross-site posts).
  * Each action is recorded as an activity (`dead_letters.retried`, `dead_letters.purged`,
  * `event.replayed`) whose actor is the admin key's id.
@@ -75,12 +114,18 @@ export function adminRoutes({ db, boss }: AppDeps): Router {
     // monitor every `monitorIntervalSeconds` (10 s, src/queue/boss.ts), so up to that old.
     const queues = (await boss.getQueues()).filter((q) => !q.name.startsWith('__pgboss'));
     const dead = await listDeadLetters(boss);
-    const inbox = await db
+    // One pass over the inbox, by account and status: the per-status table adds the accounts up.
+    const counts: InboxCount[] = await db
       .selectFrom('inbox')
-      .select(['status', sql<number>`count(*)::int`.as('n')])
-      .groupBy('status')
+      .select(['gateway_account', 'status', sql<number>`count(*)::int`.as('n')])
+      .groupBy(['gateway_account', 'status'])
       .orderBy('status')
       .execute();
+    const inbox = [...new Set(counts.map((c) => c.status))].map((status) => ({
+      status,
+      n: counts.filter((c) => c.status === status).reduce((sum, c) => sum + c.n, 0),
+    }));
+    const accounts = await listGatewayAccounts(db);
     const exceptions = await db
       .selectFrom('reconciliation_exceptions')
       .select(sql<number>`count(*)::int`.as('n'))
@@ -136,6 +181,9 @@ ${queues
 ${inbox.map((r) => `<tr><td>${html(r.status)}</td><td class="n">${r.n}</td></tr>`).join('\n')}
 </tbody></table>
 <p>Open reconciliation exceptions: <span class="${exceptions.n ? 'bad' : ''}">${exceptions.n}</span> (<code>GET /v1/reconciliation-exceptions</code>)</p>
+<h2>Gateway accounts (${accounts.length})</h2>
+<p>Credentials are never shown: their last four characters only (<code>GET /v1/gateway-accounts</code>).</p>
+${accountsTable(accounts, counts)}
 <h2>Dead letters (${dead.length})</h2>
 ${dead.length ? `<p>${form('/admin/queues/dead-letters/retry', 'Retry all')} ${form('/admin/queues/dead-letters/purge', 'Delete all')}</p>` : '<p>None.</p>'}
 ${deadTable}

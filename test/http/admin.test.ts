@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
@@ -8,7 +9,10 @@ const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64'
 describe('/admin/queues', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
+    app = await startTestApp({
+      WEBHOOK_RETRY_LIMIT: '0',
+      BILLHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
+    });
   });
   afterAll(() => app.stop());
 
@@ -105,5 +109,58 @@ describe('/admin/queues', () => {
     const html = await (await page()).text();
     expect(html).not.toContain('<script>alert(1)</script>');
     expect(html).toContain('&#60;script&#62;alert(1)&#60;/script&#62;');
+  });
+
+  it('lists the gateway accounts with their webhook path, inbox counts and last four characters, never a credential', async () => {
+    const secrets = {
+      secret_key: 'sk_test_adminPageAccount_0123456789',
+      webhook_secrets: ['whsec_admin_page_secret_wxyz'],
+    };
+    const stripe = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'EU <b>brand</b>',
+      mode: 'test',
+      credentials: secrets,
+    });
+    const signatureKey = randomBytes(32).toString('hex').toUpperCase();
+    const anet = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'authorizenet',
+      name: 'B2B',
+      mode: 'live',
+      credentials: {
+        api_login_id: 'login_admin_page_01',
+        transaction_key: 'txkey_admin_01',
+        signature_key: signatureKey,
+      },
+    });
+    expect([stripe.status, anet.status]).toEqual([201, 201]);
+    await app.api('POST', `/v1/gateway-accounts/${anet.body.id}/disable`, {});
+    await app.runtime.inbox!.receive({
+      gateway: 'stripe',
+      account: stripe.body.id,
+      eventId: 'evt_admin_page_account',
+      eventType: 'customer.created',
+      body: '{}',
+    });
+
+    const html = await (await page()).text();
+    const row = (id: string) => new RegExp(`<tr><td><code>${id}</code></td>.*</tr>`).exec(html)?.[0] ?? '';
+    expect(row(stripe.body.id)).toContain(
+      `<td>stripe</td><td>EU &#60;b&#62;brand&#60;/b&#62;</td><td>test</td><td class="">enabled</td><td><code>/webhooks/stripe/${stripe.body.id}</code></td><td><code>secret_key …6789, webhook_secrets …wxyz</code></td>`,
+    );
+    expect(row(stripe.body.id)).toMatch(/<td>[a-z]+ 1<\/td><\/tr>$/);
+    expect(row(anet.body.id)).toContain(
+      `<td>authorizenet</td><td>B2B</td><td>live</td><td class="bad">disabled</td><td><code>/webhooks/authorizenet/${anet.body.id}</code></td>`,
+    );
+    expect(row(anet.body.id)).toMatch(/<td>0<\/td><\/tr>$/);
+    expect(html).toMatch(/Gateway accounts \(2\)/);
+    for (const secret of [
+      secrets.secret_key,
+      secrets.webhook_secrets[0]!,
+      signatureKey,
+      'login_admin_page_01',
+      'txkey_admin_01',
+    ])
+      expect(html).not.toContain(secret);
   });
 });
