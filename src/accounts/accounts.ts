@@ -197,22 +197,27 @@ export function openAccount(keys: Keyring, row: GatewayAccountRow): OpenedAccoun
   return { account, credentials: decrypt(keys, row) };
 }
 
+/** What a change sets: new credentials (undefined keeps them), name, API base (null: the gateway's). */
+interface AccountChange {
+  credentials?: Credentials;
+  name?: string;
+  apiBase?: string | null;
+}
+
 /**
- * Changes an account in one unit of work (its row locked): `change(credentials)` returns the new
+ * Changes an account in one unit of work (its row locked): `change(row, credentials)` returns the new
  * credentials (or undefined to keep them) and the other columns to set; the credentials are
  * re-encrypted under the current key and the version moves on. `record` writes the change's activity
- * from the row before and the fields changed (names only), in the same transaction.
+ * in the same transaction, from the row before, the names of the fields whose value changed
+ * (`name`, `api_base`, `credentials.<field>`) and the change.
  */
 async function changeAccount(
   db: Db,
   actor: Actor,
   keys: Keyring,
   id: string,
-  change: (
-    row: GatewayAccountRow,
-    credentials: Credentials,
-  ) => { credentials?: Credentials; name?: string; apiBase?: string | null },
-  record: (work: UnitOfWork, row: GatewayAccountRow, fields: string[]) => Promise<void>,
+  change: (row: GatewayAccountRow, credentials: Credentials) => AccountChange,
+  record: (work: UnitOfWork, row: GatewayAccountRow, fields: string[], next: AccountChange) => Promise<void>,
 ): Promise<GatewayAccount> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const trx = work.trx;
@@ -246,7 +251,7 @@ async function changeAccount(
       .catch((error: unknown) =>
         conflictOnName(error, { gateway: row.gateway, name: next.name ?? row.name }),
       );
-    await record(work, row, fields);
+    await record(work, row, fields, next);
     return account;
   });
 }
@@ -275,7 +280,10 @@ export function updateGatewayAccount(
       apiBase: change.apiBase,
       credentials: change.credentials && { ...credentials, ...change.credentials },
     }),
-    (work, _row, fields) => recordAccountActivity(work, id, 'updated', { fields }),
+    // An update that changes no value records nothing.
+    async (work, _row, fields) => {
+      if (fields.length > 0) await recordAccountActivity(work, id, 'updated', { fields });
+    },
   );
 }
 
@@ -294,7 +302,6 @@ export function rotateWebhookSecret(
   secret: string,
   keepPrevious: boolean,
 ): Promise<GatewayAccount> {
-  let keptPrevious = false;
   const rotate = (row: GatewayAccountRow, credentials: Credentials) => {
     if (row.disabled_at) throw new ConflictError('gateway_account_disabled', `${row.id} is disabled`);
     const spec = GATEWAY_CREDENTIALS[row.gateway].webhookSecret;
@@ -302,7 +309,6 @@ export function rotateWebhookSecret(
       throw new ConflictError('webhook_secret_not_rotatable', `${row.gateway} has no webhook secret`);
     const current = credentials[spec.field];
     const previous = keepPrevious && spec.list && Array.isArray(current) ? current.slice(0, 1) : [];
-    keptPrevious = previous.length > 0;
     const value = spec.list ? [secret, ...previous] : secret;
     const parsed = GATEWAY_CREDENTIALS[row.gateway].schema.safeParse({ [spec.field]: value });
     if (!parsed.success)
@@ -311,12 +317,15 @@ export function rotateWebhookSecret(
       });
     return { credentials: { ...credentials, [spec.field]: value } };
   };
-  return changeAccount(db, actor, keys, id, rotate, (work, row) =>
-    recordAccountActivity(work, id, 'webhook_secret_rotated', {
-      field: `credentials.${GATEWAY_CREDENTIALS[row.gateway].webhookSecret?.field}`,
-      kept_previous: keptPrevious,
-    }),
-  );
+  return changeAccount(db, actor, keys, id, rotate, (work, row, _fields, next) => {
+    const field = GATEWAY_CREDENTIALS[row.gateway].webhookSecret?.field ?? '';
+    const secrets = next.credentials?.[field];
+    return recordAccountActivity(work, id, 'webhook_secret_rotated', {
+      field: `credentials.${field}`,
+      // Stripe: whether the secret signing until now still verifies (the list holds two).
+      kept_previous: Array.isArray(secrets) && secrets.length > 1,
+    });
+  });
 }
 
 /**

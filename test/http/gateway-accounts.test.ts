@@ -218,6 +218,8 @@ describe('/v1/gateway-accounts', () => {
     const change = (path: string, body: unknown) =>
       app.api('POST', `/v1/gateway-accounts/${id}${path}`, body, adminSecret).then((r) => r.status);
     expect(await change('', { name: 'Audited (EU)', credentials: { secret_key: newKey } })).toBe(200);
+    // The same values again: nothing changed, nothing recorded.
+    expect(await change('', { name: 'Audited (EU)', credentials: { secret_key: newKey } })).toBe(200);
     expect(await change('/rotate-webhook-secret', { secret: nextSecret })).toBe(200);
     expect(await change('/disable', {})).toBe(200);
     expect(await change('/disable', {})).toBe(200);
