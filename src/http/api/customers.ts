@@ -13,7 +13,7 @@ import type { CustomerRow } from '../../db/schema.ts';
 import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, listHandler } from './pagination.ts';
+import { accountFilter, listFilter, listHandler } from './pagination.ts';
 import {
   CreateCustomer,
   CreatePaymentMethod,
@@ -90,6 +90,7 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
       gatewayToken: body.gateway_token,
       gatewayCustomerId: body.gateway_customer_id,
       isDefault: body.default,
+      gatewayAccount: body.gateway_account,
     });
     res.status(201).json(serialize.paymentMethod(method));
   });
@@ -98,7 +99,11 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
     listHandler(db, {
       table: 'payment_methods',
       query: ListQuery,
-      equals: (query) => ({ customer_id: query.customer, gateway: query.gateway }),
+      equals: (query) => ({
+        customer_id: query.customer,
+        gateway: query.gateway,
+        gateway_account: accountFilter(query.gateway_account),
+      }),
       map: serialize.paymentMethod,
     }),
   );
