@@ -269,6 +269,71 @@ describe('payments on gateway accounts', () => {
     expect((await app.api('GET', `/v1/payment-methods?customer=${customer.body.id}`)).body.data).toEqual([]);
   });
 
+  it("after its account is disabled, refuses a charge's refund and void (409) but still checks its status there", async () => {
+    const base = 'https://account-e.stripe.test';
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'E',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_e_0123456789' },
+      api_base: base,
+    });
+    const account = created.body.id as string;
+    const customer = await app.api('POST', '/v1/customers', { email: 'edsger@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_account: account,
+    });
+    const charge = async () => {
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customer.body.id,
+        currency: 'eur',
+        lines: [{ description: 'Pro plan', amount: 4620 }],
+      });
+      await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+      return app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    };
+    const intentId = intent();
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(200, { ...FIXTURE_INTENT, id: intentId, status: 'requires_capture', amount_received: 0 });
+    const pending = (await charge()).body.transaction;
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(500, { error: { message: 'down' } });
+    const unknown = (await charge()).body.transaction;
+    expect([pending.status, unknown.status]).toEqual(['pending', 'unknown']);
+    await app.api('POST', `/v1/gateway-accounts/${account}/disable`);
+
+    const voided = await app.api('POST', `/v1/transactions/${pending.id}/void`, {});
+    expect([voided.status, voided.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
+    // The outcome of a charge already sent may have happened at the account: it is still asked.
+    const search = nock(base)
+      .get('/v1/payment_intents/search')
+      .query((q) => String(q.query) === `metadata['billhook_reference']:'${unknown.id}'`)
+      .reply(200, {
+        object: 'search_result',
+        data: [{ ...FIXTURE_INTENT, id: intent(), metadata: { billhook_reference: unknown.id } }],
+        has_more: false,
+      });
+    // The pending charge, named by Stripe, is retrieved by its id there (requires_capture: still pending).
+    const retrieve = nock(base)
+      .get(`/v1/payment_intents/${intentId}`)
+      .reply(200, { ...FIXTURE_INTENT, id: intentId, status: 'requires_capture', amount_received: 0 });
+    await pollDueTransactions(app.runtime.db, 'system', app.runtime, [60], createLogger('silent'), {
+      all: true,
+    });
+    expect([search.isDone(), retrieve.isDone()]).toEqual([true, true]);
+    expect((await app.api('GET', `/v1/transactions/${pending.id}`)).body.status).toBe('pending');
+    const paid = await app.api('GET', `/v1/transactions/${unknown.id}`);
+    expect(paid.body).toMatchObject({ status: 'succeeded', gateway_account: account });
+    const refused = await app.api('POST', `/v1/invoices/${paid.body.invoice}/refund`, {});
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
+    expect((await app.api('GET', `/v1/refunds?gateway_account=${account}`)).body.data).toEqual([]);
+  });
+
   it('refuses to charge a payment method whose account was disabled (409), creating nothing and calling no API', async () => {
     const created = await app.api('POST', '/v1/gateway-accounts', {
       gateway: 'stripe',
