@@ -3,6 +3,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createLogger } from '../../src/logger.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT } from '../support/flow.ts';
@@ -367,5 +368,18 @@ describe('payments on gateway accounts', () => {
       status: 'OPEN',
       amount_paid: 0,
     });
+
+    // The scheduler's charge of it fails the collection without an attempt (dunning counts it).
+    const now = new Date();
+    await app.api('POST', `/v1/invoices/${draft.body.id}`, { charge_at: now.toISOString() });
+    const { charged } = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, app.config, now);
+    expect(charged).toEqual([
+      expect.objectContaining({
+        invoiceId: draft.body.id,
+        outcome: 'failed',
+        reason: 'gateway_account_disabled',
+      }),
+    ]);
+    expect((await app.api('GET', `/v1/transactions?customer=${customer.body.id}`)).body.data).toEqual([]);
   });
 });
