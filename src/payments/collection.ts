@@ -79,7 +79,8 @@ const UNCHARGEABLE = new Set([
 
 /**
  * Charges one claimed invoice automatically and counts a failure at once (dunning). A customer with
- * no usable payment method fails the collection without an attempt; an amount the gateway cannot
+ * no usable payment method (none, its gateway not configured, or its gateway account disabled) fails
+ * the collection without an attempt; an amount the gateway cannot
  * take exactly is never sent: a failed attempt `amount_not_representable` and a reconciliation
  * exception are recorded, outside dunning (`recordUnsendableCharge`); an invoice paid, voided,
  * rescheduled or claimed again since, or with an attempt still in flight, is skipped.
