@@ -4,7 +4,7 @@ import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CustomerRow, Database, PaymentMethodRow } from '../db/schema.ts';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
@@ -64,12 +64,17 @@ export interface NewPaymentMethod {
   gatewayToken: string;
   gatewayCustomerId?: string;
   isDefault?: boolean;
+  /** The gateway account (`gwa_…`) whose credentials charge it; omitted: the gateway's default account. */
+  gatewayAccount?: string;
 }
 
 /**
  * Stores a payment method for a customer. The first one, or one marked default, becomes the
- * customer's default.
- * @throws NotFoundError when the customer does not exist
+ * customer's default. It belongs to `gatewayAccount` (its charges, refunds, voids and status checks
+ * use that account's credentials) or, without one, to the gateway's default account.
+ * @throws NotFoundError when the customer does not exist; ValidationError (field `gateway_account`)
+ *   when the account does not exist or is another gateway's; ConflictError `gateway_account_disabled`
+ *   when it is disabled
  */
 export async function createPaymentMethod(
   db: Db,
@@ -84,6 +89,8 @@ export async function createPaymentMethod(
       .forUpdate()
       .executeTakeFirst();
     if (!customer) throw new NotFoundError('customer', input.customerId);
+    if (input.gatewayAccount !== undefined)
+      await assertAccountTakesMethods(work.trx, input.gateway, input.gatewayAccount);
     const existingDefault = await work.trx
       .selectFrom('payment_methods')
       .select('id')
@@ -107,6 +114,7 @@ export async function createPaymentMethod(
         gateway_token: input.gatewayToken,
         gateway_customer_id: input.gatewayCustomerId ?? null,
         is_default: makeDefault,
+        gateway_account: input.gatewayAccount ?? null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -115,10 +123,38 @@ export async function createPaymentMethod(
       resourceId: method.id,
       action: 'payment_method.created',
       customerId: method.customer_id,
-      data: { gateway: method.gateway, default: method.is_default },
+      data: { gateway: method.gateway, gateway_account: method.gateway_account, default: method.is_default },
     });
     return method;
   });
+}
+
+/**
+ * Refuses a payment method on gateway account `account` unless it exists, is `gateway`'s and is enabled.
+ * @throws ValidationError (field `gateway_account`); ConflictError `gateway_account_disabled`
+ */
+async function assertAccountTakesMethods(
+  trx: Kysely<Database>,
+  gateway: GatewayName,
+  account: string,
+): Promise<void> {
+  const row = await trx
+    .selectFrom('gateway_accounts')
+    .select(['gateway', 'disabled_at'])
+    .where('id', '=', account)
+    .executeTakeFirst();
+  if (!row) {
+    throw new ValidationError('unknown gateway account', {
+      gateway_account: `no gateway account ${account}`,
+    });
+  }
+  if (row.gateway !== gateway) {
+    throw new ValidationError('gateway account of another gateway', {
+      gateway_account: `${account} is a ${row.gateway} account, not ${gateway}`,
+    });
+  }
+  if (row.disabled_at !== null)
+    throw new ConflictError('gateway_account_disabled', `gateway account ${account} is disabled`);
 }
 
 /**

@@ -1,13 +1,15 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { PgBoss } from 'pg-boss';
 import type { DestinationStream, Logger } from 'pino';
+import { AccountAdapters } from '../accounts/adapters.ts';
+import { keyring } from '../accounts/cipher.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
 import { type Config, loadConfig } from '../config/env.ts';
 import { createDb, type Db } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import type { ApiKeyScope } from '../db/schema.ts';
 import { logGatewayFailures } from '../gateways/logged.ts';
-import { createRegistry } from '../gateways/registry.ts';
+import { createAdapter, createRegistry } from '../gateways/registry.ts';
 import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import { createLogger } from '../logger.ts';
@@ -338,7 +340,19 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         pollDueTransactions(
           db,
           'cli',
-          logGatewayFailures(createRegistry(cfg), log),
+          {
+            registry: logGatewayFailures(createRegistry(cfg), log),
+            // Each charge is asked of the account it was made on (the same factory, logged alike).
+            accounts: new AccountAdapters(
+              db,
+              keyring(cfg.BILLHOOK_SECRET_KEY, cfg.BILLHOOK_SECRET_KEY_PREVIOUS),
+              cfg,
+              (gateway, accountConfig) =>
+                logGatewayFailures(new Map([[gateway, createAdapter(gateway, accountConfig)]]), log).get(
+                  gateway,
+                )!,
+            ),
+          },
           cfg.POLL_SCHEDULE_SECONDS,
           log,
           {

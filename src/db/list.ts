@@ -1,14 +1,17 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema.ts';
 
-/** Filters of a list: each applies when both the value and the table's column for it are given. */
+/**
+ * Filters of a list: each applies when both the value and the table's column for it are given; an
+ * `equals` value of null asks for the column to be null.
+ */
 export interface ListFilter {
   limit: number;
   /** The last id of the previous page. */
   startingAfter?: string;
   /** `desc` (newest first, the default) or `asc` (oldest first). */
   order?: 'asc' | 'desc';
-  equals?: Record<string, string | undefined>;
+  equals?: Record<string, string | null | undefined>;
   /** A creation-time range on `column` (inclusive from, exclusive to). */
   created?: { column: string; from?: Date; to?: Date };
 }
@@ -32,7 +35,8 @@ export async function listRows<R>(
   if (filter.created?.from) where.push(sql`${sql.ref(filter.created.column)} >= ${filter.created.from}`);
   if (filter.created?.to) where.push(sql`${sql.ref(filter.created.column)} < ${filter.created.to}`);
   for (const [column, value] of Object.entries(filter.equals ?? {})) {
-    if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
+    if (value === null) where.push(sql`${sql.ref(column)} IS NULL`);
+    else if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
   }
   const result = await sql<R>`
     SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}

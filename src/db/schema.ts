@@ -129,6 +129,8 @@ export interface PaymentMethodsTable {
   gateway_customer_id: string | null;
   is_default: Generated<boolean>;
   created_at: CreatedAt;
+  /** The gateway account (`gwa_…`) whose credentials charge it; null for the gateway's default account. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Invoices; amounts in minor units of `currency`, kept consistent with the ledger. */
@@ -213,6 +215,8 @@ export interface TransactionsTable {
   automatic: ColumnType<boolean, boolean | undefined, boolean>;
   /** When dunning counted this automatic attempt's failure (null until then, or if it never failed). */
   dunning_counted_at: MaybeTimestamp;
+  /** The gateway account (`gwa_…`) it was charged on: its payment method's; null for the gateway's default account. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Refunds of a transaction; the id is the refund idempotency key. */
@@ -234,6 +238,8 @@ export interface RefundsTable {
   kind: ColumnType<RefundKind, RefundKind | undefined, RefundKind>;
   /** The customer whose credit a `customer_credit` refund pays back (null for `payment`). */
   customer_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The gateway account (`gwa_…`) of the transaction it refunds; null for the gateway's default account. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */
@@ -273,6 +279,8 @@ export interface DisputesTable {
   refund_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
+  /** The gateway account (`gwa_…`) of the disputed transaction; null for the gateway's default account. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** What reconciliation could not settle by itself, for a person. */

@@ -1,3 +1,4 @@
+import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { unscheduleCharge } from '../billing/charge-schedule.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
@@ -7,8 +8,7 @@ import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
-import type { ChargeOutcome, ChargeRequest, GatewayClient, GatewayName } from '../gateways/types.ts';
+import type { ChargeOutcome, ChargeRequest } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type ChargeResult,
@@ -33,14 +33,6 @@ export interface ChargeOptions {
    * claim never charges.
    */
   claimedChargeAt?: Date;
-}
-
-/** @throws ConflictError `gateway_not_configured` when the gateway has no API credentials */
-export function clientFor(registry: GatewayRegistry, gateway: GatewayName): GatewayClient {
-  const client = registry.get(gateway)?.client;
-  if (!client)
-    throw new ConflictError('gateway_not_configured', `gateway ${gateway} has no API credentials configured`);
-  return client;
 }
 
 /**
@@ -99,8 +91,9 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * the write-off, `applyPayment`). The invoice row is locked and re-read, so a paid or voided invoice is
  * never charged, and the unique index `transactions_one_in_flight` keeps a second attempt out while
  * one is pending or unknown.
+ * The attempt records the payment method's gateway account (`gateway_account`), whose client charges it.
  * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`,
- * `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
+ * `gateway_account_disabled`, `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
  * cannot take the amount due in the invoice's currency exactly (gateways/currencies.ts)
  * @throws NotFoundError for a missing invoice or payment method
@@ -108,7 +101,7 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
 export async function startCharge(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   invoiceId: string,
   paymentMethodId?: string,
   options: ChargeOptions = {},
@@ -128,7 +121,8 @@ export async function startCharge(
       );
     }
     const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
-    clientFor(registry, method.gateway);
+    // The payment method's account must take charges: a disabled one is refused before anything exists.
+    await clientForAccount(gateways, method.gateway, method.gateway_account);
     // Refused before anything is created: an amount the gateway would misread or refuse never starts.
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
     const inFlight = await work.trx
@@ -151,6 +145,7 @@ export async function startCharge(
         customer_id: invoice.customer_id,
         payment_method_id: method.id,
         gateway: method.gateway,
+        gateway_account: method.gateway_account,
         amount: invoice.amount_due,
         currency: invoice.currency,
         status: 'pending',
@@ -191,6 +186,7 @@ export async function recordUnsendableCharge(
       customer_id: invoice.customer_id,
       payment_method_id: method.id,
       gateway: method.gateway,
+      gateway_account: method.gateway_account,
       amount: invoice.amount_due,
       currency: invoice.currency,
       status: 'failed',
@@ -216,17 +212,18 @@ export async function recordUnsendableCharge(
 }
 
 /**
- * Sends a committed attempt to its gateway with the attempt id as idempotency key and reference, then
+ * Sends a committed attempt to its gateway account (the attempt's `gateway_account`) with the attempt id as idempotency key and reference, then
  * records the outcome. A timeout or 5xx leaves the attempt `unknown`: it is never retried blindly.
  */
 export async function executeCharge(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   attempt: TransactionRow,
   onOverpaid: OnOverpaid,
 ): Promise<TransactionRow> {
-  const outcome = await clientFor(registry, attempt.gateway).charge(await chargeRequestOf(db, attempt));
+  const client = await clientForAccount(gateways, attempt.gateway, attempt.gateway_account);
+  const outcome = await client.charge(await chargeRequestOf(db, attempt));
   const recorded = await inUnitOfWork(db, { actor }, (work) =>
     recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid),
   );
@@ -243,13 +240,13 @@ export async function executeCharge(
 export async function chargeInvoice(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   invoiceId: string,
   paymentMethodId: string | undefined,
   onOverpaid: OnOverpaid,
   options: ChargeOptions = {},
 ): Promise<ChargeInvoiceResult> {
-  const attempt = await startCharge(db, actor, registry, invoiceId, paymentMethodId, options);
-  const transaction = await executeCharge(db, actor, registry, attempt, onOverpaid);
+  const attempt = await startCharge(db, actor, gateways, invoiceId, paymentMethodId, options);
+  const transaction = await executeCharge(db, actor, gateways, attempt, onOverpaid);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

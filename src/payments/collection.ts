@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { GatewayClients } from '../accounts/clients.ts';
 import { claimInvoicesDue, releaseChargeLease } from '../billing/charge-schedule.ts';
 import { eachLimited } from '../billing/each-limited.ts';
 import { lockInvoice } from '../billing/invoices.ts';
@@ -7,7 +8,6 @@ import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
 import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
@@ -71,11 +71,16 @@ async function paymentMethodOf(db: Db, invoiceId: string): Promise<string | unde
 }
 
 /** Refusals of `startCharge` that mean "this invoice cannot be collected now": a failed collection. */
-const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configured']);
+const UNCHARGEABLE = new Set([
+  'payment_method_not_found',
+  'gateway_not_configured',
+  'gateway_account_disabled',
+]);
 
 /**
  * Charges one claimed invoice automatically and counts a failure at once (dunning). A customer with
- * no usable payment method fails the collection without an attempt; an amount the gateway cannot
+ * no usable payment method (none, its gateway not configured, or its gateway account disabled) fails
+ * the collection without an attempt; an amount the gateway cannot
  * take exactly is never sent: a failed attempt `amount_not_representable` and a reconciliation
  * exception are recorded, outside dunning (`recordUnsendableCharge`); an invoice paid, voided,
  * rescheduled or claimed again since, or with an attempt still in flight, is skipped.
@@ -83,7 +88,7 @@ const UNCHARGEABLE = new Set(['payment_method_not_found', 'gateway_not_configure
 async function collect(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   policy: DunningPolicy,
   invoiceId: string,
   lease: Date,
@@ -94,7 +99,7 @@ async function collect(
     const { transaction } = await chargeInvoice(
       db,
       actor,
-      registry,
+      gateways,
       invoiceId,
       methodId,
       flagDuplicatePayment,
@@ -149,7 +154,7 @@ async function collect(
 export async function chargeDueInvoices(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
   now: Date,
   options: { concurrency?: number; log?: Logger } = {},
@@ -161,7 +166,7 @@ export async function chargeDueInvoices(
     const { ids, lease } = await claimDueInvoices(db, now);
     await eachLimited(ids, options.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
       try {
-        charged.push(await collect(db, actor, registry, policy, id, lease, now));
+        charged.push(await collect(db, actor, gateways, policy, id, lease, now));
       } catch (error) {
         // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
         options.log?.warn(

@@ -1,12 +1,11 @@
 import type { PgBoss } from 'pg-boss';
+import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { clientFor } from './charges.ts';
 import { createRefund, refundable, sendRefund } from './refunds.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
@@ -29,13 +28,14 @@ export interface CreditRefundInput {
  * @returns the refunds as recorded after their gateway answers, newest payment first
  * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
  * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
- * ConflictError `gateway_not_configured` for a payment's gateway without credentials
+ * ConflictError `gateway_not_configured` for a payment's gateway without credentials,
+ * `gateway_account_disabled` for a payment on a disabled gateway account
  */
 export async function refundCustomerCredit(
   db: Db,
   actor: Actor,
   boss: PgBoss,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   customerId: string,
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
@@ -74,7 +74,7 @@ export async function refundCustomerCredit(
       if (transaction.invoice_id) await lockInvoice(work, transaction.invoice_id);
       const open = await refundable(work.trx, transaction);
       if (open <= 0n) continue;
-      clientFor(registry, transaction.gateway);
+      await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
       let amount = left;
       if (amount > open) amount = open;
       const refund = await createRefund(work, transaction, {
@@ -94,7 +94,7 @@ export async function refundCustomerCredit(
   });
   const sent: RefundRow[] = [];
   for (const { refund, transaction } of planned) {
-    sent.push(await sendRefund(db, actor, registry, refund, transaction, { kind: 'first', boss }));
+    sent.push(await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }));
   }
   return sent;
 }

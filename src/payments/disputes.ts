@@ -143,7 +143,7 @@ function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport)
  * that arrives before the opening one creates the dispute and posts both movements, so any delivery
  * order leaves the same ledger. An inquiry posts nothing until its funds are withdrawn; an inquiry
  * that closes on a dispute whose funds were withdrawn (recorded before inquiries were told apart)
- * returns them, as a won dispute.
+ * returns them, as a won dispute. A new dispute records its transaction's gateway account.
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -174,6 +174,7 @@ export async function recordDispute(
           id: newId('dp'),
           transaction_id: transaction.id,
           gateway: transaction.gateway,
+          gateway_account: transaction.gateway_account,
           gateway_dispute_id: report.gatewayDisputeId,
           amount: report.amount,
           currency: transaction.currency,

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
+import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { chargeRequestOf, chargeResultOf, clientFor } from './charges.ts';
+import { chargeRequestOf, chargeResultOf } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** How long after an attempt a gateway's "no such charge" is believed: its index may trail writes. */
@@ -36,8 +36,8 @@ export async function dueForPoll(
 }
 
 /**
- * Asks the gateway what became of one pending or unknown charge (`fetchTransaction` by our
- * reference) and records the answer. Only a confirmed answer changes the state: a decline or a
+ * Asks the gateway account the charge was made on (its `gateway_account`) what became of one pending
+ * or unknown charge (`fetchTransaction` by our reference) and records the answer. Only a confirmed answer changes the state: a decline or a
  * "no such charge" older than ten minutes frees the invoice; an unclear answer leaves it as it is.
  * @param scheduled true for a check of the poll schedule, which counts as one of its
  * `schedule.length` attempts; false for a check asked for by hand (`billhook reconcile`), which
@@ -46,14 +46,18 @@ export async function dueForPoll(
 export async function pollTransaction(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   transaction: TransactionRow,
   schedule: readonly number[],
   now: Date,
   onOverpaid: OnOverpaid,
   scheduled = true,
 ): Promise<PollResult> {
-  const outcome = await clientFor(registry, transaction.gateway).fetchTransaction({
+  // The account the charge was made on, even if disabled since: its outcome may have happened there.
+  const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account, {
+    includeDisabled: true,
+  });
+  const outcome = await client.fetchTransaction({
     reference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
     charge: await chargeRequestOf(db, transaction),

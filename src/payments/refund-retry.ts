@@ -1,8 +1,9 @@
 import type { PgBoss } from 'pg-boss';
+import type { GatewayClients } from '../accounts/clients.ts';
 import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
@@ -16,7 +17,7 @@ export type RefundRetryResult =
 /**
  * Settles a refund left unknown: where the gateway's refund is idempotent (its capabilities'
  * `idempotentRefundRepeat`: Stripe, PayPal, SecurePay) the
- * same refund is sent again with the same reference and its answer recorded; elsewhere, or when the
+ * same refund is sent again with the same reference, to the refund's gateway account, and its answer recorded; elsewhere, or when the
  * last retry still gets no answer, an `unknown_outcome` reconciliation exception asks a person to look
  * at the gateway. A refund already settled (by a webhook, say) is left alone.
  * @param lastAttempt true on the queue's final try: an unknown answer becomes the exception
@@ -24,19 +25,19 @@ export type RefundRetryResult =
 export async function retryUnknownRefund(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   refundId: string,
   lastAttempt: boolean,
 ): Promise<RefundRetryResult> {
   const refund = await db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
   if (refund?.status !== 'unknown') return { kind: 'settled', status: refund?.status ?? 'failed' };
-  if (registry.get(refund.gateway)?.capabilities.idempotentRefundRepeat) {
+  if (capabilitiesOf(refund.gateway).idempotentRefundRepeat) {
     const transaction = await db
       .selectFrom('transactions')
       .selectAll()
       .where('id', '=', refund.transaction_id)
       .executeTakeFirstOrThrow();
-    const recorded = await sendRefund(db, actor, registry, refund, transaction, { kind: 'repeat' });
+    const recorded = await sendRefund(db, actor, gateways, refund, transaction, { kind: 'repeat' });
     if (recorded.status !== 'unknown') return { kind: 'settled', status: recorded.status };
     if (!lastAttempt) return { kind: 'still_unknown' };
   }

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
+import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
@@ -9,12 +10,10 @@ import { newId } from '../db/ids.ts';
 import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { clientFor } from './charges.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { capturedAmount } from './transactions.ts';
@@ -171,7 +170,8 @@ function refundMovement(
 
 /**
  * Commits a `pending` refund row against a succeeded transaction, inside `work` (the invoice is
- * locked first). Refunds in flight count against the refundable amount, so concurrent refunds
+ * locked first), on the transaction's gateway account (a refund reported by a webhook too: money goes
+ * back through the account that took it). Refunds in flight count against the refundable amount, so concurrent refunds
  * never exceed what was paid.
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
@@ -203,6 +203,7 @@ export async function createRefund(
       invoice_id: input.creditOf ? null : transaction.invoice_id,
       ...(input.creditOf ? { kind: 'customer_credit' as const, customer_id: input.creditOf } : {}),
       gateway: transaction.gateway,
+      gateway_account: transaction.gateway_account,
       gateway_refund_id: input.gatewayRefundId ?? null,
       amount,
       currency: transaction.currency,
@@ -254,7 +255,8 @@ export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
  * row is committed `pending` first, then the gateway is called with its id as idempotency key; an
  * unknown answer (timeout, 5xx) is committed with its `invoice.refund` job.
  * @param amount minor units; the whole remaining paid amount when omitted
- * @throws ConflictError `invoice_not_paid`; ValidationError when the amount exceeds what was paid;
+ * @throws ConflictError `invoice_not_paid`, `gateway_not_configured`, `gateway_account_disabled` (the
+ * payment's account); ValidationError when the amount exceeds what was paid;
  * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
  * exactly (gateways/currencies.ts)
  */
@@ -262,7 +264,7 @@ export async function refundInvoice(
   db: Db,
   actor: Actor,
   boss: PgBoss,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
 ): Promise<RefundRow> {
@@ -284,27 +286,31 @@ export async function refundInvoice(
     if (!transaction?.gateway_transaction_id) {
       throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
     }
-    clientFor(registry, transaction.gateway);
+    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
     return { refund: await createRefund(work, transaction, input), transaction };
   });
-  return sendRefund(db, actor, registry, refund, transaction, { kind: 'first', boss });
+  return sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss });
 }
 
 /**
- * Sends a committed refund to the gateway of its payment, with the refund id as reference (and
+ * Sends a committed refund to the gateway account of its payment (the refund's `gateway_account`), with the refund id as reference (and
  * idempotency key where the gateway has one), and records the outcome (forward-only).
  * @returns the refund as recorded now: succeeded, pending, failed, or unknown after a timeout or 5xx
  */
 export async function sendRefund(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   refund: RefundRow,
   transaction: TransactionRow,
   send: RefundSend,
 ): Promise<RefundRow> {
   const method = await getPaymentMethod(db, transaction.payment_method_id ?? '');
-  const outcome = await clientFor(registry, refund.gateway).refund({
+  // A repeat settles a refund already sent: it goes to its account even if disabled since.
+  const client = await clientForAccount(gateways, refund.gateway, refund.gateway_account, {
+    includeDisabled: send.kind === 'repeat',
+  });
+  const outcome = await client.refund({
     reference: refund.id,
     chargeReference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id ?? '',

@@ -1,10 +1,10 @@
+import type { GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { getInvoice, type InvoiceWithLines } from '../billing/invoices.ts';
 import { getSubscription } from '../billing/subscriptions.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeInvoice } from './charges.ts';
 import type { OnOverpaid } from './transactions.ts';
@@ -27,7 +27,7 @@ export interface SettledInvoice {
 export async function settleSubscription(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   id: string,
   onOverpaid: OnOverpaid,
 ): Promise<SettledInvoice[]> {
@@ -47,7 +47,7 @@ export async function settleSubscription(
       const charged = await chargeInvoice(
         db,
         actor,
-        registry,
+        gateways,
         invoiceId,
         subscription.payment_method_id ?? undefined,
         onOverpaid,

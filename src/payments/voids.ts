@@ -1,15 +1,15 @@
 import type { Kysely } from 'kysely';
+import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, TransactionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { capabilitiesOf, type GatewayRegistry } from '../gateways/registry.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { clientFor } from './charges.ts';
 import { capturedAmount, transactionActivity } from './transactions.ts';
 
 /**
@@ -131,26 +131,27 @@ async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<Tran
 }
 
 /**
- * Voids payment attempt `id` at its gateway (`POST /v1/transactions/:id/void`): an authorization or a
- * payment not yet captured (`pending`, or `unknown` once the gateway named it), or, on a gateway that
+ * Voids payment attempt `id` (`POST /v1/transactions/:id/void`) at the gateway account it was charged
+ * on (its `gateway_account`): an authorization or a payment not yet captured (`pending`, or `unknown` once the gateway named it), or, on a gateway that
  * voids until settlement (Authorize.Net), a succeeded charge it has not settled. The gateway decides
  * what it can still void; nothing is recorded until it confirms.
  * @throws NotFoundError `transaction_not_found`
  * @throws ConflictError (409) when it cannot be voided: the codes of `whyNotVoidable`,
- *   `gateway_not_configured`, `void_declined` (the gateway refused: settled, say; its code and message
+ *   `gateway_not_configured`, `gateway_account_disabled` (the charge's account), `void_declined` (the gateway refused: settled, say; its code and message
  *   in the message), `invoice_not_reversible` (the invoice it paid was refunded or closed meanwhile)
  */
 export async function voidTransaction(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   id: string,
 ): Promise<VoidResult> {
   const transaction = await db.selectFrom('transactions').selectAll().where('id', '=', id).executeTakeFirst();
   if (!transaction) throw new NotFoundError('transaction', id);
   const refusal = await whyNotVoidable(db, transaction);
   if (refusal) throw refusal;
-  const outcome = await clientFor(registry, transaction.gateway).void({
+  const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  const outcome = await client.void({
     reference: transaction.id,
     gatewayTransactionId: transaction.gateway_transaction_id!,
     amount: transaction.amount,

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
+import type { GatewayClients } from '../accounts/clients.ts';
 import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
-import type { GatewayRegistry } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { dueForPoll, type PollResult, pollTransaction } from '../payments/poll.ts';
 import type { JobHandler } from './context.ts';
@@ -20,7 +20,7 @@ import type { JobHandler } from './context.ts';
 export async function pollDueTransactions(
   db: Db,
   actor: Actor,
-  registry: GatewayRegistry,
+  gateways: GatewayClients,
   schedule: readonly number[],
   log: Logger,
   options: {
@@ -37,7 +37,7 @@ export async function pollDueTransactions(
       const result = await pollTransaction(
         db,
         actor,
-        registry,
+        gateways,
         transaction,
         schedule,
         now,
@@ -70,6 +70,6 @@ export async function pollDueTransactions(
 /**
  * `transaction.poll` (every minute): one {@link pollDueTransactions} sweep on `POLL_SCHEDULE_SECONDS`.
  */
-export const pollTransactions: JobHandler = async (_jobs, { db, registry, config, log, actor }) => {
-  await pollDueTransactions(db, actor, registry, config.POLL_SCHEDULE_SECONDS, log);
+export const pollTransactions: JobHandler = async (_jobs, { db, registry, accounts, config, log, actor }) => {
+  await pollDueTransactions(db, actor, { registry, accounts }, config.POLL_SCHEDULE_SECONDS, log);
 };

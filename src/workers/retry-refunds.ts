@@ -9,10 +9,16 @@ import type { JobHandler } from './context.ts';
  * so pg-boss retries the job with backoff (queue/boss.ts).
  * @throws ZodError on job data that is not `{ refundId }`; Error while the refund stays unknown
  */
-export const retryRefunds: JobHandler = async ([job], { db, registry, actor }) => {
+export const retryRefunds: JobHandler = async ([job], { db, registry, accounts, actor }) => {
   if (!job) return;
   const { refundId } = RefundRetryJob.parse(job.data);
-  const result = await retryUnknownRefund(db, actor, registry, refundId, job.retryCount >= job.retryLimit);
+  const result = await retryUnknownRefund(
+    db,
+    actor,
+    { registry, accounts },
+    refundId,
+    job.retryCount >= job.retryLimit,
+  );
   if (result.kind === 'still_unknown')
     throw new Error(`refund ${refundId}: still no answer from the gateway`);
 };

@@ -213,7 +213,7 @@ describe('money invariants over random invoices (property)', () => {
         }
         let charged = 0n;
         if (s.settle && offline < total && total > 0n) {
-          const attempt = await startCharge(app.runtime.db, 'system', app.runtime.registry, id);
+          const attempt = await startCharge(app.runtime.db, 'system', app.runtime, id);
           await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
             recordChargeResult(work, attempt, { status: 'succeeded', gatewayTransactionId: `pi_prop_${k}` }),
           );

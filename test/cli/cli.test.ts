@@ -44,7 +44,7 @@ describe('billhook CLI', { timeout: 120_000 }, () => {
     const stub = await startStripeStub(0, 'processing');
     try {
       const { invoice } = await openInvoice(app);
-      const attempt = await startCharge(app.runtime.db, 'system', app.runtime.registry, invoice.id);
+      const attempt = await startCharge(app.runtime.db, 'system', app.runtime, invoice.id);
       const result = await cli(['reconcile'], {
         ...env,
         STRIPE_SECRET_KEY: 'sk_test_cli',

@@ -539,7 +539,7 @@ describe('Authorize.Net end to end: an account with several currencies, and a pa
     const polled = await pollDueTransactions(
       app.runtime.db,
       'system',
-      app.runtime.registry,
+      app.runtime,
       [60],
       pino({ level: 'silent' }),
       {

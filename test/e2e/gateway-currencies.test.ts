@@ -256,8 +256,7 @@ describe('gateway currency rules end to end', () => {
     });
     const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
     const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
-    const sweep = (now: Date) =>
-      chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime.registry, config, now);
+    const sweep = (now: Date) => chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, now);
 
     // No nock: a call to Stripe would fail the test.
     const first = await sweep(dueAt);

@@ -48,7 +48,7 @@ describe('refunds never exceed the paid amount, on every gateway', () => {
     ).body;
     await app.api('POST', `/v1/invoices/${draft.id}/finalize`);
     // Paid as the gateway would have confirmed it (no gateway call needed for this test).
-    const attempt = await startCharge(app.runtime.db, 'system', app.runtime.registry, draft.id);
+    const attempt = await startCharge(app.runtime.db, 'system', app.runtime, draft.id);
     await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
       recordChargeResult(work, attempt, { status: 'succeeded', gatewayTransactionId: `${gateway}-paid-1` }),
     );

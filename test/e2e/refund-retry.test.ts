@@ -172,13 +172,7 @@ describe('invoice.refund: refunds left unknown', () => {
         status: 'unknown',
       })
       .execute();
-    const result = await retryUnknownRefund(
-      app.runtime.db,
-      'system',
-      app.runtime.registry,
-      're_eway_unknown',
-      false,
-    );
+    const result = await retryUnknownRefund(app.runtime.db, 'system', app.runtime, 're_eway_unknown', false);
     expect(result).toEqual({ kind: 'exception' });
     const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
     expect(exceptions.body.data).toContainEqual(
@@ -205,9 +199,7 @@ describe('invoice.refund: refunds left unknown', () => {
       })
       .execute();
     for (const refundId of ['re_eway_unknown_2', 're_eway_unknown']) {
-      expect(
-        await retryUnknownRefund(app.runtime.db, 'system', app.runtime.registry, refundId, true),
-      ).toEqual({
+      expect(await retryUnknownRefund(app.runtime.db, 'system', app.runtime, refundId, true)).toEqual({
         kind: 'exception',
       });
     }
@@ -227,9 +219,7 @@ describe('invoice.refund: refunds left unknown', () => {
       .set({ status: 'succeeded' })
       .where('id', '=', 're_eway_unknown')
       .execute();
-    expect(
-      await retryUnknownRefund(app.runtime.db, 'system', app.runtime.registry, 're_eway_unknown', true),
-    ).toEqual({
+    expect(await retryUnknownRefund(app.runtime.db, 'system', app.runtime, 're_eway_unknown', true)).toEqual({
       kind: 'settled',
       status: 'succeeded',
     });

@@ -340,16 +340,9 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     const schedule = [60, 300, 3600];
     const created = new Date(txn.created_at);
     const sweep = (seconds: number) =>
-      pollDueTransactions(
-        app.runtime.db,
-        'system',
-        app.runtime.registry,
-        schedule,
-        pino({ level: 'silent' }),
-        {
-          now: new Date(created.getTime() + seconds * 1000),
-        },
-      );
+      pollDueTransactions(app.runtime.db, 'system', app.runtime, schedule, pino({ level: 'silent' }), {
+        now: new Date(created.getTime() + seconds * 1000),
+      });
     // (Other tests' unknown attempts are swept too; only this attempt's repeat is answered.)
     const repeats: Seen[] = [];
     const repeatAnswers = (answer: object) =>

@@ -79,7 +79,7 @@ describe('a year of a monthly subscription, with a failed charge recovered by du
         if (today === '2027-04-30' || today === '2027-05-01') decline();
         else stripeChargeSucceeds();
       }
-      await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime.registry, app.config, now);
+      await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, app.config, now);
       expect(nock.pendingMocks(), today).toEqual([]);
       statusOnDay[today] = (
         await app.runtime.db

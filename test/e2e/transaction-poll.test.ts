@@ -41,7 +41,7 @@ describe('transaction.poll', () => {
   }
 
   const sweep = (at: Date) =>
-    pollDueTransactions(app.runtime.db, 'system', app.runtime.registry, SCHEDULE, log, { now: at });
+    pollDueTransactions(app.runtime.db, 'system', app.runtime, SCHEDULE, log, { now: at });
   const later = (from: Date, seconds: number) => new Date(from.getTime() + seconds * 1000);
   const search = (reference: string, data: unknown[]) =>
     nock(STRIPE_API_BASE)
@@ -122,17 +122,10 @@ describe('transaction.poll', () => {
       ).poll_attempts;
     // More checks by hand than the schedule has steps, within its first minute: none counts.
     for (let i = 0; i <= SCHEDULE.length; i++) {
-      const results = await pollDueTransactions(
-        app.runtime.db,
-        'system',
-        app.runtime.registry,
-        SCHEDULE,
-        log,
-        {
-          all: true,
-          now: later(created, 10 + i),
-        },
-      );
+      const results = await pollDueTransactions(app.runtime.db, 'system', app.runtime, SCHEDULE, log, {
+        all: true,
+        now: later(created, 10 + i),
+      });
       expect(results.find((r) => r.transactionId === transaction.id)).toEqual({
         transactionId: transaction.id,
         status: 'unknown',

@@ -89,7 +89,7 @@ describe('webhooks of gateway accounts', () => {
 
   it("reconciles an account's delivery into the ledger with the worker, recording its account", async () => {
     const { invoice } = await openInvoice(app);
-    const attempt = await startCharge(app.runtime.db, 'system', app.runtime.registry, invoice.id);
+    const attempt = await startCharge(app.runtime.db, 'system', app.runtime, invoice.id);
     const eventId = `evt_${randomBytes(8).toString('hex')}`;
     const body = paymentIntentSucceeded({
       eventId,

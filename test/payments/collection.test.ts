@@ -1,5 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayClients } from '../../src/accounts/clients.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Config } from '../../src/config/env.ts';
@@ -51,8 +52,8 @@ describe('invoice.charge: scheduled charges and dunning', () => {
   });
 
   // As the invoice.charge worker runs it: activities name the scheduler as their actor.
-  const sweep = (now: Date, config = DEFAULTS, registry = app.runtime.registry) =>
-    chargeDueInvoices(app.runtime.db, 'scheduler', registry, config, now);
+  const sweep = (now: Date, config = DEFAULTS, gateways: GatewayClients = app.runtime) =>
+    chargeDueInvoices(app.runtime.db, 'scheduler', gateways, config, now);
   const invoice = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
   const subscriptionStatus = async (id: string) =>
     (
@@ -251,18 +252,10 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     expect((await claimDueInvoices(app.runtime.db, at(150))).ids).toEqual([]);
 
     await app.api('POST', `/v1/invoices/${id}`, { charge_at: at(160).toISOString() });
-    const stale = chargeInvoice(
-      app.runtime.db,
-      'system',
-      app.runtime.registry,
-      id,
-      undefined,
-      flagDuplicatePayment,
-      {
-        automatic: true,
-        claimedChargeAt: claim.lease,
-      },
-    );
+    const stale = chargeInvoice(app.runtime.db, 'system', app.runtime, id, undefined, flagDuplicatePayment, {
+      automatic: true,
+      claimedChargeAt: claim.lease,
+    });
     await expect(stale).rejects.toMatchObject({ code: 'charge_not_claimed' });
     const attempts = await app.runtime.db
       .selectFrom('transactions')
@@ -454,7 +447,7 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     // The payment_failed fixture is USD 118.80.
     const id = await dueInvoice(customer.id, 'USD', 11880n, at(200), { subscription: sub });
     nock(STRIPE_API_BASE).post('/v1/payment_intents').delay(NO_ANSWER_DELAY_MS).reply(200, {});
-    const { charged } = await sweep(at(200), DEFAULTS, hanging.runtime.registry);
+    const { charged } = await sweep(at(200), DEFAULTS, hanging.runtime);
     nock.abortPendingRequests();
     expect(charged).toEqual([expect.objectContaining({ invoiceId: id, outcome: 'unknown' })]);
     // Nothing is scheduled while the gateway has the outcome (a pending payment may take days).

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayClients } from '../../src/accounts/clients.ts';
 import type { Db } from '../../src/db/database.ts';
 import type { GatewayName } from '../../src/gateways/types.ts';
 import { voidTransaction } from '../../src/payments/voids.ts';
@@ -9,6 +10,12 @@ import { moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
  * capability (capabilities.ts), whether or not it is configured; a gateway that can void but has no
  * credentials here is `gateway_not_configured`. Nothing changes either way.
  */
+/** No gateway configured: no default account has credentials, and there is no gateway account. */
+const NOTHING_CONFIGURED: GatewayClients = {
+  registry: new Map(),
+  accounts: { adapterOf: async () => undefined },
+};
+
 describe('voidTransaction without the gateway configured', () => {
   let db: Db;
   beforeAll(async () => {
@@ -29,7 +36,7 @@ describe('voidTransaction without the gateway configured', () => {
 
   it('answers gateway_not_configured for a gateway that voids (Stripe) without credentials, and changes nothing', async () => {
     const transaction = await namedPendingCharge('stripe', 'NOK');
-    await expect(voidTransaction(db, 'system', new Map(), transaction.id)).rejects.toMatchObject({
+    await expect(voidTransaction(db, 'system', NOTHING_CONFIGURED, transaction.id)).rejects.toMatchObject({
       status: 409,
       code: 'gateway_not_configured',
     });
@@ -43,7 +50,7 @@ describe('voidTransaction without the gateway configured', () => {
 
   it('answers gateway_cannot_void for a gateway that voids none of billhook charges (PayPal), configured or not', async () => {
     const transaction = await namedPendingCharge('paypal', 'DKK');
-    await expect(voidTransaction(db, 'system', new Map(), transaction.id)).rejects.toMatchObject({
+    await expect(voidTransaction(db, 'system', NOTHING_CONFIGURED, transaction.id)).rejects.toMatchObject({
       status: 409,
       code: 'gateway_cannot_void',
     });

@@ -13,7 +13,7 @@ import type { CustomerRow } from '../../db/schema.ts';
 import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
-import { listFilter, listHandler } from './pagination.ts';
+import { accountFilter, listFilter, listHandler } from './pagination.ts';
 import {
   CreateCustomer,
   CreatePaymentMethod,
@@ -30,7 +30,7 @@ import { parseInput } from './validate.ts';
  * /v1/customers (create, list, read, update; each with its ledger balances and credit; refund their
  * credit) and /v1/payment-methods (store, list, read, make default).
  */
-export function customerRoutes({ db, boss, registry }: AppDeps): Router {
+export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Router {
   const router = Router();
   router.post('/customers', async (req, res) => {
     const body = parseInput(CreateCustomer, req.body);
@@ -58,7 +58,14 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
   });
   router.post('/customers/:id/credit/refund', async (req, res) => {
     const body = parseInput(RefundCustomerCredit, req.body);
-    const refunds = await refundCustomerCredit(db, actorOf(req), boss, registry, req.params.id, body);
+    const refunds = await refundCustomerCredit(
+      db,
+      actorOf(req),
+      boss,
+      { registry, accounts },
+      req.params.id,
+      body,
+    );
     res.status(201).json({
       object: 'customer_credit_refund',
       customer: serialize.customer(await getCustomerWithBalances(db, req.params.id)),
@@ -83,6 +90,7 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
       gatewayToken: body.gateway_token,
       gatewayCustomerId: body.gateway_customer_id,
       isDefault: body.default,
+      gatewayAccount: body.gateway_account,
     });
     res.status(201).json(serialize.paymentMethod(method));
   });
@@ -91,7 +99,11 @@ export function customerRoutes({ db, boss, registry }: AppDeps): Router {
     listHandler(db, {
       table: 'payment_methods',
       query: ListQuery,
-      equals: (query) => ({ customer_id: query.customer, gateway: query.gateway }),
+      equals: (query) => ({
+        customer_id: query.customer,
+        gateway: query.gateway,
+        gateway_account: accountFilter(query.gateway_account),
+      }),
       map: serialize.paymentMethod,
     }),
   );

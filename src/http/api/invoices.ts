@@ -46,7 +46,7 @@ function newLine(line: z.output<typeof AddInvoiceLine>): NewLine {
  * /v1/invoices: create (DRAFT), list, read, update `charge_at`, add adjustment lines, finalize, void,
  * mark uncollectible, record an offline payment, charge and refund.
  */
-export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
+export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router {
   const router = Router();
   router.post('/invoices', async (req, res) => {
     const body = parseInput(CreateInvoice, req.body);
@@ -117,7 +117,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
     const result = await chargeInvoice(
       db,
       actorOf(req),
-      registry,
+      { registry, accounts },
       req.params.id,
       body.payment_method,
       flagDuplicatePayment,
@@ -130,7 +130,7 @@ export function invoiceRoutes({ db, registry, boss }: AppDeps): Router {
   router.post('/invoices/:id/refund', async (req, res) => {
     const body = parseInput(RefundInvoice, req.body);
     // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
-    const refund = await refundInvoice(db, actorOf(req), boss, registry, req.params.id, {
+    const refund = await refundInvoice(db, actorOf(req), boss, { registry, accounts }, req.params.id, {
       amount: body.amount,
       reason: body.reason,
     });

@@ -28,7 +28,7 @@ export function toPage<R, T>(rows: R[], limit: number, map: (row: R) => T): Page
 export function listFilter(
   query: ListQuery,
   createdColumn: string,
-  equals: Record<string, string | undefined>,
+  equals: Record<string, string | null | undefined>,
 ): ListFilter {
   return {
     limit: query.limit,
@@ -43,13 +43,22 @@ export function listFilter(
   };
 }
 
+/**
+ * The `gateway_account` column's value a list query's `gateway_account` asks for: null for `default`
+ * (the gateway's default account), the `gwa_…` id as given (an unknown one matches no row), or
+ * undefined (no filter).
+ */
+export function accountFilter(value: string | undefined): string | null | undefined {
+  return value === 'default' ? null : value;
+}
+
 /** A list endpoint over one table: its query schema, filters and API shape. */
 export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
   table: keyof Database;
   /** `ListQuery` or an extension of it (422 with field messages when the query does not parse). */
   query: Q;
   /** The column equalities of a parsed query (each applied only when the query has a value for it). */
-  equals: (query: z.output<Q>) => Record<string, string | undefined>;
+  equals: (query: z.output<Q>) => Record<string, string | null | undefined>;
   /** A row in its API shape. */
   map: (row: R) => unknown;
   /** The column of `created_gte` / `created_lt` (default `created_at`). */

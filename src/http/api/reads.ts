@@ -9,7 +9,7 @@ import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
-import { listHandler, toPage } from './pagination.ts';
+import { accountFilter, listHandler, toPage } from './pagination.ts';
 import {
   AccountQuery,
   ActivityQuery,
@@ -33,7 +33,7 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     path: string,
     table: keyof Database,
     resource: string,
-    columns: { customer?: string; gateway?: string; created?: string },
+    columns: { customer?: string; gateway?: string; created?: string; account?: string },
     map: (row: R) => unknown,
   ): void {
     router.get(
@@ -46,6 +46,7 @@ export function readRoutes({ db, boss }: AppDeps): Router {
           status: query.status,
           ...(columns.customer ? { [columns.customer]: query.customer } : {}),
           ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
+          ...(columns.account ? { [columns.account]: accountFilter(query.gateway_account) } : {}),
         }),
         map,
       }),
@@ -55,16 +56,18 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     });
   }
 
-  list('/events', 'inbox', 'event', { gateway: 'gateway', created: 'received_at' }, serialize.event);
+  // Resources that record their gateway account also filter by it (`gateway_account`).
+  const byAccount = { gateway: 'gateway', account: 'gateway_account' };
+  list('/events', 'inbox', 'event', { ...byAccount, created: 'received_at' }, serialize.event);
   list(
     '/transactions',
     'transactions',
     'transaction',
-    { customer: 'customer_id', gateway: 'gateway' },
+    { ...byAccount, customer: 'customer_id' },
     serialize.transaction,
   );
-  list('/refunds', 'refunds', 'refund', { gateway: 'gateway' }, serialize.refund);
-  list('/disputes', 'disputes', 'dispute', { gateway: 'gateway' }, serialize.dispute);
+  list('/refunds', 'refunds', 'refund', byAccount, serialize.refund);
+  list('/disputes', 'disputes', 'dispute', byAccount, serialize.dispute);
   list(
     '/reconciliation-exceptions',
     'reconciliation_exceptions',

@@ -92,6 +92,8 @@ export const CreatePaymentMethod = z.strictObject({
   gateway_token: z.string().min(1).max(200),
   gateway_customer_id: z.string().min(1).max(200).optional(),
   default: z.boolean().optional(),
+  /** The gateway account (`gwa_…`, of `gateway`, enabled) that charges it; omitted: the gateway's default account. */
+  gateway_account: Id('gwa').optional(),
 });
 
 /** One line of an invoice (creation or adjustment): unit `amount` in minor units × `quantity`. */
@@ -153,6 +155,8 @@ export const ListQuery = z.object({
   status: z.string().max(40).optional(),
   customer: z.string().max(64).optional(),
   gateway: Gateway.optional(),
+  /** `default` (the gateway's default account) or a gateway account's id; only lists whose rows record one apply it. */
+  gateway_account: z.union([z.literal('default'), Id('gwa')]).optional(),
   created_gte: z.iso.datetime({ offset: true }).optional(),
   created_lt: z.iso.datetime({ offset: true }).optional(),
   expand: z

@@ -44,7 +44,7 @@ function withInvoice(subscription: SubscriptionRow, invoices: { id: string }[] =
  * plan or quantity with proration (or preview it), settle (charge every OPEN invoice now) and the
  * billing cycles.
  */
-export function subscriptionRoutes({ db, registry }: AppDeps): Router {
+export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router {
   const router = Router();
   router.post('/subscriptions/preview', async (req, res) => {
     const preview = await previewSubscription(
@@ -131,7 +131,13 @@ export function subscriptionRoutes({ db, registry }: AppDeps): Router {
     });
   });
   router.post('/subscriptions/:id/settle', async (req, res) => {
-    const results = await settleSubscription(db, actorOf(req), registry, req.params.id, flagDuplicatePayment);
+    const results = await settleSubscription(
+      db,
+      actorOf(req),
+      { registry, accounts },
+      req.params.id,
+      flagDuplicatePayment,
+    );
     res.json({
       object: 'settlement',
       subscription: req.params.id,

@@ -11,10 +11,10 @@ import { serialize } from './serialize.ts';
  * the gateway gave no sure answer (nothing changed; a reconciliation exception asks a person);
  * 404 `transaction_not_found`; 409 when it cannot be voided (codes in payments/voids.ts).
  */
-export function transactionRoutes({ db, registry }: AppDeps): Router {
+export function transactionRoutes({ db, registry, accounts }: AppDeps): Router {
   const router = Router();
   router.post('/transactions/:id/void', async (req, res) => {
-    const result = await voidTransaction(db, actorOf(req), registry, req.params.id);
+    const result = await voidTransaction(db, actorOf(req), { registry, accounts }, req.params.id);
     if (result.status === 'unknown') {
       res.status(202).json({
         void: 'unknown',

@@ -1,0 +1,385 @@
+import { randomBytes } from 'node:crypto';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
+import { createLogger } from '../../src/logger.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { FIXTURE_INTENT } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SECRET_KEY = randomBytes(32).toString('hex');
+/** Two Stripe accounts, each with its own API key, webhook secret and API base (two stubs). */
+const ACCOUNTS = {
+  A: {
+    base: 'https://account-a.stripe.test',
+    key: 'sk_test_account_a_0123456789',
+    secret: 'whsec_payments_account_a_01',
+  },
+  B: {
+    base: 'https://account-b.stripe.test',
+    key: 'sk_test_account_b_0123456789',
+    secret: 'whsec_payments_account_b_02',
+  },
+};
+type Name = keyof typeof ACCOUNTS;
+
+/** The real dispute fixture: GBP 5.00 disputed on PaymentIntent `pi_2RystUItVxyc3Q6n0qqOvNKK` (GBP 15.00). */
+const DISPUTE = stripeFixture('webhook.charge.dispute.created.json');
+
+/**
+ * PRODUCT.md §12: a payment method belongs to a gateway account, and its charges, refunds, voids and
+ * status checks go to that account's API with its credentials; transactions, refunds and disputes
+ * record the account, and lists filter by it.
+ */
+describe('payments on gateway accounts', () => {
+  let app: TestApp;
+  const id: Record<Name, string> = { A: '', B: '' };
+  beforeAll(async () => {
+    app = await startOfflineTestApp({ BILLHOOK_SECRET_KEY: SECRET_KEY });
+    for (const name of ['A', 'B'] as const) {
+      const created = await app.api('POST', '/v1/gateway-accounts', {
+        gateway: 'stripe',
+        name,
+        mode: 'test',
+        credentials: { secret_key: ACCOUNTS[name].key, webhook_secrets: [ACCOUNTS[name].secret] },
+        api_base: ACCOUNTS[name].base,
+      });
+      expect(created.status).toBe(201);
+      id[name] = created.body.id;
+    }
+  });
+  afterEach(expectEveryMockUsed);
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  /** A customer with a Stripe payment method on `account` (the default account when undefined) and an OPEN invoice. */
+  async function openInvoiceOn(account: Name | undefined, o: { amount?: number; currency?: string } = {}) {
+    const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com' });
+    const method = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+      ...(account ? { gateway_account: id[account] } : {}),
+    });
+    expect(method.status).toBe(201);
+    expect(method.body.gateway_account).toBe(account ? id[account] : null);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: o.currency ?? 'eur',
+      lines: [{ description: 'Pro plan', amount: o.amount ?? 4620 }],
+    });
+    const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(invoice.body.status).toBe('OPEN');
+    return { customer: customer.body, method: method.body, invoice: invoice.body };
+  }
+
+  /**
+   * `account`'s API (the default's for undefined), with its key, answers a PaymentIntent in `status`
+   * under `intentId`, echoing the request.
+   */
+  function chargeAnswers(account: Name | undefined, intentId: string, status = 'succeeded') {
+    return nock(account ? ACCOUNTS[account].base : STRIPE_API_BASE)
+      .matchHeader('authorization', `Bearer ${account ? ACCOUNTS[account].key : 'sk_test_billhook'}`)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        return [
+          200,
+          {
+            ...FIXTURE_INTENT,
+            id: intentId,
+            status,
+            amount: Number(params.get('amount')),
+            amount_received: status === 'succeeded' ? Number(params.get('amount')) : 0,
+            currency: params.get('currency'),
+            metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
+          },
+        ];
+      });
+  }
+
+  const intent = () => `pi_${randomBytes(8).toString('hex')}`;
+
+  it("charges each payment method on its own account's API, and records the account on the transaction", async () => {
+    for (const account of ['A', 'B', undefined] as const) {
+      const { invoice } = await openInvoiceOn(account);
+      const scope = chargeAnswers(account, intent());
+      const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+      expect(charged.status).toBe(200);
+      expect(scope.isDone()).toBe(true);
+      expect(charged.body.invoice.status).toBe('PAID');
+      expect(charged.body.transaction).toMatchObject({
+        status: 'succeeded',
+        gateway_account: account ? id[account] : null,
+      });
+    }
+  });
+
+  it("refunds a charge made on account B at B's API, and the refund records B", async () => {
+    const { invoice } = await openInvoiceOn('B');
+    const intentId = intent();
+    chargeAnswers('B', intentId);
+    await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const refunds = nock(ACCOUNTS.B.base)
+      .matchHeader('authorization', `Bearer ${ACCOUNTS.B.key}`)
+      .post('/v1/refunds', (body) => body.payment_intent === intentId && body.amount === '1000')
+      .reply(200, {
+        ...stripeFixture('api.refund.succeeded.openapi-fixture.json'),
+        id: 're_on_b',
+        amount: 1000,
+      });
+    const refunded = await app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
+    expect(refunded.status).toBe(201);
+    expect(refunds.isDone()).toBe(true);
+    expect(refunded.body).toMatchObject({ status: 'succeeded', gateway_account: id.B });
+  });
+
+  it("voids a charge awaiting capture on account B at B's API", async () => {
+    const { invoice } = await openInvoiceOn('B');
+    const intentId = intent();
+    chargeAnswers('B', intentId, 'requires_capture');
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.transaction).toMatchObject({ status: 'pending', gateway_account: id.B });
+    const canceled = stripeFixture('webhook.payment_intent.canceled.json').data.object;
+    const cancel = nock(ACCOUNTS.B.base)
+      .matchHeader('authorization', `Bearer ${ACCOUNTS.B.key}`)
+      .post(`/v1/payment_intents/${intentId}/cancel`)
+      .reply(200, {
+        ...canceled,
+        id: intentId,
+        metadata: { billhook_reference: charged.body.transaction.id },
+      });
+    const voided = await app.api('POST', `/v1/transactions/${charged.body.transaction.id}/void`, {});
+    expect(voided.status).toBe(200);
+    expect(cancel.isDone()).toBe(true);
+    expect(voided.body.transaction).toMatchObject({ status: 'canceled', failure_code: 'voided' });
+  });
+
+  it('asks account B about an unknown-outcome charge made on B', async () => {
+    const { invoice } = await openInvoiceOn('B');
+    nock(ACCOUNTS.B.base)
+      .post('/v1/payment_intents')
+      .reply(500, { error: { message: 'down' } });
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const transaction = charged.body.transaction;
+    expect(transaction).toMatchObject({ status: 'unknown', gateway_account: id.B });
+    const found = { ...FIXTURE_INTENT, id: intent(), metadata: { billhook_reference: transaction.id } };
+    const search = nock(ACCOUNTS.B.base)
+      .matchHeader('authorization', `Bearer ${ACCOUNTS.B.key}`)
+      .get('/v1/payment_intents/search')
+      .query((q) => String(q.query) === `metadata['billhook_reference']:'${transaction.id}'`)
+      .reply(200, { object: 'search_result', data: [found], has_more: false });
+    const results = await pollDueTransactions(
+      app.runtime.db,
+      'system',
+      app.runtime,
+      [60],
+      createLogger('silent'),
+      { all: true },
+    );
+    expect(search.isDone()).toBe(true);
+    expect(results).toContainEqual({ transactionId: transaction.id, status: 'succeeded', exhausted: false });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('PAID');
+  });
+
+  it("records a dispute delivered to B's route on B, and lists filter by gateway_account", async () => {
+    const { invoice, customer } = await openInvoiceOn('B', { amount: 1500, currency: 'gbp' });
+    chargeAnswers('B', DISPUTE.data.object.payment_intent);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const body = JSON.stringify({ ...DISPUTE, id: `evt_${randomBytes(8).toString('hex')}` });
+    const delivered = await fetch(`${app.url}/webhooks/stripe/${id.B}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': signStripePayload(body, ACCOUNTS.B.secret),
+      },
+      body,
+    });
+    expect(delivered.status).toBe(200);
+    const dispute = await waitFor('the dispute to be recorded', async () => {
+      const list = await app.api('GET', `/v1/disputes?gateway_account=${id.B}`);
+      return list.body.data.find(
+        (d: { transaction: string }) => d.transaction === charged.body.transaction.id,
+      );
+    });
+    expect(dispute).toMatchObject({ gateway_account: id.B, amount: 500, currency: 'GBP' });
+
+    const ids = async (path: string) =>
+      (
+        (await app.api('GET', `${path}${path.includes('?') ? '&' : '?'}limit=100`)).body.data as {
+          id: string;
+        }[]
+      ).map((row) => row.id);
+    const accountOf = async (path: string) =>
+      new Set(
+        ((await app.api('GET', `${path}&limit=100`)).body.data as { gateway_account: string | null }[]).map(
+          (row) => row.gateway_account,
+        ),
+      );
+    // Every list answers only the rows of the account asked for; `default` is the default account's.
+    for (const resource of ['transactions', 'refunds', 'disputes', 'events', 'payment-methods']) {
+      expect(await accountOf(`/v1/${resource}?gateway_account=${id.B}`)).toEqual(new Set([id.B]));
+    }
+    expect(await accountOf('/v1/transactions?gateway_account=default')).toEqual(new Set([null]));
+    expect(await accountOf(`/v1/payment-methods?gateway_account=${id.A}`)).toEqual(new Set([id.A]));
+    expect(await ids(`/v1/transactions?gateway_account=${id.B}&customer=${customer.id}`)).toEqual([
+      charged.body.transaction.id,
+    ]);
+    // An unknown account id matches nothing; a value that is no account id is refused.
+    expect(await ids('/v1/transactions?gateway_account=gwa_unknown')).toEqual([]);
+    const refused = await app.api('GET', '/v1/transactions?gateway_account=acct_123');
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.fields).toHaveProperty('gateway_account');
+  });
+
+  it('refuses a payment method on an unknown account or one of another gateway (422), or on a disabled one (409)', async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'grace@example.com' });
+    const method = (gateway: string, account: string) =>
+      app.api('POST', '/v1/payment-methods', {
+        customer: customer.body.id,
+        gateway,
+        gateway_token: 'tok_1',
+        gateway_account: account,
+      });
+    for (const [gateway, account] of [
+      ['stripe', 'gwa_nosuchaccount'],
+      ['paypal', id.A],
+    ] as const) {
+      const refused = await method(gateway, account);
+      expect(refused.status).toBe(422);
+      expect(refused.body.error.fields).toHaveProperty('gateway_account');
+    }
+    const disabled = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'C',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_c_0123456789' },
+    });
+    await app.api('POST', `/v1/gateway-accounts/${disabled.body.id}/disable`);
+    const refused = await method('stripe', disabled.body.id);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('gateway_account_disabled');
+    expect((await app.api('GET', `/v1/payment-methods?customer=${customer.body.id}`)).body.data).toEqual([]);
+  });
+
+  it("after its account is disabled, refuses a charge's refund and void (409) but still checks its status there", async () => {
+    const base = 'https://account-e.stripe.test';
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'E',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_e_0123456789' },
+      api_base: base,
+    });
+    const account = created.body.id as string;
+    const customer = await app.api('POST', '/v1/customers', { email: 'edsger@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_account: account,
+    });
+    const charge = async () => {
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customer.body.id,
+        currency: 'eur',
+        lines: [{ description: 'Pro plan', amount: 4620 }],
+      });
+      await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+      return app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    };
+    const intentId = intent();
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(200, { ...FIXTURE_INTENT, id: intentId, status: 'requires_capture', amount_received: 0 });
+    const pending = (await charge()).body.transaction;
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(500, { error: { message: 'down' } });
+    const unknown = (await charge()).body.transaction;
+    expect([pending.status, unknown.status]).toEqual(['pending', 'unknown']);
+    await app.api('POST', `/v1/gateway-accounts/${account}/disable`);
+
+    const voided = await app.api('POST', `/v1/transactions/${pending.id}/void`, {});
+    expect([voided.status, voided.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
+    // The outcome of a charge already sent may have happened at the account: it is still asked.
+    const search = nock(base)
+      .get('/v1/payment_intents/search')
+      .query((q) => String(q.query) === `metadata['billhook_reference']:'${unknown.id}'`)
+      .reply(200, {
+        object: 'search_result',
+        data: [{ ...FIXTURE_INTENT, id: intent(), metadata: { billhook_reference: unknown.id } }],
+        has_more: false,
+      });
+    // The pending charge, named by Stripe, is retrieved by its id there (requires_capture: still pending).
+    const retrieve = nock(base)
+      .get(`/v1/payment_intents/${intentId}`)
+      .reply(200, { ...FIXTURE_INTENT, id: intentId, status: 'requires_capture', amount_received: 0 });
+    await pollDueTransactions(app.runtime.db, 'system', app.runtime, [60], createLogger('silent'), {
+      all: true,
+    });
+    expect([search.isDone(), retrieve.isDone()]).toEqual([true, true]);
+    expect((await app.api('GET', `/v1/transactions/${pending.id}`)).body.status).toBe('pending');
+    const paid = await app.api('GET', `/v1/transactions/${unknown.id}`);
+    expect(paid.body).toMatchObject({ status: 'succeeded', gateway_account: account });
+    const refused = await app.api('POST', `/v1/invoices/${paid.body.invoice}/refund`, {});
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
+    expect((await app.api('GET', `/v1/refunds?gateway_account=${account}`)).body.data).toEqual([]);
+  });
+
+  it('refuses to charge a payment method whose account was disabled (409), creating nothing and calling no API', async () => {
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'D',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_d_0123456789' },
+      api_base: 'https://account-d.stripe.test',
+    });
+    const customer = await app.api('POST', '/v1/customers', { email: 'linus@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_account: created.body.id,
+    });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'eur',
+      lines: [{ description: 'Pro plan', amount: 4620 }],
+    });
+    await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect((await app.api('POST', `/v1/gateway-accounts/${created.body.id}/disable`)).status).toBe(200);
+
+    // Offline: a call to any API would fail the request; none is made.
+    const refused = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: 'gateway_account_disabled' });
+    expect(refused.body.error.message).toContain(created.body.id);
+    expect((await app.api('GET', `/v1/transactions?customer=${customer.body.id}`)).body.data).toEqual([]);
+    expect((await app.api('GET', `/v1/invoices/${draft.body.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+
+    // The scheduler's charge of it fails the collection without an attempt (dunning counts it).
+    const now = new Date();
+    await app.api('POST', `/v1/invoices/${draft.body.id}`, { charge_at: now.toISOString() });
+    const { charged } = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, app.config, now);
+    expect(charged).toEqual([
+      expect.objectContaining({
+        invoiceId: draft.body.id,
+        outcome: 'failed',
+        reason: 'gateway_account_disabled',
+      }),
+    ]);
+    expect((await app.api('GET', `/v1/transactions?customer=${customer.body.id}`)).body.data).toEqual([]);
+  });
+});
