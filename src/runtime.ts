@@ -175,6 +175,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       config,
       (gateway, accountConfig) => wrapped([createAdapter(gateway, accountConfig, lookups)]).get(gateway)!,
     );
+    // Read the accounts once now, so no lookup (some run inside a unit of work) waits on the database.
+    await accounts.refresh();
+    accounts.start();
+    started.push(async () => accounts.stop());
 
     let firstAdminKey: string | undefined;
     if (config.BILLHOOK_ADMIN_KEY)
@@ -237,6 +241,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         // Every request is answered by now, so no delivery waits for a group commit: the inbox's last
         // transactions have ended when its connections close.
         await inbox?.close();
+        accounts.stop();
         await boss.stop({ graceful: true, timeout: deadline - Date.now() });
         await db.destroy();
         await database.stop();

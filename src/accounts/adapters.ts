@@ -18,12 +18,15 @@ export const ACCOUNTS_CHECK_INTERVAL_MS = 1000;
  * The adapters of the gateway accounts. Each process (web or worker) keeps the accounts' rows
  * (credentials still encrypted) and builds an account's adapter on first use, from its decrypted
  * credentials (the process's configuration with them in place of the gateway's variables) by the
- * same factory as the default accounts'. When an account's adapter is asked for, the process reads
- * `gatewayAccountsVersion` at most once per `checkEveryMs`; when it moved, it reloads the rows and
- * drops every adapter, so a created, changed or disabled account takes effect everywhere within
- * about a second, without a restart. A polled version rather than LISTEN/NOTIFY: no connection held
- * per process, nothing missed across a reconnect, and one sum over a handful of rows a second. An
- * unknown account id is answered from the rows in memory (no query, nothing cached for it).
+ * same factory as the default accounts'. Once `start`ed (the runtime does, after the first load),
+ * the process reads `gatewayAccountsVersion` every `checkEveryMs` in the background; when it moved,
+ * it reloads the rows and drops every adapter, so a created, changed or disabled account takes effect
+ * everywhere within about a second, without a restart. A lookup never waits on the database after
+ * the first load: lookups run inside units of work, which hold a pooled connection, and must not
+ * wait for a second one. (Without `start`, as in a one-shot CLI command, a lookup past the interval
+ * starts the check in the background.) A polled version rather than LISTEN/NOTIFY: no connection
+ * held per process, nothing missed across a reconnect, and one sum over a handful of rows a second.
+ * An unknown account id is answered from the rows in memory (no query, nothing cached for it).
  * `changed()` reloads at once in the process that made the change.
  */
 export class AccountAdapters implements AccountRegistry {
@@ -39,6 +42,10 @@ export class AccountAdapters implements AccountRegistry {
   #checking: Promise<void> | undefined;
   /** Moved by `changed()`: a reload that started before it does not count as a check. */
   #generation = 0;
+  /** Loads completed (0 until the rows were first read). */
+  #loaded = 0;
+  /** The background check's timer, once started. */
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     db: Db,
@@ -81,21 +88,54 @@ export class AccountAdapters implements AccountRegistry {
     return adapter;
   }
 
-  /** Reloads the accounts on next use: this process changed one. */
-  changed(): void {
+  /** Reloads the accounts now (resolves once the rows are read): this process changed one. */
+  async changed(): Promise<void> {
     this.#generation += 1;
-    this.#checkedAt = Number.NEGATIVE_INFINITY;
     this.#version = undefined;
+    // A read already in flight may have started before the change: read again after it.
+    await this.#checking?.catch(() => undefined);
+    await this.refresh();
   }
 
-  /** Reloads the rows and drops the adapters when the accounts' version moved (checked at most once per interval). */
+  /**
+   * Reads the accounts' version now, and the rows when it moved (one read in flight at a time, shared
+   * by its callers). The runtime calls it at start, so lookups never wait on the database.
+   * @throws the database's error when it cannot be read
+   */
+  refresh(): Promise<void> {
+    this.#checking ??= this.#reload().finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  /** Checks the accounts' version every `checkEveryMs` in the background, until `stop`. */
+  start(): void {
+    this.#timer ??= setInterval(() => {
+      this.refresh().catch(() => undefined); // the rows in memory stay; the next tick asks again
+    }, this.#checkEveryMs).unref();
+  }
+
+  /** Stops the background check. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Before the first load, waits for it; afterwards, when the last check is older than the interval,
+   * starts one in the background (a failure is retried at the next interval) and returns at once.
+   */
   async #fresh(): Promise<void> {
-    while (Date.now() - this.#checkedAt >= this.#checkEveryMs) {
-      this.#checking ??= this.#reload().finally(() => {
-        this.#checking = undefined;
-      });
-      await this.#checking;
+    if (this.#loaded === 0) {
+      while (this.#loaded === 0) await this.refresh();
+      return;
     }
+    if (Date.now() - this.#checkedAt < this.#checkEveryMs || this.#checking) return;
+    this.refresh().catch(() => {
+      // Keep the rows in memory; the next lookup after the interval asks again.
+      this.#checkedAt = Date.now();
+    });
   }
 
   async #reload(): Promise<void> {
@@ -109,5 +149,6 @@ export class AccountAdapters implements AccountRegistry {
       this.#version = rows.reduce((sum, row) => sum + BigInt(row.version), 0n).toString();
     }
     if (generation === this.#generation) this.#checkedAt = Date.now();
+    this.#loaded += 1;
   }
 }

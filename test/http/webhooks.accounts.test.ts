@@ -56,6 +56,8 @@ describe('webhooks of gateway accounts', () => {
     };
     a = await create('A', SECRET_A);
     b = await create('B', SECRET_B);
+    // The other process reads the accounts once a second in the background; here, at once.
+    await other.runtime.accounts.refresh();
   });
   afterAll(async () => {
     await other?.stop();

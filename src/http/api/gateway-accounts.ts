@@ -97,7 +97,7 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
       credentials: body.credentials,
       apiBase: body.api_base,
     });
-    accounts.changed();
+    await accounts.changed();
     res.status(201).json(serializeGatewayAccount(account));
   });
   router.get('/gateway-accounts', async (_req, res) => {
@@ -120,12 +120,12 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
       apiBase: body.api_base,
       credentials,
     });
-    accounts.changed();
+    await accounts.changed();
     res.json(serializeGatewayAccount(account));
   });
   router.post('/gateway-accounts/:id/disable', async (req, res) => {
     const account = await disableGatewayAccount(db, actorOf(req), req.params.id);
-    accounts.changed();
+    await accounts.changed();
     res.json(serializeGatewayAccount(account));
   });
   router.post('/gateway-accounts/:id/rotate-webhook-secret', async (req, res) => {
@@ -138,7 +138,7 @@ export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
       body.secret,
       body.keep_previous,
     );
-    accounts.changed();
+    await accounts.changed();
     res.json(serializeGatewayAccount(account));
   });
   return router;
