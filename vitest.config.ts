@@ -62,9 +62,7 @@ export default defineConfig({
     // passes never waits for these, and one that does real work may take several times as long.
     testTimeout: 120_000,
     hookTimeout: 180_000,
-    // Three files at a time on the two cores: a file spends much of its time waiting (on PostgreSQL,
-    // on webhook retries and queue polls, on processes it started), and the third uses that time.
-    maxWorkers: 3,
+    maxWorkers: 2,
     reporters: ['default'],
     onUnhandledError: (error) => !isMockedTlsCloseRace(error),
   },
