@@ -4,12 +4,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../../src/payments/refund-retry.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
 import { applyEvent } from '../../src/reconcile/apply.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 /** PRODUCT §7's `invoice.refund` queue: refunds the gateway left without an answer. */
 describe('invoice.refund: refunds left unknown', () => {
@@ -49,6 +50,8 @@ describe('invoice.refund: refunds left unknown', () => {
     const refunded = await hanging.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
     expect(refunded.status).toBe(201);
     expect(refunded.body).toMatchObject({ status: 'unknown', amount: 1000 });
+    // Its invoice.refund job is queued: the worker fetches it now rather than at its next poll (5 s).
+    wakeWorkers(app.runtime.boss, QUEUES.invoiceRefund);
 
     const settled = await waitFor('the refund to be settled by the queue', async () => {
       const list = await app.api('GET', '/v1/refunds?limit=100');
@@ -95,6 +98,7 @@ describe('invoice.refund: refunds left unknown', () => {
 
     const stripe = stripeRefundSucceeds('re_stripe_after_crash');
     expect(await recoverUnansweredRefunds(db, 'system', boss, 600)).toEqual([row.id]);
+    wakeWorkers(boss, QUEUES.invoiceRefund);
     // A second sweep finds nothing more: one job, not one per sweep.
     expect(await recoverUnansweredRefunds(db, 'system', boss, 600)).toEqual([]);
     const settled = await waitFor('the queue to settle the recovered refund', async () => {

@@ -3,13 +3,14 @@ import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurepayTestDelivery } from '../../src/gateways/securepay/test-events.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
 import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice as openGatewayInvoice } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { HANGING_AFTER_TOKEN_TIMEOUT_MS, noAnswer } from '../support/timeouts.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 const API = 'https://payments.securepay.test';
 const AUTH_ORIGIN = 'https://auth.securepay.test';
@@ -276,6 +277,8 @@ describe('SecurePay end to end: charge a stored card, refund it, and store notif
     const refund = await hanging.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 4000 });
     expect(refund.status).toBe(201);
     expect(refund.body).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
+    // Its invoice.refund job is queued: the worker fetches it now rather than at its next poll (5 s).
+    wakeWorkers(app.runtime.boss, QUEUES.invoiceRefund);
     const settled = await waitFor('the queue to settle the refund', async () => {
       const refunds = await app.api('GET', `/v1/refunds?limit=100`);
       const found = refunds.body.data.find((r: { id: string }) => r.id === refund.body.id);

@@ -6,7 +6,7 @@ import { QUEUES } from '../../src/queue/queues.ts';
 import type { TestApp } from '../support/app.ts';
 import { paidStripeInvoice, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 /**
  * `refund.recover` (PRODUCT.md §8): every minute, refunds committed but never answered (the process
@@ -54,10 +54,13 @@ describe('refund.recover', () => {
 
     // One tick of the schedule, as pg-boss's cron sends it, worked by the running worker.
     const jobId = await boss.send(QUEUES.refundRecover, {});
+    // Fetched now rather than at the workers' next poll (5 s), here and for the job it queues.
+    wakeWorkers(boss, QUEUES.refundRecover);
     await waitFor('the refund.recover job to complete', async () => {
       const job = jobId ? await boss.getJobById(QUEUES.refundRecover, jobId) : null;
       return job?.state === 'completed' ? job : undefined;
     });
+    wakeWorkers(boss, QUEUES.invoiceRefund);
     const settled = await waitFor('invoice.refund to settle the recovered refund', async () => {
       const row = await db.selectFrom('refunds').selectAll().where('id', '=', refund.id).executeTakeFirst();
       return row?.status === 'succeeded' ? row : undefined;
