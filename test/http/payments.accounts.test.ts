@@ -6,7 +6,7 @@ import { createLogger } from '../../src/logger.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
-import { FIXTURE_INTENT } from '../support/flow.ts';
+import { FIXTURE_INTENT, intentEchoing } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -88,21 +88,10 @@ describe('payments on gateway accounts', () => {
     return nock(account ? ACCOUNTS[account].base : STRIPE_API_BASE)
       .matchHeader('authorization', `Bearer ${account ? ACCOUNTS[account].key : 'sk_test_billhook'}`)
       .post('/v1/payment_intents')
-      .reply(async (request: Request) => {
-        const params = new URLSearchParams(await request.text());
-        return [
-          200,
-          {
-            ...FIXTURE_INTENT,
-            id: intentId,
-            status,
-            amount: Number(params.get('amount')),
-            amount_received: status === 'succeeded' ? Number(params.get('amount')) : 0,
-            currency: params.get('currency'),
-            metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
-          },
-        ];
-      });
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), intentId, status),
+      ]);
   }
 
   const intent = () => `pi_${randomBytes(8).toString('hex')}`;

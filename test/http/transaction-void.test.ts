@@ -10,7 +10,7 @@ import {
   TRANSACTION_KEY,
 } from '../gateways/authorizenet/support.ts';
 import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
-import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
+import { FIXTURE_INTENT, intentEchoing, openInvoice } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -60,21 +60,10 @@ function moved(before: Record<string, number>, after: Record<string, number>): R
 function stripeChargeAnswers(intentId: string, status: string) {
   nock(STRIPE_API_BASE)
     .post('/v1/payment_intents')
-    .reply(async (request: Request) => {
-      const params = new URLSearchParams(await request.text());
-      return [
-        200,
-        {
-          ...FIXTURE_INTENT,
-          id: intentId,
-          status,
-          amount: Number(params.get('amount')),
-          amount_received: status === 'succeeded' ? Number(params.get('amount')) : 0,
-          currency: params.get('currency'),
-          metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
-        },
-      ];
-    });
+    .reply(async (request: Request) => [
+      200,
+      intentEchoing(new URLSearchParams(await request.text()), intentId, status),
+    ]);
 }
 
 describe('POST /v1/transactions/:id/void', () => {

@@ -67,20 +67,26 @@ export function stripeChargeSucceeds(intentId = `pi_${randomBytes(12).toString('
     .reply(async (request: Request) => {
       const seenRequest = await readRequest(request);
       seen.push(seenRequest);
-      const p = seenRequest.params;
-      return [
-        200,
-        {
-          ...FIXTURE_INTENT,
-          id: intentId,
-          amount: Number(p.get('amount')),
-          amount_received: Number(p.get('amount')),
-          currency: p.get('currency'),
-          metadata: { billhook_reference: p.get('metadata[billhook_reference]') },
-        },
-      ];
+      return [200, intentEchoing(seenRequest.params, intentId)];
     });
   return { scope, seen };
+}
+
+/**
+ * The real PaymentIntent fixture as Stripe answers a create with these form `params`: `intentId` in
+ * `status`, echoing the amount, currency and our reference (`metadata[billhook_reference]`); the
+ * amount received is the amount once succeeded, else 0.
+ */
+export function intentEchoing(params: URLSearchParams, intentId: string, status = 'succeeded') {
+  return {
+    ...FIXTURE_INTENT,
+    id: intentId,
+    status,
+    amount: Number(params.get('amount')),
+    amount_received: status === 'succeeded' ? Number(params.get('amount')) : 0,
+    currency: params.get('currency'),
+    metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
+  };
 }
 
 /** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction). */
