@@ -13,8 +13,16 @@ export interface AccountRef {
 export const chart = {
   /** What one customer owes us (asset). */
   receivable: (customerId: string): AccountRef => ({ code: `receivable:${customerId}`, type: 'asset' }),
-  /** Money a payment gateway holds for us before payout (asset). */
-  gatewayClearing: (gateway: string): AccountRef => ({ code: `gateway_clearing:${gateway}`, type: 'asset' }),
+  /**
+   * Money a payment gateway holds for us before payout (asset), per gateway account (PRODUCT.md §12):
+   * `gateway_clearing:<gateway>` for the gateway's default account (the environment's; null), and
+   * `gateway_clearing:<gateway>:<gwa_…>` for each gateway account, so each account's books reconcile
+   * to its own payouts.
+   */
+  gatewayClearing: (gateway: string, account: string | null): AccountRef => ({
+    code: account === null ? `gateway_clearing:${gateway}` : `gateway_clearing:${gateway}:${account}`,
+    type: 'asset',
+  }),
   /**
    * What we owe one customer as credit (liability): a downgrade's proration credit or an overpayment,
    * taken off their next invoices at finalization or paid back (billing/customer-credit.ts).

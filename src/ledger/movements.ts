@@ -30,20 +30,28 @@ export interface InvoiceMovement {
   amount: bigint;
 }
 
-/** A payment through a gateway (`txn_…`), `amount` minor units (> 0). */
+/**
+ * A payment through a gateway (`txn_…`), `amount` minor units (> 0), on the gateway account that took
+ * it (`gatewayAccount`: `gwa_…`, or null for the gateway's default account).
+ */
 export interface PaymentMovement {
   transactionId: string;
   gateway: string;
+  gatewayAccount: string | null;
   customerId: string;
   currency: string;
   amount: bigint;
 }
 
-/** A dispute (`dp_…`) on a payment through `gateway`, `amount` minor units (> 0). */
+/**
+ * A dispute (`dp_…`) on a payment through `gateway`, `amount` minor units (> 0), on the payment's
+ * gateway account (`gatewayAccount`, null for the default account).
+ */
 export interface DisputeMovement {
   disputeId: string;
   transactionId: string;
   gateway: string;
+  gatewayAccount: string | null;
   currency: string;
   amount: bigint;
 }
@@ -58,7 +66,14 @@ export interface DisputeMovement {
  *   notes existed) the rest is refunds whole;
  * - `payment`: it refunds a payment that has no invoice.
  */
-export type RefundMovement = { refundId: string; gateway: string; currency: string; amount: bigint } & (
+export type RefundMovement = {
+  refundId: string;
+  gateway: string;
+  /** The gateway account the refund went through (`gwa_…`), null for the gateway's default account. */
+  gatewayAccount: string | null;
+  currency: string;
+  amount: bigint;
+} & (
   | { kind: 'customer_credit'; customerId: string }
   | {
       kind: 'invoice';
@@ -202,7 +217,7 @@ export function paymentSucceeded(payment: PaymentMovement): EntryInput {
     description: `payment ${id} via ${payment.gateway}`,
     source: { type: 'transaction', id },
     postings: transfer(
-      chart.gatewayClearing(payment.gateway),
+      chart.gatewayClearing(payment.gateway, payment.gatewayAccount),
       chart.receivable(payment.customerId),
       payment.amount,
       payment.currency,
@@ -215,7 +230,7 @@ export function paymentSucceeded(payment: PaymentMovement): EntryInput {
  * (debit the receivable, credit their credit).
  */
 export function paymentOverpaid(
-  payment: Omit<PaymentMovement, 'gateway'> & { invoiceId: string },
+  payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'> & { invoiceId: string },
 ): EntryInput {
   const id = payment.transactionId;
   return {
@@ -244,7 +259,7 @@ export function paymentVoided(payment: PaymentMovement): EntryInput {
     source: { type: 'transaction', id },
     postings: transfer(
       chart.receivable(payment.customerId),
-      chart.gatewayClearing(payment.gateway),
+      chart.gatewayClearing(payment.gateway, payment.gatewayAccount),
       payment.amount,
       payment.currency,
     ),
@@ -255,7 +270,7 @@ export function paymentVoided(payment: PaymentMovement): EntryInput {
  * `txn_…:overpaid_voided`: the customer credit a voided payment made beyond its invoice is taken
  * back: the reverse of `txn_…:overpaid` (debit their credit, credit the receivable).
  */
-export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway'>): EntryInput {
+export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'>): EntryInput {
   const id = payment.transactionId;
   return {
     idempotencyKey: `${id}:overpaid_voided`,
@@ -271,7 +286,7 @@ export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway'>): En
 }
 
 function refundPostings(refund: RefundMovement): PostingInput[] {
-  const clearing = chart.gatewayClearing(refund.gateway);
+  const clearing = chart.gatewayClearing(refund.gateway, refund.gatewayAccount);
   if (refund.kind === 'customer_credit') {
     return transfer(chart.customerCredit(refund.customerId), clearing, refund.amount, refund.currency);
   }
@@ -323,7 +338,7 @@ export function disputeOpened(dispute: DisputeMovement): EntryInput {
     source: { type: 'dispute', id },
     postings: transfer(
       chart.disputedFunds,
-      chart.gatewayClearing(dispute.gateway),
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       dispute.amount,
       dispute.currency,
     ),
@@ -338,7 +353,7 @@ export function disputeWon(dispute: DisputeMovement): EntryInput {
     description: `dispute ${id} won`,
     source: { type: 'dispute', id },
     postings: transfer(
-      chart.gatewayClearing(dispute.gateway),
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.disputedFunds,
       dispute.amount,
       dispute.currency,
@@ -368,7 +383,7 @@ export function disputeLostByRefund(dispute: DisputeMovement & { refundId: strin
     description: `dispute ${id} lost and paid to the customer by refund ${dispute.refundId}: the held funds are released`,
     source: { type: 'dispute', id },
     postings: transfer(
-      chart.gatewayClearing(dispute.gateway),
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.disputedFunds,
       dispute.amount,
       dispute.currency,
@@ -389,7 +404,7 @@ export function disputeLossRefunded(
     description: `dispute ${id} was paid to the customer by refund ${dispute.refundId}: its loss is the refund`,
     source: { type: 'dispute', id },
     postings: transfer(
-      chart.gatewayClearing(dispute.gateway),
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.chargebackLosses,
       dispute.amount,
       dispute.currency,

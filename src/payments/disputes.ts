@@ -72,6 +72,7 @@ async function postDispute(
     disputeId: id,
     transactionId: transaction.id,
     gateway: transaction.gateway,
+    gatewayAccount: transaction.gateway_account,
     amount,
     currency,
   };
@@ -126,6 +127,7 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
     disputeLossRefunded({
       disputeId: dispute.id,
       gateway: refund.gateway,
+      gatewayAccount: refund.gateway_account,
       refundId: refund.id,
       amount: dispute.amount,
       currency: dispute.currency,

@@ -153,6 +153,7 @@ function refundMovement(
   const common = {
     refundId: refund.id,
     gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
     currency: refund.currency,
     amount: refund.amount,
   };

@@ -319,6 +319,7 @@ export async function recordChargeResult(
         paymentSucceeded({
           transactionId,
           gateway: transaction.gateway,
+          gatewayAccount: transaction.gateway_account,
           customerId: customer,
           currency: transaction.currency,
           amount: moved,

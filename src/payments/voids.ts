@@ -124,7 +124,15 @@ async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<Tran
   const customerId = transaction.customer_id ?? invoice?.customer_id;
   if (customerId) {
     const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
-    await postEntry(work, paymentVoided({ ...payment, gateway: transaction.gateway, amount: moved }));
+    await postEntry(
+      work,
+      paymentVoided({
+        ...payment,
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        amount: moved,
+      }),
+    );
     if (overpaid > 0n) await postEntry(work, overpaymentVoided({ ...payment, amount: overpaid }));
   }
   return voided;

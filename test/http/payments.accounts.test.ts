@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
+import { balanceOf } from '../../src/ledger/balances.ts';
 import { createLogger } from '../../src/logger.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
@@ -99,6 +100,9 @@ describe('payments on gateway accounts', () => {
   it("charges each payment method on its own account's API, and records the account on the transaction", async () => {
     for (const account of ['A', 'B', undefined] as const) {
       const { invoice } = await openInvoiceOn(account);
+      // Each account's money sits in its own clearing account; the default account's keeps its code.
+      const clearing = account ? `gateway_clearing:stripe:${id[account]}` : 'gateway_clearing:stripe';
+      const before = await balanceOf(app.runtime.db, clearing, invoice.currency.toUpperCase());
       const scope = chargeAnswers(account, intent());
       const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
       expect(charged.status).toBe(200);
@@ -108,6 +112,8 @@ describe('payments on gateway accounts', () => {
         status: 'succeeded',
         gateway_account: account ? id[account] : null,
       });
+      const after = await balanceOf(app.runtime.db, clearing, invoice.currency.toUpperCase());
+      expect(after - before).toBe(BigInt(charged.body.transaction.amount));
     }
   });
 
@@ -128,6 +134,18 @@ describe('payments on gateway accounts', () => {
     expect(refunded.status).toBe(201);
     expect(refunds.isDone()).toBe(true);
     expect(refunded.body).toMatchObject({ status: 'succeeded', gateway_account: id.B });
+    // The refund's money left B's clearing account: B's charge and refund net to nothing there.
+    const entries = await app.runtime.db
+      .selectFrom('postings')
+      .innerJoin('journal_entries', 'journal_entries.id', 'postings.journal_entry_id')
+      .innerJoin('ledger_accounts', 'ledger_accounts.id', 'postings.account_id')
+      .select(['ledger_accounts.code', 'postings.amount'])
+      .where('journal_entries.idempotency_key', '=', `${refunded.body.id}:succeeded`)
+      .execute();
+    expect(entries.find((p) => p.code.startsWith('gateway_clearing:'))).toEqual({
+      code: `gateway_clearing:stripe:${id.B}`,
+      amount: -1000n,
+    });
   });
 
   it("voids a charge awaiting capture on account B at B's API", async () => {

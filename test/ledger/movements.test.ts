@@ -29,15 +29,22 @@ import {
  * Keys are those existing databases hold: a changed key here would post a fact twice.
  */
 const invoice = { invoiceId: 'inv_1', customerId: 'cus_1', currency: 'EUR' };
-const payment = { transactionId: 'txn_1', gateway: 'stripe', customerId: 'cus_1', currency: 'EUR' };
+const payment = {
+  transactionId: 'txn_1',
+  gateway: 'stripe',
+  gatewayAccount: null,
+  customerId: 'cus_1',
+  currency: 'EUR',
+};
 const dispute = {
   disputeId: 'dp_1',
   transactionId: 'txn_1',
   gateway: 'stripe',
+  gatewayAccount: null,
   currency: 'EUR',
   amount: 500n,
 };
-const refund = { refundId: 're_1', gateway: 'paypal', currency: 'EUR', amount: 1100n };
+const refund = { refundId: 're_1', gateway: 'paypal', gatewayAccount: null, currency: 'EUR', amount: 1100n };
 
 const rows: {
   movement: string;
@@ -135,6 +142,16 @@ const rows: {
     source: 'transaction txn_1',
     postings: [
       ['gateway_clearing:stripe', 1100n],
+      ['receivable:cus_1', -1100n],
+    ],
+  },
+  {
+    movement: 'payment succeeded on a gateway account (its own clearing account)',
+    entry: paymentSucceeded({ ...payment, gatewayAccount: 'gwa_eu', amount: 1100n }),
+    key: 'txn_1:succeeded',
+    source: 'transaction txn_1',
+    postings: [
+      ['gateway_clearing:stripe:gwa_eu', 1100n],
       ['receivable:cus_1', -1100n],
     ],
   },
@@ -267,6 +284,16 @@ const rows: {
     ],
   },
   {
+    movement: 'dispute opened on a gateway account (its own clearing account)',
+    entry: disputeOpened({ ...dispute, gatewayAccount: 'gwa_eu' }),
+    key: 'dp_1:opened',
+    source: 'dispute dp_1',
+    postings: [
+      ['disputed_funds', 500n],
+      ['gateway_clearing:stripe:gwa_eu', -500n],
+    ],
+  },
+  {
     movement: 'dispute won',
     entry: disputeWon(dispute),
     key: 'dp_1:won',
@@ -383,6 +410,7 @@ describe('ledger movements (the chart of accounts in use)', () => {
     expect(Object.fromEntries(types)).toEqual({
       'receivable:cus_1': 'asset',
       'gateway_clearing:stripe': 'asset',
+      'gateway_clearing:stripe:gwa_eu': 'asset',
       'gateway_clearing:paypal': 'asset',
       'customer_credit:cus_1': 'liability',
       revenue: 'revenue',
