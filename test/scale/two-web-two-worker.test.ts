@@ -1,7 +1,8 @@
 /**
  * PRODUCT.md §10: web and worker processes are stateless — two `web` and two `worker` billhook
  * processes against one database, under load, with every effect exactly once: one posting per
- * payment, one charge per invoice, one invoice per subscription period.
+ * payment, one charge per invoice, one invoice per subscription period; gateway accounts created
+ * on either web process while the load runs are taken by both (PRODUCT.md §12).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Server } from 'node:http';
@@ -28,6 +29,10 @@ const ADMIN_KEY = 'bh_scale_admin_key_0123456789abcdef';
 const PAYMENTS = 300;
 /** Open invoices each charged by both web processes at once. */
 const CHARGES = 60;
+/** Gateway accounts created over the API while the load runs (PRODUCT.md §12). */
+const ACCOUNTS = 4;
+/** The last payments' webhooks, delivered to those accounts' routes once created. */
+const ACCOUNT_PAYMENTS = 40;
 /** Subscriptions started three months ago: periods 1–3 are due, renewed by both workers. */
 const SUBSCRIPTIONS = 20;
 const DAY = 86_400_000;
@@ -159,6 +164,7 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       STRIPE_SECRET_KEY: 'sk_test_scale',
       STRIPE_API_BASE: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`,
       BILLHOOK_ADMIN_KEY: ADMIN_KEY,
+      BILLHOOK_SECRET_KEY: 'ab'.repeat(32),
       LOG_LEVEL: 'warn',
       BILLING_SWEEPS: '0',
       WEBHOOK_RETRY_DELAY_SECONDS: '1',
@@ -208,20 +214,59 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       );
       chargeAnswers.push(...answers);
     };
+    // Accounts are created on alternate web processes while the load runs; the other process learns
+    // of each within about a second (a delivery it does not know yet is refused 404 and sent again,
+    // as a gateway retries).
+    const accounts: string[] = [];
+    const createAccounts = async () => {
+      for (let a = 0; a < ACCOUNTS; a++) {
+        const response = await fetch(`${webs[a % 2]!.base}/v1/gateway-accounts`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            gateway: 'stripe',
+            name: `scale ${a}`,
+            mode: 'test',
+            credentials: { webhook_secrets: [`whsec_scale_account_${a}`] },
+          }),
+        });
+        expect(response.status).toBe(201);
+        accounts.push(((await response.json()) as { id: string }).id);
+      }
+    };
+    const deliverToAccount = async (n: number) => {
+      const a = n % ACCOUNTS;
+      const body = succeededEvent(n);
+      await Promise.all(
+        webs.map((web) =>
+          waitFor(`${web.base} to take account ${accounts[a]}'s delivery`, async () => {
+            const { status } = await deliverStripe(web.base, body, {
+              secret: `whsec_scale_account_${a}`,
+              account: accounts[a],
+            });
+            if (status !== 404) webhookAnswers.push(status);
+            return status !== 404;
+          }),
+        ),
+      );
+    };
     const lanes = 16;
     let next = 0;
     await Promise.all([
       ...Array.from({ length: lanes }, async () => {
-        while (next < PAYMENTS + CHARGES) {
+        while (next < PAYMENTS - ACCOUNT_PAYMENTS + CHARGES) {
           const i = next++;
-          if (i < PAYMENTS) await deliver(i);
-          else await charge(i - PAYMENTS);
+          if (i < PAYMENTS - ACCOUNT_PAYMENTS) await deliver(i);
+          else await charge(i - PAYMENTS + ACCOUNT_PAYMENTS);
         }
       }),
       (async () => {
         for (let k = 0; k < 4; k++) await boss!.send(QUEUES.subscriptionRenew, {});
       })(),
+      createAccounts(),
     ]);
+    for (let n = PAYMENTS - ACCOUNT_PAYMENTS; n < PAYMENTS; n++) await deliverToAccount(n);
+    expect(webhookAnswers).toHaveLength(PAYMENTS * 2);
     expect(webhookAnswers.every((status) => status === 200)).toBe(true);
     // One of each pair charges; the other is refused (in flight, or already paid), never a 5xx.
     expect(chargeAnswers.filter((status) => status === 200)).toHaveLength(CHARGES);
@@ -254,8 +299,10 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
     );
 
     // Exactly once, everywhere.
-    const inbox = await db.selectFrom('inbox').select('gateway_event_id').execute();
+    const inbox = await db.selectFrom('inbox').select(['gateway_event_id', 'gateway_account']).execute();
     expect(inbox).toHaveLength(PAYMENTS);
+    expect(inbox.filter((row) => row.gateway_account !== null)).toHaveLength(ACCOUNT_PAYMENTS);
+    expect(new Set(inbox.map((row) => row.gateway_account).filter(Boolean))).toEqual(new Set(accounts));
     const periods = await periodInvoices();
     expect(periods).toHaveLength(SUBSCRIPTIONS * 4);
     for (const id of subscriptions) {

@@ -63,6 +63,8 @@ export async function deliverStripe(
     signature?: string | null;
     headers?: Record<string, string>;
     signal?: AbortSignal;
+    /** A gateway account's id (`gwa_…`): posts to its route, `/webhooks/stripe/<account>`. */
+    account?: string;
   } = {},
 ): Promise<{ status: number; body: string; headers: Headers }> {
   const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
@@ -70,7 +72,7 @@ export async function deliverStripe(
     options.signature === undefined
       ? signStripePayload(body, options.secret ?? STRIPE_WEBHOOK_SECRET, options.timestamp)
       : options.signature;
-  const response = await fetch(`${baseUrl}/webhooks/stripe`, {
+  const response = await fetch(`${baseUrl}/webhooks/stripe${options.account ? `/${options.account}` : ''}`, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
