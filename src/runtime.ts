@@ -166,14 +166,19 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     } satisfies RegistryLookups;
     // Every adapter, the default accounts' and each gateway account's, is built by the same factory
     // and wrapped alike (failures logged, calls measured).
-    const wrapped = (adapters: GatewayAdapter[]): GatewayRegistry =>
-      instrumentRegistry(logGatewayFailures(new Map(adapters.map((a) => [a.name, a])), log), metrics);
+    const wrapped = (adapters: GatewayAdapter[], account?: string): GatewayRegistry =>
+      instrumentRegistry(
+        logGatewayFailures(new Map(adapters.map((a) => [a.name, a])), log),
+        metrics,
+        account,
+      );
     const registry = wrapped(GATEWAYS.map((gateway) => createAdapter(gateway, config, lookups)));
     const accounts = new AccountAdapters(
       db,
       keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS),
       config,
-      (gateway, accountConfig) => wrapped([createAdapter(gateway, accountConfig, lookups)]).get(gateway)!,
+      (gateway, accountConfig, account) =>
+        wrapped([createAdapter(gateway, accountConfig, lookups)], account).get(gateway)!,
     );
     // Read the accounts once now, so no lookup (some run inside a unit of work) waits on the database.
     await accounts.refresh();

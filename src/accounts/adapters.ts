@@ -8,10 +8,13 @@ import { gatewayAccountsVersion, loadGatewayAccounts, openAccount } from './acco
 import type { Keyring } from './cipher.ts';
 import { accountConfig } from './credentials.ts';
 
-/** Builds `gateway`'s adapter from a configuration (the registry's factory, with the process's wrappers). */
-export type AdapterFactory = (gateway: GatewayName, config: Config) => GatewayAdapter;
+/**
+ * Builds `gateway`'s adapter from a configuration (the registry's factory, with the process's
+ * wrappers) for gateway account `account` (`gwa_…`, e.g. a metric's label).
+ */
+export type AdapterFactory = (gateway: GatewayName, config: Config, account: string) => GatewayAdapter;
 
-/** How often, at most, a process asks whether an account changed: once a second. */
+/** How often a process asks whether an account changed: once a second. */
 export const ACCOUNTS_CHECK_INTERVAL_MS = 1000;
 
 /**
@@ -82,7 +85,11 @@ export class AccountAdapters implements AccountRegistry {
     let adapter = this.#adapters.get(account);
     if (!adapter) {
       const { credentials } = openAccount(this.#keys, row);
-      adapter = this.#build(gateway, accountConfig(this.#config, gateway, credentials, row.api_base));
+      adapter = this.#build(
+        gateway,
+        accountConfig(this.#config, gateway, credentials, row.api_base),
+        account,
+      );
       this.#adapters.set(account, adapter);
     }
     return adapter;

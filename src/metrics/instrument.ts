@@ -6,9 +6,14 @@ type Operation = keyof GatewayClient;
 
 /**
  * The same adapters, with each outbound call timed into `billhook_gateway_call_seconds` by gateway,
+ * account (`default`, or the gateway account's `gwa_…` id: a few values, one per account configured)
  * operation and outcome (succeeded, declined, pending, unknown, not_found).
  */
-export function instrumentRegistry(registry: GatewayRegistry, metrics: Metrics): GatewayRegistry {
+export function instrumentRegistry(
+  registry: GatewayRegistry,
+  metrics: Metrics,
+  account = 'default',
+): GatewayRegistry {
   return new Map(
     [...registry].map(([name, adapter]): [GatewayAdapter['name'], GatewayAdapter] => {
       const client = adapter.client;
@@ -16,7 +21,7 @@ export function instrumentRegistry(registry: GatewayRegistry, metrics: Metrics):
       const timed =
         <R, O extends { status: string }>(operation: Operation, call: (request: R) => Promise<O>) =>
         async (request: R): Promise<O> => {
-          const end = metrics.gatewayCallSeconds.startTimer({ gateway: name, operation });
+          const end = metrics.gatewayCallSeconds.startTimer({ gateway: name, account, operation });
           const outcome = await call(request);
           end({ outcome: outcome.status });
           return outcome;

@@ -54,8 +54,8 @@ export class Metrics {
   });
   readonly gatewayCallSeconds = new Histogram({
     name: 'billhook_gateway_call_seconds',
-    help: 'Outbound gateway calls by gateway, operation and outcome, seconds',
-    labelNames: ['gateway', 'operation', 'outcome'] as const,
+    help: 'Outbound gateway calls by gateway, account, operation and outcome, seconds',
+    labelNames: ['gateway', 'account', 'operation', 'outcome'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });

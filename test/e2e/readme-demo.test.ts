@@ -71,7 +71,7 @@ describe('README walk-through with the Stripe stub', () => {
 
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(
-      /billhook_gateway_call_seconds_count\{gateway="stripe",operation="charge",outcome="pending"\} 1/,
+      /billhook_gateway_call_seconds_count\{gateway="stripe",account="default",operation="charge",outcome="pending"\} 1/,
     );
     stub.closeAllConnections();
     const refund = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount: 500 });

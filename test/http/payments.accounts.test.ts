@@ -115,6 +115,14 @@ describe('payments on gateway accounts', () => {
       const after = await balanceOf(app.runtime.db, clearing, invoice.currency.toUpperCase());
       expect(after - before).toBe(BigInt(charged.body.transaction.amount));
     }
+    // Gateway calls are measured per account (a few label values: default and each account's id).
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    for (const account of [id.A, id.B, 'default'])
+      expect(metrics).toMatch(
+        new RegExp(
+          `billhook_gateway_call_seconds_count\\{gateway="stripe",account="${account}",operation="charge",outcome="succeeded"\\} [1-9]`,
+        ),
+      );
   });
 
   it("refunds a charge made on account B at B's API, and the refund records B", async () => {
