@@ -10,7 +10,7 @@ import {
   TRANSACTION_KEY,
 } from '../gateways/authorizenet/support.ts';
 import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
-import { FIXTURE_INTENT, intentEchoing, openInvoice } from '../support/flow.ts';
+import { intentEchoing, openInvoice } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';

@@ -1,6 +1,7 @@
 /**
- * `npm test`: the type check (`tsc`) and the lint (`biome check .`) run while the suite (`vitest run`)
- * starts and runs, instead of before it; the command fails when any of the three fails.
+ * `npm test`: the type check (`tsc`) and the lint (`biome check --error-on-warnings .`: a warning
+ * fails it too) run while the suite (`vitest run`) starts and runs, instead of before it; the
+ * command fails when any of the three fails.
  *
  *   node test/support/npm-test.ts [vitest arguments…]
  *
@@ -37,7 +38,7 @@ function run(label: string, command: string, args: string[], hold: boolean): Pro
 
 const checks = [
   run('tsc -p tsconfig.json --noEmit', 'tsc', ['-p', 'tsconfig.json', '--noEmit'], true),
-  run('biome check .', 'biome', ['check', '.'], true),
+  run('biome check --error-on-warnings .', 'biome', ['check', '--error-on-warnings', '.'], true),
 ];
 const suite = run('vitest run', 'vitest', ['run', ...process.argv.slice(2)], false);
 const finished = [...(await Promise.all(checks)), await suite];
