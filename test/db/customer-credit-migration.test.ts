@@ -1,27 +1,14 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { sql } from 'kysely';
-import { FileMigrationProvider, Migrator } from 'kysely/migration';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/database.ts';
+import type { Db } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
-import { createTestDatabase } from '../support/database.ts';
+import { databaseAtMigration } from '../support/database.ts';
 
 describe('migration 0015: a subscription’s credit balance becomes its customer’s credit', () => {
   let db: Db;
   beforeAll(async () => {
-    db = createDb(await createTestDatabase({ empty: true }), 2);
-    const migrator = new Migrator({
-      db,
-      provider: new FileMigrationProvider({
-        fs,
-        path,
-        migrationFolder: path.resolve(import.meta.dirname, '../../migrations'),
-      }),
-    });
-    const { error } = await migrator.migrateTo('0014_inbox_retention_indexes');
-    expect(error).toBeUndefined();
+    db = await databaseAtMigration('0014_inbox_retention_indexes');
   });
   afterAll(() => db.destroy());
 

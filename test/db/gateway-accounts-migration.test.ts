@@ -1,14 +1,11 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { sql } from 'kysely';
-import { FileMigrationProvider, Migrator } from 'kysely/migration';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/database.ts';
+import type { Db } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { postEntry } from '../../src/ledger/journal.ts';
 import { paymentSucceeded, refundSucceeded } from '../../src/ledger/movements.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { createTestDatabase } from '../support/database.ts';
+import { databaseAtMigration } from '../support/database.ts';
 
 /** Every ledger account's balance by `code currency`, minor units. */
 async function books(db: Db): Promise<Record<string, bigint>> {
@@ -22,17 +19,7 @@ async function books(db: Db): Promise<Record<string, bigint>> {
 describe('migrations 0024-0025 (gateway accounts): an existing single-account database upgrades in place', () => {
   let db: Db;
   beforeAll(async () => {
-    db = createDb(await createTestDatabase({ empty: true }), 2);
-    const migrator = new Migrator({
-      db,
-      provider: new FileMigrationProvider({
-        fs,
-        path,
-        migrationFolder: path.resolve(import.meta.dirname, '../../migrations'),
-      }),
-    });
-    const { error } = await migrator.migrateTo('0023_idempotency_key_expiry');
-    expect(error).toBeUndefined();
+    db = await databaseAtMigration('0023_idempotency_key_expiry');
   });
   afterAll(() => db.destroy());
 
