@@ -26,8 +26,8 @@ export const ACCOUNTS_CHECK_INTERVAL_MS = 1000;
  * it reloads the rows and drops every adapter, so a created, changed or disabled account takes effect
  * everywhere within about a second, without a restart. A lookup never waits on the database after
  * the first load: lookups run inside units of work, which hold a pooled connection, and must not
- * wait for a second one. (Without `start`, as in a one-shot CLI command, a lookup past the interval
- * starts the check in the background.) A polled version rather than LISTEN/NOTIFY: no connection
+ * wait for a second one. (Without `start`, as in a one-shot CLI command, the rows stay as first
+ * read.) A polled version rather than LISTEN/NOTIFY: no connection
  * held per process, nothing missed across a reconnect, and one sum over a handful of rows a second.
  * An unknown account id is answered from the rows in memory (no query, nothing cached for it).
  * `changed()` reloads at once in the process that made the change.
@@ -41,12 +41,9 @@ export class AccountAdapters implements AccountRegistry {
   #rows = new Map<string, GatewayAccountRow>();
   #adapters = new Map<string, GatewayAdapter>();
   #version: string | undefined;
-  #checkedAt = Number.NEGATIVE_INFINITY;
   #checking: Promise<void> | undefined;
-  /** Moved by `changed()`: a reload that started before it does not count as a check. */
-  #generation = 0;
-  /** Loads completed (0 until the rows were first read). */
-  #loaded = 0;
+  /** Whether the rows were read at least once. */
+  #loaded = false;
   /** The background check's timer, once started. */
   #timer: NodeJS.Timeout | undefined;
 
@@ -97,7 +94,6 @@ export class AccountAdapters implements AccountRegistry {
 
   /** Reloads the accounts now (resolves once the rows are read): this process changed one. */
   async changed(): Promise<void> {
-    this.#generation += 1;
     this.#version = undefined;
     // A read already in flight may have started before the change: read again after it.
     await this.#checking?.catch(() => undefined);
@@ -129,24 +125,12 @@ export class AccountAdapters implements AccountRegistry {
     this.#timer = undefined;
   }
 
-  /**
-   * Before the first load, waits for it; afterwards, when the last check is older than the interval,
-   * starts one in the background (a failure is retried at the next interval) and returns at once.
-   */
+  /** Waits for the first load; afterwards the rows in memory are current enough (`start`'s checks). */
   async #fresh(): Promise<void> {
-    if (this.#loaded === 0) {
-      while (this.#loaded === 0) await this.refresh();
-      return;
-    }
-    if (Date.now() - this.#checkedAt < this.#checkEveryMs || this.#checking) return;
-    this.refresh().catch(() => {
-      // Keep the rows in memory; the next lookup after the interval asks again.
-      this.#checkedAt = Date.now();
-    });
+    if (!this.#loaded) await this.refresh();
   }
 
   async #reload(): Promise<void> {
-    const generation = this.#generation;
     const version = await gatewayAccountsVersion(this.#db);
     if (version !== this.#version) {
       const rows = await loadGatewayAccounts(this.#db);
@@ -155,7 +139,6 @@ export class AccountAdapters implements AccountRegistry {
       // The version of the rows read (a change committed between the two reads is seen next time).
       this.#version = rows.reduce((sum, row) => sum + BigInt(row.version), 0n).toString();
     }
-    if (generation === this.#generation) this.#checkedAt = Date.now();
-    this.#loaded += 1;
+    this.#loaded = true;
   }
 }

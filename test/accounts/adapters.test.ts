@@ -10,8 +10,8 @@ import { createTestDatabase } from '../support/database.ts';
 
 /**
  * `AccountAdapters` on a pool of ONE connection: after the first load, a lookup never waits for a
- * connection (lookups run inside units of work, which hold one), and a change made elsewhere is
- * still seen, by the check the lookup starts in the background.
+ * connection (lookups run inside units of work, which hold one), even with a background check
+ * queued for it, and a change made elsewhere is seen by the next check.
  */
 describe('AccountAdapters', () => {
   let db: Db;
@@ -30,23 +30,26 @@ describe('AccountAdapters', () => {
       1,
     );
     await accounts.refresh();
+    accounts.start();
     const created = await createGatewayAccount(db, 'system', keys, {
       gateway: 'stripe',
       name: 'held pool',
       mode: 'test',
       credentials: { secret_key: 'sk_test_held_pool_0001', webhook_secrets: ['whsec_held_pool_0001'] },
     });
-    // Past the check interval (1 ms), inside a transaction holding the pool's one connection: the
-    // lookup answers from the rows it has (the account is not among them yet) instead of waiting.
+    // Inside a transaction holding the pool's one connection, past the check interval (1 ms), so a
+    // background check waits for the connection: the lookup answers from the rows it has (the
+    // account is not among them yet) instead of waiting too.
     const inside = await db.transaction().execute(async (trx) => {
       await trx.selectFrom('gateway_accounts').select('id').execute();
       await new Promise((resolve) => setTimeout(resolve, 5));
       return accounts.adapterOf('stripe', created.id);
     });
     expect(inside).toBeUndefined();
-    // The check that lookup started runs once the connection is free; it finds the new account.
+    // Once the connection is free, a check finds the new account.
     await accounts.refresh();
     const adapter = await accounts.adapterOf('stripe', created.id);
+    accounts.stop();
     expect(adapter?.name).toBe('stripe');
   });
 });
