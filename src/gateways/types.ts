@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { GATEWAYS, type GatewayName } from '../config/gateways.ts';
 import { isCurrency } from '../money/currency.ts';
+import { PayoutReportSchema, SettlementLineSchema, type SettlementSource } from './settlement.ts';
 
 export { GATEWAYS, type GatewayName };
 
@@ -8,6 +9,9 @@ export { GATEWAYS, type GatewayName };
  * Canonical event types every gateway's payloads are normalised into (PRODUCT.md §3).
  * `dispute.inquiry` / `dispute.inquiry_closed`: the card issuer asked about a payment without
  * withdrawing funds (a Stripe inquiry); recorded as a dispute that moves no money.
+ * `settlement.line`: a line of the gateway balance became known (a charge's fee and net, PRODUCT.md
+ * §13), carried in `settlementLine`; `payout.updated`: a payout was created or changed status, carried
+ * in `payout` (with its lines once the gateway lists them).
  */
 export const PAYMENT_EVENT_TYPES = [
   'charge.succeeded',
@@ -22,6 +26,8 @@ export const PAYMENT_EVENT_TYPES = [
   'dispute.lost',
   'dispute.inquiry',
   'dispute.inquiry_closed',
+  'settlement.line',
+  'payout.updated',
 ] as const;
 export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
 
@@ -35,7 +41,10 @@ export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
  * - `occurredAt` is when the gateway says it happened;
  * - `unmatchable`, when set, says why no billhook transaction can ever be the payment (the gateway
  *   reports a payment billhook's API calls cannot have made): the event is raised as an exception at
- *   once instead of waiting for the payment to become known.
+ *   once instead of waiting for the payment to become known;
+ * - `settlementLine` (type `settlement.line`) and `payout` (type `payout.updated`): the settlement
+ *   data (src/gateways/settlement.ts); `amount` is then the line's gross without its sign, or the
+ *   payout's amount, and `currency` theirs.
  */
 export const PaymentEventSchema = z.object({
   type: z.enum(PAYMENT_EVENT_TYPES),
@@ -52,6 +61,8 @@ export const PaymentEventSchema = z.object({
   failureMessage: z.string().optional(),
   reason: z.string().optional(),
   unmatchable: z.string().min(1).optional(),
+  settlementLine: SettlementLineSchema.optional(),
+  payout: PayoutReportSchema.optional(),
   raw: z.unknown(),
 });
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;
@@ -291,4 +302,6 @@ export interface GatewayAdapter {
   capabilities: GatewayCapabilities;
   webhook?: WebhookVerifier;
   client?: GatewayClient;
+  /** Asks the gateway for its settlement data (src/gateways/settlement.ts), where it can be asked. */
+  settlement?: SettlementSource;
 }
