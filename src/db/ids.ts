@@ -24,7 +24,9 @@ export type IdPrefix =
   | 'ue'
   | 'ul'
   | 'act'
-  | 'gwa';
+  | 'gwa'
+  | 'pyo'
+  | 'stl';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

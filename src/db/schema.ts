@@ -297,6 +297,71 @@ export interface ReconciliationExceptionsTable {
   status: ColumnType<'open' | 'resolved', 'open' | 'resolved' | undefined, 'open' | 'resolved'>;
   created_at: CreatedAt;
   resolved_at: MaybeTimestamp;
+  /** The gateway account (`gwa_…`) it is about; null for the default account or when unknown. */
+  gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The payout it is about (`pyo_…`), else null. */
+  payout_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The settlement line it is about (`stl_…`), else null. */
+  settlement_line_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A payout's status (src/gateways/settlement.ts `PAYOUT_STATUSES`). */
+export type PayoutStatus = 'pending' | 'in_transit' | 'paid' | 'failed' | 'canceled';
+
+/**
+ * What a gateway account pays to the bank (`pyo_…`, PRODUCT.md §13), once per (gateway, gateway
+ * account, `gateway_payout_id`): `amount` minor units of `currency`; `lines_known` once the gateway
+ * listed the balance lines it pays out (`settlement_lines.payout_id`).
+ */
+export interface PayoutsTable {
+  id: string;
+  gateway: Gateway;
+  gateway_account: string | null;
+  gateway_payout_id: string;
+  status: PayoutStatus;
+  currency: string;
+  amount: Money;
+  gateway_created_at: Date;
+  arrival_date: Date | null;
+  failure_code: string | null;
+  description: string | null;
+  lines_known: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** What a settlement line is about (src/gateways/settlement.ts `SETTLEMENT_LINE_KINDS`). */
+export type SettlementLineKind = 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment';
+
+/**
+ * One line of a gateway balance (`stl_…`), once per (gateway, gateway account, `gateway_line_id`):
+ * minor units of `currency`, signed from the merchant's side (`net = gross - fee`); the billhook
+ * transaction, refund or dispute it matched; the payout that paid it out.
+ */
+export interface SettlementLinesTable {
+  id: string;
+  gateway: Gateway;
+  gateway_account: string | null;
+  gateway_line_id: string;
+  kind: SettlementLineKind;
+  currency: string;
+  gross: Money;
+  fee: Money;
+  net: Money;
+  original_currency: string | null;
+  original_amount: ColumnType<bigint | null, bigint | null, bigint | null>;
+  gateway_transaction_id: string | null;
+  gateway_refund_id: string | null;
+  gateway_dispute_id: string | null;
+  reference: string | null;
+  transaction_id: string | null;
+  refund_id: string | null;
+  dispute_id: string | null;
+  payout_id: ColumnType<string | null, string | null | undefined, string | null>;
+  description: string | null;
+  occurred_at: Date;
+  available_on: Date | null;
+  created_at: CreatedAt;
 }
 
 /** Ledger accounts, one per code and currency. */
@@ -499,6 +564,8 @@ export interface Database {
   credit_notes: CreditNotesTable;
   disputes: DisputesTable;
   reconciliation_exceptions: ReconciliationExceptionsTable;
+  payouts: PayoutsTable;
+  settlement_lines: SettlementLinesTable;
   ledger_accounts: LedgerAccountsTable;
   journal_entries: JournalEntriesTable;
   postings: PostingsTable;
@@ -525,6 +592,8 @@ export type TransactionRow = Selectable<TransactionsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type CreditNoteRow = Selectable<CreditNotesTable>;
 export type DisputeRow = Selectable<DisputesTable>;
+export type PayoutRow = Selectable<PayoutsTable>;
+export type SettlementLineRow = Selectable<SettlementLinesTable>;
 export type ReconciliationExceptionRow = Selectable<ReconciliationExceptionsTable>;
 export type LedgerAccountRow = Selectable<LedgerAccountsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;

@@ -18,7 +18,15 @@ export type ExceptionKind =
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
   | 'amount_not_representable'
   /** A stored webhook that kept failing and whose dead letter was deleted: never processed. */
-  | 'abandoned_event';
+  | 'abandoned_event'
+  /** A payout whose lines' nets do not sum to its amount (PRODUCT.md §13). */
+  | 'payout_lines_mismatch'
+  /** A settlement line about a charge, refund or dispute billhook does not know. */
+  | 'settlement_line_unmatched'
+  /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
+  | 'charge_not_paid_out'
+  /** A fee that differs from the configured expectation for its gateway and currency. */
+  | 'unexpected_fee';
 
 /** A reconciliation problem for a person to resolve. */
 export interface NewException {
@@ -26,15 +34,23 @@ export interface NewException {
   gateway: GatewayName;
   inboxId?: string;
   transactionId?: string;
-  /** The refund it is about: without an event, one exception is kept per (transaction, kind, refund). */
+  /**
+   * The refund, payout (`pyo_…`) or settlement line (`stl_…`) it is about: without an event, one
+   * exception is kept per (transaction, kind, refund, payout, settlement line).
+   */
   refundId?: string;
+  payoutId?: string;
+  settlementLineId?: string;
+  /** The gateway account (`gwa_…`) it is about; absent for the default account. */
+  gatewayAccount?: string | null;
   message: string;
   details?: Record<string, unknown>;
 }
 
 /**
  * Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per
- * (transaction, kind, refund): a second one with the same key is not recorded again.
+ * (transaction, kind, refund, payout, settlement line): a second one with the same key is not
+ * recorded again.
  */
 export async function raiseException(work: UnitOfWork, exception: NewException): Promise<void> {
   const row = await work.trx
@@ -46,6 +62,9 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
       inbox_id: exception.inboxId ?? null,
       transaction_id: exception.transactionId ?? null,
       refund_id: exception.refundId ?? null,
+      payout_id: exception.payoutId ?? null,
+      settlement_line_id: exception.settlementLineId ?? null,
+      gateway_account: exception.gatewayAccount ?? null,
       message: exception.message,
       details: JSON.stringify(exception.details ?? {}, (_key, value) =>
         typeof value === 'bigint' ? value.toString() : value,
@@ -54,7 +73,10 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
     .onConflict((oc) =>
       exception.inboxId
         ? oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing()
-        : oc.columns(['transaction_id', 'kind', 'refund_id']).where('inbox_id', 'is', null).doNothing(),
+        : oc
+            .columns(['transaction_id', 'kind', 'refund_id', 'payout_id', 'settlement_line_id'])
+            .where('inbox_id', 'is', null)
+            .doNothing(),
     )
     .returning(['id', 'kind', 'transaction_id'])
     .executeTakeFirst();

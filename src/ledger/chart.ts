@@ -6,6 +6,10 @@ export interface AccountRef {
   type: AccountType;
 }
 
+/** `<prefix>:<gateway>` for a gateway's default account (null), `<prefix>:<gateway>:<gwa_…>` for the others. */
+const perGatewayAccount = (prefix: string, gateway: string, account: string | null): string =>
+  account === null ? `${prefix}:${gateway}` : `${prefix}:${gateway}:${account}`;
+
 /**
  * billhook's chart of accounts. Postings are signed: a debit is positive, a credit negative, so an
  * asset's balance is positive and a revenue account's negative (credit balance).
@@ -20,8 +24,43 @@ export const chart = {
    * to its own payouts.
    */
   gatewayClearing: (gateway: string, account: string | null): AccountRef => ({
-    code: account === null ? `gateway_clearing:${gateway}` : `gateway_clearing:${gateway}:${account}`,
+    code: perGatewayAccount('gateway_clearing', gateway, account),
     type: 'asset',
+  }),
+  /**
+   * What a gateway kept of the money it took (expense), per gateway account (PRODUCT.md §13): a
+   * charge's fee, a dispute's fee, a standalone fee; a fee given back with a refund credits it.
+   */
+  gatewayFees: (gateway: string, account: string | null): AccountRef => ({
+    code: perGatewayAccount('gateway_fees', gateway, account),
+    type: 'expense',
+  }),
+  /** Payouts the gateway has sent to the bank that have not arrived yet (asset), per gateway account. */
+  payoutsInTransit: (gateway: string, account: string | null): AccountRef => ({
+    code: perGatewayAccount('payouts_in_transit', gateway, account),
+    type: 'asset',
+  }),
+  /** The bank account a gateway account pays out to (asset): payouts that arrived. */
+  bank: (gateway: string, account: string | null): AccountRef => ({
+    code: perGatewayAccount('bank', gateway, account),
+    type: 'asset',
+  }),
+  /**
+   * Currency conversion by a gateway that settles in another currency than the payment's (expense; a
+   * credit balance is a gain): a conversion credits clearing in the payment's currency and debits it
+   * in the settlement currency, each side against this account in its own currency.
+   */
+  fx: (gateway: string, account: string | null): AccountRef => ({
+    code: perGatewayAccount('fx', gateway, account),
+    type: 'expense',
+  }),
+  /**
+   * Money a gateway moved in its balance that is no charge, refund, dispute or fee (a reserve, a
+   * correction; expense, or income when credited), for a person to reclassify.
+   */
+  settlementAdjustments: (gateway: string, account: string | null): AccountRef => ({
+    code: perGatewayAccount('settlement_adjustments', gateway, account),
+    type: 'expense',
   }),
   /**
    * What we owe one customer as credit (liability): a downgrade's proration credit or an overpayment,

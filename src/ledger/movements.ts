@@ -1,4 +1,4 @@
-import { chart } from './chart.ts';
+import { type AccountRef, chart } from './chart.ts';
 import { type EntryInput, type PostingInput, transfer } from './journal.ts';
 
 /**
@@ -473,4 +473,147 @@ export function subscriptionCreditMoved(credit: {
       line(chart.customerCredit(credit.customerId), -(credit.amount + credit.tax), credit.currency),
     ]),
   };
+}
+
+/**
+ * A line of a gateway balance as billhook books it (`stl_…`, PRODUCT.md §13), on the gateway account
+ * that reported it: amounts in minor units of `currency` (the currency the gateway settles in), signed
+ * from the merchant's side (`net = gross - fee`); `original`, when the gateway converted, is the
+ * payment's (or refund's, dispute's) own currency and amount, signed like `gross`.
+ */
+export interface SettlementLineMovement {
+  settlementLineId: string;
+  gateway: string;
+  gatewayAccount: string | null;
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment';
+  currency: string;
+  gross: bigint;
+  fee: bigint;
+  net: bigint;
+  original?: { currency: string; amount: bigint } | undefined;
+}
+
+function settlementLinePostings(movement: SettlementLineMovement): PostingInput[] {
+  const { gateway, gatewayAccount: account, currency } = movement;
+  const clearing = chart.gatewayClearing(gateway, account);
+  if (movement.kind === 'fee') {
+    return nonZero([
+      line(chart.gatewayFees(gateway, account), -movement.net, currency),
+      line(clearing, movement.net, currency),
+    ]);
+  }
+  if (movement.kind === 'adjustment') {
+    return nonZero([
+      line(clearing, movement.net, currency),
+      line(chart.settlementAdjustments(gateway, account), -movement.net, currency),
+    ]);
+  }
+  const { original } = movement;
+  return nonZero([
+    line(chart.gatewayFees(gateway, account), movement.fee, currency),
+    line(clearing, -movement.fee, currency),
+    ...(original
+      ? [
+          line(clearing, -original.amount, original.currency),
+          line(chart.fx(gateway, account), original.amount, original.currency),
+          line(clearing, movement.gross, currency),
+          line(chart.fx(gateway, account), -movement.gross, currency),
+        ]
+      : []),
+  ]);
+}
+
+/** True when `settlementLineBooked` has something to post for the line (a fee, a conversion, a standalone fee or adjustment). */
+export function settlementLineMoves(movement: SettlementLineMovement): boolean {
+  return settlementLinePostings(movement).length > 0;
+}
+
+/**
+ * `stl_…:booked`: what a settlement line adds to the books beyond the payment, refund or dispute it is
+ * about (whose gross their own movements booked into clearing):
+ * - its fee, for a charge, refund or dispute line: debit gateway fees, credit clearing (a fee given
+ *   back, negative, the reverse);
+ * - a `fee` line: its whole net out of clearing into gateway fees;
+ * - an `adjustment` line: its net into clearing against settlement adjustments, for a person;
+ * - a conversion (`original` set): clearing credited in the payment's currency and debited in the
+ *   settlement currency, each against the FX account in its own currency.
+ * Post it only when `settlementLineMoves` (an entry needs postings).
+ */
+export function settlementLineBooked(movement: SettlementLineMovement): EntryInput {
+  const id = movement.settlementLineId;
+  const converted = movement.original ? ` (converted from ${movement.original.currency})` : '';
+  return {
+    idempotencyKey: `${id}:booked`,
+    description: `${movement.kind} line ${id} settled by ${movement.gateway}${converted}`,
+    source: { type: 'settlement_line', id },
+    postings: settlementLinePostings(movement),
+  };
+}
+
+/**
+ * A payout (`pyo_…`) of `amount` (minor units of `currency`, the net the gateway sends to the bank)
+ * from a gateway account (`gatewayAccount`, null for the gateway's default account).
+ */
+export interface PayoutMovement {
+  payoutId: string;
+  gateway: string;
+  gatewayAccount: string | null;
+  currency: string;
+  amount: bigint;
+}
+
+function payoutEntry(
+  payout: PayoutMovement,
+  step: 'created' | 'paid' | 'returned',
+  debit: AccountRef,
+  credit: AccountRef,
+  description: string,
+): EntryInput {
+  const id = payout.payoutId;
+  return {
+    idempotencyKey: `${id}:${step}`,
+    description: `payout ${id} ${description}`,
+    source: { type: 'payout', id },
+    postings: transfer(debit, credit, payout.amount, payout.currency),
+  };
+}
+
+/** `pyo_…:created`: the gateway sends the payout (debit payouts in transit, credit clearing). */
+export function payoutCreated(payout: PayoutMovement): EntryInput {
+  const { gateway, gatewayAccount: account } = payout;
+  return payoutEntry(
+    payout,
+    'created',
+    chart.payoutsInTransit(gateway, account),
+    chart.gatewayClearing(gateway, account),
+    `sent by ${gateway}`,
+  );
+}
+
+/** `pyo_…:paid`: the payout arrived at the bank (debit bank, credit payouts in transit). */
+export function payoutPaid(payout: PayoutMovement): EntryInput {
+  const { gateway, gatewayAccount: account } = payout;
+  return payoutEntry(
+    payout,
+    'paid',
+    chart.bank(gateway, account),
+    chart.payoutsInTransit(gateway, account),
+    'arrived at the bank',
+  );
+}
+
+/**
+ * `pyo_…:returned`: a payout that failed or was canceled after it was sent comes back to the gateway
+ * balance (debit clearing, credit payouts in transit; or bank, for a payout that had been reported
+ * paid: Stripe may fail a payout after reporting it paid, https://docs.stripe.com/payouts#payout-failures).
+ */
+export function payoutReturned(payout: PayoutMovement & { wasPaid: boolean }): EntryInput {
+  const { gateway, gatewayAccount: account } = payout;
+  return payoutEntry(
+    payout,
+    'returned',
+    chart.gatewayClearing(gateway, account),
+    payout.wasPaid ? chart.bank(gateway, account) : chart.payoutsInTransit(gateway, account),
+    'failed or canceled: back in the gateway balance',
+  );
 }

@@ -194,3 +194,17 @@ export async function recordDispute(
   });
   return { kind: 'applied', dispute: await postDispute(work, dispute, transaction) };
 }
+
+/** The dispute `gatewayDisputeId` of `gateway` (its id at the gateway), if billhook has it. */
+export function findDispute(
+  trx: Kysely<Database>,
+  gateway: DisputeRow['gateway'],
+  gatewayDisputeId: string,
+): Promise<DisputeRow | undefined> {
+  return trx
+    .selectFrom('disputes')
+    .selectAll()
+    .where('gateway', '=', gateway)
+    .where('gateway_dispute_id', '=', gatewayDisputeId)
+    .executeTakeFirst();
+}

@@ -13,6 +13,8 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
+import { matchLine, recordSettlementLine, type SettlementAccount } from '../settlement/lines.ts';
+import { recordPayout } from '../settlement/payouts.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
 export type ApplyResult =
@@ -203,6 +205,61 @@ async function applyDisputeEvent(
   return { kind: recorded.kind, transactionId: payment.id };
 }
 
+/** Where a stored webhook came from and whether the queue will try it again. */
+export interface ApplyContext {
+  /** The gateway account (`gwa_…`) the delivery was received for; null: the gateway's default account. */
+  gatewayAccount: string | null;
+  /** The queue's last try: what is still unknown is recorded for a person instead of retried. */
+  finalAttempt: boolean;
+}
+
+/**
+ * A settlement line (a charge's fee and net): recorded and booked once its charge, refund or dispute
+ * is known to billhook; until then retried, and on the last try recorded unmatched for a person.
+ */
+async function applySettlementLine(
+  work: UnitOfWork,
+  event: PaymentEvent,
+  context: ApplyContext,
+): Promise<ApplyResult> {
+  const line = event.settlementLine;
+  if (!line) throw new Error(`event ${event.gatewayEventId} has no settlement line`);
+  const account: SettlementAccount = { gateway: event.gateway, gatewayAccount: context.gatewayAccount };
+  if (!context.finalAttempt && !(await matchLine(work, account, line))) {
+    return {
+      kind: 'not_found',
+      message: `${line.kind} line ${line.gatewayLineId} matches nothing in billhook yet`,
+    };
+  }
+  const recorded = await recordSettlementLine(work, account, line, null);
+  if (recorded.kind === 'unmatched') {
+    return {
+      kind: 'exception',
+      exception: 'settlement_line_unmatched',
+      message: `${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+    };
+  }
+  return { kind: recorded.kind, transactionId: recorded.line.transaction_id ?? recorded.line.id };
+}
+
+/** A payout report: recorded with its lines once they all match, or on the last try regardless. */
+async function applyPayout(
+  work: UnitOfWork,
+  event: PaymentEvent,
+  context: ApplyContext,
+): Promise<ApplyResult> {
+  const payout = event.payout;
+  if (!payout) throw new Error(`event ${event.gatewayEventId} has no payout`);
+  const recorded = await recordPayout(
+    work,
+    { gateway: event.gateway, gatewayAccount: context.gatewayAccount },
+    payout,
+    { acceptUnmatched: context.finalAttempt },
+  );
+  if (recorded.kind === 'not_found') return recorded;
+  return { kind: recorded.kind, transactionId: recorded.payout.id };
+}
+
 /**
  * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
  * about, in two statements (`lockTransactionsAhead`), before `applyEvent` applies them one by one.
@@ -217,9 +274,16 @@ export function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent
 /**
  * Applies one canonical event to payments and the ledger inside `work` (PRODUCT.md §3): matches the
  * transaction by the gateway's id or our reference, moves state forward only, posts each journal
- * entry at most once, and reports mismatches instead of posting them.
+ * entry at most once, and reports mismatches instead of posting them. Settlement lines and payouts
+ * (PRODUCT.md §13) go to src/settlement/, on the gateway account the delivery came for.
  */
-export async function applyEvent(work: UnitOfWork, event: PaymentEvent): Promise<ApplyResult> {
+export async function applyEvent(
+  work: UnitOfWork,
+  event: PaymentEvent,
+  context: ApplyContext,
+): Promise<ApplyResult> {
+  if (event.type === 'settlement.line') return applySettlementLine(work, event, context);
+  if (event.type === 'payout.updated') return applyPayout(work, event, context);
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
   if (charge) return applyChargeEvent(work, event, charge);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.

@@ -86,7 +86,8 @@ async function applyRows(work: UnitOfWork, prepared: Prepared[]): Promise<Decisi
   );
   for (const item of prepared) {
     const results: ApplyResult[] = [];
-    for (const event of item.events) results.push(await applyEvent(work, event));
+    const context = { gatewayAccount: item.row.gateway_account, finalAttempt: item.request.finalAttempt };
+    for (const event of item.events) results.push(await applyEvent(work, event, context));
     const decision = decide(item, results, prepared.length === 1);
     for (const exception of decision.exceptions) await raiseException(work, exception);
     decisions.push(decision);

@@ -132,16 +132,20 @@ describe('invoice.refund: refunds left unknown', () => {
   it('does not record a refund made outside billhook without the gateway refund id (the sweep would repeat it)', async () => {
     const { transaction } = await paidInvoice();
     const result = await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
-      applyEvent(work, {
-        type: 'refund.succeeded',
-        gateway: 'stripe',
-        gatewayEventId: 'evt_refund_without_id',
-        gatewayTransactionId: transaction.gateway_transaction_id,
-        amount: 100n,
-        currency: 'EUR',
-        occurredAt: new Date(),
-        raw: {},
-      }),
+      applyEvent(
+        work,
+        {
+          type: 'refund.succeeded',
+          gateway: 'stripe',
+          gatewayEventId: 'evt_refund_without_id',
+          gatewayTransactionId: transaction.gateway_transaction_id,
+          amount: 100n,
+          currency: 'EUR',
+          occurredAt: new Date(),
+          raw: {},
+        },
+        { gatewayAccount: null, finalAttempt: false },
+      ),
     );
     expect(result).toMatchObject({
       kind: 'exception',

@@ -34,7 +34,7 @@ function stripeEvent(
 const apply = (event: PaymentEvent) =>
   inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
     await lockChargesAhead(work, [event]);
-    return applyEvent(work, event);
+    return applyEvent(work, event, { gatewayAccount: null, finalAttempt: false });
   });
 const rowOf = (table: 'transactions' | 'invoices', id: string) =>
   db.selectFrom(table).selectAll().where('id', '=', id).executeTakeFirstOrThrow();

@@ -1,0 +1,174 @@
+import type { GatewayName } from '../config/gateways.ts';
+import { newId } from '../db/ids.ts';
+import type { SettlementLineRow } from '../db/schema.ts';
+import type { SettlementLine } from '../gateways/settlement.ts';
+import { postEntry } from '../ledger/journal.ts';
+import {
+  type SettlementLineMovement,
+  settlementLineBooked,
+  settlementLineMoves,
+} from '../ledger/movements.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { findDispute } from '../payments/disputes.ts';
+import { findRefund } from '../payments/refunds.ts';
+import { capturedAmount, findTransaction } from '../payments/transactions.ts';
+
+/** A gateway account, as settlement data names it: the gateway and `gwa_…` (null: its default account). */
+export interface SettlementAccount {
+  gateway: GatewayName;
+  gatewayAccount: string | null;
+}
+
+/** The billhook object a line is about, and what billhook booked for it (signed like the line's gross). */
+export interface LineMatch {
+  transactionId: string | null;
+  refundId: string | null;
+  disputeId: string | null;
+  /** What billhook booked into clearing for it, in its own currency: the base of a conversion. */
+  booked: { currency: string; amount: bigint } | null;
+}
+
+const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: null, booked: null };
+
+/**
+ * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
+ * billhook's reference; a `fee` or `adjustment` line is about none (and matches as such).
+ * A charge must have succeeded and a refund too: until billhook recorded them (their webhook may come
+ * after the payout's), the line is unmatched.
+ * @returns the match, or undefined when billhook has no such object (yet)
+ */
+export async function matchLine(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  line: SettlementLine,
+): Promise<LineMatch | undefined> {
+  const { gateway } = account;
+  if (line.kind === 'fee' || line.kind === 'adjustment') return NO_MATCH;
+  if (line.kind === 'charge') {
+    const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
+    if (payment?.status !== 'succeeded') return undefined;
+    const amount = capturedAmount(payment);
+    return {
+      ...NO_MATCH,
+      transactionId: payment.id,
+      booked: { currency: payment.currency, amount: line.gross < 0n ? -amount : amount },
+    };
+  }
+  if (line.kind === 'refund') {
+    const refund = await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference);
+    if (refund?.status !== 'succeeded') return undefined;
+    return {
+      ...NO_MATCH,
+      transactionId: refund.transaction_id,
+      refundId: refund.id,
+      booked: { currency: refund.currency, amount: line.gross > 0n ? refund.amount : -refund.amount },
+    };
+  }
+  if (!line.gatewayDisputeId) return undefined;
+  const dispute = await findDispute(work.trx, gateway, line.gatewayDisputeId);
+  if (!dispute) return undefined;
+  return {
+    ...NO_MATCH,
+    transactionId: dispute.transaction_id,
+    disputeId: dispute.id,
+    booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
+  };
+}
+
+/** What recording a settlement line did. */
+export type LineOutcome =
+  | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }
+  /** Billhook has no object for it (yet): recorded, booked nothing, for a person when it stays so. */
+  | { kind: 'unmatched'; line: SettlementLineRow };
+
+/**
+ * Records one settlement line of `account` once (by the gateway's line id), matched to billhook's
+ * charge, refund or dispute when it can be (`matchLine`), and books what it adds to the books
+ * (`settlementLineBooked`: the fee, a conversion, a standalone fee or adjustment), once. A line seen
+ * again (a payout listing a charge whose fee was already booked) only gains its payout, and a match
+ * it did not have. A conversion is booked against what billhook booked for the object (its own
+ * currency and amount), so clearing in that currency returns to zero exactly.
+ * @param payoutId the payout (`pyo_…`) whose lines these are, if any
+ */
+export async function recordSettlementLine(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  line: SettlementLine,
+  payoutId: string | null,
+): Promise<LineOutcome> {
+  const existing = await work.trx
+    .selectFrom('settlement_lines')
+    .selectAll()
+    .where('gateway', '=', account.gateway)
+    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where('gateway_line_id', '=', line.gatewayLineId)
+    .forUpdate()
+    .executeTakeFirst();
+  const matched = existing && isMatched(existing) ? undefined : await matchLine(work, account, line);
+  if (existing && isMatched(existing) && (existing.payout_id !== null || payoutId === null)) {
+    return { kind: 'duplicate', line: existing };
+  }
+  const row = existing
+    ? await work.trx
+        .updateTable('settlement_lines')
+        .set({
+          payout_id: existing.payout_id ?? payoutId,
+          ...(matched
+            ? {
+                transaction_id: matched.transactionId,
+                refund_id: matched.refundId,
+                dispute_id: matched.disputeId,
+              }
+            : {}),
+        })
+        .where('id', '=', existing.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    : await work.trx
+        .insertInto('settlement_lines')
+        .values({
+          id: newId('stl'),
+          gateway: account.gateway,
+          gateway_account: account.gatewayAccount,
+          gateway_line_id: line.gatewayLineId,
+          kind: line.kind,
+          currency: line.currency,
+          gross: line.gross,
+          fee: line.fee,
+          net: line.net,
+          original_currency: line.original?.currency ?? null,
+          original_amount: line.original?.amount ?? null,
+          gateway_transaction_id: line.gatewayTransactionId ?? null,
+          gateway_refund_id: line.gatewayRefundId ?? null,
+          gateway_dispute_id: line.gatewayDisputeId ?? null,
+          reference: line.reference ?? null,
+          transaction_id: matched?.transactionId ?? null,
+          refund_id: matched?.refundId ?? null,
+          dispute_id: matched?.disputeId ?? null,
+          payout_id: payoutId,
+          description: line.description ?? null,
+          occurred_at: line.occurredAt,
+          available_on: line.availableOn ?? null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+  if (!matched) return { kind: existing && isMatched(existing) ? 'duplicate' : 'unmatched', line: row };
+  const movement: SettlementLineMovement = {
+    settlementLineId: row.id,
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    kind: row.kind,
+    currency: row.currency,
+    gross: row.gross,
+    fee: row.fee,
+    net: row.net,
+    original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
+  };
+  if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
+  return { kind: 'applied', line: row };
+}
+
+/** True when a line was matched to its billhook object, or is a fee or adjustment (about none). */
+export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id'>): boolean {
+  return line.kind === 'fee' || line.kind === 'adjustment' || line.transaction_id !== null;
+}

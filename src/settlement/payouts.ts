@@ -1,0 +1,183 @@
+import { recordActivity } from '../activities/activities.ts';
+import { newId } from '../db/ids.ts';
+import type { PayoutRow, PayoutStatus } from '../db/schema.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
+import type { PayoutReport } from '../gateways/settlement.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '../ledger/movements.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { matchLine, recordSettlementLine, type SettlementAccount } from './lines.ts';
+
+/**
+ * Forward-only payout statuses: pending → in_transit → paid, and failed or canceled from any of them
+ * (a paid payout can still fail: https://docs.stripe.com/payouts#payout-failures). Failed and
+ * canceled are final.
+ */
+const NEXT: Readonly<Record<PayoutStatus, readonly PayoutStatus[]>> = {
+  pending: ['in_transit', 'paid', 'failed', 'canceled'],
+  in_transit: ['paid', 'failed', 'canceled'],
+  paid: ['failed'],
+  failed: [],
+  canceled: [],
+};
+
+const RETURNED: ReadonlySet<PayoutStatus> = new Set(['failed', 'canceled']);
+
+/** What recording a payout report did; `not_found`: some of its lines are not known to billhook yet. */
+export type PayoutOutcome =
+  | { kind: 'applied' | 'duplicate' | 'stale'; payout: PayoutRow }
+  | { kind: 'not_found'; message: string };
+
+/** Options of `recordPayout`. */
+export interface RecordPayoutOptions {
+  /**
+   * Record the payout even when some lines match nothing in billhook (each an exception for a
+   * person): the sweep and imports, and a webhook's last attempt. Otherwise such a report is left
+   * unrecorded (`not_found`) so the webhook retries once the charges it pays out are known.
+   */
+  acceptUnmatched: boolean;
+}
+
+/**
+ * Records a gateway account's payout report (PRODUCT.md §13) in `work`: the payout once per
+ * gateway's id, its status forward only, and its movements once each — `pyo_…:created` (net from
+ * clearing to payouts in transit) when first seen sent, `pyo_…:paid` (to the bank) when paid,
+ * `pyo_…:returned` when it failed or was canceled after being sent. When the report lists its lines,
+ * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
+ * dispute) and attached to the payout; a payout whose lines' nets do not sum to its amount raises
+ * `payout_lines_mismatch`, and each line billhook cannot match `settlement_line_unmatched`.
+ */
+export async function recordPayout(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  report: PayoutReport,
+  options: RecordPayoutOptions,
+): Promise<PayoutOutcome> {
+  const lines = report.lines ?? [];
+  if (!options.acceptUnmatched) {
+    for (const line of lines) {
+      if (!(await matchLine(work, account, line))) {
+        return {
+          kind: 'not_found',
+          message: `payout ${report.gatewayPayoutId}: ${line.kind} line ${line.gatewayLineId} matches nothing in billhook yet`,
+        };
+      }
+    }
+  }
+  await work.joinLedgerWriters();
+  const existing = await work.trx
+    .selectFrom('payouts')
+    .selectAll()
+    .where('gateway', '=', account.gateway)
+    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where('gateway_payout_id', '=', report.gatewayPayoutId)
+    .forUpdate()
+    .executeTakeFirst();
+  const moves = !existing || NEXT[existing.status].includes(report.status);
+  const listsLines = report.lines !== undefined && !existing?.lines_known;
+  if (existing && !moves && !listsLines) {
+    return { kind: existing.status === report.status ? 'duplicate' : 'stale', payout: existing };
+  }
+  const status = moves ? report.status : existing!.status;
+  const payout = existing
+    ? await work.trx
+        .updateTable('payouts')
+        .set({
+          status,
+          arrival_date: report.arrivalDate,
+          failure_code: report.failureCode ?? existing.failure_code,
+          lines_known: existing.lines_known || listsLines,
+          updated_at: new Date(),
+        })
+        .where('id', '=', existing.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    : await work.trx
+        .insertInto('payouts')
+        .values({
+          id: newId('pyo'),
+          gateway: account.gateway,
+          gateway_account: account.gatewayAccount,
+          gateway_payout_id: report.gatewayPayoutId,
+          status,
+          currency: report.currency,
+          amount: report.amount,
+          gateway_created_at: report.createdAt,
+          arrival_date: report.arrivalDate,
+          failure_code: report.failureCode ?? null,
+          description: report.description ?? null,
+          lines_known: listsLines,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+  if (moves) await postPayoutMovements(work, payout, existing?.status);
+  if (listsLines) await recordPayoutLines(work, account, payout, report);
+  return { kind: 'applied', payout };
+}
+
+async function postPayoutMovements(
+  work: UnitOfWork,
+  payout: PayoutRow,
+  before: PayoutStatus | undefined,
+): Promise<void> {
+  const movement: PayoutMovement = {
+    payoutId: payout.id,
+    gateway: payout.gateway,
+    gatewayAccount: payout.gateway_account,
+    currency: payout.currency,
+    amount: payout.amount,
+  };
+  if (before !== payout.status) {
+    await recordActivity(work, {
+      resourceType: 'payout',
+      resourceId: payout.id,
+      action: `payout.${payout.status}`,
+      data: { amount: payout.amount, currency: payout.currency, gateway_payout_id: payout.gateway_payout_id },
+    });
+  }
+  if (payout.amount === 0n) return;
+  if (RETURNED.has(payout.status)) {
+    // Only a payout that was sent (seen in a non-final status before) moved money to return.
+    if (before !== undefined && !RETURNED.has(before)) {
+      await postEntry(work, payoutReturned({ ...movement, wasPaid: before === 'paid' }));
+    }
+    return;
+  }
+  await postEntry(work, payoutCreated(movement));
+  if (payout.status === 'paid') await postEntry(work, payoutPaid(movement));
+}
+
+async function recordPayoutLines(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  payout: PayoutRow,
+  report: PayoutReport,
+): Promise<void> {
+  let total = 0n;
+  for (const line of report.lines ?? []) {
+    total += line.currency === payout.currency ? line.net : 0n;
+    const outcome = await recordSettlementLine(work, account, line, payout.id);
+    if (outcome.kind === 'unmatched') {
+      await raiseException(work, {
+        kind: 'settlement_line_unmatched',
+        gateway: account.gateway,
+        gatewayAccount: account.gatewayAccount,
+        payoutId: payout.id,
+        settlementLineId: outcome.line.id,
+        message: `payout ${payout.id} (${payout.gateway_payout_id}): ${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+        details: { gateway_line_id: line.gatewayLineId, kind: line.kind, net: line.net },
+      });
+    }
+  }
+  const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
+  if (total !== payout.amount || foreign.length > 0) {
+    await raiseException(work, {
+      kind: 'payout_lines_mismatch',
+      gateway: account.gateway,
+      gatewayAccount: account.gatewayAccount,
+      payoutId: payout.id,
+      message: `payout ${payout.id} (${payout.gateway_payout_id}) is ${payout.amount} ${payout.currency} but its lines' nets sum to ${total}${foreign.length > 0 ? ` and ${foreign.length} line(s) are in another currency` : ''} (minor units)`,
+      details: { amount: payout.amount, lines_total: total, lines: report.lines?.length ?? 0 },
+    });
+  }
+}
