@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { feeExpectations, payoutDelays } from './settlement.ts';
 
 const optionalString = z
   .string()
@@ -173,6 +174,16 @@ const EnvSchema = z.object({
    * Seconds a SIGTERM/SIGINT gives the requests and jobs in flight to finish; then the connections
    * still open are closed, the jobs still running are left to pg-boss's retry, and the process exits.
    */
+  /** Days back the daily `settlement.sync` asks each gateway account for its settlement data. */
+  SETTLEMENT_SYNC_DAYS: z.coerce.number().int().min(1).max(31).default(7),
+  /** Per gateway, days after a charge by which it is normally paid out (config/settlement.ts). */
+  SETTLEMENT_PAYOUT_DELAY_DAYS: payoutDelays,
+  /** Days beyond a gateway's payout delay before a charge in no payout becomes an exception. */
+  SETTLEMENT_MARGIN_DAYS: z.coerce.number().int().min(0).max(60).default(3),
+  /** Expected fees per gateway and currency (config/settlement.ts); empty: fees are not checked. */
+  SETTLEMENT_FEE_EXPECTATIONS: feeExpectations,
+  /** Minor units a fee may differ from its expectation (rounding at the gateway) before it is an exception. */
+  SETTLEMENT_FEE_TOLERANCE: z.coerce.number().int().min(0).max(1_000_000).default(1),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,

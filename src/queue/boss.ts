@@ -65,6 +65,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     QUEUES.inboxSweep,
     QUEUES.subscriptionRenew,
     QUEUES.invoiceCharge,
+    QUEUES.settlementSync,
   ])
     await queueWithDeadLetter(boss, sweep, sweepPolicy);
   // A refund the gateway left unknown: retried from a minute on, doubling, up to an hour apart.

@@ -12,6 +12,7 @@ export const QUEUES = {
   invoiceCharge: 'invoice.charge',
   invoiceRefund: 'invoice.refund',
   refundRecover: 'refund.recover',
+  settlementSync: 'settlement.sync',
 } as const;
 
 /** A queue of billhook's: one of {@link QUEUES}. */

@@ -13,6 +13,7 @@ import { recoverRefunds } from './recover-refunds.ts';
 import { renewSubscriptions } from './renew-subscriptions.ts';
 import { retryRefunds } from './retry-refunds.ts';
 import { sweepInbox } from './sweep-inbox.ts';
+import { syncSettlementsJob } from './sync-settlements.ts';
 
 /** One queue's worker: how it is worked, when pg-boss enqueues its jobs, who acts, and its handler. */
 export interface Worker {
@@ -95,6 +96,13 @@ export const WORKERS: readonly Worker[] = [
     schedule: { cron: '*/5 * * * *' },
     actor: 'system',
     handler: sweepInbox,
+  },
+  {
+    queue: QUEUES.settlementSync,
+    options: { pollingIntervalSeconds: 60 },
+    schedule: { cron: '30 3 * * *' },
+    actor: 'scheduler',
+    handler: syncSettlementsJob,
   },
 ];
 

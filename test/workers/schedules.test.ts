@@ -15,6 +15,7 @@ describe('scheduled sweeps', () => {
     expect(await scheduled(app)).toEqual(
       [
         `${QUEUES.inboxSweep} */5 * * * *`,
+        `${QUEUES.settlementSync} 30 3 * * *`,
         `${QUEUES.invoiceCharge} * * * * *`,
         `${QUEUES.refundRecover} * * * * *`,
         `${QUEUES.subscriptionRenew} * * * * *`,
@@ -31,6 +32,7 @@ describe('scheduled sweeps', () => {
     expect(await scheduled(app)).toEqual(
       [
         `${QUEUES.inboxSweep} */5 * * * *`,
+        `${QUEUES.settlementSync} 30 3 * * *`,
         `${QUEUES.refundRecover} * * * * *`,
         `${QUEUES.transactionPoll} * * * * *`,
       ].sort(),
@@ -45,6 +47,7 @@ describe('scheduled sweeps', () => {
       QUEUES.inboxSweep,
       QUEUES.subscriptionRenew,
       QUEUES.invoiceCharge,
+      QUEUES.settlementSync,
     ]) {
       const queue = await app.runtime.boss.getQueue(name);
       expect(queue, name).toMatchObject({

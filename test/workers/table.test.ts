@@ -22,6 +22,7 @@ describe('the workers table', () => {
         QUEUES.invoiceCharge,
         QUEUES.subscriptionRenew,
         QUEUES.inboxSweep,
+        QUEUES.settlementSync,
       ].sort(),
     );
     const billing = WORKERS.filter((row) => row.schedule?.billingSweep).map((row) => row.queue);

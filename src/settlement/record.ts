@@ -1,0 +1,120 @@
+import type { Db } from '../db/database.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
+import type { SettlementLine, SettlementReport } from '../gateways/settlement.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { recordSettlementLine, type SettlementAccount } from './lines.ts';
+import { recordPayout } from './payouts.ts';
+
+/** What recording a settlement report changed: rows new or moved forward, and lines still unmatched. */
+export interface SettlementTotals {
+  /** Lines recorded or matched for the first time (not counting repeats). */
+  lines: number;
+  /** Payouts recorded or moved forward (not counting repeats). */
+  payouts: number;
+  /** Lines of the account that still match no billhook object after this run. */
+  unmatched: number;
+}
+
+/** Lines of a report outside any payout, recorded per chunk: one unit of work each. */
+const CHUNK = 200;
+
+/**
+ * Records a gateway account's settlement report (from a sync or an imported file; PRODUCT.md §13):
+ * each payout in its own unit of work (`recordPayout`, unmatched lines accepted and raised for a
+ * person), the lines outside payouts in chunks, then every line of the account still unmatched is
+ * tried again (its charge may have become known since) and booked when it matches. Idempotent: a
+ * report recorded twice changes nothing the second time (lines and payouts are keyed by the gateway's
+ * ids, movements by theirs).
+ */
+export async function recordSettlementReport(
+  db: Db,
+  actor: Actor,
+  account: SettlementAccount,
+  report: SettlementReport,
+): Promise<SettlementTotals> {
+  const totals: SettlementTotals = { lines: 0, payouts: 0, unmatched: 0 };
+  for (const payout of report.payouts) {
+    const outcome = await inUnitOfWork(db, { actor }, (work) =>
+      recordPayout(work, account, payout, { acceptUnmatched: true }),
+    );
+    if (outcome.kind === 'applied') totals.payouts += 1;
+  }
+  for (let start = 0; start < report.lines.length; start += CHUNK) {
+    totals.lines += await recordLines(db, actor, account, report.lines.slice(start, start + CHUNK));
+  }
+  totals.lines += await rematchLines(db, actor, account);
+  totals.unmatched = Number(
+    (
+      await db
+        .selectFrom('settlement_lines')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .where('gateway', '=', account.gateway)
+        .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+        .where('kind', 'in', ['charge', 'refund', 'dispute'])
+        .where('transaction_id', 'is', null)
+        .executeTakeFirstOrThrow()
+    ).count,
+  );
+  return totals;
+}
+
+/** Records lines outside payouts; each unmatched one raises `settlement_line_unmatched` once. */
+async function recordLines(
+  db: Db,
+  actor: Actor,
+  account: SettlementAccount,
+  lines: readonly SettlementLine[],
+): Promise<number> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    let recorded = 0;
+    for (const line of lines) {
+      const outcome = await recordSettlementLine(work, account, line, null);
+      if (outcome.kind === 'applied') recorded += 1;
+      if (outcome.kind !== 'unmatched') continue;
+      await raiseException(work, {
+        kind: 'settlement_line_unmatched',
+        gateway: account.gateway,
+        gatewayAccount: account.gatewayAccount,
+        settlementLineId: outcome.line.id,
+        message: `${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+        details: { gateway_line_id: line.gatewayLineId, kind: line.kind, net: line.net },
+      });
+    }
+    return recorded;
+  });
+}
+
+/** Tries every still unmatched line of `account` again, booking those that match now. */
+async function rematchLines(db: Db, actor: Actor, account: SettlementAccount): Promise<number> {
+  const rows = await db
+    .selectFrom('settlement_lines')
+    .selectAll()
+    .where('gateway', '=', account.gateway)
+    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where('kind', 'in', ['charge', 'refund', 'dispute'])
+    .where('transaction_id', 'is', null)
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0) return 0;
+  return inUnitOfWork(db, { actor }, async (work) => {
+    let matched = 0;
+    for (const row of rows) {
+      const line: SettlementLine = {
+        gatewayLineId: row.gateway_line_id,
+        kind: row.kind,
+        gatewayTransactionId: row.gateway_transaction_id ?? undefined,
+        gatewayRefundId: row.gateway_refund_id ?? undefined,
+        gatewayDisputeId: row.gateway_dispute_id ?? undefined,
+        reference: row.reference ?? undefined,
+        currency: row.currency,
+        gross: row.gross,
+        fee: row.fee,
+        net: row.net,
+        occurredAt: row.occurred_at,
+      };
+      const outcome = await recordSettlementLine(work, account, line, row.payout_id);
+      if (outcome.kind === 'applied') matched += 1;
+    }
+    return matched;
+  });
+}
