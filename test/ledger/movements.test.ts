@@ -17,9 +17,14 @@ import {
   paymentOverpaid,
   paymentSucceeded,
   paymentVoided,
+  payoutCreated,
+  payoutPaid,
+  payoutReturned,
   prorationCredited,
   refundReversed,
   refundSucceeded,
+  settlementLineBooked,
+  settlementLineMoves,
   subscriptionCreditMoved,
 } from '../../src/ledger/movements.ts';
 
@@ -43,6 +48,14 @@ const dispute = {
   gatewayAccount: null,
   currency: 'EUR',
   amount: 500n,
+};
+const settled = { settlementLineId: 'stl_1', gateway: 'stripe', gatewayAccount: null, currency: 'EUR' };
+const payout = {
+  payoutId: 'pyo_1',
+  gateway: 'stripe',
+  gatewayAccount: 'gwa_eu',
+  currency: 'EUR',
+  amount: 9_000n,
 };
 const refund = { refundId: 're_1', gateway: 'paypal', gatewayAccount: null, currency: 'EUR', amount: 1100n };
 
@@ -391,6 +404,86 @@ const rows: {
       ['customer_credit:cus_1', -550n],
     ],
   },
+  {
+    movement: "a charge's fee known (its settlement line)",
+    entry: settlementLineBooked({ ...settled, kind: 'charge', gross: 1000n, fee: 59n, net: 941n }),
+    key: 'stl_1:booked',
+    source: 'settlement_line stl_1',
+    postings: [
+      ['gateway_fees:stripe', 59n],
+      ['gateway_clearing:stripe', -59n],
+    ],
+  },
+  {
+    movement: 'a fee given back with a refund',
+    entry: settlementLineBooked({ ...settled, kind: 'refund', gross: -1000n, fee: -29n, net: -971n }),
+    key: 'stl_1:booked',
+    source: 'settlement_line stl_1',
+    postings: [
+      ['gateway_fees:stripe', -29n],
+      ['gateway_clearing:stripe', 29n],
+    ],
+  },
+  {
+    movement: 'a standalone gateway fee',
+    entry: settlementLineBooked({ ...settled, kind: 'fee', gross: -200n, fee: 0n, net: -200n }),
+    key: 'stl_1:booked',
+    source: 'settlement_line stl_1',
+    postings: [
+      ['gateway_fees:stripe', 200n],
+      ['gateway_clearing:stripe', -200n],
+    ],
+  },
+  {
+    movement: 'a settlement adjustment',
+    entry: settlementLineBooked({ ...settled, kind: 'adjustment', gross: 300n, fee: 0n, net: 300n }),
+    key: 'stl_1:booked',
+    source: 'settlement_line stl_1',
+    postings: [
+      ['gateway_clearing:stripe', 300n],
+      ['settlement_adjustments:stripe', -300n],
+    ],
+  },
+  {
+    movement: 'payout sent',
+    entry: payoutCreated(payout),
+    key: 'pyo_1:created',
+    source: 'payout pyo_1',
+    postings: [
+      ['payouts_in_transit:stripe:gwa_eu', 9_000n],
+      ['gateway_clearing:stripe:gwa_eu', -9_000n],
+    ],
+  },
+  {
+    movement: 'payout arrived at the bank',
+    entry: payoutPaid(payout),
+    key: 'pyo_1:paid',
+    source: 'payout pyo_1',
+    postings: [
+      ['bank:stripe:gwa_eu', 9_000n],
+      ['payouts_in_transit:stripe:gwa_eu', -9_000n],
+    ],
+  },
+  {
+    movement: 'payout failed in transit',
+    entry: payoutReturned({ ...payout, wasPaid: false }),
+    key: 'pyo_1:returned',
+    source: 'payout pyo_1',
+    postings: [
+      ['gateway_clearing:stripe:gwa_eu', 9_000n],
+      ['payouts_in_transit:stripe:gwa_eu', -9_000n],
+    ],
+  },
+  {
+    movement: 'payout failed after it was reported paid',
+    entry: payoutReturned({ ...payout, wasPaid: true }),
+    key: 'pyo_1:returned',
+    source: 'payout pyo_1',
+    postings: [
+      ['gateway_clearing:stripe:gwa_eu', 9_000n],
+      ['bank:stripe:gwa_eu', -9_000n],
+    ],
+  },
 ];
 
 describe('ledger movements (the chart of accounts in use)', () => {
@@ -420,7 +513,35 @@ describe('ledger movements (the chart of accounts in use)', () => {
       chargeback_losses: 'expense',
       offline_receipts: 'asset',
       bad_debt: 'expense',
+      'gateway_fees:stripe': 'expense',
+      'settlement_adjustments:stripe': 'expense',
+      'payouts_in_transit:stripe:gwa_eu': 'asset',
+      'bank:stripe:gwa_eu': 'asset',
     });
+  });
+
+  it('books a conversion through FX: clearing moves from the charge currency to the settlement currency', () => {
+    // EUR 100.00 charged, settled as USD 108.00 less a USD 3.43 fee.
+    const entry = settlementLineBooked({
+      ...settled,
+      currency: 'USD',
+      kind: 'charge',
+      gross: 10_800n,
+      fee: 343n,
+      net: 10_457n,
+      original: { currency: 'EUR', amount: 10_000n },
+    });
+    expect(entry.postings.map((p) => [p.account.code, p.currency, p.amount])).toEqual([
+      ['gateway_fees:stripe', 'USD', 343n],
+      ['gateway_clearing:stripe', 'USD', -343n],
+      ['gateway_clearing:stripe', 'EUR', -10_000n],
+      ['fx:stripe', 'EUR', 10_000n],
+      ['gateway_clearing:stripe', 'USD', 10_800n],
+      ['fx:stripe', 'USD', -10_800n],
+    ]);
+    expect(settlementLineMoves({ ...settled, kind: 'charge', gross: 1000n, fee: 0n, net: 1000n })).toBe(
+      false,
+    );
   });
 
   it('derives every key from the business fact alone', () => {
