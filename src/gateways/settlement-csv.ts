@@ -132,18 +132,18 @@ function toMinorUnits(text: string, currency: string): bigint | string {
   return sign === '-' ? -magnitude : magnitude;
 }
 
-const DateTime = z.iso.datetime({ offset: true });
-const DateOnly = z.iso.date();
+/** ISO 8601 times with a zone, with seconds (and any decimals) or to the minute. */
+const TIMES = [z.iso.datetime({ offset: true }), z.iso.datetime({ offset: true, precision: -1 })];
+const DAY = z.iso.date();
 
 /**
- * An ISO 8601 time with a zone (`2026-11-03T14:05:00+11:00`) or a date (`2026-11-03`, read as UTC
- * midnight).
+ * An ISO 8601 time with a zone (`2026-11-03T14:05:00+11:00`, `2026-11-03T03:05Z`) or a date
+ * (`2026-11-03`, read as UTC midnight).
  * @returns the time, or the reason it is refused
  */
 function toDate(text: string): Date | string {
-  if (DateTime.safeParse(text).success || DateOnly.safeParse(text).success) {
-    return new Date(DateOnly.safeParse(text).success ? `${text}T00:00:00Z` : text);
-  }
+  if (DAY.safeParse(text).success) return new Date(`${text}T00:00:00Z`);
+  if (TIMES.some((time) => time.safeParse(text).success)) return new Date(text);
   return `${JSON.stringify(text)} is not an ISO 8601 date (2026-11-03) or time with a zone (2026-11-03T14:05:00+11:00)`;
 }
 

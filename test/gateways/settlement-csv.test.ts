@@ -246,6 +246,25 @@ describe('billhook settlement CSV', () => {
     expect(line).toMatchObject({ kind: 'charge', currency: 'EUR', gross: 500n, fee: 0n, net: 500n });
   });
 
+  it.each([
+    ['2026-11-03', '2026-11-03T00:00:00.000Z'],
+    ['2026-11-03T14:05+11:00', '2026-11-03T03:05:00.000Z'],
+    ['2026-11-03T03:05:09.123456789Z', '2026-11-03T03:05:09.123Z'],
+  ])('reads the time %s', (occurredAt, instant) => {
+    const [line] = parseSettlementCsv(
+      file('kind,currency,gross,occurred_at', `charge,AUD,1,${occurredAt}`),
+    ).lines;
+    expect(line?.occurredAt.toISOString()).toBe(instant);
+  });
+
+  it.each(['2026-02-30', '2026-11-03T14:05:00', '03/11/2026'])('refuses the time %s', (occurredAt) => {
+    expect(
+      refusal(() =>
+        parseSettlementCsv(file('kind,currency,gross,occurred_at', `charge,AUD,1,${occurredAt}`)),
+      ),
+    ).toEqual({ 'row 2, column occurred_at': expect.stringMatching(/is not an ISO 8601 date/) });
+  });
+
   it('refuses an empty file, a header without rows, semicolons, text that is not UTF-8', () => {
     expect(refusal(() => parseSettlementCsv(''))).toEqual({
       file: 'is empty: it needs a header row and one row per line',
