@@ -438,13 +438,16 @@ export function parseSettlementCsv(
   }
   const [header, ...records] = readCsv(text);
   if (!header) problems.add('file', 'is empty: it needs a header row and one row per line');
-  else if (records.length === 0) problems.add('file', 'has a header row but no lines');
+  else if (records.every((record) => record.fields.every((field) => field.trim() === ''))) {
+    problems.add('file', 'has a header row but no lines');
+  }
   const columns = header ? readHeader(header.fields, problems) : [];
   problems.throwIfAny();
 
   const rows: ReadRow[] = [];
   const explicitIds = new Map<string, number>();
   for (const record of records) {
+    if (record.fields.every((field) => field.trim() === '')) continue; // a spreadsheet's empty row: `,,,,`
     if (record.fields.length !== columns.length) {
       problems.add(
         `row ${record.row}`,

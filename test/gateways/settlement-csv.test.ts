@@ -96,6 +96,20 @@ describe('billhook settlement CSV', () => {
     for (const line of report.lines) expect(SettlementLineSchema.safeParse(line).success).toBe(true);
   });
 
+  it('has the example file in docs/settlement-csv.md as it is in the fixture', () => {
+    const docs = readFileSync(path.resolve(import.meta.dirname, '../../docs/settlement-csv.md'), 'utf8');
+    const shown = /```csv\n([\s\S]*?)```/.exec(docs)?.[1];
+    expect(shown).toBe(EXAMPLE.toString('utf8').replaceAll('\r\n', '\n'));
+  });
+
+  it('skips rows whose every value is blank, as spreadsheets export them', () => {
+    const text = file('kind,currency,gross,occurred_at', ',,,', 'charge,AUD,1,2026-11-03', ' , ,,');
+    expect(parseSettlementCsv(text).lines).toHaveLength(1);
+    expect(refusal(() => parseSettlementCsv(file('kind,currency,gross,occurred_at', ',,,')))).toEqual({
+      file: 'has a header row but no lines',
+    });
+  });
+
   it('reads the same file to the same values every time, line ids included', () => {
     const once = parseSettlementCsv(EXAMPLE);
     expect(parseSettlementCsv(EXAMPLE)).toEqual(once);
