@@ -58,6 +58,10 @@ type Column = (typeof SETTLEMENT_CSV_COLUMNS)[number];
 /** The columns that describe a row's payout rather than the line itself. */
 const PAYOUT_COLUMNS = ['payout_status', 'payout_date', 'arrival_date', 'payout_amount'] as const;
 
+/** The longest id, code, amount or date a cell may hold, and the longest description (characters). */
+const MAX_VALUE = 255;
+const MAX_DESCRIPTION = 1000;
+
 /** At most this many problems are listed in one refusal (the first ones, in file order). */
 const MAX_PROBLEMS = 50;
 
@@ -70,6 +74,7 @@ export interface SettlementCsvOptions {
 /** One data row read into its line, with what it says of its payout. */
 interface ReadRow {
   row: number;
+  /** The line, its `gatewayLineId` the row's `line_id` or derived from the line once all rows are read. */
   line: SettlementLine;
   payout?: {
     id: string;
@@ -205,12 +210,16 @@ function readHeader(fields: string[], problems: Problems): (Column | undefined)[
   return columns.map((name) => (known.has(name) ? (name as Column) : undefined));
 }
 
-/** Reads one data row, recording its problems; undefined when it has any. */
+/**
+ * Reads one data row, recording its problems; undefined when it has any. `seen` counts the derived
+ * line ids given so far (`derivedLineId`).
+ */
 function readRow(
   row: number,
   cells: Partial<Record<Column, string>>,
   options: SettlementCsvOptions,
   problems: Problems,
+  seen: Map<string, number>,
 ): ReadRow | undefined {
   const before = problems.count;
   const fail = (column: Column, message: string): undefined => {
@@ -221,6 +230,11 @@ function readRow(
     const value = cells[column]?.trim();
     return value === '' ? undefined : value;
   };
+  for (const column of SETTLEMENT_CSV_COLUMNS) {
+    const limit = column === 'description' ? MAX_DESCRIPTION : MAX_VALUE;
+    const length = text(column)?.length ?? 0;
+    if (length > limit) fail(column, `is ${length} characters long; at most ${limit}`);
+  }
   const required = (column: Column): string | undefined => text(column) ?? fail(column, 'is required');
   const date = (column: Column): Date | undefined => {
     const value = text(column);
@@ -310,8 +324,7 @@ function readRow(
   if (problems.count > before || !kind || !currency || gross === undefined || fee === undefined)
     return undefined;
   if (!occurredAt) return undefined;
-  const line: SettlementLine = {
-    gatewayLineId: text('line_id') ?? '',
+  const line: Omit<SettlementLine, 'gatewayLineId'> = {
     kind,
     ...optional('gatewayTransactionId', text('gateway_transaction_id')),
     ...optional('gatewayRefundId', text('gateway_refund_id')),
@@ -328,7 +341,12 @@ function readRow(
     ...optional('availableOn', availableOn),
     ...optional('description', text('description')),
   };
-  return { row, line, payout, cells };
+  return {
+    row,
+    line: { gatewayLineId: text('line_id') ?? derivedLineId(line, seen), ...line },
+    payout,
+    cells,
+  };
 }
 
 /** `{ [key]: value }` when `value` is set, `{}` otherwise: a line carries no key it has no value for. */
@@ -445,6 +463,7 @@ export function parseSettlementCsv(
   problems.throwIfAny();
 
   const rows: ReadRow[] = [];
+  const seen = new Map<string, number>();
   const explicitIds = new Map<string, number>();
   for (const record of records) {
     if (record.fields.every((field) => field.trim() === '')) continue; // a spreadsheet's empty row: `,,,,`
@@ -466,15 +485,10 @@ export function parseSettlementCsv(
         problems.add(at(record.row, 'line_id'), `${lineId} is also on row ${earlier}`);
       else explicitIds.set(lineId, record.row);
     }
-    const read = readRow(record.row, cells, options, problems);
+    const read = readRow(record.row, cells, options, problems, seen);
     if (read) rows.push(read);
   }
   const payouts = groupPayouts(rows, problems);
   problems.throwIfAny();
-
-  const seen = new Map<string, number>();
-  for (const read of rows) {
-    if (read.line.gatewayLineId === '') read.line.gatewayLineId = derivedLineId(read.line, seen);
-  }
   return { lines: rows.filter((read) => !read.payout).map((read) => read.line), payouts };
 }

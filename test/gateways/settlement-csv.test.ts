@@ -217,6 +217,22 @@ describe('billhook settlement CSV', () => {
     });
   });
 
+  it('refuses an id beyond 255 characters and a description beyond 1000', () => {
+    expect(
+      refusal(() =>
+        parseSettlementCsv(
+          file(
+            'line_id,kind,currency,gross,occurred_at,description',
+            `${'L'.repeat(256)},charge,AUD,1,2026-11-03,${'d'.repeat(1001)}`,
+          ),
+        ),
+      ),
+    ).toEqual({
+      'row 2, column line_id': 'is 256 characters long; at most 255',
+      'row 2, column description': 'is 1001 characters long; at most 1000',
+    });
+  });
+
   it('says how many problems there are and lists the first 50', () => {
     const rows = Array.from({ length: 60 }, () => 'charge,AUD,1.001,2026-11-03');
     try {
