@@ -195,6 +195,7 @@ function readHeader(fields: string[], problems: Problems): (Column | undefined)[
     return [];
   }
   columns.forEach((name, index) => {
+    if (name === '') return; // a column a spreadsheet added without a name: its values must be blank
     if (!known.has(name)) {
       problems.add(
         `header, column ${index + 1}`,
@@ -476,7 +477,14 @@ export function parseSettlementCsv(
     }
     const cells: Partial<Record<Column, string>> = {};
     columns.forEach((column, index) => {
-      if (column) cells[column] = record.fields[index];
+      const value = record.fields[index] ?? '';
+      if (column) cells[column] = value;
+      else if (value.trim() !== '') {
+        problems.add(
+          `row ${record.row}, column ${index + 1}`,
+          'has a value but its column has no name in the header',
+        );
+      }
     });
     const lineId = cells.line_id?.trim();
     if (lineId) {

@@ -269,6 +269,19 @@ describe('billhook settlement CSV', () => {
     ).toEqual({ 'header, column gross': 'appears twice' });
   });
 
+  it('takes a column without a name (a trailing comma) while its values are blank', () => {
+    expect(
+      parseSettlementCsv(file('kind,currency,gross,occurred_at,', 'charge,AUD,1,2026-11-03,')).lines,
+    ).toHaveLength(1);
+    expect(
+      refusal(() =>
+        parseSettlementCsv(file('kind,currency,gross,occurred_at,', 'charge,AUD,1,2026-11-03,x')),
+      ),
+    ).toEqual({
+      'row 2, column 5': 'has a value but its column has no name in the header',
+    });
+  });
+
   it('reads column names whatever their case and spacing, and codes whatever their case', () => {
     const [line] = parseSettlementCsv(
       file(' Kind ,CURRENCY,Gross,Occurred_At', 'Charge,eur, 5.00 ,2026-11-03'),
