@@ -363,7 +363,9 @@ function groupPayouts(rows: ReadRow[], problems: Problems): PayoutReport[] {
   const groups = new Map<string, ReadRow[]>();
   for (const read of rows) {
     if (!read.payout) continue;
-    groups.set(read.payout.id, [...(groups.get(read.payout.id) ?? []), read]);
+    const members = groups.get(read.payout.id);
+    if (members) members.push(read);
+    else groups.set(read.payout.id, [read]);
   }
   const payouts: PayoutReport[] = [];
   for (const [id, members] of groups) {
@@ -422,6 +424,19 @@ function groupPayouts(rows: ReadRow[], problems: Problems): PayoutReport[] {
 }
 
 /**
+ * `bytes` as UTF-8 text.
+ * @throws ValidationError (field `file`) for bytes that are not UTF-8 (a Latin-1 or UTF-16 export)
+ */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const why = 'is not UTF-8 text: save it as "CSV UTF-8"';
+    throw new ValidationError(`settlement file refused: file: ${why}; nothing was imported`, { file: why });
+  }
+}
+
+/**
  * Reads a settlement file in billhook's format into the lines not yet paid out and the payouts with
  * their lines (src/gateways/settlement.ts), in file order. The same file always reads to the same
  * values: a row without `line_id` gets an id derived from its content (`csv_…`, see docs).
@@ -444,18 +459,7 @@ export function parseSettlementCsv(
   options: SettlementCsvOptions = {},
 ): SettlementReport {
   const problems = new Problems();
-  let text: string;
-  if (typeof input === 'string') text = input;
-  else {
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
-    } catch {
-      problems.add('file', 'is not UTF-8 text: save it as "CSV UTF-8"');
-      problems.throwIfAny();
-      return { lines: [], payouts: [] };
-    }
-  }
-  const [header, ...records] = readCsv(text);
+  const [header, ...records] = readCsv(typeof input === 'string' ? input : utf8(input));
   if (!header) problems.add('file', 'is empty: it needs a header row and one row per line');
   else if (records.every((record) => record.fields.every((field) => field.trim() === ''))) {
     problems.add('file', 'has a header row but no lines');
