@@ -9,6 +9,7 @@ import { gatewayAccountRoutes } from './api/gateway-accounts.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
+import { settlementFileBody, settlementImportRoutes } from './api/settlement-import.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
 import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
@@ -71,6 +72,8 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(refuseNulInUrl);
   v1.use(requireApiKey(deps.db, 'read'));
+  // A settlement report is CSV: read as text here, so the JSON parser below leaves it alone.
+  v1.use('/settlements/import', settlementFileBody);
   v1.use(
     express.json({
       limit: '1mb',
@@ -91,6 +94,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(catalogRoutes(deps));
   v1.use(usageRoutes(deps));
   v1.use(gatewayAccountRoutes(deps));
+  v1.use(settlementImportRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

@@ -7,7 +7,7 @@ import { recordPayout } from './payouts.ts';
 
 /** What recording a settlement report changed: rows new or moved forward, and lines still unmatched. */
 export interface SettlementTotals {
-  /** Lines recorded or matched for the first time (not counting repeats). */
+  /** Lines outside payouts recorded, and lines unmatched before that match now (not counting repeats). */
   lines: number;
   /** Payouts recorded or moved forward (not counting repeats). */
   payouts: number;

@@ -39,6 +39,7 @@ import {
   UpdateUsageLimit,
   UsageEventListQuery,
 } from './schemas.ts';
+import { SettlementImportQuery } from './settlement-import.ts';
 
 interface Operation {
   method: 'get' | 'post';
@@ -137,6 +138,13 @@ const OPERATIONS: Operation[] = [
     query: ListQuery,
   },
   { method: 'get', path: '/v1/reconciliation-exceptions/{id}', summary: 'Read a reconciliation exception' },
+  {
+    method: 'post',
+    path: '/v1/settlements/import',
+    summary:
+      'Import a settlement report (text/csv body: billhook format, docs/settlement-csv.md, or securepay); the same file twice changes nothing',
+    query: SettlementImportQuery,
+  },
   {
     method: 'post',
     path: '/v1/reconciliation-exceptions/{id}/resolve',

@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import { ValidationError } from '../errors.ts';
+import { CURRENCY_TABLES } from '../gateways/currencies.ts';
+import { parseSecurePaySettlementCsv } from '../gateways/securepay/settlement.ts';
+import type { SettlementReport } from '../gateways/settlement.ts';
+import { parseSettlementCsv } from '../gateways/settlement-csv.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import type { SettlementAccount } from './lines.ts';
+import { recordSettlementReport, type SettlementTotals } from './record.ts';
+
+/**
+ * The settlement file formats billhook imports: `billhook` (its own CSV, docs/settlement-csv.md, for
+ * any gateway; amounts checked against the gateway's currency rules) and `securepay` (SecurePay's
+ * ids mapped onto it, src/gateways/securepay/settlement.ts).
+ */
+export const SETTLEMENT_FILE_FORMATS = ['billhook', 'securepay'] as const;
+export type SettlementFileFormat = (typeof SETTLEMENT_FILE_FORMATS)[number];
+
+/**
+ * Reads a settlement file of `format` for `gateway` into lines and payouts.
+ * @throws ValidationError (422) when the format is not the gateway's, or anything in the file is
+ * refused (each problem keyed by row and column; nothing is read)
+ */
+export function parseSettlementFile(
+  account: SettlementAccount,
+  format: SettlementFileFormat,
+  file: string | Uint8Array,
+): SettlementReport {
+  if (format === 'securepay') {
+    if (account.gateway !== 'securepay') {
+      throw new ValidationError('the securepay format is for SecurePay settlements', {
+        format: `securepay files are imported for gateway securepay, not ${account.gateway}`,
+      });
+    }
+    return parseSecurePaySettlementCsv(file);
+  }
+  return parseSettlementCsv(file, { currencies: CURRENCY_TABLES[account.gateway] });
+}
+
+/** What an import read and what it changed. */
+export interface SettlementImport {
+  /** SHA-256 of the file (hex): the same file imported twice shows the same digest. */
+  sha256: string;
+  /** Lines and payouts the file holds. */
+  read: { lines: number; payouts: number };
+  /** What was new (0 and 0 for a file imported before). */
+  recorded: SettlementTotals;
+}
+
+/**
+ * Imports a settlement report file for a gateway account (PRODUCT.md §13): parsed whole first (a file
+ * with any refused row changes nothing), then recorded like a sync (`recordSettlementReport`:
+ * idempotent by the gateway's line and payout ids, so importing one file twice changes nothing the
+ * second time), with a `settlement.imported` activity naming the file's digest and what it changed.
+ * @throws ValidationError (422) for a refused file
+ */
+export async function importSettlementFile(
+  db: Db,
+  actor: Actor,
+  account: SettlementAccount,
+  format: SettlementFileFormat,
+  file: string | Uint8Array,
+): Promise<SettlementImport> {
+  const report = parseSettlementFile(account, format, file);
+  const sha256 = createHash('sha256').update(file).digest('hex');
+  const recorded = await recordSettlementReport(db, actor, account, report);
+  const read = {
+    lines: report.lines.length + report.payouts.reduce((sum, payout) => sum + (payout.lines?.length ?? 0), 0),
+    payouts: report.payouts.length,
+  };
+  await inUnitOfWork(db, { actor }, (work) =>
+    recordActivity(work, {
+      resourceType: 'settlement_import',
+      resourceId: sha256,
+      action: 'settlement.imported',
+      data: { gateway: account.gateway, gateway_account: account.gatewayAccount, format, read, recorded },
+    }),
+  );
+  return { sha256, read, recorded };
+}
