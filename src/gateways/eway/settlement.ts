@@ -122,11 +122,12 @@ export class EwaySettlement implements SettlementSource {
    * A payout per settlement and currency (see `#payout`): `gatewayPayoutId` `<SettlementID>:<currency>`
    * (eWAY's id of the settlement, stable however often and over whatever range it is asked for; the
    * currency keeps it unique should one settlement span currencies), status `paid`, `amount` eWAY's
-   * `TotalBalance` in minor units, lines its transactions.
+   * `TotalBalance` in minor units (negative on a day whose refunds exceed its payments, when eWAY
+   * takes the difference from the bank), lines its transactions.
    * @returns `lines` empty, `payouts` in date order
    * @throws GatewayUnreachable (no answer), EwayAnswerError (a non-2xx status, an undocumented body,
    * eWAY's `Errors` codes, or a day whose transactions do not add up to its summary: see `#payout`),
-   * AmountNotRepresentable (an amount finer than its currency's minor unit, or an unknown currency)
+   * AmountNotRepresentable (a currency eWAY's table cannot read, or an amount beyond 10^15 minor units)
    */
   async fetchSettlements(range: SettlementRange): Promise<SettlementReport> {
     const payouts: PayoutReport[] = [];
