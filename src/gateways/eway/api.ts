@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { type GatewayResponse, gatewayRequest, parseJsonBody } from '../http.ts';
 import { EWAY_API_VERSION } from './conventions.ts';
-import { EwayAccessCodeResponse, EwayQueryResponse } from './schemas.ts';
+import { EwayAccessCodeResponse, EwayQueryResponse, EwaySettlementSearchResponse } from './schemas.ts';
 
 /** Credentials and endpoint of eWAY's Rapid REST API. */
 export interface EwayApiOptions {
@@ -40,14 +40,20 @@ export class EwayApi {
   }
 
   /**
-   * Sends one request; `segments` are URL-encoded path segments (`['Transaction', '123', 'Refund']`).
-   * Any HTTP status is returned.
+   * Sends one request; `segments` are URL-encoded path segments (`['Transaction', '123', 'Refund']`),
+   * `query` the query string's fields, if any. Any HTTP status is returned.
    * @throws GatewayUnreachable on a network error or timeout (the outcome is unknown)
    */
-  send(method: 'GET' | 'POST', segments: readonly string[], body?: unknown): Promise<GatewayResponse> {
+  send(
+    method: 'GET' | 'POST',
+    segments: readonly string[],
+    body?: unknown,
+    query?: Readonly<Record<string, string>>,
+  ): Promise<GatewayResponse> {
+    const search = query ? `?${new URLSearchParams(query).toString()}` : '';
     return gatewayRequest({
       method,
-      url: `${this.#base}/${segments.map(encodeURIComponent).join('/')}`,
+      url: `${this.#base}/${segments.map(encodeURIComponent).join('/')}${search}`,
       headers: {
         authorization: this.#authorization,
         accept: 'application/json',
@@ -85,6 +91,23 @@ export class EwayApi {
       await this.send('GET', ['AccessCode', accessCode]),
       EwayAccessCodeResponse,
       'AccessCode',
+    );
+  }
+
+  /**
+   * Settlement Search: `GET /Search/Settlement?ReportMode=…&SettlementDate=YYYY-MM-DD&Page=…&PageSize=…`
+   * (the SDKs' `settlementSearch`: eWAYPayment/eway-rapid-node `lib/Rapid/Service.js`
+   * `API_SETTLEMENT_SEARCH = "Search/Settlement"`; fields as eway-rapid-php `Model/SettlementSearch.php`
+   * documents them: `ReportMode` one of `Both`, `SummaryOnly`, `TransactionOnly`; `SettlementDate` or
+   * `StartDate` & `EndDate`; `CardType`; `Currency`; `Page`; `PageSize`). The answer's `Errors` are
+   * returned for the caller to judge.
+   * @throws GatewayUnreachable or EwayAnswerError, as queryTransactions
+   */
+  async searchSettlements(query: Readonly<Record<string, string>>): Promise<EwaySettlementSearchResponse> {
+    return this.#read(
+      await this.send('GET', ['Search', 'Settlement'], undefined, query),
+      EwaySettlementSearchResponse,
+      'Settlement Search',
     );
   }
 

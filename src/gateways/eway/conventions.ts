@@ -61,3 +61,17 @@ export type EwayHint =
 export function hintEventId(hint: EwayHint): string {
   return hint.kind === 'transaction' ? `transaction:${hint.transactionId}` : `access_code:${hint.accessCode}`;
 }
+
+/**
+ * Reads a date and time as eWAY writes it: .NET's JSON date `/Date(1454371076000)/` (milliseconds
+ * since the epoch, optionally with an offset `/Date(1454371076000+1100)/`, which does not change the
+ * instant), as in the settlement search answers of eWAY's SDK tests (eWAYPayment/eway-rapid-ruby
+ * `direct_settlement_to_settlement_converter_test.rb`), or ISO 8601 (Transaction Query,
+ * `TransactionDateTime` from API version 40).
+ * @returns the instant, or undefined for text that is neither
+ */
+export function parseEwayDateTime(text: string): Date | undefined {
+  const dotNet = /^\/Date\((-?\d+)(?:[+-]\d{4})?\)\/$/.exec(text);
+  const parsed = dotNet ? new Date(Number(dotNet[1])) : new Date(text);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}

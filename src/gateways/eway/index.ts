@@ -3,13 +3,14 @@ import type { GatewayAdapter } from '../types.ts';
 import type { EwayApiOptions } from './api.ts';
 import { EWAY_CAPABILITIES } from './capabilities.ts';
 import { EwayClient } from './client.ts';
+import { EwaySettlement } from './settlement.ts';
 import { type EwayHintOptions, EwayWebhook } from './webhook.ts';
 
 /**
- * The eWAY Rapid adapter. Both halves need the API credentials `EWAY_API_KEY` and
- * `EWAY_API_PASSWORD` (calls go to `EWAY_API_BASE`, timeout `GATEWAY_TIMEOUT_MS`): eWAY signs no
- * webhooks, so the webhook half is useful only if it can query eWAY about each callback hint, and
- * both halves are enabled together or not at all. `hints` bounds what callback hints cost (see
+ * The eWAY Rapid adapter. Both halves, and the settlement source (Settlement Search, settlement.ts),
+ * need the API credentials `EWAY_API_KEY` and `EWAY_API_PASSWORD` (calls go to `EWAY_API_BASE`,
+ * timeout `GATEWAY_TIMEOUT_MS`): eWAY signs no webhooks, so the webhook half is useful only if it can
+ * query eWAY about each callback hint, and all three are enabled together or not at all. `hints` bounds what callback hints cost (see
  * EwayWebhook.normalize); the CLI's registry, which serves no webhooks, leaves it out.
  */
 export function ewayAdapter(
@@ -29,5 +30,11 @@ export function ewayAdapter(
     undefined,
     hints && { ...hints, queriesPerSecond: config.EWAY_HINT_QUERIES_PER_SECOND },
   );
-  return { name: 'eway', capabilities: EWAY_CAPABILITIES, webhook, client: new EwayClient(options) };
+  return {
+    name: 'eway',
+    capabilities: EWAY_CAPABILITIES,
+    webhook,
+    client: new EwayClient(options),
+    settlement: new EwaySettlement(options),
+  };
 }

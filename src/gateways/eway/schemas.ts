@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACCESS_CODE_PATTERN, type EwayHint } from './conventions.ts';
+import { ACCESS_CODE_PATTERN, type EwayHint, parseEwayDateTime } from './conventions.ts';
 
 /**
  * zod schemas of eWAY Rapid's JSON (https://eway.io/api-v3/), reduced to the fields billhook reads;
@@ -99,6 +99,77 @@ export const EwayRefundResponse = EwayResult;
 
 /** Answer of `POST /CancelAuthorisation`. */
 export const EwayCancelResponse = EwayResult;
+
+/**
+ * A date and time of a settlement answer (`/Date(1454331600000)/`, see parseEwayDateTime), read into
+ * a Date; text that is no date is refused (the answer is not understood).
+ */
+const EwayDateTime = z.string().transform((text, ctx) => {
+  const date = parseEwayDateTime(text);
+  if (date) return date;
+  ctx.addIssue({ code: 'custom', message: `not an eWAY date: ${JSON.stringify(text)}` });
+  return z.NEVER;
+});
+
+/**
+ * One `SettlementSummaries` item of a Settlement Search answer: one settlement (`SettlementID`, a
+ * GUID, "the unique ID of the settlement") in one currency. `TotalCredit` and `TotalDebit` are the
+ * amounts credited and debited in the settlement, `TotalBalance` "the total balance settled", all in
+ * the lowest denomination of the currency (eWAYPayment/eway-rapid-net `Models/SettlementSummary.cs`).
+ * `TotalFees` (newer answers, eWAYPayment/eway-rapid-php `tests/Integration/SettlementTest.php`) is
+ * what eWAY kept, and is then already deducted from `TotalBalance` (there 97100 − 320 − 100 = 96680);
+ * answers without it balance as credit − debit. `TotalBalance` is signed (a day of refunds can be
+ * negative). `CurrencyCode` is the ISO 4217 code (the numeric `Currency` is not read).
+ * `BalancePerCardType` is not read.
+ */
+export const EwaySettlementSummary = z.object({
+  SettlementID: z.string().min(1),
+  CurrencyCode: z.string().min(1),
+  TotalCredit: EwayAmount,
+  TotalDebit: EwayAmount,
+  TotalFees: EwayAmount.nullish(),
+  TotalBalance: z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+});
+export type EwaySettlementSummary = z.output<typeof EwaySettlementSummary>;
+
+/**
+ * One `SettlementTransactions` item: a transaction settled in `SettlementID`. `TransactionID` is the
+ * transaction's eWAY id (a decimal string here, as billhook stores it); `Amount` is unsigned, in the
+ * lowest denomination; `TransactionType` "a numeric representation of the transaction type" (a
+ * string, `"1"`); `FeePerTransaction` (newer answers) the fee eWAY kept for it;
+ * `TransactionDateTime` / `SettlementDateTime` "the GMT date of the transaction / of settlement"
+ * (eWAYPayment/eway-rapid-net `Models/SettlementTransaction.cs`). The card type, the bank's
+ * `TxnReference` and the customer are not read. eWAY does not echo the `InvoiceReference` here.
+ */
+export const EwaySettlementTransaction = z.object({
+  SettlementID: z.string().min(1),
+  CurrencyCode: z.string().min(1),
+  TransactionID: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).transform(String),
+  Amount: EwayAmount,
+  FeePerTransaction: EwayAmount.nullish(),
+  TransactionType: z.union([z.string().min(1), z.number().int()]).transform(String),
+  TransactionDateTime: EwayDateTime,
+  SettlementDateTime: EwayDateTime,
+});
+export type EwaySettlementTransaction = z.output<typeof EwaySettlementTransaction>;
+
+/**
+ * Answer of Settlement Search, `GET /Search/Settlement?ReportMode=Both&SettlementDate=…`: the
+ * settlements' summaries and their transactions (absent lists read as empty), and `Errors`, eWAY's
+ * comma-separated codes when the search failed (`""` when it did not).
+ */
+export const EwaySettlementSearchResponse = z.object({
+  SettlementSummaries: z
+    .array(EwaySettlementSummary)
+    .nullish()
+    .transform((list) => list ?? []),
+  SettlementTransactions: z
+    .array(EwaySettlementTransaction)
+    .nullish()
+    .transform((list) => list ?? []),
+  Errors: z.string().nullish(),
+});
+export type EwaySettlementSearchResponse = z.output<typeof EwaySettlementSearchResponse>;
 
 const TransactionIdHint = z.union([
   z.number().int().positive().max(Number.MAX_SAFE_INTEGER).transform(String),

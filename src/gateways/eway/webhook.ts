@@ -9,7 +9,7 @@ import {
   type WebhookVerifier,
 } from '../types.ts';
 import { EwayApi, type EwayApiOptions } from './api.ts';
-import { type EwayHint, hintEventId } from './conventions.ts';
+import { type EwayHint, hintEventId, parseEwayDateTime } from './conventions.ts';
 import { EWAY_CURRENCIES } from './currencies.ts';
 import { HintQueries } from './hint-queries.ts';
 import { EwayHintSchema, type EwayQueriedTransaction } from './schemas.ts';
@@ -45,10 +45,7 @@ export function parseHint(body: string): EwayHint {
  */
 function occurredAtOf(transaction: EwayQueriedTransaction, now: Date): Date {
   const text = transaction.TransactionDateTime;
-  if (!text) return now;
-  const dotNet = /^\/Date\((-?\d+)(?:[+-]\d{4})?\)\/$/.exec(text);
-  const parsed = dotNet ? new Date(Number(dotNet[1])) : new Date(text);
-  return Number.isNaN(parsed.getTime()) ? now : parsed;
+  return (text && parseEwayDateTime(text)) || now;
 }
 
 /** What billhook knows of its own eWAY payments, to tell whether a hint can be about one of them. */

@@ -3,6 +3,7 @@ import { loadConfig } from '../../../src/config/env.ts';
 import { EWAY_CAPABILITIES } from '../../../src/gateways/eway/capabilities.ts';
 import { EwayClient } from '../../../src/gateways/eway/client.ts';
 import { ewayAdapter } from '../../../src/gateways/eway/index.ts';
+import { EwaySettlement } from '../../../src/gateways/eway/settlement.ts';
 import { buildEwayTestDelivery } from '../../../src/gateways/eway/test-events.ts';
 import { EwayWebhook } from '../../../src/gateways/eway/webhook.ts';
 import { ewayFixture } from './fixtures.ts';
@@ -10,11 +11,12 @@ import { ewayFixture } from './fixtures.ts';
 const CONFIGURED = { EWAY_API_KEY: 'key', EWAY_API_PASSWORD: 'password' };
 
 describe('ewayAdapter', () => {
-  it('enables both halves with the API credentials, and neither without them', () => {
+  it('enables both halves and the settlement source with the API credentials, and none without them', () => {
     const adapter = ewayAdapter(loadConfig(CONFIGURED));
     expect(adapter.name).toBe('eway');
     expect(adapter.webhook).toBeInstanceOf(EwayWebhook);
     expect(adapter.client).toBeInstanceOf(EwayClient);
+    expect(adapter.settlement).toBeInstanceOf(EwaySettlement);
     expect(ewayAdapter(loadConfig({}))).toEqual({ name: 'eway', capabilities: EWAY_CAPABILITIES });
     expect(ewayAdapter(loadConfig({ EWAY_API_KEY: 'key' }))).toEqual({
       name: 'eway',
