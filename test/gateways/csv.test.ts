@@ -35,6 +35,13 @@ describe('readCsv', () => {
     expect(readCsv('\uFEFFa,b\r\n1,2')).toEqual(expected);
   });
 
+  it('keeps an empty last field and a lone carriage return inside a field', () => {
+    expect(readCsv('a,b,\r\nx\ry,')).toEqual([
+      { row: 1, fields: ['a', 'b', ''] },
+      { row: 2, fields: ['x\ry', ''] },
+    ]);
+  });
+
   it('skips empty lines but keeps the row numbers a spreadsheet shows', () => {
     expect(readCsv('a\r\n\r\nb\r\n\r\n')).toEqual([
       { row: 1, fields: ['a'] },
