@@ -78,5 +78,6 @@ export function readCsv(text: string): CsvRecord[] {
     fields = [];
     blank = true;
   }
+  if (fields.length > 0) records.push({ row, fields }); // the file ended on a comma: `a,b,`
   return records;
 }
