@@ -54,7 +54,7 @@ export function readCsv(text: string): CsvRecord[] {
       }
       field = parts.join('');
       const next = source[pos];
-      if (next !== undefined && next !== ',' && next !== '\n' && next !== '\r') {
+      if (next !== undefined && next !== ',' && next !== '\n' && !source.startsWith('\r\n', pos)) {
         refuse(`text after the closing quote of field ${fields.length + 1}`);
       }
     } else {

@@ -57,6 +57,9 @@ describe('readCsv', () => {
     expect(refusal(() => readCsv('a,b\r\n"1"x,2\r\n'))).toEqual({
       'row 2': 'text after the closing quote of field 1',
     });
+    expect(refusal(() => readCsv('a,b\r\n"1"\r2\r\n'))).toEqual({
+      'row 2': 'text after the closing quote of field 1',
+    });
     expect(refusal(() => readCsv('a,b\r\n1,"2\r\n3,4\r\n'))).toEqual({
       'row 2': 'a quoted field is still open at the end of the file (a closing quote is missing)',
     });
