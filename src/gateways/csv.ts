@@ -2,11 +2,11 @@ import { ValidationError } from '../errors.ts';
 
 /**
  * A reader for comma-separated files as RFC 4180 defines them (https://www.rfc-editor.org/rfc/rfc4180),
- * written here because no CSV library is installed: fields separated by commas, records by CRLF (a lone
- * LF is taken too, as spreadsheets on Linux and macOS write it), a field in double quotes may hold
- * commas, line breaks and doubled quotes (`""` is one `"`), and a UTF-8 byte order mark at the start
- * (Excel's "CSV UTF-8") is dropped. Lines that are entirely empty (a trailing line break, a blank line
- * between records) are skipped.
+ * written here because no CSV library is installed: fields separated by commas, records by CRLF (a
+ * lone LF is taken too, as spreadsheets on Linux and macOS write it; a lone CR outside quotes is text),
+ * a field in double quotes may hold commas, line breaks and doubled quotes (`""` is one `"`), and a
+ * UTF-8 byte order mark at the start (Excel's "CSV UTF-8") is dropped. Lines that are entirely empty
+ * (a trailing line break, a blank line between records) are skipped.
  */
 
 /**
