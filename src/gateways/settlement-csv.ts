@@ -375,16 +375,15 @@ function groupPayouts(rows: ReadRow[], problems: Problems): PayoutReport[] {
       pick: (read: ReadRow) => T | undefined,
       key: (value: T) => unknown,
     ) => {
-      let first: { value: T; row: number } | undefined;
+      let first: { value: T; read: ReadRow } | undefined;
       for (const read of members) {
         const mine = pick(read);
         if (mine === undefined) continue;
-        if (!first) first = { value: mine, row: read.row };
+        if (!first) first = { value: mine, read };
         else if (key(first.value) !== key(mine)) {
-          const shown = (row: number) => members.find((m) => m.row === row)?.cells[column]?.trim();
           problems.add(
             at(read.row, column),
-            `payout ${id} has ${shown(read.row)} here but ${shown(first.row)} on row ${first.row}`,
+            `payout ${id} has ${read.cells[column]?.trim()} here but ${first.read.cells[column]?.trim()} on row ${first.read.row}`,
           );
         }
       }

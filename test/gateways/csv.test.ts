@@ -35,6 +35,13 @@ describe('readCsv', () => {
     expect(readCsv('\uFEFFa,b\r\n1,2')).toEqual(expected);
   });
 
+  it('keeps an empty last field and a lone carriage return inside a field', () => {
+    expect(readCsv('a,b,\r\nx\ry,')).toEqual([
+      { row: 1, fields: ['a', 'b', ''] },
+      { row: 2, fields: ['x\ry', ''] },
+    ]);
+  });
+
   it('skips empty lines but keeps the row numbers a spreadsheet shows', () => {
     expect(readCsv('a\r\n\r\nb\r\n\r\n')).toEqual([
       { row: 1, fields: ['a'] },
@@ -48,6 +55,9 @@ describe('readCsv', () => {
       'row 2': 'a quote inside the unquoted field 2 (quote the whole field)',
     });
     expect(refusal(() => readCsv('a,b\r\n"1"x,2\r\n'))).toEqual({
+      'row 2': 'text after the closing quote of field 1',
+    });
+    expect(refusal(() => readCsv('a,b\r\n"1"\r2\r\n'))).toEqual({
       'row 2': 'text after the closing quote of field 1',
     });
     expect(refusal(() => readCsv('a,b\r\n1,"2\r\n3,4\r\n'))).toEqual({
