@@ -115,7 +115,10 @@ export const TransactionListResponse = z
  * https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-settled-batch-list,
  * sample: stymiee/authnetjson examples/reporting/getSettledBatchListRequest.php): per card type
  * (`accountType`), the batch's settled charges and refunds as decimal major units (`chargeAmount`,
- * `refundAmount`, both positive) and counts, plus void/decline/error counts (no money). No currency.
+ * `refundAmount`, both positive) and counts, plus void/decline/error counts (no money). No currency
+ * (AuthorizeNet/sdk-node @8db0c07 lib/apicontracts.js `BatchStatisticType`). Its chargeback and
+ * returned-item amounts (`chargebackAmount`, `returnedItemAmount`, …) are not read: billhook does not
+ * reconcile chargebacks or eCheck returns through Authorize.Net (status.ts).
  */
 export const BatchStatistic = z
   .object({
@@ -132,7 +135,8 @@ export type BatchStatistic = z.infer<typeof BatchStatistic>;
  * One batch of `getSettledBatchListResponse.batchList` (`batchDetailsType`): `batchId`,
  * `settlementTimeUTC` (ISO 8601 with `Z`), `settlementState` (`settledSuccessfully` or `error`),
  * `paymentMethod` (`creditCard`, `eCheck`), and `statistics` when the request set
- * `includeStatistics`. No currency.
+ * `includeStatistics`. No currency (sdk-node @8db0c07 `BatchDetailsType`; nor has a batch's
+ * transaction list one: `TransactionSummaryType`).
  */
 export const BatchDetails = z
   .object({
