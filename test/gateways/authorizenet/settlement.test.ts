@@ -245,6 +245,19 @@ describe('AuthorizeNetSettlement: a settled batch is a payout', () => {
     );
   });
 
+  it('takes the sum of the lines as the amount of a batch listed without statistics, and says so', async () => {
+    const { statistics: _none, ...withoutStatistics } = batch1221577();
+    nockBatches(batchList(withoutStatistics));
+    nockTransactions('1221577', anetFixture('api.getTransactionList.json'));
+    nockMerchantDetails(BASE);
+    const [payout] = (await new AuthorizeNetSettlement(client()).fetchSettlements(DAY)).payouts;
+    expect(payout).toMatchObject({
+      amount: 101888n,
+      description:
+        'Authorize.Net settled batch 1221577 (creditCard); no statistics: amount is the sum of the transactions',
+    });
+  });
+
   it('returns no payout when no batch settled in the range', async () => {
     nockBatches({ messages: { resultCode: 'Ok', message: [{ code: 'I00004', text: 'No records found.' }] } });
     expect(await new AuthorizeNetSettlement(client()).fetchSettlements(DAY)).toEqual({
