@@ -24,8 +24,10 @@ import {
 import { AUTHORIZENET_CURRENCIES } from './currencies.ts';
 import {
   type ApiMessages,
+  type BatchDetails,
   CreateTransactionResponse,
   MerchantDetailsResponse,
+  SettledBatchListResponse,
   type TransactionDetails,
   TransactionDetailsResponse,
   TransactionListResponse,
@@ -580,6 +582,104 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
     }
     return valid;
   }
+  /**
+   * A Transaction Reporting call whose refusal is an error, for the settlement sweep: the answer when
+   * `messages.resultCode` is `Ok`.
+   * @throws Error when there is no answer, HTTP 5xx, an answer that is not the documented shape, or
+   * `resultCode Error` (naming the API code, e.g. E00007 bad credentials, E00011 Transaction Details
+   * API not enabled)
+   */
+  async #report<S extends z.ZodType<{ messages: ApiMessages }>>(
+    name: string,
+    members: Record<string, unknown>,
+    schema: S,
+  ): Promise<z.output<S>> {
+    const answer = await this.#call(name, members, schema);
+    if (answer.kind === 'unknown') throw new Error(`Authorize.Net ${answer.message}`);
+    const { messages } = answer.body;
+    if (messages.resultCode !== 'Ok') {
+      const first = messages.message[0];
+      throw new Error(
+        `Authorize.Net ${name} refused: ${first?.code ?? messages.resultCode} ${first?.text ?? ''}`.trim(),
+      );
+    }
+    return answer.body;
+  }
+
+  /**
+   * The batches settled from `first` to `last` (both inclusive, UTC, at most `SETTLED_BATCH_DAYS`
+   * apart), with their statistics: getSettledBatchListRequest with `includeStatistics`,
+   * `firstSettlementDate` and `lastSettlementDate` in schema order
+   * (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-settled-batch-list;
+   * the 31-day limit: AuthorizeNet/sample-code-java TransactionReporting/GetSettledBatchList.java, and
+   * the Ruby SDK's `get_settled_batch_list`, "The maximum date range is 31 days"). Dates are sent as
+   * xs:dateTime with the `Z` designator, so Authorize.Net reads them as UTC.
+   * @throws Error (see `#report`)
+   */
+  async settledBatches(first: Date, last: Date): Promise<BatchDetails[]> {
+    const body = await this.#report(
+      'getSettledBatchListRequest',
+      {
+        includeStatistics: true,
+        firstSettlementDate: utcDateTime(first),
+        lastSettlementDate: utcDateTime(last),
+      },
+      SettledBatchListResponse,
+    );
+    return body.batchList;
+  }
+
+  /**
+   * Every transaction of a settled batch: getTransactionListRequest with `batchId`, sorted by
+   * `submitTimeUTC` ascending (a stable order across pages), page after page (`paging.limit`
+   * `TRANSACTION_PAGE_SIZE`, the API's maximum; `paging.offset` the page number, from 1) until the
+   * answer's `totalNumInResultSet` is reached or, where it is absent, a page comes back short
+   * (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-list).
+   * @throws Error (see `#report`), or when a page comes back empty before `totalNumInResultSet`
+   */
+  async batchTransactions(batchId: string): Promise<TransactionSummary[]> {
+    const all: TransactionSummary[] = [];
+    for (let page = 1; ; page++) {
+      const body = await this.#report(
+        'getTransactionListRequest',
+        {
+          batchId,
+          sorting: { orderBy: 'submitTimeUTC', orderDescending: false },
+          paging: { limit: TRANSACTION_PAGE_SIZE, offset: page },
+        },
+        TransactionListResponse,
+      );
+      all.push(...body.transactions);
+      const total = body.totalNumInResultSet === undefined ? undefined : Number(body.totalNumInResultSet);
+      if (total !== undefined && Number.isSafeInteger(total)) {
+        if (all.length >= total) return all;
+        if (body.transactions.length === 0) {
+          throw new Error(
+            `Authorize.Net getTransactionList of batch ${batchId}: page ${page} is empty after ${all.length} of ${total} transactions`,
+          );
+        }
+      } else if (body.transactions.length < TRANSACTION_PAGE_SIZE) {
+        return all;
+      }
+    }
+  }
+}
+
+/**
+ * The most transactions getTransactionListRequest returns per page, `paging.limit` 1–1000
+ * (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-list).
+ */
+export const TRANSACTION_PAGE_SIZE = 1000;
+
+/**
+ * The longest range getSettledBatchListRequest takes, in days from `firstSettlementDate` to
+ * `lastSettlementDate` (the sources in `settledBatches`).
+ */
+export const SETTLED_BATCH_DAYS = 31;
+
+/** A date as xs:dateTime in UTC to the second: `2026-12-01T00:00:00Z`. */
+function utcDateTime(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
 }
 
 /** `profile` of a transaction request, in schema order. */

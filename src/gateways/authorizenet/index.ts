@@ -2,6 +2,7 @@ import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
 import { AUTHORIZENET_CAPABILITIES } from './capabilities.ts';
 import { AuthorizeNetClient } from './client.ts';
+import { AuthorizeNetSettlement } from './settlement.ts';
 import { AuthorizeNetWebhook, type ReferenceCurrency } from './webhook.ts';
 
 /**
@@ -10,7 +11,9 @@ import { AuthorizeNetWebhook, type ReferenceCurrency } from './webhook.ts';
  * `AUTHORIZENET_SIGNATURE_KEY` (comma-separated keys are all accepted, for a key rotation) and the
  * API credentials too: a notification only names a transaction, which is read back from the API.
  * `currencyOfReference` (billhook's own currency of a charge or refund) lets the webhook read the
- * amounts of an account that processes several currencies.
+ * amounts of an account that processes several currencies. With the API credentials, `settlement`
+ * reads the settled batches as payouts (AuthorizeNetSettlement); `currencyOfReference` gives the
+ * currency of a batch of a several-currency account the same way.
  */
 export function authorizenetAdapter(config: Config, currencyOfReference?: ReferenceCurrency): GatewayAdapter {
   const client =
@@ -34,5 +37,6 @@ export function authorizenetAdapter(config: Config, currencyOfReference?: Refere
         ? new AuthorizeNetWebhook(signatureKeys, client, currencyOfReference)
         : undefined,
     client,
+    settlement: client ? new AuthorizeNetSettlement(client, currencyOfReference) : undefined,
   };
 }

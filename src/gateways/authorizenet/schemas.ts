@@ -111,6 +111,50 @@ export const TransactionListResponse = z
   .loose();
 
 /**
+ * One entry of a settled batch's `statistics` (`batchStatisticType` in AnetApiSchema.xsd;
+ * https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-settled-batch-list,
+ * sample: stymiee/authnetjson examples/reporting/getSettledBatchListRequest.php): per card type
+ * (`accountType`), the batch's settled charges and refunds as decimal major units (`chargeAmount`,
+ * `refundAmount`, both positive) and counts, plus void/decline/error counts (no money). No currency
+ * (AuthorizeNet/sdk-node @8db0c07 lib/apicontracts.js `BatchStatisticType`). Its chargeback and
+ * returned-item amounts (`chargebackAmount`, `returnedItemAmount`, …) are not read: billhook does not
+ * reconcile chargebacks or eCheck returns through Authorize.Net (status.ts).
+ */
+export const BatchStatistic = z
+  .object({
+    accountType: z.string().optional(),
+    chargeAmount: NumberText,
+    chargeCount: NumberText.optional(),
+    refundAmount: NumberText,
+    refundCount: NumberText.optional(),
+  })
+  .loose();
+export type BatchStatistic = z.infer<typeof BatchStatistic>;
+
+/**
+ * One batch of `getSettledBatchListResponse.batchList` (`batchDetailsType`): `batchId`,
+ * `settlementTimeUTC` (ISO 8601 with `Z`), `settlementState` (`settledSuccessfully` or `error`),
+ * `paymentMethod` (`creditCard`, `eCheck`), and `statistics` when the request set
+ * `includeStatistics`. No currency (sdk-node @8db0c07 `BatchDetailsType`; nor has a batch's
+ * transaction list one: `TransactionSummaryType`).
+ */
+export const BatchDetails = z
+  .object({
+    batchId: NumberText,
+    settlementTimeUTC: z.string().min(1),
+    settlementState: z.string().min(1),
+    paymentMethod: z.string().optional(),
+    statistics: z.array(BatchStatistic).optional(),
+  })
+  .loose();
+export type BatchDetails = z.infer<typeof BatchDetails>;
+
+/** `getSettledBatchListResponse`: `batchList` (absent when no batch settled in the range) and `messages`. */
+export const SettledBatchListResponse = z
+  .object({ batchList: z.array(BatchDetails).optional().default([]), messages: ApiMessages })
+  .loose();
+
+/**
  * `getMerchantDetailsResponse` (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-merchant-details):
  * `currencies` the gateway account processes, e.g. `["USD"]`.
  */
