@@ -7,7 +7,7 @@ import { getPayout, lineMatch, listPayouts, type PayoutWithSummary } from '../..
 import { type AccountPeriod, type SettlementReportRow, settlementReport } from '../../settlement/report.ts';
 import type { AppDeps } from '../deps.ts';
 import { accountFilter, listFilter, toPage } from './pagination.ts';
-import { Currency, Gateway, Id, ListQuery } from './schemas.ts';
+import { Currency, Gateway, ListQuery } from './schemas.ts';
 import { parseInput } from './validate.ts';
 
 const Time = z.iso.datetime({
@@ -16,9 +16,7 @@ const Time = z.iso.datetime({
 });
 
 /** `default` (the gateway's default account) or a gateway account's id. */
-const GatewayAccount = z.union([z.literal('default'), Id('gwa')], {
-  error: 'must be default or a gwa_… id',
-});
+const GatewayAccount = z.string().regex(/^(default|gwa_[0-9a-z]{1,40})$/, 'must be default or a gwa_… id');
 
 /**
  * `GET /v1/payouts`: cursor pagination (`limit`, `starting_after`, `sort`), filtered by `gateway`,
