@@ -7,13 +7,8 @@ import { getPayout, lineMatch, listPayouts, type PayoutWithSummary } from '../..
 import { type AccountPeriod, type SettlementReportRow, settlementReport } from '../../settlement/report.ts';
 import type { AppDeps } from '../deps.ts';
 import { accountFilter, listFilter, toPage } from './pagination.ts';
-import { Currency, Gateway, ListQuery } from './schemas.ts';
+import { Currency, Gateway, ListQuery, Timestamp } from './schemas.ts';
 import { parseInput } from './validate.ts';
-
-const Time = z.iso.datetime({
-  offset: true,
-  error: 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z',
-});
 
 /** `default` (the gateway's default account) or a gateway account's id. */
 const GatewayAccount = z.string().regex(/^(default|gwa_[0-9a-z]{1,40})$/, 'must be default or a gwa_… id');
@@ -28,15 +23,18 @@ export const PayoutListQuery = ListQuery.omit({ customer: true, expand: true }).
   status: z.enum(PAYOUT_STATUSES).optional(),
   gateway_account: GatewayAccount.optional(),
   currency: Currency.optional(),
-  arrival_gte: Time.optional(),
-  arrival_lt: Time.optional(),
+  arrival_gte: Timestamp.optional(),
+  arrival_lt: Timestamp.optional(),
 });
+
+const isoDate = z.iso.date();
+const isoTime = z.iso.datetime({ offset: true });
 
 /** A report bound: a date (`2026-12-01`, midnight UTC) or an ISO 8601 time with a zone. */
 const ReportTime = z.string().transform((text, ctx) => {
-  const iso = z.iso.date().safeParse(text).success
+  const iso = isoDate.safeParse(text).success
     ? `${text}T00:00:00Z`
-    : z.iso.datetime({ offset: true }).safeParse(text).success
+    : isoTime.safeParse(text).success
       ? text
       : undefined;
   if (iso === undefined) {
@@ -183,8 +181,8 @@ export function settlementRoutes({ db }: AppDeps): Router {
       ranges: [
         {
           column: 'arrival_date',
-          from: query.arrival_gte ? new Date(query.arrival_gte) : undefined,
-          to: query.arrival_lt ? new Date(query.arrival_lt) : undefined,
+          from: query.arrival_gte,
+          to: query.arrival_lt,
         },
       ],
     };
