@@ -19,14 +19,17 @@ import type { Output } from './program.ts';
 /** Runs a command's work against the migrated database with the configuration, then closes it. */
 export type WithDatabase = <T>(fn: (config: Config, db: Db) => Promise<T>) => Promise<T>;
 
-/** A validation failure as one message naming each field (`credentials.secret_key: …`). */
-function withFields<T>(run: () => T): T {
+/**
+ * Runs `run`, turning a validation failure into one message naming each field:
+ * `invalid <what>: credentials.secret_key: …; name: …`.
+ */
+export function withFields<T>(what: string, run: () => T): T {
   try {
     return run();
   } catch (error) {
     if (!(error instanceof ValidationError)) throw error;
     const fields = Object.entries(error.fields ?? {}).map(([field, message]) => `${field}: ${message}`);
-    throw new Error(`invalid account: ${fields.join('; ')}`);
+    throw new Error(`invalid ${what}: ${fields.join('; ')}`);
   }
 }
 
@@ -80,7 +83,7 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
         credentials: string;
         apiBase?: string;
       }) => {
-        const body = withFields(() =>
+        const body = withFields('account', () =>
           parseInput(CreateGatewayAccount, {
             gateway: options.gateway,
             name: options.name,
@@ -131,7 +134,7 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
     .option('--replace', 'Stripe: stop accepting the previous secret at once')
     .action(async (id: string, options: { secret: string; replace?: boolean }) => {
       const account = await withDatabase((config, db) =>
-        withFields(() =>
+        withFields('account', () =>
           rotateWebhookSecret(
             db,
             'cli',

@@ -19,6 +19,7 @@ import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/
 import { pollDueTransactions } from '../workers/poll-transactions.ts';
 import { accountCommands } from './accounts.ts';
 import { accountTestConfig, sendTestWebhook } from './send-test-webhook.ts';
+import { settlementCommands } from './settlement.ts';
 
 /** Somewhere a command writes text: `process.stdout`, or a test's collector. */
 export interface Output {
@@ -279,9 +280,10 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       io.stdout.write(`revoked ${id}\n`);
     });
 
-  program.addCommand(
-    accountCommands(io.stdout, (fn) => withServices(io, ({ config: cfg, db }) => fn(cfg, db))),
-  );
+  const withDatabase = <T>(fn: (cfg: Config, db: Db) => Promise<T>) =>
+    withServices(io, ({ config: cfg, db }) => fn(cfg, db));
+  program.addCommand(accountCommands(io.stdout, withDatabase));
+  program.addCommand(settlementCommands(io.stdout, withDatabase));
 
   program
     .command('send-test-webhook <gateway> <event-type>')

@@ -14,12 +14,14 @@ export interface ListFilter {
   equals?: Record<string, string | null | undefined>;
   /** A creation-time range on `column` (inclusive from, exclusive to). */
   created?: { column: string; from?: Date; to?: Date };
+  /** More time ranges on other columns, alike (e.g. a payout's arrival date). */
+  ranges?: { column: string; from?: Date; to?: Date }[];
 }
 
 /**
  * Reads one page of a table in creation order (ids sort by creation time), for cursor pagination:
- * rows after `startingAfter` in the chosen order, filtered by column equality and a creation-time
- * range, at most `limit + 1` rows so the caller can tell whether more exist.
+ * rows after `startingAfter` in the chosen order, filtered by column equality and time ranges (the
+ * creation time's and any other), at most `limit + 1` rows so the caller can tell whether more exist.
  * @param table a table whose rows have a text `id` of one prefix
  */
 export async function listRows<R>(
@@ -32,8 +34,10 @@ export async function listRows<R>(
   if (filter.startingAfter) {
     where.push(ascending ? sql`id > ${filter.startingAfter}` : sql`id < ${filter.startingAfter}`);
   }
-  if (filter.created?.from) where.push(sql`${sql.ref(filter.created.column)} >= ${filter.created.from}`);
-  if (filter.created?.to) where.push(sql`${sql.ref(filter.created.column)} < ${filter.created.to}`);
+  for (const range of [filter.created, ...(filter.ranges ?? [])]) {
+    if (range?.from) where.push(sql`${sql.ref(range.column)} >= ${range.from}`);
+    if (range?.to) where.push(sql`${sql.ref(range.column)} < ${range.to}`);
+  }
   for (const [column, value] of Object.entries(filter.equals ?? {})) {
     if (value === null) where.push(sql`${sql.ref(column)} IS NULL`);
     else if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);

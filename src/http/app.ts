@@ -9,6 +9,7 @@ import { gatewayAccountRoutes } from './api/gateway-accounts.ts';
 import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
+import { settlementRoutes } from './api/settlement.ts';
 import { settlementFileBody, settlementImportRoutes } from './api/settlement-import.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
 import { transactionRoutes } from './api/transactions.ts';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(usageRoutes(deps));
   v1.use(gatewayAccountRoutes(deps));
   v1.use(settlementImportRoutes(deps));
+  v1.use(settlementRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

@@ -20,6 +20,7 @@ import {
   CreateUsageLimit,
   CreditNoteListQuery,
   CustomerListQuery,
+  ExceptionListQuery,
   ListQuery,
   PlanListQuery,
   ProductListQuery,
@@ -39,6 +40,7 @@ import {
   UpdateUsageLimit,
   UsageEventListQuery,
 } from './schemas.ts';
+import { PayoutListQuery, SettlementReportQuery } from './settlement.ts';
 import { SettlementImportQuery } from './settlement-import.ts';
 
 interface Operation {
@@ -134,8 +136,8 @@ const OPERATIONS: Operation[] = [
   {
     method: 'get',
     path: '/v1/reconciliation-exceptions',
-    summary: 'List reconciliation exceptions',
-    query: ListQuery,
+    summary: 'List reconciliation exceptions (filter by status, gateway, gateway_account, payout)',
+    query: ExceptionListQuery,
   },
   { method: 'get', path: '/v1/reconciliation-exceptions/{id}', summary: 'Read a reconciliation exception' },
   {
@@ -176,6 +178,27 @@ const OPERATIONS: Operation[] = [
     path: '/v1/ledger/entries',
     summary: 'Journal entries in sequence order, for tailing',
     query: SequenceQuery,
+  },
+  // ---- Settlement (PRODUCT.md §13) ----
+  {
+    method: 'get',
+    path: '/v1/payouts',
+    summary:
+      'List payouts with what their lines add up to (filter by gateway, gateway_account, status, currency, created and arrival dates)',
+    query: PayoutListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/payouts/{id}',
+    summary:
+      'Read a payout: gross, fees, refunds, disputes, adjustments, net, status, arrival date, and its lines with what each matched',
+  },
+  {
+    method: 'get',
+    path: '/v1/reports/settlement',
+    summary:
+      'Settlement report per gateway account and currency over [from, to): clearing by source (charges, refunds, disputes, fees, payouts) from its opening to its closing balance, gateway fees, payouts in transit, bank',
+    query: SettlementReportQuery,
   },
   // ---- Catalog, customer and payment-method updates, usage ----
   { method: 'get', path: '/v1/customers', summary: 'List customers with balances', query: CustomerListQuery },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
-import type { CreditNoteRow, Database } from '../../db/schema.ts';
+import type { CreditNoteRow, Database, ReconciliationExceptionRow } from '../../db/schema.ts';
 import { NotFoundError, ValidationError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
@@ -14,6 +14,7 @@ import {
   AccountQuery,
   ActivityQuery,
   CreditNoteListQuery,
+  ExceptionListQuery,
   ListQuery,
   ResolveException,
   SequenceQuery,
@@ -23,7 +24,7 @@ import { parseInput } from './validate.ts';
 
 /**
  * Views of the reconciled books: events (the inbox, and replaying one), transactions, refunds,
- * credit notes (also by invoice or refund), disputes, reconciliation exceptions (each listed and read by id), ledger accounts with balances and ledger entries by sequence.
+ * credit notes (also by invoice or refund), disputes, reconciliation exceptions (also by gateway account and payout; each listed and read by id), ledger accounts with balances and ledger entries by sequence.
  */
 export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
@@ -68,13 +69,32 @@ export function readRoutes({ db, boss }: AppDeps): Router {
   );
   list('/refunds', 'refunds', 'refund', byAccount, serialize.refund);
   list('/disputes', 'disputes', 'dispute', byAccount, serialize.dispute);
-  list(
+  router.get(
     '/reconciliation-exceptions',
-    'reconciliation_exceptions',
-    'reconciliation_exception',
-    { gateway: 'gateway' },
-    serialize.exception,
+    listHandler(db, {
+      table: 'reconciliation_exceptions',
+      query: ExceptionListQuery,
+      equals: (query) => ({
+        status: query.status,
+        gateway: query.gateway,
+        gateway_account: accountFilter(query.gateway_account),
+        payout_id: query.payout,
+      }),
+      map: serialize.exception,
+    }),
   );
+  router.get('/reconciliation-exceptions/:id', async (req, res) => {
+    res.json(
+      serialize.exception(
+        await getRow<ReconciliationExceptionRow>(
+          db,
+          'reconciliation_exceptions',
+          req.params.id,
+          'reconciliation_exception',
+        ),
+      ),
+    );
+  });
 
   router.get(
     '/credit-notes',

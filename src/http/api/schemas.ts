@@ -174,6 +174,9 @@ export const CreditNoteListQuery = ListQuery.extend({
   refund: z.string().max(64).optional(),
 });
 
+/** `GET /v1/reconciliation-exceptions`: the list query, also filtered by `payout` (`pyo_…`). */
+export const ExceptionListQuery = ListQuery.extend({ payout: Id('pyo').optional() });
+
 /** `GET /v1/ledger/accounts`: pages of accounts ordered by code then currency, optionally filtered. */
 export const AccountQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(100),

@@ -202,6 +202,11 @@ export const serialize = {
     event: x.inbox_id,
     transaction: x.transaction_id,
     refund: x.refund_id,
+    /** The gateway account (`gwa_…`) it is about; null: the default account, or none known. */
+    gateway_account: x.gateway_account,
+    /** The payout (`pyo_…`) and settlement line (`stl_…`) it is about, if any. */
+    payout: x.payout_id,
+    settlement_line: x.settlement_line_id,
     message: x.message,
     details: x.details,
     status: x.status,
