@@ -17,7 +17,6 @@ describe('POST /v1/settlements/import', () => {
   });
   afterAll(() => app?.stop());
 
-  // biome-ignore lint/suspicious/noExplicitAny: a JSON answer, read field by field
   const post = (query: string, body: string, type = 'text/csv'): Promise<{ status: number; body: any }> =>
     fetch(`${app.url}/v1/settlements/import?${query}`, {
       method: 'POST',

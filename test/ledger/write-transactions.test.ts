@@ -13,6 +13,10 @@ const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
   'src/ledger/unit-of-work.ts': { count: 1, why: 'inUnitOfWork itself (joins first)' },
   'src/activities/activities.ts': { count: 1, why: 'listActivities: a reader (quiesceLedgerWriters)' },
   'src/http/api/reads.ts': { count: 1, why: 'GET /v1/ledger/entries: a reader (quiesceLedgerWriters)' },
+  'src/settlement/report.ts': {
+    count: 1,
+    why: 'the settlement report: a reader, one repeatable-read snapshot',
+  },
   'src/billing/charge-schedule.ts': { count: 1, why: 'claimInvoicesDue: moves charge_at, records nothing' },
   'src/inbox/replay.ts': { count: 1, why: 'resets inbox rows and enqueues a job, records nothing' },
   'src/workers/dead-letters.ts': { count: 1, why: 'retry: deletes a dead letter and replays its inbox rows' },
