@@ -19,7 +19,7 @@ import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/
 import { pollDueTransactions } from '../workers/poll-transactions.ts';
 import { accountCommands } from './accounts.ts';
 import { accountTestConfig, sendTestWebhook } from './send-test-webhook.ts';
-import { settlementCommands } from './settlement.ts';
+import { type Gateways, settlementCommands } from './settlement.ts';
 
 /** Somewhere a command writes text: `process.stdout`, or a test's collector. */
 export interface Output {
@@ -83,6 +83,24 @@ async function withServices<T>(
     await db.destroy();
     await database.stop();
   }
+}
+
+/**
+ * The gateways as a worker builds them, for a command that calls them: each gateway's default
+ * account from the environment, and each gateway account's adapter built on first use by the same
+ * factory; every call's failure logged alike.
+ */
+function gatewaysOf(cfg: Config, db: Db, log: Logger): Gateways {
+  return {
+    registry: logGatewayFailures(createRegistry(cfg), log),
+    accounts: new AccountAdapters(
+      db,
+      keyring(cfg.BILLHOOK_SECRET_KEY, cfg.BILLHOOK_SECRET_KEY_PREVIOUS),
+      cfg,
+      (gateway, accountConfig) =>
+        logGatewayFailures(new Map([[gateway, createAdapter(gateway, accountConfig)]]), log).get(gateway)!,
+    ),
+  };
 }
 
 /** The database alone, for commands that need no queue. */
@@ -283,7 +301,11 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
   const withDatabase = <T>(fn: (cfg: Config, db: Db) => Promise<T>) =>
     withServices(io, ({ config: cfg, db }) => fn(cfg, db));
   program.addCommand(accountCommands(io.stdout, withDatabase));
-  program.addCommand(settlementCommands(io.stdout, withDatabase));
+  program.addCommand(
+    settlementCommands(io.stdout, withDatabase, (fn) =>
+      withServices(io, ({ config: cfg, db, log }) => fn(cfg, db, gatewaysOf(cfg, db, log))),
+    ),
+  );
 
   program
     .command('send-test-webhook <gateway> <event-type>')
@@ -339,32 +361,13 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       const cfg = loadConfig(io.env);
       const log = commandLogger(io, cfg);
       const results = await withDb(io, (db) =>
-        pollDueTransactions(
-          db,
-          'cli',
-          {
-            registry: logGatewayFailures(createRegistry(cfg), log),
-            // Each charge is asked of the account it was made on (the same factory, logged alike).
-            accounts: new AccountAdapters(
-              db,
-              keyring(cfg.BILLHOOK_SECRET_KEY, cfg.BILLHOOK_SECRET_KEY_PREVIOUS),
-              cfg,
-              (gateway, accountConfig) =>
-                logGatewayFailures(new Map([[gateway, createAdapter(gateway, accountConfig)]]), log).get(
-                  gateway,
-                )!,
+        pollDueTransactions(db, 'cli', gatewaysOf(cfg, db, log), cfg.POLL_SCHEDULE_SECONDS, log, {
+          all: true,
+          progress: (r, done, total) =>
+            io.stdout.write(
+              `[${done}/${total}] ${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,
             ),
-          },
-          cfg.POLL_SCHEDULE_SECONDS,
-          log,
-          {
-            all: true,
-            progress: (r, done, total) =>
-              io.stdout.write(
-                `[${done}/${total}] ${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,
-              ),
-          },
-        ),
+        }),
       );
       io.stdout.write(`${results.length} charge(s) checked\n`);
     });

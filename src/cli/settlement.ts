@@ -1,8 +1,34 @@
-import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Config } from '../config/env.ts';
+import { GATEWAYS, type GatewayName } from '../config/gateways.ts';
+import type { Db } from '../db/database.ts';
+import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import { SettlementReportQuery, settlementReportBody } from '../http/api/settlement.ts';
 import { parseInput } from '../http/api/validate.ts';
+import {
+  importSettlementFile,
+  SETTLEMENT_FILE_FORMATS,
+  type SettlementFileFormat,
+} from '../settlement/import.ts';
+import { accountName, runSettlement, settlementSources } from '../settlement/sync.ts';
 import { type WithDatabase, withFields } from './accounts.ts';
 import type { Output } from './program.ts';
+
+/** The gateways a command calls: each gateway's default account, and the gateway accounts' adapters. */
+export interface Gateways {
+  registry: GatewayRegistry;
+  accounts: AccountRegistry;
+}
+
+/** Runs `fn` with the configuration, the database (migrated) and the gateways, then closes them. */
+export type WithGateways = <T>(fn: (config: Config, db: Db, gateways: Gateways) => Promise<T>) => Promise<T>;
+
+const DAY_MS = 86_400_000;
+
+/** `--account`: a `gwa_…` id, or `default` (the gateway's own, from the environment). */
+const accountOption = (value: string | undefined): string | null | undefined =>
+  value === undefined ? undefined : value === 'default' ? null : value;
 
 /** The report's JSON, as the API answers it: amounts as integers in minor units. */
 const json = (value: unknown) =>
@@ -36,9 +62,15 @@ function reportText(body: Awaited<ReturnType<typeof settlementReportBody>>): str
 /**
  * `billhook settlement …` (PRODUCT.md §13): the settlement commands. `report` prints the settlement
  * report of `GET /v1/reports/settlement` (the same query, checked by the same schema; `--json` prints
- * the API's JSON). Every settlement subcommand is registered here, on the group this returns.
+ * the API's JSON); `sync` runs the daily `settlement.sync` now (every gateway account that can be
+ * asked, or one); `import` records a settlement report file as `POST /v1/settlements/import` does.
+ * Every settlement subcommand is registered here, on the group this returns.
  */
-export function settlementCommands(out: Output, withDatabase: WithDatabase): Command {
+export function settlementCommands(
+  out: Output,
+  withDatabase: WithDatabase,
+  withGateways: WithGateways,
+): Command {
   const settlement = new Command('settlement').description(
     'settlement, fees and payouts: what the gateways paid out against the books',
   );
@@ -76,6 +108,85 @@ export function settlementCommands(out: Output, withDatabase: WithDatabase): Com
         );
         const body = await withDatabase((_config, db) => settlementReportBody(db, query));
         out.write(options.json ? `${json(body)}\n` : reportText(body));
+      },
+    );
+  settlement
+    .command('sync')
+    .description(
+      'ask the gateways for their settlement data now (fees, payouts, settled batches) and record it, then raise the settlement exceptions: what the daily settlement.sync does',
+    )
+    .option('--days <days>', 'how many days back (default SETTLEMENT_SYNC_DAYS)')
+    .addOption(new Option('--gateway <gateway>', 'only this gateway').choices(GATEWAYS))
+    .option('--account <account>', "only this gateway account: a gwa_… id, or default (the gateway's own)")
+    .action(async (options: { days?: string; gateway?: GatewayName; account?: string }) => {
+      if (options.days !== undefined && !/^[1-9]\d{0,2}$/.test(options.days)) {
+        throw new Error('--days must be a whole number of days from 1 to 999');
+      }
+      const failed = await withGateways(async (config, db, gateways) => {
+        const to = new Date();
+        const days = options.days === undefined ? config.SETTLEMENT_SYNC_DAYS : Number(options.days);
+        const sources = await settlementSources(db, gateways.registry, gateways.accounts, {
+          gateway: options.gateway,
+          gatewayAccount: accountOption(options.account),
+        });
+        if (sources.length === 0) {
+          out.write('no gateway account can be asked for settlement data (check its credentials)\n');
+          return 0;
+        }
+        const run = await runSettlement(
+          db,
+          'cli',
+          sources,
+          { from: new Date(to.getTime() - days * DAY_MS), to },
+          config,
+        );
+        for (const result of run.results) {
+          out.write(
+            'error' in result
+              ? `${accountName(result.account)}: failed: ${result.error.message}\n`
+              : `${accountName(result.account)}: ${result.totals.payouts} payout(s) and ${result.totals.lines} line(s) recorded, ${result.totals.unmatched} line(s) unmatched\n`,
+          );
+        }
+        out.write(
+          `${run.notPaidOut} charge(s) newly past their payout delay, ${run.unexpectedFees} unexpected fee(s)\n`,
+        );
+        return run.results.filter((result) => 'error' in result).length;
+      });
+      if (failed > 0) throw new Error(`${failed} gateway account(s) failed to sync`);
+    });
+
+  settlement
+    .command('import <file>')
+    .description(
+      'record a settlement report file (CSV) for a gateway account; importing the same file again changes nothing',
+    )
+    .addOption(
+      new Option('--gateway <gateway>', 'whose settlement it is').choices(GATEWAYS).makeOptionMandatory(),
+    )
+    .option('--account <account>', "a gwa_… id of that gateway; default: the gateway's own account")
+    .addOption(
+      new Option('--format <format>', 'billhook (docs/settlement-csv.md) or securepay')
+        .choices(SETTLEMENT_FILE_FORMATS)
+        .default('billhook'),
+    )
+    .action(
+      async (
+        file: string,
+        options: { gateway: GatewayName; account?: string; format: SettlementFileFormat },
+      ) => {
+        const bytes = readFileSync(file);
+        const imported = await withDatabase((_config, db) =>
+          importSettlementFile(
+            db,
+            'cli',
+            { gateway: options.gateway, gatewayAccount: accountOption(options.account) ?? null },
+            options.format,
+            bytes,
+          ),
+        );
+        out.write(
+          `${file} (sha256 ${imported.sha256}): ${imported.read.payouts} payout(s) and ${imported.read.lines} line(s) read; ${imported.recorded.payouts} payout(s) and ${imported.recorded.lines} line(s) new; ${imported.recorded.unmatched} line(s) unmatched\n`,
+        );
       },
     );
   return settlement;

@@ -1,8 +1,10 @@
 import { listGatewayAccounts } from '../accounts/accounts.ts';
+import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { SettlementRange, SettlementSource } from '../gateways/settlement.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
+import { raiseChargesNotPaidOut, raiseUnexpectedFees } from './checks.ts';
 import type { SettlementAccount } from './lines.ts';
 import { recordSettlementReport, type SettlementTotals } from './record.ts';
 
@@ -65,3 +67,51 @@ export async function syncSettlements(
   }
   return results;
 }
+
+/** What a settlement run did: each account's sync, and the exceptions the checks raised. */
+export interface SettlementRun {
+  results: SyncResult[];
+  notPaidOut: number;
+  unexpectedFees: number;
+}
+
+/**
+ * A settlement run (the daily `settlement.sync`, or `billhook settlement sync`): syncs `sources` over
+ * `range`, then raises `charge_not_paid_out` (the gateway's delay plus the margin passed, as of
+ * `range.to`) and `unexpected_fee` (for lines recorded since `range.from`) with the configuration's
+ * settings.
+ */
+export async function runSettlement(
+  db: Db,
+  actor: Actor,
+  sources: readonly AccountSource[],
+  range: SettlementRange,
+  config: Pick<
+    Config,
+    | 'SETTLEMENT_PAYOUT_DELAY_DAYS'
+    | 'SETTLEMENT_MARGIN_DAYS'
+    | 'SETTLEMENT_FEE_EXPECTATIONS'
+    | 'SETTLEMENT_FEE_TOLERANCE'
+  >,
+): Promise<SettlementRun> {
+  const results = await syncSettlements(db, actor, sources, range);
+  const notPaidOut = await raiseChargesNotPaidOut(
+    db,
+    actor,
+    config.SETTLEMENT_PAYOUT_DELAY_DAYS,
+    config.SETTLEMENT_MARGIN_DAYS,
+    range.to,
+  );
+  const unexpectedFees = await raiseUnexpectedFees(
+    db,
+    actor,
+    config.SETTLEMENT_FEE_EXPECTATIONS,
+    BigInt(config.SETTLEMENT_FEE_TOLERANCE),
+    range.from,
+  );
+  return { results, notPaidOut, unexpectedFees };
+}
+
+/** `stripe`, or `stripe:gwa_…` for a gateway account: how logs and the CLI name an account. */
+export const accountName = (account: SettlementAccount): string =>
+  account.gatewayAccount ? `${account.gateway}:${account.gatewayAccount}` : account.gateway;

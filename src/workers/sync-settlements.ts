@@ -1,5 +1,4 @@
-import { raiseChargesNotPaidOut, raiseUnexpectedFees } from '../settlement/checks.ts';
-import { settlementSources, syncSettlements } from '../settlement/sync.ts';
+import { accountName, runSettlement, settlementSources } from '../settlement/sync.ts';
 import type { JobHandler } from './context.ts';
 
 const DAY_MS = 86_400_000;
@@ -15,37 +14,21 @@ export const syncSettlementsJob: JobHandler = async (
   _jobs,
   { db, registry, accounts, config, log, actor },
 ) => {
-  const now = new Date();
-  const from = new Date(now.getTime() - config.SETTLEMENT_SYNC_DAYS * DAY_MS);
+  const to = new Date();
+  const from = new Date(to.getTime() - config.SETTLEMENT_SYNC_DAYS * DAY_MS);
   const sources = await settlementSources(db, registry, accounts);
-  const results = await syncSettlements(db, actor, sources, { from, to: now });
-  const notPaidOut = await raiseChargesNotPaidOut(
-    db,
-    actor,
-    config.SETTLEMENT_PAYOUT_DELAY_DAYS,
-    config.SETTLEMENT_MARGIN_DAYS,
-    now,
+  const run = await runSettlement(db, actor, sources, { from, to }, config);
+  const failed = run.results.flatMap((r) =>
+    'error' in r ? [`${accountName(r.account)}: ${r.error.message}`] : [],
   );
-  const fees = await raiseUnexpectedFees(
-    db,
-    actor,
-    config.SETTLEMENT_FEE_EXPECTATIONS,
-    BigInt(config.SETTLEMENT_FEE_TOLERANCE),
-    from,
-  );
-  const failed = results.filter((result) => 'error' in result);
   log.info(
-    { accounts: results.length, failed: failed.length, notPaidOut, unexpectedFees: fees },
+    {
+      accounts: run.results.length,
+      failed: failed.length,
+      notPaidOut: run.notPaidOut,
+      unexpectedFees: run.unexpectedFees,
+    },
     'settlement.sync done',
   );
-  if (failed.length > 0) {
-    throw new Error(
-      `settlement.sync failed for ${failed
-        .map(
-          (r) =>
-            `${r.account.gateway}${r.account.gatewayAccount ? `:${r.account.gatewayAccount}` : ''}: ${'error' in r ? r.error.message : ''}`,
-        )
-        .join('; ')}`,
-    );
-  }
+  if (failed.length > 0) throw new Error(`settlement.sync failed for ${failed.join('; ')}`);
 };
