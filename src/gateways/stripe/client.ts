@@ -282,6 +282,14 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
   }
 
   /**
+   * Payout `id` as Stripe renders it: `GET /v1/payouts/:id` (https://docs.stripe.com/api/payouts/retrieve).
+   * @throws the stripe package's error when Stripe does not answer or has no such payout
+   */
+  async payout(id: string): Promise<Record<string, unknown>> {
+    return { ...(await this.#stripe.payouts.retrieve(id)) };
+  }
+
+  /**
    * Every payout created in `range`: `GET /v1/payouts?created[gte]=…&created[lt]=…&limit=100`, page after
    * page (https://docs.stripe.com/api/payouts/list; `created` in Unix seconds, the range rounded out to
    * whole seconds).
