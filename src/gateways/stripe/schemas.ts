@@ -100,14 +100,16 @@ export const SignedAmount = z.number().int();
  * it (https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-source): a
  * charge (`ch_…`, `py_…`), refund (`re_…`, `pyr_…`), dispute (`dp_…`, `du_…`), payout (`po_…`) or
  * another object. Only what a settlement line reads is checked: its id and `object`, the PaymentIntent
- * of a charge, refund or dispute, the charge's own amount and currency (the `original` of a line with
- * an `exchange_rate`) and our reference in its metadata.
+ * of a charge, refund or dispute, its own amount and currency (the `original` of a line with an
+ * `exchange_rate`, checked there) and our reference in its metadata.
  */
 export const BalanceSource = z.object({
   id: z.string().min(1),
   object: z.string().min(1),
-  amount: Amount.nullish(),
-  currency: Currency.nullish(),
+  // Read (by settlement.ts, through Stripe's currency table) only for a line with an exchange rate:
+  // a source type whose amount means something else must not make every other line unreadable.
+  amount: z.unknown().optional(),
+  currency: z.string().nullish(),
   payment_intent: IdOrObject,
   charge: IdOrObject,
   metadata: Metadata,

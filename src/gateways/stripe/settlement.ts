@@ -59,13 +59,14 @@ export function settlementLineOf(value: unknown): SettlementLine | undefined {
   const gross = signedAmountOf(txn.amount, txn.currency, what);
   let original: SettlementLine['original'];
   if (txn.exchange_rate != null) {
-    if (!source || source.amount == null || !source.currency) {
+    if (!source || typeof source.amount !== 'number' || !source.currency) {
       throw new WebhookPayloadError(
         `Stripe ${what}: exchange_rate ${txn.exchange_rate} without its source's own amount and currency`,
       );
     }
-    const amount = amountOf(source.amount, source.currency, `${source.object} ${source.id}`);
-    original = { currency: source.currency, amount: gross < 0n ? -amount : amount };
+    const currency = source.currency.toUpperCase();
+    const amount = amountOf(source.amount, currency, `${source.object} ${source.id}`);
+    original = { currency, amount: gross < 0n ? -amount : amount };
   }
   const paymentIntent = source?.payment_intent ?? undefined;
   return parse(

@@ -125,6 +125,8 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
     ['reserve_hold', null],
     ['payout_failure', 'po_1Pgc79B7WZ01zgkWu1KToYf4'],
     ['adjustment', { id: 'ch_1PgafuB7WZ01zgkWXYmPNZs8', object: 'charge', payment_intent: PI }],
+    // A source whose own amount is negative is read only for a line with an exchange rate.
+    ['reserve_transaction', { id: 'rtx_1', object: 'reserve_transaction', amount: -200, currency: 'usd' }],
   ])('reads %s as an adjustment for a person, naming no payment', (type, source) => {
     const line = settlementLineOf(transaction(type, -200, 0, source));
     expect(line).toMatchObject({
@@ -162,6 +164,11 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
     );
     const rate = { ...transaction('stripe_fx_fee', -12, 0), exchange_rate: 1.1 };
     expect(() => settlementLineOf(rate)).toThrow(/exchange_rate 1.1 without its source/);
+    const fx = stripeFixture('api.balance_transaction.exchange_rate.derived.json');
+    fx.source.amount = 999.5;
+    expect(() => settlementLineOf(fx)).toThrow(
+      /charge ch_fakefakefakefakefake0001: .*not a non-negative integer/,
+    );
   });
 });
 
