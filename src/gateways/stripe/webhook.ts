@@ -316,8 +316,8 @@ export class StripeWebhook implements WebhookVerifier {
   /**
    * Maps payment_intent.succeeded / payment_failed / canceled / processing, charge.refunded,
    * charge.refund.updated and refund.*, charge.dispute.created / funds_withdrawn / closed, payout.*
-   * and charge.succeeded / charge.updated (settlement) to canonical events. Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies
-   *   are upper-cased.
+   * and charge.succeeded / charge.updated (settlement) to canonical events. Amounts are read by
+   * Stripe's currency rules (`STRIPE_CURRENCIES`); currencies are upper-cased.
    * - Refunds are matched by the refund id, else our metadata reference, else booked as a refund
    *   made at Stripe on the payment intent. `refund.created` / `refund.updated` / `refund.failed`
    *   (and `charge.refund.updated`) carry every refund, whoever made it. `charge.refunded` books
