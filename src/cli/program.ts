@@ -321,7 +321,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       "the gateway's transaction: Stripe payment intent, PayPal capture, Authorize.Net transId, eWAY TransactionID",
     )
     .option('--payment-intent <id>', 'Stripe: same as --transaction-id')
-    .option('--object-id <id>', 'refund or dispute id, for refund and dispute events')
+    .option('--object-id <id>', 'refund, dispute or payout id, for refund, dispute and payout events')
     .option(
       '--dispute-status <status>',
       'Stripe charge.dispute.closed: won, lost or warning_closed; PayPal: outcome code',

@@ -12,6 +12,7 @@ import { buildPaypalTestDelivery, PAYPAL_TEST_EVENT_TYPES } from '../gateways/pa
 import { buildSecurepayTestDelivery, SECUREPAY_TEST_EVENT_TYPES } from '../gateways/securepay/test-events.ts';
 import {
   buildStripeTestEvent,
+  fetchStripePayout,
   STRIPE_TEST_EVENT_TYPES,
   type StripeTestEventType,
   signStripePayload,
@@ -33,7 +34,7 @@ export interface TestDeliveryOptions {
   reference?: string;
   /** The gateway's transaction: Stripe payment intent, PayPal capture, Authorize.Net transId, eWAY TransactionID. */
   transactionId?: string;
-  /** A refund or dispute id, for those events. */
+  /** A refund, dispute or payout id, for those events (Stripe `payout.paid`: the payout is read from STRIPE_API_BASE). */
   objectId?: string;
   /** Stripe charge.dispute.closed status, or PayPal dispute outcome code. */
   disputeStatus?: string;
@@ -56,15 +57,31 @@ type Delivery = { body: string; headers: Record<string, string> };
 /** Each gateway: the event types it can build and how. */
 const BUILDERS: Record<
   GatewayName,
-  { types: readonly string[]; build(type: string, o: TestDeliveryOptions, c: Config): Delivery }
+  {
+    types: readonly string[];
+    build(type: string, o: TestDeliveryOptions, c: Config): Delivery | Promise<Delivery>;
+  }
 > = {
   stripe: {
     types: STRIPE_TEST_EVENT_TYPES,
-    build(type, o, config) {
+    async build(type, o, config) {
       const secret = config.STRIPE_WEBHOOK_SECRET[0];
       if (!secret)
         throw new Error('STRIPE_WEBHOOK_SECRET is not set: the server would not accept the event either');
+      // A payout named by --object-id is sent as Stripe (or the stub) has it, so its lines can be listed.
+      const payout =
+        type.startsWith('payout.') && o.objectId && config.STRIPE_SECRET_KEY
+          ? await fetchStripePayout(
+              {
+                secretKey: config.STRIPE_SECRET_KEY,
+                apiBase: config.STRIPE_API_BASE,
+                timeoutMs: config.GATEWAY_TIMEOUT_MS,
+              },
+              o.objectId,
+            )
+          : undefined;
       const event = buildStripeTestEvent(type as StripeTestEventType, {
+        payout,
         paymentIntent: o.transactionId,
         reference: o.reference,
         amount: o.amount,
@@ -170,7 +187,7 @@ export async function sendTestWebhook(
   if (!builder.types.includes(eventType)) {
     throw new Error(`unsupported ${gateway} event type ${eventType}; one of: ${builder.types.join(', ')}`);
   }
-  const delivery = builder.build(eventType, options, config);
+  const delivery = await builder.build(eventType, options, config);
   const path = options.account ? `/webhooks/${gateway}/${options.account}` : `/webhooks/${gateway}`;
   const response = await fetch(new URL(path, options.url), {
     method: 'POST',

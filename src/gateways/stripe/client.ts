@@ -1,21 +1,24 @@
 import Stripe from 'stripe';
 import type { z } from 'zod';
 import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
-import type {
-  ChargeInitiation,
-  ChargeOutcome,
-  ChargeRequest,
-  GatewayClient,
-  RefundOutcome,
-  RefundRequest,
-  TransactionQuery,
-  TransactionStatusOutcome,
-  VoidOutcome,
-  VoidRequest,
+import type { SettlementRange } from '../settlement.ts';
+import {
+  type ChargeInitiation,
+  type ChargeOutcome,
+  type ChargeRequest,
+  type GatewayClient,
+  type RefundOutcome,
+  type RefundRequest,
+  type TransactionQuery,
+  type TransactionStatusOutcome,
+  type VoidOutcome,
+  type VoidRequest,
+  WebhookPayloadError,
 } from '../types.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
 import { STRIPE_CURRENCIES } from './currencies.ts';
-import { StripeObject } from './schemas.ts';
+import { ListPage, StripeObject } from './schemas.ts';
+import type { StripeSettlementCalls } from './settlement.ts';
 import { INTENT_STATUSES, outcomeOfIntent, refundOutcomeOf } from './status.ts';
 
 /** Settings of the outbound Stripe client. */
@@ -94,11 +97,37 @@ function outcomeOfIntentAnswer(intent: Stripe.PaymentIntent): ChargeOutcome {
 }
 
 /**
+ * Every item of a Stripe list, page after page: each page is asked with `starting_after` = the last
+ * item's id of the page before, while it says `has_more` (https://docs.stripe.com/api/pagination).
+ * @throws WebhookPayloadError for a page that is not a list or an item without an id (never guessed)
+ */
+async function everyPage(
+  what: string,
+  page: (startingAfter: string | undefined) => Promise<unknown>,
+): Promise<unknown[]> {
+  const items: unknown[] = [];
+  let startingAfter: string | undefined;
+  for (;;) {
+    const parsed = ListPage.safeParse(await page(startingAfter));
+    if (!parsed.success)
+      throw new WebhookPayloadError(`Stripe answered a list of ${what} that is not a list`);
+    const { data, has_more: hasMore } = parsed.data;
+    items.push(...data);
+    if (!hasMore) return items;
+    const last = data.at(-1)?.id;
+    if (typeof last !== 'string' || last === '') {
+      throw new WebhookPayloadError(`Stripe answered a page of ${what} with has_more but no last id`);
+    }
+    startingAfter = last;
+  }
+}
+
+/**
  * Stripe's outbound side: off-session PaymentIntents and refunds, each sent with our id as the
  * `Idempotency-Key` (https://docs.stripe.com/api/idempotent_requests) and in metadata, so a repeated
  * call never charges twice and webhooks can be matched to our rows.
  */
-export class StripeClient implements GatewayClient {
+export class StripeClient implements GatewayClient, StripeSettlementCalls {
   readonly #stripe: Stripe;
 
   constructor(options: StripeClientOptions) {
@@ -220,6 +249,65 @@ export class StripeClient implements GatewayClient {
     const charge = await this.#stripe.charges.retrieve(chargeId);
     const intent = charge.payment_intent;
     return typeof intent === 'string' ? intent : (intent?.id ?? null);
+  }
+
+  /**
+   * A balance transaction with its source expanded: `GET /v1/balance_transactions/:id?expand[]=source`
+   * (https://docs.stripe.com/api/balance_transactions/retrieve, https://docs.stripe.com/api/expanding_objects),
+   * for settlement.ts to read (`settlementLineOf`).
+   * @throws the stripe package's error when Stripe does not answer
+   */
+  async balanceTransaction(id: string): Promise<unknown> {
+    return this.#stripe.balanceTransactions.retrieve(id, { expand: ['source'] });
+  }
+
+  /**
+   * Every balance transaction paid out by automatic payout `payoutId`, sources expanded:
+   * `GET /v1/balance_transactions?payout=…&limit=100&expand[]=data.source`, page after page with
+   * `starting_after` = the last id while `has_more` (https://docs.stripe.com/api/balance_transactions/list,
+   * https://docs.stripe.com/api/pagination; 100 is the largest `limit`). The list includes the
+   * payout's own transaction (type `payout`).
+   * @throws the stripe package's error when Stripe does not answer; WebhookPayloadError for a page
+   *   that is not a list
+   */
+  async payoutBalanceTransactions(payoutId: string): Promise<unknown[]> {
+    return everyPage('balance transactions', (startingAfter) =>
+      this.#stripe.balanceTransactions.list({
+        payout: payoutId,
+        limit: 100,
+        expand: ['data.source'],
+        ...(startingAfter ? { starting_after: startingAfter } : {}),
+      }),
+    );
+  }
+
+  /**
+   * Payout `id` as Stripe renders it: `GET /v1/payouts/:id` (https://docs.stripe.com/api/payouts/retrieve).
+   * @throws the stripe package's error when Stripe does not answer or has no such payout
+   */
+  async payout(id: string): Promise<Record<string, unknown>> {
+    return { ...(await this.#stripe.payouts.retrieve(id)) };
+  }
+
+  /**
+   * Every payout created in `range`: `GET /v1/payouts?created[gte]=…&created[lt]=…&limit=100`, page after
+   * page (https://docs.stripe.com/api/payouts/list; `created` in Unix seconds, the range rounded out to
+   * whole seconds).
+   * @throws the stripe package's error when Stripe does not answer; WebhookPayloadError for a page
+   *   that is not a list
+   */
+  async payoutsCreated(range: SettlementRange): Promise<unknown[]> {
+    const created = {
+      gte: Math.floor(range.from.getTime() / 1000),
+      lt: Math.ceil(range.to.getTime() / 1000),
+    };
+    return everyPage('payouts', (startingAfter) =>
+      this.#stripe.payouts.list({
+        created,
+        limit: 100,
+        ...(startingAfter ? { starting_after: startingAfter } : {}),
+      }),
+    );
   }
 
   /**

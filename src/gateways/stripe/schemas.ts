@@ -91,3 +91,77 @@ export const Dispute = z.object({
  * unknown (PRODUCT.md §11).
  */
 export const StripeObject = z.looseObject({ id: z.string().min(1), status: z.string().min(1) });
+
+/** A signed Stripe amount (a balance transaction's `amount`, `fee`, `net`): converted by sign and size. */
+export const SignedAmount = z.number().int();
+
+/**
+ * The object a balance transaction's `source` names, as `expand[]=source` (or `data.source`) renders
+ * it (https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-source): a
+ * charge (`ch_…`, `py_…`), refund (`re_…`, `pyr_…`), dispute (`dp_…`, `du_…`), payout (`po_…`) or
+ * another object. Only what a settlement line reads is checked: its id and `object`, the PaymentIntent
+ * of a charge, refund or dispute, its own amount and currency (the `original` of a line with an
+ * `exchange_rate`, checked there) and our reference in its metadata.
+ */
+export const BalanceSource = z.object({
+  id: z.string().min(1),
+  object: z.string().min(1),
+  // Read (by settlement.ts, through Stripe's currency table) only for a line with an exchange rate:
+  // a source type whose amount means something else must not make every other line unreadable.
+  amount: z.unknown().optional(),
+  currency: z.string().nullish(),
+  payment_intent: IdOrObject,
+  charge: IdOrObject,
+  metadata: Metadata,
+});
+
+/**
+ * A BalanceTransaction (https://docs.stripe.com/api/balance_transactions/object): `amount`, `fee`,
+ * `net` signed integers in the unit Stripe counts `currency` in; `created` and `available_on` Unix
+ * seconds; `source` an id or, expanded, a `BalanceSource`.
+ */
+export const BalanceTransaction = z.object({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  amount: SignedAmount,
+  fee: SignedAmount,
+  net: SignedAmount,
+  currency: Currency,
+  created: z.number().int(),
+  available_on: z.number().int().nullish(),
+  exchange_rate: z.number().positive().nullish(),
+  description: z.string().nullish(),
+  reporting_category: z.string().nullish(),
+  source: z.union([z.string().min(1), BalanceSource]).nullish(),
+});
+
+/**
+ * A Payout (https://docs.stripe.com/api/payouts/object): `amount` what goes to the bank, `created`
+ * and `arrival_date` Unix seconds, `reconciliation_status` `not_applicable` | `in_progress` |
+ * `completed` (whether its balance transactions can be listed yet).
+ */
+export const Payout = z.object({
+  id: z.string().min(1),
+  amount: Amount,
+  currency: Currency,
+  status: z.string().min(1),
+  created: z.number().int(),
+  arrival_date: z.number().int().nullish(),
+  automatic: z.boolean().nullish(),
+  reconciliation_status: z.string().nullish(),
+  failure_code: z.string().nullish(),
+  description: z.string().nullish(),
+});
+
+/** A Charge as `charge.succeeded` / `charge.updated` carry it: its balance transaction once Stripe made it. */
+export const ChargeBalance = z.object({
+  id: z.string().min(1),
+  balance_transaction: IdOrObject,
+});
+
+/** A page of a Stripe list (https://docs.stripe.com/api/pagination): `data` and `has_more`. */
+export const ListPage = z.object({
+  object: z.literal('list'),
+  data: z.array(z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null)),
+  has_more: z.boolean(),
+});

@@ -1,11 +1,13 @@
 import type Stripe from 'stripe';
+import { PAYOUT_STATUSES, type PayoutStatus, type SettlementLineKind } from '../settlement.ts';
 import type { ChargeOutcome, PaymentEventType, RefundOutcome } from '../types.ts';
 import { withDeclineCode } from './conventions.ts';
 
 /**
  * Stripe's statuses in billhook's terms: THE tables for PaymentIntents (charges, their status checks
  * and voids), Refunds and Disputes, for both the API answers (client.ts) and the webhooks
- * (webhook.ts). billhook charges only through PaymentIntents, so a Charge object's own `status` is
+ * (webhook.ts), and for the settlement data (settlement.ts): balance transaction types and payout
+ * statuses. billhook charges only through PaymentIntents, so a Charge object's own `status` is
  * never read: `charge.*` events are read only for their refunds and disputes.
  */
 
@@ -165,3 +167,78 @@ export function disputeEventType(type: string, status: string): PaymentEventType
     ? mapped
     : undefined;
 }
+
+/**
+ * THE table of balance transaction types (https://docs.stripe.com/reports/balance-transaction-types,
+ * the `type` enum of https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-type)
+ * as settlement line kinds (src/gateways/settlement.ts):
+ *
+ * | `type`                                                                   | kind                       |
+ * |--------------------------------------------------------------------------|----------------------------|
+ * | `charge`, `payment` (a card / a non-card charge, source `ch_…` / `py_…`)  | charge                     |
+ * | `refund`, `payment_refund` (source `re_…` / `pyr_…`)                      | refund                     |
+ * | `adjustment` whose source is a dispute (`dp_…` / `du_…`)                  | dispute                    |
+ * | `stripe_fee`, `stripe_fx_fee`, `tax_fee`, `application_fee`, `application_fee_refund` | fee           |
+ * | `payout` (the payout's own withdrawal from the balance)                   | not a line: the payout     |
+ * | anything else (`adjustment` of another source, `payout_failure`, `reserve_*`, …) | adjustment (for a person) |
+ *
+ * A dispute's withdrawal and its reinstatement when won are `adjustment`s whose source is the dispute
+ * (https://docs.stripe.com/reports/reporting-categories: `reporting_category` separates
+ * `type=adjustment` into disputes, dispute reversals and failed refunds; the real withdrawal in
+ * test/fixtures/stripe/api.balance_transaction.dispute.extracted.json has source `du_…`).
+ */
+const BALANCE_TRANSACTION_KINDS: ReadonlyMap<string, SettlementLineKind> = new Map([
+  ['charge', 'charge'],
+  ['payment', 'charge'],
+  ['refund', 'refund'],
+  ['payment_refund', 'refund'],
+  ['stripe_fee', 'fee'],
+  ['stripe_fx_fee', 'fee'],
+  ['tax_fee', 'fee'],
+  ['application_fee', 'fee'],
+  ['application_fee_refund', 'fee'],
+]);
+
+/** True for a Stripe dispute id (`dp_…`, or `du_…` of newer accounts; https://docs.stripe.com/api/disputes/object#dispute_object-id). */
+export const isDisputeId = (id: string): boolean => id.startsWith('dp_') || id.startsWith('du_');
+
+/**
+ * The kind of a balance transaction of `type` whose source is `sourceId` (see the table above), or
+ * `payout` for the payout's own transaction, which is no line of it.
+ */
+export function balanceTransactionKind(
+  type: string,
+  sourceId: string | undefined,
+): SettlementLineKind | 'payout' {
+  if (type === 'payout') return 'payout';
+  if (type === 'adjustment' && sourceId && isDisputeId(sourceId)) return 'dispute';
+  return BALANCE_TRANSACTION_KINDS.get(type) ?? 'adjustment';
+}
+
+/**
+ * A payout's status as billhook's (https://docs.stripe.com/api/payouts/object#payout_object-status:
+ * `paid`, `pending`, `in_transit`, `canceled`, `failed`: billhook's words are Stripe's), or undefined
+ * for a status Stripe documents no more (read as a payload error, never guessed).
+ */
+export function payoutStatusOf(status: string): PayoutStatus | undefined {
+  return (PAYOUT_STATUSES as readonly string[]).includes(status) ? (status as PayoutStatus) : undefined;
+}
+
+/**
+ * Stripe payout event types (https://docs.stripe.com/api/events/types#event_types-payout.paid): each
+ * reports the payout as it now is, normalised to one `payout.updated` event.
+ */
+export const PAYOUT_EVENTS: ReadonlySet<string> = new Set([
+  'payout.created',
+  'payout.updated',
+  'payout.paid',
+  'payout.failed',
+  'payout.canceled',
+  'payout.reconciliation_completed',
+]);
+
+/**
+ * Charge event types whose charge may name its balance transaction (`balance_transaction`, set once
+ * Stripe booked the charge in the balance: https://docs.stripe.com/api/charges/object#charge_object-balance_transaction).
+ */
+export const CHARGE_BALANCE_EVENTS: ReadonlySet<string> = new Set(['charge.succeeded', 'charge.updated']);

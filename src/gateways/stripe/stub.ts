@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import express from 'express';
 import { listenOn } from '../../listen.ts';
+import { stubBalance } from './stub-balance.ts';
 
 /** How the stub answers charges: as Stripe does for a card that succeeds, is still processing, or is declined. */
 export type StubOutcome = 'succeeded' | 'processing' | 'declined';
@@ -11,6 +12,8 @@ export type StubOutcome = 'succeeded' | 'processing' | 'declined';
  * without a Stripe account and for benchmarks. It answers `POST /v1/payment_intents` and
  * `POST /v1/refunds` with objects shaped like Stripe's (https://docs.stripe.com/api/payment_intents/object),
  * echoing amount, currency and metadata, and repeats the same answer for a repeated Idempotency-Key.
+ * Its settlement half (`stubBalance`): each PaymentIntent it confirmed (not declined) and each refund
+ * is a balance transaction, and `POST /v1/payouts` pays them out.
  * It moves no money and checks no key.
  * @throws PortUnavailable when `port` is in use
  */
@@ -20,6 +23,7 @@ export function startStripeStub(port: number, outcome: StubOutcome): Promise<Ser
   const answers = new Map<string, { status: number; body: unknown }>();
   const currencies = new Map<string, string>();
   const id = (prefix: string) => `${prefix}_stub${randomBytes(10).toString('hex')}`;
+  const balance = stubBalance(app, id);
   const metadata = (body: Record<string, string>) =>
     Object.fromEntries(
       Object.entries(body)
@@ -53,7 +57,9 @@ export function startStripeStub(port: number, outcome: StubOutcome): Promise<Ser
         status: outcome === 'declined' ? 'requires_payment_method' : outcome,
       };
       currencies.set(intent.id, intent.currency);
-      if (outcome !== 'declined') return { status: 200, body: intent };
+      if (outcome !== 'declined') {
+        return { status: 200, body: { ...intent, latest_charge: balance.charged(intent).id } };
+      }
       const error = {
         type: 'card_error',
         code: 'card_declined',
@@ -68,9 +74,8 @@ export function startStripeStub(port: number, outcome: StubOutcome): Promise<Ser
   );
   app.post(
     '/v1/refunds',
-    idempotent((body) => ({
-      status: 200,
-      body: {
+    idempotent((body) => {
+      const refund = {
         id: id('re'),
         object: 'refund',
         amount: Number(body.amount),
@@ -79,8 +84,9 @@ export function startStripeStub(port: number, outcome: StubOutcome): Promise<Ser
         metadata: metadata(body),
         status: 'succeeded',
         created: Math.floor(Date.now() / 1000),
-      },
-    })),
+      };
+      return { status: 200, body: { ...refund, balance_transaction: balance.refunded(refund).id } };
+    }),
   );
   return listenOn(app, port, '127.0.0.1').then(({ server }) => server);
 }

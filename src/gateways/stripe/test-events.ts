@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import { toGateway } from '../../money/gateway-amount.ts';
+import { StripeClient, type StripeClientOptions } from './client.ts';
 import { REFERENCE_KEY } from './conventions.ts';
 import { STRIPE_CURRENCIES } from './currencies.ts';
 
@@ -12,6 +13,7 @@ export const STRIPE_TEST_EVENT_TYPES = [
   'charge.refund.updated',
   'charge.dispute.created',
   'charge.dispute.closed',
+  'payout.paid',
 ] as const;
 export type StripeTestEventType = (typeof STRIPE_TEST_EVENT_TYPES)[number];
 
@@ -25,13 +27,20 @@ export interface StripeTestEventOptions {
   objectId?: string;
   /** For charge.dispute.closed: `won`, `lost` or `warning_closed`. */
   disputeStatus?: string;
+  /**
+   * For payout events: the payout as Stripe (or the stub) answers `GET /v1/payouts/:id`
+   * (`fetchStripePayout`), sent as the event's object with the status the event type says; absent, an
+   * automatic, reconciled payout of `amount` and `currency` named `objectId` (or a new id).
+   */
+  payout?: Record<string, unknown>;
 }
 
 const randomId = (prefix: string) => `${prefix}_test${randomBytes(9).toString('hex')}`;
 
 /**
  * Builds a realistic Stripe event (API version 2025-04-30.basil), shaped like the real test-mode
- * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`). The
+ * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`); a
+ * `payout.paid` carries the payout of `options.payout` when given. The
  * amount is written as Stripe writes it (`STRIPE_CURRENCIES`: 500 ISK is `50000`).
  * @throws AmountNotRepresentable for an amount Stripe could not have sent (150 minor units of MGA)
  */
@@ -85,6 +94,27 @@ export function buildStripeTestEvent(
       reason: 'requested_by_customer',
       created,
     };
+  } else if (type === 'payout.paid') {
+    object = {
+      id: options.objectId ?? randomId('po'),
+      object: 'payout',
+      amount,
+      currency,
+      arrival_date: created,
+      automatic: true,
+      created,
+      description: 'STRIPE PAYOUT',
+      failure_code: null,
+      failure_message: null,
+      livemode: false,
+      metadata: {},
+      method: 'standard',
+      reconciliation_status: 'completed',
+      source_type: 'card',
+      type: 'bank_account',
+      ...options.payout,
+      status: 'paid',
+    };
   } else {
     object = {
       id: options.objectId ?? randomId('du'),
@@ -110,6 +140,18 @@ export function buildStripeTestEvent(
     request: { id: null, idempotency_key: null },
     type,
   };
+}
+
+/**
+ * Payout `id` as Stripe answers `GET /v1/payouts/:id` (https://docs.stripe.com/api/payouts/retrieve)
+ * at `options.apiBase` (the stub's payouts too), for a payout event about it.
+ * @throws the stripe package's error when Stripe does not answer or has no such payout
+ */
+export async function fetchStripePayout(
+  options: StripeClientOptions,
+  id: string,
+): Promise<Record<string, unknown>> {
+  return new StripeClient(options).payout(id);
 }
 
 // One client for signing: constructing a Stripe client costs more than the signature itself.

@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 import type { z } from 'zod';
-import { fromGateway } from '../../money/gateway-amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
+import type { PayoutReport, SettlementLine } from '../settlement.ts';
 import {
   type PaymentEvent,
   type VerifiedDelivery,
@@ -10,23 +10,18 @@ import {
   WebhookVerificationError,
   type WebhookVerifier,
 } from '../types.ts';
+import { amountOf } from './amounts.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
-import { STRIPE_CURRENCIES } from './currencies.ts';
-import { Charge, Dispute, Envelope, PaymentIntent, Refund, RefundId } from './schemas.ts';
-import { disputeEventType, PAYMENT_INTENT_EVENTS, refundEventType } from './status.ts';
+import { Charge, ChargeBalance, Dispute, Envelope, PaymentIntent, Refund, RefundId } from './schemas.ts';
+import { payoutReportOf, payoutWithLines, readPayout, settlementLineOf } from './settlement.ts';
+import {
+  CHARGE_BALANCE_EVENTS,
+  disputeEventType,
+  PAYMENT_INTENT_EVENTS,
+  PAYOUT_EVENTS,
+  refundEventType,
+} from './status.ts';
 
-/**
- * Billhook minor units of a Stripe amount, by Stripe's currency rules (`STRIPE_CURRENCIES`: ISK
- * `50000` is 500 ISK, MGA `1000` is 1,000 MGA).
- * @throws WebhookPayloadError for an amount billhook cannot book exactly (ISK `50050`)
- */
-function amountOf(amount: number, currency: string, what: string): bigint {
-  try {
-    return fromGateway(STRIPE_CURRENCIES, amount, currency);
-  } catch (error) {
-    throw new WebhookPayloadError(`Stripe ${what}: ${(error as Error).message}`);
-  }
-}
 const REFUND_EVENT_TYPES = new Set([
   'charge.refund.updated',
   'refund.created',
@@ -98,6 +93,60 @@ function chargeRefundEvents(
 export interface StripeLookups {
   refundsOfCharge(chargeId: string): Promise<readonly object[]>;
   paymentIntentOfCharge(chargeId: string): Promise<string | null>;
+  /**
+   * A balance transaction with its source expanded (`GET /v1/balance_transactions/:id?expand[]=source`),
+   * for the `settlement.line` of a charge event naming it; absent: charge events book nothing.
+   */
+  balanceTransaction?(id: string): Promise<unknown>;
+  /**
+   * Every balance transaction of a payout, sources expanded (`GET /v1/balance_transactions?payout=`,
+   * all pages), for the lines of a `payout.updated`; absent: payouts are reported without lines.
+   */
+  payoutBalanceTransactions?(payoutId: string): Promise<readonly unknown[]>;
+}
+
+/**
+ * The `payout.updated` event of a payout event: `amount` and `currency` the payout's
+ * (`PaymentEvent`'s rule for settlement events), `payout` its report.
+ */
+function payoutEvent(eventId: string, occurredAt: Date, payout: PayoutReport, object: unknown): PaymentEvent {
+  return {
+    type: 'payout.updated',
+    gateway: 'stripe',
+    gatewayEventId: eventId,
+    amount: payout.amount,
+    currency: payout.currency,
+    occurredAt,
+    failureCode: payout.failureCode,
+    payout,
+    raw: object,
+  };
+}
+
+/**
+ * The `settlement.line` event of a charge's balance transaction: `amount` the line's gross without
+ * its sign, `currency` the line's, and the payment, refund or dispute it is about.
+ */
+function settlementLineEvent(
+  eventId: string,
+  occurredAt: Date,
+  line: SettlementLine,
+  object: unknown,
+): PaymentEvent {
+  return {
+    type: 'settlement.line',
+    gateway: 'stripe',
+    gatewayEventId: eventId,
+    gatewayTransactionId: line.gatewayTransactionId,
+    gatewayRefundId: line.gatewayRefundId,
+    gatewayDisputeId: line.gatewayDisputeId,
+    reference: line.reference,
+    amount: line.gross < 0n ? -line.gross : line.gross,
+    currency: line.currency,
+    occurredAt,
+    settlementLine: line,
+    raw: object,
+  };
 }
 
 /**
@@ -135,6 +184,14 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
   if (event.type === 'charge.refunded') {
     const charge = parse(Charge, object, 'charge');
     return chargeRefundEvents(event.id, occurredAt, charge, charge.refunds?.data ?? []);
+  }
+  if (PAYOUT_EVENTS.has(event.type)) {
+    return [payoutEvent(event.id, occurredAt, payoutReportOf(readPayout(object)), object)];
+  }
+  if (CHARGE_BALANCE_EVENTS.has(event.type)) {
+    // Its balance transaction is asked of Stripe (`normalize`, with a secret key): the shape only here.
+    parse(ChargeBalance, object, 'charge');
+    return [];
   }
   if (event.type.startsWith('charge.dispute.')) {
     const dispute = parse(Dispute, object, 'dispute');
@@ -258,9 +315,9 @@ export class StripeWebhook implements WebhookVerifier {
 
   /**
    * Maps payment_intent.succeeded / payment_failed / canceled / processing, charge.refunded,
-   * charge.refund.updated and refund.*, charge.dispute.created / funds_withdrawn / closed to
-   * canonical events. Amounts are read by Stripe's currency rules (`STRIPE_CURRENCIES`); currencies
-   *   are upper-cased.
+   * charge.refund.updated and refund.*, charge.dispute.created / funds_withdrawn / closed, payout.*
+   * and charge.succeeded / charge.updated (settlement) to canonical events. Amounts are read by
+   * Stripe's currency rules (`STRIPE_CURRENCIES`); currencies are upper-cased.
    * - Refunds are matched by the refund id, else our metadata reference, else booked as a refund
    *   made at Stripe on the payment intent. `refund.created` / `refund.updated` / `refund.failed`
    *   (and `charge.refund.updated`) carry every refund, whoever made it. `charge.refunded` books
@@ -272,6 +329,12 @@ export class StripeWebhook implements WebhookVerifier {
    *   renders billhook's own refunds so); a charge without one billhook did not make: `unmatchable`,
    *   raised as an exception at once (so too when no secret key lets billhook ask).
    * - Inquiries (`warning_*`) are `dispute.inquiry` / `dispute.inquiry_closed`: no money moves.
+   * - `payout.created|updated|paid|failed|canceled|reconciliation_completed` are one `payout.updated`
+   *   carrying the payout (settlement.ts `payoutReportOf`), with its lines asked of Stripe when a
+   *   secret key is configured and Stripe can list them (`payoutLinesListable`); without one, no lines.
+   * - `charge.succeeded` / `charge.updated` naming a `balance_transaction` are that transaction's
+   *   `settlement.line` (its fee and net), asked of Stripe; without a secret key, or before Stripe
+   *   booked the charge in the balance, nothing (ignored).
    * @throws WebhookPayloadError when a known event type has an unexpected shape (a listed refund
    *   too); any other error (Stripe not answering the refund list) makes the job retry
    */
@@ -279,6 +342,8 @@ export class StripeWebhook implements WebhookVerifier {
     const event = parse(Envelope, parseJsonPayload(body), 'event');
     const lookups = this.#lookups;
     if (!lookups) return eventsOf(event);
+    const settlement = await this.#settlementEvents(event, lookups);
+    if (settlement) return settlement;
     let events: PaymentEvent[];
     const charge = event.type === 'charge.refunded' ? parse(Charge, event.data.object, 'charge') : undefined;
     if (charge && !charge.refunds) {
@@ -288,5 +353,33 @@ export class StripeWebhook implements WebhookVerifier {
       events = eventsOf(event);
     }
     return Promise.all(events.map((e) => withPaymentIntentOfCharge(e, lookups)));
+  }
+
+  /**
+   * The settlement events of `event` that need Stripe's answers, or undefined for other events:
+   * a payout event's `payout.updated` with its lines when Stripe can list them (`payoutWithLines`),
+   * a `charge.succeeded` / `charge.updated` naming its balance transaction → that transaction's
+   * `settlement.line` (none while the charge has no balance transaction yet).
+   */
+  async #settlementEvents(
+    event: z.output<typeof Envelope>,
+    lookups: StripeLookups,
+  ): Promise<PaymentEvent[] | undefined> {
+    const occurredAt = new Date(event.created * 1000);
+    const object = event.data.object;
+    const { balanceTransaction, payoutBalanceTransactions } = lookups;
+    if (PAYOUT_EVENTS.has(event.type) && payoutBalanceTransactions) {
+      const payout = await payoutWithLines(readPayout(object), {
+        payoutBalanceTransactions: (id) => payoutBalanceTransactions.call(lookups, id),
+      });
+      return [payoutEvent(event.id, occurredAt, payout, object)];
+    }
+    if (CHARGE_BALANCE_EVENTS.has(event.type) && balanceTransaction) {
+      const charge = parse(ChargeBalance, object, 'charge');
+      if (!charge.balance_transaction) return [];
+      const line = settlementLineOf(await balanceTransaction.call(lookups, charge.balance_transaction));
+      return line ? [settlementLineEvent(event.id, occurredAt, line, object)] : [];
+    }
+    return undefined;
   }
 }
