@@ -64,6 +64,23 @@ export interface StoredEvent {
   failureCode?: string;
   failureMessage?: string;
   reason?: string;
+  /** A `settlement.line` event's line: its id, kind and amounts (minor units as decimal strings). */
+  settlementLine?: {
+    gatewayLineId: string;
+    kind: string;
+    currency: string;
+    gross: string;
+    fee: string;
+    net: string;
+  };
+  /** A `payout.updated` event's payout: its id, status, amount and how many lines it listed (null: none yet). */
+  payout?: {
+    gatewayPayoutId: string;
+    status: string;
+    currency: string;
+    amount: string;
+    lines: number | null;
+  };
 }
 
 /** Verified webhook deliveries (the inbox), unique per gateway and event id, with their processing status. */

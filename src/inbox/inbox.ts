@@ -9,13 +9,47 @@ export async function getInboxEvents(db: Kysely<Database>, ids: string[]): Promi
   return db.selectFrom('inbox').selectAll().where('id', '=', sql<string>`ANY(${ids}::text[])`).execute();
 }
 
-/** The normalised events as the inbox keeps them (no raw payload; amounts as decimal strings). */
+/**
+ * The normalised events as the inbox keeps them (no raw payload; amounts as decimal strings): a
+ * settlement line by its id, kind and amounts, a payout by its id, status, amount and how many lines
+ * it listed (its lines are in `settlement_lines`).
+ */
 function storedEvents(events: readonly PaymentEvent[]): StoredEvent[] {
-  return events.map(({ raw: _raw, gateway: _gateway, gatewayEventId: _id, amount, occurredAt, ...rest }) => ({
-    ...rest,
-    amount: amount.toString(),
-    occurredAt: occurredAt.toISOString(),
-  }));
+  return events.map(
+    ({
+      raw: _raw,
+      gateway: _gateway,
+      gatewayEventId: _id,
+      amount,
+      occurredAt,
+      settlementLine,
+      payout,
+      ...rest
+    }) => ({
+      ...rest,
+      amount: amount.toString(),
+      occurredAt: occurredAt.toISOString(),
+      ...(settlementLine && {
+        settlementLine: {
+          gatewayLineId: settlementLine.gatewayLineId,
+          kind: settlementLine.kind,
+          currency: settlementLine.currency,
+          gross: settlementLine.gross.toString(),
+          fee: settlementLine.fee.toString(),
+          net: settlementLine.net.toString(),
+        },
+      }),
+      ...(payout && {
+        payout: {
+          gatewayPayoutId: payout.gatewayPayoutId,
+          status: payout.status,
+          currency: payout.currency,
+          amount: payout.amount.toString(),
+          lines: payout.lines?.length ?? null,
+        },
+      }),
+    }),
+  );
 }
 
 /** One row's processing result for {@link markInboxEvents}. */

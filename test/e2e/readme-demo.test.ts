@@ -78,6 +78,60 @@ describe('README walk-through with the Stripe stub', () => {
     expect(refund.body).toMatchObject({ status: 'succeeded', amount: 500, currency: 'USD' });
   });
 
+  it("pays the charge out: the stub's payout, its payout.paid webhook, the lines matched and clearing 0", async () => {
+    // The stub pays out its whole USD balance: the 2500 charge (fee 2.9% + 30 = 103) less the 500 refund.
+    const stubBase = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+    const created = await fetch(`${stubBase}/v1/payouts`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer sk_test_demo', 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'currency=usd',
+    });
+    const stubPayout = (await created.json()) as { id: string; amount: number };
+    expect(stubPayout).toMatchObject({ id: expect.stringMatching(/^po_stub/), amount: 1897 });
+    const sent = await sendTestWebhook(
+      loadConfig({ STRIPE_WEBHOOK_SECRET, STRIPE_SECRET_KEY: 'sk_test_demo', STRIPE_API_BASE: stubBase }),
+      'stripe',
+      'payout.paid',
+      { url: app.url, objectId: stubPayout.id, amount: 1897, currency: 'usd' },
+    );
+    expect(sent.status).toBe(200);
+    const recorded = await waitFor('the payout to be recorded', async () => {
+      return app.runtime.db
+        .selectFrom('payouts')
+        .select('id')
+        .where('gateway_payout_id', '=', stubPayout.id)
+        .executeTakeFirst();
+    });
+    const payout = (await app.api('GET', `/v1/payouts/${recorded.id}`)).body;
+    expect(payout).toMatchObject({
+      status: 'paid',
+      amount: 1897,
+      gross: 2500,
+      fees: 103,
+      refunds: -500,
+      net: 1897,
+    });
+    expect(
+      payout.lines.map((l: { kind: string; unmatched: boolean }) => [l.kind, l.unmatched]).sort(),
+    ).toEqual([
+      ['charge', false],
+      ['refund', false],
+    ]);
+    const balances = Object.fromEntries(
+      (await app.api('GET', '/v1/ledger/accounts')).body.data.map((a: { code: string; balance: number }) => [
+        a.code,
+        a.balance,
+      ]),
+    );
+    expect(balances).toMatchObject({
+      'gateway_clearing:stripe': 0,
+      'gateway_fees:stripe': 103,
+      'bank:stripe': 1897,
+      'payouts_in_transit:stripe': 0,
+      refunds: 500,
+    });
+  });
+
   it('subscribes three units: preview, first invoice with tax, charged by the invoice.charge job', async () => {
     const customer = (await app.api('POST', '/v1/customers', { email: 'grace@example.com' })).body;
     await app.api('POST', '/v1/payment-methods', {
