@@ -38,7 +38,7 @@ function ewaySettles(): string[] {
     .persist()
     .get('/Search/Settlement')
     .query(true)
-    .reply((uri) => {
+    .reply((uri: string) => {
       const date = new URL(uri, EWAY_API_BASE).searchParams.get('SettlementDate') ?? '';
       dates.push(date);
       return [200, dates.length === 1 ? DAY : NOTHING];
