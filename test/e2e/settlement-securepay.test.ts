@@ -77,7 +77,7 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     nock(API)
       .post(PAYMENTS)
       .reply(async (request: Request) => {
-        const body = await request.json();
+        const body = (await request.json()) as { orderId: string; amount: number };
         return [201, { ...PAID, orderId: body.orderId, amount: body.amount }];
       });
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
@@ -99,7 +99,7 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     return refunded.body as { id: string; gateway_refund_id: string };
   }
 
-  const importFile = (file: string) =>
+  const importFile = (file: string): Promise<{ status: number; body: any }> =>
     fetch(`${app.url}/v1/settlements/import?gateway=securepay&format=securepay`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'text/csv' },
