@@ -235,6 +235,25 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     });
     expect(await entryCount()).toBe(entries);
     expect(await ledgerByCode(app)).toEqual(books);
+
+    // The next report pays out the 80.00 charge: the same row (so the same derived line id) in a payout.
+    const unpaidRow = file.split('\r\n').find((row) => row.includes(unpaid.transaction.id))!;
+    const next = await importFile(
+      `${file.split('\r\n')[0]}\r\n${unpaidRow.replace(/^,,,,/, 'SP-20261105,paid,2026-11-05,2026-11-06,')}`,
+    );
+    expect(next.body).toMatchObject({ read: { lines: 1, payouts: 1 }, recorded: { lines: 0, payouts: 1 } });
+    expect(await payoutOf('SP-20261105')).toMatchObject({
+      amount: 7_860,
+      gross: 8_000,
+      fees: 140,
+      net: 7_860,
+    });
+    // Its fee was booked once, with the first file: everything is paid out now.
+    expect(await ledgerByCode(app)).toMatchObject({
+      'gateway_clearing:securepay AUD': 0,
+      'gateway_fees:securepay AUD': 814,
+      'bank:securepay AUD': 36_136,
+    });
     expect((await app.api('GET', '/v1/reconciliation-exceptions?gateway=securepay')).body.data).toEqual([]);
   });
 
@@ -274,6 +293,6 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     expect(row.clearing.balances).toBe(true);
     const c = row.clearing;
     expect(c.opening + c.charges + c.refunds + c.disputes + c.fees + c.payouts + c.other).toBe(c.closing);
-    expect(c).toMatchObject({ charges: 43_450, fees: -884, payouts: -(28_276 + 1_179 + 5_000) });
+    expect(c).toMatchObject({ charges: 43_450, fees: -884, payouts: -(28_276 + 7_860 + 1_179 + 5_000) });
   });
 });
