@@ -257,6 +257,32 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     expect((await app.api('GET', '/v1/reconciliation-exceptions?gateway=securepay')).body.data).toEqual([]);
   });
 
+  it('matches refund rows that name only their order and amount (SecurePay gives refunds no id), each to its own refund', async () => {
+    const paid = await charge(6_000);
+    const early = await refund(paid, 1_500);
+    const late = await refund(paid, 1_500);
+    // As a finance person fills the file from SecurePay's report: the order id, no refund id.
+    const file = [
+      HEADER,
+      `SP-REFUNDS,paid,2026-11-08,2026-11-09,,SP-LINE-8001,charge,${paid.transaction.id},AUD,60.00,1.05,58.95,2026-11-07T09:00:00+11:00`,
+      `SP-REFUNDS,paid,2026-11-08,2026-11-09,,SP-LINE-8002,refund,${paid.transaction.id},AUD,-15.00,0,-15.00,2026-11-07T10:00:00+11:00`,
+      `SP-REFUNDS,paid,2026-11-08,2026-11-09,,SP-LINE-8003,refund,${paid.transaction.id},AUD,-15.00,0,-15.00,2026-11-07T11:00:00+11:00`,
+    ].join('\n');
+    const imported = await importFile(file);
+    expect(imported.body).toMatchObject({
+      read: { lines: 3, payouts: 1 },
+      recorded: { payouts: 1, unmatched: 0 },
+    });
+    const payout = await payoutOf('SP-REFUNDS');
+    expect(payout).toMatchObject({ amount: 2_895, refunds: -3_000, net: 2_895, unmatched_lines: 0 });
+    expect(payout.lines.map((l: { kind: string; matched: string }) => [l.kind, l.matched])).toEqual([
+      ['charge', paid.transaction.id],
+      ['refund', early.id],
+      ['refund', late.id],
+    ]);
+    expect((await app.api('GET', `/v1/reconciliation-exceptions?payout=${payout.id}`)).body.data).toEqual([]);
+  });
+
   it('raises settlement_line_unmatched for a payout line billhook cannot match and payout_lines_mismatch for a payout its lines do not sum to; the report still balances', async () => {
     const paid = await charge(4_000);
     const file = [
@@ -293,6 +319,10 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
     expect(row.clearing.balances).toBe(true);
     const c = row.clearing;
     expect(c.opening + c.charges + c.refunds + c.disputes + c.fees + c.payouts + c.other).toBe(c.closing);
-    expect(c).toMatchObject({ charges: 43_450, fees: -884, payouts: -(28_276 + 7_860 + 1_179 + 5_000) });
+    expect(c).toMatchObject({
+      charges: 49_450,
+      fees: -989,
+      payouts: -(28_276 + 7_860 + 2_895 + 1_179 + 5_000),
+    });
   });
 });
