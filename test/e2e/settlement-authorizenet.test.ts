@@ -35,6 +35,8 @@ const CHARGE_B = '2228000001';
 const CHARGE_C = '2228000002';
 /** A charge no batch has settled yet. */
 const CHARGE_D = '2228000003';
+/** A refund of charge C, settled on its own in a later batch (the real refund approval, another transId). */
+const REFUND_S = '2230581368';
 
 /**
  * The settled batches Authorize.Net answers (getSettledBatchList with statistics):
@@ -49,9 +51,26 @@ function settledBatches() {
   const batch3990090 = list.batchList[1];
   Object.assign(batch3990090.statistics[0], { refundAmount: 10.0, refundCount: 1 });
   return {
-    batchList: [anetFixture('api.getBatchStatistics.json').batch, batch3990090],
+    batchList: [anetFixture('api.getBatchStatistics.json').batch, batch3990090, refundOnlyBatch()],
     messages: list.messages,
   };
+}
+
+/**
+ * Batch 3990100: the real sample's batch 3990090 a day later, holding only a 2.00 Visa refund, so its
+ * statistics charge nothing and refund more: a payout of -2.00, which Authorize.Net debits from the bank.
+ */
+function refundOnlyBatch() {
+  const batch = anetFixture('api.getSettledBatchList.json').batchList[1];
+  Object.assign(batch, {
+    batchId: '3990100',
+    settlementTimeUTC: '2015-01-03T08:55:35Z',
+    settlementTimeLocal: '2015-01-03T01:55:35',
+  });
+  batch.statistics = [
+    { ...batch.statistics[1], chargeAmount: 0, chargeCount: 0, refundAmount: 2.0, refundCount: 1 },
+  ];
+  return batch;
 }
 
 /**
@@ -87,6 +106,20 @@ function authorizenetSettles(): ApiBody[] {
   nockApi(BASE, 'getSettledBatchListRequest', settledBatches(), () => true, seen);
   nockApi(BASE, 'getTransactionListRequest', LIST_1221577, (r) => r.batchId === '1221577', seen);
   nockApi(BASE, 'getTransactionListRequest', list3990090(), (r) => r.batchId === '3990090', seen);
+  const refundOnly = {
+    transactions: [
+      {
+        ...LIST_1221577.transactions[0],
+        transId: REFUND_S,
+        transactionStatus: 'refundSettledSuccessfully',
+        accountType: 'Visa',
+        settleAmount: 2.0,
+        submitTimeUTC: '2015-01-02T15:00:00Z',
+      },
+    ],
+    messages: LIST_1221577.messages,
+  };
+  nockApi(BASE, 'getTransactionListRequest', refundOnly, (r) => r.batchId === '3990100', seen);
   nock(BASE)
     .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
     .reply(200, withBom(anetFixture('api.getMerchantDetails.json')));
@@ -94,14 +127,14 @@ function authorizenetSettles(): ApiBody[] {
 }
 
 /**
- * Settlement end to end for Authorize.Net (issue #25, PRODUCT.md §13): charges and a refund made
+ * Settlement end to end for Authorize.Net (issue #25, PRODUCT.md §13): charges and refunds made
  * through billhook's API whose Authorize.Net transaction ids are those of the settled batches (the
  * real samples' ids where a sample lists the transaction), then `billhook settlement sync --gateway
  * authorizenet`: each settled batch is a paid payout of its matched lines, clearing returns to zero
  * for everything paid out, the settlement report balances with the expected numbers, and a second
  * sync changes nothing.
  */
-describe('Authorize.Net settlement end to end: charges, a refund, two settled batches', () => {
+describe('Authorize.Net settlement end to end: charges, refunds, three settled batches', () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
@@ -158,22 +191,33 @@ describe('Authorize.Net settlement end to end: charges, a refund, two settled ba
     );
     const refund = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, { amount: 1000 });
     expect(refund.body).toMatchObject({ status: 'succeeded', gateway_refund_id: REFUND_R });
+    const approvedRefund = anetFixture('api.createTransaction.refund.approved.json');
+    approvedRefund.transactionResponse.transId = REFUND_S;
+    nockApi(
+      BASE,
+      'createTransactionRequest',
+      approvedRefund,
+      (r) => r.transactionRequest.transactionType === 'refundTransaction',
+    );
+    const later = await app.api('POST', `/v1/invoices/${c.invoice.id}/refund`, { amount: 200 });
+    expect(later.body).toMatchObject({ status: 'succeeded', gateway_refund_id: REFUND_S });
 
     const seen = authorizenetSettles();
     const synced = await cli(['settlement', 'sync', '--gateway', 'authorizenet', '--days', '2'], env);
     expect(synced.stderr).toBe('');
     expect(synced).toMatchObject({ code: 0 });
     expect(synced.stdout).toMatch(
-      /authorizenet: 2 payout\(s\) and 0 line\(s\) recorded, 0 line\(s\) unmatched/,
+      /authorizenet: 3 payout\(s\) and 0 line\(s\) recorded, 0 line\(s\) unmatched/,
     );
     // One window of the last two days, with statistics; each batch's transactions asked for.
     expect(seen[0]).toMatchObject({ includeStatistics: true });
-    expect(seen.slice(1).map((r) => r.batchId)).toEqual(['1221577', '3990090']);
+    expect(seen.slice(1).map((r) => r.batchId)).toEqual(['1221577', '3990090', '3990100']);
 
     const payouts = await app.api('GET', '/v1/payouts?gateway=authorizenet');
     expect(payouts.body.data.map((p: { gateway_payout_id: string }) => p.gateway_payout_id).sort()).toEqual([
       '1221577',
       '3990090',
+      '3990100',
     ]);
     const byBatch = (id: string) =>
       payouts.body.data.find((p: { gateway_payout_id: string }) => p.gateway_payout_id === id);
@@ -227,12 +271,19 @@ describe('Authorize.Net settlement end to end: charges, a refund, two settled ba
       ['refund', REFUND_R, refund.body.id, -1_000],
     ]);
 
+    // A batch that only refunded: a payout of -2.00, taken back from the bank.
+    const third = await app.api('GET', `/v1/payouts/${byBatch('3990100').id}`);
+    expect(third.body).toMatchObject({ status: 'paid', amount: -200, gross: 0, refunds: -200, net: -200 });
+    expect(third.body.lines).toEqual([
+      expect.objectContaining({ kind: 'refund', gateway_line_id: REFUND_S, matched: later.body.id }),
+    ]);
+
     // Everything paid out left clearing: what remains is the 46.20 no batch has settled.
     const books = await ledgerByCode(app);
     expect(books).toMatchObject({
       'gateway_clearing:authorizenet USD': 4_620,
       'payouts_in_transit:authorizenet USD': 0,
-      'bank:authorizenet USD': 103_383,
+      'bank:authorizenet USD': 103_183,
     });
     expect(books['gateway_fees:authorizenet USD'] ?? 0).toBe(0);
 
@@ -250,23 +301,34 @@ describe('Authorize.Net settlement end to end: charges, a refund, two settled ba
         clearing: {
           opening: 0,
           charges: 109_003,
-          refunds: -1_000,
+          refunds: -1_200,
           disputes: 0,
           fees: 0,
-          payouts: -103_383,
+          payouts: -103_183,
           other: 0,
           closing: 4_620,
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 0, closing: 0 },
         payouts_in_transit: { opening: 0, movements: 0, closing: 0 },
-        bank: { opening: 0, movements: 103_383, closing: 103_383 },
+        bank: { opening: 0, movements: 103_183, closing: 103_183 },
       },
     ]);
     const c0 = report.body.data[0].clearing;
     expect(c0.opening + c0.charges + c0.refunds + c0.disputes + c0.fees + c0.payouts + c0.other).toBe(
       c0.closing,
     );
+
+    // The same report from the command line.
+    const printed = await cli(
+      ['settlement', 'report', '--from', from, '--to', to, '--gateway', 'authorizenet'],
+      env,
+    );
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/authorizenet default USD/);
+    expect(printed.stdout).toMatch(/clearing closing +4620 +\(still to be paid out\)\n/);
+    expect(printed.stdout).toMatch(/bank +103183 +\(closing 103183\)/);
+    expect(printed.stdout).not.toMatch(/DOES NOT BALANCE/);
 
     // The same batches again (the next day's sweep overlaps): nothing new.
     const entries = await entryCount();
