@@ -44,7 +44,8 @@ const REFUND_S = '2230581368';
  *   one 1018.88 charge, whose transactions the real getTransactionList sample lists);
  * - 3990090, the second batch of the real getSettledBatchList sample (MasterCard 19.95 and Visa 5.00
  *   charged), with a 10.00 MasterCard refund added to its statistics (no public sample shows a batch
- *   holding a refund: test/fixtures/authorizenet/SOURCES.md).
+ *   holding a refund: test/fixtures/authorizenet/SOURCES.md);
+ * - 3990100, a refund-only batch (`refundOnlyBatch`).
  */
 function settledBatches() {
   const list = anetFixture('api.getSettledBatchList.json');
