@@ -15,7 +15,9 @@ const LIMIT = 1_000;
  * delay (`delays`, days; 0 = not checked) plus `marginDays` has passed without the charge appearing in
  * a payout's lines (PRODUCT.md §13). Only gateway accounts whose payouts billhook receives with their
  * lines are checked, and only charges since the first of those lines, so an account without settlement
- * data raises nothing.
+ * data raises nothing. A charge whose succeeded refunds cover what it captured moved no money for a
+ * payout to carry (Authorize.Net voids a charge refunded whole before its batch settles, and a void is
+ * in no batch), so it is not raised.
  * @returns how many exceptions were raised
  */
 export async function raiseChargesNotPaidOut(
@@ -41,6 +43,13 @@ export async function raiseChargesNotPaidOut(
         sql<Date>`(SELECT min(s.occurred_at) FROM settlement_lines s
           WHERE s.gateway = t.gateway AND s.gateway_account IS NOT DISTINCT FROM t.gateway_account
             AND s.payout_id IS NOT NULL)`,
+      )
+      // Refunded whole (an Authorize.Net charge voided before it settled): no money for a payout to carry.
+      .where(
+        sql<bigint>`coalesce(t.amount_captured, t.amount)`,
+        '>',
+        sql<bigint>`(SELECT coalesce(sum(r.amount), 0) FROM refunds r
+          WHERE r.transaction_id = t.id AND r.status = 'succeeded')`,
       )
       .where(({ not, exists, selectFrom }) =>
         not(

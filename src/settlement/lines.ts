@@ -1,6 +1,6 @@
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
-import type { SettlementLineRow } from '../db/schema.ts';
+import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -32,7 +32,8 @@ const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: nu
 
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
- * billhook's reference; a `fee` or `adjustment` line is about none (and matches as such).
+ * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
+ * a `fee` or `adjustment` line is about none (and matches as such).
  * A charge must have succeeded and a refund too: until billhook recorded them (their webhook may come
  * after the payout's), the line is unmatched.
  * @returns the match, or undefined when billhook has no such object (yet)
@@ -55,7 +56,10 @@ export async function matchLine(
     };
   }
   if (line.kind === 'refund') {
-    const refund = await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference);
+    const refund =
+      line.gatewayRefundId || line.reference
+        ? await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference)
+        : await refundOfPayment(work, gateway, line);
     if (refund?.status !== 'succeeded') return undefined;
     return {
       ...NO_MATCH,
@@ -73,6 +77,36 @@ export async function matchLine(
     disputeId: dispute.id,
     booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
   };
+}
+
+/**
+ * The refund a refund line is about when the line names no refund, only the refunded payment
+ * (`gatewayTransactionId`) and its amount: a SecurePay report's row, SecurePay giving refunds no id
+ * of their own (docs/settlement-csv.md, "SecurePay"). It is the payment's oldest succeeded refund of
+ * exactly that amount (`-gross`) in the line's currency that no other settlement line matched, so
+ * two equal refunds of one payment match one line each.
+ */
+async function refundOfPayment(
+  work: UnitOfWork,
+  gateway: GatewayName,
+  line: SettlementLine,
+): Promise<RefundRow | undefined> {
+  if (!line.gatewayTransactionId) return undefined;
+  const payment = await findTransaction(work, gateway, line.gatewayTransactionId, undefined);
+  if (!payment) return undefined;
+  return work.trx
+    .selectFrom('refunds as r')
+    .selectAll('r')
+    .where('r.transaction_id', '=', payment.id)
+    .where('r.status', '=', 'succeeded')
+    .where('r.currency', '=', line.currency)
+    .where('r.amount', '=', -line.gross)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('settlement_lines as s').select('s.id').whereRef('s.refund_id', '=', 'r.id'))),
+    )
+    .orderBy('r.created_at')
+    .orderBy('r.id')
+    .executeTakeFirst();
 }
 
 /** What recording a settlement line did. */
