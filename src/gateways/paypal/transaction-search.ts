@@ -71,9 +71,11 @@ export const MAX_SEARCH_RANGE_MS = 31 * 24 * 60 * 60 * 1000;
 export const SEARCH_PAGE_SIZE = 500;
 
 /**
- * Transaction event codes billhook books (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
- * `T04xx` bank withdrawals from the PayPal account — `T0400` general withdrawal, `T0401` AutoSweep
- * (the automatic withdrawal), `T0403` a withdrawal the user started: each a payout to the bank.
+ * The withdrawals billhook books as payouts, of the event group `T04nn` "Bank withdrawal from PayPal
+ * account" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/): `T0400`
+ * general withdrawal, `T0401` and `T0403` (the real withdrawal to the bank in
+ * test/fixtures/paypal/api.reporting.transactions.donation_partner_fee_withdrawal.json is a `T0403`
+ * carrying its `bank_reference_id`).
  */
 export const WITHDRAWAL_CODES: ReadonlySet<string> = new Set(['T0400', 'T0401', 'T0403']);
 
