@@ -7,6 +7,7 @@ import {
   minorUnits,
   SellerPayableBreakdown,
   SellerReceivableBreakdown,
+  signedMinorUnits,
 } from './schemas.ts';
 
 /**
@@ -45,10 +46,17 @@ const RefundResource = z.looseObject({
   seller_payable_breakdown: z.unknown().optional(),
 });
 
-/** Minor units of `money`, or PaypalSettlementError naming `what`. */
-function units(money: Money, what: string): { amount: bigint; currency: string } {
+/**
+ * Minor units of `money` (`signed`: a decimal that may start with `-`), exactly.
+ * @throws PaypalSettlementError naming `what` for an amount PayPal's currency table cannot read exactly
+ */
+export function settlementUnits(
+  money: Money,
+  what: string,
+  signed = false,
+): { amount: bigint; currency: string } {
   try {
-    return minorUnits(money);
+    return signed ? signedMinorUnits(money) : minorUnits(money);
   } catch (error) {
     throw new PaypalSettlementError(`${what}: ${(error as Error).message}`);
   }
@@ -57,7 +65,7 @@ function units(money: Money, what: string): { amount: bigint; currency: string }
 /** Minor units of `money`, which must be in `currency`; absent money is 0. */
 function unitsIn(money: Money | undefined, currency: string, what: string): bigint {
   if (!money) return 0n;
-  const { amount, currency: its } = units(money, what);
+  const { amount, currency: its } = settlementUnits(money, what);
   if (its !== currency) {
     throw new PaypalSettlementError(`${what} is in ${its}, not in the breakdown's ${currency}`);
   }
@@ -87,7 +95,7 @@ interface Amounts {
  * differs from gross minus fees
  */
 function amountsOf(breakdown: SellerReceivableBreakdown | SellerPayableBreakdown, what: string): Amounts {
-  const { amount: gross, currency } = units(breakdown.gross_amount, `${what} gross_amount`);
+  const { amount: gross, currency } = settlementUnits(breakdown.gross_amount, `${what} gross_amount`);
   const paypalFee = unitsIn(breakdown.paypal_fee, currency, `${what} paypal_fee`);
   const platformFee = (breakdown.platform_fees ?? []).reduce(
     (sum, fee, i) => sum + unitsIn(fee.amount, currency, `${what} platform_fees[${i}]`),
@@ -121,7 +129,7 @@ function inBalance(
 ): Pick<SettlementLine, 'currency' | 'gross' | 'fee' | 'net' | 'original'> | undefined {
   const { currency, gross, fee, net } = amounts;
   if (!receivable) return { currency, gross, fee, net };
-  const held = units(receivable, `${what} receivable amount`);
+  const held = settlementUnits(receivable, `${what} receivable amount`);
   if (held.currency === currency) {
     if (held.amount !== net) {
       throw new PaypalSettlementError(
@@ -145,8 +153,11 @@ function inBalance(
   };
 }
 
-/** Parses a breakdown, or PaypalSettlementError naming the first problem. */
-function parseBreakdown<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+/**
+ * Checks PayPal's settlement data (or a translation of it) against `schema`.
+ * @throws PaypalSettlementError `<what> is not PayPal's shape: <field path>: <problem>`
+ */
+export function parseSettlement<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value);
   if (!result.success) {
     const first = result.error.issues[0];
@@ -159,7 +170,7 @@ function parseBreakdown<T extends z.ZodType>(schema: T, value: unknown, what: st
 
 /** A line checked against the shared schema (net = gross - fee). */
 function checked(line: SettlementLine): SettlementLine {
-  return parseBreakdown(SettlementLineSchema, line, `settlement line ${line.gatewayLineId}`);
+  return parseSettlement(SettlementLineSchema, line, `settlement line ${line.gatewayLineId}`);
 }
 
 /**
@@ -175,10 +186,10 @@ function checked(line: SettlementLine): SettlementLine {
  * @throws PaypalSettlementError when the breakdown is malformed or does not add up
  */
 export function captureLine(resource: unknown, fallbackTime: Date): SettlementLine | undefined {
-  const capture = parseBreakdown(CaptureResource, resource, 'PayPal capture');
+  const capture = parseSettlement(CaptureResource, resource, 'PayPal capture');
   if (capture.status !== 'COMPLETED' || capture.seller_receivable_breakdown === undefined) return undefined;
   const what = `PayPal capture ${capture.id}`;
-  const breakdown = parseBreakdown(
+  const breakdown = parseSettlement(
     SellerReceivableBreakdown,
     capture.seller_receivable_breakdown,
     `${what} seller_receivable_breakdown`,
@@ -226,10 +237,10 @@ export function refundLine(
   kind: 'refund' | 'dispute',
   fallbackTime: Date,
 ): SettlementLine | undefined {
-  const refund = parseBreakdown(RefundResource, resource, 'PayPal refund');
+  const refund = parseSettlement(RefundResource, resource, 'PayPal refund');
   if (refund.status !== 'COMPLETED' || refund.seller_payable_breakdown === undefined) return undefined;
   const what = `PayPal ${kind === 'refund' ? 'refund' : 'reversal'} ${refund.id}`;
-  const breakdown = parseBreakdown(
+  const breakdown = parseSettlement(
     SellerPayableBreakdown,
     refund.seller_payable_breakdown,
     `${what} seller_payable_breakdown`,

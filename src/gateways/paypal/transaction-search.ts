@@ -9,8 +9,8 @@ import {
   type SettlementReport,
   type SettlementSource,
 } from '../settlement.ts';
-import { Money, signedMinorUnits } from './schemas.ts';
-import { PaypalSettlementError } from './settlement.ts';
+import { Money } from './schemas.ts';
+import { PaypalSettlementError, parseSettlement, settlementUnits } from './settlement.ts';
 
 /**
  * PayPal's Transaction Search API (`GET /v1/reporting/transactions`,
@@ -100,24 +100,6 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   V: 'failed',
 };
 
-/** Minor units of a signed PayPal amount, or PaypalSettlementError naming `what`. */
-function signed(money: z.output<typeof Money>, what: string): { amount: bigint; currency: string } {
-  try {
-    return signedMinorUnits(money);
-  } catch (error) {
-    throw new PaypalSettlementError(`${what}: ${(error as Error).message}`);
-  }
-}
-
-/** A translated value checked against the shared schema. */
-function checked<T extends z.ZodType>(schema: T, value: z.input<T>, what: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    throw new PaypalSettlementError(`${what}: ${result.error.issues[0]?.message ?? 'invalid'}`);
-  }
-  return result.data;
-}
-
 /**
  * A capture or refund row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount`
  * (PayPal's fee is negative when charged, so the line's fee is positive when charged and negative
@@ -129,8 +111,8 @@ function checked<T extends z.ZodType>(schema: T, value: z.input<T>, what: string
  */
 function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
-  const gross = signed(info.transaction_amount, `${what} transaction_amount`);
-  const charged = info.fee_amount ? signed(info.fee_amount, `${what} fee_amount`) : undefined;
+  const gross = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  const charged = info.fee_amount ? settlementUnits(info.fee_amount, `${what} fee_amount`, true) : undefined;
   if (charged && charged.currency !== gross.currency) {
     throw new PaypalSettlementError(`${what}: fee_amount is in ${charged.currency}, not ${gross.currency}`);
   }
@@ -139,7 +121,7 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
     kind === 'charge'
       ? { gatewayTransactionId: info.transaction_id }
       : { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id };
-  return checked(
+  return parseSettlement(
     SettlementLineSchema,
     {
       gatewayLineId: info.transaction_id,
@@ -165,7 +147,7 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
  */
 function payoutOf(info: TransactionInfo): PayoutReport {
   const what = `PayPal withdrawal ${info.transaction_id} (${info.transaction_event_code})`;
-  const money = signed(info.transaction_amount, `${what} transaction_amount`);
+  const money = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
   if (money.amount >= 0n) throw new PaypalSettlementError(`${what} is not money out of the balance`);
   const status = WITHDRAWAL_STATUS[info.transaction_status];
   if (!status) {
@@ -173,7 +155,7 @@ function payoutOf(info: TransactionInfo): PayoutReport {
       `${what} has transaction_status ${info.transaction_status}, not S, P, D or V`,
     );
   }
-  return checked(
+  return parseSettlement(
     PayoutReportSchema,
     {
       gatewayPayoutId: info.transaction_id,
