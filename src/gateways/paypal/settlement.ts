@@ -118,8 +118,8 @@ function amountsOf(breakdown: SellerReceivableBreakdown | SellerPayableBreakdown
  * currency (the payee holds no balance in the buyer's currency): the net is `receivable` and the fee
  * `feeInReceivable` (PayPal's `…_in_receivable_currency` fields), the gross their sum, and `original`
  * the gross in the payment's currency; the conversion's difference is the FX account's.
- * @returns undefined when the fee was charged in the transaction's currency only: its amount in the
- *   balance's currency is not reported, and billhook never books a converted guess
+ * @returns undefined when the fee (or a platform fee) was charged in the transaction's currency only:
+ *   its amount in the balance's currency is not reported, and billhook never books a converted guess
  */
 function inBalance(
   amounts: Amounts,
