@@ -22,7 +22,9 @@ import {
 } from './conventions.ts';
 import { PAYPAL_CURRENCIES } from './currencies.ts';
 import { CaptureState, ErrorBody, Order, RefundAnswer } from './schemas.ts';
+import { PaypalSettlementError } from './settlement.ts';
 import { CAPTURE_STATUS, meaningOf, REFUND_STATUS } from './status.ts';
+import { SearchPage, type SearchQuery } from './transaction-search.ts';
 import { declineCode, declineMessage } from './webhook.ts';
 
 /** Settings of the outbound PayPal client. */
@@ -439,6 +441,42 @@ export class PaypalClient implements GatewayClient {
       );
     }
     return verdict.data.verification_status === 'SUCCESS';
+  }
+
+  /**
+   * One page of PayPal's Transaction Search (https://developer.paypal.com/docs/api/transaction-search/v1/#transactions_get):
+   * `GET /v1/reporting/transactions?start_date&end_date&fields=all&page_size&page`, the dates in
+   * RFC 3339 with seconds (`2024-02-10T00:00:00Z`), the window at most 31 days (the caller cuts it,
+   * transaction-search.ts). The app needs PayPal's "Transaction Search" permission.
+   * @returns the page, checked against `SearchPage` (amounts still PayPal's decimal strings)
+   * @throws GatewayUnreachable without an answer; OAuthError when the token endpoint refuses;
+   *   PaypalSettlementError for any other answer than a 200 of the documented shape (with PayPal's
+   *   issue and debug id, e.g. 403 NOT_AUTHORIZED without the permission)
+   */
+  async searchTransactions(query: SearchQuery): Promise<SearchPage> {
+    const rfc3339 = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const params = new URLSearchParams({
+      start_date: rfc3339(query.start),
+      end_date: rfc3339(query.end),
+      fields: 'all',
+      page_size: String(query.pageSize),
+      page: String(query.page),
+    });
+    const response = await this.#call('GET', `/v1/reporting/transactions?${params}`);
+    if (response.status !== 200) {
+      const { code, message } = errorOf(response);
+      throw new PaypalSettlementError(
+        `PayPal Transaction Search answered HTTP ${response.status} ${code}: ${message}`,
+      );
+    }
+    const page = SearchPage.safeParse(parseJsonBody(response.text));
+    if (!page.success) {
+      const first = page.error.issues[0];
+      throw new PaypalSettlementError(
+        `PayPal Transaction Search answered page ${query.page} with something else than a search response: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
+      );
+    }
+    return page.data;
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Config } from '../../config/env.ts';
 import type { GatewayAdapter } from '../types.ts';
 import { PAYPAL_CAPABILITIES } from './capabilities.ts';
 import { PaypalClient } from './client.ts';
+import { PaypalTransactionSearch } from './transaction-search.ts';
 import { PaypalWebhook } from './webhook.ts';
 
 /** Reads the PEM named by PAYPAL_TEST_CERT_FILE. @throws Error naming the variable when it cannot be read */
@@ -20,7 +21,8 @@ function testCertificate(path: string | undefined): string | undefined {
  * message; PAYPAL_TEST_CERT_FILE additionally trusts a test certificate for `send-test-webhook`) and
  * verifies offline, or through PayPal's verify-webhook-signature call when
  * `PAYPAL_WEBHOOK_VERIFICATION=api`; the outbound half by `PAYPAL_CLIENT_ID` and
- * `PAYPAL_CLIENT_SECRET`, calling `PAYPAL_API_BASE`. Both use `GATEWAY_TIMEOUT_MS` (milliseconds)
+ * `PAYPAL_CLIENT_SECRET`, calling `PAYPAL_API_BASE`; the same credentials enable the settlement source
+ * (Transaction Search: withdrawals and the fees of captures and refunds, transaction-search.ts). Both use `GATEWAY_TIMEOUT_MS` (milliseconds)
  * per HTTP call.
  * @throws Error when PAYPAL_TEST_CERT_FILE is set but unreadable or not a certificate, or when
  * PAYPAL_WEBHOOK_VERIFICATION=api lacks the client credentials its call needs
@@ -53,5 +55,6 @@ export function paypalAdapter(config: Config): GatewayAdapter {
         })
       : undefined,
     client,
+    settlement: client ? new PaypalTransactionSearch(client) : undefined,
   };
 }

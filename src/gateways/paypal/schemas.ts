@@ -37,6 +37,66 @@ export function minorUnits(money: Money): { amount: bigint; currency: string } {
   };
 }
 
+/**
+ * A signed decimal `money` object (Transaction Search reports money out of the balance as `"-47.63"`)
+ * as billhook minor units, exactly, through the same conversion as `minorUnits`:
+ * `{currency_code: 'USD', value: '-13.79'}` → `{ amount: -1379n, currency: 'USD' }`.
+ * @throws AmountNotRepresentable as `minorUnits` does (the sign aside)
+ */
+export function signedMinorUnits(money: Money): { amount: bigint; currency: string } {
+  const negative = money.value.trim().startsWith('-');
+  const { amount, currency } = minorUnits(
+    negative ? { ...money, value: money.value.trim().slice(1) } : money,
+  );
+  return { amount: negative ? -amount : amount, currency };
+}
+
+/** PayPal's `exchange_rate` (source and target currency, the rate as a decimal string). */
+export const ExchangeRate = z.looseObject({
+  source_currency: z.string().optional(),
+  target_currency: z.string().optional(),
+  value: z.string().optional(),
+});
+
+/**
+ * A capture's `seller_receivable_breakdown` (Payments v2, definition `seller_receivable_breakdown`,
+ * https://developer.paypal.com/docs/api/payments/v2/#captures_get): `gross_amount` the buyer paid,
+ * `paypal_fee` PayPal kept, `platform_fees` a partner kept, `net_amount` credited, all in the
+ * transaction's currency; when the payee holds another currency, `receivable_amount` (the net in
+ * that currency), `paypal_fee_in_receivable_currency` (when the fee is charged in it) and
+ * `exchange_rate`. "Not available for transactions that are in pending state."
+ */
+export const SellerReceivableBreakdown = z.looseObject({
+  gross_amount: Money,
+  paypal_fee: Money.optional(),
+  paypal_fee_in_receivable_currency: Money.optional(),
+  platform_fees: z.array(z.looseObject({ amount: Money })).optional(),
+  net_amount: Money.optional(),
+  receivable_amount: Money.optional(),
+  exchange_rate: ExchangeRate.optional(),
+});
+/** A parsed `SellerReceivableBreakdown` (the schema's output type). */
+export type SellerReceivableBreakdown = z.output<typeof SellerReceivableBreakdown>;
+
+/**
+ * A refund's `seller_payable_breakdown` (Payments v2, definition `seller_payable_breakdown`,
+ * https://developer.paypal.com/docs/api/payments/v2/#refunds_get): `gross_amount` refunded to the
+ * buyer, `paypal_fee` the part of the capture's fee PayPal gives back, `platform_fees` a partner
+ * gives back, `net_amount` debited from the payee (gross minus fees returned), and
+ * `total_refunded_amount` over all refunds of the capture.
+ */
+export const SellerPayableBreakdown = z.looseObject({
+  gross_amount: Money,
+  paypal_fee: Money.optional(),
+  paypal_fee_in_receivable_currency: Money.optional(),
+  platform_fees: z.array(z.looseObject({ amount: Money })).optional(),
+  net_amount: Money.optional(),
+  net_amount_in_receivable_currency: Money.optional(),
+  total_refunded_amount: Money.optional(),
+});
+/** A parsed `SellerPayableBreakdown` (the schema's output type). */
+export type SellerPayableBreakdown = z.output<typeof SellerPayableBreakdown>;
+
 /** A HATEOAS link (`rel` `self`, `up`, `refund`, …). */
 export const Link = z.looseObject({ href: z.string(), rel: z.string(), method: z.string().optional() });
 

@@ -2,6 +2,7 @@ import { verify as verifySignature } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { z } from 'zod';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
+import type { SettlementLine } from '../settlement.ts';
 import {
   type PaymentEvent,
   type PaymentEventType,
@@ -23,6 +24,7 @@ import {
   minorUnits,
   Refund,
 } from './schemas.ts';
+import { captureLine, PaypalSettlementError, refundLine } from './settlement.ts';
 import {
   CAPTURE_EVENTS,
   DISPUTE_EVENT_TYPES,
@@ -112,6 +114,38 @@ export function declineCode(capture: CaptureState): string {
 class UnmatchedDispute extends WebhookPayloadError {}
 
 /**
+ * The `settlement.line` event of a capture, refund or reversal whose breakdown translates exactly
+ * (settlement.ts), after the event's own; none when there is no line.
+ * @throws WebhookPayloadError when the breakdown is malformed or does not add up
+ */
+function settlementEvents(
+  base: Pick<PaymentEvent, 'gateway' | 'gatewayEventId' | 'occurredAt' | 'raw'>,
+  line: () => SettlementLine | undefined,
+): PaymentEvent[] {
+  let settlementLine: SettlementLine | undefined;
+  try {
+    settlementLine = line();
+  } catch (error) {
+    if (error instanceof PaypalSettlementError) throw new WebhookPayloadError(error.message);
+    throw error;
+  }
+  if (!settlementLine) return [];
+  return [
+    {
+      ...base,
+      type: 'settlement.line',
+      gatewayTransactionId: settlementLine.gatewayTransactionId,
+      gatewayRefundId: settlementLine.gatewayRefundId,
+      gatewayDisputeId: settlementLine.gatewayDisputeId,
+      reference: settlementLine.reference,
+      amount: settlementLine.gross < 0n ? -settlementLine.gross : settlementLine.gross,
+      currency: settlementLine.currency,
+      settlementLine,
+    },
+  ];
+}
+
+/**
  * The canonical events of a PayPal event (see `PaypalWebhook.normalize`).
  * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
  */
@@ -137,6 +171,9 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         failureMessage: failed ? declineMessage(capture) : undefined,
         reason: chargeType === 'charge.pending' ? capture.status_details?.reason : undefined,
       },
+      ...(chargeType === 'charge.succeeded'
+        ? settlementEvents(base, () => captureLine(event.resource, base.occurredAt))
+        : []),
     ];
   }
   if (event.event_type === 'PAYMENT.CAPTURE.REFUNDED' || event.event_type === 'PAYMENT.CAPTURE.REVERSED') {
@@ -157,6 +194,7 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
           ...money,
           reason: refund.status_details?.reason ?? 'PAYMENT_REVERSED',
         },
+        ...settlementEvents(base, () => refundLine(event.resource, 'dispute', base.occurredAt)),
       ];
     }
     const type: PaymentEventType = REFUND_EVENT[meaningOf(REFUND_STATUS, refund.status)];
@@ -171,6 +209,9 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         failureCode: type === 'refund.failed' ? (refund.status_details?.reason ?? refund.status) : undefined,
         reason: refund.note_to_payer,
       },
+      ...(type === 'refund.succeeded'
+        ? settlementEvents(base, () => refundLine(event.resource, 'refund', base.occurredAt))
+        : []),
     ];
   }
   if (DISPUTE_EVENT_TYPES.has(event.event_type)) {
@@ -310,6 +351,11 @@ export class PaypalWebhook implements WebhookVerifier {
    *   PayPal-initiated reversal), which books as a chargeback loss, not as a refund we chose;
    * - `CUSTOMER.DISPUTE.CREATED` / `UPDATED` / `RESOLVED` → dispute.opened, or won / lost by the
    *   resolved dispute's outcome.
+   * Settlement: a completed capture, a completed refund and a reversal that carry PayPal's fee
+   * breakdown (`seller_receivable_breakdown` / `seller_payable_breakdown`) additionally give a
+   * `settlement.line` event after their own, carrying the line of settlement.ts (`captureLine`,
+   * `refundLine`); `amount` is the line's gross without its sign. None when the breakdown is absent
+   * or the fee is reported only before a currency conversion (Transaction Search then reports it).
    * Disputes and reversals are keyed by the disputed capture (gatewayDisputeId = capture id), so a
    * reversal and the dispute it belongs to, or a dispute PayPal re-opened on the same transaction
    * (outcome `NONE`), move the money once. A claim accepted for the buyer is reported twice, as the

@@ -21,6 +21,13 @@ afterEach(() => {
   else process.env.PAYPAL_TEST_KEY_FILE = savedKeyFile;
 });
 
+/** The completed capture, refund and reversal carry their fee breakdown, hence a settlement line. */
+const WITH_SETTLEMENT_LINE = new Set([
+  'PAYMENT.CAPTURE.COMPLETED',
+  'PAYMENT.CAPTURE.REFUNDED',
+  'PAYMENT.CAPTURE.REVERSED',
+]);
+
 describe('buildPaypalTestDelivery', () => {
   it.each([
     ['PAYMENT.CAPTURE.COMPLETED', 'charge.succeeded', 'txn_01jh3k9q2m4v8c1xk0bd'],
@@ -49,7 +56,8 @@ describe('buildPaypalTestDelivery', () => {
       expect(verified.eventType).toBe(type);
       expect(verified.eventId).toMatch(/^WH-[A-Z0-9]{17}-[A-Z0-9]{17}$/);
       const [event, ...rest] = await verifier.normalize(delivery.body);
-      expect(rest).toEqual([]);
+      // A capture, refund or reversal with its fee breakdown also gives its settlement line.
+      expect(rest.map((e) => e.type)).toEqual(WITH_SETTLEMENT_LINE.has(type) ? ['settlement.line'] : []);
       expect(event).toMatchObject({
         type: canonical,
         gatewayEventId: verified.eventId,

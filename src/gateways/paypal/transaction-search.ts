@@ -1,0 +1,257 @@
+import { z } from 'zod';
+import {
+  type PayoutReport,
+  PayoutReportSchema,
+  type PayoutStatus,
+  type SettlementLine,
+  SettlementLineSchema,
+  type SettlementRange,
+  type SettlementReport,
+  type SettlementSource,
+} from '../settlement.ts';
+import { Money } from './schemas.ts';
+import { PaypalSettlementError, parseSettlement, settlementUnits } from './settlement.ts';
+
+/**
+ * PayPal's Transaction Search API (`GET /v1/reporting/transactions`,
+ * https://developer.paypal.com/docs/api/transaction-search/v1/) as a settlement source: the
+ * merchant's balance history, from which billhook takes the withdrawals to the bank (payouts) and
+ * the fees of captures and refunds. Facts relied on:
+ * - "The maximum supported date range is 31 days", "The maximum page size is 500", and further
+ *   pages are asked for with "an incremented `page`" up to `total_pages`
+ *   (https://developer.paypal.com/docs/transaction-search/);
+ * - amounts are signed from the account's side: `transaction_amount` is negative for money out
+ *   (a withdrawal `T0403` of `"-47.63"`, a refund `T1107`), and `fee_amount` is negative when a fee
+ *   is charged (the documented sample's `T0006` payment of 465.00 has `fee_amount` `"-13.79"`),
+ *   positive when PayPal gives one back;
+ * - `transaction_status` `S` completed, `P` pending, `D` denied, `V` "a successful transaction was
+ *   fully reversed and funds were refunded to the original sender" (the reversal is its own row);
+ * - a capture's `transaction_id` is the capture id (PayPal's transaction id), a refund's is the
+ *   refund id and its `paypal_reference_id` the refunded capture's.
+ */
+
+/** A Transaction Search date (`2014-07-11T04:03:52+0000` or RFC 3339) as a Date. */
+const SearchDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/, 'not a date and time')
+  .transform((text) => new Date(text.replace(/([+-]\d{2})(\d{2})$/, '$1:$2')));
+
+/** The `transaction_info` fields billhook reads (definition `transaction_info`). */
+export const TransactionInfo = z.looseObject({
+  transaction_id: z.string().min(1),
+  paypal_reference_id: z.string().min(1).optional(),
+  transaction_event_code: z.string().regex(/^T\d{4}$/, 'not a transaction event code'),
+  transaction_initiation_date: SearchDate,
+  transaction_updated_date: SearchDate.optional(),
+  transaction_amount: Money,
+  fee_amount: Money.optional(),
+  transaction_status: z.string().length(1),
+  transaction_subject: z.string().optional(),
+  invoice_id: z.string().optional(),
+  custom_field: z.string().optional(),
+  bank_reference_id: z.string().optional(),
+});
+/** A parsed `TransactionInfo` (the schema's output type). */
+export type TransactionInfo = z.output<typeof TransactionInfo>;
+
+/** One page of `GET /v1/reporting/transactions` (definition `search_response`). */
+export const SearchPage = z.looseObject({
+  transaction_details: z.array(z.looseObject({ transaction_info: TransactionInfo })).default([]),
+  page: z.number().int().nonnegative().optional(),
+  total_items: z.number().int().nonnegative().optional(),
+  total_pages: z.number().int().nonnegative(),
+});
+/** A parsed `SearchPage` (the schema's output type). */
+export type SearchPage = z.output<typeof SearchPage>;
+
+/** The longest range one search may cover (31 days, https://developer.paypal.com/docs/transaction-search/). */
+export const MAX_SEARCH_RANGE_MS = 31 * 24 * 60 * 60 * 1000;
+
+/** Rows per page: PayPal's maximum (500). */
+export const SEARCH_PAGE_SIZE = 500;
+
+/**
+ * The withdrawals billhook books as payouts, of the event group `T04nn` "Bank withdrawal from PayPal
+ * account" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/): `T0400`
+ * general withdrawal, `T0401` and `T0403` (the real withdrawal to the bank in
+ * test/fixtures/paypal/api.reporting.transactions.donation_partner_fee_withdrawal.json is a `T0403`
+ * carrying its `bank_reference_id`).
+ */
+export const WITHDRAWAL_CODES: ReadonlySet<string> = new Set(['T0400', 'T0401', 'T0403']);
+
+/**
+ * `T1107` "payment refund, initiated by merchant": a refund of a capture, whose `paypal_reference_id`
+ * is the capture.
+ */
+export const REFUND_CODE = 'T1107';
+
+/**
+ * `T00xx` PayPal account-to-account payments (`T0006` PayPal Checkout APIs, the Orders v2 captures
+ * billhook makes; `T0000` general, `T0013` donation, …): received (`transaction_amount` positive) they
+ * are captures into the balance; sent (negative, e.g. a `T0001` mass payment) they are not billhook's.
+ */
+const PAYMENT_CODE = /^T00\d{2}$/;
+
+/** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
+const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
+  S: 'paid',
+  P: 'pending',
+  D: 'failed',
+  V: 'failed',
+};
+
+/**
+ * A capture or refund row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount`
+ * (PayPal's fee is negative when charged, so the line's fee is positive when charged and negative
+ * when given back), net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line
+ * is booked once: a capture → kind `charge`, line and transaction id = the capture id; a refund →
+ * kind `refund`, line and refund id = the refund id, transaction id = `paypal_reference_id`.
+ * `reference` is `custom_field` (our `custom_id`) else `invoice_id`.
+ * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
+ */
+function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLine {
+  const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
+  const gross = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  const charged = info.fee_amount ? settlementUnits(info.fee_amount, `${what} fee_amount`, true) : undefined;
+  if (charged && charged.currency !== gross.currency) {
+    throw new PaypalSettlementError(`${what}: fee_amount is in ${charged.currency}, not ${gross.currency}`);
+  }
+  const fee = charged ? -charged.amount : 0n;
+  const ids =
+    kind === 'charge'
+      ? { gatewayTransactionId: info.transaction_id }
+      : { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id };
+  return parseSettlement(
+    SettlementLineSchema,
+    {
+      gatewayLineId: info.transaction_id,
+      kind,
+      ...ids,
+      reference: info.custom_field || info.invoice_id || undefined,
+      currency: gross.currency,
+      gross: gross.amount,
+      fee,
+      net: gross.amount - fee,
+      occurredAt: info.transaction_initiation_date,
+      description: `PayPal ${info.transaction_event_code}${info.transaction_subject ? `: ${info.transaction_subject}` : ''}`,
+    },
+    what,
+  );
+}
+
+/**
+ * A withdrawal row as a payout: `amount` = −`transaction_amount` (the withdrawal is money out, so
+ * PayPal reports it negative), status by `transaction_status`, no lines (PayPal's withdrawals are
+ * lump sums of the balance), arrival unknown.
+ * @throws PaypalSettlementError for an amount that is not money out or not exact
+ */
+function payoutOf(info: TransactionInfo): PayoutReport {
+  const what = `PayPal withdrawal ${info.transaction_id} (${info.transaction_event_code})`;
+  const money = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  if (money.amount >= 0n) throw new PaypalSettlementError(`${what} is not money out of the balance`);
+  const status = WITHDRAWAL_STATUS[info.transaction_status];
+  if (!status) {
+    throw new PaypalSettlementError(
+      `${what} has transaction_status ${info.transaction_status}, not S, P, D or V`,
+    );
+  }
+  return parseSettlement(
+    PayoutReportSchema,
+    {
+      gatewayPayoutId: info.transaction_id,
+      status,
+      currency: money.currency,
+      amount: -money.amount,
+      createdAt: info.transaction_initiation_date,
+      arrivalDate: null,
+      description: `PayPal withdrawal to the bank ${info.transaction_event_code}${info.bank_reference_id ? ` (bank reference ${info.bank_reference_id})` : ''}`,
+    },
+    what,
+  );
+}
+
+/**
+ * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
+ * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
+ * positive) → charge lines; completed refunds (`T1107`) → refund lines. Other rows (holds, currency
+ * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
+ * twice is kept once.
+ * @throws PaypalSettlementError when a row cannot be translated exactly
+ */
+export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
+  const lines = new Map<string, SettlementLine>();
+  const payouts = new Map<string, PayoutReport>();
+  for (const info of rows) {
+    const code = info.transaction_event_code;
+    const done = info.transaction_status === 'S' || info.transaction_status === 'V';
+    if (WITHDRAWAL_CODES.has(code)) {
+      payouts.set(info.transaction_id, payoutOf(info));
+    } else if (done && code === REFUND_CODE) {
+      lines.set(info.transaction_id, lineOf(info, 'refund'));
+    } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
+      lines.set(info.transaction_id, lineOf(info, 'charge'));
+    }
+  }
+  return { lines: [...lines.values()], payouts: [...payouts.values()] };
+}
+
+/** One Transaction Search call: a window of at most 31 days, one page. */
+export interface SearchQuery {
+  start: Date;
+  end: Date;
+  /** 1-based page number. */
+  page: number;
+  pageSize: number;
+}
+
+/** What asks PayPal for one page (PaypalClient.searchTransactions). */
+export interface TransactionSearcher {
+  searchTransactions(query: SearchQuery): Promise<SearchPage>;
+}
+
+/** `range` cut into windows of at most `MAX_SEARCH_RANGE_MS`. */
+export function searchWindows(range: SettlementRange): SettlementRange[] {
+  const windows: SettlementRange[] = [];
+  for (let from = range.from.getTime(); from < range.to.getTime(); from += MAX_SEARCH_RANGE_MS) {
+    windows.push({
+      from: new Date(from),
+      to: new Date(Math.min(from + MAX_SEARCH_RANGE_MS, range.to.getTime())),
+    });
+  }
+  return windows;
+}
+
+/**
+ * PayPal's settlement source: asks Transaction Search for every page of every 31-day window of the
+ * range (`page` 1 to the first answer's `total_pages`) and translates the rows (`reportOf`).
+ */
+export class PaypalTransactionSearch implements SettlementSource {
+  readonly #searcher: TransactionSearcher;
+
+  constructor(searcher: TransactionSearcher) {
+    this.#searcher = searcher;
+  }
+
+  /**
+   * Lines and payouts PayPal booked in `range`.
+   * @throws GatewayUnreachable without an answer; PaypalSettlementError for an error answer or one
+   * that is not the documented shape or cannot be translated exactly (a sweep retries)
+   */
+  async fetchSettlements(range: SettlementRange): Promise<SettlementReport> {
+    const rows: TransactionInfo[] = [];
+    for (const window of searchWindows(range)) {
+      let totalPages = 1;
+      for (let page = 1; page <= totalPages; page++) {
+        const answer = await this.#searcher.searchTransactions({
+          start: window.from,
+          end: window.to,
+          page,
+          pageSize: SEARCH_PAGE_SIZE,
+        });
+        if (page === 1) totalPages = answer.total_pages;
+        rows.push(...answer.transaction_details.map((detail) => detail.transaction_info));
+      }
+    }
+    return reportOf(rows);
+  }
+}
