@@ -11,6 +11,7 @@ const COMMON = [
   'currencies.ts',
   'index.ts',
   'schemas.ts',
+  'settlement.ts',
   'status.ts',
   'test-events.ts',
   'webhook.ts',
