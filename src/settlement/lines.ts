@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
@@ -18,6 +19,10 @@ export interface SettlementAccount {
   gateway: GatewayName;
   gatewayAccount: string | null;
 }
+
+/** Rows of `account`: its gateway, and its gateway account (null: the default account) or none. */
+export const ofAccount = (account: SettlementAccount) =>
+  sql<boolean>`gateway = ${account.gateway} AND gateway_account IS NOT DISTINCT FROM ${account.gatewayAccount}`;
 
 /** The billhook object a line is about, and what billhook booked for it (signed like the line's gross). */
 export interface LineMatch {
@@ -133,8 +138,7 @@ export async function recordSettlementLine(
   const existing = await work.trx
     .selectFrom('settlement_lines')
     .selectAll()
-    .where('gateway', '=', account.gateway)
-    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where(ofAccount(account))
     .where('gateway_line_id', '=', line.gatewayLineId)
     .forUpdate()
     .executeTakeFirst();

@@ -6,7 +6,7 @@ import type { PayoutReport } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { matchLine, recordSettlementLine, type SettlementAccount } from './lines.ts';
+import { matchLine, ofAccount, recordSettlementLine, type SettlementAccount } from './lines.ts';
 
 /**
  * Forward-only payout statuses: pending → in_transit → paid, and failed or canceled from any of them
@@ -68,8 +68,7 @@ export async function recordPayout(
   const existing = await work.trx
     .selectFrom('payouts')
     .selectAll()
-    .where('gateway', '=', account.gateway)
-    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where(ofAccount(account))
     .where('gateway_payout_id', '=', report.gatewayPayoutId)
     .forUpdate()
     .executeTakeFirst();

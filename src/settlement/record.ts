@@ -2,7 +2,7 @@ import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { SettlementLine, SettlementReport } from '../gateways/settlement.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { recordSettlementLine, type SettlementAccount } from './lines.ts';
+import { ofAccount, recordSettlementLine, type SettlementAccount } from './lines.ts';
 import { recordPayout } from './payouts.ts';
 
 /** What recording a settlement report changed: rows new or moved forward, and lines still unmatched. */
@@ -48,8 +48,7 @@ export async function recordSettlementReport(
       await db
         .selectFrom('settlement_lines')
         .select((eb) => eb.fn.countAll<string>().as('count'))
-        .where('gateway', '=', account.gateway)
-        .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+        .where(ofAccount(account))
         .where('kind', 'in', ['charge', 'refund', 'dispute'])
         .where('transaction_id', 'is', null)
         .executeTakeFirstOrThrow()
@@ -89,8 +88,7 @@ async function rematchLines(db: Db, actor: Actor, account: SettlementAccount): P
   const rows = await db
     .selectFrom('settlement_lines')
     .selectAll()
-    .where('gateway', '=', account.gateway)
-    .where('gateway_account', account.gatewayAccount === null ? 'is' : '=', account.gatewayAccount)
+    .where(ofAccount(account))
     .where('kind', 'in', ['charge', 'refund', 'dispute'])
     .where('transaction_id', 'is', null)
     .orderBy('id')

@@ -1,4 +1,5 @@
 import type express from 'express';
+import { stripePayoutObject } from './test-events.ts';
 
 /**
  * The stub's balance (stub.ts): what Stripe's settlement API answers about the stub's own payments,
@@ -139,24 +140,8 @@ export function stubBalance(app: express.Express, id: (prefix: string) => string
     });
     for (const t of [...due, own]) payoutOf.set(t.id, payoutId);
     const payout: StubObject = {
-      id: payoutId,
-      object: 'payout',
-      amount,
-      currency,
-      arrival_date: own.created,
-      automatic: true,
+      ...stripePayoutObject({ id: payoutId, amount, currency, created: own.created as number }),
       balance_transaction: own.id,
-      created: own.created,
-      description: 'STRIPE PAYOUT',
-      failure_code: null,
-      failure_message: null,
-      livemode: false,
-      metadata: {},
-      method: 'standard',
-      reconciliation_status: 'completed',
-      source_type: 'card',
-      status: 'paid',
-      type: 'bank_account',
     };
     payouts.push(payout);
     sources.set(payoutId, payout);

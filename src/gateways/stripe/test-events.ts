@@ -38,6 +38,35 @@ export interface StripeTestEventOptions {
 const randomId = (prefix: string) => `${prefix}_test${randomBytes(9).toString('hex')}`;
 
 /**
+ * An automatic, reconciled Stripe payout of `amount` (minor units, Stripe's own integer) in `currency`
+ * (lower case) created at `created` (Unix seconds) and arriving then, `paid`: the fields billhook reads
+ * (https://docs.stripe.com/api/payouts/object), as test events and the stub send it.
+ */
+export function stripePayoutObject(payout: {
+  id: string;
+  amount: number;
+  currency: string;
+  created: number;
+}): { id: string } & Record<string, unknown> {
+  return {
+    ...payout,
+    object: 'payout',
+    arrival_date: payout.created,
+    automatic: true,
+    description: 'STRIPE PAYOUT',
+    failure_code: null,
+    failure_message: null,
+    livemode: false,
+    metadata: {},
+    method: 'standard',
+    reconciliation_status: 'completed',
+    source_type: 'card',
+    status: 'paid',
+    type: 'bank_account',
+  };
+}
+
+/**
  * Builds a realistic Stripe event (API version 2025-04-30.basil), shaped like the real test-mode
  * deliveries in test/fixtures/stripe, for `send-test-webhook` (the idea of `stripe trigger`); a
  * `payout.paid` carries the payout of `options.payout` when given. The
@@ -96,22 +125,7 @@ export function buildStripeTestEvent(
     };
   } else if (type === 'payout.paid') {
     object = {
-      id: options.objectId ?? randomId('po'),
-      object: 'payout',
-      amount,
-      currency,
-      arrival_date: created,
-      automatic: true,
-      created,
-      description: 'STRIPE PAYOUT',
-      failure_code: null,
-      failure_message: null,
-      livemode: false,
-      metadata: {},
-      method: 'standard',
-      reconciliation_status: 'completed',
-      source_type: 'card',
-      type: 'bank_account',
+      ...stripePayoutObject({ id: options.objectId ?? randomId('po'), amount, currency, created }),
       ...options.payout,
       status: 'paid',
     };
