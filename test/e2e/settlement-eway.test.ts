@@ -44,8 +44,8 @@ function ewaySettles(): string[] {
     .persist()
     .get('/Search/Settlement')
     .query(true)
-    .reply((uri: string) => {
-      const date = new URL(uri, EWAY_API_BASE).searchParams.get('SettlementDate') ?? '';
+    .reply((request: Request) => {
+      const date = new URL(request.url).searchParams.get('SettlementDate') ?? '';
       dates.push(date);
       return [200, dates.length === 1 ? DAY : NOTHING];
     });
