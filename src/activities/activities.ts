@@ -63,12 +63,17 @@ async function insertActivities(work: UnitOfWork, rows: NewActivityRow[]): Promi
   `.execute(work.trx);
 }
 
-/** Which activities to read: after a sequence number, optionally of one resource or one customer. */
+/**
+ * Which activities to read: after a sequence number, optionally of one resource, one customer, and
+ * recorded in [`createdFrom`, `createdBefore`).
+ */
 export interface ActivityQuery {
   afterSequence: bigint;
   limit: number;
   resourceId?: string;
   customerId?: string;
+  createdFrom?: Date;
+  createdBefore?: Date;
 }
 
 /**
@@ -84,6 +89,8 @@ export async function listActivities(db: Kysely<Database>, query: ActivityQuery)
       .where('sequence', '>', query.afterSequence as never);
     if (query.resourceId) select = select.where('resource_id', '=', query.resourceId);
     if (query.customerId) select = select.where('customer_id', '=', query.customerId);
+    if (query.createdFrom) select = select.where('created_at', '>=', query.createdFrom);
+    if (query.createdBefore) select = select.where('created_at', '<', query.createdBefore);
     return select
       .orderBy('sequence')
       .limit(query.limit + 1)

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { AppError } from '../errors.ts';
 import type { Database } from './schema.ts';
 
 /**
@@ -19,10 +20,29 @@ export interface ListFilter {
 }
 
 /**
+ * The refusal of a `starting_after` that names no row of the list: 422 `resource_missing` with the
+ * field, as Stripe answers an unknown cursor (HTTP 400 `resource_missing`, `param: starting_after`,
+ * "No such customer: 'cus_…'"; https://docs.stripe.com/error-codes#resource-missing), so a client
+ * paging with a stale or mistyped id is told, instead of getting a page that looks like the end.
+ */
+export function cursorMissing(id: string, what: string): AppError {
+  return new AppError(
+    422,
+    'invalid_request',
+    'resource_missing',
+    `starting_after: no ${what} with id ${id}`,
+    {
+      starting_after: `no ${what} with id ${id}`,
+    },
+  );
+}
+
+/**
  * Reads one page of a table in creation order (ids sort by creation time), for cursor pagination:
  * rows after `startingAfter` in the chosen order, filtered by column equality and time ranges (the
  * creation time's and any other), at most `limit + 1` rows so the caller can tell whether more exist.
  * @param table a table whose rows have a text `id` of one prefix
+ * @throws AppError 422 `resource_missing` (`cursorMissing`) when `startingAfter` is no row of the table
  */
 export async function listRows<R>(
   db: Kysely<Database>,
@@ -32,6 +52,10 @@ export async function listRows<R>(
   const ascending = filter.order === 'asc';
   const where = [sql`true`];
   if (filter.startingAfter) {
+    const cursor = await sql`SELECT 1 FROM ${sql.table(table)} WHERE id = ${filter.startingAfter}`.execute(
+      db,
+    );
+    if (cursor.rows.length === 0) throw cursorMissing(filter.startingAfter, `row of ${table}`);
     where.push(ascending ? sql`id > ${filter.startingAfter}` : sql`id < ${filter.startingAfter}`);
   }
   for (const range of [filter.created, ...(filter.ranges ?? [])]) {

@@ -11,6 +11,7 @@ import { openApiRoutes } from './api/openapi.ts';
 import { readRoutes } from './api/reads.ts';
 import { settlementRoutes } from './api/settlement.ts';
 import { settlementFileBody, settlementImportRoutes } from './api/settlement-import.ts';
+import { strictQuery } from './api/strict-query.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
 import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
+  v1.use(strictQuery());
   v1.use(idempotency(deps.db, deps.config.IDEMPOTENCY_KEY_TTL_HOURS));
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));

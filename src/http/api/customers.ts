@@ -18,7 +18,7 @@ import {
   CreateCustomer,
   CreatePaymentMethod,
   CustomerListQuery,
-  ListQuery,
+  PaymentMethodListQuery,
   RefundCustomerCredit,
   UpdateCustomer,
   UpdatePaymentMethod,
@@ -98,7 +98,7 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
     '/payment-methods',
     listHandler(db, {
       table: 'payment_methods',
-      query: ListQuery,
+      query: PaymentMethodListQuery,
       equals: (query) => ({
         customer_id: query.customer,
         gateway: query.gateway,

@@ -23,7 +23,8 @@ import {
   AddInvoiceLine,
   ChargeInvoice,
   CreateInvoice,
-  ListQuery,
+  InvoiceListQuery,
+  InvoiceReadQuery,
   RecordOfflinePayment,
   RefundInvoice,
   UpdateInvoice,
@@ -59,11 +60,15 @@ export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router
     res.status(201).json(serialize.invoice(invoice));
   });
   router.get('/invoices', async (req, res) => {
-    const query = parseInput(ListQuery, req.query);
+    const query = parseInput(InvoiceListQuery, req.query);
     const rows = await listRows<{ id: string }>(
       db,
       'invoices',
-      listFilter(query, 'created_at', { status: query.status, customer_id: query.customer }),
+      listFilter(query, 'created_at', {
+        status: query.status,
+        customer_id: query.customer,
+        subscription_id: query.subscription,
+      }),
     );
     const invoices = await Promise.all(
       rows.slice(0, query.limit).map((row) => expanded(row.id, query.expand)),
@@ -71,7 +76,7 @@ export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router
     res.json({ object: 'list', data: invoices, has_more: rows.length > query.limit });
   });
   router.get('/invoices/:id', async (req, res) => {
-    const { expand } = parseInput(ListQuery.pick({ expand: true }), req.query);
+    const { expand } = parseInput(InvoiceReadQuery, req.query);
     res.json(await expanded(req.params.id, expand));
   });
 

@@ -21,7 +21,11 @@ import {
   CreditNoteListQuery,
   CustomerListQuery,
   ExceptionListQuery,
+  GatewayListQuery,
+  InvoiceListQuery,
+  InvoiceReadQuery,
   ListQuery,
+  PaymentMethodListQuery,
   PlanListQuery,
   ProductListQuery,
   RecordOfflinePayment,
@@ -30,6 +34,8 @@ import {
   RefundInvoice,
   ResolveException,
   SequenceQuery,
+  SubscriptionListQuery,
+  TransactionListQuery,
   UpdateCoupon,
   UpdateCustomer,
   UpdateInvoice,
@@ -39,11 +45,13 @@ import {
   UpdateSubscription,
   UpdateUsageLimit,
   UsageEventListQuery,
+  UsageLimitListQuery,
 } from './schemas.ts';
 import { PayoutListQuery, SettlementReportQuery } from './settlement.ts';
 import { SettlementImportQuery } from './settlement-import.ts';
 
-interface Operation {
+/** One /v1 operation: its method, path (`{id}` for a path parameter) and the schemas of its input. */
+export interface Operation {
   method: 'get' | 'post';
   path: string;
   summary: string;
@@ -51,8 +59,11 @@ interface Operation {
   query?: z.ZodObject;
 }
 
-/** Every /v1 operation, with the zod schemas that validate its input. */
-const OPERATIONS: Operation[] = [
+/**
+ * Every /v1 operation, with the zod schemas that validate its input. `query` lists every query
+ * parameter the route takes: any other is 422 `unknown_parameter` (strict-query.ts).
+ */
+export const OPERATIONS: Operation[] = [
   { method: 'post', path: '/v1/customers', summary: 'Create a customer', body: CreateCustomer },
   { method: 'get', path: '/v1/customers/{id}', summary: 'Read a customer' },
   {
@@ -62,8 +73,13 @@ const OPERATIONS: Operation[] = [
     body: CreatePaymentMethod,
   },
   { method: 'post', path: '/v1/invoices', summary: 'Create a DRAFT invoice', body: CreateInvoice },
-  { method: 'get', path: '/v1/invoices', summary: 'List invoices', query: ListQuery },
-  { method: 'get', path: '/v1/invoices/{id}', summary: 'Read an invoice' },
+  {
+    method: 'get',
+    path: '/v1/invoices',
+    summary: 'List invoices (filter by status, customer, subscription)',
+    query: InvoiceListQuery,
+  },
+  { method: 'get', path: '/v1/invoices/{id}', summary: 'Read an invoice', query: InvoiceReadQuery },
   {
     method: 'post',
     path: '/v1/invoices/{id}',
@@ -105,7 +121,12 @@ const OPERATIONS: Operation[] = [
     summary: 'Refund part or all of what was paid',
     body: RefundInvoice,
   },
-  { method: 'get', path: '/v1/transactions', summary: 'List payment attempts', query: ListQuery },
+  {
+    method: 'get',
+    path: '/v1/transactions',
+    summary: 'List payment attempts (filter by status, customer, gateway, gateway_account, invoice)',
+    query: TransactionListQuery,
+  },
   {
     method: 'get',
     path: '/v1/transactions/{id}',
@@ -118,7 +139,7 @@ const OPERATIONS: Operation[] = [
     summary:
       'Void an authorization or an unsettled charge at its gateway (200 voided: canceled, a succeeded one reversed in the ledger and on its invoice; 202 unknown; 409 when it cannot be voided)',
   },
-  { method: 'get', path: '/v1/refunds', summary: 'List refunds', query: ListQuery },
+  { method: 'get', path: '/v1/refunds', summary: 'List refunds', query: GatewayListQuery },
   { method: 'get', path: '/v1/refunds/{id}', summary: 'Read a refund' },
   {
     method: 'get',
@@ -128,9 +149,14 @@ const OPERATIONS: Operation[] = [
     query: CreditNoteListQuery,
   },
   { method: 'get', path: '/v1/credit-notes/{id}', summary: 'Read a credit note' },
-  { method: 'get', path: '/v1/disputes', summary: 'List disputes', query: ListQuery },
+  { method: 'get', path: '/v1/disputes', summary: 'List disputes', query: GatewayListQuery },
   { method: 'get', path: '/v1/disputes/{id}', summary: 'Read a dispute' },
-  { method: 'get', path: '/v1/events', summary: 'List stored webhooks (the inbox)', query: ListQuery },
+  {
+    method: 'get',
+    path: '/v1/events',
+    summary: 'List stored webhooks (the inbox; created_gte/created_lt: when received)',
+    query: GatewayListQuery,
+  },
   { method: 'get', path: '/v1/events/{id}', summary: 'Read a stored webhook' },
   { method: 'post', path: '/v1/events/{id}/replay', summary: 'Process a stored webhook again' },
   {
@@ -156,7 +182,8 @@ const OPERATIONS: Operation[] = [
   {
     method: 'get',
     path: '/v1/activities',
-    summary: 'The audit log in sequence order, for tailing (filter by resource or customer)',
+    summary:
+      'The audit log in sequence order, for tailing (filter by resource, customer, created_gte, created_lt)',
     query: ActivityQuery,
   },
   {
@@ -214,7 +241,12 @@ const OPERATIONS: Operation[] = [
     summary: "Pay back part of a customer's credit through their most recent gateway payments",
     body: RefundCustomerCredit,
   },
-  { method: 'get', path: '/v1/payment-methods', summary: 'List payment methods', query: ListQuery },
+  {
+    method: 'get',
+    path: '/v1/payment-methods',
+    summary: 'List payment methods',
+    query: PaymentMethodListQuery,
+  },
   { method: 'get', path: '/v1/payment-methods/{id}', summary: 'Read a payment method' },
   {
     method: 'post',
@@ -272,7 +304,7 @@ const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/v1/usage-limits',
     summary: 'List usage limits (filter by customer)',
-    query: ListQuery,
+    query: UsageLimitListQuery,
   },
   { method: 'get', path: '/v1/usage-limits/{id}', summary: 'Read a usage limit' },
   {
@@ -288,7 +320,7 @@ const OPERATIONS: Operation[] = [
     summary: 'Subscribe a customer to a plan (IN_TRIAL or ACTIVE; a period starting now is invoiced at once)',
     body: CreateSubscription,
   },
-  { method: 'get', path: '/v1/subscriptions', summary: 'List subscriptions', query: ListQuery },
+  { method: 'get', path: '/v1/subscriptions', summary: 'List subscriptions', query: SubscriptionListQuery },
   { method: 'get', path: '/v1/subscriptions/{id}', summary: 'Read a subscription' },
   {
     method: 'post',

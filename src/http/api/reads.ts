@@ -1,23 +1,27 @@
 import { Router } from 'express';
+import type { z } from 'zod';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
-import type { CreditNoteRow, Database, ReconciliationExceptionRow } from '../../db/schema.ts';
-import { NotFoundError, ValidationError } from '../../errors.ts';
+import { cursorMissing } from '../../db/list.ts';
+import type { CreditNoteRow, ReconciliationExceptionRow } from '../../db/schema.ts';
+import { NotFoundError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
-import { accountFilter, listHandler, toPage } from './pagination.ts';
+import { accountFilter, type ListEndpoint, listHandler, toPage } from './pagination.ts';
 import {
   AccountQuery,
   ActivityQuery,
   CreditNoteListQuery,
   ExceptionListQuery,
-  ListQuery,
+  GatewayListQuery,
+  type ListQuery,
   ResolveException,
   SequenceQuery,
+  TransactionListQuery,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -29,46 +33,53 @@ import { parseInput } from './validate.ts';
 export function readRoutes({ db, boss }: AppDeps): Router {
   const router = Router();
 
-  /** `GET path` (a list) and `GET path/:id` (one row; 404 `<resource>_not_found`). */
-  function list<R>(
+  /** `GET path` (a list: `endpoint`) and `GET path/:id` (one row; 404 `<resource>_not_found`). */
+  function list<Q extends z.ZodType<ListQuery>, R>(
     path: string,
-    table: keyof Database,
     resource: string,
-    columns: { customer?: string; gateway?: string; created?: string; account?: string },
-    map: (row: R) => unknown,
+    endpoint: ListEndpoint<Q, R>,
   ): void {
-    router.get(
-      path,
-      listHandler(db, {
-        table,
-        query: ListQuery,
-        created: columns.created,
-        equals: (query) => ({
-          status: query.status,
-          ...(columns.customer ? { [columns.customer]: query.customer } : {}),
-          ...(columns.gateway ? { [columns.gateway]: query.gateway } : {}),
-          ...(columns.account ? { [columns.account]: accountFilter(query.gateway_account) } : {}),
-        }),
-        map,
-      }),
-    );
+    router.get(path, listHandler(db, endpoint));
     router.get(`${path}/:id`, async (req, res) => {
-      res.json(map(await getRow<R>(db, table, req.params.id, resource)));
+      res.json(endpoint.map(await getRow<R>(db, endpoint.table, req.params.id, resource)));
     });
   }
 
-  // Resources that record their gateway account also filter by it (`gateway_account`).
-  const byAccount = { gateway: 'gateway', account: 'gateway_account' };
-  list('/events', 'inbox', 'event', { ...byAccount, created: 'received_at' }, serialize.event);
-  list(
-    '/transactions',
-    'transactions',
-    'transaction',
-    { ...byAccount, customer: 'customer_id' },
-    serialize.transaction,
-  );
-  list('/refunds', 'refunds', 'refund', byAccount, serialize.refund);
-  list('/disputes', 'disputes', 'dispute', byAccount, serialize.dispute);
+  /** Status, gateway and gateway account: what refunds, disputes and the inbox filter by. */
+  const byGateway = (query: z.output<typeof GatewayListQuery>) => ({
+    status: query.status,
+    gateway: query.gateway,
+    gateway_account: accountFilter(query.gateway_account),
+  });
+  list('/events', 'event', {
+    table: 'inbox',
+    query: GatewayListQuery,
+    created: 'received_at',
+    equals: byGateway,
+    map: serialize.event,
+  });
+  list('/transactions', 'transaction', {
+    table: 'transactions',
+    query: TransactionListQuery,
+    equals: (query) => ({
+      ...byGateway(query),
+      customer_id: query.customer,
+      invoice_id: query.invoice,
+    }),
+    map: serialize.transaction,
+  });
+  list('/refunds', 'refund', {
+    table: 'refunds',
+    query: GatewayListQuery,
+    equals: byGateway,
+    map: serialize.refund,
+  });
+  list('/disputes', 'dispute', {
+    table: 'disputes',
+    query: GatewayListQuery,
+    equals: byGateway,
+    map: serialize.dispute,
+  });
   router.get(
     '/reconciliation-exceptions',
     listHandler(db, {
@@ -133,6 +144,8 @@ export function readRoutes({ db, boss }: AppDeps): Router {
       limit: query.limit,
       resourceId: query.resource,
       customerId: query.customer,
+      createdFrom: query.created_gte,
+      createdBefore: query.created_lt,
     });
     res.json(toPage(rows, query.limit, serialize.activity));
   });
@@ -146,11 +159,7 @@ export function readRoutes({ db, boss }: AppDeps): Router {
         .select(['code', 'currency'])
         .where('id', '=', query.starting_after)
         .executeTakeFirst();
-      if (!startingAfter) {
-        throw new ValidationError('invalid request: starting_after', {
-          starting_after: `no ledger account ${query.starting_after}`,
-        });
-      }
+      if (!startingAfter) throw cursorMissing(query.starting_after, 'ledger account');
     }
     const accounts = await listBalances(db, {
       limit: query.limit,

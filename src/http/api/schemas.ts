@@ -143,39 +143,83 @@ export const RecordOfflinePayment = z.strictObject({
 });
 
 /**
- * List query: cursor pagination (`limit` ≤ 100, `starting_after` = the last id of the previous page),
- * `sort` = `-created` (newest first, the default) or `created`, filters by status, customer, gateway
- * and creation time (`created_gte` inclusive, `created_lt` exclusive; ISO 8601), and `expand`
- * (comma-separated, for invoices: `customer`, `transactions`).
+ * The query every list takes: cursor pagination (`limit` ≤ 100, `starting_after` = the last id of
+ * the previous page; one naming no row of the list is 422 `resource_missing`, db/list.ts), `sort` =
+ * `-created` (newest first, the default) or `created`, and the creation time (`created_gte`
+ * inclusive, `created_lt` exclusive; ISO 8601 with a zone). Each list extends it with the filters it
+ * implements (below) and nothing else: a parameter a route does not take is 422 `unknown_parameter`
+ * (strict-query.ts), never silently ignored.
  */
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),
   starting_after: z.string().max(64).optional(),
   sort: z.enum(['created', '-created']).default('-created'),
-  status: z.string().max(40).optional(),
-  customer: z.string().max(64).optional(),
-  gateway: Gateway.optional(),
-  /** `default` (the gateway's default account) or a gateway account's id; only lists whose rows record one apply it. */
-  gateway_account: z.union([z.literal('default'), Id('gwa')]).optional(),
   created_gte: z.iso.datetime({ offset: true }).optional(),
   created_lt: z.iso.datetime({ offset: true }).optional(),
-  expand: z
-    .string()
-    .max(100)
-    .transform((e) => e.split(',').filter(Boolean))
-    .pipe(z.array(z.enum(['customer', 'transactions'])))
-    .optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
-/** `GET /v1/credit-notes`: the list query, also filtered by `invoice` and `refund`. */
+/** Filters several lists share: exact equality on the row's column of the same meaning. */
+const ByStatus = { status: z.string().max(40).optional() };
+const ByCustomer = { customer: z.string().max(64).optional() };
+/** The gateway and the gateway account (`default`: the gateway's default account, or a `gwa_…` id). */
+const ByGateway = {
+  gateway: Gateway.optional(),
+  gateway_account: z.union([z.literal('default'), Id('gwa')]).optional(),
+};
+
+/** `expand` of an invoice: comma-separated `customer`, `transactions` (objects instead of ids). */
+const InvoiceExpand = z
+  .string()
+  .max(100)
+  .transform((e) => e.split(',').filter(Boolean))
+  .pipe(z.array(z.enum(['customer', 'transactions'])))
+  .optional();
+
+/** `GET /v1/invoices`: by status, customer and subscription (`sub_…`), with `expand`. */
+export const InvoiceListQuery = ListQuery.extend({
+  ...ByStatus,
+  ...ByCustomer,
+  subscription: z.string().max(64).optional(),
+  expand: InvoiceExpand,
+});
+
+/** `GET /v1/invoices/:id`: `expand` only. */
+export const InvoiceReadQuery = z.object({ expand: InvoiceExpand });
+
+/** `GET /v1/transactions`: by status, customer, gateway, gateway account and invoice (`inv_…`). */
+export const TransactionListQuery = ListQuery.extend({
+  ...ByStatus,
+  ...ByCustomer,
+  ...ByGateway,
+  invoice: z.string().max(64).optional(),
+});
+
+/**
+ * `GET /v1/refunds`, `/v1/disputes`, `/v1/events`: by status, gateway and gateway account (for the
+ * inbox, `created_gte` / `created_lt` bound when the delivery was received).
+ */
+export const GatewayListQuery = ListQuery.extend({ ...ByStatus, ...ByGateway });
+
+/** `GET /v1/credit-notes`: by status, customer, `invoice` and `refund`. */
 export const CreditNoteListQuery = ListQuery.extend({
+  ...ByStatus,
+  ...ByCustomer,
   invoice: z.string().max(64).optional(),
   refund: z.string().max(64).optional(),
 });
 
-/** `GET /v1/reconciliation-exceptions`: the list query, also filtered by `payout` (`pyo_…`). */
-export const ExceptionListQuery = ListQuery.extend({ payout: Id('pyo').optional() });
+/** `GET /v1/reconciliation-exceptions`: by status, gateway, gateway account and `payout` (`pyo_…`). */
+export const ExceptionListQuery = GatewayListQuery.extend({ payout: Id('pyo').optional() });
+
+/** `GET /v1/subscriptions`: by status and customer. */
+export const SubscriptionListQuery = ListQuery.extend({ ...ByStatus, ...ByCustomer });
+
+/** `GET /v1/payment-methods`: by customer, gateway and gateway account. */
+export const PaymentMethodListQuery = ListQuery.extend({ ...ByCustomer, ...ByGateway });
+
+/** `GET /v1/usage-limits`: by customer (404 when it does not exist). */
+export const UsageLimitListQuery = ListQuery.extend({ ...ByCustomer });
 
 /** `GET /v1/ledger/accounts`: pages of accounts ordered by code then currency, optionally filtered. */
 export const AccountQuery = z.object({
@@ -192,10 +236,15 @@ export const SequenceQuery = z.object({
   after_sequence: z.coerce.number().int().min(0).default(0),
 });
 
-/** `GET /v1/activities`: tailing by sequence, optionally of one resource (any id) or one customer. */
+/**
+ * `GET /v1/activities`: tailing by sequence, optionally of one resource (any id), one customer, and
+ * when it happened (`created_gte` inclusive, `created_lt` exclusive; ISO 8601 with a zone).
+ */
 export const ActivityQuery = SequenceQuery.extend({
   resource: z.string().min(1).max(64).optional(),
   customer: z.string().min(1).max(64).optional(),
+  created_gte: Timestamp.optional(),
+  created_lt: Timestamp.optional(),
 });
 
 /** `POST /v1/reconciliation-exceptions/:id/resolve`: an optional note on what was done. */
@@ -327,8 +376,8 @@ export const UpdateUsageLimit = z.strictObject({
   action: z.enum(['WARN', 'SUSPEND']).optional(),
 });
 
-/** `GET /v1/usage-events`: a list query that also filters by subscription. */
-export const UsageEventListQuery = ListQuery.extend({ subscription: Id('sub').optional() });
+/** `GET /v1/usage-events`: by subscription and customer (404 when either does not exist). */
+export const UsageEventListQuery = ListQuery.extend({ ...ByCustomer, subscription: Id('sub').optional() });
 
 // ---- Subscriptions and coupons ----
 

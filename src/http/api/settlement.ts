@@ -19,7 +19,8 @@ const GatewayAccount = z.string().regex(/^(default|gwa_[0-9a-z]{1,40})$/, 'must 
  * (`created_gte` inclusive, `created_lt` exclusive) and its arrival date (`arrival_gte`,
  * `arrival_lt`), times in ISO 8601 with a zone.
  */
-export const PayoutListQuery = ListQuery.omit({ customer: true, expand: true }).extend({
+export const PayoutListQuery = ListQuery.extend({
+  gateway: Gateway.optional(),
   status: z.enum(PAYOUT_STATUSES).optional(),
   gateway_account: GatewayAccount.optional(),
   currency: Currency.optional(),

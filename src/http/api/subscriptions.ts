@@ -25,8 +25,8 @@ import {
   CancelSubscription,
   ChangeSubscription,
   CreateSubscription,
-  ListQuery,
   RedeemCoupon,
+  SubscriptionListQuery,
   UpdateSubscription,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
@@ -63,7 +63,7 @@ export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router 
     '/subscriptions',
     listHandler(db, {
       table: 'subscriptions',
-      query: ListQuery,
+      query: SubscriptionListQuery,
       equals: (query) => ({ status: query.status, customer_id: query.customer }),
       map: serialize.subscription,
     }),

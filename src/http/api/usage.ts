@@ -14,9 +14,9 @@ import { listHandler } from './pagination.ts';
 import {
   CreateUsageEvent,
   CreateUsageLimit,
-  ListQuery,
   UpdateUsageLimit,
   UsageEventListQuery,
+  UsageLimitListQuery,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
@@ -75,7 +75,7 @@ export function usageRoutes({ db }: AppDeps): Router {
     '/usage-limits',
     listHandler(db, {
       table: 'usage_limits',
-      query: ListQuery,
+      query: UsageLimitListQuery,
       check: async (query) => {
         if (query.customer) await getCustomer(db, query.customer);
       },

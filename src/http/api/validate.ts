@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 
-const printable = (text: string) => text.toWellFormed().replaceAll('\u0000', '\\u0000');
+/** Text safe to store and print: well-formed, with NUL escaped (paths and messages may echo the caller). */
+export const printable = (text: string) => text.toWellFormed().replaceAll('\u0000', '\\u0000');
 
 /**
  * Parses a request body or query with a zod schema.
