@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
+import { openApiDocument } from '../../src/http/api/openapi.ts';
+import type { TestApp } from '../support/app.ts';
+import { customerWith } from '../support/collection.ts';
+import { openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { insertPlan } from '../support/plans.ts';
+
+interface Parameter {
+  name: string;
+  in: string;
+  schema: { type?: string };
+}
+
+/** Every operation of the served document: method, path and parameters (new routes join on their own). */
+function documentedOperations(): { method: string; path: string; query: Parameter[] }[] {
+  const paths = openApiDocument().paths as Record<string, Record<string, { parameters: Parameter[] }>>;
+  return Object.entries(paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({
+      method,
+      path,
+      query: op.parameters.filter((p) => p.in === 'query'),
+    })),
+  );
+}
+
+const ids = (page: { data: { id: string }[] }) => page.data.map((x) => x.id).sort();
+
+describe('strict queries on /v1 (#26 item 4)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp();
+  });
+  afterAll(() => stopOfflineTestApp(app));
+
+  it('answers 422 unknown_parameter on every documented operation for a parameter it does not take', async () => {
+    const operations = documentedOperations();
+    expect(operations.length).toBeGreaterThan(60);
+    for (const { method, path, query } of operations) {
+      const url = `${path.replaceAll(/\{\w+\}/g, 'x_unknown')}?not_a_parameter=1`;
+      const answer = await app.api(method.toUpperCase(), url, method === 'post' ? {} : undefined);
+      expect(answer.status, `${method} ${path}`).toBe(422);
+      expect(answer.body.error.code, `${method} ${path}`).toBe('unknown_parameter');
+      expect(answer.body.error.fields.not_a_parameter, `${method} ${path}`).toMatch(
+        query.length ? `takes ${query.map((p) => p.name).join(', ')}` : 'takes no query parameters',
+      );
+      // A documented parameter is never refused as unknown (its value may still be refused).
+      for (const parameter of method === 'get' ? query : []) {
+        const named = await app.api('GET', `${path.replaceAll(/\{\w+\}/g, 'x_unknown')}?${parameter.name}=1`);
+        expect(named.body?.error?.code, `${path} ${parameter.name}`).not.toBe('unknown_parameter');
+      }
+    }
+  });
+
+  it('names each unknown parameter, and a filter a list lacks is refused instead of ignored', async () => {
+    const answer = await app.api('GET', '/v1/refunds?customer=cus_x&charge=ch_1&limit=5');
+    expect(answer.status).toBe(422);
+    expect(answer.body.error.message).toBe('unknown query parameter: customer, charge');
+    expect(Object.keys(answer.body.error.fields)).toEqual(['customer', 'charge']);
+    // The inbox cannot tell exactly which customer a delivery was about: no `customer` there.
+    expect((await app.api('GET', '/v1/events?customer=cus_x')).body.error.code).toBe('unknown_parameter');
+    // `expand` only where it works (invoices): refused elsewhere.
+    expect((await app.api('GET', '/v1/subscriptions?expand=customer')).body.error.code).toBe(
+      'unknown_parameter',
+    );
+    // The same list without the unknown parameters answers.
+    expect((await app.api('GET', '/v1/refunds?limit=5')).status).toBe(200);
+  });
+
+  it('lists invoices of one subscription exactly, with expand on the list and the read', async () => {
+    const plan = await insertPlan(app.runtime.db, { currency: 'EUR' });
+    const customer = (await customerWith(app)).customer.id;
+    const subscriptions: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const created = await app.api('POST', '/v1/subscriptions', { customer, plan });
+      expect(created.status).toBe(201);
+      subscriptions.push(created.body.id);
+    }
+    const all = await app.api('GET', `/v1/invoices?customer=${customer}&limit=100`);
+    for (const subscription of subscriptions) {
+      const expected = all.body.data
+        .filter((i: { subscription: string | null }) => i.subscription === subscription)
+        .map((i: { id: string }) => i.id)
+        .sort();
+      expect(expected.length).toBeGreaterThan(0);
+      const page = await app.api('GET', `/v1/invoices?subscription=${subscription}&expand=customer`);
+      expect(page.status).toBe(200);
+      expect(ids(page.body)).toEqual(expected);
+      expect(page.body.data[0].customer).toMatchObject({ id: customer, object: 'customer' });
+      const one = await app.api('GET', `/v1/invoices/${expected[0]}?expand=transactions`);
+      expect(one.body.transactions).toEqual([]);
+    }
+    expect((await app.api('GET', '/v1/invoices?subscription=sub_nope')).body.data).toEqual([]);
+    expect((await app.api('GET', `/v1/invoices/${all.body.data[0].id}?limit=1`)).body.error.code).toBe(
+      'unknown_parameter',
+    );
+  });
+
+  it('lists transactions of one invoice exactly', async () => {
+    const charged: { invoice: string; transaction: string }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { invoice } = await openInvoice(app);
+      stripeChargeSucceeds();
+      const answer = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+      expect(answer.status).toBe(200);
+      charged.push({ invoice: invoice.id, transaction: answer.body.transaction.id });
+    }
+    for (const { invoice, transaction } of charged) {
+      const page = await app.api('GET', `/v1/transactions?invoice=${invoice}`);
+      expect(page.status).toBe(200);
+      expect(ids(page.body)).toEqual([transaction]);
+      expect(page.body.data[0].invoice).toBe(invoice);
+    }
+    expect((await app.api('GET', '/v1/transactions?invoice=inv_nope')).body.data).toEqual([]);
+  });
+
+  it('lists inbox events received in [created_gte, created_lt)', async () => {
+    const day = (n: number) => new Date(`2026-03-0${n}T12:00:00Z`);
+    const rows = [1, 2, 3].map((n) => ({
+      id: newId('evt'),
+      gateway: 'stripe' as const,
+      gateway_event_id: `evt_gw_strict_${n}`,
+      event_type: 'payment_intent.succeeded',
+      body: '{}',
+      status: 'processed' as const,
+      outcome: 'applied',
+      received_at: day(n),
+    }));
+    await app.runtime.db.insertInto('inbox').values(rows).execute();
+    const page = await app.api(
+      'GET',
+      '/v1/events?created_gte=2026-03-02T12:00:00Z&created_lt=2026-03-03T12:00:00Z&limit=100',
+    );
+    expect(page.status).toBe(200);
+    expect(ids(page.body)).toEqual([rows[1]!.id]);
+    const from = await app.api(
+      'GET',
+      '/v1/events?created_gte=2026-03-02T12:00:00Z&created_lt=2026-04-01T00:00:00Z',
+    );
+    expect(ids(from.body)).toEqual([rows[1]!.id, rows[2]!.id].sort());
+  });
+
+  it('lists activities recorded in [created_gte, created_lt), with the other filters', async () => {
+    // The audit log is append-only: bound the range by the times three customers' creations got.
+    const customers: string[] = [];
+    const times: Date[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const created = await app.api('POST', '/v1/customers', { email: `range${n}@example.com` });
+      customers.push(created.body.id);
+      const row = await app.runtime.db
+        .selectFrom('activities')
+        .select('created_at')
+        .where('resource_id', '=', created.body.id)
+        .executeTakeFirstOrThrow();
+      times.push(new Date(row.created_at));
+    }
+    const [from, to] = [times[1]!, times[2]!];
+    const page = await app.api(
+      'GET',
+      `/v1/activities?created_gte=${from.toISOString()}&created_lt=${to.toISOString()}&limit=100`,
+    );
+    expect(page.status).toBe(200);
+    const expected = await app.runtime.db
+      .selectFrom('activities')
+      .select('id')
+      .where('created_at', '>=', from)
+      .where('created_at', '<', to)
+      .orderBy('sequence')
+      .execute();
+    expect(page.body.data.map((a: { id: string }) => a.id)).toEqual(expected.map((a) => a.id));
+    const resources = page.body.data.map((a: { resource: string }) => a.resource);
+    expect(resources).toContain(customers[1]);
+    expect(resources).not.toContain(customers[2]);
+    const one = await app.api(
+      'GET',
+      `/v1/activities?created_gte=${from.toISOString()}&resource=${customers[2]}`,
+    );
+    expect(one.body.data.map((a: { resource: string }) => a.resource)).toEqual([customers[2]]);
+    const none = await app.api(
+      'GET',
+      `/v1/activities?created_lt=${from.toISOString()}&resource=${customers[2]}`,
+    );
+    expect(none.body.data).toEqual([]);
+    const bad = await app.api('GET', '/v1/activities?created_gte=yesterday');
+    expect(bad.status).toBe(422);
+    expect(Object.keys(bad.body.error.fields)).toEqual(['created_gte']);
+  });
+
+  it('answers 422 resource_missing for a starting_after naming no row, on every list with an id cursor', async () => {
+    const lists = documentedOperations().filter(
+      (op) =>
+        op.method === 'get' &&
+        op.query.some((p) => p.name === 'starting_after' && p.schema.type === 'string'),
+    );
+    expect(lists.length).toBeGreaterThan(15);
+    for (const { path } of lists) {
+      const answer = await app.api('GET', `${path}?starting_after=zz_nope`);
+      expect(answer.status, path).toBe(422);
+      expect(answer.body.error.code, path).toBe('resource_missing');
+      expect(answer.body.error.fields.starting_after, path).toMatch(/zz_nope$/);
+    }
+    // A cursor naming a row of the list (even one another filter leaves out) pages on.
+    const { customer } = await openInvoice(app);
+    const page = await app.api('GET', `/v1/customers?starting_after=${customer.id}&email=nobody@example.com`);
+    expect(page.status).toBe(200);
+    expect(page.body.data).toEqual([]);
+  });
+});
