@@ -10,7 +10,7 @@ import { insertPlan } from '../support/plans.ts';
 interface Parameter {
   name: string;
   in: string;
-  schema: { type?: string };
+  schema: { type?: string; enum?: string[] };
 }
 
 /** Every operation of the served document: method, path and parameters (new routes join on their own). */
@@ -185,6 +185,52 @@ describe('strict queries on /v1 (#26 item 4)', () => {
     const bad = await app.api('GET', '/v1/activities?created_gte=yesterday');
     expect(bad.status).toBe(422);
     expect(Object.keys(bad.body.error.fields)).toEqual(['created_gte']);
+  });
+
+  it('applies every documented filter of every list: a value no row has empties a list that has rows', async () => {
+    // Values of the right shape that match nothing (a filter naming a missing customer or
+    // subscription may also answer 404, as the usage lists do).
+    const nothing: Record<string, string> = {
+      status: 'NO_SUCH_STATUS',
+      customer: 'cus_zzzz',
+      subscription: 'sub_zzzz',
+      invoice: 'inv_zzzz',
+      refund: 're_zzzz',
+      payout: 'pyo_zzzz',
+      product: 'prod_zzzz',
+      gateway_account: 'gwa_zzzz',
+      email: 'nobody@example.com',
+      external_id: 'no-such-external-id',
+      resource: 'zz_none',
+      code: 'no.such.code',
+      currency: 'CHF',
+      created_gte: '2100-01-01T00:00:00Z',
+      created_lt: '2000-01-01T00:00:00Z',
+      arrival_gte: '2100-01-01T00:00:00Z',
+      arrival_lt: '2000-01-01T00:00:00Z',
+      active: 'false',
+    };
+    const lists = documentedOperations().filter(
+      (op) => op.method === 'get' && !op.path.includes('{') && op.query.some((p) => p.name === 'limit'),
+    );
+    let exercised = 0;
+    for (const { path, query } of lists) {
+      const all = await app.api('GET', `${path}?limit=100`);
+      expect(all.status, path).toBe(200);
+      for (const { name, schema } of query) {
+        if (!(name in nothing)) continue;
+        // An enumerated filter (payouts' status) takes one of its values: it must answer, not be ignored.
+        const value = schema.enum ? schema.enum.at(-1) : nothing[name];
+        const filtered = await app.api('GET', `${path}?limit=100&${name}=${value}`);
+        if (filtered.status === 404) continue;
+        expect(filtered.status, `${path} ${name}`).toBe(200);
+        if (schema.enum) continue;
+        // (Products and plans made here are all active: `active=false` matches none of them.)
+        expect(filtered.body.data, `${path} ${name}`).toEqual([]);
+        if (all.body.data.length > 0) exercised++;
+      }
+    }
+    expect(exercised).toBeGreaterThan(20);
   });
 
   it('answers 422 resource_missing for a starting_after naming no row, on every list with an id cursor', async () => {
