@@ -209,6 +209,8 @@ describe('strict queries on /v1 (#26 item 4)', () => {
       arrival_gte: '2100-01-01T00:00:00Z',
       arrival_lt: '2000-01-01T00:00:00Z',
       active: 'false',
+      // Every row these tests make is Stripe's.
+      gateway: 'securepay',
     };
     const lists = documentedOperations().filter(
       (op) => op.method === 'get' && !op.path.includes('{') && op.query.some((p) => p.name === 'limit'),
@@ -219,12 +221,13 @@ describe('strict queries on /v1 (#26 item 4)', () => {
       expect(all.status, path).toBe(200);
       for (const { name, schema } of query) {
         if (!(name in nothing)) continue;
-        // An enumerated filter (payouts' status) takes one of its values: it must answer, not be ignored.
-        const value = schema.enum ? schema.enum.at(-1) : nothing[name];
+        // An enumerated filter whose values all may match (payouts' status) must answer, at least.
+        const free = schema.enum !== undefined && !schema.enum.includes(nothing[name]!);
+        const value = free ? schema.enum!.at(-1) : nothing[name];
         const filtered = await app.api('GET', `${path}?limit=100&${name}=${value}`);
         if (filtered.status === 404) continue;
         expect(filtered.status, `${path} ${name}`).toBe(200);
-        if (schema.enum) continue;
+        if (free) continue;
         // (Products and plans made here are all active: `active=false` matches none of them.)
         expect(filtered.body.data, `${path} ${name}`).toEqual([]);
         if (all.body.data.length > 0) exercised++;
