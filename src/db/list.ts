@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { AppError } from '../errors.ts';
 import type { Database } from './schema.ts';
 
@@ -17,6 +17,8 @@ export interface ListFilter {
   created?: { column: string; from?: Date; to?: Date };
   /** More time ranges on other columns, alike (e.g. a payout's arrival date). */
   ranges?: { column: string; from?: Date; to?: Date }[];
+  /** More conditions on the table's row (e.g. the inbox's deliveries about one customer). */
+  where?: RawBuilder<boolean>[];
 }
 
 /**
@@ -66,6 +68,7 @@ export async function listRows<R>(
     if (value === null) where.push(sql`${sql.ref(column)} IS NULL`);
     else if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
   }
+  where.push(...(filter.where ?? []));
   const result = await sql<R>`
     SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}
     ORDER BY id ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}

@@ -3,7 +3,7 @@ import { newId } from '../../src/db/ids.ts';
 import { openApiDocument } from '../../src/http/api/openapi.ts';
 import type { TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
-import { openInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -58,8 +58,7 @@ describe('strict queries on /v1 (#26 item 4)', () => {
     expect(answer.status).toBe(422);
     expect(answer.body.error.message).toBe('unknown query parameter: customer, charge');
     expect(Object.keys(answer.body.error.fields)).toEqual(['customer', 'charge']);
-    // The inbox cannot tell exactly which customer a delivery was about: no `customer` there.
-    expect((await app.api('GET', '/v1/events?customer=cus_x')).body.error.code).toBe('unknown_parameter');
+    expect((await app.api('GET', '/v1/disputes?customer=cus_x')).body.error.code).toBe('unknown_parameter');
     // `expand` only where it works (invoices): refused elsewhere.
     expect((await app.api('GET', '/v1/subscriptions?expand=customer')).body.error.code).toBe(
       'unknown_parameter',
@@ -139,6 +138,73 @@ describe('strict queries on /v1 (#26 item 4)', () => {
       '/v1/events?created_gte=2026-03-02T12:00:00Z&created_lt=2026-04-01T00:00:00Z',
     );
     expect(ids(from.body)).toEqual([rows[1]!.id, rows[2]!.id].sort());
+  });
+
+  it('lists inbox events about one customer: naming their transaction, refund or dispute at that gateway', async () => {
+    const charged: { customer: string; invoice: string; intent: string; transaction: string }[] = [];
+    for (const intent of ['pi_strict_customer_a', 'pi_strict_customer_b']) {
+      const { customer, invoice } = await openInvoice(app);
+      stripeChargeSucceeds(intent);
+      const answer = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+      expect(answer.status).toBe(200);
+      charged.push({
+        customer: customer.id,
+        invoice: invoice.id,
+        intent,
+        transaction: answer.body.transaction.id,
+      });
+    }
+    const [a, b] = charged as [(typeof charged)[0], (typeof charged)[0]];
+    stripeRefundSucceeds('re_strict_customer_a');
+    expect((await app.api('POST', `/v1/invoices/${a.invoice}/refund`, { amount: 100 })).status).toBe(201);
+    await app.runtime.db
+      .insertInto('disputes')
+      .values({
+        id: newId('dp'),
+        transaction_id: b.transaction,
+        gateway: 'stripe',
+        gateway_dispute_id: 'dp_strict_customer_b',
+        amount: 4620n,
+        currency: 'EUR',
+        status: 'open',
+        reason: 'fraudulent',
+      })
+      .execute();
+    const event = (ids: Record<string, string>) => ({
+      type: 'payment.succeeded',
+      amount: '4620',
+      currency: 'EUR',
+      occurredAt: '2026-03-01T00:00:00Z',
+      ...ids,
+    });
+    const delivery = (n: number, events: unknown[] | null, gateway: 'stripe' | 'paypal' = 'stripe') => ({
+      id: newId('evt'),
+      gateway,
+      gateway_event_id: `evt_gw_customer_${n}`,
+      event_type: 'payment_intent.succeeded',
+      body: '{}',
+      status: events ? ('processed' as const) : ('received' as const),
+      outcome: events ? 'applied' : null,
+      events: (events ? JSON.stringify(events) : null) as never,
+    });
+    const rows = [
+      delivery(1, [event({ gatewayTransactionId: a.intent })]),
+      delivery(2, [event({ type: 'refund.succeeded', gatewayRefundId: 're_strict_customer_a' })]),
+      delivery(3, [event({ gatewayTransactionId: 'pi_unknown' }), event({ gatewayTransactionId: b.intent })]),
+      delivery(6, [event({ type: 'dispute.opened', gatewayDisputeId: 'dp_strict_customer_b' })]),
+      // Not processed yet: about nobody known.
+      delivery(4, null),
+      // The same id at another gateway is another payment.
+      delivery(5, [event({ gatewayTransactionId: a.intent })], 'paypal'),
+    ];
+    await app.runtime.db.insertInto('inbox').values(rows).execute();
+    const about = async (customer: string) =>
+      ids((await app.api('GET', `/v1/events?customer=${customer}&limit=100`)).body);
+    expect(await about(a.customer)).toEqual([rows[0]!.id, rows[1]!.id].sort());
+    expect(await about(b.customer)).toEqual([rows[2]!.id, rows[3]!.id].sort());
+    expect(await about('cus_nope')).toEqual([]);
+    const withStatus = await app.api('GET', `/v1/events?customer=${a.customer}&status=received`);
+    expect(withStatus.body.data).toEqual([]);
   });
 
   it('lists activities recorded in [created_gte, created_lt), with the other filters', async () => {

@@ -20,6 +20,7 @@ import {
   CreateUsageLimit,
   CreditNoteListQuery,
   CustomerListQuery,
+  EventListQuery,
   ExceptionListQuery,
   GatewayListQuery,
   InvoiceListQuery,
@@ -154,8 +155,9 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'get',
     path: '/v1/events',
-    summary: 'List stored webhooks (the inbox; created_gte/created_lt: when received)',
-    query: GatewayListQuery,
+    summary:
+      'List stored webhooks (the inbox; customer: deliveries naming their transactions, refunds or disputes; created_gte/created_lt: when received)',
+    query: EventListQuery,
   },
   { method: 'get', path: '/v1/events/{id}', summary: 'Read a stored webhook' },
   { method: 'post', path: '/v1/events/{id}/replay', summary: 'Process a stored webhook again' },

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import type { z } from 'zod';
 import { type ListFilter, listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
@@ -63,6 +63,8 @@ export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
   map: (row: R) => unknown;
   /** The column of `created_gte` / `created_lt` (default `created_at`). */
   created?: string;
+  /** Conditions beyond column equalities (`ListFilter.where`) of a parsed query. */
+  where?: (query: z.output<Q>) => RawBuilder<boolean>[];
   /** Runs before the read, e.g. to answer 404 for a filter naming an unknown customer. */
   check?: (query: z.output<Q>) => Promise<unknown>;
 }
@@ -78,11 +80,10 @@ export function listHandler<Q extends z.ZodType<ListQuery>, R>(
   return async (req, res) => {
     const query = parseInput(endpoint.query, req.query);
     await endpoint.check?.(query);
-    const rows = await listRows<R>(
-      db,
-      endpoint.table,
-      listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
-    );
+    const rows = await listRows<R>(db, endpoint.table, {
+      ...listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
+      where: endpoint.where?.(query),
+    });
     res.json(toPage(rows, query.limit, endpoint.map));
   };
 }

@@ -6,6 +6,7 @@ import { cursorMissing } from '../../db/list.ts';
 import type { CreditNoteRow, ReconciliationExceptionRow } from '../../db/schema.ts';
 import { NotFoundError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
+import { inboxTouchesCustomer } from '../../inbox/customer.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
 import { accountBalance, listBalances } from '../../ledger/balances.ts';
 import { quiesceLedgerWriters } from '../../ledger/unit-of-work.ts';
@@ -16,6 +17,7 @@ import {
   AccountQuery,
   ActivityQuery,
   CreditNoteListQuery,
+  EventListQuery,
   ExceptionListQuery,
   GatewayListQuery,
   type ListQuery,
@@ -53,9 +55,10 @@ export function readRoutes({ db, boss }: AppDeps): Router {
   });
   list('/events', 'event', {
     table: 'inbox',
-    query: GatewayListQuery,
+    query: EventListQuery,
     created: 'received_at',
     equals: byGateway,
+    where: (query) => (query.customer ? [inboxTouchesCustomer(query.customer)] : []),
     map: serialize.event,
   });
   list('/transactions', 'transaction', {

@@ -195,11 +195,15 @@ export const TransactionListQuery = ListQuery.extend({
   invoice: z.string().max(64).optional(),
 });
 
-/**
- * `GET /v1/refunds`, `/v1/disputes`, `/v1/events`: by status, gateway and gateway account (for the
- * inbox, `created_gte` / `created_lt` bound when the delivery was received).
- */
+/** `GET /v1/refunds`, `/v1/disputes`: by status, gateway and gateway account. */
 export const GatewayListQuery = ListQuery.extend({ ...ByStatus, ...ByGateway });
+
+/**
+ * `GET /v1/events` (the inbox): by status, gateway, gateway account, `customer` (deliveries whose
+ * normalised events name one of the customer's transactions, refunds or disputes: inbox/customer.ts)
+ * and when received (`created_gte` / `created_lt`).
+ */
+export const EventListQuery = GatewayListQuery.extend({ ...ByCustomer });
 
 /** `GET /v1/credit-notes`: by status, customer, `invoice` and `refund`. */
 export const CreditNoteListQuery = ListQuery.extend({
