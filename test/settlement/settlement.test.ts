@@ -211,7 +211,7 @@ describe('settlement', () => {
     expect(await booksIn(db, 'USD')).toEqual(books);
   });
 
-  it('a payout webhook listing a charge billhook does not know yet is retried, and recorded with an exception on its last try', async () => {
+  it('a payout webhook listing a charge billhook does not know yet is retried, recorded with an exception on its last try, and the exception resolved once the charge is known', async () => {
     const known = await charge('CAD', 3_000n);
     const report = payout('po_unknown_line', 'paid', [
       line('charge', 'CAD', 3_000n, 117n, { gatewayTransactionId: known.intent }),
@@ -242,6 +242,35 @@ describe('settlement', () => {
       'gateway_fees:stripe': 117n,
       'bank:stripe': report.amount,
     });
+    // billhook learns the charge later (its webhook was lost and the poller found it): the next sync
+    // matches the line, books its fee, and resolves the exception.
+    const late = await pendingCharge(db, { currency: 'CAD', amount: 700n });
+    await apply(
+      stripeEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: 'pi_never_seen',
+        reference: late.transaction.id,
+        amount: 700n,
+        currency: 'CAD',
+      }),
+    );
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      { lines: [], payouts: [] },
+    );
+    expect(await booksIn(db, 'CAD')).toMatchObject({
+      'gateway_clearing:stripe': 0n,
+      'gateway_fees:stripe': 167n,
+    });
+    expect(
+      await db
+        .selectFrom('reconciliation_exceptions')
+        .select('status')
+        .where('id', '=', exception!.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ status: 'resolved' });
   });
 
   it("a payout whose lines do not sum to its amount raises payout_lines_mismatch; the payout's own amount is what moved", async () => {
