@@ -43,7 +43,10 @@ export function createApp(deps: AppDeps): Express {
   // Webhooks first: the hot path skips helmet and per-request access logs (gateways read no
   // headers; their log lines carry the request id through a logger made only when one is written).
   addWebhookRoutes(app, deps);
-  app.use(helmet());
+  // Helmet's default policy, less `upgrade-insecure-requests`: with it a browser that opened the
+  // admin page over plain HTTP by host name sends its form POSTs (Retry all, Delete all, Replay) to
+  // https, where nothing answers. Behind a TLS-terminating proxy the page is https and so are its forms.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(
     pinoHttp({
       logger: deps.log,
