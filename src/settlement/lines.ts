@@ -50,7 +50,7 @@ export async function matchLine(
   line: SettlementLine,
 ): Promise<LineMatch | undefined> {
   const { gateway } = account;
-  if (line.kind === 'fee' || line.kind === 'adjustment') return NO_MATCH;
+  if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
     if (payment?.status !== 'succeeded') return undefined;
@@ -216,5 +216,10 @@ export async function recordSettlementLine(
 
 /** True when a line was matched to its billhook object, or is a fee or adjustment (about none). */
 export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id'>): boolean {
-  return line.kind === 'fee' || line.kind === 'adjustment' || line.transaction_id !== null;
+  return (
+    line.kind === 'fee' ||
+    line.kind === 'adjustment' ||
+    line.kind === 'payout_return' ||
+    line.transaction_id !== null
+  );
 }

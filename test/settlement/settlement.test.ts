@@ -315,7 +315,7 @@ describe('settlement', () => {
     expect(after['bank:stripe']! - before['bank:stripe']!).toBe(10_457n);
   });
 
-  it('a payout that fails after it was sent returns its money to clearing; failing again changes nothing', async () => {
+  it('a payout that fails after it was sent returns its money to clearing once (failing again, or its payout_failure line in the next payout, changes nothing)', async () => {
     const known = await charge('NZD', 2_000n);
     const report = payout('po_fails', 'in_transit', [
       line('charge', 'NZD', 2_000n, 88n, { gatewayTransactionId: known.intent }),
@@ -346,6 +346,20 @@ describe('settlement', () => {
       'payouts_in_transit:stripe': 0n,
     });
     expect(await payoutRow('po_fails')).toMatchObject({ status: 'failed', failure_code: 'account_closed' });
+    // Stripe pays the returned money out again in its next payout, listed as a payout_failure line:
+    // booked once (by the failure), so clearing ends at 0 and the bank holds it once.
+    const next = payout('po_after_failure', 'paid', [line('payout_return', 'NZD', 1_912n, 0n)]);
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      { lines: [], payouts: [next] },
+    );
+    expect(await booksIn(db, 'NZD')).toMatchObject({
+      'gateway_clearing:stripe': 0n,
+      'payouts_in_transit:stripe': 0n,
+      'bank:stripe': 1_912n,
+    });
   });
 
   it('a fee line seen before its payout is booked once; the payout only claims it', async () => {
