@@ -27,8 +27,8 @@ export type AccountLabel = 'default' | 'unknown' | `gwa_${string}`;
 
 /**
  * billhook's Prometheus metrics (prom-client), one registry per process. Counters and histograms are
- * updated where things happen; queue depth, reconciliation lag and open exceptions are read from
- * the database when /metrics is scraped.
+ * updated where things happen; the gauges of jobs (through pg-boss's API), stored webhooks and
+ * reconciliation exceptions are read from the database when /metrics is scraped, in one process.
  */
 export class Metrics {
   readonly registry = new Registry();
