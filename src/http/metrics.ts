@@ -15,7 +15,8 @@ export function metricsRoutes({ metrics }: Pick<AppDeps, 'metrics'>): Router {
  * Times each `/v1` request into `billhook_api_request_seconds` when its answer is sent, by method,
  * route and status code. The route is the pattern of the Express route that matched, under `/v1`
  * (`/v1/invoices/:id`: an id in the URL never becomes a label value), or `unmatched` when none did (an
- * unknown path, or a request refused before routing: no key, rate limited). Mounted at `/v1`.
+ * unknown path, or a request answered before routing: no key, rate limited, a body that is not JSON,
+ * an idempotent replay). Mounted at `/v1`.
  */
 export function apiRequestDuration({ metrics }: Pick<AppDeps, 'metrics'>): RequestHandler {
   return (req, res, next) => {

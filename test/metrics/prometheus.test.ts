@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor, wakeWorkers } from '../support/wait.ts';
 
 /** The value of the sample `series` (name and labels exactly as exported) in `text`, if any. */
@@ -58,10 +58,25 @@ describe('Prometheus metrics', () => {
     expect((await app.api('GET', '/v1/invoices/inv_metrics_missing_too')).status).toBe(404);
     expect((await app.api('GET', '/v1/no-such-route/inv_metrics_path')).status).toBe(404);
     expect((await app.api('GET', '/v1/customers', undefined, 'bh_not_a_key')).status).toBe(401);
+    // The same create twice with one Idempotency-Key: the second is answered before routing (a replay).
+    const create = () =>
+      fetch(`${app.url}/v1/customers`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN_KEY}`,
+          'content-type': 'application/json',
+          'idempotency-key': 'metrics-replay',
+        },
+        body: JSON.stringify({ email: 'replayed@example.com' }),
+      });
+    expect((await create()).status).toBe(201);
+    const replay = await create();
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
 
     const text = await scrape(app);
     const count = (labels: string) => sample(text, `billhook_api_request_seconds_count{${labels}}`);
-    expect(count('method="POST",route="/v1/customers",status="201"')).toBe(1);
+    expect(count('method="POST",route="/v1/customers",status="201"')).toBe(2);
+    expect(count(`method="POST",route="unmatched",status="${replay.status}"`)).toBe(1);
     expect(count('method="GET",route="/v1/customers/:id",status="200"')).toBe(1);
     expect(count('method="GET",route="/v1/invoices/:id",status="404"')).toBe(2);
     expect(count('method="GET",route="unmatched",status="404"')).toBe(1);
