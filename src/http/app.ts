@@ -20,7 +20,7 @@ import { errorHandler, sendError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { idempotency } from './idempotency.ts';
 import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
-import { metricsRoutes } from './metrics.ts';
+import { apiRequestDuration, metricsRoutes } from './metrics.ts';
 import { rateLimitFailedAuth, rateLimitPerKey } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
 import { errorCodeFields, lazyRequestLogs, redactUrl } from './request-log.ts';
@@ -67,6 +67,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  app.use('/v1', apiRequestDuration(deps));
   // Failed authentications are limited per source address (valid keys have their own limit).
   app.use(['/v1', '/admin'], rateLimitFailedAuth(deps.config.AUTH_FAILURES_PER_MINUTE));
   app.use(healthRoutes(deps));
