@@ -203,6 +203,7 @@ describe('/v1/webhook-endpoints and outbound events', () => {
     await waitFor('the enabled endpoint', async () => at('/on').length === 1);
     expect(at('/off')).toHaveLength(0);
     expect(await deliveries(off.id)).toHaveLength(0);
+    expect(await deliveries(on.id)).toHaveLength(1);
     expect((await app.api('POST', `/v1/webhook-endpoints/${off.id}/enable`)).body.status).toBe('enabled');
     await payInvoice();
     await dispatch();

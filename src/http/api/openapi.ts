@@ -391,8 +391,16 @@ const OPERATIONS: Operation[] = [
     summary: "Update a webhook endpoint's URL, event types or description (admin)",
     body: UpdateWebhookEndpoint,
   },
-  { method: 'post', path: '/v1/webhook-endpoints/{id}/disable', summary: 'Disable a webhook endpoint (admin)' },
-  { method: 'post', path: '/v1/webhook-endpoints/{id}/enable', summary: 'Enable a webhook endpoint again (admin)' },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/disable',
+    summary: 'Disable a webhook endpoint (admin)',
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/enable',
+    summary: 'Enable a webhook endpoint again (admin)',
+  },
   {
     method: 'post',
     path: '/v1/webhook-endpoints/{id}/rotate-secret',
