@@ -14,6 +14,7 @@ import { settlementFileBody, settlementImportRoutes } from './api/settlement-imp
 import { subscriptionRoutes } from './api/subscriptions.ts';
 import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
+import { webhookEndpointRoutes } from './api/webhook-endpoints.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(gatewayAccountRoutes(deps));
   v1.use(settlementImportRoutes(deps));
   v1.use(settlementRoutes(deps));
+  v1.use(webhookEndpointRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),
