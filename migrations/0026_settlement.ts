@@ -39,7 +39,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       gateway text NOT NULL,
       gateway_account text REFERENCES gateway_accounts (id),
       gateway_line_id text NOT NULL,
-      kind text NOT NULL CHECK (kind IN ('charge', 'refund', 'dispute', 'fee', 'adjustment')),
+      kind text NOT NULL CHECK (kind IN ('charge', 'refund', 'dispute', 'fee', 'adjustment', 'payout_return')),
       currency char(3) NOT NULL,
       gross bigint NOT NULL,
       fee bigint NOT NULL,

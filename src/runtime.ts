@@ -21,6 +21,7 @@ import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { currencyOfReference, findTransaction, hasUnidentifiedCharge } from './payments/transactions.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
+import { deadQueueOf, QUEUES } from './queue/queues.ts';
 import { startWorkers } from './workers/workers.ts';
 
 /** Which parts a process runs: `web` (HTTP), `worker` (jobs) or `all`. */
@@ -152,7 +153,6 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     started.push(() => boss.stop({ graceful: false }));
     await boss.start();
     await ensureQueues(boss, config);
-    const metrics = new Metrics({ db, boss });
     const lookups = {
       currencyOfReference: (reference: string) => currencyOfReference(db, reference),
       ewayHints: {
@@ -164,6 +164,15 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         log,
       },
     } satisfies RegistryLookups;
+    const defaults = GATEWAYS.map((gateway) => createAdapter(gateway, config, lookups));
+    const metrics = new Metrics({
+      db,
+      boss,
+      databaseUrl: database.url,
+      gateways: defaults.filter((a) => a.webhook || a.client).map((a) => a.name),
+      queues: Object.values(QUEUES).map((name) => ({ name, dead: deadQueueOf(name) })),
+    });
+    started.push(() => metrics.close());
     // Every adapter, the default accounts' and each gateway account's, is built by the same factory
     // and wrapped alike (failures logged, calls measured).
     const wrapped = (adapters: GatewayAdapter[], account?: string): GatewayRegistry =>
@@ -172,7 +181,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         metrics,
         account,
       );
-    const registry = wrapped(GATEWAYS.map((gateway) => createAdapter(gateway, config, lookups)));
+    const registry = wrapped(defaults);
     const accounts = new AccountAdapters(
       db,
       keyring(config.BILLHOOK_SECRET_KEY, config.BILLHOOK_SECRET_KEY_PREVIOUS),
@@ -247,6 +256,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         // transactions have ended when its connections close.
         await inbox?.close();
         accounts.stop();
+        await metrics.close();
         await boss.stop({ graceful: true, timeout: deadline - Date.now() });
         await db.destroy();
         await database.stop();

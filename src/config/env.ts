@@ -115,6 +115,11 @@ const EnvSchema = z.object({
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(8),
   WEBHOOK_RETRY_LIMIT: z.coerce.number().int().min(0).max(50).default(8),
   WEBHOOK_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  /**
+   * First delay before an outbound event's delivery (src/outbound/) is retried, seconds; doubling (with
+   * jitter) to at most six hours apart, for about three days at the default (queue/boss.ts).
+   */
+  WEBHOOK_ENDPOINT_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   /** Deliveries a web process holds waiting for the database before it answers new ones 503 with Retry-After. */
   WEBHOOK_MAX_WAITING: z.coerce.number().int().min(1).max(1_000_000).default(5000),
   /**

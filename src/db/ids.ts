@@ -26,7 +26,9 @@ export type IdPrefix =
   | 'act'
   | 'gwa'
   | 'pyo'
-  | 'stl';
+  | 'stl'
+  | 'we'
+  | 'wdl';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

@@ -348,7 +348,7 @@ export interface PayoutsTable {
 }
 
 /** What a settlement line is about (src/gateways/settlement.ts `SETTLEMENT_LINE_KINDS`). */
-export type SettlementLineKind = 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment';
+export type SettlementLineKind = 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return';
 
 /**
  * One line of a gateway balance (`stl_…`), once per (gateway, gateway account, `gateway_line_id`):
@@ -567,6 +567,60 @@ export interface ActivitiesTable {
   created_at: CreatedAt;
 }
 
+/** A delivery's state: sent and answered 2xx (`succeeded`), waiting for an attempt or a retry, or given up. */
+export type WebhookDeliveryStatus = 'pending' | 'retrying' | 'succeeded' | 'failed';
+
+/**
+ * Endpoints internal systems registered for billhook's own events (`we_…`, src/outbound/): the URL,
+ * the event types sent to it, and its `whsec_…` signing secret encrypted (AES-256-GCM: IV, tag,
+ * ciphertext) under the key `secret_key_id` names.
+ */
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  description: string | null;
+  enabled_events: ColumnType<string[], string[], string[]>;
+  secret: Buffer;
+  secret_key_id: string;
+  disabled_at: MaybeTimestamp;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** billhook's own events (`evt_…`), one per activity that is one: `body` is the exact JSON sent. */
+export interface OutboundEventsTable {
+  id: string;
+  activity_id: string;
+  type: string;
+  body: string;
+  created_at: CreatedAt;
+}
+
+/** One event's delivery to one endpoint (`wdl_…`), updated at each attempt. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  status: WebhookDeliveryStatus;
+  attempts: ColumnType<number, number | undefined, number>;
+  /** The HTTP status of the last answer; null: none (not tried yet, timeout, connection error). */
+  last_status_code: number | null;
+  last_error: string | null;
+  last_attempt_at: MaybeTimestamp;
+  delivered_at: MaybeTimestamp;
+  /** The delivery this one repeats (manual redelivery); null for the first. */
+  redelivery_of: string | null;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** The outbound dispatcher's cursor: the last activity `sequence` it read (one row). */
+export interface OutboundCursorTable {
+  id: ColumnType<boolean, never, never>;
+  sequence: ColumnType<bigint, never, bigint | string>;
+}
+
 /** Every table billhook owns, as Kysely sees it. */
 export interface Database {
   api_keys: ApiKeysTable;
@@ -596,6 +650,10 @@ export interface Database {
   usage_events: UsageEventsTable;
   usage_limits: UsageLimitsTable;
   activities: ActivitiesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  outbound_events: OutboundEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  outbound_cursor: OutboundCursorTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;
@@ -623,3 +681,6 @@ export type CouponRedemptionRow = Selectable<CouponRedemptionsTable>;
 export type UsageEventRow = Selectable<UsageEventsTable>;
 export type UsageLimitRow = Selectable<UsageLimitsTable>;
 export type ActivityRow = Selectable<ActivitiesTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type OutboundEventRow = Selectable<OutboundEventsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

@@ -148,3 +148,34 @@ export async function resolveException(
     return row;
   });
 }
+
+/**
+ * Resolves, in `work`, the open `settlement_line_unmatched` exceptions about settlement line
+ * `settlementLineId` (`stl_…`) once it matched (billhook learned its charge, refund or dispute after
+ * the line arrived), each with the note and a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveUnmatchedLine(
+  work: UnitOfWork,
+  settlementLineId: string,
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('settlement_line_id', '=', settlementLineId)
+    .where('kind', '=', 'settlement_line_unmatched')
+    .where('status', '=', 'open')
+    .returning(['id', 'kind'])
+    .execute();
+  await recordActivity(
+    work,
+    ...rows.map((row) => ({
+      resourceType: 'reconciliation_exception',
+      resourceId: row.id,
+      action: 'reconciliation_exception.resolved',
+      data: { kind: row.kind, note },
+    })),
+  );
+  return rows.length;
+}

@@ -27,6 +27,12 @@ export const SETTLEMENT_LINE_KINDS = [
   'fee',
   /** Anything else the gateway moved (a reserve, a correction): booked for a person to look at. */
   'adjustment',
+  /**
+   * A failed or canceled payout's money coming back into the balance (Stripe's `payout_failure`,
+   * `payout_cancel`): the payout's own `pyo_…:returned` movement books it, so the line books nothing
+   * and only counts towards the payout that lists it.
+   */
+  'payout_return',
 ] as const;
 export type SettlementLineKind = (typeof SETTLEMENT_LINE_KINDS)[number];
 

@@ -15,13 +15,14 @@ import { strictQuery } from './api/strict-query.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
 import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
+import { webhookEndpointRoutes } from './api/webhook-endpoints.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { idempotency } from './idempotency.ts';
 import { refuseNulInUrl, requireUtf8, strictJsonReviver } from './json-input.ts';
-import { metricsRoutes } from './metrics.ts';
+import { apiRequestDuration, metricsRoutes } from './metrics.ts';
 import { rateLimitFailedAuth, rateLimitPerKey } from './rate-limit.ts';
 import { requestId } from './request-id.ts';
 import { errorCodeFields, lazyRequestLogs, redactUrl } from './request-log.ts';
@@ -44,7 +45,10 @@ export function createApp(deps: AppDeps): Express {
   // Webhooks first: the hot path skips helmet and per-request access logs (gateways read no
   // headers; their log lines carry the request id through a logger made only when one is written).
   addWebhookRoutes(app, deps);
-  app.use(helmet());
+  // Helmet's default policy, less `upgrade-insecure-requests`: with it a browser that opened the
+  // admin page over plain HTTP by host name sends its form POSTs (Retry all, Delete all, Replay) to
+  // https, where nothing answers. Behind a TLS-terminating proxy the page is https and so are its forms.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(
     pinoHttp({
       logger: deps.log,
@@ -65,6 +69,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  app.use('/v1', apiRequestDuration(deps));
   // Failed authentications are limited per source address (valid keys have their own limit).
   app.use(['/v1', '/admin'], rateLimitFailedAuth(deps.config.AUTH_FAILURES_PER_MINUTE));
   app.use(healthRoutes(deps));
@@ -99,6 +104,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(gatewayAccountRoutes(deps));
   v1.use(settlementImportRoutes(deps));
   v1.use(settlementRoutes(deps));
+  v1.use(webhookEndpointRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

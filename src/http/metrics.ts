@@ -1,4 +1,4 @@
-import express, { type Express, Router } from 'express';
+import express, { type Express, type RequestHandler, Router } from 'express';
 import type { AppDeps } from './deps.ts';
 import { healthRoutes } from './health.ts';
 
@@ -9,6 +9,25 @@ export function metricsRoutes({ metrics }: Pick<AppDeps, 'metrics'>): Router {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   return router;
+}
+
+/**
+ * Times each `/v1` request into `billhook_api_request_seconds` when its answer is sent, by method,
+ * route and status code. The route is the pattern of the Express route that matched, under `/v1`
+ * (`/v1/invoices/:id`: an id in the URL never becomes a label value), or `unmatched` when none did (an
+ * unknown path, or a request answered before routing: no key, rate limited, a body that is not JSON,
+ * an idempotent replay). Mounted at `/v1`.
+ */
+export function apiRequestDuration({ metrics }: Pick<AppDeps, 'metrics'>): RequestHandler {
+  return (req, res, next) => {
+    const end = metrics.apiRequestSeconds.startTimer({ method: req.method });
+    res.once('finish', () => {
+      const pattern: unknown = req.route?.path;
+      const route = typeof pattern === 'string' ? `/v1${pattern}` : 'unmatched';
+      end({ route, status: String(res.statusCode) });
+    });
+    next();
+  };
 }
 
 /**

@@ -485,7 +485,7 @@ export interface SettlementLineMovement {
   settlementLineId: string;
   gateway: string;
   gatewayAccount: string | null;
-  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment';
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return';
   currency: string;
   gross: bigint;
   fee: bigint;
@@ -502,6 +502,8 @@ function settlementLinePostings(movement: SettlementLineMovement): PostingInput[
       line(clearing, movement.net, currency),
     ]);
   }
+  // A failed payout's money coming back: its payout's `pyo_…:returned` books it.
+  if (movement.kind === 'payout_return') return [];
   if (movement.kind === 'adjustment') {
     return nonZero([
       line(clearing, movement.net, currency),
@@ -535,6 +537,7 @@ export function settlementLineMoves(movement: SettlementLineMovement): boolean {
  *   back, negative, the reverse);
  * - a `fee` line: its whole net out of clearing into gateway fees;
  * - an `adjustment` line: its net into clearing against settlement adjustments, for a person;
+ * - a `payout_return` line: nothing (its payout's `pyo_…:returned` moved the money back);
  * - a conversion (`original` set): clearing credited in the payment's currency and debited in the
  *   settlement currency, each against the FX account in its own currency.
  * Post it only when `settlementLineMoves` (an entry needs postings).

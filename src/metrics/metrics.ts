@@ -1,17 +1,22 @@
 import { sql } from 'kysely';
-import type { PgBoss } from 'pg-boss';
+import type { PgBoss, QueueResult } from 'pg-boss';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../db/database.ts';
+import type { InboxStatus } from '../db/schema.ts';
+import type { GatewayName } from '../gateways/types.ts';
+import { GaugeExporterLease } from './exporter.ts';
 
-/** Why a webhook was refused, as the `reason` label says it. */
-export type RejectReason =
-  | 'signature'
-  | 'payload'
-  | 'too_large'
-  | 'not_configured'
-  | 'unavailable'
-  | 'busy'
-  | 'rate_limited';
+/** Why a webhook was refused, as the `reason` label says it (each one's series starts at zero). */
+export const REJECT_REASONS = [
+  'signature',
+  'payload',
+  'too_large',
+  'not_configured',
+  'unavailable',
+  'busy',
+  'rate_limited',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /**
  * The `account` label of the webhook metrics: `default` for a gateway's default account, the id
@@ -22,8 +27,8 @@ export type AccountLabel = 'default' | 'unknown' | `gwa_${string}`;
 
 /**
  * billhook's Prometheus metrics (prom-client), one registry per process. Counters and histograms are
- * updated where things happen; queue depth, reconciliation lag and open exceptions are read from
- * the database when /metrics is scraped.
+ * updated where things happen; the gauges of jobs (through pg-boss's API), stored webhooks and
+ * reconciliation exceptions are read from the database when /metrics is scraped, in one process.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -60,22 +65,41 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly apiRequestSeconds = new Histogram({
+    name: 'billhook_api_request_seconds',
+    help: 'Time to answer a /v1 request, by method, route pattern (`unmatched` when no route matched) and status code, seconds',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  /** Who exports the database-derived gauges; absent in processes without a database. */
+  readonly #lease: GaugeExporterLease | undefined;
+
   /**
-   * @param source where the scrape-time gauges read from; absent in processes without a database
+   * Every counter starts at zero for each configured gateway (its `default` account) and each queue,
+   * so a series exists before its first event. The database-derived gauges are read when /metrics is
+   * scraped, by one process at a time (GaugeExporterLease): the others export no sample of them
+   * (an unlabelled gauge reads 0), so a sum across processes counts each job, row or exception once.
+   * @param source absent in processes without a database (no database-derived gauges, no zeros)
    */
-  constructor(source?: { db: Db; boss: PgBoss }) {
+  constructor(source?: MetricsSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'billhook_' });
     if (!source) return;
-    const { db, boss } = source;
-    // The two queue gauges are collected together on each scrape: they share one read of pg-boss's
-    // queue counts (the read in flight, if any).
-    let queuesRead: ReturnType<PgBoss['getQueues']> | undefined;
-    const queues = () => {
-      queuesRead ??= boss.getQueues().finally(() => {
-        queuesRead = undefined;
-      });
-      return queuesRead;
-    };
+    const { db, boss, queues } = source;
+    this.#zeroInitialise(source.gateways, queues);
+    const lease = new GaugeExporterLease(source.databaseUrl);
+    this.#lease = lease;
+    // Each read below is shared by the gauges collected in one scrape (the read in flight, if any).
+    const exporting = sharedRead(() => lease.held());
+    const counts = sharedRead(async () => ((await exporting()) ? boss.getQueues() : undefined));
+    new Gauge({
+      name: 'billhook_database_gauges_exporter',
+      help: '1 in the one process exporting the database-derived gauges, 0 in the others',
+      registers: [this.registry],
+      async collect() {
+        this.set((await exporting()) ? 1 : 0);
+      },
+    });
     const queueGauges = [
       ['billhook_queue_depth', 'Jobs waiting (created or retry), by queue', 'queuedCount'],
       [
@@ -91,19 +115,81 @@ export class Metrics {
         labelNames: ['queue'] as const,
         registers: [this.registry],
         async collect() {
-          for (const queue of await queues()) this.set({ queue: queue.name }, queue[count]);
+          this.reset();
+          for (const queue of (await counts()) ?? []) this.set({ queue: queue.name }, queue[count]);
         },
       });
     }
+    new Gauge({
+      name: 'billhook_jobs',
+      help: 'Jobs by queue and state (ready, deferred, blocked, active, failed), from pg-boss queue counts refreshed every few seconds',
+      labelNames: ['queue', 'state'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const queue of (await counts()) ?? []) {
+          for (const [state, count] of JOB_STATE_COUNTS) this.set({ queue: queue.name, state }, queue[count]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'billhook_dead_letters',
+      help: "Jobs waiting in a queue's dead-letter queue for an operator, by the queue they failed in",
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
+        if (byName.size === 0) return;
+        for (const { name, dead } of queues) this.set({ queue: name }, byName.get(dead)?.queuedCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'billhook_job_oldest_waiting_seconds',
+      help: 'Age of the oldest job not started yet (created or retry), by queue, seconds (0 when none waits)',
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        if (!(await exporting())) return;
+        const now = Date.now();
+        for (const { name } of queues) {
+          // pg-boss's findJobs: queued jobs, oldest first (https://pgboss.io/api/jobs#findjobs-name-options).
+          const [oldest] = await boss.findJobs(name, { queued: true, limit: 1 });
+          this.set({ queue: name }, oldest ? Math.max(0, now - oldest.createdOn.getTime()) / 1000 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'billhook_inbox_waiting',
+      help: 'Stored webhooks not reconciled yet, by inbox status (received, retrying)',
+      labelNames: ['status'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        if (!(await exporting())) return;
+        const rows = await db
+          .selectFrom('inbox')
+          .select(['status', sql<number>`count(*)::int`.as('rows')])
+          .where('status', 'in', WAITING_INBOX_STATUSES)
+          .groupBy('status')
+          .execute();
+        for (const status of WAITING_INBOX_STATUSES) {
+          this.set({ status }, rows.find((row) => row.status === status)?.rows ?? 0);
+        }
+      },
+    });
     new Gauge({
       name: 'billhook_reconciliation_lag_seconds',
       help: 'Age of the oldest stored webhook not reconciled yet, seconds (0 when none waits)',
       registers: [this.registry],
       async collect() {
+        this.reset();
+        if (!(await exporting())) return;
         const row = await db
           .selectFrom('inbox')
           .select(sql<number>`coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8`.as('lag'))
-          .where('status', 'in', ['received', 'retrying'])
+          .where('status', 'in', WAITING_INBOX_STATUSES)
           .executeTakeFirstOrThrow();
         this.set(row.lag);
       },
@@ -113,6 +199,8 @@ export class Metrics {
       help: 'Reconciliation exceptions waiting for a person',
       registers: [this.registry],
       async collect() {
+        this.reset();
+        if (!(await exporting())) return;
         const row = await db
           .selectFrom('reconciliation_exceptions')
           .select(sql<number>`count(*)::int`.as('open'))
@@ -122,4 +210,65 @@ export class Metrics {
       },
     });
   }
+
+  /** Releases the database gauges' lease (another process takes it over at its next scrape). */
+  async close(): Promise<void> {
+    await this.#lease?.close();
+  }
+
+  /** Sets each counter's series of the configured gateways' default accounts, and of each queue, to zero. */
+  #zeroInitialise(gateways: readonly GatewayName[], queues: readonly QueueNames[]): void {
+    const account: AccountLabel = 'default';
+    for (const gateway of gateways) {
+      for (const duplicate of ['false', 'true'])
+        this.webhooksReceived.inc({ gateway, account, duplicate }, 0);
+      for (const reason of REJECT_REASONS) this.webhooksRejected.inc({ gateway, account, reason }, 0);
+      this.ackSeconds.zero({ gateway, account });
+    }
+    for (const { name } of queues) this.jobFailures.inc({ queue: name }, 0);
+  }
+}
+
+/** A queue's name and its dead-letter queue's (`<name>.dead`). */
+export interface QueueNames {
+  name: string;
+  dead: string;
+}
+
+/** What a process with a database gives its metrics. */
+export interface MetricsSource {
+  db: Db;
+  boss: PgBoss;
+  /** The database's URL, for the connection holding the database gauges' lease. */
+  databaseUrl: string;
+  /** The gateways configured with credentials (their counters start at zero). */
+  gateways: readonly GatewayName[];
+  /** billhook's queues (their counters start at zero; each one's oldest waiting job is read). */
+  queues: readonly QueueNames[];
+}
+
+/** The inbox statuses of a stored webhook not reconciled yet (read through the `inbox_unprocessed` index). */
+const WAITING_INBOX_STATUSES = ['received', 'retrying'] as const satisfies readonly InboxStatus[];
+
+/** `billhook_jobs`' states and the pg-boss queue count each one reads. */
+const JOB_STATE_COUNTS = [
+  ['ready', 'readyCount'],
+  ['deferred', 'deferredCount'],
+  ['blocked', 'blockedCount'],
+  ['active', 'activeCount'],
+  ['failed', 'failedCount'],
+] as const satisfies readonly (readonly [string, keyof QueueResult])[];
+
+/**
+ * `read`, shared by the callers that ask while it is in flight (the gauges collected in one scrape);
+ * the next call after it settles reads again.
+ */
+function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () => {
+    inFlight ??= read().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
 }

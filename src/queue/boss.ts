@@ -13,6 +13,13 @@ const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
 const COMPLETED_JOB_SECONDS = 24 * 3600;
 const COMPLETED_WEBHOOK_JOB_SECONDS = 3600;
 
+/**
+ * Retries of an outbound event's delivery (`webhook-endpoint.deliver`): with pg-boss's backoff (the
+ * n-th retry 1 to 2 times `delay × 2^(n-1)` later, at most six hours) and a 60 s first delay, the
+ * first eight retries take about 6.4 h and the other eleven six hours each: about three days.
+ */
+export const WEBHOOK_ENDPOINT_RETRY_LIMIT = 19;
+
 /** pg-boss's schema in billhook's database. */
 export const BOSS_SCHEMA = 'pgboss';
 
@@ -49,6 +56,9 @@ export function createBoss(connectionString: string, options: { maintenance: boo
  *   afresh either way (sweeps are idempotent).
  * - `invoice.refund` (a refund left unknown): six retries from a minute on, doubling to at most an
  *   hour apart.
+ * - `webhook-endpoint.dispatch` is a sweep (every minute); `webhook-endpoint.deliver` (one outbound
+ *   event to one endpoint) retries for about three days ({@link WEBHOOK_ENDPOINT_RETRY_LIMIT}), then
+ *   dead-letters.
  * Completed jobs are deleted after a day (`webhook.process`: an hour).
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
@@ -66,6 +76,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     QUEUES.subscriptionRenew,
     QUEUES.invoiceCharge,
     QUEUES.settlementSync,
+    QUEUES.webhookEndpointDispatch,
   ])
     await queueWithDeadLetter(boss, sweep, sweepPolicy);
   // A refund the gateway left unknown: retried from a minute on, doubling, up to an hour apart.
@@ -75,6 +86,17 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     retryBackoff: true,
     retryDelayMax: 3600,
     deleteAfterSeconds: COMPLETED_JOB_SECONDS,
+  });
+  // An outbound event's delivery: from WEBHOOK_ENDPOINT_RETRY_DELAY_SECONDS (60 s) on, doubling with
+  // jitter, at most six hours apart: 19 retries span about three days at the default.
+  await queueWithDeadLetter(boss, QUEUES.webhookEndpointDeliver, {
+    retryLimit: WEBHOOK_ENDPOINT_RETRY_LIMIT,
+    retryDelay: config.WEBHOOK_ENDPOINT_RETRY_DELAY_SECONDS,
+    retryBackoff: true,
+    retryDelayMax: 6 * 3600,
+    expireInSeconds: 120,
+    deleteAfterSeconds: COMPLETED_JOB_SECONDS,
+    notify: true,
   });
   await queueWithDeadLetter(boss, QUEUES.webhookProcess, {
     retryLimit: config.WEBHOOK_RETRY_LIMIT,

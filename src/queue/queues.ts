@@ -13,6 +13,8 @@ export const QUEUES = {
   invoiceRefund: 'invoice.refund',
   refundRecover: 'refund.recover',
   settlementSync: 'settlement.sync',
+  webhookEndpointDispatch: 'webhook-endpoint.dispatch',
+  webhookEndpointDeliver: 'webhook-endpoint.deliver',
 } as const;
 
 /** A queue of billhook's: one of {@link QUEUES}. */

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
+import { resolveUnmatchedLine } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -49,7 +50,7 @@ export async function matchLine(
   line: SettlementLine,
 ): Promise<LineMatch | undefined> {
   const { gateway } = account;
-  if (line.kind === 'fee' || line.kind === 'adjustment') return NO_MATCH;
+  if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
     if (payment?.status !== 'succeeded') return undefined;
@@ -125,7 +126,7 @@ export type LineOutcome =
  * charge, refund or dispute when it can be (`matchLine`), and books what it adds to the books
  * (`settlementLineBooked`: the fee, a conversion, a standalone fee or adjustment), once. A line seen
  * again (a payout listing a charge whose fee was already booked) only gains its payout, and a match
- * it did not have. A conversion is booked against what billhook booked for the object (its own
+ * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is booked against what billhook booked for the object (its own
  * currency and amount), so clearing in that currency returns to zero exactly.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
@@ -191,6 +192,13 @@ export async function recordSettlementLine(
         .returningAll()
         .executeTakeFirstOrThrow();
   if (!matched) return { kind: existing && isMatched(existing) ? 'duplicate' : 'unmatched', line: row };
+  if (existing && !isMatched(existing)) {
+    await resolveUnmatchedLine(
+      work,
+      row.id,
+      `matched ${matched.refundId ?? matched.disputeId ?? matched.transactionId} later`,
+    );
+  }
   const movement: SettlementLineMovement = {
     settlementLineId: row.id,
     gateway: account.gateway,
@@ -208,5 +216,10 @@ export async function recordSettlementLine(
 
 /** True when a line was matched to its billhook object, or is a fee or adjustment (about none). */
 export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id'>): boolean {
-  return line.kind === 'fee' || line.kind === 'adjustment' || line.transaction_id !== null;
+  return (
+    line.kind === 'fee' ||
+    line.kind === 'adjustment' ||
+    line.kind === 'payout_return' ||
+    line.transaction_id !== null
+  );
 }

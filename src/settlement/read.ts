@@ -70,7 +70,7 @@ async function summaries(db: Kysely<Database>, ids: string[]): Promise<Map<strin
       ),
       sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind = 'refund'), 0)`.as('refunds'),
       sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind = 'dispute'), 0)`.as('disputes'),
-      sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind = 'adjustment'), 0)`.as(
+      sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind IN ('adjustment', 'payout_return')), 0)`.as(
         'adjustments',
       ),
       sql<bigint>`coalesce(sum(l.net) FILTER (WHERE ${same}), 0)`.as('net'),

@@ -7,6 +7,8 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { QUEUES, type QueueName } from '../queue/queues.ts';
 import { collectInvoices } from './collect-invoices.ts';
 import type { JobHandler, WorkerContext } from './context.ts';
+import { deliverOutboundEvents } from './deliver-events.ts';
+import { dispatchOutboundEvents } from './dispatch-events.ts';
 import { pollTransactions } from './poll-transactions.ts';
 import { processWebhooks } from './process-webhooks.ts';
 import { recoverRefunds } from './recover-refunds.ts';
@@ -103,6 +105,21 @@ export const WORKERS: readonly Worker[] = [
     schedule: { cron: '30 3 * * *' },
     actor: 'scheduler',
     handler: syncSettlementsJob,
+  },
+  {
+    queue: QUEUES.webhookEndpointDispatch,
+    options: { pollingIntervalSeconds: 5 },
+    schedule: { cron: EVERY_MINUTE },
+    actor: 'system',
+    handler: dispatchOutboundEvents,
+  },
+  {
+    queue: QUEUES.webhookEndpointDeliver,
+    // One attempt per job; retries come due by time, so poll every second besides NOTIFY.
+    options: { localConcurrency: 4, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 1 },
+    schedule: null,
+    actor: 'system',
+    handler: deliverOutboundEvents,
   },
 ];
 

@@ -203,7 +203,8 @@ describe('billhook settlement CSV', () => {
       'L10,charge,txn_j,AUD,10.00',
     );
     expect(refusal(() => parseSettlementCsv(text))).toEqual({
-      'row 3, column kind': '"chargeback" is not one of charge, refund, dispute, fee, adjustment',
+      'row 3, column kind':
+        '"chargeback" is not one of charge, refund, dispute, fee, adjustment, payout_return',
       'row 4, column currency': '"AUX" is not an ISO 4217 currency code',
       'row 5, column gross': '10.001 has 3 decimals but AUD has 2: amounts are never rounded',
       'row 6, column net': '9.90 is not gross - fee (10.00 - 0.20)',

@@ -101,6 +101,13 @@ describe('/admin/queues', () => {
     );
   });
 
+  it('serves a policy whose forms post where the page came from: no upgrade-insecure-requests (plain HTTP by host name works)', async () => {
+    const policy = (await page()).headers.get('content-security-policy') ?? '';
+    expect(policy).toMatch(/default-src 'self'/);
+    expect(policy).toMatch(/form-action 'self'/);
+    expect(policy).not.toMatch(/upgrade-insecure-requests/);
+  });
+
   it('escapes what it shows (an error text is gateway-controlled)', async () => {
     await app.runtime.boss.send('webhook.process.dead', {
       inboxIds: ['evt_htmlerror'],

@@ -21,6 +21,11 @@ const PLAIN_TRANSACTIONS: Record<string, { count: number; why: string }> = {
   'src/inbox/replay.ts': { count: 1, why: 'resets inbox rows and enqueues a job, records nothing' },
   'src/workers/dead-letters.ts': { count: 1, why: 'retry: deletes a dead letter and replays its inbox rows' },
   'src/auth/api-keys.ts': { count: 1, why: 'creates a chosen admin key under an advisory lock' },
+  'src/outbound/dispatch.ts': {
+    count: 2,
+    why: 'the outbox: a reader of activities (quiesceLedgerWriters), then stores events, deliveries and jobs, records nothing',
+  },
+  'src/outbound/deliver.ts': { count: 1, why: 'redelivery: a delivery row and its job, records nothing' },
 };
 
 function sources(dir: string): string[] {

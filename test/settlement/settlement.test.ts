@@ -211,7 +211,7 @@ describe('settlement', () => {
     expect(await booksIn(db, 'USD')).toEqual(books);
   });
 
-  it('a payout webhook listing a charge billhook does not know yet is retried, and recorded with an exception on its last try', async () => {
+  it('a payout webhook listing a charge billhook does not know yet is retried, recorded with an exception on its last try, and the exception resolved once the charge is known', async () => {
     const known = await charge('CAD', 3_000n);
     const report = payout('po_unknown_line', 'paid', [
       line('charge', 'CAD', 3_000n, 117n, { gatewayTransactionId: known.intent }),
@@ -242,6 +242,35 @@ describe('settlement', () => {
       'gateway_fees:stripe': 117n,
       'bank:stripe': report.amount,
     });
+    // billhook learns the charge later (its webhook was lost and the poller found it): the next sync
+    // matches the line, books its fee, and resolves the exception.
+    const late = await pendingCharge(db, { currency: 'CAD', amount: 700n });
+    await apply(
+      stripeEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: 'pi_never_seen',
+        reference: late.transaction.id,
+        amount: 700n,
+        currency: 'CAD',
+      }),
+    );
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      { lines: [], payouts: [] },
+    );
+    expect(await booksIn(db, 'CAD')).toMatchObject({
+      'gateway_clearing:stripe': 0n,
+      'gateway_fees:stripe': 167n,
+    });
+    expect(
+      await db
+        .selectFrom('reconciliation_exceptions')
+        .select('status')
+        .where('id', '=', exception!.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ status: 'resolved' });
   });
 
   it("a payout whose lines do not sum to its amount raises payout_lines_mismatch; the payout's own amount is what moved", async () => {
@@ -286,7 +315,7 @@ describe('settlement', () => {
     expect(after['bank:stripe']! - before['bank:stripe']!).toBe(10_457n);
   });
 
-  it('a payout that fails after it was sent returns its money to clearing; failing again changes nothing', async () => {
+  it('a payout that fails after it was sent returns its money to clearing once (failing again, or its payout_failure line in the next payout, changes nothing)', async () => {
     const known = await charge('NZD', 2_000n);
     const report = payout('po_fails', 'in_transit', [
       line('charge', 'NZD', 2_000n, 88n, { gatewayTransactionId: known.intent }),
@@ -317,6 +346,20 @@ describe('settlement', () => {
       'payouts_in_transit:stripe': 0n,
     });
     expect(await payoutRow('po_fails')).toMatchObject({ status: 'failed', failure_code: 'account_closed' });
+    // Stripe pays the returned money out again in its next payout, listed as a payout_failure line:
+    // booked once (by the failure), so clearing ends at 0 and the bank holds it once.
+    const next = payout('po_after_failure', 'paid', [line('payout_return', 'NZD', 1_912n, 0n)]);
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      { lines: [], payouts: [next] },
+    );
+    expect(await booksIn(db, 'NZD')).toMatchObject({
+      'gateway_clearing:stripe': 0n,
+      'payouts_in_transit:stripe': 0n,
+      'bank:stripe': 1_912n,
+    });
   });
 
   it('a fee line seen before its payout is booked once; the payout only claims it', async () => {

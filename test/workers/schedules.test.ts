@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBoss } from '../../src/queue/boss.ts';
+import { createBoss, WEBHOOK_ENDPOINT_RETRY_LIMIT } from '../../src/queue/boss.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
@@ -16,6 +16,7 @@ describe('scheduled sweeps', () => {
       [
         `${QUEUES.inboxSweep} */5 * * * *`,
         `${QUEUES.settlementSync} 30 3 * * *`,
+        `${QUEUES.webhookEndpointDispatch} * * * * *`,
         `${QUEUES.invoiceCharge} * * * * *`,
         `${QUEUES.refundRecover} * * * * *`,
         `${QUEUES.subscriptionRenew} * * * * *`,
@@ -33,6 +34,7 @@ describe('scheduled sweeps', () => {
       [
         `${QUEUES.inboxSweep} */5 * * * *`,
         `${QUEUES.settlementSync} 30 3 * * *`,
+        `${QUEUES.webhookEndpointDispatch} * * * * *`,
         `${QUEUES.refundRecover} * * * * *`,
         `${QUEUES.transactionPoll} * * * * *`,
       ].sort(),
@@ -48,6 +50,7 @@ describe('scheduled sweeps', () => {
       QUEUES.subscriptionRenew,
       QUEUES.invoiceCharge,
       QUEUES.settlementSync,
+      QUEUES.webhookEndpointDispatch,
     ]) {
       const queue = await app.runtime.boss.getQueue(name);
       expect(queue, name).toMatchObject({
@@ -63,6 +66,14 @@ describe('scheduled sweeps', () => {
       retryBackoff: true,
       deadLetter: `${QUEUES.invoiceRefund}.dead`,
       deleteAfterSeconds: 86_400,
+    });
+    // An outbound event's delivery: about three days of exponential backoff, six hours apart at most.
+    expect(await app.runtime.boss.getQueue(QUEUES.webhookEndpointDeliver)).toMatchObject({
+      retryLimit: WEBHOOK_ENDPOINT_RETRY_LIMIT,
+      retryDelay: 60,
+      retryBackoff: true,
+      retryDelayMax: 6 * 3600,
+      deadLetter: `${QUEUES.webhookEndpointDeliver}.dead`,
     });
     // The inbox row is a webhook's lasting record: its completed job goes after an hour.
     expect(await app.runtime.boss.getQueue(QUEUES.webhookProcess)).toMatchObject({

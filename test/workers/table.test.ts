@@ -23,6 +23,7 @@ describe('the workers table', () => {
         QUEUES.subscriptionRenew,
         QUEUES.inboxSweep,
         QUEUES.settlementSync,
+        QUEUES.webhookEndpointDispatch,
       ].sort(),
     );
     const billing = WORKERS.filter((row) => row.schedule?.billingSweep).map((row) => row.queue);

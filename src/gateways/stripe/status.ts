@@ -180,7 +180,8 @@ export function disputeEventType(type: string, status: string): PaymentEventType
  * | `adjustment` whose source is a dispute (`dp_…` / `du_…`)                  | dispute                    |
  * | `stripe_fee`, `stripe_fx_fee`, `tax_fee`, `application_fee`, `application_fee_refund` | fee           |
  * | `payout` (the payout's own withdrawal from the balance)                   | not a line: the payout     |
- * | anything else (`adjustment` of another source, `payout_failure`, `reserve_*`, …) | adjustment (for a person) |
+ * | `payout_failure`, `payout_cancel` (a failed or canceled payout's money back in the balance) | payout_return |
+ * | anything else (`adjustment` of another source, `reserve_*`, …)            | adjustment (for a person)  |
  *
  * A dispute's withdrawal and its reinstatement when won are `adjustment`s whose source is the dispute
  * (https://docs.stripe.com/reports/reporting-categories: `reporting_category` separates
@@ -197,6 +198,8 @@ const BALANCE_TRANSACTION_KINDS: ReadonlyMap<string, SettlementLineKind> = new M
   ['tax_fee', 'fee'],
   ['application_fee', 'fee'],
   ['application_fee_refund', 'fee'],
+  ['payout_failure', 'payout_return'],
+  ['payout_cancel', 'payout_return'],
 ]);
 
 /** True for a Stripe dispute id (`dp_…`, or `du_…` of newer accounts; https://docs.stripe.com/api/disputes/object#dispute_object-id). */

@@ -50,6 +50,7 @@ import {
 } from './schemas.ts';
 import { PayoutListQuery, SettlementReportQuery } from './settlement.ts';
 import { SettlementImportQuery } from './settlement-import.ts';
+import { CreateWebhookEndpoint, DeliveryListQuery, UpdateWebhookEndpoint } from './webhook-endpoints.ts';
 
 /** One /v1 operation: its method, path (`{id}` for a path parameter) and the schemas of its input. */
 export interface Operation {
@@ -409,6 +410,46 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/gateway-accounts/{id}/rotate-webhook-secret',
     summary: "Rotate a gateway account's webhook secret (admin)",
     body: RotateWebhookSecret,
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints',
+    summary: "Register an endpoint for billhook's events (admin; the whsec_ secret shown once)",
+    body: CreateWebhookEndpoint,
+  },
+  { method: 'get', path: '/v1/webhook-endpoints', summary: 'List webhook endpoints (admin)' },
+  { method: 'get', path: '/v1/webhook-endpoints/{id}', summary: 'Read a webhook endpoint (admin)' },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}',
+    summary: "Update a webhook endpoint's URL, event types or description (admin)",
+    body: UpdateWebhookEndpoint,
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/disable',
+    summary: 'Disable a webhook endpoint (admin)',
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/enable',
+    summary: 'Enable a webhook endpoint again (admin)',
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/rotate-secret',
+    summary: "Replace a webhook endpoint's signing secret (admin; the new one shown once)",
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}/deliveries',
+    summary: "An endpoint's delivery log, newest first (admin)",
+    query: DeliveryListQuery,
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/deliveries/{delivery}/redeliver',
+    summary: "Send a delivery's event again, as a new delivery (admin)",
   },
 ];
 

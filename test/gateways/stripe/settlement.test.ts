@@ -123,7 +123,6 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
 
   it.each([
     ['reserve_hold', null],
-    ['payout_failure', 'po_1Pgc79B7WZ01zgkWu1KToYf4'],
     ['adjustment', { id: 'ch_1PgafuB7WZ01zgkWXYmPNZs8', object: 'charge', payment_intent: PI }],
     // A source whose own amount is negative is read only for a line with an exchange rate.
     ['reserve_transaction', { id: 'rtx_1', object: 'reserve_transaction', amount: -200, currency: 'usd' }],
@@ -136,6 +135,17 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
     });
     expect(line?.gatewayTransactionId).toBeUndefined();
   });
+
+  it.each(['payout_failure', 'payout_cancel'])(
+    "reads %s as the failed payout's money coming back (payout_return: its payout's failure booked it)",
+    (type) => {
+      expect(settlementLineOf(transaction(type, 1100, 0, 'po_1Pgc79B7WZ01zgkWu1KToYf4'))).toMatchObject({
+        kind: 'payout_return',
+        gross: 1100n,
+        net: 1100n,
+      });
+    },
+  );
 
   it("leaves the payout's own transaction out: it is the payout, not one of its lines", () => {
     const own = transaction('payout', -1100, 0, 'po_1Pgc79B7WZ01zgkWu1KToYf4');

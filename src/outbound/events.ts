@@ -1,0 +1,100 @@
+import type { ActivityRow } from '../db/schema.ts';
+
+/**
+ * billhook's own event types an endpoint can take (PRODUCT.md §14), named as Stripe names its own
+ * where Stripe has one (https://docs.stripe.com/api/events/types).
+ */
+export const OUTBOUND_EVENT_TYPES = [
+  'invoice.paid',
+  'invoice.payment_failed',
+  'refund.succeeded',
+  'dispute.opened',
+  'dispute.closed',
+  'reconciliation_exception.opened',
+  'payout.paid',
+] as const;
+
+/** One of {@link OUTBOUND_EVENT_TYPES}. */
+export type OutboundEventType = (typeof OUTBOUND_EVENT_TYPES)[number];
+
+/** The activity actions the dispatcher reads: each becomes the event type {@link eventTypeOf} gives. */
+export const EVENT_ACTIONS = [
+  'invoice.paid',
+  'transaction.failed',
+  'refund.succeeded',
+  'dispute.opened',
+  'dispute.won',
+  'dispute.lost',
+  'reconciliation_exception.opened',
+  'payout.paid',
+] as const;
+
+/**
+ * The event an activity is, or undefined when it is none: the activity's action itself, except
+ * `transaction.failed` of an invoice's charge (`invoice.payment_failed`; a failed attempt outside an
+ * invoice is no event) and a won or lost dispute (`dispute.closed`, its `status` saying which).
+ */
+export function eventTypeOf(activity: Pick<ActivityRow, 'action' | 'data'>): OutboundEventType | undefined {
+  switch (activity.action) {
+    case 'transaction.failed':
+      return typeof activity.data.invoice === 'string' ? 'invoice.payment_failed' : undefined;
+    case 'dispute.won':
+    case 'dispute.lost':
+      return 'dispute.closed';
+    default:
+      return (OUTBOUND_EVENT_TYPES as readonly string[]).includes(activity.action)
+        ? (activity.action as OutboundEventType)
+        : undefined;
+  }
+}
+
+/**
+ * An event as it is sent (Stripe's event shape, https://docs.stripe.com/api/events/object):
+ * `created` in Unix seconds (the activity's time); `data.object` the resource the activity is about,
+ * with the fields its activity recorded (amounts in minor units as decimal strings).
+ */
+export interface OutboundEventBody {
+  id: string;
+  object: 'event';
+  type: OutboundEventType;
+  created: number;
+  data: { object: Record<string, unknown> };
+}
+
+/**
+ * The event of `activity` (of type `type`): its id `evt_…` derived from the activity's id, so one
+ * activity is always the same event. `invoice.payment_failed` is about the invoice, the failed
+ * attempt in its `transaction`; a closed dispute's `status` is `won` or `lost`; the others are about
+ * the activity's resource, with the activity's data.
+ */
+export function eventOf(
+  activity: Pick<
+    ActivityRow,
+    'id' | 'resource_type' | 'resource_id' | 'customer_id' | 'action' | 'data' | 'created_at'
+  >,
+  type: OutboundEventType,
+): OutboundEventBody {
+  const customer = activity.customer_id === null ? {} : { customer: activity.customer_id };
+  const object: Record<string, unknown> =
+    type === 'invoice.payment_failed'
+      ? {
+          id: activity.data.invoice,
+          object: 'invoice',
+          ...customer,
+          transaction: { id: activity.resource_id, object: 'transaction', ...activity.data },
+        }
+      : {
+          ...activity.data,
+          id: activity.resource_id,
+          object: activity.resource_type,
+          ...customer,
+          ...(type === 'dispute.closed' ? { status: activity.action.slice('dispute.'.length) } : {}),
+        };
+  return {
+    id: `evt_${activity.id.slice(activity.id.indexOf('_') + 1)}`,
+    object: 'event',
+    type,
+    created: Math.floor(activity.created_at.getTime() / 1000),
+    data: { object },
+  };
+}
