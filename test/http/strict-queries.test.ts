@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
 import { openApiDocument } from '../../src/http/api/openapi.ts';
@@ -30,7 +31,8 @@ const ids = (page: { data: { id: string }[] }) => page.data.map((x) => x.id).sor
 describe('strict queries on /v1 (#26 item 4)', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startOfflineTestApp();
+    // A key for the webhook endpoints' secrets (a nested list needs one endpoint).
+    app = await startOfflineTestApp({ BILLHOOK_SECRET_KEY: randomBytes(32).toString('base64') });
   });
   afterAll(() => stopOfflineTestApp(app));
 
@@ -309,8 +311,21 @@ describe('strict queries on /v1 (#26 item 4)', () => {
         op.query.some((p) => p.name === 'starting_after' && p.schema.type === 'string'),
     );
     expect(lists.length).toBeGreaterThan(15);
+    // A list under a resource (`{id}`) reads an existing one's: a missing parent is a 404 first.
+    const parents: Record<string, () => Promise<string>> = {
+      '/v1/webhook-endpoints/{id}/deliveries': async () => {
+        const created = await app.api('POST', '/v1/webhook-endpoints', {
+          url: 'https://example.com/billhook',
+          enabled_events: ['invoice.paid'],
+        });
+        expect(created.status).toBe(201);
+        return created.body.id;
+      },
+    };
     for (const { path } of lists) {
-      const answer = await app.api('GET', `${path}?starting_after=zz_nope`);
+      if (path.includes('{')) expect(parents[path], `a parent for ${path}`).toBeDefined();
+      const parent = path.includes('{') ? await parents[path]!() : '';
+      const answer = await app.api('GET', `${path.replace(/\{\w+\}/, parent)}?starting_after=zz_nope`);
       expect(answer.status, path).toBe(422);
       expect(answer.body.error.code, path).toBe('resource_missing');
       expect(answer.body.error.fields.starting_after, path).toMatch(/zz_nope$/);
