@@ -364,6 +364,7 @@ export async function applyPayment(
     updated_at: now,
   });
   await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
+    currency: invoice.currency,
     amount,
     amount_paid: paid,
     amount_due: due,
