@@ -11,7 +11,7 @@ import {
   SETTLEMENT_FILE_FORMATS,
   type SettlementFileFormat,
 } from '../settlement/import.ts';
-import { accountName, runSettlement, settlementSources } from '../settlement/sync.ts';
+import { accountName, lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
 import { type WithDatabase, withFields } from './accounts.ts';
 import type { Output } from './program.ts';
 
@@ -23,8 +23,6 @@ export interface Gateways {
 
 /** Runs `fn` with the configuration, the database (migrated) and the gateways, then closes them. */
 export type WithGateways = <T>(fn: (config: Config, db: Db, gateways: Gateways) => Promise<T>) => Promise<T>;
-
-const DAY_MS = 86_400_000;
 
 /** `--account`: a `gwa_…` id, or `default` (the gateway's own, from the environment). */
 const accountOption = (value: string | undefined): string | null | undefined =>
@@ -123,7 +121,6 @@ export function settlementCommands(
         throw new Error('--days must be a whole number of days from 1 to 999');
       }
       const failed = await withGateways(async (config, db, gateways) => {
-        const to = new Date();
         const days = options.days === undefined ? config.SETTLEMENT_SYNC_DAYS : Number(options.days);
         const sources = await settlementSources(db, gateways.registry, gateways.accounts, {
           gateway: options.gateway,
@@ -133,13 +130,7 @@ export function settlementCommands(
           out.write('no gateway account can be asked for settlement data (check its credentials)\n');
           return 0;
         }
-        const run = await runSettlement(
-          db,
-          'cli',
-          sources,
-          { from: new Date(to.getTime() - days * DAY_MS), to },
-          config,
-        );
+        const run = await runSettlement(db, 'cli', sources, lastDays(days), config);
         for (const result of run.results) {
           out.write(
             'error' in result

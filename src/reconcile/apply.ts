@@ -13,7 +13,7 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
-import { matchLine, recordSettlementLine, type SettlementAccount } from '../settlement/lines.ts';
+import { recordSettlementLine, type SettlementAccount } from '../settlement/lines.ts';
 import { recordPayout } from '../settlement/payouts.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
@@ -225,13 +225,15 @@ async function applySettlementLine(
   const line = event.settlementLine;
   if (!line) throw new Error(`event ${event.gatewayEventId} has no settlement line`);
   const account: SettlementAccount = { gateway: event.gateway, gatewayAccount: context.gatewayAccount };
-  if (!context.finalAttempt && !(await matchLine(work, account, line))) {
+  const recorded = await recordSettlementLine(work, account, line, null, {
+    unmatched: context.finalAttempt ? 'record' : 'refuse',
+  });
+  if (recorded.kind === 'not_found') {
     return {
       kind: 'not_found',
       message: `${line.kind} line ${line.gatewayLineId} matches nothing in billhook yet`,
     };
   }
-  const recorded = await recordSettlementLine(work, account, line, null);
   if (recorded.kind === 'unmatched') {
     return {
       kind: 'exception',

@@ -119,7 +119,20 @@ async function refundOfPayment(
 export type LineOutcome =
   | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }
   /** Billhook has no object for it (yet): recorded, booked nothing, for a person when it stays so. */
-  | { kind: 'unmatched'; line: SettlementLineRow };
+  | { kind: 'unmatched'; line: SettlementLineRow }
+  /** Billhook has no object for it (yet), and the caller asked to refuse it: nothing was written. */
+  | { kind: 'not_found' };
+
+/** Options of `recordSettlementLine`. */
+export interface RecordLineOptions {
+  /** The match the caller already found for this line (`recordPayout` checks every line first). */
+  known?: LineMatch;
+  /**
+   * What to do with a line that matches nothing: `record` it unmatched (the default), or `refuse` it
+   * (`not_found`, nothing written), so a webhook retries once billhook knows its charge.
+   */
+  unmatched?: 'record' | 'refuse';
+}
 
 /**
  * Records one settlement line of `account` once (by the gateway's line id), matched to billhook's
@@ -128,6 +141,7 @@ export type LineOutcome =
  * again (a payout listing a charge whose fee was already booked) only gains its payout, and a match
  * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is booked against what billhook booked for the object (its own
  * currency and amount), so clearing in that currency returns to zero exactly.
+ * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
 export async function recordSettlementLine(
@@ -135,6 +149,7 @@ export async function recordSettlementLine(
   account: SettlementAccount,
   line: SettlementLine,
   payoutId: string | null,
+  options: RecordLineOptions = {},
 ): Promise<LineOutcome> {
   const existing = await work.trx
     .selectFrom('settlement_lines')
@@ -143,8 +158,10 @@ export async function recordSettlementLine(
     .where('gateway_line_id', '=', line.gatewayLineId)
     .forUpdate()
     .executeTakeFirst();
-  const matched = existing && isMatched(existing) ? undefined : await matchLine(work, account, line);
-  if (existing && isMatched(existing) && (existing.payout_id !== null || payoutId === null)) {
+  const wasMatched = existing !== undefined && isMatched(existing);
+  const matched = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
+  if (!wasMatched && !matched && options.unmatched === 'refuse') return { kind: 'not_found' };
+  if (existing && wasMatched && (existing.payout_id !== null || payoutId === null)) {
     return { kind: 'duplicate', line: existing };
   }
   const row = existing
@@ -191,8 +208,8 @@ export async function recordSettlementLine(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-  if (!matched) return { kind: existing && isMatched(existing) ? 'duplicate' : 'unmatched', line: row };
-  if (existing && !isMatched(existing)) {
+  if (!matched) return { kind: wasMatched ? 'duplicate' : 'unmatched', line: row };
+  if (existing) {
     await resolveUnmatchedLine(
       work,
       row.id,

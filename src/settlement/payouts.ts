@@ -6,7 +6,13 @@ import type { PayoutReport } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { matchLine, ofAccount, recordSettlementLine, type SettlementAccount } from './lines.ts';
+import {
+  type LineMatch,
+  matchLine,
+  ofAccount,
+  recordSettlementLine,
+  type SettlementAccount,
+} from './lines.ts';
 
 /**
  * Forward-only payout statuses: pending → in_transit → paid, and failed or canceled from any of them
@@ -53,15 +59,19 @@ export async function recordPayout(
   report: PayoutReport,
   options: RecordPayoutOptions,
 ): Promise<PayoutOutcome> {
-  const lines = report.lines ?? [];
+  // Every line must match before anything is written (unless unmatched lines are accepted); the
+  // matches found are handed on, so no line is matched twice.
+  const known = new Map<string, LineMatch>();
   if (!options.acceptUnmatched) {
-    for (const line of lines) {
-      if (!(await matchLine(work, account, line))) {
+    for (const line of report.lines ?? []) {
+      const match = await matchLine(work, account, line);
+      if (!match) {
         return {
           kind: 'not_found',
           message: `payout ${report.gatewayPayoutId}: ${line.kind} line ${line.gatewayLineId} matches nothing in billhook yet`,
         };
       }
+      known.set(line.gatewayLineId, match);
     }
   }
   await work.joinLedgerWriters();
@@ -110,7 +120,7 @@ export async function recordPayout(
         .returningAll()
         .executeTakeFirstOrThrow();
   if (moves) await postPayoutMovements(work, payout, existing?.status);
-  if (listsLines) await recordPayoutLines(work, account, payout, report);
+  if (listsLines) await recordPayoutLines(work, account, payout, report, known);
   return { kind: 'applied', payout };
 }
 
@@ -151,11 +161,14 @@ async function recordPayoutLines(
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
+  known: ReadonlyMap<string, LineMatch>,
 ): Promise<void> {
   let total = 0n;
   for (const line of report.lines ?? []) {
     total += line.currency === payout.currency ? line.net : 0n;
-    const outcome = await recordSettlementLine(work, account, line, payout.id);
+    const outcome = await recordSettlementLine(work, account, line, payout.id, {
+      known: known.get(line.gatewayLineId),
+    });
     if (outcome.kind === 'unmatched') {
       await raiseException(work, {
         kind: 'settlement_line_unmatched',

@@ -1,7 +1,5 @@
-import { accountName, runSettlement, settlementSources } from '../settlement/sync.ts';
+import { accountName, lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
 import type { JobHandler } from './context.ts';
-
-const DAY_MS = 86_400_000;
 
 /**
  * `settlement.sync` (daily): asks each gateway account that can be asked for its settlement data over
@@ -14,10 +12,8 @@ export const syncSettlementsJob: JobHandler = async (
   _jobs,
   { db, registry, accounts, config, log, actor },
 ) => {
-  const to = new Date();
-  const from = new Date(to.getTime() - config.SETTLEMENT_SYNC_DAYS * DAY_MS);
   const sources = await settlementSources(db, registry, accounts);
-  const run = await runSettlement(db, actor, sources, { from, to }, config);
+  const run = await runSettlement(db, actor, sources, lastDays(config.SETTLEMENT_SYNC_DAYS), config);
   const failed = run.results.flatMap((r) =>
     'error' in r ? [`${accountName(r.account)}: ${r.error.message}`] : [],
   );
