@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +12,7 @@ import {
 import type { TestApp } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
+import { countEntries } from '../support/money-core.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
@@ -168,16 +168,6 @@ describe('Authorize.Net settlement end to end: charges, refunds, three settled b
     return charged.body as { invoice: { id: string }; transaction: { id: string } };
   }
 
-  const entryCount = async () =>
-    Number(
-      (
-        await app.runtime.db
-          .selectFrom('journal_entries')
-          .select(sql<string>`count(*)`.as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
-
   it('books each settled batch as a paid payout of its matched lines; clearing keeps only the unsettled charge; the report balances; a second sync changes nothing', async () => {
     const from = new Date(Date.now() - 60_000).toISOString();
     const a = await charge(101_888, CHARGE_A);
@@ -332,13 +322,13 @@ describe('Authorize.Net settlement end to end: charges, refunds, three settled b
     expect(printed.stdout).not.toMatch(/DOES NOT BALANCE/);
 
     // The same batches again (the next day's sweep overlaps): nothing new.
-    const entries = await entryCount();
+    const entries = await countEntries(app.runtime.db);
     authorizenetSettles();
     const again = await cli(['settlement', 'sync', '--gateway', 'authorizenet', '--days', '2'], env);
     expect(again.stdout).toMatch(
       /authorizenet: 0 payout\(s\) and 0 line\(s\) recorded, 0 line\(s\) unmatched/,
     );
-    expect(await entryCount()).toBe(entries);
+    expect(await countEntries(app.runtime.db)).toBe(entries);
     expect(await ledgerByCode(app)).toEqual(books);
     const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?gateway=authorizenet');
     expect(exceptions.body.data).toEqual([]);

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -6,6 +5,7 @@ import { EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture, FIXTURE_TOKEN } from '.
 import type { TestApp } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
+import { countEntries } from '../support/money-core.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor, wakeWorkers } from '../support/wait.ts';
@@ -94,16 +94,6 @@ describe('eWAY settlement end to end: purchases, a refund and fees in one settle
     });
     return charged.body as { invoice: { id: string }; transaction: { id: string } };
   }
-
-  const entryCount = async () =>
-    Number(
-      (
-        await app.runtime.db
-          .selectFrom('journal_entries')
-          .select(sql<string>`count(*)`.as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
 
   it('books the settlement day as a paid payout of its matched lines with their fees; clearing keeps only the unsettled purchase; the report balances; a second sync changes nothing', async () => {
     const from = new Date(Date.now() - 60_000).toISOString();
@@ -202,7 +192,7 @@ describe('eWAY settlement end to end: purchases, a refund and fees in one settle
     ]);
 
     // The same day again, by hand: nothing new.
-    const entries = await entryCount();
+    const entries = await countEntries(app.runtime.db);
     expectEveryMockUsed();
     ewaySettles();
     const again = await cli(['settlement', 'sync', '--gateway', 'eway', '--days', '1'], {
@@ -212,7 +202,7 @@ describe('eWAY settlement end to end: purchases, a refund and fees in one settle
     });
     expect(again).toMatchObject({ code: 0, stderr: '' });
     expect(again.stdout).toMatch(/eway: 0 payout\(s\) and 0 line\(s\) recorded, 0 line\(s\) unmatched/);
-    expect(await entryCount()).toBe(entries);
+    expect(await countEntries(app.runtime.db)).toBe(entries);
     expect(await ledgerByCode(app)).toEqual(books);
     expect((await app.api('GET', '/v1/reconciliation-exceptions?gateway=eway')).body.data).toEqual([]);
   });

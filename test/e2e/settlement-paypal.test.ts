@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signPaypalDelivery } from '../../src/gateways/paypal/test-events.ts';
@@ -12,6 +11,7 @@ import {
 import type { TestApp } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
+import { countEntries } from '../support/money-core.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
@@ -228,16 +228,6 @@ describe('PayPal settlement end to end: capture and refund fees by webhook, Tran
     payout_id: null,
   });
 
-  const entryCount = async () =>
-    Number(
-      (
-        await app.runtime.db
-          .selectFrom('journal_entries')
-          .select(sql<string>`count(*)`.as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
-
   it('books each fee once, the withdrawal as a paid payout emptying clearing into the bank; the report balances; a second sync changes nothing', async () => {
     const from = new Date(Date.now() - 60_000).toISOString();
     const a = await charge(251, CAPTURE_A);
@@ -381,13 +371,13 @@ describe('PayPal settlement end to end: capture and refund fees by webhook, Tran
     ]);
 
     // The same day again (the next sweep overlaps): nothing new.
-    const entries = await entryCount();
+    const entries = await countEntries(app.runtime.db);
     expectEveryMockUsed();
     paypalSearches({ a: a.transaction.id, b: b.transaction.id, c: c.transaction.id, refund: refund.body.id });
     const again = await cli(['settlement', 'sync', '--gateway', 'paypal', '--days', '1'], env);
     expect(again).toMatchObject({ code: 0, stderr: '' });
     expect(again.stdout).toMatch(/paypal: 0 payout\(s\) and 0 line\(s\) recorded, 0 line\(s\) unmatched/);
-    expect(await entryCount()).toBe(entries);
+    expect(await countEntries(app.runtime.db)).toBe(entries);
     expect(await ledgerByCode(app)).toEqual(books);
     expect((await app.api('GET', '/v1/reconciliation-exceptions?gateway=paypal')).body.data).toEqual([]);
   });

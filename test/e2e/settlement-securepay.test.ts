@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import { ADMIN_KEY, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
+import { countEntries } from '../support/money-core.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
@@ -105,16 +105,6 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'text/csv' },
       body: file,
     }).then(async (res) => ({ status: res.status, body: await res.json() }));
-
-  const entryCount = async () =>
-    Number(
-      (
-        await app.runtime.db
-          .selectFrom('journal_entries')
-          .select(sql<string>`count(*)`.as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
 
   const payoutOf = async (gatewayPayoutId: string) => {
     const list = await app.api('GET', '/v1/payouts?gateway=securepay&limit=100');
@@ -226,14 +216,14 @@ describe('SecurePay settlement end to end: charges, a refund, an imported settle
       },
     ]);
 
-    const entries = await entryCount();
+    const entries = await countEntries(app.runtime.db);
     const again = await importFile(file);
     expect(again.body).toMatchObject({
       sha256: imported.body.sha256,
       read: { lines: 6, payouts: 2 },
       recorded: { lines: 0, payouts: 0, unmatched: 0 },
     });
-    expect(await entryCount()).toBe(entries);
+    expect(await countEntries(app.runtime.db)).toBe(entries);
     expect(await ledgerByCode(app)).toEqual(books);
 
     // The next report pays out the 80.00 charge: the same row (so the same derived line id) in a payout.

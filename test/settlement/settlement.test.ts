@@ -6,7 +6,13 @@ import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from '../../src/settlement/checks.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import {
+  booksIn,
+  countEntries,
+  entryPostings,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
 
 let db: Db;
 beforeAll(async () => {
@@ -190,7 +196,7 @@ describe('settlement', () => {
       .execute();
     expect(unmatched).toEqual([]);
     // Recording the same data again changes nothing.
-    const entries = await countEntries();
+    const entries = await countEntries(db);
     expect(
       await recordSettlementReport(
         db,
@@ -207,7 +213,7 @@ describe('settlement', () => {
         stripeEvent({ type: 'payout.updated', amount: first.amount, currency: 'USD', payout: first }),
       ),
     ).toMatchObject({ kind: 'duplicate' });
-    expect(await countEntries()).toBe(entries);
+    expect(await countEntries(db)).toBe(entries);
     expect(await booksIn(db, 'USD')).toEqual(books);
   });
 
@@ -446,13 +452,3 @@ const payoutRow = (gatewayPayoutId: string) =>
     .selectAll()
     .where('gateway_payout_id', '=', gatewayPayoutId)
     .executeTakeFirstOrThrow();
-
-const countEntries = async () =>
-  Number(
-    (
-      await db
-        .selectFrom('journal_entries')
-        .select((eb) => eb.fn.countAll<string>().as('n'))
-        .executeTakeFirstOrThrow()
-    ).n,
-  );

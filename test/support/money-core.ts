@@ -97,3 +97,12 @@ export async function booksIn(db: Db, currency: string): Promise<Record<string, 
   const accounts = await listBalances(db, { currency, limit: 1000 });
   return Object.fromEntries(accounts.map((account) => [named(account.code), account.balance]));
 }
+
+/** How many journal entries the database holds: unchanged after a repeat means it posted nothing. */
+export async function countEntries(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('journal_entries')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
