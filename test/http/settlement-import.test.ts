@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
-import { booksIn, pendingCharge } from '../support/money-core.ts';
+import { applyAsBatch, booksIn, pendingCharge } from '../support/money-core.ts';
 
 /**
  * `POST /v1/settlements/import` (PRODUCT.md §13) over real HTTP: a SecurePay settlement report in
@@ -39,10 +37,7 @@ describe('POST /v1/settlements/import', () => {
       occurredAt: new Date(),
       raw: {},
     };
-    await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
-      await lockChargesAhead(work, [event]);
-      return applyEvent(work, event, { gatewayAccount: null, finalAttempt: false });
-    });
+    await applyAsBatch(db, event);
     return transaction.id;
   }
 

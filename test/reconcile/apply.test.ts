@@ -4,10 +4,15 @@ import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import { createRegistry } from '../../src/gateways/registry.ts';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { processInboxEvents } from '../../src/reconcile/process.ts';
-import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  entryPostings,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
 import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
 
 let db: Db;
@@ -16,26 +21,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.destroy());
 
-let delivered = 0;
-/** A canonical Stripe event as `StripeWebhook.normalize` returns one; amount in minor units. */
-function stripeEvent(
-  e: Pick<PaymentEvent, 'type' | 'amount' | 'currency'> & Partial<PaymentEvent>,
-): PaymentEvent {
-  return {
-    gateway: 'stripe',
-    gatewayEventId: `evt_by_hand_${++delivered}`,
-    occurredAt: new Date(),
-    raw: {},
-    ...e,
-  };
-}
-
-/** Applies one event as a reconcile batch of one does: charges locked ahead, entries deferred to the end. */
-const apply = (event: PaymentEvent) =>
-  inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
-    await lockChargesAhead(work, [event]);
-    return applyEvent(work, event, { gatewayAccount: null, finalAttempt: false });
-  });
+/** Applies one event as a reconcile batch of one does (money-core's `applyAsBatch`). */
+const apply = (event: PaymentEvent) => applyAsBatch(db, event);
 const rowOf = (table: 'transactions' | 'invoices', id: string) =>
   db.selectFrom(table).selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const entriesOf = (sourceId: string) =>
@@ -50,7 +37,7 @@ describe('applyEvent', () => {
   it('charge.succeeded settles the pending attempt it names: txn_…:succeeded posted, the invoice PAID', async () => {
     // EUR 46.20, matched by our reference before the gateway's id was known.
     const { invoice, transaction } = await pendingCharge(db, { currency: 'EUR', amount: 4620n });
-    const succeeded = stripeEvent({
+    const succeeded = canonicalEvent({
       type: 'charge.succeeded',
       gatewayTransactionId: 'pi_eur_settles',
       reference: transaction.id,
@@ -76,7 +63,7 @@ describe('applyEvent', () => {
 
   it('a duplicate changes nothing: the same event again, or another delivery of it by the gateway id', async () => {
     const { transaction } = await pendingCharge(db, { currency: 'GBP', amount: 1500n });
-    const succeeded = stripeEvent({
+    const succeeded = canonicalEvent({
       type: 'charge.succeeded',
       gatewayTransactionId: 'pi_gbp_twice',
       reference: transaction.id,
@@ -94,7 +81,7 @@ describe('applyEvent', () => {
 
   it('an amount that differs from the attempt is reported as amount_mismatch and nothing is booked', async () => {
     const { transaction } = await pendingCharge(db, { currency: 'CHF', amount: 1000n });
-    const short = stripeEvent({
+    const short = canonicalEvent({
       type: 'charge.succeeded',
       gatewayTransactionId: 'pi_chf_short',
       reference: transaction.id,
@@ -114,7 +101,7 @@ describe('applyEvent', () => {
   it('a refund before its charge is not found yet (retry); once the charge succeeded it is recorded and posted', async () => {
     const { transaction } = await pendingCharge(db, { currency: 'SEK', amount: 2000n });
     // Stripe's refund of 500 on pi_sek_early arrives before the PaymentIntent's success.
-    const refunded = stripeEvent({
+    const refunded = canonicalEvent({
       type: 'refund.succeeded',
       gatewayTransactionId: 'pi_sek_early',
       gatewayRefundId: 're_sek_early',
@@ -122,7 +109,7 @@ describe('applyEvent', () => {
       currency: 'SEK',
     });
     expect(await apply(refunded)).toMatchObject({ kind: 'not_found' });
-    const succeeded = stripeEvent({
+    const succeeded = canonicalEvent({
       type: 'charge.succeeded',
       gatewayTransactionId: 'pi_sek_early',
       reference: transaction.id,
@@ -156,7 +143,7 @@ describe('applyEvent', () => {
     const settled = async (intent: string) => {
       const { transaction } = await pendingCharge(db, { currency: 'NOK', amount: 3000n });
       await apply(
-        stripeEvent({
+        canonicalEvent({
           type: 'charge.succeeded',
           gatewayTransactionId: intent,
           reference: transaction.id,
@@ -168,7 +155,7 @@ describe('applyEvent', () => {
     };
     const dispute = (type: PaymentEvent['type'], intent: string, id: string) =>
       apply(
-        stripeEvent({
+        canonicalEvent({
           type,
           gatewayTransactionId: intent,
           gatewayDisputeId: id,

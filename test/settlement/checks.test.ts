@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { raiseChargesNotPaidOut } from '../../src/settlement/checks.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import { moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import { applyAsBatch, canonicalEvent, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
 
 let db: Db;
 beforeAll(async () => {
@@ -14,21 +12,9 @@ beforeAll(async () => {
 afterAll(() => db?.destroy());
 
 const DAY_MS = 86_400_000;
-let delivered = 0;
-
 /** Applies a canonical Authorize.Net event as a reconcile batch of one does. */
-const apply = (event: Omit<PaymentEvent, 'gateway' | 'gatewayEventId' | 'occurredAt' | 'raw'>) =>
-  inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
-    const full: PaymentEvent = {
-      gateway: 'authorizenet',
-      gatewayEventId: `anet_check_${++delivered}`,
-      occurredAt: new Date(),
-      raw: {},
-      ...event,
-    };
-    await lockChargesAhead(work, [full]);
-    return applyEvent(work, full, { gatewayAccount: null, finalAttempt: false });
-  });
+const apply = (event: Pick<PaymentEvent, 'type' | 'amount' | 'currency'> & Partial<PaymentEvent>) =>
+  applyAsBatch(db, canonicalEvent({ ...event, gateway: 'authorizenet' }));
 
 /** A succeeded USD Authorize.Net charge of `amount` minor units, made `daysAgo` days ago, as `transId`. */
 async function charge(amount: bigint, transId: string, daysAgo: number) {

@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import type { PayoutReport, SettlementLine } from '../../src/gateways/settlement.ts';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from '../../src/settlement/checks.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
+  applyAsBatch,
   booksIn,
+  canonicalEvent,
   countEntries,
   entryPostings,
   moneyCoreDatabase,
@@ -20,26 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.destroy());
 
-let delivered = 0;
-/** A canonical Stripe event as the webhook normaliser returns one; amounts in minor units. */
-function stripeEvent(
-  e: Pick<PaymentEvent, 'type' | 'amount' | 'currency'> & Partial<PaymentEvent>,
-): PaymentEvent {
-  return {
-    gateway: 'stripe',
-    gatewayEventId: `evt_settle_${++delivered}`,
-    occurredAt: new Date(),
-    raw: {},
-    ...e,
-  };
-}
-
-/** Applies events as a reconcile batch of one does (charges locked ahead, writes deferred). */
-const apply = (event: PaymentEvent, finalAttempt = false) =>
-  inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
-    await lockChargesAhead(work, [event]);
-    return applyEvent(work, event, { gatewayAccount: null, finalAttempt });
-  });
+/** Applies one event as a reconcile batch of one does (money-core's `applyAsBatch`). */
+const apply = (event: PaymentEvent, finalAttempt = false) => applyAsBatch(db, event, finalAttempt);
 
 let paid = 0;
 /** A succeeded Stripe charge of `amount` minor units in `currency` (PaymentIntent `pi_…` returned). */
@@ -47,7 +29,7 @@ async function charge(currency: string, amount: bigint) {
   const { transaction } = await pendingCharge(db, { currency, amount });
   const intent = `pi_settle_${++paid}`;
   await apply(
-    stripeEvent({
+    canonicalEvent({
       type: 'charge.succeeded',
       gatewayTransactionId: intent,
       reference: transaction.id,
@@ -112,7 +94,7 @@ describe('settlement', () => {
     ];
     // A refund of 1,000 on the second charge, made in Stripe's dashboard, and a dispute on the third.
     await apply(
-      stripeEvent({
+      canonicalEvent({
         type: 'refund.succeeded',
         gatewayTransactionId: c[1]!.intent,
         gatewayRefundId: 're_settle_1',
@@ -121,7 +103,7 @@ describe('settlement', () => {
       }),
     );
     await apply(
-      stripeEvent({
+      canonicalEvent({
         type: 'dispute.opened',
         gatewayTransactionId: c[2]!.intent,
         gatewayDisputeId: 'dp_settle_1',
@@ -147,7 +129,7 @@ describe('settlement', () => {
     // The first payout arrives as a webhook, the others by the daily sync.
     expect(
       await apply(
-        stripeEvent({ type: 'payout.updated', amount: first.amount, currency: 'USD', payout: first }),
+        canonicalEvent({ type: 'payout.updated', amount: first.amount, currency: 'USD', payout: first }),
       ),
     ).toMatchObject({ kind: 'applied' });
     const totals = await recordSettlementReport(
@@ -210,7 +192,7 @@ describe('settlement', () => {
     ).toEqual({ lines: 0, payouts: 0, unmatched: 0 });
     expect(
       await apply(
-        stripeEvent({ type: 'payout.updated', amount: first.amount, currency: 'USD', payout: first }),
+        canonicalEvent({ type: 'payout.updated', amount: first.amount, currency: 'USD', payout: first }),
       ),
     ).toMatchObject({ kind: 'duplicate' });
     expect(await countEntries(db)).toBe(entries);
@@ -223,7 +205,7 @@ describe('settlement', () => {
       line('charge', 'CAD', 3_000n, 117n, { gatewayTransactionId: known.intent }),
       line('charge', 'CAD', 700n, 50n, { gatewayTransactionId: 'pi_never_seen' }),
     ]);
-    const event = stripeEvent({
+    const event = canonicalEvent({
       type: 'payout.updated',
       amount: report.amount,
       currency: 'CAD',
@@ -252,7 +234,7 @@ describe('settlement', () => {
     // matches the line, books its fee, and resolves the exception.
     const late = await pendingCharge(db, { currency: 'CAD', amount: 700n });
     await apply(
-      stripeEvent({
+      canonicalEvent({
         type: 'charge.succeeded',
         gatewayTransactionId: 'pi_never_seen',
         reference: late.transaction.id,
@@ -372,7 +354,7 @@ describe('settlement', () => {
     const known = await charge('SGD', 4_000n);
     const feeLine = line('charge', 'SGD', 4_000n, 146n, { gatewayTransactionId: known.intent });
     await apply(
-      stripeEvent({ type: 'settlement.line', amount: 4_000n, currency: 'SGD', settlementLine: feeLine }),
+      canonicalEvent({ type: 'settlement.line', amount: 4_000n, currency: 'SGD', settlementLine: feeLine }),
     );
     expect(await booksIn(db, 'SGD')).toMatchObject({
       'gateway_clearing:stripe': 3_854n,

@@ -2,8 +2,10 @@ import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../../src/db/schema.ts';
-import type { GatewayName } from '../../src/gateways/types.ts';
+import type { GatewayName, PaymentEvent } from '../../src/gateways/types.ts';
 import { listBalances } from '../../src/ledger/balances.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { type ApplyResult, applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { createTestDatabase } from './database.ts';
 import { insertCustomer } from './plans.ts';
 
@@ -105,4 +107,29 @@ export async function countEntries(db: Db): Promise<number> {
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+let delivered = 0;
+/** A canonical event as a webhook normaliser returns one (Stripe's unless `gateway` says otherwise; a fresh event id); amount in minor units. */
+export function canonicalEvent(
+  e: Pick<PaymentEvent, 'type' | 'amount' | 'currency'> & Partial<PaymentEvent>,
+): PaymentEvent {
+  return {
+    gateway: 'stripe',
+    gatewayEventId: `evt_by_hand_${++delivered}`,
+    occurredAt: new Date(),
+    raw: {},
+    ...e,
+  };
+}
+
+/**
+ * Applies one event as a reconcile batch of one does: charges locked ahead, writes deferred to the
+ * end, on the default gateway account; `finalAttempt` as the queue's last try.
+ */
+export function applyAsBatch(db: Db, event: PaymentEvent, finalAttempt = false): Promise<ApplyResult> {
+  return inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+    await lockChargesAhead(work, [event]);
+    return applyEvent(work, event, { gatewayAccount: null, finalAttempt });
+  });
 }
