@@ -42,18 +42,9 @@ export async function recordSettlementReport(
   for (let start = 0; start < report.lines.length; start += CHUNK) {
     totals.lines += await recordLines(db, actor, account, report.lines.slice(start, start + CHUNK));
   }
-  totals.lines += await rematchLines(db, actor, account);
-  totals.unmatched = Number(
-    (
-      await db
-        .selectFrom('settlement_lines')
-        .select((eb) => eb.fn.countAll<string>().as('count'))
-        .where(ofAccount(account))
-        .where('kind', 'in', ['charge', 'refund', 'dispute'])
-        .where('transaction_id', 'is', null)
-        .executeTakeFirstOrThrow()
-    ).count,
-  );
+  const rematched = await rematchLines(db, actor, account);
+  totals.lines += rematched.matched;
+  totals.unmatched = rematched.unmatched;
   return totals;
 }
 
@@ -83,8 +74,15 @@ async function recordLines(
   });
 }
 
-/** Tries every still unmatched line of `account` again, booking those that match now. */
-async function rematchLines(db: Db, actor: Actor, account: SettlementAccount): Promise<number> {
+/**
+ * Tries every still unmatched line of `account` again, booking those that match now.
+ * @returns how many matched now, and how many still match nothing
+ */
+async function rematchLines(
+  db: Db,
+  actor: Actor,
+  account: SettlementAccount,
+): Promise<{ matched: number; unmatched: number }> {
   const rows = await db
     .selectFrom('settlement_lines')
     .selectAll()
@@ -93,8 +91,8 @@ async function rematchLines(db: Db, actor: Actor, account: SettlementAccount): P
     .where('transaction_id', 'is', null)
     .orderBy('id')
     .execute();
-  if (rows.length === 0) return 0;
-  return inUnitOfWork(db, { actor }, async (work) => {
+  if (rows.length === 0) return { matched: 0, unmatched: 0 };
+  const matched = await inUnitOfWork(db, { actor }, async (work) => {
     let matched = 0;
     for (const row of rows) {
       const line: SettlementLine = {
@@ -115,4 +113,5 @@ async function rematchLines(db: Db, actor: Actor, account: SettlementAccount): P
     }
     return matched;
   });
+  return { matched, unmatched: rows.length - matched };
 }
