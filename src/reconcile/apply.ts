@@ -13,7 +13,7 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
-import { recordSettlementLine, type SettlementAccount } from '../settlement/lines.ts';
+import { recordSettlementLine, type SettlementAccount, unmatchedLine } from '../settlement/lines.ts';
 import { recordPayout } from '../settlement/payouts.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
@@ -238,7 +238,7 @@ async function applySettlementLine(
     return {
       kind: 'exception',
       exception: 'settlement_line_unmatched',
-      message: `${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+      message: unmatchedLine(account, recorded.line).message,
     };
   }
   return { kind: recorded.kind, transactionId: recorded.line.transaction_id ?? recorded.line.id };

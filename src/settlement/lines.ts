@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
-import { resolveUnmatchedLine } from '../exceptions/exceptions.ts';
+import { type NewException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -229,6 +229,27 @@ export async function recordSettlementLine(
   };
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
   return { kind: 'applied', line: row };
+}
+
+/**
+ * The `settlement_line_unmatched` exception of a line recorded unmatched, about it and, when a payout
+ * listed it, that payout (`pyo_…` and the gateway's id).
+ */
+export function unmatchedLine(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  payout?: { id: string; gateway_payout_id: string },
+): NewException {
+  const where = payout ? `payout ${payout.id} (${payout.gateway_payout_id}): ` : '';
+  return {
+    kind: 'settlement_line_unmatched',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    payoutId: payout?.id,
+    settlementLineId: line.id,
+    message: `${where}${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+    details: { gateway_line_id: line.gateway_line_id, kind: line.kind, net: line.net },
+  };
 }
 
 /** True when a line was matched to its billhook object, or is a fee or adjustment (about none). */

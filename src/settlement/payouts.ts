@@ -12,6 +12,7 @@ import {
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
+  unmatchedLine,
 } from './lines.ts';
 
 /**
@@ -169,17 +170,8 @@ async function recordPayoutLines(
     const outcome = await recordSettlementLine(work, account, line, payout.id, {
       known: known.get(line.gatewayLineId),
     });
-    if (outcome.kind === 'unmatched') {
-      await raiseException(work, {
-        kind: 'settlement_line_unmatched',
-        gateway: account.gateway,
-        gatewayAccount: account.gatewayAccount,
-        payoutId: payout.id,
-        settlementLineId: outcome.line.id,
-        message: `payout ${payout.id} (${payout.gateway_payout_id}): ${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
-        details: { gateway_line_id: line.gatewayLineId, kind: line.kind, net: line.net },
-      });
-    }
+    if (outcome.kind === 'unmatched')
+      await raiseException(work, unmatchedLine(account, outcome.line, payout));
   }
   const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
   if (total !== payout.amount || foreign.length > 0) {

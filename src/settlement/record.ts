@@ -2,7 +2,7 @@ import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { SettlementLine, SettlementReport } from '../gateways/settlement.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { ofAccount, recordSettlementLine, type SettlementAccount } from './lines.ts';
+import { ofAccount, recordSettlementLine, type SettlementAccount, unmatchedLine } from './lines.ts';
 import { recordPayout } from './payouts.ts';
 
 /** What recording a settlement report changed: rows new or moved forward, and lines still unmatched. */
@@ -60,15 +60,7 @@ async function recordLines(
     for (const line of lines) {
       const outcome = await recordSettlementLine(work, account, line, null);
       if (outcome.kind === 'applied') recorded += 1;
-      if (outcome.kind !== 'unmatched') continue;
-      await raiseException(work, {
-        kind: 'settlement_line_unmatched',
-        gateway: account.gateway,
-        gatewayAccount: account.gatewayAccount,
-        settlementLineId: outcome.line.id,
-        message: `${line.kind} line ${line.gatewayLineId} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
-        details: { gateway_line_id: line.gatewayLineId, kind: line.kind, net: line.net },
-      });
+      if (outcome.kind === 'unmatched') await raiseException(work, unmatchedLine(account, outcome.line));
     }
     return recorded;
   });
