@@ -17,7 +17,9 @@ import { applyRate } from '../money/rates.ts';
  * Coupons: a discount on a subscription's recurring base amount, either a percentage (parts per
  * million, `money/rates.ts`) or an amount off (minor units of one currency, capped at the base), for
  * one period (ONCE), `durationInPeriods` periods (REPEATING) or every period (FOREVER). Redeemed per
- * subscription (once per coupon and subscription); applied at renewal as a CREDIT line.
+ * subscription (once per coupon and subscription), until `redeem_by`, at most `max_redemptions` times
+ * in all and `max_redemptions_per_customer` times per customer, on plans of `applies_to_products`
+ * only when it lists products; applied at renewal as a CREDIT line (to a plan of a listed product).
  */
 
 /** A new coupon: exactly one of `percentOffPpm` or `amountOff` + `currency`. */
@@ -31,6 +33,11 @@ export interface NewCoupon {
   duration: CouponDuration;
   durationInPeriods?: number;
   maxRedemptions?: number;
+  /** No redemption after this time. */
+  redeemBy?: Date;
+  maxRedemptionsPerCustomer?: number;
+  /** Product ids (`prod_…`): the coupon discounts plans of these products only. */
+  appliesToProducts?: string[];
   metadata?: Record<string, string>;
 }
 
@@ -54,6 +61,19 @@ export async function createCoupon(db: Db, actor: Actor, input: NewCoupon): Prom
   if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
   if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
   return inUnitOfWork(db, { actor }, async (work) => {
+    if (input.appliesToProducts) {
+      const found = await work.trx
+        .selectFrom('products')
+        .select('id')
+        .where('id', 'in', input.appliesToProducts)
+        .execute();
+      const missing = input.appliesToProducts.filter((id) => !found.some((p) => p.id === id));
+      if (missing.length) {
+        throw new ValidationError('unknown product', {
+          applies_to_products: `no product ${missing.join(', ')}`,
+        });
+      }
+    }
     const coupon = await work.trx
       .insertInto('coupons')
       .values({
@@ -66,6 +86,9 @@ export async function createCoupon(db: Db, actor: Actor, input: NewCoupon): Prom
         duration: input.duration,
         duration_in_periods: input.durationInPeriods ?? null,
         max_redemptions: input.maxRedemptions ?? null,
+        redeem_by: input.redeemBy ?? null,
+        max_redemptions_per_customer: input.maxRedemptionsPerCustomer ?? null,
+        applies_to_products: input.appliesToProducts ? JSON.stringify(input.appliesToProducts) : null,
         metadata: JSON.stringify(input.metadata ?? {}),
       })
       .onConflict((oc) => oc.column('code').doNothing())
@@ -127,45 +150,101 @@ export async function updateCoupon(
   });
 }
 
+/** Where a coupon would be redeemed: the plan's currency and product, the customer, and when. */
+export interface RedemptionTarget {
+  currency: string;
+  productId: string;
+  customerId: string;
+  now: Date;
+}
+
 /**
- * The coupon of `code` if a subscription billed in `currency` may redeem it now (read only: the
- * redemption's conditional UPDATE is what counts).
+ * The coupon of `code` if a subscription of `target` may redeem it now (read only: the redemption's
+ * conditional UPDATE is what counts).
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than `currency`
- * @throws ConflictError `coupon_inactive`, `coupon_exhausted`
+ * @throws ConflictError `coupon_inactive`, `coupon_expired` (after `redeem_by`), `coupon_exhausted`,
+ *   `coupon_not_applicable` (the plan's product is not one it lists), `coupon_customer_limit` (the
+ *   customer redeemed it `max_redemptions_per_customer` times)
  */
 export async function redeemableCoupon(
   db: Kysely<Database>,
   code: string,
-  currency: string,
+  target: RedemptionTarget,
 ): Promise<CouponRow> {
   const coupon = await db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
   if (!coupon) throw new ValidationError('unknown coupon', { coupon: `no coupon with code ${code}` });
-  if (coupon.currency !== null && coupon.currency !== currency) {
+  if (coupon.currency !== null && coupon.currency !== target.currency) {
     throw new ValidationError('coupon currency mismatch', {
-      coupon: `coupon ${code} is in ${coupon.currency}; the subscription bills in ${currency}`,
+      coupon: `coupon ${code} is in ${coupon.currency}; the subscription bills in ${target.currency}`,
     });
   }
   if (!coupon.active) throw new ConflictError('coupon_inactive', `coupon ${code} is not active`);
+  if (coupon.redeem_by !== null && target.now > coupon.redeem_by) {
+    throw new ConflictError(
+      'coupon_expired',
+      `coupon ${code} could be redeemed until ${coupon.redeem_by.toISOString()}`,
+    );
+  }
   if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions) {
     throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
   }
+  if (!couponAppliesTo(coupon, target.productId)) {
+    throw new ConflictError(
+      'coupon_not_applicable',
+      `coupon ${code} applies to products ${coupon.applies_to_products?.join(', ')} only`,
+    );
+  }
+  await checkCustomerLimit(db, coupon, target.customerId);
   return coupon;
+}
+
+/** Whether `coupon` discounts plans of product `productId`: it lists no products, or lists this one. */
+export function couponAppliesTo(coupon: Pick<CouponRow, 'applies_to_products'>, productId: string): boolean {
+  return coupon.applies_to_products === null || coupon.applies_to_products.includes(productId);
+}
+
+/** @throws ConflictError `coupon_customer_limit` when `customerId` redeemed `coupon` as often as it may */
+async function checkCustomerLimit(
+  db: Kysely<Database>,
+  coupon: CouponRow,
+  customerId: string,
+): Promise<void> {
+  if (coupon.max_redemptions_per_customer === null) return;
+  const { count } = await db
+    .selectFrom('coupon_redemptions')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('coupon_id', '=', coupon.id)
+    .where('customer_id', '=', customerId)
+    .executeTakeFirstOrThrow();
+  if (Number(count) >= coupon.max_redemptions_per_customer) {
+    throw new ConflictError(
+      'coupon_customer_limit',
+      `customer ${customerId} has redeemed coupon ${coupon.code} ${coupon.max_redemptions_per_customer} time(s), its limit per customer`,
+    );
+  }
 }
 
 /**
  * Redeems coupon `code` on a subscription (locked or just inserted in `work`, which has joined the
- * ledger's writers) billed in `currency`. `times_redeemed` grows in one conditional UPDATE, so it
- * stays exact and never passes `max_redemptions` under concurrency. Logs `coupon.redeemed`.
+ * ledger's writers) of a plan of `plan.currency` and `plan.productId`. `times_redeemed` grows in one
+ * conditional UPDATE, so it stays exact and never passes `max_redemptions` under concurrency; that
+ * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer count read
+ * after it sees every one committed before. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
- * @throws ConflictError `coupon_inactive`, `coupon_exhausted`, `coupon_already_redeemed`
+ * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed`
  */
 export async function redeemCoupon(
   work: UnitOfWork,
   subscription: SubscriptionRow,
-  currency: string,
+  plan: { currency: string; productId: string },
   code: string,
+  now: Date = new Date(),
 ): Promise<CouponRedemptionRow> {
-  const coupon = await redeemableCoupon(work.trx, code, currency);
+  const coupon = await redeemableCoupon(work.trx, code, {
+    ...plan,
+    customerId: subscription.customer_id,
+    now,
+  });
   const counted = await work.trx
     .updateTable('coupons')
     .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))
@@ -177,6 +256,7 @@ export async function redeemCoupon(
     .returning('times_redeemed')
     .executeTakeFirst();
   if (!counted) throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
+  await checkCustomerLimit(work.trx, coupon, subscription.customer_id);
   const redemption = await work.trx
     .insertInto('coupon_redemptions')
     .values({

@@ -3,23 +3,57 @@ import { newId } from '../db/ids.ts';
 import type { InvoiceLineRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { percentToPpm } from '../money/rates.ts';
 import {
   getInvoice,
   type InvoiceWithLines,
   invoiceActivity,
   invoiceAmounts,
+  lineTaxesJson,
   lockInvoice,
   type NewLine,
 } from './invoices.ts';
+import { withCustomerTaxes } from './tax-rates.ts';
 
-/** A stored line as `invoiceAmounts` takes it (its amount unsigned, its type saying the sign). */
+/** A stored named tax of a line (`lineTaxesJson`). */
+interface StoredLineTax {
+  tax_rate: string;
+  display_name: string;
+  percent: string;
+  inclusive: boolean;
+  compound: boolean;
+  amount: number;
+}
+
+/**
+ * A stored line as `invoiceAmounts` takes it (its amount unsigned, its type saying the sign): with
+ * its named rates when it has some, and, for a tax-inclusive line, its price (the net plus the taxes
+ * it included), so pricing it again gives the same net and taxes.
+ */
 function asNewLine(line: InvoiceLineRow): NewLine {
+  const taxes = line.taxes as StoredLineTax[];
+  const included = line.tax_inclusive
+    ? line.tax_amount
+    : taxes.reduce((sum, tax) => (tax.inclusive ? sum + BigInt(tax.amount) : sum), 0n);
+  const amount = line.amount + included;
   return {
     description: line.description,
     quantity: line.quantity,
     type: line.type,
-    amount: line.amount < 0n ? -line.amount : line.amount,
+    amount: amount < 0n ? -amount : amount,
     taxRatePpm: line.tax_rate_ppm,
+    ...(taxes.length
+      ? {
+          taxRates: taxes.map((tax) => ({
+            id: tax.tax_rate,
+            displayName: tax.display_name,
+            ppm: percentToPpm(tax.percent) ?? 0,
+            inclusive: tax.inclusive && !line.tax_inclusive,
+            compound: tax.compound,
+          })),
+        }
+      : {}),
+    taxInclusive: line.tax_inclusive,
     couponId: line.coupon_id ?? undefined,
   };
 }
@@ -52,7 +86,8 @@ export async function addInvoiceLine(
       .execute();
     let amounts: ReturnType<typeof invoiceAmounts>;
     try {
-      amounts = invoiceAmounts([...existing.map(asNewLine), line]);
+      const [taxed] = await withCustomerTaxes(work.trx, invoice.customer_id, [line]);
+      amounts = invoiceAmounts([...existing.map(asNewLine), taxed!]);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
       throw new ValidationError(error.message, {
@@ -75,8 +110,9 @@ export async function addInvoiceLine(
         unit_amount: line.unitAmount ?? null,
         quantity: line.quantity,
         amount: priced.amount,
-        tax_rate_ppm: line.taxRatePpm ?? 0,
+        tax_rate_ppm: priced.rule.ratePpm,
         tax_amount: priced.tax,
+        taxes: JSON.stringify(lineTaxesJson(priced)),
       })
       .returning('id')
       .executeTakeFirstOrThrow();

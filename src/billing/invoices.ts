@@ -14,9 +14,12 @@ import {
 } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
-import { applyRate } from '../money/rates.ts';
+import { ppmToPercent } from '../money/rates.ts';
+import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
+import type { AppliedTaxRate } from './tax-lookup.ts';
+import { withCustomerTaxes } from './tax-rates.ts';
 
 /**
  * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced
@@ -36,6 +39,14 @@ export interface NewLine {
   metricCode?: string;
   /** The coupon whose discount this line is: it discounts the nearest line before it that has none. */
   couponId?: string;
+  /**
+   * The named tax rates of the line, in order (`applicableTaxRates`); when set they replace
+   * `taxRatePpm` ([] taxes nothing: a tax-exempt customer). `insertInvoice` sets them from the
+   * customer's address (`withCustomerTaxes`).
+   */
+  taxRates?: readonly AppliedTaxRate[];
+  /** The amount includes the line's taxes (a tax-inclusive price): it is split into net and tax. */
+  taxInclusive?: boolean;
   periodStart?: Date;
   periodEnd?: Date;
 }
@@ -78,24 +89,67 @@ export function invoiceActivity(
   });
 }
 
-/** A line's signed amount before tax (negative for CREDIT lines), minor units. */
+/** A line's signed amount as priced (negative for CREDIT lines), minor units: before tax, or including it. */
 function lineAmount(line: NewLine): bigint {
   const amount = line.amount ?? (line.unitAmount ?? 0n) * BigInt(line.quantity);
   return line.type === 'CREDIT' ? -amount : amount;
 }
 
 /**
- * Each line's signed amount (negative for CREDIT lines) and tax, minor units, without checking the
- * invoice's total. Tax is computed once on the discounted amount of a line (PRODUCT §11): a coupon
- * line (`couponId`) discounts the nearest line before it that is not a coupon line, and that line
- * with its coupon lines is taxed at the discounted line's rate on their net amount. The discounted
- * line carries the tax of its own amount and each coupon line the change its discount makes, so the
- * group's tax is `applyRate(net)` exactly: 11045 at 10% less a 5523 coupon is taxed 552 (on 5522),
- * not 1105 − 552 = 553. Any other line is taxed on its own amount, rounded half up.
+ * How a line is taxed: its named rates (`taxRates`), else its bare `taxRatePpm` as one exclusive
+ * simple rate (none at 0); `inclusive` when its price includes them (`taxInclusive`).
+ */
+export interface LineTaxRule {
+  /** The named rates, or undefined for a bare percent. */
+  rates: readonly AppliedTaxRate[] | undefined;
+  shares: readonly TaxShare[];
+  /** What `invoice_lines.tax_rate_ppm` records: the bare percent, or the named rates' nominal sum. */
+  ratePpm: number;
+  inclusive: boolean;
+}
+
+/** The tax rule of `line` (see `LineTaxRule`). */
+export function taxRuleOf(line: NewLine): LineTaxRule {
+  const inclusive = line.taxInclusive ?? false;
+  if (line.taxRates) {
+    return {
+      rates: line.taxRates,
+      shares: line.taxRates,
+      ratePpm: line.taxRates.reduce((sum, rate) => sum + rate.ppm, 0),
+      inclusive,
+    };
+  }
+  const ppm = line.taxRatePpm ?? 0;
+  return {
+    rates: undefined,
+    shares: ppm > 0 ? [{ ppm, inclusive: false, compound: false }] : [],
+    ratePpm: ppm,
+    inclusive,
+  };
+}
+
+/** A line as priced: its signed net amount, its tax, each rate's tax (the rule's order) and the rule. */
+export interface PricedLine {
+  amount: bigint;
+  tax: bigint;
+  taxes: bigint[];
+  rule: LineTaxRule;
+}
+
+/**
+ * Each line's signed net amount (negative for CREDIT lines) and tax, minor units, without checking
+ * the invoice's total. A line is split into net and taxes by `splitTaxes` (money/taxes.ts: each tax
+ * rounded half away from zero; a tax-inclusive price's net + its taxes = the price exactly). Tax is
+ * computed once on the discounted amount of a line (PRODUCT §11): a coupon line (`couponId`)
+ * discounts the nearest line before it that is not a coupon line, and that line with its coupon
+ * lines is split under the discounted line's rule on their summed amount. The discounted line
+ * carries the split of its own amount and each coupon line the change its discount makes, so the
+ * group's tax is that of its net exactly: 11045 at 10% less a 5523 coupon is taxed 552 (on 5522),
+ * not 1105 − 552 = 553. Any other line is split on its own amount.
  * @throws ValidationError (`lines.N.amount`) when a line exceeds 10^15 minor units
  */
-export function lineAmounts(lines: readonly NewLine[]): { amount: bigint; tax: bigint }[] {
-  let discounted: { ratePpm: number; net: bigint; tax: bigint } | undefined;
+export function lineAmounts(lines: readonly NewLine[]): PricedLine[] {
+  let discounted: { rule: LineTaxRule; gross: bigint; split: TaxSplit } | undefined;
   return lines.map((line, i) => {
     const amount = lineAmount(line);
     if (amount > MAX_MINOR_UNITS || -amount > MAX_MINOR_UNITS) {
@@ -104,17 +158,37 @@ export function lineAmounts(lines: readonly NewLine[]): { amount: bigint; tax: b
       });
     }
     if (line.couponId === undefined || !discounted) {
-      const tax = applyRate(amount, line.taxRatePpm ?? 0);
-      discounted =
-        line.couponId === undefined ? { ratePpm: line.taxRatePpm ?? 0, net: amount, tax } : undefined;
-      return { amount, tax };
+      const rule = taxRuleOf(line);
+      const split = splitTaxes(amount, rule.shares, rule.inclusive);
+      discounted = line.couponId === undefined ? { rule, gross: amount, split } : undefined;
+      return { amount: split.net, tax: sum(split.taxes), taxes: split.taxes, rule };
     }
-    const net = discounted.net + amount;
-    const netTax = applyRate(net, discounted.ratePpm);
-    const tax = netTax - discounted.tax;
-    discounted = { ...discounted, net, tax: netTax };
-    return { amount, tax };
+    const { rule } = discounted;
+    const gross = discounted.gross + amount;
+    const split = splitTaxes(gross, rule.shares, rule.inclusive);
+    const taxes = split.taxes.map((tax, r) => tax - discounted!.split.taxes[r]!);
+    const net = split.net - discounted.split.net;
+    discounted = { rule, gross, split };
+    return { amount: net, tax: sum(taxes), taxes, rule };
   });
+}
+
+const sum = (amounts: readonly bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
+
+/**
+ * A priced line's named taxes as `invoice_lines.taxes` stores them and the API shows them: each rate's
+ * id, name, percentage text, whether the price included it, compound, and its amount (minor units);
+ * [] for a bare percent.
+ */
+export function lineTaxesJson(priced: PricedLine): Record<string, unknown>[] {
+  return (priced.rule.rates ?? []).map((rate, r) => ({
+    tax_rate: rate.id,
+    display_name: rate.displayName,
+    percent: ppmToPercent(rate.ppm),
+    inclusive: rate.inclusive || priced.rule.inclusive,
+    compound: rate.compound,
+    amount: Number(priced.taxes[r]),
+  }));
 }
 
 /**
@@ -123,7 +197,7 @@ export function lineAmounts(lines: readonly NewLine[]): { amount: bigint; tax: b
  * @throws ValidationError when a line or the total exceeds 10^15 minor units, or the total is negative
  */
 export function invoiceAmounts(lines: readonly NewLine[]): {
-  lines: { amount: bigint; tax: bigint }[];
+  lines: PricedLine[];
   subtotal: bigint;
   tax: bigint;
   total: bigint;
@@ -156,13 +230,15 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
  * @throws NotFoundError when the customer does not exist; ValidationError as `invoiceAmounts`
  */
 export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promise<InvoiceWithLines> {
-  const amounts = invoiceAmounts(input.lines);
+  invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
   const customer = await work.trx
     .selectFrom('customers')
     .select('id')
     .where('id', '=', input.customerId)
     .executeTakeFirst();
   if (!customer) throw new NotFoundError('customer', input.customerId);
+  const taxed = await withCustomerTaxes(work.trx, input.customerId, input.lines);
+  const amounts = invoiceAmounts(taxed);
   const invoice = await work.trx
     .insertInto('invoices')
     .values({
@@ -182,11 +258,11 @@ export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promis
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  const lines = input.lines.length
+  const lines = taxed.length
     ? await work.trx
         .insertInto('invoice_lines')
         .values(
-          input.lines.map((line, position) => ({
+          taxed.map((line, position) => ({
             id: newId('il'),
             invoice_id: invoice.id,
             position,
@@ -195,8 +271,10 @@ export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promis
             unit_amount: line.unitAmount ?? null,
             quantity: line.quantity,
             amount: amounts.lines[position]!.amount,
-            tax_rate_ppm: line.taxRatePpm ?? 0,
+            tax_rate_ppm: amounts.lines[position]!.rule.ratePpm,
             tax_amount: amounts.lines[position]!.tax,
+            taxes: JSON.stringify(lineTaxesJson(amounts.lines[position]!)),
+            tax_inclusive: line.taxInclusive ?? false,
             plan_id: line.planId ?? null,
             metric_code: line.metricCode ?? null,
             coupon_id: line.couponId ?? null,

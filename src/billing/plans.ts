@@ -237,8 +237,15 @@ export interface NewPlan {
   trialDays?: number;
   /** Whether usage recorded during a trial is billed, on the first period's invoice (default false: free). */
   billTrialUsage?: boolean;
-  /** Tax rate of the plan's invoice lines in parts per million (1% = 10000). */
+  /**
+   * Tax rate of the plan's invoice lines in parts per million (1% = 10000), where no named tax rate
+   * matches the customer's address (tax-rates.ts).
+   */
   taxRatePpm?: number;
+  /** Whether the price, setup fee and metered prices include their taxes (default false: tax added on top). */
+  taxInclusive?: boolean;
+  /** Minor units of `currency` charged once, on a subscription's first invoice, as its own line. */
+  setupFee?: bigint;
   metadata?: Record<string, string>;
 }
 
@@ -276,6 +283,8 @@ export async function createPlan(db: Db, actor: Actor, input: NewPlan): Promise<
         trial_days: input.trialDays ?? 0,
         bill_trial_usage: input.billTrialUsage ?? false,
         tax_rate_ppm: input.taxRatePpm ?? 0,
+        tax_inclusive: input.taxInclusive ?? false,
+        setup_fee: input.setupFee ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
       })
       .returningAll()

@@ -5,6 +5,7 @@ import { lineAmounts, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { cadenceOf, recurringLines } from './renewal.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
+import { withCustomerTaxes } from './tax-rates.ts';
 
 /** A line of an invoice that is not written: as `NewLine`, with its signed amount and tax (minor units). */
 export interface PreviewLine extends NewLine {
@@ -55,7 +56,14 @@ export async function previewSubscription(
 ): Promise<InvoicePreview> {
   const { plan, startAt } = await checkNewSubscription(db, input, now);
   const row = newSubscriptionRow(input, plan, startAt, now);
-  const coupon = input.couponCode ? await redeemableCoupon(db, input.couponCode, plan.currency) : undefined;
+  const coupon = input.couponCode
+    ? await redeemableCoupon(db, input.couponCode, {
+        currency: plan.currency,
+        productId: plan.product_id,
+        customerId: row.customer_id,
+        now,
+      })
+    : undefined;
   const period = periodAt(cadenceOf(row, plan), 0);
   const redemptions = coupon
     ? [
@@ -78,6 +86,6 @@ export async function previewSubscription(
     invoiceAt: period.start,
     periodStart: period.start,
     periodEnd: period.end,
-    ...pricedLines(lines),
+    ...pricedLines(await withCustomerTaxes(db, row.customer_id, lines)),
   };
 }

@@ -11,6 +11,7 @@ import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
+import { withCustomerTaxes } from './tax-rates.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
@@ -109,14 +110,26 @@ export async function changeSubscription(
       const common = { quantity: 1, periodStart: now, periodEnd: end };
       lines.push(
         ...prorationLines(
-          { ...common, type: 'CREDIT', taxRatePpm: oldPlan.tax_rate_ppm, planId: oldPlan.id },
+          {
+            ...common,
+            type: 'CREDIT',
+            taxRatePpm: oldPlan.tax_rate_ppm,
+            taxInclusive: oldPlan.tax_inclusive,
+            planId: oldPlan.id,
+          },
           `Unused time on ${oldPlan.name} × ${subscription.quantity}`,
           baseAmount(oldPlan, subscription.quantity, subscription.amount_override),
           coupons,
           time,
         ),
         ...prorationLines(
-          { ...common, type: 'CHARGE', taxRatePpm: newPlan.tax_rate_ppm, planId: newPlan.id },
+          {
+            ...common,
+            type: 'CHARGE',
+            taxRatePpm: newPlan.tax_rate_ppm,
+            taxInclusive: newPlan.tax_inclusive,
+            planId: newPlan.id,
+          },
           `Remaining time on ${newPlan.name} × ${quantity}`,
           baseAmount(newPlan, quantity, subscription.amount_override),
           coupons,
@@ -131,7 +144,7 @@ export async function changeSubscription(
       invoiceAt: now,
       periodStart: now,
       periodEnd: end && inPeriod ? end : now,
-      ...pricedLines(lines),
+      ...pricedLines(await withCustomerTaxes(work.trx, subscription.customer_id, lines)),
     };
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };

@@ -11,6 +11,7 @@ import type {
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
+  couponAppliesTo,
   couponDiscounts,
   couponInEffect,
   type RedemptionWithCoupon,
@@ -50,19 +51,22 @@ const day = (date: Date) => date.toISOString().slice(0, 10);
 
 /**
  * The recurring lines of a period, without touching the database: the plan's base price for the
- * quantity (or the subscription's `amount_override`) at the plan's tax rate, then one CREDIT line per
- * coupon in effect (percent of the base, or amount off, all together capped at the base).
+ * quantity (or the subscription's `amount_override`) at the plan's tax rate (`tax_inclusive`: the
+ * price includes it), then one CREDIT line per coupon in effect that applies to the plan's product
+ * (percent of the base, or amount off, all together capped at the base), then on period 0 only the
+ * plan's setup fee as its own CHARGE line (never discounted).
  * @returns the lines and the redemptions that counted this period
  */
 export function recurringLines(
   plan: Plan,
   subscription: Pick<SubscriptionRow, 'quantity' | 'amount_override'>,
-  period: Pick<Period, 'start' | 'end'>,
+  period: Pick<Period, 'index' | 'start' | 'end'>,
   redemptions: readonly RedemptionWithCoupon[],
 ): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
   const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
   const common = {
     taxRatePpm: plan.tax_rate_ppm,
+    ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
     planId: plan.id,
     periodStart: period.start,
     periodEnd: period.end,
@@ -80,7 +84,9 @@ export function recurringLines(
       amount: base,
     },
   ];
-  const applied = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
+  const applied = redemptions.filter(
+    (r) => couponInEffect(r.coupon, r.periods_applied) && couponAppliesTo(r.coupon, plan.product_id),
+  );
   const discounts = couponDiscounts(
     applied.map((r) => r.coupon),
     base,
@@ -97,6 +103,15 @@ export function recurringLines(
         couponId: redemption.coupon.id,
       });
     }
+  }
+  if (period.index === 0 && plan.setup_fee !== null) {
+    lines.push({
+      ...common,
+      description: `${plan.name}: setup fee`,
+      type: 'CHARGE',
+      quantity: 1,
+      unitAmount: plan.setup_fee,
+    });
   }
   return { lines, applied };
 }

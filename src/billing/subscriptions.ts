@@ -177,7 +177,15 @@ export async function createSubscription(
       start_at: subscription.start_at,
       trial_end_at: subscription.trial_end_at,
     });
-    if (input.couponCode) await redeemCoupon(work, subscription, plan.currency, input.couponCode);
+    if (input.couponCode) {
+      await redeemCoupon(
+        work,
+        subscription,
+        { currency: plan.currency, productId: plan.product_id },
+        input.couponCode,
+        now,
+      );
+    }
     return renewLocked(work, subscription, plan, now);
   });
 }
@@ -357,6 +365,6 @@ export async function addSubscriptionCoupon(
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
     const plan = await getPlan(work.trx, subscription.plan_id);
-    return redeemCoupon(work, subscription, plan.currency, code);
+    return redeemCoupon(work, subscription, { currency: plan.currency, productId: plan.product_id }, code);
   });
 }

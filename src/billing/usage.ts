@@ -295,6 +295,7 @@ export async function usageLines(
             ? { unitAmount: usage.price.unitAmount }
             : { unitAmount: null, amount: usage.amount }),
           taxRatePpm: plan.tax_rate_ppm,
+          ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
           planId: plan.id,
           metricCode: usage.code,
           periodStart: window.start,

@@ -28,7 +28,8 @@ export type IdPrefix =
   | 'pyo'
   | 'stl'
   | 'we'
-  | 'wdl';
+  | 'wdl'
+  | 'txr';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

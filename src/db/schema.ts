@@ -134,6 +134,11 @@ export interface CustomersTable {
   name: string | null;
   external_id: string | null;
   metadata: ColumnType<Record<string, string>, string | undefined, string>;
+  /** ISO 3166-1 alpha-2 country of the billing address (taxes: tax-rates.ts), null when unknown. */
+  address_country: ColumnType<string | null, string | null | undefined, string | null>;
+  address_state: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A tax-exempt customer pays no tax on any line. */
+  tax_exempt: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
 }
 
@@ -204,6 +209,10 @@ export interface InvoiceLinesTable {
   coupon_id: ColumnType<string | null, string | null | undefined, string | null>;
   period_start: MaybeTimestamp;
   period_end: MaybeTimestamp;
+  /** Each named tax rate applied, with its amount (`LineTax[]` in billing/invoices.ts); [] for a bare percent. */
+  taxes: ColumnType<unknown, string | undefined, string>;
+  /** True when the line's price included its tax: `amount` is then the net part of it. */
+  tax_inclusive: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 /** Payment attempts: the id is the idempotency key / merchant reference sent to the gateway. */
@@ -465,6 +474,28 @@ export interface PlansTable {
   bill_trial_usage: ColumnType<boolean, boolean | undefined, boolean>;
   /** Tax rate of the plan's invoice lines in parts per million (1% = 10000). */
   tax_rate_ppm: ColumnType<number, number | undefined, number>;
+  /** Minor units of `currency` charged once, on a subscription's first invoice; null: none. */
+  setup_fee: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
+  /** Whether the price (and setup fee) includes its taxes. */
+  tax_inclusive: ColumnType<boolean, boolean | undefined, boolean>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** Named tax rates (`txr_…`) per country and optional state, in parts per million. */
+export interface TaxRatesTable {
+  id: string;
+  display_name: string;
+  description: MaybeText;
+  /** ISO 3166-1 alpha-2. */
+  country: string;
+  /** Null: the whole country. */
+  state: MaybeText;
+  percent_ppm: number;
+  inclusive: ColumnType<boolean, boolean | undefined, boolean>;
+  compound: ColumnType<boolean, boolean | undefined, boolean>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   metadata: Json<Record<string, string>>;
   created_at: CreatedAt;
@@ -513,6 +544,11 @@ export interface CouponsTable {
   duration: CouponDuration;
   duration_in_periods: ColumnType<number | null, number | null | undefined, number | null>;
   max_redemptions: ColumnType<number | null, number | null | undefined, number | null>;
+  /** No redemption after this time; null: none. */
+  redeem_by: MaybeTimestamp;
+  max_redemptions_per_customer: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Product ids (`prod_…`) whose lines it discounts; null: every product. */
+  applies_to_products: ColumnType<string[] | null, string | null | undefined, string | null>;
   times_redeemed: Generated<number>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   metadata: Json<Record<string, string>>;
@@ -644,6 +680,7 @@ export interface Database {
   offline_payments: OfflinePaymentsTable;
   products: ProductsTable;
   plans: PlansTable;
+  tax_rates: TaxRatesTable;
   subscriptions: SubscriptionsTable;
   coupons: CouponsTable;
   coupon_redemptions: CouponRedemptionsTable;
@@ -675,6 +712,7 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type OfflinePaymentRow = Selectable<OfflinePaymentsTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type PlanRow = Selectable<PlansTable>;
+export type TaxRateRow = Selectable<TaxRatesTable>;
 export type SubscriptionRow = Selectable<SubscriptionsTable>;
 export type CouponRow = Selectable<CouponsTable>;
 export type CouponRedemptionRow = Selectable<CouponRedemptionsTable>;

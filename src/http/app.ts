@@ -13,6 +13,7 @@ import { settlementRoutes } from './api/settlement.ts';
 import { settlementFileBody, settlementImportRoutes } from './api/settlement-import.ts';
 import { strictQuery } from './api/strict-query.ts';
 import { subscriptionRoutes } from './api/subscriptions.ts';
+import { taxRateRoutes } from './api/tax-rates.ts';
 import { transactionRoutes } from './api/transactions.ts';
 import { usageRoutes } from './api/usage.ts';
 import { webhookEndpointRoutes } from './api/webhook-endpoints.ts';
@@ -105,6 +106,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(settlementImportRoutes(deps));
   v1.use(settlementRoutes(deps));
   v1.use(webhookEndpointRoutes(deps));
+  v1.use(taxRateRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

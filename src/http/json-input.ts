@@ -16,7 +16,7 @@ export function requireUtf8(_req: IncomingMessage, _res: unknown, body: Buffer):
 }
 
 /** Body fields that are percentages: a JSON number with decimals is taken as its source text. */
-const PERCENT_FIELDS = new Set(['tax_percent', 'percent_off']);
+const PERCENT_FIELDS = new Set(['tax_percent', 'percent_off', 'percent']);
 
 /**
  * `express.json`'s reviver: input that JSON can carry but billhook must not take in is replaced by

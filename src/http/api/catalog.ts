@@ -66,6 +66,8 @@ export function catalogRoutes({ db }: AppDeps): Router {
       trialDays: body.trial_days,
       billTrialUsage: body.bill_trial_usage,
       taxRatePpm: body.tax_percent,
+      taxInclusive: body.tax_inclusive,
+      setupFee: body.setup_fee,
       metadata: body.metadata,
     });
     res.status(201).json(serialize.plan(plan));

@@ -21,6 +21,9 @@ export function couponRoutes({ db }: AppDeps): Router {
       duration: body.duration,
       durationInPeriods: body.duration_in_periods,
       maxRedemptions: body.max_redemptions,
+      redeemBy: body.redeem_by,
+      maxRedemptionsPerCustomer: body.max_redemptions_per_customer,
+      appliesToProducts: body.applies_to_products,
       metadata: body.metadata,
     });
     res.status(201).json(serialize.coupon(coupon));

@@ -50,6 +50,7 @@ import {
 } from './schemas.ts';
 import { PayoutListQuery, SettlementReportQuery } from './settlement.ts';
 import { SettlementImportQuery } from './settlement-import.ts';
+import { CreateTaxRate, TaxRateListQuery, UpdateTaxRate } from './tax-rates.ts';
 import { CreateWebhookEndpoint, DeliveryListQuery, UpdateWebhookEndpoint } from './webhook-endpoints.ts';
 
 /** One /v1 operation: its method, path (`{id}` for a path parameter) and the schemas of its input. */
@@ -385,6 +386,20 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/coupons/{id}',
     summary: "Update a coupon's name, active flag or metadata",
     body: UpdateCoupon,
+  },
+  {
+    method: 'post',
+    path: '/v1/tax-rates',
+    summary: 'Create a named tax rate for a country or state (inclusive or exclusive, compound or not)',
+    body: CreateTaxRate,
+  },
+  { method: 'get', path: '/v1/tax-rates', summary: 'List tax rates', query: TaxRateListQuery },
+  { method: 'get', path: '/v1/tax-rates/{id}', summary: 'Read a tax rate' },
+  {
+    method: 'post',
+    path: '/v1/tax-rates/{id}',
+    summary: "Update a tax rate's display fields, or archive it (active: false)",
+    body: UpdateTaxRate,
   },
   {
     method: 'post',

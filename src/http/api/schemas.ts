@@ -282,7 +282,9 @@ export const ProductListQuery = ListQuery.extend({ active: QueryBoolean.optional
  * `POST /v1/plans`: a product's price per `interval_count` × `interval`. `price`: the price JSON
  * (integers in minor units of `currency`; see billing/plans.ts); `metered`: usage prices
  * `[{code, aggregation, price}]`; `bill_trial_usage`: whether usage recorded during a trial is billed
- * (default false: free); `tax_percent`: the tax rate of its invoice lines.
+ * (default false: free); `tax_percent`: the tax rate of its invoice lines where no named tax rate
+ * matches the customer's address; `tax_inclusive`: its prices include their taxes (default false);
+ * `setup_fee`: minor units charged once, on a subscription's first invoice, as its own line.
  */
 export const CreatePlan = z.strictObject({
   product: Id('prod'),
@@ -295,6 +297,8 @@ export const CreatePlan = z.strictObject({
   trial_days: z.number().int().min(0).max(730).optional(),
   bill_trial_usage: z.boolean().optional(),
   tax_percent: Percent.optional(),
+  tax_inclusive: z.boolean().optional(),
+  setup_fee: PositiveMinorUnits.optional(),
   metadata: Metadata.optional(),
 });
 
@@ -319,6 +323,8 @@ export const UpdatePlan = z.strictObject({
   trial_days: Immutable,
   bill_trial_usage: Immutable,
   tax_percent: Immutable,
+  tax_inclusive: Immutable,
+  setup_fee: Immutable,
   product: Immutable,
 });
 
@@ -437,7 +443,9 @@ export const ChangeSubscription = z
 
 /**
  * `POST /v1/coupons`: `percent_off` (percentage text, ≤ 4 decimals) or `amount_off` (minor units)
- * with its `currency`; for ONCE, REPEATING (`duration_in_periods`) or FOREVER.
+ * with its `currency`; for ONCE, REPEATING (`duration_in_periods`) or FOREVER; redeemable until
+ * `redeem_by`, at most `max_redemptions` times in all and `max_redemptions_per_customer` per
+ * customer, on plans of the `applies_to_products` only when given.
  */
 export const CreateCoupon = z.strictObject({
   code: CouponCode,
@@ -448,6 +456,14 @@ export const CreateCoupon = z.strictObject({
   duration: z.enum(['ONCE', 'REPEATING', 'FOREVER']),
   duration_in_periods: z.number().int().min(1).max(1000).optional(),
   max_redemptions: z.number().int().min(1).max(1_000_000_000).optional(),
+  redeem_by: Timestamp.optional(),
+  max_redemptions_per_customer: z.number().int().min(1).max(1_000_000_000).optional(),
+  applies_to_products: z
+    .array(Id('prod'))
+    .min(1)
+    .max(100)
+    .refine((ids) => new Set(ids).size === ids.length, 'products must not repeat')
+    .optional(),
   metadata: Metadata.optional(),
 });
 
