@@ -6,7 +6,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { couponDiscounts } from './coupons.ts';
+import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -132,7 +132,8 @@ export async function changeSubscription(
           },
           `Remaining time on ${newPlan.name} × ${quantity}`,
           baseAmount(newPlan, quantity, subscription.amount_override),
-          coupons,
+          // A coupon restricted to products discounts the new plan only when it is one of them.
+          coupons.filter((coupon) => couponAppliesTo(coupon, newPlan.product_id)),
           time,
         ),
       );
