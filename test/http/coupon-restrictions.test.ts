@@ -112,7 +112,7 @@ describe('coupon expiry, per-customer limit and product restrictions', () => {
     expect(late.status).toBe(409);
     expect(late.body.error.code).toBe('coupon_expired');
     expect(await redemptions()).toBe(before);
-    expect((await app.api('GET', '/v1/subscriptions?customer=' + who)).body.data).toHaveLength(1);
+    expect((await app.api('GET', `/v1/subscriptions?customer=${who}`)).body.data).toHaveLength(1);
   });
 
   it('allows max_redemptions_per_customer per customer (409 coupon_customer_limit beyond), others unaffected', async () => {
