@@ -1,16 +1,21 @@
 import type { Kysely } from 'kysely';
 import type { BillingReason, Database } from '../db/schema.ts';
 import { redeemableCoupon } from './coupons.ts';
-import { lineAmounts, type NewLine } from './invoices.ts';
+import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { cadenceOf, recurringLines } from './renewal.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 
-/** A line of an invoice that is not written: as `NewLine`, with its signed amount and tax (minor units). */
+/**
+ * A line of an invoice that is not written: as `NewLine`, with its signed net amount and tax (minor
+ * units), the rate it records (`taxRatePpm`: the bare percent, or the named rates' nominal sum) and
+ * its named taxes as an invoice line stores them (`lineTaxesJson`).
+ */
 export interface PreviewLine extends NewLine {
   signedAmount: bigint;
   taxAmount: bigint;
+  taxes: Record<string, unknown>[];
 }
 
 /** An invoice as it would be made, written nowhere. Amounts in minor units of `currency`. */
@@ -36,6 +41,8 @@ export function pricedLines(lines: NewLine[]): Pick<InvoicePreview, 'lines' | 's
     ...line,
     signedAmount: amounts[i]!.amount,
     taxAmount: amounts[i]!.tax,
+    taxRatePpm: amounts[i]!.rule.ratePpm,
+    taxes: lineTaxesJson(amounts[i]!),
   }));
   const subtotal = amounts.reduce((sum, line) => sum + line.amount, 0n);
   const tax = amounts.reduce((sum, line) => sum + line.tax, 0n);

@@ -188,6 +188,25 @@ describe('/v1/tax-rates and taxes by address', () => {
     expect(added.status).toBe(201);
     expect(added.body.lines[1]).toMatchObject({ amount: 2000, tax_amount: 258 });
     expect(added.body).toMatchObject({ subtotal: 12000, tax: 1546, total: 13546 });
+    // A preview names the rates its lines would carry.
+    const product = (await app.api('POST', '/v1/products', { name: 'Licences' })).body;
+    const plan = (
+      await app.api('POST', '/v1/plans', {
+        product: product.id,
+        name: 'Licence yearly',
+        currency: 'CAD',
+        interval: 'YEAR',
+        price: { model: 'FLAT_FEE', amount: 10000 },
+        tax_percent: 13,
+      })
+    ).body;
+    const preview = await app.api('POST', '/v1/subscriptions/preview', { customer: montreal, plan: plan.id });
+    expect(preview.body).toMatchObject({ subtotal: 10000, tax: 1288 });
+    expect(preview.body.lines[0]).toMatchObject({ tax_percent: '12.5', tax_amount: 1288 });
+    expect(preview.body.lines[0].taxes.map((t: { tax_rate: string }) => t.tax_rate)).toEqual([
+      gst.id,
+      qst.id,
+    ]);
     const toronto = await customerAt('CA', 'ON');
     expect((await invoiceFor(toronto, [{ description: 'Licence', amount: 10000 }], 'CAD')).tax).toBe(500);
   });
@@ -215,13 +234,20 @@ describe('/v1/tax-rates and taxes by address', () => {
     expect(plan.status).toBe(201);
     expect(plan.body).toMatchObject({ tax_percent: '19', tax_inclusive: true, setup_fee: 595 });
     expect((await app.api('POST', `/v1/plans/${plan.body.id}`, { setup_fee: 1 })).status).toBe(422);
-    const berlin = await customerAt('DE');
+    // Vienna: no named rate in AT, so the plan's bare 19% applies, included in its price.
+    const vienna = await customerAt('AT');
     const preview = await app.api('POST', '/v1/subscriptions/preview', {
-      customer: berlin,
+      customer: vienna,
       plan: plan.body.id,
     });
     expect(preview.body).toMatchObject({ subtotal: 1500, tax: 285, total: 1785 });
-    const sub = await app.api('POST', '/v1/subscriptions', { customer: berlin, plan: plan.body.id });
+    expect(preview.body.lines[0]).toMatchObject({
+      amount: 1000,
+      tax_amount: 190,
+      tax_inclusive: true,
+      taxes: [],
+    });
+    const sub = await app.api('POST', '/v1/subscriptions', { customer: vienna, plan: plan.body.id });
     expect(sub.status).toBe(201);
     const first = (await app.api('GET', `/v1/invoices/${sub.body.latest_invoice}`)).body;
     // 1190 incl. 19% = 1000 + 190; the setup fee 595 = 500 + 95, its own line.
@@ -238,7 +264,7 @@ describe('/v1/tax-rates and taxes by address', () => {
     ]);
     // The next period has no setup fee.
     await renewSubscription(app.runtime.db, 'system', sub.body.id, new Date(sub.body.current_period_end));
-    const invoices = await app.api('GET', `/v1/invoices?customer=${berlin}&limit=10`);
+    const invoices = await app.api('GET', `/v1/invoices?customer=${vienna}&limit=10`);
     const second = invoices.body.data.find(
       (i: { billing_reason: string }) => i.billing_reason === 'subscription_cycle',
     );

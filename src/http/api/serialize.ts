@@ -391,6 +391,8 @@ export const serialize = {
       amount: l.signedAmount,
       tax_percent: ppmToPercent(l.taxRatePpm ?? 0),
       tax_amount: l.taxAmount,
+      tax_inclusive: l.taxInclusive ?? false,
+      taxes: l.taxes,
       plan: l.planId ?? null,
       coupon: l.couponId ?? null,
       period_start: l.periodStart ?? null,
