@@ -12,6 +12,8 @@ import { type Kysely, sql } from 'kysely';
  *   `tax_inclusive` (the price includes its taxes).
  * - coupons: `redeem_by`, `max_redemptions_per_customer`, `applies_to_products` (null: every product).
  * - invoice lines: `taxes` (each rate applied with its amount, JSON) and `tax_inclusive`.
+ * - add-ons (`addon_…`): a recurring price per unit in one currency, and the add-ons of a
+ *   subscription (`sao_…`) with their quantity, billed on each period's invoice.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -46,12 +48,35 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
     ALTER TABLE invoice_lines ADD COLUMN taxes jsonb NOT NULL DEFAULT '[]';
     ALTER TABLE invoice_lines ADD COLUMN tax_inclusive boolean NOT NULL DEFAULT false;
+
+    CREATE TABLE add_ons (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      description text,
+      currency text NOT NULL,
+      amount bigint NOT NULL CHECK (amount >= 0),
+      active boolean NOT NULL DEFAULT true,
+      metadata jsonb NOT NULL DEFAULT '{}',
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE subscription_add_ons (
+      id text PRIMARY KEY,
+      subscription_id text NOT NULL REFERENCES subscriptions (id),
+      add_on_id text NOT NULL REFERENCES add_ons (id),
+      quantity integer NOT NULL CHECK (quantity > 0),
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      UNIQUE (subscription_id, add_on_id)
+    );
   `.execute(db);
 }
 
 /** Drops what 0030 alone adds; the customers' address columns stay (0028 owns them too). */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
+    DROP TABLE subscription_add_ons;
+    DROP TABLE add_ons;
     ALTER TABLE invoice_lines DROP COLUMN tax_inclusive, DROP COLUMN taxes;
     DROP INDEX coupon_redemptions_coupon_customer;
     ALTER TABLE coupons

@@ -10,6 +10,7 @@ import type {
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
   couponDiscounts,
@@ -53,8 +54,9 @@ const day = (date: Date) => date.toISOString().slice(0, 10);
  * The recurring lines of a period, without touching the database: the plan's base price for the
  * quantity (or the subscription's `amount_override`) at the plan's tax rate (`tax_inclusive`: the
  * price includes it), then one CREDIT line per coupon in effect that applies to the plan's product
- * (percent of the base, or amount off, all together capped at the base), then on period 0 only the
- * plan's setup fee as its own CHARGE line (never discounted).
+ * (percent of the base, or amount off, all together capped at the base), then one CHARGE line per
+ * add-on of the subscription (its amount × quantity, taxed as the plan's lines, not discounted), then
+ * on period 0 only the plan's setup fee as its own CHARGE line (never discounted).
  * @returns the lines and the redemptions that counted this period
  */
 export function recurringLines(
@@ -62,6 +64,7 @@ export function recurringLines(
   subscription: Pick<SubscriptionRow, 'quantity' | 'amount_override'>,
   period: Pick<Period, 'index' | 'start' | 'end'>,
   redemptions: readonly RedemptionWithCoupon[],
+  addOns: readonly SubscriptionAddOn[] = [],
 ): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
   const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
   const common = {
@@ -103,6 +106,16 @@ export function recurringLines(
         couponId: redemption.coupon.id,
       });
     }
+  }
+  for (const { addOn, quantity } of addOns) {
+    lines.push({
+      ...common,
+      planId: undefined,
+      description: `${addOn.name} × ${quantity} (${day(period.start)} – ${day(period.end)})`,
+      type: 'CHARGE',
+      quantity,
+      unitAmount: addOn.amount,
+    });
   }
   if (period.index === 0 && plan.setup_fee !== null) {
     lines.push({
@@ -203,8 +216,8 @@ export async function invoiceUsageUntil(
 }
 
 /**
- * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits;
- * each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
+ * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits,
+ * add-ons, setup fee; each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
  * proration credit among others) is applied when the invoice is finalized (`finalizeLocked`).
  *
  * Metered prices are billed in arrears: the invoice of period n carries the usage not billed yet
@@ -218,7 +231,8 @@ export async function periodLines(
   period: Period,
 ): Promise<NewLine[]> {
   const redemptions = await subscriptionRedemptions(trx, subscription.id);
-  const { lines, applied } = recurringLines(plan, subscription, period, redemptions);
+  const addOns = await subscriptionAddOns(trx, subscription.id);
+  const { lines, applied } = recurringLines(plan, subscription, period, redemptions, addOns);
   for (const redemption of applied) {
     await trx
       .updateTable('coupon_redemptions')

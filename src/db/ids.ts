@@ -29,7 +29,9 @@ export type IdPrefix =
   | 'stl'
   | 'we'
   | 'wdl'
-  | 'txr';
+  | 'txr'
+  | 'addon'
+  | 'sao';
 
 /**
  * A new prefixed id: the prefix, `_`, 10 base-32 characters of the creation time in milliseconds,

@@ -484,6 +484,29 @@ export interface PlansTable {
   updated_at: CreatedAt;
 }
 
+/** Add-ons (`addon_…`): a recurring price per unit per period, minor units of `currency`. */
+export interface AddOnsTable {
+  id: string;
+  name: string;
+  description: MaybeText;
+  currency: string;
+  amount: bigint;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  metadata: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+/** An add-on on a subscription (`sao_…`), billed `quantity` times on each period's invoice. */
+export interface SubscriptionAddOnsTable {
+  id: string;
+  subscription_id: string;
+  add_on_id: string;
+  quantity: number;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
 /** Named tax rates (`txr_…`) per country and optional state, in parts per million. */
 export interface TaxRatesTable {
   id: string;
@@ -681,6 +704,8 @@ export interface Database {
   products: ProductsTable;
   plans: PlansTable;
   tax_rates: TaxRatesTable;
+  add_ons: AddOnsTable;
+  subscription_add_ons: SubscriptionAddOnsTable;
   subscriptions: SubscriptionsTable;
   coupons: CouponsTable;
   coupon_redemptions: CouponRedemptionsTable;
@@ -713,6 +738,8 @@ export type OfflinePaymentRow = Selectable<OfflinePaymentsTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type PlanRow = Selectable<PlansTable>;
 export type TaxRateRow = Selectable<TaxRatesTable>;
+export type AddOnRow = Selectable<AddOnsTable>;
+export type SubscriptionAddOnRow = Selectable<SubscriptionAddOnsTable>;
 export type SubscriptionRow = Selectable<SubscriptionsTable>;
 export type CouponRow = Selectable<CouponsTable>;
 export type CouponRedemptionRow = Selectable<CouponRedemptionsTable>;

@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { adminRoutes } from './admin.ts';
+import { addOnRoutes } from './api/add-ons.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';
 import { customerRoutes } from './api/customers.ts';
@@ -107,6 +108,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(settlementRoutes(deps));
   v1.use(webhookEndpointRoutes(deps));
   v1.use(taxRateRoutes(deps));
+  v1.use(addOnRoutes(deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { AddOnListQuery, CreateAddOn, SetSubscriptionAddOn, UpdateAddOn } from './add-ons.ts';
 import { CreateGatewayAccount, RotateWebhookSecret, UpdateGatewayAccount } from './gateway-accounts.ts';
 import {
   AccountQuery,
@@ -400,6 +401,31 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/tax-rates/{id}',
     summary: "Update a tax rate's display fields, or archive it (active: false)",
     body: UpdateTaxRate,
+  },
+  {
+    method: 'post',
+    path: '/v1/add-ons',
+    summary: 'Create an add-on: a recurring price per unit',
+    body: CreateAddOn,
+  },
+  { method: 'get', path: '/v1/add-ons', summary: 'List add-ons', query: AddOnListQuery },
+  { method: 'get', path: '/v1/add-ons/{id}', summary: 'Read an add-on' },
+  {
+    method: 'post',
+    path: '/v1/add-ons/{id}',
+    summary: "Update an add-on's name, description, active flag or metadata",
+    body: UpdateAddOn,
+  },
+  {
+    method: 'get',
+    path: '/v1/subscriptions/{id}/add-ons',
+    summary: "A subscription's add-ons with their quantity",
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/add-ons',
+    summary: 'Set the quantity of an add-on on a subscription (0 removes it), from its next invoice on',
+    body: SetSubscriptionAddOn,
   },
   {
     method: 'post',
