@@ -100,9 +100,11 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
   if (creditNotes.length > 0) {
     sections.push({
       heading: 'Credit notes',
-      columns: ['Credit note', 'Date', 'Status', 'Subtotal', 'Tax', 'Total'],
+      columns: ['Credit note', 'Total'],
       rows: creditNotes.map((note) => ({
-        cells: [note.id, day(note.created_at), note.status, money(note.subtotal), money(note.tax)],
+        cells: [
+          `${note.id} · ${day(note.created_at)} · ${note.status} · subtotal ${money(note.subtotal)}, tax ${money(note.tax)}`,
+        ],
         amount: money(note.total),
       })),
     });
@@ -111,9 +113,9 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
   if (paid.length > 0) {
     sections.push({
       heading: 'Payments',
-      columns: ['Payment', 'Date', 'Method', 'Amount'],
+      columns: ['Payment', 'Amount'],
       rows: paid.map((p) => ({
-        cells: [p.id, day(p.created_at), paymentMethodText(p)],
+        cells: [`${p.id} · ${day(p.created_at)} · ${paymentMethodText(p)}`],
         amount: money(capturedAmount(p)),
       })),
     });
