@@ -16,7 +16,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
-import { DEFAULT_INVOICE_PREFIX, nextInvoiceNumber } from './invoice-numbers.ts';
+import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 
 /**
@@ -301,7 +301,7 @@ export async function lockInvoice(work: UnitOfWork, id: string): Promise<Invoice
  * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
  * the subtotal and tax payable for the tax), then takes the customer's credit off what is due
  * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
- * The invoice gets its number (`INV-000123`, gap-free per prefix: `nextInvoiceNumber`) and its due
+ * The invoice gets its number (`INV-000123`, gap-free per prefix: `numberAtEnd`) and its due
  * date (see `finalizeLocked`).
  * @throws ConflictError `invoice_not_draft` from any other state
  */
@@ -317,8 +317,9 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
  * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
- * (its `charge_at` cleared). It takes its number from its customer's prefix (`invoice_prefix`, else
- * `INV`) and its payment terms from itself, else its customer, else 0 (net N days:
+ * (its `charge_at` cleared). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
+ * at the end of `work` (`numberAtEnd`: the returned row's `number` is still null), and takes its
+ * payment terms from itself, else its customer, else 0 (net N days:
  * `due_date` = now + N × 24 h, stored with the terms used). The due date says when payment is owed;
  * when the scheduler charges it is still `charge_at` (and dunning), unchanged.
  * @returns the invoice as finalized (status, credit applied, amount due, dates)
@@ -353,7 +354,6 @@ export async function finalizeLocked<I extends InvoiceRow>(
     status,
     credit_applied: credit,
     amount_due: due,
-    number: await nextInvoiceNumber(work, customer.invoice_prefix ?? DEFAULT_INVOICE_PREFIX),
     payment_terms_days: terms,
     due_date: dueDate(now, terms),
     finalized_at: now,
@@ -362,9 +362,9 @@ export async function finalizeLocked<I extends InvoiceRow>(
     updated_at: now,
   };
   await work.trx.updateTable('invoices').set(changes).where('id', '=', id).execute();
+  numberAtEnd(work, id, customer.invoice_prefix ?? DEFAULT_INVOICE_PREFIX);
   await invoiceActivity(work, invoice, 'invoice.finalized', {
     status,
-    number: changes.number,
     total: invoice.total,
     ...(credit > 0n ? { credit_applied: credit } : {}),
   });
