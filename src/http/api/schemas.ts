@@ -523,4 +523,5 @@ export const UpdateInvoice = z
   .strictObject({ charge_at: Timestamp.nullable().optional(), ...InvoiceDetailFields })
   .refine((body) => Object.values(body).some((value) => value !== undefined), {
     message: 'give charge_at or a detail to change',
+    path: ['charge_at'],
   });
