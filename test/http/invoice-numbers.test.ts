@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { finalizeLocked, lockInvoice } from '../../src/billing/invoices.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { insertPlan } from '../support/plans.ts';
 
 const DAY = 86_400_000;
 
@@ -150,6 +151,28 @@ describe('invoice numbers, payment terms and details (issue #28 item 1)', () => 
     const chargeAt = '2030-01-01T00:00:00.000Z';
     const scheduled = await app.api('POST', `/v1/invoices/${created.id}`, { charge_at: chargeAt });
     expect(scheduled.body).toMatchObject({ charge_at: chargeAt, title: 'December support' });
+  });
+
+  it('numbers and dates a subscription’s invoices from the customer, like a manual one', async () => {
+    const c = await customer({ invoice_prefix: 'SUB', payment_terms_days: 7 });
+    const pm = await app.api('POST', '/v1/payment-methods', {
+      customer: c.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    const plan = await insertPlan(app.runtime.db, { price: { model: 'FLAT_FEE', amount: 2500 } });
+    const subscribed = await app.api('POST', '/v1/subscriptions', {
+      customer: c.id,
+      plan,
+      payment_method: pm.body.id,
+    });
+    expect(subscribed.status).toBe(201);
+    const invoice = (await app.api('GET', `/v1/invoices/${subscribed.body.latest_invoice}`)).body;
+    expect(invoice).toMatchObject({ number: 'SUB-000001', payment_terms_days: 7, total: 2500 });
+    expect(Date.parse(invoice.due_date) - Date.parse(invoice.finalized_at)).toBe(7 * DAY);
+    // The scheduler still charges it at once (charge_at now), before its due date.
+    expect(Date.parse(invoice.charge_at)).toBeLessThanOrEqual(Date.parse(invoice.due_date));
   });
 
   it('refuses bad details with field messages and changes nothing', async () => {
