@@ -9,6 +9,7 @@ import { type Kysely, sql } from 'kysely';
  * - invoices: `number` (`INV-000123`, unique, null on a DRAFT), `payment_terms_days` (net N days: the
  *   invoice's own override, then what finalization used), `due_date` (finalized_at + terms),
  *   `po_number`, `title`, `notes`, and `external_id` (the caller's own id, unique like a customer's).
+ *   Invoices finalized before it are numbered `INV-000001`… in finalization order, due when finalized.
  * - customers: `invoice_prefix` (null: `INV`) and `payment_terms_days` (their invoices' default).
  * - `transaction_list`: gateway payment attempts and offline payments in one read-only view, each
  *   with `type` (`gateway` | `offline`) and `sort_key` (the id after its prefix: both prefixes' ids
@@ -31,6 +32,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     ALTER TABLE customers
       ADD COLUMN invoice_prefix text CHECK (invoice_prefix ~ '^[A-Z0-9]{1,12}$'),
       ADD COLUMN payment_terms_days integer CHECK (payment_terms_days BETWEEN 0 AND 365);
+    -- Invoices finalized before this migration are numbered INV-… in finalization order (terms 0: due
+    -- when finalized), and the counter continues after them; a DRAFT (or a DRAFT voided) has none.
+    WITH numbered AS (
+      SELECT id, row_number() OVER (ORDER BY finalized_at, id)::text AS n
+      FROM invoices WHERE finalized_at IS NOT NULL
+    )
+    UPDATE invoices i
+    SET number = 'INV-' || CASE WHEN length(n) >= 6 THEN n ELSE lpad(n, 6, '0') END,
+      payment_terms_days = 0, due_date = i.finalized_at
+    FROM numbered WHERE numbered.id = i.id;
+    INSERT INTO invoice_number_counters (prefix, last_number)
+      SELECT 'INV', count(*) FROM invoices WHERE number IS NOT NULL HAVING count(*) > 0;
     CREATE INDEX transactions_sort_key ON transactions ((substr(id, 5)));
     CREATE INDEX offline_payments_sort_key ON offline_payments ((substr(id, 4)));
     CREATE VIEW transaction_list AS
