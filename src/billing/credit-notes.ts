@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
-import type { CreditNoteRow, InvoiceRow, RefundRow } from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
 import { prorate } from './proration.ts';
@@ -130,4 +130,14 @@ export async function voidCreditNote(
     refund: refund.id,
   });
   return { note, overpayment: refund.amount - note.total };
+}
+
+/** An invoice's credit notes (ISSUED and VOID), oldest first: what `expand=credit_notes` and its PDF show. */
+export async function invoiceCreditNotes(db: Kysely<Database>, invoiceId: string): Promise<CreditNoteRow[]> {
+  return db
+    .selectFrom('credit_notes')
+    .selectAll()
+    .where('invoice_id', '=', invoiceId)
+    .orderBy('id')
+    .execute();
 }

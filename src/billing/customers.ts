@@ -16,6 +16,9 @@ export interface NewCustomer {
   name?: string;
   externalId?: string;
   metadata?: Record<string, string>;
+  /** Their invoices' number prefix (`ACME` → `ACME-000001`; default `INV`) and net N days of terms. */
+  invoicePrefix?: string;
+  paymentTermsDays?: number;
 }
 
 /**
@@ -32,6 +35,8 @@ export async function createCustomer(db: Db, actor: Actor, input: NewCustomer): 
         name: input.name ?? null,
         external_id: input.externalId ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
+        invoice_prefix: input.invoicePrefix ?? null,
+        payment_terms_days: input.paymentTermsDays ?? null,
       })
       .onConflict((oc) => oc.column('external_id').doNothing())
       .returningAll()
@@ -267,6 +272,9 @@ export interface CustomerUpdate {
   name?: string | null;
   externalId?: string | null;
   metadata?: Record<string, string>;
+  /** Their invoices' number prefix and net N days of terms (null: `INV`, due at finalization). */
+  invoicePrefix?: string | null;
+  paymentTermsDays?: number | null;
 }
 
 /**
@@ -295,6 +303,8 @@ export async function updateCustomer(
         name: update.name,
         external_id: update.externalId,
         metadata: update.metadata,
+        invoice_prefix: update.invoicePrefix,
+        payment_terms_days: update.paymentTermsDays,
       });
       if (Object.keys(changes).length === 0) return row;
       const updated = await work.trx
@@ -304,6 +314,8 @@ export async function updateCustomer(
           ...(changes.name ? { name: update.name } : {}),
           ...(changes.external_id ? { external_id: update.externalId } : {}),
           ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
+          ...(changes.invoice_prefix ? { invoice_prefix: update.invoicePrefix } : {}),
+          ...(changes.payment_terms_days ? { payment_terms_days: update.paymentTermsDays } : {}),
         })
         .where('id', '=', id)
         .returningAll()

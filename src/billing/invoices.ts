@@ -17,6 +17,7 @@ import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
+import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
@@ -63,6 +64,37 @@ export interface NewInvoice {
   billingReason?: BillingReason;
   /** When the scheduler should charge the invoice once it is OPEN. */
   chargeAt?: Date;
+  /** What the invoice says beyond its lines (a manual invoice's; see `InvoiceDetails`). */
+  details?: InvoiceDetails;
+}
+
+/**
+ * What an invoice says beyond its lines, set on a DRAFT: net N days of payment terms (0–365; null:
+ * the customer's), purchase order number, title, notes printed on it (Billby's `invoice_notes`), and
+ * the caller's own id (unique among invoices). Null clears a field.
+ */
+export interface InvoiceDetails {
+  paymentTermsDays?: number | null;
+  poNumber?: string | null;
+  title?: string | null;
+  notes?: string | null;
+  externalId?: string | null;
+}
+
+/** `details` as invoice columns (only the fields given). */
+export function detailColumns(details: InvoiceDetails) {
+  return {
+    payment_terms_days: details.paymentTermsDays,
+    po_number: details.poNumber,
+    title: details.title,
+    notes: details.notes,
+    external_id: details.externalId,
+  };
+}
+
+/** The refusal of an invoice `external_id` another invoice has (409 `external_id_taken`). */
+export function externalIdTaken(externalId: string): ConflictError {
+  return new ConflictError('external_id_taken', `an invoice with external_id ${externalId} exists`);
 }
 
 /** An invoice with its line items. */
@@ -218,6 +250,7 @@ export function invoiceAmounts(lines: readonly NewLine[]): {
  * @throws NotFoundError when the customer does not exist
  * @throws ValidationError when a line (amount × quantity) or the total exceeds 10^15 minor units, or
  * credits exceed charges
+ * @throws ConflictError `external_id_taken` when another invoice has `details.externalId`
  */
 export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Promise<InvoiceWithLines> {
   return inUnitOfWork(db, { actor }, (work) => insertInvoice(work, input));
@@ -255,9 +288,12 @@ export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promis
       period_end: input.periodEnd ?? null,
       billing_reason: input.billingReason ?? 'manual',
       charge_at: input.chargeAt ?? null,
+      ...detailColumns(input.details ?? {}),
     })
+    .onConflict((oc) => oc.column('external_id').doNothing())
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!invoice) throw externalIdTaken(input.details?.externalId ?? '');
   const lines = taxed.length
     ? await work.trx
         .insertInto('invoice_lines')
@@ -343,6 +379,8 @@ export async function lockInvoice(work: UnitOfWork, id: string): Promise<Invoice
  * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
  * the subtotal and tax payable for the tax), then takes the customer's credit off what is due
  * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
+ * The invoice gets its number (`INV-000123`, gap-free per prefix: `numberAtEnd`) and its due
+ * date (see `finalizeLocked`).
  * @throws ConflictError `invoice_not_draft` from any other state
  */
 export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise<InvoiceWithLines> {
@@ -357,7 +395,11 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
  * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
- * (its `charge_at` cleared).
+ * (its `charge_at` cleared). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
+ * at the end of `work` (`numberAtEnd`: the returned row's `number` is still null), and takes its
+ * payment terms from itself, else its customer, else 0 (net N days:
+ * `due_date` = now + N × 24 h, stored with the terms used). The due date says when payment is owed;
+ * when the scheduler charges it is still `charge_at` (and dunning), unchanged.
  * @returns the invoice as finalized (status, credit applied, amount due, dates)
  * @throws ConflictError `invoice_not_draft` from any other state
  */
@@ -380,16 +422,25 @@ export async function finalizeLocked<I extends InvoiceRow>(
   }
   const due = invoice.total - credit;
   const status = due > 0n ? ('OPEN' as const) : ('PAID' as const);
+  const customer = await work.trx
+    .selectFrom('customers')
+    .select(['invoice_prefix', 'payment_terms_days'])
+    .where('id', '=', invoice.customer_id)
+    .executeTakeFirstOrThrow();
+  const terms = invoice.payment_terms_days ?? customer.payment_terms_days ?? 0;
   const changes = {
     status,
     credit_applied: credit,
     amount_due: due,
+    payment_terms_days: terms,
+    due_date: dueDate(now, terms),
     finalized_at: now,
     paid_at: status === 'PAID' ? now : null,
     ...(status === 'PAID' ? { charge_at: null } : {}),
     updated_at: now,
   };
   await work.trx.updateTable('invoices').set(changes).where('id', '=', id).execute();
+  numberAtEnd(work, id, customer.invoice_prefix ?? DEFAULT_INVOICE_PREFIX);
   await invoiceActivity(work, invoice, 'invoice.finalized', {
     status,
     total: invoice.total,
@@ -397,6 +448,11 @@ export async function finalizeLocked<I extends InvoiceRow>(
   });
   // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
   return { ...invoice, ...changes };
+}
+
+/** `terms` days (net N) after `finalizedAt`: the due date of an invoice finalized then. */
+function dueDate(finalizedAt: Date, terms: number): Date {
+  return new Date(finalizedAt.getTime() + terms * 86_400_000);
 }
 
 /**

@@ -19,6 +19,11 @@ export interface ListFilter {
   ranges?: { column: string; from?: Date; to?: Date }[];
   /** More conditions on the table's row (e.g. the inbox's deliveries about one customer). */
   where?: RawBuilder<boolean>[];
+  /**
+   * The column the list is ordered and paged by, unique and in creation order (default `id`): a view
+   * uniting ids of several prefixes orders by their part after the prefix (`transaction_list.sort_key`).
+   */
+  orderKey?: string;
 }
 
 /**
@@ -52,13 +57,15 @@ export async function listRows<R>(
   filter: ListFilter,
 ): Promise<R[]> {
   const ascending = filter.order === 'asc';
+  const key = sql.ref(filter.orderKey ?? 'id');
   const where = [sql`true`];
   if (filter.startingAfter) {
-    const cursor = await sql`SELECT 1 FROM ${sql.table(table)} WHERE id = ${filter.startingAfter}`.execute(
-      db,
-    );
-    if (cursor.rows.length === 0) throw cursorMissing(filter.startingAfter, `row of ${table}`);
-    where.push(ascending ? sql`id > ${filter.startingAfter}` : sql`id < ${filter.startingAfter}`);
+    const cursor = await sql<{ key: string }>`
+      SELECT ${key} AS key FROM ${sql.table(table)} WHERE id = ${filter.startingAfter}
+    `.execute(db);
+    const after = cursor.rows[0]?.key;
+    if (after === undefined) throw cursorMissing(filter.startingAfter, `row of ${table}`);
+    where.push(ascending ? sql`${key} > ${after}` : sql`${key} < ${after}`);
   }
   for (const range of [filter.created, ...(filter.ranges ?? [])]) {
     if (range?.from) where.push(sql`${sql.ref(range.column)} >= ${range.from}`);
@@ -71,7 +78,7 @@ export async function listRows<R>(
   where.push(...(filter.where ?? []));
   const result = await sql<R>`
     SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}
-    ORDER BY id ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}
+    ORDER BY ${key} ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}
   `.execute(db);
   return result.rows;
 }

@@ -140,6 +140,10 @@ export interface CustomersTable {
   /** A tax-exempt customer pays no tax on any line. */
   tax_exempt: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
+  /** The prefix of their invoices' numbers (`ACME` → `ACME-000001`); null: `INV` (billing/invoice-numbers.ts). */
+  invoice_prefix: MaybeText;
+  /** Net N days: their invoices' payment terms unless an invoice sets its own; null: due at finalization. */
+  payment_terms_days: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** Stored payment methods: a gateway's token, never card data. */
@@ -188,6 +192,24 @@ export interface InvoicesTable {
   dunning_started_at: MaybeTimestamp;
   /** Customer credit taken off at finalization, minor units: amount_due = total − credit_applied − amount_paid. */
   credit_applied: MoneyWithDefault;
+  /** `INV-000123`: gap-free per prefix, assigned at finalization (null on a DRAFT). */
+  number: MaybeText;
+  /** Net N days: the invoice's own terms (a DRAFT's override), then the terms finalization used. */
+  payment_terms_days: ColumnType<number | null, number | null | undefined, number | null>;
+  /** When payment is owed: finalized_at + payment_terms_days (set at finalization). */
+  due_date: MaybeTimestamp;
+  po_number: MaybeText;
+  title: MaybeText;
+  /** Notes printed on the invoice (Billby's `invoice_notes`), at most 1000 characters. */
+  notes: MaybeText;
+  /** The caller's own id for the invoice, unique among invoices. */
+  external_id: MaybeText;
+}
+
+/** The last invoice number given per prefix (billing/invoice-numbers.ts). */
+export interface InvoiceNumberCountersTable {
+  prefix: string;
+  last_number: bigint;
 }
 
 /** Invoice line items: unit amount × quantity (negative for CREDIT lines), plus tax per line. */
@@ -427,6 +449,34 @@ export interface IdempotencyKeysTable {
   response_status: number | null;
   response_body: ColumnType<unknown, string | null | undefined, string | null>;
   created_at: CreatedAt;
+}
+
+/**
+ * The `transaction_list` view: every payment attempt (`type` `gateway`) and every offline payment
+ * (`type` `offline`: no gateway, `succeeded`, its method and reference), ordered by `sort_key` (the id
+ * after its prefix, creation time first).
+ */
+export interface TransactionListView {
+  id: string;
+  sort_key: string;
+  type: 'gateway' | 'offline';
+  invoice_id: string | null;
+  customer_id: string | null;
+  payment_method_id: string | null;
+  gateway: Gateway | null;
+  gateway_account: string | null;
+  gateway_transaction_id: string | null;
+  amount: bigint;
+  amount_captured: bigint | null;
+  currency: string;
+  status: TransactionStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  automatic: boolean;
+  offline_method: OfflinePaymentsTable['method'] | null;
+  reference: string | null;
+  created_at: Date;
+  updated_at: Date;
 }
 
 /** Payments received outside any gateway. */
@@ -689,6 +739,9 @@ export interface Database {
   payment_methods: PaymentMethodsTable;
   invoices: InvoicesTable;
   invoice_lines: InvoiceLinesTable;
+  invoice_number_counters: InvoiceNumberCountersTable;
+  /** A read-only view (migration 0029): transactions and offline payments, not a table. */
+  transaction_list: TransactionListView;
   transactions: TransactionsTable;
   refunds: RefundsTable;
   credit_notes: CreditNotesTable;
@@ -726,6 +779,7 @@ export type InvoiceRow = Selectable<InvoicesTable>;
 export type InvoiceLineRow = Selectable<InvoiceLinesTable>;
 export type NewInvoiceLine = Insertable<InvoiceLinesTable>;
 export type TransactionRow = Selectable<TransactionsTable>;
+export type TransactionListRow = Selectable<TransactionListView>;
 export type RefundRow = Selectable<RefundsTable>;
 export type CreditNoteRow = Selectable<CreditNotesTable>;
 export type DisputeRow = Selectable<DisputesTable>;

@@ -5,6 +5,7 @@ import { adminRoutes } from './admin.ts';
 import { addOnRoutes } from './api/add-ons.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';
+import { currencyRoutes } from './api/currencies.ts';
 import { customerRoutes } from './api/customers.ts';
 import { gatewayAccountRoutes } from './api/gateway-accounts.ts';
 import { invoiceRoutes } from './api/invoices.ts';
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(customerRoutes(deps));
   v1.use(invoiceRoutes(deps));
   v1.use(transactionRoutes(deps));
+  v1.use(currencyRoutes());
   v1.use(subscriptionRoutes(deps));
   v1.use(couponRoutes(deps));
   v1.use(readRoutes(deps));

@@ -88,6 +88,8 @@ export class UnitOfWork {
   /** Per writer, the items deferred to the end; undefined when the unit writes at once. */
   readonly #deferred: Map<BatchWriter<never>, unknown[]> | undefined;
   readonly #held = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
+  /** Steps run last, just before the commit (`atEnd`). */
+  readonly #atEnd: (() => Promise<void>)[] = [];
   /** Rows changed and not written yet (a deferring unit), as they now are, by table and id. */
   readonly #changed = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
   /** Their changes, merged per row, by table and id. */
@@ -129,8 +131,17 @@ export class UnitOfWork {
   }
 
   /**
+   * Runs `step` at the end of the unit, after what it deferred is written, just before the commit, in
+   * the order registered: for a lock every unit of a kind contends for, taken as late as possible so
+   * it is held as briefly as possible (an invoice number's counter row, billing/invoice-numbers.ts).
+   */
+  atEnd(step: () => Promise<void>): void {
+    this.#atEnd.push(step);
+  }
+
+  /**
    * Writes what was deferred: the changed rows (`writeRows`), then the other writers' items, writer
-   * by writer in the order they were registered.
+   * by writer in the order they were registered; then runs the `atEnd` steps.
    */
   async flush(): Promise<void> {
     await this.writeRows();
@@ -139,6 +150,7 @@ export class UnitOfWork {
       const batch = items.splice(0);
       await (write as BatchWriter<unknown>)(this, batch);
     }
+    for (const step of this.#atEnd.splice(0)) await step();
   }
 
   /** Holds `rows` of `table`, which the unit has just locked (FOR UPDATE) and not changed. */

@@ -53,3 +53,8 @@ export function exponentOf(code: CurrencyCode): number {
   if (!isCurrency(code)) throw new RangeError(`unknown ISO 4217 currency: ${code}`);
   return EXPONENTS[code] ?? 2;
 }
+
+/** Every ISO 4217 code `isCurrency` accepts (the runtime's ICU list and the funds codes above), sorted. */
+export function currencyCodes(): CurrencyCode[] {
+  return [...new Set([...KNOWN, ...Object.keys(EXPONENTS)])].filter(isCurrency).sort();
+}

@@ -1,6 +1,7 @@
 import { AppError } from '../errors.ts';
 import { MAX_MINOR_UNITS } from './amount.ts';
 import { exponentOf } from './currency.ts';
+import { decimalString } from './format.ts';
 
 /**
  * The one conversion engine between billhook's amounts (bigint ISO 4217 minor units) and what each
@@ -100,12 +101,39 @@ function resolve(table: GatewayCurrencyTable, currency: string): Resolved {
 
 const pow10 = (n: number): bigint => 10n ** BigInt(n);
 
-/** `amount` minor units of `currency` written as a decimal in major units: `(1296n, 3)` → `1.296`. */
-function major(amount: bigint, iso: number): string {
-  if (iso === 0) return amount.toString();
-  const digits = amount.toString().padStart(iso + 1, '0');
-  return `${digits.slice(0, -iso)}.${digits.slice(-iso)}`;
+/**
+ * How `table`'s gateway takes `currency`, from the table's facts alone (its source documents them):
+ * `accepted` and, when it is, the exponent of the unit the gateway counts in and the smallest step of
+ * an amount in billhook minor units (Stripe MGA: exponent 0, step 100; Stripe KWD: 3, step 10), with
+ * the rule in words; when it is not, `refusal` says why (the message a charge would be refused with).
+ */
+export interface CurrencySupport {
+  accepted: boolean;
+  exponent: number | null;
+  /** Minor units of the currency: every amount sent must be a multiple of it. */
+  step: bigint | null;
+  rule: string | null;
+  refusal: string | null;
 }
+
+/** `table`'s `CurrencySupport` of `currency` (an ISO 4217 code). */
+export function currencySupport(table: GatewayCurrencyTable, currency: string): CurrencySupport {
+  let resolved: Resolved;
+  try {
+    resolved = resolve(table, currency);
+  } catch (error) {
+    if (!(error instanceof AmountNotRepresentable)) throw error;
+    return { accepted: false, exponent: null, step: null, rule: null, refusal: error.message };
+  }
+  const { iso, exponent, granularity, rule } = resolved;
+  const unit = exponent < iso ? pow10(iso - exponent) : 1n;
+  // Both are powers of ten, so the larger is a multiple of the smaller.
+  const step = unit > granularity ? unit : granularity;
+  return { accepted: true, exponent, step, rule: rule ?? null, refusal: null };
+}
+
+/** `amount` minor units of `currency` written as a decimal in major units: `(1296n, 3)` → `1.296`. */
+const major = decimalString;
 
 /**
  * `amount` (billhook minor units) counted in the gateway's unit, refusing what the gateway cannot

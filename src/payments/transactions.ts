@@ -1,7 +1,13 @@
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { applyPayment, lockInvoice } from '../billing/invoices.ts';
-import type { Database, InvoiceRow, TransactionRow, TransactionStatus } from '../db/schema.ts';
+import type {
+  Database,
+  InvoiceRow,
+  TransactionListRow,
+  TransactionRow,
+  TransactionStatus,
+} from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
@@ -169,16 +175,19 @@ export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amo
   return transaction.amount_captured ?? transaction.amount;
 }
 
-/** An invoice's payment attempts, oldest first. */
+/**
+ * An invoice's payments as `/v1/transactions` lists them, oldest first: its gateway payment attempts
+ * and the offline payments recorded on it (`type` `offline`), from the `transaction_list` view.
+ */
 export async function invoiceTransactions(
   db: Kysely<Database>,
   invoiceId: string,
-): Promise<TransactionRow[]> {
+): Promise<TransactionListRow[]> {
   return db
-    .selectFrom('transactions')
+    .selectFrom('transaction_list')
     .selectAll()
     .where('invoice_id', '=', invoiceId)
-    .orderBy('id')
+    .orderBy('sort_key')
     .execute();
 }
 

@@ -39,6 +39,8 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
       name: body.name,
       externalId: body.external_id,
       metadata: body.metadata,
+      invoicePrefix: body.invoice_prefix,
+      paymentTermsDays: body.payment_terms_days,
     });
     // A new customer has no ledger account yet, so no balance and no credit.
     res.status(201).json(serialize.customer({ ...customer, balances: [], credit: [] }));
@@ -79,6 +81,8 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
       name: body.name,
       externalId: body.external_id,
       metadata: body.metadata,
+      invoicePrefix: body.invoice_prefix,
+      paymentTermsDays: body.payment_terms_days,
     });
     res.json(serialize.customer(await getCustomerWithBalances(db, customer.id)));
   });

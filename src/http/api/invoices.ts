@@ -1,12 +1,16 @@
 import { Router } from 'express';
 import type { z } from 'zod';
 import { markUncollectible } from '../../billing/bad-debt.ts';
+import { invoiceCreditNotes } from '../../billing/credit-notes.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { addInvoiceLine, setChargeAt } from '../../billing/invoice-adjustments.ts';
+import { updateInvoiceDetails } from '../../billing/invoice-details.ts';
 import {
   createInvoice,
   finalizeInvoice,
   getInvoice,
+  type InvoiceDetails,
+  type InvoiceWithLines,
   type NewLine,
   recordOfflinePayment,
   voidInvoice,
@@ -18,6 +22,7 @@ import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
+import { invoicePdf } from '../documents/invoice-pdf.ts';
 import { listFilter } from './pagination.ts';
 import {
   AddInvoiceLine,
@@ -43,9 +48,21 @@ function newLine(line: z.output<typeof AddInvoiceLine>): NewLine {
   };
 }
 
+/** An API invoice's details (`payment_terms_days`, `po_number`, `title`, `notes`, `external_id`) as billing takes them. */
+function invoiceDetails(body: z.output<typeof UpdateInvoice>): InvoiceDetails {
+  return {
+    paymentTermsDays: body.payment_terms_days,
+    poNumber: body.po_number,
+    title: body.title,
+    notes: body.notes,
+    externalId: body.external_id,
+  };
+}
+
 /**
- * /v1/invoices: create (DRAFT), list, read, update `charge_at`, add adjustment lines, finalize, void,
- * mark uncollectible, record an offline payment, charge and refund.
+ * /v1/invoices: create (DRAFT), list, read (`expand`: customer, transactions, credit_notes), update
+ * `charge_at` and a DRAFT's details, add adjustment lines, finalize (number, due date), void, mark
+ * uncollectible, record an offline payment, charge, refund, and the PDF of a finalized invoice.
  */
 export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router {
   const router = Router();
@@ -56,6 +73,7 @@ export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router
       currency: body.currency,
       lines: body.lines.map(newLine),
       chargeAt: body.charge_at,
+      details: invoiceDetails(body),
     });
     res.status(201).json(serialize.invoice(invoice));
   });
@@ -68,6 +86,8 @@ export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router
         status: query.status,
         customer_id: query.customer,
         subscription_id: query.subscription,
+        number: query.number,
+        external_id: query.external_id,
       }),
     );
     const invoices = await Promise.all(
@@ -91,11 +111,27 @@ export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router
       ...(expand.includes('transactions')
         ? { transactions: (await invoiceTransactions(db, id)).map(serialize.transaction) }
         : {}),
+      ...(expand.includes('credit_notes')
+        ? { credit_notes: (await invoiceCreditNotes(db, id)).map(serialize.creditNote) }
+        : {}),
     };
   }
   router.post('/invoices/:id', async (req, res) => {
     const body = parseInput(UpdateInvoice, req.body);
-    res.json(serialize.invoice(await setChargeAt(db, actorOf(req), req.params.id, body.charge_at)));
+    const details = invoiceDetails(body);
+    let invoice: InvoiceWithLines | undefined;
+    if (Object.values(details).some((value) => value !== undefined)) {
+      invoice = await updateInvoiceDetails(db, actorOf(req), req.params.id, details);
+    }
+    if (body.charge_at !== undefined) {
+      invoice = await setChargeAt(db, actorOf(req), req.params.id, body.charge_at);
+    }
+    res.json(serialize.invoice(invoice!));
+  });
+  router.get('/invoices/:id/pdf', async (req, res) => {
+    const pdf = await invoicePdf(db, req.params.id);
+    res.type('application/pdf').set('content-disposition', `inline; filename="${req.params.id}.pdf"`);
+    res.send(pdf);
   });
   router.post('/invoices/:id/lines', async (req, res) => {
     const body = parseInput(AddInvoiceLine, req.body);

@@ -76,19 +76,37 @@ export const OPERATIONS: Operation[] = [
     summary: "Store a gateway's payment-method token",
     body: CreatePaymentMethod,
   },
-  { method: 'post', path: '/v1/invoices', summary: 'Create a DRAFT invoice', body: CreateInvoice },
+  {
+    method: 'post',
+    path: '/v1/invoices',
+    summary:
+      'Create a DRAFT invoice (lines; payment_terms_days, po_number, title, notes, external_id; number: null until finalized)',
+    body: CreateInvoice,
+  },
   {
     method: 'get',
     path: '/v1/invoices',
-    summary: 'List invoices (filter by status, customer, subscription)',
+    summary: 'List invoices (filter by status, customer, subscription, number, external_id)',
     query: InvoiceListQuery,
   },
-  { method: 'get', path: '/v1/invoices/{id}', summary: 'Read an invoice', query: InvoiceReadQuery },
+  {
+    method: 'get',
+    path: '/v1/invoices/{id}',
+    summary: 'Read an invoice (expand: customer, transactions, credit_notes)',
+    query: InvoiceReadQuery,
+  },
   {
     method: 'post',
     path: '/v1/invoices/{id}',
-    summary: 'Change when the scheduler charges a DRAFT or OPEN invoice (charge_at)',
+    summary:
+      "Change when the scheduler charges a DRAFT or OPEN invoice (charge_at) and a DRAFT's payment_terms_days, po_number, title, notes, external_id",
     body: UpdateInvoice,
+  },
+  {
+    method: 'get',
+    path: '/v1/invoices/{id}/pdf',
+    summary:
+      'The PDF of a finalized invoice (application/pdf: number, due date, lines, totals, credit notes, payments)',
   },
   {
     method: 'post',
@@ -101,7 +119,11 @@ export const OPERATIONS: Operation[] = [
     path: '/v1/invoices/{id}/mark-uncollectible',
     summary: 'OPEN → UNCOLLECTIBLE (writes the unpaid amount off as bad debt)',
   },
-  { method: 'post', path: '/v1/invoices/{id}/finalize', summary: 'DRAFT → OPEN (posts the receivable)' },
+  {
+    method: 'post',
+    path: '/v1/invoices/{id}/finalize',
+    summary: 'DRAFT → OPEN (posts the receivable; gives the number and the due date)',
+  },
   {
     method: 'post',
     path: '/v1/invoices/{id}/void',
@@ -128,8 +150,25 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'get',
     path: '/v1/transactions',
-    summary: 'List payment attempts (filter by status, customer, gateway, gateway_account, invoice)',
+    summary:
+      'List payments: gateway payment attempts and offline payments (type gateway | offline; filter by status, customer, gateway, gateway_account, invoice, type)',
     query: TransactionListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/transactions/{id}/receipt',
+    summary: 'The PDF receipt of a succeeded payment, gateway (txn_) or offline (op_) (application/pdf)',
+  },
+  {
+    method: 'get',
+    path: '/v1/currencies',
+    summary:
+      "Every ISO 4217 currency with its exponent, name, symbol and each gateway's support (one page, all of them)",
+  },
+  {
+    method: 'get',
+    path: '/v1/currencies/{code}',
+    summary: "One ISO 4217 currency with its exponent and each gateway's support",
   },
   {
     method: 'get',
@@ -561,7 +600,9 @@ export function openApiDocument(): Record<string, unknown> {
       title: 'billhook',
       version: '1',
       description:
-        'Amounts are integers in minor units next to an ISO 4217 currency. Ids carry a type prefix.',
+        'Amounts are integers in minor units next to an ISO 4217 currency. Ids carry a type prefix. ' +
+        'Lists are cursor-paged: `limit` defaults to 10 (at most 100) with `starting_after`; the ledger, ' +
+        'activities and billing cycles default to 100; `/v1/currencies` answers every currency at once.',
     },
     components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
     security: [{ apiKey: [] }],

@@ -67,6 +67,8 @@ export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
   where?: (query: z.output<Q>) => RawBuilder<boolean>[];
   /** Runs before the read, e.g. to answer 404 for a filter naming an unknown customer. */
   check?: (query: z.output<Q>) => Promise<unknown>;
+  /** The column it is ordered and paged by (`ListFilter.orderKey`; default `id`). */
+  orderKey?: string;
 }
 
 /**
@@ -83,6 +85,7 @@ export function listHandler<Q extends z.ZodType<ListQuery>, R>(
     const rows = await listRows<R>(db, endpoint.table, {
       ...listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
       where: endpoint.where?.(query),
+      orderKey: endpoint.orderKey,
     });
     res.json(toPage(rows, query.limit, endpoint.map));
   };

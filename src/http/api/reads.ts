@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { sql } from 'kysely';
 import type { z } from 'zod';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
@@ -61,14 +62,19 @@ export function readRoutes({ db, boss }: AppDeps): Router {
     where: (query) => (query.customer ? [inboxTouchesCustomer(query.customer)] : []),
     map: serialize.event,
   });
+  // Gateway payment attempts and offline payments (`op_…`) together, in creation order.
   list('/transactions', 'transaction', {
-    table: 'transactions',
+    table: 'transaction_list',
+    orderKey: 'sort_key',
     query: TransactionListQuery,
     equals: (query) => ({
       ...byGateway(query),
       customer_id: query.customer,
       invoice_id: query.invoice,
+      type: query.type,
     }),
+    // An offline payment has no gateway account: `gateway_account=default` means gateway payments only.
+    where: (query) => (query.gateway_account ? [sql<boolean>`type = 'gateway'`] : []),
     map: serialize.transaction,
   });
   list('/refunds', 'refund', {

@@ -77,12 +77,25 @@ export const Timestamp = z.iso
   .datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z' })
   .transform((text) => new Date(text));
 
-/** `POST /v1/customers`: email, optional name, the caller's own id (unique) and metadata. */
+/** Net N days of payment terms (Billby's `terms`, 0–365): an invoice is due N days after finalization. */
+export const PaymentTermsDays = z.number().int().min(0).max(365);
+
+/** The prefix of a customer's invoice numbers: 1–12 upper-case letters or digits (`ACME` → `ACME-000001`). */
+export const InvoicePrefix = z
+  .string()
+  .regex(/^[A-Z0-9]{1,12}$/, 'must be 1 to 12 upper-case letters or digits');
+
+/**
+ * `POST /v1/customers`: email, optional name, the caller's own id (unique), metadata, and for their
+ * invoices a number prefix (default `INV`) and payment terms (net N days; default 0).
+ */
 export const CreateCustomer = z.strictObject({
   email: z.email().max(320),
   name: z.string().min(1).max(200).optional(),
   external_id: z.string().min(1).max(200).optional(),
   metadata: Metadata.optional(),
+  invoice_prefix: InvoicePrefix.optional(),
+  payment_terms_days: PaymentTermsDays.optional(),
 });
 
 /** `POST /v1/payment-methods`: a gateway's stored-card token for a customer (never card data). */
@@ -106,14 +119,29 @@ const InvoiceLineInput = z.strictObject({
 });
 
 /**
+ * What an invoice says beyond its lines, set while DRAFT (null clears one): `payment_terms_days` (net
+ * N days; null: the customer's), `po_number`, `title`, `notes` (Billby's `invoice_notes`, ≤ 1000
+ * characters) and `external_id` (the caller's own id, unique among invoices: 409 `external_id_taken`).
+ */
+const InvoiceDetailFields = {
+  payment_terms_days: PaymentTermsDays.nullable().optional(),
+  po_number: z.string().min(1).max(100).nullable().optional(),
+  title: z.string().min(1).max(200).nullable().optional(),
+  notes: z.string().min(1).max(1000).nullable().optional(),
+  external_id: z.string().min(1).max(200).nullable().optional(),
+};
+
+/**
  * `POST /v1/invoices`: a DRAFT invoice; each line's `amount` is the unit amount in minor units and its
  * optional `tax_percent` the line's tax rate. `charge_at`: when the scheduler charges it once OPEN.
+ * Plus its details (`InvoiceDetailFields`).
  */
 export const CreateInvoice = z.strictObject({
   customer: Id('cus'),
   currency: Currency,
   lines: z.array(InvoiceLineInput).min(1).max(500),
   charge_at: Timestamp.optional(),
+  ...InvoiceDetailFields,
 });
 
 /** `POST /v1/invoices/:id/charge`: which payment method (default: the customer's default). */
@@ -168,31 +196,43 @@ const ByGateway = {
   gateway_account: z.union([z.literal('default'), Id('gwa')]).optional(),
 };
 
-/** `expand` of an invoice: comma-separated `customer`, `transactions` (objects instead of ids). */
+/**
+ * `expand` of an invoice: comma-separated `customer`, `transactions` (its payment attempts and offline
+ * payments), `credit_notes` (objects instead of ids, or lists the invoice does not carry otherwise).
+ */
 const InvoiceExpand = z
   .string()
   .max(100)
   .transform((e) => e.split(',').filter(Boolean))
-  .pipe(z.array(z.enum(['customer', 'transactions'])))
+  .pipe(z.array(z.enum(['customer', 'transactions', 'credit_notes'])))
   .optional();
 
-/** `GET /v1/invoices`: by status, customer and subscription (`sub_…`), with `expand`. */
+/**
+ * `GET /v1/invoices`: by status, customer, subscription (`sub_…`), `number` (`INV-000123`, Billby's
+ * `invoice_number` filter) and `external_id`, with `expand`.
+ */
 export const InvoiceListQuery = ListQuery.extend({
   ...ByStatus,
   ...ByCustomer,
   subscription: z.string().max(64).optional(),
+  number: z.string().max(40).optional(),
+  external_id: z.string().max(200).optional(),
   expand: InvoiceExpand,
 });
 
 /** `GET /v1/invoices/:id`: `expand` only. */
 export const InvoiceReadQuery = z.object({ expand: InvoiceExpand });
 
-/** `GET /v1/transactions`: by status, customer, gateway, gateway account and invoice (`inv_…`). */
+/**
+ * `GET /v1/transactions`: by status, customer, gateway, gateway account, invoice (`inv_…`) and `type`
+ * (`gateway`: payment attempts; `offline`: payments recorded with `POST /v1/invoices/:id/payments`).
+ */
 export const TransactionListQuery = ListQuery.extend({
   ...ByStatus,
   ...ByCustomer,
   ...ByGateway,
   invoice: z.string().max(64).optional(),
+  type: z.enum(['gateway', 'offline']).optional(),
 });
 
 /** `GET /v1/refunds`, `/v1/disputes`: by status, gateway and gateway account. */
@@ -334,12 +374,17 @@ export const PlanListQuery = ListQuery.extend({
   active: QueryBoolean.optional(),
 });
 
-/** `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced whole). */
+/**
+ * `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced
+ * whole), invoice_prefix and payment_terms_days (null: `INV`, due at finalization).
+ */
 export const UpdateCustomer = z.strictObject({
   email: z.email().max(320).optional(),
   name: z.string().min(1).max(200).nullable().optional(),
   external_id: z.string().min(1).max(200).nullable().optional(),
   metadata: Metadata.optional(),
+  invoice_prefix: InvoicePrefix.nullable().optional(),
+  payment_terms_days: PaymentTermsDays.nullable().optional(),
 });
 
 /** `GET /v1/customers`: the list query, filtered by exact `email` and `external_id`. */
@@ -486,5 +531,13 @@ export const BillingCyclesQuery = z.object({
  */
 export const AddInvoiceLine = InvoiceLineInput.extend({ type: z.enum(['CHARGE', 'CREDIT']) });
 
-/** `POST /v1/invoices/:id`: change when the scheduler charges a DRAFT or OPEN invoice (null: never). */
-export const UpdateInvoice = z.strictObject({ charge_at: Timestamp.nullable() });
+/**
+ * `POST /v1/invoices/:id`: change when the scheduler charges a DRAFT or OPEN invoice (`charge_at`;
+ * null: never) and, on a DRAFT only, its details (`InvoiceDetailFields`). At least one field.
+ */
+export const UpdateInvoice = z
+  .strictObject({ charge_at: Timestamp.nullable().optional(), ...InvoiceDetailFields })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), {
+    message: 'give charge_at or a detail to change',
+    path: ['charge_at'],
+  });

@@ -17,6 +17,7 @@ import type {
   ReconciliationExceptionRow,
   RefundRow,
   SubscriptionRow,
+  TransactionListRow,
   TransactionRow,
   UsageEventRow,
   UsageLimitRow,
@@ -38,6 +39,8 @@ export const serialize = {
     name: c.name,
     external_id: c.external_id,
     metadata: c.metadata,
+    invoice_prefix: c.invoice_prefix,
+    payment_terms_days: c.payment_terms_days,
     balances: c.balances.map((b) => ({ currency: b.currency, balance: b.balance })),
     credit: c.credit.map((b) => ({ currency: b.currency, amount: b.amount })),
     created_at: c.created_at,
@@ -57,6 +60,8 @@ export const serialize = {
   invoice: (i: InvoiceWithLines) => ({
     id: i.id,
     object: 'invoice',
+    /** `INV-000123`, gap-free per prefix, given at finalization; null on a DRAFT. */
+    number: i.number,
     customer: i.customer_id,
     status: i.status,
     currency: i.currency,
@@ -72,6 +77,13 @@ export const serialize = {
     period_start: i.period_start,
     period_end: i.period_end,
     charge_at: i.charge_at,
+    /** Net N days (a DRAFT's own terms or null; once finalized, the terms used) and when payment is owed. */
+    payment_terms_days: i.payment_terms_days,
+    due_date: i.due_date,
+    po_number: i.po_number,
+    title: i.title,
+    notes: i.notes,
+    external_id: i.external_id,
     payment_attempts: i.payment_attempts,
     dunning_started_at: i.dunning_started_at,
     lines: i.lines.map((l) => ({
@@ -99,12 +111,15 @@ export const serialize = {
     updated_at: i.updated_at,
   }),
   /**
-   * A payment attempt. `amount` is what was charged; `amount_captured` what it moved once succeeded
-   * (less than `amount` after a partial capture, PRODUCT.md §11), null until then (minor units).
+   * A payment: a gateway payment attempt (`type` `gateway`) or an offline payment (`type` `offline`,
+   * `op_…`: no gateway, `succeeded`, its `offline_method` and `reference`). `amount` is what was
+   * charged; `amount_captured` what it moved once succeeded (less than `amount` after a partial
+   * capture, PRODUCT.md §11), null until then (minor units).
    */
-  transaction: (t: TransactionRow) => ({
+  transaction: (t: TransactionRow | TransactionListRow) => ({
     id: t.id,
     object: 'transaction',
+    type: 'type' in t ? t.type : 'gateway',
     invoice: t.invoice_id,
     customer: t.customer_id,
     payment_method: t.payment_method_id,
@@ -118,6 +133,8 @@ export const serialize = {
     failure_code: t.failure_code,
     failure_message: t.failure_message,
     automatic: t.automatic,
+    offline_method: 'offline_method' in t ? t.offline_method : null,
+    reference: 'reference' in t ? t.reference : null,
     created_at: t.created_at,
     updated_at: t.updated_at,
   }),

@@ -2,10 +2,12 @@ import { Router } from 'express';
 import { voidTransaction } from '../../payments/voids.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
+import { receiptPdf } from '../documents/receipt-pdf.ts';
 import { serialize } from './serialize.ts';
 
 /**
- * Payment attempts' own actions (reads are in reads.ts): `POST /v1/transactions/:id/void` cancels an
+ * `GET /v1/transactions/:id/receipt`: the PDF receipt of a succeeded payment, gateway or offline
+ * (documents/receipt-pdf.ts). Payment attempts' own actions (reads are in reads.ts): `POST /v1/transactions/:id/void` cancels an
  * authorization or an unsettled charge at its gateway. 200 `{void: 'succeeded', transaction}` (the
  * transaction `canceled`, failure code `voided`); 202 `{void: 'unknown', message, transaction}` when
  * the gateway gave no sure answer (nothing changed; a reconciliation exception asks a person);
@@ -24,6 +26,11 @@ export function transactionRoutes({ db, registry, accounts }: AppDeps): Router {
       return;
     }
     res.json({ void: 'succeeded', transaction: serialize.transaction(result.transaction) });
+  });
+  router.get('/transactions/:id/receipt', async (req, res) => {
+    const pdf = await receiptPdf(db, req.params.id);
+    res.type('application/pdf').set('content-disposition', `inline; filename="receipt-${req.params.id}.pdf"`);
+    res.send(pdf);
   });
   return router;
 }
