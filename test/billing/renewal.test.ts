@@ -138,7 +138,10 @@ describe('subscription renewal', () => {
       );
       ids.push(created.subscription.id);
     }
-    const other = createDb(app.config.DATABASE_URL!, 5);
+    // Sized for every unit it runs at once (two sweeps of 4 and six renewals): the race is on the rows,
+    // and a pool smaller than that would make units wait for a connection, which times out (5 s) on a
+    // machine whose cores are busy elsewhere.
+    const other = createDb(app.config.DATABASE_URL!, 16);
     try {
       const now = d('2027-03-01T00:00:00Z'); // 8 weeks later: periods 1–8 are due
       const sweeps = await Promise.all([
