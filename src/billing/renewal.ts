@@ -305,18 +305,20 @@ export async function renewLocked(
   const invoices: InvoiceRow[] = [];
   const cadence = cadenceOf(current, plan);
   const billed = renewableStatuses(policy);
+  // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
+  if (
+    !billed.includes(current.status) &&
+    current.status === 'SUSPENDED' &&
+    current.cancel_at &&
+    current.cancel_at <= now
+  ) {
+    return cancelScheduled(work, current, plan, current.cancel_at, now);
+  }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
     if (current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
-      // The final invoice: the usage up to the end (the last period's, with any not billed yet).
-      const final = await invoiceUsageUntil(work, current, plan, due, now, 'subscription_cycle');
-      if (final) invoices.push(final);
-      current = await transitionSubscription(work, current, 'CANCELLED', due, {
-        reason: current.cancel_at_period_end ? 'cancel_at_period_end' : 'cancel_at',
-        cancel_reason: current.cancel_reason,
-        final_invoice: final?.id,
-      });
-      break;
+      const cancelled = await cancelScheduled(work, current, plan, due, now);
+      return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
     }
     if (current.scheduled_plan_id !== null) {
       const applied = await applyScheduledChange(work, current, plan, due, now);
@@ -356,6 +358,27 @@ export async function renewLocked(
     });
   }
   return { subscription: current, invoices };
+}
+
+/**
+ * Ends a locked subscription at its scheduled cancellation `at` (`cancel_at_period_end` or
+ * `cancel_at`): a final invoice of the usage up to `at` (the last period's, with any not billed
+ * yet; none without usage), then CANCELLED at `at`, logged with the reason given at scheduling.
+ */
+async function cancelScheduled(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  at: Date,
+  now: Date,
+): Promise<Renewal> {
+  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle');
+  const cancelled = await transitionSubscription(work, subscription, 'CANCELLED', at, {
+    reason: subscription.cancel_at_period_end ? 'cancel_at_period_end' : 'cancel_at',
+    cancel_reason: subscription.cancel_reason,
+    final_invoice: final?.id,
+  });
+  return { subscription: cancelled, invoices: final ? [final] : [] };
 }
 
 /**
@@ -460,7 +483,8 @@ export interface RenewalSweep {
  * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
  * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
  * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
- * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too.
+ * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
+ * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
  */
 export async function renewDueSubscriptions(
   db: Db,
@@ -479,7 +503,13 @@ export async function renewDueSubscriptions(
     let query = db
       .selectFrom('subscriptions')
       .select(['id', 'next_renewal_at'])
-      .where('status', 'in', renewableStatuses(policy))
+      .where((eb) =>
+        eb.or([
+          eb('status', 'in', renewableStatuses(policy)),
+          // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
+          eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+        ]),
+      )
       .where('next_renewal_at', '<=', now);
     if (after) {
       const { at, id } = after;

@@ -1,6 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { renewSubscription } from '../../src/billing/renewal.ts';
+import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -218,6 +218,50 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
     expect(twice.status).toBe(409);
     expect(twice.body.error.code).toBe('cancellation_scheduled');
     expect(await actionsOf(app, sub.id)).toContain('subscription.cancellation_scheduled');
+  });
+
+  it('a refund with a cancellation at a date covers the period after it; a SUSPENDED one still ends at its date', async () => {
+    const db = app.runtime.db;
+    const gateways = { registry: app.runtime.registry, accounts: app.runtime.accounts };
+    const created = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan, quantity: 2, paymentMethodId: method },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = created.subscription.id;
+    const charge = stripeChargeSucceeds();
+    await app.api('POST', `/v1/subscriptions/${id}/settle`);
+    expect(charge.scope.isDone()).toBe(true);
+    const refundScope = stripeRefundSucceeds('re_cancel_date');
+    // Cancelling on 2027-01-25T06:00Z leaves 7 days − 6 h = 583,200 s of 2,678,400 s unused:
+    // 2380 × 583200 / 2678400 = 518.22… → 518.
+    const scheduled = await cancelSubscriptionWithRefund(
+      db,
+      'system',
+      app.runtime.boss,
+      gateways,
+      id,
+      { when: 'date', cancelAt: d('2027-01-25T06:00:00Z'), refundType: 'prorate' },
+      d('2027-01-10T00:00:00Z'),
+    );
+    expect(refundScope.isDone()).toBe(true);
+    expect(scheduled.refund).toMatchObject({ status: 'succeeded', amount: 518n });
+    expect(scheduled.subscription).toMatchObject({
+      status: 'ACTIVE',
+      next_renewal_at: d('2027-01-25T06:00:00Z'),
+    });
+
+    await app.api('POST', `/v1/subscriptions/${id}/suspend`, { suspend_reason: 'paused' });
+    await renewSubscription(db, 'system', id, d('2027-01-24T00:00:00Z'));
+    expect((await subscriptionRow(id)).status).toBe('SUSPENDED');
+    // The sweep finds it though SUSPENDED subscriptions are not billed (the default).
+    expect((await renewDueSubscriptions(db, 'system', d('2027-01-26T00:00:00Z'))).failures).toEqual([]);
+    expect(await subscriptionRow(id)).toMatchObject({
+      status: 'CANCELLED',
+      cancelled_at: d('2027-01-25T06:00:00Z'),
+    });
+    expect(await invoicesOf(id)).toHaveLength(1);
   });
 
   it('suspends with a reason (stored, then cleared on reactivation); too long a reason is 422', async () => {
