@@ -121,8 +121,11 @@ export function invoiceActivity(
   });
 }
 
-/** A line's signed amount as priced (negative for CREDIT lines), minor units: before tax, or including it. */
-function lineAmount(line: NewLine): bigint {
+/**
+ * A line's signed amount as priced (negative for CREDIT lines), minor units: `amount`, else
+ * `unitAmount × quantity`; before tax, or including it for a tax-inclusive price.
+ */
+export function lineAmount(line: NewLine): bigint {
   const amount = line.amount ?? (line.unitAmount ?? 0n) * BigInt(line.quantity);
   return line.type === 'CREDIT' ? -amount : amount;
 }

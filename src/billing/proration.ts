@@ -11,6 +11,7 @@ import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
+import { scheduleChange } from './scheduled-change.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 
 /**
@@ -29,6 +30,8 @@ import { withCustomerTaxes } from './tax-rates.ts';
  * trial or before a future start there is no period to prorate: the change applies to the first
  * invoice. The new plan must bill in the same currency and interval (periods stay on the same
  * anchor); `amount_override` is not prorated (an override stays the period's amount).
+ * How the period is prorated is the change's `proration` (`ProrationBehavior`); a change `when:
+ * next_cycle` is scheduled instead (scheduled-change.ts).
  * A plan change first invoices the usage not billed yet at the old plan's metered prices
  * (`invoiceUsageUntil`, its own `subscription_update` invoice; not part of a preview): usage is
  * priced with the plan active when it happened, and usage before the change can no longer be
@@ -45,10 +48,31 @@ export function prorate(amount: bigint, remainingSeconds: bigint, periodSeconds:
   return (2n * amount * remainingSeconds + periodSeconds) / (2n * periodSeconds);
 }
 
-/** A change to make: a plan id and/or a quantity. */
+/**
+ * How a change mid-period is prorated (Billby's `prorate_up`/`prorate_down` schemes, seed 001
+ * "Update a subscription"):
+ * - `prorate_now` (UP_PRORATE_NOW, DOWN_PRORATE_NOW; the default): the unused time credited at the
+ *   old amount, the rest charged at the new, invoiced and charged now;
+ * - `prorate_at_renewal` (UP_PRORATE_AT_RENEWAL, DOWN_PRORATE_AT_RENEWAL): the same amounts, the
+ *   invoice finalized now but charged at the end of the period (`charge_at` = `current_period_end`);
+ *   a net credit is the customer's credit, used by the renewal invoice as with `prorate_now`;
+ * - `full` (UP_FULL_NOW): the whole period's difference (old credited, new charged for the full
+ *   period, not only the remaining time), invoiced now;
+ * - `none` (UP_NO_COST, DOWN_NO_PRORATE): no proration lines; the new plan or quantity bills from the
+ *   next period.
+ * UP_FULL_AT_RENEWAL is not offered (`full` with `prorate_at_renewal`'s charge date is not kept apart).
+ */
+export type ProrationBehavior = 'prorate_now' | 'prorate_at_renewal' | 'full' | 'none';
+
+/**
+ * A change to make: a plan id and/or a quantity; `when` now (default) or at the next cycle
+ * (scheduled-change.ts: applied by the renewal, no proration); `proration` for a change now.
+ */
 export interface SubscriptionChangeInput {
   planId?: string;
   quantity?: number;
+  when?: 'now' | 'next_cycle';
+  proration?: ProrationBehavior;
 }
 
 /** What a change did (or, previewed, would do). */
@@ -97,14 +121,19 @@ export async function changeSubscription(
         plan: 'the subscription already has this plan and quantity',
       });
     }
+    if (change.when === 'next_cycle') {
+      return scheduleChange(work, subscription, newPlan, quantity, now, preview);
+    }
+    const behavior = change.proration ?? 'prorate_now';
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
     const lines: NewLine[] = [];
-    if (inPeriod) {
+    if (inPeriod && behavior !== 'none') {
+      const period = seconds(end.getTime() - start.getTime());
       const time = {
-        remaining: seconds(end.getTime() - now.getTime()),
-        period: seconds(end.getTime() - start.getTime()),
+        remaining: behavior === 'full' ? period : seconds(end.getTime() - now.getTime()),
+        period,
       };
       const coupons = await periodCoupons(work.trx, subscription);
       const common = { quantity: 1, periodStart: now, periodEnd: end };
@@ -168,7 +197,7 @@ export async function changeSubscription(
         periodStart: proration.periodStart,
         periodEnd: proration.periodEnd,
         billingReason: 'subscription_update',
-        chargeAt: now,
+        chargeAt: behavior === 'prorate_at_renewal' && end ? end : now,
       });
       invoice = await finalizeLocked(work, inserted, now);
     }
@@ -207,6 +236,7 @@ export async function changeSubscription(
         to_plan: newPlan.id,
         from_quantity: subscription.quantity,
         to_quantity: quantity,
+        proration: behavior,
         invoice: invoice?.id,
         usage_invoice: usageInvoice?.id,
         credited,

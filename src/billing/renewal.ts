@@ -37,8 +37,33 @@ import { type UsageWindow, usageLines } from './usage.ts';
  * period once; the unique (subscription_id, period_index) index backs this up.
  */
 
-/** Statuses that are billed. SUSPENDED subscriptions get no invoices; CANCELLED ones are over. */
+/** Statuses that are billed. SUSPENDED subscriptions get no invoices (by default); CANCELLED ones are over. */
 export const RENEWABLE: readonly SubscriptionStatus[] = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE'];
+
+/**
+ * How renewals treat SUSPENDED subscriptions (`BILL_SUSPENDED_SUBSCRIPTIONS`): `billSuspended`
+ * false (the default) gives them no invoices; true bills them like ACTIVE ones, as Billby does
+ * ("the subscription will continue to be billed", seed 001, Suspend a subscription).
+ */
+export interface RenewalPolicy {
+  billSuspended: boolean;
+}
+
+/** The default policy: SUSPENDED subscriptions are not billed. */
+export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = { billSuspended: false };
+
+/** The statuses renewals bill under `policy`. */
+export function renewableStatuses(policy: RenewalPolicy): readonly SubscriptionStatus[] {
+  return policy.billSuspended ? [...RENEWABLE, 'SUSPENDED'] : RENEWABLE;
+}
+
+/**
+ * The moment a subscription is next looked at by renewal: the start of its next period `periodStart`,
+ * or its scheduled cancellation `cancelAt` when that comes first.
+ */
+export function nextRenewalAt(periodStart: Date, cancelAt: Date | null): Date {
+  return cancelAt && cancelAt < periodStart ? cancelAt : periodStart;
+}
 
 /** The periods of a subscription on its plan's interval. */
 export function cadenceOf(
@@ -289,31 +314,46 @@ export interface Renewal {
 
 /**
  * Renews a subscription locked in `work` (which joined the ledger's writers first) up to `now`:
- * while its next period has started, either cancels it at that boundary (`cancel_at_period_end`) or
- * invoices the period (once), ends a trial (IN_TRIAL → ACTIVE), advances `current_period_*` and
- * `next_renewal_at`, and logs `subscription.renewed`. After downtime every missed period is
- * invoiced, each once.
+ * while its next period has started (or its scheduled cancellation has come), either cancels it —
+ * at that boundary (`cancel_at_period_end`) or at `cancel_at` — or invoices the period (once), ends
+ * a trial (IN_TRIAL → ACTIVE), advances `current_period_*` and `next_renewal_at` (never past
+ * `cancel_at`, see `nextRenewalAt`), and logs `subscription.renewed`. A change scheduled for the
+ * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
+ * (`applyScheduledChange`). After downtime every missed period is invoiced, each once.
+ * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
   work: UnitOfWork,
   subscription: SubscriptionRow,
-  plan: Plan,
+  initialPlan: Plan,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Renewal> {
   let current = subscription;
+  let plan = initialPlan;
   const invoices: InvoiceRow[] = [];
   const cadence = cadenceOf(current, plan);
-  while (RENEWABLE.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
+  const billed = renewableStatuses(policy);
+  // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
+  if (
+    !billed.includes(current.status) &&
+    current.status === 'SUSPENDED' &&
+    current.cancel_at &&
+    current.cancel_at <= now
+  ) {
+    return cancelScheduled(work, current, plan, current.cancel_at, now);
+  }
+  while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
-    if (current.cancel_at_period_end) {
-      // The final invoice: the usage up to the end (the last period's, with any not billed yet).
-      const final = await invoiceUsageUntil(work, current, plan, due, now, 'subscription_cycle');
-      if (final) invoices.push(final);
-      current = await transitionSubscription(work, current, 'CANCELLED', due, {
-        reason: 'cancel_at_period_end',
-        final_invoice: final?.id,
-      });
-      break;
+    if (current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
+      const cancelled = await cancelScheduled(work, current, plan, due, now);
+      return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
+    }
+    if (current.scheduled_plan_id !== null) {
+      const applied = await applyScheduledChange(work, current, plan, due, now);
+      current = applied.subscription;
+      plan = applied.plan;
+      if (applied.usageInvoice) invoices.push(applied.usageInvoice);
     }
     const period = periodAt(cadence, periodIndexAt(cadence, due));
     const invoice = await invoicePeriod(work, current, plan, period, now);
@@ -327,7 +367,7 @@ export async function renewLocked(
         current_period_index: period.index,
         current_period_start: period.start,
         current_period_end: period.end,
-        next_renewal_at: period.end,
+        next_renewal_at: nextRenewalAt(period.end, current.cancel_at),
         updated_at: now,
       })
       .where('id', '=', current.id)
@@ -347,6 +387,80 @@ export async function renewLocked(
     });
   }
   return { subscription: current, invoices };
+}
+
+/**
+ * Ends a locked subscription at its scheduled cancellation `at` (`cancel_at_period_end` or
+ * `cancel_at`): a final invoice of the usage up to `at` (the last period's, with any not billed
+ * yet; none without usage), then CANCELLED at `at`, logged with the reason given at scheduling.
+ */
+async function cancelScheduled(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  at: Date,
+  now: Date,
+): Promise<Renewal> {
+  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle');
+  const cancelled = await transitionSubscription(work, subscription, 'CANCELLED', at, {
+    reason: subscription.cancel_at_period_end ? 'cancel_at_period_end' : 'cancel_at',
+    cancel_reason: subscription.cancel_reason,
+    final_invoice: final?.id,
+  });
+  return { subscription: cancelled, invoices: final ? [final] : [] };
+}
+
+/**
+ * Applies the change scheduled on a locked subscription for its next cycle (BillaBear's change
+ * `when: next-cycle`) at `due`, the start of that cycle: the old plan's usage not billed yet is
+ * invoiced first at the old plan's prices when the plan changes (`invoiceUsageUntil`, as an
+ * immediate change does), then `plan_id`/`quantity` take the scheduled values and the schedule is
+ * cleared; logs `subscription.changed` with `scheduled: true`. No proration: the change starts
+ * with a whole period.
+ * @returns the subscription and the plan it now bills, and the usage invoice (if any)
+ */
+async function applyScheduledChange(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  due: Date,
+  now: Date,
+): Promise<{ subscription: SubscriptionRow; plan: Plan; usageInvoice: InvoiceRow | null }> {
+  const planId = subscription.scheduled_plan_id ?? plan.id;
+  const quantity = subscription.scheduled_quantity ?? subscription.quantity;
+  const newPlan = planId === plan.id ? plan : await getPlan(work.trx, planId);
+  const usageInvoice =
+    newPlan.id === plan.id
+      ? null
+      : await invoiceUsageUntil(work, subscription, plan, due, now, 'subscription_update');
+  const updated = await work.trx
+    .updateTable('subscriptions')
+    .set({
+      plan_id: newPlan.id,
+      quantity,
+      scheduled_plan_id: null,
+      scheduled_quantity: null,
+      updated_at: now,
+    })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(work, {
+    resourceType: 'subscription',
+    resourceId: subscription.id,
+    action: 'subscription.changed',
+    customerId: subscription.customer_id,
+    data: {
+      scheduled: true,
+      at: due,
+      from_plan: plan.id,
+      to_plan: newPlan.id,
+      from_quantity: subscription.quantity,
+      to_quantity: quantity,
+      usage_invoice: usageInvoice?.id,
+    },
+  });
+  return { subscription: updated, plan: newPlan, usageInvoice };
 }
 
 /**
@@ -378,11 +492,12 @@ export async function renewSubscription(
   id: string,
   now: Date,
   skipLocked = false,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Renewal | null> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = await lockSubscription(work, id, skipLocked);
     if (!subscription) return null;
-    return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now);
+    return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
   });
 }
 
@@ -397,20 +512,33 @@ export interface RenewalSweep {
  * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
  * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
  * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
+ * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
+ * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
  */
 export async function renewDueSubscriptions(
   db: Db,
   actor: Actor,
   now: Date,
-  { pageSize = 500, concurrency = 4 }: { pageSize?: number; concurrency?: number } = {},
+  {
+    pageSize = 500,
+    concurrency = 4,
+    billSuspended = false,
+  }: { pageSize?: number; concurrency?: number; billSuspended?: boolean } = {},
 ): Promise<RenewalSweep> {
+  const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
   let after: { at: Date; id: string } | undefined;
   for (;;) {
     let query = db
       .selectFrom('subscriptions')
       .select(['id', 'next_renewal_at'])
-      .where('status', 'in', RENEWABLE)
+      .where((eb) =>
+        eb.or([
+          eb('status', 'in', renewableStatuses(policy)),
+          // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
+          eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+        ]),
+      )
       .where('next_renewal_at', '<=', now);
     if (after) {
       const { at, id } = after;
@@ -419,7 +547,7 @@ export async function renewDueSubscriptions(
     const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
     await eachLimited(page, concurrency, async ({ id }) => {
       try {
-        const renewal = await renewSubscription(db, actor, id, now, true);
+        const renewal = await renewSubscription(db, actor, id, now, true, policy);
         sweep.invoices += renewal?.invoices.length ?? 0;
       } catch (error) {
         sweep.failures.push({

@@ -5,10 +5,17 @@ import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { cancelLocked } from './cancellation.ts';
 import { redeemCoupon } from './coupons.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { cadenceOf, invoiceUsageUntil, lockSubscription, renewLocked } from './renewal.ts';
+import {
+  cadenceOf,
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  type RenewalPolicy,
+  renewLocked,
+} from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -25,7 +32,7 @@ import { transitionSubscription } from './subscription-status.ts';
  * - Cancel now → CANCELLED (OPEN invoices stay as they are, for collection) after a final invoice of
  *   the usage not billed yet; at period end → a flag, and the renewal at the end of the period makes
  *   that final invoice and cancels instead of invoicing the next period.
- * - Suspend → SUSPENDED: no invoices are made. Reactivate → ACTIVE: billing resumes with the period
+ * - Suspend → SUSPENDED: no invoices are made (unless BILL_SUSPENDED_SUBSCRIPTIONS). Reactivate → ACTIVE: billing resumes with the period
  *   that contains the moment of reactivation, invoiced at once; the fees of periods wholly missed
  *   while suspended are never invoiced (no back-billing), the usage recorded meanwhile is (on that
  *   invoice, one set of lines per period).
@@ -147,6 +154,11 @@ export function newSubscriptionRow(
     created_at: now,
     updated_at: now,
     usage_billed_until: startAt,
+    cancel_at: null,
+    cancel_reason: null,
+    suspend_reason: null,
+    scheduled_plan_id: null,
+    scheduled_quantity: null,
   };
 }
 
@@ -247,12 +259,13 @@ export async function updateSubscription(
 
 /**
  * Cancels a subscription now (→ CANCELLED) or at the end of its current period (sets
- * `cancel_at_period_end`, logs `subscription.cancellation_scheduled`; renewal then cancels).
- * Cancelling now first bills the usage not billed yet up to now on a final invoice
- * (`invoiceUsageUntil`, billing reason `subscription_update`; none when there is no such usage);
- * at period end, the renewal does the same up to the end.
+ * `cancel_at_period_end`, logs `subscription.cancellation_scheduled`; renewal then cancels), with no
+ * refund: `cancelLocked` (cancellation.ts) with `refund_type: none`. Cancelling now first bills the
+ * usage not billed yet up to now on a final invoice (`invoiceUsageUntil`, billing reason
+ * `subscription_update`; none when there is no such usage); at period end, the renewal does the same
+ * up to the end.
  * @throws NotFoundError; ConflictError `subscription_cancelled` when it is cancelled already,
- * `cancellation_scheduled` when a cancellation at period end is already scheduled
+ * `cancellation_scheduled` when a cancellation is already scheduled
  */
 export async function cancelSubscription(
   db: Db,
@@ -262,36 +275,15 @@ export async function cancelSubscription(
   now: Date,
 ): Promise<SubscriptionRow> {
   return withSubscription(db, actor, id, async (work, subscription) => {
-    if (subscription.status === 'CANCELLED') {
-      throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
-    }
-    if (!atPeriodEnd) {
-      // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
-      const plan = await getPlan(work.trx, subscription.plan_id);
-      const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
-      return transitionSubscription(work, subscription, 'CANCELLED', now, {
-        at_period_end: false,
-        final_invoice: final?.id,
-      });
-    }
-    if (subscription.cancel_at_period_end) {
-      throw new ConflictError('cancellation_scheduled', `subscription ${id} already cancels at period end`);
-    }
-    const updated = await work.trx
-      .updateTable('subscriptions')
-      .set({ cancel_at_period_end: true, updated_at: now })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await subscriptionActivity(work, updated, 'subscription.cancellation_scheduled', {
-      at: subscription.next_renewal_at,
-    });
-    return updated;
+    const when = atPeriodEnd ? 'period_end' : 'now';
+    return (await cancelLocked(work, subscription, { when, refundType: 'none' }, now)).subscription;
   });
 }
 
 /**
- * Suspends a subscription: no invoices while SUSPENDED.
+ * Suspends a subscription, storing `reason` as `suspend_reason`: no invoices while SUSPENDED, unless
+ * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`).
+ * @param reason the caller's reason, ≤ 1000 characters (the API checks it)
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
  * ACTIVE or PAST_DUE
  */
@@ -300,18 +292,28 @@ export async function suspendSubscription(
   actor: Actor,
   id: string,
   now: Date,
+  reason?: string,
 ): Promise<SubscriptionRow> {
   return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
-    return transitionSubscription(work, subscription, 'SUSPENDED', now);
+    const suspended = await transitionSubscription(work, subscription, 'SUSPENDED', now, {
+      reason: reason ?? null,
+    });
+    return work.trx
+      .updateTable('subscriptions')
+      .set({ suspend_reason: reason ?? null })
+      .where('id', '=', suspended.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
   });
 }
 
 /**
- * SUSPENDED → ACTIVE. Billing resumes with the period containing `now`, invoiced at once unless it
- * was invoiced before the suspension; the periods wholly missed while suspended are never invoiced.
+ * SUSPENDED → ACTIVE, clearing `suspend_reason`. Billing resumes with the period containing `now`,
+ * invoiced at once unless it was invoiced before the suspension; the periods wholly missed while
+ * suspended are never invoiced (with `policy.billSuspended` none were missed: they were billed).
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
  */
 export async function reactivateSubscription(
@@ -319,6 +321,7 @@ export async function reactivateSubscription(
   actor: Actor,
   id: string,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<SubscriptionChange> {
   return withSubscription(db, actor, id, async (work, subscription) => {
     if (subscription.status !== 'SUSPENDED') {
@@ -337,7 +340,13 @@ export async function reactivateSubscription(
     let active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
       resumes_at_period: Math.max(index, 0),
     });
-    if (skipped) {
+    active = await work.trx
+      .updateTable('subscriptions')
+      .set({ suspend_reason: null })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (skipped && !policy.billSuspended) {
       // Resume at the current period: move the next renewal up to its start (no back-billing).
       active = await work.trx
         .updateTable('subscriptions')
@@ -346,7 +355,7 @@ export async function reactivateSubscription(
         .returningAll()
         .executeTakeFirstOrThrow();
     }
-    return renewLocked(work, active, plan, now);
+    return renewLocked(work, active, plan, now, policy);
   });
 }
 

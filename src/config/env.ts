@@ -163,6 +163,15 @@ const EnvSchema = z.object({
   }),
   /** What happens to a subscription whose invoice failed every dunning retry: SUSPEND or CANCEL. */
   DUNNING_FINAL_ACTION: z.enum(['SUSPEND', 'CANCEL']).default('SUSPEND'),
+  /**
+   * Whether a SUSPENDED subscription keeps being billed (Billby: "Suspending has no effect on billing
+   * cycle or end dates, and the subscription will continue to be billed"). Off (the default) gives it
+   * no invoices while suspended and resumes at the current period on reactivation.
+   */
+  BILL_SUSPENDED_SUBSCRIPTIONS: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
   /** Days the inbox keeps a finished webhook's raw body; then only the row (id, type, outcome) stays. */
   INBOX_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /** Days the inbox keeps a cleanly finished webhook's row (processed or ignored, no exception) at all. */

@@ -604,6 +604,16 @@ export interface SubscriptionsTable {
    * usage from here on and an event before it is refused; null: nothing billed yet (`start_at`).
    */
   usage_billed_until: MaybeTimestamp;
+  /** A cancellation scheduled at this moment (the status stays until then); null: none scheduled. */
+  cancel_at: MaybeTimestamp;
+  /** Why it was (or will be) cancelled, as the caller said (≤ 1000 characters). */
+  cancel_reason: MaybeText;
+  /** Why it was suspended (≤ 1000 characters); cleared on reactivation. */
+  suspend_reason: MaybeText;
+  /** A plan change scheduled for the next renewal (with `scheduled_quantity`); null: none. */
+  scheduled_plan_id: MaybeText;
+  /** The quantity of the change scheduled for the next renewal; null exactly when `scheduled_plan_id` is. */
+  scheduled_quantity: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

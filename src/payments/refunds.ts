@@ -269,28 +269,44 @@ export async function refundInvoice(
   invoiceId: string,
   input: { amount?: bigint; reason?: string },
 ): Promise<RefundRow> {
-  const { refund, transaction } = await inUnitOfWork(db, { actor }, async (work) => {
-    const invoice = await lockInvoice(work, invoiceId);
-    if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
-      throw new ConflictError(
-        'invoice_not_paid',
-        `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
-      );
-    }
-    const transaction = await work.trx
-      .selectFrom('transactions')
-      .selectAll()
-      .where('invoice_id', '=', invoiceId)
-      .where('status', '=', 'succeeded')
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
-    if (!transaction?.gateway_transaction_id) {
-      throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
-    }
-    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-    return { refund: await createRefund(work, transaction, input), transaction };
-  });
+  const { refund, transaction } = await inUnitOfWork(db, { actor }, (work) =>
+    prepareInvoiceRefund(work, gateways, invoiceId, input),
+  );
   return sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss });
+}
+
+/**
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid by a gateway
+ * payment whose account can refund, and inserts the refund `pending` (`createRefund`). The caller
+ * commits, then sends it (`sendRefund`, kind `first`).
+ * @returns the refund row and the payment it refunds
+ * @throws as `refundInvoice`
+ */
+export async function prepareInvoiceRefund(
+  work: UnitOfWork,
+  gateways: GatewayClients,
+  invoiceId: string,
+  input: { amount?: bigint; reason?: string },
+): Promise<{ refund: RefundRow; transaction: TransactionRow }> {
+  const invoice = await lockInvoice(work, invoiceId);
+  if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
+    throw new ConflictError(
+      'invoice_not_paid',
+      `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
+    );
+  }
+  const transaction = await work.trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('invoice_id', '=', invoiceId)
+    .where('status', '=', 'succeeded')
+    .orderBy('created_at', 'desc')
+    .executeTakeFirst();
+  if (!transaction?.gateway_transaction_id) {
+    throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
+  }
+  await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  return { refund: await createRefund(work, transaction, input), transaction };
 }
 
 /**

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       POLL_SCHEDULE_SECONDS: [60, 300, 3600, 86400],
       DUNNING_RETRY_DAYS: [1, 3, 5, 7],
       DUNNING_FINAL_ACTION: 'SUSPEND',
+      BILL_SUSPENDED_SUBSCRIPTIONS: false,
       BILLING_SWEEPS: true,
       INBOX_BODY_RETENTION_DAYS: 90,
       INBOX_ROW_RETENTION_DAYS: 400,
@@ -117,6 +118,13 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ DUNNING_RETRY_DAYS: days }), days).toThrow(/DUNNING_RETRY_DAYS/);
     }
     expect(() => loadConfig({ DUNNING_FINAL_ACTION: 'DELETE' })).toThrow(/DUNNING_FINAL_ACTION/);
+  });
+
+  it('reads whether SUSPENDED subscriptions keep being billed (default: not), and refuses anything else', () => {
+    expect(loadConfig({}).BILL_SUSPENDED_SUBSCRIPTIONS).toBe(false);
+    expect(loadConfig({ BILL_SUSPENDED_SUBSCRIPTIONS: '1' }).BILL_SUSPENDED_SUBSCRIPTIONS).toBe(true);
+    expect(loadConfig({ BILL_SUSPENDED_SUBSCRIPTIONS: 'false' }).BILL_SUSPENDED_SUBSCRIPTIONS).toBe(false);
+    expect(() => loadConfig({ BILL_SUSPENDED_SUBSCRIPTIONS: 'yes' })).toThrow(/BILL_SUSPENDED_SUBSCRIPTIONS/);
   });
 
   // An empty variable (as a copied .env file has it) means unset: `PORT=` must not become port 0.

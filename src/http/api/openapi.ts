@@ -9,6 +9,7 @@ import {
   BillingCyclesQuery,
   CancelSubscription,
   ChangeSubscription,
+  ChangeTrial,
   ChargeInvoice,
   CreateCoupon,
   CreateCustomer,
@@ -37,6 +38,7 @@ import {
   ResolveException,
   SequenceQuery,
   SubscriptionListQuery,
+  SuspendSubscription,
   TransactionListQuery,
   UpdateCoupon,
   UpdateCustomer,
@@ -375,13 +377,27 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: '/v1/subscriptions/{id}/cancel',
-    summary: 'Cancel now, or at the end of the current period',
+    summary:
+      'Cancel now, at the end of the current period or at a date; refund none, full or prorate of the paid current period',
     body: CancelSubscription,
   },
   {
     method: 'post',
     path: '/v1/subscriptions/{id}/suspend',
-    summary: 'Suspend (no invoices while SUSPENDED)',
+    summary:
+      'Suspend with an optional reason (no invoices while SUSPENDED unless BILL_SUSPENDED_SUBSCRIPTIONS)',
+    body: SuspendSubscription,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/trial',
+    summary: 'End the trial now (invoicing the first period) or move its end to a date',
+    body: ChangeTrial,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/scheduled-change/cancel',
+    summary: 'Cancel the plan or quantity change scheduled for the next cycle',
   },
   {
     method: 'post',
@@ -404,7 +420,8 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: '/v1/subscriptions/{id}/change',
-    summary: 'Change plan or quantity with proration (preview: true writes nothing)',
+    summary:
+      'Change plan or quantity now (proration: prorate_now, prorate_at_renewal, full, none) or at the next cycle (preview: true writes nothing)',
     body: ChangeSubscription,
   },
   {

@@ -468,22 +468,71 @@ export const UpdateSubscription = z.strictObject({
   payment_method: Id('pm').optional(),
 });
 
-/** `POST /v1/subscriptions/:id/cancel`: now (default) or at the end of the current period. */
-export const CancelSubscription = z.strictObject({ at_period_end: z.boolean().default(false) });
+/** A reason a caller gives (cancel, suspend): 1 to 1000 characters, as Billby's `string(1000)`. */
+const Reason = z.string().min(1).max(1000);
+
+/**
+ * `POST /v1/subscriptions/:id/cancel`: `when` now (default), `period_end` (also `at_period_end:
+ * true`) or `date` (with `cancel_at`, ISO 8601, later than now; `cancel_at` alone implies it);
+ * `refund_type` none (default), full or prorate (BillaBear); `cancel_reason` stored.
+ */
+export const CancelSubscription = z
+  .strictObject({
+    at_period_end: z.boolean().optional(),
+    when: z.enum(['now', 'period_end', 'date']).optional(),
+    cancel_at: z.iso.datetime({ offset: true }).optional(),
+    refund_type: z.enum(['none', 'full', 'prorate']).default('none'),
+    cancel_reason: Reason.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.when === 'date' && c.cancel_at === undefined)
+      ctx.addIssue({ code: 'custom', path: ['cancel_at'], message: 'required when `when` is date' });
+    if (c.cancel_at !== undefined && c.when !== undefined && c.when !== 'date')
+      ctx.addIssue({ code: 'custom', path: ['when'], message: 'must be date (or omitted) with cancel_at' });
+    if (c.at_period_end === true && ((c.when ?? 'period_end') !== 'period_end' || c.cancel_at !== undefined))
+      ctx.addIssue({ code: 'custom', path: ['at_period_end'], message: 'contradicts when / cancel_at' });
+  })
+  .transform(({ at_period_end, when, cancel_at, ...rest }) => ({
+    ...rest,
+    when:
+      when ?? (cancel_at ? ('date' as const) : at_period_end ? ('period_end' as const) : ('now' as const)),
+    cancel_at,
+  }));
+
+/** `POST /v1/subscriptions/:id/suspend`: an optional `suspend_reason` (stored, cleared on reactivation). */
+export const SuspendSubscription = z.strictObject({ suspend_reason: Reason.optional() });
+
+/**
+ * `POST /v1/subscriptions/:id/trial`: `trial_end` `"now"` (end the trial, invoice the first period)
+ * or an ISO 8601 moment later than now (extend or shorten it).
+ */
+export const ChangeTrial = z.strictObject({
+  trial_end: z.union([z.literal('now'), z.iso.datetime({ offset: true })]),
+});
 
 /** `POST /v1/subscriptions/:id/coupons`: redeem a coupon by code. */
 export const RedeemCoupon = z.strictObject({ coupon: CouponCode });
 
-/** `POST /v1/subscriptions/:id/change`: a new plan and/or quantity, prorated; `preview` writes nothing. */
+/**
+ * `POST /v1/subscriptions/:id/change`: a new plan and/or quantity; `when` now (default, prorated by
+ * `proration`: prorate_now default, prorate_at_renewal, full, none) or next_cycle (scheduled, applied
+ * at the renewal, no proration); `preview` writes nothing.
+ */
 export const ChangeSubscription = z
   .strictObject({
     plan: Id('plan').optional(),
     quantity: SubscriptionQuantity.optional(),
+    when: z.enum(['now', 'next_cycle']).default('now'),
+    proration: z.enum(['prorate_now', 'prorate_at_renewal', 'full', 'none']).optional(),
     preview: z.boolean().default(false),
   })
   .refine((c) => c.plan !== undefined || c.quantity !== undefined, {
     message: 'give a plan, a quantity or both',
     path: ['plan'],
+  })
+  .refine((c) => c.when === 'now' || c.proration === undefined, {
+    message: 'a change at the next cycle is not prorated',
+    path: ['proration'],
   });
 
 /**

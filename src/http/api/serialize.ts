@@ -354,8 +354,15 @@ export const serialize = {
     current_period_end: s.current_period_end,
     next_renewal_at: s.next_renewal_at,
     cancel_at_period_end: s.cancel_at_period_end,
+    cancel_at: s.cancel_at,
+    cancel_reason: s.cancel_reason,
     cancelled_at: s.cancelled_at,
     suspended_at: s.suspended_at,
+    suspend_reason: s.suspend_reason,
+    scheduled_change:
+      s.scheduled_plan_id === null
+        ? null
+        : { plan: s.scheduled_plan_id, quantity: s.scheduled_quantity, at: s.next_renewal_at },
     ended_at: s.ended_at,
     metadata: s.metadata,
     created_at: s.created_at,

@@ -2,11 +2,12 @@ import { Router } from 'express';
 import type { z } from 'zod';
 import { billingCycles } from '../../billing/billing-cycles.ts';
 import { subscriptionRedemptions } from '../../billing/coupons.ts';
+import { effectiveAmount } from '../../billing/effective-amount.ts';
 import { previewSubscription } from '../../billing/preview.ts';
 import { changeSubscription } from '../../billing/proration.ts';
+import { cancelScheduledChange } from '../../billing/scheduled-change.ts';
 import {
   addSubscriptionCoupon,
-  cancelSubscription,
   createSubscription,
   getSubscription,
   type NewSubscription,
@@ -14,8 +15,10 @@ import {
   suspendSubscription,
   updateSubscription,
 } from '../../billing/subscriptions.ts';
+import { changeTrial } from '../../billing/trials.ts';
 import type { SubscriptionRow } from '../../db/schema.ts';
 import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
+import { cancelSubscriptionWithRefund } from '../../payments/cancellations.ts';
 import { settleSubscription } from '../../payments/settle.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
@@ -24,9 +27,11 @@ import {
   BillingCyclesQuery,
   CancelSubscription,
   ChangeSubscription,
+  ChangeTrial,
   CreateSubscription,
   RedeemCoupon,
   SubscriptionListQuery,
+  SuspendSubscription,
   UpdateSubscription,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
@@ -39,13 +44,15 @@ function withInvoice(subscription: SubscriptionRow, invoices: { id: string }[] =
 
 /**
  * /v1/subscriptions: create (invoicing a first period that starts now), list (status, customer),
- * read, update (metadata, payment method), cancel (now or at period end), suspend, reactivate,
+ * read (with `effective_amount`), update (metadata, payment method), cancel (now, at period end or
+ * at a date, with a refund and a reason), suspend (with a reason), reactivate, end or extend a trial,
  * coupons redeemed on a subscription; as Billby: preview a new subscription's first invoice, change
- * plan or quantity with proration (or preview it), settle (charge every OPEN invoice now) and the
- * billing cycles.
+ * plan or quantity now (with a proration behaviour) or at the next cycle (or preview it; cancel a
+ * scheduled change), settle (charge every OPEN invoice now) and the billing cycles.
  */
-export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router {
+export function subscriptionRoutes({ db, boss, registry, accounts, config }: AppDeps): Router {
   const router = Router();
+  const policy = { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS };
   router.post('/subscriptions/preview', async (req, res) => {
     const preview = await previewSubscription(
       db,
@@ -69,7 +76,13 @@ export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router 
     }),
   );
   router.get('/subscriptions/:id', async (req, res) => {
-    res.json(serialize.subscription(await getSubscription(db, req.params.id)));
+    const subscription = await getSubscription(db, req.params.id);
+    const effective = await effectiveAmount(db, subscription);
+    res.json({
+      ...serialize.subscription(subscription),
+      effective_amount: effective.amount,
+      currency: effective.currency,
+    });
   });
   router.post('/subscriptions/:id', async (req, res) => {
     const body = parseInput(UpdateSubscription, req.body);
@@ -84,18 +97,47 @@ export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router 
   });
   router.post('/subscriptions/:id/cancel', async (req, res) => {
     const body = parseInput(CancelSubscription, req.body);
+    const result = await cancelSubscriptionWithRefund(
+      db,
+      actorOf(req),
+      boss,
+      { registry, accounts },
+      req.params.id,
+      {
+        when: body.when,
+        cancelAt: body.cancel_at ? new Date(body.cancel_at) : undefined,
+        refundType: body.refund_type,
+        reason: body.cancel_reason,
+      },
+      new Date(),
+    );
+    res.json({
+      ...serialize.subscription(result.subscription),
+      refund: result.refund ? serialize.refund(result.refund) : null,
+    });
+  });
+  router.post('/subscriptions/:id/suspend', async (req, res) => {
+    const body = parseInput(SuspendSubscription, req.body);
     res.json(
       serialize.subscription(
-        await cancelSubscription(db, actorOf(req), req.params.id, body.at_period_end, new Date()),
+        await suspendSubscription(db, actorOf(req), req.params.id, new Date(), body.suspend_reason),
       ),
     );
   });
-  router.post('/subscriptions/:id/suspend', async (req, res) => {
-    res.json(serialize.subscription(await suspendSubscription(db, actorOf(req), req.params.id, new Date())));
-  });
   router.post('/subscriptions/:id/reactivate', async (req, res) => {
-    const change = await reactivateSubscription(db, actorOf(req), req.params.id, new Date());
+    const change = await reactivateSubscription(db, actorOf(req), req.params.id, new Date(), policy);
     res.json(withInvoice(change.subscription, change.invoices));
+  });
+  router.post('/subscriptions/:id/trial', async (req, res) => {
+    const body = parseInput(ChangeTrial, req.body);
+    const end = body.trial_end === 'now' ? 'now' : new Date(body.trial_end);
+    const change = await changeTrial(db, actorOf(req), req.params.id, end, new Date(), policy);
+    res.json(withInvoice(change.subscription, change.invoices));
+  });
+  router.post('/subscriptions/:id/scheduled-change/cancel', async (req, res) => {
+    res.json(
+      serialize.subscription(await cancelScheduledChange(db, actorOf(req), req.params.id, new Date())),
+    );
   });
   router.get('/subscriptions/:id/coupons', async (req, res) => {
     await getSubscription(db, req.params.id);
@@ -116,7 +158,7 @@ export function subscriptionRoutes({ db, registry, accounts }: AppDeps): Router 
       db,
       actorOf(req),
       req.params.id,
-      { planId: body.plan, quantity: body.quantity },
+      { planId: body.plan, quantity: body.quantity, when: body.when, proration: body.proration },
       new Date(),
       body.preview,
     );

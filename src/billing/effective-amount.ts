@@ -1,0 +1,48 @@
+import type { Kysely } from 'kysely';
+import type { Database, SubscriptionRow } from '../db/schema.ts';
+import { subscriptionAddOns } from './add-ons.ts';
+import { subscriptionRedemptions } from './coupons.ts';
+import { lineAmount } from './invoices.ts';
+import { periodAt, periodIndexAt } from './periods.ts';
+import { getPlan } from './plans.ts';
+import { cadenceOf, recurringLines } from './renewal.ts';
+
+/**
+ * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
+ * minor units of the plan's currency (Billby's `effective_amount`, seed 000):
+ * `base − Σ discounts`, where `base` is `amount_override` when set, else the plan's price for the
+ * quantity (`baseAmount`: per unit × quantity, or the tier/volume/stairstep model), and the
+ * discounts are those of the coupons still in effect for the next period (each coupon's percent of
+ * the base or amount off, together capped at the base: `couponDiscounts`), exactly the recurring
+ * lines the renewal would write (`recurringLines`), plus the subscription's add-ons (amount ×
+ * quantity) and, when the next period is the first (index 0, after a trial), the plan's setup fee.
+ * A change scheduled for the next cycle counts (its plan and quantity). A tax-inclusive price counts
+ * as charged (tax included). Never negative; 0 for a CANCELLED subscription or one cancelling before
+ * its next period (no next renewal).
+ */
+export async function effectiveAmount(
+  db: Kysely<Database>,
+  subscription: SubscriptionRow,
+): Promise<{ amount: bigint; currency: string }> {
+  const plan = await getPlan(db, subscription.scheduled_plan_id ?? subscription.plan_id);
+  const next = subscription.next_renewal_at;
+  const renews =
+    subscription.status !== 'CANCELLED' &&
+    next !== null &&
+    !subscription.cancel_at_period_end &&
+    !(subscription.cancel_at && subscription.cancel_at <= next);
+  if (!renews) return { amount: 0n, currency: plan.currency };
+  const cadence = cadenceOf(subscription, plan);
+  const { lines } = recurringLines(
+    plan,
+    {
+      quantity: subscription.scheduled_quantity ?? subscription.quantity,
+      amount_override: subscription.amount_override,
+    },
+    periodAt(cadence, Math.max(periodIndexAt(cadence, next), 0)),
+    await subscriptionRedemptions(db, subscription.id),
+    await subscriptionAddOns(db, subscription.id),
+  );
+  const amount = lines.reduce((sum, line) => sum + lineAmount(line), 0n);
+  return { amount, currency: plan.currency };
+}

@@ -1,0 +1,98 @@
+import { recordActivity } from '../activities/activities.ts';
+import type { Db } from '../db/database.ts';
+import type { SubscriptionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import type { Plan } from './plans.ts';
+import type { ChangeResult } from './proration.ts';
+import { lockSubscription } from './renewal.ts';
+
+/**
+ * A plan or quantity change at the next cycle (BillaBear's change plan `when: next-cycle`, seed 004):
+ * stored on the subscription (`scheduled_plan_id`, `scheduled_quantity`, shown as
+ * `scheduled_change`), applied by the renewal at the start of the next period (renewal.ts
+ * `applyScheduledChange`: no proration, the new period is billed whole at the new plan), and
+ * cancellable until then. A newer schedule replaces an older one.
+ */
+
+/**
+ * Schedules `plan` × `quantity` for the next cycle of a locked subscription (checked by the caller,
+ * `changeSubscription`); with `preview`, writes nothing. Logs `subscription.change_scheduled`.
+ * @returns a change result with no proration lines and no invoice
+ */
+export async function scheduleChange(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  quantity: number,
+  now: Date,
+  preview: boolean,
+): Promise<ChangeResult> {
+  const at = subscription.next_renewal_at ?? now;
+  const result = (updated: SubscriptionRow): ChangeResult => ({
+    subscription: updated,
+    proration: {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      billingReason: 'subscription_update',
+      invoiceAt: at,
+      periodStart: at,
+      periodEnd: at,
+      lines: [],
+      subtotal: 0n,
+      tax: 0n,
+      total: 0n,
+    },
+    invoice: null,
+    credited: 0n,
+    usageInvoice: null,
+  });
+  if (preview) return result(subscription);
+  const updated = await work.trx
+    .updateTable('subscriptions')
+    .set({ scheduled_plan_id: plan.id, scheduled_quantity: quantity, updated_at: now })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(work, {
+    resourceType: 'subscription',
+    resourceId: subscription.id,
+    action: 'subscription.change_scheduled',
+    customerId: subscription.customer_id,
+    data: { at, to_plan: plan.id, to_quantity: quantity },
+  });
+  return result(updated);
+}
+
+/**
+ * Cancels the change scheduled for subscription `id`'s next cycle; logs
+ * `subscription.scheduled_change_cancelled`.
+ * @throws NotFoundError; ConflictError `no_scheduled_change` when none is scheduled
+ */
+export async function cancelScheduledChange(
+  db: Db,
+  actor: Actor,
+  id: string,
+  now: Date,
+): Promise<SubscriptionRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const subscription = (await lockSubscription(work, id))!;
+    if (subscription.scheduled_plan_id === null) {
+      throw new ConflictError('no_scheduled_change', `subscription ${id} has no scheduled change`);
+    }
+    const updated = await work.trx
+      .updateTable('subscriptions')
+      .set({ scheduled_plan_id: null, scheduled_quantity: null, updated_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(work, {
+      resourceType: 'subscription',
+      resourceId: id,
+      action: 'subscription.scheduled_change_cancelled',
+      customerId: subscription.customer_id,
+      data: { plan: subscription.scheduled_plan_id, quantity: subscription.scheduled_quantity },
+    });
+    return updated;
+  });
+}
