@@ -11,7 +11,8 @@ import { type Kysely, sql } from 'kysely';
  * - plans: `setup_fee` (minor units of the plan's currency, charged on the first invoice only) and
  *   `tax_inclusive` (the price includes its taxes).
  * - coupons: `redeem_by`, `max_redemptions_per_customer`, `applies_to_products` (null: every product).
- * - invoice lines: `taxes` (each rate applied with its amount, JSON) and `tax_inclusive`.
+ * - invoice lines: `taxes` (each rate applied with its amount, JSON), `tax_inclusive`, and
+ *   `add_on_id` on an add-on's line (a period's recurring charge, like the plan's line).
  * - add-ons (`addon_…`): a recurring price per unit in one currency, and the add-ons of a
  *   subscription (`sao_…`) with their quantity, billed on each period's invoice.
  */
@@ -60,6 +61,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now()
     );
+    ALTER TABLE invoice_lines ADD COLUMN add_on_id text REFERENCES add_ons (id);
     CREATE TABLE subscription_add_ons (
       id text PRIMARY KEY,
       subscription_id text NOT NULL REFERENCES subscriptions (id),
@@ -76,8 +78,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     DROP TABLE subscription_add_ons;
+    ALTER TABLE invoice_lines DROP COLUMN add_on_id, DROP COLUMN tax_inclusive, DROP COLUMN taxes;
     DROP TABLE add_ons;
-    ALTER TABLE invoice_lines DROP COLUMN tax_inclusive, DROP COLUMN taxes;
     DROP INDEX coupon_redemptions_coupon_customer;
     ALTER TABLE coupons
       DROP COLUMN applies_to_products,

@@ -79,8 +79,8 @@ export function cancellationRefund(
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current
  * period's invoice must be PAID (or partly refunded already) by a gateway payment; its recurring
- * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`) with their tax are
- * what the period cost. Usage lines (billed in arrears, for the period before) and proration
+ * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
+ * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
  * @returns the refund, or null when `type` is `none` or the amount is 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice with a gateway
@@ -130,7 +130,7 @@ async function refundOf(
     .selectFrom('invoice_lines')
     .select(['amount', 'tax_amount'])
     .where('invoice_id', '=', invoice.id)
-    .where('plan_id', 'is not', null)
+    .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
     .where('metric_code', 'is', null)
     .execute();
   const recurring = lines.reduce((sum, l) => sum + l.amount + l.tax_amount, 0n);

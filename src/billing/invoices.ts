@@ -40,6 +40,8 @@ export interface NewLine {
   metricCode?: string;
   /** The coupon whose discount this line is: it discounts the nearest line before it that has none. */
   couponId?: string;
+  /** The add-on this line charges for (`add_on_id`). */
+  addOnId?: string;
   /**
    * The named tax rates of the line, in order (`applicableTaxRates`); when set they replace
    * `taxRatePpm` ([] taxes nothing: a tax-exempt customer). `insertInvoice` sets them from the
@@ -317,6 +319,7 @@ export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promis
             plan_id: line.planId ?? null,
             metric_code: line.metricCode ?? null,
             coupon_id: line.couponId ?? null,
+            add_on_id: line.addOnId ?? null,
             period_start: line.periodStart ?? null,
             period_end: line.periodEnd ?? null,
           })),

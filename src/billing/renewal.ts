@@ -136,6 +136,7 @@ export function recurringLines(
     lines.push({
       ...common,
       planId: undefined,
+      addOnId: addOn.id,
       description: `${addOn.name} × ${quantity} (${day(period.start)} – ${day(period.end)})`,
       type: 'CHARGE',
       quantity,
@@ -143,8 +144,10 @@ export function recurringLines(
     });
   }
   if (period.index === 0 && plan.setup_fee !== null) {
+    // One-off, so not a recurring line: no plan_id (a cancellation's refund leaves it out).
     lines.push({
       ...common,
+      planId: undefined,
       description: `${plan.name}: setup fee`,
       type: 'CHARGE',
       quantity: 1,

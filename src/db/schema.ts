@@ -229,6 +229,8 @@ export interface InvoiceLinesTable {
   plan_id: ColumnType<string | null, string | null | undefined, string | null>;
   metric_code: ColumnType<string | null, string | null | undefined, string | null>;
   coupon_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The add-on this line charges for (a period's recurring charge, like the plan's line). */
+  add_on_id: ColumnType<string | null, string | null | undefined, string | null>;
   period_start: MaybeTimestamp;
   period_end: MaybeTimestamp;
   /** Each named tax rate applied, with its amount (`LineTax[]` in billing/invoices.ts); [] for a bare percent. */

@@ -474,4 +474,41 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
     await app.api('POST', `/v1/subscriptions/${override.id}/cancel`, { at_period_end: true });
     expect((await app.api('GET', `/v1/subscriptions/${override.id}`)).body.effective_amount).toBe(0);
   });
+  it("a cancellation's full refund covers the period's recurring lines, not the one-off setup fee; effective_amount counts add-ons", async () => {
+    const product = (await app.api('POST', '/v1/products', { name: 'Team with setup' })).body;
+    const withSetup = (
+      await app.api('POST', '/v1/plans', {
+        product: product.id,
+        name: 'Team with setup',
+        currency: 'EUR',
+        interval: 'MONTH',
+        price: { model: 'PER_UNIT', unit_amount: 1000 },
+        tax_percent: 19,
+        setup_fee: 500,
+      })
+    ).body;
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', { customer, plan: withSetup.id, payment_method: method })
+    ).body;
+    const stripe = stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    // Period 0: 1000 + the setup fee 500, at 19%: 1785.
+    expect(settled.body.invoices[0].invoice).toMatchObject({ status: 'PAID', total: 1785 });
+    expect(stripe.scope.isDone()).toBe(true);
+
+    const storage = (await app.api('POST', '/v1/add-ons', { name: 'Storage', currency: 'EUR', amount: 300 }))
+      .body;
+    await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, { add_on: storage.id, quantity: 2 });
+    // The next period: 1000 + 2 × 300, no setup fee.
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.effective_amount).toBe(1600);
+
+    const refund = stripeRefundSucceeds('re_cancel_setup');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(refund.isDone()).toBe(true);
+    // The plan's line with its tax (1190); the setup fee (595 with tax) stays paid.
+    expect(cancelled.body.refund).toMatchObject({ status: 'succeeded', amount: 1190 });
+    const invoice = (await app.api('GET', `/v1/invoices/${settled.body.invoices[0].invoice.id}`)).body;
+    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 1190 });
+  });
 });
