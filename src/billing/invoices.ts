@@ -16,6 +16,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { applyRate } from '../money/rates.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
+import { assertCustomerOpen } from './customer-status.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 
 /**
@@ -153,16 +154,12 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
  * Inserts a DRAFT invoice with its lines inside `work` (which has joined the ledger's writers), and
  * logs `invoice.created`. For a subscription period, the unique (subscription, period index) makes a
  * second insert fail with PostgreSQL error 23505, which callers treat as "already invoiced".
- * @throws NotFoundError when the customer does not exist; ValidationError as `invoiceAmounts`
+ * @throws NotFoundError when the customer does not exist; ConflictError `customer_closed` when it is
+ * closed (billing/customer-status.ts); ValidationError as `invoiceAmounts`
  */
 export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promise<InvoiceWithLines> {
   const amounts = invoiceAmounts(input.lines);
-  const customer = await work.trx
-    .selectFrom('customers')
-    .select('id')
-    .where('id', '=', input.customerId)
-    .executeTakeFirst();
-  if (!customer) throw new NotFoundError('customer', input.customerId);
+  await assertCustomerOpen(work.trx, input.customerId);
   const invoice = await work.trx
     .insertInto('invoices')
     .values({
@@ -281,7 +278,7 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
  * (its `charge_at` cleared).
  * @returns the invoice as finalized (status, credit applied, amount due, dates)
- * @throws ConflictError `invoice_not_draft` from any other state
+ * @throws ConflictError `invoice_not_draft` from any other state, `customer_closed` for a closed customer
  */
 export async function finalizeLocked<I extends InvoiceRow>(
   work: UnitOfWork,
@@ -295,6 +292,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
       `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
     );
   }
+  await assertCustomerOpen(work.trx, invoice.customer_id);
   let credit = 0n;
   if (invoice.total > 0n) {
     await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));

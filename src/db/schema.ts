@@ -135,6 +135,24 @@ export interface CustomersTable {
   external_id: string | null;
   metadata: ColumnType<Record<string, string>, string | undefined, string>;
   created_at: CreatedAt;
+  /** The billing contact's phone number, as given. */
+  phone: MaybeText;
+  /** The billing address (Stripe's field names); `address_country` is ISO 3166-1 alpha-2, upper case. */
+  address_line1: MaybeText;
+  address_line2: MaybeText;
+  address_city: MaybeText;
+  address_state: MaybeText;
+  address_postal_code: MaybeText;
+  address_country: MaybeText;
+  /** The customer's tax registration number (VAT, GST, ABN, …), as given. */
+  tax_id: MaybeText;
+  /** True: no tax is charged to this customer (the taxes module reads it). */
+  tax_exempt: Generated<boolean>;
+  /** BCP 47 language tag, canonical form (`en-AU`). */
+  locale: MaybeText;
+  /** Set while the customer is closed: no new invoice, subscription or charge (billing/customer-status.ts). */
+  closed_at: MaybeTimestamp;
+  updated_at: CreatedAt;
 }
 
 /** Stored payment methods: a gateway's token, never card data. */
@@ -148,6 +166,14 @@ export interface PaymentMethodsTable {
   created_at: CreatedAt;
   /** The gateway account (`gwa_…`) whose credentials charge it; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The card's brand, last four digits and expiry as the gateway last reported them; null where it did not. */
+  card_brand: MaybeText;
+  card_last4: MaybeText;
+  card_exp_month: ColumnType<number | null, number | null | undefined, number | null>;
+  card_exp_year: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Set when detached: kept for the history of its charges, never charged again. */
+  detached_at: MaybeTimestamp;
+  updated_at: CreatedAt;
 }
 
 /** Invoices; amounts in minor units of `currency`, kept consistent with the ledger. */
@@ -527,6 +553,8 @@ export interface CouponRedemptionsTable {
   customer_id: string;
   periods_applied: Generated<number>;
   created_at: CreatedAt;
+  /** Set when removed from the subscription: it discounts no later invoice; past discounts stay. */
+  removed_at: MaybeTimestamp;
 }
 
 /** Usage events of metered prices, unique per `event_id`; `value` in whole units. */
@@ -551,6 +579,8 @@ export interface UsageLimitsTable {
   action: 'WARN' | 'SUSPEND';
   last_triggered_period_start: MaybeTimestamp;
   created_at: CreatedAt;
+  /** Set when deleted: the limit no longer acts and is kept for the history. */
+  deleted_at: MaybeTimestamp;
 }
 
 /** The append-only audit log: one row per state change, ordered by `sequence`. */

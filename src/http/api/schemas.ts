@@ -5,6 +5,7 @@ import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
 import { percentToPpm } from '../../money/rates.ts';
+import { CustomerDetailsFields } from './customer-details.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -77,12 +78,16 @@ export const Timestamp = z.iso
   .datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z' })
   .transform((text) => new Date(text));
 
-/** `POST /v1/customers`: email, optional name, the caller's own id (unique) and metadata. */
+/**
+ * `POST /v1/customers`: email, optional name (the billing contact's), the caller's own id (unique),
+ * metadata, and the contact and tax fields of `CustomerDetailsFields`.
+ */
 export const CreateCustomer = z.strictObject({
   email: z.email().max(320),
   name: z.string().min(1).max(200).optional(),
   external_id: z.string().min(1).max(200).optional(),
   metadata: Metadata.optional(),
+  ...CustomerDetailsFields,
 });
 
 /** `POST /v1/payment-methods`: a gateway's stored-card token for a customer (never card data). */
@@ -328,12 +333,16 @@ export const PlanListQuery = ListQuery.extend({
   active: QueryBoolean.optional(),
 });
 
-/** `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced whole). */
+/**
+ * `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced
+ * whole), and the contact and tax fields of `CustomerDetailsFields`.
+ */
 export const UpdateCustomer = z.strictObject({
   email: z.email().max(320).optional(),
   name: z.string().min(1).max(200).nullable().optional(),
   external_id: z.string().min(1).max(200).nullable().optional(),
   metadata: Metadata.optional(),
+  ...CustomerDetailsFields,
 });
 
 /** `GET /v1/customers`: the list query, filtered by exact `email` and `external_id`. */
@@ -342,10 +351,23 @@ export const CustomerListQuery = ListQuery.extend({
   external_id: z.string().max(200).optional(),
 });
 
-/** `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default. */
-export const UpdatePaymentMethod = z.strictObject({
-  default: z.literal(true, { error: 'only true: make another payment method the default instead' }),
-});
+/**
+ * `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default;
+ * `gateway_token` (and `gateway_customer_id`) point it at another stored card of the same gateway
+ * and account. At least one of them.
+ */
+export const UpdatePaymentMethod = z
+  .strictObject({
+    default: z
+      .literal(true, { error: 'only true: make another payment method the default instead' })
+      .optional(),
+    gateway_token: z.string().min(1).max(200).optional(),
+    gateway_customer_id: z.string().min(1).max(200).nullable().optional(),
+  })
+  .refine((u) => Object.keys(u).length > 0, {
+    message: 'give default, gateway_token or gateway_customer_id',
+    path: ['default'],
+  });
 
 /**
  * `POST /v1/usage-events`: `value` whole units of metric `code` for a subscription, idempotent on
