@@ -3,9 +3,10 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, type TestApp } from '../support/app.ts';
 import { actionsOf } from '../support/collection.ts';
-import { openInvoice } from '../support/flow.ts';
+import { intentEchoing, openInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
+import { stripeFixture } from '../support/stripe.ts';
 
 const ADDRESS = {
   line1: '1 Smith St',
@@ -307,5 +308,41 @@ describe('customers: contact, address, tax and locale; signups; payment-method u
     // Other keys than these: 422.
     const gateway = await app.api('POST', `/v1/payment-methods/${method.id}`, { gateway: 'paypal' });
     expect(gateway.status).toBe(422);
+  });
+
+  it('shows the card brand, last four and expiry Stripe reports on a charge (expanded latest_charge)', async () => {
+    const { method, invoice } = await openInvoice(app, { amount: 4620 });
+    expect(method.card).toBeNull();
+    // The real charge fixture (payment_method_details.card: visa 4242, 8/2030) as the expanded latest_charge.
+    const charge = stripeFixture('api.charge.succeeded.openapi-fixture.json');
+    const seen: URLSearchParams[] = [];
+    nock('https://stripe.test')
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        seen.push(params);
+        return [200, { ...intentEchoing(params, 'pi_card_details'), latest_charge: charge }];
+      });
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.transaction.status).toBe('succeeded');
+    // stripe-node sends the list as `expand[0]=latest_charge`.
+    expect(seen[0]?.get('expand[0]')).toBe('latest_charge');
+    expect((await app.api('GET', `/v1/payment-methods/${method.id}`)).body.card).toEqual({
+      brand: 'visa',
+      last4: '4242',
+      exp_month: 8,
+      exp_year: 2030,
+    });
+    const row = await db()
+      .selectFrom('payment_methods')
+      .selectAll()
+      .where('id', '=', method.id)
+      .executeTakeFirstOrThrow();
+    expect([row.card_brand, row.card_last4, row.card_exp_month, row.card_exp_year]).toEqual([
+      'visa',
+      '4242',
+      8,
+      2030,
+    ]);
   });
 });
