@@ -104,7 +104,7 @@ async function checkPaymentMethod(db: Kysely<Database>, customerId: string, id: 
     .executeTakeFirst();
   if (!method) {
     throw new ValidationError('unknown payment method', {
-      payment_method: `no attached payment method ${id} of customer ${customerId}`,
+      payment_method: `no payment method ${id} of customer ${customerId} that is attached`,
     });
   }
 }
