@@ -20,8 +20,11 @@ import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 const LIVE = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED'] as const;
 
 /**
- * Refuses new billing for a closed customer. Reads the customer `FOR SHARE`, so a concurrent close
- * waits for this unit of work and a close that committed first is seen.
+ * Refuses new billing for a closed customer. Reads the customer `FOR KEY SHARE` — the lock inserting
+ * their invoice or transaction takes anyway (its foreign key), which conflicts with `closeCustomer`'s
+ * `FOR UPDATE` but not with the `FOR NO KEY UPDATE` of their credit (`lockCustomerCredit`), so two
+ * invoices of one customer never wait on each other here: a concurrent close waits for this unit of
+ * work, and a close that committed first is seen.
  * @throws NotFoundError when there is no customer `customerId`; ConflictError `customer_closed`
  */
 export async function assertCustomerOpen(trx: Kysely<Database>, customerId: string): Promise<void> {
@@ -29,7 +32,7 @@ export async function assertCustomerOpen(trx: Kysely<Database>, customerId: stri
     .selectFrom('customers')
     .select('closed_at')
     .where('id', '=', customerId)
-    .forShare()
+    .forKeyShare()
     .executeTakeFirst();
   if (!row) throw new NotFoundError('customer', customerId);
   if (row.closed_at !== null) {
