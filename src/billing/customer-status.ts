@@ -45,7 +45,8 @@ export async function assertCustomerOpen(trx: Kysely<Database>, customerId: stri
 
 /**
  * Closes customer `id`: sets `closed_at` and logs `customer.closed`. Refused while a subscription
- * of theirs is live (IN_TRIAL, ACTIVE, PAST_DUE or SUSPENDED): cancelling it is a decision about
+ * of theirs is live (IN_TRIAL, ACTIVE, PAST_DUE or SUSPENDED), as Billby's Close Account ("you may
+ * only close accounts that have no live subscriptions", seeds/001): cancelling it is a decision about
  * money (a final usage invoice, what to refund) that closing must not take silently. OPEN invoices
  * stay OPEN and owed; they are not charged while the customer is closed.
  * @throws NotFoundError; ConflictError `customer_closed` (already closed), `customer_has_subscriptions`
