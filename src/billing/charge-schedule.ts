@@ -9,7 +9,8 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
  */
 
 /**
- * Locks up to `limit` OPEN invoices whose `charge_at` has come (`FOR UPDATE SKIP LOCKED`, so
+ * Locks up to `limit` OPEN invoices whose `charge_at` has come, of customers not closed
+ * (billing/customer-status.ts: theirs wait until reopened) (`FOR UPDATE SKIP LOCKED`, so
  * concurrent sweeps take disjoint sets) and moves their `charge_at` to `lease`, in one transaction.
  * @returns the claimed invoice ids, earliest due first
  */
@@ -20,6 +21,16 @@ export function claimInvoicesDue(db: Db, now: Date, lease: Date, limit: number):
       .select('id')
       .where('status', '=', 'OPEN')
       .where('charge_at', '<=', now)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('customers')
+              .select('customers.id')
+              .whereRef('customers.id', '=', 'invoices.customer_id')
+              .where('customers.closed_at', 'is not', null),
+          ),
+        ),
+      )
       .orderBy('charge_at')
       .limit(limit)
       .forUpdate()

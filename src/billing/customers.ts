@@ -8,17 +8,64 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
-import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+
+/** A customer's billing address, in Stripe's field names; `country` is ISO 3166-1 alpha-2, upper case. */
+export interface Address {
+  line1?: string | null;
+  line2?: string | null;
+  city?: string | null;
+  state?: string | null;
+  postalCode?: string | null;
+  country?: string | null;
+}
+
+/**
+ * A customer's billing contact and tax details. `address` replaces the whole address (a part left out
+ * becomes null) and `null` clears it; the other fields are set one by one (`null` clears them).
+ */
+export interface CustomerDetails {
+  phone?: string | null;
+  address?: Address | null;
+  taxId?: string | null;
+  taxExempt?: boolean;
+  /** BCP 47 language tag, canonical form. */
+  locale?: string | null;
+  /** Their invoices' number prefix (`ACME` → `ACME-000001`; null: `INV`). */
+  invoicePrefix?: string | null;
+  /** Net N days of payment terms for their invoices (null: due at finalization). */
+  paymentTermsDays?: number | null;
+}
+
+/** The customers columns `details` sets (absent fields: none). */
+function detailColumns(details: CustomerDetails) {
+  const address = details.address === undefined ? undefined : (details.address ?? {});
+  return {
+    phone: details.phone,
+    tax_id: details.taxId,
+    tax_exempt: details.taxExempt,
+    locale: details.locale,
+    invoice_prefix: details.invoicePrefix,
+    payment_terms_days: details.paymentTermsDays,
+    ...(address
+      ? {
+          address_line1: address.line1 ?? null,
+          address_line2: address.line2 ?? null,
+          address_city: address.city ?? null,
+          address_state: address.state ?? null,
+          address_postal_code: address.postalCode ?? null,
+          address_country: address.country ?? null,
+        }
+      : {}),
+  };
+}
 
 /** A new customer. `externalId` is the caller's own id for it, unique when given. */
-export interface NewCustomer {
+export interface NewCustomer extends CustomerDetails {
   email: string;
   name?: string;
   externalId?: string;
   metadata?: Record<string, string>;
-  /** Their invoices' number prefix (`ACME` → `ACME-000001`; default `INV`) and net N days of terms. */
-  invoicePrefix?: string;
-  paymentTermsDays?: number;
 }
 
 /**
@@ -26,32 +73,37 @@ export interface NewCustomer {
  * @throws ConflictError `external_id_taken` when another customer has the same external id
  */
 export async function createCustomer(db: Db, actor: Actor, input: NewCustomer): Promise<CustomerRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const row = await work.trx
-      .insertInto('customers')
-      .values({
-        id: newId('cus'),
-        email: input.email,
-        name: input.name ?? null,
-        external_id: input.externalId ?? null,
-        metadata: JSON.stringify(input.metadata ?? {}),
-        invoice_prefix: input.invoicePrefix ?? null,
-        payment_terms_days: input.paymentTermsDays ?? null,
-      })
-      .onConflict((oc) => oc.column('external_id').doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!row)
-      throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
-    await recordActivity(work, {
-      resourceType: 'customer',
-      resourceId: row.id,
-      action: 'customer.created',
-      customerId: row.id,
-      data: { email: row.email, external_id: row.external_id },
-    });
-    return row;
+  return inUnitOfWork(db, { actor }, (work) => insertCustomer(work, input));
+}
+
+/**
+ * Inserts a customer inside `work` and logs `customer.created`.
+ * @throws ConflictError `external_id_taken` when another customer has the same external id
+ */
+export async function insertCustomer(work: UnitOfWork, input: NewCustomer): Promise<CustomerRow> {
+  const row = await work.trx
+    .insertInto('customers')
+    .values({
+      id: newId('cus'),
+      email: input.email,
+      name: input.name ?? null,
+      external_id: input.externalId ?? null,
+      metadata: JSON.stringify(input.metadata ?? {}),
+      ...detailColumns(input),
+    })
+    .onConflict((oc) => oc.column('external_id').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row)
+    throw new ConflictError('external_id_taken', `a customer with external_id ${input.externalId} exists`);
+  await recordActivity(work, {
+    resourceType: 'customer',
+    resourceId: row.id,
+    action: 'customer.created',
+    customerId: row.id,
+    data: { email: row.email, external_id: row.external_id },
   });
+  return row;
 }
 
 /** @throws NotFoundError when there is no customer `id` */
@@ -86,52 +138,61 @@ export async function createPaymentMethod(
   actor: Actor,
   input: NewPaymentMethod,
 ): Promise<PaymentMethodRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const customer = await work.trx
-      .selectFrom('customers')
-      .select('id')
-      .where('id', '=', input.customerId)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!customer) throw new NotFoundError('customer', input.customerId);
-    if (input.gatewayAccount !== undefined)
-      await assertAccountTakesMethods(work.trx, input.gateway, input.gatewayAccount);
-    const existingDefault = await work.trx
-      .selectFrom('payment_methods')
-      .select('id')
-      .where('customer_id', '=', input.customerId)
-      .where('is_default', '=', true)
-      .executeTakeFirst();
-    const makeDefault = input.isDefault === true || !existingDefault;
-    if (makeDefault && existingDefault) {
-      await work.trx
-        .updateTable('payment_methods')
-        .set({ is_default: false })
-        .where('id', '=', existingDefault.id)
-        .execute();
-    }
-    const method = await work.trx
-      .insertInto('payment_methods')
-      .values({
-        id: newId('pm'),
-        customer_id: input.customerId,
-        gateway: input.gateway,
-        gateway_token: input.gatewayToken,
-        gateway_customer_id: input.gatewayCustomerId ?? null,
-        is_default: makeDefault,
-        gateway_account: input.gatewayAccount ?? null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'payment_method',
-      resourceId: method.id,
-      action: 'payment_method.created',
-      customerId: method.customer_id,
-      data: { gateway: method.gateway, gateway_account: method.gateway_account, default: method.is_default },
-    });
-    return method;
+  return inUnitOfWork(db, { actor }, (work) => insertPaymentMethod(work, input));
+}
+
+/**
+ * Stores a payment method inside `work` (as `createPaymentMethod`) and logs `payment_method.created`.
+ * @throws as `createPaymentMethod`
+ */
+export async function insertPaymentMethod(
+  work: UnitOfWork,
+  input: NewPaymentMethod,
+): Promise<PaymentMethodRow> {
+  const customer = await work.trx
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', input.customerId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!customer) throw new NotFoundError('customer', input.customerId);
+  if (input.gatewayAccount !== undefined)
+    await assertAccountTakesMethods(work.trx, input.gateway, input.gatewayAccount);
+  const existingDefault = await work.trx
+    .selectFrom('payment_methods')
+    .select('id')
+    .where('customer_id', '=', input.customerId)
+    .where('is_default', '=', true)
+    .executeTakeFirst();
+  const makeDefault = input.isDefault === true || !existingDefault;
+  if (makeDefault && existingDefault) {
+    await work.trx
+      .updateTable('payment_methods')
+      .set({ is_default: false })
+      .where('id', '=', existingDefault.id)
+      .execute();
+  }
+  const method = await work.trx
+    .insertInto('payment_methods')
+    .values({
+      id: newId('pm'),
+      customer_id: input.customerId,
+      gateway: input.gateway,
+      gateway_token: input.gatewayToken,
+      gateway_customer_id: input.gatewayCustomerId ?? null,
+      is_default: makeDefault,
+      gateway_account: input.gatewayAccount ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(work, {
+    resourceType: 'payment_method',
+    resourceId: method.id,
+    action: 'payment_method.created',
+    customerId: method.customer_id,
+    data: { gateway: method.gateway, gateway_account: method.gateway_account, default: method.is_default },
   });
+  return method;
 }
 
 /**
@@ -164,14 +225,16 @@ async function assertAccountTakesMethods(
 
 /**
  * The payment method to charge for a customer: `id` when given (it must belong to the customer),
- * otherwise the customer's default.
- * @throws NotFoundError when there is none
+ * otherwise the customer's default. A detached one is never charged.
+ * @throws NotFoundError when there is none; ConflictError `payment_method_detached` when `id` is detached
  */
 export async function paymentMethodFor(db: Db, customerId: string, id?: string): Promise<PaymentMethodRow> {
   let query = db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customerId);
   query = id ? query.where('id', '=', id) : query.where('is_default', '=', true);
   const row = await query.executeTakeFirst();
   if (!row) throw new NotFoundError('payment_method', id ?? `(default of ${customerId})`);
+  if (row.detached_at !== null)
+    throw new ConflictError('payment_method_detached', `payment method ${row.id} is detached`);
   return row;
 }
 
@@ -266,20 +329,20 @@ export async function getCustomerWithBalances(
   return customer!;
 }
 
-/** What may change on a customer; `name: null` / `externalId: null` clear them, metadata is replaced. */
-export interface CustomerUpdate {
+/**
+ * What may change on a customer; `name: null` / `externalId: null` clear them, metadata is replaced,
+ * the contact and tax details as `CustomerDetails`.
+ */
+export interface CustomerUpdate extends CustomerDetails {
   email?: string;
   name?: string | null;
   externalId?: string | null;
   metadata?: Record<string, string>;
-  /** Their invoices' number prefix and net N days of terms (null: `INV`, due at finalization). */
-  invoicePrefix?: string | null;
-  paymentTermsDays?: number | null;
 }
 
 /**
- * Updates a customer and logs `customer.updated` with the changed fields; a body changing nothing
- * changes and logs nothing.
+ * Updates a customer and logs `customer.updated` with the changed fields (column names, from → to); a
+ * body changing nothing changes and logs nothing. A closed customer can still be updated.
  * @throws NotFoundError when there is no customer `id`
  * @throws ConflictError `external_id_taken` when another customer has the external id
  */
@@ -303,20 +366,18 @@ export async function updateCustomer(
         name: update.name,
         external_id: update.externalId,
         metadata: update.metadata,
-        invoice_prefix: update.invoicePrefix,
-        payment_terms_days: update.paymentTermsDays,
+        ...detailColumns(update),
       });
       if (Object.keys(changes).length === 0) return row;
+      const set = Object.fromEntries(
+        Object.entries(changes).map(([column, { to }]) => [
+          column,
+          column === 'metadata' ? JSON.stringify(to) : to,
+        ]),
+      );
       const updated = await work.trx
         .updateTable('customers')
-        .set({
-          ...(changes.email ? { email: update.email } : {}),
-          ...(changes.name ? { name: update.name } : {}),
-          ...(changes.external_id ? { external_id: update.externalId } : {}),
-          ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
-          ...(changes.invoice_prefix ? { invoice_prefix: update.invoicePrefix } : {}),
-          ...(changes.payment_terms_days ? { payment_terms_days: update.paymentTermsDays } : {}),
-        })
+        .set({ ...set, updated_at: new Date() })
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -335,45 +396,4 @@ export async function updateCustomer(
     }
     throw error;
   }
-}
-
-/**
- * Makes payment method `id` its customer's only default, atomically (the customer row is locked and
- * the previous default cleared in the same transaction), and logs `payment_method.updated`. Already
- * the default: nothing changes and nothing is logged.
- * @throws NotFoundError when there is no payment method `id`
- */
-export async function makeDefaultPaymentMethod(db: Db, actor: Actor, id: string): Promise<PaymentMethodRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const method = await getPaymentMethod(work.trx, id);
-    await work.trx
-      .selectFrom('customers')
-      .select('id')
-      .where('id', '=', method.customer_id)
-      .forUpdate()
-      .execute();
-    const current = await getPaymentMethod(work.trx, id);
-    if (current.is_default) return current;
-    const previous = await work.trx
-      .updateTable('payment_methods')
-      .set({ is_default: false })
-      .where('customer_id', '=', current.customer_id)
-      .where('is_default', '=', true)
-      .returning('id')
-      .executeTakeFirst();
-    const updated = await work.trx
-      .updateTable('payment_methods')
-      .set({ is_default: true })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'payment_method',
-      resourceId: id,
-      action: 'payment_method.updated',
-      customerId: current.customer_id,
-      data: { default: { from: false, to: true }, previous_default: previous?.id ?? null },
-    });
-    return updated;
-  });
 }

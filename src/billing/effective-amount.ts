@@ -40,7 +40,7 @@ export async function effectiveAmount(
       amount_override: subscription.amount_override,
     },
     periodAt(cadence, Math.max(periodIndexAt(cadence, next), 0)),
-    await subscriptionRedemptions(db, subscription.id),
+    (await subscriptionRedemptions(db, subscription.id)).filter((r) => r.removed_at === null),
     await subscriptionAddOns(db, subscription.id),
   );
   const amount = lines.reduce((sum, line) => sum + lineAmount(line), 0n);

@@ -17,6 +17,7 @@ import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
+import { assertCustomerOpen } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -265,16 +266,12 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
  * Inserts a DRAFT invoice with its lines inside `work` (which has joined the ledger's writers), and
  * logs `invoice.created`. For a subscription period, the unique (subscription, period index) makes a
  * second insert fail with PostgreSQL error 23505, which callers treat as "already invoiced".
- * @throws NotFoundError when the customer does not exist; ValidationError as `invoiceAmounts`
+ * @throws NotFoundError when the customer does not exist; ConflictError `customer_closed` when it is
+ * closed (billing/customer-status.ts); ValidationError as `invoiceAmounts`
  */
 export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promise<InvoiceWithLines> {
   invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
-  const customer = await work.trx
-    .selectFrom('customers')
-    .select('id')
-    .where('id', '=', input.customerId)
-    .executeTakeFirst();
-  if (!customer) throw new NotFoundError('customer', input.customerId);
+  await assertCustomerOpen(work.trx, input.customerId);
   const taxed = await withCustomerTaxes(work.trx, input.customerId, input.lines);
   const amounts = invoiceAmounts(taxed);
   const invoice = await work.trx
@@ -407,7 +404,7 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * `due_date` = now + N × 24 h, stored with the terms used). The due date says when payment is owed;
  * when the scheduler charges it is still `charge_at` (and dunning), unchanged.
  * @returns the invoice as finalized (status, credit applied, amount due, dates)
- * @throws ConflictError `invoice_not_draft` from any other state
+ * @throws ConflictError `invoice_not_draft` from any other state, `customer_closed` for a closed customer
  */
 export async function finalizeLocked<I extends InvoiceRow>(
   work: UnitOfWork,
@@ -421,6 +418,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
       `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
     );
   }
+  await assertCustomerOpen(work.trx, invoice.customer_id);
   let credit = 0n;
   if (invoice.total > 0n) {
     await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));

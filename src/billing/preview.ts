@@ -81,6 +81,7 @@ export async function previewSubscription(
           customer_id: row.customer_id,
           periods_applied: 0,
           created_at: now,
+          removed_at: null,
           coupon,
         },
       ]

@@ -258,7 +258,9 @@ export async function periodLines(
   plan: Plan,
   period: Period,
 ): Promise<NewLine[]> {
-  const redemptions = await subscriptionRedemptions(trx, subscription.id);
+  const redemptions = (await subscriptionRedemptions(trx, subscription.id)).filter(
+    (r) => r.removed_at === null,
+  );
   const addOns = await subscriptionAddOns(trx, subscription.id);
   const { lines, applied } = recurringLines(plan, subscription, period, redemptions, addOns);
   for (const redemption of applied) {
@@ -511,7 +513,8 @@ export interface RenewalSweep {
 }
 
 /**
- * Renews every billed subscription whose next period has started by `now`, oldest due first, in
+ * Renews every billed subscription whose next period has started by `now` (of a customer not closed:
+ * billing/customer-status.ts), oldest due first, in
  * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
  * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
  * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
@@ -542,7 +545,17 @@ export async function renewDueSubscriptions(
           eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
         ]),
       )
-      .where('next_renewal_at', '<=', now);
+      .where('next_renewal_at', '<=', now)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('customers')
+              .select('customers.id')
+              .whereRef('customers.id', '=', 'subscriptions.customer_id')
+              .where('customers.closed_at', 'is not', null),
+          ),
+        ),
+      );
     if (after) {
       const { at, id } = after;
       query = query.where((eb) => eb(eb.refTuple('next_renewal_at', 'id'), '>', eb.tuple(at, id)));

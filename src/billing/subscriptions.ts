@@ -7,6 +7,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { cancelLocked } from './cancellation.ts';
 import { redeemCoupon } from './coupons.ts';
+import { assertCustomerOpen } from './customer-status.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
 import {
@@ -79,8 +80,9 @@ function subscriptionActivity(
 }
 
 /**
- * Checks what a new subscription refers to: the customer (404), the plan (404, 409 inactive), the
- * payment method (422 unless it is the customer's), the start (422 in the past).
+ * Checks what a new subscription refers to: the customer (404, 409 `customer_closed`), the plan (404,
+ * 409 inactive), the payment method (422 unless it is the customer's and not detached), the start
+ * (422 in the past).
  * @returns the plan and the effective start
  */
 export async function checkNewSubscription(
@@ -88,12 +90,7 @@ export async function checkNewSubscription(
   input: NewSubscription,
   now: Date,
 ): Promise<{ plan: Plan; startAt: Date }> {
-  const customer = await db
-    .selectFrom('customers')
-    .select('id')
-    .where('id', '=', input.customerId)
-    .executeTakeFirst();
-  if (!customer) throw new NotFoundError('customer', input.customerId);
+  await assertCustomerOpen(db, input.customerId);
   const plan = await getPlan(db, input.planId);
   if (!plan.active) throw new ConflictError('plan_inactive', `plan ${plan.id} is not active`);
   if (input.paymentMethodId) await checkPaymentMethod(db, input.customerId, input.paymentMethodId);
@@ -110,10 +107,11 @@ async function checkPaymentMethod(db: Kysely<Database>, customerId: string, id: 
     .select('id')
     .where('id', '=', id)
     .where('customer_id', '=', customerId)
+    .where('detached_at', 'is', null)
     .executeTakeFirst();
   if (!method) {
     throw new ValidationError('unknown payment method', {
-      payment_method: `no payment method ${id} of customer ${customerId}`,
+      payment_method: `no payment method ${id} of customer ${customerId} that is attached`,
     });
   }
 }
@@ -174,32 +172,42 @@ export async function createSubscription(
   input: NewSubscription,
   now: Date,
 ): Promise<SubscriptionChange> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const { plan, startAt } = await checkNewSubscription(work.trx, input, now);
-    const row = newSubscriptionRow(input, plan, startAt, now);
-    const subscription = await work.trx
-      .insertInto('subscriptions')
-      .values({ ...row, metadata: JSON.stringify(row.metadata) })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await subscriptionActivity(work, subscription, 'subscription.created', {
-      plan: plan.id,
-      status: subscription.status,
-      quantity: subscription.quantity,
-      start_at: subscription.start_at,
-      trial_end_at: subscription.trial_end_at,
-    });
-    if (input.couponCode) {
-      await redeemCoupon(
-        work,
-        subscription,
-        { currency: plan.currency, productId: plan.product_id },
-        input.couponCode,
-        now,
-      );
-    }
-    return renewLocked(work, subscription, plan, now);
+  return inUnitOfWork(db, { actor }, (work) => insertSubscription(work, input, now));
+}
+
+/**
+ * `createSubscription` inside the caller's unit of work (which has joined the ledger's writers).
+ * @throws as `createSubscription`
+ */
+export async function insertSubscription(
+  work: UnitOfWork,
+  input: NewSubscription,
+  now: Date,
+): Promise<SubscriptionChange> {
+  const { plan, startAt } = await checkNewSubscription(work.trx, input, now);
+  const row = newSubscriptionRow(input, plan, startAt, now);
+  const subscription = await work.trx
+    .insertInto('subscriptions')
+    .values({ ...row, metadata: JSON.stringify(row.metadata) })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await subscriptionActivity(work, subscription, 'subscription.created', {
+    plan: plan.id,
+    status: subscription.status,
+    quantity: subscription.quantity,
+    start_at: subscription.start_at,
+    trial_end_at: subscription.trial_end_at,
   });
+  if (input.couponCode) {
+    await redeemCoupon(
+      work,
+      subscription,
+      { currency: plan.currency, productId: plan.product_id },
+      input.couponCode,
+      now,
+    );
+  }
+  return renewLocked(work, subscription, plan, now);
 }
 
 /** @throws NotFoundError when there is no subscription `id` */
@@ -375,5 +383,51 @@ export async function addSubscriptionCoupon(
     }
     const plan = await getPlan(work.trx, subscription.plan_id);
     return redeemCoupon(work, subscription, { currency: plan.currency, productId: plan.product_id }, code);
+  });
+}
+
+/**
+ * Removes coupon redemption `redemptionId` from subscription `id` (Billby's DELETE of a redeemed
+ * coupon): sets `removed_at` and logs `coupon.removed`. From the next invoice on it discounts
+ * nothing; invoices it already discounted keep their discount lines, and the coupon's
+ * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
+ * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
+ * locked, so a renewal running now either applies it or not, never half.
+ * @throws NotFoundError for the subscription or a redemption that is not this subscription's
+ */
+export async function removeSubscriptionCoupon(
+  db: Db,
+  actor: Actor,
+  id: string,
+  redemptionId: string,
+  now: Date,
+): Promise<CouponRedemptionRow> {
+  return withSubscription(db, actor, id, async (work, subscription) => {
+    const redemption = await work.trx
+      .selectFrom('coupon_redemptions')
+      .selectAll()
+      .where('id', '=', redemptionId)
+      .where('subscription_id', '=', subscription.id)
+      .executeTakeFirst();
+    if (!redemption) throw new NotFoundError('coupon_redemption', redemptionId);
+    if (redemption.removed_at !== null) return redemption;
+    const removed = await work.trx
+      .updateTable('coupon_redemptions')
+      .set({ removed_at: now })
+      .where('id', '=', redemptionId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(work, {
+      resourceType: 'coupon',
+      resourceId: redemption.coupon_id,
+      action: 'coupon.removed',
+      customerId: subscription.customer_id,
+      data: {
+        subscription: subscription.id,
+        redemption: redemptionId,
+        periods_applied: redemption.periods_applied,
+      },
+    });
+    return removed;
   });
 }

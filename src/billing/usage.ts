@@ -415,7 +415,9 @@ export async function createUsageLimit(db: Db, actor: Actor, input: NewUsageLimi
         currency: input.currency,
         action: input.action,
       })
-      .onConflict((oc) => oc.columns(['customer_id', 'currency', 'action']).doNothing())
+      .onConflict((oc) =>
+        oc.columns(['customer_id', 'currency', 'action']).where('deleted_at', 'is', null).doNothing(),
+      )
       .returningAll()
       .executeTakeFirst();
     if (!row) {
@@ -453,7 +455,7 @@ export interface UsageLimitUpdate {
  * nothing changes and logs nothing. A new amount already crossed acts at the next usage event.
  * @throws NotFoundError when there is no usage limit `id`
  * @throws ConflictError `usage_limit_exists` when the customer has a limit of this currency and the
- * new action
+ * new action; `usage_limit_deleted`
  */
 export async function updateUsageLimit(
   db: Db,
@@ -470,6 +472,8 @@ export async function updateUsageLimit(
         .forUpdate()
         .executeTakeFirst();
       if (!row) throw new NotFoundError('usage_limit', id);
+      if (row.deleted_at !== null)
+        throw new ConflictError('usage_limit_deleted', `usage limit ${id} is deleted`);
       const changes = changedFields(row, { amount: update.amount, action: update.action });
       if (Object.keys(changes).length === 0) return row;
       const updated = await work.trx
@@ -499,6 +503,41 @@ export async function updateUsageLimit(
     }
     throw error;
   }
+}
+
+/**
+ * Deletes usage limit `id` (BillaBear's DELETE): sets `deleted_at` and logs `usage_limit.deleted`. It
+ * acts no more; the row stays for the history of what it did (`usage_limit.warning` /
+ * `usage_limit.suspended` activities name it), and a new limit of the same currency and action may be
+ * created. A subscription it suspended stays suspended (reactivating it is a separate decision).
+ * Deleted already: returned unchanged, nothing logged.
+ * @throws NotFoundError when there is no usage limit `id`
+ */
+export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Date): Promise<UsageLimitRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const row = await work.trx
+      .selectFrom('usage_limits')
+      .selectAll()
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('usage_limit', id);
+    if (row.deleted_at !== null) return row;
+    const deleted = await work.trx
+      .updateTable('usage_limits')
+      .set({ deleted_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordActivity(work, {
+      resourceType: 'usage_limit',
+      resourceId: id,
+      action: 'usage_limit.deleted',
+      customerId: row.customer_id,
+      data: { amount: row.amount, currency: row.currency, action: row.action },
+    });
+    return deleted;
+  });
 }
 
 /**
@@ -533,6 +572,7 @@ export async function checkUsageLimits(
     .selectAll()
     .where('customer_id', '=', subscription.customer_id)
     .where('currency', '=', subscription.currency)
+    .where('deleted_at', 'is', null)
     .where('last_triggered_period_start', 'is distinct from', periodStart)
     .orderBy('amount')
     .execute();
@@ -548,6 +588,7 @@ export async function checkUsageLimits(
         .updateTable('usage_limits')
         .set({ last_triggered_period_start: periodStart })
         .where('id', '=', limit.id)
+        .where('deleted_at', 'is', null)
         .where('last_triggered_period_start', 'is distinct from', periodStart)
         .returningAll()
         .executeTakeFirst();

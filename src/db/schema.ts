@@ -134,16 +134,32 @@ export interface CustomersTable {
   name: string | null;
   external_id: string | null;
   metadata: ColumnType<Record<string, string>, string | undefined, string>;
-  /** ISO 3166-1 alpha-2 country of the billing address (taxes: tax-rates.ts), null when unknown. */
-  address_country: ColumnType<string | null, string | null | undefined, string | null>;
-  address_state: ColumnType<string | null, string | null | undefined, string | null>;
-  /** A tax-exempt customer pays no tax on any line. */
-  tax_exempt: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   /** The prefix of their invoices' numbers (`ACME` → `ACME-000001`); null: `INV` (billing/invoice-numbers.ts). */
   invoice_prefix: MaybeText;
   /** Net N days: their invoices' payment terms unless an invoice sets its own; null: due at finalization. */
   payment_terms_days: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The billing contact's phone number, as given. */
+  phone: MaybeText;
+  /**
+   * The billing address (Stripe's field names); `address_country` is ISO 3166-1 alpha-2, upper case
+   * (with `address_state`, where taxes apply: billing/tax-rates.ts).
+   */
+  address_line1: MaybeText;
+  address_line2: MaybeText;
+  address_city: MaybeText;
+  address_state: MaybeText;
+  address_postal_code: MaybeText;
+  address_country: MaybeText;
+  /** The customer's tax registration number (VAT, GST, ABN, …), as given. */
+  tax_id: MaybeText;
+  /** True: no tax is charged to this customer on any line (billing/tax-rates.ts). */
+  tax_exempt: Generated<boolean>;
+  /** BCP 47 language tag, canonical form (`en-AU`). */
+  locale: MaybeText;
+  /** Set while the customer is closed: no new invoice, subscription or charge (billing/customer-status.ts). */
+  closed_at: MaybeTimestamp;
+  updated_at: CreatedAt;
 }
 
 /** Stored payment methods: a gateway's token, never card data. */
@@ -157,6 +173,14 @@ export interface PaymentMethodsTable {
   created_at: CreatedAt;
   /** The gateway account (`gwa_…`) whose credentials charge it; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The card's brand, last four digits and expiry as the gateway last reported them; null where it did not. */
+  card_brand: MaybeText;
+  card_last4: MaybeText;
+  card_exp_month: ColumnType<number | null, number | null | undefined, number | null>;
+  card_exp_year: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Set when detached: kept for the history of its charges, never charged again. */
+  detached_at: MaybeTimestamp;
+  updated_at: CreatedAt;
 }
 
 /** Invoices; amounts in minor units of `currency`, kept consistent with the ledger. */
@@ -648,6 +672,8 @@ export interface CouponRedemptionsTable {
   customer_id: string;
   periods_applied: Generated<number>;
   created_at: CreatedAt;
+  /** Set when removed from the subscription: it discounts no later invoice; past discounts stay. */
+  removed_at: MaybeTimestamp;
 }
 
 /** Usage events of metered prices, unique per `event_id`; `value` in whole units. */
@@ -672,6 +698,8 @@ export interface UsageLimitsTable {
   action: 'WARN' | 'SUSPEND';
   last_triggered_period_start: MaybeTimestamp;
   created_at: CreatedAt;
+  /** Set when deleted: the limit no longer acts and is kept for the history. */
+  deleted_at: MaybeTimestamp;
 }
 
 /** The append-only audit log: one row per state change, ordered by `sequence`. */

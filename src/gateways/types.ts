@@ -170,13 +170,26 @@ export interface ChargeRequest {
 export type ChargeInitiation = 'recurring' | 'unscheduled';
 
 /**
+ * A card as a gateway describes it in its answer to a charge: brand in the gateway's spelling
+ * (Stripe `visa`, PayPal `VISA`), the last four digits, the expiry month (1–12) and four-digit year;
+ * each null where the gateway's answer does not say. Each adapter cites where it reads them.
+ */
+export interface CardDetails {
+  brand: string | null;
+  last4: string | null;
+  expMonth: number | null;
+  expYear: number | null;
+}
+
+/**
  * Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. A succeeded
  * charge's `amount`, when present, is what the gateway says moved (minor units of the charge's
  * currency), more than nothing and less than was charged: a partial capture or settlement, reported
- * only by a gateway whose capabilities say `partialCapture`; absent, the whole charge moved.
+ * only by a gateway whose capabilities say `partialCapture`; absent, the whole charge moved. `card`,
+ * when present, is the card charged as the gateway's answer describes it.
  */
 export type ChargeOutcome =
-  | { status: 'succeeded'; gatewayTransactionId: string; amount?: bigint }
+  | { status: 'succeeded'; gatewayTransactionId: string; amount?: bigint; card?: CardDetails }
   | { status: 'pending'; gatewayTransactionId: string }
   | { status: 'declined'; code: string; message: string; gatewayTransactionId?: string }
   | { status: 'unknown'; message: string };

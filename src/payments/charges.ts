@@ -1,7 +1,9 @@
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { unscheduleCharge } from '../billing/charge-schedule.ts';
+import { assertCustomerOpen } from '../billing/customer-status.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
+import { recordCardDetails } from '../billing/payment-methods.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
@@ -92,7 +94,8 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * never charged, and the unique index `transactions_one_in_flight` keeps a second attempt out while
  * one is pending or unknown.
  * The attempt records the payment method's gateway account (`gateway_account`), whose client charges it.
- * @throws ConflictError `invoice_not_open`, `charge_in_progress`, `gateway_not_configured`,
+ * @throws ConflictError `customer_closed` (billing/customer-status.ts), `invoice_not_open`,
+ * `charge_in_progress`, `gateway_not_configured`,
  * `gateway_account_disabled`, `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
  * cannot take the amount due in the invoice's currency exactly (gateways/currencies.ts)
@@ -108,6 +111,7 @@ export async function startCharge(
 ): Promise<TransactionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
+    await assertCustomerOpen(work.trx, invoice.customer_id);
     if ((invoice.status !== 'OPEN' && invoice.status !== 'UNCOLLECTIBLE') || invoice.amount_due <= 0n) {
       throw new ConflictError(
         'invoice_not_open',
@@ -214,6 +218,8 @@ export async function recordUnsendableCharge(
 /**
  * Sends a committed attempt to its gateway account (the attempt's `gateway_account`) with the attempt id as idempotency key and reference, then
  * records the outcome. A timeout or 5xx leaves the attempt `unknown`: it is never retried blindly.
+ * The card details a succeeded charge's answer reports are stored on its payment method
+ * (billing/payment-methods.ts `recordCardDetails`).
  */
 export async function executeCharge(
   db: Db,
@@ -224,9 +230,11 @@ export async function executeCharge(
 ): Promise<TransactionRow> {
   const client = await clientForAccount(gateways, attempt.gateway, attempt.gateway_account);
   const outcome = await client.charge(await chargeRequestOf(db, attempt));
-  const recorded = await inUnitOfWork(db, { actor }, (work) =>
-    recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid),
-  );
+  const recorded = await inUnitOfWork(db, { actor }, async (work) => {
+    if (outcome.status === 'succeeded' && outcome.card && attempt.payment_method_id)
+      await recordCardDetails(work, attempt.payment_method_id, outcome.card);
+    return recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid);
+  });
   return recorded.transaction;
 }
 

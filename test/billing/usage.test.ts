@@ -547,6 +547,27 @@ describe('usage-based billing', () => {
       );
     });
 
+    it('a deleted limit acts no more, however far the usage goes (#26 item 5)', async () => {
+      const { id, customerId } = await subscribe();
+      const limit = (
+        await app.api('POST', '/v1/usage-limits', {
+          customer: customerId,
+          amount: 3,
+          currency: 'USD',
+          action: 'SUSPEND',
+        })
+      ).body;
+      expect((await app.api('POST', `/v1/usage-limits/${limit.id}/delete`)).status).toBe(200);
+      expect((await post(id, 'calls', 100)).status).toBe(201);
+      expect(await actionsOf(app, limit.id)).toEqual(['usage_limit.created', 'usage_limit.deleted']);
+      const row = await app.runtime.db
+        .selectFrom('subscriptions')
+        .select('status')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      expect(row.status).toBe('ACTIVE');
+    });
+
     it('warns and suspends exactly once per period when concurrent events cross the limits', async () => {
       const { id, customerId } = await subscribe();
       const limit = async (amount: number, action: string, currency = 'USD') =>

@@ -1,4 +1,4 @@
-import type { ChargeRequest, GatewayClient, GatewayName } from '../../src/gateways/types.ts';
+import type { CardDetails, ChargeRequest, GatewayClient, GatewayName } from '../../src/gateways/types.ts';
 
 /**
  * What the shared adapter contract suite (test/gateways/contract.test.ts) needs from one gateway:
@@ -34,6 +34,10 @@ export interface ContractCase {
   nockVoid(): { status: 'succeeded' } | { status: 'declined'; code: string };
   /** The gateway's id of the approved charge, as its fixture answer carries it. */
   approvedTransactionId: string;
+  /** The card the approved answer describes (`CardDetails`), where the fixture carries one. */
+  approvedCard?: CardDetails;
+  /** The card the status check's answer describes, where it carries one (PayPal's repeated create). */
+  polledCard?: CardDetails;
   /**
    * The charge is answered HTTP 2xx with `body` (a string is sent as is, an object as JSON), after
    * whatever token call the gateway needs.

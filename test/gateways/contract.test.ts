@@ -27,6 +27,7 @@ describe.each(contractCases)('$gateway adapter contract', (contract) => {
     expect(await contract.client().charge(contract.charge)).toEqual({
       status: 'succeeded',
       gatewayTransactionId: contract.approvedTransactionId,
+      ...(contract.approvedCard ? { card: contract.approvedCard } : {}),
     });
   });
 
@@ -55,6 +56,7 @@ describe.each(contractCases)('$gateway adapter contract', (contract) => {
     ).toEqual({
       status: 'succeeded',
       gatewayTransactionId: contract.approvedTransactionId,
+      ...(contract.polledCard ? { card: contract.polledCard } : {}),
     });
   });
 

@@ -14,6 +14,7 @@ import type {
   VoidOutcome,
   VoidRequest,
 } from '../types.ts';
+import { cardOfTransaction } from './card.ts';
 import {
   type CustomerProfileToken,
   DUPLICATE_WINDOW_SECONDS,
@@ -289,7 +290,8 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
    * refused, reason 39), our id without `txn_` as `order.invoiceNumber` and `refId`,
    * `duplicateWindow` (see DUPLICATE_WINDOW_SECONDS), and the merchant-initiated indicators
    * (`recurringBilling`, `processingOptions.isSubsequentAuth`: see chargeSettings).
-   * responseCode 1 → succeeded (transId); 4 → pending (held for review); 2 → declined; 3 → declined
+   * responseCode 1 → succeeded (transId, and the card as `cardOfTransaction` reads it); 4 → pending
+   * (held for review); 2 → declined; 3 → declined
    * with the reason (a duplicate naming the original transId is resolved by reading that
    * transaction); `resultCode Error` without a transactionResponse → declined with the API code
    * (E00027, E00040 …); no answer, 5xx, an unreadable answer → unknown.
@@ -314,10 +316,11 @@ export class AuthorizeNetClient implements GatewayClient, TransactionSource {
     if (!response) return refusedWithoutTransaction(answer.body.messages);
     const transId = createdTransId(response);
     switch (meaningOfResponseCode(response.responseCode)) {
-      case 'approved':
-        return transId
-          ? { status: 'succeeded', gatewayTransactionId: transId }
-          : { status: 'unknown', message: 'approved without a transId' };
+      case 'approved': {
+        if (!transId) return { status: 'unknown', message: 'approved without a transId' };
+        const card = cardOfTransaction(response);
+        return { status: 'succeeded', gatewayTransactionId: transId, ...(card ? { card } : {}) };
+      }
       case 'held':
         return transId
           ? { status: 'pending', gatewayTransactionId: transId }

@@ -12,6 +12,7 @@ import type {
   VoidRequest,
 } from '../types.ts';
 import { EwayAnswerError, EwayApi, type EwayApiOptions, parseAnswer } from './api.ts';
+import { cardOfTransactionAnswer } from './card.ts';
 import { describeCodes, splitCodes } from './codes.ts';
 import { EWAY_TRANSACTION_TYPE, invoiceReference } from './conventions.ts';
 import { EWAY_CURRENCIES } from './currencies.ts';
@@ -94,7 +95,7 @@ export class EwayClient implements GatewayClient {
    * `TransactionStatus: false` in an HTTP 200 is a decline with its `ResponseMessage` code (D4401…),
    * validation `Errors` (V6040,V6021…) a decline with those codes, a 5xx / timeout unknown. An approval
    * whose echoed amount or currency differs from the request (a partial approval) is unknown, for a
-   * person to look at.
+   * person to look at. An approval carries the card as `cardOfTransactionAnswer` reads it.
    * An amount eWAY cannot take is declined `amount_not_representable` without a call.
    * @throws RangeError for a reference over 50 characters (a bug, not an answer)
    */
@@ -131,7 +132,8 @@ export class EwayClient implements GatewayClient {
           message: `eWAY approved transaction ${id} for ${approved}, not the ${request.amount} ${request.currency} asked`,
         };
       }
-      return outcome;
+      const card = cardOfTransactionAnswer(response.text);
+      return card ? { ...outcome, card } : outcome;
     } catch (error) {
       return unknownOf(error);
     }

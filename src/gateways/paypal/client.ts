@@ -14,6 +14,7 @@ import type {
   VoidOutcome,
   VoidRequest,
 } from '../types.ts';
+import { cardOfOrder } from './card.ts';
 import {
   attemptCreatedAt,
   parsePaymentSource,
@@ -132,12 +133,19 @@ function isCreated(response: GatewayResponse): boolean {
   return response.status === 200 || response.status === 201;
 }
 
-/** A 200/201 order answer as a charge outcome; an unreadable body leaves it unknown (money may have moved). */
+/**
+ * A 200/201 order answer as a charge outcome; an unreadable body leaves it unknown (money may have
+ * moved). A success carries the card charged (`cardOfOrder`).
+ */
 function orderOutcome(response: GatewayResponse): ChargeOutcome {
-  const order = Order.safeParse(parseJsonBody(response.text));
-  return order.success
-    ? outcomeOfOrder(order.data)
-    : { status: 'unknown', message: `PayPal answered HTTP ${response.status} with an unreadable order` };
+  const body = parseJsonBody(response.text);
+  const order = Order.safeParse(body);
+  if (!order.success)
+    return { status: 'unknown', message: `PayPal answered HTTP ${response.status} with an unreadable order` };
+  const outcome = outcomeOfOrder(order.data);
+  if (outcome.status !== 'succeeded') return outcome;
+  const card = cardOfOrder(body);
+  return card ? { ...outcome, card } : outcome;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   type VoidRequest,
   WebhookPayloadError,
 } from '../types.ts';
+import { cardOfIntent } from './card.ts';
 import { REFERENCE_KEY, withDeclineCode } from './conventions.ts';
 import { STRIPE_CURRENCIES } from './currencies.ts';
 import { ListPage, StripeObject } from './schemas.ts';
@@ -147,6 +148,8 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
    * `off_session=recurring` or `one_off` by `request.initiation` (see OFF_SESSION;
    * https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method).
    * The answer's status maps as `outcomeOfIntent` says; card errors are declines, the rest unknown.
+   * `latest_charge` is expanded so that a success carries the card's brand, last four and expiry
+   * (`cardOfIntent`).
    */
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
     try {
@@ -160,10 +163,14 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
           confirm: true,
           description: request.description,
           metadata: { [REFERENCE_KEY]: request.reference },
+          expand: ['latest_charge'],
         },
         { idempotencyKey: request.reference },
       );
-      return outcomeOfIntentAnswer(intent);
+      const outcome = outcomeOfIntentAnswer(intent);
+      if (outcome.status !== 'succeeded') return outcome;
+      const card = cardOfIntent(intent);
+      return card ? { ...outcome, card } : outcome;
     } catch (error) {
       const outcome = outcomeOfError(error);
       const intentId = error instanceof Stripe.errors.StripeError ? error.payment_intent?.id : undefined;

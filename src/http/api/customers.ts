@@ -4,15 +4,16 @@ import {
   createPaymentMethod,
   getCustomerWithBalances,
   getPaymentMethod,
-  makeDefaultPaymentMethod,
   updateCustomer,
   withBalances,
 } from '../../billing/customers.ts';
+import { updatePaymentMethod } from '../../billing/payment-methods.ts';
 import { listRows } from '../../db/list.ts';
 import type { CustomerRow } from '../../db/schema.ts';
 import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
 import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
+import { customerDetailsOf } from './customer-details.ts';
 import { accountFilter, listFilter, listHandler } from './pagination.ts';
 import {
   CreateCustomer,
@@ -27,8 +28,9 @@ import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /**
- * /v1/customers (create, list, read, update; each with its ledger balances and credit; refund their
- * credit) and /v1/payment-methods (store, list, read, make default).
+ * /v1/customers (create, list, read, update — contact, address, tax and locale fields included;
+ * each with its ledger balances and credit; refund their credit) and /v1/payment-methods (store,
+ * list the attached ones, read, make default or replace the gateway token).
  */
 export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Router {
   const router = Router();
@@ -39,8 +41,7 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
       name: body.name,
       externalId: body.external_id,
       metadata: body.metadata,
-      invoicePrefix: body.invoice_prefix,
-      paymentTermsDays: body.payment_terms_days,
+      ...customerDetailsOf(body),
     });
     // A new customer has no ledger account yet, so no balance and no credit.
     res.status(201).json(serialize.customer({ ...customer, balances: [], credit: [] }));
@@ -81,8 +82,7 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
       name: body.name,
       externalId: body.external_id,
       metadata: body.metadata,
-      invoicePrefix: body.invoice_prefix,
-      paymentTermsDays: body.payment_terms_days,
+      ...customerDetailsOf(body),
     });
     res.json(serialize.customer(await getCustomerWithBalances(db, customer.id)));
   });
@@ -107,6 +107,8 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
         customer_id: query.customer,
         gateway: query.gateway,
         gateway_account: accountFilter(query.gateway_account),
+        // Detached ones are read by id only (GET /v1/payment-methods/:id), as Stripe lists them.
+        detached_at: null,
       }),
       map: serialize.paymentMethod,
     }),
@@ -115,8 +117,13 @@ export function customerRoutes({ db, boss, registry, accounts }: AppDeps): Route
     res.json(serialize.paymentMethod(await getPaymentMethod(db, req.params.id)));
   });
   router.post('/payment-methods/:id', async (req, res) => {
-    parseInput(UpdatePaymentMethod, req.body);
-    res.json(serialize.paymentMethod(await makeDefaultPaymentMethod(db, actorOf(req), req.params.id)));
+    const body = parseInput(UpdatePaymentMethod, req.body);
+    const method = await updatePaymentMethod(db, actorOf(req), req.params.id, {
+      default: body.default,
+      gatewayToken: body.gateway_token,
+      gatewayCustomerId: body.gateway_customer_id,
+    });
+    res.json(serialize.paymentMethod(method));
   });
   return router;
 }

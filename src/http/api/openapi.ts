@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AddOnListQuery, CreateAddOn, SetSubscriptionAddOn, UpdateAddOn } from './add-ons.ts';
+import { NoBody } from './archival.ts';
 import { CreateGatewayAccount, RotateWebhookSecret, UpdateGatewayAccount } from './gateway-accounts.ts';
 import {
   AccountQuery,
@@ -53,6 +54,7 @@ import {
 } from './schemas.ts';
 import { PayoutListQuery, SettlementReportQuery } from './settlement.ts';
 import { SettlementImportQuery } from './settlement-import.ts';
+import { CreateSignup } from './signups.ts';
 import { CreateTaxRate, TaxRateListQuery, UpdateTaxRate } from './tax-rates.ts';
 import { CreateWebhookEndpoint, DeliveryListQuery, UpdateWebhookEndpoint } from './webhook-endpoints.ts';
 
@@ -297,8 +299,39 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: '/v1/payment-methods/{id}',
-    summary: "Make a payment method its customer's only default",
+    summary: "Make a payment method its customer's only default, or replace its gateway token",
     body: UpdatePaymentMethod,
+  },
+  {
+    method: 'post',
+    path: '/v1/payment-methods/{id}/detach',
+    summary: 'Detach a payment method (kept for its history, never charged again)',
+    body: NoBody,
+  },
+  {
+    method: 'post',
+    path: '/v1/customers/{id}/close',
+    summary: 'Close a customer: no new invoice, subscription or charge until reopened',
+    body: NoBody,
+  },
+  { method: 'post', path: '/v1/customers/{id}/reopen', summary: 'Reopen a closed customer', body: NoBody },
+  {
+    method: 'post',
+    path: '/v1/usage-limits/{id}/delete',
+    summary: 'Delete a usage limit (kept for its history, acts no more)',
+    body: NoBody,
+  },
+  {
+    method: 'post',
+    path: '/v1/subscriptions/{id}/coupons/{redemption}/remove',
+    summary: 'Remove a redeemed coupon: later invoices are not discounted by it',
+    body: NoBody,
+  },
+  {
+    method: 'post',
+    path: '/v1/signups',
+    summary: 'Create a customer, their payment method and their subscription in one call',
+    body: CreateSignup,
   },
   { method: 'post', path: '/v1/products', summary: 'Create a product', body: CreateProduct },
   { method: 'get', path: '/v1/products', summary: 'List products', query: ProductListQuery },

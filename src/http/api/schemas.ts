@@ -5,6 +5,7 @@ import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
 import { percentToPpm } from '../../money/rates.ts';
+import { CustomerDetailsFields } from './customer-details.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -86,8 +87,9 @@ export const InvoicePrefix = z
   .regex(/^[A-Z0-9]{1,12}$/, 'must be 1 to 12 upper-case letters or digits');
 
 /**
- * `POST /v1/customers`: email, optional name, the caller's own id (unique), metadata, and for their
- * invoices a number prefix (default `INV`) and payment terms (net N days; default 0).
+ * `POST /v1/customers`: email, optional name (the billing contact's), the caller's own id (unique),
+ * metadata, the contact and tax fields of `CustomerDetailsFields`, and for their invoices a number
+ * prefix (default `INV`) and payment terms (net N days; default 0).
  */
 export const CreateCustomer = z.strictObject({
   email: z.email().max(320),
@@ -96,6 +98,7 @@ export const CreateCustomer = z.strictObject({
   metadata: Metadata.optional(),
   invoice_prefix: InvoicePrefix.optional(),
   payment_terms_days: PaymentTermsDays.optional(),
+  ...CustomerDetailsFields,
 });
 
 /** `POST /v1/payment-methods`: a gateway's stored-card token for a customer (never card data). */
@@ -376,7 +379,8 @@ export const PlanListQuery = ListQuery.extend({
 
 /**
  * `POST /v1/customers/:id`: email, name, external_id (unique; null clears it), metadata (replaced
- * whole), invoice_prefix and payment_terms_days (null: `INV`, due at finalization).
+ * whole), the contact and tax fields of `CustomerDetailsFields`, invoice_prefix and payment_terms_days
+ * (null: `INV`, due at finalization).
  */
 export const UpdateCustomer = z.strictObject({
   email: z.email().max(320).optional(),
@@ -385,6 +389,7 @@ export const UpdateCustomer = z.strictObject({
   metadata: Metadata.optional(),
   invoice_prefix: InvoicePrefix.nullable().optional(),
   payment_terms_days: PaymentTermsDays.nullable().optional(),
+  ...CustomerDetailsFields,
 });
 
 /** `GET /v1/customers`: the list query, filtered by exact `email` and `external_id`. */
@@ -393,10 +398,23 @@ export const CustomerListQuery = ListQuery.extend({
   external_id: z.string().max(200).optional(),
 });
 
-/** `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default. */
-export const UpdatePaymentMethod = z.strictObject({
-  default: z.literal(true, { error: 'only true: make another payment method the default instead' }),
-});
+/**
+ * `POST /v1/payment-methods/:id`: `{default: true}` makes it the customer's only default;
+ * `gateway_token` (and `gateway_customer_id`) point it at another stored card of the same gateway
+ * and account. At least one of them.
+ */
+export const UpdatePaymentMethod = z
+  .strictObject({
+    default: z
+      .literal(true, { error: 'only true: make another payment method the default instead' })
+      .optional(),
+    gateway_token: z.string().min(1).max(200).optional(),
+    gateway_customer_id: z.string().min(1).max(200).nullable().optional(),
+  })
+  .refine((u) => Object.keys(u).length > 0, {
+    message: 'give default, gateway_token or gateway_customer_id',
+    path: ['default'],
+  });
 
 /**
  * `POST /v1/usage-events`: `value` whole units of metric `code` for a subscription, idempotent on

@@ -41,9 +41,34 @@ export const serialize = {
     metadata: c.metadata,
     invoice_prefix: c.invoice_prefix,
     payment_terms_days: c.payment_terms_days,
+    phone: c.phone,
+    /** The billing address (Stripe's names); null when no part of it is set. */
+    address: [
+      c.address_line1,
+      c.address_line2,
+      c.address_city,
+      c.address_state,
+      c.address_postal_code,
+      c.address_country,
+    ].every((part) => part === null)
+      ? null
+      : {
+          line1: c.address_line1,
+          line2: c.address_line2,
+          city: c.address_city,
+          state: c.address_state,
+          postal_code: c.address_postal_code,
+          country: c.address_country,
+        },
+    tax_id: c.tax_id,
+    tax_exempt: c.tax_exempt,
+    locale: c.locale,
+    /** When the customer was closed (no new invoice, subscription or charge); null while open. */
+    closed_at: c.closed_at,
     balances: c.balances.map((b) => ({ currency: b.currency, balance: b.balance })),
     credit: c.credit.map((b) => ({ currency: b.currency, amount: b.amount })),
     created_at: c.created_at,
+    updated_at: c.updated_at,
   }),
   paymentMethod: (p: PaymentMethodRow) => ({
     id: p.id,
@@ -55,7 +80,23 @@ export const serialize = {
     gateway_token: p.gateway_token,
     gateway_customer_id: p.gateway_customer_id,
     default: p.is_default,
+    /**
+     * The card as its gateway last reported it on a charge (brand in the gateway's spelling, last four
+     * digits, expiry month 1–12 and year); each null where the gateway did not say; null before any.
+     */
+    card:
+      p.card_brand === null && p.card_last4 === null && p.card_exp_month === null && p.card_exp_year === null
+        ? null
+        : {
+            brand: p.card_brand,
+            last4: p.card_last4,
+            exp_month: p.card_exp_month,
+            exp_year: p.card_exp_year,
+          },
+    /** When it was detached (never charged again; kept for its charges' history); null while attached. */
+    detached_at: p.detached_at,
     created_at: p.created_at,
+    updated_at: p.updated_at,
   }),
   invoice: (i: InvoiceWithLines) => ({
     id: i.id,
@@ -315,6 +356,8 @@ export const serialize = {
     currency: l.currency,
     action: l.action,
     last_triggered_period_start: l.last_triggered_period_start,
+    /** When it was deleted (it acts no more); null while in force. */
+    deleted_at: l.deleted_at,
     created_at: l.created_at,
   }),
   /** A customer's usage cost so far in the current periods; quantities in units, amounts in minor units. */
@@ -394,6 +437,8 @@ export const serialize = {
     subscription: r.subscription_id,
     customer: r.customer_id,
     periods_applied: r.periods_applied,
+    /** When it was removed (it discounts no later invoice); null while in effect. */
+    removed_at: r.removed_at,
     created_at: r.created_at,
   }),
   invoicePreview: (p: InvoicePreview) => ({

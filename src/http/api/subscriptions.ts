@@ -38,7 +38,7 @@ import { serialize } from './serialize.ts';
 import { parseInput } from './validate.ts';
 
 /** A subscription in its API shape with the id of the last invoice the request made (if any). */
-function withInvoice(subscription: SubscriptionRow, invoices: { id: string }[] = []) {
+export function withInvoice(subscription: SubscriptionRow, invoices: { id: string }[] = []) {
   return { ...serialize.subscription(subscription), latest_invoice: invoices.at(-1)?.id ?? null };
 }
 
@@ -200,12 +200,17 @@ export function subscriptionRoutes({ db, boss, registry, accounts, config }: App
 
 /** A create (or preview) request as the billing module takes it. */
 function newSubscription(body: z.output<typeof CreateSubscription>): NewSubscription {
+  return { ...subscriptionTerms(body), customerId: body.customer, paymentMethodId: body.payment_method };
+}
+
+/** The terms of a new subscription (all but its customer and payment method) as billing takes them. */
+export function subscriptionTerms(
+  body: Omit<z.output<typeof CreateSubscription>, 'customer' | 'payment_method'>,
+): Omit<NewSubscription, 'customerId' | 'paymentMethodId'> {
   return {
-    customerId: body.customer,
     planId: body.plan,
     quantity: body.quantity,
     amountOverride: body.amount_override,
-    paymentMethodId: body.payment_method,
     startAt: body.start_at ? new Date(body.start_at) : undefined,
     trialDays: body.trial_days,
     couponCode: body.coupon,

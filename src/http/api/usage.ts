@@ -79,7 +79,8 @@ export function usageRoutes({ db }: AppDeps): Router {
       check: async (query) => {
         if (query.customer) await getCustomer(db, query.customer);
       },
-      equals: (query) => ({ customer_id: query.customer }),
+      // Deleted limits are read by id only (GET /v1/usage-limits/:id).
+      equals: (query) => ({ customer_id: query.customer, deleted_at: null }),
       map: serialize.usageLimit,
     }),
   );

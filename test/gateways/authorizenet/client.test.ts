@@ -59,6 +59,8 @@ describe('AuthorizeNetClient.charge', () => {
     expect(await client().charge(CHARGE)).toEqual({
       status: 'succeeded',
       gatewayTransactionId: '2228446239',
+      // accountNumber XXXX1111 and accountType Visa; Authorize.Net's answer has no expiry.
+      card: { brand: 'Visa', last4: '1111', expMonth: null, expYear: null },
     });
     const [request] = seen;
     expect(Object.keys(request!)).toEqual(['merchantAuthentication', 'refId', 'transactionRequest']);

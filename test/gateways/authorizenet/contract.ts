@@ -36,6 +36,8 @@ export const contract: ContractCase = {
     paymentMethod: { token: '40338125/1000177237', customerId: null },
   },
   approvedTransactionId: TRANS_ID,
+  // The card as the approved fixture answer describes it (src/gateways/authorizenet/card.ts).
+  approvedCard: { brand: 'Visa', last4: '1111', expMonth: null, expYear: null },
   nockApproved() {
     nockApi(
       BASE,

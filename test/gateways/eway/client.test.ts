@@ -54,6 +54,8 @@ describe('EwayClient', () => {
       expect(await client().charge(CHARGE)).toEqual({
         status: 'succeeded',
         gatewayTransactionId: '10328337',
+        // Customer.CardDetails: Number 444433XXXXXX1111, ExpiryMonth "09", ExpiryYear "15"; no brand.
+        card: { brand: null, last4: '1111', expMonth: 9, expYear: 2015 },
       });
       expect(seen).toHaveLength(1);
       expect(seen[0]!.headers).toMatchObject({

@@ -31,6 +31,8 @@ export const contract: ContractCase = {
     paymentMethod: { token: FIXTURE_TOKEN, customerId: null },
   },
   approvedTransactionId: String(APPROVED.TransactionID),
+  // The card as the approved fixture answer describes it (src/gateways/eway/card.ts).
+  approvedCard: { brand: null, last4: '1111', expMonth: 9, expYear: 2015 },
   nockApproved() {
     nock(BASE)
       .post(

@@ -65,6 +65,8 @@ describe('PaypalClient.charge', () => {
     expect(await client().charge(charge)).toEqual({
       status: 'succeeded',
       gatewayTransactionId: '0XX3309307732590Y',
+      // payment_source.card: brand DISCOVER, last_digits 0004, expiry 2029-01.
+      card: { brand: 'DISCOVER', last4: '0004', expMonth: 1, expYear: 2029 },
     });
     expect(seen).toHaveLength(1);
     const [request] = seen;
@@ -430,6 +432,7 @@ describe('PaypalClient.fetchTransaction', () => {
     expect(await client().fetchTransaction({ reference: charge.reference, charge })).toEqual({
       status: 'succeeded',
       gatewayTransactionId: '0XX3309307732590Y',
+      card: { brand: 'DISCOVER', last4: '0004', expMonth: 1, expYear: 2029 },
     });
     expect(seen[0]!.headers['paypal-request-id']).toBe(charge.reference);
     expect(seen[0]!.body.purchase_units[0]).toMatchObject({

@@ -42,6 +42,10 @@ export const contract: ContractCase = {
     paymentMethod: { token: '8kk8451t', customerId: null },
   },
   approvedTransactionId: '0XX3309307732590Y',
+  // The card as the approved fixture answer describes it (src/gateways/paypal/card.ts).
+  approvedCard: { brand: 'DISCOVER', last4: '0004', expMonth: 1, expYear: 2029 },
+  // The status check repeats the create and gets the same order back.
+  polledCard: { brand: 'DISCOVER', last4: '0004', expMonth: 1, expYear: 2029 },
   nockApproved() {
     nockToken(BASE).reply(200, TOKEN);
     nockCreateOrder().reply(201, APPROVED);
