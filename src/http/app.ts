@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { adminRoutes } from './admin.ts';
+import { adminRoutes } from './admin/index.ts';
 import { catalogRoutes } from './api/catalog.ts';
 import { couponRoutes } from './api/coupons.ts';
 import { customerRoutes } from './api/customers.ts';
