@@ -53,7 +53,7 @@ const INVOLVED = [
 
 /**
  * The reconciliation exceptions pages: `GET /admin/exceptions` (newest first, filtered like
- * `GET /v1/reconciliation-exceptions` plus kind and event; open ones by default), `GET
+ * `GET /v1/reconciliation-exceptions` plus kind and event; the navigation links to the open ones), `GET
  * /admin/exceptions/:id` (the message and details, the event with its payload link, the objects it
  * names, its history) and `POST /admin/exceptions/:id/resolve` with a note (`resolveException`: the
  * `reconciliation_exception.resolved` activity names the admin key and carries the note).
@@ -62,7 +62,7 @@ export function exceptionPages({ db }: AppDeps): Router {
   const router = Router();
 
   router.get(`${ADMIN}/exceptions`, async (req, res) => {
-    const query = parseForm(ExceptionQuery, { status: 'open', ...req.query });
+    const query = parseForm(ExceptionQuery, req.query);
     const rows = await listRows<ReconciliationExceptionRow>(db, 'reconciliation_exceptions', {
       limit: PAGE_SIZE,
       startingAfter: query.starting_after,

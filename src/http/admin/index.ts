@@ -22,6 +22,14 @@ export function adminRoutes(deps: AppDeps): Router {
   const router = Router();
   router.use(adminSessionRoutes(deps.db));
   router.get(`${ADMIN}/console.js`, consoleScript);
+  // A filter form leaves its empty fields in the URL: sent to the same page without them.
+  router.get(`${ADMIN}/*path`, (req, res, next) => {
+    const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+    if (![...query.values()].includes('')) return next();
+    for (const [name, value] of [...query.entries()]) if (value === '') query.delete(name);
+    const rest = query.toString();
+    res.redirect(303, `${req.path}${rest ? `?${rest}` : ''}`);
+  });
   router.use(queueDashboardRoutes(deps.db, deps.queueDashboard));
   router.use(overviewPages(deps));
   router.use(inboxPages(deps));

@@ -12,13 +12,13 @@ export const ADMIN = '/admin';
 const NAV = [
   ['', 'Overview'],
   ['/inbox', 'Inbox'],
-  ['/exceptions', 'Exceptions'],
+  ['/exceptions', 'Exceptions', '?status=open'],
   ['/dead-letters', 'Dead letters'],
   ['/payouts', 'Payouts'],
   ['/settlement', 'Settlement report'],
   ['/accounts', 'Gateway accounts'],
   ['/queues', 'Queues'],
-] as const;
+] as const satisfies readonly (readonly [string, string, string?])[];
 
 /** Seconds between two refreshes of a list page (console.js; never while a form is being filled in). */
 export const REFRESH_SECONDS = 30;

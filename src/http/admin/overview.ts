@@ -36,7 +36,7 @@ export function overviewPages({ db, boss }: AppDeps): Router {
     });
     const body = h`<table id="overview"><tbody>
 <tr><th>Inbox not processed yet</th><td><a href="${link('/inbox', { status: 'received' })}">${inboxOf('received')} received</a> · <a class="${inboxOf('retrying') ? 'bad' : ''}" href="${link('/inbox', { status: 'retrying' })}">${inboxOf('retrying')} retrying</a></td></tr>
-<tr><th>Open reconciliation exceptions</th><td><a class="${open.n ? 'bad' : ''}" href="${ADMIN}/exceptions">${open.n}</a></td></tr>
+<tr><th>Open reconciliation exceptions</th><td><a class="${open.n ? 'bad' : ''}" href="${ADMIN}/exceptions?status=open">${open.n}</a></td></tr>
 </tbody></table>
 <h2>Queues</h2>
 <p>Jobs as pg-boss last counted them (every 10 s). Failed: dead letters waiting for an operator. Jobs by state, their data and errors: <a href="${QUEUES_PATH}">the queue dashboard</a>.</p>

@@ -91,7 +91,7 @@ ${pager('/payouts', values, shown.at(-1)?.id, rows.length > PAGE_SIZE)}`;
 <tr><th>net of its lines</th><td class="${p.lines_known && p.net !== p.amount ? 'bad' : ''}">${money(p.net, p.currency)}${p.lines_known ? '' : ' (lines not all known yet)'}</td></tr>
 <tr><th>arrival</th><td>${p.arrival_date}</td></tr>
 </table>
-<p><a href="${ADMIN}/exceptions?payout=${p.id}&amp;status=">Its reconciliation exceptions</a></p>
+<p><a href="${ADMIN}/exceptions?payout=${p.id}">Its reconciliation exceptions</a></p>
 <h2>Lines (${lines.length})</h2>
 <table id="lines"><thead><tr><th>line</th><th>kind</th><th>gross</th><th>fee</th><th>net</th><th>matched</th><th>gateway ids</th></tr></thead><tbody>
 ${lines.map(
