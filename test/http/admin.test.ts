@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../../src/auth/api-keys.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
@@ -32,6 +33,8 @@ describe('/admin: the operators console', () => {
 
   const get = (path: string, cookie: string) =>
     fetch(`${app.url}${path}`, { headers: { cookie }, redirect: 'manual' });
+  const jobExists = async (id: string) =>
+    (await sql`SELECT 1 FROM pgboss.job WHERE id = ${id}::uuid`.execute(app.runtime.db)).rows.length > 0;
   const tokenOf = (html: string) => /name="token" value="([\w-]+)"/.exec(html)![1]!;
 
   it('sends a browser without a session to the login form, and back where it was going once logged in', async () => {
@@ -190,7 +193,7 @@ describe('/admin: the operators console', () => {
       mode: 'test',
       credentials: secrets,
     });
-    expect(stripe.status).toBe(201);
+    expect(stripe.status, JSON.stringify(stripe.body)).toBe(201);
     const { cookie } = await login(ADMIN_KEY);
     const html = await (await get('/admin/accounts', cookie)).text();
     const row = new RegExp(`<tr><td><code>${stripe.body.id}</code></td>.*</tr>`).exec(html)?.[0] ?? '';
@@ -200,6 +203,115 @@ describe('/admin: the operators console', () => {
     expect(row).toContain(`href="/admin/inbox?gateway_account=${stripe.body.id}"`);
     for (const secret of [secrets.secret_key, secrets.webhook_secrets[0]!])
       expect(html).not.toContain(secret);
+  });
+
+  it('replays every event matching a filter after showing how many match', async () => {
+    for (const n of [1, 2, 3]) {
+      const body = JSON.stringify({
+        id: `evt_replay_all_${n}`,
+        type: 'customer.updated',
+        created: 1,
+        data: { object: {} },
+      });
+      await app.runtime.inbox!.receive({
+        gateway: 'stripe',
+        eventId: `evt_replay_all_${n}`,
+        eventType: 'customer.updated',
+        body,
+      });
+    }
+    const finished = async () => {
+      const rows = await app.runtime.db
+        .selectFrom('inbox')
+        .select(['attempts', 'status'])
+        .where('event_type', '=', 'customer.updated')
+        .execute();
+      return rows.length === 3 && rows.every((r) => r.status === 'ignored')
+        ? rows.map((r) => r.attempts)
+        : undefined;
+    };
+    const before = await waitFor('the three processed', finished);
+    const { cookie } = await login(ADMIN_KEY);
+    const confirm = await (
+      await get('/admin/inbox/replay?gateway=stripe&type=customer.updated', cookie)
+    ).text();
+    expect(confirm).toContain(
+      '<p id="replay-count">3 events match gateway = stripe, type = customer.updated.</p>',
+    );
+    const response = await fetch(`${app.url}/admin/inbox/replay`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: new URLSearchParams({
+        token: tokenOf(confirm),
+        gateway: 'stripe',
+        type: 'customer.updated',
+      }).toString(),
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe(
+      '/admin/inbox?gateway=stripe&type=customer.updated&notice=Replayed+3+events.',
+    );
+    await waitFor('the three processed again', async () => {
+      const after = await finished();
+      return after?.every((n, i) => n > before[i]!);
+    });
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select(['actor', 'data'])
+      .where('action', '=', 'events.replayed')
+      .executeTakeFirstOrThrow();
+    expect(activity.actor).toMatch(/^key_/);
+    expect(activity.data).toEqual({ filter: { gateway: 'stripe', type: 'customer.updated' }, replayed: 3 });
+  });
+
+  it('deletes one dead letter after a confirmation page, and says so', async () => {
+    const id = (await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_delete_one' }))!;
+    const { cookie } = await login(ADMIN_KEY);
+    const page = await (await get(`/admin/dead-letters/invoice.refund/${id}/delete`, cookie)).text();
+    expect(page).toMatch(
+      /<p id="confirm">Delete the dead letter <code>[0-9a-f-]{36}<\/code> of invoice.refund\?<\/p>/,
+    );
+    expect(page).toContain('re_admin_delete_one');
+    const response = await fetch(`${app.url}/admin/dead-letters/invoice.refund/${id}/delete`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: `token=${tokenOf(page)}`,
+      redirect: 'manual',
+    });
+    expect(response.headers.get('location')).toBe(`/admin/dead-letters?notice=Dead+letter+${id}+deleted.`);
+    expect(await jobExists(id)).toBe(false);
+  });
+
+  it("records an action asked of pg-boss's dashboard as an activity naming the admin key", async () => {
+    const id = (await app.runtime.boss.send('subscription.renew.dead', {
+      subscriptionId: 'sub_admin_dashboard',
+    }))!;
+    const { cookie } = await login(ADMIN_KEY);
+    const response = await fetch(`${app.url}/admin/queues/queues/subscription.renew.dead`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form, origin: app.url },
+      body: new URLSearchParams({ intent: 'delete', jobId: id }).toString(),
+      redirect: 'manual',
+    });
+    // The dashboard answered the action (its page); whether the job changed is its own matter (see
+    // src/http/admin/queues.ts: its bundled pg-boss refuses writes on pg-boss 12.38's schema).
+    expect(response.status).toBe(200);
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select(['action', 'actor', 'data'])
+      .where('resource_id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(activity).toEqual({
+      action: 'queue_dashboard.requested',
+      actor: expect.stringMatching(/^key_/),
+      data: {
+        path: '/admin/queues/queues/subscription.renew.dead',
+        intent: 'delete',
+        jobId: id,
+        status: 200,
+      },
+    });
   });
 
   it('answers a refused action with a page saying why', async () => {

@@ -49,9 +49,13 @@ async function fetchRequest(req: ExpressRequest): Promise<Request> {
  * authentication), its answer sent back as it is but for the Content-Security-Policy: the
  * dashboard's pages start with inline scripts (React Router's hydration data), so its path allows
  * them (`script-src 'self' 'unsafe-inline'`) where the rest of the console allows none. Each action
- * it answers successfully (a POST: retry, cancel, resume or delete a job, and the others it offers)
- * is a `queue_dashboard.action` activity naming the admin key, the path, and the form's `intent` and
- * `jobId`.
+ * it answers (a POST under 400: retry, cancel, resume or delete a job, and the others it offers) is a
+ * `queue_dashboard.requested` activity naming the admin key, the path, the form's `intent` and
+ * `jobId`, and the answer's status. The dashboard reports an action's own failure inside its page
+ * (a 200), so the activity records the request, not its effect: @pg-boss/dashboard 1.9.0 bundles a
+ * pg-boss whose schema is version 42, and its job actions (which start that pg-boss) answer
+ * "Database error occurred" on the schema 46 of billhook's pg-boss 12.38 ("pg-boss database
+ * requires migrations"); billhook's own pages retry and delete dead letters.
  */
 export function queueDashboardRoutes(db: Db, dashboard: DashboardHandler): Router {
   const router = Router();
@@ -74,8 +78,13 @@ export function queueDashboardRoutes(db: Db, dashboard: DashboardHandler): Route
         recordActivity(work, {
           resourceType: 'queue_job',
           resourceId: field('jobId') ?? 'queue',
-          action: 'queue_dashboard.action',
-          data: { path: new URL(request.url).pathname, intent: field('intent'), jobId: field('jobId') },
+          action: 'queue_dashboard.requested',
+          data: {
+            path: new URL(request.url).pathname,
+            intent: field('intent'),
+            jobId: field('jobId'),
+            status: response.status,
+          },
         }),
       );
     }
