@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { listActivities } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
 import { listRows } from '../../db/list.ts';
-import type { Database, ReconciliationExceptionRow } from '../../db/schema.ts';
+import type { Database, InboxRow, ReconciliationExceptionRow } from '../../db/schema.ts';
+import { NotFoundError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
 import { accountFilter } from '../api/pagination.ts';
 import { Gateway } from '../api/schemas.ts';
@@ -42,6 +43,16 @@ const FIELDS = [
   { name: 'event', label: 'Event', placeholder: 'evt_…' },
   { name: 'payout', label: 'Payout', placeholder: 'pyo_…' },
 ] as const;
+
+/** A row read by id, or undefined when there is none any more (pruned, say). */
+async function orMissing<R>(read: Promise<R>): Promise<R | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
 
 /** The objects an exception names, in the order shown: each a table, its id column, its page. */
 const INVOLVED = [
@@ -98,11 +109,7 @@ ${pager('/exceptions', values, shown.at(-1)?.id, rows.length > PAGE_SIZE)}`;
     );
     const involved: Html[] = [];
     if (x.inbox_id) {
-      const event = await db
-        .selectFrom('inbox')
-        .select(['id', 'event_type', 'gateway_event_id', 'status'])
-        .where('id', '=', x.inbox_id)
-        .executeTakeFirst();
+      const event = await orMissing(getRow<InboxRow>(db, 'inbox', x.inbox_id, 'event'));
       involved.push(
         h`<h2>Event</h2>${event ? h`<p><a href="${ADMIN}/inbox/${event.id}"><code>${event.id}</code></a> ${event.event_type} <code>${event.gateway_event_id}</code> · ${event.status} (payload and normalised events on its page)</p>` : h`<p class="muted"><code>${x.inbox_id}</code> is no longer in the inbox.</p>`}`,
       );
@@ -110,7 +117,7 @@ ${pager('/exceptions', values, shown.at(-1)?.id, rows.length > PAGE_SIZE)}`;
     for (const [column, table, label] of INVOLVED) {
       const id = x[column];
       if (typeof id !== 'string') continue;
-      const row = await getRow<Record<string, unknown>>(db, table, id, label).catch(() => undefined);
+      const row = await orMissing(getRow<Record<string, unknown>>(db, table, id, label));
       involved.push(
         h`<h2>${label} <code>${id}</code></h2>${row ? h`<pre>${prettyJson(row)}</pre>` : h`<p class="muted">Not found.</p>`}`,
       );
