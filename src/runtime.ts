@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { DashboardHandler } from '@pg-boss/dashboard/handler';
 import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
@@ -13,6 +14,7 @@ import { migrateToLatest, migrationsCurrent } from './db/migrate.ts';
 import { logGatewayFailures } from './gateways/logged.ts';
 import { createAdapter, type GatewayRegistry, type RegistryLookups } from './gateways/registry.ts';
 import type { GatewayAdapter } from './gateways/types.ts';
+import { createQueueDashboard } from './http/admin/queues.ts';
 import { createApp } from './http/app.ts';
 import { createMetricsApp } from './http/metrics.ts';
 import { DEFAULT_INBOX_OPTIONS, Inbox } from './inbox/receive.ts';
@@ -210,6 +212,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     let server: Server | undefined;
     let url: string | undefined;
     let inbox: Inbox | undefined;
+    let dashboard: DashboardHandler | undefined;
     if (role !== 'worker') {
       const opened = new Inbox(database.url, boss, {
         ...DEFAULT_INBOX_OPTIONS,
@@ -218,7 +221,21 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       });
       inbox = opened;
       started.push(() => opened.close());
-      const app = createApp({ config, db, boss, registry, accounts, metrics, inbox, log, ready });
+      const queueDashboard = createQueueDashboard(database.url);
+      started.push(() => queueDashboard.close());
+      dashboard = queueDashboard;
+      const app = createApp({
+        config,
+        db,
+        boss,
+        registry,
+        accounts,
+        metrics,
+        inbox,
+        log,
+        ready,
+        queueDashboard,
+      });
       ({ server, url } = await listen(app, config.PORT, 'PORT'));
     } else if (config.METRICS_PORT !== undefined) {
       ({ server, url } = await listen(
@@ -255,6 +272,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         // Every request is answered by now, so no delivery waits for a group commit: the inbox's last
         // transactions have ended when its connections close.
         await inbox?.close();
+        await dashboard?.close();
         accounts.stop();
         await metrics.close();
         await boss.stop({ graceful: true, timeout: deadline - Date.now() });

@@ -57,6 +57,18 @@ export async function listRows<R>(
   filter: ListFilter,
 ): Promise<R[]> {
   const ascending = filter.order === 'asc';
+  const where = await conditions(db, table, filter);
+  const key = sql.ref(filter.orderKey ?? 'id');
+  const result = await sql<R>`
+    SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}
+    ORDER BY ${key} ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}
+  `.execute(db);
+  return result.rows;
+}
+
+/** The conditions of a list's filter (the cursor's included), joined with AND by the caller. */
+async function conditions(db: Kysely<Database>, table: keyof Database, filter: ListFilter) {
+  const ascending = filter.order === 'asc';
   const key = sql.ref(filter.orderKey ?? 'id');
   const where = [sql`true`];
   if (filter.startingAfter) {
@@ -76,9 +88,24 @@ export async function listRows<R>(
     else if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
   }
   where.push(...(filter.where ?? []));
-  const result = await sql<R>`
-    SELECT * FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)}
-    ORDER BY ${key} ${ascending ? sql`ASC` : sql`DESC`} LIMIT ${filter.limit + 1}
-  `.execute(db);
-  return result.rows;
+  return where;
+}
+
+/**
+ * How many rows of a table a list's filter matches (paging ignored), counting at most `cap` of them:
+ * a number above `cap` is reported as `cap + 1` (the caller says "more than cap"), so a count over a
+ * large table stops early.
+ */
+export async function countRows(
+  db: Kysely<Database>,
+  table: keyof Database,
+  filter: Omit<ListFilter, 'limit' | 'startingAfter' | 'order'>,
+  cap: number,
+): Promise<number> {
+  const where = await conditions(db, table, { ...filter, limit: cap });
+  const result = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM (
+      SELECT 1 FROM ${sql.table(table)} WHERE ${sql.join(where, sql` AND `)} LIMIT ${cap + 1}
+    ) matched`.execute(db);
+  return result.rows[0]?.n ?? 0;
 }

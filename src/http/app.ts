@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { adminRoutes } from './admin.ts';
+import { adminRoutes } from './admin/index.ts';
 import { addOnRoutes } from './api/add-ons.ts';
 import { archivalRoutes } from './api/archival.ts';
 import { catalogRoutes } from './api/catalog.ts';

@@ -1,3 +1,4 @@
+import type { DashboardHandler } from '@pg-boss/dashboard/handler';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { AccountAdapters } from '../accounts/adapters.ts';
@@ -19,6 +20,8 @@ export interface AppDeps {
   /** Where verified webhooks are stored (group commit). */
   inbox: Inbox;
   log: Logger;
+  /** pg-boss's queue dashboard, mounted at `/admin/queues` (http/admin/queues.ts); closed by the runtime's stop. */
+  queueDashboard: DashboardHandler;
   /** True once webhooks can be stored: database reachable and migrations current. */
   ready(): Promise<boolean>;
 }

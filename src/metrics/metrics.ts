@@ -100,26 +100,34 @@ export class Metrics {
         this.set((await exporting()) ? 1 : 0);
       },
     });
-    const queueGauges = [
-      ['billhook_queue_depth', 'Jobs waiting (created or retry), by queue', 'queuedCount'],
-      [
-        'billhook_jobs_failed',
-        'Jobs that exhausted their retries and are still retained by pg-boss (any process), by queue',
-        'failedCount',
-      ],
-    ] as const;
-    for (const [name, help, count] of queueGauges) {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['queue'] as const,
-        registers: [this.registry],
-        async collect() {
-          this.reset();
-          for (const queue of (await counts()) ?? []) this.set({ queue: queue.name }, queue[count]);
-        },
-      });
-    }
+    // billhook's queues only: a dead-letter queue's jobs are not waiting for a worker but for an
+    // operator, so they count as the failed jobs of the queue they failed in (a `webhook.process`
+    // job completes and leaves its dead letter, workers/process-webhooks.ts, so pg-boss's own failed
+    // count of that queue stays 0).
+    new Gauge({
+      name: 'billhook_queue_depth',
+      help: 'Jobs waiting for a worker (created or retry), by queue; dead letters are not counted',
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
+        if (byName.size === 0) return;
+        for (const { name } of queues) this.set({ queue: name }, byName.get(name)?.queuedCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'billhook_jobs_failed',
+      help: "Jobs that exhausted their retries and wait in the queue's dead letters for an operator, by queue",
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
+        if (byName.size === 0) return;
+        for (const { name, dead } of queues) this.set({ queue: name }, byName.get(dead)?.queuedCount ?? 0);
+      },
+    });
     new Gauge({
       name: 'billhook_jobs',
       help: 'Jobs by queue and state (ready, deferred, blocked, active, failed), from pg-boss queue counts refreshed every few seconds',

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { PgBoss } from 'pg-boss';
+import { fromKysely, type PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
@@ -38,15 +38,128 @@ function failureOf(output: object | null): string {
   return parsed.success ? parsed.data.message : JSON.stringify(output);
 }
 
+/** What a dead letter is read from: a pg-boss job of `<queue>.dead`. */
+interface DeadJob {
+  id: string;
+  createdOn: Date;
+  data: unknown;
+  sourceId: string | null;
+  sourceOutput: object | null;
+}
+
+/** A queued job of `<queue>.dead` as a dead letter of `queue`. */
+function deadLetterOf(queue: QueueName, job: DeadJob): DeadLetterJob {
+  const common = { queue, jobId: job.id, createdOn: job.createdOn, data: job.data };
+  if (queue === QUEUES.webhookProcess) return { ...common, ...WebhookDeadLetter.parse(job.data) };
+  const error = failureOf(job.sourceOutput);
+  return { ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] };
+}
+
 /** The queued dead letters of `queue`, oldest first. */
 async function deadLettersOf(boss: PgBoss, queue: QueueName): Promise<DeadLetterJob[]> {
   const jobs = await boss.findJobs(deadQueueOf(queue), { queued: true });
-  return jobs.map((job) => {
-    const common = { queue, jobId: job.id, createdOn: job.createdOn, data: job.data };
-    if (queue === QUEUES.webhookProcess) return { ...common, ...WebhookDeadLetter.parse(job.data) };
-    const error = failureOf(job.sourceOutput);
-    return { ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] };
+  return jobs.map((job) => deadLetterOf(queue, job));
+}
+
+/** The queue whose dead-letter queue is `name` (`webhook.process.dead` → `webhook.process`). */
+function queueOfDead(name: string): QueueName {
+  const queue = Object.values(QUEUES).find((q) => deadQueueOf(q) === name);
+  if (!queue) throw new Error(`not a dead-letter queue of billhook: ${name}`);
+  return queue;
+}
+
+/** A page of dead letters: oldest first, of one queue or of all, after a dead letter's job id. */
+export interface DeadLetterPageQuery {
+  queue?: QueueName;
+  /** The job id of the last dead letter of the previous page. */
+  after?: string;
+  limit: number;
+}
+
+/**
+ * One page of the queued dead letters (keyset pagination by creation time and job id, read from
+ * pg-boss's `job` table in one statement: see src/inbox/UPGRADING.md), `limit + 1` rows so the caller
+ * can tell whether more exist; with the count of dead letters of each queue that has any.
+ */
+export async function listDeadLetterPage(
+  db: Db,
+  query: DeadLetterPageQuery,
+): Promise<{ letters: DeadLetterJob[]; counts: Partial<Record<QueueName, number>> }> {
+  const names = (query.queue ? [query.queue] : Object.values(QUEUES)).map(deadQueueOf);
+  const job = sql.table(`${BOSS_SCHEMA}.job`);
+  const after = query.after
+    ? sql`AND (created_on, id) > (SELECT created_on, id FROM ${job} WHERE name = ANY(${names}::text[]) AND id = ${query.after}::uuid)`
+    : sql``;
+  const rows = await sql<DeadJob & { name: string }>`
+    SELECT id, name, data, created_on AS "createdOn", source_id AS "sourceId", source_output AS "sourceOutput"
+    FROM ${job} WHERE name = ANY(${names}::text[]) AND state = 'created' ${after}
+    ORDER BY created_on, id LIMIT ${query.limit + 1}`.execute(db);
+  const counted = await sql<{ name: string; n: number }>`
+    SELECT name, count(*)::int AS n FROM ${job} WHERE name = ANY(${names}::text[]) AND state = 'created'
+    GROUP BY name`.execute(db);
+  return {
+    letters: rows.rows.map((row) => deadLetterOf(queueOfDead(row.name), row)),
+    counts: Object.fromEntries(counted.rows.map((row) => [queueOfDead(row.name), row.n])),
+  };
+}
+
+/** The queued dead letter `jobId` of `queue`; undefined when there is none (retried or deleted already). */
+export async function getDeadLetter(
+  db: Db,
+  queue: QueueName,
+  jobId: string,
+): Promise<DeadLetterJob | undefined> {
+  const rows = await sql<DeadJob>`
+    SELECT id, data, created_on AS "createdOn", source_id AS "sourceId", source_output AS "sourceOutput"
+    FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ${deadQueueOf(queue)} AND id = ${jobId}::uuid AND state = 'created'`.execute(db);
+  const row = rows.rows[0];
+  return row && deadLetterOf(queue, row);
+}
+
+/**
+ * Sends one dead letter back to its queue, exactly once even when two retries run at the same time:
+ * it is deleted from `<queue>.dead` and, in the same transaction, a `webhook.process` dead letter's
+ * inbox rows are replayed (`replayInTransaction`) or another queue's job is sent again with its data
+ * (a fresh set of retries). The retry that did not delete it sends nothing.
+ * @returns false when the dead letter was no longer queued
+ */
+export async function retryDeadLetter(
+  db: Db,
+  boss: PgBoss,
+  dead: Pick<DeadLetterJob, 'queue' | 'jobId'>,
+): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    // pg-boss's table, in this transaction: see src/inbox/UPGRADING.md.
+    const deleted = await sql<{ data: unknown }>`
+      DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+      WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'
+      RETURNING data`.execute(trx);
+    const row = deleted.rows[0];
+    if (!row) return false;
+    if (dead.queue === QUEUES.webhookProcess)
+      await replayInTransaction(trx, boss, WebhookDeadLetter.parse(row.data).inboxIds);
+    else await boss.send(dead.queue, row.data as object, { db: fromKysely(trx) });
+    return true;
   });
+}
+
+/**
+ * Deletes one queued dead letter; a `webhook.process` one's stored webhooks then get their final
+ * status (`abandonOrphanedEvents`: `exception`, with an `abandoned_event` reconciliation exception).
+ * @returns false when the dead letter was no longer queued
+ */
+export async function deleteDeadLetter(
+  db: Db,
+  actor: Actor,
+  dead: Pick<DeadLetterJob, 'queue' | 'jobId'>,
+): Promise<boolean> {
+  const deleted = await sql`
+    DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'`.execute(db);
+  if (Number(deleted.numAffectedRows ?? 0) === 0) return false;
+  await abandonOrphanedEvents(db, actor);
+  return true;
 }
 
 /** The dead letters of every billhook queue still queued, `webhook.process` first, oldest first. */
@@ -74,18 +187,7 @@ export interface DeadLetterRetry {
 export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetterRetry> {
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
   for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
-    const sent = await db.transaction().execute(async (trx) => {
-      // pg-boss's table, in this transaction: see src/inbox/UPGRADING.md.
-      const deleted = await sql`
-        DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
-        WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'`.execute(
-        trx,
-      );
-      if (Number(deleted.numAffectedRows ?? 0) === 0) return false;
-      await replayInTransaction(trx, boss, dead.inboxIds);
-      return true;
-    });
-    if (!sent) continue;
+    if (!(await retryDeadLetter(db, boss, dead))) continue;
     retried.jobs += 1;
     retried.webhooks += dead.inboxIds.length;
   }

@@ -4,7 +4,7 @@ import { waitFor } from '../support/wait.ts';
 
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
-describe('/admin/queues actions leave activities', () => {
+describe('/admin actions leave activities', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
@@ -34,19 +34,17 @@ describe('/admin/queues actions leave activities', () => {
     });
     const html = await waitFor('the dead letter on the page', async () => {
       const text = await (
-        await fetch(`${app.url}/admin/queues`, { headers: { authorization: basic(ADMIN_KEY) } })
+        await fetch(`${app.url}/admin/dead-letters`, { headers: { authorization: basic(ADMIN_KEY) } })
       ).text();
       return text.includes(receipt.id!) ? text : undefined;
     });
-    const token = /name="token" value="([0-9a-f]{64})"/.exec(html)![1];
+    const token = /name="token" value="([\w-]+)"/.exec(html)![1];
 
-    expect((await post('/admin/queues/events/replay', `token=${token}&event=${receipt.id}`)).status).toBe(
-      303,
-    );
-    expect((await post('/admin/queues/dead-letters/retry', `token=${token}`)).status).toBe(303);
-    expect((await post('/admin/queues/dead-letters/purge', `token=${token}`)).status).toBe(303);
+    expect((await post(`/admin/inbox/${receipt.id}/replay`, `token=${token}`)).status).toBe(303);
+    expect((await post('/admin/dead-letters/retry', `token=${token}`)).status).toBe(303);
+    expect((await post('/admin/dead-letters/purge', `token=${token}`)).status).toBe(303);
     // A refused action (a forged form) records nothing.
-    expect((await post('/admin/queues/dead-letters/purge', 'token=forged')).status).toBe(403);
+    expect((await post('/admin/dead-letters/purge', 'token=forged')).status).toBe(403);
 
     const activities = await app.runtime.db
       .selectFrom('activities')

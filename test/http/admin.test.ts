@@ -1,109 +1,172 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../src/auth/api-keys.ts';
+import { createApiKey, revokeApiKey } from '../../src/auth/api-keys.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+const form = 'application/x-www-form-urlencoded';
 
-describe('/admin/queues', () => {
+describe('/admin: the operators console', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp({
       WEBHOOK_RETRY_LIMIT: '0',
       BILLHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
+      TRUST_PROXY: 'loopback',
     });
   });
   afterAll(() => app.stop());
 
-  const page = async (key = ADMIN_KEY) =>
-    fetch(`${app.url}/admin/queues`, { headers: { authorization: basic(key) } });
+  /** Logs in with `key` through the form; the answer and the session cookie it set. */
+  async function login(key: string, headers: Record<string, string> = {}) {
+    const response = await fetch(`${app.url}/admin/login`, {
+      method: 'POST',
+      headers: { 'content-type': form, ...headers },
+      body: new URLSearchParams({ key, next: '/admin/inbox' }).toString(),
+      redirect: 'manual',
+    });
+    const setCookie = response.headers.get('set-cookie') ?? '';
+    return { response, setCookie, cookie: setCookie.split(';')[0]! };
+  }
 
-  it('asks for an admin key: 401 without one (a browser prompt), 403 for a write key, 401 for a revoked one', async () => {
-    const none = await fetch(`${app.url}/admin/queues`);
-    expect(none.status).toBe(401);
-    expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
-    const { secret } = await createApiKey(app.runtime.db, 'writer', 'write');
-    expect((await page(secret)).status).toBe(403);
-    expect((await page('bh_unknown')).status).toBe(401);
+  const get = (path: string, cookie: string) =>
+    fetch(`${app.url}${path}`, { headers: { cookie }, redirect: 'manual' });
+  const jobExists = async (id: string) =>
+    (await sql`SELECT 1 FROM pgboss.job WHERE id = ${id}::uuid`.execute(app.runtime.db)).rows.length > 0;
+  const tokenOf = (html: string) => /name="token" value="([\w-]+)"/.exec(html)![1]!;
+
+  it('sends a browser without a session to the login form, and back where it was going once logged in', async () => {
+    const none = await fetch(`${app.url}/admin/exceptions?status=open`, { redirect: 'manual' });
+    expect(none.status).toBe(303);
+    expect(none.headers.get('location')).toBe('/admin/login?next=%2Fadmin%2Fexceptions%3Fstatus%3Dopen');
+    const loginPage = await fetch(`${app.url}${none.headers.get('location')}`);
+    expect(loginPage.status).toBe(200);
+    expect(await loginPage.text()).toContain('name="next" value="/admin/exceptions?status=open"');
+
+    const { response, setCookie, cookie } = await login(ADMIN_KEY);
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/admin/inbox');
+    // Plain HTTP (any host name): no Secure flag, or the browser would drop the cookie.
+    expect(setCookie).toMatch(
+      /^billhook_admin=key_\w+\.[\w-]+\.\d+\.[\w-]+; Max-Age=43200; Path=\/admin; Expires=.*; HttpOnly; SameSite=Strict$/,
+    );
+    const inbox = await get('/admin/inbox', cookie);
+    expect(inbox.status).toBe(200);
+    expect(await inbox.text()).toMatch(/<h1>Inbox<\/h1>[\s\S]*Generated at <time id="generated-at"/);
   });
 
-  it('shows every queue, the inbox by status, and a dead letter that can be retried and purged', async () => {
+  it('marks the cookie Secure behind a TLS-terminating proxy (X-Forwarded-Proto from a trusted peer)', async () => {
+    const { setCookie } = await login(ADMIN_KEY, {
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'ops.example.com',
+    });
+    expect(setCookie).toMatch(/; Secure; SameSite=Strict$/);
+  });
+
+  it('refuses a wrong key (401), a key below admin (403) and a forged or revoked session', async () => {
+    expect((await login('bh_not_a_key')).response.status).toBe(401);
+    const { secret } = await createApiKey(app.runtime.db, 'writer', 'write');
+    const writer = await login(secret);
+    expect(writer.response.status).toBe(403);
+    expect(writer.setCookie).toBe('');
+
+    const { secret: adminSecret, key } = await createApiKey(app.runtime.db, 'second admin', 'admin');
+    const { cookie } = await login(adminSecret);
+    expect((await get('/admin', cookie)).status).toBe(200);
+    const [name, value] = cookie.split('=');
+    const parts = value!.split('.');
+    const forged = `${name}=${parts[0]}.${parts[1]}.${Number(parts[2]) + 3600}.${parts[3]}`;
+    expect((await get('/admin', forged)).status).toBe(303);
+    await revokeApiKey(app.runtime.db, key.id);
+    expect((await get('/admin', cookie)).status).toBe(303);
+  });
+
+  it("checks every POST's CSRF token: a form without the session's token changes nothing", async () => {
+    const { cookie } = await login(ADMIN_KEY);
+    const token = tokenOf(await (await get('/admin', cookie)).text());
+    const post = (body: string) =>
+      fetch(`${app.url}/admin/dead-letters/purge`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': form },
+        body,
+        redirect: 'manual',
+      });
+    expect((await post('token=forged')).status).toBe(403);
+    expect((await post('')).status).toBe(403);
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({
+        errorCode: 'invalid_form_token',
+        res: expect.objectContaining({ statusCode: 403 }),
+      }),
+    );
+    const done = await post(`token=${token}`);
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toMatch(
+      /^\/admin\/dead-letters\?notice=Deleted\+\d+\+dead\+letters/,
+    );
+  });
+
+  it('still takes the key itself (Basic or Bearer) for scripts; 403 for a key below admin', async () => {
+    expect((await fetch(`${app.url}/admin`, { headers: { authorization: basic(ADMIN_KEY) } })).status).toBe(
+      200,
+    );
+    const { secret } = await createApiKey(app.runtime.db, 'reader', 'read');
+    expect((await fetch(`${app.url}/admin`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(
+      403,
+    );
+    const wrong = await fetch(`${app.url}/admin`, { headers: { authorization: basic('bh_wrong') } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+  });
+
+  it("counts a dead letter as its queue's failed job, never as waiting; in the overview and in /metrics", async () => {
     const receipt = await app.runtime.inbox!.receive({
       gateway: 'paypal',
       eventId: 'WH-admin-dead',
       eventType: 'PAYMENT.CAPTURE.COMPLETED',
       body: '{}',
     });
-    const html = await waitFor('the dead letter on the page', async () => {
-      const text = await (await page()).text();
-      return text.includes(receipt.id!) ? text : undefined;
+    const { cookie } = await login(ADMIN_KEY);
+    const listed = await waitFor('the dead letter listed', async () => {
+      const html = await (await get('/admin/dead-letters', cookie)).text();
+      return html.includes(receipt.id!) ? html : undefined;
     });
-    for (const queue of [
-      'webhook.process',
-      'webhook.process.dead',
-      'transaction.poll',
-      'refund.recover',
-      'refund.recover.dead',
-      'inbox.sweep',
-    ]) {
-      expect(html).toContain(`<td>${queue}</td>`);
-    }
-    expect(html).toMatch(/gateway paypal is not configured/);
-    const token = /name="token" value="([0-9a-f]{64})"/.exec(html)?.[1];
-    expect(token).toBeDefined();
-
-    const forged = await fetch(`${app.url}/admin/queues/dead-letters/purge`, {
-      method: 'POST',
-      headers: { authorization: basic(ADMIN_KEY), 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'token=forged',
-      redirect: 'manual',
-    });
-    expect(forged.status).toBe(403);
-    // Its access line says why (issue #22 item 12).
-    expect(app.logs).toContainEqual(
-      expect.objectContaining({
-        level: 40,
-        errorCode: 'invalid_form_token',
-        res: expect.objectContaining({ statusCode: 403 }),
-      }),
-    );
-
-    const purge = await fetch(`${app.url}/admin/queues/dead-letters/purge`, {
-      method: 'POST',
-      headers: { authorization: basic(ADMIN_KEY), 'content-type': 'application/x-www-form-urlencoded' },
-      body: `token=${token}`,
-      redirect: 'manual',
-    });
-    expect(purge.status).toBe(303);
-    expect(await (await page()).text()).toMatch(/Dead letters \(0\)/);
-  });
-
-  it("counts each queue's jobs through pg-boss's queue statistics (its API, not its tables)", async () => {
-    // Two jobs no worker takes (a dead-letter queue): ready 2, deferred 0, active 0, failed 0, stored 2
-    // once pg-boss's monitor has counted them (every 10 s).
-    await app.runtime.boss.send('subscription.renew.dead', { subscriptionId: 'sub_admin_count_1' });
-    await app.runtime.boss.send('subscription.renew.dead', { subscriptionId: 'sub_admin_count_2' });
-    const row =
-      '<tr><td>subscription.renew.dead</td><td class="n">2</td><td class="n">0</td><td class="n">0</td><td class="n">0</td><td class="n">2</td></tr>';
-    await waitFor(
-      'the counted jobs on the page',
-      async () => (await (await page()).text()).includes(row),
+    expect(listed).toMatch(/gateway paypal is not configured/);
+    // pg-boss counts queues every 10 s: the overview and the gauges read those counts.
+    const row = await waitFor(
+      'the counted dead letter',
+      async () => {
+        const html = await (await get('/admin', cookie)).text();
+        return /<tr><td><a href="\/admin\/queues\/queues\/webhook.process">webhook.process<\/a><\/td><td class="n">0<\/td><td class="n">0<\/td><td class="n bad"><a href="\/admin\/dead-letters\?queue=webhook.process">1<\/a><\/td><\/tr>/.test(
+          html,
+        )
+          ? html
+          : undefined;
+      },
       120_000,
     );
+    expect(row).not.toContain('webhook.process.dead');
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/billhook_jobs_failed\{queue="webhook.process"\} 1\n/);
+    expect(metrics).toMatch(/billhook_queue_depth\{queue="webhook.process"\} 0\n/);
+    expect(metrics).not.toMatch(/billhook_queue_depth\{queue="webhook.process.dead"\}/);
   });
 
-  it('lists the dead letters of the other queues too, with their data', async () => {
-    await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_dead' });
-    const html = await (await page()).text();
-    expect(html).toMatch(
-      /<tr><td>invoice\.refund<\/td><td><code>[0-9a-f-]{36}<\/code><\/td>.*re_admin_dead.*no error was recorded/,
-    );
-  });
-
-  it('serves a policy whose forms post where the page came from: no upgrade-insecure-requests (plain HTTP by host name works)', async () => {
-    const policy = (await page()).headers.get('content-security-policy') ?? '';
-    expect(policy).toMatch(/default-src 'self'/);
+  it('mounts pg-boss dashboard at /admin/queues behind the session, with a policy allowing its inline scripts there only', async () => {
+    expect((await fetch(`${app.url}/admin/queues`, { redirect: 'manual' })).status).toBe(303);
+    const { cookie } = await login(ADMIN_KEY);
+    const page = await get('/admin/queues', cookie);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('/admin/queues/assets/');
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self' 'unsafe-inline'/);
+    const job = await get('/admin/queues/queues/webhook.process', cookie);
+    expect(job.status).toBe(200);
+    const own = await get('/admin', cookie);
+    const policy = own.headers.get('content-security-policy') ?? '';
+    expect(policy).toMatch(/script-src 'self'(;|$)/);
     expect(policy).toMatch(/form-action 'self'/);
     expect(policy).not.toMatch(/upgrade-insecure-requests/);
   });
@@ -113,12 +176,13 @@ describe('/admin/queues', () => {
       inboxIds: ['evt_htmlerror'],
       errors: [{ id: 'evt_htmlerror', error: '<script>alert(1)</script>' }],
     });
-    const html = await (await page()).text();
+    const { cookie } = await login(ADMIN_KEY);
+    const html = await (await get('/admin/dead-letters?queue=webhook.process', cookie)).text();
     expect(html).not.toContain('<script>alert(1)</script>');
     expect(html).toContain('&#60;script&#62;alert(1)&#60;/script&#62;');
   });
 
-  it('lists the gateway accounts with their webhook path, inbox counts and last four characters, never a credential', async () => {
+  it('lists the gateway accounts with their webhook path and last four characters, never a credential', async () => {
     const secrets = {
       secret_key: 'sk_test_adminPageAccount_0123456789',
       webhook_secrets: ['whsec_admin_page_secret_wxyz'],
@@ -129,45 +193,133 @@ describe('/admin/queues', () => {
       mode: 'test',
       credentials: secrets,
     });
-    const signatureKey = randomBytes(32).toString('hex').toUpperCase();
-    const anet = await app.api('POST', '/v1/gateway-accounts', {
-      gateway: 'authorizenet',
-      name: 'B2B',
-      mode: 'live',
-      credentials: {
-        api_login_id: 'login_admin_page_01',
-        transaction_key: 'txkey_admin_01',
-        signature_key: signatureKey,
-      },
-    });
-    expect([stripe.status, anet.status]).toEqual([201, 201]);
-    await app.api('POST', `/v1/gateway-accounts/${anet.body.id}/disable`, {});
-    await app.runtime.inbox!.receive({
-      gateway: 'stripe',
-      account: stripe.body.id,
-      eventId: 'evt_admin_page_account',
-      eventType: 'customer.created',
-      body: '{}',
-    });
-
-    const html = await (await page()).text();
-    const row = (id: string) => new RegExp(`<tr><td><code>${id}</code></td>.*</tr>`).exec(html)?.[0] ?? '';
-    expect(row(stripe.body.id)).toContain(
+    expect(stripe.status, JSON.stringify(stripe.body)).toBe(201);
+    const { cookie } = await login(ADMIN_KEY);
+    const html = await (await get('/admin/accounts', cookie)).text();
+    const row = new RegExp(`<tr><td><code>${stripe.body.id}</code></td>.*</tr>`).exec(html)?.[0] ?? '';
+    expect(row).toContain(
       `<td>stripe</td><td>EU &#60;b&#62;brand&#60;/b&#62;</td><td>test</td><td class="">enabled</td><td><code>/webhooks/stripe/${stripe.body.id}</code></td><td><code>secret_key …6789, webhook_secrets …wxyz</code></td>`,
     );
-    expect(row(stripe.body.id)).toMatch(/<td>[a-z]+ 1<\/td><\/tr>$/);
-    expect(row(anet.body.id)).toContain(
-      `<td>authorizenet</td><td>B2B</td><td>live</td><td class="bad">disabled</td><td><code>/webhooks/authorizenet/${anet.body.id}</code></td>`,
-    );
-    expect(row(anet.body.id)).toMatch(/<td>0<\/td><\/tr>$/);
-    expect(html).toMatch(/Gateway accounts \(2\)/);
-    for (const secret of [
-      secrets.secret_key,
-      secrets.webhook_secrets[0]!,
-      signatureKey,
-      'login_admin_page_01',
-      'txkey_admin_01',
-    ])
+    expect(row).toContain(`href="/admin/inbox?gateway_account=${stripe.body.id}"`);
+    for (const secret of [secrets.secret_key, secrets.webhook_secrets[0]!])
       expect(html).not.toContain(secret);
+  });
+
+  it('replays every event matching a filter after showing how many match', async () => {
+    for (const n of [1, 2, 3]) {
+      const body = JSON.stringify({
+        id: `evt_replay_all_${n}`,
+        type: 'customer.updated',
+        created: 1,
+        data: { object: {} },
+      });
+      await app.runtime.inbox!.receive({
+        gateway: 'stripe',
+        eventId: `evt_replay_all_${n}`,
+        eventType: 'customer.updated',
+        body,
+      });
+    }
+    const finished = async () => {
+      const rows = await app.runtime.db
+        .selectFrom('inbox')
+        .select(['attempts', 'status'])
+        .where('event_type', '=', 'customer.updated')
+        .execute();
+      return rows.length === 3 && rows.every((r) => r.status === 'ignored')
+        ? rows.map((r) => r.attempts)
+        : undefined;
+    };
+    const before = await waitFor('the three processed', finished);
+    const { cookie } = await login(ADMIN_KEY);
+    const confirm = await (
+      await get('/admin/inbox/replay?gateway=stripe&type=customer.updated', cookie)
+    ).text();
+    expect(confirm).toContain(
+      '<p id="replay-count">3 events match gateway = stripe, type = customer.updated.</p>',
+    );
+    const response = await fetch(`${app.url}/admin/inbox/replay`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: new URLSearchParams({
+        token: tokenOf(confirm),
+        gateway: 'stripe',
+        type: 'customer.updated',
+      }).toString(),
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe(
+      '/admin/inbox?gateway=stripe&type=customer.updated&notice=Replayed+3+events.',
+    );
+    await waitFor('the three processed again', async () => {
+      const after = await finished();
+      return after?.every((n, i) => n > before[i]!);
+    });
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select(['actor', 'data'])
+      .where('action', '=', 'events.replayed')
+      .executeTakeFirstOrThrow();
+    expect(activity.actor).toMatch(/^key_/);
+    expect(activity.data).toEqual({ filter: { gateway: 'stripe', type: 'customer.updated' }, replayed: 3 });
+  });
+
+  it('deletes one dead letter after a confirmation page, and says so', async () => {
+    const id = (await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_delete_one' }))!;
+    const { cookie } = await login(ADMIN_KEY);
+    const page = await (await get(`/admin/dead-letters/invoice.refund/${id}/delete`, cookie)).text();
+    expect(page).toMatch(
+      /<p id="confirm">Delete the dead letter <code>[0-9a-f-]{36}<\/code> of invoice.refund\?<\/p>/,
+    );
+    expect(page).toContain('re_admin_delete_one');
+    const response = await fetch(`${app.url}/admin/dead-letters/invoice.refund/${id}/delete`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: `token=${tokenOf(page)}`,
+      redirect: 'manual',
+    });
+    expect(response.headers.get('location')).toBe(`/admin/dead-letters?notice=Dead+letter+${id}+deleted.`);
+    expect(await jobExists(id)).toBe(false);
+  });
+
+  it("records an action asked of pg-boss's dashboard as an activity naming the admin key", async () => {
+    const id = (await app.runtime.boss.send('subscription.renew.dead', {
+      subscriptionId: 'sub_admin_dashboard',
+    }))!;
+    const { cookie } = await login(ADMIN_KEY);
+    const response = await fetch(`${app.url}/admin/queues/queues/subscription.renew.dead`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form, origin: app.url },
+      body: new URLSearchParams({ intent: 'delete', jobId: id }).toString(),
+      redirect: 'manual',
+    });
+    // The dashboard answered the action (its page); whether the job changed is its own matter (see
+    // src/http/admin/queues.ts: its bundled pg-boss refuses writes on pg-boss 12.38's schema).
+    expect(response.status).toBe(200);
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select(['action', 'actor', 'data'])
+      .where('resource_id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(activity).toEqual({
+      action: 'queue_dashboard.requested',
+      actor: expect.stringMatching(/^key_/),
+      data: {
+        path: '/admin/queues/queues/subscription.renew.dead',
+        intent: 'delete',
+        jobId: id,
+        status: 200,
+      },
+    });
+  });
+
+  it('answers a refused action with a page saying why', async () => {
+    const { cookie } = await login(ADMIN_KEY);
+    const missing = await get('/admin/inbox/evt_nope', cookie);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toMatch(/role="alert">.*evt_nope/);
+    const bad = await get('/admin/inbox?status=nonsense', cookie);
+    expect(bad.status).toBe(422);
   });
 });

@@ -371,7 +371,7 @@ describe('/v1 API', () => {
     const refused = await fetch(`${app.url}/v1/customers`);
     expect(refused.status).toBe(401);
     expect(refused.headers.get('cache-control')).toBe('no-store');
-    const admin = await fetch(`${app.url}/admin/queues`);
+    const admin = await fetch(`${app.url}/admin/queues`, { headers: { authorization: 'Bearer bh_wrong' } });
     expect(admin.status).toBe(401);
     expect(admin.headers.get('cache-control')).toBe('no-store');
   });

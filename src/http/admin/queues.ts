@@ -1,0 +1,105 @@
+import { buffer } from 'node:stream/consumers';
+import { createDashboardHandler, type DashboardHandler } from '@pg-boss/dashboard/handler';
+import { type Request as ExpressRequest, Router } from 'express';
+import { recordActivity } from '../../activities/activities.ts';
+import type { Db } from '../../db/database.ts';
+import { inUnitOfWork } from '../../ledger/unit-of-work.ts';
+import { BOSS_SCHEMA } from '../../queue/boss.ts';
+import { ADMIN } from './layout.ts';
+import { adminActor } from './session.ts';
+
+/** Where the queue dashboard is mounted. */
+export const QUEUES_PATH = `${ADMIN}/queues`;
+
+/**
+ * The queue dashboard: pg-boss's official one (`@pg-boss/dashboard`, https://pgboss.io/dashboard):
+ * queues, jobs by state, a job's data, output, error, attempts and times, retry, cancel and delete
+ * per job. It reads pg-boss's schema through pools of its own on `databaseUrl`; `close()` releases
+ * them (the runtime's stop calls it). Its own credential check stays off: billhook's console session
+ * authenticates every request before it (`auth: false`, the package's default when mounted).
+ */
+export function createQueueDashboard(databaseUrl: string): DashboardHandler {
+  return createDashboardHandler({
+    databases: [{ url: databaseUrl, name: 'billhook', schema: BOSS_SCHEMA }],
+    basePath: QUEUES_PATH,
+  });
+}
+
+/**
+ * The fetch-style request of an Express one, at the URL the browser used: scheme and host as Express
+ * sees them (`req.protocol`, `req.host`: the `X-Forwarded-*` headers of a trusted proxy, `trust
+ * proxy`), so the dashboard's check that an action's `Origin` is the page's own host holds behind a
+ * TLS-terminating proxy and on any host name.
+ */
+async function fetchRequest(req: ExpressRequest): Promise<Request> {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    for (const one of [value ?? []].flat()) headers.append(name, one);
+  }
+  const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await buffer(req);
+  return new Request(new URL(req.originalUrl, `${req.protocol}://${req.host}`), {
+    method: req.method,
+    headers,
+    body,
+  });
+}
+
+/**
+ * `/admin/queues/…`: each request handed to the dashboard as it came (after billhook's
+ * authentication), its answer sent back as it is but for the Content-Security-Policy: the
+ * dashboard's pages start with inline scripts (React Router's hydration data), so its path allows
+ * them (`script-src 'self' 'unsafe-inline'`) where the rest of the console allows none. Each action
+ * it answers (a POST under 400: retry, cancel, resume or delete a job, and the others it offers) is a
+ * `queue_dashboard.requested` activity naming the admin key, the path, the form's `intent` and
+ * `jobId`, and the answer's status. The dashboard reports an action's own failure inside its page
+ * (a 200), so the activity records the request, not its effect: @pg-boss/dashboard 1.9.0 bundles a
+ * pg-boss whose schema is version 42, and its job actions (which start that pg-boss) answer
+ * "Database error occurred" on the schema 46 of billhook's pg-boss 12.38 ("pg-boss database
+ * requires migrations"); billhook's own pages retry and delete dead letters.
+ */
+export function queueDashboardRoutes(db: Db, dashboard: DashboardHandler): Router {
+  const router = Router();
+  router.all([QUEUES_PATH, `${QUEUES_PATH}/*rest`, `${QUEUES_PATH}.data`], async (req, res) => {
+    const request = await fetchRequest(req);
+    const form =
+      request.method === 'POST'
+        ? await request
+            .clone()
+            .formData()
+            .catch(() => undefined)
+        : undefined;
+    const response = await dashboard(request);
+    if (form && response.status < 400) {
+      const field = (name: string) => {
+        const value = form.get(name);
+        return typeof value === 'string' ? value : null;
+      };
+      await inUnitOfWork(db, { actor: adminActor(res) }, (work) =>
+        recordActivity(work, {
+          resourceType: 'queue_job',
+          resourceId: field('jobId') ?? 'queue',
+          action: 'queue_dashboard.requested',
+          data: {
+            path: new URL(request.url).pathname,
+            intent: field('intent'),
+            jobId: field('jobId'),
+            status: response.status,
+          },
+        }),
+      );
+    }
+    res.status(response.status);
+    response.headers.forEach((value, name) => {
+      if (name !== 'set-cookie' && name !== 'content-length' && name !== 'content-encoding')
+        res.setHeader(name, value);
+    });
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length) res.setHeader('set-cookie', cookies);
+    res.setHeader(
+      'content-security-policy',
+      "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'",
+    );
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  return router;
+}
