@@ -30,7 +30,7 @@ export function adminRoutes(deps: AppDeps): Router {
     const rest = query.toString();
     res.redirect(303, `${req.path}${rest ? `?${rest}` : ''}`);
   });
-  router.use(queueDashboardRoutes(deps.db, deps.queueDashboard));
+  router.use(queueDashboardRoutes(deps.queueDashboard));
   router.use(overviewPages(deps));
   router.use(inboxPages(deps));
   router.use(exceptionPages(deps));

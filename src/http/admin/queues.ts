@@ -1,24 +1,29 @@
 import { buffer } from 'node:stream/consumers';
 import { createDashboardHandler, type DashboardHandler } from '@pg-boss/dashboard/handler';
 import { type Request as ExpressRequest, Router } from 'express';
-import { recordActivity } from '../../activities/activities.ts';
-import type { Db } from '../../db/database.ts';
-import { inUnitOfWork } from '../../ledger/unit-of-work.ts';
 import { BOSS_SCHEMA } from '../../queue/boss.ts';
 import { ADMIN } from './layout.ts';
-import { adminActor } from './session.ts';
 
 /** Where the queue dashboard is mounted. */
 export const QUEUES_PATH = `${ADMIN}/queues`;
 
 /**
  * The queue dashboard: pg-boss's official one (`@pg-boss/dashboard`, https://pgboss.io/dashboard):
- * queues, jobs by state, a job's data, output, error, attempts and times, retry, cancel and delete
- * per job. It reads pg-boss's schema through pools of its own on `databaseUrl`; `close()` releases
- * them (the runtime's stop calls it). Its own credential check stays off: billhook's console session
- * authenticates every request before it (`auth: false`, the package's default when mounted).
+ * queues, jobs by state, a job's data, output, error, attempts and times. It reads pg-boss's schema
+ * through pools of its own on `databaseUrl`; `close()` releases them (the runtime's stop calls it).
+ * Its own credential check stays off: billhook's console session authenticates every request before
+ * it (`auth: false`, the package's default when mounted).
+ *
+ * Read-only (`PGBOSS_DASHBOARD_READ_ONLY=1`, set here before the handler is made, which is when the
+ * package reads it): @pg-boss/dashboard 1.9.0 bundles pg-boss 12.33.2, whose schema is version 42,
+ * and its job actions start that pg-boss, which refuses billhook's pg-boss 12.38 schema (46: "pg-boss
+ * database requires migrations") and shows "Database error occurred". Read-only, every action is
+ * refused with a 403 saying so and the buttons that would fail are not offered; billhook's own
+ * dead-letters page retries and deletes jobs (src/http/admin/dead-letters.ts). Lift this when the
+ * dashboard bundles a pg-boss with billhook's schema (src/inbox/UPGRADING.md).
  */
 export function createQueueDashboard(databaseUrl: string): DashboardHandler {
+  process.env.PGBOSS_DASHBOARD_READ_ONLY = '1';
   return createDashboardHandler({
     databases: [{ url: databaseUrl, name: 'billhook', schema: BOSS_SCHEMA }],
     basePath: QUEUES_PATH,
@@ -48,46 +53,14 @@ async function fetchRequest(req: ExpressRequest): Promise<Request> {
  * `/admin/queues/…`: each request handed to the dashboard as it came (after billhook's
  * authentication), its answer sent back as it is but for the Content-Security-Policy: the
  * dashboard's pages start with inline scripts (React Router's hydration data), so its path allows
- * them (`script-src 'self' 'unsafe-inline'`) where the rest of the console allows none. Each action
- * it answers (a POST under 400: retry, cancel, resume or delete a job, and the others it offers) is a
- * `queue_dashboard.requested` activity naming the admin key, the path, the form's `intent` and
- * `jobId`, and the answer's status. The dashboard reports an action's own failure inside its page
- * (a 200), so the activity records the request, not its effect: @pg-boss/dashboard 1.9.0 bundles a
- * pg-boss whose schema is version 42, and its job actions (which start that pg-boss) answer
- * "Database error occurred" on the schema 46 of billhook's pg-boss 12.38 ("pg-boss database
- * requires migrations"); billhook's own pages retry and delete dead letters.
+ * them (`script-src 'self' 'unsafe-inline'`) where the rest of the console allows none. It changes
+ * nothing (read-only, see `createQueueDashboard`), so it records no activity.
  */
-export function queueDashboardRoutes(db: Db, dashboard: DashboardHandler): Router {
+export function queueDashboardRoutes(dashboard: DashboardHandler): Router {
   const router = Router();
   router.all([QUEUES_PATH, `${QUEUES_PATH}/*rest`, `${QUEUES_PATH}.data`], async (req, res) => {
     const request = await fetchRequest(req);
-    const form =
-      request.method === 'POST'
-        ? await request
-            .clone()
-            .formData()
-            .catch(() => undefined)
-        : undefined;
     const response = await dashboard(request);
-    if (form && response.status < 400) {
-      const field = (name: string) => {
-        const value = form.get(name);
-        return typeof value === 'string' ? value : null;
-      };
-      await inUnitOfWork(db, { actor: adminActor(res) }, (work) =>
-        recordActivity(work, {
-          resourceType: 'queue_job',
-          resourceId: field('jobId') ?? 'queue',
-          action: 'queue_dashboard.requested',
-          data: {
-            path: new URL(request.url).pathname,
-            intent: field('intent'),
-            jobId: field('jobId'),
-            status: response.status,
-          },
-        }),
-      );
-    }
     res.status(response.status);
     response.headers.forEach((value, name) => {
       if (name !== 'set-cookie' && name !== 'content-length' && name !== 'content-encoding')
