@@ -2,20 +2,11 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { adminRoutes } from './admin.ts';
-import { catalogRoutes } from './api/catalog.ts';
-import { couponRoutes } from './api/coupons.ts';
-import { customerRoutes } from './api/customers.ts';
-import { gatewayAccountRoutes } from './api/gateway-accounts.ts';
-import { invoiceRoutes } from './api/invoices.ts';
 import { openApiRoutes } from './api/openapi.ts';
-import { readRoutes } from './api/reads.ts';
-import { settlementRoutes } from './api/settlement.ts';
-import { settlementFileBody, settlementImportRoutes } from './api/settlement-import.ts';
+import { mountRoutes } from './api/route.ts';
+import { API_ROUTES } from './api/routes.ts';
+import { settlementFileBody } from './api/settlement-import.ts';
 import { strictQuery } from './api/strict-query.ts';
-import { subscriptionRoutes } from './api/subscriptions.ts';
-import { transactionRoutes } from './api/transactions.ts';
-import { usageRoutes } from './api/usage.ts';
-import { webhookEndpointRoutes } from './api/webhook-endpoints.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -93,18 +84,8 @@ export function createApp(deps: AppDeps): Express {
   v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
   v1.use(strictQuery());
   v1.use(idempotency(deps.db, deps.config.IDEMPOTENCY_KEY_TTL_HOURS));
-  v1.use(customerRoutes(deps));
-  v1.use(invoiceRoutes(deps));
-  v1.use(transactionRoutes(deps));
-  v1.use(subscriptionRoutes(deps));
-  v1.use(couponRoutes(deps));
-  v1.use(readRoutes(deps));
-  v1.use(catalogRoutes(deps));
-  v1.use(usageRoutes(deps));
-  v1.use(gatewayAccountRoutes(deps));
-  v1.use(settlementImportRoutes(deps));
-  v1.use(settlementRoutes(deps));
-  v1.use(webhookEndpointRoutes(deps));
+  // The route table (api/routes.ts): each route checks its scope, parses its input, runs its handler.
+  v1.use(mountRoutes(API_ROUTES, deps));
   app.use('/v1', v1);
   app.use((req, res) =>
     sendError(res, 404, 'not_found', 'route_not_found', `no route ${req.method} ${req.path}`),

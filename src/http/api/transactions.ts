@@ -1,7 +1,7 @@
-import { Router } from 'express';
 import { voidTransaction } from '../../payments/voids.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
+import { TransactionVoided, TransactionVoidUnknown } from './responses.ts';
+import { type ApiRoute, route } from './route.ts';
 import { serialize } from './serialize.ts';
 
 /**
@@ -11,19 +11,34 @@ import { serialize } from './serialize.ts';
  * the gateway gave no sure answer (nothing changed; a reconciliation exception asks a person);
  * 404 `transaction_not_found`; 409 when it cannot be voided (codes in payments/voids.ts).
  */
-export function transactionRoutes({ db, registry, accounts }: AppDeps): Router {
-  const router = Router();
-  router.post('/transactions/:id/void', async (req, res) => {
-    const result = await voidTransaction(db, actorOf(req), { registry, accounts }, req.params.id);
-    if (result.status === 'unknown') {
-      res.status(202).json({
-        void: 'unknown',
-        message: result.message,
-        transaction: serialize.transaction(result.transaction),
-      });
-      return;
-    }
-    res.json({ void: 'succeeded', transaction: serialize.transaction(result.transaction) });
-  });
-  return router;
-}
+export const transactionRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/transactions/{id}/void',
+    operationId: 'voidTransaction',
+    tag: 'Transactions',
+    scope: 'write',
+    summary: 'Void an authorization or an unsettled charge at its gateway',
+    description:
+      '200 voided: canceled, a succeeded one reversed in the ledger and on its invoice; 202 unknown; 409 when it cannot be voided',
+    responses: {
+      200: { schema: TransactionVoided, description: 'Voided at the gateway' },
+      202: {
+        schema: TransactionVoidUnknown,
+        description: 'The gateway gave no sure answer; nothing changed',
+      },
+    },
+    handler: async (req, res, { deps: { db, registry, accounts } }) => {
+      const result = await voidTransaction(db, actorOf(req), { registry, accounts }, req.params.id);
+      if (result.status === 'unknown') {
+        res.status(202).json({
+          void: 'unknown',
+          message: result.message,
+          transaction: serialize.transaction(result.transaction),
+        });
+        return;
+      }
+      res.json({ void: 'succeeded', transaction: serialize.transaction(result.transaction) });
+    },
+  }),
+];
