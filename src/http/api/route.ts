@@ -42,6 +42,12 @@ export interface RouteInput<Q extends z.ZodType, B extends z.ZodType> {
   body: z.output<B>;
 }
 
+/** The `{name}` parameters of a path: `ParamNames<'/v1/a/{id}/b/{delivery}'>` is `'id' | 'delivery'`. */
+type ParamNames<P extends string> = P extends `${string}{${infer N}}${infer R}` ? N | ParamNames<R> : never;
+
+/** `req.params` of a route of path `P`. */
+export type PathParams<P extends string> = { [K in ParamNames<P>]: string };
+
 /** A success answer: its schema, or its schema and what it means. */
 export type RouteResponse = z.ZodType | { schema: z.ZodType; description: string };
 
@@ -62,14 +68,10 @@ export type RouteResponse = z.ZodType | { schema: z.ZodType; description: string
  * Path parameters are written `{name}` and read as `req.params.name`; a route under `/v1` is
  * mounted below the API key check, so `scope` (`read`, `write`, `admin`) is what the key needs.
  * Error answers (the envelope) are documented for every route; list only the success statuses,
- * each with the exact schema the handler sends.
+ * each with the exact schema the handler sends (a new object shape: a schema in responses.ts with
+ * `.meta({ id })`). A new resource file adds its table to `API_ROUTES` (routes.ts); a new route
+ * also gets its row in README.md's tables (test/contract/openapi.test.ts checks both ways).
  */
-/** The `{name}` parameters of a path: `ParamNames<'/v1/a/{id}/b/{delivery}'>` is `'id' | 'delivery'`. */
-type ParamNames<P extends string> = P extends `${string}{${infer N}}${infer R}` ? N | ParamNames<R> : never;
-
-/** `req.params` of a route of path `P`. */
-export type PathParams<P extends string> = { [K in ParamNames<P>]: string };
-
 export interface RouteSpec<
   Q extends z.ZodObject = z.ZodObject,
   B extends z.ZodType = z.ZodType,
