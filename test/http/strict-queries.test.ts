@@ -14,14 +14,15 @@ interface Parameter {
   schema: { type?: string; enum?: string[] };
 }
 
-/** Every operation of the served document: method, path and parameters (new routes join on their own). */
+/** Every /v1 operation of the served document: method, path and parameters (new routes join on their own). */
 function documentedOperations(): { method: string; path: string; query: Parameter[] }[] {
-  const paths = openApiDocument().paths as Record<string, Record<string, { parameters: Parameter[] }>>;
-  return Object.entries(paths).flatMap(([path, methods]) =>
+  const paths = openApiDocument().paths as Record<string, Record<string, { parameters?: Parameter[] }>>;
+  const v1 = Object.entries(paths).filter(([path]) => path.startsWith('/v1/'));
+  return v1.flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, op]) => ({
       method,
       path,
-      query: op.parameters.filter((p) => p.in === 'query'),
+      query: (op.parameters ?? []).filter((p) => p.in === 'query'),
     })),
   );
 }

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { type Config, loadConfig } from '../../src/config/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { type Role, type Runtime, startRuntime } from '../../src/runtime.ts';
+import { type ResponseValidator, servedValidator } from './contract.ts';
 import { createTestDatabase } from './database.ts';
 import { ANSWERED_CALL_TIMEOUT_MS } from './timeouts.ts';
 
@@ -16,7 +17,11 @@ export interface TestApp {
   url: string;
   /** Every log line the app wrote, parsed. */
   logs: Record<string, unknown>[];
-  /** Calls the /v1 API with the admin key (or `key`), JSON in and out. */
+  /**
+   * Calls the /v1 API with the admin key (or `key`), JSON in and out. Every answer of a documented
+   * operation is checked against the served `/openapi.json`: an undocumented status, or a body its
+   * schema does not describe exactly, throws (failing the test that made the request).
+   */
   api(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
@@ -54,6 +59,13 @@ export async function startTestApp(
   });
   const runtime = await startRuntime(config, role, createLogger(config.LOG_LEVEL, sink));
   const url = runtime.url ?? '';
+  let validator: Promise<ResponseValidator> | undefined;
+  const served = () => {
+    validator ??= fetch(`${url}/openapi.json`)
+      .then((response) => response.text())
+      .then(servedValidator);
+    return validator;
+  };
   return {
     runtime,
     config,
@@ -69,7 +81,10 @@ export async function startTestApp(
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
-      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+      const answer = { status: response.status, body: text ? JSON.parse(text) : undefined };
+      const problem = (await served()).check(method, path, answer.status, answer.body);
+      if (problem) throw new Error(`answer not as documented: ${problem}`);
+      return answer;
     },
     stop: () => runtime.stop(),
   };

@@ -1,9 +1,8 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import {
   createAddOn,
   getAddOn,
-  type SubscriptionAddOn,
+  type SubscriptionAddOn as SubscriptionAddOnRecord,
   subscriptionAddOns,
   updateAddOn,
 } from '../../billing/add-ons.ts';
@@ -11,10 +10,10 @@ import { setSubscriptionAddOn } from '../../billing/subscription-add-ons.ts';
 import { getSubscription } from '../../billing/subscriptions.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
-import { listHandler } from './pagination.ts';
+import { listRoute } from './pagination.ts';
+import { AddOn, listOf, SubscriptionAddOn } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 import { Currency, Id, ListQuery, Metadata, MinorUnits } from './schemas.ts';
-import { parseInput } from './validate.ts';
 
 const Name = z.string().trim().min(1).max(200);
 const Description = z.string().trim().min(1).max(1000);
@@ -78,7 +77,7 @@ export function serializeAddOn(a: AddOnRow) {
 }
 
 /** A subscription's add-on with its add-on; `deleted: true` once a quantity of 0 removed it. */
-export function serializeSubscriptionAddOn(r: SubscriptionAddOn, removed = false) {
+export function serializeSubscriptionAddOn(r: SubscriptionAddOnRecord, removed = false) {
   return {
     id: r.id,
     object: 'subscription_add_on',
@@ -91,65 +90,116 @@ export function serializeSubscriptionAddOn(r: SubscriptionAddOn, removed = false
   };
 }
 
+const tag: Tag = 'Add-ons';
+
 /**
- * /v1/add-ons (create, list, read, update) and /v1/subscriptions/:id/add-ons (list, set a
+ * /v1/add-ons (create, list, read, update) and /v1/subscriptions/{id}/add-ons (list, set a
  * quantity). Add-ons are billed on each period's invoice (billing/add-ons.ts).
  */
-export function addOnRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.post('/add-ons', async (req, res) => {
-    const body = parseInput(CreateAddOn, req.body);
-    const addOn = await createAddOn(db, actorOf(req), {
-      name: body.name,
-      description: body.description,
-      currency: body.currency,
-      amount: body.amount,
-      metadata: body.metadata,
-    });
-    res.status(201).json(serializeAddOn(addOn));
-  });
-  router.get(
-    '/add-ons',
-    listHandler(db, {
+export const addOnRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/add-ons',
+    operationId: 'createAddOn',
+    tag,
+    scope: 'write',
+    summary: 'Create an add-on: a recurring price per unit',
+    body: CreateAddOn,
+    responses: { 201: AddOn },
+    handler: async (req, res, { deps, body }) => {
+      const addOn = await createAddOn(deps.db, actorOf(req), {
+        name: body.name,
+        description: body.description,
+        currency: body.currency,
+        amount: body.amount,
+        metadata: body.metadata,
+      });
+      res.status(201).json(serializeAddOn(addOn));
+    },
+  }),
+  listRoute({
+    path: '/v1/add-ons',
+    operationId: 'listAddOns',
+    tag,
+    summary: 'List add-ons',
+    query: AddOnListQuery,
+    responses: { 200: listOf(AddOn, 'AddOnList') },
+    list: {
       table: 'add_ons',
-      query: AddOnListQuery,
       equals: (query) => ({ active: query.active === undefined ? undefined : String(query.active) }),
       map: serializeAddOn,
-    }),
-  );
-  router.get('/add-ons/:id', async (req, res) => {
-    res.json(serializeAddOn(await getAddOn(db, req.params.id)));
-  });
-  router.post('/add-ons/:id', async (req, res) => {
-    const body = parseInput(UpdateAddOn, req.body);
-    const addOn = await updateAddOn(db, actorOf(req), req.params.id, {
-      name: body.name,
-      description: body.description,
-      active: body.active,
-      metadata: body.metadata,
-    });
-    res.json(serializeAddOn(addOn));
-  });
-
-  router.get('/subscriptions/:id/add-ons', async (req, res) => {
-    const subscription = await getSubscription(db, req.params.id);
-    const rows = await subscriptionAddOns(db, subscription.id);
-    res.json({
-      object: 'list',
-      data: rows.map((r) => serializeSubscriptionAddOn(r)),
-      has_more: false,
-    });
-  });
-  router.post('/subscriptions/:id/add-ons', async (req, res) => {
-    const body = parseInput(SetSubscriptionAddOn, req.body);
-    const { addOn, created, removed } = await setSubscriptionAddOn(
-      db,
-      actorOf(req),
-      req.params.id,
-      body.add_on,
-      body.quantity,
-    );
-    res.status(created ? 201 : 200).json(serializeSubscriptionAddOn(addOn, removed));
-  });
-  return router;
-}
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/add-ons/{id}',
+    operationId: 'getAddOn',
+    tag,
+    scope: 'read',
+    summary: 'Read an add-on',
+    responses: { 200: AddOn },
+    handler: async (req, res, { deps }) => {
+      res.json(serializeAddOn(await getAddOn(deps.db, req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/add-ons/{id}',
+    operationId: 'updateAddOn',
+    tag,
+    scope: 'write',
+    summary: "Update an add-on's name, description, active flag or metadata",
+    body: UpdateAddOn,
+    responses: { 200: AddOn },
+    handler: async (req, res, { deps, body }) => {
+      const addOn = await updateAddOn(deps.db, actorOf(req), req.params.id, {
+        name: body.name,
+        description: body.description,
+        active: body.active,
+        metadata: body.metadata,
+      });
+      res.json(serializeAddOn(addOn));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/subscriptions/{id}/add-ons',
+    operationId: 'listSubscriptionAddOns',
+    tag,
+    scope: 'read',
+    summary: "A subscription's add-ons with their quantity",
+    responses: { 200: listOf(SubscriptionAddOn, 'SubscriptionAddOnList') },
+    handler: async (req, res, { deps: { db } }) => {
+      const subscription = await getSubscription(db, req.params.id);
+      const rows = await subscriptionAddOns(db, subscription.id);
+      res.json({
+        object: 'list',
+        data: rows.map((r) => serializeSubscriptionAddOn(r)),
+        has_more: false,
+      });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/subscriptions/{id}/add-ons',
+    operationId: 'setSubscriptionAddOn',
+    tag,
+    scope: 'write',
+    summary: 'Set the quantity of an add-on on a subscription (0 removes it), from its next invoice on',
+    body: SetSubscriptionAddOn,
+    responses: {
+      200: { schema: SubscriptionAddOn, description: 'Its quantity changed, or removed (deleted: true)' },
+      201: { schema: SubscriptionAddOn, description: 'Added to the subscription' },
+    },
+    handler: async (req, res, { deps, body }) => {
+      const { addOn, created, removed } = await setSubscriptionAddOn(
+        deps.db,
+        actorOf(req),
+        req.params.id,
+        body.add_on,
+        body.quantity,
+      );
+      res.status(created ? 201 : 200).json(serializeSubscriptionAddOn(addOn, removed));
+    },
+  }),
+];

@@ -1,43 +1,74 @@
-import { Router } from 'express';
 import { createCoupon, getCoupon, updateCoupon } from '../../billing/coupons.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
-import { listHandler } from './pagination.ts';
+import { listRoute } from './pagination.ts';
+import { Coupon, listOf } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 import { CreateCoupon, ListQuery, UpdateCoupon } from './schemas.ts';
 import { serialize } from './serialize.ts';
-import { parseInput } from './validate.ts';
+
+const tag: Tag = 'Coupons';
 
 /** /v1/coupons: create, list, read, update (name, active, metadata). */
-export function couponRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.post('/coupons', async (req, res) => {
-    const body = parseInput(CreateCoupon, req.body);
-    const coupon = await createCoupon(db, actorOf(req), {
-      code: body.code,
-      name: body.name,
-      percentOffPpm: body.percent_off,
-      amountOff: body.amount_off,
-      currency: body.currency,
-      duration: body.duration,
-      durationInPeriods: body.duration_in_periods,
-      maxRedemptions: body.max_redemptions,
-      redeemBy: body.redeem_by,
-      maxRedemptionsPerCustomer: body.max_redemptions_per_customer,
-      appliesToProducts: body.applies_to_products,
-      metadata: body.metadata,
-    });
-    res.status(201).json(serialize.coupon(coupon));
-  });
-  router.get(
-    '/coupons',
-    listHandler(db, { table: 'coupons', query: ListQuery, equals: () => ({}), map: serialize.coupon }),
-  );
-  router.get('/coupons/:id', async (req, res) => {
-    res.json(serialize.coupon(await getCoupon(db, req.params.id)));
-  });
-  router.post('/coupons/:id', async (req, res) => {
-    const body = parseInput(UpdateCoupon, req.body);
-    res.json(serialize.coupon(await updateCoupon(db, actorOf(req), req.params.id, body)));
-  });
-  return router;
-}
+export const couponRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/coupons',
+    operationId: 'createCoupon',
+    tag,
+    scope: 'write',
+    summary: 'Create a coupon',
+    body: CreateCoupon,
+    responses: { 201: Coupon },
+    handler: async (req, res, { deps, body }) => {
+      const coupon = await createCoupon(deps.db, actorOf(req), {
+        code: body.code,
+        name: body.name,
+        percentOffPpm: body.percent_off,
+        amountOff: body.amount_off,
+        currency: body.currency,
+        duration: body.duration,
+        durationInPeriods: body.duration_in_periods,
+        maxRedemptions: body.max_redemptions,
+        redeemBy: body.redeem_by,
+        maxRedemptionsPerCustomer: body.max_redemptions_per_customer,
+        appliesToProducts: body.applies_to_products,
+        metadata: body.metadata,
+      });
+      res.status(201).json(serialize.coupon(coupon));
+    },
+  }),
+  listRoute({
+    path: '/v1/coupons',
+    operationId: 'listCoupons',
+    tag,
+    summary: 'List coupons',
+    query: ListQuery,
+    responses: { 200: listOf(Coupon, 'CouponList') },
+    list: { table: 'coupons', equals: () => ({}), map: serialize.coupon },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/coupons/{id}',
+    operationId: 'getCoupon',
+    tag,
+    scope: 'read',
+    summary: 'Read a coupon',
+    responses: { 200: Coupon },
+    handler: async (req, res, { deps }) => {
+      res.json(serialize.coupon(await getCoupon(deps.db, req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/coupons/{id}',
+    operationId: 'updateCoupon',
+    tag,
+    scope: 'write',
+    summary: "Update a coupon's name, active flag or metadata",
+    body: UpdateCoupon,
+    responses: { 200: Coupon },
+    handler: async (req, res, { deps, body }) => {
+      res.json(serialize.coupon(await updateCoupon(deps.db, actorOf(req), req.params.id, body)));
+    },
+  }),
+];

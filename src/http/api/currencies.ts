@@ -1,9 +1,10 @@
-import { Router } from 'express';
 import { NotFoundError } from '../../errors.ts';
 import { CURRENCY_TABLES } from '../../gateways/currencies.ts';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { currencyCodes, exponentOf, isCurrency } from '../../money/currency.ts';
 import { currencySupport } from '../../money/gateway-amount.ts';
+import { CurrencyObject, listOf } from './responses.ts';
+import { type ApiRoute, route } from './route.ts';
 
 const NAMES = new Intl.DisplayNames('en', { type: 'currency' });
 
@@ -43,21 +44,40 @@ function currencyJson(code: string) {
   };
 }
 
+/** Every currency's answer, made once. */
+const ALL = currencyCodes().map(currencyJson);
+
 /**
  * `GET /v1/currencies`: every ISO 4217 currency billhook accepts (about 300, one page: `has_more`
- * false; no query parameters), each as `currencyJson`; `GET /v1/currencies/:code` one of them (lower
+ * false; no query parameters), each as `currencyJson`; `GET /v1/currencies/{code}` one of them (lower
  * case accepted; 404 `currency_not_found` for a code that is not ISO 4217).
  */
-export function currencyRoutes(): Router {
-  const router = Router();
-  const all = currencyCodes().map(currencyJson);
-  router.get('/currencies', (_req, res) => {
-    res.json({ object: 'list', data: all, has_more: false });
-  });
-  router.get('/currencies/:code', (req, res) => {
-    const code = req.params.code.toUpperCase();
-    if (!isCurrency(code)) throw new NotFoundError('currency', req.params.code);
-    res.json(currencyJson(code));
-  });
-  return router;
-}
+export const currencyRoutes: ApiRoute[] = [
+  route({
+    method: 'get',
+    path: '/v1/currencies',
+    operationId: 'listCurrencies',
+    tag: 'Currencies',
+    scope: 'read',
+    summary:
+      "Every ISO 4217 currency with its exponent, name, symbol and each gateway's support (one page, all of them)",
+    responses: { 200: listOf(CurrencyObject, 'CurrencyList') },
+    handler: (_req, res) => {
+      res.json({ object: 'list', data: ALL, has_more: false });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/currencies/{code}',
+    operationId: 'getCurrency',
+    tag: 'Currencies',
+    scope: 'read',
+    summary: "One ISO 4217 currency with its exponent and each gateway's support",
+    responses: { 200: CurrencyObject },
+    handler: (req, res) => {
+      const code = req.params.code.toUpperCase();
+      if (!isCurrency(code)) throw new NotFoundError('currency', req.params.code);
+      res.json(currencyJson(code));
+    },
+  }),
+];

@@ -1,4 +1,3 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import {
   createGatewayAccount,
@@ -12,8 +11,8 @@ import {
 import { GATEWAY_CREDENTIALS } from '../../accounts/credentials.ts';
 import type { GatewayName } from '../../config/gateways.ts';
 import { actorOf } from '../actor.ts';
-import { requireScope } from '../auth.ts';
-import type { AppDeps } from '../deps.ts';
+import { GatewayAccount as GatewayAccountSchema, listOf } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 import { parseInput } from './validate.ts';
 
 const name = z.string().trim().min(1).max(200);
@@ -80,66 +79,119 @@ export function serializeGatewayAccount(a: GatewayAccount) {
   };
 }
 
+const tag: Tag = 'Gateway accounts';
+
 /**
  * /v1/gateway-accounts (admin scope; PRODUCT.md §12): create, list, read, update, disable, rotate a
  * webhook secret. Each change takes effect at once in this process (`accounts.changed()`) and within
  * a second in every other one, and is an activity (`gateway_account.*`) naming the request's key.
  */
-export function gatewayAccountRoutes({ db, accounts }: AppDeps): Router {
-  const router = Router();
-  router.use('/gateway-accounts', requireScope('admin'));
-  router.post('/gateway-accounts', async (req, res) => {
-    const body = parseInput(CreateGatewayAccount, req.body);
-    const account = await createGatewayAccount(db, actorOf(req), accounts.keys, {
-      gateway: body.gateway,
-      name: body.name,
-      mode: body.mode,
-      credentials: body.credentials,
-      apiBase: body.api_base,
-    });
-    await accounts.changed();
-    res.status(201).json(serializeGatewayAccount(account));
-  });
-  router.get('/gateway-accounts', async (_req, res) => {
-    const rows = await listGatewayAccounts(db);
-    res.json({ object: 'list', data: rows.map(serializeGatewayAccount), has_more: false });
-  });
-  router.get('/gateway-accounts/:id', async (req, res) => {
-    res.json(serializeGatewayAccount(await getGatewayAccount(db, req.params.id)));
-  });
-  router.post('/gateway-accounts/:id', async (req, res) => {
-    const body = parseInput(UpdateGatewayAccount, req.body);
-    const existing = await getGatewayAccount(db, req.params.id);
-    const credentials = body.credentials
-      ? parseInput(z.object({ credentials: GATEWAY_CREDENTIALS[existing.gateway].schema }), {
-          credentials: body.credentials,
-        }).credentials
-      : undefined;
-    const account = await updateGatewayAccount(db, actorOf(req), accounts.keys, existing.id, {
-      name: body.name,
-      apiBase: body.api_base,
-      credentials,
-    });
-    await accounts.changed();
-    res.json(serializeGatewayAccount(account));
-  });
-  router.post('/gateway-accounts/:id/disable', async (req, res) => {
-    const account = await disableGatewayAccount(db, actorOf(req), req.params.id);
-    await accounts.changed();
-    res.json(serializeGatewayAccount(account));
-  });
-  router.post('/gateway-accounts/:id/rotate-webhook-secret', async (req, res) => {
-    const body = parseInput(RotateWebhookSecret, req.body);
-    const account = await rotateWebhookSecret(
-      db,
-      actorOf(req),
-      accounts.keys,
-      req.params.id,
-      body.secret,
-      body.keep_previous,
-    );
-    await accounts.changed();
-    res.json(serializeGatewayAccount(account));
-  });
-  return router;
-}
+export const gatewayAccountRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/gateway-accounts',
+    operationId: 'createGatewayAccount',
+    tag,
+    scope: 'admin',
+    summary: 'Create a gateway account (admin; credentials encrypted, never returned)',
+    body: CreateGatewayAccount,
+    responses: { 201: GatewayAccountSchema },
+    handler: async (req, res, { deps: { db, accounts }, body }) => {
+      const account = await createGatewayAccount(db, actorOf(req), accounts.keys, {
+        gateway: body.gateway,
+        name: body.name,
+        mode: body.mode,
+        credentials: body.credentials,
+        apiBase: body.api_base,
+      });
+      await accounts.changed();
+      res.status(201).json(serializeGatewayAccount(account));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/gateway-accounts',
+    operationId: 'listGatewayAccounts',
+    tag,
+    scope: 'admin',
+    summary: 'List gateway accounts (admin)',
+    responses: { 200: listOf(GatewayAccountSchema, 'GatewayAccountList') },
+    handler: async (_req, res, { deps }) => {
+      const rows = await listGatewayAccounts(deps.db);
+      res.json({ object: 'list', data: rows.map(serializeGatewayAccount), has_more: false });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/gateway-accounts/{id}',
+    operationId: 'getGatewayAccount',
+    tag,
+    scope: 'admin',
+    summary: 'Read a gateway account (admin)',
+    responses: { 200: GatewayAccountSchema },
+    handler: async (req, res, { deps }) => {
+      res.json(serializeGatewayAccount(await getGatewayAccount(deps.db, req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}',
+    operationId: 'updateGatewayAccount',
+    tag,
+    scope: 'admin',
+    summary: "Update a gateway account's name, API base or credentials (admin)",
+    body: UpdateGatewayAccount,
+    responses: { 200: GatewayAccountSchema },
+    handler: async (req, res, { deps: { db, accounts }, body }) => {
+      const existing = await getGatewayAccount(db, req.params.id);
+      const credentials = body.credentials
+        ? parseInput(z.object({ credentials: GATEWAY_CREDENTIALS[existing.gateway].schema }), {
+            credentials: body.credentials,
+          }).credentials
+        : undefined;
+      const account = await updateGatewayAccount(db, actorOf(req), accounts.keys, existing.id, {
+        name: body.name,
+        apiBase: body.api_base,
+        credentials,
+      });
+      await accounts.changed();
+      res.json(serializeGatewayAccount(account));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}/disable',
+    operationId: 'disableGatewayAccount',
+    tag,
+    scope: 'admin',
+    summary: 'Disable a gateway account: its webhook route answers 404 (admin)',
+    responses: { 200: GatewayAccountSchema },
+    handler: async (req, res, { deps: { db, accounts } }) => {
+      const account = await disableGatewayAccount(db, actorOf(req), req.params.id);
+      await accounts.changed();
+      res.json(serializeGatewayAccount(account));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/gateway-accounts/{id}/rotate-webhook-secret',
+    operationId: 'rotateGatewayAccountWebhookSecret',
+    tag,
+    scope: 'admin',
+    summary: "Rotate a gateway account's webhook secret (admin)",
+    body: RotateWebhookSecret,
+    responses: { 200: GatewayAccountSchema },
+    handler: async (req, res, { deps: { db, accounts }, body }) => {
+      const account = await rotateWebhookSecret(
+        db,
+        actorOf(req),
+        accounts.keys,
+        req.params.id,
+        body.secret,
+        body.keep_previous,
+      );
+      await accounts.changed();
+      res.json(serializeGatewayAccount(account));
+    },
+  }),
+];

@@ -1,4 +1,3 @@
-import { Router } from 'express';
 import type { z } from 'zod';
 import { markUncollectible } from '../../billing/bad-debt.ts';
 import { invoiceCreditNotes } from '../../billing/credit-notes.ts';
@@ -24,6 +23,8 @@ import { actorOf } from '../actor.ts';
 import type { AppDeps } from '../deps.ts';
 import { invoicePdf } from '../documents/invoice-pdf.ts';
 import { listFilter } from './pagination.ts';
+import { ExpandableInvoice, Invoice, InvoiceCharge, listOf, Pdf, Refund } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 import {
   AddInvoiceLine,
   ChargeInvoice,
@@ -35,7 +36,6 @@ import {
   UpdateInvoice,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
-import { parseInput } from './validate.ts';
 
 /** An API invoice line (`amount`: unit amount, minor units; `tax_percent`: ppm) as the billing module takes it. */
 function newLine(line: z.output<typeof AddInvoiceLine>): NewLine {
@@ -60,122 +60,239 @@ function invoiceDetails(body: z.output<typeof UpdateInvoice>): InvoiceDetails {
 }
 
 /**
+ * An invoice in its API shape, with its customer, transactions and credit notes as objects when
+ * asked (`expand`).
+ */
+async function expanded({ db }: AppDeps, id: string, expand: string[] = []) {
+  const invoice = serialize.invoice(await getInvoice(db, id));
+  return {
+    ...invoice,
+    ...(expand.includes('customer')
+      ? { customer: serialize.customer(await getCustomerWithBalances(db, invoice.customer)) }
+      : {}),
+    ...(expand.includes('transactions')
+      ? { transactions: (await invoiceTransactions(db, id)).map(serialize.transaction) }
+      : {}),
+    ...(expand.includes('credit_notes')
+      ? { credit_notes: (await invoiceCreditNotes(db, id)).map(serialize.creditNote) }
+      : {}),
+  };
+}
+
+const tag: Tag = 'Invoices';
+
+/**
  * /v1/invoices: create (DRAFT), list, read (`expand`: customer, transactions, credit_notes), update
  * `charge_at` and a DRAFT's details, add adjustment lines, finalize (number, due date), void, mark
  * uncollectible, record an offline payment, charge, refund, and the PDF of a finalized invoice.
  */
-export function invoiceRoutes({ db, registry, accounts, boss }: AppDeps): Router {
-  const router = Router();
-  router.post('/invoices', async (req, res) => {
-    const body = parseInput(CreateInvoice, req.body);
-    const invoice = await createInvoice(db, actorOf(req), {
-      customerId: body.customer,
-      currency: body.currency,
-      lines: body.lines.map(newLine),
-      chargeAt: body.charge_at,
-      details: invoiceDetails(body),
-    });
-    res.status(201).json(serialize.invoice(invoice));
-  });
-  router.get('/invoices', async (req, res) => {
-    const query = parseInput(InvoiceListQuery, req.query);
-    const rows = await listRows<{ id: string }>(
-      db,
-      'invoices',
-      listFilter(query, 'created_at', {
-        status: query.status,
-        customer_id: query.customer,
-        subscription_id: query.subscription,
-        number: query.number,
-        external_id: query.external_id,
-      }),
-    );
-    const invoices = await Promise.all(
-      rows.slice(0, query.limit).map((row) => expanded(row.id, query.expand)),
-    );
-    res.json({ object: 'list', data: invoices, has_more: rows.length > query.limit });
-  });
-  router.get('/invoices/:id', async (req, res) => {
-    const { expand } = parseInput(InvoiceReadQuery, req.query);
-    res.json(await expanded(req.params.id, expand));
-  });
-
-  /** An invoice in its API shape, with its customer and transactions as objects when asked (`expand`). */
-  async function expanded(id: string, expand: string[] = []) {
-    const invoice = serialize.invoice(await getInvoice(db, id));
-    return {
-      ...invoice,
-      ...(expand.includes('customer')
-        ? { customer: serialize.customer(await getCustomerWithBalances(db, invoice.customer)) }
-        : {}),
-      ...(expand.includes('transactions')
-        ? { transactions: (await invoiceTransactions(db, id)).map(serialize.transaction) }
-        : {}),
-      ...(expand.includes('credit_notes')
-        ? { credit_notes: (await invoiceCreditNotes(db, id)).map(serialize.creditNote) }
-        : {}),
-    };
-  }
-  router.post('/invoices/:id', async (req, res) => {
-    const body = parseInput(UpdateInvoice, req.body);
-    const details = invoiceDetails(body);
-    let invoice: InvoiceWithLines | undefined;
-    if (Object.values(details).some((value) => value !== undefined)) {
-      invoice = await updateInvoiceDetails(db, actorOf(req), req.params.id, details);
-    }
-    if (body.charge_at !== undefined) {
-      invoice = await setChargeAt(db, actorOf(req), req.params.id, body.charge_at);
-    }
-    res.json(serialize.invoice(invoice!));
-  });
-  router.get('/invoices/:id/pdf', async (req, res) => {
-    const pdf = await invoicePdf(db, req.params.id);
-    res.type('application/pdf').set('content-disposition', `inline; filename="${req.params.id}.pdf"`);
-    res.send(pdf);
-  });
-  router.post('/invoices/:id/lines', async (req, res) => {
-    const body = parseInput(AddInvoiceLine, req.body);
-    const invoice = await addInvoiceLine(db, actorOf(req), req.params.id, newLine(body));
-    res.status(201).json(serialize.invoice(invoice));
-  });
-  router.post('/invoices/:id/mark-uncollectible', async (req, res) => {
-    res.json(serialize.invoice(await markUncollectible(db, actorOf(req), req.params.id, new Date())));
-  });
-  router.post('/invoices/:id/finalize', async (req, res) => {
-    res.json(serialize.invoice(await finalizeInvoice(db, actorOf(req), req.params.id)));
-  });
-  router.post('/invoices/:id/void', async (req, res) => {
-    res.json(serialize.invoice(await voidInvoice(db, actorOf(req), req.params.id)));
-  });
-  router.post('/invoices/:id/payments', async (req, res) => {
-    const body = parseInput(RecordOfflinePayment, req.body);
-    res
-      .status(201)
-      .json(serialize.invoice(await recordOfflinePayment(db, actorOf(req), req.params.id, body)));
-  });
-  router.post('/invoices/:id/charge', async (req, res) => {
-    const body = parseInput(ChargeInvoice, req.body);
-    const result = await chargeInvoice(
-      db,
-      actorOf(req),
-      { registry, accounts },
-      req.params.id,
-      body.payment_method,
-      flagDuplicatePayment,
-    );
-    res.json({
-      invoice: serialize.invoice(result.invoice),
-      transaction: serialize.transaction(result.transaction),
-    });
-  });
-  router.post('/invoices/:id/refund', async (req, res) => {
-    const body = parseInput(RefundInvoice, req.body);
-    // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
-    const refund = await refundInvoice(db, actorOf(req), boss, { registry, accounts }, req.params.id, {
-      amount: body.amount,
-      reason: body.reason,
-    });
-    res.status(201).json(serialize.refund(refund));
-  });
-  return router;
-}
+export const invoiceRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/invoices',
+    operationId: 'createInvoice',
+    tag,
+    scope: 'write',
+    summary:
+      'Create a DRAFT invoice (lines; payment_terms_days, po_number, title, notes, external_id; number: null until finalized)',
+    body: CreateInvoice,
+    responses: { 201: Invoice },
+    handler: async (req, res, { deps, body }) => {
+      const invoice = await createInvoice(deps.db, actorOf(req), {
+        customerId: body.customer,
+        currency: body.currency,
+        lines: body.lines.map(newLine),
+        chargeAt: body.charge_at,
+        details: invoiceDetails(body),
+      });
+      res.status(201).json(serialize.invoice(invoice));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/invoices',
+    operationId: 'listInvoices',
+    tag,
+    scope: 'read',
+    summary: 'List invoices (filter by status, customer, subscription, number, external_id)',
+    query: InvoiceListQuery,
+    responses: { 200: listOf(ExpandableInvoice, 'InvoiceList') },
+    handler: async (_req, res, { deps, query }) => {
+      const rows = await listRows<{ id: string }>(
+        deps.db,
+        'invoices',
+        listFilter(query, 'created_at', {
+          status: query.status,
+          customer_id: query.customer,
+          subscription_id: query.subscription,
+          number: query.number,
+          external_id: query.external_id,
+        }),
+      );
+      const invoices = await Promise.all(
+        rows.slice(0, query.limit).map((row) => expanded(deps, row.id, query.expand)),
+      );
+      res.json({ object: 'list', data: invoices, has_more: rows.length > query.limit });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/invoices/{id}',
+    operationId: 'getInvoice',
+    tag,
+    scope: 'read',
+    summary: 'Read an invoice (expand: customer, transactions, credit_notes)',
+    query: InvoiceReadQuery,
+    responses: { 200: ExpandableInvoice },
+    handler: async (req, res, { deps, query }) => {
+      res.json(await expanded(deps, req.params.id, query.expand));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}',
+    operationId: 'updateInvoice',
+    tag,
+    scope: 'write',
+    summary:
+      "Change when the scheduler charges a DRAFT or OPEN invoice (charge_at) and a DRAFT's payment_terms_days, po_number, title, notes, external_id",
+    body: UpdateInvoice,
+    responses: { 200: Invoice },
+    handler: async (req, res, { deps: { db }, body }) => {
+      const details = invoiceDetails(body);
+      let invoice: InvoiceWithLines | undefined;
+      if (Object.values(details).some((value) => value !== undefined)) {
+        invoice = await updateInvoiceDetails(db, actorOf(req), req.params.id, details);
+      }
+      if (body.charge_at !== undefined) {
+        invoice = await setChargeAt(db, actorOf(req), req.params.id, body.charge_at);
+      }
+      res.json(serialize.invoice(invoice!));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/invoices/{id}/pdf',
+    operationId: 'getInvoicePdf',
+    conflicts: true,
+    tag,
+    scope: 'read',
+    summary:
+      'The PDF of a finalized invoice (application/pdf: number, due date, lines, totals, credit notes, payments)',
+    responses: {
+      200: { schema: Pdf, description: 'The invoice as a PDF document', mediaType: 'application/pdf' },
+    },
+    handler: async (req, res, { deps }) => {
+      const pdf = await invoicePdf(deps.db, req.params.id);
+      res.type('application/pdf').set('content-disposition', `inline; filename="${req.params.id}.pdf"`);
+      res.send(pdf);
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/lines',
+    operationId: 'addInvoiceLine',
+    tag,
+    scope: 'write',
+    summary: 'Add an adjustment line (CHARGE or CREDIT, optional tax) to a DRAFT invoice',
+    body: AddInvoiceLine,
+    responses: { 201: Invoice },
+    handler: async (req, res, { deps, body }) => {
+      const invoice = await addInvoiceLine(deps.db, actorOf(req), req.params.id, newLine(body));
+      res.status(201).json(serialize.invoice(invoice));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/mark-uncollectible',
+    operationId: 'markInvoiceUncollectible',
+    tag,
+    scope: 'write',
+    summary: 'OPEN → UNCOLLECTIBLE (writes the unpaid amount off as bad debt)',
+    responses: { 200: Invoice },
+    handler: async (req, res, { deps }) => {
+      res.json(serialize.invoice(await markUncollectible(deps.db, actorOf(req), req.params.id, new Date())));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/finalize',
+    operationId: 'finalizeInvoice',
+    tag,
+    scope: 'write',
+    summary: 'DRAFT → OPEN (posts the receivable; gives the number and the due date)',
+    responses: { 200: Invoice },
+    handler: async (req, res, { deps }) => {
+      res.json(serialize.invoice(await finalizeInvoice(deps.db, actorOf(req), req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/void',
+    operationId: 'voidInvoice',
+    tag,
+    scope: 'write',
+    summary: 'Void an unpaid invoice (reverses the receivable)',
+    responses: { 200: Invoice },
+    handler: async (req, res, { deps }) => {
+      res.json(serialize.invoice(await voidInvoice(deps.db, actorOf(req), req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/payments',
+    operationId: 'recordInvoicePayment',
+    tag,
+    scope: 'write',
+    summary: 'Record an offline payment',
+    body: RecordOfflinePayment,
+    responses: { 201: Invoice },
+    handler: async (req, res, { deps, body }) => {
+      res
+        .status(201)
+        .json(serialize.invoice(await recordOfflinePayment(deps.db, actorOf(req), req.params.id, body)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/charge',
+    operationId: 'chargeInvoice',
+    tag,
+    scope: 'write',
+    summary: 'Charge an OPEN or UNCOLLECTIBLE invoice (a success reverses the bad-debt write-off)',
+    body: ChargeInvoice,
+    responses: { 200: InvoiceCharge },
+    handler: async (req, res, { deps: { db, registry, accounts }, body }) => {
+      const result = await chargeInvoice(
+        db,
+        actorOf(req),
+        { registry, accounts },
+        req.params.id,
+        body.payment_method,
+        flagDuplicatePayment,
+      );
+      res.json({
+        invoice: serialize.invoice(result.invoice),
+        transaction: serialize.transaction(result.transaction),
+      });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/refund',
+    operationId: 'refundInvoice',
+    tag,
+    scope: 'write',
+    summary: 'Refund part or all of what was paid',
+    body: RefundInvoice,
+    responses: { 201: Refund },
+    handler: async (req, res, { deps: { db, boss, registry, accounts }, body }) => {
+      // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
+      const refund = await refundInvoice(db, actorOf(req), boss, { registry, accounts }, req.params.id, {
+        amount: body.amount,
+        reason: body.reason,
+      });
+      res.status(201).json(serialize.refund(refund));
+    },
+  }),
+];

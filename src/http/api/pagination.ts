@@ -1,10 +1,9 @@
-import type { RequestHandler } from 'express';
 import type { Kysely, RawBuilder } from 'kysely';
 import type { z } from 'zod';
 import { type ListFilter, listRows } from '../../db/list.ts';
 import type { Database } from '../../db/schema.ts';
+import { type ApiRoute, type RouteSpec, route } from './route.ts';
 import type { ListQuery } from './schemas.ts';
-import { parseInput } from './validate.ts';
 
 /** A page of a list: at most `limit` items and whether more exist after them. */
 export interface Page<T> {
@@ -52,11 +51,9 @@ export function accountFilter(value: string | undefined): string | null | undefi
   return value === 'default' ? null : value;
 }
 
-/** A list endpoint over one table: its query schema, filters and API shape. */
-export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
+/** A list endpoint over one table: its filters and API shape (the query is its route's). */
+export interface ListEndpoint<Q extends ListQuerySchema, R> {
   table: keyof Database;
-  /** `ListQuery` or an extension of it (422 with field messages when the query does not parse). */
-  query: Q;
   /** The column equalities of a parsed query (each applied only when the query has a value for it). */
   equals: (query: z.output<Q>) => Record<string, string | null | undefined>;
   /** A row in its API shape. */
@@ -66,27 +63,38 @@ export interface ListEndpoint<Q extends z.ZodType<ListQuery>, R> {
   /** Conditions beyond column equalities (`ListFilter.where`) of a parsed query. */
   where?: (query: z.output<Q>) => RawBuilder<boolean>[];
   /** Runs before the read, e.g. to answer 404 for a filter naming an unknown customer. */
-  check?: (query: z.output<Q>) => Promise<unknown>;
+  check?: (query: z.output<Q>, db: Kysely<Database>) => Promise<unknown>;
   /** The column it is ordered and paged by (`ListFilter.orderKey`; default `id`). */
   orderKey?: string;
 }
 
+/** `ListQuery` or an extension of it. */
+export type ListQuerySchema = z.ZodObject & z.ZodType<ListQuery>;
+
 /**
- * The handler of `GET /v1/<resource>`: parses the query, reads one page of the table in creation
- * order (`listRows`, `listFilter`) and answers it as a `Page` (`toPage`).
+ * The route of `GET /v1/<resource>` (route.ts): its query (`ListQuery` or an extension; 422 with
+ * field messages when it does not parse) reads one page of the table in creation order
+ * (`listRows`, `listFilter`), answered as a `Page` (`toPage`).
  */
-export function listHandler<Q extends z.ZodType<ListQuery>, R>(
-  db: Kysely<Database>,
-  endpoint: ListEndpoint<Q, R>,
-): RequestHandler {
-  return async (req, res) => {
-    const query = parseInput(endpoint.query, req.query);
-    await endpoint.check?.(query);
-    const rows = await listRows<R>(db, endpoint.table, {
-      ...listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
-      where: endpoint.where?.(query),
-      orderKey: endpoint.orderKey,
-    });
-    res.json(toPage(rows, query.limit, endpoint.map));
-  };
+export function listRoute<Q extends ListQuerySchema, R>(
+  spec: Omit<RouteSpec<Q, z.ZodType>, 'method' | 'handler' | 'query' | 'scope'> & {
+    query: Q;
+    list: ListEndpoint<Q, R>;
+  },
+): ApiRoute {
+  const { list: endpoint, ...rest } = spec;
+  return route<Q, z.ZodType>({
+    ...rest,
+    method: 'get',
+    scope: 'read',
+    handler: async (_req, res, { deps: { db }, query }) => {
+      await endpoint.check?.(query, db);
+      const rows = await listRows<R>(db, endpoint.table, {
+        ...listFilter(query, endpoint.created ?? 'created_at', endpoint.equals(query)),
+        where: endpoint.where?.(query),
+        orderKey: endpoint.orderKey,
+      });
+      res.json(toPage(rows, query.limit, endpoint.map));
+    },
+  });
 }

@@ -1,13 +1,13 @@
-import express, { Router } from 'express';
+import express from 'express';
 import { z } from 'zod';
 import { getGatewayAccount } from '../../accounts/accounts.ts';
 import { ValidationError } from '../../errors.ts';
 import { importSettlementFile, SETTLEMENT_FILE_FORMATS } from '../../settlement/import.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
 import { sendError } from '../errors.ts';
+import { SettlementImport } from './responses.ts';
+import { type ApiRoute, route } from './route.ts';
 import { Gateway, Id } from './schemas.ts';
-import { parseInput } from './validate.ts';
 
 /** The largest settlement file `POST /v1/settlements/import` takes: a month of a busy account's lines. */
 export const SETTLEMENT_FILE_LIMIT = '20mb';
@@ -35,44 +35,53 @@ export const settlementFileBody = express.text({ type: 'text/csv', limit: SETTLE
  * Importing the same file again answers the same `read` and nothing `recorded`. A refused file
  * (422, each problem keyed by row and column) changes nothing; a body that is not `text/csv` is 415.
  */
-export function settlementImportRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.post('/settlements/import', async (req, res) => {
-    const query = parseInput(SettlementImportQuery, req.query);
-    if (!req.is('text/csv') || typeof req.body !== 'string') {
-      sendError(
-        res,
-        415,
-        'invalid_request',
-        'unsupported_media_type',
-        'send the settlement report as the body, with Content-Type: text/csv',
-      );
-      return;
-    }
-    if (query.gateway_account) {
-      const account = await getGatewayAccount(db, query.gateway_account);
-      if (account.gateway !== query.gateway) {
-        throw new ValidationError('the gateway account is not of this gateway', {
-          gateway_account: `${account.id} is a ${account.gateway} account, not ${query.gateway}`,
-        });
+export const settlementImportRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/settlements/import',
+    operationId: 'importSettlementReport',
+    tag: 'Settlement',
+    scope: 'write',
+    summary:
+      'Import a settlement report (text/csv body: billhook format, docs/settlement-csv.md, or securepay); the same file twice changes nothing',
+    query: SettlementImportQuery,
+    rawBody: { mediaType: 'text/csv', description: 'The settlement report (docs/settlement-csv.md)' },
+    responses: { 200: SettlementImport },
+    handler: async (req, res, { deps: { db }, query }) => {
+      if (!req.is('text/csv') || typeof req.body !== 'string') {
+        sendError(
+          res,
+          415,
+          'invalid_request',
+          'unsupported_media_type',
+          'send the settlement report as the body, with Content-Type: text/csv',
+        );
+        return;
       }
-    }
-    const imported = await importSettlementFile(
-      db,
-      actorOf(req),
-      { gateway: query.gateway, gatewayAccount: query.gateway_account ?? null },
-      query.format,
-      req.body,
-    );
-    res.json({
-      object: 'settlement_import',
-      gateway: query.gateway,
-      gateway_account: query.gateway_account ?? null,
-      format: query.format,
-      sha256: imported.sha256,
-      read: imported.read,
-      recorded: imported.recorded,
-    });
-  });
-  return router;
-}
+      if (query.gateway_account) {
+        const account = await getGatewayAccount(db, query.gateway_account);
+        if (account.gateway !== query.gateway) {
+          throw new ValidationError('the gateway account is not of this gateway', {
+            gateway_account: `${account.id} is a ${account.gateway} account, not ${query.gateway}`,
+          });
+        }
+      }
+      const imported = await importSettlementFile(
+        db,
+        actorOf(req),
+        { gateway: query.gateway, gatewayAccount: query.gateway_account ?? null },
+        query.format,
+        req.body,
+      );
+      res.json({
+        object: 'settlement_import',
+        gateway: query.gateway,
+        gateway_account: query.gateway_account ?? null,
+        format: query.format,
+        sha256: imported.sha256,
+        read: imported.read,
+        recorded: imported.recorded,
+      });
+    },
+  }),
+];

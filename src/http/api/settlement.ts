@@ -1,14 +1,13 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import type { Db } from '../../db/database.ts';
 import type { SettlementLineRow } from '../../db/schema.ts';
 import { PAYOUT_STATUSES } from '../../gateways/settlement.ts';
 import { getPayout, lineMatch, listPayouts, type PayoutWithSummary } from '../../settlement/read.ts';
 import { type AccountPeriod, type SettlementReportRow, settlementReport } from '../../settlement/report.ts';
-import type { AppDeps } from '../deps.ts';
 import { accountFilter, listFilter, toPage } from './pagination.ts';
+import { listOf, Payout, PayoutWithLines, SettlementReport } from './responses.ts';
+import { type ApiRoute, route } from './route.ts';
 import { Currency, Gateway, ListQuery, Timestamp } from './schemas.ts';
-import { parseInput } from './validate.ts';
 
 /** `default` (the gateway's default account) or a gateway account's id. */
 const GatewayAccount = z.string().regex(/^(default|gwa_[0-9a-z]{1,40})$/, 'must be default or a gwa_… id');
@@ -168,33 +167,56 @@ export async function settlementReportBody(db: Db, query: z.output<typeof Settle
  * `GET /v1/reports/settlement` (per gateway account and currency). Bad queries are 422 with a message
  * per field.
  */
-export function settlementRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.get('/payouts', async (req, res) => {
-    const query = parseInput(PayoutListQuery, req.query);
-    const filter = {
-      ...listFilter(query, 'gateway_created_at', {
-        status: query.status,
-        gateway: query.gateway,
-        gateway_account: accountFilter(query.gateway_account),
-        currency: query.currency,
-      }),
-      ranges: [
-        {
-          column: 'arrival_date',
-          from: query.arrival_gte,
-          to: query.arrival_lt,
-        },
-      ],
-    };
-    res.json(toPage(await listPayouts(db, filter), query.limit, serializePayout));
-  });
-  router.get('/payouts/:id', async (req, res) => {
-    const payout = await getPayout(db, req.params.id);
-    res.json({ ...serializePayout(payout), lines: payout.lines.map(serializeSettlementLine) });
-  });
-  router.get('/reports/settlement', async (req, res) => {
-    res.json(await settlementReportBody(db, parseInput(SettlementReportQuery, req.query)));
-  });
-  return router;
-}
+export const settlementRoutes: ApiRoute[] = [
+  route({
+    method: 'get',
+    path: '/v1/payouts',
+    operationId: 'listPayouts',
+    tag: 'Settlement',
+    scope: 'read',
+    summary:
+      'List payouts with what their lines add up to (filter by gateway, gateway_account, status, currency, created and arrival dates)',
+    query: PayoutListQuery,
+    responses: { 200: listOf(Payout, 'PayoutList') },
+    handler: async (_req, res, { deps, query }) => {
+      const filter = {
+        ...listFilter(query, 'gateway_created_at', {
+          status: query.status,
+          gateway: query.gateway,
+          gateway_account: accountFilter(query.gateway_account),
+          currency: query.currency,
+        }),
+        ranges: [{ column: 'arrival_date', from: query.arrival_gte, to: query.arrival_lt }],
+      };
+      res.json(toPage(await listPayouts(deps.db, filter), query.limit, serializePayout));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/payouts/{id}',
+    operationId: 'getPayout',
+    tag: 'Settlement',
+    scope: 'read',
+    summary:
+      'Read a payout: gross, fees, refunds, disputes, adjustments, net, status, arrival date, and its lines with what each matched',
+    responses: { 200: PayoutWithLines },
+    handler: async (req, res, { deps }) => {
+      const payout = await getPayout(deps.db, req.params.id);
+      res.json({ ...serializePayout(payout), lines: payout.lines.map(serializeSettlementLine) });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/reports/settlement',
+    operationId: 'getSettlementReport',
+    tag: 'Settlement',
+    scope: 'read',
+    summary:
+      'Settlement report per gateway account and currency over [from, to): clearing by source (charges, refunds, disputes, fees, payouts) from its opening to its closing balance, gateway fees, payouts in transit, bank',
+    query: SettlementReportQuery,
+    responses: { 200: SettlementReport },
+    handler: async (_req, res, { deps, query }) => {
+      res.json(await settlementReportBody(deps.db, query));
+    },
+  }),
+];

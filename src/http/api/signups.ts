@@ -1,14 +1,13 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { signUp } from '../../billing/signup.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
 import { customerDetailsOf } from './customer-details.ts';
+import { Signup } from './responses.ts';
+import { type ApiRoute, route } from './route.ts';
 import { CreateCustomer, CreatePaymentMethod, CreateSubscription } from './schemas.ts';
 import { serialize } from './serialize.ts';
 import { subscriptionTerms, withInvoice } from './subscriptions.ts';
-import { parseInput } from './validate.ts';
 
 /**
  * `POST /v1/signups`: `customer` (as `POST /v1/customers`), `payment_method` (as
@@ -27,38 +26,45 @@ export const CreateSignup = z.strictObject({
  * work (billing/signup.ts); 201 with the three objects and the first invoice's id. A refusal of any
  * part answers its 4xx and creates nothing; the Idempotency-Key store answers a repeat.
  */
-export function signupRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.post('/signups', async (req, res) => {
-    const body = parseInput(CreateSignup, req.body);
-    const signup = await signUp(
-      db,
-      actorOf(req),
-      {
-        customer: {
-          email: body.customer.email,
-          name: body.customer.name,
-          externalId: body.customer.external_id,
-          metadata: body.customer.metadata,
-          ...customerDetailsOf(body.customer),
+export const signupRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/signups',
+    operationId: 'createSignup',
+    tag: 'Customers',
+    scope: 'write',
+    summary: 'Create a customer, their payment method and their subscription in one call',
+    body: CreateSignup,
+    responses: { 201: Signup },
+    handler: async (req, res, { deps: { db }, body }) => {
+      const signup = await signUp(
+        db,
+        actorOf(req),
+        {
+          customer: {
+            email: body.customer.email,
+            name: body.customer.name,
+            externalId: body.customer.external_id,
+            metadata: body.customer.metadata,
+            ...customerDetailsOf(body.customer),
+          },
+          paymentMethod: {
+            gateway: body.payment_method.gateway,
+            gatewayToken: body.payment_method.gateway_token,
+            gatewayCustomerId: body.payment_method.gateway_customer_id,
+            gatewayAccount: body.payment_method.gateway_account,
+          },
+          subscription: subscriptionTerms(body.subscription),
         },
-        paymentMethod: {
-          gateway: body.payment_method.gateway,
-          gatewayToken: body.payment_method.gateway_token,
-          gatewayCustomerId: body.payment_method.gateway_customer_id,
-          gatewayAccount: body.payment_method.gateway_account,
-        },
-        subscription: subscriptionTerms(body.subscription),
-      },
-      new Date(),
-    );
-    res.status(201).json({
-      object: 'signup',
-      // Read back: the first invoice, finalized, gave the customer a balance.
-      customer: serialize.customer(await getCustomerWithBalances(db, signup.customer.id)),
-      payment_method: serialize.paymentMethod(signup.paymentMethod),
-      subscription: withInvoice(signup.subscription.subscription, signup.subscription.invoices),
-    });
-  });
-  return router;
-}
+        new Date(),
+      );
+      res.status(201).json({
+        object: 'signup',
+        // Read back: the first invoice, finalized, gave the customer a balance.
+        customer: serialize.customer(await getCustomerWithBalances(db, signup.customer.id)),
+        payment_method: serialize.paymentMethod(signup.paymentMethod),
+        subscription: withInvoice(signup.subscription.subscription, signup.subscription.invoices),
+      });
+    },
+  }),
+];

@@ -1,16 +1,17 @@
 import type { RequestHandler } from 'express';
 import { AppError } from '../../errors.ts';
-import { OPERATIONS, type Operation } from './openapi.ts';
+import type { ApiRoute } from './route.ts';
+import { API_ROUTES } from './routes.ts';
 import { printable } from './validate.ts';
 
-/** An operation's path as a pattern of the request's path (`{id}`: one segment). */
+/** A route's path as a pattern of the request's path (`{id}`: one segment). */
 function pathPattern(path: string): RegExp {
   const escaped = path.replaceAll(/[.*+?^$()|[\]\\]/g, '\\$&').replaceAll(/\\?\{\w+\\?\}/g, '[^/]+');
   return new RegExp(`^${escaped}/?$`);
 }
 
-/** Operations with their path patterns; literal paths first (`/subscriptions/preview` before `{id}`). */
-const ROUTES = OPERATIONS.map((op) => ({
+/** Routes with their path patterns; literal paths first (`/subscriptions/preview` before `{id}`). */
+const ROUTES = API_ROUTES.map((op) => ({
   op,
   pattern: pathPattern(op.path),
   params: (op.path.match(/\{/g) ?? []).length,
@@ -19,13 +20,13 @@ const ROUTES = OPERATIONS.map((op) => ({
 
 /** The documented operation a request is for, or undefined (the router then answers 404). */
 function operationOf(method: string, path: string): (typeof ROUTES)[number] | undefined {
-  const wanted = (method === 'HEAD' ? 'get' : method.toLowerCase()) as Operation['method'];
+  const wanted = (method === 'HEAD' ? 'get' : method.toLowerCase()) as ApiRoute['method'];
   return ROUTES.find((r) => r.op.method === wanted && r.pattern.test(path));
 }
 
 /**
  * Strict queries (PRODUCT.md §14), for every /v1 route in one place: a query parameter the route's
- * operation in the OpenAPI document (`OPERATIONS`) does not list is refused, so a misspelt or
+ * route in the route table (`API_ROUTES`, as the OpenAPI document lists them) does not list is refused, so a misspelt or
  * unimplemented filter never returns unfiltered rows (`?subscription=` on a list that cannot filter
  * by it). Answers 422 `unknown_parameter` with one field message per unknown parameter, naming the
  * ones the route takes; a request for no documented operation passes on (to a 404).

@@ -1,13 +1,12 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import { createTaxRate, getTaxRate, updateTaxRate } from '../../billing/tax-rates.ts';
 import type { TaxRateRow } from '../../db/schema.ts';
 import { ppmToPercent } from '../../money/rates.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
-import { listHandler } from './pagination.ts';
+import { listRoute } from './pagination.ts';
+import { listOf, TaxRate } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 import { ListQuery, Metadata, Percent } from './schemas.ts';
-import { parseInput } from './validate.ts';
 
 /** An ISO 3166-1 alpha-2 country code, upper case (`AU`, `GB`, `US`). */
 const Country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code, e.g. AU');
@@ -79,50 +78,81 @@ export function serializeTaxRate(t: TaxRateRow) {
   };
 }
 
+const tag: Tag = 'Tax rates';
+
 /**
  * /v1/tax-rates: create, list (by country, active), read, update the display fields, archive
  * (`active: false`). Invoices apply the rates of the customer's address (billing/tax-rates.ts).
  */
-export function taxRateRoutes({ db }: AppDeps): Router {
-  const router = Router();
-  router.post('/tax-rates', async (req, res) => {
-    const body = parseInput(CreateTaxRate, req.body);
-    const rate = await createTaxRate(db, actorOf(req), {
-      displayName: body.display_name,
-      description: body.description,
-      country: body.country,
-      state: body.state,
-      percentPpm: body.percent,
-      inclusive: body.inclusive,
-      compound: body.compound,
-      metadata: body.metadata,
-    });
-    res.status(201).json(serializeTaxRate(rate));
-  });
-  router.get(
-    '/tax-rates',
-    listHandler(db, {
+export const taxRateRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/tax-rates',
+    operationId: 'createTaxRate',
+    tag,
+    scope: 'write',
+    summary: 'Create a named tax rate for a country or state (inclusive or exclusive, compound or not)',
+    body: CreateTaxRate,
+    responses: { 201: TaxRate },
+    handler: async (req, res, { deps, body }) => {
+      const rate = await createTaxRate(deps.db, actorOf(req), {
+        displayName: body.display_name,
+        description: body.description,
+        country: body.country,
+        state: body.state,
+        percentPpm: body.percent,
+        inclusive: body.inclusive,
+        compound: body.compound,
+        metadata: body.metadata,
+      });
+      res.status(201).json(serializeTaxRate(rate));
+    },
+  }),
+  listRoute({
+    path: '/v1/tax-rates',
+    operationId: 'listTaxRates',
+    tag,
+    summary: 'List tax rates',
+    query: TaxRateListQuery,
+    responses: { 200: listOf(TaxRate, 'TaxRateList') },
+    list: {
       table: 'tax_rates',
-      query: TaxRateListQuery,
       equals: (query) => ({
         country: query.country,
         active: query.active === undefined ? undefined : String(query.active),
       }),
       map: serializeTaxRate,
-    }),
-  );
-  router.get('/tax-rates/:id', async (req, res) => {
-    res.json(serializeTaxRate(await getTaxRate(db, req.params.id)));
-  });
-  router.post('/tax-rates/:id', async (req, res) => {
-    const body = parseInput(UpdateTaxRate, req.body);
-    const rate = await updateTaxRate(db, actorOf(req), req.params.id, {
-      display_name: body.display_name,
-      description: body.description,
-      active: body.active,
-      metadata: body.metadata,
-    });
-    res.json(serializeTaxRate(rate));
-  });
-  return router;
-}
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/tax-rates/{id}',
+    operationId: 'getTaxRate',
+    tag,
+    scope: 'read',
+    summary: 'Read a tax rate',
+    responses: { 200: TaxRate },
+    handler: async (req, res, { deps }) => {
+      res.json(serializeTaxRate(await getTaxRate(deps.db, req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/tax-rates/{id}',
+    operationId: 'updateTaxRate',
+    tag,
+    scope: 'write',
+    summary: "Update a tax rate's display fields, or archive it (active: false)",
+    body: UpdateTaxRate,
+    responses: { 200: TaxRate },
+    handler: async (req, res, { deps, body }) => {
+      const rate = await updateTaxRate(deps.db, actorOf(req), req.params.id, {
+        display_name: body.display_name,
+        description: body.description,
+        active: body.active,
+        metadata: body.metadata,
+      });
+      res.json(serializeTaxRate(rate));
+    },
+  }),
+];

@@ -1,4 +1,3 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import type { WebhookDeliveryRow, WebhookEndpointRow } from '../../db/schema.ts';
 import { listDeliveries, redeliver } from '../../outbound/deliver.ts';
@@ -12,9 +11,8 @@ import {
 } from '../../outbound/endpoints.ts';
 import { OUTBOUND_EVENT_TYPES } from '../../outbound/events.ts';
 import { actorOf } from '../actor.ts';
-import { requireScope } from '../auth.ts';
-import type { AppDeps } from '../deps.ts';
-import { parseInput } from './validate.ts';
+import { listOf, WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret } from './responses.ts';
+import { type ApiRoute, route, type Tag } from './route.ts';
 
 const url = z.url({ protocol: /^https?$/ }).max(2000);
 const enabledEvents = z
@@ -80,67 +78,140 @@ export function serializeWebhookDelivery(d: WebhookDeliveryRow) {
   };
 }
 
+const tag: Tag = 'Webhook endpoints';
+
+/** `POST /v1/webhook-endpoints/{id}/disable` and `/enable`. */
+const enabling = (verb: 'disable' | 'enable', enabled: boolean) =>
+  route({
+    method: 'post',
+    path: `/v1/webhook-endpoints/{id}/${verb}`,
+    operationId: `${verb}WebhookEndpoint`,
+    tag,
+    scope: 'admin',
+    summary: enabled ? 'Enable a webhook endpoint again (admin)' : 'Disable a webhook endpoint (admin)',
+    responses: { 200: WebhookEndpoint },
+    handler: async (req, res, { deps }) => {
+      res.json(
+        serializeWebhookEndpoint(await setEndpointEnabled(deps.db, actorOf(req), req.params.id, enabled)),
+      );
+    },
+  });
+
 /**
  * /v1/webhook-endpoints (admin scope; PRODUCT.md §14): where billhook pushes its own events
  * (src/outbound/). Create (201, the `whsec_…` secret shown once), list, read, update, disable,
  * enable, rotate the secret (200, the new secret shown once); the delivery log and manual
  * redelivery (202: a new delivery, queued). Each change is an activity (`webhook_endpoint.*`).
  */
-export function webhookEndpointRoutes({ db, boss, accounts }: AppDeps): Router {
-  const router = Router();
-  router.use('/webhook-endpoints', requireScope('admin'));
-  router.post('/webhook-endpoints', async (req, res) => {
-    const body = parseInput(CreateWebhookEndpoint, req.body);
-    const { endpoint, secret } = await createEndpoint(db, actorOf(req), accounts.keys, {
-      url: body.url,
-      enabledEvents: body.enabled_events,
-      description: body.description,
-    });
-    res.status(201).json({ ...serializeWebhookEndpoint(endpoint), secret });
-  });
-  router.get('/webhook-endpoints', async (_req, res) => {
-    const rows = await listEndpoints(db);
-    res.json({ object: 'list', data: rows.map(serializeWebhookEndpoint), has_more: false });
-  });
-  router.get('/webhook-endpoints/:id', async (req, res) => {
-    res.json(serializeWebhookEndpoint(await getEndpoint(db, req.params.id)));
-  });
-  router.post('/webhook-endpoints/:id', async (req, res) => {
-    const body = parseInput(UpdateWebhookEndpoint, req.body);
-    const endpoint = await updateEndpoint(db, actorOf(req), req.params.id, {
-      url: body.url,
-      enabledEvents: body.enabled_events,
-      description: body.description,
-    });
-    res.json(serializeWebhookEndpoint(endpoint));
-  });
-  for (const [verb, enabled] of [
-    ['disable', false],
-    ['enable', true],
-  ] as const) {
-    router.post(`/webhook-endpoints/:id/${verb}`, async (req, res) => {
-      res.json(serializeWebhookEndpoint(await setEndpointEnabled(db, actorOf(req), req.params.id, enabled)));
-    });
-  }
-  router.post('/webhook-endpoints/:id/rotate-secret', async (req, res) => {
-    const { endpoint, secret } = await rotateEndpointSecret(db, actorOf(req), accounts.keys, req.params.id);
-    res.json({ ...serializeWebhookEndpoint(endpoint), secret });
-  });
-  router.get('/webhook-endpoints/:id/deliveries', async (req, res) => {
-    const query = parseInput(DeliveryListQuery, req.query);
-    const rows = await listDeliveries(db, req.params.id, {
-      limit: query.limit,
-      startingAfter: query.starting_after,
-    });
-    res.json({
-      object: 'list',
-      data: rows.slice(0, query.limit).map(serializeWebhookDelivery),
-      has_more: rows.length > query.limit,
-    });
-  });
-  router.post('/webhook-endpoints/:id/deliveries/:delivery/redeliver', async (req, res) => {
-    const delivery = await redeliver(db, boss, req.params.id, req.params.delivery);
-    res.status(202).json(serializeWebhookDelivery(delivery));
-  });
-  return router;
-}
+export const webhookEndpointRoutes: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/webhook-endpoints',
+    operationId: 'createWebhookEndpoint',
+    tag,
+    scope: 'admin',
+    summary: "Register an endpoint for billhook's events (admin; the whsec_ secret shown once)",
+    body: CreateWebhookEndpoint,
+    responses: { 201: WebhookEndpointWithSecret },
+    handler: async (req, res, { deps: { db, accounts }, body }) => {
+      const { endpoint, secret } = await createEndpoint(db, actorOf(req), accounts.keys, {
+        url: body.url,
+        enabledEvents: body.enabled_events,
+        description: body.description,
+      });
+      res.status(201).json({ ...serializeWebhookEndpoint(endpoint), secret });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/webhook-endpoints',
+    operationId: 'listWebhookEndpoints',
+    tag,
+    scope: 'admin',
+    summary: 'List webhook endpoints (admin)',
+    responses: { 200: listOf(WebhookEndpoint, 'WebhookEndpointList') },
+    handler: async (_req, res, { deps }) => {
+      const rows = await listEndpoints(deps.db);
+      res.json({ object: 'list', data: rows.map(serializeWebhookEndpoint), has_more: false });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}',
+    operationId: 'getWebhookEndpoint',
+    tag,
+    scope: 'admin',
+    summary: 'Read a webhook endpoint (admin)',
+    responses: { 200: WebhookEndpoint },
+    handler: async (req, res, { deps }) => {
+      res.json(serializeWebhookEndpoint(await getEndpoint(deps.db, req.params.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}',
+    operationId: 'updateWebhookEndpoint',
+    tag,
+    scope: 'admin',
+    summary: "Update a webhook endpoint's URL, event types or description (admin)",
+    body: UpdateWebhookEndpoint,
+    responses: { 200: WebhookEndpoint },
+    handler: async (req, res, { deps, body }) => {
+      const endpoint = await updateEndpoint(deps.db, actorOf(req), req.params.id, {
+        url: body.url,
+        enabledEvents: body.enabled_events,
+        description: body.description,
+      });
+      res.json(serializeWebhookEndpoint(endpoint));
+    },
+  }),
+  enabling('disable', false),
+  enabling('enable', true),
+  route({
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/rotate-secret',
+    operationId: 'rotateWebhookEndpointSecret',
+    tag,
+    scope: 'admin',
+    summary: "Replace a webhook endpoint's signing secret (admin; the new one shown once)",
+    responses: { 200: WebhookEndpointWithSecret },
+    handler: async (req, res, { deps: { db, accounts } }) => {
+      const { endpoint, secret } = await rotateEndpointSecret(db, actorOf(req), accounts.keys, req.params.id);
+      res.json({ ...serializeWebhookEndpoint(endpoint), secret });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}/deliveries',
+    operationId: 'listWebhookEndpointDeliveries',
+    tag,
+    scope: 'admin',
+    summary: "An endpoint's delivery log, newest first (admin)",
+    query: DeliveryListQuery,
+    responses: { 200: listOf(WebhookDelivery, 'WebhookDeliveryList') },
+    handler: async (req, res, { deps, query }) => {
+      const rows = await listDeliveries(deps.db, req.params.id, {
+        limit: query.limit,
+        startingAfter: query.starting_after,
+      });
+      res.json({
+        object: 'list',
+        data: rows.slice(0, query.limit).map(serializeWebhookDelivery),
+        has_more: rows.length > query.limit,
+      });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/deliveries/{delivery}/redeliver',
+    operationId: 'redeliverWebhookDelivery',
+    tag,
+    scope: 'admin',
+    summary: "Send a delivery's event again, as a new delivery (admin)",
+    responses: { 202: { schema: WebhookDelivery, description: 'A new delivery, queued' } },
+    handler: async (req, res, { deps }) => {
+      const delivery = await redeliver(deps.db, deps.boss, req.params.id, req.params.delivery);
+      res.status(202).json(serializeWebhookDelivery(delivery));
+    },
+  }),
+];
