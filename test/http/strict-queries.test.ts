@@ -117,6 +117,47 @@ describe('strict queries on /v1 (#26 item 4)', () => {
     expect((await app.api('GET', '/v1/transactions?invoice=inv_nope')).body.data).toEqual([]);
   });
 
+  it('lists subscriptions by plan and by product, their payments by subscription, and customers by country', async () => {
+    const planA = await insertPlan(app.runtime.db, { currency: 'EUR' });
+    const planB = await insertPlan(app.runtime.db, { currency: 'EUR' });
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const subscribe = async (plan: string) =>
+      (
+        await app.api('POST', '/v1/subscriptions', {
+          customer: customer.id,
+          plan,
+          payment_method: method!.id,
+        })
+      ).body.id as string;
+    const [a, b] = [await subscribe(planA), await subscribe(planB)];
+    expect(ids((await app.api('GET', `/v1/subscriptions?plan=${planA}`)).body)).toEqual([a]);
+    const productB = (
+      await app.runtime.db
+        .selectFrom('plans')
+        .select('product_id')
+        .where('id', '=', planB)
+        .executeTakeFirstOrThrow()
+    ).product_id;
+    expect(ids((await app.api('GET', `/v1/subscriptions?product=${productB}`)).body)).toEqual([b]);
+
+    stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${a}/settle`);
+    const paid = settled.body.invoices[0].transaction.id as string;
+    expect(ids((await app.api('GET', `/v1/transactions?subscription=${a}`)).body)).toEqual([paid]);
+    expect((await app.api('GET', `/v1/transactions?subscription=${b}`)).body.data).toEqual([]);
+
+    const inNz = await app.api('POST', '/v1/customers', {
+      email: 'kiri@example.com',
+      address: { country: 'nz' },
+    });
+    expect(inNz.status).toBe(201);
+    expect(ids((await app.api('GET', '/v1/customers?country=NZ')).body)).toEqual([inNz.body.id]);
+    expect(ids((await app.api('GET', '/v1/customers?country=nz')).body)).toEqual([inNz.body.id]);
+    const bad = await app.api('GET', '/v1/customers?country=NZL');
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.fields).toHaveProperty('country');
+  });
+
   it('lists inbox events received in [created_gte, created_lt)', async () => {
     const day = (n: number) => new Date(`2026-03-0${n}T12:00:00Z`);
     const rows = [1, 2, 3].map((n) => ({
@@ -267,6 +308,8 @@ describe('strict queries on /v1 (#26 item 4)', () => {
       refund: 're_zzzz',
       payout: 'pyo_zzzz',
       product: 'prod_zzzz',
+      plan: 'plan_zzzz',
+      country: 'ZZ',
       gateway_account: 'gwa_zzzz',
       email: 'nobody@example.com',
       external_id: 'no-such-external-id',

@@ -66,7 +66,11 @@ export const customerRoutes: ApiRoute[] = [
       const rows = await listRows<CustomerRow>(
         db,
         'customers',
-        listFilter(query, 'created_at', { email: query.email, external_id: query.external_id }),
+        listFilter(query, 'created_at', {
+          email: query.email,
+          external_id: query.external_id,
+          address_country: query.country,
+        }),
       );
       const page = await withBalances(db, rows.slice(0, query.limit));
       res.json({ object: 'list', data: page.map(serialize.customer), has_more: rows.length > query.limit });

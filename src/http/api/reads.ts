@@ -168,7 +168,7 @@ export const readRoutes: ApiRoute[] = [
     name: 'Transaction',
     tag: 'Transactions',
     summary:
-      'List payments: gateway payment attempts and offline payments (type gateway | offline; filter by status, customer, gateway, gateway_account, invoice, type)',
+      'List payments: gateway payment attempts and offline payments (type gateway | offline; filter by status, customer, gateway, gateway_account, invoice, subscription, type)',
     readSummary:
       'Read a payment attempt (amount_captured: what a succeeded one moved, less than amount after a partial capture)',
     query: TransactionListQuery,
@@ -183,8 +183,15 @@ export const readRoutes: ApiRoute[] = [
         invoice_id: query.invoice,
         type: query.type,
       }),
-      // An offline payment has no gateway account: `gateway_account=default` means gateway payments only.
-      where: (query) => (query.gateway_account ? [sql<boolean>`type = 'gateway'`] : []),
+      where: (query) => [
+        // An offline payment has no gateway account: `gateway_account=default` means gateway payments only.
+        ...(query.gateway_account ? [sql<boolean>`type = 'gateway'`] : []),
+        ...(query.subscription
+          ? [
+              sql<boolean>`invoice_id IN (SELECT id FROM invoices WHERE subscription_id = ${query.subscription})`,
+            ]
+          : []),
+      ],
       map: serialize.transaction,
     },
   }),

@@ -227,7 +227,8 @@ export const InvoiceListQuery = ListQuery.extend({
 export const InvoiceReadQuery = z.object({ expand: InvoiceExpand });
 
 /**
- * `GET /v1/transactions`: by status, customer, gateway, gateway account, invoice (`inv_…`) and `type`
+ * `GET /v1/transactions`: by status, customer, gateway, gateway account, invoice (`inv_…`), subscription
+ * (`sub_…`: the payments of its invoices) and `type`
  * (`gateway`: payment attempts; `offline`: payments recorded with `POST /v1/invoices/:id/payments`).
  */
 export const TransactionListQuery = ListQuery.extend({
@@ -235,6 +236,7 @@ export const TransactionListQuery = ListQuery.extend({
   ...ByCustomer,
   ...ByGateway,
   invoice: z.string().max(64).optional(),
+  subscription: z.string().max(64).optional(),
   type: z.enum(['gateway', 'offline']).optional(),
 });
 
@@ -259,8 +261,13 @@ export const CreditNoteListQuery = ListQuery.extend({
 /** `GET /v1/reconciliation-exceptions`: by status, gateway, gateway account and `payout` (`pyo_…`). */
 export const ExceptionListQuery = GatewayListQuery.extend({ payout: Id('pyo').optional() });
 
-/** `GET /v1/subscriptions`: by status and customer. */
-export const SubscriptionListQuery = ListQuery.extend({ ...ByStatus, ...ByCustomer });
+/** `GET /v1/subscriptions`: by status, customer, plan (`plan_…`) and product (`prod_…`: any of its plans). */
+export const SubscriptionListQuery = ListQuery.extend({
+  ...ByStatus,
+  ...ByCustomer,
+  plan: z.string().max(64).optional(),
+  product: z.string().max(64).optional(),
+});
 
 /** `GET /v1/payment-methods`: by customer, gateway and gateway account. */
 export const PaymentMethodListQuery = ListQuery.extend({ ...ByCustomer, ...ByGateway });
@@ -392,10 +399,15 @@ export const UpdateCustomer = z.strictObject({
   ...CustomerDetailsFields,
 });
 
-/** `GET /v1/customers`: the list query, filtered by exact `email` and `external_id`. */
+/** `GET /v1/customers`: the list query, filtered by exact `email`, `external_id` and address `country`. */
 export const CustomerListQuery = ListQuery.extend({
   email: z.string().max(320).optional(),
   external_id: z.string().max(200).optional(),
+  country: z
+    .string()
+    .regex(/^[A-Za-z]{2}$/, 'must be a two-letter ISO 3166-1 alpha-2 country code')
+    .transform((c) => c.toUpperCase())
+    .optional(),
 });
 
 /**

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { z } from 'zod';
 import { billingCycles } from '../../billing/billing-cycles.ts';
 import { subscriptionRedemptions } from '../../billing/coupons.ts';
@@ -104,7 +105,11 @@ export const subscriptionRoutes: ApiRoute[] = [
     responses: { 200: listOf(Subscription, 'SubscriptionList') },
     list: {
       table: 'subscriptions',
-      equals: (query) => ({ status: query.status, customer_id: query.customer }),
+      equals: (query) => ({ status: query.status, customer_id: query.customer, plan_id: query.plan }),
+      where: (query) =>
+        query.product
+          ? [sql<boolean>`plan_id IN (SELECT id FROM plans WHERE product_id = ${query.product})`]
+          : [],
       map: serialize.subscription,
     },
   }),
