@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { AddOnRow, Database, SubscriptionAddOnRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { updateDisplayFields } from './display-fields.ts';
 
 /**
  * Add-ons (Billby's add-ons, issue #28 item 2): a catalog of recurring prices per unit
@@ -70,36 +70,7 @@ export interface AddOnUpdate {
  * @throws NotFoundError when there is no add-on `id`
  */
 export async function updateAddOn(db: Db, actor: Actor, id: string, update: AddOnUpdate): Promise<AddOnRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const row = await work.trx
-      .selectFrom('add_ons')
-      .selectAll()
-      .where('id', '=', id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError('add_on', id);
-    const changes = changedFields(row, { ...update });
-    if (Object.keys(changes).length === 0) return row;
-    const updated = await work.trx
-      .updateTable('add_ons')
-      .set({
-        ...(changes.name ? { name: update.name } : {}),
-        ...(changes.description ? { description: update.description } : {}),
-        ...(changes.active ? { active: update.active } : {}),
-        ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
-        updated_at: new Date(),
-      })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'add_on',
-      resourceId: id,
-      action: 'add_on.updated',
-      data: changes,
-    });
-    return updated;
-  });
+  return updateDisplayFields<AddOnRow>(db, actor, 'add_ons', id, update);
 }
 
 /** A subscription's add-on with the add-on itself. */

@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ProductRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { updateDisplayFields } from './display-fields.ts';
 
 /** A new product: what is sold (plans price it). `externalId` is the caller's own id, unique when given. */
 export interface NewProduct {
@@ -73,34 +73,5 @@ export async function updateProduct(
   id: string,
   update: ProductUpdate,
 ): Promise<ProductRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const row = await work.trx
-      .selectFrom('products')
-      .selectAll()
-      .where('id', '=', id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError('product', id);
-    const changes = changedFields(row, { ...update });
-    if (Object.keys(changes).length === 0) return row;
-    const updated = await work.trx
-      .updateTable('products')
-      .set({
-        ...(changes.name ? { name: update.name } : {}),
-        ...(changes.description ? { description: update.description } : {}),
-        ...(changes.active ? { active: update.active } : {}),
-        ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
-        updated_at: new Date(),
-      })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'product',
-      resourceId: id,
-      action: 'product.updated',
-      data: changes,
-    });
-    return updated;
-  });
+  return updateDisplayFields<ProductRow>(db, actor, 'products', id, update);
 }

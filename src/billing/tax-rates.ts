@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import { changedFields } from '../activities/changes.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, TaxRateRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { updateDisplayFields } from './display-fields.ts';
 import type { NewLine } from './invoices.ts';
 import { applicableTaxRates, type LocatedTaxRate, type TaxLocation } from './tax-lookup.ts';
 
@@ -87,36 +87,7 @@ export async function updateTaxRate(
   id: string,
   update: TaxRateUpdate,
 ): Promise<TaxRateRow> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const row = await work.trx
-      .selectFrom('tax_rates')
-      .selectAll()
-      .where('id', '=', id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError('tax_rate', id);
-    const changes = changedFields(row, { ...update });
-    if (Object.keys(changes).length === 0) return row;
-    const updated = await work.trx
-      .updateTable('tax_rates')
-      .set({
-        ...(changes.display_name ? { display_name: update.display_name } : {}),
-        ...(changes.description ? { description: update.description } : {}),
-        ...(changes.active ? { active: update.active } : {}),
-        ...(changes.metadata ? { metadata: JSON.stringify(update.metadata) } : {}),
-        updated_at: new Date(),
-      })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'tax_rate',
-      resourceId: id,
-      action: 'tax_rate.updated',
-      data: changes,
-    });
-    return updated;
-  });
+  return updateDisplayFields<TaxRateRow>(db, actor, 'tax_rates', id, update);
 }
 
 /**

@@ -92,6 +92,12 @@ export class Metrics {
     // Each read below is shared by the gauges collected in one scrape (the read in flight, if any).
     const exporting = sharedRead(() => lease.held());
     const counts = sharedRead(async () => ((await exporting()) ? boss.getQueues() : undefined));
+    /** Each queue's dead letters (jobs waiting in `<queue>.dead`); none when not exporting. */
+    const deadLetters = async (): Promise<[string, number][]> => {
+      const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
+      if (byName.size === 0) return [];
+      return queues.map(({ name, dead }) => [name, byName.get(dead)?.queuedCount ?? 0]);
+    };
     new Gauge({
       name: 'billhook_database_gauges_exporter',
       help: '1 in the one process exporting the database-derived gauges, 0 in the others',
@@ -123,9 +129,7 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
-        if (byName.size === 0) return;
-        for (const { name, dead } of queues) this.set({ queue: name }, byName.get(dead)?.queuedCount ?? 0);
+        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
       },
     });
     new Gauge({
@@ -147,9 +151,7 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
-        if (byName.size === 0) return;
-        for (const { name, dead } of queues) this.set({ queue: name }, byName.get(dead)?.queuedCount ?? 0);
+        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
       },
     });
     new Gauge({
