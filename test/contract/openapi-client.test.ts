@@ -95,7 +95,7 @@ describe('a client generated from /openapi.json (#26 item 3)', () => {
     expect(refused.output).toContain("Property 'email' is missing");
   });
 
-  it('runs the README flow with that client: charge, amount_paid, a list with has_more, a refund', async () => {
+  it('runs the README flow with that client: charge, amount_paid, a list with has_more, a refund, the ledger, a subscription', async () => {
     // Imported by path: the root type-check leaves the program out (its types are generated here).
     const { readmeFlow } = (await import(PROGRAM)) as {
       readmeFlow: (baseUrl: string, apiKey: string) => Promise<Record<string, any>>;
@@ -115,5 +115,12 @@ describe('a client generated from /openapi.json (#26 item 3)', () => {
     expect(result.transactions).toHaveLength(1);
     expect(result.pages[0]).toEqual({ ids: [expect.stringMatching(/^inv_/)], hasMore: true });
     expect(result.pages[1]).toEqual({ ids: [result.invoice], hasMore: false });
+    // 4620 charged, 1000 refunded: Stripe owes 3620 until it pays out.
+    expect(result.clearing).toEqual([{ currency: 'EUR', balance: 3620 }]);
+    // 3 × 1500 = 4500, and 8.875% of it 399.375 → 399.
+    expect(result.preview).toEqual({ subtotal: 4500, tax: 399, total: 4899 });
+    expect(result.subscription).toEqual({ status: 'ACTIVE', latestInvoice: expect.stringMatching(/^inv_/) });
+    expect(result.balances).toContainEqual({ currency: 'USD', balance: 4899 });
+    expect(result.activities).toContain('subscription.created');
   });
 });

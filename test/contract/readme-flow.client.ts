@@ -16,7 +16,9 @@ function ok<T>(answer: { data?: T; error?: unknown; response: Response }, what: 
 
 /**
  * Creates a customer, a Stripe payment method, an invoice; finalizes and charges it; reads what was
- * paid; lists the customer's invoices a page of one at a time; refunds part of the payment.
+ * paid; lists the customer's invoices a page of one at a time; refunds part of the payment; reads the
+ * gateway's clearing account; then the README's subscription: product, plan, preview, subscription,
+ * what the customer owes and the subscription's activities.
  * @param baseUrl billhook's origin; `apiKey` a write key
  * @returns what the flow read, for the test to check (amounts in minor units)
  */
@@ -95,6 +97,46 @@ export async function readmeFlow(baseUrl: string, apiKey: string) {
     'read refunded invoice',
   );
 
+  // The ledger as the README reads it: the clearing account holds what the gateway owes.
+  const accounts = ok(
+    await client.GET('/v1/ledger/accounts', { params: { query: { code: 'gateway_clearing:stripe' } } }),
+    'ledger accounts',
+  );
+
+  // The README's subscription: a product, a plan per unit with 8.875% tax, a preview, three units.
+  const product = ok(await client.POST('/v1/products', { body: { name: 'Hosting' } }), 'product');
+  const plan = ok(
+    await client.POST('/v1/plans', {
+      body: {
+        product: product.id,
+        name: 'Hosting monthly',
+        currency: 'usd',
+        interval: 'MONTH',
+        price: { model: 'PER_UNIT', unit_amount: 1500 },
+        tax_percent: '8.875',
+      },
+    }),
+    'plan',
+  );
+  const preview = ok(
+    await client.POST('/v1/subscriptions/preview', {
+      body: { customer: customer.id, plan: plan.id, quantity: 3 },
+    }),
+    'preview',
+  );
+  const subscription = ok(
+    await client.POST('/v1/subscriptions', { body: { customer: customer.id, plan: plan.id, quantity: 3 } }),
+    'subscription',
+  );
+  const owed = ok(
+    await client.GET('/v1/customers/{id}', { params: { path: { id: customer.id } } }),
+    'read customer',
+  );
+  const activities = ok(
+    await client.GET('/v1/activities', { params: { query: { resource: subscription.id } } }),
+    'activities',
+  );
+
   return {
     invoice: open.id,
     status: charged.invoice.status,
@@ -107,5 +149,10 @@ export async function readmeFlow(baseUrl: string, apiKey: string) {
     ],
     refund: { status: refund.status, amount: refund.amount, currency: refund.currency },
     amountRefunded: refunded.amount_refunded,
+    clearing: accounts.data.map((a) => ({ currency: a.currency, balance: a.balance })),
+    preview: { subtotal: preview.subtotal, tax: preview.tax, total: preview.total },
+    subscription: { status: subscription.status, latestInvoice: subscription.latest_invoice },
+    balances: owed.balances,
+    activities: activities.data.map((a) => a.action),
   };
 }
