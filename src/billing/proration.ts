@@ -10,7 +10,7 @@ import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
-import { invoiceUsageUntil, lockSubscription } from './renewal.ts';
+import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 
@@ -197,6 +197,7 @@ export async function changeSubscription(
         periodStart: proration.periodStart,
         periodEnd: proration.periodEnd,
         billingReason: 'subscription_update',
+        details: subscriptionInvoiceDetails(subscription),
         chargeAt: behavior === 'prorate_at_renewal' && end ? end : now,
       });
       invoice = await finalizeLocked(work, inserted, now);

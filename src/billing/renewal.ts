@@ -19,7 +19,13 @@ import {
   subscriptionRedemptions,
 } from './coupons.ts';
 import { eachLimited } from './each-limited.ts';
-import { finalizeLocked, insertInvoice, invoiceAmounts, type NewLine } from './invoices.ts';
+import {
+  finalizeLocked,
+  type InvoiceDetails,
+  insertInvoice,
+  invoiceAmounts,
+  type NewLine,
+} from './invoices.ts';
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { transitionSubscription } from './subscription-status.ts';
@@ -74,6 +80,16 @@ export function cadenceOf(
 }
 
 const day = (date: Date) => date.toISOString().slice(0, 10);
+
+/**
+ * What each invoice of `subscription` says beyond its lines: its PO number and notes (Billby's
+ * subscription `po_number` and `invoice_notes`), given to the period, usage and proration invoices.
+ */
+export function subscriptionInvoiceDetails(
+  subscription: Pick<SubscriptionRow, 'po_number' | 'invoice_notes'>,
+): InvoiceDetails {
+  return { poNumber: subscription.po_number, notes: subscription.invoice_notes };
+}
 
 /**
  * The recurring lines of a period, without touching the database: the plan's base price for the
@@ -238,6 +254,7 @@ export async function invoiceUsageUntil(
     periodStart: from,
     periodEnd: until,
     billingReason,
+    details: subscriptionInvoiceDetails(subscription),
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });
   return finalizeLocked(work, invoice, now);
@@ -305,6 +322,7 @@ async function invoicePeriod(
     periodStart: period.start,
     periodEnd: period.end,
     billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+    details: subscriptionInvoiceDetails(subscription),
     // A zero invoice is PAID at once: nothing for collection to charge.
     chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
   });

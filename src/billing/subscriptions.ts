@@ -52,6 +52,9 @@ export interface NewSubscription {
   trialDays?: number;
   couponCode?: string;
   metadata?: Record<string, string>;
+  /** The PO number and notes each of its invoices is created with. */
+  poNumber?: string;
+  invoiceNotes?: string;
 }
 
 /** How far back a `start_at` may be (clock skew between caller and server), milliseconds. */
@@ -157,6 +160,8 @@ export function newSubscriptionRow(
     suspend_reason: null,
     scheduled_plan_id: null,
     scheduled_quantity: null,
+    po_number: input.poNumber ?? null,
+    invoice_notes: input.invoiceNotes ?? null,
   };
 }
 
@@ -227,10 +232,15 @@ async function withSubscription<T>(
   return inUnitOfWork(db, { actor }, async (work) => fn(work, (await lockSubscription(work, id))!));
 }
 
-/** What `updateSubscription` may change: metadata (replaced) and the payment method charged. */
+/**
+ * What `updateSubscription` may change: metadata (replaced), the payment method charged, and the PO
+ * number and notes of its invoices from now on (null clears them; invoices made already keep theirs).
+ */
 export interface SubscriptionUpdate {
   metadata?: Record<string, string>;
   paymentMethodId?: string;
+  poNumber?: string | null;
+  invoiceNotes?: string | null;
 }
 
 /**
@@ -252,6 +262,8 @@ export async function updateSubscription(
       .set({
         ...(update.metadata !== undefined ? { metadata: JSON.stringify(update.metadata) } : {}),
         ...(update.paymentMethodId !== undefined ? { payment_method_id: update.paymentMethodId } : {}),
+        ...(update.poNumber !== undefined ? { po_number: update.poNumber } : {}),
+        ...(update.invoiceNotes !== undefined ? { invoice_notes: update.invoiceNotes } : {}),
         updated_at: now,
       })
       .where('id', '=', id)
@@ -260,6 +272,8 @@ export async function updateSubscription(
     await subscriptionActivity(work, updated, 'subscription.updated', {
       metadata: update.metadata,
       payment_method: update.paymentMethodId,
+      po_number: update.poNumber,
+      invoice_notes: update.invoiceNotes,
     });
     return updated;
   });

@@ -640,6 +640,9 @@ export interface SubscriptionsTable {
   scheduled_plan_id: MaybeText;
   /** The quantity of the change scheduled for the next renewal; null exactly when `scheduled_plan_id` is. */
   scheduled_quantity: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The PO number and notes each invoice of the subscription is created with (null: none). */
+  po_number: MaybeText;
+  invoice_notes: MaybeText;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

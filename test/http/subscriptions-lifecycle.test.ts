@@ -511,4 +511,38 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
     const invoice = (await app.api('GET', `/v1/invoices/${settled.body.invoices[0].invoice.id}`)).body;
     expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 1190 });
   });
+  it("gives each of its invoices the subscription's po_number and invoice_notes; an update applies from then on", async () => {
+    const created = await app.api('POST', '/v1/subscriptions', {
+      customer,
+      plan,
+      po_number: 'PO-4471',
+      invoice_notes: 'Net 30, quote the PO number.',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      po_number: 'PO-4471',
+      invoice_notes: 'Net 30, quote the PO number.',
+    });
+    const first = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(first).toMatchObject({ po_number: 'PO-4471', notes: 'Net 30, quote the PO number.' });
+
+    const updated = await app.api('POST', `/v1/subscriptions/${created.body.id}`, {
+      po_number: 'PO-5000',
+      invoice_notes: null,
+    });
+    expect(updated.body).toMatchObject({ po_number: 'PO-5000', invoice_notes: null });
+    // A quantity change now: its proration invoice says the new PO number, the first keeps its own.
+    const changed = await app.api('POST', `/v1/subscriptions/${created.body.id}/change`, { quantity: 2 });
+    expect(changed.status).toBe(200);
+    const proration = (await app.api('GET', `/v1/invoices/${changed.body.invoice}`)).body;
+    expect(proration).toMatchObject({ po_number: 'PO-5000', notes: null });
+    expect((await app.api('GET', `/v1/invoices/${first.id}`)).body.po_number).toBe('PO-4471');
+
+    const tooLong = await app.api('POST', `/v1/subscriptions/${created.body.id}`, {
+      po_number: 'P'.repeat(101),
+    });
+    expect(tooLong.status).toBe(422);
+    expect(tooLong.body.error.fields).toHaveProperty('po_number');
+    expect((await app.api('GET', `/v1/subscriptions/${created.body.id}`)).body.po_number).toBe('PO-5000');
+  });
 });

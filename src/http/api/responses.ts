@@ -533,6 +533,8 @@ const subscriptionFields = {
     .nullable()
     .meta({ description: 'The plan or quantity change scheduled for the next renewal; null: none' }),
   ended_at: NullableTime,
+  po_number: NullableText.meta({ description: 'The PO number each of its invoices is created with' }),
+  invoice_notes: NullableText.meta({ description: 'The notes each of its invoices is created with' }),
   metadata: Metadata,
   created_at: Time,
   updated_at: Time,

@@ -475,10 +475,15 @@ const CouponCode = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 le
 /** A percentage off, above 0 and at most 100 (see `Percent`), as ppm. */
 const PercentOff = Percent.refine((ppm) => ppm > 0, 'must be a percentage above 0 and at most 100');
 
+/** A subscription's PO number and invoice notes: what each of its invoices says (as an invoice's `po_number`, `notes`). */
+const SubscriptionPoNumber = z.string().min(1).max(100);
+const SubscriptionInvoiceNotes = z.string().min(1).max(1000);
+
 /**
  * `POST /v1/subscriptions` (and `/preview`): a customer's subscription to a plan. `quantity` units
  * (default 1), `amount_override` minor units per period instead of the plan's price, `start_at`
- * ISO 8601 (now or later; default now), `trial_days` (default the plan's), `coupon` a coupon code.
+ * ISO 8601 (now or later; default now), `trial_days` (default the plan's), `coupon` a coupon code,
+ * `po_number` and `invoice_notes` (what each of its invoices says: their `po_number` and `notes`).
  */
 export const CreateSubscription = z.strictObject({
   customer: Id('cus'),
@@ -490,12 +495,19 @@ export const CreateSubscription = z.strictObject({
   trial_days: z.number().int().min(0).max(730).optional(),
   coupon: CouponCode.optional(),
   metadata: Metadata.optional(),
+  po_number: SubscriptionPoNumber.optional(),
+  invoice_notes: SubscriptionInvoiceNotes.optional(),
 });
 
-/** `POST /v1/subscriptions/:id`: metadata (replaced) and the payment method to charge. */
+/**
+ * `POST /v1/subscriptions/:id`: metadata (replaced), the payment method to charge, and the PO number
+ * and notes of its invoices from now on (null clears them).
+ */
 export const UpdateSubscription = z.strictObject({
   metadata: Metadata.optional(),
   payment_method: Id('pm').optional(),
+  po_number: SubscriptionPoNumber.nullable().optional(),
+  invoice_notes: SubscriptionInvoiceNotes.nullable().optional(),
 });
 
 /** A reason a caller gives (cancel, suspend): 1 to 1000 characters, as Billby's `string(1000)`. */

@@ -407,6 +407,8 @@ export const serialize = {
         ? null
         : { plan: s.scheduled_plan_id, quantity: s.scheduled_quantity, at: s.next_renewal_at },
     ended_at: s.ended_at,
+    po_number: s.po_number,
+    invoice_notes: s.invoice_notes,
     metadata: s.metadata,
     created_at: s.created_at,
     updated_at: s.updated_at,

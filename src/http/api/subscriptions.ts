@@ -145,7 +145,12 @@ export const subscriptionRoutes: ApiRoute[] = [
         deps.db,
         actorOf(req),
         req.params.id,
-        { metadata: body.metadata, paymentMethodId: body.payment_method },
+        {
+          metadata: body.metadata,
+          paymentMethodId: body.payment_method,
+          poNumber: body.po_number,
+          invoiceNotes: body.invoice_notes,
+        },
         new Date(),
       );
       res.json(serialize.subscription(updated));
@@ -369,5 +374,7 @@ export function subscriptionTerms(
     trialDays: body.trial_days,
     couponCode: body.coupon,
     metadata: body.metadata,
+    poNumber: body.po_number,
+    invoiceNotes: body.invoice_notes,
   };
 }
