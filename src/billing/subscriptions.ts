@@ -50,6 +50,8 @@ export interface NewSubscription {
   startAt?: Date;
   /** Whole days of trial; the plan's `trial_days` when omitted. */
   trialDays?: number;
+  /** Its fixed term in billing cycles (1 … 1200), null for none; the plan's `repeat` when omitted. */
+  repeat?: number | null;
   couponCode?: string;
   metadata?: Record<string, string>;
 }
@@ -157,6 +159,8 @@ export function newSubscriptionRow(
     suspend_reason: null,
     scheduled_plan_id: null,
     scheduled_quantity: null,
+    repeat: input.repeat === undefined ? plan.repeat : input.repeat,
+    settled_at: null,
   };
 }
 
