@@ -230,7 +230,7 @@ describe("fixed terms (Billby's repeat) and settle over HTTP (#28 item 2)", () =
     expect((await app.api('GET', `/v1/subscriptions/${open.id}`)).body.settled_at).toBeNull();
   });
 
-  it('refuses to settle a term with a change scheduled for its next cycle (409), invoicing nothing', async () => {
+  it('refuses to settle a term with a change scheduled for its next cycle or a metered plan (409), invoicing nothing', async () => {
     const plan = await termPlan(12);
     const other = await termPlan(12);
     const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan: plan.id })).body;
@@ -243,5 +243,21 @@ describe("fixed terms (Billby's repeat) and settle over HTTP (#28 item 2)", () =
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('settle_scheduled_change');
     expect(await invoicesOf(sub.id)).toHaveLength(1);
+
+    const metered = await app.api('POST', '/v1/plans', {
+      product,
+      name: 'Calls monthly',
+      currency: 'EUR',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 100 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+      repeat: 6,
+    });
+    const usage = (await app.api('POST', '/v1/subscriptions', { customer, plan: metered.body.id })).body;
+    const arrears = await app.api('POST', `/v1/subscriptions/${usage.id}/settle`);
+    expect(arrears.status).toBe(409);
+    expect(arrears.body.error.code).toBe('settle_metered_plan');
+    expect(await invoicesOf(usage.id)).toHaveLength(1);
+    expect((await app.api('GET', `/v1/subscriptions/${usage.id}`)).body.settled_at).toBeNull();
   });
 });
