@@ -246,6 +246,8 @@ export interface NewPlan {
   taxInclusive?: boolean;
   /** Minor units of `currency` charged once, on a subscription's first invoice, as its own line. */
   setupFee?: bigint;
+  /** A fixed term: billing cycles a subscription runs (1 … 1200) before it ends; none when omitted. */
+  repeat?: number;
   metadata?: Record<string, string>;
 }
 
@@ -285,6 +287,7 @@ export async function createPlan(db: Db, actor: Actor, input: NewPlan): Promise<
         tax_rate_ppm: input.taxRatePpm ?? 0,
         tax_inclusive: input.taxInclusive ?? false,
         setup_fee: input.setupFee ?? null,
+        repeat: input.repeat ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
       })
       .returningAll()

@@ -295,10 +295,11 @@ export async function periodLines(
 /**
  * Invoices period `period` of a locked subscription unless it already has its invoice: inserts the
  * invoice with its lines, finalizes it (OPEN, or PAID at zero) and sets `charge_at = now` when
- * something is due.
+ * something is due. Renewal calls it as each period starts; settle (terms.ts) for every remaining
+ * period of a fixed term at once.
  * @returns the new invoice, or null when the period was invoiced already
  */
-async function invoicePeriod(
+export async function invoicePeriod(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
@@ -342,7 +343,9 @@ export interface Renewal {
  * a trial (IN_TRIAL → ACTIVE), advances `current_period_*` and `next_renewal_at` (never past
  * `cancel_at`, see `nextRenewalAt`), and logs `subscription.renewed`. A change scheduled for the
  * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
- * (`applyScheduledChange`). After downtime every missed period is invoiced, each once.
+ * (`applyScheduledChange`). After downtime every missed period is invoiced, each once. A fixed term
+ * (`repeat`) ends it when period `repeat` would start: CANCELLED there with reason `term_completed`
+ * (see `cancelScheduled`); a period settle invoiced already is not invoiced again.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
@@ -368,8 +371,9 @@ export async function renewLocked(
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
-    if (current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
-      const cancelled = await cancelScheduled(work, current, plan, due, now);
+    const termCompleted = current.repeat !== null && periodIndexAt(cadence, due) >= current.repeat;
+    if (termCompleted || current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
+      const cancelled = await cancelScheduled(work, current, plan, due, now, termCompleted);
       return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
     }
     if (current.scheduled_plan_id !== null) {
@@ -414,8 +418,10 @@ export async function renewLocked(
 
 /**
  * Ends a locked subscription at its scheduled cancellation `at` (`cancel_at_period_end` or
- * `cancel_at`): a final invoice of the usage up to `at` (the last period's, with any not billed
- * yet; none without usage), then CANCELLED at `at`, logged with the reason given at scheduling.
+ * `cancel_at`) or at the end of its fixed term (`termCompleted`: period `repeat` would start at
+ * `at`): a final invoice of the usage up to `at` (the last period's, with any not billed yet; none
+ * without usage), then CANCELLED at `at`, logged with the reason (`term_completed`, or the one given
+ * at scheduling).
  */
 async function cancelScheduled(
   work: UnitOfWork,
@@ -423,10 +429,16 @@ async function cancelScheduled(
   plan: Plan,
   at: Date,
   now: Date,
+  termCompleted = false,
 ): Promise<Renewal> {
   const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle');
+  const reason = termCompleted
+    ? 'term_completed'
+    : subscription.cancel_at_period_end
+      ? 'cancel_at_period_end'
+      : 'cancel_at';
   const cancelled = await transitionSubscription(work, subscription, 'CANCELLED', at, {
-    reason: subscription.cancel_at_period_end ? 'cancel_at_period_end' : 'cancel_at',
+    reason,
     cancel_reason: subscription.cancel_reason,
     final_invoice: final?.id,
   });

@@ -50,6 +50,8 @@ export interface NewSubscription {
   startAt?: Date;
   /** Whole days of trial; the plan's `trial_days` when omitted. */
   trialDays?: number;
+  /** Its fixed term in billing cycles (1 … 1200), null for none; the plan's `repeat` when omitted. */
+  repeat?: number | null;
   couponCode?: string;
   metadata?: Record<string, string>;
   /** The PO number and notes each of its invoices is created with. */
@@ -162,6 +164,8 @@ export function newSubscriptionRow(
     scheduled_quantity: null,
     po_number: input.poNumber ?? null,
     invoice_notes: input.invoiceNotes ?? null,
+    repeat: input.repeat === undefined ? plan.repeat : input.repeat,
+    settled_at: null,
   };
 }
 

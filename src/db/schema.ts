@@ -554,6 +554,8 @@ export interface PlansTable {
   setup_fee: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
   /** Whether the price (and setup fee) includes its taxes. */
   tax_inclusive: ColumnType<boolean, boolean | undefined, boolean>;
+  /** A fixed term: the number of billing cycles a subscription runs, 1 … 1200; null: until cancelled. */
+  repeat: ColumnType<number | null, number | null | undefined, number | null>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   metadata: Json<Record<string, string>>;
   created_at: CreatedAt;
@@ -643,6 +645,13 @@ export interface SubscriptionsTable {
   /** The PO number and notes each invoice of the subscription is created with (null: none). */
   po_number: MaybeText;
   invoice_notes: MaybeText;
+  /**
+   * Its fixed term: periods 0 … repeat − 1 are billed, then the renewal ends it (`term_completed`);
+   * null: until cancelled. The plan's `repeat` unless overridden on create.
+   */
+  repeat: ColumnType<number | null, number | null | undefined, number | null>;
+  /** When settle invoiced every remaining cycle of its term (Billby's SETTLED); null: not settled. */
+  settled_at: MaybeTimestamp;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

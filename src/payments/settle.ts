@@ -1,9 +1,11 @@
 import type { GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { getInvoice, type InvoiceWithLines } from '../billing/invoices.ts';
+import { lockSubscription } from '../billing/renewal.ts';
 import { getSubscription } from '../billing/subscriptions.ts';
+import { invoiceRemainingCycles } from '../billing/terms.ts';
 import type { Db } from '../db/database.ts';
-import type { TransactionRow } from '../db/schema.ts';
+import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeInvoice } from './charges.ts';
@@ -16,13 +18,23 @@ export interface SettledInvoice {
   error: { code: string; message: string } | null;
 }
 
+/** What settling a subscription did: the invoices it made for the term's remaining cycles, and each charge. */
+export interface Settlement {
+  /** The invoices made for the remaining cycles of a fixed term (none without a term). */
+  invoiced: InvoiceRow[];
+  results: SettledInvoice[];
+}
+
 /**
- * Settles a subscription (as Billby does): charges every OPEN invoice of it with an amount due now,
+ * Settles a subscription (as Billby does). With a fixed term (`repeat`), first invoices every
+ * remaining cycle of the term in one transaction (billing/terms.ts `invoiceRemainingCycles`, which
+ * stamps `settled_at`). Then charges every OPEN invoice of it with an amount due now,
  * oldest first, through the gateway of the subscription's payment method (the customer's default
  * when it has none). An invoice that cannot be charged (a charge already in flight, no payment
  * method, gateway not configured) is reported with its error and the others are still charged.
- * Logs `subscription.settled` with each invoice's outcome.
+ * Logs `subscription.settled` with the invoices made and each invoice's outcome.
  * @throws NotFoundError when there is no subscription `id`
+ * @throws ConflictError as `invoiceRemainingCycles` (nothing is invoiced or charged then)
  */
 export async function settleSubscription(
   db: Db,
@@ -30,8 +42,15 @@ export async function settleSubscription(
   gateways: GatewayClients,
   id: string,
   onOverpaid: OnOverpaid,
-): Promise<SettledInvoice[]> {
+): Promise<Settlement> {
   const subscription = await getSubscription(db, id);
+  const invoiced =
+    subscription.repeat === null
+      ? []
+      : await inUnitOfWork(db, { actor }, async (work) => {
+          const locked = await lockSubscription(work, id);
+          return (await invoiceRemainingCycles(work, locked!, new Date())).invoices;
+        });
   const open = await db
     .selectFrom('invoices')
     .select('id')
@@ -69,6 +88,7 @@ export async function settleSubscription(
       action: 'subscription.settled',
       customerId: subscription.customer_id,
       data: {
+        invoiced: invoiced.map((i) => i.id),
         invoices: results.map((r) => ({
           invoice: r.invoice.id,
           status: r.invoice.status,
@@ -78,5 +98,5 @@ export async function settleSubscription(
       },
     });
   });
-  return results;
+  return { invoiced, results };
 }

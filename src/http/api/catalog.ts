@@ -104,6 +104,7 @@ export const catalogRoutes: ApiRoute[] = [
         taxRatePpm: body.tax_percent,
         taxInclusive: body.tax_inclusive,
         setupFee: body.setup_fee,
+        repeat: body.repeat,
         metadata: body.metadata,
       });
       res.status(201).json(serialize.plan(plan));

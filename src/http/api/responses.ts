@@ -442,6 +442,9 @@ export const Plan = z
     tax_percent: Percent,
     tax_inclusive: z.boolean(),
     setup_fee: Amount.nullable().meta({ description: 'A one-off fee on the first invoice; null: none' }),
+    repeat: z.int().nullable().meta({
+      description: "A fixed term: a subscription's billing cycles, then it ends; null: until cancelled",
+    }),
     active: z.boolean(),
     metadata: Metadata,
     created_at: Time,
@@ -535,6 +538,16 @@ const subscriptionFields = {
   ended_at: NullableTime,
   po_number: NullableText.meta({ description: 'The PO number each of its invoices is created with' }),
   invoice_notes: NullableText.meta({ description: 'The notes each of its invoices is created with' }),
+  repeat: z.int().nullable().meta({
+    description: 'Its fixed term in billing cycles (then it ends: term_completed); null: until cancelled',
+  }),
+  cycles_remaining: z
+    .int()
+    .nullable()
+    .meta({ description: 'Billing cycles of the term not started yet (0 once it has ended); null: no term' }),
+  settled_at: NullableTime.meta({
+    description: 'When settle invoiced every remaining cycle of the term; null: not settled',
+  }),
   metadata: Metadata,
   created_at: Time,
   updated_at: Time,
@@ -758,6 +771,9 @@ export const SubscriptionSettlement = z
   .strictObject({
     object: object('settlement'),
     subscription: z.string(),
+    invoiced: z
+      .array(z.string())
+      .meta({ description: "The invoices made for a fixed term's remaining cycles (none without a term)" }),
     invoices: z.array(
       z.strictObject({
         invoice: Invoice,

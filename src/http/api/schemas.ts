@@ -328,13 +328,17 @@ export const UpdateProduct = z.strictObject({
 /** `GET /v1/products`: the list query, filtered by `active`. */
 export const ProductListQuery = ListQuery.extend({ active: QueryBoolean.optional() });
 
+/** A fixed term (Billby's `repeat`): a number of billing cycles, 1 … 1200 (100 years of months). */
+const Repeat = z.number().int().min(1).max(1200);
+
 /**
  * `POST /v1/plans`: a product's price per `interval_count` × `interval`. `price`: the price JSON
  * (integers in minor units of `currency`; see billing/plans.ts); `metered`: usage prices
  * `[{code, aggregation, price}]`; `bill_trial_usage`: whether usage recorded during a trial is billed
  * (default false: free); `tax_percent`: the tax rate of its invoice lines where no named tax rate
  * matches the customer's address; `tax_inclusive`: its prices include their taxes (default false);
- * `setup_fee`: minor units charged once, on a subscription's first invoice, as its own line.
+ * `setup_fee`: minor units charged once, on a subscription's first invoice, as its own line;
+ * `repeat`: a fixed term of that many billing cycles, after which a subscription ends (none: until cancelled).
  */
 export const CreatePlan = z.strictObject({
   product: Id('prod'),
@@ -349,6 +353,7 @@ export const CreatePlan = z.strictObject({
   tax_percent: Percent.optional(),
   tax_inclusive: z.boolean().optional(),
   setup_fee: PositiveMinorUnits.optional(),
+  repeat: Repeat.optional(),
   metadata: Metadata.optional(),
 });
 
@@ -375,6 +380,7 @@ export const UpdatePlan = z.strictObject({
   tax_percent: Immutable,
   tax_inclusive: Immutable,
   setup_fee: Immutable,
+  repeat: Immutable,
   product: Immutable,
 });
 
@@ -482,8 +488,9 @@ const SubscriptionInvoiceNotes = z.string().min(1).max(1000);
 /**
  * `POST /v1/subscriptions` (and `/preview`): a customer's subscription to a plan. `quantity` units
  * (default 1), `amount_override` minor units per period instead of the plan's price, `start_at`
- * ISO 8601 (now or later; default now), `trial_days` (default the plan's), `coupon` a coupon code,
- * `po_number` and `invoice_notes` (what each of its invoices says: their `po_number` and `notes`).
+ * ISO 8601 (now or later; default now), `trial_days` (default the plan's), `repeat` its fixed term
+ * in billing cycles (default the plan's; null: until cancelled), `coupon` a coupon code, `po_number`
+ * and `invoice_notes` (what each of its invoices says: their `po_number` and `notes`).
  */
 export const CreateSubscription = z.strictObject({
   customer: Id('cus'),
@@ -493,6 +500,7 @@ export const CreateSubscription = z.strictObject({
   payment_method: Id('pm').optional(),
   start_at: z.iso.datetime({ offset: true }).optional(),
   trial_days: z.number().int().min(0).max(730).optional(),
+  repeat: Repeat.nullable().optional(),
   coupon: CouponCode.optional(),
   metadata: Metadata.optional(),
   po_number: SubscriptionPoNumber.optional(),

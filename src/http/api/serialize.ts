@@ -4,6 +4,7 @@ import type { CustomerWithBalances } from '../../billing/customers.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
 import { meteredJsonOf, type Plan, priceJsonOf } from '../../billing/plans.ts';
 import type { InvoicePreview } from '../../billing/preview.ts';
+import { cyclesRemaining } from '../../billing/terms.ts';
 import type { UsageEstimate } from '../../billing/usage.ts';
 import type {
   ActivityRow,
@@ -331,6 +332,7 @@ export const serialize = {
     tax_percent: ppmToPercent(p.tax_rate_ppm),
     tax_inclusive: p.tax_inclusive,
     setup_fee: p.setup_fee,
+    repeat: p.repeat,
     active: p.active,
     metadata: p.metadata,
     created_at: p.created_at,
@@ -409,6 +411,9 @@ export const serialize = {
     ended_at: s.ended_at,
     po_number: s.po_number,
     invoice_notes: s.invoice_notes,
+    repeat: s.repeat,
+    cycles_remaining: cyclesRemaining(s),
+    settled_at: s.settled_at,
     metadata: s.metadata,
     created_at: s.created_at,
     updated_at: s.updated_at,

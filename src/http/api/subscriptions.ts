@@ -320,10 +320,11 @@ export const subscriptionRoutes: ApiRoute[] = [
     operationId: 'settleSubscription',
     tag,
     scope: 'write',
-    summary: 'Charge every OPEN invoice of the subscription now',
+    summary:
+      "Invoice a fixed term's remaining cycles, then charge every OPEN invoice of the subscription now",
     responses: { 200: SubscriptionSettlement },
     handler: async (req, res, { deps: { db, registry, accounts } }) => {
-      const results = await settleSubscription(
+      const { invoiced, results } = await settleSubscription(
         db,
         actorOf(req),
         { registry, accounts },
@@ -333,6 +334,7 @@ export const subscriptionRoutes: ApiRoute[] = [
       res.json({
         object: 'settlement',
         subscription: req.params.id,
+        invoiced: invoiced.map((i) => i.id),
         invoices: results.map((r) => ({
           invoice: serialize.invoice(r.invoice),
           transaction: r.transaction ? serialize.transaction(r.transaction) : null,
@@ -372,6 +374,7 @@ export function subscriptionTerms(
     amountOverride: body.amount_override,
     startAt: body.start_at ? new Date(body.start_at) : undefined,
     trialDays: body.trial_days,
+    repeat: body.repeat,
     couponCode: body.coupon,
     metadata: body.metadata,
     poNumber: body.po_number,

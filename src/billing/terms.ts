@@ -1,0 +1,81 @@
+import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { periodAt } from './periods.ts';
+import { getPlan } from './plans.ts';
+import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
+
+/**
+ * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
+ * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
+ * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
+ */
+
+/**
+ * The billing cycles of a subscription's term not started yet: `repeat` minus the periods started
+ * (`current_period_index` + 1; none while in trial or before its start), 0 once it is CANCELLED.
+ * @returns a count, or null when it has no fixed term
+ */
+export function cyclesRemaining(
+  subscription: Pick<SubscriptionRow, 'repeat' | 'current_period_index' | 'status'>,
+): number | null {
+  if (subscription.repeat === null) return null;
+  if (subscription.status === 'CANCELLED') return 0;
+  return Math.max(subscription.repeat - (subscription.current_period_index ?? -1) - 1, 0);
+}
+
+/**
+ * Settle's first step for a subscription with a fixed term (Billby: "generate charges for all
+ * remaining billing cycles"), on the row locked in `work`: renews it up to `now` first (`renewLocked`:
+ * a trial that ended, a period that started), then invoices each later period of the term the
+ * renewal would still invoice — not past a scheduled cancellation — with the renewal's own
+ * `invoicePeriod` (the same lines, taxes and coupon counting as each renewal would make, each
+ * finalized with `charge_at = now`), and stamps `settled_at` (the first settle's time). The renewals
+ * afterwards find every period invoiced and only advance it, until the term ends it on time.
+ * Not billed statuses (SUSPENDED, CANCELLED) and subscriptions without a term get no invoice.
+ * @returns the subscription as it is now and the invoices made (the catch-up renewal's first)
+ * @throws ConflictError `settle_scheduled_change` when a plan change is scheduled (the later periods'
+ * prices are not known yet); `settle_metered_plan` when the plan has metered prices (usage is billed
+ * in arrears, so a future period's invoice cannot carry it)
+ */
+export async function invoiceRemainingCycles(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  now: Date,
+): Promise<{ subscription: SubscriptionRow; invoices: InvoiceRow[] }> {
+  if (subscription.repeat === null || !RENEWABLE.includes(subscription.status)) {
+    return { subscription, invoices: [] };
+  }
+  if (subscription.scheduled_plan_id !== null) {
+    throw new ConflictError(
+      'settle_scheduled_change',
+      `subscription ${subscription.id} has a change scheduled for its next cycle; settle it after the change or cancel the change`,
+    );
+  }
+  const plan = await getPlan(work.trx, subscription.plan_id);
+  if (plan.metered.length > 0) {
+    throw new ConflictError(
+      'settle_metered_plan',
+      `plan ${plan.id} has metered prices, billed in arrears: the remaining cycles of a metered plan cannot be invoiced ahead`,
+    );
+  }
+  const renewal = await renewLocked(work, subscription, plan, now);
+  let current = renewal.subscription;
+  const invoices = [...renewal.invoices];
+  const repeat = current.repeat;
+  if (repeat === null || !RENEWABLE.includes(current.status)) return { subscription: current, invoices };
+  const cadence = cadenceOf(current, plan);
+  for (let index = (current.current_period_index ?? -1) + 1; index < repeat; index++) {
+    const period = periodAt(cadence, index);
+    if (current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= period.start)) break;
+    const invoice = await invoicePeriod(work, current, plan, period, now);
+    if (invoice) invoices.push(invoice);
+  }
+  current = await work.trx
+    .updateTable('subscriptions')
+    .set({ settled_at: current.settled_at ?? now, updated_at: now })
+    .where('id', '=', current.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { subscription: current, invoices };
+}
