@@ -84,7 +84,8 @@ export function cancellationRefund(
  * invoices of the period are not refunded.
  * @returns the refund, or null when `type` is `none` or the amount is 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice with a gateway
- * payment; ValidationError (field `refund_type`) when the cancellation takes effect after the
+ * payment, `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
 async function refundOf(
@@ -106,6 +107,23 @@ async function refundOf(
     throw new ValidationError('refund after the current period', {
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
+  }
+  // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
+  // current period only, so money paid for later periods would be kept without a word. Refused
+  // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
+  const paidAhead = await trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '>', subscription.current_period_index)
+    .where('amount_paid', '>', 0n)
+    .whereRef('amount_refunded', '<', 'amount_paid')
+    .execute();
+  if (paidAhead.length > 0) {
+    throw new ConflictError(
+      'later_periods_paid',
+      `subscription ${subscription.id} has later periods paid ahead (${paidAhead.map((i) => i.id).join(', ')}): refund those invoices (POST /v1/invoices/:id/refund), then cancel with refund_type`,
+    );
   }
   const invoice = await trx
     .selectFrom('invoices')

@@ -260,4 +260,31 @@ describe("fixed terms (Billby's repeat) and settle over HTTP (#28 item 2)", () =
     expect(await invoicesOf(usage.id)).toHaveLength(1);
     expect((await app.api('GET', `/v1/subscriptions/${usage.id}`)).body.settled_at).toBeNull();
   });
+  it('refuses a refund on cancelling a settled term whose later periods are paid ahead (409), changing nothing', async () => {
+    const plan = await termPlan(3);
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', { customer, plan: plan.id, payment_method: method })
+    ).body;
+    for (let i = 0; i < 3; i++) stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(settled.body.invoiced).toHaveLength(2);
+    const paid = await invoicesOf(sub.id);
+    expect(paid.map((i) => i.status)).toEqual(['PAID', 'PAID', 'PAID']);
+
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('later_periods_paid');
+    expect(refused.body.error.message).toContain(paid[1]!.id);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+    const refunds = await app.runtime.db
+      .selectFrom('refunds')
+      .select('id')
+      .where(
+        'invoice_id',
+        'in',
+        paid.map((i) => i.id),
+      )
+      .execute();
+    expect(refunds).toEqual([]);
+  });
 });
