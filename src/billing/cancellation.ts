@@ -1,12 +1,11 @@
 import type { Kysely } from 'kysely';
-import { recordActivity } from '../activities/activities.ts';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getPlan } from './plans.ts';
 import { prorate } from './proration.ts';
 import { invoiceUsageUntil } from './renewal.ts';
-import { transitionSubscription } from './subscription-status.ts';
+import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 
 /**
  * Cancelling a subscription as BillaBear and Billby do (seed 004 "Cancel subscription": `when`
@@ -230,18 +229,12 @@ export async function cancelLocked(
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await recordActivity(work, {
-    resourceType: 'subscription',
-    resourceId: id,
-    action: 'subscription.cancellation_scheduled',
-    customerId: subscription.customer_id,
-    data: {
-      at,
-      at_period_end: atPeriodEnd,
-      reason,
-      refund_type: options.refundType,
-      refund_amount: refund?.amount ?? 0n,
-    },
+  await subscriptionActivity(work, subscription, 'subscription.cancellation_scheduled', {
+    at,
+    at_period_end: atPeriodEnd,
+    reason,
+    refund_type: options.refundType,
+    refund_amount: refund?.amount ?? 0n,
   });
   return { subscription: updated, refund };
 }

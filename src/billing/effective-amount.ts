@@ -1,11 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
-import { subscriptionAddOns } from './add-ons.ts';
-import { subscriptionRedemptions } from './coupons.ts';
 import { lineAmount } from './invoices.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan } from './plans.ts';
-import { cadenceOf, recurringLines } from './renewal.ts';
+import { cadenceOf, subscriptionRecurringLines } from './renewal.ts';
 
 /**
  * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
@@ -33,15 +31,15 @@ export async function effectiveAmount(
     !(subscription.cancel_at && subscription.cancel_at <= next);
   if (!renews) return { amount: 0n, currency: plan.currency };
   const cadence = cadenceOf(subscription, plan);
-  const { lines } = recurringLines(
-    plan,
+  const { lines } = await subscriptionRecurringLines(
+    db,
     {
+      id: subscription.id,
       quantity: subscription.scheduled_quantity ?? subscription.quantity,
       amount_override: subscription.amount_override,
     },
+    plan,
     periodAt(cadence, Math.max(periodIndexAt(cadence, next), 0)),
-    (await subscriptionRedemptions(db, subscription.id)).filter((r) => r.removed_at === null),
-    await subscriptionAddOns(db, subscription.id),
   );
   const amount = lines.reduce((sum, line) => sum + lineAmount(line), 0n);
   return { amount, currency: plan.currency };

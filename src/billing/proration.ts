@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -12,6 +11,7 @@ import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
+import { subscriptionActivity } from './subscription-status.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 
 /**
@@ -227,21 +227,15 @@ export async function changeSubscription(
         }),
       );
     }
-    await recordActivity(work, {
-      resourceType: 'subscription',
-      resourceId: id,
-      action: 'subscription.changed',
-      customerId: subscription.customer_id,
-      data: {
-        from_plan: oldPlan.id,
-        to_plan: newPlan.id,
-        from_quantity: subscription.quantity,
-        to_quantity: quantity,
-        proration: behavior,
-        invoice: invoice?.id,
-        usage_invoice: usageInvoice?.id,
-        credited,
-      },
+    await subscriptionActivity(work, subscription, 'subscription.changed', {
+      from_plan: oldPlan.id,
+      to_plan: newPlan.id,
+      from_quantity: subscription.quantity,
+      to_quantity: quantity,
+      proration: behavior,
+      invoice: invoice?.id,
+      usage_invoice: usageInvoice?.id,
+      credited,
     });
     return { subscription: updated, proration, invoice, credited, usageInvoice };
   });

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type {
   BillingReason,
@@ -28,7 +27,7 @@ import {
 } from './invoices.ts';
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
-import { transitionSubscription } from './subscription-status.ts';
+import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { type UsageWindow, usageLines } from './usage.ts';
 
 /**
@@ -261,6 +260,29 @@ export async function invoiceUsageUntil(
 }
 
 /**
+ * `recurringLines` of `subscription` for `period`, read inside `trx`: its coupon redemptions still in
+ * effect (not removed) and its add-ons. Reads only: the renewal's `periodLines` counts the
+ * redemptions that applied; `effectiveAmount` only prices them.
+ */
+export async function subscriptionRecurringLines(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'quantity' | 'amount_override'>,
+  plan: Plan,
+  period: Pick<Period, 'index' | 'start' | 'end'>,
+): Promise<{ lines: NewLine[]; applied: RedemptionWithCoupon[] }> {
+  const redemptions = (await subscriptionRedemptions(trx, subscription.id)).filter(
+    (r) => r.removed_at === null,
+  );
+  return recurringLines(
+    plan,
+    subscription,
+    period,
+    redemptions,
+    await subscriptionAddOns(trx, subscription.id),
+  );
+}
+
+/**
  * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits,
  * add-ons, setup fee; each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
  * proration credit among others) is applied when the invoice is finalized (`finalizeLocked`).
@@ -275,11 +297,7 @@ export async function periodLines(
   plan: Plan,
   period: Period,
 ): Promise<NewLine[]> {
-  const redemptions = (await subscriptionRedemptions(trx, subscription.id)).filter(
-    (r) => r.removed_at === null,
-  );
-  const addOns = await subscriptionAddOns(trx, subscription.id);
-  const { lines, applied } = recurringLines(plan, subscription, period, redemptions, addOns);
+  const { lines, applied } = await subscriptionRecurringLines(trx, subscription, plan, period);
   for (const redemption of applied) {
     await trx
       .updateTable('coupon_redemptions')
@@ -400,17 +418,11 @@ export async function renewLocked(
       .where('id', '=', current.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'subscription',
-      resourceId: current.id,
-      action: 'subscription.renewed',
-      customerId: current.customer_id,
-      data: {
-        period_index: period.index,
-        period_start: period.start,
-        period_end: period.end,
-        invoice: invoice?.id,
-      },
+    await subscriptionActivity(work, current, 'subscription.renewed', {
+      period_index: period.index,
+      period_start: period.start,
+      period_end: period.end,
+      invoice: invoice?.id,
     });
   }
   return { subscription: current, invoices };
@@ -480,20 +492,14 @@ async function applyScheduledChange(
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await recordActivity(work, {
-    resourceType: 'subscription',
-    resourceId: subscription.id,
-    action: 'subscription.changed',
-    customerId: subscription.customer_id,
-    data: {
-      scheduled: true,
-      at: due,
-      from_plan: plan.id,
-      to_plan: newPlan.id,
-      from_quantity: subscription.quantity,
-      to_quantity: quantity,
-      usage_invoice: usageInvoice?.id,
-    },
+  await subscriptionActivity(work, subscription, 'subscription.changed', {
+    scheduled: true,
+    at: due,
+    from_plan: plan.id,
+    to_plan: newPlan.id,
+    from_quantity: subscription.quantity,
+    to_quantity: quantity,
+    usage_invoice: usageInvoice?.id,
   });
   return { subscription: updated, plan: newPlan, usageInvoice };
 }

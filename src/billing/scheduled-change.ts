@@ -1,4 +1,3 @@
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import type { SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
@@ -6,6 +5,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import type { Plan } from './plans.ts';
 import type { ChangeResult } from './proration.ts';
 import { lockSubscription } from './renewal.ts';
+import { subscriptionActivity } from './subscription-status.ts';
 
 /**
  * A plan or quantity change at the next cycle (BillaBear's change plan `when: next-cycle`, seed 004):
@@ -54,12 +54,10 @@ export async function scheduleChange(
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await recordActivity(work, {
-    resourceType: 'subscription',
-    resourceId: subscription.id,
-    action: 'subscription.change_scheduled',
-    customerId: subscription.customer_id,
-    data: { at, to_plan: plan.id, to_quantity: quantity },
+  await subscriptionActivity(work, subscription, 'subscription.change_scheduled', {
+    at,
+    to_plan: plan.id,
+    to_quantity: quantity,
   });
   return result(updated);
 }
@@ -86,12 +84,9 @@ export async function cancelScheduledChange(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'subscription',
-      resourceId: id,
-      action: 'subscription.scheduled_change_cancelled',
-      customerId: subscription.customer_id,
-      data: { plan: subscription.scheduled_plan_id, quantity: subscription.scheduled_quantity },
+    await subscriptionActivity(work, subscription, 'subscription.scheduled_change_cancelled', {
+      plan: subscription.scheduled_plan_id,
+      quantity: subscription.scheduled_quantity,
     });
     return updated;
   });

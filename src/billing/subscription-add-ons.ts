@@ -1,4 +1,3 @@
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { SubscriptionAddOnRow } from '../db/schema.ts';
@@ -7,6 +6,7 @@ import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { getPlan } from './plans.ts';
 import { lockSubscription } from './renewal.ts';
+import { subscriptionActivity } from './subscription-status.ts';
 
 /**
  * Sets the quantity of add-on `addOnId` on subscription `id` (locked): adds it, changes its
@@ -69,12 +69,10 @@ export async function setSubscriptionAddOn(
         .returningAll()
         .executeTakeFirstOrThrow();
     }
-    await recordActivity(work, {
-      resourceType: 'subscription',
-      resourceId: id,
-      action: 'subscription.add_on_set',
-      customerId: subscription.customer_id,
-      data: { add_on: addOnId, from: existing?.quantity ?? 0, to: quantity },
+    await subscriptionActivity(work, subscription, 'subscription.add_on_set', {
+      add_on: addOnId,
+      from: existing?.quantity ?? 0,
+      to: quantity,
     });
     return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0 };
   });

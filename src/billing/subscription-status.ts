@@ -49,12 +49,29 @@ export async function transitionSubscription(
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await recordActivity(work, {
-    resourceType: 'subscription',
-    resourceId: subscription.id,
-    action: `subscription.${to.toLowerCase()}`,
-    customerId: subscription.customer_id,
-    data: { from: subscription.status, to, ...data },
+  await subscriptionActivity(work, subscription, `subscription.${to.toLowerCase()}`, {
+    from: subscription.status,
+    to,
+    ...data,
   });
   return updated;
+}
+
+/**
+ * Logs `action` on `subscription` (an activity of resource type `subscription`, naming its customer)
+ * inside `work`, with `data`.
+ */
+export function subscriptionActivity(
+  work: UnitOfWork,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
+  action: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  return recordActivity(work, {
+    resourceType: 'subscription',
+    resourceId: subscription.id,
+    action,
+    customerId: subscription.customer_id,
+    data,
+  });
 }

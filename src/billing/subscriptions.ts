@@ -17,7 +17,7 @@ import {
   type RenewalPolicy,
   renewLocked,
 } from './renewal.ts';
-import { transitionSubscription } from './subscription-status.ts';
+import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 
 /**
  * Subscriptions of a customer to a plan (PRODUCT §5). Status changes go through
@@ -67,21 +67,6 @@ const DAY_MS = 86_400_000;
 export interface SubscriptionChange {
   subscription: SubscriptionRow;
   invoices: InvoiceRow[];
-}
-
-function subscriptionActivity(
-  work: UnitOfWork,
-  subscription: SubscriptionRow,
-  action: string,
-  data: Record<string, unknown> = {},
-): Promise<void> {
-  return recordActivity(work, {
-    resourceType: 'subscription',
-    resourceId: subscription.id,
-    action,
-    customerId: subscription.customer_id,
-    data,
-  });
 }
 
 /**

@@ -1,4 +1,3 @@
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
@@ -10,6 +9,7 @@ import {
   type RenewalPolicy,
   renewLocked,
 } from './renewal.ts';
+import { subscriptionActivity } from './subscription-status.ts';
 import type { SubscriptionChange } from './subscriptions.ts';
 
 /**
@@ -57,12 +57,10 @@ export async function changeTrial(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'subscription',
-      resourceId: id,
-      action: 'subscription.trial_changed',
-      customerId: subscription.customer_id,
-      data: { from: subscription.trial_end_at, to: end, ended_now: endAt === 'now' },
+    await subscriptionActivity(work, subscription, 'subscription.trial_changed', {
+      from: subscription.trial_end_at,
+      to: end,
+      ended_now: endAt === 'now',
     });
     return renewLocked(work, updated, await getPlan(work.trx, updated.plan_id), now, policy);
   });
