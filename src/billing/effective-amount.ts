@@ -16,7 +16,7 @@ import { cadenceOf, subscriptionRecurringLines } from './renewal.ts';
  * quantity) and, when the next period is the first (index 0, after a trial), the plan's setup fee.
  * A change scheduled for the next cycle counts (its plan and quantity). A tax-inclusive price counts
  * as charged (tax included). Never negative; 0 for a CANCELLED subscription or one cancelling before
- * its next period (no next renewal).
+ * its next period, or whose fixed term ends there (no next renewal).
  */
 export async function effectiveAmount(
   db: Kysely<Database>,
@@ -24,13 +24,15 @@ export async function effectiveAmount(
 ): Promise<{ amount: bigint; currency: string }> {
   const plan = await getPlan(db, subscription.scheduled_plan_id ?? subscription.plan_id);
   const next = subscription.next_renewal_at;
+  const cadence = cadenceOf(subscription, plan);
   const renews =
     subscription.status !== 'CANCELLED' &&
     next !== null &&
     !subscription.cancel_at_period_end &&
-    !(subscription.cancel_at && subscription.cancel_at <= next);
+    !(subscription.cancel_at && subscription.cancel_at <= next) &&
+    // A fixed term ends when period `repeat` would start (renewLocked).
+    !(subscription.repeat !== null && periodIndexAt(cadence, next) >= subscription.repeat);
   if (!renews) return { amount: 0n, currency: plan.currency };
-  const cadence = cadenceOf(subscription, plan);
   const { lines } = await subscriptionRecurringLines(
     db,
     {

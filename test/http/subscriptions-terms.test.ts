@@ -108,6 +108,13 @@ describe("fixed terms (Billby's repeat) and settle over HTTP (#28 item 2)", () =
     expect((await app.api('GET', `/v1/subscriptions/${open.body.id}`)).body.cycles_remaining).toBeNull();
     const untermed = await app.api('POST', '/v1/subscriptions', { customer, plan: (await termPlan()).id });
     expect(untermed.body).toMatchObject({ repeat: null, cycles_remaining: null });
+
+    // A one-cycle term: period 0 is its only one, so its next renewal charges nothing (it ends then);
+    // a longer term's next period costs one unit, 1000 (before tax; the setup fee was period 0's).
+    const single = await app.api('POST', '/v1/subscriptions', { customer, plan: plan.id, repeat: 1 });
+    expect(single.body).toMatchObject({ repeat: 1, cycles_remaining: 0 });
+    expect((await app.api('GET', `/v1/subscriptions/${single.body.id}`)).body.effective_amount).toBe(0);
+    expect((await app.api('GET', `/v1/subscriptions/${inherited.body.id}`)).body.effective_amount).toBe(1000);
   });
 
   it('settling a 12-cycle plan after cycle 3 makes exactly the 9 invoices the renewals would have made, charges them, and the term ends it on time', async () => {
