@@ -5,12 +5,17 @@ import type { CustomerDetails } from '../../billing/customers.ts';
 /** A short free-text field of a contact or address: 1 to `max` characters. */
 const Text = (max: number) => z.string().trim().min(1).max(max);
 
-/** ISO 3166-1 alpha-2; lower case is accepted and upper-cased. */
-const Country = z
+/** A two-letter country code in the ISO 3166-1 alpha-2 shape, upper-cased (a filter's value). */
+export const CountryCode = z
   .string()
   .regex(/^[A-Za-z]{2}$/, 'must be a two-letter ISO 3166-1 alpha-2 country code')
-  .transform((c) => c.toUpperCase())
-  .refine(isCountry, 'must be an assigned ISO 3166-1 alpha-2 country code (e.g. AU, GB, US)');
+  .transform((c) => c.toUpperCase());
+
+/** ISO 3166-1 alpha-2, an assigned code; lower case is accepted and upper-cased. */
+const Country = CountryCode.refine(
+  isCountry,
+  'must be an assigned ISO 3166-1 alpha-2 country code (e.g. AU, GB, US)',
+);
 
 /** A BCP 47 language tag (`en`, `en-AU`, `zh-Hant-TW`), stored in its canonical form. */
 const Locale = z

@@ -5,7 +5,7 @@ import { GATEWAYS } from '../../gateways/types.ts';
 import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
 import { percentToPpm } from '../../money/rates.ts';
-import { CustomerDetailsFields } from './customer-details.ts';
+import { CountryCode, CustomerDetailsFields } from './customer-details.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -409,11 +409,7 @@ export const UpdateCustomer = z.strictObject({
 export const CustomerListQuery = ListQuery.extend({
   email: z.string().max(320).optional(),
   external_id: z.string().max(200).optional(),
-  country: z
-    .string()
-    .regex(/^[A-Za-z]{2}$/, 'must be a two-letter ISO 3166-1 alpha-2 country code')
-    .transform((c) => c.toUpperCase())
-    .optional(),
+  country: CountryCode.optional(),
 });
 
 /**
