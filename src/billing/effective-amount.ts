@@ -3,7 +3,7 @@ import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { lineAmount } from './invoices.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan } from './plans.ts';
-import { cadenceOf, subscriptionRecurringLines } from './renewal.ts';
+import { cadenceOf, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
 
 /**
  * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
@@ -30,8 +30,7 @@ export async function effectiveAmount(
     next !== null &&
     !subscription.cancel_at_period_end &&
     !(subscription.cancel_at && subscription.cancel_at <= next) &&
-    // A fixed term ends when period `repeat` would start (renewLocked).
-    !(subscription.repeat !== null && periodIndexAt(cadence, next) >= subscription.repeat);
+    !termCompletedAt(subscription, cadence, next);
   if (!renews) return { amount: 0n, currency: plan.currency };
   const { lines } = await subscriptionRecurringLines(
     db,

@@ -70,6 +70,18 @@ export function nextRenewalAt(periodStart: Date, cancelAt: Date | null): Date {
   return cancelAt && cancelAt < periodStart ? cancelAt : periodStart;
 }
 
+/**
+ * Whether a subscription's fixed term (`repeat` periods: 0 … repeat − 1) is over by the period
+ * starting at `at`: the renewal then ends it (`term_completed`) instead of invoicing that period.
+ */
+export function termCompletedAt(
+  subscription: Pick<SubscriptionRow, 'repeat'>,
+  cadence: Cadence,
+  at: Date,
+): boolean {
+  return subscription.repeat !== null && periodIndexAt(cadence, at) >= subscription.repeat;
+}
+
 /** The periods of a subscription on its plan's interval. */
 export function cadenceOf(
   subscription: Pick<SubscriptionRow, 'billing_anchor'>,
@@ -389,7 +401,7 @@ export async function renewLocked(
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
-    const termCompleted = current.repeat !== null && periodIndexAt(cadence, due) >= current.repeat;
+    const termCompleted = termCompletedAt(current, cadence, due);
     if (termCompleted || current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
       const cancelled = await cancelScheduled(work, current, plan, due, now, termCompleted);
       return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
