@@ -1,5 +1,7 @@
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { expect } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
 
 /**
  * Shared pieces of the fuzz suites (PRODUCT.md §8: bad input of every kind gets a clear 4xx and
@@ -352,4 +354,37 @@ export function splice(text: string, at: number, bad: readonly number[]): Uint8A
     Buffer.from(bad),
     Buffer.from(text.slice(position), 'utf8'),
   ]);
+}
+
+/**
+ * From now on, counts every row written in `tables` of `db` (inserted, updated or deleted) in a
+ * counter row, by a row-level trigger on each table (idempotent). "Changes nothing" is then "the
+ * count did not move" ({@link rowWrites}): one read per case instead of hashing every row of every
+ * table, which grew with the rows the good cases store. It is stricter than comparing the rows: a
+ * write of the same values counts too; a write rolled back does not (the counter rolls back with it).
+ */
+export async function countRowWrites(db: Db, tables: readonly string[]): Promise<void> {
+  await sql`CREATE TABLE IF NOT EXISTS fuzz_row_writes (one boolean PRIMARY KEY DEFAULT true, n bigint NOT NULL)`.execute(
+    db,
+  );
+  await sql`INSERT INTO fuzz_row_writes (n) VALUES (0) ON CONFLICT DO NOTHING`.execute(db);
+  await sql`
+    CREATE OR REPLACE FUNCTION fuzz_count_row_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      UPDATE fuzz_row_writes SET n = n + 1;
+      RETURN NULL;
+    END $$
+  `.execute(db);
+  for (const table of tables) {
+    await sql`
+      CREATE OR REPLACE TRIGGER fuzz_count_row_write AFTER INSERT OR UPDATE OR DELETE ON ${sql.table(table)}
+        FOR EACH ROW EXECUTE FUNCTION fuzz_count_row_write()
+    `.execute(db);
+  }
+}
+
+/** The rows written in the counted tables since {@link countRowWrites} (a decimal string). */
+export async function rowWrites(db: Db): Promise<string> {
+  const result = await sql<{ n: string }>`SELECT n::text AS n FROM fuzz_row_writes`.execute(db);
+  return result.rows[0]!.n;
 }
