@@ -150,7 +150,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     const db = createDb(database.url);
     started.push(() => db.destroy());
     await migrateToLatest(db);
-    const boss = createBoss(database.url, { maintenance: role !== 'web' });
+    const boss = createBoss(database.url, {
+      maintenance: role !== 'web',
+      maintenanceIntervalSeconds: config.QUEUE_MAINTENANCE_INTERVAL_SECONDS,
+    });
     boss.on('error', (error) => log.error({ err: error }, 'pg-boss error'));
     started.push(() => boss.stop({ graceful: false }));
     await boss.start();

@@ -184,10 +184,6 @@ const EnvSchema = z.object({
     .enum(['0', '1', 'true', 'false'])
     .default('1')
     .transform((v) => v === '1' || v === 'true'),
-  /**
-   * Seconds a SIGTERM/SIGINT gives the requests and jobs in flight to finish; then the connections
-   * still open are closed, the jobs still running are left to pg-boss's retry, and the process exits.
-   */
   /** Days back the daily `settlement.sync` asks each gateway account for its settlement data. */
   SETTLEMENT_SYNC_DAYS: z.coerce.number().int().min(1).max(31).default(7),
   /** Per gateway, days after a charge by which it is normally paid out (config/settlement.ts). */
@@ -198,7 +194,17 @@ const EnvSchema = z.object({
   SETTLEMENT_FEE_EXPECTATIONS: feeExpectations,
   /** Minor units a fee may differ from its expectation (rounding at the gateway) before it is an exception. */
   SETTLEMENT_FEE_TOLERANCE: z.coerce.number().int().min(0).max(1_000_000).default(1),
+  /**
+   * Seconds a SIGTERM/SIGINT gives the requests and jobs in flight to finish; then the connections
+   * still open are closed, the jobs still running are left to pg-boss's retry, and the process exits.
+   */
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
+  /**
+   * Seconds between pg-boss's maintenance passes in a worker process: each pass counts every queue's
+   * jobs by state (the counts the console's overview and /metrics' job gauges show) and fails the
+   * jobs of workers that stopped (no heartbeat), for their retry.
+   */
+  QUEUE_MAINTENANCE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: secretList,

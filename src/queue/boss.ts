@@ -27,8 +27,14 @@ export const BOSS_SCHEMA = 'pgboss';
  * Creates a pg-boss instance on the database (not started). Workers are woken by LISTEN/NOTIFY and
  * poll as a fallback.
  * @param options.maintenance false for web-only processes and the CLI: no supervision or cron
+ * @param options.maintenanceIntervalSeconds seconds between maintenance passes (queue counts, jobs of
+ *   dead workers failed): `QUEUE_MAINTENANCE_INTERVAL_SECONDS`, 10 by default
  */
-export function createBoss(connectionString: string, options: { maintenance: boolean }): PgBoss {
+export function createBoss(
+  connectionString: string,
+  options: { maintenance: boolean; maintenanceIntervalSeconds?: number },
+): PgBoss {
+  const interval = options.maintenanceIntervalSeconds ?? 10;
   return new PgBoss({
     connectionString,
     schema: BOSS_SCHEMA,
@@ -36,9 +42,10 @@ export function createBoss(connectionString: string, options: { maintenance: boo
     useListenNotify: options.maintenance,
     supervise: options.maintenance,
     schedule: options.maintenance,
-    // Jobs of dead workers (no heartbeat) are found within ten seconds.
-    superviseIntervalSeconds: 10,
-    monitorIntervalSeconds: 10,
+    // A pass counts the queues (monitor) and fails the jobs of dead workers (supervise); pg-boss
+    // spaces passes by the longer of the two intervals.
+    superviseIntervalSeconds: interval,
+    monitorIntervalSeconds: interval,
   });
 }
 

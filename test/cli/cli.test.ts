@@ -15,7 +15,8 @@ describe('billhook CLI', { timeout: 120_000 }, () => {
   let app: TestApp;
   let env: Record<string, string>;
   beforeAll(async () => {
-    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0' });
+    // /metrics' job gauges read pg-boss's counts from its maintenance pass (every 10 s by default).
+    app = await startTestApp({ WEBHOOK_RETRY_LIMIT: '0', QUEUE_MAINTENANCE_INTERVAL_SECONDS: '1' });
     env = { DATABASE_URL: app.runtime.databaseUrl, STRIPE_WEBHOOK_SECRET, LOG_LEVEL: 'silent' };
   });
   afterAll(() => app.stop());
@@ -208,7 +209,8 @@ describe('replay and dead letters from the CLI', { timeout: 120_000 }, () => {
     expect(failed.stdout).toMatch(new RegExp(`^invoice\\.refund  \\S+  ${refundJob}  .*re_`, 'm'));
     expect(failed.stdout).toMatch(/2 dead letter\(s\)/);
     // Every queue's failures show in /metrics: attempts counted by the worker, and failed jobs kept by
-    // pg-boss (its queue statistics are refreshed every few seconds).
+    // pg-boss, counted at its maintenance pass: one now (the app's first comes late after its start).
+    await app.runtime.boss.supervise();
     await waitFor('the failed refund job in /metrics', async () => {
       const metrics = await (await fetch(`${app.url}/metrics`)).text();
       return (

@@ -13,6 +13,8 @@ describe('/admin: the operators console', () => {
   beforeAll(async () => {
     app = await startTestApp({
       WEBHOOK_RETRY_LIMIT: '0',
+      // The overview counts jobs by queue from pg-boss's maintenance pass (every 10 s by default).
+      QUEUE_MAINTENANCE_INTERVAL_SECONDS: '1',
       BILLHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
       TRUST_PROXY: 'loopback',
     });
@@ -134,7 +136,7 @@ describe('/admin: the operators console', () => {
       return html.includes(receipt.id!) ? html : undefined;
     });
     expect(listed).toMatch(/gateway paypal is not configured/);
-    // pg-boss counts queues every 10 s: the overview and the gauges read those counts.
+    // pg-boss counts queues at each maintenance pass: the overview and the gauges read those counts.
     const row = await waitFor(
       'the counted dead letter',
       async () => {

@@ -26,6 +26,8 @@ describe('Prometheus metrics', () => {
       PAYPAL_WEBHOOK_ID: 'WH-METRICS',
       PAYPAL_CLIENT_ID: 'id',
       PAYPAL_CLIENT_SECRET: 's',
+      // The job gauges read pg-boss's counts from its maintenance pass (every 10 s by default).
+      QUEUE_MAINTENANCE_INTERVAL_SECONDS: '1',
     });
   });
   afterAll(async () => {
@@ -111,7 +113,7 @@ describe('Prometheus metrics', () => {
     await boss.send('invoice.refund', { refundId: 'bogus' }, { retryLimit: 0 });
     wakeWorkers(boss, 'invoice.refund');
 
-    // pg-boss refreshes its queue counts every few seconds (monitorIntervalSeconds): wait for them.
+    // pg-boss refreshes its queue counts at each maintenance pass (every second here): wait for them.
     const text = await waitFor('the refund jobs in /metrics', async () => {
       const scraped = await scrape(app);
       return sample(scraped, 'billhook_jobs{queue="invoice.refund",state="failed"}') === 1 &&
