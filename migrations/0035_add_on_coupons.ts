@@ -21,9 +21,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 /** Drops what 0035 adds; redemptions on add-ons go with it (the old UNIQUE could not hold them). */
 export async function down(db: Kysely<unknown>): Promise<void> {
+  // ALTER first: a text starting with DELETE runs as a prepared statement (db/database.ts), one command only.
   await sql`
-    DELETE FROM coupon_redemptions WHERE add_on_id IS NOT NULL;
     ALTER TABLE coupon_redemptions DROP CONSTRAINT coupon_redemptions_coupon_subscription_add_on;
+    DELETE FROM coupon_redemptions WHERE add_on_id IS NOT NULL;
     ALTER TABLE coupon_redemptions ADD CONSTRAINT coupon_redemptions_coupon_id_subscription_id_key
       UNIQUE (coupon_id, subscription_id);
     ALTER TABLE coupon_redemptions DROP COLUMN add_on_id;
