@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewSubscription } from '../../src/billing/renewal.ts';
+import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf } from '../support/collection.ts';
 
@@ -403,6 +405,41 @@ describe('coupons on subscription add-ons and the add-on preview', () => {
     expect(invoice.total).toBe(adding.body.total);
     // PREV10 was ONCE: the next period has seats undiscounted (2000 + 1000 − 100 + 3000).
     expect((await preview({ add_on: seats, quantity: 3 })).body.total).toBe(5900);
+  });
+
+  it("settling a fixed term invoices each remaining period with the add-on's coupon counted as the renewals would: 4700, 4700, 5000", async () => {
+    const term = await app.api('POST', '/v1/plans', {
+      product,
+      name: 'Term',
+      currency: 'USD',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      repeat: 4,
+    });
+    expect(term.status).toBe(201);
+    await coupon({
+      code: 'TERM10',
+      percent_off: 10,
+      duration: 'REPEATING',
+      duration_in_periods: 2,
+      applies_to_add_ons: [seats],
+    });
+    const customer = (await app.api('POST', '/v1/customers', { email: `s${Math.random()}@example.com` })).body
+      .id;
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan: term.body.id })).body;
+    await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: seats,
+      quantity: 3,
+      coupon: 'TERM10',
+    });
+    const settled = await inUnitOfWork(app.runtime.db, { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, sub.id))!, new Date()),
+    );
+    // Periods 1 and 2: 2000 + 3000 − 300; period 3: 2000 + 3000 (the coupon's two periods are used).
+    expect(settled.invoices.map((i) => i.subtotal)).toEqual([4700n, 4700n, 5000n]);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons/${seats}`)).body.coupons).toMatchObject(
+      [{ periods_applied: 2 }],
+    );
   });
 
   it("taxes an add-on's line on its discounted amount, as a plan's: 10% of (3000 − 300) = 270", async () => {
