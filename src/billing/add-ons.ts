@@ -12,7 +12,8 @@ import { updateDisplayFields } from './display-fields.ts';
  * (`addon_…`, minor units of one currency per period), and the add-ons of a subscription
  * (`sao_…`) with their quantity. Each period's invoice carries one CHARGE line per add-on of the
  * subscription (amount × quantity, taxed as the plan's lines, not discounted by the subscription's
- * coupons). A change of add-ons applies from the next period's invoice: it is not prorated.
+ * coupons), less the coupons redeemed on that add-on (`redeemAddOnCoupon`; coupons.ts for who may).
+ * A change of add-ons applies from the next period's invoice: it is not prorated.
  */
 
 /** A new add-on: `amount` in minor units of `currency`, per unit and period. */

@@ -16,10 +16,16 @@ import { applyRate } from '../money/rates.ts';
 /**
  * Coupons: a discount on a subscription's recurring base amount, either a percentage (parts per
  * million, `money/rates.ts`) or an amount off (minor units of one currency, capped at the base), for
- * one period (ONCE), `durationInPeriods` periods (REPEATING) or every period (FOREVER). Redeemed per
- * subscription (once per coupon and subscription), until `redeem_by`, at most `max_redemptions` times
- * in all and `max_redemptions_per_customer` times per customer, on plans of `applies_to_products`
- * only when it lists products; applied at renewal as a CREDIT line (to a plan of a listed product).
+ * one period (ONCE), `durationInPeriods` periods (REPEATING) or every period (FOREVER). Redeemed on a
+ * subscription (discounting its plan's line) or on one of its add-ons (discounting that add-on's line
+ * only), once per coupon and subscription (or subscription and add-on), until `redeem_by`, at most
+ * `max_redemptions` times in all and `max_redemptions_per_customer` times per customer (both counting
+ * every redemption); applied at renewal as a CREDIT line after the line it discounts.
+ *
+ * Eligibility (Billby's `for_all` / `products` / `add_ons`, seed 001): with neither
+ * `applies_to_products` nor `applies_to_add_ons` the coupon is for all (any plan, any add-on);
+ * otherwise it applies to the plans of the listed products and to the listed add-ons only (a list
+ * not given names nothing).
  */
 
 /** A new coupon: exactly one of `percentOffPpm` or `amountOff` + `currency`. */
@@ -36,8 +42,10 @@ export interface NewCoupon {
   /** No redemption after this time. */
   redeemBy?: Date;
   maxRedemptionsPerCustomer?: number;
-  /** Product ids (`prod_…`): the coupon discounts plans of these products only. */
+  /** Product ids (`prod_…`): the coupon discounts plans of these products (and `appliesToAddOns`) only. */
   appliesToProducts?: string[];
+  /** Add-on ids (`addon_…`): the coupon discounts these add-ons (and `appliesToProducts`' plans) only. */
+  appliesToAddOns?: string[];
   metadata?: Record<string, string>;
 }
 
@@ -61,19 +69,18 @@ export async function createCoupon(db: Db, actor: Actor, input: NewCoupon): Prom
   if (input.percentOffPpm === 0) fields.percent_off = 'must be greater than 0';
   if (Object.keys(fields).length) throw new ValidationError('invalid coupon', fields);
   return inUnitOfWork(db, { actor }, async (work) => {
-    if (input.appliesToProducts) {
-      const found = await work.trx
-        .selectFrom('products')
-        .select('id')
-        .where('id', 'in', input.appliesToProducts)
-        .execute();
-      const missing = input.appliesToProducts.filter((id) => !found.some((p) => p.id === id));
-      if (missing.length) {
-        throw new ValidationError('unknown product', {
-          applies_to_products: `no product ${missing.join(', ')}`,
-        });
-      }
+    const unknown: Record<string, string> = {};
+    for (const [field, table, ids] of [
+      ['applies_to_products', 'products', input.appliesToProducts],
+      ['applies_to_add_ons', 'add_ons', input.appliesToAddOns],
+    ] as const) {
+      if (!ids) continue;
+      const found = await work.trx.selectFrom(table).select('id').where('id', 'in', ids).execute();
+      const missing = ids.filter((id) => !found.some((row) => row.id === id));
+      if (missing.length)
+        unknown[field] = `no ${table === 'products' ? 'product' : 'add-on'} ${missing.join(', ')}`;
     }
+    if (Object.keys(unknown).length) throw new ValidationError('unknown product or add-on', unknown);
     const coupon = await work.trx
       .insertInto('coupons')
       .values({
@@ -89,6 +96,7 @@ export async function createCoupon(db: Db, actor: Actor, input: NewCoupon): Prom
         redeem_by: input.redeemBy ?? null,
         max_redemptions_per_customer: input.maxRedemptionsPerCustomer ?? null,
         applies_to_products: input.appliesToProducts ? JSON.stringify(input.appliesToProducts) : null,
+        applies_to_add_ons: input.appliesToAddOns ? JSON.stringify(input.appliesToAddOns) : null,
         metadata: JSON.stringify(input.metadata ?? {}),
       })
       .onConflict((oc) => oc.column('code').doNothing())
@@ -150,12 +158,16 @@ export async function updateCoupon(
   });
 }
 
-/** Where a coupon would be redeemed: the plan's currency and product, the customer, and when. */
+/**
+ * Where a coupon would be redeemed: the plan's currency and product, the customer, when, and the
+ * subscription's add-on (`addOnId`) when it is redeemed on one.
+ */
 export interface RedemptionTarget {
   currency: string;
   productId: string;
   customerId: string;
   now: Date;
+  addOnId?: string;
 }
 
 /**
@@ -163,8 +175,9 @@ export interface RedemptionTarget {
  * conditional UPDATE is what counts).
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than `currency`
  * @throws ConflictError `coupon_inactive`, `coupon_expired` (after `redeem_by`), `coupon_exhausted`,
- *   `coupon_not_applicable` (the plan's product is not one it lists), `coupon_customer_limit` (the
- *   customer redeemed it `max_redemptions_per_customer` times)
+ *   `coupon_not_applicable` (not for all, and it lists neither the plan's product, on a subscription,
+ *   nor `addOnId`, on an add-on), `coupon_customer_limit` (the customer redeemed it
+ *   `max_redemptions_per_customer` times)
  */
 export async function redeemableCoupon(
   db: Kysely<Database>,
@@ -188,19 +201,47 @@ export async function redeemableCoupon(
   if (coupon.max_redemptions !== null && coupon.times_redeemed >= coupon.max_redemptions) {
     throw new ConflictError('coupon_exhausted', `coupon ${code} has no redemptions left`);
   }
-  if (!couponAppliesTo(coupon, target.productId)) {
+  const applies =
+    target.addOnId === undefined
+      ? couponAppliesTo(coupon, target.productId)
+      : couponAppliesToAddOn(coupon, target.addOnId);
+  if (!applies) {
     throw new ConflictError(
       'coupon_not_applicable',
-      `coupon ${code} applies to products ${coupon.applies_to_products?.join(', ')} only`,
+      `coupon ${code} applies to ${eligibility(coupon)} only, not ${target.addOnId === undefined ? `product ${target.productId}` : `add-on ${target.addOnId}`}`,
     );
   }
   await checkCustomerLimit(db, coupon, target.customerId);
   return coupon;
 }
 
-/** Whether `coupon` discounts plans of product `productId`: it lists no products, or lists this one. */
-export function couponAppliesTo(coupon: Pick<CouponRow, 'applies_to_products'>, productId: string): boolean {
-  return coupon.applies_to_products === null || coupon.applies_to_products.includes(productId);
+type Eligibility = Pick<CouponRow, 'applies_to_products' | 'applies_to_add_ons'>;
+
+/** Whether `coupon` is for all: it lists neither products nor add-ons (Billby's `for_all`). */
+function forAll(coupon: Eligibility): boolean {
+  return coupon.applies_to_products === null && coupon.applies_to_add_ons === null;
+}
+
+/** What a restricted coupon lists, for a message: `products a, b and add-ons c`. */
+function eligibility(coupon: Eligibility): string {
+  const products = coupon.applies_to_products ?? [];
+  const addOns = coupon.applies_to_add_ons ?? [];
+  return [
+    products.length ? `products ${products.join(', ')}` : '',
+    addOns.length ? `add-ons ${addOns.join(', ')}` : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
+}
+
+/** Whether `coupon` discounts plans of product `productId`: it is for all, or lists this product. */
+export function couponAppliesTo(coupon: Eligibility, productId: string): boolean {
+  return forAll(coupon) || (coupon.applies_to_products?.includes(productId) ?? false);
+}
+
+/** Whether `coupon` may be redeemed on add-on `addOnId`: it is for all, or lists this add-on. */
+export function couponAppliesToAddOn(coupon: Eligibility, addOnId: string): boolean {
+  return forAll(coupon) || (coupon.applies_to_add_ons?.includes(addOnId) ?? false);
 }
 
 /** @throws ConflictError `coupon_customer_limit` when `customerId` redeemed `coupon` as often as it may */
@@ -226,12 +267,14 @@ async function checkCustomerLimit(
 
 /**
  * Redeems coupon `code` on a subscription (locked or just inserted in `work`, which has joined the
- * ledger's writers) of a plan of `plan.currency` and `plan.productId`. `times_redeemed` grows in one
+ * ledger's writers) of a plan of `plan.currency` and `plan.productId`, or on its add-on `addOnId`
+ * (which the caller checked is on the subscription). `times_redeemed` grows in one
  * conditional UPDATE, so it stays exact and never passes `max_redemptions` under concurrency; that
  * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer count read
  * after it sees every one committed before. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
- * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed`
+ * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed` (on this subscription,
+ *   or on this add-on of it, before; removed or not)
  */
 export async function redeemCoupon(
   work: UnitOfWork,
@@ -239,11 +282,13 @@ export async function redeemCoupon(
   plan: { currency: string; productId: string },
   code: string,
   now: Date = new Date(),
+  addOnId?: string,
 ): Promise<CouponRedemptionRow> {
   const coupon = await redeemableCoupon(work.trx, code, {
     ...plan,
     customerId: subscription.customer_id,
     now,
+    addOnId,
   });
   const counted = await work.trx
     .updateTable('coupons')
@@ -264,14 +309,15 @@ export async function redeemCoupon(
       coupon_id: coupon.id,
       subscription_id: subscription.id,
       customer_id: subscription.customer_id,
+      add_on_id: addOnId ?? null,
     })
-    .onConflict((oc) => oc.columns(['coupon_id', 'subscription_id']).doNothing())
+    .onConflict((oc) => oc.constraint('coupon_redemptions_coupon_subscription_add_on').doNothing())
     .returningAll()
     .executeTakeFirst();
   if (!redemption) {
     throw new ConflictError(
       'coupon_already_redeemed',
-      `coupon ${code} is already redeemed on subscription ${subscription.id}`,
+      `coupon ${code} is already redeemed on ${addOnId ? `add-on ${addOnId} of ` : ''}subscription ${subscription.id}`,
     );
   }
   await recordActivity(work, {
@@ -281,11 +327,44 @@ export async function redeemCoupon(
     customerId: subscription.customer_id,
     data: {
       subscription: subscription.id,
+      add_on: addOnId,
       redemption: redemption.id,
       times_redeemed: counted.times_redeemed,
     },
   });
   return redemption;
+}
+
+/**
+ * Ends redemption `redemption` (not removed yet, of a subscription locked in `work`) at `now`: sets
+ * `removed_at`, so it discounts no later invoice (past discounts stay, `times_redeemed` is
+ * unchanged), and logs `coupon.removed` with the subscription, the add-on it was on (if any) and
+ * the periods it discounted.
+ */
+export async function endRedemption(
+  work: UnitOfWork,
+  redemption: CouponRedemptionRow,
+  now: Date,
+): Promise<CouponRedemptionRow> {
+  const removed = await work.trx
+    .updateTable('coupon_redemptions')
+    .set({ removed_at: now })
+    .where('id', '=', redemption.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(work, {
+    resourceType: 'coupon',
+    resourceId: redemption.coupon_id,
+    action: 'coupon.removed',
+    customerId: redemption.customer_id,
+    data: {
+      subscription: redemption.subscription_id,
+      ...(redemption.add_on_id ? { add_on: redemption.add_on_id } : {}),
+      redemption: redemption.id,
+      periods_applied: redemption.periods_applied,
+    },
+  });
+  return removed;
 }
 
 /** True while a coupon redeemed `periodsApplied` periods ago still discounts the next period. */

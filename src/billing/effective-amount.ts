@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
-import { lineAmount } from './invoices.ts';
-import { periodAt, periodIndexAt } from './periods.ts';
-import { getPlan } from './plans.ts';
-import { cadenceOf, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
+import { lineAmount, type NewLine } from './invoices.ts';
+import { type Period, periodAt, periodIndexAt } from './periods.ts';
+import { getPlan, type Plan } from './plans.ts';
+import { cadenceOf, type RecurringState, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
 
 /**
  * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
@@ -13,7 +13,7 @@ import { cadenceOf, subscriptionRecurringLines, termCompletedAt } from './renewa
  * discounts are those of the coupons still in effect for the next period (each coupon's percent of
  * the base or amount off, together capped at the base: `couponDiscounts`), exactly the recurring
  * lines the renewal would write (`recurringLines`), plus the subscription's add-ons (amount ×
- * quantity) and, when the next period is the first (index 0, after a trial), the plan's setup fee.
+ * quantity, less the coupons redeemed on each) and, when the next period is the first (index 0, after a trial), the plan's setup fee.
  * A change scheduled for the next cycle counts (its plan and quantity). A tax-inclusive price counts
  * as charged (tax included). Never negative; 0 for a CANCELLED subscription or one cancelling before
  * its next period, or whose fixed term ends there (no next renewal).
@@ -22,16 +22,33 @@ export async function effectiveAmount(
   db: Kysely<Database>,
   subscription: SubscriptionRow,
 ): Promise<{ amount: bigint; currency: string }> {
+  const { plan, next } = await nextRenewalLines(db, subscription);
+  const amount = next ? next.lines.reduce((sum, line) => sum + lineAmount(line), 0n) : 0n;
+  return { amount, currency: plan.currency };
+}
+
+/**
+ * The recurring lines of `subscription`'s next renewal (`subscriptionRecurringLines`, with `change`
+ * applied to its redemptions and add-ons when given), priced with the plan and quantity it will then
+ * bill (a change scheduled for the next cycle counts), and that period; `next` is null when there is
+ * no next renewal (CANCELLED, cancelling before its next period, or its fixed term ends there).
+ */
+export async function nextRenewalLines(
+  db: Kysely<Database>,
+  subscription: SubscriptionRow,
+  change?: (state: RecurringState) => RecurringState,
+): Promise<{ plan: Plan; next: { period: Period; lines: NewLine[] } | null }> {
   const plan = await getPlan(db, subscription.scheduled_plan_id ?? subscription.plan_id);
-  const next = subscription.next_renewal_at;
+  const due = subscription.next_renewal_at;
   const cadence = cadenceOf(subscription, plan);
   const renews =
     subscription.status !== 'CANCELLED' &&
-    next !== null &&
+    due !== null &&
     !subscription.cancel_at_period_end &&
-    !(subscription.cancel_at && subscription.cancel_at <= next) &&
-    !termCompletedAt(subscription, cadence, next);
-  if (!renews) return { amount: 0n, currency: plan.currency };
+    !(subscription.cancel_at && subscription.cancel_at <= due) &&
+    !termCompletedAt(subscription, cadence, due);
+  if (!renews) return { plan, next: null };
+  const period = periodAt(cadence, Math.max(periodIndexAt(cadence, due), 0));
   const { lines } = await subscriptionRecurringLines(
     db,
     {
@@ -40,8 +57,8 @@ export async function effectiveAmount(
       amount_override: subscription.amount_override,
     },
     plan,
-    periodAt(cadence, Math.max(periodIndexAt(cadence, next), 0)),
+    period,
+    change,
   );
-  const amount = lines.reduce((sum, line) => sum + lineAmount(line), 0n);
-  return { amount, currency: plan.currency };
+  return { plan, next: { period, lines } };
 }

@@ -1,9 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { BillingReason, Database } from '../db/schema.ts';
-import { redeemableCoupon } from './coupons.ts';
+import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
+import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
+import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { cadenceOf, recurringLines } from './renewal.ts';
+import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 
@@ -72,20 +75,7 @@ export async function previewSubscription(
       })
     : undefined;
   const period = periodAt(cadenceOf(row, plan), 0);
-  const redemptions = coupon
-    ? [
-        {
-          id: 'preview',
-          coupon_id: coupon.id,
-          subscription_id: row.id,
-          customer_id: row.customer_id,
-          periods_applied: 0,
-          created_at: now,
-          removed_at: null,
-          coupon,
-        },
-      ]
-    : [];
+  const redemptions = coupon ? [previewRedemption(coupon, row, now)] : [];
   const { lines } = recurringLines(plan, row, period, redemptions);
   return {
     customerId: row.customer_id,
@@ -95,5 +85,101 @@ export async function previewSubscription(
     periodStart: period.start,
     periodEnd: period.end,
     ...pricedLines(await withCustomerTaxes(db, row.customer_id, lines)),
+  };
+}
+
+/** A redemption of `coupon` on `subscription` (on its add-on `addOnId`) that is not written: a preview's. */
+function previewRedemption(
+  coupon: CouponRow,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
+  now: Date,
+  addOnId: string | null = null,
+): RedemptionWithCoupon {
+  return {
+    id: 'preview',
+    coupon_id: coupon.id,
+    subscription_id: subscription.id,
+    customer_id: subscription.customer_id,
+    add_on_id: addOnId,
+    periods_applied: 0,
+    created_at: now,
+    removed_at: null,
+    coupon,
+  };
+}
+
+/**
+ * The next period's invoice of `subscription` after `change` to one of its add-ons (Billby's Preview
+ * Subscription Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): the renewal's recurring
+ * lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount` use) with the add-on's
+ * quantity set (0: removed, with the coupons redeemed on it), and `change.couponCode` redeemed on it,
+ * then tax. Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would;
+ * writes nothing. Metered usage is not previewed (it is not known before the period ends).
+ * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
+ *   (on this add-on before), `no_next_invoice` (the subscription is not renewed again)
+ */
+export async function previewSubscriptionAddOn(
+  db: Kysely<Database>,
+  subscription: SubscriptionRow,
+  change: AddOnChange,
+  now: Date,
+): Promise<InvoicePreview> {
+  const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
+  const coupon =
+    change.couponCode === undefined
+      ? undefined
+      : await redeemableCoupon(db, change.couponCode, {
+          currency: plan.currency,
+          productId: plan.product_id,
+          customerId: subscription.customer_id,
+          now,
+          addOnId: addOn.id,
+        });
+  if (coupon) {
+    const redeemed = await db
+      .selectFrom('coupon_redemptions')
+      .select('id')
+      .where('coupon_id', '=', coupon.id)
+      .where('subscription_id', '=', subscription.id)
+      .where('add_on_id', '=', addOn.id)
+      .executeTakeFirst();
+    if (redeemed) {
+      throw new ConflictError(
+        'coupon_already_redeemed',
+        `coupon ${coupon.code} is already redeemed on add-on ${addOn.id} of subscription ${subscription.id}`,
+      );
+    }
+  }
+  const row = existing ?? {
+    id: 'preview',
+    subscription_id: subscription.id,
+    add_on_id: addOn.id,
+    quantity: change.quantity,
+    created_at: now,
+    updated_at: now,
+  };
+  const changed = change.quantity > 0 ? [{ ...row, quantity: change.quantity, addOn }] : [];
+  const { plan: billed, next } = await nextRenewalLines(db, subscription, ({ redemptions, addOns }) => ({
+    redemptions: [
+      // Removing the add-on ends the coupons redeemed on it.
+      ...redemptions.filter((r) => changed.length > 0 || r.add_on_id !== addOn.id),
+      ...(coupon ? [previewRedemption(coupon, subscription, now, addOn.id)] : []),
+    ],
+    // In its place when the subscription has it (the order of the invoice's lines), else last.
+    addOns: existing
+      ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
+      : [...addOns, ...changed],
+  }));
+  if (!next) {
+    throw new ConflictError('no_next_invoice', `subscription ${subscription.id} is not renewed again`);
+  }
+  return {
+    customerId: subscription.customer_id,
+    currency: billed.currency,
+    billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+    invoiceAt: next.period.start,
+    periodStart: next.period.start,
+    periodEnd: next.period.end,
+    ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
   };
 }

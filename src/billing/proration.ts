@@ -242,8 +242,8 @@ export async function changeSubscription(
 }
 
 /**
- * The coupons that discounted the current period of `subscription`: those with a coupon line on the
- * period's invoice, in the order of their lines (a coupon redeemed later starts with the next period).
+ * The coupons that discounted the plan in the current period of `subscription`: those with a coupon
+ * line on the period's invoice (not an add-on's), in the order of their lines (a coupon redeemed later starts with the next period).
  */
 async function periodCoupons(trx: Kysely<Database>, subscription: SubscriptionRow): Promise<CouponRow[]> {
   if (subscription.current_period_index === null) return [];
@@ -254,6 +254,8 @@ async function periodCoupons(trx: Kysely<Database>, subscription: SubscriptionRo
     .selectAll('coupons')
     .where('invoices.subscription_id', '=', subscription.id)
     .where('invoices.period_index', '=', subscription.current_period_index)
+    // An add-on's coupon discounted its add-on's line, not the plan's.
+    .where('invoice_lines.add_on_id', 'is', null)
     .orderBy('invoice_lines.position')
     .execute();
   return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);

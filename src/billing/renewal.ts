@@ -12,6 +12,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
+  couponAppliesToAddOn,
   couponDiscounts,
   couponInEffect,
   type RedemptionWithCoupon,
@@ -105,11 +106,14 @@ export function subscriptionInvoiceDetails(
 /**
  * The recurring lines of a period, without touching the database: the plan's base price for the
  * quantity (or the subscription's `amount_override`) at the plan's tax rate (`tax_inclusive`: the
- * price includes it), then one CREDIT line per coupon in effect that applies to the plan's product
- * (percent of the base, or amount off, all together capped at the base), then one CHARGE line per
- * add-on of the subscription (its amount × quantity, taxed as the plan's lines, not discounted), then
- * on period 0 only the plan's setup fee as its own CHARGE line (never discounted).
- * @returns the lines and the redemptions that counted this period
+ * price includes it), then one CREDIT line per coupon redeemed on the subscription (not on an add-on)
+ * in effect that applies to the plan's product (percent of the base, or amount off, all together
+ * capped at the base), then per add-on of the subscription one CHARGE line (its amount × quantity,
+ * taxed as the plan's lines) followed by one CREDIT line per coupon redeemed on that add-on in effect
+ * (`add_on_id` set; the same rule, capped at that add-on's line: a subscription's coupon never
+ * discounts an add-on, an add-on's coupon never the plan or another add-on), then on period 0 only
+ * the plan's setup fee as its own CHARGE line (never discounted).
+ * @returns the lines and the redemptions that counted this period (the plan's and the add-ons')
  */
 export function recurringLines(
   plan: Plan,
@@ -119,6 +123,7 @@ export function recurringLines(
   addOns: readonly SubscriptionAddOn[] = [],
 ): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
   const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
+  const inEffect = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
   const common = {
     taxRatePpm: plan.tax_rate_ppm,
     ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
@@ -139,36 +144,48 @@ export function recurringLines(
       amount: base,
     },
   ];
-  const applied = redemptions.filter(
-    (r) => couponInEffect(r.coupon, r.periods_applied) && couponAppliesTo(r.coupon, plan.product_id),
-  );
-  const discounts = couponDiscounts(
-    applied.map((r) => r.coupon),
-    base,
-  );
-  for (const [i, redemption] of applied.entries()) {
-    const discount = discounts[i]!;
-    if (discount > 0n) {
-      lines.push({
-        ...common,
-        description: `Coupon ${redemption.coupon.code}${redemption.coupon.name ? ` (${redemption.coupon.name})` : ''}`,
-        type: 'CREDIT',
-        quantity: 1,
-        amount: discount,
-        couponId: redemption.coupon.id,
-      });
+  // The discounts of `coupons` on `discounted` (minor units), each a CREDIT line like `line` after it.
+  const creditLines = (
+    coupons: readonly RedemptionWithCoupon[],
+    discounted: bigint,
+    line: Partial<NewLine>,
+  ) => {
+    const discounts = couponDiscounts(
+      coupons.map((r) => r.coupon),
+      discounted,
+    );
+    for (const [i, redemption] of coupons.entries()) {
+      const discount = discounts[i]!;
+      if (discount > 0n) {
+        lines.push({
+          ...common,
+          ...line,
+          description: `Coupon ${redemption.coupon.code}${redemption.coupon.name ? ` (${redemption.coupon.name})` : ''}`,
+          type: 'CREDIT',
+          quantity: 1,
+          amount: discount,
+          couponId: redemption.coupon.id,
+        });
+      }
     }
-  }
+  };
+  const applied = inEffect.filter((r) => r.add_on_id === null && couponAppliesTo(r.coupon, plan.product_id));
+  creditLines(applied, base, {});
   for (const { addOn, quantity } of addOns) {
+    const line = { planId: undefined, addOnId: addOn.id };
     lines.push({
       ...common,
-      planId: undefined,
-      addOnId: addOn.id,
+      ...line,
       description: `${addOn.name} × ${quantity} (${day(period.start)} – ${day(period.end)})`,
       type: 'CHARGE',
       quantity,
       unitAmount: addOn.amount,
     });
+    const onAddOn = inEffect.filter(
+      (r) => r.add_on_id === addOn.id && couponAppliesToAddOn(r.coupon, addOn.id),
+    );
+    creditLines(onAddOn, addOn.amount * BigInt(quantity), line);
+    applied.push(...onAddOn);
   }
   if (period.index === 0 && plan.setup_fee !== null) {
     // One-off, so not a recurring line: no plan_id (a cancellation's refund leaves it out).
@@ -271,27 +288,30 @@ export async function invoiceUsageUntil(
   return finalizeLocked(work, invoice, now);
 }
 
+/** A subscription's live coupon redemptions (not removed) and add-ons, as `recurringLines` prices them. */
+export interface RecurringState {
+  redemptions: RedemptionWithCoupon[];
+  addOns: SubscriptionAddOn[];
+}
+
 /**
  * `recurringLines` of `subscription` for `period`, read inside `trx`: its coupon redemptions still in
- * effect (not removed) and its add-ons. Reads only: the renewal's `periodLines` counts the
- * redemptions that applied; `effectiveAmount` only prices them.
+ * effect (not removed) and its add-ons, as `change` turns them when given (a preview's change, read
+ * only). Reads only: the renewal's `periodLines` counts the redemptions that applied;
+ * `effectiveAmount` and the add-on preview only price them.
  */
 export async function subscriptionRecurringLines(
   trx: Kysely<Database>,
   subscription: Pick<SubscriptionRow, 'id' | 'quantity' | 'amount_override'>,
   plan: Plan,
   period: Pick<Period, 'index' | 'start' | 'end'>,
+  change: (state: RecurringState) => RecurringState = (state) => state,
 ): Promise<{ lines: NewLine[]; applied: RedemptionWithCoupon[] }> {
-  const redemptions = (await subscriptionRedemptions(trx, subscription.id)).filter(
-    (r) => r.removed_at === null,
-  );
-  return recurringLines(
-    plan,
-    subscription,
-    period,
-    redemptions,
-    await subscriptionAddOns(trx, subscription.id),
-  );
+  const { redemptions, addOns } = change({
+    redemptions: (await subscriptionRedemptions(trx, subscription.id)).filter((r) => r.removed_at === null),
+    addOns: await subscriptionAddOns(trx, subscription.id),
+  });
+  return recurringLines(plan, subscription, period, redemptions, addOns);
 }
 
 /**

@@ -1,59 +1,107 @@
+import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { SubscriptionAddOnRow } from '../db/schema.ts';
-import { ConflictError, ValidationError } from '../errors.ts';
+import type {
+  AddOnRow,
+  CouponRedemptionRow,
+  Database,
+  SubscriptionAddOnRow,
+  SubscriptionRow,
+} from '../db/schema.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
-import { getPlan } from './plans.ts';
+import { endRedemption, redeemCoupon } from './coupons.ts';
+import { getPlan, type Plan } from './plans.ts';
 import { lockSubscription } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 
+/** A change of a subscription's add-on: its new `quantity` (0 removes it) and a coupon code to redeem on it. */
+export interface AddOnChange {
+  addOnId: string;
+  quantity: number;
+  couponCode?: string;
+}
+
 /**
- * Sets the quantity of add-on `addOnId` on subscription `id` (locked): adds it, changes its
- * quantity, or with 0 removes it; from the next period's invoice on (no proration). Logs
- * `subscription.add_on_set` with the quantities before and after.
+ * Checks `change` on `subscription` as setting it would, reading in `db` (the caller's transaction
+ * when it writes): the subscription is not CANCELLED, the add-on exists, is in the plan's currency,
+ * is active when added, is on the subscription when removed, and a coupon comes with a quantity.
+ * @returns the add-on, the subscription's plan and its add-on row as it is now (if any)
+ * @throws NotFoundError add-on; ConflictError `subscription_cancelled`, `add_on_inactive`;
+ *   ValidationError (`add_on`) another currency, (`quantity`) removing an add-on it does not have,
+ *   (`coupon`) a coupon with quantity 0
+ */
+export async function checkAddOnChange(
+  db: Kysely<Database>,
+  subscription: SubscriptionRow,
+  change: AddOnChange,
+): Promise<{ addOn: AddOnRow; plan: Plan; existing: SubscriptionAddOnRow | undefined }> {
+  const { addOnId, quantity } = change;
+  if (subscription.status === 'CANCELLED') {
+    throw new ConflictError('subscription_cancelled', `subscription ${subscription.id} is CANCELLED`);
+  }
+  const addOn = await getAddOn(db, addOnId);
+  const plan = await getPlan(db, subscription.plan_id);
+  if (addOn.currency !== plan.currency) {
+    throw new ValidationError('another currency', {
+      add_on: `add-on ${addOnId} is priced in ${addOn.currency}; the subscription bills in ${plan.currency}`,
+    });
+  }
+  if (quantity === 0 && change.couponCode !== undefined) {
+    throw new ValidationError('a coupon on a removed add-on', {
+      coupon: 'a coupon is redeemed on an add-on the subscription keeps (quantity > 0)',
+    });
+  }
+  const existing = await db
+    .selectFrom('subscription_add_ons')
+    .selectAll()
+    .where('subscription_id', '=', subscription.id)
+    .where('add_on_id', '=', addOnId)
+    .executeTakeFirst();
+  if (!existing && quantity === 0) {
+    throw new ValidationError('not on the subscription', {
+      quantity: `subscription ${subscription.id} has no add-on ${addOnId} to remove`,
+    });
+  }
+  if (!existing && !addOn.active) {
+    throw new ConflictError('add_on_inactive', `add-on ${addOnId} is not active`);
+  }
+  return { addOn, plan, existing };
+}
+
+/**
+ * Sets the quantity of add-on `change.addOnId` on subscription `id` (locked): adds it, changes its
+ * quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the coupons
+ * redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the add-on in
+ * the same transaction (`redeemCoupon`: nothing changes when it is refused). From the next period's
+ * invoice on (no proration). Logs `subscription.add_on_set` with the quantities before and after.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, and whether removed
- * @throws NotFoundError subscription or add-on; ConflictError `subscription_cancelled`,
- *   `add_on_inactive` (adding an inactive add-on); ValidationError (`add_on`) for another currency
- *   than the plan's, (`quantity`) for removing an add-on the subscription does not have
+ * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
  */
 export async function setSubscriptionAddOn(
   db: Db,
   actor: Actor,
   id: string,
-  addOnId: string,
-  quantity: number,
+  change: AddOnChange,
 ): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean }> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = (await lockSubscription(work, id))!;
-    if (subscription.status === 'CANCELLED') {
-      throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
-    }
-    const addOn = await getAddOn(work.trx, addOnId);
-    const plan = await getPlan(work.trx, subscription.plan_id);
-    if (addOn.currency !== plan.currency) {
-      throw new ValidationError('another currency', {
-        add_on: `add-on ${addOnId} is priced in ${addOn.currency}; the subscription bills in ${plan.currency}`,
-      });
-    }
-    const existing = await work.trx
-      .selectFrom('subscription_add_ons')
-      .selectAll()
-      .where('subscription_id', '=', id)
-      .where('add_on_id', '=', addOnId)
-      .executeTakeFirst();
-    if (!existing && quantity === 0) {
-      throw new ValidationError('not on the subscription', {
-        quantity: `subscription ${id} has no add-on ${addOnId} to remove`,
-      });
-    }
-    if (!existing && !addOn.active) {
-      throw new ConflictError('add_on_inactive', `add-on ${addOnId} is not active`);
-    }
+    const { addOnId, quantity } = change;
+    const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
     const now = new Date();
     let row: SubscriptionAddOnRow;
     if (quantity === 0) {
       await work.trx.deleteFrom('subscription_add_ons').where('id', '=', existing!.id).execute();
+      const live = await work.trx
+        .selectFrom('coupon_redemptions')
+        .selectAll()
+        .where('subscription_id', '=', id)
+        .where('add_on_id', '=', addOnId)
+        .where('removed_at', 'is', null)
+        .orderBy('id')
+        .execute();
+      for (const redemption of live) await endRedemption(work, redemption, now);
       row = { ...existing!, quantity: 0, updated_at: now };
     } else if (existing) {
       row = await work.trx
@@ -74,6 +122,67 @@ export async function setSubscriptionAddOn(
       from: existing?.quantity ?? 0,
       to: quantity,
     });
+    if (change.couponCode !== undefined) {
+      await redeemCoupon(
+        work,
+        subscription,
+        { currency: plan.currency, productId: plan.product_id },
+        change.couponCode,
+        now,
+        addOnId,
+      );
+    }
     return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0 };
   });
+}
+
+/**
+ * Redeems coupon `code` on add-on `addOnId` of subscription `id` (locked; Billby's coupon_code on a
+ * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
+ * duration.
+ * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
+ *   ConflictError `subscription_cancelled`; as `redeemCoupon`
+ */
+export async function redeemAddOnCoupon(
+  db: Db,
+  actor: Actor,
+  id: string,
+  addOnId: string,
+  code: string,
+): Promise<CouponRedemptionRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const subscription = (await lockSubscription(work, id))!;
+    if (subscription.status === 'CANCELLED') {
+      throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
+    }
+    await getSubscriptionAddOn(work.trx, id, addOnId);
+    const plan = await getPlan(work.trx, subscription.plan_id);
+    return redeemCoupon(
+      work,
+      subscription,
+      { currency: plan.currency, productId: plan.product_id },
+      code,
+      new Date(),
+      addOnId,
+    );
+  });
+}
+
+/**
+ * Add-on `addOnId` of subscription `subscriptionId`, with the add-on.
+ * @throws NotFoundError `subscription_add_on` when the subscription does not have it
+ */
+export async function getSubscriptionAddOn(
+  db: Kysely<Database>,
+  subscriptionId: string,
+  addOnId: string,
+): Promise<SubscriptionAddOn> {
+  const row = await db
+    .selectFrom('subscription_add_ons')
+    .selectAll()
+    .where('subscription_id', '=', subscriptionId)
+    .where('add_on_id', '=', addOnId)
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('subscription_add_on', `${subscriptionId}/${addOnId}`);
+  return { ...row, addOn: await getAddOn(db, addOnId) };
 }

@@ -1,12 +1,11 @@
 import type { Kysely } from 'kysely';
-import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { cancelLocked } from './cancellation.ts';
-import { redeemCoupon } from './coupons.ts';
+import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -390,8 +389,9 @@ export async function addSubscriptionCoupon(
 }
 
 /**
- * Removes coupon redemption `redemptionId` from subscription `id` (Billby's DELETE of a redeemed
- * coupon): sets `removed_at` and logs `coupon.removed`. From the next invoice on it discounts
+ * Removes coupon redemption `redemptionId` from subscription `id`, redeemed on it or on one of its
+ * add-ons (Billby's DELETE of a redeemed coupon on a subscription or a subscription add-on):
+ * `endRedemption` sets `removed_at` and logs `coupon.removed`. From the next invoice on it discounts
  * nothing; invoices it already discounted keep their discount lines, and the coupon's
  * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
  * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
@@ -414,23 +414,6 @@ export async function removeSubscriptionCoupon(
       .executeTakeFirst();
     if (!redemption) throw new NotFoundError('coupon_redemption', redemptionId);
     if (redemption.removed_at !== null) return redemption;
-    const removed = await work.trx
-      .updateTable('coupon_redemptions')
-      .set({ removed_at: now })
-      .where('id', '=', redemptionId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await recordActivity(work, {
-      resourceType: 'coupon',
-      resourceId: redemption.coupon_id,
-      action: 'coupon.removed',
-      customerId: subscription.customer_id,
-      data: {
-        subscription: subscription.id,
-        redemption: redemptionId,
-        periods_applied: redemption.periods_applied,
-      },
-    });
-    return removed;
+    return endRedemption(work, redemption, now);
   });
 }

@@ -668,8 +668,13 @@ export interface CouponsTable {
   /** No redemption after this time; null: none. */
   redeem_by: MaybeTimestamp;
   max_redemptions_per_customer: ColumnType<number | null, number | null | undefined, number | null>;
-  /** Product ids (`prod_…`) whose lines it discounts; null: every product. */
+  /** Product ids (`prod_…`) whose lines it discounts; null: every product (see `applies_to_add_ons`). */
   applies_to_products: ColumnType<string[] | null, string | null | undefined, string | null>;
+  /**
+   * Add-on ids (`addon_…`) it may be redeemed on; null: none, unless `applies_to_products` is null
+   * too (then it is for all: every plan and every add-on).
+   */
+  applies_to_add_ons: ColumnType<string[] | null, string | null | undefined, string | null>;
   times_redeemed: Generated<number>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   metadata: Json<Record<string, string>>;
@@ -686,6 +691,8 @@ export interface CouponRedemptionsTable {
   created_at: CreatedAt;
   /** Set when removed from the subscription: it discounts no later invoice; past discounts stay. */
   removed_at: MaybeTimestamp;
+  /** The subscription's add-on it was redeemed on (it discounts that add-on's line only); null: the plan's line. */
+  add_on_id: MaybeText;
 }
 
 /** Usage events of metered prices, unique per `event_id`; `value` in whole units. */

@@ -6,14 +6,22 @@ import {
   subscriptionAddOns,
   updateAddOn,
 } from '../../billing/add-ons.ts';
-import { setSubscriptionAddOn } from '../../billing/subscription-add-ons.ts';
+import { type RedemptionWithCoupon, subscriptionRedemptions } from '../../billing/coupons.ts';
+import { previewSubscriptionAddOn } from '../../billing/preview.ts';
+import {
+  getSubscriptionAddOn,
+  redeemAddOnCoupon,
+  setSubscriptionAddOn,
+} from '../../billing/subscription-add-ons.ts';
 import { getSubscription } from '../../billing/subscriptions.ts';
+import type { Db } from '../../db/database.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
 import { listRoute } from './pagination.ts';
-import { AddOn, listOf, SubscriptionAddOn } from './responses.ts';
+import { AddOn, CouponRedemption, InvoicePreview, listOf, SubscriptionAddOn } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
-import { Currency, Id, ListQuery, Metadata, MinorUnits } from './schemas.ts';
+import { CouponCode, Currency, Id, ListQuery, Metadata, MinorUnits, RedeemCoupon } from './schemas.ts';
+import { serialize } from './serialize.ts';
 
 const Name = z.string().trim().min(1).max(200);
 const Description = z.string().trim().min(1).max(1000);
@@ -52,12 +60,14 @@ export const AddOnListQuery = ListQuery.extend({
 });
 
 /**
- * `POST /v1/subscriptions/:id/add-ons`: set the `quantity` of `add_on` on the subscription (0
- * removes it), from its next period's invoice on.
+ * `POST /v1/subscriptions/:id/add-ons` (and `/preview`): set the `quantity` of `add_on` on the
+ * subscription (0 removes it, ending its coupons), from its next period's invoice on; `coupon`, a
+ * coupon code to redeem on the add-on (with a quantity above 0).
  */
 export const SetSubscriptionAddOn = z.strictObject({
   add_on: Id('addon'),
   quantity: z.number().int().min(0).max(1_000_000),
+  coupon: CouponCode.optional(),
 });
 
 /** An add-on as the API shows it: `amount` in minor units of `currency`, per unit and period. */
@@ -76,14 +86,22 @@ export function serializeAddOn(a: AddOnRow) {
   };
 }
 
-/** A subscription's add-on with its add-on; `deleted: true` once a quantity of 0 removed it. */
-export function serializeSubscriptionAddOn(r: SubscriptionAddOnRecord, removed = false) {
+/**
+ * A subscription's add-on with its add-on and the coupons redeemed on it (those of `redemptions`,
+ * the subscription's, whose add-on it is); `deleted: true` once a quantity of 0 removed it.
+ */
+export function serializeSubscriptionAddOn(
+  r: SubscriptionAddOnRecord,
+  redemptions: readonly RedemptionWithCoupon[],
+  removed = false,
+) {
   return {
     id: r.id,
     object: 'subscription_add_on',
     subscription: r.subscription_id,
     add_on: serializeAddOn(r.addOn),
     quantity: r.quantity,
+    coupons: redemptions.filter((c) => c.add_on_id === r.add_on_id).map(serialize.couponRedemption),
     created_at: r.created_at,
     updated_at: r.updated_at,
     ...(removed ? { deleted: true } : {}),
@@ -92,9 +110,18 @@ export function serializeSubscriptionAddOn(r: SubscriptionAddOnRecord, removed =
 
 const tag: Tag = 'Add-ons';
 
+/** Subscription `subscriptionId`'s redemption `redemptionId`, with its coupon. */
+async function redemptionWithCoupon(db: Db, subscriptionId: string, redemptionId: string) {
+  const redemptions = await subscriptionRedemptions(db, subscriptionId);
+  return redemptions.find((r) => r.id === redemptionId)!;
+}
+
 /**
- * /v1/add-ons (create, list, read, update) and /v1/subscriptions/{id}/add-ons (list, set a
- * quantity). Add-ons are billed on each period's invoice (billing/add-ons.ts).
+ * /v1/add-ons (create, list, read, update) and /v1/subscriptions/{id}/add-ons (list, read one, set a
+ * quantity with a coupon, preview that, redeem a coupon on one; Billby's subscription add-ons).
+ * Add-ons are billed on each period's invoice (billing/add-ons.ts), less their own coupons. A
+ * coupon on an add-on is removed with `POST /v1/subscriptions/{id}/coupons/{redemption}/remove`.
+ * `preview` comes before `{add_on}`: Express matches in order.
  */
 export const addOnRoutes: ApiRoute[] = [
   route({
@@ -172,11 +199,68 @@ export const addOnRoutes: ApiRoute[] = [
     handler: async (req, res, { deps: { db } }) => {
       const subscription = await getSubscription(db, req.params.id);
       const rows = await subscriptionAddOns(db, subscription.id);
+      const redemptions = await subscriptionRedemptions(db, subscription.id);
       res.json({
         object: 'list',
-        data: rows.map((r) => serializeSubscriptionAddOn(r)),
+        data: rows.map((r) => serializeSubscriptionAddOn(r, redemptions)),
         has_more: false,
       });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/subscriptions/{id}/add-ons/preview',
+    operationId: 'previewSubscriptionAddOn',
+    tag,
+    scope: 'write',
+    summary: "The next period's invoice after setting an add-on's quantity (and coupon), written nowhere",
+    body: SetSubscriptionAddOn,
+    responses: { 200: InvoicePreview },
+    handler: async (req, res, { deps: { db }, body }) => {
+      const subscription = await getSubscription(db, req.params.id);
+      const preview = await previewSubscriptionAddOn(
+        db,
+        subscription,
+        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon },
+        new Date(),
+      );
+      res.json(serialize.invoicePreview(preview));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/subscriptions/{id}/add-ons/{add_on}',
+    operationId: 'getSubscriptionAddOn',
+    tag,
+    scope: 'read',
+    summary: "A subscription's add-on (by the add-on's id) with its quantity and coupons",
+    responses: { 200: SubscriptionAddOn },
+    handler: async (req, res, { deps: { db } }) => {
+      const subscription = await getSubscription(db, req.params.id);
+      const addOn = await getSubscriptionAddOn(db, subscription.id, req.params.add_on);
+      res.json(serializeSubscriptionAddOn(addOn, await subscriptionRedemptions(db, subscription.id)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/subscriptions/{id}/add-ons/{add_on}/coupons',
+    operationId: 'redeemSubscriptionAddOnCoupon',
+    tag,
+    scope: 'write',
+    summary: "Redeem a coupon on a subscription's add-on: it discounts that add-on's line only",
+    body: RedeemCoupon,
+    responses: { 201: CouponRedemption },
+    handler: async (req, res, { deps: { db }, body }) => {
+      const redemption = await redeemAddOnCoupon(
+        db,
+        actorOf(req),
+        req.params.id,
+        req.params.add_on,
+        body.coupon,
+      );
+      res
+        .status(201)
+        .json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, redemption.id)));
     },
   }),
   route({
@@ -185,21 +269,21 @@ export const addOnRoutes: ApiRoute[] = [
     operationId: 'setSubscriptionAddOn',
     tag,
     scope: 'write',
-    summary: 'Set the quantity of an add-on on a subscription (0 removes it), from its next invoice on',
+    summary:
+      'Set the quantity of an add-on on a subscription (0 removes it and its coupons; coupon redeems one on it), from its next invoice on',
     body: SetSubscriptionAddOn,
     responses: {
       200: { schema: SubscriptionAddOn, description: 'Its quantity changed, or removed (deleted: true)' },
       201: { schema: SubscriptionAddOn, description: 'Added to the subscription' },
     },
     handler: async (req, res, { deps, body }) => {
-      const { addOn, created, removed } = await setSubscriptionAddOn(
-        deps.db,
-        actorOf(req),
-        req.params.id,
-        body.add_on,
-        body.quantity,
-      );
-      res.status(created ? 201 : 200).json(serializeSubscriptionAddOn(addOn, removed));
+      const { addOn, created, removed } = await setSubscriptionAddOn(deps.db, actorOf(req), req.params.id, {
+        addOnId: body.add_on,
+        quantity: body.quantity,
+        couponCode: body.coupon,
+      });
+      const redemptions = await subscriptionRedemptions(deps.db, req.params.id);
+      res.status(created ? 201 : 200).json(serializeSubscriptionAddOn(addOn, redemptions, removed));
     },
   }),
 ];

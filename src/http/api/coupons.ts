@@ -32,6 +32,7 @@ export const couponRoutes: ApiRoute[] = [
         redeemBy: body.redeem_by,
         maxRedemptionsPerCustomer: body.max_redemptions_per_customer,
         appliesToProducts: body.applies_to_products,
+        appliesToAddOns: body.applies_to_add_ons,
         metadata: body.metadata,
       });
       res.status(201).json(serialize.coupon(coupon));

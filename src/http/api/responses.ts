@@ -586,6 +586,10 @@ export const Coupon = z
     redeem_by: NullableTime,
     max_redemptions_per_customer: NullableInt,
     applies_to_products: z.array(z.string()).nullable(),
+    applies_to_add_ons: z.array(z.string()).nullable().meta({
+      description:
+        'Add-ons it may be redeemed on; with applies_to_products both null the coupon is for all (every plan and add-on)',
+    }),
     times_redeemed: z.int(),
     active: z.boolean(),
     metadata: Metadata,
@@ -599,6 +603,10 @@ export const CouponRedemption = z
     object: object('coupon_redemption'),
     coupon: Coupon,
     subscription: z.string(),
+    add_on: z
+      .string()
+      .nullable()
+      .meta({ description: "The subscription's add-on it discounts; null: the subscription's plan" }),
     customer: z.string(),
     periods_applied: z.int(),
     removed_at: NullableTime.meta({ description: 'When it was removed; null while in effect' }),
@@ -630,6 +638,7 @@ export const InvoicePreview = z
         tax_inclusive: z.boolean(),
         taxes: z.array(LineTax),
         plan: z.string().nullable(),
+        add_on: z.string().nullable().meta({ description: 'The add-on it charges for or discounts' }),
         coupon: z.string().nullable(),
         period_start: NullableTime,
         period_end: NullableTime,
@@ -707,6 +716,10 @@ export const SubscriptionAddOn = z
     subscription: z.string(),
     add_on: AddOn,
     quantity: z.int(),
+    coupons: z.array(CouponRedemption).meta({
+      description:
+        'The coupons redeemed on this add-on of the subscription, oldest first (removed ones with removed_at)',
+    }),
     created_at: Time,
     updated_at: Time,
     deleted: z.literal(true).optional().meta({ description: 'Only when a quantity of 0 removed it' }),

@@ -472,7 +472,9 @@ export const UsageEventListQuery = ListQuery.extend({ ...ByCustomer, subscriptio
 const SubscriptionQuantity = z.number().int().min(0).max(1_000_000);
 
 /** A coupon code as customers type it: letters, digits, `-` and `_`. */
-const CouponCode = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _');
+export const CouponCode = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _');
 
 /** A percentage off, above 0 and at most 100 (see `Percent`), as ppm. */
 const PercentOff = Percent.refine((ppm) => ppm > 0, 'must be a percentage above 0 and at most 100');
@@ -585,7 +587,9 @@ export const ChangeSubscription = z
  * `POST /v1/coupons`: `percent_off` (percentage text, ≤ 4 decimals) or `amount_off` (minor units)
  * with its `currency`; for ONCE, REPEATING (`duration_in_periods`) or FOREVER; redeemable until
  * `redeem_by`, at most `max_redemptions` times in all and `max_redemptions_per_customer` per
- * customer, on plans of the `applies_to_products` only when given.
+ * customer. Eligibility as Billby's `for_all`/`products`/`add_ons`: with neither
+ * `applies_to_products` nor `applies_to_add_ons` it is for all (any plan, any add-on); otherwise it
+ * may be redeemed on subscriptions to plans of the listed products and on the listed add-ons only.
  */
 export const CreateCoupon = z.strictObject({
   code: CouponCode,
@@ -603,6 +607,12 @@ export const CreateCoupon = z.strictObject({
     .min(1)
     .max(100)
     .refine((ids) => new Set(ids).size === ids.length, 'products must not repeat')
+    .optional(),
+  applies_to_add_ons: z
+    .array(Id('addon'))
+    .min(1)
+    .max(100)
+    .refine((ids) => new Set(ids).size === ids.length, 'add-ons must not repeat')
     .optional(),
   metadata: Metadata.optional(),
 });

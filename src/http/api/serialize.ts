@@ -432,6 +432,7 @@ export const serialize = {
     redeem_by: c.redeem_by,
     max_redemptions_per_customer: c.max_redemptions_per_customer,
     applies_to_products: c.applies_to_products,
+    applies_to_add_ons: c.applies_to_add_ons,
     times_redeemed: c.times_redeemed,
     active: c.active,
     metadata: c.metadata,
@@ -442,6 +443,8 @@ export const serialize = {
     object: 'coupon_redemption',
     coupon: serialize.coupon(r.coupon),
     subscription: r.subscription_id,
+    /** The subscription's add-on it discounts; null: the subscription's plan. */
+    add_on: r.add_on_id,
     customer: r.customer_id,
     periods_applied: r.periods_applied,
     /** When it was removed (it discounts no later invoice); null while in effect. */
@@ -470,6 +473,7 @@ export const serialize = {
       tax_inclusive: l.taxInclusive ?? false,
       taxes: l.taxes,
       plan: l.planId ?? null,
+      add_on: l.addOnId ?? null,
       coupon: l.couponId ?? null,
       period_start: l.periodStart ?? null,
       period_end: l.periodEnd ?? null,
