@@ -442,3 +442,18 @@ export async function subscriptionRedemptions(
   const byId = new Map(coupons.map((c) => [c.id, c]));
   return rows.map((row) => ({ ...row, coupon: byId.get(row.coupon_id)! }));
 }
+
+/**
+ * Redemption `redemptionId` of subscription `subscriptionId`, with its coupon (as an API answer shows
+ * it after a redemption or removal).
+ * @throws NotFoundError when the subscription has no such redemption
+ */
+export async function redemptionWithCoupon(
+  db: Kysely<Database>,
+  subscriptionId: string,
+  redemptionId: string,
+): Promise<RedemptionWithCoupon> {
+  const found = (await subscriptionRedemptions(db, subscriptionId)).find((r) => r.id === redemptionId);
+  if (!found) throw new NotFoundError('coupon_redemption', redemptionId);
+  return found;
+}

@@ -6,7 +6,11 @@ import {
   subscriptionAddOns,
   updateAddOn,
 } from '../../billing/add-ons.ts';
-import { type RedemptionWithCoupon, subscriptionRedemptions } from '../../billing/coupons.ts';
+import {
+  type RedemptionWithCoupon,
+  redemptionWithCoupon,
+  subscriptionRedemptions,
+} from '../../billing/coupons.ts';
 import { previewSubscriptionAddOn } from '../../billing/preview.ts';
 import {
   getSubscriptionAddOn,
@@ -14,7 +18,6 @@ import {
   setSubscriptionAddOn,
 } from '../../billing/subscription-add-ons.ts';
 import { getSubscription } from '../../billing/subscriptions.ts';
-import type { Db } from '../../db/database.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
 import { listRoute } from './pagination.ts';
@@ -109,12 +112,6 @@ export function serializeSubscriptionAddOn(
 }
 
 const tag: Tag = 'Add-ons';
-
-/** Subscription `subscriptionId`'s redemption `redemptionId`, with its coupon. */
-async function redemptionWithCoupon(db: Db, subscriptionId: string, redemptionId: string) {
-  const redemptions = await subscriptionRedemptions(db, subscriptionId);
-  return redemptions.find((r) => r.id === redemptionId)!;
-}
 
 /**
  * /v1/add-ons (create, list, read, update) and /v1/subscriptions/{id}/add-ons (list, read one, set a

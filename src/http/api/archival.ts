@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { subscriptionRedemptions } from '../../billing/coupons.ts';
+import { redemptionWithCoupon } from '../../billing/coupons.ts';
 import { closeCustomer, reopenCustomer } from '../../billing/customer-status.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { detachPaymentMethod } from '../../billing/payment-methods.ts';
@@ -96,10 +96,7 @@ export const archivalRoutes: ApiRoute[] = [
         req.params.redemption,
         new Date(),
       );
-      const [withCoupon] = (await subscriptionRedemptions(db, req.params.id)).filter(
-        (r) => r.id === removed.id,
-      );
-      res.json(serialize.couponRedemption(withCoupon!));
+      res.json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, removed.id)));
     },
   }),
 ];

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { z } from 'zod';
 import { billingCycles } from '../../billing/billing-cycles.ts';
-import { subscriptionRedemptions } from '../../billing/coupons.ts';
+import { redemptionWithCoupon, subscriptionRedemptions } from '../../billing/coupons.ts';
 import { effectiveAmount } from '../../billing/effective-amount.ts';
 import { previewSubscription } from '../../billing/preview.ts';
 import { changeSubscription } from '../../billing/proration.ts';
@@ -278,10 +278,9 @@ export const subscriptionRoutes: ApiRoute[] = [
     responses: { 201: CouponRedemption },
     handler: async (req, res, { deps: { db }, body }) => {
       const redemption = await addSubscriptionCoupon(db, actorOf(req), req.params.id, body.coupon);
-      const [withCoupon] = (await subscriptionRedemptions(db, req.params.id)).filter(
-        (r) => r.id === redemption.id,
-      );
-      res.status(201).json(serialize.couponRedemption(withCoupon!));
+      res
+        .status(201)
+        .json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, redemption.id)));
     },
   }),
   route({
