@@ -1,6 +1,13 @@
 // The `billhook` command as a process: `bin/billhook.js`, `npm start` and `npm run cli` run this file.
 // The program itself is in program.ts, which tests run in their own process.
-import { runCli } from './program.ts';
+import { enableCompileCache } from 'node:module';
+
+// Node keeps the compiled modules (the stripped TypeScript included) in its compile cache
+// (NODE_COMPILE_CACHE, else a directory under the system's temporary directory), so a restart or a
+// CLI command starts in about a third less CPU. Enabled before the program is imported, which is
+// why that import is dynamic. A cache that cannot be written is skipped, never an error.
+enableCompileCache();
+const { runCli } = await import('./program.ts');
 
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
