@@ -138,18 +138,21 @@ export async function startWorkers(
   log: Logger,
   metrics: Metrics,
 ): Promise<void> {
-  for (const { queue, options, schedule, actor, handler } of WORKERS) {
-    const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor };
-    const workOptions = typeof options === 'function' ? options(config) : options;
-    await boss.work(
-      queue,
-      { ...workOptions, includeMetadata: true },
-      counted(queue, (jobs: JobWithMetadata<unknown>[]) => handler(jobs, context)),
-    );
-    if (schedule === null) continue;
-    if (!schedule.billingSweep || config.BILLING_SWEEPS) await boss.schedule(queue, schedule.cron);
-    else await boss.unschedule(queue);
-  }
+  // The queues' workers and schedules are independent of each other: registered side by side.
+  await Promise.all(
+    WORKERS.map(async ({ queue, options, schedule, actor, handler }) => {
+      const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor };
+      const workOptions = typeof options === 'function' ? options(config) : options;
+      await boss.work(
+        queue,
+        { ...workOptions, includeMetadata: true },
+        counted(queue, (jobs: JobWithMetadata<unknown>[]) => handler(jobs, context)),
+      );
+      if (schedule === null) return;
+      if (!schedule.billingSweep || config.BILLING_SWEEPS) await boss.schedule(queue, schedule.cron);
+      else await boss.unschedule(queue);
+    }),
+  );
 
   /**
    * Counts a failed attempt of a job of `queue` in `billhook_job_failures_total` and logs it; the error
