@@ -19,7 +19,10 @@ export const SUBSCRIPTION_TRANSITIONS: Record<SubscriptionStatus, readonly Subsc
 /**
  * Moves a subscription (locked by the caller in `work`, which has joined the ledger's writers) to
  * `to`, stamping `suspended_at` / `cancelled_at` / `ended_at`, and logs `subscription.<to lower case>`
- * with `data`. Staying in the same status changes nothing.
+ * with `data`. Staying in the same status changes nothing. Entering SUSPENDED stores `suspendReason`
+ * (a person's text, or null) as `suspend_reason`, kept apart from `data.reason`: that one is the
+ * system's (`dunning` is what lets a payment reinstate it, reinstate.ts); becoming ACTIVE clears both
+ * `suspended_at` and `suspend_reason`, however it happens (reactivation or a payment).
  * @returns the updated row
  * @throws ConflictError `invalid_subscription_transition` for a change the table above forbids
  */
@@ -29,6 +32,7 @@ export async function transitionSubscription(
   to: SubscriptionStatus,
   now: Date,
   data: Record<string, unknown> = {},
+  suspendReason: string | null = null,
 ): Promise<SubscriptionRow> {
   if (subscription.status === to) return subscription;
   if (!SUBSCRIPTION_TRANSITIONS[subscription.status].includes(to)) {
@@ -42,8 +46,8 @@ export async function transitionSubscription(
     .set({
       status: to,
       updated_at: now,
-      ...(to === 'SUSPENDED' ? { suspended_at: now } : {}),
-      ...(to === 'ACTIVE' ? { suspended_at: null } : {}),
+      ...(to === 'SUSPENDED' ? { suspended_at: now, suspend_reason: suspendReason } : {}),
+      ...(to === 'ACTIVE' ? { suspended_at: null, suspend_reason: null } : {}),
       ...(to === 'CANCELLED' ? { cancelled_at: now, ended_at: now, next_renewal_at: null } : {}),
     })
     .where('id', '=', subscription.id)

@@ -308,15 +308,15 @@ export async function suspendSubscription(
     if (subscription.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
-    const suspended = await transitionSubscription(work, subscription, 'SUSPENDED', now, {
-      reason: reason ?? null,
-    });
-    return work.trx
-      .updateTable('subscriptions')
-      .set({ suspend_reason: reason ?? null })
-      .where('id', '=', suspended.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    // The person's reason under its own key: `reason` is the system's (`dunning`, reinstate.ts).
+    return transitionSubscription(
+      work,
+      subscription,
+      'SUSPENDED',
+      now,
+      { suspend_reason: reason ?? null },
+      reason ?? null,
+    );
   });
 }
 
@@ -350,12 +350,6 @@ export async function reactivateSubscription(
     let active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
       resumes_at_period: Math.max(index, 0),
     });
-    active = await work.trx
-      .updateTable('subscriptions')
-      .set({ suspend_reason: null })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
     if (skipped && !policy.billSuspended) {
       // Resume at the current period: move the next renewal up to its start (no back-billing).
       active = await work.trx

@@ -428,6 +428,36 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     expect(await subscriptionStatus(sub)).toBe('SUSPENDED');
   });
 
+  it('does not take a reason a person gave ("dunning") for dunning\'s own: paying leaves it SUSPENDED', async () => {
+    const { customer } = await customerWith(app);
+    const sub = await subscription(customer.id, 'PLN', 'ACTIVE');
+    const suspended = await app.api('POST', `/v1/subscriptions/${sub}/suspend`, {
+      suspend_reason: 'dunning',
+    });
+    expect(suspended.body).toMatchObject({ status: 'SUSPENDED', suspend_reason: 'dunning' });
+    const id = await dueInvoice(customer.id, 'PLN', 700n, at(400), { subscription: sub });
+    await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 700, method: 'CASH' });
+    expect((await invoice(id)).status).toBe('PAID');
+    expect(await subscriptionStatus(sub)).toBe('SUSPENDED');
+  });
+
+  it('clears the suspend reason when a payment reinstates a subscription dunning suspended', async () => {
+    const { customer } = await customerWith(app);
+    const sub = await subscription(customer.id, 'PLN', 'ACTIVE');
+    const id = await dueInvoice(customer.id, 'PLN', 500n, at(0), { subscription: sub });
+    const config = { DUNNING_RETRY_DAYS: [2], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    await sweep(at(0), config); // no payment method: a failed attempt, PAST_DUE
+    await sweep(at(2), config); // the last retry fails: SUSPENDED by dunning
+    expect(await subscriptionStatus(sub)).toBe('SUSPENDED');
+    await app.api('POST', `/v1/invoices/${id}/payments`, { amount: 500, method: 'BANK' });
+    const row = await app.runtime.db
+      .selectFrom('subscriptions')
+      .select(['status', 'suspend_reason', 'suspended_at'])
+      .where('id', '=', sub)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'ACTIVE', suspend_reason: null, suspended_at: null });
+  });
+
   it('keeps a PAST_DUE subscription PAST_DUE while another of its invoices is still overdue', async () => {
     const { customer } = await customerWith(app);
     const sub = await subscription(customer.id, 'CZK', 'ACTIVE');
