@@ -101,6 +101,14 @@ describe('/v1/tax-rates and taxes by address', () => {
     expect(
       (await app.api('POST', '/v1/tax-rates', { display_name: 'x', country: 'US', percent: 100.5 })).status,
     ).toBe(422);
+    // The shape of a code is not enough: ZZ is assigned to no country, so no address could match it.
+    const unassigned = await app.api('POST', '/v1/tax-rates', {
+      display_name: 'x',
+      country: 'ZZ',
+      percent: 5,
+    });
+    expect(unassigned.status).toBe(422);
+    expect(unassigned.body.error.fields.country).toMatch(/assigned/);
     const r = await rate({ display_name: 'GST', country: 'SG', percent: 9 });
     const change = await app.api('POST', `/v1/tax-rates/${r.id}`, { percent: 10, country: 'MY' });
     expect(change.status).toBe(422);

@@ -20,20 +20,25 @@ import {
 import { getSubscription } from '../../billing/subscriptions.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
-import { listRoute } from './pagination.ts';
+import { asText, listRoute } from './pagination.ts';
 import { AddOn, CouponRedemption, InvoicePreview, listOf, SubscriptionAddOn } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
-import { CouponCode, Currency, Id, ListQuery, Metadata, MinorUnits, RedeemCoupon } from './schemas.ts';
+import {
+  CouponCode,
+  Currency,
+  Id,
+  immutable,
+  ListQuery,
+  Metadata,
+  MinorUnits,
+  QueryBoolean,
+  RedeemCoupon,
+} from './schemas.ts';
 import { serialize } from './serialize.ts';
 
 const Name = z.string().trim().min(1).max(200);
 const Description = z.string().trim().min(1).max(1000);
-const NEVER_CHANGES = "an add-on's price and currency never change: create another add-on";
-const Immutable = z
-  .unknown()
-  .refine(() => false, NEVER_CHANGES)
-  .optional()
-  .describe(NEVER_CHANGES);
+const Immutable = immutable("an add-on's price and currency never change: create another add-on");
 
 /** `POST /v1/add-ons`: a recurring price per unit and period, `amount` in minor units of `currency`. */
 export const CreateAddOn = z.strictObject({
@@ -55,12 +60,7 @@ export const UpdateAddOn = z.strictObject({
 });
 
 /** `GET /v1/add-ons`: the list query, filtered by `active`. */
-export const AddOnListQuery = ListQuery.extend({
-  active: z
-    .enum(['true', 'false'])
-    .transform((v) => v === 'true')
-    .optional(),
-});
+export const AddOnListQuery = ListQuery.extend({ active: QueryBoolean.optional() });
 
 /**
  * `POST /v1/subscriptions/:id/add-ons` (and `/preview`): set the `quantity` of `add_on` on the
@@ -150,7 +150,7 @@ export const addOnRoutes: ApiRoute[] = [
     responses: { 200: listOf(AddOn, 'AddOnList') },
     list: {
       table: 'add_ons',
-      equals: (query) => ({ active: query.active === undefined ? undefined : String(query.active) }),
+      equals: (query) => ({ active: asText(query.active) }),
       map: serializeAddOn,
     },
   }),

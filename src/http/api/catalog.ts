@@ -2,7 +2,7 @@ import { createPlan, getPlan, planOf, updatePlan } from '../../billing/plans.ts'
 import { createProduct, getProduct, updateProduct } from '../../billing/products.ts';
 import type { PlanRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
-import { listRoute } from './pagination.ts';
+import { asText, listRoute } from './pagination.ts';
 import { listOf, Plan, Product } from './responses.ts';
 import { type ApiRoute, route } from './route.ts';
 import {
@@ -14,9 +14,6 @@ import {
   UpdateProduct,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
-
-/** `true`/`false` as the text a list filter compares with a boolean column. */
-const asText = (value: boolean | undefined) => (value === undefined ? undefined : String(value));
 
 /**
  * /v1/products and /v1/plans: create, list, read, update. A plan's price never changes once

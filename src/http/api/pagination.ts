@@ -42,6 +42,11 @@ export function listFilter(
   };
 }
 
+/** A boolean filter's value as its text column compares it (`'true'`/`'false'`), or undefined (no filter). */
+export function asText(value: boolean | undefined): string | undefined {
+  return value === undefined ? undefined : String(value);
+}
+
 /**
  * The `gateway_account` column's value a list query's `gateway_account` asks for: null for `default`
  * (the gateway's default account), the `gwa_…` id as given (an unknown one matches no row), or

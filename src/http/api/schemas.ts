@@ -307,7 +307,7 @@ export const ResolveException = z.strictObject({ note: z.string().min(1).max(100
 // ---- Catalog (products, plans), customer and payment-method updates, usage ----
 
 /** `true`/`false` in a query string (`?active=true`). */
-const QueryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+export const QueryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 /** `POST /v1/products`: a name, an optional description, the caller's own id (unique) and metadata. */
 export const CreateProduct = z.strictObject({
@@ -357,13 +357,21 @@ export const CreatePlan = z.strictObject({
   metadata: Metadata.optional(),
 });
 
-const NEVER_CHANGES =
-  "a plan's price, currency, interval and taxes never change once created: create a new plan";
-const Immutable = z
-  .unknown()
-  .refine(() => false, NEVER_CHANGES)
-  .optional()
-  .describe(NEVER_CHANGES);
+/**
+ * A field an update body may not carry: any value is refused (422) with `message`, which the
+ * document shows as the field's description.
+ */
+export function immutable(message: string) {
+  return z
+    .unknown()
+    .refine(() => false, message)
+    .optional()
+    .describe(message);
+}
+
+const Immutable = immutable(
+  "a plan's price, currency, interval and taxes never change once created: create a new plan",
+);
 
 /** `POST /v1/plans/:id`: name, active and metadata only (a price never changes: create a new plan). */
 export const UpdatePlan = z.strictObject({

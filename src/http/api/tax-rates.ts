@@ -1,24 +1,26 @@
 import { z } from 'zod';
+import { isCountry } from '../../billing/countries.ts';
 import { createTaxRate, getTaxRate, updateTaxRate } from '../../billing/tax-rates.ts';
 import type { TaxRateRow } from '../../db/schema.ts';
 import { ppmToPercent } from '../../money/rates.ts';
 import { actorOf } from '../actor.ts';
-import { listRoute } from './pagination.ts';
+import { asText, listRoute } from './pagination.ts';
 import { listOf, TaxRate } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
-import { ListQuery, Metadata, Percent } from './schemas.ts';
+import { immutable, ListQuery, Metadata, Percent, QueryBoolean } from './schemas.ts';
 
-/** An ISO 3166-1 alpha-2 country code, upper case (`AU`, `GB`, `US`). */
-const Country = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code, e.g. AU');
+/** An ISO 3166-1 alpha-2 country code's shape, upper case (`AU`, `GB`, `US`): the list's filter. */
+const CountryShape = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code, e.g. AU');
+/** An assigned one: a rate for an unassigned code could never match a customer's address. */
+const Country = CountryShape.refine(
+  isCountry,
+  'must be an assigned ISO 3166-1 alpha-2 country code, e.g. AU',
+);
 const DisplayName = z.string().trim().min(1).max(100);
 const Description = z.string().trim().min(1).max(500);
-const NEVER_CHANGES =
-  "a tax rate's percentage, country, state, inclusive and compound flags never change: archive it (active: false) and create another";
-const Immutable = z
-  .unknown()
-  .refine(() => false, NEVER_CHANGES)
-  .optional()
-  .describe(NEVER_CHANGES);
+const Immutable = immutable(
+  "a tax rate's percentage, country, state, inclusive and compound flags never change: archive it (active: false) and create another",
+);
 
 /**
  * `POST /v1/tax-rates`: `display_name` (shown on invoice lines), `country` (ISO 3166-1 alpha-2) and
@@ -52,11 +54,8 @@ export const UpdateTaxRate = z.strictObject({
 
 /** `GET /v1/tax-rates`: the list query, filtered by `country` and `active`. */
 export const TaxRateListQuery = ListQuery.extend({
-  country: Country.optional(),
-  active: z
-    .enum(['true', 'false'])
-    .transform((v) => v === 'true')
-    .optional(),
+  country: CountryShape.optional(),
+  active: QueryBoolean.optional(),
 });
 
 /** A tax rate as the API shows it: the percentage as text (`"8.875"`). */
@@ -119,7 +118,7 @@ export const taxRateRoutes: ApiRoute[] = [
       table: 'tax_rates',
       equals: (query) => ({
         country: query.country,
-        active: query.active === undefined ? undefined : String(query.active),
+        active: asText(query.active),
       }),
       map: serializeTaxRate,
     },
