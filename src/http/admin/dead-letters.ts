@@ -1,7 +1,6 @@
 import { type Response, Router } from 'express';
 import { z } from 'zod';
-import { type ActivityInput, recordActivity } from '../../activities/activities.ts';
-import { inUnitOfWork } from '../../ledger/unit-of-work.ts';
+import type { ActivityInput } from '../../activities/activities.ts';
 import { QUEUES, type QueueName } from '../../queue/queues.ts';
 import {
   type DeadLetterJob,
@@ -25,7 +24,7 @@ import {
   queryOf,
   sendPage,
 } from './layout.ts';
-import { adminActor, sessionOf } from './session.ts';
+import { adminActor, recordAdminActivity, sessionOf } from './session.ts';
 
 const Queue = z.enum(Object.values(QUEUES) as [QueueName, ...QueueName[]]);
 const DeadLetterQuery = z.object({
@@ -52,8 +51,7 @@ function subjectOf(dead: DeadLetterJob) {
  */
 export function deadLetterPages({ db, boss }: AppDeps): Router {
   const router = Router();
-  const audit = (res: Response, activity: ActivityInput) =>
-    inUnitOfWork(db, { actor: adminActor(res) }, (work) => recordActivity(work, activity));
+  const audit = (res: Response, activity: ActivityInput) => recordAdminActivity(db, res, activity);
 
   router.get(`${ADMIN}/dead-letters`, async (req, res) => {
     const query = parseForm(DeadLetterQuery, req.query);

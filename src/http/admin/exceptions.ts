@@ -7,7 +7,7 @@ import type { Database, InboxRow, ReconciliationExceptionRow } from '../../db/sc
 import { NotFoundError } from '../../errors.ts';
 import { resolveException } from '../../exceptions/exceptions.ts';
 import { accountFilter } from '../api/pagination.ts';
-import { Gateway } from '../api/schemas.ts';
+import { Gateway, GatewayAccountFilter } from '../api/schemas.ts';
 import type { AppDeps } from '../deps.ts';
 import { type Html, h } from './html.ts';
 import {
@@ -29,7 +29,7 @@ const ExceptionQuery = z.object({
   status: z.enum(['open', 'resolved']).optional(),
   kind: z.string().max(60).optional(),
   gateway: Gateway.optional(),
-  gateway_account: z.union([z.literal('default'), z.string().regex(/^gwa_[0-9a-z]{1,40}$/)]).optional(),
+  gateway_account: GatewayAccountFilter.optional(),
   event: z.string().max(64).optional(),
   payout: z.string().max(64).optional(),
   starting_after: z.string().max(64).optional(),

@@ -1,15 +1,13 @@
 import { Router } from 'express';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { recordActivity } from '../../activities/activities.ts';
 import { getRow } from '../../db/get.ts';
 import { countRows, type ListFilter, listRows } from '../../db/list.ts';
 import type { InboxRow } from '../../db/schema.ts';
 import { inboxTouchesCustomer } from '../../inbox/customer.ts';
 import { replayInboxEvents } from '../../inbox/replay.ts';
-import { inUnitOfWork } from '../../ledger/unit-of-work.ts';
 import { accountFilter } from '../api/pagination.ts';
-import { Gateway } from '../api/schemas.ts';
+import { Gateway, GatewayAccountFilter } from '../api/schemas.ts';
 import type { AppDeps } from '../deps.ts';
 import { h } from './html.ts';
 import {
@@ -25,7 +23,7 @@ import {
   queryOf,
   sendPage,
 } from './layout.ts';
-import { adminActor, sessionOf } from './session.ts';
+import { recordAdminActivity, sessionOf } from './session.ts';
 
 const STATUSES = ['received', 'retrying', 'processed', 'ignored', 'exception'] as const;
 
@@ -36,7 +34,7 @@ const REPLAY_CHUNK = 500;
 /** The inbox's filters: those of `GET /v1/events`, plus the event's type and its gateway event id. */
 const InboxFilter = z.object({
   gateway: Gateway.optional(),
-  gateway_account: z.union([z.literal('default'), z.string().regex(/^gwa_[0-9a-z]{1,40}$/)]).optional(),
+  gateway_account: GatewayAccountFilter.optional(),
   type: z.string().max(200).optional(),
   status: z.enum(STATUSES).optional(),
   received_from: FormTime.optional(),
@@ -153,14 +151,12 @@ ${postForm(sessionOf(res), `${ADMIN}/inbox/replay`, `Replay ${Math.min(count, RE
       after = ids.at(-1);
       if (rows.length <= limit) break;
     }
-    await inUnitOfWork(db, { actor: adminActor(res) }, (work) =>
-      recordActivity(work, {
-        resourceType: 'event',
-        resourceId: 'matching',
-        action: 'events.replayed',
-        data: { filter: queryOf(filter), replayed },
-      }),
-    );
+    await recordAdminActivity(db, res, {
+      resourceType: 'event',
+      resourceId: 'matching',
+      action: 'events.replayed',
+      data: { filter: queryOf(filter), replayed },
+    });
     res.redirect(303, link('/inbox', { ...queryOf(filter), notice: `Replayed ${replayed} events.` }));
   });
 
@@ -189,9 +185,11 @@ ${row.body === null ? h`<p class="muted">Dropped by the retention.</p>` : h`<pre
 
   router.post(`${ADMIN}/inbox/:id/replay`, async (req, res) => {
     const [row] = await replayInboxEvents(db, boss, [req.params.id]);
-    await inUnitOfWork(db, { actor: adminActor(res) }, (work) =>
-      recordActivity(work, { resourceType: 'event', resourceId: row!.id, action: 'event.replayed' }),
-    );
+    await recordAdminActivity(db, res, {
+      resourceType: 'event',
+      resourceId: row!.id,
+      action: 'event.replayed',
+    });
     res.redirect(
       303,
       link(`/inbox/${row!.id}`, { notice: `Event ${row!.id} replayed: it is processed again.` }),

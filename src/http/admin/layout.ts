@@ -62,8 +62,8 @@ export function sendPage(req: Request, res: Response, options: PageOptions, body
   const session = res.locals.adminSession as AdminSession;
   const notice = typeof req.query.notice === 'string' ? req.query.notice.slice(0, 300) : undefined;
   const nav = NAV.map(
-    ([path, label]) =>
-      h`<a href="${ADMIN}${path}" class="${path === options.section ? 'here' : ''}">${label}</a>`,
+    ([path, label, query = '']) =>
+      h`<a href="${ADMIN}${path}${query}" class="${path === options.section ? 'here' : ''}">${label}</a>`,
   );
   res
     .status(options.status ?? 200)

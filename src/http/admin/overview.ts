@@ -10,10 +10,10 @@ import { QUEUES_PATH } from './queues.ts';
  * `GET /admin`: where to look first. billhook's queues with their jobs waiting, active and failed
  * (a failed job is one in the queue's dead letters, waiting for an operator; the dead-letter queues
  * are not listed as queues of their own, so a dead letter is never counted as waiting), as pg-boss
- * last counted them (every 10 s); the inbox's events not processed yet (through the partial index of
+ * last counted them (every `QUEUE_MAINTENANCE_INTERVAL_SECONDS`); the inbox's events not processed yet (through the partial index of
  * the unprocessed); the open reconciliation exceptions.
  */
-export function overviewPages({ db, boss }: AppDeps): Router {
+export function overviewPages({ db, boss, config }: AppDeps): Router {
   const router = Router();
   router.get(ADMIN, async (req, res) => {
     const counts = new Map((await boss.getQueues()).map((q) => [q.name, q]));
@@ -39,7 +39,7 @@ export function overviewPages({ db, boss }: AppDeps): Router {
 <tr><th>Open reconciliation exceptions</th><td><a class="${open.n ? 'bad' : ''}" href="${ADMIN}/exceptions?status=open">${open.n}</a></td></tr>
 </tbody></table>
 <h2>Queues</h2>
-<p>Jobs as pg-boss last counted them (every 10 s). Failed: dead letters waiting for an operator. Jobs by state, their data and errors: <a href="${QUEUES_PATH}">the queue dashboard</a>.</p>
+<p>Jobs as pg-boss last counted them (every ${config.QUEUE_MAINTENANCE_INTERVAL_SECONDS} s). Failed: dead letters waiting for an operator. Jobs by state, their data and errors: <a href="${QUEUES_PATH}">the queue dashboard</a>.</p>
 <table id="queues"><thead><tr><th>queue</th><th>waiting</th><th>active</th><th>failed</th></tr></thead><tbody>
 ${rows}
 </tbody></table>`;

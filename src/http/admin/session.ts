@@ -1,4 +1,5 @@
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
+import { type ActivityInput, recordActivity } from '../../activities/activities.ts';
 import { authenticate } from '../../auth/api-keys.ts';
 import {
   type AdminSession,
@@ -9,7 +10,7 @@ import {
 } from '../../auth/sessions.ts';
 import { constantTimeEqual } from '../../crypto.ts';
 import type { Db } from '../../db/database.ts';
-import type { Actor } from '../../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../../ledger/unit-of-work.ts';
 import { keyActor } from '../actor.ts';
 import { keyFrom } from '../auth.ts';
 import { overFailedAuthLimit, refuseFailingAddress } from '../rate-limit.ts';
@@ -44,6 +45,11 @@ export function sessionOf(res: Response): AdminSession {
 /** The actor of a console action: the admin key that asked for it (`key_…`). */
 export function adminActor(res: Response): Actor {
   return keyActor(sessionOf(res).key.id);
+}
+
+/** Records `activity` in a unit of work of its own, its actor the admin key of `res`'s session. */
+export function recordAdminActivity(db: Db, res: Response, activity: ActivityInput): Promise<void> {
+  return inUnitOfWork(db, { actor: adminActor(res) }, (work) => recordActivity(work, activity));
 }
 
 function loginPage(res: Response, next: string, status: number, error?: string): void {

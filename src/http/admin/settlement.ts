@@ -4,7 +4,7 @@ import { PAYOUT_STATUSES } from '../../gateways/settlement.ts';
 import { getPayout, listPayouts } from '../../settlement/read.ts';
 import { settlementReport } from '../../settlement/report.ts';
 import { accountFilter } from '../api/pagination.ts';
-import { Currency, Gateway } from '../api/schemas.ts';
+import { Currency, Gateway, GatewayAccountFilter } from '../api/schemas.ts';
 import { serializePayout, serializeSettlementLine } from '../api/settlement.ts';
 import type { AppDeps } from '../deps.ts';
 import { h } from './html.ts';
@@ -20,10 +20,9 @@ import {
   sendPage,
 } from './layout.ts';
 
-const Account = z.union([z.literal('default'), z.string().regex(/^gwa_[0-9a-z]{1,40}$/)]);
 const PayoutQuery = z.object({
   gateway: Gateway.optional(),
-  gateway_account: Account.optional(),
+  gateway_account: GatewayAccountFilter.optional(),
   status: z.enum(PAYOUT_STATUSES).optional(),
   currency: Currency.optional(),
   starting_after: z.string().max(64).optional(),
@@ -32,7 +31,7 @@ const ReportQuery = z.object({
   from: FormTime.optional(),
   to: FormTime.optional(),
   gateway: Gateway.optional(),
-  gateway_account: Account.optional(),
+  gateway_account: GatewayAccountFilter.optional(),
   currency: Currency.optional(),
 });
 

@@ -193,10 +193,12 @@ export type ListQuery = z.infer<typeof ListQuery>;
 /** Filters several lists share: exact equality on the row's column of the same meaning. */
 const ByStatus = { status: z.string().max(40).optional() };
 const ByCustomer = { customer: z.string().max(64).optional() };
-/** The gateway and the gateway account (`default`: the gateway's default account, or a `gwa_…` id). */
+/** A gateway account filter's value: `default` (the gateway's default account) or a `gwa_…` id. */
+export const GatewayAccountFilter = z.union([z.literal('default'), Id('gwa')]);
+/** The gateway and the gateway account. */
 const ByGateway = {
   gateway: Gateway.optional(),
-  gateway_account: z.union([z.literal('default'), Id('gwa')]).optional(),
+  gateway_account: GatewayAccountFilter.optional(),
 };
 
 /**
