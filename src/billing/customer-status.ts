@@ -4,6 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { CustomerRow, Database } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { LIVE_STATUSES } from './subscription-status.ts';
 
 /**
  * Closing and reopening a customer (BillaBear's disable / enable; PRODUCT §14 archival): a closed
@@ -15,9 +16,6 @@ import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
  * payment, a refund) is recorded as usual. Reopening lets the OPEN invoices whose `charge_at` has
  * come be collected again.
  */
-
-/** Subscription statuses that bill again or may (a suspended one can be reactivated). */
-const LIVE = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED'] as const;
 
 /**
  * Refuses new billing for a closed customer. Reads the customer `FOR KEY SHARE` — the lock inserting
@@ -60,7 +58,7 @@ export async function closeCustomer(db: Db, actor: Actor, id: string, now: Date)
       .selectFrom('subscriptions')
       .select('id')
       .where('customer_id', '=', id)
-      .where('status', 'in', LIVE)
+      .where('status', 'in', LIVE_STATUSES)
       .orderBy('id')
       .execute();
     if (live.length) {

@@ -6,15 +6,13 @@ import { ConflictError } from '../errors.ts';
 import type { CardDetails } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getPaymentMethod } from './customers.ts';
+import { LIVE_STATUSES } from './subscription-status.ts';
 
 /**
  * Changing and detaching stored payment methods (the seeds' "update payment details" and "delete
  * payment details"), and the card details gateways report. A payment method is never deleted: its
  * charges, refunds and disputes name it. Detached (`detached_at`), it is never charged again.
  */
-
-/** Subscription statuses that bill again or may (a suspended one can be reactivated). */
-const LIVE = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED'] as const;
 
 /**
  * What may change on a payment method: `default: true` makes it the customer's only default;
@@ -122,7 +120,7 @@ export async function detachPaymentMethod(
       .selectFrom('subscriptions')
       .select('id')
       .where('customer_id', '=', method.customer_id)
-      .where('status', 'in', LIVE)
+      .where('status', 'in', LIVE_STATUSES)
       .where((eb) =>
         method.is_default
           ? eb.or([eb('payment_method_id', '=', id), eb('payment_method_id', 'is', null)])

@@ -16,6 +16,9 @@ export const SUBSCRIPTION_TRANSITIONS: Record<SubscriptionStatus, readonly Subsc
   CANCELLED: [],
 };
 
+/** Subscription statuses that bill again or may (a suspended one can be reactivated). */
+export const LIVE_STATUSES: readonly SubscriptionStatus[] = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED'];
+
 /**
  * Moves a subscription (locked by the caller in `work`, which has joined the ledger's writers) to
  * `to`, stamping `suspended_at` / `cancelled_at` / `ended_at`, and logs `subscription.<to lower case>`

@@ -121,6 +121,11 @@ const InvoiceLineInput = z.strictObject({
   tax_percent: Percent.optional(),
 });
 
+/** An invoice's purchase order number (also a subscription's, copied onto each of its invoices). */
+const PoNumber = z.string().min(1).max(100);
+/** An invoice's notes (also a subscription's `invoice_notes`, copied onto each of its invoices). */
+const InvoiceNotes = z.string().min(1).max(1000);
+
 /**
  * What an invoice says beyond its lines, set while DRAFT (null clears one): `payment_terms_days` (net
  * N days; null: the customer's), `po_number`, `title`, `notes` (Billby's `invoice_notes`, ≤ 1000
@@ -128,9 +133,9 @@ const InvoiceLineInput = z.strictObject({
  */
 const InvoiceDetailFields = {
   payment_terms_days: PaymentTermsDays.nullable().optional(),
-  po_number: z.string().min(1).max(100).nullable().optional(),
+  po_number: PoNumber.nullable().optional(),
   title: z.string().min(1).max(200).nullable().optional(),
-  notes: z.string().min(1).max(1000).nullable().optional(),
+  notes: InvoiceNotes.nullable().optional(),
   external_id: z.string().min(1).max(200).nullable().optional(),
 };
 
@@ -489,10 +494,6 @@ export const CouponCode = z
 /** A percentage off, above 0 and at most 100 (see `Percent`), as ppm. */
 const PercentOff = Percent.refine((ppm) => ppm > 0, 'must be a percentage above 0 and at most 100');
 
-/** A subscription's PO number and invoice notes: what each of its invoices says (as an invoice's `po_number`, `notes`). */
-const SubscriptionPoNumber = z.string().min(1).max(100);
-const SubscriptionInvoiceNotes = z.string().min(1).max(1000);
-
 /**
  * `POST /v1/subscriptions` (and `/preview`): a customer's subscription to a plan. `quantity` units
  * (default 1), `amount_override` minor units per period instead of the plan's price, `start_at`
@@ -511,8 +512,8 @@ export const CreateSubscription = z.strictObject({
   repeat: Repeat.nullable().optional(),
   coupon: CouponCode.optional(),
   metadata: Metadata.optional(),
-  po_number: SubscriptionPoNumber.optional(),
-  invoice_notes: SubscriptionInvoiceNotes.optional(),
+  po_number: PoNumber.optional(),
+  invoice_notes: InvoiceNotes.optional(),
 });
 
 /**
@@ -522,8 +523,8 @@ export const CreateSubscription = z.strictObject({
 export const UpdateSubscription = z.strictObject({
   metadata: Metadata.optional(),
   payment_method: Id('pm').optional(),
-  po_number: SubscriptionPoNumber.nullable().optional(),
-  invoice_notes: SubscriptionInvoiceNotes.nullable().optional(),
+  po_number: PoNumber.nullable().optional(),
+  invoice_notes: InvoiceNotes.nullable().optional(),
 });
 
 /** A reason a caller gives (cancel, suspend): 1 to 1000 characters, as Billby's `string(1000)`. */

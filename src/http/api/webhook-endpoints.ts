@@ -11,6 +11,7 @@ import {
 } from '../../outbound/endpoints.ts';
 import { OUTBOUND_EVENT_TYPES } from '../../outbound/events.ts';
 import { actorOf } from '../actor.ts';
+import { toPage } from './pagination.ts';
 import { listOf, WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
 
@@ -194,11 +195,7 @@ export const webhookEndpointRoutes: ApiRoute[] = [
         limit: query.limit,
         startingAfter: query.starting_after,
       });
-      res.json({
-        object: 'list',
-        data: rows.slice(0, query.limit).map(serializeWebhookDelivery),
-        has_more: rows.length > query.limit,
-      });
+      res.json(toPage(rows, query.limit, serializeWebhookDelivery));
     },
   }),
   route({
