@@ -3,7 +3,7 @@ import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getPlan } from './plans.ts';
-import { prorate } from './proration.ts';
+import { prorate, secondsBetween } from './proration.ts';
 import { invoiceUsageUntil } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 
@@ -151,13 +151,12 @@ async function refundOf(
     .where('metric_code', 'is', null)
     .execute();
   const recurring = lines.reduce((sum, l) => sum + l.amount + l.tax_amount, 0n);
-  const seconds = (ms: number) => BigInt(Math.max(0, Math.floor(ms / 1000)));
   const amount = cancellationRefund(
     type,
     recurring > 0n ? recurring : 0n,
     invoice.amount_paid - invoice.amount_refunded,
-    seconds(end.getTime() - effectiveAt.getTime()),
-    seconds(end.getTime() - start.getTime()),
+    secondsBetween(effectiveAt, end),
+    secondsBetween(start, end),
   );
   return amount > 0n ? { invoiceId: invoice.id, amount } : null;
 }

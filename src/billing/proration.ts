@@ -87,7 +87,10 @@ export interface ChangeResult {
   usageInvoice: InvoiceRow | null;
 }
 
-const seconds = (ms: number) => BigInt(Math.floor(ms / 1000));
+/** The whole seconds from `from` to `to` (0 when `to` is not later): how proration measures a period. */
+export function secondsBetween(from: Date, to: Date): bigint {
+  return BigInt(Math.max(0, Math.floor((to.getTime() - from.getTime()) / 1000)));
+}
 
 /**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
@@ -130,9 +133,9 @@ export async function changeSubscription(
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
     const lines: NewLine[] = [];
     if (inPeriod && behavior !== 'none') {
-      const period = seconds(end.getTime() - start.getTime());
+      const period = secondsBetween(start, end);
       const time = {
-        remaining: behavior === 'full' ? period : seconds(end.getTime() - now.getTime()),
+        remaining: behavior === 'full' ? period : secondsBetween(now, end),
         period,
       };
       const coupons = await periodCoupons(work.trx, subscription);
