@@ -138,11 +138,12 @@ describe('coupons on subscription add-ons and the add-on preview', () => {
     expect(await effective(sub.id)).toBe(2000 + 3000 - 300 + 500);
 
     const first = await renew(sub.id);
+    // Each line names the add-on it charges for or discounts (`add_on`), the plan's none.
     expect(first.lines).toMatchObject([
-      { type: 'CHARGE', amount: 2000, coupon: null },
-      { type: 'CHARGE', unit_amount: 1000, quantity: 3, amount: 3000, coupon: null },
-      { type: 'CREDIT', amount: -300, coupon: added.body.coupons[0].coupon.id, plan: null },
-      { type: 'CHARGE', unit_amount: 500, quantity: 1, amount: 500 },
+      { type: 'CHARGE', amount: 2000, coupon: null, add_on: null },
+      { type: 'CHARGE', unit_amount: 1000, quantity: 3, amount: 3000, coupon: null, add_on: seats },
+      { type: 'CREDIT', amount: -300, coupon: added.body.coupons[0].coupon.id, plan: null, add_on: seats },
+      { type: 'CHARGE', unit_amount: 500, quantity: 1, amount: 500, add_on: support },
     ]);
     expect(first.subtotal).toBe(5200);
     const second = await renew(sub.id);

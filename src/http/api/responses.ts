@@ -162,6 +162,7 @@ export const InvoiceLine = z
       .meta({ description: 'True when the price included its tax: amount is the net part' }),
     taxes: z.array(LineTax).meta({ description: 'Each named tax rate applied; [] for a bare percent' }),
     plan: z.string().nullable(),
+    add_on: z.string().nullable().meta({ description: 'The add-on it charges for or discounts' }),
     metric_code: z.string().nullable(),
     coupon: z.string().nullable(),
     period_start: NullableTime,

@@ -140,6 +140,7 @@ export const serialize = {
       tax_inclusive: l.tax_inclusive,
       taxes: l.taxes,
       plan: l.plan_id,
+      add_on: l.add_on_id,
       metric_code: l.metric_code,
       coupon: l.coupon_id,
       period_start: l.period_start,
