@@ -19,6 +19,12 @@ function isTrustedProxyEntry(entry: string): boolean {
 }
 
 const url = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
+/** An on/off setting: `1`/`true` or `0`/`false`, `fallback` when unset. */
+const flag = (fallback: '0' | '1') =>
+  z
+    .enum(['0', '1', 'true', 'false'])
+    .default(fallback)
+    .transform((v) => v === '1' || v === 'true');
 
 /** Comma-separated list of secrets (rotation: the first signs, every one verifies). */
 const secretList = optionalString.transform((value) =>
@@ -70,10 +76,7 @@ const EnvSchema = z.object({
    */
   BILLHOOK_SECRET_KEY_PREVIOUS: secretKey,
   /** Benchmarks only: serves POST /bench/verify-only/:gateway (signature check, no database). */
-  BILLHOOK_BENCH_ROUTES: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('0')
-    .transform((v) => v === '1' || v === 'true'),
+  BILLHOOK_BENCH_ROUTES: flag('0'),
   /**
    * Which peers' `X-Forwarded-For` billhook believes (Express's `trust proxy`), so the per-address
    * limits count clients, not the front proxy: unset = none (the peer's address is the client's);
@@ -168,10 +171,7 @@ const EnvSchema = z.object({
    * cycle or end dates, and the subscription will continue to be billed"). Off (the default) gives it
    * no invoices while suspended and resumes at the current period on reactivation.
    */
-  BILL_SUSPENDED_SUBSCRIPTIONS: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('0')
-    .transform((v) => v === '1' || v === 'true'),
+  BILL_SUSPENDED_SUBSCRIPTIONS: flag('0'),
   /** Days the inbox keeps a finished webhook's raw body; then only the row (id, type, outcome) stays. */
   INBOX_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /** Days the inbox keeps a cleanly finished webhook's row (processed or ignored, no exception) at all. */
@@ -180,10 +180,7 @@ const EnvSchema = z.object({
    * Whether the minute-by-minute billing sweeps run (`subscription.renew`, `invoice.charge`). Off
    * pauses automatic invoicing and charging (e.g. during a data migration); jobs sent by hand still run.
    */
-  BILLING_SWEEPS: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('1')
-    .transform((v) => v === '1' || v === 'true'),
+  BILLING_SWEEPS: flag('1'),
   /** Days back the daily `settlement.sync` asks each gateway account for its settlement data. */
   SETTLEMENT_SYNC_DAYS: z.coerce.number().int().min(1).max(31).default(7),
   /** Per gateway, days after a charge by which it is normally paid out (config/settlement.ts). */

@@ -24,6 +24,7 @@ import {
   queryOf,
   sendPage,
 } from './layout.ts';
+import { QUEUES_PATH } from './queues.ts';
 import { adminActor, recordAdminActivity, sessionOf } from './session.ts';
 
 const Queue = z.enum(Object.values(QUEUES) as [QueueName, ...QueueName[]]);
@@ -74,7 +75,7 @@ ${total ? h`<p><a href="${link('/dead-letters/confirm', { action: 'retry' })}">R
 <table id="dead-letters"><thead><tr><th>queue</th><th>job</th><th>dead since</th><th>events or data</th><th>error</th><th></th></tr></thead><tbody>
 ${shown.map(
   (d) =>
-    h`<tr><td>${d.queue}</td><td><a href="${ADMIN}/queues/queues/${d.queue}.dead/jobs/${d.jobId}"><code>${d.jobId}</code></a></td><td>${d.createdOn}</td><td>${subjectOf(d)}</td><td class="bad">${d.errors.map((e) => e.error).join('; ')}</td><td>${postForm(session, `${ADMIN}/dead-letters/${d.queue}/${d.jobId}/retry`, 'Retry')} <a href="${ADMIN}/dead-letters/${d.queue}/${d.jobId}/delete">Delete…</a></td></tr>`,
+    h`<tr><td>${d.queue}</td><td><a href="${QUEUES_PATH}/queues/${d.queue}.dead/jobs/${d.jobId}"><code>${d.jobId}</code></a></td><td>${d.createdOn}</td><td>${subjectOf(d)}</td><td class="bad">${d.errors.map((e) => e.error).join('; ')}</td><td>${postForm(session, `${ADMIN}/dead-letters/${d.queue}/${d.jobId}/retry`, 'Retry')} <a href="${ADMIN}/dead-letters/${d.queue}/${d.jobId}/delete">Delete…</a></td></tr>`,
 )}
 </tbody></table>
 ${pager('/dead-letters', values, shown.at(-1)?.jobId, letters.length > PAGE_SIZE)}`;
