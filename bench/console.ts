@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/env.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { createLogger } from '../src/logger.ts';
 import { startRuntime } from '../src/runtime.ts';
+import { summarizeLatencies } from './stats.ts';
 
 const ADMIN_KEY = 'bh_bench_console_admin_key_0123456789';
 const ROWS = Number(process.env.BENCH_CONSOLE_ROWS ?? 1_000_000);
@@ -125,12 +126,8 @@ try {
       status = response.status;
       if (run > 0) times.push(performance.now() - started);
     }
-    times.sort((a, b) => a - b);
-    results[name] = {
-      status,
-      median_ms: Math.round(times[Math.floor(times.length / 2)]! * 10) / 10,
-      max_ms: Math.round(times.at(-1)! * 10) / 10,
-    };
+    const { p50, max } = summarizeLatencies(times, 1);
+    results[name] = { status, median_ms: p50, max_ms: max };
   }
   const slow = Object.entries(results).filter(([, r]) => r.median_ms >= LIMIT_MS || r.status !== 200);
   console.log(
