@@ -67,6 +67,35 @@ export interface CustomerDetailsInput {
   payment_terms_days?: number | null;
 }
 
+/** A parsed customer body: create, update, or a signup's `customer`. */
+interface CustomerBody extends CustomerDetailsInput {
+  email?: string;
+  name?: string | null;
+  external_id?: string | null;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * A parsed customer body as the billing module's input (`NewCustomer` from a create's,
+ * `CustomerUpdate` from an update's): its own fields, camel-cased, and its `CustomerDetails`.
+ */
+export function customerInputOf<B extends CustomerBody>(
+  body: B,
+): {
+  email: B['email'];
+  name: B['name'];
+  externalId: B['external_id'];
+  metadata: B['metadata'];
+} & CustomerDetails {
+  return {
+    email: body.email,
+    name: body.name,
+    externalId: body.external_id,
+    metadata: body.metadata,
+    ...customerDetailsOf(body),
+  };
+}
+
 /** The billing module's `CustomerDetails` of a parsed body. */
 export function customerDetailsOf(body: CustomerDetailsInput): CustomerDetails {
   const { address } = body;

@@ -11,7 +11,7 @@ import { listRows } from '../../db/list.ts';
 import type { CustomerRow } from '../../db/schema.ts';
 import { refundCustomerCredit } from '../../payments/credit-refunds.ts';
 import { actorOf } from '../actor.ts';
-import { customerDetailsOf } from './customer-details.ts';
+import { customerInputOf } from './customer-details.ts';
 import { accountFilter, listFilter, listRoute } from './pagination.ts';
 import { Customer, CustomerCreditRefund, listOf, PaymentMethod } from './responses.ts';
 import { type ApiRoute, route } from './route.ts';
@@ -42,13 +42,7 @@ export const customerRoutes: ApiRoute[] = [
     body: CreateCustomer,
     responses: { 201: Customer },
     handler: async (req, res, { deps, body }) => {
-      const customer = await createCustomer(deps.db, actorOf(req), {
-        email: body.email,
-        name: body.name,
-        externalId: body.external_id,
-        metadata: body.metadata,
-        ...customerDetailsOf(body),
-      });
+      const customer = await createCustomer(deps.db, actorOf(req), customerInputOf(body));
       // A new customer has no ledger account yet, so no balance and no credit.
       res.status(201).json(serialize.customer({ ...customer, balances: [], credit: [] }));
     },
@@ -124,13 +118,7 @@ export const customerRoutes: ApiRoute[] = [
     body: UpdateCustomer,
     responses: { 200: Customer },
     handler: async (req, res, { deps: { db }, body }) => {
-      const customer = await updateCustomer(db, actorOf(req), req.params.id, {
-        email: body.email,
-        name: body.name,
-        externalId: body.external_id,
-        metadata: body.metadata,
-        ...customerDetailsOf(body),
-      });
+      const customer = await updateCustomer(db, actorOf(req), req.params.id, customerInputOf(body));
       res.json(serialize.customer(await getCustomerWithBalances(db, customer.id)));
     },
   }),

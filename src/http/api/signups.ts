@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { signUp } from '../../billing/signup.ts';
 import { actorOf } from '../actor.ts';
-import { customerDetailsOf } from './customer-details.ts';
+import { customerInputOf } from './customer-details.ts';
 import { Signup } from './responses.ts';
 import { type ApiRoute, route } from './route.ts';
 import { CreateCustomer, CreatePaymentMethod, CreateSubscription } from './schemas.ts';
@@ -41,13 +41,7 @@ export const signupRoutes: ApiRoute[] = [
         db,
         actorOf(req),
         {
-          customer: {
-            email: body.customer.email,
-            name: body.customer.name,
-            externalId: body.customer.external_id,
-            metadata: body.customer.metadata,
-            ...customerDetailsOf(body.customer),
-          },
+          customer: customerInputOf(body.customer),
           paymentMethod: {
             gateway: body.payment_method.gateway,
             gatewayToken: body.payment_method.gateway_token,
