@@ -153,6 +153,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
     const boss = createBoss(database.url, {
       maintenance: role !== 'web',
       maintenanceIntervalSeconds: config.QUEUE_MAINTENANCE_INTERVAL_SECONDS,
+      poolSize: config.QUEUE_POOL_SIZE,
     });
     boss.on('error', (error) => log.error({ err: error }, 'pg-boss error'));
     started.push(() => boss.stop({ graceful: false }));

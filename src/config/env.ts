@@ -202,6 +202,12 @@ const EnvSchema = z.object({
    * jobs of workers that stopped (no heartbeat), for their retry.
    */
   QUEUE_MAINTENANCE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
+  /**
+   * Connections each process's pg-boss keeps to PostgreSQL at most (its job fetches, completions,
+   * sends and schedules; the ledger's and the API's queries have their own pool of 10). Each costs
+   * PostgreSQL a backend (memory, and a few milliseconds of CPU to open and warm its caches).
+   */
+  QUEUE_POOL_SIZE: z.coerce.number().int().min(2).max(100).default(10),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(30_000),
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: secretList,

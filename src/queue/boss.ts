@@ -29,16 +29,17 @@ export const BOSS_SCHEMA = 'pgboss';
  * @param options.maintenance false for web-only processes and the CLI: no supervision or cron
  * @param options.maintenanceIntervalSeconds seconds between maintenance passes (queue counts, jobs of
  *   dead workers failed): `QUEUE_MAINTENANCE_INTERVAL_SECONDS`, 10 by default
+ * @param options.poolSize pg-boss's connections at most: `QUEUE_POOL_SIZE`, 10 by default
  */
 export function createBoss(
   connectionString: string,
-  options: { maintenance: boolean; maintenanceIntervalSeconds?: number },
+  options: { maintenance: boolean; maintenanceIntervalSeconds?: number; poolSize?: number },
 ): PgBoss {
   const interval = options.maintenanceIntervalSeconds ?? 10;
   return new PgBoss({
     connectionString,
     schema: BOSS_SCHEMA,
-    max: 10,
+    max: options.poolSize ?? 10,
     useListenNotify: options.maintenance,
     supervise: options.maintenance,
     schedule: options.maintenance,
