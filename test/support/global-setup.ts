@@ -108,14 +108,18 @@ store[SERVERS_KEY] = servers;
  * Turns off `fsync` on a server of the test run (a throwaway cluster in a temporary directory, never
  * the one a test kills): a commit still reaches the operating system before it returns, so no test
  * process, nor a PostgreSQL process, that dies loses it, but no test waits for the disk (about half
- * a millisecond per commit here, over every commit of the suite). Set through `ALTER SYSTEM` and a
- * configuration reload, as its superuser; the clusters billhook starts itself are untouched.
+ * a millisecond per commit here, over every commit of the suite). `full_page_writes` goes too: it
+ * protects pages only against a torn write of the operating system's crash, and every test file's
+ * `CREATE DATABASE` forces a checkpoint, after which each page's first change would copy the whole
+ * page into the WAL. Set through `ALTER SYSTEM` and a configuration reload, as its superuser; the
+ * clusters billhook starts itself are untouched.
  */
 async function skipDiskFlushes(adminUrl: string): Promise<void> {
   const admin = new pg.Client(adminUrl);
   await admin.connect();
   try {
     await admin.query('ALTER SYSTEM SET fsync = off');
+    await admin.query('ALTER SYSTEM SET full_page_writes = off');
     await admin.query('SELECT pg_reload_conf()');
   } finally {
     await admin.end();
