@@ -3,10 +3,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
+import { stripeFixture } from '../support/stripe.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -213,6 +214,53 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect(moved('gateway_clearing:stripe')).toBe(-400);
     expect(moved('customer_credit:customer')).toBe(-100);
     expect(await creditOf(customer)).toEqual([{ currency: 'GBP', amount: 100 }]);
+  });
+
+  it('a declined card refund leaves the credit given back; a later POST /v1/invoices/:id/refund keeps the tax share cumulative', async () => {
+    // Credit 300, card 700, as in the first case (AUD).
+    const { customer, method } = await customerWithCredit('AUD', 1960);
+    const sub = await subscribe('AUD', customer, method);
+    expect(sub.invoice).toMatchObject({ credit_applied: 300, amount_paid: 700 });
+    const before = await ledgerIn(app, 'AUD');
+    // Stripe answers the refund `failed` (https://docs.stripe.com/api/refunds/object#refund_object-status,
+    // `failure_reason` expired_or_canceled_card): the fixture refund with that status.
+    const declined = nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .reply(200, {
+        ...stripeFixture('api.refund.succeeded.openapi-fixture.json'),
+        id: 're_cancel_declined',
+        status: 'failed',
+        failure_reason: 'expired_or_canceled_card',
+      });
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(declined.isDone()).toBe(true);
+    // The credit part committed with the cancellation: 300 back, tax round(200 × 300 / 1000) = 60.
+    expect(cancelled.body).toMatchObject({
+      status: 'CANCELLED',
+      refund: { status: 'failed', amount: 700 },
+      credit_note: { subtotal: 240, tax: 60, total: 300 },
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 0,
+      credit_returned: 300,
+    });
+    // The card's 700 refunded by hand later: the notes then give back 700 + 300 = 1000, so
+    // round(200 × 1000 / 1000) = 200 tax in all; this note holds 200 − 60 = 140.
+    const stripe = stripeRefundSucceeds('re_later_by_hand');
+    const later = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {});
+    expect(later.body).toMatchObject({ status: 'succeeded', amount: 700 });
+    expect(stripe.isDone()).toBe(true);
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_refunded: 700, credit_returned: 300 });
+    expect(notesOf(invoice)).toEqual([
+      { refund: null, subtotal: 240, tax: 60, total: 300 },
+      { refund: 'refund', subtotal: 560, tax: 140, total: 700 },
+    ]);
+    const after = await ledgerIn(app, 'AUD');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect([moved('refunds'), moved('tax_payable')]).toEqual([800, 200]);
+    expect([moved('gateway_clearing:stripe'), moved('customer_credit:customer')]).toEqual([-700, -300]);
   });
 
   it('an invoice paid wholly by credit gives the credit back, with no gateway call (no longer 409 nothing_to_refund)', async () => {
