@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database, SubscriptionRow } from '../db/schema.ts';
+import type { Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getPlan } from './plans.ts';
@@ -17,9 +17,9 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  * - `date`: `cancel_at`; the status stays (ACTIVE, IN_TRIAL…) until then and renewal invoices the
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
- * The refund (`full` or `prorate`) gives back money of the current period's paid invoice through the
- * gateway that took it (payments/cancellations.ts); this module only says how much
- * (`cancellationRefund`).
+ * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
+ * through the gateway that took it, and the customer credit that paid the rest back to their credit
+ * (payments/cancellations.ts); this module only says how much of each (`cancellationRefund`).
  */
 
 /** When a cancellation takes effect. */
@@ -38,52 +38,84 @@ export interface CancelOptions {
   reason?: string;
 }
 
-/** A refund a cancellation asks for: `amount` minor units of invoice `invoiceId`'s currency. */
+/**
+ * What a cancellation gives back of invoice `invoiceId`, minor units of its currency: `amount` in
+ * cash (a refund of its gateway payment) and `credit` to the customer's credit (a credit note that
+ * gives back the customer credit that paid it).
+ */
 export interface CancellationRefund {
   invoiceId: string;
   amount: bigint;
+  credit: bigint;
 }
 
-/** What a cancellation did: the subscription, and the refund to send (null: none). */
+/** What a cancellation did: the subscription, and what to give back (null: nothing). */
 export interface Cancellation {
   subscription: SubscriptionRow;
   refund: CancellationRefund | null;
 }
 
+/** Two amounts of one invoice, minor units ≥ 0: what its payments paid in cash and what the customer's credit paid. */
+export interface CashAndCredit {
+  cash: bigint;
+  credit: bigint;
+}
+
 /**
- * How much a cancellation gives back of a period's invoice, minor units (pure):
+ * What a cancellation gives back of a period's invoice, and how (pure). What it owes:
  * - `none`: 0;
- * - `full`: `min(recurring, refundable)`;
- * - `prorate`: `min(prorate(recurring, unused, period), refundable)`, `prorate` rounding half up by
- *   whole seconds as a mid-period change does (proration.ts).
+ * - `full`: `recurring`;
+ * - `prorate`: `prorate(recurring, unused, period)`, rounding half up by whole seconds as a
+ *   mid-period change does (proration.ts).
+ * That is given back cash first, up to the cash still refundable, and the rest as customer credit,
+ * up to the credit applied to the invoice not given back yet; never more than owed in total, never
+ * negative. Cash first because cash is what the customer asked back and what a gateway can still
+ * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
+ * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
+ * is lost. When both are short (an invoice refunded by hand already), less than owed is given back.
  * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
- * @param refundable what is still refundable of the invoice (paid − refunded), ≥ 0
+ * @param returnable what is still returnable of the invoice: `cash` = paid − refunded (by its gateway
+ * payment), `credit` = credit applied − credit returned, each ≥ 0
  * @param unusedSeconds seconds of the period after the cancellation takes effect, 0 … periodSeconds
  * @param periodSeconds the period's length, > 0
- * @returns 0 … min(recurring, refundable); the customer keeps paying `recurring − refund` for the
- * used time, so refund + kept = recurring exactly when the refundable amount covers it
+ * @returns `cash` 0 … returnable.cash and `credit` 0 … returnable.credit, with cash + credit ≤ owed;
+ * the customer keeps paying `recurring − refund` for the used time, so refund + kept = recurring
+ * exactly when the returnable amounts cover what is owed
  */
 export function cancellationRefund(
   type: RefundType,
   recurring: bigint,
-  refundable: bigint,
+  returnable: CashAndCredit,
   unusedSeconds: bigint,
   periodSeconds: bigint,
-): bigint {
+): CashAndCredit {
   const owed =
     type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unusedSeconds, periodSeconds);
-  return owed < refundable ? owed : refundable;
+  // min(amount, limit), neither below 0.
+  const upTo = (amount: bigint, limit: bigint) => {
+    const least = amount < limit ? amount : limit;
+    return least > 0n ? least : 0n;
+  };
+  const cash = upTo(owed, returnable.cash);
+  return { cash, credit: upTo(owed - cash, returnable.credit) };
 }
+
+/** Statuses of an invoice paid (by its payments or the customer's credit) that may still have money to give back. */
+const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'];
 
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current
- * period's invoice must be PAID (or partly refunded already) by a gateway payment; its recurring
+ * period's invoice must be paid (PAID, PARTIALLY_REFUNDED, or REFUNDED with customer credit still to
+ * give back), its cash by a gateway payment; its recurring
  * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
- * @returns the refund, or null when `type` is `none` or the amount is 0
- * @throws ConflictError `nothing_to_refund` when the period has no paid invoice with a gateway
- * payment, `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * What it owes is given back cash first, then as the customer credit that paid it
+ * (`cancellationRefund`); an invoice the customer's credit paid whole gives back credit only.
+ * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or both are 0
+ * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
+ * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
+ * cash, no credit); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
@@ -137,10 +169,19 @@ async function refundOf(
     .where('status', '=', 'succeeded')
     .where('gateway_transaction_id', 'is not', null)
     .executeTakeFirst();
-  if (!invoice || (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') || !paid) {
+  const returnable = {
+    cash: invoice ? invoice.amount_paid - invoice.amount_refunded : 0n,
+    credit: invoice ? invoice.credit_applied - invoice.credit_returned : 0n,
+  };
+  if (
+    !invoice ||
+    !PAID_STATUSES.includes(invoice.status) ||
+    (returnable.cash > 0n && !paid) ||
+    (returnable.cash <= 0n && returnable.credit <= 0n)
+  ) {
     throw new ConflictError(
       'nothing_to_refund',
-      `the current period's invoice of subscription ${subscription.id} is not paid by a gateway payment`,
+      `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back`,
     );
   }
   const lines = await trx
@@ -151,21 +192,22 @@ async function refundOf(
     .where('metric_code', 'is', null)
     .execute();
   const recurring = lines.reduce((sum, l) => sum + l.amount + l.tax_amount, 0n);
-  const amount = cancellationRefund(
+  const { cash, credit } = cancellationRefund(
     type,
     recurring > 0n ? recurring : 0n,
-    invoice.amount_paid - invoice.amount_refunded,
+    returnable,
     secondsBetween(effectiveAt, end),
     secondsBetween(start, end),
   );
-  return amount > 0n ? { invoiceId: invoice.id, amount } : null;
+  return cash > 0n || credit > 0n ? { invoiceId: invoice.id, amount: cash, credit } : null;
 }
 
 /**
  * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, storing
  * `cancel_reason`; logs `subscription.cancelled` (now) or `subscription.cancellation_scheduled`
- * (`period_end`, `date`: with `at`, `refund_type`, `reason`). The refund is only computed here;
- * the caller sends it in the same unit of work (payments/cancellations.ts).
+ * (`period_end`, `date`: with `at`, `refund_type`, `reason`), each with `refund_amount` (cash) and
+ * `credit_amount` (back to the customer's credit). The refund is only computed here; the caller
+ * books it in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
  * cancellation is scheduled already), `nothing_to_refund`; ValidationError `cancel_at` in the past,
  * `refund_type` as `refundOf`
@@ -198,6 +240,7 @@ export async function cancelLocked(
       reason,
       refund_type: options.refundType,
       refund_amount: refund?.amount ?? 0n,
+      credit_amount: refund?.credit ?? 0n,
     });
     return { subscription: cancelled, refund };
   }
@@ -234,6 +277,7 @@ export async function cancelLocked(
     reason,
     refund_type: options.refundType,
     refund_amount: refund?.amount ?? 0n,
+    credit_amount: refund?.credit ?? 0n,
   });
   return { subscription: updated, refund };
 }

@@ -16,6 +16,11 @@ import { prorate } from './proration.ts';
  * tax: refund 550 → 50 tax (500 revenue); then 550 more → 100 − 50 = 50. Refunds of 1 each on
  * 10 + 1 tax: round(1 × 1/11) = 0, round(1 × 2/11) = 0, …, round(1 × 6/11) = 1 on the sixth, so 1 in all.
  *
+ * Customer credit that paid part of an invoice and is given back as credit (a cancellation's refund,
+ * `issueCreditReturnNote`) has a credit note too, without a refund: the invoice's `credit_returned`
+ * counts in R with the cash refunds of the sale, so cash refunds and credit returns in any order give
+ * back exactly all the tax of what they give back in all.
+ *
  * A lost dispute (chargeback) issues no credit note and gives back no tax: the card network took the
  * money back, we did not refund a sale (as Stripe Billing, which issues credit notes for refunds
  * only); the loss is booked whole to chargeback losses.
@@ -65,9 +70,54 @@ export async function issueCreditNote(
   const overpayment = overpaymentShare(invoice, before, after);
   const sale = refund.amount - overpayment;
   if (sale === 0n) return { note: undefined, overpayment };
-  // Of the cumulative refunds, what refunded the sale (the overpayment went first).
-  const saleRefunded = after - overpaymentShare(invoice, 0n, after);
-  const target = invoice.total > 0n ? prorate(invoice.tax, saleRefunded, invoice.total) : 0n;
+  const note = await insertCreditNote(work, invoice, {
+    refundId: refund.id,
+    amount: sale,
+    givenBack: saleRefunded(invoice, after) + invoice.credit_returned,
+    reason: refund.reason,
+  });
+  return { note, overpayment };
+}
+
+/**
+ * Issues the credit note of `amount` (minor units, > 0) of the customer credit applied to a locked
+ * invoice given back to the customer's credit (billing/credit-returns.ts), inside the transaction
+ * that books it; the invoice is read before its `credit_returned` counts this amount. Its tax share
+ * is cumulative with the invoice's cash refunds (module docstring): 1000 with 200 tax paid 300 by
+ * credit and 700 by card, the credit given back first → 300 × 200 / 1000 = 60 tax; the card's
+ * refund of 700 then brings the notes to round(200 × 1000 / 1000) = 200, so it holds 140.
+ * @returns the note (`refund` null)
+ */
+export async function issueCreditReturnNote(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  reason: string | null,
+): Promise<CreditNoteRow> {
+  return insertCreditNote(work, invoice, {
+    refundId: null,
+    amount,
+    givenBack: saleRefunded(invoice, invoice.amount_refunded) + invoice.credit_returned + amount,
+    reason,
+  });
+}
+
+/** Of cumulative refunds `refunded` of an invoice, what refunded the sale (the overpayment went first). */
+function saleRefunded(invoice: InvoiceRow, refunded: bigint): bigint {
+  return refunded - overpaymentShare(invoice, 0n, refunded);
+}
+
+/**
+ * Inserts a credit note of `amount` on an invoice whose credit notes, with this one, give back
+ * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative): its tax is
+ * `round_half_up(tax × givenBack / total)` less what the earlier ISSUED notes hold, within 0 … amount.
+ */
+async function insertCreditNote(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  o: { refundId: string | null; amount: bigint; givenBack: bigint; reason: string | null },
+): Promise<CreditNoteRow> {
+  const target = invoice.total > 0n ? prorate(invoice.tax, o.givenBack, invoice.total) : 0n;
   const earlier = await work.trx
     .selectFrom('credit_notes')
     .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))
@@ -76,30 +126,30 @@ export async function issueCreditNote(
     .executeTakeFirstOrThrow();
   let tax = target - BigInt(earlier.tax);
   if (tax < 0n) tax = 0n;
-  if (tax > sale) tax = sale;
+  if (tax > o.amount) tax = o.amount;
   const note = await work.trx
     .insertInto('credit_notes')
     .values({
       id: newId('cn'),
       invoice_id: invoice.id,
-      refund_id: refund.id,
+      refund_id: o.refundId,
       customer_id: invoice.customer_id,
       currency: invoice.currency,
-      subtotal: sale - tax,
+      subtotal: o.amount - tax,
       tax,
-      total: sale,
-      reason: refund.reason,
+      total: o.amount,
+      reason: o.reason,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
   await invoiceActivity(work, invoice, 'invoice.credit_note_issued', {
     credit_note: note.id,
-    refund: refund.id,
+    refund: o.refundId,
     subtotal: note.subtotal,
     tax: note.tax,
     total: note.total,
   });
-  return { note, overpayment };
+  return note;
 }
 
 /**

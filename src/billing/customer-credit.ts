@@ -9,7 +9,8 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 /**
  * A customer's credit (PRODUCT §11): money we owe them, per currency, in their `customer_credit:<id>`
  * ledger account (a liability; its credit balance is the credit). It comes from a downgrade's
- * proration credit (with its tax) and from payments beyond what an invoice asked (overpayments); it
+ * proration credit (with its tax), from payments beyond what an invoice asked (overpayments) and from
+ * a cancellation's refund of the credit that paid its period (billing/credit-returns.ts); it
  * is taken off the customer's next invoices when they are finalized, whatever subscription (or none)
  * they bill, and can be paid back (`refundCustomerCredit`, payments/credit-refunds.ts). It is a
  * payment-like balance, as Stripe's customer balance and Chargebee's credits: applying it does not

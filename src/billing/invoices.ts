@@ -514,8 +514,20 @@ export async function applyPayment(
 }
 
 /**
+ * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
+ * refunded and the customer credit that paid it was given back whole, or none of it was (an invoice
+ * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED.
+ */
+export function givenBackStatus(
+  invoice: Pick<InvoiceRow, 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'>,
+): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
+  const credit = invoice.credit_returned === 0n || invoice.credit_returned === invoice.credit_applied;
+  return invoice.amount_refunded === invoice.amount_paid && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+}
+
+/**
  * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
- * was paid is refunded.
+ * was paid is refunded (`givenBackStatus`).
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
 export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
@@ -527,7 +539,7 @@ export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount:
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: refunded === invoice.amount_paid ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+      status: givenBackStatus({ ...invoice, amount_refunded: refunded }),
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
@@ -535,14 +547,17 @@ export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount:
   await invoiceActivity(work, invoice, 'invoice.refunded', { amount, amount_refunded: refunded });
 }
 
-/** Reverses a refund that failed after it had succeeded: the refunded amount shrinks again. */
+/**
+ * Reverses a refund that failed after it had succeeded: the refunded amount shrinks again (PAID when
+ * nothing is given back any more, cash or credit).
+ */
 export async function reverseRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
   const refunded = invoice.amount_refunded - amount;
   await work.trx
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: refunded === 0n ? 'PAID' : 'PARTIALLY_REFUNDED',
+      status: refunded === 0n && invoice.credit_returned === 0n ? 'PAID' : 'PARTIALLY_REFUNDED',
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)

@@ -216,6 +216,12 @@ export interface InvoicesTable {
   dunning_started_at: MaybeTimestamp;
   /** Customer credit taken off at finalization, minor units: amount_due = total − credit_applied − amount_paid. */
   credit_applied: MoneyWithDefault;
+  /**
+   * Of `credit_applied`, what was given back to the customer's credit by a credit note (a
+   * cancellation's refund: billing/credit-returns.ts), minor units, 0 … credit_applied. A void gives
+   * the applied credit back without it (`inv_…:credit_returned`).
+   */
+  credit_returned: MoneyWithDefault;
   /** `INV-000123`: gap-free per prefix, assigned at finalization (null on a DRAFT). */
   number: MaybeText;
   /** Net N days: the invoice's own terms (a DRAFT's override), then the terms finalization used. */
@@ -327,7 +333,8 @@ export type RefundKind = 'payment' | 'customer_credit';
 export interface CreditNotesTable {
   id: string;
   invoice_id: string;
-  refund_id: string;
+  /** The refund whose money it documents; null for a credit note that gives back customer credit. */
+  refund_id: string | null;
   customer_id: string;
   currency: string;
   subtotal: Money;

@@ -155,6 +155,37 @@ export function customerCreditReturned(movement: InvoiceMovement): EntryInput {
   };
 }
 
+/**
+ * The customer credit that paid part of an invoice, given back to the customer's credit by a credit
+ * note (a cancellation's refund, billing/credit-returns.ts): the note's `subtotal` and `tax` (minor
+ * units, `amount` = subtotal + tax), and the invoice's `credit_returned` after it (`creditReturned`).
+ */
+export interface CreditGivenBack extends InvoiceMovement {
+  subtotal: bigint;
+  tax: bigint;
+  creditReturned: bigint;
+}
+
+/**
+ * `inv_…:credit_given_back:<creditReturned>`: applied credit given back as credit by a credit note,
+ * the sale undone as a cash refund's credit note undoes it but into the customer's credit instead of a
+ * gateway's clearing (debit refunds the note's subtotal and tax payable its tax, credit the customer's
+ * credit the whole). One entry per return: the key holds the invoice's cumulative credit returned.
+ */
+export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: `${id}:credit_given_back:${movement.creditReturned}`,
+    description: `customer credit that paid invoice ${id} given back by credit note`,
+    source: { type: 'invoice', id },
+    postings: nonZero([
+      line(chart.refunds, movement.subtotal, movement.currency),
+      line(chart.taxPayable, movement.tax, movement.currency),
+      line(chart.customerCredit(movement.customerId), -movement.amount, movement.currency),
+    ]),
+  };
+}
+
 /** `inv_…:uncollectible`: what is still due written off (debit bad debt, credit the receivable). */
 export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
   const id = movement.invoiceId;

@@ -4,55 +4,112 @@ import { cancellationRefund } from '../../src/billing/cancellation.ts';
 import { prorate } from '../../src/billing/proration.ts';
 
 /**
- * The refund of a cancellation (billing/cancellation.ts) over random amounts and moments: what is
- * given back and what the customer keeps paying for the used time sum to the period's recurring
- * amount exactly; the refund never exceeds what is refundable; it grows with the unused time.
+ * The refund of a cancellation (billing/cancellation.ts), as a table and over random amounts and
+ * moments: what is given back (cash, then credit) and what the customer keeps paying for the used
+ * time sum to the period's recurring amount exactly; each part never exceeds what is returnable; it
+ * grows with the unused time.
  */
 const amount = fc.bigInt({ min: 0n, max: 10n ** 15n });
 const timing = fc
   .bigInt({ min: 1n, max: 366n * 86_400n })
   .chain((period) => fc.tuple(fc.constant(period), fc.bigInt({ min: 0n, max: period })));
 
+/** What a refund gives back in all, cash and credit. */
+const given = (refund: { cash: bigint; credit: bigint }) => refund.cash + refund.credit;
+
 describe('cancellationRefund', () => {
+  // The rule as a table: owed (full: recurring; prorate: its unused share) given back cash first, up
+  // to the cash still refundable, then as credit, up to the credit not given back yet.
+  it.each([
+    // type, recurring, cash left, credit left, unused/period seconds → cash, credit
+    // Issue #23's example: 1000 paid 300 by credit and 700 by card, cancelled at once with `full`.
+    ['full', 1000n, 700n, 300n, 10n, 30n, 700n, 300n],
+    // `prorate` half: owed 500, all of it in cash (cash first).
+    ['prorate', 1000n, 700n, 300n, 15n, 30n, 500n, 0n],
+    // `prorate` 4/5 unused: owed 800 = 700 cash + 100 credit.
+    ['prorate', 1000n, 700n, 300n, 24n, 30n, 700n, 100n],
+    // Paid wholly by credit: credit only.
+    ['full', 1000n, 0n, 1000n, 10n, 30n, 0n, 1000n],
+    ['prorate', 1000n, 0n, 1000n, 10n, 30n, 0n, 333n],
+    // 400 of the card payment refunded by hand already: 300 cash left, then the 300 credit; 400 lost.
+    ['full', 1000n, 300n, 300n, 10n, 30n, 300n, 300n],
+    // The credit given back already (a first cancellation): cash only.
+    ['full', 1000n, 700n, 0n, 10n, 30n, 700n, 0n],
+    // A setup fee on the invoice: owed is the recurring 900 only.
+    ['full', 900n, 700n, 300n, 10n, 30n, 700n, 200n],
+    ['none', 1000n, 700n, 300n, 10n, 30n, 0n, 0n],
+    // Nothing unused, or nothing recurring: nothing; negative inputs never give a negative part.
+    ['prorate', 1000n, 700n, 300n, 0n, 30n, 0n, 0n],
+    ['full', 0n, 700n, 300n, 10n, 30n, 0n, 0n],
+    ['full', 1000n, -5n, 300n, 10n, 30n, 0n, 300n],
+  ] as const)(
+    '%s of %d with %d cash and %d credit left, %d/%ds unused → %d cash, %d credit',
+    (type, recurring, cash, credit, unused, period, wantCash, wantCredit) => {
+      expect(cancellationRefund(type, recurring, { cash, credit }, unused, period)).toEqual({
+        cash: wantCash,
+        credit: wantCredit,
+      });
+    },
+  );
+
   it('splits the period exactly: refund + kept = recurring; none gives 0, full gives it all, prorate in between', () => {
     fc.assert(
-      fc.property(amount, timing, (recurring, [period, unused]) => {
-        const refund = cancellationRefund('prorate', recurring, recurring, unused, period);
-        const kept = recurring - refund;
-        expect(refund + kept).toBe(recurring);
-        expect(refund >= 0n && kept >= 0n).toBe(true);
-        // Rounded half up: within half a minor unit of the exact share.
-        const twice = 2n * refund * period - 2n * recurring * unused;
-        expect(twice >= -period && twice <= period).toBe(true);
-        expect(cancellationRefund('none', recurring, recurring, unused, period)).toBe(0n);
-        expect(cancellationRefund('full', recurring, recurring, unused, period)).toBe(recurring);
-        expect(cancellationRefund('prorate', recurring, recurring, 0n, period)).toBe(0n);
-        expect(cancellationRefund('prorate', recurring, recurring, period, period)).toBe(recurring);
-      }),
+      fc.property(
+        amount,
+        timing,
+        fc.bigInt({ min: 0n, max: 10n ** 15n }),
+        (recurring, [period, unused], cut) => {
+          // The recurring amount paid partly in cash, partly by credit, at any split.
+          const cash = cut % (recurring + 1n);
+          const paid = { cash, credit: recurring - cash };
+          const refund = given(cancellationRefund('prorate', recurring, paid, unused, period));
+          const kept = recurring - refund;
+          expect(refund + kept).toBe(recurring);
+          expect(refund >= 0n && kept >= 0n).toBe(true);
+          // Rounded half up: within half a minor unit of the exact share.
+          const twice = 2n * refund * period - 2n * recurring * unused;
+          expect(twice >= -period && twice <= period).toBe(true);
+          expect(cancellationRefund('none', recurring, paid, unused, period)).toEqual({
+            cash: 0n,
+            credit: 0n,
+          });
+          expect(cancellationRefund('full', recurring, paid, unused, period)).toEqual(paid);
+          expect(given(cancellationRefund('prorate', recurring, paid, 0n, period))).toBe(0n);
+          expect(cancellationRefund('prorate', recurring, paid, period, period)).toEqual(paid);
+        },
+      ),
       { numRuns: 2000, seed: 2028 },
     );
   });
 
-  it('never refunds more than is refundable, and more unused time never refunds less', () => {
+  it('never gives back more than owed or returnable, cash first, and more unused time never gives back less', () => {
     fc.assert(
       fc.property(
         amount,
         amount,
+        amount,
         timing,
         fc.bigInt({ min: 0n, max: 366n * 86_400n }),
-        (recurring, refundable, [period, unused], more) => {
+        (recurring, cash, credit, [period, unused], more) => {
+          const returnable = { cash, credit };
           for (const type of ['none', 'full', 'prorate'] as const) {
-            const refund = cancellationRefund(type, recurring, refundable, unused, period);
-            expect(refund >= 0n && refund <= refundable && refund <= recurring).toBe(true);
+            const refund = cancellationRefund(type, recurring, returnable, unused, period);
+            expect(refund.cash >= 0n && refund.cash <= cash).toBe(true);
+            expect(refund.credit >= 0n && refund.credit <= credit).toBe(true);
+            expect(given(refund) <= recurring).toBe(true);
+            // Credit only once the cash is used up.
+            if (refund.credit > 0n) expect(refund.cash).toBe(cash);
           }
           let later = unused + more;
           if (later > period) later = period;
-          expect(cancellationRefund('prorate', recurring, refundable, later, period)).toBeGreaterThanOrEqual(
-            cancellationRefund('prorate', recurring, refundable, unused, period),
+          expect(
+            given(cancellationRefund('prorate', recurring, returnable, later, period)),
+          ).toBeGreaterThanOrEqual(
+            given(cancellationRefund('prorate', recurring, returnable, unused, period)),
           );
           let share = prorate(recurring, unused, period);
-          if (share > refundable) share = refundable;
-          expect(cancellationRefund('prorate', recurring, refundable, unused, period)).toBe(share);
+          if (share > cash + credit) share = cash + credit;
+          expect(given(cancellationRefund('prorate', recurring, returnable, unused, period))).toBe(share);
         },
       ),
       { numRuns: 2000, seed: 2029 },

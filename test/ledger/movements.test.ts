@@ -10,6 +10,7 @@ import {
   disputeLostByRefund,
   disputeOpened,
   disputeWon,
+  invoiceCreditGivenBack,
   invoiceFinalized,
   invoiceVoided,
   offlinePaymentReceived,
@@ -115,6 +116,23 @@ const rows: {
     source: 'invoice inv_1',
     postings: [
       ['receivable:cus_1', 300n],
+      ['customer_credit:cus_1', -300n],
+    ],
+  },
+  {
+    movement: 'customer credit given back by a credit note (cancellation refund)',
+    entry: invoiceCreditGivenBack({
+      ...invoice,
+      amount: 300n,
+      subtotal: 240n,
+      tax: 60n,
+      creditReturned: 300n,
+    }),
+    key: 'inv_1:credit_given_back:300',
+    source: 'invoice inv_1',
+    postings: [
+      ['refunds', 240n],
+      ['tax_payable', 60n],
       ['customer_credit:cus_1', -300n],
     ],
   },

@@ -184,6 +184,9 @@ const invoiceFields = {
   amount_paid: Amount,
   amount_refunded: Amount,
   credit_applied: Amount,
+  credit_returned: Amount.meta({
+    description: "Of credit_applied, what was given back to the customer's credit (a cancellation's refund)",
+  }),
   subscription: z.string().nullable(),
   billing_reason: BillingReason,
   period_start: NullableTime,
@@ -261,7 +264,9 @@ export const CreditNote = z
     id: z.string(),
     object: object('credit_note'),
     invoice: z.string(),
-    refund: z.string(),
+    refund: z.string().nullable().meta({
+      description: "null: it gives back customer credit that paid the invoice (a cancellation's refund)",
+    }),
     customer: z.string(),
     status: z.enum(['ISSUED', 'VOID']),
     currency: Currency,
@@ -664,7 +669,13 @@ export const BillingCycle = z
 
 /** `POST /v1/subscriptions/:id/cancel`: the subscription and the refund it made (null: none). */
 export const SubscriptionCancellation = z
-  .strictObject({ ...subscriptionFields, refund: Refund.nullable() })
+  .strictObject({
+    ...subscriptionFields,
+    refund: Refund.nullable().meta({ description: 'The cash given back through the gateway payment' }),
+    credit_note: CreditNote.nullable().meta({
+      description: "The customer credit that paid the invoice given back to the customer's credit: total",
+    }),
+  })
   .meta({ id: 'SubscriptionCancellation' });
 
 /** `POST /v1/signups`: the three objects made, the subscription with its first invoice's id. */

@@ -114,6 +114,7 @@ export const serialize = {
     amount_paid: i.amount_paid,
     amount_refunded: i.amount_refunded,
     credit_applied: i.credit_applied,
+    credit_returned: i.credit_returned,
     subscription: i.subscription_id,
     billing_reason: i.billing_reason,
     period_start: i.period_start,

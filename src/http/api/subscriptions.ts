@@ -184,6 +184,7 @@ export const subscriptionRoutes: ApiRoute[] = [
       res.json({
         ...serialize.subscription(result.subscription),
         refund: result.refund ? serialize.refund(result.refund) : null,
+        credit_note: result.creditNote ? serialize.creditNote(result.creditNote) : null,
       });
     },
   }),

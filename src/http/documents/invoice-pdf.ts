@@ -89,6 +89,9 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
         ...(invoice.credit_applied > 0n
           ? [['Credit applied', money(invoice.credit_applied)] as [string, string]]
           : []),
+        ...(invoice.credit_returned > 0n
+          ? [['Credit given back', money(invoice.credit_returned)] as [string, string]]
+          : []),
         ['Amount paid', money(invoice.amount_paid)],
         ...(invoice.amount_refunded > 0n
           ? [['Amount refunded', money(invoice.amount_refunded)] as [string, string]]

@@ -1,0 +1,347 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, ledgerIn } from '../support/collection.ts';
+import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { insertPlan } from '../support/plans.ts';
+import { stripeFixture } from '../support/stripe.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * A cancellation's refund gives back the customer credit that paid the period's invoice (issue #23's
+ * money follow-up): cash first, through the gateway payment, up to what is still refundable; the rest
+ * as customer credit, up to the credit applied and not given back yet, with a credit note (revenue
+ * and tax given back, cumulative with the cash refund's note). Each scenario has its own currency and
+ * customer, so `ledgerIn` reads its own books in the shared app.
+ *
+ * The plan: 800 a month + 25% tax = 1000 (200 tax). Customer credit comes from a downgrade, as
+ * customers get it: a FLAT_FEE plan at 25% tax changed on Feb 22 2027 (7 of February's 28 days
+ * left) to one of 1000 credits (big − 1000) × 7/28 net + 25% tax.
+ */
+describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as credit', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const flat = (currency: string, amount: number) =>
+    insertPlan(db(), {
+      name: `Flat ${amount}`,
+      currency,
+      price: { model: 'FLAT_FEE', amount },
+      taxRatePpm: 250_000,
+    });
+
+  /** A Stripe customer of `currency` with `(big − 1000) × 7/28 × 1.25` of credit from a downgrade. */
+  async function customerWithCredit(currency: string, big: number) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const [from, to] = [await flat(currency, big), await flat(currency, 1000)];
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: from },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: to },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    return { customer: customer.id as string, method: method!.id as string };
+  }
+
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const invoiceOf = async (id: string) =>
+    (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body as {
+      status: string;
+      amount_paid: number;
+      amount_refunded: number;
+      credit_applied: number;
+      credit_returned: number;
+      credit_notes: { refund: string | null; subtotal: number; tax: number; total: number; status: string }[];
+    };
+  const notesOf = (invoice: Awaited<ReturnType<typeof invoiceOf>>) =>
+    invoice.credit_notes
+      .map((n) => ({
+        refund: n.refund === null ? null : 'refund',
+        subtotal: n.subtotal,
+        tax: n.tax,
+        total: n.total,
+      }))
+      .sort((a, b) => a.total - b.total);
+
+  /** A subscription of the 1000 plan in `currency` whose first invoice takes the customer's credit; the rest charged through Stripe. */
+  async function subscribe(currency: string, customer: string, method: string, start?: Date) {
+    const plan = await flat(currency, 800);
+    const sub = start
+      ? (
+          await createSubscription(
+            db(),
+            'system',
+            { customerId: customer, planId: plan, paymentMethodId: method },
+            start,
+          )
+        ).subscription
+      : (await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method })).body;
+    const stripe = stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    return { id: sub.id as string, invoice: settled.body.invoices[0]?.invoice, stripe };
+  }
+
+  it('full: 1000 paid 300 by credit and 700 by card gives back 700 to the card and 300 as credit, tax exact, and the next invoice uses the 300', async () => {
+    // Credit: (1960 − 1000) × 7/28 = 240 net + 60 tax = 300.
+    const { customer, method } = await customerWithCredit('EUR', 1960);
+    expect(await creditOf(customer)).toEqual([{ currency: 'EUR', amount: 300 }]);
+    const sub = await subscribe('EUR', customer, method);
+    expect(sub.stripe.seen[0]!.params.get('amount')).toBe('700');
+    expect(sub.invoice).toMatchObject({
+      status: 'PAID',
+      total: 1000,
+      tax: 200,
+      credit_applied: 300,
+      amount_paid: 700,
+    });
+    expect(await creditOf(customer)).toEqual([]);
+    const before = await ledgerIn(app, 'EUR');
+
+    const stripe = stripeRefundSucceeds('re_cancel_credit_full');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(stripe.isDone()).toBe(true);
+    // Cash first: all 700 the card paid; the other 300 of the 1000 owed go back as credit. Its note's
+    // tax: round(200 × 300 / 1000) = 60 (committed before the card's refund succeeds); the card's
+    // note brings the invoice's notes to round(200 × 1000 / 1000) = 200, so 140 of its 700.
+    expect(cancelled.body).toMatchObject({
+      status: 'CANCELLED',
+      refund: { status: 'succeeded', amount: 700, invoice: sub.invoice.id },
+      credit_note: {
+        object: 'credit_note',
+        refund: null,
+        subtotal: 240,
+        tax: 60,
+        total: 300,
+        status: 'ISSUED',
+      },
+    });
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_refunded: 700, credit_returned: 300 });
+    expect(notesOf(invoice)).toEqual([
+      { refund: null, subtotal: 240, tax: 60, total: 300 },
+      { refund: 'refund', subtotal: 560, tax: 140, total: 700 },
+    ]);
+    // Balances debit-positive: refunds 240 + 560 and tax payable 60 + 140 debited; Stripe's clearing
+    // credited 700 and the customer's credit 300 (a liability: −300). The entries balance: 800 + 200 = 700 + 300.
+    const after = await ledgerIn(app, 'EUR');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(800);
+    expect(moved('tax_payable')).toBe(200);
+    expect(moved('gateway_clearing:stripe')).toBe(-700);
+    expect(moved('customer_credit:customer')).toBe(-300);
+    expect(moved('receivable:customer')).toBe(0);
+    expect(Object.values(after).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+    expect(await creditOf(customer)).toEqual([{ currency: 'EUR', amount: 300 }]);
+    const activity = (await app.api('GET', `/v1/activities?resource=${sub.id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.cancelled',
+    );
+    expect(activity.data).toMatchObject({ refund_type: 'full', refund_amount: '700', credit_amount: '300' });
+
+    // The customer's next invoice (500) takes the 300 back: 200 left to pay.
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency: 'eur',
+      lines: [{ description: 'Consulting', amount: 500, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'OPEN', total: 500, credit_applied: 300, amount_due: 200 });
+    expect(await creditOf(customer)).toEqual([]);
+
+    // A later refund of the invoice finds nothing left: the card's 700 is all refunded.
+    const again = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {});
+    expect(again.status).toBe(409);
+  });
+
+  it('prorate at half the period: 500 owed = all 400 of cash, then 100 of the 600 credit', async () => {
+    // Credit: (2920 − 1000) × 7/28 = 480 net + 120 tax = 600; the first invoice (1000) takes it all
+    // and the card pays 400.
+    const { customer, method } = await customerWithCredit('GBP', 2920);
+    const sub = await subscribe('GBP', customer, method, d('2027-01-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 600, amount_paid: 400 });
+    const before = await ledgerIn(app, 'GBP');
+    const stripe = stripeRefundSucceeds('re_cancel_credit_half');
+    // 2027-01-01 → 2027-02-01 is 31 days; 2027-01-16T12:00Z leaves 15.5 days: half, so
+    // round_half_up(1000 × 1/2) = 500 owed; the customer keeps paying 500 for the used half.
+    const result = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      sub.id,
+      { when: 'now', refundType: 'prorate' },
+      d('2027-01-16T12:00:00Z'),
+    );
+    expect(stripe.isDone()).toBe(true);
+    // Cash first: 400 (all the card paid), then 500 − 400 = 100 of credit. Credit note of the 100:
+    // round(200 × 100 / 1000) = 20 tax, 80 revenue. The card's note: the notes then give back 500,
+    // round(200 × 500 / 1000) = 100 tax in all, so 100 − 20 = 80 tax and 320 revenue.
+    expect(result.refund).toMatchObject({ status: 'succeeded', amount: 400n });
+    expect(result.creditNote).toMatchObject({ refund_id: null, subtotal: 80n, tax: 20n, total: 100n });
+    const invoice = await invoiceOf(sub.invoice.id);
+    // 500 of the 600 credit stays paid for the used half: partly given back.
+    expect(invoice).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 400,
+      credit_returned: 100,
+    });
+    expect(notesOf(invoice)).toEqual([
+      { refund: null, subtotal: 80, tax: 20, total: 100 },
+      { refund: 'refund', subtotal: 320, tax: 80, total: 400 },
+    ]);
+    const after = await ledgerIn(app, 'GBP');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(400);
+    expect(moved('tax_payable')).toBe(100);
+    expect(moved('gateway_clearing:stripe')).toBe(-400);
+    expect(moved('customer_credit:customer')).toBe(-100);
+    expect(await creditOf(customer)).toEqual([{ currency: 'GBP', amount: 100 }]);
+  });
+
+  it('a declined card refund leaves the credit given back; a later POST /v1/invoices/:id/refund keeps the tax share cumulative', async () => {
+    // Credit 300, card 700, as in the first case (AUD).
+    const { customer, method } = await customerWithCredit('AUD', 1960);
+    const sub = await subscribe('AUD', customer, method);
+    expect(sub.invoice).toMatchObject({ credit_applied: 300, amount_paid: 700 });
+    const before = await ledgerIn(app, 'AUD');
+    // Stripe answers the refund `failed` (https://docs.stripe.com/api/refunds/object#refund_object-status,
+    // `failure_reason` expired_or_canceled_card): the fixture refund with that status.
+    const declined = nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .reply(200, {
+        ...stripeFixture('api.refund.succeeded.openapi-fixture.json'),
+        id: 're_cancel_declined',
+        status: 'failed',
+        failure_reason: 'expired_or_canceled_card',
+      });
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(declined.isDone()).toBe(true);
+    // The credit part committed with the cancellation: 300 back, tax round(200 × 300 / 1000) = 60.
+    expect(cancelled.body).toMatchObject({
+      status: 'CANCELLED',
+      refund: { status: 'failed', amount: 700 },
+      credit_note: { subtotal: 240, tax: 60, total: 300 },
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 0,
+      credit_returned: 300,
+    });
+    // The card's 700 refunded by hand later: the notes then give back 700 + 300 = 1000, so
+    // round(200 × 1000 / 1000) = 200 tax in all; this note holds 200 − 60 = 140.
+    const stripe = stripeRefundSucceeds('re_later_by_hand');
+    const later = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {});
+    expect(later.body).toMatchObject({ status: 'succeeded', amount: 700 });
+    expect(stripe.isDone()).toBe(true);
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_refunded: 700, credit_returned: 300 });
+    expect(notesOf(invoice)).toEqual([
+      { refund: null, subtotal: 240, tax: 60, total: 300 },
+      { refund: 'refund', subtotal: 560, tax: 140, total: 700 },
+    ]);
+    const after = await ledgerIn(app, 'AUD');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect([moved('refunds'), moved('tax_payable')]).toEqual([800, 200]);
+    expect([moved('gateway_clearing:stripe'), moved('customer_credit:customer')]).toEqual([-700, -300]);
+  });
+
+  it('an invoice paid wholly by credit gives the credit back, with no gateway call (no longer 409 nothing_to_refund)', async () => {
+    // Credit: (4200 − 1000) × 7/28 = 800 net + 200 tax = 1000: the first invoice is PAID at
+    // finalization by credit alone; nothing goes to Stripe (nock has no charge or refund to answer).
+    const { customer, method } = await customerWithCredit('CHF', 4200);
+    const plan = await flat('CHF', 800);
+    const created = await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method });
+    const first = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(first).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 1000, amount_paid: 0 });
+    const before = await ledgerIn(app, 'CHF');
+
+    const cancelled = await app.api('POST', `/v1/subscriptions/${created.body.id}/cancel`, {
+      refund_type: 'full',
+    });
+    expect(cancelled.status).toBe(200);
+    // All 1000 back as credit: tax round(200 × 1000 / 1000) = 200.
+    expect(cancelled.body).toMatchObject({
+      status: 'CANCELLED',
+      refund: null,
+      credit_note: { refund: null, subtotal: 800, tax: 200, total: 1000 },
+    });
+    expect(await invoiceOf(first.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 0,
+      credit_returned: 1000,
+    });
+    const after = await ledgerIn(app, 'CHF');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(800);
+    expect(moved('tax_payable')).toBe(200);
+    expect(moved('customer_credit:customer')).toBe(-1000);
+    expect(moved('gateway_clearing:stripe')).toBe(0);
+    expect(await creditOf(customer)).toEqual([{ currency: 'CHF', amount: 1000 }]);
+    expect(
+      await db().selectFrom('refunds').select('id').where('invoice_id', '=', first.id).execute(),
+    ).toEqual([]);
+  });
+
+  it('a refused cancellation changes nothing: no credit given back, no note, no entry', async () => {
+    // Credit 300 as in the first case (USD); 700 by card.
+    const { customer, method } = await customerWithCredit('USD', 1960);
+    const sub = await subscribe('USD', customer, method);
+    expect(sub.invoice).toMatchObject({ status: 'PAID', credit_applied: 300, amount_paid: 700 });
+    const before = await ledgerIn(app, 'USD');
+    const unchanged = async () => {
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PAID',
+        amount_refunded: 0,
+        credit_returned: 0,
+        credit_notes: [],
+      });
+      expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+        status: 'ACTIVE',
+        cancel_at: null,
+      });
+      expect(await ledgerIn(app, 'USD')).toEqual(before);
+      expect(await creditOf(customer)).toEqual([]);
+    };
+    // Refused before anything is computed: a refund needs the cancellation within the current period.
+    const later = new Date(Date.now() + 45 * 86_400_000).toISOString();
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {
+      when: 'date',
+      cancel_at: later,
+      refund_type: 'full',
+    });
+    expect(refused.status).toBe(422);
+    await unchanged();
+    // Refused after the credit was given back in the unit: the cash refund's gateway is not
+    // configured (409), so the credit note, the credit entry and the cancellation roll back with it.
+    await expect(
+      cancelSubscriptionWithRefund(
+        db(),
+        'system',
+        app.runtime.boss,
+        { registry: new Map(), accounts: app.runtime.accounts },
+        sub.id,
+        { when: 'now', refundType: 'full' },
+        new Date(),
+      ),
+    ).rejects.toMatchObject({ code: 'gateway_not_configured' });
+    await unchanged();
+  });
+});
