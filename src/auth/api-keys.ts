@@ -215,6 +215,12 @@ function remember(fast: string, id: string, keyHash: string): void {
   verified.set(fast, { id, keyHash });
 }
 
+/** A key found by its secret: its record, and its stored hash (what the console signs sessions with). */
+export interface AuthenticatedKey {
+  key: ApiKeyInfo;
+  keyHash: string;
+}
+
 /**
  * Looks up an unrevoked key by its secret and notes its use: `last_used_at` is written when it is
  * older than a minute (LAST_USED_RESOLUTION_SECONDS), so a busy key costs one write a minute, not
@@ -228,9 +234,18 @@ export async function authenticate(
   secret: string,
   options: { slow?: boolean } = {},
 ): Promise<ApiKeyInfo | undefined> {
+  return (await authenticateWithHash(db, secret, options))?.key;
+}
+
+/** `authenticate`, with the key's stored hash (for the console's sessions, auth/sessions.ts). */
+export async function authenticateWithHash(
+  db: Kysely<Database>,
+  secret: string,
+  options: { slow?: boolean } = {},
+): Promise<AuthenticatedKey | undefined> {
   const row = await findKey(db, secret, options.slow ?? true);
   if (!row || row.revoked_at) return undefined;
-  const { key_hash: _hash, ...info } = row;
+  const { key_hash: keyHash, ...info } = row;
   const now = new Date();
   const stale = new Date(now.getTime() - LAST_USED_RESOLUTION_SECONDS * 1000);
   if (!info.last_used_at || info.last_used_at <= stale) {
@@ -243,5 +258,5 @@ export async function authenticate(
       .execute();
     info.last_used_at = now;
   }
-  return info;
+  return { key: info, keyHash };
 }

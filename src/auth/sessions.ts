@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { constantTimeEqual } from '../crypto.ts';
 import type { Database } from '../db/schema.ts';
-import type { ApiKeyInfo } from './api-keys.ts';
+import type { ApiKeyInfo, AuthenticatedKey } from './api-keys.ts';
 
 /** Seconds an operators' console session lasts after its login (12 hours: one shift). */
 export const SESSION_SECONDS = 12 * 3600;
@@ -37,21 +37,16 @@ async function adminKeyById(db: Kysely<Database>, id: string) {
 }
 
 /**
- * Opens a session for an admin key the caller authenticated (`authenticate`): the cookie value
- * `<key id>.<session id>.<expiry, Unix seconds>.<HMAC>`, valid `SESSION_SECONDS`.
- * @throws Error when the key is not an unrevoked admin key
+ * Opens a session for an admin key the caller authenticated (`authenticateWithHash`): the cookie
+ * value `<key id>.<session id>.<expiry, Unix seconds>.<HMAC>`, valid `SESSION_SECONDS`.
+ * @throws Error when the key is not an admin key
  */
-export async function openAdminSession(
-  db: Kysely<Database>,
-  key: ApiKeyInfo,
-  now = new Date(),
-): Promise<string> {
-  const found = await adminKeyById(db, key.id);
-  if (!found) throw new Error(`not an admin key: ${key.id}`);
+export function openAdminSession({ key, keyHash }: AuthenticatedKey, now = new Date()): string {
+  if (key.scope !== 'admin') throw new Error(`not an admin key: ${key.id}`);
   const id = randomBytes(16).toString('base64url');
   const expires = Math.floor(now.getTime() / 1000) + SESSION_SECONDS;
   const body = `${key.id}.${id}.${expires}`;
-  return `${body}.${sign(found.keyHash, `session:${body}`)}`;
+  return `${body}.${sign(keyHash, `session:${body}`)}`;
 }
 
 /**
@@ -77,13 +72,10 @@ export async function readAdminSession(
 
 /**
  * The session of a request that sent an admin key itself (Basic or Bearer, authenticated by the
- * caller): id `header`, so its form token is the same on every request with that key.
- * @returns undefined when the key is not an unrevoked admin key
+ * caller with `authenticateWithHash`, so unrevoked): id `header`, so its form token is the same on
+ * every request with that key.
+ * @returns undefined when the key is not an admin key
  */
-export async function headerAdminSession(
-  db: Kysely<Database>,
-  key: ApiKeyInfo,
-): Promise<AdminSession | undefined> {
-  const found = await adminKeyById(db, key.id);
-  return found && { key: found.key, id: 'header', formToken: sign(found.keyHash, 'csrf:header') };
+export function headerAdminSession({ key, keyHash }: AuthenticatedKey): AdminSession | undefined {
+  return key.scope === 'admin' ? { key, id: 'header', formToken: sign(keyHash, 'csrf:header') } : undefined;
 }

@@ -1,6 +1,6 @@
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import { type ActivityInput, recordActivity } from '../../activities/activities.ts';
-import { authenticate } from '../../auth/api-keys.ts';
+import { authenticateWithHash } from '../../auth/api-keys.ts';
 import {
   type AdminSession,
   headerAdminSession,
@@ -99,7 +99,10 @@ export function adminSessionRoutes(db: Db): Router {
     const body = req.body as Record<string, unknown>;
     const next = nextPath(body.next);
     const secret = typeof body.key === 'string' ? body.key.trim() : '';
-    const key = secret ? await authenticate(db, secret, { slow: !overFailedAuthLimit(res) }) : undefined;
+    const found = secret
+      ? await authenticateWithHash(db, secret, { slow: !overFailedAuthLimit(res) })
+      : undefined;
+    const key = found?.key;
     if (!key && refuseFailingAddress(res)) return;
     if (key?.scope !== 'admin') {
       noteErrorCode(res, key ? 'insufficient_scope' : 'invalid_api_key');
@@ -110,7 +113,7 @@ export function adminSessionRoutes(db: Db): Router {
         key ? `This key's scope is ${key.scope}: the console needs an admin key.` : 'Unknown or revoked key.',
       );
     }
-    res.cookie(COOKIE, await openAdminSession(db, key), {
+    res.cookie(COOKIE, openAdminSession(found!), {
       path: ADMIN,
       httpOnly: true,
       sameSite: 'strict',
@@ -168,13 +171,13 @@ async function sessionFrom(
 ): Promise<AdminSession | 'answered' | undefined> {
   const secret = keyFrom(req.headers.authorization);
   if (secret) {
-    const key = await authenticate(db, secret, { slow: !overFailedAuthLimit(res) });
-    if (key && key.scope !== 'admin') {
+    const found = await authenticateWithHash(db, secret, { slow: !overFailedAuthLimit(res) });
+    if (found && found.key.scope !== 'admin') {
       noteErrorCode(res, 'insufficient_scope');
       res.status(403).type('text/plain').send('an admin key is required');
       return 'answered';
     }
-    return key && (await headerAdminSession(db, key));
+    return found && headerAdminSession(found);
   }
   const cookie = cookieValue(req.headers.cookie, COOKIE);
   return cookie ? readAdminSession(db, cookie) : undefined;
