@@ -60,6 +60,16 @@ describe('strict bodies and the order of checks on /v1', () => {
     const array = await app.api('POST', missing(BODYLESS[0]!.path), [1]);
     expect(array.status).toBe(422);
     expect(Object.keys(array.body.error.fields)).toEqual(['(body)']);
+    // Keys a plain object already has are named too (the fuzz test's `{"constructor":null}`).
+    const inherited = await fetch(`${app.url}${missing(BODYLESS[0]!.path)}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: '{"constructor":null,"__proto__":1,"toString":2}',
+    });
+    expect(inherited.status).toBe(422);
+    const refusal = JSON.parse(await inherited.text()) as { error: { fields: object; message: string } };
+    expect(Object.keys(refusal.error.fields)).toEqual(['constructor', '__proto__', 'toString']);
+    expect(refusal.error.message).toBe('invalid request: constructor, __proto__, toString');
   });
 
   it('finalizes and closes nothing for a body with a field; `{}` and an empty body act', async () => {

@@ -155,10 +155,17 @@ function strictQuery(spec: ApiRoute): (query: Request['query']) => void {
 /**
  * The body schema of a POST that declares no `body` (nor `rawBody`): `{}`, or nothing (an absent
  * body is `undefined`, an empty one `{}`); each field sent is refused by name (422, a field message
- * per field, nothing changes), anything but an object as `(body)`.
+ * per field, nothing changes), anything but an object as `(body)`. The keys are read on the raw
+ * object: `__proto__` is one of them (JSON.parse makes it an own key; zod's records skip it).
  */
-const noFields = (spec: ApiRoute) =>
-  z.record(z.string(), z.never({ error: `unknown field: POST ${spec.path} takes no body` }));
+function noFields(spec: ApiRoute): z.ZodType {
+  const message = `unknown field: POST ${spec.path} takes no body`;
+  return z.preprocess((body, ctx) => {
+    const fields = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
+    for (const field of fields) ctx.addIssue({ code: 'custom', path: [field], message });
+    return fields.length ? z.NEVER : body;
+  }, z.strictObject({}));
+}
 
 /**
  * The Express routes of `routes`, mounted below `prefix` (their paths start with it): each checks
