@@ -19,7 +19,7 @@ const BODYLESS = API_ROUTES.filter((r) => r.method === 'post' && !r.body && !r.r
 describe('strict bodies and the order of checks on /v1', () => {
   let app: TestApp;
   beforeAll(async () => {
-    // A key for the webhook endpoints' secrets, as strict-queries.test.ts starts it.
+    // A key for the webhook endpoints' secrets: without it rotate-secret answers 409 before its 404.
     app = await startOfflineTestApp({ BILLHOOK_SECRET_KEY: randomBytes(32).toString('base64') });
     // Every table but api_keys (its last_used_at is written at most once a minute per key).
     const tables = await sql<{ name: string }>`
