@@ -6,7 +6,6 @@ import { openApiRoutes } from './api/openapi.ts';
 import { mountRoutes } from './api/route.ts';
 import { API_ROUTES } from './api/routes.ts';
 import { settlementFileBody } from './api/settlement-import.ts';
-import { strictQuery } from './api/strict-query.ts';
 import { requireApiKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -82,9 +81,9 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   v1.use(rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
-  v1.use(strictQuery());
   v1.use(idempotency(deps.db, deps.config.IDEMPOTENCY_KEY_TTL_HOURS));
-  // The route table (api/routes.ts): each route checks its scope, parses its input, runs its handler.
+  // The route table (api/routes.ts): each route checks its scope, refuses a query parameter or a body
+  // field it does not take, parses its input, runs its handler.
   v1.use(mountRoutes(API_ROUTES, deps));
   app.use('/v1', v1);
   app.use((req, res) =>

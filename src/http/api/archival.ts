@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { redemptionWithCoupon } from '../../billing/coupons.ts';
 import { closeCustomer, reopenCustomer } from '../../billing/customer-status.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
@@ -9,9 +8,6 @@ import { actorOf } from '../actor.ts';
 import { CouponRedemption, Customer, PaymentMethod, UsageLimit } from './responses.ts';
 import { type ApiRoute, route } from './route.ts';
 import { serialize } from './serialize.ts';
-
-/** The archival actions take no body: `{}` or none. */
-export const NoBody = z.strictObject({});
 
 /**
  * The seeds' delete and close operations, as archival (PRODUCT §14): nothing is deleted, each sets a
@@ -28,7 +24,6 @@ export const archivalRoutes: ApiRoute[] = [
     tag: 'Customers',
     scope: 'write',
     summary: 'Close a customer: no new invoice, subscription or charge until reopened',
-    body: NoBody,
     responses: { 200: Customer },
     handler: async (req, res, { deps: { db } }) => {
       await closeCustomer(db, actorOf(req), req.params.id, new Date());
@@ -42,7 +37,6 @@ export const archivalRoutes: ApiRoute[] = [
     tag: 'Customers',
     scope: 'write',
     summary: 'Reopen a closed customer',
-    body: NoBody,
     responses: { 200: Customer },
     handler: async (req, res, { deps: { db } }) => {
       await reopenCustomer(db, actorOf(req), req.params.id, new Date());
@@ -56,7 +50,6 @@ export const archivalRoutes: ApiRoute[] = [
     tag: 'Payment methods',
     scope: 'write',
     summary: 'Detach a payment method (kept for its history, never charged again)',
-    body: NoBody,
     responses: { 200: PaymentMethod },
     handler: async (req, res, { deps }) => {
       res.json(
@@ -71,7 +64,6 @@ export const archivalRoutes: ApiRoute[] = [
     tag: 'Usage',
     scope: 'write',
     summary: 'Delete a usage limit (kept for its history, acts no more)',
-    body: NoBody,
     responses: { 200: UsageLimit },
     handler: async (req, res, { deps }) => {
       res.json(
@@ -86,7 +78,6 @@ export const archivalRoutes: ApiRoute[] = [
     tag: 'Subscriptions',
     scope: 'write',
     summary: 'Remove a redeemed coupon: later invoices are not discounted by it',
-    body: NoBody,
     responses: { 200: CouponRedemption },
     handler: async (req, res, { deps: { db } }) => {
       const removed = await removeSubscriptionCoupon(

@@ -100,6 +100,14 @@ const IdempotencyKey = z.object({
     }),
 });
 
+/**
+ * The body of a POST that declares none (as Stripe documents its bodyless actions): optional, and an
+ * object without fields; `mountRoutes` refuses each field sent (422).
+ */
+const NoBody = z
+  .strictObject({})
+  .meta({ description: 'Nothing, or an empty object: the operation takes no field' });
+
 /** `object` without its undefined properties (zod-openapi reads every key it is given). */
 const defined = <T extends object>(object: T): T =>
   Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T;
@@ -138,7 +146,9 @@ function operationOf(route: ApiRoute): ZodOpenApiOperationObject {
               content: { [route.rawBody.mediaType]: { schema: z.string() } },
             },
           }
-        : {}),
+        : post
+          ? { requestBody: { required: false, content: { 'application/json': { schema: NoBody } } } }
+          : {}),
     responses: {
       ...Object.fromEntries(
         Object.entries(route.responses).map(([status, response]) => [

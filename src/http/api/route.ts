@@ -1,9 +1,10 @@
 import { type Request, type Response, Router } from 'express';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ApiKeyScope } from '../../db/schema.ts';
+import { AppError } from '../../errors.ts';
 import { requireScope } from '../auth.ts';
 import type { AppDeps } from '../deps.ts';
-import { parseInput } from './validate.ts';
+import { parseInput, printable } from './validate.ts';
 
 /** The groups `/openapi.json` files operations under, with what each holds. */
 export const TAGS = {
@@ -60,7 +61,7 @@ export type RouteResponse = z.ZodType | { schema: z.ZodType; description: string
 /**
  * One operation of the API: how it is served (method, path, scope, handler) and how
  * `/openapi.json` documents it (the same schemas). Express routes (`mountRoutes`) and the document
- * (openapi.ts) are both made from these, and strict queries (strict-query.ts) read `query`.
+ * (openapi.ts) are both made from these.
  *
  * To add a route, add one object to its resource's table (e.g. `customerRoutes` in customers.ts):
  * ```ts
@@ -96,7 +97,7 @@ export interface RouteSpec<
   scope: ApiKeyScope;
   /** Every query parameter it takes (any other is 422 `unknown_parameter`). */
   query?: Q;
-  /** Its JSON body. */
+  /** Its JSON body; without it (and without `rawBody`) a POST takes none: `{}` or nothing, any field is 422. */
   body?: B;
   /** A body that is not JSON (the settlement import's CSV): its media type and what it holds. */
   rawBody?: { mediaType: string; description: string };
@@ -127,16 +128,61 @@ export function expressPath(path: string, prefix: string): string {
 }
 
 /**
+ * Strict queries (PRODUCT.md §14): a query parameter `spec` does not list in its `query` is refused,
+ * so a misspelt or unimplemented filter never returns unfiltered rows (`?subscription=` on a list that
+ * cannot filter by it).
+ * @returns a check of a request's query that throws AppError 422 `unknown_parameter`, with one field
+ *   message per unknown parameter naming the parameters the route takes
+ */
+function strictQuery(spec: ApiRoute): (query: Request['query']) => void {
+  const allowed = new Set(Object.keys(spec.query?.shape ?? {}));
+  const takes = allowed.size ? `takes ${[...allowed].join(', ')}` : 'takes no query parameters';
+  const message = `unknown parameter: ${spec.method.toUpperCase()} ${spec.path} ${takes}`;
+  return (query) => {
+    const unknown = Object.keys(query).filter((name) => !allowed.has(name));
+    if (unknown.length === 0) return;
+    const fields = Object.fromEntries(unknown.map((name) => [printable(name), message]));
+    throw new AppError(
+      422,
+      'invalid_request',
+      'unknown_parameter',
+      `unknown query parameter: ${Object.keys(fields).join(', ')}`,
+      fields,
+    );
+  };
+}
+
+/**
+ * The body schema of a POST that declares no `body` (nor `rawBody`): `{}`, or nothing (an absent
+ * body is `undefined`, an empty one `{}`); each field sent is refused by name (422, a field message
+ * per field, nothing changes), anything but an object as `(body)`. The keys are read on the raw
+ * object: `__proto__` is one of them (JSON.parse makes it an own key; zod's records skip it).
+ */
+function noFields(spec: ApiRoute): z.ZodType {
+  const message = `unknown field: POST ${spec.path} takes no body`;
+  return z.preprocess((body, ctx) => {
+    const fields = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
+    for (const field of fields) ctx.addIssue({ code: 'custom', path: [field], message });
+    return fields.length ? z.NEVER : body;
+  }, z.strictObject({}));
+}
+
+/**
  * The Express routes of `routes`, mounted below `prefix` (their paths start with it): each checks
- * the key's scope (403 `insufficient_scope`), parses its query and body (422 with a message per
- * field) and runs its handler.
+ * the key's scope (403 `insufficient_scope`: before any input check, as Stripe answers), refuses a
+ * query parameter it does not take (422 `unknown_parameter`, `strictQuery`), parses its query and
+ * body (422 with a message per field; a POST without a `body` takes none) and runs its handler. A
+ * HEAD of a GET route is that GET (Express); a request for no route passes on (to a 404).
  */
 export function mountRoutes(routes: readonly ApiRoute[], deps: AppDeps, prefix = '/v1'): Router {
   const router = Router();
   for (const spec of routes) {
+    const checkQuery = strictQuery(spec);
+    const bodySchema = spec.body ?? (spec.method === 'post' && !spec.rawBody ? noFields(spec) : undefined);
     router[spec.method](expressPath(spec.path, prefix), requireScope(spec.scope), async (req, res) => {
+      checkQuery(req.query);
       const query = spec.query ? parseInput(spec.query, req.query) : {};
-      const body = spec.body ? parseInput(spec.body, req.body) : undefined;
+      const body = bodySchema ? parseInput(bodySchema, req.body) : undefined;
       // `{name}` segments are single path segments: each param is a string.
       await spec.handler(req as Request<Record<string, string>>, res, { deps, query, body });
     });

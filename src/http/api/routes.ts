@@ -19,7 +19,7 @@ import { webhookEndpointRoutes } from './webhook-endpoints.ts';
 
 /**
  * The route table of /v1: every resource's routes (route.ts), in the order Express tries them.
- * `createApp` mounts them, `/openapi.json` documents them and strict queries read their `query`.
+ * `createApp` mounts them (`mountRoutes`, with strict queries) and `/openapi.json` documents them.
  * A new resource file adds its table here.
  */
 export const API_ROUTES: readonly ApiRoute[] = [

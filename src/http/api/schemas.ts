@@ -184,7 +184,7 @@ export const RecordOfflinePayment = z.strictObject({
  * `-created` (newest first, the default) or `created`, and the creation time (`created_gte`
  * inclusive, `created_lt` exclusive; ISO 8601 with a zone). Each list extends it with the filters it
  * implements (below) and nothing else: a parameter a route does not take is 422 `unknown_parameter`
- * (strict-query.ts), never silently ignored.
+ * (`mountRoutes`, route.ts), never silently ignored.
  */
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),

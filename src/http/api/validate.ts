@@ -11,11 +11,12 @@ export const printable = (text: string) => text.toWellFormed().replaceAll('\u000
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const fields: Record<string, string> = {};
+  // A Map: a caller's key may be `constructor` or `__proto__`, which a plain object already has.
+  const fields = new Map<string, string>();
   for (const issue of result.error.issues) {
     // Paths and messages may echo the caller's keys: keep them storable and printable.
     const path = printable(issue.path.join('.') || '(body)');
-    fields[path] ??= printable(issue.message);
+    if (!fields.has(path)) fields.set(path, printable(issue.message));
   }
-  throw new ValidationError(`invalid request: ${Object.keys(fields).join(', ')}`, fields);
+  throw new ValidationError(`invalid request: ${[...fields.keys()].join(', ')}`, Object.fromEntries(fields));
 }
