@@ -1,7 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type { InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { overpaymentShare } from './credit-notes.ts';
+import { lockInvoice } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
 import { invoiceUsageUntil } from './renewal.ts';
@@ -67,15 +68,17 @@ export interface CashAndCredit {
  * - `full`: `recurring`;
  * - `prorate`: `prorate(recurring, unused, period)`, rounding half up by whole seconds as a
  *   mid-period change does (proration.ts).
- * That is given back cash first, up to the cash still refundable, and the rest as customer credit,
- * up to the credit applied to the invoice not given back yet; never more than owed in total, never
- * negative. Cash first because cash is what the customer asked back and what a gateway can still
+ * Less what the invoice already gave back of those lines (`alreadyGiven`: an earlier cancellation's
+ * refund, or a refund by hand), that is given back cash first, up to the cash still refundable, and
+ * the rest as customer credit, up to the credit applied to the invoice not given back yet; never
+ * more than owed in total, never negative. Cash first because cash is what the customer asked back and what a gateway can still
  * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
  * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
  * is lost. When both are short (an invoice refunded by hand already), less than owed is given back.
  * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
  * @param returnable what is still returnable of the invoice: `cash` = paid − refunded (by its gateway
  * payment), `credit` = credit applied − credit returned, each ≥ 0
+ * @param alreadyGiven what the invoice gave back before of its recurring lines, ≥ 0 (`refundOf`)
  * @param unusedSeconds seconds of the period after the cancellation takes effect, 0 … periodSeconds
  * @param periodSeconds the period's length, > 0
  * @returns `cash` 0 … returnable.cash and `credit` 0 … returnable.credit, with cash + credit ≤ owed;
@@ -86,11 +89,13 @@ export function cancellationRefund(
   type: RefundType,
   recurring: bigint,
   returnable: CashAndCredit,
+  alreadyGiven: bigint,
   unusedSeconds: bigint,
   periodSeconds: bigint,
 ): CashAndCredit {
   const owed =
-    type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unusedSeconds, periodSeconds);
+    (type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unusedSeconds, periodSeconds)) -
+    alreadyGiven;
   // min(amount, limit), neither below 0.
   const upTo = (amount: bigint, limit: bigint) => {
     const least = amount < limit ? amount : limit;
@@ -120,12 +125,13 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * current period
  */
 async function refundOf(
-  trx: Kysely<Database>,
+  work: UnitOfWork,
   subscription: SubscriptionRow,
   type: RefundType,
   effectiveAt: Date,
 ): Promise<CancellationRefund | null> {
   if (type === 'none') return null;
+  const trx = work.trx;
   const start = subscription.current_period_start;
   const end = subscription.current_period_end;
   if (subscription.current_period_index === null || !start || !end) {
@@ -147,8 +153,12 @@ async function refundOf(
     .select('id')
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '>', subscription.current_period_index)
-    .where('amount_paid', '>', 0n)
-    .whereRef('amount_refunded', '<', 'amount_paid')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('amount_paid', '>', 0n), eb('amount_refunded', '<', eb.ref('amount_paid'))]),
+        eb('credit_returned', '<', eb.ref('credit_applied')),
+      ]),
+    )
     .execute();
   if (paidAhead.length > 0) {
     throw new ConflictError(
@@ -156,12 +166,16 @@ async function refundOf(
       `subscription ${subscription.id} has later periods paid ahead (${paidAhead.map((i) => i.id).join(', ')}): refund those invoices (POST /v1/invoices/:id/refund), then cancel with refund_type`,
     );
   }
-  const invoice = await trx
+  // Locked before anything else of the cancellation (its final invoice may lock the customer: an
+  // invoice is always locked before its customer), and read under the lock, so a refund racing
+  // this cancellation is counted in `alreadyGiven` or waits for it.
+  const period = await trx
     .selectFrom('invoices')
-    .selectAll()
+    .select('id')
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', subscription.current_period_index)
     .executeTakeFirst();
+  const invoice = period ? await lockInvoice(work, period.id) : undefined;
   const paid = await trx
     .selectFrom('transactions')
     .select('id')
@@ -191,11 +205,20 @@ async function refundOf(
     .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
     .where('metric_code', 'is', null)
     .execute();
-  const recurring = lines.reduce((sum, l) => sum + l.amount + l.tax_amount, 0n);
+  const sum = lines.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
+  const recurring = sum > 0n ? sum : 0n;
+  // What the invoice gave back before (sale refunds, not an overpayment's; credit returned), taken as
+  // given back of its other lines (setup fee, usage) first: refunds do not say which lines they are for.
+  const given =
+    invoice.amount_refunded -
+    overpaymentShare(invoice, 0n, invoice.amount_refunded) +
+    invoice.credit_returned;
+  const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   const { cash, credit } = cancellationRefund(
     type,
-    recurring > 0n ? recurring : 0n,
+    recurring,
     returnable,
+    given > other ? given - other : 0n,
     secondsBetween(effectiveAt, end),
     secondsBetween(start, end),
   );
@@ -224,7 +247,7 @@ export async function cancelLocked(
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
-    const refund = await refundOf(work.trx, subscription, options.refundType, now);
+    const refund = await refundOf(work, subscription, options.refundType, now);
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
@@ -255,7 +278,7 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const refund = at ? await refundOf(work.trx, subscription, options.refundType, at) : null;
+  const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
   const updated = await work.trx
     .updateTable('subscriptions')
     .set({

@@ -4,7 +4,7 @@ import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/sch
 import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
-import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
@@ -93,10 +93,36 @@ export function secondsBetween(from: Date, to: Date): bigint {
 }
 
 /**
+ * Refuses a prorated change of a subscription whose scheduled cancellation already gave back money
+ * of the current period (a `full` or `prorate` refund, in cash or credit, made when it was
+ * scheduled: billing/cancellation.ts): the change's credit for the unused time would pay it twice.
+ * A change with proration `none`, or at the next cycle, is still allowed.
+ * @throws ConflictError `cancellation_scheduled`
+ */
+async function refuseSecondCredit(work: UnitOfWork, subscription: SubscriptionRow): Promise<void> {
+  if (!subscription.cancel_at && !subscription.cancel_at_period_end) return;
+  const given = await work.trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', subscription.current_period_index)
+    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
+    .executeTakeFirst();
+  if (given) {
+    throw new ConflictError(
+      'cancellation_scheduled',
+      `subscription ${subscription.id} has a cancellation scheduled and invoice ${given.id} of this period gave money back: a prorated change would credit the unused time again; change it with proration none`,
+    );
+  }
+}
+
+/**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
- * (SUSPENDED, CANCELLED), `plan_inactive`; ValidationError (field `plan`) for another currency or
+ * (SUSPENDED, CANCELLED), `plan_inactive`, `cancellation_scheduled` (a prorated change while a
+ * cancellation is scheduled whose refund gave back money of this period: its unused time would be
+ * credited twice); ValidationError (field `plan`) for another currency or
  * interval, or no change at all
  */
 export async function changeSubscription(
@@ -133,6 +159,7 @@ export async function changeSubscription(
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
     const lines: NewLine[] = [];
     if (inPeriod && behavior !== 'none') {
+      await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
       const time = {
         remaining: behavior === 'full' ? period : secondsBetween(now, end),

@@ -21,31 +21,38 @@ describe('cancellationRefund', () => {
   // The rule as a table: owed (full: recurring; prorate: its unused share) given back cash first, up
   // to the cash still refundable, then as credit, up to the credit not given back yet.
   it.each([
-    // type, recurring, cash left, credit left, unused/period seconds → cash, credit
+    // type, recurring, cash left, credit left, given back before, unused/period seconds → cash, credit
     // Issue #23's example: 1000 paid 300 by credit and 700 by card, cancelled at once with `full`.
-    ['full', 1000n, 700n, 300n, 10n, 30n, 700n, 300n],
+    ['full', 1000n, 700n, 300n, 0n, 10n, 30n, 700n, 300n],
     // `prorate` half: owed 500, all of it in cash (cash first).
-    ['prorate', 1000n, 700n, 300n, 15n, 30n, 500n, 0n],
+    ['prorate', 1000n, 700n, 300n, 0n, 15n, 30n, 500n, 0n],
     // `prorate` 4/5 unused: owed 800 = 700 cash + 100 credit.
-    ['prorate', 1000n, 700n, 300n, 24n, 30n, 700n, 100n],
+    ['prorate', 1000n, 700n, 300n, 0n, 24n, 30n, 700n, 100n],
     // Paid wholly by credit: credit only.
-    ['full', 1000n, 0n, 1000n, 10n, 30n, 0n, 1000n],
-    ['prorate', 1000n, 0n, 1000n, 10n, 30n, 0n, 333n],
-    // 400 of the card payment refunded by hand already: 300 cash left, then the 300 credit; 400 lost.
-    ['full', 1000n, 300n, 300n, 10n, 30n, 300n, 300n],
-    // The credit given back already (a first cancellation): cash only.
-    ['full', 1000n, 700n, 0n, 10n, 30n, 700n, 0n],
+    ['full', 1000n, 0n, 1000n, 0n, 10n, 30n, 0n, 1000n],
+    ['prorate', 1000n, 0n, 1000n, 0n, 10n, 30n, 0n, 333n],
+    // 400 of the card payment refunded by hand already: owed 1000 − 400 = 600 = the 300 cash left,
+    // then 300 of credit.
+    ['full', 1000n, 300n, 300n, 400n, 10n, 30n, 300n, 300n],
+    // All 700 of the card refunded by hand, then `prorate` at half: 500 owed, 700 given already, so
+    // nothing more (the 300 credit is not handed out on top).
+    ['prorate', 1000n, 0n, 300n, 700n, 15n, 30n, 0n, 0n],
+    // Paid wholly by credit, a scheduled cancellation gave 500 back (`prorate`, half); cancelling
+    // now at 24/30 unused owes 800, less the 500: 300 more, never the whole 500 left.
+    ['prorate', 1000n, 0n, 500n, 500n, 24n, 30n, 0n, 300n],
+    // The credit given back already (a first cancellation): what is owed less it, in cash.
+    ['full', 1000n, 700n, 0n, 300n, 10n, 30n, 700n, 0n],
     // A setup fee on the invoice: owed is the recurring 900 only.
-    ['full', 900n, 700n, 300n, 10n, 30n, 700n, 200n],
-    ['none', 1000n, 700n, 300n, 10n, 30n, 0n, 0n],
+    ['full', 900n, 700n, 300n, 0n, 10n, 30n, 700n, 200n],
+    ['none', 1000n, 700n, 300n, 0n, 10n, 30n, 0n, 0n],
     // Nothing unused, or nothing recurring: nothing; negative inputs never give a negative part.
-    ['prorate', 1000n, 700n, 300n, 0n, 30n, 0n, 0n],
-    ['full', 0n, 700n, 300n, 10n, 30n, 0n, 0n],
-    ['full', 1000n, -5n, 300n, 10n, 30n, 0n, 300n],
+    ['prorate', 1000n, 700n, 300n, 0n, 0n, 30n, 0n, 0n],
+    ['full', 0n, 700n, 300n, 0n, 10n, 30n, 0n, 0n],
+    ['full', 1000n, -5n, 300n, 0n, 10n, 30n, 0n, 300n],
   ] as const)(
-    '%s of %d with %d cash and %d credit left, %d/%ds unused → %d cash, %d credit',
-    (type, recurring, cash, credit, unused, period, wantCash, wantCredit) => {
-      expect(cancellationRefund(type, recurring, { cash, credit }, unused, period)).toEqual({
+    '%s of %d with %d cash and %d credit left, %d given before, %d/%ds unused → %d cash, %d credit',
+    (type, recurring, cash, credit, before, unused, period, wantCash, wantCredit) => {
+      expect(cancellationRefund(type, recurring, { cash, credit }, before, unused, period)).toEqual({
         cash: wantCash,
         credit: wantCredit,
       });
@@ -62,20 +69,20 @@ describe('cancellationRefund', () => {
           // The recurring amount paid partly in cash, partly by credit, at any split.
           const cash = cut % (recurring + 1n);
           const paid = { cash, credit: recurring - cash };
-          const refund = given(cancellationRefund('prorate', recurring, paid, unused, period));
+          const refund = given(cancellationRefund('prorate', recurring, paid, 0n, unused, period));
           const kept = recurring - refund;
           expect(refund + kept).toBe(recurring);
           expect(refund >= 0n && kept >= 0n).toBe(true);
           // Rounded half up: within half a minor unit of the exact share.
           const twice = 2n * refund * period - 2n * recurring * unused;
           expect(twice >= -period && twice <= period).toBe(true);
-          expect(cancellationRefund('none', recurring, paid, unused, period)).toEqual({
+          expect(cancellationRefund('none', recurring, paid, 0n, unused, period)).toEqual({
             cash: 0n,
             credit: 0n,
           });
-          expect(cancellationRefund('full', recurring, paid, unused, period)).toEqual(paid);
-          expect(given(cancellationRefund('prorate', recurring, paid, 0n, period))).toBe(0n);
-          expect(cancellationRefund('prorate', recurring, paid, period, period)).toEqual(paid);
+          expect(cancellationRefund('full', recurring, paid, 0n, unused, period)).toEqual(paid);
+          expect(given(cancellationRefund('prorate', recurring, paid, 0n, 0n, period))).toBe(0n);
+          expect(cancellationRefund('prorate', recurring, paid, 0n, period, period)).toEqual(paid);
         },
       ),
       { numRuns: 2000, seed: 2028 },
@@ -93,7 +100,7 @@ describe('cancellationRefund', () => {
         (recurring, cash, credit, [period, unused], more) => {
           const returnable = { cash, credit };
           for (const type of ['none', 'full', 'prorate'] as const) {
-            const refund = cancellationRefund(type, recurring, returnable, unused, period);
+            const refund = cancellationRefund(type, recurring, returnable, 0n, unused, period);
             expect(refund.cash >= 0n && refund.cash <= cash).toBe(true);
             expect(refund.credit >= 0n && refund.credit <= credit).toBe(true);
             expect(given(refund) <= recurring).toBe(true);
@@ -103,13 +110,20 @@ describe('cancellationRefund', () => {
           let later = unused + more;
           if (later > period) later = period;
           expect(
-            given(cancellationRefund('prorate', recurring, returnable, later, period)),
+            given(cancellationRefund('prorate', recurring, returnable, 0n, later, period)),
           ).toBeGreaterThanOrEqual(
-            given(cancellationRefund('prorate', recurring, returnable, unused, period)),
+            given(cancellationRefund('prorate', recurring, returnable, 0n, unused, period)),
           );
           let share = prorate(recurring, unused, period);
           if (share > cash + credit) share = cash + credit;
-          expect(given(cancellationRefund('prorate', recurring, returnable, unused, period))).toBe(share);
+          expect(given(cancellationRefund('prorate', recurring, returnable, 0n, unused, period))).toBe(share);
+          // What was given back before counts against what is owed: the two never exceed it.
+          const before = more % (recurring + 1n);
+          const owed = prorate(recurring, unused, period);
+          const after = given(cancellationRefund('prorate', recurring, returnable, before, unused, period));
+          expect(after).toBe(
+            [owed > before ? owed - before : 0n, cash + credit].reduce((a, b) => (a < b ? a : b)),
+          );
         },
       ),
       { numRuns: 2000, seed: 2029 },

@@ -300,6 +300,118 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     ).toEqual([]);
   });
 
+  /** `cancelSubscriptionWithRefund` of `id` at `now` with the app's gateways. */
+  const cancelAt = (id: string, options: Parameters<typeof cancelSubscriptionWithRefund>[5], now: Date) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      options,
+      now,
+    );
+
+  it('money given back by hand counts against what a cancellation owes: the credit is not handed out on top', async () => {
+    // Credit 300, card 700 (SEK); the period 2027-01-01 → 2027-02-01 (31 days).
+    const { customer, method } = await customerWithCredit('SEK', 1960);
+    const sub = await subscribe('SEK', customer, method, d('2027-01-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', credit_applied: 300, amount_paid: 700 });
+    // All 700 of the card refunded by hand: REFUNDED.
+    const byHand = stripeRefundSucceeds('re_by_hand_before_cancel');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {})).body).toMatchObject({
+      status: 'succeeded',
+      amount: 700,
+    });
+    expect(byHand.isDone()).toBe(true);
+    const before = await ledgerIn(app, 'SEK');
+    // `prorate` at half (2027-01-16T12:00Z): 500 owed, 700 given back already, so nothing more; the
+    // 300 credit stays spent (before: given back on top, 1000 back for half a period).
+    const half = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-16T12:00:00Z'));
+    expect(half).toMatchObject({ refund: null, creditNote: null, subscription: { status: 'CANCELLED' } });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 700,
+      credit_returned: 0,
+    });
+    expect(await ledgerIn(app, 'SEK')).toEqual(before);
+    expect(await creditOf(customer)).toEqual([]);
+  });
+
+  it('an invoice refunded whole in cash stays REFUNDED when a cancellation then gives back part of its credit', async () => {
+    // Credit 300, card 700 (DKK), 2027-01-01 → 2027-02-01 (31 days); the card's 700 refunded by hand.
+    const { customer, method } = await customerWithCredit('DKK', 1960);
+    const sub = await subscribe('DKK', customer, method, d('2027-01-01T00:00:00Z'));
+    const byHand = stripeRefundSucceeds('re_by_hand_then_credit');
+    await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {});
+    expect(byHand.isDone()).toBe(true);
+    // `prorate` on 2027-01-04 (28 of 31 days unused): round_half_up(1000 × 28 / 31) = 903 owed, 700
+    // given back already: 203 of the 300 credit. The notes then give back 903: round(200 × 903 /
+    // 1000) = 181 tax in all, the card's note holds 140, so this one 41 (and 162 revenue).
+    const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-04T00:00:00Z'));
+    expect(result).toMatchObject({ refund: null, creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 700,
+      credit_returned: 203,
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'DKK', amount: 203 }]);
+  });
+
+  it('a cancellation now after a scheduled one with a refund gives back only the difference; a prorated plan change meanwhile is refused', async () => {
+    // Credit: (4200 − 1000) × 7/28 = 800 net + 200 tax = 1000 (NOK): the first invoice
+    // (2027-01-01 → 2027-02-01, 31 days) is paid by credit alone.
+    const { customer } = await customerWithCredit('NOK', 4200);
+    const plan = await flat('NOK', 800);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const { id: firstId } = await db()
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', subscription.id)
+      .executeTakeFirstOrThrow();
+    const first = (await app.api('GET', `/v1/invoices/${firstId}`)).body;
+    expect(first).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 1000, amount_paid: 0 });
+    // Scheduled on 2027-01-02 for 2027-01-16T12:00Z (15.5 of the 31 days unused: half) with
+    // `prorate`: round_half_up(1000 / 2) = 500 back as credit at once, tax round(200 × 500 / 1000) = 100.
+    const scheduled = await cancelAt(
+      subscription.id,
+      { when: 'date', cancelAt: d('2027-01-16T12:00:00Z'), refundType: 'prorate' },
+      d('2027-01-02T00:00:00Z'),
+    );
+    expect(scheduled.creditNote).toMatchObject({ subtotal: 400n, tax: 100n, total: 500n });
+    expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 500 }]);
+    // A prorated downgrade on 2027-01-05 would credit the unused time a second time: refused, and
+    // nothing written; without proration it would be allowed.
+    const cheaper = await flat('NOK', 400);
+    await expect(
+      changeSubscription(
+        db(),
+        'system',
+        subscription.id,
+        { planId: cheaper },
+        d('2027-01-05T00:00:00Z'),
+        false,
+      ),
+    ).rejects.toMatchObject({ code: 'cancellation_scheduled' });
+    expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 500 }]);
+    // Cancelled now on 2027-01-08T00:00Z (24 of 31 days unused) with `prorate`:
+    // round_half_up(1000 × 24 / 31) = 774 owed, 500 given already: 274 more (not all 500 left);
+    // the notes then give back 774, round(200 × 774 / 1000) = 155 tax in all, so 155 − 100 = 55.
+    const now = await cancelAt(
+      subscription.id,
+      { when: 'now', refundType: 'prorate' },
+      d('2027-01-08T00:00:00Z'),
+    );
+    expect(now.creditNote).toMatchObject({ subtotal: 219n, tax: 55n, total: 274n });
+    expect(await invoiceOf(first.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 774 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 774 }]);
+  });
+
   it('a refused cancellation changes nothing: no credit given back, no note, no entry', async () => {
     // Credit 300 as in the first case (USD); 700 by card.
     const { customer, method } = await customerWithCredit('USD', 1960);
