@@ -258,7 +258,10 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
           }),
       );
     }
-    if (role !== 'web') await startWorkers(boss, db, registry, accounts, config, log, metrics);
+    // Aborted first thing on stop: the billing sweeps take no new item once the process is stopping.
+    const stopping = new AbortController();
+    if (role !== 'web')
+      await startWorkers(boss, db, registry, accounts, config, log, metrics, stopping.signal);
 
     return {
       db,
@@ -270,6 +273,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       url,
       firstAdminKey,
       async stop() {
+        stopping.abort();
         const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
         if (server && !(await drain(server, deadline)))
           log.warn('shutdown deadline reached: requests still in flight were cut off (not acknowledged)');

@@ -597,7 +597,8 @@ export async function renewDueSubscriptions(
     pageSize = 500,
     concurrency = 4,
     billSuspended = false,
-  }: { pageSize?: number; concurrency?: number; billSuspended?: boolean } = {},
+    stopping,
+  }: { pageSize?: number; concurrency?: number; billSuspended?: boolean; stopping?: AbortSignal } = {},
 ): Promise<RenewalSweep> {
   const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
@@ -629,19 +630,24 @@ export async function renewDueSubscriptions(
       query = query.where((eb) => eb(eb.refTuple('next_renewal_at', 'id'), '>', eb.tuple(at, id)));
     }
     const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
-    await eachLimited(page, concurrency, async ({ id }) => {
-      try {
-        const renewal = await renewSubscription(db, actor, id, now, true, policy);
-        sweep.invoices += renewal?.invoices.length ?? 0;
-      } catch (error) {
-        sweep.failures.push({
-          subscription: id,
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    });
+    await eachLimited(
+      page,
+      concurrency,
+      async ({ id }) => {
+        try {
+          const renewal = await renewSubscription(db, actor, id, now, true, policy);
+          sweep.invoices += renewal?.invoices.length ?? 0;
+        } catch (error) {
+          sweep.failures.push({
+            subscription: id,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      },
+      stopping,
+    );
     const last = page.at(-1);
-    if (page.length < pageSize || !last?.next_renewal_at) break;
+    if (stopping?.aborted || page.length < pageSize || !last?.next_renewal_at) break;
     after = { at: last.next_renewal_at, id: last.id };
   }
   return sweep;

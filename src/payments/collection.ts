@@ -157,26 +157,32 @@ export async function chargeDueInvoices(
   gateways: GatewayClients,
   config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
   now: Date,
-  options: { concurrency?: number; log?: Logger } = {},
+  options: { concurrency?: number; log?: Logger; stopping?: AbortSignal } = {},
 ): Promise<{ charged: CollectionResult[]; lateFailures: DunningStep[] }> {
   const policy = dunningPolicy(config);
   const lateFailures = await countFailedAttempts(db, actor, policy, now);
   const charged: CollectionResult[] = [];
   for (;;) {
     const { ids, lease } = await claimDueInvoices(db, now);
-    await eachLimited(ids, options.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
-      try {
-        charged.push(await collect(db, actor, gateways, policy, id, lease, now));
-      } catch (error) {
-        // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
-        options.log?.warn(
-          { invoiceId: id, err: error instanceof Error ? error.message : String(error) },
-          'scheduled charge failed to run',
-        );
-        charged.push({ invoiceId: id, outcome: 'skipped', reason: 'error' });
-      }
-    });
-    if (ids.length < CLAIM_BATCH) break;
+    await eachLimited(
+      ids,
+      options.concurrency ?? DEFAULT_CONCURRENCY,
+      async (id) => {
+        try {
+          charged.push(await collect(db, actor, gateways, policy, id, lease, now));
+        } catch (error) {
+          // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
+          options.log?.warn(
+            { invoiceId: id, err: error instanceof Error ? error.message : String(error) },
+            'scheduled charge failed to run',
+          );
+          charged.push({ invoiceId: id, outcome: 'skipped', reason: 'error' });
+        }
+      },
+      options.stopping,
+    );
+    // Stopping: the invoices claimed and not started come back when their lease ends.
+    if (options.stopping?.aborted || ids.length < CLAIM_BATCH) break;
   }
   if (charged.length || lateFailures.length)
     options.log?.info({ charged: charged.length, lateFailures: lateFailures.length }, 'invoice.charge sweep');

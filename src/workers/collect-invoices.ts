@@ -6,6 +6,9 @@ import type { JobHandler } from './context.ts';
  * `charge_at` has come (scheduled payments, instalments, renewals, dunning retries;
  * payments/collection.ts).
  */
-export const collectInvoices: JobHandler = async (_jobs, { db, registry, accounts, config, log, actor }) => {
-  await chargeDueInvoices(db, actor, { registry, accounts }, config, new Date(), { log });
+export const collectInvoices: JobHandler = async (
+  _jobs,
+  { db, registry, accounts, config, log, actor, stopping },
+) => {
+  await chargeDueInvoices(db, actor, { registry, accounts }, config, new Date(), { log, stopping });
 };

@@ -21,6 +21,11 @@ export interface WorkerContext {
   metrics: Metrics;
   /** Who acts: the worker table's actor for the queue, passed to every unit of work the handler opens. */
   actor: Actor;
+  /**
+   * Aborted when the process begins to stop: a sweep finishes the items in hand and starts no more,
+   * so none outlives the database pool; the items left wait for the next run.
+   */
+  stopping: AbortSignal;
 }
 
 /**

@@ -127,7 +127,8 @@ export const WORKERS: readonly Worker[] = [
  * Starts a worker for each row of {@link WORKERS} on a started pg-boss (whose queues `ensureQueues`
  * created) and applies each row's schedule: scheduled queues get one job per tick across all worker
  * processes; the billing sweeps are scheduled, or unscheduled, by `BILLING_SWEEPS`. A failed attempt
- * of any job is counted in `billhook_job_failures_total` and logged.
+ * of any job is counted in `billhook_job_failures_total` and logged. `stopping` is every handler's
+ * (`WorkerContext.stopping`): aborted when the process begins to stop.
  */
 export async function startWorkers(
   boss: PgBoss,
@@ -137,11 +138,12 @@ export async function startWorkers(
   config: Config,
   log: Logger,
   metrics: Metrics,
+  stopping: AbortSignal,
 ): Promise<void> {
   // The queues' workers and schedules are independent of each other: registered side by side.
   await Promise.all(
     WORKERS.map(async ({ queue, options, schedule, actor, handler }) => {
-      const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor };
+      const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor, stopping };
       const workOptions = typeof options === 'function' ? options(config) : options;
       await boss.work(
         queue,
