@@ -156,14 +156,15 @@ async function refundOf(
     .where((eb) =>
       eb.or([
         eb.and([eb('amount_paid', '>', 0n), eb('amount_refunded', '<', eb.ref('amount_paid'))]),
-        eb('credit_returned', '<', eb.ref('credit_applied')),
+        // A voided invoice gave its credit back (`returnAppliedCredit`) without counting it here.
+        eb.and([eb('status', '!=', 'VOID'), eb('credit_returned', '<', eb.ref('credit_applied'))]),
       ]),
     )
     .execute();
   if (paidAhead.length > 0) {
     throw new ConflictError(
       'later_periods_paid',
-      `subscription ${subscription.id} has later periods paid ahead (${paidAhead.map((i) => i.id).join(', ')}): refund those invoices (POST /v1/invoices/:id/refund), then cancel with refund_type`,
+      `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund), or cancel with refund_type none (credit that paid a later period cannot be given back here)`,
     );
   }
   // Locked before anything else of the cancellation (its final invoice may lock the customer: an

@@ -412,6 +412,37 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 774 }]);
   });
 
+  it('a settled term whose later periods the credit paid refuses a refund (409 later_periods_paid), changing nothing', async () => {
+    // Credit: (10600 − 1000) × 7/28 = 2400 net + 600 tax = 3000 (CZK): the term's three periods of
+    // 1000 are each paid by credit at finalization, the first at creation, the others by settle.
+    const { customer } = await customerWithCredit('CZK', 10600);
+    const plan = await flat('CZK', 800);
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, repeat: 3 })).body;
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(settled.body.invoiced).toHaveLength(2);
+    const term = await db()
+      .selectFrom('invoices')
+      .select(['id', 'status', 'credit_applied', 'amount_paid'])
+      .where('subscription_id', '=', sub.id)
+      .orderBy('period_index')
+      .execute();
+    expect(term.map((i) => [i.status, i.credit_applied, i.amount_paid])).toEqual([
+      ['PAID', 1000n, 0n],
+      ['PAID', 1000n, 0n],
+      ['PAID', 1000n, 0n],
+    ]);
+    expect(await creditOf(customer)).toEqual([]);
+    const before = await ledgerIn(app, 'CZK');
+    // A refund of the current period only would keep the 2000 of credit paid for the two later ones.
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('later_periods_paid');
+    expect(refused.body.error.message).toContain(term[1]!.id);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+    expect(await ledgerIn(app, 'CZK')).toEqual(before);
+    expect(await creditOf(customer)).toEqual([]);
+  });
+
   it('a refused cancellation changes nothing: no credit given back, no note, no entry', async () => {
     // Credit 300 as in the first case (USD); 700 by card.
     const { customer, method } = await customerWithCredit('USD', 1960);
