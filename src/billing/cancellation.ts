@@ -1,7 +1,7 @@
 import type { InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { overpaymentShare } from './credit-notes.ts';
+import { saleGivenBack } from './credit-notes.ts';
 import { lockInvoice } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
@@ -208,12 +208,9 @@ async function refundOf(
     .execute();
   const sum = lines.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
   const recurring = sum > 0n ? sum : 0n;
-  // What the invoice gave back before (sale refunds, not an overpayment's; credit returned), taken as
-  // given back of its other lines (setup fee, usage) first: refunds do not say which lines they are for.
-  const given =
-    invoice.amount_refunded -
-    overpaymentShare(invoice, 0n, invoice.amount_refunded) +
-    invoice.credit_returned;
+  // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
+  // first: refunds do not say which lines they are for.
+  const given = saleGivenBack(invoice);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   const { cash, credit } = cancellationRefund(
     type,

@@ -73,7 +73,7 @@ export async function issueCreditNote(
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
-    givenBack: saleRefunded(invoice, after) + invoice.credit_returned,
+    givenBack: saleGivenBack(invoice, after),
     reason: refund.reason,
   });
   return { note, overpayment };
@@ -97,14 +97,25 @@ export async function issueCreditReturnNote(
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
-    givenBack: saleRefunded(invoice, invoice.amount_refunded) + invoice.credit_returned + amount,
+    givenBack: saleGivenBack(invoice) + amount,
     reason,
   });
 }
 
-/** Of cumulative refunds `refunded` of an invoice, what refunded the sale (the overpayment went first). */
-function saleRefunded(invoice: InvoiceRow, refunded: bigint): bigint {
-  return refunded - overpaymentShare(invoice, 0n, refunded);
+/**
+ * What an invoice has given back of its sale, minor units: of its cumulative cash refunds `refunded`
+ * (its `amount_refunded` unless given), what refunded the sale (an overpayment is paid back first),
+ * plus the customer credit returned (`credit_returned`). Its credit notes' tax share is counted on
+ * it, and a cancellation's refund is owed less it (billing/cancellation.ts).
+ */
+export function saleGivenBack(
+  invoice: Pick<
+    InvoiceRow,
+    'total' | 'credit_applied' | 'amount_paid' | 'amount_refunded' | 'credit_returned'
+  >,
+  refunded = invoice.amount_refunded,
+): bigint {
+  return refunded - overpaymentShare(invoice, 0n, refunded) + invoice.credit_returned;
 }
 
 /**
