@@ -15,7 +15,7 @@ import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
  * tax share given back, cumulative with the invoice's cash refunds), posts
  * `inv_…:credit_given_back:<credit_returned>` (debit refunds and tax payable, credit
  * `customer_credit:<customer>`), adds it to `credit_returned` and sets the status
- * (`givenBackStatus`; REFUNDED stays), and logs `invoice.credit_returned`. The customer's next invoices use the
+ * (`givenBackStatus`), and logs `invoice.credit_returned`. The customer's next invoices use the
  * credit as any other (`applyCustomerCredit`).
  * @returns the credit note (`refund_id` null)
  * @throws ConflictError `credit_not_returnable` when `amount` is not within 1 … credit_applied −
@@ -53,11 +53,7 @@ export async function returnInvoiceCredit(
     .updateTable('invoices')
     .set({
       credit_returned: returned,
-      // Statuses only move forward: an invoice refunded whole in cash stays REFUNDED.
-      status:
-        invoice.status === 'REFUNDED'
-          ? 'REFUNDED'
-          : givenBackStatus({ ...invoice, credit_returned: returned }),
+      status: givenBackStatus({ ...invoice, credit_returned: returned }),
       updated_at: new Date(),
     })
     .where('id', '=', invoiceId)

@@ -516,11 +516,17 @@ export async function applyPayment(
 /**
  * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
  * refunded and the customer credit that paid it was given back whole, or none of it was (an invoice
- * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED.
+ * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED. Statuses only move
+ * forward: a REFUNDED invoice stays REFUNDED (its cash all refunded, then part of its credit given
+ * back). A refund reversed after it succeeded is the one way back (`reverseRefund`).
  */
 export function givenBackStatus(
-  invoice: Pick<InvoiceRow, 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'>,
+  invoice: Pick<
+    InvoiceRow,
+    'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
+  >,
 ): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
+  if (invoice.status === 'REFUNDED') return 'REFUNDED';
   const credit = invoice.credit_returned === 0n || invoice.credit_returned === invoice.credit_applied;
   return invoice.amount_refunded === invoice.amount_paid && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
 }
