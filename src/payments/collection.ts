@@ -162,7 +162,9 @@ export async function chargeDueInvoices(
   const policy = dunningPolicy(config);
   const lateFailures = await countFailedAttempts(db, actor, policy, now);
   const charged: CollectionResult[] = [];
-  for (;;) {
+  // Stopping: no batch is claimed (leased) that would not be charged; the invoices claimed and not
+  // started come back when their lease ends.
+  while (!options.stopping?.aborted) {
     const { ids, lease } = await claimDueInvoices(db, now);
     await eachLimited(
       ids,
@@ -181,8 +183,7 @@ export async function chargeDueInvoices(
       },
       options.stopping,
     );
-    // Stopping: the invoices claimed and not started come back when their lease ends.
-    if (options.stopping?.aborted || ids.length < CLAIM_BATCH) break;
+    if (ids.length < CLAIM_BATCH) break;
   }
   if (charged.length || lateFailures.length)
     options.log?.info({ charged: charged.length, lateFailures: lateFailures.length }, 'invoice.charge sweep');

@@ -3,6 +3,8 @@ import { eachLimited } from '../../src/billing/each-limited.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
+import { newId } from '../../src/db/ids.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 
@@ -84,6 +86,41 @@ describe('sweeps and a stopping process', () => {
       expect(await invoices()).toBe(3);
       expect(await renewDueSubscriptions(db, 'system', at)).toEqual({ invoices: 6, failures: [] });
       expect(await invoices()).toBe(9);
+    });
+
+    it('claims and charges nothing once stopping: a due invoice keeps its charge_at for the next run', async () => {
+      const customer = await insertCustomer(db);
+      const due = d('2030-01-01T00:00:00Z');
+      const id = newId('inv');
+      await db
+        .insertInto('invoices')
+        .values({
+          id,
+          customer_id: customer,
+          currency: 'USD',
+          status: 'OPEN',
+          total: 500n,
+          amount_due: 500n,
+          charge_at: due,
+        })
+        .execute();
+      const chargeAt = async () =>
+        (await db.selectFrom('invoices').select('charge_at').where('id', '=', id).executeTakeFirstOrThrow())
+          .charge_at;
+      const gateways = { registry: app.runtime.registry, accounts: app.runtime.accounts };
+      const at = d('2030-01-02T00:00:00Z');
+      const stopping = new AbortController();
+      stopping.abort();
+      const stopped = await chargeDueInvoices(db, 'system', gateways, app.config, at, {
+        stopping: stopping.signal,
+      });
+      expect(stopped.charged).toEqual([]);
+      expect(await chargeAt()).toEqual(due);
+      // The next run takes it (no payment method: a failed collection, counted for dunning), with
+      // the renewal test's invoices due by then.
+      const next = await chargeDueInvoices(db, 'system', gateways, app.config, at);
+      expect(next.charged.map((c) => c.invoiceId)).toContain(id);
+      expect(await chargeAt()).not.toEqual(due);
     });
   });
 });
