@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject } from 'zod-openapi';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { ErrorEnvelope, Health, WebhookReceived } from './responses.ts';
-import { type ApiRoute, type RouteResponse, TAGS, type Tag } from './route.ts';
+import { type ApiRoute, NoBody, type RouteResponse, TAGS, type Tag } from './route.ts';
 import { API_ROUTES } from './routes.ts';
 
 const SUCCESS_DESCRIPTIONS: Record<number, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted' };
@@ -99,14 +99,6 @@ const IdempotencyKey = z.object({
         'Makes the POST safe to retry: the same key and request get the stored answer (Idempotent-Replayed: true); the same key with another request is 422',
     }),
 });
-
-/**
- * The body of a POST that declares none (as Stripe documents its bodyless actions): optional, and an
- * object without fields; `mountRoutes` refuses each field sent (422).
- */
-const NoBody = z
-  .strictObject({})
-  .meta({ description: 'Nothing, or an empty object: the operation takes no field' });
 
 /** `object` without its undefined properties (zod-openapi reads every key it is given). */
 const defined = <T extends object>(object: T): T =>

@@ -153,6 +153,14 @@ function strictQuery(spec: ApiRoute): (query: Request['query']) => void {
 }
 
 /**
+ * The body of a POST that declares none (as Stripe documents its bodyless actions): nothing, or an
+ * object without fields. `noFields` parses with it; the document (openapi.ts) shows it, optional.
+ */
+export const NoBody = z
+  .strictObject({})
+  .meta({ description: 'Nothing, or an empty object: the operation takes no field' });
+
+/**
  * The body schema of a POST that declares no `body` (nor `rawBody`): `{}`, or nothing (an absent
  * body is `undefined`, an empty one `{}`); each field sent is refused by name (422, a field message
  * per field, nothing changes), anything but an object as `(body)`. The keys are read on the raw
@@ -164,7 +172,7 @@ function noFields(spec: ApiRoute): z.ZodType {
     const fields = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
     for (const field of fields) ctx.addIssue({ code: 'custom', path: [field], message });
     return fields.length ? z.NEVER : body;
-  }, z.strictObject({}));
+  }, NoBody);
 }
 
 /**
