@@ -37,7 +37,20 @@ function importsNock(file: string, seen = new Set<string>()): boolean {
   return false;
 }
 
-const TEST_FILES = globSync('test/**/*.test.ts', { cwd: import.meta.dirname });
+/** Whether `file` sizes its cases or load by the run's depth (imports test/support/depth.ts). */
+function usesDepth(file: string): boolean {
+  return /from '\.\.\/support\/depth\.ts'/.test(
+    readFileSync(path.resolve(import.meta.dirname, file), 'utf8'),
+  );
+}
+
+/**
+ * Every test file; with `TEST_DEPTH=deep` (`npm run test:deep`) only those that size their cases or
+ * load by the depth (test/support/depth.ts): the others run the same at any depth, in `npm test`.
+ */
+const TEST_FILES = globSync('test/**/*.test.ts', { cwd: import.meta.dirname }).filter(
+  (file) => process.env.TEST_DEPTH !== 'deep' || usesDepth(file),
+);
 /** Files that use nock, and files that must not see it (raw bodies to billhook's own server, say). */
 const WITH_NOCK = TEST_FILES.filter((file) => importsNock(path.resolve(import.meta.dirname, file)));
 const WITHOUT_NOCK = TEST_FILES.filter((file) => !WITH_NOCK.includes(file));

@@ -6,6 +6,7 @@ import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startCharge } from '../../src/payments/charges.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { byDepth } from '../support/depth.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 
 /**
@@ -260,7 +261,7 @@ describe('money invariants over random invoices (property)', () => {
           expect(revenueNet).toBe(0n);
         }
       }),
-      { numRuns: 40, seed: 2112, endOnFailure: true },
+      { numRuns: byDepth(12, 40), seed: 2112, endOnFailure: true },
     );
   }, 600_000);
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
 import { type ProcessOutcome, processInboxEvents } from '../../src/reconcile/process.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { byDepth } from '../support/depth.ts';
 import { FIXTURE_INTENT, openInvoice } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
@@ -19,6 +20,10 @@ import { waitFor } from '../support/wait.ts';
  * own, compared with the same payment delivered in order. A payout that arrives before what it pays
  * out is retried until billhook knows it.
  */
+
+/** fast-check runs per property: `npm test`'s and `npm run test:deep`'s (test/support/depth.ts). */
+const RUNS = byDepth(4, 12);
+
 describe('delivery disorder (property)', () => {
   let app: TestApp;
   /** The web process that charges each payment, whose charge never gets an answer. */
@@ -251,13 +256,13 @@ describe('delivery disorder (property)', () => {
    * Each case is its own payment; whatever batches its retries share with other cases', its books
    * must be the in-order books.
    */
-  it('any permutation with duplicates leaves the same books (fast-check, 12 runs, fixed seed)', async () => {
+  it(`any permutation with duplicates leaves the same books (fast-check, ${RUNS} runs, fixed seed)`, async () => {
     const cases = fc.sample(
       fc.tuple(
         fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { minLength: 6, maxLength: 6 }),
         fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.nat()), { maxLength: 4 }),
       ),
-      { numRuns: 12, seed: 20261123 },
+      { numRuns: RUNS, seed: 20261123 },
     );
     const payments = await unknownPayments(cases.length);
     const distinct: string[] = [];
@@ -307,8 +312,8 @@ describe('delivery disorder (property)', () => {
     return first;
   }
 
-  it('two payments permuted and interleaved in one batch transaction leave the same books (fast-check, 12 runs)', async () => {
-    // Two unknown payments per run (endOnFailure: no shrinking, so exactly 12 runs), made at once.
+  it(`two payments permuted and interleaved in one batch transaction leave the same books (fast-check, ${RUNS} runs)`, async () => {
+    // Two unknown payments per run (endOnFailure: no shrinking, so exactly RUNS runs), made at once.
     const paid = await unknownPayments(24);
     const order = fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { minLength: 6, maxLength: 6 });
     await fc.assert(
@@ -329,7 +334,7 @@ describe('delivery disorder (property)', () => {
             expect(await booksOf(invoiceId, transactionId)).toEqual(inOrder);
         },
       ),
-      { numRuns: 12, seed: 20261202, endOnFailure: true },
+      { numRuns: RUNS, seed: 20261202, endOnFailure: true },
     );
   }, 240_000);
 });

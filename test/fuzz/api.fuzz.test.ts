@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
+import { byDepth } from '../support/depth.ts';
 import { deliverStripe, stripeFixtureRaw } from '../support/stripe.ts';
 import {
   type Answer,
@@ -57,16 +58,16 @@ const ID = (prefix: string) => new RegExp(`^${prefix}_[0-9a-z]{1,40}$`);
 const isEmail = (value: unknown) =>
   typeof value === 'string' && value.length <= 320 && z.email().safeParse(value).success;
 
-/** Cases per property (the README quotes these). */
+/** Cases per property, `npm test`'s and `npm run test:deep`'s (test/support/depth.ts; the README quotes these). */
 const RUNS = {
-  customers: 400,
-  paymentMethods: 300,
-  invoices: 400,
-  invoiceActions: 400,
-  replay: 300,
-  listQueries: 400,
-  rawBodies: 300,
-  sizeLimit: 60,
+  customers: byDepth(130, 400),
+  paymentMethods: byDepth(100, 300),
+  invoices: byDepth(130, 400),
+  invoiceActions: byDepth(130, 400),
+  replay: byDepth(100, 300),
+  listQueries: byDepth(130, 400),
+  rawBodies: byDepth(100, 300),
+  sizeLimit: byDepth(20, 60),
 } as const;
 
 /** Own properties of the prototypes before any request, to detect pollution by the requests. */

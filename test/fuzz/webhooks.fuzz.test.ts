@@ -11,6 +11,7 @@ import { signedMessage } from '../../src/gateways/paypal/webhook.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { isCurrency } from '../../src/money/currency.ts';
 import { STRIPE_WEBHOOK_SECRET, startTestApp, type TestApp } from '../support/app.ts';
+import { byDepth } from '../support/depth.ts';
 import { stripeFixtureRaw } from '../support/stripe.ts';
 import {
   type Answer,
@@ -62,14 +63,14 @@ const PAYPAL_TEST_CERT_FILE = path.join(PAYPAL_TEST_DIR, 'billhook-test-only.cer
 const PAYPAL_TEST_KEY_PEM = readFileSync(path.join(PAYPAL_TEST_DIR, 'billhook-test-only.key.pem'), 'utf8');
 const STRIPE_FIXTURE = stripeFixtureRaw('webhook.payment_intent.succeeded.json');
 
-/** Cases per property (the README quotes these). */
+/** Cases per property, `npm test`'s and `npm run test:deep`'s (test/support/depth.ts; the README quotes these). */
 const RUNS = {
-  stripeUnsigned: 500,
-  stripeSigned: 500,
-  notConfigured: 300,
-  configuredUnsigned: 600,
-  signedGarbage: 500,
-  sizeLimit: 80,
+  stripeUnsigned: byDepth(170, 500),
+  stripeSigned: byDepth(170, 500),
+  notConfigured: byDepth(100, 300),
+  configuredUnsigned: byDepth(200, 600),
+  signedGarbage: byDepth(170, 500),
+  sizeLimit: byDepth(30, 80),
 } as const;
 
 const utf8 = (text: string) => new Uint8Array(Buffer.from(text, 'utf8'));

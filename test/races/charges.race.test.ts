@@ -3,6 +3,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { byDepth } from '../support/depth.ts';
 import { FIXTURE_INTENT, ledgerByCode, openInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { seeded } from '../support/random.ts';
@@ -87,6 +88,16 @@ function fakeStripeCharges(answer: (call: ChargeCall) => Promise<Answer>): Charg
 }
 
 /** The payment intent Stripe creates for an attempt (one per idempotency key, as Stripe does). */
+/** Invoices raced per test: `npm test`'s and `npm run test:deep`'s (test/support/depth.ts). */
+const INVOICES = {
+  simultaneousCharges: byDepth(20, 40),
+  chargeAndWebhook: byDepth(20, 40),
+  failedWebhook: byDepth(16, 30),
+  movedTwice: byDepth(12, 24),
+  movedTwiceAtStripe: byDepth(6, 12),
+  tenRefunds: byDepth(16, 30),
+} as const;
+
 const intentOf = (reference: string) => `pi_for_${reference}`;
 
 /** The fixture's succeeded PaymentIntent for `call`. */
@@ -256,9 +267,9 @@ describe('charges racing on one invoice', () => {
     await stopOfflineTestApp(app);
   });
 
-  it('two API charges of one OPEN invoice at the same moment: one Stripe call, one 200 and one 409, paid once (40 invoices)', async () => {
+  it(`two API charges of one OPEN invoice at the same moment: one Stripe call, one 200 and one 409, paid once (${INVOICES.simultaneousCharges} invoices)`, async () => {
     const random = seeded(1);
-    const invoices = await openInvoices(app, 40, (i) => 1000 + 37 * i);
+    const invoices = await openInvoices(app, INVOICES.simultaneousCharges, (i) => 1000 + 37 * i);
     const calls = fakeStripeCharges(async (call) => {
       await gatewayLatency(random() * 40);
       return succeededIntent(call);
@@ -313,11 +324,11 @@ describe('charges racing on one invoice', () => {
     expect(Object.values(refusals).reduce((a, b) => a + b, 0)).toBe(invoices.length);
   }, 180_000);
 
-  it("an API charge and Stripe's payment_intent.succeeded for the same attempt, delivered at the same moment: one succeeded transaction, one posting (40 invoices)", async () => {
+  it(`an API charge and Stripe's payment_intent.succeeded for the same attempt, delivered at the same moment: one succeeded transaction, one posting (${INVOICES.chargeAndWebhook} invoices)`, async () => {
     const random = seeded(2);
     const modes = ['webhook settles first', 'together', 'answer first', 'webhook after'] as const;
     type Mode = (typeof modes)[number];
-    const invoices = await openInvoices(app, 40, (i) => 1500 + 53 * i);
+    const invoices = await openInvoices(app, INVOICES.chargeAndWebhook, (i) => 1500 + 53 * i);
     const clearingBefore = (await ledgerByCode(app))['gateway_clearing:stripe EUR'] ?? 0;
     const modeOf = new Map<string, Mode>(invoices.map((inv, i) => [inv.id, modes[i % modes.length]!]));
     const eventOf = new Map<string, { id: string }>();
@@ -395,8 +406,9 @@ describe('charges racing on one invoice', () => {
       const b = await expectPaidOnce(invoice, transaction.id, intentOf(transaction.id));
       expect(b.transactions).toHaveLength(1);
     }
-    expect(outcomes['webhook settles first']).toEqual({ applied: 10 });
-    expect(outcomes['webhook after']).toEqual({ duplicate: 10 });
+    const perMode = invoices.length / modes.length;
+    expect(outcomes['webhook settles first']).toEqual({ applied: perMode });
+    expect(outcomes['webhook after']).toEqual({ duplicate: perMode });
     const total = invoices.reduce((sum, inv) => sum + inv.amount, 0);
     expect(calls).toHaveLength(invoices.length);
     expect((await ledgerByCode(app))['gateway_clearing:stripe EUR']).toBe(clearingBefore + total);
@@ -436,8 +448,8 @@ describe('charges racing on one invoice', () => {
     return { invoices, first, calls, beforeSecond };
   }
 
-  it('a payment_failed webhook for the declined first attempt, racing the second attempt: one charge, the first stays failed (30 invoices)', async () => {
-    const { invoices, first, calls } = await declinedOnce(30, (i) => 2200 + 29 * i, 3);
+  it(`a payment_failed webhook for the declined first attempt, racing the second attempt: one charge, the first stays failed (${INVOICES.failedWebhook} invoices)`, async () => {
+    const { invoices, first, calls } = await declinedOnce(INVOICES.failedWebhook, (i) => 2200 + 29 * i, 3);
     const raced = await inBatches(invoices, 8, async (invoice, i) => {
       const declined = first[i]!;
       const event = intentEvent(
@@ -467,8 +479,8 @@ describe('charges racing on one invoice', () => {
     }
   }, 180_000);
 
-  it('money that really moved twice (the declined attempt succeeds after all) is never a silent second payment (24 invoices)', async () => {
-    const { invoices, first, calls } = await declinedOnce(24, (i) => 3100 + 17 * i, 4);
+  it(`money that really moved twice (the declined attempt succeeds after all) is never a silent second payment (${INVOICES.movedTwice} invoices)`, async () => {
+    const { invoices, first, calls } = await declinedOnce(INVOICES.movedTwice, (i) => 3100 + 17 * i, 4);
     for (const [i, invoice] of invoices.entries()) {
       const declined = first[i]!;
       const event = intentEvent('succeeded', declined.gateway_transaction_id, declined.id, invoice.amount);
@@ -516,8 +528,12 @@ describe('charges racing on one invoice', () => {
   // A late payment_intent.succeeded for an earlier attempt pays the invoice while a second attempt is
   // at the gateway: when the second succeeds too, the API path raises the duplicate_payment exception
   // (through recordChargeResult's onOverpaid), so a person refunds one of them.
-  it('money that moved twice while the second attempt was at Stripe becomes a duplicate_payment exception (12 invoices)', async () => {
-    const { invoices, first, calls, beforeSecond } = await declinedOnce(12, (i) => 4100 + 23 * i, 5);
+  it(`money that moved twice while the second attempt was at Stripe becomes a duplicate_payment exception (${INVOICES.movedTwiceAtStripe} invoices)`, async () => {
+    const { invoices, first, calls, beforeSecond } = await declinedOnce(
+      INVOICES.movedTwiceAtStripe,
+      (i) => 4100 + 23 * i,
+      5,
+    );
     for (const [i, invoice] of invoices.entries()) {
       const declined = first[i]!;
       const event = intentEvent('succeeded', declined.gateway_transaction_id, declined.id, invoice.amount);
@@ -544,9 +560,9 @@ describe('charges racing on one invoice', () => {
     }
   }, 180_000);
 
-  it('ten refunds of one PAID invoice at once, asking for more than was paid: what succeeds never exceeds what was paid (30 invoices)', async () => {
+  it(`ten refunds of one PAID invoice at once, asking for more than was paid: what succeeds never exceeds what was paid (${INVOICES.tenRefunds} invoices)`, async () => {
     const random = seeded(6);
-    const invoices = await openInvoices(app, 30, (i) => 2000 + 41 * i);
+    const invoices = await openInvoices(app, INVOICES.tenRefunds, (i) => 2000 + 41 * i);
     fakeStripeCharges(async (call) => succeededIntent(call));
     const paid = await inBatches(invoices, 8, async (invoice) => {
       const answer = await charge(invoice.id);

@@ -4,6 +4,7 @@ import { raiseException } from '../../src/exceptions/exceptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { byDepth } from '../support/depth.ts';
 import { seeded } from '../support/random.ts';
 
 /**
@@ -17,7 +18,8 @@ import { seeded } from '../support/random.ts';
  * logged, and what each reader collected must be the final tables in sequence order, each row once.
  */
 
-const RUN_MS = 6_000;
+/** How long the writers and readers run: `npm test`'s and `npm run test:deep`'s (test/support/depth.ts). */
+const RUN_MS = byDepth(3_000, 6_000);
 /**
  * PostgreSQL resolves the cycle of a late join (writer → waiting reader → writer holding the shared
  * lock → the late writer's row) as a "soft" deadlock: after `deadlock_timeout` it moves the late

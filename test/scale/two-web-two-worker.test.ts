@@ -18,6 +18,7 @@ import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { BOSS_SCHEMA } from '../../src/queue/boss.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { byDepth } from '../support/depth.ts';
 import { insertPlan } from '../support/plans.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -25,16 +26,17 @@ import { waitFor } from '../support/wait.ts';
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const SECRET = 'whsec_scale_secret';
 const ADMIN_KEY = 'bh_scale_admin_key_0123456789abcdef';
+// The load's sizes are `npm test`'s and `npm run test:deep`'s (test/support/depth.ts).
 /** Seeded pending payments settled by webhooks (each event delivered to both web processes). */
-const PAYMENTS = 300;
+const PAYMENTS = byDepth(150, 300);
 /** Open invoices each charged by both web processes at once. */
-const CHARGES = 60;
+const CHARGES = byDepth(30, 60);
 /** Gateway accounts created over the API while the load runs (PRODUCT.md §12). */
 const ACCOUNTS = 4;
 /** The last payments' webhooks, delivered to those accounts' routes once created. */
-const ACCOUNT_PAYMENTS = 40;
+const ACCOUNT_PAYMENTS = byDepth(20, 40);
 /** Subscriptions started three months ago: periods 1–3 are due, renewed by both workers. */
-const SUBSCRIPTIONS = 20;
+const SUBSCRIPTIONS = byDepth(10, 20);
 const DAY = 86_400_000;
 
 function succeededEvent(n: number): string {
