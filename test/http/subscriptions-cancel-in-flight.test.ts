@@ -1,9 +1,11 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { recordRefundResult } from '../../src/payments/refunds.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
@@ -21,12 +23,15 @@ const d = (iso: string) => new Date(iso);
  * have (`amount`), and `prorate` sent the prorated share on top of the refund in flight (more than
  * owed for the used time once both succeed).
  *
- * Plans: FLAT_FEE 800 + 25% tax = 1000 EUR (2 decimals: 10.00 €), 8000 + 25% = 10000 JPY (no decimals).
+ * Plans: FLAT_FEE 800 + 25% tax = 1000 EUR (2 decimals: 10.00 €), 8000 + 25% = 10000 JPY (no
+ * decimals) and 10000 KWD fils (3 decimals: 10.000 KWD).
  */
 describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in flight', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp();
+    // An `unknown` refund stays unknown here: its retry (`invoice.refund`) is not what is tested.
+    await app.runtime.boss.offWork(QUEUES.invoiceRefund);
   });
   afterEach(() => nock.cleanAll());
   afterAll(() => app.stop());
@@ -145,6 +150,49 @@ describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in f
     });
     const invoice = (await app.api('GET', `/v1/invoices/${sub.invoice.id}`)).body;
     expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 1000, amount_refunded: 1000 });
+  });
+
+  it("a refund of the customer's credit in flight on the period's payment: 409 refund_in_flight too (KWD, 3 decimals)", async () => {
+    // 8000 + 25% = 10000 fils (10.000 KWD) paid by card.
+    const sub = await paidSubscription('KWD', 8000);
+    const customer = (await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.customer as string;
+    // Credit from a downgrade of another subscription on 2027-02-22 (7 of 28 days left):
+    // (9000 − 1000) × 7/28 = 2000 net + 25% = 2500 fils.
+    const plan = (fee: number) =>
+      insertPlan(db(), { currency: 'KWD', price: { model: 'FLAT_FEE', amount: fee }, taxRatePpm: 250_000 });
+    const { subscription: other } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: await plan(9000) },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await changeSubscription(
+      db(),
+      'system',
+      other.id,
+      { planId: await plan(1000) },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect((await app.api('GET', `/v1/customers/${customer}`)).body.credit).toEqual([
+      { currency: 'KWD', amount: 2500 },
+    ]);
+    // Paid back through the customer's newest payment, the period's: Stripe answers `pending`.
+    const pending = stripeRefundPending('re_credit_pending_kwd', 2500, 'KWD');
+    const credit = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 2500,
+      currency: 'KWD',
+    });
+    expect(pending.isDone()).toBe(true);
+    expect(credit.body.refunds).toMatchObject([{ kind: 'customer_credit', status: 'pending', amount: 2500 }]);
+    const before = await snapshot(sub, 'KWD');
+    // What the period's payment can still carry back (10000 − 2500 = 7500, or all 10000 if it
+    // fails) decides the cash part: refused, as for a refund of the invoice itself.
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('refund_in_flight');
+    expect(refused.body.error.message).toContain(credit.body.refunds[0].id);
+    expect(await snapshot(sub, 'KWD')).toEqual(before);
   });
 
   it('a refund with no answer (unknown) and a prorated cancellation: 409 refund_in_flight, not the prorated share on top (JPY)', async () => {
