@@ -21,8 +21,9 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it, and the customer credit that paid the rest back to their credit
- * (payments/cancellations.ts); this module only says how much of each (`cancellationRefund`).
+ * through the gateway that took it, and the customer credit that paid the rest back to their credit.
+ * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
+ * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
 
 /** When a cancellation takes effect. */
@@ -251,8 +252,8 @@ async function refundOf(
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
- * cancellation is scheduled already), `nothing_to_refund`; ValidationError `cancel_at` in the past,
- * `refund_type` as `refundOf`
+ * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
+ * `later_periods_paid`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
