@@ -1,7 +1,9 @@
-import type { InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type { CreditNoteRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { saleGivenBack } from './credit-notes.ts';
+import { returnInvoiceCredit } from './credit-returns.ts';
+import { invoicePayment, refundsInFlight } from './invoice-payment.ts';
 import { lockInvoice } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
@@ -19,8 +21,9 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it, and the customer credit that paid the rest back to their credit
- * (payments/cancellations.ts); this module only says how much of each (`cancellationRefund`).
+ * through the gateway that took it, and the customer credit that paid the rest back to their credit.
+ * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
+ * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
 
 /** When a cancellation takes effect. */
@@ -50,10 +53,14 @@ export interface CancellationRefund {
   credit: bigint;
 }
 
-/** What a cancellation did: the subscription, and what to give back (null: nothing). */
+/**
+ * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
+ * of the customer credit given back already (`refund.credit`; null: none).
+ */
 export interface Cancellation {
   subscription: SubscriptionRow;
   refund: CancellationRefund | null;
+  creditNote: CreditNoteRow | null;
 }
 
 /** Two amounts of one invoice, minor units ≥ 0: what its payments paid in cash and what the customer's credit paid. */
@@ -105,7 +112,12 @@ export function cancellationRefund(
   return { cash, credit: upTo(owed - cash, returnable.credit) };
 }
 
-/** Statuses of an invoice paid (by its payments or the customer's credit) that may still have money to give back. */
+/**
+ * Statuses of an invoice paid (by its payments or the customer's credit) that may still have money to
+ * give back. Wider than a refund by hand (`prepareInvoiceRefund`: PAID, PARTIALLY_REFUNDED) on
+ * purpose: a REFUNDED invoice (its cash all refunded) may still hold customer credit that a
+ * cancellation gives back as credit; its cash part is then 0, so no cash refund is asked for.
+ */
 const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'];
 
 /**
@@ -120,7 +132,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or both are 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
- * cash, no credit); `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * cash, no credit); `refund_in_flight` (naming the refunds) when a refund of the invoice's payment is
+ * still `pending` or `unknown`: its outcome decides what is owed, so the cancellation is refused and
+ * changes nothing (not counted as given back: the customer would lose it if it fails; not counted
+ * as not given: both would go back if it succeeds); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
@@ -177,13 +192,18 @@ async function refundOf(
     .where('period_index', '=', subscription.current_period_index)
     .executeTakeFirst();
   const invoice = period ? await lockInvoice(work, period.id) : undefined;
-  const paid = await trx
-    .selectFrom('transactions')
-    .select('id')
-    .where('invoice_id', '=', invoice?.id ?? '')
-    .where('status', '=', 'succeeded')
-    .where('gateway_transaction_id', 'is not', null)
-    .executeTakeFirst();
+  // What is owed depends on a refund in flight: given back if it succeeds, not if it fails. Counting
+  // it either way could be wrong about the customer's money (more than owed back, or less), so the
+  // cancellation waits for the fact.
+  const inFlight = invoice ? await refundsInFlight(trx, invoice.id) : [];
+  if (inFlight.length > 0) {
+    throw new ConflictError(
+      'refund_in_flight',
+      `refund ${inFlight.join(', ')} of invoice ${invoice!.id} is in flight (sent, not settled): what this cancellation gives back depends on its outcome; wait until it settles, then cancel again (or cancel with refund_type none)`,
+    );
+  }
+  // The payment the cash part is sent on (`prepareInvoiceRefund` takes the same one).
+  const payment = invoice ? await invoicePayment(trx, invoice.id) : undefined;
   const returnable = {
     cash: invoice ? invoice.amount_paid - invoice.amount_refunded : 0n,
     credit: invoice ? invoice.credit_applied - invoice.credit_returned : 0n,
@@ -191,7 +211,7 @@ async function refundOf(
   if (
     !invoice ||
     !PAID_STATUSES.includes(invoice.status) ||
-    (returnable.cash > 0n && !paid) ||
+    (returnable.cash > 0n && !payment?.gateway_transaction_id) ||
     (returnable.cash <= 0n && returnable.credit <= 0n)
   ) {
     throw new ConflictError(
@@ -227,11 +247,13 @@ async function refundOf(
  * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, storing
  * `cancel_reason`; logs `subscription.cancelled` (now) or `subscription.cancellation_scheduled`
  * (`period_end`, `date`: with `at`, `refund_type`, `reason`), each with `refund_amount` (cash) and
- * `credit_amount` (back to the customer's credit). The refund is only computed here; the caller
- * books it in the same unit of work (payments/cancellations.ts).
+ * `credit_amount` (back to the customer's credit). The credit part is given back here
+ * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
+ * that credit as any invoice finalized does; the cash part is only computed here, and the caller
+ * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
- * cancellation is scheduled already), `nothing_to_refund`; ValidationError `cancel_at` in the past,
- * `refund_type` as `refundOf`
+ * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
+ * `later_periods_paid`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
@@ -246,6 +268,10 @@ export async function cancelLocked(
   const reason = options.reason ?? null;
   if (options.when === 'now') {
     const refund = await refundOf(work, subscription, options.refundType, now);
+    // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
+    // instead of leaving it unused while the card is charged. Lock order kept: the period's invoice
+    // (locked by `refundOf`) before the customer (locked by the final invoice's finalization).
+    const creditNote = await giveCreditBack(work, refund);
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
@@ -263,7 +289,7 @@ export async function cancelLocked(
       refund_amount: refund?.amount ?? 0n,
       credit_amount: refund?.credit ?? 0n,
     });
-    return { subscription: cancelled, refund };
+    return { subscription: cancelled, refund, creditNote };
   }
   if (subscription.cancel_at_period_end || subscription.cancel_at) {
     throw new ConflictError(
@@ -277,6 +303,7 @@ export async function cancelLocked(
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
+  const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')
     .set({
@@ -300,5 +327,12 @@ export async function cancelLocked(
     refund_amount: refund?.amount ?? 0n,
     credit_amount: refund?.credit ?? 0n,
   });
-  return { subscription: updated, refund };
+  return { subscription: updated, refund, creditNote };
+}
+
+/** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
+function giveCreditBack(work: UnitOfWork, refund: CancellationRefund | null): Promise<CreditNoteRow | null> {
+  return refund && refund.credit > 0n
+    ? returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled')
+    : Promise.resolve(null);
 }

@@ -4,6 +4,7 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
+import { invoicePayment } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -295,13 +296,7 @@ export async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
-  const transaction = await work.trx
-    .selectFrom('transactions')
-    .selectAll()
-    .where('invoice_id', '=', invoiceId)
-    .where('status', '=', 'succeeded')
-    .orderBy('created_at', 'desc')
-    .executeTakeFirst();
+  const transaction = await invoicePayment(work.trx, invoiceId);
   if (!transaction?.gateway_transaction_id) {
     throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
   }

@@ -2,6 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
@@ -411,6 +412,82 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect(await invoiceOf(first.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 774 });
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 774 }]);
   });
+
+  it.each([
+    // PLN (2 decimals): credit (4200 − 1000) × 7/28 = 800 net + 200 tax = 1000; fee 800 + 25% = 1000; 2 a call.
+    { currency: 'PLN', big: 4200, fee: 800, perCall: 2 },
+    // JPY (no decimals), ten times as much: credit (33000 − 1000) × 7/28 = 8000 + 2000 tax = 10000;
+    // fee 8000 + 25% = 10000; 20 a call.
+    { currency: 'JPY', big: 33000, fee: 8000, perCall: 20 },
+  ])(
+    'cancel now ($currency): the final usage invoice uses the credit the cancellation gave back, not the card',
+    async ({ currency, big, fee, perCall }) => {
+      const { customer, method } = await customerWithCredit(currency, big);
+      const credit = (((big - 1000) * 7) / 28) * 1.25; // 1000 PLN, 10000 JPY
+      const plan = await insertPlan(db(), {
+        name: `Metered ${fee}`,
+        currency,
+        price: { model: 'FLAT_FEE', amount: fee },
+        metered: [
+          { code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: perCall } },
+        ],
+        taxRatePpm: 250_000,
+      });
+      // Period 2027-01-01 → 2027-02-01 (31 days): its invoice (fee × 1.25 = the credit) paid by credit whole.
+      const { subscription } = await createSubscription(
+        db(),
+        'system',
+        { customerId: customer, planId: plan, paymentMethodId: method },
+        d('2027-01-01T00:00:00Z'),
+      );
+      const first = await db()
+        .selectFrom('invoices')
+        .select(['id', 'status', 'total', 'credit_applied'])
+        .where('subscription_id', '=', subscription.id)
+        .executeTakeFirstOrThrow();
+      expect(first).toMatchObject({ status: 'PAID', total: BigInt(credit), credit_applied: BigInt(credit) });
+      expect(await creditOf(customer)).toEqual([]);
+      await recordUsageEvent(
+        db(),
+        'system',
+        {
+          eventId: `calls-${currency}`,
+          subscriptionId: subscription.id,
+          code: 'api_calls',
+          value: 30n,
+          timestamp: d('2027-01-05T00:00:00Z'),
+        },
+        d('2027-01-05T00:00:00Z'),
+      );
+      // `prorate` at 2027-01-16T12:00Z (half the period unused): round_half_up(credit / 2) back as
+      // credit = 500 PLN / 5000 JPY. The final invoice: 30 calls × perCall = 60 PLN / 600 JPY + 25% tax =
+      // 75 PLN / 750 JPY, taken from that credit: 425 PLN / 4250 JPY left, nothing for the card.
+      const half = credit / 2;
+      const usage = 30 * perCall * 1.25;
+      const result = await cancelAt(
+        subscription.id,
+        { when: 'now', refundType: 'prorate' },
+        d('2027-01-16T12:00:00Z'),
+      );
+      expect(result).toMatchObject({ refund: null, creditNote: { total: BigInt(half) } });
+      const final = await db()
+        .selectFrom('invoices')
+        .select(['status', 'total', 'credit_applied', 'amount_due', 'charge_at'])
+        .where('subscription_id', '=', subscription.id)
+        .where('id', '!=', first.id)
+        .execute();
+      expect(final).toEqual([
+        {
+          status: 'PAID',
+          total: BigInt(usage),
+          credit_applied: BigInt(usage),
+          amount_due: 0n,
+          charge_at: null,
+        },
+      ]);
+      expect(await creditOf(customer)).toEqual([{ currency, amount: half - usage }]);
+    },
+  );
 
   it('a settled term whose later periods the credit paid refuses a refund (409 later_periods_paid), changing nothing', async () => {
     // Credit: (10600 − 1000) × 7/28 = 2400 net + 600 tax = 3000 (CZK): the term's three periods of

@@ -1,0 +1,42 @@
+import type { Kysely } from 'kysely';
+import type { Database, TransactionRow } from '../db/schema.ts';
+
+/**
+ * The payment a cash refund of invoice `invoiceId` goes back through: its latest succeeded
+ * transaction (reads `transactions`, owned by payments/). A refund by hand (payments/refunds.ts
+ * `prepareInvoiceRefund`) and a cancellation's refund (billing/cancellation.ts `refundOf`) both ask
+ * here, so the cancellation checks the very payment its cash refund is then sent on.
+ * @returns the transaction, or undefined when none succeeded; its `gateway_transaction_id` is null
+ * when no gateway took it (then there is no gateway payment to refund)
+ */
+export async function invoicePayment(
+  trx: Kysely<Database>,
+  invoiceId: string,
+): Promise<TransactionRow | undefined> {
+  return trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('invoice_id', '=', invoiceId)
+    .where('status', '=', 'succeeded')
+    .orderBy('created_at', 'desc')
+    .executeTakeFirst();
+}
+
+/**
+ * The ids of the refunds still in flight (`pending` or `unknown`: committed or sent, not settled)
+ * against any payment of invoice `invoiceId`, oldest first: refunds of the invoice and refunds of
+ * customer credit carried by its payments (reads `refunds`, owned by payments/). Read it under the
+ * invoice's lock (`lockInvoice`): a refund of the invoice is created under that lock.
+ */
+export async function refundsInFlight(trx: Kysely<Database>, invoiceId: string): Promise<string[]> {
+  const rows = await trx
+    .selectFrom('refunds')
+    .innerJoin('transactions', 'transactions.id', 'refunds.transaction_id')
+    .select('refunds.id')
+    .where('transactions.invoice_id', '=', invoiceId)
+    .where('refunds.status', 'in', ['pending', 'unknown'])
+    .orderBy('refunds.created_at')
+    .orderBy('refunds.id')
+    .execute();
+  return rows.map((r) => r.id);
+}
