@@ -263,11 +263,14 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
 }
 
 /**
- * How `insertInvoice` reads its customer: `customer`, the unit of work's `openCustomerOnce` of the
- * invoice's customer (shared by its invoices; default: one of its own).
+ * How `insertInvoice` reads its customer and taxes its lines: `customer`, the unit of work's
+ * `openCustomerOnce` of the invoice's customer (shared by its invoices; default: one of its own);
+ * `taxed`, true when `lines` are taxed already (`withCustomerTaxes` of the invoice's customer, in
+ * this unit of work): they are stored as they are.
  */
 export interface InsertOptions {
   customer?: OpenCustomer;
+  taxed?: boolean;
 }
 
 /**
@@ -280,11 +283,12 @@ export interface InsertOptions {
 export async function insertInvoice(
   work: UnitOfWork,
   input: NewInvoice,
-  { customer = openCustomerOnce(work.trx, input.customerId) }: InsertOptions = {},
+  { customer = openCustomerOnce(work.trx, input.customerId), taxed: given = false }: InsertOptions = {},
 ): Promise<InvoiceWithLines> {
-  invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
-  const taxed = await withTaxesAt(work.trx, taxLocationOf(await customer()), input.lines);
-  const amounts = invoiceAmounts(taxed);
+  const checked = invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
+  const billed = await customer(); // refuses a closed customer
+  const taxed = given ? input.lines : await withTaxesAt(work.trx, taxLocationOf(billed), input.lines);
+  const amounts = given ? checked : invoiceAmounts(taxed);
   const invoice = await work.trx
     .insertInto('invoices')
     .values({
