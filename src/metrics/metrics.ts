@@ -122,16 +122,20 @@ export class Metrics {
         for (const { name } of queues) this.set({ queue: name }, byName.get(name)?.queuedCount ?? 0);
       },
     });
-    new Gauge({
-      name: 'billhook_jobs_failed',
-      help: "Jobs that exhausted their retries and wait in the queue's dead letters for an operator, by queue",
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
-      },
-    });
+    // One count under two names: `billhook_jobs_failed` (the older one, scraped since before the
+    // dead letters had their own) and `billhook_dead_letters`, both from the one `deadLetters` read.
+    for (const [name, help] of DEAD_LETTER_GAUGES) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['queue'] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
+        },
+      });
+    }
     new Gauge({
       name: 'billhook_jobs',
       help: 'Jobs by queue and state (ready, deferred, blocked, active, failed), from pg-boss queue counts refreshed every few seconds',
@@ -142,16 +146,6 @@ export class Metrics {
         for (const queue of (await counts()) ?? []) {
           for (const [state, count] of JOB_STATE_COUNTS) this.set({ queue: queue.name, state }, queue[count]);
         }
-      },
-    });
-    new Gauge({
-      name: 'billhook_dead_letters',
-      help: "Jobs waiting in a queue's dead-letter queue for an operator, by the queue they failed in",
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
       },
     });
     new Gauge({
@@ -259,6 +253,24 @@ export interface MetricsSource {
 
 /** The inbox statuses of a stored webhook not reconciled yet (read through the `inbox_unprocessed` index). */
 const WAITING_INBOX_STATUSES = ['received', 'retrying'] as const satisfies readonly InboxStatus[];
+
+/**
+ * The two names of a queue's dead letters (jobs past their retries in `<queue>.dead`, waiting for an
+ * operator to retry or delete them), with their help texts. Not pg-boss's failed count of the queue
+ * (`billhook_jobs{state="failed"}`: a `webhook.process` job completes and leaves its dead letter, and
+ * a retried or deleted dead letter leaves that count as it was), nor failed attempts
+ * (`billhook_job_failures_total`).
+ */
+const DEAD_LETTER_GAUGES = [
+  [
+    'billhook_jobs_failed',
+    "Jobs past their retries waiting in the queue's dead letters (<queue>.dead) for an operator, by queue: the same count as billhook_dead_letters, under its older name",
+  ],
+  [
+    'billhook_dead_letters',
+    "Jobs past their retries waiting in the queue's dead letters (<queue>.dead) for an operator, by queue: the same count as billhook_jobs_failed",
+  ],
+] as const;
 
 /** `billhook_jobs`' states and the pg-boss queue count each one reads. */
 const JOB_STATE_COUNTS = [
