@@ -23,7 +23,7 @@ import { instrumentRegistry } from './metrics/instrument.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { currencyOfReference, findTransaction, hasUnidentifiedCharge } from './payments/transactions.ts';
 import { createBoss, ensureQueues } from './queue/boss.ts';
-import { deadQueueOf, QUEUES } from './queue/queues.ts';
+import { QUEUES_AND_DEAD_LETTERS } from './queue/queues.ts';
 import { startWorkers } from './workers/workers.ts';
 
 /** Which parts a process runs: `web` (HTTP), `worker` (jobs) or `all`. */
@@ -176,7 +176,7 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
       boss,
       databaseUrl: database.url,
       gateways: defaults.filter((a) => a.webhook || a.client).map((a) => a.name),
-      queues: Object.values(QUEUES).map((name) => ({ name, dead: deadQueueOf(name) })),
+      queues: QUEUES_AND_DEAD_LETTERS,
     });
     started.push(() => metrics.close());
     // Every adapter, the default accounts' and each gateway account's, is built by the same factory

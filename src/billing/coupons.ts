@@ -184,6 +184,21 @@ export async function redeemableCoupon(
   code: string,
   target: RedemptionTarget,
 ): Promise<CouponRow> {
+  const coupon = await eligibleCoupon(db, code, target);
+  await checkCustomerLimit(db, coupon, target.customerId);
+  return coupon;
+}
+
+/**
+ * The coupon of `code` if `target` may redeem it now, but for the per-customer limit (which
+ * `redeemCoupon` checks once, after its UPDATE has ordered concurrent redemptions).
+ * @throws as `redeemableCoupon`, but for `coupon_customer_limit`
+ */
+async function eligibleCoupon(
+  db: Kysely<Database>,
+  code: string,
+  target: Omit<RedemptionTarget, 'customerId'>,
+): Promise<CouponRow> {
   const coupon = await db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
   if (!coupon) throw new ValidationError('unknown coupon', { coupon: `no coupon with code ${code}` });
   if (coupon.currency !== null && coupon.currency !== target.currency) {
@@ -211,7 +226,6 @@ export async function redeemableCoupon(
       `coupon ${code} applies to ${eligibility(coupon)} only, not ${target.addOnId === undefined ? `product ${target.productId}` : `add-on ${target.addOnId}`}`,
     );
   }
-  await checkCustomerLimit(db, coupon, target.customerId);
   return coupon;
 }
 
@@ -270,8 +284,8 @@ async function checkCustomerLimit(
  * ledger's writers) of a plan of `plan.currency` and `plan.productId`, or on its add-on `addOnId`
  * (which the caller checked is on the subscription). `times_redeemed` grows in one
  * conditional UPDATE, so it stays exact and never passes `max_redemptions` under concurrency; that
- * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer count read
- * after it sees every one committed before. Logs `coupon.redeemed`.
+ * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer limit is
+ * checked once, by a count read after it that sees every one committed before. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
  * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed` (on this subscription,
  *   or on this add-on of it, before; removed or not)
@@ -284,12 +298,7 @@ export async function redeemCoupon(
   now: Date = new Date(),
   addOnId?: string,
 ): Promise<CouponRedemptionRow> {
-  const coupon = await redeemableCoupon(work.trx, code, {
-    ...plan,
-    customerId: subscription.customer_id,
-    now,
-    addOnId,
-  });
+  const coupon = await eligibleCoupon(work.trx, code, { ...plan, now, addOnId });
   const counted = await work.trx
     .updateTable('coupons')
     .set((eb) => ({ times_redeemed: eb('times_redeemed', '+', 1) }))

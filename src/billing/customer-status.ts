@@ -18,27 +18,66 @@ import { LIVE_STATUSES } from './subscription-status.ts';
  */
 
 /**
+ * What invoicing reads of its customer: where they are taxed (`address_country`, `address_state`,
+ * `tax_exempt`), their invoice number prefix and payment terms (days).
+ */
+export type BilledCustomer = Pick<
+  CustomerRow,
+  'id' | 'address_country' | 'address_state' | 'tax_exempt' | 'invoice_prefix' | 'payment_terms_days'
+>;
+
+/**
  * Refuses new billing for a closed customer. Reads the customer `FOR KEY SHARE` — the lock inserting
  * their invoice or transaction takes anyway (its foreign key), which conflicts with `closeCustomer`'s
  * `FOR UPDATE` but not with the `FOR NO KEY UPDATE` of their credit (`lockCustomerCredit`), so two
  * invoices of one customer never wait on each other here: a concurrent close waits for this unit of
- * work, and a close that committed first is seen.
+ * work, and a close that committed first is seen. Every change of a customer row locks it `FOR
+ * UPDATE` first (close, reopen, `updateCustomer`), so the row returned stays as it is until the
+ * transaction ends.
+ * @returns what invoicing reads of the customer (`BilledCustomer`)
  * @throws NotFoundError when there is no customer `customerId`; ConflictError `customer_closed`
  */
-export async function assertCustomerOpen(trx: Kysely<Database>, customerId: string): Promise<void> {
+export async function assertCustomerOpen(trx: Kysely<Database>, customerId: string): Promise<BilledCustomer> {
   const row = await trx
     .selectFrom('customers')
-    .select('closed_at')
+    .select([
+      'id',
+      'closed_at',
+      'address_country',
+      'address_state',
+      'tax_exempt',
+      'invoice_prefix',
+      'payment_terms_days',
+    ])
     .where('id', '=', customerId)
     .forKeyShare()
     .executeTakeFirst();
   if (!row) throw new NotFoundError('customer', customerId);
-  if (row.closed_at !== null) {
+  const { closed_at, ...customer } = row;
+  if (closed_at !== null) {
     throw new ConflictError(
       'customer_closed',
       `customer ${customerId} is closed: reopen it (POST /v1/customers/${customerId}/reopen) to bill or charge it`,
     );
   }
+  return customer;
+}
+
+/** An open customer read at most once (`openCustomerOnce`). */
+export type OpenCustomer = () => Promise<BilledCustomer>;
+
+/**
+ * `assertCustomerOpen` of `customerId` done at the first call only, in `trx`: later calls return the
+ * same row. Its `FOR KEY SHARE` lock, held until the transaction ends, keeps the row as it was read
+ * (see `assertCustomerOpen`), so the invoices of one unit of work (a renewal's) read their customer
+ * once and still see what a read of their own would.
+ */
+export function openCustomerOnce(trx: Kysely<Database>, customerId: string): OpenCustomer {
+  let read: BilledCustomer | undefined;
+  return async () => {
+    read ??= await assertCustomerOpen(trx, customerId);
+    return read;
+  };
 }
 
 /**

@@ -17,11 +17,11 @@ import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
-import { assertCustomerOpen } from './customer-status.ts';
+import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
-import { withCustomerTaxes } from './tax-rates.ts';
+import { taxLocationOf, withTaxesAt } from './tax-rates.ts';
 
 /**
  * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced
@@ -263,17 +263,32 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
 }
 
 /**
+ * How `insertInvoice` reads its customer and taxes its lines: `customer`, the unit of work's
+ * `openCustomerOnce` of the invoice's customer (shared by its invoices; default: one of its own);
+ * `taxed`, true when `lines` are taxed already (`withCustomerTaxes` of the invoice's customer, in
+ * this unit of work): they are stored as they are.
+ */
+export interface InsertOptions {
+  customer?: OpenCustomer;
+  taxed?: boolean;
+}
+
+/**
  * Inserts a DRAFT invoice with its lines inside `work` (which has joined the ledger's writers), and
  * logs `invoice.created`. For a subscription period, the unique (subscription, period index) makes a
  * second insert fail with PostgreSQL error 23505, which callers treat as "already invoiced".
  * @throws NotFoundError when the customer does not exist; ConflictError `customer_closed` when it is
  * closed (billing/customer-status.ts); ValidationError as `invoiceAmounts`
  */
-export async function insertInvoice(work: UnitOfWork, input: NewInvoice): Promise<InvoiceWithLines> {
-  invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
-  await assertCustomerOpen(work.trx, input.customerId);
-  const taxed = await withCustomerTaxes(work.trx, input.customerId, input.lines);
-  const amounts = invoiceAmounts(taxed);
+export async function insertInvoice(
+  work: UnitOfWork,
+  input: NewInvoice,
+  { customer = openCustomerOnce(work.trx, input.customerId), taxed: given = false }: InsertOptions = {},
+): Promise<InvoiceWithLines> {
+  const checked = invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
+  const billed = await customer(); // refuses a closed customer
+  const taxed = given ? input.lines : await withTaxesAt(work.trx, taxLocationOf(billed), input.lines);
+  const amounts = given ? checked : invoiceAmounts(taxed);
   const invoice = await work.trx
     .insertInto('invoices')
     .values({
@@ -403,6 +418,8 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * payment terms from itself, else its customer, else 0 (net N days:
  * `due_date` = now + N × 24 h, stored with the terms used). The due date says when payment is owed;
  * when the scheduler charges it is still `charge_at` (and dunning), unchanged.
+ * @param openCustomer the unit of work's `openCustomerOnce` of the invoice's customer, when it has one
+ * (a renewal's), so the customer is read once; default: one of its own
  * @returns the invoice as finalized (status, credit applied, amount due, dates)
  * @throws ConflictError `invoice_not_draft` from any other state, `customer_closed` for a closed customer
  */
@@ -410,6 +427,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
   work: UnitOfWork,
   invoice: I,
   now: Date,
+  openCustomer: OpenCustomer = openCustomerOnce(work.trx, invoice.customer_id),
 ): Promise<I> {
   const id = invoice.id;
   if (invoice.status !== 'DRAFT') {
@@ -418,7 +436,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
       `invoice ${id} is ${invoice.status}; only a DRAFT can be finalized`,
     );
   }
-  await assertCustomerOpen(work.trx, invoice.customer_id);
+  const customer = await openCustomer();
   let credit = 0n;
   if (invoice.total > 0n) {
     await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));
@@ -426,11 +444,6 @@ export async function finalizeLocked<I extends InvoiceRow>(
   }
   const due = invoice.total - credit;
   const status = due > 0n ? ('OPEN' as const) : ('PAID' as const);
-  const customer = await work.trx
-    .selectFrom('customers')
-    .select(['invoice_prefix', 'payment_terms_days'])
-    .where('id', '=', invoice.customer_id)
-    .executeTakeFirstOrThrow();
   const terms = invoice.payment_terms_days ?? customer.payment_terms_days ?? 0;
   const changes = {
     status,

@@ -6,6 +6,7 @@ import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
+import { openCustomerOnce } from './customer-status.ts';
 import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -197,6 +198,8 @@ export async function changeSubscription(
         ),
       );
     }
+    // Taxed once: the preview prices these lines and the invoice stores them as they are.
+    const taxed = await withCustomerTaxes(work.trx, subscription.customer_id, lines);
     const proration: InvoicePreview = {
       customerId: subscription.customer_id,
       currency: newPlan.currency,
@@ -204,33 +207,38 @@ export async function changeSubscription(
       invoiceAt: now,
       periodStart: now,
       periodEnd: end && inPeriod ? end : now,
-      ...pricedLines(await withCustomerTaxes(work.trx, subscription.customer_id, lines)),
+      ...pricedLines(taxed),
     };
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 
     // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own
     // invoice; only later usage is priced with the new plan.
+    const customer = openCustomerOnce(work.trx, subscription.customer_id);
     const usageInvoice =
       newPlan.id === oldPlan.id
         ? null
-        : await invoiceUsageUntil(work, subscription, oldPlan, now, now, 'subscription_update');
+        : await invoiceUsageUntil(work, subscription, oldPlan, now, now, 'subscription_update', customer);
 
     let invoice: InvoiceRow | null = null;
     // A change that only raises the tax (subtotal 0) bills the tax.
     if (proration.subtotal >= 0n && proration.total > 0n) {
-      const inserted = await insertInvoice(work, {
-        customerId: subscription.customer_id,
-        currency: newPlan.currency,
-        lines,
-        subscriptionId: subscription.id,
-        periodStart: proration.periodStart,
-        periodEnd: proration.periodEnd,
-        billingReason: 'subscription_update',
-        details: subscriptionInvoiceDetails(subscription),
-        chargeAt: behavior === 'prorate_at_renewal' && end ? end : now,
-      });
-      invoice = await finalizeLocked(work, inserted, now);
+      const inserted = await insertInvoice(
+        work,
+        {
+          customerId: subscription.customer_id,
+          currency: newPlan.currency,
+          lines: taxed,
+          subscriptionId: subscription.id,
+          periodStart: proration.periodStart,
+          periodEnd: proration.periodEnd,
+          billingReason: 'subscription_update',
+          details: subscriptionInvoiceDetails(subscription),
+          chargeAt: behavior === 'prorate_at_renewal' && end ? end : now,
+        },
+        { customer, taxed: true },
+      );
+      invoice = await finalizeLocked(work, inserted, now, customer);
     }
     const updated = await work.trx
       .updateTable('subscriptions')

@@ -18,6 +18,7 @@ import {
   type RedemptionWithCoupon,
   subscriptionRedemptions,
 } from './coupons.ts';
+import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { eachLimited } from './each-limited.ts';
 import {
   finalizeLocked,
@@ -261,6 +262,8 @@ export async function billUsageUntil(
  * invoice of its own: the final invoice of a cancellation, or the old plan's usage at a plan change.
  * The invoice carries no period index (it is not a period's invoice), covers [what was billed,
  * `until`), is finalized at once and charged by the scheduler from `now`.
+ * @param customer the unit of work's `openCustomerOnce` of the subscription's customer (default: one
+ * of its own), so that its invoices read the customer once
  * @returns the invoice, or null when there is no usage to bill (no invoice is made)
  */
 export async function invoiceUsageUntil(
@@ -270,22 +273,27 @@ export async function invoiceUsageUntil(
   until: Date,
   now: Date,
   billingReason: BillingReason,
+  customer: OpenCustomer = openCustomerOnce(work.trx, subscription.customer_id),
 ): Promise<InvoiceRow | null> {
   const from = subscription.usage_billed_until ?? subscription.start_at;
   const lines = await billUsageUntil(work.trx, subscription, plan, until);
   if (lines.length === 0) return null;
-  const invoice = await insertInvoice(work, {
-    customerId: subscription.customer_id,
-    currency: plan.currency,
-    lines,
-    subscriptionId: subscription.id,
-    periodStart: from,
-    periodEnd: until,
-    billingReason,
-    details: subscriptionInvoiceDetails(subscription),
-    chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
-  });
-  return finalizeLocked(work, invoice, now);
+  const invoice = await insertInvoice(
+    work,
+    {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      lines,
+      subscriptionId: subscription.id,
+      periodStart: from,
+      periodEnd: until,
+      billingReason,
+      details: subscriptionInvoiceDetails(subscription),
+      chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
+    },
+    { customer },
+  );
+  return finalizeLocked(work, invoice, now, customer);
 }
 
 /** A subscription's live coupon redemptions (not removed) and add-ons, as `recurringLines` prices them. */
@@ -347,6 +355,7 @@ export async function periodLines(
  * invoice with its lines, finalizes it (OPEN, or PAID at zero) and sets `charge_at = now` when
  * something is due. Renewal calls it as each period starts; settle (terms.ts) for every remaining
  * period of a fixed term at once.
+ * @param customer as `invoiceUsageUntil`'s
  * @returns the new invoice, or null when the period was invoiced already
  */
 export async function invoicePeriod(
@@ -355,6 +364,7 @@ export async function invoicePeriod(
   plan: Plan,
   period: Period,
   now: Date,
+  customer: OpenCustomer = openCustomerOnce(work.trx, subscription.customer_id),
 ): Promise<InvoiceRow | null> {
   const existing = await work.trx
     .selectFrom('invoices')
@@ -364,20 +374,24 @@ export async function invoicePeriod(
     .executeTakeFirst();
   if (existing) return null;
   const lines = await periodLines(work.trx, subscription, plan, period);
-  const invoice = await insertInvoice(work, {
-    customerId: subscription.customer_id,
-    currency: plan.currency,
-    lines,
-    subscriptionId: subscription.id,
-    periodIndex: period.index,
-    periodStart: period.start,
-    periodEnd: period.end,
-    billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
-    details: subscriptionInvoiceDetails(subscription),
-    // A zero invoice is PAID at once: nothing for collection to charge.
-    chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
-  });
-  return finalizeLocked(work, invoice, now);
+  const invoice = await insertInvoice(
+    work,
+    {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      lines,
+      subscriptionId: subscription.id,
+      periodIndex: period.index,
+      periodStart: period.start,
+      periodEnd: period.end,
+      billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+      details: subscriptionInvoiceDetails(subscription),
+      // A zero invoice is PAID at once: nothing for collection to charge.
+      chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
+    },
+    { customer },
+  );
+  return finalizeLocked(work, invoice, now, customer);
 }
 
 /** What a renewal did: the subscription as it is now and the invoices it created. */
@@ -395,7 +409,8 @@ export interface Renewal {
  * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
  * (`applyScheduledChange`). After downtime every missed period is invoiced, each once. A fixed term
  * (`repeat`) ends it when period `repeat` would start: CANCELLED there with reason `term_completed`
- * (see `cancelScheduled`); a period settle invoiced already is not invoiced again.
+ * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. Its invoices read
+ * their customer once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
@@ -410,6 +425,7 @@ export async function renewLocked(
   const invoices: InvoiceRow[] = [];
   const cadence = cadenceOf(current, plan);
   const billed = renewableStatuses(policy);
+  const customer = openCustomerOnce(work.trx, subscription.customer_id);
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -417,23 +433,23 @@ export async function renewLocked(
     current.cancel_at &&
     current.cancel_at <= now
   ) {
-    return cancelScheduled(work, current, plan, current.cancel_at, now);
+    return cancelScheduled(work, current, plan, current.cancel_at, now, customer);
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
     const termCompleted = termCompletedAt(current, cadence, due);
     if (termCompleted || current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
-      const cancelled = await cancelScheduled(work, current, plan, due, now, termCompleted);
+      const cancelled = await cancelScheduled(work, current, plan, due, now, customer, termCompleted);
       return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
     }
     if (current.scheduled_plan_id !== null) {
-      const applied = await applyScheduledChange(work, current, plan, due, now);
+      const applied = await applyScheduledChange(work, current, plan, due, now, customer);
       current = applied.subscription;
       plan = applied.plan;
       if (applied.usageInvoice) invoices.push(applied.usageInvoice);
     }
     const period = periodAt(cadence, periodIndexAt(cadence, due));
-    const invoice = await invoicePeriod(work, current, plan, period, now);
+    const invoice = await invoicePeriod(work, current, plan, period, now, customer);
     if (invoice) invoices.push(invoice);
     if (current.status === 'IN_TRIAL') {
       current = await transitionSubscription(work, current, 'ACTIVE', due, { reason: 'trial_ended' });
@@ -473,9 +489,10 @@ async function cancelScheduled(
   plan: Plan,
   at: Date,
   now: Date,
+  customer: OpenCustomer,
   termCompleted = false,
 ): Promise<Renewal> {
-  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle');
+  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle', customer);
   const reason = termCompleted
     ? 'term_completed'
     : subscription.cancel_at_period_end
@@ -504,6 +521,7 @@ async function applyScheduledChange(
   plan: Plan,
   due: Date,
   now: Date,
+  customer: OpenCustomer,
 ): Promise<{ subscription: SubscriptionRow; plan: Plan; usageInvoice: InvoiceRow | null }> {
   const planId = subscription.scheduled_plan_id ?? plan.id;
   const quantity = subscription.scheduled_quantity ?? subscription.quantity;
@@ -511,7 +529,7 @@ async function applyScheduledChange(
   const usageInvoice =
     newPlan.id === plan.id
       ? null
-      : await invoiceUsageUntil(work, subscription, plan, due, now, 'subscription_update');
+      : await invoiceUsageUntil(work, subscription, plan, due, now, 'subscription_update', customer);
   const updated = await work.trx
     .updateTable('subscriptions')
     .set({

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, TaxRateRow } from '../db/schema.ts';
+import type { CustomerRow, Database, TaxRateRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { updateDisplayFields } from './display-fields.ts';
@@ -102,7 +102,14 @@ export async function customerTaxLocation(db: Kysely<Database>, customerId: stri
     .where('id', '=', customerId)
     .executeTakeFirst();
   if (!row) throw new NotFoundError('customer', customerId);
-  return { country: row.address_country, state: row.address_state, taxExempt: row.tax_exempt };
+  return taxLocationOf(row);
+}
+
+/** Where a customer row read already is taxed (as `customerTaxLocation`). */
+export function taxLocationOf(
+  customer: Pick<CustomerRow, 'address_country' | 'address_state' | 'tax_exempt'>,
+): TaxLocation {
+  return { country: customer.address_country, state: customer.address_state, taxExempt: customer.tax_exempt };
 }
 
 /** A stored rate as the lookup reads it. */
@@ -131,7 +138,15 @@ export async function withCustomerTaxes(
   customerId: string,
   lines: readonly NewLine[],
 ): Promise<NewLine[]> {
-  const location = await customerTaxLocation(db, customerId);
+  return withTaxesAt(db, await customerTaxLocation(db, customerId), lines);
+}
+
+/** `lines` taxed as a customer taxed at `location` is (`withCustomerTaxes` with the customer read already). */
+export async function withTaxesAt(
+  db: Kysely<Database>,
+  location: TaxLocation,
+  lines: readonly NewLine[],
+): Promise<NewLine[]> {
   if (location.taxExempt) return lines.map((line) => ({ ...line, taxRates: [] }));
   if (location.country === null) return [...lines];
   const rows = await db

@@ -1,6 +1,7 @@
 import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { openCustomerOnce } from './customer-status.ts';
 import { periodAt } from './periods.ts';
 import { getPlan } from './plans.ts';
 import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
@@ -65,10 +66,11 @@ export async function invoiceRemainingCycles(
   const repeat = current.repeat;
   if (repeat === null || !RENEWABLE.includes(current.status)) return { subscription: current, invoices };
   const cadence = cadenceOf(current, plan);
+  const customer = openCustomerOnce(work.trx, current.customer_id);
   for (let index = (current.current_period_index ?? -1) + 1; index < repeat; index++) {
     const period = periodAt(cadence, index);
     if (current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= period.start)) break;
-    const invoice = await invoicePeriod(work, current, plan, period, now);
+    const invoice = await invoicePeriod(work, current, plan, period, now, customer);
     if (invoice) invoices.push(invoice);
   }
   current = await work.trx

@@ -2,9 +2,16 @@ import { sql } from 'kysely';
 import type { PgBoss, QueueResult } from 'pg-boss';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../db/database.ts';
-import type { InboxStatus } from '../db/schema.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { GaugeExporterLease } from './exporter.ts';
+import {
+  billhookQueueCounts,
+  openExceptionCount,
+  type QueueCounts,
+  type QueueNames,
+  WAITING_INBOX_STATUSES,
+  waitingInboxCounts,
+} from './reads.ts';
 
 /** Why a webhook was refused, as the `reason` label says it (each one's series starts at zero). */
 export const REJECT_REASONS = [
@@ -92,11 +99,10 @@ export class Metrics {
     // Each read below is shared by the gauges collected in one scrape (the read in flight, if any).
     const exporting = sharedRead(() => lease.held());
     const counts = sharedRead(async () => ((await exporting()) ? boss.getQueues() : undefined));
-    /** Each queue's dead letters (jobs waiting in `<queue>.dead`); none when not exporting. */
-    const deadLetters = async (): Promise<[string, number][]> => {
-      const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
-      if (byName.size === 0) return [];
-      return queues.map(({ name, dead }) => [name, byName.get(dead)?.queuedCount ?? 0]);
+    /** billhook's queues with their counts (`billhookQueueCounts`); none when not exporting. */
+    const queueCounts = async (): Promise<QueueCounts[]> => {
+      const all = (await counts()) ?? [];
+      return all.length === 0 ? [] : billhookQueueCounts(all, queues);
     };
     new Gauge({
       name: 'billhook_database_gauges_exporter',
@@ -117,21 +123,23 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        const byName = new Map(((await counts()) ?? []).map((queue) => [queue.name, queue]));
-        if (byName.size === 0) return;
-        for (const { name } of queues) this.set({ queue: name }, byName.get(name)?.queuedCount ?? 0);
+        for (const { name, waiting } of await queueCounts()) this.set({ queue: name }, waiting);
       },
     });
-    new Gauge({
-      name: 'billhook_jobs_failed',
-      help: "Jobs that exhausted their retries and wait in the queue's dead letters for an operator, by queue",
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
-      },
-    });
+    // One count under two names: `billhook_jobs_failed` (the older one, scraped since before the
+    // dead letters had their own) and `billhook_dead_letters`, both from the one `queueCounts` read.
+    for (const [name, help] of DEAD_LETTER_GAUGES) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['queue'] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const { name, deadLetters } of await queueCounts()) this.set({ queue: name }, deadLetters);
+        },
+      });
+    }
     new Gauge({
       name: 'billhook_jobs',
       help: 'Jobs by queue and state (ready, deferred, blocked, active, failed), from pg-boss queue counts refreshed every few seconds',
@@ -142,16 +150,6 @@ export class Metrics {
         for (const queue of (await counts()) ?? []) {
           for (const [state, count] of JOB_STATE_COUNTS) this.set({ queue: queue.name, state }, queue[count]);
         }
-      },
-    });
-    new Gauge({
-      name: 'billhook_dead_letters',
-      help: "Jobs waiting in a queue's dead-letter queue for an operator, by the queue they failed in",
-      labelNames: ['queue'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [queue, count] of await deadLetters()) this.set({ queue }, count);
       },
     });
     new Gauge({
@@ -178,15 +176,8 @@ export class Metrics {
       async collect() {
         this.reset();
         if (!(await exporting())) return;
-        const rows = await db
-          .selectFrom('inbox')
-          .select(['status', sql<number>`count(*)::int`.as('rows')])
-          .where('status', 'in', WAITING_INBOX_STATUSES)
-          .groupBy('status')
-          .execute();
-        for (const status of WAITING_INBOX_STATUSES) {
-          this.set({ status }, rows.find((row) => row.status === status)?.rows ?? 0);
-        }
+        const waiting = await waitingInboxCounts(db);
+        for (const status of WAITING_INBOX_STATUSES) this.set({ status }, waiting[status]);
       },
     });
     new Gauge({
@@ -211,12 +202,7 @@ export class Metrics {
       async collect() {
         this.reset();
         if (!(await exporting())) return;
-        const row = await db
-          .selectFrom('reconciliation_exceptions')
-          .select(sql<number>`count(*)::int`.as('open'))
-          .where('status', '=', 'open')
-          .executeTakeFirstOrThrow();
-        this.set(row.open);
+        this.set(await openExceptionCount(db));
       },
     });
   }
@@ -239,12 +225,6 @@ export class Metrics {
   }
 }
 
-/** A queue's name and its dead-letter queue's (`<name>.dead`). */
-export interface QueueNames {
-  name: string;
-  dead: string;
-}
-
 /** What a process with a database gives its metrics. */
 export interface MetricsSource {
   db: Db;
@@ -257,8 +237,23 @@ export interface MetricsSource {
   queues: readonly QueueNames[];
 }
 
-/** The inbox statuses of a stored webhook not reconciled yet (read through the `inbox_unprocessed` index). */
-const WAITING_INBOX_STATUSES = ['received', 'retrying'] as const satisfies readonly InboxStatus[];
+/**
+ * The two names of a queue's dead letters (jobs past their retries in `<queue>.dead`, waiting for an
+ * operator to retry or delete them), with their help texts. Not pg-boss's failed count of the queue
+ * (`billhook_jobs{state="failed"}`: a `webhook.process` job completes and leaves its dead letter, and
+ * a retried or deleted dead letter leaves that count as it was), nor failed attempts
+ * (`billhook_job_failures_total`).
+ */
+const DEAD_LETTER_GAUGES = [
+  [
+    'billhook_jobs_failed',
+    "Jobs past their retries waiting in the queue's dead letters (<queue>.dead) for an operator, by queue: the same count as billhook_dead_letters, under its older name",
+  ],
+  [
+    'billhook_dead_letters',
+    "Jobs past their retries waiting in the queue's dead letters (<queue>.dead) for an operator, by queue: the same count as billhook_jobs_failed",
+  ],
+] as const;
 
 /** `billhook_jobs`' states and the pg-boss queue count each one reads. */
 const JOB_STATE_COUNTS = [

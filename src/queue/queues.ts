@@ -23,6 +23,12 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 /** The dead-letter queue of `queue`: `<queue>.dead`, where a job goes after its last retry. */
 export const deadQueueOf = (queue: QueueName): `${QueueName}.dead` => `${queue}.dead`;
 
+/** Each of billhook's queues with its dead-letter queue, as the queue counts (metrics/reads.ts) take them. */
+export const QUEUES_AND_DEAD_LETTERS = Object.values(QUEUES).map((name) => ({
+  name,
+  dead: deadQueueOf(name),
+}));
+
 /**
  * Job data of `webhook.process`: the inbox rows one receiving transaction stored (group commit: one
  * job per batch), and how many times billhook already retried them because their payment was not

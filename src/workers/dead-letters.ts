@@ -76,16 +76,22 @@ export interface DeadLetterPageQuery {
   limit: number;
 }
 
+/** The names of the dead-letter queues of `queue`, or of every queue. */
+function deadQueueNames(queue?: QueueName): string[] {
+  return (queue ? [queue] : Object.values(QUEUES)).map(deadQueueOf);
+}
+
 /**
  * One page of the queued dead letters (keyset pagination by creation time and job id, read from
  * pg-boss's `job` table in one statement: see src/inbox/UPGRADING.md), `limit + 1` rows so the caller
- * can tell whether more exist; with the count of dead letters of each queue that has any.
+ * can tell whether more exist; with the count of dead letters of each queue that has any
+ * (`countDeadLetters`).
  */
 export async function listDeadLetterPage(
   db: Db,
   query: DeadLetterPageQuery,
 ): Promise<{ letters: DeadLetterJob[]; counts: Partial<Record<QueueName, number>> }> {
-  const names = (query.queue ? [query.queue] : Object.values(QUEUES)).map(deadQueueOf);
+  const names = deadQueueNames(query.queue);
   const job = sql.table(`${BOSS_SCHEMA}.job`);
   const after = query.after
     ? sql`AND (created_on, id) > (SELECT created_on, id FROM ${job} WHERE name = ANY(${names}::text[]) AND id = ${query.after}::uuid)`
@@ -94,13 +100,25 @@ export async function listDeadLetterPage(
     SELECT id, name, data, created_on AS "createdOn", source_id AS "sourceId", source_output AS "sourceOutput"
     FROM ${job} WHERE name = ANY(${names}::text[]) AND state = 'created' ${after}
     ORDER BY created_on, id LIMIT ${query.limit + 1}`.execute(db);
-  const counted = await sql<{ name: string; n: number }>`
-    SELECT name, count(*)::int AS n FROM ${job} WHERE name = ANY(${names}::text[]) AND state = 'created'
-    GROUP BY name`.execute(db);
   return {
     letters: rows.rows.map((row) => deadLetterOf(queueOfDead(row.name), row)),
-    counts: Object.fromEntries(counted.rows.map((row) => [queueOfDead(row.name), row.n])),
+    counts: await countDeadLetters(db, query.queue),
   };
+}
+
+/**
+ * How many dead letters are queued now in each queue that has any (of `queue` only, when given),
+ * counted in pg-boss's `job` table in one statement (see src/inbox/UPGRADING.md).
+ */
+export async function countDeadLetters(
+  db: Db,
+  queue?: QueueName,
+): Promise<Partial<Record<QueueName, number>>> {
+  const counted = await sql<{ name: string; n: number }>`
+    SELECT name, count(*)::int AS n FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ANY(${deadQueueNames(queue)}::text[]) AND state = 'created'
+    GROUP BY name`.execute(db);
+  return Object.fromEntries(counted.rows.map((row) => [queueOfDead(row.name), row.n]));
 }
 
 /** The queued dead letter `jobId` of `queue`; undefined when there is none (retried or deleted already). */

@@ -3,6 +3,7 @@ import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription, prorate } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
+import { createTaxRate } from '../../src/billing/tax-rates.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -323,6 +324,39 @@ describe('changing plan or quantity mid-period', () => {
       .orderBy('sequence')
       .execute();
     expect(actions.map((a) => a.action)).toContain('subscription.changed');
+  });
+
+  it("an upgrade of a customer taxed by address stores the lines the preview taxed: the rate of the customer's country on both", async () => {
+    const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
+    const customer = await insertCustomer(db);
+    await db.updateTable('customers').set({ address_country: 'NZ' }).where('id', '=', customer).execute();
+    const gst = await createTaxRate(db, 'system', { displayName: 'GST', country: 'NZ', percentPpm: 150_000 });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    const at = d('2027-02-22T00:00:00Z'); // 7 of 28 days left: −700 and +1400 at 15%, not the plans' 10%
+    const change = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, false);
+    expect(change.proration).toMatchObject({ subtotal: 700n, tax: 105n, total: 805n });
+    expect(change.invoice).toMatchObject({ subtotal: 700n, tax: 105n, total: 805n });
+    const stored = await db
+      .selectFrom('invoice_lines')
+      .select(['type', 'amount', 'tax_rate_ppm', 'tax_amount', 'taxes'])
+      .where('invoice_id', '=', change.invoice!.id)
+      .orderBy('position')
+      .execute();
+    expect(stored.map((l) => [l.type, l.amount, l.tax_rate_ppm, l.tax_amount])).toEqual([
+      ['CREDIT', -700n, 150_000, -105n],
+      ['CHARGE', 1400n, 150_000, 210n],
+    ]);
+    expect(stored.map((l) => (l.taxes as { tax_rate: string }[]).map((t) => t.tax_rate))).toEqual([
+      [gst.id],
+      [gst.id],
+    ]);
   });
 
   it("a downgrade net credit, with its tax, becomes the customer's credit and comes off the next invoice", async () => {

@@ -66,18 +66,16 @@ describe('card details in charge answers', () => {
   });
 
   it('eWAY: Customer.CardDetails, two-digit year read in this century, no brand', () => {
-    const answer = JSON.stringify({
+    const answer = {
       Customer: { CardDetails: { Number: '444433XXXXXX1111', ExpiryMonth: '09', ExpiryYear: '15' } },
-    });
+    };
     expect(cardOfTransactionAnswer(answer)).toEqual({
       brand: null,
       last4: '1111',
       expMonth: 9,
       expYear: 2015,
     });
-    expect(
-      cardOfTransactionAnswer(JSON.stringify({ Customer: { CardDetails: { Number: '' } } })),
-    ).toBeUndefined();
-    expect(cardOfTransactionAnswer('not json')).toBeUndefined();
+    expect(cardOfTransactionAnswer({ Customer: { CardDetails: { Number: '' } } })).toBeUndefined();
+    expect(cardOfTransactionAnswer(undefined)).toBeUndefined();
   });
 });

@@ -115,16 +115,17 @@ export class EwayApi {
     if (response.status < 200 || response.status > 299) {
       throw new EwayAnswerError(`eWAY ${what} answered HTTP ${response.status}`);
     }
-    return parseAnswer(schema, response.text, what);
+    return parseAnswer(schema, parseJsonBody(response.text), what);
   }
 }
 
 /**
- * Parses an eWAY JSON answer with `schema`.
+ * Reads an eWAY answer with `schema`; `json` is the answer's text as `parseJsonBody` parsed it
+ * (undefined when it is not JSON).
  * @throws EwayAnswerError naming the first field that does not fit
  */
-export function parseAnswer<T extends z.ZodType>(schema: T, text: string, what: string): z.output<T> {
-  const parsed = schema.safeParse(parseJsonBody(text));
+export function parseAnswer<T extends z.ZodType>(schema: T, json: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     throw new EwayAnswerError(

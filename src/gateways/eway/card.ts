@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { cardOrNothing, lastFour, month, year } from '../card.ts';
-import { parseJsonBody } from '../http.ts';
 import type { CardDetails } from '../types.ts';
 
 /** `Customer.CardDetails` of a `POST /Transaction` answer, as far as the card details go. */
@@ -24,10 +23,11 @@ const TransactionCard = z.looseObject({
  * (https://eway.io/api-v3/#direct-connection and https://eway.io/nz/developers/api/token-payments, response
  * `Customer.CardDetails`;
  * test/fixtures/eway/api.transaction.token_payment.approved.json). eWAY's answer does not name the
- * brand: null. Undefined when the answer carries no card details.
+ * brand: null. `answer` is the answer's parsed JSON (`parseJsonBody`), the same value `parseAnswer` read.
+ * Undefined when the answer carries no card details.
  */
-export function cardOfTransactionAnswer(text: string): CardDetails | undefined {
-  const parsed = TransactionCard.safeParse(parseJsonBody(text));
+export function cardOfTransactionAnswer(answer: unknown): CardDetails | undefined {
+  const parsed = TransactionCard.safeParse(answer);
   const card = parsed.success ? parsed.data.Customer?.CardDetails : undefined;
   if (!card) return undefined;
   return cardOrNothing({

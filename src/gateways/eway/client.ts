@@ -117,7 +117,8 @@ export class EwayClient implements GatewayClient {
       const response = await this.#api.send('POST', ['Transaction'], body);
       const refused = outcomeOfStatus(response);
       if (refused) return refused;
-      const answer = parseAnswer(EwayTransactionResponse, response.text, 'Transaction');
+      const json = parseJsonBody(response.text);
+      const answer = parseAnswer(EwayTransactionResponse, json, 'Transaction');
       const outcome = chargeOutcomeOf(verdictOf(answer));
       if (outcome.status !== 'succeeded') return outcome;
       const echoed = answer.Payment;
@@ -132,7 +133,7 @@ export class EwayClient implements GatewayClient {
           message: `eWAY approved transaction ${id} for ${approved}, not the ${request.amount} ${request.currency} asked`,
         };
       }
-      const card = cardOfTransactionAnswer(response.text);
+      const card = cardOfTransactionAnswer(json);
       return card ? { ...outcome, card } : outcome;
     } catch (error) {
       return unknownOf(error);
@@ -165,7 +166,9 @@ export class EwayClient implements GatewayClient {
       const response = await this.#api.send('POST', ['Transaction', String(transactionId), 'Refund'], body);
       const refused = outcomeOfStatus(response);
       if (refused) return refused;
-      return refundOutcomeOf(verdictOf(parseAnswer(EwayRefundResponse, response.text, 'Refund')));
+      return refundOutcomeOf(
+        verdictOf(parseAnswer(EwayRefundResponse, parseJsonBody(response.text), 'Refund')),
+      );
     } catch (error) {
       return unknownOf(error);
     }
@@ -187,7 +190,9 @@ export class EwayClient implements GatewayClient {
       });
       const refused = outcomeOfStatus(response);
       if (refused) return refused;
-      return voidOutcomeOf(verdictOf(parseAnswer(EwayCancelResponse, response.text, 'CancelAuthorisation')));
+      return voidOutcomeOf(
+        verdictOf(parseAnswer(EwayCancelResponse, parseJsonBody(response.text), 'CancelAuthorisation')),
+      );
     } catch (error) {
       return unknownOf(error);
     }

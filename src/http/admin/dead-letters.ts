@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ActivityInput } from '../../activities/activities.ts';
 import { QUEUES, type QueueName } from '../../queue/queues.ts';
 import {
+  countDeadLetters,
   type DeadLetterJob,
   deleteDeadLetter,
   getDeadLetter,
@@ -84,8 +85,7 @@ ${pager('/dead-letters', values, shown.at(-1)?.jobId, letters.length > PAGE_SIZE
 
   router.get(`${ADMIN}/dead-letters/confirm`, async (req, res) => {
     const { action } = parseForm(z.object({ action: z.enum(['retry', 'purge']) }), req.query);
-    const { counts } = await listDeadLetterPage(db, { limit: 0 });
-    const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const total = Object.values(await countDeadLetters(db)).reduce((sum, n) => sum + n, 0);
     const verb = action === 'retry' ? 'Retry' : 'Delete';
     const body = h`<p id="confirm">${verb} all ${total} dead letter${total === 1 ? '' : 's'}?</p>
 <p>${
