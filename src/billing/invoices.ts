@@ -17,7 +17,7 @@ import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
-import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -262,6 +262,11 @@ export async function createInvoice(db: Db, actor: Actor, input: NewInvoice): Pr
   return inUnitOfWork(db, { actor }, (work) => insertInvoice(work, input));
 }
 
+/** A programming error caught: an `OpenCustomer` of another customer than the invoice's. */
+function assertSameCustomer(read: BilledCustomer, customerId: string): void {
+  if (read.id !== customerId) throw new Error(`customer ${read.id} read for an invoice of ${customerId}`);
+}
+
 /**
  * How `insertInvoice` reads its customer and taxes its lines: `customer`, the unit of work's
  * `openCustomerOnce` of the invoice's customer (shared by its invoices; default: one of its own);
@@ -287,6 +292,7 @@ export async function insertInvoice(
 ): Promise<InvoiceWithLines> {
   const checked = invoiceAmounts(input.lines); // the lines' own checks come before the customer's lookup
   const billed = await customer(); // refuses a closed customer
+  assertSameCustomer(billed, input.customerId);
   const taxed = given ? input.lines : await withTaxesAt(work.trx, taxLocationOf(billed), input.lines);
   const amounts = given ? checked : invoiceAmounts(taxed);
   const invoice = await work.trx
@@ -437,6 +443,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
     );
   }
   const customer = await openCustomer();
+  assertSameCustomer(customer, invoice.customer_id);
   let credit = 0n;
   if (invoice.total > 0n) {
     await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));

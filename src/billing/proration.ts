@@ -13,7 +13,7 @@ import { type InvoicePreview, pricedLines } from './preview.ts';
 import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
-import { withCustomerTaxes } from './tax-rates.ts';
+import { taxLocationOf, withCustomerTaxes, withTaxesAt } from './tax-rates.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
@@ -198,8 +198,13 @@ export async function changeSubscription(
         ),
       );
     }
-    // Taxed once: the preview prices these lines and the invoice stores them as they are.
-    const taxed = await withCustomerTaxes(work.trx, subscription.customer_id, lines);
+    // Taxed once: the preview prices these lines and the invoice stores them as they are. A change
+    // (not a preview) reads its customer under invoicing's lock before pricing (`openCustomerOnce`),
+    // so the lines' taxes and the invoices' number and terms come from the same read of the customer.
+    const customer = preview ? undefined : openCustomerOnce(work.trx, subscription.customer_id);
+    const taxed = customer
+      ? await withTaxesAt(work.trx, taxLocationOf(await customer()), lines)
+      : await withCustomerTaxes(work.trx, subscription.customer_id, lines);
     const proration: InvoicePreview = {
       customerId: subscription.customer_id,
       currency: newPlan.currency,
@@ -214,7 +219,6 @@ export async function changeSubscription(
 
     // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own
     // invoice; only later usage is priced with the new plan.
-    const customer = openCustomerOnce(work.trx, subscription.customer_id);
     const usageInvoice =
       newPlan.id === oldPlan.id
         ? null

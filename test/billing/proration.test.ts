@@ -359,6 +359,43 @@ describe('changing plan or quantity mid-period', () => {
     ]);
   });
 
+  it('an upgrade from a tax-inclusive plan is invoiced as its preview priced it, even when the untaxed lines would net negative', async () => {
+    // Basic 4000 with its tax included, Pro 3960 without; the customer is taxed by address
+    // (South Africa's VAT, 15%). 7 of 28 days left: Basic's credit is 4000 × 7/28 = 1000 with its
+    // VAT inside, split by splitTaxes (money/taxes.ts): 1000 / 1.15 = 869.57 → 870, VAT 15% of it
+    // 130.5 → 131, net 1000 − 131 = 869, so −869 and −131 on the credit; Pro's charge
+    // 3960 × 7/28 = 990 + 148.5 → 149 VAT (half up). Net 990 − 869 = 121, VAT 149 − 131 = 18:
+    // 139 due, as previewed. The untaxed lines alone (−1000 + 990) net negative, which the
+    // invoice's check refused before the lines were taxed once.
+    const [basic, pro] = [await flat(4000, 'Basic inclusive'), await flat(3960, 'Pro')];
+    await db
+      .updateTable('plans')
+      .set({ tax_inclusive: true, tax_rate_ppm: 0 })
+      .where('id', '=', basic)
+      .execute();
+    await db.updateTable('plans').set({ tax_rate_ppm: 0 }).where('id', '=', pro).execute();
+    const customer = await insertCustomer(db);
+    await db.updateTable('customers').set({ address_country: 'ZA' }).where('id', '=', customer).execute();
+    await createTaxRate(db, 'system', { displayName: 'VAT', country: 'ZA', percentPpm: 150_000 });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    const at = d('2027-02-22T00:00:00Z');
+    const preview = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, true);
+    const change = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, false);
+    expect(preview.proration).toMatchObject({ total: change.proration.total });
+    expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -869n, -131n],
+      ['CHARGE', 990n, 149n],
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 121n, tax: 18n, total: 139n });
+  });
+
   it("a downgrade net credit, with its tax, becomes the customer's credit and comes off the next invoice", async () => {
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const customer = await insertCustomer(db);
