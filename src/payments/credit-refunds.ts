@@ -2,12 +2,13 @@ import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
+import { refundable } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { createRefund, refundable, sendRefund } from './refunds.ts';
+import { createRefund, sendRefund } from './refunds.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
 export interface CreditRefundInput {
