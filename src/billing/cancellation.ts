@@ -21,7 +21,8 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it, and the customer credit that paid the rest back to their credit.
+ * through the gateway that took it, and the customer credit that paid the rest back to their credit
+ * (and, as credit too, paid cash that payment can no longer refund: it carried credit refunds).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -57,7 +58,7 @@ export interface CancellationRefund {
 
 /**
  * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
- * of the customer credit given back already (`refund.credit`; null: none).
+ * of what it gave back as customer credit already (`refund.credit` + `refund.paidAsCredit`; null: none).
  */
 export interface Cancellation {
   subscription: SubscriptionRow;
@@ -144,7 +145,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
  * What it owes is given back cash first, then as the customer credit that paid it
- * (`cancellationRefund`); an invoice the customer's credit paid whole gives back credit only.
+ * (`cancellationRefund`), then as credit up to the paid cash the payment can no longer refund; the
+ * cash part is capped at what its gateway payment can still refund (`refundable`: every refund on
+ * it, of customer credit it carried too); an invoice the customer's credit paid whole gives back
+ * credit only.
  * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or both are 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
