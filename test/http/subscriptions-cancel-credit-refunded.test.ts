@@ -19,8 +19,8 @@ const d = (iso: string) => new Date(iso);
  * keep and can use or have paid back through another payment. Before, the cash part was the
  * invoice's paid − refunded, and the cancellation answered 422 on `amount`, a field it does not have.
  *
- * Plans: FLAT_FEE 800 + 25% tax = 1000 EUR (200 tax; 2 decimals) and 8000 + 25% = 10000 JPY (2000
- * tax; no decimals). The customer's credit comes from a downgrade of another subscription on Feb 22
+ * Plans: FLAT_FEE 800 + 25% tax = 1000 EUR (200 tax; 2 decimals), 8000 + 25% = 10000 JPY (2000
+ * tax; no decimals) and 8000 + 25% = 10000 fils (10.000 KWD; 3 decimals). The customer's credit comes from a downgrade of another subscription on Feb 22
  * 2027 (7 of February's 28 days left): (big − 1000) × 7/28 net + 25% tax.
  */
 describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer-credit refund', () => {
@@ -247,5 +247,89 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     expect(after.tax_payable! - before.tax_payable!).toBe(306 + 1500);
     expect(after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!).toBe(-7500);
     expect(after['customer_credit:customer']! - (before['customer_credit:customer'] ?? 0)).toBe(-1532);
+  });
+  it('full (KWD, 3 decimals): applied credit and paid cash the card cannot take go back in one credit note', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    /** `(big − 1000) × 7/28 × 1.25` fils of credit from a downgrade of a subscription of its own. */
+    const downgrade = async (big: number) => {
+      const { subscription } = await createSubscription(
+        db(),
+        'system',
+        { customerId: customer.id, planId: await flat('KWD', big) },
+        d('2027-02-01T00:00:00Z'),
+      );
+      await changeSubscription(
+        db(),
+        'system',
+        subscription.id,
+        { planId: await flat('KWD', 1000) },
+        d('2027-02-22T00:00:00Z'),
+        false,
+      );
+    };
+    // (10600 − 1000) × 7/28 = 2400 net + 600 tax = 3000 fils, taken by the period's invoice of 10000
+    // (8000 + 2000 tax): the card pays 7000.
+    await downgrade(10600);
+    const plan = await flat('KWD', 8000);
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan, payment_method: method!.id })
+    ).body;
+    const charge = stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(charge.seen[0]!.params.get('amount')).toBe('7000');
+    const invoiceId = settled.body.invoices[0].invoice.id as string;
+    expect(settled.body.invoices[0].invoice).toMatchObject({
+      total: 10000,
+      credit_applied: 3000,
+      amount_paid: 7000,
+    });
+    // Then (7400 − 1000) × 7/28 = 1600 + 400 tax = 2000 fils more, paid back through the card's payment:
+    // 7000 − 2000 = 5000 left refundable on it.
+    await downgrade(7400);
+    const back = stripeRefundSucceeds('re_credit_kwd_2');
+    const paidBack = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 2000,
+      currency: 'KWD',
+    });
+    expect(back.isDone()).toBe(true);
+    expect(paidBack.body.refunds).toMatchObject([
+      { kind: 'customer_credit', amount: 2000, status: 'succeeded' },
+    ]);
+    const before = await ledgerIn(app, 'KWD');
+
+    const stripe = stripeRefundSucceeds('re_cancel_after_credit_kwd');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(stripe.isDone()).toBe(true);
+    // Owed 10000: 5000 to the card (all it can take), 3000 of applied credit and 2000 of paid cash as
+    // credit, in one note of 5000: round(2000 × 5000 / 10000) = 1000 tax. The card's 5000 brings the
+    // notes to round(2000 × 10000 / 10000) = 2000: 1000 of it.
+    expect(cancelled.body).toMatchObject({
+      refund: { status: 'succeeded', amount: 5000 },
+      credit_note: { refund: null, subtotal: 4000, tax: 1000, total: 5000 },
+    });
+    const invoice = await invoiceOf(invoiceId);
+    expect(invoice).toMatchObject({
+      status: 'REFUNDED',
+      amount_paid: 7000,
+      amount_refunded: 7000,
+      credit_applied: 3000,
+      credit_returned: 3000,
+    });
+    expect(notesOf(invoice)).toEqual([
+      { refund: null, subtotal: 4000, tax: 1000, total: 5000, status: 'ISSUED' },
+      { refund: 'refund', subtotal: 4000, tax: 1000, total: 5000, status: 'ISSUED' },
+    ]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'KWD', amount: 5000 }]);
+    expect(await entry(`${invoiceId}:credit_given_back:3000:2000`)).toEqual({
+      refunds: 4000,
+      tax_payable: 1000,
+      'customer_credit:customer': -5000,
+    });
+    const after = await ledgerIn(app, 'KWD');
+    expect((after.refunds ?? 0) - (before.refunds ?? 0)).toBe(8000);
+    expect(after.tax_payable! - before.tax_payable!).toBe(2000);
+    expect(after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!).toBe(-5000);
+    expect(after['customer_credit:customer']! - (before['customer_credit:customer'] ?? 0)).toBe(-5000);
   });
 });
