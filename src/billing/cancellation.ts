@@ -149,7 +149,7 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cash part is capped at what its gateway payment can still refund (`refundable`: every refund on
  * it, of customer credit it carried too); an invoice the customer's credit paid whole gives back
  * credit only.
- * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or both are 0
+ * @returns the refund (cash `amount`, `credit`, `paidAsCredit`), or null when `type` is `none` or all are 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
  * cash, no credit); `refund_in_flight` (naming the refunds) when a refund of the invoice's payment is
