@@ -3,7 +3,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { saleGivenBack } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
-import { invoicePayment, refundsInFlight } from './invoice-payment.ts';
+import { invoicePayment, refundable, refundsInFlight } from './invoice-payment.ts';
 import { lockInvoice } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
@@ -21,7 +21,8 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it, and the customer credit that paid the rest back to their credit.
+ * through the gateway that took it, and the customer credit that paid the rest back to their credit
+ * (and, as credit too, paid cash that payment can no longer refund: it carried credit refunds).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -44,18 +45,20 @@ export interface CancelOptions {
 
 /**
  * What a cancellation gives back of invoice `invoiceId`, minor units of its currency: `amount` in
- * cash (a refund of its gateway payment) and `credit` to the customer's credit (a credit note that
- * gives back the customer credit that paid it).
+ * cash (a refund of its gateway payment), `credit` to the customer's credit (a credit note that
+ * gives back the customer credit that paid it) and `paidAsCredit` to the customer's credit too (paid
+ * cash its gateway payment can no longer refund, in the same credit note).
  */
 export interface CancellationRefund {
   invoiceId: string;
   amount: bigint;
   credit: bigint;
+  paidAsCredit: bigint;
 }
 
 /**
  * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
- * of the customer credit given back already (`refund.credit`; null: none).
+ * of what it gave back as customer credit already (`refund.credit` + `refund.paidAsCredit`; null: none).
  */
 export interface Cancellation {
   subscription: SubscriptionRow;
@@ -70,6 +73,14 @@ export interface CashAndCredit {
 }
 
 /**
+ * What a cancellation gives back, minor units ≥ 0: `cash` through the gateway payment, `credit` of
+ * the customer credit applied, and `held` of the paid cash that payment can no longer refund, as credit.
+ */
+export interface CancellationShares extends CashAndCredit {
+  held: bigint;
+}
+
+/**
  * What a cancellation gives back of a period's invoice, and how (pure). What it owes:
  * - `none`: 0;
  * - `full`: `recurring`;
@@ -77,29 +88,34 @@ export interface CashAndCredit {
  *   mid-period change does (proration.ts).
  * Less what the invoice already gave back of those lines (`alreadyGiven`: an earlier cancellation's
  * refund, or a refund by hand), that is given back cash first, up to the cash still refundable, and
- * the rest as customer credit, up to the credit applied to the invoice not given back yet; never
- * more than owed in total, never negative. Cash first because cash is what the customer asked back and what a gateway can still
+ * the rest as customer credit, up to the credit applied to the invoice not given back yet, and what
+ * is still owed then as customer credit too, up to the paid cash the payment can no longer refund
+ * (`held`: refunds of customer credit it carried took that room); never more than owed in total,
+ * never negative. Cash first because cash is what the customer asked back and what a gateway can still
  * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
  * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
- * is lost. When both are short (an invoice refunded by hand already), less than owed is given back.
+ * is lost; the paid cash a payment cannot take back goes to the customer's credit, as Chargebee gives
+ * it as refundable credits, which the customer can have paid back through another payment or use.
+ * When all are short (an invoice refunded by hand already), less than owed is given back.
  * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
- * @param returnable what is still returnable of the invoice: `cash` = paid − refunded (by its gateway
- * payment), `credit` = credit applied − credit returned, each ≥ 0
+ * @param returnable what is still returnable of the invoice: `cash` = paid − refunded, up to what its
+ * gateway payment can still refund, `credit` = credit applied − credit returned, `held` (0 when
+ * omitted) = the rest of paid − refunded, which the payment can no longer refund, each ≥ 0
  * @param alreadyGiven what the invoice gave back before of its recurring lines, ≥ 0 (`refundOf`)
  * @param unusedSeconds seconds of the period after the cancellation takes effect, 0 … periodSeconds
  * @param periodSeconds the period's length, > 0
- * @returns `cash` 0 … returnable.cash and `credit` 0 … returnable.credit, with cash + credit ≤ owed;
- * the customer keeps paying `recurring − refund` for the used time, so refund + kept = recurring
- * exactly when the returnable amounts cover what is owed
+ * @returns `cash` 0 … returnable.cash, `credit` 0 … returnable.credit and `held` 0 … returnable.held,
+ * with cash + credit + held ≤ owed; the customer keeps paying `recurring − refund` for the used
+ * time, so refund + kept = recurring exactly when the returnable amounts cover what is owed
  */
 export function cancellationRefund(
   type: RefundType,
   recurring: bigint,
-  returnable: CashAndCredit,
+  returnable: CashAndCredit & { held?: bigint },
   alreadyGiven: bigint,
   unusedSeconds: bigint,
   periodSeconds: bigint,
-): CashAndCredit {
+): CancellationShares {
   const owed =
     (type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unusedSeconds, periodSeconds)) -
     alreadyGiven;
@@ -109,7 +125,8 @@ export function cancellationRefund(
     return least > 0n ? least : 0n;
   };
   const cash = upTo(owed, returnable.cash);
-  return { cash, credit: upTo(owed - cash, returnable.credit) };
+  const credit = upTo(owed - cash, returnable.credit);
+  return { cash, credit, held: upTo(owed - cash - credit, returnable.held ?? 0n) };
 }
 
 /**
@@ -128,8 +145,11 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
  * What it owes is given back cash first, then as the customer credit that paid it
- * (`cancellationRefund`); an invoice the customer's credit paid whole gives back credit only.
- * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or both are 0
+ * (`cancellationRefund`), then as credit up to the paid cash the payment can no longer refund; the
+ * cash part is capped at what its gateway payment can still refund (`refundable`: every refund on
+ * it, of customer credit it carried too); an invoice the customer's credit paid whole gives back
+ * credit only.
+ * @returns the refund (cash `amount`, `credit`, `paidAsCredit`), or null when `type` is `none` or all are 0
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
  * cash, no credit); `refund_in_flight` (naming the refunds) when a refund of the invoice's payment is
@@ -204,15 +224,13 @@ async function refundOf(
   }
   // The payment the cash part is sent on (`prepareInvoiceRefund` takes the same one).
   const payment = invoice ? await invoicePayment(trx, invoice.id) : undefined;
-  const returnable = {
-    cash: invoice ? invoice.amount_paid - invoice.amount_refunded : 0n,
-    credit: invoice ? invoice.credit_applied - invoice.credit_returned : 0n,
-  };
+  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
+  const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
   if (
     !invoice ||
     !PAID_STATUSES.includes(invoice.status) ||
-    (returnable.cash > 0n && !payment?.gateway_transaction_id) ||
-    (returnable.cash <= 0n && returnable.credit <= 0n)
+    (paid > 0n && !payment?.gateway_transaction_id) ||
+    (paid <= 0n && credit <= 0n)
   ) {
     throw new ConflictError(
       'nothing_to_refund',
@@ -232,15 +250,23 @@ async function refundOf(
   // first: refunds do not say which lines they are for.
   const given = saleGivenBack(invoice);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
-  const { cash, credit } = cancellationRefund(
+  // The cash part goes back through `payment`, up to what it can still refund: every refund on it
+  // counts, refunds of customer credit it carried too (read under the invoice's lock, which a refund
+  // on it takes). The rest of the paid cash is `held`: owed beyond the cash, it goes back as credit.
+  let cashLeft = paid > 0n ? paid : 0n;
+  const open = payment?.gateway_transaction_id ? await refundable(trx, payment) : cashLeft;
+  if (cashLeft > open) cashLeft = open > 0n ? open : 0n;
+  const shares = cancellationRefund(
     type,
     recurring,
-    returnable,
+    { cash: cashLeft, credit, held: paid - cashLeft },
     given > other ? given - other : 0n,
     secondsBetween(effectiveAt, end),
     secondsBetween(start, end),
   );
-  return cash > 0n || credit > 0n ? { invoiceId: invoice.id, amount: cash, credit } : null;
+  return shares.cash > 0n || shares.credit > 0n || shares.held > 0n
+    ? { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit, paidAsCredit: shares.held }
+    : null;
 }
 
 /**
@@ -287,7 +313,7 @@ export async function cancelLocked(
       reason,
       refund_type: options.refundType,
       refund_amount: refund?.amount ?? 0n,
-      credit_amount: refund?.credit ?? 0n,
+      credit_amount: refund ? refund.credit + refund.paidAsCredit : 0n,
     });
     return { subscription: cancelled, refund, creditNote };
   }
@@ -325,14 +351,19 @@ export async function cancelLocked(
     reason,
     refund_type: options.refundType,
     refund_amount: refund?.amount ?? 0n,
-    credit_amount: refund?.credit ?? 0n,
+    credit_amount: refund ? refund.credit + refund.paidAsCredit : 0n,
   });
   return { subscription: updated, refund, creditNote };
 }
 
-/** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
+/** Gives `refund.credit` and `refund.paidAsCredit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
 function giveCreditBack(work: UnitOfWork, refund: CancellationRefund | null): Promise<CreditNoteRow | null> {
-  return refund && refund.credit > 0n
-    ? returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled')
+  return refund && refund.credit + refund.paidAsCredit > 0n
+    ? returnInvoiceCredit(
+        work,
+        refund.invoiceId,
+        { applied: refund.credit, paid: refund.paidAsCredit },
+        'subscription_cancelled',
+      )
     : Promise.resolve(null);
 }

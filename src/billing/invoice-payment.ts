@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, TransactionRow } from '../db/schema.ts';
 
 /**
@@ -39,4 +39,29 @@ export async function refundsInFlight(trx: Kysely<Database>, invoiceId: string):
     .orderBy('refunds.id')
     .execute();
   return rows.map((r) => r.id);
+}
+
+/**
+ * What a transaction moved, in minor units of its currency: `amount_captured` after a partial capture,
+ * else its whole `amount` (only meaningful once it succeeded). Refunds, disputes and the ledger count this.
+ */
+export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amount_captured'>): bigint {
+  return transaction.amount_captured ?? transaction.amount;
+}
+
+/**
+ * What is still refundable on a transaction: what it moved (`capturedAmount`: its amount, or what a
+ * partial capture captured) less every refund on it that succeeded or is still in flight (pending,
+ * unknown), of its invoice or of customer credit it carried, in minor units (reads `refunds`, owned
+ * by payments/). A refund (payments/refunds.ts `createRefund`) and a cancellation's cash part
+ * (billing/cancellation.ts `refundOf`) are bounded by it.
+ */
+export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
+  const row = await trx
+    .selectFrom('refunds')
+    .select(sql<bigint>`coalesce(sum(amount), 0)`.as('reserved'))
+    .where('transaction_id', '=', transaction.id)
+    .where('status', '!=', 'failed')
+    .executeTakeFirstOrThrow();
+  return capturedAmount(transaction) - BigInt(row.reserved);
 }

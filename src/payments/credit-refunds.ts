@@ -1,12 +1,14 @@
+import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
+import { refundable } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
-import type { RefundRow, TransactionRow } from '../db/schema.ts';
+import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { createRefund, refundable, sendRefund } from './refunds.ts';
+import { createRefund, sendRefund } from './refunds.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
 export interface CreditRefundInput {
@@ -24,7 +26,8 @@ export interface CreditRefundInput {
  * the credit (`availableCredit`); once it succeeds it posts `re_…:succeeded` (debit the customer's
  * credit, credit the gateway's clearing account), and nothing on any invoice changes. Money that
  * cannot go back through a gateway (credit larger than the customer's refundable payments) is refused,
- * not paid out some other way: a person settles it offline.
+ * not paid out some other way: a person settles it offline. Locks the invoices of the payments it
+ * uses (id order) before the customer's credit, the order every unit of work keeps.
  * @returns the refunds as recorded after their gateway answers, newest payment first
  * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
  * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
@@ -40,6 +43,16 @@ export async function refundCustomerCredit(
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
   const planned = await inUnitOfWork(db, { actor }, async (work) => {
+    // Every unit of work locks an invoice before its customer (an invoice's finalization locks the
+    // customer after the invoice, a cancellation its period's invoice before the final invoice's
+    // finalization): the invoices of the payments this refund would use are locked first, in id
+    // order, then the customer's credit; the reverse could deadlock (40P01) against either.
+    const payments = await creditRefundCandidates(work.trx, customerId, input.currency);
+    const invoiceIds = new Set<string>();
+    for (const { transaction } of await plan(work.trx, payments, input.amount)) {
+      if (transaction.invoice_id) invoiceIds.add(transaction.invoice_id);
+    }
+    for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
     await lockCustomerCredit(work.trx, customerId);
     const available = await availableCredit(work.trx, customerId, input.currency);
     if (input.amount > available) {
@@ -47,36 +60,14 @@ export async function refundCustomerCredit(
         amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,
       });
     }
-    const payments = await work.trx
-      .selectFrom('transactions')
-      .selectAll()
-      .where((eb) =>
-        eb.or([
-          eb('customer_id', '=', customerId),
-          eb(
-            'invoice_id',
-            'in',
-            eb.selectFrom('invoices').select('id').where('customer_id', '=', customerId),
-          ),
-        ]),
-      )
-      .where('status', '=', 'succeeded')
-      .where('currency', '=', input.currency)
-      .where('gateway_transaction_id', 'is not', null)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .execute();
+    // Again under the locks, over the payments whose invoice is locked (or that have none): what is
+    // refundable on them stays true until commit. One whose refundable amount a concurrent refund
+    // took meanwhile counts for less, and the shortfall is refused below.
+    const locked = payments.filter((t) => !t.invoice_id || invoiceIds.has(t.invoice_id));
     const refunds: { refund: RefundRow; transaction: TransactionRow }[] = [];
     let left = input.amount;
-    for (const transaction of payments) {
-      if (left === 0n) break;
-      // The payment's invoice is locked as every refund of it does, so what is refundable stays true.
-      if (transaction.invoice_id) await lockInvoice(work, transaction.invoice_id);
-      const open = await refundable(work.trx, transaction);
-      if (open <= 0n) continue;
+    for (const { transaction, amount } of await plan(work.trx, locked, input.amount)) {
       await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-      let amount = left;
-      if (amount > open) amount = open;
       const refund = await createRefund(work, transaction, {
         amount,
         reason: input.reason ?? 'customer_credit',
@@ -97,4 +88,54 @@ export async function refundCustomerCredit(
     sent.push(await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }));
   }
   return sent;
+}
+
+/**
+ * The customer's succeeded gateway payments in `currency` (theirs, or of their invoices), newest
+ * first: what a credit refund may go back through.
+ */
+function creditRefundCandidates(
+  trx: Kysely<Database>,
+  customerId: string,
+  currency: string,
+): Promise<TransactionRow[]> {
+  return trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb('customer_id', '=', customerId),
+        eb('invoice_id', 'in', eb.selectFrom('invoices').select('id').where('customer_id', '=', customerId)),
+      ]),
+    )
+    .where('status', '=', 'succeeded')
+    .where('currency', '=', currency)
+    .where('gateway_transaction_id', 'is not', null)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+}
+
+/**
+ * How `amount` (minor units, > 0) goes back through `payments` (newest first): each up to what is
+ * still refundable on it (`refundable`), until `amount` is covered; payments with nothing refundable
+ * are skipped. Its amounts add up to less than `amount` when the payments cannot carry it all.
+ */
+async function plan(
+  trx: Kysely<Database>,
+  payments: TransactionRow[],
+  amount: bigint,
+): Promise<{ transaction: TransactionRow; amount: bigint }[]> {
+  const parts: { transaction: TransactionRow; amount: bigint }[] = [];
+  let left = amount;
+  for (const transaction of payments) {
+    if (left === 0n) break;
+    const open = await refundable(trx, transaction);
+    if (open <= 0n) continue;
+    let part = left;
+    if (part > open) part = open;
+    parts.push({ transaction, amount: part });
+    left -= part;
+  }
+  return parts;
 }

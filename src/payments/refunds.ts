@@ -1,10 +1,10 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
-import { invoicePayment } from '../billing/invoice-payment.ts';
+import { capturedAmount, invoicePayment, refundable } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -17,7 +17,6 @@ import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
-import { capturedAmount } from './transactions.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
 export interface RefundResult {
@@ -65,21 +64,6 @@ export async function findRefund(
     .where('id', '=', reference)
     .where('gateway', '=', gateway)
     .executeTakeFirst();
-}
-
-/**
- * What is still refundable on a transaction: what it moved (`capturedAmount`: its amount, or what a
- * partial capture captured) less refunds that succeeded or are still in flight (pending, unknown), in
- * minor units.
- */
-export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
-  const row = await trx
-    .selectFrom('refunds')
-    .select(sql<bigint>`coalesce(sum(amount), 0)`.as('reserved'))
-    .where('transaction_id', '=', transaction.id)
-    .where('status', '!=', 'failed')
-    .executeTakeFirstOrThrow();
-  return capturedAmount(transaction) - BigInt(row.reserved);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { capturedAmount } from '../billing/invoice-payment.ts';
 import { applyPayment, lockInvoice } from '../billing/invoices.ts';
 import type {
   Database,
@@ -167,13 +168,8 @@ export async function findTransaction(
   return undefined;
 }
 
-/**
- * What a transaction moved, in minor units of its currency: `amount_captured` after a partial capture,
- * else its whole `amount` (only meaningful once it succeeded). Refunds, disputes and the ledger count this.
- */
-export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amount_captured'>): bigint {
-  return transaction.amount_captured ?? transaction.amount;
-}
+/** What a transaction moved (billing/invoice-payment.ts, where a cancellation's refund reads it too). */
+export { capturedAmount };
 
 /**
  * An invoice's payments as `/v1/transactions` lists them, oldest first: its gateway payment attempts

@@ -55,6 +55,33 @@ describe('cancellationRefund', () => {
       expect(cancellationRefund(type, recurring, { cash, credit }, before, unused, period)).toEqual({
         cash: wantCash,
         credit: wantCredit,
+        held: 0n,
+      });
+    },
+  );
+
+  // Paid cash the gateway payment can no longer refund (`held`: refunds of customer credit it
+  // carried): what is owed beyond the cash and the applied credit goes back as credit, up to it.
+  it.each([
+    // type, recurring, cash, credit, held, given before, unused/period → cash, credit, held
+    // 1000 paid by card, 300 of other credit paid back through it: 700 cash + 300 as credit.
+    ['full', 1000n, 700n, 0n, 300n, 0n, 10n, 30n, 700n, 0n, 300n],
+    // `prorate` half: owed 500, all cash; nothing held goes back.
+    ['prorate', 1000n, 700n, 0n, 300n, 0n, 15n, 30n, 500n, 0n, 0n],
+    // `prorate` 4/5: owed 800 = 700 cash + 100 of the held 300.
+    ['prorate', 1000n, 700n, 0n, 300n, 0n, 24n, 30n, 700n, 0n, 100n],
+    // 300 by applied credit, 700 by card of which 200 carried other credit back: 500 cash, 300
+    // applied credit, 200 held, in that order.
+    ['full', 1000n, 500n, 300n, 200n, 0n, 10n, 30n, 500n, 300n, 200n],
+    // The payment carried back all it took: all owed as credit.
+    ['full', 1000n, 0n, 0n, 1000n, 0n, 10n, 30n, 0n, 0n, 1000n],
+  ] as const)(
+    '%s of %d with %d cash, %d credit and %d held left, %d given before, %d/%ds unused → %d cash, %d credit, %d held',
+    (type, recurring, cash, credit, held, before, unused, period, wantCash, wantCredit, wantHeld) => {
+      expect(cancellationRefund(type, recurring, { cash, credit, held }, before, unused, period)).toEqual({
+        cash: wantCash,
+        credit: wantCredit,
+        held: wantHeld,
       });
     },
   );
@@ -79,10 +106,17 @@ describe('cancellationRefund', () => {
           expect(cancellationRefund('none', recurring, paid, 0n, unused, period)).toEqual({
             cash: 0n,
             credit: 0n,
+            held: 0n,
           });
-          expect(cancellationRefund('full', recurring, paid, 0n, unused, period)).toEqual(paid);
+          expect(cancellationRefund('full', recurring, paid, 0n, unused, period)).toEqual({
+            ...paid,
+            held: 0n,
+          });
           expect(given(cancellationRefund('prorate', recurring, paid, 0n, 0n, period))).toBe(0n);
-          expect(cancellationRefund('prorate', recurring, paid, 0n, period, period)).toEqual(paid);
+          expect(cancellationRefund('prorate', recurring, paid, 0n, period, period)).toEqual({
+            ...paid,
+            held: 0n,
+          });
         },
       ),
       { numRuns: 2000, seed: 2028 },
@@ -127,6 +161,30 @@ describe('cancellationRefund', () => {
         },
       ),
       { numRuns: 2000, seed: 2029 },
+    );
+  });
+
+  it('gives back held cash as credit only after the cash and the applied credit, in all min(owed, returnable)', () => {
+    fc.assert(
+      fc.property(
+        amount,
+        amount,
+        amount,
+        amount,
+        timing,
+        (recurring, cash, credit, held, [period, unused]) => {
+          for (const type of ['none', 'full', 'prorate'] as const) {
+            const refund = cancellationRefund(type, recurring, { cash, credit, held }, 0n, unused, period);
+            expect(refund.held >= 0n && refund.held <= held).toBe(true);
+            if (refund.held > 0n) expect([refund.cash, refund.credit]).toEqual([cash, credit]);
+            const owed =
+              type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unused, period);
+            const returnable = cash + credit + held;
+            expect(given(refund) + refund.held).toBe(owed < returnable ? owed : returnable);
+          }
+        },
+      ),
+      { numRuns: 1000, seed: 2031 },
     );
   });
 

@@ -1,16 +1,21 @@
 import nock from 'nock';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { createTestDatabase } from '../support/database.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
+import { waitFor } from '../support/wait.ts';
 
 describe('POST /v1/customers/:id/credit/refund pays credit back through the gateway', () => {
   let app: TestApp;
+  let url: string;
   beforeAll(async () => {
-    app = await startOfflineTestApp();
+    url = await createTestDatabase();
+    app = await startOfflineTestApp({ DATABASE_URL: url });
   });
   afterEach(() => nock.cleanAll());
   afterAll(async () => {
@@ -173,5 +178,56 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     expect((await app.api('GET', `/v1/customers/${customer.body.id}`)).body.credit).toEqual([
       { currency: 'EUR', amount: 385 },
     ]);
+  });
+
+  it("locks the payment's invoice before the customer's credit, as every unit of work does (no deadlock with a cancellation or finalization)", async () => {
+    // An invoice is always locked before its customer: an invoice's finalization locks the customer
+    // after it (applyCustomerCredit), a cancellation its period's invoice before its final invoice's
+    // finalization. A credit refund that locked the customer first and then the invoice of the
+    // payment it refunds could deadlock (40P01) against either. Shown here without a race: while
+    // another transaction holds the customer's lock, the credit refund waits for it already holding
+    // the invoice's lock (the old order waited for the customer before touching the invoice).
+    const { customer, invoice } = await openInvoice(app, { amount: 1000 });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {})).body.invoice.status).toBe('PAID');
+    await downgradeCredit(customer.id);
+    const holder = new pg.Client({ connectionString: url });
+    const prober = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await prober.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM customers WHERE id = $1 FOR NO KEY UPDATE', [customer.id]);
+      const stripe = stripeRefundSucceeds('re_credit_lock_order');
+      const refunding = app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+        amount: 300,
+        currency: 'EUR',
+      });
+      // The refund's transaction waits on a lock (the customer's row, held above).
+      await waitFor('the credit refund to wait for the customer lock', async () => {
+        const { rows } = await prober.query(
+          `SELECT count(*)::int AS waiting FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE NOT l.granted AND a.datname = current_database()`,
+        );
+        return rows[0].waiting > 0;
+      });
+      // It holds the invoice's lock meanwhile: taking it now fails at once (55P03 lock_not_available).
+      await prober.query('BEGIN');
+      await expect(
+        prober.query('SELECT id FROM invoices WHERE id = $1 FOR UPDATE NOWAIT', [invoice.id]),
+      ).rejects.toMatchObject({ code: '55P03' });
+      await prober.query('ROLLBACK');
+      await holder.query('COMMIT');
+      const refunded = await refunding;
+      expect(refunded.status).toBe(201);
+      expect(stripe.isDone()).toBe(true);
+      expect(refunded.body.refunds).toMatchObject([
+        { kind: 'customer_credit', status: 'succeeded', amount: 300 },
+      ]);
+      expect(refunded.body.customer.credit).toEqual([{ currency: 'EUR', amount: 85 }]);
+    } finally {
+      await holder.end();
+      await prober.end();
+    }
   });
 });

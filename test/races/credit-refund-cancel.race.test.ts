@@ -1,0 +1,117 @@
+import { sql } from 'kysely';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
+import type { TestApp } from '../support/app.ts';
+import { customerWith } from '../support/collection.ts';
+import { createTestDatabase } from '../support/database.ts';
+import { byDepth } from '../support/depth.ts';
+import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * A refund of a customer's credit racing a cancellation of one of their subscriptions (PRODUCT §11):
+ * the cancellation locks its period's invoice, then (its final usage invoice's finalization using the
+ * customer's credit) the customer; the credit refund goes back through the period's payment and locks
+ * that invoice too. Every unit of work locks an invoice before its customer, so they serialise; the
+ * credit refund used to lock the customer first, and the two could deadlock (PostgreSQL aborts one
+ * with 40P01, answered 500). The database detects deadlocks after 20 ms (`deadlock_timeout`), so a
+ * deadlock shows at once. Each round: both requests at the same moment; each answers a success or a
+ * clean 409/422, never a 500, and the books balance.
+ */
+describe('a credit refund racing a cancellation of the same customer', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    const url = await createTestDatabase({ settings: { deadlock_timeout: '20ms' } });
+    app = await startOfflineTestApp({ DATABASE_URL: url });
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => stopOfflineTestApp(app));
+
+  const db = () => app.runtime.db;
+
+  /**
+   * A customer paying 1000 EUR (800 + 25%) by card for a metered subscription's period, with 30 API
+   * calls used since and 300 EUR of credit from a downgrade of another subscription: (1960 − 1000) ×
+   * 7/28 = 240 net + 60 tax.
+   */
+  async function customerReady(round: number) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await insertPlan(db(), {
+      name: `Metered ${round}`,
+      currency: 'EUR',
+      price: { model: 'FLAT_FEE', amount: 800 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+      taxRatePpm: 250_000,
+    });
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan, payment_method: method!.id })
+    ).body;
+    const charge = stripeChargeSucceeds();
+    await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(charge.scope.isDone()).toBe(true);
+    const now = new Date();
+    await recordUsageEvent(
+      db(),
+      'system',
+      { eventId: `calls-${round}`, subscriptionId: sub.id, code: 'api_calls', value: 30n, timestamp: now },
+      now,
+    );
+    const flat = (amount: number) =>
+      insertPlan(db(), { currency: 'EUR', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 250_000 });
+    const { subscription: other } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flat(1960) },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await changeSubscription(
+      db(),
+      'system',
+      other.id,
+      { planId: await flat(1000) },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect((await app.api('GET', `/v1/customers/${customer.id}`)).body.credit).toEqual([
+      { currency: 'EUR', amount: 300 },
+    ]);
+    return { customer: customer.id as string, subscription: sub.id as string };
+  }
+
+  it('both succeed or one is refused cleanly, never a deadlock (500)', async () => {
+    const rounds = byDepth(12, 30);
+    for (let round = 0; round < rounds; round++) {
+      const { customer, subscription } = await customerReady(round);
+      // Stripe answers each refund `succeeded` (the credit refund's and the cancellation's).
+      stripeRefundSucceeds(`re_race_${round}_a`);
+      stripeRefundSucceeds(`re_race_${round}_b`);
+      // 100 of the 300 credit back through the period's payment, and the subscription cancelled now
+      // with a full refund: its final invoice (30 calls × 2 = 60 + 25% = 75) takes the credit left.
+      const [credit, cancel] = await Promise.all([
+        app.api('POST', `/v1/customers/${customer}/credit/refund`, { amount: 100, currency: 'EUR' }),
+        app.api('POST', `/v1/subscriptions/${subscription}/cancel`, { refund_type: 'full' }),
+      ]);
+      expect([201, 409, 422], JSON.stringify(credit.body)).toContain(credit.status);
+      expect([200, 409], JSON.stringify(cancel.body)).toContain(cancel.status);
+      nock.cleanAll();
+    }
+    // The books balance: the postings of every entry in EUR sum to 0.
+    const total = await db()
+      .selectFrom('postings')
+      .select(sql<string>`coalesce(sum(amount), 0)::text`.as('sum'))
+      .where('currency', '=', 'EUR')
+      .executeTakeFirstOrThrow();
+    expect(total.sum).toBe('0');
+    // And PostgreSQL found no deadlock in this database (pg_stat_database counts the 40P01 aborts).
+    const { rows } = await sql<{ deadlocks: string }>`
+      SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()
+    `.execute(db());
+    expect(rows[0]?.deadlocks).toBe('0');
+  });
+});
