@@ -212,16 +212,6 @@ async function refundOf(
     .where('period_index', '=', subscription.current_period_index)
     .executeTakeFirst();
   const invoice = period ? await lockInvoice(work, period.id) : undefined;
-  // What is owed depends on a refund in flight: given back if it succeeds, not if it fails. Counting
-  // it either way could be wrong about the customer's money (more than owed back, or less), so the
-  // cancellation waits for the fact.
-  const inFlight = invoice ? await refundsInFlight(trx, invoice.id) : [];
-  if (inFlight.length > 0) {
-    throw new ConflictError(
-      'refund_in_flight',
-      `refund ${inFlight.join(', ')} of invoice ${invoice!.id} is in flight (sent, not settled): what this cancellation gives back depends on its outcome; wait until it settles, then cancel again (or cancel with refund_type none)`,
-    );
-  }
   // The payment the cash part is sent on (`prepareInvoiceRefund` takes the same one).
   const payment = invoice ? await invoicePayment(trx, invoice.id) : undefined;
   const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
@@ -264,9 +254,20 @@ async function refundOf(
     secondsBetween(effectiveAt, end),
     secondsBetween(start, end),
   );
-  return shares.cash > 0n || shares.credit > 0n || shares.held > 0n
-    ? { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit, paidAsCredit: shares.held }
-    : null;
+  // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
+  if (shares.cash === 0n && shares.credit === 0n && shares.held === 0n) return null;
+  // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
+  // Counting it either way could be wrong about the customer's money (more than owed back, or less),
+  // so the cancellation waits for the fact.
+  const inFlight = await refundsInFlight(trx, invoice.id);
+  if (inFlight.length > 0) {
+    const [noun, verb] = inFlight.length === 1 ? ['refund', 'is'] : ['refunds', 'are'];
+    throw new ConflictError(
+      'refund_in_flight',
+      `${noun} ${inFlight.join(', ')} on the payment of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
+    );
+  }
+  return { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit, paidAsCredit: shares.held };
 }
 
 /**

@@ -26,7 +26,11 @@ export async function invoicePayment(
  * The ids of the refunds still in flight (`pending` or `unknown`: committed or sent, not settled)
  * against any payment of invoice `invoiceId`, oldest first: refunds of the invoice and refunds of
  * customer credit carried by its payments (reads `refunds`, owned by payments/). Read it under the
- * invoice's lock (`lockInvoice`): a refund of the invoice is created under that lock.
+ * invoice's lock (`lockInvoice`): a refund billhook asks for is created under that lock (by hand,
+ * a cancellation's, a customer-credit refund's). A refund made in the gateway's own dashboard is
+ * recorded when its webhook is reconciled (reconcile/apply.ts), which locks the invoice only when
+ * it records the outcome: the money has moved at the gateway by then, so no lock could refuse it, and
+ * a cancellation committed just before it may give back that share too.
  */
 export async function refundsInFlight(trx: Kysely<Database>, invoiceId: string): Promise<string[]> {
   const rows = await trx

@@ -152,6 +152,26 @@ describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in f
     expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 1000, amount_refunded: 1000 });
   });
 
+  it('a cancellation that owes nothing whatever the refund in flight does goes through: at the period end, prorate gives back 0', async () => {
+    const sub = await paidSubscription('EUR', 800);
+    const pending = stripeRefundPending('re_pending_eur_end', 300, 'EUR');
+    const byHand = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 300 });
+    expect(pending.isDone()).toBe(true);
+    // At the period's end no time is unused: prorate owes 0 whether the 300 in flight succeeds or not.
+    const scheduled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {
+      when: 'period_end',
+      refund_type: 'prorate',
+    });
+    expect(scheduled.status).toBe(200);
+    expect(scheduled.body).toMatchObject({ cancel_at_period_end: true, refund: null, credit_note: null });
+    const refunds = await db()
+      .selectFrom('refunds')
+      .select(['id', 'status'])
+      .where('invoice_id', '=', sub.invoice.id)
+      .execute();
+    expect(refunds).toEqual([{ id: byHand.body.id, status: 'pending' }]);
+  });
+
   it("a refund of the customer's credit in flight on the period's payment: 409 refund_in_flight too (KWD, 3 decimals)", async () => {
     // 8000 + 25% = 10000 fils (10.000 KWD) paid by card.
     const sub = await paidSubscription('KWD', 8000);
