@@ -4,7 +4,7 @@ import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, ledgerIn } from '../support/collection.ts';
+import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -53,26 +53,8 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
   ) {
     const { customer, method } = await customerWith(app, { stripe: true });
     const plan = await flat(currency, fee);
-    const sub = start
-      ? (
-          await createSubscription(
-            db(),
-            'system',
-            { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
-            start,
-          )
-        ).subscription
-      : (
-          await app.api('POST', '/v1/subscriptions', {
-            customer: customer.id,
-            plan,
-            payment_method: method!.id,
-          })
-        ).body;
-    const stripe = stripeChargeSucceeds();
-    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
-    expect(stripe.scope.isDone()).toBe(true);
-    const invoice = settled.body.invoices[0].invoice as { id: string };
+    const sub = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id, start });
+    const invoice = sub.invoice;
     const { subscription: other } = await createSubscription(
       db(),
       'system',

@@ -7,8 +7,8 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, ledgerIn } from '../support/collection.ts';
-import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -47,26 +47,7 @@ describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in f
       price: { model: 'FLAT_FEE', amount: fee },
       taxRatePpm: 250_000,
     });
-    const sub = start
-      ? (
-          await createSubscription(
-            db(),
-            'system',
-            { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
-            start,
-          )
-        ).subscription
-      : (
-          await app.api('POST', '/v1/subscriptions', {
-            customer: customer.id,
-            plan,
-            payment_method: method!.id,
-          })
-        ).body;
-    const stripe = stripeChargeSucceeds();
-    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
-    expect(stripe.scope.isDone()).toBe(true);
-    return { id: sub.id as string, invoice: settled.body.invoices[0].invoice as { id: string } };
+    return subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id, start });
   }
 
   /** Stripe answers a refund `pending` (https://docs.stripe.com/api/refunds/object#refund_object-status): the fixture refund with that status. */

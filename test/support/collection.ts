@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { TestApp } from './app.ts';
-import { ledgerByCode } from './flow.ts';
+import { ledgerByCode, stripeChargeSucceeds } from './flow.ts';
 
 /**
  * `ledgerByCode` restricted to one currency, keys without the currency: tests that give each
@@ -36,4 +37,36 @@ export async function customerWith(app: TestApp, o: { stripe?: boolean } = {}) {
 export async function actionsOf(app: TestApp, resource: string): Promise<string[]> {
   const log = await app.api('GET', `/v1/activities?resource=${resource}&limit=100`);
   return log.body.data.map((a: { action: string }) => a.action);
+}
+
+/**
+ * Subscribes `customer` to `plan` with the Stripe payment method `method`, from `start` (through the
+ * billing module, on a simulated clock) or now (over the API), and pays its first invoice whole by
+ * the card (`POST /v1/subscriptions/:id/settle`, Stripe answering as `stripeChargeSucceeds`).
+ * @returns the subscription's id and its first invoice
+ */
+export async function subscribedAndPaid(
+  app: TestApp,
+  o: { customer: string; plan: string; method: string; start?: Date },
+): Promise<{ id: string; invoice: { id: string } }> {
+  const sub = o.start
+    ? (
+        await createSubscription(
+          app.runtime.db,
+          'system',
+          { customerId: o.customer, planId: o.plan, paymentMethodId: o.method },
+          o.start,
+        )
+      ).subscription
+    : (
+        await app.api('POST', '/v1/subscriptions', {
+          customer: o.customer,
+          plan: o.plan,
+          payment_method: o.method,
+        })
+      ).body;
+  const stripe = stripeChargeSucceeds();
+  const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+  expect(stripe.scope.isDone()).toBe(true);
+  return { id: sub.id, invoice: settled.body.invoices[0].invoice };
 }
