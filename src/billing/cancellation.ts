@@ -21,8 +21,8 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it, and the customer credit that paid the rest back to their credit
- * (and, as credit too, paid cash that payment can no longer refund: it carried credit refunds).
+ * through the gateway that took it (up to what it can still refund), and the customer credit that
+ * paid the rest back to their credit; more owed than that is refused (`refund_exceeds_payment`).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -45,20 +45,18 @@ export interface CancelOptions {
 
 /**
  * What a cancellation gives back of invoice `invoiceId`, minor units of its currency: `amount` in
- * cash (a refund of its gateway payment), `credit` to the customer's credit (a credit note that
- * gives back the customer credit that paid it) and `paidAsCredit` to the customer's credit too (paid
- * cash its gateway payment can no longer refund, in the same credit note).
+ * cash (a refund of its gateway payment) and `credit` to the customer's credit (a credit note that
+ * gives back the customer credit that paid it).
  */
 export interface CancellationRefund {
   invoiceId: string;
   amount: bigint;
   credit: bigint;
-  paidAsCredit: bigint;
 }
 
 /**
  * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
- * of what it gave back as customer credit already (`refund.credit` + `refund.paidAsCredit`; null: none).
+ * of the customer credit given back already (`refund.credit`; null: none).
  */
 export interface Cancellation {
   subscription: SubscriptionRow;
@@ -73,8 +71,9 @@ export interface CashAndCredit {
 }
 
 /**
- * What a cancellation gives back, minor units ≥ 0: `cash` through the gateway payment, `credit` of
- * the customer credit applied, and `held` of the paid cash that payment can no longer refund, as credit.
+ * What a cancellation owes, minor units ≥ 0: `cash` to give back through the gateway payment,
+ * `credit` of the customer credit applied to give back as credit, and `held`, owed of paid cash that
+ * the payment can no longer refund (a cancellation owing any is refused: `refundOf`).
  */
 export interface CancellationShares extends CashAndCredit {
   held: bigint;
@@ -88,19 +87,18 @@ export interface CancellationShares extends CashAndCredit {
  *   mid-period change does (proration.ts).
  * Less what the invoice already gave back of those lines (`alreadyGiven`: an earlier cancellation's
  * refund, or a refund by hand), that is given back cash first, up to the cash still refundable, and
- * the rest as customer credit, up to the credit applied to the invoice not given back yet, and what
- * is still owed then as customer credit too, up to the paid cash the payment can no longer refund
- * (`held`: refunds of customer credit it carried took that room); never more than owed in total,
- * never negative. Cash first because cash is what the customer asked back and what a gateway can still
+ * the rest as customer credit, up to the credit applied to the invoice not given back yet; what is
+ * still owed then, up to the paid cash the payment can no longer refund (refunds of customer credit
+ * it carried, or an offline part, took that room), is `held`; never more than owed in total, never
+ * negative. Cash first because cash is what the customer asked back and what a gateway can still
  * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
  * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
- * is lost; the paid cash a payment cannot take back goes to the customer's credit, as Chargebee gives
- * it as refundable credits, which the customer can have paid back through another payment or use.
- * When all are short (an invoice refunded by hand already), less than owed is given back.
+ * is lost. When all are short (an invoice refunded by hand already), less than owed is given back.
  * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
  * @param returnable what is still returnable of the invoice: `cash` = paid − refunded, up to what its
  * gateway payment can still refund, `credit` = credit applied − credit returned, `held` (0 when
- * omitted) = the rest of paid − refunded, which the payment can no longer refund, each ≥ 0
+ * omitted) = the rest of paid − refunded, which the payment can no longer refund (owed, it is
+ * reported as `held`, not given back: `refundOf` refuses), each ≥ 0
  * @param alreadyGiven what the invoice gave back before of its recurring lines, ≥ 0 (`refundOf`)
  * @param unusedSeconds seconds of the period after the cancellation takes effect, 0 … periodSeconds
  * @param periodSeconds the period's length, > 0
@@ -145,17 +143,19 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
  * What it owes is given back cash first, then as the customer credit that paid it
- * (`cancellationRefund`), then as credit up to the paid cash the payment can no longer refund; the
- * cash part is capped at what its gateway payment can still refund (`refundable`: every refund on
- * it, of customer credit it carried too); an invoice the customer's credit paid whole gives back
- * credit only.
- * @returns the refund (cash `amount`, `credit`, `paidAsCredit`), or null when `type` is `none` or all are 0
+ * (`cancellationRefund`); the cash part is capped at what its gateway payment can still refund
+ * (`refundable`: every refund on it, of customer credit it carried too); an invoice the customer's
+ * credit paid whole gives back credit only.
+ * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or nothing is owed
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
- * cash, no credit); `refund_in_flight` (naming the refunds) when a refund of the invoice's payment is
- * still `pending` or `unknown`: its outcome decides what is owed, so the cancellation is refused and
- * changes nothing (not counted as given back: the customer would lose it if it fails; not counted
- * as not given: both would go back if it succeeds); `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
+ * the invoice's payment is still `pending` or `unknown`: its outcome decides what is owed, so the
+ * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
+ * if it fails; not counted as not given: both would go back if it succeeds);
+ * `refund_exceeds_payment` when more is owed than the payment can still refund plus the credit
+ * applied (refunds of customer credit it carried, or an offline part, took the rest: the cash
+ * cannot go back through it, and is not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
@@ -240,9 +240,12 @@ async function refundOf(
   // first: refunds do not say which lines they are for.
   const given = saleGivenBack(invoice);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
+  // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
+  // lock) then cannot make `refundable` below count a refund this check did not see.
+  const inFlight = await refundsInFlight(trx, invoice.id);
   // The cash part goes back through `payment`, up to what it can still refund: every refund on it
   // counts, refunds of customer credit it carried too (read under the invoice's lock, which a refund
-  // on it takes). The rest of the paid cash is `held`: owed beyond the cash, it goes back as credit.
+  // on it takes). Paid cash beyond that is `held`: owed, it cannot go back through the payment.
   let cashLeft = paid > 0n ? paid : 0n;
   const open = payment?.gateway_transaction_id ? await refundable(trx, payment) : cashLeft;
   if (cashLeft > open) cashLeft = open > 0n ? open : 0n;
@@ -259,7 +262,6 @@ async function refundOf(
   // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
   // Counting it either way could be wrong about the customer's money (more than owed back, or less),
   // so the cancellation waits for the fact.
-  const inFlight = await refundsInFlight(trx, invoice.id);
   if (inFlight.length > 0) {
     const [noun, verb] = inFlight.length === 1 ? ['refund', 'is'] : ['refunds', 'are'];
     throw new ConflictError(
@@ -267,7 +269,13 @@ async function refundOf(
       `${noun} ${inFlight.join(', ')} on the payment of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
     );
   }
-  return { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit, paidAsCredit: shares.held };
+  if (shares.held > 0n) {
+    throw new ConflictError(
+      'refund_exceeds_payment',
+      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its payment can refund only ${shares.cash} more (refunds of customer credit it carried, or a part paid offline, took the rest) and ${shares.credit} goes back as the credit applied: cancel with refund_type none and refund up to ${shares.cash} by hand (POST /v1/invoices/${invoice.id}/refund); the rest is settled outside billhook`,
+    );
+  }
+  return { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit };
 }
 
 /**
@@ -314,7 +322,7 @@ export async function cancelLocked(
       reason,
       refund_type: options.refundType,
       refund_amount: refund?.amount ?? 0n,
-      credit_amount: refund ? refund.credit + refund.paidAsCredit : 0n,
+      credit_amount: refund?.credit ?? 0n,
     });
     return { subscription: cancelled, refund, creditNote };
   }
@@ -352,19 +360,14 @@ export async function cancelLocked(
     reason,
     refund_type: options.refundType,
     refund_amount: refund?.amount ?? 0n,
-    credit_amount: refund ? refund.credit + refund.paidAsCredit : 0n,
+    credit_amount: refund?.credit ?? 0n,
   });
   return { subscription: updated, refund, creditNote };
 }
 
-/** Gives `refund.credit` and `refund.paidAsCredit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
+/** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
 function giveCreditBack(work: UnitOfWork, refund: CancellationRefund | null): Promise<CreditNoteRow | null> {
-  return refund && refund.credit + refund.paidAsCredit > 0n
-    ? returnInvoiceCredit(
-        work,
-        refund.invoiceId,
-        { applied: refund.credit, paid: refund.paidAsCredit },
-        'subscription_cancelled',
-      )
+  return refund && refund.credit > 0n
+    ? returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled')
     : Promise.resolve(null);
 }

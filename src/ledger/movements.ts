@@ -156,38 +156,27 @@ export function customerCreditReturned(movement: InvoiceMovement): EntryInput {
 }
 
 /**
- * What paid an invoice, given back to the customer's credit by a credit note (a cancellation's refund,
- * billing/credit-returns.ts): the note's `subtotal` and `tax` (minor units, `amount` = subtotal + tax),
- * the invoice's `credit_returned` after it (`creditReturned`), and, when the note gives back cash the
- * invoice was paid that its payment can no longer refund (`paid` > 0), its `amount_refunded` after it
- * (`amountRefunded`, which counts that cash).
+ * The customer credit that paid part of an invoice, given back to the customer's credit by a credit
+ * note (a cancellation's refund, billing/credit-returns.ts): the note's `subtotal` and `tax` (minor
+ * units, `amount` = subtotal + tax), and the invoice's `credit_returned` after it (`creditReturned`).
  */
 export interface CreditGivenBack extends InvoiceMovement {
   subtotal: bigint;
   tax: bigint;
   creditReturned: bigint;
-  /** Minor units of `amount` that give back paid cash (0: only applied credit is given back). */
-  paid: bigint;
-  amountRefunded: bigint;
 }
 
 /**
- * `inv_…:credit_given_back:<creditReturned>` (and `:<amountRefunded>` when it gives back paid cash):
- * applied credit, or paid cash its payment can no longer refund, given back as credit by a credit
- * note, the sale undone as a cash refund's credit note undoes it but into the customer's credit
- * instead of a gateway's clearing (debit refunds the note's subtotal and tax payable its tax, credit
- * the customer's credit the whole). One entry per return: the key holds the invoice's cumulative
- * credit returned (and amount refunded).
+ * `inv_…:credit_given_back:<creditReturned>`: applied credit given back as credit by a credit note,
+ * the sale undone as a cash refund's credit note undoes it but into the customer's credit instead of a
+ * gateway's clearing (debit refunds the note's subtotal and tax payable its tax, credit the customer's
+ * credit the whole). One entry per return: the key holds the invoice's cumulative credit returned.
  */
 export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   const id = movement.invoiceId;
-  const paid = movement.paid > 0n ? `:${movement.amountRefunded}` : '';
   return {
-    idempotencyKey: `${id}:credit_given_back:${movement.creditReturned}${paid}`,
-    description:
-      movement.paid > 0n
-        ? `what paid invoice ${id} given back as customer credit by credit note`
-        : `customer credit that paid invoice ${id} given back by credit note`,
+    idempotencyKey: `${id}:credit_given_back:${movement.creditReturned}`,
+    description: `customer credit that paid invoice ${id} given back by credit note`,
     source: { type: 'invoice', id },
     postings: nonZero([
       line(chart.refunds, movement.subtotal, movement.currency),

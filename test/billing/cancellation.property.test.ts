@@ -60,20 +60,21 @@ describe('cancellationRefund', () => {
     },
   );
 
-  // Paid cash the gateway payment can no longer refund (`held`: refunds of customer credit it
-  // carried): what is owed beyond the cash and the applied credit goes back as credit, up to it.
+  // Paid cash the gateway payment can no longer refund (refunds of customer credit it carried, or
+  // an offline part): what is owed beyond the cash and the applied credit is `held`, up to it (a
+  // cancellation owing any is refused: refund_exceeds_payment).
   it.each([
     // type, recurring, cash, credit, held, given before, unused/period → cash, credit, held
-    // 1000 paid by card, 300 of other credit paid back through it: 700 cash + 300 as credit.
+    // 1000 paid by card, 300 of other credit paid back through it: 700 cash, 300 held.
     ['full', 1000n, 700n, 0n, 300n, 0n, 10n, 30n, 700n, 0n, 300n],
-    // `prorate` half: owed 500, all cash; nothing held goes back.
+    // `prorate` half: owed 500, all cash; nothing held.
     ['prorate', 1000n, 700n, 0n, 300n, 0n, 15n, 30n, 500n, 0n, 0n],
-    // `prorate` 4/5: owed 800 = 700 cash + 100 of the held 300.
+    // `prorate` 4/5: owed 800 = 700 cash + 100 held.
     ['prorate', 1000n, 700n, 0n, 300n, 0n, 24n, 30n, 700n, 0n, 100n],
     // 300 by applied credit, 700 by card of which 200 carried other credit back: 500 cash, 300
     // applied credit, 200 held, in that order.
     ['full', 1000n, 500n, 300n, 200n, 0n, 10n, 30n, 500n, 300n, 200n],
-    // The payment carried back all it took: all owed as credit.
+    // The payment carried back all it took: all owed held.
     ['full', 1000n, 0n, 0n, 1000n, 0n, 10n, 30n, 0n, 0n, 1000n],
   ] as const)(
     '%s of %d with %d cash, %d credit and %d held left, %d given before, %d/%ds unused → %d cash, %d credit, %d held',
