@@ -153,6 +153,9 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * the invoice's payment is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds);
+ * `invoice_overpaid` when something is owed and the invoice was paid more than it asked (a
+ * duplicate payment) not refunded yet: a refund gives the overpayment back first, so less of the
+ * period would go back than owed;
  * `refund_exceeds_payment` when more is owed than the payment can still refund plus the credit
  * applied (refunds of customer credit it carried, or an offline part, took the rest: the cash
  * cannot go back through it, and is not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
@@ -267,6 +270,18 @@ async function refundOf(
     throw new ConflictError(
       'refund_in_flight',
       `${noun} ${inFlight.join(', ')} on the payment of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
+    );
+  }
+  // An overpaid invoice (a duplicate payment, kept as the customer's credit): its refunds give the
+  // overpayment back first (`overpaymentShare`), so this refund would give back less of the period
+  // than owed, and take the customer's credit instead.
+  const asked = invoice.total - invoice.credit_applied;
+  const excess = invoice.amount_paid > asked ? invoice.amount_paid - asked : 0n;
+  const overpaid = excess > invoice.amount_refunded ? excess - invoice.amount_refunded : 0n;
+  if (overpaid > 0n) {
+    throw new ConflictError(
+      'invoice_overpaid',
+      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (kept as the customer's credit); a refund gives that back first, so this cancellation would give back less of the period than it owes: cancel with refund_type none, then refund by hand (POST /v1/invoices/${invoice.id}/refund: the overpayment goes back first)`,
     );
   }
   if (shares.held > 0n) {

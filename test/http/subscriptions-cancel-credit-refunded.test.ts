@@ -2,7 +2,10 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { newId } from '../../src/db/ids.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
@@ -19,7 +22,8 @@ const d = (iso: string) => new Date(iso);
  * cannot go back through the payment, and is not turned into customer credit: a reviewer showed that
  * doing so misbooked overpaid invoices and reused a journal entry's key). Before, it answered 422 on
  * `amount`, a field the cancel request does not have. When the payment covers what is owed, the
- * refund goes through as any.
+ * refund goes through as any. An invoice paid twice (a duplicate charge) is refused too, with 409
+ * `invoice_overpaid`: a refund gives the overpayment back first, so the period would not be.
  *
  * Plans: FLAT_FEE 800 + 25% tax = 1000 EUR (200 tax; 2 decimals), 8000 + 25% = 10000 JPY (2000
  * tax; no decimals). The customer's credit comes from a downgrade of another subscription on Feb 22
@@ -216,6 +220,47 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('refund_exceeds_payment');
+    expect(await snapshot(sub, 'EUR')).toEqual(before);
+  });
+
+  it('full (EUR) on an invoice paid twice (a duplicate charge): 409 invoice_overpaid, nothing changes', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('EUR', 800);
+    const paid = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    // The same 1000 taken a second time (money that really moved twice): the 1000 beyond what the
+    // invoice asked becomes the customer's credit (payments/transactions.ts).
+    const first = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', paid.invoice.id)
+      .executeTakeFirstOrThrow();
+    const second = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: paid.invoice.id,
+        customer_id: first.customer_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        payment_method_id: first.payment_method_id,
+        amount: 1000n,
+        currency: 'EUR',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(work, second, { status: 'succeeded', gatewayTransactionId: 'pi_duplicate_eur' }),
+    );
+    const sub = { id: paid.id, invoice: paid.invoice.id, customer: customer.id as string };
+    expect(await creditOf(sub.customer)).toEqual([{ currency: 'EUR', amount: 1000 }]);
+    const before = await snapshot(sub, 'EUR');
+    // Owed 1000 of the period; a refund of 1000 would give back the overpayment first (the
+    // customer's 1000 of credit) and none of the period: refused.
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('invoice_overpaid');
+    expect(refused.body.error.message).toContain('paid 1000 EUR more than it asked');
     expect(await snapshot(sub, 'EUR')).toEqual(before);
   });
 });
