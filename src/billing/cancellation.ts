@@ -154,11 +154,12 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds);
  * `invoice_overpaid` when something is owed and the invoice was paid more than it asked (a
- * duplicate payment) not refunded yet: a refund gives the overpayment back first, so less of the
- * period would go back than owed;
- * `refund_exceeds_payment` when more is owed than the payment can still refund plus the credit
- * applied (refunds of customer credit it carried, or an offline part, took the rest: the cash
- * cannot go back through it, and is not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * duplicate payment) beyond what its own refunds gave back: a refund gives the overpayment back
+ * first, so less of the period would go back than owed;
+ * `refund_exceeds_payment` when more is owed than the invoice's latest payment (`invoicePayment`,
+ * the only one a refund goes through) can still refund plus the credit applied: other refunds on
+ * it (of customer credit it carried), a part paid offline, or an earlier payment of the invoice hold
+ * the rest, which billhook cannot give back (it is not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
@@ -272,22 +273,23 @@ async function refundOf(
       `${noun} ${inFlight.join(', ')} on the payment of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
     );
   }
-  // An overpaid invoice (a duplicate payment, kept as the customer's credit): its refunds give the
-  // overpayment back first (`overpaymentShare`), so this refund would give back less of the period
-  // than owed, and take the customer's credit instead.
+  // An overpaid invoice (a duplicate payment, which became the customer's credit): its refunds give
+  // the overpayment back first (`overpaymentShare`), so this refund would give back less of the
+  // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
+  // paid back that way still refuses: safer than a refund counted as overpayment a second time.
   const asked = invoice.total - invoice.credit_applied;
   const excess = invoice.amount_paid > asked ? invoice.amount_paid - asked : 0n;
   const overpaid = excess > invoice.amount_refunded ? excess - invoice.amount_refunded : 0n;
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',
-      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (kept as the customer's credit); a refund gives that back first, so this cancellation would give back less of the period than it owes: cancel with refund_type none, then refund by hand (POST /v1/invoices/${invoice.id}/refund: the overpayment goes back first)`,
+      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Cancel with refund_type none and refund the period in the gateway's dashboard, on the payment that paid it (billhook books the refund when its webhook arrives)`,
     );
   }
   if (shares.held > 0n) {
     throw new ConflictError(
       'refund_exceeds_payment',
-      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its payment can refund only ${shares.cash} more (refunds of customer credit it carried, or a part paid offline, took the rest) and ${shares.credit} goes back as the credit applied: cancel with refund_type none and refund up to ${shares.cash} by hand (POST /v1/invoices/${invoice.id}/refund); the rest is settled outside billhook`,
+      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its latest payment can refund only ${shares.cash} more and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit that payment carried, a part paid offline, or an earlier payment of the invoice, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
     );
   }
   return { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit };
@@ -303,7 +305,7 @@ async function refundOf(
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
- * `later_periods_paid`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
+ * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,

@@ -21,7 +21,7 @@ export interface CancelResult {
  * Cancels subscription `id` (billing/cancellation.ts `cancelLocked`) and, for `refund_type` full or
  * prorate, gives back that share of the current period's paid invoice: cash first, through the
  * gateway payment that paid it (up to what it can still refund), and the rest as the customer
- * credit that paid it (`cancellationRefund`; 409 `refund_exceeds_payment` when more is owed). The cancellation, the `pending` cash refund row (`prepareInvoiceRefund`)
+ * credit that paid it (`cancellationRefund`; 409 `refund_exceeds_payment` when more is owed, `invoice_overpaid` for a duplicate payment not refunded). The cancellation, the `pending` cash refund row (`prepareInvoiceRefund`)
  * and the credit given back (`returnInvoiceCredit`, called by `cancelLocked` before a cancellation
  * now makes its final usage invoice, which takes that credit at finalization: its credit note and
  * `inv_…:credit_given_back`) commit together in one unit of work; then the cash refund is sent with its id as idempotency key

@@ -141,7 +141,7 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     expect(refused.body.error.message).toContain('can refund only 700 more');
     expect(await snapshot(sub, 'EUR')).toEqual(before);
     expect(before.subscription.status).toBe('ACTIVE');
-    // The way out the message gives: cancel without a refund, then refund the 700 by hand.
+    // Cancelled without a refund, the 700 the card can still take can be refunded by hand.
     const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'none' });
     expect(cancelled.body).toMatchObject({ status: 'CANCELLED', refund: null });
     const stripe = stripeRefundSucceeds('re_by_hand_after_credit_eur');
