@@ -22,7 +22,9 @@ const d = (iso: string) => new Date(iso);
  * credit refund used to lock the customer first, and the two could deadlock (PostgreSQL aborts one
  * with 40P01, answered 500). The database detects deadlocks after 20 ms (`deadlock_timeout`), so a
  * deadlock shows at once. Each round: both requests at the same moment; each answers a success or a
- * clean 409/422, never a 500, and the books balance.
+ * clean 409/422, never a 500, at least one succeeds, the customer's credit is all accounted for and
+ * the card gives back no more than it took; at the end the books balance and PostgreSQL counted no
+ * deadlock.
  */
 describe('a credit refund racing a cancellation of the same customer', () => {
   let app: TestApp;
@@ -99,6 +101,27 @@ describe('a credit refund racing a cancellation of the same customer', () => {
       ]);
       expect([201, 409, 422], JSON.stringify(credit.body)).toContain(credit.status);
       expect([200, 409], JSON.stringify(cancel.body)).toContain(cancel.status);
+      // One of the two goes first and succeeds; the other sees what it did.
+      expect(credit.status === 201 || cancel.status === 200).toBe(true);
+      // The customer's 300 of credit is all accounted for: what is left, what went back to the card
+      // and what the final usage invoice took (`credit_applied`); nothing is counted twice or lost.
+      const applied = await db()
+        .selectFrom('invoices')
+        .select(sql<string>`coalesce(sum(credit_applied), 0)::text`.as('sum'))
+        .where('customer_id', '=', customer)
+        .executeTakeFirstOrThrow();
+      const left = (await app.api('GET', `/v1/customers/${customer}`)).body.credit[0]?.amount ?? 0;
+      expect(left + (credit.status === 201 ? 100 : 0) + Number(applied.sum)).toBe(300);
+      // The period's card payment never gives back more than it took: 1000.
+      const back = await db()
+        .selectFrom('refunds')
+        .innerJoin('transactions', 'transactions.id', 'refunds.transaction_id')
+        .innerJoin('invoices', 'invoices.id', 'transactions.invoice_id')
+        .select(sql<string>`coalesce(sum(refunds.amount), 0)::text`.as('sum'))
+        .where('invoices.subscription_id', '=', subscription)
+        .where('refunds.status', '!=', 'failed')
+        .executeTakeFirstOrThrow();
+      expect(Number(back.sum)).toBeLessThanOrEqual(1000);
       nock.cleanAll();
     }
     // The books balance: the postings of every entry in EUR sum to 0.
