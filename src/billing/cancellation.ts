@@ -1,7 +1,7 @@
 import type { CreditNoteRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { saleGivenBack } from './credit-notes.ts';
+import { overpaymentShare, saleGivenBack } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
 import { invoicePayment, refundable, refundsInFlight } from './invoice-payment.ts';
 import { lockInvoice } from './invoices.ts';
@@ -277,9 +277,8 @@ async function refundOf(
   // the overpayment back first (`overpaymentShare`), so this refund would give back less of the
   // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
   // paid back that way still refuses: safer than a refund counted as overpayment a second time.
-  const asked = invoice.total - invoice.credit_applied;
-  const excess = invoice.amount_paid > asked ? invoice.amount_paid - asked : 0n;
-  const overpaid = excess > invoice.amount_refunded ? excess - invoice.amount_refunded : 0n;
+  // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
+  const overpaid = overpaymentShare(invoice, invoice.amount_refunded, invoice.amount_paid);
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',
