@@ -168,9 +168,6 @@ export async function findTransaction(
   return undefined;
 }
 
-/** What a transaction moved (billing/invoice-payment.ts, where a cancellation's refund reads it too). */
-export { capturedAmount };
-
 /**
  * An invoice's payments as `/v1/transactions` lists them, oldest first: its gateway payment attempts
  * and the offline payments recorded on it (`type` `offline`), from the `transaction_list` view.

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
+import { capturedAmount } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, TransactionRow } from '../db/schema.ts';
@@ -10,7 +11,7 @@ import type { VoidCapability } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { capturedAmount, transactionActivity } from './transactions.ts';
+import { transactionActivity } from './transactions.ts';
 
 /**
  * What `voidTransaction` did: `voided` (the gateway canceled it; the transaction is `canceled` with

@@ -1,3 +1,4 @@
+import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
@@ -7,7 +8,6 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import {
-  capturedAmount,
   findTransaction,
   forgetLockedAhead,
   lockTransactionsAhead,

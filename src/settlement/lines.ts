@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
@@ -13,7 +14,7 @@ import {
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { findDispute } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
-import { capturedAmount, findTransaction } from '../payments/transactions.ts';
+import { findTransaction } from '../payments/transactions.ts';
 
 /** A gateway account, as settlement data names it: the gateway and `gwa_…` (null: its default account). */
 export interface SettlementAccount {

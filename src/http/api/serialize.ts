@@ -1,6 +1,7 @@
 import type { ApiKeyInfo } from '../../auth/api-keys.ts';
 import type { BillingCycle } from '../../billing/billing-cycles.ts';
 import type { CustomerWithBalances } from '../../billing/customers.ts';
+import { capturedAmount } from '../../billing/invoice-payment.ts';
 import type { InvoiceWithLines } from '../../billing/invoices.ts';
 import { meteredJsonOf, type Plan, priceJsonOf } from '../../billing/plans.ts';
 import type { InvoicePreview } from '../../billing/preview.ts';
@@ -25,7 +26,6 @@ import type {
 } from '../../db/schema.ts';
 import type { AccountBalance } from '../../ledger/balances.ts';
 import { ppmToPercent } from '../../money/rates.ts';
-import { capturedAmount } from '../../payments/transactions.ts';
 
 /** API shapes: snake_case, prefixed ids, amounts as integers in minor units with their currency. */
 export const serialize = {

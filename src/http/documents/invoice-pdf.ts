@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
 import { invoiceCreditNotes } from '../../billing/credit-notes.ts';
 import { getCustomer } from '../../billing/customers.ts';
+import { capturedAmount } from '../../billing/invoice-payment.ts';
 import { getInvoice } from '../../billing/invoices.ts';
 import type { Database, TransactionListRow } from '../../db/schema.ts';
 import { ConflictError } from '../../errors.ts';
 import { formatAmount } from '../../money/format.ts';
 import { ppmToPercent } from '../../money/rates.ts';
-import { capturedAmount, invoiceTransactions } from '../../payments/transactions.ts';
+import { invoiceTransactions } from '../../payments/transactions.ts';
 import { type PdfDocument, type PdfSection, renderPdf } from './pdf.ts';
 
 /** A time as its UTC calendar day (`2026-12-06`), how documents date things. */

@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import { getCustomer } from '../../billing/customers.ts';
+import { capturedAmount } from '../../billing/invoice-payment.ts';
 import { getInvoice } from '../../billing/invoices.ts';
 import { getRow } from '../../db/get.ts';
 import type { Database, TransactionListRow } from '../../db/schema.ts';
 import { ConflictError } from '../../errors.ts';
 import { formatAmount } from '../../money/format.ts';
-import { capturedAmount } from '../../payments/transactions.ts';
 import { day, paymentMethodText } from './invoice-pdf.ts';
 import { type PdfSection, renderPdf } from './pdf.ts';
 
