@@ -25,6 +25,7 @@ import {
   type InvoiceDetails,
   insertInvoice,
   invoiceAmounts,
+  type NewInvoice,
   type NewLine,
 } from './invoices.ts';
 import { type Cadence, type Period, periodAt, periodIndexAt } from './periods.ts';
@@ -278,22 +279,11 @@ export async function invoiceUsageUntil(
   const from = subscription.usage_billed_until ?? subscription.start_at;
   const lines = await billUsageUntil(work.trx, subscription, plan, until);
   if (lines.length === 0) return null;
-  const invoice = await insertInvoice(
-    work,
-    {
-      customerId: subscription.customer_id,
-      currency: plan.currency,
-      lines,
-      subscriptionId: subscription.id,
-      periodStart: from,
-      periodEnd: until,
-      billingReason,
-      details: subscriptionInvoiceDetails(subscription),
-      chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
-    },
-    { customer },
-  );
-  return finalizeLocked(work, invoice, now, customer);
+  return invoiceNow(work, subscription, plan, lines, now, customer, {
+    periodStart: from,
+    periodEnd: until,
+    billingReason,
+  });
 }
 
 /** A subscription's live coupon redemptions (not removed) and add-ons, as `recurringLines` prices them. */
@@ -374,6 +364,29 @@ export async function invoicePeriod(
     .executeTakeFirst();
   if (existing) return null;
   const lines = await periodLines(work.trx, subscription, plan, period);
+  return invoiceNow(work, subscription, plan, lines, now, customer, {
+    periodIndex: period.index,
+    periodStart: period.start,
+    periodEnd: period.end,
+    billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+  });
+}
+
+/**
+ * Inserts `subscription`'s invoice of `lines` in the plan's currency for `what` (its period, index
+ * and billing reason), with the subscription's invoice details, reading the customer through
+ * `customer`, and finalizes it at once; `charge_at = now` when something is due (a zero invoice is
+ * PAID at once: nothing for collection to charge). `invoicePeriod` and `invoiceUsageUntil` share it.
+ */
+async function invoiceNow(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  lines: NewLine[],
+  now: Date,
+  customer: OpenCustomer,
+  what: Pick<NewInvoice, 'periodIndex' | 'periodStart' | 'periodEnd' | 'billingReason'>,
+): Promise<InvoiceRow> {
   const invoice = await insertInvoice(
     work,
     {
@@ -381,12 +394,8 @@ export async function invoicePeriod(
       currency: plan.currency,
       lines,
       subscriptionId: subscription.id,
-      periodIndex: period.index,
-      periodStart: period.start,
-      periodEnd: period.end,
-      billingReason: period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+      ...what,
       details: subscriptionInvoiceDetails(subscription),
-      // A zero invoice is PAID at once: nothing for collection to charge.
       chargeAt: invoiceAmounts(lines).total > 0n ? now : undefined,
     },
     { customer },
