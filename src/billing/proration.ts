@@ -118,13 +118,29 @@ async function refuseSecondCredit(work: UnitOfWork, subscription: SubscriptionRo
 }
 
 /**
+ * Refuses a prorated change whose lines credit more than they charge before tax but whose tax rises
+ * more than that (an untaxed plan to a cheaper taxed one: −500 unused, +450 remaining at 20%, so −50
+ * net, +90 tax, 40 owed). An invoice cannot carry a negative subtotal, and booking the 40 as customer
+ * credit would leave a debt no invoice collects; the change is refused and changes nothing. With
+ * proration `none`, or at the next cycle, the change is still allowed.
+ * @throws ValidationError (field `proration`)
+ */
+function refuseDebtOnCredit(proration: InvoicePreview): void {
+  if (proration.subtotal >= 0n || proration.total <= 0n) return;
+  throw new ValidationError('proration owes tax on a net credit', {
+    proration: `this change credits ${-proration.subtotal} ${proration.currency} before tax but raises the tax by ${proration.tax}, so ${proration.total} (minor units) would be owed on a negative subtotal, which billhook cannot invoice: change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
  * (SUSPENDED, CANCELLED), `plan_inactive`, `cancellation_scheduled` (a prorated change while a
  * cancellation is scheduled whose refund gave back money of this period: its unused time would be
  * credited twice); ValidationError (field `plan`) for another currency or
- * interval, or no change at all
+ * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
+ * (`refuseDebtOnCredit`)
  */
 export async function changeSubscription(
   db: Db,
@@ -214,6 +230,7 @@ export async function changeSubscription(
       periodEnd: end && inPeriod ? end : now,
       ...pricedLines(taxed),
     };
+    refuseDebtOnCredit(proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 

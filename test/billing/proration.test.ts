@@ -277,6 +277,59 @@ describe('changing plan or quantity mid-period', () => {
     expect(march).toEqual({ total: 1100n, credit_applied: 50n, amount_due: 1050n });
   });
 
+  it('refuses a change whose net credit raises the tax more: untaxed 1000 → 900 at 20% for half a period owes 40 on −50 net', async () => {
+    const [untaxed, taxed] = [
+      await flatIn('RON', 1000, 'Basic', 0),
+      await flatIn('RON', 900, 'Lite', 200_000),
+    ];
+    const customer = await insertCustomer(db);
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: untaxed },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    const before = await ledgerIn(app, 'RON');
+    expect(before).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+    // 14 of 28 days left: unused −500 (tax 0), remaining +450 (tax +90): subtotal −50, tax +90,
+    // total +40. No invoice can carry a negative subtotal, and a customer credit of −40 is a debt no
+    // invoice collects (the old code booked it so): refused, preview and change alike.
+    for (const preview of [true, false]) {
+      const refused = await changeSubscription(
+        db,
+        'system',
+        sub.id,
+        { planId: taxed },
+        d('2027-02-15T00:00:00Z'),
+        preview,
+      ).catch((error: unknown) => error);
+      expect(refused).toMatchObject({
+        status: 422,
+        fields: { proration: expect.stringContaining('so 40 (minor units)') },
+      });
+    }
+    const unchanged = await db
+      .selectFrom('subscriptions')
+      .select('plan_id')
+      .where('id', '=', sub.id)
+      .executeTakeFirstOrThrow();
+    expect(unchanged.plan_id).toBe(untaxed);
+    expect(await ledgerIn(app, 'RON')).toEqual(before);
+    // Without proration the change goes through and bills the new plan from the next period.
+    const plain = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: taxed, proration: 'none' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([plain.subscription.plan_id, plain.invoice]).toEqual([taxed, null]);
+    expect(await ledgerIn(app, 'RON')).toEqual(before);
+  });
+
   it('an upgrade credits the unused time at the old price and invoices the rest at the new one', async () => {
     const [basic, pro] = [await flat(2800, 'Basic'), await flat(5600, 'Pro')];
     const customer = await insertCustomer(db);
