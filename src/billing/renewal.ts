@@ -564,7 +564,12 @@ async function applyScheduledChange(
 }
 
 /**
- * Locks subscription `id` in `work` after joining the ledger's writers.
+ * Locks subscription `id` in `work` after joining the ledger's writers. A subscription comes first
+ * in the lock order every unit of work keeps: subscription → its invoices (id order: `lockInvoice`,
+ * which locks an invoice's subscription before it) → the customer (their credit:
+ * `lockCustomerCredit`). So a renewal, cancellation, plan change, trial end, add-on or scheduled
+ * change may go on to lock the subscription's invoices and finalize new ones, and a payment or a
+ * dunning step on one of its invoices waits here rather than holding the invoice.
  * @param skipLocked true to return null instead of waiting when another transaction holds it
  * @throws NotFoundError when there is no such subscription (and `skipLocked` is false)
  */
