@@ -14,20 +14,23 @@ import { stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
- * A payment of a PAST_DUE subscription's invoice racing a cancellation of that subscription with a
- * full refund (PRODUCT §5, §11). The payment locks the invoice, pays it and reinstates the
- * subscription (`reinstateAfterPayment`); the cancellation locks the subscription, then its period's
- * invoice (`refundOf`). Every unit of work locks a subscription before its invoices (`lockInvoice`
- * takes the invoice's subscription first), so the two serialise; the payment used to lock the
- * subscription after the invoice, and the two could deadlock (PostgreSQL aborts one with 40P01,
- * answered 500: a charge the card paid and billhook did not book, or a cancellation refused for no
- * reason). The database detects deadlocks after 20 ms (`deadlock_timeout`), so a deadlock shows at
- * once. Whichever goes first, the charge succeeds; the cancellation either came first (409
- * `nothing_to_refund`: the invoice was still unpaid, and the payment then reinstates the
- * subscription) or second (200: cancelled, the payment refunded whole). At the end of each test the
- * books balance and PostgreSQL counted no deadlock.
+ * A payment, or a dunning retry, of a PAST_DUE subscription's invoice racing a cancellation of that
+ * subscription with a full refund (PRODUCT §5, §11). The payment locks the invoice, pays it and
+ * reinstates the subscription (`reinstateAfterPayment`); dunning locks the invoice, counts the
+ * failure and moves the subscription (`recordCollectionFailure`); the cancellation locks the
+ * subscription, then its period's invoice (`refundOf`). Every unit of work locks a subscription
+ * before its invoices (`lockInvoice` takes the invoice's subscription first), so they serialise;
+ * payments and dunning used to lock the subscription after the invoice, and could deadlock with the
+ * cancellation (PostgreSQL aborts one with 40P01, answered 500: a charge the card paid and billhook
+ * did not book, or a cancellation refused for no reason). The database detects deadlocks after
+ * 20 ms (`deadlock_timeout`), so a deadlock shows at once. Two tests set the order that deadlocked
+ * every time (the cancellation queued for the subscription first, the other behind it); one races
+ * them round after round. Whichever goes first, the charge succeeds (or, for dunning, is declined
+ * and counted); the cancellation either came first (409 `nothing_to_refund`: the invoice was still
+ * unpaid) or second (200: cancelled, the payment refunded whole). At the end of each test the books
+ * balance and PostgreSQL counted no deadlock.
  */
-describe('a payment reinstating a PAST_DUE subscription racing its cancellation', () => {
+describe('a payment or dunning retry of a PAST_DUE subscription racing its cancellation', () => {
   let app: TestApp;
   beforeAll(async () => {
     const url = await createTestDatabase({ settings: { deadlock_timeout: '20ms' } });
@@ -40,6 +43,7 @@ describe('a payment reinstating a PAST_DUE subscription racing its cancellation'
   afterAll(() => stopOfflineTestApp(app));
 
   const db = () => app.runtime.db;
+  const DAY = 86_400_000;
 
   /**
    * A subscription to 800 EUR + 25% (1000) a period whose first invoice's automatic charge Stripe
@@ -103,11 +107,16 @@ describe('a payment reinstating a PAST_DUE subscription racing its cancellation'
     return rows[0]?.waiting ?? 0;
   }
 
-  it('the payment waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
-    const { subscription, invoice } = await pastDue('held');
-    // Another transaction holds the subscription: the cancellation queues for it first, then the
-    // payment. Before, the payment took the invoice and queued for the subscription behind the
-    // cancellation, which then waited for the invoice: a deadlock, every time.
+  /**
+   * Runs `first`, then `second`, each as soon as the other's unit of work before it queued for
+   * `subscription`, which another transaction holds meanwhile; then lets that transaction end.
+   * @returns what each returned
+   */
+  async function queuedForSubscription<A, B>(
+    subscription: string,
+    first: () => Promise<A>,
+    second: () => Promise<B>,
+  ): Promise<[A, B]> {
     let release = () => {};
     const released = new Promise<void>((resolve) => {
       release = resolve;
@@ -129,20 +138,33 @@ describe('a payment reinstating a PAST_DUE subscription racing its cancellation'
         await released;
       });
     await held;
-    const cancelling = app.api('POST', `/v1/subscriptions/${subscription}/cancel`, { refund_type: 'full' });
+    const a = first();
     await waitFor(
-      'the cancellation to wait for the subscription',
+      'the first to wait for the subscription',
       async () => (await waitingOnSubscriptions()) === 1,
     );
-    const charge = stripeChargeSucceeds();
-    const charging = app.api('POST', `/v1/invoices/${invoice}/charge`, {});
+    const b = second();
     await waitFor(
-      'the payment to wait for the subscription',
+      'the second to wait for the subscription',
       async () => (await waitingOnSubscriptions()) === 2,
     );
     release();
     await holder;
-    const [cancel, charged] = await Promise.all([cancelling, charging]);
+    return Promise.all([a, b]);
+  }
+
+  const cancelWithRefund = (subscription: string) => () =>
+    app.api('POST', `/v1/subscriptions/${subscription}/cancel`, { refund_type: 'full' });
+
+  it('the payment waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
+    const { subscription, invoice } = await pastDue('held');
+    // The cancellation has the subscription first, then the payment. Before, the payment took the
+    // invoice and queued for the subscription behind the cancellation, which then waited for the
+    // invoice: a deadlock, every time.
+    const charge = stripeChargeSucceeds();
+    const [cancel, charged] = await queuedForSubscription(subscription, cancelWithRefund(subscription), () =>
+      app.api('POST', `/v1/invoices/${invoice}/charge`, {}),
+    );
     const answers = `charge ${JSON.stringify(charged.body)}, cancel ${JSON.stringify(cancel.body)}`;
     // The cancellation had the subscription first: the invoice was unpaid, nothing to give back.
     expect(cancel.status, answers).toBe(409);
@@ -157,6 +179,43 @@ describe('a payment reinstating a PAST_DUE subscription racing its cancellation'
       amount_due: 0,
     });
     expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('ACTIVE');
+    await balancedWithoutDeadlocks();
+  });
+
+  it('a dunning retry waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
+    const { subscription, invoice } = await pastDue('dunning');
+    // The day-1 retry is declined too. Before, dunning counted the failure with the invoice locked and
+    // queued for the subscription behind the cancellation, which then waited for the invoice.
+    const declined = stripeFixture('api.payment_intent.create.card_declined.error.json');
+    declined.error.payment_intent.id = 'pi_declined_dunning_2';
+    declined.error.charge = 'ch_declined_dunning_2';
+    const retry = nock(STRIPE_API_BASE).post('/v1/payment_intents').reply(402, declined);
+    const [cancel, sweep] = await queuedForSubscription(subscription, cancelWithRefund(subscription), () =>
+      chargeDueInvoices(
+        db(),
+        'scheduler',
+        app.runtime,
+        { DUNNING_RETRY_DAYS: [1, 3, 5, 7], DUNNING_FINAL_ACTION: 'SUSPEND' },
+        new Date(Date.now() + DAY),
+      ),
+    );
+    expect(cancel.status, JSON.stringify(cancel.body)).toBe(409);
+    expect(cancel.body.error.code).toBe('nothing_to_refund');
+    expect(retry.isDone()).toBe(true);
+    expect(sweep.charged).toEqual([
+      expect.objectContaining({
+        invoiceId: invoice,
+        outcome: 'failed',
+        dunning: expect.objectContaining({ attempts: 2, subscriptionStatus: 'PAST_DUE' }),
+      }),
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_due: 1000,
+      amount_paid: 0,
+      payment_attempts: 2,
+    });
+    expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('PAST_DUE');
     await balancedWithoutDeadlocks();
   });
 
