@@ -588,7 +588,8 @@ export async function lockSubscription(
 
 /**
  * Renews one subscription up to `now` in its own transaction (see `renewLocked`).
- * @param skipLocked true to do nothing when another worker is renewing it right now
+ * @param skipLocked true to do nothing when another unit of work holds it right now (another worker
+ * renewing it, a charge or refund of one of its invoices)
  * @throws NotFoundError when there is no subscription `id`
  */
 export async function renewSubscription(
@@ -616,8 +617,10 @@ export interface RenewalSweep {
  * Renews every billed subscription whose next period has started by `now` (of a customer not closed:
  * billing/customer-status.ts), oldest due first, in
  * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
- * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
- * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
+ * each in its own transaction, `concurrency` at a time. One that another unit of work holds (another
+ * worker renewing it, or a charge, refund or webhook on one of its invoices: `lockInvoice` locks
+ * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
+ * is reported and left for the next run.
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
  */
