@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
@@ -8,6 +9,7 @@ import { customerWith } from '../support/collection.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { byDepth } from '../support/depth.ts';
 import { intentEchoing, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { applyAsBatch, canonicalEvent } from '../support/money-core.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -23,9 +25,10 @@ import { waitFor } from '../support/wait.ts';
  * payments and dunning used to lock the subscription after the invoice, and could deadlock with the
  * cancellation (PostgreSQL aborts one with 40P01, answered 500: a charge the card paid and billhook
  * did not book, or a cancellation refused for no reason). The database detects deadlocks after
- * 20 ms (`deadlock_timeout`), so a deadlock shows at once. Two tests set the order that deadlocked
- * every time (the cancellation queued for the subscription first, the other behind it); one races
- * them round after round. Whichever goes first, the charge succeeds (or, for dunning, is declined
+ * 20 ms (`deadlock_timeout`), so a deadlock shows at once. Three tests (an API charge, a webhook
+ * batch, a dunning retry) set the order that deadlocked every time (the cancellation queued for the
+ * subscription first, the other behind it); one races an API charge and the cancellation round
+ * after round. Whichever goes first, the charge succeeds (or, for dunning, is declined
  * and counted); the cancellation either came first (409 `nothing_to_refund`: the invoice was still
  * unpaid) or second (200: cancelled, the payment refunded whole). At the end of each test the books
  * balance and PostgreSQL counted no deadlock.
@@ -173,6 +176,48 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
     expect(charged.status, answers).toBe(200);
     expect(charged.body.transaction.status).toBe('succeeded');
     expect(charge.seen).toHaveLength(1);
+    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 1000,
+      amount_due: 0,
+    });
+    expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('ACTIVE');
+    await balancedWithoutDeadlocks();
+  });
+
+  it('a webhook batch paying the invoice waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
+    const { subscription, invoice } = await pastDue('batch');
+    // A charge whose answer was lost (`pending`), then Stripe's charge.succeeded for it, applied as the
+    // reconcile batch does: its subscription, invoice and transaction locked ahead
+    // (`lockTransactionsAhead`). Before, the batch locked the invoice ahead and queued for the
+    // subscription (reinstating it) behind the cancellation, which then waited for the invoice.
+    const customer = (await app.api('GET', `/v1/invoices/${invoice}`)).body.customer;
+    const pending = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoice,
+        customer_id: customer,
+        gateway: 'stripe',
+        amount: 1000n,
+        currency: 'EUR',
+        status: 'pending',
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const event = canonicalEvent({
+      type: 'charge.succeeded',
+      amount: 1000n,
+      currency: 'EUR',
+      reference: pending.id,
+      gatewayTransactionId: 'pi_batch',
+    });
+    const [cancel, applied] = await queuedForSubscription(subscription, cancelWithRefund(subscription), () =>
+      applyAsBatch(db(), event),
+    );
+    expect(cancel.status, JSON.stringify(cancel.body)).toBe(409);
+    expect(cancel.body.error.code).toBe('nothing_to_refund');
+    expect(applied).toEqual({ kind: 'applied', transactionId: pending.id });
     expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
       status: 'PAID',
       amount_paid: 1000,
