@@ -206,9 +206,9 @@ async function refundOf(
       `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund), or cancel with refund_type none (credit that paid a later period cannot be given back here)`,
     );
   }
-  // Locked before anything else of the cancellation (its final invoice may lock the customer: an
-  // invoice is always locked before its customer), and read under the lock, so a refund racing
-  // this cancellation is counted in `alreadyGiven` or waits for it.
+  // Locked before anything else of the cancellation but its subscription (its final invoice may lock
+  // the customer: subscription → invoice → customer, `lockInvoice`), and read under the lock, so a
+  // refund racing this cancellation is counted in `alreadyGiven` or waits for it.
   const period = await trx
     .selectFrom('invoices')
     .select('id')
@@ -320,8 +320,8 @@ export async function cancelLocked(
   if (options.when === 'now') {
     const refund = await refundOf(work, subscription, options.refundType, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
-    // instead of leaving it unused while the card is charged. Lock order kept: the period's invoice
-    // (locked by `refundOf`) before the customer (locked by the final invoice's finalization).
+    // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
+    // period's invoice (locked by `refundOf`), then the customer (the final invoice's finalization).
     const creditNote = await giveCreditBack(work, refund);
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);

@@ -20,7 +20,9 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 /**
  * Locks customer `customerId`'s row inside `trx` (`FOR NO KEY UPDATE`, which does not wait for the
  * key-share locks that inserting their invoices takes), so that uses of their credit (an invoice's
- * finalization, a credit refund) serialise; an invoice is always locked before its customer.
+ * finalization, a credit refund) serialise. The customer comes last in the lock order every unit of
+ * work keeps: subscription → invoices (id order) → customer (`lockInvoice`); nothing locks a
+ * subscription or an invoice after it.
  * @throws NotFoundError when there is no customer `customerId`
  */
 export async function lockCustomerCredit(trx: Kysely<Database>, customerId: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, OperandValueExpressionOrList } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -381,8 +381,18 @@ export async function getInvoice(db: Kysely<Database>, id: string): Promise<Invo
 /**
  * Reads an invoice for update inside `work`, so concurrent charges, refunds and webhooks on it
  * serialise on its row. Joins the ledger's writers first (before the row lock), as every
- * transaction that may post must. An invoice `work` locked ahead (`lockTransactionsAhead`) is taken from
- * there, without a statement.
+ * transaction that may post must. An invoice `work` locked ahead (`lockTransactionsAhead`, which
+ * locked its subscription before it) is taken from there, without a statement.
+ *
+ * The lock order of every unit of work is subscription → invoices (id order) → customer (their
+ * credit, `lockCustomerCredit`), so the invoice's subscription, when it has one, is locked first, in
+ * the same statement: `FOR UPDATE` in the invoice's filter, which PostgreSQL evaluates on the row
+ * before it locks it (an invoice's `subscription_id` never changes). A unit that holds the
+ * subscription already (a renewal, a cancellation: `lockSubscription`) takes it again at no cost;
+ * one that goes on to change the subscription (a payment reinstating it, a dunning step) finds it
+ * locked. No unit holds an invoice while it waits for its subscription, which could deadlock (40P01)
+ * against one holding the subscription and waiting for the invoice. A unit about to lock invoices of
+ * several subscriptions locks those subscriptions first (`lockInvoiceSubscriptions`).
  * @throws NotFoundError when there is no invoice `id`
  */
 export async function lockInvoice(work: UnitOfWork, id: string): Promise<InvoiceRow> {
@@ -393,10 +403,53 @@ export async function lockInvoice(work: UnitOfWork, id: string): Promise<Invoice
     .selectFrom('invoices')
     .selectAll()
     .where('id', '=', id)
+    .where((eb) =>
+      eb.or([
+        eb('subscription_id', 'is', null),
+        eb.exists(
+          eb
+            .selectFrom('subscriptions')
+            .select('subscriptions.id')
+            .whereRef('subscriptions.id', '=', 'invoices.subscription_id')
+            .forUpdate(),
+        ),
+      ]),
+    )
     .forUpdate()
     .executeTakeFirst();
   if (!invoice) throw new NotFoundError('invoice', id);
   return invoice;
+}
+
+/**
+ * Locks (`FOR UPDATE`, in id order, one statement) the subscriptions of the invoices `invoiceIds`
+ * names (ids, or a query selecting them), inside `work`: for a unit about to lock invoices of several
+ * subscriptions (`lockTransactionsAhead`, a customer-credit refund), which must hold all of those
+ * subscriptions before the first invoice (the lock order, `lockInvoice`). Invoices without a
+ * subscription lock nothing here.
+ */
+export async function lockInvoiceSubscriptions(
+  work: UnitOfWork,
+  invoiceIds: OperandValueExpressionOrList<Database, 'invoices', 'invoices.id'>,
+): Promise<void> {
+  if (Array.isArray(invoiceIds) && invoiceIds.length === 0) return;
+  await work.joinLedgerWriters();
+  await work.trx
+    .selectFrom('subscriptions')
+    .select('id')
+    .where(
+      'id',
+      'in',
+      work.trx
+        .selectFrom('invoices')
+        .select('subscription_id')
+        .where('invoices.id', 'in', invoiceIds)
+        .where('subscription_id', 'is not', null)
+        .$narrowType<{ subscription_id: string }>(),
+    )
+    .orderBy('id')
+    .forUpdate()
+    .execute();
 }
 
 /**

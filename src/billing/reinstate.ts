@@ -9,10 +9,11 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
 
 /**
  * After invoice `paidInvoiceId` of a subscription was paid (any path), inside the paying transaction
- * (joined to the ledger's writers, the invoice locked): a PAST_DUE subscription, or one SUSPENDED by
- * dunning (its latest `subscription.suspended` activity says `reason: dunning`), becomes ACTIVE again
- * when none of its other OPEN invoices has a failed automatic charge. A subscription suspended by a
- * person, or cancelled, stays as it is.
+ * (joined to the ledger's writers, the invoice locked, and so the subscription before it:
+ * `lockInvoice`, `lockTransactionsAhead`; read again here `FOR UPDATE`, it waits for nothing): a
+ * PAST_DUE subscription, or one SUSPENDED by dunning (its latest `subscription.suspended` activity
+ * says `reason: dunning`), becomes ACTIVE again when none of its other OPEN invoices has a failed
+ * automatic charge. A subscription suspended by a person, or cancelled, stays as it is.
  * @returns whether the subscription was reactivated
  */
 export async function reinstateAfterPayment(

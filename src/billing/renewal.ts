@@ -564,7 +564,12 @@ async function applyScheduledChange(
 }
 
 /**
- * Locks subscription `id` in `work` after joining the ledger's writers.
+ * Locks subscription `id` in `work` after joining the ledger's writers. A subscription comes first
+ * in the lock order every unit of work keeps: subscription → its invoices (id order: `lockInvoice`,
+ * which locks an invoice's subscription before it) → the customer (their credit:
+ * `lockCustomerCredit`). So a renewal, cancellation, plan change, trial end, add-on or scheduled
+ * change may go on to lock the subscription's invoices and finalize new ones, and a payment or a
+ * dunning step on one of its invoices waits here rather than holding the invoice.
  * @param skipLocked true to return null instead of waiting when another transaction holds it
  * @throws NotFoundError when there is no such subscription (and `skipLocked` is false)
  */
@@ -583,7 +588,8 @@ export async function lockSubscription(
 
 /**
  * Renews one subscription up to `now` in its own transaction (see `renewLocked`).
- * @param skipLocked true to do nothing when another worker is renewing it right now
+ * @param skipLocked true to do nothing when another unit of work holds it right now (another worker
+ * renewing it, a charge or refund of one of its invoices)
  * @throws NotFoundError when there is no subscription `id`
  */
 export async function renewSubscription(
@@ -611,8 +617,10 @@ export interface RenewalSweep {
  * Renews every billed subscription whose next period has started by `now` (of a customer not closed:
  * billing/customer-status.ts), oldest due first, in
  * pages of `pageSize` read by keyset (so a subscription that fails is passed, not retried forever),
- * each in its own transaction, `concurrency` at a time. One that is being renewed by another worker is
- * skipped (`FOR UPDATE SKIP LOCKED`); one that fails is reported and left for the next run.
+ * each in its own transaction, `concurrency` at a time. One that another unit of work holds (another
+ * worker renewing it, or a charge, refund or webhook on one of its invoices: `lockInvoice` locks
+ * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
+ * is reported and left for the next run.
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
  */

@@ -3,7 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { refundable } from '../billing/invoice-payment.ts';
-import { lockInvoice } from '../billing/invoices.ts';
+import { lockInvoice, lockInvoiceSubscriptions } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
@@ -26,8 +26,9 @@ export interface CreditRefundInput {
  * the credit (`availableCredit`); once it succeeds it posts `re_…:succeeded` (debit the customer's
  * credit, credit the gateway's clearing account), and nothing on any invoice changes. Money that
  * cannot go back through a gateway (credit larger than the customer's refundable payments) is refused,
- * not paid out some other way: a person settles it offline. Locks the invoices of the payments it
- * uses (id order) before the customer's credit, the order every unit of work keeps.
+ * not paid out some other way: a person settles it offline. Locks the subscriptions of the invoices of
+ * the payments it uses, then those invoices (each in id order), then the customer's credit: the order
+ * every unit of work keeps (`lockInvoice`).
  * @returns the refunds as recorded after their gateway answers, newest payment first
  * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
  * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
@@ -43,15 +44,17 @@ export async function refundCustomerCredit(
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
   const planned = await inUnitOfWork(db, { actor }, async (work) => {
-    // Every unit of work locks an invoice before its customer (an invoice's finalization locks the
-    // customer after the invoice, a cancellation its period's invoice before the final invoice's
-    // finalization): the invoices of the payments this refund would use are locked first, in id
-    // order, then the customer's credit; the reverse could deadlock (40P01) against either.
+    // Every unit of work locks subscriptions, then invoices, then the customer (an invoice's
+    // finalization locks the customer after the invoice, a cancellation its subscription and period's
+    // invoice before the final invoice's finalization): the subscriptions of the invoices of the
+    // payments this refund would use are locked first, then those invoices, each in id order, then
+    // the customer's credit; another order could deadlock (40P01) against either.
     const payments = await creditRefundCandidates(work.trx, customerId, input.currency);
     const invoiceIds = new Set<string>();
     for (const { transaction } of await plan(work.trx, payments, input.amount)) {
       if (transaction.invoice_id) invoiceIds.add(transaction.invoice_id);
     }
+    await lockInvoiceSubscriptions(work, [...invoiceIds]);
     for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
     await lockCustomerCredit(work.trx, customerId);
     const available = await availableCredit(work.trx, customerId, input.currency);

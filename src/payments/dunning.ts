@@ -45,12 +45,14 @@ export interface DunningStep {
 }
 
 /**
- * Counts one failed automatic collection of a locked OPEN invoice, inside `work` (joined to the
- * ledger's writers): `payment_attempts` + 1; the first failure starts dunning at `now`; the next
- * charge is `dunning_started_at` + the next retry day, or none once the retries are used up. Its
- * subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last retry → SUSPENDED or
- * CANCELLED by `policy.finalAction` (cancelling first invoices its usage not billed yet, as a cancel
- * now does: `invoiceUsageUntil`). Logs `invoice.payment_failed` (and the subscription's change).
+ * Counts one failed automatic collection of an OPEN invoice locked by `lockInvoice` (so its
+ * subscription was locked before it: reading it again `FOR UPDATE` here waits for nothing), inside
+ * `work` (joined to the ledger's writers): `payment_attempts` + 1; the first failure starts dunning
+ * at `now`; the next charge is `dunning_started_at` + the next retry day, or none once the retries
+ * are used up. Its subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last
+ * retry → SUSPENDED or CANCELLED by `policy.finalAction` (cancelling first invoices its usage not
+ * billed yet, as a cancel now does: `invoiceUsageUntil`). Logs `invoice.payment_failed` (and the
+ * subscription's change).
  */
 export async function recordCollectionFailure(
   work: UnitOfWork,

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { capturedAmount } from '../billing/invoice-payment.ts';
-import { applyPayment, lockInvoice } from '../billing/invoices.ts';
+import { applyPayment, lockInvoice, lockInvoiceSubscriptions } from '../billing/invoices.ts';
 import type {
   Database,
   InvoiceRow,
@@ -60,12 +60,15 @@ export interface TransactionTarget {
 }
 
 /**
- * Locks the transactions `targets` name (by the gateway's id or our reference) and their invoices,
- * in two statements: the invoices, then the transactions, each in id order (one invoice is always
- * locked before its transactions, as `recordChargeResult` does for one). The locked rows are held for
- * `work` (`UnitOfWork.hold`): `findTransaction`, `lockInvoice` and `lockTransaction` then answer
- * from them without a statement, each row once. Batch reconciliation calls it before applying a
- * hundred charge events, which would otherwise take three statements each to find and lock.
+ * Locks the transactions `targets` name (by the gateway's id or our reference), their invoices and
+ * those invoices' subscriptions, in three statements, each in id order: the subscriptions, the
+ * invoices, then the transactions (the lock order: a subscription before its invoices, `lockInvoice`;
+ * one invoice before its transactions, as `recordChargeResult` does for one). The invoices and
+ * transactions are held for `work` (`UnitOfWork.hold`): `findTransaction`, `lockInvoice` and
+ * `lockTransaction` then answer from them without a statement, each row once, and a payment that
+ * reinstates its subscription (`reinstateAfterPayment`) finds it locked already. Batch
+ * reconciliation calls it before applying a hundred charge events, which would otherwise take three
+ * statements each to find and lock.
  *
  * The keys go in as arrays joined through `unnest`, so the statements' text does not depend on the
  * batch: PostgreSQL plans them in well under a millisecond, where a list of a hundred `(gateway, id)`
@@ -87,20 +90,17 @@ export async function lockTransactionsAhead(
       JOIN unnest(${byReference.map((t) => t.gateway)}::text[], ${byReference.map((t) => t.reference)}::text[])
         AS k (gateway, key) ON t.gateway = k.gateway AND t.id = k.key
   )`;
-  await work.joinLedgerWriters();
+  const invoiceIds = work.trx
+    .selectFrom('transactions')
+    .select('invoice_id')
+    .where('id', 'in', named)
+    .where('invoice_id', 'is not', null)
+    .$narrowType<{ invoice_id: string }>();
+  await lockInvoiceSubscriptions(work, invoiceIds);
   const invoices = await work.trx
     .selectFrom('invoices')
     .selectAll()
-    .where(
-      'id',
-      'in',
-      work.trx
-        .selectFrom('transactions')
-        .select('invoice_id')
-        .where('id', 'in', named)
-        .where('invoice_id', 'is not', null)
-        .$narrowType<{ invoice_id: string }>(),
-    )
+    .where('id', 'in', invoiceIds)
     .orderBy('id')
     .forUpdate()
     .execute();
@@ -222,9 +222,10 @@ export function transactionActivity(
 }
 
 /**
- * Locks a transaction's invoice, then the transaction: always in this order, so charges, webhooks
- * and refunds on one invoice serialise without deadlocks. (A transaction never changes invoice, so
- * the caller's earlier read of `invoice_id` stays right.)
+ * Locks a transaction's invoice (its subscription first: `lockInvoice`), then the transaction: always
+ * in this order, so charges, webhooks and refunds on one invoice serialise without deadlocks, and a
+ * payment that reinstates the subscription (`applyPayment`) never waits for it holding the invoice.
+ * (A transaction never changes invoice, so the caller's earlier read of `invoice_id` stays right.)
  */
 async function lockWithInvoice(
   work: UnitOfWork,

@@ -264,7 +264,8 @@ async function applyPayout(
 
 /**
  * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
- * about, in two statements (`lockTransactionsAhead`), before `applyEvent` applies them one by one.
+ * about, and those invoices' subscriptions first, in three statements (`lockTransactionsAhead`),
+ * before `applyEvent` applies them one by one.
  */
 export function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
   return lockTransactionsAhead(

@@ -78,8 +78,9 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
  */
 async function applyRows(work: UnitOfWork, prepared: Prepared[]): Promise<Decision[]> {
   const decisions: Decision[] = [];
-  // The payments and invoices the batch's charges are about are locked in two statements, and its
-  // journal entries and activities are each written in one statement at its end.
+  // The payments and invoices the batch's charges are about (their subscriptions first) are locked in
+  // three statements, and its journal entries and activities are each written in one statement at
+  // its end.
   await lockChargesAhead(
     work,
     prepared.flatMap((item) => item.events),
