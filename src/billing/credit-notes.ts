@@ -121,14 +121,18 @@ export function saleGivenBack(
 /**
  * Inserts a credit note of `amount` on an invoice whose credit notes, with this one, give back
  * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative): its tax is
- * `round_half_up(tax × givenBack / total)` less what the earlier ISSUED notes hold, within 0 … amount.
+ * `tax × givenBack / total`, rounded half away from zero, less what the earlier ISSUED notes hold,
+ * within 0 … amount, or within the invoice's tax … 0 for an invoice whose tax is negative (its credits
+ * carry more tax than its charges: a refund of it gives back that negative tax, 500 net and −100 tax
+ * for a refund of all of 1000 untaxed less a 500 credit at 20%).
  */
 async function insertCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   o: { refundId: string | null; amount: bigint; givenBack: bigint; reason: string | null },
 ): Promise<CreditNoteRow> {
-  const target = invoice.total > 0n ? prorate(invoice.tax, o.givenBack, invoice.total) : 0n;
+  const share = (tax: bigint) => (invoice.total > 0n ? prorate(tax, o.givenBack, invoice.total) : 0n);
+  const target = invoice.tax < 0n ? -share(-invoice.tax) : share(invoice.tax);
   const earlier = await work.trx
     .selectFrom('credit_notes')
     .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))
@@ -136,7 +140,9 @@ async function insertCreditNote(
     .where('status', '=', 'ISSUED')
     .executeTakeFirstOrThrow();
   let tax = target - BigInt(earlier.tax);
-  if (tax < 0n) tax = 0n;
+  if (invoice.tax < 0n) {
+    if (tax > 0n) tax = 0n;
+  } else if (tax < 0n) tax = 0n;
   if (tax > o.amount) tax = o.amount;
   const note = await work.trx
     .insertInto('credit_notes')

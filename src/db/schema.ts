@@ -327,8 +327,9 @@ export type RefundKind = 'payment' | 'customer_credit';
 
 /**
  * Credit notes (`cn_…`): one per succeeded refund of an invoice, with the refund's share of the
- * invoice's subtotal and tax (minor units; total = subtotal + tax = the refund's amount less what it
- * paid back of an overpayment). VOID when the refund failed after succeeding.
+ * invoice's subtotal and tax (minor units; the tax signed like the invoice's, negative when its credits
+ * carry more tax than its charges; total = subtotal + tax = the refund's amount less what it paid
+ * back of an overpayment). VOID when the refund failed after succeeding.
  */
 export interface CreditNotesTable {
   id: string;
