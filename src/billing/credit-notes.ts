@@ -11,8 +11,9 @@ import { prorate } from './proration.ts';
  *
  * The tax share is cumulative, so the refunds of a fully refunded invoice give back exactly all its
  * tax whatever their number and sizes: after a refund brings the invoice's refunded amount to R, the
- * credit notes issued on it hold `round_half_up(tax × R / total)` of tax in all; this one holds the
- * difference with what the earlier (still ISSUED) ones hold, within 0 … its amount. E.g. 1000 + 100
+ * credit notes issued on it hold `tax × R / total` of tax in all, rounded half away from zero; this
+ * one holds the difference with what the earlier (still ISSUED) ones hold, within 0 … its amount (for
+ * an invoice whose tax is negative, within the invoice's tax … 0: its notes' tax is negative). E.g. 1000 + 100
  * tax: refund 550 → 50 tax (500 revenue); then 550 more → 100 − 50 = 50. Refunds of 1 each on
  * 10 + 1 tax: round(1 × 1/11) = 0, round(1 × 2/11) = 0, …, round(1 × 6/11) = 1 on the sixth, so 1 in all.
  *
