@@ -6,6 +6,7 @@ import type { Db } from '../db/database.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import { SettlementReportQuery, settlementReportBody } from '../http/api/settlement.ts';
 import { parseInput } from '../http/api/validate.ts';
+import { exactJsonIntegers } from '../money/amount.ts';
 import {
   importSettlementFile,
   SETTLEMENT_FILE_FORMATS,
@@ -29,8 +30,7 @@ const accountOption = (value: string | undefined): string | null | undefined =>
   value === undefined ? undefined : value === 'default' ? null : value;
 
 /** The report's JSON, as the API answers it: amounts as integers in minor units. */
-const json = (value: unknown) =>
-  JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2);
+const json = (value: unknown) => JSON.stringify(value, exactJsonIntegers, 2);
 
 /** `billhook settlement report`'s answer as a table, one block per gateway account and currency. */
 function reportText(body: Awaited<ReturnType<typeof settlementReportBody>>): string {

@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import { exactJsonIntegers } from '../money/amount.ts';
 import { adminRoutes } from './admin/index.ts';
 import { openApiRoutes } from './api/openapi.ts';
 import { mountRoutes } from './api/route.ts';
@@ -26,9 +27,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.TRUST_PROXY);
-  app.set('json replacer', (_key: string, value: unknown) =>
-    typeof value === 'bigint' ? Number(value) : value,
-  );
+  app.set('json replacer', exactJsonIntegers);
   // Every request's `req.log`: made on first use from the id the webhook route binds, or the one
   // pino-http assigns on the other routes.
   lazyRequestLogs(app, deps.log);

@@ -9,6 +9,7 @@ import {
   saveIdempotentAnswer,
   takeOverExpiredIdempotencyKey,
 } from '../idempotency/keys.ts';
+import { exactJsonIntegers } from '../money/amount.ts';
 import { sendError } from './errors.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -34,7 +35,7 @@ function recordAnswer(
   const json = res.json.bind(res);
   res.json = (body: unknown) => {
     const status = res.statusCode;
-    const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));
+    const text = JSON.stringify(body, exactJsonIntegers);
     const settle =
       status >= 400
         ? releaseIdempotencyKey(db, apiKeyId, key)

@@ -339,6 +339,25 @@ describe('/v1 API', () => {
     });
   });
 
+  it('writes a ledger balance beyond 2^53 minor units with every digit: IDR 10 × 10^15 + 1 = 10,000,000,000,000,001', async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'idr-sum@example.com' });
+    // Ten invoices of 10^15 minor units (the most one amount may be) and one of 1.
+    for (const amount of [...Array<number>(10).fill(1_000_000_000_000_000), 1]) {
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customer.body.id,
+        currency: 'idr',
+        lines: [{ description: 'Platform fee', amount }],
+      });
+      expect((await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body.status).toBe('OPEN');
+    }
+    const response = await fetch(`${app.url}/v1/ledger/accounts?code=revenue&currency=IDR`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(response.status).toBe(200);
+    // A double rounds 10^16 + 1 to 10^16, as Number() did here before.
+    expect(await response.text()).toMatch(/"balance":-10000000000000001\b/);
+  });
+
   it('serves GET /openapi.json generated from the request schemas, every documented route served', async () => {
     const response = await fetch(`${app.url}/openapi.json`);
     expect(response.status).toBe(200);

@@ -11,8 +11,20 @@ import { OUTBOUND_EVENT_TYPES } from '../../outbound/events.ts';
  * times are ISO 8601 UTC text (`Date.toJSON`).
  */
 
-/** An amount in integer minor units (signed where a field may be negative). */
-const Amount = z.int().meta({ description: 'Integer amount in minor units of the currency' });
+/**
+ * An amount in integer minor units (signed where a field may be negative). Published as a 64-bit
+ * integer without a double's bounds: one amount is at most 10^15 (`MAX_MINOR_UNITS`), but a sum (a
+ * ledger balance, a settlement report's total) may pass 2^53 and is written with every digit
+ * (`exactJsonIntegers`), which a client must read as a 64-bit integer, not a double.
+ */
+const Amount = z.int().meta({
+  description: 'Integer amount in minor units of the currency (a sum may exceed 2^53: read as int64)',
+  override: ({ jsonSchema }) => {
+    delete jsonSchema.minimum;
+    delete jsonSchema.maximum;
+    jsonSchema.format = 'int64';
+  },
+});
 /** A time as JSON answers it (`2026-12-01T09:00:00.000Z`). */
 const Time = z.iso.datetime();
 const NullableTime = Time.nullable();
