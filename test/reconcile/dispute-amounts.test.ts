@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
+import type { PaymentEvent } from '../../src/gateways/types.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
+
+let db: Db;
+beforeAll(async () => {
+  db = await moneyCoreDatabase();
+});
+afterAll(() => db?.destroy());
+
+/**
+ * A PayPal dispute resolved for the buyer for less than it held: PayPal holds `dispute_amount` when
+ * the dispute opens and, resolved, gives the buyer `dispute_outcome.amount_refunded` (webhook.ts reads
+ * that as the `dispute.lost` amount) through a refund of the capture; the rest of the hold comes back.
+ * Each case books in a currency of its own, on a PayPal capture of 10000.
+ */
+describe('a dispute lost for less than it held', () => {
+  /** A succeeded PayPal capture `captureId` of 10000 in `currency`. */
+  async function paid(currency: string, captureId: string) {
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const succeeded = await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'charge.succeeded',
+        gateway: 'paypal',
+        gatewayTransactionId: captureId,
+        reference: transaction.id,
+        amount: 10000n,
+        currency,
+      }),
+    );
+    expect(succeeded).toMatchObject({ kind: 'applied' });
+    return transaction;
+  }
+  const disputeEvent = (type: PaymentEvent['type'], captureId: string, amount: bigint, currency: string) =>
+    canonicalEvent({
+      type,
+      gateway: 'paypal',
+      gatewayTransactionId: captureId,
+      // PayPal disputes are keyed by the disputed capture (webhook.ts).
+      gatewayDisputeId: captureId,
+      amount,
+      currency,
+    });
+  const refundEvent = (captureId: string, refundId: string, amount: bigint, currency: string) =>
+    canonicalEvent({
+      type: 'refund.succeeded',
+      gateway: 'paypal',
+      gatewayTransactionId: captureId,
+      gatewayRefundId: refundId,
+      amount,
+      currency,
+    });
+
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing +10000). The dispute opens for 10000: the
+   * hold moves 10000 from clearing to disputed funds. It is resolved for the buyer with 6000 refunded:
+   * PayPal refunds 6000 of the capture and gives back the other 4000 of the hold. What PayPal still
+   * holds for this payment: 10000 - 6000 = 4000; the 6000 left once (as the refund, PRODUCT §11);
+   * disputed funds 0, chargeback losses 0.
+   */
+  it.each([
+    ['opened, refunded, resolved', 'CAD', ['opened', 'refunded', 'lost']],
+    ['opened, resolved, refunded', 'AUD', ['opened', 'lost', 'refunded']],
+    ['resolved, refunded, opened', 'NZD', ['lost', 'refunded', 'opened']],
+  ] as const)('books only the 6000 given to the buyer (%s)', async (_order, currency, order) => {
+    const capture = `CAP${currency}PARTIAL`;
+    await paid(currency, capture);
+    const events = {
+      opened: disputeEvent('dispute.opened', capture, 10000n, currency),
+      lost: disputeEvent('dispute.lost', capture, 6000n, currency),
+      refunded: refundEvent(capture, `REF${currency}PARTIAL`, 6000n, currency),
+    };
+    for (const name of order) await applyAsBatch(db, events[name]);
+
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+      refunds: books.refunds ?? 0n,
+    }).toEqual({ clearing: 4000n, disputed: 0n, losses: 0n, refunds: 6000n });
+  });
+});
