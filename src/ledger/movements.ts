@@ -392,6 +392,26 @@ export function disputeWon(dispute: DisputeMovement): EntryInput {
   };
 }
 
+/**
+ * `dp_…:released`: a dispute lost for less than its gateway withheld (PayPal's `amount_refunded`
+ * below its `dispute_amount`): the part of the hold the cardholder does not get comes back (debit the
+ * gateway's clearing, credit disputed funds), `amount` being that part (held − lost, minor units).
+ */
+export function disputeHoldReleased(dispute: DisputeMovement): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: `${id}:released`,
+    description: `dispute ${id} lost for less than withheld: the rest of the hold released`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
+      chart.disputedFunds,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
 /** `dp_…:lost`: the cardholder keeps the money (debit chargeback losses, credit disputed funds). */
 export function disputeLost(dispute: DisputeMovement): EntryInput {
   const id = dispute.disputeId;

@@ -5,6 +5,7 @@ import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } f
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
+  disputeHoldReleased,
   disputeLossRefunded,
   disputeLost,
   disputeLostByRefund,
@@ -141,11 +142,27 @@ function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport)
 }
 
 /**
+ * What a `lost` report gives back of an open dispute's hold: the withheld amount less what was lost,
+ * when the report says less (PayPal's `amount_refunded` below the `dispute_amount` it held); else 0.
+ */
+function heldBeyondLoss(
+  existing: DisputeRow | undefined,
+  status: DisputeStatus,
+  report: DisputeReport,
+): bigint {
+  if (existing?.status !== 'open' || status !== 'lost' || report.amount >= existing.amount) return 0n;
+  return existing.amount - report.amount;
+}
+
+/**
  * Records a dispute report on a transaction inside `work`, forward-only (`NEXT`). A closing report
  * that arrives before the opening one creates the dispute and posts both movements, so any delivery
  * order leaves the same ledger. An inquiry posts nothing until its funds are withdrawn; an inquiry
  * that closes on a dispute whose funds were withdrawn (recorded before inquiries were told apart)
- * returns them, as a won dispute. A new dispute records its transaction's gateway account.
+ * returns them, as a won dispute. A new dispute records its transaction's gateway account. An open
+ * dispute reported lost for less than it withheld takes the lost amount as its own and releases the
+ * rest of the hold (`dp_…:released`), so the money lost (or refunded) is what the gateway gave the
+ * cardholder, whichever order the reports come in.
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -163,10 +180,11 @@ export async function recordDispute(
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
+  const released = heldBeyondLoss(existing, status, report);
   const dispute = existing
     ? await work.trx
         .updateTable('disputes')
-        .set({ status, updated_at: new Date() })
+        .set({ status, ...(released > 0n ? { amount: report.amount } : {}), updated_at: new Date() })
         .where('id', '=', existing.id)
         .returningAll()
         .executeTakeFirstOrThrow()
@@ -185,6 +203,19 @@ export async function recordDispute(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+  if (released > 0n) {
+    await postEntry(
+      work,
+      disputeHoldReleased({
+        disputeId: dispute.id,
+        transactionId: transaction.id,
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        amount: released,
+        currency: dispute.currency,
+      }),
+    );
+  }
   await recordActivity(work, {
     resourceType: 'dispute',
     resourceId: dispute.id,

@@ -5,6 +5,7 @@ import {
   badDebtWrittenOff,
   customerCreditApplied,
   customerCreditReturned,
+  disputeHoldReleased,
   disputeLossRefunded,
   disputeLost,
   disputeLostByRefund,
@@ -341,6 +342,16 @@ const rows: {
     source: 'dispute dp_1',
     postings: [
       ['chargeback_losses', 500n],
+      ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'dispute lost for less than withheld: the rest of the hold released',
+    entry: disputeHoldReleased(dispute),
+    key: 'dp_1:released',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
       ['disputed_funds', -500n],
     ],
   },
