@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
+import type { SettlementLine } from '../../src/gateways/settlement.ts';
+import { recordSettlementReport } from '../../src/settlement/record.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
+
+let db: Db;
+beforeAll(async () => {
+  db = await moneyCoreDatabase();
+});
+afterAll(() => db?.destroy());
+
+/**
+ * A settlement line matched to a billhook charge, refund or dispute in the currency billhook booked it
+ * in must say the amount billhook booked for it: a gateway that settled another amount moved other
+ * money than the ledger holds, and that is for a person (PRODUCT §3 and §13), never left silently in
+ * clearing. Each case books in a currency of its own.
+ */
+describe('a settlement line whose gross differs from what billhook booked', () => {
+  /** A succeeded Stripe charge of `amount` in `currency`, its PaymentIntent `intent`. */
+  async function charge(currency: string, amount: bigint, intent: string) {
+    const { transaction } = await pendingCharge(db, { currency, amount });
+    await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: intent,
+        reference: transaction.id,
+        amount,
+        currency,
+      }),
+    );
+    return transaction;
+  }
+  const exceptionsOfLine = (gatewayLineId: string) =>
+    db
+      .selectFrom('reconciliation_exceptions as e')
+      .innerJoin('settlement_lines as s', 's.id', 'e.settlement_line_id')
+      .select(['e.kind', 'e.transaction_id'])
+      .where('s.gateway_line_id', '=', gatewayLineId)
+      .execute();
+
+  /*
+   * Worked by hand, minor units: billhook charged 5000 NZD (clearing +5000). The gateway's payout
+   * lists that charge settled at 4000 with a fee of 150 (net 3850) and pays 3850: the fee moves to
+   * gateway fees (clearing 4850) and the payout to the bank (clearing 1000). The lines sum to the
+   * payout, so no payout_lines_mismatch; the 1000 the gateway never settled stays in clearing, and
+   * the line that disagrees with the ledger must be raised for a person.
+   */
+  it('raises amount_mismatch for the line (a charge billed 5000, settled 4000)', async () => {
+    const transaction = await charge('NZD', 5000n, 'pi_nzd_settled_short');
+    const settled: SettlementLine = {
+      gatewayLineId: 'txn_nzd_settled_short',
+      kind: 'charge',
+      gatewayTransactionId: 'pi_nzd_settled_short',
+      currency: 'NZD',
+      gross: 4000n,
+      fee: 150n,
+      net: 3850n,
+      occurredAt: new Date(),
+    };
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      {
+        lines: [],
+        payouts: [
+          {
+            gatewayPayoutId: 'po_nzd_short',
+            status: 'paid',
+            currency: 'NZD',
+            amount: 3850n,
+            createdAt: new Date(),
+            arrivalDate: new Date(),
+            lines: [settled],
+          },
+        ],
+      },
+    );
+    expect(await booksIn(db, 'NZD')).toMatchObject({
+      'gateway_clearing:stripe': 1000n,
+      'gateway_fees:stripe': 150n,
+      'bank:stripe': 3850n,
+    });
+    expect(await exceptionsOfLine('txn_nzd_settled_short')).toEqual([
+      { kind: 'amount_mismatch', transaction_id: transaction.id },
+    ]);
+  });
+});
