@@ -3,7 +3,7 @@ import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
-import { type NewException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
+import { type NewException, raiseException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -140,8 +140,10 @@ export interface RecordLineOptions {
  * charge, refund or dispute when it can be (`matchLine`), and books what it adds to the books
  * (`settlementLineBooked`: the fee, a conversion, a standalone fee or adjustment), once. A line seen
  * again (a payout listing a charge whose fee was already booked) only gains its payout, and a match
- * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is booked against what billhook booked for the object (its own
- * currency and amount), so clearing in that currency returns to zero exactly.
+ * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is
+ * booked against what billhook booked for the object (its own currency and amount), so clearing in
+ * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
+ * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing).
  * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
@@ -229,7 +231,35 @@ export async function recordSettlementLine(
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
+  const booked = matched.booked;
+  if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
+    await raiseException(work, settledOtherAmount(account, row, booked.amount));
+  }
   return { kind: 'applied', line: row };
+}
+
+/**
+ * The `amount_mismatch` exception of a line matched to a billhook object that billhook booked for
+ * `booked` (minor units of the line's currency, signed like its gross) but the gateway settled for
+ * the line's gross: the difference stays in clearing until a person books it.
+ */
+function settledOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: bigint,
+): NewException {
+  const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    refundId: line.refund_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): the difference stays in clearing`,
+    details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked },
+  };
 }
 
 /**
