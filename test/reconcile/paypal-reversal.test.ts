@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
+
+let db: Db;
+beforeAll(async () => {
+  db = await moneyCoreDatabase();
+});
+afterAll(() => db?.destroy());
+
+/**
+ * A PayPal chargeback (`PAYMENT.CAPTURE.REVERSED`, which webhook.ts reads as `dispute.lost` keyed by
+ * the capture) on a capture that was partly refunded before, by a refund of the same amount. The
+ * reversal is PayPal taking the money back; no refund of the capture carries it.
+ */
+describe('a PayPal reversal after an earlier refund of the same amount', () => {
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing +10000). The merchant refunds 5000 at
+   * PayPal (refunds +5000, clearing 5000). The buyer's bank charges back the other 5000: PayPal
+   * reverses it (clearing 0). Books: clearing 0, refunds 5000, chargeback losses 5000, disputed 0.
+   */
+  it('books the reversal as a chargeback loss, not as carried by the earlier refund', async () => {
+    const currency = 'CAD';
+    const capture = 'CAPCADREVERSED';
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    expect(
+      await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency }),
+    ).toMatchObject({ kind: 'applied' });
+    expect(
+      await event({ type: 'refund.succeeded', gatewayRefundId: 'REFCADEARLIER', amount: 5000n, currency }),
+    ).toMatchObject({ kind: 'applied' });
+    expect(
+      await event({
+        type: 'dispute.lost',
+        gatewayDisputeId: capture,
+        amount: 5000n,
+        currency,
+        reason: 'PAYMENT_REVERSED',
+      }),
+    ).toMatchObject({ kind: 'applied' });
+
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+      refunds: books.refunds ?? 0n,
+    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+  });
+});
