@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
+import { settlementLineOf } from '../../src/gateways/stripe/settlement.ts';
+import { recordSettlementReport } from '../../src/settlement/record.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
+
+let db: Db;
+beforeAll(async () => {
+  db = await moneyCoreDatabase();
+});
+afterAll(() => db?.destroy());
+
+/** A Stripe balance transaction (https://docs.stripe.com/api/balance_transactions/object), source expanded. */
+const balanceTransaction = (id: string, type: string, amount: number, source: object) => ({
+  id,
+  object: 'balance_transaction',
+  type,
+  amount,
+  fee: 0,
+  net: amount,
+  currency: 'dkk',
+  created: 1_733_500_000,
+  available_on: 1_733_600_000,
+  exchange_rate: null,
+  description: null,
+  reporting_category: type === 'refund_failure' ? 'refund_failure' : type,
+  source,
+});
+
+/**
+ * A Stripe refund that succeeded, then failed (`refund.failed`: the card could not take it back), and
+ * the payout that pays the money out again. Stripe books the failure in the balance as a
+ * `refund_failure` balance transaction (https://docs.stripe.com/reports/balance-transaction-types);
+ * billhook books the same money back with `re_…:reversed` when the webhook says the refund failed.
+ */
+describe('a Stripe refund that failed after succeeding, then paid out', () => {
+  /*
+   * Worked by hand, minor units of DKK (fees 0 to keep it plain): charged 10000 (clearing 10000);
+   * refunded 10000 (clearing 0); the refund fails, the money is back (re_…:reversed, clearing 10000).
+   * Stripe's balance: +10000 charge, -10000 refund, +10000 refund_failure = 10000, paid out whole:
+   * clearing 10000 - 10000 = 0, bank 10000. The refund_failure line is the reversal billhook already
+   * booked: it must not bring the 10000 into clearing a second time.
+   */
+  it('leaves clearing at 0 once the payout pays the failed refund’s money out', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'DKK', amount: 10000n });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gatewayTransactionId: 'pi_dkk_rf', ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency: 'DKK' });
+    await event({ type: 'refund.succeeded', gatewayRefundId: 're_dkk_rf', amount: 10000n, currency: 'DKK' });
+    expect(
+      await event({ type: 'refund.failed', gatewayRefundId: 're_dkk_rf', amount: 10000n, currency: 'DKK' }),
+    ).toMatchObject({ kind: 'applied' });
+    expect(await booksIn(db, 'DKK')).toMatchObject({ 'gateway_clearing:stripe': 10000n, refunds: 0n });
+
+    const charge = {
+      id: 'ch_dkk_rf',
+      object: 'charge',
+      amount: 10000,
+      currency: 'dkk',
+      payment_intent: 'pi_dkk_rf',
+    };
+    const refund = {
+      id: 're_dkk_rf',
+      object: 'refund',
+      amount: 10000,
+      currency: 'dkk',
+      payment_intent: 'pi_dkk_rf',
+    };
+    const lines = [
+      balanceTransaction('txn_dkk_charge', 'charge', 10000, charge),
+      balanceTransaction('txn_dkk_refund', 'refund', -10000, refund),
+      balanceTransaction('txn_dkk_refund_failure', 'refund_failure', 10000, refund),
+    ].map((value) => settlementLineOf(value)!);
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      {
+        lines: [],
+        payouts: [
+          {
+            gatewayPayoutId: 'po_dkk_rf',
+            status: 'paid',
+            currency: 'DKK',
+            amount: 10000n,
+            createdAt: new Date(),
+            arrivalDate: new Date(),
+            lines,
+          },
+        ],
+      },
+    );
+    const books = await booksIn(db, 'DKK');
+    expect({
+      clearing: books['gateway_clearing:stripe'] ?? 0n,
+      bank: books['bank:stripe'] ?? 0n,
+      adjustments: books['settlement_adjustments:stripe'] ?? 0n,
+    }).toEqual({ clearing: 0n, bank: 10000n, adjustments: 0n });
+  });
+});
