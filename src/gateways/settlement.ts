@@ -19,7 +19,7 @@ import { isCurrency } from '../money/currency.ts';
 export const SETTLEMENT_LINE_KINDS = [
   /** A payment's money: gross positive (or negative for a reversal of one). */
   'charge',
-  /** A refund: gross negative. */
+  /** A refund: gross negative (positive for a failed refund's money coming back, Stripe's `refund_failure`). */
   'refund',
   /** A dispute's withdrawal (gross negative) or its reinstatement when won (gross positive). */
   'dispute',

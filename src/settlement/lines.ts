@@ -41,8 +41,8 @@ const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: nu
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
  * a `fee` or `adjustment` line is about none (and matches as such).
- * A charge must have succeeded and a refund too: until billhook recorded them (their webhook may come
- * after the payout's), the line is unmatched.
+ * A charge must have succeeded and a refund have ended (`refundMoved`): until billhook recorded them
+ * (their webhook may come after the payout's), the line is unmatched.
  * @returns the match, or undefined when billhook has no such object (yet)
  */
 export async function matchLine(
@@ -67,7 +67,7 @@ export async function matchLine(
       line.gatewayRefundId || line.reference
         ? await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference)
         : await refundOfPayment(work, gateway, line);
-    if (refund?.status !== 'succeeded') return undefined;
+    if (!refund || !refundMoved(refund, line.gross)) return undefined;
     return {
       ...NO_MATCH,
       transactionId: refund.transaction_id,
@@ -84,6 +84,18 @@ export async function matchLine(
     disputeId: dispute.id,
     booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
   };
+}
+
+/**
+ * Whether a refund line of `gross` is money billhook books for `refund` (or, once it failed, booked and
+ * took back): the refund's withdrawal (gross negative) once it succeeded, or failed (its
+ * `re_…:reversed`, or nothing when it never succeeded, returned the money), and a failed refund's
+ * money coming back (gross positive, Stripe's `refund_failure`) once billhook knows it failed. A
+ * pending refund's line waits until billhook knows how it ended.
+ */
+function refundMoved(refund: RefundRow, gross: bigint): boolean {
+  if (gross > 0n) return refund.status === 'failed';
+  return refund.status === 'succeeded' || refund.status === 'failed';
 }
 
 /**

@@ -177,6 +177,7 @@ export function disputeEventType(type: string, status: string): PaymentEventType
  * |--------------------------------------------------------------------------|----------------------------|
  * | `charge`, `payment` (a card / a non-card charge, source `ch_…` / `py_…`)  | charge                     |
  * | `refund`, `payment_refund` (source `re_…` / `pyr_…`)                      | refund                     |
+ * | `refund_failure` (a failed refund's money back in the balance, source `re_…`) | refund (gross positive) |
  * | `adjustment` whose source is a dispute (`dp_…` / `du_…`)                  | dispute                    |
  * | `stripe_fee`, `stripe_fx_fee`, `tax_fee`, `application_fee`, `application_fee_refund` | fee           |
  * | `payout` (the payout's own withdrawal from the balance)                   | not a line: the payout     |
@@ -193,6 +194,7 @@ const BALANCE_TRANSACTION_KINDS: ReadonlyMap<string, SettlementLineKind> = new M
   ['payment', 'charge'],
   ['refund', 'refund'],
   ['payment_refund', 'refund'],
+  ['refund_failure', 'refund'],
   ['stripe_fee', 'fee'],
   ['stripe_fx_fee', 'fee'],
   ['tax_fee', 'fee'],
