@@ -55,4 +55,36 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
       refunds: books.refunds ?? 0n,
     }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
   });
+  /*
+   * The mirror order, worked by hand: captured 10000 (clearing 10000); the chargeback reverses 5000
+   * (disputed funds, then chargeback losses 5000; clearing 5000); the merchant then refunds the
+   * other 5000 at PayPal (refunds 5000, clearing 0). That refund pays the customer's other half, not
+   * the chargeback: clearing 0, chargeback losses 5000, refunds 5000.
+   */
+  it('keeps the chargeback loss when a later refund of the same amount pays the rest back', async () => {
+    const currency = 'AUD';
+    const capture = 'CAPAUDREVERSED';
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    await event({
+      type: 'dispute.lost',
+      gatewayDisputeId: capture,
+      amount: 5000n,
+      currency,
+      reason: 'PAYMENT_REVERSED',
+    });
+    expect(
+      await event({ type: 'refund.succeeded', gatewayRefundId: 'REFAUDLATER', amount: 5000n, currency }),
+    ).toMatchObject({ kind: 'applied' });
+
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+      refunds: books.refunds ?? 0n,
+    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+  });
 });
