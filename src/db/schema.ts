@@ -359,6 +359,11 @@ export interface DisputesTable {
   reason: string | null;
   /** The refund that carried this lost dispute's money to the customer (booked once, as that refund). */
   refund_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * True when the gateway took the money back by reversing the payment (a chargeback), so no refund
+   * of the payment carries it (migration 0038).
+   */
+  reversed: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   updated_at: CreatedAt;
   /** The gateway account (`gwa_…`) of the disputed transaction; null for the gateway's default account. */

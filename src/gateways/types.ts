@@ -42,6 +42,8 @@ export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
  * - `unmatchable`, when set, says why no billhook transaction can ever be the payment (the gateway
  *   reports a payment billhook's API calls cannot have made): the event is raised as an exception at
  *   once instead of waiting for the payment to become known;
+ * - `reversal` (dispute events): the gateway took the money back by reversing the payment (a card
+ *   chargeback), so no refund of the payment carries it;
  * - `settlementLine` (type `settlement.line`) and `payout` (type `payout.updated`): the settlement
  *   data (src/gateways/settlement.ts); `amount` is then the line's gross without its sign, or the
  *   payout's amount, and `currency` theirs.
@@ -61,6 +63,7 @@ export const PaymentEventSchema = z.object({
   failureMessage: z.string().optional(),
   reason: z.string().optional(),
   unmatchable: z.string().min(1).optional(),
+  reversal: z.literal(true).optional(),
   settlementLine: SettlementLineSchema.optional(),
   payout: PayoutReportSchema.optional(),
   raw: z.unknown(),

@@ -20,6 +20,8 @@ export interface DisputeReport {
   status: DisputeStatus;
   amount: bigint;
   reason?: string;
+  /** The gateway reversed the payment (a chargeback): no refund carries this dispute's money. */
+  reversal?: boolean;
 }
 
 /** What recording a dispute report did. */
@@ -41,9 +43,12 @@ const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
 /** The statuses of a dispute whose funds were withdrawn: they post. Inquiries post nothing. */
 const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
 
-/** A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute. */
+/**
+ * A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute;
+ * none for a dispute the gateway reversed (`reversed`: a chargeback is no refund).
+ */
 async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promise<RefundRow | undefined> {
-  if (!capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund) return undefined;
+  if (!capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund || dispute.reversed) return undefined;
   return trx
     .selectFrom('refunds')
     .selectAll()
@@ -97,7 +102,8 @@ async function postDispute(
 /**
  * Called inside `work` when `refund` has just succeeded: if a lost dispute of the same payment and
  * amount was booked as a chargeback loss before the refund was known (gateways whose capabilities
- * say `lostDisputePaidAsRefund`: PayPal), the refund is that loss's money, so the loss is taken back
+ * say `lostDisputePaidAsRefund`: PayPal; not one the gateway `reversed`, a chargeback), the refund is
+ * that loss's money, so the loss is taken back
  * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
  * once, as the refund. Does nothing otherwise.
  */
@@ -116,6 +122,7 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
         .where('status', '=', 'lost')
         .where('amount', '=', refund.amount)
         .where('refund_id', 'is', null)
+        .where('reversed', '=', false)
         .orderBy('id')
         .limit(1),
     )
@@ -184,7 +191,12 @@ export async function recordDispute(
   const dispute = existing
     ? await work.trx
         .updateTable('disputes')
-        .set({ status, ...(released > 0n ? { amount: report.amount } : {}), updated_at: new Date() })
+        .set({
+          status,
+          ...(released > 0n ? { amount: report.amount } : {}),
+          ...(report.reversal ? { reversed: true } : {}),
+          updated_at: new Date(),
+        })
         .where('id', '=', existing.id)
         .returningAll()
         .executeTakeFirstOrThrow()
@@ -200,6 +212,7 @@ export async function recordDispute(
           currency: transaction.currency,
           status,
           reason: report.reason ?? null,
+          reversed: report.reversal === true,
         })
         .returningAll()
         .executeTakeFirstOrThrow();

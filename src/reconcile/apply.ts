@@ -201,6 +201,7 @@ async function applyDisputeEvent(
     status,
     amount: event.amount,
     reason: event.reason,
+    reversal: event.reversal === true,
   });
   return { kind: recorded.kind, transactionId: payment.id };
 }

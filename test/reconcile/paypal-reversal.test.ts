@@ -44,6 +44,7 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
         amount: 5000n,
         currency,
         reason: 'PAYMENT_REVERSED',
+        reversal: true,
       }),
     ).toMatchObject({ kind: 'applied' });
 
@@ -74,6 +75,7 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
       amount: 5000n,
       currency,
       reason: 'PAYMENT_REVERSED',
+      reversal: true,
     });
     expect(
       await event({ type: 'refund.succeeded', gatewayRefundId: 'REFAUDLATER', amount: 5000n, currency }),

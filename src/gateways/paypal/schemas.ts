@@ -158,6 +158,7 @@ export const Dispute = z.looseObject({
   status: z.string().min(1),
   reason: z.string().optional(),
   dispute_amount: Money,
+  dispute_channel: z.string().optional(),
   dispute_outcome: z
     .looseObject({ outcome_code: z.string().optional(), amount_refunded: Money.optional() })
     .optional(),

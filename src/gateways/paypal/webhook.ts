@@ -193,6 +193,7 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
           gatewayDisputeId: captureId,
           ...money,
           reason: refund.status_details?.reason ?? 'PAYMENT_REVERSED',
+          reversal: true,
         },
         ...settlementEvents(base, () => refundLine(event.resource, 'dispute', base.occurredAt)),
       ];
@@ -237,6 +238,8 @@ function eventsOf(event: z.output<typeof Envelope>): PaymentEvent[] {
         gatewayDisputeId: captureId,
         ...money,
         reason: dispute.reason,
+        // A chargeback (the buyer went to their card issuer) is paid by PayPal's reversal, not a refund.
+        ...(dispute.dispute_channel === 'EXTERNAL' ? { reversal: true as const } : {}),
       },
     ];
   }
@@ -360,7 +363,9 @@ export class PaypalWebhook implements WebhookVerifier {
    * reversal and the dispute it belongs to, or a dispute PayPal re-opened on the same transaction
    * (outcome `NONE`), move the money once. A claim accepted for the buyer is reported twice, as the
    * resolution and as a refund of the capture: the ledger books that money once, as the refund
-   * (payments/disputes.ts; capabilities.ts `lostDisputePaidAsRefund`).
+   * (payments/disputes.ts; capabilities.ts `lostDisputePaidAsRefund`). A reversal, and a dispute
+   * whose `dispute_channel` is `EXTERNAL` (a card chargeback), are `reversal`: no refund carries
+   * their money, so a refund of the same amount before or after stays a refund of its own.
    * @throws WebhookPayloadError when a known event type has an unexpected shape or amount
    */
   async normalize(body: string): Promise<PaymentEvent[]> {

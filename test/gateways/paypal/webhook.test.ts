@@ -416,7 +416,19 @@ describe('PaypalWebhook.normalize', () => {
       amount: 251n,
       currency: 'USD',
       reason: 'PAYMENT_REVERSED',
+      reversal: true,
     });
+  });
+
+  it('marks a dispute of dispute_channel EXTERNAL (a card chargeback) as a reversal, and an INTERNAL claim not', async () => {
+    const claim = paypalFixture('constructed/webhook.CUSTOMER.DISPUTE.CREATED.constructed.json');
+    expect(claim.resource.dispute_channel).toBe('INTERNAL');
+    const [internal] = await normalize(JSON.stringify(claim));
+    expect(internal).toMatchObject({ type: 'dispute.opened' });
+    expect(internal!.reversal).toBeUndefined();
+    claim.resource.dispute_channel = 'EXTERNAL';
+    const [external] = await normalize(JSON.stringify(claim));
+    expect(external).toMatchObject({ type: 'dispute.opened', reversal: true });
   });
 
   it('maps CUSTOMER.DISPUTE.CREATED and UPDATED to dispute.opened on the disputed capture (constructed from PayPal’s sample)', async () => {
