@@ -86,6 +86,14 @@ export const WITHDRAWAL_CODES: ReadonlySet<string> = new Set(['T0400', 'T0401', 
 export const REFUND_CODE = 'T1107';
 
 /**
+ * `T0113` partner fee: a platform's (partner's) fee taken from a payment, its `paypal_reference_id` the
+ * payment (the real row in test/fixtures/paypal/api.reporting.transactions.donation_partner_fee_withdrawal.json:
+ * 0.88 of the 50.00 donation). The capture's webhook breakdown counts it in the line's fee
+ * (`platform_fees`, settlement.ts), so Transaction Search does too.
+ */
+export const PARTNER_FEE_CODE = 'T0113';
+
+/**
  * `T00xx` PayPal account-to-account payments (`T0006` PayPal Checkout APIs, the Orders v2 captures
  * billhook makes; `T0000` general, `T0013` donation, …): received (`transaction_amount` positive) they
  * are captures into the balance; sent (negative, e.g. a `T0001` mass payment) they are not billhook's.
@@ -173,14 +181,16 @@ function payoutOf(info: TransactionInfo): PayoutReport {
 /**
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
- * positive) → charge lines; completed refunds (`T1107`) → refund lines. Other rows (holds, currency
- * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
- * twice is kept once.
+ * positive) → charge lines, with the completed partner fees (`T0113`) taken from them added to their
+ * fee; completed refunds (`T1107`) → refund lines. Other rows (holds, currency conversions, payments
+ * the account sent, pending or denied payments, a partner fee whose payment is not among the rows)
+ * are not booked. A row listed twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   const lines = new Map<string, SettlementLine>();
   const payouts = new Map<string, PayoutReport>();
+  const partnerFees = new Map<string, TransactionInfo>();
   for (const info of rows) {
     const code = info.transaction_event_code;
     const done = info.transaction_status === 'S' || info.transaction_status === 'V';
@@ -190,9 +200,38 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
     } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       lines.set(info.transaction_id, lineOf(info, 'charge'));
+    } else if (info.transaction_status === 'S' && code === PARTNER_FEE_CODE) {
+      partnerFees.set(info.transaction_id, info);
     }
   }
+  for (const fee of partnerFees.values()) {
+    const line = fee.paypal_reference_id ? lines.get(fee.paypal_reference_id) : undefined;
+    if (line?.kind === 'charge') lines.set(line.gatewayLineId, withPartnerFee(line, fee));
+  }
   return { lines: [...lines.values()], payouts: [...payouts.values()] };
+}
+
+/**
+ * A payment's line with a partner fee row (`T0113`, money out: `transaction_amount` negative) added to
+ * its fee, as the capture's breakdown counts `platform_fees` in it (settlement.ts `captureLine`), so
+ * the payment's line books the same fee whichever of the webhook and the sweep records it first.
+ * @throws PaypalSettlementError for a partner fee that is not money out, or in another currency
+ */
+function withPartnerFee(line: SettlementLine, info: TransactionInfo): SettlementLine {
+  const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
+  const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  if (taken.currency !== line.currency || taken.amount > 0n) {
+    throw new PaypalSettlementError(
+      `${what} of ${taken.amount} ${taken.currency} is not a fee out of ${line.gatewayLineId}'s ${line.currency}`,
+    );
+  }
+  const fee = line.fee - taken.amount;
+  return {
+    ...line,
+    fee,
+    net: line.gross - fee,
+    description: `${line.description}; the fee includes partner fees of ${-taken.amount} minor units`,
+  };
 }
 
 /** One Transaction Search call: a window of at most 31 days, one page. */

@@ -81,15 +81,16 @@ describe('PaypalTransactionSearch.fetchSettlements', () => {
         description: 'PayPal withdrawal to the bank T0403 (bank reference 1040606119578)',
       },
     ]);
-    // The T0013 donation with its fee; the T0113 partner fee row is not one billhook books.
+    // The T0013 donation with its fee, and the T0113 partner fee of 0.88 taken from it added to that
+    // fee as the capture's breakdown adds platform_fees: 149 + 88 = 237, net 4763 = the withdrawal.
     expect(report.lines).toHaveLength(1);
     expect(report.lines[0]).toMatchObject({
       gatewayLineId: '25B16188FF732802U',
       kind: 'charge',
       reference: '51339764',
       gross: 5000n,
-      fee: 149n,
-      net: 4851n,
+      fee: 237n,
+      net: 4763n,
     });
   });
 
