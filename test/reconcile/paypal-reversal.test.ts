@@ -89,4 +89,36 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
       refunds: books.refunds ?? 0n,
     }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
   });
+  /*
+   * A claim the merchant won, then a card chargeback on the same capture, worked by hand: captured
+   * 10000 (clearing 10000); the claim holds 10000 (clearing 0, disputed funds 10000) and is resolved
+   * for the merchant (clearing 10000 again); the buyer's bank then charges the 10000 back and PayPal
+   * reverses the capture: clearing 0, chargeback losses 10000.
+   */
+  it('books a reversal that comes after a won claim on the same capture', async () => {
+    const currency = 'NZD';
+    const capture = 'CAPNZDWONTHENREVERSED';
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    await event({ type: 'dispute.opened', gatewayDisputeId: capture, amount: 10000n, currency });
+    await event({ type: 'dispute.won', gatewayDisputeId: capture, amount: 10000n, currency });
+    expect(await booksIn(db, currency)).toMatchObject({ 'gateway_clearing:paypal': 10000n });
+    await event({
+      type: 'dispute.lost',
+      gatewayDisputeId: capture,
+      amount: 10000n,
+      currency,
+      reason: 'PAYMENT_REVERSED',
+      reversal: true,
+    });
+
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+    }).toEqual({ clearing: 0n, disputed: 0n, losses: 10000n });
+  });
 });
