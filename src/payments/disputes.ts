@@ -169,7 +169,9 @@ function heldBeyondLoss(
  * returns them, as a won dispute. A new dispute records its transaction's gateway account. An open
  * dispute reported lost for less than it withheld takes the lost amount as its own and releases the
  * rest of the hold (`dp_…:released`), so the money lost (or refunded) is what the gateway gave the
- * cardholder, whichever order the reports come in.
+ * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
+ * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
+ * gateway took the money back after the merchant won.
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -184,6 +186,14 @@ export async function recordDispute(
     .where('gateway_dispute_id', '=', report.gatewayDisputeId)
     .forUpdate()
     .executeTakeFirst();
+  if (existing?.status === 'won' && report.status === 'lost' && report.reversal) {
+    // A chargeback after a dispute the merchant won on the same payment (PayPal keys both by the
+    // capture): the money leaves now, as a dispute of its own.
+    return recordDispute(work, transaction, {
+      ...report,
+      gatewayDisputeId: `${report.gatewayDisputeId}:reversal`,
+    });
+  }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
