@@ -41,7 +41,7 @@ const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: nu
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
  * a `fee` or `adjustment` line is about none (and matches as such).
- * A charge must have succeeded and a refund have ended (`refundMoved`): until billhook recorded them
+ * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
  * @returns the match, or undefined when billhook has no such object (yet)
  */
@@ -67,7 +67,7 @@ export async function matchLine(
       line.gatewayRefundId || line.reference
         ? await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference)
         : await refundOfPayment(work, gateway, line);
-    if (!refund || !refundMoved(refund, line.gross)) return undefined;
+    if (!refund || !(await refundMoved(work, refund, line.gross))) return undefined;
     return {
       ...NO_MATCH,
       transactionId: refund.transaction_id,
@@ -87,15 +87,22 @@ export async function matchLine(
 }
 
 /**
- * Whether a refund line of `gross` is money billhook books for `refund` (or, once it failed, booked and
- * took back): the refund's withdrawal (gross negative) once it succeeded, or failed (its
- * `re_…:reversed`, or nothing when it never succeeded, returned the money), and a failed refund's
- * money coming back (gross positive, Stripe's `refund_failure`) once billhook knows it failed. A
- * pending refund's line waits until billhook knows how it ended.
+ * Whether a refund line of `gross` is money billhook booked for `refund`: a succeeded refund's
+ * withdrawal (gross negative); and, for a refund that failed after it succeeded (its
+ * `re_…:reversed` posted), that withdrawal and the failure's money coming back (gross positive,
+ * Stripe's `refund_failure`), which `re_…:reversed` booked. A refund billhook holds as failed without
+ * it ever succeeding moved nothing in its books: a line of it stays unmatched, for a person; a pending
+ * or unknown refund's line waits until billhook knows how it ended.
  */
-function refundMoved(refund: RefundRow, gross: bigint): boolean {
-  if (gross > 0n) return refund.status === 'failed';
-  return refund.status === 'succeeded' || refund.status === 'failed';
+async function refundMoved(work: UnitOfWork, refund: RefundRow, gross: bigint): Promise<boolean> {
+  if (refund.status === 'succeeded') return gross < 0n;
+  if (refund.status !== 'failed') return false;
+  const reversed = await work.trx
+    .selectFrom('journal_entries')
+    .select('id')
+    .where('idempotency_key', '=', `${refund.id}:reversed`)
+    .executeTakeFirst();
+  return reversed !== undefined;
 }
 
 /**

@@ -103,4 +103,49 @@ describe('a Stripe refund that failed after succeeding, then paid out', () => {
       adjustments: books['settlement_adjustments:stripe'] ?? 0n,
     }).toEqual({ clearing: 0n, bank: 10000n, adjustments: 0n });
   });
+  /*
+   * A refund billhook holds as failed without it ever succeeding booked nothing: a settled line of it
+   * (money out of the balance) disagrees with the books and stays unmatched, for a person, booking
+   * nothing (clearing keeps the 5000 charged).
+   */
+  it('leaves a line of a refund that failed without succeeding unmatched, for a person', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'SEK', amount: 5000n });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gatewayTransactionId: 'pi_sek_rf', ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 5000n, currency: 'SEK' });
+    await event({ type: 'refund.failed', gatewayRefundId: 're_sek_rf', amount: 5000n, currency: 'SEK' });
+    expect(
+      await db.selectFrom('refunds').select('status').where('gateway_refund_id', '=', 're_sek_rf').execute(),
+    ).toEqual([{ status: 'failed' }]);
+    const refund = {
+      id: 're_sek_rf',
+      object: 'refund',
+      amount: 5000,
+      currency: 'sek',
+      payment_intent: 'pi_sek_rf',
+    };
+    const line = settlementLineOf({
+      ...balanceTransaction('txn_sek_refund', 'refund', -5000, refund),
+      currency: 'sek',
+    })!;
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'stripe', gatewayAccount: null },
+      { lines: [line], payouts: [] },
+    );
+    const row = await db
+      .selectFrom('settlement_lines')
+      .select(['id', 'transaction_id'])
+      .where('gateway_line_id', '=', 'txn_sek_refund')
+      .executeTakeFirstOrThrow();
+    expect(row.transaction_id).toBeNull();
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('settlement_line_id', '=', row.id)
+      .execute();
+    expect(exceptions).toEqual([{ kind: 'settlement_line_unmatched' }]);
+    expect(await booksIn(db, 'SEK')).toMatchObject({ 'gateway_clearing:stripe': 5000n });
+  });
 });
