@@ -361,7 +361,7 @@ export interface DisputesTable {
   refund_id: ColumnType<string | null, string | null | undefined, string | null>;
   /**
    * True when the gateway took the money back by reversing the payment (a chargeback), so no refund
-   * of the payment carries it (migration 0038).
+   * of the payment carries it (migration 0039).
    */
   reversed: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;

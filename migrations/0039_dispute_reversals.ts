@@ -11,7 +11,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE disputes ADD COLUMN reversed boolean NOT NULL DEFAULT false`.execute(db);
 }
 
-/** Drops what 0038 adds. */
+/** Drops what 0039 adds. */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE disputes DROP COLUMN reversed`.execute(db);
 }
