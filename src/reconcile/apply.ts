@@ -187,6 +187,17 @@ async function applyRefundEvent(
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }
 
+/**
+ * A dispute event on a succeeded payment, recorded by `recordDispute`. A dispute reported lost for
+ * nothing (PayPal's `dispute_outcome.amount_refunded` of 0.00 with a buyer-favour outcome) is an
+ * `amount_mismatch` exception for a person and records nothing: the dispute stays as it was, its hold
+ * (if it was open) kept. PayPal documents `amount_refunded` as "the amount that either the merchant
+ * or PayPal refunds the customer" (https://developer.paypal.com/docs/api/customer-disputes/v1/), so
+ * a resolution for the buyer that gives the buyer nothing contradicts itself: billhook cannot tell
+ * whether the hold came back or the amount is missing, and a dispute of 0 cannot be booked
+ * (`disputes_amount_check`, zero postings), so releasing it would guess and refusing it would retry
+ * forever. A person reads the dispute at PayPal and records the outcome.
+ */
 async function applyDisputeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
@@ -196,6 +207,16 @@ async function applyDisputeEvent(
   if ('kind' in payment) return payment;
   const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
   if (problem) return problem;
+  if (status === 'lost' && event.amount === 0n) {
+    return {
+      kind: 'exception',
+      exception: 'amount_mismatch',
+      transactionId: payment.id,
+      message:
+        `event ${event.gatewayEventId} reports dispute ${event.gatewayDisputeId} on ${payment.id} lost for 0 ` +
+        `${event.currency}: nothing recorded, any hold kept; check at the gateway what the buyer got`,
+    };
+  }
   const recorded = await recordDispute(work, payment, {
     gatewayDisputeId: event.gatewayDisputeId ?? event.gatewayEventId,
     status,

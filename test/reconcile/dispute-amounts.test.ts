@@ -88,4 +88,36 @@ describe('a dispute lost for less than it held', () => {
       refunds: books.refunds ?? 0n,
     }).toEqual({ clearing: 4000n, disputed: 0n, losses: 0n, refunds: 6000n });
   });
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing +10000); the dispute opens for 10000 (clearing
+   * 0, disputed funds 10000). PayPal then reports it resolved for the buyer with amount_refunded 0.00:
+   * the report contradicts itself (the buyer won and got nothing), so it is an amount_mismatch for a
+   * person, nothing is booked and the hold stays (clearing 0, disputed 10000, losses 0). It used to
+   * throw on disputes_amount_check every time it was applied (a dispute of 0), so the event never left
+   * the queue.
+   */
+  it('raises an exception for a person when the dispute is lost for 0, and keeps the hold', async () => {
+    const currency = 'SGD';
+    const capture = 'CAPSGDZERO';
+    const transaction = await paid(currency, capture);
+    await applyAsBatch(db, disputeEvent('dispute.opened', capture, 10000n, currency));
+    const outcome = await applyAsBatch(db, disputeEvent('dispute.lost', capture, 0n, currency));
+    expect(outcome).toMatchObject({
+      kind: 'exception',
+      exception: 'amount_mismatch',
+      transactionId: transaction.id,
+    });
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['status', 'amount'])
+      .where('gateway_dispute_id', '=', capture)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toEqual({ status: 'open', amount: 10000n });
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+    }).toEqual({ clearing: 0n, disputed: 10000n, losses: 0n });
+  });
 });
