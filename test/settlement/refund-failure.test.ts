@@ -47,62 +47,81 @@ describe('a Stripe refund that failed after succeeding, then paid out', () => {
    * clearing 10000 - 10000 = 0, bank 10000. The refund_failure line is the reversal billhook already
    * booked: it must not bring the 10000 into clearing a second time.
    */
-  it('leaves clearing at 0 once the payout pays the failed refund’s money out', async () => {
-    const { transaction } = await pendingCharge(db, { currency: 'DKK', amount: 10000n });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gatewayTransactionId: 'pi_dkk_rf', ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency: 'DKK' });
-    await event({ type: 'refund.succeeded', gatewayRefundId: 're_dkk_rf', amount: 10000n, currency: 'DKK' });
-    expect(
-      await event({ type: 'refund.failed', gatewayRefundId: 're_dkk_rf', amount: 10000n, currency: 'DKK' }),
-    ).toMatchObject({ kind: 'applied' });
-    expect(await booksIn(db, 'DKK')).toMatchObject({ 'gateway_clearing:stripe': 10000n, refunds: 0n });
+  /*
+   * Stripe renders that money as `type: refund_failure`, or (now) as `type: adjustment` with
+   * `reporting_category: refund_failure` ("a more detailed breakdown of type=adjustment … disputes,
+   * dispute reversals, and failed refunds", https://docs.stripe.com/reports/reporting-categories; the
+   * Refund's `failure_balance_transaction`, https://docs.stripe.com/api/refunds/object). Both are the
+   * same refund line; the adjustment used to be booked against settlement adjustments (clearing 10000
+   * after the payout, adjustments -10000).
+   */
+  it.each([
+    ['type refund_failure', 'DKK', { type: 'refund_failure' }],
+    ['type adjustment, reporting_category refund_failure', 'NOK', { type: 'adjustment' }],
+  ] as const)(
+    'leaves clearing at 0 once the payout pays the failed refund’s money out (%s)',
+    async (_name, currency, rendering) => {
+      const lower = currency.toLowerCase();
+      const { transaction } = await pendingCharge(db, { currency, amount: 10000n });
+      const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+        applyAsBatch(db, canonicalEvent({ gatewayTransactionId: `pi_${lower}_rf`, ...e }));
+      await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+      await event({ type: 'refund.succeeded', gatewayRefundId: `re_${lower}_rf`, amount: 10000n, currency });
+      expect(
+        await event({ type: 'refund.failed', gatewayRefundId: `re_${lower}_rf`, amount: 10000n, currency }),
+      ).toMatchObject({ kind: 'applied' });
+      expect(await booksIn(db, currency)).toMatchObject({ 'gateway_clearing:stripe': 10000n, refunds: 0n });
 
-    const charge = {
-      id: 'ch_dkk_rf',
-      object: 'charge',
-      amount: 10000,
-      currency: 'dkk',
-      payment_intent: 'pi_dkk_rf',
-    };
-    const refund = {
-      id: 're_dkk_rf',
-      object: 'refund',
-      amount: 10000,
-      currency: 'dkk',
-      payment_intent: 'pi_dkk_rf',
-    };
-    const lines = [
-      balanceTransaction('txn_dkk_charge', 'charge', 10000, charge),
-      balanceTransaction('txn_dkk_refund', 'refund', -10000, refund),
-      balanceTransaction('txn_dkk_refund_failure', 'refund_failure', 10000, refund),
-    ].map((value) => settlementLineOf(value)!);
-    await recordSettlementReport(
-      db,
-      'system',
-      { gateway: 'stripe', gatewayAccount: null },
-      {
-        lines: [],
-        payouts: [
-          {
-            gatewayPayoutId: 'po_dkk_rf',
-            status: 'paid',
-            currency: 'DKK',
-            amount: 10000n,
-            createdAt: new Date(),
-            arrivalDate: new Date(),
-            lines,
-          },
-        ],
-      },
-    );
-    const books = await booksIn(db, 'DKK');
-    expect({
-      clearing: books['gateway_clearing:stripe'] ?? 0n,
-      bank: books['bank:stripe'] ?? 0n,
-      adjustments: books['settlement_adjustments:stripe'] ?? 0n,
-    }).toEqual({ clearing: 0n, bank: 10000n, adjustments: 0n });
-  });
+      const charge = {
+        id: `ch_${lower}_rf`,
+        object: 'charge',
+        amount: 10000,
+        currency: lower,
+        payment_intent: `pi_${lower}_rf`,
+      };
+      const refund = {
+        id: `re_${lower}_rf`,
+        object: 'refund',
+        amount: 10000,
+        currency: lower,
+        payment_intent: `pi_${lower}_rf`,
+      };
+      const lines = [
+        balanceTransaction(`txn_${lower}_charge`, 'charge', 10000, charge),
+        balanceTransaction(`txn_${lower}_refund`, 'refund', -10000, refund),
+        {
+          ...balanceTransaction(`txn_${lower}_refund_failure`, rendering.type, 10000, refund),
+          reporting_category: 'refund_failure',
+        },
+      ].map((value) => settlementLineOf({ ...value, currency: lower })!);
+      expect(lines.map((line) => line.kind)).toEqual(['charge', 'refund', 'refund']);
+      await recordSettlementReport(
+        db,
+        'system',
+        { gateway: 'stripe', gatewayAccount: null },
+        {
+          lines: [],
+          payouts: [
+            {
+              gatewayPayoutId: `po_${lower}_rf`,
+              status: 'paid',
+              currency,
+              amount: 10000n,
+              createdAt: new Date(),
+              arrivalDate: new Date(),
+              lines,
+            },
+          ],
+        },
+      );
+      const books = await booksIn(db, currency);
+      expect({
+        clearing: books['gateway_clearing:stripe'] ?? 0n,
+        bank: books['bank:stripe'] ?? 0n,
+        adjustments: books['settlement_adjustments:stripe'] ?? 0n,
+      }).toEqual({ clearing: 0n, bank: 10000n, adjustments: 0n });
+    },
+  );
   /*
    * A refund billhook holds as failed without it ever succeeding booked nothing: a settled line of it
    * (money out of the balance) disagrees with the books and stays unmatched, for a person, booking

@@ -29,7 +29,7 @@ const seconds = (unix: number): Date => new Date(unix * 1000);
 /**
  * The settlement line of a balance transaction, or undefined for the payout's own transaction (type
  * `payout`: the payout itself, reported as the payout, not as one of its lines).
- * - kind by `type` (`balanceTransactionKind`, status.ts);
+ * - kind by `type`, and `reporting_category` for an `adjustment` (`balanceTransactionKind`, status.ts);
  * - `gross`/`fee`/`net` are Stripe's `amount`/`fee`/`net` with their signs (`fee` positive when
  *   charged, https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-fee),
  *   read by Stripe's currency table; a `net` other than `amount - fee` is refused;
@@ -48,7 +48,7 @@ export function settlementLineOf(value: unknown): SettlementLine | undefined {
   const txn = parse(BalanceTransaction, value, 'balance transaction');
   const source = typeof txn.source === 'string' ? undefined : (txn.source ?? undefined);
   const sourceId = typeof txn.source === 'string' ? txn.source : source?.id;
-  const kind = balanceTransactionKind(txn.type, sourceId);
+  const kind = balanceTransactionKind(txn.type, sourceId, txn.reporting_category);
   if (kind === 'payout') return undefined;
   const what = `balance transaction ${txn.id}`;
   if ((kind === 'charge' || kind === 'refund' || kind === 'dispute') && !source) {

@@ -178,6 +178,7 @@ export function disputeEventType(type: string, status: string): PaymentEventType
  * | `charge`, `payment` (a card / a non-card charge, source `ch_…` / `py_…`)  | charge                     |
  * | `refund`, `payment_refund` (source `re_…` / `pyr_…`)                      | refund                     |
  * | `refund_failure` (a failed refund's money back in the balance, source `re_…`) | refund (gross positive) |
+ * | `adjustment` of `reporting_category` `refund_failure` (the same, as Stripe renders it now) | refund (gross positive) |
  * | `adjustment` whose source is a dispute (`dp_…` / `du_…`)                  | dispute                    |
  * | `stripe_fee`, `stripe_fx_fee`, `tax_fee`, `application_fee`, `application_fee_refund` | fee           |
  * | `payout` (the payout's own withdrawal from the balance)                   | not a line: the payout     |
@@ -187,7 +188,13 @@ export function disputeEventType(type: string, status: string): PaymentEventType
  * A dispute's withdrawal and its reinstatement when won are `adjustment`s whose source is the dispute
  * (https://docs.stripe.com/reports/reporting-categories: `reporting_category` separates
  * `type=adjustment` into disputes, dispute reversals and failed refunds; the real withdrawal in
- * test/fixtures/stripe/api.balance_transaction.dispute.extracted.json has source `du_…`).
+ * test/fixtures/stripe/api.balance_transaction.dispute.extracted.json has source `du_…`). A failed
+ * refund's money coming back is such an `adjustment` of category `refund_failure` ("Failed refunds",
+ * the same page), the transaction a Refund names as `failure_balance_transaction` ("If the refund
+ * failed, this balance transaction describes the adjustment made on your account balance that
+ * reverses the initial balance transaction", https://docs.stripe.com/api/refunds/object#refund_object-failure_balance_transaction);
+ * its source is the refund. It is a refund line, never an adjustment: billhook books that money back
+ * once, with the refund's `re_…:reversed`.
  */
 const BALANCE_TRANSACTION_KINDS: ReadonlyMap<string, SettlementLineKind> = new Map([
   ['charge', 'charge'],
@@ -208,15 +215,18 @@ const BALANCE_TRANSACTION_KINDS: ReadonlyMap<string, SettlementLineKind> = new M
 export const isDisputeId = (id: string): boolean => id.startsWith('dp_') || id.startsWith('du_');
 
 /**
- * The kind of a balance transaction of `type` whose source is `sourceId` (see the table above), or
- * `payout` for the payout's own transaction, which is no line of it.
+ * The kind of a balance transaction of `type` and `reportingCategory` (its `reporting_category`)
+ * whose source is `sourceId` (see the table above), or `payout` for the payout's own transaction,
+ * which is no line of it.
  */
 export function balanceTransactionKind(
   type: string,
   sourceId: string | undefined,
+  reportingCategory?: string | null,
 ): SettlementLineKind | 'payout' {
   if (type === 'payout') return 'payout';
   if (type === 'adjustment' && sourceId && isDisputeId(sourceId)) return 'dispute';
+  if (type === 'adjustment' && reportingCategory === 'refund_failure') return 'refund';
   return BALANCE_TRANSACTION_KINDS.get(type) ?? 'adjustment';
 }
 

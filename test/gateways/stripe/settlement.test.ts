@@ -88,6 +88,26 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
     });
   });
 
+  it.each([
+    ['refund_failure', 'refund_failure'],
+    // Stripe's failed refund as it renders one now: type=adjustment, reporting_category refund_failure
+    // (https://docs.stripe.com/reports/reporting-categories), the refund's failure_balance_transaction.
+    ['adjustment', 'refund_failure'],
+  ])(
+    "reads a failed refund's money back (type %s, category %s) as a refund line of the refund",
+    (type, category) => {
+      const source = { id: 're_1Pgc72B7WZ01zgkWqPvrRrPE', object: 'refund', payment_intent: PI };
+      expect(
+        settlementLineOf({ ...transaction(type, 100, 0, source), reporting_category: category }),
+      ).toMatchObject({
+        kind: 'refund',
+        gatewayRefundId: 're_1Pgc72B7WZ01zgkWqPvrRrPE',
+        gatewayTransactionId: PI,
+        gross: 100n,
+      });
+    },
+  );
+
   it('sets original to the charge in its own currency when Stripe converted it (exchange_rate)', () => {
     const line = settlementLineOf(stripeFixture('api.balance_transaction.exchange_rate.derived.json'));
     expect(line).toMatchObject({
