@@ -191,7 +191,7 @@ export async function recordDispute(
     // capture): the money leaves now, as a dispute of its own.
     return recordDispute(work, transaction, {
       ...report,
-      gatewayDisputeId: `${report.gatewayDisputeId}:reversal`,
+      gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
     });
   }
   const status = reportedStatus(existing, report);
@@ -247,6 +247,14 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   return { kind: 'applied', dispute: await postDispute(work, dispute, transaction) };
+}
+
+/**
+ * The id billhook gives the dispute of a reversal (a chargeback) that came after the merchant won the
+ * dispute `gatewayDisputeId` on the same payment (`recordDispute`): `<gatewayDisputeId>:reversal`.
+ */
+export function reversalDisputeId(gatewayDisputeId: string): string {
+  return `${gatewayDisputeId}:reversal`;
 }
 
 /** The dispute `gatewayDisputeId` of `gateway` (its id at the gateway), if billhook has it. */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
-import type { RefundRow, SettlementLineRow } from '../db/schema.ts';
+import type { DisputeRow, RefundRow, SettlementLineRow } from '../db/schema.ts';
 import { type NewException, raiseException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
@@ -12,7 +12,7 @@ import {
   settlementLineMoves,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { findDispute } from '../payments/disputes.ts';
+import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
 import { findTransaction } from '../payments/transactions.ts';
 
@@ -76,7 +76,7 @@ export async function matchLine(
     };
   }
   if (!line.gatewayDisputeId) return undefined;
-  const dispute = await findDispute(work.trx, gateway, line.gatewayDisputeId);
+  const dispute = await disputeOfLine(work, gateway, line.gatewayDisputeId, line.gross);
   if (!dispute) return undefined;
   return {
     ...NO_MATCH,
@@ -84,6 +84,24 @@ export async function matchLine(
     disputeId: dispute.id,
     booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
   };
+}
+
+/**
+ * The dispute a dispute line of `gross` naming `gatewayDisputeId` is about: that dispute, except that
+ * money leaving (gross negative) on a dispute the merchant won is the reversal that came after it
+ * (PayPal's `PAYMENT.CAPTURE.REVERSED` line, keyed by the capture like the claim it follows), the
+ * dispute `reversalDisputeId` when billhook recorded one; a won dispute without one keeps its own
+ * withdrawal line (Stripe's).
+ */
+async function disputeOfLine(
+  work: UnitOfWork,
+  gateway: GatewayName,
+  gatewayDisputeId: string,
+  gross: bigint,
+): Promise<DisputeRow | undefined> {
+  const dispute = await findDispute(work.trx, gateway, gatewayDisputeId);
+  if (dispute?.status !== 'won' || gross >= 0n) return dispute;
+  return (await findDispute(work.trx, gateway, reversalDisputeId(gatewayDisputeId))) ?? dispute;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
+import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
   applyAsBatch,
   booksIn,
@@ -120,5 +121,73 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
       disputed: books.disputed_funds ?? 0n,
       losses: books.chargeback_losses ?? 0n,
     }).toEqual({ clearing: 0n, disputed: 0n, losses: 10000n });
+  });
+  /*
+   * The reversal's settlement line after a won claim, worked by hand: captured 10000 (clearing 10000);
+   * the claim holds 10000 and is won (clearing 10000); PayPal then reverses 6000 of the capture (the
+   * dispute <capture>:reversal, chargeback losses 6000, clearing 4000). The reversal's line (gross
+   * -6000, fee 0, keyed by the capture like the claim) is that reversal's money: it matches the
+   * reversal dispute, which booked exactly 6000, so no amount_mismatch. It used to match the won claim
+   * (booked 10000): a false "settled -6000 but billhook booked -10000".
+   */
+  it('matches the reversal line after a won claim to the reversal dispute, without amount_mismatch', async () => {
+    const currency = 'SGD';
+    const capture = 'CAPSGDWONPARTIAL';
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    await event({ type: 'dispute.opened', gatewayDisputeId: capture, amount: 10000n, currency });
+    await event({ type: 'dispute.won', gatewayDisputeId: capture, amount: 10000n, currency });
+    await event({
+      type: 'dispute.lost',
+      gatewayDisputeId: capture,
+      amount: 6000n,
+      currency,
+      reason: 'CHARGEBACK',
+      reversal: true,
+    });
+    expect(await booksIn(db, currency)).toMatchObject({
+      'gateway_clearing:paypal': 4000n,
+      chargeback_losses: 6000n,
+    });
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'paypal', gatewayAccount: null },
+      {
+        lines: [
+          {
+            gatewayLineId: 'REVSGDPARTIAL',
+            kind: 'dispute',
+            gatewayTransactionId: capture,
+            gatewayDisputeId: capture,
+            currency,
+            gross: -6000n,
+            fee: 0n,
+            net: -6000n,
+            occurredAt: new Date(),
+          },
+        ],
+        payouts: [],
+      },
+    );
+    const line = await db
+      .selectFrom('settlement_lines')
+      .select(['id', 'dispute_id'])
+      .where('gateway_line_id', '=', 'REVSGDPARTIAL')
+      .executeTakeFirstOrThrow();
+    const reversal = await db
+      .selectFrom('disputes')
+      .select('id')
+      .where('gateway_dispute_id', '=', `${capture}:reversal`)
+      .executeTakeFirstOrThrow();
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('settlement_line_id', '=', line.id)
+      .execute();
+    expect({ dispute: line.dispute_id, exceptions }).toEqual({ dispute: reversal.id, exceptions: [] });
+    expect(await booksIn(db, currency)).toMatchObject({ 'gateway_clearing:paypal': 4000n });
   });
 });
