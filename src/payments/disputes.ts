@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -143,6 +144,46 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
   );
 }
 
+/**
+ * A reversal (a chargeback) reported for the same money as a dispute already recorded lost without
+ * it (PayPal's claim resolved for the buyer, `CUSTOMER.DISPUTE.RESOLVED` of channel INTERNAL,
+ * delivered before the `PAYMENT.CAPTURE.REVERSED` that paid it): the dispute is marked `reversed`, so
+ * no refund of the same amount is paired with its loss afterwards, as when the reversal comes first.
+ * When a refund already carries it (`refund_id`: booked `dp_…:refunded` or `dp_…:refunded_after_loss`),
+ * billhook cannot tell whether that refund was the buyer's money for this claim (the reversal then
+ * repeats it) or something else (the reversal's money is then a chargeback loss billhook did not
+ * book): nothing is changed and an `unknown_outcome` exception names the dispute and the refund for a
+ * person (once per refund), who books the loss if it is one.
+ */
+async function markReversed(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  existing: DisputeRow,
+): Promise<DisputeRecordOutcome> {
+  if (existing.refund_id) {
+    await raiseException(work, {
+      kind: 'unknown_outcome',
+      gateway: existing.gateway,
+      gatewayAccount: existing.gateway_account,
+      transactionId: transaction.id,
+      refundId: existing.refund_id,
+      message:
+        `dispute ${existing.id} (${existing.gateway_dispute_id}) of ${existing.amount} ${existing.currency} was booked ` +
+        `as carried by refund ${existing.refund_id}, and ${existing.gateway} now reports it paid by reversing the payment ` +
+        '(a chargeback): if that refund paid the buyer something else, book the amount as a chargeback loss',
+      details: { dispute: existing.id, refund: existing.refund_id, amount: existing.amount },
+    });
+    return { kind: 'duplicate', dispute: existing };
+  }
+  const dispute = await work.trx
+    .updateTable('disputes')
+    .set({ reversed: true, updated_at: new Date() })
+    .where('id', '=', existing.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { kind: 'applied', dispute };
+}
+
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
 function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
   return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
@@ -171,7 +212,8 @@ function heldBeyondLoss(
  * rest of the hold (`dp_…:released`), so the money lost (or refunded) is what the gateway gave the
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
- * gateway took the money back after the merchant won.
+ * gateway took the money back after the merchant won; reported for the same money as a dispute
+ * already lost, it marks that dispute `reversed` (`markReversed`).
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -193,6 +235,15 @@ export async function recordDispute(
       ...report,
       gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
     });
+  }
+  if (
+    existing?.status === 'lost' &&
+    report.status === 'lost' &&
+    report.reversal &&
+    !existing.reversed &&
+    existing.amount === report.amount
+  ) {
+    return markReversed(work, transaction, existing);
   }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };

@@ -191,3 +191,100 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
     expect(await booksIn(db, currency)).toMatchObject({ 'gateway_clearing:paypal': 4000n });
   });
 });
+
+/**
+ * A PayPal claim resolved for the buyer (CUSTOMER.DISPUTE.RESOLVED, channel INTERNAL: `dispute.lost`
+ * without `reversal`) delivered before the PAYMENT.CAPTURE.REVERSED that paid it (`dispute.lost` with
+ * `reversal`, same capture and amount).
+ */
+describe('a PayPal claim resolution delivered before its reversal', () => {
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing 10000). The resolution says lost 5000: no
+   * refund carries it, so it is a chargeback loss (clearing 5000, losses 5000). The reversal of the same
+   * 5000 marks it reversed. The merchant then refunds the other 5000 (refunds 5000, clearing 0): that
+   * refund pays the rest, not the chargeback, as when the reversal comes first: clearing 0, losses
+   * 5000, refunds 5000. It used to pair the refund with the loss (clearing 5000, losses 0).
+   */
+  it.each([
+    ['reversal first', 'CHF'],
+    ['resolution first', 'SEK'],
+  ] as const)('keeps the chargeback loss when a later refund pays the rest (%s)', async (order, currency) => {
+    const capture = `CAP${currency}ORDER`;
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    const lost = { type: 'dispute.lost', gatewayDisputeId: capture, amount: 5000n, currency } as const;
+    const resolution = () => event({ ...lost, reason: 'MERCHANDISE' });
+    const reversal = () => event({ ...lost, reason: 'BUYER_COMPLAINT', reversal: true });
+    if (order === 'reversal first') {
+      await reversal();
+      await resolution();
+    } else {
+      await resolution();
+      expect(await reversal()).toMatchObject({ kind: 'applied' });
+    }
+    await event({ type: 'refund.succeeded', gatewayRefundId: `REF${currency}REST`, amount: 5000n, currency });
+
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+      refunds: books.refunds ?? 0n,
+    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+  });
+
+  /*
+   * An earlier refund of 5000, then the resolution lost 5000 (paired with that refund: dp_…:refunded,
+   * nothing lost; clearing 5000, refunds 5000), then the reversal of 5000. Whether that refund was the
+   * claim's money (the reversal repeats it) or the other half (5000 more left as a chargeback) cannot be
+   * told from the events: nothing is unbooked silently, an unknown_outcome exception names the dispute
+   * and the refund, and the books stay (clearing 5000, losses 0, refunds 5000). It used to be dropped
+   * as a duplicate without a word.
+   */
+  it('raises an exception naming the dispute and the refund when the lost claim was paired with a refund', async () => {
+    const currency = 'HKD';
+    const capture = 'CAPHKDEARLY';
+    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
+    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    await event({ type: 'refund.succeeded', gatewayRefundId: 'REFHKDEARLY', amount: 5000n, currency });
+    const lost = { type: 'dispute.lost', gatewayDisputeId: capture, amount: 5000n, currency } as const;
+    await event({ ...lost, reason: 'UNAUTHORISED' });
+    await event({ ...lost, reason: 'CHARGEBACK', reversal: true });
+    await event({ ...lost, reason: 'CHARGEBACK', reversal: true });
+
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['id', 'refund_id', 'reversed'])
+      .where('gateway_dispute_id', '=', capture)
+      .executeTakeFirstOrThrow();
+    const refund = await db
+      .selectFrom('refunds')
+      .select('id')
+      .where('gateway_refund_id', '=', 'REFHKDEARLY')
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ refund_id: refund.id, reversed: false });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'transaction_id', 'refund_id', 'message'])
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(exceptions).toEqual([
+      {
+        kind: 'unknown_outcome',
+        transaction_id: transaction.id,
+        refund_id: refund.id,
+        message: expect.stringContaining(`dispute ${dispute.id} (${capture})`),
+      },
+    ]);
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+      refunds: books.refunds ?? 0n,
+    }).toEqual({ clearing: 5000n, losses: 0n, refunds: 5000n });
+  });
+});
