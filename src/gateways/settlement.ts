@@ -52,10 +52,7 @@ const currency = z.string().refine(isCurrency, 'not an ISO 4217 currency');
  *   in;
  * - `original`: when that is not the payment's currency, what the payment was in its own currency
  *   (signed like `gross`): the difference is booked through the FX account;
- * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said;
- * - `review`: why a person must look at the line although it books as its kind says (a PayPal partner
- *   fee billhook could not add to its payment's line): the first time it is recorded it raises an
- *   `unexpected_fee` exception with this message.
+ * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said.
  */
 export const SettlementLineSchema = z
   .object({
@@ -73,7 +70,6 @@ export const SettlementLineSchema = z
     occurredAt: z.date(),
     availableOn: z.date().optional(),
     description: z.string().optional(),
-    review: z.string().min(1).optional(),
   })
   .refine((line) => line.net === line.gross - line.fee, { message: 'net must equal gross - fee' });
 export type SettlementLine = z.infer<typeof SettlementLineSchema>;

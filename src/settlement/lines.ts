@@ -181,9 +181,7 @@ export interface RecordLineOptions {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing).
- * The line is matched at most once, and not at all when it was matched before. A line seen again
- * with another fee than it was booked with raises `unexpected_fee` (the difference is not booked),
- * and a new line its adapter marked for a person (`review`) raises `unexpected_fee` with that reason.
+ * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
 export async function recordSettlementLine(
@@ -200,9 +198,6 @@ export async function recordSettlementLine(
     .where('gateway_line_id', '=', line.gatewayLineId)
     .forUpdate()
     .executeTakeFirst();
-  if (existing && existing.currency === line.currency && existing.fee !== line.fee) {
-    await raiseException(work, feeReportedOtherwise(account, existing, line.fee));
-  }
   const wasMatched = existing !== undefined && isMatched(existing);
   const matched = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
   if (!wasMatched && !matched && options.unmatched === 'refuse') return { kind: 'not_found' };
@@ -253,7 +248,6 @@ export async function recordSettlementLine(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-  if (!existing && line.review) await raiseException(work, lineForReview(account, row, line.review));
   if (!matched) return { kind: wasMatched ? 'duplicate' : 'unmatched', line: row };
   if (existing) {
     await resolveUnmatchedLine(
@@ -302,43 +296,6 @@ function settledOtherAmount(
     settlementLineId: line.id,
     message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): the difference stays in clearing`,
     details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked },
-  };
-}
-
-/**
- * The `unexpected_fee` exception of a line recorded before with another fee than the gateway now
- * reports for it (a PayPal payment's line recorded by an earlier sweep without the partner fee a
- * later sweep adds to it): the line was booked once, with its first fee; the difference (minor units
- * of its currency) is not booked and stays in clearing until a person books it.
- */
-function feeReportedOtherwise(
-  account: SettlementAccount,
-  line: SettlementLineRow,
-  reported: bigint,
-): NewException {
-  return {
-    kind: 'unexpected_fee',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    transactionId: line.transaction_id ?? undefined,
-    refundId: line.refund_id ?? undefined,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `${line.kind} line ${line.gateway_line_id} was booked with fee ${line.fee} ${line.currency} but is now reported with fee ${reported} (minor units): the difference ${reported - line.fee} is not booked and stays in clearing`,
-    details: { gateway_line_id: line.gateway_line_id, booked_fee: line.fee, reported_fee: reported },
-  };
-}
-
-/** The `unexpected_fee` exception of a line its gateway adapter marked for a person (`review`). */
-function lineForReview(account: SettlementAccount, line: SettlementLineRow, review: string): NewException {
-  return {
-    kind: 'unexpected_fee',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `${line.kind} line ${line.gateway_line_id}: ${review}`,
-    details: { gateway_line_id: line.gateway_line_id, gross: line.gross, currency: line.currency },
   };
 }
 

@@ -182,10 +182,9 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines, with the completed partner fees (`T0113`) taken from them added to their
- * fee (a partner fee whose payment is not among the rows, or that is not money out in its currency:
- * an adjustment line for a person, `partnerFeeForReview`); completed refunds (`T1107`) → refund
- * lines. Other rows (holds, currency conversions, payments the account sent, pending or denied
- * payments) are not booked. A row listed twice is kept once.
+ * fee; completed refunds (`T1107`) → refund lines. Other rows (holds, currency conversions, payments
+ * the account sent, pending or denied payments, a partner fee whose payment is not among the rows)
+ * are not booked. A row listed twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
@@ -207,9 +206,7 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   }
   for (const fee of partnerFees.values()) {
     const line = fee.paypal_reference_id ? lines.get(fee.paypal_reference_id) : undefined;
-    const attached = line?.kind === 'charge' ? withPartnerFee(line, fee) : undefined;
-    if (attached) lines.set(attached.gatewayLineId, attached);
-    else lines.set(fee.transaction_id, partnerFeeForReview(fee, line));
+    if (line?.kind === 'charge') lines.set(line.gatewayLineId, withPartnerFee(line, fee));
   }
   return { lines: [...lines.values()], payouts: [...payouts.values()] };
 }
@@ -218,13 +215,16 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
  * A payment's line with a partner fee row (`T0113`, money out: `transaction_amount` negative) added to
  * its fee, as the capture's breakdown counts `platform_fees` in it (settlement.ts `captureLine`), so
  * the payment's line books the same fee whichever of the webhook and the sweep records it first.
- * @returns undefined for a partner fee that is not money out, or in another currency than the line
- * @throws PaypalSettlementError for an amount not exact in its currency
+ * @throws PaypalSettlementError for a partner fee that is not money out, or in another currency
  */
-function withPartnerFee(line: SettlementLine, info: TransactionInfo): SettlementLine | undefined {
+function withPartnerFee(line: SettlementLine, info: TransactionInfo): SettlementLine {
   const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
   const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
-  if (taken.currency !== line.currency || taken.amount >= 0n) return undefined;
+  if (taken.currency !== line.currency || taken.amount > 0n) {
+    throw new PaypalSettlementError(
+      `${what} of ${taken.amount} ${taken.currency} is not a fee out of ${line.gatewayLineId}'s ${line.currency}`,
+    );
+  }
   const fee = line.fee - taken.amount;
   return {
     ...line,
@@ -232,42 +232,6 @@ function withPartnerFee(line: SettlementLine, info: TransactionInfo): Settlement
     net: line.gross - fee,
     description: `${line.description}; the fee includes partner fees of ${-taken.amount} minor units`,
   };
-}
-
-/**
- * A partner fee row (`T0113`) that cannot be added to its payment's line in this sweep (its payment is
- * not among the rows: an earlier sweep or the webhook recorded the payment's line, or none did yet;
- * or it is not money out in the line's currency) as an `adjustment` line of its own, keyed by its
- * transaction id: its `transaction_amount` moves clearing against settlement adjustments, so clearing
- * still follows PayPal's balance, and `review` raises an `unexpected_fee` exception: a person decides
- * whether the payment's booked fee already counts it (the webhook's breakdown does) and moves it.
- * @throws PaypalSettlementError for an amount not exact in its currency
- */
-function partnerFeeForReview(info: TransactionInfo, line: SettlementLine | undefined): SettlementLine {
-  const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
-  const money = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
-  const payment = info.paypal_reference_id;
-  const why = line
-    ? `${money.amount} ${money.currency} is not a fee out of ${line.gatewayLineId}'s ${line.currency}`
-    : `its payment ${payment ?? '(none named)'} is not in this sweep`;
-  return parseSettlement(
-    SettlementLineSchema,
-    {
-      gatewayLineId: info.transaction_id,
-      kind: 'adjustment',
-      gatewayTransactionId: payment || undefined,
-      currency: money.currency,
-      gross: money.amount,
-      fee: 0n,
-      net: money.amount,
-      occurredAt: info.transaction_initiation_date,
-      description: `${what} on ${payment ?? '(no payment)'}`,
-      review:
-        `${what} of ${money.amount} ${money.currency} (minor units) was not added to its payment's fee: ${why}. ` +
-        'It is booked against settlement adjustments; move it to gateway fees unless the payment’s booked fee already counts it',
-    },
-    what,
-  );
 }
 
 /** One Transaction Search call: a window of at most 31 days, one page. */

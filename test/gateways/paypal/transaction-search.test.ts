@@ -6,8 +6,6 @@ import { captureLine, PaypalSettlementError } from '../../../src/gateways/paypal
 import {
   MAX_SEARCH_RANGE_MS,
   PaypalTransactionSearch,
-  reportOf,
-  SearchPage,
   searchWindows,
 } from '../../../src/gateways/paypal/transaction-search.ts';
 import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts';
@@ -94,41 +92,6 @@ describe('PaypalTransactionSearch.fetchSettlements', () => {
       fee: 237n,
       net: 4763n,
     });
-  });
-
-  /*
-   * A T0113 row that cannot be added to its payment's fee: alone (its payment swept earlier), and
-   * positive (money in: no fee out of the payment). Each is an adjustment line of its own with a
-   * review for a person (an unexpected_fee exception once recorded), and the sweep goes on: the
-   * positive one used to throw, so the whole window failed on every run.
-   */
-  it('turns a partner fee it cannot add to its payment into an adjustment line for a person', () => {
-    const rows = SearchPage.parse(
-      paypalFixture('api.reporting.transactions.donation_partner_fee_withdrawal.json'),
-    ).transaction_details.map((row) => row.transaction_info);
-    const fee = rows.find((row) => row.transaction_event_code === 'T0113')!;
-    const payment = rows.find((row) => row.transaction_event_code === 'T0013')!;
-    expect(reportOf([fee]).lines).toEqual([
-      expect.objectContaining({
-        gatewayLineId: '5PU95094C5021335H',
-        kind: 'adjustment',
-        gatewayTransactionId: '25B16188FF732802U',
-        gross: -88n,
-        fee: 0n,
-        net: -88n,
-        review: expect.stringContaining('its payment 25B16188FF732802U is not in this sweep'),
-      }),
-    ]);
-    const positive = { ...fee, transaction_amount: { currency_code: 'USD', value: '0.88' } };
-    expect(reportOf([payment, positive]).lines).toEqual([
-      expect.objectContaining({ gatewayLineId: '25B16188FF732802U', kind: 'charge', fee: 149n }),
-      expect.objectContaining({
-        gatewayLineId: '5PU95094C5021335H',
-        kind: 'adjustment',
-        gross: 88n,
-        review: expect.stringContaining('is not a fee out of 25B16188FF732802U'),
-      }),
-    ]);
   });
 
   it('books a T1107 refund with the fee PayPal gives back as a negative fee, a JPY capture, and a pending withdrawal', async () => {
