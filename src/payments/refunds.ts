@@ -4,7 +4,14 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
-import { capturedAmount, invoicePayment, refundable } from '../billing/invoice-payment.ts';
+import {
+  capturedAmount,
+  invoicePayments,
+  type RefundPart,
+  refundable,
+  refundRooms,
+  totalRoom,
+} from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -236,15 +243,32 @@ function refundResultOf(outcome: RefundOutcome): RefundResult {
  */
 export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
 
+/** What a refund by hand asks for (`POST /v1/invoices/:id/refund`). */
+export interface InvoiceRefundInput {
+  /** Minor units of the invoice's currency; omitted: everything still refundable (see `paymentToRefund`). */
+  amount?: bigint;
+  reason?: string;
+  /** The id (`txn_…`) of the invoice's succeeded gateway payment to refund; omitted: `paymentToRefund` picks one. */
+  transaction?: string;
+}
+
+/** A refund committed `pending` and the payment it goes back through: sent once committed (`sendRefund`). */
+export interface PreparedRefund {
+  refund: RefundRow;
+  transaction: TransactionRow;
+}
+
 /**
- * Refunds a PAID or PARTIALLY_REFUNDED invoice through the gateway that took the payment: the refund
- * row is committed `pending` first, then the gateway is called with its id as idempotency key; an
- * unknown answer (timeout, 5xx) is committed with its `invoice.refund` job.
- * @param amount minor units; the whole remaining paid amount when omitted
- * @throws ConflictError `invoice_not_paid`, `gateway_not_configured`, `gateway_account_disabled` (the
- * payment's account); ValidationError when the amount exceeds what was paid;
- * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
- * exactly (gateways/currencies.ts)
+ * Refunds a PAID or PARTIALLY_REFUNDED invoice through one of its gateway payments (`input.transaction`,
+ * or the one `paymentToRefund` picks): the refund row is committed `pending` first, then that
+ * payment's gateway is called with the refund's id as idempotency key; an unknown answer (timeout,
+ * 5xx) is committed with its `invoice.refund` job. One call, one refund: an invoice paid by several
+ * gateway payments gives back more than one payment's room in several calls.
+ * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
+ * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
+ * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
+ * the payment can refund or no single payment can take it; AmountNotRepresentable (422
+ * `amount_not_representable`) when the gateway cannot take the amount exactly (gateways/currencies.ts)
  */
 export async function refundInvoice(
   db: Db,
@@ -252,7 +276,7 @@ export async function refundInvoice(
   boss: PgBoss,
   gateways: GatewayClients,
   invoiceId: string,
-  input: { amount?: bigint; reason?: string },
+  input: InvoiceRefundInput,
 ): Promise<RefundRow> {
   const { refund, transaction } = await inUnitOfWork(db, { actor }, (work) =>
     prepareInvoiceRefund(work, gateways, invoiceId, input),
@@ -261,9 +285,9 @@ export async function refundInvoice(
 }
 
 /**
- * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid by a gateway
- * payment whose account can refund, and inserts the refund `pending` (`createRefund`). The caller
- * commits, then sends it (`sendRefund`, kind `first`).
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, picks the
+ * gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
+ * refund `pending` (`createRefund`). The caller commits, then sends it (`sendRefund`, kind `first`).
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
  */
@@ -271,8 +295,8 @@ export async function prepareInvoiceRefund(
   work: UnitOfWork,
   gateways: GatewayClients,
   invoiceId: string,
-  input: { amount?: bigint; reason?: string },
-): Promise<{ refund: RefundRow; transaction: TransactionRow }> {
+  input: InvoiceRefundInput,
+): Promise<PreparedRefund> {
   const invoice = await lockInvoice(work, invoiceId);
   if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
     throw new ConflictError(
@@ -280,12 +304,96 @@ export async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
-  const transaction = await invoicePayment(work.trx, invoiceId);
-  if (!transaction?.gateway_transaction_id) {
-    throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
-  }
+  const transaction = await paymentToRefund(work.trx, invoice, input);
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-  return { refund: await createRefund(work, transaction, input), transaction };
+  return {
+    refund: await createRefund(work, transaction, { amount: input.amount, reason: input.reason }),
+    transaction,
+  };
+}
+
+/**
+ * Which of `invoice`'s succeeded gateway payments (`invoicePayments`, newest first) a refund by hand
+ * goes back through, read under the invoice's lock: the one `input.transaction` names; else the only
+ * one (`createRefund` then bounds the amount, as for any single payment); else the newest whose room
+ * (`refundable`) covers `input.amount`, or, when the amount is omitted, the whole room of the invoice
+ * (the sum of its payments' rooms, so only a payment holding all of it qualifies).
+ * @throws ConflictError `no_gateway_payment` when no gateway took a payment of the invoice;
+ * ValidationError (field `transaction`) when `input.transaction` is not one of its succeeded gateway
+ * payments (unknown, another invoice's, not succeeded); ValidationError (field `amount`) when no
+ * single payment can take the amount: its message gives each payment's room (minor units)
+ */
+async function paymentToRefund(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  input: InvoiceRefundInput,
+): Promise<TransactionRow> {
+  const payments = await invoicePayments(trx, invoice.id);
+  if (input.transaction !== undefined) {
+    const named = payments.find((t) => t.id === input.transaction);
+    if (!named) {
+      throw new ValidationError('no such payment of the invoice', {
+        transaction: `${input.transaction} is not a succeeded gateway payment of invoice ${invoice.id}`,
+      });
+    }
+    return named;
+  }
+  const [newest, ...older] = payments;
+  if (!newest) {
+    throw new ConflictError('no_gateway_payment', `invoice ${invoice.id} has no gateway payment to refund`);
+  }
+  if (older.length === 0) return newest;
+  const rooms = await refundRooms(trx, payments);
+  const total = totalRoom(rooms);
+  const amount = input.amount ?? total;
+  const fits = rooms.find(({ room }) => room > 0n && room >= amount);
+  if (fits) return fits.transaction;
+  const each = rooms.map(({ transaction, room }) => `${transaction.id} can refund ${room}`).join(', ');
+  throw new ValidationError('no single payment can take the refund', {
+    amount:
+      amount > total
+        ? `at most ${total} ${invoice.currency} can be refunded, across ${payments.length} payments (${each}): one request refunds one payment; name it in transaction, and refund the rest in further requests`
+        : `no single payment can refund ${amount} ${invoice.currency} (${each}; ${total} in all): name a payment in transaction, and refund in several requests`,
+  });
+}
+
+/**
+ * Commits one `pending` refund per part (`createRefund`, as `reason`; of customer credit `creditOf`
+ * when given), each on its payment's gateway account, checked first (`clientForAccount`), inside
+ * `work`, whose caller locked the payments' invoices. The caller commits, then sends them (`sendRefunds`).
+ * @returns the refunds with their payments, in the parts' order
+ * @throws as `createRefund`; ConflictError `gateway_not_configured`, `gateway_account_disabled`
+ */
+export async function prepareRefunds(
+  work: UnitOfWork,
+  gateways: GatewayClients,
+  parts: readonly RefundPart[],
+  input: { reason: string; creditOf?: string },
+): Promise<PreparedRefund[]> {
+  const prepared: PreparedRefund[] = [];
+  for (const { transaction, amount } of parts) {
+    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+    prepared.push({ refund: await createRefund(work, transaction, { ...input, amount }), transaction });
+  }
+  return prepared;
+}
+
+/**
+ * Sends committed refunds one after the other (`sendRefund`, kind `first`), in their order.
+ * @returns each refund as recorded after its gateway's answer, in the same order
+ */
+export async function sendRefunds(
+  db: Db,
+  actor: Actor,
+  boss: PgBoss,
+  gateways: GatewayClients,
+  prepared: readonly PreparedRefund[],
+): Promise<RefundRow[]> {
+  const sent: RefundRow[] = [];
+  for (const { refund, transaction } of prepared) {
+    sent.push(await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }));
+  }
+  return sent;
 }
 
 /**

@@ -155,9 +155,17 @@ export const CreateInvoice = z.strictObject({
 /** `POST /v1/invoices/:id/charge`: which payment method (default: the customer's default). */
 export const ChargeInvoice = z.strictObject({ payment_method: Id('pm').optional() });
 
-/** `POST /v1/invoices/:id/refund`: how much (minor units; default all that is refundable) and why. */
+/**
+ * `POST /v1/invoices/:id/refund`: how much (minor units; default all that is refundable), why, and
+ * through which of the invoice's succeeded gateway payments (`transaction`, a `txn_…` id; default the
+ * newest that can take the amount).
+ */
 export const RefundInvoice = z.strictObject({
   amount: PositiveMinorUnits.optional(),
+  transaction: Id('txn').optional().meta({
+    description:
+      "The invoice's succeeded gateway payment to refund (txn_…); omitted: the newest whose refundable room covers the amount",
+  }),
   reason: z.string().min(1).max(200).optional(),
 });
 
