@@ -164,17 +164,19 @@ async function insertCreditNote(
 }
 
 /**
- * Voids the credit note of a refund that failed after it had succeeded, on its locked invoice (read
- * before its `amount_refunded` gives the refund back), inside the transaction that records the failure.
- * @returns the voided note, whose amounts the reversal posts back, and the overpayment the refund had
- * paid back (the rest of its amount; without a note, computed again by `overpaymentShare`, which is
- * 0 for a refund that succeeded before credit notes existed on an invoice not overpaid)
+ * Voids the credit note of a refund that failed after it had succeeded, on its locked invoice, inside
+ * the transaction that records the failure.
+ * @returns the voided note, whose amounts the reversal posts back; undefined when the refund had none
+ * (it only paid back an overpayment, or succeeded before credit notes existed). What the refund paid
+ * back of an overpayment is not computed again here: the invoice's refunds since may have changed
+ * `overpaymentShare`'s answer, so the reversal reads it from the refund's own success entry
+ * (payments/refunds.ts).
  */
 export async function voidCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   refund: RefundRow,
-): Promise<RefundSplit> {
+): Promise<CreditNoteRow | undefined> {
   const note = await work.trx
     .updateTable('credit_notes')
     .set({ status: 'VOID', voided_at: new Date() })
@@ -182,15 +184,12 @@ export async function voidCreditNote(
     .where('status', '=', 'ISSUED')
     .returningAll()
     .executeTakeFirst();
-  if (!note) {
-    const after = invoice.amount_refunded - refund.amount;
-    return { note: undefined, overpayment: overpaymentShare(invoice, invoice.amount_refunded, after) };
-  }
+  if (!note) return undefined;
   await invoiceActivity(work, invoice, 'invoice.credit_note_voided', {
     credit_note: note.id,
     refund: refund.id,
   });
-  return { note, overpayment: refund.amount - note.total };
+  return note;
 }
 
 /** An invoice's credit notes (ISSUED and VOID), oldest first: what `expand=credit_notes` and its PDF show. */

@@ -15,10 +15,18 @@ import {
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import type {
+  CreditNoteRow,
+  Database,
+  InvoiceRow,
+  RefundRow,
+  RefundStatus,
+  TransactionRow,
+} from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
+import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -124,12 +132,46 @@ export async function recordRefundResult(
     await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
-    const split =
+    const note =
       invoice && refund.kind === 'payment' ? await voidCreditNote(work, invoice, refund) : undefined;
+    const split =
+      invoice && refund.kind === 'payment'
+        ? {
+            note,
+            overpayment: await overpaymentPaidBack(work.trx, refund, invoice.customer_id, note),
+          }
+        : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
     if (invoice) await reverseRefund(work, invoice, refund.amount);
   }
   return { kind: 'applied', refund: updated };
+}
+
+/**
+ * What succeeded refund `refund` of an invoice of customer `customerId` paid back of an overpayment,
+ * minor units ≥ 0: the debit of the customer's credit account in its `re_…:succeeded` entry (0 when it
+ * posted none). A reversal reads it there rather than computing `overpaymentShare` again, whose
+ * answer the invoice's later refunds change: it undoes exactly what the success posted. An entry not
+ * written yet (posted earlier in this deferring unit of work: a batch of webhooks with both the
+ * success and the failure) was posted by `issueCreditNote`'s split: the refund less its credit note
+ * (`note`, voided now; undefined: none).
+ */
+async function overpaymentPaidBack(
+  trx: Kysely<Database>,
+  refund: RefundRow,
+  customerId: string,
+  note: CreditNoteRow | undefined,
+): Promise<bigint> {
+  const rows = await trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['a.code', 'p.amount'])
+    .where('e.idempotency_key', '=', `${refund.id}:succeeded`)
+    .execute();
+  if (rows.length === 0) return refund.amount - (note?.total ?? 0n);
+  const credit = rows.find((row) => row.code === chart.customerCredit(customerId).code);
+  return credit && credit.amount > 0n ? credit.amount : 0n;
 }
 
 /**

@@ -1,0 +1,157 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordRefundResult } from '../../src/payments/refunds.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { insertPlan } from '../support/plans.ts';
+import { stripeFixture } from '../support/stripe.ts';
+
+/**
+ * Refunds of an invoice paid twice (a duplicate gateway payment: its excess is the customer's
+ * credit, payments/transactions.ts): a refund gives the overpayment back first (debit the customer's
+ * credit, no credit note), then the sale. Each scenario has its own currency, so it reads its own
+ * books in the shared app. Amounts in minor units; plans of 800 with 25% tax: invoices of 1000.
+ */
+describe('refunds of an overpaid invoice: what they give back of the customer credit', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const invoiceOf = async (id: string) =>
+    (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body;
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const flat = (currency: string) =>
+    insertPlan(db(), {
+      name: `Flat 800 ${currency}`,
+      currency,
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+
+  /** A subscription of `currency` whose first invoice (1000) a Stripe card paid, then a duplicate paid again. */
+  async function paidTwice(currency: string) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flat(currency),
+      method: method!.id,
+    });
+    const { first, second } = await duplicate(sub.invoice.id, 1000n, currency);
+    expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1000 }]);
+    return { customer: customer.id as string, sub: sub.id, invoice: sub.invoice.id, first, second };
+  }
+
+  /** A second, duplicate Stripe payment of `amount` on PAID invoice `invoiceId` (money moved twice). */
+  async function duplicate(invoiceId: string, amount: bigint, currency: string) {
+    const first = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .executeTakeFirstOrThrow();
+    const second = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoiceId,
+        customer_id: first.customer_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        payment_method_id: first.payment_method_id,
+        amount,
+        currency,
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(work, second, { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` }),
+    );
+    return { first, second };
+  }
+
+  /**
+   * Stripe answers `times` refunds succeeded (the real fixture refund), echoing amount, currency and
+   * PaymentIntent. @returns the PaymentIntent and amount of each refund asked for, in order
+   */
+  function stripeRefunds(times: number) {
+    const seen: { intent: string; amount: number }[] = [];
+    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(times)
+      .reply(async (request: Request) => {
+        const p = new URLSearchParams(await request.text());
+        seen.push({ intent: p.get('payment_intent') ?? '', amount: Number(p.get('amount')) });
+        return [
+          200,
+          {
+            ...refund,
+            id: `re_stripe_${seen.length}_${p.get('payment_intent')}`,
+            amount: Number(p.get('amount')),
+            currency: p.get('currency') ?? refund.currency,
+            payment_intent: p.get('payment_intent'),
+            metadata: { billhook_reference: p.get('metadata[billhook_reference]') },
+          },
+        ];
+      });
+    return seen;
+  }
+
+  /** What `currency`'s balances moved from `before` to now, per account code. */
+  async function movedSince(before: Record<string, number>, currency: string) {
+    const after = await ledgerIn(app, currency);
+    expect(Object.values(after).reduce((s, b) => s + b, 0)).toBe(0);
+    return (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+  }
+
+  it('an overpayment refund (no credit note) failing after the sale was refunded puts back exactly the credit it took', async () => {
+    const paid = await paidTwice('DKK');
+    const before = await ledgerIn(app, 'DKK');
+    stripeRefunds(2);
+    // R1: the duplicate refunded by hand: all of it overpayment (the customer's 1000 credit), no note.
+    const r1 = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(r1.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.second.id });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    // R2: the cancellation's refund through the first payment: the sale, a note of 800 + 200.
+    const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    ]);
+    // Stripe then reports R1 failed (https://docs.stripe.com/refunds#failed-refunds), recorded as its webhook is.
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, r1.body.id, { status: 'failed', failureCode: 'expired_or_canceled_card' }),
+    );
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
+    const issued = invoice.credit_notes.filter((n: { status: string }) => n.status === 'ISSUED');
+    expect(issued.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax])).toEqual([[800, 200]]);
+    const moved = await movedSince(before, 'DKK');
+    // R1 paid back the customer's credit and failed: their 1000 of credit is theirs again; the books
+    // hold R2 only (refunds 800, tax 200, 1000 out through Stripe).
+    expect({
+      refunds: moved('refunds'),
+      tax: moved('tax_payable'),
+      credit: moved('customer_credit:customer'),
+      clearing: moved('gateway_clearing:stripe'),
+      available: await creditOf(paid.customer),
+    }).toEqual({
+      refunds: 800,
+      tax: 200,
+      credit: 0,
+      clearing: -1000,
+      available: [{ currency: 'DKK', amount: 1000 }],
+    });
+  });
+});
