@@ -13,6 +13,12 @@ export type ExceptionKind =
   | 'currency_mismatch'
   | 'duplicate_payment'
   | 'refund_exceeds_paid'
+  /**
+   * A refund made in the gateway's dashboard that paid back an invoice's overpayment the customer had
+   * already spent as credit: their credit account is left in debit (payments/refunds.ts
+   * `overpaymentCreditShortfall`).
+   */
+  | 'overpayment_credit_spent'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */

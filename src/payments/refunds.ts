@@ -1,8 +1,14 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
-import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
+import {
+  issueCreditNote,
+  overpaymentShare,
+  type RefundSplit,
+  voidCreditNote,
+} from '../billing/credit-notes.ts';
+import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
   capturedAmount,
@@ -228,8 +234,11 @@ export async function createRefund(
   }
   // A refund billhook will send (not one the gateway reported, which has its id) is refused before its
   // row exists when the gateway would misread or refuse the amount: invoice and credit refunds alike.
-  if (input.gatewayRefundId === undefined)
+  if (input.gatewayRefundId === undefined) {
     assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
+    if (!input.creditOf && transaction.invoice_id)
+      await assertOverpaymentCreditLeft(work, transaction.invoice_id, amount);
+  }
   const refund = await work.trx
     .insertInto('refunds')
     .values({
@@ -249,6 +258,64 @@ export async function createRefund(
     .executeTakeFirstOrThrow();
   await refundActivity(work, refund, 'refund.created');
   return refund;
+}
+
+/**
+ * What a refund of `amount` (minor units) on invoice `invoiceId` would pay back of the invoice's
+ * overpayment that is no longer the customer's credit; undefined when none. A refund of an invoice
+ * gives back its overpayment first (`overpaymentShare`), debiting the customer's credit by that share
+ * when it succeeds: a duplicate payment's credit spent meanwhile on later invoices would be left in
+ * debit for good. Counted with the invoice's refunds in flight (pending, unknown: they take the
+ * overpayment first when they succeed; `held`), against `availableCredit` (`left`) under the
+ * customer's credit lock, taken after the invoice's (the order every writer takes them in).
+ * @param excluding a refund of the invoice already recorded in flight that `amount` is (one reported
+ * by the gateway, checked as it succeeds): not counted in `held`
+ * @returns `share` (of this refund, > 0), `held`, `left` and `most` (what could be refunded now
+ * without exceeding the credit left), minor units of the invoice's `currency`
+ */
+export async function overpaymentCreditShortfall(
+  work: UnitOfWork,
+  invoiceId: string,
+  amount: bigint,
+  excluding?: string,
+): Promise<{ share: bigint; held: bigint; left: bigint; most: bigint; currency: string } | undefined> {
+  const invoice = await lockInvoice(work, invoiceId);
+  const inFlight = await work.trx
+    .selectFrom('refunds')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+    .where('invoice_id', '=', invoiceId)
+    .where('status', 'in', ['pending', 'unknown'])
+    .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
+    .executeTakeFirstOrThrow();
+  const from = invoice.amount_refunded + BigInt(inFlight.amount);
+  const share = overpaymentShare(invoice, from, from + amount);
+  if (share === 0n) return undefined;
+  const held = overpaymentShare(invoice, invoice.amount_refunded, from);
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const left = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
+  if (held + share <= left) return undefined;
+  return { share, held, left, most: left > held ? left - held : 0n, currency: invoice.currency };
+}
+
+/**
+ * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on invoice
+ * `invoiceId` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
+ * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved:
+ * reconcile/apply.ts raises an exception for a person instead.
+ * @throws ConflictError `overpayment_credit_spent`, with the amounts
+ */
+async function assertOverpaymentCreditLeft(
+  work: UnitOfWork,
+  invoiceId: string,
+  amount: bigint,
+): Promise<void> {
+  const short = await overpaymentCreditShortfall(work, invoiceId, amount);
+  if (!short) return;
+  const { share, held, left, most, currency } = short;
+  throw new ConflictError(
+    'overpayment_credit_spent',
+    `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices. Nothing changed; refund at most ${most} ${currency} now`,
+  );
 }
 
 /** Logs a change of a refund (activities) inside `work.trx`. */

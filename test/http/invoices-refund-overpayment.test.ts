@@ -154,4 +154,46 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       available: [{ currency: 'DKK', amount: 1000 }],
     });
   });
+  it('a refund by hand whose overpayment share the customer already spent: 409 overpayment_credit_spent, nothing changes', async () => {
+    const paid = await paidTwice('CHF');
+    // The customer's next invoice takes the duplicate's 1000 of credit at finalization.
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: paid.customer,
+      currency: 'chf',
+      lines: [{ description: 'Next month', amount: 600, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 600 });
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'CHF', amount: 400 }]);
+    const before = await ledgerIn(app, 'CHF');
+    const seen = stripeRefunds(1);
+    for (const body of [{ amount: 1000 }, { transaction: paid.second.id, amount: 500 }]) {
+      const refused = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'overpayment_credit_spent',
+      });
+      expect(refused.body.error.message).toContain('only 400 CHF of their credit is left');
+    }
+    expect(seen).toEqual([]);
+    const refunds = await db()
+      .selectFrom('refunds')
+      .select('id')
+      .where('invoice_id', '=', paid.invoice)
+      .execute();
+    expect(refunds).toEqual([]);
+    expect(await ledgerIn(app, 'CHF')).toEqual(before);
+    // What is left of the credit can still go back: 400 of the overpayment, through the duplicate.
+    const within = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 400,
+    });
+    expect(within.body).toMatchObject({ status: 'succeeded', amount: 400 });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    const moved = await movedSince(before, 'CHF');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      400, 0, -400,
+    ]);
+    expect((await ledgerIn(app, 'CHF'))['customer_credit:customer']).toBe(0);
+  });
 });
