@@ -295,7 +295,7 @@ async function refundOf(
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',
-      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; cancel with refund_type none and settle the refunds outside billhook (refunds made in the gateway's dashboard are booked when their webhooks arrive, the overpayment first)`,
+      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; refund the overpayment by hand first (POST /v1/invoices/${invoice.id}/refund with transaction = the duplicate payment, amount = ${overpaid}), then cancel again`,
     );
   }
   if (shares.held > 0n) {

@@ -96,7 +96,10 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
   }
 }
 
-/** The exception for a charge that succeeded on an invoice already paid: the customer paid twice. */
+/**
+ * The exception for a charge that succeeded on an invoice already paid: the customer paid twice. Its
+ * message names the call that refunds the duplicate (the invoice's refund, `transaction` = it).
+ */
 export function duplicatePayment(transaction: {
   id: string;
   invoice_id: string | null;
@@ -106,7 +109,9 @@ export function duplicatePayment(transaction: {
     kind: 'duplicate_payment',
     gateway: transaction.gateway,
     transactionId: transaction.id,
-    message: `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it`,
+    message: transaction.invoice_id
+      ? `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it with POST /v1/invoices/${transaction.invoice_id}/refund {"transaction": "${transaction.id}"}`
+      : `transaction ${transaction.id} succeeded on an invoice already paid: refund it`,
   };
 }
 

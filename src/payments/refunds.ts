@@ -354,7 +354,11 @@ export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
 
 /** What a refund by hand asks for (`POST /v1/invoices/:id/refund`). */
 export interface InvoiceRefundInput {
-  /** Minor units of the invoice's currency; omitted: everything still refundable (see `paymentToRefund`). */
+  /**
+   * Minor units of the invoice's currency; omitted: everything still refundable: with `transaction`,
+   * that payment's whole room capped by what the invoice can still give back (`wholeRoom`); without,
+   * the invoice's, so only when one payment holds all of it (`paymentToRefund`).
+   */
   amount?: bigint;
   reason?: string;
   /** The id (`txn_…`) of the invoice's succeeded gateway payment to refund; omitted: `paymentToRefund` picks one. */
@@ -376,8 +380,10 @@ export interface PreparedRefund {
  * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
- * the payment can refund or no single payment can take it; AmountNotRepresentable (422
- * `amount_not_representable`) when the gateway cannot take the amount exactly (gateways/currencies.ts)
+ * the payment can refund or no single payment can take it (its message names the call per payment:
+ * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`);
+ * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
+ * exactly (gateways/currencies.ts)
  */
 export async function refundInvoice(
   db: Db,
@@ -415,10 +421,35 @@ export async function prepareInvoiceRefund(
   }
   const transaction = await paymentToRefund(work.trx, invoice, input);
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  const amount =
+    input.amount ??
+    (input.transaction === undefined ? undefined : await wholeRoom(work.trx, invoice, transaction));
   return {
-    refund: await createRefund(work, transaction, { amount: input.amount, reason: input.reason }),
+    refund: await createRefund(work, transaction, { amount, reason: input.reason }),
     transaction,
   };
+}
+
+/**
+ * What a refund by hand naming payment `transaction` without an amount gives back, minor units: its
+ * whole room (`refundable`), capped by what locked `invoice` can still give back (paid, less its
+ * refunds succeeded or in flight); 0 when nothing (`createRefund` then refuses, field `amount`).
+ */
+async function wholeRoom(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  transaction: TransactionRow,
+): Promise<bigint> {
+  const inFlight = await trx
+    .selectFrom('refunds')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+    .where('invoice_id', '=', invoice.id)
+    .where('status', 'in', ['pending', 'unknown'])
+    .executeTakeFirstOrThrow();
+  const invoiceRoom = invoice.amount_paid - invoice.amount_refunded - BigInt(inFlight.amount);
+  const room = await refundable(trx, transaction);
+  const whole = room < invoiceRoom ? room : invoiceRoom;
+  return whole > 0n ? whole : 0n;
 }
 
 /**
@@ -458,11 +489,16 @@ async function paymentToRefund(
   const fits = rooms.find(({ room }) => room > 0n && room >= amount);
   if (fits) return fits.transaction;
   const each = rooms.map(({ transaction, room }) => `${transaction.id} can refund ${room}`).join(', ');
+  const calls = rooms
+    .filter(({ room }) => room > 0n)
+    .map(({ transaction, room }) => `{"transaction": "${transaction.id}"} (up to ${room})`)
+    .join(', ');
+  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}`;
   throw new ValidationError('no single payment can take the refund', {
     amount:
       amount > total
-        ? `at most ${total} ${invoice.currency} can be refunded, across ${payments.length} payments (${each}): one request refunds one payment; name it in transaction, and refund the rest in further requests`
-        : `no single payment can refund ${amount} ${invoice.currency} (${each}; ${total} in all): name a payment in transaction, and refund in several requests`,
+        ? `at most ${total} ${invoice.currency} can be refunded, across ${payments.length} payments (${each}): one request refunds one payment; ${how}`
+        : `no single payment can refund ${amount} ${invoice.currency} (${each}; ${total} in all): one request refunds one payment; ${how}`,
   });
 }
 

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
+import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
@@ -72,7 +73,12 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       .returningAll()
       .executeTakeFirstOrThrow();
     await inUnitOfWork(db(), { actor: 'system' }, (work) =>
-      recordChargeResult(work, second, { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` }),
+      recordChargeResult(
+        work,
+        second,
+        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
+        flagDuplicatePayment,
+      ),
     );
     return { first, second };
   }
@@ -195,5 +201,70 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       400, 0, -400,
     ]);
     expect((await ledgerIn(app, 'CHF'))['customer_credit:customer']).toBe(0);
+  });
+  it('a duplicate payment is refunded by naming it: {} answers 422 naming the call per payment, the exception and invoice_overpaid name it too', async () => {
+    const paid = await paidTwice('SEK');
+    const exception = await db()
+      .selectFrom('reconciliation_exceptions')
+      .selectAll()
+      .where('transaction_id', '=', paid.second.id)
+      .executeTakeFirstOrThrow();
+    expect(exception).toMatchObject({ kind: 'duplicate_payment', status: 'open' });
+    const call = `POST /v1/invoices/${paid.invoice}/refund {"transaction": "${paid.second.id}"}`;
+    expect(exception.message).toContain(call);
+    const before = await ledgerIn(app, 'SEK');
+
+    // A cancellation with a refund is refused while the overpayment is not given back; its message says how.
+    const overpaid = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(overpaid.status).toBe(409);
+    expect(overpaid.body.error.code).toBe('invoice_overpaid');
+    expect(overpaid.body.error.message).toContain(
+      `refund the overpayment by hand first (POST /v1/invoices/${paid.invoice}/refund with transaction = the duplicate payment, amount = 1000), then cancel again`,
+    );
+    // No amount, no transaction: 2000 is refundable, which no single payment holds; the message gives the calls.
+    const whole = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {});
+    expect(whole.status).toBe(422);
+    expect(whole.body.error.fields.amount).toBe(
+      `no single payment can refund 2000 SEK (${paid.second.id} can refund 1000, ${paid.first.id} can refund 1000; 2000 in all): one request refunds one payment; POST /v1/invoices/${paid.invoice}/refund once per payment, naming it: {"transaction": "${paid.second.id}"} (up to 1000), {"transaction": "${paid.first.id}"} (up to 1000)`,
+    );
+    expect(await ledgerIn(app, 'SEK')).toEqual(before);
+
+    // The call the messages name: the duplicate's whole room, 1000, all of it the customer's credit.
+    const seen = stripeRefunds(2);
+    const duplicateBack = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+    });
+    expect(duplicateBack.status).toBe(201);
+    expect(duplicateBack.body).toMatchObject({
+      status: 'succeeded',
+      amount: 1000,
+      transaction: paid.second.id,
+    });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    // Then the cancellation goes through, the sale back through the first payment.
+    const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    ]);
+    expect(seen).toEqual([
+      { intent: `pi_dup_${paid.second.id}`, amount: 1000 },
+      { intent: expect.any(String), amount: 1000 },
+    ]);
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 2000, amount_refunded: 2000 });
+    expect(invoice.credit_notes.map((n: { total: number; tax: number }) => [n.total, n.tax])).toEqual([
+      [1000, 200],
+    ]);
+    const moved = await movedSince(before, 'SEK');
+    expect([
+      moved('customer_credit:customer'),
+      moved('refunds'),
+      moved('tax_payable'),
+      moved('gateway_clearing:stripe'),
+    ]).toEqual([1000, 800, 200, -2000]);
+    // Nothing is left to give back: the invoice is REFUNDED.
+    const none = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.first.id });
+    expect([none.status, none.body.error.code]).toEqual([409, 'invoice_not_paid']);
   });
 });

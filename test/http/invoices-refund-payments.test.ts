@@ -159,7 +159,7 @@ describe('POST /v1/invoices/:id/refund and cancellation refunds on an invoice pa
     const tooBig = await refund({ amount: 7000 });
     expect(tooBig.status).toBe(422);
     expect(tooBig.body.error.fields).toEqual({
-      amount: `no single payment can refund 7000 EUR (${paid.second.id} can refund 4000, ${paid.first.id} can refund 6000; 10000 in all): name a payment in transaction, and refund in several requests`,
+      amount: `no single payment can refund 7000 EUR (${paid.second.id} can refund 4000, ${paid.first.id} can refund 6000; 10000 in all): one request refunds one payment; POST /v1/invoices/${invoice.id}/refund once per payment, naming it: {"transaction": "${paid.second.id}"} (up to 4000), {"transaction": "${paid.first.id}"} (up to 6000)`,
     });
     // No amount: the whole 100.00 refundable, which no single payment holds.
     const whole = await refund({});
@@ -227,7 +227,7 @@ describe('POST /v1/invoices/:id/refund and cancellation refunds on an invoice pa
     const split = await refund({ amount: 4000 });
     expect(split.status).toBe(422);
     expect(split.body.error.fields).toEqual({
-      amount: `no single payment can refund 4000 JPY (${paid.second.id} can refund 3000, ${paid.first.id} can refund 2000; 5000 in all): name a payment in transaction, and refund in several requests`,
+      amount: `no single payment can refund 4000 JPY (${paid.second.id} can refund 3000, ${paid.first.id} can refund 2000; 5000 in all): one request refunds one payment; POST /v1/invoices/${invoice.id}/refund once per payment, naming it: {"transaction": "${paid.second.id}"} (up to 3000), {"transaction": "${paid.first.id}"} (up to 2000)`,
     });
     // The newest, named, no amount: all of its 3000.
     const second = await refund({ transaction: paid.second.id });
