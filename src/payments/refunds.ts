@@ -406,7 +406,7 @@ export async function refundInvoice(
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
  */
-export async function prepareInvoiceRefund(
+async function prepareInvoiceRefund(
   work: UnitOfWork,
   gateways: GatewayClients,
   invoiceId: string,
