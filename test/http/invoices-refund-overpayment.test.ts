@@ -267,4 +267,13 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const none = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.first.id });
     expect([none.status, none.body.error.code]).toEqual([409, 'invoice_not_paid']);
   });
+  it('the books of two customers each paid twice in one currency hold both credits (ledgerIn sums per-customer accounts)', async () => {
+    const one = await paidTwice('NOK');
+    const two = await paidTwice('NOK');
+    expect(await creditOf(one.customer)).toEqual([{ currency: 'NOK', amount: 1000 }]);
+    expect(await creditOf(two.customer)).toEqual([{ currency: 'NOK', amount: 1000 }]);
+    const books = await ledgerIn(app, 'NOK');
+    expect(books['customer_credit:customer']).toBe(-2000);
+    expect(Object.values(books).reduce((s, b) => s + b, 0)).toBe(0);
+  });
 });
