@@ -677,7 +677,7 @@ export const SubscriptionCancellation = z
     ...subscriptionFields,
     refund: Refund.nullable().meta({
       description:
-        "The first of refunds (the newest payment's), null when none: the only one unless the invoice was paid by several gateway payments; read refunds for all",
+        "The first of refunds only (the newest payment's), null when none: the only one unless the invoice was paid by several gateway payments. Kept for older clients: read refunds, whose amounts add up to what was given back in cash",
     }),
     refunds: z.array(Refund).meta({
       description:
