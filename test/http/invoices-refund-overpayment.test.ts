@@ -100,7 +100,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
           200,
           {
             ...refund,
-            id: `re_stripe_${seen.length}_${p.get('payment_intent')}`,
+            id: `re_stripe_${newId('re')}`,
             amount: Number(p.get('amount')),
             currency: p.get('currency') ?? refund.currency,
             payment_intent: p.get('payment_intent'),
