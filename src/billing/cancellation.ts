@@ -1,7 +1,7 @@
 import type { CreditNoteRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { overpaymentShare, saleGivenBack } from './credit-notes.ts';
+import { overpaymentGivenBack, overpaymentShare, saleGivenBack } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
 import {
   invoicePayments,
@@ -254,7 +254,8 @@ async function refundOf(
   const recurring = sum > 0n ? sum : 0n;
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
-  const given = saleGivenBack(invoice);
+  const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
+  const given = saleGivenBack(invoice, overpaymentGiven);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
   // lock) then cannot make `refundable` below count a refund this check did not see.
@@ -291,7 +292,7 @@ async function refundOf(
   // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
   // paid back that way still refuses: safer than a refund counted as overpayment a second time.
   // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
-  const overpaid = overpaymentShare(invoice, invoice.amount_refunded, invoice.amount_paid);
+  const overpaid = overpaymentShare(invoice, overpaymentGiven, invoice.amount_paid);
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',

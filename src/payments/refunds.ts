@@ -4,6 +4,7 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
   issueCreditNote,
+  overpaymentGivenBack,
   overpaymentShare,
   type RefundSplit,
   voidCreditNote,
@@ -287,10 +288,10 @@ export async function overpaymentCreditShortfall(
     .where('status', 'in', ['pending', 'unknown'])
     .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
     .executeTakeFirstOrThrow();
-  const from = invoice.amount_refunded + BigInt(inFlight.amount);
-  const share = overpaymentShare(invoice, from, from + amount);
+  const given = await overpaymentGivenBack(work.trx, invoice);
+  const held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
+  const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
-  const held = overpaymentShare(invoice, invoice.amount_refunded, from);
   await lockCustomerCredit(work.trx, invoice.customer_id);
   const left = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
   if (held + share <= left) return undefined;

@@ -159,6 +159,26 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       clearing: -1000,
       available: [{ currency: 'DKK', amount: 1000 }],
     });
+    // The duplicate refunded again: still the overpayment (the sale went back through the first
+    // payment), so it takes the customer's credit back, no credit note: not cash and credit both.
+    stripeRefunds(1);
+    const r3 = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.second.id });
+    expect(r3.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.second.id });
+    const refunded = await invoiceOf(paid.invoice);
+    expect(refunded).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000 });
+    expect(
+      refunded.credit_notes
+        .filter((n: { status: string }) => n.status === 'ISSUED')
+        .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    ).toEqual([[800, 200]]);
+    const settled = await movedSince(before, 'DKK');
+    expect([
+      settled('refunds'),
+      settled('tax_payable'),
+      settled('customer_credit:customer'),
+      settled('gateway_clearing:stripe'),
+    ]).toEqual([800, 200, 1000, -2000]);
+    expect(await creditOf(paid.customer)).toEqual([]);
   });
   it('a refund by hand whose overpayment share the customer already spent: 409 overpayment_credit_spent, nothing changes', async () => {
     const paid = await paidTwice('CHF');
