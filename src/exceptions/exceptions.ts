@@ -14,9 +14,9 @@ export type ExceptionKind =
   | 'duplicate_payment'
   | 'refund_exceeds_paid'
   /**
-   * A refund made in the gateway's dashboard that paid back an invoice's overpayment the customer had
-   * already spent as credit: their credit account is left in debit (payments/refunds.ts
-   * `overpaymentCreditShortfall`).
+   * A refund that succeeded (made in the gateway's dashboard, or billhook's own while in flight)
+   * paying back an invoice's overpayment the customer had already spent as credit: their credit
+   * account is left in debit (payments/refunds.ts `recordRefundResult`).
    */
   | 'overpayment_credit_spent'
   | 'unparseable_payload'

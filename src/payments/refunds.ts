@@ -31,6 +31,7 @@ import type {
   TransactionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
@@ -92,7 +93,9 @@ export async function findRefund(
  * Applies a refund result inside `work`, forward-only. Success of a refund of an invoice issues its
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
- * rest, credit the gateway's clearing account), updates the invoice and, where the refund is the
+ * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
+ * debit exceeds what the customer's credit still held: `overpaymentCreditShortfall`), updates the
+ * invoice and, where the refund is the
  * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
  * amount back. A refund of customer credit debits their credit account instead.
@@ -132,6 +135,11 @@ export async function recordRefundResult(
     .executeTakeFirstOrThrow();
   await refundActivity(work, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
+    const short =
+      invoice && refund.kind === 'payment'
+        ? await overpaymentCreditShortfall(work, invoice.id, refund.amount, refund.id)
+        : undefined;
+    if (short) await raiseException(work, overpaymentCreditSpent(refund, short));
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
     await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
@@ -269,12 +277,12 @@ export async function createRefund(
  * debit for good. Counted with the invoice's refunds in flight (pending, unknown: they take the
  * overpayment first when they succeed; `held`), against `availableCredit` (`left`) under the
  * customer's credit lock, taken after the invoice's (the order every writer takes them in).
- * @param excluding a refund of the invoice already recorded in flight that `amount` is (one reported
- * by the gateway, checked as it succeeds): not counted in `held`
+ * @param excluding the refund of the invoice that `amount` is, already recorded (checked as it
+ * succeeds, `recordRefundResult`): not counted in `held` nor in what was given back
  * @returns `share` (of this refund, > 0), `held`, `left` and `most` (what could be refunded now
  * without exceeding the credit left), minor units of the invoice's `currency`
  */
-export async function overpaymentCreditShortfall(
+async function overpaymentCreditShortfall(
   work: UnitOfWork,
   invoiceId: string,
   amount: bigint,
@@ -288,7 +296,7 @@ export async function overpaymentCreditShortfall(
     .where('status', 'in', ['pending', 'unknown'])
     .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
     .executeTakeFirstOrThrow();
-  const given = await overpaymentGivenBack(work.trx, invoice);
+  const given = await overpaymentGivenBack(work.trx, invoice, excluding);
   const held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
@@ -301,8 +309,9 @@ export async function overpaymentCreditShortfall(
 /**
  * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on invoice
  * `invoiceId` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
- * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved:
- * reconcile/apply.ts raises an exception for a person instead.
+ * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved: its success
+ * raises an exception for a person instead (`recordRefundResult`), as does one of billhook's whose
+ * overpayment credit was spent while it was in flight.
  * @throws ConflictError `overpayment_credit_spent`, with the amounts
  */
 async function assertOverpaymentCreditLeft(
@@ -317,6 +326,26 @@ async function assertOverpaymentCreditLeft(
     'overpayment_credit_spent',
     `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices. Nothing changed; refund at most ${most} ${currency} now`,
   );
+}
+
+/**
+ * The `overpayment_credit_spent` exception of a refund that succeeded (money moved: a refund made in
+ * the gateway's dashboard, or billhook's own whose overpayment credit was spent while it was in
+ * flight) paying back more of its invoice's overpayment than the customer's credit still held: their
+ * credit account is left in debit, for a person to recover or write off.
+ */
+function overpaymentCreditSpent(
+  refund: RefundRow,
+  short: { share: bigint; held: bigint; left: bigint },
+): NewException {
+  return {
+    kind: 'overpayment_credit_spent',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share + short.held - short.left}; recover it from the customer or write it off`,
+  };
 }
 
 /** Logs a change of a refund (activities) inside `work.trx`. */

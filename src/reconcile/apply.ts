@@ -6,12 +6,7 @@ import { capabilitiesOf } from '../gateways/registry.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { recordDispute } from '../payments/disputes.ts';
-import {
-  createRefund,
-  findRefund,
-  overpaymentCreditShortfall,
-  recordRefundResult,
-} from '../payments/refunds.ts';
+import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import {
   findTransaction,
   forgetLockedAhead,
@@ -184,24 +179,11 @@ async function applyRefundEvent(
   }
   const problem = mismatch(event, refund, refund.transaction_id);
   if (problem) return problem;
-  // Before it is recorded: once it succeeds, the refund's share of the overpayment is refunded, not in flight.
-  const short =
-    status === 'succeeded' && refund.status !== 'succeeded' && refund.invoice_id && refund.kind === 'payment'
-      ? await overpaymentCreditShortfall(work, refund.invoice_id, refund.amount, refund.id)
-      : undefined;
   const recorded = await recordRefundResult(work, refund.id, {
     status,
     gatewayRefundId: event.gatewayRefundId,
     failureCode: event.failureCode,
   });
-  if (recorded.kind === 'applied' && short) {
-    return {
-      kind: 'exception',
-      exception: 'overpayment_credit_spent',
-      transactionId: refund.transaction_id,
-      message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share + short.held - short.left}; recover it from the customer or write it off`,
-    };
-  }
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }
 

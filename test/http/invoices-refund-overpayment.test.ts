@@ -84,10 +84,10 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
   }
 
   /**
-   * Stripe answers `times` refunds succeeded (the real fixture refund), echoing amount, currency and
-   * PaymentIntent. @returns the PaymentIntent and amount of each refund asked for, in order
+   * Stripe answers `times` refunds `status` (the real fixture refund; default succeeded), echoing
+   * amount, currency and PaymentIntent. @returns the PaymentIntent and amount of each refund asked for, in order
    */
-  function stripeRefunds(times: number) {
+  function stripeRefunds(times: number, status = 'succeeded') {
     const seen: { intent: string; amount: number }[] = [];
     const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
     nock(STRIPE_API_BASE)
@@ -101,6 +101,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
           {
             ...refund,
             id: `re_stripe_${newId('re')}`,
+            status,
             amount: Number(p.get('amount')),
             currency: p.get('currency') ?? refund.currency,
             payment_intent: p.get('payment_intent'),
@@ -295,5 +296,36 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const books = await ledgerIn(app, 'NOK');
     expect(books['customer_credit:customer']).toBe(-2000);
     expect(Object.values(books).reduce((s, b) => s + b, 0)).toBe(0);
+  });
+  it('a refund by hand of the duplicate in flight while the customer spends its credit: booked when it succeeds, with an overpayment_credit_spent exception', async () => {
+    const paid = await paidTwice('PLN');
+    stripeRefunds(1, 'pending');
+    const pending = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
+    // Meanwhile the customer's next invoice takes the credit the refund is paying back.
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: paid.customer,
+      currency: 'pln',
+      lines: [{ description: 'Next month', amount: 1000, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 1000 });
+    const before = await ledgerIn(app, 'PLN');
+    // Stripe's refund succeeds (its webhook): the money moved, so it is booked, and a person is told.
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, pending.body.id, { status: 'succeeded' }),
+    );
+    const exception = await db()
+      .selectFrom('reconciliation_exceptions')
+      .selectAll()
+      .where('refund_id', '=', pending.body.id)
+      .executeTakeFirstOrThrow();
+    expect(exception).toMatchObject({ kind: 'overpayment_credit_spent', transaction_id: paid.second.id });
+    expect(exception.message).toContain("the customer's credit is in debit by 1000");
+    const moved = await movedSince(before, 'PLN');
+    expect([moved('customer_credit:customer'), moved('gateway_clearing:stripe')]).toEqual([1000, -1000]);
   });
 });
