@@ -95,8 +95,8 @@ export async function findRefund(
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
  * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
  * debit exceeds what the customer's credit still held: `overpaymentCreditShortfall`), updates the
- * invoice and, where the refund is the
- * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
+ * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
+ * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
  * amount back. A refund of customer credit debits their credit account instead.
  */
@@ -137,7 +137,7 @@ export async function recordRefundResult(
   if (result.status === 'succeeded') {
     const short =
       invoice && refund.kind === 'payment'
-        ? await overpaymentCreditShortfall(work, invoice.id, refund.amount, refund.id)
+        ? await overpaymentCreditShortfall(work, invoice, refund.amount, refund.id)
         : undefined;
     if (short) await raiseException(work, overpaymentCreditSpent(refund, short));
     const split =
@@ -270,7 +270,7 @@ export async function createRefund(
 }
 
 /**
- * What a refund of `amount` (minor units) on invoice `invoiceId` would pay back of the invoice's
+ * What a refund of `amount` (minor units) on locked `invoice` would pay back of the invoice's
  * overpayment that is no longer the customer's credit; undefined when none. A refund of an invoice
  * gives back its overpayment first (`overpaymentShare`), debiting the customer's credit by that share
  * when it succeeds: a duplicate payment's credit spent meanwhile on later invoices would be left in
@@ -284,11 +284,13 @@ export async function createRefund(
  */
 async function overpaymentCreditShortfall(
   work: UnitOfWork,
-  invoiceId: string,
+  invoice: InvoiceRow,
   amount: bigint,
   excluding?: string,
 ): Promise<{ share: bigint; held: bigint; left: bigint; most: bigint; currency: string } | undefined> {
-  const invoice = await lockInvoice(work, invoiceId);
+  // Not overpaid (the usual invoice): nothing to read.
+  if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
+  const invoiceId = invoice.id;
   const inFlight = await work.trx
     .selectFrom('refunds')
     .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
@@ -319,7 +321,7 @@ async function assertOverpaymentCreditLeft(
   invoiceId: string,
   amount: bigint,
 ): Promise<void> {
-  const short = await overpaymentCreditShortfall(work, invoiceId, amount);
+  const short = await overpaymentCreditShortfall(work, await lockInvoice(work, invoiceId), amount);
   if (!short) return;
   const { share, held, left, most, currency } = short;
   throw new ConflictError(
