@@ -328,4 +328,35 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const moved = await movedSince(before, 'PLN');
     expect([moved('customer_credit:customer'), moved('gateway_clearing:stripe')]).toEqual([1000, -1000]);
   });
+  it('an overpayment refund reported succeeded then failed in one batch of webhooks (one deferring unit of work): the reversal undoes its success', async () => {
+    const paid = await paidTwice('CZK');
+    stripeRefunds(1, 'pending');
+    const pending = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
+    const before = await ledgerIn(app, 'CZK');
+    // As webhook.process applies a batch: journal entries written together at the unit's end.
+    await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
+      await recordRefundResult(work, pending.body.id, { status: 'succeeded' });
+      await recordRefundResult(work, pending.body.id, {
+        status: 'failed',
+        failureCode: 'expired_or_canceled_card',
+      });
+    });
+    const keys = await db()
+      .selectFrom('journal_entries')
+      .select('idempotency_key')
+      .where('idempotency_key', 'like', `${pending.body.id}:%`)
+      .orderBy('idempotency_key')
+      .execute();
+    expect(keys.map((k) => k.idempotency_key)).toEqual([
+      `${pending.body.id}:reversed`,
+      `${pending.body.id}:succeeded`,
+    ]);
+    expect(await ledgerIn(app, 'CZK')).toEqual(before);
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'CZK', amount: 1000 }]);
+    expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
 });
