@@ -1,9 +1,16 @@
 import type { CreditNoteRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { overpaymentShare, saleGivenBack } from './credit-notes.ts';
+import { overpaymentGivenBack, overpaymentShare, saleGivenBack } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
-import { invoicePayment, refundable, refundsInFlight } from './invoice-payment.ts';
+import {
+  invoicePayments,
+  type RefundPart,
+  refundRooms,
+  refundsInFlight,
+  splitRefund,
+  totalRoom,
+} from './invoice-payment.ts';
 import { lockInvoice } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
@@ -21,8 +28,9 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
- * through the gateway that took it (up to what it can still refund), and the customer credit that
- * paid the rest back to their credit; more owed than that is refused (`refund_exceeds_payment`).
+ * through the gateway payments that took it (newest first, each up to what it can still refund),
+ * and the customer credit that paid the rest back to their credit; more owed than that is refused
+ * (`refund_exceeds_payment`).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -45,12 +53,14 @@ export interface CancelOptions {
 
 /**
  * What a cancellation gives back of invoice `invoiceId`, minor units of its currency: `amount` in
- * cash (a refund of its gateway payment) and `credit` to the customer's credit (a credit note that
- * gives back the customer credit that paid it).
+ * cash, split over its gateway payments as `parts` (newest first, each up to what it can still
+ * refund: `splitRefund`; they add up to `amount`, none when it is 0), one refund each, and `credit`
+ * to the customer's credit (a credit note that gives back the customer credit that paid it).
  */
 export interface CancellationRefund {
   invoiceId: string;
   amount: bigint;
+  parts: RefundPart[];
   credit: bigint;
 }
 
@@ -71,9 +81,9 @@ export interface CashAndCredit {
 }
 
 /**
- * What a cancellation owes, minor units ≥ 0: `cash` to give back through the gateway payment,
+ * What a cancellation owes, minor units ≥ 0: `cash` to give back through the gateway payments,
  * `credit` of the customer credit applied to give back as credit, and `held`, owed of paid cash that
- * the payment can no longer refund (a cancellation owing any is refused: `refundOf`).
+ * the payments can no longer refund (a cancellation owing any is refused: `refundOf`).
  */
 export interface CancellationShares extends CashAndCredit {
   held: bigint;
@@ -88,16 +98,16 @@ export interface CancellationShares extends CashAndCredit {
  * Less what the invoice already gave back of those lines (`alreadyGiven`: an earlier cancellation's
  * refund, or a refund by hand), that is given back cash first, up to the cash still refundable, and
  * the rest as customer credit, up to the credit applied to the invoice not given back yet; what is
- * still owed then, up to the paid cash the payment can no longer refund (refunds of customer credit
- * it carried, or an offline part, took that room), is `held`; never more than owed in total, never
+ * still owed then, up to the paid cash the payments can no longer refund (refunds of customer credit
+ * they carried, or an offline part, took that room), is `held`; never more than owed in total, never
  * negative. Cash first because cash is what the customer asked back and what a gateway can still
  * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
  * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
  * is lost. When all are short (an invoice refunded by hand already), less than owed is given back.
  * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
  * @param returnable what is still returnable of the invoice: `cash` = paid − refunded, up to what its
- * gateway payment can still refund, `credit` = credit applied − credit returned, `held` (0 when
- * omitted) = the rest of paid − refunded, which the payment can no longer refund (owed, it is
+ * gateway payments can still refund together, `credit` = credit applied − credit returned, `held` (0
+ * when omitted) = the rest of paid − refunded, which the payments can no longer refund (owed, it is
  * reported as `held`, not given back: `refundOf` refuses), each ≥ 0
  * @param alreadyGiven what the invoice gave back before of its recurring lines, ≥ 0 (`refundOf`)
  * @param unusedSeconds seconds of the period after the cancellation takes effect, 0 … periodSeconds
@@ -138,28 +148,30 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current
  * period's invoice must be paid (PAID, PARTIALLY_REFUNDED, or REFUNDED with customer credit still to
- * give back), its cash by a gateway payment; its recurring
+ * give back), its cash by gateway payments; its recurring
  * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
  * invoices of the period are not refunded.
  * What it owes is given back cash first, then as the customer credit that paid it
- * (`cancellationRefund`); the cash part is capped at what its gateway payment can still refund
- * (`refundable`: every refund on it, of customer credit it carried too); an invoice the customer's
- * credit paid whole gives back credit only.
- * @returns the refund (cash `amount`, `credit`), or null when `type` is `none` or nothing is owed
+ * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
+ * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
+ * over them newest first, each up to its own room (`splitRefund`, as a customer-credit refund
+ * splits); an invoice the customer's credit paid whole gives back credit only.
+ * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
+ * nothing is owed
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
  * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
- * the invoice's payment is still `pending` or `unknown`: its outcome decides what is owed, so the
+ * the invoice's payments is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds);
  * `invoice_overpaid` when something is owed and the invoice was paid more than it asked (a
  * duplicate payment) beyond what its own refunds gave back: a refund gives the overpayment back
  * first, so less of the period would go back than owed;
- * `refund_exceeds_payment` when more is owed than the invoice's latest payment (`invoicePayment`,
- * the only one a refund goes through) can still refund plus the credit applied: other refunds on
- * it (of customer credit it carried), a part paid offline, or an earlier payment of the invoice hold
- * the rest, which billhook cannot give back (it is not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
+ * `refund_exceeds_payment` when more is owed than all the invoice's gateway payments
+ * (`invoicePayments`) can still refund plus the credit applied: other refunds on them (of customer
+ * credit they carried) or a part paid offline hold the rest, which billhook cannot give back (it is
+ * not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
@@ -216,14 +228,14 @@ async function refundOf(
     .where('period_index', '=', subscription.current_period_index)
     .executeTakeFirst();
   const invoice = period ? await lockInvoice(work, period.id) : undefined;
-  // The payment the cash part is sent on (`prepareInvoiceRefund` takes the same one).
-  const payment = invoice ? await invoicePayment(trx, invoice.id) : undefined;
+  // The payments the cash part is split over and sent on (payments/cancellations.ts refunds `parts`).
+  const payments = invoice ? await invoicePayments(trx, invoice.id) : [];
   const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
   if (
     !invoice ||
     !PAID_STATUSES.includes(invoice.status) ||
-    (paid > 0n && !payment?.gateway_transaction_id) ||
+    (paid > 0n && payments.length === 0) ||
     (paid <= 0n && credit <= 0n)
   ) {
     throw new ConflictError(
@@ -242,17 +254,19 @@ async function refundOf(
   const recurring = sum > 0n ? sum : 0n;
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
-  const given = saleGivenBack(invoice);
+  const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
+  const given = saleGivenBack(invoice, overpaymentGiven);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
   // lock) then cannot make `refundable` below count a refund this check did not see.
   const inFlight = await refundsInFlight(trx, invoice.id);
-  // The cash part goes back through `payment`, up to what it can still refund: every refund on it
-  // counts, refunds of customer credit it carried too (read under the invoice's lock, which a refund
-  // on it takes). Paid cash beyond that is `held`: owed, it cannot go back through the payment.
+  // The cash part goes back through `payments`, each up to what it can still refund: every refund on
+  // it counts, refunds of customer credit it carried too (read under the invoice's lock, which a
+  // refund on it takes). Paid cash beyond their rooms together is `held`: owed, it cannot go back.
+  const rooms = await refundRooms(trx, payments);
+  const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
-  const open = payment?.gateway_transaction_id ? await refundable(trx, payment) : cashLeft;
-  if (cashLeft > open) cashLeft = open > 0n ? open : 0n;
+  if (cashLeft > room) cashLeft = room;
   const shares = cancellationRefund(
     type,
     recurring,
@@ -270,7 +284,7 @@ async function refundOf(
     const [noun, verb] = inFlight.length === 1 ? ['refund', 'is'] : ['refunds', 'are'];
     throw new ConflictError(
       'refund_in_flight',
-      `${noun} ${inFlight.join(', ')} on the payment of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
+      `${noun} ${inFlight.join(', ')} on the payments of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
     );
   }
   // An overpaid invoice (a duplicate payment, which became the customer's credit): its refunds give
@@ -278,20 +292,25 @@ async function refundOf(
   // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
   // paid back that way still refuses: safer than a refund counted as overpayment a second time.
   // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
-  const overpaid = overpaymentShare(invoice, invoice.amount_refunded, invoice.amount_paid);
+  const overpaid = overpaymentShare(invoice, overpaymentGiven, invoice.amount_paid);
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',
-      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; cancel with refund_type none and settle the refunds outside billhook (refunds made in the gateway's dashboard are booked when their webhooks arrive, the overpayment first)`,
+      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; refund the overpayment by hand first (POST /v1/invoices/${invoice.id}/refund with transaction = the duplicate payment, amount = ${overpaid}), then cancel again`,
     );
   }
   if (shares.held > 0n) {
     throw new ConflictError(
       'refund_exceeds_payment',
-      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its latest payment can refund only ${shares.cash} more and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit that payment carried, a part paid offline, or an earlier payment of the invoice, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
+      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${payments.length}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
     );
   }
-  return { invoiceId: invoice.id, amount: shares.cash, credit: shares.credit };
+  return {
+    invoiceId: invoice.id,
+    amount: shares.cash,
+    parts: splitRefund(rooms, shares.cash),
+    credit: shares.credit,
+  };
 }
 
 /**

@@ -28,23 +28,52 @@ import { prorate } from './proration.ts';
  */
 
 /**
- * What of the refunds of an invoice, between `refundedBefore` and `refundedAfter` (minor units,
- * cumulative `amount_refunded`), pays back an overpayment: what its payments brought beyond what it
- * asked (total − credit applied), which is the customer's credit (payments/transactions.ts). Refunds
- * give back that excess first (a duplicate charge refunded in the gateway's dashboard is the usual
- * case), then the sale.
- * @returns minor units, 0 … refundedAfter − refundedBefore (or the reverse, for a reversal)
+ * What of a refund of `amount` (minor units) of an invoice pays back an overpayment: what its
+ * payments brought beyond what it asked (total − credit applied), which is the customer's credit
+ * (payments/transactions.ts), less `given`, what of it earlier refunds paid back
+ * (`overpaymentGivenBack`). Refunds give back that excess first (a duplicate charge refunded in the
+ * gateway's dashboard is the usual case), then the sale.
+ * @returns minor units, 0 … amount
  */
 export function overpaymentShare(
   invoice: Pick<InvoiceRow, 'total' | 'credit_applied' | 'amount_paid'>,
-  refundedBefore: bigint,
-  refundedAfter: bigint,
+  given: bigint,
+  amount: bigint,
 ): bigint {
   const asked = invoice.total - invoice.credit_applied;
-  const excess = invoice.amount_paid > asked ? invoice.amount_paid - asked : 0n;
-  const upTo = (refunded: bigint) => (refunded < excess ? refunded : excess);
-  const share = upTo(refundedAfter) - upTo(refundedBefore);
-  return share < 0n ? -share : share;
+  const left = invoice.amount_paid - asked - given;
+  if (left <= 0n || amount <= 0n) return 0n;
+  return amount < left ? amount : left;
+}
+
+/**
+ * What of `invoice`'s overpayment its succeeded refunds (all but `excluding`) paid back, minor units
+ * 0 … the overpayment: each refund's amount less its ISSUED credit note (the sale it refunded; none:
+ * all of it, but never more than the invoice was overpaid, for refunds made before credit notes
+ * existed). Counted from the refunds themselves, not from the invoice's cumulative
+ * `amount_refunded`: a refund that fails after succeeding (its note voided) takes back exactly its
+ * own share, whatever refunds succeeded after it. Read under the invoice's lock.
+ */
+export async function overpaymentGivenBack(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'total' | 'credit_applied' | 'amount_paid'>,
+  excluding?: string,
+): Promise<bigint> {
+  const excess = invoice.amount_paid - (invoice.total - invoice.credit_applied);
+  if (excess <= 0n) return 0n;
+  const row = await trx
+    .selectFrom('refunds as r')
+    .leftJoin('credit_notes as n', (join) =>
+      join.onRef('n.refund_id', '=', 'r.id').on('n.status', '=', 'ISSUED'),
+    )
+    .select(sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0)), 0)::text`.as('given'))
+    .where('r.invoice_id', '=', invoice.id)
+    .where('r.kind', '=', 'payment')
+    .where('r.status', '=', 'succeeded')
+    .$if(excluding !== undefined, (qb) => qb.where('r.id', '!=', excluding ?? ''))
+    .executeTakeFirstOrThrow();
+  const given = BigInt(row.given);
+  return given < excess ? given : excess;
 }
 
 /** How a succeeded refund of an invoice splits: its credit note (for the sale) and what it pays back of an overpayment. */
@@ -58,23 +87,23 @@ export interface RefundSplit {
 /**
  * Issues the credit note of a refund that just succeeded on a locked invoice (read before its
  * `amount_refunded` counts this refund), inside the transaction that records it: for the part of
- * the refund that is not an overpayment given back (`overpaymentShare`), its subtotal (revenue given
- * back) + tax (tax payable given back), minor units of the invoice's currency.
+ * the refund that is not an overpayment given back (`overpaymentShare`, after what the invoice's
+ * other succeeded refunds gave back of it), its subtotal (revenue given back) + tax (tax payable
+ * given back), minor units of the invoice's currency.
  */
 export async function issueCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   refund: RefundRow,
 ): Promise<RefundSplit> {
-  const before = invoice.amount_refunded;
-  const after = before + refund.amount;
-  const overpayment = overpaymentShare(invoice, before, after);
+  const given = await overpaymentGivenBack(work.trx, invoice, refund.id);
+  const overpayment = overpaymentShare(invoice, given, refund.amount);
   const sale = refund.amount - overpayment;
   if (sale === 0n) return { note: undefined, overpayment };
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
-    givenBack: saleGivenBack(invoice, after),
+    givenBack: saleGivenBack(invoice, given + overpayment, invoice.amount_refunded + refund.amount),
     reason: refund.reason,
   });
   return { note, overpayment };
@@ -98,25 +127,24 @@ export async function issueCreditReturnNote(
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
-    givenBack: saleGivenBack(invoice) + amount,
+    givenBack: saleGivenBack(invoice, await overpaymentGivenBack(work.trx, invoice)) + amount,
     reason,
   });
 }
 
 /**
  * What an invoice has given back of its sale, minor units: of its cumulative cash refunds `refunded`
- * (its `amount_refunded` unless given), what refunded the sale (an overpayment is paid back first),
- * plus the customer credit returned (`credit_returned`). Its credit notes' tax share is counted on
- * it, and a cancellation's refund is owed less it (billing/cancellation.ts).
+ * (its `amount_refunded` unless given), what refunded the sale, that is all but `overpaymentGiven`
+ * (what they paid back of an overpayment: `overpaymentGivenBack`), plus the customer credit returned
+ * (`credit_returned`). Its credit notes' tax share is counted on it, and a cancellation's refund is
+ * owed less it (billing/cancellation.ts).
  */
 export function saleGivenBack(
-  invoice: Pick<
-    InvoiceRow,
-    'total' | 'credit_applied' | 'amount_paid' | 'amount_refunded' | 'credit_returned'
-  >,
+  invoice: Pick<InvoiceRow, 'amount_refunded' | 'credit_returned'>,
+  overpaymentGiven: bigint,
   refunded = invoice.amount_refunded,
 ): bigint {
-  return refunded - overpaymentShare(invoice, 0n, refunded) + invoice.credit_returned;
+  return refunded - overpaymentGiven + invoice.credit_returned;
 }
 
 /**
@@ -171,17 +199,19 @@ async function insertCreditNote(
 }
 
 /**
- * Voids the credit note of a refund that failed after it had succeeded, on its locked invoice (read
- * before its `amount_refunded` gives the refund back), inside the transaction that records the failure.
- * @returns the voided note, whose amounts the reversal posts back, and the overpayment the refund had
- * paid back (the rest of its amount; without a note, computed again by `overpaymentShare`, which is
- * 0 for a refund that succeeded before credit notes existed on an invoice not overpaid)
+ * Voids the credit note of a refund that failed after it had succeeded, on its locked invoice, inside
+ * the transaction that records the failure.
+ * @returns the voided note, whose amounts the reversal posts back; undefined when the refund had none
+ * (it only paid back an overpayment, or succeeded before credit notes existed). What the refund paid
+ * back of an overpayment is not computed again here: the invoice's refunds since may have changed
+ * `overpaymentShare`'s answer, so the reversal reads it from the refund's own success entry
+ * (payments/refunds.ts).
  */
 export async function voidCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   refund: RefundRow,
-): Promise<RefundSplit> {
+): Promise<CreditNoteRow | undefined> {
   const note = await work.trx
     .updateTable('credit_notes')
     .set({ status: 'VOID', voided_at: new Date() })
@@ -189,15 +219,12 @@ export async function voidCreditNote(
     .where('status', '=', 'ISSUED')
     .returningAll()
     .executeTakeFirst();
-  if (!note) {
-    const after = invoice.amount_refunded - refund.amount;
-    return { note: undefined, overpayment: overpaymentShare(invoice, invoice.amount_refunded, after) };
-  }
+  if (!note) return undefined;
   await invoiceActivity(work, invoice, 'invoice.credit_note_voided', {
     credit_note: note.id,
     refund: refund.id,
   });
-  return { note, overpayment: refund.amount - note.total };
+  return note;
 }
 
 /** An invoice's credit notes (ISSUED and VOID), oldest first: what `expand=credit_notes` and its PDF show. */

@@ -2,24 +2,24 @@ import { type Kysely, sql } from 'kysely';
 import type { Database, TransactionRow } from '../db/schema.ts';
 
 /**
- * The payment a cash refund of invoice `invoiceId` goes back through: its latest succeeded
- * transaction (reads `transactions`, owned by payments/). A refund by hand (payments/refunds.ts
- * `prepareInvoiceRefund`) and a cancellation's refund (billing/cancellation.ts `refundOf`) both ask
- * here, so the cancellation checks the very payment its cash refund is then sent on.
- * @returns the transaction, or undefined when none succeeded; its `gateway_transaction_id` is null
- * when no gateway took it (then there is no gateway payment to refund)
+ * The payments a cash refund of invoice `invoiceId` may go back through: its succeeded gateway
+ * transactions (`gateway_transaction_id` set), newest first (creation time, then id; reads
+ * `transactions`, owned by payments/). A refund by hand (payments/refunds.ts `prepareInvoiceRefund`:
+ * one of them) and a cancellation's refund (billing/cancellation.ts `refundOf`: split over them by
+ * `splitRefund`) both ask here, so a cancellation checks the very payments its cash refunds are then
+ * sent on. Read it under the invoice's lock (`lockInvoice`).
+ * @returns the payments, none when no gateway took a payment of the invoice
  */
-export async function invoicePayment(
-  trx: Kysely<Database>,
-  invoiceId: string,
-): Promise<TransactionRow | undefined> {
+export function invoicePayments(trx: Kysely<Database>, invoiceId: string): Promise<TransactionRow[]> {
   return trx
     .selectFrom('transactions')
     .selectAll()
     .where('invoice_id', '=', invoiceId)
     .where('status', '=', 'succeeded')
+    .where('gateway_transaction_id', 'is not', null)
     .orderBy('created_at', 'desc')
-    .executeTakeFirst();
+    .orderBy('id', 'desc')
+    .execute();
 }
 
 /**
@@ -68,4 +68,55 @@ export async function refundable(trx: Kysely<Database>, transaction: Transaction
     .where('status', '!=', 'failed')
     .executeTakeFirstOrThrow();
   return capturedAmount(transaction) - BigInt(row.reserved);
+}
+
+/** A payment and what is still refundable on it (`refundable`), minor units of its currency. */
+export interface RefundRoom {
+  transaction: TransactionRow;
+  room: bigint;
+}
+
+/** One refund of a split (`splitRefund`): `amount` minor units (> 0) back through `transaction`. */
+export interface RefundPart {
+  transaction: TransactionRow;
+  amount: bigint;
+}
+
+/**
+ * What is still refundable on each of `payments` (`refundable`), in their order. Read under the lock
+ * of their invoices (`lockInvoice`), which every refund of them takes, so it stays true until commit.
+ */
+export async function refundRooms(trx: Kysely<Database>, payments: TransactionRow[]): Promise<RefundRoom[]> {
+  const rooms: RefundRoom[] = [];
+  for (const transaction of payments) rooms.push({ transaction, room: await refundable(trx, transaction) });
+  return rooms;
+}
+
+/** What `rooms` can refund together, minor units: the sum of their rooms above 0 (what `splitRefund` can place). */
+export function totalRoom(rooms: readonly RefundRoom[]): bigint {
+  return rooms.reduce((sum, { room }) => (room > 0n ? sum + room : sum), 0n);
+}
+
+/**
+ * How `amount` (minor units, ≥ 0) goes back through payments given with their room (`refundRooms`,
+ * in the order to use them: newest first), pure: each takes up to its room, until `amount` is
+ * covered; a payment with no room left (≤ 0) is skipped. A customer-credit refund
+ * (payments/credit-refunds.ts) and a cancellation's cash part (billing/cancellation.ts `refundOf`)
+ * split this way.
+ * @returns the parts, each > 0, in the rooms' order; they add up to less than `amount` when the
+ * rooms cannot carry it all (the caller refuses the shortfall)
+ */
+export function splitRefund(rooms: readonly RefundRoom[], amount: bigint): RefundPart[] {
+  const parts: RefundPart[] = [];
+  let left = amount;
+  for (const { transaction, room } of rooms) {
+    if (left <= 0n) break;
+    if (room <= 0n) continue;
+    // min(left, room), on bigints (Math.min takes numbers only).
+    let part = left;
+    if (part > room) part = room;
+    parts.push({ transaction, amount: part });
+    left -= part;
+  }
+  return parts;
 }

@@ -13,6 +13,12 @@ export type ExceptionKind =
   | 'currency_mismatch'
   | 'duplicate_payment'
   | 'refund_exceeds_paid'
+  /**
+   * A refund that succeeded (made in the gateway's dashboard, or billhook's own while in flight)
+   * paying back an invoice's overpayment the customer had already spent as credit: their credit
+   * account is left in debit (payments/refunds.ts `recordRefundResult`).
+   */
+  | 'overpayment_credit_spent'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
@@ -90,7 +96,10 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
   }
 }
 
-/** The exception for a charge that succeeded on an invoice already paid: the customer paid twice. */
+/**
+ * The exception for a charge that succeeded on an invoice already paid: the customer paid twice. Its
+ * message names the call that refunds the duplicate (the invoice's refund, `transaction` = it).
+ */
 export function duplicatePayment(transaction: {
   id: string;
   invoice_id: string | null;
@@ -100,7 +109,9 @@ export function duplicatePayment(transaction: {
     kind: 'duplicate_payment',
     gateway: transaction.gateway,
     transactionId: transaction.id,
-    message: `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it`,
+    message: transaction.invoice_id
+      ? `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it with POST /v1/invoices/${transaction.invoice_id}/refund {"transaction": "${transaction.id}"}`
+      : `transaction ${transaction.id} succeeded on an invoice already paid: refund it`,
   };
 }
 

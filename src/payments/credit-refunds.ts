@@ -1,14 +1,14 @@
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
+import type { GatewayClients } from '../accounts/clients.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
-import { refundable } from '../billing/invoice-payment.ts';
+import { refundRooms, splitRefund } from '../billing/invoice-payment.ts';
 import { lockInvoice, lockInvoiceSubscriptions } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { createRefund, sendRefund } from './refunds.ts';
+import { prepareRefunds, sendRefunds } from './refunds.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
 export interface CreditRefundInput {
@@ -20,7 +20,8 @@ export interface CreditRefundInput {
 /**
  * Pays back `amount` of customer `customerId`'s credit in `currency` (PRODUCT §11) the way the money
  * came in: as refunds (`kind: customer_credit`, no invoice) of their most recent succeeded gateway
- * payments in that currency, newest first, each up to what is still refundable on it, through the
+ * payments in that currency, newest first, each up to what is still refundable on it (`splitRefund`
+ * in billing/invoice-payment.ts, as a cancellation splits its cash part), through the
  * existing refund machinery (committed `pending` first, sent with the refund id as idempotency key,
  * an unknown answer retried by the `invoice.refund` queue). In flight, a refund holds its amount of
  * the credit (`availableCredit`); once it succeeds it posts `re_…:succeeded` (debit the customer's
@@ -51,7 +52,7 @@ export async function refundCustomerCredit(
     // the customer's credit; another order could deadlock (40P01) against either.
     const payments = await creditRefundCandidates(work.trx, customerId, input.currency);
     const invoiceIds = new Set<string>();
-    for (const { transaction } of await plan(work.trx, payments, input.amount)) {
+    for (const { transaction } of splitRefund(await refundRooms(work.trx, payments), input.amount)) {
       if (transaction.invoice_id) invoiceIds.add(transaction.invoice_id);
     }
     await lockInvoiceSubscriptions(work, [...invoiceIds]);
@@ -67,30 +68,19 @@ export async function refundCustomerCredit(
     // refundable on them stays true until commit. One whose refundable amount a concurrent refund
     // took meanwhile counts for less, and the shortfall is refused below.
     const locked = payments.filter((t) => !t.invoice_id || invoiceIds.has(t.invoice_id));
-    const refunds: { refund: RefundRow; transaction: TransactionRow }[] = [];
-    let left = input.amount;
-    for (const { transaction, amount } of await plan(work.trx, locked, input.amount)) {
-      await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-      const refund = await createRefund(work, transaction, {
-        amount,
-        reason: input.reason ?? 'customer_credit',
-        creditOf: customerId,
-      });
-      refunds.push({ refund, transaction });
-      left -= amount;
-    }
-    if (left > 0n) {
+    const parts = splitRefund(await refundRooms(work.trx, locked), input.amount);
+    const covered = parts.reduce((sum, part) => sum + part.amount, 0n);
+    if (covered < input.amount) {
       throw new ValidationError('credit exceeds refundable payments', {
-        amount: `at most ${input.amount - left} can go back through the customer's ${input.currency} gateway payments`,
+        amount: `at most ${covered} can go back through the customer's ${input.currency} gateway payments`,
       });
     }
-    return refunds;
+    return prepareRefunds(work, gateways, parts, {
+      reason: input.reason ?? 'customer_credit',
+      creditOf: customerId,
+    });
   });
-  const sent: RefundRow[] = [];
-  for (const { refund, transaction } of planned) {
-    sent.push(await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }));
-  }
-  return sent;
+  return sendRefunds(db, actor, boss, gateways, planned);
 }
 
 /**
@@ -117,28 +107,4 @@ function creditRefundCandidates(
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .execute();
-}
-
-/**
- * How `amount` (minor units, > 0) goes back through `payments` (newest first): each up to what is
- * still refundable on it (`refundable`), until `amount` is covered; payments with nothing refundable
- * are skipped. Its amounts add up to less than `amount` when the payments cannot carry it all.
- */
-async function plan(
-  trx: Kysely<Database>,
-  payments: TransactionRow[],
-  amount: bigint,
-): Promise<{ transaction: TransactionRow; amount: bigint }[]> {
-  const parts: { transaction: TransactionRow; amount: bigint }[] = [];
-  let left = amount;
-  for (const transaction of payments) {
-    if (left === 0n) break;
-    const open = await refundable(trx, transaction);
-    if (open <= 0n) continue;
-    let part = left;
-    if (part > open) part = open;
-    parts.push({ transaction, amount: part });
-    left -= part;
-  }
-  return parts;
 }

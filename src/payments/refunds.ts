@@ -1,17 +1,40 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
-import { issueCreditNote, type RefundSplit, voidCreditNote } from '../billing/credit-notes.ts';
+import {
+  issueCreditNote,
+  overpaymentGivenBack,
+  overpaymentShare,
+  type RefundSplit,
+  voidCreditNote,
+} from '../billing/credit-notes.ts';
+import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
-import { capturedAmount, invoicePayment, refundable } from '../billing/invoice-payment.ts';
+import {
+  capturedAmount,
+  invoicePayments,
+  type RefundPart,
+  refundable,
+  refundRooms,
+  totalRoom,
+} from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { Database, InvoiceRow, RefundRow, RefundStatus, TransactionRow } from '../db/schema.ts';
+import type {
+  CreditNoteRow,
+  Database,
+  InvoiceRow,
+  RefundRow,
+  RefundStatus,
+  TransactionRow,
+} from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
+import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -70,8 +93,10 @@ export async function findRefund(
  * Applies a refund result inside `work`, forward-only. Success of a refund of an invoice issues its
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
- * rest, credit the gateway's clearing account), updates the invoice and, where the refund is the
- * money of a dispute already booked lost, takes that loss back (`settleLostDisputeByRefund`); a later
+ * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
+ * debit exceeds what the customer's credit still held: `overpaymentCreditShortfall`), updates the
+ * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
+ * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
  * amount back. A refund of customer credit debits their credit account instead.
  */
@@ -110,6 +135,11 @@ export async function recordRefundResult(
     .executeTakeFirstOrThrow();
   await refundActivity(work, updated, `refund.${result.status}`);
   if (result.status === 'succeeded') {
+    const short =
+      invoice && refund.kind === 'payment'
+        ? await overpaymentCreditShortfall(work, invoice, refund.amount, refund.id)
+        : undefined;
+    if (short) await raiseException(work, overpaymentCreditSpent(refund, short));
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
     await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
@@ -117,12 +147,46 @@ export async function recordRefundResult(
     await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
-    const split =
+    const note =
       invoice && refund.kind === 'payment' ? await voidCreditNote(work, invoice, refund) : undefined;
+    const split =
+      invoice && refund.kind === 'payment'
+        ? {
+            note,
+            overpayment: await overpaymentPaidBack(work.trx, refund, invoice.customer_id, note),
+          }
+        : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
     if (invoice) await reverseRefund(work, invoice, refund.amount);
   }
   return { kind: 'applied', refund: updated };
+}
+
+/**
+ * What succeeded refund `refund` of an invoice of customer `customerId` paid back of an overpayment,
+ * minor units ≥ 0: the debit of the customer's credit account in its `re_…:succeeded` entry (0 when it
+ * posted none). A reversal reads it there rather than computing `overpaymentShare` again, whose
+ * answer the invoice's later refunds change: it undoes exactly what the success posted. An entry not
+ * written yet (posted earlier in this deferring unit of work: a batch of webhooks with both the
+ * success and the failure) was posted by `issueCreditNote`'s split: the refund less its credit note
+ * (`note`, voided now; undefined: none).
+ */
+async function overpaymentPaidBack(
+  trx: Kysely<Database>,
+  refund: RefundRow,
+  customerId: string,
+  note: CreditNoteRow | undefined,
+): Promise<bigint> {
+  const rows = await trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['a.code', 'p.amount'])
+    .where('e.idempotency_key', '=', `${refund.id}:succeeded`)
+    .execute();
+  if (rows.length === 0) return refund.amount - (note?.total ?? 0n);
+  const credit = rows.find((row) => row.code === chart.customerCredit(customerId).code);
+  return credit && credit.amount > 0n ? credit.amount : 0n;
 }
 
 /**
@@ -179,8 +243,11 @@ export async function createRefund(
   }
   // A refund billhook will send (not one the gateway reported, which has its id) is refused before its
   // row exists when the gateway would misread or refuse the amount: invoice and credit refunds alike.
-  if (input.gatewayRefundId === undefined)
+  if (input.gatewayRefundId === undefined) {
     assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
+    if (!input.creditOf && transaction.invoice_id)
+      await assertOverpaymentCreditLeft(work, transaction.invoice_id, amount);
+  }
   const refund = await work.trx
     .insertInto('refunds')
     .values({
@@ -200,6 +267,87 @@ export async function createRefund(
     .executeTakeFirstOrThrow();
   await refundActivity(work, refund, 'refund.created');
   return refund;
+}
+
+/**
+ * What a refund of `amount` (minor units) on locked `invoice` would pay back of the invoice's
+ * overpayment that is no longer the customer's credit; undefined when none. A refund of an invoice
+ * gives back its overpayment first (`overpaymentShare`), debiting the customer's credit by that share
+ * when it succeeds: a duplicate payment's credit spent meanwhile on later invoices would be left in
+ * debit for good. Counted with the invoice's refunds in flight (pending, unknown: they take the
+ * overpayment first when they succeed; `held`), against `availableCredit` (`left`) under the
+ * customer's credit lock, taken after the invoice's (the order every writer takes them in).
+ * @param excluding the refund of the invoice that `amount` is, already recorded (checked as it
+ * succeeds, `recordRefundResult`): not counted in `held` nor in what was given back
+ * @returns `share` (of this refund, > 0), `held`, `left` and `most` (what could be refunded now
+ * without exceeding the credit left), minor units of the invoice's `currency`
+ */
+async function overpaymentCreditShortfall(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  excluding?: string,
+): Promise<{ share: bigint; held: bigint; left: bigint; most: bigint; currency: string } | undefined> {
+  // Not overpaid (the usual invoice): nothing to read.
+  if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
+  const invoiceId = invoice.id;
+  const inFlight = await work.trx
+    .selectFrom('refunds')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+    .where('invoice_id', '=', invoiceId)
+    .where('status', 'in', ['pending', 'unknown'])
+    .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
+    .executeTakeFirstOrThrow();
+  const given = await overpaymentGivenBack(work.trx, invoice, excluding);
+  const held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
+  const share = overpaymentShare(invoice, given + held, amount);
+  if (share === 0n) return undefined;
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const left = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
+  if (held + share <= left) return undefined;
+  return { share, held, left, most: left > held ? left - held : 0n, currency: invoice.currency };
+}
+
+/**
+ * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on invoice
+ * `invoiceId` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
+ * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved: its success
+ * raises an exception for a person instead (`recordRefundResult`), as does one of billhook's whose
+ * overpayment credit was spent while it was in flight.
+ * @throws ConflictError `overpayment_credit_spent`, with the amounts
+ */
+async function assertOverpaymentCreditLeft(
+  work: UnitOfWork,
+  invoiceId: string,
+  amount: bigint,
+): Promise<void> {
+  const short = await overpaymentCreditShortfall(work, await lockInvoice(work, invoiceId), amount);
+  if (!short) return;
+  const { share, held, left, most, currency } = short;
+  throw new ConflictError(
+    'overpayment_credit_spent',
+    `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices. Nothing changed; refund at most ${most} ${currency} now`,
+  );
+}
+
+/**
+ * The `overpayment_credit_spent` exception of a refund that succeeded (money moved: a refund made in
+ * the gateway's dashboard, or billhook's own whose overpayment credit was spent while it was in
+ * flight) paying back more of its invoice's overpayment than the customer's credit still held: their
+ * credit account is left in debit, for a person to recover or write off.
+ */
+function overpaymentCreditSpent(
+  refund: RefundRow,
+  short: { share: bigint; held: bigint; left: bigint },
+): NewException {
+  return {
+    kind: 'overpayment_credit_spent',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share + short.held - short.left}; recover it from the customer or write it off`,
+  };
 }
 
 /** Logs a change of a refund (activities) inside `work.trx`. */
@@ -236,13 +384,36 @@ function refundResultOf(outcome: RefundOutcome): RefundResult {
  */
 export type RefundSend = { kind: 'first'; boss: PgBoss } | { kind: 'repeat' };
 
+/** What a refund by hand asks for (`POST /v1/invoices/:id/refund`). */
+export interface InvoiceRefundInput {
+  /**
+   * Minor units of the invoice's currency; omitted: everything still refundable: with `transaction`,
+   * that payment's whole room capped by what the invoice can still give back (`wholeRoom`); without,
+   * the invoice's, so only when one payment holds all of it (`paymentToRefund`).
+   */
+  amount?: bigint;
+  reason?: string;
+  /** The id (`txn_…`) of the invoice's succeeded gateway payment to refund; omitted: `paymentToRefund` picks one. */
+  transaction?: string;
+}
+
+/** A refund committed `pending` and the payment it goes back through: sent once committed (`sendRefund`). */
+export interface PreparedRefund {
+  refund: RefundRow;
+  transaction: TransactionRow;
+}
+
 /**
- * Refunds a PAID or PARTIALLY_REFUNDED invoice through the gateway that took the payment: the refund
- * row is committed `pending` first, then the gateway is called with its id as idempotency key; an
- * unknown answer (timeout, 5xx) is committed with its `invoice.refund` job.
- * @param amount minor units; the whole remaining paid amount when omitted
- * @throws ConflictError `invoice_not_paid`, `gateway_not_configured`, `gateway_account_disabled` (the
- * payment's account); ValidationError when the amount exceeds what was paid;
+ * Refunds a PAID or PARTIALLY_REFUNDED invoice through one of its gateway payments (`input.transaction`,
+ * or the one `paymentToRefund` picks): the refund row is committed `pending` first, then that
+ * payment's gateway is called with the refund's id as idempotency key; an unknown answer (timeout,
+ * 5xx) is committed with its `invoice.refund` job. One call, one refund: an invoice paid by several
+ * gateway payments gives back more than one payment's room in several calls.
+ * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
+ * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
+ * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
+ * the payment can refund or no single payment can take it (its message names the call per payment:
+ * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`);
  * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
  * exactly (gateways/currencies.ts)
  */
@@ -252,7 +423,7 @@ export async function refundInvoice(
   boss: PgBoss,
   gateways: GatewayClients,
   invoiceId: string,
-  input: { amount?: bigint; reason?: string },
+  input: InvoiceRefundInput,
 ): Promise<RefundRow> {
   const { refund, transaction } = await inUnitOfWork(db, { actor }, (work) =>
     prepareInvoiceRefund(work, gateways, invoiceId, input),
@@ -261,18 +432,18 @@ export async function refundInvoice(
 }
 
 /**
- * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid by a gateway
- * payment whose account can refund, and inserts the refund `pending` (`createRefund`). The caller
- * commits, then sends it (`sendRefund`, kind `first`).
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, picks the
+ * gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
+ * refund `pending` (`createRefund`). The caller commits, then sends it (`sendRefund`, kind `first`).
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
  */
-export async function prepareInvoiceRefund(
+async function prepareInvoiceRefund(
   work: UnitOfWork,
   gateways: GatewayClients,
   invoiceId: string,
-  input: { amount?: bigint; reason?: string },
-): Promise<{ refund: RefundRow; transaction: TransactionRow }> {
+  input: InvoiceRefundInput,
+): Promise<PreparedRefund> {
   const invoice = await lockInvoice(work, invoiceId);
   if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
     throw new ConflictError(
@@ -280,12 +451,126 @@ export async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
-  const transaction = await invoicePayment(work.trx, invoiceId);
-  if (!transaction?.gateway_transaction_id) {
-    throw new ConflictError('no_gateway_payment', `invoice ${invoiceId} has no gateway payment to refund`);
-  }
+  const transaction = await paymentToRefund(work.trx, invoice, input);
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-  return { refund: await createRefund(work, transaction, input), transaction };
+  const amount =
+    input.amount ??
+    (input.transaction === undefined ? undefined : await wholeRoom(work.trx, invoice, transaction));
+  return {
+    refund: await createRefund(work, transaction, { amount, reason: input.reason }),
+    transaction,
+  };
+}
+
+/**
+ * What a refund by hand naming payment `transaction` without an amount gives back, minor units: its
+ * whole room (`refundable`), capped by what locked `invoice` can still give back (paid, less its
+ * refunds succeeded or in flight); 0 when nothing (`createRefund` then refuses, field `amount`).
+ */
+async function wholeRoom(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  transaction: TransactionRow,
+): Promise<bigint> {
+  const inFlight = await trx
+    .selectFrom('refunds')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+    .where('invoice_id', '=', invoice.id)
+    .where('status', 'in', ['pending', 'unknown'])
+    .executeTakeFirstOrThrow();
+  const invoiceRoom = invoice.amount_paid - invoice.amount_refunded - BigInt(inFlight.amount);
+  const room = await refundable(trx, transaction);
+  const whole = room < invoiceRoom ? room : invoiceRoom;
+  return whole > 0n ? whole : 0n;
+}
+
+/**
+ * Which of `invoice`'s succeeded gateway payments (`invoicePayments`, newest first) a refund by hand
+ * goes back through, read under the invoice's lock: the one `input.transaction` names; else the only
+ * one (`createRefund` then bounds the amount, as for any single payment); else the newest whose room
+ * (`refundable`) covers `input.amount`, or, when the amount is omitted, the whole room of the invoice
+ * (the sum of its payments' rooms, so only a payment holding all of it qualifies).
+ * @throws ConflictError `no_gateway_payment` when no gateway took a payment of the invoice;
+ * ValidationError (field `transaction`) when `input.transaction` is not one of its succeeded gateway
+ * payments (unknown, another invoice's, not succeeded); ValidationError (field `amount`) when no
+ * single payment can take the amount: its message gives each payment's room (minor units)
+ */
+async function paymentToRefund(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  input: InvoiceRefundInput,
+): Promise<TransactionRow> {
+  const payments = await invoicePayments(trx, invoice.id);
+  if (input.transaction !== undefined) {
+    const named = payments.find((t) => t.id === input.transaction);
+    if (!named) {
+      throw new ValidationError('no such payment of the invoice', {
+        transaction: `${input.transaction} is not a succeeded gateway payment of invoice ${invoice.id}`,
+      });
+    }
+    return named;
+  }
+  const [newest, ...older] = payments;
+  if (!newest) {
+    throw new ConflictError('no_gateway_payment', `invoice ${invoice.id} has no gateway payment to refund`);
+  }
+  if (older.length === 0) return newest;
+  const rooms = await refundRooms(trx, payments);
+  const total = totalRoom(rooms);
+  const amount = input.amount ?? total;
+  const fits = rooms.find(({ room }) => room > 0n && room >= amount);
+  if (fits) return fits.transaction;
+  const each = rooms.map(({ transaction, room }) => `${transaction.id} can refund ${room}`).join(', ');
+  const calls = rooms
+    .filter(({ room }) => room > 0n)
+    .map(({ transaction, room }) => `{"transaction": "${transaction.id}"} (up to ${room})`)
+    .join(', ');
+  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}`;
+  throw new ValidationError('no single payment can take the refund', {
+    amount:
+      amount > total
+        ? `at most ${total} ${invoice.currency} can be refunded, across ${payments.length} payments (${each}): one request refunds one payment; ${how}`
+        : `no single payment can refund ${amount} ${invoice.currency} (${each}; ${total} in all): one request refunds one payment; ${how}`,
+  });
+}
+
+/**
+ * Commits one `pending` refund per part (`createRefund`, as `reason`; of customer credit `creditOf`
+ * when given), each on its payment's gateway account, checked first (`clientForAccount`), inside
+ * `work`, whose caller locked the payments' invoices. The caller commits, then sends them (`sendRefunds`).
+ * @returns the refunds with their payments, in the parts' order
+ * @throws as `createRefund`; ConflictError `gateway_not_configured`, `gateway_account_disabled`
+ */
+export async function prepareRefunds(
+  work: UnitOfWork,
+  gateways: GatewayClients,
+  parts: readonly RefundPart[],
+  input: { reason: string; creditOf?: string },
+): Promise<PreparedRefund[]> {
+  const prepared: PreparedRefund[] = [];
+  for (const { transaction, amount } of parts) {
+    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+    prepared.push({ refund: await createRefund(work, transaction, { ...input, amount }), transaction });
+  }
+  return prepared;
+}
+
+/**
+ * Sends committed refunds one after the other (`sendRefund`, kind `first`), in their order.
+ * @returns each refund as recorded after its gateway's answer, in the same order
+ */
+export async function sendRefunds(
+  db: Db,
+  actor: Actor,
+  boss: PgBoss,
+  gateways: GatewayClients,
+  prepared: readonly PreparedRefund[],
+): Promise<RefundRow[]> {
+  const sent: RefundRow[] = [];
+  for (const { refund, transaction } of prepared) {
+    sent.push(await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }));
+  }
+  return sent;
 }
 
 /**

@@ -1,5 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -170,6 +173,68 @@ describe('refunds give back their share of the tax, each with a credit note (PRO
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
       status: 'PAID',
       amount_refunded: 0,
+    });
+  });
+
+  it('a dashboard refund of a duplicate payment whose credit the customer already spent is booked, and raises overpayment_credit_spent for a person', async () => {
+    const { customer, invoice, transaction } = await paidInvoice(1000, '10');
+    // The same 1100 paid again (a duplicate): 1100 of customer credit, which their next invoice spends.
+    const first = await app.runtime.db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('id', '=', transaction.id)
+      .executeTakeFirstOrThrow();
+    const duplicate = await app.runtime.db
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoice.id,
+        customer_id: first.customer_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        payment_method_id: first.payment_method_id,
+        amount: 1100n,
+        currency: 'EUR',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, duplicate, { status: 'succeeded', gatewayTransactionId: 'pi_dup_spent' }),
+    );
+    const next = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'eur',
+      lines: [{ description: 'Next month', amount: 1100 }],
+    });
+    const finalized = await app.api('POST', `/v1/invoices/${next.body.id}/finalize`);
+    expect(finalized.body).toMatchObject({ status: 'PAID', credit_applied: 1100 });
+    const spent = await ledgerByCode(app);
+
+    // Refunded in the Stripe dashboard: the money has moved, so it is booked as it came.
+    const event = stripeFixture('webhook.charge.refund.updated.json');
+    event.id = 'evt_dashboard_spent_overpayment';
+    Object.assign(event.data.object, {
+      id: 're_dashboard_spent',
+      amount: 1100,
+      currency: 'eur',
+      status: 'succeeded',
+      payment_intent: 'pi_dup_spent',
+    });
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    const exception = await waitFor('the overpayment_credit_spent exception', async () => {
+      const list = (await app.api('GET', '/v1/reconciliation-exceptions')).body.data;
+      return list.find((x: { kind: string }) => x.kind === 'overpayment_credit_spent');
+    });
+    expect(exception).toMatchObject({ transaction: duplicate.id });
+    expect(exception.message).toContain('in debit by 1100');
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      amount_paid: 2200,
+      amount_refunded: 1100,
+    });
+    expect(moved(spent, await ledgerByCode(app))).toEqual({
+      'customer_credit:customer EUR': 1100,
+      'gateway_clearing:stripe EUR': -1100,
     });
   });
 

@@ -178,7 +178,7 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     const result = await cancel('2027-01-10T00:00:00Z');
     expect(stripe.isDone()).toBe(true);
     expect(result.subscription.status).toBe('CANCELLED');
-    expect(result.refund).toMatchObject({ status: 'succeeded', amount: 7097n, currency: 'JPY' });
+    expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 7097n, currency: 'JPY' }]);
     expect(result.creditNote).toBeNull();
     expect(await refundsOf(sub.invoice)).toEqual([
       { kind: 'customer_credit', amount: 2500n, status: 'succeeded', invoice_id: null },

@@ -195,7 +195,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // Cash first: 400 (all the card paid), then 500 − 400 = 100 of credit. Credit note of the 100:
     // round(200 × 100 / 1000) = 20 tax, 80 revenue. The card's note: the notes then give back 500,
     // round(200 × 500 / 1000) = 100 tax in all, so 100 − 20 = 80 tax and 320 revenue.
-    expect(result.refund).toMatchObject({ status: 'succeeded', amount: 400n });
+    expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 400n }]);
     expect(result.creditNote).toMatchObject({ refund_id: null, subtotal: 80n, tax: 20n, total: 100n });
     const invoice = await invoiceOf(sub.invoice.id);
     // 500 of the 600 credit stays paid for the used half: partly given back.
@@ -329,7 +329,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // `prorate` at half (2027-01-16T12:00Z): 500 owed, 700 given back already, so nothing more; the
     // 300 credit stays spent (before: given back on top, 1000 back for half a period).
     const half = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-16T12:00:00Z'));
-    expect(half).toMatchObject({ refund: null, creditNote: null, subscription: { status: 'CANCELLED' } });
+    expect(half).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'REFUNDED',
       amount_refunded: 700,
@@ -350,7 +350,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // given back already: 203 of the 300 credit. The notes then give back 903: round(200 × 903 /
     // 1000) = 181 tax in all, the card's note holds 140, so this one 41 (and 162 revenue).
     const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-04T00:00:00Z'));
-    expect(result).toMatchObject({ refund: null, creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
+    expect(result).toMatchObject({ refunds: [], creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'REFUNDED',
       amount_refunded: 700,
@@ -469,7 +469,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
         { when: 'now', refundType: 'prorate' },
         d('2027-01-16T12:00:00Z'),
       );
-      expect(result).toMatchObject({ refund: null, creditNote: { total: BigInt(half) } });
+      expect(result).toMatchObject({ refunds: [], creditNote: { total: BigInt(half) } });
       const final = await db()
         .selectFrom('invoices')
         .select(['status', 'total', 'credit_applied', 'amount_due', 'charge_at'])

@@ -126,7 +126,7 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
     );
     expect(refundScope.isDone()).toBe(true);
     // 3 × 1190 = 3570 paid; half of it is 1785, and the customer keeps 1785 for the used half.
-    expect(result.refund).toMatchObject({ status: 'succeeded', amount: 1785n });
+    expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 1785n }]);
     expect(result.subscription).toMatchObject({
       status: 'CANCELLED',
       cancelled_at: d('2027-01-16T12:00:00Z'),
@@ -246,7 +246,7 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
       d('2027-01-10T00:00:00Z'),
     );
     expect(refundScope.isDone()).toBe(true);
-    expect(scheduled.refund).toMatchObject({ status: 'succeeded', amount: 518n });
+    expect(scheduled.refunds).toMatchObject([{ status: 'succeeded', amount: 518n }]);
     expect(scheduled.subscription).toMatchObject({
       status: 'ACTIVE',
       next_renewal_at: d('2027-01-25T06:00:00Z'),

@@ -133,13 +133,20 @@ export function stripeRefundSucceeds(refundId: string) {
     });
 }
 
-/** Ledger balances by account code, with customer ids replaced by `customer`, for comparisons. */
+/**
+ * Ledger balances by account code and currency (`"<code> <currency>"`), with customer ids replaced by
+ * `customer`, for comparisons: the accounts of every customer (their receivable, their credit) summed
+ * under one key, so a change to any of them shows, whatever other customers hold.
+ */
 export async function ledgerByCode(app: TestApp): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   let after = '';
   for (;;) {
     const page = await app.api('GET', `/v1/ledger/accounts?limit=100${after && `&starting_after=${after}`}`);
-    for (const a of page.body.data) out[`${a.code.replace(/cus_\w+/, 'customer')} ${a.currency}`] = a.balance;
+    for (const a of page.body.data) {
+      const key = `${a.code.replace(/cus_\w+/, 'customer')} ${a.currency}`;
+      out[key] = (out[key] ?? 0) + a.balance;
+    }
     if (!page.body.has_more) return out;
     after = page.body.data.at(-1).id;
   }

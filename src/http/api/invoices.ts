@@ -283,7 +283,8 @@ export const invoiceRoutes: ApiRoute[] = [
     operationId: 'refundInvoice',
     tag,
     scope: 'write',
-    summary: 'Refund part or all of what was paid',
+    summary:
+      'Refund part or all of what was paid, through one succeeded gateway payment of the invoice (transaction, or the newest that can take the amount)',
     body: RefundInvoice,
     responses: { 201: Refund },
     handler: async (req, res, { deps: { db, boss, registry, accounts }, body }) => {
@@ -291,6 +292,7 @@ export const invoiceRoutes: ApiRoute[] = [
       const refund = await refundInvoice(db, actorOf(req), boss, { registry, accounts }, req.params.id, {
         amount: body.amount,
         reason: body.reason,
+        transaction: body.transaction,
       });
       res.status(201).json(serialize.refund(refund));
     },

@@ -679,11 +679,22 @@ export const BillingCycle = z
   })
   .meta({ id: 'BillingCycle' });
 
-/** `POST /v1/subscriptions/:id/cancel`: the subscription and the refund it made (null: none). */
+/**
+ * `POST /v1/subscriptions/:id/cancel`: the subscription, the cash refunds it made (`refunds`, one per
+ * gateway payment of the invoice it went back through, newest payment first; `refund` the first of
+ * them, null: none) and the credit note of the customer credit it gave back.
+ */
 export const SubscriptionCancellation = z
   .strictObject({
     ...subscriptionFields,
-    refund: Refund.nullable().meta({ description: 'The cash given back through the gateway payment' }),
+    refund: Refund.nullable().meta({
+      description:
+        "The first of refunds only (the newest payment's), null when none: the only one unless the invoice was paid by several gateway payments. Kept for older clients: read refunds, whose amounts add up to what was given back in cash",
+    }),
+    refunds: z.array(Refund).meta({
+      description:
+        "The cash given back through the gateway payments of the period's invoice: one refund per payment, newest payment first, each up to what it could still refund; empty when none",
+    }),
     credit_note: CreditNote.nullable().meta({
       description: "The customer credit that paid the invoice given back to the customer's credit: total",
     }),

@@ -183,7 +183,8 @@ export const subscriptionRoutes: ApiRoute[] = [
       );
       res.json({
         ...serialize.subscription(result.subscription),
-        refund: result.refund ? serialize.refund(result.refund) : null,
+        refund: result.refunds[0] ? serialize.refund(result.refunds[0]) : null,
+        refunds: result.refunds.map(serialize.refund),
         credit_note: result.creditNote ? serialize.creditNote(result.creditNote) : null,
       });
     },

@@ -1,0 +1,362 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
+import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordRefundResult } from '../../src/payments/refunds.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { insertPlan } from '../support/plans.ts';
+import { stripeFixture } from '../support/stripe.ts';
+
+/**
+ * Refunds of an invoice paid twice (a duplicate gateway payment: its excess is the customer's
+ * credit, payments/transactions.ts): a refund gives the overpayment back first (debit the customer's
+ * credit, no credit note), then the sale. Each scenario has its own currency, so it reads its own
+ * books in the shared app. Amounts in minor units; plans of 800 with 25% tax: invoices of 1000.
+ */
+describe('refunds of an overpaid invoice: what they give back of the customer credit', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const invoiceOf = async (id: string) =>
+    (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body;
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const flat = (currency: string) =>
+    insertPlan(db(), {
+      name: `Flat 800 ${currency}`,
+      currency,
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+
+  /** A subscription of `currency` whose first invoice (1000) a Stripe card paid, then a duplicate paid again. */
+  async function paidTwice(currency: string) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flat(currency),
+      method: method!.id,
+    });
+    const { first, second } = await duplicate(sub.invoice.id, 1000n, currency);
+    expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1000 }]);
+    return { customer: customer.id as string, sub: sub.id, invoice: sub.invoice.id, first, second };
+  }
+
+  /** A second, duplicate Stripe payment of `amount` on PAID invoice `invoiceId` (money moved twice). */
+  async function duplicate(invoiceId: string, amount: bigint, currency: string) {
+    const first = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .executeTakeFirstOrThrow();
+    const second = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoiceId,
+        customer_id: first.customer_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        payment_method_id: first.payment_method_id,
+        amount,
+        currency,
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(
+        work,
+        second,
+        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
+        flagDuplicatePayment,
+      ),
+    );
+    return { first, second };
+  }
+
+  /**
+   * Stripe answers `times` refunds `status` (the real fixture refund; default succeeded), echoing
+   * amount, currency and PaymentIntent. @returns the PaymentIntent and amount of each refund asked for, in order
+   */
+  function stripeRefunds(times: number, status = 'succeeded') {
+    const seen: { intent: string; amount: number }[] = [];
+    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(times)
+      .reply(async (request: Request) => {
+        const p = new URLSearchParams(await request.text());
+        seen.push({ intent: p.get('payment_intent') ?? '', amount: Number(p.get('amount')) });
+        return [
+          200,
+          {
+            ...refund,
+            id: `re_stripe_${newId('re')}`,
+            status,
+            amount: Number(p.get('amount')),
+            currency: p.get('currency') ?? refund.currency,
+            payment_intent: p.get('payment_intent'),
+            metadata: { billhook_reference: p.get('metadata[billhook_reference]') },
+          },
+        ];
+      });
+    return seen;
+  }
+
+  /** What `currency`'s balances moved from `before` to now, per account code. */
+  async function movedSince(before: Record<string, number>, currency: string) {
+    const after = await ledgerIn(app, currency);
+    expect(Object.values(after).reduce((s, b) => s + b, 0)).toBe(0);
+    return (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+  }
+
+  it('an overpayment refund (no credit note) failing after the sale was refunded puts back exactly the credit it took', async () => {
+    const paid = await paidTwice('DKK');
+    const before = await ledgerIn(app, 'DKK');
+    stripeRefunds(2);
+    // R1: the duplicate refunded by hand: all of it overpayment (the customer's 1000 credit), no note.
+    const r1 = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(r1.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.second.id });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    // R2: the cancellation's refund through the first payment: the sale, a note of 800 + 200.
+    const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    ]);
+    // Stripe then reports R1 failed (https://docs.stripe.com/refunds#failed-refunds), recorded as its webhook is.
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, r1.body.id, { status: 'failed', failureCode: 'expired_or_canceled_card' }),
+    );
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
+    const issued = invoice.credit_notes.filter((n: { status: string }) => n.status === 'ISSUED');
+    expect(issued.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax])).toEqual([[800, 200]]);
+    const moved = await movedSince(before, 'DKK');
+    // R1 paid back the customer's credit and failed: their 1000 of credit is theirs again; the books
+    // hold R2 only (refunds 800, tax 200, 1000 out through Stripe).
+    expect({
+      refunds: moved('refunds'),
+      tax: moved('tax_payable'),
+      credit: moved('customer_credit:customer'),
+      clearing: moved('gateway_clearing:stripe'),
+      available: await creditOf(paid.customer),
+    }).toEqual({
+      refunds: 800,
+      tax: 200,
+      credit: 0,
+      clearing: -1000,
+      available: [{ currency: 'DKK', amount: 1000 }],
+    });
+    // The duplicate refunded again: still the overpayment (the sale went back through the first
+    // payment), so it takes the customer's credit back, no credit note: not cash and credit both.
+    stripeRefunds(1);
+    const r3 = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.second.id });
+    expect(r3.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.second.id });
+    const refunded = await invoiceOf(paid.invoice);
+    expect(refunded).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000 });
+    expect(
+      refunded.credit_notes
+        .filter((n: { status: string }) => n.status === 'ISSUED')
+        .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    ).toEqual([[800, 200]]);
+    const settled = await movedSince(before, 'DKK');
+    expect([
+      settled('refunds'),
+      settled('tax_payable'),
+      settled('customer_credit:customer'),
+      settled('gateway_clearing:stripe'),
+    ]).toEqual([800, 200, 1000, -2000]);
+    expect(await creditOf(paid.customer)).toEqual([]);
+  });
+  it('a refund by hand whose overpayment share the customer already spent: 409 overpayment_credit_spent, nothing changes', async () => {
+    const paid = await paidTwice('CHF');
+    // The customer's next invoice takes the duplicate's 1000 of credit at finalization.
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: paid.customer,
+      currency: 'chf',
+      lines: [{ description: 'Next month', amount: 600, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 600 });
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'CHF', amount: 400 }]);
+    const before = await ledgerIn(app, 'CHF');
+    const seen = stripeRefunds(1);
+    for (const body of [{ amount: 1000 }, { transaction: paid.second.id, amount: 500 }]) {
+      const refused = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'overpayment_credit_spent',
+      });
+      expect(refused.body.error.message).toContain('only 400 CHF of their credit is left');
+    }
+    expect(seen).toEqual([]);
+    const refunds = await db()
+      .selectFrom('refunds')
+      .select('id')
+      .where('invoice_id', '=', paid.invoice)
+      .execute();
+    expect(refunds).toEqual([]);
+    expect(await ledgerIn(app, 'CHF')).toEqual(before);
+    // What is left of the credit can still go back: 400 of the overpayment, through the duplicate.
+    const within = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 400,
+    });
+    expect(within.body).toMatchObject({ status: 'succeeded', amount: 400 });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    const moved = await movedSince(before, 'CHF');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      400, 0, -400,
+    ]);
+    expect((await ledgerIn(app, 'CHF'))['customer_credit:customer']).toBe(0);
+  });
+  it('a duplicate payment is refunded by naming it: {} answers 422 naming the call per payment, the exception and invoice_overpaid name it too', async () => {
+    const paid = await paidTwice('SEK');
+    const exception = await db()
+      .selectFrom('reconciliation_exceptions')
+      .selectAll()
+      .where('transaction_id', '=', paid.second.id)
+      .executeTakeFirstOrThrow();
+    expect(exception).toMatchObject({ kind: 'duplicate_payment', status: 'open' });
+    const call = `POST /v1/invoices/${paid.invoice}/refund {"transaction": "${paid.second.id}"}`;
+    expect(exception.message).toContain(call);
+    const before = await ledgerIn(app, 'SEK');
+
+    // A cancellation with a refund is refused while the overpayment is not given back; its message says how.
+    const overpaid = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(overpaid.status).toBe(409);
+    expect(overpaid.body.error.code).toBe('invoice_overpaid');
+    expect(overpaid.body.error.message).toContain(
+      `refund the overpayment by hand first (POST /v1/invoices/${paid.invoice}/refund with transaction = the duplicate payment, amount = 1000), then cancel again`,
+    );
+    // No amount, no transaction: 2000 is refundable, which no single payment holds; the message gives the calls.
+    const whole = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {});
+    expect(whole.status).toBe(422);
+    expect(whole.body.error.fields.amount).toBe(
+      `no single payment can refund 2000 SEK (${paid.second.id} can refund 1000, ${paid.first.id} can refund 1000; 2000 in all): one request refunds one payment; POST /v1/invoices/${paid.invoice}/refund once per payment, naming it: {"transaction": "${paid.second.id}"} (up to 1000), {"transaction": "${paid.first.id}"} (up to 1000)`,
+    );
+    expect(await ledgerIn(app, 'SEK')).toEqual(before);
+
+    // The call the messages name: the duplicate's whole room, 1000, all of it the customer's credit.
+    const seen = stripeRefunds(2);
+    const duplicateBack = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+    });
+    expect(duplicateBack.status).toBe(201);
+    expect(duplicateBack.body).toMatchObject({
+      status: 'succeeded',
+      amount: 1000,
+      transaction: paid.second.id,
+    });
+    expect(await creditOf(paid.customer)).toEqual([]);
+    // Then the cancellation goes through, the sale back through the first payment.
+    const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    ]);
+    expect(seen).toEqual([
+      { intent: `pi_dup_${paid.second.id}`, amount: 1000 },
+      { intent: expect.any(String), amount: 1000 },
+    ]);
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 2000, amount_refunded: 2000 });
+    expect(invoice.credit_notes.map((n: { total: number; tax: number }) => [n.total, n.tax])).toEqual([
+      [1000, 200],
+    ]);
+    const moved = await movedSince(before, 'SEK');
+    expect([
+      moved('customer_credit:customer'),
+      moved('refunds'),
+      moved('tax_payable'),
+      moved('gateway_clearing:stripe'),
+    ]).toEqual([1000, 800, 200, -2000]);
+    // Nothing is left to give back: the invoice is REFUNDED.
+    const none = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.first.id });
+    expect([none.status, none.body.error.code]).toEqual([409, 'invoice_not_paid']);
+  });
+  it('the books of two customers each paid twice in one currency hold both credits (ledgerIn sums per-customer accounts)', async () => {
+    const one = await paidTwice('NOK');
+    const two = await paidTwice('NOK');
+    expect(await creditOf(one.customer)).toEqual([{ currency: 'NOK', amount: 1000 }]);
+    expect(await creditOf(two.customer)).toEqual([{ currency: 'NOK', amount: 1000 }]);
+    const books = await ledgerIn(app, 'NOK');
+    expect(books['customer_credit:customer']).toBe(-2000);
+    expect(Object.values(books).reduce((s, b) => s + b, 0)).toBe(0);
+  });
+  it('a refund by hand of the duplicate in flight while the customer spends its credit: booked when it succeeds, with an overpayment_credit_spent exception', async () => {
+    const paid = await paidTwice('PLN');
+    stripeRefunds(1, 'pending');
+    const pending = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
+    // Meanwhile the customer's next invoice takes the credit the refund is paying back.
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: paid.customer,
+      currency: 'pln',
+      lines: [{ description: 'Next month', amount: 1000, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 1000 });
+    const before = await ledgerIn(app, 'PLN');
+    // Stripe's refund succeeds (its webhook): the money moved, so it is booked, and a person is told.
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, pending.body.id, { status: 'succeeded' }),
+    );
+    const exception = await db()
+      .selectFrom('reconciliation_exceptions')
+      .selectAll()
+      .where('refund_id', '=', pending.body.id)
+      .executeTakeFirstOrThrow();
+    expect(exception).toMatchObject({ kind: 'overpayment_credit_spent', transaction_id: paid.second.id });
+    expect(exception.message).toContain("the customer's credit is in debit by 1000");
+    const moved = await movedSince(before, 'PLN');
+    expect([moved('customer_credit:customer'), moved('gateway_clearing:stripe')]).toEqual([1000, -1000]);
+  });
+  it('an overpayment refund reported succeeded then failed in one batch of webhooks (one deferring unit of work): the reversal undoes its success', async () => {
+    const paid = await paidTwice('CZK');
+    stripeRefunds(1, 'pending');
+    const pending = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
+      transaction: paid.second.id,
+      amount: 1000,
+    });
+    expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
+    const before = await ledgerIn(app, 'CZK');
+    // As webhook.process applies a batch: journal entries written together at the unit's end.
+    await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
+      await recordRefundResult(work, pending.body.id, { status: 'succeeded' });
+      await recordRefundResult(work, pending.body.id, {
+        status: 'failed',
+        failureCode: 'expired_or_canceled_card',
+      });
+    });
+    const keys = await db()
+      .selectFrom('journal_entries')
+      .select('idempotency_key')
+      .where('idempotency_key', 'like', `${pending.body.id}:%`)
+      .orderBy('idempotency_key')
+      .execute();
+    expect(keys.map((k) => k.idempotency_key)).toEqual([
+      `${pending.body.id}:reversed`,
+      `${pending.body.id}:succeeded`,
+    ]);
+    expect(await ledgerIn(app, 'CZK')).toEqual(before);
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'CZK', amount: 1000 }]);
+    expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+});
