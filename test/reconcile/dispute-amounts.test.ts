@@ -6,7 +6,7 @@ import {
   booksIn,
   canonicalEvent,
   moneyCoreDatabase,
-  pendingCharge,
+  succeededCharge,
 } from '../support/money-core.ts';
 
 let db: Db;
@@ -24,18 +24,12 @@ afterAll(() => db?.destroy());
 describe('a dispute lost for less than it held', () => {
   /** A succeeded PayPal capture `captureId` of 10000 in `currency`. */
   async function paid(currency: string, captureId: string) {
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const succeeded = await applyAsBatch(
-      db,
-      canonicalEvent({
-        type: 'charge.succeeded',
-        gateway: 'paypal',
-        gatewayTransactionId: captureId,
-        reference: transaction.id,
-        amount: 10000n,
-        currency,
-      }),
-    );
+    const { transaction, charged: succeeded } = await succeededCharge(db, {
+      currency,
+      amount: 10000n,
+      gateway: 'paypal',
+      gatewayTransactionId: captureId,
+    });
     expect(succeeded).toMatchObject({ kind: 'applied' });
     return transaction;
   }

@@ -6,7 +6,7 @@ import {
   booksIn,
   canonicalEvent,
   moneyCoreDatabase,
-  pendingCharge,
+  succeededCharge,
 } from '../support/money-core.ts';
 
 let db: Db;
@@ -14,6 +14,36 @@ beforeAll(async () => {
   db = await moneyCoreDatabase();
 });
 afterAll(() => db?.destroy());
+
+/**
+ * A succeeded PayPal capture `capture` of 10000 minor units in `currency`: its transaction, the
+ * charge.succeeded outcome (`charged`), `event` (applies one canonical event of that capture as a
+ * reconcile batch of one) and `reversed` (a `dispute.lost` reversal of `amount` keyed by the capture).
+ */
+async function paypalCapture(currency: string, capture: string) {
+  const { transaction, charged } = await succeededCharge(db, {
+    currency,
+    amount: 10000n,
+    gateway: 'paypal',
+    gatewayTransactionId: capture,
+  });
+  const event = (e: Parameters<typeof canonicalEvent>[0]) =>
+    applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
+  const reversed = (amount: bigint, reason: string) =>
+    event({ type: 'dispute.lost', gatewayDisputeId: capture, amount, currency, reason, reversal: true });
+  return { transaction, charged, event, reversed };
+}
+
+/** The PayPal clearing, disputed funds, chargeback losses and refunds balances in `currency` (minor units, 0n when none). */
+async function paypalBooks(currency: string) {
+  const books = await booksIn(db, currency);
+  return {
+    clearing: books['gateway_clearing:paypal'] ?? 0n,
+    disputed: books.disputed_funds ?? 0n,
+    losses: books.chargeback_losses ?? 0n,
+    refunds: books.refunds ?? 0n,
+  };
+}
 
 /**
  * A PayPal chargeback (`PAYMENT.CAPTURE.REVERSED`, which webhook.ts reads as `dispute.lost` keyed by
@@ -29,33 +59,19 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
   it('books the reversal as a chargeback loss, not as carried by the earlier refund', async () => {
     const currency = 'CAD';
     const capture = 'CAPCADREVERSED';
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    expect(
-      await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency }),
-    ).toMatchObject({ kind: 'applied' });
+    const { charged, event, reversed } = await paypalCapture(currency, capture);
+    expect(charged).toMatchObject({ kind: 'applied' });
     expect(
       await event({ type: 'refund.succeeded', gatewayRefundId: 'REFCADEARLIER', amount: 5000n, currency }),
     ).toMatchObject({ kind: 'applied' });
-    expect(
-      await event({
-        type: 'dispute.lost',
-        gatewayDisputeId: capture,
-        amount: 5000n,
-        currency,
-        reason: 'PAYMENT_REVERSED',
-        reversal: true,
-      }),
-    ).toMatchObject({ kind: 'applied' });
+    expect(await reversed(5000n, 'PAYMENT_REVERSED')).toMatchObject({ kind: 'applied' });
 
-    const books = await booksIn(db, currency);
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      disputed: books.disputed_funds ?? 0n,
-      losses: books.chargeback_losses ?? 0n,
-      refunds: books.refunds ?? 0n,
-    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+    expect(await paypalBooks(currency)).toEqual({
+      clearing: 0n,
+      disputed: 0n,
+      losses: 5000n,
+      refunds: 5000n,
+    });
   });
   /*
    * The mirror order, worked by hand: captured 10000 (clearing 10000); the chargeback reverses 5000
@@ -66,29 +82,18 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
   it('keeps the chargeback loss when a later refund of the same amount pays the rest back', async () => {
     const currency = 'AUD';
     const capture = 'CAPAUDREVERSED';
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
-    await event({
-      type: 'dispute.lost',
-      gatewayDisputeId: capture,
-      amount: 5000n,
-      currency,
-      reason: 'PAYMENT_REVERSED',
-      reversal: true,
-    });
+    const { event, reversed } = await paypalCapture(currency, capture);
+    await reversed(5000n, 'PAYMENT_REVERSED');
     expect(
       await event({ type: 'refund.succeeded', gatewayRefundId: 'REFAUDLATER', amount: 5000n, currency }),
     ).toMatchObject({ kind: 'applied' });
 
-    const books = await booksIn(db, currency);
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      disputed: books.disputed_funds ?? 0n,
-      losses: books.chargeback_losses ?? 0n,
-      refunds: books.refunds ?? 0n,
-    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+    expect(await paypalBooks(currency)).toEqual({
+      clearing: 0n,
+      disputed: 0n,
+      losses: 5000n,
+      refunds: 5000n,
+    });
   });
   /*
    * A claim the merchant won, then a card chargeback on the same capture, worked by hand: captured
@@ -99,28 +104,13 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
   it('books a reversal that comes after a won claim on the same capture', async () => {
     const currency = 'NZD';
     const capture = 'CAPNZDWONTHENREVERSED';
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    const { event, reversed } = await paypalCapture(currency, capture);
     await event({ type: 'dispute.opened', gatewayDisputeId: capture, amount: 10000n, currency });
     await event({ type: 'dispute.won', gatewayDisputeId: capture, amount: 10000n, currency });
     expect(await booksIn(db, currency)).toMatchObject({ 'gateway_clearing:paypal': 10000n });
-    await event({
-      type: 'dispute.lost',
-      gatewayDisputeId: capture,
-      amount: 10000n,
-      currency,
-      reason: 'PAYMENT_REVERSED',
-      reversal: true,
-    });
+    await reversed(10000n, 'PAYMENT_REVERSED');
 
-    const books = await booksIn(db, currency);
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      disputed: books.disputed_funds ?? 0n,
-      losses: books.chargeback_losses ?? 0n,
-    }).toEqual({ clearing: 0n, disputed: 0n, losses: 10000n });
+    expect(await paypalBooks(currency)).toMatchObject({ clearing: 0n, disputed: 0n, losses: 10000n });
   });
   /*
    * The reversal's settlement line after a won claim, worked by hand: captured 10000 (clearing 10000);
@@ -133,20 +123,10 @@ describe('a PayPal reversal after an earlier refund of the same amount', () => {
   it('matches the reversal line after a won claim to the reversal dispute, without amount_mismatch', async () => {
     const currency = 'SGD';
     const capture = 'CAPSGDWONPARTIAL';
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    const { event, reversed } = await paypalCapture(currency, capture);
     await event({ type: 'dispute.opened', gatewayDisputeId: capture, amount: 10000n, currency });
     await event({ type: 'dispute.won', gatewayDisputeId: capture, amount: 10000n, currency });
-    await event({
-      type: 'dispute.lost',
-      gatewayDisputeId: capture,
-      amount: 6000n,
-      currency,
-      reason: 'CHARGEBACK',
-      reversal: true,
-    });
+    await reversed(6000n, 'CHARGEBACK');
     expect(await booksIn(db, currency)).toMatchObject({
       'gateway_clearing:paypal': 4000n,
       chargeback_losses: 6000n,
@@ -210,13 +190,10 @@ describe('a PayPal claim resolution delivered before its reversal', () => {
     ['resolution first', 'SEK'],
   ] as const)('keeps the chargeback loss when a later refund pays the rest (%s)', async (order, currency) => {
     const capture = `CAP${currency}ORDER`;
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    const { event, reversed } = await paypalCapture(currency, capture);
     const lost = { type: 'dispute.lost', gatewayDisputeId: capture, amount: 5000n, currency } as const;
     const resolution = () => event({ ...lost, reason: 'MERCHANDISE' });
-    const reversal = () => event({ ...lost, reason: 'BUYER_COMPLAINT', reversal: true });
+    const reversal = () => reversed(5000n, 'BUYER_COMPLAINT');
     if (order === 'reversal first') {
       await reversal();
       await resolution();
@@ -226,13 +203,12 @@ describe('a PayPal claim resolution delivered before its reversal', () => {
     }
     await event({ type: 'refund.succeeded', gatewayRefundId: `REF${currency}REST`, amount: 5000n, currency });
 
-    const books = await booksIn(db, currency);
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      disputed: books.disputed_funds ?? 0n,
-      losses: books.chargeback_losses ?? 0n,
-      refunds: books.refunds ?? 0n,
-    }).toEqual({ clearing: 0n, disputed: 0n, losses: 5000n, refunds: 5000n });
+    expect(await paypalBooks(currency)).toEqual({
+      clearing: 0n,
+      disputed: 0n,
+      losses: 5000n,
+      refunds: 5000n,
+    });
   });
 
   /*
@@ -246,15 +222,12 @@ describe('a PayPal claim resolution delivered before its reversal', () => {
   it('raises an exception naming the dispute and the refund when the lost claim was paired with a refund', async () => {
     const currency = 'HKD';
     const capture = 'CAPHKDEARLY';
-    const { transaction } = await pendingCharge(db, { currency, amount: 10000n, gateway: 'paypal' });
-    const event = (e: Parameters<typeof canonicalEvent>[0]) =>
-      applyAsBatch(db, canonicalEvent({ gateway: 'paypal', gatewayTransactionId: capture, ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
+    const { transaction, event, reversed } = await paypalCapture(currency, capture);
     await event({ type: 'refund.succeeded', gatewayRefundId: 'REFHKDEARLY', amount: 5000n, currency });
     const lost = { type: 'dispute.lost', gatewayDisputeId: capture, amount: 5000n, currency } as const;
     await event({ ...lost, reason: 'UNAUTHORISED' });
-    await event({ ...lost, reason: 'CHARGEBACK', reversal: true });
-    await event({ ...lost, reason: 'CHARGEBACK', reversal: true });
+    await reversed(5000n, 'CHARGEBACK');
+    await reversed(5000n, 'CHARGEBACK');
 
     const dispute = await db
       .selectFrom('disputes')
@@ -280,11 +253,6 @@ describe('a PayPal claim resolution delivered before its reversal', () => {
         message: expect.stringContaining(`dispute ${dispute.id} (${capture})`),
       },
     ]);
-    const books = await booksIn(db, currency);
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      losses: books.chargeback_losses ?? 0n,
-      refunds: books.refunds ?? 0n,
-    }).toEqual({ clearing: 5000n, losses: 0n, refunds: 5000n });
+    expect(await paypalBooks(currency)).toMatchObject({ clearing: 5000n, losses: 0n, refunds: 5000n });
   });
 });

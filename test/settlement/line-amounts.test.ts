@@ -2,13 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import type { SettlementLine } from '../../src/gateways/settlement.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import {
-  applyAsBatch,
-  booksIn,
-  canonicalEvent,
-  moneyCoreDatabase,
-  pendingCharge,
-} from '../support/money-core.ts';
+import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
 
 let db: Db;
 beforeAll(async () => {
@@ -25,17 +19,7 @@ afterAll(() => db?.destroy());
 describe('a settlement line whose gross differs from what billhook booked', () => {
   /** A succeeded Stripe charge of `amount` in `currency`, its PaymentIntent `intent`. */
   async function charge(currency: string, amount: bigint, intent: string) {
-    const { transaction } = await pendingCharge(db, { currency, amount });
-    await applyAsBatch(
-      db,
-      canonicalEvent({
-        type: 'charge.succeeded',
-        gatewayTransactionId: intent,
-        reference: transaction.id,
-        amount,
-        currency,
-      }),
-    );
+    const { transaction } = await succeededCharge(db, { currency, amount, gatewayTransactionId: intent });
     return transaction;
   }
   const exceptionsOfLine = (gatewayLineId: string) =>

@@ -67,6 +67,30 @@ export async function pendingCharge(
   return { customerId, invoice, transaction };
 }
 
+/**
+ * A `pendingCharge` whose `charge.succeeded` of the whole attempt, keyed by the gateway's
+ * `gatewayTransactionId` (a PaymentIntent, a PayPal capture), was applied as a reconcile batch of one
+ * (`applyAsBatch`): what `pendingCharge` returns, and that event's outcome as `charged`.
+ */
+export async function succeededCharge(
+  db: Db,
+  o: PendingChargeOptions & { gatewayTransactionId: string },
+): Promise<{ customerId: string; invoice: InvoiceRow; transaction: TransactionRow; charged: ApplyResult }> {
+  const pending = await pendingCharge(db, o);
+  const charged = await applyAsBatch(
+    db,
+    canonicalEvent({
+      type: 'charge.succeeded',
+      gateway: o.gateway ?? 'stripe',
+      gatewayTransactionId: o.gatewayTransactionId,
+      reference: pending.transaction.id,
+      amount: pending.transaction.amount,
+      currency: o.currency,
+    }),
+  );
+  return { ...pending, charged };
+}
+
 /** Account codes with customer ids (`cus_…`) written `customer`, so a test can name them. */
 const named = (code: string) => code.replace(/cus_\w+/, 'customer');
 
