@@ -1,15 +1,18 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { changeSubscription } from '../../src/billing/proration.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { newId } from '../../src/db/ids.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import {
+  customerWith,
+  downgradeCredit,
+  flatPlan,
+  ledgerIn,
+  subscribedAndPaid,
+} from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
-import { insertPlan } from '../support/plans.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -38,13 +41,6 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
   afterAll(() => app.stop());
 
   const db = () => app.runtime.db;
-  const flat = (currency: string, amount: number) =>
-    insertPlan(db(), {
-      name: `Flat ${amount}`,
-      currency,
-      price: { model: 'FLAT_FEE', amount },
-      taxRatePpm: 250_000,
-    });
 
   /**
    * A subscription of `fee` + 25% in `currency` (from `start`, else now) paid whole by the Stripe card;
@@ -58,23 +54,10 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     start?: Date,
   ) {
     const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat(currency, fee);
+    const plan = await flatPlan(app, currency, fee);
     const sub = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id, start });
     const invoice = sub.invoice;
-    const { subscription: other } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: await flat(currency, big) },
-      d('2027-02-01T00:00:00Z'),
-    );
-    await changeSubscription(
-      db(),
-      'system',
-      other.id,
-      { planId: await flat(currency, 1000) },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    await downgradeCredit(app, customer.id, currency, big);
     expect(await creditOf(customer.id)).toEqual([{ currency, amount: credit }]);
     // Paid back through the customer's newest gateway payment: the period's.
     const refunded = stripeRefundSucceeds(`re_credit_${currency.toLowerCase()}`);
@@ -200,7 +183,7 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
 
   it('full (EUR) on an invoice paid 400 offline and 600 by card: 409 refund_exceeds_payment, nothing changes', async () => {
     const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat('EUR', 800);
+    const plan = await flatPlan(app, 'EUR', 800);
     const created = (
       await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan, payment_method: method!.id })
     ).body;
@@ -225,7 +208,7 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
 
   it('full (EUR) on an invoice paid twice (a duplicate charge): 409 invoice_overpaid, nothing changes', async () => {
     const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat('EUR', 800);
+    const plan = await flatPlan(app, 'EUR', 800);
     const paid = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     // The same 1000 taken a second time (money that really moved twice): the 1000 beyond what the
     // invoice asked becomes the customer's credit (payments/transactions.ts).

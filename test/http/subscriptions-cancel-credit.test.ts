@@ -5,7 +5,7 @@ import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, ledgerIn } from '../support/collection.ts';
+import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -32,32 +32,11 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
   afterAll(() => app.stop());
 
   const db = () => app.runtime.db;
-  const flat = (currency: string, amount: number) =>
-    insertPlan(db(), {
-      name: `Flat ${amount}`,
-      currency,
-      price: { model: 'FLAT_FEE', amount },
-      taxRatePpm: 250_000,
-    });
 
   /** A Stripe customer of `currency` with `(big − 1000) × 7/28 × 1.25` of credit from a downgrade. */
   async function customerWithCredit(currency: string, big: number) {
     const { customer, method } = await customerWith(app, { stripe: true });
-    const [from, to] = [await flat(currency, big), await flat(currency, 1000)];
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: from },
-      d('2027-02-01T00:00:00Z'),
-    );
-    await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: to },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    await downgradeCredit(app, customer.id, currency, big);
     return { customer: customer.id as string, method: method!.id as string };
   }
 
@@ -84,7 +63,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
 
   /** A subscription of the 1000 plan in `currency` whose first invoice takes the customer's credit; the rest charged through Stripe. */
   async function subscribe(currency: string, customer: string, method: string, start?: Date) {
-    const plan = await flat(currency, 800);
+    const plan = await flatPlan(app, currency, 800);
     const sub = start
       ? (
           await createSubscription(
@@ -268,7 +247,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // Credit: (4200 − 1000) × 7/28 = 800 net + 200 tax = 1000: the first invoice is PAID at
     // finalization by credit alone; nothing goes to Stripe (nock has no charge or refund to answer).
     const { customer, method } = await customerWithCredit('CHF', 4200);
-    const plan = await flat('CHF', 800);
+    const plan = await flatPlan(app, 'CHF', 800);
     const created = await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method });
     const first = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
     expect(first).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 1000, amount_paid: 0 });
@@ -363,7 +342,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // Credit: (4200 − 1000) × 7/28 = 800 net + 200 tax = 1000 (NOK): the first invoice
     // (2027-01-01 → 2027-02-01, 31 days) is paid by credit alone.
     const { customer } = await customerWithCredit('NOK', 4200);
-    const plan = await flat('NOK', 800);
+    const plan = await flatPlan(app, 'NOK', 800);
     const { subscription } = await createSubscription(
       db(),
       'system',
@@ -388,7 +367,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 500 }]);
     // A prorated downgrade on 2027-01-05 would credit the unused time a second time: refused, and
     // nothing written; without proration it would be allowed.
-    const cheaper = await flat('NOK', 400);
+    const cheaper = await flatPlan(app, 'NOK', 400);
     await expect(
       changeSubscription(
         db(),
@@ -493,7 +472,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // Credit: (10600 − 1000) × 7/28 = 2400 net + 600 tax = 3000 (CZK): the term's three periods of
     // 1000 are each paid by credit at finalization, the first at creation, the others by settle.
     const { customer } = await customerWithCredit('CZK', 10600);
-    const plan = await flat('CZK', 800);
+    const plan = await flatPlan(app, 'CZK', 800);
     const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, repeat: 3 })).body;
     const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
     expect(settled.body.invoiced).toHaveLength(2);

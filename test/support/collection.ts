@@ -1,7 +1,9 @@
 import { expect } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { TestApp } from './app.ts';
 import { ledgerByCode, stripeChargeSucceeds } from './flow.ts';
+import { insertPlan } from './plans.ts';
 
 /**
  * `ledgerByCode` restricted to one currency, keys without the currency: tests that give each
@@ -69,4 +71,38 @@ export async function subscribedAndPaid(
   const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
   expect(stripe.scope.isDone()).toBe(true);
   return { id: sub.id, invoice: settled.body.invoices[0].invoice };
+}
+
+/** A FLAT_FEE plan `Flat <amount>` of `amount` minor units in `currency` at 25% tax; its id. */
+export function flatPlan(app: TestApp, currency: string, amount: number): Promise<string> {
+  return insertPlan(app.runtime.db, {
+    name: `Flat ${amount}`,
+    currency,
+    price: { model: 'FLAT_FEE', amount },
+    taxRatePpm: 250_000,
+  });
+}
+
+/**
+ * Gives `customer` customer credit as customers get it, from a downgrade: a subscription from Feb 1
+ * 2027 to a `flatPlan` of `big` in `currency`, changed on Feb 22 2027 (7 of February's 28 days left)
+ * to one of 1000 (`changeSubscription`, not a preview): (big − 1000) × 7/28 net + 25% tax of credit.
+ */
+export async function downgradeCredit(app: TestApp, customer: string, currency: string, big: number) {
+  const db = app.runtime.db;
+  const [from, to] = [await flatPlan(app, currency, big), await flatPlan(app, currency, 1000)];
+  const { subscription } = await createSubscription(
+    db,
+    'system',
+    { customerId: customer, planId: from },
+    new Date('2027-02-01T00:00:00Z'),
+  );
+  await changeSubscription(
+    db,
+    'system',
+    subscription.id,
+    { planId: to },
+    new Date('2027-02-22T00:00:00Z'),
+    false,
+  );
 }
