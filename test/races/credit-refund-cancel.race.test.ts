@@ -1,18 +1,16 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { changeSubscription } from '../../src/billing/proration.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { TestApp } from '../support/app.ts';
-import { customerWith } from '../support/collection.ts';
-import { createTestDatabase } from '../support/database.ts';
+import { customerWith, downgradeCredit } from '../support/collection.ts';
+import { balancedWithoutDeadlocks, createTestDatabase } from '../support/database.ts';
 import { byDepth } from '../support/depth.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
 
-const d = (iso: string) => new Date(iso);
+const _d = (iso: string) => new Date(iso);
 
 /**
  * A refund of a customer's credit racing a cancellation of one of their subscriptions (PRODUCT §11):
@@ -64,22 +62,7 @@ describe('a credit refund racing a cancellation of the same customer', () => {
       { eventId: `calls-${round}`, subscriptionId: sub.id, code: 'api_calls', value: 30n, timestamp: now },
       now,
     );
-    const flat = (amount: number) =>
-      insertPlan(db(), { currency: 'EUR', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 250_000 });
-    const { subscription: other } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: await flat(1960) },
-      d('2027-02-01T00:00:00Z'),
-    );
-    await changeSubscription(
-      db(),
-      'system',
-      other.id,
-      { planId: await flat(1000) },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    await downgradeCredit(app, customer.id, 'EUR', 1960);
     expect((await app.api('GET', `/v1/customers/${customer.id}`)).body.credit).toEqual([
       { currency: 'EUR', amount: 300 },
     ]);
@@ -124,17 +107,8 @@ describe('a credit refund racing a cancellation of the same customer', () => {
       expect(Number(back.sum)).toBeLessThanOrEqual(1000);
       nock.cleanAll();
     }
-    // The books balance: the postings of every entry in EUR sum to 0.
-    const total = await db()
-      .selectFrom('postings')
-      .select(sql<string>`coalesce(sum(amount), 0)::text`.as('sum'))
-      .where('currency', '=', 'EUR')
-      .executeTakeFirstOrThrow();
-    expect(total.sum).toBe('0');
-    // And PostgreSQL found no deadlock in this database (pg_stat_database counts the 40P01 aborts).
-    const { rows } = await sql<{ deadlocks: string }>`
-      SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()
-    `.execute(db());
-    expect(rows[0]?.deadlocks).toBe('0');
+    // The books balance: the postings of every entry in EUR sum to 0; and PostgreSQL found no deadlock
+    // in this database (pg_stat_database counts the 40P01 aborts).
+    await balancedWithoutDeadlocks(db(), 'EUR');
   });
 });

@@ -6,7 +6,7 @@ import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
-import { createTestDatabase } from '../support/database.ts';
+import { balancedWithoutDeadlocks, createTestDatabase } from '../support/database.ts';
 import { byDepth } from '../support/depth.ts';
 import { intentEchoing, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { applyAsBatch, canonicalEvent } from '../support/money-core.ts';
@@ -87,18 +87,15 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
     return { subscription: sub.body.id as string, invoice: invoice.id };
   }
 
-  /** The books balance (EUR postings sum to 0) and PostgreSQL aborted no transaction of this database with 40P01. */
-  async function balancedWithoutDeadlocks() {
-    const total = await db()
-      .selectFrom('postings')
-      .select(sql<string>`coalesce(sum(amount), 0)::text`.as('sum'))
-      .where('currency', '=', 'EUR')
-      .executeTakeFirstOrThrow();
-    expect(total.sum).toBe('0');
-    const { rows } = await sql<{ deadlocks: string }>`
-      SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()
-    `.execute(db());
-    expect(rows[0]?.deadlocks).toBe('0');
+  /** Invoice `invoice` is PAID (1000 of 1000), `subscription` ACTIVE again, and `balancedWithoutDeadlocks`. */
+  async function paidAndReinstated(subscription: string, invoice: string) {
+    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 1000,
+      amount_due: 0,
+    });
+    expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('ACTIVE');
+    await balancedWithoutDeadlocks(db(), 'EUR');
   }
 
   /** How many statements on subscriptions wait for a lock in this database (pg_stat_activity). */
@@ -176,13 +173,7 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
     expect(charged.status, answers).toBe(200);
     expect(charged.body.transaction.status).toBe('succeeded');
     expect(charge.seen).toHaveLength(1);
-    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
-      status: 'PAID',
-      amount_paid: 1000,
-      amount_due: 0,
-    });
-    expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('ACTIVE');
-    await balancedWithoutDeadlocks();
+    await paidAndReinstated(subscription, invoice);
   });
 
   it('a webhook batch paying the invoice waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
@@ -218,13 +209,7 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(409);
     expect(cancel.body.error.code).toBe('nothing_to_refund');
     expect(applied).toEqual({ kind: 'applied', transactionId: pending.id });
-    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
-      status: 'PAID',
-      amount_paid: 1000,
-      amount_due: 0,
-    });
-    expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('ACTIVE');
-    await balancedWithoutDeadlocks();
+    await paidAndReinstated(subscription, invoice);
   });
 
   it('a dunning retry waits for the subscription the cancellation holds instead of taking the invoice first', async () => {
@@ -261,7 +246,7 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
       payment_attempts: 2,
     });
     expect((await app.api('GET', `/v1/subscriptions/${subscription}`)).body.status).toBe('PAST_DUE');
-    await balancedWithoutDeadlocks();
+    await balancedWithoutDeadlocks(db(), 'EUR');
   });
 
   it('the payment succeeds and the cancellation is refused cleanly or refunds it, never a deadlock (500)', async () => {
@@ -307,6 +292,6 @@ describe('a payment or dunning retry of a PAST_DUE subscription racing its cance
       }
       nock.cleanAll();
     }
-    await balancedWithoutDeadlocks();
+    await balancedWithoutDeadlocks(db(), 'EUR');
   });
 });

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { FileMigrationProvider, Migrator } from 'kysely/migration';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createDb, type Db } from '../../src/db/database.ts';
 
 /** What `createTestDatabase` makes. */
@@ -63,4 +64,22 @@ export async function databaseAtMigration(name: string): Promise<Db> {
   const { error } = await migrator.migrateTo(name);
   if (error) throw error;
   return db;
+}
+
+/**
+ * Asserts the books balance in `currency` (the postings of every entry sum to 0 minor units) and that
+ * PostgreSQL aborted no transaction of `db`'s database as a deadlock (pg_stat_database counts the
+ * 40P01 aborts): what a race test checks once its racers are done.
+ */
+export async function balancedWithoutDeadlocks(db: Db, currency: string): Promise<void> {
+  const total = await db
+    .selectFrom('postings')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('sum'))
+    .where('currency', '=', currency)
+    .executeTakeFirstOrThrow();
+  expect(total.sum).toBe('0');
+  const { rows } = await sql<{ deadlocks: string }>`
+    SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()
+  `.execute(db);
+  expect(rows[0]?.deadlocks).toBe('0');
 }
