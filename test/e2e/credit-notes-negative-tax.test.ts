@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { ledgerByCode, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { ledgerByCode, paidStripeInvoice, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -25,29 +25,13 @@ describe('credit notes of an invoice whose tax is negative', () => {
   });
 
   /** 1000 untaxed less `credit` at 20%, paid through Stripe. */
-  async function paidNegativeTaxInvoice(credit: number) {
-    const customer = await app.api('POST', '/v1/customers', { email: 'negtax-review@example.com' });
-    await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'stripe',
-      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-      gateway_customer_id: 'cus_SRCIP043oBsNpV',
-    });
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
-      currency: 'eur',
+  const paidNegativeTaxInvoice = (credit: number) =>
+    paidStripeInvoice(app, {
       lines: [
         { description: 'Consulting', amount: 1000 },
         { description: 'Credit for a taxed overcharge', amount: credit, type: 'CREDIT', tax_percent: '20' },
       ],
     });
-    expect(draft.status).toBe(201);
-    expect((await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body.status).toBe('OPEN');
-    stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    return { invoice: charged.body.invoice, transaction: charged.body.transaction };
-  }
 
   async function refund(invoiceId: string, amount: number, gatewayRefundId: string) {
     stripeRefundSucceeds(gatewayRefundId);

@@ -4,7 +4,7 @@ import { newId } from '../../src/db/ids.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import type { TestApp } from '../support/app.ts';
-import { ledgerByCode, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { ledgerByCode, paidStripeInvoice, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -30,25 +30,8 @@ describe('refunds give back their share of the tax, each with a credit note (PRO
   });
 
   /** A customer with a Stripe card and an invoice of `amount` + `taxPercent`% tax (EUR), paid through Stripe. */
-  async function paidInvoice(amount: number, taxPercent: string) {
-    const customer = await app.api('POST', '/v1/customers', { email: 'tax@example.com' });
-    await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'stripe',
-      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-      gateway_customer_id: 'cus_SRCIP043oBsNpV',
-    });
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
-      currency: 'eur',
-      lines: [{ description: 'Consulting', amount, tax_percent: taxPercent }],
-    });
-    expect((await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body.status).toBe('OPEN');
-    stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    return { customer: customer.body, invoice: charged.body.invoice, transaction: charged.body.transaction };
-  }
+  const paidInvoice = (amount: number, taxPercent: string) =>
+    paidStripeInvoice(app, { lines: [{ description: 'Consulting', amount, tax_percent: taxPercent }] });
 
   async function refund(invoiceId: string, amount: number, gatewayRefundId: string) {
     stripeRefundSucceeds(gatewayRefundId);

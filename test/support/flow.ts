@@ -17,6 +17,8 @@ export interface OpenInvoiceOptions {
   gatewayCustomerId?: string;
   /** The invoice line's description. */
   description?: string;
+  /** The invoice's lines as the API takes them, instead of the one line of `amount` and `description`. */
+  lines?: Record<string, unknown>[];
 }
 
 /**
@@ -39,7 +41,9 @@ export async function openInvoice(app: TestApp, o: OpenInvoiceOptions = {}) {
   const draft = await app.api('POST', '/v1/invoices', {
     customer: customer.body.id,
     currency: o.currency ?? 'eur',
-    lines: [{ description: o.description ?? 'Pro plan, November', amount: o.amount ?? 4620, quantity: 1 }],
+    lines: o.lines ?? [
+      { description: o.description ?? 'Pro plan, November', amount: o.amount ?? 4620, quantity: 1 },
+    ],
   });
   expect(draft.status).toBe(201);
   const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
@@ -89,9 +93,11 @@ export function intentEchoing(params: URLSearchParams, intentId: string, status 
   };
 }
 
-/** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction). */
+/** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction) and the customer. */
 export interface PaidStripeInvoice {
-  invoice: { id: string; status: string };
+  customer: { id: string };
+  /** Amounts in minor units. */
+  invoice: { id: string; status: string; subtotal: number; tax: number; total: number };
   transaction: { id: string; gateway_transaction_id: string };
 }
 
@@ -108,7 +114,7 @@ export async function paidStripeInvoice(
   const charged = await app.api('POST', `/v1/invoices/${opened.invoice.id}/charge`, {});
   expect(charged.body.invoice.status).toBe('PAID');
   expect(seen).toHaveLength(1);
-  return charged.body;
+  return { customer: opened.customer, ...charged.body };
 }
 
 /** Fakes `POST /v1/refunds` with the fixture refund, echoing amount, payment intent and metadata. */
