@@ -4,13 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import { reportOf, SearchPage } from '../../src/gateways/paypal/transaction-search.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import {
-  applyAsBatch,
-  booksIn,
-  canonicalEvent,
-  moneyCoreDatabase,
-  pendingCharge,
-} from '../support/money-core.ts';
+import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
 
 let db: Db;
 beforeAll(async () => {
@@ -43,18 +37,12 @@ describe('a PayPal payment with a partner fee, withdrawn to the bank', () => {
    * 88. Booked: clearing +5000 (the payment), -149 and -88 to gateway fees, -4763 to the bank: 0.
    */
   it('books the partner fee, so the withdrawal leaves clearing at 0', async () => {
-    const { transaction } = await pendingCharge(db, { currency: 'USD', amount: 5000n, gateway: 'paypal' });
-    await applyAsBatch(
-      db,
-      canonicalEvent({
-        type: 'charge.succeeded',
-        gateway: 'paypal',
-        gatewayTransactionId: '25B16188FF732802U',
-        reference: transaction.id,
-        amount: 5000n,
-        currency: 'USD',
-      }),
-    );
+    await succeededCharge(db, {
+      currency: 'USD',
+      amount: 5000n,
+      gateway: 'paypal',
+      gatewayTransactionId: '25B16188FF732802U',
+    });
     const report = reportOf(page.transaction_details.map((row) => row.transaction_info));
     await recordSettlementReport(db, 'system', { gateway: 'paypal', gatewayAccount: null }, report);
 

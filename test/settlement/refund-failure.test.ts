@@ -7,7 +7,7 @@ import {
   booksIn,
   canonicalEvent,
   moneyCoreDatabase,
-  pendingCharge,
+  succeededCharge,
 } from '../support/money-core.ts';
 
 let db: Db;
@@ -62,10 +62,13 @@ describe('a Stripe refund that failed after succeeding, then paid out', () => {
     'leaves clearing at 0 once the payout pays the failed refund’s money out (%s)',
     async (_name, currency, rendering) => {
       const lower = currency.toLowerCase();
-      const { transaction } = await pendingCharge(db, { currency, amount: 10000n });
+      await succeededCharge(db, {
+        currency,
+        amount: 10000n,
+        gatewayTransactionId: `pi_${lower}_rf`,
+      });
       const event = (e: Parameters<typeof canonicalEvent>[0]) =>
         applyAsBatch(db, canonicalEvent({ gatewayTransactionId: `pi_${lower}_rf`, ...e }));
-      await event({ type: 'charge.succeeded', reference: transaction.id, amount: 10000n, currency });
       await event({ type: 'refund.succeeded', gatewayRefundId: `re_${lower}_rf`, amount: 10000n, currency });
       expect(
         await event({ type: 'refund.failed', gatewayRefundId: `re_${lower}_rf`, amount: 10000n, currency }),
@@ -128,10 +131,9 @@ describe('a Stripe refund that failed after succeeding, then paid out', () => {
    * nothing (clearing keeps the 5000 charged).
    */
   it('leaves a line of a refund that failed without succeeding unmatched, for a person', async () => {
-    const { transaction } = await pendingCharge(db, { currency: 'SEK', amount: 5000n });
+    await succeededCharge(db, { currency: 'SEK', amount: 5000n, gatewayTransactionId: 'pi_sek_rf' });
     const event = (e: Parameters<typeof canonicalEvent>[0]) =>
       applyAsBatch(db, canonicalEvent({ gatewayTransactionId: 'pi_sek_rf', ...e }));
-    await event({ type: 'charge.succeeded', reference: transaction.id, amount: 5000n, currency: 'SEK' });
     await event({ type: 'refund.failed', gatewayRefundId: 're_sek_rf', amount: 5000n, currency: 'SEK' });
     expect(
       await db.selectFrom('refunds').select('status').where('gateway_refund_id', '=', 're_sek_rf').execute(),
