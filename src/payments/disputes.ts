@@ -25,8 +25,23 @@ export interface DisputeReport {
   reversal?: boolean;
 }
 
-/** What recording a dispute report did. */
-export type DisputeRecordOutcome = { kind: 'applied' | 'duplicate' | 'stale'; dispute: DisputeRow };
+/**
+ * An amount a dispute report names that billhook did not book, for a person (minor units of the
+ * dispute's currency): `lost_beyond_hold`, an open dispute reported lost for more than it withheld
+ * (`booked` the hold, booked as lost; `reported` the loss: the gateway took the rest some other way).
+ */
+export interface UnbookedDisputeAmount {
+  kind: 'lost_beyond_hold';
+  booked: bigint;
+  reported: bigint;
+}
+
+/** What recording a dispute report did; `unbooked` when part of what it reports was not booked. */
+export type DisputeRecordOutcome = {
+  kind: 'applied' | 'duplicate' | 'stale';
+  dispute: DisputeRow;
+  unbooked?: UnbookedDisputeAmount;
+};
 
 /**
  * Forward-only dispute transitions. An inquiry (no funds withdrawn) may close, or become a dispute
@@ -213,7 +228,9 @@ function heldBeyondLoss(
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
  * gateway took the money back after the merchant won; reported for the same money as a dispute
- * already lost, it marks that dispute `reversed` (`markReversed`).
+ * already lost, it marks that dispute `reversed` (`markReversed`). An open dispute reported lost
+ * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
+ * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -297,7 +314,12 @@ export async function recordDispute(
     customerId: transaction.customer_id,
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
-  return { kind: 'applied', dispute: await postDispute(work, dispute, transaction) };
+  const booked = await postDispute(work, dispute, transaction);
+  if (existing?.status === 'open' && status === 'lost' && report.amount > existing.amount) {
+    const unbooked = { kind: 'lost_beyond_hold', booked: existing.amount, reported: report.amount } as const;
+    return { kind: 'applied', dispute: booked, unbooked };
+  }
+  return { kind: 'applied', dispute: booked };
 }
 
 /**

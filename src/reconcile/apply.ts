@@ -196,7 +196,10 @@ async function applyRefundEvent(
  * a resolution for the buyer that gives the buyer nothing contradicts itself: billhook cannot tell
  * whether the hold came back or the amount is missing, and a dispute of 0 cannot be booked
  * (`disputes_amount_check`, zero postings), so releasing it would guess and refusing it would retry
- * forever. A person reads the dispute at PayPal and records the outcome.
+ * forever. A person reads the dispute at PayPal and records the outcome. A dispute reported lost
+ * for more than its open dispute withheld is recorded as `recordDispute` books it (the hold lost) and
+ * is an `amount_mismatch` exception naming both amounts (`unbooked`): the gateway took the rest some
+ * other way, which would otherwise sit in clearing without a word.
  */
 async function applyDisputeEvent(
   work: UnitOfWork,
@@ -224,6 +227,18 @@ async function applyDisputeEvent(
     reason: event.reason,
     reversal: event.reversal === true,
   });
+  if (recorded.unbooked) {
+    const { booked, reported } = recorded.unbooked;
+    return {
+      kind: 'exception',
+      exception: 'amount_mismatch',
+      transactionId: payment.id,
+      message:
+        `event ${event.gatewayEventId} reports dispute ${recorded.dispute.id} (${event.gatewayDisputeId}) on ` +
+        `${payment.id} lost for ${reported} ${event.currency}, but it withheld ${booked}: ${booked} booked as lost, ` +
+        `the other ${reported - booked} not booked; check at the gateway how it took them and book them`,
+    };
+  }
   return { kind: recorded.kind, transactionId: payment.id };
 }
 

@@ -21,7 +21,7 @@ afterAll(() => db?.destroy());
  * that as the `dispute.lost` amount) through a refund of the capture; the rest of the hold comes back.
  * Each case books in a currency of its own, on a PayPal capture of 10000.
  */
-describe('a dispute lost for less than it held', () => {
+describe('a dispute lost for another amount than it held', () => {
   /** A succeeded PayPal capture `captureId` of 10000 in `currency`. */
   async function paid(currency: string, captureId: string) {
     const { transaction, charged: succeeded } = await succeededCharge(db, {
@@ -113,5 +113,42 @@ describe('a dispute lost for less than it held', () => {
       disputed: books.disputed_funds ?? 0n,
       losses: books.chargeback_losses ?? 0n,
     }).toEqual({ clearing: 0n, disputed: 10000n, losses: 0n });
+  });
+
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing 10000); the dispute opens withholding 6000
+   * (clearing 4000, disputed 6000). It is reported lost for 10000: the 6000 held are booked lost, as
+   * before (clearing 4000, disputed 0, losses 6000), and the other 4000, which the gateway took some
+   * other way, are an amount_mismatch for a person naming 6000 and 10000; a replay of the report is a
+   * duplicate (no second exception). It used to be `applied` without a word, 4000 left in clearing.
+   */
+  it('raises an exception for a person when the dispute is lost for more than it held', async () => {
+    const currency = 'NOK';
+    const capture = 'CAPNOKBEYOND';
+    const transaction = await paid(currency, capture);
+    await applyAsBatch(db, disputeEvent('dispute.opened', capture, 6000n, currency));
+    const lost = disputeEvent('dispute.lost', capture, 10000n, currency);
+    const outcome = await applyAsBatch(db, lost);
+    expect(outcome).toMatchObject({
+      kind: 'exception',
+      exception: 'amount_mismatch',
+      transactionId: transaction.id,
+      message: expect.stringMatching(
+        /lost for 10000 NOK, but it withheld 6000: .* the other 4000 not booked/,
+      ),
+    });
+    expect(await applyAsBatch(db, lost)).toMatchObject({ kind: 'duplicate' });
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['status', 'amount'])
+      .where('gateway_dispute_id', '=', capture)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toEqual({ status: 'lost', amount: 6000n });
+    const books = await booksIn(db, currency);
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      disputed: books.disputed_funds ?? 0n,
+      losses: books.chargeback_losses ?? 0n,
+    }).toEqual({ clearing: 4000n, disputed: 0n, losses: 6000n });
   });
 });
