@@ -199,6 +199,34 @@ async function markReversed(
   return { kind: 'applied', dispute };
 }
 
+/**
+ * A reversal (a chargeback) reported for a dispute already recorded lost (`existing`) for another
+ * amount: billhook cannot tell whether the gateway took the difference too, or gave some back, so
+ * nothing is changed and an `amount_mismatch` exception names the dispute and both amounts for a
+ * person (once per payment: raised without its event, as `markReversed` raises its own), who books
+ * the difference if there is one.
+ * @returns `duplicate` with `existing`, as it was
+ */
+async function reversalDiffers(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  existing: DisputeRow,
+  report: DisputeReport,
+): Promise<DisputeRecordOutcome> {
+  await raiseException(work, {
+    kind: 'amount_mismatch',
+    gateway: existing.gateway,
+    gatewayAccount: existing.gateway_account,
+    transactionId: transaction.id,
+    message:
+      `dispute ${existing.id} (${existing.gateway_dispute_id}) was booked lost for ${existing.amount} ` +
+      `${existing.currency}, and ${existing.gateway} now reports a reversal (a chargeback) of ${report.amount} ` +
+      `${existing.currency} on the same payment: nothing changed; check at ${existing.gateway} what it took and book the difference`,
+    details: { dispute: existing.id, lost: existing.amount, reversal: report.amount },
+  });
+  return { kind: 'duplicate', dispute: existing };
+}
+
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
 function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
   return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
@@ -228,7 +256,8 @@ function heldBeyondLoss(
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
  * gateway took the money back after the merchant won; reported for the same money as a dispute
- * already lost, it marks that dispute `reversed` (`markReversed`). An open dispute reported lost
+ * already lost, it marks that dispute `reversed` (`markReversed`); for another amount it changes
+ * nothing and raises an `amount_mismatch` exception (`reversalDiffers`). An open dispute reported lost
  * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
  * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
  */
@@ -261,6 +290,14 @@ export async function recordDispute(
     existing.amount === report.amount
   ) {
     return markReversed(work, transaction, existing);
+  }
+  if (
+    existing?.status === 'lost' &&
+    report.status === 'lost' &&
+    report.reversal &&
+    existing.amount !== report.amount
+  ) {
+    return reversalDiffers(work, transaction, existing, report);
   }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };

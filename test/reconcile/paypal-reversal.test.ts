@@ -255,4 +255,55 @@ describe('a PayPal claim resolution delivered before its reversal', () => {
     ]);
     expect(await paypalBooks(currency)).toMatchObject({ clearing: 5000n, losses: 0n, refunds: 5000n });
   });
+
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing 10000). The resolution says lost 5000, no
+   * refund carries it: a chargeback loss (clearing 5000, losses 5000). The reversal then reports 7000
+   * on the same capture: whether PayPal took 2000 more cannot be told from the events, so nothing
+   * changes (clearing 5000, losses 5000, the dispute not marked reversed) and one amount_mismatch
+   * exception names the dispute, 5000 and 7000, also when the reversal is delivered again. It used to
+   * be dropped as a duplicate without a word.
+   */
+  it('raises one exception naming both amounts when the reversal differs from the lost claim', async () => {
+    const currency = 'DKK';
+    const capture = 'CAPDKKDIFFERS';
+    const { transaction, event, reversed } = await paypalCapture(currency, capture);
+    await event({
+      type: 'dispute.lost',
+      gatewayDisputeId: capture,
+      amount: 5000n,
+      currency,
+      reason: 'MERCHANDISE',
+    });
+    expect(await reversed(7000n, 'CHARGEBACK')).toMatchObject({ kind: 'duplicate' });
+    await reversed(7000n, 'CHARGEBACK');
+
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['id', 'amount', 'reversed'])
+      .where('gateway_dispute_id', '=', capture)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ amount: 5000n, reversed: false });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message'])
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(exceptions).toEqual([
+      {
+        kind: 'amount_mismatch',
+        message: expect.stringMatching(
+          new RegExp(
+            `dispute ${dispute.id} \\(${capture}\\) was booked lost for 5000 DKK.* reversal .* of 7000 DKK`,
+          ),
+        ),
+      },
+    ]);
+    expect(await paypalBooks(currency)).toEqual({
+      clearing: 5000n,
+      disputed: 0n,
+      losses: 5000n,
+      refunds: 0n,
+    });
+  });
 });
