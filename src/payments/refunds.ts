@@ -278,7 +278,9 @@ export async function createRefund(
  * overpayment first when they succeed; `held`), against `availableCredit` (`left`) under the
  * customer's credit lock, taken after the invoice's (the order every writer takes them in).
  * @param excluding the refund of the invoice that `amount` is, already recorded (checked as it
- * succeeds, `recordRefundResult`): not counted in `held` nor in what was given back
+ * succeeds, `recordRefundResult`): not counted in what was given back, and no `held` at all: its
+ * success is booked as `issueCreditNote` splits it (the overpayment to whichever refund succeeds
+ * first), so the check counts exactly that share
  * @returns `share` (of this refund, > 0), `held`, `left` and `most` (what could be refunded now
  * without exceeding the credit left), minor units of the invoice's `currency`
  */
@@ -290,16 +292,17 @@ async function overpaymentCreditShortfall(
 ): Promise<{ share: bigint; held: bigint; left: bigint; most: bigint; currency: string } | undefined> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
-  const invoiceId = invoice.id;
-  const inFlight = await work.trx
-    .selectFrom('refunds')
-    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
-    .where('invoice_id', '=', invoiceId)
-    .where('status', 'in', ['pending', 'unknown'])
-    .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
-    .executeTakeFirstOrThrow();
   const given = await overpaymentGivenBack(work.trx, invoice, excluding);
-  const held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
+  let held = 0n;
+  if (excluding === undefined) {
+    const inFlight = await work.trx
+      .selectFrom('refunds')
+      .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+      .where('invoice_id', '=', invoice.id)
+      .where('status', 'in', ['pending', 'unknown'])
+      .executeTakeFirstOrThrow();
+    held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
+  }
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
   await lockCustomerCredit(work.trx, invoice.customer_id);

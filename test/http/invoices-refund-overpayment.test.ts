@@ -328,6 +328,40 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const moved = await movedSince(before, 'PLN');
     expect([moved('customer_credit:customer'), moved('gateway_clearing:stripe')]).toEqual([1000, -1000]);
   });
+  it('two refunds of the duplicate in flight, 500 of its credit spent, the first succeeds: its 400 is covered, no overpayment_credit_spent', async () => {
+    // Paid twice: 1000 of credit. Refunds of 400 and 400 of the duplicate in flight; a later invoice
+    // of 500 takes 500 of the credit (1000 − 500 = 500 left). The first succeeds: it pays back 400 of
+    // the overpayment, within the 500 left (100 stays). Counting the second's 400 as taken first
+    // (held) would have said "in debit by 300", which it never is; the second then fails.
+    const paid = await paidTwice('NOK');
+    stripeRefunds(2, 'pending');
+    const refund = (amount: number) =>
+      app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.second.id, amount });
+    const [a, b] = [await refund(400), await refund(400)];
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: paid.customer,
+      currency: 'nok',
+      lines: [{ description: 'Next month', amount: 500, quantity: 1 }],
+    });
+    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 500 });
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, a.body.id, { status: 'succeeded' }),
+    );
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, b.body.id, { status: 'failed', failureCode: 'expired_or_canceled_card' }),
+    );
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', '=', paid.second.id)
+      .execute();
+    expect(exceptions).toEqual([]);
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'NOK', amount: 100 }]);
+  });
+
   it('an overpayment refund reported succeeded then failed in one batch of webhooks (one deferring unit of work): the reversal undoes its success', async () => {
     const paid = await paidTwice('CZK');
     stripeRefunds(1, 'pending');
