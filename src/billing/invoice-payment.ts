@@ -57,17 +57,27 @@ export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amo
  * What is still refundable on a transaction: what it moved (`capturedAmount`: its amount, or what a
  * partial capture captured) less every refund on it that succeeded or is still in flight (pending,
  * unknown), of its invoice or of customer credit it carried, in minor units (reads `refunds`, owned
- * by payments/). A refund (payments/refunds.ts `createRefund`) and a cancellation's cash part
- * (billing/cancellation.ts `refundOf`) are bounded by it.
+ * by payments/; `refundRooms` for one transaction). A refund (payments/refunds.ts `createRefund`) and a
+ * cancellation's cash part (billing/cancellation.ts `refundOf`) are bounded by it.
  */
 export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
+  const [only] = await refundRooms(trx, [transaction]);
+  return only!.room;
+}
+
+/**
+ * The sum of an invoice's refunds still in flight (`pending` or `unknown`), minor units of its
+ * currency: what they may yet give back (reads `refunds`, owned by payments/). Read it under the
+ * invoice's lock (`lockInvoice`), as `refundsInFlight`.
+ */
+export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
   const row = await trx
     .selectFrom('refunds')
-    .select(sql<bigint>`coalesce(sum(amount), 0)`.as('reserved'))
-    .where('transaction_id', '=', transaction.id)
-    .where('status', '!=', 'failed')
+    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
+    .where('invoice_id', '=', invoiceId)
+    .where('status', 'in', ['pending', 'unknown'])
     .executeTakeFirstOrThrow();
-  return capturedAmount(transaction) - BigInt(row.reserved);
+  return BigInt(row.amount);
 }
 
 /** A payment and what is still refundable on it (`refundable`), minor units of its currency. */
@@ -83,13 +93,28 @@ export interface RefundPart {
 }
 
 /**
- * What is still refundable on each of `payments` (`refundable`), in their order. Read under the lock
- * of their invoices (`lockInvoice`), which every refund of them takes, so it stays true until commit.
+ * What is still refundable on each of `payments` (`refundable`: what it moved less its refunds
+ * succeeded or in flight), in their order, read in one statement. Read under the lock of their
+ * invoices (`lockInvoice`), which every refund of them takes, so it stays true until commit.
  */
 export async function refundRooms(trx: Kysely<Database>, payments: TransactionRow[]): Promise<RefundRoom[]> {
-  const rooms: RefundRoom[] = [];
-  for (const transaction of payments) rooms.push({ transaction, room: await refundable(trx, transaction) });
-  return rooms;
+  if (payments.length === 0) return [];
+  const rows = await trx
+    .selectFrom('refunds')
+    .select(['transaction_id', sql<string>`coalesce(sum(amount), 0)::text`.as('reserved')])
+    .where(
+      'transaction_id',
+      'in',
+      payments.map((t) => t.id),
+    )
+    .where('status', '!=', 'failed')
+    .groupBy('transaction_id')
+    .execute();
+  const reserved = new Map(rows.map((row) => [row.transaction_id, BigInt(row.reserved)]));
+  return payments.map((transaction) => ({
+    transaction,
+    room: capturedAmount(transaction) - (reserved.get(transaction.id) ?? 0n),
+  }));
 }
 
 /** What `rooms` can refund together, minor units: the sum of their rooms above 0 (what `splitRefund` can place). */

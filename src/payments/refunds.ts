@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
@@ -16,6 +16,7 @@ import {
   invoicePayments,
   type RefundPart,
   refundable,
+  refundedInFlight,
   refundRooms,
   totalRoom,
 } from '../billing/invoice-payment.ts';
@@ -295,13 +296,7 @@ async function overpaymentCreditShortfall(
   const given = await overpaymentGivenBack(work.trx, invoice, excluding);
   let held = 0n;
   if (excluding === undefined) {
-    const inFlight = await work.trx
-      .selectFrom('refunds')
-      .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
-      .where('invoice_id', '=', invoice.id)
-      .where('status', 'in', ['pending', 'unknown'])
-      .executeTakeFirstOrThrow();
-    held = overpaymentShare(invoice, given, BigInt(inFlight.amount));
+    held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));
   }
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
@@ -475,15 +470,11 @@ async function wholeRoom(
   invoice: InvoiceRow,
   transaction: TransactionRow,
 ): Promise<bigint> {
-  const inFlight = await trx
-    .selectFrom('refunds')
-    .select(sql<string>`coalesce(sum(amount), 0)::text`.as('amount'))
-    .where('invoice_id', '=', invoice.id)
-    .where('status', 'in', ['pending', 'unknown'])
-    .executeTakeFirstOrThrow();
-  const invoiceRoom = invoice.amount_paid - invoice.amount_refunded - BigInt(inFlight.amount);
-  const room = await refundable(trx, transaction);
-  const whole = room < invoiceRoom ? room : invoiceRoom;
+  const invoiceRoom =
+    invoice.amount_paid - invoice.amount_refunded - (await refundedInFlight(trx, invoice.id));
+  // min(its room, the invoice's), on bigints (Math.min takes numbers only), and never below 0.
+  let whole = await refundable(trx, transaction);
+  if (whole > invoiceRoom) whole = invoiceRoom;
   return whole > 0n ? whole : 0n;
 }
 
