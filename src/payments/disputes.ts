@@ -282,22 +282,11 @@ export async function recordDispute(
       gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
     });
   }
-  if (
-    existing?.status === 'lost' &&
-    report.status === 'lost' &&
-    report.reversal &&
-    !existing.reversed &&
-    existing.amount === report.amount
-  ) {
-    return markReversed(work, transaction, existing);
-  }
-  if (
-    existing?.status === 'lost' &&
-    report.status === 'lost' &&
-    report.reversal &&
-    existing.amount !== report.amount
-  ) {
-    return reversalDiffers(work, transaction, existing, report);
+  // A reversal reported for a dispute already lost: another amount is for a person; the same money
+  // marks it reversed (once: marked already, it is a duplicate below).
+  if (existing?.status === 'lost' && report.status === 'lost' && report.reversal) {
+    if (existing.amount !== report.amount) return reversalDiffers(work, transaction, existing, report);
+    if (!existing.reversed) return markReversed(work, transaction, existing);
   }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
