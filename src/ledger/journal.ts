@@ -165,3 +165,24 @@ export function transfer(
     { account: credit, amount: -amount, currency },
   ];
 }
+
+/** A posting of a written journal entry: its account's code and its signed amount (minor units). */
+export interface WrittenPosting {
+  code: string;
+  amount: bigint;
+}
+
+/**
+ * The postings of the journal entry written with idempotency key `key` (movements.ts derives the
+ * keys), for code that undoes or checks exactly what an entry moved; none when no such entry is
+ * written (an entry deferred by a unit of work is not written until its end).
+ */
+export function entryPostings(trx: Kysely<Database>, key: string): Promise<WrittenPosting[]> {
+  return trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['a.code', 'p.amount'])
+    .where('e.idempotency_key', '=', key)
+    .execute();
+}

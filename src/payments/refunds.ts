@@ -36,7 +36,7 @@ import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
-import { postEntry } from '../ledger/journal.ts';
+import { entryPostings, postEntry } from '../ledger/journal.ts';
 import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
@@ -178,13 +178,7 @@ async function overpaymentPaidBack(
   customerId: string,
   note: CreditNoteRow | undefined,
 ): Promise<bigint> {
-  const rows = await trx
-    .selectFrom('journal_entries as e')
-    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
-    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
-    .select(['a.code', 'p.amount'])
-    .where('e.idempotency_key', '=', `${refund.id}:succeeded`)
-    .execute();
+  const rows = await entryPostings(trx, `${refund.id}:succeeded`);
   if (rows.length === 0) return refund.amount - (note?.total ?? 0n);
   const credit = rows.find((row) => row.code === chart.customerCredit(customerId).code);
   return credit && credit.amount > 0n ? credit.amount : 0n;

@@ -8,7 +8,7 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
-import { postEntry } from '../ledger/journal.ts';
+import { entryPostings, postEntry } from '../ledger/journal.ts';
 import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { transactionActivity } from './transactions.ts';
@@ -83,14 +83,8 @@ async function whyNotVoidable(
  * units; 0 when it posted none.
  */
 async function overpaidAmount(trx: Kysely<Database>, transactionId: string): Promise<bigint> {
-  const row = await trx
-    .selectFrom('journal_entries as e')
-    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
-    .select('p.amount')
-    .where('e.idempotency_key', '=', `${transactionId}:overpaid`)
-    .where('p.amount', '>', 0n)
-    .executeTakeFirst();
-  return row?.amount ?? 0n;
+  const debit = (await entryPostings(trx, `${transactionId}:overpaid`)).find((p) => p.amount > 0n);
+  return debit?.amount ?? 0n;
 }
 
 /**
