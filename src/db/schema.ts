@@ -486,6 +486,7 @@ export interface IdempotencyKeysTable {
   key: string;
   request_hash: string;
   response_status: number | null;
+  /** `json`: the answer as first sent (read it `::text` for those bytes; parsed, an amount beyond 2^53 rounds). */
   response_body: ColumnType<unknown, string | null | undefined, string | null>;
   created_at: CreatedAt;
 }

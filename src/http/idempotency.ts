@@ -32,7 +32,6 @@ function recordAnswer(
   key: string,
   fail: (error: unknown) => void,
 ): void {
-  const json = res.json.bind(res);
   res.json = (body: unknown) => {
     const status = res.statusCode;
     const text = JSON.stringify(body, exactJsonIntegers);
@@ -41,16 +40,25 @@ function recordAnswer(
         ? releaseIdempotencyKey(db, apiKeyId, key)
         : saveIdempotentAnswer(db, apiKeyId, key, status, text);
     settle.then(
-      () => json(body),
+      () => sendJsonText(res, text),
       async (error: unknown) => {
         // The answer could not be stored: free the key (best effort) and answer anyway.
         await releaseIdempotencyKey(db, apiKeyId, key).catch(() => undefined);
         if (status >= 500) fail(error);
-        else json(body);
+        else sendJsonText(res, text);
       },
     );
     return res;
   };
+}
+
+/**
+ * Sends `text`, JSON already written, as `res.json` sends what it writes (`application/json`
+ * unless a type is set): the answer a key stores goes out, and is replayed, byte for byte.
+ */
+function sendJsonText(res: Response, text: string): void {
+  if (!res.get('Content-Type')) res.type('json');
+  res.send(text);
 }
 
 /**
@@ -104,9 +112,9 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
           },
         );
       }
-      if (stored.responseStatus !== null) {
+      if (stored.answer !== null) {
         res.setHeader('Idempotent-Replayed', 'true');
-        return res.status(stored.responseStatus).json(stored.responseBody);
+        return sendJsonText(res.status(stored.answer.status), stored.answer.body);
       }
       if (Date.now() - stored.createdAt.getTime() < ABANDONED_AFTER_MS) return inUse(res);
       // The first request never stored its answer (its process died): this one takes over.

@@ -12,10 +12,11 @@ import type { Db } from '../db/database.ts';
 export interface StoredIdempotencyKey {
   /** sha256 (hex) of the method, path and body of the request that holds the key. */
   requestHash: string;
-  /** The stored answer's HTTP status, null while the request runs. */
-  responseStatus: number | null;
-  /** The stored answer's JSON body, null while the request runs. */
-  responseBody: unknown;
+  /**
+   * The stored answer, null while the request runs: its HTTP status and its JSON body, the text
+   * first sent (byte for byte).
+   */
+  answer: { status: number; body: string } | null;
   /** When the key was first used, or taken over. */
   createdAt: Date;
 }
@@ -50,14 +51,23 @@ export async function findIdempotencyKey(
 ): Promise<StoredIdempotencyKey> {
   const row = await db
     .selectFrom('idempotency_keys')
-    .select(['request_hash', 'response_status', 'response_body', 'created_at'])
+    // As text: the `json` column keeps the bytes first sent, which a parsed value would not (an
+    // amount beyond 2^53 rounded to a double).
+    .select([
+      'request_hash',
+      'response_status',
+      sql<string | null>`response_body::text`.as('response_body'),
+      'created_at',
+    ])
     .where('api_key_id', '=', apiKeyId)
     .where('key', '=', key)
     .executeTakeFirstOrThrow();
   return {
     requestHash: row.request_hash,
-    responseStatus: row.response_status,
-    responseBody: row.response_body,
+    answer:
+      row.response_status === null || row.response_body === null
+        ? null
+        : { status: row.response_status, body: row.response_body },
     createdAt: row.created_at,
   };
 }
@@ -96,7 +106,8 @@ export async function restartIdempotencyKey(db: Db, apiKeyId: string, key: strin
 }
 
 /**
- * Stores the answer of the request holding `key`: its HTTP status and its body, JSON text.
+ * Stores the answer of the request holding `key`: its HTTP status and its body, JSON text, kept as
+ * written (a replay sends the same bytes).
  */
 export async function saveIdempotentAnswer(
   db: Db,

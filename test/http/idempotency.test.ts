@@ -20,10 +20,13 @@ describe('Idempotency-Key: failed requests and expiry', () => {
       },
       body: JSON.stringify(body),
     });
+    const text = await response.text();
     return {
       status: response.status,
       replayed: response.headers.get('idempotent-replayed'),
-      body: (await response.json()) as any,
+      contentType: response.headers.get('content-type'),
+      text,
+      body: JSON.parse(text) as any,
     };
   };
   const storedKey = (key: string) =>
@@ -54,6 +57,31 @@ describe('Idempotency-Key: failed requests and expiry', () => {
     const unknownField = await post('/v1/customers', { email: 'a@example.com', admin: true }, 'idem-fix-3');
     expect(unknownField.status).toBe(422);
     expect(await storedKey('idem-fix-3')).toBeUndefined();
+  });
+
+  it('replays an answer with an amount beyond 2^53 byte for byte: a customer owing IDR 10^16 + 1', {
+    timeout: 120_000,
+  }, async () => {
+    const customer = await post('/v1/customers', { email: 'idr-replay@example.com' }, 'idem-idr-customer');
+    // Ten invoices of 10^15 minor units (the most one amount may be) and one of 1.
+    for (const [i, amount] of [...Array<number>(10).fill(1_000_000_000_000_000), 1].entries()) {
+      const draft = await post(
+        '/v1/invoices',
+        { customer: customer.body.id, currency: 'idr', lines: [{ description: 'Platform fee', amount }] },
+        `idem-idr-draft-${i}`,
+      );
+      const finalized = await post(`/v1/invoices/${draft.body.id}/finalize`, {}, `idem-idr-finalize-${i}`);
+      expect(finalized.body.status).toBe('OPEN');
+    }
+    const update = () =>
+      post(`/v1/customers/${customer.body.id}`, { name: 'Owes 10^16 + 1' }, 'idem-idr-update');
+    const first = await update();
+    expect(first.status).toBe(200);
+    expect(first.text).toContain('{"currency":"IDR","balance":10000000000000001}');
+    const replay = await update();
+    expect([replay.status, replay.replayed, replay.contentType]).toEqual([200, 'true', first.contentType]);
+    // Parsed from jsonb into a double, the replay answered 10^16, its keys reordered.
+    expect(replay.text).toBe(first.text);
   });
 
   it('a key is remembered 24 hours, then used anew; the worker sweep deletes expired keys', {
