@@ -173,8 +173,8 @@ export interface WrittenPosting {
 }
 
 /**
- * The postings of the journal entry written with idempotency key `key` (movements.ts derives the
- * keys), for code that undoes or checks exactly what an entry moved; none when no such entry is
+ * The postings of the journal entry written with idempotency key `key` (`entryKeys` in
+ * movements.ts), for code that undoes or checks exactly what an entry moved; none when no such entry is
  * written (an entry deferred by a unit of work is not written until its end).
  */
 export function entryPostings(trx: Kysely<Database>, key: string): Promise<WrittenPosting[]> {

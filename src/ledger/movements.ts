@@ -6,8 +6,9 @@ import { type EntryInput, type PostingInput, transfer } from './journal.ts';
  * in minor units as `bigint`, ISO 4217 currency) returning the journal entry to post: description,
  * source, postings and idempotency key. Callers post exactly what these return (`postEntry`), so
  * this file is the chart of accounts in use (PRODUCT §5): which accounts each fact debits (+) and
- * credits (−), and the key that makes each fact post once. Keys derive from the business fact only,
- * never from a random value, and never change (existing databases hold them).
+ * credits (−), and the key that makes each fact post once (`entryKeys`, which code reading an entry
+ * back uses too). Keys derive from the business fact only, never from a random value, and never
+ * change (existing databases hold them).
  * Postings of amount 0 are left out (an entry with a zero posting is refused).
  */
 
@@ -84,6 +85,51 @@ export type RefundMovement = {
   | { kind: 'payment' }
 );
 
+/**
+ * The idempotency key of each movement's journal entry, by movement (named as its function here),
+ * from the ids of its business fact: the movements post under these, and code that reads an entry
+ * back (`entryPostings`, a check that one is written) finds it by these, so the key format has this
+ * one home. Never change one: existing databases hold them (test/ledger/movements.test.ts lists them).
+ */
+export const entryKeys = {
+  invoiceFinalized: (invoiceId: string) => `${invoiceId}:finalized`,
+  invoiceVoided: (invoiceId: string) => `${invoiceId}:voided`,
+  customerCreditApplied: (invoiceId: string) => `${invoiceId}:credit_applied`,
+  customerCreditReturned: (invoiceId: string) => `${invoiceId}:credit_returned`,
+  /** One per return: `creditReturned` is the invoice's cumulative credit returned after it (minor units). */
+  invoiceCreditGivenBack: (invoiceId: string, creditReturned: bigint) =>
+    `${invoiceId}:credit_given_back:${creditReturned}`,
+  badDebtWrittenOff: (invoiceId: string) => `${invoiceId}:uncollectible`,
+  /** One per payment: `amountPaid` is the invoice's `amount_paid` after it (minor units). */
+  badDebtRecovered: (invoiceId: string, amountPaid: bigint) => `${invoiceId}:recovered:${amountPaid}`,
+  /** The offline payment's own id (`op_…`). */
+  offlinePaymentReceived: (offlinePaymentId: string) => offlinePaymentId,
+  paymentSucceeded: (transactionId: string) => `${transactionId}:succeeded`,
+  paymentOverpaid: (transactionId: string) => `${transactionId}:overpaid`,
+  paymentVoided: (transactionId: string) => `${transactionId}:voided`,
+  overpaymentVoided: (transactionId: string) => `${transactionId}:overpaid_voided`,
+  refundSucceeded: (refundId: string) => `${refundId}:succeeded`,
+  refundReversed: (refundId: string) => `${refundId}:reversed`,
+  disputeOpened: (disputeId: string) => `${disputeId}:opened`,
+  disputeWon: (disputeId: string) => `${disputeId}:won`,
+  disputeHoldReleased: (disputeId: string) => `${disputeId}:released`,
+  disputeLost: (disputeId: string) => `${disputeId}:lost`,
+  disputeLostByRefund: (disputeId: string) => `${disputeId}:refunded`,
+  disputeLossRefunded: (disputeId: string) => `${disputeId}:refunded_after_loss`,
+  /** The change itself: the subscription, when it took effect, and from what plan and quantity to what. */
+  prorationCredited: ({
+    subscriptionId,
+    at,
+    from,
+    to,
+  }: Pick<ProrationCredit, 'subscriptionId' | 'at' | 'from' | 'to'>) =>
+    `${subscriptionId}:proration_credit:${at.toISOString()}:${from.planId}*${from.quantity}:${to.planId}*${to.quantity}`,
+  subscriptionCreditMoved: (subscriptionId: string) => `${subscriptionId}:credit_moved`,
+  settlementLineBooked: (settlementLineId: string) => `${settlementLineId}:booked`,
+  /** `payoutCreated`, `payoutPaid`, `payoutReturned`: the payout's id and that step. */
+  payout: (payoutId: string, step: PayoutStep) => `${payoutId}:${step}`,
+};
+
 /** One posting of `amount` (debit > 0, credit < 0) to `account`. */
 function line(account: PostingInput['account'], amount: bigint, currency: string): PostingInput {
   return { account, amount, currency };
@@ -105,7 +151,7 @@ function finalizationPostings(invoice: InvoiceAmounts): PostingInput[] {
 export function invoiceFinalized(invoice: InvoiceAmounts): EntryInput {
   const id = invoice.invoiceId;
   return {
-    idempotencyKey: `${id}:finalized`,
+    idempotencyKey: entryKeys.invoiceFinalized(id),
     description: `invoice ${id} finalized`,
     source: { type: 'invoice', id },
     postings: finalizationPostings(invoice),
@@ -116,7 +162,7 @@ export function invoiceFinalized(invoice: InvoiceAmounts): EntryInput {
 export function invoiceVoided(invoice: InvoiceAmounts): EntryInput {
   const id = invoice.invoiceId;
   return {
-    idempotencyKey: `${id}:voided`,
+    idempotencyKey: entryKeys.invoiceVoided(id),
     description: `invoice ${id} voided`,
     source: { type: 'invoice', id },
     postings: negated(finalizationPostings(invoice)),
@@ -127,7 +173,7 @@ export function invoiceVoided(invoice: InvoiceAmounts): EntryInput {
 export function customerCreditApplied(movement: InvoiceMovement): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: `${id}:credit_applied`,
+    idempotencyKey: entryKeys.customerCreditApplied(id),
     description: `customer credit applied to invoice ${id}`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -143,7 +189,7 @@ export function customerCreditApplied(movement: InvoiceMovement): EntryInput {
 export function customerCreditReturned(movement: InvoiceMovement): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: `${id}:credit_returned`,
+    idempotencyKey: entryKeys.customerCreditReturned(id),
     description: `customer credit applied to invoice ${id} given back (voided)`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -175,7 +221,7 @@ export interface CreditGivenBack extends InvoiceMovement {
 export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: `${id}:credit_given_back:${movement.creditReturned}`,
+    idempotencyKey: entryKeys.invoiceCreditGivenBack(id, movement.creditReturned),
     description: `customer credit that paid invoice ${id} given back by credit note`,
     source: { type: 'invoice', id },
     postings: nonZero([
@@ -190,7 +236,7 @@ export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
 export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: `${id}:uncollectible`,
+    idempotencyKey: entryKeys.badDebtWrittenOff(id),
     description: `invoice ${id} written off as uncollectible`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -210,7 +256,7 @@ export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
 export function badDebtRecovered(movement: InvoiceMovement & { amountPaid: bigint }): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: `${id}:recovered:${movement.amountPaid}`,
+    idempotencyKey: entryKeys.badDebtRecovered(id, movement.amountPaid),
     description: `bad debt recovered on invoice ${id}`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -228,7 +274,7 @@ export function offlinePaymentReceived(
 ): EntryInput {
   const id = movement.offlinePaymentId;
   return {
-    idempotencyKey: id,
+    idempotencyKey: entryKeys.offlinePaymentReceived(id),
     description: `${movement.method.toLowerCase()} payment ${id} on invoice ${movement.invoiceId}`,
     source: { type: 'offline_payment', id },
     postings: transfer(
@@ -244,7 +290,7 @@ export function offlinePaymentReceived(
 export function paymentSucceeded(payment: PaymentMovement): EntryInput {
   const id = payment.transactionId;
   return {
-    idempotencyKey: `${id}:succeeded`,
+    idempotencyKey: entryKeys.paymentSucceeded(id),
     description: `payment ${id} via ${payment.gateway}`,
     source: { type: 'transaction', id },
     postings: transfer(
@@ -265,7 +311,7 @@ export function paymentOverpaid(
 ): EntryInput {
   const id = payment.transactionId;
   return {
-    idempotencyKey: `${id}:overpaid`,
+    idempotencyKey: entryKeys.paymentOverpaid(id),
     description: `payment ${id} beyond what invoice ${payment.invoiceId} asked: customer credit`,
     source: { type: 'transaction', id },
     postings: transfer(
@@ -285,7 +331,7 @@ export function paymentOverpaid(
 export function paymentVoided(payment: PaymentMovement): EntryInput {
   const id = payment.transactionId;
   return {
-    idempotencyKey: `${id}:voided`,
+    idempotencyKey: entryKeys.paymentVoided(id),
     description: `payment ${id} voided at ${payment.gateway}`,
     source: { type: 'transaction', id },
     postings: transfer(
@@ -304,7 +350,7 @@ export function paymentVoided(payment: PaymentMovement): EntryInput {
 export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'>): EntryInput {
   const id = payment.transactionId;
   return {
-    idempotencyKey: `${id}:overpaid_voided`,
+    idempotencyKey: entryKeys.overpaymentVoided(id),
     description: `payment ${id} voided: the customer credit it made is taken back`,
     source: { type: 'transaction', id },
     postings: transfer(
@@ -342,7 +388,7 @@ function refundPostings(refund: RefundMovement): PostingInput[] {
 export function refundSucceeded(refund: RefundMovement): EntryInput {
   const id = refund.refundId;
   return {
-    idempotencyKey: `${id}:succeeded`,
+    idempotencyKey: entryKeys.refundSucceeded(id),
     description: `refund ${id} via ${refund.gateway}`,
     source: { type: 'refund', id },
     postings: refundPostings(refund),
@@ -353,7 +399,7 @@ export function refundSucceeded(refund: RefundMovement): EntryInput {
 export function refundReversed(refund: RefundMovement): EntryInput {
   const id = refund.refundId;
   return {
-    idempotencyKey: `${id}:reversed`,
+    idempotencyKey: entryKeys.refundReversed(id),
     description: `refund ${id} failed after succeeding`,
     source: { type: 'refund', id },
     postings: negated(refundPostings(refund)),
@@ -364,7 +410,7 @@ export function refundReversed(refund: RefundMovement): EntryInput {
 export function disputeOpened(dispute: DisputeMovement): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:opened`,
+    idempotencyKey: entryKeys.disputeOpened(id),
     description: `dispute ${id} opened on ${dispute.transactionId}`,
     source: { type: 'dispute', id },
     postings: transfer(
@@ -380,7 +426,7 @@ export function disputeOpened(dispute: DisputeMovement): EntryInput {
 export function disputeWon(dispute: DisputeMovement): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:won`,
+    idempotencyKey: entryKeys.disputeWon(id),
     description: `dispute ${id} won`,
     source: { type: 'dispute', id },
     postings: transfer(
@@ -400,7 +446,7 @@ export function disputeWon(dispute: DisputeMovement): EntryInput {
 export function disputeHoldReleased(dispute: DisputeMovement): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:released`,
+    idempotencyKey: entryKeys.disputeHoldReleased(id),
     description: `dispute ${id} lost for less than withheld: the rest of the hold released`,
     source: { type: 'dispute', id },
     postings: transfer(
@@ -416,7 +462,7 @@ export function disputeHoldReleased(dispute: DisputeMovement): EntryInput {
 export function disputeLost(dispute: DisputeMovement): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:lost`,
+    idempotencyKey: entryKeys.disputeLost(id),
     description: `dispute ${id} lost`,
     source: { type: 'dispute', id },
     postings: transfer(chart.chargebackLosses, chart.disputedFunds, dispute.amount, dispute.currency),
@@ -430,7 +476,7 @@ export function disputeLost(dispute: DisputeMovement): EntryInput {
 export function disputeLostByRefund(dispute: DisputeMovement & { refundId: string }): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:refunded`,
+    idempotencyKey: entryKeys.disputeLostByRefund(id),
     description: `dispute ${id} lost and paid to the customer by refund ${dispute.refundId}: the held funds are released`,
     source: { type: 'dispute', id },
     postings: transfer(
@@ -451,7 +497,7 @@ export function disputeLossRefunded(
 ): EntryInput {
   const id = dispute.disputeId;
   return {
-    idempotencyKey: `${id}:refunded_after_loss`,
+    idempotencyKey: entryKeys.disputeLossRefunded(id),
     description: `dispute ${id} was paid to the customer by refund ${dispute.refundId}: its loss is the refund`,
     source: { type: 'dispute', id },
     postings: transfer(
@@ -487,9 +533,8 @@ export interface ProrationCredit {
  */
 export function prorationCredited(credit: ProrationCredit): EntryInput {
   const id = credit.subscriptionId;
-  const change = `${credit.from.planId}*${credit.from.quantity}:${credit.to.planId}*${credit.to.quantity}`;
   return {
-    idempotencyKey: `${id}:proration_credit:${credit.at.toISOString()}:${change}`,
+    idempotencyKey: entryKeys.prorationCredited(credit),
     description: `proration credit of subscription ${id} (unused time at the old price)`,
     source: { type: 'subscription', id },
     postings: nonZero([
@@ -515,7 +560,7 @@ export function subscriptionCreditMoved(credit: {
 }): EntryInput {
   const id = credit.subscriptionId;
   return {
-    idempotencyKey: `${id}:credit_moved`,
+    idempotencyKey: entryKeys.subscriptionCreditMoved(id),
     description: `proration credit of subscription ${id} moved to its customer's credit`,
     source: { type: 'subscription', id },
     postings: nonZero([
@@ -597,7 +642,7 @@ export function settlementLineBooked(movement: SettlementLineMovement): EntryInp
   const id = movement.settlementLineId;
   const converted = movement.original ? ` (converted from ${movement.original.currency})` : '';
   return {
-    idempotencyKey: `${id}:booked`,
+    idempotencyKey: entryKeys.settlementLineBooked(id),
     description: `${movement.kind} line ${id} settled by ${movement.gateway}${converted}`,
     source: { type: 'settlement_line', id },
     postings: settlementLinePostings(movement),
@@ -616,16 +661,19 @@ export interface PayoutMovement {
   amount: bigint;
 }
 
+/** What happened to a payout, each step one journal entry: sent, arrived at the bank, come back. */
+type PayoutStep = 'created' | 'paid' | 'returned';
+
 function payoutEntry(
   payout: PayoutMovement,
-  step: 'created' | 'paid' | 'returned',
+  step: PayoutStep,
   debit: AccountRef,
   credit: AccountRef,
   description: string,
 ): EntryInput {
   const id = payout.payoutId;
   return {
-    idempotencyKey: `${id}:${step}`,
+    idempotencyKey: entryKeys.payout(id, step),
     description: `payout ${id} ${description}`,
     source: { type: 'payout', id },
     postings: transfer(debit, credit, payout.amount, payout.currency),

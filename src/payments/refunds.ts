@@ -37,7 +37,7 @@ import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
-import { type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
+import { entryKeys, type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -178,7 +178,7 @@ async function overpaymentPaidBack(
   customerId: string,
   note: CreditNoteRow | undefined,
 ): Promise<bigint> {
-  const rows = await entryPostings(trx, `${refund.id}:succeeded`);
+  const rows = await entryPostings(trx, entryKeys.refundSucceeded(refund.id));
   if (rows.length === 0) return refund.amount - (note?.total ?? 0n);
   const credit = rows.find((row) => row.code === chart.customerCredit(customerId).code);
   return credit && credit.amount > 0n ? credit.amount : 0n;

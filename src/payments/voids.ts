@@ -9,7 +9,7 @@ import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
-import { overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
+import { entryKeys, overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { transactionActivity } from './transactions.ts';
 
@@ -83,7 +83,9 @@ async function whyNotVoidable(
  * units; 0 when it posted none.
  */
 async function overpaidAmount(trx: Kysely<Database>, transactionId: string): Promise<bigint> {
-  const debit = (await entryPostings(trx, `${transactionId}:overpaid`)).find((p) => p.amount > 0n);
+  const debit = (await entryPostings(trx, entryKeys.paymentOverpaid(transactionId))).find(
+    (p) => p.amount > 0n,
+  );
   return debit?.amount ?? 0n;
 }
 

@@ -7,6 +7,7 @@ import { type NewException, raiseException, resolveUnmatchedLine } from '../exce
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
+  entryKeys,
   type SettlementLineMovement,
   settlementLineBooked,
   settlementLineMoves,
@@ -118,7 +119,7 @@ async function refundMoved(work: UnitOfWork, refund: RefundRow, gross: bigint): 
   const reversed = await work.trx
     .selectFrom('journal_entries')
     .select('id')
-    .where('idempotency_key', '=', `${refund.id}:reversed`)
+    .where('idempotency_key', '=', entryKeys.refundReversed(refund.id))
     .executeTakeFirst();
   return reversed !== undefined;
 }
