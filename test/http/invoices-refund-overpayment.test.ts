@@ -341,10 +341,9 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
   });
   it('two refunds of the duplicate in flight hold 800 of its credit: a later invoice of 500 takes the other 200; the first succeeds, no overpayment_credit_spent', async () => {
     // Paid twice: 1000 of credit. Refunds of 400 and 400 of the duplicate in flight hold 800 of it:
-    // a later invoice of 500 takes the 200 left (300 due). The first succeeds: it pays back 400,
-    // within the 1000 − 200 = 800 there (400 stay, held by the second). Counting the second's 400
-    // as taken first (held) would not say "in debit" either: 800 − 400 = 400 covers it. The second
-    // then fails: its 400 are the customer's again.
+    // a later invoice of 500 takes the 200 left (300 due). The first succeeds: it pays back 400 of
+    // the 1000 − 200 = 800 there, the second still holding 400: 800 − 400 = 400 covers it, no
+    // exception. The second then fails: its 400 are the customer's again (1000 − 200 − 400 = 400).
     const paid = await paidTwice('NOK');
     stripeRefunds(2, 'pending');
     const refund = (amount: number) =>
