@@ -37,19 +37,30 @@ export async function lockCustomerCredit(trx: Kysely<Database>, customerId: stri
 }
 
 /**
+ * Which refunds in flight `availableCredit` takes off a customer's credit: `all` of them, for credit
+ * about to be spent (an invoice's finalization, a refund being created); only `credit_refunds` for
+ * the debit of a refund of an overpaid invoice as it succeeds (payments/refunds.ts
+ * `recordRefundResult`): the money has moved, and is checked against the credit there, so the
+ * refund that leaves it in debit is the one flagged, not one that succeeds while others, which may
+ * yet fail, hold credit.
+ */
+export type CreditHolds = 'all' | 'credit_refunds';
+
+/**
  * The credit customer `customerId` can use in `currency`, minor units ≥ 0: their credit account's
  * balance less what refunds still in flight (pending or unknown) will pay back of it when they
- * succeed: refunds of customer credit, and refunds of their overpaid invoices as far as they pay back
- * the overpayment (`overpaymentsHeld`, billing/credit-notes.ts). Both hold that credit from their
- * creation, so it is neither applied to an invoice nor paid back twice meanwhile. In a deferring unit
- * of work (a webhook batch) the balance counts the entries the unit posted and has not written yet:
- * they are written first (`UnitOfWork.writeLedger`). Call it after `lockCustomerCredit` when the
- * answer is about to be spent.
+ * succeed: refunds of customer credit, and (`holds` `all`, the default) refunds of their overpaid
+ * invoices as far as they pay back the overpayment (`overpaymentsHeld`, billing/credit-notes.ts).
+ * Both hold that credit from their creation, so it is neither applied to an invoice nor paid back
+ * twice meanwhile. In a deferring unit of work (a webhook batch) the balance counts the entries the
+ * unit posted and has not written yet: they are written first (`UnitOfWork.writeLedger`). Call it
+ * after `lockCustomerCredit` when the answer is about to be spent.
  */
 export async function availableCredit(
   work: UnitOfWork,
   customerId: string,
   currency: string,
+  holds: CreditHolds = 'all',
 ): Promise<bigint> {
   await work.writeLedger();
   // One statement for a customer without credit: it runs in every invoice's finalization.
@@ -65,6 +76,7 @@ export async function availableCredit(
   `.execute(work.trx);
   const available = BigInt(rows[0]?.available ?? 0);
   if (available <= 0n) return 0n;
+  if (holds === 'credit_refunds') return available;
   const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
   const left = available - (held?.held ?? 0n);
   return left > 0n ? left : 0n;

@@ -95,8 +95,8 @@ export async function findRefund(
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
  * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
- * debit exceeds what the customer's credit still held beyond what other refunds in flight hold of
- * it, counting the entries this unit posted and has not written yet: `overpaymentCreditShortfall`), updates the
+ * debit exceeds what the customer's credit still held, counting the entries this unit posted and
+ * has not written yet: `overpaymentCreditShortfall`), updates the
  * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
  * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
@@ -278,8 +278,9 @@ export async function createRefund(
  * @param excluding the refund of the invoice that `amount` is, already recorded and no longer in
  * flight (checked as it succeeds, `recordRefundResult`): not counted in what was given back, and no
  * `held`: its success is booked as `issueCreditNote` splits it (the overpayment to whichever refund
- * succeeds first), so the check counts exactly that share, against what the refunds still in flight
- * leave of the credit
+ * succeeds first), so the check counts exactly that share, against the credit there less credit
+ * refunds in flight only (`availableCredit` holds `credit_refunds`): the refunds of overpaid invoices
+ * still in flight may yet fail, and the one whose success leaves the credit in debit is flagged
  * @returns `share` (of this refund, > 0), `held` and `left` (also what could be refunded now without
  * exceeding the credit left), minor units of the invoice's `currency`
  */
@@ -299,7 +300,8 @@ async function overpaymentCreditShortfall(
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
   await lockCustomerCredit(work.trx, invoice.customer_id);
-  const left = await availableCredit(work, invoice.customer_id, invoice.currency);
+  const holds = excluding === undefined ? 'all' : 'credit_refunds';
+  const left = await availableCredit(work, invoice.customer_id, invoice.currency, holds);
   if (share <= left) return undefined;
   return { share, held, left, currency: invoice.currency };
 }
@@ -331,8 +333,8 @@ async function assertOverpaymentCreditLeft(
  * The `overpayment_credit_spent` exception of a refund that succeeded (money moved: a refund made in
  * the gateway's dashboard, which held no credit before it was reported, or one whose held credit
  * such a refund took meanwhile) paying back more of its invoice's overpayment than the customer's
- * credit still held, less what refunds still in flight hold of it (`short.left`): their credit
- * account is left in debit (once those succeed), for a person to recover or write off.
+ * credit still held (less credit refunds in flight: `short.left`): their credit account is left in
+ * debit, for a person to recover or write off.
  */
 function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left: bigint }): NewException {
   return {

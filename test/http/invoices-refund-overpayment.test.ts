@@ -342,8 +342,8 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
   it('two refunds of the duplicate in flight hold 800 of its credit: a later invoice of 500 takes the other 200; the first succeeds, no overpayment_credit_spent', async () => {
     // Paid twice: 1000 of credit. Refunds of 400 and 400 of the duplicate in flight hold 800 of it:
     // a later invoice of 500 takes the 200 left (300 due). The first succeeds: it pays back 400 of
-    // the 1000 − 200 = 800 there, the second still holding 400: 800 − 400 = 400 covers it, no
-    // exception. The second then fails: its 400 are the customer's again (1000 − 200 − 400 = 400).
+    // the 1000 − 200 = 800 there, no exception. The second then fails: its 400 are the customer's
+    // again (1000 − 200 − 400 = 400).
     const paid = await paidTwice('NOK');
     stripeRefunds(2, 'pending');
     const refund = (amount: number) =>
@@ -474,6 +474,64 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
   });
 
+  it('a refund of an overpayment succeeding is checked against the credit there, not less what refunds in flight (which may fail) hold: none flagged while the credit never goes into debit', async () => {
+    // One customer, two invoices of 1000 each paid twice: 2000 of credit. Refunds of 400 of each
+    // duplicate pending at Stripe hold 800 of it; a later invoice of 1200 takes the 1200 left: 800
+    // there. A refund of 400 made in Stripe's dashboard on the first invoice's first payment (it
+    // held nothing) pays back 400 of that invoice's overpayment: 400 there, 800 held: one of the held
+    // refunds can no longer be covered. The first invoice's held refund then succeeds: its 400 are
+    // there (0 left); the second invoice's fails: the credit ends at 0, never in debit, so no
+    // exception (counting the failing refund's hold would have flagged a debit that never was).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('MXN');
+    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const paidA = await duplicate(a.invoice.id, 1000n, 'MXN');
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'MXN')).second;
+    stripeRefunds(2, 'pending');
+    const heldA = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
+      transaction: paidA.second.id,
+      amount: 400,
+    });
+    const heldB = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 400,
+    });
+    expect([heldA.body.status, heldB.body.status]).toEqual(['pending', 'pending']);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'mxn',
+      lines: [{ description: 'Extra', amount: 1500, quantity: 1 }],
+    });
+    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(spent.body).toMatchObject({ status: 'OPEN', credit_applied: 1200, amount_due: 300 });
+    const before = await ledgerIn(app, 'MXN');
+    await inUnitOfWork(db(), { actor: 'webhook' }, async (work) => {
+      const dashboard = await createRefund(work, paidA.first, {
+        amount: 400n,
+        gatewayRefundId: `re_dashboard_${paidA.first.id}`,
+      });
+      await recordRefundResult(work, dashboard.id, { status: 'succeeded' });
+    });
+    await inUnitOfWork(db(), { actor: 'webhook' }, (work) =>
+      recordRefundResult(work, heldA.body.id, { status: 'succeeded' }),
+    );
+    await inUnitOfWork(db(), { actor: 'webhook' }, (work) =>
+      recordRefundResult(work, heldB.body.id, { status: 'failed', failureCode: 'expired_or_canceled_card' }),
+    );
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', 'in', [paidA.first.id, paidA.second.id, dupB.id])
+      .execute();
+    expect(exceptions).toEqual([]);
+    const moved = await movedSince(before, 'MXN');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      800, 0, -800,
+    ]);
+    expect((await ledgerIn(app, 'MXN'))['customer_credit:customer']).toBe(0);
+  });
   it('a duplicate payment and the refund of it made in the dashboard, in one batch of webhooks: the refund sees the credit the batch booked, no overpayment_credit_spent', async () => {
     // Invoice of 1000 paid by card. One batch (one deferring unit of work, as webhook.process
     // applies it): the duplicate payment's success (1000 more: its txn_…:overpaid entry credits the
