@@ -5,6 +5,7 @@ import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { customerCreditApplied, customerCreditReturned } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { overpaymentsHeld } from './credit-notes.ts';
 
 /**
  * A customer's credit (PRODUCT §11): money we owe them, per currency, in their `customer_credit:<id>`
@@ -36,16 +37,33 @@ export async function lockCustomerCredit(trx: Kysely<Database>, customerId: stri
 }
 
 /**
+ * Which refunds in flight `availableCredit` takes off a customer's credit: `all` of them, for credit
+ * about to be spent (an invoice's finalization, a refund being created); only `credit_refunds` for
+ * the debit of a refund of an overpaid invoice as it succeeds (payments/refunds.ts
+ * `recordRefundResult`): the money has moved, and is checked against the credit there, so the
+ * refund that leaves it in debit is the one flagged, not one that succeeds while others, which may
+ * yet fail, hold credit.
+ */
+export type CreditHolds = 'all' | 'credit_refunds';
+
+/**
  * The credit customer `customerId` can use in `currency`, minor units ≥ 0: their credit account's
- * balance less credit refunds still in flight (pending or unknown), which hold what they pay back.
- * Call it after `lockCustomerCredit` when the answer is about to be spent.
+ * balance less what refunds still in flight (pending or unknown) will pay back of it when they
+ * succeed: refunds of customer credit, and (`holds` `all`, the default) refunds of their overpaid
+ * invoices as far as they pay back the overpayment (`overpaymentsHeld`, billing/credit-notes.ts).
+ * Both hold that credit from their creation, so it is neither applied to an invoice nor paid back
+ * twice meanwhile. In a deferring unit of work (a webhook batch) the balance counts the entries the
+ * unit posted and has not written yet: they are written first (`UnitOfWork.writeLedger`). Call it
+ * after `lockCustomerCredit` when the answer is about to be spent.
  */
 export async function availableCredit(
-  db: Kysely<Database>,
+  work: UnitOfWork,
   customerId: string,
   currency: string,
+  holds: CreditHolds = 'all',
 ): Promise<bigint> {
-  // One statement: it runs in every invoice's finalization.
+  await work.writeLedger();
+  // One statement for a customer without credit: it runs in every invoice's finalization.
   const { rows } = await sql<{ available: string }>`
     SELECT (
       SELECT coalesce(-sum(p.amount), 0) FROM postings p JOIN ledger_accounts a ON a.id = p.account_id
@@ -55,9 +73,13 @@ export async function availableCredit(
       WHERE kind = 'customer_credit' AND customer_id = ${customerId} AND currency = ${currency}
         AND status IN ('pending', 'unknown')
     ) AS available
-  `.execute(db);
+  `.execute(work.trx);
   const available = BigInt(rows[0]?.available ?? 0);
-  return available > 0n ? available : 0n;
+  if (available <= 0n) return 0n;
+  if (holds === 'credit_refunds') return available;
+  const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
+  const left = available - (held?.held ?? 0n);
+  return left > 0n ? left : 0n;
 }
 
 /**
@@ -72,9 +94,9 @@ export async function applyCustomerCredit(
   work: UnitOfWork,
   invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'total'>,
 ): Promise<bigint> {
-  if ((await availableCredit(work.trx, invoice.customer_id, invoice.currency)) === 0n) return 0n;
+  if ((await availableCredit(work, invoice.customer_id, invoice.currency)) === 0n) return 0n;
   await lockCustomerCredit(work.trx, invoice.customer_id);
-  const available = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
+  const available = await availableCredit(work, invoice.customer_id, invoice.currency);
   let used = available;
   if (used > invoice.total) used = invoice.total;
   if (used > 0n) {

@@ -9,6 +9,7 @@ import type { GatewayName } from '../gateways/types.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { overpaymentsHeld } from './credit-notes.ts';
 
 /** A customer's billing address, in Stripe's field names; `country` is ISO 3166-1 alpha-2, upper case. */
 export interface Address {
@@ -273,9 +274,11 @@ export interface CustomerWithBalances extends CustomerRow {
 }
 
 /**
- * Adds their ledger balances to customers, in two queries for all of them: per currency, the
- * balance is their receivable (`receivable:<id>`) net of their credit (`customer_credit:<id>`);
- * `credit` is their credit less credit refunds still in flight (as `availableCredit`).
+ * Adds their ledger balances to customers, in three queries for all of them (and one per overpaid
+ * invoice with refunds in flight: `overpaymentsHeld`): per currency, the balance is their receivable
+ * (`receivable:<id>`) net of their credit (`customer_credit:<id>`); `credit` is their credit less
+ * what refunds still in flight hold of it, of customer credit and of overpaid invoices (as
+ * `availableCredit`).
  */
 export async function withBalances(
   db: Kysely<Database>,
@@ -297,6 +300,10 @@ export async function withBalances(
         .groupBy(['customer_id', 'currency'])
         .execute()
     : [];
+  const overpayments = await overpaymentsHeld(
+    db,
+    customers.map((c) => c.id),
+  );
   return customers.map((customer) => {
     const receivable = chart.receivable(customer.id).code;
     const creditCode = chart.customerCredit(customer.id).code;
@@ -307,7 +314,8 @@ export async function withBalances(
       net.set(b.currency, (net.get(b.currency) ?? 0n) + b.balance);
       if (b.code !== creditCode) continue;
       const inFlight = held.find((h) => h.customer_id === customer.id && h.currency === b.currency);
-      const amount = -b.balance - BigInt(inFlight?.held ?? 0);
+      const overpaid = overpayments.find((h) => h.customerId === customer.id && h.currency === b.currency);
+      const amount = -b.balance - BigInt(inFlight?.held ?? 0) - (overpaid?.held ?? 0n);
       if (amount > 0n) credit.push({ currency: b.currency, amount });
     }
     return {

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
-import { writeEntries } from './journal.ts';
+import { type EntryInput, writeEntries } from './journal.ts';
 
 /** Advisory lock key guarding the order in which journal entries and activities become visible. */
 const SEQUENCE_LOCK = 0x6c656467; // "ledg"
@@ -151,6 +151,20 @@ export class UnitOfWork {
       await (write as BatchWriter<unknown>)(this, batch);
     }
     for (const step of this.#atEnd.splice(0)) await step();
+  }
+
+  /**
+   * Writes, now, the changed rows (`writeRows`) and the journal entries the unit deferred, still in
+   * its transaction (a unit that does not defer has written them already: nothing to do): before a
+   * statement of the unit that reads balances its own entries move (billing/customer-credit.ts
+   * `availableCredit`), which would otherwise miss them. Activities and `atEnd` steps stay deferred;
+   * an entry posted later in the unit is deferred again, written at its end.
+   */
+  async writeLedger(): Promise<void> {
+    await this.writeRows();
+    const entries = this.#deferred?.get(writeEntries as BatchWriter<never>);
+    if (!entries || entries.length === 0) return;
+    await writeEntries(this, entries.splice(0) as EntryInput[]);
   }
 
   /** Holds `rows` of `table`, which the unit has just locked (FOR UPDATE) and not changed. */

@@ -58,7 +58,7 @@ export async function refundCustomerCredit(
     await lockInvoiceSubscriptions(work, [...invoiceIds]);
     for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
     await lockCustomerCredit(work.trx, customerId);
-    const available = await availableCredit(work.trx, customerId, input.currency);
+    const available = await availableCredit(work, customerId, input.currency);
     if (input.amount > available) {
       throw new ValidationError('refund exceeds the customer credit', {
         amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,

@@ -95,7 +95,8 @@ export async function findRefund(
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
  * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
  * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
- * debit exceeds what the customer's credit still held: `overpaymentCreditShortfall`), updates the
+ * debit exceeds what the customer's credit still held, counting the entries this unit posted and
+ * has not written yet: `overpaymentCreditShortfall`), updates the
  * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
  * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
@@ -269,25 +270,29 @@ export async function createRefund(
  * overpayment that is no longer the customer's credit; undefined when none. A refund of an invoice
  * gives back its overpayment first (`overpaymentShare`), debiting the customer's credit by that share
  * when it succeeds: a duplicate payment's credit spent meanwhile on later invoices would be left in
- * debit for good. Counted with the invoice's refunds in flight (pending, unknown: they take the
- * overpayment first when they succeed; `held`), against `availableCredit` (`left`) under the
- * customer's credit lock, taken after the invoice's (the order every writer takes them in).
- * @param excluding the refund of the invoice that `amount` is, already recorded (checked as it
- * succeeds, `recordRefundResult`): not counted in what was given back, and no `held` at all: its
- * success is booked as `issueCreditNote` splits it (the overpayment to whichever refund succeeds
- * first), so the check counts exactly that share
- * @returns `share` (of this refund, > 0), `held`, `left` and `most` (what could be refunded now
- * without exceeding the credit left), minor units of the invoice's `currency`
+ * debit for good. The share comes after what the invoice's refunds in flight (pending, unknown) pay
+ * back of the overpayment when they succeed (`held`); it is checked against `availableCredit`
+ * (`left`), which already holds back what every refund in flight pays back of the customer's credit
+ * (this invoice's, their other invoices', their credit refunds), under the customer's credit lock,
+ * taken after the invoice's (the order every writer takes them in).
+ * @param excluding the refund of the invoice that `amount` is, already recorded and no longer in
+ * flight (checked as it succeeds, `recordRefundResult`): not counted in what was given back, and no
+ * `held`: its success is booked as `issueCreditNote` splits it (the overpayment to whichever refund
+ * succeeds first), so the check counts exactly that share, against the credit there less credit
+ * refunds in flight only (`availableCredit` holds `credit_refunds`): the refunds of overpaid invoices
+ * still in flight may yet fail, and the one whose success leaves the credit in debit is flagged
+ * @returns `share` (of this refund, > 0), `held` and `left` (also what could be refunded now without
+ * exceeding the credit left), minor units of the invoice's `currency`
  */
 async function overpaymentCreditShortfall(
   work: UnitOfWork,
   invoice: InvoiceRow,
   amount: bigint,
   excluding?: string,
-): Promise<{ share: bigint; held: bigint; left: bigint; most: bigint; currency: string } | undefined> {
+): Promise<{ share: bigint; held: bigint; left: bigint; currency: string } | undefined> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
-  const given = await overpaymentGivenBack(work.trx, invoice, excluding);
+  const given = (await overpaymentGivenBack(work.trx, invoice, excluding)).total;
   let held = 0n;
   if (excluding === undefined) {
     held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));
@@ -295,17 +300,19 @@ async function overpaymentCreditShortfall(
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
   await lockCustomerCredit(work.trx, invoice.customer_id);
-  const left = await availableCredit(work.trx, invoice.customer_id, invoice.currency);
-  if (held + share <= left) return undefined;
-  return { share, held, left, most: left > held ? left - held : 0n, currency: invoice.currency };
+  const holds = excluding === undefined ? 'all' : 'credit_refunds';
+  const left = await availableCredit(work, invoice.customer_id, invoice.currency, holds);
+  if (share <= left) return undefined;
+  return { share, held, left, currency: invoice.currency };
 }
 
 /**
  * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on invoice
  * `invoiceId` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
  * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved: its success
- * raises an exception for a person instead (`recordRefundResult`), as does one of billhook's whose
- * overpayment credit was spent while it was in flight.
+ * raises an exception for a person instead (`recordRefundResult`). One of billhook's holds its share
+ * of the credit from here until it settles (`availableCredit`: no invoice applies it, no other refund
+ * pays it back).
  * @throws ConflictError `overpayment_credit_spent`, with the amounts
  */
 async function assertOverpaymentCreditLeft(
@@ -315,30 +322,28 @@ async function assertOverpaymentCreditLeft(
 ): Promise<void> {
   const short = await overpaymentCreditShortfall(work, await lockInvoice(work, invoiceId), amount);
   if (!short) return;
-  const { share, held, left, most, currency } = short;
+  const { share, held, left, currency } = short;
   throw new ConflictError(
     'overpayment_credit_spent',
-    `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices. Nothing changed; refund at most ${most} ${currency} now`,
+    `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices or is held by refunds in flight (of this invoice, of their other overpaid invoices, of their credit). Nothing changed; refund at most ${left} ${currency} now`,
   );
 }
 
 /**
  * The `overpayment_credit_spent` exception of a refund that succeeded (money moved: a refund made in
- * the gateway's dashboard, or billhook's own whose overpayment credit was spent while it was in
- * flight) paying back more of its invoice's overpayment than the customer's credit still held: their
- * credit account is left in debit, for a person to recover or write off.
+ * the gateway's dashboard, which held no credit before it was reported, or one whose held credit
+ * such a refund took meanwhile) paying back more of its invoice's overpayment than the customer's
+ * credit still held (less credit refunds in flight: `short.left`): their credit account is left in
+ * debit, for a person to recover or write off.
  */
-function overpaymentCreditSpent(
-  refund: RefundRow,
-  short: { share: bigint; held: bigint; left: bigint },
-): NewException {
+function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left: bigint }): NewException {
   return {
     kind: 'overpayment_credit_spent',
     gateway: refund.gateway,
     gatewayAccount: refund.gateway_account,
     transactionId: refund.transaction_id,
     refundId: refund.id,
-    message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share + short.held - short.left}; recover it from the customer or write it off`,
+    message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share - short.left}; recover it from the customer or write it off`,
   };
 }
 

@@ -3,8 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/db/ids.ts';
 import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
-import { recordRefundResult } from '../../src/payments/refunds.ts';
-import { recordChargeResult } from '../../src/payments/transactions.ts';
+import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
+import { forgetLockedAhead, recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { insertPlan } from '../support/plans.ts';
@@ -52,6 +52,20 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
 
   /** A second, duplicate Stripe payment of `amount` on PAID invoice `invoiceId` (money moved twice). */
   async function duplicate(invoiceId: string, amount: bigint, currency: string) {
+    const { first, second } = await duplicateAsked(invoiceId, amount, currency);
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(
+        work,
+        second,
+        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
+        flagDuplicatePayment,
+      ),
+    );
+    return { first, second };
+  }
+
+  /** The `pending` row of a second Stripe payment of `amount` on PAID invoice `invoiceId`, and its first payment. */
+  async function duplicateAsked(invoiceId: string, amount: bigint, currency: string) {
     const first = await db()
       .selectFrom('transactions')
       .selectAll()
@@ -72,14 +86,6 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
-      recordChargeResult(
-        work,
-        second,
-        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
-        flagDuplicatePayment,
-      ),
-    );
     return { first, second };
   }
 
@@ -297,7 +303,11 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(books['customer_credit:customer']).toBe(-2000);
     expect(Object.values(books).reduce((s, b) => s + b, 0)).toBe(0);
   });
-  it('a refund by hand of the duplicate in flight while the customer spends its credit: booked when it succeeds, with an overpayment_credit_spent exception', async () => {
+  it('a refund by hand of the duplicate in flight holds its credit: the next invoice cannot take it, and its success is covered (no overpayment_credit_spent)', async () => {
+    // Paid twice: 1000 of credit. A refund of the duplicate's 1000 is pending at Stripe: when it
+    // succeeds it pays back those 1000 of credit, so meanwhile they are not the customer's to spend:
+    // their next invoice of 1000 takes none of it (1000 due), and the refund's success leaves their
+    // credit at 0, not in debit by 1000.
     const paid = await paidTwice('PLN');
     stripeRefunds(1, 'pending');
     const pending = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, {
@@ -305,34 +315,35 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       amount: 1000,
     });
     expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
-    // Meanwhile the customer's next invoice takes the credit the refund is paying back.
+    expect(await creditOf(paid.customer)).toEqual([]);
     const draft = await app.api('POST', '/v1/invoices', {
       customer: paid.customer,
       currency: 'pln',
       lines: [{ description: 'Next month', amount: 1000, quantity: 1 }],
     });
     const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 1000 });
+    expect(next.body).toMatchObject({ status: 'OPEN', credit_applied: 0, amount_due: 1000 });
     const before = await ledgerIn(app, 'PLN');
-    // Stripe's refund succeeds (its webhook): the money moved, so it is booked, and a person is told.
+    // Stripe's refund succeeds (its webhook): booked against the credit it held.
     await inUnitOfWork(db(), { actor: 'system' }, (work) =>
       recordRefundResult(work, pending.body.id, { status: 'succeeded' }),
     );
-    const exception = await db()
+    const exceptions = await db()
       .selectFrom('reconciliation_exceptions')
-      .selectAll()
+      .select('kind')
       .where('refund_id', '=', pending.body.id)
-      .executeTakeFirstOrThrow();
-    expect(exception).toMatchObject({ kind: 'overpayment_credit_spent', transaction_id: paid.second.id });
-    expect(exception.message).toContain("the customer's credit is in debit by 1000");
+      .execute();
+    expect(exceptions).toEqual([]);
     const moved = await movedSince(before, 'PLN');
     expect([moved('customer_credit:customer'), moved('gateway_clearing:stripe')]).toEqual([1000, -1000]);
+    expect((await ledgerIn(app, 'PLN'))['customer_credit:customer']).toBe(0);
+    expect(await creditOf(paid.customer)).toEqual([]);
   });
-  it('two refunds of the duplicate in flight, 500 of its credit spent, the first succeeds: its 400 is covered, no overpayment_credit_spent', async () => {
-    // Paid twice: 1000 of credit. Refunds of 400 and 400 of the duplicate in flight; a later invoice
-    // of 500 takes 500 of the credit (1000 − 500 = 500 left). The first succeeds: it pays back 400 of
-    // the overpayment, within the 500 left (100 stays). Counting the second's 400 as taken first
-    // (held) would have said "in debit by 300", which it never is; the second then fails.
+  it('two refunds of the duplicate in flight hold 800 of its credit: a later invoice of 500 takes the other 200; the first succeeds, no overpayment_credit_spent', async () => {
+    // Paid twice: 1000 of credit. Refunds of 400 and 400 of the duplicate in flight hold 800 of it:
+    // a later invoice of 500 takes the 200 left (300 due). The first succeeds: it pays back 400 of
+    // the 1000 − 200 = 800 there, no exception. The second then fails: its 400 are the customer's
+    // again (1000 − 200 − 400 = 400).
     const paid = await paidTwice('NOK');
     stripeRefunds(2, 'pending');
     const refund = (amount: number) =>
@@ -345,7 +356,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       lines: [{ description: 'Next month', amount: 500, quantity: 1 }],
     });
     const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 500 });
+    expect(next.body).toMatchObject({ status: 'OPEN', credit_applied: 200, amount_due: 300 });
     await inUnitOfWork(db(), { actor: 'system' }, (work) =>
       recordRefundResult(work, a.body.id, { status: 'succeeded' }),
     );
@@ -359,7 +370,76 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       .where('transaction_id', '=', paid.second.id)
       .execute();
     expect(exceptions).toEqual([]);
-    expect(await creditOf(paid.customer)).toEqual([{ currency: 'NOK', amount: 100 }]);
+    expect(await creditOf(paid.customer)).toEqual([{ currency: 'NOK', amount: 400 }]);
+  });
+  it('the overpayments of two invoices of one customer: a refund of the second is checked against the credit the first one in flight holds (409), one within it goes through', async () => {
+    // One customer, two subscriptions each paid 1000 by card and paid again (duplicates): 2000 of
+    // credit. A later invoice of 1200 takes 1200: 800 left. A refund of 600 of the first duplicate,
+    // pending at Stripe, holds 600 of it: 200 left. A refund of 600 of the second duplicate would
+    // pay back 600 of the overpayment: refused (both succeeding would leave the credit in debit by
+    // 400); one of 200 fits. Both succeed: 2000 − 1200 − 600 − 200 = 0 of credit, not in debit.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('GBP');
+    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const dupA = (await duplicate(a.invoice.id, 1000n, 'GBP')).second;
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'GBP')).second;
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'GBP', amount: 2000 }]);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'gbp',
+      lines: [{ description: 'Extra', amount: 1200, quantity: 1 }],
+    });
+    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(spent.body).toMatchObject({ status: 'PAID', credit_applied: 1200 });
+    stripeRefunds(1, 'pending');
+    const first = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
+      transaction: dupA.id,
+      amount: 600,
+    });
+    expect([first.status, first.body.status]).toEqual([201, 'pending']);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'GBP', amount: 200 }]);
+    const before = await ledgerIn(app, 'GBP');
+    const seen = stripeRefunds(1);
+    const refused = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 600,
+    });
+    expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+      status: 409,
+      code: 'overpayment_credit_spent',
+    });
+    expect(refused.body.error.message).toContain('only 200 GBP of their credit is left');
+    expect(refused.body.error.message).toContain('refund at most 200 GBP now');
+    expect(seen).toEqual([]);
+    const none = await db()
+      .selectFrom('refunds')
+      .select('id')
+      .where('invoice_id', '=', b.invoice.id)
+      .execute();
+    expect(none).toEqual([]);
+    expect(await ledgerIn(app, 'GBP')).toEqual(before);
+    const within = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 200,
+    });
+    expect(within.body).toMatchObject({ status: 'succeeded', amount: 200 });
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, first.body.id, { status: 'succeeded' }),
+    );
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', 'in', [dupA.id, dupB.id])
+      .execute();
+    expect(exceptions).toEqual([]);
+    const moved = await movedSince(before, 'GBP');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      800, 0, -800,
+    ]);
+    expect((await ledgerIn(app, 'GBP'))['customer_credit:customer']).toBe(0);
+    expect(await creditOf(customer.id)).toEqual([]);
   });
 
   it('an overpayment refund reported succeeded then failed in one batch of webhooks (one deferring unit of work): the reversal undoes its success', async () => {
@@ -392,5 +472,241 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(await ledgerIn(app, 'CZK')).toEqual(before);
     expect(await creditOf(paid.customer)).toEqual([{ currency: 'CZK', amount: 1000 }]);
     expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+
+  it('a refund of an overpayment succeeding is checked against the credit there, not less what refunds in flight (which may fail) hold: none flagged while the credit never goes into debit', async () => {
+    // One customer, two invoices of 1000 each paid twice: 2000 of credit. Refunds of 400 of each
+    // duplicate pending at Stripe hold 800 of it; a later invoice of 1200 takes the 1200 left: 800
+    // there. A refund of 400 made in Stripe's dashboard on the first invoice's first payment (it
+    // held nothing) pays back 400 of that invoice's overpayment: 400 there, 800 held: one of the held
+    // refunds can no longer be covered. The first invoice's held refund then succeeds: its 400 are
+    // there (0 left); the second invoice's fails: the credit ends at 0, never in debit, so no
+    // exception (counting the failing refund's hold would have flagged a debit that never was).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('MXN');
+    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const paidA = await duplicate(a.invoice.id, 1000n, 'MXN');
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'MXN')).second;
+    stripeRefunds(2, 'pending');
+    const heldA = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
+      transaction: paidA.second.id,
+      amount: 400,
+    });
+    const heldB = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 400,
+    });
+    expect([heldA.body.status, heldB.body.status]).toEqual(['pending', 'pending']);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'mxn',
+      lines: [{ description: 'Extra', amount: 1500, quantity: 1 }],
+    });
+    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(spent.body).toMatchObject({ status: 'OPEN', credit_applied: 1200, amount_due: 300 });
+    const before = await ledgerIn(app, 'MXN');
+    await inUnitOfWork(db(), { actor: 'webhook' }, async (work) => {
+      const dashboard = await createRefund(work, paidA.first, {
+        amount: 400n,
+        gatewayRefundId: `re_dashboard_${paidA.first.id}`,
+      });
+      await recordRefundResult(work, dashboard.id, { status: 'succeeded' });
+    });
+    await inUnitOfWork(db(), { actor: 'webhook' }, (work) =>
+      recordRefundResult(work, heldA.body.id, { status: 'succeeded' }),
+    );
+    await inUnitOfWork(db(), { actor: 'webhook' }, (work) =>
+      recordRefundResult(work, heldB.body.id, { status: 'failed', failureCode: 'expired_or_canceled_card' }),
+    );
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', 'in', [paidA.first.id, paidA.second.id, dupB.id])
+      .execute();
+    expect(exceptions).toEqual([]);
+    const moved = await movedSince(before, 'MXN');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      800, 0, -800,
+    ]);
+    expect((await ledgerIn(app, 'MXN'))['customer_credit:customer']).toBe(0);
+  });
+  it('a duplicate payment and the refund of it made in the dashboard, in one batch of webhooks: the refund sees the credit the batch booked, no overpayment_credit_spent', async () => {
+    // Invoice of 1000 paid by card. One batch (one deferring unit of work, as webhook.process
+    // applies it): the duplicate payment's success (1000 more: its txn_…:overpaid entry credits the
+    // customer 1000, deferred to the batch's end), then a refund of 1000 of it made in Stripe's
+    // dashboard (recorded as reconcile/apply.ts does: created with Stripe's id, then succeeded). It
+    // pays back those 1000 of credit, which are there: no exception, the books move nothing in all.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flat('AUD'),
+      method: method!.id,
+    });
+    const { second } = await duplicateAsked(sub.invoice.id, 1000n, 'AUD');
+    const before = await ledgerIn(app, 'AUD');
+    const refundId = await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
+      const paid = await recordChargeResult(
+        work,
+        second,
+        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
+        flagDuplicatePayment,
+      );
+      await forgetLockedAhead(work);
+      const refund = await createRefund(work, paid.transaction, {
+        amount: 1000n,
+        gatewayRefundId: `re_dashboard_${second.id}`,
+      });
+      await recordRefundResult(work, refund.id, { status: 'succeeded' });
+      return refund.id;
+    });
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('transaction_id', '=', second.id)
+      .execute();
+    expect(exceptions).toEqual([{ kind: 'duplicate_payment' }]);
+    const moved = await movedSince(before, 'AUD');
+    expect({
+      credit: moved('customer_credit:customer'),
+      receivable: moved('receivable:customer'),
+      clearing: moved('gateway_clearing:stripe'),
+      refunds: moved('refunds'),
+    }).toEqual({ credit: 0, receivable: 0, clearing: 0, refunds: 0 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 2000, amount_refunded: 1000 });
+    expect(invoice.credit_notes).toEqual([]);
+    const refund = await db()
+      .selectFrom('refunds')
+      .select('status')
+      .where('id', '=', refundId)
+      .executeTakeFirstOrThrow();
+    expect(refund.status).toBe('succeeded');
+  });
+  it('the overpayments of two invoices refunded in the dashboard, in one batch of webhooks: the second sees the credit the first took, overpayment_credit_spent for what it lacks', async () => {
+    // One customer, two invoices of 1000 each paid twice: 2000 of credit; a later invoice of 1200
+    // takes 1200: 800 left. One batch: refunds of 500 of each duplicate, made in Stripe's dashboard.
+    // The first pays back 500 of the 800; the second 500 of the 300 left (its entry deferred, the
+    // first's too): the customer's credit is in debit by 200, an exception on the second only.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('CAD');
+    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const dupA = (await duplicate(a.invoice.id, 1000n, 'CAD')).second;
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'CAD')).second;
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'cad',
+      lines: [{ description: 'Extra', amount: 1200, quantity: 1 }],
+    });
+    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(spent.body).toMatchObject({ status: 'PAID', credit_applied: 1200 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'CAD', amount: 800 }]);
+    const before = await ledgerIn(app, 'CAD');
+    const [, refundB] = await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
+      const ids: string[] = [];
+      for (const dup of [dupA, dupB]) {
+        const refund = await createRefund(work, dup, {
+          amount: 500n,
+          gatewayRefundId: `re_dashboard_${dup.id}`,
+        });
+        await recordRefundResult(work, refund.id, { status: 'succeeded' });
+        ids.push(refund.id);
+      }
+      return ids;
+    });
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['refund_id', 'message'])
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', 'in', [dupA.id, dupB.id])
+      .execute();
+    expect(exceptions.map((e) => e.refund_id)).toEqual([refundB]);
+    expect(exceptions[0]!.message).toContain(
+      "only 300 of that credit was left: the customer's credit is in debit by 200",
+    );
+    const moved = await movedSince(before, 'CAD');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      1000, 0, -1000,
+    ]);
+    expect((await ledgerIn(app, 'CAD'))['customer_credit:customer']).toBe(200);
+  });
+  it('an overpayment paid back by a customer-credit refund (through the duplicate): a refund by hand of the sale is a refund of the sale, 201 with its credit note', async () => {
+    // Paid twice: 1000 of credit, paid back as a customer-credit refund through the newest payment,
+    // the duplicate: the overpayment is given back. A refund by hand of 1000 (through the first
+    // payment, the only one with room) refunds the sale: a credit note of 800 + 200 tax, refunds 800,
+    // tax payable 200, the customer's credit untouched (0).
+    const paid = await paidTwice('NZD');
+    const seen = stripeRefunds(2);
+    const back = await app.api('POST', `/v1/customers/${paid.customer}/credit/refund`, {
+      amount: 1000,
+      currency: 'NZD',
+    });
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: paid.second.id },
+    ]);
+    expect(await creditOf(paid.customer)).toEqual([]);
+    const before = await ledgerIn(app, 'NZD');
+    const sale = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { amount: 1000 });
+    expect(sale.status).toBe(201);
+    expect(sale.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.first.id });
+    expect(seen.map((s) => s.amount)).toEqual([1000, 1000]);
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
+    expect(
+      invoice.credit_notes.map((n: { subtotal: number; tax: number; status: string }) => [
+        n.subtotal,
+        n.tax,
+        n.status,
+      ]),
+    ).toEqual([[800, 200, 'ISSUED']]);
+    const moved = await movedSince(before, 'NZD');
+    expect([
+      moved('refunds'),
+      moved('tax_payable'),
+      moved('customer_credit:customer'),
+      moved('gateway_clearing:stripe'),
+    ]).toEqual([800, 200, 0, -1000]);
+    expect((await ledgerIn(app, 'NZD'))['customer_credit:customer']).toBe(0);
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('kind', '=', 'overpayment_credit_spent')
+      .where('transaction_id', 'in', [paid.first.id, paid.second.id])
+      .execute();
+    expect(exceptions).toEqual([]);
+  });
+  it('an overpayment paid back by a customer-credit refund: a full cancellation is no longer invoice_overpaid, the period goes back through the first payment', async () => {
+    // Paid twice, the 1000 of credit paid back through the duplicate (a customer-credit refund).
+    // Cancelled with refund_type full: owed the period's 1000, refunded through the first payment,
+    // a refund of the sale (credit note 800 + 200), not of the overpayment given back already.
+    const paid = await paidTwice('SGD');
+    stripeRefunds(2);
+    const back = await app.api('POST', `/v1/customers/${paid.customer}/credit/refund`, {
+      amount: 1000,
+      currency: 'SGD',
+    });
+    expect(back.body.refunds).toMatchObject([{ kind: 'customer_credit', status: 'succeeded', amount: 1000 }]);
+    const before = await ledgerIn(app, 'SGD');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    ]);
+    const invoice = await invoiceOf(paid.invoice);
+    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
+    expect(invoice.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax])).toEqual([
+      [800, 200],
+    ]);
+    const moved = await movedSince(before, 'SGD');
+    expect([
+      moved('refunds'),
+      moved('tax_payable'),
+      moved('customer_credit:customer'),
+      moved('gateway_clearing:stripe'),
+    ]).toEqual([800, 200, 0, -1000]);
+    expect(await creditOf(paid.customer)).toEqual([]);
   });
 });

@@ -67,6 +67,57 @@ describe('UnitOfWork', () => {
     expect(await actorOf('uow:deferred')).toBe('system');
   });
 
+  it('writeLedger writes the entries it deferred so far, mid-unit; later ones stay deferred, each written once', async () => {
+    const cash = { code: 'uow:ledger-cash', type: 'asset' as const };
+    const revenue = { code: 'uow:ledger-revenue', type: 'revenue' as const };
+    const entry = (key: string, amount: bigint) => ({
+      idempotencyKey: key,
+      description: key,
+      source: { type: 'test', id: 'uow-ledger' },
+      postings: transfer(cash, revenue, amount, 'EUR'),
+    });
+    const written = (work: { trx: Db }) =>
+      work.trx
+        .selectFrom('journal_entries')
+        .select('idempotency_key')
+        .where('idempotency_key', 'like', 'uow:ledger:%')
+        .orderBy('idempotency_key')
+        .execute();
+    const seen = await inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+      await postEntry(work, entry('uow:ledger:1', 5n));
+      await recordActivity(work, activity('uow:ledger'));
+      await work.writeLedger();
+      const afterWrite = (await written(work)).map((e) => e.idempotency_key);
+      // The same key again (a replayed event) and a new one: deferred, written at the end.
+      await postEntry(work, entry('uow:ledger:1', 5n));
+      await postEntry(work, entry('uow:ledger:2', 7n));
+      const beforeEnd = (await written(work)).map((e) => e.idempotency_key);
+      const activities = await work.trx
+        .selectFrom('activities')
+        .select('id')
+        .where('resource_id', '=', 'uow:ledger')
+        .execute();
+      return { afterWrite, beforeEnd, activities: activities.length };
+    });
+    expect(seen).toEqual({ afterWrite: ['uow:ledger:1'], beforeEnd: ['uow:ledger:1'], activities: 0 });
+    expect((await written({ trx: db })).map((e) => e.idempotency_key)).toEqual([
+      'uow:ledger:1',
+      'uow:ledger:2',
+    ]);
+    const postings = await db
+      .selectFrom('postings as p')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select(['a.code', 'p.amount'])
+      .where('a.code', '=', 'uow:ledger-cash')
+      .orderBy('p.amount')
+      .execute();
+    expect(postings).toEqual([
+      { code: 'uow:ledger-cash', amount: 5n },
+      { code: 'uow:ledger-cash', amount: 7n },
+    ]);
+    expect(await actorOf('uow:ledger')).toBe('system');
+  });
+
   it('hands each row held ahead out once, and none after forgetHeld', async () => {
     const row = { id: 'inv_held' } as InvoiceRow;
     await inUnitOfWork(db, { actor: 'system' }, async (work) => {
