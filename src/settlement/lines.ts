@@ -295,8 +295,9 @@ function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolea
  * window). What the payment's partner fees come to is the larger of the two reports in the line's
  * currency (each says all of it), and each line books what of that its payment's other lines have not
  * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
- * partner fee line that share (0: nothing). Serialised per payment (a transaction-scoped advisory lock,
- * taken after the line's row, as no other writer takes it).
+ * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
+ * counting no partner fee, any other kind) books as it is. Serialised per payment (a
+ * transaction-scoped advisory lock, taken after the line's row, as no other writer takes it).
  * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
  */
 async function bookedAmounts(
@@ -306,7 +307,10 @@ async function bookedAmounts(
 ): Promise<{ gross: bigint; fee: bigint; net: bigint }> {
   const as = { gross: row.gross, fee: row.fee, net: row.net };
   const partnerFee = isPartnerFee({ kind: row.kind, partnerFee: row.partner_fee });
-  if (!row.transaction_id || (row.kind !== 'charge' && !partnerFee)) return as;
+  // A charge line counting no partner fee books its own fee: the payment's partner fee lines book
+  // theirs in full, as no other line of it counts them (a payment has one charge line).
+  const counts = row.kind === 'charge' ? row.partner_fee > 0n : partnerFee;
+  if (!row.transaction_id || !counts) return as;
   await sql`SELECT pg_advisory_xact_lock(hashtext(${`partner_fee:${row.transaction_id}`}))`.execute(work.trx);
   const lines = await work.trx
     .selectFrom('settlement_lines')
