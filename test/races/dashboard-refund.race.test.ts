@@ -27,11 +27,15 @@ describe('a dashboard refund webhook racing a refund by hand of the same payment
 
   const db = () => app.runtime.db;
 
-  /** How many statements of this database wait for a lock (pg_stat_activity). */
-  async function waitingForLocks(): Promise<number> {
+  /**
+   * How many statements on invoices or refunds wait for a lock in this database (pg_stat_activity):
+   * locking the invoice, or inserting a refund of it (its foreign key shares the invoice's row).
+   */
+  async function waitingOnInvoices(): Promise<number> {
     const { rows } = await sql<{ waiting: number }>`
       SELECT count(*)::int AS waiting FROM pg_stat_activity
       WHERE datname = current_database() AND wait_event_type = 'Lock'
+        AND (query LIKE '%"invoices"%' OR query LIKE '%"refunds"%')
     `.execute(db());
     return rows[0]?.waiting ?? 0;
   }
@@ -86,10 +90,13 @@ describe('a dashboard refund webhook racing a refund by hand of the same payment
       });
     await held;
     const byHand = app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 3000 });
-    await waitFor('the refund by hand to wait for the invoice', async () => (await waitingForLocks()) === 1);
+    await waitFor(
+      'the refund by hand to wait for the invoice',
+      async () => (await waitingOnInvoices()) === 1,
+    );
     const event = dashboardRefundSucceeded('re_dashboard_race', transaction.gateway_transaction_id, 3000);
     expect((await deliverStripe(app.url, event)).status).toBe(200);
-    await waitFor('the webhook to wait for the invoice', async () => (await waitingForLocks()) === 2);
+    await waitFor('the webhook to wait for the invoice', async () => (await waitingOnInvoices()) === 2);
     release();
     await holder;
 
