@@ -185,12 +185,14 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines (PayPal's own fee); completed partner fees (`T0113`) → `fee` lines naming
  * their payment (`partnerFeeLine`), whether or not the payment is among the rows; completed refunds
- * (`T1107`) → refund lines. Other rows (holds, currency conversions, payments the account sent,
- * pending or denied payments) are not booked. A row listed twice is kept once.
+ * (`T1107`) → refund lines; the partner fees after the other lines. Other rows (holds, currency
+ * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
+ * twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   const lines = new Map<string, SettlementLine>();
+  const partnerFees = new Map<string, SettlementLine>();
   const payouts = new Map<string, PayoutReport>();
   for (const info of rows) {
     const code = info.transaction_event_code;
@@ -202,10 +204,12 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
     } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       lines.set(info.transaction_id, lineOf(info, 'charge'));
     } else if (info.transaction_status === 'S' && code === PARTNER_FEE_CODE) {
-      lines.set(info.transaction_id, partnerFeeLine(info));
+      partnerFees.set(info.transaction_id, partnerFeeLine(info));
     }
   }
-  return { lines: [...lines.values()], payouts: [...payouts.values()] };
+  // Partner fees last: a sweep records its payments' lines before it takes any payment's partner fee
+  // lock (settlement/lines.ts `bookedAmounts`), which a capture webhook's line may hold meanwhile.
+  return { lines: [...lines.values(), ...partnerFees.values()], payouts: [...payouts.values()] };
 }
 
 /**
