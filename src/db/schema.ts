@@ -435,6 +435,11 @@ export interface SettlementLinesTable {
   gross: Money;
   fee: Money;
   net: Money;
+  /**
+   * Of `fee` (of a `fee` line: of what it takes), what a partner (a platform) took, minor units ≥ 0:
+   * booked once per payment, whichever of its lines reports it (settlement/lines.ts; migration 0041).
+   */
+  partner_fee: MoneyWithDefault;
   original_currency: string | null;
   original_amount: ColumnType<bigint | null, bigint | null, bigint | null>;
   gateway_transaction_id: string | null;

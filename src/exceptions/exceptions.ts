@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
@@ -94,6 +94,25 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
       data: { kind: row.kind, transaction: row.transaction_id, inbox: exception.inboxId ?? null },
     });
   }
+}
+
+/**
+ * Whether an exception of `kind` about transaction `transactionId` (raised with its event or without,
+ * open or resolved) names `value` as `details[key]` (e.g. `dispute`: a `dp_…`): for a writer that
+ * raises one exception about a thing, whichever path raised it first.
+ */
+export async function exceptionNames(
+  trx: Kysely<Database>,
+  exception: { transactionId: string; kind: ExceptionKind; key: string; value: string },
+): Promise<boolean> {
+  const row = await trx
+    .selectFrom('reconciliation_exceptions')
+    .select('id')
+    .where('transaction_id', '=', exception.transactionId)
+    .where('kind', '=', exception.kind)
+    .where(sql<string>`details->>${exception.key}`, '=', exception.value)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /**

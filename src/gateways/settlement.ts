@@ -52,7 +52,11 @@ const currency = z.string().refine(isCurrency, 'not an ISO 4217 currency');
  *   in;
  * - `original`: when that is not the payment's currency, what the payment was in its own currency
  *   (signed like `gross`): the difference is booked through the FX account;
- * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said.
+ * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said;
+ * - `partnerFee`: of `fee`, what a partner (a platform) took (PayPal's `platform_fees`), ≥ 0; a `fee`
+ *   line with one (PayPal's `T0113` partner fee row) is that partner fee of the payment
+ *   `gatewayTransactionId` names, whose fee it adds to: a payment's partner fees are booked once,
+ *   whichever of its lines reports them.
  */
 export const SettlementLineSchema = z
   .object({
@@ -70,6 +74,7 @@ export const SettlementLineSchema = z
     occurredAt: z.date(),
     availableOn: z.date().optional(),
     description: z.string().optional(),
+    partnerFee: minor.nonnegative().optional(),
   })
   .refine((line) => line.net === line.gross - line.fee, { message: 'net must equal gross - fee' });
 export type SettlementLine = z.infer<typeof SettlementLineSchema>;

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { raiseException } from '../exceptions/exceptions.ts';
+import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -200,19 +200,32 @@ async function markReversed(
 }
 
 /**
- * A reversal (a chargeback) reported for a dispute already recorded lost (`existing`) for another
+ * A `lost` report (a reversal, a chargeback; or a resolution, PayPal's `CUSTOMER.DISPUTE.RESOLVED`,
+ * Stripe's `charge.dispute.closed`) for a dispute already recorded lost (`existing`) for another
  * amount: billhook cannot tell whether the gateway took the difference too, or gave some back, so
  * nothing is changed and an `amount_mismatch` exception names the dispute and both amounts for a
- * person (once per payment: raised without its event, as `markReversed` raises its own), who books
- * the difference if there is one.
+ * person, who books the difference if there is one. Raised once: without its event (once per payment,
+ * as `markReversed` raises its own), and not at all when an `amount_mismatch` of the payment already
+ * names this dispute (`details.dispute`: the one its loss beyond the hold raised, `applyDisputeEvent`,
+ * reported again).
  * @returns `duplicate` with `existing`, as it was
  */
-async function reversalDiffers(
+async function lostForAnotherAmount(
   work: UnitOfWork,
   transaction: TransactionRow,
   existing: DisputeRow,
   report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
+  const named = {
+    transactionId: transaction.id,
+    kind: 'amount_mismatch',
+    key: 'dispute',
+    value: existing.id,
+  } as const;
+  if (await exceptionNames(work.trx, named)) return { kind: 'duplicate', dispute: existing };
+  const reported = report.reversal
+    ? `a reversal (a chargeback) of ${report.amount} ${existing.currency} on the same payment`
+    : `it lost for ${report.amount} ${existing.currency}`;
   await raiseException(work, {
     kind: 'amount_mismatch',
     gateway: existing.gateway,
@@ -220,9 +233,13 @@ async function reversalDiffers(
     transactionId: transaction.id,
     message:
       `dispute ${existing.id} (${existing.gateway_dispute_id}) was booked lost for ${existing.amount} ` +
-      `${existing.currency}, and ${existing.gateway} now reports a reversal (a chargeback) of ${report.amount} ` +
-      `${existing.currency} on the same payment: nothing changed; check at ${existing.gateway} what it took and book the difference`,
-    details: { dispute: existing.id, lost: existing.amount, reversal: report.amount },
+      `${existing.currency}, and ${existing.gateway} now reports ${reported}: nothing changed; ` +
+      `check at ${existing.gateway} what it took and book the difference`,
+    details: {
+      dispute: existing.id,
+      lost: existing.amount,
+      ...(report.reversal ? { reversal: report.amount } : { reported: report.amount }),
+    },
   });
   return { kind: 'duplicate', dispute: existing };
 }
@@ -256,8 +273,9 @@ function heldBeyondLoss(
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
  * gateway took the money back after the merchant won; reported for the same money as a dispute
- * already lost, it marks that dispute `reversed` (`markReversed`); for another amount it changes
- * nothing and raises an `amount_mismatch` exception (`reversalDiffers`). An open dispute reported lost
+ * already lost, it marks that dispute `reversed` (`markReversed`). Any `lost` report, a reversal or
+ * not, for another amount than a dispute already lost changes nothing and raises an `amount_mismatch`
+ * exception once (`lostForAnotherAmount`). An open dispute reported lost
  * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
  * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
  */
@@ -282,11 +300,12 @@ export async function recordDispute(
       gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
     });
   }
-  // A reversal reported for a dispute already lost: another amount is for a person; the same money
-  // marks it reversed (once: marked already, it is a duplicate below).
-  if (existing?.status === 'lost' && report.status === 'lost' && report.reversal) {
-    if (existing.amount !== report.amount) return reversalDiffers(work, transaction, existing, report);
-    if (!existing.reversed) return markReversed(work, transaction, existing);
+  // A dispute already lost reported lost again: another amount is for a person (a reversal or a
+  // resolution alike); a reversal of the same money marks it reversed (once: marked already, it is a
+  // duplicate below).
+  if (existing?.status === 'lost' && report.status === 'lost') {
+    if (existing.amount !== report.amount) return lostForAnotherAmount(work, transaction, existing, report);
+    if (report.reversal && !existing.reversed) return markReversed(work, transaction, existing);
   }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };

@@ -215,10 +215,12 @@ function refundMovement(
 }
 
 /**
- * Commits a `pending` refund row against a succeeded transaction, inside `work` (the invoice is
- * locked first), on the transaction's gateway account (a refund reported by a webhook too: money goes
- * back through the account that took it). Refunds in flight count against the refundable amount, so concurrent refunds
- * never exceed what was paid.
+ * Commits a `pending` refund row against a succeeded transaction, inside `work`, on the transaction's
+ * gateway account (a refund reported by a webhook too: money goes back through the account that took
+ * it). The transaction's invoice is locked (`lockInvoice`) before its refundable amount is read: every
+ * refund of an invoice's payments takes that lock first (by hand, a cancellation's, a credit refund's,
+ * one made in the gateway's dashboard and reported by webhook), and refunds in flight count against
+ * the refundable amount, so concurrent refunds never exceed what was paid.
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
  * no invoice) instead of part of the transaction's invoice
@@ -230,6 +232,9 @@ export async function createRefund(
   transaction: TransactionRow,
   input: { amount?: bigint; reason?: string; gatewayRefundId?: string; creditOf?: string },
 ): Promise<RefundRow> {
+  // Under the invoice's lock, so a refund committed meanwhile is counted: a dashboard refund's webhook
+  // used to read the room before any lock, and one of billhook's in flight could pass the same room.
+  const invoice = transaction.invoice_id ? await lockInvoice(work, transaction.invoice_id) : undefined;
   const available = await refundable(work.trx, transaction);
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
@@ -241,8 +246,7 @@ export async function createRefund(
   // row exists when the gateway would misread or refuse the amount: invoice and credit refunds alike.
   if (input.gatewayRefundId === undefined) {
     assertGatewayCanTake(transaction.gateway, amount, transaction.currency);
-    if (!input.creditOf && transaction.invoice_id)
-      await assertOverpaymentCreditLeft(work, transaction.invoice_id, amount);
+    if (!input.creditOf && invoice) await assertOverpaymentCreditLeft(work, invoice, amount);
   }
   const refund = await work.trx
     .insertInto('refunds')
@@ -307,8 +311,8 @@ async function overpaymentCreditShortfall(
 }
 
 /**
- * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on invoice
- * `invoiceId` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
+ * Refuses a refund billhook is about to send (by hand, a cancellation's part) of `amount` on locked
+ * `invoice` whose overpayment share is no longer the customer's credit (`overpaymentCreditShortfall`).
  * A refund reported by the gateway (its dashboard) cannot be refused, the money has moved: its success
  * raises an exception for a person instead (`recordRefundResult`). One of billhook's holds its share
  * of the credit from here until it settles (`availableCredit`: no invoice applies it, no other refund
@@ -317,15 +321,15 @@ async function overpaymentCreditShortfall(
  */
 async function assertOverpaymentCreditLeft(
   work: UnitOfWork,
-  invoiceId: string,
+  invoice: InvoiceRow,
   amount: bigint,
 ): Promise<void> {
-  const short = await overpaymentCreditShortfall(work, await lockInvoice(work, invoiceId), amount);
+  const short = await overpaymentCreditShortfall(work, invoice, amount);
   if (!short) return;
   const { share, held, left, currency } = short;
   throw new ConflictError(
     'overpayment_credit_spent',
-    `a refund of ${amount} ${currency} on invoice ${invoiceId} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices or is held by refunds in flight (of this invoice, of their other overpaid invoices, of their credit). Nothing changed; refund at most ${left} ${currency} now`,
+    `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices or is held by refunds in flight (of this invoice, of their other overpaid invoices, of their credit). Nothing changed; refund at most ${left} ${currency} now`,
   );
 }
 

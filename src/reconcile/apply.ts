@@ -20,7 +20,14 @@ import { recordPayout } from '../settlement/payouts.ts';
 export type ApplyResult =
   | { kind: 'applied' | 'duplicate' | 'stale'; transactionId: string }
   | { kind: 'not_found'; message: string }
-  | { kind: 'exception'; exception: ExceptionKind; message: string; transactionId?: string };
+  | {
+      kind: 'exception';
+      exception: ExceptionKind;
+      message: string;
+      transactionId?: string;
+      /** What the exception is about, by name (its `details`: `dispute` a `dp_…`, amounts in minor units). */
+      details?: Record<string, unknown>;
+    };
 
 const CHARGE_STATUS = new Map([
   ['charge.succeeded', 'succeeded'],
@@ -199,7 +206,8 @@ async function applyRefundEvent(
  * forever. A person reads the dispute at PayPal and records the outcome. A dispute reported lost
  * for more than its open dispute withheld is recorded as `recordDispute` books it (the hold lost) and
  * is an `amount_mismatch` exception naming both amounts (`unbooked`): the gateway took the rest some
- * other way, which would otherwise sit in clearing without a word.
+ * other way, which would otherwise sit in clearing without a word (`details` names the dispute, so a
+ * report of it again raises nothing more: `recordDispute`).
  */
 async function applyDisputeEvent(
   work: UnitOfWork,
@@ -237,6 +245,7 @@ async function applyDisputeEvent(
         `event ${event.gatewayEventId} reports dispute ${recorded.dispute.id} (${event.gatewayDisputeId}) on ` +
         `${payment.id} lost for ${reported} ${event.currency}, but it withheld ${booked}: ${booked} booked as lost, ` +
         `the other ${reported - booked} not booked; check at the gateway how it took them and book them`,
+      details: { dispute: recorded.dispute.id, withheld: booked, lost: reported },
     };
   }
   return { kind: recorded.kind, transactionId: payment.id };

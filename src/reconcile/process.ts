@@ -61,6 +61,7 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
             inboxId: row.id,
             transactionId: r.transactionId,
             message: r.message,
+            details: r.details,
           },
         ]
       : r.kind === 'not_found'

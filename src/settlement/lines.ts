@@ -5,7 +5,8 @@ import { newId } from '../db/ids.ts';
 import type { DisputeRow, RefundRow, SettlementLineRow } from '../db/schema.ts';
 import { type NewException, raiseException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
-import { postEntry } from '../ledger/journal.ts';
+import { chart } from '../ledger/chart.ts';
+import { entryPostings, postEntry } from '../ledger/journal.ts';
 import {
   entryKeys,
   type SettlementLineMovement,
@@ -41,7 +42,8 @@ const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: nu
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
- * a `fee` or `adjustment` line is about none (and matches as such).
+ * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee` or
+ * `adjustment` line is about none (and matches as such).
  * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
  * @returns the match, or undefined when billhook has no such object (yet)
@@ -52,6 +54,12 @@ export async function matchLine(
   line: SettlementLine,
 ): Promise<LineMatch | undefined> {
   const { gateway } = account;
+  if (isPartnerFee(line)) {
+    const payment = line.gatewayTransactionId
+      ? await findTransaction(work, gateway, line.gatewayTransactionId, undefined)
+      : undefined;
+    return payment?.status === 'succeeded' ? { ...NO_MATCH, transactionId: payment.id } : undefined;
+  }
   if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
@@ -233,6 +241,7 @@ export async function recordSettlementLine(
           gross: line.gross,
           fee: line.fee,
           net: line.net,
+          partner_fee: line.partnerFee ?? 0n,
           original_currency: line.original?.currency ?? null,
           original_amount: line.original?.amount ?? null,
           gateway_transaction_id: line.gatewayTransactionId ?? null,
@@ -263,9 +272,7 @@ export async function recordSettlementLine(
     gatewayAccount: account.gatewayAccount,
     kind: row.kind,
     currency: row.currency,
-    gross: row.gross,
-    fee: row.fee,
-    net: row.net,
+    ...(await bookedAmounts(work, account, row)),
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
@@ -274,6 +281,65 @@ export async function recordSettlementLine(
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
   }
   return { kind: 'applied', line: row };
+}
+
+/** A partner fee of a payment: a `fee` line with a partner fee (PayPal's `T0113` row, `partnerFee`). */
+function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolean {
+  return line.kind === 'fee' && (line.partnerFee ?? 0n) > 0n;
+}
+
+/**
+ * What matched line `row` books (`settlementLineBooked`): its gross, fee and net, except for the
+ * partner fees of its payment (`row.transaction_id`), which are booked once whichever of the payment's
+ * lines reports them: its charge line counting them in its fee (PayPal's `platform_fees`, `partner_fee`
+ * of the row) or partner fee lines of their own (`T0113` rows, swept with the payment or in another
+ * window). What the payment's partner fees come to is the larger of the two reports in the line's
+ * currency (each says all of it), and each line books what of that its payment's other lines have not
+ * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
+ * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
+ * counting no partner fee, any other kind) books as it is. Serialised per payment (a
+ * transaction-scoped advisory lock, taken after the line's row, as no other writer takes it).
+ * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
+ */
+async function bookedAmounts(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  row: SettlementLineRow,
+): Promise<{ gross: bigint; fee: bigint; net: bigint }> {
+  const as = { gross: row.gross, fee: row.fee, net: row.net };
+  const partnerFee = isPartnerFee({ kind: row.kind, partnerFee: row.partner_fee });
+  // A charge line counting no partner fee books its own fee: the payment's partner fee lines book
+  // theirs in full, as no other line of it counts them (a payment has one charge line).
+  const counts = row.kind === 'charge' ? row.partner_fee > 0n : partnerFee;
+  if (!row.transaction_id || !counts) return as;
+  await sql`SELECT pg_advisory_xact_lock(hashtext(${`partner_fee:${row.transaction_id}`}))`.execute(work.trx);
+  const lines = await work.trx
+    .selectFrom('settlement_lines')
+    .select(['id', 'kind', 'fee', 'partner_fee'])
+    .where('transaction_id', '=', row.transaction_id)
+    .where('currency', '=', row.currency)
+    .where((eb) =>
+      eb.or([eb('kind', '=', 'charge'), eb.and([eb('kind', '=', 'fee'), eb('partner_fee', '>', 0n)])]),
+    )
+    .execute();
+  const charged = lines.filter((l) => l.kind === 'charge').reduce((sum, l) => sum + l.partner_fee, 0n);
+  const taken = lines.filter((l) => l.kind === 'fee').reduce((sum, l) => sum + l.partner_fee, 0n);
+  if (charged === 0n && taken === 0n) return as;
+  const fees = chart.gatewayFees(account.gateway, account.gatewayAccount).code;
+  let booked = 0n;
+  for (const other of lines) {
+    if (other.id === row.id) continue;
+    const posted = await entryPostings(work.trx, `${other.id}:booked`);
+    const fee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
+    booked += other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+  }
+  // The larger of the two reports, on bigints (Math.max takes numbers only).
+  let target = charged;
+  if (taken > target) target = taken;
+  const share = target > booked ? target - booked : 0n;
+  if (partnerFee) return { gross: -share, fee: 0n, net: -share };
+  const fee = row.fee - row.partner_fee + share;
+  return { gross: row.gross, fee, net: row.gross - fee };
 }
 
 /**
@@ -316,13 +382,17 @@ export function unmatchedLine(
     gatewayAccount: account.gatewayAccount,
     payoutId: payout?.id,
     settlementLineId: line.id,
-    message: `${where}${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind}`,
+    message: `${where}${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`,
     details: { gateway_line_id: line.gateway_line_id, kind: line.kind, net: line.net },
   };
 }
 
-/** True when a line was matched to its billhook object, or is a fee or adjustment (about none). */
-export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id'>): boolean {
+/**
+ * True when a line was matched to its billhook object, or is a fee or adjustment (about none); a
+ * partner fee is about its payment, and matched once billhook knows it.
+ */
+export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id' | 'partner_fee'>): boolean {
+  if (isPartnerFee({ kind: line.kind, partnerFee: line.partner_fee })) return line.transaction_id !== null;
   return (
     line.kind === 'fee' ||
     line.kind === 'adjustment' ||

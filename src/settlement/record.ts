@@ -67,7 +67,8 @@ async function recordLines(
 }
 
 /**
- * Tries every still unmatched line of `account` again, booking those that match now.
+ * Tries every still unmatched line of `account` again (a charge, refund or dispute line, or a partner
+ * fee of a payment), booking those that match now.
  * @returns how many matched now, and how many still match nothing
  */
 async function rematchLines(
@@ -79,7 +80,12 @@ async function rematchLines(
     .selectFrom('settlement_lines')
     .selectAll()
     .where(ofAccount(account))
-    .where('kind', 'in', ['charge', 'refund', 'dispute'])
+    .where((eb) =>
+      eb.or([
+        eb('kind', 'in', ['charge', 'refund', 'dispute']),
+        eb.and([eb('kind', '=', 'fee'), eb('partner_fee', '>', 0n)]),
+      ]),
+    )
     .where('transaction_id', 'is', null)
     .orderBy('id')
     .execute();
@@ -98,6 +104,7 @@ async function rematchLines(
         gross: row.gross,
         fee: row.fee,
         net: row.net,
+        ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
         occurredAt: row.occurred_at,
       };
       const outcome = await recordSettlementLine(work, account, line, row.payout_id);

@@ -298,4 +298,67 @@ describe('processInboxEvents', () => {
     // Processed rows are done: processing them again changes nothing.
     expect(await process(refund)).toEqual(['already_done']);
   });
+
+  /*
+   * Worked by hand, minor units: paid 10000 RON (clearing 10000); the dispute withholds 6000
+   * (clearing 4000, disputed 6000); charge.dispute.closed reports it lost for 10000: the 6000 held are
+   * lost (losses 6000) and the other 4000 are an amount_mismatch on the row naming the dispute. The
+   * same report in another event is then a dispute already lost reported for another amount than it
+   * was booked (6000): the exception already names it, so nothing more is raised or booked.
+   */
+  it('a dispute lost beyond its hold raises one exception, however many events report it', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'RON', amount: 10_000n });
+    const charge = await stored(
+      paymentIntentSucceeded({
+        eventId: 'evt_ron_charge',
+        intentId: 'pi_ron_disputed',
+        amount: 10_000,
+        currency: 'ron',
+        reference: transaction.id,
+      }),
+    );
+    expect(await process(charge)).toEqual(['processed']);
+    const disputeEvent = (id: string, fixture: string, status: string, amount: number) => {
+      const template = stripeFixture(fixture);
+      return JSON.stringify({
+        ...template,
+        id,
+        data: {
+          object: {
+            ...template.data.object,
+            id: 'du_ron_beyond',
+            amount,
+            currency: 'ron',
+            status,
+            payment_intent: 'pi_ron_disputed',
+          },
+        },
+      });
+    };
+    const opened = await stored(
+      disputeEvent('evt_ron_opened', 'webhook.charge.dispute.created.json', 'needs_response', 6000),
+    );
+    expect(await process(opened)).toEqual(['processed']);
+    const lost = await stored(
+      disputeEvent('evt_ron_lost', 'webhook.charge.dispute.closed.json', 'lost', 10_000),
+    );
+    expect(await process(lost)).toEqual(['exception']);
+    const again = await stored(
+      disputeEvent('evt_ron_lost_again', 'webhook.charge.dispute.closed.json', 'lost', 10_000),
+    );
+    expect(await process(again)).toEqual(['processed']);
+    expect(await inboxRow(again)).toEqual({ status: 'processed', outcome: 'duplicate' });
+
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'inbox_id'])
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(exceptions).toEqual([{ kind: 'amount_mismatch', inbox_id: lost }]);
+    expect(await booksIn(db, 'RON')).toMatchObject({
+      'gateway_clearing:stripe': 4000n,
+      disputed_funds: 0n,
+      chargeback_losses: 6000n,
+    });
+  });
 });

@@ -151,4 +151,72 @@ describe('a dispute lost for another amount than it held', () => {
       losses: books.chargeback_losses ?? 0n,
     }).toEqual({ clearing: 4000n, disputed: 0n, losses: 6000n });
   });
+
+  /*
+   * Worked by hand, minor units: captured 10000 (clearing 10000). The dispute is resolved for the
+   * buyer with 5000 and no refund carries it: a chargeback loss (clearing 5000, losses 5000). The
+   * gateway then reports the same dispute lost for 7000, not as a reversal (PayPal's resolution again,
+   * Stripe's charge.dispute.closed): whether it took 2000 more cannot be told from the events, so
+   * nothing changes (clearing 5000, losses 5000, the dispute lost for 5000) and one amount_mismatch
+   * exception names the dispute, 5000 and 7000, also when the report comes again in another event.
+   * It used to be dropped as a duplicate without a word.
+   */
+  it.each([
+    ['PayPal', 'paypal', 'SEK', 'CAPSEKLOSTAGAIN'],
+    ['Stripe', 'stripe', 'CHF', 'du_lost_again'],
+  ] as const)(
+    'raises one exception naming both amounts when a %s dispute already lost is reported lost for another amount',
+    async (_name, gateway, currency, disputeId) => {
+      const { transaction } = await succeededCharge(db, {
+        currency,
+        amount: 10000n,
+        gateway,
+        gatewayTransactionId: `${disputeId}_payment`,
+      });
+      const lost = (amount: bigint) =>
+        applyAsBatch(
+          db,
+          canonicalEvent({
+            type: 'dispute.lost',
+            gateway,
+            gatewayTransactionId: `${disputeId}_payment`,
+            gatewayDisputeId: disputeId,
+            amount,
+            currency,
+          }),
+        );
+      expect(await lost(5000n)).toMatchObject({ kind: 'applied' });
+      expect(await lost(7000n)).toMatchObject({ kind: 'duplicate' });
+      expect(await lost(7000n)).toMatchObject({ kind: 'duplicate' });
+
+      const dispute = await db
+        .selectFrom('disputes')
+        .select(['id', 'status', 'amount', 'reversed'])
+        .where('gateway_dispute_id', '=', disputeId)
+        .executeTakeFirstOrThrow();
+      expect(dispute).toMatchObject({ status: 'lost', amount: 5000n, reversed: false });
+      const exceptions = await db
+        .selectFrom('reconciliation_exceptions')
+        .select(['kind', 'message', 'details'])
+        .where('transaction_id', '=', transaction.id)
+        .execute();
+      expect(exceptions).toEqual([
+        {
+          kind: 'amount_mismatch',
+          message: expect.stringMatching(
+            new RegExp(
+              `dispute ${dispute.id} \\(${disputeId}\\) was booked lost for 5000 ${currency}.* lost for 7000 ${currency}`,
+            ),
+          ),
+          details: { dispute: dispute.id, lost: '5000', reported: '7000' },
+        },
+      ]);
+      const books = await booksIn(db, currency);
+      expect({
+        clearing: books[`gateway_clearing:${gateway}`] ?? 0n,
+        disputed: books.disputed_funds ?? 0n,
+        losses: books.chargeback_losses ?? 0n,
+      }).toEqual({ clearing: 5000n, disputed: 0n, losses: 5000n });
+    },
+  );
 });

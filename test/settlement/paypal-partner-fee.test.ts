@@ -1,56 +1,202 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
-import { reportOf, SearchPage } from '../../src/gateways/paypal/transaction-search.ts';
+import { captureLine } from '../../src/gateways/paypal/settlement.ts';
+import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  succeededCharge,
+} from '../support/money-core.ts';
 
-let db: Db;
-beforeAll(async () => {
-  db = await moneyCoreDatabase();
-});
-afterAll(() => db?.destroy());
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../fixtures/paypal', name), 'utf8'));
 
 /** The real Transaction Search page of a donation, its partner fee and the withdrawal (test/fixtures/paypal/SOURCES.md). */
-const page = SearchPage.parse(
-  JSON.parse(
-    readFileSync(
-      path.resolve(
-        import.meta.dirname,
-        '../fixtures/paypal/api.reporting.transactions.donation_partner_fee_withdrawal.json',
-      ),
-      'utf8',
-    ),
-  ),
-);
+const page = SearchPage.parse(fixture('api.reporting.transactions.donation_partner_fee_withdrawal.json'));
+const row = (code: string): TransactionInfo => {
+  const found = page.transaction_details.find((d) => d.transaction_info.transaction_event_code === code);
+  if (!found) throw new Error(`no ${code} row in the fixture`);
+  return found.transaction_info;
+};
+/** The T0013 donation of 50.00 (PayPal's fee 1.49), its T0113 partner fee of 0.88, and the T0403 withdrawal of 47.63. */
+const payment = row('T0013');
+const partnerFee = row('T0113');
+const withdrawal = row('T0403');
+const CAPTURE = payment.transaction_id;
+
+let db: Db;
+beforeEach(async () => {
+  db = await moneyCoreDatabase();
+});
+afterEach(() => db?.destroy());
+
+/** The donation as billhook's succeeded PayPal charge of 5000 USD (its capture the T0013 row's id). */
+async function donationCharged() {
+  const { transaction } = await succeededCharge(db, {
+    currency: 'USD',
+    amount: 5000n,
+    gateway: 'paypal',
+    gatewayTransactionId: CAPTURE,
+  });
+  return transaction;
+}
+
+/** Records one Transaction Search sweep of `rows` (a window) on PayPal's default account. */
+const sweep = (...rows: TransactionInfo[]) =>
+  recordSettlementReport(db, 'system', { gateway: 'paypal', gatewayAccount: null }, reportOf(rows));
+
+/**
+ * The donation's `PAYMENT.CAPTURE.COMPLETED` line as the webhook path records it: the real simulator
+ * capture (its breakdown with `platform_fees`) made about this donation: gross 50.00, PayPal's fee
+ * 1.49, platform fees 0.88, net 47.63.
+ */
+function captureWebhookLine() {
+  const resource = fixture('webhook.PAYMENT.CAPTURE.COMPLETED.simulator-signed.body.json').resource;
+  const breakdown = resource.seller_receivable_breakdown;
+  resource.id = CAPTURE;
+  resource.amount.value = '50.00';
+  breakdown.gross_amount.value = '50.00';
+  breakdown.paypal_fee.value = '1.49';
+  breakdown.platform_fees[0].amount.value = '0.88';
+  breakdown.net_amount.value = '47.63';
+  const line = captureLine(resource, new Date());
+  expect(line).toMatchObject({ gross: 5000n, fee: 237n, net: 4763n, partnerFee: 88n });
+  return applyAsBatch(
+    db,
+    canonicalEvent({
+      type: 'settlement.line',
+      gateway: 'paypal',
+      amount: 5000n,
+      currency: 'USD',
+      settlementLine: line,
+    }),
+  );
+}
+
+/** The USD clearing, gateway fees and bank balances of PayPal's default account (minor units, 0n when none). */
+async function paypalBooks() {
+  const books = await booksIn(db, 'USD');
+  return {
+    clearing: books['gateway_clearing:paypal'] ?? 0n,
+    fees: books['gateway_fees:paypal'] ?? 0n,
+    bank: books['bank:paypal'] ?? 0n,
+  };
+}
+
+/** The reconciliation exceptions raised, by kind and settlement line's gateway id. */
+async function exceptions() {
+  return db
+    .selectFrom('reconciliation_exceptions as x')
+    .leftJoin('settlement_lines as l', 'l.id', 'x.settlement_line_id')
+    .select(['x.kind', 'x.status', 'l.gateway_line_id'])
+    .execute();
+}
 
 /**
  * PayPal's balance history swept by Transaction Search (PRODUCT §13): a payment, the partner fee
- * taken from it, and the withdrawal of what was left to the bank.
+ * taken from it, and the withdrawal of what was left to the bank. Worked by hand from the rows, USD
+ * minor units: the payment of 50.00 with PayPal's fee 1.49 (gross 5000, fee 149), the T0113 partner
+ * fee of 0.88 on it (paypal_reference_id = the payment: 88 more out of the balance), and the
+ * withdrawal of 47.63 = 5000 - 149 - 88. Booked, whichever way the rows come: clearing +5000 (the
+ * payment), -149 and -88 to gateway fees (237, each once), -4763 to the bank: clearing 0.
  */
 describe('a PayPal payment with a partner fee, withdrawn to the bank', () => {
-  /*
-   * Worked by hand from the rows, USD minor units: the T0013 payment 25B16188FF732802U of 50.00 with
-   * PayPal's fee 1.49 (gross 5000, fee 149), the T0113 partner fee of 0.88 on it (paypal_reference_id
-   * 25B16188FF732802U: 88 more out of the balance), and the T0403 withdrawal of 47.63 = 5000 - 149 -
-   * 88. Booked: clearing +5000 (the payment), -149 and -88 to gateway fees, -4763 to the bank: 0.
-   */
-  it('books the partner fee, so the withdrawal leaves clearing at 0', async () => {
-    await succeededCharge(db, {
-      currency: 'USD',
-      amount: 5000n,
-      gateway: 'paypal',
-      gatewayTransactionId: '25B16188FF732802U',
-    });
-    const report = reportOf(page.transaction_details.map((row) => row.transaction_info));
-    await recordSettlementReport(db, 'system', { gateway: 'paypal', gatewayAccount: null }, report);
+  const withdrawn = { clearing: 0n, fees: 237n, bank: 4763n };
 
-    const books = await booksIn(db, 'USD');
-    expect({
-      clearing: books['gateway_clearing:paypal'] ?? 0n,
-      fees: books['gateway_fees:paypal'] ?? 0n,
-      bank: books['bank:paypal'] ?? 0n,
-    }).toEqual({ clearing: 0n, fees: 237n, bank: 4763n });
+  it('books the partner fee, so the withdrawal leaves clearing at 0', async () => {
+    await donationCharged();
+    await sweep(payment, partnerFee, withdrawal);
+    expect(await paypalBooks()).toEqual(withdrawn);
+    expect(await exceptions()).toEqual([]);
+  });
+
+  /*
+   * The payment swept in one window (fee 149), its partner fee and the withdrawal in the next: the
+   * partner fee is booked against the payment already settled (88), clearing 0. It used to be left
+   * out of the second sweep without a word: fees 149, clearing 88.
+   */
+  it('books a partner fee swept in another window than its payment, once', async () => {
+    await donationCharged();
+    await sweep(payment);
+    expect(await paypalBooks()).toEqual({ clearing: 4851n, fees: 149n, bank: 0n });
+    await sweep(partnerFee, withdrawal);
+    expect(await paypalBooks()).toEqual(withdrawn);
+    // Overlapping windows list the partner fee again, beside its payment, and the payment again.
+    await sweep(payment, partnerFee, withdrawal);
+    await sweep(partnerFee);
+    expect(await paypalBooks()).toEqual(withdrawn);
+    const lines = await db.selectFrom('settlement_lines').select(['gateway_line_id', 'kind']).execute();
+    expect(lines.map((l) => `${l.kind} ${l.gateway_line_id}`).sort()).toEqual([
+      `charge ${CAPTURE}`,
+      `fee ${partnerFee.transaction_id}`,
+    ]);
+    expect(await exceptions()).toEqual([]);
+  });
+
+  /*
+   * The partner fee swept first with its payment, then again alone in an overlapping window: 88 once.
+   * And the payment swept again alone later: nothing more.
+   */
+  it('books a partner fee seen in two overlapping windows once', async () => {
+    await donationCharged();
+    await sweep(payment, partnerFee);
+    await sweep(partnerFee, withdrawal);
+    await sweep(payment);
+    expect(await paypalBooks()).toEqual(withdrawn);
+  });
+
+  /*
+   * The capture's webhook line first, its fee counting the platform fee (149 + 88 = 237); the sweep
+   * then lists the T0113 row apart from its payment: the 88 was booked with the capture, so nothing
+   * more (fees 237, not 325), and no exception.
+   */
+  it('books nothing more for a partner fee the capture webhook’s line already counted', async () => {
+    await donationCharged();
+    expect(await captureWebhookLine()).toMatchObject({ kind: 'applied' });
+    await sweep(partnerFee, withdrawal);
+    await sweep(payment, partnerFee);
+    expect(await paypalBooks()).toEqual(withdrawn);
+    expect(await exceptions()).toEqual([]);
+  });
+
+  /*
+   * The partner fee swept before the capture's webhook line arrives: 88 booked with the T0113 row;
+   * the webhook's line then books its fee less the partner fee already booked (237 - 88 = 149).
+   */
+  it('books the capture webhook’s line without the partner fee its sweep booked first', async () => {
+    await donationCharged();
+    await sweep(partnerFee);
+    expect(await paypalBooks()).toEqual({ clearing: 4912n, fees: 88n, bank: 0n });
+    expect(await captureWebhookLine()).toMatchObject({ kind: 'applied' });
+    await sweep(withdrawal);
+    expect(await paypalBooks()).toEqual(withdrawn);
+  });
+
+  /*
+   * A partner fee of a payment billhook does not know: nothing is booked (fees 0) and a
+   * settlement_line_unmatched exception names it for a person. Once the payment is known, the next
+   * sweep books the 88 against it and resolves the exception.
+   */
+  it('raises an exception for a partner fee of an unknown payment, and books it once the payment is known', async () => {
+    await sweep(partnerFee);
+    expect(await paypalBooks()).toEqual({ clearing: 0n, fees: 0n, bank: 0n });
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', status: 'open', gateway_line_id: partnerFee.transaction_id },
+    ]);
+    const [raised] = await db.selectFrom('reconciliation_exceptions').select('message').execute();
+    expect(raised?.message).toMatch(new RegExp(`partner fee of ${CAPTURE}`));
+
+    await donationCharged();
+    await sweep(payment);
+    await sweep(withdrawal);
+    expect(await paypalBooks()).toEqual(withdrawn);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', status: 'resolved', gateway_line_id: partnerFee.transaction_id },
+    ]);
   });
 });

@@ -177,7 +177,7 @@ function checked(line: SettlementLine): SettlementLine {
  * A completed capture's settlement line, from its `seller_receivable_breakdown`: kind `charge`,
  * `gatewayLineId` = `gatewayTransactionId` = the capture id (as billhook stores a PayPal payment),
  * `reference` = `custom_id` else `invoice_id` (our `txn_…`), gross positive, fee = `paypal_fee`
- * (plus platform fees), net = `net_amount`; e.g. the documented USD 2.51 capture → gross 251n, fee
+ * (plus platform fees, also its `partnerFee`), net = `net_amount`; e.g. the documented USD 2.51 capture → gross 251n, fee
  * 37n, net 214n. Cross-currency (`receivable_amount` in another currency): see `inBalance`.
  * `occurredAt` is the capture's `create_time` (else `fallbackTime`).
  * @param resource the capture as PayPal sends it (a webhook resource or an API answer)
@@ -209,6 +209,7 @@ export function captureLine(resource: unknown, fallbackTime: Date): SettlementLi
     reference: capture.custom_id || capture.invoice_id || undefined,
     ...money,
     occurredAt: createdAt(capture.create_time, fallbackTime),
+    ...(amounts.platformFee !== 0n ? { partnerFee: amounts.platformFee } : {}),
     description:
       amounts.platformFee !== 0n
         ? `PayPal capture; the fee includes platform fees of ${amounts.platformFee} minor units`

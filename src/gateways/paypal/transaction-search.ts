@@ -89,7 +89,9 @@ export const REFUND_CODE = 'T1107';
  * `T0113` partner fee: a platform's (partner's) fee taken from a payment, its `paypal_reference_id` the
  * payment (the real row in test/fixtures/paypal/api.reporting.transactions.donation_partner_fee_withdrawal.json:
  * 0.88 of the 50.00 donation). The capture's webhook breakdown counts it in the line's fee
- * (`platform_fees`, settlement.ts), so Transaction Search does too.
+ * (`platform_fees`, settlement.ts, its `partnerFee`); a sweep may list it in another window than its
+ * payment, so it is a `fee` line of its own naming the payment (`partnerFeeLine`), and settlement/
+ * books a payment's partner fees once, whichever of its lines reports them.
  */
 export const PARTNER_FEE_CODE = 'T0113';
 
@@ -181,16 +183,17 @@ function payoutOf(info: TransactionInfo): PayoutReport {
 /**
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
- * positive) → charge lines, with the completed partner fees (`T0113`) taken from them added to their
- * fee; completed refunds (`T1107`) → refund lines. Other rows (holds, currency conversions, payments
- * the account sent, pending or denied payments, a partner fee whose payment is not among the rows)
- * are not booked. A row listed twice is kept once.
+ * positive) → charge lines (PayPal's own fee); completed partner fees (`T0113`) → `fee` lines naming
+ * their payment (`partnerFeeLine`), whether or not the payment is among the rows; completed refunds
+ * (`T1107`) → refund lines; the partner fees after the other lines. Other rows (holds, currency
+ * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
+ * twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   const lines = new Map<string, SettlementLine>();
+  const partnerFees = new Map<string, SettlementLine>();
   const payouts = new Map<string, PayoutReport>();
-  const partnerFees = new Map<string, TransactionInfo>();
   for (const info of rows) {
     const code = info.transaction_event_code;
     const done = info.transaction_status === 'S' || info.transaction_status === 'V';
@@ -201,37 +204,47 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
     } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       lines.set(info.transaction_id, lineOf(info, 'charge'));
     } else if (info.transaction_status === 'S' && code === PARTNER_FEE_CODE) {
-      partnerFees.set(info.transaction_id, info);
+      partnerFees.set(info.transaction_id, partnerFeeLine(info));
     }
   }
-  for (const fee of partnerFees.values()) {
-    const line = fee.paypal_reference_id ? lines.get(fee.paypal_reference_id) : undefined;
-    if (line?.kind === 'charge') lines.set(line.gatewayLineId, withPartnerFee(line, fee));
-  }
-  return { lines: [...lines.values()], payouts: [...payouts.values()] };
+  // Partner fees last: a sweep records its payments' lines before it takes any payment's partner fee
+  // lock (settlement/lines.ts `bookedAmounts`), which a capture webhook's line may hold meanwhile.
+  return { lines: [...lines.values(), ...partnerFees.values()], payouts: [...payouts.values()] };
 }
 
 /**
- * A payment's line with a partner fee row (`T0113`, money out: `transaction_amount` negative) added to
- * its fee, as the capture's breakdown counts `platform_fees` in it (settlement.ts `captureLine`), so
- * the payment's line books the same fee whichever of the webhook and the sweep records it first.
- * @throws PaypalSettlementError for a partner fee that is not money out, or in another currency
+ * A partner fee row (`T0113`, money out: `transaction_amount` negative) as a `fee` line of its own:
+ * line id = its transaction id (booked once, however many windows list it), transaction id = its
+ * `paypal_reference_id` (the payment it was taken from; none named: it matches nothing, for a
+ * person), gross = net = the amount, fee 0, `partnerFee` = what it takes; e.g. the real 0.88 →
+ * gross −88n, partnerFee 88n. settlement/lines.ts books it against its payment, unless the payment's
+ * line already counted it (the capture's `platform_fees`).
+ * @throws PaypalSettlementError for a partner fee that is not money out, or not exact in its currency
  */
-function withPartnerFee(line: SettlementLine, info: TransactionInfo): SettlementLine {
+function partnerFeeLine(info: TransactionInfo): SettlementLine {
   const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
   const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
-  if (taken.currency !== line.currency || taken.amount > 0n) {
+  if (taken.amount > 0n) {
     throw new PaypalSettlementError(
-      `${what} of ${taken.amount} ${taken.currency} is not a fee out of ${line.gatewayLineId}'s ${line.currency}`,
+      `${what} of ${taken.amount} ${taken.currency} is not a fee out of the balance`,
     );
   }
-  const fee = line.fee - taken.amount;
-  return {
-    ...line,
-    fee,
-    net: line.gross - fee,
-    description: `${line.description}; the fee includes partner fees of ${-taken.amount} minor units`,
-  };
+  return parseSettlement(
+    SettlementLineSchema,
+    {
+      gatewayLineId: info.transaction_id,
+      kind: 'fee',
+      gatewayTransactionId: info.paypal_reference_id,
+      currency: taken.currency,
+      gross: taken.amount,
+      fee: 0n,
+      net: taken.amount,
+      partnerFee: -taken.amount,
+      occurredAt: info.transaction_initiation_date,
+      description: `PayPal ${info.transaction_event_code}: partner fee of ${info.paypal_reference_id ?? 'no payment named'}`,
+    },
+    what,
+  );
 }
 
 /** One Transaction Search call: a window of at most 31 days, one page. */

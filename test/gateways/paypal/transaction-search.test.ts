@@ -81,17 +81,28 @@ describe('PaypalTransactionSearch.fetchSettlements', () => {
         description: 'PayPal withdrawal to the bank T0403 (bank reference 1040606119578)',
       },
     ]);
-    // The T0013 donation with its fee, and the T0113 partner fee of 0.88 taken from it added to that
-    // fee as the capture's breakdown adds platform_fees: 149 + 88 = 237, net 4763 = the withdrawal.
-    expect(report.lines).toHaveLength(1);
-    expect(report.lines[0]).toMatchObject({
-      gatewayLineId: '25B16188FF732802U',
-      kind: 'charge',
-      reference: '51339764',
-      gross: 5000n,
-      fee: 237n,
-      net: 4763n,
-    });
+    // The T0013 donation with PayPal's fee 1.49, and the T0113 partner fee of 0.88 taken from it as a
+    // fee line of its own naming the donation (a sweep may list it in another window than its
+    // payment): 5000 - 149 - 88 = 4763 = the withdrawal.
+    expect(report.lines).toEqual([
+      expect.objectContaining({
+        gatewayLineId: '25B16188FF732802U',
+        kind: 'charge',
+        reference: '51339764',
+        gross: 5000n,
+        fee: 149n,
+        net: 4851n,
+      }),
+      expect.objectContaining({
+        gatewayLineId: '5PU95094C5021335H',
+        kind: 'fee',
+        gatewayTransactionId: '25B16188FF732802U',
+        gross: -88n,
+        fee: 0n,
+        net: -88n,
+        partnerFee: 88n,
+      }),
+    ]);
   });
 
   it('books a T1107 refund with the fee PayPal gives back as a negative fee, a JPY capture, and a pending withdrawal', async () => {
