@@ -1,4 +1,5 @@
-import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { Kysely } from 'kysely';
+import type { Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { openCustomerOnce } from './customer-status.ts';
@@ -10,7 +11,28 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
  * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
+ * A cancellation voids the unpaid invoices of the periods after it ends (cancellation.ts).
  */
+
+/**
+ * The invoices of `subscription`'s periods after its current one (all its period invoices while it
+ * has none: in trial, before its start), not VOID, by period: the periods settle invoiced ahead.
+ * @param from only the periods starting at or after this moment (a cancellation's end)
+ */
+export function invoicedAhead(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+  from?: Date,
+): Promise<InvoiceRow[]> {
+  let query = trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '>', subscription.current_period_index ?? -1)
+    .where('status', '!=', 'VOID');
+  if (from) query = query.where('period_start', '>=', from);
+  return query.orderBy('period_index').execute();
+}
 
 /**
  * The billing cycles of a subscription's term not started yet: `repeat` minus the periods started
