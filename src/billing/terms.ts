@@ -11,7 +11,9 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
  * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
- * A cancellation voids the unpaid invoices of the periods after it ends (cancellation.ts).
+ * Those invoices fix the later periods' price: a plan or quantity change is refused while any is
+ * left (`refuseChangeInvoicedAhead`), and a cancellation voids the unpaid ones of the periods after
+ * it ends (cancellation.ts).
  */
 
 /**
@@ -32,6 +34,28 @@ export function invoicedAhead(
     .where('status', '!=', 'VOID');
   if (from) query = query.where('period_start', '>=', from);
   return query.orderBy('period_index').execute();
+}
+
+/**
+ * Refuses a plan or quantity change (now or at the next cycle, previewed too) of a subscription with
+ * periods invoiced ahead (`invoicedAhead`: a settled term): their invoices bill the current plan and
+ * quantity, and the renewal does not invoice a period twice, so those periods would stay billed at
+ * the old price. They are not voided and invoiced again: they may be paid or partly paid, numbered
+ * and sent, and a period has one invoice. The change can be made once the last of them has started
+ * (or the subscription cancelled, which voids the unpaid ones, and a new one created).
+ * @throws ConflictError `periods_invoiced_ahead` naming the invoices
+ */
+export async function refuseChangeInvoicedAhead(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+): Promise<void> {
+  const ahead = await invoicedAhead(trx, subscription);
+  const last = ahead.at(-1);
+  if (!last) return;
+  throw new ConflictError(
+    'periods_invoiced_ahead',
+    `subscription ${subscription.id} has periods invoiced ahead at its current plan and quantity (settled: ${ahead.map((i) => i.id).join(', ')}); a change would leave them billed at the old price. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
+  );
 }
 
 /**

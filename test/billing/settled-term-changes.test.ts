@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CancelOptions } from '../../src/billing/cancellation.ts';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
@@ -16,10 +17,11 @@ import { insertPlan } from '../support/plans.ts';
 const d = (iso: string) => new Date(iso);
 
 /**
- * A settled term (terms.ts: the later periods of a fixed term invoiced ahead) after a cancellation:
- * the periods after the end are not left owed (their unpaid invoices are voided).
+ * A settled term (terms.ts: the later periods of a fixed term invoiced ahead) after a cancellation or
+ * a plan or quantity change: the periods after the end are not left owed (their unpaid invoices are
+ * voided), and a change is refused while periods are invoiced ahead at the old price.
  */
-describe('settled terms: cancellations void the periods invoiced ahead', () => {
+describe('settled terms: cancellations void the periods invoiced ahead, changes are refused', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp();
@@ -217,5 +219,89 @@ describe('settled terms: cancellations void the periods invoiced ahead', () => {
         ?.status,
     ).toBe('ACTIVE');
     expect(await ledgerIn(app, 'ISK')).toEqual(before);
+  });
+
+  it('a plan change (next cycle or now, previewed too) is refused while periods are invoiced ahead; allowed once the last has started', async () => {
+    // X 1000 a month, Y 3000, no tax.
+    const x = await insertPlan(db(), { currency: 'CZK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const y = await insertPlan(db(), { currency: 'CZK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { id } = await settledTerm(x);
+    const [, april, may] = await periods(id);
+    const change = (input: Parameters<typeof changeSubscription>[3], now: string, preview = false) =>
+      changeSubscription(db(), 'system', id, input, d(now), preview);
+    // April and May are billed 1000 each: a change to Y would leave them so (3000 instead of 7000).
+    for (const [input, preview] of [
+      [{ planId: y, when: 'next_cycle' }, false],
+      [{ planId: y }, false],
+      [{ quantity: 2, proration: 'none' }, false],
+      [{ planId: y }, true],
+    ] as const) {
+      const refused = await change(input, '2027-03-10T00:00:00Z', preview).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ConflictError);
+      expect(refused).toMatchObject({ status: 409, code: 'periods_invoiced_ahead' });
+      expect((refused as Error).message).toContain(`${april!.id}, ${may!.id}`);
+    }
+    const unchanged = await db()
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    expect(unchanged).toMatchObject({ plan_id: x, quantity: 1, scheduled_plan_id: null });
+    // The renewals invoice nothing more: 1000 × 3, as settled.
+    expect((await renewSubscription(db(), 'system', id, d('2027-05-01T00:05:00Z')))?.invoices).toEqual([]);
+    expect((await periods(id)).map((i) => [i.status, i.total])).toEqual([
+      ['OPEN', 1000n],
+      ['OPEN', 1000n],
+      ['OPEN', 1000n],
+    ]);
+    // May (the last period) has started: nothing is invoiced ahead. May 17th, 15 of its 31 days left:
+    // credit prorate(1000, 15/31) = 484 (483.87), charge prorate(3000, 15/31) = 1452 (1451.6): 968.
+    const allowed = await change({ planId: y }, '2027-05-17T00:00:00Z');
+    expect(allowed.proration.subtotal).toBe(968n);
+    expect(allowed.invoice).toMatchObject({ status: 'OPEN', total: 968n });
+    expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 3968, revenue: -3968 });
+  });
+
+  it('over HTTP: a change of a settled term is 409 periods_invoiced_ahead naming the invoices; cancelling now voids them', async () => {
+    const product = (await app.api('POST', '/v1/products', { name: 'Term' })).body.id;
+    const plan = async (amount: number) =>
+      (
+        await app.api('POST', '/v1/plans', {
+          product,
+          name: `Term ${amount}`,
+          currency: 'SEK',
+          interval: 'MONTH',
+          price: { model: 'FLAT_FEE', amount },
+          repeat: 3,
+        })
+      ).body.id;
+    const [small, big] = [await plan(1000), await plan(3000)];
+    const { customer } = await customerWith(app);
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan: small })).body;
+    // No card: settle invoices April and May (their charges fail and are reported) and leaves them OPEN.
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(settled.status).toBe(200);
+    expect(settled.body.invoiced).toHaveLength(2);
+    for (const body of [{ plan: big, when: 'next_cycle' }, { plan: big, preview: true }, { quantity: 3 }]) {
+      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, body);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      for (const invoice of settled.body.invoiced) expect(refused.body.error.message).toContain(invoice);
+    }
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+      plan: small,
+      quantity: 1,
+      scheduled_change: null,
+    });
+
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {});
+    expect(cancelled.status).toBe(200);
+    for (const invoice of settled.body.invoiced) {
+      expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+        status: 'VOID',
+        amount_due: 0,
+      });
+    }
+    expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
   });
 });
