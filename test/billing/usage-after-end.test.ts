@@ -146,7 +146,8 @@ describe('usage after a scheduled end is refused (422, field timestamp), never a
     const { customer } = await customerWith(app);
     const sub = (await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan: plan.body.id }))
       .body;
-    const cancelAt = new Date(Date.now() + 120_000);
+    // Four minutes ahead; the event half a minute after it: less than 5 minutes ahead of the server's clock.
+    const cancelAt = new Date(Date.now() + 240_000);
     const cancel = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {
       when: 'date',
       cancel_at: cancelAt.toISOString(),
@@ -157,7 +158,7 @@ describe('usage after a scheduled end is refused (422, field timestamp), never a
       subscription: sub.id,
       code: 'api_calls',
       value: 5,
-      timestamp: new Date(cancelAt.getTime() + 60_000).toISOString(),
+      timestamp: new Date(cancelAt.getTime() + 30_000).toISOString(),
     });
     expect(late.status).toBe(422);
     expect(late.body.error.fields).toEqual({
