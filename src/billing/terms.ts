@@ -11,9 +11,9 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
  * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
- * Those invoices fix the later periods' price: a plan or quantity change is refused while any is
- * left (`refuseChangeInvoicedAhead`), and a cancellation voids the unpaid ones of the periods after
- * it ends (cancellation.ts).
+ * Those invoices fix the later periods' price: a plan, quantity or add-on change is refused while
+ * any is left (`refuseChangeInvoicedAhead`), and a cancellation voids the unpaid ones of the periods
+ * after it ends (cancellation.ts).
  */
 
 /**
@@ -37,10 +37,10 @@ export function invoicedAhead(
 }
 
 /**
- * Refuses a plan or quantity change (now or at the next cycle, previewed too) of a subscription with
- * periods invoiced ahead (`invoicedAhead`: a settled term): their invoices bill the current plan and
- * quantity, and the renewal does not invoice a period twice, so those periods would stay billed at
- * the old price. They are not voided and invoiced again: they may be paid or partly paid, numbered
+ * Refuses a plan or quantity change (now or at the next cycle, previewed too: proration.ts), or an
+ * add-on's (subscription-add-ons.ts), of a subscription with periods invoiced ahead (`invoicedAhead`:
+ * a settled term): their invoices bill the current plan, quantity and add-ons, and the renewal does
+ * not invoice a period twice, so those periods would stay billed at the old price. They are not voided and invoiced again: they may be paid or partly paid, numbered
  * and sent, and a period has one invoice. The change can be made once the last of them has started
  * (or the subscription cancelled, which voids the unpaid ones, and a new one created).
  * @throws ConflictError `periods_invoiced_ahead` naming the invoices
@@ -54,7 +54,7 @@ export async function refuseChangeInvoicedAhead(
   if (!last) return;
   throw new ConflictError(
     'periods_invoiced_ahead',
-    `subscription ${subscription.id} has periods invoiced ahead at its current plan and quantity (settled: ${ahead.map((i) => i.id).join(', ')}); a change would leave them billed at the old price. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
+    `subscription ${subscription.id} has periods invoiced ahead at its current plan, quantity and add-ons (settled: ${ahead.map((i) => i.id).join(', ')}); a change would leave them billed at the old price. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
   );
 }
 

@@ -262,7 +262,7 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 3968, revenue: -3968 });
   });
 
-  it('over HTTP: a change of a settled term is 409 periods_invoiced_ahead naming the invoices; cancelling now voids them', async () => {
+  it('over HTTP: a change or an add-on of a settled term is 409 periods_invoiced_ahead naming the invoices; cancelling now voids them', async () => {
     const product = (await app.api('POST', '/v1/products', { name: 'Term' })).body.id;
     const plan = async (amount: number) =>
       (
@@ -293,6 +293,17 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       quantity: 1,
       scheduled_change: null,
     });
+    // An add-on bills from the next period's invoice on: those periods are invoiced already.
+    const addOn = (await app.api('POST', '/v1/add-ons', { name: 'Seat', currency: 'SEK', amount: 200 })).body;
+    for (const path of ['add-ons', 'add-ons/preview']) {
+      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
+        add_on: addOn.id,
+        quantity: 1,
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+    }
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons`)).body.data).toEqual([]);
 
     const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {});
     expect(cancelled.status).toBe(200);
