@@ -221,6 +221,37 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     expect(await ledgerIn(app, 'ISK')).toEqual(before);
   });
 
+  it('a later period paid is kept; one paid in part refuses the cancellation (409) until paid whole', async () => {
+    const plan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    const pay = async (invoice: string, amount: number) =>
+      expect(
+        (await app.api('POST', `/v1/invoices/${invoice}/payments`, { method: 'BANK', amount })).status,
+      ).toBe(201);
+    // April paid whole by bank transfer; May 400 of 1000.
+    await pay(april!.id, 1000);
+    await pay(may!.id, 400);
+    const before = await ledgerIn(app, 'NZD');
+    const now = { when: 'now', refundType: 'none' } as const;
+    const refused = await cancel(id, now, d('2027-03-10T00:00:00Z')).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ status: 409, code: 'later_period_not_voidable' });
+    expect((refused as Error).message).toContain(may!.id);
+    expect(await ledgerIn(app, 'NZD')).toEqual(before);
+    // May's other 600 paid: both later periods are paid, kept as they are (refund them by hand).
+    await pay(may!.id, 600);
+    const paid = await ledgerIn(app, 'NZD');
+    const result = await cancel(id, now, d('2027-03-10T00:00:00Z'));
+    expect(result.subscription.status).toBe('CANCELLED');
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [march!.id, 'OPEN', 1000n],
+      [april!.id, 'PAID', 0n],
+      [may!.id, 'PAID', 0n],
+    ]);
+    expect(await ledgerIn(app, 'NZD')).toEqual(paid);
+    expect(await activityData(id, 'subscription.cancelled')).toMatchObject({ voided_invoices: [] });
+  });
+
   it('a plan change (next cycle or now, previewed too) is refused while periods are invoiced ahead; allowed once the last has started', async () => {
     // X 1000 a month, Y 3000, no tax.
     const x = await insertPlan(db(), { currency: 'CZK', price: { model: 'FLAT_FEE', amount: 1000 } });
