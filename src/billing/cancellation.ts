@@ -445,7 +445,7 @@ async function voidInvoicedAhead(
       if (!(error instanceof ConflictError) || error.code !== 'invoice_not_voidable') throw error;
       throw new ConflictError(
         'later_period_not_voidable',
-        `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods from ${end.toISOString()} on, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid (a partly paid invoice cannot be voided)`,
+        `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods from ${end.toISOString()} on, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid whole or written off (POST /v1/invoices/:id/mark-uncollectible: a partly paid invoice cannot be voided)`,
       );
     }
   }
