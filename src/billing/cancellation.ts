@@ -11,11 +11,12 @@ import {
   splitRefund,
   totalRoom,
 } from './invoice-payment.ts';
-import { lockInvoice } from './invoices.ts';
+import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { prorate, secondsBetween } from './proration.ts';
 import { invoiceUsageUntil } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
+import { invoicedAhead } from './terms.ts';
 
 /**
  * Cancelling a subscription as BillaBear and Billby do (seed 004 "Cancel subscription": `when`
@@ -27,6 +28,9 @@ import { subscriptionActivity, transitionSubscription } from './subscription-sta
  * - `date`: `cancel_at`; the status stays (ACTIVE, IN_TRIAL…) until then and renewal invoices the
  *   periods that start before it (whole: the last period is not shortened), then cancels at
  *   `cancel_at` with the final usage invoice. `cancel_at` set is billhook's NON_RENEWING.
+ * Periods after the end that a settled term invoiced ahead (terms.ts) will not be served: their
+ * unpaid invoices are voided with the cancellation (`voidInvoicedAhead`); paid ones are kept (a
+ * refund of them is refused: `later_periods_paid`).
  * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
  * through the gateway payments that took it (newest first, each up to what it can still refund),
  * and the customer credit that paid the rest back to their credit; more owed than that is refused
@@ -172,7 +176,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * (`invoicePayments`) can still refund plus the credit applied: other refunds on them (of customer
  * credit they carried) or a part paid offline hold the rest, which billhook cannot give back (it is
  * not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
- * refunded yet; ValidationError (field `refund_type`) when the cancellation takes effect after the
+ * refunded yet (paid in cash, even partly, or by credit; not an unpaid OPEN invoice, which the
+ * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period
  */
 async function refundOf(
@@ -207,8 +212,12 @@ async function refundOf(
     .where((eb) =>
       eb.or([
         eb.and([eb('amount_paid', '>', 0n), eb('amount_refunded', '<', eb.ref('amount_paid'))]),
-        // A voided invoice gave its credit back (`returnAppliedCredit`) without counting it here.
-        eb.and([eb('status', '!=', 'VOID'), eb('credit_returned', '<', eb.ref('credit_applied'))]),
+        // A voided invoice gave its credit back (`returnAppliedCredit`) without counting it here, and
+        // an unpaid OPEN one is voided by this cancellation (`voidInvoicedAhead`), giving it back.
+        eb.and([
+          eb('status', 'not in', ['VOID', 'OPEN', 'DRAFT']),
+          eb('credit_returned', '<', eb.ref('credit_applied')),
+        ]),
       ]),
     )
     .execute();
@@ -314,15 +323,18 @@ async function refundOf(
 
 /**
  * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, storing
- * `cancel_reason`; logs `subscription.cancelled` (now) or `subscription.cancellation_scheduled`
- * (`period_end`, `date`: with `at`, `refund_type`, `reason`), each with `refund_amount` (cash) and
- * `credit_amount` (back to the customer's credit). The credit part is given back here
+ * `cancel_reason`, and voids the unpaid invoices of the periods after its end that were invoiced
+ * ahead (`voidInvoicedAhead`); logs `subscription.cancelled` (now) or
+ * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`),
+ * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit) and
+ * `voided_invoices` (ids). The credit part is given back here
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
- * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
+ * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`), and as `voidInvoicedAhead`
+ * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
@@ -337,6 +349,7 @@ export async function cancelLocked(
   const reason = options.reason ?? null;
   if (options.when === 'now') {
     const refund = await refundOf(work, subscription, options.refundType, now);
+    const voided = await voidInvoicedAhead(work, subscription, now, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
     // period's invoice (locked by `refundOf`), then the customer (the final invoice's finalization).
@@ -353,6 +366,7 @@ export async function cancelLocked(
     const cancelled = await transitionSubscription(work, withReason, 'CANCELLED', now, {
       at_period_end: false,
       final_invoice: final?.id,
+      voided_invoices: voided,
       reason,
       refund_type: options.refundType,
       refund_amount: refund?.amount ?? 0n,
@@ -372,6 +386,7 @@ export async function cancelLocked(
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
+  const voided = at ? await voidInvoicedAhead(work, subscription, at, now) : [];
   const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')
@@ -391,12 +406,49 @@ export async function cancelLocked(
   await subscriptionActivity(work, subscription, 'subscription.cancellation_scheduled', {
     at,
     at_period_end: atPeriodEnd,
+    voided_invoices: voided,
     reason,
     refund_type: options.refundType,
     refund_amount: refund?.amount ?? 0n,
     credit_amount: refund?.credit ?? 0n,
   });
   return { subscription: updated, refund, creditNote };
+}
+
+/**
+ * Voids the invoices of a locked subscription's periods starting at or after `end` (when a
+ * cancellation ends it) that a settled term invoiced ahead (`invoicedAhead`) and nobody paid: OPEN
+ * or DRAFT, through the void path (`voidLocked`: the finalization entry reversed, so the receivable
+ * no longer claims them, the credit applied given back, off the charge schedule and so out of
+ * dunning). Those periods will never be served. Paid ones (PAID, refunded, UNCOLLECTIBLE) are left
+ * as they are: a refund of them is refused (`refundOf`, `later_periods_paid`) or made by hand.
+ * Called after `refundOf` locked the current period's invoice, before any credit is given back
+ * (the lock order: subscription, invoices, customer).
+ * @returns the ids of the invoices voided, by period
+ * @throws ConflictError `later_period_not_voidable` (naming the invoice) when one is partly paid or
+ * has a charge in flight: it can neither be voided nor left owed for a period never served
+ */
+async function voidInvoicedAhead(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  end: Date,
+  now: Date,
+): Promise<string[]> {
+  const unpaid = (await invoicedAhead(work.trx, subscription, end)).filter(
+    (i) => i.status === 'OPEN' || i.status === 'DRAFT',
+  );
+  for (const { id } of unpaid) {
+    try {
+      await voidLocked(work, await lockInvoice(work, id), now, { reason: 'subscription_cancelled' });
+    } catch (error) {
+      if (!(error instanceof ConflictError) || error.code !== 'invoice_not_voidable') throw error;
+      throw new ConflictError(
+        'later_period_not_voidable',
+        `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods from ${end.toISOString()} on, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid whole or written off (POST /v1/invoices/:id/mark-uncollectible: a partly paid invoice cannot be voided)`,
+      );
+    }
+  }
+  return unpaid.map((i) => i.id);
 }
 
 /** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */

@@ -685,38 +685,53 @@ export async function reversePayment(
 }
 
 /**
- * OPEN (nothing paid, no charge in flight) or DRAFT → VOID. An OPEN invoice's finalization entry is
- * reversed (`inv_…:voided`: debit revenue, credit the receivable) and the credit applied to it goes
- * back to the customer (`returnAppliedCredit`).
- * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
+ * OPEN (nothing paid, no charge in flight) or DRAFT → VOID (`voidLocked`), in its own unit of work.
+ * @throws NotFoundError `invoice_not_found`; ConflictError `invoice_not_voidable` as `voidLocked`
  */
 export async function voidInvoice(db: Db, actor: Actor, id: string): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, { actor }, async (work) => {
-    const invoice = await lockInvoice(work, id);
-    const inFlight = await work.trx
-      .selectFrom('transactions')
-      .select('id')
-      .where('invoice_id', '=', id)
-      .where('status', 'in', ['pending', 'unknown'])
-      .executeTakeFirst();
-    if ((invoice.status !== 'OPEN' && invoice.status !== 'DRAFT') || invoice.amount_paid > 0n || inFlight) {
-      throw new ConflictError(
-        'invoice_not_voidable',
-        `invoice ${id} is ${invoice.status}${inFlight ? ` with charge ${inFlight.id} in flight` : ''}; only an unpaid DRAFT or OPEN invoice can be voided`,
-      );
-    }
-    if (invoice.status === 'OPEN' && invoice.total > 0n) {
-      await postEntry(work, invoiceVoided(ledgerAmounts(invoice)));
-      await returnAppliedCredit(work, invoice);
-    }
-    await work.trx
-      .updateTable('invoices')
-      .set({ status: 'VOID', amount_due: 0n, voided_at: new Date(), updated_at: new Date() })
-      .where('id', '=', id)
-      .execute();
-    await invoiceActivity(work, invoice, 'invoice.voided', { from: invoice.status });
-  });
+  await inUnitOfWork(db, { actor }, async (work) =>
+    voidLocked(work, await lockInvoice(work, id), new Date()),
+  );
   return getInvoice(db, id);
+}
+
+/**
+ * Voids a locked invoice inside `work`: OPEN (nothing paid, no charge in flight) or DRAFT → VOID,
+ * nothing due and off the charge schedule (`charge_at` null: neither the scheduler nor dunning charges
+ * it again). An OPEN invoice's finalization entry is reversed (`inv_…:voided`: debit revenue, credit
+ * the receivable) and the credit applied to it goes back to the customer (`returnAppliedCredit`).
+ * Records `invoice.voided` with `data` beside `from` (why, when another flow voids it).
+ * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
+ */
+export async function voidLocked(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  now: Date,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  const id = invoice.id;
+  const inFlight = await work.trx
+    .selectFrom('transactions')
+    .select('id')
+    .where('invoice_id', '=', id)
+    .where('status', 'in', ['pending', 'unknown'])
+    .executeTakeFirst();
+  if ((invoice.status !== 'OPEN' && invoice.status !== 'DRAFT') || invoice.amount_paid > 0n || inFlight) {
+    throw new ConflictError(
+      'invoice_not_voidable',
+      `invoice ${id} is ${invoice.status}${inFlight ? ` with charge ${inFlight.id} in flight` : ''}; only an unpaid DRAFT or OPEN invoice can be voided`,
+    );
+  }
+  if (invoice.status === 'OPEN' && invoice.total > 0n) {
+    await postEntry(work, invoiceVoided(ledgerAmounts(invoice)));
+    await returnAppliedCredit(work, invoice);
+  }
+  await work.trx
+    .updateTable('invoices')
+    .set({ status: 'VOID', amount_due: 0n, charge_at: null, voided_at: now, updated_at: now })
+    .where('id', '=', id)
+    .execute();
+  await invoiceActivity(work, invoice, 'invoice.voided', { from: invoice.status, ...data });
 }
 
 /** A payment received outside any gateway. Amount in minor units of the invoice's currency. */

@@ -14,6 +14,7 @@ import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from 
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { taxLocationOf, withCustomerTaxes, withTaxesAt } from './tax-rates.ts';
+import { refuseChangeInvoicedAhead } from './terms.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
@@ -138,7 +139,8 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
  * (SUSPENDED, CANCELLED), `plan_inactive`, `cancellation_scheduled` (a prorated change while a
  * cancellation is scheduled whose refund gave back money of this period: its unused time would be
- * credited twice); ValidationError (field `plan`) for another currency or
+ * credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
+ * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`)
  */
@@ -167,6 +169,7 @@ export async function changeSubscription(
         plan: 'the subscription already has this plan and quantity',
       });
     }
+    await refuseChangeInvoicedAhead(work.trx, subscription);
     if (change.when === 'next_cycle') {
       return scheduleChange(work, subscription, newPlan, quantity, now, preview);
     }

@@ -85,6 +85,28 @@ export function termCompletedAt(
   return subscription.repeat !== null && periodIndexAt(cadence, at) >= subscription.repeat;
 }
 
+/**
+ * When the renewal will end a live subscription, if it is to end: its `cancel_at` (a cancellation at
+ * a date, or at period end, which sets it too), the next renewal with `cancel_at_period_end`, or the
+ * start of period `repeat` (the end of a fixed term: `termCompletedAt`), whichever comes first.
+ * Usage at or after it can never be billed (the final invoice bills usage up to it): usage.ts refuses it.
+ * @returns the moment, or null when nothing ends it
+ */
+export function scheduledEnd(
+  subscription: Pick<
+    SubscriptionRow,
+    'cancel_at' | 'cancel_at_period_end' | 'next_renewal_at' | 'repeat' | 'billing_anchor'
+  >,
+  plan: Pick<Plan, 'interval' | 'interval_count'>,
+): Date | null {
+  const ends = [
+    subscription.cancel_at,
+    subscription.cancel_at_period_end ? subscription.next_renewal_at : null,
+    subscription.repeat === null ? null : periodAt(cadenceOf(subscription, plan), subscription.repeat).start,
+  ].filter((at): at is Date => at !== null);
+  return ends.length === 0 ? null : new Date(Math.min(...ends.map((at) => at.getTime())));
+}
+
 /** The periods of a subscription on its plan's interval. */
 export function cadenceOf(
   subscription: Pick<SubscriptionRow, 'billing_anchor'>,

@@ -15,6 +15,7 @@ import { endRedemption, redeemCoupon } from './coupons.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { lockSubscription } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
+import { refuseChangeInvoicedAhead } from './terms.ts';
 
 /** A change of a subscription's add-on: its new `quantity` (0 removes it) and a coupon code to redeem on it. */
 export interface AddOnChange {
@@ -28,7 +29,8 @@ export interface AddOnChange {
  * when it writes): the subscription is not CANCELLED, the add-on exists, is in the plan's currency,
  * is active when added, is on the subscription when removed, and a coupon comes with a quantity.
  * @returns the add-on, the subscription's plan and its add-on row as it is now (if any)
- * @throws NotFoundError add-on; ConflictError `subscription_cancelled`, `add_on_inactive`;
+ * @throws NotFoundError add-on; ConflictError `subscription_cancelled`, `add_on_inactive`,
+ *   `periods_invoiced_ahead` (a settled term: terms.ts `refuseChangeInvoicedAhead`);
  *   ValidationError (`add_on`) another currency, (`quantity`) removing an add-on it does not have,
  *   (`coupon`) a coupon with quantity 0
  */
@@ -41,6 +43,8 @@ export async function checkAddOnChange(
   if (subscription.status === 'CANCELLED') {
     throw new ConflictError('subscription_cancelled', `subscription ${subscription.id} is CANCELLED`);
   }
+  // From the next period's invoice on: a settled term's periods invoiced ahead would never bill it.
+  await refuseChangeInvoicedAhead(db, subscription);
   const addOn = await getAddOn(db, addOnId);
   const plan = await getPlan(db, subscription.plan_id);
   if (addOn.currency !== plan.currency) {

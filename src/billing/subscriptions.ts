@@ -273,9 +273,10 @@ export async function updateSubscription(
  * refund: `cancelLocked` (cancellation.ts) with `refund_type: none`. Cancelling now first bills the
  * usage not billed yet up to now on a final invoice (`invoiceUsageUntil`, billing reason
  * `subscription_update`; none when there is no such usage); at period end, the renewal does the same
- * up to the end.
+ * up to the end. Either voids the unpaid invoices a settled term made of the periods after the end.
  * @throws NotFoundError; ConflictError `subscription_cancelled` when it is cancelled already,
- * `cancellation_scheduled` when a cancellation is already scheduled
+ * `cancellation_scheduled` when a cancellation is already scheduled, `later_period_not_voidable` when
+ * such an invoice is partly paid or has a charge in flight
  */
 export async function cancelSubscription(
   db: Db,

@@ -1,4 +1,5 @@
-import type { InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { Kysely } from 'kysely';
+import type { Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { openCustomerOnce } from './customer-status.ts';
@@ -10,7 +11,52 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
  * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
+ * Those invoices fix the later periods' price: a plan, quantity or add-on change is refused while
+ * any is left (`refuseChangeInvoicedAhead`), and a cancellation voids the unpaid ones of the periods
+ * after it ends (cancellation.ts).
  */
+
+/**
+ * The invoices of `subscription`'s periods after its current one (all its period invoices while it
+ * has none: in trial, before its start), not VOID, by period: the periods settle invoiced ahead.
+ * @param from only the periods starting at or after this moment (a cancellation's end)
+ */
+export function invoicedAhead(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+  from?: Date,
+): Promise<InvoiceRow[]> {
+  let query = trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '>', subscription.current_period_index ?? -1)
+    .where('status', '!=', 'VOID');
+  if (from) query = query.where('period_start', '>=', from);
+  return query.orderBy('period_index').execute();
+}
+
+/**
+ * Refuses a plan or quantity change (now or at the next cycle, previewed too: proration.ts), or an
+ * add-on's (subscription-add-ons.ts), of a subscription with periods invoiced ahead (`invoicedAhead`:
+ * a settled term): their invoices bill the current plan, quantity and add-ons, and the renewal does
+ * not invoice a period twice, so those periods would stay billed at the old price. They are not voided and invoiced again: they may be paid or partly paid, numbered
+ * and sent, and a period has one invoice. The change can be made once the last of them has started
+ * (or the subscription cancelled, which voids the unpaid ones, and a new one created).
+ * @throws ConflictError `periods_invoiced_ahead` naming the invoices
+ */
+export async function refuseChangeInvoicedAhead(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+): Promise<void> {
+  const ahead = await invoicedAhead(trx, subscription);
+  const last = ahead.at(-1);
+  if (!last) return;
+  throw new ConflictError(
+    'periods_invoiced_ahead',
+    `subscription ${subscription.id} has periods invoiced ahead at its current plan, quantity and add-ons (settled: ${ahead.map((i) => i.id).join(', ')}); a change would leave them billed at the old price. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
+  );
+}
 
 /**
  * The billing cycles of a subscription's term not started yet: `repeat` minus the periods started

@@ -11,6 +11,7 @@ import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
+import { scheduledEnd } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -44,14 +45,14 @@ const FUTURE_SKEW_MS = 5 * 60_000;
 /**
  * Why a usage event at `at` cannot be billed on `subscription` (PRODUCT §11: refused, never
  * dropped), or undefined when it can: before the start, in usage already billed (an invoiced
- * period, a plan change, a free trial), at or after a scheduled end, or more than 5 minutes after
+ * period, a plan change, a free trial), at or after its scheduled end `end` (renewal.ts
+ * `scheduledEnd`: a cancellation at period end or at a date, the end of a fixed term; the final
+ * invoice bills usage up to it, whatever the 5 minutes allowed ahead), or more than 5 minutes after
  * `now`.
  */
 function unbillableReason(
-  subscription: Pick<
-    SubscriptionRow,
-    'start_at' | 'usage_billed_until' | 'cancel_at_period_end' | 'next_renewal_at'
-  >,
+  subscription: Pick<SubscriptionRow, 'start_at' | 'usage_billed_until'>,
+  end: Date | null,
   at: Date,
   now: Date,
 ): string | undefined {
@@ -65,7 +66,6 @@ function unbillableReason(
   if (at < billed) {
     return `falls in usage already invoiced: usage before ${billed.toISOString()} can no longer be billed`;
   }
-  const end = subscription.cancel_at_period_end ? subscription.next_renewal_at : null;
   if (end && at >= end) return `is after the subscription ends (${end.toISOString()})`;
   return undefined;
 }
@@ -81,7 +81,8 @@ function unbillableReason(
  * @throws ValidationError (field `code`) when the subscription's plan has no metered price of `code`
  * @throws ValidationError (field `timestamp`) when the event cannot be billed any more or not yet:
  * before the subscription starts, before `usage_billed_until` (usage already invoiced), at or after
- * a scheduled end (`cancel_at_period_end`), or more than 5 minutes after `now`
+ * its scheduled end (`scheduledEnd`: `cancel_at`, `cancel_at_period_end`, the end of a fixed term),
+ * or more than 5 minutes after `now`
  */
 export async function recordUsageEvent(
   db: Db,
@@ -120,7 +121,7 @@ export async function recordUsageEvent(
       });
     }
     const occurredAt = input.timestamp ?? now;
-    const unbillable = unbillableReason(subscription, occurredAt, now);
+    const unbillable = unbillableReason(subscription, scheduledEnd(subscription, plan), occurredAt, now);
     if (unbillable)
       throw new ValidationError('usage event outside its billable time', { timestamp: unbillable });
     const event = await work.trx

@@ -1,0 +1,349 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CancelOptions } from '../../src/billing/cancellation.ts';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
+import { newId } from '../../src/db/ids.ts';
+import { ConflictError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * A settled term (terms.ts: the later periods of a fixed term invoiced ahead) after a cancellation or
+ * a plan or quantity change: the periods after the end are not left owed (their unpaid invoices are
+ * voided), and a change is refused while periods are invoiced ahead at the old price.
+ */
+describe('settled terms: cancellations void the periods invoiced ahead, changes are refused', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+  const db = () => app.runtime.db;
+  const gateways = () => ({ registry: app.runtime.registry, accounts: app.runtime.accounts });
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+
+  /**
+   * A customer (no card) subscribed from March 1st 2027 to `plan` for a 3-month term, settled on
+   * March 1st at 00:05: March invoiced at creation, April and May by settle, each charged from then
+   * (`charge_at`) and, with no card, left OPEN.
+   */
+  async function settledTerm(plan: string, customer?: string) {
+    const customerId = customer ?? (await customerWith(app)).customer.id;
+    const start = d('2027-03-01T00:00:00Z');
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId, planId: plan, startAt: start, repeat: 3 },
+      start,
+    );
+    const settled = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(
+        work,
+        (await lockSubscription(work, subscription.id))!,
+        d('2027-03-01T00:05:00Z'),
+      ),
+    );
+    expect(settled.invoices.map((i) => i.period_index)).toEqual([1, 2]);
+    return { id: subscription.id, customer: customerId };
+  }
+
+  /** The subscription's period invoices, by period: what is owed of each and when it is charged. */
+  const periods = (id: string) =>
+    db()
+      .selectFrom('invoices')
+      .select(['id', 'period_index', 'status', 'total', 'credit_applied', 'amount_due', 'charge_at'])
+      .where('subscription_id', '=', id)
+      .where('period_index', 'is not', null)
+      .orderBy('period_index')
+      .execute();
+
+  const cancel = (id: string, options: CancelOptions, now: Date) =>
+    cancelSubscriptionWithRefund(db(), 'system', app.runtime.boss, gateways(), id, options, now);
+
+  /** The data of the last activity `action` of subscription `id`. */
+  const activityData = async (id: string, action: string) =>
+    (await app.api('GET', `/v1/activities?resource=${id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === action,
+    )?.data;
+
+  it('cancelling now voids the unpaid invoices of the later periods: nothing owed or scheduled for them, the receivable reversed', async () => {
+    // 1000 a month, no tax. Owed after settle: March, April, May = 3000.
+    const plan = await insertPlan(db(), { currency: 'HUF', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    expect(await ledgerIn(app, 'HUF')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+    const [march, april, may] = await periods(id);
+    expect(april).toMatchObject({ status: 'OPEN', amount_due: 1000n, charge_at: d('2027-03-01T00:05:00Z') });
+
+    // March 10th: cancel now, no refund. April and May will never be served.
+    const result = await cancel(id, { when: 'now', refundType: 'none' }, d('2027-03-10T00:00:00Z'));
+    expect(result.subscription.status).toBe('CANCELLED');
+    expect(await periods(id)).toEqual([
+      { ...march, status: 'OPEN', amount_due: 1000n },
+      { ...april, status: 'VOID', amount_due: 0n, charge_at: null },
+      { ...may, status: 'VOID', amount_due: 0n, charge_at: null },
+    ]);
+    // March's 1000 (served, in part) is still owed; April's and May's finalizations are reversed.
+    expect(await ledgerIn(app, 'HUF')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+    expect(await activityData(id, 'subscription.cancelled')).toMatchObject({
+      voided_invoices: [april!.id, may!.id],
+    });
+    expect(await activityData(april!.id, 'invoice.voided')).toMatchObject({
+      from: 'OPEN',
+      reason: 'subscription_cancelled',
+    });
+  });
+
+  it('a cancellation at period end or at a date voids, when scheduled, the unpaid invoices of the periods starting at or after it', async () => {
+    const plan = await insertPlan(db(), { currency: 'MXN', price: { model: 'FLAT_FEE', amount: 1000 } });
+    // At period end (April 1st): April and May are voided; the renewal then cancels, invoicing nothing.
+    const atEnd = await settledTerm(plan);
+    const [march, april, may] = await periods(atEnd.id);
+    await cancel(atEnd.id, { when: 'period_end', refundType: 'none' }, d('2027-03-10T00:00:00Z'));
+    expect((await periods(atEnd.id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
+      ['OPEN', 1000n, march!.charge_at],
+      ['VOID', 0n, null],
+      ['VOID', 0n, null],
+    ]);
+    expect(await activityData(atEnd.id, 'subscription.cancellation_scheduled')).toMatchObject({
+      voided_invoices: [april!.id, may!.id],
+    });
+    const renewed = await renewSubscription(db(), 'system', atEnd.id, d('2027-04-01T00:05:00Z'));
+    expect(renewed?.invoices).toEqual([]);
+    expect(renewed?.subscription.status).toBe('CANCELLED');
+    expect(await ledgerIn(app, 'MXN')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+
+    // At a date inside April (April 15th): April starts before it and is billed whole, as the renewal
+    // bills the periods starting before a cancel_at; May (from May 1st) is voided.
+    const atDate = await settledTerm(plan);
+    await cancel(
+      atDate.id,
+      { when: 'date', cancelAt: d('2027-04-15T00:00:00Z'), refundType: 'none' },
+      d('2027-03-10T00:00:00Z'),
+    );
+    expect((await periods(atDate.id)).map((i) => [i.period_index, i.status, i.amount_due])).toEqual([
+      [0, 'OPEN', 1000n],
+      [1, 'OPEN', 1000n],
+      [2, 'VOID', 0n],
+    ]);
+    await renewSubscription(db(), 'system', atDate.id, d('2027-04-15T00:00:00Z'));
+    expect(
+      (await db().selectFrom('subscriptions').select('status').where('id', '=', atDate.id).executeTakeFirst())
+        ?.status,
+    ).toBe('CANCELLED');
+    // Both customers: March (both), April (the second) = 3000 owed.
+    expect(await ledgerIn(app, 'MXN')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+  });
+
+  it('cancelling now with a refund voids a later period paid in part by credit, giving that credit back, where it refused before', async () => {
+    // Credit: (5800 − 1000) × 7/28 = 1200 net + 25% = 1500 (PEN). A term of 800 + 25% = 1000 a month:
+    // March is paid by 1000 of it at creation; settle applies the last 500 to April (500 due), May 1000 due.
+    const { customer } = await customerWith(app);
+    await downgradeCredit(app, customer.id, 'PEN', 5800);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'PEN', amount: 1500 }]);
+    const { id } = await settledTerm(await flatPlan(app, 'PEN', 800), customer.id);
+    expect((await periods(id)).map((i) => [i.status, i.credit_applied, i.amount_due])).toEqual([
+      ['PAID', 1000n, 0n],
+      ['OPEN', 500n, 500n],
+      ['OPEN', 0n, 1000n],
+    ]);
+    expect(await creditOf(customer.id)).toEqual([]);
+    const before = await ledgerIn(app, 'PEN');
+
+    // March 15th: cancel now, refund full. March's 1000 of credit comes back as credit (its refund);
+    // April's 500 comes back with its void; April's 500 and May's 1000 are no longer owed.
+    const result = await cancel(id, { when: 'now', refundType: 'full' }, d('2027-03-15T00:00:00Z'));
+    expect(result.refunds).toEqual([]);
+    expect(result.creditNote).toMatchObject({ total: 1000n });
+    expect((await periods(id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
+      ['REFUNDED', 0n, null],
+      ['VOID', 0n, null],
+      ['VOID', 0n, null],
+    ]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'PEN', amount: 1500 }]);
+    // Voids: revenue +800 +800, tax +200 +200, receivable −1000 −1000 + 500 (April's credit back),
+    // credit −500; the refund of March's credit: refunds +800, tax +200, credit −1000.
+    const after = await ledgerIn(app, 'PEN');
+    const moved = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+    expect(moved).toEqual({
+      'receivable:customer': -1500,
+      'customer_credit:customer': -1500,
+      revenue: 1600,
+      tax_payable: 600,
+      refunds: 800,
+    });
+  });
+
+  it('a later period with a charge in flight cannot be voided: the cancellation is refused (409), changing nothing', async () => {
+    const plan = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id, customer } = await settledTerm(plan);
+    const [, april, may] = await periods(id);
+    // May's charge was sent and has no answer yet: it may still take the money.
+    await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: may!.id,
+        customer_id: customer,
+        gateway: 'stripe',
+        amount: 1000n,
+        currency: 'ISK',
+        status: 'pending',
+      })
+      .execute();
+    const before = await ledgerIn(app, 'ISK');
+    const refused = await cancel(id, { when: 'now', refundType: 'none' }, d('2027-03-10T00:00:00Z')).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect(refused).toMatchObject({ status: 409, code: 'later_period_not_voidable' });
+    expect((refused as Error).message).toContain(may!.id);
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [expect.any(String), 'OPEN', 1000n],
+      [april!.id, 'OPEN', 1000n],
+      [may!.id, 'OPEN', 1000n],
+    ]);
+    expect(
+      (await db().selectFrom('subscriptions').select('status').where('id', '=', id).executeTakeFirst())
+        ?.status,
+    ).toBe('ACTIVE');
+    expect(await ledgerIn(app, 'ISK')).toEqual(before);
+  });
+
+  it('a later period paid is kept; one paid in part refuses the cancellation (409) until paid whole', async () => {
+    const plan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    const pay = async (invoice: string, amount: number) =>
+      expect(
+        (await app.api('POST', `/v1/invoices/${invoice}/payments`, { method: 'BANK', amount })).status,
+      ).toBe(201);
+    // April paid whole by bank transfer; May 400 of 1000.
+    await pay(april!.id, 1000);
+    await pay(may!.id, 400);
+    const before = await ledgerIn(app, 'NZD');
+    const now = { when: 'now', refundType: 'none' } as const;
+    const refused = await cancel(id, now, d('2027-03-10T00:00:00Z')).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ status: 409, code: 'later_period_not_voidable' });
+    expect((refused as Error).message).toContain(may!.id);
+    expect(await ledgerIn(app, 'NZD')).toEqual(before);
+    // May's other 600 paid: both later periods are paid, kept as they are (refund them by hand).
+    await pay(may!.id, 600);
+    const paid = await ledgerIn(app, 'NZD');
+    const result = await cancel(id, now, d('2027-03-10T00:00:00Z'));
+    expect(result.subscription.status).toBe('CANCELLED');
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [march!.id, 'OPEN', 1000n],
+      [april!.id, 'PAID', 0n],
+      [may!.id, 'PAID', 0n],
+    ]);
+    expect(await ledgerIn(app, 'NZD')).toEqual(paid);
+    expect(await activityData(id, 'subscription.cancelled')).toMatchObject({ voided_invoices: [] });
+  });
+
+  it('a plan change (next cycle or now, previewed too) is refused while periods are invoiced ahead; allowed once the last has started', async () => {
+    // X 1000 a month, Y 3000, no tax.
+    const x = await insertPlan(db(), { currency: 'CZK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const y = await insertPlan(db(), { currency: 'CZK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { id } = await settledTerm(x);
+    const [, april, may] = await periods(id);
+    const change = (input: Parameters<typeof changeSubscription>[3], now: string, preview = false) =>
+      changeSubscription(db(), 'system', id, input, d(now), preview);
+    // April and May are billed 1000 each: a change to Y would leave them so (3000 instead of 7000).
+    for (const [input, preview] of [
+      [{ planId: y, when: 'next_cycle' }, false],
+      [{ planId: y }, false],
+      [{ quantity: 2, proration: 'none' }, false],
+      [{ planId: y }, true],
+    ] as const) {
+      const refused = await change(input, '2027-03-10T00:00:00Z', preview).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ConflictError);
+      expect(refused).toMatchObject({ status: 409, code: 'periods_invoiced_ahead' });
+      expect((refused as Error).message).toContain(`${april!.id}, ${may!.id}`);
+    }
+    const unchanged = await db()
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    expect(unchanged).toMatchObject({ plan_id: x, quantity: 1, scheduled_plan_id: null });
+    // The renewals invoice nothing more: 1000 × 3, as settled.
+    expect((await renewSubscription(db(), 'system', id, d('2027-05-01T00:05:00Z')))?.invoices).toEqual([]);
+    expect((await periods(id)).map((i) => [i.status, i.total])).toEqual([
+      ['OPEN', 1000n],
+      ['OPEN', 1000n],
+      ['OPEN', 1000n],
+    ]);
+    // May (the last period) has started: nothing is invoiced ahead. May 17th, 15 of its 31 days left:
+    // credit prorate(1000, 15/31) = 484 (483.87), charge prorate(3000, 15/31) = 1452 (1451.6): 968.
+    const allowed = await change({ planId: y }, '2027-05-17T00:00:00Z');
+    expect(allowed.proration.subtotal).toBe(968n);
+    expect(allowed.invoice).toMatchObject({ status: 'OPEN', total: 968n });
+    expect(await ledgerIn(app, 'CZK')).toEqual({ 'receivable:customer': 3968, revenue: -3968 });
+  });
+
+  it('over HTTP: a change or an add-on of a settled term is 409 periods_invoiced_ahead naming the invoices; cancelling now voids them', async () => {
+    const product = (await app.api('POST', '/v1/products', { name: 'Term' })).body.id;
+    const plan = async (amount: number) =>
+      (
+        await app.api('POST', '/v1/plans', {
+          product,
+          name: `Term ${amount}`,
+          currency: 'SEK',
+          interval: 'MONTH',
+          price: { model: 'FLAT_FEE', amount },
+          repeat: 3,
+        })
+      ).body.id;
+    const [small, big] = [await plan(1000), await plan(3000)];
+    const { customer } = await customerWith(app);
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan: small })).body;
+    // No card: settle invoices April and May (their charges fail and are reported) and leaves them OPEN.
+    const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+    expect(settled.status).toBe(200);
+    expect(settled.body.invoiced).toHaveLength(2);
+    for (const body of [{ plan: big, when: 'next_cycle' }, { plan: big, preview: true }, { quantity: 3 }]) {
+      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, body);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      for (const invoice of settled.body.invoiced) expect(refused.body.error.message).toContain(invoice);
+    }
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body).toMatchObject({
+      plan: small,
+      quantity: 1,
+      scheduled_change: null,
+    });
+    // An add-on bills from the next period's invoice on: those periods are invoiced already.
+    const addOn = (await app.api('POST', '/v1/add-ons', { name: 'Seat', currency: 'SEK', amount: 200 })).body;
+    for (const path of ['add-ons', 'add-ons/preview']) {
+      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
+        add_on: addOn.id,
+        quantity: 1,
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+    }
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons`)).body.data).toEqual([]);
+
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {});
+    expect(cancelled.status).toBe(200);
+    for (const invoice of settled.body.invoiced) {
+      expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+        status: 'VOID',
+        amount_due: 0,
+      });
+    }
+    expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+  });
+});
