@@ -140,6 +140,54 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
 }
 
 /**
+ * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
+ * changes charged its current plan for part of the period only: crediting that plan's whole period
+ * would give back a price never charged for the time before. It goes through when what the period
+ * charged in all for its plan (the period invoice's plan and coupon lines, plus the changes' net) is
+ * the current basis's whole period exactly (no change, or changes that add up to it).
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseFullOverChanges(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  basis: ChargedBasis,
+): Promise<void> {
+  const charged =
+    chargedTotal(await invoicedItem(trx, subscriptionId, basis.periodIndex)) + basis.changesTotal;
+  const whole = chargedTotal(basis.plan);
+  if (charged === whole) return;
+  throw new ValidationError('full proration after a prorated change', {
+    proration: `this period's prorated changes charged its plan ${charged} (minor units, tax included) in all, not the ${whole} of its whole period: a full proration would credit the whole period at a price charged for part of it only. Nothing changed; change with proration prorate_now or prorate_at_renewal, or none`,
+  });
+}
+
+/**
+ * Refuses a change that ends as the customer's credit (a net credit) when the current period's
+ * invoice is UNCOLLECTIBLE: the unused time it credits was never paid, and customer credit can be
+ * refunded in cash. A VOID period invoice charged nothing, so nothing of it is credited
+ * (`chargedBasis`); an OPEN one is still being collected and is credited as charged.
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseCreditOfUncollected(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  proration: InvoicePreview,
+): Promise<void> {
+  if (proration.total >= 0n || subscription.current_period_index === null) return;
+  const invoice = await trx
+    .selectFrom('invoices')
+    .select(['id', 'amount_due'])
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', subscription.current_period_index)
+    .where('status', '=', 'UNCOLLECTIBLE')
+    .executeTakeFirst();
+  if (!invoice) return;
+  throw new ValidationError('proration credits an uncollected period', {
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoice ${invoice.id} is UNCOLLECTIBLE (${invoice.amount_due} due): that time was never paid, and the credit would become customer credit, refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/${invoice.id}/charge), or change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
@@ -147,7 +195,9 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
  * cancellation is scheduled whose refund gave back money of this period: its unused time would be
  * credited twice); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
- * (`refuseDebtOnCredit`)
+ * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
+ * (`refuseCreditOfUncollected`), or `full` after prorated changes that charged the plan for part of
+ * the period (`refuseFullOverChanges`)
  */
 export async function changeSubscription(
   db: Db,
@@ -196,6 +246,7 @@ export async function changeSubscription(
         period,
       };
       const before = await chargedBasis(work.trx, subscription, subscription.current_period_index!);
+      if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
       charged = { before, after };
       const span = { start: now, end };
@@ -216,6 +267,7 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
+    await refuseCreditOfUncollected(work.trx, subscription, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 

@@ -141,6 +141,11 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     const charge = stripeChargeSucceeds();
     expect((await app.api('POST', `/v1/subscriptions/${sub.id}/settle`)).status).toBe(200);
     expect(charge.scope.isDone()).toBe(true);
+    // Feb 10 (19 days left): 4000 × 19/28 = 2714 owed, but the period invoice holds 1000; the rest
+    // was paid by the upgrade's invoice, which a cancellation does not refund: refused.
+    const beyond = await cancel(sub.id, 'prorate', '2027-02-10T00:00:00Z').catch((error: unknown) => error);
+    expect(beyond).toBeInstanceOf(ValidationError);
+    expect((beyond as ValidationError).fields?.refund_type).toContain('owes 2714 CHF');
     // Feb 22 (a quarter left) on the big plan: 4000 × 7/28 = 1000, from the period invoice's 1000.
     const stripe = stripeRefundSucceeds('re_basis_f1_up');
     const result = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z');
@@ -319,5 +324,103 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       revenue: -1000 + 250,
       tax_payable: -50,
     });
+  });
+
+  it('a full proration after a prorated change is refused: it would credit the whole period at a price charged for part of it', async () => {
+    // No tax. D 1000 paid… owed for February; Feb 15 → E 3000 prorated: −500 + 1500 = 1000 invoiced.
+    const dPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const ePlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const fPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 5000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: dPlan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: ePlan },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1000n);
+    // Feb 22 → F with `full`: February charged E 2000 in all (1000 + 1000), not E's whole 3000:
+    // crediting 3000 would give back 1000 never charged. Refused, nothing changes.
+    const full = changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: fPlan, proration: 'full' },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    await expect(full).rejects.toThrow(ValidationError);
+    await expect(full).rejects.toMatchObject({ fields: { proration: expect.stringContaining('2000') } });
+    expect(await ledgerIn(app, 'NZD')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    // Prorated instead: E's week back (750), F's week (1250): 500.
+    const prorated = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: fPlan },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(prorated.invoice?.total).toBe(500n);
+  });
+
+  it('a downgrade never credits a period that was not paid: nothing of a VOID period invoice, and an UNCOLLECTIBLE one is refused', async () => {
+    // No tax. Big 1000, small 400; two subscriptions of one customer, February invoices unpaid.
+    const big = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const small = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 400 } });
+    const { customer } = await customerWith(app);
+    const subscribe = () =>
+      createSubscription(db(), 'system', { customerId: customer.id, planId: big }, d('2027-02-01T00:00:00Z'));
+    const voided = await subscribe();
+    const uncollectible = await subscribe();
+    expect((await app.api('POST', `/v1/invoices/${voided.invoices[0]!.id}/void`)).status).toBe(200);
+    expect(
+      (await app.api('POST', `/v1/invoices/${uncollectible.invoices[0]!.id}/mark-uncollectible`)).status,
+    ).toBe(200);
+    // VOID: February was charged nothing, so nothing is credited; small's half (200) is charged.
+    const fromVoid = await changeSubscription(
+      db(),
+      'system',
+      voided.subscription.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(fromVoid.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([['CHARGE', 200n]]);
+    expect([fromVoid.credited, fromVoid.invoice?.total]).toEqual([0n, 200n]);
+    // UNCOLLECTIBLE: big's unused half (500) was never paid; 300 of customer credit, refundable in
+    // cash, would pay it out. Refused, nothing changes.
+    const fromUncollectible = changeSubscription(
+      db(),
+      'system',
+      uncollectible.subscription.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    await expect(fromUncollectible).rejects.toThrow(ValidationError);
+    await expect(fromUncollectible).rejects.toMatchObject({
+      fields: { proration: expect.stringContaining(uncollectible.invoices[0]!.id) },
+    });
+    expect(await creditOf(customer.id)).toEqual([]);
+    // With proration none it goes through: small bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      uncollectible.subscription.id,
+      { planId: small, proration: 'none' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+    expect(await creditOf(customer.id)).toEqual([]);
   });
 });
