@@ -288,7 +288,6 @@ async function refundOf(
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
   const basis = await chargedBasis(trx, subscription, subscription.current_period_index);
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
-  await refuseUnsettledChanges(trx, basis, type);
   const cost =
     type === 'full'
       ? atLeast0(recurring + basis.changesTotal)
@@ -321,10 +320,11 @@ async function refundOf(
   // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
   // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
   const owed = refundOwed(type, cost, unused, length) - alreadyGiven;
+  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type);
   const reached = shares.cash + shares.credit + shares.held;
   if (changed && reached < owed) {
     throw new ValidationError('refund beyond the period invoice', {
-      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes (${basis.invoices.join(', ')}), which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
+      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
     });
   }
   // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
