@@ -423,4 +423,64 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect([none.credited, none.invoice]).toEqual([0n, null]);
     expect(await creditOf(customer.id)).toEqual([]);
   });
+
+  it('a second change credits the first one’s charge with the tax rates it was charged with, after the address changed', async () => {
+    // A 1000, B 2000, C 4000, no plan tax; the customer is in Germany (19%), then has no address.
+    const a = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 2000 } });
+    const c = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const { customer } = await customerWith(app);
+    expect(
+      (await app.api('POST', '/v1/tax-rates', { display_name: 'MwSt ISK', country: 'DE', percent: 19 }))
+        .status,
+    ).toBe(201);
+    await db()
+      .updateTable('customers')
+      .set({ address_country: 'DE' })
+      .where('id', '=', customer.id)
+      .execute();
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 190n, total: 1190n });
+    // Feb 15: A → B. −500 − 95 and +1000 + 190: 500 + 95 = 595.
+    const first = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(first.invoice).toMatchObject({ subtotal: 500n, tax: 95n, total: 595n });
+    await db()
+      .updateTable('customers')
+      .set({ address_country: null })
+      .where('id', '=', customer.id)
+      .execute();
+    // Feb 22: B → C. B's unused week was charged 500 + 95 (19%): −500 − 95; C's week 1000, no tax
+    // now: 500 − 95 = 405.
+    const second = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: c },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(second.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -500n, -95n],
+      ['CHARGE', 1000n, 0n],
+    ]);
+    expect(second.invoice).toMatchObject({ subtotal: 500n, tax: -95n, total: 405n });
+    // 1190 + 595 + 405 owed; February kept 2000 of revenue and 190 of tax (A's half and B's week taxed).
+    expect(await ledgerIn(app, 'ISK')).toEqual({
+      'receivable:customer': 2190,
+      revenue: -2000,
+      tax_payable: -190,
+    });
+  });
 });
