@@ -140,6 +140,27 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
 }
 
 /**
+ * Refuses a prorated change when an earlier change of the period invoiced the plan in force and that
+ * invoice is VOID or UNCOLLECTIBLE: the basis says what it charged for the rest of the period, but
+ * that was taken back or never paid, so crediting its unused time would give back a price not paid.
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: ChargedBasis): Promise<void> {
+  if (basis.invoices.length === 0) return;
+  const unpaid = await trx
+    .selectFrom('invoices')
+    .select(['id', 'status'])
+    .where('id', 'in', basis.invoices)
+    .where('status', 'in', ['VOID', 'UNCOLLECTIBLE'])
+    .orderBy('id')
+    .execute();
+  if (unpaid.length === 0) return;
+  throw new ValidationError('proration credits an unpaid change', {
+    proration: `this period's earlier changes invoiced its plan on ${unpaid.map((i) => `${i.id} (${i.status})`).join(', ')}: what they charged for the rest of the period was taken back or never paid, so its unused time cannot be credited. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
  * changes charged its current plan for part of the period only: crediting that plan's whole period
  * would give back a price never charged for the time before. It goes through when what the period
@@ -196,7 +217,8 @@ async function refuseCreditOfUncollected(
  * credited twice); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
- * (`refuseCreditOfUncollected`), or `full` after prorated changes that charged the plan for part of
+ * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
+ * (`refuseCreditOfUnpaidChanges`), or `full` after prorated changes that charged the plan for part of
  * the period (`refuseFullOverChanges`)
  */
 export async function changeSubscription(
@@ -246,6 +268,7 @@ export async function changeSubscription(
         period,
       };
       const before = await chargedBasis(work.trx, subscription, subscription.current_period_index!);
+      await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
       charged = { before, after };

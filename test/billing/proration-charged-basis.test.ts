@@ -483,4 +483,40 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       tax_payable: -190,
     });
   });
+
+  it('a change after an upgrade whose invoice was voided is refused: its price was taken back, so its unused time cannot be credited', async () => {
+    // No tax. D 1000, E 3000; Feb 15 D → E prorated: 1000 invoiced, then voided.
+    const dPlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const ePlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: dPlan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: ePlan },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1000n);
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
+    // Feb 22 E → D prorated would credit E's week (750) never kept: refused, nothing changes.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: dPlan },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(up.invoice!.id);
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'SGD')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+  });
 });
