@@ -1,4 +1,5 @@
-import type { CreditNoteRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type { Kysely } from 'kysely';
+import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { overpaymentGivenBack, overpaymentShare, saleGivenBack } from './credit-notes.ts';
@@ -13,7 +14,7 @@ import {
 } from './invoice-payment.ts';
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
-import { prorate, secondsBetween } from './proration.ts';
+import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
 import { invoiceUsageUntil } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
@@ -31,7 +32,9 @@ import { invoicedAhead } from './terms.ts';
  * Periods after the end that a settled term invoiced ahead (terms.ts) will not be served: their
  * unpaid invoices are voided with the cancellation (`voidInvoicedAhead`); paid ones are kept (a
  * refund of them is refused: `later_periods_paid`).
- * The refund (`full` or `prorate`) gives back money of the current period's paid invoice: cash
+ * The refund (`full` or `prorate`) gives back what the period charged (its charged basis, proration.ts
+ * `chargedBasis`: after a prorated change, the price it charged, not the period invoice's) out of
+ * the money of the current period's paid invoice: cash
  * through the gateway payments that took it (newest first, each up to what it can still refund),
  * and the customer credit that paid the rest back to their credit; more owed than that is refused
  * (`refund_exceeds_payment`).
@@ -94,6 +97,25 @@ export interface CancellationShares extends CashAndCredit {
 }
 
 /**
+ * What a cancellation owes back before what was given back already (pure), minor units ≥ 0: 0 for
+ * `none`, `recurring` for `full`, `prorate(recurring, unused, period)` for `prorate` (half up, by
+ * whole seconds, as a mid-period change prorates: proration.ts).
+ * @param recurring ≥ 0, as `cancellationRefund`'s
+ */
+export function refundOwed(
+  type: RefundType,
+  recurring: bigint,
+  unusedSeconds: bigint,
+  periodSeconds: bigint,
+): bigint {
+  return type === 'none'
+    ? 0n
+    : type === 'full'
+      ? recurring
+      : prorate(recurring, unusedSeconds, periodSeconds);
+}
+
+/**
  * What a cancellation gives back of a period's invoice, and how (pure). What it owes:
  * - `none`: 0;
  * - `full`: `recurring`;
@@ -108,7 +130,9 @@ export interface CancellationShares extends CashAndCredit {
  * return; the credit they paid with comes back as credit, as Chargebee and Recurly do (the part of a
  * refund paid by credits is refunded as credits), so nothing the customer paid for the unused time
  * is lost. When all are short (an invoice refunded by hand already), less than owed is given back.
- * @param recurring what the period's recurring lines cost, tax included (plan price after coupons), ≥ 0
+ * @param recurring what the period cost, tax included, ≥ 0: for `full` all its invoices charged net
+ * for its recurring lines (plan price after coupons, add-ons, and its prorated changes: `refundOf`),
+ * for `prorate` what is in force was charged for the whole period (its charged basis)
  * @param returnable what is still returnable of the invoice: `cash` = paid − refunded, up to what its
  * gateway payments can still refund together, `credit` = credit applied − credit returned, `held` (0
  * when omitted) = the rest of paid − refunded, which the payments can no longer refund (owed, it is
@@ -128,9 +152,7 @@ export function cancellationRefund(
   unusedSeconds: bigint,
   periodSeconds: bigint,
 ): CancellationShares {
-  const owed =
-    (type === 'none' ? 0n : type === 'full' ? recurring : prorate(recurring, unusedSeconds, periodSeconds)) -
-    alreadyGiven;
+  const owed = refundOwed(type, recurring, unusedSeconds, periodSeconds) - alreadyGiven;
   // min(amount, limit), neither below 0.
   const upTo = (amount: bigint, limit: bigint) => {
     const least = amount < limit ? amount : limit;
@@ -154,8 +176,14 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * period's invoice must be paid (PAID, PARTIALLY_REFUNDED, or REFUNDED with customer credit still to
  * give back), its cash by gateway payments; its recurring
  * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
- * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) and proration
- * invoices of the period are not refunded.
+ * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) are not refunded.
+ * After prorated changes in the period, what it owes comes from what was charged
+ * (`chargedBasis`): `full` gives back all the period's invoices charged net (the recurring lines
+ * plus what the changes invoiced, less what they credited), `prorate` the unused time of what is in
+ * force at the price its latest prorated change charged (the add-ons' as invoiced); both from the
+ * period invoice's payments and credit, so: refused when a change's invoice is not PAID or gave
+ * money back (`refuseUnsettledChanges`), or when the period invoice holds less than owed (the rest
+ * was paid by a change's invoice).
  * What it owes is given back cash first, then as the customer credit that paid it
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
@@ -178,7 +206,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * not turned into credit here); `later_periods_paid` when invoices of later periods (a settled term) hold money not
  * refunded yet (paid in cash, even partly, or by credit; not an unpaid OPEN invoice, which the
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
- * current period
+ * current period, when a prorated change of the period has an invoice not PAID or given back since,
+ * or when it owes more than the period invoice can give back (the rest paid by a change's invoice)
  */
 async function refundOf(
   work: UnitOfWork,
@@ -254,13 +283,24 @@ async function refundOf(
   }
   const lines = await trx
     .selectFrom('invoice_lines')
-    .select(['amount', 'tax_amount'])
+    .select(['amount', 'tax_amount', 'add_on_id'])
     .where('invoice_id', '=', invoice.id)
     .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
     .where('metric_code', 'is', null)
     .execute();
-  const sum = lines.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
-  const recurring = sum > 0n ? sum : 0n;
+  const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
+  const atLeast0 = (amount: bigint) => (amount > 0n ? amount : 0n);
+  const recurring = atLeast0(sumOf(lines));
+  // What the period charged, from what its invoices charged (`chargedBasis`), not today's prices: for
+  // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
+  // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
+  // prorated change charged it, else as the period invoice did, and the add-ons' lines).
+  const basis = await chargedBasis(trx, subscription, subscription.current_period_index);
+  const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
+  const cost =
+    type === 'full'
+      ? atLeast0(recurring + basis.changesTotal)
+      : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
   const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
@@ -276,14 +316,26 @@ async function refundOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
+  const alreadyGiven = given > other ? given - other : 0n;
+  const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
   const shares = cancellationRefund(
     type,
-    recurring,
+    cost,
     { cash: cashLeft, credit, held: paid - cashLeft },
-    given > other ? given - other : 0n,
-    secondsBetween(effectiveAt, end),
-    secondsBetween(start, end),
+    alreadyGiven,
+    unused,
+    length,
   );
+  // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
+  // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
+  const owed = refundOwed(type, cost, unused, length) - alreadyGiven;
+  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type);
+  const reached = shares.cash + shares.credit + shares.held;
+  if (changed && reached < owed) {
+    throw new ValidationError('refund beyond the period invoice', {
+      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
+    });
+  }
   // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
   if (shares.cash === 0n && shares.credit === 0n && shares.held === 0n) return null;
   // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
@@ -319,6 +371,36 @@ async function refundOf(
     parts: splitRefund(rooms, shares.cash),
     credit: shares.credit,
   };
+}
+
+/**
+ * Refuses a `full` or `prorate` refund of a period whose prorated changes invoiced a charge that is
+ * not PAID (OPEN: not paid yet, charged at once or at the period's end; UNCOLLECTIBLE; VOID: the
+ * charge is gone) or that gave money back since (a refund, customer credit returned): the refund
+ * gives back the time at the price those changes charged, which was not paid, or not all kept. Never
+ * a wrong amount: the cancellation changes nothing.
+ * @throws ValidationError (field `refund_type`) naming the invoices and the way out
+ */
+async function refuseUnsettledChanges(
+  trx: Kysely<Database>,
+  basis: ChargedBasis,
+  type: RefundType,
+): Promise<void> {
+  if (basis.invoices.length === 0) return;
+  const unsettled = await trx
+    .selectFrom('invoices')
+    .select(['id', 'status', 'amount_due'])
+    .where('id', 'in', basis.invoices)
+    .where((eb) =>
+      eb.or([eb('status', '!=', 'PAID'), eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]),
+    )
+    .orderBy('id')
+    .execute();
+  if (unsettled.length === 0) return;
+  const named = unsettled.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
+  throw new ValidationError('refund over an unsettled change', {
+    refund_type: `a ${type} refund gives back the rest of the period at the price this period's changes charged, but their invoices ${named} are not paid in full or gave money back since. Nothing changed; pay an OPEN invoice first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
+  });
 }
 
 /**

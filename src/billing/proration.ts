@@ -6,23 +6,30 @@ import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
-import { openCustomerOnce } from './customer-status.ts';
-import { finalizeLocked, insertInvoice, type NewLine } from './invoices.ts';
+import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
+import type { AppliedTaxRate } from './tax-lookup.ts';
 import { taxLocationOf, withCustomerTaxes, withTaxesAt } from './tax-rates.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
- * the unused part of the current period is credited at the old amount and the rest of the period
- * charged at the new amount, both by whole seconds. Coupons apply to proration lines as they do to
- * full periods (PRODUCT §11): the coupons that discounted the current period (the coupon lines of
- * its invoice) discount both sides, so the credit is what the customer actually paid for the unused
- * time and the charge what the new price costs them after the coupon. A net charge, or a change
+ * the unused part of the current period is credited as it was charged and the rest of the period
+ * charged at the new amount, both by whole seconds. What was charged is the period's charged basis
+ * (`chargedBasis`): the period invoice's plan line with its coupon lines and the tax rates they were
+ * billed with, or, after a prorated change in the period, what that change charged for its new plan
+ * (stored on the subscription, `charged_basis`); never today's price, coupons or tax location of the
+ * old plan, so the credit is what the customer was charged for the unused time (PRODUCT §11: every
+ * amount owed or credited exactly once). A change with proration `none` charges nothing and leaves
+ * the basis as it was. The new side is the new price after the coupons that discounted the current
+ * period (the coupon lines of its invoice) and apply to the new plan's product (PRODUCT §11: coupons
+ * apply to proration lines as they do to full periods), taxed at the customer's address now. A
+ * cancellation's refund gives back from the same basis (cancellation.ts). A net charge, or a change
  * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
  * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
  * downgrade, or a change that only lowers the tax) is not paid back: with its tax it becomes the
@@ -53,13 +60,13 @@ export function prorate(amount: bigint, remainingSeconds: bigint, periodSeconds:
 /**
  * How a change mid-period is prorated (Billby's `prorate_up`/`prorate_down` schemes, seed 001
  * "Update a subscription"):
- * - `prorate_now` (UP_PRORATE_NOW, DOWN_PRORATE_NOW; the default): the unused time credited at the
- *   old amount, the rest charged at the new, invoiced and charged now;
+ * - `prorate_now` (UP_PRORATE_NOW, DOWN_PRORATE_NOW; the default): the unused time credited as it
+ *   was charged (`chargedBasis`), the rest charged at the new amount, invoiced and charged now;
  * - `prorate_at_renewal` (UP_PRORATE_AT_RENEWAL, DOWN_PRORATE_AT_RENEWAL): the same amounts, the
  *   invoice finalized now but charged at the end of the period (`charge_at` = `current_period_end`);
  *   a net credit is the customer's credit, used by the renewal invoice as with `prorate_now`;
- * - `full` (UP_FULL_NOW): the whole period's difference (old credited, new charged for the full
- *   period, not only the remaining time), invoiced now;
+ * - `full` (UP_FULL_NOW): the whole period's difference (what was charged credited, new charged for
+ *   the full period, not only the remaining time), invoiced now;
  * - `none` (UP_NO_COST, DOWN_NO_PRORATE): no proration lines; the new plan or quantity bills from the
  *   next period.
  * UP_FULL_AT_RENEWAL is not offered (`full` with `prorate_at_renewal`'s charge date is not kept apart).
@@ -134,6 +141,75 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
 }
 
 /**
+ * Refuses a prorated change when an earlier change of the period invoiced the plan in force and that
+ * invoice is VOID or UNCOLLECTIBLE: the basis says what it charged for the rest of the period, but
+ * that was taken back or never paid, so crediting its unused time would give back a price not paid.
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: ChargedBasis): Promise<void> {
+  if (basis.invoices.length === 0) return;
+  const unpaid = await trx
+    .selectFrom('invoices')
+    .select(['id', 'status'])
+    .where('id', 'in', basis.invoices)
+    .where('status', 'in', ['VOID', 'UNCOLLECTIBLE'])
+    .orderBy('id')
+    .execute();
+  if (unpaid.length === 0) return;
+  throw new ValidationError('proration credits an unpaid change', {
+    proration: `this period's earlier changes invoiced its plan on ${unpaid.map((i) => `${i.id} (${i.status})`).join(', ')}: what they charged for the rest of the period was taken back or never paid, so its unused time cannot be credited. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
+ * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
+ * changes charged its current plan for part of the period only: crediting that plan's whole period
+ * would give back a price never charged for the time before. It goes through when what the period
+ * charged in all for its plan (the period invoice's plan and coupon lines, plus the changes' net) is
+ * the current basis's whole period exactly (no change, or changes that add up to it).
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseFullOverChanges(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  basis: ChargedBasis,
+): Promise<void> {
+  const charged =
+    chargedTotal(await invoicedItem(trx, subscriptionId, basis.periodIndex)) + basis.changesTotal;
+  const whole = chargedTotal(basis.plan);
+  if (charged === whole) return;
+  throw new ValidationError('full proration after a prorated change', {
+    proration: `this period's prorated changes charged its plan ${charged} (minor units, tax included) in all, not the ${whole} of its whole period: a full proration would credit the whole period at a price charged for part of it only. Nothing changed; change with proration prorate_now or prorate_at_renewal, or none`,
+  });
+}
+
+/**
+ * Refuses a change that ends as the customer's credit (a net credit) when the current period's
+ * invoice is UNCOLLECTIBLE: the unused time it credits was never paid, and customer credit can be
+ * refunded in cash. A VOID period invoice charged nothing, so nothing of it is credited
+ * (`chargedBasis`); an OPEN one is still being collected and is credited as charged.
+ * @throws ValidationError (field `proration`)
+ */
+async function refuseCreditOfUncollected(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  proration: InvoicePreview,
+): Promise<void> {
+  if (proration.total >= 0n || subscription.current_period_index === null) return;
+  const invoice = await trx
+    .selectFrom('invoices')
+    .select(['id', 'amount_due'])
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', subscription.current_period_index)
+    .where('status', '=', 'UNCOLLECTIBLE')
+    .executeTakeFirst();
+  if (!invoice) return;
+  throw new ValidationError('proration credits an uncollected period', {
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoice ${invoice.id} is UNCOLLECTIBLE (${invoice.amount_due} due): that time was never paid, and the credit would become customer credit, refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/${invoice.id}/charge), or change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
@@ -142,7 +218,10 @@ function refuseDebtOnCredit(proration: InvoicePreview): void {
  * credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
- * (`refuseDebtOnCredit`)
+ * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
+ * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
+ * (`refuseCreditOfUnpaidChanges`), or `full` after prorated changes that charged the plan for part of
+ * the period (`refuseFullOverChanges`)
  */
 export async function changeSubscription(
   db: Db,
@@ -177,7 +256,13 @@ export async function changeSubscription(
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
+    // Taxed once: the preview prices these lines and the invoice stores them as they are. A change
+    // (not a preview) reads its customer under invoicing's lock before pricing (`openCustomerOnce`),
+    // so the lines' taxes and the invoices' number and terms come from the same read of the customer.
+    const customer = preview ? undefined : openCustomerOnce(work.trx, subscription.customer_id);
     const lines: NewLine[] = [];
+    // What the period charged so far, and what it charges from now on for the new plan and quantity.
+    let charged: { before: ChargedBasis; after: ChargedItem } | undefined;
     if (inPeriod && behavior !== 'none') {
       await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
@@ -185,45 +270,19 @@ export async function changeSubscription(
         remaining: behavior === 'full' ? period : secondsBetween(now, end),
         period,
       };
-      const coupons = await periodCoupons(work.trx, subscription);
-      const common = { quantity: 1, periodStart: now, periodEnd: end };
+      const before = await chargedBasis(work.trx, subscription, subscription.current_period_index!);
+      await refuseCreditOfUnpaidChanges(work.trx, before);
+      if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
+      const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
+      charged = { before, after };
+      const span = { start: now, end };
       lines.push(
-        ...prorationLines(
-          {
-            ...common,
-            type: 'CREDIT',
-            taxRatePpm: oldPlan.tax_rate_ppm,
-            taxInclusive: oldPlan.tax_inclusive,
-            planId: oldPlan.id,
-          },
-          `Unused time on ${oldPlan.name} × ${subscription.quantity}`,
-          baseAmount(oldPlan, subscription.quantity, subscription.amount_override),
-          coupons,
-          time,
-        ),
-        ...prorationLines(
-          {
-            ...common,
-            type: 'CHARGE',
-            taxRatePpm: newPlan.tax_rate_ppm,
-            taxInclusive: newPlan.tax_inclusive,
-            planId: newPlan.id,
-          },
-          `Remaining time on ${newPlan.name} × ${quantity}`,
-          baseAmount(newPlan, quantity, subscription.amount_override),
-          // A coupon restricted to products discounts the new plan only when it is one of them.
-          coupons.filter((coupon) => couponAppliesTo(coupon, newPlan.product_id)),
-          time,
-        ),
+        ...(before.plan
+          ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
+          : []),
+        ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),
       );
     }
-    // Taxed once: the preview prices these lines and the invoice stores them as they are. A change
-    // (not a preview) reads its customer under invoicing's lock before pricing (`openCustomerOnce`),
-    // so the lines' taxes and the invoices' number and terms come from the same read of the customer.
-    const customer = preview ? undefined : openCustomerOnce(work.trx, subscription.customer_id);
-    const taxed = customer
-      ? await withTaxesAt(work.trx, taxLocationOf(await customer()), lines)
-      : await withCustomerTaxes(work.trx, subscription.customer_id, lines);
     const proration: InvoicePreview = {
       customerId: subscription.customer_id,
       currency: newPlan.currency,
@@ -231,9 +290,10 @@ export async function changeSubscription(
       invoiceAt: now,
       periodStart: now,
       periodEnd: end && inPeriod ? end : now,
-      ...pricedLines(taxed),
+      ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
+    await refuseCreditOfUncollected(work.trx, subscription, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 
@@ -252,7 +312,7 @@ export async function changeSubscription(
         {
           customerId: subscription.customer_id,
           currency: newPlan.currency,
-          lines: taxed,
+          lines,
           subscriptionId: subscription.id,
           periodStart: proration.periodStart,
           periodEnd: proration.periodEnd,
@@ -266,7 +326,22 @@ export async function changeSubscription(
     }
     const updated = await work.trx
       .updateTable('subscriptions')
-      .set({ plan_id: newPlan.id, quantity, updated_at: now })
+      .set({
+        plan_id: newPlan.id,
+        quantity,
+        updated_at: now,
+        // A prorated change charged the new plan for the rest of the period: the period's basis now.
+        ...(charged
+          ? {
+              charged_basis: storedBasis({
+                periodIndex: charged.before.periodIndex,
+                plan: charged.after,
+                changesTotal: charged.before.changesTotal + (invoice ? invoice.total : proration.total),
+                invoices: invoice ? [...charged.before.invoices, invoice.id] : charged.before.invoices,
+              }),
+            }
+          : {}),
+      })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -304,6 +379,50 @@ export async function changeSubscription(
 }
 
 /**
+ * What a change charges from now on for `plan` × `quantity` (a charged item for the whole period, to
+ * prorate): the plan's price (or the subscription's amount override), less the coupons that
+ * discounted the current period and apply to its product (`periodCoupons`, `couponAppliesTo`), taxed
+ * as the customer is now: read once under invoicing's lock (`customer`) or, for a preview, read here.
+ */
+async function chargedFromNow(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  quantity: number,
+  customer: OpenCustomer | undefined,
+): Promise<ChargedItem> {
+  // A coupon restricted to products discounts the new plan only when it is one of them.
+  const coupons = (await periodCoupons(trx, subscription)).filter((coupon) =>
+    couponAppliesTo(coupon, plan.product_id),
+  );
+  const base = baseAmount(plan, quantity, subscription.amount_override);
+  const discounts = couponDiscounts(coupons, base);
+  const plain: NewLine[] = [
+    {
+      description: '',
+      quantity: 1,
+      type: 'CHARGE',
+      taxRatePpm: plan.tax_rate_ppm,
+      taxInclusive: plan.tax_inclusive,
+    },
+  ];
+  const [rule] = customer
+    ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
+    : await withCustomerTaxes(trx, subscription.customer_id, plain);
+  return {
+    planId: plan.id,
+    description: `${plan.name} × ${quantity}`,
+    base,
+    discounts: coupons.map((coupon, i) => ({
+      couponId: coupon.id,
+      code: coupon.code,
+      amount: discounts[i]!,
+    })),
+    tax: { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive },
+  };
+}
+
+/**
  * The coupons that discounted the plan in the current period of `subscription`: those with a coupon
  * line on the period's invoice (not an add-on's), in the order of their lines (a coupon redeemed later starts with the next period).
  */
@@ -323,36 +442,254 @@ async function periodCoupons(trx: Kysely<Database>, subscription: SubscriptionRo
   return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
 }
 
+/** A coupon's discount on a charged item for a whole period, minor units of its price (tax included for a tax-inclusive price). */
+export interface ChargedDiscount {
+  couponId: string;
+  code: string;
+  amount: bigint;
+}
+
 /**
- * One side of a change: a line of `line.type` for `time.remaining` seconds of a period of `base`
- * (a full period's amount, minor units), then one line of the other type per coupon of `coupons` that
- * discounts it, so that the side nets to the discounted price for that time, `prorate(base −
- * discounts)`: each coupon line is what its discount takes off (prorated the same way). Nothing when
- * the time is worth 0.
+ * What a period's invoices charged for its plan, for the whole period: the plan and quantity
+ * (`description`, "Pro × 2"), the price `base` (minor units; the amount override when set; tax
+ * included for a tax-inclusive price), the coupons' discounts on it in the order they applied, and
+ * the tax rule it was billed with (its named rates, else a bare percent; whether the price included
+ * them). Priced (`itemLines`) it gives back the amounts charged, to the minor unit.
  */
-function prorationLines(
-  line: Omit<NewLine, 'description' | 'amount'>,
+export interface ChargedItem {
+  planId: string;
+  description: string;
+  base: bigint;
+  discounts: ChargedDiscount[];
+  tax: Pick<NewLine, 'taxRatePpm' | 'taxRates' | 'taxInclusive'>;
+}
+
+/**
+ * The current period's charged basis: what its invoices charged for the plan in force (`plan`, for
+ * the whole period: the period invoice's plan and coupon lines, or the new side of the period's
+ * latest prorated change; null when nothing was charged: no plan line, or the period invoice is
+ * VOID), what the period's prorated changes charged (+) and credited (−) in all, tax included
+ * (`changesTotal`, minor units), and the invoices of those that charged (`invoices`). A change with
+ * proration `none` charges nothing, so it leaves the basis as it was: the price paid for the rest of
+ * the period is still the one before it.
+ */
+export interface ChargedBasis {
+  periodIndex: number;
+  plan: ChargedItem | null;
+  changesTotal: bigint;
+  invoices: string[];
+}
+
+/** `subscriptions.charged_basis` as stored (JSON: amounts as decimal strings of minor units). */
+interface StoredBasis {
+  period_index: number;
+  plan: {
+    plan_id: string;
+    description: string;
+    base: string;
+    discounts: { coupon_id: string; code: string; amount: string }[];
+    tax_rate_ppm: number | null;
+    tax_rates: AppliedTaxRate[] | null;
+    tax_inclusive: boolean;
+  } | null;
+  changes_total: string;
+  invoices: string[];
+}
+
+/** `basis` as `subscriptions.charged_basis` stores it (JSON text). */
+function storedBasis(basis: ChargedBasis): string {
+  const plan = basis.plan;
+  const stored: StoredBasis = {
+    period_index: basis.periodIndex,
+    plan: plan && {
+      plan_id: plan.planId,
+      description: plan.description,
+      base: plan.base.toString(),
+      discounts: plan.discounts.map((d) => ({
+        coupon_id: d.couponId,
+        code: d.code,
+        amount: d.amount.toString(),
+      })),
+      tax_rate_ppm: plan.tax.taxRatePpm ?? null,
+      tax_rates: plan.tax.taxRates ? [...plan.tax.taxRates] : null,
+      tax_inclusive: plan.tax.taxInclusive ?? false,
+    },
+    changes_total: basis.changesTotal.toString(),
+    invoices: basis.invoices,
+  };
+  return JSON.stringify(stored);
+}
+
+/**
+ * The charged basis of the current period `periodIndex` of subscription `subscription`: the one its
+ * latest prorated change of this period stored (`charged_basis`), else the period invoice's plan line
+ * and its coupon lines as they were charged (see `ChargedBasis`). Read-only.
+ */
+export async function chargedBasis(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis'>,
+  periodIndex: number,
+): Promise<ChargedBasis> {
+  const stored = subscription.charged_basis as StoredBasis | null;
+  if (stored && stored.period_index === periodIndex) {
+    const plan = stored.plan;
+    return {
+      periodIndex,
+      plan: plan && {
+        planId: plan.plan_id,
+        description: plan.description,
+        base: BigInt(plan.base),
+        discounts: plan.discounts.map((d) => ({
+          couponId: d.coupon_id,
+          code: d.code,
+          amount: BigInt(d.amount),
+        })),
+        tax: {
+          ...(plan.tax_rate_ppm === null ? {} : { taxRatePpm: plan.tax_rate_ppm }),
+          ...(plan.tax_rates === null ? {} : { taxRates: plan.tax_rates }),
+          taxInclusive: plan.tax_inclusive,
+        },
+      },
+      changesTotal: BigInt(stored.changes_total),
+      invoices: stored.invoices,
+    };
+  }
+  return {
+    periodIndex,
+    plan: await invoicedItem(trx, subscription.id, periodIndex),
+    changesTotal: 0n,
+    invoices: [],
+  };
+}
+
+/**
+ * The plan line of the invoice of period `periodIndex` (not VOID) and its coupon lines as a charged
+ * item: the price is the line's amount (with its tax for a tax-inclusive price), each discount what
+ * its coupon line took off, the tax rule the line's own (its named rates, read by id: a rate's
+ * percentage and flags never change, or its bare percent); null when there is none.
+ */
+async function invoicedItem(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  periodIndex: number,
+): Promise<ChargedItem | null> {
+  const lines = await trx
+    .selectFrom('invoice_lines')
+    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+    .leftJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
+    .select([
+      'invoice_lines.plan_id',
+      'invoice_lines.coupon_id',
+      'coupons.code',
+      'invoice_lines.quantity',
+      'invoice_lines.amount',
+      'invoice_lines.tax_amount',
+      'invoice_lines.tax_rate_ppm',
+      'invoice_lines.taxes',
+      'invoice_lines.tax_inclusive',
+    ])
+    .where('invoices.subscription_id', '=', subscriptionId)
+    .where('invoices.period_index', '=', periodIndex)
+    .where('invoices.status', '!=', 'VOID')
+    // The plan's line and its coupon lines: not an add-on's, not usage, not the setup fee (no plan).
+    .where('invoice_lines.plan_id', 'is not', null)
+    .where('invoice_lines.add_on_id', 'is', null)
+    .where('invoice_lines.metric_code', 'is', null)
+    .orderBy('invoice_lines.position')
+    .execute();
+  const [line, ...coupons] = lines;
+  if (!line || line.coupon_id !== null) return null;
+  // A line's price: its net amount, with its tax when the price included it (`lineAmounts`' split).
+  const price = (l: (typeof lines)[number]) => (line.tax_inclusive ? l.amount + l.tax_amount : l.amount);
+  const plan = await getPlan(trx, line.plan_id!);
+  const named = line.taxes as { tax_rate: string; display_name: string }[];
+  const rates = named.length
+    ? await trx
+        .selectFrom('tax_rates')
+        .selectAll()
+        .where(
+          'id',
+          'in',
+          named.map((t) => t.tax_rate),
+        )
+        .execute()
+    : [];
+  return {
+    planId: plan.id,
+    description: `${plan.name} × ${line.quantity}`,
+    base: price(line),
+    discounts: coupons
+      .filter((l) => l.coupon_id !== null)
+      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: -price(l) })),
+    tax: named.length
+      ? {
+          taxRates: named.map((t) => {
+            const rate = rates.find((r) => r.id === t.tax_rate)!;
+            return {
+              id: rate.id,
+              displayName: t.display_name,
+              ppm: rate.percent_ppm,
+              inclusive: rate.inclusive,
+              compound: rate.compound,
+            };
+          }),
+          taxInclusive: line.tax_inclusive,
+        }
+      : { taxRatePpm: line.tax_rate_ppm, taxInclusive: line.tax_inclusive },
+  };
+}
+
+/**
+ * What `item` costs for the whole period, tax included, minor units (0 for null): the total of its
+ * lines priced as they were charged.
+ */
+export function chargedTotal(item: ChargedItem | null): bigint {
+  if (!item) return 0n;
+  const whole = { remaining: 1n, period: 1n };
+  const span = { start: new Date(0), end: new Date(0) };
+  return lineAmounts(itemLines(item, 'CHARGE', item.description, span, whole)).reduce(
+    (sum, line) => sum + line.amount + line.tax,
+    0n,
+  );
+}
+
+/**
+ * One side of a change: a line of `type` for `time.remaining` seconds of a period of `item` (its
+ * tax rule, its plan), over `span`, then one line of the other type per discount of `item` that
+ * takes something off, so that the side nets to the discounted price for that time,
+ * `prorate(base − discounts)`: each coupon line is what its discount takes off (prorated the same
+ * way). Nothing when the time is worth 0.
+ */
+function itemLines(
+  item: ChargedItem,
+  type: 'CHARGE' | 'CREDIT',
   description: string,
-  base: bigint,
-  coupons: readonly CouponRow[],
+  span: { start: Date; end: Date },
   time: { remaining: bigint; period: bigint },
 ): NewLine[] {
-  const gross = prorate(base, time.remaining, time.period);
+  const gross = prorate(item.base, time.remaining, time.period);
   if (gross === 0n) return [];
+  const line = {
+    ...item.tax,
+    type,
+    quantity: 1,
+    planId: item.planId,
+    periodStart: span.start,
+    periodEnd: span.end,
+  };
   const lines: NewLine[] = [{ ...line, description, amount: gross }];
-  const discounts = couponDiscounts(coupons, base);
-  let paid = base;
+  let paid = item.base;
   let net = gross;
-  for (const [i, coupon] of coupons.entries()) {
-    paid -= discounts[i]!;
+  for (const discount of item.discounts) {
+    paid -= discount.amount;
     const after = prorate(paid, time.remaining, time.period);
     if (net > after) {
       lines.push({
         ...line,
-        description: `Coupon ${coupon.code} on ${description.charAt(0).toLowerCase()}${description.slice(1)}`,
-        type: line.type === 'CHARGE' ? 'CREDIT' : 'CHARGE',
+        description: `Coupon ${discount.code} on ${description.charAt(0).toLowerCase()}${description.slice(1)}`,
+        type: type === 'CHARGE' ? 'CREDIT' : 'CHARGE',
         amount: net - after,
-        couponId: coupon.id,
+        couponId: discount.couponId,
       });
     }
     net = after;

@@ -150,6 +150,7 @@ export function newSubscriptionRow(
     invoice_notes: input.invoiceNotes ?? null,
     repeat: input.repeat === undefined ? plan.repeat : input.repeat,
     settled_at: null,
+    charged_basis: null,
   };
 }
 
@@ -181,7 +182,7 @@ export async function insertSubscription(
   const row = newSubscriptionRow(input, plan, startAt, now);
   const subscription = await work.trx
     .insertInto('subscriptions')
-    .values({ ...row, metadata: JSON.stringify(row.metadata) })
+    .values({ ...row, metadata: JSON.stringify(row.metadata), charged_basis: null })
     .returningAll()
     .executeTakeFirstOrThrow();
   await subscriptionActivity(work, subscription, 'subscription.created', {

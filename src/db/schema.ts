@@ -671,6 +671,11 @@ export interface SubscriptionsTable {
   repeat: ColumnType<number | null, number | null | undefined, number | null>;
   /** When settle invoiced every remaining cycle of its term (Billby's SETTLED); null: not settled. */
   settled_at: MaybeTimestamp;
+  /**
+   * What the current period's invoices charged for the plan in force after a prorated change
+   * (billing/proration.ts `StoredBasis`, JSON); null, or another period's: the period invoice's lines.
+   */
+  charged_basis: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

@@ -1,0 +1,522 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { ValidationError } from '../../src/errors.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * The credit of a plan or quantity change and a cancellation's refund give back what the period's
+ * invoices charged for what is in force (its plan, quantity, coupons as they applied to it, the tax
+ * rates it was billed with), never a price that was never charged (the charged basis,
+ * billing/proration.ts `chargedBasis`). February 2027 has 28 days throughout; one currency per test
+ * (`ledgerIn` reads its books).
+ */
+describe('the charged basis: credits and refunds give back what was charged', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    // Invoices are paid by the tests (settle), not by the charge worker.
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+  const db = () => app.runtime.db;
+  const gateways = () => ({ registry: app.runtime.registry, accounts: app.runtime.accounts });
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const cancel = (id: string, refundType: 'prorate' | 'full', at: string) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      gateways(),
+      id,
+      { when: 'now', refundType },
+      d(at),
+    );
+  const refunded = (result: Awaited<ReturnType<typeof cancel>>) =>
+    result.refunds.reduce((sum, r) => sum + r.amount, 0n);
+  /** Big plan 3200 + 25% = 4000 a month, paid by card on Feb 1; Feb 15 downgraded to small (800 + 25% = 1000). */
+  const downgradedMidFebruary = async (currency: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, currency, 3200);
+    const small = await flatPlan(app, currency, 800);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // Half the period left: credit 3200/2 = 1600, charge 800/2 = 400: net −1200, tax −300: 1500 of
+    // customer credit for the big plan's unused half.
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1200n);
+    expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1500 }]);
+    return { customer, sub };
+  };
+
+  it('F1: cancel now with prorate after a downgrade gives back the small plan’s unused quarter (250), not the big plan’s (1000)', async () => {
+    const { customer, sub } = await downgradedMidFebruary('NOK');
+    // Feb 22 (a quarter left), on the small plan: 1000 × 7/28 = 250 is owed back. The big plan's
+    // unused half was credited already (1500).
+    const stripe = stripeRefundSucceeds('re_basis_f1');
+    const result = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded(result)).toBe(250n);
+    // Paid 4000; back 1500 (credit) + 250 (cash): 2250 kept = half a month big (2000) + a week small (250).
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'NOK', amount: 1500 }]);
+    const invoice = await db()
+      .selectFrom('invoices')
+      .select(['total', 'amount_paid', 'amount_refunded', 'status'])
+      .where('id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expect(invoice).toEqual({
+      total: 4000n,
+      amount_paid: 4000n,
+      amount_refunded: 250n,
+      status: 'PARTIALLY_REFUNDED',
+    });
+    // Revenue 3200 − 1200 (downgrade) − 200 (refund's net) = 1800; tax 800 − 300 − 50 = 450.
+    const books = await ledgerIn(app, 'NOK');
+    expect((books.revenue ?? 0) + (books.refunds ?? 0)).toBe(-1800);
+    expect(books.tax_payable).toBe(-450);
+    expect(books['customer_credit:customer']).toBe(-1500);
+  });
+
+  it('F1: cancel now with a full refund after a downgrade gives back what the period still holds (4000 − 1500 = 2500), not 4000', async () => {
+    const { customer, sub } = await downgradedMidFebruary('SEK');
+    // Full: everything the period cost comes back. It was charged 4000 and the downgrade gave 1500
+    // back as credit already: 2500 in cash.
+    const stripe = stripeRefundSucceeds('re_basis_f1_full');
+    const result = await cancel(sub.id, 'full', '2027-02-22T00:00:00Z');
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded(result)).toBe(2500n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'SEK', amount: 1500 }]);
+    // Nothing of February kept: revenue and tax net to 0.
+    const books = await ledgerIn(app, 'SEK');
+    expect((books.revenue ?? 0) + (books.refunds ?? 0)).toBe(0);
+    expect(books.tax_payable ?? 0).toBe(0);
+  });
+
+  it('F1: after an upgrade, a prorate refund waits until the upgrade’s invoice is paid, then gives back the new plan’s unused time', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const small = await flatPlan(app, 'CHF', 800);
+    const big = await flatPlan(app, 'CHF', 3200);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: small,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // Feb 8 (21 of 28 days left): credit 800 × 3/4 = 600, charge 3200 × 3/4 = 2400: 1800 + 450 tax.
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: big },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(2250n);
+    // Not paid yet: the unused time of the big plan was not paid for; refused, nothing changes.
+    const refused = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.refund_type).toContain(up.invoice!.id);
+    const charge = stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/subscriptions/${sub.id}/settle`)).status).toBe(200);
+    expect(charge.scope.isDone()).toBe(true);
+    // Feb 10 (19 days left): 4000 × 19/28 = 2714 owed, but the period invoice holds 1000; the rest
+    // was paid by the upgrade's invoice, which a cancellation does not refund: refused.
+    const beyond = await cancel(sub.id, 'prorate', '2027-02-10T00:00:00Z').catch((error: unknown) => error);
+    expect(beyond).toBeInstanceOf(ValidationError);
+    expect((beyond as ValidationError).fields?.refund_type).toContain('owes 2714 CHF');
+    // Feb 22 (a quarter left) on the big plan: 4000 × 7/28 = 1000, from the period invoice's 1000.
+    const stripe = stripeRefundSucceeds('re_basis_f1_up');
+    const result = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded(result)).toBe(1000n);
+    // Paid 1000 + 2250, back 1000: 2250 kept = a week small (250) + two weeks big (2000).
+    const books = await ledgerIn(app, 'CHF');
+    expect((books.revenue ?? 0) + (books.refunds ?? 0)).toBe(-1800);
+    expect(books.tax_payable).toBe(-450);
+  });
+
+  /** The product of plan `id`. */
+  const productOf = async (id: string) =>
+    (await db().selectFrom('plans').select('product_id').where('id', '=', id).executeTakeFirstOrThrow())
+      .product_id;
+
+  it("F3: a coupon restricted to the first plan's product does not discount the credit of a later plan it never discounted", async () => {
+    // No tax. A (product P1) 1000, B and C (product P2) 2000 and 4000; 50% off P1 only.
+    const a = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 2000 } });
+    const c = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 4000 } });
+    await db()
+      .updateTable('plans')
+      .set({ product_id: await productOf(b) })
+      .where('id', '=', c)
+      .execute();
+    await createCoupon(db(), 'system', {
+      code: 'HALF-P1-PLN',
+      percentOffPpm: 500_000,
+      duration: 'FOREVER',
+      appliesToProducts: [await productOf(a)],
+    });
+    const { customer } = await customerWith(app);
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: a, couponCode: 'HALF-P1-PLN' },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]?.total).toBe(500n);
+    // Feb 15: A → B. Credit A's half as charged: −500 + 250 (coupon) = −250; B's half 1000, no coupon.
+    const first = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(first.proration.subtotal).toBe(750n);
+    // Feb 22 (7 days left): B → C. B's unused week was charged 2000 × 7/28 = 500 undiscounted: −500;
+    // C's week 4000 × 7/28 = 1000: 500 owed.
+    const preview = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: c },
+      d('2027-02-22T00:00:00Z'),
+      true,
+    );
+    expect(preview.proration.lines.map((l) => [l.type, l.signedAmount, l.couponId !== undefined])).toEqual([
+      ['CREDIT', -500n, false],
+      ['CHARGE', 1000n, false],
+    ]);
+    const second = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: c },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect([second.proration.subtotal, second.invoice?.total]).toEqual([500n, 500n]);
+    // Invoiced 500 + 750 + 500 = 1750, all owed: half a month A after coupon (250), a week B (500), a week C (1000).
+    expect(await ledgerIn(app, 'PLN')).toEqual({ 'receivable:customer': 1750, revenue: -1750 });
+  });
+
+  it('F4: after a change with proration none, a prorated change credits the price that was paid, not the unpaid one', async () => {
+    // No tax. D 1000, E 3000.
+    const dPlan = await insertPlan(db(), { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const ePlan = await insertPlan(db(), { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: dPlan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8: D → E with proration none: nothing billed, E bills from March.
+    const free = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: ePlan, proration: 'none' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(free.invoice).toBeNull();
+    // Feb 15 (half left): E → D prorated. February was charged D's 1000: its unused half, 500, back;
+    // D's half, 500, charged: nothing either way.
+    const back = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: dPlan },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(back.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([
+      ['CREDIT', -500n],
+      ['CHARGE', 500n],
+    ]);
+    expect([back.credited, back.invoice]).toEqual([0n, null]);
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'DKK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+    // Same with a quantity change: × 2 with proration none, then back to × 1 prorated: 500 − 500.
+    await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { quantity: 2, proration: 'none' },
+      d('2027-02-16T00:00:00Z'),
+      false,
+    );
+    const quantity = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { quantity: 1 },
+      d('2027-02-22T00:00:00Z'),
+      true,
+    );
+    expect([quantity.proration.subtotal, quantity.credited]).toEqual([0n, 0n]);
+  });
+
+  it('F6: a change credits the unused time with the tax the period was billed with, not today’s', async () => {
+    // Big 1000, small 500, no plan tax. No address when February is invoiced (1000, no tax); on
+    // Feb 10 a French address (20%).
+    const big = await insertPlan(db(), { currency: 'HUF', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const small = await insertPlan(db(), { currency: 'HUF', price: { model: 'FLAT_FEE', amount: 500 } });
+    const { customer } = await customerWith(app);
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: big },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]).toMatchObject({ total: 1000n, tax: 0n });
+    expect(
+      (await app.api('POST', '/v1/tax-rates', { display_name: 'TVA HUF', country: 'FR', percent: 20 }))
+        .status,
+    ).toBe(201);
+    await db()
+      .updateTable('customers')
+      .set({ address_country: 'FR' })
+      .where('id', '=', customer.id)
+      .execute();
+    // Feb 15 (half left): big → small. Big's unused half: 500, no tax paid on it. Small's half: 250 +
+    // 50 tax = 300. Customer credit: 500 − 300 = 200 (net 250 − tax 50).
+    const change = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -500n, 0n],
+      ['CHARGE', 250n, 50n],
+    ]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HUF', amount: 200 }]);
+    expect(await ledgerIn(app, 'HUF')).toEqual({
+      'receivable:customer': 1000,
+      'customer_credit:customer': -200,
+      revenue: -1000 + 250,
+      tax_payable: -50,
+    });
+  });
+
+  it('a full proration after a prorated change is refused: it would credit the whole period at a price charged for part of it', async () => {
+    // No tax. D 1000 paid… owed for February; Feb 15 → E 3000 prorated: −500 + 1500 = 1000 invoiced.
+    const dPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const ePlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const fPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 5000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: dPlan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: ePlan },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1000n);
+    // Feb 22 → F with `full`: February charged E 2000 in all (1000 + 1000), not E's whole 3000:
+    // crediting 3000 would give back 1000 never charged. Refused, nothing changes.
+    const full = changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: fPlan, proration: 'full' },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    await expect(full).rejects.toThrow(ValidationError);
+    await expect(full).rejects.toMatchObject({ fields: { proration: expect.stringContaining('2000') } });
+    expect(await ledgerIn(app, 'NZD')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    // Prorated instead: E's week back (750), F's week (1250): 500.
+    const prorated = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: fPlan },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(prorated.invoice?.total).toBe(500n);
+  });
+
+  it('a downgrade never credits a period that was not paid: nothing of a VOID period invoice, and an UNCOLLECTIBLE one is refused', async () => {
+    // No tax. Big 1000, small 400; two subscriptions of one customer, February invoices unpaid.
+    const big = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const small = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 400 } });
+    const { customer } = await customerWith(app);
+    const subscribe = () =>
+      createSubscription(db(), 'system', { customerId: customer.id, planId: big }, d('2027-02-01T00:00:00Z'));
+    const voided = await subscribe();
+    const uncollectible = await subscribe();
+    expect((await app.api('POST', `/v1/invoices/${voided.invoices[0]!.id}/void`)).status).toBe(200);
+    expect(
+      (await app.api('POST', `/v1/invoices/${uncollectible.invoices[0]!.id}/mark-uncollectible`)).status,
+    ).toBe(200);
+    // VOID: February was charged nothing, so nothing is credited; small's half (200) is charged.
+    const fromVoid = await changeSubscription(
+      db(),
+      'system',
+      voided.subscription.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(fromVoid.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([['CHARGE', 200n]]);
+    expect([fromVoid.credited, fromVoid.invoice?.total]).toEqual([0n, 200n]);
+    // UNCOLLECTIBLE: big's unused half (500) was never paid; 300 of customer credit, refundable in
+    // cash, would pay it out. Refused, nothing changes.
+    const fromUncollectible = changeSubscription(
+      db(),
+      'system',
+      uncollectible.subscription.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    await expect(fromUncollectible).rejects.toThrow(ValidationError);
+    await expect(fromUncollectible).rejects.toMatchObject({
+      fields: { proration: expect.stringContaining(uncollectible.invoices[0]!.id) },
+    });
+    expect(await creditOf(customer.id)).toEqual([]);
+    // With proration none it goes through: small bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      uncollectible.subscription.id,
+      { planId: small, proration: 'none' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+    expect(await creditOf(customer.id)).toEqual([]);
+  });
+
+  it('a second change credits the first one’s charge with the tax rates it was charged with, after the address changed', async () => {
+    // A 1000, B 2000, C 4000, no plan tax; the customer is in Germany (19%), then has no address.
+    const a = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 2000 } });
+    const c = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const { customer } = await customerWith(app);
+    expect(
+      (await app.api('POST', '/v1/tax-rates', { display_name: 'MwSt ISK', country: 'DE', percent: 19 }))
+        .status,
+    ).toBe(201);
+    await db()
+      .updateTable('customers')
+      .set({ address_country: 'DE' })
+      .where('id', '=', customer.id)
+      .execute();
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 190n, total: 1190n });
+    // Feb 15: A → B. −500 − 95 and +1000 + 190: 500 + 95 = 595.
+    const first = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(first.invoice).toMatchObject({ subtotal: 500n, tax: 95n, total: 595n });
+    await db()
+      .updateTable('customers')
+      .set({ address_country: null })
+      .where('id', '=', customer.id)
+      .execute();
+    // Feb 22: B → C. B's unused week was charged 500 + 95 (19%): −500 − 95; C's week 1000, no tax
+    // now: 500 − 95 = 405.
+    const second = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: c },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(second.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -500n, -95n],
+      ['CHARGE', 1000n, 0n],
+    ]);
+    expect(second.invoice).toMatchObject({ subtotal: 500n, tax: -95n, total: 405n });
+    // 1190 + 595 + 405 owed; February kept 2000 of revenue and 190 of tax (A's half and B's week taxed).
+    expect(await ledgerIn(app, 'ISK')).toEqual({
+      'receivable:customer': 2190,
+      revenue: -2000,
+      tax_payable: -190,
+    });
+  });
+
+  it('a change after an upgrade whose invoice was voided is refused: its price was taken back, so its unused time cannot be credited', async () => {
+    // No tax. D 1000, E 3000; Feb 15 D → E prorated: 1000 invoiced, then voided.
+    const dPlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const ePlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: dPlan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: ePlan },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1000n);
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
+    // Feb 22 E → D prorated would credit E's week (750) never kept: refused, nothing changes.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: dPlan },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(up.invoice!.id);
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'SGD')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+  });
+});
