@@ -296,7 +296,9 @@ function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolea
  * currency (each says all of it), and each line books what of that its payment's other lines have not
  * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
  * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
- * counting no partner fee, any other kind) books as it is. Serialised per payment (a
+ * counting no partner fee, any other kind) books as it is. The payment's lines are read on every
+ * account of the gateway, each one's booking under its own account's fees, and no line counts as
+ * having booked less than 0 of them. Serialised per payment (a
  * transaction-scoped advisory lock, taken after the line's row, as no other writer takes it).
  * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
  */
@@ -314,7 +316,8 @@ async function bookedAmounts(
   await sql`SELECT pg_advisory_xact_lock(hashtext(${`partner_fee:${row.transaction_id}`}))`.execute(work.trx);
   const lines = await work.trx
     .selectFrom('settlement_lines')
-    .select(['id', 'kind', 'fee', 'partner_fee'])
+    .select(['id', 'gateway_account', 'kind', 'fee', 'partner_fee'])
+    .where('gateway', '=', account.gateway)
     .where('transaction_id', '=', row.transaction_id)
     .where('currency', '=', row.currency)
     .where((eb) =>
@@ -324,13 +327,18 @@ async function bookedAmounts(
   const charged = lines.filter((l) => l.kind === 'charge').reduce((sum, l) => sum + l.partner_fee, 0n);
   const taken = lines.filter((l) => l.kind === 'fee').reduce((sum, l) => sum + l.partner_fee, 0n);
   if (charged === 0n && taken === 0n) return as;
-  const fees = chart.gatewayFees(account.gateway, account.gatewayAccount).code;
   let booked = 0n;
   for (const other of lines) {
     if (other.id === row.id) continue;
+    // Each line's fee is booked to the fees account of the gateway account it came on (a payment's
+    // partner fee may be swept on another account of the gateway than its capture's line).
+    const fees = chart.gatewayFees(account.gateway, other.gateway_account).code;
     const posted = await entryPostings(work.trx, `${other.id}:booked`);
     const fee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
-    booked += other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+    // What the other line booked of the partner fees, never below 0 (a charge line booking less
+    // than its own fee, e.g. a posting not found, must not make this line book more than reported).
+    const share = other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+    if (share > 0n) booked += share;
   }
   // The larger of the two reports, on bigints (Math.max takes numbers only).
   let target = charged;

@@ -200,3 +200,42 @@ describe('a PayPal payment with a partner fee, withdrawn to the bank', () => {
     ]);
   });
 });
+
+/*
+ * The capture's webhook line on PayPal's default account (fee 237 = 149 + platform fees 88), its T0113
+ * row swept on a gateway account (gwa_…) of the same PayPal account (configured as one after the env
+ * default): the 88 was booked with the capture, under the default account's fees, so the T0113 line
+ * books nothing. It used to read the capture's booking under the sweeping account's fees only, find
+ * none, count the capture line as having booked 0 - 149 of the partner fees, and book 88 + 149 = 237
+ * more: fees 474 for a payment whose fees were 237.
+ */
+describe('a PayPal partner fee swept on another gateway account than its payment’s line', () => {
+  it('books the partner fee once, across the gateway’s accounts', async () => {
+    await donationCharged();
+    expect(await captureWebhookLine()).toMatchObject({ kind: 'applied' });
+    await db
+      .insertInto('gateway_accounts')
+      .values({
+        id: 'gwa_moved',
+        gateway: 'paypal',
+        name: 'moved',
+        mode: 'test',
+        api_base: null,
+        credentials: Buffer.from('x'),
+        credentials_key_id: 'k',
+        credentials_last4: '{}',
+      })
+      .execute();
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'paypal', gatewayAccount: 'gwa_moved' },
+      reportOf([partnerFee]),
+    );
+    const lines = await db.selectFrom('settlement_lines').select(['kind', 'gateway_account']).execute();
+    expect(lines).toHaveLength(2);
+    const books = await booksIn(db, 'USD');
+    expect(books['gateway_fees:paypal']).toBe(237n);
+    expect(books['gateway_fees:paypal:gwa_moved'] ?? 0n).toBe(0n);
+  });
+});
