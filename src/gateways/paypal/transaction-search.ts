@@ -207,8 +207,8 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       partnerFees.set(info.transaction_id, partnerFeeLine(info));
     }
   }
-  // Partner fees last: a sweep records its payments' lines before it takes any payment's partner fee
-  // lock (settlement/lines.ts `bookedAmounts`), which a capture webhook's line may hold meanwhile.
+  // Partner fees after their payments' lines, as a person reads the report (the chunk recording them
+  // takes its payments' partner fee locks first, settlement/lines.ts `lockPartnerFees`).
   return { lines: [...lines.values(), ...partnerFees.values()], payouts: [...payouts.values()] };
 }
 
