@@ -239,3 +239,27 @@ describe('a PayPal partner fee swept on another gateway account than its payment
     expect(books['gateway_fees:paypal:gwa_moved'] ?? 0n).toBe(0n);
   });
 });
+
+/*
+ * A T0113 row of money into the balance (a partner fee given back, e.g. with a refund whose
+ * payment_instruction returns platform_fees), in a window without its payment: the sweep goes on
+ * (the withdrawal beside it is recorded), and the 0.88 is an adjustment line naming the payment,
+ * booked into clearing against settlement adjustments for a person to classify. The sweep used to
+ * throw for it (PaypalSettlementError) and record nothing of the window, nor of any overlapping one.
+ */
+describe('a PayPal partner fee given back', () => {
+  it('is an adjustment for a person, and the rest of the sweep is recorded', async () => {
+    await donationCharged();
+    const back = { ...partnerFee, transaction_id: '9PARTNERFEEBACK01' };
+    back.transaction_amount = { currency_code: 'USD', value: '0.88' };
+    await sweep(back, withdrawal);
+    const lines = await db
+      .selectFrom('settlement_lines')
+      .select(['kind', 'gross', 'gateway_transaction_id'])
+      .execute();
+    expect(lines).toEqual([{ kind: 'adjustment', gross: 88n, gateway_transaction_id: CAPTURE }]);
+    expect(await db.selectFrom('payouts').select('amount').execute()).toEqual([{ amount: 4763n }]);
+    const books = await booksIn(db, 'USD');
+    expect(books['settlement_adjustments:paypal']).toBe(-88n);
+  });
+});
