@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import { captureLine } from '../../src/gateways/paypal/settlement.ts';
 import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
+import { getPayout, lineMatch } from '../../src/settlement/read.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
   applyAsBatch,
@@ -261,5 +262,28 @@ describe('a PayPal partner fee given back', () => {
     expect(await db.selectFrom('payouts').select('amount').execute()).toEqual([{ amount: 4763n }]);
     const books = await booksIn(db, 'USD');
     expect(books['settlement_adjustments:paypal']).toBe(-88n);
+  });
+});
+
+/*
+ * How a partner fee line reads (GET /v1/payouts/:id): about its payment (the transaction, once
+ * billhook knows it), and counted among a payout's unmatched lines until then. It used to read as a
+ * plain fee (matched null) and never count as unmatched.
+ */
+describe('a PayPal partner fee line as settlement reads it', () => {
+  it('names its payment once matched, and counts as unmatched until then', async () => {
+    await sweep(partnerFee, withdrawal);
+    const payout = await db.selectFrom('payouts').select('id').executeTakeFirstOrThrow();
+    // PayPal's withdrawals list no lines: the fee line is put on the payout to read its summary.
+    await db.updateTable('settlement_lines').set({ payout_id: payout.id }).execute();
+    const before = await getPayout(db, payout.id);
+    expect(before.summary.unmatchedLines).toBe(1);
+    expect(before.lines.map(lineMatch)).toEqual([{ matched: null, unmatched: true }]);
+
+    const transaction = await donationCharged();
+    await sweep(payment);
+    const after = await getPayout(db, payout.id);
+    expect(after.summary.unmatchedLines).toBe(0);
+    expect(after.lines.map(lineMatch)).toEqual([{ matched: transaction.id, unmatched: false }]);
   });
 });
