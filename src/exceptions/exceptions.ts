@@ -99,18 +99,28 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
 /**
  * Whether an exception of `kind` about transaction `transactionId` (raised with its event or without,
  * open or resolved) names `value` as `details[key]` (e.g. `dispute`: a `dp_…`): for a writer that
- * raises one exception about a thing, whichever path raised it first.
+ * raises one exception about a thing, whichever path raised it first. `legacy`: text that the
+ * message of such an exception raised before its details named the thing contains (billhook's own
+ * wording with the thing's id): one without `details[key]` whose message contains it counts too.
  */
 export async function exceptionNames(
   trx: Kysely<Database>,
-  exception: { transactionId: string; kind: ExceptionKind; key: string; value: string },
+  exception: { transactionId: string; kind: ExceptionKind; key: string; value: string; legacy?: string },
 ): Promise<boolean> {
+  const { legacy } = exception;
   const row = await trx
     .selectFrom('reconciliation_exceptions')
     .select('id')
     .where('transaction_id', '=', exception.transactionId)
     .where('kind', '=', exception.kind)
-    .where(sql<string>`details->>${exception.key}`, '=', exception.value)
+    .where((eb) =>
+      eb.or([
+        eb(sql<string>`details->>${exception.key}`, '=', exception.value),
+        ...(legacy === undefined
+          ? []
+          : [sql<boolean>`NOT (details ? ${exception.key}) AND strpos(message, ${legacy}) > 0`]),
+      ]),
+    )
     .executeTakeFirst();
   return row !== undefined;
 }

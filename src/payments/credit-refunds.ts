@@ -9,6 +9,7 @@ import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { prepareRefunds, sendRefunds } from './refunds.ts';
+import { lockPayments } from './transactions.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
 export interface CreditRefundInput {
@@ -28,8 +29,8 @@ export interface CreditRefundInput {
  * credit, credit the gateway's clearing account), and nothing on any invoice changes. Money that
  * cannot go back through a gateway (credit larger than the customer's refundable payments) is refused,
  * not paid out some other way: a person settles it offline. Locks the subscriptions of the invoices of
- * the payments it uses, then those invoices (each in id order), then the customer's credit: the order
- * every unit of work keeps (`lockInvoice`).
+ * the payments it uses, then those invoices (each in id order), then its payments without an invoice
+ * (`lockPayments`), then the customer's credit: the order every unit of work keeps (`lockInvoice`).
  * @returns the refunds as recorded after their gateway answers, newest payment first
  * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
  * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
@@ -50,13 +51,18 @@ export async function refundCustomerCredit(
     // invoice before the final invoice's finalization): the subscriptions of the invoices of the
     // payments this refund would use are locked first, then those invoices, each in id order, then
     // the customer's credit; another order could deadlock (40P01) against either.
+    // A payment without an invoice is locked itself (createRefund reads its room under that lock),
+    // after the invoices and before the customer, as a batch of webhooks locks payments ahead.
     const payments = await creditRefundCandidates(work.trx, customerId, input.currency);
     const invoiceIds = new Set<string>();
+    const alone = new Set<string>();
     for (const { transaction } of splitRefund(await refundRooms(work.trx, payments), input.amount)) {
       if (transaction.invoice_id) invoiceIds.add(transaction.invoice_id);
+      else alone.add(transaction.id);
     }
     await lockInvoiceSubscriptions(work, [...invoiceIds]);
     for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
+    await lockPayments(work, [...alone]);
     await lockCustomerCredit(work.trx, customerId);
     const available = await availableCredit(work, customerId, input.currency);
     if (input.amount > available) {
@@ -64,10 +70,10 @@ export async function refundCustomerCredit(
         amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,
       });
     }
-    // Again under the locks, over the payments whose invoice is locked (or that have none): what is
+    // Again under the locks, over the payments locked (through their invoice or themselves): what is
     // refundable on them stays true until commit. One whose refundable amount a concurrent refund
     // took meanwhile counts for less, and the shortfall is refused below.
-    const locked = payments.filter((t) => !t.invoice_id || invoiceIds.has(t.invoice_id));
+    const locked = payments.filter((t) => (t.invoice_id ? invoiceIds.has(t.invoice_id) : alone.has(t.id)));
     const parts = splitRefund(await refundRooms(work.trx, locked), input.amount);
     const covered = parts.reduce((sum, part) => sum + part.amount, 0n);
     if (covered < input.amount) {

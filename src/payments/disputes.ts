@@ -207,7 +207,7 @@ async function markReversed(
  * person, who books the difference if there is one. Raised once: without its event (once per payment,
  * as `markReversed` raises its own), and not at all when an `amount_mismatch` of the payment already
  * names this dispute (`details.dispute`: the one its loss beyond the hold raised, `applyDisputeEvent`,
- * reported again).
+ * reported again; one raised before details named it, by its message naming the dispute).
  * @returns `duplicate` with `existing`, as it was
  */
 async function lostForAnotherAmount(
@@ -221,6 +221,9 @@ async function lostForAnotherAmount(
     kind: 'amount_mismatch',
     key: 'dispute',
     value: existing.id,
+    // Its loss beyond the hold raised before the exception's details named the dispute
+    // (reconcile/apply.ts's message then as now: "event … reports dispute dp_… (…) on …").
+    legacy: ` reports dispute ${existing.id} (`,
   } as const;
   if (await exceptionNames(work.trx, named)) return { kind: 'duplicate', dispute: existing };
   const reported = report.reversal

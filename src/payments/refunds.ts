@@ -41,6 +41,7 @@ import { entryKeys, type RefundMovement, refundReversed, refundSucceeded } from 
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
+import { lockPayments } from './transactions.ts';
 
 /** A refund's result as learned from a gateway response or a webhook. */
 export interface RefundResult {
@@ -220,7 +221,8 @@ function refundMovement(
  * it). The transaction's invoice is locked (`lockInvoice`) before its refundable amount is read: every
  * refund of an invoice's payments takes that lock first (by hand, a cancellation's, a credit refund's,
  * one made in the gateway's dashboard and reported by webhook), and refunds in flight count against
- * the refundable amount, so concurrent refunds never exceed what was paid.
+ * the refundable amount, so concurrent refunds never exceed what was paid. A payment without an
+ * invoice is locked itself (`lockPayments`; a credit refund takes it before the customer's credit).
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
  * no invoice) instead of part of the transaction's invoice
@@ -234,7 +236,10 @@ export async function createRefund(
 ): Promise<RefundRow> {
   // Under the invoice's lock, so a refund committed meanwhile is counted: a dashboard refund's webhook
   // used to read the room before any lock, and one of billhook's in flight could pass the same room.
+  // A payment without an invoice (a legacy row or an import: a credit refund's candidate) under its
+  // own row's lock instead.
   const invoice = transaction.invoice_id ? await lockInvoice(work, transaction.invoice_id) : undefined;
+  if (!invoice) await lockPayments(work, [transaction.id]);
   const available = await refundable(work.trx, transaction);
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {

@@ -184,6 +184,23 @@ export async function invoiceTransactions(
     .execute();
 }
 
+/**
+ * Locks payments `ids` (`FOR UPDATE`, in id order) inside `work` without reading them: what holds a
+ * payment without an invoice while its refund room is read (`createRefund`), as an invoice's lock
+ * does for its payments. In the lock order every unit keeps: after subscriptions and invoices, before
+ * the customer's credit (`lockCustomerCredit`); a row `work` holds already is not waited for.
+ */
+export async function lockPayments(work: UnitOfWork, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await work.trx
+    .selectFrom('transactions')
+    .select('id')
+    .where('id', 'in', [...ids])
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+}
+
 async function lockTransaction(work: UnitOfWork, id: string): Promise<TransactionRow> {
   const held = work.take('transactions', id);
   if (held) return held;

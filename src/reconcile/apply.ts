@@ -13,7 +13,12 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
-import { recordSettlementLine, type SettlementAccount, unmatchedLine } from '../settlement/lines.ts';
+import {
+  lockPartnerFees,
+  recordSettlementLine,
+  type SettlementAccount,
+  unmatchedLine,
+} from '../settlement/lines.ts';
 import { recordPayout } from '../settlement/payouts.ts';
 
 /** What applying one event did. `not_found` means the entity is not known yet: retry later. */
@@ -311,13 +316,20 @@ async function applyPayout(
 /**
  * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
  * about, and those invoices' subscriptions first, in three statements (`lockTransactionsAhead`),
- * before `applyEvent` applies them one by one.
+ * then the partner fee locks of the payments its settlement lines are about, in one sorted order
+ * (`lockPartnerFees`), before `applyEvent` applies them one by one.
  */
-export function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
-  return lockTransactionsAhead(
+export async function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
+  await lockTransactionsAhead(
     work,
     events.filter((event) => CHARGE_STATUS.has(event.type as 'charge.succeeded')),
   );
+  for (const gateway of new Set(events.map((event) => event.gateway))) {
+    const lines = events.flatMap((event) =>
+      event.gateway === gateway && event.settlementLine ? [event.settlementLine] : [],
+    );
+    await lockPartnerFees(work, gateway, lines);
+  }
 }
 
 /**

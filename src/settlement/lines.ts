@@ -200,6 +200,7 @@ export async function recordSettlementLine(
   payoutId: string | null,
   options: RecordLineOptions = {},
 ): Promise<LineOutcome> {
+  await lockPartnerFees(work, account.gateway, [line]);
   const existing = await work.trx
     .selectFrom('settlement_lines')
     .selectAll()
@@ -289,6 +290,37 @@ function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolea
 }
 
 /**
+ * The namespace of the partner fee locks (`lockPartnerFees`): the first key of the two-key form of
+ * `pg_advisory_xact_lock`, which never meets the one-key locks (`SEQUENCE_LOCK`, `CHOSEN_KEY_LOCK`).
+ */
+const PARTNER_FEE_LOCK = 0x70666565; // "pfee"
+
+/**
+ * Takes, inside `work`, the partner fee lock of every payment whose partner fees `lines` of `gateway`
+ * take part in (a charge line counting some, a partner fee line; by the gateway's id of the payment,
+ * `gatewayTransactionId`), all of them at once in one sorted order: a transaction-scoped advisory lock
+ * per payment (`PARTNER_FEE_LOCK`, hash of `<gateway>:<id>`), which serialises what `bookedAmounts`
+ * reads and books of a payment's partner fees. `recordSettlementLine` takes its line's before it reads
+ * or writes the line's row; a unit recording several lines (a sweep's chunk, a batch of webhooks, a
+ * payout's lines) calls it with all of them first, so two units never take two payments' locks in
+ * opposite orders (40P01). A lock the unit holds already is taken again without waiting.
+ */
+export async function lockPartnerFees(
+  work: UnitOfWork,
+  gateway: GatewayName,
+  lines: readonly Pick<SettlementLine, 'kind' | 'partnerFee' | 'gatewayTransactionId'>[],
+): Promise<void> {
+  const keys = new Set<string>();
+  for (const line of lines) {
+    const counts = line.kind === 'charge' ? (line.partnerFee ?? 0n) > 0n : isPartnerFee(line);
+    if (counts && line.gatewayTransactionId) keys.add(`${gateway}:${line.gatewayTransactionId}`);
+  }
+  for (const key of [...keys].sort()) {
+    await sql`SELECT pg_advisory_xact_lock(${PARTNER_FEE_LOCK}, hashtext(${key}))`.execute(work.trx);
+  }
+}
+
+/**
  * What matched line `row` books (`settlementLineBooked`): its gross, fee and net, except for the
  * partner fees of its payment (`row.transaction_id`), which are booked once whichever of the payment's
  * lines reports them: its charge line counting them in its fee (PayPal's `platform_fees`, `partner_fee`
@@ -297,8 +329,10 @@ function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolea
  * currency (each says all of it), and each line books what of that its payment's other lines have not
  * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
  * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
- * counting no partner fee, any other kind) books as it is. Serialised per payment (a
- * transaction-scoped advisory lock, taken after the line's row, as no other writer takes it).
+ * counting no partner fee, any other kind) books as it is. The payment's lines are read on every
+ * account of the gateway, each one's booking under its own account's fees, and no line counts as
+ * having booked less than 0 of them. Serialised per payment: the caller holds its partner fee lock
+ * (`lockPartnerFees`, taken by `recordSettlementLine`).
  * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
  */
 async function bookedAmounts(
@@ -312,10 +346,10 @@ async function bookedAmounts(
   // theirs in full, as no other line of it counts them (a payment has one charge line).
   const counts = row.kind === 'charge' ? row.partner_fee > 0n : partnerFee;
   if (!row.transaction_id || !counts) return as;
-  await sql`SELECT pg_advisory_xact_lock(hashtext(${`partner_fee:${row.transaction_id}`}))`.execute(work.trx);
   const lines = await work.trx
     .selectFrom('settlement_lines')
-    .select(['id', 'kind', 'fee', 'partner_fee'])
+    .select(['id', 'gateway_account', 'kind', 'fee', 'partner_fee'])
+    .where('gateway', '=', account.gateway)
     .where('transaction_id', '=', row.transaction_id)
     .where('currency', '=', row.currency)
     .where((eb) =>
@@ -325,13 +359,18 @@ async function bookedAmounts(
   const charged = lines.filter((l) => l.kind === 'charge').reduce((sum, l) => sum + l.partner_fee, 0n);
   const taken = lines.filter((l) => l.kind === 'fee').reduce((sum, l) => sum + l.partner_fee, 0n);
   if (charged === 0n && taken === 0n) return as;
-  const fees = chart.gatewayFees(account.gateway, account.gatewayAccount).code;
   let booked = 0n;
   for (const other of lines) {
     if (other.id === row.id) continue;
+    // Each line's fee is booked to the fees account of the gateway account it came on (a payment's
+    // partner fee may be swept on another account of the gateway than its capture's line).
+    const fees = chart.gatewayFees(account.gateway, other.gateway_account).code;
     const posted = await entryPostings(work.trx, `${other.id}:booked`);
     const fee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
-    booked += other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+    // What the other line booked of the partner fees, never below 0 (a charge line booking less
+    // than its own fee, e.g. a posting not found, must not make this line book more than reported).
+    const share = other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+    if (share > 0n) booked += share;
   }
   // The larger of the two reports, on bigints (Math.max takes numbers only).
   let target = charged;

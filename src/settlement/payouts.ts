@@ -8,6 +8,7 @@ import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type LineMatch,
+  lockPartnerFees,
   matchLine,
   ofAccount,
   recordSettlementLine,
@@ -165,6 +166,7 @@ async function recordPayoutLines(
   known: ReadonlyMap<string, LineMatch>,
 ): Promise<void> {
   let total = 0n;
+  await lockPartnerFees(work, account.gateway, report.lines ?? []);
   for (const line of report.lines ?? []) {
     total += line.currency === payout.currency ? line.net : 0n;
     const outcome = await recordSettlementLine(work, account, line, payout.id, {

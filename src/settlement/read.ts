@@ -75,7 +75,8 @@ async function summaries(db: Kysely<Database>, ids: string[]): Promise<Map<strin
       ),
       sql<bigint>`coalesce(sum(l.net) FILTER (WHERE ${same}), 0)`.as('net'),
       sql<bigint>`count(*)`.as('line_count'),
-      sql<bigint>`count(*) FILTER (WHERE l.kind IN ('charge', 'refund', 'dispute') AND l.transaction_id IS NULL)`.as(
+      // A partner fee line (a `fee` with a partner fee) is about its payment: unmatched until billhook knows it.
+      sql<bigint>`count(*) FILTER (WHERE (l.kind IN ('charge', 'refund', 'dispute') OR (l.kind = 'fee' AND l.partner_fee > 0)) AND l.transaction_id IS NULL)`.as(
         'unmatched_lines',
       ),
     ])
@@ -133,14 +134,14 @@ export async function getPayout(db: Kysely<Database>, id: string): Promise<Payou
 }
 
 /**
- * The billhook object a line is about, by its id: the transaction (`txn_…`) of a charge line, the
- * refund (`re_…`) of a refund line, the dispute (`dp_…`) of a dispute line; null for a line billhook
- * could not match, and for a `fee` or `adjustment` line, which is about none (`unmatched` tells the
- * two apart).
+ * The billhook object a line is about, by its id: the transaction (`txn_…`) of a charge line or of a
+ * partner fee line (a `fee` with a partner fee, about its payment), the refund (`re_…`) of a refund
+ * line, the dispute (`dp_…`) of a dispute line; null for a line billhook could not match, and for
+ * another `fee` or an `adjustment` line, which is about none (`unmatched` tells the two apart).
  */
 export function lineMatch(line: SettlementLineRow): { matched: string | null; unmatched: boolean } {
   const matched =
-    line.kind === 'charge'
+    line.kind === 'charge' || (line.kind === 'fee' && line.partner_fee > 0n)
       ? line.transaction_id
       : line.kind === 'refund'
         ? line.refund_id

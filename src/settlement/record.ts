@@ -2,7 +2,13 @@ import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { SettlementLine, SettlementReport } from '../gateways/settlement.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { ofAccount, recordSettlementLine, type SettlementAccount, unmatchedLine } from './lines.ts';
+import {
+  lockPartnerFees,
+  ofAccount,
+  recordSettlementLine,
+  type SettlementAccount,
+  unmatchedLine,
+} from './lines.ts';
 import { recordPayout } from './payouts.ts';
 
 /** What recording a settlement report changed: rows new or moved forward, and lines still unmatched. */
@@ -57,6 +63,7 @@ async function recordLines(
 ): Promise<number> {
   return inUnitOfWork(db, { actor }, async (work) => {
     let recorded = 0;
+    await lockPartnerFees(work, account.gateway, lines);
     for (const line of lines) {
       const outcome = await recordSettlementLine(work, account, line, null);
       if (outcome.kind === 'applied') recorded += 1;
@@ -91,23 +98,25 @@ async function rematchLines(
     .execute();
   if (rows.length === 0) return { matched: 0, unmatched: 0 };
   const matched = await inUnitOfWork(db, { actor }, async (work) => {
+    const lines = rows.map((row): SettlementLine & { payoutId: string | null } => ({
+      gatewayLineId: row.gateway_line_id,
+      kind: row.kind,
+      gatewayTransactionId: row.gateway_transaction_id ?? undefined,
+      gatewayRefundId: row.gateway_refund_id ?? undefined,
+      gatewayDisputeId: row.gateway_dispute_id ?? undefined,
+      reference: row.reference ?? undefined,
+      currency: row.currency,
+      gross: row.gross,
+      fee: row.fee,
+      net: row.net,
+      ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
+      occurredAt: row.occurred_at,
+      payoutId: row.payout_id,
+    }));
+    await lockPartnerFees(work, account.gateway, lines);
     let matched = 0;
-    for (const row of rows) {
-      const line: SettlementLine = {
-        gatewayLineId: row.gateway_line_id,
-        kind: row.kind,
-        gatewayTransactionId: row.gateway_transaction_id ?? undefined,
-        gatewayRefundId: row.gateway_refund_id ?? undefined,
-        gatewayDisputeId: row.gateway_dispute_id ?? undefined,
-        reference: row.reference ?? undefined,
-        currency: row.currency,
-        gross: row.gross,
-        fee: row.fee,
-        net: row.net,
-        ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
-        occurredAt: row.occurred_at,
-      };
-      const outcome = await recordSettlementLine(work, account, line, row.payout_id);
+    for (const { payoutId, ...line } of lines) {
+      const outcome = await recordSettlementLine(work, account, line, payoutId);
       if (outcome.kind === 'applied') matched += 1;
     }
     return matched;

@@ -361,4 +361,65 @@ describe('processInboxEvents', () => {
       chargeback_losses: 6000n,
     });
   });
+  /*
+   * The same dispute lost beyond its hold (held 6000, lost 10000 RON), its amount_mismatch raised
+   * before exceptions named their dispute in details (process.ts passed none: details {}), reported
+   * again after the deploy: the old exception's message names the dispute ("reports dispute dp_… ("),
+   * so nothing more is raised. It used to raise a second amount_mismatch about the same 4000, which a
+   * person might book twice.
+   */
+  it('a dispute lost beyond its hold before exceptions named it raises nothing more when reported again', async () => {
+    const { transaction } = await pendingCharge(db, { currency: 'RON', amount: 10_000n });
+    const charge = await stored(
+      paymentIntentSucceeded({
+        eventId: 'evt_ron_charge_legacy',
+        intentId: 'pi_ron_legacy',
+        amount: 10_000,
+        currency: 'ron',
+        reference: transaction.id,
+      }),
+    );
+    expect(await process(charge)).toEqual(['processed']);
+    const disputeEvent = (id: string, fixture: string, status: string, amount: number) => {
+      const template = stripeFixture(fixture);
+      return JSON.stringify({
+        ...template,
+        id,
+        data: {
+          object: {
+            ...template.data.object,
+            id: 'du_ron_legacy',
+            amount,
+            currency: 'ron',
+            status,
+            payment_intent: 'pi_ron_legacy',
+          },
+        },
+      });
+    };
+    const opened = await stored(
+      disputeEvent('evt_ron_legacy_opened', 'webhook.charge.dispute.created.json', 'needs_response', 6000),
+    );
+    expect(await process(opened)).toEqual(['processed']);
+    const lost = await stored(
+      disputeEvent('evt_ron_legacy_lost', 'webhook.charge.dispute.closed.json', 'lost', 10_000),
+    );
+    expect(await process(lost)).toEqual(['exception']);
+    await db
+      .updateTable('reconciliation_exceptions')
+      .set({ details: '{}' })
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    const again = await stored(
+      disputeEvent('evt_ron_legacy_again', 'webhook.charge.dispute.closed.json', 'lost', 10_000),
+    );
+    expect(await process(again)).toEqual(['processed']);
+
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'inbox_id'])
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(exceptions).toEqual([{ kind: 'amount_mismatch', inbox_id: lost }]);
+  });
 });

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import { captureLine } from '../../src/gateways/paypal/settlement.ts';
 import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
+import { getPayout, lineMatch } from '../../src/settlement/read.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
   applyAsBatch,
@@ -198,5 +199,91 @@ describe('a PayPal payment with a partner fee, withdrawn to the bank', () => {
     expect(await exceptions()).toEqual([
       { kind: 'settlement_line_unmatched', status: 'resolved', gateway_line_id: partnerFee.transaction_id },
     ]);
+  });
+});
+
+/*
+ * The capture's webhook line on PayPal's default account (fee 237 = 149 + platform fees 88), its T0113
+ * row swept on a gateway account (gwa_…) of the same PayPal account (configured as one after the env
+ * default): the 88 was booked with the capture, under the default account's fees, so the T0113 line
+ * books nothing. It used to read the capture's booking under the sweeping account's fees only, find
+ * none, count the capture line as having booked 0 - 149 of the partner fees, and book 88 + 149 = 237
+ * more: fees 474 for a payment whose fees were 237.
+ */
+describe('a PayPal partner fee swept on another gateway account than its payment’s line', () => {
+  it('books the partner fee once, across the gateway’s accounts', async () => {
+    await donationCharged();
+    expect(await captureWebhookLine()).toMatchObject({ kind: 'applied' });
+    await db
+      .insertInto('gateway_accounts')
+      .values({
+        id: 'gwa_moved',
+        gateway: 'paypal',
+        name: 'moved',
+        mode: 'test',
+        api_base: null,
+        credentials: Buffer.from('x'),
+        credentials_key_id: 'k',
+        credentials_last4: '{}',
+      })
+      .execute();
+    await recordSettlementReport(
+      db,
+      'system',
+      { gateway: 'paypal', gatewayAccount: 'gwa_moved' },
+      reportOf([partnerFee]),
+    );
+    const lines = await db.selectFrom('settlement_lines').select(['kind', 'gateway_account']).execute();
+    expect(lines).toHaveLength(2);
+    const books = await booksIn(db, 'USD');
+    expect(books['gateway_fees:paypal']).toBe(237n);
+    expect(books['gateway_fees:paypal:gwa_moved'] ?? 0n).toBe(0n);
+  });
+});
+
+/*
+ * A T0113 row of money into the balance (a partner fee given back, e.g. with a refund whose
+ * payment_instruction returns platform_fees), in a window without its payment: the sweep goes on
+ * (the withdrawal beside it is recorded), and the 0.88 is an adjustment line naming the payment,
+ * booked into clearing against settlement adjustments for a person to classify. The sweep used to
+ * throw for it (PaypalSettlementError) and record nothing of the window, nor of any overlapping one.
+ */
+describe('a PayPal partner fee given back', () => {
+  it('is an adjustment for a person, and the rest of the sweep is recorded', async () => {
+    await donationCharged();
+    const back = { ...partnerFee, transaction_id: '9PARTNERFEEBACK01' };
+    back.transaction_amount = { currency_code: 'USD', value: '0.88' };
+    await sweep(back, withdrawal);
+    const lines = await db
+      .selectFrom('settlement_lines')
+      .select(['kind', 'gross', 'gateway_transaction_id'])
+      .execute();
+    expect(lines).toEqual([{ kind: 'adjustment', gross: 88n, gateway_transaction_id: CAPTURE }]);
+    expect(await db.selectFrom('payouts').select('amount').execute()).toEqual([{ amount: 4763n }]);
+    const books = await booksIn(db, 'USD');
+    expect(books['settlement_adjustments:paypal']).toBe(-88n);
+  });
+});
+
+/*
+ * How a partner fee line reads (GET /v1/payouts/:id): about its payment (the transaction, once
+ * billhook knows it), and counted among a payout's unmatched lines until then. It used to read as a
+ * plain fee (matched null) and never count as unmatched.
+ */
+describe('a PayPal partner fee line as settlement reads it', () => {
+  it('names its payment once matched, and counts as unmatched until then', async () => {
+    await sweep(partnerFee, withdrawal);
+    const payout = await db.selectFrom('payouts').select('id').executeTakeFirstOrThrow();
+    // PayPal's withdrawals list no lines: the fee line is put on the payout to read its summary.
+    await db.updateTable('settlement_lines').set({ payout_id: payout.id }).execute();
+    const before = await getPayout(db, payout.id);
+    expect(before.summary.unmatchedLines).toBe(1);
+    expect(before.lines.map(lineMatch)).toEqual([{ matched: null, unmatched: true }]);
+
+    const transaction = await donationCharged();
+    await sweep(payment);
+    const after = await getPayout(db, payout.id);
+    expect(after.summary.unmatchedLines).toBe(0);
+    expect(after.lines.map(lineMatch)).toEqual([{ matched: transaction.id, unmatched: false }]);
   });
 });

@@ -184,7 +184,8 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines (PayPal's own fee); completed partner fees (`T0113`) → `fee` lines naming
- * their payment (`partnerFeeLine`), whether or not the payment is among the rows; completed refunds
+ * their payment (`partnerFeeLine`; one giving money back: an `adjustment` line), whether or not the
+ * payment is among the rows; completed refunds
  * (`T1107`) → refund lines; the partner fees after the other lines. Other rows (holds, currency
  * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
  * twice is kept once.
@@ -207,8 +208,8 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       partnerFees.set(info.transaction_id, partnerFeeLine(info));
     }
   }
-  // Partner fees last: a sweep records its payments' lines before it takes any payment's partner fee
-  // lock (settlement/lines.ts `bookedAmounts`), which a capture webhook's line may hold meanwhile.
+  // Partner fees after their payments' lines, as a person reads the report (the chunk recording them
+  // takes its payments' partner fee locks first, settlement/lines.ts `lockPartnerFees`).
   return { lines: [...lines.values(), ...partnerFees.values()], payouts: [...payouts.values()] };
 }
 
@@ -218,30 +219,33 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
  * `paypal_reference_id` (the payment it was taken from; none named: it matches nothing, for a
  * person), gross = net = the amount, fee 0, `partnerFee` = what it takes; e.g. the real 0.88 →
  * gross −88n, partnerFee 88n. settlement/lines.ts books it against its payment, unless the payment's
- * line already counted it (the capture's `platform_fees`).
- * @throws PaypalSettlementError for a partner fee that is not money out, or not exact in its currency
+ * line already counted it (the capture's `platform_fees`). A `T0113` row of money into the balance (a
+ * partner fee given back, e.g. with a refund) is no fee taken: it is an `adjustment` line of its
+ * amount naming the payment, booked into clearing against settlement adjustments for a person to
+ * classify (so the sweep goes on and the balance's withdrawals still leave clearing at 0); the old
+ * sweep left it out, and a partner fee line refused it, failing the whole window.
+ * @throws PaypalSettlementError for an amount not exact in its currency
  */
 function partnerFeeLine(info: TransactionInfo): SettlementLine {
   const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
   const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
-  if (taken.amount > 0n) {
-    throw new PaypalSettlementError(
-      `${what} of ${taken.amount} ${taken.currency} is not a fee out of the balance`,
-    );
-  }
+  const payment = info.paypal_reference_id ?? 'no payment named';
+  const back = taken.amount > 0n;
   return parseSettlement(
     SettlementLineSchema,
     {
       gatewayLineId: info.transaction_id,
-      kind: 'fee',
+      kind: back ? 'adjustment' : 'fee',
       gatewayTransactionId: info.paypal_reference_id,
       currency: taken.currency,
       gross: taken.amount,
       fee: 0n,
       net: taken.amount,
-      partnerFee: -taken.amount,
+      ...(back ? {} : { partnerFee: -taken.amount }),
       occurredAt: info.transaction_initiation_date,
-      description: `PayPal ${info.transaction_event_code}: partner fee of ${info.paypal_reference_id ?? 'no payment named'}`,
+      description: back
+        ? `PayPal ${info.transaction_event_code}: partner fee given back on ${payment} (money into the balance, for a person to classify)`
+        : `PayPal ${info.transaction_event_code}: partner fee of ${payment}`,
     },
     what,
   );
