@@ -435,7 +435,7 @@ async function voidInvoicedAhead(
   end: Date,
   now: Date,
 ): Promise<string[]> {
-  const unpaid = (await invoicedAhead(work.trx, subscription, end)).filter(
+  const unpaid = (await invoicedAhead(work.trx, subscription, { from: end })).filter(
     (i) => i.status === 'OPEN' || i.status === 'DRAFT',
   );
   for (const { id } of unpaid) {

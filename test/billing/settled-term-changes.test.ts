@@ -40,30 +40,46 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
    * (`charge_at`) and, with no card, left OPEN.
    */
   async function settledTerm(plan: string, customer?: string) {
+    const { id, customer: customerId } = await subscribed(plan, customer);
+    expect((await settle(id)).map((i) => i.period_index)).toEqual([1, 2]);
+    return { id, customer: customerId };
+  }
+
+  /** A customer (no card, unless given) subscribed from March 1st 2027 to `plan` for a 3-month term, not settled. */
+  async function subscribed(plan: string, customer?: string, trialDays?: number) {
     const customerId = customer ?? (await customerWith(app)).customer.id;
     const start = d('2027-03-01T00:00:00Z');
     const { subscription } = await createSubscription(
       db(),
       'system',
-      { customerId, planId: plan, startAt: start, repeat: 3 },
+      { customerId, planId: plan, startAt: start, repeat: 3, ...(trialDays ? { trialDays } : {}) },
       start,
     );
-    const settled = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
-      invoiceRemainingCycles(
-        work,
-        (await lockSubscription(work, subscription.id))!,
-        d('2027-03-01T00:05:00Z'),
-      ),
-    );
-    expect(settled.invoices.map((i) => i.period_index)).toEqual([1, 2]);
     return { id: subscription.id, customer: customerId };
+  }
+
+  /** Settles subscription `id` on March 1st 2027 at 00:05: the invoices it made. */
+  async function settle(id: string) {
+    const settled = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, d('2027-03-01T00:05:00Z')),
+    );
+    return settled.invoices;
   }
 
   /** The subscription's period invoices, by period: what is owed of each and when it is charged. */
   const periods = (id: string) =>
     db()
       .selectFrom('invoices')
-      .select(['id', 'period_index', 'status', 'total', 'credit_applied', 'amount_due', 'charge_at'])
+      .select([
+        'id',
+        'period_index',
+        'status',
+        'total',
+        'credit_applied',
+        'amount_due',
+        'charge_at',
+        'payment_attempts',
+      ])
       .where('subscription_id', '=', id)
       .where('period_index', 'is not', null)
       .orderBy('period_index')
@@ -345,5 +361,43 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       });
     }
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+  });
+  it('invoices ahead voided by hand still refuse a change (their periods hold them: the new plan would never be billed); those after a scheduled cancellation do not', async () => {
+    const x = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const y = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { id } = await settledTerm(x);
+    const [, april, may] = await periods(id);
+    for (const invoice of [april!, may!]) {
+      expect((await app.api('POST', `/v1/invoices/${invoice.id}/void`)).status).toBe(200);
+    }
+    const refused = await app.api('POST', `/v1/subscriptions/${id}/change`, { plan: y, when: 'next_cycle' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+    expect(refused.body.error.message).toContain(
+      `voided by hand, their periods still hold them and would go unbilled: ${april!.id}, ${may!.id}`,
+    );
+    expect((await app.api('GET', `/v1/subscriptions/${id}`)).body).toMatchObject({
+      plan: x,
+      scheduled_change: null,
+    });
+    expect(await ledgerIn(app, 'RUB')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+
+    // Cancelled at April 15th (May voided: never served), renewed into April: May does not refuse.
+    const other = await settledTerm(x);
+    await cancel(
+      other.id,
+      { when: 'date', cancelAt: d('2027-04-15T00:00:00Z'), refundType: 'none' },
+      d('2027-03-10T00:00:00Z'),
+    );
+    await renewSubscription(db(), 'system', other.id, d('2027-04-01T00:05:00Z'));
+    const changed = await changeSubscription(
+      db(),
+      'system',
+      other.id,
+      { planId: y, when: 'next_cycle' },
+      d('2027-04-02T00:00:00Z'),
+      false,
+    );
+    expect(changed.subscription.scheduled_plan_id).toBe(y);
   });
 });
