@@ -362,6 +362,30 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     }
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
   });
+  it('cancelling now before the renewal sweep moved it into a period that started voids that period too, as at period end', async () => {
+    const plan = await insertPlan(db(), { currency: 'PHP', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const now = await settledTerm(plan);
+    const atEnd = await settledTerm(plan);
+    // April 1st 00:03: April started, but the sweep has not renewed either into it (stored: March).
+    const at = d('2027-04-01T00:03:00Z');
+    await cancel(atEnd.id, { when: 'period_end', refundType: 'none' }, at);
+    await cancel(now.id, { when: 'now', refundType: 'none' }, at);
+    await renewSubscription(db(), 'system', atEnd.id, d('2027-04-01T00:05:00Z'));
+    for (const { id } of [atEnd, now]) {
+      expect((await periods(id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
+        ['OPEN', 1000n, expect.any(Date)],
+        ['VOID', 0n, null],
+        ['VOID', 0n, null],
+      ]);
+    }
+    // March of each is owed; April was owed 1000 for the second, cancelled 3 minutes into it.
+    expect(await ledgerIn(app, 'PHP')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    const [, april, may] = await periods(now.id);
+    expect(await activityData(now.id, 'subscription.cancelled')).toMatchObject({
+      voided_invoices: [april!.id, may!.id],
+    });
+  });
+
   it('invoices ahead voided by hand still refuse a change (their periods hold them: the new plan would never be billed); those after a scheduled cancellation do not', async () => {
     const x = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 1000 } });
     const y = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 3000 } });
