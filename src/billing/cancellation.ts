@@ -430,35 +430,46 @@ export async function cancelLocked(
  * Called after `refundOf` locked the current period's invoice, before any credit is given back
  * (the lock order: subscription, invoices, customer).
  * @param end null for every period after the stored current one
- * @returns the ids of the invoices voided, by period
- * @throws ConflictError `later_period_not_voidable` (naming the invoice) when one is partly paid or
- * has a charge in flight: it can neither be voided nor left owed for a period never served
+ * @param notVoidable what to do with one partly paid or with a charge in flight: `refuse` the
+ * cancellation (a person's, which can wait), or `skip` it, left owed and reported (dunning's, which
+ * cancels anyway)
+ * @returns the ids of the invoices voided, by period, and of those skipped
+ * @throws ConflictError `later_period_not_voidable` (naming the invoice) when `notVoidable` is
+ * `refuse` and one is partly paid or has a charge in flight: it can neither be voided nor left owed
+ * for a period never served
  */
-async function voidInvoicedAhead(
+export async function voidInvoicedAhead(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   end: Date | null,
   now: Date,
-): Promise<{ voided: string[] }> {
+  notVoidable: 'refuse' | 'skip' = 'refuse',
+): Promise<{ voided: string[]; skipped: string[] }> {
   // Only settle invoices periods ahead of the renewal (it stamps `settled_at`).
-  if (subscription.settled_at === null) return { voided: [] };
+  if (subscription.settled_at === null) return { voided: [], skipped: [] };
   const unpaid = (await invoicedAhead(work.trx, subscription, end ? { from: end } : {})).filter(
     (i) => i.status === 'OPEN' || i.status === 'DRAFT',
   );
   const voided: string[] = [];
+  const skipped: string[] = [];
   for (const { id } of unpaid) {
     try {
       await voidLocked(work, await lockInvoice(work, id), now, { reason: 'subscription_cancelled' });
       voided.push(id);
     } catch (error) {
       if (!(error instanceof ConflictError) || error.code !== 'invoice_not_voidable') throw error;
+      // `voidLocked` refuses before it writes anything: skipping it leaves the invoice as it was.
+      if (notVoidable === 'skip') {
+        skipped.push(id);
+        continue;
+      }
       throw new ConflictError(
         'later_period_not_voidable',
         `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods ${end ? `from ${end.toISOString()} on` : 'after its current one'}, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid whole or written off (POST /v1/invoices/:id/mark-uncollectible: a partly paid invoice cannot be voided)`,
       );
     }
   }
-  return { voided };
+  return { voided, skipped };
 }
 
 /** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */

@@ -9,6 +9,7 @@ import { newId } from '../../src/db/ids.ts';
 import { ConflictError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
@@ -87,6 +88,9 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
 
   const cancel = (id: string, options: CancelOptions, now: Date) =>
     cancelSubscriptionWithRefund(db(), 'system', app.runtime.boss, gateways(), id, options, now);
+
+  const statusOf = async (id: string) =>
+    (await db().selectFrom('subscriptions').select('status').where('id', '=', id).executeTakeFirst())?.status;
 
   /** The data of the last activity `action` of subscription `id`. */
   const activityData = async (id: string, action: string) =>
@@ -383,6 +387,51 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     const [, april, may] = await periods(now.id);
     expect(await activityData(now.id, 'subscription.cancelled')).toMatchObject({
       voided_invoices: [april!.id, may!.id],
+    });
+  });
+
+  it("dunning's final action CANCEL voids the later periods' unpaid invoices as a cancellation now does; one with a charge in flight is left owed and named", async () => {
+    const plan = await insertPlan(db(), { currency: 'KZT', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id, customer } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    // May's charge was sent by an earlier sweep (its lease ahead) and has no answer yet.
+    await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: may!.id,
+        customer_id: customer,
+        gateway: 'stripe',
+        amount: 1000n,
+        currency: 'KZT',
+        status: 'pending',
+      })
+      .execute();
+    await db()
+      .updateTable('invoices')
+      .set({ charge_at: d('2027-03-01T00:15:00Z') })
+      .where('id', '=', may!.id)
+      .execute();
+    // The sweep: no card, no retries (final action at the first failure): CANCEL.
+    await chargeDueInvoices(
+      db(),
+      'system',
+      gateways(),
+      { DUNNING_RETRY_DAYS: [], DUNNING_FINAL_ACTION: 'CANCEL' },
+      d('2027-03-01T00:10:00Z'),
+    );
+    expect(await statusOf(id)).toBe('CANCELLED');
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [march!.id, 'OPEN', 1000n],
+      [april!.id, 'VOID', 0n],
+      [may!.id, 'OPEN', 1000n],
+    ]);
+    // March (served in part) and May (its charge may still take the money) are owed; April is not.
+    expect(await ledgerIn(app, 'KZT')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    expect(await activityData(id, 'subscription.cancelled')).toMatchObject({
+      reason: 'dunning',
+      voided_invoices: [april!.id],
+      not_voided_invoices: [may!.id],
     });
   });
 
