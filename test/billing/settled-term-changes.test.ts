@@ -3,7 +3,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CancelOptions } from '../../src/billing/cancellation.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ConflictError } from '../../src/errors.ts';
@@ -433,6 +437,33 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       voided_invoices: [april!.id],
       not_voided_invoices: [may!.id],
     });
+  });
+
+  it('a suspended settled term keeps its later periods owed but the charge sweep leaves them until it is reactivated', async () => {
+    const plan = await insertPlan(db(), { currency: 'HRK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    await suspendSubscription(db(), 'system', id, d('2027-03-01T00:06:00Z'), 'on hold');
+    const policy = { DUNNING_RETRY_DAYS: [1], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const first = await chargeDueInvoices(db(), 'system', gateways(), policy, d('2027-03-01T00:10:00Z'));
+    // March (served) is charged and enters dunning; April and May wait, owed and scheduled.
+    // (The sweep charges every invoice due in this file's database: those of this subscription count.)
+    const ours = (swept: typeof first) =>
+      swept.charged
+        .map((c) => c.invoiceId)
+        .filter((i) => [march!.id, april!.id, may!.id].includes(i))
+        .sort();
+    expect(ours(first)).toEqual([march!.id]);
+    expect((await periods(id)).map((i) => [i.status, i.payment_attempts, i.charge_at])).toEqual([
+      ['OPEN', 1, d('2027-03-02T00:10:00Z')],
+      ['OPEN', 0, april!.charge_at],
+      ['OPEN', 0, may!.charge_at],
+    ]);
+    expect(await ledgerIn(app, 'HRK')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+    // Reactivated: they are charged again.
+    await reactivateSubscription(db(), 'system', id, d('2027-03-02T00:00:00Z'));
+    const second = await chargeDueInvoices(db(), 'system', gateways(), policy, d('2027-03-02T00:10:00Z'));
+    expect(ours(second)).toEqual([march!.id, april!.id, may!.id].sort());
   });
 
   it('invoices ahead voided by hand still refuse a change (their periods hold them: the new plan would never be billed); those after a scheduled cancellation do not', async () => {
