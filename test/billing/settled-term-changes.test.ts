@@ -9,6 +9,7 @@ import {
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
+import { changeTrial } from '../../src/billing/trials.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ConflictError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -503,5 +504,29 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       false,
     );
     expect(changed.subscription.scheduled_plan_id).toBe(y);
+  });
+
+  it("a settled term's trial is not ended or moved (409 periods_invoiced_ahead): its periods are invoiced as they are", async () => {
+    // A 14-day trial: periods from March 15th, all three invoiced by settle in the trial.
+    const plan = await insertPlan(db(), { currency: 'MYR', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await subscribed(plan, undefined, 14);
+    expect((await settle(id)).map((i) => i.period_index)).toEqual([0, 1, 2]);
+    const before = await periods(id);
+    const subscription = await db()
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    for (const endAt of ['now', d('2027-04-15T00:00:00Z')] as const) {
+      const refused = await changeTrial(db(), 'system', id, endAt, d('2027-03-03T00:00:00Z')).catch(
+        (error: unknown) => error,
+      );
+      expect(refused).toMatchObject({ status: 409, code: 'periods_invoiced_ahead' });
+    }
+    expect(
+      await db().selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst(),
+    ).toEqual(subscription);
+    expect(await periods(id)).toEqual(before);
+    expect(await ledgerIn(app, 'MYR')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
   });
 });
