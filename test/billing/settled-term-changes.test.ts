@@ -4,6 +4,7 @@ import type { CancelOptions } from '../../src/billing/cancellation.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
 import {
+  addSubscriptionCoupon,
   createSubscription,
   reactivateSubscription,
   suspendSubscription,
@@ -528,5 +529,34 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     ).toEqual(subscription);
     expect(await periods(id)).toEqual(before);
     expect(await ledgerIn(app, 'MYR')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+  });
+
+  it('over HTTP: a coupon redeemed on or removed from a settled term is 409 periods_invoiced_ahead, changing nothing', async () => {
+    const plan = await insertPlan(db(), { currency: 'INR', price: { model: 'FLAT_FEE', amount: 1000 } });
+    for (const code of ['SETTLEHALF', 'SETTLETENTH']) {
+      const percent = code === 'SETTLEHALF' ? 50 : 10;
+      expect(
+        (await app.api('POST', '/v1/coupons', { code, percent_off: percent, duration: 'FOREVER' })).status,
+      ).toBe(201);
+    }
+    // A tenth off redeemed before settle: April and May are invoiced at 900.
+    const { id } = await subscribed(plan);
+    const tenth = await addSubscriptionCoupon(db(), 'system', id, 'SETTLETENTH');
+    await settle(id);
+    expect((await periods(id)).map((i) => i.total)).toEqual([1000n, 900n, 900n]);
+    const redeemed = await app.api('POST', `/v1/subscriptions/${id}/coupons`, { coupon: 'SETTLEHALF' });
+    expect(redeemed.status).toBe(409);
+    expect(redeemed.body.error.code).toBe('periods_invoiced_ahead');
+    const removed = await app.api('POST', `/v1/subscriptions/${id}/coupons/${tenth.id}/remove`);
+    expect(removed.status).toBe(409);
+    expect(removed.body.error.code).toBe('periods_invoiced_ahead');
+    const coupons = (await app.api('GET', `/v1/subscriptions/${id}/coupons`)).body.data;
+    expect(coupons).toHaveLength(1);
+    expect(coupons[0]).toMatchObject({ id: tenth.id, removed_at: null });
+    const half = (await app.api('GET', '/v1/coupons?limit=100')).body.data.find(
+      (c: { code: string }) => c.code === 'SETTLEHALF',
+    );
+    expect(half.times_redeemed).toBe(0);
+    expect(await ledgerIn(app, 'INR')).toEqual({ 'receivable:customer': 2800, revenue: -2800 });
   });
 });
