@@ -10,7 +10,10 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 
 /**
  * Locks up to `limit` OPEN invoices whose `charge_at` has come, of customers not closed
- * (billing/customer-status.ts: theirs wait until reopened) (`FOR UPDATE SKIP LOCKED`, so
+ * (billing/customer-status.ts: theirs wait until reopened), and not of a period after the current
+ * one of a SUSPENDED subscription (a settled term's periods invoiced ahead: not served while it is
+ * suspended, they wait, still owed, until it is reactivated or cancelled, which voids them)
+ * (`FOR UPDATE SKIP LOCKED`, so
  * concurrent sweeps take disjoint sets) and moves their `charge_at` to `lease`, in one transaction.
  * @returns the claimed invoice ids, earliest due first
  */
@@ -28,6 +31,23 @@ export function claimInvoicesDue(db: Db, now: Date, lease: Date, limit: number):
               .select('customers.id')
               .whereRef('customers.id', '=', 'invoices.customer_id')
               .where('customers.closed_at', 'is not', null),
+          ),
+        ),
+      )
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('subscriptions')
+              .select('subscriptions.id')
+              .whereRef('subscriptions.id', '=', 'invoices.subscription_id')
+              .where('subscriptions.status', '=', 'SUSPENDED')
+              .where((eb) =>
+                eb(
+                  'invoices.period_index',
+                  '>',
+                  eb.fn.coalesce('subscriptions.current_period_index', eb.lit(-1)),
+                ),
+              ),
           ),
         ),
       )

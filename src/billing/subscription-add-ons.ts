@@ -145,7 +145,8 @@ export async function setSubscriptionAddOn(
  * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
  * duration.
  * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
- *   ConflictError `subscription_cancelled`; as `redeemCoupon`
+ *   ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled term: those
+ *   invoices are made already: `refuseChangeInvoicedAhead`); as `redeemCoupon`
  */
 export async function redeemAddOnCoupon(
   db: Db,
@@ -159,6 +160,7 @@ export async function redeemAddOnCoupon(
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
+    await refuseChangeInvoicedAhead(work.trx, subscription);
     await getSubscriptionAddOn(work.trx, id, addOnId);
     const plan = await getPlan(work.trx, subscription.plan_id);
     return redeemCoupon(

@@ -17,6 +17,7 @@ import {
   renewLocked,
 } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
+import { refuseChangeInvoicedAhead } from './terms.ts';
 
 /**
  * Subscriptions of a customer to a plan (PRODUCT §5). Status changes go through
@@ -367,7 +368,9 @@ export async function reactivateSubscription(
 
 /**
  * Redeems coupon `code` on subscription `id` (from its next invoice on).
- * @throws NotFoundError; ConflictError `subscription_cancelled` and as `redeemCoupon`
+ * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
+ * term: its next invoices are made already, so the coupon would never discount them:
+ * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
  */
 export async function addSubscriptionCoupon(
   db: Db,
@@ -379,6 +382,7 @@ export async function addSubscriptionCoupon(
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
+    await refuseChangeInvoicedAhead(work.trx, subscription);
     const plan = await getPlan(work.trx, subscription.plan_id);
     return redeemCoupon(work, subscription, { currency: plan.currency, productId: plan.product_id }, code);
   });
@@ -392,7 +396,9 @@ export async function addSubscriptionCoupon(
  * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
  * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
  * locked, so a renewal running now either applies it or not, never half.
- * @throws NotFoundError for the subscription or a redemption that is not this subscription's
+ * @throws NotFoundError for the subscription or a redemption that is not this subscription's;
+ * ConflictError `periods_invoiced_ahead` (a settled term: the invoices it discounts ahead are made
+ * already, so removing it would change nothing billed: `refuseChangeInvoicedAhead`; nothing changed)
  */
 export async function removeSubscriptionCoupon(
   db: Db,
@@ -410,6 +416,7 @@ export async function removeSubscriptionCoupon(
       .executeTakeFirst();
     if (!redemption) throw new NotFoundError('coupon_redemption', redemptionId);
     if (redemption.removed_at !== null) return redemption;
+    await refuseChangeInvoicedAhead(work.trx, subscription);
     return endRedemption(work, redemption, now);
   });
 }

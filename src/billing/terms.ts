@@ -11,50 +11,61 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
  * 0 … n − 1; the renewal ends it when period n would start (CANCELLED, reason `term_completed`,
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
- * Those invoices fix the later periods' price: a plan, quantity or add-on change is refused while
- * any is left (`refuseChangeInvoicedAhead`), and a cancellation voids the unpaid ones of the periods
- * after it ends (cancellation.ts).
+ * Those invoices fix the later periods' price: a plan, quantity, add-on, coupon or trial change is
+ * refused while any is left, VOID ones included (`refuseChangeInvoicedAhead`), and a cancellation
+ * (by a person or by dunning) voids the unpaid ones of the periods after it ends (cancellation.ts).
  */
 
 /**
  * The invoices of `subscription`'s periods after its current one (all its period invoices while it
- * has none: in trial, before its start), not VOID, by period: the periods settle invoiced ahead.
- * @param from only the periods starting at or after this moment (a cancellation's end)
+ * has none: in trial, before its start), by period: the periods settle invoiced ahead.
+ * @param options `from`: only the periods starting at or after this moment (a cancellation's end);
+ * `withVoid`: VOID ones too (left out otherwise)
  */
 export function invoicedAhead(
   trx: Kysely<Database>,
   subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
-  from?: Date,
+  options: { from?: Date; withVoid?: boolean } = {},
 ): Promise<InvoiceRow[]> {
   let query = trx
     .selectFrom('invoices')
     .selectAll()
     .where('subscription_id', '=', subscription.id)
-    .where('period_index', '>', subscription.current_period_index ?? -1)
-    .where('status', '!=', 'VOID');
-  if (from) query = query.where('period_start', '>=', from);
+    .where('period_index', '>', subscription.current_period_index ?? -1);
+  if (!options.withVoid) query = query.where('status', '!=', 'VOID');
+  if (options.from) query = query.where('period_start', '>=', options.from);
   return query.orderBy('period_index').execute();
 }
 
 /**
- * Refuses a plan or quantity change (now or at the next cycle, previewed too: proration.ts), or an
- * add-on's (subscription-add-ons.ts), of a subscription with periods invoiced ahead (`invoicedAhead`:
- * a settled term): their invoices bill the current plan, quantity and add-ons, and the renewal does
- * not invoice a period twice, so those periods would stay billed at the old price. They are not voided and invoiced again: they may be paid or partly paid, numbered
- * and sent, and a period has one invoice. The change can be made once the last of them has started
- * (or the subscription cancelled, which voids the unpaid ones, and a new one created).
+ * Refuses a change of what a subscription's later periods are billed, while periods are invoiced
+ * ahead (a settled term): a plan or quantity change (now or at the next cycle, previewed too:
+ * proration.ts), an add-on's (subscription-add-ons.ts), a coupon redeemed or removed
+ * (subscriptions.ts), a trial ended or moved (trials.ts: it moves the periods those invoices are
+ * for). Their invoices bill the current plan, quantity, add-ons and coupons for the periods as they
+ * are, and the renewal does not invoice a period twice, so those periods would stay billed as they
+ * are. They are not voided and invoiced again: they may be paid or partly paid, numbered and sent,
+ * and a period has one invoice. A VOID one counts too (an operator voided it by hand: its period
+ * still holds its one invoice, so the renewal would bill it nothing at the new price, or nothing at
+ * all), unless its period starts at or after the scheduled cancellation (`cancel_at`), never served.
+ * The change can be made once the last of them has started (or the subscription cancelled, which
+ * voids the unpaid ones, and a new one created).
  * @throws ConflictError `periods_invoiced_ahead` naming the invoices
  */
 export async function refuseChangeInvoicedAhead(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index' | 'cancel_at'>,
 ): Promise<void> {
-  const ahead = await invoicedAhead(trx, subscription);
+  const { cancel_at: cancelAt } = subscription;
+  const ahead = (await invoicedAhead(trx, subscription, { withVoid: true })).filter(
+    (i) => i.status !== 'VOID' || !cancelAt || (i.period_start !== null && i.period_start < cancelAt),
+  );
   const last = ahead.at(-1);
   if (!last) return;
+  const voided = ahead.filter((i) => i.status === 'VOID').map((i) => i.id);
   throw new ConflictError(
     'periods_invoiced_ahead',
-    `subscription ${subscription.id} has periods invoiced ahead at its current plan, quantity and add-ons (settled: ${ahead.map((i) => i.id).join(', ')}); a change would leave them billed at the old price. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
+    `subscription ${subscription.id} has periods invoiced ahead at its current plan, quantity, add-ons, coupons and periods (settled: ${ahead.map((i) => i.id).join(', ')}${voided.length > 0 ? `; voided by hand, their periods still hold them and would go unbilled: ${voided.join(', ')}` : ''}); a change would leave them billed as they are. Nothing changed; change it once the last of them has started (${last.period_start?.toISOString()}), or cancel it (its unpaid invoices ahead are voided) and subscribe again`,
   );
 }
 

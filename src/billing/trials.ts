@@ -11,6 +11,7 @@ import {
 } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import type { SubscriptionChange } from './subscriptions.ts';
+import { refuseChangeInvoicedAhead } from './terms.ts';
 
 /**
  * Ends a trial now or moves its end (BillaBear "Extend trial", Billby `trial_days` on update): the
@@ -20,7 +21,11 @@ import type { SubscriptionChange } from './subscriptions.ts';
  * invoices period 0 at once (IN_TRIAL → ACTIVE) through `renewLocked`. Logs
  * `subscription.trial_changed` with the old and new end.
  * @param endAt `'now'`, or a moment later than now and than the subscription's start
- * @throws NotFoundError; ConflictError `not_in_trial` unless IN_TRIAL; ValidationError (field
+ * A settled term's trial is not changed: its periods are invoiced already for the periods as they
+ * are (and a cancellation voided those after its end by their starts), so moving them would bill
+ * periods that are not served and serve periods not billed.
+ * @throws NotFoundError; ConflictError `not_in_trial` unless IN_TRIAL, `periods_invoiced_ahead` while
+ * periods are invoiced (`refuseChangeInvoicedAhead`; nothing changed); ValidationError (field
  * `trial_end`) for a moment not later than now or than `start_at`, or `now` before a future start
  */
 export async function changeTrial(
@@ -36,6 +41,7 @@ export async function changeTrial(
     if (subscription.status !== 'IN_TRIAL') {
       throw new ConflictError('not_in_trial', `subscription ${id} is ${subscription.status}, not IN_TRIAL`);
     }
+    await refuseChangeInvoicedAhead(work.trx, subscription);
     const end = endAt === 'now' ? now : endAt;
     if (end < subscription.start_at || (endAt !== 'now' && end <= now)) {
       throw new ValidationError('trial end', {

@@ -1,3 +1,4 @@
+import { voidInvoicedAhead } from '../billing/cancellation.ts';
 import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
@@ -50,9 +51,14 @@ export interface DunningStep {
  * `work` (joined to the ledger's writers): `payment_attempts` + 1; the first failure starts dunning
  * at `now`; the next charge is `dunning_started_at` + the next retry day, or none once the retries
  * are used up. Its subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last
- * retry → SUSPENDED or CANCELLED by `policy.finalAction` (cancelling first invoices its usage not
- * billed yet, as a cancel now does: `invoiceUsageUntil`). Logs `invoice.payment_failed` (and the
- * subscription's change).
+ * retry → SUSPENDED or CANCELLED by `policy.finalAction`. Cancelling does what a cancel now does
+ * first: voids the unpaid invoices a settled term made of the periods after the current one
+ * (`voidInvoicedAhead`), skipping, not refusing, one partly paid or with a charge in flight (left
+ * owed, named as `not_voided_invoices` in the `subscription.cancelled` activity beside
+ * `voided_invoices`: the final action happens anyway), then invoices its usage not billed yet
+ * (`invoiceUsageUntil`). Suspending keeps them OPEN (a reactivation serves those periods, and the
+ * renewal does not invoice a period twice) but the charge sweep leaves them while it is SUSPENDED
+ * (`claimInvoicesDue`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
   work: UnitOfWork,
@@ -92,21 +98,29 @@ export async function recordCollectionFailure(
   if (nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL')) {
     status = (await transitionSubscription(work, subscription, 'PAST_DUE', now, data)).status;
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
-    const to = policy.finalAction === 'CANCEL' ? 'CANCELLED' : 'SUSPENDED';
-    const final =
-      to === 'CANCELLED'
-        ? await invoiceUsageUntil(
-            work,
-            subscription,
-            await getPlan(work.trx, subscription.plan_id),
-            now,
-            now,
-            'subscription_update',
-          )
-        : null;
-    status = (
-      await transitionSubscription(work, subscription, to, now, { ...data, final_invoice: final?.id })
-    ).status;
+    if (policy.finalAction === 'CANCEL') {
+      // The lock order of a cancellation: the subscription, its invoices, then the customer (the
+      // voids giving credit back, the final invoice's finalization).
+      const { voided, skipped } = await voidInvoicedAhead(work, subscription, null, now, 'skip');
+      const final = await invoiceUsageUntil(
+        work,
+        subscription,
+        await getPlan(work.trx, subscription.plan_id),
+        now,
+        now,
+        'subscription_update',
+      );
+      status = (
+        await transitionSubscription(work, subscription, 'CANCELLED', now, {
+          ...data,
+          final_invoice: final?.id,
+          voided_invoices: voided,
+          not_voided_invoices: skipped,
+        })
+      ).status;
+    } else {
+      status = (await transitionSubscription(work, subscription, 'SUSPENDED', now, data)).status;
+    }
   }
   return { ...step, subscriptionStatus: status };
 }

@@ -3,12 +3,19 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CancelOptions } from '../../src/billing/cancellation.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  addSubscriptionCoupon,
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
+import { changeTrial } from '../../src/billing/trials.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ConflictError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
@@ -40,30 +47,46 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
    * (`charge_at`) and, with no card, left OPEN.
    */
   async function settledTerm(plan: string, customer?: string) {
+    const { id, customer: customerId } = await subscribed(plan, customer);
+    expect((await settle(id)).map((i) => i.period_index)).toEqual([1, 2]);
+    return { id, customer: customerId };
+  }
+
+  /** A customer (no card, unless given) subscribed from March 1st 2027 to `plan` for a 3-month term, not settled. */
+  async function subscribed(plan: string, customer?: string, trialDays?: number) {
     const customerId = customer ?? (await customerWith(app)).customer.id;
     const start = d('2027-03-01T00:00:00Z');
     const { subscription } = await createSubscription(
       db(),
       'system',
-      { customerId, planId: plan, startAt: start, repeat: 3 },
+      { customerId, planId: plan, startAt: start, repeat: 3, ...(trialDays ? { trialDays } : {}) },
       start,
     );
-    const settled = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
-      invoiceRemainingCycles(
-        work,
-        (await lockSubscription(work, subscription.id))!,
-        d('2027-03-01T00:05:00Z'),
-      ),
-    );
-    expect(settled.invoices.map((i) => i.period_index)).toEqual([1, 2]);
     return { id: subscription.id, customer: customerId };
+  }
+
+  /** Settles subscription `id` on March 1st 2027 at 00:05: the invoices it made. */
+  async function settle(id: string) {
+    const settled = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, d('2027-03-01T00:05:00Z')),
+    );
+    return settled.invoices;
   }
 
   /** The subscription's period invoices, by period: what is owed of each and when it is charged. */
   const periods = (id: string) =>
     db()
       .selectFrom('invoices')
-      .select(['id', 'period_index', 'status', 'total', 'credit_applied', 'amount_due', 'charge_at'])
+      .select([
+        'id',
+        'period_index',
+        'status',
+        'total',
+        'credit_applied',
+        'amount_due',
+        'charge_at',
+        'payment_attempts',
+      ])
       .where('subscription_id', '=', id)
       .where('period_index', 'is not', null)
       .orderBy('period_index')
@@ -71,6 +94,9 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
 
   const cancel = (id: string, options: CancelOptions, now: Date) =>
     cancelSubscriptionWithRefund(db(), 'system', app.runtime.boss, gateways(), id, options, now);
+
+  const statusOf = async (id: string) =>
+    (await db().selectFrom('subscriptions').select('status').where('id', '=', id).executeTakeFirst())?.status;
 
   /** The data of the last activity `action` of subscription `id`. */
   const activityData = async (id: string, action: string) =>
@@ -345,5 +371,192 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       });
     }
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+  });
+  it('cancelling now before the renewal sweep moved it into a period that started voids that period too, as at period end', async () => {
+    const plan = await insertPlan(db(), { currency: 'PHP', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const now = await settledTerm(plan);
+    const atEnd = await settledTerm(plan);
+    // April 1st 00:03: April started, but the sweep has not renewed either into it (stored: March).
+    const at = d('2027-04-01T00:03:00Z');
+    await cancel(atEnd.id, { when: 'period_end', refundType: 'none' }, at);
+    await cancel(now.id, { when: 'now', refundType: 'none' }, at);
+    await renewSubscription(db(), 'system', atEnd.id, d('2027-04-01T00:05:00Z'));
+    for (const { id } of [atEnd, now]) {
+      expect((await periods(id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
+        ['OPEN', 1000n, expect.any(Date)],
+        ['VOID', 0n, null],
+        ['VOID', 0n, null],
+      ]);
+    }
+    // March of each is owed; April was owed 1000 for the second, cancelled 3 minutes into it.
+    expect(await ledgerIn(app, 'PHP')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    const [, april, may] = await periods(now.id);
+    expect(await activityData(now.id, 'subscription.cancelled')).toMatchObject({
+      voided_invoices: [april!.id, may!.id],
+    });
+  });
+
+  it("dunning's final action CANCEL voids the later periods' unpaid invoices as a cancellation now does; one with a charge in flight is left owed and named", async () => {
+    const plan = await insertPlan(db(), { currency: 'KZT', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id, customer } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    // May's charge was sent by an earlier sweep (its lease ahead) and has no answer yet.
+    await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: may!.id,
+        customer_id: customer,
+        gateway: 'stripe',
+        amount: 1000n,
+        currency: 'KZT',
+        status: 'pending',
+      })
+      .execute();
+    await db()
+      .updateTable('invoices')
+      .set({ charge_at: d('2027-03-01T00:15:00Z') })
+      .where('id', '=', may!.id)
+      .execute();
+    // The sweep: no card, no retries (final action at the first failure): CANCEL.
+    await chargeDueInvoices(
+      db(),
+      'system',
+      gateways(),
+      { DUNNING_RETRY_DAYS: [], DUNNING_FINAL_ACTION: 'CANCEL' },
+      d('2027-03-01T00:10:00Z'),
+    );
+    expect(await statusOf(id)).toBe('CANCELLED');
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [march!.id, 'OPEN', 1000n],
+      [april!.id, 'VOID', 0n],
+      [may!.id, 'OPEN', 1000n],
+    ]);
+    // March (served in part) and May (its charge may still take the money) are owed; April is not.
+    expect(await ledgerIn(app, 'KZT')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    expect(await activityData(id, 'subscription.cancelled')).toMatchObject({
+      reason: 'dunning',
+      voided_invoices: [april!.id],
+      not_voided_invoices: [may!.id],
+    });
+  });
+
+  it('a suspended settled term keeps its later periods owed but the charge sweep leaves them until it is reactivated', async () => {
+    const plan = await insertPlan(db(), { currency: 'HRK', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    await suspendSubscription(db(), 'system', id, d('2027-03-01T00:06:00Z'), 'on hold');
+    const policy = { DUNNING_RETRY_DAYS: [1], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const first = await chargeDueInvoices(db(), 'system', gateways(), policy, d('2027-03-01T00:10:00Z'));
+    // March (served) is charged and enters dunning; April and May wait, owed and scheduled.
+    // (The sweep charges every invoice due in this file's database: those of this subscription count.)
+    const ours = (swept: typeof first) =>
+      swept.charged
+        .map((c) => c.invoiceId)
+        .filter((i) => [march!.id, april!.id, may!.id].includes(i))
+        .sort();
+    expect(ours(first)).toEqual([march!.id]);
+    expect((await periods(id)).map((i) => [i.status, i.payment_attempts, i.charge_at])).toEqual([
+      ['OPEN', 1, d('2027-03-02T00:10:00Z')],
+      ['OPEN', 0, april!.charge_at],
+      ['OPEN', 0, may!.charge_at],
+    ]);
+    expect(await ledgerIn(app, 'HRK')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+    // Reactivated: they are charged again.
+    await reactivateSubscription(db(), 'system', id, d('2027-03-02T00:00:00Z'));
+    const second = await chargeDueInvoices(db(), 'system', gateways(), policy, d('2027-03-02T00:10:00Z'));
+    expect(ours(second)).toEqual([march!.id, april!.id, may!.id].sort());
+  });
+
+  it('invoices ahead voided by hand still refuse a change (their periods hold them: the new plan would never be billed); those after a scheduled cancellation do not', async () => {
+    const x = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const y = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { id } = await settledTerm(x);
+    const [, april, may] = await periods(id);
+    for (const invoice of [april!, may!]) {
+      expect((await app.api('POST', `/v1/invoices/${invoice.id}/void`)).status).toBe(200);
+    }
+    const refused = await app.api('POST', `/v1/subscriptions/${id}/change`, { plan: y, when: 'next_cycle' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+    expect(refused.body.error.message).toContain(
+      `voided by hand, their periods still hold them and would go unbilled: ${april!.id}, ${may!.id}`,
+    );
+    expect((await app.api('GET', `/v1/subscriptions/${id}`)).body).toMatchObject({
+      plan: x,
+      scheduled_change: null,
+    });
+    expect(await ledgerIn(app, 'RUB')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
+
+    // Cancelled at April 15th (May voided: never served), renewed into April: May does not refuse.
+    const other = await settledTerm(x);
+    await cancel(
+      other.id,
+      { when: 'date', cancelAt: d('2027-04-15T00:00:00Z'), refundType: 'none' },
+      d('2027-03-10T00:00:00Z'),
+    );
+    await renewSubscription(db(), 'system', other.id, d('2027-04-01T00:05:00Z'));
+    const changed = await changeSubscription(
+      db(),
+      'system',
+      other.id,
+      { planId: y, when: 'next_cycle' },
+      d('2027-04-02T00:00:00Z'),
+      false,
+    );
+    expect(changed.subscription.scheduled_plan_id).toBe(y);
+  });
+
+  it("a settled term's trial is not ended or moved (409 periods_invoiced_ahead): its periods are invoiced as they are", async () => {
+    // A 14-day trial: periods from March 15th, all three invoiced by settle in the trial.
+    const plan = await insertPlan(db(), { currency: 'MYR', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await subscribed(plan, undefined, 14);
+    expect((await settle(id)).map((i) => i.period_index)).toEqual([0, 1, 2]);
+    const before = await periods(id);
+    const subscription = await db()
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    for (const endAt of ['now', d('2027-04-15T00:00:00Z')] as const) {
+      const refused = await changeTrial(db(), 'system', id, endAt, d('2027-03-03T00:00:00Z')).catch(
+        (error: unknown) => error,
+      );
+      expect(refused).toMatchObject({ status: 409, code: 'periods_invoiced_ahead' });
+    }
+    expect(
+      await db().selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst(),
+    ).toEqual(subscription);
+    expect(await periods(id)).toEqual(before);
+    expect(await ledgerIn(app, 'MYR')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+  });
+
+  it('over HTTP: a coupon redeemed on or removed from a settled term is 409 periods_invoiced_ahead, changing nothing', async () => {
+    const plan = await insertPlan(db(), { currency: 'INR', price: { model: 'FLAT_FEE', amount: 1000 } });
+    for (const code of ['SETTLEHALF', 'SETTLETENTH']) {
+      const percent = code === 'SETTLEHALF' ? 50 : 10;
+      expect(
+        (await app.api('POST', '/v1/coupons', { code, percent_off: percent, duration: 'FOREVER' })).status,
+      ).toBe(201);
+    }
+    // A tenth off redeemed before settle: April and May are invoiced at 900.
+    const { id } = await subscribed(plan);
+    const tenth = await addSubscriptionCoupon(db(), 'system', id, 'SETTLETENTH');
+    await settle(id);
+    expect((await periods(id)).map((i) => i.total)).toEqual([1000n, 900n, 900n]);
+    const redeemed = await app.api('POST', `/v1/subscriptions/${id}/coupons`, { coupon: 'SETTLEHALF' });
+    expect(redeemed.status).toBe(409);
+    expect(redeemed.body.error.code).toBe('periods_invoiced_ahead');
+    const removed = await app.api('POST', `/v1/subscriptions/${id}/coupons/${tenth.id}/remove`);
+    expect(removed.status).toBe(409);
+    expect(removed.body.error.code).toBe('periods_invoiced_ahead');
+    const coupons = (await app.api('GET', `/v1/subscriptions/${id}/coupons`)).body.data;
+    expect(coupons).toHaveLength(1);
+    expect(coupons[0]).toMatchObject({ id: tenth.id, removed_at: null });
+    const half = (await app.api('GET', '/v1/coupons?limit=100')).body.data.find(
+      (c: { code: string }) => c.code === 'SETTLEHALF',
+    );
+    expect(half.times_redeemed).toBe(0);
+    expect(await ledgerIn(app, 'INR')).toEqual({ 'receivable:customer': 2800, revenue: -2800 });
   });
 });
