@@ -7,6 +7,7 @@ import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts'
 import { forgetLockedAhead, recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -709,4 +710,121 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     ]).toEqual([800, 200, 0, -1000]);
     expect(await creditOf(paid.customer)).toEqual([]);
   });
+  /**
+   * Subscribes `customer` over the API (its first invoice of 1000 finalized now, OPEN: credit that
+   * comes later is not applied to it); `settle` pays it by a Stripe card.
+   */
+  async function subscribed(customer: string, plan: string, method: string) {
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method })).body;
+    return async () => {
+      const stripe = stripeChargeSucceeds();
+      const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+      expect(stripe.scope.isDone()).toBe(true);
+      return settled.body.invoices[0].invoice.id as string;
+    };
+  }
+
+  /**
+   * One customer's invoices B and A of 1000 in `currency`, each card-paid: B, then B's duplicate
+   * (1000 of credit), then A (its payment the newest; A's invoice finalized before that credit).
+   */
+  async function twoInvoices(currency: string) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat(currency);
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const settleA = await subscribed(customer.id, plan, method!.id);
+    const dupB = (await duplicate(b.invoice.id, 1000n, currency)).second;
+    const a = await settleA();
+    return { customer: customer.id as string, a, b: b.invoice.id, dupB };
+  }
+
+  /** What a customer's credit in `currency` is: available (GET), booked, and invoice `invoiceId`'s credit notes. */
+  async function creditState(customer: string, currency: string, invoiceId: string) {
+    return {
+      available: await creditOf(customer),
+      balance: (await ledgerIn(app, currency))['customer_credit:customer'],
+      notes: (await invoiceOf(invoiceId)).credit_notes.length,
+    };
+  }
+
+  it("a credit refund through an invoice's payment before that invoice was overpaid gives back none of its later overpayment: a refund of its duplicate then debits the credit, and a refund of the other duplicate is refused", async () => {
+    // B's 1000 of credit refunded through A's payment (the newest), A not overpaid then
+    // (overpayment_share 0). A paid twice later: 1000 of credit again, A's overpayment. A refund by
+    // hand of A's duplicate gives that back: the credit debited 1000, no credit note. B's duplicate
+    // then cannot go back as well (the customer got 2000 back of 4000 paid for 2000 of sales).
+    const { customer, a, b, dupB } = await twoInvoices('HKD');
+    stripeRefunds(1);
+    const back = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 1000,
+      currency: 'HKD',
+    });
+    const aFirst = await db()
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', a)
+      .executeTakeFirstOrThrow();
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: aFirst.id },
+    ]);
+    const share = await db()
+      .selectFrom('refunds')
+      .select('overpayment_share')
+      .where('id', '=', back.body.refunds[0].id)
+      .executeTakeFirstOrThrow();
+    expect(share.overpayment_share).toBe(0n);
+    const dupA = (await duplicate(a, 1000n, 'HKD')).second;
+    expect(await creditOf(customer)).toEqual([{ currency: 'HKD', amount: 1000 }]);
+    const before = await ledgerIn(app, 'HKD');
+    stripeRefunds(1);
+    const r = await app.api('POST', `/v1/invoices/${a}/refund`, { transaction: dupA.id, amount: 1000 });
+    expect(r.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    const moved = await movedSince(before, 'HKD');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('tax_payable')]).toEqual([1000, 0, 0]);
+    expect(await creditState(customer, 'HKD', a)).toEqual({ available: [], balance: 0, notes: 0 });
+    const third = await app.api('POST', `/v1/invoices/${b}/refund`, { transaction: dupB.id, amount: 1000 });
+    expect(third.status).toBe(409);
+    expect(third.body.error.code).toBe('overpayment_credit_spent');
+  });
+
+  it.each([
+    ['the first payment', 'ILS', 'duplicate'],
+    ['the duplicate', 'THB', 'first'],
+  ] as const)(
+    "a refund of A's overpayment in flight keeps it: a credit refund of B's 1000 through %s of A gives back none of A's, and A's refund succeeding debits the credit (0 left, no credit note)",
+    async (_through, currency, refunded) => {
+      // Credit 2000 (B's and A's duplicates). R1 refunds 1000 of A (pending at Stripe): A's
+      // overpayment first, holding 1000 of the credit. A credit refund of the other 1000 goes through
+      // A's newest payment with room; A's overpayment is R1's, so its share is 0. R1 succeeds: the
+      // credit debited (0), not a refund of A's sale.
+      const { customer, a } = await twoInvoices(currency);
+      const { first, second } = await duplicate(a, 1000n, currency);
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 2000 }]);
+      stripeRefunds(1, 'pending');
+      const r1 = await app.api('POST', `/v1/invoices/${a}/refund`, {
+        transaction: (refunded === 'first' ? first : second).id,
+        amount: 1000,
+      });
+      expect(r1.body).toMatchObject({ status: 'pending', amount: 1000 });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 1000 }]);
+      stripeRefunds(1);
+      const back = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+        amount: 1000,
+        currency,
+      });
+      expect(back.body.refunds).toMatchObject([
+        {
+          kind: 'customer_credit',
+          status: 'succeeded',
+          amount: 1000,
+          transaction: (refunded === 'first' ? second : first).id,
+        },
+      ]);
+      // R1 in flight still holds the 1000 left: none of it is the customer's to spend.
+      expect(await creditOf(customer)).toEqual([]);
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(work, r1.body.id, { status: 'succeeded' }),
+      );
+      expect(await creditState(customer, currency, a)).toEqual({ available: [], balance: 0, notes: 0 });
+    },
+  );
 });
