@@ -150,9 +150,8 @@ export interface OverpaymentHeld {
  * `customerIds` (in `currency`; every currency when omitted) will pay back of their overpayments when
  * they succeed: per invoice, the `overpaymentShare` of their sum after what was given back
  * (`overpaymentGivenBack`: by succeeded refunds only; a credit refund in flight with a share of it,
- * which may fail, holds its whole amount already, so both hold until one settles), which their
- * success debits from the customer's credit. That credit is theirs meanwhile, not the customer's to
- * spend (billing/customer-credit.ts `availableCredit`). One
+ * which may fail, holds its whole amount already, so both hold until one settles), which their success debits from the customer's credit. That credit is
+ * theirs meanwhile, not the customer's to spend (billing/customer-credit.ts `availableCredit`). One
  * statement when no such refund is in flight (the usual case), then one per invoice with some.
  * @returns per customer and currency with some held, in no particular order
  */
