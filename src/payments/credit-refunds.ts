@@ -25,10 +25,7 @@ export interface CreditRefundInput {
  * existing refund machinery (committed `pending` first, sent with the refund id as idempotency key,
  * an unknown answer retried by the `invoice.refund` queue). In flight, a refund holds its amount of
  * the credit (`availableCredit`); once it succeeds it posts `re_…:succeeded` (debit the customer's
- * credit, credit the gateway's clearing account), and nothing on any invoice changes. Each refund
- * through a payment of an overpaid invoice records, under that invoice's lock, what of it gives back
- * that invoice's overpayment (`overpayment_share`, `creditRefundOverpaymentShare`): what is left of
- * it then, so a later refund of that invoice refunds its sale for that much. Money that
+ * credit, credit the gateway's clearing account), and nothing on any invoice changes. Money that
  * cannot go back through a gateway (credit larger than the customer's refundable payments) is refused,
  * not paid out some other way: a person settles it offline. Locks the subscriptions of the invoices of
  * the payments it uses, then those invoices (each in id order), then the customer's credit: the order
