@@ -70,9 +70,7 @@ export interface OverpaymentGivenOptions {
   excluding?: string;
   /**
    * Also the shares of customer-credit refunds still in flight (`pending`, `unknown`): what they
-   * give back if they succeed, so a new credit refund's share is not the same overpayment again
-   * (`creditRefundOverpaymentShare`). Holds and the check of a refund of the invoice leave them
-   * out: one may fail, and a refund of the invoice succeeding before it takes the overpayment.
+   * give back if they succeed, which is theirs meanwhile (holds, and the share of a new refund).
    */
   creditInFlight?: boolean;
 }
@@ -149,8 +147,7 @@ export interface OverpaymentHeld {
  * What the refunds in flight (`pending`, `unknown`) of the overpaid invoices of customers
  * `customerIds` (in `currency`; every currency when omitted) will pay back of their overpayments when
  * they succeed: per invoice, the `overpaymentShare` of their sum after what was given back
- * (`overpaymentGivenBack`: by succeeded refunds only; a credit refund in flight with a share of it,
- * which may fail, holds its whole amount already, so both hold until one settles), which their success debits from the customer's credit. That credit is
+ * (`overpaymentGivenBack`, with what credit refunds in flight give back of it), which their success debits from the customer's credit. That credit is
  * theirs meanwhile, not the customer's to spend (billing/customer-credit.ts `availableCredit`). One
  * statement when no such refund is in flight (the usual case), then one per invoice with some.
  * @returns per customer and currency with some held, in no particular order
@@ -183,7 +180,7 @@ export async function overpaymentsHeld(
     .execute();
   const held = new Map<string, OverpaymentHeld>();
   for (const invoice of invoices) {
-    const given = await overpaymentGivenBack(trx, invoice);
+    const given = await overpaymentGivenBack(trx, invoice, { creditInFlight: true });
     const share = overpaymentShare(invoice, given.total, BigInt(invoice.in_flight));
     if (share === 0n) continue;
     const key = `${invoice.customer_id} ${invoice.currency}`;

@@ -306,9 +306,11 @@ async function overpaymentCreditShortfall(
 ): Promise<{ share: bigint; held: bigint; left: bigint; currency: string } | undefined> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
-  // Succeeded refunds only, as `issueCreditNote` splits at success: a refund of the invoice that
-  // succeeds before a credit refund in flight with a share of the overpayment takes the overpayment.
-  const given = (await overpaymentGivenBack(work.trx, invoice, { excluding })).total;
+  // Creating a refund, credit refunds in flight keep the overpayment their shares give back (as
+  // `overpaymentsHeld`); at a refund's success, it is split as `issueCreditNote` will: succeeded only.
+  const given = (
+    await overpaymentGivenBack(work.trx, invoice, { excluding, creditInFlight: excluding === undefined })
+  ).total;
   let held = 0n;
   if (excluding === undefined) {
     held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));

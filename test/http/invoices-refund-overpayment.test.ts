@@ -828,37 +828,4 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       expect(await creditState(customer, currency, a)).toEqual({ available: [], balance: 0, notes: 0 });
     },
   );
-
-  it('a credit refund through the duplicate in flight, holding its overpayment share: a refund by hand of the invoice meanwhile is refused 409 overpayment_credit_spent (succeeding first, it would take the overpayment the credit refund also pays back)', async () => {
-    const paid = await paidTwice('ZAR');
-    stripeRefunds(1, 'pending');
-    const back = await app.api('POST', `/v1/customers/${paid.customer}/credit/refund`, {
-      amount: 1000,
-      currency: 'ZAR',
-    });
-    expect(back.body.refunds).toMatchObject([
-      { kind: 'customer_credit', status: 'pending', amount: 1000, transaction: paid.second.id },
-    ]);
-    const share = await db()
-      .selectFrom('refunds')
-      .select('overpayment_share')
-      .where('id', '=', back.body.refunds[0].id)
-      .executeTakeFirstOrThrow();
-    expect(share.overpayment_share).toBe(1000n);
-    const seen = stripeRefunds(1);
-    const refused = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { amount: 1000 });
-    expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
-      status: 409,
-      code: 'overpayment_credit_spent',
-    });
-    expect(seen).toEqual([]);
-    // Once it succeeded, the overpayment is given back: the same refund is a refund of the sale.
-    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
-      recordRefundResult(work, back.body.refunds[0].id, { status: 'succeeded' }),
-    );
-    const sale = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { amount: 1000 });
-    expect(sale.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.first.id });
-    expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 1000 });
-    expect((await ledgerIn(app, 'ZAR'))['customer_credit:customer']).toBe(0);
-  });
 });
