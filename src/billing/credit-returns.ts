@@ -3,7 +3,7 @@ import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { issueCreditReturnNote, overpaymentGivenBack } from './credit-notes.ts';
+import { issueCreditReturnNote } from './credit-notes.ts';
 import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
@@ -37,7 +37,6 @@ export async function returnInvoiceCredit(
   }
   const note = await issueCreditReturnNote(work, invoice, amount, reason);
   const returned = invoice.credit_returned + amount;
-  const given = await overpaymentGivenBack(work.trx, invoice);
   await postEntry(
     work,
     invoiceCreditGivenBack({
@@ -54,7 +53,7 @@ export async function returnInvoiceCredit(
     .updateTable('invoices')
     .set({
       credit_returned: returned,
-      status: givenBackStatus({ ...invoice, credit_returned: returned }, given.total - given.refunded),
+      status: givenBackStatus({ ...invoice, credit_returned: returned }),
       updated_at: new Date(),
     })
     .where('id', '=', invoiceId)

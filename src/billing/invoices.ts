@@ -587,39 +587,29 @@ export async function applyPayment(
 }
 
 /**
- * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments went
- * back (its `amount_refunded`, plus `creditRefunded`: what of its overpayment refunds of customer
- * credit through its payments gave back, `overpaymentGivenBack` total less refunded, minor units) and
- * the customer credit that paid it was given back whole, or none of it was (an invoice refunded in
- * cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED. Statuses only move forward: a
- * REFUNDED invoice stays REFUNDED (its cash all refunded, then part of its credit given back). A
- * refund reversed after it succeeded is the one way back (`reverseRefund`).
+ * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
+ * refunded and the customer credit that paid it was given back whole, or none of it was (an invoice
+ * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED. Statuses only move
+ * forward: a REFUNDED invoice stays REFUNDED (its cash all refunded, then part of its credit given
+ * back). A refund reversed after it succeeded is the one way back (`reverseRefund`).
  */
 export function givenBackStatus(
   invoice: Pick<
     InvoiceRow,
     'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
   >,
-  creditRefunded: bigint,
 ): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
   if (invoice.status === 'REFUNDED') return 'REFUNDED';
   const credit = invoice.credit_returned === 0n || invoice.credit_returned === invoice.credit_applied;
-  const cash = invoice.amount_refunded + creditRefunded === invoice.amount_paid;
-  return cash && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+  return invoice.amount_refunded === invoice.amount_paid && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
 }
 
 /**
  * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
- * was paid went back (`givenBackStatus`, with `creditRefunded`: what of its overpayment refunds of
- * customer credit through its payments gave back, minor units).
+ * was paid is refunded (`givenBackStatus`).
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
-export async function applyRefund(
-  work: UnitOfWork,
-  invoice: InvoiceRow,
-  amount: bigint,
-  creditRefunded: bigint,
-): Promise<void> {
+export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
   const refunded = invoice.amount_refunded + amount;
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
@@ -628,7 +618,7 @@ export async function applyRefund(
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, creditRefunded),
+      status: givenBackStatus({ ...invoice, amount_refunded: refunded }),
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)

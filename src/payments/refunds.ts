@@ -146,11 +146,7 @@ export async function recordRefundResult(
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
     await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
-    if (invoice) {
-      // After this refund's split: what credit refunds through its payments gave back of the rest.
-      const given = await overpaymentGivenBack(work.trx, invoice);
-      await applyRefund(work, invoice, refund.amount, given.total - given.refunded);
-    }
+    if (invoice) await applyRefund(work, invoice, refund.amount);
     await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
