@@ -2,7 +2,6 @@ import { type Kysely, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { refundedInFlight } from './invoice-payment.ts';
 import { invoiceActivity } from './invoices.ts';
 import { prorate } from './proration.ts';
 
@@ -56,23 +55,11 @@ export interface OverpaymentGiven {
    */
   refunded: bigint;
   /**
-   * In all, 0 … the overpayment: `refunded` plus the overpayment shares (`refunds.overpayment_share`)
-   * of the refunds of customer credit that its payments carried (payments/credit-refunds.ts: no
-   * invoice, not in its `amount_refunded`), up to what `refunded` left of the overpayment. What
-   * `overpaymentShare` is given.
+   * In all, 0 … the overpayment: `refunded` plus the succeeded refunds of customer credit that its
+   * payments carried (payments/credit-refunds.ts: no invoice, not in its `amount_refunded`), up to
+   * what `refunded` left of the overpayment. What `overpaymentShare` is given.
    */
   total: bigint;
-}
-
-/** Which refunds `overpaymentGivenBack` leaves out or counts beyond the succeeded ones. */
-export interface OverpaymentGivenOptions {
-  /** A refund of the invoice not to count (the one being booked). */
-  excluding?: string;
-  /**
-   * Also the shares of customer-credit refunds still in flight (`pending`, `unknown`): what they
-   * give back if they succeed, which is theirs meanwhile (holds, and the share of a new refund).
-   */
-  creditInFlight?: boolean;
 }
 
 /**
@@ -82,57 +69,32 @@ export interface OverpaymentGivenOptions {
  *   more than the invoice was overpaid. Counted from the refunds themselves, not from the invoice's
  *   cumulative `amount_refunded`: a refund that fails after succeeding (its note voided) takes back
  *   exactly its own share, whatever refunds succeeded after it;
- * - by succeeded refunds of customer credit through its payments (and those in flight with
- *   `creditInFlight`): their `overpayment_share`, the part of each that was this invoice's
- *   overpayment when it was created (`creditRefundOverpaymentShare`), not their whole amounts (a
- *   credit refund may pay back another invoice's overpayment, or credit given before this invoice was
- *   overpaid), up to what is left of the overpayment.
+ * - by succeeded refunds of customer credit through its payments (the overpayment is that credit,
+ *   paid back the way it came in), up to what is left of the overpayment. A refund of the invoice
+ *   after one gives back the sale, with its credit note; one before it took the overpayment already,
+ *   so the credit refund counts for no more than is left.
  */
 export async function overpaymentGivenBack(
   trx: Kysely<Database>,
   invoice: Pick<InvoiceRow, 'id' | 'total' | 'credit_applied' | 'amount_paid'>,
-  options: OverpaymentGivenOptions = {},
+  excluding?: string,
 ): Promise<OverpaymentGiven> {
   const excess = invoice.amount_paid - (invoice.total - invoice.credit_applied);
   if (excess <= 0n) return { refunded: 0n, total: 0n };
-  const credited = options.creditInFlight ? ['succeeded', 'pending', 'unknown'] : ['succeeded'];
   const { rows } = await sql<{ refunded: string; credit: string }>`
     SELECT (
       SELECT coalesce(sum(r.amount - coalesce(n.total, 0)), 0) FROM refunds r
       LEFT JOIN credit_notes n ON n.refund_id = r.id AND n.status = 'ISSUED'
       WHERE r.invoice_id = ${invoice.id} AND r.kind = 'payment' AND r.status = 'succeeded'
-        AND r.id IS DISTINCT FROM ${options.excluding ?? null}
+        AND r.id IS DISTINCT FROM ${excluding ?? null}
     ) AS refunded, (
-      SELECT coalesce(sum(r.overpayment_share), 0) FROM refunds r
-      JOIN transactions t ON t.id = r.transaction_id
-      WHERE t.invoice_id = ${invoice.id} AND r.kind = 'customer_credit'
-        AND r.status::text IN (${sql.join(credited)})
+      SELECT coalesce(sum(r.amount), 0) FROM refunds r JOIN transactions t ON t.id = r.transaction_id
+      WHERE t.invoice_id = ${invoice.id} AND r.kind = 'customer_credit' AND r.status = 'succeeded'
     ) AS credit
   `.execute(trx);
   const atMost = (amount: bigint, limit: bigint) => (amount < limit ? amount : limit);
   const refunded = atMost(BigInt(rows[0]?.refunded ?? 0), excess);
   return { refunded, total: refunded + atMost(BigInt(rows[0]?.credit ?? 0), excess - refunded) };
-}
-
-/**
- * What of a refund of customer credit of `amount` (minor units) through a payment of locked
- * `invoice` gives back that invoice's overpayment, stored on the refund at creation
- * (`refunds.overpayment_share`): the overpayment neither given back (`overpaymentGivenBack`, credit
- * refunds in flight included) nor held by the invoice's refunds in flight (what they pay back of it
- * when they succeed, as `overpaymentsHeld`), up to `amount`; 0 when the invoice is not overpaid now.
- * A later refund of the invoice then refunds the sale for that share (with its credit note), and one
- * in flight keeps the overpayment it holds.
- * @returns minor units, 0 … amount
- */
-export async function creditRefundOverpaymentShare(
-  trx: Kysely<Database>,
-  invoice: InvoiceRow,
-  amount: bigint,
-): Promise<bigint> {
-  if (overpaymentShare(invoice, 0n, amount) === 0n) return 0n;
-  const given = (await overpaymentGivenBack(trx, invoice, { creditInFlight: true })).total;
-  const held = overpaymentShare(invoice, given, await refundedInFlight(trx, invoice.id));
-  return overpaymentShare(invoice, given + held, amount);
 }
 
 /** What a customer's refunds in flight hold of their credit in one currency (`overpaymentsHeld`). */
@@ -147,7 +109,7 @@ export interface OverpaymentHeld {
  * What the refunds in flight (`pending`, `unknown`) of the overpaid invoices of customers
  * `customerIds` (in `currency`; every currency when omitted) will pay back of their overpayments when
  * they succeed: per invoice, the `overpaymentShare` of their sum after what was given back
- * (`overpaymentGivenBack`, with what credit refunds in flight give back of it), which their success debits from the customer's credit. That credit is
+ * (`overpaymentGivenBack`), which their success debits from the customer's credit. That credit is
  * theirs meanwhile, not the customer's to spend (billing/customer-credit.ts `availableCredit`). One
  * statement when no such refund is in flight (the usual case), then one per invoice with some.
  * @returns per customer and currency with some held, in no particular order
@@ -180,7 +142,7 @@ export async function overpaymentsHeld(
     .execute();
   const held = new Map<string, OverpaymentHeld>();
   for (const invoice of invoices) {
-    const given = await overpaymentGivenBack(trx, invoice, { creditInFlight: true });
+    const given = await overpaymentGivenBack(trx, invoice);
     const share = overpaymentShare(invoice, given.total, BigInt(invoice.in_flight));
     if (share === 0n) continue;
     const key = `${invoice.customer_id} ${invoice.currency}`;
@@ -210,7 +172,7 @@ export async function issueCreditNote(
   invoice: InvoiceRow,
   refund: RefundRow,
 ): Promise<RefundSplit> {
-  const given = await overpaymentGivenBack(work.trx, invoice, { excluding: refund.id });
+  const given = await overpaymentGivenBack(work.trx, invoice, refund.id);
   const overpayment = overpaymentShare(invoice, given.total, refund.amount);
   const sale = refund.amount - overpayment;
   if (sale === 0n) return { note: undefined, overpayment };

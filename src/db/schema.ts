@@ -320,12 +320,6 @@ export interface RefundsTable {
   customer_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** The gateway account (`gwa_…`) of the transaction it refunds; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
-  /**
-   * Of a `customer_credit` refund: what of its amount (minor units, 0 … amount) gives back the
-   * overpayment of the invoice whose payment carries it, fixed at creation under that invoice's lock
-   * (`creditRefundOverpaymentShare`, billing/credit-notes.ts; migration 0042). 0 for `payment`.
-   */
-  overpayment_share: ColumnType<bigint, bigint | undefined, bigint>;
 }
 
 /** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */

@@ -3,7 +3,6 @@ import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
-  creditRefundOverpaymentShare,
   issueCreditNote,
   overpaymentGivenBack,
   overpaymentShare,
@@ -222,9 +221,7 @@ function refundMovement(
  * never exceed what was paid.
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
- * no invoice) instead of part of the transaction's invoice; through a payment of an invoice, which the
- * caller has locked (in lock order, refundCustomerCredit), its `overpayment_share` is what of it gives
- * back that invoice's overpayment (`creditRefundOverpaymentShare`)
+ * no invoice) instead of part of the transaction's invoice
  * @throws ValidationError when `amount` exceeds what is refundable; AmountNotRepresentable (422) when
  * billhook would send it and the gateway cannot take it exactly (`assertGatewayCanTake`)
  */
@@ -247,16 +244,9 @@ export async function createRefund(
     if (!input.creditOf && transaction.invoice_id)
       await assertOverpaymentCreditLeft(work, transaction.invoice_id, amount);
   }
-  // Of a credit refund through an invoice's payment (the invoice locked by refundCustomerCredit): what
-  // of it is that invoice's overpayment given back, fixed now (`creditRefundOverpaymentShare`).
-  const overpayment =
-    input.creditOf && transaction.invoice_id
-      ? await creditRefundOverpaymentShare(work.trx, await lockInvoice(work, transaction.invoice_id), amount)
-      : 0n;
   const refund = await work.trx
     .insertInto('refunds')
     .values({
-      overpayment_share: overpayment,
       id: newId('re'),
       transaction_id: transaction.id,
       invoice_id: input.creditOf ? null : transaction.invoice_id,
@@ -302,11 +292,7 @@ async function overpaymentCreditShortfall(
 ): Promise<{ share: bigint; held: bigint; left: bigint; currency: string } | undefined> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
-  // Creating a refund, credit refunds in flight keep the overpayment their shares give back (as
-  // `overpaymentsHeld`); at a refund's success, it is split as `issueCreditNote` will: succeeded only.
-  const given = (
-    await overpaymentGivenBack(work.trx, invoice, { excluding, creditInFlight: excluding === undefined })
-  ).total;
+  const given = (await overpaymentGivenBack(work.trx, invoice, excluding)).total;
   let held = 0n;
   if (excluding === undefined) {
     held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));
