@@ -198,8 +198,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds);
  * `invoice_overpaid` when something is owed and the invoice was paid more than it asked (a
- * duplicate payment) beyond what its own refunds and the customer-credit refunds its payments carried
- * gave back: a refund gives the overpayment back first, so less of the period would go back than owed;
+ * duplicate payment) beyond what its own refunds gave back: a refund gives the overpayment back
+ * first, so less of the period would go back than owed;
  * `refund_exceeds_payment` when more is owed than all the invoice's gateway payments
  * (`invoicePayments`) can still refund plus the credit applied: other refunds on them (of customer
  * credit they carried) or a part paid offline hold the rest, which billhook cannot give back (it is
@@ -304,7 +304,7 @@ async function refundOf(
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
   const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
-  const given = saleGivenBack(invoice, overpaymentGiven.refunded);
+  const given = saleGivenBack(invoice, overpaymentGiven);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
   // lock) then cannot make `refundable` below count a refund this check did not see.
@@ -350,9 +350,10 @@ async function refundOf(
   }
   // An overpaid invoice (a duplicate payment, which became the customer's credit): its refunds give
   // the overpayment back first (`overpaymentShare`), so this refund would give back less of the
-  // period than owed. What of the overpayment is not given back yet, by its refunds or by refunds of
-  // customer credit its payments carried (`overpaymentGivenBack`): the share of the rest.
-  const overpaid = overpaymentShare(invoice, overpaymentGiven.total, invoice.amount_paid);
+  // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
+  // paid back that way still refuses: safer than a refund counted as overpayment a second time.
+  // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
+  const overpaid = overpaymentShare(invoice, overpaymentGiven, invoice.amount_paid);
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',

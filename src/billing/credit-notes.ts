@@ -30,10 +30,9 @@ import { prorate } from './proration.ts';
 /**
  * What of a refund of `amount` (minor units) of an invoice pays back an overpayment: what its
  * payments brought beyond what it asked (total − credit applied), which is the customer's credit
- * (payments/transactions.ts), less `given`, what of it was given back before (`overpaymentGivenBack`
- * `total`: by earlier refunds, and by refunds of customer credit through its payments). Refunds give
- * back that excess first (a duplicate charge refunded in the gateway's dashboard is the usual case),
- * then the sale.
+ * (payments/transactions.ts), less `given`, what of it earlier refunds paid back
+ * (`overpaymentGivenBack`). Refunds give back that excess first (a duplicate charge refunded in the
+ * gateway's dashboard is the usual case), then the sale.
  * @returns minor units, 0 … amount
  */
 export function overpaymentShare(
@@ -47,54 +46,34 @@ export function overpaymentShare(
   return amount < left ? amount : left;
 }
 
-/** What of an invoice's overpayment was given back (`overpaymentGivenBack`), minor units ≥ 0. */
-export interface OverpaymentGiven {
-  /**
-   * By the invoice's own succeeded refunds: counted in its `amount_refunded`, so what `saleGivenBack`
-   * takes off it (the rest of those refunds refunded the sale).
-   */
-  refunded: bigint;
-  /**
-   * In all, 0 … the overpayment: `refunded` plus the succeeded refunds of customer credit that its
-   * payments carried (payments/credit-refunds.ts: no invoice, not in its `amount_refunded`), up to
-   * what `refunded` left of the overpayment. What `overpaymentShare` is given.
-   */
-  total: bigint;
-}
-
 /**
- * What of `invoice`'s overpayment was given back, read under the invoice's lock:
- * - by its succeeded refunds (all but `excluding`): each refund's amount less its ISSUED credit note
- *   (the sale it refunded; none: all of it, for refunds made before credit notes existed), never
- *   more than the invoice was overpaid. Counted from the refunds themselves, not from the invoice's
- *   cumulative `amount_refunded`: a refund that fails after succeeding (its note voided) takes back
- *   exactly its own share, whatever refunds succeeded after it;
- * - by succeeded refunds of customer credit through its payments (the overpayment is that credit,
- *   paid back the way it came in), up to what is left of the overpayment. A refund of the invoice
- *   after one gives back the sale, with its credit note; one before it took the overpayment already,
- *   so the credit refund counts for no more than is left.
+ * What of `invoice`'s overpayment its succeeded refunds (all but `excluding`) paid back, minor units
+ * 0 … the overpayment: each refund's amount less its ISSUED credit note (the sale it refunded; none:
+ * all of it, but never more than the invoice was overpaid, for refunds made before credit notes
+ * existed). Counted from the refunds themselves, not from the invoice's cumulative
+ * `amount_refunded`: a refund that fails after succeeding (its note voided) takes back exactly its
+ * own share, whatever refunds succeeded after it. Read under the invoice's lock.
  */
 export async function overpaymentGivenBack(
   trx: Kysely<Database>,
   invoice: Pick<InvoiceRow, 'id' | 'total' | 'credit_applied' | 'amount_paid'>,
   excluding?: string,
-): Promise<OverpaymentGiven> {
+): Promise<bigint> {
   const excess = invoice.amount_paid - (invoice.total - invoice.credit_applied);
-  if (excess <= 0n) return { refunded: 0n, total: 0n };
-  const { rows } = await sql<{ refunded: string; credit: string }>`
-    SELECT (
-      SELECT coalesce(sum(r.amount - coalesce(n.total, 0)), 0) FROM refunds r
-      LEFT JOIN credit_notes n ON n.refund_id = r.id AND n.status = 'ISSUED'
-      WHERE r.invoice_id = ${invoice.id} AND r.kind = 'payment' AND r.status = 'succeeded'
-        AND r.id IS DISTINCT FROM ${excluding ?? null}
-    ) AS refunded, (
-      SELECT coalesce(sum(r.amount), 0) FROM refunds r JOIN transactions t ON t.id = r.transaction_id
-      WHERE t.invoice_id = ${invoice.id} AND r.kind = 'customer_credit' AND r.status = 'succeeded'
-    ) AS credit
-  `.execute(trx);
-  const atMost = (amount: bigint, limit: bigint) => (amount < limit ? amount : limit);
-  const refunded = atMost(BigInt(rows[0]?.refunded ?? 0), excess);
-  return { refunded, total: refunded + atMost(BigInt(rows[0]?.credit ?? 0), excess - refunded) };
+  if (excess <= 0n) return 0n;
+  const row = await trx
+    .selectFrom('refunds as r')
+    .leftJoin('credit_notes as n', (join) =>
+      join.onRef('n.refund_id', '=', 'r.id').on('n.status', '=', 'ISSUED'),
+    )
+    .select(sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0)), 0)::text`.as('given'))
+    .where('r.invoice_id', '=', invoice.id)
+    .where('r.kind', '=', 'payment')
+    .where('r.status', '=', 'succeeded')
+    .$if(excluding !== undefined, (qb) => qb.where('r.id', '!=', excluding ?? ''))
+    .executeTakeFirstOrThrow();
+  const given = BigInt(row.given);
+  return given < excess ? given : excess;
 }
 
 /** What a customer's refunds in flight hold of their credit in one currency (`overpaymentsHeld`). */
@@ -143,7 +122,7 @@ export async function overpaymentsHeld(
   const held = new Map<string, OverpaymentHeld>();
   for (const invoice of invoices) {
     const given = await overpaymentGivenBack(trx, invoice);
-    const share = overpaymentShare(invoice, given.total, BigInt(invoice.in_flight));
+    const share = overpaymentShare(invoice, given, BigInt(invoice.in_flight));
     if (share === 0n) continue;
     const key = `${invoice.customer_id} ${invoice.currency}`;
     const sum = held.get(key) ?? { customerId: invoice.customer_id, currency: invoice.currency, held: 0n };
@@ -173,13 +152,13 @@ export async function issueCreditNote(
   refund: RefundRow,
 ): Promise<RefundSplit> {
   const given = await overpaymentGivenBack(work.trx, invoice, refund.id);
-  const overpayment = overpaymentShare(invoice, given.total, refund.amount);
+  const overpayment = overpaymentShare(invoice, given, refund.amount);
   const sale = refund.amount - overpayment;
   if (sale === 0n) return { note: undefined, overpayment };
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
-    givenBack: saleGivenBack(invoice, given.refunded + overpayment, invoice.amount_refunded + refund.amount),
+    givenBack: saleGivenBack(invoice, given + overpayment, invoice.amount_refunded + refund.amount),
     reason: refund.reason,
   });
   return { note, overpayment };
@@ -203,7 +182,7 @@ export async function issueCreditReturnNote(
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
-    givenBack: saleGivenBack(invoice, (await overpaymentGivenBack(work.trx, invoice)).refunded) + amount,
+    givenBack: saleGivenBack(invoice, await overpaymentGivenBack(work.trx, invoice)) + amount,
     reason,
   });
 }

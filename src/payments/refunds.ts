@@ -301,7 +301,7 @@ async function overpaymentCreditShortfall(
 ): Promise<{ share: bigint; held: bigint; left: bigint; currency: string } | undefined> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
-  const given = (await overpaymentGivenBack(work.trx, invoice, excluding)).total;
+  const given = await overpaymentGivenBack(work.trx, invoice, excluding);
   let held = 0n;
   if (excluding === undefined) {
     held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));

@@ -198,16 +198,19 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT id FROM customers WHERE id = $1 FOR NO KEY UPDATE', [customer.id]);
+      const holderPid: number = (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       const stripe = stripeRefundSucceeds('re_credit_lock_order');
       const refunding = app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
         amount: 300,
         currency: 'EUR',
       });
-      // The refund's transaction waits on a lock (the customer's row, held above).
+      // The refund's transaction waits for the customer's row, held above: a statement on customers
+      // that the holder blocks (not any ungranted lock: pg-boss's advisory locks wait too).
       await waitFor('the credit refund to wait for the customer lock', async () => {
         const { rows } = await prober.query(
-          `SELECT count(*)::int AS waiting FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-           WHERE NOT l.granted AND a.datname = current_database()`,
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+           WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%"customers"%'`,
+          [holderPid],
         );
         return rows[0].waiting > 0;
       });

@@ -7,6 +7,7 @@ import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts'
 import { forgetLockedAhead, recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -633,13 +634,14 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     ]);
     expect((await ledgerIn(app, 'CAD'))['customer_credit:customer']).toBe(200);
   });
-  it('an overpayment paid back by a customer-credit refund (through the duplicate): a refund by hand of the sale is a refund of the sale, 201 with its credit note', async () => {
-    // Paid twice: 1000 of credit, paid back as a customer-credit refund through the newest payment,
-    // the duplicate: the overpayment is given back. A refund by hand of 1000 (through the first
-    // payment, the only one with room) refunds the sale: a credit note of 800 + 200 tax, refunds 800,
-    // tax payable 200, the customer's credit untouched (0).
+  /**
+   * Customer-credit refunds are never counted as an invoice's overpayment given back (only its own
+   * refunds are): after one paid back a duplicate's credit through the duplicate, a refund by hand
+   * still pays the overpayment back first, and the credit is gone.
+   */
+  it('an overpayment paid back by a customer-credit refund (through the duplicate): a refund by hand is still its overpayment, 409 overpayment_credit_spent, nothing changes', async () => {
     const paid = await paidTwice('NZD');
-    const seen = stripeRefunds(2);
+    const seen = stripeRefunds(1);
     const back = await app.api('POST', `/v1/customers/${paid.customer}/credit/refund`, {
       amount: 1000,
       currency: 'NZD',
@@ -650,40 +652,21 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(await creditOf(paid.customer)).toEqual([]);
     const before = await ledgerIn(app, 'NZD');
     const sale = await app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { amount: 1000 });
-    expect(sale.status).toBe(201);
-    expect(sale.body).toMatchObject({ status: 'succeeded', amount: 1000, transaction: paid.first.id });
-    expect(seen.map((s) => s.amount)).toEqual([1000, 1000]);
-    const invoice = await invoiceOf(paid.invoice);
-    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
-    expect(
-      invoice.credit_notes.map((n: { subtotal: number; tax: number; status: string }) => [
-        n.subtotal,
-        n.tax,
-        n.status,
-      ]),
-    ).toEqual([[800, 200, 'ISSUED']]);
-    const moved = await movedSince(before, 'NZD');
-    expect([
-      moved('refunds'),
-      moved('tax_payable'),
-      moved('customer_credit:customer'),
-      moved('gateway_clearing:stripe'),
-    ]).toEqual([800, 200, 0, -1000]);
-    expect((await ledgerIn(app, 'NZD'))['customer_credit:customer']).toBe(0);
-    const exceptions = await db()
-      .selectFrom('reconciliation_exceptions')
-      .select('kind')
-      .where('kind', '=', 'overpayment_credit_spent')
-      .where('transaction_id', 'in', [paid.first.id, paid.second.id])
-      .execute();
-    expect(exceptions).toEqual([]);
+    expect(sale.status).toBe(409);
+    expect(sale.body.error.code).toBe('overpayment_credit_spent');
+    expect(seen.map((s) => s.amount)).toEqual([1000]);
+    expect(await ledgerIn(app, 'NZD')).toEqual(before);
+    expect(await invoiceOf(paid.invoice)).toMatchObject({
+      status: 'PAID',
+      amount_paid: 2000,
+      amount_refunded: 0,
+      credit_notes: [],
+    });
   });
-  it('an overpayment paid back by a customer-credit refund: a full cancellation is no longer invoice_overpaid, the period goes back through the first payment', async () => {
-    // Paid twice, the 1000 of credit paid back through the duplicate (a customer-credit refund).
-    // Cancelled with refund_type full: owed the period's 1000, refunded through the first payment,
-    // a refund of the sale (credit note 800 + 200), not of the overpayment given back already.
+
+  it('an overpayment paid back by a customer-credit refund: a full cancellation is still invoice_overpaid, nothing changes', async () => {
     const paid = await paidTwice('SGD');
-    stripeRefunds(2);
+    stripeRefunds(1);
     const back = await app.api('POST', `/v1/customers/${paid.customer}/credit/refund`, {
       amount: 1000,
       currency: 'SGD',
@@ -691,22 +674,231 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(back.body.refunds).toMatchObject([{ kind: 'customer_credit', status: 'succeeded', amount: 1000 }]);
     const before = await ledgerIn(app, 'SGD');
     const cancelled = await app.api('POST', `/v1/subscriptions/${paid.sub}/cancel`, { refund_type: 'full' });
-    expect(cancelled.status).toBe(200);
-    expect(cancelled.body.refunds).toMatchObject([
-      { status: 'succeeded', amount: 1000, transaction: paid.first.id },
+    expect(cancelled.status).toBe(409);
+    expect(cancelled.body.error.code).toBe('invoice_overpaid');
+    expect(await ledgerIn(app, 'SGD')).toEqual(before);
+    expect((await app.api('GET', `/v1/subscriptions/${paid.sub}`)).body.status).toBe('ACTIVE');
+    expect(await invoiceOf(paid.invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+
+  /** Subscribes over the API (its first invoice finalized now, OPEN); `settle` pays it by card later. */
+  async function subscribed(customer: string, plan: string, method: string) {
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method })).body;
+    return {
+      settle: async () => {
+        const stripe = stripeChargeSucceeds();
+        const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
+        expect(stripe.scope.isDone()).toBe(true);
+        return { id: sub.id as string, invoice: settled.body.invoices[0].invoice as { id: string } };
+      },
+    };
+  }
+
+  it("a credit refund through A's payment before A was overpaid, then A's duplicate refunded: it pays back A's overpayment (credit debited, no note), and B's duplicate refund is refused 409", async () => {
+    // B (1000) paid, A (1000) finalized; B paid twice: 1000 of credit; A paid. The 1000 of credit goes
+    // back through A's payment (the newest). A is then paid twice: 1000 of credit again. Refunding A's
+    // duplicate debits that credit (0 left): the customer paid 4000 for 2000 of sales and got 2000 back.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('ZAR');
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const later = await subscribed(customer.id, plan, method!.id);
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'ZAR')).second;
+    const a = await later.settle();
+    stripeRefunds(1);
+    const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 1000,
+      currency: 'ZAR',
+    });
+    const { first: aFirst, second: dupA } = await duplicate(a.invoice.id, 1000n, 'ZAR');
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: aFirst.id },
     ]);
-    const invoice = await invoiceOf(paid.invoice);
-    expect(invoice).toMatchObject({ amount_paid: 2000, amount_refunded: 1000 });
-    expect(invoice.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax])).toEqual([
-      [800, 200],
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ZAR', amount: 1000 }]);
+    const before = await ledgerIn(app, 'ZAR');
+    stripeRefunds(1);
+    const r = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
+      transaction: dupA.id,
+      amount: 1000,
+    });
+    expect(r.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    const moved = await movedSince(before, 'ZAR');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('tax_payable')]).toEqual([1000, 0, 0]);
+    expect((await invoiceOf(a.invoice.id)).credit_notes).toEqual([]);
+    expect(await creditOf(customer.id)).toEqual([]);
+    const third = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 1000,
+    });
+    expect(third.status).toBe(409);
+    expect(third.body.error.code).toBe('overpayment_credit_spent');
+    expect((await ledgerIn(app, 'ZAR'))['customer_credit:customer']).toBe(0);
+  });
+
+  /**
+   * B and A (1000 each) both paid twice: 2000 of credit. A refund of A (1000, through `through`) is
+   * pending: it holds A's overpayment, 1000 left. A credit refund of that 1000 succeeds (through A's
+   * other payment). A's refund then succeeds: it pays back A's overpayment, debiting the credit to 0
+   * (no credit note); nothing in debit.
+   */
+  async function heldWhileCreditRefunded(currency: string, through: 'first' | 'duplicate') {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat(currency);
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const later = await subscribed(customer.id, plan, method!.id);
+    await duplicate(b.invoice.id, 1000n, currency);
+    const a = await later.settle();
+    const { first: aFirst, second: dupA } = await duplicate(a.invoice.id, 1000n, currency);
+    expect(await creditOf(customer.id)).toEqual([{ currency, amount: 2000 }]);
+    const [held, other] = through === 'first' ? [aFirst, dupA] : [dupA, aFirst];
+    stripeRefunds(1, 'pending');
+    const r1 = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
+      transaction: held.id,
+      amount: 1000,
+    });
+    expect(r1.body).toMatchObject({ status: 'pending', amount: 1000 });
+    expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1000 }]);
+    stripeRefunds(1);
+    const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 1000,
+      currency,
+    });
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: other.id },
     ]);
-    const moved = await movedSince(before, 'SGD');
+    expect(await creditOf(customer.id)).toEqual([]);
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, r1.body.id, { status: 'succeeded' }),
+    );
+    const invoice = await invoiceOf(a.invoice.id);
+    expect({
+      available: await creditOf(customer.id),
+      balance: (await ledgerIn(app, currency))['customer_credit:customer'],
+      notes: invoice.credit_notes.length,
+      refunded: invoice.amount_refunded,
+    }).toEqual({ available: [], balance: 0, notes: 0, refunded: 1000 });
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('refund_id', '=', r1.body.id)
+      .execute();
+    expect(exceptions).toEqual([]);
+  }
+
+  it("a refund of A's duplicate in flight holds its credit while a credit refund goes through A's first payment: A's refund pays back the overpayment, credit 0, no note", async () => {
+    await heldWhileCreditRefunded('ILS', 'duplicate');
+  });
+
+  it("a refund of A's first payment in flight holds A's overpayment while a credit refund goes through A's duplicate: the same, credit 0, no note", async () => {
+    await heldWhileCreditRefunded('INR', 'first');
+  });
+
+  it("a credit refund through A's duplicate while a refund of A in flight holds A's overpayment; A's refund fails: a refund of A again is its overpayment (credit 0, no note), B's duplicate refund 409", async () => {
+    // B and A paid twice: 2000 of credit. R1 (A, 1000 through its first payment) pending holds 1000;
+    // C, a credit refund of the 1000 left, goes through A's duplicate and succeeds. R1 fails: 1000 of
+    // credit free again. A refund of A pays A's overpayment back (debit the credit: 0), as C is never
+    // counted as A's overpayment. Paid 4000 for 2000 of sales, 2000 back (C, the second refund).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('BRL');
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const subA = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'BRL')).second;
+    const a = await duplicate(subA.invoice.id, 1000n, 'BRL');
+    stripeRefunds(1, 'pending');
+    const r1 = await app.api('POST', `/v1/invoices/${subA.invoice.id}/refund`, {
+      transaction: a.first.id,
+      amount: 1000,
+    });
+    expect(r1.body).toMatchObject({ status: 'pending', amount: 1000 });
+    stripeRefunds(1);
+    const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 1000,
+      currency: 'BRL',
+    });
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: a.second.id },
+    ]);
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, r1.body.id, { status: 'failed' }),
+    );
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'BRL', amount: 1000 }]);
+    const before = await ledgerIn(app, 'BRL');
+    stripeRefunds(1);
+    const again = await app.api('POST', `/v1/invoices/${subA.invoice.id}/refund`, {
+      transaction: a.first.id,
+      amount: 1000,
+    });
+    expect(again.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    const moved = await movedSince(before, 'BRL');
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('tax_payable')]).toEqual([1000, 0, 0]);
+    expect(await invoiceOf(subA.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1000,
+      credit_notes: [],
+    });
+    expect(await creditOf(customer.id)).toEqual([]);
+    const third = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 1000,
+    });
+    expect(third.status).toBe(409);
+    expect(third.body.error.code).toBe('overpayment_credit_spent');
+    expect((await ledgerIn(app, 'BRL'))['customer_credit:customer']).toBe(0);
+  });
+
+  it("a credit refund through A's duplicate in flight; a refund by hand of A within the other credit succeeds first: it pays back A's overpayment, then the credit refund: credit 0, B's duplicate refund 409, nothing in debit", async () => {
+    // B and A paid twice: 2000 of credit, 4000 paid for 2000 of sales. C (credit refund, 1000) pending
+    // through A's duplicate holds 1000. R (A, 1000 through its first payment) is A's overpayment,
+    // within the 1000 left: it succeeds (debit 1000), then C does (debit 1000): credit 0, 2000 back.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat('THB');
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const subA = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const dupB = (await duplicate(b.invoice.id, 1000n, 'THB')).second;
+    const a = await duplicate(subA.invoice.id, 1000n, 'THB');
+    stripeRefunds(1, 'pending');
+    const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
+      amount: 1000,
+      currency: 'THB',
+    });
+    expect(back.body.refunds).toMatchObject([
+      { kind: 'customer_credit', status: 'pending', amount: 1000, transaction: a.second.id },
+    ]);
+    const before = await ledgerIn(app, 'THB');
+    stripeRefunds(1);
+    const r = await app.api('POST', `/v1/invoices/${subA.invoice.id}/refund`, {
+      transaction: a.first.id,
+      amount: 1000,
+    });
+    expect(r.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, back.body.refunds[0].id, { status: 'succeeded' }),
+    );
+    const moved = await movedSince(before, 'THB');
     expect([
+      moved('customer_credit:customer'),
       moved('refunds'),
       moved('tax_payable'),
-      moved('customer_credit:customer'),
       moved('gateway_clearing:stripe'),
-    ]).toEqual([800, 200, 0, -1000]);
-    expect(await creditOf(paid.customer)).toEqual([]);
+    ]).toEqual([2000, 0, 0, -2000]);
+    expect(await invoiceOf(subA.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1000,
+      credit_notes: [],
+    });
+    expect(await creditOf(customer.id)).toEqual([]);
+    const third = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
+      transaction: dupB.id,
+      amount: 1000,
+    });
+    expect(third.status).toBe(409);
+    expect(third.body.error.code).toBe('overpayment_credit_spent');
+    const books = await ledgerIn(app, 'THB');
+    expect(books['customer_credit:customer']).toBe(0);
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select('kind')
+      .where('refund_id', 'in', [r.body.id, back.body.refunds[0].id])
+      .execute();
+    expect(exceptions).toEqual([]);
   });
 });
