@@ -7,6 +7,7 @@ import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { asNewLine } from './invoice-adjustments.ts';
 import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -561,9 +562,10 @@ export async function chargedBasis(
 
 /**
  * The plan line of the invoice of period `periodIndex` (not VOID) and its coupon lines as a charged
- * item: the price is the line's amount (with its tax for a tax-inclusive price), each discount what
- * its coupon line took off, the tax rule the line's own (its named rates, read by id: a rate's
- * percentage and flags never change, or its bare percent); null when there is none.
+ * item: the price is the line as `asNewLine` prices it again (its net amount with the taxes it
+ * included: all of them for a tax-inclusive price, else those of its inclusive named rates), each
+ * discount what its coupon line took off (the same way), the tax rule the line's own (its named rates
+ * as stored, else its bare percent); null when there is none.
  */
 async function invoicedItem(
   trx: Kysely<Database>,
@@ -574,17 +576,8 @@ async function invoicedItem(
     .selectFrom('invoice_lines')
     .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
     .leftJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
-    .select([
-      'invoice_lines.plan_id',
-      'invoice_lines.coupon_id',
-      'coupons.code',
-      'invoice_lines.quantity',
-      'invoice_lines.amount',
-      'invoice_lines.tax_amount',
-      'invoice_lines.tax_rate_ppm',
-      'invoice_lines.taxes',
-      'invoice_lines.tax_inclusive',
-    ])
+    .selectAll('invoice_lines')
+    .select('coupons.code')
     .where('invoices.subscription_id', '=', subscriptionId)
     .where('invoices.period_index', '=', periodIndex)
     .where('invoices.status', '!=', 'VOID')
@@ -596,42 +589,17 @@ async function invoicedItem(
     .execute();
   const [line, ...coupons] = lines;
   if (!line || line.coupon_id !== null) return null;
-  // A line's price: its net amount, with its tax when the price included it (`lineAmounts`' split).
-  const price = (l: (typeof lines)[number]) => (line.tax_inclusive ? l.amount + l.tax_amount : l.amount);
   const plan = await getPlan(trx, line.plan_id!);
-  const named = line.taxes as { tax_rate: string; display_name: string }[];
-  const rates = named.length
-    ? await trx
-        .selectFrom('tax_rates')
-        .selectAll()
-        .where(
-          'id',
-          'in',
-          named.map((t) => t.tax_rate),
-        )
-        .execute()
-    : [];
+  const priced = asNewLine(line);
   return {
     planId: plan.id,
     description: `${plan.name} × ${line.quantity}`,
-    base: price(line),
+    base: priced.amount,
     discounts: coupons
       .filter((l) => l.coupon_id !== null)
-      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: -price(l) })),
-    tax: named.length
-      ? {
-          taxRates: named.map((t) => {
-            const rate = rates.find((r) => r.id === t.tax_rate)!;
-            return {
-              id: rate.id,
-              displayName: t.display_name,
-              ppm: rate.percent_ppm,
-              inclusive: rate.inclusive,
-              compound: rate.compound,
-            };
-          }),
-          taxInclusive: line.tax_inclusive,
-        }
+      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: asNewLine(l).amount })),
+    tax: priced.taxRates
+      ? { taxRates: priced.taxRates, taxInclusive: line.tax_inclusive }
       : { taxRatePpm: line.tax_rate_ppm, taxInclusive: line.tax_inclusive },
   };
 }

@@ -519,4 +519,69 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'SGD')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
   });
+
+  /** A customer taxed by an inclusive named rate of 20% (in `country`), on a plan with no tax of its own. */
+  const inclusivelyTaxed = async (currency: string, country: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    expect(
+      (
+        await app.api('POST', '/v1/tax-rates', {
+          display_name: `VAT ${currency}`,
+          country,
+          percent: 20,
+          inclusive: true,
+        })
+      ).status,
+    ).toBe(201);
+    await db()
+      .updateTable('customers')
+      .set({ address_country: country })
+      .where('id', '=', customer.id)
+      .execute();
+    return { customer, method };
+  };
+
+  it('an inclusive tax rate on a tax-exclusive plan: a change credits the unused time as charged, its tax included', async () => {
+    // Plan 1200, tax-exclusive, no plan tax; the customer's rate is inclusive: 1000 net + 200 tax.
+    const { customer } = await inclusivelyTaxed('QAR', 'PT');
+    const big = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 1200 } });
+    const free = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 0 } });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: big },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 200n, total: 1200n });
+    // Feb 15 (half left) to a free plan: half of what was charged, 500 + 100 tax, not 1000 split again
+    // as if it included 20% (417 + 83).
+    const change = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: free },
+      d('2027-02-15T00:00:00Z'),
+      true,
+    );
+    expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -500n, -100n],
+    ]);
+    expect(change.proration.total).toBe(-600n);
+  });
+
+  it('an inclusive tax rate on a tax-exclusive plan: cancel now with prorate, no change, gives back half of the 1200 paid', async () => {
+    const { customer, method } = await inclusivelyTaxed('SAR', 'GR');
+    const plan = await insertPlan(db(), { currency: 'SAR', price: { model: 'FLAT_FEE', amount: 1200 } });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 1200 paid (1000 + 200 tax). Feb 15, half left: 600 back.
+    const stripe = stripeRefundSucceeds('re_basis_inclusive_rate');
+    const result = await cancel(sub.id, 'prorate', '2027-02-15T00:00:00Z');
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded(result)).toBe(600n);
+  });
 });
