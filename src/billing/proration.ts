@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -219,8 +219,9 @@ async function refuseCreditOfUncollected(
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
  * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
- * (`refuseCreditOfUnpaidChanges`), or `full` after prorated changes that charged the plan for part of
- * the period (`refuseFullOverChanges`)
+ * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
+ * the period (`refuseFullOverChanges`), or a prorated change of a period changed before bases were
+ * stored (`chargedBasis`)
  */
 export async function changeSubscription(
   db: Db,
@@ -268,7 +269,12 @@ export async function changeSubscription(
         remaining: behavior === 'full' ? period : secondsBetween(now, end),
         period,
       };
-      const before = await chargedBasis(work.trx, subscription, subscription.current_period_index!);
+      const before = await chargedBasis(
+        work.trx,
+        subscription,
+        subscription.current_period_index!,
+        'proration',
+      );
       await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
@@ -521,12 +527,16 @@ function storedBasis(basis: ChargedBasis): string {
 /**
  * The charged basis of the current period `periodIndex` of subscription `subscription`: the one its
  * latest prorated change of this period stored (`charged_basis`), else the period invoice's plan line
- * and its coupon lines as they were charged (see `ChargedBasis`). Read-only.
+ * and its coupon lines as they were charged (see `ChargedBasis`). Read-only. `field` is the input
+ * field a refusal names: `proration` for a change, `refund_type` for a cancellation's refund.
+ * @throws ValidationError (field `field`) when no basis of this period is stored but a prorated
+ * change already ran in it (`refuseUnrecordedChange`: before migration 0044 stored bases)
  */
 export async function chargedBasis(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis' | 'current_period_start' | 'current_period_end'>,
   periodIndex: number,
+  field: 'proration' | 'refund_type',
 ): Promise<ChargedBasis> {
   const stored = subscription.charged_basis as StoredBasis | null;
   if (stored && stored.period_index === periodIndex) {
@@ -552,12 +562,68 @@ export async function chargedBasis(
       invoices: stored.invoices,
     };
   }
+  await refuseUnrecordedChange(trx, subscription, field);
   return {
     periodIndex,
     plan: await invoicedItem(trx, subscription.id, periodIndex),
     changesTotal: 0n,
     invoices: [],
   };
+}
+
+/**
+ * Refuses to take the period invoice as the basis of subscription `subscription`'s current period
+ * when a prorated change already ran in it without storing a basis (it ran before migration 0044):
+ * the plan in force was charged by that change, at a price and for a time the period invoice does
+ * not say, and what it charged and credited is not known here. A change's proration lines are
+ * recognized by a `subscription_update` invoice with a plan line (not usage, not an add-on's) for the
+ * rest of this period, a net credit by its `proration_credit` journal entry dated in this period.
+ * A change of no net amount leaves neither; its price is then the period invoice's. The way out:
+ * proration or refund_type none, or wait for the next period (its invoice is the basis again).
+ * @throws ValidationError (field `field`) naming what was found
+ */
+async function refuseUnrecordedChange(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_start' | 'current_period_end'>,
+  field: 'proration' | 'refund_type',
+): Promise<void> {
+  const { id, current_period_start: start, current_period_end: end } = subscription;
+  if (!start || !end) return;
+  const invoice = await trx
+    .selectFrom('invoice_lines')
+    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+    .select('invoices.id')
+    .where('invoices.subscription_id', '=', id)
+    .where('invoices.billing_reason', '=', 'subscription_update')
+    .where('invoice_lines.plan_id', 'is not', null)
+    .where('invoice_lines.add_on_id', 'is', null)
+    .where('invoice_lines.metric_code', 'is', null)
+    .where('invoice_lines.period_start', '>=', start)
+    .where('invoice_lines.period_end', '=', end)
+    .executeTakeFirst();
+  // `prorationCredited`'s key: `<subscription>:proration_credit:<ISO time of the change>:<change>`.
+  const prefix = `${id}:proration_credit:`;
+  const at = sql<string>`substr(idempotency_key, ${prefix.length + 1}, 24)`;
+  const credit = invoice
+    ? undefined
+    : await trx
+        .selectFrom('journal_entries')
+        .select('id')
+        .where('source_type', '=', 'subscription')
+        .where('source_id', '=', id)
+        .where(sql<boolean>`starts_with(idempotency_key, ${prefix})`)
+        .where(at, '>=', start.toISOString())
+        .where(at, '<', end.toISOString())
+        .executeTakeFirst();
+  if (!invoice && !credit) return;
+  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit!.id})`;
+  const wayOut =
+    field === 'proration'
+      ? 'change with proration none, or at the next cycle, or wait for the next period'
+      : 'cancel with refund_type none (then refund by hand: POST /v1/invoices/:id/refund), or at the period end, or wait for the next period';
+  throw new ValidationError('period changed before charged bases were stored', {
+    [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0044), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
+  });
 }
 
 /**

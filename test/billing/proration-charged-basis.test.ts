@@ -584,4 +584,92 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(stripe.isDone()).toBe(true);
     expect(refunded(result)).toBe(600n);
   });
+
+  /** The state of a subscription whose prorated change of the period ran before migration 0044: no basis stored. */
+  const basisNotStored = (id: string) =>
+    db().updateTable('subscriptions').set({ charged_basis: null }).where('id', '=', id).execute();
+
+  it('a period changed before charged bases were stored: a prorated change is refused (its price is not known), proration none goes through', async () => {
+    // No tax. B 3000 (period invoice); Feb 15 B → A 1000 prorated before the deploy: 1000 of credit.
+    const a = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: b },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const down = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(down.credited).toBe(1000n);
+    await basisNotStored(subscription.id);
+    // Feb 22 A → B: A's quarter (250) was charged by that change, but the period invoice says B, so
+    // B's quarter (750) would be credited and B's week free. Refused, nothing changes.
+    const up = () =>
+      changeSubscription(db(), 'system', subscription.id, { planId: b }, d('2027-02-22T00:00:00Z'), false);
+    const refused = await up().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain('migration 0044');
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1000 }]);
+    expect(await ledgerIn(app, 'RON')).toEqual({
+      'customer_credit:customer': -1000,
+      'receivable:customer': 3000,
+      revenue: -2000,
+    });
+    // With proration none it goes through: B bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b, proration: 'none' },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+  });
+
+  it('a period upgraded before charged bases were stored: a prorate cancellation refund is refused, refund_type none goes through', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const small = await flatPlan(app, 'MAD', 800);
+    const big = await flatPlan(app, 'MAD', 3200);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: small,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // Feb 15 small → big before the deploy: 1500 invoiced (1200 + 25%).
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: big },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1500n);
+    await basisNotStored(sub.id);
+    // Feb 22: the period invoice says small, the plan in force was charged by the change: refused.
+    const refused = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.refund_type).toContain(up.invoice!.id);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+    const none = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      gateways(),
+      sub.id,
+      { when: 'now', refundType: 'none' },
+      d('2027-02-22T00:00:00Z'),
+    );
+    expect([none.subscription.status, none.refunds]).toEqual(['CANCELLED', []]);
+  });
 });
