@@ -162,6 +162,44 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
 }
 
 /**
+ * Refuses a prorated change that credits unused time of the current period when the period's
+ * invoices (its period invoice, the invoices of its earlier prorated changes) gave money back since
+ * they were paid: a refund by hand (`amount_refunded`) or customer credit returned
+ * (`credit_returned`). Refunds do not say which time they gave back, so crediting the unused time
+ * again could give it back twice (4000 paid and refunded by hand, then 1500 of customer credit for
+ * the unused half), as a cancellation's refund counts what was given back (`alreadyGiven`,
+ * cancellation.ts).
+ * @throws ValidationError (field `proration`) naming the invoices and what they gave back
+ */
+async function refuseCreditOfGivenBack(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  basis: ChargedBasis,
+): Promise<void> {
+  const given = await trx
+    .selectFrom('invoices')
+    .select(['id', 'currency', 'amount_refunded', 'credit_returned'])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('subscription_id', '=', subscription.id), eb('period_index', '=', basis.periodIndex)]),
+        ...(basis.invoices.length ? [eb('id', 'in', basis.invoices)] : []),
+      ]),
+    )
+    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
+    .orderBy('id')
+    .execute();
+  if (given.length === 0) return;
+  const named = given
+    .map(
+      (i) => `${i.id} (${i.amount_refunded} refunded, ${i.credit_returned} credit returned, ${i.currency})`,
+    )
+    .join(', ');
+  throw new ValidationError('proration credits time given back', {
+    proration: `this change credits the unused time of this period, but its invoices gave money back since they were paid: ${named}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
  * changes charged its current plan for part of the period only: crediting that plan's whole period
  * would give back a price never charged for the time before. It goes through when what the period
@@ -220,8 +258,9 @@ async function refuseCreditOfUncollected(
  * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
  * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
- * the period (`refuseFullOverChanges`), or a prorated change of a period changed before bases were
- * stored (`chargedBasis`)
+ * the period (`refuseFullOverChanges`), a prorated change of a period changed before bases were
+ * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
+ * (`refuseCreditOfGivenBack`)
  */
 export async function changeSubscription(
   db: Db,
@@ -280,10 +319,12 @@ export async function changeSubscription(
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
       charged = { before, after };
       const span = { start: now, end };
+      const unused = before.plan
+        ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
+        : [];
+      if (unused.length > 0) await refuseCreditOfGivenBack(work.trx, subscription, before);
       lines.push(
-        ...(before.plan
-          ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
-          : []),
+        ...unused,
         ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),
       );
     }

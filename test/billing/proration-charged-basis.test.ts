@@ -672,4 +672,44 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     );
     expect([none.subscription.status, none.refunds]).toEqual(['CANCELLED', []]);
   });
+
+  it('a change after the period invoice was refunded by hand is refused: its unused time could be given back twice', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'MXN', 3200);
+    const small = await flatPlan(app, 'MXN', 800);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 4000 paid, all of it refunded by hand.
+    stripeRefundSucceeds('re_basis_by_hand');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 4000 })).status).toBe(
+      201,
+    );
+    // Feb 15 downgrade: big's unused half (1500 of customer credit) would be paid a second time.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(`${sub.invoice.id} (4000 refunded`);
+    expect(await creditOf(customer.id)).toEqual([]);
+    // With proration none it goes through: small bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small, proration: 'none' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+    expect(await creditOf(customer.id)).toEqual([]);
+  });
 });
