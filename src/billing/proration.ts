@@ -222,28 +222,44 @@ async function refuseFullOverChanges(
 }
 
 /**
- * Refuses a change that ends as the customer's credit (a net credit) when the current period's
- * invoice is UNCOLLECTIBLE: the unused time it credits was never paid, and customer credit can be
- * refunded in cash. A VOID period invoice charged nothing, so nothing of it is credited
- * (`chargedBasis`); an OPEN one is still being collected and is credited as charged.
- * @throws ValidationError (field `proration`)
+ * Refuses a change that ends as the customer's credit (a net credit) while an invoice of the
+ * period's earlier prorated changes (`basis.invoices`) is DRAFT or OPEN (not paid yet, charged at
+ * once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
+ * was not paid, and customer credit outlives the invoice (it stays if the invoice is then voided or
+ * written off) and can be refunded in cash. As a cancellation's refund waits for the period's change
+ * invoices to be PAID (`refuseUnsettledChanges`, cancellation.ts). A VOID period invoice charged
+ * nothing, so nothing of it is credited (`chargedBasis`); a VOID or UNCOLLECTIBLE change invoice is
+ * refused by `refuseCreditOfUnpaidChanges` whatever the net. An OPEN period invoice is still credited
+ * as charged (a known gap: voiding it afterwards leaves the credit).
+ * @throws ValidationError (field `proration`) naming the invoices and what they still owe
  */
-async function refuseCreditOfUncollected(
+async function refuseCreditOfUnpaid(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
+  basis: ChargedBasis | undefined,
   proration: InvoicePreview,
 ): Promise<void> {
   if (proration.total >= 0n || subscription.current_period_index === null) return;
-  const invoice = await trx
+  const changes = basis?.invoices ?? [];
+  const unpaid = await trx
     .selectFrom('invoices')
-    .select(['id', 'amount_due'])
-    .where('subscription_id', '=', subscription.id)
-    .where('period_index', '=', subscription.current_period_index)
-    .where('status', '=', 'UNCOLLECTIBLE')
-    .executeTakeFirst();
-  if (!invoice) return;
-  throw new ValidationError('proration credits an uncollected period', {
-    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoice ${invoice.id} is UNCOLLECTIBLE (${invoice.amount_due} due): that time was never paid, and the credit would become customer credit, refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/${invoice.id}/charge), or change with proration none, or at the next cycle`,
+    .select(['id', 'status', 'amount_due'])
+    .where((eb) =>
+      eb.or([
+        eb.and([
+          eb('subscription_id', '=', subscription.id),
+          eb('period_index', '=', subscription.current_period_index),
+          eb('status', '=', 'UNCOLLECTIBLE'),
+        ]),
+        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', 'in', ['DRAFT', 'OPEN'])])] : []),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+  if (unpaid.length === 0) return;
+  const named = unpaid.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
+  throw new ValidationError('proration credits an unpaid period', {
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/:id/charge) or void it, or change with proration none, or at the next cycle`,
   });
 }
 
@@ -255,8 +271,8 @@ async function refuseCreditOfUncollected(
  * cancellation is scheduled whose refund gave back money of this period: its unused time would be
  * credited twice); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
- * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
- * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
+ * (`refuseDebtOnCredit`), a net credit while a change's invoice of the period is not paid or the
+ * period's is UNCOLLECTIBLE (`refuseCreditOfUnpaid`), a change after one whose invoice is VOID or UNCOLLECTIBLE
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
  * the period (`refuseFullOverChanges`), a prorated change of a period changed before bases were
  * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
@@ -338,7 +354,7 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
-    await refuseCreditOfUncollected(work.trx, subscription, proration);
+    await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 

@@ -712,4 +712,40 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect([none.credited, none.invoice]).toEqual([0n, null]);
     expect(await creditOf(customer.id)).toEqual([]);
   });
+
+  it('a downgrade after an upgrade charged at renewal (OPEN) is refused: the upgrade’s unused time is not paid yet', async () => {
+    // No tax. A 1000, B 3000; Feb 15 A → B prorate_at_renewal: 1000 OPEN until March 1.
+    const a = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b, proration: 'prorate_at_renewal' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([up.invoice?.total, up.invoice?.status]).toEqual([1000n, 'OPEN']);
+    // Feb 22 B → A would credit B's quarter (750, not paid) and charge A's (250): 500 of customer
+    // credit that a void of the upgrade's invoice would leave. Refused, nothing changes.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+  });
 });
