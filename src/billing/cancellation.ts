@@ -207,7 +207,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * refunded yet (paid in cash, even partly, or by credit; not an unpaid OPEN invoice, which the
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period, when a prorated change of the period has an invoice not PAID or given back since,
- * or when it owes more than the period invoice can give back (the rest paid by a change's invoice)
+ * when it owes more than the period invoice can give back (the rest paid by a change's invoice), or
+ * when a prorated change of the period ran before charged bases were stored (`chargedBasis`)
  */
 async function refundOf(
   work: UnitOfWork,
@@ -295,7 +296,7 @@ async function refundOf(
   // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
-  const basis = await chargedBasis(trx, subscription, subscription.current_period_index);
+  const basis = await chargedBasis(trx, subscription, subscription.current_period_index, 'refund_type');
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
   const cost =
     type === 'full'

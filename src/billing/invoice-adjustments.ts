@@ -26,11 +26,12 @@ interface StoredLineTax {
 }
 
 /**
- * A stored line as `invoiceAmounts` takes it (its amount unsigned, its type saying the sign): with
- * its named rates when it has some, and, for a tax-inclusive line, its price (the net plus the taxes
- * it included), so pricing it again gives the same net and taxes.
+ * A stored line as `invoiceAmounts` takes it (its amount unsigned, minor units, its type saying the
+ * sign): with its named rates when it has some, and its price: the net plus the taxes it included
+ * (all of them for a tax-inclusive line, else those of its inclusive named rates), so pricing it
+ * again gives the same net and taxes. Also the charged basis of a period (billing/proration.ts).
  */
-function asNewLine(line: InvoiceLineRow): NewLine {
+export function asNewLine(line: InvoiceLineRow): NewLine & { amount: bigint } {
   const taxes = line.taxes as StoredLineTax[];
   const included = line.tax_inclusive
     ? line.tax_amount

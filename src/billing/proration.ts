@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -7,6 +7,7 @@ import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { asNewLine } from './invoice-adjustments.ts';
 import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
@@ -162,6 +163,44 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
 }
 
 /**
+ * Refuses a prorated change that credits unused time of the current period when the period's
+ * invoices (its period invoice, the invoices of its earlier prorated changes) gave money back since
+ * they were paid: a refund by hand (`amount_refunded`) or customer credit returned
+ * (`credit_returned`). Refunds do not say which time they gave back, so crediting the unused time
+ * again could give it back twice (4000 paid and refunded by hand, then 1500 of customer credit for
+ * the unused half), as a cancellation's refund counts what was given back (`alreadyGiven`,
+ * cancellation.ts).
+ * @throws ValidationError (field `proration`) naming the invoices and what they gave back
+ */
+async function refuseCreditOfGivenBack(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  basis: ChargedBasis,
+): Promise<void> {
+  const given = await trx
+    .selectFrom('invoices')
+    .select(['id', 'currency', 'amount_refunded', 'credit_returned'])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('subscription_id', '=', subscription.id), eb('period_index', '=', basis.periodIndex)]),
+        ...(basis.invoices.length ? [eb('id', 'in', basis.invoices)] : []),
+      ]),
+    )
+    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
+    .orderBy('id')
+    .execute();
+  if (given.length === 0) return;
+  const named = given
+    .map(
+      (i) => `${i.id} (${i.amount_refunded} refunded, ${i.credit_returned} credit returned, ${i.currency})`,
+    )
+    .join(', ');
+  throw new ValidationError('proration credits time given back', {
+    proration: `this change credits the unused time of this period, but its invoices gave money back since they were paid: ${named}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
  * changes charged its current plan for part of the period only: crediting that plan's whole period
  * would give back a price never charged for the time before. It goes through when what the period
@@ -184,28 +223,44 @@ async function refuseFullOverChanges(
 }
 
 /**
- * Refuses a change that ends as the customer's credit (a net credit) when the current period's
- * invoice is UNCOLLECTIBLE: the unused time it credits was never paid, and customer credit can be
- * refunded in cash. A VOID period invoice charged nothing, so nothing of it is credited
- * (`chargedBasis`); an OPEN one is still being collected and is credited as charged.
- * @throws ValidationError (field `proration`)
+ * Refuses a change that ends as the customer's credit (a net credit) while an invoice of the
+ * period's earlier prorated changes (`basis.invoices`) is DRAFT or OPEN (not paid yet, charged at
+ * once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
+ * was not paid, and customer credit outlives the invoice (it stays if the invoice is then voided or
+ * written off) and can be refunded in cash. As a cancellation's refund waits for the period's change
+ * invoices to be PAID (`refuseUnsettledChanges`, cancellation.ts). A VOID period invoice charged
+ * nothing, so nothing of it is credited (`chargedBasis`); a VOID or UNCOLLECTIBLE change invoice is
+ * refused by `refuseCreditOfUnpaidChanges` whatever the net. An OPEN period invoice is still credited
+ * as charged (a known gap: voiding it afterwards leaves the credit).
+ * @throws ValidationError (field `proration`) naming the invoices and what they still owe
  */
-async function refuseCreditOfUncollected(
+async function refuseCreditOfUnpaid(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
+  basis: ChargedBasis | undefined,
   proration: InvoicePreview,
 ): Promise<void> {
   if (proration.total >= 0n || subscription.current_period_index === null) return;
-  const invoice = await trx
+  const changes = basis?.invoices ?? [];
+  const unpaid = await trx
     .selectFrom('invoices')
-    .select(['id', 'amount_due'])
-    .where('subscription_id', '=', subscription.id)
-    .where('period_index', '=', subscription.current_period_index)
-    .where('status', '=', 'UNCOLLECTIBLE')
-    .executeTakeFirst();
-  if (!invoice) return;
-  throw new ValidationError('proration credits an uncollected period', {
-    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoice ${invoice.id} is UNCOLLECTIBLE (${invoice.amount_due} due): that time was never paid, and the credit would become customer credit, refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/${invoice.id}/charge), or change with proration none, or at the next cycle`,
+    .select(['id', 'status', 'amount_due'])
+    .where((eb) =>
+      eb.or([
+        eb.and([
+          eb('subscription_id', '=', subscription.id),
+          eb('period_index', '=', subscription.current_period_index),
+          eb('status', '=', 'UNCOLLECTIBLE'),
+        ]),
+        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', 'in', ['DRAFT', 'OPEN'])])] : []),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+  if (unpaid.length === 0) return;
+  const named = unpaid.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
+  throw new ValidationError('proration credits an unpaid period', {
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/:id/charge) or void it, or change with proration none, or at the next cycle`,
   });
 }
 
@@ -218,10 +273,12 @@ async function refuseCreditOfUncollected(
  * credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
- * (`refuseDebtOnCredit`), a net credit of a period whose invoice is UNCOLLECTIBLE
- * (`refuseCreditOfUncollected`), a change after one whose invoice is VOID or UNCOLLECTIBLE
- * (`refuseCreditOfUnpaidChanges`), or `full` after prorated changes that charged the plan for part of
- * the period (`refuseFullOverChanges`)
+ * (`refuseDebtOnCredit`), a net credit while a change's invoice of the period is not paid or the
+ * period's is UNCOLLECTIBLE (`refuseCreditOfUnpaid`), a change after one whose invoice is VOID or UNCOLLECTIBLE
+ * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
+ * the period (`refuseFullOverChanges`), a prorated change of a period changed before bases were
+ * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
+ * (`refuseCreditOfGivenBack`)
  */
 export async function changeSubscription(
   db: Db,
@@ -270,16 +327,23 @@ export async function changeSubscription(
         remaining: behavior === 'full' ? period : secondsBetween(now, end),
         period,
       };
-      const before = await chargedBasis(work.trx, subscription, subscription.current_period_index!);
+      const before = await chargedBasis(
+        work.trx,
+        subscription,
+        subscription.current_period_index!,
+        'proration',
+      );
       await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
       charged = { before, after };
       const span = { start: now, end };
+      const unused = before.plan
+        ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
+        : [];
+      if (unused.length > 0) await refuseCreditOfGivenBack(work.trx, subscription, before);
       lines.push(
-        ...(before.plan
-          ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
-          : []),
+        ...unused,
         ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),
       );
     }
@@ -293,7 +357,7 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
-    await refuseCreditOfUncollected(work.trx, subscription, proration);
+    await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
 
@@ -523,12 +587,16 @@ function storedBasis(basis: ChargedBasis): string {
 /**
  * The charged basis of the current period `periodIndex` of subscription `subscription`: the one its
  * latest prorated change of this period stored (`charged_basis`), else the period invoice's plan line
- * and its coupon lines as they were charged (see `ChargedBasis`). Read-only.
+ * and its coupon lines as they were charged (see `ChargedBasis`). Read-only. `field` is the input
+ * field a refusal names: `proration` for a change, `refund_type` for a cancellation's refund.
+ * @throws ValidationError (field `field`) when no basis of this period is stored but a prorated
+ * change already ran in it (`refuseUnrecordedChange`: before migration 0043 stored bases)
  */
 export async function chargedBasis(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis' | 'current_period_start' | 'current_period_end'>,
   periodIndex: number,
+  field: 'proration' | 'refund_type',
 ): Promise<ChargedBasis> {
   const stored = subscription.charged_basis as StoredBasis | null;
   if (stored && stored.period_index === periodIndex) {
@@ -554,6 +622,7 @@ export async function chargedBasis(
       invoices: stored.invoices,
     };
   }
+  await refuseUnrecordedChange(trx, subscription, field);
   return {
     periodIndex,
     plan: await invoicedItem(trx, subscription.id, periodIndex),
@@ -563,10 +632,66 @@ export async function chargedBasis(
 }
 
 /**
+ * Refuses to take the period invoice as the basis of subscription `subscription`'s current period
+ * when a prorated change already ran in it without storing a basis (it ran before migration 0043):
+ * the plan in force was charged by that change, at a price and for a time the period invoice does
+ * not say, and what it charged and credited is not known here. A change's proration lines are
+ * recognized by a `subscription_update` invoice with a plan line (not usage, not an add-on's) for the
+ * rest of this period, a net credit by its `proration_credit` journal entry dated in this period.
+ * A change of no net amount leaves neither; its price is then the period invoice's. The way out:
+ * proration or refund_type none, or wait for the next period (its invoice is the basis again).
+ * @throws ValidationError (field `field`) naming what was found
+ */
+async function refuseUnrecordedChange(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_start' | 'current_period_end'>,
+  field: 'proration' | 'refund_type',
+): Promise<void> {
+  const { id, current_period_start: start, current_period_end: end } = subscription;
+  if (!start || !end) return;
+  const invoice = await trx
+    .selectFrom('invoice_lines')
+    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+    .select('invoices.id')
+    .where('invoices.subscription_id', '=', id)
+    .where('invoices.billing_reason', '=', 'subscription_update')
+    .where('invoice_lines.plan_id', 'is not', null)
+    .where('invoice_lines.add_on_id', 'is', null)
+    .where('invoice_lines.metric_code', 'is', null)
+    .where('invoice_lines.period_start', '>=', start)
+    .where('invoice_lines.period_end', '=', end)
+    .executeTakeFirst();
+  // `prorationCredited`'s key: `<subscription>:proration_credit:<ISO time of the change>:<change>`.
+  const prefix = `${id}:proration_credit:`;
+  const at = sql<string>`substr(idempotency_key, ${prefix.length + 1}, 24)`;
+  const credit = invoice
+    ? undefined
+    : await trx
+        .selectFrom('journal_entries')
+        .select('id')
+        .where('source_type', '=', 'subscription')
+        .where('source_id', '=', id)
+        .where(sql<boolean>`starts_with(idempotency_key, ${prefix})`)
+        .where(at, '>=', start.toISOString())
+        .where(at, '<', end.toISOString())
+        .executeTakeFirst();
+  if (!invoice && !credit) return;
+  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit!.id})`;
+  const wayOut =
+    field === 'proration'
+      ? 'change with proration none, or at the next cycle, or wait for the next period'
+      : 'cancel with refund_type none (then refund by hand: POST /v1/invoices/:id/refund), or at the period end, or wait for the next period';
+  throw new ValidationError('period changed before charged bases were stored', {
+    [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0043), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
+  });
+}
+
+/**
  * The plan line of the invoice of period `periodIndex` (not VOID) and its coupon lines as a charged
- * item: the price is the line's amount (with its tax for a tax-inclusive price), each discount what
- * its coupon line took off, the tax rule the line's own (its named rates, read by id: a rate's
- * percentage and flags never change, or its bare percent); null when there is none.
+ * item: the price is the line as `asNewLine` prices it again (its net amount with the taxes it
+ * included: all of them for a tax-inclusive price, else those of its inclusive named rates), each
+ * discount what its coupon line took off (the same way), the tax rule the line's own (its named rates
+ * as stored, else its bare percent); null when there is none.
  */
 async function invoicedItem(
   trx: Kysely<Database>,
@@ -577,17 +702,8 @@ async function invoicedItem(
     .selectFrom('invoice_lines')
     .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
     .leftJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
-    .select([
-      'invoice_lines.plan_id',
-      'invoice_lines.coupon_id',
-      'coupons.code',
-      'invoice_lines.quantity',
-      'invoice_lines.amount',
-      'invoice_lines.tax_amount',
-      'invoice_lines.tax_rate_ppm',
-      'invoice_lines.taxes',
-      'invoice_lines.tax_inclusive',
-    ])
+    .selectAll('invoice_lines')
+    .select('coupons.code')
     .where('invoices.subscription_id', '=', subscriptionId)
     .where('invoices.period_index', '=', periodIndex)
     .where('invoices.status', '!=', 'VOID')
@@ -599,42 +715,17 @@ async function invoicedItem(
     .execute();
   const [line, ...coupons] = lines;
   if (!line || line.coupon_id !== null) return null;
-  // A line's price: its net amount, with its tax when the price included it (`lineAmounts`' split).
-  const price = (l: (typeof lines)[number]) => (line.tax_inclusive ? l.amount + l.tax_amount : l.amount);
   const plan = await getPlan(trx, line.plan_id!);
-  const named = line.taxes as { tax_rate: string; display_name: string }[];
-  const rates = named.length
-    ? await trx
-        .selectFrom('tax_rates')
-        .selectAll()
-        .where(
-          'id',
-          'in',
-          named.map((t) => t.tax_rate),
-        )
-        .execute()
-    : [];
+  const priced = asNewLine(line);
   return {
     planId: plan.id,
     description: `${plan.name} × ${line.quantity}`,
-    base: price(line),
+    base: priced.amount,
     discounts: coupons
       .filter((l) => l.coupon_id !== null)
-      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: -price(l) })),
-    tax: named.length
-      ? {
-          taxRates: named.map((t) => {
-            const rate = rates.find((r) => r.id === t.tax_rate)!;
-            return {
-              id: rate.id,
-              displayName: t.display_name,
-              ppm: rate.percent_ppm,
-              inclusive: rate.inclusive,
-              compound: rate.compound,
-            };
-          }),
-          taxInclusive: line.tax_inclusive,
-        }
+      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: asNewLine(l).amount })),
+    tax: priced.taxRates
+      ? { taxRates: priced.taxRates, taxInclusive: line.tax_inclusive }
       : { taxRatePpm: line.tax_rate_ppm, taxInclusive: line.tax_inclusive },
   };
 }

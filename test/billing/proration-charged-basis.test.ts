@@ -519,4 +519,233 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'SGD')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
   });
+
+  /** A customer taxed by an inclusive named rate of 20% (in `country`), on a plan with no tax of its own. */
+  const inclusivelyTaxed = async (currency: string, country: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    expect(
+      (
+        await app.api('POST', '/v1/tax-rates', {
+          display_name: `VAT ${currency}`,
+          country,
+          percent: 20,
+          inclusive: true,
+        })
+      ).status,
+    ).toBe(201);
+    await db()
+      .updateTable('customers')
+      .set({ address_country: country })
+      .where('id', '=', customer.id)
+      .execute();
+    return { customer, method };
+  };
+
+  it('an inclusive tax rate on a tax-exclusive plan: a change credits the unused time as charged, its tax included', async () => {
+    // Plan 1200, tax-exclusive, no plan tax; the customer's rate is inclusive: 1000 net + 200 tax.
+    const { customer } = await inclusivelyTaxed('QAR', 'PT');
+    const big = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 1200 } });
+    const free = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 0 } });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: big },
+      d('2027-02-01T00:00:00Z'),
+    );
+    expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 200n, total: 1200n });
+    // Feb 15 (half left) to a free plan: half of what was charged, 500 + 100 tax, not 1000 split again
+    // as if it included 20% (417 + 83).
+    const change = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: free },
+      d('2027-02-15T00:00:00Z'),
+      true,
+    );
+    expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -500n, -100n],
+    ]);
+    expect(change.proration.total).toBe(-600n);
+  });
+
+  it('an inclusive tax rate on a tax-exclusive plan: cancel now with prorate, no change, gives back half of the 1200 paid', async () => {
+    const { customer, method } = await inclusivelyTaxed('SAR', 'GR');
+    const plan = await insertPlan(db(), { currency: 'SAR', price: { model: 'FLAT_FEE', amount: 1200 } });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 1200 paid (1000 + 200 tax). Feb 15, half left: 600 back.
+    const stripe = stripeRefundSucceeds('re_basis_inclusive_rate');
+    const result = await cancel(sub.id, 'prorate', '2027-02-15T00:00:00Z');
+    expect(stripe.isDone()).toBe(true);
+    expect(refunded(result)).toBe(600n);
+  });
+
+  /** The state of a subscription whose prorated change of the period ran before migration 0043: no basis stored. */
+  const basisNotStored = (id: string) =>
+    db().updateTable('subscriptions').set({ charged_basis: null }).where('id', '=', id).execute();
+
+  it('a period changed before charged bases were stored: a prorated change is refused (its price is not known), proration none goes through', async () => {
+    // No tax. B 3000 (period invoice); Feb 15 B → A 1000 prorated before the deploy: 1000 of credit.
+    const a = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: b },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const down = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(down.credited).toBe(1000n);
+    await basisNotStored(subscription.id);
+    // Feb 22 A → B: A's quarter (250) was charged by that change, but the period invoice says B, so
+    // B's quarter (750) would be credited and B's week free. Refused, nothing changes.
+    const up = () =>
+      changeSubscription(db(), 'system', subscription.id, { planId: b }, d('2027-02-22T00:00:00Z'), false);
+    const refused = await up().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain('migration 0043');
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1000 }]);
+    expect(await ledgerIn(app, 'RON')).toEqual({
+      'customer_credit:customer': -1000,
+      'receivable:customer': 3000,
+      revenue: -2000,
+    });
+    // With proration none it goes through: B bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b, proration: 'none' },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+  });
+
+  it('a period upgraded before charged bases were stored: a prorate cancellation refund is refused, refund_type none goes through', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const small = await flatPlan(app, 'MAD', 800);
+    const big = await flatPlan(app, 'MAD', 3200);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: small,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // Feb 15 small → big before the deploy: 1500 invoiced (1200 + 25%).
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: big },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(1500n);
+    await basisNotStored(sub.id);
+    // Feb 22: the period invoice says small, the plan in force was charged by the change: refused.
+    const refused = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.refund_type).toContain(up.invoice!.id);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+    const none = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      gateways(),
+      sub.id,
+      { when: 'now', refundType: 'none' },
+      d('2027-02-22T00:00:00Z'),
+    );
+    expect([none.subscription.status, none.refunds]).toEqual(['CANCELLED', []]);
+  });
+
+  it('a change after the period invoice was refunded by hand is refused: its unused time could be given back twice', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'MXN', 3200);
+    const small = await flatPlan(app, 'MXN', 800);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 4000 paid, all of it refunded by hand.
+    stripeRefundSucceeds('re_basis_by_hand');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 4000 })).status).toBe(
+      201,
+    );
+    // Feb 15 downgrade: big's unused half (1500 of customer credit) would be paid a second time.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(`${sub.invoice.id} (4000 refunded`);
+    expect(await creditOf(customer.id)).toEqual([]);
+    // With proration none it goes through: small bills from March.
+    const none = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small, proration: 'none' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([none.credited, none.invoice]).toEqual([0n, null]);
+    expect(await creditOf(customer.id)).toEqual([]);
+  });
+
+  it('a downgrade after an upgrade charged at renewal (OPEN) is refused: the upgrade’s unused time is not paid yet', async () => {
+    // No tax. A 1000, B 3000; Feb 15 A → B prorate_at_renewal: 1000 OPEN until March 1.
+    const a = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const b = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const up = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: b, proration: 'prorate_at_renewal' },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect([up.invoice?.total, up.invoice?.status]).toEqual([1000n, 'OPEN']);
+    // Feb 22 B → A would credit B's quarter (750, not paid) and charge A's (250): 500 of customer
+    // credit that a void of the upgrade's invoice would leave. Refused, nothing changes.
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+  });
 });
