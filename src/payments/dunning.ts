@@ -101,7 +101,7 @@ export async function recordCollectionFailure(
     if (policy.finalAction === 'CANCEL') {
       // The lock order of a cancellation: the subscription, its invoices, then the customer (the
       // voids giving credit back, the final invoice's finalization).
-      const { voided, skipped } = await voidInvoicedAhead(work, subscription, null, now, 'skip');
+      const { voided, skipped } = await voidInvoicedAhead(work, subscription, {}, now, 'skip');
       const final = await invoiceUsageUntil(
         work,
         subscription,
