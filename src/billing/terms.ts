@@ -13,7 +13,8 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
  * Those invoices fix the later periods' price: a plan, quantity, add-on, coupon or trial change is
  * refused while any is left, VOID ones included (`refuseChangeInvoicedAhead`), and a cancellation
- * (by a person or by dunning) voids the unpaid ones of the periods after it ends (cancellation.ts).
+ * (by a person or by dunning) voids the unpaid ones of the periods after it ends (cancellation.ts),
+ * a reactivation those of the periods wholly missed while suspended (subscriptions.ts).
  */
 
 /**
