@@ -433,7 +433,7 @@ export async function cancelLocked(
   const reason = options.reason ?? null;
   if (options.when === 'now') {
     const refund = await refundOf(work, subscription, options.refundType, now);
-    const { voided } = await voidInvoicedAhead(work, subscription, null, now);
+    const { voided } = await voidInvoicedAhead(work, subscription, {}, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
     // period's invoice (locked by `refundOf`), then the customer (the final invoice's finalization).
@@ -470,7 +470,7 @@ export async function cancelLocked(
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
-  const { voided } = at ? await voidInvoicedAhead(work, subscription, at, now) : { voided: [] };
+  const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')
@@ -502,21 +502,23 @@ export async function cancelLocked(
 /**
  * Voids the invoices of a locked subscription's periods after its stored current period (all of
  * them: a cancellation now, even when the renewal sweep has not moved it into a period that started
- * minutes ago, as its refund takes the stored period as the last one served), or starting at or
- * after `end` (a cancellation at period end or at a date), that a settled term invoiced ahead
- * (`invoicedAhead`) and nobody paid: OPEN or DRAFT, through the void path (`voidLocked`: the
- * finalization entry reversed, so the receivable no longer claims them, the credit applied given
- * back, off the charge schedule and so out of dunning). Those periods will never be served. Paid
- * ones (PAID, refunded, UNCOLLECTIBLE) are left as they are: a refund of them is refused
- * (`refundOf`, `later_periods_paid`) or made by hand. A subscription never settled (`settled_at`
- * null) has none: nothing is voided.
+ * minutes ago, as its refund takes the stored period as the last one served), or only those starting
+ * at or after `periods.from` (a cancellation at period end or at a date; a suspension's start) and
+ * ending at or before `periods.until` (a reactivation: the periods wholly missed while suspended),
+ * that a settled term invoiced ahead (`invoicedAhead`) and nobody paid: OPEN or DRAFT, through the
+ * void path (`voidLocked`: the finalization entry reversed, so the receivable no longer claims them,
+ * the credit applied given back, off the charge schedule and so out of dunning). Those periods will
+ * never be served. Paid ones (PAID, refunded, UNCOLLECTIBLE) are left as they are and returned as
+ * `kept`: a refund of them is refused (`refundOf`, `later_periods_paid`) or made by hand. A
+ * subscription never settled (`settled_at` null) has none: nothing is voided.
  * Called after `refundOf` locked the current period's invoice, before any credit is given back
  * (the lock order: subscription, invoices, customer).
- * @param end null for every period after the stored current one
+ * @param periods `{}` for every period after the stored current one
  * @param notVoidable what to do with one partly paid or with a charge in flight: `refuse` the
  * cancellation (a person's, which can wait), or `skip` it, left owed and reported (dunning's, which
- * cancels anyway)
- * @returns the ids of the invoices voided, by period, and of those skipped
+ * cancels anyway; a reactivation's)
+ * @param reason why, in each `invoice.voided` activity (`subscription_cancelled` unless given)
+ * @returns the ids, by period, of the invoices voided, of those skipped, and of the paid ones kept
  * @throws ConflictError `later_period_not_voidable` (naming the invoice) when `notVoidable` is
  * `refuse` and one is partly paid or has a charge in flight: it can neither be voided nor left owed
  * for a period never served
@@ -524,20 +526,21 @@ export async function cancelLocked(
 export async function voidInvoicedAhead(
   work: UnitOfWork,
   subscription: SubscriptionRow,
-  end: Date | null,
+  periods: { from?: Date; until?: Date },
   now: Date,
   notVoidable: 'refuse' | 'skip' = 'refuse',
-): Promise<{ voided: string[]; skipped: string[] }> {
+  reason = 'subscription_cancelled',
+): Promise<{ voided: string[]; skipped: string[]; kept: string[] }> {
   // Only settle invoices periods ahead of the renewal (it stamps `settled_at`).
-  if (subscription.settled_at === null) return { voided: [], skipped: [] };
-  const unpaid = (await invoicedAhead(work.trx, subscription, end ? { from: end } : {})).filter(
-    (i) => i.status === 'OPEN' || i.status === 'DRAFT',
-  );
+  if (subscription.settled_at === null) return { voided: [], skipped: [], kept: [] };
+  const ahead = await invoicedAhead(work.trx, subscription, periods);
+  const unpaid = ahead.filter((i) => i.status === 'OPEN' || i.status === 'DRAFT');
+  const kept = ahead.filter((i) => i.status !== 'OPEN' && i.status !== 'DRAFT').map((i) => i.id);
   const voided: string[] = [];
   const skipped: string[] = [];
   for (const { id } of unpaid) {
     try {
-      await voidLocked(work, await lockInvoice(work, id), now, { reason: 'subscription_cancelled' });
+      await voidLocked(work, await lockInvoice(work, id), now, { reason });
       voided.push(id);
     } catch (error) {
       if (!(error instanceof ConflictError) || error.code !== 'invoice_not_voidable') throw error;
@@ -548,11 +551,11 @@ export async function voidInvoicedAhead(
       }
       throw new ConflictError(
         'later_period_not_voidable',
-        `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods ${end ? `from ${end.toISOString()} on` : 'after its current one'}, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid whole or written off (POST /v1/invoices/:id/mark-uncollectible: a partly paid invoice cannot be voided)`,
+        `cancelling subscription ${subscription.id} voids the unpaid invoices of its periods ${periods.from ? `from ${periods.from.toISOString()} on` : 'after its current one'}, invoiced ahead by settle, but ${error.message}. Nothing changed; cancel again once its charge has settled, or once it is paid whole or written off (POST /v1/invoices/:id/mark-uncollectible: a partly paid invoice cannot be voided)`,
       );
     }
   }
-  return { voided, skipped };
+  return { voided, skipped, kept };
 }
 
 /** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */

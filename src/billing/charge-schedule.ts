@@ -12,7 +12,8 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
  * Locks up to `limit` OPEN invoices whose `charge_at` has come, of customers not closed
  * (billing/customer-status.ts: theirs wait until reopened), and not of a period after the current
  * one of a SUSPENDED subscription (a settled term's periods invoiced ahead: not served while it is
- * suspended, they wait, still owed, until it is reactivated or cancelled, which voids them)
+ * suspended, they wait, still owed, until it is reactivated, which voids the unpaid ones of the
+ * periods wholly missed meanwhile, or cancelled, which voids them all)
  * (`FOR UPDATE SKIP LOCKED`, so
  * concurrent sweeps take disjoint sets) and moves their `charge_at` to `lease`, in one transaction.
  * @returns the claimed invoice ids, earliest due first

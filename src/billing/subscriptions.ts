@@ -4,7 +4,7 @@ import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { cancelLocked } from './cancellation.ts';
+import { cancelLocked, voidInvoicedAhead } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
@@ -327,6 +327,13 @@ export async function suspendSubscription(
  * SUSPENDED → ACTIVE, clearing `suspend_reason`. Billing resumes with the period containing `now`,
  * invoiced at once unless it was invoiced before the suspension; the periods wholly missed while
  * suspended are never invoiced (with `policy.billSuspended` none were missed: they were billed).
+ * A settled term (terms.ts) invoiced those missed periods ahead: their unpaid invoices are voided
+ * (`voidInvoicedAhead`, reason `subscription_reactivated`), the periods starting at or after
+ * `suspended_at` and ending at or before `now` (never served; the suspended period and the current
+ * one are served in part and kept owed). One partly paid or with a charge in flight is skipped, left
+ * owed; paid ones are kept (refund them by hand). The `subscription.active` activity names them:
+ * `voided_invoices`, `not_voided_invoices` (skipped), `kept_invoices` (paid). With
+ * `policy.billSuspended` nothing is voided: suspended periods are billed.
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
  */
 export async function reactivateSubscription(
@@ -350,8 +357,23 @@ export async function reactivateSubscription(
       index >= 0 &&
       subscription.next_renewal_at &&
       subscription.next_renewal_at < periodAt(cadence, index).start;
+    // Before the transition clears `suspended_at` and the renewal moves the current period past them.
+    const missed =
+      subscription.suspended_at && !policy.billSuspended
+        ? await voidInvoicedAhead(
+            work,
+            subscription,
+            { from: subscription.suspended_at, until: now },
+            now,
+            'skip',
+            'subscription_reactivated',
+          )
+        : { voided: [], skipped: [], kept: [] };
     let active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
       resumes_at_period: Math.max(index, 0),
+      voided_invoices: missed.voided,
+      not_voided_invoices: missed.skipped,
+      kept_invoices: missed.kept,
     });
     if (skipped && !policy.billSuspended) {
       // Resume at the current period: move the next renewal up to its start (no back-billing).

@@ -13,19 +13,21 @@ import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
  * renewal.ts). Settle invoices every remaining period of the term at once (`invoiceRemainingCycles`).
  * Those invoices fix the later periods' price: a plan, quantity, add-on, coupon or trial change is
  * refused while any is left, VOID ones included (`refuseChangeInvoicedAhead`), and a cancellation
- * (by a person or by dunning) voids the unpaid ones of the periods after it ends (cancellation.ts).
+ * (by a person or by dunning) voids the unpaid ones of the periods after it ends (cancellation.ts),
+ * a reactivation those of the periods wholly missed while suspended (subscriptions.ts).
  */
 
 /**
  * The invoices of `subscription`'s periods after its current one (all its period invoices while it
  * has none: in trial, before its start), by period: the periods settle invoiced ahead.
- * @param options `from`: only the periods starting at or after this moment (a cancellation's end);
+ * @param options `from`: only the periods starting at or after this moment (a cancellation's end, a
+ * suspension's start); `until`: only those ending at or before it (a reactivation's moment);
  * `withVoid`: VOID ones too (left out otherwise)
  */
 export function invoicedAhead(
   trx: Kysely<Database>,
   subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
-  options: { from?: Date; withVoid?: boolean } = {},
+  options: { from?: Date; until?: Date; withVoid?: boolean } = {},
 ): Promise<InvoiceRow[]> {
   let query = trx
     .selectFrom('invoices')
@@ -34,6 +36,7 @@ export function invoicedAhead(
     .where('period_index', '>', subscription.current_period_index ?? -1);
   if (!options.withVoid) query = query.where('status', '!=', 'VOID');
   if (options.from) query = query.where('period_start', '>=', options.from);
+  if (options.until) query = query.where('period_end', '<=', options.until);
   return query.orderBy('period_index').execute();
 }
 

@@ -56,8 +56,9 @@ export interface DunningStep {
  * (`voidInvoicedAhead`), skipping, not refusing, one partly paid or with a charge in flight (left
  * owed, named as `not_voided_invoices` in the `subscription.cancelled` activity beside
  * `voided_invoices`: the final action happens anyway), then invoices its usage not billed yet
- * (`invoiceUsageUntil`). Suspending keeps them OPEN (a reactivation serves those periods, and the
- * renewal does not invoice a period twice) but the charge sweep leaves them while it is SUSPENDED
+ * (`invoiceUsageUntil`). Suspending keeps them OPEN (a reactivation serves the periods from then
+ * on, and the renewal does not invoice a period twice; it voids the unpaid ones of the periods
+ * wholly missed: `reactivateSubscription`) but the charge sweep leaves them while it is SUSPENDED
  * (`claimInvoicesDue`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
@@ -101,7 +102,7 @@ export async function recordCollectionFailure(
     if (policy.finalAction === 'CANCEL') {
       // The lock order of a cancellation: the subscription, its invoices, then the customer (the
       // voids giving credit back, the final invoice's finalization).
-      const { voided, skipped } = await voidInvoicedAhead(work, subscription, null, now, 'skip');
+      const { voided, skipped } = await voidInvoicedAhead(work, subscription, {}, now, 'skip');
       const final = await invoiceUsageUntil(
         work,
         subscription,

@@ -468,6 +468,66 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     expect(ours(second)).toEqual([march!.id, april!.id, may!.id].sort());
   });
 
+  it('reactivation voids the unpaid invoices of the periods wholly missed while suspended; the suspended and current periods stay owed and are charged', async () => {
+    // 1000 a month, no card: March, April and May owed after settle (3000).
+    const plan = await insertPlan(db(), { currency: 'THB', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    // Suspended on March 10th, reactivated on May 10th: April was never served.
+    await suspendSubscription(db(), 'system', id, d('2027-03-10T00:00:00Z'), 'on hold');
+    expect(await ledgerIn(app, 'THB')).toEqual({ 'receivable:customer': 3000, revenue: -3000 });
+    const active = await reactivateSubscription(db(), 'system', id, d('2027-05-10T00:00:00Z'));
+    expect(active.subscription.status).toBe('ACTIVE');
+    expect(await periods(id)).toEqual([
+      march,
+      { ...april, status: 'VOID', amount_due: 0n, charge_at: null },
+      may,
+    ]);
+    expect(await ledgerIn(app, 'THB')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    expect(await activityData(id, 'subscription.active')).toMatchObject({
+      voided_invoices: [april!.id],
+      not_voided_invoices: [],
+      kept_invoices: [],
+    });
+    // The sweep charges March and May (no card: they fail and stay owed), never April.
+    const policy = { DUNNING_RETRY_DAYS: [1], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const swept = await chargeDueInvoices(db(), 'system', gateways(), policy, d('2027-05-10T00:10:00Z'));
+    expect(
+      swept.charged
+        .map((c) => c.invoiceId)
+        .filter((i) => [march!.id, april!.id, may!.id].includes(i))
+        .sort(),
+    ).toEqual([march!.id, may!.id].sort());
+    expect((await periods(id)).map((i) => [i.status, i.amount_due, i.payment_attempts])).toEqual([
+      ['OPEN', 1000n, 1],
+      ['VOID', 0n, 0],
+      ['OPEN', 1000n, 1],
+    ]);
+  });
+
+  it('reactivation keeps a missed period that was paid: PAID, named as kept', async () => {
+    const plan = await insertPlan(db(), { currency: 'UAH', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { id } = await settledTerm(plan);
+    const [march, april, may] = await periods(id);
+    expect(
+      (await app.api('POST', `/v1/invoices/${april!.id}/payments`, { method: 'BANK', amount: 1000 })).status,
+    ).toBe(201);
+    await suspendSubscription(db(), 'system', id, d('2027-03-10T00:00:00Z'), 'on hold');
+    const before = await ledgerIn(app, 'UAH');
+    await reactivateSubscription(db(), 'system', id, d('2027-05-10T00:00:00Z'));
+    expect((await periods(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [march!.id, 'OPEN', 1000n],
+      [april!.id, 'PAID', 0n],
+      [may!.id, 'OPEN', 1000n],
+    ]);
+    expect(await ledgerIn(app, 'UAH')).toEqual(before);
+    expect(await activityData(id, 'subscription.active')).toMatchObject({
+      voided_invoices: [],
+      not_voided_invoices: [],
+      kept_invoices: [april!.id],
+    });
+  });
+
   it('invoices ahead voided by hand still refuse a change (their periods hold them: the new plan would never be billed); those after a scheduled cancellation do not', async () => {
     const x = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 1000 } });
     const y = await insertPlan(db(), { currency: 'RUB', price: { model: 'FLAT_FEE', amount: 3000 } });
