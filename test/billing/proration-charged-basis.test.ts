@@ -3,8 +3,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { newId } from '../../src/db/ids.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
@@ -698,7 +701,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       false,
     ).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).fields?.proration).toContain(`${sub.invoice.id} (4000 refunded`);
+    expect((refused as ValidationError).fields?.proration).toContain(
+      `${sub.invoice.id} (4000 MXN of its recurring lines)`,
+    );
     expect(await creditOf(customer.id)).toEqual([]);
     // With proration none it goes through: small bills from March.
     const none = await changeSubscription(
@@ -747,5 +752,129 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect((refused as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+  });
+
+  it('a change after the setup fee alone was refunded by hand is not refused: the plan’s time was not given back', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'ISK', 3200);
+    const small = await flatPlan(app, 'ISK', 800);
+    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 4000 of plan + 2500 of setup fee (2000 + 25%) paid; the setup fee refunded by hand.
+    const paid = await db()
+      .selectFrom('invoices')
+      .select(['total', 'amount_paid'])
+      .where('id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expect([paid.total, paid.amount_paid]).toEqual([6500n, 6500n]);
+    stripeRefundSucceeds('re_basis_setup_fee');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 2500 })).status).toBe(
+      201,
+    );
+    // Feb 15 downgrade: big's unused half (1500, paid and never given back) becomes customer credit.
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1200n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ISK', amount: 1500 }]);
+  });
+
+  it('a change after the plan was refunded by hand beyond the setup fee is refused, naming what of its plan was given back', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'KRW', 3200);
+    const small = await flatPlan(app, 'KRW', 800);
+    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 6500 paid; 3000 refunded: the setup fee's 2500 first, then 500 of the plan.
+    stripeRefundSucceeds('re_basis_setup_and_plan');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 3000 })).status).toBe(
+      201,
+    );
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(
+      `${sub.invoice.id} (500 KRW of its recurring lines)`,
+    );
+    expect(await creditOf(customer.id)).toEqual([]);
+  });
+
+  it('a change after a duplicate payment of the period invoice was refunded is not refused: the refund gave back the overpayment, not the plan’s time', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'RON', 3200);
+    const small = await flatPlan(app, 'RON', 800);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // The 4000 paid a second time by the same card (it became customer credit), then that duplicate
+    // refunded.
+    const first = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    const duplicate = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: sub.invoice.id,
+        customer_id: customer.id,
+        payment_method_id: first.payment_method_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        amount: 4000n,
+        currency: 'RON',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(work, duplicate, {
+        status: 'succeeded',
+        gatewayTransactionId: 'pi_basis_duplicate',
+      }),
+    );
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 4000 }]);
+    stripeRefundSucceeds('re_basis_duplicate');
+    const refund = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {
+      amount: 4000,
+      transaction: duplicate.id,
+    });
+    expect([refund.status, refund.body.error]).toEqual([201, undefined]);
+    expect(await creditOf(customer.id)).toEqual([]);
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1200n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1500 }]);
   });
 });
