@@ -250,13 +250,14 @@ async function refuseFullOverChanges(
 
 /**
  * Refuses a change that ends as the customer's credit (a net credit) while an invoice of the
- * period's earlier prorated changes (`basis.invoices`) is DRAFT or OPEN (not paid yet, charged at
- * once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
+ * period's earlier prorated changes (`basis.invoices`) is OPEN (finalized with the change, not paid
+ * yet: charged at once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
  * was not paid, and customer credit outlives the invoice (it stays if the invoice is then voided or
  * written off) and can be refunded in cash. As a cancellation's refund waits for the period's change
  * invoices to be PAID (`refuseUnsettledChanges`, cancellation.ts). A VOID period invoice charged
  * nothing, so nothing of it is credited (`chargedBasis`); a VOID or UNCOLLECTIBLE change invoice is
- * refused by `refuseCreditOfUnpaidChanges` whatever the net. An OPEN period invoice is still credited
+ * refused by `refuseCreditOfUnpaidChanges` whatever the net, so voiding an OPEN one is no way out:
+ * the message names the invoices to collect. An OPEN period invoice is still credited
  * as charged (a known gap: voiding it afterwards leaves the credit).
  * @throws ValidationError (field `proration`) naming the invoices and what they still owe
  */
@@ -278,7 +279,7 @@ async function refuseCreditOfUnpaid(
           eb('period_index', '=', subscription.current_period_index),
           eb('status', '=', 'UNCOLLECTIBLE'),
         ]),
-        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', 'in', ['DRAFT', 'OPEN'])])] : []),
+        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', '=', 'OPEN')])] : []),
       ]),
     )
     .orderBy('id')
@@ -286,7 +287,7 @@ async function refuseCreditOfUnpaid(
   if (unpaid.length === 0) return;
   const named = unpaid.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
   throw new ValidationError('proration credits an unpaid period', {
-    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/:id/charge) or void it, or change with proration none, or at the next cycle`,
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect it first (${unpaid.map((i) => `POST /v1/invoices/${i.id}/charge`).join(', ')}), or change with proration none, or at the next cycle`,
   });
 }
 

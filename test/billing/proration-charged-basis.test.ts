@@ -749,9 +749,25 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       false,
     ).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    const message = (refused as ValidationError).fields?.proration;
+    expect(message).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    // The way out named is collecting that invoice, not voiding it (which is refused next, below).
+    expect(message).toContain(`POST /v1/invoices/${up.invoice!.id}/charge`);
+    expect(message).not.toMatch(/void it|DRAFT/);
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    // Voided, the upgrade's price is taken back: the downgrade is refused again, for that.
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
+    const again = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(ValidationError);
+    expect((again as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (VOID)`);
   });
 
   it('a change after the setup fee alone was refunded by hand is not refused: the plan’s time was not given back', async () => {
