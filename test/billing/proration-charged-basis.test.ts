@@ -2,7 +2,9 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -834,6 +836,67 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       `${sub.invoice.id} (500 KRW of its recurring lines)`,
     );
     expect(await creditOf(customer.id)).toEqual([]);
+  });
+
+  it('a change after last period’s usage was refunded by hand is not refused: the refund gave back usage, not the plan’s time', async () => {
+    // No tax. Big 3000 and small 1000 a month, API calls at 2 each billed in arrears.
+    const metered = [
+      {
+        code: 'api_calls',
+        aggregation: 'SUM',
+        price: { model: 'TIERED', tiers: [{ up_to: null, unit_amount: 2 }] },
+      },
+    ];
+    const big = await insertPlan(db(), {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      metered,
+    });
+    const small = await insertPlan(db(), {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered,
+    });
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-01-01T00:00:00Z'),
+    });
+    // 400 calls in January: 800 on February's invoice, next to February's 3000; all paid by card.
+    const at = d('2027-01-20T00:00:00Z');
+    await recordUsageEvent(
+      db(),
+      'system',
+      { eventId: 'basis_usage_jan', subscriptionId: sub.id, code: 'api_calls', value: 400n, timestamp: at },
+      at,
+    );
+    await renewDueSubscriptions(db(), 'system', d('2027-02-01T00:10:00Z'));
+    const charge = stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/subscriptions/${sub.id}/settle`)).status).toBe(200);
+    expect(charge.scope.isDone()).toBe(true);
+    const february = await db()
+      .selectFrom('invoices')
+      .select(['id', 'total', 'amount_paid'])
+      .where('subscription_id', '=', sub.id)
+      .where('period_index', '=', 1)
+      .executeTakeFirstOrThrow();
+    expect([february.total, february.amount_paid]).toEqual([3800n, 3800n]);
+    // January's usage (800) refunded by hand: February's plan time is untouched.
+    stripeRefundSucceeds('re_basis_usage');
+    expect((await app.api('POST', `/v1/invoices/${february.id}/refund`, { amount: 800 })).status).toBe(201);
+    // Feb 15 downgrade: credit big's unused half (1500), charge small's (500): 1000 of customer credit.
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1000n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'CZK', amount: 1000 }]);
   });
 
   it('a change after a duplicate payment of the period invoice was refunded is not refused: the refund gave back the overpayment, not the plan’s time', async () => {
