@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { overpaymentGivenBack, overpaymentShare, saleGivenBack } from './credit-notes.ts';
+import { overpaymentGivenBack, overpaymentShare, recurringGivenBack } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
 import {
   invoicePayments,
@@ -305,8 +305,6 @@ async function refundOf(
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
   const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
-  const given = saleGivenBack(invoice, overpaymentGiven);
-  const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
   // lock) then cannot make `refundable` below count a refund this check did not see.
   const inFlight = await refundsInFlight(trx, invoice.id);
@@ -317,7 +315,7 @@ async function refundOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
-  const alreadyGiven = given > other ? given - other : 0n;
+  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, recurring);
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
   const shares = cancellationRefund(
     type,

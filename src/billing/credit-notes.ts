@@ -203,6 +203,24 @@ export function saleGivenBack(
 }
 
 /**
+ * What an invoice has given back of its recurring lines (plan, coupons, add-ons: `recurring`, minor
+ * units, tax included, ≥ 0), minor units ≥ 0: what it gave back of its sale (`saleGivenBack`, with
+ * `overpaymentGiven` from `overpaymentGivenBack` left out), counted against its other lines (setup
+ * fee, usage) first, as refunds do not say which lines they are for: 6500 = 4000 of plan + 2500 of
+ * setup fee, 2500 given back → 0; 3000 given back → 500. A cancellation's refund is owed less it
+ * (billing/cancellation.ts); a prorated change is refused when it is above 0 (billing/proration.ts).
+ */
+export function recurringGivenBack(
+  invoice: Pick<InvoiceRow, 'total' | 'amount_refunded' | 'credit_returned'>,
+  overpaymentGiven: bigint,
+  recurring: bigint,
+): bigint {
+  const given = saleGivenBack(invoice, overpaymentGiven);
+  const other = invoice.total > recurring ? invoice.total - recurring : 0n;
+  return given > other ? given - other : 0n;
+}
+
+/**
  * Inserts a credit note of `amount` on an invoice whose credit notes, with this one, give back
  * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative): its tax is
  * `tax × givenBack / total`, rounded half away from zero, less what the earlier ISSUED notes hold,

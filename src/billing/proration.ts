@@ -6,6 +6,7 @@ import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
+import { overpaymentGivenBack, recurringGivenBack } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
@@ -164,22 +165,43 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
 
 /**
  * Refuses a prorated change that credits unused time of the current period when the period's
- * invoices (its period invoice, the invoices of its earlier prorated changes) gave money back since
- * they were paid: a refund by hand (`amount_refunded`) or customer credit returned
- * (`credit_returned`). Refunds do not say which time they gave back, so crediting the unused time
- * again could give it back twice (4000 paid and refunded by hand, then 1500 of customer credit for
- * the unused half), as a cancellation's refund counts what was given back (`alreadyGiven`,
- * cancellation.ts).
- * @throws ValidationError (field `proration`) naming the invoices and what they gave back
+ * invoices (its period invoice, the invoices of its earlier prorated changes) gave back money of
+ * their recurring lines since they were paid: a refund by hand (`amount_refunded`) or customer credit
+ * returned (`credit_returned`), less what paid back an overpayment (a duplicate payment refunded:
+ * `overpaymentGivenBack`), counted against the setup fee and usage lines first (`recurringGivenBack`,
+ * as a cancellation's refund counts what was given back: cancellation.ts). Refunds do not say which
+ * time they gave back, so crediting the unused time again could give it back twice (4000 paid and
+ * refunded by hand, then 1500 of customer credit for the unused half); a refund of the setup fee or
+ * of the last period's usage alone does not refuse.
+ * @throws ValidationError (field `proration`) naming the invoices and what they gave back of their
+ * recurring lines
  */
 async function refuseCreditOfGivenBack(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   basis: ChargedBasis,
 ): Promise<void> {
-  const given = await trx
+  const candidates = await trx
     .selectFrom('invoices')
-    .select(['id', 'currency', 'amount_refunded', 'credit_returned'])
+    .select([
+      'id',
+      'currency',
+      'total',
+      'credit_applied',
+      'amount_paid',
+      'amount_refunded',
+      'credit_returned',
+    ])
+    .select((eb) =>
+      eb
+        .selectFrom('invoice_lines')
+        .select(sql<string>`coalesce(sum(amount + tax_amount), 0)::text`.as('recurring'))
+        .whereRef('invoice_lines.invoice_id', '=', 'invoices.id')
+        // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
+        .where((lb) => lb.or([lb('plan_id', 'is not', null), lb('add_on_id', 'is not', null)]))
+        .where('metric_code', 'is', null)
+        .as('recurring'),
+    )
     .where((eb) =>
       eb.or([
         eb.and([eb('subscription_id', '=', subscription.id), eb('period_index', '=', basis.periodIndex)]),
@@ -189,14 +211,19 @@ async function refuseCreditOfGivenBack(
     .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
     .orderBy('id')
     .execute();
+  const given: string[] = [];
+  for (const invoice of candidates) {
+    const recurring = BigInt(invoice.recurring ?? '0');
+    const ofTime = recurringGivenBack(
+      invoice,
+      await overpaymentGivenBack(trx, invoice),
+      recurring > 0n ? recurring : 0n,
+    );
+    if (ofTime > 0n) given.push(`${invoice.id} (${ofTime} ${invoice.currency} of its recurring lines)`);
+  }
   if (given.length === 0) return;
-  const named = given
-    .map(
-      (i) => `${i.id} (${i.amount_refunded} refunded, ${i.credit_returned} credit returned, ${i.currency})`,
-    )
-    .join(', ');
   throw new ValidationError('proration credits time given back', {
-    proration: `this change credits the unused time of this period, but its invoices gave money back since they were paid: ${named}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle`,
+    proration: `this change credits the unused time of this period, but its invoices gave back money of their plan since they were paid (a refund or customer credit returned, beyond their setup fee, usage and overpayment): ${given.join(', ')}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle`,
   });
 }
 
@@ -224,13 +251,14 @@ async function refuseFullOverChanges(
 
 /**
  * Refuses a change that ends as the customer's credit (a net credit) while an invoice of the
- * period's earlier prorated changes (`basis.invoices`) is DRAFT or OPEN (not paid yet, charged at
- * once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
+ * period's earlier prorated changes (`basis.invoices`) is OPEN (finalized with the change, not paid
+ * yet: charged at once or at the period's end), or the period's invoice is UNCOLLECTIBLE: the unused time it credits
  * was not paid, and customer credit outlives the invoice (it stays if the invoice is then voided or
  * written off) and can be refunded in cash. As a cancellation's refund waits for the period's change
  * invoices to be PAID (`refuseUnsettledChanges`, cancellation.ts). A VOID period invoice charged
  * nothing, so nothing of it is credited (`chargedBasis`); a VOID or UNCOLLECTIBLE change invoice is
- * refused by `refuseCreditOfUnpaidChanges` whatever the net. An OPEN period invoice is still credited
+ * refused by `refuseCreditOfUnpaidChanges` whatever the net, so voiding an OPEN one is no way out:
+ * the message names the invoices to collect. An OPEN period invoice is still credited
  * as charged (a known gap: voiding it afterwards leaves the credit).
  * @throws ValidationError (field `proration`) naming the invoices and what they still owe
  */
@@ -252,7 +280,7 @@ async function refuseCreditOfUnpaid(
           eb('period_index', '=', subscription.current_period_index),
           eb('status', '=', 'UNCOLLECTIBLE'),
         ]),
-        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', 'in', ['DRAFT', 'OPEN'])])] : []),
+        ...(changes.length ? [eb.and([eb('id', 'in', changes), eb('status', '=', 'OPEN')])] : []),
       ]),
     )
     .orderBy('id')
@@ -260,7 +288,7 @@ async function refuseCreditOfUnpaid(
   if (unpaid.length === 0) return;
   const named = unpaid.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
   throw new ValidationError('proration credits an unpaid period', {
-    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect the invoice first (POST /v1/invoices/:id/charge) or void it, or change with proration none, or at the next cycle`,
+    proration: `this change credits ${-proration.total} ${proration.currency} (tax included) for the unused time of this period, but its invoices ${named} are not paid: that time was not paid, and the credit would become customer credit, kept if the invoice is then voided or written off, and refundable in cash. Nothing changed; collect it first (${unpaid.map((i) => `POST /v1/invoices/${i.id}/charge`).join(', ')}), or change with proration none, or at the next cycle`,
   });
 }
 

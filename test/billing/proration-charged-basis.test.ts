@@ -2,9 +2,14 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { newId } from '../../src/db/ids.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
@@ -698,7 +703,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       false,
     ).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).fields?.proration).toContain(`${sub.invoice.id} (4000 refunded`);
+    expect((refused as ValidationError).fields?.proration).toContain(
+      `${sub.invoice.id} (4000 MXN of its recurring lines)`,
+    );
     expect(await creditOf(customer.id)).toEqual([]);
     // With proration none it goes through: small bills from March.
     const none = await changeSubscription(
@@ -744,8 +751,209 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       false,
     ).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    const message = (refused as ValidationError).fields?.proration;
+    expect(message).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
+    // The way out named is collecting that invoice, not voiding it (which is refused next, below).
+    expect(message).toContain(`POST /v1/invoices/${up.invoice!.id}/charge`);
+    expect(message).not.toMatch(/void it|DRAFT/);
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
+    // Voided, the upgrade's price is taken back: the downgrade is refused again, for that.
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
+    const again = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: a },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(ValidationError);
+    expect((again as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (VOID)`);
+  });
+
+  it('a change after the setup fee alone was refunded by hand is not refused: the plan’s time was not given back', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'ISK', 3200);
+    const small = await flatPlan(app, 'ISK', 800);
+    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 4000 of plan + 2500 of setup fee (2000 + 25%) paid; the setup fee refunded by hand.
+    const paid = await db()
+      .selectFrom('invoices')
+      .select(['total', 'amount_paid'])
+      .where('id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expect([paid.total, paid.amount_paid]).toEqual([6500n, 6500n]);
+    stripeRefundSucceeds('re_basis_setup_fee');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 2500 })).status).toBe(
+      201,
+    );
+    // Feb 15 downgrade: big's unused half (1500, paid and never given back) becomes customer credit.
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1200n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ISK', amount: 1500 }]);
+  });
+
+  it('a change after the plan was refunded by hand beyond the setup fee is refused, naming what of its plan was given back', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'KRW', 3200);
+    const small = await flatPlan(app, 'KRW', 800);
+    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // 6500 paid; 3000 refunded: the setup fee's 2500 first, then 500 of the plan.
+    stripeRefundSucceeds('re_basis_setup_and_plan');
+    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 3000 })).status).toBe(
+      201,
+    );
+    const refused = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields?.proration).toContain(
+      `${sub.invoice.id} (500 KRW of its recurring lines)`,
+    );
+    expect(await creditOf(customer.id)).toEqual([]);
+  });
+
+  it('a change after last period’s usage was refunded by hand is not refused: the refund gave back usage, not the plan’s time', async () => {
+    // No tax. Big 3000 and small 1000 a month, API calls at 2 each billed in arrears.
+    const metered = [
+      {
+        code: 'api_calls',
+        aggregation: 'SUM',
+        price: { model: 'TIERED', tiers: [{ up_to: null, unit_amount: 2 }] },
+      },
+    ];
+    const big = await insertPlan(db(), {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      metered,
+    });
+    const small = await insertPlan(db(), {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered,
+    });
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-01-01T00:00:00Z'),
+    });
+    // 400 calls in January: 800 on February's invoice, next to February's 3000; all paid by card.
+    const at = d('2027-01-20T00:00:00Z');
+    await recordUsageEvent(
+      db(),
+      'system',
+      { eventId: 'basis_usage_jan', subscriptionId: sub.id, code: 'api_calls', value: 400n, timestamp: at },
+      at,
+    );
+    await renewDueSubscriptions(db(), 'system', d('2027-02-01T00:10:00Z'));
+    const charge = stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/subscriptions/${sub.id}/settle`)).status).toBe(200);
+    expect(charge.scope.isDone()).toBe(true);
+    const february = await db()
+      .selectFrom('invoices')
+      .select(['id', 'total', 'amount_paid'])
+      .where('subscription_id', '=', sub.id)
+      .where('period_index', '=', 1)
+      .executeTakeFirstOrThrow();
+    expect([february.total, february.amount_paid]).toEqual([3800n, 3800n]);
+    // January's usage (800) refunded by hand: February's plan time is untouched.
+    stripeRefundSucceeds('re_basis_usage');
+    expect((await app.api('POST', `/v1/invoices/${february.id}/refund`, { amount: 800 })).status).toBe(201);
+    // Feb 15 downgrade: credit big's unused half (1500), charge small's (500): 1000 of customer credit.
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1000n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'CZK', amount: 1000 }]);
+  });
+
+  it('a change after a duplicate payment of the period invoice was refunded is not refused: the refund gave back the overpayment, not the plan’s time', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const big = await flatPlan(app, 'RON', 3200);
+    const small = await flatPlan(app, 'RON', 800);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: big,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    // The 4000 paid a second time by the same card (it became customer credit), then that duplicate
+    // refunded.
+    const first = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    const duplicate = await db()
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: sub.invoice.id,
+        customer_id: customer.id,
+        payment_method_id: first.payment_method_id,
+        gateway: 'stripe',
+        gateway_account: first.gateway_account,
+        amount: 4000n,
+        currency: 'RON',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordChargeResult(work, duplicate, {
+        status: 'succeeded',
+        gatewayTransactionId: 'pi_basis_duplicate',
+      }),
+    );
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 4000 }]);
+    stripeRefundSucceeds('re_basis_duplicate');
+    const refund = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {
+      amount: 4000,
+      transaction: duplicate.id,
+    });
+    expect([refund.status, refund.body.error]).toEqual([201, undefined]);
+    expect(await creditOf(customer.id)).toEqual([]);
+    const change = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: small },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(change.credited).toBe(1200n);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1500 }]);
   });
 });
