@@ -2,7 +2,12 @@ import type { Kysely } from 'kysely';
 import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { overpaymentGivenBack, overpaymentShare, recurringGivenBack } from './credit-notes.ts';
+import {
+  overpaymentGivenBack,
+  overpaymentShare,
+  recurringGivenBack,
+  recurringLines,
+} from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
 import {
   invoicePayments,
@@ -282,16 +287,9 @@ async function refundOf(
       `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back`,
     );
   }
-  const lines = await trx
-    .selectFrom('invoice_lines')
-    .select(['amount', 'tax_amount', 'add_on_id'])
-    .where('invoice_id', '=', invoice.id)
-    .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
-    .where('metric_code', 'is', null)
-    .execute();
+  const { lines, recurring } = await recurringLines(trx, invoice.id);
   const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
   const atLeast0 = (amount: bigint) => (amount > 0n ? amount : 0n);
-  const recurring = atLeast0(sumOf(lines));
   // What the period charged, from what its invoices charged (`chargedBasis`), not today's prices: for
   // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest

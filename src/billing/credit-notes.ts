@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
-import type { CreditNoteRow, Database, InvoiceRow, RefundRow } from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
 import { prorate } from './proration.ts';
@@ -218,6 +218,28 @@ export function recurringGivenBack(
   const given = saleGivenBack(invoice, overpaymentGiven);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   return given > other ? given - other : 0n;
+}
+
+/**
+ * The recurring lines of invoice `invoiceId` (the plan's line and its coupon lines: `plan_id` set; the
+ * add-ons' lines: `add_on_id` set; not usage: no `metric_code`; so not the one-off setup fee, which has
+ * no plan), with `recurring`, their amounts with tax summed (minor units of the invoice's currency,
+ * at least 0): what a cancellation's refund counts as the period's cost (billing/cancellation.ts) and
+ * `recurringGivenBack` counts the invoice's refunds against (billing/proration.ts).
+ */
+export async function recurringLines(
+  trx: Kysely<Database>,
+  invoiceId: string,
+): Promise<{ lines: Pick<InvoiceLineRow, 'amount' | 'tax_amount' | 'add_on_id'>[]; recurring: bigint }> {
+  const lines = await trx
+    .selectFrom('invoice_lines')
+    .select(['amount', 'tax_amount', 'add_on_id'])
+    .where('invoice_id', '=', invoiceId)
+    .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
+    .where('metric_code', 'is', null)
+    .execute();
+  const sum = lines.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
+  return { lines, recurring: sum > 0n ? sum : 0n };
 }
 
 /**

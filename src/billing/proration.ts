@@ -6,7 +6,7 @@ import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
-import { overpaymentGivenBack, recurringGivenBack } from './credit-notes.ts';
+import { overpaymentGivenBack, recurringGivenBack, recurringLines } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
@@ -192,16 +192,6 @@ async function refuseCreditOfGivenBack(
       'amount_refunded',
       'credit_returned',
     ])
-    .select((eb) =>
-      eb
-        .selectFrom('invoice_lines')
-        .select(sql<string>`coalesce(sum(amount + tax_amount), 0)::text`.as('recurring'))
-        .whereRef('invoice_lines.invoice_id', '=', 'invoices.id')
-        // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
-        .where((lb) => lb.or([lb('plan_id', 'is not', null), lb('add_on_id', 'is not', null)]))
-        .where('metric_code', 'is', null)
-        .as('recurring'),
-    )
     .where((eb) =>
       eb.or([
         eb.and([eb('subscription_id', '=', subscription.id), eb('period_index', '=', basis.periodIndex)]),
@@ -213,12 +203,9 @@ async function refuseCreditOfGivenBack(
     .execute();
   const given: string[] = [];
   for (const invoice of candidates) {
-    const recurring = BigInt(invoice.recurring ?? '0');
-    const ofTime = recurringGivenBack(
-      invoice,
-      await overpaymentGivenBack(trx, invoice),
-      recurring > 0n ? recurring : 0n,
-    );
+    // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
+    const { recurring } = await recurringLines(trx, invoice.id);
+    const ofTime = recurringGivenBack(invoice, await overpaymentGivenBack(trx, invoice), recurring);
     if (ofTime > 0n) given.push(`${invoice.id} (${ofTime} ${invoice.currency} of its recurring lines)`);
   }
   if (given.length === 0) return;
