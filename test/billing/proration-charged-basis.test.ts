@@ -36,6 +36,19 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   afterAll(() => app.stop());
   const db = () => app.runtime.db;
   const gateways = () => ({ registry: app.runtime.registry, accounts: app.runtime.accounts });
+  /** `changeSubscription` by the system at `at` (ISO), not a preview unless `preview`. */
+  const changeAt = (
+    id: string,
+    input: Parameters<typeof changeSubscription>[3],
+    at: string,
+    preview = false,
+  ) => changeSubscription(db(), 'system', id, input, d(at), preview);
+  /** `createSubscription` by the system from Feb 1 2027. */
+  const subscribeFeb1 = (input: Parameters<typeof createSubscription>[2]) =>
+    createSubscription(db(), 'system', input, d('2027-02-01T00:00:00Z'));
+  /** A FLAT_FEE plan of `amount` minor units in `currency`, no tax; its id. */
+  const untaxedPlan = (currency: string, amount: number) =>
+    insertPlan(db(), { currency, price: { model: 'FLAT_FEE', amount } });
   const creditOf = async (customer: string) =>
     (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
   const cancel = (id: string, refundType: 'prorate' | 'full', at: string) =>
@@ -63,14 +76,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     });
     // Half the period left: credit 3200/2 = 1600, charge 800/2 = 400: net −1200, tax −300: 1500 of
     // customer credit for the big plan's unused half.
-    const change = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1200n);
     expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1500 }]);
     return { customer, sub };
@@ -130,14 +136,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       start: d('2027-02-01T00:00:00Z'),
     });
     // Feb 8 (21 of 28 days left): credit 800 × 3/4 = 600, charge 3200 × 3/4 = 2400: 1800 + 450 tax.
-    const up = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: big },
-      d('2027-02-08T00:00:00Z'),
-      false,
-    );
+    const up = await changeAt(sub.id, { planId: big }, '2027-02-08T00:00:00Z');
     expect(up.invoice?.total).toBe(2250n);
     // Not paid yet: the unused time of the big plan was not paid for; refused, nothing changes.
     const refused = await cancel(sub.id, 'prorate', '2027-02-22T00:00:00Z').catch((error: unknown) => error);
@@ -169,9 +168,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it("F3: a coupon restricted to the first plan's product does not discount the credit of a later plan it never discounted", async () => {
     // No tax. A (product P1) 1000, B and C (product P2) 2000 and 4000; 50% off P1 only.
-    const a = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const b = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 2000 } });
-    const c = await insertPlan(db(), { currency: 'PLN', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const a = await untaxedPlan('PLN', 1000);
+    const b = await untaxedPlan('PLN', 2000);
+    const c = await untaxedPlan('PLN', 4000);
     await db()
       .updateTable('plans')
       .set({ product_id: await productOf(b) })
@@ -184,45 +183,23 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       appliesToProducts: [await productOf(a)],
     });
     const { customer } = await customerWith(app);
-    const { subscription, invoices } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: a, couponCode: 'HALF-P1-PLN' },
-      d('2027-02-01T00:00:00Z'),
-    );
+    const { subscription, invoices } = await subscribeFeb1({
+      customerId: customer.id,
+      planId: a,
+      couponCode: 'HALF-P1-PLN',
+    });
     expect(invoices[0]?.total).toBe(500n);
     // Feb 15: A → B. Credit A's half as charged: −500 + 250 (coupon) = −250; B's half 1000, no coupon.
-    const first = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: b },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const first = await changeAt(subscription.id, { planId: b }, '2027-02-15T00:00:00Z');
     expect(first.proration.subtotal).toBe(750n);
     // Feb 22 (7 days left): B → C. B's unused week was charged 2000 × 7/28 = 500 undiscounted: −500;
     // C's week 4000 × 7/28 = 1000: 500 owed.
-    const preview = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: c },
-      d('2027-02-22T00:00:00Z'),
-      true,
-    );
+    const preview = await changeAt(subscription.id, { planId: c }, '2027-02-22T00:00:00Z', true);
     expect(preview.proration.lines.map((l) => [l.type, l.signedAmount, l.couponId !== undefined])).toEqual([
       ['CREDIT', -500n, false],
       ['CHARGE', 1000n, false],
     ]);
-    const second = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: c },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    const second = await changeAt(subscription.id, { planId: c }, '2027-02-22T00:00:00Z');
     expect([second.proration.subtotal, second.invoice?.total]).toEqual([500n, 500n]);
     // Invoiced 500 + 750 + 500 = 1750, all owed: half a month A after coupon (250), a week B (500), a week C (1000).
     expect(await ledgerIn(app, 'PLN')).toEqual({ 'receivable:customer': 1750, revenue: -1750 });
@@ -230,35 +207,20 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('F4: after a change with proration none, a prorated change credits the price that was paid, not the unpaid one', async () => {
     // No tax. D 1000, E 3000.
-    const dPlan = await insertPlan(db(), { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const ePlan = await insertPlan(db(), { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const dPlan = await untaxedPlan('DKK', 1000);
+    const ePlan = await untaxedPlan('DKK', 3000);
     const { customer } = await customerWith(app);
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: dPlan },
-      d('2027-02-01T00:00:00Z'),
-    );
+    const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: dPlan });
     // Feb 8: D → E with proration none: nothing billed, E bills from March.
-    const free = await changeSubscription(
-      db(),
-      'system',
+    const free = await changeAt(
       subscription.id,
       { planId: ePlan, proration: 'none' },
-      d('2027-02-08T00:00:00Z'),
-      false,
+      '2027-02-08T00:00:00Z',
     );
     expect(free.invoice).toBeNull();
     // Feb 15 (half left): E → D prorated. February was charged D's 1000: its unused half, 500, back;
     // D's half, 500, charged: nothing either way.
-    const back = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: dPlan },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const back = await changeAt(subscription.id, { planId: dPlan }, '2027-02-15T00:00:00Z');
     expect(back.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([
       ['CREDIT', -500n],
       ['CHARGE', 500n],
@@ -267,37 +229,18 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'DKK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
     // Same with a quantity change: × 2 with proration none, then back to × 1 prorated: 500 − 500.
-    await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { quantity: 2, proration: 'none' },
-      d('2027-02-16T00:00:00Z'),
-      false,
-    );
-    const quantity = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { quantity: 1 },
-      d('2027-02-22T00:00:00Z'),
-      true,
-    );
+    await changeAt(subscription.id, { quantity: 2, proration: 'none' }, '2027-02-16T00:00:00Z');
+    const quantity = await changeAt(subscription.id, { quantity: 1 }, '2027-02-22T00:00:00Z', true);
     expect([quantity.proration.subtotal, quantity.credited]).toEqual([0n, 0n]);
   });
 
   it('F6: a change credits the unused time with the tax the period was billed with, not today’s', async () => {
     // Big 1000, small 500, no plan tax. No address when February is invoiced (1000, no tax); on
     // Feb 10 a French address (20%).
-    const big = await insertPlan(db(), { currency: 'HUF', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const small = await insertPlan(db(), { currency: 'HUF', price: { model: 'FLAT_FEE', amount: 500 } });
+    const big = await untaxedPlan('HUF', 1000);
+    const small = await untaxedPlan('HUF', 500);
     const { customer } = await customerWith(app);
-    const { subscription, invoices } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: big },
-      d('2027-02-01T00:00:00Z'),
-    );
+    const { subscription, invoices } = await subscribeFeb1({ customerId: customer.id, planId: big });
     expect(invoices[0]).toMatchObject({ total: 1000n, tax: 0n });
     expect(
       (await app.api('POST', '/v1/tax-rates', { display_name: 'TVA HUF', country: 'FR', percent: 20 }))
@@ -310,14 +253,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       .execute();
     // Feb 15 (half left): big → small. Big's unused half: 500, no tax paid on it. Small's half: 250 +
     // 50 tax = 300. Customer credit: 500 − 300 = 200 (net 250 − tax 50).
-    const change = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const change = await changeAt(subscription.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
       ['CREDIT', -500n, 0n],
       ['CHARGE', 250n, 50n],
@@ -333,57 +269,30 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('a full proration after a prorated change is refused: it would credit the whole period at a price charged for part of it', async () => {
     // No tax. D 1000 paid… owed for February; Feb 15 → E 3000 prorated: −500 + 1500 = 1000 invoiced.
-    const dPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const ePlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 3000 } });
-    const fPlan = await insertPlan(db(), { currency: 'NZD', price: { model: 'FLAT_FEE', amount: 5000 } });
+    const dPlan = await untaxedPlan('NZD', 1000);
+    const ePlan = await untaxedPlan('NZD', 3000);
+    const fPlan = await untaxedPlan('NZD', 5000);
     const { customer } = await customerWith(app);
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: dPlan },
-      d('2027-02-01T00:00:00Z'),
-    );
-    const up = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: ePlan },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: dPlan });
+    const up = await changeAt(subscription.id, { planId: ePlan }, '2027-02-15T00:00:00Z');
     expect(up.invoice?.total).toBe(1000n);
     // Feb 22 → F with `full`: February charged E 2000 in all (1000 + 1000), not E's whole 3000:
     // crediting 3000 would give back 1000 never charged. Refused, nothing changes.
-    const full = changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: fPlan, proration: 'full' },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    const full = changeAt(subscription.id, { planId: fPlan, proration: 'full' }, '2027-02-22T00:00:00Z');
     await expect(full).rejects.toThrow(ValidationError);
     await expect(full).rejects.toMatchObject({ fields: { proration: expect.stringContaining('2000') } });
     expect(await ledgerIn(app, 'NZD')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
     // Prorated instead: E's week back (750), F's week (1250): 500.
-    const prorated = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: fPlan },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    const prorated = await changeAt(subscription.id, { planId: fPlan }, '2027-02-22T00:00:00Z');
     expect(prorated.invoice?.total).toBe(500n);
   });
 
   it('a downgrade never credits a period that was not paid: nothing of a VOID period invoice, and an UNCOLLECTIBLE one is refused', async () => {
     // No tax. Big 1000, small 400; two subscriptions of one customer, February invoices unpaid.
-    const big = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const small = await insertPlan(db(), { currency: 'AUD', price: { model: 'FLAT_FEE', amount: 400 } });
+    const big = await untaxedPlan('AUD', 1000);
+    const small = await untaxedPlan('AUD', 400);
     const { customer } = await customerWith(app);
-    const subscribe = () =>
-      createSubscription(db(), 'system', { customerId: customer.id, planId: big }, d('2027-02-01T00:00:00Z'));
+    const subscribe = () => subscribeFeb1({ customerId: customer.id, planId: big });
     const voided = await subscribe();
     const uncollectible = await subscribe();
     expect((await app.api('POST', `/v1/invoices/${voided.invoices[0]!.id}/void`)).status).toBe(200);
@@ -391,25 +300,15 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       (await app.api('POST', `/v1/invoices/${uncollectible.invoices[0]!.id}/mark-uncollectible`)).status,
     ).toBe(200);
     // VOID: February was charged nothing, so nothing is credited; small's half (200) is charged.
-    const fromVoid = await changeSubscription(
-      db(),
-      'system',
-      voided.subscription.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const fromVoid = await changeAt(voided.subscription.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(fromVoid.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([['CHARGE', 200n]]);
     expect([fromVoid.credited, fromVoid.invoice?.total]).toEqual([0n, 200n]);
     // UNCOLLECTIBLE: big's unused half (500) was never paid; 300 of customer credit, refundable in
     // cash, would pay it out. Refused, nothing changes.
-    const fromUncollectible = changeSubscription(
-      db(),
-      'system',
+    const fromUncollectible = changeAt(
       uncollectible.subscription.id,
       { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
+      '2027-02-15T00:00:00Z',
     );
     await expect(fromUncollectible).rejects.toThrow(ValidationError);
     await expect(fromUncollectible).rejects.toMatchObject({
@@ -417,13 +316,10 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     });
     expect(await creditOf(customer.id)).toEqual([]);
     // With proration none it goes through: small bills from March.
-    const none = await changeSubscription(
-      db(),
-      'system',
+    const none = await changeAt(
       uncollectible.subscription.id,
       { planId: small, proration: 'none' },
-      d('2027-02-15T00:00:00Z'),
-      false,
+      '2027-02-15T00:00:00Z',
     );
     expect([none.credited, none.invoice]).toEqual([0n, null]);
     expect(await creditOf(customer.id)).toEqual([]);
@@ -431,9 +327,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('a second change credits the first one’s charge with the tax rates it was charged with, after the address changed', async () => {
     // A 1000, B 2000, C 4000, no plan tax; the customer is in Germany (19%), then has no address.
-    const a = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const b = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 2000 } });
-    const c = await insertPlan(db(), { currency: 'ISK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const a = await untaxedPlan('ISK', 1000);
+    const b = await untaxedPlan('ISK', 2000);
+    const c = await untaxedPlan('ISK', 4000);
     const { customer } = await customerWith(app);
     expect(
       (await app.api('POST', '/v1/tax-rates', { display_name: 'MwSt ISK', country: 'DE', percent: 19 }))
@@ -444,22 +340,10 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       .set({ address_country: 'DE' })
       .where('id', '=', customer.id)
       .execute();
-    const { subscription, invoices } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: a },
-      d('2027-02-01T00:00:00Z'),
-    );
+    const { subscription, invoices } = await subscribeFeb1({ customerId: customer.id, planId: a });
     expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 190n, total: 1190n });
     // Feb 15: A → B. −500 − 95 and +1000 + 190: 500 + 95 = 595.
-    const first = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: b },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const first = await changeAt(subscription.id, { planId: b }, '2027-02-15T00:00:00Z');
     expect(first.invoice).toMatchObject({ subtotal: 500n, tax: 95n, total: 595n });
     await db()
       .updateTable('customers')
@@ -468,14 +352,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       .execute();
     // Feb 22: B → C. B's unused week was charged 500 + 95 (19%): −500 − 95; C's week 1000, no tax
     // now: 500 − 95 = 405.
-    const second = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: c },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    const second = await changeAt(subscription.id, { planId: c }, '2027-02-22T00:00:00Z');
     expect(second.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
       ['CREDIT', -500n, -95n],
       ['CHARGE', 1000n, 0n],
@@ -491,34 +368,17 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('a change after an upgrade whose invoice was voided is refused: its price was taken back, so its unused time cannot be credited', async () => {
     // No tax. D 1000, E 3000; Feb 15 D → E prorated: 1000 invoiced, then voided.
-    const dPlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const ePlan = await insertPlan(db(), { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const dPlan = await untaxedPlan('SGD', 1000);
+    const ePlan = await untaxedPlan('SGD', 3000);
     const { customer } = await customerWith(app);
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: dPlan },
-      d('2027-02-01T00:00:00Z'),
-    );
-    const up = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: ePlan },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: dPlan });
+    const up = await changeAt(subscription.id, { planId: ePlan }, '2027-02-15T00:00:00Z');
     expect(up.invoice?.total).toBe(1000n);
     expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
     // Feb 22 E → D prorated would credit E's week (750) never kept: refused, nothing changes.
-    const refused = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: dPlan },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    ).catch((error: unknown) => error);
+    const refused = await changeAt(subscription.id, { planId: dPlan }, '2027-02-22T00:00:00Z').catch(
+      (error: unknown) => error,
+    );
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).fields?.proration).toContain(up.invoice!.id);
     expect(await creditOf(customer.id)).toEqual([]);
@@ -549,25 +409,13 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   it('an inclusive tax rate on a tax-exclusive plan: a change credits the unused time as charged, its tax included', async () => {
     // Plan 1200, tax-exclusive, no plan tax; the customer's rate is inclusive: 1000 net + 200 tax.
     const { customer } = await inclusivelyTaxed('QAR', 'PT');
-    const big = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 1200 } });
-    const free = await insertPlan(db(), { currency: 'QAR', price: { model: 'FLAT_FEE', amount: 0 } });
-    const { subscription, invoices } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: big },
-      d('2027-02-01T00:00:00Z'),
-    );
+    const big = await untaxedPlan('QAR', 1200);
+    const free = await untaxedPlan('QAR', 0);
+    const { subscription, invoices } = await subscribeFeb1({ customerId: customer.id, planId: big });
     expect(invoices[0]).toMatchObject({ subtotal: 1000n, tax: 200n, total: 1200n });
     // Feb 15 (half left) to a free plan: half of what was charged, 500 + 100 tax, not 1000 split again
     // as if it included 20% (417 + 83).
-    const change = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: free },
-      d('2027-02-15T00:00:00Z'),
-      true,
-    );
+    const change = await changeAt(subscription.id, { planId: free }, '2027-02-15T00:00:00Z', true);
     expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
       ['CREDIT', -500n, -100n],
     ]);
@@ -576,7 +424,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('an inclusive tax rate on a tax-exclusive plan: cancel now with prorate, no change, gives back half of the 1200 paid', async () => {
     const { customer, method } = await inclusivelyTaxed('SAR', 'GR');
-    const plan = await insertPlan(db(), { currency: 'SAR', price: { model: 'FLAT_FEE', amount: 1200 } });
+    const plan = await untaxedPlan('SAR', 1200);
     const sub = await subscribedAndPaid(app, {
       customer: customer.id,
       plan,
@@ -596,29 +444,16 @@ describe('the charged basis: credits and refunds give back what was charged', ()
 
   it('a period changed before charged bases were stored: a prorated change is refused (its price is not known), proration none goes through', async () => {
     // No tax. B 3000 (period invoice); Feb 15 B → A 1000 prorated before the deploy: 1000 of credit.
-    const a = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const b = await insertPlan(db(), { currency: 'RON', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const a = await untaxedPlan('RON', 1000);
+    const b = await untaxedPlan('RON', 3000);
     const { customer } = await customerWith(app);
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: b },
-      d('2027-02-01T00:00:00Z'),
-    );
-    const down = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: a },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: b });
+    const down = await changeAt(subscription.id, { planId: a }, '2027-02-15T00:00:00Z');
     expect(down.credited).toBe(1000n);
     await basisNotStored(subscription.id);
     // Feb 22 A → B: A's quarter (250) was charged by that change, but the period invoice says B, so
     // B's quarter (750) would be credited and B's week free. Refused, nothing changes.
-    const up = () =>
-      changeSubscription(db(), 'system', subscription.id, { planId: b }, d('2027-02-22T00:00:00Z'), false);
+    const up = () => changeAt(subscription.id, { planId: b }, '2027-02-22T00:00:00Z');
     const refused = await up().catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).fields?.proration).toContain('migration 0043');
@@ -629,14 +464,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       revenue: -2000,
     });
     // With proration none it goes through: B bills from March.
-    const none = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: b, proration: 'none' },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    );
+    const none = await changeAt(subscription.id, { planId: b, proration: 'none' }, '2027-02-22T00:00:00Z');
     expect([none.credited, none.invoice]).toEqual([0n, null]);
   });
 
@@ -651,14 +479,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       start: d('2027-02-01T00:00:00Z'),
     });
     // Feb 15 small → big before the deploy: 1500 invoiced (1200 + 25%).
-    const up = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: big },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const up = await changeAt(sub.id, { planId: big }, '2027-02-15T00:00:00Z');
     expect(up.invoice?.total).toBe(1500n);
     await basisNotStored(sub.id);
     // Feb 22: the period invoice says small, the plan in force was charged by the change: refused.
@@ -694,62 +515,37 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       201,
     );
     // Feb 15 downgrade: big's unused half (1500 of customer credit) would be paid a second time.
-    const refused = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    ).catch((error: unknown) => error);
+    const refused = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z').catch(
+      (error: unknown) => error,
+    );
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).fields?.proration).toContain(
       `${sub.invoice.id} (4000 MXN of its recurring lines)`,
     );
     expect(await creditOf(customer.id)).toEqual([]);
     // With proration none it goes through: small bills from March.
-    const none = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small, proration: 'none' },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const none = await changeAt(sub.id, { planId: small, proration: 'none' }, '2027-02-15T00:00:00Z');
     expect([none.credited, none.invoice]).toEqual([0n, null]);
     expect(await creditOf(customer.id)).toEqual([]);
   });
 
   it('a downgrade after an upgrade charged at renewal (OPEN) is refused: the upgrade’s unused time is not paid yet', async () => {
     // No tax. A 1000, B 3000; Feb 15 A → B prorate_at_renewal: 1000 OPEN until March 1.
-    const a = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 1000 } });
-    const b = await insertPlan(db(), { currency: 'TRY', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const a = await untaxedPlan('TRY', 1000);
+    const b = await untaxedPlan('TRY', 3000);
     const { customer } = await customerWith(app);
-    const { subscription } = await createSubscription(
-      db(),
-      'system',
-      { customerId: customer.id, planId: a },
-      d('2027-02-01T00:00:00Z'),
-    );
-    const up = await changeSubscription(
-      db(),
-      'system',
+    const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: a });
+    const up = await changeAt(
       subscription.id,
       { planId: b, proration: 'prorate_at_renewal' },
-      d('2027-02-15T00:00:00Z'),
-      false,
+      '2027-02-15T00:00:00Z',
     );
     expect([up.invoice?.total, up.invoice?.status]).toEqual([1000n, 'OPEN']);
     // Feb 22 B → A would credit B's quarter (750, not paid) and charge A's (250): 500 of customer
     // credit that a void of the upgrade's invoice would leave. Refused, nothing changes.
-    const refused = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: a },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    ).catch((error: unknown) => error);
+    const refused = await changeAt(subscription.id, { planId: a }, '2027-02-22T00:00:00Z').catch(
+      (error: unknown) => error,
+    );
     expect(refused).toBeInstanceOf(ValidationError);
     const message = (refused as ValidationError).fields?.proration;
     expect(message).toContain(`${up.invoice!.id} (OPEN, 1000 due)`);
@@ -760,14 +556,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(await ledgerIn(app, 'TRY')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
     // Voided, the upgrade's price is taken back: the downgrade is refused again, for that.
     expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/void`)).status).toBe(200);
-    const again = await changeSubscription(
-      db(),
-      'system',
-      subscription.id,
-      { planId: a },
-      d('2027-02-22T00:00:00Z'),
-      false,
-    ).catch((error: unknown) => error);
+    const again = await changeAt(subscription.id, { planId: a }, '2027-02-22T00:00:00Z').catch(
+      (error: unknown) => error,
+    );
     expect(again).toBeInstanceOf(ValidationError);
     expect((again as ValidationError).fields?.proration).toContain(`${up.invoice!.id} (VOID)`);
   });
@@ -795,14 +586,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       201,
     );
     // Feb 15 downgrade: big's unused half (1500, paid and never given back) becomes customer credit.
-    const change = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1200n);
     expect(await creditOf(customer.id)).toEqual([{ currency: 'ISK', amount: 1500 }]);
   });
@@ -823,14 +607,9 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 3000 })).status).toBe(
       201,
     );
-    const refused = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    ).catch((error: unknown) => error);
+    const refused = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z').catch(
+      (error: unknown) => error,
+    );
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).fields?.proration).toContain(
       `${sub.invoice.id} (500 KRW of its recurring lines)`,
@@ -887,14 +666,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     stripeRefundSucceeds('re_basis_usage');
     expect((await app.api('POST', `/v1/invoices/${february.id}/refund`, { amount: 800 })).status).toBe(201);
     // Feb 15 downgrade: credit big's unused half (1500), charge small's (500): 1000 of customer credit.
-    const change = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1000n);
     expect(await creditOf(customer.id)).toEqual([{ currency: 'CZK', amount: 1000 }]);
   });
@@ -945,14 +717,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     });
     expect([refund.status, refund.body.error]).toEqual([201, undefined]);
     expect(await creditOf(customer.id)).toEqual([]);
-    const change = await changeSubscription(
-      db(),
-      'system',
-      sub.id,
-      { planId: small },
-      d('2027-02-15T00:00:00Z'),
-      false,
-    );
+    const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1200n);
     expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1500 }]);
   });
