@@ -126,6 +126,25 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     return (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
   }
 
+  /**
+   * Since `before`, `amount` of `currency`'s customer credit went back through Stripe as an
+   * overpayment (no sale refunded), and `credit` is left of the customer's credit on the books.
+   */
+  async function expectOverpaymentBack(
+    before: Record<string, number>,
+    currency: string,
+    amount: number,
+    credit: number,
+  ) {
+    const moved = await movedSince(before, currency);
+    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
+      amount,
+      0,
+      -amount,
+    ]);
+    expect((await ledgerIn(app, currency))['customer_credit:customer']).toBe(credit);
+  }
+
   it('an overpayment refund (no credit note) failing after the sale was refunded puts back exactly the credit it took', async () => {
     const paid = await paidTwice('DKK');
     const before = await ledgerIn(app, 'DKK');
@@ -224,11 +243,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     });
     expect(within.body).toMatchObject({ status: 'succeeded', amount: 400 });
     expect(await creditOf(paid.customer)).toEqual([]);
-    const moved = await movedSince(before, 'CHF');
-    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
-      400, 0, -400,
-    ]);
-    expect((await ledgerIn(app, 'CHF'))['customer_credit:customer']).toBe(0);
+    await expectOverpaymentBack(before, 'CHF', 400, 0);
   });
   it('a duplicate payment is refunded by naming it: {} answers 422 naming the call per payment, the exception and invoice_overpaid name it too', async () => {
     const paid = await paidTwice('SEK');
@@ -435,11 +450,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       .where('transaction_id', 'in', [dupA.id, dupB.id])
       .execute();
     expect(exceptions).toEqual([]);
-    const moved = await movedSince(before, 'GBP');
-    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
-      800, 0, -800,
-    ]);
-    expect((await ledgerIn(app, 'GBP'))['customer_credit:customer']).toBe(0);
+    await expectOverpaymentBack(before, 'GBP', 800, 0);
     expect(await creditOf(customer.id)).toEqual([]);
   });
 
@@ -527,11 +538,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       .where('transaction_id', 'in', [paidA.first.id, paidA.second.id, dupB.id])
       .execute();
     expect(exceptions).toEqual([]);
-    const moved = await movedSince(before, 'MXN');
-    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
-      800, 0, -800,
-    ]);
-    expect((await ledgerIn(app, 'MXN'))['customer_credit:customer']).toBe(0);
+    await expectOverpaymentBack(before, 'MXN', 800, 0);
   });
   it('a duplicate payment and the refund of it made in the dashboard, in one batch of webhooks: the refund sees the credit the batch booked, no overpayment_credit_spent', async () => {
     // Invoice of 1000 paid by card. One batch (one deferring unit of work, as webhook.process
@@ -628,11 +635,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     expect(exceptions[0]!.message).toContain(
       "only 300 of that credit was left: the customer's credit is in debit by 200",
     );
-    const moved = await movedSince(before, 'CAD');
-    expect([moved('customer_credit:customer'), moved('refunds'), moved('gateway_clearing:stripe')]).toEqual([
-      1000, 0, -1000,
-    ]);
-    expect((await ledgerIn(app, 'CAD'))['customer_credit:customer']).toBe(200);
+    await expectOverpaymentBack(before, 'CAD', 1000, 200);
   });
   /**
    * Customer-credit refunds are never counted as an invoice's overpayment given back (only its own
