@@ -63,17 +63,28 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     );
   const refunded = (result: Awaited<ReturnType<typeof cancel>>) =>
     result.refunds.reduce((sum, r) => sum + r.amount, 0n);
-  /** Big plan 3200 + 25% = 4000 a month, paid by card on Feb 1; Feb 15 downgraded to small (800 + 25% = 1000). */
-  const downgradedMidFebruary = async (currency: string) => {
+  /**
+   * A customer with a Stripe card, `flatPlan`s big (3200 + 25%) and small (800 + 25%) in `currency`
+   * (big with a setup fee of `setupFee` net, when given), subscribed to plan `on` from Feb 1 and paid.
+   */
+  const paidFeb1 = async (currency: string, on: 'big' | 'small', setupFee?: bigint) => {
     const { customer, method } = await customerWith(app, { stripe: true });
     const big = await flatPlan(app, currency, 3200);
     const small = await flatPlan(app, currency, 800);
+    if (setupFee !== undefined) {
+      await db().updateTable('plans').set({ setup_fee: setupFee }).where('id', '=', big).execute();
+    }
     const sub = await subscribedAndPaid(app, {
       customer: customer.id,
-      plan: big,
+      plan: on === 'big' ? big : small,
       method: method!.id,
       start: d('2027-02-01T00:00:00Z'),
     });
+    return { customer, big, small, sub };
+  };
+  /** Big plan 3200 + 25% = 4000 a month, paid by card on Feb 1; Feb 15 downgraded to small (800 + 25% = 1000). */
+  const downgradedMidFebruary = async (currency: string) => {
+    const { customer, small, sub } = await paidFeb1(currency, 'big');
     // Half the period left: credit 3200/2 = 1600, charge 800/2 = 400: net −1200, tax −300: 1500 of
     // customer credit for the big plan's unused half.
     const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
@@ -126,15 +137,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('F1: after an upgrade, a prorate refund waits until the upgrade’s invoice is paid, then gives back the new plan’s unused time', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const small = await flatPlan(app, 'CHF', 800);
-    const big = await flatPlan(app, 'CHF', 3200);
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: small,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { big, sub } = await paidFeb1('CHF', 'small');
     // Feb 8 (21 of 28 days left): credit 800 × 3/4 = 600, charge 3200 × 3/4 = 2400: 1800 + 450 tax.
     const up = await changeAt(sub.id, { planId: big }, '2027-02-08T00:00:00Z');
     expect(up.invoice?.total).toBe(2250n);
@@ -469,15 +472,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('a period upgraded before charged bases were stored: a prorate cancellation refund is refused, refund_type none goes through', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const small = await flatPlan(app, 'MAD', 800);
-    const big = await flatPlan(app, 'MAD', 3200);
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: small,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { big, sub } = await paidFeb1('MAD', 'small');
     // Feb 15 small → big before the deploy: 1500 invoiced (1200 + 25%).
     const up = await changeAt(sub.id, { planId: big }, '2027-02-15T00:00:00Z');
     expect(up.invoice?.total).toBe(1500n);
@@ -500,15 +495,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('a change after the period invoice was refunded by hand is refused: its unused time could be given back twice', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const big = await flatPlan(app, 'MXN', 3200);
-    const small = await flatPlan(app, 'MXN', 800);
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: big,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { customer, small, sub } = await paidFeb1('MXN', 'big');
     // 4000 paid, all of it refunded by hand.
     stripeRefundSucceeds('re_basis_by_hand');
     expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 4000 })).status).toBe(
@@ -564,16 +551,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('a change after the setup fee alone was refunded by hand is not refused: the plan’s time was not given back', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const big = await flatPlan(app, 'ISK', 3200);
-    const small = await flatPlan(app, 'ISK', 800);
-    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: big,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { customer, small, sub } = await paidFeb1('ISK', 'big', 2000n);
     // 4000 of plan + 2500 of setup fee (2000 + 25%) paid; the setup fee refunded by hand.
     const paid = await db()
       .selectFrom('invoices')
@@ -592,16 +570,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('a change after the plan was refunded by hand beyond the setup fee is refused, naming what of its plan was given back', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const big = await flatPlan(app, 'KRW', 3200);
-    const small = await flatPlan(app, 'KRW', 800);
-    await db().updateTable('plans').set({ setup_fee: 2000n }).where('id', '=', big).execute();
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: big,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { customer, small, sub } = await paidFeb1('KRW', 'big', 2000n);
     // 6500 paid; 3000 refunded: the setup fee's 2500 first, then 500 of the plan.
     stripeRefundSucceeds('re_basis_setup_and_plan');
     expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 3000 })).status).toBe(
@@ -672,15 +641,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   });
 
   it('a change after a duplicate payment of the period invoice was refunded is not refused: the refund gave back the overpayment, not the plan’s time', async () => {
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const big = await flatPlan(app, 'RON', 3200);
-    const small = await flatPlan(app, 'RON', 800);
-    const sub = await subscribedAndPaid(app, {
-      customer: customer.id,
-      plan: big,
-      method: method!.id,
-      start: d('2027-02-01T00:00:00Z'),
-    });
+    const { customer, small, sub } = await paidFeb1('RON', 'big');
     // The 4000 paid a second time by the same card (it became customer credit), then that duplicate
     // refunded.
     const first = await db()
