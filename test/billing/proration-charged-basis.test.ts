@@ -82,6 +82,11 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     });
     return { customer, big, small, sub };
   };
+  /** Refunds `amount` of invoice `invoiceId` by hand (`POST /v1/invoices/:id/refund`), Stripe answering `refundId`: 201. */
+  const refundByHand = async (invoiceId: string, amount: number, refundId: string) => {
+    stripeRefundSucceeds(refundId);
+    expect((await app.api('POST', `/v1/invoices/${invoiceId}/refund`, { amount })).status).toBe(201);
+  };
   /** Big plan 3200 + 25% = 4000 a month, paid by card on Feb 1; Feb 15 downgraded to small (800 + 25% = 1000). */
   const downgradedMidFebruary = async (currency: string) => {
     const { customer, small, sub } = await paidFeb1(currency, 'big');
@@ -497,10 +502,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   it('a change after the period invoice was refunded by hand is refused: its unused time could be given back twice', async () => {
     const { customer, small, sub } = await paidFeb1('MXN', 'big');
     // 4000 paid, all of it refunded by hand.
-    stripeRefundSucceeds('re_basis_by_hand');
-    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 4000 })).status).toBe(
-      201,
-    );
+    await refundByHand(sub.invoice.id, 4000, 're_basis_by_hand');
     // Feb 15 downgrade: big's unused half (1500 of customer credit) would be paid a second time.
     const refused = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z').catch(
       (error: unknown) => error,
@@ -559,10 +561,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       .where('id', '=', sub.invoice.id)
       .executeTakeFirstOrThrow();
     expect([paid.total, paid.amount_paid]).toEqual([6500n, 6500n]);
-    stripeRefundSucceeds('re_basis_setup_fee');
-    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 2500 })).status).toBe(
-      201,
-    );
+    await refundByHand(sub.invoice.id, 2500, 're_basis_setup_fee');
     // Feb 15 downgrade: big's unused half (1500, paid and never given back) becomes customer credit.
     const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1200n);
@@ -572,10 +571,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
   it('a change after the plan was refunded by hand beyond the setup fee is refused, naming what of its plan was given back', async () => {
     const { customer, small, sub } = await paidFeb1('KRW', 'big', 2000n);
     // 6500 paid; 3000 refunded: the setup fee's 2500 first, then 500 of the plan.
-    stripeRefundSucceeds('re_basis_setup_and_plan');
-    expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 3000 })).status).toBe(
-      201,
-    );
+    await refundByHand(sub.invoice.id, 3000, 're_basis_setup_and_plan');
     const refused = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z').catch(
       (error: unknown) => error,
     );
@@ -632,8 +628,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
       .executeTakeFirstOrThrow();
     expect([february.total, february.amount_paid]).toEqual([3800n, 3800n]);
     // January's usage (800) refunded by hand: February's plan time is untouched.
-    stripeRefundSucceeds('re_basis_usage');
-    expect((await app.api('POST', `/v1/invoices/${february.id}/refund`, { amount: 800 })).status).toBe(201);
+    await refundByHand(february.id, 800, 're_basis_usage');
     // Feb 15 downgrade: credit big's unused half (1500), charge small's (500): 1000 of customer credit.
     const change = await changeAt(sub.id, { planId: small }, '2027-02-15T00:00:00Z');
     expect(change.credited).toBe(1000n);
