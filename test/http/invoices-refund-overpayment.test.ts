@@ -119,6 +119,19 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     return seen;
   }
 
+  /**
+   * Invoices `customer` one line `description` of `amount` (minor units of lower-case `currency`) by
+   * hand and finalizes it (customer credit applied then); the finalized invoice as the API shows it.
+   */
+  async function invoiced(customer: string, currency: string, description: string, amount: number) {
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency,
+      lines: [{ description, amount, quantity: 1 }],
+    });
+    return (await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body;
+  }
+
   /** What `currency`'s balances moved from `before` to now, per account code. */
   async function movedSince(before: Record<string, number>, currency: string) {
     const after = await ledgerIn(app, currency);
@@ -210,13 +223,10 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
   it('a refund by hand whose overpayment share the customer already spent: 409 overpayment_credit_spent, nothing changes', async () => {
     const paid = await paidTwice('CHF');
     // The customer's next invoice takes the duplicate's 1000 of credit at finalization.
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: paid.customer,
-      currency: 'chf',
-      lines: [{ description: 'Next month', amount: 600, quantity: 1 }],
+    expect(await invoiced(paid.customer, 'chf', 'Next month', 600)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 600,
     });
-    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(next.body).toMatchObject({ status: 'PAID', credit_applied: 600 });
     expect(await creditOf(paid.customer)).toEqual([{ currency: 'CHF', amount: 400 }]);
     const before = await ledgerIn(app, 'CHF');
     const seen = stripeRefunds(1);
@@ -332,13 +342,11 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     });
     expect(pending.body).toMatchObject({ status: 'pending', amount: 1000 });
     expect(await creditOf(paid.customer)).toEqual([]);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: paid.customer,
-      currency: 'pln',
-      lines: [{ description: 'Next month', amount: 1000, quantity: 1 }],
+    expect(await invoiced(paid.customer, 'pln', 'Next month', 1000)).toMatchObject({
+      status: 'OPEN',
+      credit_applied: 0,
+      amount_due: 1000,
     });
-    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(next.body).toMatchObject({ status: 'OPEN', credit_applied: 0, amount_due: 1000 });
     const before = await ledgerIn(app, 'PLN');
     // Stripe's refund succeeds (its webhook): booked against the credit it held.
     await inUnitOfWork(db(), { actor: 'system' }, (work) =>
@@ -366,13 +374,11 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       app.api('POST', `/v1/invoices/${paid.invoice}/refund`, { transaction: paid.second.id, amount });
     const [a, b] = [await refund(400), await refund(400)];
     expect([a.status, b.status]).toEqual([201, 201]);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: paid.customer,
-      currency: 'nok',
-      lines: [{ description: 'Next month', amount: 500, quantity: 1 }],
+    expect(await invoiced(paid.customer, 'nok', 'Next month', 500)).toMatchObject({
+      status: 'OPEN',
+      credit_applied: 200,
+      amount_due: 300,
     });
-    const next = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(next.body).toMatchObject({ status: 'OPEN', credit_applied: 200, amount_due: 300 });
     await inUnitOfWork(db(), { actor: 'system' }, (work) =>
       recordRefundResult(work, a.body.id, { status: 'succeeded' }),
     );
@@ -401,13 +407,10 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const dupA = (await duplicate(a.invoice.id, 1000n, 'GBP')).second;
     const dupB = (await duplicate(b.invoice.id, 1000n, 'GBP')).second;
     expect(await creditOf(customer.id)).toEqual([{ currency: 'GBP', amount: 2000 }]);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.id,
-      currency: 'gbp',
-      lines: [{ description: 'Extra', amount: 1200, quantity: 1 }],
+    expect(await invoiced(customer.id, 'gbp', 'Extra', 1200)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 1200,
     });
-    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(spent.body).toMatchObject({ status: 'PAID', credit_applied: 1200 });
     stripeRefunds(1, 'pending');
     const first = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
       transaction: dupA.id,
@@ -510,13 +513,11 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       amount: 400,
     });
     expect([heldA.body.status, heldB.body.status]).toEqual(['pending', 'pending']);
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.id,
-      currency: 'mxn',
-      lines: [{ description: 'Extra', amount: 1500, quantity: 1 }],
+    expect(await invoiced(customer.id, 'mxn', 'Extra', 1500)).toMatchObject({
+      status: 'OPEN',
+      credit_applied: 1200,
+      amount_due: 300,
     });
-    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(spent.body).toMatchObject({ status: 'OPEN', credit_applied: 1200, amount_due: 300 });
     const before = await ledgerIn(app, 'MXN');
     await inUnitOfWork(db(), { actor: 'webhook' }, async (work) => {
       const dashboard = await createRefund(work, paidA.first, {
@@ -604,13 +605,10 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const dupA = (await duplicate(a.invoice.id, 1000n, 'CAD')).second;
     const dupB = (await duplicate(b.invoice.id, 1000n, 'CAD')).second;
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.id,
-      currency: 'cad',
-      lines: [{ description: 'Extra', amount: 1200, quantity: 1 }],
+    expect(await invoiced(customer.id, 'cad', 'Extra', 1200)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 1200,
     });
-    const spent = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    expect(spent.body).toMatchObject({ status: 'PAID', credit_applied: 1200 });
     expect(await creditOf(customer.id)).toEqual([{ currency: 'CAD', amount: 800 }]);
     const before = await ledgerIn(app, 'CAD');
     const [, refundB] = await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
