@@ -51,6 +51,21 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     return { customer: customer.id as string, sub: sub.id, invoice: sub.invoice.id, first, second };
   }
 
+  /**
+   * One customer with a Stripe card, two subscriptions of `currency` whose first invoices (1000
+   * each, `a` and `b`) the card paid, each then paid again by a duplicate: 2000 of credit.
+   * @returns the customer, the subscriptions, A's first payment and the two duplicates
+   */
+  async function twoPaidTwice(currency: string) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flat(currency);
+    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
+    const { first: firstA, second: dupA } = await duplicate(a.invoice.id, 1000n, currency);
+    const dupB = (await duplicate(b.invoice.id, 1000n, currency)).second;
+    return { customer, a, b, firstA, dupA, dupB };
+  }
+
   /** A second, duplicate Stripe payment of `amount` on PAID invoice `invoiceId` (money moved twice). */
   async function duplicate(invoiceId: string, amount: bigint, currency: string) {
     const { first, second } = await duplicateAsked(invoiceId, amount, currency);
@@ -400,12 +415,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     // pending at Stripe, holds 600 of it: 200 left. A refund of 600 of the second duplicate would
     // pay back 600 of the overpayment: refused (both succeeding would leave the credit in debit by
     // 400); one of 200 fits. Both succeed: 2000 − 1200 − 600 − 200 = 0 of credit, not in debit.
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat('GBP');
-    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const dupA = (await duplicate(a.invoice.id, 1000n, 'GBP')).second;
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'GBP')).second;
+    const { customer, a, b, dupA, dupB } = await twoPaidTwice('GBP');
     expect(await creditOf(customer.id)).toEqual([{ currency: 'GBP', amount: 2000 }]);
     expect(await invoiced(customer.id, 'gbp', 'Extra', 1200)).toMatchObject({
       status: 'PAID',
@@ -497,15 +507,10 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     // refunds can no longer be covered. The first invoice's held refund then succeeds: its 400 are
     // there (0 left); the second invoice's fails: the credit ends at 0, never in debit, so no
     // exception (counting the failing refund's hold would have flagged a debit that never was).
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat('MXN');
-    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const paidA = await duplicate(a.invoice.id, 1000n, 'MXN');
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'MXN')).second;
+    const { customer, a, b, firstA, dupA, dupB } = await twoPaidTwice('MXN');
     stripeRefunds(2, 'pending');
     const heldA = await app.api('POST', `/v1/invoices/${a.invoice.id}/refund`, {
-      transaction: paidA.second.id,
+      transaction: dupA.id,
       amount: 400,
     });
     const heldB = await app.api('POST', `/v1/invoices/${b.invoice.id}/refund`, {
@@ -520,9 +525,9 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     });
     const before = await ledgerIn(app, 'MXN');
     await inUnitOfWork(db(), { actor: 'webhook' }, async (work) => {
-      const dashboard = await createRefund(work, paidA.first, {
+      const dashboard = await createRefund(work, firstA, {
         amount: 400n,
-        gatewayRefundId: `re_dashboard_${paidA.first.id}`,
+        gatewayRefundId: `re_dashboard_${firstA.id}`,
       });
       await recordRefundResult(work, dashboard.id, { status: 'succeeded' });
     });
@@ -536,7 +541,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       .selectFrom('reconciliation_exceptions')
       .select('kind')
       .where('kind', '=', 'overpayment_credit_spent')
-      .where('transaction_id', 'in', [paidA.first.id, paidA.second.id, dupB.id])
+      .where('transaction_id', 'in', [firstA.id, dupA.id, dupB.id])
       .execute();
     expect(exceptions).toEqual([]);
     await expectOverpaymentBack(before, 'MXN', 800, 0);
@@ -599,12 +604,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     // takes 1200: 800 left. One batch: refunds of 500 of each duplicate, made in Stripe's dashboard.
     // The first pays back 500 of the 800; the second 500 of the 300 left (its entry deferred, the
     // first's too): the customer's credit is in debit by 200, an exception on the second only.
-    const { customer, method } = await customerWith(app, { stripe: true });
-    const plan = await flat('CAD');
-    const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const dupA = (await duplicate(a.invoice.id, 1000n, 'CAD')).second;
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'CAD')).second;
+    const { customer, dupA, dupB } = await twoPaidTwice('CAD');
     expect(await invoiced(customer.id, 'cad', 'Extra', 1200)).toMatchObject({
       status: 'PAID',
       credit_applied: 1200,
