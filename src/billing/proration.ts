@@ -605,7 +605,7 @@ function storedBasis(basis: ChargedBasis): string {
  * and its coupon lines as they were charged (see `ChargedBasis`). Read-only. `field` is the input
  * field a refusal names: `proration` for a change, `refund_type` for a cancellation's refund.
  * @throws ValidationError (field `field`) when no basis of this period is stored but a prorated
- * change already ran in it (`refuseUnrecordedChange`: before migration 0043 stored bases)
+ * change already ran in it (`refuseUnrecordedChange`: before migration 0042 stored bases)
  */
 export async function chargedBasis(
   trx: Kysely<Database>,
@@ -648,7 +648,7 @@ export async function chargedBasis(
 
 /**
  * Refuses to take the period invoice as the basis of subscription `subscription`'s current period
- * when a prorated change already ran in it without storing a basis (it ran before migration 0043):
+ * when a prorated change already ran in it without storing a basis (it ran before migration 0042):
  * the plan in force was charged by that change, at a price and for a time the period invoice does
  * not say, and what it charged and credited is not known here. A change's proration lines are
  * recognized by a `subscription_update` invoice with a plan line (not usage, not an add-on's) for the
@@ -697,7 +697,7 @@ async function refuseUnrecordedChange(
       ? 'change with proration none, or at the next cycle, or wait for the next period'
       : 'cancel with refund_type none (then refund by hand: POST /v1/invoices/:id/refund), or at the period end, or wait for the next period';
   throw new ValidationError('period changed before charged bases were stored', {
-    [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0043), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
+    [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0042), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
   });
 }
 

@@ -450,7 +450,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(refunded(result)).toBe(600n);
   });
 
-  /** The state of a subscription whose prorated change of the period ran before migration 0043: no basis stored. */
+  /** The state of a subscription whose prorated change of the period ran before migration 0042: no basis stored. */
   const basisNotStored = (id: string) =>
     db().updateTable('subscriptions').set({ charged_basis: null }).where('id', '=', id).execute();
 
@@ -466,7 +466,7 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     // Feb 22 A → B: A's quarter (250) was charged by that change, but the period invoice says B, so
     // B's quarter (750) would be credited and B's week free. Refused, nothing changes.
     const up = () => changeAt(subscription.id, { planId: b }, '2027-02-22T00:00:00Z');
-    expect((await refusedFields(up()))?.proration).toContain('migration 0043');
+    expect((await refusedFields(up()))?.proration).toContain('migration 0042');
     expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1000 }]);
     expect(await ledgerIn(app, 'RON')).toEqual({
       'customer_credit:customer': -1000,

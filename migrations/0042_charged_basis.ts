@@ -13,7 +13,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE subscriptions ADD COLUMN charged_basis jsonb`.execute(db);
 }
 
-/** Drops what 0043 adds. */
+/** Drops what 0042 adds. */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE subscriptions DROP COLUMN charged_basis`.execute(db);
 }
