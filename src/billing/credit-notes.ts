@@ -28,6 +28,14 @@ import { prorate } from './proration.ts';
  */
 
 /**
+ * What `invoice`'s payments brought beyond what it asked (total − credit applied), minor units: its
+ * overpayment, which is the customer's credit; 0 or less when it was not paid more than it asked.
+ */
+function overpaidBy(invoice: Pick<InvoiceRow, 'total' | 'credit_applied' | 'amount_paid'>): bigint {
+  return invoice.amount_paid - (invoice.total - invoice.credit_applied);
+}
+
+/**
  * What of a refund of `amount` (minor units) of an invoice pays back an overpayment: what its
  * payments brought beyond what it asked (total − credit applied), which is the customer's credit
  * (payments/transactions.ts), less `given`, what of it earlier refunds paid back
@@ -40,8 +48,7 @@ export function overpaymentShare(
   given: bigint,
   amount: bigint,
 ): bigint {
-  const asked = invoice.total - invoice.credit_applied;
-  const left = invoice.amount_paid - asked - given;
+  const left = overpaidBy(invoice) - given;
   if (left <= 0n || amount <= 0n) return 0n;
   return amount < left ? amount : left;
 }
@@ -59,7 +66,7 @@ export async function overpaymentGivenBack(
   invoice: Pick<InvoiceRow, 'id' | 'total' | 'credit_applied' | 'amount_paid'>,
   excluding?: string,
 ): Promise<bigint> {
-  const excess = invoice.amount_paid - (invoice.total - invoice.credit_applied);
+  const excess = overpaidBy(invoice);
   if (excess <= 0n) return 0n;
   const row = await trx
     .selectFrom('refunds as r')
