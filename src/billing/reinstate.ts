@@ -1,5 +1,10 @@
 import { z } from 'zod';
+import type { SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { voidInvoicedAhead } from './cancellation.ts';
+import { periodAt, periodIndexAt } from './periods.ts';
+import { getPlan, type Plan } from './plans.ts';
+import { cadenceOf, DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /** What dunning writes in the data of the `subscription.suspended` activity it causes. */
@@ -8,12 +13,86 @@ export const DUNNING_REASON = 'dunning';
 const SuspensionData = z.object({ reason: z.string().optional() }).loose();
 
 /**
+ * SUSPENDED → ACTIVE for a locked subscription, the one step a reactivation by hand
+ * (`reactivateSubscription`) and a payment that reinstates it (`reinstateAfterPayment`) share, so
+ * both resume billing alike: the periods wholly missed while suspended are never billed (no
+ * back-billing), unless `policy.billSuspended` (`BILL_SUSPENDED_SUBSCRIPTIONS`: they were billed
+ * while suspended, nothing was missed). Without it:
+ * - a settled term's (terms.ts) unpaid invoices of the periods starting at or after `suspended_at`
+ *   and ending at or before `now` are voided (`voidInvoicedAhead`, reason `subscription_reactivated`;
+ *   one partly paid or with a charge in flight is skipped, left owed; paid ones are kept);
+ * - `next_renewal_at` moves up to the start of the period containing `now` when it is earlier, so
+ *   the renewal invoices that period and none before it.
+ * Logs `subscription.active` with `data`, `resumes_at_period` and the invoices `voided_invoices`,
+ * `not_voided_invoices` (skipped), `kept_invoices` (paid). It invoices nothing itself: the caller
+ * renews (`renewLocked`) or leaves it to the renewal sweep.
+ * Lock order: the subscription is locked (and any invoice of it the caller locked was locked after
+ * it); the invoices voided are its own (`lockInvoice`, which takes the subscription again at no
+ * cost); a void gives credit back without locking the customer. Another unit can hold none of them
+ * without holding the subscription first, so this waits for nobody holding what it has.
+ * @returns the subscription as it is now (ACTIVE)
+ * @throws ConflictError `invalid_subscription_transition` unless it is SUSPENDED
+ */
+export async function resumeSuspended(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  now: Date,
+  policy: RenewalPolicy,
+  data: Record<string, unknown> = {},
+): Promise<SubscriptionRow> {
+  const cadence = cadenceOf(subscription, plan);
+  const index = periodIndexAt(cadence, now);
+  const skipped =
+    index >= 0 &&
+    subscription.next_renewal_at !== null &&
+    subscription.next_renewal_at < periodAt(cadence, index).start;
+  // Before the transition clears `suspended_at` and the renewal moves the current period past them.
+  const missed =
+    subscription.status === 'SUSPENDED' && subscription.suspended_at && !policy.billSuspended
+      ? await voidInvoicedAhead(
+          work,
+          subscription,
+          { from: subscription.suspended_at, until: now },
+          now,
+          'skip',
+          'subscription_reactivated',
+        )
+      : { voided: [], skipped: [], kept: [] };
+  const active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
+    ...data,
+    resumes_at_period: Math.max(index, 0),
+    voided_invoices: missed.voided,
+    not_voided_invoices: missed.skipped,
+    kept_invoices: missed.kept,
+  });
+  if (!skipped || policy.billSuspended) return active;
+  // Resume at the current period: move the next renewal up to its start (no back-billing).
+  return work.trx
+    .updateTable('subscriptions')
+    .set({ next_renewal_at: periodAt(cadence, index).start, updated_at: now })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
  * After invoice `paidInvoiceId` of a subscription was paid (any path), inside the paying transaction
  * (joined to the ledger's writers, the invoice locked, and so the subscription before it:
  * `lockInvoice`, `lockTransactionsAhead`; read again here `FOR UPDATE`, it waits for nothing): a
  * PAST_DUE subscription, or one SUSPENDED by dunning (its latest `subscription.suspended` activity
  * says `reason: dunning`), becomes ACTIVE again when none of its other OPEN invoices has a failed
  * automatic charge. A subscription suspended by a person, or cancelled, stays as it is.
+ *
+ * A SUSPENDED one resumes as a reactivation by hand does (`resumeSuspended` under `policy`, the
+ * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
+ * term's unpaid invoices of them are voided. The period it resumes in is not invoiced here but by
+ * the next renewal sweep (within a minute): a renewal inside a payment's transaction would lock the
+ * customer (their credit, at the finalization) in the middle of a webhook batch that goes on to lock
+ * other subscriptions' invoices and customers, against the lock order, and would fail the payment
+ * with the renewal (a closed customer, a tax lookup) — the payment must be recorded whatever the
+ * renewal does.
+ * @param policy the renewal policy of the configuration (`renewalPolicy`)
  * @returns whether the subscription was reactivated
  */
 export async function reinstateAfterPayment(
@@ -21,6 +100,7 @@ export async function reinstateAfterPayment(
   subscriptionId: string,
   paidInvoiceId: string,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<boolean> {
   const subscription = await work.trx
     .selectFrom('subscriptions')
@@ -53,9 +133,12 @@ export async function reinstateAfterPayment(
     .where('payment_attempts', '>', 0)
     .executeTakeFirst();
   if (overdue) return false;
-  await transitionSubscription(work, subscription, 'ACTIVE', now, {
-    reason: 'invoice_paid',
-    invoice: paidInvoiceId,
-  });
+  const data = { reason: 'invoice_paid', invoice: paidInvoiceId };
+  if (subscription.status === 'PAST_DUE') {
+    await transitionSubscription(work, subscription, 'ACTIVE', now, data);
+  } else {
+    const plan = await getPlan(work.trx, subscription.plan_id);
+    await resumeSuspended(work, subscription, plan, now, policy, data);
+  }
   return true;
 }

@@ -4,18 +4,12 @@ import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { cancelLocked, voidInvoicedAhead } from './cancellation.ts';
+import { cancelLocked } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
-import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import {
-  cadenceOf,
-  DEFAULT_RENEWAL_POLICY,
-  lockSubscription,
-  type RenewalPolicy,
-  renewLocked,
-} from './renewal.ts';
+import { resumeSuspended } from './reinstate.ts';
+import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewLocked } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -324,9 +318,11 @@ export async function suspendSubscription(
 }
 
 /**
- * SUSPENDED → ACTIVE, clearing `suspend_reason`. Billing resumes with the period containing `now`,
- * invoiced at once unless it was invoiced before the suspension; the periods wholly missed while
- * suspended are never invoiced (with `policy.billSuspended` none were missed: they were billed).
+ * SUSPENDED → ACTIVE, clearing `suspend_reason`: `resumeSuspended` (reinstate.ts), the step a payment
+ * that reinstates a subscription dunning suspended shares. Billing resumes with the period containing
+ * `now`, invoiced at once here (`renewLocked`) unless it was invoiced before the suspension; the
+ * periods wholly missed while suspended are never invoiced (with `policy.billSuspended` none were
+ * missed: they were billed).
  * A settled term (terms.ts) invoiced those missed periods ahead: their unpaid invoices are voided
  * (`voidInvoicedAhead`, reason `subscription_reactivated`), the periods starting at or after
  * `suspended_at` and ending at or before `now` (never served; the suspended period and the current
@@ -351,39 +347,7 @@ export async function reactivateSubscription(
       );
     }
     const plan = await getPlan(work.trx, subscription.plan_id);
-    const cadence = cadenceOf(subscription, plan);
-    const index = periodIndexAt(cadence, now);
-    const skipped =
-      index >= 0 &&
-      subscription.next_renewal_at &&
-      subscription.next_renewal_at < periodAt(cadence, index).start;
-    // Before the transition clears `suspended_at` and the renewal moves the current period past them.
-    const missed =
-      subscription.suspended_at && !policy.billSuspended
-        ? await voidInvoicedAhead(
-            work,
-            subscription,
-            { from: subscription.suspended_at, until: now },
-            now,
-            'skip',
-            'subscription_reactivated',
-          )
-        : { voided: [], skipped: [], kept: [] };
-    let active = await transitionSubscription(work, subscription, 'ACTIVE', now, {
-      resumes_at_period: Math.max(index, 0),
-      voided_invoices: missed.voided,
-      not_voided_invoices: missed.skipped,
-      kept_invoices: missed.kept,
-    });
-    if (skipped && !policy.billSuspended) {
-      // Resume at the current period: move the next renewal up to its start (no back-billing).
-      active = await work.trx
-        .updateTable('subscriptions')
-        .set({ next_renewal_at: periodAt(cadence, index).start, updated_at: now })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-    }
+    const active = await resumeSuspended(work, subscription, plan, now, policy);
     return renewLocked(work, active, plan, now, policy);
   });
 }

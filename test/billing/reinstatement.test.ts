@@ -1,0 +1,208 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { periodAt } from '../../src/billing/periods.ts';
+import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, ledgerIn } from '../support/collection.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const DAY = 86_400_000;
+const MINUTE = 60_000;
+/** Dunning: one retry two days after the first failure; the second failure suspends. */
+const DUNNING = { DUNNING_RETRY_DAYS: [2], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+
+/**
+ * A subscription dunning suspended and reinstated by a payment (billing/reinstate.ts) resumes as a
+ * reactivation by hand does (`resumeSuspended`): the periods it missed while suspended are not
+ * billed, a settled term's unpaid invoices of them are voided, and with BILL_SUSPENDED_SUBSCRIPTIONS
+ * on (suspended periods billed) nothing is skipped or voided.
+ *
+ * The payment is recorded over the API, on the real clock; the subscription starts 100 days before
+ * it (a simulated clock for its dunning), so the payment falls in period 3: 3 months are 89–92 days,
+ * 4 months at least 120. Periods 1 and 2 were missed whole while suspended (from day 2).
+ */
+function scenario(app: () => TestApp) {
+  const db = () => app().runtime.db;
+  const gateways = () => ({ registry: app().runtime.registry, accounts: app().runtime.accounts });
+  const start = new Date(Date.now() - 100 * DAY);
+  const at = (days: number, minutes = 0) => new Date(start.getTime() + days * DAY + minutes * MINUTE);
+  /** Period `index` of a monthly subscription anchored at `start`. */
+  const period = (index: number) => periodAt({ anchor: start, interval: 'MONTH', intervalCount: 1 }, index);
+
+  /** A customer without a card subscribed from `start` to a flat 1000 a month (no tax) in `currency`. */
+  async function subscribed(currency: string, repeat?: number) {
+    const plan = await insertPlan(db(), { currency, price: { model: 'FLAT_FEE', amount: 1000 } });
+    const { customer } = await customerWith(app());
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: plan, startAt: start, ...(repeat ? { repeat } : {}) },
+      start,
+    );
+    return subscription.id;
+  }
+
+  /**
+   * Dunning as the charge sweep runs it: period 0's charge fails (no card) 10 minutes after the start
+   * (PAST_DUE), and its one retry two days later fails too: SUSPENDED by dunning at day 2 + 10 min.
+   */
+  async function dunned(id: string) {
+    await chargeDueInvoices(db(), 'scheduler', gateways(), DUNNING, at(0, 10));
+    expect(await subscriptionOf(id)).toMatchObject({ status: 'PAST_DUE' });
+    await chargeDueInvoices(db(), 'scheduler', gateways(), DUNNING, at(2, 10));
+    expect(await subscriptionOf(id)).toMatchObject({ status: 'SUSPENDED', suspended_at: at(2, 10) });
+  }
+
+  const subscriptionOf = (id: string) =>
+    db()
+      .selectFrom('subscriptions')
+      .select(['status', 'suspended_at', 'next_renewal_at', 'current_period_index'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  /** The subscription's period invoices, by period. */
+  const invoicesOf = (id: string) =>
+    db()
+      .selectFrom('invoices')
+      .select(['id', 'period_index', 'status', 'total', 'amount_due'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+
+  /** Pays invoice `id` whole by bank transfer over the API (the real clock). */
+  async function pay(id: string, amount: number) {
+    const paid = await app().api('POST', `/v1/invoices/${id}/payments`, { method: 'BANK', amount });
+    expect(paid.status).toBe(201);
+    expect(paid.body.status).toBe('PAID');
+  }
+
+  /** The data of the last `subscription.active` activity of subscription `id`. */
+  const activeData = async (id: string) =>
+    (await app().api('GET', `/v1/activities?resource=${id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.active',
+    )?.data;
+
+  /** What the customers of `currency` owe (their receivable) and the revenue booked, in minor units. */
+  const ledgerReceivable = async (currency: string) => {
+    const books = await ledgerIn(app(), currency);
+    return { receivable: books['receivable:customer'], revenue: books.revenue };
+  };
+
+  return {
+    db,
+    gateways,
+    start,
+    at,
+    period,
+    subscribed,
+    dunned,
+    subscriptionOf,
+    invoicesOf,
+    pay,
+    activeData,
+    ledgerReceivable,
+  };
+}
+
+describe('a payment reinstating a subscription dunning suspended resumes it as a reactivation does', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  // Each scenario sweeps alone: what an earlier one left scheduled is unscheduled.
+  afterEach(() => app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute());
+  afterAll(() => app.stop());
+  const s = scenario(() => app);
+
+  it('monthly: paid three months later, ACTIVE from the current period; the suspended months are never invoiced', async () => {
+    const id = await s.subscribed('SEK');
+    const [march] = await s.invoicesOf(id);
+    await s.dunned(id);
+
+    // Paid about 100 days after the start (period 3): reinstated, resuming at period 3.
+    await s.pay(march!.id, 1000);
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'ACTIVE',
+      suspended_at: null,
+      next_renewal_at: s.period(3).start,
+    });
+    expect(await s.activeData(id)).toMatchObject({
+      reason: 'invoice_paid',
+      invoice: march!.id,
+      resumes_at_period: 3,
+      voided_invoices: [],
+    });
+
+    // The next renewal bills period 3 only: 1000, not periods 1, 2 and 3 (3000).
+    const renewal = await renewSubscription(s.db(), 'scheduler', id, new Date(), true);
+    expect(renewal?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1000n]]);
+    expect((await s.invoicesOf(id)).map((i) => [i.period_index, i.status, i.amount_due])).toEqual([
+      [0, 'PAID', 0n],
+      [3, 'OPEN', 1000n],
+    ]);
+    // Finalized: period 0 (1000) + period 3 (1000) = 2000 of revenue; 1000 paid, 1000 owed.
+    expect(await s.ledgerReceivable('SEK')).toEqual({ receivable: 1000, revenue: -2000 });
+  });
+
+  it('settled term: the unpaid invoices of the periods missed while suspended are voided, a paid one kept; the current and later periods stay owed', async () => {
+    // 6 months of 1000, settled 5 minutes after the start: periods 0–5 invoiced (6000), each charged
+    // at its period's start (an operator's schedule), so only period 0 is dunned.
+    const id = await s.subscribed('NOK', 6);
+    await inUnitOfWork(s.db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, s.at(0, 5)),
+    );
+    const invoices = await s.invoicesOf(id);
+    expect(invoices.map((i) => i.period_index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const invoice of invoices.slice(1)) {
+      const moved = await app.api('POST', `/v1/invoices/${invoice.id}`, {
+        charge_at: s.period(invoice.period_index!).start.toISOString(),
+      });
+      expect(moved.status).toBe(200);
+    }
+    await s.dunned(id);
+    const [p0, p1, p2, p3, p4, p5] = invoices;
+    // Period 2 paid by bank while suspended: period 0 is still overdue, so it stays SUSPENDED.
+    await s.pay(p2!.id, 1000);
+    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'SUSPENDED' });
+
+    // Period 0 paid about 100 days after the start (period 3): periods 1 and 2 (starting after the
+    // suspension at day 2, ended before now) were missed whole: 1 is voided, 2 (paid) kept.
+    await s.pay(p0!.id, 1000);
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'ACTIVE',
+      next_renewal_at: s.period(3).start,
+    });
+    expect((await s.invoicesOf(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [p0!.id, 'PAID', 0n],
+      [p1!.id, 'VOID', 0n],
+      [p2!.id, 'PAID', 0n],
+      [p3!.id, 'OPEN', 1000n],
+      [p4!.id, 'OPEN', 1000n],
+      [p5!.id, 'OPEN', 1000n],
+    ]);
+    expect(await s.activeData(id)).toMatchObject({
+      reason: 'invoice_paid',
+      voided_invoices: [p1!.id],
+      not_voided_invoices: [],
+      kept_invoices: [p2!.id],
+    });
+    // 6000 finalized − 1000 voided = 5000 of revenue; 2000 paid; periods 3–5 owed: 3000.
+    expect(await s.ledgerReceivable('NOK')).toEqual({ receivable: 3000, revenue: -5000 });
+
+    // The renewal finds period 3 invoiced already; the charge sweep charges period 3 (its start has
+    // come), never period 1.
+    expect((await renewSubscription(s.db(), 'scheduler', id, new Date(), true))?.invoices).toEqual([]);
+    const swept = await chargeDueInvoices(s.db(), 'scheduler', s.gateways(), DUNNING, new Date());
+    expect(
+      swept.charged
+        .map((c) => c.invoiceId)
+        .filter((i) => invoices.some((invoice) => invoice.id === i))
+        .sort(),
+    ).toEqual([p3!.id]);
+  });
+});
