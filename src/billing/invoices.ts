@@ -20,6 +20,7 @@ import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
 import { taxLocationOf, withTaxesAt } from './tax-rates.ts';
 
@@ -539,13 +540,15 @@ function dueDate(finalizedAt: Date, terms: number): Date {
  * debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`: debit the
  * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
- * (`reinstateAfterPayment`).
+ * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
+ * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
  */
 export async function applyPayment(
   work: UnitOfWork,
   invoice: InvoiceRow,
   amount: bigint,
   now: Date = new Date(),
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
   const owed = invoice.total - invoice.credit_applied - paid;
@@ -582,7 +585,7 @@ export async function applyPayment(
     ...(invoice.status === 'UNCOLLECTIBLE' ? { bad_debt_recovered: recovered } : {}),
   });
   if (settled && invoice.subscription_id) {
-    await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now);
+    await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now, policy);
   }
 }
 
@@ -744,7 +747,8 @@ export interface OfflinePayment {
 /**
  * Records an offline payment on an OPEN or UNCOLLECTIBLE invoice (partial payments allowed, never more
  * than is due):
- * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down.
+ * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down
+ * (`applyPayment`, which may reinstate its subscription under `policy`).
  * @throws ConflictError `invoice_not_open`; ValidationError when the amount exceeds what is due
  */
 export async function recordOfflinePayment(
@@ -752,6 +756,7 @@ export async function recordOfflinePayment(
   actor: Actor,
   id: string,
   payment: OfflinePayment,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<InvoiceWithLines> {
   await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
@@ -794,7 +799,7 @@ export async function recordOfflinePayment(
       method: payment.method,
       amount: payment.amount,
     });
-    await applyPayment(work, invoice, payment.amount);
+    await applyPayment(work, invoice, payment.amount, new Date(), policy);
   });
   return getInvoice(db, id);
 }

@@ -363,6 +363,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       const results = await withDb(io, (db) =>
         pollDueTransactions(db, 'cli', gatewaysOf(cfg, db, log), cfg.POLL_SCHEDULE_SECONDS, log, {
           all: true,
+          policy: { billSuspended: cfg.BILL_SUSPENDED_SUBSCRIPTIONS },
           progress: (r, done, total) =>
             io.stdout.write(
               `[${done}/${total}] ${r.transactionId}  ${r.status}${r.exhausted ? '  (exception raised: still open)' : ''}\n`,

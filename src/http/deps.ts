@@ -2,6 +2,7 @@ import type { DashboardHandler } from '@pg-boss/dashboard/handler';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { AccountAdapters } from '../accounts/adapters.ts';
+import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { GatewayRegistry } from '../gateways/registry.ts';
@@ -24,4 +25,12 @@ export interface AppDeps {
   queueDashboard: DashboardHandler;
   /** True once webhooks can be stored: database reachable and migrations current. */
   ready(): Promise<boolean>;
+}
+
+/**
+ * Whether SUSPENDED subscriptions are still invoiced (`BILL_SUSPENDED_SUBSCRIPTIONS`), as the renewal
+ * sweep reads it: for the requests that renew, reactivate or reinstate (a payment) a subscription.
+ */
+export function policyOf(deps: Pick<AppDeps, 'config'>): RenewalPolicy {
+  return { billSuspended: deps.config.BILL_SUSPENDED_SUBSCRIPTIONS };
 }

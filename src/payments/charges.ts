@@ -4,6 +4,7 @@ import { assertCustomerOpen } from '../billing/customer-status.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import { recordCardDetails } from '../billing/payment-methods.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
@@ -35,6 +36,11 @@ export interface ChargeOptions {
    * claim never charges.
    */
   claimedChargeAt?: Date;
+  /**
+   * The configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a success that
+   * reinstates the invoice's subscription resumes it (billing/reinstate.ts); default: not billed.
+   */
+  policy?: RenewalPolicy;
 }
 
 /**
@@ -219,7 +225,8 @@ export async function recordUnsendableCharge(
  * Sends a committed attempt to its gateway account (the attempt's `gateway_account`) with the attempt id as idempotency key and reference, then
  * records the outcome. A timeout or 5xx leaves the attempt `unknown`: it is never retried blindly.
  * The card details a succeeded charge's answer reports are stored on its payment method
- * (billing/payment-methods.ts `recordCardDetails`).
+ * (billing/payment-methods.ts `recordCardDetails`). A success that reinstates the invoice's
+ * subscription resumes it under `policy` (`recordChargeResult`).
  */
 export async function executeCharge(
   db: Db,
@@ -227,13 +234,14 @@ export async function executeCharge(
   gateways: GatewayClients,
   attempt: TransactionRow,
   onOverpaid: OnOverpaid,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<TransactionRow> {
   const client = await clientForAccount(gateways, attempt.gateway, attempt.gateway_account);
   const outcome = await client.charge(await chargeRequestOf(db, attempt));
   const recorded = await inUnitOfWork(db, { actor }, async (work) => {
     if (outcome.status === 'succeeded' && outcome.card && attempt.payment_method_id)
       await recordCardDetails(work, attempt.payment_method_id, outcome.card);
-    return recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid);
+    return recordChargeResult(work, attempt, chargeResultOf(outcome), onOverpaid, policy);
   });
   return recorded.transaction;
 }
@@ -255,6 +263,6 @@ export async function chargeInvoice(
   options: ChargeOptions = {},
 ): Promise<ChargeInvoiceResult> {
   const attempt = await startCharge(db, actor, gateways, invoiceId, paymentMethodId, options);
-  const transaction = await executeCharge(db, actor, gateways, attempt, onOverpaid);
+  const transaction = await executeCharge(db, actor, gateways, attempt, onOverpaid, options.policy);
   return { invoice: await getInvoice(db, invoiceId), transaction };
 }

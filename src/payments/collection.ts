@@ -3,6 +3,7 @@ import type { GatewayClients } from '../accounts/clients.ts';
 import { claimInvoicesDue, releaseChargeLease } from '../billing/charge-schedule.ts';
 import { eachLimited } from '../billing/each-limited.ts';
 import { lockInvoice } from '../billing/invoices.ts';
+import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
@@ -90,6 +91,7 @@ async function collect(
   actor: Actor,
   gateways: GatewayClients,
   policy: DunningPolicy,
+  renewal: RenewalPolicy,
   invoiceId: string,
   lease: Date,
   now: Date,
@@ -103,7 +105,7 @@ async function collect(
       invoiceId,
       methodId,
       flagDuplicatePayment,
-      { automatic: true, claimedChargeAt: lease },
+      { automatic: true, claimedChargeAt: lease, policy: renewal },
     );
     const result: CollectionResult = {
       invoiceId,
@@ -148,18 +150,22 @@ async function collect(
  * (outcomes learned late enter dunning here), then claims every OPEN invoice whose `charge_at` has
  * come and charges it (the subscription's payment method, else the customer's default), at most
  * `concurrency` at a time. Scheduled payments, instalments (a series of invoices with `charge_at`),
- * subscription renewals and dunning retries all come through here.
+ * subscription renewals and dunning retries all come through here. A success that reinstates a
+ * subscription resumes it under `BILL_SUSPENDED_SUBSCRIPTIONS` (off when not given), as the renewal
+ * sweep reads it.
  * @returns what each claimed invoice's charge did, and the late failures counted
  */
 export async function chargeDueInvoices(
   db: Db,
   actor: Actor,
   gateways: GatewayClients,
-  config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'>,
+  config: Pick<Config, 'DUNNING_RETRY_DAYS' | 'DUNNING_FINAL_ACTION'> &
+    Partial<Pick<Config, 'BILL_SUSPENDED_SUBSCRIPTIONS'>>,
   now: Date,
   options: { concurrency?: number; log?: Logger; stopping?: AbortSignal } = {},
 ): Promise<{ charged: CollectionResult[]; lateFailures: DunningStep[] }> {
   const policy = dunningPolicy(config);
+  const renewal: RenewalPolicy = { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS ?? false };
   const lateFailures = await countFailedAttempts(db, actor, policy, now);
   const charged: CollectionResult[] = [];
   // Stopping: no batch is claimed (leased) that would not be charged; the invoices claimed and not
@@ -171,7 +177,7 @@ export async function chargeDueInvoices(
       options.concurrency ?? DEFAULT_CONCURRENCY,
       async (id) => {
         try {
-          charged.push(await collect(db, actor, gateways, policy, id, lease, now));
+          charged.push(await collect(db, actor, gateways, policy, renewal, id, lease, now));
         } catch (error) {
           // The lease brings the invoice back; the one-in-flight rule keeps a second attempt out.
           options.log?.warn(

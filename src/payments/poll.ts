@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
@@ -42,6 +43,8 @@ export async function dueForPoll(
  * @param scheduled true for a check of the poll schedule, which counts as one of its
  * `schedule.length` attempts; false for a check asked for by hand (`billhook reconcile`), which
  * leaves the schedule as it was and never reports `exhausted`
+ * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
+ * success that reinstates its subscription resumes it (billing/reinstate.ts)
  */
 export async function pollTransaction(
   db: Db,
@@ -52,6 +55,7 @@ export async function pollTransaction(
   now: Date,
   onOverpaid: OnOverpaid,
   scheduled = true,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<PollResult> {
   // The account the charge was made on, even if disabled since: its outcome may have happened there.
   const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account, {
@@ -73,7 +77,7 @@ export async function pollTransaction(
         });
       }
     } else if (outcome.status !== 'unknown') {
-      await recordChargeResult(work, transaction, chargeResultOf(outcome), onOverpaid);
+      await recordChargeResult(work, transaction, chargeResultOf(outcome), onOverpaid, policy);
     }
     const row = await work.trx
       .updateTable('transactions')

@@ -1,7 +1,7 @@
 import type { GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import { getInvoice, type InvoiceWithLines } from '../billing/invoices.ts';
-import { lockSubscription } from '../billing/renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy } from '../billing/renewal.ts';
 import { getSubscription } from '../billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../billing/terms.ts';
 import type { Db } from '../db/database.ts';
@@ -33,6 +33,8 @@ export interface Settlement {
  * when it has none). An invoice that cannot be charged (a charge already in flight, no payment
  * method, gateway not configured) is reported with its error and the others are still charged.
  * Logs `subscription.settled` with the invoices made and each invoice's outcome.
+ * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
+ * charge that reinstates the subscription resumes it (billing/reinstate.ts)
  * @throws NotFoundError when there is no subscription `id`
  * @throws ConflictError as `invoiceRemainingCycles` (nothing is invoiced or charged then)
  */
@@ -42,6 +44,7 @@ export async function settleSubscription(
   gateways: GatewayClients,
   id: string,
   onOverpaid: OnOverpaid,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Settlement> {
   const subscription = await getSubscription(db, id);
   const invoiced =
@@ -70,6 +73,7 @@ export async function settleSubscription(
         invoiceId,
         subscription.payment_method_id ?? undefined,
         onOverpaid,
+        { policy },
       );
       results.push({ invoice: charged.invoice, transaction: charged.transaction, error: null });
     } catch (error) {

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { capturedAmount } from '../billing/invoice-payment.ts';
 import { applyPayment, lockInvoice, lockInvoiceSubscriptions } from '../billing/invoices.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.ts';
 import type {
   Database,
   InvoiceRow,
@@ -292,6 +293,8 @@ async function unlessIdTaken(
  * result: it changes nothing.
  * @param onOverpaid told (in the transaction) when the invoice had nothing left due: a second
  * successful payment, for a person to refund
+ * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
+ * payment that reinstates its subscription resumes it (`applyPayment`)
  * @returns `applied` (with `overpaid` as above), `duplicate` for the same state, `stale` for an older state
  */
 export async function recordChargeResult(
@@ -299,6 +302,7 @@ export async function recordChargeResult(
   known: Pick<TransactionRow, 'id' | 'invoice_id'>,
   reported: ChargeResult,
   onOverpaid?: OnOverpaid,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<RecordOutcome> {
   const transactionId = known.id;
   const { transaction, invoice } = await lockWithInvoice(work, known);
@@ -349,7 +353,7 @@ export async function recordChargeResult(
     if (invoice) {
       overpaid = invoice.amount_due === 0n;
       // A partial capture pays the invoice down by what moved; the rest stays due (OPEN, chargeable).
-      await applyPayment(work, invoice, moved);
+      await applyPayment(work, invoice, moved, new Date(), policy);
       const excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.

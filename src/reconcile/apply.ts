@@ -1,4 +1,5 @@
 import { capturedAmount } from '../billing/invoice-payment.ts';
+import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
@@ -129,6 +130,7 @@ async function applyChargeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
+  policy: RenewalPolicy | undefined,
 ): Promise<ApplyResult> {
   const found = await findTransaction(work, event.gateway, event.gatewayTransactionId, event.reference);
   if (!found)
@@ -138,13 +140,19 @@ async function applyChargeEvent(
     };
   const problem = chargeMismatch(event, found, status);
   if (problem) return problem;
-  const recorded = await recordChargeResult(work, found, {
-    status,
-    gatewayTransactionId: event.gatewayTransactionId,
-    failureCode: event.failureCode,
-    failureMessage: event.failureMessage,
-    ...(status === 'succeeded' && event.amount < found.amount ? { amountCaptured: event.amount } : {}),
-  });
+  const recorded = await recordChargeResult(
+    work,
+    found,
+    {
+      status,
+      gatewayTransactionId: event.gatewayTransactionId,
+      failureCode: event.failureCode,
+      failureMessage: event.failureMessage,
+      ...(status === 'succeeded' && event.amount < found.amount ? { amountCaptured: event.amount } : {}),
+    },
+    undefined,
+    policy,
+  );
   if (recorded.kind === 'applied' && recorded.overpaid) {
     const { message } = duplicatePayment(found);
     return { kind: 'exception', exception: 'duplicate_payment', transactionId: found.id, message };
@@ -262,6 +270,11 @@ export interface ApplyContext {
   gatewayAccount: string | null;
   /** The queue's last try: what is still unknown is recorded for a person instead of retried. */
   finalAttempt: boolean;
+  /**
+   * The configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a charge's
+   * success that reinstates its subscription resumes it (billing/reinstate.ts); default: not billed.
+   */
+  policy?: RenewalPolicy;
 }
 
 /**
@@ -346,7 +359,7 @@ export async function applyEvent(
   if (event.type === 'settlement.line') return applySettlementLine(work, event, context);
   if (event.type === 'payout.updated') return applyPayout(work, event, context);
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
-  if (charge) return applyChargeEvent(work, event, charge);
+  if (charge) return applyChargeEvent(work, event, charge, context.policy);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.
   await forgetLockedAhead(work);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');

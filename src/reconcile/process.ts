@@ -1,3 +1,4 @@
+import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import type { InboxRow, InboxStatus } from '../db/schema.ts';
 import { type NewException, raiseException } from '../exceptions/exceptions.ts';
@@ -77,7 +78,11 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
  * Applies the rows' events, raises their exceptions and marks them, in `work` (a deferring unit: the
  * journal entries and activities of the batch are written together before the rows are marked).
  */
-async function applyRows(work: UnitOfWork, prepared: Prepared[]): Promise<Decision[]> {
+async function applyRows(
+  work: UnitOfWork,
+  prepared: Prepared[],
+  policy: RenewalPolicy | undefined,
+): Promise<Decision[]> {
   const decisions: Decision[] = [];
   // The payments and invoices the batch's charges are about (their subscriptions first) are locked in
   // three statements, and its journal entries and activities are each written in one statement at
@@ -88,7 +93,11 @@ async function applyRows(work: UnitOfWork, prepared: Prepared[]): Promise<Decisi
   );
   for (const item of prepared) {
     const results: ApplyResult[] = [];
-    const context = { gatewayAccount: item.row.gateway_account, finalAttempt: item.request.finalAttempt };
+    const context = {
+      gatewayAccount: item.row.gateway_account,
+      finalAttempt: item.request.finalAttempt,
+      policy,
+    };
     for (const event of item.events) results.push(await applyEvent(work, event, context));
     const decision = decide(item, results, prepared.length === 1);
     for (const exception of decision.exceptions) await raiseException(work, exception);
@@ -114,9 +123,16 @@ const outcomeOf = (decision: Decision): ProcessOutcome =>
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
 /** One row in its own transaction (the fallback of a failed batch). */
-async function processAlone(db: Db, actor: Actor, prepared: Prepared): Promise<ProcessOutcome> {
+async function processAlone(
+  db: Db,
+  actor: Actor,
+  prepared: Prepared,
+  policy: RenewalPolicy | undefined,
+): Promise<ProcessOutcome> {
   try {
-    const [decision] = await inUnitOfWork(db, { actor, defer: true }, (work) => applyRows(work, [prepared]));
+    const [decision] = await inUnitOfWork(db, { actor, defer: true }, (work) =>
+      applyRows(work, [prepared], policy),
+    );
     return outcomeOf(decision!);
   } catch (error) {
     if (!(error instanceof RetryLater)) return asError(error);
@@ -140,8 +156,9 @@ export async function processInboxEvents(
   registry: GatewayRegistry,
   requests: ProcessRequest[],
   accounts?: AccountRegistry,
+  policy?: RenewalPolicy,
 ): Promise<ProcessOutcome[]> {
-  const outcomes = await processRows(db, actor, registry, requests, accounts);
+  const outcomes = await processRows(db, actor, registry, requests, accounts, policy);
   const failed = requests.flatMap((request, i) => {
     const outcome = outcomes[i];
     return outcome instanceof Error
@@ -168,6 +185,7 @@ async function processRows(
   registry: GatewayRegistry,
   requests: ProcessRequest[],
   accounts: AccountRegistry | undefined,
+  policy: RenewalPolicy | undefined,
 ): Promise<ProcessOutcome[]> {
   const rows = new Map(
     (
@@ -235,6 +253,7 @@ async function processRows(
       applyRows(
         work,
         toApply.map((t) => t.prepared),
+        policy,
       ),
     );
     for (const [i, { index }] of toApply.entries()) outcomes[index] = outcomeOf(decisions[i]!);
@@ -242,7 +261,8 @@ async function processRows(
     if (toApply.length === 1 && !(error instanceof RetryLater)) {
       outcomes[toApply[0]!.index] = asError(error);
     } else {
-      for (const { index, prepared } of toApply) outcomes[index] = await processAlone(db, actor, prepared);
+      for (const { index, prepared } of toApply)
+        outcomes[index] = await processAlone(db, actor, prepared, policy);
     }
   }
   return outcomes;

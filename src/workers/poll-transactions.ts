@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { GatewayClients } from '../accounts/clients.ts';
+import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
@@ -26,6 +27,8 @@ export async function pollDueTransactions(
   options: {
     now?: Date;
     all?: boolean;
+    /** `BILL_SUSPENDED_SUBSCRIPTIONS`, for a success that reinstates a subscription (default off). */
+    policy?: RenewalPolicy;
     progress?: (result: PollResult, done: number, total: number) => void;
   } = {},
 ): Promise<PollResult[]> {
@@ -43,6 +46,7 @@ export async function pollDueTransactions(
         now,
         flagDuplicatePayment,
         !options.all,
+        options.policy,
       );
       results.push(result);
       options.progress?.(result, results.length, due.length);
@@ -71,5 +75,7 @@ export async function pollDueTransactions(
  * `transaction.poll` (every minute): one {@link pollDueTransactions} sweep on `POLL_SCHEDULE_SECONDS`.
  */
 export const pollTransactions: JobHandler = async (_jobs, { db, registry, accounts, config, log, actor }) => {
-  await pollDueTransactions(db, actor, { registry, accounts }, config.POLL_SCHEDULE_SECONDS, log);
+  await pollDueTransactions(db, actor, { registry, accounts }, config.POLL_SCHEDULE_SECONDS, log, {
+    policy: { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS },
+  });
 };

@@ -86,6 +86,7 @@ export const processWebhooks: JobHandler = async (
           registry,
           rows.slice(i, i + config.WEBHOOK_BATCH_SIZE),
           accounts,
+          { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS },
         )),
       );
     }

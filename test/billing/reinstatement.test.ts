@@ -206,3 +206,50 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
     ).toEqual([p3!.id]);
   });
 });
+
+describe('BILL_SUSPENDED_SUBSCRIPTIONS on: a payment reinstating a subscription skips and voids nothing', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ BILL_SUSPENDED_SUBSCRIPTIONS: '1' });
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterAll(() => app.stop());
+  const s = scenario(() => app);
+  const policy = { billSuspended: true };
+
+  it("the suspended periods are billed: after the sweep's downtime the renewal still bills each of them once", async () => {
+    const id = await s.subscribed('DKK');
+    const [p0] = await s.invoicesOf(id);
+    await s.dunned(id);
+    // The renewal sweep bills the suspended subscription at period 1's start, then stops (downtime).
+    const late = new Date(s.period(1).start.getTime() + 10 * MINUTE);
+    await renewSubscription(s.db(), 'scheduler', id, late, true, policy);
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'SUSPENDED',
+      current_period_index: 1,
+      next_renewal_at: s.period(2).start,
+    });
+
+    // Paid in period 3 over the API (the app reads the setting): ACTIVE, the next renewal left at
+    // period 2 (billed, not skipped), nothing voided.
+    await s.pay(p0!.id, 1000);
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'ACTIVE',
+      next_renewal_at: s.period(2).start,
+    });
+    expect(await s.activeData(id)).toMatchObject({ reason: 'invoice_paid', invoice: p0!.id });
+    const renewal = await renewSubscription(s.db(), 'scheduler', id, new Date(), true, policy);
+    expect(renewal?.invoices.map((i) => [i.period_index, i.total])).toEqual([
+      [2, 1000n],
+      [3, 1000n],
+    ]);
+    expect((await s.invoicesOf(id)).map((i) => [i.period_index, i.status, i.amount_due])).toEqual([
+      [0, 'PAID', 0n],
+      [1, 'OPEN', 1000n],
+      [2, 'OPEN', 1000n],
+      [3, 'OPEN', 1000n],
+    ]);
+    // Periods 0–3 finalized (4000 of revenue); period 0 paid: 3000 owed.
+    expect(await s.ledgerReceivable('DKK')).toEqual({ receivable: 3000, revenue: -4000 });
+  });
+});

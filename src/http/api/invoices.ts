@@ -20,7 +20,7 @@ import { chargeInvoice } from '../../payments/charges.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
+import { type AppDeps, policyOf } from '../deps.ts';
 import { invoicePdf } from '../documents/invoice-pdf.ts';
 import { listFilter } from './pagination.ts';
 import { ExpandableInvoice, Invoice, InvoiceCharge, listOf, Pdf, Refund } from './responses.ts';
@@ -250,7 +250,11 @@ export const invoiceRoutes: ApiRoute[] = [
     handler: async (req, res, { deps, body }) => {
       res
         .status(201)
-        .json(serialize.invoice(await recordOfflinePayment(deps.db, actorOf(req), req.params.id, body)));
+        .json(
+          serialize.invoice(
+            await recordOfflinePayment(deps.db, actorOf(req), req.params.id, body, policyOf(deps)),
+          ),
+        );
     },
   }),
   route({
@@ -262,14 +266,15 @@ export const invoiceRoutes: ApiRoute[] = [
     summary: 'Charge an OPEN or UNCOLLECTIBLE invoice (a success reverses the bad-debt write-off)',
     body: ChargeInvoice,
     responses: { 200: InvoiceCharge },
-    handler: async (req, res, { deps: { db, registry, accounts }, body }) => {
+    handler: async (req, res, { deps, body }) => {
       const result = await chargeInvoice(
-        db,
+        deps.db,
         actorOf(req),
-        { registry, accounts },
+        { registry: deps.registry, accounts: deps.accounts },
         req.params.id,
         body.payment_method,
         flagDuplicatePayment,
+        { policy: policyOf(deps) },
       );
       res.json({
         invoice: serialize.invoice(result.invoice),

@@ -21,7 +21,7 @@ import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
 import { cancelSubscriptionWithRefund } from '../../payments/cancellations.ts';
 import { settleSubscription } from '../../payments/settle.ts';
 import { actorOf } from '../actor.ts';
-import type { AppDeps } from '../deps.ts';
+import { policyOf } from '../deps.ts';
 import { listRoute } from './pagination.ts';
 import {
   BillingCycle,
@@ -55,9 +55,6 @@ export function withInvoice(subscription: SubscriptionRow, invoices: { id: strin
 }
 
 const tag: Tag = 'Subscriptions';
-
-/** Whether SUSPENDED subscriptions are still invoiced (`BILL_SUSPENDED_SUBSCRIPTIONS`). */
-const policyOf = (deps: AppDeps) => ({ billSuspended: deps.config.BILL_SUSPENDED_SUBSCRIPTIONS });
 
 /**
  * /v1/subscriptions: create (invoicing a first period that starts now), list (status, customer),
@@ -324,13 +321,15 @@ export const subscriptionRoutes: ApiRoute[] = [
     summary:
       "Invoice a fixed term's remaining cycles, then charge every OPEN invoice of the subscription now",
     responses: { 200: SubscriptionSettlement },
-    handler: async (req, res, { deps: { db, registry, accounts } }) => {
+    handler: async (req, res, { deps }) => {
+      const { db, registry, accounts } = deps;
       const { invoiced, results } = await settleSubscription(
         db,
         actorOf(req),
         { registry, accounts },
         req.params.id,
         flagDuplicatePayment,
+        policyOf(deps),
       );
       res.json({
         object: 'settlement',
