@@ -58,7 +58,7 @@ export interface DunningStep {
  * `voided_invoices`: the final action happens anyway), then invoices its usage not billed yet
  * (`invoiceUsageUntil`). Suspending keeps them OPEN (a reactivation serves the periods from then
  * on, and the renewal does not invoice a period twice; it voids the unpaid ones of the periods
- * wholly missed: `reactivateSubscription`) but the charge sweep leaves them while it is SUSPENDED
+ * wholly missed: `reactivateSubscription`, or a payment that reinstates it: `reinstateAfterPayment`) but the charge sweep leaves them while it is SUSPENDED
  * (`claimInvoicesDue`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
