@@ -1,3 +1,4 @@
+import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { periodAt } from '../../src/billing/periods.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
@@ -6,9 +7,12 @@ import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
+import { intentEchoing } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
+import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 const DAY = 86_400_000;
 const MINUTE = 60_000;
@@ -115,9 +119,33 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
   });
   // Each scenario sweeps alone: what an earlier one left scheduled is unscheduled.
-  afterEach(() => app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute());
+  afterEach(async () => {
+    nock.cleanAll();
+    await app.runtime.db.updateTable('invoices').set({ charge_at: null }).execute();
+  });
   afterAll(() => app.stop());
   const s = scenario(() => app);
+
+  /**
+   * 6 months of 1000 from the start, settled 5 minutes after it: periods 0–5 invoiced (6000), each
+   * charged at its period's start (an operator's schedule), so only period 0 is dunned: SUSPENDED.
+   */
+  async function settledAndDunned(currency: string) {
+    const id = await s.subscribed(currency, 6);
+    await inUnitOfWork(s.db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, s.at(0, 5)),
+    );
+    const invoices = await s.invoicesOf(id);
+    expect(invoices.map((i) => i.period_index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const invoice of invoices.slice(1)) {
+      const moved = await app.api('POST', `/v1/invoices/${invoice.id}`, {
+        charge_at: s.period(invoice.period_index!).start.toISOString(),
+      });
+      expect(moved.status).toBe(200);
+    }
+    await s.dunned(id);
+    return { id, invoices };
+  }
 
   it('monthly: paid three months later, ACTIVE from the current period; the suspended months are never invoiced', async () => {
     const id = await s.subscribed('SEK');
@@ -150,21 +178,7 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
   });
 
   it('settled term: the unpaid invoices of the periods missed while suspended are voided, a paid one kept; the current and later periods stay owed', async () => {
-    // 6 months of 1000, settled 5 minutes after the start: periods 0–5 invoiced (6000), each charged
-    // at its period's start (an operator's schedule), so only period 0 is dunned.
-    const id = await s.subscribed('NOK', 6);
-    await inUnitOfWork(s.db(), { actor: 'system' }, async (work) =>
-      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, s.at(0, 5)),
-    );
-    const invoices = await s.invoicesOf(id);
-    expect(invoices.map((i) => i.period_index)).toEqual([0, 1, 2, 3, 4, 5]);
-    for (const invoice of invoices.slice(1)) {
-      const moved = await app.api('POST', `/v1/invoices/${invoice.id}`, {
-        charge_at: s.period(invoice.period_index!).start.toISOString(),
-      });
-      expect(moved.status).toBe(200);
-    }
-    await s.dunned(id);
+    const { id, invoices } = await settledAndDunned('NOK');
     const [p0, p1, p2, p3, p4, p5] = invoices;
     // Period 2 paid by bank while suspended: period 0 is still overdue, so it stays SUSPENDED.
     await s.pay(p2!.id, 1000);
@@ -204,6 +218,70 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
         .filter((i) => invoices.some((invoice) => invoice.id === i))
         .sort(),
     ).toEqual([p3!.id]);
+  });
+
+  it('settled term paid by card, its success learned from a webhook (a batch): the missed periods voided in that batch', async () => {
+    const { id, invoices } = await settledAndDunned('CHF');
+    const [p0, p1, p2, p3, p4, p5] = invoices;
+    const customer = (
+      await s
+        .db()
+        .selectFrom('subscriptions')
+        .select('customer_id')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+    ).customer_id;
+    const method = await app.api('POST', '/v1/payment-methods', {
+      customer,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(method.status).toBe(201);
+    // About 100 days after the start (period 3) period 0 is charged by hand: Stripe answers processing.
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), 'pi_reinstating', 'processing'),
+      ]);
+    const pending = await app.api('POST', `/v1/invoices/${p0!.id}/charge`, {
+      payment_method: method.body.id,
+    });
+    expect(pending.body.transaction).toMatchObject({ status: 'pending', amount: 1000 });
+    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'SUSPENDED' });
+
+    // Its success comes by webhook, applied by the webhook worker in a batch (a deferring unit).
+    const event = paymentIntentSucceeded({
+      eventId: 'evt_reinstating',
+      intentId: 'pi_reinstating',
+      amount: 1000,
+      currency: 'chf',
+      reference: pending.body.transaction.id,
+    });
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    await waitFor(
+      'the payment to reinstate the subscription',
+      async () => (await s.subscriptionOf(id)).status === 'ACTIVE',
+    );
+    // Periods 1 and 2 (after the suspension at day 2, ended before now) missed whole: voided.
+    expect(await s.subscriptionOf(id)).toMatchObject({ next_renewal_at: s.period(3).start });
+    expect((await s.invoicesOf(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [p0!.id, 'PAID', 0n],
+      [p1!.id, 'VOID', 0n],
+      [p2!.id, 'VOID', 0n],
+      [p3!.id, 'OPEN', 1000n],
+      [p4!.id, 'OPEN', 1000n],
+      [p5!.id, 'OPEN', 1000n],
+    ]);
+    expect(await s.activeData(id)).toMatchObject({
+      reason: 'invoice_paid',
+      invoice: p0!.id,
+      voided_invoices: [p1!.id, p2!.id],
+      kept_invoices: [],
+    });
+    // 6000 finalized − 2000 voided = 4000 of revenue; 1000 paid by card; periods 3–5 owed: 3000.
+    expect(await s.ledgerReceivable('CHF')).toEqual({ receivable: 3000, revenue: -4000 });
   });
 });
 
