@@ -148,6 +148,8 @@ async function processAlone(
  * the stale-inbox sweep leaves it to its job's retries and, after them, the dead-letter queue.
  * A row received by a gateway account (`gateway_account`) is normalised with that account's adapter
  * from `accounts` (a disabled account's too: the delivery was verified while it was enabled).
+ * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
+ * payment that reinstates its subscription resumes it (billing/reinstate.ts); default: not billed
  * @returns each request's outcome, in order
  */
 export async function processInboxEvents(
