@@ -4,7 +4,7 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { voidInvoicedAhead } from './cancellation.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { cadenceOf, DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
+import { cadenceOf, DEFAULT_RENEWAL_POLICY, type RenewalPolicy, scheduledEnd } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /** What dunning writes in the data of the `subscription.suspended` activity it causes. */
@@ -22,7 +22,11 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  *   and ending at or before `now` are voided (`voidInvoicedAhead`, reason `subscription_reactivated`;
  *   one partly paid or with a charge in flight is skipped, left owed; paid ones are kept);
  * - `next_renewal_at` moves up to the start of the period containing `now` when it is earlier, so
- *   the renewal invoices that period and none before it.
+ *   the renewal invoices that period and none before it;
+ * - but when the subscription's scheduled end (`scheduledEnd`: `cancel_at`, the period end of a
+ *   `cancel_at_period_end`, a fixed term's end) came while it was suspended, at or before `now`,
+ *   `next_renewal_at` becomes that end: the renewal ends it there (CANCELLED at its own date) and
+ *   invoices no period after it, none of them served.
  * Logs `subscription.active` with `data`, `resumes_at_period` and the invoices `voided_invoices`,
  * `not_voided_invoices` (skipped), `kept_invoices` (paid). It invoices nothing itself: the caller
  * renews (`renewLocked`) or leaves it to the renewal sweep.
@@ -66,11 +70,15 @@ export async function resumeSuspended(
     not_voided_invoices: missed.skipped,
     kept_invoices: missed.kept,
   });
-  if (!skipped || policy.billSuspended) return active;
-  // Resume at the current period: move the next renewal up to its start (no back-billing).
+  if (policy.billSuspended) return active;
+  const end = scheduledEnd(subscription, plan);
+  // Ended while suspended: the renewal ends it at its date, billing nothing after.
+  const resumeAt = end && end <= now ? end : skipped ? periodAt(cadence, index).start : null;
+  if (resumeAt === null || resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
+  // Resume at the current period (no back-billing), or at the end that came while suspended.
   return work.trx
     .updateTable('subscriptions')
-    .set({ next_renewal_at: periodAt(cadence, index).start, updated_at: now })
+    .set({ next_renewal_at: resumeAt, updated_at: now })
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();

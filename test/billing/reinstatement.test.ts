@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { periodAt } from '../../src/billing/periods.ts';
-import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -64,7 +65,7 @@ function scenario(app: () => TestApp) {
   const subscriptionOf = (id: string) =>
     db()
       .selectFrom('subscriptions')
-      .select(['status', 'suspended_at', 'next_renewal_at', 'current_period_index'])
+      .select(['status', 'suspended_at', 'next_renewal_at', 'current_period_index', 'cancelled_at'])
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
 
@@ -282,6 +283,66 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
     });
     // 6000 finalized − 2000 voided = 4000 of revenue; 1000 paid by card; periods 3–5 owed: 3000.
     expect(await s.ledgerReceivable('CHF')).toEqual({ receivable: 3000, revenue: -4000 });
+  });
+  /** Schedules, on day 50 while suspended, subscription `id`'s cancellation at `cancelAt` (no refund). */
+  const cancelWhileSuspended = (id: string, cancelAt: Date) =>
+    inUnitOfWork(s.db(), { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, id))!,
+        { when: 'date', cancelAt, refundType: 'none' },
+        s.at(50),
+      ),
+    );
+
+  it('a cancellation date that came in the current period while suspended: ended there, the period never billed', async () => {
+    const id = await s.subscribed('PLN');
+    const [p0] = await s.invoicesOf(id);
+    await s.dunned(id);
+    // Yesterday (day 99) is inside period 3 (from day 89–92 on): suspended from day 2 to its end.
+    const cancelAt = new Date(Date.now() - DAY);
+    expect(cancelAt > s.period(3).start).toBe(true);
+    await cancelWhileSuspended(id, cancelAt);
+
+    // Paid before the renewal sweep ran: the renewal ends it at yesterday's date, billing nothing
+    // (it billed period 3 whole before: 1000 owed for a period never served).
+    await s.pay(p0!.id, 1000);
+    await renewDueSubscriptions(s.db(), 'scheduler', new Date());
+    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'CANCELLED', cancelled_at: cancelAt });
+    expect((await s.invoicesOf(id)).map((i) => [i.period_index, i.status, i.total])).toEqual([
+      [0, 'PAID', 1000n],
+    ]);
+    expect(await s.ledgerReceivable('PLN')).toEqual({ receivable: 0, revenue: -1000 });
+  });
+
+  it('a cancellation date that came in an earlier period while suspended: ended at that date', async () => {
+    const id = await s.subscribed('CZK');
+    const [p0] = await s.invoicesOf(id);
+    await s.dunned(id);
+    await cancelWhileSuspended(id, s.at(60));
+    await s.pay(p0!.id, 1000);
+    await renewDueSubscriptions(s.db(), 'scheduler', new Date());
+    // Ended at day 60 (it was recorded at period 3's start before), nothing after period 0 billed.
+    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'CANCELLED', cancelled_at: s.at(60) });
+    expect((await s.invoicesOf(id)).map((i) => [i.period_index, i.status, i.total])).toEqual([
+      [0, 'PAID', 1000n],
+    ]);
+  });
+
+  it('a fixed term of two periods that ended while suspended: completed at period 2’s start', async () => {
+    const id = await s.subscribed('HUF', 2);
+    const [p0] = await s.invoicesOf(id);
+    await s.dunned(id);
+    await s.pay(p0!.id, 1000);
+    await renewDueSubscriptions(s.db(), 'scheduler', new Date());
+    // Periods 0 and 1 make the term: it ended at period 2's start (recorded at period 3's before).
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'CANCELLED',
+      cancelled_at: s.period(2).start,
+    });
+    expect((await s.invoicesOf(id)).map((i) => [i.period_index, i.status, i.total])).toEqual([
+      [0, 'PAID', 1000n],
+    ]);
   });
 });
 
