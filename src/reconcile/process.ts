@@ -42,7 +42,8 @@ interface Decision {
 
 /**
  * What applying a row's events means for the row: processed, exception, or retrying. A row that must
- * retry after some of its events already wrote cannot keep those writes: it throws instead.
+ * retry after some of its events already wrote cannot keep those writes: it throws instead. Its
+ * exceptions name the gateway account the delivery came for (`gateway_account`, null: the default).
  */
 function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Decision {
   const { row, request } = prepared;
@@ -58,6 +59,7 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
           {
             kind: r.exception,
             gateway: row.gateway,
+            gatewayAccount: row.gateway_account,
             inboxId: row.id,
             transactionId: r.transactionId,
             message: r.message,
@@ -65,7 +67,15 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
           },
         ]
       : r.kind === 'not_found'
-        ? [{ kind: 'unknown_entity', gateway: row.gateway, inboxId: row.id, message: r.message }]
+        ? [
+            {
+              kind: 'unknown_entity',
+              gateway: row.gateway,
+              gatewayAccount: row.gateway_account,
+              inboxId: row.id,
+              message: r.message,
+            },
+          ]
         : [],
   );
   if (exceptions.length > 0)
@@ -214,6 +224,7 @@ async function processRows(
         const exception: NewException = {
           kind: 'unparseable_payload',
           gateway: row.gateway,
+          gatewayAccount: row.gateway_account,
           inboxId: row.id,
           message: error.message,
         };
