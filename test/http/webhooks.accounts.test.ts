@@ -44,18 +44,19 @@ describe('webhooks of gateway accounts', () => {
       { DATABASE_URL: app.runtime.databaseUrl, BILLHOOK_SECRET_KEY: SECRET_KEY },
       'web',
     );
-    const create = async (name: string, secret: string) => {
+    const create = async (name: string, credentials: Record<string, unknown>) => {
       const created = await app.api('POST', '/v1/gateway-accounts', {
         gateway: 'stripe',
         name,
         mode: 'test',
-        credentials: { webhook_secrets: [secret] },
+        credentials,
       });
       expect(created.status).toBe(201);
       return created.body.id as string;
     };
-    a = await create('A', SECRET_A);
-    b = await create('B', SECRET_B);
+    a = await create('A', { webhook_secrets: [SECRET_A] });
+    // B takes charges too (its API is never called here: an attempt is committed before any call).
+    b = await create('B', { webhook_secrets: [SECRET_B], secret_key: 'sk_test_account_b_0123456789' });
     // The other process reads the accounts once a second in the background; here, at once.
     await other.runtime.accounts.refresh();
   });
@@ -89,9 +90,10 @@ describe('webhooks of gateway accounts', () => {
     expect((await deliver(app.url, 'default', newEvent(), SECRET_A)).status).toBe(400);
   });
 
-  it("reconciles an account's delivery into the ledger with the worker, recording its account", async () => {
-    const { invoice } = await openInvoice(app);
+  it("reconciles an account's delivery about its own payment into the ledger with the worker, recording its account", async () => {
+    const { invoice } = await openInvoice(app, { gatewayAccount: b });
     const attempt = await startCharge(app.runtime.db, 'system', app.runtime, invoice.id);
+    expect(attempt.gateway_account).toBe(b);
     const eventId = `evt_${randomBytes(8).toString('hex')}`;
     const body = paymentIntentSucceeded({
       eventId,
@@ -113,10 +115,12 @@ describe('webhooks of gateway accounts', () => {
       status: 'PAID',
       amount_paid: 4620,
     });
+    // B's money, in B's clearing account.
     expect(await ledgerByCode(app)).toMatchObject({
-      'gateway_clearing:stripe EUR': 4620,
+      [`gateway_clearing:stripe:${b} EUR`]: 4620,
       'receivable:customer EUR': 0,
     });
+    expect((await ledgerByCode(app))['gateway_clearing:stripe EUR'] ?? 0).toBe(0);
   });
 
   it("normalises an account's delivery with that account's API credentials and base, not the default's", async () => {
