@@ -141,7 +141,7 @@ async function processAlone(db: Db, actor: Actor, prepared: Prepared): Promise<P
  * `retrying` with the error as its `last_error`, so it shows as failing rather than `received` and
  * the stale-inbox sweep leaves it to its job's retries and, after them, the dead-letter queue.
  * A row received by a gateway account (`gateway_account`) is normalised with that account's adapter
- * from `accounts` (a disabled account's too: the delivery was verified while it was enabled).
+ * from `accounts` (a disabled account's too: its deliveries are still received, PRODUCT.md §12).
  * @returns each request's outcome, in order
  */
 export async function processInboxEvents(

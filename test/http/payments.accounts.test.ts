@@ -581,4 +581,108 @@ describe('payments on gateway accounts', () => {
     ]);
     expect(await clearings('GBP')).toEqual({ ...before, A: before.A - 500n });
   });
+
+  it("still receives a disabled account's webhooks: a refund pending when it was disabled, and a dispute, are booked", async () => {
+    const base = 'https://account-f.stripe.test';
+    const secret = 'whsec_payments_account_f_06';
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'F',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_f_0123456789', webhook_secrets: [secret] },
+      api_base: base,
+    });
+    const account = created.body.id as string;
+    const customer = await app.api('POST', '/v1/customers', { email: 'barbara@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_account: account,
+    });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'eur',
+      lines: [{ description: 'Pro plan', amount: 4620 }],
+    });
+    await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    const intentId = intent();
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), intentId, 'succeeded'),
+      ]);
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    expect(charged.body.transaction).toMatchObject({ status: 'succeeded', gateway_account: account });
+    // Stripe takes the refund but has not sent it yet: pending.
+    const refundId = `re_pending_${randomBytes(6).toString('hex')}`;
+    nock(base)
+      .post('/v1/refunds')
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        return [
+          200,
+          refundObject({
+            id: refundId,
+            amount: 1000,
+            intent: intentId,
+            status: 'pending',
+            reference: params.get('metadata[billhook_reference]') ?? '',
+          }),
+        ];
+      });
+    const refunded = await app.api('POST', `/v1/invoices/${draft.body.id}/refund`, { amount: 1000 });
+    // Stripe's refund id is learned from its webhook, which carries our reference.
+    expect(refunded.body).toMatchObject({ status: 'pending', gateway_account: account });
+    const clearing = `gateway_clearing:stripe:${account}`;
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(4620n);
+    expect((await app.api('POST', `/v1/gateway-accounts/${account}/disable`)).status).toBe(200);
+
+    const deliver = async (event: { id: string }) => {
+      const delivered = await deliverStripe(app.url, event, { secret, account });
+      expect(delivered.status).toBe(200);
+      return waitFor(`event ${event.id} to be processed`, async () => {
+        const row = await app.runtime.db
+          .selectFrom('inbox')
+          .select(['status', 'gateway_account'])
+          .where('gateway_event_id', '=', event.id)
+          .executeTakeFirst();
+        return row?.status === 'processed' ? row : undefined;
+      });
+    };
+    const succeeded = refundObject({
+      id: refundId,
+      amount: 1000,
+      intent: intentId,
+      status: 'succeeded',
+      reference: refunded.body.id,
+    });
+    expect(await deliver(stripeEvent('refund.updated', succeeded))).toEqual({
+      status: 'processed',
+      gateway_account: account,
+    });
+    expect((await app.api('GET', `/v1/refunds/${refunded.body.id}`)).body.status).toBe('succeeded');
+    expect((await app.api('GET', `/v1/invoices/${draft.body.id}`)).body).toMatchObject({
+      amount_refunded: 1000,
+    });
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(3620n);
+
+    // A dispute of 5.00 on the same payment: withheld from the disabled account's clearing.
+    await deliver({
+      ...DISPUTE,
+      id: `evt_${randomBytes(8).toString('hex')}`,
+      data: {
+        object: { ...DISPUTE.data.object, id: `du_${intentId}`, payment_intent: intentId, currency: 'eur' },
+      },
+    });
+    const disputes = await app.api('GET', `/v1/disputes?gateway_account=${account}`);
+    expect(disputes.body.data).toEqual([
+      expect.objectContaining({ status: 'open', amount: 500, currency: 'EUR' }),
+    ]);
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(3120n);
+    // Still no new business on it.
+    const refused = await app.api('POST', `/v1/invoices/${draft.body.id}/refund`, { amount: 100 });
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
+  });
 });
