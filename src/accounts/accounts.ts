@@ -329,8 +329,10 @@ export function rotateWebhookSecret(
 }
 
 /**
- * Disables an account: its webhook route answers 404 from then on (within a second on every process);
- * deliveries already stored are still processed. Recorded as a `gateway_account.disabled` activity;
+ * Disables an account: from then on (within a second on every process) it takes no new charges,
+ * refunds or voids (`clientForAccount`), while its webhook route still verifies and stores its
+ * deliveries, so money already in flight there (a refund pending, a dispute, a chargeback) is still
+ * booked; status checks and refund repeats still reach it. Recorded as a `gateway_account.disabled` activity;
  * disabling a disabled account changes nothing and records nothing.
  * @throws NotFoundError
  */

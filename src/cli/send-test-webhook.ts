@@ -148,8 +148,9 @@ const BUILDERS: Record<
 /**
  * The configuration a test delivery to gateway account `account` is built with: `config` with the
  * account's credentials (decrypted with BILLHOOK_SECRET_KEY, or the previous key while rotating) in
- * place of the gateway's variables, as the server's adapter for that account is built.
- * @throws Error when no enabled `gateway` account has that id; SecretKeyMissing (or ConflictError
+ * place of the gateway's variables, as the server's adapter for that account is built (a disabled
+ * account's too: the server still receives its webhooks).
+ * @throws Error when no `gateway` account has that id; SecretKeyMissing (or ConflictError
  *   `secret_key_unknown`) when the key that encrypted it is not configured
  */
 export async function accountTestConfig(
@@ -162,8 +163,6 @@ export async function accountTestConfig(
   const opened = await openGatewayAccount(db, keys, account);
   if (!opened || opened.account.gateway !== gateway)
     throw new Error(`no ${gateway} gateway account ${account} (billhook accounts list)`);
-  if (opened.account.disabled_at)
-    throw new Error(`${account} is disabled: the server would not accept the event either`);
   return accountConfig(config, opened.account.gateway, opened.credentials, opened.account.api_base);
 }
 

@@ -86,7 +86,10 @@ declare module 'express-serve-static-core' {
  * is read), take at most `UNSIGNED_WEBHOOK_BODY_LIMIT`, and store only the parsed hint.
  * `POST /webhooks/:gateway/:account` does the same for a gateway account (`gwa_…`; `default` is the
  * gateway's default account), verified with that account's secrets (PRODUCT.md §12): 404
- * `gateway_account_not_found` for an account that does not exist, is another gateway's or is disabled.
+ * `gateway_account_not_found` for an account that does not exist or is another gateway's. A disabled
+ * account's deliveries are still verified and stored: it takes no new charges, refunds or voids, but
+ * what it already moved (a refund pending when it was disabled, a dispute, a chargeback) must still
+ * be booked.
  */
 export function addWebhookRoutes(
   app: Express,
@@ -128,13 +131,16 @@ export function addWebhookRoutes(
     req.gatewayAccount = null;
     next();
   };
-  // The same for a gateway account: its verifier, built from its credentials and cached.
+  // The same for a gateway account: its verifier, built from its credentials and cached; a disabled
+  // account's too (money it already moved is still reported).
   const accountConfigured: RequestHandler = async (req, res, next) => {
     const account = String(req.params.account);
     if (account === 'default') return configured(req, res, next);
     bindRequestLog(req, requestId(req, res));
     const gateway = String(req.params.gateway);
-    const verifier = isGateway(gateway) ? (await accounts.adapterOf(gateway, account))?.webhook : undefined;
+    const verifier = isGateway(gateway)
+      ? (await accounts.adapterOf(gateway, account, { includeDisabled: true }))?.webhook
+      : undefined;
     if (!verifier)
       return notConfigured(
         req,

@@ -6,7 +6,7 @@ import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.t
 import { capabilitiesOf } from '../gateways/registry.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { recordDispute } from '../payments/disputes.ts';
+import { findDispute, recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
 import {
   findTransaction,
@@ -86,13 +86,47 @@ function paidBy(payment: TransactionRow): { id: string; currency: string; amount
   return { id: payment.id, currency: payment.currency, amount: capturedAmount(payment) };
 }
 
+/** A gateway account as a person reads it: its `gwa_…` id, or the default account (null). */
+const accountName = (account: string | null) => account ?? "the gateway's default account";
+
 /**
- * The succeeded payment a refund or dispute event is about, or why it cannot be applied yet, or (an
- * `unmatchable` event) an `unknown_entity` exception at once: no transaction will ever match it.
+ * An `unknown_entity` exception when `row` (a payment, refund or dispute: its `id` and its
+ * `gateway_account`, null for the gateway's default account) is another gateway account's than the
+ * delivery's (`context.gatewayAccount`), else undefined. A delivery is verified with its account's
+ * secrets (PRODUCT.md §12), so it speaks for that account's money only: one naming another account's
+ * row changes nothing, and is not retried (the row is known; it will not become this account's). A
+ * person reads the event at both accounts.
+ * @param event the event that named the row
+ * @param transactionId the payment the row is (or belongs to), for the exception
+ */
+function otherAccount(
+  row: { id: string; gateway_account: string | null },
+  event: PaymentEvent,
+  context: ApplyContext,
+  transactionId: string,
+): ApplyResult | undefined {
+  if (row.gateway_account === context.gatewayAccount) return undefined;
+  return {
+    kind: 'exception',
+    exception: 'unknown_entity',
+    transactionId,
+    message:
+      `${event.type} event ${event.gatewayEventId} was received for ${accountName(context.gatewayAccount)} ` +
+      `but names ${row.id}, which is on ${accountName(row.gateway_account)}: nothing changed; ` +
+      "a delivery speaks only for the account whose secret verified it (check the account's webhook endpoint at the gateway)",
+  };
+}
+
+/**
+ * The succeeded payment of the delivery's gateway account a refund or dispute event is about, or why
+ * it cannot be applied yet, or (an `unmatchable` event) an `unknown_entity` exception at once: no
+ * transaction will ever match it; one of another account is an `unknown_entity` exception too
+ * (`otherAccount`).
  */
 async function succeededPayment(
   work: UnitOfWork,
   event: PaymentEvent,
+  context: ApplyContext,
   subject: string,
 ): Promise<TransactionRow | ApplyResult> {
   if (event.unmatchable) {
@@ -100,6 +134,8 @@ async function succeededPayment(
   }
   const transaction = await findTransaction(work, event.gateway, event.gatewayTransactionId, undefined);
   if (!transaction) return { kind: 'not_found', message: `no transaction for ${subject}` };
+  const elsewhere = otherAccount(transaction, event, context, transaction.id);
+  if (elsewhere) return elsewhere;
   if (transaction.status !== 'succeeded') {
     return { kind: 'not_found', message: `${subject} is on ${transaction.id}, which has not succeeded yet` };
   }
@@ -129,8 +165,8 @@ function chargeMismatch(
 async function applyChargeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
+  context: ApplyContext,
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
-  policy: RenewalPolicy | undefined,
 ): Promise<ApplyResult> {
   const found = await findTransaction(work, event.gateway, event.gatewayTransactionId, event.reference);
   if (!found)
@@ -138,6 +174,8 @@ async function applyChargeEvent(
       kind: 'not_found',
       message: `no transaction for ${event.gatewayTransactionId ?? event.reference}`,
     };
+  const elsewhere = otherAccount(found, event, context, found.id);
+  if (elsewhere) return elsewhere;
   const problem = chargeMismatch(event, found, status);
   if (problem) return problem;
   const recorded = await recordChargeResult(
@@ -151,7 +189,7 @@ async function applyChargeEvent(
       ...(status === 'succeeded' && event.amount < found.amount ? { amountCaptured: event.amount } : {}),
     },
     undefined,
-    policy,
+    context.policy,
   );
   if (recorded.kind === 'applied' && recorded.overpaid) {
     const { message } = duplicatePayment(found);
@@ -163,12 +201,17 @@ async function applyChargeEvent(
 async function applyRefundEvent(
   work: UnitOfWork,
   event: PaymentEvent,
+  context: ApplyContext,
   status: 'succeeded' | 'failed' | 'pending',
 ): Promise<ApplyResult> {
   let refund = await findRefund(work.trx, event.gateway, event.gatewayRefundId, event.reference);
-  if (!refund) {
-    // A refund made outside billhook (the gateway's dashboard): record it against its payment.
-    const payment = await succeededPayment(work, event, `refund ${event.gatewayRefundId}`);
+  if (refund) {
+    const elsewhere = otherAccount(refund, event, context, refund.transaction_id);
+    if (elsewhere) return elsewhere;
+  } else {
+    // A refund made outside billhook (the gateway's dashboard): record it against its payment, which
+    // must be the delivery's account's.
+    const payment = await succeededPayment(work, event, context, `refund ${event.gatewayRefundId}`);
     if ('kind' in payment) return payment;
     // Only with the gateway's refund id: a refund row without one is billhook's own, sent or not, and
     // the `refund.recover` sweep would repeat it (recoverUnansweredRefunds).
@@ -225,10 +268,16 @@ async function applyRefundEvent(
 async function applyDisputeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
+  context: ApplyContext,
   status: DisputeStatus,
 ): Promise<ApplyResult> {
-  const payment = await succeededPayment(work, event, `dispute ${event.gatewayDisputeId}`);
+  const payment = await succeededPayment(work, event, context, `dispute ${event.gatewayDisputeId}`);
   if ('kind' in payment) return payment;
+  // The gateway's dispute id is unique per gateway: one recorded on another account's payment is
+  // not this delivery's to move (`recordDispute` would change it).
+  const known = await findDispute(work.trx, event.gateway, event.gatewayDisputeId ?? event.gatewayEventId);
+  const elsewhere = known && otherAccount(known, event, context, known.transaction_id);
+  if (elsewhere) return elsewhere;
   const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
   if (problem) return problem;
   if (status === 'lost' && event.amount === 0n) {
@@ -348,8 +397,11 @@ export async function lockChargesAhead(work: UnitOfWork, events: readonly Paymen
 /**
  * Applies one canonical event to payments and the ledger inside `work` (PRODUCT.md §3): matches the
  * transaction by the gateway's id or our reference, moves state forward only, posts each journal
- * entry at most once, and reports mismatches instead of posting them. Settlement lines and payouts
- * (PRODUCT.md §13) go to src/settlement/, on the gateway account the delivery came for.
+ * entry at most once, and reports mismatches instead of posting them. A charge, refund or dispute
+ * event moves only the money of the gateway account the delivery came for (`context.gatewayAccount`,
+ * PRODUCT.md §12): one naming a payment, refund or dispute of another account is an `unknown_entity`
+ * exception and changes nothing (`otherAccount`). Settlement lines and payouts (PRODUCT.md §13) go
+ * to src/settlement/, on the gateway account the delivery came for.
  */
 export async function applyEvent(
   work: UnitOfWork,
@@ -359,12 +411,12 @@ export async function applyEvent(
   if (event.type === 'settlement.line') return applySettlementLine(work, event, context);
   if (event.type === 'payout.updated') return applyPayout(work, event, context);
   const charge = CHARGE_STATUS.get(event.type as 'charge.succeeded');
-  if (charge) return applyChargeEvent(work, event, charge, context.policy);
+  if (charge) return applyChargeEvent(work, event, context, charge);
   // Refunds and disputes change transactions and invoices without taking rows locked ahead.
   await forgetLockedAhead(work);
   const refund = REFUND_STATUS.get(event.type as 'refund.succeeded');
-  if (refund) return applyRefundEvent(work, event, refund);
+  if (refund) return applyRefundEvent(work, event, context, refund);
   const dispute = DISPUTE_STATUS.get(event.type as 'dispute.opened');
-  if (dispute) return applyDisputeEvent(work, event, dispute);
+  if (dispute) return applyDisputeEvent(work, event, context, dispute);
   throw new Error(`no reconciliation for event type ${event.type}`);
 }

@@ -43,7 +43,8 @@ interface Decision {
 
 /**
  * What applying a row's events means for the row: processed, exception, or retrying. A row that must
- * retry after some of its events already wrote cannot keep those writes: it throws instead.
+ * retry after some of its events already wrote cannot keep those writes: it throws instead. Its
+ * exceptions name the gateway account the delivery came for (`gateway_account`, null: the default).
  */
 function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Decision {
   const { row, request } = prepared;
@@ -59,6 +60,7 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
           {
             kind: r.exception,
             gateway: row.gateway,
+            gatewayAccount: row.gateway_account,
             inboxId: row.id,
             transactionId: r.transactionId,
             message: r.message,
@@ -66,7 +68,15 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
           },
         ]
       : r.kind === 'not_found'
-        ? [{ kind: 'unknown_entity', gateway: row.gateway, inboxId: row.id, message: r.message }]
+        ? [
+            {
+              kind: 'unknown_entity',
+              gateway: row.gateway,
+              gatewayAccount: row.gateway_account,
+              inboxId: row.id,
+              message: r.message,
+            },
+          ]
         : [],
   );
   if (exceptions.length > 0)
@@ -147,7 +157,7 @@ async function processAlone(
  * `retrying` with the error as its `last_error`, so it shows as failing rather than `received` and
  * the stale-inbox sweep leaves it to its job's retries and, after them, the dead-letter queue.
  * A row received by a gateway account (`gateway_account`) is normalised with that account's adapter
- * from `accounts` (a disabled account's too: the delivery was verified while it was enabled).
+ * from `accounts` (a disabled account's too: its deliveries are still received, PRODUCT.md §12).
  * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
  * payment that reinstates its subscription resumes it (billing/reinstate.ts); default: not billed
  * @returns each request's outcome, in order
@@ -234,6 +244,7 @@ async function processRows(
         const exception: NewException = {
           kind: 'unparseable_payload',
           gateway: row.gateway,
+          gatewayAccount: row.gateway_account,
           inboxId: row.id,
           message: error.message,
         };

@@ -333,7 +333,7 @@ describe('send-test-webhook to a gateway account', { timeout: 120_000 }, () => {
       expect(output.stdout + output.stderr).not.toMatch(/whsec_cli_account_only_0001|login_cli|txkey_cli/);
   });
 
-  it('refuses an unknown account, one of another gateway, a disabled one and a missing key, posting nothing', async () => {
+  it('refuses an unknown account, one of another gateway and a missing key, posting nothing; posts to a disabled one', async () => {
     const stripe = await createAccount({
       gateway: 'stripe',
       name: 'CLI disabled',
@@ -359,8 +359,13 @@ describe('send-test-webhook to a gateway account', { timeout: 120_000 }, () => {
     ]);
     expect((await send('paypal', stripe)).stderr).toMatch(/no paypal gateway account/);
     expect((await send('stripe', stripe, { BILLHOOK_SECRET_KEY: '' })).stderr).toMatch(/BILLHOOK_SECRET_KEY/);
-    expect((await app.api('POST', `/v1/gateway-accounts/${stripe}/disable`, {})).status).toBe(200);
-    expect((await send('stripe', stripe)).stderr).toMatch(/is disabled/);
     expect(await inboxOf(stripe)).toEqual([]);
+    // A disabled account's webhooks are still received (money already in flight there is booked).
+    expect((await app.api('POST', `/v1/gateway-accounts/${stripe}/disable`, {})).status).toBe(200);
+    const disabled = await send('stripe', stripe);
+    expect([disabled.code, disabled.stdout]).toEqual([0, expect.stringMatching(/→ HTTP 200/)]);
+    expect(await inboxOf(stripe)).toEqual([
+      { gateway: 'stripe', event_type: 'payment_intent.succeeded', gateway_account: stripe },
+    ]);
   });
 });

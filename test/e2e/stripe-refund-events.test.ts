@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, paidStripeInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
-import { deliverStripe, stripeFixture } from '../support/stripe.ts';
+import { deliverStripe, refundObject, stripeEvent, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 /*
@@ -15,34 +15,6 @@ import { waitFor } from '../support/wait.ts';
 
 let sequence = 0;
 const eventId = (label: string) => `evt_${label}_${++sequence}_${Date.now()}`;
-
-/** A Stripe event around `object`: the envelope of the real charge.refund.updated event. */
-function stripeEvent(type: string, object: object) {
-  const event = stripeFixture('webhook.charge.refund.updated.json');
-  return { ...event, id: eventId(type.replaceAll('.', '_')), type, data: { object } };
-}
-
-/** The real refund of `webhook.charge.refund.updated.json`, made about one refund of a payment intent. */
-function refundObject(p: {
-  id: string;
-  amount: number;
-  intent: string | null;
-  status: string;
-  reference?: string;
-  charge?: string;
-}) {
-  const refund = stripeFixture('webhook.charge.refund.updated.json').data.object;
-  return {
-    ...refund,
-    id: p.id,
-    amount: p.amount,
-    currency: 'eur',
-    status: p.status,
-    payment_intent: p.intent,
-    ...(p.charge ? { charge: p.charge } : {}),
-    metadata: p.reference ? { billhook_reference: p.reference } : {},
-  };
-}
 
 /**
  * `charge.refunded` as API versions from 2022-11-15 send it: Stripe's own Charge fixture (stripe-mock)

@@ -10,7 +10,13 @@ import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { FIXTURE_INTENT, intentEchoing } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
-import { stripeFixture } from '../support/stripe.ts';
+import {
+  deliverStripe,
+  paymentIntentSucceeded,
+  refundObject,
+  stripeEvent,
+  stripeFixture,
+} from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SECRET_KEY = randomBytes(32).toString('hex');
@@ -96,6 +102,44 @@ describe('payments on gateway accounts', () => {
   }
 
   const intent = () => `pi_${randomBytes(8).toString('hex')}`;
+
+  /**
+   * Delivers Stripe event `event` to `account`'s route (the default route for undefined), signed with
+   * that account's secret, and waits until the worker settled it (not received, not retrying).
+   * @returns its inbox row
+   */
+  async function deliverOn(account: Name | undefined, event: { id: string }) {
+    const delivered = await deliverStripe(app.url, event, {
+      ...(account ? { secret: ACCOUNTS[account].secret, account: id[account] } : {}),
+    });
+    expect(delivered.status).toBe(200);
+    return waitFor(`event ${event.id} to be settled`, async () => {
+      const row = await app.runtime.db
+        .selectFrom('inbox')
+        .selectAll()
+        .where('gateway_event_id', '=', event.id)
+        .executeTakeFirst();
+      return row && row.status !== 'received' && row.status !== 'retrying' ? row : undefined;
+    });
+  }
+
+  /** The clearing balances (minor units of `currency`) of the default account and of A and B. */
+  async function clearings(currency: string) {
+    const of = (code: string) => balanceOf(app.runtime.db, code, currency);
+    return {
+      default: await of('gateway_clearing:stripe'),
+      A: await of(`gateway_clearing:stripe:${id.A}`),
+      B: await of(`gateway_clearing:stripe:${id.B}`),
+    };
+  }
+
+  /** The reconciliation exceptions raised by inbox row `inboxId`. */
+  const exceptionsOf = (inboxId: string) =>
+    app.runtime.db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'transaction_id', 'gateway_account', 'message'])
+      .where('inbox_id', '=', inboxId)
+      .execute();
 
   it("charges each payment method on its own account's API, and records the account on the transaction", async () => {
     for (const account of ['A', 'B', undefined] as const) {
@@ -396,5 +440,249 @@ describe('payments on gateway accounts', () => {
       }),
     ]);
     expect((await app.api('GET', `/v1/transactions?customer=${customer.body.id}`)).body.data).toEqual([]);
+  });
+
+  /*
+   * PRODUCT.md §12: a delivery is verified with its account's secret, so it moves only that
+   * account's money. Whoever holds one account's webhook secret (a test-mode account's) must not be
+   * able to mark another account's invoices paid, refund or dispute its payments.
+   */
+  it("moves nothing when a charge's success is delivered on another account's route: an exception names both; on its own route it pays", async () => {
+    const { invoice } = await openInvoiceOn('A');
+    const intentId = intent();
+    chargeAnswers('A', intentId, 'processing');
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const transaction = charged.body.transaction;
+    expect(transaction).toMatchObject({ status: 'pending', gateway_account: id.A });
+    const before = await clearings('EUR');
+    const succeeded = (eventId: string) =>
+      JSON.parse(
+        paymentIntentSucceeded({
+          eventId,
+          intentId,
+          amount: 4620,
+          currency: 'eur',
+          reference: transaction.id,
+        }),
+      );
+
+    for (const account of ['B', undefined] as const) {
+      const row = await deliverOn(account, succeeded(`evt_${randomBytes(8).toString('hex')}`));
+      expect(row).toMatchObject({ status: 'exception', gateway_account: account ? id.B : null });
+      expect(await exceptionsOf(row.id)).toEqual([
+        {
+          kind: 'unknown_entity',
+          transaction_id: transaction.id,
+          gateway_account: account ? id.B : null,
+          message: expect.stringContaining(
+            `received for ${account ? id.B : "the gateway's default account"} but names ${transaction.id}, which is on ${id.A}: nothing changed`,
+          ),
+        },
+      ]);
+    }
+    expect((await app.api('GET', `/v1/transactions/${transaction.id}`)).body.status).toBe('pending');
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+    expect(await clearings('EUR')).toEqual(before);
+    // Listed for a person under the account that received it.
+    const listed = await app.api('GET', `/v1/reconciliation-exceptions?gateway_account=${id.B}`);
+    expect(listed.body.data).toContainEqual(
+      expect.objectContaining({ kind: 'unknown_entity', transaction: transaction.id, gateway_account: id.B }),
+    );
+
+    const own = await deliverOn('A', succeeded(`evt_${randomBytes(8).toString('hex')}`));
+    expect(own.status).toBe('processed');
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 4620,
+    });
+    expect(await clearings('EUR')).toEqual({ ...before, A: before.A + 4620n });
+  });
+
+  it("records no dashboard refund delivered on another account's route; on its own route it is booked on the payment's account", async () => {
+    const { invoice } = await openInvoiceOn('A');
+    const intentId = intent();
+    chargeAnswers('A', intentId);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const transaction = charged.body.transaction;
+    const before = await clearings('EUR');
+    const refund = refundObject({
+      id: `re_dashboard_${randomBytes(6).toString('hex')}`,
+      amount: 1000,
+      intent: intentId,
+      status: 'succeeded',
+    });
+
+    const elsewhere = await deliverOn('B', stripeEvent('refund.updated', refund));
+    expect(elsewhere.status).toBe('exception');
+    expect(await exceptionsOf(elsewhere.id)).toEqual([
+      expect.objectContaining({
+        kind: 'unknown_entity',
+        transaction_id: transaction.id,
+        gateway_account: id.B,
+      }),
+    ]);
+    expect(
+      (await app.api('GET', `/v1/refunds?gateway_account=${id.A}&limit=100`)).body.data,
+    ).not.toContainEqual(expect.objectContaining({ transaction: transaction.id }));
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_refunded: 0,
+    });
+    expect(await clearings('EUR')).toEqual(before);
+
+    expect((await deliverOn('A', stripeEvent('refund.updated', refund))).status).toBe('processed');
+    const refunds = await app.api('GET', `/v1/refunds?gateway_account=${id.A}&limit=100`);
+    expect(
+      refunds.body.data.filter((r: { transaction: string }) => r.transaction === transaction.id),
+    ).toEqual([expect.objectContaining({ status: 'succeeded', amount: 1000, gateway_account: id.A })]);
+    expect(await clearings('EUR')).toEqual({ ...before, A: before.A - 1000n });
+  });
+
+  it("records no dispute delivered on another account's route; on its own route it withholds from that account", async () => {
+    const { invoice } = await openInvoiceOn('A', { amount: 1500, currency: 'gbp' });
+    const intentId = intent();
+    chargeAnswers('A', intentId);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const transaction = charged.body.transaction;
+    const before = await clearings('GBP');
+    // The real dispute fixture (GBP 5.00), about this payment.
+    const disputed = (eventId: string) => ({
+      ...DISPUTE,
+      id: eventId,
+      data: { object: { ...DISPUTE.data.object, id: `du_${intentId}`, payment_intent: intentId } },
+    });
+    const disputesOf = async () =>
+      (await app.api('GET', '/v1/disputes?limit=100')).body.data.filter(
+        (d: { transaction: string }) => d.transaction === transaction.id,
+      );
+
+    const elsewhere = await deliverOn('B', disputed(`evt_${randomBytes(8).toString('hex')}`));
+    expect(elsewhere.status).toBe('exception');
+    expect(await exceptionsOf(elsewhere.id)).toEqual([
+      expect.objectContaining({
+        kind: 'unknown_entity',
+        transaction_id: transaction.id,
+        gateway_account: id.B,
+      }),
+    ]);
+    expect(await disputesOf()).toEqual([]);
+    expect(await clearings('GBP')).toEqual(before);
+
+    expect((await deliverOn('A', disputed(`evt_${randomBytes(8).toString('hex')}`))).status).toBe(
+      'processed',
+    );
+    expect(await disputesOf()).toEqual([
+      expect.objectContaining({ status: 'open', amount: 500, gateway_account: id.A }),
+    ]);
+    expect(await clearings('GBP')).toEqual({ ...before, A: before.A - 500n });
+  });
+
+  it("still receives a disabled account's webhooks: a refund pending when it was disabled, and a dispute, are booked", async () => {
+    const base = 'https://account-f.stripe.test';
+    const secret = 'whsec_payments_account_f_06';
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'F',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_account_f_0123456789', webhook_secrets: [secret] },
+      api_base: base,
+    });
+    const account = created.body.id as string;
+    const customer = await app.api('POST', '/v1/customers', { email: 'barbara@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_account: account,
+    });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'eur',
+      lines: [{ description: 'Pro plan', amount: 4620 }],
+    });
+    await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    const intentId = intent();
+    nock(base)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), intentId, 'succeeded'),
+      ]);
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    expect(charged.body.transaction).toMatchObject({ status: 'succeeded', gateway_account: account });
+    // Stripe takes the refund but has not sent it yet: pending.
+    const refundId = `re_pending_${randomBytes(6).toString('hex')}`;
+    nock(base)
+      .post('/v1/refunds')
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        return [
+          200,
+          refundObject({
+            id: refundId,
+            amount: 1000,
+            intent: intentId,
+            status: 'pending',
+            reference: params.get('metadata[billhook_reference]') ?? '',
+          }),
+        ];
+      });
+    const refunded = await app.api('POST', `/v1/invoices/${draft.body.id}/refund`, { amount: 1000 });
+    // Stripe's refund id is learned from its webhook, which carries our reference.
+    expect(refunded.body).toMatchObject({ status: 'pending', gateway_account: account });
+    const clearing = `gateway_clearing:stripe:${account}`;
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(4620n);
+    expect((await app.api('POST', `/v1/gateway-accounts/${account}/disable`)).status).toBe(200);
+
+    const deliver = async (event: { id: string }) => {
+      const delivered = await deliverStripe(app.url, event, { secret, account });
+      expect(delivered.status).toBe(200);
+      return waitFor(`event ${event.id} to be processed`, async () => {
+        const row = await app.runtime.db
+          .selectFrom('inbox')
+          .select(['status', 'gateway_account'])
+          .where('gateway_event_id', '=', event.id)
+          .executeTakeFirst();
+        return row?.status === 'processed' ? row : undefined;
+      });
+    };
+    const succeeded = refundObject({
+      id: refundId,
+      amount: 1000,
+      intent: intentId,
+      status: 'succeeded',
+      reference: refunded.body.id,
+    });
+    expect(await deliver(stripeEvent('refund.updated', succeeded))).toEqual({
+      status: 'processed',
+      gateway_account: account,
+    });
+    expect((await app.api('GET', `/v1/refunds/${refunded.body.id}`)).body.status).toBe('succeeded');
+    expect((await app.api('GET', `/v1/invoices/${draft.body.id}`)).body).toMatchObject({
+      amount_refunded: 1000,
+    });
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(3620n);
+
+    // A dispute of 5.00 on the same payment: withheld from the disabled account's clearing.
+    await deliver({
+      ...DISPUTE,
+      id: `evt_${randomBytes(8).toString('hex')}`,
+      data: {
+        object: { ...DISPUTE.data.object, id: `du_${intentId}`, payment_intent: intentId, currency: 'eur' },
+      },
+    });
+    const disputes = await app.api('GET', `/v1/disputes?gateway_account=${account}`);
+    expect(disputes.body.data).toEqual([
+      expect.objectContaining({ status: 'open', amount: 500, currency: 'EUR' }),
+    ]);
+    expect(await balanceOf(app.runtime.db, clearing, 'EUR')).toBe(3120n);
+    // Still no new business on it.
+    const refused = await app.api('POST', `/v1/invoices/${draft.body.id}/refund`, { amount: 100 });
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'gateway_account_disabled']);
   });
 });

@@ -33,7 +33,10 @@ const PAYMENTS = byDepth(150, 300);
 const CHARGES = byDepth(30, 60);
 /** Gateway accounts created over the API while the load runs (PRODUCT.md §12). */
 const ACCOUNTS = 4;
-/** The last payments' webhooks, delivered to those accounts' routes once created. */
+/**
+ * The last payments: made on those accounts (a payment method of each), and their webhooks delivered
+ * to their accounts' routes once created (a delivery moves only its own account's money).
+ */
 const ACCOUNT_PAYMENTS = byDepth(20, 40);
 /** Subscriptions started three months ago: periods 1–3 are due, renewed by both workers. */
 const SUBSCRIPTIONS = byDepth(10, 20);
@@ -47,6 +50,29 @@ function succeededEvent(n: number): string {
     currency: 'usd',
     reference: `txn_scale_${n}`,
   });
+}
+
+/**
+ * A pending payment `txn_scale_<n>` of invoice `inv_scale_<n>` (1000 + n USD cents) through payment
+ * method `method`, on gateway account `account` (null: Stripe's default account), as a charge
+ * answered pending leaves it: its webhook `succeededEvent(n)` settles it.
+ */
+async function seedPayment(db: Db, n: number, method: string, account: string | null): Promise<void> {
+  await db
+    .insertInto('transactions')
+    .values({
+      id: `txn_scale_${n}`,
+      invoice_id: `inv_scale_${n}`,
+      customer_id: 'cus_scale',
+      payment_method_id: method,
+      gateway: 'stripe',
+      gateway_account: account,
+      gateway_transaction_id: `pi_scale_${n}`,
+      amount: BigInt(1000 + n),
+      currency: 'USD',
+      status: 'pending',
+    })
+    .execute();
 }
 
 describe('two web and two worker processes on one database (PRODUCT.md §10)', () => {
@@ -117,20 +143,7 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
           amount_due: BigInt(1000 + n),
         })
         .execute();
-      await db
-        .insertInto('transactions')
-        .values({
-          id: `txn_scale_${n}`,
-          invoice_id: `inv_scale_${n}`,
-          customer_id: 'cus_scale',
-          payment_method_id: 'pm_scale',
-          gateway: 'stripe',
-          gateway_transaction_id: `pi_scale_${n}`,
-          amount: BigInt(1000 + n),
-          currency: 'USD',
-          status: 'pending',
-        })
-        .execute();
+      if (n < PAYMENTS - ACCOUNT_PAYMENTS) await seedPayment(db, n, 'pm_scale', null);
     }
     for (let j = 0; j < CHARGES; j++) {
       await db
@@ -267,6 +280,22 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       })(),
       createAccounts(),
     ]);
+    // The accounts' payments, each on its account through a payment method of it, then their webhooks.
+    for (const [a, account] of accounts.entries()) {
+      await db
+        .insertInto('payment_methods')
+        .values({
+          id: `pm_scale_${a}`,
+          customer_id: 'cus_scale',
+          gateway: 'stripe',
+          gateway_token: 'pm_card_visa',
+          gateway_account: account,
+        })
+        .execute();
+    }
+    for (let n = PAYMENTS - ACCOUNT_PAYMENTS; n < PAYMENTS; n++) {
+      await seedPayment(db, n, `pm_scale_${n % ACCOUNTS}`, accounts[n % ACCOUNTS]!);
+    }
     for (let n = PAYMENTS - ACCOUNT_PAYMENTS; n < PAYMENTS; n++) await deliverToAccount(n);
     expect(webhookAnswers).toHaveLength(PAYMENTS * 2);
     expect(webhookAnswers.every((status) => status === 200)).toBe(true);
@@ -322,6 +351,7 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
     expect([...perInvoice.values()].every((count) => count === 1)).toBe(true);
     expect(perInvoice.size).toBe(PAYMENTS + CHARGES + SUBSCRIPTIONS * 4);
     expect(transactions.filter((t) => t.status === 'pending' || t.status === 'unknown')).toEqual([]);
+    expect(succeeded.filter((t) => t.gateway_account !== null)).toHaveLength(ACCOUNT_PAYMENTS);
     const postings = await db
       .selectFrom('journal_entries')
       .select('idempotency_key')

@@ -15,6 +15,8 @@ export interface OpenInvoiceOptions {
   gateway?: string;
   token?: string;
   gatewayCustomerId?: string;
+  /** The payment method's gateway account (`gwa_…`); default: the gateway's default account. */
+  gatewayAccount?: string;
   /** The invoice line's description. */
   description?: string;
   /** The invoice's lines as the API takes them, instead of the one line of `amount` and `description`. */
@@ -36,6 +38,7 @@ export async function openInvoice(app: TestApp, o: OpenInvoiceOptions = {}) {
     ...(o.gatewayCustomerId !== undefined || gateway === 'stripe'
       ? { gateway_customer_id: o.gatewayCustomerId ?? 'cus_SRCIP043oBsNpV' }
       : {}),
+    ...(o.gatewayAccount ? { gateway_account: o.gatewayAccount } : {}),
   });
   expect(method.status).toBe(201);
   const draft = await app.api('POST', '/v1/invoices', {

@@ -25,6 +25,8 @@ export interface PendingChargeOptions {
   taxRatePpm?: number;
   currency: string;
   gateway?: GatewayName;
+  /** The gateway account (`gwa_…`, made with `insertGatewayAccount`) the attempt is on; default: the gateway's default account. */
+  gatewayAccount?: string;
 }
 
 /**
@@ -58,6 +60,7 @@ export async function pendingCharge(
       invoice_id: invoice.id,
       customer_id: customerId,
       gateway: o.gateway ?? 'stripe',
+      gateway_account: o.gatewayAccount ?? null,
       amount: invoice.amount_due,
       currency: o.currency,
       status: 'pending',
@@ -87,6 +90,8 @@ export async function succeededCharge(
       amount: pending.transaction.amount,
       currency: o.currency,
     }),
+    false,
+    o.gatewayAccount ?? null,
   );
   return { ...pending, charged };
 }
@@ -149,11 +154,42 @@ export function canonicalEvent(
 
 /**
  * Applies one event as a reconcile batch of one does: charges locked ahead, writes deferred to the
- * end, on the default gateway account; `finalAttempt` as the queue's last try.
+ * end; `finalAttempt` as the queue's last try; as received for `gatewayAccount` (`gwa_…`; null, the
+ * default: the gateway's default account).
  */
-export function applyAsBatch(db: Db, event: PaymentEvent, finalAttempt = false): Promise<ApplyResult> {
+export function applyAsBatch(
+  db: Db,
+  event: PaymentEvent,
+  finalAttempt = false,
+  gatewayAccount: string | null = null,
+): Promise<ApplyResult> {
   return inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
     await lockChargesAhead(work, [event]);
-    return applyEvent(work, event, { gatewayAccount: null, finalAttempt });
+    return applyEvent(work, event, { gatewayAccount, finalAttempt });
   });
+}
+
+/**
+ * A gateway account row `id` (`gwa_…`) of `gateway`, inserted directly (no credentials that open):
+ * what a payment, refund or dispute of that account references. For the money core, which never
+ * calls the account's API.
+ */
+export async function insertGatewayAccount(
+  db: Db,
+  id: string,
+  gateway: GatewayName = 'stripe',
+): Promise<void> {
+  await db
+    .insertInto('gateway_accounts')
+    .values({
+      id,
+      gateway,
+      name: id,
+      mode: 'test',
+      api_base: null,
+      credentials: Buffer.from('x'),
+      credentials_key_id: 'k',
+      credentials_last4: '{}',
+    })
+    .execute();
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
@@ -47,6 +48,47 @@ export function paymentIntentSucceeded(p: {
       },
     },
   });
+}
+
+/**
+ * A Stripe event of `type` around `object`: the envelope of the real `charge.refund.updated` event,
+ * under a new event id.
+ */
+export function stripeEvent(type: string, object: object) {
+  const event = stripeFixture('webhook.charge.refund.updated.json');
+  return {
+    ...event,
+    id: `evt_${type.replaceAll('.', '_')}_${randomBytes(8).toString('hex')}`,
+    type,
+    data: { object },
+  };
+}
+
+/**
+ * The real refund of `webhook.charge.refund.updated.json`, made about one refund of a payment intent
+ * (`intent`; `charge` its charge when given): `amount` in minor units of `currency` (default EUR),
+ * naming our refund `reference` (`re_…`) in its metadata when given.
+ */
+export function refundObject(p: {
+  id: string;
+  amount: number;
+  intent: string | null;
+  status: string;
+  reference?: string;
+  charge?: string;
+  currency?: string;
+}) {
+  const refund = stripeFixture('webhook.charge.refund.updated.json').data.object;
+  return {
+    ...refund,
+    id: p.id,
+    amount: p.amount,
+    currency: p.currency ?? 'eur',
+    status: p.status,
+    payment_intent: p.intent,
+    ...(p.charge ? { charge: p.charge } : {}),
+    metadata: p.reference ? { billhook_reference: p.reference } : {},
+  };
 }
 
 /**

@@ -164,7 +164,8 @@ export const gatewayAccountRoutes: ApiRoute[] = [
     operationId: 'disableGatewayAccount',
     tag,
     scope: 'admin',
-    summary: 'Disable a gateway account: its webhook route answers 404 (admin)',
+    summary:
+      'Disable a gateway account: it takes no new charges, refunds or voids; its webhooks are still received (admin)',
     responses: { 200: GatewayAccountSchema },
     handler: async (req, res, { deps: { db, accounts } }) => {
       const account = await disableGatewayAccount(db, actorOf(req), req.params.id);
