@@ -75,7 +75,7 @@ describe('a downgrade over an unpaid period invoice', () => {
     const credit = await app.api('GET', `/v1/customers/${customer}`);
     expect(credit.body.credit).toEqual([]);
     expect(await ledgerIn(app, 'NOK')).toMatchObject({
-      ['receivable:customer']: 1500,
+      'receivable:customer': 1500,
       revenue: -1500,
     });
     await voidInvoice(db, 'system', periodInvoice);
@@ -89,7 +89,7 @@ describe('a downgrade over an unpaid period invoice', () => {
   });
 
   it('a write-off after the downgrade writes off what is left due and leaves no customer credit (SEK)', async () => {
-    const { customer, subscription, periodInvoice, small } = await subscribed('SEK');
+    const { subscription, periodInvoice, small } = await subscribed('SEK');
     await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
     await markUncollectible(db, 'system', periodInvoice, new Date('2027-02-16T00:00:00Z'));
     // 2000 − 500 credited = 1500 written off (before: 2000 written off and 500 of customer credit).
@@ -102,7 +102,7 @@ describe('a downgrade over an unpaid period invoice', () => {
   });
 
   it('a partly paid invoice gives customer credit only for what was paid beyond the lowered total (DKK, 25% tax)', async () => {
-    const { customer, subscription, periodInvoice, small } = await subscribed('DKK', { taxPpm: 250_000 });
+    const { subscription, periodInvoice, small } = await subscribed('DKK', { taxPpm: 250_000 });
     // 2000 + 500 tax = 2500, 2000 of it paid by bank transfer: 500 left due.
     await recordOfflinePayment(db, 'system', periodInvoice, { method: 'BANK', amount: 2000n });
     const change = await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
