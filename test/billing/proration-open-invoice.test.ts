@@ -127,6 +127,55 @@ describe('a downgrade over an unpaid period invoice', () => {
     expect(books.tax_payable).toBe(-375);
   });
 
+  it('a credit that clears a PAST_DUE period invoice makes it PAID and the subscription ACTIVE, as a payment would (EUR)', async () => {
+    const { customer, subscription, periodInvoice, small } = await subscribed('EUR');
+    // 1600 of 2000 paid by bank transfer; an automatic charge of the other 400 failed: PAST_DUE.
+    await recordOfflinePayment(db, 'system', periodInvoice, { method: 'BANK', amount: 1600n });
+    await db.updateTable('invoices').set({ payment_attempts: 1 }).where('id', '=', periodInvoice).execute();
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'PAST_DUE' })
+      .where('id', '=', subscription.id)
+      .execute();
+    const change = await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
+    // 500 net credit: 400 clears the invoice, the lowered total 1500 was paid 1600, so 100 is credit.
+    expect(change.creditedToInvoice).toEqual({ invoice: periodInvoice, amount: 400n });
+    expect(change.subscription.status).toBe('ACTIVE');
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      status: 'PAID',
+      amount_due: 0n,
+      proration_credited: 400n,
+    });
+    expect((await app.api('GET', `/v1/customers/${customer}`)).body.credit).toEqual([
+      { currency: 'EUR', amount: 100 },
+    ]);
+  });
+
+  it('the change answer over the API names the invoice and the amount taken off it (RON)', async () => {
+    const plan = (amount: number) =>
+      insertPlan(db, { currency: 'RON', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 0 });
+    const [big, small] = [await plan(2000), await plan(1000)];
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
+    const created = await app.api('POST', '/v1/subscriptions', { customer, plan: big });
+    expect(created.status).toBe(201);
+    const invoices = await db
+      .selectFrom('invoices')
+      .select(['id', 'status'])
+      .where('subscription_id', '=', created.body.id)
+      .execute();
+    expect(invoices.map((i) => i.status)).toEqual(['OPEN']);
+    const changed = await app.api('POST', `/v1/subscriptions/${created.body.id}/change`, { plan: small });
+    expect(changed.status).toBe(200);
+    // Changed moments after the start: about the whole month of 2000 − 1000 credited (to the second),
+    // all of it off the 2000 still owed.
+    const credit = -changed.body.proration.total;
+    expect(credit).toBeGreaterThan(0);
+    expect(changed.body.credited_to_invoice).toEqual({ invoice: invoices[0]!.id, amount: credit });
+    const invoice = await app.api('GET', `/v1/invoices/${invoices[0]!.id}`);
+    expect(invoice.body).toMatchObject({ proration_credited: credit, amount_due: 2000 - credit });
+    expect((await app.api('GET', `/v1/customers/${customer}`)).body.credit).toEqual([]);
+  });
+
   it('splits the credit with its tax share, the whole tax when all of it is taken off', () => {
     // 625 = 500 + 125 tax: 500 off the invoice → 100 tax there (125 × 500/625), 25 to the customer.
     expect(splitCredit({ subtotal: -500n, tax: -125n, total: -625n }, 500n)).toEqual({
