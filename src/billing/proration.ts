@@ -368,6 +368,12 @@ export function splitCredit(
   amount: bigint,
 ): Record<'onInvoice' | 'toCustomer', { subtotal: bigint; tax: bigint; total: bigint }> {
   const credit = -proration.total;
+  // Nothing taken off (a total of 0 too: a credit before tax that the tax takes back): all of it is
+  // the customer's, as it always was.
+  if (amount === 0n) {
+    const { subtotal, tax, total } = proration;
+    return { onInvoice: { subtotal: 0n, tax: 0n, total: 0n }, toCustomer: { subtotal, tax, total } };
+  }
   const taxCredit = -proration.tax;
   const taxShare =
     amount === credit

@@ -176,6 +176,31 @@ describe('a downgrade over an unpaid period invoice', () => {
     expect((await app.api('GET', `/v1/customers/${customer}`)).body.credit).toEqual([]);
   });
 
+  it('a change that nets 0 (a credit before tax the tax takes back) books its lines and takes nothing off the invoice (CHF)', async () => {
+    const untaxed = await insertPlan(db, { currency: 'CHF', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const taxed = await insertPlan(db, {
+      currency: 'CHF',
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: untaxed },
+      feb1,
+    );
+    // Half left: 500 credited untaxed, 400 + 100 tax charged: subtotal −100, tax +100, total 0.
+    const change = await changeSubscription(db, 'system', subscription.id, { planId: taxed }, feb15, false);
+    expect(change.proration).toMatchObject({ subtotal: -100n, tax: 100n, total: 0n });
+    expect(change.creditedToInvoice).toBeNull();
+    expect(await invoiceRow(invoices[0]!.id)).toMatchObject({ amount_due: 1000n, proration_credited: 0n });
+    // Revenue 1000 − 100, tax payable 100: the 1000 still owed.
+    const books = await ledgerIn(app, 'CHF');
+    expect(books).toMatchObject({ 'receivable:customer': 1000, revenue: -900, tax_payable: -100 });
+    expect(books['customer_credit:customer'] ?? 0).toBe(0);
+  });
+
   it('splits the credit with its tax share, the whole tax when all of it is taken off', () => {
     // 625 = 500 + 125 tax: 500 off the invoice → 100 tax there (125 × 500/625), 25 to the customer.
     expect(splitCredit({ subtotal: -500n, tax: -125n, total: -625n }, 500n)).toEqual({
@@ -185,6 +210,11 @@ describe('a downgrade over an unpaid period invoice', () => {
     expect(splitCredit({ subtotal: -500n, tax: -125n, total: -625n }, 625n)).toEqual({
       onInvoice: { subtotal: -500n, tax: -125n, total: -625n },
       toCustomer: { subtotal: 0n, tax: 0n, total: 0n },
+    });
+    // Nothing off (a net 0: 100 credited before tax, 100 more tax): all of it stays as it was booked.
+    expect(splitCredit({ subtotal: -100n, tax: 100n, total: 0n }, 0n)).toEqual({
+      onInvoice: { subtotal: 0n, tax: 0n, total: 0n },
+      toCustomer: { subtotal: -100n, tax: 100n, total: 0n },
     });
     // 7 = 6 + 1 tax, 3 off: round(1 × 3/7 = 0.43) = 0 tax there.
     expect(splitCredit({ subtotal: -6n, tax: -1n, total: -7n }, 3n)).toEqual({
