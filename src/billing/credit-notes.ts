@@ -27,12 +27,16 @@ import { prorate } from './proration.ts';
  * only); the loss is booked whole to chargeback losses.
  */
 
+/** What an invoice asks of its payments (minor units): the fields `overpaidBy` reads. */
+type Asked = Pick<InvoiceRow, 'total' | 'credit_applied' | 'proration_credited' | 'amount_paid'>;
+
 /**
- * What `invoice`'s payments brought beyond what it asked (total − credit applied), minor units: its
- * overpayment, which is the customer's credit; 0 or less when it was not paid more than it asked.
+ * What `invoice`'s payments brought beyond what it asked (total − credit applied − what prorated
+ * changes credited to it while owed), minor units: its overpayment, which is the customer's credit;
+ * 0 or less when it was not paid more than it asked.
  */
-function overpaidBy(invoice: Pick<InvoiceRow, 'total' | 'credit_applied' | 'amount_paid'>): bigint {
-  return invoice.amount_paid - (invoice.total - invoice.credit_applied);
+function overpaidBy(invoice: Asked): bigint {
+  return invoice.amount_paid - (invoice.total - invoice.credit_applied - invoice.proration_credited);
 }
 
 /**
@@ -43,11 +47,7 @@ function overpaidBy(invoice: Pick<InvoiceRow, 'total' | 'credit_applied' | 'amou
  * gateway's dashboard is the usual case), then the sale.
  * @returns minor units, 0 … amount
  */
-export function overpaymentShare(
-  invoice: Pick<InvoiceRow, 'total' | 'credit_applied' | 'amount_paid'>,
-  given: bigint,
-  amount: bigint,
-): bigint {
+export function overpaymentShare(invoice: Asked, given: bigint, amount: bigint): bigint {
   const left = overpaidBy(invoice) - given;
   if (left <= 0n || amount <= 0n) return 0n;
   return amount < left ? amount : left;
@@ -63,7 +63,7 @@ export function overpaymentShare(
  */
 export async function overpaymentGivenBack(
   trx: Kysely<Database>,
-  invoice: Pick<InvoiceRow, 'id' | 'total' | 'credit_applied' | 'amount_paid'>,
+  invoice: Asked & Pick<InvoiceRow, 'id'>,
   excluding?: string,
 ): Promise<bigint> {
   const excess = overpaidBy(invoice);
@@ -116,6 +116,7 @@ export async function overpaymentsHeld(
       'i.currency',
       'i.total',
       'i.credit_applied',
+      'i.proration_credited',
       'i.amount_paid',
       sql<string>`sum(r.amount)::text`.as('in_flight'),
     ])
@@ -123,7 +124,7 @@ export async function overpaymentsHeld(
     .$if(currency !== undefined, (qb) => qb.where('i.currency', '=', currency ?? ''))
     .whereRef('r.invoice_id', '=', 'i.id')
     .where('r.status', 'in', ['pending', 'unknown'])
-    .where(sql<boolean>`i.amount_paid > i.total - i.credit_applied`)
+    .where(sql<boolean>`i.amount_paid > i.total - i.credit_applied - i.proration_credited`)
     .groupBy('i.id')
     .execute();
   const held = new Map<string, OverpaymentHeld>();

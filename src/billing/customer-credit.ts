@@ -3,7 +3,12 @@ import type { Database, InvoiceRow } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { customerCreditApplied, customerCreditReturned } from '../ledger/movements.ts';
+import {
+  customerCreditApplied,
+  customerCreditReturned,
+  entryKeys,
+  prorationCreditVoided,
+} from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { overpaymentsHeld } from './credit-notes.ts';
 
@@ -129,6 +134,48 @@ export async function returnAppliedCredit(
       customerId: invoice.customer_id,
       currency: invoice.currency,
       amount: invoice.credit_applied,
+    }),
+  );
+}
+
+/**
+ * Undoes, when invoice `invoice` is voided, what prorated changes credited to it while it was owed
+ * (`proration_credited` > 0: billing/proration.ts): its `inv_…:proration_credited:<n>` entries read
+ * back and reversed in one (`prorationCreditVoided`: debit the receivable, credit revenue and tax
+ * payable by what they debited), so the void reverses the invoice as it stood and that credit, for
+ * time never paid, goes nowhere, least of all to the customer's credit.
+ */
+export async function undoProrationCredit(
+  work: UnitOfWork,
+  invoice: Pick<InvoiceRow, 'id' | 'customer_id' | 'currency' | 'proration_credited'>,
+): Promise<void> {
+  if (invoice.proration_credited <= 0n) return;
+  const rows = await work.trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['a.code', sql<string>`sum(p.amount)::text`.as('amount')])
+    .where('e.source_type', '=', 'invoice')
+    .where('e.source_id', '=', invoice.id)
+    .where(
+      sql<boolean>`starts_with(e.idempotency_key, ${entryKeys.prorationCreditedOnInvoicePrefix(invoice.id)})`,
+    )
+    .where('a.code', 'in', [chart.revenue.code, chart.taxPayable.code])
+    .groupBy('a.code')
+    .execute();
+  // Each entry debited revenue and tax payable (> 0); the movement takes them as credits (≤ 0).
+  const debited = (code: string) => BigInt(rows.find((r) => r.code === code)?.amount ?? 0);
+  const subtotal = -debited(chart.revenue.code);
+  const tax = -debited(chart.taxPayable.code);
+  await postEntry(
+    work,
+    prorationCreditVoided({
+      invoiceId: invoice.id,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      subtotal,
+      tax,
+      total: subtotal + tax,
     }),
   );
 }

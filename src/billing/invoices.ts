@@ -16,7 +16,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
-import { applyCustomerCredit, returnAppliedCredit } from './customer-credit.ts';
+import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from './customer-credit.ts';
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
@@ -551,7 +551,7 @@ export async function applyPayment(
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
-  const owed = invoice.total - invoice.credit_applied - paid;
+  const owed = invoice.total - invoice.credit_applied - invoice.proration_credited - paid;
   const due = owed > 0n ? owed : 0n;
   const collectible = invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE';
   const settled = due === 0n && collectible;
@@ -668,7 +668,7 @@ export async function reversePayment(
     );
   }
   const paid = invoice.amount_paid - amount;
-  const owed = invoice.total - invoice.credit_applied - paid;
+  const owed = invoice.total - invoice.credit_applied - invoice.proration_credited - paid;
   const due = owed > 0n ? owed : 0n;
   await work.trx
     .updateTable('invoices')
@@ -702,7 +702,9 @@ export async function voidInvoice(db: Db, actor: Actor, id: string): Promise<Inv
  * Voids a locked invoice inside `work`: OPEN (nothing paid, no charge in flight) or DRAFT → VOID,
  * nothing due and off the charge schedule (`charge_at` null: neither the scheduler nor dunning charges
  * it again). An OPEN invoice's finalization entry is reversed (`inv_…:voided`: debit revenue, credit
- * the receivable) and the credit applied to it goes back to the customer (`returnAppliedCredit`).
+ * the receivable) and the credit applied to it goes back to the customer (`returnAppliedCredit`); what
+ * prorated changes credited to it while owed (`proration_credited`) goes back to revenue and tax
+ * payable, not to the customer (`undoProrationCredit`): that time was never paid.
  * Records `invoice.voided` with `data` beside `from` (why, when another flow voids it).
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
@@ -728,6 +730,7 @@ export async function voidLocked(
   if (invoice.status === 'OPEN' && invoice.total > 0n) {
     await postEntry(work, invoiceVoided(ledgerAmounts(invoice)));
     await returnAppliedCredit(work, invoice);
+    await undoProrationCredit(work, invoice);
   }
   await work.trx
     .updateTable('invoices')

@@ -3,15 +3,23 @@ import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { prorationCredited } from '../ledger/movements.ts';
+import { prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { overpaymentGivenBack, recurringGivenBack, recurringLines } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
-import { finalizeLocked, insertInvoice, lineAmounts, type NewLine } from './invoices.ts';
+import {
+  finalizeLocked,
+  insertInvoice,
+  invoiceActivity,
+  lineAmounts,
+  lockInvoice,
+  type NewLine,
+} from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
+import { reinstateAfterPayment } from './reinstate.ts';
 import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
@@ -34,9 +42,11 @@ import { refuseChangeInvoicedAhead } from './terms.ts';
  * cancellation's refund gives back from the same basis (cancellation.ts). A net charge, or a change
  * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
  * `subscription_update` invoice, finalized and charged at once (`charge_at = now`). A net credit (a
- * downgrade, or a change that only lowers the tax) is not paid back: with its tax it becomes the
- * customer's credit (debit revenue for the net credit and tax payable for its tax, credit the
- * customer's credit account), which their next
+ * downgrade, or a change that only lowers the tax) is not paid back: with its tax it first lowers what
+ * the period invoice still owes when it is OPEN (`creditOwedPeriod`: debit revenue and tax payable,
+ * credit the receivable, as a credit note on an open invoice), and the rest, what was paid beyond the
+ * lowered total, becomes the customer's credit (debit revenue for the net credit and tax payable for
+ * its tax, credit the customer's credit account), which their next
  * invoices use at finalization, whatever subscription they bill (billing/customer-credit.ts). In a
  * trial or before a future start there is no period to prorate: the change applies to the first
  * invoice. The new plan must bill in the same currency and interval (periods stay on the same
@@ -92,8 +102,13 @@ export interface ChangeResult {
   proration: InvoicePreview;
   /** The `subscription_update` invoice of a net charge. */
   invoice: InvoiceRow | null;
-  /** Net credit before tax (minor units); the customer's credit grows by it plus its tax. */
+  /**
+   * Net credit before tax (minor units). With its tax it lowers what is still owed on the OPEN period
+   * invoice first (`creditedToInvoice`); the customer's credit grows by the rest only.
+   */
   credited: bigint;
+  /** The OPEN period invoice the net credit was taken off first, and how much (minor units, tax included); null: none. */
+  creditedToInvoice: { invoice: string; amount: bigint } | null;
   /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
   usageInvoice: InvoiceRow | null;
 }
@@ -188,6 +203,7 @@ async function refuseCreditOfGivenBack(
       'currency',
       'total',
       'credit_applied',
+      'proration_credited',
       'amount_paid',
       'amount_refunded',
       'credit_returned',
@@ -246,7 +262,8 @@ async function refuseFullOverChanges(
  * nothing, so nothing of it is credited (`chargedBasis`); a VOID or UNCOLLECTIBLE change invoice is
  * refused by `refuseCreditOfUnpaidChanges` whatever the net, so voiding an OPEN one is no way out:
  * the message names the invoices to collect. An OPEN period invoice is still credited
- * as charged (a known gap: voiding it afterwards leaves the credit).
+ * as charged: the credit is taken off what it still owes first (`creditOwedPeriod`), so voiding it
+ * or writing it off afterwards leaves no customer credit for time never paid.
  * @throws ValidationError (field `proration`) naming the invoices and what they still owe
  */
 async function refuseCreditOfUnpaid(
@@ -280,6 +297,141 @@ async function refuseCreditOfUnpaid(
 }
 
 /**
+ * The current period's invoice of `subscription` when it is still owed (OPEN, something due, partly
+ * paid or not), locked unless `preview` (a change locks it before its customer: subscription →
+ * invoices → customer), else undefined. A change's net credit is taken off it first
+ * (`creditOwedPeriod`).
+ */
+async function owedPeriodInvoice(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  preview: boolean,
+): Promise<InvoiceRow | undefined> {
+  const row = await work.trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', subscription.current_period_index)
+    .where('status', '=', 'OPEN')
+    .where('amount_due', '>', 0n)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const invoice = preview
+    ? await work.trx.selectFrom('invoices').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow()
+    : await lockInvoice(work, row.id);
+  return invoice.status === 'OPEN' && invoice.amount_due > 0n ? invoice : undefined;
+}
+
+/**
+ * How much of a change's net credit (`proration.total` < 0) is taken off the period invoice still owed
+ * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due. The
+ * credit is for time of that invoice's period, so it lowers what the customer still owes for it first,
+ * as a credit note on an open invoice lowers its amount due (Stripe); only the rest, what was paid
+ * beyond the lowered total, becomes customer credit, which is refundable in cash. So voiding the
+ * invoice or writing it off later leaves no credit for time never paid (PRODUCT §11).
+ * @throws ConflictError `charge_in_flight` when a charge of that invoice is pending or unknown: it was
+ * asked for the amount due before the credit, and what the customer paid is not known yet
+ */
+async function creditOwedPeriod(
+  trx: Kysely<Database>,
+  owed: InvoiceRow | undefined,
+  proration: InvoicePreview,
+): Promise<bigint> {
+  if (!owed || proration.total >= 0n) return 0n;
+  const inFlight = await trx
+    .selectFrom('transactions')
+    .select(['id', 'status'])
+    .where('invoice_id', '=', owed.id)
+    .where('status', 'in', ['pending', 'unknown'])
+    .orderBy('id')
+    .execute();
+  if (inFlight.length > 0) {
+    throw new ConflictError(
+      'charge_in_flight',
+      `this change credits ${-proration.total} ${proration.currency} (tax included) for time of invoice ${owed.id}, which is owed and has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): the credit lowers what is left due, which depends on their outcome. Nothing changed; change again once they settle, or with proration none`,
+    );
+  }
+  let credit = -proration.total;
+  if (credit > owed.amount_due) credit = owed.amount_due;
+  return credit;
+}
+
+/**
+ * Splits a change's net credit (`proration`, `total` < 0) into the part taken off the period invoice
+ * (`amount`, minor units, 0 … −total) and the rest, the customer's credit, each as subtotal + tax = total
+ * (all ≤ 0, as `prorationCredited` takes them). The tax goes with its share of the credit, `tax ×
+ * amount / credit` rounded half up on its size (the whole tax when all the credit is taken off): 500
+ * with 100 tax, 300 taken off → 60 tax and 240 net on the invoice, 40 and 160 to the customer.
+ */
+export function splitCredit(
+  proration: Pick<InvoicePreview, 'subtotal' | 'tax' | 'total'>,
+  amount: bigint,
+): Record<'onInvoice' | 'toCustomer', { subtotal: bigint; tax: bigint; total: bigint }> {
+  const credit = -proration.total;
+  // Nothing taken off (a total of 0 too: a credit before tax that the tax takes back): all of it is
+  // the customer's, as it always was.
+  if (amount === 0n) {
+    const { subtotal, tax, total } = proration;
+    return { onInvoice: { subtotal: 0n, tax: 0n, total: 0n }, toCustomer: { subtotal, tax, total } };
+  }
+  const taxCredit = -proration.tax;
+  const taxShare =
+    amount === credit
+      ? taxCredit
+      : taxCredit >= 0n
+        ? prorate(taxCredit, amount, credit)
+        : -prorate(-taxCredit, amount, credit);
+  const onInvoice = { subtotal: -(amount - taxShare), tax: -taxShare, total: -amount };
+  return {
+    onInvoice,
+    toCustomer: {
+      subtotal: proration.subtotal - onInvoice.subtotal,
+      tax: proration.tax - onInvoice.tax,
+      total: proration.total - onInvoice.total,
+    },
+  };
+}
+
+/**
+ * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`) off the locked OPEN period
+ * invoice `invoice` at `now`: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
+ * adds it to `proration_credited` and takes it off `amount_due` (PAID, off the charge schedule, once
+ * nothing is left due), and logs `invoice.proration_credited`.
+ */
+async function creditInvoice(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  part: { subtotal: bigint; tax: bigint; total: bigint },
+  now: Date,
+): Promise<void> {
+  const credited = invoice.proration_credited - part.total;
+  const due = invoice.amount_due + part.total;
+  await postEntry(
+    work,
+    prorationCreditedOnInvoice({
+      invoiceId: invoice.id,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      ...part,
+      prorationCredited: credited,
+    }),
+  );
+  const settled = due === 0n;
+  await work.update('invoices', invoice, {
+    proration_credited: credited,
+    amount_due: due,
+    ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
+    updated_at: now,
+  });
+  await invoiceActivity(work, invoice, 'invoice.proration_credited', {
+    amount: -part.total,
+    proration_credited: credited,
+    amount_due: due,
+    ...(settled ? { status: 'PAID' } : {}),
+  });
+}
+
+/**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
@@ -293,7 +445,8 @@ async function refuseCreditOfUnpaid(
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
  * the period (`refuseFullOverChanges`), a prorated change of a period changed before bases were
  * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
- * (`refuseCreditOfGivenBack`)
+ * (`refuseCreditOfGivenBack`); ConflictError `charge_in_flight` for a net credit while a charge of the
+ * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`)
  */
 export async function changeSubscription(
   db: Db,
@@ -328,6 +481,9 @@ export async function changeSubscription(
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
+    // The period invoice still owed, which a net credit lowers first: locked before the customer.
+    const owed =
+      inPeriod && behavior !== 'none' ? await owedPeriodInvoice(work, subscription, preview) : undefined;
     // Taxed once: the preview prices these lines and the invoice stores them as they are. A change
     // (not a preview) reads its customer under invoicing's lock before pricing (`openCustomerOnce`),
     // so the lines' taxes and the invoices' number and terms come from the same read of the customer.
@@ -374,7 +530,11 @@ export async function changeSubscription(
     refuseDebtOnCredit(proration);
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
-    if (preview) return { subscription, proration, invoice: null, credited, usageInvoice: null };
+    const onOwed = await creditOwedPeriod(work.trx, owed, proration);
+    const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
+    if (preview) {
+      return { subscription, proration, invoice: null, credited, creditedToInvoice, usageInvoice: null };
+    }
 
     // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own
     // invoice; only later usage is priced with the new plan.
@@ -425,23 +585,27 @@ export async function changeSubscription(
       .returningAll()
       .executeTakeFirstOrThrow();
     // A change not invoiced (a net credit, or a change of tax alone that lowers it) moves its lines'
-    // subtotal out of revenue and its tax out of tax payable into the customer's credit (`total`,
-    // negative: a credit), which their next invoices use.
+    // subtotal out of revenue and its tax out of tax payable: first off what the period invoice still
+    // owes (`creditOwedPeriod`), the rest into the customer's credit (`total`, negative: a credit),
+    // which their next invoices use.
     if (!invoice && (proration.subtotal !== 0n || proration.tax !== 0n)) {
-      await postEntry(
-        work,
-        prorationCredited({
-          subscriptionId: id,
-          customerId: subscription.customer_id,
-          currency: newPlan.currency,
-          subtotal: proration.subtotal,
-          tax: proration.tax,
-          total: proration.total,
-          at: now,
-          from: { planId: oldPlan.id, quantity: subscription.quantity },
-          to: { planId: newPlan.id, quantity },
-        }),
-      );
+      const parts = splitCredit(proration, onOwed);
+      if (owed && onOwed > 0n) await creditInvoice(work, owed, parts.onInvoice, now);
+      const rest = parts.toCustomer;
+      if (rest.subtotal !== 0n || rest.tax !== 0n) {
+        await postEntry(
+          work,
+          prorationCredited({
+            subscriptionId: id,
+            customerId: subscription.customer_id,
+            currency: newPlan.currency,
+            ...rest,
+            at: now,
+            from: { planId: oldPlan.id, quantity: subscription.quantity },
+            to: { planId: newPlan.id, quantity },
+          }),
+        );
+      }
     }
     await subscriptionActivity(work, subscription, 'subscription.changed', {
       from_plan: oldPlan.id,
@@ -452,8 +616,22 @@ export async function changeSubscription(
       invoice: invoice?.id,
       usage_invoice: usageInvoice?.id,
       credited,
+      ...(creditedToInvoice
+        ? {
+            credited_to_invoice: creditedToInvoice.invoice,
+            credited_to_invoice_amount: creditedToInvoice.amount,
+          }
+        : {}),
     });
-    return { subscription: updated, proration, invoice, credited, usageInvoice };
+    // A period invoice the credit settled whole is PAID: the subscription is reinstated as by a payment.
+    const reinstated =
+      owed && onOwed === owed.amount_due && subscription.status === 'PAST_DUE'
+        ? await reinstateAfterPayment(work, id, owed.id, now)
+        : false;
+    const current = reinstated
+      ? await work.trx.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+      : updated;
+    return { subscription: current, proration, invoice, credited, creditedToInvoice, usageInvoice };
   });
 }
 

@@ -45,6 +45,7 @@ export async function scheduleChange(
     },
     invoice: null,
     credited: 0n,
+    creditedToInvoice: null,
     usageInvoice: null,
   });
   if (preview) return result(subscription);

@@ -214,8 +214,17 @@ export interface InvoicesTable {
   voided_at: MaybeTimestamp;
   /** When the first automatic charge failed: the retry days of dunning count from it. */
   dunning_started_at: MaybeTimestamp;
-  /** Customer credit taken off at finalization, minor units: amount_due = total − credit_applied − amount_paid. */
+  /**
+   * Customer credit taken off at finalization, minor units: amount_due = total − credit_applied −
+   * proration_credited − amount_paid.
+   */
   credit_applied: MoneyWithDefault;
+  /**
+   * What the period's prorated changes credited to this invoice while it was owed (a downgrade over
+   * an OPEN period invoice lowers what is left due first: billing/proration.ts), minor units ≥ 0;
+   * given back to revenue and tax payable, not to the customer, when the invoice is voided.
+   */
+  proration_credited: MoneyWithDefault;
   /**
    * Of `credit_applied`, what was given back to the customer's credit by a credit note (a
    * cancellation's refund: billing/credit-returns.ts), minor units, 0 … credit_applied. A void gives

@@ -124,6 +124,12 @@ export const entryKeys = {
     to,
   }: Pick<ProrationCredit, 'subscriptionId' | 'at' | 'from' | 'to'>) =>
     `${subscriptionId}:proration_credit:${at.toISOString()}:${from.planId}*${from.quantity}:${to.planId}*${to.quantity}`,
+  /** One per change: `prorationCredited` is the invoice's cumulative `proration_credited` after it (minor units). */
+  prorationCreditedOnInvoice: (invoiceId: string, prorationCredited: bigint) =>
+    `${invoiceId}:proration_credited:${prorationCredited}`,
+  /** What every `prorationCreditedOnInvoice` key of the invoice starts with: a void reads them back by it. */
+  prorationCreditedOnInvoicePrefix: (invoiceId: string) => `${invoiceId}:proration_credited:`,
+  prorationCreditVoided: (invoiceId: string) => `${invoiceId}:proration_credit_voided`,
   subscriptionCreditMoved: (subscriptionId: string) => `${subscriptionId}:credit_moved`,
   settlementLineBooked: (settlementLineId: string) => `${settlementLineId}:booked`,
   /** `payoutCreated`, `payoutPaid`, `payoutReturned`: the payout's id and that step. */
@@ -541,6 +547,64 @@ export function prorationCredited(credit: ProrationCredit): EntryInput {
       line(chart.revenue, -credit.subtotal, credit.currency),
       line(chart.taxPayable, -credit.tax, credit.currency),
       line(chart.customerCredit(credit.customerId), credit.total, credit.currency),
+    ]),
+  };
+}
+
+/**
+ * The part of a change's net credit (`subtotal` + `tax` = `total`, each ≤ 0 as in `ProrationCredit`,
+ * minor units) that lowers what the customer still owes on the OPEN period invoice `invoiceId`
+ * (billing/proration.ts), whose `proration_credited` is `prorationCredited` after it.
+ */
+export interface ProrationCreditOnInvoice {
+  invoiceId: string;
+  customerId: string;
+  currency: string;
+  subtotal: bigint;
+  tax: bigint;
+  total: bigint;
+  prorationCredited: bigint;
+}
+
+/**
+ * `inv_…:proration_credited:<prorationCredited>`: a change's credit for unused time taken off the
+ * period invoice still owed, as a credit note on an open invoice lowers what is due (debit revenue for
+ * its net and tax payable for its tax, credit the customer's receivable): never customer credit, so
+ * nothing of it can be refunded in cash or outlive the invoice. One entry per change: the key holds the
+ * invoice's cumulative `proration_credited`.
+ */
+export function prorationCreditedOnInvoice(credit: ProrationCreditOnInvoice): EntryInput {
+  const id = credit.invoiceId;
+  return {
+    idempotencyKey: entryKeys.prorationCreditedOnInvoice(id, credit.prorationCredited),
+    description: `proration credit of a change taken off invoice ${id} (unused time not paid yet)`,
+    source: { type: 'invoice', id },
+    postings: nonZero([
+      line(chart.revenue, -credit.subtotal, credit.currency),
+      line(chart.taxPayable, -credit.tax, credit.currency),
+      line(chart.receivable(credit.customerId), credit.total, credit.currency),
+    ]),
+  };
+}
+
+/**
+ * `inv_…:proration_credit_voided`: a voided invoice's `prorationCreditedOnInvoice` entries undone in
+ * one (`subtotal`, `tax`, `total`: their sums, each ≤ 0; debit the receivable, credit revenue and tax
+ * payable), so the void reverses the invoice as it stood: the time the changes credited was never paid,
+ * and nothing of it goes to the customer's credit.
+ */
+export function prorationCreditVoided(
+  credit: Omit<ProrationCreditOnInvoice, 'prorationCredited'>,
+): EntryInput {
+  const id = credit.invoiceId;
+  return {
+    idempotencyKey: entryKeys.prorationCreditVoided(id),
+    description: `proration credit taken off invoice ${id} undone (voided)`,
+    source: { type: 'invoice', id },
+    postings: nonZero([
+      line(chart.revenue, credit.subtotal, credit.currency),
+      line(chart.taxPayable, credit.tax, credit.currency),
+      line(chart.receivable(credit.customerId), -credit.total, credit.currency),
     ]),
   };
 }

@@ -30,6 +30,7 @@ const UPDATABLE = {
   invoices: {
     amount_paid: 'bigint',
     amount_due: 'bigint',
+    proration_credited: 'bigint',
     status: 'text',
     paid_at: 'timestamptz',
     charge_at: 'timestamptz',

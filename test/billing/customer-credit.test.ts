@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInvoice, finalizeInvoice, lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
+import {
+  createInvoice,
+  finalizeInvoice,
+  lockInvoice,
+  recordOfflinePayment,
+  voidInvoice,
+} from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
@@ -39,12 +45,15 @@ describe("a customer's credit", () => {
   async function customerWithDowngradeCredit() {
     const [basic, lite] = [await flat(2800, 'Basic'), await flat(1400, 'Lite')];
     const customer = await insertCustomer(db);
-    const { subscription } = await createSubscription(
+    const { subscription, invoices } = await createSubscription(
       db,
       'system',
       { customerId: customer, planId: basic },
       d('2027-02-01T00:00:00Z'),
     );
+    // Basic's invoice (2800 + 280 tax = 3080) paid first: over an unpaid one the credit would lower
+    // what it still owes instead of becoming customer credit (proration-open-invoice.test.ts).
+    await recordOfflinePayment(db, 'system', invoices[0]!.id, { method: 'BANK', amount: 3080n });
     // Unused 7/28 of Basic: 700 credited, 7/28 of Lite: 350 charged → net credit 350 + 35 tax = 385.
     await changeSubscription(
       db,
@@ -84,8 +93,8 @@ describe("a customer's credit", () => {
       amount_due: 715n,
     });
     expect(await credit(customer)).toBe(0n);
-    // Receivable: the first Basic invoice (3080, unpaid) + 715.
-    expect(await receivable(customer)).toBe(3080n + 715n);
+    // Receivable: the first Basic invoice (3080, paid) + 715.
+    expect(await receivable(customer)).toBe(715n);
     // The credit is like a payment: revenue and tax of the new invoice are booked whole.
     expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore - 1000n);
     expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore - 100n);
@@ -114,8 +123,8 @@ describe("a customer's credit", () => {
       .executeTakeFirstOrThrow();
     expect([stored.credit_applied, stored.amount_due]).toEqual([185n, 915n]);
     expect(await credit(customer)).toBe(0n);
-    // Receivable: Basic's 3080 + 0 (paid by credit) + 915.
-    expect(await receivable(customer)).toBe(3080n + 915n);
+    // Receivable: Basic's 3080 (paid) + 0 (paid by credit) + 915.
+    expect(await receivable(customer)).toBe(915n);
   });
 
   it('a renewal returns its invoices as finalized: the credit applied and what is left due', async () => {
@@ -148,7 +157,8 @@ describe("a customer's credit", () => {
     expect(dollars).toMatchObject({ credit_applied: 385n, amount_due: 615n });
     await voidInvoice(db, 'system', dollars.id);
     expect(await credit(customer)).toBe(-385n);
-    expect(await receivable(customer)).toBe(3080n);
+    // Basic's 3080 was paid; the voided invoice owes nothing.
+    expect(await receivable(customer)).toBe(0n);
   });
 
   it('a refund of an overpaid invoice pays back the overpayment (customer credit) first, then the sale with its tax', async () => {

@@ -12,7 +12,13 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import {
+  customerWith,
+  flatPlan,
+  ledgerIn,
+  payOpenOffline,
+  subscribedAndPaid,
+} from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -256,6 +262,8 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     const { customer } = await customerWith(app);
     const { subscription, invoices } = await subscribeFeb1({ customerId: customer.id, planId: big });
     expect(invoices[0]).toMatchObject({ total: 1000n, tax: 0n });
+    // Paid first: over an unpaid invoice the credit lowers what it owes instead (proration-open-invoice.test.ts).
+    await payOpenOffline(db(), subscription.id);
     expect(
       (await app.api('POST', '/v1/tax-rates', { display_name: 'TVA HUF', country: 'FR', percent: 20 }))
         .status,
@@ -274,7 +282,8 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     ]);
     expect(await creditOf(customer.id)).toEqual([{ currency: 'HUF', amount: 200 }]);
     expect(await ledgerIn(app, 'HUF')).toEqual({
-      'receivable:customer': 1000,
+      'receivable:customer': 0,
+      offline_receipts: 1000,
       'customer_credit:customer': -200,
       revenue: -1000 + 250,
       tax_payable: -50,
@@ -455,11 +464,13 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     db().updateTable('subscriptions').set({ charged_basis: null }).where('id', '=', id).execute();
 
   it('a period changed before charged bases were stored: a prorated change is refused (its price is not known), proration none goes through', async () => {
-    // No tax. B 3000 (period invoice); Feb 15 B → A 1000 prorated before the deploy: 1000 of credit.
+    // No tax. B 3000 (period invoice, paid: before the deploy a change's credit was the customer's
+    // whatever the invoice); Feb 15 B → A 1000 prorated before the deploy: 1000 of credit.
     const a = await untaxedPlan('RON', 1000);
     const b = await untaxedPlan('RON', 3000);
     const { customer } = await customerWith(app);
     const { subscription } = await subscribeFeb1({ customerId: customer.id, planId: b });
+    await payOpenOffline(db(), subscription.id);
     const down = await changeAt(subscription.id, { planId: a }, '2027-02-15T00:00:00Z');
     expect(down.credited).toBe(1000n);
     await basisNotStored(subscription.id);
@@ -470,7 +481,8 @@ describe('the charged basis: credits and refunds give back what was charged', ()
     expect(await creditOf(customer.id)).toEqual([{ currency: 'RON', amount: 1000 }]);
     expect(await ledgerIn(app, 'RON')).toEqual({
       'customer_credit:customer': -1000,
-      'receivable:customer': 3000,
+      'receivable:customer': 0,
+      offline_receipts: 3000,
       revenue: -2000,
     });
     // With proration none it goes through: B bills from March.

@@ -7,7 +7,7 @@ import { createTaxRate } from '../../src/billing/tax-rates.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerIn } from '../support/collection.ts';
+import { ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
 
 const DAY = 86_400n;
@@ -119,7 +119,9 @@ describe('changing plan or quantity mid-period', () => {
         d('2027-02-01T00:00:00Z'),
       )
     ).subscription;
-    // Period 0 (February, 28 days): 5600 − 2800 = 2800, tax 280: 3080.
+    // Period 0 (February, 28 days): 5600 − 2800 = 2800, tax 280: 3080, paid first (over an unpaid
+    // invoice the credit would lower what it owes instead: proration-open-invoice.test.ts).
+    await payOpenOffline(db, sub.id);
     // 7 of 28 days left: paid 2800 × 7/28 = 700 for them (unused −1400, coupon +700); on Basic they
     // cost 1400 × 7/28 = 350 (remaining +700, coupon −350). Net credit 350 (it was 1400 − 700 = 700).
     const change = await changeSubscription(
@@ -138,9 +140,10 @@ describe('changing plan or quantity mid-period', () => {
     ]);
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
-    // The credit (350 + 35 tax) is the customer's: the receivable still holds February's 3080.
+    // The credit (350 + 35 tax) is the customer's: February's 3080 was paid (offline receipts).
     expect(await ledgerIn(app, 'DKK')).toEqual({
-      'receivable:customer': 3080,
+      'receivable:customer': 0,
+      offline_receipts: 3080,
       'customer_credit:customer': -385,
       revenue: -2800 + 350,
       tax_payable: -280 + 35,
@@ -150,7 +153,8 @@ describe('changing plan or quantity mid-period', () => {
     const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1400n, 140n, 1540n]]);
     expect(await ledgerIn(app, 'DKK')).toEqual({
-      'receivable:customer': 3080 + 1155,
+      'receivable:customer': 1155,
+      offline_receipts: 3080,
       'customer_credit:customer': 0,
       revenue: -2800 + 350 - 1400,
       tax_payable: -280 + 35 - 140,
@@ -174,7 +178,8 @@ describe('changing plan or quantity mid-period', () => {
         d('2027-02-01T00:00:00Z'),
       )
     ).subscription;
-    // Period 0: 2000 − 1500 = 500. Half the period left: paid 250 for it (unused −1000, coupon +750).
+    // Period 0: 2000 − 1500 = 500, paid first. Half the period left: paid 250 for it (unused −1000, coupon +750).
+    await payOpenOffline(db, sub.id);
     // On Basic the coupon takes the whole 1000 (capped), so the rest costs 0 (remaining +500, coupon
     // −500). Net credit 250.
     const change = await changeSubscription(
@@ -193,7 +198,8 @@ describe('changing plan or quantity mid-period', () => {
     ]);
     expect(change.credited).toBe(250n);
     expect(await ledgerIn(app, 'CZK')).toEqual({
-      'receivable:customer': 500,
+      'receivable:customer': 0,
+      offline_receipts: 500,
       'customer_credit:customer': -250,
       revenue: -500 + 250,
     });
@@ -249,7 +255,9 @@ describe('changing plan or quantity mid-period', () => {
         d('2027-02-01T00:00:00Z'),
       )
     ).subscription;
-    // 14 of 28 days left: unused −500 (tax −100), remaining +500 (tax +50): subtotal 0, tax −50.
+    // Period 0 (1000 + 200) paid first. 14 of 28 days left: unused −500 (tax −100), remaining +500
+    // (tax +50): subtotal 0, tax −50.
+    await payOpenOffline(db, sub.id);
     const change = await changeSubscription(
       db,
       'system',
@@ -262,7 +270,8 @@ describe('changing plan or quantity mid-period', () => {
     expect(change.invoice).toBeNull();
     // Period 0: 1000 + 200; the change gives 50 of tax back as credit: tax payable 200 − 50.
     expect(await ledgerIn(app, 'HUF')).toEqual({
-      'receivable:customer': 1200,
+      'receivable:customer': 0,
+      offline_receipts: 1200,
       'customer_credit:customer': -50,
       revenue: -1000,
       tax_payable: -200 + 50,
@@ -460,6 +469,9 @@ describe('changing plan or quantity mid-period', () => {
         d('2027-02-01T00:00:00Z'),
       )
     ).subscription;
+    // The first invoice (2800 + 280) paid first: over an unpaid one the credit lowers what it owes
+    // instead (proration-open-invoice.test.ts).
+    await payOpenOffline(db, sub.id);
     const revenueBefore = await balanceOf(db, 'revenue', 'USD');
     const taxBefore = await balanceOf(db, 'tax_payable', 'USD');
     const change = await changeSubscription(
@@ -473,11 +485,11 @@ describe('changing plan or quantity mid-period', () => {
     // credit 700, charge 350: net credit 350 + 35 tax (10%), no invoice.
     expect(change.invoice).toBeNull();
     expect(change.credited).toBe(350n);
-    // The credit is the customer's (a liability), not the subscription's: the receivable still holds
-    // the first invoice (3080); revenue gave back 350 and tax payable 35.
+    // The credit is the customer's (a liability), not the subscription's: the receivable is 0 (the
+    // first invoice, 3080, paid); revenue gave back 350 and tax payable 35.
     const receivable = `receivable:${customer}`;
     const credit = `customer_credit:${customer}`;
-    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n);
+    expect(await balanceOf(db, receivable, 'USD')).toBe(0n);
     expect(await balanceOf(db, credit, 'USD')).toBe(-385n);
     expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore + 350n);
     expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore + 35n);
@@ -491,9 +503,9 @@ describe('changing plan or quantity mid-period', () => {
       .where('id', '=', invoice.id)
       .executeTakeFirstOrThrow();
     expect([stored.credit_applied, stored.amount_due, stored.status]).toEqual([385n, 1155n, 'OPEN']);
-    // Used up: the receivable is exactly what the two open invoices ask; revenue, from before the
+    // Used up: the receivable is exactly what the open invoice asks; revenue, from before the
     // change, moved by 1400 − 350 = 1050 and tax payable by 140 − 35 = 105.
-    expect(await balanceOf(db, receivable, 'USD')).toBe(3080n + 1155n);
+    expect(await balanceOf(db, receivable, 'USD')).toBe(1155n);
     expect(await balanceOf(db, credit, 'USD')).toBe(0n);
     expect(await balanceOf(db, 'revenue', 'USD')).toBe(revenueBefore - 1050n);
     expect(await balanceOf(db, 'tax_payable', 'USD')).toBe(taxBefore - 105n);

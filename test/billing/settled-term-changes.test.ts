@@ -208,6 +208,8 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       revenue: 1600,
       tax_payable: 600,
       refunds: 800,
+      // The downgrade's period was paid by bank transfer before (`downgradeCredit`): unmoved.
+      offline_receipts: 0,
     });
   });
 

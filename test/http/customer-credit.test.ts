@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { payOpenOffline } from '../support/collection.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -24,7 +25,8 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
 
   /**
    * Gives customer `customer` 385 EUR of credit: Basic (2800 + 10%) from Feb 1 2027, downgraded to
-   * Lite (1400) with 7 of 28 days left: 700 − 350 = 350 net credit + 35 tax.
+   * Lite (1400) with 7 of 28 days left: 700 − 350 = 350 net credit + 35 tax. Basic's invoice (3080) is
+   * paid by bank transfer first: over an unpaid invoice the credit would lower what it owes instead.
    */
   async function downgradeCredit(customer: string, currency = 'EUR') {
     const db = app.runtime.db;
@@ -37,6 +39,7 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
       { customerId: customer, planId: basic },
       new Date('2027-02-01T00:00:00Z'),
     );
+    await payOpenOffline(db, subscription.id);
     await changeSubscription(
       db,
       'system',
@@ -75,9 +78,9 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     expect(charged.body.invoice.status).toBe('PAID');
     await downgradeCredit(customer.id);
     const shown = await app.api('GET', `/v1/customers/${customer.id}`);
-    // Owes the Basic invoice (3080) less the credit (385); credit 385.
+    // Owes nothing (the Basic invoice, 3080, was paid by bank transfer) less the credit (385); credit 385.
     expect(shown.body).toMatchObject({
-      balances: [{ currency: 'EUR', balance: 3080 - 385 }],
+      balances: [{ currency: 'EUR', balance: 0 - 385 }],
       credit: [{ currency: 'EUR', amount: 385 }],
     });
     const before = await ledgerByCode(app);

@@ -7,7 +7,7 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { customerWith, ledgerIn, payOpenOffline, subscribedAndPaid } from '../support/collection.ts';
 import { stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -167,6 +167,9 @@ describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in f
       { customerId: customer, planId: await plan(9000) },
       d('2027-02-01T00:00:00Z'),
     );
+    // Its February invoice (11250 fils) paid by bank transfer first: over an unpaid one the credit
+    // would lower what it owes instead.
+    await payOpenOffline(db(), other.id);
     await changeSubscription(
       db(),
       'system',

@@ -23,6 +23,8 @@ import {
   payoutPaid,
   payoutReturned,
   prorationCredited,
+  prorationCreditedOnInvoice,
+  prorationCreditVoided,
   refundReversed,
   refundSucceeded,
   settlementLineBooked,
@@ -414,6 +416,34 @@ const rows: {
     postings: [
       ['tax_payable', 20n],
       ['customer_credit:cus_1', -20n],
+    ],
+  },
+  {
+    movement: 'proration credit taken off the OPEN period invoice',
+    entry: prorationCreditedOnInvoice({
+      ...invoice,
+      subtotal: -400n,
+      tax: -100n,
+      total: -500n,
+      prorationCredited: 500n,
+    }),
+    key: 'inv_1:proration_credited:500',
+    source: 'invoice inv_1',
+    postings: [
+      ['revenue', 400n],
+      ['tax_payable', 100n],
+      ['receivable:cus_1', -500n],
+    ],
+  },
+  {
+    movement: 'proration credit taken off an invoice undone by its void',
+    entry: prorationCreditVoided({ ...invoice, subtotal: -400n, tax: -100n, total: -500n }),
+    key: 'inv_1:proration_credit_voided',
+    source: 'invoice inv_1',
+    postings: [
+      ['revenue', -400n],
+      ['tax_payable', -100n],
+      ['receivable:cus_1', 500n],
     ],
   },
   {

@@ -1,6 +1,8 @@
 import { expect } from 'vitest';
+import { recordOfflinePayment } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import type { Db } from '../../src/db/database.ts';
 import type { TestApp } from './app.ts';
 import { ledgerByCode, stripeChargeSucceeds } from './flow.ts';
 import { insertPlan } from './plans.ts';
@@ -85,8 +87,10 @@ export function flatPlan(app: TestApp, currency: string, amount: number): Promis
 
 /**
  * Gives `customer` customer credit as customers get it, from a downgrade: a subscription from Feb 1
- * 2027 to a `flatPlan` of `big` in `currency`, changed on Feb 22 2027 (7 of February's 28 days left)
- * to one of 1000 (`changeSubscription`, not a preview): (big − 1000) × 7/28 net + 25% tax of credit.
+ * 2027 to a `flatPlan` of `big` in `currency`, its February invoice (big + 25%) paid by bank transfer
+ * (`payOpenOffline`: over an unpaid invoice the credit would lower what it owes instead), changed on
+ * Feb 22 2027 (7 of February's 28 days left) to one of 1000 (`changeSubscription`, not a preview):
+ * (big − 1000) × 7/28 net + 25% tax of credit.
  */
 export async function downgradeCredit(app: TestApp, customer: string, currency: string, big: number) {
   const db = app.runtime.db;
@@ -97,6 +101,7 @@ export async function downgradeCredit(app: TestApp, customer: string, currency: 
     { customerId: customer, planId: from },
     new Date('2027-02-01T00:00:00Z'),
   );
+  await payOpenOffline(db, subscription.id);
   await changeSubscription(
     db,
     'system',
@@ -105,4 +110,27 @@ export async function downgradeCredit(app: TestApp, customer: string, currency: 
     new Date('2027-02-22T00:00:00Z'),
     false,
   );
+}
+
+/**
+ * Pays subscription `subscriptionId`'s OPEN invoices whole by bank transfer (offline payments of what
+ * each has due), for tests of a downgrade's customer credit: over an unpaid period invoice the credit
+ * lowers what that invoice still owes instead (billing/proration.ts `creditOwedPeriod`).
+ * @returns the invoices paid (id and amount), oldest first
+ */
+export async function payOpenOffline(
+  db: Db,
+  subscriptionId: string,
+): Promise<{ id: string; amount: bigint }[]> {
+  const open = await db
+    .selectFrom('invoices')
+    .select(['id', 'amount_due'])
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', '=', 'OPEN')
+    .orderBy('id')
+    .execute();
+  for (const invoice of open) {
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'BANK', amount: invoice.amount_due });
+  }
+  return open.map((i) => ({ id: i.id, amount: i.amount_due }));
 }

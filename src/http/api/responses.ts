@@ -199,6 +199,10 @@ const invoiceFields = {
   credit_returned: Amount.meta({
     description: "Of credit_applied, what was given back to the customer's credit (a cancellation's refund)",
   }),
+  proration_credited: Amount.meta({
+    description:
+      'What prorated changes of the period (a downgrade) credited to this invoice while it was owed, lowering amount_due',
+  }),
   subscription: z.string().nullable(),
   billing_reason: BillingReason,
   period_start: NullableTime,
@@ -812,6 +816,10 @@ export const SubscriptionChange = z
     invoice: z.string().nullable(),
     usage_invoice: z.string().nullable(),
     credited: Amount,
+    credited_to_invoice: z.strictObject({ invoice: z.string(), amount: Amount }).nullable().meta({
+      description:
+        'The OPEN period invoice the net credit (tax included) was taken off first, and how much; the customer credit grows by the rest only',
+    }),
   })
   .meta({ id: 'SubscriptionChange' });
 

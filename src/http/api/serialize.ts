@@ -115,6 +115,7 @@ export const serialize = {
     amount_refunded: i.amount_refunded,
     credit_applied: i.credit_applied,
     credit_returned: i.credit_returned,
+    proration_credited: i.proration_credited,
     subscription: i.subscription_id,
     billing_reason: i.billing_reason,
     period_start: i.period_start,

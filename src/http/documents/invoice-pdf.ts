@@ -93,6 +93,9 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
         ...(invoice.credit_returned > 0n
           ? [['Credit given back', money(invoice.credit_returned)] as [string, string]]
           : []),
+        ...(invoice.proration_credited > 0n
+          ? [['Credited by a plan change', money(invoice.proration_credited)] as [string, string]]
+          : []),
         ['Amount paid', money(invoice.amount_paid)],
         ...(invoice.amount_refunded > 0n
           ? [['Amount refunded', money(invoice.amount_refunded)] as [string, string]]
