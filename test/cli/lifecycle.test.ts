@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CERT_FILE } from '../gateways/paypal/fixtures.ts';
+import { startTestApp } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { BIN, billhook, type Run } from '../support/process.ts';
-import { waitFor } from '../support/wait.ts';
 
 const KEY = 'bh_lifecycle_admin_key_0123456789abcdef';
 
@@ -79,23 +79,16 @@ describe('process lifecycle', () => {
     expect(result.stderr).toMatch(/PAYPAL_TEST_CERT_FILE: must not be set with PayPal's live API/);
   }, 180_000);
 
+  // The warning comes from startRuntime, with the logger `start` gives it (serve in program.ts): an
+  // app started in this process shows it as the process would, without a process of its own (whose
+  // JSON lines on stdout and exit 0 on SIGTERM test/cli/stdout.test.ts and graceful.test.ts cover).
   it('warns at start when PAYPAL_TEST_CERT_FILE is set (sandbox)', async () => {
-    const run = billhook(['start'], {
-      DATABASE_URL: databaseUrl,
-      PORT: '0',
-      BILLHOOK_ADMIN_KEY: KEY,
-      PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
-    });
-    runs.push(run);
-    await waitFor('the start banner', async () => run.output().includes('billhook all running'), 60_000);
-    const warning = run
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { level: number; msg: string; file?: string })
-      .find((line) => line.msg.startsWith('PAYPAL_TEST_CERT_FILE is set'));
-    expect(warning).toMatchObject({ level: 40, file: TEST_CERT_FILE });
-    run.child.kill('SIGTERM');
-    expect(await run.exited, run.output()).toBe(0);
+    const app = await startTestApp({ DATABASE_URL: databaseUrl, PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE });
+    try {
+      const warning = app.logs.find((line) => String(line.msg).startsWith('PAYPAL_TEST_CERT_FILE is set'));
+      expect(warning).toMatchObject({ level: 40, file: TEST_CERT_FILE });
+    } finally {
+      await app.stop();
+    }
   }, 180_000);
 });
