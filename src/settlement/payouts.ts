@@ -10,6 +10,7 @@ import {
   type LineMatch,
   lockPartnerFees,
   matchLine,
+  type OtherAccountMatch,
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
@@ -48,7 +49,11 @@ export interface RecordPayoutOptions {
 
 /**
  * Records a gateway account's payout report (PRODUCT.md §13) in `work`: the payout once per
- * gateway's id, its status forward only, and its movements once each — `pyo_…:created` (net from
+ * gateway's id — and once across the gateway's accounts: a payout the account has not recorded that
+ * another account of the gateway recorded with the same gateway id, currency and amount (one account
+ * at the gateway read as two, e.g. the default account's keys moved into a `gwa_…` with overlapping
+ * sweep windows) is that payout, recorded on the account that recorded it first (`samePayoutElsewhere`),
+ * so nothing of it is booked twice —, its status forward only, and its movements once each — `pyo_…:created` (net from
  * clearing to payouts in transit) when first seen sent, `pyo_…:paid` (to the bank) when paid,
  * `pyo_…:returned` when it failed or was canceled after being sent. When the report lists its lines,
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
@@ -61,9 +66,12 @@ export async function recordPayout(
   report: PayoutReport,
   options: RecordPayoutOptions,
 ): Promise<PayoutOutcome> {
-  // Every line must match before anything is written (unless unmatched lines are accepted); the
+  const first = await samePayoutElsewhere(work, account, report);
+  if (first) return recordPayout(work, first, report, options);
+  // Every line must match before anything is written (unless unmatched lines are accepted; a line
+  // naming another account's object is recorded unmatched now, as waiting does not change it); the
   // matches found are handed on, so no line is matched twice.
-  const known = new Map<string, LineMatch>();
+  const known = new Map<string, LineMatch | OtherAccountMatch>();
   if (!options.acceptUnmatched) {
     for (const line of report.lines ?? []) {
       const match = await matchLine(work, account, line);
@@ -126,6 +134,30 @@ export async function recordPayout(
   return { kind: 'applied', payout };
 }
 
+/**
+ * The other gateway account of `account`'s gateway that recorded `report`'s payout (same gateway id,
+ * currency and amount), when `account` has not recorded it itself: the oldest such, or undefined.
+ */
+async function samePayoutElsewhere(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  report: PayoutReport,
+): Promise<SettlementAccount | undefined> {
+  const rows = await work.trx
+    .selectFrom('payouts')
+    .select('gateway_account')
+    .where('gateway', '=', account.gateway)
+    .where('gateway_payout_id', '=', report.gatewayPayoutId)
+    .where('currency', '=', report.currency)
+    .where('amount', '=', report.amount)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0 || rows.some((row) => row.gateway_account === account.gatewayAccount))
+    return undefined;
+  return { gateway: account.gateway, gatewayAccount: rows[0]!.gateway_account };
+}
+
 async function postPayoutMovements(
   work: UnitOfWork,
   payout: PayoutRow,
@@ -163,7 +195,7 @@ async function recordPayoutLines(
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
-  known: ReadonlyMap<string, LineMatch>,
+  known: ReadonlyMap<string, LineMatch | OtherAccountMatch>,
 ): Promise<void> {
   let total = 0n;
   await lockPartnerFees(work, account.gateway, report.lines ?? []);
@@ -172,8 +204,12 @@ async function recordPayoutLines(
     const outcome = await recordSettlementLine(work, account, line, payout.id, {
       known: known.get(line.gatewayLineId),
     });
-    if (outcome.kind === 'unmatched')
-      await raiseException(work, unmatchedLine(account, outcome.line, payout));
+    if (outcome.kind === 'unmatched') {
+      await raiseException(
+        work,
+        unmatchedLine(account, outcome.line, { payout, otherAccount: outcome.otherAccount }),
+      );
+    }
   }
   const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
   if (total !== payout.amount || foreign.length > 0) {

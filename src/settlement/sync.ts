@@ -116,7 +116,3 @@ export async function runSettlement(
 export function lastDays(days: number, to: Date = new Date()): SettlementRange {
   return { from: new Date(to.getTime() - days * 86_400_000), to };
 }
-
-/** `stripe`, or `stripe:gwa_…` for a gateway account: how logs and the CLI name an account. */
-export const accountName = (account: SettlementAccount): string =>
-  account.gatewayAccount ? `${account.gateway}:${account.gatewayAccount}` : account.gateway;

@@ -1,4 +1,5 @@
-import { accountName, lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
+import { accountName } from '../settlement/lines.ts';
+import { lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
 import type { JobHandler } from './context.ts';
 
 /**
