@@ -3,10 +3,14 @@ import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { SettlementRange, SettlementSource } from '../gateways/settlement.ts';
+import { balancesOfCodes } from '../ledger/balances.ts';
+import { chart } from '../ledger/chart.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from './checks.ts';
 import type { SettlementAccount } from './lines.ts';
 import { recordSettlementReport, type SettlementTotals } from './record.ts';
+
+const DAY_MS = 86_400_000;
 
 /** A gateway account that can be asked for its settlement data, with its adapter's source. */
 export interface AccountSource {
@@ -15,15 +19,46 @@ export interface AccountSource {
 }
 
 /**
+ * The most days after its disabling that a gateway account is still swept (`stillSettling`): the
+ * card networks' chargeback window (120 days) and the payouts that follow it.
+ */
+export const DISABLED_SWEEP_DAYS = 180;
+
+/**
+ * Whether disabled gateway account `account` (disabled at `disabledAt`) is still swept for settlement
+ * data as of `now`: disabling stops new charges, refunds and voids, not the bookkeeping of what is
+ * already in flight — the last payouts, their fees, refunds and disputes. So it is swept while the
+ * gateway still holds or sends it money in billhook's books (its clearing or payouts in transit not
+ * 0 in some currency: charges not paid out, a payout not arrived, a refund or dispute booked but not
+ * settled), for at most `DISABLED_SWEEP_DAYS` after it was disabled; once both are 0 there is nothing
+ * left to reconcile, and a later dispute booked on it (clearing no longer 0) has it swept again.
+ */
+async function stillSettling(
+  db: Db,
+  account: SettlementAccount,
+  disabledAt: Date,
+  now: Date,
+): Promise<boolean> {
+  if (now.getTime() - disabledAt.getTime() > DISABLED_SWEEP_DAYS * DAY_MS) return false;
+  const balances = await balancesOfCodes(db, [
+    chart.gatewayClearing(account.gateway, account.gatewayAccount).code,
+    chart.payoutsInTransit(account.gateway, account.gatewayAccount).code,
+  ]);
+  return balances.some((balance) => balance.balance !== 0n);
+}
+
+/**
  * Every configured gateway account whose adapter can be asked for settlement data
- * (`GatewayAdapter.settlement`): each gateway's default account (the environment) and each enabled
- * gateway account (`gwa_…`), optionally only those of `only`.
+ * (`GatewayAdapter.settlement`): each gateway's default account (the environment), each enabled
+ * gateway account (`gwa_…`) and each disabled one still settling (`stillSettling` as of `now`: its
+ * credentials still decrypt), optionally only those of `only`.
  */
 export async function settlementSources(
   db: Db,
   registry: GatewayRegistry,
   accounts: AccountRegistry,
   only?: Partial<SettlementAccount>,
+  now: Date = new Date(),
 ): Promise<AccountSource[]> {
   const sources: AccountSource[] = [];
   const wanted = (account: SettlementAccount) =>
@@ -35,8 +70,9 @@ export async function settlementSources(
   }
   for (const row of await listGatewayAccounts(db)) {
     const account = { gateway: row.gateway, gatewayAccount: row.id };
-    if (row.disabled_at !== null || !wanted(account)) continue;
-    const source = (await accounts.adapterOf(row.gateway, row.id))?.settlement;
+    if (!wanted(account)) continue;
+    if (row.disabled_at !== null && !(await stillSettling(db, account, row.disabled_at, now))) continue;
+    const source = (await accounts.adapterOf(row.gateway, row.id, { includeDisabled: true }))?.settlement;
     if (source) sources.push({ account, source });
   }
   return sources;
@@ -114,5 +150,5 @@ export async function runSettlement(
 
 /** The `days` whole days (of 24 h) before `to`: the range a settlement run asks for. */
 export function lastDays(days: number, to: Date = new Date()): SettlementRange {
-  return { from: new Date(to.getTime() - days * 86_400_000), to };
+  return { from: new Date(to.getTime() - days * DAY_MS), to };
 }

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { DISABLED_SWEEP_DAYS, settlementSources } from '../../src/settlement/sync.ts';
+import { EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture, FIXTURE_TOKEN } from '../gateways/eway/fixtures.ts';
+import type { TestApp } from '../support/app.ts';
+import { ledgerByCode } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { waitFor, wakeWorkers } from '../support/wait.ts';
+
+/** The eWAY account's own API (its `api_base`); the environment configures no default eWAY account. */
+const EWAY_ACCOUNT_BASE = 'https://eway.disabled-account.e2e.test';
+
+/**
+ * One day of eWAY settlement (api.settlement_search.refund_fees.constructed.json, as in
+ * settlement-eway.test.ts): purchases 12189063 (64.00), 12189930 and 12189936 (10.00 each), refund
+ * 12190212 (10.00), 0.25 fee each; paid 73.00.
+ */
+const DAY = ewayFixture('api.settlement_search.refund_fees.constructed.json');
+const [PURCHASE_1, PURCHASE_2, PURCHASE_3, REFUND] = DAY.SettlementTransactions.map(
+  (t: { TransactionID: number }) => t.TransactionID,
+) as number[];
+const NOTHING = { SettlementSummaries: [], SettlementTransactions: [], Errors: '' };
+
+/** eWAY answering the account's settlement searches: the day for the first date asked, nothing after. */
+function ewaySettles(): void {
+  let asked = 0;
+  nock(EWAY_ACCOUNT_BASE)
+    .persist()
+    .get('/Search/Settlement')
+    .query(true)
+    .reply(() => [200, ++asked === 1 ? DAY : NOTHING]);
+}
+
+/**
+ * A disabled gateway account's settlement (PRODUCT §12, §13): disabling stops new charges and refunds,
+ * not bookkeeping. Purchases and a refund made on an eWAY gateway account (gwa_…), the account
+ * disabled before eWAY settles the day: the daily `settlement.sync` still asks it (its clearing holds
+ * 8400 - 1000 = 7400 AUD not paid out), books the day's payout of 7300 and 100 of fees, clearing 0.
+ * The sweep used to skip every disabled account: clearing 7400 and no fees for ever. Then nothing is
+ * left in flight, and the next sync asks it nothing; nor would it be asked DISABLED_SWEEP_DAYS after
+ * it was disabled, money in flight or not.
+ */
+describe('settlement of a disabled gateway account', () => {
+  let app: TestApp;
+  let account: string;
+  beforeAll(async () => {
+    app = await startOfflineTestApp({
+      BILLHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
+      EWAY_API_KEY: '',
+      EWAY_API_PASSWORD: '',
+      STRIPE_SECRET_KEY: '',
+    });
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'eway',
+      name: 'AU',
+      mode: 'test',
+      credentials: { api_key: EWAY_TEST_KEY, api_password: EWAY_TEST_PASSWORD },
+      api_base: EWAY_ACCOUNT_BASE,
+    });
+    expect(created.status).toBe(201);
+    account = created.body.id;
+  });
+  afterEach(expectEveryMockUsed);
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  /** An AUD invoice of `amount` paid on the account by a token payment eWAY approves as `transactionId`. */
+  async function charge(amount: number, transactionId: number) {
+    const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' });
+    const method = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'eway',
+      gateway_account: account,
+      gateway_token: FIXTURE_TOKEN,
+    });
+    expect(method.status).toBe(201);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'aud',
+      lines: [{ description: 'Pro plan', amount, quantity: 1 }],
+    });
+    const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    const approved = ewayFixture('api.transaction.token_payment.approved.json');
+    nock(EWAY_ACCOUNT_BASE)
+      .post('/Transaction')
+      .reply(async (request: Request) => {
+        const body = JSON.parse(await request.text());
+        return [
+          200,
+          { ...approved, TransactionID: transactionId, Payment: { ...approved.Payment, ...body.Payment } },
+        ];
+      });
+    const charged = await app.api('POST', `/v1/invoices/${invoice.body.id}/charge`, {});
+    expect(charged.body.transaction).toMatchObject({ status: 'succeeded', gateway_account: account });
+    return charged.body as { invoice: { id: string }; transaction: { id: string } };
+  }
+
+  /** One tick of the daily `settlement.sync`, worked by the running worker, ended. */
+  async function sync(): Promise<void> {
+    const boss = app.runtime.boss;
+    const jobId = await boss.send(QUEUES.settlementSync, {});
+    wakeWorkers(boss, QUEUES.settlementSync);
+    const job = await waitFor('the settlement.sync job to end', async () => {
+      const found = jobId ? await boss.getJobById(QUEUES.settlementSync, jobId) : null;
+      return found && ['completed', 'failed', 'retry'].includes(found.state) ? found : undefined;
+    });
+    expect(job.state).toBe('completed');
+  }
+
+  it('is still swept while money is in flight: its last payout and fees are booked; then it is not asked again', async () => {
+    const first = await charge(6_400, PURCHASE_1!);
+    await charge(1_000, PURCHASE_2!);
+    await charge(1_000, PURCHASE_3!);
+    nock(EWAY_ACCOUNT_BASE)
+      .post(`/Transaction/${PURCHASE_1}/Refund`)
+      .reply(200, { ...ewayFixture('api.refund.approved.json'), TransactionID: REFUND });
+    const refund = await app.api('POST', `/v1/invoices/${first.invoice.id}/refund`, { amount: 1_000 });
+    expect(refund.body).toMatchObject({ status: 'succeeded', gateway_account: account });
+    expect((await app.api('POST', `/v1/gateway-accounts/${account}/disable`, {})).body).toMatchObject({
+      status: 'disabled',
+    });
+
+    // Swept while money is in flight, for at most DISABLED_SWEEP_DAYS after it was disabled.
+    const swept = async (now?: Date) =>
+      (
+        await settlementSources(app.runtime.db, app.runtime.registry, app.runtime.accounts, undefined, now)
+      ).map((source) => source.account.gatewayAccount);
+    expect(await swept()).toContain(account);
+    expect(await swept(new Date(Date.now() + (DISABLED_SWEEP_DAYS + 1) * 86_400_000))).not.toContain(account);
+
+    ewaySettles();
+    await sync();
+    const payouts = await app.api('GET', `/v1/payouts?gateway_account=${account}`);
+    expect(payouts.body.data).toMatchObject([
+      { gateway_account: account, status: 'paid', currency: 'AUD', amount: 7_300 },
+    ]);
+    const books = await ledgerByCode(app);
+    expect(books).toMatchObject({
+      [`gateway_clearing:eway:${account} AUD`]: 0,
+      [`gateway_fees:eway:${account} AUD`]: 100,
+      [`payouts_in_transit:eway:${account} AUD`]: 0,
+      [`bank:eway:${account} AUD`]: 7_300,
+    });
+    expect((await app.api('GET', '/v1/reconciliation-exceptions?gateway=eway')).body.data).toEqual([]);
+
+    // Nothing in flight any more: the next sync does not ask the disabled account (no eWAY mock).
+    expectEveryMockUsed();
+    await sync();
+    expect(await ledgerByCode(app)).toEqual(books);
+  });
+});
