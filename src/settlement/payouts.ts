@@ -50,12 +50,13 @@ export interface RecordPayoutOptions {
 /**
  * Records a gateway account's payout report (PRODUCT.md §13) in `work`: the payout once per
  * gateway's id — and once across the gateway's accounts: a payout the account has not recorded that
- * another account of the gateway recorded with the same gateway id, currency and amount (one account
- * at the gateway read as two, e.g. the default account's keys moved into a `gwa_…` with overlapping
- * sweep windows) is that payout, recorded on the account that recorded it first (`samePayoutElsewhere`),
- * so nothing of it is booked twice —, its status forward only, and its movements once each — `pyo_…:created` (net from
- * clearing to payouts in transit) when first seen sent, `pyo_…:paid` (to the bank) when paid,
- * `pyo_…:returned` when it failed or was canceled after being sent. When the report lists its lines,
+ * another account of the gateway recorded with the same gateway id, currency, amount, creation time
+ * and lines (one account at the gateway read as two, e.g. the default account's keys moved into a
+ * `gwa_…` with overlapping sweep windows) is that payout, recorded on the account that recorded it
+ * first (`samePayoutElsewhere`), so nothing of it is booked twice —, its status forward only, and its
+ * movements once each — `pyo_…:created` (net from clearing to payouts in transit) when first seen
+ * sent, `pyo_…:paid` (to the bank) when paid, `pyo_…:returned` when it failed or was canceled after
+ * being sent. When the report lists its lines,
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
  * dispute) and attached to the payout; a payout whose lines' nets do not sum to its amount raises
  * `payout_lines_mismatch`, and each line billhook cannot match `settlement_line_unmatched`.
@@ -135,8 +136,11 @@ export async function recordPayout(
 }
 
 /**
- * The other gateway account of `account`'s gateway that recorded `report`'s payout (same gateway id,
- * currency and amount), when `account` has not recorded it itself: the oldest such, or undefined.
+ * The other gateway account of `account`'s gateway that recorded `report`'s payout, when `account`
+ * has not recorded it itself: a payout with the same gateway id, currency, amount and creation time
+ * and — when both the report and that payout list their lines — the same lines (gateway ids), so
+ * that two accounts whose payouts merely share an id (a settlement file's hand-made `payout_id`) stay
+ * apart. The oldest such account, or undefined.
  */
 async function samePayoutElsewhere(
   work: UnitOfWork,
@@ -145,17 +149,29 @@ async function samePayoutElsewhere(
 ): Promise<SettlementAccount | undefined> {
   const rows = await work.trx
     .selectFrom('payouts')
-    .select('gateway_account')
+    .select(['id', 'gateway_account', 'lines_known'])
     .where('gateway', '=', account.gateway)
     .where('gateway_payout_id', '=', report.gatewayPayoutId)
     .where('currency', '=', report.currency)
     .where('amount', '=', report.amount)
+    .where('gateway_created_at', '=', report.createdAt)
     .orderBy('created_at')
     .orderBy('id')
     .execute();
-  if (rows.length === 0 || rows.some((row) => row.gateway_account === account.gatewayAccount))
-    return undefined;
-  return { gateway: account.gateway, gatewayAccount: rows[0]!.gateway_account };
+  if (rows.some((row) => row.gateway_account === account.gatewayAccount)) return undefined;
+  const listed = new Set((report.lines ?? []).map((line) => line.gatewayLineId));
+  for (const row of rows) {
+    if (report.lines !== undefined && row.lines_known) {
+      const lines = await work.trx
+        .selectFrom('settlement_lines')
+        .select('gateway_line_id')
+        .where('payout_id', '=', row.id)
+        .execute();
+      if (lines.length !== listed.size || lines.some((line) => !listed.has(line.gateway_line_id))) continue;
+    }
+    return { gateway: account.gateway, gatewayAccount: row.gateway_account };
+  }
+  return undefined;
 }
 
 async function postPayoutMovements(

@@ -243,6 +243,29 @@ describe('one gateway payout read on two gateway accounts', () => {
     expect(await exceptions()).toEqual([]);
   });
 
+  it('a payout of another account with the same gateway id, amount and date but other lines is its own', async () => {
+    await succeededCharge(db, { currency: 'NOK', amount: 8_000n, gatewayTransactionId: 'pi_nok_a' });
+    await stripeAccount('gwa_c');
+    await record(null, [
+      payout('po_by_hand', 'NOK', [
+        line('txn_nok_a', 'charge', 'NOK', 8_000n, 240n, { gatewayTransactionId: 'pi_nok_a' }),
+      ]),
+    ]);
+    await record('gwa_c', [
+      payout('po_by_hand', 'NOK', [line('adj_c', 'adjustment', 'NOK', 7_760n, 0n, {})]),
+    ]);
+    const payouts = await db
+      .selectFrom('payouts')
+      .select(['gateway_account', 'amount'])
+      .orderBy('id')
+      .execute();
+    expect(payouts).toEqual([
+      { gateway_account: null, amount: 7_760n },
+      { gateway_account: 'gwa_c', amount: 7_760n },
+    ]);
+    expect((await booksIn(db, 'NOK'))['bank:stripe:gwa_c']).toBe(7_760n);
+  });
+
   it('a payout of another account with the same gateway id but another amount is its own', async () => {
     await succeededCharge(db, { currency: 'NOK', amount: 8_000n, gatewayTransactionId: 'pi_nok_a' });
     await stripeAccount('gwa_c');
