@@ -255,7 +255,7 @@ export async function recordSettlementLine(
   // A line naming another account's object is recorded unmatched at once, never refused: a retry
   // would not make the object this account's.
   const other = onOtherAccount(found) ? found : undefined;
-  const matched = other ? undefined : (found as LineMatch | undefined);
+  const matched = found && !onOtherAccount(found) ? found : undefined;
   if (!wasMatched && !found && options.unmatched === 'refuse') return { kind: 'not_found' };
   if (existing && wasMatched && (existing.payout_id !== null || payoutId === null)) {
     return { kind: 'duplicate', line: existing };
