@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { PayoutRow, PayoutStatus } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
@@ -60,6 +62,8 @@ export interface RecordPayoutOptions {
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
  * dispute) and attached to the payout; a payout whose lines' nets do not sum to its amount raises
  * `payout_lines_mismatch`, and each line billhook cannot match `settlement_line_unmatched`.
+ * Serialised per gateway payout id across the gateway's accounts (`lockPayout`, after the partner fee
+ * locks of its lines), so two accounts recording the same payout at once book it once.
  */
 export async function recordPayout(
   work: UnitOfWork,
@@ -67,6 +71,8 @@ export async function recordPayout(
   report: PayoutReport,
   options: RecordPayoutOptions,
 ): Promise<PayoutOutcome> {
+  await lockPartnerFees(work, account.gateway, report.lines ?? []);
+  await lockPayout(work, account.gateway, report.gatewayPayoutId);
   const first = await samePayoutElsewhere(work, account, report);
   if (first) return recordPayout(work, first, report, options);
   // Every line must match before anything is written (unless unmatched lines are accepted; a line
@@ -133,6 +139,27 @@ export async function recordPayout(
   if (moves) await postPayoutMovements(work, payout, existing?.status);
   if (listsLines) await recordPayoutLines(work, account, payout, report, known);
   return { kind: 'applied', payout };
+}
+
+/**
+ * The namespace of the payout locks (`lockPayout`): the first key of the two-key form of
+ * `pg_advisory_xact_lock`, apart from the partner fee locks' (settlement/lines.ts `PARTNER_FEE_LOCK`).
+ */
+const PAYOUT_LOCK = 0x70796f75; // "pyou"
+
+/**
+ * Takes, inside `work`, the lock of `gateway`'s payout `gatewayPayoutId` on all the gateway's accounts
+ * (a transaction-scoped advisory lock, `PAYOUT_LOCK`, hash of `<gateway>:<id>`), so that what
+ * `samePayoutElsewhere` reads and the payout row written after it are one step: the same payout
+ * recorded at once on two accounts (a sweep and a webhook) is recorded once. Lock order, the same in
+ * every unit: the ledger writers' lock (`inUnitOfWork`), then partner fee locks (a batch's all at
+ * once, `lockChargesAhead`, and the payout's lines'), then the payout's lock, which no unit holds
+ * while it waits for a partner fee lock of the same payout's lines. Taken again without waiting.
+ */
+async function lockPayout(work: UnitOfWork, gateway: GatewayName, gatewayPayoutId: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${PAYOUT_LOCK}, hashtext(${`${gateway}:${gatewayPayoutId}`}))`.execute(
+    work.trx,
+  );
 }
 
 /**

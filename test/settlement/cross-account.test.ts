@@ -1,8 +1,10 @@
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import type { PayoutReport, SettlementLine } from '../../src/gateways/settlement.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordSettlementLine } from '../../src/settlement/lines.ts';
+import { recordPayout } from '../../src/settlement/payouts.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
   applyAsBatch,
@@ -11,6 +13,7 @@ import {
   moneyCoreDatabase,
   succeededCharge,
 } from '../support/money-core.ts';
+import { waitFor } from '../support/wait.ts';
 
 let db: Db;
 beforeEach(async () => {
@@ -285,4 +288,51 @@ describe('one gateway payout read on two gateway accounts', () => {
       { gateway_account: null, amount: 7_760n },
     ]);
   });
+
+  it('recorded at the same time on two accounts is booked once', async () => {
+    await succeededCharge(db, { currency: 'NOK', amount: 8_000n, gatewayTransactionId: 'pi_nok_race' });
+    await stripeAccount('gwa_c');
+    const report = payout('po_race', 'NOK', [
+      line('txn_nok_race', 'charge', 'NOK', 8_000n, 240n, { gatewayTransactionId: 'pi_nok_race' }),
+    ]);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let recorded = () => {};
+    const firstRecorded = new Promise<void>((resolve) => {
+      recorded = resolve;
+    });
+    // The default account's sweep has recorded the payout, not committed yet, when gwa_c's comes.
+    const first = inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await recordPayout(work, { gateway: 'stripe', gatewayAccount: null }, report, {
+        acceptUnmatched: true,
+      });
+      recorded();
+      await held;
+    });
+    await firstRecorded;
+    let secondDone = false;
+    const second = inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordPayout(work, { gateway: 'stripe', gatewayAccount: 'gwa_c' }, report, { acceptUnmatched: true }),
+    ).finally(() => {
+      secondDone = true;
+    });
+    await waitFor('gwa_c to wait for the payout or to be done', async () => {
+      const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`.execute(
+        db,
+      );
+      return secondDone || (rows[0]?.n ?? 0) > 0;
+    });
+    release();
+    await Promise.all([first, second]);
+    const books = await booksIn(db, 'NOK');
+    expect({
+      payouts: await db.selectFrom('payouts').select('gateway_account').execute(),
+      bank: (books['bank:stripe'] ?? 0n) + (books['bank:stripe:gwa_c'] ?? 0n),
+      fees: (books['gateway_fees:stripe'] ?? 0n) + (books['gateway_fees:stripe:gwa_c'] ?? 0n),
+    }).toEqual({ payouts: [{ gateway_account: null }], bank: 7_760n, fees: 240n });
+  }, 60_000);
 });
