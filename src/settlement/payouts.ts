@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
-import type { PayoutRow, PayoutStatus } from '../db/schema.ts';
+import type { PayoutRow, PayoutStatus, SettlementLineRow } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { PayoutReport } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
@@ -165,9 +165,15 @@ async function lockPayout(work: UnitOfWork, gateway: GatewayName, gatewayPayoutI
 /**
  * The other gateway account of `account`'s gateway that recorded `report`'s payout, when `account`
  * has not recorded it itself: a payout with the same gateway id, currency, amount and creation time
- * and — when both the report and that payout list their lines — the same lines (gateway ids), so
- * that two accounts whose payouts merely share an id (a settlement file's hand-made `payout_id`) stay
- * apart. The oldest such account, or undefined.
+ * and — when both the report and that payout list their lines — the same lines, line by line the
+ * same content (`lineContent`: gateway line id, kind, currency, gross, fee, net and the charge,
+ * refund, dispute and reference it names), so that two accounts whose payouts merely share an id and
+ * totals (a settlement file's hand-made `payout_id` and `line_id`s, e.g. a date and row numbers, over
+ * other orders) stay apart. A payout without its lines on one side is a gateway API's (a Stripe
+ * `payout.created` webhook, a PayPal withdrawal), whose id is the gateway's own: a settlement file's
+ * payout always lists its lines (settlement-csv.ts groups rows into payouts), so two files' payouts
+ * are always compared line by line. The oldest such account, or undefined. The caller holds the
+ * payout's lock (`lockPayout`).
  */
 async function samePayoutElsewhere(
   work: UnitOfWork,
@@ -186,19 +192,75 @@ async function samePayoutElsewhere(
     .orderBy('id')
     .execute();
   if (rows.some((row) => row.gateway_account === account.gatewayAccount)) return undefined;
-  const listed = new Set((report.lines ?? []).map((line) => line.gatewayLineId));
+  const listed = new Set(
+    (report.lines ?? []).map((line) =>
+      lineContent({
+        gateway_line_id: line.gatewayLineId,
+        kind: line.kind,
+        currency: line.currency,
+        gross: line.gross,
+        fee: line.fee,
+        net: line.net,
+        gateway_transaction_id: line.gatewayTransactionId ?? null,
+        gateway_refund_id: line.gatewayRefundId ?? null,
+        gateway_dispute_id: line.gatewayDisputeId ?? null,
+        reference: line.reference ?? null,
+      }),
+    ),
+  );
   for (const row of rows) {
     if (report.lines !== undefined && row.lines_known) {
       const lines = await work.trx
         .selectFrom('settlement_lines')
-        .select('gateway_line_id')
+        .select([
+          'gateway_line_id',
+          'kind',
+          'currency',
+          'gross',
+          'fee',
+          'net',
+          'gateway_transaction_id',
+          'gateway_refund_id',
+          'gateway_dispute_id',
+          'reference',
+        ])
         .where('payout_id', '=', row.id)
         .execute();
-      if (lines.length !== listed.size || lines.some((line) => !listed.has(line.gateway_line_id))) continue;
+      if (lines.length !== listed.size || lines.some((line) => !listed.has(lineContent(line)))) continue;
     }
     return { gateway: account.gateway, gatewayAccount: row.gateway_account };
   }
   return undefined;
+}
+
+/** What identifies a payout's line across accounts (`samePayoutElsewhere`): its id and content, as one string. */
+function lineContent(
+  line: Pick<
+    SettlementLineRow,
+    | 'gateway_line_id'
+    | 'kind'
+    | 'currency'
+    | 'gross'
+    | 'fee'
+    | 'net'
+    | 'gateway_transaction_id'
+    | 'gateway_refund_id'
+    | 'gateway_dispute_id'
+    | 'reference'
+  >,
+): string {
+  return JSON.stringify([
+    line.gateway_line_id,
+    line.kind,
+    line.currency,
+    String(line.gross),
+    String(line.fee),
+    String(line.net),
+    line.gateway_transaction_id,
+    line.gateway_refund_id,
+    line.gateway_dispute_id,
+    line.reference,
+  ]);
 }
 
 async function postPayoutMovements(

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import type { PayoutReport, SettlementLine } from '../../src/gateways/settlement.ts';
+import { parseSettlementCsv } from '../../src/gateways/settlement-csv.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordSettlementLine } from '../../src/settlement/lines.ts';
 import { recordPayout } from '../../src/settlement/payouts.ts';
@@ -11,6 +12,7 @@ import {
   booksIn,
   canonicalEvent,
   moneyCoreDatabase,
+  pendingCharge,
   succeededCharge,
 } from '../support/money-core.ts';
 import { waitFor } from '../support/wait.ts';
@@ -21,13 +23,13 @@ beforeEach(async () => {
 });
 afterEach(() => db?.destroy());
 
-/** A Stripe gateway account `id` (`gwa_…`), as `POST /v1/gateway-accounts` stores one (credentials unread here). */
-async function stripeAccount(id: string) {
+/** A gateway account `id` (`gwa_…`) of `gateway`, as `POST /v1/gateway-accounts` stores one (credentials unread here). */
+async function stripeAccount(id: string, gateway: 'stripe' | 'securepay' = 'stripe') {
   await db
     .insertInto('gateway_accounts')
     .values({
       id,
-      gateway: 'stripe',
+      gateway,
       name: id,
       mode: 'test',
       api_base: null,
@@ -335,4 +337,74 @@ describe('one gateway payout read on two gateway accounts', () => {
       fees: (books['gateway_fees:stripe'] ?? 0n) + (books['gateway_fees:stripe:gwa_c'] ?? 0n),
     }).toEqual({ payouts: [{ gateway_account: null }], bank: 7_760n, fees: 240n });
   }, 60_000);
+
+  /*
+   * Two SecurePay merchants (the default account and gwa_sp2) each import their own day's settlement
+   * file, the operator writing the settlement date as payout_id and row numbers as line_id (both
+   * allowed, docs/settlement-csv.md): the same id, currency, amount, date and line ids, AUD 100.00
+   * less 1.00, but of other orders. gwa_sp2's import used to be taken for the default account's payout
+   * and book nothing: its clearing kept 10000, its fee 100 and payout 9900 were never booked.
+   */
+  it('two files of two accounts with the same payout id, totals and line ids but other orders are two payouts', async () => {
+    await stripeAccount('gwa_sp2', 'securepay');
+    const charges = [];
+    for (const [account, order] of [
+      [null, 'order_a'],
+      ['gwa_sp2', 'order_b'],
+    ] as const) {
+      const pending = await pendingCharge(db, { currency: 'AUD', amount: 10_000n, gateway: 'securepay' });
+      await db
+        .updateTable('transactions')
+        .set({ gateway_account: account })
+        .where('id', '=', pending.transaction.id)
+        .execute();
+      await applyAsBatch(
+        db,
+        canonicalEvent({
+          type: 'charge.succeeded',
+          gateway: 'securepay',
+          gatewayTransactionId: order,
+          reference: pending.transaction.id,
+          amount: pending.transaction.amount,
+          currency: 'AUD',
+        }),
+      );
+      charges.push(pending.transaction.id);
+    }
+    const file = (order: string) =>
+      [
+        'payout_id,payout_date,line_id,kind,gateway_transaction_id,currency,gross,fee,occurred_at',
+        `2026-11-30,2026-11-30,1,charge,${order},AUD,100.00,1.00,2026-11-29`,
+      ].join('\n');
+    for (const [gatewayAccount, order] of [
+      [null, 'order_a'],
+      ['gwa_sp2', 'order_b'],
+    ] as const) {
+      await recordSettlementReport(
+        db,
+        'system',
+        { gateway: 'securepay', gatewayAccount },
+        parseSettlementCsv(file(order)),
+      );
+    }
+    const books = await booksIn(db, 'AUD');
+    expect({
+      clearing: books['gateway_clearing:securepay'],
+      sp2Clearing: books['gateway_clearing:securepay:gwa_sp2'],
+      fees: books['gateway_fees:securepay'],
+      sp2Fees: books['gateway_fees:securepay:gwa_sp2'],
+      bank: books['bank:securepay'],
+      sp2Bank: books['bank:securepay:gwa_sp2'],
+    }).toEqual({ clearing: 0n, sp2Clearing: 0n, fees: 100n, sp2Fees: 100n, bank: 9_900n, sp2Bank: 9_900n });
+    const matched = await db
+      .selectFrom('settlement_lines')
+      .select(['gateway_account', 'transaction_id'])
+      .orderBy('gateway_account')
+      .execute();
+    expect(matched).toEqual([
+      { gateway_account: 'gwa_sp2', transaction_id: charges[1] },
+      { gateway_account: null, transaction_id: charges[0] },
+    ]);
+    expect(await exceptions()).toEqual([]);
+  });
 });
