@@ -19,19 +19,20 @@ export interface AccountSource {
 }
 
 /**
- * The most days after its disabling that a gateway account is still swept (`stillSettling`): the
- * card networks' chargeback window (120 days) and the payouts that follow it.
+ * The days after its disabling that a gateway account is swept whatever its balances
+ * (`stillSettling`): the card networks' chargeback window (120 days) and the payouts that follow it.
  */
 export const DISABLED_SWEEP_DAYS = 180;
 
 /**
  * Whether disabled gateway account `account` (disabled at `disabledAt`) is still swept for settlement
  * data as of `now`: disabling stops new charges, refunds and voids, not the bookkeeping of what is
- * already in flight — the last payouts, their fees, refunds and disputes. So it is swept while the
- * gateway still holds or sends it money in billhook's books (its clearing or payouts in transit not
- * 0 in some currency: charges not paid out, a payout not arrived, a refund or dispute booked but not
- * settled), for at most `DISABLED_SWEEP_DAYS` after it was disabled; once both are 0 there is nothing
- * left to reconcile, and a later dispute booked on it (clearing no longer 0) has it swept again.
+ * already in flight or may still come — the last payouts, their fees, refunds, and disputes opened
+ * up to the chargeback window later, which billhook may learn of only by the sweep (a disabled
+ * account's webhooks are not relied on). So it is swept for `DISABLED_SWEEP_DAYS` after it was
+ * disabled whatever its balances, and after that only while the gateway still holds or sends it money
+ * in billhook's books (its clearing or payouts in transit not 0 in some currency: charges not paid
+ * out, a payout not arrived, a refund or dispute booked but not settled).
  */
 async function stillSettling(
   db: Db,
@@ -39,7 +40,7 @@ async function stillSettling(
   disabledAt: Date,
   now: Date,
 ): Promise<boolean> {
-  if (now.getTime() - disabledAt.getTime() > DISABLED_SWEEP_DAYS * DAY_MS) return false;
+  if (now.getTime() - disabledAt.getTime() <= DISABLED_SWEEP_DAYS * DAY_MS) return true;
   const balances = await balancesOfCodes(db, [
     chart.gatewayClearing(account.gateway, account.gatewayAccount).code,
     chart.payoutsInTransit(account.gateway, account.gatewayAccount).code,
