@@ -51,8 +51,10 @@ async function stillSettling(
 /**
  * Every configured gateway account whose adapter can be asked for settlement data
  * (`GatewayAdapter.settlement`): each gateway's default account (the environment), each enabled
- * gateway account (`gwa_…`) and each disabled one still settling (`stillSettling` as of `now`: its
- * credentials still decrypt), optionally only those of `only`.
+ * gateway account (`gwa_…`) and each disabled one still settling (`stillSettling` as of `now`),
+ * optionally only those of `only`. An account whose adapter cannot be made (its credentials do not
+ * decrypt: `secret_key_unknown`, …) is listed with a source failing with that error (`failingSource`),
+ * so that its sync fails alone, reported like a gateway that fails, and the others are swept.
  */
 export async function settlementSources(
   db: Db,
@@ -73,10 +75,22 @@ export async function settlementSources(
     const account = { gateway: row.gateway, gatewayAccount: row.id };
     if (!wanted(account)) continue;
     if (row.disabled_at !== null && !(await stillSettling(db, account, row.disabled_at, now))) continue;
-    const source = (await accounts.adapterOf(row.gateway, row.id, { includeDisabled: true }))?.settlement;
+    let source: SettlementSource | undefined;
+    try {
+      source = (await accounts.adapterOf(row.gateway, row.id, { includeDisabled: true }))?.settlement;
+    } catch (error) {
+      source = failingSource(error instanceof Error ? error : new Error(String(error)));
+    }
     if (source) sources.push({ account, source });
   }
   return sources;
+}
+
+/** A settlement source whose every fetch fails with `error`: an account that cannot be asked. */
+function failingSource(error: Error): SettlementSource {
+  return {
+    fetchSettlements: () => Promise.reject(error),
+  };
 }
 
 /** One account's sync: what it recorded, or why it failed (the other accounts still sync). */

@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/queue/queues.ts';
-import { DISABLED_SWEEP_DAYS, settlementSources } from '../../src/settlement/sync.ts';
+import {
+  DISABLED_SWEEP_DAYS,
+  lastDays,
+  settlementSources,
+  syncSettlements,
+} from '../../src/settlement/sync.ts';
 import { EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture, FIXTURE_TOKEN } from '../gateways/eway/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode } from '../support/flow.ts';
@@ -162,5 +167,34 @@ describe('settlement of a disabled gateway account', () => {
     await sync();
     expect(asked()).toBeGreaterThan(before);
     expect(await ledgerByCode(app)).toEqual(books);
+  });
+
+  /*
+   * A disabled account whose credentials no longer decrypt (encrypted under a key this process does
+   * not have: `secret_key_unknown`) used to make the listing of accounts to sweep throw: no account
+   * was swept at all. Now its own sync fails, named, and the eWAY account is still swept.
+   */
+  it('an account whose credentials do not decrypt fails its own sync; the others are still swept', async () => {
+    await app.runtime.db
+      .insertInto('gateway_accounts')
+      .values({
+        id: 'gwa_locked',
+        gateway: 'stripe',
+        name: 'locked',
+        mode: 'test',
+        api_base: null,
+        credentials: Buffer.from('not decryptable'),
+        credentials_key_id: 'gone',
+        credentials_last4: '{}',
+        disabled_at: new Date(),
+      })
+      .execute();
+    await app.runtime.accounts.changed();
+    nock(EWAY_ACCOUNT_BASE).get('/Search/Settlement').query(true).reply(200, NOTHING).persist();
+    const sources = await settlementSources(app.runtime.db, app.runtime.registry, app.runtime.accounts);
+    const results = await syncSettlements(app.runtime.db, 'system', sources, lastDays(1));
+    const of = (id: string) => results.find((result) => result.account.gatewayAccount === id);
+    expect(of(account)).toMatchObject({ totals: { lines: 0, payouts: 0 } });
+    expect(of('gwa_locked')).toMatchObject({ error: expect.any(Error) });
   });
 });
