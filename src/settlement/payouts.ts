@@ -166,8 +166,8 @@ async function lockPayout(work: UnitOfWork, gateway: GatewayName, gatewayPayoutI
  * The other gateway account of `account`'s gateway that recorded `report`'s payout, when `account`
  * has not recorded it itself: a payout with the same gateway id, currency, amount and creation time
  * and — when both the report and that payout list their lines — the same lines, line by line the
- * same content (`lineContent`: gateway line id, kind, currency, gross, fee, net and the charge,
- * refund, dispute and reference it names), so that two accounts whose payouts merely share an id and
+ * same content (`lineContent`: gateway line id, kind, currency, gross, fee, net and the gateway's
+ * ids of the charge, refund and dispute it names), so that two accounts whose payouts merely share an id and
  * totals (a settlement file's hand-made `payout_id` and `line_id`s, e.g. a date and row numbers, over
  * other orders) stay apart. A payout without its lines on one side is a gateway API's (a Stripe
  * `payout.created` webhook, a PayPal withdrawal), whose id is the gateway's own: a settlement file's
@@ -204,7 +204,6 @@ async function samePayoutElsewhere(
         gateway_transaction_id: line.gatewayTransactionId ?? null,
         gateway_refund_id: line.gatewayRefundId ?? null,
         gateway_dispute_id: line.gatewayDisputeId ?? null,
-        reference: line.reference ?? null,
       }),
     ),
   );
@@ -222,7 +221,6 @@ async function samePayoutElsewhere(
           'gateway_transaction_id',
           'gateway_refund_id',
           'gateway_dispute_id',
-          'reference',
         ])
         .where('payout_id', '=', row.id)
         .execute();
@@ -246,7 +244,6 @@ function lineContent(
     | 'gateway_transaction_id'
     | 'gateway_refund_id'
     | 'gateway_dispute_id'
-    | 'reference'
   >,
 ): string {
   return JSON.stringify([
@@ -259,7 +256,6 @@ function lineContent(
     line.gateway_transaction_id,
     line.gateway_refund_id,
     line.gateway_dispute_id,
-    line.reference,
   ]);
 }
 
