@@ -12,7 +12,8 @@ import {
   SETTLEMENT_FILE_FORMATS,
   type SettlementFileFormat,
 } from '../settlement/import.ts';
-import { accountName, lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
+import { accountName } from '../settlement/lines.ts';
+import { lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
 import { type WithDatabase, withFields } from './accounts.ts';
 import type { Output } from './program.ts';
 

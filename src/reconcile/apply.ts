@@ -351,7 +351,7 @@ async function applySettlementLine(
     return {
       kind: 'exception',
       exception: 'settlement_line_unmatched',
-      message: unmatchedLine(account, recorded.line).message,
+      message: unmatchedLine(account, recorded.line, { otherAccount: recorded.otherAccount }).message,
     };
   }
   return { kind: recorded.kind, transactionId: recorded.line.transaction_id ?? recorded.line.id };

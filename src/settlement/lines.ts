@@ -24,6 +24,13 @@ export interface SettlementAccount {
   gatewayAccount: string | null;
 }
 
+/**
+ * `stripe`, or `stripe:gwa_…` for a gateway account: how logs, the CLI and exceptions name an
+ * account.
+ */
+export const accountName = (account: SettlementAccount): string =>
+  account.gatewayAccount ? `${account.gateway}:${account.gatewayAccount}` : account.gateway;
+
 /** Rows of `account`: its gateway, and its gateway account (null: the default account) or none. */
 export const ofAccount = (account: SettlementAccount) =>
   sql<boolean>`gateway = ${account.gateway} AND gateway_account IS NOT DISTINCT FROM ${account.gatewayAccount}`;
@@ -40,30 +47,57 @@ export interface LineMatch {
 const NO_MATCH: LineMatch = { transactionId: null, refundId: null, disputeId: null, booked: null };
 
 /**
+ * A line naming a billhook charge, refund or dispute of another gateway account of its gateway than
+ * the one that reported it (e.g. a payout read on `gwa_b` listing a charge taken on the default
+ * account): it matches nothing, so nothing of it is booked into either account's clearing or fees.
+ */
+export interface OtherAccountMatch {
+  /** The gateway account (`gwa_…`; null: the gateway's default account) the named object is on. */
+  otherAccount: string | null;
+}
+
+/** Whether `match` names an object of another gateway account (`OtherAccountMatch`). */
+export const onOtherAccount = (
+  match: LineMatch | OtherAccountMatch | undefined,
+): match is OtherAccountMatch => match !== undefined && 'otherAccount' in match;
+
+/**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
  * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee` or
  * `adjustment` line is about none (and matches as such).
+ * Only objects of the line's own gateway account match (`account`; null: the gateway's default
+ * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
+ * unmatched for a person at once (waiting does not change whose it is).
  * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
- * @returns the match, or undefined when billhook has no such object (yet)
+ * @returns the match, `OtherAccountMatch`, or undefined when billhook has no such object (yet)
  */
 export async function matchLine(
   work: UnitOfWork,
   account: SettlementAccount,
   line: SettlementLine,
-): Promise<LineMatch | undefined> {
+): Promise<LineMatch | OtherAccountMatch | undefined> {
   const { gateway } = account;
+  const elsewhere = (row: { gateway_account: string | null }): OtherAccountMatch | undefined =>
+    row.gateway_account === account.gatewayAccount ? undefined : { otherAccount: row.gateway_account };
   if (isPartnerFee(line)) {
     const payment = line.gatewayTransactionId
       ? await findTransaction(work, gateway, line.gatewayTransactionId, undefined)
       : undefined;
-    return payment?.status === 'succeeded' ? { ...NO_MATCH, transactionId: payment.id } : undefined;
+    if (!payment) return undefined;
+    return (
+      elsewhere(payment) ??
+      (payment.status === 'succeeded' ? { ...NO_MATCH, transactionId: payment.id } : undefined)
+    );
   }
   if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
-    if (payment?.status !== 'succeeded') return undefined;
+    if (!payment) return undefined;
+    const other = elsewhere(payment);
+    if (other) return other;
+    if (payment.status !== 'succeeded') return undefined;
     const amount = capturedAmount(payment);
     return {
       ...NO_MATCH,
@@ -76,7 +110,10 @@ export async function matchLine(
       line.gatewayRefundId || line.reference
         ? await findRefund(work.trx, gateway, line.gatewayRefundId, line.reference)
         : await refundOfPayment(work, gateway, line);
-    if (!refund || !(await refundMoved(work, refund, line.gross))) return undefined;
+    if (!refund) return undefined;
+    const other = elsewhere(refund);
+    if (other) return other;
+    if (!(await refundMoved(work, refund, line.gross))) return undefined;
     return {
       ...NO_MATCH,
       transactionId: refund.transaction_id,
@@ -87,12 +124,14 @@ export async function matchLine(
   if (!line.gatewayDisputeId) return undefined;
   const dispute = await disputeOfLine(work, gateway, line.gatewayDisputeId, line.gross);
   if (!dispute) return undefined;
-  return {
-    ...NO_MATCH,
-    transactionId: dispute.transaction_id,
-    disputeId: dispute.id,
-    booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
-  };
+  return (
+    elsewhere(dispute) ?? {
+      ...NO_MATCH,
+      transactionId: dispute.transaction_id,
+      disputeId: dispute.id,
+      booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
+    }
+  );
 }
 
 /**
@@ -165,15 +204,18 @@ async function refundOfPayment(
 /** What recording a settlement line did. */
 export type LineOutcome =
   | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }
-  /** Billhook has no object for it (yet): recorded, booked nothing, for a person when it stays so. */
-  | { kind: 'unmatched'; line: SettlementLineRow }
+  /**
+   * Billhook has no object for it (yet), or (`otherAccount` set) the object it names is of another
+   * gateway account of the gateway: recorded, booked nothing, for a person when it stays so.
+   */
+  | { kind: 'unmatched'; line: SettlementLineRow; otherAccount?: string | null }
   /** Billhook has no object for it (yet), and the caller asked to refuse it: nothing was written. */
   | { kind: 'not_found' };
 
 /** Options of `recordSettlementLine`. */
 export interface RecordLineOptions {
   /** The match the caller already found for this line (`recordPayout` checks every line first). */
-  known?: LineMatch;
+  known?: LineMatch | OtherAccountMatch;
   /**
    * What to do with a line that matches nothing: `record` it unmatched (the default), or `refuse` it
    * (`not_found`, nothing written), so a webhook retries once billhook knows its charge.
@@ -209,8 +251,12 @@ export async function recordSettlementLine(
     .forUpdate()
     .executeTakeFirst();
   const wasMatched = existing !== undefined && isMatched(existing);
-  const matched = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
-  if (!wasMatched && !matched && options.unmatched === 'refuse') return { kind: 'not_found' };
+  const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
+  // A line naming another account's object is recorded unmatched at once, never refused: a retry
+  // would not make the object this account's.
+  const other = onOtherAccount(found) ? found : undefined;
+  const matched = found && !onOtherAccount(found) ? found : undefined;
+  if (!wasMatched && !found && options.unmatched === 'refuse') return { kind: 'not_found' };
   if (existing && wasMatched && (existing.payout_id !== null || payoutId === null)) {
     return { kind: 'duplicate', line: existing };
   }
@@ -259,7 +305,12 @@ export async function recordSettlementLine(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-  if (!matched) return { kind: wasMatched ? 'duplicate' : 'unmatched', line: row };
+  if (!matched) {
+    if (wasMatched) return { kind: 'duplicate', line: row };
+    return other
+      ? { kind: 'unmatched', line: row, otherAccount: other.otherAccount }
+      : { kind: 'unmatched', line: row };
+  }
   if (existing) {
     await resolveUnmatchedLine(
       work,
@@ -329,9 +380,11 @@ export async function lockPartnerFees(
  * currency (each says all of it), and each line books what of that its payment's other lines have not
  * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
  * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
- * counting no partner fee, any other kind) books as it is. The payment's lines are read on every
- * account of the gateway, each one's booking under its own account's fees, and no line counts as
- * having booked less than 0 of them. Serialised per payment: the caller holds its partner fee lock
+ * counting no partner fee, any other kind) books as it is. Only lines of the payment's own gateway
+ * account match it now (`matchLine`: a partner fee swept on another account of the gateway stays
+ * unmatched, for a person); the payment's lines are still read on every account of the gateway, each
+ * one's booking under its own account's fees, so a line matched across accounts before that rule
+ * still counts, and no line counts as having booked less than 0 of them. Serialised per payment: the caller holds its partner fee lock
  * (`lockPartnerFees`, taken by `recordSettlementLine`).
  * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
  */
@@ -362,8 +415,8 @@ async function bookedAmounts(
   let booked = 0n;
   for (const other of lines) {
     if (other.id === row.id) continue;
-    // Each line's fee is booked to the fees account of the gateway account it came on (a payment's
-    // partner fee may be swept on another account of the gateway than its capture's line).
+    // Each line's fee is booked to the fees account of the gateway account it came on (a line
+    // matched on another account of the gateway than its payment's, before matchLine kept to one).
     const fees = chart.gatewayFees(account.gateway, other.gateway_account).code;
     const posted = await entryPostings(work.trx, `${other.id}:booked`);
     const fee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
@@ -407,22 +460,37 @@ function settledOtherAmount(
 
 /**
  * The `settlement_line_unmatched` exception of a line recorded unmatched, about it and, when a payout
- * listed it, that payout (`pyo_…` and the gateway's id).
+ * listed it, that payout (`pyo_…` and the gateway's id). With `otherAccount` (the outcome's: the
+ * line names an object of that gateway account, null the default one) the message names both
+ * accounts and says the line was booked on neither.
  */
 export function unmatchedLine(
   account: SettlementAccount,
   line: SettlementLineRow,
-  payout?: { id: string; gateway_payout_id: string },
+  about: { payout?: { id: string; gateway_payout_id: string }; otherAccount?: string | null } = {},
 ): NewException {
+  const { payout, otherAccount } = about;
   const where = payout ? `payout ${payout.id} (${payout.gateway_payout_id}): ` : '';
+  const what = `${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units)`;
+  const named =
+    line.gateway_refund_id ?? line.gateway_dispute_id ?? line.gateway_transaction_id ?? line.reference;
+  const message =
+    otherAccount !== undefined
+      ? `${what} of gateway account ${accountName(account)} names ${named} of gateway account ${accountName({ gateway: account.gateway, gatewayAccount: otherAccount })}: matched to nothing and booked on neither account`
+      : `${what} matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`;
   return {
     kind: 'settlement_line_unmatched',
     gateway: account.gateway,
     gatewayAccount: account.gatewayAccount,
     payoutId: payout?.id,
     settlementLineId: line.id,
-    message: `${where}${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units) matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`,
-    details: { gateway_line_id: line.gateway_line_id, kind: line.kind, net: line.net },
+    message: `${where}${message}`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      kind: line.kind,
+      net: line.net,
+      ...(otherAccount !== undefined ? { other_gateway_account: otherAccount } : {}),
+    },
   };
 }
 

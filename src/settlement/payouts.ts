@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
-import type { PayoutRow, PayoutStatus } from '../db/schema.ts';
+import type { PayoutRow, PayoutStatus, SettlementLineRow } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import type { PayoutReport } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
@@ -10,6 +12,7 @@ import {
   type LineMatch,
   lockPartnerFees,
   matchLine,
+  type OtherAccountMatch,
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
@@ -48,12 +51,19 @@ export interface RecordPayoutOptions {
 
 /**
  * Records a gateway account's payout report (PRODUCT.md §13) in `work`: the payout once per
- * gateway's id, its status forward only, and its movements once each — `pyo_…:created` (net from
- * clearing to payouts in transit) when first seen sent, `pyo_…:paid` (to the bank) when paid,
- * `pyo_…:returned` when it failed or was canceled after being sent. When the report lists its lines,
+ * gateway's id — and once across the gateway's accounts: a payout the account has not recorded that
+ * another account of the gateway recorded with the same gateway id, currency, amount, creation time
+ * and lines (one account at the gateway read as two, e.g. the default account's keys moved into a
+ * `gwa_…` with overlapping sweep windows) is that payout, recorded on the account that recorded it
+ * first (`samePayoutElsewhere`), so nothing of it is booked twice —, its status forward only, and its
+ * movements once each — `pyo_…:created` (net from clearing to payouts in transit) when first seen
+ * sent, `pyo_…:paid` (to the bank) when paid, `pyo_…:returned` when it failed or was canceled after
+ * being sent. When the report lists its lines,
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
  * dispute) and attached to the payout; a payout whose lines' nets do not sum to its amount raises
  * `payout_lines_mismatch`, and each line billhook cannot match `settlement_line_unmatched`.
+ * Serialised per gateway payout id across the gateway's accounts (`lockPayout`, after the partner fee
+ * locks of its lines), so two accounts recording the same payout at once book it once.
  */
 export async function recordPayout(
   work: UnitOfWork,
@@ -61,9 +71,14 @@ export async function recordPayout(
   report: PayoutReport,
   options: RecordPayoutOptions,
 ): Promise<PayoutOutcome> {
-  // Every line must match before anything is written (unless unmatched lines are accepted); the
+  await lockPartnerFees(work, account.gateway, report.lines ?? []);
+  await lockPayout(work, account.gateway, report.gatewayPayoutId);
+  const first = await samePayoutElsewhere(work, account, report);
+  if (first) return recordPayout(work, first, report, options);
+  // Every line must match before anything is written (unless unmatched lines are accepted; a line
+  // naming another account's object is recorded unmatched now, as waiting does not change it); the
   // matches found are handed on, so no line is matched twice.
-  const known = new Map<string, LineMatch>();
+  const known = new Map<string, LineMatch | OtherAccountMatch>();
   if (!options.acceptUnmatched) {
     for (const line of report.lines ?? []) {
       const match = await matchLine(work, account, line);
@@ -126,6 +141,124 @@ export async function recordPayout(
   return { kind: 'applied', payout };
 }
 
+/**
+ * The namespace of the payout locks (`lockPayout`): the first key of the two-key form of
+ * `pg_advisory_xact_lock`, apart from the partner fee locks' (settlement/lines.ts `PARTNER_FEE_LOCK`).
+ */
+const PAYOUT_LOCK = 0x70796f75; // "pyou"
+
+/**
+ * Takes, inside `work`, the lock of `gateway`'s payout `gatewayPayoutId` on all the gateway's accounts
+ * (a transaction-scoped advisory lock, `PAYOUT_LOCK`, hash of `<gateway>:<id>`), so that what
+ * `samePayoutElsewhere` reads and the payout row written after it are one step: the same payout
+ * recorded at once on two accounts (a sweep and a webhook) is recorded once. Lock order, the same in
+ * every unit: the ledger writers' lock (`inUnitOfWork`), then partner fee locks (a batch's all at
+ * once, `lockChargesAhead`, and the payout's lines'), then the payout's lock, which no unit holds
+ * while it waits for a partner fee lock of the same payout's lines. Taken again without waiting.
+ */
+async function lockPayout(work: UnitOfWork, gateway: GatewayName, gatewayPayoutId: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${PAYOUT_LOCK}, hashtext(${`${gateway}:${gatewayPayoutId}`}))`.execute(
+    work.trx,
+  );
+}
+
+/**
+ * The other gateway account of `account`'s gateway that recorded `report`'s payout, when `account`
+ * has not recorded it itself: a payout with the same gateway id, currency, amount and creation time
+ * and — when both the report and that payout list their lines — the same lines, line by line the
+ * same content (`lineContent`: gateway line id, kind, currency, gross, fee, net and the gateway's
+ * ids of the charge, refund and dispute it names), so that two accounts whose payouts merely share an id and
+ * totals (a settlement file's hand-made `payout_id` and `line_id`s, e.g. a date and row numbers, over
+ * other orders) stay apart. A payout without its lines on one side is a gateway API's (a Stripe
+ * `payout.created` webhook, a PayPal withdrawal), whose id is the gateway's own: a settlement file's
+ * payout always lists its lines (settlement-csv.ts groups rows into payouts), so two files' payouts
+ * are always compared line by line. The oldest such account, or undefined. The caller holds the
+ * payout's lock (`lockPayout`).
+ */
+async function samePayoutElsewhere(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  report: PayoutReport,
+): Promise<SettlementAccount | undefined> {
+  const rows = await work.trx
+    .selectFrom('payouts')
+    .select(['id', 'gateway_account', 'lines_known'])
+    .where('gateway', '=', account.gateway)
+    .where('gateway_payout_id', '=', report.gatewayPayoutId)
+    .where('currency', '=', report.currency)
+    .where('amount', '=', report.amount)
+    .where('gateway_created_at', '=', report.createdAt)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  if (rows.some((row) => row.gateway_account === account.gatewayAccount)) return undefined;
+  const listed = new Set(
+    (report.lines ?? []).map((line) =>
+      lineContent({
+        gateway_line_id: line.gatewayLineId,
+        kind: line.kind,
+        currency: line.currency,
+        gross: line.gross,
+        fee: line.fee,
+        net: line.net,
+        gateway_transaction_id: line.gatewayTransactionId ?? null,
+        gateway_refund_id: line.gatewayRefundId ?? null,
+        gateway_dispute_id: line.gatewayDisputeId ?? null,
+      }),
+    ),
+  );
+  for (const row of rows) {
+    if (report.lines !== undefined && row.lines_known) {
+      const lines = await work.trx
+        .selectFrom('settlement_lines')
+        .select([
+          'gateway_line_id',
+          'kind',
+          'currency',
+          'gross',
+          'fee',
+          'net',
+          'gateway_transaction_id',
+          'gateway_refund_id',
+          'gateway_dispute_id',
+        ])
+        .where('payout_id', '=', row.id)
+        .execute();
+      if (lines.length !== listed.size || lines.some((line) => !listed.has(lineContent(line)))) continue;
+    }
+    return { gateway: account.gateway, gatewayAccount: row.gateway_account };
+  }
+  return undefined;
+}
+
+/** What identifies a payout's line across accounts (`samePayoutElsewhere`): its id and content, as one string. */
+function lineContent(
+  line: Pick<
+    SettlementLineRow,
+    | 'gateway_line_id'
+    | 'kind'
+    | 'currency'
+    | 'gross'
+    | 'fee'
+    | 'net'
+    | 'gateway_transaction_id'
+    | 'gateway_refund_id'
+    | 'gateway_dispute_id'
+  >,
+): string {
+  return JSON.stringify([
+    line.gateway_line_id,
+    line.kind,
+    line.currency,
+    String(line.gross),
+    String(line.fee),
+    String(line.net),
+    line.gateway_transaction_id,
+    line.gateway_refund_id,
+    line.gateway_dispute_id,
+  ]);
+}
+
 async function postPayoutMovements(
   work: UnitOfWork,
   payout: PayoutRow,
@@ -163,7 +296,7 @@ async function recordPayoutLines(
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
-  known: ReadonlyMap<string, LineMatch>,
+  known: ReadonlyMap<string, LineMatch | OtherAccountMatch>,
 ): Promise<void> {
   let total = 0n;
   await lockPartnerFees(work, account.gateway, report.lines ?? []);
@@ -172,8 +305,12 @@ async function recordPayoutLines(
     const outcome = await recordSettlementLine(work, account, line, payout.id, {
       known: known.get(line.gatewayLineId),
     });
-    if (outcome.kind === 'unmatched')
-      await raiseException(work, unmatchedLine(account, outcome.line, payout));
+    if (outcome.kind === 'unmatched') {
+      await raiseException(
+        work,
+        unmatchedLine(account, outcome.line, { payout, otherAccount: outcome.otherAccount }),
+      );
+    }
   }
   const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
   if (total !== payout.amount || foreign.length > 0) {

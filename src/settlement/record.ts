@@ -67,7 +67,12 @@ async function recordLines(
     for (const line of lines) {
       const outcome = await recordSettlementLine(work, account, line, null);
       if (outcome.kind === 'applied') recorded += 1;
-      if (outcome.kind === 'unmatched') await raiseException(work, unmatchedLine(account, outcome.line));
+      if (outcome.kind === 'unmatched') {
+        await raiseException(
+          work,
+          unmatchedLine(account, outcome.line, { otherAccount: outcome.otherAccount }),
+        );
+      }
     }
     return recorded;
   });

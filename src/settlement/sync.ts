@@ -3,10 +3,14 @@ import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { SettlementRange, SettlementSource } from '../gateways/settlement.ts';
+import { balancesOfCodes } from '../ledger/balances.ts';
+import { chart } from '../ledger/chart.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from './checks.ts';
 import type { SettlementAccount } from './lines.ts';
 import { recordSettlementReport, type SettlementTotals } from './record.ts';
+
+const DAY_MS = 86_400_000;
 
 /** A gateway account that can be asked for its settlement data, with its adapter's source. */
 export interface AccountSource {
@@ -15,15 +19,49 @@ export interface AccountSource {
 }
 
 /**
+ * The days after its disabling that a gateway account is swept whatever its balances
+ * (`stillSettling`): the card networks' chargeback window (120 days) and the payouts that follow it.
+ */
+export const DISABLED_SWEEP_DAYS = 180;
+
+/**
+ * Whether disabled gateway account `account` (disabled at `disabledAt`) is still swept for settlement
+ * data as of `now`: disabling stops new charges, refunds and voids, not the bookkeeping of what is
+ * already in flight or may still come — the last payouts, their fees, refunds, and disputes opened
+ * up to the chargeback window later, which billhook may learn of only by the sweep (a disabled
+ * account's webhooks are not relied on). So it is swept for `DISABLED_SWEEP_DAYS` after it was
+ * disabled whatever its balances, and after that only while the gateway still holds or sends it money
+ * in billhook's books (its clearing or payouts in transit not 0 in some currency: charges not paid
+ * out, a payout not arrived, a refund or dispute booked but not settled).
+ */
+async function stillSettling(
+  db: Db,
+  account: SettlementAccount,
+  disabledAt: Date,
+  now: Date,
+): Promise<boolean> {
+  if (now.getTime() - disabledAt.getTime() <= DISABLED_SWEEP_DAYS * DAY_MS) return true;
+  const balances = await balancesOfCodes(db, [
+    chart.gatewayClearing(account.gateway, account.gatewayAccount).code,
+    chart.payoutsInTransit(account.gateway, account.gatewayAccount).code,
+  ]);
+  return balances.some((balance) => balance.balance !== 0n);
+}
+
+/**
  * Every configured gateway account whose adapter can be asked for settlement data
- * (`GatewayAdapter.settlement`): each gateway's default account (the environment) and each enabled
- * gateway account (`gwa_…`), optionally only those of `only`.
+ * (`GatewayAdapter.settlement`): each gateway's default account (the environment), each enabled
+ * gateway account (`gwa_…`) and each disabled one still settling (`stillSettling` as of `now`),
+ * optionally only those of `only`. An account whose adapter cannot be made (its credentials do not
+ * decrypt: `secret_key_unknown`, …) is listed with a source failing with that error (`failingSource`),
+ * so that its sync fails alone, reported like a gateway that fails, and the others are swept.
  */
 export async function settlementSources(
   db: Db,
   registry: GatewayRegistry,
   accounts: AccountRegistry,
   only?: Partial<SettlementAccount>,
+  now: Date = new Date(),
 ): Promise<AccountSource[]> {
   const sources: AccountSource[] = [];
   const wanted = (account: SettlementAccount) =>
@@ -35,11 +73,24 @@ export async function settlementSources(
   }
   for (const row of await listGatewayAccounts(db)) {
     const account = { gateway: row.gateway, gatewayAccount: row.id };
-    if (row.disabled_at !== null || !wanted(account)) continue;
-    const source = (await accounts.adapterOf(row.gateway, row.id))?.settlement;
+    if (!wanted(account)) continue;
+    if (row.disabled_at !== null && !(await stillSettling(db, account, row.disabled_at, now))) continue;
+    let source: SettlementSource | undefined;
+    try {
+      source = (await accounts.adapterOf(row.gateway, row.id, { includeDisabled: true }))?.settlement;
+    } catch (error) {
+      source = failingSource(error instanceof Error ? error : new Error(String(error)));
+    }
     if (source) sources.push({ account, source });
   }
   return sources;
+}
+
+/** A settlement source whose every fetch fails with `error`: an account that cannot be asked. */
+function failingSource(error: Error): SettlementSource {
+  return {
+    fetchSettlements: () => Promise.reject(error),
+  };
 }
 
 /** One account's sync: what it recorded, or why it failed (the other accounts still sync). */
@@ -114,9 +165,5 @@ export async function runSettlement(
 
 /** The `days` whole days (of 24 h) before `to`: the range a settlement run asks for. */
 export function lastDays(days: number, to: Date = new Date()): SettlementRange {
-  return { from: new Date(to.getTime() - days * 86_400_000), to };
+  return { from: new Date(to.getTime() - days * DAY_MS), to };
 }
-
-/** `stripe`, or `stripe:gwa_…` for a gateway account: how logs and the CLI name an account. */
-export const accountName = (account: SettlementAccount): string =>
-  account.gatewayAccount ? `${account.gateway}:${account.gatewayAccount}` : account.gateway;

@@ -1,12 +1,14 @@
-import { accountName, lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
+import { accountName } from '../settlement/lines.ts';
+import { lastDays, runSettlement, settlementSources } from '../settlement/sync.ts';
 import type { JobHandler } from './context.ts';
 
 /**
  * `settlement.sync` (daily): asks each gateway account that can be asked for its settlement data over
  * the last `SETTLEMENT_SYNC_DAYS` days and records it (fees, payouts and their lines; src/settlement/),
  * then raises the settlement exceptions: charges in no payout after their gateway's delay plus the
- * margin, and fees off their expectation. A gateway that fails does not stop the others; the job then
- * fails after them, and pg-boss retries it (recording is idempotent).
+ * margin, and fees off their expectation. A gateway account that fails (its gateway, or its
+ * credentials that do not decrypt) is logged and does not stop the others; the job then fails after
+ * them, and pg-boss retries it (recording is idempotent).
  */
 export const syncSettlementsJob: JobHandler = async (
   _jobs,
@@ -17,6 +19,7 @@ export const syncSettlementsJob: JobHandler = async (
   const failed = run.results.flatMap((r) =>
     'error' in r ? [`${accountName(r.account)}: ${r.error.message}`] : [],
   );
+  for (const message of failed) log.warn({ failure: message }, 'settlement.sync failed for an account');
   log.info(
     {
       accounts: run.results.length,

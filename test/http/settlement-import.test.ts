@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { applyAsBatch, booksIn, pendingCharge } from '../support/money-core.ts';
@@ -70,6 +71,54 @@ describe('POST /v1/settlements/import', () => {
     });
     const again = await post('gateway=securepay', file);
     expect(again.body).toMatchObject({ sha256: imported.body.sha256, recorded: { lines: 0, payouts: 0 } });
+    expect(await booksIn(app.runtime.db, 'AUD')).toEqual(books);
+  });
+
+  /*
+   * One SecurePay account configured twice in billhook (the default and a `gwa_…` twin): its file
+   * imported for the default account, then for the twin. Worked by hand, AUD: charge 3000, payout
+   * SP-TWIN of 2947 (fee 53). The twin's import used to book the payout again (fee 53 on the twin,
+   * 2947 to its bank, its clearing -3000). Now the payout is the default account's (same id,
+   * currency, amount, date and lines): nothing more is booked; a line of the default's charge
+   * imported alone for the twin is unmatched there, for a person, and books nothing.
+   */
+  it('imports one payout for two gateway accounts of the gateway once: the second import books nothing', async () => {
+    const charge = await securepayCharge(3_000n);
+    const twinId = newId('gwa');
+    await app.runtime.db
+      .insertInto('gateway_accounts')
+      .values({
+        id: twinId,
+        gateway: 'securepay',
+        name: 'twin',
+        mode: 'test',
+        api_base: null,
+        credentials: Buffer.from('x'),
+        credentials_key_id: 'k',
+        credentials_last4: '{}',
+      })
+      .execute();
+    const file = [
+      header,
+      `SP-TWIN,paid,2026-11-05,2026-11-06,LT1,charge,${charge},AUD,30.00,0.53,29.47,2026-11-04T10:00:00+11:00`,
+    ].join('\r\n');
+    expect((await post('gateway=securepay', file)).body).toMatchObject({ recorded: { payouts: 1 } });
+    const books = await booksIn(app.runtime.db, 'AUD');
+    const twin = await post(`gateway=securepay&gateway_account=${twinId}`, file);
+    expect(twin.status).toBe(200);
+    expect(await booksIn(app.runtime.db, 'AUD')).toEqual(books);
+    const payouts = await app.runtime.db
+      .selectFrom('payouts')
+      .select('gateway_account')
+      .where('gateway_payout_id', '=', 'SP-TWIN')
+      .execute();
+    expect(payouts).toEqual([{ gateway_account: null }]);
+
+    const unpaid = [header, `,,,,LT2,charge,${charge},AUD,30.00,0.53,29.47,2026-11-04T10:00:00+11:00`].join(
+      '\r\n',
+    );
+    const alone = await post(`gateway=securepay&gateway_account=${twinId}`, unpaid);
+    expect(alone.body).toMatchObject({ recorded: { lines: 0, unmatched: 1 } });
     expect(await booksIn(app.runtime.db, 'AUD')).toEqual(books);
   });
 

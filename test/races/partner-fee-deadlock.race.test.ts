@@ -6,6 +6,7 @@ import type { Db } from '../../src/db/database.ts';
 import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordSettlementLine } from '../../src/settlement/lines.ts';
+import { recordPayout } from '../../src/settlement/payouts.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
 import { waitFor } from '../support/wait.ts';
@@ -95,5 +96,63 @@ describe('a sweep chunk and a unit of webhooks booking partner fees of the same 
     expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok']);
     // Each capture line booked 237 (its platform fees included); the T0113 lines nothing more.
     expect((await booksIn(db, 'USD'))['gateway_fees:paypal']).toBe(474n);
+  }, 60_000);
+
+  /*
+   * A batch of webhooks holding payment P's partner fee lock (its capture line) then recording a
+   * PayPal withdrawal (the payout's lock), and a sweep recording the same withdrawal with P's T0113
+   * row among its lines. The sweep takes its lines' partner fee locks before the payout's lock
+   * (`recordPayout`), as the batch does: it waits for P holding nothing, and both finish.
+   */
+  it('a payout recorded by a batch and by a sweep with a partner fee line do not deadlock', async () => {
+    await succeededCharge(db, {
+      currency: 'USD',
+      amount: 5000n,
+      gateway: 'paypal',
+      gatewayTransactionId: 'CAPLOCKP',
+    });
+    const [feeLine] = reportOf([feeOf('CAPLOCKP', '1FEEOFP')]).lines;
+    if (!feeLine) throw new Error('no partner fee line');
+    const withdrawal = {
+      gatewayPayoutId: 'WDLOCK1',
+      status: 'paid' as const,
+      currency: 'USD',
+      amount: feeLine.net,
+      createdAt: new Date('2026-12-01T00:00:00Z'),
+      arrivalDate: new Date('2026-12-01T00:00:00Z'),
+    };
+    let step = () => {};
+    const stepped = new Promise<void>((resolve) => {
+      step = resolve;
+    });
+    let tookP = () => {};
+    const heldP = new Promise<void>((resolve) => {
+      tookP = resolve;
+    });
+    const batch = inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+      await recordSettlementLine(work, ACCOUNT, captureLine('CAPLOCKP'), null);
+      tookP();
+      await stepped;
+      await recordPayout(work, ACCOUNT, withdrawal, { acceptUnmatched: true });
+    });
+    await heldP;
+    const sweep = recordSettlementReport(db, 'system', ACCOUNT, {
+      payouts: [{ ...withdrawal, lines: [feeLine] }],
+      lines: [],
+    });
+    await waitFor('the sweep to wait for a lock', async () => {
+      const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`.execute(
+        db,
+      );
+      return (rows[0]?.n ?? 0) > 0;
+    });
+    step();
+    const outcomes = await Promise.allSettled([batch, sweep]);
+    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok']);
+    expect(await db.selectFrom('payouts').select(['gateway_payout_id', 'lines_known']).execute()).toEqual([
+      { gateway_payout_id: 'WDLOCK1', lines_known: true },
+    ]);
   }, 60_000);
 });

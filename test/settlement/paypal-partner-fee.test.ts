@@ -205,13 +205,14 @@ describe('a PayPal payment with a partner fee, withdrawn to the bank', () => {
 /*
  * The capture's webhook line on PayPal's default account (fee 237 = 149 + platform fees 88), its T0113
  * row swept on a gateway account (gwa_…) of the same PayPal account (configured as one after the env
- * default): the 88 was booked with the capture, under the default account's fees, so the T0113 line
- * books nothing. It used to read the capture's booking under the sweeping account's fees only, find
- * none, count the capture line as having booked 0 - 149 of the partner fees, and book 88 + 149 = 237
- * more: fees 474 for a payment whose fees were 237.
+ * default): the 88 was booked with the capture, under the default account's fees. The T0113 line names
+ * a payment of the default account, so on gwa_moved it matches nothing (a line books only on its own
+ * account's payments): unmatched for a person, naming both accounts, and booked nowhere. It once
+ * booked 88 + 149 = 237 more (fees 474 for a payment whose fees were 237), then, matched across
+ * accounts, nothing.
  */
 describe('a PayPal partner fee swept on another gateway account than its payment’s line', () => {
-  it('books the partner fee once, across the gateway’s accounts', async () => {
+  it('is unmatched there and books nothing: the partner fee is booked once', async () => {
     await donationCharged();
     expect(await captureWebhookLine()).toMatchObject({ kind: 'applied' });
     await db
@@ -233,11 +234,28 @@ describe('a PayPal partner fee swept on another gateway account than its payment
       { gateway: 'paypal', gatewayAccount: 'gwa_moved' },
       reportOf([partnerFee]),
     );
-    const lines = await db.selectFrom('settlement_lines').select(['kind', 'gateway_account']).execute();
-    expect(lines).toHaveLength(2);
+    const lines = await db
+      .selectFrom('settlement_lines')
+      .select(['kind', 'gateway_account', 'transaction_id'])
+      .orderBy('kind')
+      .execute();
+    expect(lines).toEqual([
+      { kind: 'charge', gateway_account: null, transaction_id: expect.stringMatching(/^txn_/) },
+      { kind: 'fee', gateway_account: 'gwa_moved', transaction_id: null },
+    ]);
     const books = await booksIn(db, 'USD');
     expect(books['gateway_fees:paypal']).toBe(237n);
     expect(books['gateway_fees:paypal:gwa_moved'] ?? 0n).toBe(0n);
+    expect(books['gateway_clearing:paypal:gwa_moved'] ?? 0n).toBe(0n);
+    const raised = await db.selectFrom('reconciliation_exceptions').select(['kind', 'message']).execute();
+    expect(raised).toEqual([
+      {
+        kind: 'settlement_line_unmatched',
+        message: expect.stringContaining(
+          `of gateway account paypal:gwa_moved names ${CAPTURE} of gateway account paypal: matched to nothing`,
+        ),
+      },
+    ]);
   });
 });
 
