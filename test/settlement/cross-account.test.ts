@@ -368,6 +368,8 @@ describe('one gateway payout read on two gateway accounts', () => {
           amount: pending.transaction.amount,
           currency: 'AUD',
         }),
+        false,
+        account,
       );
       charges.push(pending.transaction.id);
     }
