@@ -290,9 +290,11 @@ export function updateGatewayAccount(
 /**
  * Rotates an account's webhook secret: `secret` verifies (and, for Stripe, is the first of the list);
  * with `keepPrevious` (Stripe only, whose endpoints accept two secrets while one is rolled) the
- * secret signing until now keeps verifying too, until the next rotation.
+ * secret signing until now keeps verifying too, until the next rotation. A disabled account's secret
+ * rotates too: its webhook route still verifies deliveries, so rotating is how a leaked or retired
+ * secret is revoked there.
  * @throws ConflictError `webhook_secret_not_rotatable` for a gateway without a webhook secret (eWAY,
- *   SecurePay), `gateway_account_disabled` for a disabled account
+ *   SecurePay)
  */
 export function rotateWebhookSecret(
   db: Db,
@@ -303,7 +305,6 @@ export function rotateWebhookSecret(
   keepPrevious: boolean,
 ): Promise<GatewayAccount> {
   const rotate = (row: GatewayAccountRow, credentials: Credentials) => {
-    if (row.disabled_at) throw new ConflictError('gateway_account_disabled', `${row.id} is disabled`);
     const spec = GATEWAY_CREDENTIALS[row.gateway].webhookSecret;
     if (!spec)
       throw new ConflictError('webhook_secret_not_rotatable', `${row.gateway} has no webhook secret`);

@@ -117,7 +117,9 @@ export function accountCommands(out: Output, withDatabase: WithDatabase): Comman
     });
   accounts
     .command('disable <id>')
-    .description('disable a gateway account: its webhook route answers 404')
+    .description(
+      'disable a gateway account: no new charges, refunds or voids; its webhooks are still received (rotate-secret revokes its secret)',
+    )
     .action(async (id: string) => {
       await withDatabase((_config, db) => disableGatewayAccount(db, 'cli', id));
       out.write(`disabled ${id}\n`);

@@ -113,12 +113,13 @@ export async function abandonOrphanedEvents(db: Db, actor: Actor): Promise<strin
       })
       .where('status', '=', 'retrying')
       .where('id', 'not in', live)
-      .returning(['id', 'gateway', 'gateway_event_id', 'outcome'])
+      .returning(['id', 'gateway', 'gateway_account', 'gateway_event_id', 'outcome'])
       .execute();
     for (const row of abandoned) {
       await raiseException(work, {
         kind: 'abandoned_event',
         gateway: row.gateway,
+        gatewayAccount: row.gateway_account,
         inboxId: row.id,
         message:
           `event ${row.id} (${row.gateway} ${row.gateway_event_id}) was never processed and no job will retry it ` +

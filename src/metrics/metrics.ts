@@ -27,8 +27,9 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /**
  * The `account` label of the webhook metrics: `default` for a gateway's default account, the id
- * (`gwa_…`) of a gateway account that exists, `unknown` for anything else (an unknown, disabled or
- * other gateway's account id from the URL never becomes a label value: a few values, whatever is sent).
+ * (`gwa_…`) of a gateway account that exists (a disabled one's too: its route still receives),
+ * `unknown` for anything else (an unknown or other gateway's account id from the URL never becomes a
+ * label value: a few values, whatever is sent).
  */
 export type AccountLabel = 'default' | 'unknown' | `gwa_${string}`;
 

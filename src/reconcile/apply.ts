@@ -33,6 +33,12 @@ export type ApplyResult =
       transactionId?: string;
       /** What the exception is about, by name (its `details`: `dispute` a `dp_…`, amounts in minor units). */
       details?: Record<string, unknown>;
+      /**
+       * The event names another gateway account's row than the delivery's (`otherAccount`): the
+       * delivery came in on the wrong account's route, and the same event may still arrive on the
+       * right one (the inbox frees its event id for it).
+       */
+      otherAccount?: true;
     };
 
 const CHARGE_STATUS = new Map([
@@ -95,7 +101,9 @@ const accountName = (account: string | null) => account ?? "the gateway's defaul
  * delivery's (`context.gatewayAccount`), else undefined. A delivery is verified with its account's
  * secrets (PRODUCT.md §12), so it speaks for that account's money only: one naming another account's
  * row changes nothing, and is not retried (the row is known; it will not become this account's). A
- * person reads the event at both accounts.
+ * person reads the event at both accounts. Marked `otherAccount`: the inbox frees the delivery's
+ * event id (src/reconcile/process.ts `decide`), so the same event on the row's own account's route
+ * (one gateway account registered twice, while it moves) is still stored and applied.
  * @param event the event that named the row
  * @param transactionId the payment the row is (or belongs to), for the exception
  */
@@ -110,6 +118,7 @@ function otherAccount(
     kind: 'exception',
     exception: 'unknown_entity',
     transactionId,
+    otherAccount: true,
     message:
       `${event.type} event ${event.gatewayEventId} was received for ${accountName(context.gatewayAccount)} ` +
       `but names ${row.id}, which is on ${accountName(row.gateway_account)}: nothing changed; ` +

@@ -39,20 +39,28 @@ interface Decision {
   status: InboxStatus;
   outcome: string;
   exceptions: NewException[];
+  /** Its event id is freed once done: an event of it named another gateway account's row. */
+  releaseEventId: boolean;
 }
 
 /**
  * What applying a row's events means for the row: processed, exception, or retrying. A row that must
  * retry after some of its events already wrote cannot keep those writes: it throws instead. Its
  * exceptions name the gateway account the delivery came for (`gateway_account`, null: the default).
+ * A row one of whose events names another account's payment, refund or dispute (`otherAccount`: it
+ * came in on the wrong account's route) is an exception at once, without retrying for its other
+ * events (its events not found raise nothing: they are that other account's too), and frees its
+ * event id, so the same event delivered on the right account's route is stored and applied rather
+ * than dropped as a duplicate. Each such delivery stored raises its own exception.
  */
 function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Decision {
   const { row, request } = prepared;
+  const elsewhere = results.some((r) => r.kind === 'exception' && r.otherAccount === true);
   const missing = results.find((r) => r.kind === 'not_found');
-  if (missing && !request.finalAttempt) {
+  if (missing && !request.finalAttempt && !elsewhere) {
     if (results.some((r) => r.kind === 'applied'))
       throw alone ? new RetryLater(missing.message) : new RowByRow();
-    return { status: 'retrying', outcome: missing.message, exceptions: [] };
+    return { status: 'retrying', outcome: missing.message, exceptions: [], releaseEventId: false };
   }
   const exceptions = results.flatMap((r): NewException[] =>
     r.kind === 'exception'
@@ -67,7 +75,7 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
             details: r.details,
           },
         ]
-      : r.kind === 'not_found'
+      : r.kind === 'not_found' && !elsewhere
         ? [
             {
               kind: 'unknown_entity',
@@ -80,8 +88,18 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
         : [],
   );
   if (exceptions.length > 0)
-    return { status: 'exception', outcome: exceptions.map((e) => e.kind).join(', '), exceptions };
-  return { status: 'processed', outcome: results.map((r) => r.kind).join(', '), exceptions: [] };
+    return {
+      status: 'exception',
+      outcome: exceptions.map((e) => e.kind).join(', '),
+      exceptions,
+      releaseEventId: elsewhere,
+    };
+  return {
+    status: 'processed',
+    outcome: results.map((r) => r.kind).join(', '),
+    exceptions: [],
+    releaseEventId: false,
+  };
 }
 
 /**
@@ -121,7 +139,7 @@ async function applyRows(
       status: decisions[i]!.status,
       outcome: decisions[i]!.outcome,
       events: item.events,
-      releaseEventId: item.releaseEventId,
+      releaseEventId: item.releaseEventId || decisions[i]!.releaseEventId,
     })),
   );
   return decisions;

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGatewayAccount } from '../../src/accounts/accounts.ts';
 import { keyring } from '../../src/accounts/cipher.ts';
 import { createApiKey } from '../../src/auth/api-keys.ts';
+import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { stripeFixtureRaw } from '../support/stripe.ts';
 
 const SECRET_KEY = randomBytes(32);
 const STRIPE_KEY = 'sk_test_accountEU_0123456789abcd';
@@ -165,7 +167,7 @@ describe('/v1/gateway-accounts', () => {
     expect((await app.api('GET', `/v1/gateway-accounts/${a.body.id}`)).body).toEqual(a.body);
   });
 
-  it('rotates a Stripe webhook secret keeping the previous one, and disables an account', async () => {
+  it('rotates a Stripe webhook secret keeping the previous one, and disables an account, whose secret still rotates', async () => {
     const a = await create({
       gateway: 'stripe',
       name: 'rotating',
@@ -189,10 +191,31 @@ describe('/v1/gateway-accounts', () => {
     const disabled = await app.api('POST', `/v1/gateway-accounts/${a.body.id}/disable`, {});
     expect(disabled.body).toMatchObject({ status: 'disabled' });
     expect(disabled.body.disabled_at).not.toBeNull();
-    const again = await app.api('POST', `/v1/gateway-accounts/${a.body.id}/rotate-webhook-secret`, {
+    // A disabled account's route still verifies deliveries: rotating its secret is how one that
+    // leaked is revoked there.
+    const revoked = await app.api('POST', `/v1/gateway-accounts/${a.body.id}/rotate-webhook-secret`, {
       secret: 'whsec_fourth_secret_0004',
+      keep_previous: false,
     });
-    expect([again.status, again.body.error.code]).toEqual([409, 'gateway_account_disabled']);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({
+      status: 'disabled',
+      credentials_last4: { webhook_secrets: ['0004'] },
+    });
+    await app.runtime.accounts.refresh();
+    const deliver = (secret: string) => {
+      const body = JSON.stringify({
+        ...JSON.parse(stripeFixtureRaw('webhook.payment_intent.succeeded.json')),
+        id: `evt_${randomBytes(8).toString('hex')}`,
+      });
+      return fetch(`${app.url}/webhooks/stripe/${a.body.id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'stripe-signature': signStripePayload(body, secret) },
+        body,
+      });
+    };
+    expect((await deliver('whsec_third_secret_0003')).status).toBe(400);
+    expect((await deliver('whsec_fourth_secret_0004')).status).toBe(200);
     expect((await app.api('GET', '/v1/gateway-accounts/gwa_unknown')).status).toBe(404);
   });
 

@@ -106,7 +106,8 @@ describe('payments on gateway accounts', () => {
   /**
    * Delivers Stripe event `event` to `account`'s route (the default route for undefined), signed with
    * that account's secret, and waits until the worker settled it (not received, not retrying).
-   * @returns its inbox row
+   * @returns its inbox row (on that account; its event id freed, `evt_…@<inbox id>`, when it was
+   *   refused as another account's)
    */
   async function deliverOn(account: Name | undefined, event: { id: string }) {
     const delivered = await deliverStripe(app.url, event, {
@@ -117,7 +118,11 @@ describe('payments on gateway accounts', () => {
       const row = await app.runtime.db
         .selectFrom('inbox')
         .selectAll()
-        .where('gateway_event_id', '=', event.id)
+        .where((eb) =>
+          eb.or([eb('gateway_event_id', '=', event.id), eb('gateway_event_id', 'like', `${event.id}@%`)]),
+        )
+        .where('gateway_account', account ? '=' : 'is', account ? id[account] : null)
+        .orderBy('received_at', 'desc')
         .executeTakeFirst();
       return row && row.status !== 'received' && row.status !== 'retrying' ? row : undefined;
     });

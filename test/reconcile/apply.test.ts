@@ -10,6 +10,7 @@ import {
   booksIn,
   canonicalEvent,
   entryPostings,
+  insertGatewayAccount,
   moneyCoreDatabase,
   pendingCharge,
 } from '../support/money-core.ts';
@@ -250,6 +251,42 @@ describe('processInboxEvents', () => {
     ]);
     expect(await rowOf('transactions', transaction.id)).toMatchObject({ status: 'pending' });
     expect((await booksIn(db, 'PLN'))['gateway_clearing:stripe']).toBeUndefined();
+  });
+
+  it("a delivery naming another gateway account's payment is an exception at once and frees its event id", async () => {
+    await insertGatewayAccount(db, 'gwa_moving');
+    const { transaction } = await pendingCharge(db, {
+      currency: 'HUF',
+      amount: 4620n,
+      gatewayAccount: 'gwa_moving',
+    });
+    const inbox = await stored(
+      paymentIntentSucceeded({
+        eventId: 'evt_huf_wrong_route',
+        intentId: 'pi_huf_wrong_route',
+        amount: 4620,
+        currency: 'huf',
+        reference: transaction.id,
+      }),
+    );
+    // Received on the default route, it names gwa_moving's payment: refused, not retried, and the
+    // same event on gwa_moving's route is not a duplicate of it.
+    expect(await process(inbox)).toEqual(['exception']);
+    expect(
+      await db
+        .selectFrom('inbox')
+        .select(['status', 'outcome', 'gateway_event_id'])
+        .where('id', '=', inbox)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({
+      status: 'exception',
+      outcome: 'unknown_entity',
+      gateway_event_id: `evt_huf_wrong_route@${inbox}`,
+    });
+    expect(
+      await db.selectFrom('reconciliation_exceptions').select('kind').where('inbox_id', '=', inbox).execute(),
+    ).toEqual([{ kind: 'unknown_entity' }]);
+    expect(await rowOf('transactions', transaction.id)).toMatchObject({ status: 'pending' });
   });
 
   it('a refund delivered before its charge is retried, then processed once the charge is', async () => {

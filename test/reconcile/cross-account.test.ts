@@ -41,6 +41,7 @@ const otherAccountException = (transactionId: string, received: string, owner: s
   kind: 'exception',
   exception: 'unknown_entity',
   transactionId,
+  otherAccount: true,
   message: expect.stringMatching(
     new RegExp(`received for ${received} but names \\w+, which is on ${owner}: nothing changed`),
   ),

@@ -1,0 +1,187 @@
+// One Stripe account registered twice (the environment's default account and gateway account M with
+// the same keys, while the operator moves it): Stripe sends each event to both endpoints, each with
+// its own signing secret. The inbox dedupes by (gateway, event id) across accounts, so a copy on the
+// wrong account's route, refused there (`unknown_entity`, not retried), frees its event id: the copy
+// on the payment's own route is still stored and booked (src/reconcile/process.ts `decide`).
+import { randomBytes } from 'node:crypto';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { STRIPE_API_BASE, STRIPE_WEBHOOK_SECRET, type TestApp } from '../support/app.ts';
+import { intentEchoing } from '../support/flow.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { deliverStripe, paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SECRET_KEY = randomBytes(32).toString('hex');
+/** The second endpoint's signing secret (same Stripe account, endpoint /webhooks/stripe/<M>). */
+const SECRET_M = 'whsec_review_second_endpoint_01';
+
+describe("one Stripe event delivered to two gateway accounts' routes", () => {
+  let app: TestApp;
+  let m = '';
+  beforeAll(async () => {
+    app = await startOfflineTestApp({ BILLHOOK_SECRET_KEY: SECRET_KEY });
+    const created = await app.api('POST', '/v1/gateway-accounts', {
+      gateway: 'stripe',
+      name: 'M (same Stripe account, being moved off the environment)',
+      mode: 'test',
+      credentials: { secret_key: 'sk_test_billhook', webhook_secrets: [SECRET_M] },
+    });
+    expect(created.status).toBe(201);
+    m = created.body.id;
+  });
+  afterEach(expectEveryMockUsed);
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  it("books a default-account payment whose event reached M's route first", async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'eur',
+      lines: [{ description: 'Pro plan', amount: 4620 }],
+    });
+    const invoice = (await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body;
+    const intentId = `pi_${randomBytes(8).toString('hex')}`;
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), intentId, 'processing'),
+      ]);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const transaction = charged.body.transaction;
+    expect(transaction).toMatchObject({ status: 'pending', gateway_account: null });
+
+    const event = JSON.parse(
+      paymentIntentSucceeded({
+        eventId: `evt_${randomBytes(8).toString('hex')}`,
+        intentId,
+        amount: 4620,
+        currency: 'eur',
+        reference: transaction.id,
+      }),
+    );
+    // Stripe sends the event to both endpoints; M's arrives first.
+    expect((await deliverStripe(app.url, event, { secret: SECRET_M, account: m })).status).toBe(200);
+    const first = await waitFor('the first delivery to be settled', async () => {
+      const row = await app.runtime.db
+        .selectFrom('inbox')
+        .selectAll()
+        .where('gateway_event_id', 'like', `${event.id}@%`)
+        .where('gateway_account', '=', m)
+        .executeTakeFirst();
+      return row && row.status !== 'received' && row.status !== 'retrying' ? row : undefined;
+    });
+    expect(first).toMatchObject({ gateway_account: m, status: 'exception' });
+    // Then the payment's own (default) route gets it.
+    const own = await deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET });
+    expect(own.status).toBe(200);
+    const paid = await waitFor(
+      'the invoice to be paid',
+      async () => {
+        const read = (await app.api('GET', `/v1/invoices/${invoice.id}`)).body;
+        return read.status === 'PAID' ? read : undefined;
+      },
+      20_000,
+    );
+    expect(paid).toMatchObject({ status: 'PAID', amount_paid: 4620 });
+    // One exception, M's, naming both accounts; the own route's copy is stored under the event id.
+    const rows = await app.runtime.db
+      .selectFrom('inbox')
+      .select(['id', 'gateway_account', 'gateway_event_id', 'status'])
+      .where('gateway_event_id', 'like', `${event.id}%`)
+      .orderBy('received_at')
+      .execute();
+    expect(rows).toEqual([
+      expect.objectContaining({
+        gateway_account: m,
+        gateway_event_id: `${event.id}@${first.id}`,
+        status: 'exception',
+      }),
+      expect.objectContaining({ gateway_account: null, gateway_event_id: event.id, status: 'processed' }),
+    ]);
+    const exceptions = await app.runtime.db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'gateway_account', 'inbox_id'])
+      .where(
+        'inbox_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .execute();
+    expect(exceptions).toEqual([{ kind: 'unknown_entity', gateway_account: m, inbox_id: first.id }]);
+    // A later copy on the own route is a duplicate again: nothing is booked twice.
+    expect((await deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET })).status).toBe(200);
+    const stored = await app.runtime.db
+      .selectFrom('inbox')
+      .select('id')
+      .where('gateway_event_id', 'like', `${event.id}%`)
+      .execute();
+    expect(stored).toHaveLength(2);
+  });
+
+  it("books a dispute of a default-account payment whose event reached M's route first (no status poll rescues it)", async () => {
+    const DISPUTE = stripeFixture('webhook.charge.dispute.created.json');
+    const customer = await app.api('POST', '/v1/customers', { email: 'bob@example.com' });
+    await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.body.id,
+      currency: 'gbp',
+      lines: [{ description: 'Pro plan', amount: 1500 }],
+    });
+    const invoice = (await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body;
+    const intentId = `pi_${randomBytes(8).toString('hex')}`;
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(async (request: Request) => [
+        200,
+        intentEchoing(new URLSearchParams(await request.text()), intentId, 'succeeded'),
+      ]);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const transaction = charged.body.transaction;
+    const event = {
+      ...DISPUTE,
+      id: `evt_${randomBytes(8).toString('hex')}`,
+      data: { object: { ...DISPUTE.data.object, id: `du_${intentId}`, payment_intent: intentId } },
+    };
+    expect((await deliverStripe(app.url, event, { secret: SECRET_M, account: m })).status).toBe(200);
+    await waitFor('the first delivery to be settled', async () => {
+      const row = await app.runtime.db
+        .selectFrom('inbox')
+        .selectAll()
+        .where('gateway_event_id', 'like', `${event.id}@%`)
+        .where('gateway_account', '=', m)
+        .executeTakeFirst();
+      return row && row.status === 'exception' ? row : undefined;
+    });
+    expect((await deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET })).status).toBe(200);
+    const disputes = async () =>
+      (await app.api('GET', '/v1/disputes?limit=100')).body.data.filter(
+        (d: { transaction: string }) => d.transaction === transaction.id,
+      );
+    const found = await waitFor(
+      'the dispute to be recorded',
+      async () => {
+        const list = await disputes();
+        return list.length > 0 ? list : undefined;
+      },
+      20_000,
+    );
+    expect(found).toEqual([expect.objectContaining({ status: 'open', amount: 500 })]);
+  });
+});
