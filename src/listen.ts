@@ -7,12 +7,13 @@ export class PortUnavailable extends Error {
 }
 
 /**
- * How long, in ms, an idle keep-alive connection stays open (Node's default is 5 s). A client closes an
- * idle connection a little before the `Keep-Alive: timeout=` the server announces (undici: 1 s
- * before); a client running late (a busy machine) can send a request on a connection the server is
- * closing at that moment, and it fails ("other side closed"). A load balancer in front keeps idle
- * connections to the server for about a minute (AWS ALB: 60 s): above that, the balancer, not the
- * server, closes them. The idle connections close at once when the process stops (`drain`).
+ * How long, in ms, an idle keep-alive connection stays open (Node's default is 5 s). A client closes
+ * an idle connection a little before the `Keep-Alive: timeout=` the server announces (undici: by its
+ * keepAliveTimeoutThreshold, a second or two); a client running late (a busy machine) can send a
+ * request on a connection the server is closing at that moment, and it fails ("other side closed").
+ * A load balancer in front keeps idle connections to the server for about a minute (AWS ALB: 60 s):
+ * above that, the balancer, not the server, closes them. The idle connections close at once when the
+ * process stops (`drain`).
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
