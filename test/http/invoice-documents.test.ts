@@ -16,16 +16,21 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
     await stopOfflineTestApp(app);
   });
 
-  /** GETs `path` with the admin key: status, content type and the body's bytes. */
-  async function download(path: string) {
+  /**
+   * GETs the PDF at `path` with the admin key and returns its bytes; fails the test, with the answer
+   * as the message, unless it is a 200 `application/pdf` starting `%PDF-` (so an error answer is
+   * never read as a PDF without text).
+   */
+  async function download(path: string): Promise<Buffer> {
     const response = await fetch(`${app.url}${path}`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
-    return {
-      status: response.status,
-      type: response.headers.get('content-type') ?? '',
-      body: Buffer.from(await response.arrayBuffer()),
-    };
+    const body = Buffer.from(await response.arrayBuffer());
+    const answer = `GET ${path}: ${response.status} ${body.subarray(0, 500).toString('latin1')}`;
+    expect(response.status, answer).toBe(200);
+    expect(response.headers.get('content-type'), answer).toBe('application/pdf');
+    expect(body.subarray(0, 5).toString(), answer).toBe('%PDF-');
+    return body;
   }
 
   /** A finalized invoice of `lines` in `currency` for a new customer with a Stripe card, with `details`. */
@@ -76,11 +81,7 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
     expect(paid.status).toBe(201);
     expect(paid.body.amount_due).toBe(1622);
 
-    const pdf = await download(`/v1/invoices/${invoice.id}/pdf`);
-    expect(pdf.status).toBe(200);
-    expect(pdf.type).toBe('application/pdf');
-    expect(pdf.body.subarray(0, 5).toString()).toBe('%PDF-');
-    const text = pdfText(pdf.body);
+    const text = pdfText(await download(`/v1/invoices/${invoice.id}/pdf`));
     expect(text).toContain(`Invoice ${invoice.number}`);
     expect(text).toContain('Hosting, December');
     expect(text).toContain(`Invoice number: ${invoice.number}`);
@@ -156,10 +157,7 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
       [offline.id, '20.00 EUR', 'Offline: CHECK (ref 000123)'],
       [gateway.id, '30.00 EUR', `stripe ${charged.body.transaction.gateway_transaction_id}`],
     ]) {
-      const receipt = await download(`/v1/transactions/${id}/receipt`);
-      expect(receipt.status).toBe(200);
-      expect(receipt.type).toBe('application/pdf');
-      const text = pdfText(receipt.body);
+      const text = pdfText(await download(`/v1/transactions/${id}/receipt`));
       expect(text).toContain(`Receipt ${id}`);
       expect(text).toContain(amount);
       expect(text).toContain(`Method: ${method}`);
@@ -192,7 +190,7 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
     // Without expand the invoice carries no list (as Stripe's invoice; GET /v1/credit-notes?invoice= too).
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.credit_notes).toBeUndefined();
 
-    const text = pdfText((await download(`/v1/invoices/${invoice.id}/pdf`)).body);
+    const text = pdfText(await download(`/v1/invoices/${invoice.id}/pdf`));
     expect(text).toContain('Credit notes');
     const note = read.body.credit_notes[0];
     // A row too long for the page wraps at spaces: read the text as one run.
@@ -228,7 +226,7 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
     expect(noReceipt.status).toBe(409);
     expect(noReceipt.body.error.code).toBe('transaction_not_succeeded');
     // A zero-exponent currency prints whole yen.
-    const text = pdfText((await download(`/v1/invoices/${invoice.id}/pdf`)).body);
+    const text = pdfText(await download(`/v1/invoices/${invoice.id}/pdf`));
     expect(text).toContain('1500 JPY');
   });
 });
