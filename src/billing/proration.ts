@@ -395,7 +395,7 @@ export function splitCredit(
 /**
  * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`) off the locked OPEN period
  * invoice `invoice` at `now`: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
- * adds it to `proration_credited` and takes it off `amount_due` (PAID, off the charge schedule, once
+ * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
  * nothing is left due), and logs `invoice.proration_credited`.
  */
 async function creditInvoice(
@@ -419,6 +419,7 @@ async function creditInvoice(
   const settled = due === 0n;
   await work.update('invoices', invoice, {
     proration_credited: credited,
+    proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
     ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
     updated_at: now,
@@ -426,6 +427,7 @@ async function creditInvoice(
   await invoiceActivity(work, invoice, 'invoice.proration_credited', {
     amount: -part.total,
     proration_credited: credited,
+    proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
     ...(settled ? { status: 'PAID' } : {}),
   });

@@ -7,8 +7,8 @@ import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerIn } from '../support/collection.ts';
-import { paidStripeInvoice } from '../support/flow.ts';
+import { customerWith, ledgerIn } from '../support/collection.ts';
+import { paidStripeInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
 /**
@@ -272,5 +272,44 @@ describe('a downgrade over an unpaid period invoice', () => {
       .where('id', '=', subscription.id)
       .executeTakeFirstOrThrow();
     expect(row.plan_id).not.toBe(small);
+  });
+
+  it('a refund of the lowered invoice gives back tax at what it still asks, not at its whole ratio (GBP, 25% plan → untaxed plan)', async () => {
+    const plan = (amount: number, taxRatePpm: number) =>
+      insertPlan(db, { currency: 'GBP', price: { model: 'FLAT_FEE', amount }, taxRatePpm });
+    const [big, small] = [await plan(2000, 250_000), await plan(1000, 0)];
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer.id, planId: big, paymentMethodId: method!.id },
+      feb1,
+    );
+    const periodInvoice = invoices[0]!.id;
+    // 2000 + 500 tax; Feb 15: 1000 + 250 tax of unused time credited, 500 untaxed charged: −750 of which −250 tax.
+    const change = await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -250n, total: -750n });
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      proration_credited: 750n,
+      proration_tax_credited: 250n,
+      amount_due: 1750n,
+    });
+    const { seen } = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${periodInvoice}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    expect(seen[0]!.params.get('amount')).toBe('1750');
+    stripeRefundSucceeds('re_open_credit_tax');
+    const refund = await app.api('POST', `/v1/invoices/${periodInvoice}/refund`, {});
+    expect(refund.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    // (500 − 250) × 1750 / (2500 − 750) = 250 of tax, not 500 × 1750 / 2500 = 350: all given back, nothing owed.
+    const notes = await app.api('GET', `/v1/invoices/${periodInvoice}?expand=credit_notes`);
+    expect(
+      notes.body.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    ).toEqual([[1500, 250]]);
+    const books = await ledgerIn(app, 'GBP');
+    expect({ earned: (books.revenue ?? 0) + (books.refunds ?? 0), tax: books.tax_payable ?? 0 }).toEqual({
+      earned: 0,
+      tax: 0,
+    });
   });
 });
