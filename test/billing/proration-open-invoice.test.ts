@@ -6,6 +6,7 @@ import { changeSubscription, splitCredit } from '../../src/billing/proration.ts'
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
+import { ValidationError } from '../../src/errors.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
 import { paidStripeInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
@@ -312,4 +313,60 @@ describe('a downgrade over an unpaid period invoice', () => {
       tax: 0,
     });
   });
+
+  it('a net credit over the OPEN period invoice after a change invoice is refused 422; once the period invoice is voided the cash-paid time is customer credit (HUF)', async () => {
+    const plan = (amount: number) =>
+      insertPlan(db, { currency: 'HUF', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 0 });
+    const [a, b] = [await plan(2000), await plan(4000)];
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: a },
+      feb1,
+    );
+    const periodInvoice = invoices[0]!.id;
+    // Feb 8 (21 of 28 days left): up to 4000: 3000 − 1500 = 1500 invoiced, paid by bank transfer.
+    const feb8 = new Date('2027-02-08T00:00:00Z');
+    const up = await changeSubscription(db, 'system', subscription.id, { planId: b }, feb8, false);
+    expect(up.invoice?.total).toBe(1500n);
+    await recordOfflinePayment(db, 'system', up.invoice!.id, { method: 'BANK', amount: 1500n });
+    // Feb 15: back down: 2000 of unused 4000-plan time (charged by the period invoice and the change
+    // invoice together) − 1000 = 1000 credit. Taken off the period invoice, a void would send it to revenue.
+    const down = () => changeSubscription(db, 'system', subscription.id, { planId: a }, feb15, false);
+    const refused = down();
+    await expect(refused).rejects.toThrow(ValidationError);
+    await expect(refused).rejects.toMatchObject({
+      status: 422,
+      fields: {
+        proration: expect.stringMatching(
+          new RegExp(
+            `credits 1000 HUF.*${periodInvoice} \\(still owes 2000\\).*${up.invoice!.id}.*pay or void ${periodInvoice} first, or change with proration none`,
+          ),
+        ),
+      },
+    });
+    // Nothing changed.
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 2000n,
+      proration_credited: 0n,
+    });
+    const sub = await db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', subscription.id)
+      .executeTakeFirstOrThrow();
+    expect(sub.plan_id).toBe(b);
+    // The way out: void the period invoice; the change then credits the cash-paid 4000-plan time to the customer.
+    await voidInvoice(db, 'system', periodInvoice);
+    const after = await down();
+    expect(after.creditedToInvoice).toBeNull();
+    const books = await ledgerIn(app, 'HUF');
+    expect({ credit: books['customer_credit:customer'] ?? 0, revenue: books.revenue ?? 0 }).toEqual({
+      credit: -1000,
+      revenue: -500,
+    });
+  });
+
 });
