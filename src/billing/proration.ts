@@ -413,7 +413,8 @@ export function splitCredit(
  * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`) off the locked OPEN period
  * invoice `invoice` at `now`: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
  * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
- * nothing is left due), and logs `invoice.proration_credited`.
+ * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
+ * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
  */
 async function creditInvoice(
   work: UnitOfWork,
@@ -448,6 +449,18 @@ async function creditInvoice(
     amount_due: due,
     ...(settled ? { status: 'PAID' } : {}),
   });
+  // Cleared by the credit: PAID as by a payment, so the merchant hears of it (the outbound
+  // `invoice.paid` event is built from this activity); no money moved (`amount` 0).
+  if (settled) {
+    await invoiceActivity(work, invoice, 'invoice.paid', {
+      currency: invoice.currency,
+      amount: 0n,
+      amount_paid: invoice.amount_paid,
+      amount_due: 0n,
+      paid_by: 'proration_credit',
+      proration_credited: credited,
+    });
+  }
 }
 
 /**

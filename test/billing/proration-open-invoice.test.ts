@@ -7,6 +7,7 @@ import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { eventTypeOf } from '../../src/outbound/events.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
 import { paidStripeInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
@@ -369,4 +370,27 @@ describe('a downgrade over an unpaid period invoice', () => {
     });
   });
 
+  it('a credit that clears the period invoice logs invoice.paid, so the merchant gets the outbound invoice.paid event (AUD)', async () => {
+    const { subscription, periodInvoice, small } = await subscribed('AUD');
+    await recordOfflinePayment(db, 'system', periodInvoice, { method: 'BANK', amount: 1800n });
+    await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      status: 'PAID',
+      amount_due: 0n,
+      proration_credited: 200n,
+    });
+    const log = await app.api('GET', `/v1/activities?resource=${periodInvoice}&limit=100`);
+    const paid = log.body.data.filter((a: { action: string }) => a.action === 'invoice.paid');
+    // The offline payment left 200 due (invoice.payment_applied); the credit cleared it.
+    expect(paid).toHaveLength(1);
+    expect(paid[0].data).toMatchObject({
+      currency: 'AUD',
+      amount: '0',
+      amount_paid: '1800',
+      amount_due: '0',
+      paid_by: 'proration_credit',
+      proration_credited: '200',
+    });
+    expect(eventTypeOf(paid[0])).toBe('invoice.paid');
+  });
 });
