@@ -252,19 +252,29 @@ export async function recurringLines(
 
 /**
  * Inserts a credit note of `amount` on an invoice whose credit notes, with this one, give back
- * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative): its tax is
- * `tax × givenBack / total`, rounded half away from zero, less what the earlier ISSUED notes hold,
- * within 0 … amount, or within the invoice's tax … 0 for an invoice whose tax is negative (its credits
- * carry more tax than its charges: a refund of it gives back that negative tax, 500 net and −100 tax
- * for a refund of all of 1000 untaxed less a 500 credit at 20%).
+ * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative). Its tax is worked
+ * over what the invoice still asks once prorated changes credited it while owed (`proration_credited`,
+ * which took its own tax, `proration_tax_credited`, at the change's ratio: billing/proration.ts): with
+ * `asked` = total − proration_credited and `taxAsked` = tax − proration_tax_credited, it is `taxAsked ×
+ * givenBack / asked`, rounded half away from zero, never beyond `taxAsked`, less what the earlier
+ * ISSUED notes hold, within 0 … amount, or within `taxAsked` … 0 when that is negative (the credits
+ * carry more tax than the charges: a refund gives back that negative tax, 500 net and −100 tax for a
+ * refund of all of 1000 untaxed less a 500 credit at 20%). 2500 (500 tax) less a change's 750 (250
+ * tax), 1750 refunded → 250 × 1750 / 1750 = 250 tax, not 500 × 1750 / 2500 = 350.
  */
 async function insertCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   o: { refundId: string | null; amount: bigint; givenBack: bigint; reason: string | null },
 ): Promise<CreditNoteRow> {
-  const share = (tax: bigint) => (invoice.total > 0n ? prorate(tax, o.givenBack, invoice.total) : 0n);
-  const target = invoice.tax < 0n ? -share(-invoice.tax) : share(invoice.tax);
+  const asked = invoice.total - invoice.proration_credited;
+  const taxAsked = invoice.tax - invoice.proration_tax_credited;
+  const share = (tax: bigint) => {
+    if (asked <= 0n) return 0n;
+    const part = prorate(tax, o.givenBack, asked);
+    return part > tax ? tax : part;
+  };
+  const target = taxAsked < 0n ? -share(-taxAsked) : share(taxAsked);
   const earlier = await work.trx
     .selectFrom('credit_notes')
     .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))
@@ -272,7 +282,7 @@ async function insertCreditNote(
     .where('status', '=', 'ISSUED')
     .executeTakeFirstOrThrow();
   let tax = target - BigInt(earlier.tax);
-  if (invoice.tax < 0n) {
+  if (taxAsked < 0n) {
     if (tax > 0n) tax = 0n;
   } else if (tax < 0n) tax = 0n;
   if (tax > o.amount) tax = o.amount;

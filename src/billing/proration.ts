@@ -329,15 +329,32 @@ async function owedPeriodInvoice(
  * as a credit note on an open invoice lowers its amount due (Stripe); only the rest, what was paid
  * beyond the lowered total, becomes customer credit, which is refundable in cash. So voiding the
  * invoice or writing it off later leaves no credit for time never paid (PRODUCT §11).
+ *
+ * Only when the period invoice alone funds the period (`basis`, its `chargedBasis`, lists no prorated
+ * change invoices): after a change invoice (an upgrade, paid in cash or not) part of the unused time
+ * credited was charged by that invoice, and taking it off the period invoice would send it back to
+ * revenue, not to the customer, if that invoice is voided (2000 a month, up to 4000 on day 8 paid
+ * 1500 by bank, back down on day 15: 1000 credit, of which cash-paid time, lost on a void). Which part
+ * of the credit each invoice funded is not recorded, so such a credit over an owed period invoice is
+ * refused.
+ * @throws ValidationError (field `proration`) for a net credit over an owed period invoice when the
+ * period has change invoices: it names the credit, the invoice and what it owes, and the change
+ * invoices; the way out: pay or void the period invoice first, or change with proration none
  * @throws ConflictError `charge_in_flight` when a charge of that invoice is pending or unknown: it was
  * asked for the amount due before the credit, and what the customer paid is not known yet
  */
 async function creditOwedPeriod(
   trx: Kysely<Database>,
   owed: InvoiceRow | undefined,
+  basis: ChargedBasis | undefined,
   proration: InvoicePreview,
 ): Promise<bigint> {
   if (!owed || proration.total >= 0n) return 0n;
+  if (basis && basis.invoices.length > 0) {
+    throw new ValidationError('proration credit over an owed period invoice after changes', {
+      proration: `this change credits ${-proration.total} ${proration.currency} (tax included) of unused time that this period's invoices ${owed.id} (still owes ${owed.amount_due}) and the earlier changes' ${basis.invoices.join(', ')} charged together, and which part each funded is not known, so it can neither lower what ${owed.id} owes nor become customer credit while ${owed.id} is unpaid. Nothing changed; pay or void ${owed.id} first, or change with proration none`,
+    });
+  }
   const inFlight = await trx
     .selectFrom('transactions')
     .select(['id', 'status'])
@@ -395,8 +412,9 @@ export function splitCredit(
 /**
  * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`) off the locked OPEN period
  * invoice `invoice` at `now`: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
- * adds it to `proration_credited` and takes it off `amount_due` (PAID, off the charge schedule, once
- * nothing is left due), and logs `invoice.proration_credited`.
+ * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
+ * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
+ * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
  */
 async function creditInvoice(
   work: UnitOfWork,
@@ -419,6 +437,7 @@ async function creditInvoice(
   const settled = due === 0n;
   await work.update('invoices', invoice, {
     proration_credited: credited,
+    proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
     ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
     updated_at: now,
@@ -426,9 +445,22 @@ async function creditInvoice(
   await invoiceActivity(work, invoice, 'invoice.proration_credited', {
     amount: -part.total,
     proration_credited: credited,
+    proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
     ...(settled ? { status: 'PAID' } : {}),
   });
+  // Cleared by the credit: PAID as by a payment, so the merchant hears of it (the outbound
+  // `invoice.paid` event is built from this activity); no money moved (`amount` 0).
+  if (settled) {
+    await invoiceActivity(work, invoice, 'invoice.paid', {
+      currency: invoice.currency,
+      amount: 0n,
+      amount_paid: invoice.amount_paid,
+      amount_due: 0n,
+      paid_by: 'proration_credit',
+      proration_credited: credited,
+    });
+  }
 }
 
 /**
@@ -445,7 +477,8 @@ async function creditInvoice(
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
  * the period (`refuseFullOverChanges`), a prorated change of a period changed before bases were
  * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
- * (`refuseCreditOfGivenBack`); ConflictError `charge_in_flight` for a net credit while a charge of the
+ * (`refuseCreditOfGivenBack`), or a net credit over an OPEN period invoice in a period with change
+ * invoices (`creditOwedPeriod`); ConflictError `charge_in_flight` for a net credit while a charge of the
  * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`)
  */
 export async function changeSubscription(
@@ -530,7 +563,7 @@ export async function changeSubscription(
     refuseDebtOnCredit(proration);
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
-    const onOwed = await creditOwedPeriod(work.trx, owed, proration);
+    const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
       return { subscription, proration, invoice: null, credited, creditedToInvoice, usageInvoice: null };

@@ -226,6 +226,12 @@ export interface InvoicesTable {
    */
   proration_credited: MoneyWithDefault;
   /**
+   * Of `proration_credited`, the tax (minor units; the credits' tax shares, each at its change's own
+   * ratio, so below 0 when the changes' credits carried negative tax): credit notes split their tax
+   * over what the invoice still asks, (tax − this) over (total − proration_credited).
+   */
+  proration_tax_credited: MoneyWithDefault;
+  /**
    * Of `credit_applied`, what was given back to the customer's credit by a credit note (a
    * cancellation's refund: billing/credit-returns.ts), minor units, 0 … credit_applied. A void gives
    * the applied credit back without it (`inv_…:credit_returned`).

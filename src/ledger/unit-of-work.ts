@@ -31,6 +31,7 @@ const UPDATABLE = {
     amount_paid: 'bigint',
     amount_due: 'bigint',
     proration_credited: 'bigint',
+    proration_tax_credited: 'bigint',
     status: 'text',
     paid_at: 'timestamptz',
     charge_at: 'timestamptz',

@@ -6,9 +6,11 @@ import { changeSubscription, splitCredit } from '../../src/billing/proration.ts'
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
+import { ValidationError } from '../../src/errors.ts';
+import { eventTypeOf } from '../../src/outbound/events.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerIn } from '../support/collection.ts';
-import { paidStripeInvoice } from '../support/flow.ts';
+import { customerWith, ledgerIn } from '../support/collection.ts';
+import { paidStripeInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
 /**
@@ -272,5 +274,123 @@ describe('a downgrade over an unpaid period invoice', () => {
       .where('id', '=', subscription.id)
       .executeTakeFirstOrThrow();
     expect(row.plan_id).not.toBe(small);
+  });
+
+  it('a refund of the lowered invoice gives back tax at what it still asks, not at its whole ratio (GBP, 25% plan → untaxed plan)', async () => {
+    const plan = (amount: number, taxRatePpm: number) =>
+      insertPlan(db, { currency: 'GBP', price: { model: 'FLAT_FEE', amount }, taxRatePpm });
+    const [big, small] = [await plan(2000, 250_000), await plan(1000, 0)];
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer.id, planId: big, paymentMethodId: method!.id },
+      feb1,
+    );
+    const periodInvoice = invoices[0]!.id;
+    // 2000 + 500 tax; Feb 15: 1000 + 250 tax of unused time credited, 500 untaxed charged: −750 of which −250 tax.
+    const change = await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -250n, total: -750n });
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      proration_credited: 750n,
+      proration_tax_credited: 250n,
+      amount_due: 1750n,
+    });
+    const { seen } = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${periodInvoice}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    expect(seen[0]!.params.get('amount')).toBe('1750');
+    stripeRefundSucceeds('re_open_credit_tax');
+    const refund = await app.api('POST', `/v1/invoices/${periodInvoice}/refund`, {});
+    expect(refund.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    // (500 − 250) × 1750 / (2500 − 750) = 250 of tax, not 500 × 1750 / 2500 = 350: all given back, nothing owed.
+    const notes = await app.api('GET', `/v1/invoices/${periodInvoice}?expand=credit_notes`);
+    expect(
+      notes.body.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    ).toEqual([[1500, 250]]);
+    const books = await ledgerIn(app, 'GBP');
+    expect({ earned: (books.revenue ?? 0) + (books.refunds ?? 0), tax: books.tax_payable ?? 0 }).toEqual({
+      earned: 0,
+      tax: 0,
+    });
+  });
+
+  it('a net credit over the OPEN period invoice after a change invoice is refused 422; once the period invoice is voided the cash-paid time is customer credit (HUF)', async () => {
+    const plan = (amount: number) =>
+      insertPlan(db, { currency: 'HUF', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 0 });
+    const [a, b] = [await plan(2000), await plan(4000)];
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body.id;
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: a },
+      feb1,
+    );
+    const periodInvoice = invoices[0]!.id;
+    // Feb 8 (21 of 28 days left): up to 4000: 3000 − 1500 = 1500 invoiced, paid by bank transfer.
+    const feb8 = new Date('2027-02-08T00:00:00Z');
+    const up = await changeSubscription(db, 'system', subscription.id, { planId: b }, feb8, false);
+    expect(up.invoice?.total).toBe(1500n);
+    await recordOfflinePayment(db, 'system', up.invoice!.id, { method: 'BANK', amount: 1500n });
+    // Feb 15: back down: 2000 of unused 4000-plan time (charged by the period invoice and the change
+    // invoice together) − 1000 = 1000 credit. Taken off the period invoice, a void would send it to revenue.
+    const down = () => changeSubscription(db, 'system', subscription.id, { planId: a }, feb15, false);
+    const refused = down();
+    await expect(refused).rejects.toThrow(ValidationError);
+    await expect(refused).rejects.toMatchObject({
+      status: 422,
+      fields: {
+        proration: expect.stringMatching(
+          new RegExp(
+            `credits 1000 HUF.*${periodInvoice} \\(still owes 2000\\).*${up.invoice!.id}.*pay or void ${periodInvoice} first, or change with proration none`,
+          ),
+        ),
+      },
+    });
+    // Nothing changed.
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 2000n,
+      proration_credited: 0n,
+    });
+    const sub = await db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', subscription.id)
+      .executeTakeFirstOrThrow();
+    expect(sub.plan_id).toBe(b);
+    // The way out: void the period invoice; the change then credits the cash-paid 4000-plan time to the customer.
+    await voidInvoice(db, 'system', periodInvoice);
+    const after = await down();
+    expect(after.creditedToInvoice).toBeNull();
+    const books = await ledgerIn(app, 'HUF');
+    expect({ credit: books['customer_credit:customer'] ?? 0, revenue: books.revenue ?? 0 }).toEqual({
+      credit: -1000,
+      revenue: -500,
+    });
+  });
+
+  it('a credit that clears the period invoice logs invoice.paid, so the merchant gets the outbound invoice.paid event (AUD)', async () => {
+    const { subscription, periodInvoice, small } = await subscribed('AUD');
+    await recordOfflinePayment(db, 'system', periodInvoice, { method: 'BANK', amount: 1800n });
+    await changeSubscription(db, 'system', subscription.id, { planId: small }, feb15, false);
+    expect(await invoiceRow(periodInvoice)).toMatchObject({
+      status: 'PAID',
+      amount_due: 0n,
+      proration_credited: 200n,
+    });
+    const log = await app.api('GET', `/v1/activities?resource=${periodInvoice}&limit=100`);
+    const paid = log.body.data.filter((a: { action: string }) => a.action === 'invoice.paid');
+    // The offline payment left 200 due (invoice.payment_applied); the credit cleared it.
+    expect(paid).toHaveLength(1);
+    expect(paid[0].data).toMatchObject({
+      currency: 'AUD',
+      amount: '0',
+      amount_paid: '1800',
+      amount_due: '0',
+      paid_by: 'proration_credit',
+      proration_credited: '200',
+    });
+    expect(eventTypeOf(paid[0])).toBe('invoice.paid');
   });
 });
