@@ -11,6 +11,7 @@ import {
   applyAsBatch,
   booksIn,
   canonicalEvent,
+  insertGatewayAccount,
   moneyCoreDatabase,
   pendingCharge,
   succeededCharge,
@@ -23,22 +24,9 @@ beforeEach(async () => {
 });
 afterEach(() => db?.destroy());
 
-/** A gateway account `id` (`gwa_…`) of `gateway`, as `POST /v1/gateway-accounts` stores one (credentials unread here). */
-async function stripeAccount(id: string, gateway: 'stripe' | 'securepay' = 'stripe') {
-  await db
-    .insertInto('gateway_accounts')
-    .values({
-      id,
-      gateway,
-      name: id,
-      mode: 'test',
-      api_base: null,
-      credentials: Buffer.from('x'),
-      credentials_key_id: 'k',
-      credentials_last4: '{}',
-    })
-    .execute();
-}
+/** A gateway account `id` (`gwa_…`) of `gateway` (money-core's `insertGatewayAccount`). */
+const stripeAccount = (id: string, gateway: 'stripe' | 'securepay' = 'stripe') =>
+  insertGatewayAccount(db, id, gateway);
 
 /** A balance transaction line of `kind` (minor units; net = gross - fee), occurring now. */
 const line = (
