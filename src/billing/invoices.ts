@@ -473,7 +473,8 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
  * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
  * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
- * (its `charge_at` cleared). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
+ * (its `charge_at` cleared; paid whole by the credit, it logs `invoice.paid` with `paid_by:
+ * customer_credit` besides `invoice.finalized`, so the outbound event fires). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
  * at the end of `work` (`numberAtEnd`: the returned row's `number` is still null), and takes its
  * payment terms from itself, else its customer, else 0 (net N days:
  * `due_date` = now + N × 24 h, stored with the terms used). The due date says when payment is owed;
@@ -524,6 +525,19 @@ export async function finalizeLocked<I extends InvoiceRow>(
     total: invoice.total,
     ...(credit > 0n ? { credit_applied: credit } : {}),
   });
+  // Paid whole by the customer's credit: PAID as by a payment, so the merchant hears of it (the
+  // outbound `invoice.paid` event is built from this activity); no money moved (`amount` 0). An
+  // invoice of 0 is PAID with nothing to pay: no event.
+  if (status === 'PAID' && credit > 0n) {
+    await invoiceActivity(work, invoice, 'invoice.paid', {
+      currency: invoice.currency,
+      amount: 0n,
+      amount_paid: 0n,
+      amount_due: 0n,
+      paid_by: 'customer_credit',
+      credit_applied: credit,
+    });
+  }
   // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
   return { ...invoice, ...changes };
 }

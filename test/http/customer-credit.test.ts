@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { eventTypeOf } from '../../src/outbound/events.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { payOpenOffline } from '../support/collection.ts';
 import { createTestDatabase } from '../support/database.ts';
@@ -181,6 +182,40 @@ describe('POST /v1/customers/:id/credit/refund pays credit back through the gate
     expect((await app.api('GET', `/v1/customers/${customer.body.id}`)).body.credit).toEqual([
       { currency: 'EUR', amount: 385 },
     ]);
+  });
+
+  it('an invoice the credit pays whole at finalization logs invoice.paid, so the merchant gets the outbound event; one of 0 logs none', async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'paidbycredit@example.com' });
+    await downgradeCredit(customer.body.id);
+    // 385 EUR of credit: an invoice of 300 is paid whole by it at finalization, 85 left.
+    const finalized = async (amount: number) => {
+      const draft = await app.api('POST', '/v1/invoices', {
+        customer: customer.body.id,
+        currency: 'eur',
+        lines: [{ description: 'Extra seats', amount, quantity: 1 }],
+      });
+      expect(draft.status).toBe(201);
+      const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+      expect(invoice.body).toMatchObject({ status: 'PAID', amount_due: 0 });
+      const log = await app.api('GET', `/v1/activities?resource=${draft.body.id}&limit=100`);
+      return log.body.data.filter((a: { action: string }) => a.action === 'invoice.paid');
+    };
+    const paid = await finalized(300);
+    expect(paid).toHaveLength(1);
+    expect(paid[0].data).toMatchObject({
+      currency: 'EUR',
+      amount: '0',
+      amount_paid: '0',
+      amount_due: '0',
+      paid_by: 'customer_credit',
+      credit_applied: '300',
+    });
+    expect(eventTypeOf(paid[0])).toBe('invoice.paid');
+    expect((await app.api('GET', `/v1/customers/${customer.body.id}`)).body.credit).toEqual([
+      { currency: 'EUR', amount: 85 },
+    ]);
+    // Nothing to pay, nothing paid: no invoice.paid.
+    expect(await finalized(0)).toEqual([]);
   });
 
   it("locks the payment's invoice before the customer's credit, as every unit of work does (no deadlock with a cancellation or finalization)", async () => {
