@@ -92,7 +92,8 @@ function insertStatement(
       return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`;
     });
     text = `INSERT INTO inbox (id, gateway, gateway_account, gateway_event_id, event_type, body) VALUES ${rows.join(', ')}`;
-    if (skipStored) text += ' ON CONFLICT (gateway, gateway_event_id) DO NOTHING RETURNING id';
+    if (skipStored)
+      text += ' ON CONFLICT (gateway, gateway_account, gateway_event_id) DO NOTHING RETURNING id';
     insertTexts.set(name, text);
   }
   return { name, text, values };
@@ -113,7 +114,7 @@ function jobStatementName(text: string): string {
  * Stores verified deliveries durably, several per transaction (group commit): a transaction starts
  * once the event loop's turn is over (or when one in flight ends) and inserts every waiting
  * delivery's inbox row in one statement and one `webhook.process` job naming
- * them — rows and job commit together. A delivery whose gateway and event id are already stored is
+ * them — rows and job commit together. A delivery whose gateway, gateway account and event id are already stored is
  * answered as a duplicate: no row, no job. A delivery is answered only after its transaction
  * committed. When the transaction fails because of a row's content (`ROW_ERROR_CLASSES`, e.g. an
  * event id too long for the index), each delivery of the batch is stored again in a transaction of

@@ -36,7 +36,8 @@ export type ApplyResult =
       /**
        * The event names another gateway account's row than the delivery's (`otherAccount`): the
        * delivery came in on the wrong account's route, and the same event may still arrive on the
-       * right one (the inbox frees its event id for it).
+       * right one (the inbox dedupes per account: it is stored and applied there); its row retries
+       * nothing (src/reconcile/process.ts `decide`).
        */
       otherAccount?: true;
     };
@@ -101,9 +102,10 @@ const accountName = (account: string | null) => account ?? "the gateway's defaul
  * delivery's (`context.gatewayAccount`), else undefined. A delivery is verified with its account's
  * secrets (PRODUCT.md §12), so it speaks for that account's money only: one naming another account's
  * row changes nothing, and is not retried (the row is known; it will not become this account's). A
- * person reads the event at both accounts. Marked `otherAccount`: the inbox frees the delivery's
- * event id (src/reconcile/process.ts `decide`), so the same event on the row's own account's route
- * (one gateway account registered twice, while it moves) is still stored and applied.
+ * person reads the event at both accounts. Marked `otherAccount` (its row retries nothing for its
+ * other events: src/reconcile/process.ts `decide`); the same event on the row's own account's route
+ * (one gateway account registered twice, while it moves) is still stored and applied there, as the
+ * inbox dedupes per gateway account (migration 0044).
  * @param event the event that named the row
  * @param transactionId the payment the row is (or belongs to), for the exception
  */

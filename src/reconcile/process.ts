@@ -39,8 +39,6 @@ interface Decision {
   status: InboxStatus;
   outcome: string;
   exceptions: NewException[];
-  /** Its event id is freed once done: an event of it named another gateway account's row. */
-  releaseEventId: boolean;
 }
 
 /**
@@ -49,9 +47,9 @@ interface Decision {
  * exceptions name the gateway account the delivery came for (`gateway_account`, null: the default).
  * A row one of whose events names another account's payment, refund or dispute (`otherAccount`: it
  * came in on the wrong account's route) is an exception at once, without retrying for its other
- * events (its events not found raise nothing: they are that other account's too), and frees its
- * event id, so the same event delivered on the right account's route is stored and applied rather
- * than dropped as a duplicate. Each such delivery stored raises its own exception.
+ * events (its events not found raise nothing: they are that other account's too). The inbox dedupes
+ * per gateway account (migration 0044), so the same event delivered on the right account's route is
+ * stored and applied whatever became of this copy.
  */
 function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Decision {
   const { row, request } = prepared;
@@ -60,7 +58,7 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
   if (missing && !request.finalAttempt && !elsewhere) {
     if (results.some((r) => r.kind === 'applied'))
       throw alone ? new RetryLater(missing.message) : new RowByRow();
-    return { status: 'retrying', outcome: missing.message, exceptions: [], releaseEventId: false };
+    return { status: 'retrying', outcome: missing.message, exceptions: [] };
   }
   const exceptions = results.flatMap((r): NewException[] =>
     r.kind === 'exception'
@@ -88,18 +86,8 @@ function decide(prepared: Prepared, results: ApplyResult[], alone: boolean): Dec
         : [],
   );
   if (exceptions.length > 0)
-    return {
-      status: 'exception',
-      outcome: exceptions.map((e) => e.kind).join(', '),
-      exceptions,
-      releaseEventId: elsewhere,
-    };
-  return {
-    status: 'processed',
-    outcome: results.map((r) => r.kind).join(', '),
-    exceptions: [],
-    releaseEventId: false,
-  };
+    return { status: 'exception', outcome: exceptions.map((e) => e.kind).join(', '), exceptions };
+  return { status: 'processed', outcome: results.map((r) => r.kind).join(', '), exceptions: [] };
 }
 
 /**
@@ -139,7 +127,7 @@ async function applyRows(
       status: decisions[i]!.status,
       outcome: decisions[i]!.outcome,
       events: item.events,
-      releaseEventId: item.releaseEventId || decisions[i]!.releaseEventId,
+      releaseEventId: item.releaseEventId,
     })),
   );
   return decisions;

@@ -1,8 +1,8 @@
 // One Stripe account registered twice (the environment's default account and gateway account M with
 // the same keys, while the operator moves it): Stripe sends each event to both endpoints, each with
-// its own signing secret. The inbox dedupes by (gateway, event id) across accounts, so a copy on the
-// wrong account's route, refused there (`unknown_entity`, not retried), frees its event id: the copy
-// on the payment's own route is still stored and booked (src/reconcile/process.ts `decide`).
+// its own signing secret. The inbox dedupes per gateway account (migration 0044), so the copy on the
+// wrong account's route, refused there (`unknown_entity`, not retried), never makes the copy on the
+// payment's own route a duplicate, whichever comes first: that one is stored and booked.
 import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +36,9 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
     await stopOfflineTestApp(app);
   });
 
-  it("books a default-account payment whose event reached M's route first", async () => {
-    const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com' });
+  /** A default-account Stripe charge of 4620 EUR left pending (processing) on a new invoice. */
+  async function pendingDefaultCharge(email: string) {
+    const customer = await app.api('POST', '/v1/customers', { email });
     await app.api('POST', '/v1/payment-methods', {
       customer: customer.body.id,
       gateway: 'stripe',
@@ -60,7 +61,6 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     const transaction = charged.body.transaction;
     expect(transaction).toMatchObject({ status: 'pending', gateway_account: null });
-
     const event = JSON.parse(
       paymentIntentSucceeded({
         eventId: `evt_${randomBytes(8).toString('hex')}`,
@@ -70,13 +70,29 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
         reference: transaction.id,
       }),
     );
+    return { invoice, event };
+  }
+
+  /** Invoice `id` once PAID. */
+  const paidInvoice = (id: string) =>
+    waitFor(
+      'the invoice to be paid',
+      async () => {
+        const read = (await app.api('GET', `/v1/invoices/${id}`)).body;
+        return read.status === 'PAID' ? read : undefined;
+      },
+      20_000,
+    );
+
+  it("books a default-account payment whose event reached M's route first", async () => {
+    const { invoice, event } = await pendingDefaultCharge('ada@example.com');
     // Stripe sends the event to both endpoints; M's arrives first.
     expect((await deliverStripe(app.url, event, { secret: SECRET_M, account: m })).status).toBe(200);
     const first = await waitFor('the first delivery to be settled', async () => {
       const row = await app.runtime.db
         .selectFrom('inbox')
         .selectAll()
-        .where('gateway_event_id', 'like', `${event.id}@%`)
+        .where('gateway_event_id', '=', event.id)
         .where('gateway_account', '=', m)
         .executeTakeFirst();
       return row && row.status !== 'received' && row.status !== 'retrying' ? row : undefined;
@@ -85,28 +101,16 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
     // Then the payment's own (default) route gets it.
     const own = await deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET });
     expect(own.status).toBe(200);
-    const paid = await waitFor(
-      'the invoice to be paid',
-      async () => {
-        const read = (await app.api('GET', `/v1/invoices/${invoice.id}`)).body;
-        return read.status === 'PAID' ? read : undefined;
-      },
-      20_000,
-    );
-    expect(paid).toMatchObject({ status: 'PAID', amount_paid: 4620 });
-    // One exception, M's, naming both accounts; the own route's copy is stored under the event id.
+    expect(await paidInvoice(invoice.id)).toMatchObject({ status: 'PAID', amount_paid: 4620 });
+    // One exception, M's, naming both accounts; each route's copy is stored under the event id.
     const rows = await app.runtime.db
       .selectFrom('inbox')
       .select(['id', 'gateway_account', 'gateway_event_id', 'status'])
-      .where('gateway_event_id', 'like', `${event.id}%`)
+      .where('gateway_event_id', '=', event.id)
       .orderBy('received_at')
       .execute();
     expect(rows).toEqual([
-      expect.objectContaining({
-        gateway_account: m,
-        gateway_event_id: `${event.id}@${first.id}`,
-        status: 'exception',
-      }),
+      expect.objectContaining({ gateway_account: m, gateway_event_id: event.id, status: 'exception' }),
       expect.objectContaining({ gateway_account: null, gateway_event_id: event.id, status: 'processed' }),
     ]);
     const exceptions = await app.runtime.db
@@ -119,14 +123,38 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
       )
       .execute();
     expect(exceptions).toEqual([{ kind: 'unknown_entity', gateway_account: m, inbox_id: first.id }]);
-    // A later copy on the own route is a duplicate again: nothing is booked twice.
+    // A later copy on either route is a duplicate there: nothing is booked twice, no second exception.
     expect((await deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET })).status).toBe(200);
+    expect((await deliverStripe(app.url, event, { secret: SECRET_M, account: m })).status).toBe(200);
     const stored = await app.runtime.db
       .selectFrom('inbox')
       .select('id')
-      .where('gateway_event_id', 'like', `${event.id}%`)
+      .where('gateway_event_id', '=', event.id)
       .execute();
     expect(stored).toHaveLength(2);
+  });
+
+  it('books it when both copies arrive together, before either is processed (the freed-id way lost the second)', async () => {
+    const { invoice, event } = await pendingDefaultCharge('cy@example.com');
+    const [onM, own] = await Promise.all([
+      deliverStripe(app.url, event, { secret: SECRET_M, account: m }),
+      deliverStripe(app.url, event, { secret: STRIPE_WEBHOOK_SECRET }),
+    ]);
+    expect([onM.status, own.status]).toEqual([200, 200]);
+    expect(await paidInvoice(invoice.id)).toMatchObject({ status: 'PAID', amount_paid: 4620 });
+    const rows = await waitFor('both copies to be settled', async () => {
+      const stored = await app.runtime.db
+        .selectFrom('inbox')
+        .select(['gateway_account', 'status'])
+        .where('gateway_event_id', '=', event.id)
+        .orderBy('gateway_account')
+        .execute();
+      return stored.every((r) => r.status === 'processed' || r.status === 'exception') ? stored : undefined;
+    });
+    expect(rows).toEqual([
+      { gateway_account: m, status: 'exception' },
+      { gateway_account: null, status: 'processed' },
+    ]);
   });
 
   it("books a dispute of a default-account payment whose event reached M's route first (no status poll rescues it)", async () => {
@@ -164,7 +192,7 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
       const row = await app.runtime.db
         .selectFrom('inbox')
         .selectAll()
-        .where('gateway_event_id', 'like', `${event.id}@%`)
+        .where('gateway_event_id', '=', event.id)
         .where('gateway_account', '=', m)
         .executeTakeFirst();
       return row && row.status === 'exception' ? row : undefined;
