@@ -36,8 +36,17 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
     await stopOfflineTestApp(app);
   });
 
-  /** A default-account Stripe charge of 4620 EUR left pending (processing) on a new invoice. */
-  async function pendingDefaultCharge(email: string) {
+  /**
+   * A new invoice of `amount` (minor units of `currency`) charged through the default account's Stripe
+   * payment method, Stripe answering `status`: the invoice as finalized, the charge's transaction and
+   * the payment intent's id.
+   */
+  async function defaultCharge(
+    email: string,
+    currency: string,
+    amount: number,
+    status: 'processing' | 'succeeded',
+  ) {
     const customer = await app.api('POST', '/v1/customers', { email });
     await app.api('POST', '/v1/payment-methods', {
       customer: customer.body.id,
@@ -47,8 +56,8 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
     });
     const draft = await app.api('POST', '/v1/invoices', {
       customer: customer.body.id,
-      currency: 'eur',
-      lines: [{ description: 'Pro plan', amount: 4620 }],
+      currency,
+      lines: [{ description: 'Pro plan', amount }],
     });
     const invoice = (await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body;
     const intentId = `pi_${randomBytes(8).toString('hex')}`;
@@ -56,10 +65,16 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
       .post('/v1/payment_intents')
       .reply(async (request: Request) => [
         200,
-        intentEchoing(new URLSearchParams(await request.text()), intentId, 'processing'),
+        intentEchoing(new URLSearchParams(await request.text()), intentId, status),
       ]);
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
-    const transaction = charged.body.transaction;
+    return { invoice, charged: charged.body, intentId };
+  }
+
+  /** A default-account Stripe charge of 4620 EUR left pending (processing), and its success event. */
+  async function pendingDefaultCharge(email: string) {
+    const { invoice, charged, intentId } = await defaultCharge(email, 'eur', 4620, 'processing');
+    const transaction = charged.transaction;
     expect(transaction).toMatchObject({ status: 'pending', gateway_account: null });
     const event = JSON.parse(
       paymentIntentSucceeded({
@@ -159,29 +174,9 @@ describe("one Stripe event delivered to two gateway accounts' routes", () => {
 
   it("books a dispute of a default-account payment whose event reached M's route first (no status poll rescues it)", async () => {
     const DISPUTE = stripeFixture('webhook.charge.dispute.created.json');
-    const customer = await app.api('POST', '/v1/customers', { email: 'bob@example.com' });
-    await app.api('POST', '/v1/payment-methods', {
-      customer: customer.body.id,
-      gateway: 'stripe',
-      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-      gateway_customer_id: 'cus_SRCIP043oBsNpV',
-    });
-    const draft = await app.api('POST', '/v1/invoices', {
-      customer: customer.body.id,
-      currency: 'gbp',
-      lines: [{ description: 'Pro plan', amount: 1500 }],
-    });
-    const invoice = (await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`)).body;
-    const intentId = `pi_${randomBytes(8).toString('hex')}`;
-    nock(STRIPE_API_BASE)
-      .post('/v1/payment_intents')
-      .reply(async (request: Request) => [
-        200,
-        intentEchoing(new URLSearchParams(await request.text()), intentId, 'succeeded'),
-      ]);
-    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    const transaction = charged.body.transaction;
+    const { charged, intentId } = await defaultCharge('bob@example.com', 'gbp', 1500, 'succeeded');
+    expect(charged.invoice.status).toBe('PAID');
+    const transaction = charged.transaction;
     const event = {
       ...DISPUTE,
       id: `evt_${randomBytes(8).toString('hex')}`,
