@@ -80,6 +80,25 @@ export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string)
   return BigInt(row.amount);
 }
 
+/**
+ * An invoice's charges still in flight (`pending` or `unknown`), by id (reads `transactions`, owned by
+ * payments/): what the gateway may yet take for it, so what is left due is not known. Read it under
+ * the invoice's lock (`lockInvoice`). A void, a new charge and a change's credit over the invoice
+ * each refuse while there is one.
+ */
+export function chargesInFlight(
+  trx: Kysely<Database>,
+  invoiceId: string,
+): Promise<Pick<TransactionRow, 'id' | 'status'>[]> {
+  return trx
+    .selectFrom('transactions')
+    .select(['id', 'status'])
+    .where('invoice_id', '=', invoiceId)
+    .where('status', 'in', ['pending', 'unknown'])
+    .orderBy('id')
+    .execute();
+}
+
 /** A payment and what is still refundable on it (`refundable`), minor units of its currency. */
 export interface RefundRoom {
   transaction: TransactionRow;

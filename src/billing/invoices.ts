@@ -19,6 +19,7 @@ import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
 import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from './customer-credit.ts';
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
+import { chargesInFlight } from './invoice-payment.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -729,12 +730,7 @@ export async function voidLocked(
   data: Record<string, unknown> = {},
 ): Promise<void> {
   const id = invoice.id;
-  const inFlight = await work.trx
-    .selectFrom('transactions')
-    .select('id')
-    .where('invoice_id', '=', id)
-    .where('status', 'in', ['pending', 'unknown'])
-    .executeTakeFirst();
+  const [inFlight] = await chargesInFlight(work.trx, id);
   if ((invoice.status !== 'OPEN' && invoice.status !== 'DRAFT') || invoice.amount_paid > 0n || inFlight) {
     throw new ConflictError(
       'invoice_not_voidable',

@@ -9,6 +9,7 @@ import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { overpaymentGivenBack, recurringGivenBack, recurringLines } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
+import { chargesInFlight } from './invoice-payment.ts';
 import {
   finalizeLocked,
   insertInvoice,
@@ -355,13 +356,7 @@ async function creditOwedPeriod(
       proration: `this change credits ${-proration.total} ${proration.currency} (tax included) of unused time that this period's invoices ${owed.id} (still owes ${owed.amount_due}) and the earlier changes' ${basis.invoices.join(', ')} charged together, and which part each funded is not known, so it can neither lower what ${owed.id} owes nor become customer credit while ${owed.id} is unpaid. Nothing changed; pay or void ${owed.id} first, or change with proration none`,
     });
   }
-  const inFlight = await trx
-    .selectFrom('transactions')
-    .select(['id', 'status'])
-    .where('invoice_id', '=', owed.id)
-    .where('status', 'in', ['pending', 'unknown'])
-    .orderBy('id')
-    .execute();
+  const inFlight = await chargesInFlight(trx, owed.id);
   if (inFlight.length > 0) {
     throw new ConflictError(
       'charge_in_flight',

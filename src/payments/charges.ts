@@ -2,6 +2,7 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { unscheduleCharge } from '../billing/charge-schedule.ts';
 import { assertCustomerOpen } from '../billing/customer-status.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
+import { chargesInFlight } from '../billing/invoice-payment.ts';
 import { getInvoice, type InvoiceWithLines, lockInvoice } from '../billing/invoices.ts';
 import { recordCardDetails } from '../billing/payment-methods.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.ts';
@@ -135,12 +136,7 @@ export async function startCharge(
     await clientForAccount(gateways, method.gateway, method.gateway_account);
     // Refused before anything is created: an amount the gateway would misread or refuse never starts.
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
-    const inFlight = await work.trx
-      .selectFrom('transactions')
-      .select(['id', 'status'])
-      .where('invoice_id', '=', invoiceId)
-      .where('status', 'in', ['pending', 'unknown'])
-      .executeTakeFirst();
+    const [inFlight] = await chargesInFlight(work.trx, invoiceId);
     if (inFlight) {
       throw new ConflictError(
         'charge_in_progress',
