@@ -1,6 +1,6 @@
 import { PgBoss, type QueueOptions, type UpdateQueueOptions } from 'pg-boss';
 import type { Config } from '../config/env.ts';
-import { deadQueueOf, QUEUES, type QueueName } from './queues.ts';
+import { deadQueueOf, QUEUES, QUEUES_AND_DEAD_LETTERS, type QueueName } from './queues.ts';
 
 /** Dead letters are kept 30 days for an operator to retry or delete. */
 const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
@@ -70,6 +70,8 @@ export function createBoss(
  * Completed jobs are deleted after a day (`webhook.process`: an hour).
  */
 export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> {
+  const names = QUEUES_AND_DEAD_LETTERS.flatMap(({ name, dead }) => [name, dead]);
+  const existing = new Set((await boss.getQueues(names)).map((queue) => queue.name));
   const sweepPolicy = {
     retryLimit: 2,
     retryDelay: 10,
@@ -86,9 +88,9 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     QUEUES.settlementSync,
     QUEUES.webhookEndpointDispatch,
   ])
-    await queueWithDeadLetter(boss, sweep, sweepPolicy);
+    await queueWithDeadLetter(boss, existing, sweep, sweepPolicy);
   // A refund the gateway left unknown: retried from a minute on, doubling, up to an hour apart.
-  await queueWithDeadLetter(boss, QUEUES.invoiceRefund, {
+  await queueWithDeadLetter(boss, existing, QUEUES.invoiceRefund, {
     retryLimit: 6,
     retryDelay: 60,
     retryBackoff: true,
@@ -97,7 +99,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
   });
   // An outbound event's delivery: from WEBHOOK_ENDPOINT_RETRY_DELAY_SECONDS (60 s) on, doubling with
   // jitter, at most six hours apart: 19 retries span about three days at the default.
-  await queueWithDeadLetter(boss, QUEUES.webhookEndpointDeliver, {
+  await queueWithDeadLetter(boss, existing, QUEUES.webhookEndpointDeliver, {
     retryLimit: WEBHOOK_ENDPOINT_RETRY_LIMIT,
     retryDelay: config.WEBHOOK_ENDPOINT_RETRY_DELAY_SECONDS,
     retryBackoff: true,
@@ -106,7 +108,7 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
     deleteAfterSeconds: COMPLETED_JOB_SECONDS,
     notify: true,
   });
-  await queueWithDeadLetter(boss, QUEUES.webhookProcess, {
+  await queueWithDeadLetter(boss, existing, QUEUES.webhookProcess, {
     retryLimit: config.WEBHOOK_RETRY_LIMIT,
     retryDelay: config.WEBHOOK_RETRY_DELAY_SECONDS,
     retryBackoff: true,
@@ -121,16 +123,20 @@ export async function ensureQueues(boss: PgBoss, config: Config): Promise<void> 
 }
 
 /**
- * Creates queue `name` with `policy` and its dead-letter queue `<name>.dead` (kept 30 days), and
- * applies `policy` to the queue when it already existed (createQueue leaves an existing queue as it is).
+ * Creates queue `name` with `policy` and its dead-letter queue `<name>.dead` (kept 30 days) when they
+ * are not in `existing` (the queues read once at the start of `ensureQueues`), and applies `policy`
+ * to the queue in any case (createQueue leaves a queue another process created meanwhile as it is).
+ * Queues that exist cost one statement, not three: every process's start makes this call.
  */
 async function queueWithDeadLetter(
   boss: PgBoss,
+  existing: ReadonlySet<string>,
   name: QueueName,
   policy: Omit<QueueOptions, 'deadLetter'> & UpdateQueueOptions,
 ): Promise<void> {
   const deadLetter = deadQueueOf(name);
-  await boss.createQueue(deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
-  await boss.createQueue(name, { ...policy, deadLetter });
+  if (!existing.has(deadLetter))
+    await boss.createQueue(deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
+  if (!existing.has(name)) await boss.createQueue(name, { ...policy, deadLetter });
   await boss.updateQueue(name, { ...policy, deadLetter });
 }

@@ -75,9 +75,13 @@ describe('scheduled sweeps', () => {
       retryDelayMax: 6 * 3600,
       deadLetter: `${QUEUES.webhookEndpointDeliver}.dead`,
     });
-    // The inbox row is a webhook's lasting record: its completed job goes after an hour.
+    // The inbox row is a webhook's lasting record: its completed job goes after an hour. The queue
+    // existed (the template database was made with the defaults: 8 retries from 5 s): this start's
+    // settings (2 from 1 s, test/support/app.ts) are applied to it.
     expect(await app.runtime.boss.getQueue(QUEUES.webhookProcess)).toMatchObject({
       deleteAfterSeconds: 3600,
+      retryLimit: 2,
+      retryDelay: 1,
     });
   });
 
