@@ -90,12 +90,12 @@ function fakeStripeCharges(answer: (call: ChargeCall) => Promise<Answer>): Charg
 /** The payment intent Stripe creates for an attempt (one per idempotency key, as Stripe does). */
 /** Invoices raced per test: `npm test`'s and `npm run test:deep`'s (test/support/depth.ts). */
 const INVOICES = {
-  simultaneousCharges: byDepth(20, 40),
-  chargeAndWebhook: byDepth(20, 40),
-  failedWebhook: byDepth(16, 30),
-  movedTwice: byDepth(12, 24),
-  movedTwiceAtStripe: byDepth(6, 12),
-  tenRefunds: byDepth(16, 30),
+  simultaneousCharges: byDepth(10, 40),
+  chargeAndWebhook: byDepth(12, 40),
+  failedWebhook: byDepth(8, 30),
+  movedTwice: byDepth(6, 24),
+  movedTwiceAtStripe: byDepth(4, 12),
+  tenRefunds: byDepth(8, 30),
 } as const;
 
 const intentOf = (reference: string) => `pi_for_${reference}`;

@@ -28,18 +28,18 @@ const SECRET = 'whsec_scale_secret';
 const ADMIN_KEY = 'bh_scale_admin_key_0123456789abcdef';
 // The load's sizes are `npm test`'s and `npm run test:deep`'s (test/support/depth.ts).
 /** Seeded pending payments settled by webhooks (each event delivered to both web processes). */
-const PAYMENTS = byDepth(150, 300);
+const PAYMENTS = byDepth(80, 300);
 /** Open invoices each charged by both web processes at once. */
-const CHARGES = byDepth(30, 60);
+const CHARGES = byDepth(16, 60);
 /** Gateway accounts created over the API while the load runs (PRODUCT.md §12). */
 const ACCOUNTS = 4;
 /**
  * The last payments: made on those accounts (a payment method of each), and their webhooks delivered
  * to their accounts' routes once created (a delivery moves only its own account's money).
  */
-const ACCOUNT_PAYMENTS = byDepth(20, 40);
+const ACCOUNT_PAYMENTS = byDepth(12, 40);
 /** Subscriptions started three months ago: periods 1–3 are due, renewed by both workers. */
-const SUBSCRIPTIONS = byDepth(10, 20);
+const SUBSCRIPTIONS = byDepth(6, 20);
 const DAY = 86_400_000;
 
 function succeededEvent(n: number): string {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /**
  * How hard the suite's load, fuzz and property tests push, from the environment's `TEST_DEPTH`:
- * - `quick` (the default, `npm test`): about a third of the cases and half the load, with the same
+ * - `quick` (the default, `npm test`): about a third of the cases and a quarter to a half of the load
+ *   (the race and scale tests, the suite's costliest, a quarter to a third), with the same
  *   properties, scenarios, seeds and assertions, so the whole suite stays within 3 minutes on the
  *   idle 2-core reference machine (issue #23);
  * - `deep` (`npm run test:deep`, which CI runs after `npm test`): the full counts, in only the files
