@@ -16,6 +16,7 @@ import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-wor
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { ppmToPercent } from '../money/rates.ts';
 import { splitTaxes, type TaxShare, type TaxSplit } from '../money/taxes.ts';
+import { DAY_MS } from '../time.ts';
 import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from './customer-credit.ts';
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
@@ -545,7 +546,7 @@ export async function finalizeLocked<I extends InvoiceRow>(
 
 /** `terms` days (net N) after `finalizedAt`: the due date of an invoice finalized then. */
 function dueDate(finalizedAt: Date, terms: number): Date {
-  return new Date(finalizedAt.getTime() + terms * 86_400_000);
+  return new Date(finalizedAt.getTime() + terms * DAY_MS);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { PlanInterval } from '../db/schema.ts';
+import { DAY_MS } from '../time.ts';
 
 /**
  * Billing periods of a subscription, in UTC. Period n starts at `anchor + n × intervalCount intervals`
@@ -22,8 +23,6 @@ export interface Period {
   start: Date;
   end: Date;
 }
-
-const DAY_MS = 86_400_000;
 
 /** Days in month `month` (0-11) of `year`, UTC. */
 function daysInMonth(year: number, month: number): number {

@@ -4,6 +4,7 @@ import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { DAY_MS } from '../time.ts';
 import { cancelLocked } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
@@ -55,7 +56,6 @@ export interface NewSubscription {
 
 /** How far back a `start_at` may be (clock skew between caller and server), milliseconds. */
 const START_SKEW_MS = 5 * 60_000;
-const DAY_MS = 86_400_000;
 
 /** A subscription as created or changed, with the invoices that change made. */
 export interface SubscriptionChange {

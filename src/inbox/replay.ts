@@ -7,6 +7,7 @@ import { raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type WebhookProcessJob } from '../queue/queues.ts';
+import { DAY_MS } from '../time.ts';
 
 /** The dead-letter queue of `webhook.process`. */
 const DEAD_WEBHOOKS = deadQueueOf(QUEUES.webhookProcess);
@@ -169,7 +170,7 @@ function finishedBefore(db: Db, statuses: InboxStatus[], retentionDays: number, 
       'in',
       statuses.map((status) => sql.lit(status)),
     )
-    .where('received_at', '<', new Date(now.getTime() - retentionDays * 86_400_000));
+    .where('received_at', '<', new Date(now.getTime() - retentionDays * DAY_MS));
 }
 
 /**

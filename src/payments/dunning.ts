@@ -9,8 +9,7 @@ import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../time.ts';
 
 /**
  * The dunning schedule: `retryDays` are whole days after an invoice's first failed automatic charge

@@ -4,8 +4,7 @@ import { expectedFee, type FeeExpectation } from '../config/settlement.ts';
 import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../time.ts';
 
 /** Most charges one check raises per gateway per run; the next run takes the rest. */
 const LIMIT = 1_000;

@@ -6,11 +6,10 @@ import type { SettlementRange, SettlementSource } from '../gateways/settlement.t
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
+import { DAY_MS } from '../time.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from './checks.ts';
 import type { SettlementAccount } from './lines.ts';
 import { recordSettlementReport, type SettlementTotals } from './record.ts';
-
-const DAY_MS = 86_400_000;
 
 /** A gateway account that can be asked for its settlement data, with its adapter's source. */
 export interface AccountSource {

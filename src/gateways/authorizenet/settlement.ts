@@ -1,4 +1,5 @@
 import { fromGateway } from '../../money/gateway-amount.ts';
+import { DAY_MS } from '../../time.ts';
 import type {
   PayoutReport,
   PayoutStatus,
@@ -50,8 +51,6 @@ function payoutStatusOf(settlementState: string): PayoutStatus {
   if (settlementState === 'error') return 'failed';
   return 'pending';
 }
-
-const DAY_MS = 86_400_000;
 
 /**
  * `range` ([from, to)) cut into the inclusive windows getSettledBatchList takes: at most
