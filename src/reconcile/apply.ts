@@ -94,7 +94,7 @@ function paidBy(payment: TransactionRow): { id: string; currency: string; amount
 }
 
 /** A gateway account as a person reads it: its `gwa_…` id, or the default account (null). */
-const accountName = (account: string | null) => account ?? "the gateway's default account";
+const describeAccount = (account: string | null) => account ?? "the gateway's default account";
 
 /**
  * An `unknown_entity` exception when `row` (a payment, refund or dispute: its `id` and its
@@ -122,8 +122,8 @@ function otherAccount(
     transactionId,
     otherAccount: true,
     message:
-      `${event.type} event ${event.gatewayEventId} was received for ${accountName(context.gatewayAccount)} ` +
-      `but names ${row.id}, which is on ${accountName(row.gateway_account)}: nothing changed; ` +
+      `${event.type} event ${event.gatewayEventId} was received for ${describeAccount(context.gatewayAccount)} ` +
+      `but names ${row.id}, which is on ${describeAccount(row.gateway_account)}: nothing changed; ` +
       "a delivery speaks only for the account whose secret verified it (check the account's webhook endpoint at the gateway)",
   };
 }
