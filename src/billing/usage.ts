@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
@@ -19,6 +19,21 @@ import { transitionSubscription } from './subscription-status.ts';
  * aggregated per period (SUM, MAX or COUNT of their values) and priced by the plan's metered prices;
  * a running estimate of the current period's usage cost per customer; usage limits that warn or
  * suspend once the estimate crosses them.
+ *
+ * One period, one metric, priced once (PRODUCT §11): a plan change mid-period bills the usage so far
+ * at the old plan's prices and the rest at the new plan's, but a period's usage of a metric is never
+ * aggregated twice. The part of the period after the change continues from where the part before
+ * stopped: its quantity is the rise of the period's aggregate (SUM and COUNT: the units after the
+ * change; MAX: how far the period's maximum rose above the maximum before the change, 0 when it did
+ * not) and its amount `priceFor(price, whole) − priceFor(price, before)`, `before` and `whole` being
+ * the aggregates of the period up to the change and up to the window's end. So a MAX is billed once
+ * (units up to the earlier maximum at the old price, the rise above it at the new), a graduated
+ * (TIERED) price's free tier and flat amounts are given and charged once per period (the units after
+ * the change fall in the tiers after the units before it), and a PER_UNIT SUM or COUNT bills what it
+ * always did. VOLUME and STAIRSTEP prices price the period's whole quantity at one tier, which a split
+ * period cannot: a plan change mid-period is refused (409 `usage_split_unpriceable`,
+ * `refuseUnpriceableUsageSplit`) when either plan prices a metric the new plan meters that way and the
+ * period has usage of it before the change.
  */
 
 /** A usage event as sent: `value` in whole units of the metric; `timestamp` defaults to now. */
@@ -204,55 +219,88 @@ export interface MeteredUsage {
   price: MeteredPrice['price'];
 }
 
-/** Each metered price of `metered` with its quantity from `aggregates` (0 when no event) priced by `priceFor`. */
-function priceUsage(metered: readonly MeteredPrice[], aggregates: Map<string, Aggregate>): MeteredUsage[] {
+/**
+ * A metric's usage in a period up to the end of a window (`whole`) and up to its start (`before`: the
+ * part of the period billed already, empty when the window starts the period).
+ */
+interface WindowAggregates {
+  whole: Aggregate;
+  before: Aggregate;
+}
+
+/** The quantity `aggregation` makes of `aggregate` (units). */
+const quantityOf = (aggregation: Aggregation, aggregate: Aggregate): bigint =>
+  aggregation === 'SUM' ? aggregate.sum : aggregation === 'MAX' ? aggregate.max : aggregate.count;
+
+/**
+ * Each metered price of `metered` priced for the window of `aggregates` (no event: quantity 0), as the
+ * rest of its period (see the module's comment): `quantity` = whole − before (units), `amount` =
+ * `priceFor(price, whole) − priceFor(price, before)` (minor units); with nothing before, the window's
+ * own aggregate priced by `priceFor`.
+ * @throws RangeError when the amount would be negative: a VOLUME or STAIRSTEP price over a period
+ * split before it (a plan change refuses that, `refuseUnpriceableUsageSplit`)
+ */
+function priceUsage(
+  metered: readonly MeteredPrice[],
+  aggregates: Map<string, WindowAggregates>,
+): MeteredUsage[] {
   return metered.map((m) => {
     const aggregate = aggregates.get(m.code);
-    const quantity = !aggregate
-      ? 0n
-      : m.aggregation === 'SUM'
-        ? aggregate.sum
-        : m.aggregation === 'MAX'
-          ? aggregate.max
-          : aggregate.count;
-    return {
-      code: m.code,
-      aggregation: m.aggregation,
-      quantity,
-      amount: priceFor(m.price, quantity),
-      price: m.price,
-    };
+    const whole = aggregate ? quantityOf(m.aggregation, aggregate.whole) : 0n;
+    const before = aggregate ? quantityOf(m.aggregation, aggregate.before) : 0n;
+    const amount = priceFor(m.price, whole) - priceFor(m.price, before);
+    if (amount < 0n) {
+      throw new RangeError(
+        `usage of ${m.code} (${m.price.model}) after ${before} units billed earlier in the period cannot be priced exactly`,
+      );
+    }
+    return { code: m.code, aggregation: m.aggregation, quantity: whole - before, amount, price: m.price };
   });
 }
 
-/** The aggregates of a group of usage events (alias `e`): the sum and maximum of their values, their count. */
-const aggregateColumns = () =>
+/**
+ * The aggregates of a group of usage events (alias `e`): the sum and maximum of their values, their
+ * count; and the same (`*_before`) of those of them before `before` (a timestamptz expression).
+ */
+const aggregateColumns = (before: RawBuilder<Date>) =>
   [
     sql<bigint>`coalesce(sum(e.value), 0)`.as('sum'),
     sql<bigint | null>`max(e.value)`.as('max'),
     sql<bigint>`count(*)`.as('count'),
+    sql<bigint>`coalesce(sum(e.value) filter (where e.occurred_at < ${before}), 0)`.as('sum_before'),
+    sql<bigint | null>`max(e.value) filter (where e.occurred_at < ${before})`.as('max_before'),
+    sql<bigint>`count(*) filter (where e.occurred_at < ${before})`.as('count_before'),
   ] as const;
 
-/** A window of time [start, end) whose usage events are aggregated and priced together. */
+/**
+ * A window of time [start, end) whose usage events are priced together, as the part of its period
+ * from `start` on: `periodStart` (≤ start; default `start`) is where its period (or trial) began, and
+ * the usage of [periodStart, start) was billed already (before a plan change in the period), so the
+ * window bills only the rise of the period's aggregate (see the module's comment).
+ */
 export interface UsageWindow {
   start: Date;
   end: Date;
+  periodStart?: Date;
 }
 
 /**
  * The invoice lines of a subscription's metered prices for each window of `windows` (usage events
- * with `occurred_at` in [start, end)), aggregated per window in one query.
+ * with `occurred_at` in [start, end), as the rest of the period begun at `periodStart`), aggregated
+ * per window in one query.
  *
- * Contract: per window, in order, one line per metered price of `plan` whose aggregated quantity
- * (SUM, MAX or COUNT of the events' values in that window) is not zero, in the plan's order: `type`
- * CHARGE, `metricCode`, `quantity` (units), PER_UNIT prices as `unitAmount` (× quantity), other models
- * as `amount` = `priceFor(price, quantity)` with `unitAmount` null, the plan's `taxRatePpm` and
- * `planId`, and the window as the line's period. Reads only; calling it twice gives the same lines as
- * long as no event of a window arrives in between (the caller decides when usage is billed, see
- * renewal.ts `billUsageUntil`).
+ * Contract: per window, in order, one line per metered price of `plan` whose quantity is not zero, in
+ * the plan's order: `type` CHARGE, `metricCode`, `quantity` (units: the SUM, MAX or COUNT of the
+ * events' values in the window; after usage of the period billed before the window, the rise of the
+ * period's aggregate, see `priceUsage`), PER_UNIT prices as `unitAmount` (× quantity), other models
+ * as `amount` (`priceFor(price, quantity)`, or the rise of the period's price) with `unitAmount`
+ * null, the plan's `taxRatePpm` and `planId`, and the window as the line's period. Reads only;
+ * calling it twice gives the same lines as long as no event of a window arrives in between (the
+ * caller decides when usage is billed, see renewal.ts `billUsageUntil`).
  * @param plan the plan the usage is priced with, parsed (`planOf`); amounts in minor units of
  * `plan.currency`
- * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
+ * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units), or
+ * as `priceUsage`
  */
 export async function usageLines(
   db: Kysely<Database>,
@@ -261,24 +309,25 @@ export async function usageLines(
   windows: readonly UsageWindow[],
 ): Promise<NewLine[]> {
   if (plan.metered.length === 0 || windows.length === 0) return [];
+  const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
   const starts = windows.map((w) => w.start.toISOString());
   const ends = windows.map((w) => w.end.toISOString());
-  const windowTable = sql<{ start: Date; end: Date; position: string }>`(
-    select * from unnest(${starts}::timestamptz[], ${ends}::timestamptz[])
-      with ordinality as t(start, "end", position)
+  const windowTable = sql<{ period_start: Date; start: Date; end: Date; position: string }>`(
+    select * from unnest(${periodStarts}::timestamptz[], ${starts}::timestamptz[], ${ends}::timestamptz[])
+      with ordinality as t(period_start, start, "end", position)
   )`;
   const rows = await db
     .selectFrom('usage_events as e')
     .innerJoin(windowTable.as('w'), (join) =>
-      join.onRef('e.occurred_at', '>=', 'w.start').onRef('e.occurred_at', '<', 'w.end'),
+      join.onRef('e.occurred_at', '>=', 'w.period_start').onRef('e.occurred_at', '<', 'w.end'),
     )
-    .select(['w.position', 'e.code', ...aggregateColumns()])
+    .select(['w.position', 'e.code', ...aggregateColumns(sql.ref('w.start'))])
     .where('e.subscription_id', '=', subscription.id)
     .groupBy(['w.position', 'e.code'])
     .execute();
   return windows.flatMap((window, i) => {
     const aggregates = new Map(
-      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregate(r)]),
+      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)]),
     );
     return priceUsage(plan.metered, aggregates)
       .filter((usage) => usage.quantity > 0n)
@@ -306,11 +355,66 @@ export async function usageLines(
   });
 }
 
-const toAggregate = (r: { sum: bigint; max: bigint | null; count: bigint }): Aggregate => ({
-  sum: BigInt(r.sum),
-  max: BigInt(r.max ?? 0n),
-  count: BigInt(r.count),
+/** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
+const toAggregates = (r: {
+  sum: bigint;
+  max: bigint | null;
+  count: bigint;
+  sum_before: bigint;
+  max_before: bigint | null;
+  count_before: bigint;
+}): WindowAggregates => ({
+  whole: { sum: BigInt(r.sum), max: BigInt(r.max ?? 0n), count: BigInt(r.count) },
+  before: { sum: BigInt(r.sum_before), max: BigInt(r.max_before ?? 0n), count: BigInt(r.count_before) },
 });
+
+/** Whether `price` prices a period's whole quantity at one tier (VOLUME, STAIRSTEP), so a period split by a change cannot be priced in parts. */
+const pricesWholeQuantity = (price: MeteredPrice['price']): boolean =>
+  price.model === 'VOLUME' || price.model === 'STAIRSTEP';
+
+/**
+ * Refuses a plan change from `oldPlan` to `newPlan` at `at`, mid usage period, that would split a
+ * period's usage of a metric no part can be priced exactly (see the module's comment): a metric the
+ * new plan meters, priced VOLUME or STAIRSTEP by either plan, with usage events in [periodStart, at).
+ * Metrics without usage yet in the period, and those the new plan does not meter (billed in full at the
+ * change), pass. Reads only.
+ * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodStart`)
+ * @throws ConflictError `usage_split_unpriceable` naming the metrics and the ways out: the change at
+ * the next cycle (`when: next_cycle`), or a plan pricing them PER_UNIT or TIERED
+ */
+export async function refuseUnpriceableUsageSplit(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  oldPlan: Plan,
+  newPlan: Plan,
+  periodStart: Date,
+  at: Date,
+): Promise<void> {
+  const wholeQuantity = newPlan.metered
+    .filter(
+      (m) =>
+        pricesWholeQuantity(m.price) ||
+        oldPlan.metered.some((o) => o.code === m.code && pricesWholeQuantity(o.price)),
+    )
+    .map((m) => m.code);
+  if (wholeQuantity.length === 0) return;
+  const used = await db
+    .selectFrom('usage_events')
+    .select('code')
+    .distinct()
+    .where('subscription_id', '=', subscription.id)
+    .where('code', 'in', wholeQuantity)
+    .where('occurred_at', '>=', periodStart)
+    .where('occurred_at', '<', at)
+    .orderBy('code')
+    .execute();
+  if (used.length === 0) return;
+  const codes = used.map((u) => u.code).join(', ');
+  throw new ConflictError(
+    'usage_split_unpriceable',
+    `this period already has usage of ${codes}, priced VOLUME or STAIRSTEP (the whole period's quantity at one tier) by the old or the new plan; a change now would bill the period in two parts that cannot be priced exactly. Nothing changed; change with when: next_cycle, or to a plan pricing ${codes} PER_UNIT or TIERED`,
+  );
+}
 
 /** One subscription's usage so far in its current period, priced. Amounts in minor units of `currency`. */
 export interface SubscriptionUsageEstimate {
@@ -333,7 +437,8 @@ export interface UsageEstimate {
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
  * period: its metered prices applied to the events of [current_period_start, current_period_end)
- * not billed yet (from `usage_billed_until` when that is later),
+ * not billed yet (from `usage_billed_until` when that is later, as the rest of the period: see
+ * `priceUsage`),
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
@@ -354,11 +459,16 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
   const rows = await db
     .selectFrom('usage_events as e')
     .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
-    .select(['e.subscription_id', 'e.code', ...aggregateColumns()])
+    .select([
+      'e.subscription_id',
+      'e.code',
+      // Usage already billed (at a plan change mid-period) is not owed any more, but the rest of the
+      // period is priced after it (`priceUsage`).
+      ...aggregateColumns(sql`greatest(s.current_period_start, s.usage_billed_until)`),
+    ])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
-    // Usage already billed (e.g. at a plan change mid-period) is not owed any more.
-    .where(sql<boolean>`e.occurred_at >= greatest(s.current_period_start, s.usage_billed_until)`)
+    .whereRef('e.occurred_at', '>=', 's.current_period_start')
     .whereRef('e.occurred_at', '<', 's.current_period_end')
     .groupBy(['e.subscription_id', 'e.code'])
     .execute();
@@ -366,7 +476,7 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     const { subscription_id, current_period_start, current_period_end, ...planRow } = row;
     const plan = planOf(planRow);
     const aggregates = new Map(
-      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregate(r)]),
+      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregates(r)]),
     );
     const lines = priceUsage(plan.metered, aggregates);
     return {

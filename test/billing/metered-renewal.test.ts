@@ -8,7 +8,7 @@ import {
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
-import { ValidationError } from '../../src/errors.ts';
+import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
@@ -299,6 +299,131 @@ describe('metered usage on renewal invoices', () => {
       .flatMap(usageOf)
       .reduce((sum: number, line: unknown[]) => sum + Number(line[0]), 0);
     expect(billedCalls).toBe(110);
+  });
+
+  /** Changes subscription `id` to plan `planId` now (prorated), at `at` on the simulated clock. */
+  const changeAt = (id: string, planId: string, at: string, preview = false) =>
+    changeSubscription(app.runtime.db, 'system', id, { planId }, new Date(at), preview);
+  /** Metered `api_calls` aggregated by `aggregation`, priced by `price` (API JSON). */
+  const calls = (aggregation: string, price: Record<string, unknown>) => ({
+    metered: [{ code: 'api_calls', aggregation, price }],
+  });
+
+  it('a MAX across an upgrade mid-period is billed once: the maximum before at the old price, its rise after at the new (SEK)', async () => {
+    // Seats: 500 öre (5 SEK) each on the small plan, 800 öre on the large one.
+    const small = await planOf(10000, 0, {
+      currency: 'SEK',
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 500 }),
+    });
+    const large = await planOf(30000, 0, {
+      currency: 'SEK',
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 800 }),
+    });
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'max-1', 8, '2027-03-05T00:00:00Z');
+    await record(id, 'max-2', 12, '2027-03-10T00:00:00Z'); // the maximum before the change
+    const change = await changeAt(id, large, '2027-03-16T00:00:00Z');
+    await record(id, 'max-3', 10, '2027-03-20T00:00:00Z'); // below 12: no rise yet
+    // The estimate prices the period's usage not billed yet as the rest of the period: no rise, 0
+    // (the old code showed the max after the change whole: 10 × 800 = 8000).
+    const estimate = (await app.api('GET', `/v1/customers/${customerId}/usage-estimate`)).body;
+    expect.soft(estimate.totals).toEqual([{ currency: 'SEK', amount: 0 }]);
+    await record(id, 'max-4', 15, '2027-03-25T00:00:00Z'); // the period's maximum
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+
+    const invoices = await invoicesOf(customerId);
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    // Before the change: max 12 × 500 = 6000 öre at the old price.
+    expect(usageOf(usageInvoice)).toEqual([
+      [12, 6000, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z'],
+    ]);
+    expect(usageInvoice).toMatchObject({ currency: 'SEK', total: 6000 });
+    // After it: the period's maximum rose from 12 to 15: 3 × 800 = 2400 öre. The old code billed the
+    // maximum after the change again whole: 15 × 800 = 12000 (seats 1–12 twice).
+    const april = invoices.at(-1);
+    expect(usageOf(april)).toEqual([[3, 2400, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april).toMatchObject({ currency: 'SEK', total: 30000 + 2400 });
+    // 15 seats in all, each billed once: 12 + 3.
+    expect(invoices.flatMap(usageOf).reduce((sum: number, l: unknown[]) => sum + Number(l[0]), 0)).toBe(15);
+  });
+
+  it("a graduated price's free tier and flat amount are given once per period across a change (SUM, JPY)", async () => {
+    // Both plans: the first 1,000 calls free; then 3 yen a call (old), or 2 yen and a flat 500 yen (new).
+    const free = (rest: Record<string, number>) =>
+      calls('SUM', {
+        model: 'TIERED',
+        tiers: [
+          { up_to: 1000, unit_amount: 0 },
+          { up_to: null, ...rest },
+        ],
+      });
+    const old = await planOf(1000, 0, { currency: 'JPY', ...free({ unit_amount: 3 }) });
+    const next = await planOf(2000, 0, { currency: 'JPY', ...free({ unit_amount: 2, flat_amount: 500 }) });
+    const { customerId, id } = await subscribe(old);
+    await record(id, 'tier-1', 600, '2027-03-10T00:00:00Z');
+    const change = await changeAt(id, next, '2027-03-16T00:00:00Z');
+    await record(id, 'tier-2', 900, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+
+    const invoices = await invoicesOf(customerId);
+    // Before the change: 600 calls, all in the free tier: 0 yen.
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    expect(usageOf(usageInvoice)).toEqual([[600, 0, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z']]);
+    // After it: calls 601–1,500 of the period at the new tiers: 601–1,000 free (400 left of the free
+    // tier), 1,001–1,500 = 500 × 2 = 1000 yen + the second tier's flat 500 = 1500 yen. The old code
+    // priced the 900 after the change as a period of their own: all free, 0 (1,500 calls, 1,500 free).
+    const april = invoices.at(-1);
+    expect(usageOf(april)).toEqual([[900, 1500, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april).toMatchObject({ currency: 'JPY', total: 2000 + 1500 });
+  });
+
+  it('refuses (409 usage_split_unpriceable) a change mid-period over usage of a VOLUME metric; next_cycle and an unused metric pass', async () => {
+    // VOLUME: every call at the tier the period's total falls in (4 öre up to 1,000, then 2 öre).
+    const volume = calls('SUM', {
+      model: 'VOLUME',
+      tiers: [
+        { up_to: 1000, unit_amount: 4 },
+        { up_to: null, unit_amount: 2 },
+      ],
+    });
+    const small = await planOf(10000, 0, { currency: 'SEK', ...volume });
+    const large = await planOf(30000, 0, { currency: 'SEK', ...volume });
+    // No usage yet in the period: the change passes (nothing to split).
+    const unused = await subscribe(small);
+    expect((await changeAt(unused.id, large, '2027-03-16T00:00:00Z')).subscription.plan_id).toBe(large);
+
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'vol-1', 800, '2027-03-10T00:00:00Z');
+    const before = await invoicesOf(customerId);
+    for (const preview of [true, false]) {
+      const refused = await changeAt(id, large, '2027-03-16T00:00:00Z', preview).catch((e) => e);
+      expect(refused).toBeInstanceOf(ConflictError);
+      expect(refused).toMatchObject({ status: 409, code: 'usage_split_unpriceable' });
+      expect(refused.message).toMatch(/api_calls.*when: next_cycle/);
+    }
+    // Nothing changed: the plan, the usage billed, the invoices.
+    const row = await app.runtime.db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ plan_id: small, usage_billed_until: new Date('2027-03-01T00:00:00Z') });
+    expect(await invoicesOf(customerId)).toEqual(before);
+    // The way out: at the next cycle, March is priced whole at the old plan: 800 × 4 = 3200 öre.
+    await changeSubscription(
+      app.runtime.db,
+      'system',
+      id,
+      { planId: large, when: 'next_cycle' },
+      new Date('2027-03-16T00:00:00Z'),
+      false,
+    );
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    const [, usageInvoice, april] = await invoicesOf(customerId);
+    expect(usageOf(usageInvoice)).toEqual([
+      [800, 3200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+    expect(april.total).toBe(30000);
   });
 
   it('a plan change at the period boundary, before the renewal ran, bills the old period at the old prices', async () => {
