@@ -316,6 +316,41 @@ describe('usage-based billing', () => {
       );
     });
 
+    it('prices a window after part of its period was billed as the rest of the period (periodStart): each metric once', async () => {
+      const { id } = await subscribe();
+      const change = new Date('2026-11-15T00:00:00Z'); // a plan change billed November up to here
+      const events: [string, number, string][] = [
+        ['calls', 100, '2026-11-05T00:00:00Z'],
+        ['seats', 8, '2026-11-05T00:00:00Z'],
+        ['builds', 1, '2026-11-05T00:00:00Z'],
+        ['storage', 60, '2026-11-05T00:00:00Z'],
+        ['calls', 50, '2026-11-20T00:00:00Z'],
+        ['seats', 6, '2026-11-20T00:00:00Z'],
+        ['builds', 1, '2026-11-20T00:00:00Z'],
+        ['builds', 1, '2026-11-21T00:00:00Z'],
+        ['storage', 30, '2026-11-20T00:00:00Z'],
+      ];
+      for (const [code, value, timestamp] of events) {
+        expect((await post(id, code, value, { timestamp })).status).toBe(201);
+      }
+      const plan = await getPlan(app.runtime.db, planId);
+      const lines = await usageLines(app.runtime.db, { id }, plan, [
+        { periodStart: PERIOD_START, start: change, end: PERIOD_END },
+      ]);
+      expect(lines.map((l) => [l.metricCode, l.quantity, l.unitAmount, l.amount])).toEqual([
+        // SUM PER_UNIT: the 50 calls after the change × 3, as a window of its own would bill them.
+        ['calls', 50, 3n, undefined],
+        // MAX: 6 after the change never rose above the period's 8 before it: no line (the window
+        // alone billed 6 × 500 = 3000 for seats billed already).
+        // COUNT TIERED (2 free, then 250 + flat 100): builds 2–3 of the period: 1 free, 1 × 250 + 100
+        // = 350 (the window alone gave both free again: 0).
+        ['builds', 2, null, 350n],
+        // SUM STAIRSTEP (up to 100: 900): the period's 90 GB cost 900, billed with the first 60: 0
+        // more (the window alone charged the step's 900 again).
+        ['storage', 30, null, 0n],
+      ]);
+    });
+
     it('prices every aggregation × price model as worked by hand (events 3, 8, 1: SUM 12, MAX 8, COUNT 3)', async () => {
       const tiers = [
         { up_to: 5, unit_amount: 100, flat_amount: 50 },
@@ -490,6 +525,73 @@ describe('usage-based billing', () => {
         ['2027-01-10', '2027-01-20'], // within the trial
       ]);
       expect(windows({ usage_billed_until: d('2027-04-10') })).toEqual([]); // all billed
+    });
+  });
+
+  describe('a plan change mid-period over usage', () => {
+    it('is 409 usage_split_unpriceable over HTTP (preview too) when a VOLUME or STAIRSTEP metric has usage earlier in the period; nothing changes', async () => {
+      const product = (await app.api('POST', '/v1/products', { name: 'Metered too' })).body;
+      const other = await app.api('POST', '/v1/plans', {
+        product: product.id,
+        name: 'Usage too',
+        currency: 'USD',
+        interval: 'MONTH',
+        price: { model: 'FLAT_FEE', amount: 0 },
+        metered: METERED,
+      });
+      expect(other.status).toBe(201);
+      // The current month is the subscriptions' period 1 (the API changes them on the wall clock).
+      const now = new Date();
+      const month = (offset: number) =>
+        new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+      const subscribeNow = async () => {
+        const { id, customerId } = await subscribe();
+        await app.runtime.db
+          .updateTable('subscriptions')
+          .set({
+            billing_anchor: month(-1),
+            start_at: month(-1),
+            current_period_start: month(0),
+            current_period_end: month(1),
+            usage_billed_until: month(0),
+          })
+          .where('id', '=', id)
+          .execute();
+        return { id, customerId };
+      };
+      const change = (id: string, preview: boolean) =>
+        app.api('POST', `/v1/subscriptions/${id}/change`, {
+          plan: other.body.id,
+          proration: 'none',
+          preview,
+        });
+      const timestamp = month(0).toISOString();
+
+      // seats (VOLUME) and storage (STAIRSTEP) used this period: refused, naming both.
+      const split = await subscribeNow();
+      expect((await post(split.id, 'seats', 3, { timestamp })).status).toBe(201);
+      expect((await post(split.id, 'storage', 50, { timestamp })).status).toBe(201);
+      for (const preview of [true, false]) {
+        const refused = await change(split.id, preview);
+        expect(refused.status).toBe(409);
+        expect(refused.body.error.code).toBe('usage_split_unpriceable');
+        expect(refused.body.error.message).toMatch(/usage of seats, storage.*when: next_cycle/);
+      }
+      const row = await app.runtime.db
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('id', '=', split.id)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ plan_id: planId, usage_billed_until: month(0) });
+      expect((await app.api('GET', `/v1/invoices?customer=${split.customerId}`)).body.data).toEqual([]);
+
+      // Only calls (PER_UNIT) and builds (TIERED) used: they split exactly, the change goes through.
+      const exact = await subscribeNow();
+      expect((await post(exact.id, 'calls', 10, { timestamp })).status).toBe(201);
+      expect((await post(exact.id, 'builds', 1, { timestamp })).status).toBe(201);
+      const changed = await change(exact.id, false);
+      expect(changed.status).toBe(200);
+      expect(changed.body.subscription.plan).toBe(other.body.id);
     });
   });
 
