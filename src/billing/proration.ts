@@ -566,8 +566,7 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
-    // A trial's usage the new plan does not bill is free: nothing of it to price after the change.
-    if (newPlan.id !== oldPlan.id && (now >= subscription.billing_anchor || newPlan.bill_trial_usage)) {
+    if (newPlan.id !== oldPlan.id) {
       const periodStart = usagePeriodStart(subscription, oldPlan, now);
       await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
     }
