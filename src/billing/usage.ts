@@ -210,7 +210,10 @@ interface Aggregate {
   count: bigint;
 }
 
-/** One metered price's usage in a period: the aggregated quantity (units) and its amount (minor units). */
+/**
+ * One metered price's usage in a period (or the rest of it, see `priceUsage`): the aggregated quantity
+ * (units) and its amount (minor units).
+ */
 export interface MeteredUsage {
   code: string;
   aggregation: Aggregation;
@@ -238,7 +241,8 @@ const quantityOf = (aggregation: Aggregation, aggregate: Aggregate): bigint =>
  * `priceFor(price, whole) − priceFor(price, before)` (minor units); with nothing before, the window's
  * own aggregate priced by `priceFor`.
  * @throws RangeError when the amount would be negative: a VOLUME or STAIRSTEP price over a period
- * split before it (a plan change refuses that, `refuseUnpriceableUsageSplit`)
+ * split before it (a plan change refuses that, `refuseUnpriceableUsageSplit`; only a change made
+ * before that refusal existed leaves such a period)
  */
 function priceUsage(
   metered: readonly MeteredPrice[],
@@ -442,6 +446,7 @@ export interface UsageEstimate {
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
+ * @throws RangeError as `priceUsage`
  */
 export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
   await getCustomer(db, customerId);
