@@ -239,10 +239,11 @@ const quantityOf = (aggregation: Aggregation, aggregate: Aggregate): bigint =>
  * Each metered price of `metered` priced for the window of `aggregates` (no event: quantity 0), as the
  * rest of its period (see the module's comment): `quantity` = whole − before (units), `amount` =
  * `priceFor(price, whole) − priceFor(price, before)` (minor units); with nothing before, the window's
- * own aggregate priced by `priceFor`.
- * @throws RangeError when the amount would be negative: a VOLUME or STAIRSTEP price over a period
- * split before it (a plan change refuses that, `refuseUnpriceableUsageSplit`; only a change made
- * before that refusal existed leaves such a period)
+ * own aggregate priced by `priceFor`. The amount is never below 0: only a VOLUME or STAIRSTEP price
+ * can cost less for the whole than for the part before (a larger quantity reaching a cheaper tier),
+ * and only over a period a plan change split before such changes were refused
+ * (`refuseUnpriceableUsageSplit`): what was billed already covers the whole period then, and the rest
+ * costs 0 rather than failing the renewal and the estimate.
  */
 function priceUsage(
   metered: readonly MeteredPrice[],
@@ -252,12 +253,8 @@ function priceUsage(
     const aggregate = aggregates.get(m.code);
     const whole = aggregate ? quantityOf(m.aggregation, aggregate.whole) : 0n;
     const before = aggregate ? quantityOf(m.aggregation, aggregate.before) : 0n;
-    const amount = priceFor(m.price, whole) - priceFor(m.price, before);
-    if (amount < 0n) {
-      throw new RangeError(
-        `usage of ${m.code} (${m.price.model}) after ${before} units billed earlier in the period cannot be priced exactly`,
-      );
-    }
+    const rise = priceFor(m.price, whole) - priceFor(m.price, before);
+    const amount = rise > 0n ? rise : 0n;
     return { code: m.code, aggregation: m.aggregation, quantity: whole - before, amount, price: m.price };
   });
 }
@@ -303,8 +300,7 @@ export interface UsageWindow {
  * caller decides when usage is billed, see renewal.ts `billUsageUntil`).
  * @param plan the plan the usage is priced with, parsed (`planOf`); amounts in minor units of
  * `plan.currency`
- * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units), or
- * as `priceUsage`
+ * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
  */
 export async function usageLines(
   db: Kysely<Database>,
@@ -446,7 +442,6 @@ export interface UsageEstimate {
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
- * @throws RangeError as `priceUsage`
  */
 export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
   await getCustomer(db, customerId);

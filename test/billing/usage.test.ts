@@ -349,6 +349,29 @@ describe('usage-based billing', () => {
         // more (the window alone charged the step's 900 again).
         ['storage', 30, null, 0n],
       ]);
+      // A VOLUME price whose whole costs less than the part billed before (a period split before such
+      // changes were refused): the 8 seats before cost 8 × 500 = 4000, the period's 12 cost 12 × 300 =
+      // 3600 at the cheaper tier: the rest of the period costs 0, not −400 (nor a failed renewal).
+      expect((await post(id, 'seats', 12, { timestamp: '2026-11-22T00:00:00Z' })).status).toBe(201);
+      const cheaperInBulk = {
+        ...plan,
+        metered: plan.metered
+          .filter((m) => m.code === 'seats')
+          .map((m) => ({
+            ...m,
+            price: {
+              model: 'VOLUME' as const,
+              tiers: [
+                { upTo: 10n, unitAmount: 500n, flatAmount: 0n },
+                { upTo: null, unitAmount: 300n, flatAmount: 0n },
+              ],
+            },
+          })),
+      };
+      const rest = await usageLines(app.runtime.db, { id }, cheaperInBulk, [
+        { periodStart: PERIOD_START, start: change, end: PERIOD_END },
+      ]);
+      expect(rest.map((l) => [l.metricCode, l.quantity, l.amount])).toEqual([['seats', 4, 0n]]);
     });
 
     it('prices every aggregation × price model as worked by hand (events 3, 8, 1: SUM 12, MAX 8, COUNT 3)', async () => {
