@@ -65,8 +65,9 @@ import { refuseUnpriceableUsageSplit } from './usage.ts';
  * priced with the plan active when it happened, and usage before the change can no longer be
  * recorded. The period's usage after the change is billed as the rest of the period, not as a
  * period of its own (usage.ts: a MAX or a free tier counted once per period and metric); a change
- * mid-period that a VOLUME or STAIRSTEP price cannot split exactly is refused
- * (`refuseUnpriceableUsageSplit`, also in a preview).
+ * mid-period after which the rest of the period cannot be priced exactly from what was billed before
+ * (another aggregation, a free trial's usage the new plan would bill, a new VOLUME or STAIRSTEP
+ * price) is refused (`refuseUnpriceableUsageSplit`, also in a preview).
  */
 
 /**
@@ -472,7 +473,9 @@ async function creditInvoice(
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
  * (SUSPENDED, CANCELLED), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
- * over usage of a VOLUME or STAIRSTEP metric, `refuseUnpriceableUsageSplit`, preview too),
+ * over earlier usage of a metric the new plan meters with another aggregation than the old plan, or
+ * prices VOLUME or STAIRSTEP, or, in a trial, bills though the old plan did not bill trial usage:
+ * `refuseUnpriceableUsageSplit`, preview too),
  * `cancellation_scheduled` (a prorated change while a cancellation is scheduled whose refund gave
  * back money of this period: its unused time would be credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or

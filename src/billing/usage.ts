@@ -30,10 +30,17 @@ import { transitionSubscription } from './subscription-status.ts';
  * (units up to the earlier maximum at the old price, the rise above it at the new), a graduated
  * (TIERED) price's free tier and flat amounts are given and charged once per period (the units after
  * the change fall in the tiers after the units before it), and a PER_UNIT SUM or COUNT bills what it
- * always did. VOLUME and STAIRSTEP prices price the period's whole quantity at one tier, which a split
- * period cannot: a plan change mid-period is refused (409 `usage_split_unpriceable`,
- * `refuseUnpriceableUsageSplit`) when either plan prices a metric the new plan meters that way and the
- * period has usage of it before the change.
+ * always did. That continuation is right only when the part before was billed, with the same metric
+ * code and aggregation: a change outside a trial, or in a trial when the old plan billed trial usage,
+ * to a plan metering the code as the old plan does. A later window cannot tell how the part before
+ * was billed, so a plan change mid-period is refused instead (409 `usage_split_unpriceable`,
+ * `refuseUnpriceableUsageSplit`), never priced by guess, when a metric the new plan meters has usage
+ * earlier in the period and: the old plan meters it with another aggregation, or not at all (an
+ * earlier plan priced it); or, in a trial, the old plan did not bill trial usage (free) and the new
+ * plan does; or the new plan prices it VOLUME or STAIRSTEP (the whole period's quantity at one tier,
+ * which a split period cannot). An old plan's VOLUME or STAIRSTEP price is no reason: the part
+ * before is billed whole at the change, and the new price continues from it. In a trial where the
+ * new plan does not bill trial usage nothing splits (the rest of the trial is free): no refusal.
  */
 
 /** A usage event as sent: `value` in whole units of the metric; `timestamp` defaults to now. */
@@ -373,46 +380,86 @@ const pricesWholeQuantity = (price: MeteredPrice['price']): boolean =>
   price.model === 'VOLUME' || price.model === 'STAIRSTEP';
 
 /**
- * Refuses a plan change from `oldPlan` to `newPlan` at `at`, mid usage period, that would split a
- * period's usage of a metric no part can be priced exactly (see the module's comment): a metric the
- * new plan meters, priced VOLUME or STAIRSTEP by either plan, with usage events in [periodStart, at).
- * Metrics without usage yet in the period, and those the new plan does not meter (billed in full at the
- * change), pass. Reads only.
+ * Why the rest of a period cannot be priced after a change (`refuseUnpriceableUsageSplit`), for the
+ * metrics `codes` (comma-separated), and the change now that could be made instead.
+ */
+const UNPRICEABLE = {
+  trial: {
+    why: (codes: string) =>
+      `the trial's usage of ${codes} so far was free on the old plan, and the new plan bills trial usage`,
+    wayOut: () => 'a plan not billing trial usage',
+  },
+  aggregation: {
+    why: (codes: string) =>
+      `the old plan meters ${codes} with another aggregation than the new plan, or not at all (an earlier plan priced it)`,
+    wayOut: (codes: string) =>
+      `a plan metering ${codes} with the old plan's aggregation, priced PER_UNIT or TIERED`,
+  },
+  whole: {
+    why: (codes: string) =>
+      `the new plan prices ${codes} VOLUME or STAIRSTEP (the whole period's quantity at one tier)`,
+    wayOut: (codes: string) => `a plan pricing ${codes} PER_UNIT or TIERED`,
+  },
+} as const;
+
+/**
+ * Refuses a plan change from `oldPlan` to `newPlan` at `at`, mid usage period, after which the rest
+ * of the period could not be priced exactly from the part before it (see the module's comment): a
+ * metric the new plan meters with usage events in [periodStart, at) when
+ * - in a trial (`at` before `billing_anchor`), the old plan does not bill trial usage and the new
+ *   plan does (the usage before was free, never billed);
+ * - else, the old plan meters its code with another aggregation, or does not meter it (an earlier
+ *   plan of the period priced that usage, with an aggregation a later window cannot know);
+ * - else, the new plan prices it VOLUME or STAIRSTEP.
+ * Passes: metrics without usage yet in the period; those the new plan does not meter (billed whole at
+ * the change); an old plan's VOLUME or STAIRSTEP price (billed whole at the change, the new price
+ * continues from it); any change in a trial when the new plan does not bill trial usage (the rest of
+ * the trial is free: nothing splits). Reads only.
  * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodStart`)
- * @throws ConflictError `usage_split_unpriceable` naming the metrics and the ways out: the change at
- * the next cycle (`when: next_cycle`), or a plan pricing them PER_UNIT or TIERED
+ * @throws ConflictError `usage_split_unpriceable` naming the metrics, why each cannot be split and
+ * the ways out: the change at the next cycle (`when: next_cycle`), or a plan metering them with the
+ * old plan's aggregation and pricing them PER_UNIT or TIERED (in a trial: one not billing trial usage)
  */
 export async function refuseUnpriceableUsageSplit(
   db: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'billing_anchor'>,
   oldPlan: Plan,
   newPlan: Plan,
   periodStart: Date,
   at: Date,
 ): Promise<void> {
-  const wholeQuantity = newPlan.metered
-    .filter(
-      (m) =>
-        pricesWholeQuantity(m.price) ||
-        oldPlan.metered.some((o) => o.code === m.code && pricesWholeQuantity(o.price)),
-    )
-    .map((m) => m.code);
-  if (wholeQuantity.length === 0) return;
+  const inTrial = at < subscription.billing_anchor;
+  if (inTrial && !newPlan.bill_trial_usage) return;
+  const reasonOf = (m: MeteredPrice): keyof typeof UNPRICEABLE | undefined => {
+    if (inTrial && !oldPlan.bill_trial_usage) return 'trial';
+    if (oldPlan.metered.find((o) => o.code === m.code)?.aggregation !== m.aggregation) return 'aggregation';
+    return pricesWholeQuantity(m.price) ? 'whole' : undefined;
+  };
+  const reasons = new Map(
+    newPlan.metered.flatMap((m) => {
+      const reason = reasonOf(m);
+      return reason ? [[m.code, reason] as const] : [];
+    }),
+  );
+  if (reasons.size === 0) return;
   const used = await db
     .selectFrom('usage_events')
     .select('code')
     .distinct()
     .where('subscription_id', '=', subscription.id)
-    .where('code', 'in', wholeQuantity)
+    .where('code', 'in', [...reasons.keys()])
     .where('occurred_at', '>=', periodStart)
     .where('occurred_at', '<', at)
     .orderBy('code')
     .execute();
   if (used.length === 0) return;
-  const codes = used.map((u) => u.code).join(', ');
+  const groups = Object.entries(UNPRICEABLE).flatMap(([reason, text]) => {
+    const codes = used.filter((u) => reasons.get(u.code) === reason).map((u) => u.code);
+    return codes.length > 0 ? [{ codes: codes.join(', '), text }] : [];
+  });
   throw new ConflictError(
     'usage_split_unpriceable',
-    `this period already has usage of ${codes}, priced VOLUME or STAIRSTEP (the whole period's quantity at one tier) by the old or the new plan; a change now would bill the period in two parts that cannot be priced exactly. Nothing changed; change with when: next_cycle, or to a plan pricing ${codes} PER_UNIT or TIERED`,
+    `this period already has usage that a change now would bill in two parts, the part after it not priceable exactly from what was billed before: ${groups.map((g) => g.text.why(g.codes)).join('; ')}. Nothing changed; change with when: next_cycle (the period, or the trial, billed whole on the old plan), or now to ${groups.map((g) => g.text.wayOut(g.codes)).join(' and ')}`,
   );
 }
 

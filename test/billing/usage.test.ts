@@ -552,43 +552,47 @@ describe('usage-based billing', () => {
   });
 
   describe('a plan change mid-period over usage', () => {
-    it('is 409 usage_split_unpriceable over HTTP (preview too) when a VOLUME or STAIRSTEP metric has usage earlier in the period; nothing changes', async () => {
+    /** A plan like the tests' (USD, monthly, no fee) with metered prices `metered` (API JSON). */
+    const planWith = async (metered: unknown[]) => {
       const product = (await app.api('POST', '/v1/products', { name: 'Metered too' })).body;
-      const other = await app.api('POST', '/v1/plans', {
+      const plan = await app.api('POST', '/v1/plans', {
         product: product.id,
         name: 'Usage too',
         currency: 'USD',
         interval: 'MONTH',
         price: { model: 'FLAT_FEE', amount: 0 },
-        metered: METERED,
+        metered,
       });
-      expect(other.status).toBe(201);
-      // The current month is the subscriptions' period 1 (the API changes them on the wall clock).
-      const now = new Date();
-      const month = (offset: number) =>
-        new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
-      const subscribeNow = async () => {
-        const { id, customerId } = await subscribe();
-        await app.runtime.db
-          .updateTable('subscriptions')
-          .set({
-            billing_anchor: month(-1),
-            start_at: month(-1),
-            current_period_start: month(0),
-            current_period_end: month(1),
-            usage_billed_until: month(0),
-          })
-          .where('id', '=', id)
-          .execute();
-        return { id, customerId };
-      };
-      const change = (id: string, preview: boolean) =>
-        app.api('POST', `/v1/subscriptions/${id}/change`, {
-          plan: other.body.id,
-          proration: 'none',
-          preview,
-        });
-      const timestamp = month(0).toISOString();
+      expect(plan.status).toBe(201);
+      return plan.body.id as string;
+    };
+    // The current month is the subscriptions' period 1 (the API changes them on the wall clock).
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    /** A subscription to the tests' plan whose period 1 is the current month, billed up to its start. */
+    const subscribeNow = async () => {
+      const { id, customerId } = await subscribe();
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({
+          billing_anchor: month(-1),
+          start_at: month(-1),
+          current_period_start: month(0),
+          current_period_end: month(1),
+          usage_billed_until: month(0),
+        })
+        .where('id', '=', id)
+        .execute();
+      return { id, customerId };
+    };
+    /** POST …/change of subscription `id` to plan `plan` now, unprorated. */
+    const changeTo = (id: string, plan: string, preview: boolean) =>
+      app.api('POST', `/v1/subscriptions/${id}/change`, { plan, proration: 'none', preview });
+    const timestamp = month(0).toISOString();
+
+    it('is 409 usage_split_unpriceable over HTTP (preview too) when a VOLUME or STAIRSTEP metric has usage earlier in the period; nothing changes', async () => {
+      const other = await planWith(METERED);
+      const change = (id: string, preview: boolean) => changeTo(id, other, preview);
 
       // seats (VOLUME) and storage (STAIRSTEP) used this period: refused, naming both.
       const split = await subscribeNow();
@@ -598,7 +602,9 @@ describe('usage-based billing', () => {
         const refused = await change(split.id, preview);
         expect(refused.status).toBe(409);
         expect(refused.body.error.code).toBe('usage_split_unpriceable');
-        expect(refused.body.error.message).toMatch(/usage of seats, storage.*when: next_cycle/);
+        expect(refused.body.error.message).toMatch(
+          /the new plan prices seats, storage VOLUME or STAIRSTEP.*when: next_cycle.*a plan pricing seats, storage PER_UNIT or TIERED/,
+        );
       }
       const row = await app.runtime.db
         .selectFrom('subscriptions')
@@ -614,7 +620,35 @@ describe('usage-based billing', () => {
       expect((await post(exact.id, 'builds', 1, { timestamp })).status).toBe(201);
       const changed = await change(exact.id, false);
       expect(changed.status).toBe(200);
-      expect(changed.body.subscription.plan).toBe(other.body.id);
+      expect(changed.body.subscription.plan).toBe(other);
+    });
+
+    it("goes by the new plan's price and the old plan's aggregation: an old VOLUME price splits (200), another aggregation is 409 (F2, F1 over HTTP)", async () => {
+      // seats metered MAX on both, VOLUME on the old plan only; calls COUNT on the new plan, SUM on the old.
+      const perUnitSeats = await planWith([
+        { code: 'seats', aggregation: 'MAX', price: { model: 'PER_UNIT', unit_amount: 450 } },
+      ]);
+      const countedCalls = await planWith([
+        { code: 'calls', aggregation: 'COUNT', price: { model: 'PER_UNIT', unit_amount: 3 } },
+      ]);
+      const split = await subscribeNow();
+      expect((await post(split.id, 'seats', 3, { timestamp })).status).toBe(201);
+      expect((await post(split.id, 'calls', 10, { timestamp })).status).toBe(201);
+      const refused = await changeTo(split.id, countedCalls, true);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toMatchObject({ code: 'usage_split_unpriceable' });
+      expect(refused.body.error.message).toMatch(
+        /the old plan meters calls with another aggregation.*when: next_cycle.*a plan metering calls with the old plan's aggregation/,
+      );
+      // The old plan's VOLUME seats are billed whole at the change (3 × 500 = 1500 cents, + 10 calls
+      // × 3 = 30: 1530 + 10% tax = 1683); the new plan's PER_UNIT price continues from them.
+      const changed = await changeTo(split.id, perUnitSeats, false);
+      expect(changed.status).toBe(200);
+      expect(changed.body.subscription.plan).toBe(perUnitSeats);
+      const invoices = (await app.api('GET', `/v1/invoices?customer=${split.customerId}`)).body.data;
+      expect(invoices.map((i: { subtotal: number; total: number }) => [i.subtotal, i.total])).toEqual([
+        [1530, 1683],
+      ]);
     });
   });
 
