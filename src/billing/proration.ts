@@ -21,12 +21,18 @@ import {
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
-import { invoiceUsageUntil, lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
+import {
+  invoiceUsageUntil,
+  lockSubscription,
+  subscriptionInvoiceDetails,
+  usagePeriodStart,
+} from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
 import { taxLocationOf, withCustomerTaxes, withTaxesAt } from './tax-rates.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
+import { refuseUnpriceableUsageSplit } from './usage.ts';
 
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
@@ -57,7 +63,11 @@ import { refuseChangeInvoicedAhead } from './terms.ts';
  * A plan change first invoices the usage not billed yet at the old plan's metered prices
  * (`invoiceUsageUntil`, its own `subscription_update` invoice; not part of a preview): usage is
  * priced with the plan active when it happened, and usage before the change can no longer be
- * recorded.
+ * recorded. The period's usage after the change is billed as the rest of the period, not as a
+ * period of its own (usage.ts: a MAX or a free tier counted once per period and metric); a change
+ * mid-period after which the rest of the period cannot be priced exactly from what was billed before
+ * (another aggregation, a free trial's usage the new plan would bill, a new VOLUME or STAIRSTEP
+ * price) is refused (`refuseUnpriceableUsageSplit`, also in a preview).
  */
 
 /**
@@ -462,9 +472,12 @@ async function creditInvoice(
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
  * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
- * (SUSPENDED, CANCELLED), `plan_inactive`, `cancellation_scheduled` (a prorated change while a
- * cancellation is scheduled whose refund gave back money of this period: its unused time would be
- * credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
+ * (SUSPENDED, CANCELLED), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
+ * over earlier usage of a metric the new plan meters with another aggregation than the old plan, or
+ * prices VOLUME or STAIRSTEP, or, in a trial, bills though the old plan did not bill trial usage:
+ * `refuseUnpriceableUsageSplit`, preview too),
+ * `cancellation_scheduled` (a prorated change while a cancellation is scheduled whose refund gave
+ * back money of this period: its unused time would be credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
  * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`), a net credit while a change's invoice of the period is not paid or the
@@ -556,6 +569,10 @@ export async function changeSubscription(
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
+    if (newPlan.id !== oldPlan.id) {
+      const periodStart = usagePeriodStart(subscription, oldPlan, now);
+      await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
+    }
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
     const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);

@@ -226,10 +226,27 @@ export function recurringLines(
 }
 
 /**
+ * Where the usage period holding `at` began: `start_at` in the trial (before `billing_anchor`), else
+ * the start of the billing period holding `at`. A period's usage of a metric is priced once from there
+ * (usage.ts `priceUsage`), however often a plan change splits it.
+ */
+export function usagePeriodStart(
+  subscription: Pick<SubscriptionRow, 'billing_anchor' | 'start_at'>,
+  plan: Pick<Plan, 'interval' | 'interval_count'>,
+  at: Date,
+): Date {
+  const cadence = cadenceOf(subscription, plan);
+  const index = periodIndexAt(cadence, at);
+  return index < 0 ? subscription.start_at : periodAt(cadence, index).start;
+}
+
+/**
  * The windows of a subscription's usage not billed yet, from `usage_billed_until` (or `start_at`) up
  * to `until`: the trial's part as one window, only when `plan.bill_trial_usage` (free otherwise),
  * then one window per billing period (part) so that each period's usage is aggregated and priced on
- * its own. Empty when `until` is not later than what is billed.
+ * its own. A window cut at its start by `usage_billed_until` (a plan change mid-period billed the part
+ * before) carries its period's start as `periodStart`: it bills the rest of the period (`usageLines`).
+ * Empty when `until` is not later than what is billed.
  */
 export function unbilledUsageWindows(
   subscription: Pick<SubscriptionRow, 'billing_anchor' | 'start_at' | 'usage_billed_until'>,
@@ -240,6 +257,7 @@ export function unbilledUsageWindows(
   const anchor = subscription.billing_anchor;
   // [start, end) cut to [from, until): the trial before the anchor, then each period from the anchor on.
   const clip = (start: Date, end: Date): UsageWindow => ({
+    periodStart: start,
     start: new Date(Math.max(start.getTime(), from.getTime())),
     end: new Date(Math.min(end.getTime(), until.getTime())),
   });

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { changedFields } from '../activities/changes.ts';
 import { type Db, UNIQUE_VIOLATION } from '../db/database.ts';
@@ -19,6 +19,28 @@ import { transitionSubscription } from './subscription-status.ts';
  * aggregated per period (SUM, MAX or COUNT of their values) and priced by the plan's metered prices;
  * a running estimate of the current period's usage cost per customer; usage limits that warn or
  * suspend once the estimate crosses them.
+ *
+ * One period, one metric, priced once (PRODUCT §11): a plan change mid-period bills the usage so far
+ * at the old plan's prices and the rest at the new plan's, but a period's usage of a metric is never
+ * aggregated twice. The part of the period after the change continues from where the part before
+ * stopped: its quantity is the rise of the period's aggregate (SUM and COUNT: the units after the
+ * change; MAX: how far the period's maximum rose above the maximum before the change, 0 when it did
+ * not) and its amount `priceFor(price, whole) − priceFor(price, before)`, `before` and `whole` being
+ * the aggregates of the period up to the change and up to the window's end. So a MAX is billed once
+ * (units up to the earlier maximum at the old price, the rise above it at the new), a graduated
+ * (TIERED) price's free tier and flat amounts are given and charged once per period (the units after
+ * the change fall in the tiers after the units before it), and a PER_UNIT SUM or COUNT bills what it
+ * always did. That continuation is right only when the part before was billed, with the same metric
+ * code and aggregation: a change outside a trial, or in a trial when the old plan billed trial usage,
+ * to a plan metering the code as the old plan does. A later window cannot tell how the part before
+ * was billed, so a plan change mid-period is refused instead (409 `usage_split_unpriceable`,
+ * `refuseUnpriceableUsageSplit`), never priced by guess, when a metric the new plan meters has usage
+ * earlier in the period and: the old plan meters it with another aggregation, or not at all (an
+ * earlier plan priced it); or, in a trial, the old plan did not bill trial usage (free) and the new
+ * plan does; or the new plan prices it VOLUME or STAIRSTEP (the whole period's quantity at one tier,
+ * which a split period cannot). An old plan's VOLUME or STAIRSTEP price is no reason: the part
+ * before is billed whole at the change, and the new price continues from it. In a trial where the
+ * new plan does not bill trial usage nothing splits (the rest of the trial is free): no refusal.
  */
 
 /** A usage event as sent: `value` in whole units of the metric; `timestamp` defaults to now. */
@@ -195,7 +217,10 @@ interface Aggregate {
   count: bigint;
 }
 
-/** One metered price's usage in a period: the aggregated quantity (units) and its amount (minor units). */
+/**
+ * One metered price's usage in a period (or the rest of it, see `priceUsage`): the aggregated quantity
+ * (units) and its amount (minor units).
+ */
 export interface MeteredUsage {
   code: string;
   aggregation: Aggregation;
@@ -204,52 +229,82 @@ export interface MeteredUsage {
   price: MeteredPrice['price'];
 }
 
-/** Each metered price of `metered` with its quantity from `aggregates` (0 when no event) priced by `priceFor`. */
-function priceUsage(metered: readonly MeteredPrice[], aggregates: Map<string, Aggregate>): MeteredUsage[] {
+/**
+ * A metric's usage in a period up to the end of a window (`whole`) and up to its start (`before`: the
+ * part of the period billed already, empty when the window starts the period).
+ */
+interface WindowAggregates {
+  whole: Aggregate;
+  before: Aggregate;
+}
+
+/** The quantity `aggregation` makes of `aggregate` (units). */
+const quantityOf = (aggregation: Aggregation, aggregate: Aggregate): bigint =>
+  aggregation === 'SUM' ? aggregate.sum : aggregation === 'MAX' ? aggregate.max : aggregate.count;
+
+/**
+ * Each metered price of `metered` priced for the window of `aggregates` (no event: quantity 0), as the
+ * rest of its period (see the module's comment): `quantity` = whole − before (units), `amount` =
+ * `priceFor(price, whole) − priceFor(price, before)` (minor units); with nothing before, the window's
+ * own aggregate priced by `priceFor`. The amount is never below 0: only a VOLUME or STAIRSTEP price
+ * can cost less for the whole than for the part before (a larger quantity reaching a cheaper tier),
+ * and only over a period a plan change split before such changes were refused
+ * (`refuseUnpriceableUsageSplit`): what was billed already covers the whole period then, and the rest
+ * costs 0 rather than failing the renewal and the estimate.
+ */
+function priceUsage(
+  metered: readonly MeteredPrice[],
+  aggregates: Map<string, WindowAggregates>,
+): MeteredUsage[] {
   return metered.map((m) => {
     const aggregate = aggregates.get(m.code);
-    const quantity = !aggregate
-      ? 0n
-      : m.aggregation === 'SUM'
-        ? aggregate.sum
-        : m.aggregation === 'MAX'
-          ? aggregate.max
-          : aggregate.count;
-    return {
-      code: m.code,
-      aggregation: m.aggregation,
-      quantity,
-      amount: priceFor(m.price, quantity),
-      price: m.price,
-    };
+    const whole = aggregate ? quantityOf(m.aggregation, aggregate.whole) : 0n;
+    const before = aggregate ? quantityOf(m.aggregation, aggregate.before) : 0n;
+    const rise = priceFor(m.price, whole) - priceFor(m.price, before);
+    const amount = rise > 0n ? rise : 0n;
+    return { code: m.code, aggregation: m.aggregation, quantity: whole - before, amount, price: m.price };
   });
 }
 
-/** The aggregates of a group of usage events (alias `e`): the sum and maximum of their values, their count. */
-const aggregateColumns = () =>
+/**
+ * The aggregates of a group of usage events (alias `e`): the sum and maximum of their values, their
+ * count; and the same (`*_before`) of those of them before `before` (a timestamptz expression).
+ */
+const aggregateColumns = (before: RawBuilder<Date>) =>
   [
     sql<bigint>`coalesce(sum(e.value), 0)`.as('sum'),
     sql<bigint | null>`max(e.value)`.as('max'),
     sql<bigint>`count(*)`.as('count'),
+    sql<bigint>`coalesce(sum(e.value) filter (where e.occurred_at < ${before}), 0)`.as('sum_before'),
+    sql<bigint | null>`max(e.value) filter (where e.occurred_at < ${before})`.as('max_before'),
+    sql<bigint>`count(*) filter (where e.occurred_at < ${before})`.as('count_before'),
   ] as const;
 
-/** A window of time [start, end) whose usage events are aggregated and priced together. */
+/**
+ * A window of time [start, end) whose usage events are priced together, as the part of its period
+ * from `start` on: `periodStart` (≤ start; default `start`) is where its period (or trial) began, and
+ * the usage of [periodStart, start) was billed already (before a plan change in the period), so the
+ * window bills only the rise of the period's aggregate (see the module's comment).
+ */
 export interface UsageWindow {
   start: Date;
   end: Date;
+  periodStart?: Date;
 }
 
 /**
  * The invoice lines of a subscription's metered prices for each window of `windows` (usage events
- * with `occurred_at` in [start, end)), aggregated per window in one query.
+ * with `occurred_at` in [start, end), as the rest of the period begun at `periodStart`), aggregated
+ * per window in one query.
  *
- * Contract: per window, in order, one line per metered price of `plan` whose aggregated quantity
- * (SUM, MAX or COUNT of the events' values in that window) is not zero, in the plan's order: `type`
- * CHARGE, `metricCode`, `quantity` (units), PER_UNIT prices as `unitAmount` (× quantity), other models
- * as `amount` = `priceFor(price, quantity)` with `unitAmount` null, the plan's `taxRatePpm` and
- * `planId`, and the window as the line's period. Reads only; calling it twice gives the same lines as
- * long as no event of a window arrives in between (the caller decides when usage is billed, see
- * renewal.ts `billUsageUntil`).
+ * Contract: per window, in order, one line per metered price of `plan` whose quantity is not zero, in
+ * the plan's order: `type` CHARGE, `metricCode`, `quantity` (units: the SUM, MAX or COUNT of the
+ * events' values in the window; after usage of the period billed before the window, the rise of the
+ * period's aggregate, see `priceUsage`), PER_UNIT prices as `unitAmount` (× quantity), other models
+ * as `amount` (`priceFor(price, quantity)`, or the rise of the period's price) with `unitAmount`
+ * null, the plan's `taxRatePpm` and `planId`, and the window as the line's period. Reads only;
+ * calling it twice gives the same lines as long as no event of a window arrives in between (the
+ * caller decides when usage is billed, see renewal.ts `billUsageUntil`).
  * @param plan the plan the usage is priced with, parsed (`planOf`); amounts in minor units of
  * `plan.currency`
  * @throws RangeError when a quantity exceeds an invoice line's integer quantity (2^31 − 1 units)
@@ -261,24 +316,25 @@ export async function usageLines(
   windows: readonly UsageWindow[],
 ): Promise<NewLine[]> {
   if (plan.metered.length === 0 || windows.length === 0) return [];
+  const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
   const starts = windows.map((w) => w.start.toISOString());
   const ends = windows.map((w) => w.end.toISOString());
-  const windowTable = sql<{ start: Date; end: Date; position: string }>`(
-    select * from unnest(${starts}::timestamptz[], ${ends}::timestamptz[])
-      with ordinality as t(start, "end", position)
+  const windowTable = sql<{ period_start: Date; start: Date; end: Date; position: string }>`(
+    select * from unnest(${periodStarts}::timestamptz[], ${starts}::timestamptz[], ${ends}::timestamptz[])
+      with ordinality as t(period_start, start, "end", position)
   )`;
   const rows = await db
     .selectFrom('usage_events as e')
     .innerJoin(windowTable.as('w'), (join) =>
-      join.onRef('e.occurred_at', '>=', 'w.start').onRef('e.occurred_at', '<', 'w.end'),
+      join.onRef('e.occurred_at', '>=', 'w.period_start').onRef('e.occurred_at', '<', 'w.end'),
     )
-    .select(['w.position', 'e.code', ...aggregateColumns()])
+    .select(['w.position', 'e.code', ...aggregateColumns(sql.ref('w.start'))])
     .where('e.subscription_id', '=', subscription.id)
     .groupBy(['w.position', 'e.code'])
     .execute();
   return windows.flatMap((window, i) => {
     const aggregates = new Map(
-      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregate(r)]),
+      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)]),
     );
     return priceUsage(plan.metered, aggregates)
       .filter((usage) => usage.quantity > 0n)
@@ -306,11 +362,106 @@ export async function usageLines(
   });
 }
 
-const toAggregate = (r: { sum: bigint; max: bigint | null; count: bigint }): Aggregate => ({
-  sum: BigInt(r.sum),
-  max: BigInt(r.max ?? 0n),
-  count: BigInt(r.count),
+/** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
+const toAggregates = (r: {
+  sum: bigint;
+  max: bigint | null;
+  count: bigint;
+  sum_before: bigint;
+  max_before: bigint | null;
+  count_before: bigint;
+}): WindowAggregates => ({
+  whole: { sum: BigInt(r.sum), max: BigInt(r.max ?? 0n), count: BigInt(r.count) },
+  before: { sum: BigInt(r.sum_before), max: BigInt(r.max_before ?? 0n), count: BigInt(r.count_before) },
 });
+
+/** Whether `price` prices a period's whole quantity at one tier (VOLUME, STAIRSTEP), so a period split by a change cannot be priced in parts. */
+const pricesWholeQuantity = (price: MeteredPrice['price']): boolean =>
+  price.model === 'VOLUME' || price.model === 'STAIRSTEP';
+
+/**
+ * Why the rest of a period cannot be priced after a change (`refuseUnpriceableUsageSplit`), for the
+ * metrics `codes` (comma-separated), and the change now that could be made instead.
+ */
+const UNPRICEABLE = {
+  trial: {
+    why: (codes: string) =>
+      `the trial's usage of ${codes} so far was free on the old plan, and the new plan bills trial usage`,
+    wayOut: () => 'a plan not billing trial usage',
+  },
+  aggregation: {
+    why: (codes: string) =>
+      `the old plan meters ${codes} with another aggregation than the new plan, or not at all (an earlier plan priced it)`,
+    wayOut: (codes: string) =>
+      `a plan metering ${codes} with the old plan's aggregation, priced PER_UNIT or TIERED`,
+  },
+  whole: {
+    why: (codes: string) =>
+      `the new plan prices ${codes} VOLUME or STAIRSTEP (the whole period's quantity at one tier)`,
+    wayOut: (codes: string) => `a plan pricing ${codes} PER_UNIT or TIERED`,
+  },
+} as const;
+
+/**
+ * Refuses a plan change from `oldPlan` to `newPlan` at `at`, mid usage period, after which the rest
+ * of the period could not be priced exactly from the part before it (see the module's comment): a
+ * metric the new plan meters with usage events in [periodStart, at) when
+ * - in a trial (`at` before `billing_anchor`), the old plan does not bill trial usage and the new
+ *   plan does (the usage before was free, never billed);
+ * - else, the old plan meters its code with another aggregation, or does not meter it (an earlier
+ *   plan of the period priced that usage, with an aggregation a later window cannot know);
+ * - else, the new plan prices it VOLUME or STAIRSTEP.
+ * Passes: metrics without usage yet in the period; those the new plan does not meter (billed whole at
+ * the change); an old plan's VOLUME or STAIRSTEP price (billed whole at the change, the new price
+ * continues from it); any change in a trial when the new plan does not bill trial usage (the rest of
+ * the trial is free: nothing splits). Reads only.
+ * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodStart`)
+ * @throws ConflictError `usage_split_unpriceable` naming the metrics, why each cannot be split and
+ * the ways out: the change at the next cycle (`when: next_cycle`), or a plan metering them with the
+ * old plan's aggregation and pricing them PER_UNIT or TIERED (in a trial: one not billing trial usage)
+ */
+export async function refuseUnpriceableUsageSplit(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'billing_anchor'>,
+  oldPlan: Plan,
+  newPlan: Plan,
+  periodStart: Date,
+  at: Date,
+): Promise<void> {
+  const inTrial = at < subscription.billing_anchor;
+  if (inTrial && !newPlan.bill_trial_usage) return;
+  const reasonOf = (m: MeteredPrice): keyof typeof UNPRICEABLE | undefined => {
+    if (inTrial && !oldPlan.bill_trial_usage) return 'trial';
+    if (oldPlan.metered.find((o) => o.code === m.code)?.aggregation !== m.aggregation) return 'aggregation';
+    return pricesWholeQuantity(m.price) ? 'whole' : undefined;
+  };
+  const reasons = new Map(
+    newPlan.metered.flatMap((m) => {
+      const reason = reasonOf(m);
+      return reason ? [[m.code, reason] as const] : [];
+    }),
+  );
+  if (reasons.size === 0) return;
+  const used = await db
+    .selectFrom('usage_events')
+    .select('code')
+    .distinct()
+    .where('subscription_id', '=', subscription.id)
+    .where('code', 'in', [...reasons.keys()])
+    .where('occurred_at', '>=', periodStart)
+    .where('occurred_at', '<', at)
+    .orderBy('code')
+    .execute();
+  if (used.length === 0) return;
+  const groups = Object.entries(UNPRICEABLE).flatMap(([reason, text]) => {
+    const codes = used.filter((u) => reasons.get(u.code) === reason).map((u) => u.code);
+    return codes.length > 0 ? [{ codes: codes.join(', '), text }] : [];
+  });
+  throw new ConflictError(
+    'usage_split_unpriceable',
+    `this period already has usage that a change now would bill in two parts, the part after it not priceable exactly from what was billed before: ${groups.map((g) => g.text.why(g.codes)).join('; ')}. Nothing changed; change with when: next_cycle (the period, or the trial, billed whole on the old plan), or now to ${groups.map((g) => g.text.wayOut(g.codes)).join(' and ')}`,
+  );
+}
 
 /** One subscription's usage so far in its current period, priced. Amounts in minor units of `currency`. */
 export interface SubscriptionUsageEstimate {
@@ -333,7 +484,8 @@ export interface UsageEstimate {
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
  * period: its metered prices applied to the events of [current_period_start, current_period_end)
- * not billed yet (from `usage_billed_until` when that is later),
+ * not billed yet (from `usage_billed_until` when that is later, as the rest of the period: see
+ * `priceUsage`),
  * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
  * are not part of it. Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
@@ -354,11 +506,16 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
   const rows = await db
     .selectFrom('usage_events as e')
     .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
-    .select(['e.subscription_id', 'e.code', ...aggregateColumns()])
+    .select([
+      'e.subscription_id',
+      'e.code',
+      // Usage already billed (at a plan change mid-period) is not owed any more, but the rest of the
+      // period is priced after it (`priceUsage`).
+      ...aggregateColumns(sql`greatest(s.current_period_start, s.usage_billed_until)`),
+    ])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
-    // Usage already billed (e.g. at a plan change mid-period) is not owed any more.
-    .where(sql<boolean>`e.occurred_at >= greatest(s.current_period_start, s.usage_billed_until)`)
+    .whereRef('e.occurred_at', '>=', 's.current_period_start')
     .whereRef('e.occurred_at', '<', 's.current_period_end')
     .groupBy(['e.subscription_id', 'e.code'])
     .execute();
@@ -366,7 +523,7 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     const { subscription_id, current_period_start, current_period_end, ...planRow } = row;
     const plan = planOf(planRow);
     const aggregates = new Map(
-      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregate(r)]),
+      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregates(r)]),
     );
     const lines = priceUsage(plan.metered, aggregates);
     return {

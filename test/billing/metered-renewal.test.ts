@@ -8,7 +8,7 @@ import {
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
-import { ValidationError } from '../../src/errors.ts';
+import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
@@ -299,6 +299,342 @@ describe('metered usage on renewal invoices', () => {
       .flatMap(usageOf)
       .reduce((sum: number, line: unknown[]) => sum + Number(line[0]), 0);
     expect(billedCalls).toBe(110);
+  });
+
+  /** Changes subscription `id` to plan `planId` now (prorated), at `at` on the simulated clock. */
+  const changeAt = (id: string, planId: string, at: string, preview = false) =>
+    changeSubscription(app.runtime.db, 'system', id, { planId }, new Date(at), preview);
+  /** Metered `api_calls` aggregated by `aggregation`, priced by `price` (API JSON). */
+  const calls = (aggregation: string, price: Record<string, unknown>) => ({
+    metered: [{ code: 'api_calls', aggregation, price }],
+  });
+  /**
+   * Expects changes of subscription `s` to plan `planId` at `at`, previewed and not, refused with 409
+   * `usage_split_unpriceable` whose message matches `message`, changing nothing: still on `oldPlan`,
+   * its usage billed up to `billedUntil`, the customer's invoices as they were.
+   */
+  async function expectUnpriceable(
+    s: { id: string; customerId: string },
+    planId: string,
+    at: string,
+    message: RegExp,
+    oldPlan: string,
+    billedUntil: string,
+  ) {
+    const before = await invoicesOf(s.customerId);
+    for (const preview of [true, false]) {
+      const refused = await changeAt(s.id, planId, at, preview).catch((e) => e);
+      expect(refused).toBeInstanceOf(ConflictError);
+      expect(refused).toMatchObject({ status: 409, code: 'usage_split_unpriceable' });
+      expect(refused.message).toMatch(message);
+    }
+    const row = await app.runtime.db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', s.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ plan_id: oldPlan, usage_billed_until: new Date(billedUntil) });
+    expect(await invoicesOf(s.customerId)).toEqual(before);
+  }
+  /** Schedules subscription `id`'s change to plan `planId` for its next cycle (`when: next_cycle`), at `at`. */
+  const changeNextCycle = (id: string, planId: string, at: string) =>
+    changeSubscription(app.runtime.db, 'system', id, { planId, when: 'next_cycle' }, new Date(at), false);
+  /** VOLUME `api_calls`: every call at the tier the period's total falls in (4 up to 1,000, then 2). */
+  const volumeCalls = calls('SUM', {
+    model: 'VOLUME',
+    tiers: [
+      { up_to: 1000, unit_amount: 4 },
+      { up_to: null, unit_amount: 2 },
+    ],
+  });
+
+  it('a MAX across an upgrade mid-period is billed once: the maximum before at the old price, its rise after at the new (SEK)', async () => {
+    // Seats: 500 öre (5 SEK) each on the small plan, 800 öre on the large one.
+    const small = await planOf(10000, 0, {
+      currency: 'SEK',
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 500 }),
+    });
+    const large = await planOf(30000, 0, {
+      currency: 'SEK',
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 800 }),
+    });
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'max-1', 8, '2027-03-05T00:00:00Z');
+    await record(id, 'max-2', 12, '2027-03-10T00:00:00Z'); // the maximum before the change
+    const change = await changeAt(id, large, '2027-03-16T00:00:00Z');
+    await record(id, 'max-3', 10, '2027-03-20T00:00:00Z'); // below 12: no rise yet
+    // The estimate prices the period's usage not billed yet as the rest of the period: no rise, 0
+    // (the old code showed the max after the change whole: 10 × 800 = 8000).
+    const estimate = (await app.api('GET', `/v1/customers/${customerId}/usage-estimate`)).body;
+    expect.soft(estimate.totals).toEqual([{ currency: 'SEK', amount: 0 }]);
+    await record(id, 'max-4', 15, '2027-03-25T00:00:00Z'); // the period's maximum
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+
+    const invoices = await invoicesOf(customerId);
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    // Before the change: max 12 × 500 = 6000 öre at the old price.
+    expect(usageOf(usageInvoice)).toEqual([
+      [12, 6000, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z'],
+    ]);
+    expect(usageInvoice).toMatchObject({ currency: 'SEK', total: 6000 });
+    // After it: the period's maximum rose from 12 to 15: 3 × 800 = 2400 öre. The old code billed the
+    // maximum after the change again whole: 15 × 800 = 12000 (seats 1–12 twice).
+    const april = invoices.at(-1);
+    expect(usageOf(april)).toEqual([[3, 2400, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april).toMatchObject({ currency: 'SEK', total: 30000 + 2400 });
+    // 15 seats in all, each billed once: 12 + 3.
+    expect(invoices.flatMap(usageOf).reduce((sum: number, l: unknown[]) => sum + Number(l[0]), 0)).toBe(15);
+  });
+
+  it("a graduated price's free tier and flat amount are given once per period across a change (SUM, JPY)", async () => {
+    // Both plans: the first 1,000 calls free; then 3 yen a call (old), or 2 yen and a flat 500 yen (new).
+    const free = (rest: Record<string, number>) =>
+      calls('SUM', {
+        model: 'TIERED',
+        tiers: [
+          { up_to: 1000, unit_amount: 0 },
+          { up_to: null, ...rest },
+        ],
+      });
+    const old = await planOf(1000, 0, { currency: 'JPY', ...free({ unit_amount: 3 }) });
+    const next = await planOf(2000, 0, { currency: 'JPY', ...free({ unit_amount: 2, flat_amount: 500 }) });
+    const { customerId, id } = await subscribe(old);
+    await record(id, 'tier-1', 600, '2027-03-10T00:00:00Z');
+    const change = await changeAt(id, next, '2027-03-16T00:00:00Z');
+    await record(id, 'tier-2', 900, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+
+    const invoices = await invoicesOf(customerId);
+    // Before the change: 600 calls, all in the free tier: 0 yen.
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    expect(usageOf(usageInvoice)).toEqual([[600, 0, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z']]);
+    // After it: calls 601–1,500 of the period at the new tiers: 601–1,000 free (400 left of the free
+    // tier), 1,001–1,500 = 500 × 2 = 1000 yen + the second tier's flat 500 = 1500 yen. The old code
+    // priced the 900 after the change as a period of their own: all free, 0 (1,500 calls, 1,500 free).
+    const april = invoices.at(-1);
+    expect(usageOf(april)).toEqual([[900, 1500, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april).toMatchObject({ currency: 'JPY', total: 2000 + 1500 });
+  });
+
+  it('refuses (409 usage_split_unpriceable) a change mid-period over usage of a VOLUME metric; next_cycle and an unused metric pass', async () => {
+    const small = await planOf(10000, 0, { currency: 'SEK', ...volumeCalls });
+    const large = await planOf(30000, 0, { currency: 'SEK', ...volumeCalls });
+    // No usage yet in the period: the change passes (nothing to split).
+    const unused = await subscribe(small);
+    expect((await changeAt(unused.id, large, '2027-03-16T00:00:00Z')).subscription.plan_id).toBe(large);
+
+    const { customerId, id } = await subscribe(small);
+    await record(id, 'vol-1', 800, '2027-03-10T00:00:00Z');
+    // Nothing changed: the plan, the usage billed, the invoices.
+    await expectUnpriceable(
+      { id, customerId },
+      large,
+      '2027-03-16T00:00:00Z',
+      /api_calls.*when: next_cycle/,
+      small,
+      '2027-03-01T00:00:00Z',
+    );
+    // The way out: at the next cycle, March is priced whole at the old plan: 800 × 4 = 3200 öre.
+    await changeNextCycle(id, large, '2027-03-16T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    const [, usageInvoice, april] = await invoicesOf(customerId);
+    expect(usageOf(usageInvoice)).toEqual([
+      [800, 3200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+    expect(april.total).toBe(30000);
+  });
+
+  it('refuses (409) a change over usage the new plan meters as a MAX, the old plan as a SUM (F1); next_cycle bills each plan its own way', async () => {
+    // F1, EUR: api_calls summed at 100 cents on the old plan, the same code as a MAX (seats) at 100
+    // cents on the new one.
+    const sum = await planOf(1000, 100);
+    const max = await planOf(1000, 0, calls('MAX', { model: 'PER_UNIT', unit_amount: 100 }));
+    const f1 = await subscribe(sum);
+    await record(f1.id, 'agg-1', 50, '2027-03-10T00:00:00Z');
+    // A change now would bill the 50 summed at the change, then take 50 as the "maximum before": a
+    // maximum of 40 after it rises from 50 by nothing, and the new plan's 40 seats went unbilled.
+    await expectUnpriceable(
+      f1,
+      max,
+      '2027-03-16T00:00:00Z',
+      /the old plan meters api_calls with another aggregation.*when: next_cycle.*a plan metering api_calls with the old plan's aggregation/,
+      sum,
+      '2027-03-01T00:00:00Z',
+    );
+    // The way out: March summed whole on the old plan: 50 + 40 = 90 × 100 = 9000; April on the new
+    // plan: a maximum of 40 seats × 100 = 4000.
+    await changeNextCycle(f1.id, max, '2027-03-16T00:00:00Z');
+    await record(f1.id, 'agg-2', 40, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    await record(f1.id, 'agg-3', 30, '2027-04-05T00:00:00Z');
+    await record(f1.id, 'agg-4', 40, '2027-04-10T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    expect((await invoicesOf(f1.customerId)).flatMap(usageOf)).toEqual([
+      [90, 9000, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+      [40, 4000, '2027-04-01T00:00:00.000Z', '2027-05-01T00:00:00.000Z'],
+    ]);
+  });
+
+  it('refuses (409) a change over usage the new plan sums (TIERED), the old plan counts (F1b); next_cycle bills each plan its own way', async () => {
+    // F1b, CHF: requests counted at 10 rappen on the old plan, the same code summed with the first
+    // 1,000 units free, then 2 rappen, on the new one.
+    const count = await planOf(1000, 0, {
+      currency: 'CHF',
+      ...calls('COUNT', { model: 'PER_UNIT', unit_amount: 10 }),
+    });
+    const tiered = await planOf(1000, 0, {
+      currency: 'CHF',
+      ...calls('SUM', {
+        model: 'TIERED',
+        tiers: [
+          { up_to: 1000, unit_amount: 0 },
+          { up_to: null, unit_amount: 2 },
+        ],
+      }),
+    });
+    const f1b = await subscribe(count);
+    for (const n of [2, 3, 4]) await record(f1b.id, `agg-b${n}`, 400, `2027-03-0${n}T00:00:00Z`);
+    // A change now would bill 3 requests × 10 = 30, then price 500 units after it as units 1,201–1,700
+    // (the 1,200 units counted as 3 requests): 500 × 2 = 1000 for units in the new plan's free tier.
+    await expectUnpriceable(
+      f1b,
+      tiered,
+      '2027-03-16T00:00:00Z',
+      /another aggregation.*when: next_cycle/,
+      count,
+      '2027-03-01T00:00:00Z',
+    );
+    // The way out: March counted whole on the old plan: 4 requests × 10 = 40; April summed on the
+    // new: 400 + 900 = 1,300 units, 300 above the free tier × 2 = 600.
+    await changeNextCycle(f1b.id, tiered, '2027-03-16T00:00:00Z');
+    await record(f1b.id, 'agg-b5', 500, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    await record(f1b.id, 'agg-b6', 400, '2027-04-05T00:00:00Z');
+    await record(f1b.id, 'agg-b7', 900, '2027-04-10T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    expect((await invoicesOf(f1b.customerId)).flatMap(usageOf)).toEqual([
+      [4, 40, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+      [1300, 600, '2027-04-01T00:00:00.000Z', '2027-05-01T00:00:00.000Z'],
+    ]);
+  });
+
+  it("an old plan's VOLUME price does not refuse a change to a PER_UNIT one (F2): the part before is billed whole at the change, the rest at the new price", async () => {
+    const old = await planOf(10000, 0, { currency: 'SEK', ...volumeCalls });
+    const perUnit = await planOf(10000, 3, { currency: 'SEK' });
+    const { customerId, id } = await subscribe(old);
+    await record(id, 'f2-1', 800, '2027-03-10T00:00:00Z');
+    const change = await changeAt(id, perUnit, '2027-03-16T00:00:00Z');
+    expect(change.subscription.plan_id).toBe(perUnit);
+    await record(id, 'f2-2', 500, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    const invoices = await invoicesOf(customerId);
+    const usageInvoice = invoices.find((i: { id: string }) => i.id === change.usageInvoice?.id);
+    // At the change, the old plan's VOLUME price of the 800 calls before it: 800 × 4 = 3200 öre.
+    expect(usageOf(usageInvoice)).toEqual([
+      [800, 3200, '2027-03-01T00:00:00.000Z', '2027-03-16T00:00:00.000Z'],
+    ]);
+    // The rest of March at 3 öre a call: 3 × 1,300 − 3 × 800 = 500 × 3 = 1500 öre.
+    expect(usageOf(invoices.at(-1))).toEqual([
+      [500, 1500, '2027-03-16T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+  });
+
+  it('a change in a trial to a plan not billing trial usage is not refused over VOLUME usage, and bills none of the trial (F3)', async () => {
+    // DKK, trial 2027-03-01 → 03-15: VOLUME api_calls (4 øre a call up to 1,000, then 2).
+    const free = await planOf(1000, 0, { currency: 'DKK', trial_days: 14, ...volumeCalls });
+    const alsoFree = await planOf(2000, 0, { currency: 'DKK', trial_days: 14, ...volumeCalls });
+    const billed = await planOf(1000, 0, {
+      currency: 'DKK',
+      trial_days: 14,
+      bill_trial_usage: true,
+      ...volumeCalls,
+    });
+    // Neither plan bills the trial's usage: nothing of it is billed, nothing splits.
+    const a = await subscribe(free, 14);
+    await record(a.id, 'f3-a1', 800, '2027-03-05T00:00:00Z');
+    const changed = await changeAt(a.id, alsoFree, '2027-03-06T00:00:00Z');
+    expect(changed).toMatchObject({ subscription: { plan_id: alsoFree }, usageInvoice: null });
+    await record(a.id, 'f3-a2', 300, '2027-03-08T00:00:00Z'); // in the trial: free
+    await record(a.id, 'f3-a3', 100, '2027-03-20T00:00:00Z'); // period 0: 100 × 4 = 400 øre
+    // The old plan bills its trial usage, the new one does not: the 800 before the change are billed
+    // at it (800 × 4 = 3200 øre), the rest of the trial is free.
+    const b = await subscribe(billed, 14);
+    await record(b.id, 'f3-b1', 800, '2027-03-05T00:00:00Z');
+    const changedB = await changeAt(b.id, free, '2027-03-06T00:00:00Z');
+    expect(changedB.subscription.plan_id).toBe(free);
+    await record(b.id, 'f3-b2', 300, '2027-03-08T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-15T00:10:00Z'));
+    expect((await invoicesOf(a.customerId)).flatMap(usageOf)).toEqual([
+      [100, 400, '2027-03-15T00:00:00.000Z', '2027-04-15T00:00:00.000Z'],
+    ]);
+    expect((await invoicesOf(b.customerId)).flatMap(usageOf)).toEqual([
+      [800, 3200, '2027-03-01T00:00:00.000Z', '2027-03-06T00:00:00.000Z'],
+    ]);
+  });
+
+  it("refuses (409) a change in a trial to a plan billing trial usage over the free trial's usage (F4); next_cycle leaves the trial free", async () => {
+    // NZD, trial 2027-03-01 → 03-15: the first 1,000 calls free, then 2 cents; the old plan does not
+    // bill trial usage, the new one does.
+    const graduated = calls('SUM', {
+      model: 'TIERED',
+      tiers: [
+        { up_to: 1000, unit_amount: 0 },
+        { up_to: null, unit_amount: 2 },
+      ],
+    });
+    const free = await planOf(1000, 0, { currency: 'NZD', trial_days: 14, ...graduated });
+    const billed = await planOf(1000, 0, {
+      currency: 'NZD',
+      trial_days: 14,
+      bill_trial_usage: true,
+      ...graduated,
+    });
+    const t = await subscribe(free, 14);
+    await record(t.id, 'f4-1', 900, '2027-03-05T00:00:00Z');
+    // A change now would take the 900 free calls as billed: 500 calls after it would be calls
+    // 901–1,400, 400 above a free tier the free trial used up: 800 cents, where the new plan's trial
+    // part alone is 500 calls in its free tier, 0.
+    await expectUnpriceable(
+      t,
+      billed,
+      '2027-03-10T00:00:00Z',
+      /the trial's usage of api_calls so far was free on the old plan.*when: next_cycle.*a plan not billing trial usage/,
+      free,
+      '2027-03-01T00:00:00Z',
+    );
+    // The same for a MAX: 12 seats free before would hide a maximum of 10 after (10 × 800 unbilled).
+    const maxFree = await planOf(1000, 0, {
+      currency: 'NZD',
+      trial_days: 14,
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 500 }),
+    });
+    const maxBilled = await planOf(1000, 0, {
+      currency: 'NZD',
+      trial_days: 14,
+      bill_trial_usage: true,
+      ...calls('MAX', { model: 'PER_UNIT', unit_amount: 800 }),
+    });
+    const seats = await subscribe(maxFree, 14);
+    await record(seats.id, 'f4-s1', 12, '2027-03-05T00:00:00Z');
+    await expectUnpriceable(
+      seats,
+      maxBilled,
+      '2027-03-10T00:00:00Z',
+      /trial's usage of api_calls.*when: next_cycle/,
+      maxFree,
+      '2027-03-01T00:00:00Z',
+    );
+    // The way out: the change at the trial's end; the trial's 900 + 500 calls stay free (old plan);
+    // period 0's 1,200 calls on the new plan: 200 above the free tier × 2 = 400 cents.
+    await changeNextCycle(t.id, billed, '2027-03-10T00:00:00Z');
+    await record(t.id, 'f4-2', 500, '2027-03-12T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    await record(t.id, 'f4-3', 1200, '2027-03-20T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-15T00:10:00Z'));
+    expect((await invoicesOf(t.customerId)).flatMap(usageOf)).toEqual([
+      [1200, 400, '2027-03-15T00:00:00.000Z', '2027-04-15T00:00:00.000Z'],
+    ]);
   });
 
   it('a plan change at the period boundary, before the renewal ran, bills the old period at the old prices', async () => {

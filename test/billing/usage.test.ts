@@ -316,6 +316,64 @@ describe('usage-based billing', () => {
       );
     });
 
+    it('prices a window after part of its period was billed as the rest of the period (periodStart): each metric once', async () => {
+      const { id } = await subscribe();
+      const change = new Date('2026-11-15T00:00:00Z'); // a plan change billed November up to here
+      const events: [string, number, string][] = [
+        ['calls', 100, '2026-11-05T00:00:00Z'],
+        ['seats', 8, '2026-11-05T00:00:00Z'],
+        ['builds', 1, '2026-11-05T00:00:00Z'],
+        ['storage', 60, '2026-11-05T00:00:00Z'],
+        ['calls', 50, '2026-11-20T00:00:00Z'],
+        ['seats', 6, '2026-11-20T00:00:00Z'],
+        ['builds', 1, '2026-11-20T00:00:00Z'],
+        ['builds', 1, '2026-11-21T00:00:00Z'],
+        ['storage', 30, '2026-11-20T00:00:00Z'],
+      ];
+      for (const [code, value, timestamp] of events) {
+        expect((await post(id, code, value, { timestamp })).status).toBe(201);
+      }
+      const plan = await getPlan(app.runtime.db, planId);
+      const lines = await usageLines(app.runtime.db, { id }, plan, [
+        { periodStart: PERIOD_START, start: change, end: PERIOD_END },
+      ]);
+      expect(lines.map((l) => [l.metricCode, l.quantity, l.unitAmount, l.amount])).toEqual([
+        // SUM PER_UNIT: the 50 calls after the change × 3, as a window of its own would bill them.
+        ['calls', 50, 3n, undefined],
+        // MAX: 6 after the change never rose above the period's 8 before it: no line (the window
+        // alone billed 6 × 500 = 3000 for seats billed already).
+        // COUNT TIERED (2 free, then 250 + flat 100): builds 2–3 of the period: 1 free, 1 × 250 + 100
+        // = 350 (the window alone gave both free again: 0).
+        ['builds', 2, null, 350n],
+        // SUM STAIRSTEP (up to 100: 900): the period's 90 GB cost 900, billed with the first 60: 0
+        // more (the window alone charged the step's 900 again).
+        ['storage', 30, null, 0n],
+      ]);
+      // A VOLUME price whose whole costs less than the part billed before (a period split before such
+      // changes were refused): the 8 seats before cost 8 × 500 = 4000, the period's 12 cost 12 × 300 =
+      // 3600 at the cheaper tier: the rest of the period costs 0, not −400 (nor a failed renewal).
+      expect((await post(id, 'seats', 12, { timestamp: '2026-11-22T00:00:00Z' })).status).toBe(201);
+      const cheaperInBulk = {
+        ...plan,
+        metered: plan.metered
+          .filter((m) => m.code === 'seats')
+          .map((m) => ({
+            ...m,
+            price: {
+              model: 'VOLUME' as const,
+              tiers: [
+                { upTo: 10n, unitAmount: 500n, flatAmount: 0n },
+                { upTo: null, unitAmount: 300n, flatAmount: 0n },
+              ],
+            },
+          })),
+      };
+      const rest = await usageLines(app.runtime.db, { id }, cheaperInBulk, [
+        { periodStart: PERIOD_START, start: change, end: PERIOD_END },
+      ]);
+      expect(rest.map((l) => [l.metricCode, l.quantity, l.amount])).toEqual([['seats', 4, 0n]]);
+    });
+
     it('prices every aggregation × price model as worked by hand (events 3, 8, 1: SUM 12, MAX 8, COUNT 3)', async () => {
       const tiers = [
         { up_to: 5, unit_amount: 100, flat_amount: 50 },
@@ -490,6 +548,107 @@ describe('usage-based billing', () => {
         ['2027-01-10', '2027-01-20'], // within the trial
       ]);
       expect(windows({ usage_billed_until: d('2027-04-10') })).toEqual([]); // all billed
+    });
+  });
+
+  describe('a plan change mid-period over usage', () => {
+    /** A plan like the tests' (USD, monthly, no fee) with metered prices `metered` (API JSON). */
+    const planWith = async (metered: unknown[]) => {
+      const product = (await app.api('POST', '/v1/products', { name: 'Metered too' })).body;
+      const plan = await app.api('POST', '/v1/plans', {
+        product: product.id,
+        name: 'Usage too',
+        currency: 'USD',
+        interval: 'MONTH',
+        price: { model: 'FLAT_FEE', amount: 0 },
+        metered,
+      });
+      expect(plan.status).toBe(201);
+      return plan.body.id as string;
+    };
+    // The current month is the subscriptions' period 1 (the API changes them on the wall clock).
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    /** A subscription to the tests' plan whose period 1 is the current month, billed up to its start. */
+    const subscribeNow = async () => {
+      const { id, customerId } = await subscribe();
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({
+          billing_anchor: month(-1),
+          start_at: month(-1),
+          current_period_start: month(0),
+          current_period_end: month(1),
+          usage_billed_until: month(0),
+        })
+        .where('id', '=', id)
+        .execute();
+      return { id, customerId };
+    };
+    /** POST …/change of subscription `id` to plan `plan` now, unprorated. */
+    const changeTo = (id: string, plan: string, preview: boolean) =>
+      app.api('POST', `/v1/subscriptions/${id}/change`, { plan, proration: 'none', preview });
+    const timestamp = month(0).toISOString();
+
+    it('is 409 usage_split_unpriceable over HTTP (preview too) when a VOLUME or STAIRSTEP metric has usage earlier in the period; nothing changes', async () => {
+      const other = await planWith(METERED);
+      const change = (id: string, preview: boolean) => changeTo(id, other, preview);
+
+      // seats (VOLUME) and storage (STAIRSTEP) used this period: refused, naming both.
+      const split = await subscribeNow();
+      expect((await post(split.id, 'seats', 3, { timestamp })).status).toBe(201);
+      expect((await post(split.id, 'storage', 50, { timestamp })).status).toBe(201);
+      for (const preview of [true, false]) {
+        const refused = await change(split.id, preview);
+        expect(refused.status).toBe(409);
+        expect(refused.body.error.code).toBe('usage_split_unpriceable');
+        expect(refused.body.error.message).toMatch(
+          /the new plan prices seats, storage VOLUME or STAIRSTEP.*when: next_cycle.*a plan pricing seats, storage PER_UNIT or TIERED/,
+        );
+      }
+      const row = await app.runtime.db
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('id', '=', split.id)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ plan_id: planId, usage_billed_until: month(0) });
+      expect((await app.api('GET', `/v1/invoices?customer=${split.customerId}`)).body.data).toEqual([]);
+
+      // Only calls (PER_UNIT) and builds (TIERED) used: they split exactly, the change goes through.
+      const exact = await subscribeNow();
+      expect((await post(exact.id, 'calls', 10, { timestamp })).status).toBe(201);
+      expect((await post(exact.id, 'builds', 1, { timestamp })).status).toBe(201);
+      const changed = await change(exact.id, false);
+      expect(changed.status).toBe(200);
+      expect(changed.body.subscription.plan).toBe(other);
+    });
+
+    it("goes by the new plan's price and the old plan's aggregation: an old VOLUME price splits (200), another aggregation is 409 (F2, F1 over HTTP)", async () => {
+      // seats metered MAX on both, VOLUME on the old plan only; calls COUNT on the new plan, SUM on the old.
+      const perUnitSeats = await planWith([
+        { code: 'seats', aggregation: 'MAX', price: { model: 'PER_UNIT', unit_amount: 450 } },
+      ]);
+      const countedCalls = await planWith([
+        { code: 'calls', aggregation: 'COUNT', price: { model: 'PER_UNIT', unit_amount: 3 } },
+      ]);
+      const split = await subscribeNow();
+      expect((await post(split.id, 'seats', 3, { timestamp })).status).toBe(201);
+      expect((await post(split.id, 'calls', 10, { timestamp })).status).toBe(201);
+      const refused = await changeTo(split.id, countedCalls, true);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toMatchObject({ code: 'usage_split_unpriceable' });
+      expect(refused.body.error.message).toMatch(
+        /the old plan meters calls with another aggregation.*when: next_cycle.*a plan metering calls with the old plan's aggregation/,
+      );
+      // The old plan's VOLUME seats are billed whole at the change (3 × 500 = 1500 cents, + 10 calls
+      // × 3 = 30: 1530 + 10% tax = 1683); the new plan's PER_UNIT price continues from them.
+      const changed = await changeTo(split.id, perUnitSeats, false);
+      expect(changed.status).toBe(200);
+      expect(changed.body.subscription.plan).toBe(perUnitSeats);
+      const invoices = (await app.api('GET', `/v1/invoices?customer=${split.customerId}`)).body.data;
+      expect(invoices.map((i: { subtotal: number; total: number }) => [i.subtotal, i.total])).toEqual([
+        [1530, 1683],
+      ]);
     });
   });
 
