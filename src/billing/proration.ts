@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -815,7 +816,10 @@ function storedBasis(basis: ChargedBasis): string {
  */
 export async function chargedBasis(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis' | 'current_period_start' | 'current_period_end'>,
+  subscription: Pick<
+    SubscriptionRow,
+    'id' | 'customer_id' | 'charged_basis' | 'current_period_start' | 'current_period_end'
+  >,
   periodIndex: number,
   field: 'proration' | 'refund_type',
 ): Promise<ChargedBasis> {
@@ -865,7 +869,7 @@ export async function chargedBasis(
  */
 async function refuseUnrecordedChange(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'current_period_start' | 'current_period_end'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id' | 'current_period_start' | 'current_period_end'>,
   field: 'proration' | 'refund_type',
 ): Promise<void> {
   const { id, current_period_start: start, current_period_end: end } = subscription;
@@ -882,22 +886,11 @@ async function refuseUnrecordedChange(
     .where('invoice_lines.period_start', '>=', start)
     .where('invoice_lines.period_end', '=', end)
     .executeTakeFirst();
-  // `prorationCredited`'s key: `<subscription>:proration_credit:<ISO time of the change>:<change>`.
-  const prefix = `${id}:proration_credit:`;
-  const at = sql<string>`substr(idempotency_key, ${prefix.length + 1}, 24)`;
   const credit = invoice
     ? undefined
-    : await trx
-        .selectFrom('journal_entries')
-        .select('id')
-        .where('source_type', '=', 'subscription')
-        .where('source_id', '=', id)
-        .where(sql<boolean>`starts_with(idempotency_key, ${prefix})`)
-        .where(at, '>=', start.toISOString())
-        .where(at, '<', end.toISOString())
-        .executeTakeFirst();
+    : (await changeCreditsToCustomer(trx, subscription, start, end)).entries[0];
   if (!invoice && !credit) return;
-  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit!.id})`;
+  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit})`;
   const wayOut =
     field === 'proration'
       ? 'change with proration none, or at the next cycle, or wait for the next period'
@@ -905,6 +898,74 @@ async function refuseUnrecordedChange(
   throw new ValidationError('period changed before charged bases were stored', {
     [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0042), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
   });
+}
+
+/**
+ * What the prorated changes of subscription `subscription` made from `start` (inclusive) to `end`
+ * (exclusive) gave its customer as customer credit: the `proration_credit` journal entries
+ * (`prorationCredited`, keyed `<subscription>:proration_credit:<ISO time of the change>:<change>`)
+ * dated in that span, read from the ledger, so whatever became of the credit since (held, spent on
+ * later invoices, refunded) it counts. Not the part of a change's credit taken off an OPEN period
+ * invoice (`creditInvoice`: `proration_credited` on the invoice, never the customer's).
+ * @returns `entries` (their journal entry ids, in no particular order; none: no such change),
+ * `total` (what the customer's credit account was credited, minor units ≥ 0, tax included) and `tax`
+ * (the tax payable it debited, minor units, signed: below 0 when the change raised the tax)
+ */
+export async function changeCreditsToCustomer(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
+  start: Date,
+  end: Date,
+): Promise<{ entries: string[]; total: bigint; tax: bigint }> {
+  const prefix = `${subscription.id}:proration_credit:`;
+  const at = sql<string>`substr(e.idempotency_key, ${prefix.length + 1}, 24)`;
+  const customerCredit = chart.customerCredit(subscription.customer_id).code;
+  const rows = await trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['e.id', 'a.code', 'p.amount'])
+    .where('e.source_type', '=', 'subscription')
+    .where('e.source_id', '=', subscription.id)
+    .where(sql<boolean>`starts_with(e.idempotency_key, ${prefix})`)
+    .where(at, '>=', start.toISOString())
+    .where(at, '<', end.toISOString())
+    .where('a.code', 'in', [customerCredit, chart.taxPayable.code])
+    .execute();
+  // The customer's credit account is credited (< 0); tax payable debited (> 0) for the tax given back.
+  const sum = (code: string) => rows.filter((r) => r.code === code).reduce((t, r) => t + r.amount, 0n);
+  return {
+    entries: [...new Set(rows.map((r) => r.id))],
+    total: -sum(customerCredit),
+    tax: sum(chart.taxPayable.code),
+  };
+}
+
+/**
+ * What the prorated changes of period invoice `invoice`'s period gave the customer as customer
+ * credit (`changeCreditsToCustomer` over its `period_start` … `period_end`): money the customer got
+ * back for time that invoice was paid for, so it can no longer be refunded by hand
+ * (payments/refunds.ts) and its credit notes' tax is worked without it (billing/credit-notes.ts), as
+ * a cancellation's refund gives back the period net of the changes' credits (`chargedBasis`).
+ * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed); both 0 for an
+ * invoice that bills no subscription period (a one-off, a change's or a usage invoice)
+ */
+export async function periodCreditToCustomer(
+  trx: Kysely<Database>,
+  invoice: Pick<
+    InvoiceRow,
+    'customer_id' | 'subscription_id' | 'period_index' | 'period_start' | 'period_end'
+  >,
+): Promise<{ total: bigint; tax: bigint }> {
+  const { subscription_id: id, period_start: start, period_end: end } = invoice;
+  if (id === null || invoice.period_index === null || !start || !end) return { total: 0n, tax: 0n };
+  const { total, tax } = await changeCreditsToCustomer(
+    trx,
+    { id, customer_id: invoice.customer_id },
+    start,
+    end,
+  );
+  return { total, tax };
 }
 
 /**

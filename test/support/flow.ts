@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { expect } from 'vitest';
+import type { TransactionRow } from '../../src/db/schema.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from './app.ts';
 import { stripeFixture } from './stripe.ts';
 
@@ -94,6 +97,44 @@ export function intentEchoing(params: URLSearchParams, intentId: string, status 
     currency: params.get('currency'),
     metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
   };
+}
+
+/**
+ * Pays OPEN invoice `invoiceId` in part by a gateway payment: charged over the API, Stripe answers its
+ * PaymentIntent `intentId` `processing` (the transaction stays pending, asked for all that is due),
+ * which then succeeds capturing only `captured` (minor units), recorded as the reconcile path records a
+ * partial capture (reconcile/apply.ts: Authorize.Net's `settleAmount` below the charge); the invoice
+ * stays OPEN with the rest due.
+ * @returns the transaction as it was committed pending (its `amount` what was asked)
+ */
+export async function capturedInPart(
+  app: TestApp,
+  invoiceId: string,
+  captured: number,
+  intentId: string,
+): Promise<TransactionRow> {
+  nock(STRIPE_API_BASE)
+    .post('/v1/payment_intents')
+    .reply(async (request: Request) => [
+      200,
+      intentEchoing(new URLSearchParams(await request.text()), intentId, 'processing'),
+    ]);
+  const pending = await app.api('POST', `/v1/invoices/${invoiceId}/charge`, {});
+  expect(pending.body.transaction).toMatchObject({ status: 'pending' });
+  const db = app.runtime.db;
+  const row = await db
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', '=', pending.body.transaction.id)
+    .executeTakeFirstOrThrow();
+  await inUnitOfWork(db, { actor: 'system' }, (work) =>
+    recordChargeResult(work, row, {
+      status: 'succeeded',
+      gatewayTransactionId: intentId,
+      amountCaptured: BigInt(captured),
+    }),
+  );
+  return row;
 }
 
 /** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction) and the customer. */

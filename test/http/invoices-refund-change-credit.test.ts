@@ -1,0 +1,246 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { capturedInPart, stripeRefundSucceeds } from '../support/flow.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * A refund by hand (`POST /v1/invoices/:id/refund`) of a period invoice whose subscription changed in
+ * the period counts the change's proration credit that went to the customer (payments/refunds.ts
+ * `roomAfterChangeCredit`, billing/proration.ts `periodCreditToCustomer`): it gives back at most what
+ * was paid, less what was refunded, less that credit (the customer has it already: held, spent or
+ * refunded), and its credit note's tax is worked over what the invoice still asks net of that credit
+ * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
+ * credits. Before, a whole refund by hand gave back all that was paid while the customer kept the
+ * credit, and the note's tax ignored the credit's tax.
+ *
+ * Subscriptions start on Feb 1 2027 (28 days) and change on Feb 15 (14 days left) or Feb 22 (7
+ * left), on a simulated clock; plans are FLAT_FEE, taxed at 25% (`flatPlan`) or untaxed. Each
+ * scenario has its own currency, so `ledgerIn` reads its own books in the shared app.
+ */
+describe('POST /v1/invoices/:id/refund after a change credited the period to the customer', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker.
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const changeAt = (id: string, planId: string, at: string) =>
+    changeSubscription(db(), 'system', id, { planId }, d(at), false);
+  const untaxedPlan = (currency: string, amount: number) =>
+    insertPlan(db(), { currency, price: { model: 'FLAT_FEE', amount } });
+  const refund = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/refund`, body);
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  /** The invoice with its credit notes as `[subtotal, tax]`, oldest first. */
+  const invoiceOf = async (id: string) => {
+    const body = (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body;
+    return {
+      ...body,
+      notes: body.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    };
+  };
+  /** A Stripe customer subscribed to `from` from Feb 1, its first invoice paid whole by the card. */
+  const paidFeb1 = async (from: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: from,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+
+  it('CHF: a whole refund after a downgrade credit to the customer is refused 409; up to what the period kept is refunded, tax exact', async () => {
+    // 2000 + 25% = 2500 paid by card. Feb 15: down to 1000 + 25%. Unused 2000 × 14/28 = 1000 + 250
+    // tax credited, 1000 × 14/28 = 500 + 125 tax charged: −500 net, −125 tax, −625 to the customer's
+    // credit (the invoice was paid). The period kept 2500 − 625 = 1875: the refund by hand's room.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'CHF', 2000));
+    const change = await changeAt(sub.id, await flatPlan(app, 'CHF', 1000), '2027-02-15T00:00:00Z');
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -125n, total: -625n });
+    expect(await creditOf(customer)).toEqual([{ currency: 'CHF', amount: 625 }]);
+    const before = await ledgerIn(app, 'CHF');
+
+    // The whole invoice, and any amount above 1875: 409, field `amount`, nothing changes.
+    for (const body of [{ amount: 2500 }, { amount: 1876 }]) {
+      const refused = await refund(sub.invoice.id, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(refused.body.error.message).toContain('gave the customer 625 CHF of credit');
+      expect(refused.body.error.message).toContain('at most 1875 CHF can be refunded by hand');
+      expect(refused.body.error.fields.amount).toBe(
+        'at most 1875 CHF (paid 2500, refunded 0, change credit to the customer 625)',
+      );
+    }
+    expect(await ledgerIn(app, 'CHF')).toEqual(before);
+    expect((await invoiceOf(sub.invoice.id)).amount_refunded).toBe(0);
+
+    // 1000, then the rest (amount omitted: 875). Notes' tax over what the invoice still asks:
+    // taxAsked 500 − 125 = 375 of asked 2500 − 625 = 1875; round(375 × 1000/1875) = 200 (800 net),
+    // then 375 × 1875/1875 − 200 = 175 (700 net).
+    stripeRefundSucceeds('re_chf_change_1');
+    const first = await refund(sub.invoice.id, { amount: 1000 });
+    expect(first.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    stripeRefundSucceeds('re_chf_change_2');
+    const rest = await refund(sub.invoice.id, {});
+    expect(rest.body).toMatchObject({ status: 'succeeded', amount: 875 });
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
+    expect(invoice.notes).toEqual([
+      [800, 200],
+      [700, 175],
+    ]);
+    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit.
+    for (const body of [{ amount: 1 }, {}]) {
+      const none = await refund(sub.invoice.id, body);
+      expect({ status: none.status, code: none.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(none.body.error.message).toContain('at most 0 CHF can be refunded by hand');
+    }
+    // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0; the
+    // customer's 625 of credit; clearing 2500 − 1875 = 625, which the credit still owes.
+    expect(await ledgerIn(app, 'CHF')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 625,
+    });
+  });
+
+  it('JPY (no decimals): the whole 3000 is refused; 2550 (amount omitted) is refunded after a 450 credit to the customer', async () => {
+    // Untaxed 3000 paid. Feb 22: down to 1200: −3000 × 7/28 + 1200 × 7/28 = −750 + 300 = −450 of
+    // customer credit. Room 3000 − 450 = 2550.
+    const { customer, sub } = await paidFeb1(await untaxedPlan('JPY', 3000));
+    await changeAt(sub.id, await untaxedPlan('JPY', 1200), '2027-02-22T00:00:00Z');
+    expect(await creditOf(customer)).toEqual([{ currency: 'JPY', amount: 450 }]);
+    for (const body of [{ amount: 3000 }, { amount: 2551 }]) {
+      const refused = await refund(sub.invoice.id, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(refused.body.error.fields.amount).toBe(
+        'at most 2550 JPY (paid 3000, refunded 0, change credit to the customer 450)',
+      );
+    }
+    // Amount omitted: all that is left, 2550.
+    stripeRefundSucceeds('re_jpy_change');
+    const refunded = await refund(sub.invoice.id, {});
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 2550 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[2550, 0]]);
+    // Revenue 3000 − 450 = 2550 earned, all refunded; the 450 is the customer's; clearing keeps 450.
+    expect(await ledgerIn(app, 'JPY')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -2550,
+      refunds: 2550,
+      'customer_credit:customer': -450,
+      'gateway_clearing:stripe': 450,
+    });
+  });
+
+  it('SEK: after a taxed → untaxed downgrade, the note gives back the tax the period kept (250, not 350)', async () => {
+    // 2000 + 25% = 2500 paid. Feb 15: down to untaxed 1000. Unused 1000 + 250 tax credited, 500 + 0
+    // charged: −500 net, −250 tax, −750 to the customer's credit. The period kept 1750 with 250 tax.
+    const { sub } = await paidFeb1(await flatPlan(app, 'SEK', 2000));
+    const change = await changeAt(sub.id, await untaxedPlan('SEK', 1000), '2027-02-15T00:00:00Z');
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -250n, total: -750n });
+    // 1750 by hand: tax (500 − 250) × 1750 / (2500 − 750) = 250, 1500 net. Before: 500 × 1750 / 2500
+    // = 350, leaving tax payable at −100 (tax reclaimed that was never collected).
+    stripeRefundSucceeds('re_sek_change');
+    const refunded = await refund(sub.invoice.id, { amount: 1750 });
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
+    expect(await ledgerIn(app, 'SEK')).toMatchObject({
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -750,
+      'gateway_clearing:stripe': 750,
+    });
+  });
+
+  it('NOK: a cancellation’s full refund after the same downgrade gives back the same 1750 with the same 250 of tax', async () => {
+    // As SEK: 2500 paid, 750 (250 tax) to the customer. `full` owes the period net of its changes:
+    // 2500 − 750 = 1750 (cancellation.ts); its note's tax as by hand: 250 (before: 350).
+    const { sub } = await paidFeb1(await flatPlan(app, 'NOK', 2000));
+    await changeAt(sub.id, await untaxedPlan('NOK', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_nok_change_cancel');
+    const cancelled = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      sub.id,
+      { when: 'now', refundType: 'full' },
+      d('2027-02-20T00:00:00Z'),
+    );
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([1750n]);
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
+    expect(await ledgerIn(app, 'NOK')).toMatchObject({ revenue: -1500, refunds: 1500, tax_payable: 0 });
+  });
+
+  it('DKK, partly paid: a credit split between the invoice and the customer leaves 1750 to refund, with 250 of tax', async () => {
+    // 2000 + 25% = 2500, the card captured 2000 of it (500 due). Feb 15: down to untaxed 1000: −750
+    // (−500 net, −250 tax). 500 of it clears the invoice (tax round(250 × 500/750) = 167: 333 net),
+    // the other 250 (167 net, 83 tax) is the customer's credit. The period kept 2000 − 250 = 1750.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'DKK', 2000), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoiceId = invoices[0]!.id;
+    await capturedInPart(app, invoiceId, 2000, 'pi_dkk_part');
+    expect(await invoiceOf(invoiceId)).toMatchObject({ status: 'OPEN', amount_paid: 2000, amount_due: 500 });
+    const change = await changeAt(subscription.id, await untaxedPlan('DKK', 1000), '2027-02-15T00:00:00Z');
+    expect(change.creditedToInvoice).toEqual({ invoice: invoiceId, amount: 500n });
+    expect(await invoiceOf(invoiceId)).toMatchObject({
+      status: 'PAID',
+      proration_credited: 500,
+      amount_due: 0,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'DKK', amount: 250 }]);
+    const before = await ledgerIn(app, 'DKK');
+
+    // 2000 (all the card paid) is refused; the whole refund is 1750 (before: 2000).
+    const refused = await refund(invoiceId, { amount: 2000 });
+    expect(refused.body.error?.code).toBe('refund_exceeds_change_credit');
+    expect(refused.body.error.fields.amount).toBe(
+      'at most 1750 DKK (paid 2000, refunded 0, change credit to the customer 250)',
+    );
+    stripeRefundSucceeds('re_dkk_part');
+    const whole = await refund(invoiceId, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    // Its note: taxAsked 500 − 167 − 83 = 250 of asked 2500 − 500 − 250 = 1750: all 250, 1500 net
+    // (before: 2000 refunded with (500 − 167) × 2000/2000 = 333 of tax).
+    expect((await invoiceOf(invoiceId)).notes).toEqual([[1500, 250]]);
+    // Books moved by the refund: revenue given back 1500, tax 250, clearing 1750; since the start
+    // tax is 500 − 167 − 83 − 250 = 0 and revenue 2000 − 333 − 167 − 1500 = 0 net of refunds.
+    const after = await ledgerIn(app, 'DKK');
+    expect({
+      refunds: after.refunds! - (before.refunds ?? 0),
+      tax: after.tax_payable! - before.tax_payable!,
+      clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
+    }).toEqual({ refunds: 1500, tax: 250, clearing: -1750 });
+  });
+});
