@@ -942,29 +942,62 @@ export async function changeCreditsToCustomer(
 }
 
 /**
- * What the prorated changes of period invoice `invoice`'s period gave the customer as customer
- * credit (`changeCreditsToCustomer` over its `period_start` … `period_end`): money the customer got
- * back for time that invoice was paid for, so it can no longer be refunded by hand
- * (payments/refunds.ts) and its credit notes' tax is worked without it (billing/credit-notes.ts), as
- * a cancellation's refund gives back the period net of the changes' credits (`chargedBasis`).
- * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed); both 0 for an
- * invoice that bills no subscription period (a one-off, a change's or a usage invoice)
+ * What of the customer credit the prorated changes of a period gave the customer
+ * (`changeCreditsToCustomer` over the period) counts against `invoice`: money the customer got back
+ * for time the period's invoices were paid for, so it can no longer be refunded by hand
+ * (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
+ * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
+ * credits (`chargedBasis`). The period invoice counts all of it; the invoices of the period's
+ * prorated changes (`subscription_update`, for the rest of the period: ending with it) count only
+ * what the period invoice's payments (`amount_paid`) and the earlier change invoices' cannot carry,
+ * in the order they were made, each up to its own payments: 1000 paid for the period, an upgrade
+ * invoiced 6000 and paid, then a downgrade credits 4000 to the customer: 1000 on the period invoice
+ * (nothing left to refund there), 3000 on the upgrade's (3000 left), so the period keeps
+ * 1000 + 6000 − 4000 = 3000 whichever is refunded. The tax goes with the share, `tax × share /
+ * credit` rounded half up on its size (all of it on the period invoice).
+ * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed: below 0 when the
+ * changes raised the tax); both 0 for an invoice of no subscription period (a one-off, a usage invoice)
  */
 export async function periodCreditToCustomer(
   trx: Kysely<Database>,
-  invoice: Pick<
-    InvoiceRow,
-    'customer_id' | 'subscription_id' | 'period_index' | 'period_start' | 'period_end'
-  >,
+  invoice: InvoiceRow,
 ): Promise<{ total: bigint; tax: bigint }> {
-  const { subscription_id: id, period_start: start, period_end: end } = invoice;
-  if (id === null || invoice.period_index === null || !start || !end) return { total: 0n, tax: 0n };
-  const { total, tax } = await changeCreditsToCustomer(
-    trx,
-    { id, customer_id: invoice.customer_id },
-    start,
-    end,
-  );
+  const none = { total: 0n, tax: 0n };
+  const { subscription_id: id, period_start: from, period_end: end } = invoice;
+  if (id === null || !from || !end) return none;
+  const owner = { id, customer_id: invoice.customer_id };
+  if (invoice.period_index !== null) {
+    const { total, tax } = await changeCreditsToCustomer(trx, owner, from, end);
+    return { total, tax };
+  }
+  if (invoice.billing_reason !== 'subscription_update') return none;
+  // The period invoice ending with this change's invoice, then the period's change invoices in order.
+  const period = await trx
+    .selectFrom('invoices')
+    .select(['id', 'period_index', 'period_start', 'amount_paid'])
+    .where('subscription_id', '=', id)
+    .where('period_end', '=', end)
+    .where('status', '!=', 'VOID')
+    .where((eb) =>
+      eb.or([eb('period_index', 'is not', null), eb('billing_reason', '=', 'subscription_update')]),
+    )
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  const owed = period.find((i) => i.period_index !== null);
+  if (!owed?.period_start || from < owed.period_start) return none;
+  const credit = await changeCreditsToCustomer(trx, owner, owed.period_start, end);
+  let spill = credit.total - owed.amount_paid;
+  for (const change of period) {
+    if (change.period_index !== null) continue;
+    if (spill <= 0n) return none;
+    if (change.id === invoice.id) break;
+    spill -= change.amount_paid;
+  }
+  if (spill <= 0n) return none;
+  const total = spill < invoice.amount_paid ? spill : invoice.amount_paid;
+  const tax =
+    credit.tax >= 0n ? prorate(credit.tax, total, credit.total) : -prorate(-credit.tax, total, credit.total);
   return { total, tax };
 }
 

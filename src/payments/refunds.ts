@@ -510,7 +510,7 @@ async function roomAfterChangeCredit(
   const c = invoice.currency;
   const most = left > 0n ? left : 0n;
   const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
-  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and this period's subscription changes gave the customer ${credited} ${c} of credit for time it paid for (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
+  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
   throw new ConflictError('refund_exceeds_change_credit', message, {
     amount: `at most ${most} ${c} (paid ${invoice.amount_paid}, refunded ${invoice.amount_refunded + inFlight}, change credit to the customer ${credited})`,
   });

@@ -6,7 +6,7 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
-import { capturedInPart, stripeRefundSucceeds } from '../support/flow.ts';
+import { capturedInPart, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -81,7 +81,9 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
         status: 409,
         code: 'refund_exceeds_change_credit',
       });
-      expect(refused.body.error.message).toContain('gave the customer 625 CHF of credit');
+      expect(refused.body.error.message).toContain(
+        "and 625 CHF of the credit this period's subscription changes gave the customer",
+      );
       expect(refused.body.error.message).toContain('at most 1875 CHF can be refunded by hand');
       expect(refused.body.error.fields.amount).toBe(
         'at most 1875 CHF (paid 2500, refunded 0, change credit to the customer 625)',
@@ -196,6 +198,52 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(cancelled.refunds.map((r) => r.amount)).toEqual([1750n]);
     expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
     expect(await ledgerIn(app, 'NOK')).toMatchObject({ revenue: -1500, refunds: 1500, tax_payable: 0 });
+  });
+
+  it('PLN: after a paid upgrade, a downgrade crediting more than the period invoice was paid counts the rest against the upgrade’s invoice', async () => {
+    // 2800 + 25% = 3500 paid. Feb 8 (21 days left): up to 11200: −2100 − 525 tax unused, +8400 + 2100
+    // tax: an invoice of 6300 + 1575 = 7875, paid by card. Feb 15 (14 left): down to 2800: −5600 −
+    // 1400 tax unused, +1400 + 350 tax: −4200 net, −1050 tax, 5250 to the customer's credit. The
+    // period kept 3500 + 7875 − 5250 = 6125. The period invoice counts the credit first, up to its
+    // 3500 paid: nothing left there; the other 1750 (tax 1050 × 1750/5250 = 350) counts against the
+    // upgrade's invoice: 7875 − 1750 = 6125 left there.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'PLN', 2800));
+    const up = await changeAt(sub.id, await flatPlan(app, 'PLN', 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const down = await changeAt(sub.id, await flatPlan(app, 'PLN', 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    expect(await creditOf(customer)).toEqual([{ currency: 'PLN', amount: 5250 }]);
+
+    const period = await refund(sub.invoice.id, { amount: 1 });
+    expect({ status: period.status, code: period.body.error?.code }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+    });
+    expect(period.body.error.fields.amount).toBe(
+      'at most 0 PLN (paid 3500, refunded 0, change credit to the customer 5250)',
+    );
+    const over = await refund(up.invoice!.id, { amount: 6126 });
+    expect(over.body.error.fields.amount).toBe(
+      'at most 6125 PLN (paid 7875, refunded 0, change credit to the customer 1750)',
+    );
+    stripeRefundSucceeds('re_pln_change');
+    const whole = await refund(up.invoice!.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 6125 });
+    // Its note: (1575 − 350) × 6125 / (7875 − 1750) = 1225 of tax, 4900 net.
+    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 1225]]);
+    // Revenue 2800 + 6300 − 4200 = 4900, all refunded; tax 700 + 1575 − 1050 − 1225 = 0; clearing
+    // 3500 + 7875 − 6125 = 5250, the customer's credit.
+    expect(await ledgerIn(app, 'PLN')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5250,
+      'gateway_clearing:stripe': 5250,
+    });
   });
 
   it('DKK, partly paid: a credit split between the invoice and the customer leaves 1750 to refund, with 250 of tax', async () => {
