@@ -427,8 +427,8 @@ export interface PreparedRefund {
  * the payment can refund or no single payment can take it (its message names the call per payment:
  * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`),
  * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
- * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
- * exactly (gateways/currencies.ts)
+ * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
+ * when the gateway cannot take the amount exactly (gateways/currencies.ts)
  */
 export async function refundInvoice(
   db: Db,
