@@ -7,6 +7,7 @@ import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { capturedInPart, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -107,6 +108,12 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       [800, 200],
       [700, 175],
     ]);
+    // The second refund's entry: refunds 700 and tax payable 175 debited, clearing credited 875.
+    expect(await entryPostings(db(), `${rest.body.id}:succeeded`)).toEqual({
+      refunds: 700n,
+      tax_payable: 175n,
+      'gateway_clearing:stripe': -875n,
+    });
     // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit.
     for (const body of [{ amount: 1 }, {}]) {
       const none = await refund(sub.invoice.id, body);
@@ -282,6 +289,11 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     // Its note: taxAsked 500 − 167 − 83 = 250 of asked 2500 − 500 − 250 = 1750: all 250, 1500 net
     // (before: 2000 refunded with (500 − 167) × 2000/2000 = 333 of tax).
     expect((await invoiceOf(invoiceId)).notes).toEqual([[1500, 250]]);
+    expect(await entryPostings(db(), `${whole.body.id}:succeeded`)).toEqual({
+      refunds: 1500n,
+      tax_payable: 250n,
+      'gateway_clearing:stripe': -1750n,
+    });
     // Books moved by the refund: revenue given back 1500, tax 250, clearing 1750; since the start
     // tax is 500 − 167 − 83 − 250 = 0 and revenue 2000 − 333 − 167 − 1500 = 0 net of refunds.
     const after = await ledgerIn(app, 'DKK');
