@@ -995,7 +995,9 @@ export async function periodCreditToCustomer(
     spill -= change.amount_paid;
   }
   if (spill <= 0n) return none;
-  const total = spill < invoice.amount_paid ? spill : invoice.amount_paid;
+  // min(spill, its payments), on bigints (Math.min takes numbers only).
+  let total = spill;
+  if (total > invoice.amount_paid) total = invoice.amount_paid;
   const tax =
     credit.tax >= 0n ? prorate(credit.tax, total, credit.total) : -prorate(-credit.tax, total, credit.total);
   return { total, tax };
