@@ -256,16 +256,22 @@ export async function recurringLines(
  * over what the invoice still asks once prorated changes of its period credited it: while owed, taken
  * off it (`proration_credited`, which took its own tax, `proration_tax_credited`, at the change's
  * ratio: billing/proration.ts), and once paid, given to the customer as credit for time it paid for
- * (`periodCreditToCustomer`: `credited` with its tax `taxCredited`, read from the ledger; 0 for an
- * invoice of no subscription period). With `asked` = total − proration_credited − credited and
- * `taxAsked` = tax − proration_tax_credited − taxCredited, it is `taxAsked × givenBack / asked`,
- * rounded half away from zero, never beyond `taxAsked`, less what the earlier ISSUED notes hold,
+ * (`periodCreditToCustomer`: `credited` with its tax `taxCredited`, this invoice's share of the
+ * period's change credit, read from the ledger: the period invoice carries up to its sale paid less
+ * what its refunds, this one included, gave back of the sale, with the credit's tax pro rata but
+ * never more than its own tax; the period's change invoices carry the rest and the rest of the
+ * tax; 0 for an invoice of no subscription period). With `asked` = total − proration_credited −
+ * credited and `taxAsked` = tax − proration_tax_credited − taxCredited, it is
+ * `taxAsked × givenBack / asked`, rounded half away from zero, never beyond `taxAsked`, less what the earlier ISSUED notes hold,
  * within 0 … amount, or within `taxAsked` … 0 when that is negative (the credits carry more tax than
  * the charges: a refund gives back that negative tax, 500 net and −100 tax for a refund of all of
  * 1000 untaxed less a 500 credit at 20%). 2500 (500 tax) less a change's 750 (250 tax), 1750 refunded
  * → 250 × 1750 / 1750 = 250 tax, not 500 × 1750 / 2500 = 350, whether the 750 was taken off the
  * invoice while owed or given to the customer once it was paid (a refund by hand and a cancellation's
- * refund alike: each gives back at most the 1750 the period kept).
+ * refund alike: each gives back at most the 1750 the period kept). A cancellation's refund of 875 of
+ * a 3500 (700 tax) period invoice after a 5250 (1050 tax) change credit to the customer, more than
+ * it was paid (an upgrade's invoice carries the rest): it carries 3500 − 875 = 2625 (525 tax), so
+ * asked 875, taxAsked 175: the note is 700 + 175.
  */
 async function insertCreditNote(
   work: UnitOfWork,

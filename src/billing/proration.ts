@@ -943,18 +943,26 @@ export async function changeCreditsToCustomer(
 
 /**
  * What of the customer credit the prorated changes of a period gave the customer
- * (`changeCreditsToCustomer` over the period) counts against `invoice`: money the customer got back
- * for time the period's invoices were paid for, so it can no longer be refunded by hand
- * (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
- * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
- * credits (`chargedBasis`). The period invoice counts all of it; the invoices of the period's
- * prorated changes (`subscription_update`, for the rest of the period: ending with it) count only
- * what the period invoice's payments (`amount_paid`) and the earlier change invoices' cannot carry,
- * in the order they were made, each up to its own payments: 1000 paid for the period, an upgrade
- * invoiced 6000 and paid, then a downgrade credits 4000 to the customer: 1000 on the period invoice
- * (nothing left to refund there), 3000 on the upgrade's (3000 left), so the period keeps
- * 1000 + 6000 − 4000 = 3000 whichever is refunded. The tax goes with the share, `tax × share /
- * credit` rounded half up on its size (all of it on the period invoice).
+ * (`changeCreditsToCustomer` over the period: `credit` with its tax) counts against `invoice`: money
+ * the customer got back for time the period's invoices were paid for, so it can no longer be refunded
+ * by hand (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
+ * (billing/credit-notes.ts `insertCreditNote`), as a cancellation's refund gives back the period net
+ * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
+ * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
+ * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
+ * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
+ * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
+ * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * more than its own tax (tax is not given back where it was never collected: an untaxed period
+ * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
+ * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
+ * up exactly to the credit's tax. 3500 (700 tax) paid for the period, an upgrade invoiced 7875 and
+ * paid, then a downgrade credits 5250 (1050 tax) to the customer: 3500 (700 tax) on the period
+ * invoice (nothing left to refund there), 1750 (350 tax) on the upgrade's (6125 left), so the period
+ * keeps 3500 + 7875 − 5250 = 6125 whichever is refunded; once a cancellation gave back 875 of the
+ * period invoice, it carries 2625 (525 tax) and the upgrade's 2625 (525 tax): 5250 left on it.
+ * Read under the lock of an invoice of the subscription (`lockInvoice` locks the subscription, so
+ * none of the period's refunds changes meanwhile).
  * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed: below 0 when the
  * changes raised the tax); both 0 for an invoice of no subscription period (a one-off, a usage invoice)
  */
@@ -963,44 +971,104 @@ export async function periodCreditToCustomer(
   invoice: InvoiceRow,
 ): Promise<{ total: bigint; tax: bigint }> {
   const none = { total: 0n, tax: 0n };
-  const { subscription_id: id, period_start: from, period_end: end } = invoice;
-  if (id === null || !from || !end) return none;
-  const owner = { id, customer_id: invoice.customer_id };
-  if (invoice.period_index !== null) {
-    const { total, tax } = await changeCreditsToCustomer(trx, owner, from, end);
-    return { total, tax };
+  const { subscription_id: id, period_end: end } = invoice;
+  if (id === null || !invoice.period_start || !end) return none;
+  if (invoice.period_index === null && invoice.billing_reason !== 'subscription_update') return none;
+  const period = await periodInvoices(trx, id, end);
+  const owed =
+    invoice.period_index !== null
+      ? period.find((i) => i.id === invoice.id)
+      : period.find((i) => i.period_index !== null);
+  if (!owed?.period_start || invoice.period_start < owed.period_start) return none;
+  const credit = await changeCreditsToCustomer(
+    trx,
+    { id, customer_id: invoice.customer_id },
+    owed.period_start,
+    end,
+  );
+  if (credit.total <= 0n) return none;
+  // The signed share `part / whole` of `tax`, rounded half up on its size.
+  const shareOf = (tax: bigint, part: bigint, whole: bigint) =>
+    tax >= 0n ? prorate(tax, part, whole) : -prorate(-tax, part, whole);
+  // min(credit, its room), on bigints (Math.min takes numbers only); the same for each change below.
+  let ownTotal = credit.total;
+  if (ownTotal > owed.room) ownTotal = owed.room;
+  let ownTax = shareOf(credit.tax, ownTotal, credit.total);
+  const collected = owed.tax - owed.proration_tax_credited;
+  if (credit.tax > 0n && ownTax > collected) ownTax = collected > 0n ? collected : 0n;
+  if (invoice.id === owed.id) return { total: ownTotal, tax: ownTax };
+  // The change invoices carry the rest in order; their tax is the rest of the credit's.
+  const restTax = credit.tax - ownTax;
+  let rest = credit.total - ownTotal;
+  const changes = period.filter((i) => i.period_index === null);
+  const carried = changes.map((change) => {
+    let part = rest;
+    if (part > change.room) part = change.room;
+    rest -= part;
+    return part;
+  });
+  const all = carried.reduce((sum, part) => sum + part, 0n);
+  let before = 0n;
+  for (const [k, change] of changes.entries()) {
+    const part = carried[k]!;
+    if (change.id === invoice.id) {
+      if (all === 0n) return { total: 0n, tax: k === 0 ? restTax : 0n };
+      return { total: part, tax: shareOf(restTax, before + part, all) - shareOf(restTax, before, all) };
+    }
+    before += part;
   }
-  if (invoice.billing_reason !== 'subscription_update') return none;
-  // The period invoice ending with this change's invoice, then the period's change invoices in order.
-  const period = await trx
-    .selectFrom('invoices')
-    .select(['id', 'period_index', 'period_start', 'amount_paid'])
-    .where('subscription_id', '=', id)
-    .where('period_end', '=', end)
-    .where('status', '!=', 'VOID')
-    .where((eb) =>
-      eb.or([eb('period_index', 'is not', null), eb('billing_reason', '=', 'subscription_update')]),
+  return none;
+}
+
+/**
+ * The invoices of subscription `subscriptionId`'s period ending at `end` that its changes' credit
+ * to the customer counts against (`periodCreditToCustomer`), not VOID, oldest first: the period
+ * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
+ * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
+ * asked, total − credit applied − what changes credited it while owed: an overpayment is the
+ * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
+ * flight) gave back of the sale, their first part paying back the overpayment (`overpaymentShare`).
+ */
+async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end: Date) {
+  const rows = await trx
+    .selectFrom('invoices as i')
+    .select([
+      'i.id',
+      'i.period_index',
+      'i.period_start',
+      'i.total',
+      'i.tax',
+      'i.credit_applied',
+      'i.proration_credited',
+      'i.proration_tax_credited',
+      'i.amount_paid',
+    ])
+    .select((eb) =>
+      eb
+        .selectFrom('refunds as r')
+        .select(sql<string>`coalesce(sum(r.amount), 0)::text`.as('amount'))
+        .whereRef('r.invoice_id', '=', 'i.id')
+        .where('r.kind', '=', 'payment')
+        .where('r.status', 'in', ['succeeded', 'pending', 'unknown'])
+        .as('refunded'),
     )
-    .orderBy('created_at')
-    .orderBy('id')
+    .where('i.subscription_id', '=', subscriptionId)
+    .where('i.period_end', '=', end)
+    .where('i.status', '!=', 'VOID')
+    .where((eb) =>
+      eb.or([eb('i.period_index', 'is not', null), eb('i.billing_reason', '=', 'subscription_update')]),
+    )
+    .orderBy('i.created_at')
+    .orderBy('i.id')
     .execute();
-  const owed = period.find((i) => i.period_index !== null);
-  if (!owed?.period_start || from < owed.period_start) return none;
-  const credit = await changeCreditsToCustomer(trx, owner, owed.period_start, end);
-  let spill = credit.total - owed.amount_paid;
-  for (const change of period) {
-    if (change.period_index !== null) continue;
-    if (spill <= 0n) return none;
-    if (change.id === invoice.id) break;
-    spill -= change.amount_paid;
-  }
-  if (spill <= 0n) return none;
-  // min(spill, its payments), on bigints (Math.min takes numbers only).
-  let total = spill;
-  if (total > invoice.amount_paid) total = invoice.amount_paid;
-  const tax =
-    credit.tax >= 0n ? prorate(credit.tax, total, credit.total) : -prorate(-credit.tax, total, credit.total);
-  return { total, tax };
+  return rows.map((row) => {
+    const asked = row.total - row.credit_applied - row.proration_credited;
+    const excess = row.amount_paid > asked ? row.amount_paid - asked : 0n;
+    const refunded = BigInt(row.refunded ?? '0');
+    const saleRefunded = refunded > excess ? refunded - excess : 0n;
+    const room = row.amount_paid - excess - saleRefunded;
+    return { ...row, room: room > 0n ? room : 0n };
+  });
 }
 
 /**

@@ -486,8 +486,10 @@ async function prepareInvoiceRefund(
  * What a refund by hand may still give back of locked `invoice` when prorated changes of its period
  * gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after the
  * invoice was paid; the rest of a credit that cleared it while partly paid): what was paid, less what
- * its refunds gave back or hold (succeeded, pending, unknown), less that credit, whatever became of it
- * since (held, spent on later invoices, refunded): the customer already has it back, so a whole
+ * its refunds gave back or hold (succeeded, pending, unknown), less the part of that credit it
+ * carries (up to its sale paid less its refunds of the sale: an overpayment stays refundable),
+ * whatever became of it since (held, spent on later invoices, refunded): the customer already has
+ * it back, so a whole
  * refund gives back what the period kept, as a cancellation's refund does (it owes the period net of
  * its changes' credits: billing/cancellation.ts). 2000 paid, a downgrade credits 500 of it to the
  * customer: 1500 can be refunded by hand, not 2000.

@@ -6,7 +6,7 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
-import { capturedInPart, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -63,6 +63,37 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       start: d('2027-02-01T00:00:00Z'),
     });
     return { customer: customer.id as string, sub };
+  };
+  /** Cancels subscription `id` now (at `at`) with refund type `refundType`, as the API's cancellation does. */
+  const cancelAt = (id: string, refundType: 'full' | 'prorate', at: string) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'now', refundType },
+      d(at),
+    );
+  /**
+   * 2800 + 25% = 3500 paid Feb 1. Feb 8 (21 days left): up to 11200: −2100 − 525 tax unused, +8400 +
+   * 2100 tax: an invoice of 6300 + 1575 = 7875, paid by card. `beforeDown` runs then (the period
+   * invoice's id). Feb 15 (14 left): down to 2800: −5600 − 1400 tax unused, +1400 + 350 tax: −4200
+   * net, −1050 tax, 5250 to the customer's credit, more than the period invoice was paid. The
+   * period kept 3500 + 7875 − 5250 = 6125.
+   * @returns the customer, the subscription (its period invoice) and the upgrade's invoice id
+   */
+  const upThenDown = async (currency: string, beforeDown?: (periodInvoice: string) => Promise<void>) => {
+    const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2800));
+    const up = await changeAt(sub.id, await flatPlan(app, currency, 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    if (beforeDown) await beforeDown(sub.invoice.id);
+    const down = await changeAt(sub.id, await flatPlan(app, currency, 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    return { customer, sub, upInvoice: up.invoice!.id };
   };
 
   it('CHF: a whole refund after a downgrade credit to the customer is refused 409; up to what the period kept is refunded, tax exact', async () => {
@@ -193,15 +224,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const { sub } = await paidFeb1(await flatPlan(app, 'NOK', 2000));
     await changeAt(sub.id, await untaxedPlan('NOK', 1000), '2027-02-15T00:00:00Z');
     stripeRefundSucceeds('re_nok_change_cancel');
-    const cancelled = await cancelSubscriptionWithRefund(
-      db(),
-      'system',
-      app.runtime.boss,
-      { registry: app.runtime.registry, accounts: app.runtime.accounts },
-      sub.id,
-      { when: 'now', refundType: 'full' },
-      d('2027-02-20T00:00:00Z'),
-    );
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-20T00:00:00Z');
     expect(cancelled.refunds.map((r) => r.amount)).toEqual([1750n]);
     expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
     expect(await ledgerIn(app, 'NOK')).toMatchObject({ revenue: -1500, refunds: 1500, tax_payable: 0 });
@@ -211,17 +234,10 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     // 2800 + 25% = 3500 paid. Feb 8 (21 days left): up to 11200: −2100 − 525 tax unused, +8400 + 2100
     // tax: an invoice of 6300 + 1575 = 7875, paid by card. Feb 15 (14 left): down to 2800: −5600 −
     // 1400 tax unused, +1400 + 350 tax: −4200 net, −1050 tax, 5250 to the customer's credit. The
-    // period kept 3500 + 7875 − 5250 = 6125. The period invoice counts the credit first, up to its
-    // 3500 paid: nothing left there; the other 1750 (tax 1050 × 1750/5250 = 350) counts against the
-    // upgrade's invoice: 7875 − 1750 = 6125 left there.
-    const { customer, sub } = await paidFeb1(await flatPlan(app, 'PLN', 2800));
-    const up = await changeAt(sub.id, await flatPlan(app, 'PLN', 11200), '2027-02-08T00:00:00Z');
-    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
-    stripeChargeSucceeds();
-    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
-    expect(charged.body.invoice.status).toBe('PAID');
-    const down = await changeAt(sub.id, await flatPlan(app, 'PLN', 2800), '2027-02-15T00:00:00Z');
-    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    // period kept 3500 + 7875 − 5250 = 6125. The period invoice carries the credit first, up to its
+    // 3500 paid (tax 1050 × 3500/5250 = 700, its own 700): nothing left there; the other 1750 (tax
+    // 1050 − 700 = 350) counts against the upgrade's invoice: 7875 − 1750 = 6125 left there.
+    const { customer, sub, upInvoice } = await upThenDown('PLN');
     expect(await creditOf(customer)).toEqual([{ currency: 'PLN', amount: 5250 }]);
 
     const period = await refund(sub.invoice.id, { amount: 1 });
@@ -230,17 +246,17 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       code: 'refund_exceeds_change_credit',
     });
     expect(period.body.error.fields.amount).toBe(
-      'at most 0 PLN (paid 3500, refunded 0, change credit to the customer 5250)',
+      'at most 0 PLN (paid 3500, refunded 0, change credit to the customer 3500)',
     );
-    const over = await refund(up.invoice!.id, { amount: 6126 });
+    const over = await refund(upInvoice, { amount: 6126 });
     expect(over.body.error.fields.amount).toBe(
       'at most 6125 PLN (paid 7875, refunded 0, change credit to the customer 1750)',
     );
     stripeRefundSucceeds('re_pln_change');
-    const whole = await refund(up.invoice!.id, {});
+    const whole = await refund(upInvoice, {});
     expect(whole.body).toMatchObject({ status: 'succeeded', amount: 6125 });
     // Its note: (1575 − 350) × 6125 / (7875 − 1750) = 1225 of tax, 4900 net.
-    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 1225]]);
+    expect((await invoiceOf(upInvoice)).notes).toEqual([[4900, 1225]]);
     // Revenue 2800 + 6300 − 4200 = 4900, all refunded; tax 700 + 1575 − 1050 − 1225 = 0; clearing
     // 3500 + 7875 − 6125 = 5250, the customer's credit.
     expect(await ledgerIn(app, 'PLN')).toMatchObject({
@@ -302,5 +318,130 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       tax: after.tax_payable! - before.tax_payable!,
       clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
     }).toEqual({ refunds: 1500, tax: 250, clearing: -1750 });
+  });
+
+  it('RON: a cancellation refund (prorate) of the period invoice after it carried a change credit gives back its tax share, 175', async () => {
+    // `upThenDown`: 3500 (700 tax) paid, the upgrade's 7875 paid, 5250 (1050 tax) to the customer.
+    // Feb 22 (7 of 28 days left), prorate: the plan in force, 3500 a period, × 7/28 = 875 back from
+    // the period invoice. Once that refund counts, the period invoice carries min(5250, 3500 − 875) =
+    // 2625 of the credit, tax 1050 × 2625/5250 = 525 (within its own 700); its note's tax is worked
+    // over asked 3500 − 2625 = 875, taxAsked 700 − 525 = 175: 175 × 875/875 = 175, 700 net (as
+    // before the change credit counted). Before: the period invoice carried all 5250, asked < 0, so
+    // [875, 0], the whole refund booked as revenue given back.
+    const { sub } = await upThenDown('RON');
+    stripeRefundSucceeds('re_ron_cancel');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([875n]);
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[700, 175]]);
+    expect(await entryPostings(db(), `${cancelled.refunds[0]!.id}:succeeded`)).toEqual({
+      refunds: 700n,
+      tax_payable: 175n,
+      'gateway_clearing:stripe': -875n,
+    });
+    // Tax payable 700 + 1575 − 1050 − 175 = 1050 left, the tax of the 4200 net the period kept.
+    expect(await ledgerIn(app, 'RON')).toMatchObject({ tax_payable: -1050, refunds: 700 });
+  });
+
+  it('CZK: after a cancellation refund of the period invoice, the upgrade’s invoice carries the change credit the period invoice no longer can: 5250 left, not 6125', async () => {
+    // `upThenDown`, then the cancellation's 875 from the period invoice (as RON): it carries 2625
+    // (525 tax), the upgrade's invoice the other 2625 (tax 1050 − 525 = 525): 7875 − 2625 = 5250
+    // left there: the period kept 11375 − 5250 (credit) − 875 (cancellation) = 5250, all a whole
+    // refund by hand gives back. Before: the credit's spill ignored the period invoice's refund, so
+    // 6125 was allowed (875 + 6125 in cash and 5250 of credit: 875 more than the 11375 paid).
+    const { customer, sub, upInvoice } = await upThenDown('CZK');
+    stripeRefundSucceeds('re_czk_cancel');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([875n]);
+    const over = await refund(upInvoice, { amount: 5251 });
+    expect({
+      status: over.status,
+      code: over.body.error?.code,
+      amount: over.body.error?.fields.amount,
+    }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+      amount: 'at most 5250 CZK (paid 7875, refunded 0, change credit to the customer 2625)',
+    });
+    stripeRefundSucceeds('re_czk_up');
+    const whole = await refund(upInvoice, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 5250 });
+    // Its note: taxAsked 1575 − 525 = 1050 of asked 7875 − 2625 = 5250: all 1050, 4200 net.
+    expect((await invoiceOf(upInvoice)).notes).toEqual([[4200, 1050]]);
+    expect(await creditOf(customer)).toEqual([{ currency: 'CZK', amount: 5250 }]);
+    // Revenue 2800 + 6300 − 4200 = 4900, refunds 700 + 4200; tax 700 + 1575 − 1050 − 175 − 1050 = 0;
+    // clearing 3500 + 7875 − 875 − 5250 = 5250, the customer's credit.
+    expect(await ledgerIn(app, 'CZK')).toMatchObject({
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5250,
+      'gateway_clearing:stripe': 5250,
+    });
+  });
+
+  it('HUF: a duplicate payment of the period invoice carries none of the change credit: refundable whole (3500), and the upgrade’s invoice still carries 1750', async () => {
+    // `upThenDown`, with the period invoice paid a second time (3500) after the upgrade was paid:
+    // amount_paid 7000 of 3500 asked, the 3500 overpayment the customer's credit (no invoice was
+    // open to take it). The period invoice carries min(5250, its sale paid 3500) = 3500: the
+    // duplicate's 3500 can go back (7000 − 3500), all of it the overpayment (no credit note); the
+    // upgrade's invoice carries 5250 − 3500 = 1750: 6125 left there. Before: amount_paid 7000 counted
+    // whole, the duplicate refused (room 7000 − 5250 = 1750) and nothing spilled onto the upgrade's.
+    let duplicate = '';
+    const { sub, upInvoice } = await upThenDown('HUF', async (periodInvoice) => {
+      duplicate = (await paidAgain(app, periodInvoice, 3500n, 'HUF')).second.id;
+    });
+    expect((await invoiceOf(sub.invoice.id)).amount_paid).toBe(7000);
+    stripeRefundSucceeds('re_huf_dup');
+    const dup = await refund(sub.invoice.id, { transaction: duplicate, amount: 3500 });
+    expect(dup.body).toMatchObject({ status: 'succeeded', amount: 3500 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([]);
+    const period = await refund(sub.invoice.id, { amount: 1 });
+    expect(period.body.error?.fields.amount).toBe(
+      'at most 0 HUF (paid 7000, refunded 3500, change credit to the customer 3500)',
+    );
+    const over = await refund(upInvoice, { amount: 6126 });
+    expect({
+      status: over.status,
+      code: over.body.error?.code,
+      amount: over.body.error?.fields.amount,
+    }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+      amount: 'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
+    });
+  });
+
+  it('NZD, untaxed period invoice: the change credit’s tax goes where it was collected, the upgrade’s note gives back 700, not 1400', async () => {
+    // Untaxed 2800 paid Feb 1. Feb 8 (21 left): up to 11200 + 25%: −2100 unused (no tax), +8400 +
+    // 2100 tax: an invoice of 6300 + 2100 = 8400, paid. Feb 15 (14 left): down to untaxed 2800:
+    // −5600 − 1400 tax unused, +1400: −4200 net, −1400 tax, 5600 to the customer. The period
+    // invoice carries 2800 of it (all it was paid) with no tax (tax 1400 × 2800/5600 = 700, but it
+    // collected none); the upgrade's carries 2800 with all 1400: 8400 − 2800 = 5600 left, its note
+    // (2100 − 1400) × 5600/5600 = 700 tax, 4900 net. Before: the tax went pro rata (700 on each),
+    // the note gave back 1400 and tax payable ended 700 below 0.
+    const { sub } = await paidFeb1(await untaxedPlan('NZD', 2800));
+    const up = await changeAt(sub.id, await flatPlan(app, 'NZD', 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 2100n, total: 8400n });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const down = await changeAt(sub.id, await untaxedPlan('NZD', 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1400n, total: -5600n });
+    expect((await refund(sub.invoice.id, { amount: 1 })).body.error?.fields.amount).toBe(
+      'at most 0 NZD (paid 2800, refunded 0, change credit to the customer 2800)',
+    );
+    stripeRefundSucceeds('re_nzd_up');
+    const whole = await refund(up.invoice!.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 5600 });
+    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 700]]);
+    // Revenue 2800 + 6300 − 4200 = 4900, all refunded; tax 2100 − 1400 − 700 = 0; clearing 2800 +
+    // 8400 − 5600 = 5600, the customer's credit.
+    expect(await ledgerIn(app, 'NZD')).toMatchObject({
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5600,
+      'gateway_clearing:stripe': 5600,
+    });
   });
 });
