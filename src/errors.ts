@@ -30,10 +30,13 @@ export class NotFoundError extends AppError {
   }
 }
 
-/** 409: the request is valid but the resource's state does not allow it. */
+/**
+ * 409: the request is valid but the resource's state does not allow it; `fields`, when given, names
+ * the request fields the state refuses (as `AppError`'s), e.g. an `amount` beyond what is left.
+ */
 export class ConflictError extends AppError {
-  constructor(code: string, message: string) {
-    super(409, 'conflict', code, message);
+  constructor(code: string, message: string, fields?: Record<string, string>) {
+    super(409, 'conflict', code, message, fields);
   }
 }
 

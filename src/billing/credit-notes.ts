@@ -3,7 +3,7 @@ import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
-import { prorate } from './proration.ts';
+import { periodCreditToCustomer, prorate } from './proration.ts';
 
 /**
  * Credit notes (`cn_…`): the document of a refund of an invoice (PRODUCT §11: "a refund gives back
@@ -253,22 +253,34 @@ export async function recurringLines(
 /**
  * Inserts a credit note of `amount` on an invoice whose credit notes, with this one, give back
  * `givenBack` of its total (cash refunds of the sale and credit returned, cumulative). Its tax is worked
- * over what the invoice still asks once prorated changes credited it while owed (`proration_credited`,
- * which took its own tax, `proration_tax_credited`, at the change's ratio: billing/proration.ts): with
- * `asked` = total − proration_credited and `taxAsked` = tax − proration_tax_credited, it is `taxAsked ×
- * givenBack / asked`, rounded half away from zero, never beyond `taxAsked`, less what the earlier
- * ISSUED notes hold, within 0 … amount, or within `taxAsked` … 0 when that is negative (the credits
- * carry more tax than the charges: a refund gives back that negative tax, 500 net and −100 tax for a
- * refund of all of 1000 untaxed less a 500 credit at 20%). 2500 (500 tax) less a change's 750 (250
- * tax), 1750 refunded → 250 × 1750 / 1750 = 250 tax, not 500 × 1750 / 2500 = 350.
+ * over what the invoice still asks once prorated changes of its period credited it: while owed, taken
+ * off it (`proration_credited`, which took its own tax, `proration_tax_credited`, at the change's
+ * ratio: billing/proration.ts), and once paid, given to the customer as credit for time it paid for
+ * (`periodCreditToCustomer`: `credited` with its tax `taxCredited`, this invoice's share of the
+ * period's change credit, read from the ledger: the period invoice carries up to its sale paid less
+ * what its refunds, this one included, gave back of the sale, with the credit's tax pro rata but
+ * never more than its own tax; the period's change invoices carry the rest and the rest of the
+ * tax; 0 for an invoice of no subscription period). With `asked` = total − proration_credited −
+ * credited and `taxAsked` = tax − proration_tax_credited − taxCredited, it is
+ * `taxAsked × givenBack / asked`, rounded half away from zero, never beyond `taxAsked`, less what the earlier ISSUED notes hold,
+ * within 0 … amount, or within `taxAsked` … 0 when that is negative (the credits carry more tax than
+ * the charges: a refund gives back that negative tax, 500 net and −100 tax for a refund of all of
+ * 1000 untaxed less a 500 credit at 20%). 2500 (500 tax) less a change's 750 (250 tax), 1750 refunded
+ * → 250 × 1750 / 1750 = 250 tax, not 500 × 1750 / 2500 = 350, whether the 750 was taken off the
+ * invoice while owed or given to the customer once it was paid (a refund by hand and a cancellation's
+ * refund alike: each gives back at most the 1750 the period kept). A cancellation's refund of 875 of
+ * a 3500 (700 tax) period invoice after a 5250 (1050 tax) change credit to the customer, more than
+ * it was paid (an upgrade's invoice carries the rest): it carries 3500 − 875 = 2625 (525 tax), so
+ * asked 875, taxAsked 175: the note is 700 + 175.
  */
 async function insertCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
   o: { refundId: string | null; amount: bigint; givenBack: bigint; reason: string | null },
 ): Promise<CreditNoteRow> {
-  const asked = invoice.total - invoice.proration_credited;
-  const taxAsked = invoice.tax - invoice.proration_tax_credited;
+  const toCustomer = await periodCreditToCustomer(work.trx, invoice);
+  const asked = invoice.total - invoice.proration_credited - toCustomer.total;
+  const taxAsked = invoice.tax - invoice.proration_tax_credited - toCustomer.tax;
   const share = (tax: bigint) => {
     if (asked <= 0n) return 0n;
     const part = prorate(tax, o.givenBack, asked);

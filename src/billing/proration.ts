@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -832,7 +833,10 @@ function storedBasis(basis: ChargedBasis): string {
  */
 export async function chargedBasis(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'charged_basis' | 'current_period_start' | 'current_period_end'>,
+  subscription: Pick<
+    SubscriptionRow,
+    'id' | 'customer_id' | 'charged_basis' | 'current_period_start' | 'current_period_end'
+  >,
   periodIndex: number,
   field: 'proration' | 'refund_type',
 ): Promise<ChargedBasis> {
@@ -882,7 +886,7 @@ export async function chargedBasis(
  */
 async function refuseUnrecordedChange(
   trx: Kysely<Database>,
-  subscription: Pick<SubscriptionRow, 'id' | 'current_period_start' | 'current_period_end'>,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id' | 'current_period_start' | 'current_period_end'>,
   field: 'proration' | 'refund_type',
 ): Promise<void> {
   const { id, current_period_start: start, current_period_end: end } = subscription;
@@ -899,28 +903,188 @@ async function refuseUnrecordedChange(
     .where('invoice_lines.period_start', '>=', start)
     .where('invoice_lines.period_end', '=', end)
     .executeTakeFirst();
-  // `prorationCredited`'s key: `<subscription>:proration_credit:<ISO time of the change>:<change>`.
-  const prefix = `${id}:proration_credit:`;
-  const at = sql<string>`substr(idempotency_key, ${prefix.length + 1}, 24)`;
   const credit = invoice
     ? undefined
-    : await trx
-        .selectFrom('journal_entries')
-        .select('id')
-        .where('source_type', '=', 'subscription')
-        .where('source_id', '=', id)
-        .where(sql<boolean>`starts_with(idempotency_key, ${prefix})`)
-        .where(at, '>=', start.toISOString())
-        .where(at, '<', end.toISOString())
-        .executeTakeFirst();
+    : (await changeCreditsToCustomer(trx, subscription, start, end)).entries[0];
   if (!invoice && !credit) return;
-  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit!.id})`;
+  const found = invoice ? `its invoice ${invoice.id}` : `its customer credit (journal entry ${credit})`;
   const wayOut =
     field === 'proration'
       ? 'change with proration none, or at the next cycle, or wait for the next period'
       : 'cancel with refund_type none (then refund by hand: POST /v1/invoices/:id/refund), or at the period end, or wait for the next period';
   throw new ValidationError('period changed before charged bases were stored', {
     [field]: `a prorated change of this period (${found}) ran before billhook stored what a change charges (migration 0042), so what the plan in force was charged for the rest of the period is not known and the period invoice's price would be wrong. Nothing changed; ${wayOut}`,
+  });
+}
+
+/**
+ * What the prorated changes of subscription `subscription` made from `start` (inclusive) to `end`
+ * (exclusive) gave its customer as customer credit: the `proration_credit` journal entries
+ * (`prorationCredited`, keyed `<subscription>:proration_credit:<ISO time of the change>:<change>`)
+ * dated in that span, read from the ledger, so whatever became of the credit since (held, spent on
+ * later invoices, refunded) it counts. Not the part of a change's credit taken off an OPEN period
+ * invoice (`creditInvoice`: `proration_credited` on the invoice, never the customer's).
+ * @returns `entries` (their journal entry ids, in no particular order; none: no such change),
+ * `total` (what the customer's credit account was credited, minor units ≥ 0, tax included) and `tax`
+ * (the tax payable it debited, minor units, signed: below 0 when the change raised the tax)
+ */
+export async function changeCreditsToCustomer(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
+  start: Date,
+  end: Date,
+): Promise<{ entries: string[]; total: bigint; tax: bigint }> {
+  const prefix = `${subscription.id}:proration_credit:`;
+  const at = sql<string>`substr(e.idempotency_key, ${prefix.length + 1}, 24)`;
+  const customerCredit = chart.customerCredit(subscription.customer_id).code;
+  const rows = await trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+    .select(['e.id', 'a.code', 'p.amount'])
+    .where('e.source_type', '=', 'subscription')
+    .where('e.source_id', '=', subscription.id)
+    .where(sql<boolean>`starts_with(e.idempotency_key, ${prefix})`)
+    .where(at, '>=', start.toISOString())
+    .where(at, '<', end.toISOString())
+    .where('a.code', 'in', [customerCredit, chart.taxPayable.code])
+    .execute();
+  // The customer's credit account is credited (< 0); tax payable debited (> 0) for the tax given back.
+  const sum = (code: string) => rows.filter((r) => r.code === code).reduce((t, r) => t + r.amount, 0n);
+  return {
+    entries: [...new Set(rows.map((r) => r.id))],
+    total: -sum(customerCredit),
+    tax: sum(chart.taxPayable.code),
+  };
+}
+
+/**
+ * What of the customer credit the prorated changes of a period gave the customer
+ * (`changeCreditsToCustomer` over the period: `credit` with its tax) counts against `invoice`: money
+ * the customer got back for time the period's invoices were paid for, so it can no longer be refunded
+ * by hand (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
+ * (billing/credit-notes.ts `insertCreditNote`), as a cancellation's refund gives back the period net
+ * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
+ * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
+ * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
+ * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
+ * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
+ * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * more than its own tax (tax is not given back where it was never collected: an untaxed period
+ * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
+ * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
+ * up exactly to the credit's tax. 3500 (700 tax) paid for the period, an upgrade invoiced 7875 and
+ * paid, then a downgrade credits 5250 (1050 tax) to the customer: 3500 (700 tax) on the period
+ * invoice (nothing left to refund there), 1750 (350 tax) on the upgrade's (6125 left), so the period
+ * keeps 3500 + 7875 − 5250 = 6125 whichever is refunded; once a cancellation gave back 875 of the
+ * period invoice, it carries 2625 (525 tax) and the upgrade's 2625 (525 tax): 5250 left on it.
+ * Read under the lock of an invoice of the subscription (`lockInvoice` locks the subscription, so
+ * none of the period's refunds changes meanwhile).
+ * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed: below 0 when the
+ * changes raised the tax); both 0 for an invoice of no subscription period (a one-off, a usage invoice)
+ */
+export async function periodCreditToCustomer(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+): Promise<{ total: bigint; tax: bigint }> {
+  const none = { total: 0n, tax: 0n };
+  const { subscription_id: id, period_end: end } = invoice;
+  if (id === null || !invoice.period_start || !end) return none;
+  if (invoice.period_index === null && invoice.billing_reason !== 'subscription_update') return none;
+  const period = await periodInvoices(trx, id, end);
+  const owed =
+    invoice.period_index !== null
+      ? period.find((i) => i.id === invoice.id)
+      : period.find((i) => i.period_index !== null);
+  if (!owed?.period_start || invoice.period_start < owed.period_start) return none;
+  const credit = await changeCreditsToCustomer(
+    trx,
+    { id, customer_id: invoice.customer_id },
+    owed.period_start,
+    end,
+  );
+  if (credit.total <= 0n) return none;
+  // The signed share `part / whole` of `tax`, rounded half up on its size.
+  const shareOf = (tax: bigint, part: bigint, whole: bigint) =>
+    tax >= 0n ? prorate(tax, part, whole) : -prorate(-tax, part, whole);
+  // min(credit, its room), on bigints (Math.min takes numbers only); the same for each change below.
+  let ownTotal = credit.total;
+  if (ownTotal > owed.room) ownTotal = owed.room;
+  let ownTax = shareOf(credit.tax, ownTotal, credit.total);
+  const collected = owed.tax - owed.proration_tax_credited;
+  if (credit.tax > 0n && ownTax > collected) ownTax = collected > 0n ? collected : 0n;
+  if (invoice.id === owed.id) return { total: ownTotal, tax: ownTax };
+  // The change invoices carry the rest in order; their tax is the rest of the credit's.
+  const restTax = credit.tax - ownTax;
+  let rest = credit.total - ownTotal;
+  const changes = period.filter((i) => i.period_index === null);
+  const carried = changes.map((change) => {
+    let part = rest;
+    if (part > change.room) part = change.room;
+    rest -= part;
+    return part;
+  });
+  const all = carried.reduce((sum, part) => sum + part, 0n);
+  let before = 0n;
+  for (const [k, change] of changes.entries()) {
+    const part = carried[k]!;
+    if (change.id === invoice.id) {
+      if (all === 0n) return { total: 0n, tax: k === 0 ? restTax : 0n };
+      return { total: part, tax: shareOf(restTax, before + part, all) - shareOf(restTax, before, all) };
+    }
+    before += part;
+  }
+  return none;
+}
+
+/**
+ * The invoices of subscription `subscriptionId`'s period ending at `end` that its changes' credit
+ * to the customer counts against (`periodCreditToCustomer`), not VOID, oldest first: the period
+ * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
+ * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
+ * asked, total − credit applied − what changes credited it while owed: an overpayment is the
+ * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
+ * flight) gave back of the sale, their first part paying back the overpayment (`overpaymentShare`).
+ */
+async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end: Date) {
+  const rows = await trx
+    .selectFrom('invoices as i')
+    .select([
+      'i.id',
+      'i.period_index',
+      'i.period_start',
+      'i.total',
+      'i.tax',
+      'i.credit_applied',
+      'i.proration_credited',
+      'i.proration_tax_credited',
+      'i.amount_paid',
+    ])
+    .select((eb) =>
+      eb
+        .selectFrom('refunds as r')
+        .select(sql<string>`coalesce(sum(r.amount), 0)::text`.as('amount'))
+        .whereRef('r.invoice_id', '=', 'i.id')
+        .where('r.kind', '=', 'payment')
+        .where('r.status', 'in', ['succeeded', 'pending', 'unknown'])
+        .as('refunded'),
+    )
+    .where('i.subscription_id', '=', subscriptionId)
+    .where('i.period_end', '=', end)
+    .where('i.status', '!=', 'VOID')
+    .where((eb) =>
+      eb.or([eb('i.period_index', 'is not', null), eb('i.billing_reason', '=', 'subscription_update')]),
+    )
+    .orderBy('i.created_at')
+    .orderBy('i.id')
+    .execute();
+  return rows.map((row) => {
+    const asked = row.total - row.credit_applied - row.proration_credited;
+    const excess = row.amount_paid > asked ? row.amount_paid - asked : 0n;
+    const refunded = BigInt(row.refunded ?? '0');
+    const saleRefunded = refunded > excess ? refunded - excess : 0n;
+    const room = row.amount_paid - excess - saleRefunded;
+    return { ...row, room: room > 0n ? room : 0n };
   });
 }
 

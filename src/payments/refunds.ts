@@ -21,6 +21,7 @@ import {
   totalRoom,
 } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
+import { periodCreditToCustomer } from '../billing/proration.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type {
@@ -395,7 +396,9 @@ export interface InvoiceRefundInput {
   /**
    * Minor units of the invoice's currency; omitted: everything still refundable: with `transaction`,
    * that payment's whole room capped by what the invoice can still give back (`wholeRoom`); without,
-   * the invoice's, so only when one payment holds all of it (`paymentToRefund`).
+   * the invoice's, so only when one payment holds all of it (`paymentToRefund`). Never more than the
+   * invoice's period kept when its subscription changes gave the customer credit for paid time
+   * (`roomAfterChangeCredit`).
    */
   amount?: bigint;
   reason?: string;
@@ -414,14 +417,18 @@ export interface PreparedRefund {
  * or the one `paymentToRefund` picks): the refund row is committed `pending` first, then that
  * payment's gateway is called with the refund's id as idempotency key; an unknown answer (timeout,
  * 5xx) is committed with its `invoice.refund` job. One call, one refund: an invoice paid by several
- * gateway payments gives back more than one payment's room in several calls.
+ * gateway payments gives back more than one payment's room in several calls. A period invoice whose
+ * subscription changes gave the customer credit for time it paid for (a downgrade's proration credit)
+ * gives back at most what was paid, less its refunds, less that credit (`roomAfterChangeCredit`):
+ * the amount omitted is that much.
  * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
  * the payment can refund or no single payment can take it (its message names the call per payment:
- * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`);
- * AmountNotRepresentable (422 `amount_not_representable`) when the gateway cannot take the amount
- * exactly (gateways/currencies.ts)
+ * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`),
+ * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
+ * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
+ * when the gateway cannot take the amount exactly (gateways/currencies.ts)
  */
 export async function refundInvoice(
   db: Db,
@@ -438,8 +445,9 @@ export async function refundInvoice(
 }
 
 /**
- * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, picks the
- * gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, bounds the
+ * amount by what its period's change credit to the customer leaves (`roomAfterChangeCredit`), picks
+ * the gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
  * refund `pending` (`createRefund`). The caller commits, then sends it (`sendRefund`, kind `first`).
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
@@ -457,15 +465,57 @@ async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
-  const transaction = await paymentToRefund(work.trx, invoice, input);
+  // What the period's change credit to the customer leaves to refund (undefined: no such credit).
+  const left = await roomAfterChangeCredit(work.trx, invoice, input.amount);
+  const asked = input.amount ?? left;
+  const transaction = await paymentToRefund(work.trx, invoice, { ...input, amount: asked });
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-  const amount =
-    input.amount ??
-    (input.transaction === undefined ? undefined : await wholeRoom(work.trx, invoice, transaction));
+  let amount = asked;
+  // A payment named without an amount: its whole room, within what the change credit leaves.
+  if (input.amount === undefined && input.transaction !== undefined) {
+    const whole = await wholeRoom(work.trx, invoice, transaction);
+    amount = left !== undefined && left < whole ? left : whole;
+  }
   return {
     refund: await createRefund(work, transaction, { amount, reason: input.reason }),
     transaction,
   };
+}
+
+/**
+ * What a refund by hand may still give back of locked `invoice` when prorated changes of its period
+ * gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after the
+ * invoice was paid; the rest of a credit that cleared it while partly paid): what was paid, less what
+ * its refunds gave back or hold (succeeded, pending, unknown), less the part of that credit it
+ * carries (up to its sale paid less its refunds of the sale: an overpayment stays refundable),
+ * whatever became of it since (held, spent on later invoices, refunded): the customer already has
+ * it back, so a whole
+ * refund gives back what the period kept, as a cancellation's refund does (it owes the period net of
+ * its changes' credits: billing/cancellation.ts). 2000 paid, a downgrade credits 500 of it to the
+ * customer: 1500 can be refunded by hand, not 2000.
+ * @param amount what the refund asks, minor units (undefined: all that is left)
+ * @returns minor units > 0 of the invoice's currency; undefined when the period gave the customer
+ * no such credit (the refund is as it always was: its payment's room, `createRefund`)
+ * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
+ * amounts) when `amount` is more than that, or nothing is left; nothing changes
+ */
+async function roomAfterChangeCredit(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  amount: bigint | undefined,
+): Promise<bigint | undefined> {
+  const credited = (await periodCreditToCustomer(trx, invoice)).total;
+  if (credited <= 0n) return undefined;
+  const inFlight = await refundedInFlight(trx, invoice.id);
+  const left = invoice.amount_paid - invoice.amount_refunded - inFlight - credited;
+  if (left > 0n && (amount === undefined || amount <= left)) return left;
+  const c = invoice.currency;
+  const most = left > 0n ? left : 0n;
+  const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
+  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
+  throw new ConflictError('refund_exceeds_change_credit', message, {
+    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}, refunded ${invoice.amount_refunded + inFlight}, change credit to the customer ${credited})`,
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts'
 import { forgetLockedAhead, recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
-import { stripeChargeSucceeds } from '../support/flow.ts';
+import { paidAgain, paidAgainAsked, stripeChargeSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -46,7 +46,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       plan: await flat(currency),
       method: method!.id,
     });
-    const { first, second } = await duplicate(sub.invoice.id, 1000n, currency);
+    const { first, second } = await paidAgain(app, sub.invoice.id, 1000n, currency);
     expect(await creditOf(customer.id)).toEqual([{ currency, amount: 1000 }]);
     return { customer: customer.id as string, sub: sub.id, invoice: sub.invoice.id, first, second };
   }
@@ -61,48 +61,9 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const plan = await flat(currency);
     const a = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const { first: firstA, second: dupA } = await duplicate(a.invoice.id, 1000n, currency);
-    const dupB = (await duplicate(b.invoice.id, 1000n, currency)).second;
+    const { first: firstA, second: dupA } = await paidAgain(app, a.invoice.id, 1000n, currency);
+    const dupB = (await paidAgain(app, b.invoice.id, 1000n, currency)).second;
     return { customer, a, b, firstA, dupA, dupB };
-  }
-
-  /** A second, duplicate Stripe payment of `amount` on PAID invoice `invoiceId` (money moved twice). */
-  async function duplicate(invoiceId: string, amount: bigint, currency: string) {
-    const { first, second } = await duplicateAsked(invoiceId, amount, currency);
-    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
-      recordChargeResult(
-        work,
-        second,
-        { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
-        flagDuplicatePayment,
-      ),
-    );
-    return { first, second };
-  }
-
-  /** The `pending` row of a second Stripe payment of `amount` on PAID invoice `invoiceId`, and its first payment. */
-  async function duplicateAsked(invoiceId: string, amount: bigint, currency: string) {
-    const first = await db()
-      .selectFrom('transactions')
-      .selectAll()
-      .where('invoice_id', '=', invoiceId)
-      .executeTakeFirstOrThrow();
-    const second = await db()
-      .insertInto('transactions')
-      .values({
-        id: newId('txn'),
-        invoice_id: invoiceId,
-        customer_id: first.customer_id,
-        gateway: 'stripe',
-        gateway_account: first.gateway_account,
-        payment_method_id: first.payment_method_id,
-        amount,
-        currency,
-        status: 'pending',
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return { first, second };
   }
 
   /**
@@ -558,7 +519,7 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
       plan: await flat('AUD'),
       method: method!.id,
     });
-    const { second } = await duplicateAsked(sub.invoice.id, 1000n, 'AUD');
+    const { second } = await paidAgainAsked(app, sub.invoice.id, 1000n, 'AUD');
     const before = await ledgerIn(app, 'AUD');
     const refundId = await inUnitOfWork(db(), { actor: 'webhook', defer: true }, async (work) => {
       const paid = await recordChargeResult(
@@ -703,14 +664,14 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const plan = await flat('ZAR');
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const later = await subscribed(customer.id, plan, method!.id);
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'ZAR')).second;
+    const dupB = (await paidAgain(app, b.invoice.id, 1000n, 'ZAR')).second;
     const a = await later.settle();
     stripeRefunds(1);
     const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
       amount: 1000,
       currency: 'ZAR',
     });
-    const { first: aFirst, second: dupA } = await duplicate(a.invoice.id, 1000n, 'ZAR');
+    const { first: aFirst, second: dupA } = await paidAgain(app, a.invoice.id, 1000n, 'ZAR');
     expect(back.body.refunds).toMatchObject([
       { kind: 'customer_credit', status: 'succeeded', amount: 1000, transaction: aFirst.id },
     ]);
@@ -746,9 +707,9 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const plan = await flat(currency);
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const later = await subscribed(customer.id, plan, method!.id);
-    await duplicate(b.invoice.id, 1000n, currency);
+    await paidAgain(app, b.invoice.id, 1000n, currency);
     const a = await later.settle();
-    const { first: aFirst, second: dupA } = await duplicate(a.invoice.id, 1000n, currency);
+    const { first: aFirst, second: dupA } = await paidAgain(app, a.invoice.id, 1000n, currency);
     expect(await creditOf(customer.id)).toEqual([{ currency, amount: 2000 }]);
     const [held, other] = through === 'first' ? [aFirst, dupA] : [dupA, aFirst];
     stripeRefunds(1, 'pending');
@@ -802,8 +763,8 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const plan = await flat('BRL');
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const subA = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'BRL')).second;
-    const a = await duplicate(subA.invoice.id, 1000n, 'BRL');
+    const dupB = (await paidAgain(app, b.invoice.id, 1000n, 'BRL')).second;
+    const a = await paidAgain(app, subA.invoice.id, 1000n, 'BRL');
     stripeRefunds(1, 'pending');
     const r1 = await app.api('POST', `/v1/invoices/${subA.invoice.id}/refund`, {
       transaction: a.first.id,
@@ -854,8 +815,8 @@ describe('refunds of an overpaid invoice: what they give back of the customer cr
     const plan = await flat('THB');
     const b = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
     const subA = await subscribedAndPaid(app, { customer: customer.id, plan, method: method!.id });
-    const dupB = (await duplicate(b.invoice.id, 1000n, 'THB')).second;
-    const a = await duplicate(subA.invoice.id, 1000n, 'THB');
+    const dupB = (await paidAgain(app, b.invoice.id, 1000n, 'THB')).second;
+    const a = await paidAgain(app, subA.invoice.id, 1000n, 'THB');
     stripeRefunds(1, 'pending');
     const back = await app.api('POST', `/v1/customers/${customer.id}/credit/refund`, {
       amount: 1000,

@@ -1,12 +1,10 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
-import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
-import { intentEchoing, openInvoice, paidStripeInvoice, stripeChargeSucceeds } from '../support/flow.ts';
+import { capturedInPart, openInvoice, paidStripeInvoice, stripeChargeSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -46,26 +44,8 @@ describe('POST /v1/invoices/:id/refund and cancellation refunds on an invoice pa
   async function paidInTwo(invoiceId: string, due: number, first: number) {
     const paidBefore = (await invoiceOf(invoiceId)).amount_paid as number;
     const intents = [`pi_first_${invoiceId.slice(4)}`, `pi_second_${invoiceId.slice(4)}`] as const;
-    nock(STRIPE_API_BASE)
-      .post('/v1/payment_intents')
-      .reply(async (request: Request) => [
-        200,
-        intentEchoing(new URLSearchParams(await request.text()), intents[0], 'processing'),
-      ]);
-    const pending = await app.api('POST', `/v1/invoices/${invoiceId}/charge`, {});
-    expect(pending.body.transaction).toMatchObject({ status: 'pending', amount: due });
-    const row = await db()
-      .selectFrom('transactions')
-      .selectAll()
-      .where('id', '=', pending.body.transaction.id)
-      .executeTakeFirstOrThrow();
-    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
-      recordChargeResult(work, row, {
-        status: 'succeeded',
-        gatewayTransactionId: intents[0],
-        amountCaptured: BigInt(first),
-      }),
-    );
+    const row = await capturedInPart(app, invoiceId, first, intents[0]);
+    expect(row.amount).toBe(BigInt(due));
     expect(await invoiceOf(invoiceId)).toMatchObject({
       status: 'OPEN',
       amount_paid: paidBefore + first,

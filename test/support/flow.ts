@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { expect } from 'vitest';
+import { newId } from '../../src/db/ids.ts';
+import type { TransactionRow } from '../../src/db/schema.ts';
+import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { STRIPE_API_BASE, type TestApp } from './app.ts';
 import { stripeFixture } from './stripe.ts';
 
@@ -96,6 +101,44 @@ export function intentEchoing(params: URLSearchParams, intentId: string, status 
   };
 }
 
+/**
+ * Pays OPEN invoice `invoiceId` in part by a gateway payment: charged over the API, Stripe answers its
+ * PaymentIntent `intentId` `processing` (the transaction stays pending, asked for all that is due),
+ * which then succeeds capturing only `captured` (minor units), recorded as the reconcile path records a
+ * partial capture (reconcile/apply.ts: Authorize.Net's `settleAmount` below the charge); the invoice
+ * stays OPEN with the rest due.
+ * @returns the transaction as it was committed pending (its `amount` what was asked)
+ */
+export async function capturedInPart(
+  app: TestApp,
+  invoiceId: string,
+  captured: number,
+  intentId: string,
+): Promise<TransactionRow> {
+  nock(STRIPE_API_BASE)
+    .post('/v1/payment_intents')
+    .reply(async (request: Request) => [
+      200,
+      intentEchoing(new URLSearchParams(await request.text()), intentId, 'processing'),
+    ]);
+  const pending = await app.api('POST', `/v1/invoices/${invoiceId}/charge`, {});
+  expect(pending.body.transaction).toMatchObject({ status: 'pending' });
+  const db = app.runtime.db;
+  const row = await db
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', '=', pending.body.transaction.id)
+    .executeTakeFirstOrThrow();
+  await inUnitOfWork(db, { actor: 'system' }, (work) =>
+    recordChargeResult(work, row, {
+      status: 'succeeded',
+      gatewayTransactionId: intentId,
+      amountCaptured: BigInt(captured),
+    }),
+  );
+  return row;
+}
+
 /** What `paidStripeInvoice` returns: the API's answer to the charge (the invoice PAID, its transaction) and the customer. */
 export interface PaidStripeInvoice {
   customer: { id: string };
@@ -159,4 +202,53 @@ export async function ledgerByCode(app: TestApp): Promise<Record<string, number>
     if (!page.body.has_more) return out;
     after = page.body.data.at(-1).id;
   }
+}
+
+/**
+ * A second, duplicate Stripe payment of `amount` (minor units of `currency`) on PAID invoice
+ * `invoiceId` (money moved twice), recorded succeeded as the charge path records it
+ * (`flagDuplicatePayment`): its excess is the customer's credit (payments/transactions.ts).
+ * @returns the invoice's first payment and the duplicate (as it was inserted pending)
+ */
+export async function paidAgain(app: TestApp, invoiceId: string, amount: bigint, currency: string) {
+  const { first, second } = await paidAgainAsked(app, invoiceId, amount, currency);
+  await inUnitOfWork(app.runtime.db, { actor: 'system' }, (work) =>
+    recordChargeResult(
+      work,
+      second,
+      { status: 'succeeded', gatewayTransactionId: `pi_dup_${second.id}` },
+      flagDuplicatePayment,
+    ),
+  );
+  return { first, second };
+}
+
+/**
+ * The `pending` row of a second Stripe payment of `amount` (minor units of `currency`) on PAID
+ * invoice `invoiceId`, inserted as its first payment's (same account and method), not sent.
+ * @returns the invoice's first payment and that row
+ */
+export async function paidAgainAsked(app: TestApp, invoiceId: string, amount: bigint, currency: string) {
+  const db = app.runtime.db;
+  const first = await db
+    .selectFrom('transactions')
+    .selectAll()
+    .where('invoice_id', '=', invoiceId)
+    .executeTakeFirstOrThrow();
+  const second = await db
+    .insertInto('transactions')
+    .values({
+      id: newId('txn'),
+      invoice_id: invoiceId,
+      customer_id: first.customer_id,
+      gateway: 'stripe',
+      gateway_account: first.gateway_account,
+      payment_method_id: first.payment_method_id,
+      amount,
+      currency,
+      status: 'pending',
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { first, second };
 }

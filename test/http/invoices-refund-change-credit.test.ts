@@ -1,0 +1,447 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { entryPostings } from '../support/money-core.ts';
+import { insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * A refund by hand (`POST /v1/invoices/:id/refund`) of a period invoice whose subscription changed in
+ * the period counts the change's proration credit that went to the customer (payments/refunds.ts
+ * `roomAfterChangeCredit`, billing/proration.ts `periodCreditToCustomer`): it gives back at most what
+ * was paid, less what was refunded, less that credit (the customer has it already: held, spent or
+ * refunded), and its credit note's tax is worked over what the invoice still asks net of that credit
+ * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
+ * credits. Before, a whole refund by hand gave back all that was paid while the customer kept the
+ * credit, and the note's tax ignored the credit's tax.
+ *
+ * Subscriptions start on Feb 1 2027 (28 days) and change on Feb 15 (14 days left) or Feb 22 (7
+ * left), on a simulated clock; plans are FLAT_FEE, taxed at 25% (`flatPlan`) or untaxed. Each
+ * scenario has its own currency, so `ledgerIn` reads its own books in the shared app.
+ */
+describe('POST /v1/invoices/:id/refund after a change credited the period to the customer', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker.
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const changeAt = (id: string, planId: string, at: string) =>
+    changeSubscription(db(), 'system', id, { planId }, d(at), false);
+  const untaxedPlan = (currency: string, amount: number) =>
+    insertPlan(db(), { currency, price: { model: 'FLAT_FEE', amount } });
+  const refund = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/refund`, body);
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  /** The invoice with its credit notes as `[subtotal, tax]`, oldest first. */
+  const invoiceOf = async (id: string) => {
+    const body = (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body;
+    return {
+      ...body,
+      notes: body.credit_notes.map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]),
+    };
+  };
+  /** A Stripe customer subscribed to `from` from Feb 1, its first invoice paid whole by the card. */
+  const paidFeb1 = async (from: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: from,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+  /** Cancels subscription `id` now (at `at`) with refund type `refundType`, as the API's cancellation does. */
+  const cancelAt = (id: string, refundType: 'full' | 'prorate', at: string) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'now', refundType },
+      d(at),
+    );
+  /**
+   * 2800 + 25% = 3500 paid Feb 1. Feb 8 (21 days left): up to 11200: −2100 − 525 tax unused, +8400 +
+   * 2100 tax: an invoice of 6300 + 1575 = 7875, paid by card. `beforeDown` runs then (the period
+   * invoice's id). Feb 15 (14 left): down to 2800: −5600 − 1400 tax unused, +1400 + 350 tax: −4200
+   * net, −1050 tax, 5250 to the customer's credit, more than the period invoice was paid. The
+   * period kept 3500 + 7875 − 5250 = 6125.
+   * @returns the customer, the subscription (its period invoice) and the upgrade's invoice id
+   */
+  const upThenDown = async (currency: string, beforeDown?: (periodInvoice: string) => Promise<void>) => {
+    const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2800));
+    const up = await changeAt(sub.id, await flatPlan(app, currency, 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    if (beforeDown) await beforeDown(sub.invoice.id);
+    const down = await changeAt(sub.id, await flatPlan(app, currency, 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    return { customer, sub, upInvoice: up.invoice!.id };
+  };
+
+  it('CHF: a whole refund after a downgrade credit to the customer is refused 409; up to what the period kept is refunded, tax exact', async () => {
+    // 2000 + 25% = 2500 paid by card. Feb 15: down to 1000 + 25%. Unused 2000 × 14/28 = 1000 + 250
+    // tax credited, 1000 × 14/28 = 500 + 125 tax charged: −500 net, −125 tax, −625 to the customer's
+    // credit (the invoice was paid). The period kept 2500 − 625 = 1875: the refund by hand's room.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'CHF', 2000));
+    const change = await changeAt(sub.id, await flatPlan(app, 'CHF', 1000), '2027-02-15T00:00:00Z');
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -125n, total: -625n });
+    expect(await creditOf(customer)).toEqual([{ currency: 'CHF', amount: 625 }]);
+    const before = await ledgerIn(app, 'CHF');
+
+    // The whole invoice, and any amount above 1875: 409, field `amount`, nothing changes.
+    for (const body of [{ amount: 2500 }, { amount: 1876 }]) {
+      const refused = await refund(sub.invoice.id, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(refused.body.error.message).toContain(
+        "and 625 CHF of the credit this period's subscription changes gave the customer",
+      );
+      expect(refused.body.error.message).toContain('at most 1875 CHF can be refunded by hand');
+      expect(refused.body.error.fields.amount).toBe(
+        'at most 1875 CHF (paid 2500, refunded 0, change credit to the customer 625)',
+      );
+    }
+    expect(await ledgerIn(app, 'CHF')).toEqual(before);
+    expect((await invoiceOf(sub.invoice.id)).amount_refunded).toBe(0);
+
+    // 1000, then the rest (amount omitted: 875). Notes' tax over what the invoice still asks:
+    // taxAsked 500 − 125 = 375 of asked 2500 − 625 = 1875; round(375 × 1000/1875) = 200 (800 net),
+    // then 375 × 1875/1875 − 200 = 175 (700 net).
+    stripeRefundSucceeds('re_chf_change_1');
+    const first = await refund(sub.invoice.id, { amount: 1000 });
+    expect(first.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    stripeRefundSucceeds('re_chf_change_2');
+    const rest = await refund(sub.invoice.id, {});
+    expect(rest.body).toMatchObject({ status: 'succeeded', amount: 875 });
+    const invoice = await invoiceOf(sub.invoice.id);
+    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
+    expect(invoice.notes).toEqual([
+      [800, 200],
+      [700, 175],
+    ]);
+    // The second refund's entry: refunds 700 and tax payable 175 debited, clearing credited 875.
+    expect(await entryPostings(db(), `${rest.body.id}:succeeded`)).toEqual({
+      refunds: 700n,
+      tax_payable: 175n,
+      'gateway_clearing:stripe': -875n,
+    });
+    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit.
+    for (const body of [{ amount: 1 }, {}]) {
+      const none = await refund(sub.invoice.id, body);
+      expect({ status: none.status, code: none.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(none.body.error.message).toContain('at most 0 CHF can be refunded by hand');
+    }
+    // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0; the
+    // customer's 625 of credit; clearing 2500 − 1875 = 625, which the credit still owes.
+    expect(await ledgerIn(app, 'CHF')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 625,
+    });
+  });
+
+  it('JPY (no decimals): the whole 3000 is refused; 2550 (amount omitted) is refunded after a 450 credit to the customer', async () => {
+    // Untaxed 3000 paid. Feb 22: down to 1200: −3000 × 7/28 + 1200 × 7/28 = −750 + 300 = −450 of
+    // customer credit. Room 3000 − 450 = 2550.
+    const { customer, sub } = await paidFeb1(await untaxedPlan('JPY', 3000));
+    await changeAt(sub.id, await untaxedPlan('JPY', 1200), '2027-02-22T00:00:00Z');
+    expect(await creditOf(customer)).toEqual([{ currency: 'JPY', amount: 450 }]);
+    for (const body of [{ amount: 3000 }, { amount: 2551 }]) {
+      const refused = await refund(sub.invoice.id, body);
+      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
+        status: 409,
+        code: 'refund_exceeds_change_credit',
+      });
+      expect(refused.body.error.fields.amount).toBe(
+        'at most 2550 JPY (paid 3000, refunded 0, change credit to the customer 450)',
+      );
+    }
+    // Amount omitted: all that is left, 2550.
+    stripeRefundSucceeds('re_jpy_change');
+    const refunded = await refund(sub.invoice.id, {});
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 2550 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[2550, 0]]);
+    // Revenue 3000 − 450 = 2550 earned, all refunded; the 450 is the customer's; clearing keeps 450.
+    expect(await ledgerIn(app, 'JPY')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -2550,
+      refunds: 2550,
+      'customer_credit:customer': -450,
+      'gateway_clearing:stripe': 450,
+    });
+  });
+
+  it('SEK: after a taxed → untaxed downgrade, the note gives back the tax the period kept (250, not 350)', async () => {
+    // 2000 + 25% = 2500 paid. Feb 15: down to untaxed 1000. Unused 1000 + 250 tax credited, 500 + 0
+    // charged: −500 net, −250 tax, −750 to the customer's credit. The period kept 1750 with 250 tax.
+    const { sub } = await paidFeb1(await flatPlan(app, 'SEK', 2000));
+    const change = await changeAt(sub.id, await untaxedPlan('SEK', 1000), '2027-02-15T00:00:00Z');
+    expect(change.proration).toMatchObject({ subtotal: -500n, tax: -250n, total: -750n });
+    // 1750 by hand: tax (500 − 250) × 1750 / (2500 − 750) = 250, 1500 net. Before: 500 × 1750 / 2500
+    // = 350, leaving tax payable at −100 (tax reclaimed that was never collected).
+    stripeRefundSucceeds('re_sek_change');
+    const refunded = await refund(sub.invoice.id, { amount: 1750 });
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
+    expect(await ledgerIn(app, 'SEK')).toMatchObject({
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -750,
+      'gateway_clearing:stripe': 750,
+    });
+  });
+
+  it('NOK: a cancellation’s full refund after the same downgrade gives back the same 1750 with the same 250 of tax', async () => {
+    // As SEK: 2500 paid, 750 (250 tax) to the customer. `full` owes the period net of its changes:
+    // 2500 − 750 = 1750 (cancellation.ts); its note's tax as by hand: 250 (before: 350).
+    const { sub } = await paidFeb1(await flatPlan(app, 'NOK', 2000));
+    await changeAt(sub.id, await untaxedPlan('NOK', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_nok_change_cancel');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-20T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([1750n]);
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[1500, 250]]);
+    expect(await ledgerIn(app, 'NOK')).toMatchObject({ revenue: -1500, refunds: 1500, tax_payable: 0 });
+  });
+
+  it('PLN: after a paid upgrade, a downgrade crediting more than the period invoice was paid counts the rest against the upgrade’s invoice', async () => {
+    // 2800 + 25% = 3500 paid. Feb 8 (21 days left): up to 11200: −2100 − 525 tax unused, +8400 + 2100
+    // tax: an invoice of 6300 + 1575 = 7875, paid by card. Feb 15 (14 left): down to 2800: −5600 −
+    // 1400 tax unused, +1400 + 350 tax: −4200 net, −1050 tax, 5250 to the customer's credit. The
+    // period kept 3500 + 7875 − 5250 = 6125. The period invoice carries the credit first, up to its
+    // 3500 paid (tax 1050 × 3500/5250 = 700, its own 700): nothing left there; the other 1750 (tax
+    // 1050 − 700 = 350) counts against the upgrade's invoice: 7875 − 1750 = 6125 left there.
+    const { customer, sub, upInvoice } = await upThenDown('PLN');
+    expect(await creditOf(customer)).toEqual([{ currency: 'PLN', amount: 5250 }]);
+
+    const period = await refund(sub.invoice.id, { amount: 1 });
+    expect({ status: period.status, code: period.body.error?.code }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+    });
+    expect(period.body.error.fields.amount).toBe(
+      'at most 0 PLN (paid 3500, refunded 0, change credit to the customer 3500)',
+    );
+    const over = await refund(upInvoice, { amount: 6126 });
+    expect(over.body.error.fields.amount).toBe(
+      'at most 6125 PLN (paid 7875, refunded 0, change credit to the customer 1750)',
+    );
+    stripeRefundSucceeds('re_pln_change');
+    const whole = await refund(upInvoice, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 6125 });
+    // Its note: (1575 − 350) × 6125 / (7875 − 1750) = 1225 of tax, 4900 net.
+    expect((await invoiceOf(upInvoice)).notes).toEqual([[4900, 1225]]);
+    // Revenue 2800 + 6300 − 4200 = 4900, all refunded; tax 700 + 1575 − 1050 − 1225 = 0; clearing
+    // 3500 + 7875 − 6125 = 5250, the customer's credit.
+    expect(await ledgerIn(app, 'PLN')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5250,
+      'gateway_clearing:stripe': 5250,
+    });
+  });
+
+  it('DKK, partly paid: a credit split between the invoice and the customer leaves 1750 to refund, with 250 of tax', async () => {
+    // 2000 + 25% = 2500, the card captured 2000 of it (500 due). Feb 15: down to untaxed 1000: −750
+    // (−500 net, −250 tax). 500 of it clears the invoice (tax round(250 × 500/750) = 167: 333 net),
+    // the other 250 (167 net, 83 tax) is the customer's credit. The period kept 2000 − 250 = 1750.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'DKK', 2000), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoiceId = invoices[0]!.id;
+    await capturedInPart(app, invoiceId, 2000, 'pi_dkk_part');
+    expect(await invoiceOf(invoiceId)).toMatchObject({ status: 'OPEN', amount_paid: 2000, amount_due: 500 });
+    const change = await changeAt(subscription.id, await untaxedPlan('DKK', 1000), '2027-02-15T00:00:00Z');
+    expect(change.creditedToInvoice).toEqual({ invoice: invoiceId, amount: 500n });
+    expect(await invoiceOf(invoiceId)).toMatchObject({
+      status: 'PAID',
+      proration_credited: 500,
+      amount_due: 0,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'DKK', amount: 250 }]);
+    const before = await ledgerIn(app, 'DKK');
+
+    // 2000 (all the card paid) is refused; the whole refund is 1750 (before: 2000).
+    const refused = await refund(invoiceId, { amount: 2000 });
+    expect(refused.body.error?.code).toBe('refund_exceeds_change_credit');
+    expect(refused.body.error.fields.amount).toBe(
+      'at most 1750 DKK (paid 2000, refunded 0, change credit to the customer 250)',
+    );
+    stripeRefundSucceeds('re_dkk_part');
+    const whole = await refund(invoiceId, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 1750 });
+    // Its note: taxAsked 500 − 167 − 83 = 250 of asked 2500 − 500 − 250 = 1750: all 250, 1500 net
+    // (before: 2000 refunded with (500 − 167) × 2000/2000 = 333 of tax).
+    expect((await invoiceOf(invoiceId)).notes).toEqual([[1500, 250]]);
+    expect(await entryPostings(db(), `${whole.body.id}:succeeded`)).toEqual({
+      refunds: 1500n,
+      tax_payable: 250n,
+      'gateway_clearing:stripe': -1750n,
+    });
+    // Books moved by the refund: revenue given back 1500, tax 250, clearing 1750; since the start
+    // tax is 500 − 167 − 83 − 250 = 0 and revenue 2000 − 333 − 167 − 1500 = 0 net of refunds.
+    const after = await ledgerIn(app, 'DKK');
+    expect({
+      refunds: after.refunds! - (before.refunds ?? 0),
+      tax: after.tax_payable! - before.tax_payable!,
+      clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
+    }).toEqual({ refunds: 1500, tax: 250, clearing: -1750 });
+  });
+
+  it('RON: a cancellation refund (prorate) of the period invoice after it carried a change credit gives back its tax share, 175', async () => {
+    // `upThenDown`: 3500 (700 tax) paid, the upgrade's 7875 paid, 5250 (1050 tax) to the customer.
+    // Feb 22 (7 of 28 days left), prorate: the plan in force, 3500 a period, × 7/28 = 875 back from
+    // the period invoice. Once that refund counts, the period invoice carries min(5250, 3500 − 875) =
+    // 2625 of the credit, tax 1050 × 2625/5250 = 525 (within its own 700); its note's tax is worked
+    // over asked 3500 − 2625 = 875, taxAsked 700 − 525 = 175: 175 × 875/875 = 175, 700 net (as
+    // before the change credit counted). Before: the period invoice carried all 5250, asked < 0, so
+    // [875, 0], the whole refund booked as revenue given back.
+    const { sub } = await upThenDown('RON');
+    stripeRefundSucceeds('re_ron_cancel');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([875n]);
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[700, 175]]);
+    expect(await entryPostings(db(), `${cancelled.refunds[0]!.id}:succeeded`)).toEqual({
+      refunds: 700n,
+      tax_payable: 175n,
+      'gateway_clearing:stripe': -875n,
+    });
+    // Tax payable 700 + 1575 − 1050 − 175 = 1050 left, the tax of the 4200 net the period kept.
+    expect(await ledgerIn(app, 'RON')).toMatchObject({ tax_payable: -1050, refunds: 700 });
+  });
+
+  it('CZK: after a cancellation refund of the period invoice, the upgrade’s invoice carries the change credit the period invoice no longer can: 5250 left, not 6125', async () => {
+    // `upThenDown`, then the cancellation's 875 from the period invoice (as RON): it carries 2625
+    // (525 tax), the upgrade's invoice the other 2625 (tax 1050 − 525 = 525): 7875 − 2625 = 5250
+    // left there: the period kept 11375 − 5250 (credit) − 875 (cancellation) = 5250, all a whole
+    // refund by hand gives back. Before: the credit's spill ignored the period invoice's refund, so
+    // 6125 was allowed (875 + 6125 in cash and 5250 of credit: 875 more than the 11375 paid).
+    const { customer, sub, upInvoice } = await upThenDown('CZK');
+    stripeRefundSucceeds('re_czk_cancel');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([875n]);
+    const over = await refund(upInvoice, { amount: 5251 });
+    expect({
+      status: over.status,
+      code: over.body.error?.code,
+      amount: over.body.error?.fields.amount,
+    }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+      amount: 'at most 5250 CZK (paid 7875, refunded 0, change credit to the customer 2625)',
+    });
+    stripeRefundSucceeds('re_czk_up');
+    const whole = await refund(upInvoice, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 5250 });
+    // Its note: taxAsked 1575 − 525 = 1050 of asked 7875 − 2625 = 5250: all 1050, 4200 net.
+    expect((await invoiceOf(upInvoice)).notes).toEqual([[4200, 1050]]);
+    expect(await creditOf(customer)).toEqual([{ currency: 'CZK', amount: 5250 }]);
+    // Revenue 2800 + 6300 − 4200 = 4900, refunds 700 + 4200; tax 700 + 1575 − 1050 − 175 − 1050 = 0;
+    // clearing 3500 + 7875 − 875 − 5250 = 5250, the customer's credit.
+    expect(await ledgerIn(app, 'CZK')).toMatchObject({
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5250,
+      'gateway_clearing:stripe': 5250,
+    });
+  });
+
+  it('HUF: a duplicate payment of the period invoice carries none of the change credit: refundable whole (3500), and the upgrade’s invoice still carries 1750', async () => {
+    // `upThenDown`, with the period invoice paid a second time (3500) after the upgrade was paid:
+    // amount_paid 7000 of 3500 asked, the 3500 overpayment the customer's credit (no invoice was
+    // open to take it). The period invoice carries min(5250, its sale paid 3500) = 3500: the
+    // duplicate's 3500 can go back (7000 − 3500), all of it the overpayment (no credit note); the
+    // upgrade's invoice carries 5250 − 3500 = 1750: 6125 left there. Before: amount_paid 7000 counted
+    // whole, the duplicate refused (room 7000 − 5250 = 1750) and nothing spilled onto the upgrade's.
+    let duplicate = '';
+    const { sub, upInvoice } = await upThenDown('HUF', async (periodInvoice) => {
+      duplicate = (await paidAgain(app, periodInvoice, 3500n, 'HUF')).second.id;
+    });
+    expect((await invoiceOf(sub.invoice.id)).amount_paid).toBe(7000);
+    stripeRefundSucceeds('re_huf_dup');
+    const dup = await refund(sub.invoice.id, { transaction: duplicate, amount: 3500 });
+    expect(dup.body).toMatchObject({ status: 'succeeded', amount: 3500 });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([]);
+    const period = await refund(sub.invoice.id, { amount: 1 });
+    expect(period.body.error?.fields.amount).toBe(
+      'at most 0 HUF (paid 7000, refunded 3500, change credit to the customer 3500)',
+    );
+    const over = await refund(upInvoice, { amount: 6126 });
+    expect({
+      status: over.status,
+      code: over.body.error?.code,
+      amount: over.body.error?.fields.amount,
+    }).toEqual({
+      status: 409,
+      code: 'refund_exceeds_change_credit',
+      amount: 'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
+    });
+  });
+
+  it('NZD, untaxed period invoice: the change credit’s tax goes where it was collected, the upgrade’s note gives back 700, not 1400', async () => {
+    // Untaxed 2800 paid Feb 1. Feb 8 (21 left): up to 11200 + 25%: −2100 unused (no tax), +8400 +
+    // 2100 tax: an invoice of 6300 + 2100 = 8400, paid. Feb 15 (14 left): down to untaxed 2800:
+    // −5600 − 1400 tax unused, +1400: −4200 net, −1400 tax, 5600 to the customer. The period
+    // invoice carries 2800 of it (all it was paid) with no tax (tax 1400 × 2800/5600 = 700, but it
+    // collected none); the upgrade's carries 2800 with all 1400: 8400 − 2800 = 5600 left, its note
+    // (2100 − 1400) × 5600/5600 = 700 tax, 4900 net. Before: the tax went pro rata (700 on each),
+    // the note gave back 1400 and tax payable ended 700 below 0.
+    const { sub } = await paidFeb1(await untaxedPlan('NZD', 2800));
+    const up = await changeAt(sub.id, await flatPlan(app, 'NZD', 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 2100n, total: 8400n });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    expect(charged.body.invoice.status).toBe('PAID');
+    const down = await changeAt(sub.id, await untaxedPlan('NZD', 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1400n, total: -5600n });
+    expect((await refund(sub.invoice.id, { amount: 1 })).body.error?.fields.amount).toBe(
+      'at most 0 NZD (paid 2800, refunded 0, change credit to the customer 2800)',
+    );
+    stripeRefundSucceeds('re_nzd_up');
+    const whole = await refund(up.invoice!.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 5600 });
+    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 700]]);
+    // Revenue 2800 + 6300 − 4200 = 4900, all refunded; tax 2100 − 1400 − 700 = 0; clearing 2800 +
+    // 8400 − 5600 = 5600, the customer's credit.
+    expect(await ledgerIn(app, 'NZD')).toMatchObject({
+      revenue: -4900,
+      refunds: 4900,
+      tax_payable: 0,
+      'customer_credit:customer': -5600,
+      'gateway_clearing:stripe': 5600,
+    });
+  });
+});
