@@ -10,7 +10,7 @@ import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import { overpaymentGivenBack, recurringGivenBack, recurringLines } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
-import { chargesInFlight } from './invoice-payment.ts';
+import { chargesInFlight, refundedInFlight } from './invoice-payment.ts';
 import {
   finalizeLocked,
   insertInvoice,
@@ -199,9 +199,11 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
  * as a cancellation's refund counts what was given back: cancellation.ts). Refunds do not say which
  * time they gave back, so crediting the unused time again could give it back twice (4000 paid and
  * refunded by hand, then 1500 of customer credit for the unused half); a refund of the setup fee or
- * of the last period's usage alone does not refuse.
+ * of the last period's usage alone does not refuse. A refund of one of those invoices not answered
+ * yet (`pending`, `unknown`) refuses too, whatever it asks: it may give back any of the time (2500
+ * paid, all 2500 being refunded: a downgrade crediting 625 of it would give back 3125).
  * @throws ValidationError (field `proration`) naming the invoices and what they gave back of their
- * recurring lines
+ * recurring lines, or hold in refunds not answered yet
  */
 async function refuseCreditOfGivenBack(
   trx: Kysely<Database>,
@@ -226,11 +228,18 @@ async function refuseCreditOfGivenBack(
         ...(basis.invoices.length ? [eb('id', 'in', basis.invoices)] : []),
       ]),
     )
-    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
     .orderBy('id')
     .execute();
   const given: string[] = [];
   for (const invoice of candidates) {
+    // A refund not answered yet may give back any of it (read under the subscription's lock, which a
+    // refund by hand takes too: `lockInvoice`).
+    const inFlight = await refundedInFlight(trx, invoice.id);
+    if (inFlight > 0n) {
+      given.push(`${invoice.id} (${inFlight} ${invoice.currency} in refunds not answered yet)`);
+      continue;
+    }
+    if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n) continue;
     // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
     const { recurring } = await recurringLines(trx, invoice.id);
     const ofTime = recurringGivenBack(invoice, await overpaymentGivenBack(trx, invoice), recurring);
@@ -238,7 +247,7 @@ async function refuseCreditOfGivenBack(
   }
   if (given.length === 0) return;
   throw new ValidationError('proration credits time given back', {
-    proration: `this change credits the unused time of this period, but its invoices gave back money of their plan since they were paid (a refund or customer credit returned, beyond their setup fee, usage and overpayment): ${given.join(', ')}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle`,
+    proration: `this change credits the unused time of this period, but its invoices gave back money of their plan since they were paid (a refund or customer credit returned, beyond their setup fee, usage and overpayment), or may yet (a refund not answered yet): ${given.join(', ')}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle, or once the refunds in flight are answered`,
   });
 }
 

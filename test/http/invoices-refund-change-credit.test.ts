@@ -2,7 +2,9 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
@@ -443,5 +445,33 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'customer_credit:customer': -5600,
       'gateway_clearing:stripe': 5600,
     });
+  });
+
+  it('BGN: a downgrade while a whole refund is not answered yet is refused (it would credit time the refund may give back); once answered, no credit', async () => {
+    // 2000 + 25% = 2500 paid; all 2500 sent back and the gateway does not answer (no Stripe here:
+    // unknown). A downgrade on Feb 15 would credit 625 of the period to the customer on top of the
+    // 2500 on its way back: 3125 for 2500 paid. Refused, 422 on proration; nothing changes.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'BGN', 2000));
+    const pending = await refund(sub.invoice.id, { amount: 2500 });
+    expect(pending.body.status).toBe('unknown');
+    const cheaper = await flatPlan(app, 'BGN', 1000);
+    await expect(changeAt(sub.id, cheaper, '2027-02-15T00:00:00Z')).rejects.toMatchObject({
+      status: 422,
+      fields: {
+        proration: expect.stringContaining(`${sub.invoice.id} (2500 BGN in refunds not answered yet)`),
+      },
+    });
+    const row = await db()
+      .selectFrom('subscriptions')
+      .select('plan_id')
+      .where('id', '=', sub.id)
+      .executeTakeFirstOrThrow();
+    expect(row.plan_id).not.toBe(cheaper);
+    // The refund succeeds after all: all 2500 back, no customer credit.
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordRefundResult(work, pending.body.id, { status: 'succeeded' }),
+    );
+    expect(await creditOf(customer)).toEqual([]);
+    expect((await invoiceOf(sub.invoice.id)).amount_refunded).toBe(2500);
   });
 });
