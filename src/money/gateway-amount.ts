@@ -139,7 +139,8 @@ const major = decimalString;
  * `amount` (billhook minor units) counted in the gateway's unit, refusing what the gateway cannot
  * take exactly.
  * @throws AmountNotRepresentable for a negative or too large amount, a currency the gateway does not
- * take, an amount finer than the gateway's unit (Stripe MGA 150n) or off its step (Stripe KWD 1296n)
+ * take, an amount finer than the gateway's unit (Stripe MGA 150n) or off its step (Stripe KWD 1296n:
+ * its message names the nearest amounts the gateway takes, 1290 and 1300)
  */
 function toUnits(
   table: GatewayCurrencyTable,
@@ -159,9 +160,12 @@ function toUnits(
     [granularity, `${table.gateway} takes ${code} only in steps of ${major(granularity, iso)} ${code}`],
   ] as const) {
     if (amount % divisor !== 0n) {
+      const below = amount - (amount % divisor);
+      const above = below + divisor;
+      const nearest = (value: bigint) => `${major(value, iso)} ${code} (${value})`;
       throw new AmountNotRepresentable(
         `${table.gateway} cannot take ${major(amount, iso)} ${code} (${amount} minor units) exactly: ${why}` +
-          `${rule ? ` (${rule})` : ''}; see ${table.source}`,
+          `${rule ? ` (${rule})` : ''}; the nearest it takes: ${nearest(below)} and ${nearest(above)}; see ${table.source}`,
       );
     }
   }

@@ -182,7 +182,7 @@ describe('gateway currency rules end to end', () => {
       code: 'amount_not_representable',
       message:
         'Stripe cannot take 1.296 KWD (1296 minor units) exactly: Stripe takes KWD only in steps of 0.010 KWD ' +
-        '(Stripe requires the last digit of a KWD amount to be 0 (a multiple of 10)); see https://docs.stripe.com/currencies',
+        '(Stripe requires the last digit of a KWD amount to be 0 (a multiple of 10)); the nearest it takes: 1.290 KWD (1290) and 1.300 KWD (1300); see https://docs.stripe.com/currencies',
       fields: {},
     });
     expect(await rowsOf(invoice.id)).toEqual({ transactions: [], refunds: [] });

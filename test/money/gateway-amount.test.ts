@@ -127,14 +127,14 @@ describe('a table whose units differ from ISO 4217', () => {
     expect(toGateway(SHIFTED, 100_000n, 'MGA')).toBe(1000);
     expect(fromGateway(SHIFTED, 1000, 'MGA')).toBe(100_000n);
     expect(() => toGateway(SHIFTED, 100_050n, 'MGA')).toThrow(
-      'Shifted cannot take 1000.50 MGA (100050 minor units) exactly: Shifted counts MGA in units of 1.00 MGA (MGA is read in whole units); see https://example.test/currencies',
+      'Shifted cannot take 1000.50 MGA (100050 minor units) exactly: Shifted counts MGA in units of 1.00 MGA (MGA is read in whole units); the nearest it takes: 1000.00 MGA (100000) and 1001.00 MGA (100100); see https://example.test/currencies',
     );
   });
 
   it('refuses an amount off the step but reads back what the gateway reports', () => {
     expect(toGateway(SHIFTED, 1290n, 'KWD')).toBe(1290);
     expect(() => assertRepresentable(SHIFTED, 1296n, 'KWD')).toThrow(
-      'Shifted cannot take 1.296 KWD (1296 minor units) exactly: Shifted takes KWD only in steps of 0.010 KWD (the last digit must be 0)',
+      'Shifted cannot take 1.296 KWD (1296 minor units) exactly: Shifted takes KWD only in steps of 0.010 KWD (the last digit must be 0); the nearest it takes: 1.290 KWD (1290) and 1.300 KWD (1300)',
     );
     expect(fromGateway(SHIFTED, 1296, 'KWD')).toBe(1296n);
   });
