@@ -45,6 +45,13 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     insertPlan(db(), { currency, price: { model: 'FLAT_FEE', amount } });
   const refund = (invoice: string, body: Record<string, unknown>) =>
     app.api('POST', `/v1/invoices/${invoice}/refund`, body);
+  /** Asserts `answer` is 409 `refund_exceeds_change_credit` with field `amount` reading `amount`. */
+  const expectRefused = (answer: Awaited<ReturnType<typeof refund>>, amount: string) =>
+    expect({
+      status: answer.status,
+      code: answer.body.error?.code,
+      amount: answer.body.error?.fields.amount,
+    }).toEqual({ status: 409, code: 'refund_exceeds_change_credit', amount });
   const creditOf = async (customer: string) =>
     (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
   /** The invoice with its credit notes as `[subtotal, tax]`, oldest first. */
@@ -175,12 +182,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     await changeAt(sub.id, await untaxedPlan('JPY', 1200), '2027-02-22T00:00:00Z');
     expect(await creditOf(customer)).toEqual([{ currency: 'JPY', amount: 450 }]);
     for (const body of [{ amount: 3000 }, { amount: 2551 }]) {
-      const refused = await refund(sub.invoice.id, body);
-      expect({ status: refused.status, code: refused.body.error?.code }).toEqual({
-        status: 409,
-        code: 'refund_exceeds_change_credit',
-      });
-      expect(refused.body.error.fields.amount).toBe(
+      expectRefused(
+        await refund(sub.invoice.id, body),
         'at most 2550 JPY (paid 3000, refunded 0, change credit to the customer 450)',
       );
     }
@@ -242,16 +245,12 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const { customer, sub, upInvoice } = await upThenDown('PLN');
     expect(await creditOf(customer)).toEqual([{ currency: 'PLN', amount: 5250 }]);
 
-    const period = await refund(sub.invoice.id, { amount: 1 });
-    expect({ status: period.status, code: period.body.error?.code }).toEqual({
-      status: 409,
-      code: 'refund_exceeds_change_credit',
-    });
-    expect(period.body.error.fields.amount).toBe(
+    expectRefused(
+      await refund(sub.invoice.id, { amount: 1 }),
       'at most 0 PLN (paid 3500, refunded 0, change credit to the customer 3500)',
     );
-    const over = await refund(upInvoice, { amount: 6126 });
-    expect(over.body.error.fields.amount).toBe(
+    expectRefused(
+      await refund(upInvoice, { amount: 6126 }),
       'at most 6125 PLN (paid 7875, refunded 0, change credit to the customer 1750)',
     );
     stripeRefundSucceeds('re_pln_change');
@@ -354,16 +353,10 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_czk_cancel');
     const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
     expect(cancelled.refunds.map((r) => r.amount)).toEqual([875n]);
-    const over = await refund(upInvoice, { amount: 5251 });
-    expect({
-      status: over.status,
-      code: over.body.error?.code,
-      amount: over.body.error?.fields.amount,
-    }).toEqual({
-      status: 409,
-      code: 'refund_exceeds_change_credit',
-      amount: 'at most 5250 CZK (paid 7875, refunded 0, change credit to the customer 2625)',
-    });
+    expectRefused(
+      await refund(upInvoice, { amount: 5251 }),
+      'at most 5250 CZK (paid 7875, refunded 0, change credit to the customer 2625)',
+    );
     stripeRefundSucceeds('re_czk_up');
     const whole = await refund(upInvoice, {});
     expect(whole.body).toMatchObject({ status: 'succeeded', amount: 5250 });
@@ -397,20 +390,14 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const dup = await refund(sub.invoice.id, { transaction: duplicate, amount: 3500 });
     expect(dup.body).toMatchObject({ status: 'succeeded', amount: 3500 });
     expect((await invoiceOf(sub.invoice.id)).notes).toEqual([]);
-    const period = await refund(sub.invoice.id, { amount: 1 });
-    expect(period.body.error?.fields.amount).toBe(
+    expectRefused(
+      await refund(sub.invoice.id, { amount: 1 }),
       'at most 0 HUF (paid 7000, refunded 3500, change credit to the customer 3500)',
     );
-    const over = await refund(upInvoice, { amount: 6126 });
-    expect({
-      status: over.status,
-      code: over.body.error?.code,
-      amount: over.body.error?.fields.amount,
-    }).toEqual({
-      status: 409,
-      code: 'refund_exceeds_change_credit',
-      amount: 'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
-    });
+    expectRefused(
+      await refund(upInvoice, { amount: 6126 }),
+      'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
+    );
   });
 
   it('NZD, untaxed period invoice: the change credit’s tax goes where it was collected, the upgrade’s note gives back 700, not 1400', async () => {
