@@ -224,6 +224,31 @@ export interface RecordLineOptions {
 }
 
 /**
+ * The columns of a `settlement_lines` row that a reported line gives, as stored (absent fields null,
+ * no partner fee 0): what the gateway said, not billhook's account, match or payout.
+ */
+export function lineColumns(line: SettlementLine) {
+  return {
+    gateway_line_id: line.gatewayLineId,
+    kind: line.kind,
+    currency: line.currency,
+    gross: line.gross,
+    fee: line.fee,
+    net: line.net,
+    partner_fee: line.partnerFee ?? 0n,
+    original_currency: line.original?.currency ?? null,
+    original_amount: line.original?.amount ?? null,
+    gateway_transaction_id: line.gatewayTransactionId ?? null,
+    gateway_refund_id: line.gatewayRefundId ?? null,
+    gateway_dispute_id: line.gatewayDisputeId ?? null,
+    reference: line.reference ?? null,
+    description: line.description ?? null,
+    occurred_at: line.occurredAt,
+    available_on: line.availableOn ?? null,
+  };
+}
+
+/**
  * Records one settlement line of `account` once (by the gateway's line id), matched to billhook's
  * charge, refund or dispute when it can be (`matchLine`), and books what it adds to the books
  * (`settlementLineBooked`: the fee, a conversion, a standalone fee or adjustment), once. A line seen
@@ -282,26 +307,11 @@ export async function recordSettlementLine(
           id: newId('stl'),
           gateway: account.gateway,
           gateway_account: account.gatewayAccount,
-          gateway_line_id: line.gatewayLineId,
-          kind: line.kind,
-          currency: line.currency,
-          gross: line.gross,
-          fee: line.fee,
-          net: line.net,
-          partner_fee: line.partnerFee ?? 0n,
-          original_currency: line.original?.currency ?? null,
-          original_amount: line.original?.amount ?? null,
-          gateway_transaction_id: line.gatewayTransactionId ?? null,
-          gateway_refund_id: line.gatewayRefundId ?? null,
-          gateway_dispute_id: line.gatewayDisputeId ?? null,
-          reference: line.reference ?? null,
+          ...lineColumns(line),
           transaction_id: matched?.transactionId ?? null,
           refund_id: matched?.refundId ?? null,
           dispute_id: matched?.disputeId ?? null,
           payout_id: payoutId,
-          description: line.description ?? null,
-          occurred_at: line.occurredAt,
-          available_on: line.availableOn ?? null,
         })
         .returningAll()
         .executeTakeFirstOrThrow();

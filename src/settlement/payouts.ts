@@ -10,6 +10,7 @@ import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type LineMatch,
+  lineColumns,
   lockPartnerFees,
   matchLine,
   type OtherAccountMatch,
@@ -192,21 +193,7 @@ async function samePayoutElsewhere(
     .orderBy('id')
     .execute();
   if (rows.some((row) => row.gateway_account === account.gatewayAccount)) return undefined;
-  const listed = new Set(
-    (report.lines ?? []).map((line) =>
-      lineContent({
-        gateway_line_id: line.gatewayLineId,
-        kind: line.kind,
-        currency: line.currency,
-        gross: line.gross,
-        fee: line.fee,
-        net: line.net,
-        gateway_transaction_id: line.gatewayTransactionId ?? null,
-        gateway_refund_id: line.gatewayRefundId ?? null,
-        gateway_dispute_id: line.gatewayDisputeId ?? null,
-      }),
-    ),
-  );
+  const listed = new Set((report.lines ?? []).map((line) => lineContent(lineColumns(line))));
   for (const row of rows) {
     if (report.lines !== undefined && row.lines_known) {
       const lines = await work.trx
