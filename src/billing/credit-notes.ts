@@ -3,7 +3,7 @@ import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
-import { periodCreditToCustomer, prorate } from './proration.ts';
+import { periodCreditToCustomer, prorateSigned } from './proration.ts';
 
 /**
  * Credit notes (`cn_…`): the document of a refund of an invoice (PRODUCT §11: "a refund gives back
@@ -35,7 +35,7 @@ type Asked = Pick<InvoiceRow, 'total' | 'credit_applied' | 'proration_credited' 
  * changes credited to it while owed), minor units: its overpayment, which is the customer's credit;
  * 0 or less when it was not paid more than it asked.
  */
-function overpaidBy(invoice: Asked): bigint {
+export function overpaidBy(invoice: Asked): bigint {
   return invoice.amount_paid - (invoice.total - invoice.credit_applied - invoice.proration_credited);
 }
 
@@ -281,12 +281,9 @@ async function insertCreditNote(
   const toCustomer = await periodCreditToCustomer(work.trx, invoice);
   const asked = invoice.total - invoice.proration_credited - toCustomer.total;
   const taxAsked = invoice.tax - invoice.proration_tax_credited - toCustomer.tax;
-  const share = (tax: bigint) => {
-    if (asked <= 0n) return 0n;
-    const part = prorate(tax, o.givenBack, asked);
-    return part > tax ? tax : part;
-  };
-  const target = taxAsked < 0n ? -share(-taxAsked) : share(taxAsked);
+  // Never beyond `taxAsked` (on its side of 0), when more is given back than the invoice still asks.
+  let target = asked > 0n ? prorateSigned(taxAsked, o.givenBack, asked) : 0n;
+  if (taxAsked < 0n ? target < taxAsked : target > taxAsked) target = taxAsked;
   const earlier = await work.trx
     .selectFrom('credit_notes')
     .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))

@@ -7,7 +7,13 @@ import { postEntry } from '../ledger/journal.ts';
 import { prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
-import { overpaymentGivenBack, recurringGivenBack, recurringLines } from './credit-notes.ts';
+import {
+  overpaidBy,
+  overpaymentGivenBack,
+  overpaymentShare,
+  recurringGivenBack,
+  recurringLines,
+} from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, refundedInFlight } from './invoice-payment.ts';
@@ -79,6 +85,15 @@ import { refuseUnpriceableUsageSplit } from './usage.ts';
  */
 export function prorate(amount: bigint, remainingSeconds: bigint, periodSeconds: bigint): bigint {
   return (2n * amount * remainingSeconds + periodSeconds) / (2n * periodSeconds);
+}
+
+/**
+ * `prorate` of a signed amount (minor units): its size prorated, rounded half up, its sign kept, so a
+ * negative tax's share is the negative of the same positive tax's (−100 × 1/3 → −33).
+ * @param part ≥ 0, at most `whole`; @param whole > 0
+ */
+export function prorateSigned(amount: bigint, part: bigint, whole: bigint): bigint {
+  return amount < 0n ? -prorate(-amount, part, whole) : prorate(amount, part, whole);
 }
 
 /**
@@ -407,12 +422,7 @@ export function splitCredit(
     return { onInvoice: { subtotal: 0n, tax: 0n, total: 0n }, toCustomer: { subtotal, tax, total } };
   }
   const taxCredit = -proration.tax;
-  const taxShare =
-    amount === credit
-      ? taxCredit
-      : taxCredit >= 0n
-        ? prorate(taxCredit, amount, credit)
-        : -prorate(-taxCredit, amount, credit);
+  const taxShare = amount === credit ? taxCredit : prorateSigned(taxCredit, amount, credit);
   const onInvoice = { subtotal: -(amount - taxShare), tax: -taxShare, total: -amount };
   return {
     onInvoice,
@@ -1013,13 +1023,10 @@ export async function periodCreditToCustomer(
     end,
   );
   if (credit.total <= 0n) return none;
-  // The signed share `part / whole` of `tax`, rounded half up on its size.
-  const shareOf = (tax: bigint, part: bigint, whole: bigint) =>
-    tax >= 0n ? prorate(tax, part, whole) : -prorate(-tax, part, whole);
   // min(credit, its room), on bigints (Math.min takes numbers only); the same for each change below.
   let ownTotal = credit.total;
   if (ownTotal > owed.room) ownTotal = owed.room;
-  let ownTax = shareOf(credit.tax, ownTotal, credit.total);
+  let ownTax = prorateSigned(credit.tax, ownTotal, credit.total);
   const collected = owed.tax - owed.proration_tax_credited;
   if (credit.tax > 0n && ownTax > collected) ownTax = collected > 0n ? collected : 0n;
   if (invoice.id === owed.id) return { total: ownTotal, tax: ownTax };
@@ -1039,7 +1046,10 @@ export async function periodCreditToCustomer(
     const part = carried[k]!;
     if (change.id === invoice.id) {
       if (all === 0n) return { total: 0n, tax: k === 0 ? restTax : 0n };
-      return { total: part, tax: shareOf(restTax, before + part, all) - shareOf(restTax, before, all) };
+      return {
+        total: part,
+        tax: prorateSigned(restTax, before + part, all) - prorateSigned(restTax, before, all),
+      };
     }
     before += part;
   }
@@ -1088,10 +1098,11 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     .orderBy('i.id')
     .execute();
   return rows.map((row) => {
-    const asked = row.total - row.credit_applied - row.proration_credited;
-    const excess = row.amount_paid > asked ? row.amount_paid - asked : 0n;
     const refunded = BigInt(row.refunded ?? '0');
-    const saleRefunded = refunded > excess ? refunded - excess : 0n;
+    const overpaid = overpaidBy(row);
+    const excess = overpaid > 0n ? overpaid : 0n;
+    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale.
+    const saleRefunded = refunded - overpaymentShare(row, 0n, refunded);
     const room = row.amount_paid - excess - saleRefunded;
     return { ...row, room: room > 0n ? room : 0n };
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
-import { changeSubscription, prorate } from '../../src/billing/proration.ts';
+import { changeSubscription, prorate, prorateSigned } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
 import { createTaxRate } from '../../src/billing/tax-rates.ts';
@@ -26,6 +26,15 @@ describe('prorate, hand-worked (amount × remaining / period, half up)', () => {
     [1_000_000_000_000_000n, 1n, 3n, 333_333_333_333_333n], // 10^15 stays exact
   ])('prorate(%s, %s s, %s s) = %s', (amount, remaining, period, expected) => {
     expect(prorate(amount, remaining, period)).toBe(expected);
+  });
+
+  it.each([
+    [-100n, 1n, 3n, -33n], // −33.33 → −33, the negative of 100's share
+    [-5n, 1n, 2n, -3n], // −2.5 → −3: half up on its size
+    [100n, 1n, 3n, 33n], // a positive amount as prorate
+    [0n, 1n, 3n, 0n],
+  ])('prorateSigned(%s, %s, %s) = %s', (amount, part, whole, expected) => {
+    expect(prorateSigned(amount, part, whole)).toBe(expected);
   });
 });
 
