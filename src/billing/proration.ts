@@ -4,7 +4,7 @@ import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/sch
 import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
+import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import {
@@ -953,7 +953,7 @@ export async function changeCreditsToCustomer(
   start: Date,
   end: Date,
 ): Promise<{ entries: string[]; total: bigint; tax: bigint }> {
-  const prefix = `${subscription.id}:proration_credit:`;
+  const prefix = entryKeys.prorationCreditedPrefix(subscription.id);
   const at = sql<string>`substr(e.idempotency_key, ${prefix.length + 1}, 24)`;
   const customerCredit = chart.customerCredit(subscription.customer_id).code;
   const rows = await trx

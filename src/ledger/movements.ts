@@ -123,7 +123,12 @@ export const entryKeys = {
     from,
     to,
   }: Pick<ProrationCredit, 'subscriptionId' | 'at' | 'from' | 'to'>) =>
-    `${subscriptionId}:proration_credit:${at.toISOString()}:${from.planId}*${from.quantity}:${to.planId}*${to.quantity}`,
+    `${entryKeys.prorationCreditedPrefix(subscriptionId)}${at.toISOString()}:${from.planId}*${from.quantity}:${to.planId}*${to.quantity}`,
+  /**
+   * What every `prorationCredited` key of the subscription starts with, the change's ISO time (24
+   * characters) following it: the period's changes are read back by it (billing/proration.ts).
+   */
+  prorationCreditedPrefix: (subscriptionId: string) => `${subscriptionId}:proration_credit:`,
   /** One per change: `prorationCredited` is the invoice's cumulative `proration_credited` after it (minor units). */
   prorationCreditedOnInvoice: (invoiceId: string, prorationCredited: bigint) =>
     `${invoiceId}:proration_credited:${prorationCredited}`,
