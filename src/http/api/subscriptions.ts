@@ -309,10 +309,7 @@ export const subscriptionRoutes: ApiRoute[] = [
         invoice: result.invoice?.id ?? null,
         usage_invoice: result.usageInvoice?.id ?? null,
         credited: result.credited,
-        credited_to_invoice: result.creditedToInvoice && {
-          invoice: result.creditedToInvoice.invoice,
-          amount: result.creditedToInvoice.amount,
-        },
+        credited_to_invoice: result.creditedToInvoice,
       });
     },
   }),
