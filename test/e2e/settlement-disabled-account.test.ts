@@ -10,6 +10,7 @@ import {
 } from '../../src/settlement/sync.ts';
 import { EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture, FIXTURE_TOKEN } from '../gateways/eway/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
+import { ewayTokenPaymentApproves } from '../support/eway.ts';
 import { ledgerByCode } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -95,16 +96,7 @@ describe('settlement of a disabled gateway account', () => {
       lines: [{ description: 'Pro plan', amount, quantity: 1 }],
     });
     const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
-    const approved = ewayFixture('api.transaction.token_payment.approved.json');
-    nock(EWAY_ACCOUNT_BASE)
-      .post('/Transaction')
-      .reply(async (request: Request) => {
-        const body = JSON.parse(await request.text());
-        return [
-          200,
-          { ...approved, TransactionID: transactionId, Payment: { ...approved.Payment, ...body.Payment } },
-        ];
-      });
+    ewayTokenPaymentApproves(EWAY_ACCOUNT_BASE, transactionId);
     const charged = await app.api('POST', `/v1/invoices/${invoice.body.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({ status: 'succeeded', gateway_account: account });
     return charged.body as { invoice: { id: string }; transaction: { id: string } };

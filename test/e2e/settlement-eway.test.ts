@@ -4,6 +4,7 @@ import { QUEUES } from '../../src/queue/queues.ts';
 import { EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture, FIXTURE_TOKEN } from '../gateways/eway/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
+import { ewayTokenPaymentApproves } from '../support/eway.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
 import { countEntries } from '../support/money-core.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
@@ -77,16 +78,7 @@ describe('eWAY settlement end to end: purchases, a refund and fees in one settle
       gateway: 'eway',
       token: FIXTURE_TOKEN,
     });
-    const approved = ewayFixture('api.transaction.token_payment.approved.json');
-    nock(EWAY_API_BASE)
-      .post('/Transaction')
-      .reply(async (request: Request) => {
-        const body = JSON.parse(await request.text());
-        return [
-          200,
-          { ...approved, TransactionID: transactionId, Payment: { ...approved.Payment, ...body.Payment } },
-        ];
-      });
+    ewayTokenPaymentApproves(EWAY_API_BASE, transactionId);
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({
       status: 'succeeded',
