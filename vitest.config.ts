@@ -19,23 +19,8 @@ function isMockedTlsCloseRace(error: { message?: string; stack?: string }): bool
   );
 }
 
-/** The suite's global setup (one PostgreSQL and its template database per project). */
+/** The suite's global setup (one PostgreSQL and its template database; per project in test:postgres). */
 export const GLOBAL_SETUP = ['test/support/global-setup.ts'];
-
-/**
- * Whether `file` imports nock, itself or through the test modules it imports (relative imports).
- * Importing nock activates its interceptor for the rest of its worker's life: once any file of a
- * worker imported it, it sits in the path of every fetch and HTTP request (test/support/offline.ts).
- */
-function importsNock(file: string, seen = new Set<string>()): boolean {
-  if (seen.has(file)) return false;
-  seen.add(file);
-  for (const [, spec] of readFileSync(file, 'utf8').matchAll(/from '([^']+)'/g)) {
-    if (spec === 'nock') return true;
-    if (spec?.startsWith('.') && importsNock(path.resolve(path.dirname(file), spec), seen)) return true;
-  }
-  return false;
-}
 
 /** Whether `file` sizes its cases or load by the run's depth (imports test/support/depth.ts). */
 function usesDepth(file: string): boolean {
@@ -51,26 +36,17 @@ function usesDepth(file: string): boolean {
 const TEST_FILES = globSync('test/**/*.test.ts', { cwd: import.meta.dirname }).filter(
   (file) => process.env.TEST_DEPTH !== 'deep' || usesDepth(file),
 );
-/** Files that use nock, and files that must not see it (raw bodies to billhook's own server, say). */
-const WITH_NOCK = TEST_FILES.filter((file) => importsNock(path.resolve(import.meta.dirname, file)));
-const WITHOUT_NOCK = TEST_FILES.filter((file) => !WITH_NOCK.includes(file));
 
 export default defineConfig({
   test: {
+    include: TEST_FILES,
     // Issue #23 item 7: files share their worker's modules (`isolate: false`), which saves each file
     // a fresh process and a fresh import of billhook (over half of a short file's time). Each file
-    // starts and stops its own app, database and nock interceptors; a file that does not use nock
-    // runs in a worker where no file loaded it.
-    projects: [
-      {
-        extends: true,
-        test: { name: 'nock', include: WITH_NOCK, isolate: false, globalSetup: GLOBAL_SETUP },
-      },
-      {
-        extends: true,
-        test: { name: 'no-nock', include: WITHOUT_NOCK, isolate: false, globalSetup: GLOBAL_SETUP },
-      },
-    ],
+    // starts and stops its own app, database and nock interceptors (test/support/nock-per-file.ts:
+    // nock's interceptor is on only while a file that uses it runs).
+    isolate: false,
+    globalSetup: GLOBAL_SETUP,
+    setupFiles: ['test/support/nock-per-file.ts'],
     // Generous, for a machine whose cores are busy with other work (issue #22 item 14): a test that
     // passes never waits for these, and one that does real work may take several times as long.
     testTimeout: 120_000,

@@ -12,9 +12,9 @@ const files = [
   'test/chaos/crash.test.ts',
   'test/scale/two-web-two-worker.test.ts',
 ];
-// The suite's settings (timeouts, workers, unhandled-error filter) without its projects: these
-// projects run the files here, each with its own server.
-const { projects: _suiteProjects, ...settings } = suite.test ?? {};
+// The suite's settings (timeouts, unhandled-error filter, nock per file) without its files, shared
+// modules and global setup: these projects run the files here, each with its own server.
+const { include: _files, isolate: _shared, globalSetup: _setup, ...settings } = suite.test ?? {};
 
 export default defineConfig({
   test: {

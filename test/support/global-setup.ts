@@ -94,10 +94,10 @@ interface RunServer {
 }
 
 /**
- * The run's servers by kind, shared by the projects of one run: the suite's `nock` and `no-nock`
- * projects run on one embedded PostgreSQL and one template (a second server would double the
- * setup and teardown before and after every test runs). Kept on globalThis: vitest may load this
- * module once per project.
+ * The run's servers by kind, shared by the projects of one run (`npm run test:postgres`'s two
+ * projects each take their own kind; a second server of one kind would double the setup and
+ * teardown before and after every test runs). Kept on globalThis: vitest may load this module once
+ * per project.
  */
 const SERVERS_KEY = Symbol.for('billhook.test.servers');
 const store = globalThis as unknown as Record<symbol, Map<PostgresServer, Promise<RunServer>> | undefined>;
