@@ -60,14 +60,14 @@ const isEmail = (value: unknown) =>
 
 /** Cases per property, `npm test`'s and `npm run test:deep`'s (test/support/depth.ts; the README quotes these). */
 const RUNS = {
-  customers: byDepth(130, 400),
-  paymentMethods: byDepth(100, 300),
+  customers: byDepth(65, 400),
+  paymentMethods: byDepth(50, 300),
   invoices: byDepth(130, 400),
-  invoiceActions: byDepth(130, 400),
-  replay: byDepth(100, 300),
-  listQueries: byDepth(130, 400),
-  rawBodies: byDepth(100, 300),
-  sizeLimit: byDepth(20, 60),
+  invoiceActions: byDepth(65, 400),
+  replay: byDepth(50, 300),
+  listQueries: byDepth(65, 400),
+  rawBodies: byDepth(50, 300),
+  sizeLimit: byDepth(10, 60),
 } as const;
 
 /** Own properties of the prototypes before any request, to detect pollution by the requests. */

@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /**
  * How hard the suite's load, fuzz and property tests push, from the environment's `TEST_DEPTH`:
- * - `quick` (the default, `npm test`): about a third of the cases and a quarter to a half of the load
+ * - `quick` (the default, `npm test`): about a sixth of the fuzz cases, a third of the property
+ *   cases and a quarter to a half of the load
  *   (the race and scale tests, the suite's costliest, a quarter to a third), with the same
  *   properties, scenarios, seeds and assertions, so the whole suite stays within 3 minutes on the
  *   idle 2-core reference machine (issue #23);
