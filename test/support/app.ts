@@ -50,9 +50,10 @@ export async function startTestApp(
     GATEWAY_TIMEOUT_MS: String(ANSWERED_CALL_TIMEOUT_MS),
     // Tests drive the billing sweeps with a simulated clock; the real-time cron stays off.
     BILLING_SWEEPS: '0',
-    // Three of pg-boss's connections instead of ten: a test app's pollers start at once, and each new
-    // connection costs PostgreSQL about 12 ms of CPU to open and warm (about 150 ms an app).
-    QUEUE_POOL_SIZE: '3',
+    // Two of pg-boss's connections (the fewest it takes) instead of ten: a test app's pollers start at
+    // once, and each new connection costs PostgreSQL 25–50 ms of CPU to open and warm (measured
+    // 2026-12-07: five connections and about 250 ms of PostgreSQL's CPU an app with three).
+    QUEUE_POOL_SIZE: '2',
     ...env,
   });
   const logs: Record<string, unknown>[] = [];
