@@ -984,8 +984,8 @@ export async function changeCreditsToCustomer(
  * by hand (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
  * (billing/credit-notes.ts `insertCreditNote`), as a cancellation's refund gives back the period net
  * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
- * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
- * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
+ * still carry (`periodInvoices`: its sale paid in cash, overpayment excluded, and by customer credit
+ * not given back, less what its refunds succeeded or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
  * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
  * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
  * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
@@ -1062,8 +1062,10 @@ export async function periodCreditToCustomer(
  * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
- * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
- * flight) gave back of the sale, their first part paying back the overpayment (`overpaymentShare`).
+ * customer's credit, not the period's), plus the customer credit applied to it less what of that was
+ * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
+ * its payments, succeeded or in flight) gave back of the sale, their first part paying back the
+ * overpayment (`overpaymentShare`). 2500 paid 1250 by credit and 1250 by card: room 2500.
  */
 async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end: Date) {
   const rows = await trx
@@ -1075,6 +1077,7 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
       'i.total',
       'i.tax',
       'i.credit_applied',
+      'i.credit_returned',
       'i.proration_credited',
       'i.proration_tax_credited',
       'i.amount_paid',
@@ -1101,9 +1104,10 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     const refunded = BigInt(row.refunded ?? '0');
     const overpaid = overpaidBy(row);
     const excess = overpaid > 0n ? overpaid : 0n;
-    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale.
+    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale. The
+    // customer credit that paid the invoice paid the period as its cash did, less what of it went back.
     const saleRefunded = refunded - overpaymentShare(row, 0n, refunded);
-    const room = row.amount_paid - excess - saleRefunded;
+    const room = row.amount_paid - excess + row.credit_applied - row.credit_returned - saleRefunded;
     return { ...row, room: room > 0n ? room : 0n };
   });
 }

@@ -7,7 +7,13 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import {
+  customerWith,
+  downgradeCredit,
+  flatPlan,
+  ledgerIn,
+  subscribedAndPaid,
+} from '../support/collection.ts';
 import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
@@ -432,6 +438,113 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'customer_credit:customer': -5600,
       'gateway_clearing:stripe': 5600,
     });
+  });
+
+  /**
+   * A Stripe customer holding `credit` of customer credit (`downgradeCredit`: another subscription
+   * of `big` + 25% paid offline, down to 1000 on Feb 22: (big − 1000) × 7/28 + 25%), then subscribed
+   * to `from` from Feb 1: its invoice takes that credit first, the card pays the rest.
+   */
+  const paidFeb1WithCredit = async (currency: string, big: number, from: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, big);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, currency, from),
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+
+  it('INR/THB: a period invoice paid half by customer credit gives back by hand the 1250 of cash a cancellation’s full refund gives', async () => {
+    // The customer holds 1250 of credit: (5000 − 1000) × 7/28 = 1000 + 250 tax. 2000 + 25% = 2500,
+    // 1250 taken by that credit, 1250 by card. Feb 15: down to 1000 + 25%: −500 net, −125 tax, 625
+    // to the customer's credit. The invoice took in 1250 + 1250 = 2500 and carries the 625 (within
+    // all it took in): 2500 − 625 = 1875 of the period may go back, the cash of it at most the
+    // 1250 paid by card. A cancellation `full` owes 2500 − 625 = 1875: 1250 cash, 625 of the credit
+    // back. Before: only the cash counted (1250 − 625 = 625), so a refund of 1250 was 409.
+    const inr = await paidFeb1WithCredit('INR', 5000, 2000);
+    expect(await invoiceOf(inr.sub.invoice.id)).toMatchObject({ amount_paid: 1250, credit_applied: 1250 });
+    await changeAt(inr.sub.id, await flatPlan(app, 'INR', 1000), '2027-02-15T00:00:00Z');
+    expect(await creditOf(inr.customer)).toEqual([{ currency: 'INR', amount: 625 }]);
+    // More than the period kept (1875): 409, naming the credit applied; at most the 1250 of cash.
+    expectRefused(
+      await refund(inr.sub.invoice.id, { amount: 1876 }),
+      'at most 1250 INR (paid 1250, credit applied 1250, refunded 0, change credit to the customer 625)',
+    );
+    // Within it but more than the card paid: the payment's own room refuses it (422 on amount).
+    const beyond = await refund(inr.sub.invoice.id, { amount: 1251 });
+    expect({ status: beyond.status, amount: beyond.body.error?.fields.amount }).toEqual({
+      status: 422,
+      amount: 'at most 1250 can be refunded (paid 1250 INR)',
+    });
+    stripeRefundSucceeds('re_inr_credit_paid');
+    const byHand = await refund(inr.sub.invoice.id, { amount: 1250 });
+    expect({ status: byHand.status, body: byHand.body }).toMatchObject({
+      status: 201,
+      body: { status: 'succeeded', amount: 1250 },
+    });
+    // Its note: asked 2500 − 625 = 1875, taxAsked 500 − 125 = 375: 375 × 1250/1875 = 250, 1000 net.
+    expect((await invoiceOf(inr.sub.invoice.id)).notes).toEqual([[1000, 250]]);
+    // Books (both subscriptions): revenue 5000 − 1000 + 2000 − 500 = 5500, refunds 1000; tax 1250 −
+    // 250 + 500 − 125 − 250 = 1125 (the period kept 625 = 500 + 125, the other 4000 + 1000);
+    // customer credit 1250 − 1250 + 625 = 625; clearing 1250 − 1250 = 0.
+    expect(await ledgerIn(app, 'INR')).toMatchObject({
+      revenue: -5500,
+      refunds: 1000,
+      tax_payable: -1125,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 0,
+    });
+
+    // The same period cancelled `full` on Feb 16: 1250 cash and 625 of the credit back.
+    const thb = await paidFeb1WithCredit('THB', 5000, 2000);
+    await changeAt(thb.sub.id, await flatPlan(app, 'THB', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_thb_credit_paid');
+    const cancelled = await cancelAt(thb.sub.id, 'full', '2027-02-16T00:00:00Z');
+    expect({
+      cash: cancelled.refunds.map((r) => r.amount),
+      credit: cancelled.creditNote?.total,
+    }).toEqual({ cash: [1250n], credit: 625n });
+  });
+
+  it('MYR: a period invoice paid whole by customer credit carries the change credit, so an upgrade paid by card gives back 6125, not 2625', async () => {
+    // The customer holds 3500 of credit: (12200 − 1000) × 7/28 = 2800 + 700 tax. `upThenDown`'s
+    // amounts: 2800 + 25% = 3500, paid whole by that credit (nothing by card); the upgrade's 7875 by
+    // card; the downgrade's 5250 (1050 tax) to the customer. The period invoice took in 3500 and
+    // carries 3500 of the credit (tax 1050 × 3500/5250 = 700, its own 700), the upgrade's the other
+    // 1750 (350 tax): 7875 − 1750 = 6125 left there, as when the card paid the period (PLN). The
+    // customer paid 3500 of credit + 7875 cash, gets 5250 of credit + 6125 cash back. Before: the
+    // period invoice carried only what its card paid (0), all 5250 fell on the upgrade's: 2625.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'MYR', 12200);
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'MYR', 2800), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const period = invoices[0]!.id;
+    expect(await invoiceOf(period)).toMatchObject({ status: 'PAID', amount_paid: 0, credit_applied: 3500 });
+    const up = await changeAt(subscription.id, await flatPlan(app, 'MYR', 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {})).body.invoice.status).toBe(
+      'PAID',
+    );
+    const down = await changeAt(subscription.id, await flatPlan(app, 'MYR', 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    expectRefused(
+      await refund(up.invoice!.id, { amount: 6126 }),
+      'at most 6125 MYR (paid 7875, refunded 0, change credit to the customer 1750)',
+    );
+    stripeRefundSucceeds('re_myr_up');
+    const whole = await refund(up.invoice!.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 6125 });
+    // Its note: (1575 − 350) × 6125 / (7875 − 1750) = 1225 of tax, 4900 net.
+    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 1225]]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'MYR', amount: 5250 }]);
   });
 
   it('BGN: a downgrade while a whole refund is not answered yet is refused (it would credit time the refund may give back); once answered, no credit', async () => {
