@@ -445,9 +445,11 @@ export async function refundInvoice(
 }
 
 /**
- * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, bounds the
- * amount by what its period's change credit to the customer leaves (`roomAfterChangeCredit`), picks
- * the gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, checks the
+ * payment `input.transaction` names (`paymentToRefund`: its field's 422 comes before any amount's
+ * refusal), bounds the amount by what its period's change credit to the customer leaves
+ * (`roomAfterChangeCredit`), picks the gateway payment to refund when none is named
+ * (`paymentToRefund`), checks its account can refund, and inserts the
  * refund `pending` (`createRefund`). The caller commits, then sends it (`sendRefund`, kind `first`).
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
@@ -465,10 +467,12 @@ async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
+  // A payment named is checked first: a bad `transaction` is its field's 422, whatever the amount.
+  const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
   // What the period's change credit to the customer leaves to refund (undefined: no such credit).
   const left = await roomAfterChangeCredit(work.trx, invoice, input.amount);
   const asked = input.amount ?? left;
-  const transaction = await paymentToRefund(work.trx, invoice, { ...input, amount: asked });
+  const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.

@@ -547,6 +547,42 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await creditOf(customer.id)).toEqual([{ currency: 'MYR', amount: 5250 }]);
   });
 
+  it('HKD: a `transaction` that is no payment of the invoice is 422 on transaction before the change credit’s 409, and changes nothing', async () => {
+    // 2500 paid, Feb 15 down to 1000 + 25%: 625 to the customer, 1875 left to refund. 2500 naming a
+    // payment that is not the invoice's: the field error, not refund_exceeds_change_credit (which a
+    // right payment would get). Before: the 409 came first, hiding the bad field.
+    const { sub } = await paidFeb1(await flatPlan(app, 'HKD', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'HKD', 1000), '2027-02-15T00:00:00Z');
+    const before = await ledgerIn(app, 'HKD');
+    const stranger = 'txn_0000000000notapayment';
+    for (const body of [{ transaction: stranger, amount: 2500 }, { transaction: stranger }]) {
+      const answer = await refund(sub.invoice.id, body);
+      expect({ status: answer.status, fields: answer.body.error?.fields }).toEqual({
+        status: 422,
+        fields: {
+          transaction: `${stranger} is not a succeeded gateway payment of invoice ${sub.invoice.id}`,
+        },
+      });
+    }
+    expect(await ledgerIn(app, 'HKD')).toEqual(before);
+    const rows = await db()
+      .selectFrom('refunds')
+      .select('id')
+      .where('invoice_id', '=', sub.invoice.id)
+      .execute();
+    expect(rows).toEqual([]);
+    // The invoice's own payment, the same 2500: the change credit's 409.
+    const payment = await db()
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expectRefused(
+      await refund(sub.invoice.id, { transaction: payment.id, amount: 2500 }),
+      'at most 1875 HKD (paid 2500, refunded 0, change credit to the customer 625)',
+    );
+  });
+
   it('BGN: a downgrade while a whole refund is not answered yet is refused (it would credit time the refund may give back); once answered, no credit', async () => {
     // 2000 + 25% = 2500 paid; all 2500 sent back and the gateway does not answer (no Stripe here:
     // unknown). A downgrade on Feb 15 would credit 625 of the period to the customer on top of the
