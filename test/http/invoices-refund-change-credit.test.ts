@@ -149,7 +149,9 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const rest = await refund(sub.invoice.id, {});
     expect(rest.body).toMatchObject({ status: 'succeeded', amount: 875 });
     const invoice = await invoiceOf(sub.invoice.id);
-    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
+    // All the period kept is refunded, nothing is left to give back: REFUNDED (before:
+    // PARTIALLY_REFUNDED for good, though 2500 − 1875 − 625 = 0 is left).
+    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
     expect(invoice.notes).toEqual([
       [800, 200],
       [700, 175],
@@ -160,14 +162,14 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       tax_payable: 175n,
       'gateway_clearing:stripe': -875n,
     });
-    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit.
+    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit; the
+    // invoice is REFUNDED (before: PARTIALLY_REFUNDED, refused 409 refund_exceeds_change_credit).
     for (const body of [{ amount: 1 }, {}]) {
       const none = await refund(sub.invoice.id, body);
       expect({ status: none.status, code: none.body.error?.code }).toEqual({
         status: 409,
-        code: 'refund_exceeds_change_credit',
+        code: 'invoice_not_paid',
       });
-      expect(none.body.error.message).toContain('at most 0 CHF can be refunded by hand');
     }
     // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0; the
     // customer's 625 of credit; clearing 2500 − 1875 = 625, which the credit still owes.
@@ -197,7 +199,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_jpy_change');
     const refunded = await refund(sub.invoice.id, {});
     expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 2550 });
-    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[2550, 0]]);
+    // 3000 − 2550 − 450 = 0 left: REFUNDED.
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', notes: [[2550, 0]] });
     // Revenue 3000 − 450 = 2550 earned, all refunded; the 450 is the customer's; clearing keeps 450.
     expect(await ledgerIn(app, 'JPY')).toMatchObject({
       'receivable:customer': 0,
@@ -395,11 +398,10 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_huf_dup');
     const dup = await refund(sub.invoice.id, { transaction: duplicate, amount: 3500 });
     expect(dup.body).toMatchObject({ status: 'succeeded', amount: 3500 });
-    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([]);
-    expectRefused(
-      await refund(sub.invoice.id, { amount: 1 }),
-      'at most 0 HUF (paid 7000, refunded 3500, change credit to the customer 3500)',
-    );
+    // Took in 7000, gave back 3500, carries 3500: nothing left, REFUNDED (before: PARTIALLY_REFUNDED,
+    // a refund of 1 refused with "at most 0"); a refund of it is 409 invoice_not_paid.
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', notes: [] });
+    expect((await refund(sub.invoice.id, { amount: 1 })).body.error?.code).toBe('invoice_not_paid');
     expectRefused(
       await refund(upInvoice, { amount: 6126 }),
       'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
@@ -507,6 +509,14 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       cash: cancelled.refunds.map((r) => r.amount),
       credit: cancelled.creditNote?.total,
     }).toEqual({ cash: [1250n], credit: 625n });
+    // Given back 1250 + 625 of the 2500 it took in, 625 carried: nothing left, REFUNDED (before:
+    // PARTIALLY_REFUNDED, as the credit came back in part). The refund by hand too: all its cash back.
+    expect(await invoiceOf(thb.sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 1250,
+      credit_returned: 625,
+    });
+    expect((await invoiceOf(inr.sub.invoice.id)).status).toBe('REFUNDED');
   });
 
   it('MYR: a period invoice paid whole by customer credit carries the change credit, so an upgrade paid by card gives back 6125, not 2625', async () => {
