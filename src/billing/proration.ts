@@ -130,8 +130,14 @@ export interface ChangeResult {
   /** The `subscription_update` invoice of a net charge. */
   invoice: InvoiceRow | null;
   /**
-   * Net credit before tax (minor units). With its tax it lowers what is still owed on the OPEN period
-   * invoice first (`creditedToInvoice`); the customer's credit grows by the rest only.
+   * Net credit before tax (minor units, signed): of a change not invoiced, its lines' subtotal negated,
+   * the revenue it gives back; 0 for a change invoiced (a net charge: `invoice`) and for none. With
+   * the tax it gives back (−`proration.tax`) it is what the change credits, tax included
+   * (−`proration.total`), which lowers what is still owed on the OPEN period invoice first
+   * (`creditedToInvoice`); the customer's credit grows by the rest only. Below 0 when the lines
+   * charge more than they credit before tax but give back more tax than that (a taxed plan to a
+   * dearer untaxed one): 2000 + 25% to an untaxed 2200 for the whole period, subtotal +200, tax
+   * −500: credited −200, 300 credited in all. 2000 + 25% down to 1000 + 25%: credited 1000 (1250 in all).
    */
   credited: bigint;
   /** The OPEN period invoice the net credit was taken off first, and how much (minor units, tax included); null: none. */
@@ -594,7 +600,10 @@ export async function changeSubscription(
       await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
     }
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
-    const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
+    // A net charge, or a change that only raises the tax (subtotal 0), is invoiced; any other change
+    // gives back its subtotal (signed: below 0 when its tax credit outweighs a net charge).
+    const invoiced = proration.subtotal >= 0n && proration.total > 0n;
+    const credited = invoiced ? 0n : -proration.subtotal;
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
@@ -610,7 +619,7 @@ export async function changeSubscription(
 
     let invoice: InvoiceRow | null = null;
     // A change that only raises the tax (subtotal 0) bills the tax.
-    if (proration.subtotal >= 0n && proration.total > 0n) {
+    if (invoiced) {
       const inserted = await insertInvoice(
         work,
         {
