@@ -994,10 +994,10 @@ export async function changeCreditsToCustomer(
  * (billing/credit-notes.ts `insertCreditNote`), as a cancellation's refund gives back the period net
  * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
  * still carry (`periodInvoices`: its sale paid in cash, overpayment excluded, and by customer credit
- * not given back, less what its refunds succeeded or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
- * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
- * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
- * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * not given back, less what its refunds succeeded or in flight gave back of the sale). The period
+ * invoice carries min(credit, that); the invoices of the period's prorated changes
+ * (`subscription_update`, for the rest of the period: ending with it) carry the rest, in the order
+ * they were made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
  * more than its own tax (tax is not given back where it was never collected: an untaxed period
  * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
  * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
