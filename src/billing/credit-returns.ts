@@ -4,7 +4,7 @@ import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
-import { invoiceActivity, lockInvoice, setGivenBackStatus } from './invoices.ts';
+import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
 
 /**
  * Gives `amount` (minor units of the invoice's currency, > 0) of the customer credit applied to
@@ -15,7 +15,7 @@ import { invoiceActivity, lockInvoice, setGivenBackStatus } from './invoices.ts'
  * tax share given back, cumulative with the invoice's cash refunds), posts
  * `inv_…:credit_given_back:<credit_returned>` (debit refunds and tax payable, credit
  * `customer_credit:<customer>`), adds it to `credit_returned` and sets the status
- * (`setGivenBackStatus`), and logs `invoice.credit_returned`. The customer's next invoices use the
+ * (`givenBackStatus`), and logs `invoice.credit_returned`. The customer's next invoices use the
  * credit as any other (`applyCustomerCredit`).
  * @returns the credit note (`refund_id` null)
  * @throws ConflictError `credit_not_returnable` when `amount` is not within 1 … credit_applied −
@@ -49,13 +49,15 @@ export async function returnInvoiceCredit(
       creditReturned: returned,
     }),
   );
-  const updated = await work.trx
+  await work.trx
     .updateTable('invoices')
-    .set({ credit_returned: returned, updated_at: new Date() })
+    .set({
+      credit_returned: returned,
+      status: givenBackStatus({ ...invoice, credit_returned: returned }),
+      updated_at: new Date(),
+    })
     .where('id', '=', invoiceId)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await setGivenBackStatus(work, updated);
+    .execute();
   await invoiceActivity(work, invoice, 'invoice.credit_returned', {
     amount,
     credit_returned: returned,

@@ -21,7 +21,6 @@ import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from '.
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { chargesInFlight } from './invoice-payment.ts';
-import { periodCreditToCustomer } from './proration.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -607,53 +606,26 @@ export async function applyPayment(
 }
 
 /**
- * The status of a paid invoice once money was given back (pure): REFUNDED when nothing of it is left
- * to give back, that is when all its payments are refunded and the customer credit that paid it was
- * given back whole, or none of it was (an invoice refunded in cash only is REFUNDED as it always
- * was), or when what it took in (cash paid and customer credit applied) less what it gave back (cash
- * refunded, credit returned) is no more than `carried`, the credit its period's changes gave the
- * customer for time it paid for (billing/proration.ts `periodCreditToCustomer`: the customer has it
- * already, so no refund can give it back again); else PARTIALLY_REFUNDED. 2500 paid, a downgrade
- * credits 625 to the customer, 1875 refunded by hand: REFUNDED (nothing more can be refunded). 1250
- * paid by card and 1250 by credit, the same 625 credited, a cancellation `full` gives back 1250 cash
- * and 625 of the credit: REFUNDED. Statuses only move forward: a REFUNDED invoice stays REFUNDED (its
- * cash all refunded, then part of its credit given back). A refund reversed after it succeeded is
- * the one way back (`reverseRefund`).
- * @param carried minor units ≥ 0 (0: no change credit, or an invoice of no subscription period)
+ * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
+ * refunded and the customer credit that paid it was given back whole, or none of it was (an invoice
+ * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED. Statuses only move
+ * forward: a REFUNDED invoice stays REFUNDED (its cash all refunded, then part of its credit given
+ * back). A refund reversed after it succeeded is the one way back (`reverseRefund`).
  */
 export function givenBackStatus(
   invoice: Pick<
     InvoiceRow,
     'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
   >,
-  carried = 0n,
 ): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
   if (invoice.status === 'REFUNDED') return 'REFUNDED';
   const credit = invoice.credit_returned === 0n || invoice.credit_returned === invoice.credit_applied;
-  if (invoice.amount_refunded === invoice.amount_paid && credit) return 'REFUNDED';
-  const tookIn = invoice.amount_paid + invoice.credit_applied;
-  const givenBack = invoice.amount_refunded + invoice.credit_returned;
-  return tookIn - givenBack - carried <= 0n ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+  return invoice.amount_refunded === invoice.amount_paid && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
 }
 
 /**
- * Sets the status of locked `invoice` once money was given back (`givenBackStatus`), read after its
- * row holds the new amounts (`amount_refunded`, `credit_returned`) and, for a refund, its refund row
- * is `succeeded`: the change credit it carries (`periodCreditToCustomer`) is worked from them.
- * @param invoice the row as updated (its `status` the one before: statuses only move forward)
- */
-export async function setGivenBackStatus(work: UnitOfWork, invoice: InvoiceRow): Promise<void> {
-  const carried = (await periodCreditToCustomer(work.trx, invoice)).total;
-  await work.trx
-    .updateTable('invoices')
-    .set({ status: givenBackStatus(invoice, carried) })
-    .where('id', '=', invoice.id)
-    .execute();
-}
-
-/**
- * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once nothing
- * is left to give back (`setGivenBackStatus`).
+ * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
+ * was paid is refunded (`givenBackStatus`).
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
 export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
@@ -661,13 +633,15 @@ export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount:
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
   }
-  const updated = await work.trx
+  await work.trx
     .updateTable('invoices')
-    .set({ amount_refunded: refunded, updated_at: new Date() })
+    .set({
+      amount_refunded: refunded,
+      status: givenBackStatus({ ...invoice, amount_refunded: refunded }),
+      updated_at: new Date(),
+    })
     .where('id', '=', invoice.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await setGivenBackStatus(work, updated);
+    .execute();
   await invoiceActivity(work, invoice, 'invoice.refunded', { amount, amount_refunded: refunded });
 }
 

@@ -38,8 +38,11 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp();
-    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker.
+    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker; an
+    // `unknown` refund stays unknown until the test records its outcome (no retry, no recovery).
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+    await app.runtime.boss.offWork(QUEUES.invoiceRefund);
+    await app.runtime.boss.offWork(QUEUES.refundRecover);
   });
   afterEach(() => nock.cleanAll());
   afterAll(() => app.stop());
@@ -149,9 +152,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const rest = await refund(sub.invoice.id, {});
     expect(rest.body).toMatchObject({ status: 'succeeded', amount: 875 });
     const invoice = await invoiceOf(sub.invoice.id);
-    // All the period kept is refunded, nothing is left to give back: REFUNDED (before:
-    // PARTIALLY_REFUNDED for good, though 2500 − 1875 − 625 = 0 is left).
-    expect(invoice).toMatchObject({ status: 'REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
+    expect(invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 2500, amount_refunded: 1875 });
     expect(invoice.notes).toEqual([
       [800, 200],
       [700, 175],
@@ -162,14 +163,14 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       tax_payable: 175n,
       'gateway_clearing:stripe': -875n,
     });
-    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit; the
-    // invoice is REFUNDED (before: PARTIALLY_REFUNDED, refused 409 refund_exceeds_change_credit).
+    // Nothing more, by amount or whole: 1875 of 2500 refunded, 625 the customer's credit.
     for (const body of [{ amount: 1 }, {}]) {
       const none = await refund(sub.invoice.id, body);
       expect({ status: none.status, code: none.body.error?.code }).toEqual({
         status: 409,
-        code: 'invoice_not_paid',
+        code: 'refund_exceeds_change_credit',
       });
+      expect(none.body.error.message).toContain('at most 0 CHF can be refunded by hand');
     }
     // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0; the
     // customer's 625 of credit; clearing 2500 − 1875 = 625, which the credit still owes.
@@ -199,8 +200,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_jpy_change');
     const refunded = await refund(sub.invoice.id, {});
     expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 2550 });
-    // 3000 − 2550 − 450 = 0 left: REFUNDED.
-    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', notes: [[2550, 0]] });
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([[2550, 0]]);
     // Revenue 3000 − 450 = 2550 earned, all refunded; the 450 is the customer's; clearing keeps 450.
     expect(await ledgerIn(app, 'JPY')).toMatchObject({
       'receivable:customer': 0,
@@ -398,15 +398,100 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_huf_dup');
     const dup = await refund(sub.invoice.id, { transaction: duplicate, amount: 3500 });
     expect(dup.body).toMatchObject({ status: 'succeeded', amount: 3500 });
-    // Took in 7000, gave back 3500, carries 3500: nothing left, REFUNDED (before: PARTIALLY_REFUNDED,
-    // a refund of 1 refused with "at most 0"); a refund of it is 409 invoice_not_paid.
-    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', notes: [] });
-    expect((await refund(sub.invoice.id, { amount: 1 })).body.error?.code).toBe('invoice_not_paid');
+    expect((await invoiceOf(sub.invoice.id)).notes).toEqual([]);
+    expectRefused(
+      await refund(sub.invoice.id, { amount: 1 }),
+      'at most 0 HUF (paid 7000, refunded 3500, change credit to the customer 3500)',
+    );
     expectRefused(
       await refund(upInvoice, { amount: 6126 }),
       'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
     );
   });
+
+  it.each([
+    ['EUR', 'unknown'],
+    ['JPY', 'unknown'],
+    ['CAD', 'succeeded'],
+  ] as const)(
+    '%s: the upgrade’s invoice refunded while the period invoice’s cancellation refund is %s keeps the 875 refundable once that refund fails',
+    async (currency, first) => {
+      // `upThenDown`: 3500 + 7875 paid, 5250 to the customer's credit. Feb 22 (7 of 28 days left),
+      // prorate: 3500 × 7/28 = 875 from the period invoice, not answered (unknown) or answered
+      // succeeded and reversed later. With those 875 counted the period invoice carries 3500 − 875 =
+      // 2625 of the credit, the upgrade's 5250 − 2625 = 2625: 7875 − 2625 = 5250 refunded by hand.
+      const { customer, sub, upInvoice } = await upThenDown(currency);
+      if (first === 'succeeded') stripeRefundSucceeds(`re_cancel_${currency}`);
+      const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+      expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[875n, first]]);
+      stripeRefundSucceeds(`re_up_${currency}`);
+      expect((await refund(upInvoice, {})).body).toMatchObject({ status: 'succeeded', amount: 5250 });
+      // The cancellation's refund fails: the period invoice is paid again whole and carries 3500 of the
+      // credit, the upgrade's 1750: 7875 − 5250 − 1750 = 875 still refundable there (paid 3500 + 7875
+      // = 11375; back 5250 of credit + 5250 cash; the period kept 875 more than the credit says).
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(work, cancelled.refunds[0]!.id, {
+          status: 'failed',
+          failureCode: 'expired_or_canceled_card',
+        }),
+      );
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 5250 }]);
+      // The upgrade's invoice stays PARTIALLY_REFUNDED (5250 of 7875), so the 875 goes back by hand
+      // (a status REFUNDED worked from the credit it carried while the cancellation's refund was in
+      // flight refused it, 409 invoice_not_paid, leaving the 875 with no way back).
+      expect(await invoiceOf(upInvoice)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: 5250,
+      });
+      expectRefused(
+        await refund(upInvoice, { amount: 876 }),
+        `at most 875 ${currency} (paid 7875, refunded 5250, change credit to the customer 1750)`,
+      );
+      stripeRefundSucceeds(`re_up_rest_${currency}`);
+      const rest = await refund(upInvoice, { amount: 875 });
+      expect({ status: rest.status, amount: rest.body.amount }).toEqual({ status: 201, amount: 875 });
+    },
+  );
+
+  it.each(['TWD', 'UGX'])(
+    '%s: a duplicate payment that lands after the period invoice gave back all the period kept is refunded by hand as its exception says',
+    async (currency) => {
+      // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 to the customer; 2500 − 625 =
+      // 1875 refunded by hand (amount omitted). A second charge of 2500 then succeeds: amount_paid 5000,
+      // the 2500 overpayment the customer's credit (625 + 2500 = 3125), flagged `duplicate_payment`.
+      // Its refund `{transaction, amount: 2500}` goes through: the invoice stays PARTIALLY_REFUNDED
+      // (4375 of 5000 refunded; 625 carried as the customer's credit), not REFUNDED, which would
+      // refuse it 409 invoice_not_paid.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      stripeRefundSucceeds(`re_hand_${currency}`);
+      expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+      expect((await invoiceOf(sub.invoice.id)).status).toBe('PARTIALLY_REFUNDED');
+      const { second } = await paidAgain(app, sub.invoice.id, 2500n, currency);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 5000, amount_refunded: 1875 });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 3125 }]);
+      const exceptions = await db()
+        .selectFrom('reconciliation_exceptions')
+        .select('kind')
+        .where('transaction_id', '=', second.id)
+        .execute();
+      expect(exceptions.map((e) => e.kind)).toEqual(['duplicate_payment']);
+      stripeRefundSucceeds(`re_dup_${currency}`);
+      const dup = await refund(sub.invoice.id, { transaction: second.id, amount: 2500 });
+      expect({ status: dup.status, refund: dup.body.status, amount: dup.body.amount }).toEqual({
+        status: 201,
+        refund: 'succeeded',
+        amount: 2500,
+      });
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_paid: 5000,
+        amount_refunded: 4375,
+      });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+    },
+  );
 
   it('NZD, untaxed period invoice: the change credit’s tax goes where it was collected, the upgrade’s note gives back 700, not 1400', async () => {
     // Untaxed 2800 paid Feb 1. Feb 8 (21 left): up to 11200 + 25%: −2100 unused (no tax), +8400 +
@@ -509,14 +594,6 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       cash: cancelled.refunds.map((r) => r.amount),
       credit: cancelled.creditNote?.total,
     }).toEqual({ cash: [1250n], credit: 625n });
-    // Given back 1250 + 625 of the 2500 it took in, 625 carried: nothing left, REFUNDED (before:
-    // PARTIALLY_REFUNDED, as the credit came back in part). The refund by hand too: all its cash back.
-    expect(await invoiceOf(thb.sub.invoice.id)).toMatchObject({
-      status: 'REFUNDED',
-      amount_refunded: 1250,
-      credit_returned: 625,
-    });
-    expect((await invoiceOf(inr.sub.invoice.id)).status).toBe('REFUNDED');
   });
 
   it('MYR: a period invoice paid whole by customer credit carries the change credit, so an upgrade paid by card gives back 6125, not 2625', async () => {
