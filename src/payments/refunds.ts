@@ -500,12 +500,15 @@ async function prepareInvoiceRefund(
  * it is never more than the cash paid less its refunds either. 2000 paid, a downgrade credits 500 of
  * it to the customer: 1500 can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and
  * 1250 by card, a downgrade credits 625: the period kept 1875, of which the 1250 of cash can go back
- * (a cancellation `full` gives 1250 cash and 625 of the credit back).
+ * (a cancellation `full` gives 1250 cash and 625 of the credit back); if 625 of the customer's
+ * credit was then refunded in cash through that card (a customer-credit refund, no refund of the
+ * invoice: its room 1250 → 625), an omitted amount gives back 625.
  * @param amount what the refund asks, minor units (undefined: all that is left)
- * @returns what an omitted amount gives back, min(kept, cash left), minor units ≥ 0 of the invoice's
- * currency (an amount asked within `kept` passes: beyond the cash, the payment refuses it, 422 on
- * `amount`: `createRefund`); undefined when the period gave the customer no such credit (the refund
- * is as it always was: its payment's room, `createRefund`)
+ * @returns what an omitted amount gives back, min(kept, cash left, what the invoice's gateway
+ * payments can still refund: the sum of their rooms, `refundRooms`), minor units ≥ 0 of the
+ * invoice's currency (an amount asked within `kept` passes: beyond the cash or its payment's room,
+ * the payment refuses it, 422 on `amount`: `createRefund`); undefined when the period gave the
+ * customer no such credit (the refund is as it always was: its payment's room, `createRefund`)
  * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
  * amounts) when `amount` is more than `kept`, or, omitted, nothing is left; nothing changes
  */
@@ -525,7 +528,14 @@ async function roomAfterChangeCredit(
   let most = kept;
   if (most > cash) most = cash;
   if (most < 0n) most = 0n;
-  if (amount === undefined ? most > 0n : amount <= kept) return most;
+  if (amount !== undefined && amount <= kept) return most;
+  if (amount === undefined && most > 0n) {
+    // Never more than the invoice's payments can still refund either: a customer-credit refund
+    // through one of them (no refund of the invoice) takes part of its room.
+    const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
+    if (most > room) most = room;
+    return most;
+  }
   const c = invoice.currency;
   const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
   const byCredit =

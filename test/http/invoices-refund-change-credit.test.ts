@@ -596,6 +596,47 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     }).toEqual({ cash: [1250n], credit: 625n });
   });
 
+  it.each(['GBP', 'KRW'])(
+    '%s: amount omitted after a customer-credit refund took part of the card’s room gives back what the card has left (625), not 422',
+    async (currency) => {
+      // As INR: 1250 by customer credit + 1250 by card, 625 (125 tax) credited by the downgrade; the
+      // period kept 2500 − 625 = 1875, its cash 1250. The customer's 625 of credit is then refunded in
+      // cash through the only gateway payment they have, this invoice's card: its room 1250 − 625 =
+      // 625, the invoice's amount_refunded still 0 (a credit refund is no refund of the invoice). An
+      // omitted amount asks min(1875, 1250, the card's 625) = 625. Before: 1250, which the card
+      // refused (422 on amount, "at most 625").
+      const { customer, sub } = await paidFeb1WithCredit(currency, 5000, 2000);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 1250, credit_applied: 1250 });
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      stripeRefundSucceeds(`re_credit_${currency}`);
+      const back = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+        amount: 625,
+        currency,
+      });
+      expect(back.body.refunds).toMatchObject([
+        { kind: 'customer_credit', status: 'succeeded', amount: 625 },
+      ]);
+      expect(await creditOf(customer)).toEqual([]);
+      stripeRefundSucceeds(`re_rest_${currency}`);
+      const whole = await refund(sub.invoice.id, {});
+      expect({ status: whole.status, refund: whole.body.status, amount: whole.body.amount }).toEqual({
+        status: 201,
+        refund: 'succeeded',
+        amount: 625,
+      });
+      // The card gave back all its 1250 (625 of credit, 625 of the invoice); the period kept 2500 −
+      // 625 credited − 625 refunded = 1250, the customer credit that paid it (a cancellation's
+      // `full` gives credit back): nothing more by hand, the card's room is 0.
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 1250, amount_refunded: 625 });
+      const none = await refund(sub.invoice.id, {});
+      expect({ status: none.status, amount: none.body.error?.fields?.amount }).toEqual({
+        status: 422,
+        amount: `at most 0 can be refunded (paid 1250 ${currency})`,
+      });
+    },
+  );
+
   it('MYR: a period invoice paid whole by customer credit carries the change credit, so an upgrade paid by card gives back 6125, not 2625', async () => {
     // The customer holds 3500 of credit: (12200 − 1000) × 7/28 = 2800 + 700 tax. `upThenDown`'s
     // amounts: 2800 + 25% = 3500, paid whole by that credit (nothing by card); the upgrade's 7875 by
