@@ -383,6 +383,72 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     });
   });
 
+  it.each([
+    ['AUD', 'succeeded'],
+    ['ISK', 'failed'],
+  ] as const)(
+    '%s: a cancellation with refund while the upgrade’s whole refund by hand is not answered is 409 refund_in_flight, nothing changes; once it %s, as it should',
+    async (currency, outcome) => {
+      // `upThenDown`: 3500 + 7875 = 11375 paid by card, 5250 to the customer's credit; the upgrade's
+      // invoice gives back 7875 − 1750 carried = 6125, sent whole, no answer from Stripe (unknown: not
+      // in its amount_refunded yet). A cancellation `prorate` on Feb 22 owes 3500 × 7/28 = 875 from the
+      // period invoice: if both succeed, 6125 + 875 = 7000 cash + 5250 credit = 12250 back of 11375
+      // paid (875 too much; with those 875 counted the upgrade's invoice gives back 5250 only, CZK).
+      // Before: not refused, the 875 sent on top.
+      const { customer, sub, upInvoice } = await upThenDown(currency);
+      const up = await refund(upInvoice, {});
+      expect(up.body).toMatchObject({ status: 'unknown', amount: 6125 });
+      const subscriptionOf = () =>
+        db().selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+      const before = {
+        books: await ledgerIn(app, currency),
+        subscription: await subscriptionOf(),
+        period: await invoiceOf(sub.invoice.id),
+        credit: await creditOf(customer),
+      };
+      for (const type of ['prorate', 'full'] as const) {
+        await expect(cancelAt(sub.id, type, '2027-02-22T00:00:00Z')).rejects.toMatchObject({
+          status: 409,
+          code: 'refund_in_flight',
+          fields: {
+            refund_type: expect.stringContaining(
+              `${upInvoice} (6125 ${currency} in refunds not answered yet)`,
+            ),
+          },
+        });
+      }
+      expect({
+        books: await ledgerIn(app, currency),
+        subscription: await subscriptionOf(),
+        period: await invoiceOf(sub.invoice.id),
+        credit: await creditOf(customer),
+      }).toEqual(before);
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(
+          work,
+          up.body.id,
+          outcome === 'succeeded'
+            ? { status: 'succeeded' }
+            : { status: 'failed', failureCode: 'expired_or_canceled_card' },
+        ),
+      );
+      if (outcome === 'succeeded') {
+        // The upgrade's invoice gave money back: a refund by cancellation is refused as before (422 on
+        // refund_type); the customer has 6125 cash + 5250 credit back, the 11375 paid.
+        await expect(cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z')).rejects.toMatchObject({
+          status: 422,
+          fields: { refund_type: expect.stringContaining(upInvoice) },
+        });
+      } else {
+        // Nothing went back by hand: the cancellation gives its 875 from the period invoice.
+        stripeRefundSucceeds(`re_cancel_${currency}`);
+        const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+        expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[875n, 'succeeded']]);
+      }
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 5250 }]);
+    },
+  );
+
   it('HUF: a duplicate payment of the period invoice carries none of the change credit: refundable whole (3500), and the upgrade’s invoice still carries 1750', async () => {
     // `upThenDown`, with the period invoice paid a second time (3500) after the upgrade was paid:
     // amount_paid 7000 of 3500 asked, the 3500 overpayment the customer's credit (no invoice was
