@@ -12,6 +12,7 @@ import { returnInvoiceCredit } from './credit-returns.ts';
 import {
   invoicePayments,
   type RefundPart,
+  refundedInFlight,
   refundRooms,
   refundsInFlight,
   splitRefund,
@@ -201,7 +202,9 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
  * the invoice's payments is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
- * if it fails; not counted as not given: both would go back if it succeeds);
+ * if it fails; not counted as not given: both would go back if it succeeds), or a refund of an
+ * invoice of the period's prorated changes is (naming that invoice and the amount in flight,
+ * `refuseUnsettledChanges`);
  * `invoice_overpaid` when something is owed and the invoice was paid more than it asked (a
  * duplicate payment) beyond what its own refunds gave back: a refund gives the overpayment back
  * first, so less of the period would go back than owed;
@@ -326,7 +329,7 @@ async function refundOf(
   // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
   // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
   const owed = refundOwed(type, cost, unused, length) - alreadyGiven;
-  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type);
+  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type, invoice.currency);
   const reached = shares.cash + shares.credit + shares.held;
   if (changed && reached < owed) {
     throw new ValidationError('refund beyond the period invoice', {
@@ -375,14 +378,23 @@ async function refundOf(
  * Refuses a `full` or `prorate` refund of a period whose prorated changes invoiced a charge that is
  * not PAID (OPEN: not paid yet, charged at once or at the period's end; UNCOLLECTIBLE; VOID: the
  * charge is gone) or that gave money back since (a refund, customer credit returned): the refund
- * gives back the time at the price those changes charged, which was not paid, or not all kept. Never
- * a wrong amount: the cancellation changes nothing.
- * @throws ValidationError (field `refund_type`) naming the invoices and the way out
+ * gives back the time at the price those changes charged, which was not paid, or not all kept; or
+ * whose change invoice has a refund by hand still in flight (`pending` or `unknown`, not counted in
+ * its `amount_refunded` yet): if it succeeds that invoice gave money back, so what the period owes
+ * depends on its outcome (an upgrade's 7875 paid, 6125 of it in flight: a `prorate` refund of 875
+ * from the period invoice on top would give back 875 more than was paid once both succeed). Never a
+ * wrong amount: the cancellation changes nothing. The change invoices are read under the
+ * subscription's lock, which a refund of them takes first (`lockInvoice`).
+ * @param currency the period's currency (its invoices'), for the message
+ * @throws ValidationError (field `refund_type`) naming the invoices and the way out; ConflictError
+ * `refund_in_flight` (field `refund_type`) naming each change invoice with refunds in flight and
+ * their amount (minor units)
  */
 async function refuseUnsettledChanges(
   trx: Kysely<Database>,
   basis: ChargedBasis,
   type: RefundType,
+  currency: string,
 ): Promise<void> {
   if (basis.invoices.length === 0) return;
   const unsettled = await trx
@@ -394,11 +406,26 @@ async function refuseUnsettledChanges(
     )
     .orderBy('id')
     .execute();
-  if (unsettled.length === 0) return;
-  const named = unsettled.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
-  throw new ValidationError('refund over an unsettled change', {
-    refund_type: `a ${type} refund gives back the rest of the period at the price this period's changes charged, but their invoices ${named} are not paid in full or gave money back since. Nothing changed; pay an OPEN invoice first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
-  });
+  if (unsettled.length > 0) {
+    const named = unsettled.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
+    throw new ValidationError('refund over an unsettled change', {
+      refund_type: `a ${type} refund gives back the rest of the period at the price this period's changes charged, but their invoices ${named} are not paid in full or gave money back since. Nothing changed; pay an OPEN invoice first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
+    });
+  }
+  const inFlight: string[] = [];
+  for (const id of [...basis.invoices].sort()) {
+    const amount = await refundedInFlight(trx, id);
+    if (amount > 0n) inFlight.push(`${id} (${amount} ${currency} in refunds not answered yet)`);
+  }
+  if (inFlight.length === 0) return;
+  const named = inFlight.join(', ');
+  throw new ConflictError(
+    'refund_in_flight',
+    `refunds of this period's change invoices ${named} are not settled yet (pending or unknown): what this cancellation gives back depends on their outcome; cancel again once settled, or cancel with refund_type none. Nothing changed`,
+    {
+      refund_type: `a ${type} refund waits for the refunds in flight of this period's change invoices: ${named}`,
+    },
+  );
 }
 
 /**

@@ -257,8 +257,9 @@ export async function recurringLines(
  * off it (`proration_credited`, which took its own tax, `proration_tax_credited`, at the change's
  * ratio: billing/proration.ts), and once paid, given to the customer as credit for time it paid for
  * (`periodCreditToCustomer`: `credited` with its tax `taxCredited`, this invoice's share of the
- * period's change credit, read from the ledger: the period invoice carries up to its sale paid less
- * what its refunds, this one included, gave back of the sale, with the credit's tax pro rata but
+ * period's change credit, read from the ledger: the period invoice carries up to its sale paid (in
+ * cash, and by customer credit not given back) less what its refunds, this one included, gave back
+ * of the sale, with the credit's tax pro rata but
  * never more than its own tax; the period's change invoices carry the rest and the rest of the
  * tax; 0 for an invoice of no subscription period). With `asked` = total − proration_credited −
  * credited and `taxAsked` = tax − proration_tax_credited − taxCredited, it is

@@ -130,8 +130,14 @@ export interface ChangeResult {
   /** The `subscription_update` invoice of a net charge. */
   invoice: InvoiceRow | null;
   /**
-   * Net credit before tax (minor units). With its tax it lowers what is still owed on the OPEN period
-   * invoice first (`creditedToInvoice`); the customer's credit grows by the rest only.
+   * Net credit before tax (minor units, signed): of a change not invoiced, its lines' subtotal negated,
+   * the revenue it gives back; 0 for a change invoiced (a net charge: `invoice`) and for none. With
+   * the tax it gives back (−`proration.tax`) it is what the change credits, tax included
+   * (−`proration.total`), which lowers what is still owed on the OPEN period invoice first
+   * (`creditedToInvoice`); the customer's credit grows by the rest only. Below 0 when the lines
+   * charge more than they credit before tax but give back more tax than that (a taxed plan to a
+   * dearer untaxed one): 2000 + 25% to an untaxed 2200 for the whole period, subtotal +200, tax
+   * −500: credited −200, 300 credited in all. 2000 + 25% down to 1000 + 25%: credited 1000 (1250 in all).
    */
   credited: bigint;
   /** The OPEN period invoice the net credit was taken off first, and how much (minor units, tax included); null: none. */
@@ -594,7 +600,10 @@ export async function changeSubscription(
       await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
     }
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);
-    const credited = proration.subtotal < 0n ? -proration.subtotal : 0n;
+    // A net charge, or a change that only raises the tax (subtotal 0), is invoiced; any other change
+    // gives back its subtotal (signed: below 0 when its tax credit outweighs a net charge).
+    const invoiced = proration.subtotal >= 0n && proration.total > 0n;
+    const credited = invoiced ? 0n : -proration.subtotal;
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
@@ -610,7 +619,7 @@ export async function changeSubscription(
 
     let invoice: InvoiceRow | null = null;
     // A change that only raises the tax (subtotal 0) bills the tax.
-    if (proration.subtotal >= 0n && proration.total > 0n) {
+    if (invoiced) {
       const inserted = await insertInvoice(
         work,
         {
@@ -984,11 +993,11 @@ export async function changeCreditsToCustomer(
  * by hand (payments/refunds.ts `roomAfterChangeCredit`) and its credit notes' tax is worked without it
  * (billing/credit-notes.ts `insertCreditNote`), as a cancellation's refund gives back the period net
  * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
- * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
- * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
- * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
- * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
- * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * still carry (`periodInvoices`: its sale paid in cash, overpayment excluded, and by customer credit
+ * not given back, less what its refunds succeeded or in flight gave back of the sale). The period
+ * invoice carries min(credit, that); the invoices of the period's prorated changes
+ * (`subscription_update`, for the rest of the period: ending with it) carry the rest, in the order
+ * they were made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
  * more than its own tax (tax is not given back where it was never collected: an untaxed period
  * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
  * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
@@ -1062,8 +1071,10 @@ export async function periodCreditToCustomer(
  * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
- * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
- * flight) gave back of the sale, their first part paying back the overpayment (`overpaymentShare`).
+ * customer's credit, not the period's), plus the customer credit applied to it less what of that was
+ * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
+ * its payments, succeeded or in flight) gave back of the sale, their first part paying back the
+ * overpayment (`overpaymentShare`). 2500 paid 1250 by credit and 1250 by card: room 2500.
  */
 async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end: Date) {
   const rows = await trx
@@ -1075,6 +1086,7 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
       'i.total',
       'i.tax',
       'i.credit_applied',
+      'i.credit_returned',
       'i.proration_credited',
       'i.proration_tax_credited',
       'i.amount_paid',
@@ -1101,9 +1113,10 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     const refunded = BigInt(row.refunded ?? '0');
     const overpaid = overpaidBy(row);
     const excess = overpaid > 0n ? overpaid : 0n;
-    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale.
+    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale. The
+    // customer credit that paid the invoice paid the period as its cash did, less what of it went back.
     const saleRefunded = refunded - overpaymentShare(row, 0n, refunded);
-    const room = row.amount_paid - excess - saleRefunded;
+    const room = row.amount_paid - excess + row.credit_applied - row.credit_returned - saleRefunded;
     return { ...row, room: room > 0n ? room : 0n };
   });
 }

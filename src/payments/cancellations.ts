@@ -35,7 +35,7 @@ export interface CancelResult {
  * customer's credit paid whole gives back credit only: no gateway call. As BillaBear's cancel
  * `refund_type` (seed 004), which refunds the payment.
  * @throws as `cancelLocked` (nothing changes; among them 409 `refund_in_flight` while a refund of
- * the period's invoice is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
+ * the period's invoice, or of one of its prorated changes' invoices, is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
  * `gateway_account_disabled`, `amount_not_representable`: nothing changes either)
  */
 export async function cancelSubscriptionWithRefund(

@@ -419,8 +419,8 @@ export interface PreparedRefund {
  * 5xx) is committed with its `invoice.refund` job. One call, one refund: an invoice paid by several
  * gateway payments gives back more than one payment's room in several calls. A period invoice whose
  * subscription changes gave the customer credit for time it paid for (a downgrade's proration credit)
- * gives back at most what was paid, less its refunds, less that credit (`roomAfterChangeCredit`):
- * the amount omitted is that much.
+ * gives back at most what it took in (cash and customer credit applied), less its refunds, less that
+ * credit, and never more than its cash left (`roomAfterChangeCredit`): the amount omitted is that much.
  * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
@@ -445,9 +445,11 @@ export async function refundInvoice(
 }
 
 /**
- * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, bounds the
- * amount by what its period's change credit to the customer leaves (`roomAfterChangeCredit`), picks
- * the gateway payment to refund (`paymentToRefund`), checks its account can refund, and inserts the
+ * The first half of `refundInvoice`, inside `work`: locks the invoice, checks it is paid, checks the
+ * payment `input.transaction` names (`paymentToRefund`: its field's 422 comes before any amount's
+ * refusal), bounds the amount by what its period's change credit to the customer leaves
+ * (`roomAfterChangeCredit`), picks the gateway payment to refund when none is named
+ * (`paymentToRefund`), checks its account can refund, and inserts the
  * refund `pending` (`createRefund`). The caller commits, then sends it (`sendRefund`, kind `first`).
  * @returns the refund row and the payment it refunds
  * @throws as `refundInvoice`
@@ -465,10 +467,12 @@ async function prepareInvoiceRefund(
       `invoice ${invoiceId} is ${invoice.status}; only a paid invoice can be refunded`,
     );
   }
+  // A payment named is checked first: a bad `transaction` is its field's 422, whatever the amount.
+  const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
   // What the period's change credit to the customer leaves to refund (undefined: no such credit).
   const left = await roomAfterChangeCredit(work.trx, invoice, input.amount);
   const asked = input.amount ?? left;
-  const transaction = await paymentToRefund(work.trx, invoice, { ...input, amount: asked });
+  const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
@@ -485,19 +489,28 @@ async function prepareInvoiceRefund(
 /**
  * What a refund by hand may still give back of locked `invoice` when prorated changes of its period
  * gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after the
- * invoice was paid; the rest of a credit that cleared it while partly paid): what was paid, less what
- * its refunds gave back or hold (succeeded, pending, unknown), less the part of that credit it
- * carries (up to its sale paid less its refunds of the sale: an overpayment stays refundable),
- * whatever became of it since (held, spent on later invoices, refunded): the customer already has
- * it back, so a whole
- * refund gives back what the period kept, as a cancellation's refund does (it owes the period net of
- * its changes' credits: billing/cancellation.ts). 2000 paid, a downgrade credits 500 of it to the
- * customer: 1500 can be refunded by hand, not 2000.
+ * invoice was paid; the rest of a credit that cleared it while partly paid). What the period kept
+ * (`kept`) is what the invoice took in, its cash paid and the customer credit applied to it (less
+ * what of that credit was given back, `credit_returned`), less what its refunds gave back or hold
+ * (succeeded, pending, unknown), less the part of that change credit it carries (up to all it took
+ * in less its refunds of the sale: an overpayment stays refundable), whatever became of the credit
+ * since (held, spent on later invoices, refunded): the customer already has it back, so a whole
+ * refund gives back what the period kept, as a cancellation's `full` refund does (it owes the period
+ * net of its changes' credits: billing/cancellation.ts). A refund by hand gives back cash only, so
+ * it is never more than the cash paid less its refunds either. 2000 paid, a downgrade credits 500 of
+ * it to the customer: 1500 can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and
+ * 1250 by card, a downgrade credits 625: the period kept 1875, of which the 1250 of cash can go back
+ * (a cancellation `full` gives 1250 cash and 625 of the credit back); if 625 of the customer's
+ * credit was then refunded in cash through that card (a customer-credit refund, no refund of the
+ * invoice: its room 1250 → 625), an omitted amount gives back 625.
  * @param amount what the refund asks, minor units (undefined: all that is left)
- * @returns minor units > 0 of the invoice's currency; undefined when the period gave the customer
- * no such credit (the refund is as it always was: its payment's room, `createRefund`)
+ * @returns what an omitted amount gives back, min(kept, cash left, what the invoice's gateway
+ * payments can still refund: the sum of their rooms, `refundRooms`), minor units ≥ 0 of the
+ * invoice's currency (an amount asked within `kept` passes: beyond the cash or its payment's room,
+ * the payment refuses it, 422 on `amount`: `createRefund`); undefined when the period gave the
+ * customer no such credit (the refund is as it always was: its payment's room, `createRefund`)
  * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
- * amounts) when `amount` is more than that, or nothing is left; nothing changes
+ * amounts) when `amount` is more than `kept`, or, omitted, nothing is left; nothing changes
  */
 async function roomAfterChangeCredit(
   trx: Kysely<Database>,
@@ -507,14 +520,35 @@ async function roomAfterChangeCredit(
   const credited = (await periodCreditToCustomer(trx, invoice)).total;
   if (credited <= 0n) return undefined;
   const inFlight = await refundedInFlight(trx, invoice.id);
-  const left = invoice.amount_paid - invoice.amount_refunded - inFlight - credited;
-  if (left > 0n && (amount === undefined || amount <= left)) return left;
+  const refunded = invoice.amount_refunded + inFlight;
+  const creditKept = invoice.credit_applied - invoice.credit_returned;
+  const kept = invoice.amount_paid + creditKept - refunded - credited;
+  const cash = invoice.amount_paid - refunded;
+  // min(kept, cash), never below 0, on bigints (Math.min takes numbers only).
+  let most = kept;
+  if (most > cash) most = cash;
+  if (most < 0n) most = 0n;
+  if (amount !== undefined && amount <= kept) return most;
+  if (amount === undefined && most > 0n) {
+    // Never more than the invoice's payments can still refund either: a customer-credit refund
+    // through one of them (no refund of the invoice) takes part of its room.
+    const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
+    if (most > room) most = room;
+    return most;
+  }
   const c = invoice.currency;
-  const most = left > 0n ? left : 0n;
   const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
-  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
+  const byCredit =
+    invoice.credit_applied > 0n
+      ? `, ${invoice.credit_applied} ${c} by customer credit${invoice.credit_returned > 0n ? ` (${invoice.credit_returned} of it given back)` : ''}`
+      : '';
+  const creditFields =
+    invoice.credit_applied > 0n
+      ? `, credit applied ${invoice.credit_applied}${invoice.credit_returned > 0n ? `, credit returned ${invoice.credit_returned}` : ''}`
+      : '';
+  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}${byCredit}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
   throw new ConflictError('refund_exceeds_change_credit', message, {
-    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}, refunded ${invoice.amount_refunded + inFlight}, change credit to the customer ${credited})`,
+    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}${creditFields}, refunded ${refunded}, change credit to the customer ${credited})`,
   });
 }
 

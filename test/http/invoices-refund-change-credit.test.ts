@@ -7,7 +7,13 @@ import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.t
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import {
+  customerWith,
+  downgradeCredit,
+  flatPlan,
+  ledgerIn,
+  subscribedAndPaid,
+} from '../support/collection.ts';
 import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
@@ -32,8 +38,11 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp();
-    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker.
+    // Invoices are paid by the tests (settle, a partial capture), not by the charge worker; an
+    // `unknown` refund stays unknown until the test records its outcome (no retry, no recovery).
     await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+    await app.runtime.boss.offWork(QUEUES.invoiceRefund);
+    await app.runtime.boss.offWork(QUEUES.refundRecover);
   });
   afterEach(() => nock.cleanAll());
   afterAll(() => app.stop());
@@ -374,6 +383,72 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     });
   });
 
+  it.each([
+    ['AUD', 'succeeded'],
+    ['ISK', 'failed'],
+  ] as const)(
+    '%s: a cancellation with refund while the upgrade’s whole refund by hand is not answered is 409 refund_in_flight, nothing changes; once it %s, as it should',
+    async (currency, outcome) => {
+      // `upThenDown`: 3500 + 7875 = 11375 paid by card, 5250 to the customer's credit; the upgrade's
+      // invoice gives back 7875 − 1750 carried = 6125, sent whole, no answer from Stripe (unknown: not
+      // in its amount_refunded yet). A cancellation `prorate` on Feb 22 owes 3500 × 7/28 = 875 from the
+      // period invoice: if both succeed, 6125 + 875 = 7000 cash + 5250 credit = 12250 back of 11375
+      // paid (875 too much; with those 875 counted the upgrade's invoice gives back 5250 only, CZK).
+      // Before: not refused, the 875 sent on top.
+      const { customer, sub, upInvoice } = await upThenDown(currency);
+      const up = await refund(upInvoice, {});
+      expect(up.body).toMatchObject({ status: 'unknown', amount: 6125 });
+      const subscriptionOf = () =>
+        db().selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+      const before = {
+        books: await ledgerIn(app, currency),
+        subscription: await subscriptionOf(),
+        period: await invoiceOf(sub.invoice.id),
+        credit: await creditOf(customer),
+      };
+      for (const type of ['prorate', 'full'] as const) {
+        await expect(cancelAt(sub.id, type, '2027-02-22T00:00:00Z')).rejects.toMatchObject({
+          status: 409,
+          code: 'refund_in_flight',
+          fields: {
+            refund_type: expect.stringContaining(
+              `${upInvoice} (6125 ${currency} in refunds not answered yet)`,
+            ),
+          },
+        });
+      }
+      expect({
+        books: await ledgerIn(app, currency),
+        subscription: await subscriptionOf(),
+        period: await invoiceOf(sub.invoice.id),
+        credit: await creditOf(customer),
+      }).toEqual(before);
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(
+          work,
+          up.body.id,
+          outcome === 'succeeded'
+            ? { status: 'succeeded' }
+            : { status: 'failed', failureCode: 'expired_or_canceled_card' },
+        ),
+      );
+      if (outcome === 'succeeded') {
+        // The upgrade's invoice gave money back: a refund by cancellation is refused as before (422 on
+        // refund_type); the customer has 6125 cash + 5250 credit back, the 11375 paid.
+        await expect(cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z')).rejects.toMatchObject({
+          status: 422,
+          fields: { refund_type: expect.stringContaining(upInvoice) },
+        });
+      } else {
+        // Nothing went back by hand: the cancellation gives its 875 from the period invoice.
+        stripeRefundSucceeds(`re_cancel_${currency}`);
+        const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+        expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[875n, 'succeeded']]);
+      }
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 5250 }]);
+    },
+  );
+
   it('HUF: a duplicate payment of the period invoice carries none of the change credit: refundable whole (3500), and the upgrade’s invoice still carries 1750', async () => {
     // `upThenDown`, with the period invoice paid a second time (3500) after the upgrade was paid:
     // amount_paid 7000 of 3500 asked, the 3500 overpayment the customer's credit (no invoice was
@@ -399,6 +474,90 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'at most 6125 HUF (paid 7875, refunded 0, change credit to the customer 1750)',
     );
   });
+
+  it.each([
+    ['EUR', 'unknown'],
+    ['JPY', 'unknown'],
+    ['CAD', 'succeeded'],
+  ] as const)(
+    '%s: the upgrade’s invoice refunded while the period invoice’s cancellation refund is %s keeps the 875 refundable once that refund fails',
+    async (currency, first) => {
+      // `upThenDown`: 3500 + 7875 paid, 5250 to the customer's credit. Feb 22 (7 of 28 days left),
+      // prorate: 3500 × 7/28 = 875 from the period invoice, not answered (unknown) or answered
+      // succeeded and reversed later. With those 875 counted the period invoice carries 3500 − 875 =
+      // 2625 of the credit, the upgrade's 5250 − 2625 = 2625: 7875 − 2625 = 5250 refunded by hand.
+      const { customer, sub, upInvoice } = await upThenDown(currency);
+      if (first === 'succeeded') stripeRefundSucceeds(`re_cancel_${currency}`);
+      const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+      expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[875n, first]]);
+      stripeRefundSucceeds(`re_up_${currency}`);
+      expect((await refund(upInvoice, {})).body).toMatchObject({ status: 'succeeded', amount: 5250 });
+      // The cancellation's refund fails: the period invoice is paid again whole and carries 3500 of the
+      // credit, the upgrade's 1750: 7875 − 5250 − 1750 = 875 still refundable there (paid 3500 + 7875
+      // = 11375; back 5250 of credit + 5250 cash; the period kept 875 more than the credit says).
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(work, cancelled.refunds[0]!.id, {
+          status: 'failed',
+          failureCode: 'expired_or_canceled_card',
+        }),
+      );
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 5250 }]);
+      // The upgrade's invoice stays PARTIALLY_REFUNDED (5250 of 7875), so the 875 goes back by hand
+      // (a status REFUNDED worked from the credit it carried while the cancellation's refund was in
+      // flight refused it, 409 invoice_not_paid, leaving the 875 with no way back).
+      expect(await invoiceOf(upInvoice)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: 5250,
+      });
+      expectRefused(
+        await refund(upInvoice, { amount: 876 }),
+        `at most 875 ${currency} (paid 7875, refunded 5250, change credit to the customer 1750)`,
+      );
+      stripeRefundSucceeds(`re_up_rest_${currency}`);
+      const rest = await refund(upInvoice, { amount: 875 });
+      expect({ status: rest.status, amount: rest.body.amount }).toEqual({ status: 201, amount: 875 });
+    },
+  );
+
+  it.each(['TWD', 'UGX'])(
+    '%s: a duplicate payment that lands after the period invoice gave back all the period kept is refunded by hand as its exception says',
+    async (currency) => {
+      // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 to the customer; 2500 − 625 =
+      // 1875 refunded by hand (amount omitted). A second charge of 2500 then succeeds: amount_paid 5000,
+      // the 2500 overpayment the customer's credit (625 + 2500 = 3125), flagged `duplicate_payment`.
+      // Its refund `{transaction, amount: 2500}` goes through: the invoice stays PARTIALLY_REFUNDED
+      // (4375 of 5000 refunded; 625 carried as the customer's credit), not REFUNDED, which would
+      // refuse it 409 invoice_not_paid.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      stripeRefundSucceeds(`re_hand_${currency}`);
+      expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+      expect((await invoiceOf(sub.invoice.id)).status).toBe('PARTIALLY_REFUNDED');
+      const { second } = await paidAgain(app, sub.invoice.id, 2500n, currency);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 5000, amount_refunded: 1875 });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 3125 }]);
+      const exceptions = await db()
+        .selectFrom('reconciliation_exceptions')
+        .select('kind')
+        .where('transaction_id', '=', second.id)
+        .execute();
+      expect(exceptions.map((e) => e.kind)).toEqual(['duplicate_payment']);
+      stripeRefundSucceeds(`re_dup_${currency}`);
+      const dup = await refund(sub.invoice.id, { transaction: second.id, amount: 2500 });
+      expect({ status: dup.status, refund: dup.body.status, amount: dup.body.amount }).toEqual({
+        status: 201,
+        refund: 'succeeded',
+        amount: 2500,
+      });
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_paid: 5000,
+        amount_refunded: 4375,
+      });
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+    },
+  );
 
   it('NZD, untaxed period invoice: the change credit’s tax goes where it was collected, the upgrade’s note gives back 700, not 1400', async () => {
     // Untaxed 2800 paid Feb 1. Feb 8 (21 left): up to 11200 + 25%: −2100 unused (no tax), +8400 +
@@ -432,6 +591,190 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'customer_credit:customer': -5600,
       'gateway_clearing:stripe': 5600,
     });
+  });
+
+  /**
+   * A Stripe customer holding `credit` of customer credit (`downgradeCredit`: another subscription
+   * of `big` + 25% paid offline, down to 1000 on Feb 22: (big − 1000) × 7/28 + 25%), then subscribed
+   * to `from` from Feb 1: its invoice takes that credit first, the card pays the rest.
+   */
+  const paidFeb1WithCredit = async (currency: string, big: number, from: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, big);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, currency, from),
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+
+  it('INR/THB: a period invoice paid half by customer credit gives back by hand the 1250 of cash a cancellation’s full refund gives', async () => {
+    // The customer holds 1250 of credit: (5000 − 1000) × 7/28 = 1000 + 250 tax. 2000 + 25% = 2500,
+    // 1250 taken by that credit, 1250 by card. Feb 15: down to 1000 + 25%: −500 net, −125 tax, 625
+    // to the customer's credit. The invoice took in 1250 + 1250 = 2500 and carries the 625 (within
+    // all it took in): 2500 − 625 = 1875 of the period may go back, the cash of it at most the
+    // 1250 paid by card. A cancellation `full` owes 2500 − 625 = 1875: 1250 cash, 625 of the credit
+    // back. Before: only the cash counted (1250 − 625 = 625), so a refund of 1250 was 409.
+    const inr = await paidFeb1WithCredit('INR', 5000, 2000);
+    expect(await invoiceOf(inr.sub.invoice.id)).toMatchObject({ amount_paid: 1250, credit_applied: 1250 });
+    await changeAt(inr.sub.id, await flatPlan(app, 'INR', 1000), '2027-02-15T00:00:00Z');
+    expect(await creditOf(inr.customer)).toEqual([{ currency: 'INR', amount: 625 }]);
+    // More than the period kept (1875): 409, naming the credit applied; at most the 1250 of cash.
+    expectRefused(
+      await refund(inr.sub.invoice.id, { amount: 1876 }),
+      'at most 1250 INR (paid 1250, credit applied 1250, refunded 0, change credit to the customer 625)',
+    );
+    // Within it but more than the card paid: the payment's own room refuses it (422 on amount).
+    const beyond = await refund(inr.sub.invoice.id, { amount: 1251 });
+    expect({ status: beyond.status, amount: beyond.body.error?.fields.amount }).toEqual({
+      status: 422,
+      amount: 'at most 1250 can be refunded (paid 1250 INR)',
+    });
+    stripeRefundSucceeds('re_inr_credit_paid');
+    const byHand = await refund(inr.sub.invoice.id, { amount: 1250 });
+    expect({ status: byHand.status, body: byHand.body }).toMatchObject({
+      status: 201,
+      body: { status: 'succeeded', amount: 1250 },
+    });
+    // Its note: asked 2500 − 625 = 1875, taxAsked 500 − 125 = 375: 375 × 1250/1875 = 250, 1000 net.
+    expect((await invoiceOf(inr.sub.invoice.id)).notes).toEqual([[1000, 250]]);
+    // Books (both subscriptions): revenue 5000 − 1000 + 2000 − 500 = 5500, refunds 1000; tax 1250 −
+    // 250 + 500 − 125 − 250 = 1125 (the period kept 625 = 500 + 125, the other 4000 + 1000);
+    // customer credit 1250 − 1250 + 625 = 625; clearing 1250 − 1250 = 0.
+    expect(await ledgerIn(app, 'INR')).toMatchObject({
+      revenue: -5500,
+      refunds: 1000,
+      tax_payable: -1125,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 0,
+    });
+
+    // The same period cancelled `full` on Feb 16: 1250 cash and 625 of the credit back.
+    const thb = await paidFeb1WithCredit('THB', 5000, 2000);
+    await changeAt(thb.sub.id, await flatPlan(app, 'THB', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_thb_credit_paid');
+    const cancelled = await cancelAt(thb.sub.id, 'full', '2027-02-16T00:00:00Z');
+    expect({
+      cash: cancelled.refunds.map((r) => r.amount),
+      credit: cancelled.creditNote?.total,
+    }).toEqual({ cash: [1250n], credit: 625n });
+  });
+
+  it.each(['GBP', 'KRW'])(
+    '%s: amount omitted after a customer-credit refund took part of the card’s room gives back what the card has left (625), not 422',
+    async (currency) => {
+      // As INR: 1250 by customer credit + 1250 by card, 625 (125 tax) credited by the downgrade; the
+      // period kept 2500 − 625 = 1875, its cash 1250. The customer's 625 of credit is then refunded in
+      // cash through the only gateway payment they have, this invoice's card: its room 1250 − 625 =
+      // 625, the invoice's amount_refunded still 0 (a credit refund is no refund of the invoice). An
+      // omitted amount asks min(1875, 1250, the card's 625) = 625. Before: 1250, which the card
+      // refused (422 on amount, "at most 625").
+      const { customer, sub } = await paidFeb1WithCredit(currency, 5000, 2000);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 1250, credit_applied: 1250 });
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      stripeRefundSucceeds(`re_credit_${currency}`);
+      const back = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+        amount: 625,
+        currency,
+      });
+      expect(back.body.refunds).toMatchObject([
+        { kind: 'customer_credit', status: 'succeeded', amount: 625 },
+      ]);
+      expect(await creditOf(customer)).toEqual([]);
+      stripeRefundSucceeds(`re_rest_${currency}`);
+      const whole = await refund(sub.invoice.id, {});
+      expect({ status: whole.status, refund: whole.body.status, amount: whole.body.amount }).toEqual({
+        status: 201,
+        refund: 'succeeded',
+        amount: 625,
+      });
+      // The card gave back all its 1250 (625 of credit, 625 of the invoice); the period kept 2500 −
+      // 625 credited − 625 refunded = 1250, the customer credit that paid it (a cancellation's
+      // `full` gives credit back): nothing more by hand, the card's room is 0.
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({ amount_paid: 1250, amount_refunded: 625 });
+      const none = await refund(sub.invoice.id, {});
+      expect({ status: none.status, amount: none.body.error?.fields?.amount }).toEqual({
+        status: 422,
+        amount: `at most 0 can be refunded (paid 1250 ${currency})`,
+      });
+    },
+  );
+
+  it('MYR: a period invoice paid whole by customer credit carries the change credit, so an upgrade paid by card gives back 6125, not 2625', async () => {
+    // The customer holds 3500 of credit: (12200 − 1000) × 7/28 = 2800 + 700 tax. `upThenDown`'s
+    // amounts: 2800 + 25% = 3500, paid whole by that credit (nothing by card); the upgrade's 7875 by
+    // card; the downgrade's 5250 (1050 tax) to the customer. The period invoice took in 3500 and
+    // carries 3500 of the credit (tax 1050 × 3500/5250 = 700, its own 700), the upgrade's the other
+    // 1750 (350 tax): 7875 − 1750 = 6125 left there, as when the card paid the period (PLN). The
+    // customer paid 3500 of credit + 7875 cash, gets 5250 of credit + 6125 cash back. Before: the
+    // period invoice carried only what its card paid (0), all 5250 fell on the upgrade's: 2625.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'MYR', 12200);
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'MYR', 2800), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const period = invoices[0]!.id;
+    expect(await invoiceOf(period)).toMatchObject({ status: 'PAID', amount_paid: 0, credit_applied: 3500 });
+    const up = await changeAt(subscription.id, await flatPlan(app, 'MYR', 11200), '2027-02-08T00:00:00Z');
+    expect(up.invoice).toMatchObject({ subtotal: 6300n, tax: 1575n, total: 7875n });
+    stripeChargeSucceeds();
+    expect((await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {})).body.invoice.status).toBe(
+      'PAID',
+    );
+    const down = await changeAt(subscription.id, await flatPlan(app, 'MYR', 2800), '2027-02-15T00:00:00Z');
+    expect(down.proration).toMatchObject({ subtotal: -4200n, tax: -1050n, total: -5250n });
+    expectRefused(
+      await refund(up.invoice!.id, { amount: 6126 }),
+      'at most 6125 MYR (paid 7875, refunded 0, change credit to the customer 1750)',
+    );
+    stripeRefundSucceeds('re_myr_up');
+    const whole = await refund(up.invoice!.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 6125 });
+    // Its note: (1575 − 350) × 6125 / (7875 − 1750) = 1225 of tax, 4900 net.
+    expect((await invoiceOf(up.invoice!.id)).notes).toEqual([[4900, 1225]]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'MYR', amount: 5250 }]);
+  });
+
+  it('HKD: a `transaction` that is no payment of the invoice is 422 on transaction before the change credit’s 409, and changes nothing', async () => {
+    // 2500 paid, Feb 15 down to 1000 + 25%: 625 to the customer, 1875 left to refund. 2500 naming a
+    // payment that is not the invoice's: the field error, not refund_exceeds_change_credit (which a
+    // right payment would get). Before: the 409 came first, hiding the bad field.
+    const { sub } = await paidFeb1(await flatPlan(app, 'HKD', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'HKD', 1000), '2027-02-15T00:00:00Z');
+    const before = await ledgerIn(app, 'HKD');
+    const stranger = 'txn_0000000000notapayment';
+    for (const body of [{ transaction: stranger, amount: 2500 }, { transaction: stranger }]) {
+      const answer = await refund(sub.invoice.id, body);
+      expect({ status: answer.status, fields: answer.body.error?.fields }).toEqual({
+        status: 422,
+        fields: {
+          transaction: `${stranger} is not a succeeded gateway payment of invoice ${sub.invoice.id}`,
+        },
+      });
+    }
+    expect(await ledgerIn(app, 'HKD')).toEqual(before);
+    const rows = await db()
+      .selectFrom('refunds')
+      .select('id')
+      .where('invoice_id', '=', sub.invoice.id)
+      .execute();
+    expect(rows).toEqual([]);
+    // The invoice's own payment, the same 2500: the change credit's 409.
+    const payment = await db()
+      .selectFrom('transactions')
+      .select('id')
+      .where('invoice_id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expectRefused(
+      await refund(sub.invoice.id, { transaction: payment.id, amount: 2500 }),
+      'at most 1875 HKD (paid 2500, refunded 0, change credit to the customer 625)',
+    );
   });
 
   it('BGN: a downgrade while a whole refund is not answered yet is refused (it would credit time the refund may give back); once answered, no credit', async () => {

@@ -4,7 +4,7 @@ import { renewDueSubscriptions, renewSubscription } from '../../src/billing/rene
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { actionsOf, customerWith } from '../support/collection.ts';
+import { actionsOf, customerWith, flatPlan, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { ledgerByCode, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 
@@ -421,6 +421,46 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
     });
     expect(bad.status).toBe(422);
     expect(bad.body.error.fields.proration).toBeDefined();
+  });
+
+  it('credited is the change’s net credit before tax, below 0 when a taxed plan’s tax credit outweighs a dearer untaxed plan', async () => {
+    // Its own customer, in CAD. 2000 + 25% = 2500 paid by card. `full` (the whole period, whatever
+    // the clock) to an untaxed 2200: −2000 − 500 tax unused, +2200: subtotal +200, tax −500, total
+    // −300, not invoiced: 300 to the customer's credit. Before tax the change charges 200 more than
+    // it credits: credited −200, and credited + the tax given back (500) = 300, what the change
+    // credited (credited_to_invoice null: all of it the customer's). Before: 0 (0 + 500 ≠ 300).
+    const { customer: owner, method: card } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: owner.id,
+      plan: await flatPlan(app, 'CAD', 2000),
+      method: card!.id,
+    });
+    const untaxed = await insertPlan(app.runtime.db, {
+      currency: 'CAD',
+      price: { model: 'FLAT_FEE', amount: 2200 },
+    });
+    const change = { plan: untaxed, proration: 'full' };
+    const preview = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, { ...change, preview: true });
+    const done = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, change);
+    for (const answer of [preview, done]) {
+      expect(answer.body).toMatchObject({
+        invoice: null,
+        credited: -200,
+        credited_to_invoice: null,
+        proration: { subtotal: 200, tax: -500, total: -300 },
+      });
+    }
+    expect((await app.api('GET', `/v1/customers/${owner.id}`)).body.credit).toEqual([
+      { currency: 'CAD', amount: 300 },
+    ]);
+    // Books: revenue 2000 + 200 = 2200 (the untaxed plan's period), tax payable 500 − 500 = 0, the
+    // customer's 300 of credit, clearing 2500.
+    expect(await ledgerIn(app, 'CAD')).toMatchObject({
+      revenue: -2200,
+      tax_payable: 0,
+      'customer_credit:customer': -300,
+      'gateway_clearing:stripe': 2500,
+    });
   });
 
   it('ends a trial now (first period invoiced at once) or extends it to a date (the schedule follows)', async () => {

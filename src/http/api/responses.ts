@@ -815,7 +815,10 @@ export const SubscriptionChange = z
     proration: InvoicePreview,
     invoice: z.string().nullable(),
     usage_invoice: z.string().nullable(),
-    credited: Amount,
+    credited: Amount.meta({
+      description:
+        "The change's net credit before tax, signed: of a change not invoiced (invoice null), its proration's subtotal negated, the revenue it gives back; 0 when it is invoiced (a net charge) or changes nothing now. With the tax it gives back (−proration.tax) it is what the change credits, tax included (−proration.total): credited_to_invoice.amount of it off the OPEN period invoice, the rest to the customer's credit. Below 0 when the proration charges more than it credits before tax but gives back more tax than that (a taxed plan to a dearer untaxed one: subtotal 200, tax −500, credited −200, 300 credited in all)",
+    }),
     credited_to_invoice: z.strictObject({ invoice: z.string(), amount: Amount }).nullable().meta({
       description:
         'The OPEN period invoice the net credit (tax included) was taken off first, and how much; the customer credit grows by the rest only',
