@@ -5,7 +5,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
-import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inRolledBackUnitOfWork, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import {
   overpaidBy,
@@ -31,6 +31,7 @@ import { reinstateAfterPayment } from './reinstate.ts';
 import {
   invoiceUsageUntil,
   lockSubscription,
+  renewedUpTo,
   subscriptionInvoiceDetails,
   usagePeriodStart,
 } from './renewal.ts';
@@ -490,9 +491,16 @@ async function creditInvoice(
 
 /**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
- * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
+ * `preview` it computes the same and writes nothing. Logs `subscription.changed`. It first brings
+ * the subscription's periods up to `now` as the renewal sweep would (`renewedUpTo`, in the same unit
+ * of work), so a change after the period's end that the sweep has not renewed yet prorates the
+ * period holding `now`: monthly 3000 → 6000 on day 10 of a 30-day period the sweep has not renewed
+ * yet is that period's invoice of 3000, then a change invoice of 4000 − 2000 = 2000 for the 20 days
+ * left (not one invoice of 6000 for the whole period). A preview makes that catch-up too and rolls it
+ * back with the rest (`inRolledBackUnitOfWork`), so it gives the same figures; `subscription` is then
+ * the row as the change would start from (renewed up to `now`).
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
- * (SUSPENDED, CANCELLED), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
+ * (SUSPENDED, CANCELLED, or ended by the catch-up renewal: `refuseUnchangeable`), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
  * over earlier usage of a metric the new plan meters with another aggregation than the old plan, or
  * prices VOLUME or STAIRSTEP, or, in a trial, bills though the old plan did not bill trial usage:
  * `refuseUnpriceableUsageSplit`, preview too),
@@ -517,14 +525,15 @@ export async function changeSubscription(
   now: Date,
   preview: boolean,
 ): Promise<ChangeResult> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
-    if (subscription.status === 'SUSPENDED' || subscription.status === 'CANCELLED') {
-      throw new ConflictError(
-        'subscription_not_changeable',
-        `subscription ${id} is ${subscription.status}; only a live subscription can change`,
-      );
-    }
+  // A preview makes the same catch-up renewal and reads the same rows, then keeps nothing.
+  const unitOfWork = preview ? inRolledBackUnitOfWork : inUnitOfWork;
+  return unitOfWork(db, { actor }, async (work) => {
+    const locked = (await lockSubscription(work, id))!;
+    refuseUnchangeable(locked, locked);
+    // The periods as the renewal sweep has them by `now`, whatever its lag: the change prorates the
+    // period holding `now`, and the period before the change is billed on the old plan.
+    const { subscription } = await renewedUpTo(work, locked, now);
+    refuseUnchangeable(locked, subscription);
     const oldPlan = await getPlan(work.trx, subscription.plan_id);
     const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
@@ -698,6 +707,27 @@ export async function changeSubscription(
       : updated;
     return { subscription: current, proration, invoice, credited, creditedToInvoice, usageInvoice };
   });
+}
+
+/**
+ * Refuses a change of a subscription that is not live: SUSPENDED or CANCELLED as `locked` was read,
+ * or ended (CANCELLED) by the renewal that brought it up to now (`caughtUp`: its scheduled
+ * cancellation or the end of its term came before now, and the renewal sweep has not run it yet).
+ * @throws ConflictError `subscription_not_changeable`
+ */
+function refuseUnchangeable(locked: SubscriptionRow, caughtUp: SubscriptionRow): void {
+  if (locked.status === 'SUSPENDED' || locked.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_not_changeable',
+      `subscription ${locked.id} is ${locked.status}; only a live subscription can change`,
+    );
+  }
+  if (caughtUp.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_not_changeable',
+      `subscription ${locked.id} ended at ${caughtUp.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly); only a live subscription can change`,
+    );
+  }
 }
 
 /**

@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
+import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import type { Db } from '../../src/db/database.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { payOpenOffline } from '../support/collection.ts';
+import { insertCustomer, insertPlan } from '../support/plans.ts';
+
+/**
+ * What happens to a subscription at `now` must not depend on whether the renewal sweep has renewed
+ * it yet: a change made after the period's end, before the sweep ran, gives the same money as the
+ * same change after a sweep on time (the change first renews it up to now, as the sweep would).
+ */
+describe('a change after the period end, before the renewal sweep ran', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp();
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  const d = (iso: string) => new Date(iso);
+  /** A flat monthly plan at 10% tax. */
+  const flat = (amount: number, name: string) =>
+    insertPlan(db, { name, currency: 'EUR', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+  // Period 0 is March 2027 (31 days), period 1 April (30 days): on April 11, 20 of its 30 days are left.
+  const start = d('2027-03-01T00:00:00Z');
+  const april = d('2027-04-01T00:00:00Z');
+  const day10 = d('2027-04-11T00:00:00Z');
+
+  /** A subscription to `plan` from March 1, its March invoice paid. */
+  async function subscribed(plan: string): Promise<string> {
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      start,
+    );
+    await payOpenOffline(db, subscription.id);
+    return subscription.id;
+  }
+
+  /** The subscription's invoices, oldest first: [period index, billing reason, total, amount due]. */
+  const invoicesOf = async (id: string) =>
+    (
+      await db
+        .selectFrom('invoices')
+        .select(['period_index', 'billing_reason', 'total', 'amount_due'])
+        .where('subscription_id', '=', id)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute()
+    ).map((i) => [i.period_index, i.billing_reason, i.total, i.amount_due]);
+
+  const rowOf = (id: string) =>
+    db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+  it('an upgrade 3000 → 6000 on day 10 of April bills April 3000 and the 20 days left 2000, as with a sweep on time; the preview says so and writes nothing', async () => {
+    const [basic, pro] = [await flat(3000, 'Basic'), await flat(6000, 'Pro')];
+    const lagging = await subscribed(basic);
+    const onTime = await subscribed(basic);
+    await renewSubscription(db, 'system', onTime, april);
+
+    // The preview renews April first (3000, tax 300), then prorates its 20 days left:
+    // unused 3000 × 20/30 = −2000 (−200), remaining 6000 × 20/30 = +4000 (+400): 2000, tax 200.
+    const preview = await changeSubscription(db, 'system', lagging, { planId: pro }, day10, true);
+    expect(preview.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -2000n, -200n],
+      ['CHARGE', 4000n, 400n],
+    ]);
+    expect(preview.proration).toMatchObject({ subtotal: 2000n, tax: 200n, total: 2200n });
+    expect(preview.proration.periodEnd).toEqual(d('2027-05-01T00:00:00Z'));
+    expect(preview.subscription).toMatchObject({ plan_id: basic, current_period_index: 1 });
+    // Nothing written: March's invoice only, the subscription still on March as the sweep left it.
+    expect(await invoicesOf(lagging)).toEqual([[0, 'subscription_create', 3300n, 0n]]);
+    expect(await rowOf(lagging)).toMatchObject({
+      plan_id: basic,
+      current_period_index: 0,
+      next_renewal_at: april,
+    });
+
+    const change = await changeSubscription(db, 'system', lagging, { planId: pro }, day10, false);
+    const changedOnTime = await changeSubscription(db, 'system', onTime, { planId: pro }, day10, false);
+    expect(change.proration).toMatchObject({ subtotal: 2000n, tax: 200n, total: 2200n });
+    expect(change.invoice).toMatchObject({ total: 2200n, status: 'OPEN' });
+    expect(change.subscription).toMatchObject({ plan_id: pro, current_period_index: 1 });
+    // April: 3300 on Basic, then 2200 for the change, not 6600 on Pro for the whole month (1100 more).
+    const april3300 = [
+      [0, 'subscription_create', 3300n, 0n],
+      [1, 'subscription_cycle', 3300n, 3300n],
+      [null, 'subscription_update', 2200n, 2200n],
+    ];
+    expect(await invoicesOf(lagging)).toEqual(april3300);
+    expect(await invoicesOf(onTime)).toEqual(april3300);
+    expect(changedOnTime.proration.total).toBe(change.proration.total);
+
+    // The sweep finds April invoiced and bills May on Pro: 6000, tax 600.
+    expect((await renewSubscription(db, 'system', lagging, day10))?.invoices).toEqual([]);
+    const may = await renewSubscription(db, 'system', lagging, d('2027-05-01T00:00:00Z'));
+    expect(may?.invoices.map((i) => [i.period_index, i.total])).toEqual([[2, 6600n]]);
+  });
+
+  it('a downgrade 6000 → 3000 on day 10 of April bills April 6000 less the 20 days left 2000 (tax 200), as with a sweep on time', async () => {
+    const [pro, basic] = [await flat(6000, 'Pro'), await flat(3000, 'Basic')];
+    const lagging = await subscribed(pro);
+    const onTime = await subscribed(pro);
+    await renewSubscription(db, 'system', onTime, april);
+
+    // April renewed at 6600 (OPEN); unused 6000 × 20/30 = −4000 (−400), remaining 3000 × 20/30 =
+    // +2000 (+200): a credit of 2200 with its tax, taken off what April's invoice still owes.
+    const change = await changeSubscription(db, 'system', lagging, { planId: basic }, day10, false);
+    const changedOnTime = await changeSubscription(db, 'system', onTime, { planId: basic }, day10, false);
+    expect(change.proration).toMatchObject({ subtotal: -2000n, tax: -200n, total: -2200n });
+    expect(change.invoice).toBeNull();
+    expect(change.creditedToInvoice?.amount).toBe(2200n);
+    // Not 3300 on Basic for the whole of April (1100 less).
+    const april4400 = [
+      [0, 'subscription_create', 6600n, 0n],
+      [1, 'subscription_cycle', 6600n, 4400n],
+    ];
+    expect(await invoicesOf(lagging)).toEqual(april4400);
+    expect(await invoicesOf(onTime)).toEqual(april4400);
+    expect(changedOnTime.creditedToInvoice?.amount).toBe(2200n);
+  });
+
+  it('a change scheduled for the next cycle on day 10 of April starts in May, not with April', async () => {
+    const [basic, pro] = [await flat(3000, 'Basic'), await flat(6000, 'Pro')];
+    const lagging = await subscribed(basic);
+    const scheduled = await changeSubscription(
+      db,
+      'system',
+      lagging,
+      { planId: pro, when: 'next_cycle' },
+      day10,
+      false,
+    );
+    expect(scheduled.subscription).toMatchObject({ scheduled_plan_id: pro, current_period_index: 1 });
+    await renewSubscription(db, 'system', lagging, d('2027-05-01T00:00:00Z'));
+    expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3300n],
+      [2, 6600n],
+    ]);
+  });
+
+  it('a subscription whose cancellation at period end came before the sweep ran cannot change: 409, nothing changed', async () => {
+    const [basic, pro] = [await flat(3000, 'Basic'), await flat(6000, 'Pro')];
+    const lagging = await subscribed(basic);
+    await cancelSubscription(db, 'system', lagging, true, d('2027-03-20T00:00:00Z'));
+    await expect(
+      changeSubscription(db, 'system', lagging, { planId: pro }, day10, false),
+    ).rejects.toMatchObject({
+      code: 'subscription_not_changeable',
+    });
+    expect(await rowOf(lagging)).toMatchObject({ status: 'ACTIVE', plan_id: basic, current_period_index: 0 });
+    expect(await invoicesOf(lagging)).toEqual([[0, 'subscription_create', 3300n, 0n]]);
+  });
+});
