@@ -20,7 +20,7 @@ import {
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
-import { invoiceUsageUntil } from './renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
 
@@ -402,7 +402,12 @@ async function refuseUnsettledChanges(
 }
 
 /**
- * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, storing
+ * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, after
+ * renewing it up to `now` as the renewal sweep would (`renewedUpTo` under `policy`: the default bills
+ * no SUSPENDED one), so that whatever the sweep's lag the cancellation, its refund and the period
+ * end it cancels at are those of the period holding `now` (cancelled now on day 10 of a period not
+ * renewed yet, that period is invoiced first, as it would have been; at period end, it ends with
+ * that period, not the one before), storing
  * `cancel_reason`, and voids the unpaid invoices of the periods after its end that were invoiced
  * ahead (`voidInvoicedAhead`: now, every period after the stored current one); logs `subscription.cancelled` (now) or
  * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`),
@@ -411,20 +416,31 @@ async function refuseUnsettledChanges(
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
- * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
+ * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
+ * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
-  subscription: SubscriptionRow,
+  locked: SubscriptionRow,
   options: CancelOptions,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Cancellation> {
-  const id = subscription.id;
-  if (subscription.status === 'CANCELLED') {
+  const id = locked.id;
+  if (locked.status === 'CANCELLED') {
     throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
+  }
+  // The periods as the renewal sweep has them by `now`, whatever its lag: a cancellation after the
+  // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`.
+  const { subscription } = await renewedUpTo(work, locked, now, policy);
+  if (subscription.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_cancelled',
+      `subscription ${id} ended at ${subscription.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly)`,
+    );
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
@@ -497,8 +513,8 @@ export async function cancelLocked(
 
 /**
  * Voids the invoices of a locked subscription's periods after its stored current period (all of
- * them: a cancellation now, even when the renewal sweep has not moved it into a period that started
- * minutes ago, as its refund takes the stored period as the last one served), or only those starting
+ * them: a cancellation now, which renewed it up to now first, so the stored period is the one
+ * holding now, the last one served), or only those starting
  * at or after `periods.from` (a cancellation at period end or at a date; a suspension's start) and
  * ending at or before `periods.until` (a reactivation: the periods wholly missed while suspended),
  * that a settled term invoiced ahead (`invoicedAhead`) and nobody paid: OPEN or DRAFT, through the

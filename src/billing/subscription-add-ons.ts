@@ -13,7 +13,7 @@ import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { lockSubscription } from './renewal.ts';
+import { lockSubscription, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -79,7 +79,8 @@ export async function checkAddOnChange(
  * quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the coupons
  * redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the add-on in
  * the same transaction (`redeemCoupon`: nothing changes when it is refused). From the next period's
- * invoice on (no proration). Logs `subscription.add_on_set` with the quantities before and after.
+ * invoice on (no proration): the subscription is first renewed up to now as the renewal sweep would
+ * (`renewedUpTo`), so a period that started before the sweep ran is billed without the change. Logs `subscription.add_on_set` with the quantities before and after.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, and whether removed
  * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
  */
@@ -90,10 +91,11 @@ export async function setSubscriptionAddOn(
   change: AddOnChange,
 ): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean }> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    const now = new Date();
+    // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now);
     const { addOnId, quantity } = change;
     const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
-    const now = new Date();
     let row: SubscriptionAddOnRow;
     if (quantity === 0) {
       await work.trx.deleteFrom('subscription_add_ons').where('id', '=', existing!.id).execute();
@@ -143,7 +145,7 @@ export async function setSubscriptionAddOn(
 /**
  * Redeems coupon `code` on add-on `addOnId` of subscription `id` (locked; Billby's coupon_code on a
  * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
- * duration.
+ * duration (the subscription renewed up to now first, as `setSubscriptionAddOn`).
  * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
  *   ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled term: those
  *   invoices are made already: `refuseChangeInvoicedAhead`); as `redeemCoupon`
@@ -156,7 +158,9 @@ export async function redeemAddOnCoupon(
   code: string,
 ): Promise<CouponRedemptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    const now = new Date();
+    // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
@@ -168,7 +172,7 @@ export async function redeemAddOnCoupon(
       subscription,
       { currency: plan.currency, productId: plan.product_id },
       code,
-      new Date(),
+      now,
       addOnId,
     );
   });

@@ -10,7 +10,13 @@ import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
-import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewLocked } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  type RenewalPolicy,
+  renewedUpTo,
+  renewLocked,
+} from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -353,7 +359,9 @@ export async function reactivateSubscription(
 }
 
 /**
- * Redeems coupon `code` on subscription `id` (from its next invoice on).
+ * Redeems coupon `code` on subscription `id` (from its next invoice on: the subscription is first
+ * renewed up to now as the renewal sweep would, `renewedUpTo`, so a period that started before the
+ * sweep ran is billed without it).
  * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
  * term: its next invoices are made already, so the coupon would never discount them:
  * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
@@ -364,13 +372,22 @@ export async function addSubscriptionCoupon(
   id: string,
   code: string,
 ): Promise<CouponRedemptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    const now = new Date();
+    // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
     await refuseChangeInvoicedAhead(work.trx, subscription);
     const plan = await getPlan(work.trx, subscription.plan_id);
-    return redeemCoupon(work, subscription, { currency: plan.currency, productId: plan.product_id }, code);
+    return redeemCoupon(
+      work,
+      subscription,
+      { currency: plan.currency, productId: plan.product_id },
+      code,
+      now,
+    );
   });
 }
 
@@ -381,7 +398,9 @@ export async function addSubscriptionCoupon(
  * nothing; invoices it already discounted keep their discount lines, and the coupon's
  * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
  * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
- * locked, so a renewal running now either applies it or not, never half.
+ * locked, so a renewal running now either applies it or not, never half; it is first renewed up to
+ * `now` as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran
+ * keeps the discount.
  * @throws NotFoundError for the subscription or a redemption that is not this subscription's;
  * ConflictError `periods_invoiced_ahead` (a settled term: the invoices it discounts ahead are made
  * already, so removing it would change nothing billed: `refuseChangeInvoicedAhead`; nothing changed)
@@ -393,7 +412,9 @@ export async function removeSubscriptionCoupon(
   redemptionId: string,
   now: Date,
 ): Promise<CouponRedemptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    // "The next invoice" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     const redemption = await work.trx
       .selectFrom('coupon_redemptions')
       .selectAll()

@@ -12,7 +12,7 @@ import { insertCustomer, insertPlan } from '../support/plans.ts';
  * it yet: a change made after the period's end, before the sweep ran, gives the same money as the
  * same change after a sweep on time (the change first renews it up to now, as the sweep would).
  */
-describe('a change after the period end, before the renewal sweep ran', () => {
+describe('after the period end, before the renewal sweep ran', () => {
   let app: TestApp;
   let db: Db;
   beforeAll(async () => {
@@ -157,5 +157,73 @@ describe('a change after the period end, before the renewal sweep ran', () => {
     });
     expect(await rowOf(lagging)).toMatchObject({ status: 'ACTIVE', plan_id: basic, current_period_index: 0 });
     expect(await invoicesOf(lagging)).toEqual([[0, 'subscription_create', 3300n, 0n]]);
+  });
+
+  it('a cancellation now on day 10 of April bills April (3300) before it ends, as with a sweep on time; not 10 days free', async () => {
+    const basic = await flat(3000, 'Basic');
+    const lagging = await subscribed(basic);
+    const onTime = await subscribed(basic);
+    await renewSubscription(db, 'system', onTime, april);
+    for (const id of [lagging, onTime]) {
+      const cancelled = await cancelSubscription(db, 'system', id, false, day10);
+      expect(cancelled).toMatchObject({ status: 'CANCELLED', cancelled_at: day10, current_period_index: 1 });
+      expect(await invoicesOf(id)).toEqual([
+        [0, 'subscription_create', 3300n, 0n],
+        [1, 'subscription_cycle', 3300n, 3300n],
+      ]);
+    }
+  });
+
+  it('a cancellation at period end on day 10 of April ends with April (May 1), April billed; not at April 1 with April free', async () => {
+    const basic = await flat(3000, 'Basic');
+    const lagging = await subscribed(basic);
+    const may = d('2027-05-01T00:00:00Z');
+    const scheduled = await cancelSubscription(db, 'system', lagging, true, day10);
+    expect(scheduled).toMatchObject({ status: 'ACTIVE', cancel_at_period_end: true, cancel_at: may });
+    await renewSubscription(db, 'system', lagging, may);
+    expect(await rowOf(lagging)).toMatchObject({ status: 'CANCELLED', cancelled_at: may });
+    expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3300n],
+    ]);
+  });
+
+  it('an add-on added after the period end, before the sweep ran, bills from the next period: the periods started before are billed without it', async () => {
+    // On the real clock (the add-on API takes no time): a monthly subscription from the first of the
+    // month two months ago, renewed no further, so the last two periods have started unbilled.
+    const now = new Date();
+    const started = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1));
+    const basic = await flat(3000, 'Basic');
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: basic },
+      started,
+    );
+    const addOn = await app.api('POST', '/v1/add-ons', { name: 'Seats', currency: 'EUR', amount: 500 });
+    expect(addOn.status).toBe(201);
+    const added = await app.api('POST', `/v1/subscriptions/${subscription.id}/add-ons`, {
+      add_on: addOn.body.id,
+      quantity: 2,
+    });
+    expect(added.status).toBe(201);
+    // The two periods that started before are invoiced at 3300 each, without the add-on (not 4400).
+    expect(await renewSubscription(db, 'system', subscription.id, new Date())).toMatchObject({
+      invoices: [],
+    });
+    expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3300n],
+      [2, 3300n],
+    ]);
+    const next = await renewSubscription(
+      db,
+      'system',
+      subscription.id,
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
+    );
+    // The next period: 3000 + 2 × 500, tax 400.
+    expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 4400n]]);
   });
 });
