@@ -20,6 +20,7 @@ import {
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
+import { reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
@@ -410,7 +411,9 @@ async function refuseUnsettledChanges(
  * that period, not the one before), storing
  * `cancel_reason`, and voids the unpaid invoices of the periods after its end that were invoiced
  * ahead (`voidInvoicedAhead`: now, every period after the stored current one); logs `subscription.cancelled` (now) or
- * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`),
+ * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`;
+ * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
+ * `reinstateAfterVoid`),
  * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit) and
  * `voided_invoices` (ids). The credit part is given back here
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
@@ -483,6 +486,9 @@ export async function cancelLocked(
   }
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
   const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
+  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them, it is not.
+  const last = voided.at(-1);
+  if (last) await reinstateAfterVoid(work, id, last, now, policy);
   const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')
