@@ -295,10 +295,12 @@ export async function cancelSubscription(
 
 /**
  * Suspends a subscription, storing `reason` as `suspend_reason`: no invoices while SUSPENDED, unless
- * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`).
+ * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`). It is first renewed up to `now`
+ * as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran is
+ * invoiced as with a sweep on time, not left unbilled by the suspension.
  * @param reason the caller's reason, ≤ 1000 characters (the API checks it)
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
- * ACTIVE or PAST_DUE
+ * ACTIVE or PAST_DUE (or once that renewal ended it: CANCELLED at its scheduled end)
  */
 export async function suspendSubscription(
   db: Db,
@@ -307,10 +309,12 @@ export async function suspendSubscription(
   now: Date,
   reason?: string,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
-    if (subscription.status === 'SUSPENDED') {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    if (locked.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
+    // The periods that started before now are billed as the renewal sweep bills them, whatever its lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     // The person's reason under its own key: `reason` is the system's (`dunning`, reinstate.ts).
     return transitionSubscription(
       work,

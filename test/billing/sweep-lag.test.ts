@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
-import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
+import {
+  cancelSubscription,
+  createSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { payOpenOffline } from '../support/collection.ts';
@@ -225,5 +230,39 @@ describe('after the period end, before the renewal sweep ran', () => {
     );
     // The next period: 3000 + 2 × 500, tax 400.
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 4400n]]);
+  });
+
+  it('cancelling a change scheduled for April, on day 10 of April, is too late (409) as with a sweep on time: April on the new plan', async () => {
+    const [basic, pro] = [await flat(3000, 'Basic'), await flat(6000, 'Pro')];
+    const lagging = await subscribed(basic);
+    await changeSubscription(
+      db,
+      'system',
+      lagging,
+      { planId: pro, when: 'next_cycle' },
+      d('2027-03-20T00:00:00Z'),
+      false,
+    );
+    await expect(cancelScheduledChange(db, 'system', lagging, day10)).rejects.toMatchObject({
+      code: 'no_scheduled_change',
+    });
+    // Nothing changed: still scheduled; the sweep applies it to April (6000, tax 600), not Basic's 3300.
+    expect(await rowOf(lagging)).toMatchObject({ scheduled_plan_id: pro, current_period_index: 0 });
+    await renewSubscription(db, 'system', lagging, day10);
+    expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 6600n],
+    ]);
+  });
+
+  it('a suspension on day 10 of April bills April (3300) first, as with a sweep on time; not 10 days free', async () => {
+    const basic = await flat(3000, 'Basic');
+    const lagging = await subscribed(basic);
+    const suspended = await suspendSubscription(db, 'system', lagging, day10, 'customer asked');
+    expect(suspended).toMatchObject({ status: 'SUSPENDED', current_period_index: 1 });
+    expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3300n],
+    ]);
   });
 });
