@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
 import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
+import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
-import { cadenceOf, recurringLines } from './renewal.ts';
+import { cadenceOf, lockSubscription, recurringLines, renewedUpTo } from './renewal.ts';
 import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
@@ -114,11 +116,28 @@ function previewRedemption(
  * lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount` use) with the add-on's
  * quantity set (0: removed, with the coupons redeemed on it), and `change.couponCode` redeemed on it,
  * then tax. Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would;
- * writes nothing. Metered usage is not previewed (it is not known before the period ends).
- * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
+ * writes nothing. Metered usage is not previewed (it is not known before the period ends). As
+ * `setSubscriptionAddOn`, it first renews subscription `id` up to `now` (`renewedUpTo`), here in a
+ * unit of work rolled back at its end (`inRolledBackUnitOfWork`): after a period's end the renewal
+ * sweep has not renewed yet, the next period is the one after the period holding `now`.
+ * @throws NotFoundError subscription; as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
  *   (on this add-on before), `no_next_invoice` (the subscription is not renewed again)
  */
-export async function previewSubscriptionAddOn(
+export function previewSubscriptionAddOn(
+  db: Db,
+  actor: Actor,
+  id: string,
+  change: AddOnChange,
+  now: Date,
+): Promise<InvoicePreview> {
+  return inRolledBackUnitOfWork(db, { actor }, async (work) => {
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now);
+    return previewAddOnOf(work.trx, subscription, change, now);
+  });
+}
+
+/** `previewSubscriptionAddOn` of `subscription` as it is, read in `db`. */
+async function previewAddOnOf(
   db: Kysely<Database>,
   subscription: SubscriptionRow,
   change: AddOnChange,

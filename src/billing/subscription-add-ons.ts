@@ -80,7 +80,8 @@ export async function checkAddOnChange(
  * redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the add-on in
  * the same transaction (`redeemCoupon`: nothing changes when it is refused). From the next period's
  * invoice on (no proration): the subscription is first renewed up to now as the renewal sweep would
- * (`renewedUpTo`), so a period that started before the sweep ran is billed without the change. Logs `subscription.add_on_set` with the quantities before and after.
+ * (`renewedUpTo`), so a period that started before the sweep ran is billed without the change.
+ * Logs `subscription.add_on_set` with the quantities before and after.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, and whether removed
  * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
  */

@@ -208,6 +208,20 @@ describe('after the period end, before the renewal sweep ran', () => {
     );
     const addOn = await app.api('POST', '/v1/add-ons', { name: 'Seats', currency: 'EUR', amount: 500 });
     expect(addOn.status).toBe(201);
+    // The preview renews too (rolled back): the next invoice is the period after the one holding now.
+    const nextStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+    const preview = await app.api('POST', `/v1/subscriptions/${subscription.id}/add-ons/preview`, {
+      add_on: addOn.body.id,
+      quantity: 2,
+    });
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({
+      period_start: nextStart.toISOString(),
+      subtotal: 4000,
+      tax: 400,
+      total: 4400,
+    });
+    expect(await invoicesOf(subscription.id)).toHaveLength(1);
     const added = await app.api('POST', `/v1/subscriptions/${subscription.id}/add-ons`, {
       add_on: addOn.body.id,
       quantity: 2,
@@ -222,12 +236,7 @@ describe('after the period end, before the renewal sweep ran', () => {
       [1, 3300n],
       [2, 3300n],
     ]);
-    const next = await renewSubscription(
-      db,
-      'system',
-      subscription.id,
-      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
-    );
+    const next = await renewSubscription(db, 'system', subscription.id, nextStart);
     // The next period: 3000 + 2 × 500, tax 400.
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 4400n]]);
   });

@@ -214,10 +214,10 @@ export const addOnRoutes: ApiRoute[] = [
     body: SetSubscriptionAddOn,
     responses: { 200: InvoicePreview },
     handler: async (req, res, { deps: { db }, body }) => {
-      const subscription = await getSubscription(db, req.params.id);
       const preview = await previewSubscriptionAddOn(
         db,
-        subscription,
+        actorOf(req),
+        req.params.id,
         { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon },
         new Date(),
       );
