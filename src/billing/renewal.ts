@@ -528,8 +528,8 @@ export async function renewLocked(
 /**
  * Brings a locked subscription's periods up to `now` before something is done to it at `now` (a
  * prorated change, a change scheduled for the next cycle or its cancellation, a cancellation, a
- * suspension, an add-on or coupon from the next period on, and the previews of a change or an
- * add-on, rolled back): `renewLocked` with its plan, exactly as the renewal sweep would have done
+ * suspension, a trial's end moved, an add-on or coupon from the next period on, and the previews of
+ * a change or an add-on, rolled back): `renewLocked` with its plan, exactly as the renewal sweep would have done
  * by then, in the caller's unit of work. So whatever the sweep's lag, what follows sees the period
  * that contains `now` (invoiced, `current_period_*` on it) and gives the same money as after a sweep
  * on time: a change on day 10 of a period the sweep has not renewed yet prorates that period, the

@@ -7,6 +7,7 @@ import {
   createSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { changeTrial } from '../../src/billing/trials.ts';
 import type { Db } from '../../src/db/database.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { payOpenOffline } from '../support/collection.ts';
@@ -272,6 +273,37 @@ describe('after the period end, before the renewal sweep ran', () => {
     expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
       [0, 3300n],
       [1, 3300n],
+    ]);
+  });
+
+  it('a trial that ended on March 11 cannot be ended or extended on March 15 before the sweep ran (409): March 11 stays the anchor', async () => {
+    const basic = await flat(3000, 'Basic');
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: basic, trialDays: 10 },
+      start,
+    );
+    const march15 = d('2027-03-15T00:00:00Z');
+    for (const end of ['now', d('2027-03-25T00:00:00Z')] as const) {
+      await expect(changeTrial(db, 'system', subscription.id, end, march15)).rejects.toMatchObject({
+        code: 'not_in_trial',
+      });
+    }
+    // Nothing changed; the sweep ends the trial on March 11 and bills period 0 from there: 3300.
+    expect(await rowOf(subscription.id)).toMatchObject({
+      status: 'IN_TRIAL',
+      billing_anchor: d('2027-03-11T00:00:00Z'),
+    });
+    await renewSubscription(db, 'system', subscription.id, march15);
+    expect(await rowOf(subscription.id)).toMatchObject({
+      status: 'ACTIVE',
+      current_period_start: d('2027-03-11T00:00:00Z'),
+      current_period_end: d('2027-04-11T00:00:00Z'),
+    });
+    expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
     ]);
   });
 });
