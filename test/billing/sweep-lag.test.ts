@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
 import {
+  addSubscriptionCoupon,
   cancelSubscription,
   createSubscription,
   suspendSubscription,
@@ -305,5 +307,35 @@ describe('after the period end, before the renewal sweep ran', () => {
     expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total])).toEqual([
       [0, 3300n],
     ]);
+  });
+
+  it('a coupon redeemed after the period end, before the sweep ran, discounts from the next period, not the periods started before', async () => {
+    // On the real clock, as the add-on test: the last two periods have started unbilled.
+    const now = new Date();
+    const started = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1));
+    const basic = await flat(3000, 'Basic');
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: basic },
+      started,
+    );
+    await createCoupon(db, 'system', { code: 'LAG-HALF', percentOffPpm: 500_000, duration: 'FOREVER' });
+    await addSubscriptionCoupon(db, 'system', subscription.id, 'LAG-HALF');
+    // The two periods that started before: 3300 each, not 1650.
+    expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3300n],
+      [2, 3300n],
+    ]);
+    // The next period: 3000 − 1500, tax 150.
+    const next = await renewSubscription(
+      db,
+      'system',
+      subscription.id,
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
+    );
+    expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1650n]]);
   });
 });
