@@ -719,6 +719,31 @@ async function chargedFromNow(
   );
   const base = baseAmount(plan, quantity, subscription.amount_override);
   const discounts = couponDiscounts(coupons, base);
+  return {
+    planId: plan.id,
+    description: `${plan.name} × ${quantity}`,
+    base,
+    discounts: coupons.map((coupon, i) => ({
+      couponId: coupon.id,
+      code: coupon.code,
+      amount: discounts[i]!,
+    })),
+    tax: await taxRuleNow(trx, subscription, plan, customer),
+  };
+}
+
+/**
+ * The tax rule of a line of `plan` charged now to `subscription`'s customer (a plan's line, or an
+ * add-on's, which is taxed as the plan's: renewal.ts `recurringLines`): the plan's rate and whether
+ * its prices include tax, with the named rates of the customer's address now, read under invoicing's
+ * lock (`customer`) or, for a preview (undefined), read here.
+ */
+export async function taxRuleNow(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'customer_id'>,
+  plan: Pick<Plan, 'tax_rate_ppm' | 'tax_inclusive'>,
+  customer: OpenCustomer | undefined,
+): Promise<ChargedItem['tax']> {
   const plain: NewLine[] = [
     {
       description: '',
@@ -731,17 +756,7 @@ async function chargedFromNow(
   const [rule] = customer
     ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
     : await withCustomerTaxes(trx, subscription.customer_id, plain);
-  return {
-    planId: plan.id,
-    description: `${plan.name} × ${quantity}`,
-    base,
-    discounts: coupons.map((coupon, i) => ({
-      couponId: coupon.id,
-      code: coupon.code,
-      amount: discounts[i]!,
-    })),
-    tax: { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive },
-  };
+  return { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive };
 }
 
 /**
@@ -780,6 +795,13 @@ export interface ChargedDiscount {
  */
 export interface ChargedItem {
   planId: string;
+  /**
+   * An add-on's item (add-on-proration.ts): its lines carry this add-on and no plan (`planId` is then
+   * the subscription's plan, not written on them).
+   */
+  addOnId?: string;
+  /** The quantity its priced line records (1 when omitted: a plan's item says it in `description`). */
+  quantity?: number;
   description: string;
   base: bigint;
   discounts: ChargedDiscount[];
@@ -1168,12 +1190,13 @@ export function chargedTotal(item: ChargedItem | null): bigint {
 
 /**
  * One side of a change: a line of `type` for `time.remaining` seconds of a period of `item` (its
- * tax rule, its plan), over `span`, then one line of the other type per discount of `item` that
+ * tax rule, its plan, or its add-on for an add-on's item: add-on-proration.ts; its `quantity`, 1
+ * when omitted), over `span`, then one line of the other type per discount of `item` that
  * takes something off, so that the side nets to the discounted price for that time,
  * `prorate(base − discounts)`: each coupon line is what its discount takes off (prorated the same
  * way). Nothing when the time is worth 0.
  */
-function itemLines(
+export function itemLines(
   item: ChargedItem,
   type: 'CHARGE' | 'CREDIT',
   description: string,
@@ -1186,11 +1209,11 @@ function itemLines(
     ...item.tax,
     type,
     quantity: 1,
-    planId: item.planId,
+    ...(item.addOnId === undefined ? { planId: item.planId } : { addOnId: item.addOnId }),
     periodStart: span.start,
     periodEnd: span.end,
   };
-  const lines: NewLine[] = [{ ...line, description, amount: gross }];
+  const lines: NewLine[] = [{ ...line, quantity: item.quantity ?? 1, description, amount: gross }];
   let paid = item.base;
   let net = gross;
   for (const discount of item.discounts) {
