@@ -1008,9 +1008,9 @@ export async function changeCreditsToCustomer(
  * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
  * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
  * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
- * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
- * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
- * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it;
+ * not an add-on's proration invoice, add-on-proration.ts: it paid for no plan time) carry the rest,
+ * in the order they were made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
  * more than its own tax (tax is not given back where it was never collected: an untaxed period
  * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
  * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
@@ -1081,7 +1081,8 @@ export async function periodCreditToCustomer(
 /**
  * The invoices of subscription `subscriptionId`'s period ending at `end` that its changes' credit
  * to the customer counts against (`periodCreditToCustomer`), not VOID, oldest first: the period
- * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
+ * invoice (`period_index` set) and the invoices of the period's plan or quantity changes
+ * (`subscription_update`; not an add-on's proration invoice, which charged no plan time), each
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
@@ -1114,7 +1115,23 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     .where('i.period_end', '=', end)
     .where('i.status', '!=', 'VOID')
     .where((eb) =>
-      eb.or([eb('i.period_index', 'is not', null), eb('i.billing_reason', '=', 'subscription_update')]),
+      eb.or([
+        eb('i.period_index', 'is not', null),
+        eb.and([
+          eb('i.billing_reason', '=', 'subscription_update'),
+          // Not an add-on's proration invoice (add-on-proration.ts): it charged an add-on, never the
+          // plan whose unused time a change credits.
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('invoice_lines as l')
+                .select('l.id')
+                .whereRef('l.invoice_id', '=', 'i.id')
+                .where('l.add_on_id', 'is not', null),
+            ),
+          ),
+        ]),
+      ]),
     )
     .orderBy('i.created_at')
     .orderBy('i.id')

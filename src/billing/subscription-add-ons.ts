@@ -5,23 +5,32 @@ import type {
   AddOnRow,
   CouponRedemptionRow,
   Database,
+  InvoiceRow,
   SubscriptionAddOnRow,
   SubscriptionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { addOnProration } from './add-on-proration.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
+import { openCustomerOnce } from './customer-status.ts';
+import { finalizeLocked, insertInvoice } from './invoices.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { lockSubscription } from './renewal.ts';
+import type { ProrationBehavior } from './proration.ts';
+import { lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
-/** A change of a subscription's add-on: its new `quantity` (0 removes it) and a coupon code to redeem on it. */
+/**
+ * A change of a subscription's add-on: its new `quantity` (0 removes it), a coupon code to redeem on
+ * it, and how a raise mid-period is prorated (`prorate_now` when omitted: add-on-proration.ts).
+ */
 export interface AddOnChange {
   addOnId: string;
   quantity: number;
   couponCode?: string;
+  proration?: ProrationBehavior;
 }
 
 /**
@@ -43,7 +52,7 @@ export async function checkAddOnChange(
   if (subscription.status === 'CANCELLED') {
     throw new ConflictError('subscription_cancelled', `subscription ${subscription.id} is CANCELLED`);
   }
-  // From the next period's invoice on: a settled term's periods invoiced ahead would never bill it.
+  // A settled term's periods invoiced ahead would never bill it (nor credit a removal).
   await refuseChangeInvoicedAhead(db, subscription);
   const addOn = await getAddOn(db, addOnId);
   const plan = await getPlan(db, subscription.plan_id);
@@ -75,12 +84,19 @@ export async function checkAddOnChange(
 }
 
 /**
- * Sets the quantity of add-on `change.addOnId` on subscription `id` (locked): adds it, changes its
- * quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the coupons
- * redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the add-on in
- * the same transaction (`redeemCoupon`: nothing changes when it is refused). From the next period's
- * invoice on (no proration). Logs `subscription.add_on_set` with the quantities before and after.
- * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, and whether removed
+ * Sets the quantity of add-on `change.addOnId` on subscription `id` (locked) at `now`: adds it,
+ * changes its quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the
+ * coupons redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the
+ * add-on in the same transaction (`redeemCoupon`: nothing changes when it is refused). It applies
+ * now: the next period's invoice bills the new quantity, and an add-on added or raised mid-period is
+ * charged for the rest of the period on a `subscription_update` invoice of its own, finalized and
+ * charged at once (`charge_at` now; the period's end for `prorate_at_renewal`), as
+ * `change.proration` says (add-on-proration.ts `addOnProration`: its coupons of the period, the
+ * plan's tax at the customer's address now). A lower quantity or a removal gives no credit for the
+ * period already paid. Logs `subscription.add_on_set` with the quantities before and after, the
+ * proration and the invoice.
+ * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether
+ * removed, and the proration invoice (null: nothing charged now)
  * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
  */
 export async function setSubscriptionAddOn(
@@ -88,12 +104,44 @@ export async function setSubscriptionAddOn(
   actor: Actor,
   id: string,
   change: AddOnChange,
-): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean }> {
+  now: Date = new Date(),
+): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean; invoice: InvoiceRow | null }> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = (await lockSubscription(work, id))!;
     const { addOnId, quantity } = change;
     const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
-    const now = new Date();
+    const behavior = change.proration ?? 'prorate_now';
+    // Read under invoicing's lock once: the lines' taxes and the invoice's number and terms agree.
+    const customer = openCustomerOnce(work.trx, subscription.customer_id);
+    const charged = await addOnProration(
+      work.trx,
+      subscription,
+      plan,
+      addOn,
+      quantity,
+      behavior,
+      now,
+      customer,
+    );
+    let invoice: InvoiceRow | null = null;
+    if (charged && charged.proration.total > 0n) {
+      const inserted = await insertInvoice(
+        work,
+        {
+          customerId: subscription.customer_id,
+          currency: plan.currency,
+          lines: charged.lines,
+          subscriptionId: subscription.id,
+          periodStart: charged.proration.periodStart,
+          periodEnd: charged.proration.periodEnd,
+          billingReason: 'subscription_update',
+          details: subscriptionInvoiceDetails(subscription),
+          chargeAt: charged.chargeAt,
+        },
+        { customer, taxed: true },
+      );
+      invoice = await finalizeLocked(work, inserted, now, customer);
+    }
     let row: SubscriptionAddOnRow;
     if (quantity === 0) {
       await work.trx.deleteFrom('subscription_add_ons').where('id', '=', existing!.id).execute();
@@ -125,6 +173,8 @@ export async function setSubscriptionAddOn(
       add_on: addOnId,
       from: existing?.quantity ?? 0,
       to: quantity,
+      proration: behavior,
+      invoice: invoice?.id,
     });
     if (change.couponCode !== undefined) {
       await redeemCoupon(
@@ -136,7 +186,7 @@ export async function setSubscriptionAddOn(
         addOnId,
       );
     }
-    return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0 };
+    return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0, invoice };
   });
 }
 

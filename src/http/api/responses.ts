@@ -765,6 +765,14 @@ export const SubscriptionAddOn = z
   })
   .meta({ id: 'SubscriptionAddOn' });
 
+/** `POST /v1/subscriptions/:id/add-ons`' answer: the subscription's add-on and the invoice of its proration. */
+export const SubscriptionAddOnSet = SubscriptionAddOn.extend({
+  invoice: z.string().nullable().meta({
+    description:
+      'The subscription_update invoice charging the add-on added or raised for the rest of the current period (null: nothing charged now: proration none, a trial, a lower quantity or a removal, no credit given)',
+  }),
+}).meta({ id: 'SubscriptionAddOnSet' });
+
 export const CurrencyObject = z
   .strictObject({
     id: z.string(),
