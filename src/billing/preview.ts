@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
+import { addOnProration } from './add-on-proration.ts';
 import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
@@ -109,12 +110,15 @@ function previewRedemption(
 }
 
 /**
- * The next period's invoice of `subscription` after `change` to one of its add-ons (Billby's Preview
- * Subscription Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): the renewal's recurring
- * lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount` use) with the add-on's
- * quantity set (0: removed, with the coupons redeemed on it), and `change.couponCode` redeemed on it,
- * then tax. Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would;
- * writes nothing. Metered usage is not previewed (it is not known before the period ends).
+ * What `change` to one of `subscription`'s add-ons at `now` would bill (Billby's Preview Subscription
+ * Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): `next`, the next period's invoice, the
+ * renewal's recurring lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount`
+ * use) with the add-on's quantity set (0: removed, with the coupons redeemed on it), and
+ * `change.couponCode` redeemed on it, then tax; and `proration`, the invoice `setSubscriptionAddOn`
+ * would make now for the rest of the current period (add-on-proration.ts `addOnProration` with
+ * `change.proration`; null: nothing charged now, a total of 0: no invoice made). Checks the change as
+ * `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would; writes nothing. Metered usage
+ * is not previewed (it is not known before the period ends).
  * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
  *   (on this add-on before), `no_next_invoice` (the subscription is not renewed again)
  */
@@ -123,7 +127,7 @@ export async function previewSubscriptionAddOn(
   subscription: SubscriptionRow,
   change: AddOnChange,
   now: Date,
-): Promise<InvoicePreview> {
+): Promise<{ next: InvoicePreview; proration: InvoicePreview | null }> {
   const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
   const coupon =
     change.couponCode === undefined
@@ -173,13 +177,27 @@ export async function previewSubscriptionAddOn(
   if (!next) {
     throw new ConflictError('no_next_invoice', `subscription ${subscription.id} is not renewed again`);
   }
+  const behavior = change.proration ?? 'prorate_now';
+  const charged = await addOnProration(
+    db,
+    subscription,
+    plan,
+    addOn,
+    change.quantity,
+    behavior,
+    now,
+    undefined,
+  );
   return {
-    customerId: subscription.customer_id,
-    currency: billed.currency,
-    billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
-    invoiceAt: next.period.start,
-    periodStart: next.period.start,
-    periodEnd: next.period.end,
-    ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
+    next: {
+      customerId: subscription.customer_id,
+      currency: billed.currency,
+      billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+      invoiceAt: next.period.start,
+      periodStart: next.period.start,
+      periodEnd: next.period.end,
+      ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
+    },
+    proration: charged?.proration ?? null,
   };
 }

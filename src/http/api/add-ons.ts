@@ -24,9 +24,9 @@ import { asText, listRoute } from './pagination.ts';
 import {
   AddOn,
   CouponRedemption,
-  InvoicePreview,
   listOf,
   SubscriptionAddOn,
+  SubscriptionAddOnPreview,
   SubscriptionAddOnSet,
 } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
@@ -222,18 +222,22 @@ export const addOnRoutes: ApiRoute[] = [
     operationId: 'previewSubscriptionAddOn',
     tag,
     scope: 'write',
-    summary: "The next period's invoice after setting an add-on's quantity (and coupon), written nowhere",
+    summary:
+      "The next period's invoice after setting an add-on's quantity (and coupon), and (proration) the invoice it would make now for the rest of the period; written nowhere",
     body: SetSubscriptionAddOn,
-    responses: { 200: InvoicePreview },
+    responses: { 200: SubscriptionAddOnPreview },
     handler: async (req, res, { deps: { db }, body }) => {
       const subscription = await getSubscription(db, req.params.id);
       const preview = await previewSubscriptionAddOn(
         db,
         subscription,
-        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon },
+        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon, proration: body.proration },
         new Date(),
       );
-      res.json(serialize.invoicePreview(preview));
+      res.json({
+        ...serialize.invoicePreview(preview.next),
+        proration: preview.proration && serialize.invoicePreview(preview.proration),
+      });
     },
   }),
   route({

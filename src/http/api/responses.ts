@@ -773,6 +773,14 @@ export const SubscriptionAddOnSet = SubscriptionAddOn.extend({
   }),
 }).meta({ id: 'SubscriptionAddOnSet' });
 
+/** `POST /v1/subscriptions/:id/add-ons/preview`' answer: the next period's invoice, and the proration invoice made now. */
+export const SubscriptionAddOnPreview = InvoicePreview.extend({
+  proration: InvoicePreview.nullable().meta({
+    description:
+      'The invoice the change would make now for the rest of the current period (null: nothing charged now; a total of 0: no invoice made)',
+  }),
+}).meta({ id: 'SubscriptionAddOnPreview' });
+
 export const CurrencyObject = z
   .strictObject({
     id: z.string(),
