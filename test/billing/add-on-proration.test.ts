@@ -228,6 +228,42 @@ describe('add-on proration', () => {
     expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[5600n, 1120n]]);
   });
 
+  it("a tax-inclusive plan's add-on is prorated tax included, split as its period line is: GBP 1200 a month with 20% in it, half a month is 500 + 100", async () => {
+    const product = (await app.api('POST', '/v1/products', { name: 'Inclusive' })).body.id;
+    const created = await app.api('POST', '/v1/plans', {
+      product,
+      name: 'Inclusive',
+      currency: 'GBP',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 2400 },
+      tax_percent: 20,
+      tax_inclusive: true,
+    });
+    expect(created.status).toBe(201);
+    const extra = await addOnIn('GBP', 1200, 'Extra');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: created.body.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 15 (14/28): 1200 × 14/28 = 600 tax included: 500 net, 100 tax.
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: extra, quantity: 1 },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(added.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
+    const [line] = (await addOnInvoices(sub.id))[0]!.lines;
+    expect(line).toMatchObject({ amount: 500n, tax_amount: 100n, tax_inclusive: true, add_on_id: extra });
+    // March: (2400 + 1200) tax included: 3000 net, 600 tax.
+    const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[3000n, 600n]]);
+  });
+
   it('in a trial an add-on is charged nothing: the first period invoice bills it', async () => {
     const plan = await insertPlan(db, {
       currency: 'KRW',
