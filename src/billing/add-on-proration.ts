@@ -76,7 +76,8 @@ export async function addOnProration(
   // The coupons of the period on the add-on's line, as the renewal takes them off the whole quantity:
   // the raise is discounted by what they take off the new quantity beyond what they took off the paid.
   const coupons = await periodAddOnCoupons(trx, subscription, addOn.id);
-  const [after, before] = [quantity, paid].map((q) => couponDiscounts(coupons, addOn.amount * BigInt(q)));
+  const after = couponDiscounts(coupons, addOn.amount * BigInt(quantity));
+  const before = couponDiscounts(coupons, addOn.amount * BigInt(paid));
   const item: ChargedItem = {
     planId: plan.id,
     addOnId: addOn.id,
@@ -86,7 +87,7 @@ export async function addOnProration(
     discounts: coupons.map((coupon, i) => ({
       couponId: coupon.id,
       code: coupon.code,
-      amount: after![i]! - before![i]!,
+      amount: after[i]! - before[i]!,
     })),
     tax: await taxRuleNow(trx, subscription, plan, customer),
   };
