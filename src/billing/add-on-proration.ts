@@ -25,10 +25,15 @@ import {
  * plan's rate, at the customer's address now) and discounted by the coupons that discounted the
  * add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
  * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
- * The units paid for to the period's end are those of the add-on's line on the period invoice plus
- * those its proration invoices of the period charged (not VOID: `paidQuantity`): a raise charges only
- * the units beyond them, so lowering a quantity and raising it back within the period charges
- * nothing twice.
+ * The units covered to the period's end are the more of those paid for (the add-on's line on the
+ * period invoice plus the units its proration invoices of the period charged, not VOID:
+ * `paidQuantity`) and those the subscription holds now (`held`): a units' charge is only ever for
+ * units beyond both. So a lower quantity, the same quantity (re-set to redeem a coupon) and a removal
+ * never charge; lowering and raising back to what was paid charges nothing twice; and units the
+ * subscription holds without a payment of the period (added with `none`, their invoice voided, held
+ * from before add-ons were prorated) are never charged while it keeps them: a raise charges the units
+ * added by it only. Such units given up (a lower quantity) and added again later in the period are
+ * new units: charged, as they are paid for by no invoice of the period.
  * Lowering the quantity or removing the add-on gives no credit for the time already paid (the
  * period invoice and the add-on's proration invoices keep it); it takes effect now for the next
  * period's invoice. In a trial, or before a future start, there is no period: nothing is charged and
@@ -48,14 +53,15 @@ export interface AddOnProration {
 }
 
 /**
- * What setting add-on `addOn` of `subscription` (locked, or read for a preview) to `quantity` at `now`
- * charges for the rest of its current period with `behavior` (see the module's comment): a line for
- * the units beyond those paid to the period's end (`paidQuantity`) over `now` … the period's end,
+ * What setting add-on `addOn` of `subscription` (locked, or read for a preview) from `held` units (the
+ * quantity the subscription has of it now, 0: none) to `quantity` at `now` charges for the rest of its
+ * current period with `behavior` (see the module's comment): a line for the units beyond those covered
+ * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` … the period's end,
  * then the coupon lines of the add-on's coupons of the period (`itemLines`, as a plan change's new
  * side), taxed as `taxRuleNow` (`customer`: read under invoicing's lock; undefined for a preview).
  * Read-only.
  * @returns null when nothing is charged: `none`, no billed period holding `now` (a trial, a future
- * start), or no unit beyond those paid (a lower quantity, a removal); else the lines (their total may
+ * start), or no unit beyond those covered (a lower or the same quantity, a removal); else the lines (their total may
  * be 0: a 100% coupon, the period's last second; then no invoice is made)
  */
 export async function addOnProration(
@@ -63,6 +69,7 @@ export async function addOnProration(
   subscription: SubscriptionRow,
   plan: Plan,
   addOn: AddOnRow,
+  held: number,
   quantity: number,
   behavior: ProrationBehavior,
   now: Date,
@@ -70,14 +77,15 @@ export async function addOnProration(
 ): Promise<AddOnProration | null> {
   const { current_period_index: index, current_period_start: start, current_period_end: end } = subscription;
   if (behavior === 'none' || index === null || !start || !end || now < start || now >= end) return null;
-  const paid = await paidQuantity(trx, subscription, addOn.id);
-  const added = quantity - paid;
+  const covered = Math.max(held, await paidQuantity(trx, subscription, addOn.id));
+  const added = quantity - covered;
   if (added <= 0) return null;
   // The coupons of the period on the add-on's line, as the renewal takes them off the whole quantity:
-  // the raise is discounted by what they take off the new quantity beyond what they took off the paid.
+  // the raise is discounted by what they take off the new quantity beyond what they take off the
+  // covered one.
   const coupons = await periodAddOnCoupons(trx, subscription, addOn.id);
   const after = couponDiscounts(coupons, addOn.amount * BigInt(quantity));
-  const before = couponDiscounts(coupons, addOn.amount * BigInt(paid));
+  const before = couponDiscounts(coupons, addOn.amount * BigInt(covered));
   const item: ChargedItem = {
     planId: plan.id,
     addOnId: addOn.id,

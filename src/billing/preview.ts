@@ -183,6 +183,7 @@ export async function previewSubscriptionAddOn(
     subscription,
     plan,
     addOn,
+    existing?.quantity ?? 0,
     change.quantity,
     behavior,
     now,

@@ -118,6 +118,7 @@ export async function setSubscriptionAddOn(
       subscription,
       plan,
       addOn,
+      existing?.quantity ?? 0,
       quantity,
       behavior,
       now,

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription, periodCreditToCustomer } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
-import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -226,6 +227,64 @@ describe('add-on proration', () => {
     // March: 2000 + Support 2 × 1500 − 300 + Backup 1000 − 100 = 5600, tax 1120.
     const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[5600n, 1120n]]);
+  });
+
+  it('units held without a payment of the period (added with none, their invoice voided) are never charged while held: a lower or the same quantity charges nothing, a raise only the units it adds', async () => {
+    // 3000 a month at 10% tax; Seats 1000 each a month. SEAT10: 10% FOREVER.
+    const plan = await insertPlan(db, {
+      currency: 'EUR',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('EUR', 1000, 'Seats');
+    await createCoupon(db, 'system', { code: 'SEAT10', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const subscribed = async () => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
+      );
+      return subscription.id;
+    };
+    const set = (id: string, change: Omit<AddOnChange, 'addOnId'>, at: string) =>
+      setSubscriptionAddOn(db, 'system', id, { addOnId: seats, ...change }, d(at)).then((r) => r.invoice);
+
+    // Feb 8: 5 seats with proration none: waived for the rest of February (as units held from before
+    // add-ons were prorated: no invoice of the period paid them).
+    const waived = await subscribed();
+    expect(await set(waived, { quantity: 5, proration: 'none' }, '2027-02-08T00:00:00Z')).toBeNull();
+    // Feb 15 (14 of 28 days left): the same 5 again to redeem SEAT10 (from March on): nothing, not
+    // 5 × 1000 × 14/28 = 2500 + 250.
+    expect(await set(waived, { quantity: 5, couponCode: 'SEAT10' }, '2027-02-15T00:00:00Z')).toBeNull();
+    // 6: the one seat added only, 1000 × 14/28 = 500, tax 50: 550 (not 6 seats' 3000 + 300).
+    expect(await set(waived, { quantity: 6 }, '2027-02-15T00:00:00Z')).toMatchObject({
+      subtotal: 500n,
+      tax: 50n,
+      total: 550n,
+    });
+    // Feb 22: lowered to 4: nothing (not 4 × 1000 × 7/28 = 1000 + 100).
+    expect(await set(waived, { quantity: 4 }, '2027-02-22T00:00:00Z')).toBeNull();
+    expect((await addOnInvoices(waived)).map((i) => i.total)).toEqual([550n]);
+    // March: 3000 + 4 × 1000 − 400 (SEAT10) = 6600, tax 660.
+    const mar = await renewSubscription(db, 'system', waived, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[6600n, 660n]]);
+
+    // Feb 8: 3 seats, 3 × 1000 × 21/28 = 2250 + 225 = 2475, then voided (forgiven).
+    const forgiven = await subscribed();
+    const first = await set(forgiven, { quantity: 3 }, '2027-02-08T00:00:00Z');
+    expect(first?.total).toBe(2475n);
+    await voidInvoice(db, 'system', first!.id);
+    // Feb 15: lowered to 2: nothing (not 2 × 1000 × 14/28 = 1000 + 100).
+    expect(await set(forgiven, { quantity: 2 }, '2027-02-15T00:00:00Z')).toBeNull();
+    // Feb 22 (7 days left): raised to 4: the 2 seats beyond the 2 held (no invoice of the period
+    // paid any): 2 × 1000 × 7/28 = 500, tax 50. The third seat, forgiven and given up, is new again.
+    expect(await set(forgiven, { quantity: 4 }, '2027-02-22T00:00:00Z')).toMatchObject({
+      subtotal: 500n,
+      tax: 50n,
+      total: 550n,
+    });
   });
 
   it("a tax-inclusive plan's add-on is prorated tax included, split as its period line is: GBP 1200 a month with 20% in it, half a month is 500 + 100", async () => {
