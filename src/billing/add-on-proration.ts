@@ -19,9 +19,16 @@ import {
  * yet for the rest of the period, as a plan change charges its new plan (proration.ts: `prorate` by
  * whole seconds, half up): `prorate_now` (the default) invoices and charges now, `prorate_at_renewal`
  * invoices now and charges at the period's end, `full` charges the whole period, `none` charges
- * nothing (the add-on bills from the next period's invoice, as before). The invoice is a
+ * nothing (the add-on bills from the next period's invoice, as before). The rest of the period is
+ * what the subscription is served of it (`servedUntil`): to a cancellation scheduled within it
+ * (`cancel_at`, whatever its refund), else to its end; that is the invoice's `period_end`, the
+ * moment `prorate_at_renewal` charges and the end of what `full` charges (from the period's start).
+ * So an add-on raised after a scheduled cancellation's refund gave back the time after `cancel_at`
+ * is charged to `cancel_at` only: nothing is given back twice nor charged for days not served (a
+ * plan change then is refused instead, proration.ts `refuseSecondCredit`, as it would credit the
+ * unused time again). The invoice is a
  * `subscription_update` one with the add-on's lines only (`add_on_id` set, no plan), for the rest of
- * the period (its `period_end` the period's), taxed as the add-on's line on the period invoice (the
+ * the period, taxed as the add-on's line on the period invoice (the
  * plan's rate, at the customer's address now) and discounted by the coupons that discounted the
  * add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
  * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
@@ -75,7 +82,8 @@ export async function addOnProration(
   now: Date,
   customer: OpenCustomer | undefined,
 ): Promise<AddOnProration | null> {
-  const { current_period_index: index, current_period_start: start, current_period_end: end } = subscription;
+  const { current_period_index: index, current_period_start: start } = subscription;
+  const end = servedUntil(subscription);
   if (behavior === 'none' || index === null || !start || !end || now < start || now >= end) return null;
   const covered = Math.max(held, await paidQuantity(trx, subscription, addOn.id));
   const added = quantity - covered;
@@ -99,8 +107,8 @@ export async function addOnProration(
     })),
     tax: await taxRuleNow(trx, subscription, plan, customer),
   };
-  const period = secondsBetween(start, end);
-  const time = { remaining: behavior === 'full' ? period : secondsBetween(now, end), period };
+  const period = secondsBetween(start, subscription.current_period_end!);
+  const time = { remaining: secondsBetween(behavior === 'full' ? start : now, end), period };
   const lines = itemLines(item, 'CHARGE', `Remaining time on ${item.description}`, { start: now, end }, time);
   return {
     lines,
@@ -118,10 +126,20 @@ export async function addOnProration(
 }
 
 /**
+ * The end of what `subscription`'s current period serves: its scheduled cancellation (`cancel_at`)
+ * when that comes before the period's end, else the period's end (null: no billed period).
+ */
+function servedUntil(subscription: Pick<SubscriptionRow, 'current_period_end' | 'cancel_at'>): Date | null {
+  const { current_period_end: end, cancel_at: cancelAt } = subscription;
+  return end && cancelAt && cancelAt < end ? cancelAt : end;
+}
+
+/**
  * How many units of add-on `addOnId` are paid for to the end of `subscription`'s current period: the
  * quantities of its CHARGE lines (not coupon lines) on the period's invoice and on the add-on
- * proration invoices of the period (`subscription_update`, ending with it), none VOID. Each proration
- * invoice charged its units from its own moment to the period's end, so all of them run to the end.
+ * proration invoices of the period (`subscription_update`, within it), none VOID. Each proration
+ * invoice charged its units from its own moment to the end of what the period serves (its end, or a
+ * scheduled cancellation: `servedUntil`), so all of them run to that end.
  */
 async function paidQuantity(
   trx: Kysely<Database>,
@@ -142,7 +160,8 @@ async function paidQuantity(
         eb('i.period_index', '=', subscription.current_period_index),
         eb.and([
           eb('i.billing_reason', '=', 'subscription_update'),
-          eb('i.period_end', '=', subscription.current_period_end),
+          eb('i.period_start', '>=', subscription.current_period_start),
+          eb('i.period_end', '<=', subscription.current_period_end),
         ]),
       ]),
     )
@@ -174,21 +193,22 @@ async function periodAddOnCoupons(
 }
 
 /**
- * The add-on proration invoices (`addOnProration`) of subscription `subscriptionId`'s period ending at
- * `end`, not VOID, oldest first: `subscription_update` invoices for the rest of that period with an
- * add-on's line.
+ * The add-on proration invoices (`addOnProration`) of subscription `subscriptionId`'s period
+ * `period.start` … `period.end`, not VOID, oldest first: `subscription_update` invoices for time within
+ * that period (to its end, or to a cancellation scheduled within it) with an add-on's line.
  */
 export async function periodAddOnInvoices(
   trx: Kysely<Database>,
   subscriptionId: string,
-  end: Date,
+  period: { start: Date; end: Date },
 ): Promise<Pick<InvoiceRow, 'id' | 'status' | 'total'>[]> {
   return trx
     .selectFrom('invoices as i')
     .select(['i.id', 'i.status', 'i.total'])
     .where('i.subscription_id', '=', subscriptionId)
     .where('i.billing_reason', '=', 'subscription_update')
-    .where('i.period_end', '=', end)
+    .where('i.period_start', '>=', period.start)
+    .where('i.period_end', '<=', period.end)
     .where('i.status', '!=', 'VOID')
     .where((eb) =>
       eb.exists(

@@ -238,7 +238,7 @@ async function refundOf(
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
   }
-  await refuseOverAddOnInvoices(trx, subscription.id, type, end, effectiveAt);
+  await refuseOverAddOnInvoices(trx, subscription.id, type, { start, end }, effectiveAt);
   // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
   // current period only, so money paid for later periods would be kept without a word. Refused
   // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
@@ -376,7 +376,7 @@ async function refundOf(
 
 /**
  * Refuses a `full` or `prorate` refund (one owing anything: `prorate` taking effect before the
- * period's end) of a period with add-on proration invoices (add-on-proration.ts
+ * period's end) of the current `period` when it has add-on proration invoices (add-on-proration.ts
  * `periodAddOnInvoices`, not VOID): they charged add-ons for the rest of the period, which such a
  * refund owes back too, but it gives back from the period invoice only, so it would keep their money
  * (or, when the period invoice holds more than its own lines, give it back from there while those
@@ -388,11 +388,11 @@ async function refuseOverAddOnInvoices(
   trx: Kysely<Database>,
   subscriptionId: string,
   type: RefundType,
-  end: Date,
+  period: { start: Date; end: Date },
   effectiveAt: Date,
 ): Promise<void> {
-  if (type === 'none' || (type === 'prorate' && effectiveAt >= end)) return;
-  const invoices = await periodAddOnInvoices(trx, subscriptionId, end);
+  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return;
+  const invoices = await periodAddOnInvoices(trx, subscriptionId, period);
   if (invoices.length === 0) return;
   const named = invoices.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
   throw new ValidationError('refund over add-on proration invoices', {

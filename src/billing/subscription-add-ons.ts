@@ -90,9 +90,9 @@ export async function checkAddOnChange(
  * add-on in the same transaction (`redeemCoupon`: nothing changes when it is refused). It applies
  * now: the next period's invoice bills the new quantity, and an add-on added or raised mid-period is
  * charged for the rest of the period on a `subscription_update` invoice of its own, finalized and
- * charged at once (`charge_at` now; the period's end for `prorate_at_renewal`), as
- * `change.proration` says (add-on-proration.ts `addOnProration`: its coupons of the period, the
- * plan's tax at the customer's address now). A lower quantity or a removal gives no credit for the
+ * charged at once (`charge_at` now; the period's end, or a `cancel_at` within it, for
+ * `prorate_at_renewal`), as `change.proration` says (add-on-proration.ts `addOnProration`: its
+ * coupons of the period, the plan's tax at the customer's address now). A lower quantity or a removal gives no credit for the
  * period already paid. Logs `subscription.add_on_set` with the quantities before and after, the
  * proration and the invoice.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether

@@ -3,7 +3,11 @@ import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { voidInvoice } from '../../src/billing/invoices.ts';
-import { changeSubscription, periodCreditToCustomer } from '../../src/billing/proration.ts';
+import {
+  changeSubscription,
+  type ProrationBehavior,
+  periodCreditToCustomer,
+} from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
 import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
@@ -426,6 +430,78 @@ describe('add-on proration', () => {
     const addOnRefund = await app.api('POST', `/v1/invoices/${addOn.id}/refund`, { amount: 330 });
     expect(addOnRefund.status).toBe(409);
     expect(addOnRefund.body.error.code).toBe('no_gateway_payment');
+  });
+
+  it('a cancellation scheduled within the period ends what an add-on is charged for: to cancel_at, whatever its refund (a plan change is refused there)', async () => {
+    // Credit from a downgrade: (9000 − 1000) × 7/28 = 2000 + 25% = 2500 CHF cents.
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'CHF', 9000);
+    const plan = await flatPlan(app, 'CHF', 800); // 800 + 25% = 1000
+    const bigger = await flatPlan(app, 'CHF', 1600);
+    const storage = await addOnIn('CHF', 400, 'Storage');
+    const subscribed = async (owner: string) =>
+      (await createSubscription(db, 'system', { customerId: owner, planId: plan }, d('2027-02-01T00:00:00Z')))
+        .subscription.id;
+    const cancelAtFeb22 = (id: string, refundType: 'prorate' | 'none') =>
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, id))!,
+          { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType },
+          d('2027-02-08T00:00:00Z'),
+        ),
+      );
+    const set = (id: string, quantity: number, proration: ProrationBehavior) =>
+      setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: storage, quantity, proration },
+        d('2027-02-15T00:00:00Z'),
+      ).then((r) => r.invoice);
+
+    // Period invoice 1000, paid by the credit (1500 left). Feb 8: cancel at Feb 22 with refund
+    // prorate: the 7 days after Feb 22 given back, 1000 × 7/28 = 250.
+    const refunded = await subscribed(customer);
+    expect((await cancelAtFeb22(refunded, 'prorate')).refund?.credit).toBe(250n);
+    await expect(
+      changeSubscription(db, 'system', refunded, { planId: bigger }, d('2027-02-15T00:00:00Z'), false),
+    ).rejects.toMatchObject({ code: 'cancellation_scheduled' });
+    // Feb 15: Storage served Feb 15 → Feb 22 only: 400 × 7/28 = 100, tax 25: 125 (not 250 to Mar 1),
+    // paid by the credit now (1500 + 250 − 125 left).
+    expect(await set(refunded, 1, 'prorate_now')).toMatchObject({
+      subtotal: 100n,
+      tax: 25n,
+      total: 125n,
+      period_start: d('2027-02-15T00:00:00Z'),
+      period_end: d('2027-02-22T00:00:00Z'),
+      status: 'PAID',
+      credit_applied: 125n,
+    });
+    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75;
+    // the first unit, paid to Feb 22, is not charged again.
+    expect(await set(refunded, 2, 'full')).toMatchObject({ subtotal: 300n, tax: 75n, total: 375n });
+
+    // With refund none too: prorate_at_renewal is charged when the subscription ends, Feb 22.
+    const kept = await subscribed(await insertCustomer(db));
+    expect((await cancelAtFeb22(kept, 'none')).refund).toBeNull();
+    expect(await set(kept, 1, 'prorate_at_renewal')).toMatchObject({
+      total: 125n,
+      period_end: d('2027-02-22T00:00:00Z'),
+      charge_at: d('2027-02-22T00:00:00Z'),
+    });
+    // The add-on's invoice of the period is found though it ends at cancel_at: a full refund
+    // cancelling now is refused over it, as over one ending with the period.
+    await expect(
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, kept))!,
+          { when: 'now', refundType: 'full' },
+          d('2027-02-16T00:00:00Z'),
+        ),
+      ),
+    ).rejects.toMatchObject({ fields: { refund_type: expect.stringMatching(/add-on invoices/) } });
   });
 
   it("a full cancellation after an add-on's invoice is refused (the refund reaches the period invoice only); refund_type none goes through", async () => {
