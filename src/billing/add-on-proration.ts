@@ -12,6 +12,7 @@ import {
   secondsBetween,
   taxRuleNow,
 } from './proration.ts';
+import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
 
 /**
  * Proration of a subscription's add-ons (seed 001 "Create Subscription Add-On": the add-on is applied
@@ -32,6 +33,11 @@ import {
  * plan's rate, at the customer's address now) and discounted by the coupons that discounted the
  * add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
  * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
+ * A subscription its renewals do not bill (SUSPENDED, unless `BILL_SUSPENDED_SUBSCRIPTIONS`:
+ * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged now, as with
+ * `none`, and the next invoice made for it (a renewal after its reactivation, or the current period's
+ * at reactivation when it was not invoiced) bills the quantity set. Units set while suspended are
+ * then held: not charged for the rest of the period they were set in (see below).
  * The units covered to the period's end are the more of those paid for (the add-on's line on the
  * period invoice plus the units its proration invoices of the period charged, not VOID:
  * `paidQuantity`) and those the subscription holds now (`held`): a units' charge is only ever for
@@ -67,9 +73,10 @@ export interface AddOnProration {
  * then the coupon lines of the add-on's coupons of the period (`itemLines`, as a plan change's new
  * side), taxed as `taxRuleNow` (`customer`: read under invoicing's lock; undefined for a preview).
  * Read-only.
- * @returns null when nothing is charged: `none`, no billed period holding `now` (a trial, a future
- * start), or no unit beyond those covered (a lower or the same quantity, a removal); else the lines (their total may
- * be 0: a 100% coupon, the period's last second; then no invoice is made)
+ * @returns null when nothing is charged: `none`, a subscription `policy` does not bill (SUSPENDED
+ * without `billSuspended`), no billed period holding `now` (a trial, a future start), or no unit
+ * beyond those covered (a lower or the same quantity, a removal); else the lines (their total may be
+ * 0: a 100% coupon, the period's last second; then no invoice is made)
  */
 export async function addOnProration(
   trx: Kysely<Database>,
@@ -81,10 +88,12 @@ export async function addOnProration(
   behavior: ProrationBehavior,
   now: Date,
   customer: OpenCustomer | undefined,
+  policy: RenewalPolicy,
 ): Promise<AddOnProration | null> {
   const { current_period_index: index, current_period_start: start } = subscription;
   const end = servedUntil(subscription);
-  if (behavior === 'none' || index === null || !start || !end || now < start || now >= end) return null;
+  if (behavior === 'none' || !renewableStatuses(policy).includes(subscription.status)) return null;
+  if (index === null || !start || !end || now < start || now >= end) return null;
   const covered = Math.max(held, await paidQuantity(trx, subscription, addOn.id));
   const added = quantity - covered;
   if (added <= 0) return null;

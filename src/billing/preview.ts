@@ -6,7 +6,7 @@ import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
-import { cadenceOf, recurringLines } from './renewal.ts';
+import { cadenceOf, type RenewalPolicy, recurringLines } from './renewal.ts';
 import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
@@ -116,7 +116,7 @@ function previewRedemption(
  * use) with the add-on's quantity set (0: removed, with the coupons redeemed on it), and
  * `change.couponCode` redeemed on it, then tax; and `proration`, the invoice `setSubscriptionAddOn`
  * would make now for the rest of the current period (add-on-proration.ts `addOnProration` with
- * `change.proration`; null: nothing charged now, a total of 0: no invoice made). Checks the change as
+ * `change.proration` and `policy`; null: nothing charged now, a total of 0: no invoice made). Checks the change as
  * `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would; writes nothing. Metered usage
  * is not previewed (it is not known before the period ends).
  * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
@@ -127,6 +127,7 @@ export async function previewSubscriptionAddOn(
   subscription: SubscriptionRow,
   change: AddOnChange,
   now: Date,
+  policy: RenewalPolicy,
 ): Promise<{ next: InvoicePreview; proration: InvoicePreview | null }> {
   const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
   const coupon =
@@ -188,6 +189,7 @@ export async function previewSubscriptionAddOn(
     behavior,
     now,
     undefined,
+    policy,
   );
   return {
     next: {

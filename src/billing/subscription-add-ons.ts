@@ -18,7 +18,12 @@ import { openCustomerOnce } from './customer-status.ts';
 import { finalizeLocked, insertInvoice } from './invoices.ts';
 import { getPlan, type Plan } from './plans.ts';
 import type { ProrationBehavior } from './proration.ts';
-import { lockSubscription, subscriptionInvoiceDetails } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  type RenewalPolicy,
+  subscriptionInvoiceDetails,
+} from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -92,9 +97,11 @@ export async function checkAddOnChange(
  * charged for the rest of the period on a `subscription_update` invoice of its own, finalized and
  * charged at once (`charge_at` now; the period's end, or a `cancel_at` within it, for
  * `prorate_at_renewal`), as `change.proration` says (add-on-proration.ts `addOnProration`: its
- * coupons of the period, the plan's tax at the customer's address now). A lower quantity or a removal gives no credit for the
- * period already paid. Logs `subscription.add_on_set` with the quantities before and after, the
- * proration and the invoice.
+ * coupons of the period, the plan's tax at the customer's address now). A lower quantity or a
+ * removal gives no credit for the period already paid. A SUSPENDED subscription is charged nothing
+ * now unless `policy` bills it (`BILL_SUSPENDED_SUBSCRIPTIONS`): the next invoice made for it bills
+ * the quantity. Logs `subscription.add_on_set` with the quantities before and after, the proration
+ * and the invoice.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether
  * removed, and the proration invoice (null: nothing charged now)
  * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
@@ -105,6 +112,7 @@ export async function setSubscriptionAddOn(
   id: string,
   change: AddOnChange,
   now: Date = new Date(),
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean; invoice: InvoiceRow | null }> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = (await lockSubscription(work, id))!;
@@ -123,6 +131,7 @@ export async function setSubscriptionAddOn(
       behavior,
       now,
       customer,
+      policy,
     );
     let invoice: InvoiceRow | null = null;
     if (charged && charged.proration.total > 0n) {

@@ -10,7 +10,11 @@ import {
 } from '../../src/billing/proration.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
 import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -502,6 +506,74 @@ describe('add-on proration', () => {
         ),
       ),
     ).rejects.toMatchObject({ fields: { refund_type: expect.stringMatching(/add-on invoices/) } });
+  });
+
+  it('a SUSPENDED subscription is charged nothing now (no invoices while suspended), unless BILL_SUSPENDED_SUBSCRIPTIONS bills it', async () => {
+    // 2000 a month at 20% tax; Backup 1000 a month.
+    const plan = await insertPlan(db, {
+      currency: 'GBP',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      taxRatePpm: 200_000,
+    });
+    const other = await insertPlan(db, {
+      currency: 'GBP',
+      price: { model: 'FLAT_FEE', amount: 4000 },
+      taxRatePpm: 200_000,
+    });
+    const backup = await addOnIn('GBP', 1000, 'Backup');
+    const suspendedFeb8 = async () => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
+      );
+      await suspendSubscription(db, 'system', subscription.id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      return subscription.id;
+    };
+    const feb15 = d('2027-02-15T00:00:00Z');
+
+    const suspended = await suspendedFeb8();
+    await expect(
+      changeSubscription(db, 'system', suspended, { planId: other }, feb15, false),
+    ).rejects.toMatchObject({ code: 'subscription_not_changeable' });
+    // Feb 15: Backup added, nothing charged now (not 1000 × 14/28 = 500 + 100 for days not served).
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      suspended,
+      { addOnId: backup, quantity: 1 },
+      feb15,
+    );
+    expect([added.created, added.invoice]).toEqual([true, null]);
+    expect(await addOnInvoices(suspended)).toEqual([]);
+    // Reactivated Feb 20 (February was invoiced before): the add-on is held, raised to 2 it charges
+    // the second only: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385.
+    await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    const raised = await setSubscriptionAddOn(
+      db,
+      'system',
+      suspended,
+      { addOnId: backup, quantity: 2 },
+      d('2027-02-20T00:00:00Z'),
+    );
+    expect(raised.invoice).toMatchObject({ subtotal: 321n, tax: 64n, total: 385n });
+    // March bills both: 2000 + 2 × 1000 = 4000, tax 800.
+    const mar = await renewSubscription(db, 'system', suspended, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[4000n, 800n]]);
+
+    // With BILL_SUSPENDED_SUBSCRIPTIONS suspended subscriptions are invoiced: 500 + 100 now.
+    const billed = await suspendedFeb8();
+    const charged = await setSubscriptionAddOn(
+      db,
+      'system',
+      billed,
+      { addOnId: backup, quantity: 1 },
+      feb15,
+      { billSuspended: true },
+    );
+    expect(charged.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
   });
 
   it("a full cancellation after an add-on's invoice is refused (the refund reaches the period invoice only); refund_type none goes through", async () => {

@@ -20,6 +20,7 @@ import {
 import { getSubscription } from '../../billing/subscriptions.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
+import { policyOf } from '../deps.ts';
 import { asText, listRoute } from './pagination.ts';
 import {
   AddOn,
@@ -226,13 +227,14 @@ export const addOnRoutes: ApiRoute[] = [
       "The next period's invoice after setting an add-on's quantity (and coupon), and (proration) the invoice it would make now for the rest of the period; written nowhere",
     body: SetSubscriptionAddOn,
     responses: { 200: SubscriptionAddOnPreview },
-    handler: async (req, res, { deps: { db }, body }) => {
-      const subscription = await getSubscription(db, req.params.id);
+    handler: async (req, res, { deps, body }) => {
+      const subscription = await getSubscription(deps.db, req.params.id);
       const preview = await previewSubscriptionAddOn(
-        db,
+        deps.db,
         subscription,
         { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon, proration: body.proration },
         new Date(),
+        policyOf(deps),
       );
       res.json({
         ...serialize.invoicePreview(preview.next),
@@ -298,6 +300,8 @@ export const addOnRoutes: ApiRoute[] = [
         actorOf(req),
         req.params.id,
         { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon, proration: body.proration },
+        new Date(),
+        policyOf(deps),
       );
       const redemptions = await subscriptionRedemptions(deps.db, req.params.id);
       res

@@ -769,7 +769,7 @@ export const SubscriptionAddOn = z
 export const SubscriptionAddOnSet = SubscriptionAddOn.extend({
   invoice: z.string().nullable().meta({
     description:
-      'The subscription_update invoice charging the add-on added or raised for the rest of the current period (null: nothing charged now: proration none, a trial, a lower quantity or a removal, no credit given)',
+      'The subscription_update invoice charging the add-on added or raised for the rest of the current period (null: nothing charged now: proration none, a trial, a SUSPENDED subscription not billed, no unit beyond those paid for or held, a lower quantity or a removal, no credit given)',
   }),
 }).meta({ id: 'SubscriptionAddOnSet' });
 
