@@ -111,7 +111,8 @@ function previewRedemption(
 
 /**
  * What `change` to one of `subscription`'s add-ons at `now` would bill (Billby's Preview Subscription
- * Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): `next`, the next period's invoice, the
+ * Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): `next`, the next period's invoice
+ * (null when the subscription is not renewed again: cancelled at the period's end or at a date), the
  * renewal's recurring lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount`
  * use) with the add-on's quantity set (0: removed, with the coupons redeemed on it), and
  * `change.couponCode` redeemed on it, then tax; and `proration`, the invoice `setSubscriptionAddOn`
@@ -119,8 +120,10 @@ function previewRedemption(
  * `change.proration` and `policy`; null: nothing charged now, a total of 0: no invoice made). Checks the change as
  * `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would; writes nothing. Metered usage
  * is not previewed (it is not known before the period ends).
+ * Whatever the next invoice, `proration` is what setting the change would charge now, so the preview
+ * answers wherever the change goes through.
  * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
- *   (on this add-on before), `no_next_invoice` (the subscription is not renewed again)
+ *   (on this add-on before)
  */
 export async function previewSubscriptionAddOn(
   db: Kysely<Database>,
@@ -128,7 +131,7 @@ export async function previewSubscriptionAddOn(
   change: AddOnChange,
   now: Date,
   policy: RenewalPolicy,
-): Promise<{ next: InvoicePreview; proration: InvoicePreview | null }> {
+): Promise<{ next: InvoicePreview | null; proration: InvoicePreview | null }> {
   const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
   const coupon =
     change.couponCode === undefined
@@ -175,9 +178,6 @@ export async function previewSubscriptionAddOn(
       ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
       : [...addOns, ...changed],
   }));
-  if (!next) {
-    throw new ConflictError('no_next_invoice', `subscription ${subscription.id} is not renewed again`);
-  }
   const behavior = change.proration ?? 'prorate_now';
   const charged = await addOnProration(
     db,
@@ -192,7 +192,7 @@ export async function previewSubscriptionAddOn(
     policy,
   );
   return {
-    next: {
+    next: next && {
       customerId: subscription.customer_id,
       currency: billed.currency,
       billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',

@@ -211,4 +211,49 @@ describe('/v1/add-ons and /v1/subscriptions/:id/add-ons', () => {
     ).toBe(422);
     expect((await app.runtime.db.selectFrom('subscription_add_ons').select('id').execute()).length).toBe(0);
   });
+
+  it('previews a subscription not renewed again as the change goes through: the proration alone (no next invoice), to cancel_at when one is scheduled', async () => {
+    const backup = (await app.api('POST', '/v1/add-ons', { name: 'Backup', currency: 'USD', amount: 3000 }))
+      .body;
+    const body = { add_on: backup.id, quantity: 1, proration: 'full' };
+    const previewAndSet = async (id: string) => {
+      const preview = await app.api('POST', `/v1/subscriptions/${id}/add-ons/preview`, body);
+      const set = await app.api('POST', `/v1/subscriptions/${id}/add-ons`, body);
+      expect([preview.status, set.status]).toEqual([200, 201]);
+      const invoice = (await app.api('GET', `/v1/invoices/${set.body.invoice}`)).body;
+      return { preview: preview.body, invoice };
+    };
+
+    // Cancelled at the period's end: `full` is the whole period, 3000 + 10% = 3300, previewed so.
+    const ending = await subscribe();
+    expect(
+      (await app.api('POST', `/v1/subscriptions/${ending.id}/cancel`, { when: 'period_end' })).status,
+    ).toBe(200);
+    const atEnd = await previewAndSet(ending.id);
+    expect(atEnd.preview).toMatchObject({
+      object: 'subscription_add_on_preview',
+      renews: false,
+      proration: { subtotal: 3000, tax: 300, total: 3300, period_end: ending.current_period_end },
+    });
+    expect(atEnd.invoice).toMatchObject({ total: 3300, period_end: ending.current_period_end });
+
+    // Cancelled at a date 10 days into the period: `full` is the period's start to then,
+    // 3000 × 10 days / the period's days (half up) + 10%: what the change invoices, to cancel_at.
+    const dated = await subscribe();
+    const cancelAt = new Date(Date.parse(dated.current_period_start) + 10 * 86_400_000).toISOString();
+    expect(
+      (await app.api('POST', `/v1/subscriptions/${dated.id}/cancel`, { when: 'date', cancel_at: cancelAt }))
+        .status,
+    ).toBe(200);
+    const atDate = await previewAndSet(dated.id);
+    expect(atDate.preview).toMatchObject({ object: 'subscription_add_on_preview', renews: false });
+    expect(atDate.preview.proration).toMatchObject({
+      subtotal: atDate.invoice.subtotal,
+      tax: atDate.invoice.tax,
+      total: atDate.invoice.total,
+      period_end: cancelAt,
+    });
+    expect(atDate.invoice.period_end).toBe(cancelAt);
+    expect(atDate.invoice.total).toBeLessThan(3300);
+  });
 });

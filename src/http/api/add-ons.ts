@@ -224,7 +224,7 @@ export const addOnRoutes: ApiRoute[] = [
     tag,
     scope: 'write',
     summary:
-      "The next period's invoice after setting an add-on's quantity (and coupon), and (proration) the invoice it would make now for the rest of the period; written nowhere",
+      "The next period's invoice after setting an add-on's quantity (and coupon), and (proration) the invoice it would make now for the rest of the period; for a subscription not renewed again, the proration alone (object subscription_add_on_preview, renews false); written nowhere",
     body: SetSubscriptionAddOn,
     responses: { 200: SubscriptionAddOnPreview },
     handler: async (req, res, { deps, body }) => {
@@ -236,10 +236,12 @@ export const addOnRoutes: ApiRoute[] = [
         new Date(),
         policyOf(deps),
       );
-      res.json({
-        ...serialize.invoicePreview(preview.next),
-        proration: preview.proration && serialize.invoicePreview(preview.proration),
-      });
+      const proration = preview.proration && serialize.invoicePreview(preview.proration);
+      res.json(
+        preview.next
+          ? { ...serialize.invoicePreview(preview.next), proration }
+          : { object: 'subscription_add_on_preview', renews: false, proration },
+      );
     },
   }),
   route({

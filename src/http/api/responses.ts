@@ -773,13 +773,29 @@ export const SubscriptionAddOnSet = SubscriptionAddOn.extend({
   }),
 }).meta({ id: 'SubscriptionAddOnSet' });
 
-/** `POST /v1/subscriptions/:id/add-ons/preview`' answer: the next period's invoice, and the proration invoice made now. */
-export const SubscriptionAddOnPreview = InvoicePreview.extend({
-  proration: InvoicePreview.nullable().meta({
-    description:
-      'The invoice the change would make now for the rest of the current period (null: nothing charged now; a total of 0: no invoice made)',
-  }),
-}).meta({ id: 'SubscriptionAddOnPreview' });
+const AddOnProrationPreview = InvoicePreview.nullable().meta({
+  description:
+    'The invoice the change would make now for the rest of the current period (null: nothing charged now; a total of 0: no invoice made)',
+});
+
+/**
+ * `POST /v1/subscriptions/:id/add-ons/preview`' answer: the next period's invoice with the proration
+ * invoice made now, or, for a subscription not renewed again (no next invoice), the proration alone.
+ */
+export const SubscriptionAddOnPreview = z
+  .union([
+    InvoicePreview.extend({ proration: AddOnProrationPreview }),
+    z
+      .strictObject({
+        object: object('subscription_add_on_preview'),
+        renews: z.literal(false).meta({
+          description: 'The subscription is not renewed again (a scheduled cancellation): no next invoice',
+        }),
+        proration: AddOnProrationPreview,
+      })
+      .meta({ id: 'SubscriptionAddOnEndingPreview' }),
+  ])
+  .meta({ id: 'SubscriptionAddOnPreview' });
 
 export const CurrencyObject = z
   .strictObject({
