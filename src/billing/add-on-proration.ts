@@ -27,21 +27,20 @@ import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
  * So an add-on raised after a scheduled cancellation's refund gave back the time after `cancel_at`
  * is charged to `cancel_at` only: nothing is given back twice nor charged for days not served (a
  * plan change then is refused instead, proration.ts `refuseSecondCredit`, as it would credit the
- * unused time again). The invoice is a
- * `subscription_update` one with the add-on's lines only (`add_on_id` set, no plan), for the rest of
- * the period, taxed as the add-on's line on the period invoice (the
- * plan's rate, at the customer's address now) and discounted by the coupons that discounted the
- * add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
+ * unused time again). The invoice is a `subscription_update` one with the add-on's lines only
+ * (`add_on_id` set, no plan), for the rest of the period, taxed as the add-on's line on the period
+ * invoice (the plan's rate, at the customer's address now) and discounted by the coupons that
+ * discounted the add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
  * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
  * A subscription its renewals do not bill (SUSPENDED, unless `BILL_SUSPENDED_SUBSCRIPTIONS`:
  * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged now, as with
  * `none`, and the next invoice made for it (a renewal after its reactivation, or the current period's
  * at reactivation when it was not invoiced) bills the quantity set. Units set while suspended are
  * then held: not charged for the rest of the period they were set in (see below).
- * The units covered to the period's end are the more of those paid for (the add-on's line on the
- * period invoice plus the units its proration invoices of the period charged, not VOID:
- * `paidQuantity`) and those the subscription holds now (`held`): a units' charge is only ever for
- * units beyond both. So a lower quantity, the same quantity (re-set to redeem a coupon) and a removal
+ * The units covered for the rest of the period are the more of those paid for (the add-on's line on
+ * the period invoice plus the units its proration invoices of the period charged, not VOID:
+ * `paidQuantity`) and those the subscription holds now (`held`): a charge is only ever for units
+ * beyond both. So a lower quantity, the same quantity (re-set to redeem a coupon) and a removal
  * never charge; lowering and raising back to what was paid charges nothing twice; and units the
  * subscription holds without a payment of the period (added with `none`, their invoice voided, held
  * from before add-ons were prorated) are never charged while it keeps them: a raise charges the units
@@ -69,9 +68,10 @@ export interface AddOnProration {
  * What setting add-on `addOn` of `subscription` (locked, or read for a preview) from `held` units (the
  * quantity the subscription has of it now, 0: none) to `quantity` at `now` charges for the rest of its
  * current period with `behavior` (see the module's comment): a line for the units beyond those covered
- * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` … the period's end,
- * then the coupon lines of the add-on's coupons of the period (`itemLines`, as a plan change's new
- * side), taxed as `taxRuleNow` (`customer`: read under invoicing's lock; undefined for a preview).
+ * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` … the end of what
+ * the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
+ * (`itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
+ * invoicing's lock; undefined for a preview), under renewal `policy` (which statuses are billed).
  * Read-only.
  * @returns null when nothing is charged: `none`, a subscription `policy` does not bill (SUSPENDED
  * without `billSuspended`), no billed period holding `now` (a trial, a future start), or no unit
