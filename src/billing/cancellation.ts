@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { periodAddOnInvoices } from './add-on-proration.ts';
 import {
   overpaymentGivenBack,
   overpaymentShare,
@@ -214,7 +215,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period, when a prorated change of the period has an invoice not PAID or given back since,
  * when it owes more than the period invoice can give back (the rest paid by a change's invoice), or
- * when a prorated change of the period ran before charged bases were stored (`chargedBasis`)
+ * when a prorated change of the period ran before charged bases were stored (`chargedBasis`), or
+ * when the period has add-on proration invoices (`refuseOverAddOnInvoices`)
  */
 async function refundOf(
   work: UnitOfWork,
@@ -237,6 +239,7 @@ async function refundOf(
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
   }
+  await refuseOverAddOnInvoices(trx, subscription.id, type, { start, end }, effectiveAt);
   // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
   // current period only, so money paid for later periods would be kept without a word. Refused
   // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
@@ -370,6 +373,32 @@ async function refundOf(
     parts: splitRefund(rooms, shares.cash),
     credit: shares.credit,
   };
+}
+
+/**
+ * Refuses a `full` or `prorate` refund (one owing anything: `prorate` taking effect before the
+ * period's end) of the current `period` when it has add-on proration invoices (add-on-proration.ts
+ * `periodAddOnInvoices`, not VOID): they charged add-ons for the rest of the period, which such a
+ * refund owes back too, but it gives back from the period invoice only, so it would keep their money
+ * (or, when the period invoice holds more than its own lines, give it back from there while those
+ * invoices stay refundable by hand: twice). Never a wrong amount: the cancellation changes nothing.
+ * @throws ValidationError (field `refund_type`) naming the invoices and the way out: cancel with
+ * refund_type none, then refund each invoice by hand
+ */
+async function refuseOverAddOnInvoices(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  type: RefundType,
+  period: { start: Date; end: Date },
+  effectiveAt: Date,
+): Promise<void> {
+  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return;
+  const invoices = await periodAddOnInvoices(trx, subscriptionId, period);
+  if (invoices.length === 0) return;
+  const named = invoices.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
+  throw new ValidationError('refund over add-on proration invoices', {
+    refund_type: `a ${type} refund gives back the period from its period invoice only, but this period's add-on invoices ${named} charged add-ons for the rest of it, which it would not give back. Nothing changed; cancel with refund_type none, then refund the period invoice and those invoices by hand (POST /v1/invoices/:id/refund), or void an unpaid one (POST /v1/invoices/:id/void)`,
+  });
 }
 
 /**

@@ -749,6 +749,31 @@ async function chargedFromNow(
   );
   const base = baseAmount(plan, quantity, subscription.amount_override);
   const discounts = couponDiscounts(coupons, base);
+  return {
+    planId: plan.id,
+    description: `${plan.name} × ${quantity}`,
+    base,
+    discounts: coupons.map((coupon, i) => ({
+      couponId: coupon.id,
+      code: coupon.code,
+      amount: discounts[i]!,
+    })),
+    tax: await taxRuleNow(trx, subscription, plan, customer),
+  };
+}
+
+/**
+ * The tax rule of a line of `plan` charged now to `subscription`'s customer (a plan's line, or an
+ * add-on's, which is taxed as the plan's: renewal.ts `recurringLines`): the plan's rate and whether
+ * its prices include tax, with the named rates of the customer's address now, read under invoicing's
+ * lock (`customer`) or, for a preview (undefined), read here.
+ */
+export async function taxRuleNow(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'customer_id'>,
+  plan: Pick<Plan, 'tax_rate_ppm' | 'tax_inclusive'>,
+  customer: OpenCustomer | undefined,
+): Promise<ChargedItem['tax']> {
   const plain: NewLine[] = [
     {
       description: '',
@@ -761,17 +786,7 @@ async function chargedFromNow(
   const [rule] = customer
     ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
     : await withCustomerTaxes(trx, subscription.customer_id, plain);
-  return {
-    planId: plan.id,
-    description: `${plan.name} × ${quantity}`,
-    base,
-    discounts: coupons.map((coupon, i) => ({
-      couponId: coupon.id,
-      code: coupon.code,
-      amount: discounts[i]!,
-    })),
-    tax: { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive },
-  };
+  return { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive };
 }
 
 /**
@@ -810,6 +825,13 @@ export interface ChargedDiscount {
  */
 export interface ChargedItem {
   planId: string;
+  /**
+   * An add-on's item (add-on-proration.ts): its lines carry this add-on and no plan (`planId` is then
+   * the subscription's plan, not written on them).
+   */
+  addOnId?: string;
+  /** The quantity its priced line records (1 when omitted: a plan's item says it in `description`). */
+  quantity?: number;
   description: string;
   base: bigint;
   discounts: ChargedDiscount[];
@@ -1016,9 +1038,9 @@ export async function changeCreditsToCustomer(
  * of its changes' credits (`chargedBasis`). Each invoice of the period carries at most what it can
  * still carry (`periodInvoices`: its sale paid, overpayment excluded, less what its refunds succeeded
  * or in flight gave back of the sale). The period invoice carries min(credit, that); the invoices of
- * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it)
- * carry the rest, in the order they were made, each up to what it can carry. The tax goes with the
- * shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * the period's prorated changes (`subscription_update`, for the rest of the period: ending with it;
+ * not an add-on's proration invoice, add-on-proration.ts: it paid for no plan time) carry the rest,
+ * in the order they were made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
  * more than its own tax (tax is not given back where it was never collected: an untaxed period
  * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
  * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
@@ -1089,7 +1111,8 @@ export async function periodCreditToCustomer(
 /**
  * The invoices of subscription `subscriptionId`'s period ending at `end` that its changes' credit
  * to the customer counts against (`periodCreditToCustomer`), not VOID, oldest first: the period
- * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
+ * invoice (`period_index` set) and the invoices of the period's plan or quantity changes
+ * (`subscription_update`; not an add-on's proration invoice, which charged no plan time), each
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's) less what its refunds (of its payments, succeeded or in
@@ -1122,7 +1145,23 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     .where('i.period_end', '=', end)
     .where('i.status', '!=', 'VOID')
     .where((eb) =>
-      eb.or([eb('i.period_index', 'is not', null), eb('i.billing_reason', '=', 'subscription_update')]),
+      eb.or([
+        eb('i.period_index', 'is not', null),
+        eb.and([
+          eb('i.billing_reason', '=', 'subscription_update'),
+          // Not an add-on's proration invoice (add-on-proration.ts): it charged an add-on, never the
+          // plan whose unused time a change credits.
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('invoice_lines as l')
+                .select('l.id')
+                .whereRef('l.invoice_id', '=', 'i.id')
+                .where('l.add_on_id', 'is not', null),
+            ),
+          ),
+        ]),
+      ]),
     )
     .orderBy('i.created_at')
     .orderBy('i.id')
@@ -1198,12 +1237,13 @@ export function chargedTotal(item: ChargedItem | null): bigint {
 
 /**
  * One side of a change: a line of `type` for `time.remaining` seconds of a period of `item` (its
- * tax rule, its plan), over `span`, then one line of the other type per discount of `item` that
+ * tax rule, its plan, or its add-on for an add-on's item: add-on-proration.ts; its `quantity`, 1
+ * when omitted), over `span`, then one line of the other type per discount of `item` that
  * takes something off, so that the side nets to the discounted price for that time,
  * `prorate(base − discounts)`: each coupon line is what its discount takes off (prorated the same
  * way). Nothing when the time is worth 0.
  */
-function itemLines(
+export function itemLines(
   item: ChargedItem,
   type: 'CHARGE' | 'CREDIT',
   description: string,
@@ -1216,11 +1256,11 @@ function itemLines(
     ...item.tax,
     type,
     quantity: 1,
-    planId: item.planId,
+    ...(item.addOnId === undefined ? { planId: item.planId } : { addOnId: item.addOnId }),
     periodStart: span.start,
     periodEnd: span.end,
   };
-  const lines: NewLine[] = [{ ...line, description, amount: gross }];
+  const lines: NewLine[] = [{ ...line, quantity: item.quantity ?? 1, description, amount: gross }];
   let paid = item.base;
   let net = gross;
   for (const discount of item.discounts) {

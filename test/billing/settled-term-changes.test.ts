@@ -352,17 +352,28 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       quantity: 1,
       scheduled_change: null,
     });
-    // An add-on bills from the next period's invoice on: those periods are invoiced already.
+    // An add-on bills the next periods' invoices: those periods are invoiced already. Refused however
+    // it would be prorated for the rest of this period: no proration invoice either.
     const addOn = (await app.api('POST', '/v1/add-ons', { name: 'Seat', currency: 'SEK', amount: 200 })).body;
     for (const path of ['add-ons', 'add-ons/preview']) {
-      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
-        add_on: addOn.id,
-        quantity: 1,
-      });
-      expect(refused.status).toBe(409);
-      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      for (const proration of [undefined, 'prorate_now', 'full', 'none']) {
+        const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
+          add_on: addOn.id,
+          quantity: 1,
+          ...(proration ? { proration } : {}),
+        });
+        expect(refused.status).toBe(409);
+        expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      }
     }
     expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons`)).body.data).toEqual([]);
+    const updates = await db()
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', sub.id)
+      .where('billing_reason', '=', 'subscription_update')
+      .execute();
+    expect(updates).toEqual([]);
 
     const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {});
     expect(cancelled.status).toBe(200);

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewSubscription } from '../../src/billing/renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
+import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import {
   addSubscriptionCoupon,
   cancelSubscription,
@@ -196,11 +199,13 @@ describe('after the period end, before the renewal sweep ran', () => {
     ]);
   });
 
-  it('an add-on added after the period end, before the sweep ran, bills from the next period: the periods started before are billed without it', async () => {
+  it('an add-on added after the period end, before the sweep ran, is charged for the rest of the period holding now and billed from the next one: the periods started before are billed without it', async () => {
     // On the real clock (the add-on API takes no time): a monthly subscription from the first of the
     // month two months ago, renewed no further, so the last two periods have started unbilled.
     const now = new Date();
     const started = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1));
+    const thisStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const nextStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
     const basic = await flat(3000, 'Basic');
     const customer = await insertCustomer(db);
     const { subscription } = await createSubscription(
@@ -211,8 +216,8 @@ describe('after the period end, before the renewal sweep ran', () => {
     );
     const addOn = await app.api('POST', '/v1/add-ons', { name: 'Seats', currency: 'EUR', amount: 500 });
     expect(addOn.status).toBe(201);
-    // The preview renews too (rolled back): the next invoice is the period after the one holding now.
-    const nextStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+    // The preview renews too (rolled back): the next invoice is the period after the one holding now,
+    // and the proration is for the rest of the period holding now.
     const preview = await app.api('POST', `/v1/subscriptions/${subscription.id}/add-ons/preview`, {
       add_on: addOn.body.id,
       quantity: 2,
@@ -223,25 +228,135 @@ describe('after the period end, before the renewal sweep ran', () => {
       subtotal: 4000,
       tax: 400,
       total: 4400,
+      proration: { billing_reason: 'subscription_update', period_end: nextStart.toISOString() },
     });
+    expect(preview.body.proration.total).toBeGreaterThan(0);
     expect(await invoicesOf(subscription.id)).toHaveLength(1);
     const added = await app.api('POST', `/v1/subscriptions/${subscription.id}/add-ons`, {
       add_on: addOn.body.id,
       quantity: 2,
     });
     expect(added.status).toBe(201);
-    // The two periods that started before are invoiced at 3300 each, without the add-on (not 4400).
+    // The two periods that started before are invoiced at 3300 each, without the add-on (not 4400),
+    // then the 2 seats for the rest of this period: 1000 × (seconds left) / (the month's seconds),
+    // rounded half up, tax 10% (not nothing, as for a row left on a period that has ended).
     expect(await renewSubscription(db, 'system', subscription.id, new Date())).toMatchObject({
       invoices: [],
     });
-    expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total])).toEqual([
-      [0, 3300n],
-      [1, 3300n],
-      [2, 3300n],
-    ]);
+    expect((await invoicesOf(subscription.id)).map(([index, , total]) => [index, total]).slice(0, 3)).toEqual(
+      [
+        [0, 3300n],
+        [1, 3300n],
+        [2, 3300n],
+      ],
+    );
+    const charged = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', added.body.invoice)
+      .executeTakeFirstOrThrow();
+    expect(charged).toMatchObject({ billing_reason: 'subscription_update', period_end: nextStart });
+    const from = charged.period_start!;
+    expect(from >= now && from < nextStart).toBe(true);
+    const left = BigInt(Math.floor((nextStart.getTime() - from.getTime()) / 1000));
+    const month = BigInt((nextStart.getTime() - thisStart.getTime()) / 1000);
+    const subtotal = (2n * 1000n * left + month) / (2n * month);
+    expect(charged).toMatchObject({ subtotal, tax: (subtotal + 5n) / 10n });
     const next = await renewSubscription(db, 'system', subscription.id, nextStart);
     // The next period: 3000 + 2 × 500, tax 400.
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 4400n]]);
+  });
+
+  it('an add-on raised 1 → 3 on day 10 of April bills April with 1 seat (3850) and the 2 seats added for the 20 days left (734), as with a sweep on time; the preview says so and writes nothing', async () => {
+    const basic = await flat(3000, 'Basic');
+    const seats = (await createAddOn(db, 'system', { name: 'Seats', currency: 'EUR', amount: 500n })).id;
+    const lagging = await subscribed(basic);
+    const onTime = await subscribed(basic);
+    // 1 seat from March 1, billed from April on (proration none: no add-on invoice for March).
+    for (const id of [lagging, onTime]) {
+      expect(
+        (
+          await setSubscriptionAddOn(
+            db,
+            'system',
+            id,
+            { addOnId: seats, quantity: 1, proration: 'none' },
+            start,
+          )
+        ).invoice,
+      ).toBeNull();
+    }
+    await renewSubscription(db, 'system', onTime, april);
+    const raise = { addOnId: seats, quantity: 3 };
+
+    // April renewed first (3000 + 500, tax 350), then 2 seats × 500 for 20 of April's 30 days:
+    // 1000 × 20/30 = 666.67 → 667, tax 66.7 → 67: 734. May: 3000 + 3 × 500 = 4500, tax 450.
+    const preview = await previewSubscriptionAddOn(
+      db,
+      'system',
+      lagging,
+      raise,
+      day10,
+      DEFAULT_RENEWAL_POLICY,
+    );
+    expect(preview.proration).toMatchObject({
+      subtotal: 667n,
+      tax: 67n,
+      total: 734n,
+      periodStart: day10,
+      periodEnd: d('2027-05-01T00:00:00Z'),
+    });
+    expect(preview.next).toMatchObject({ periodStart: d('2027-05-01T00:00:00Z'), total: 4950n });
+    // Nothing written: March's invoice only, the subscription still on March as the sweep left it.
+    expect(await invoicesOf(lagging)).toEqual([[0, 'subscription_create', 3300n, 0n]]);
+    expect(await rowOf(lagging)).toMatchObject({ current_period_index: 0, next_renewal_at: april });
+
+    const raised = await setSubscriptionAddOn(db, 'system', lagging, raise, day10);
+    const raisedOnTime = await setSubscriptionAddOn(db, 'system', onTime, raise, day10);
+    expect(raised.invoice).toMatchObject({
+      total: 734n,
+      period_start: day10,
+      period_end: d('2027-05-01T00:00:00Z'),
+    });
+    // April: 3850 with 1 seat, then 734 for the 2 seats added; not 4950 with 3 seats for all of April.
+    const april3850 = [
+      [0, 'subscription_create', 3300n, 0n],
+      [1, 'subscription_cycle', 3850n, 3850n],
+      [null, 'subscription_update', 734n, 734n],
+    ];
+    expect(await invoicesOf(lagging)).toEqual(april3850);
+    expect(await invoicesOf(onTime)).toEqual(april3850);
+    expect(raisedOnTime.invoice?.total).toBe(raised.invoice?.total);
+    expect((await renewSubscription(db, 'system', lagging, day10))?.invoices).toEqual([]);
+    const may = await renewSubscription(db, 'system', lagging, d('2027-05-01T00:00:00Z'));
+    expect(may?.invoices.map((i) => [i.period_index, i.total])).toEqual([[2, 4950n]]);
+  });
+
+  it('with BILL_SUSPENDED_SUBSCRIPTIONS, an add-on raised on day 10 of April on a SUSPENDED subscription renews April under that policy first, then charges the 20 days left (734)', async () => {
+    const basic = await flat(3000, 'Basic');
+    const seats = (await createAddOn(db, 'system', { name: 'Seats', currency: 'EUR', amount: 500n })).id;
+    const lagging = await subscribed(basic);
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      lagging,
+      { addOnId: seats, quantity: 1, proration: 'none' },
+      start,
+    );
+    await suspendSubscription(db, 'system', lagging, d('2027-03-15T00:00:00Z'));
+    const billSuspended = { billSuspended: true };
+    const raise = { addOnId: seats, quantity: 3 };
+    // As the sweep under this policy would have: April invoiced (3850, 1 seat), then 2 seats × 20/30.
+    const preview = await previewSubscriptionAddOn(db, 'system', lagging, raise, day10, billSuspended);
+    expect(preview.proration).toMatchObject({ total: 734n, periodEnd: d('2027-05-01T00:00:00Z') });
+    const raised = await setSubscriptionAddOn(db, 'system', lagging, raise, day10, billSuspended);
+    expect(raised.invoice).toMatchObject({ total: 734n, period_end: d('2027-05-01T00:00:00Z') });
+    expect((await invoicesOf(lagging)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 3300n],
+      [1, 3850n],
+      [null, 734n],
+    ]);
+    expect(await rowOf(lagging)).toMatchObject({ status: 'SUSPENDED', current_period_index: 1 });
   });
 
   it('cancelling a change scheduled for April, on day 10 of April, is too late (409) as with a sweep on time: April on the new plan', async () => {
