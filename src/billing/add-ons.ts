@@ -13,7 +13,9 @@ import { updateDisplayFields } from './display-fields.ts';
  * (`sao_…`) with their quantity. Each period's invoice carries one CHARGE line per add-on of the
  * subscription (amount × quantity, taxed as the plan's lines, not discounted by the subscription's
  * coupons), less the coupons redeemed on that add-on (`redeemAddOnCoupon`; coupons.ts for who may).
- * A change of add-ons applies from the next period's invoice: it is not prorated.
+ * A change of add-ons applies now: the next period's invoice bills the new quantity, and an add-on
+ * added or raised mid-period is charged for the rest of the period (add-on-proration.ts); a lower
+ * quantity or a removal gives no credit for the period already paid.
  */
 
 /** A new add-on: `amount` in minor units of `currency`, per unit and period. */

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { periodAddOnInvoices } from './add-on-proration.ts';
 import {
   overpaymentGivenBack,
   overpaymentShare,
@@ -21,7 +22,8 @@ import {
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
-import { invoiceUsageUntil } from './renewal.ts';
+import { reinstateAfterVoid } from './reinstate.ts';
+import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
 
@@ -216,7 +218,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period, when a prorated change of the period has an invoice not PAID or given back since,
  * when it owes more than the period invoice can give back (the rest paid by a change's invoice), or
- * when a prorated change of the period ran before charged bases were stored (`chargedBasis`)
+ * when a prorated change of the period ran before charged bases were stored (`chargedBasis`), or
+ * when the period has add-on proration invoices (`refuseOverAddOnInvoices`)
  */
 async function refundOf(
   work: UnitOfWork,
@@ -239,6 +242,7 @@ async function refundOf(
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
   }
+  await refuseOverAddOnInvoices(trx, subscription.id, type, { start, end }, effectiveAt);
   // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
   // current period only, so money paid for later periods would be kept without a word. Refused
   // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
@@ -375,6 +379,32 @@ async function refundOf(
 }
 
 /**
+ * Refuses a `full` or `prorate` refund (one owing anything: `prorate` taking effect before the
+ * period's end) of the current `period` when it has add-on proration invoices (add-on-proration.ts
+ * `periodAddOnInvoices`, not VOID): they charged add-ons for the rest of the period, which such a
+ * refund owes back too, but it gives back from the period invoice only, so it would keep their money
+ * (or, when the period invoice holds more than its own lines, give it back from there while those
+ * invoices stay refundable by hand: twice). Never a wrong amount: the cancellation changes nothing.
+ * @throws ValidationError (field `refund_type`) naming the invoices and the way out: cancel with
+ * refund_type none, then refund each invoice by hand
+ */
+async function refuseOverAddOnInvoices(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  type: RefundType,
+  period: { start: Date; end: Date },
+  effectiveAt: Date,
+): Promise<void> {
+  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return;
+  const invoices = await periodAddOnInvoices(trx, subscriptionId, period);
+  if (invoices.length === 0) return;
+  const named = invoices.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
+  throw new ValidationError('refund over add-on proration invoices', {
+    refund_type: `a ${type} refund gives back the period from its period invoice only, but this period's add-on invoices ${named} charged add-ons for the rest of it, which it would not give back. Nothing changed; cancel with refund_type none, then refund the period invoice and those invoices by hand (POST /v1/invoices/:id/refund), or void an unpaid one (POST /v1/invoices/:id/void)`,
+  });
+}
+
+/**
  * Refuses a `full` or `prorate` refund of a period whose prorated changes invoiced a charge that is
  * not PAID (OPEN: not paid yet, charged at once or at the period's end; UNCOLLECTIBLE; VOID: the
  * charge is gone) or that gave money back since (a refund, customer credit returned): the refund
@@ -429,29 +459,47 @@ async function refuseUnsettledChanges(
 }
 
 /**
- * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, storing
+ * Cancels a locked subscription (`work` joined the ledger's writers) as `options` says, after
+ * renewing it up to `now` as the renewal sweep would (`renewedUpTo` under `policy`: the default bills
+ * no SUSPENDED one), so that whatever the sweep's lag the cancellation, its refund and the period
+ * end it cancels at are those of the period holding `now` (cancelled now on day 10 of a period not
+ * renewed yet, that period is invoiced first, as it would have been; at period end, it ends with
+ * that period, not the one before), storing
  * `cancel_reason`, and voids the unpaid invoices of the periods after its end that were invoiced
  * ahead (`voidInvoicedAhead`: now, every period after the stored current one); logs `subscription.cancelled` (now) or
- * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`),
+ * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`;
+ * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
+ * `reinstateAfterVoid`),
  * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit) and
  * `voided_invoices` (ids). The credit part is given back here
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
- * @throws ConflictError `subscription_cancelled` (CANCELLED already), `cancellation_scheduled` (a
+ * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
+ * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
-  subscription: SubscriptionRow,
+  locked: SubscriptionRow,
   options: CancelOptions,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Cancellation> {
-  const id = subscription.id;
-  if (subscription.status === 'CANCELLED') {
+  const id = locked.id;
+  if (locked.status === 'CANCELLED') {
     throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
+  }
+  // The periods as the renewal sweep has them by `now`, whatever its lag: a cancellation after the
+  // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`.
+  const { subscription } = await renewedUpTo(work, locked, now, policy);
+  if (subscription.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_cancelled',
+      `subscription ${id} ended at ${subscription.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly)`,
+    );
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
@@ -494,6 +542,9 @@ export async function cancelLocked(
   }
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
   const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
+  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them, it is not.
+  const last = voided.at(-1);
+  if (last) await reinstateAfterVoid(work, id, last, now, policy);
   const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')
@@ -524,8 +575,8 @@ export async function cancelLocked(
 
 /**
  * Voids the invoices of a locked subscription's periods after its stored current period (all of
- * them: a cancellation now, even when the renewal sweep has not moved it into a period that started
- * minutes ago, as its refund takes the stored period as the last one served), or only those starting
+ * them: a cancellation now, which renewed it up to now first, so the stored period is the one
+ * holding now, the last one served), or only those starting
  * at or after `periods.from` (a cancellation at period end or at a date; a suspension's start) and
  * ending at or before `periods.until` (a reactivation: the periods wholly missed while suspended),
  * that a settled term invoiced ahead (`invoicedAhead`) and nobody paid: OPEN or DRAFT, through the

@@ -21,7 +21,7 @@ import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from '.
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { chargesInFlight } from './invoice-payment.ts';
-import { reinstateAfterPayment } from './reinstate.ts';
+import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
 import { taxLocationOf, withTaxesAt } from './tax-rates.ts';
@@ -705,12 +705,22 @@ export async function reversePayment(
 
 /**
  * OPEN (nothing paid, no charge in flight) or DRAFT → VOID (`voidLocked`), in its own unit of work.
+ * A VOID invoice owes nothing: a subscription PAST_DUE (or SUSPENDED by dunning) only because of
+ * it becomes ACTIVE in the same unit (`reinstateAfterVoid`, resuming as `policy` says).
  * @throws NotFoundError `invoice_not_found`; ConflictError `invoice_not_voidable` as `voidLocked`
  */
-export async function voidInvoice(db: Db, actor: Actor, id: string): Promise<InvoiceWithLines> {
-  await inUnitOfWork(db, { actor }, async (work) =>
-    voidLocked(work, await lockInvoice(work, id), new Date()),
-  );
+export async function voidInvoice(
+  db: Db,
+  actor: Actor,
+  id: string,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+): Promise<InvoiceWithLines> {
+  await inUnitOfWork(db, { actor }, async (work) => {
+    const invoice = await lockInvoice(work, id);
+    const now = new Date();
+    await voidLocked(work, invoice, now);
+    if (invoice.subscription_id) await reinstateAfterVoid(work, invoice.subscription_id, id, now, policy);
+  });
   return getInvoice(db, id);
 }
 

@@ -1,11 +1,14 @@
 import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
 import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
+import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
+import { addOnProration } from './add-on-proration.ts';
 import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
-import { cadenceOf, recurringLines } from './renewal.ts';
+import { cadenceOf, lockSubscription, type RenewalPolicy, recurringLines, renewedUpTo } from './renewal.ts';
 import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
@@ -109,21 +112,49 @@ function previewRedemption(
 }
 
 /**
- * The next period's invoice of `subscription` after `change` to one of its add-ons (Billby's Preview
- * Subscription Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): the renewal's recurring
- * lines (`nextRenewalLines`, the one pricing the renewal and `effective_amount` use) with the add-on's
- * quantity set (0: removed, with the coupons redeemed on it), and `change.couponCode` redeemed on it,
- * then tax. Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon` would;
- * writes nothing. Metered usage is not previewed (it is not known before the period ends).
- * @throws as `checkAddOnChange`; as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
- *   (on this add-on before), `no_next_invoice` (the subscription is not renewed again)
+/**
+ * What `change` to one of subscription `id`'s add-ons at `now` would bill (Billby's Preview
+ * Subscription Add-On Update; `POST /v1/subscriptions/:id/add-ons/preview`): `next`, the next
+ * period's invoice (null when the subscription is not renewed again: cancelled at the period's end
+ * or at a date), the renewal's recurring lines (`nextRenewalLines`, the one pricing the renewal and
+ * `effective_amount` use) with the add-on's quantity set (0: removed, with the coupons redeemed on
+ * it), and `change.couponCode` redeemed on it, then tax; and `proration`, the invoice
+ * `setSubscriptionAddOn` would make now for the rest of the current period (add-on-proration.ts
+ * `addOnProration` with `change.proration` and `policy`; null: nothing charged now, a total of 0: no
+ * invoice made). Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon`
+ * would; writes nothing. Metered usage is not previewed (it is not known before the period ends).
+ * Whatever the next invoice, `proration` is what setting the change would charge now, so the preview
+ * answers wherever the change goes through. As `setSubscriptionAddOn`, it first renews the
+ * subscription up to `now` (`renewedUpTo` under `policy`), here in a unit of work rolled back at its
+ * end (`inRolledBackUnitOfWork`): after a period's end the renewal sweep has not renewed yet, the
+ * proration is for the rest of the period holding `now` (its period invoice, made by that renewal,
+ * paying the units held) and the next period is the one after it.
+ * @throws NotFoundError subscription; as `checkAddOnChange` (among them `subscription_cancelled`, also
+ *   when that renewal ended it); as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
+ *   (on this add-on before)
  */
-export async function previewSubscriptionAddOn(
+export function previewSubscriptionAddOn(
+  db: Db,
+  actor: Actor,
+  id: string,
+  change: AddOnChange,
+  now: Date,
+  policy: RenewalPolicy,
+): Promise<{ next: InvoicePreview | null; proration: InvoicePreview | null }> {
+  return inRolledBackUnitOfWork(db, { actor }, async (work) => {
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
+    return previewAddOnOf(work.trx, subscription, change, now, policy);
+  });
+}
+
+/** `previewSubscriptionAddOn` of `subscription` as it is, read in `db`. */
+async function previewAddOnOf(
   db: Kysely<Database>,
   subscription: SubscriptionRow,
   change: AddOnChange,
   now: Date,
-): Promise<InvoicePreview> {
+  policy: RenewalPolicy,
+): Promise<{ next: InvoicePreview | null; proration: InvoicePreview | null }> {
   const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
   const coupon =
     change.couponCode === undefined
@@ -170,16 +201,29 @@ export async function previewSubscriptionAddOn(
       ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
       : [...addOns, ...changed],
   }));
-  if (!next) {
-    throw new ConflictError('no_next_invoice', `subscription ${subscription.id} is not renewed again`);
-  }
+  const behavior = change.proration ?? 'prorate_now';
+  const charged = await addOnProration(
+    db,
+    subscription,
+    plan,
+    addOn,
+    existing?.quantity ?? 0,
+    change.quantity,
+    behavior,
+    now,
+    undefined,
+    policy,
+  );
   return {
-    customerId: subscription.customer_id,
-    currency: billed.currency,
-    billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
-    invoiceAt: next.period.start,
-    periodStart: next.period.start,
-    periodEnd: next.period.end,
-    ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
+    next: next && {
+      customerId: subscription.customer_id,
+      currency: billed.currency,
+      billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+      invoiceAt: next.period.start,
+      periodStart: next.period.start,
+      periodEnd: next.period.end,
+      ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
+    },
+    proration: charged?.proration ?? null,
   };
 }

@@ -5,7 +5,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
-import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inRolledBackUnitOfWork, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { couponAppliesTo, couponDiscounts } from './coupons.ts';
 import {
   overpaidBy,
@@ -31,6 +31,7 @@ import { reinstateAfterPayment } from './reinstate.ts';
 import {
   invoiceUsageUntil,
   lockSubscription,
+  renewedUpTo,
   subscriptionInvoiceDetails,
   usagePeriodStart,
 } from './renewal.ts';
@@ -496,9 +497,16 @@ async function creditInvoice(
 
 /**
  * Changes plan and/or quantity of subscription `id` at `now`, prorating the current period; with
- * `preview` it computes the same and writes nothing. Logs `subscription.changed`.
+ * `preview` it computes the same and writes nothing. Logs `subscription.changed`. It first brings
+ * the subscription's periods up to `now` as the renewal sweep would (`renewedUpTo`, in the same unit
+ * of work), so a change after the period's end that the sweep has not renewed yet prorates the
+ * period holding `now`: monthly 3000 → 6000 on day 10 of a 30-day period the sweep has not renewed
+ * yet is that period's invoice of 3000, then a change invoice of 4000 − 2000 = 2000 for the 20 days
+ * left (not one invoice of 6000 for the whole period). A preview makes that catch-up too and rolls it
+ * back with the rest (`inRolledBackUnitOfWork`), so it gives the same figures; `subscription` is then
+ * the row as the change would start from (renewed up to `now`).
  * @throws NotFoundError subscription or plan; ConflictError `subscription_not_changeable`
- * (SUSPENDED, CANCELLED), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
+ * (SUSPENDED, CANCELLED, or ended by the catch-up renewal: `refuseUnchangeable`), `plan_inactive`, `usage_split_unpriceable` (a plan change mid-period
  * over earlier usage of a metric the new plan meters with another aggregation than the old plan, or
  * prices VOLUME or STAIRSTEP, or, in a trial, bills though the old plan did not bill trial usage:
  * `refuseUnpriceableUsageSplit`, preview too),
@@ -523,14 +531,15 @@ export async function changeSubscription(
   now: Date,
   preview: boolean,
 ): Promise<ChangeResult> {
-  return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
-    if (subscription.status === 'SUSPENDED' || subscription.status === 'CANCELLED') {
-      throw new ConflictError(
-        'subscription_not_changeable',
-        `subscription ${id} is ${subscription.status}; only a live subscription can change`,
-      );
-    }
+  // A preview makes the same catch-up renewal and reads the same rows, then keeps nothing.
+  const unitOfWork = preview ? inRolledBackUnitOfWork : inUnitOfWork;
+  return unitOfWork(db, { actor }, async (work) => {
+    const locked = (await lockSubscription(work, id))!;
+    refuseUnchangeable(locked, locked);
+    // The periods as the renewal sweep has them by `now`, whatever its lag: the change prorates the
+    // period holding `now`, and the period before the change is billed on the old plan.
+    const { subscription } = await renewedUpTo(work, locked, now);
+    refuseUnchangeable(locked, subscription);
     const oldPlan = await getPlan(work.trx, subscription.plan_id);
     const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
@@ -710,6 +719,27 @@ export async function changeSubscription(
 }
 
 /**
+ * Refuses a change of a subscription that is not live: SUSPENDED or CANCELLED as `locked` was read,
+ * or ended (CANCELLED) by the renewal that brought it up to now (`caughtUp`: its scheduled
+ * cancellation or the end of its term came before now, and the renewal sweep has not run it yet).
+ * @throws ConflictError `subscription_not_changeable`
+ */
+function refuseUnchangeable(locked: SubscriptionRow, caughtUp: SubscriptionRow): void {
+  if (locked.status === 'SUSPENDED' || locked.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_not_changeable',
+      `subscription ${locked.id} is ${locked.status}; only a live subscription can change`,
+    );
+  }
+  if (caughtUp.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_not_changeable',
+      `subscription ${locked.id} ended at ${caughtUp.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly); only a live subscription can change`,
+    );
+  }
+}
+
+/**
  * What a change charges from now on for `plan` × `quantity` (a charged item for the whole period, to
  * prorate): the plan's price (or the subscription's amount override), less the coupons that
  * discounted the current period and apply to its product (`periodCoupons`, `couponAppliesTo`), taxed
@@ -728,6 +758,31 @@ async function chargedFromNow(
   );
   const base = baseAmount(plan, quantity, subscription.amount_override);
   const discounts = couponDiscounts(coupons, base);
+  return {
+    planId: plan.id,
+    description: `${plan.name} × ${quantity}`,
+    base,
+    discounts: coupons.map((coupon, i) => ({
+      couponId: coupon.id,
+      code: coupon.code,
+      amount: discounts[i]!,
+    })),
+    tax: await taxRuleNow(trx, subscription, plan, customer),
+  };
+}
+
+/**
+ * The tax rule of a line of `plan` charged now to `subscription`'s customer (a plan's line, or an
+ * add-on's, which is taxed as the plan's: renewal.ts `recurringLines`): the plan's rate and whether
+ * its prices include tax, with the named rates of the customer's address now, read under invoicing's
+ * lock (`customer`) or, for a preview (undefined), read here.
+ */
+export async function taxRuleNow(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'customer_id'>,
+  plan: Pick<Plan, 'tax_rate_ppm' | 'tax_inclusive'>,
+  customer: OpenCustomer | undefined,
+): Promise<ChargedItem['tax']> {
   const plain: NewLine[] = [
     {
       description: '',
@@ -740,17 +795,7 @@ async function chargedFromNow(
   const [rule] = customer
     ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
     : await withCustomerTaxes(trx, subscription.customer_id, plain);
-  return {
-    planId: plan.id,
-    description: `${plan.name} × ${quantity}`,
-    base,
-    discounts: coupons.map((coupon, i) => ({
-      couponId: coupon.id,
-      code: coupon.code,
-      amount: discounts[i]!,
-    })),
-    tax: { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive },
-  };
+  return { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive };
 }
 
 /**
@@ -789,6 +834,13 @@ export interface ChargedDiscount {
  */
 export interface ChargedItem {
   planId: string;
+  /**
+   * An add-on's item (add-on-proration.ts): its lines carry this add-on and no plan (`planId` is then
+   * the subscription's plan, not written on them).
+   */
+  addOnId?: string;
+  /** The quantity its priced line records (1 when omitted: a plan's item says it in `description`). */
+  quantity?: number;
   description: string;
   base: bigint;
   discounts: ChargedDiscount[];
@@ -996,8 +1048,9 @@ export async function changeCreditsToCustomer(
  * still carry (`periodInvoices`: its sale paid in cash, overpayment excluded, and by customer credit
  * not given back, less what its refunds succeeded or in flight gave back of the sale). The period
  * invoice carries min(credit, that); the invoices of the period's prorated changes
- * (`subscription_update`, for the rest of the period: ending with it) carry the rest, in the order
- * they were made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
+ * (`subscription_update`, for the rest of the period: ending with it; not an add-on's proration
+ * invoice, add-on-proration.ts: it paid for no plan time) carry the rest, in the order they were
+ * made, each up to what it can carry. The tax goes with the shares: the period invoice's is `tax × share / credit` (rounded half up on its size), but never
  * more than its own tax (tax is not given back where it was never collected: an untaxed period
  * invoice carries none of it); the change invoices share the rest of the tax cumulatively in
  * proportion to what they carry (all of it on the first when they carry nothing), so the parts add
@@ -1068,7 +1121,8 @@ export async function periodCreditToCustomer(
 /**
  * The invoices of subscription `subscriptionId`'s period ending at `end` that its changes' credit
  * to the customer counts against (`periodCreditToCustomer`), not VOID, oldest first: the period
- * invoice (`period_index` set) and the invoices of the period's changes (`subscription_update`), each
+ * invoice (`period_index` set) and the invoices of the period's plan or quantity changes
+ * (`subscription_update`; not an add-on's proration invoice, which charged no plan time), each
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
@@ -1104,7 +1158,23 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     .where('i.period_end', '=', end)
     .where('i.status', '!=', 'VOID')
     .where((eb) =>
-      eb.or([eb('i.period_index', 'is not', null), eb('i.billing_reason', '=', 'subscription_update')]),
+      eb.or([
+        eb('i.period_index', 'is not', null),
+        eb.and([
+          eb('i.billing_reason', '=', 'subscription_update'),
+          // Not an add-on's proration invoice (add-on-proration.ts): it charged an add-on, never the
+          // plan whose unused time a change credits.
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('invoice_lines as l')
+                .select('l.id')
+                .whereRef('l.invoice_id', '=', 'i.id')
+                .where('l.add_on_id', 'is not', null),
+            ),
+          ),
+        ]),
+      ]),
     )
     .orderBy('i.created_at')
     .orderBy('i.id')
@@ -1181,12 +1251,13 @@ export function chargedTotal(item: ChargedItem | null): bigint {
 
 /**
  * One side of a change: a line of `type` for `time.remaining` seconds of a period of `item` (its
- * tax rule, its plan), over `span`, then one line of the other type per discount of `item` that
+ * tax rule, its plan, or its add-on for an add-on's item: add-on-proration.ts; its `quantity`, 1
+ * when omitted), over `span`, then one line of the other type per discount of `item` that
  * takes something off, so that the side nets to the discounted price for that time,
  * `prorate(base − discounts)`: each coupon line is what its discount takes off (prorated the same
  * way). Nothing when the time is worth 0.
  */
-function itemLines(
+export function itemLines(
   item: ChargedItem,
   type: 'CHARGE' | 'CREDIT',
   description: string,
@@ -1199,11 +1270,11 @@ function itemLines(
     ...item.tax,
     type,
     quantity: 1,
-    planId: item.planId,
+    ...(item.addOnId === undefined ? { planId: item.planId } : { addOnId: item.addOnId }),
     periodStart: span.start,
     periodEnd: span.end,
   };
-  const lines: NewLine[] = [{ ...line, description, amount: gross }];
+  const lines: NewLine[] = [{ ...line, quantity: item.quantity ?? 1, description, amount: gross }];
   let paid = item.base;
   let net = gross;
   for (const discount of item.discounts) {

@@ -110,6 +110,43 @@ export async function reinstateAfterPayment(
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<boolean> {
+  return reinstate(work, subscriptionId, paidInvoiceId, now, policy, 'invoice_paid');
+}
+
+/**
+ * After invoice `voidedInvoiceId` of a subscription was voided (by an operator, `voidInvoice`, or a
+ * cancellation at a later date voiding a settled term's periods after it: `voidInvoicedAhead`),
+ * inside the voiding transaction (the subscription locked): a VOID invoice owes nothing, so the
+ * subscription's status follows what is still owed as after a payment (`reinstateAfterPayment`, the
+ * same rule, logged with `reason: invoice_voided`): a PAST_DUE one, or one SUSPENDED by dunning,
+ * becomes ACTIVE when none of its OPEN invoices has a failed automatic charge. Not called where the
+ * subscription is CANCELLED right after (a cancellation now, dunning's CANCEL) or becomes ACTIVE anyway
+ * (a reactivation).
+ * @param policy the renewal policy of the configuration (`renewalPolicy`)
+ * @returns whether the subscription was reactivated
+ */
+export function reinstateAfterVoid(
+  work: UnitOfWork,
+  subscriptionId: string,
+  voidedInvoiceId: string,
+  now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+): Promise<boolean> {
+  return reinstate(work, subscriptionId, voidedInvoiceId, now, policy, 'invoice_voided');
+}
+
+/**
+ * `reinstateAfterPayment` and `reinstateAfterVoid`: invoice `invoiceId` no longer owes anything
+ * (`reason`); the rest of the subscription's OPEN invoices decide.
+ */
+async function reinstate(
+  work: UnitOfWork,
+  subscriptionId: string,
+  invoiceId: string,
+  now: Date,
+  policy: RenewalPolicy,
+  reason: 'invoice_paid' | 'invoice_voided',
+): Promise<boolean> {
   const subscription = await work.trx
     .selectFrom('subscriptions')
     .selectAll()
@@ -136,12 +173,12 @@ export async function reinstateAfterPayment(
     .selectFrom('invoices')
     .select('id')
     .where('subscription_id', '=', subscriptionId)
-    .where('id', '!=', paidInvoiceId)
+    .where('id', '!=', invoiceId)
     .where('status', '=', 'OPEN')
     .where('payment_attempts', '>', 0)
     .executeTakeFirst();
   if (overdue) return false;
-  const data = { reason: 'invoice_paid', invoice: paidInvoiceId };
+  const data = { reason, invoice: invoiceId };
   if (subscription.status === 'PAST_DUE') {
     await transitionSubscription(work, subscription, 'ACTIVE', now, data);
   } else {

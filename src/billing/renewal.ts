@@ -526,6 +526,30 @@ export async function renewLocked(
 }
 
 /**
+ * Brings a locked subscription's periods up to `now` before something is done to it at `now` (a
+ * prorated change, a change scheduled for the next cycle or its cancellation, a cancellation, a
+ * suspension, a trial's end moved, an add-on or coupon from the next period on, and the previews of
+ * a change or an add-on, rolled back): `renewLocked` with its plan, exactly as the renewal sweep would have done
+ * by then, in the caller's unit of work. So whatever the sweep's lag, what follows sees the period
+ * that contains `now` (invoiced, `current_period_*` on it) and gives the same money as after a sweep
+ * on time: a change on day 10 of a period the sweep has not renewed yet prorates that period, the
+ * period's invoice billing the old plan. Nothing happens when its next renewal has not come.
+ * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
+ * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
+ */
+export async function renewedUpTo(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+): Promise<Renewal> {
+  if (!subscription.next_renewal_at || subscription.next_renewal_at > now) {
+    return { subscription, invoices: [] };
+  }
+  return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
+}
+
+/**
  * Ends a locked subscription at its scheduled cancellation `at` (`cancel_at_period_end` or
  * `cancel_at`) or at the end of its fixed term (`termCompleted`: period `repeat` would start at
  * `at`): a final invoice of the usage up to `at` (the last period's, with any not billed yet; none

@@ -4,7 +4,7 @@ import { ConflictError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import type { Plan } from './plans.ts';
 import type { ChangeResult } from './proration.ts';
-import { lockSubscription } from './renewal.ts';
+import { lockSubscription, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 
 /**
@@ -65,8 +65,11 @@ export async function scheduleChange(
 
 /**
  * Cancels the change scheduled for subscription `id`'s next cycle; logs
- * `subscription.scheduled_change_cancelled`.
- * @throws NotFoundError; ConflictError `no_scheduled_change` when none is scheduled
+ * `subscription.scheduled_change_cancelled`. The subscription is first renewed up to `now` as the
+ * renewal sweep would (`renewedUpTo`): once that cycle has started the change has taken effect,
+ * whether or not the sweep has run yet.
+ * @throws NotFoundError; ConflictError `no_scheduled_change` when none is scheduled, or the cycle it
+ * was scheduled for has started (nothing changed)
  */
 export async function cancelScheduledChange(
   db: Db,
@@ -75,9 +78,17 @@ export async function cancelScheduledChange(
   now: Date,
 ): Promise<SubscriptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    const locked = (await lockSubscription(work, id))!;
+    // Whatever the renewal sweep's lag: a change whose cycle has started took effect with it.
+    const { subscription } = await renewedUpTo(work, locked, now);
     if (subscription.scheduled_plan_id === null) {
-      throw new ConflictError('no_scheduled_change', `subscription ${id} has no scheduled change`);
+      const applied = locked.scheduled_plan_id !== null;
+      throw new ConflictError(
+        'no_scheduled_change',
+        applied
+          ? `subscription ${id}'s scheduled change took effect with the cycle that started at ${locked.next_renewal_at?.toISOString()}: too late to cancel it (change it back with POST /v1/subscriptions/${id}/change)`
+          : `subscription ${id} has no scheduled change`,
+      );
     }
     const updated = await work.trx
       .updateTable('subscriptions')

@@ -5,23 +5,38 @@ import type {
   AddOnRow,
   CouponRedemptionRow,
   Database,
+  InvoiceRow,
   SubscriptionAddOnRow,
   SubscriptionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { addOnProration } from './add-on-proration.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
+import { openCustomerOnce } from './customer-status.ts';
+import { finalizeLocked, insertInvoice } from './invoices.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { lockSubscription } from './renewal.ts';
+import type { ProrationBehavior } from './proration.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  type RenewalPolicy,
+  renewedUpTo,
+  subscriptionInvoiceDetails,
+} from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
-/** A change of a subscription's add-on: its new `quantity` (0 removes it) and a coupon code to redeem on it. */
+/**
+ * A change of a subscription's add-on: its new `quantity` (0 removes it), a coupon code to redeem on
+ * it, and how a raise mid-period is prorated (`prorate_now` when omitted: add-on-proration.ts).
+ */
 export interface AddOnChange {
   addOnId: string;
   quantity: number;
   couponCode?: string;
+  proration?: ProrationBehavior;
 }
 
 /**
@@ -43,7 +58,7 @@ export async function checkAddOnChange(
   if (subscription.status === 'CANCELLED') {
     throw new ConflictError('subscription_cancelled', `subscription ${subscription.id} is CANCELLED`);
   }
-  // From the next period's invoice on: a settled term's periods invoiced ahead would never bill it.
+  // A settled term's periods invoiced ahead would never bill it (nor credit a removal).
   await refuseChangeInvoicedAhead(db, subscription);
   const addOn = await getAddOn(db, addOnId);
   const plan = await getPlan(db, subscription.plan_id);
@@ -75,12 +90,24 @@ export async function checkAddOnChange(
 }
 
 /**
- * Sets the quantity of add-on `change.addOnId` on subscription `id` (locked): adds it, changes its
- * quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the coupons
- * redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the add-on in
- * the same transaction (`redeemCoupon`: nothing changes when it is refused). From the next period's
- * invoice on (no proration). Logs `subscription.add_on_set` with the quantities before and after.
- * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, and whether removed
+ * Sets the quantity of add-on `change.addOnId` on subscription `id` (locked) at `now`: adds it,
+ * changes its quantity, or with 0 removes it (Billby's cancel of a subscription add-on), ending the
+ * coupons redeemed on it (`endRedemption`); with `change.couponCode`, redeems that coupon on the
+ * add-on in the same transaction (`redeemCoupon`: nothing changes when it is refused). The
+ * subscription is first renewed up to `now` as the renewal sweep would (`renewedUpTo` under
+ * `policy`), so a period that started before the sweep ran is invoiced as it was (without the
+ * change) and the change applies to the period holding `now`, whatever the sweep's lag. It applies
+ * now: the next period's invoice bills the new quantity, and an add-on added or raised mid-period is
+ * charged for the rest of the period on a `subscription_update` invoice of its own, finalized and
+ * charged at once (`charge_at` now; the period's end, or a `cancel_at` within it, for
+ * `prorate_at_renewal`), as `change.proration` says (add-on-proration.ts `addOnProration`: its
+ * coupons of the period, the plan's tax at the customer's address now). A lower quantity or a
+ * removal gives no credit for the period already paid. A SUSPENDED subscription is charged nothing
+ * now unless `policy` bills it (`BILL_SUSPENDED_SUBSCRIPTIONS`): the next invoice made for it bills
+ * the quantity. Logs `subscription.add_on_set` with the quantities before and after, the proration
+ * and the invoice.
+ * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether
+ * removed, and the proration invoice (null: nothing charged now)
  * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
  */
 export async function setSubscriptionAddOn(
@@ -88,12 +115,49 @@ export async function setSubscriptionAddOn(
   actor: Actor,
   id: string,
   change: AddOnChange,
-): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean }> {
+  now: Date = new Date(),
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean; invoice: InvoiceRow | null }> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    // The periods as the renewal sweep has them by `now`, whatever its lag: the raise is prorated
+    // over the period holding `now`, the period before it billed with the quantity it had.
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
     const { addOnId, quantity } = change;
     const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
-    const now = new Date();
+    const behavior = change.proration ?? 'prorate_now';
+    // Read under invoicing's lock once: the lines' taxes and the invoice's number and terms agree.
+    const customer = openCustomerOnce(work.trx, subscription.customer_id);
+    const charged = await addOnProration(
+      work.trx,
+      subscription,
+      plan,
+      addOn,
+      existing?.quantity ?? 0,
+      quantity,
+      behavior,
+      now,
+      customer,
+      policy,
+    );
+    let invoice: InvoiceRow | null = null;
+    if (charged && charged.proration.total > 0n) {
+      const inserted = await insertInvoice(
+        work,
+        {
+          customerId: subscription.customer_id,
+          currency: plan.currency,
+          lines: charged.lines,
+          subscriptionId: subscription.id,
+          periodStart: charged.proration.periodStart,
+          periodEnd: charged.proration.periodEnd,
+          billingReason: 'subscription_update',
+          details: subscriptionInvoiceDetails(subscription),
+          chargeAt: charged.chargeAt,
+        },
+        { customer, taxed: true },
+      );
+      invoice = await finalizeLocked(work, inserted, now, customer);
+    }
     let row: SubscriptionAddOnRow;
     if (quantity === 0) {
       await work.trx.deleteFrom('subscription_add_ons').where('id', '=', existing!.id).execute();
@@ -125,6 +189,8 @@ export async function setSubscriptionAddOn(
       add_on: addOnId,
       from: existing?.quantity ?? 0,
       to: quantity,
+      proration: behavior,
+      invoice: invoice?.id,
     });
     if (change.couponCode !== undefined) {
       await redeemCoupon(
@@ -136,14 +202,14 @@ export async function setSubscriptionAddOn(
         addOnId,
       );
     }
-    return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0 };
+    return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0, invoice };
   });
 }
 
 /**
  * Redeems coupon `code` on add-on `addOnId` of subscription `id` (locked; Billby's coupon_code on a
  * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
- * duration.
+ * duration (the subscription renewed up to now first, as `setSubscriptionAddOn`).
  * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
  *   ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled term: those
  *   invoices are made already: `refuseChangeInvoicedAhead`); as `redeemCoupon`
@@ -156,7 +222,9 @@ export async function redeemAddOnCoupon(
   code: string,
 ): Promise<CouponRedemptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    const now = new Date();
+    // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
@@ -168,7 +236,7 @@ export async function redeemAddOnCoupon(
       subscription,
       { currency: plan.currency, productId: plan.product_id },
       code,
-      new Date(),
+      now,
       addOnId,
     );
   });

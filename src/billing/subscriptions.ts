@@ -10,7 +10,13 @@ import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
-import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewLocked } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  type RenewalPolicy,
+  renewedUpTo,
+  renewLocked,
+} from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -289,10 +295,12 @@ export async function cancelSubscription(
 
 /**
  * Suspends a subscription, storing `reason` as `suspend_reason`: no invoices while SUSPENDED, unless
- * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`).
+ * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`). It is first renewed up to `now`
+ * as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran is
+ * invoiced as with a sweep on time, not left unbilled by the suspension.
  * @param reason the caller's reason, ≤ 1000 characters (the API checks it)
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
- * ACTIVE or PAST_DUE
+ * ACTIVE or PAST_DUE (or once that renewal ended it: CANCELLED at its scheduled end)
  */
 export async function suspendSubscription(
   db: Db,
@@ -301,10 +309,12 @@ export async function suspendSubscription(
   now: Date,
   reason?: string,
 ): Promise<SubscriptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
-    if (subscription.status === 'SUSPENDED') {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    if (locked.status === 'SUSPENDED') {
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
+    // The periods that started before now are billed as the renewal sweep bills them, whatever its lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     // The person's reason under its own key: `reason` is the system's (`dunning`, reinstate.ts).
     return transitionSubscription(
       work,
@@ -353,7 +363,9 @@ export async function reactivateSubscription(
 }
 
 /**
- * Redeems coupon `code` on subscription `id` (from its next invoice on).
+ * Redeems coupon `code` on subscription `id` (from its next invoice on: the subscription is first
+ * renewed up to now as the renewal sweep would, `renewedUpTo`, so a period that started before the
+ * sweep ran is billed without it).
  * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
  * term: its next invoices are made already, so the coupon would never discount them:
  * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
@@ -364,13 +376,22 @@ export async function addSubscriptionCoupon(
   id: string,
   code: string,
 ): Promise<CouponRedemptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    const now = new Date();
+    // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
     await refuseChangeInvoicedAhead(work.trx, subscription);
     const plan = await getPlan(work.trx, subscription.plan_id);
-    return redeemCoupon(work, subscription, { currency: plan.currency, productId: plan.product_id }, code);
+    return redeemCoupon(
+      work,
+      subscription,
+      { currency: plan.currency, productId: plan.product_id },
+      code,
+      now,
+    );
   });
 }
 
@@ -381,7 +402,9 @@ export async function addSubscriptionCoupon(
  * nothing; invoices it already discounted keep their discount lines, and the coupon's
  * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
  * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
- * locked, so a renewal running now either applies it or not, never half.
+ * locked, so a renewal running now either applies it or not, never half; it is first renewed up to
+ * `now` as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran
+ * keeps the discount.
  * @throws NotFoundError for the subscription or a redemption that is not this subscription's;
  * ConflictError `periods_invoiced_ahead` (a settled term: the invoices it discounts ahead are made
  * already, so removing it would change nothing billed: `refuseChangeInvoicedAhead`; nothing changed)
@@ -393,7 +416,9 @@ export async function removeSubscriptionCoupon(
   redemptionId: string,
   now: Date,
 ): Promise<CouponRedemptionRow> {
-  return withSubscription(db, actor, id, async (work, subscription) => {
+  return withSubscription(db, actor, id, async (work, locked) => {
+    // "The next invoice" is the one after the period holding now, whatever the renewal sweep's lag.
+    const { subscription } = await renewedUpTo(work, locked, now);
     const redemption = await work.trx
       .selectFrom('coupon_redemptions')
       .selectAll()

@@ -7,6 +7,7 @@ import {
   lockSubscription,
   nextRenewalAt,
   type RenewalPolicy,
+  renewedUpTo,
   renewLocked,
 } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
@@ -24,6 +25,9 @@ import { refuseChangeInvoicedAhead } from './terms.ts';
  * A settled term's trial is not changed: its periods are invoiced already for the periods as they
  * are (and a cancellation voided those after its end by their starts), so moving them would bill
  * periods that are not served and serve periods not billed.
+ * The subscription is first renewed up to `now` as the renewal sweep would (`renewedUpTo`): a trial
+ * whose end has passed ended then, so it is `not_in_trial` (nothing changed) even before the sweep
+ * ran, not extended or ended later than it did (free days the sweep on time would have billed).
  * @throws NotFoundError; ConflictError `not_in_trial` unless IN_TRIAL, `periods_invoiced_ahead` while
  * periods are invoiced (`refuseChangeInvoicedAhead`; nothing changed); ValidationError (field
  * `trial_end`) for a moment not later than now or than `start_at`, or `now` before a future start
@@ -37,7 +41,8 @@ export async function changeTrial(
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<SubscriptionChange> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const subscription = (await lockSubscription(work, id))!;
+    // A trial whose end has come ended then, whether or not the renewal sweep has run yet.
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
     if (subscription.status !== 'IN_TRIAL') {
       throw new ConflictError('not_in_trial', `subscription ${id} is ${subscription.status}, not IN_TRIAL`);
     }

@@ -321,6 +321,29 @@ export function inUnitOfWork<T>(
 }
 
 /**
+ * Runs `fn` as `inUnitOfWork` does, then rolls the transaction back whatever `fn` did: a preview that
+ * computes what a write would do by doing it (the same code, the same figures) and keeps none of it.
+ * Nothing deferred is written and no `atEnd` step runs; only values that outlive a rollback remain
+ * (the `bigserial` sequences of entries and activities skip the numbers it took, as after any
+ * transaction that failed).
+ * @returns what `fn` returns; what `fn` throws is thrown (the transaction rolled back either way)
+ */
+export async function inRolledBackUnitOfWork<T>(
+  db: Kysely<Database>,
+  options: UnitOfWorkOptions,
+  fn: (work: UnitOfWork) => Promise<T>,
+): Promise<T> {
+  const trx = await db.startTransaction().execute();
+  try {
+    const work = new UnitOfWork(trx, options);
+    await work.joinLedgerWriters();
+    return await fn(work);
+  } finally {
+    await trx.rollback().execute();
+  }
+}
+
+/**
  * Waits until no ledger writer is in flight (exclusive advisory lock until `trx` ends), so entries and
  * activities read afterwards in `trx` form a gap-free prefix of their sequences.
  */

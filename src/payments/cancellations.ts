@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { GatewayClients } from '../accounts/clients.ts';
 import { type CancelOptions, cancelLocked } from '../billing/cancellation.ts';
-import { lockSubscription } from '../billing/renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, RefundRow, SubscriptionRow } from '../db/schema.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
@@ -33,7 +33,8 @@ export interface CancelResult {
  * note and posts `re_…:succeeded`, an unknown answer is retried by `invoice.refund`, a decline
  * leaves that refund failed, the subscription cancelled and the credit given back). An invoice the
  * customer's credit paid whole gives back credit only: no gateway call. As BillaBear's cancel
- * `refund_type` (seed 004), which refunds the payment.
+ * `refund_type` (seed 004), which refunds the payment. `policy` is the renewal's (which subscriptions
+ * it bills), for the catch-up renewal `cancelLocked` makes first.
  * @throws as `cancelLocked` (nothing changes; among them 409 `refund_in_flight` while a refund of
  * the period's invoice, or of one of its prorated changes' invoices, is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
  * `gateway_account_disabled`, `amount_not_representable`: nothing changes either)
@@ -46,9 +47,11 @@ export async function cancelSubscriptionWithRefund(
   id: string,
   options: CancelOptions,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<CancelResult> {
   const prepared = await inUnitOfWork(db, { actor }, async (work) => {
-    const cancellation = await cancelLocked(work, (await lockSubscription(work, id))!, options, now);
+    const locked = (await lockSubscription(work, id))!;
+    const cancellation = await cancelLocked(work, locked, options, now, policy);
     // A refusal of a cash refund (gateway not configured, amount not representable) rolls the
     // credit given back, the other refunds and the cancellation back with it.
     const refunds = cancellation.refund

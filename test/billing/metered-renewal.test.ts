@@ -643,7 +643,9 @@ describe('metered usage on renewal invoices', () => {
     const { customerId, id } = await subscribe(small);
     await record(id, 'edge-1', 100, '2027-03-10T00:00:00Z');
     // Five minutes into April, the renewal not run yet: March is over, its usage was the old plan's.
-    await changeSubscription(
+    // The change renews April first, as the sweep would have (billing/sweep-lag.test.ts), then
+    // prorates the 30 days less 5 minutes left of it.
+    const change = await changeSubscription(
       app.runtime.db,
       'system',
       id,
@@ -653,15 +655,19 @@ describe('metered usage on renewal invoices', () => {
     );
     await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
 
-    const [, usageInvoice, april, ...more] = await invoicesOf(customerId);
+    const [, april, changed, ...more] = await invoicesOf(customerId);
     expect(more).toEqual([]);
-    // March's 100 calls × 2 = 200 at the old plan (the old code priced them 100 × 5 = 500 in April).
-    expect(usageOf(usageInvoice)).toEqual([
-      [100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
-    ]);
-    // April: the new plan's fee, no usage (March's is billed).
-    expect(usageOf(april)).toEqual([]);
-    expect(april.total).toBe(3000);
+    // April's invoice carries March's 100 calls × 2 = 200 at the old plan (the old code priced them
+    // 100 × 5 = 500 in April), next to April's fee on the old plan: 1000 + 200.
+    expect(usageOf(april)).toEqual([[100, 200, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z']]);
+    expect(april.total).toBe(1200);
+    // No usage between April 1 and the change, so no usage invoice; the rest of April on the new plan:
+    // unused 1000 × 2,591,700/2,592,000 s = 999.88 → −1000, remaining 3000 × the same = 2999.65 →
+    // +3000: 2000, so April's fee is 3000 in all, as if changed at its start.
+    expect(change.usageInvoice).toBeNull();
+    expect(changed.id).toBe(change.invoice?.id);
+    expect(usageOf(changed)).toEqual([]);
+    expect(changed.total).toBe(2000);
   });
 
   it('usage events racing the renewal that bills their period are either billed on it or refused, never dropped', async () => {

@@ -352,17 +352,28 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
       quantity: 1,
       scheduled_change: null,
     });
-    // An add-on bills from the next period's invoice on: those periods are invoiced already.
+    // An add-on bills the next periods' invoices: those periods are invoiced already. Refused however
+    // it would be prorated for the rest of this period: no proration invoice either.
     const addOn = (await app.api('POST', '/v1/add-ons', { name: 'Seat', currency: 'SEK', amount: 200 })).body;
     for (const path of ['add-ons', 'add-ons/preview']) {
-      const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
-        add_on: addOn.id,
-        quantity: 1,
-      });
-      expect(refused.status).toBe(409);
-      expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      for (const proration of [undefined, 'prorate_now', 'full', 'none']) {
+        const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/${path}`, {
+          add_on: addOn.id,
+          quantity: 1,
+          ...(proration ? { proration } : {}),
+        });
+        expect(refused.status).toBe(409);
+        expect(refused.body.error.code).toBe('periods_invoiced_ahead');
+      }
     }
     expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons`)).body.data).toEqual([]);
+    const updates = await db()
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', sub.id)
+      .where('billing_reason', '=', 'subscription_update')
+      .execute();
+    expect(updates).toEqual([]);
 
     const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {});
     expect(cancelled.status).toBe(200);
@@ -374,28 +385,36 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     }
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 1000, revenue: -1000 });
   });
-  it('cancelling now before the renewal sweep moved it into a period that started voids that period too, as at period end', async () => {
+  it('cancelling before the renewal sweep moved it into a period that started ends that period as with a sweep on time: April owed, May voided', async () => {
     const plan = await insertPlan(db(), { currency: 'PHP', price: { model: 'FLAT_FEE', amount: 1000 } });
     const now = await settledTerm(plan);
     const atEnd = await settledTerm(plan);
-    // April 1st 00:03: April started, but the sweep has not renewed either into it (stored: March).
+    const onTime = await settledTerm(plan);
+    // April 1st 00:03: April started; the sweep renewed one into it, not the other two (stored: March).
     const at = d('2027-04-01T00:03:00Z');
+    await renewSubscription(db(), 'system', onTime.id, d('2027-04-01T00:01:00Z'));
+    // Each cancellation renews the subscription up to now first (billing/sweep-lag.test.ts): April
+    // is the period it ends (now) or whose end it cancels at (period end), served and owed either way.
     await cancel(atEnd.id, { when: 'period_end', refundType: 'none' }, at);
     await cancel(now.id, { when: 'now', refundType: 'none' }, at);
-    await renewSubscription(db(), 'system', atEnd.id, d('2027-04-01T00:05:00Z'));
-    for (const { id } of [atEnd, now]) {
+    await cancel(onTime.id, { when: 'now', refundType: 'none' }, at);
+    await renewSubscription(db(), 'system', atEnd.id, d('2027-05-01T00:05:00Z'));
+    for (const { id } of [atEnd, now, onTime]) {
       expect((await periods(id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
         ['OPEN', 1000n, expect.any(Date)],
-        ['VOID', 0n, null],
+        ['OPEN', 1000n, expect.any(Date)],
         ['VOID', 0n, null],
       ]);
+      expect(await statusOf(id)).toBe('CANCELLED');
     }
-    // March of each is owed; April was owed 1000 for the second, cancelled 3 minutes into it.
-    expect(await ledgerIn(app, 'PHP')).toEqual({ 'receivable:customer': 2000, revenue: -2000 });
-    const [, april, may] = await periods(now.id);
-    expect(await activityData(now.id, 'subscription.cancelled')).toMatchObject({
-      voided_invoices: [april!.id, may!.id],
-    });
+    // March and April of each are owed.
+    expect(await ledgerIn(app, 'PHP')).toEqual({ 'receivable:customer': 6000, revenue: -6000 });
+    for (const sub of [now, onTime]) {
+      const [, , may] = await periods(sub.id);
+      expect(await activityData(sub.id, 'subscription.cancelled')).toMatchObject({
+        voided_invoices: [may!.id],
+      });
+    }
   });
 
   it("dunning's final action CANCEL voids the later periods' unpaid invoices as a cancellation now does; one with a charge in flight is left owed and named", async () => {

@@ -467,15 +467,16 @@ describe('coupons on subscription add-ons and the add-on preview', () => {
     expect(invoice.lines.map((l: { tax_amount: number }) => l.tax_amount)).toEqual([200, 300, -30]);
   });
 
-  it('answers 409 no_next_invoice for a subscription that is not renewed again, 409 for a cancelled one, 404 for unknown ids', async () => {
+  it('answers a subscription that is not renewed again with the proration alone (no next invoice), 409 for a cancelled one, 404 for unknown ids', async () => {
     const sub = await subscribe();
     await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { at_period_end: true });
     const ending = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons/preview`, {
       add_on: seats,
       quantity: 1,
+      proration: 'none',
     });
-    expect(ending.status).toBe(409);
-    expect(ending.body.error.code).toBe('no_next_invoice');
+    expect(ending.status).toBe(200);
+    expect(ending.body).toEqual({ object: 'subscription_add_on_preview', renews: false, proration: null });
     const gone = await subscribe();
     await app.api('POST', `/v1/subscriptions/${gone.id}/cancel`, {});
     const cancelled = await app.api('POST', `/v1/subscriptions/${gone.id}/add-ons/preview`, {

@@ -121,6 +121,61 @@ describe('/v1/add-ons and /v1/subscriptions/:id/add-ons', () => {
     );
   });
 
+  it('charges an add-on added mid-period for the rest of it (proration, as the change endpoint); the preview shows the same figures and writes nothing; a bad proration is 422', async () => {
+    const backup = (await app.api('POST', '/v1/add-ons', { name: 'Backup', currency: 'USD', amount: 450 }))
+      .body;
+    const sub = await subscribe();
+    const invoices = async () =>
+      (
+        await app.runtime.db
+          .selectFrom('invoices')
+          .select('id')
+          .where('subscription_id', '=', sub.id)
+          .execute()
+      ).length;
+    const before = await invoices();
+    const bad = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: backup.id,
+      quantity: 2,
+      proration: 'later',
+    });
+    expect(bad.status).toBe(422);
+    expect(Object.keys(bad.body.error.fields)).toEqual(['proration']);
+    // `full`: the whole period whenever it is set, 2 × 450 = 900 at 10%: 90, 990.
+    const body = { add_on: backup.id, quantity: 2, proration: 'full' };
+    const preview = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons/preview`, body);
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({ object: 'invoice_preview', subtotal: 2000 + 900, tax: 290 });
+    expect(preview.body.proration).toMatchObject({
+      object: 'invoice_preview',
+      billing_reason: 'subscription_update',
+      subtotal: 900,
+      tax: 90,
+      total: 990,
+      lines: [{ type: 'CHARGE', amount: 900, tax_amount: 90, quantity: 2, add_on: backup.id, plan: null }],
+    });
+    expect(await invoices()).toBe(before);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}/add-ons`)).body.data).toEqual([]);
+    const added = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, body);
+    expect(added.status).toBe(201);
+    expect(added.body.invoice).toMatch(/^inv_/);
+    const invoice = (await app.api('GET', `/v1/invoices/${added.body.invoice}`)).body;
+    expect(invoice).toMatchObject({
+      status: 'OPEN',
+      billing_reason: 'subscription_update',
+      subtotal: preview.body.proration.subtotal,
+      tax: preview.body.proration.tax,
+      total: preview.body.proration.total,
+    });
+    // Removing it gives no credit: no invoice, nothing written but the removal.
+    const removed = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: backup.id,
+      quantity: 0,
+    });
+    expect(removed.body).toMatchObject({ deleted: true, invoice: null });
+    expect(await invoices()).toBe(before + 1);
+  });
+
   it('refuses another currency (422), an inactive add-on (409), removing one not there (422), and unknown ids (404)', async () => {
     const sub = await subscribe();
     const euros = (await app.api('POST', '/v1/add-ons', { name: 'EU', currency: 'EUR', amount: 100 })).body;
@@ -155,5 +210,50 @@ describe('/v1/add-ons and /v1/subscriptions/:id/add-ons', () => {
       (await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, { add_on: old.id, quantity: -1 })).status,
     ).toBe(422);
     expect((await app.runtime.db.selectFrom('subscription_add_ons').select('id').execute()).length).toBe(0);
+  });
+
+  it('previews a subscription not renewed again as the change goes through: the proration alone (no next invoice), to cancel_at when one is scheduled', async () => {
+    const backup = (await app.api('POST', '/v1/add-ons', { name: 'Backup', currency: 'USD', amount: 3000 }))
+      .body;
+    const body = { add_on: backup.id, quantity: 1, proration: 'full' };
+    const previewAndSet = async (id: string) => {
+      const preview = await app.api('POST', `/v1/subscriptions/${id}/add-ons/preview`, body);
+      const set = await app.api('POST', `/v1/subscriptions/${id}/add-ons`, body);
+      expect([preview.status, set.status]).toEqual([200, 201]);
+      const invoice = (await app.api('GET', `/v1/invoices/${set.body.invoice}`)).body;
+      return { preview: preview.body, invoice };
+    };
+
+    // Cancelled at the period's end: `full` is the whole period, 3000 + 10% = 3300, previewed so.
+    const ending = await subscribe();
+    expect(
+      (await app.api('POST', `/v1/subscriptions/${ending.id}/cancel`, { when: 'period_end' })).status,
+    ).toBe(200);
+    const atEnd = await previewAndSet(ending.id);
+    expect(atEnd.preview).toMatchObject({
+      object: 'subscription_add_on_preview',
+      renews: false,
+      proration: { subtotal: 3000, tax: 300, total: 3300, period_end: ending.current_period_end },
+    });
+    expect(atEnd.invoice).toMatchObject({ total: 3300, period_end: ending.current_period_end });
+
+    // Cancelled at a date 10 days into the period: `full` is the period's start to then,
+    // 3000 × 10 days / the period's days (half up) + 10%: what the change invoices, to cancel_at.
+    const dated = await subscribe();
+    const cancelAt = new Date(Date.parse(dated.current_period_start) + 10 * 86_400_000).toISOString();
+    expect(
+      (await app.api('POST', `/v1/subscriptions/${dated.id}/cancel`, { when: 'date', cancel_at: cancelAt }))
+        .status,
+    ).toBe(200);
+    const atDate = await previewAndSet(dated.id);
+    expect(atDate.preview).toMatchObject({ object: 'subscription_add_on_preview', renews: false });
+    expect(atDate.preview.proration).toMatchObject({
+      subtotal: atDate.invoice.subtotal,
+      tax: atDate.invoice.tax,
+      total: atDate.invoice.total,
+      period_end: cancelAt,
+    });
+    expect(atDate.invoice.period_end).toBe(cancelAt);
+    expect(atDate.invoice.total).toBeLessThan(3300);
   });
 });

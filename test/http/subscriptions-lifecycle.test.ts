@@ -538,7 +538,13 @@ describe('subscriptions as the seeds have them (#28 item 3) over HTTP', () => {
 
     const storage = (await app.api('POST', '/v1/add-ons', { name: 'Storage', currency: 'EUR', amount: 300 }))
       .body;
-    await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, { add_on: storage.id, quantity: 2 });
+    // Not prorated (`none`): from the next period only, so the refund below is the period invoice's
+    // (a period with an add-on's proration invoice refuses a full refund: add-on-proration.test.ts).
+    await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: storage.id,
+      quantity: 2,
+      proration: 'none',
+    });
     // The next period: 1000 + 2 × 300, no setup fee.
     expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.effective_amount).toBe(1600);
 

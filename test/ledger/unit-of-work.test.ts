@@ -4,7 +4,7 @@ import { createDb, type Db } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import type { InvoiceRow } from '../../src/db/schema.ts';
 import { postEntry, transfer } from '../../src/ledger/journal.ts';
-import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { inRolledBackUnitOfWork, inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { createTestDatabase } from '../support/database.ts';
 
 let db: Db;
@@ -31,6 +31,33 @@ describe('UnitOfWork', () => {
     expect(await actorOf('uow:given')).toBe('key_given');
     expect(await actorOf('uow:scheduler')).toBe('scheduler');
     expect(await actorOf('uow:system')).toBe('system');
+  });
+
+  it('rolled back (a preview): sees its own writes, returns what it computed from them, keeps none, rethrows', async () => {
+    const seen = await inRolledBackUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await recordActivity(work, activity('uow:rolled-back'));
+      return (
+        await work.trx
+          .selectFrom('activities')
+          .select('id')
+          .where('resource_id', '=', 'uow:rolled-back')
+          .execute()
+      ).length;
+    });
+    expect(seen).toBe(1);
+    expect(
+      await db.selectFrom('activities').select('id').where('resource_id', '=', 'uow:rolled-back').execute(),
+    ).toEqual([]);
+    await expect(
+      inRolledBackUnitOfWork(db, { actor: 'system' }, async () => {
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    // Its connection went back to the pool: the next unit of work runs.
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordActivity(work, activity('uow:after-rollback')),
+    );
+    expect(await actorOf('uow:after-rollback')).toBe('system');
   });
 
   it('defers its entries and activities to its end, then writes both before the commit', async () => {

@@ -20,8 +20,16 @@ import {
 import { getSubscription } from '../../billing/subscriptions.ts';
 import type { AddOnRow } from '../../db/schema.ts';
 import { actorOf } from '../actor.ts';
+import { policyOf } from '../deps.ts';
 import { asText, listRoute } from './pagination.ts';
-import { AddOn, CouponRedemption, InvoicePreview, listOf, SubscriptionAddOn } from './responses.ts';
+import {
+  AddOn,
+  CouponRedemption,
+  listOf,
+  SubscriptionAddOn,
+  SubscriptionAddOnPreview,
+  SubscriptionAddOnSet,
+} from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
 import {
   CouponCode,
@@ -64,13 +72,16 @@ export const AddOnListQuery = ListQuery.extend({ active: QueryBoolean.optional()
 
 /**
  * `POST /v1/subscriptions/:id/add-ons` (and `/preview`): set the `quantity` of `add_on` on the
- * subscription (0 removes it, ending its coupons), from its next period's invoice on; `coupon`, a
- * coupon code to redeem on the add-on (with a quantity above 0).
+ * subscription now (0 removes it, ending its coupons; no credit for the period already paid);
+ * `coupon`, a coupon code to redeem on the add-on (with a quantity above 0), from the next period on;
+ * `proration`, how an add-on added or raised mid-period is charged for the rest of it, as a plan
+ * change's (`prorate_now` when omitted; `none`: from the next period's invoice only).
  */
 export const SetSubscriptionAddOn = z.strictObject({
   add_on: Id('addon'),
   quantity: z.number().int().min(0).max(1_000_000),
   coupon: CouponCode.optional(),
+  proration: z.enum(['prorate_now', 'prorate_at_renewal', 'full', 'none']).optional(),
 });
 
 /** An add-on as the API shows it: `amount` in minor units of `currency`, per unit and period. */
@@ -116,7 +127,9 @@ const tag: Tag = 'Add-ons';
 /**
  * /v1/add-ons (create, list, read, update) and /v1/subscriptions/{id}/add-ons (list, read one, set a
  * quantity with a coupon, preview that, redeem a coupon on one; Billby's subscription add-ons).
- * Add-ons are billed on each period's invoice (billing/add-ons.ts), less their own coupons. A
+ * Add-ons are billed on each period's invoice (billing/add-ons.ts), less their own coupons, and when
+ * added or raised mid-period for the rest of it (billing/add-on-proration.ts; `proration` as the
+ * change endpoint's); a lower quantity or a removal gives no credit for the period already paid. A
  * coupon on an add-on is removed with `POST /v1/subscriptions/{id}/coupons/{redemption}/remove`.
  * `preview` comes before `{add_on}`: Express matches in order.
  */
@@ -210,18 +223,25 @@ export const addOnRoutes: ApiRoute[] = [
     operationId: 'previewSubscriptionAddOn',
     tag,
     scope: 'write',
-    summary: "The next period's invoice after setting an add-on's quantity (and coupon), written nowhere",
+    summary:
+      "The next period's invoice after setting an add-on's quantity (and coupon), and (proration) the invoice it would make now for the rest of the period; for a subscription not renewed again, the proration alone (object subscription_add_on_preview, renews false); written nowhere",
     body: SetSubscriptionAddOn,
-    responses: { 200: InvoicePreview },
-    handler: async (req, res, { deps: { db }, body }) => {
-      const subscription = await getSubscription(db, req.params.id);
+    responses: { 200: SubscriptionAddOnPreview },
+    handler: async (req, res, { deps, body }) => {
       const preview = await previewSubscriptionAddOn(
-        db,
-        subscription,
-        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon },
+        deps.db,
+        actorOf(req),
+        req.params.id,
+        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon, proration: body.proration },
         new Date(),
+        policyOf(deps),
       );
-      res.json(serialize.invoicePreview(preview));
+      const proration = preview.proration && serialize.invoicePreview(preview.proration);
+      res.json(
+        preview.next
+          ? { ...serialize.invoicePreview(preview.next), proration }
+          : { object: 'subscription_add_on_preview', renews: false, proration },
+      );
     },
   }),
   route({
@@ -267,20 +287,28 @@ export const addOnRoutes: ApiRoute[] = [
     tag,
     scope: 'write',
     summary:
-      'Set the quantity of an add-on on a subscription (0 removes it and its coupons; coupon redeems one on it), from its next invoice on',
+      'Set the quantity of an add-on on a subscription now (0 removes it and its coupons, no credit for the period paid; coupon redeems one on it from the next period); added or raised mid-period, the rest of the period is invoiced (proration: prorate_now, prorate_at_renewal, full, none)',
     body: SetSubscriptionAddOn,
     responses: {
-      200: { schema: SubscriptionAddOn, description: 'Its quantity changed, or removed (deleted: true)' },
-      201: { schema: SubscriptionAddOn, description: 'Added to the subscription' },
+      200: {
+        schema: SubscriptionAddOnSet,
+        description: 'Its quantity changed, or removed (deleted: true)',
+      },
+      201: { schema: SubscriptionAddOnSet, description: 'Added to the subscription' },
     },
     handler: async (req, res, { deps, body }) => {
-      const { addOn, created, removed } = await setSubscriptionAddOn(deps.db, actorOf(req), req.params.id, {
-        addOnId: body.add_on,
-        quantity: body.quantity,
-        couponCode: body.coupon,
-      });
+      const { addOn, created, removed, invoice } = await setSubscriptionAddOn(
+        deps.db,
+        actorOf(req),
+        req.params.id,
+        { addOnId: body.add_on, quantity: body.quantity, couponCode: body.coupon, proration: body.proration },
+        new Date(),
+        policyOf(deps),
+      );
       const redemptions = await subscriptionRedemptions(deps.db, req.params.id);
-      res.status(created ? 201 : 200).json(serializeSubscriptionAddOn(addOn, redemptions, removed));
+      res
+        .status(created ? 201 : 200)
+        .json({ ...serializeSubscriptionAddOn(addOn, redemptions, removed), invoice: invoice?.id ?? null });
     },
   }),
 ];

@@ -235,7 +235,7 @@ export const invoiceRoutes: ApiRoute[] = [
     summary: 'Void an unpaid invoice (reverses the receivable)',
     responses: { 200: Invoice },
     handler: async (req, res, { deps }) => {
-      res.json(serialize.invoice(await voidInvoice(deps.db, actorOf(req), req.params.id)));
+      res.json(serialize.invoice(await voidInvoice(deps.db, actorOf(req), req.params.id, policyOf(deps))));
     },
   }),
   route({

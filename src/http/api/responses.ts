@@ -765,6 +765,38 @@ export const SubscriptionAddOn = z
   })
   .meta({ id: 'SubscriptionAddOn' });
 
+/** `POST /v1/subscriptions/:id/add-ons`' answer: the subscription's add-on and the invoice of its proration. */
+export const SubscriptionAddOnSet = SubscriptionAddOn.extend({
+  invoice: z.string().nullable().meta({
+    description:
+      'The subscription_update invoice charging the add-on added or raised for the rest of the current period (null: nothing charged now: proration none, a trial, a SUSPENDED subscription not billed, no unit beyond those paid for or held, a lower quantity or a removal, no credit given)',
+  }),
+}).meta({ id: 'SubscriptionAddOnSet' });
+
+const AddOnProrationPreview = InvoicePreview.nullable().meta({
+  description:
+    'The invoice the change would make now for the rest of the current period (null: nothing charged now; a total of 0: no invoice made)',
+});
+
+/**
+ * `POST /v1/subscriptions/:id/add-ons/preview`' answer: the next period's invoice with the proration
+ * invoice made now, or, for a subscription not renewed again (no next invoice), the proration alone.
+ */
+export const SubscriptionAddOnPreview = z
+  .union([
+    InvoicePreview.extend({ proration: AddOnProrationPreview }),
+    z
+      .strictObject({
+        object: object('subscription_add_on_preview'),
+        renews: z.literal(false).meta({
+          description: 'The subscription is not renewed again (a scheduled cancellation): no next invoice',
+        }),
+        proration: AddOnProrationPreview,
+      })
+      .meta({ id: 'SubscriptionAddOnEndingPreview' }),
+  ])
+  .meta({ id: 'SubscriptionAddOnPreview' });
+
 export const CurrencyObject = z
   .strictObject({
     id: z.string(),

@@ -163,7 +163,8 @@ export const subscriptionRoutes: ApiRoute[] = [
       'Cancel now, at the end of the current period or at a date; refund none, full or prorate of the paid current period',
     body: CancelSubscription,
     responses: { 200: SubscriptionCancellation },
-    handler: async (req, res, { deps: { db, boss, registry, accounts }, body }) => {
+    handler: async (req, res, { deps, body }) => {
+      const { db, boss, registry, accounts } = deps;
       const result = await cancelSubscriptionWithRefund(
         db,
         actorOf(req),
@@ -177,6 +178,7 @@ export const subscriptionRoutes: ApiRoute[] = [
           reason: body.cancel_reason,
         },
         new Date(),
+        policyOf(deps),
       );
       res.json({
         ...serialize.subscription(result.subscription),

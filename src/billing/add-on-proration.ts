@@ -1,0 +1,236 @@
+import { type Kysely, sql } from 'kysely';
+import type { AddOnRow, CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { couponDiscounts } from './coupons.ts';
+import type { OpenCustomer } from './customer-status.ts';
+import type { NewLine } from './invoices.ts';
+import type { Plan } from './plans.ts';
+import { type InvoicePreview, pricedLines } from './preview.ts';
+import {
+  type ChargedItem,
+  itemLines,
+  type ProrationBehavior,
+  secondsBetween,
+  taxRuleNow,
+} from './proration.ts';
+import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
+
+/**
+ * Proration of a subscription's add-ons (seed 001 "Create Subscription Add-On": the add-on is applied
+ * immediately). Adding an add-on, or raising its quantity, mid-period charges the units not paid for
+ * yet for the rest of the period, as a plan change charges its new plan (proration.ts: `prorate` by
+ * whole seconds, half up): `prorate_now` (the default) invoices and charges now, `prorate_at_renewal`
+ * invoices now and charges at the period's end, `full` charges the whole period, `none` charges
+ * nothing (the add-on bills from the next period's invoice, as before). The rest of the period is
+ * what the subscription is served of it (`servedUntil`): to a cancellation scheduled within it
+ * (`cancel_at`, whatever its refund), else to its end; that is the invoice's `period_end`, the
+ * moment `prorate_at_renewal` charges and the end of what `full` charges (from the period's start).
+ * So an add-on raised after a scheduled cancellation's refund gave back the time after `cancel_at`
+ * is charged to `cancel_at` only: nothing is given back twice nor charged for days not served (a
+ * plan change then is refused instead, proration.ts `refuseSecondCredit`, as it would credit the
+ * unused time again). The invoice is a `subscription_update` one with the add-on's lines only
+ * (`add_on_id` set, no plan), for the rest of the period, taxed as the add-on's line on the period
+ * invoice (the plan's rate, at the customer's address now) and discounted by the coupons that
+ * discounted the add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
+ * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
+ * A subscription its renewals do not bill (SUSPENDED, unless `BILL_SUSPENDED_SUBSCRIPTIONS`:
+ * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged now, as with
+ * `none`, and the next invoice made for it (a renewal after its reactivation, or the current period's
+ * at reactivation when it was not invoiced) bills the quantity set. Units set while suspended are
+ * then held: not charged for the rest of the period they were set in (see below).
+ * The units covered for the rest of the period are the more of those paid for (the add-on's line on
+ * the period invoice plus the units its proration invoices of the period charged, not VOID:
+ * `paidQuantity`) and those the subscription holds now (`held`): a charge is only ever for units
+ * beyond both. So a lower quantity, the same quantity (re-set to redeem a coupon) and a removal
+ * never charge; lowering and raising back to what was paid charges nothing twice; and units the
+ * subscription holds without a payment of the period (added with `none`, their invoice voided, held
+ * from before add-ons were prorated) are never charged while it keeps them: a raise charges the units
+ * added by it only. Such units given up (a lower quantity) and added again later in the period are
+ * new units: charged, as they are paid for by no invoice of the period.
+ * Lowering the quantity or removing the add-on gives no credit for the time already paid (the
+ * period invoice and the add-on's proration invoices keep it); it takes effect now for the next
+ * period's invoice. In a trial, or before a future start, there is no period: nothing is charged and
+ * the first period invoice bills the add-on. An add-on's proration invoice is none of the plan's:
+ * a plan change never credits it (its charged basis is the plan's: proration.ts `chargedBasis`), a
+ * change's credit to the customer never counts against it (`periodCreditToCustomer`), and a
+ * cancellation's `full` or `prorate` refund, which gives back from the period invoice only, is
+ * refused while the period has one (cancellation.ts; `periodAddOnInvoices`).
+ */
+
+/** What setting an add-on's quantity charges now: the invoice's lines as stored, priced as a preview, and when it is charged. */
+export interface AddOnProration {
+  lines: NewLine[];
+  proration: InvoicePreview;
+  /** Now, or the period's end for `prorate_at_renewal`. */
+  chargeAt: Date;
+}
+
+/**
+ * What setting add-on `addOn` of `subscription` (locked, or read for a preview) from `held` units (the
+ * quantity the subscription has of it now, 0: none) to `quantity` at `now` charges for the rest of its
+ * current period with `behavior` (see the module's comment): a line for the units beyond those covered
+ * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` … the end of what
+ * the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
+ * (`itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
+ * invoicing's lock; undefined for a preview), under renewal `policy` (which statuses are billed).
+ * Read-only. `subscription` is as the renewal sweep has it by `now` (the callers renew it up to `now`
+ * first, renewal.ts `renewedUpTo`): a row left past its period's end by the sweep's lag would hold no
+ * period containing `now` and charge nothing.
+ * @returns null when nothing is charged: `none`, a subscription `policy` does not bill (SUSPENDED
+ * without `billSuspended`), no billed period holding `now` (a trial, a future start), or no unit
+ * beyond those covered (a lower or the same quantity, a removal); else the lines (their total may be
+ * 0: a 100% coupon, the period's last second; then no invoice is made)
+ */
+export async function addOnProration(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  addOn: AddOnRow,
+  held: number,
+  quantity: number,
+  behavior: ProrationBehavior,
+  now: Date,
+  customer: OpenCustomer | undefined,
+  policy: RenewalPolicy,
+): Promise<AddOnProration | null> {
+  const { current_period_index: index, current_period_start: start } = subscription;
+  const end = servedUntil(subscription);
+  if (behavior === 'none' || !renewableStatuses(policy).includes(subscription.status)) return null;
+  if (index === null || !start || !end || now < start || now >= end) return null;
+  const covered = Math.max(held, await paidQuantity(trx, subscription, addOn.id));
+  const added = quantity - covered;
+  if (added <= 0) return null;
+  // The coupons of the period on the add-on's line, as the renewal takes them off the whole quantity:
+  // the raise is discounted by what they take off the new quantity beyond what they take off the
+  // covered one.
+  const coupons = await periodAddOnCoupons(trx, subscription, addOn.id);
+  const after = couponDiscounts(coupons, addOn.amount * BigInt(quantity));
+  const before = couponDiscounts(coupons, addOn.amount * BigInt(covered));
+  const item: ChargedItem = {
+    planId: plan.id,
+    addOnId: addOn.id,
+    quantity: added,
+    description: `${addOn.name} × ${added}`,
+    base: addOn.amount * BigInt(added),
+    discounts: coupons.map((coupon, i) => ({
+      couponId: coupon.id,
+      code: coupon.code,
+      amount: after[i]! - before[i]!,
+    })),
+    tax: await taxRuleNow(trx, subscription, plan, customer),
+  };
+  const period = secondsBetween(start, subscription.current_period_end!);
+  const time = { remaining: secondsBetween(behavior === 'full' ? start : now, end), period };
+  const lines = itemLines(item, 'CHARGE', `Remaining time on ${item.description}`, { start: now, end }, time);
+  return {
+    lines,
+    proration: {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      billingReason: 'subscription_update',
+      invoiceAt: now,
+      periodStart: now,
+      periodEnd: end,
+      ...pricedLines(lines),
+    },
+    chargeAt: behavior === 'prorate_at_renewal' ? end : now,
+  };
+}
+
+/**
+ * The end of what `subscription`'s current period serves: its scheduled cancellation (`cancel_at`)
+ * when that comes before the period's end, else the period's end (null: no billed period).
+ */
+function servedUntil(subscription: Pick<SubscriptionRow, 'current_period_end' | 'cancel_at'>): Date | null {
+  const { current_period_end: end, cancel_at: cancelAt } = subscription;
+  return end && cancelAt && cancelAt < end ? cancelAt : end;
+}
+
+/**
+ * How many units of add-on `addOnId` are paid for to the end of `subscription`'s current period: the
+ * quantities of its CHARGE lines (not coupon lines) on the period's invoice and on the add-on
+ * proration invoices of the period (`subscription_update`, within it), none VOID. Each proration
+ * invoice charged its units from its own moment to the end of what the period serves (its end, or a
+ * scheduled cancellation: `servedUntil`), so all of them run to that end.
+ */
+async function paidQuantity(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  addOnId: string,
+): Promise<number> {
+  const row = await trx
+    .selectFrom('invoice_lines as l')
+    .innerJoin('invoices as i', 'i.id', 'l.invoice_id')
+    .select(sql<string>`coalesce(sum(l.quantity), 0)::text`.as('quantity'))
+    .where('i.subscription_id', '=', subscription.id)
+    .where('i.status', '!=', 'VOID')
+    .where('l.add_on_id', '=', addOnId)
+    .where('l.coupon_id', 'is', null)
+    .where('l.type', '=', 'CHARGE')
+    .where((eb) =>
+      eb.or([
+        eb('i.period_index', '=', subscription.current_period_index),
+        eb.and([
+          eb('i.billing_reason', '=', 'subscription_update'),
+          eb('i.period_start', '>=', subscription.current_period_start),
+          eb('i.period_end', '<=', subscription.current_period_end),
+        ]),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  return Number(row.quantity);
+}
+
+/**
+ * The coupons that discounted add-on `addOnId`'s line on `subscription`'s current period invoice (not
+ * VOID), in the order of their lines, each once.
+ */
+async function periodAddOnCoupons(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  addOnId: string,
+): Promise<CouponRow[]> {
+  const rows = await trx
+    .selectFrom('invoice_lines')
+    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+    .innerJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
+    .selectAll('coupons')
+    .where('invoices.subscription_id', '=', subscription.id)
+    .where('invoices.period_index', '=', subscription.current_period_index)
+    .where('invoices.status', '!=', 'VOID')
+    .where('invoice_lines.add_on_id', '=', addOnId)
+    .orderBy('invoice_lines.position')
+    .execute();
+  return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
+}
+
+/**
+ * The add-on proration invoices (`addOnProration`) of subscription `subscriptionId`'s period
+ * `period.start` … `period.end`, not VOID, oldest first: `subscription_update` invoices for time within
+ * that period (to its end, or to a cancellation scheduled within it) with an add-on's line.
+ */
+export async function periodAddOnInvoices(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  period: { start: Date; end: Date },
+): Promise<Pick<InvoiceRow, 'id' | 'status' | 'total'>[]> {
+  return trx
+    .selectFrom('invoices as i')
+    .select(['i.id', 'i.status', 'i.total'])
+    .where('i.subscription_id', '=', subscriptionId)
+    .where('i.billing_reason', '=', 'subscription_update')
+    .where('i.period_start', '>=', period.start)
+    .where('i.period_end', '<=', period.end)
+    .where('i.status', '!=', 'VOID')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('invoice_lines as l')
+          .select('l.id')
+          .whereRef('l.invoice_id', '=', 'i.id')
+          .where('l.add_on_id', 'is not', null),
+      ),
+    )
+    .orderBy('i.created_at')
+    .orderBy('i.id')
+    .execute();
+}

@@ -1,0 +1,630 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
+import { cancelLocked } from '../../src/billing/cancellation.ts';
+import { createCoupon } from '../../src/billing/coupons.ts';
+import { voidInvoice } from '../../src/billing/invoices.ts';
+import {
+  changeSubscription,
+  type ProrationBehavior,
+  periodCreditToCustomer,
+} from '../../src/billing/proration.ts';
+import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import {
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
+import type { Db } from '../../src/db/database.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { downgradeCredit, flatPlan, ledgerIn, payOpenOffline } from '../support/collection.ts';
+import { insertCustomer, insertPlan } from '../support/plans.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * Add-ons added, or raised, mid-period are charged for the rest of the period (seed 001 "Create
+ * Subscription Add-On": applied immediately), prorated by whole seconds as plan changes are, on a
+ * `subscription_update` invoice of add-on lines only; lowering or removing one gives no credit.
+ * February 2027 has 28 days, so a day is 1/28 of its period. Each scenario has its own currency.
+ */
+describe('add-on proration', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp();
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  /** Subscription `id`'s invoices other than its period invoices, oldest first, with their lines. */
+  const addOnInvoices = async (id: string) => {
+    const invoices = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('subscription_id', '=', id)
+      .where('period_index', 'is', null)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const out = [];
+    for (const invoice of invoices) {
+      const lines = await db
+        .selectFrom('invoice_lines')
+        .selectAll()
+        .where('invoice_id', '=', invoice.id)
+        .orderBy('position')
+        .execute();
+      out.push({ ...invoice, lines });
+    }
+    return out;
+  };
+  const addOnIn = (currency: string, amount: number, name: string) =>
+    createAddOn(db, 'system', { name, currency, amount: BigInt(amount) }).then((a) => a.id);
+
+  it('JPY (no minor unit): adding 2 then raising charges the rest of the period; a lower quantity is not credited, and raising back to what was paid charges nothing', async () => {
+    // 3000 a month at 10% tax; Seats 1000 each a month.
+    const plan = await insertPlan(db, {
+      currency: 'JPY',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('JPY', 1000, 'Seats');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8, 21 of 28 days left: 2 × 1000 × 21/28 = 1500, tax 150: 1650.
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 2 },
+      d('2027-02-08T00:00:00Z'),
+    );
+    expect(added.invoice).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 1500n,
+      tax: 150n,
+      total: 1650n,
+      charge_at: d('2027-02-08T00:00:00Z'),
+      period_start: d('2027-02-08T00:00:00Z'),
+      period_end: d('2027-03-01T00:00:00Z'),
+    });
+    // Feb 15, 14 days left: one more seat, 1000 × 14/28 = 500, tax 50: 550.
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 3 },
+      d('2027-02-15T00:00:00Z'),
+    );
+    // Feb 22: down to 1, no credit for the two seats paid to Mar 1.
+    const lowered = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 1 },
+      d('2027-02-22T00:00:00Z'),
+    );
+    expect(lowered.invoice).toBeNull();
+    // Feb 25 (4 days left): back to 3, paid to Mar 1 already: nothing; then 4: 1000 × 4/28 = 142.86 →
+    // 143, tax 14.3 → 14: 157.
+    const back = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 3 },
+      d('2027-02-25T00:00:00Z'),
+    );
+    expect(back.invoice).toBeNull();
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 4 },
+      d('2027-02-25T00:00:00Z'),
+    );
+    const invoices = await addOnInvoices(sub.id);
+    expect(invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([
+      [1500n, 150n, 1650n],
+      [500n, 50n, 550n],
+      [143n, 14n, 157n],
+    ]);
+    expect(invoices.map((i) => i.lines.map((l) => [l.type, l.quantity, l.add_on_id, l.plan_id]))).toEqual([
+      [['CHARGE', 2, seats, null]],
+      [['CHARGE', 1, seats, null]],
+      [['CHARGE', 1, seats, null]],
+    ]);
+    // Period 0 (3300) and the three: 3300 + 1650 + 550 + 157 = 5657 owed, revenue 3000 + 2143, tax 300 + 214.
+    expect(await ledgerIn(app, 'JPY')).toEqual({
+      'receivable:customer': 5657,
+      revenue: -5143,
+      tax_payable: -514,
+    });
+    // March: 3000 + 4 × 1000 = 7000, tax 700.
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[7000n, 700n, 7700n]]);
+  });
+
+  it("EUR (2 decimals): the add-on's coupon of the period discounts the raise; prorate_at_renewal charges at the period's end, full the whole period, none nothing; a coupon redeemed now starts next period", async () => {
+    // 2000 a month at 20% tax; Support 1500 and Backup 1000 a month; SUP10: 10% FOREVER.
+    const plan = await insertPlan(db, {
+      currency: 'EUR',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      taxRatePpm: 200_000,
+    });
+    const support = await addOnIn('EUR', 1500, 'Support');
+    const backup = await addOnIn('EUR', 1000, 'Backup');
+    await createCoupon(db, 'system', { code: 'SUP10', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    // Added in January with proration none: nothing now (as before), billed from February.
+    const none = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: support, quantity: 1, couponCode: 'SUP10', proration: 'none' },
+      d('2027-01-10T00:00:00Z'),
+    );
+    expect(none.invoice).toBeNull();
+    // February: 2000 + 1500 − 150 = 3350, tax 670.
+    const feb = await renewSubscription(db, 'system', sub.id, d('2027-02-01T00:00:00Z'));
+    expect(feb?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[3350n, 670n]]);
+
+    // Feb 15 (14 of 28 days left), Support 1 → 3 at renewal's charge date: 2 more cost 3000 less SUP10
+    // (10% of 4500 − 10% of 1500 = 300) = 2700 a month; half of it: 1500 charged, 150 coupon off,
+    // 1350 net, tax 270: 1620, charged on Mar 1.
+    const raised = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: support, quantity: 3, proration: 'prorate_at_renewal' },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(raised.invoice).toMatchObject({
+      subtotal: 1350n,
+      tax: 270n,
+      total: 1620n,
+      status: 'OPEN',
+      charge_at: d('2027-03-01T00:00:00Z'),
+    });
+    // Backup with `full`: the whole month, 1000, tax 200: 1200 now; SUP10 redeemed with it now
+    // discounts it from March on, not this invoice.
+    const full = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: backup, quantity: 1, couponCode: 'SUP10', proration: 'full' },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(full.invoice).toMatchObject({ subtotal: 1000n, tax: 200n, total: 1200n });
+    expect(full.invoice?.charge_at).toEqual(d('2027-02-15T00:00:00Z'));
+    // Support 3 → 1 (no credit), then 1 → 2 with none: nothing either way.
+    for (const [quantity, proration] of [
+      [1, 'prorate_now'],
+      [2, 'none'],
+    ] as const) {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: support, quantity, proration },
+        d('2027-02-20T00:00:00Z'),
+      );
+      expect(set.invoice).toBeNull();
+    }
+    const invoices = await addOnInvoices(sub.id);
+    expect(invoices.map((i) => i.lines.map((l) => [l.type, l.amount, l.tax_amount, l.add_on_id]))).toEqual([
+      [
+        ['CHARGE', 1500n, 300n, support],
+        ['CREDIT', -150n, -30n, support],
+      ],
+      [['CHARGE', 1000n, 200n, backup]],
+    ]);
+    // March: 2000 + Support 2 × 1500 − 300 + Backup 1000 − 100 = 5600, tax 1120.
+    const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[5600n, 1120n]]);
+  });
+
+  it('units held without a payment of the period (added with none, their invoice voided) are never charged while held: a lower or the same quantity charges nothing, a raise only the units it adds', async () => {
+    // 3000 a month at 10% tax; Seats 1000 each a month. SEAT10: 10% FOREVER.
+    const plan = await insertPlan(db, {
+      currency: 'EUR',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('EUR', 1000, 'Seats');
+    await createCoupon(db, 'system', { code: 'SEAT10', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const subscribed = async () => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
+      );
+      return subscription.id;
+    };
+    const set = (id: string, change: Omit<AddOnChange, 'addOnId'>, at: string) =>
+      setSubscriptionAddOn(db, 'system', id, { addOnId: seats, ...change }, d(at)).then((r) => r.invoice);
+
+    // Feb 8: 5 seats with proration none: waived for the rest of February (as units held from before
+    // add-ons were prorated: no invoice of the period paid them).
+    const waived = await subscribed();
+    expect(await set(waived, { quantity: 5, proration: 'none' }, '2027-02-08T00:00:00Z')).toBeNull();
+    // Feb 15 (14 of 28 days left): the same 5 again to redeem SEAT10 (from March on): nothing, not
+    // 5 × 1000 × 14/28 = 2500 + 250.
+    expect(await set(waived, { quantity: 5, couponCode: 'SEAT10' }, '2027-02-15T00:00:00Z')).toBeNull();
+    // 6: the one seat added only, 1000 × 14/28 = 500, tax 50: 550 (not 6 seats' 3000 + 300).
+    expect(await set(waived, { quantity: 6 }, '2027-02-15T00:00:00Z')).toMatchObject({
+      subtotal: 500n,
+      tax: 50n,
+      total: 550n,
+    });
+    // Feb 22: lowered to 4: nothing (not 4 × 1000 × 7/28 = 1000 + 100).
+    expect(await set(waived, { quantity: 4 }, '2027-02-22T00:00:00Z')).toBeNull();
+    expect((await addOnInvoices(waived)).map((i) => i.total)).toEqual([550n]);
+    // March: 3000 + 4 × 1000 − 400 (SEAT10) = 6600, tax 660.
+    const mar = await renewSubscription(db, 'system', waived, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[6600n, 660n]]);
+
+    // Feb 8: 3 seats, 3 × 1000 × 21/28 = 2250 + 225 = 2475, then voided (forgiven).
+    const forgiven = await subscribed();
+    const first = await set(forgiven, { quantity: 3 }, '2027-02-08T00:00:00Z');
+    expect(first?.total).toBe(2475n);
+    await voidInvoice(db, 'system', first!.id);
+    // Feb 15: lowered to 2: nothing (not 2 × 1000 × 14/28 = 1000 + 100).
+    expect(await set(forgiven, { quantity: 2 }, '2027-02-15T00:00:00Z')).toBeNull();
+    // Feb 22 (7 days left): raised to 4: the 2 seats beyond the 2 held (no invoice of the period
+    // paid any): 2 × 1000 × 7/28 = 500, tax 50. The third seat, forgiven and given up, is new again.
+    expect(await set(forgiven, { quantity: 4 }, '2027-02-22T00:00:00Z')).toMatchObject({
+      subtotal: 500n,
+      tax: 50n,
+      total: 550n,
+    });
+  });
+
+  it("a tax-inclusive plan's add-on is prorated tax included, split as its period line is: GBP 1200 a month with 20% in it, half a month is 500 + 100", async () => {
+    const product = (await app.api('POST', '/v1/products', { name: 'Inclusive' })).body.id;
+    const created = await app.api('POST', '/v1/plans', {
+      product,
+      name: 'Inclusive',
+      currency: 'GBP',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 2400 },
+      tax_percent: 20,
+      tax_inclusive: true,
+    });
+    expect(created.status).toBe(201);
+    const extra = await addOnIn('GBP', 1200, 'Extra');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: created.body.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 15 (14/28): 1200 × 14/28 = 600 tax included: 500 net, 100 tax.
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: extra, quantity: 1 },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(added.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
+    const [line] = (await addOnInvoices(sub.id))[0]!.lines;
+    expect(line).toMatchObject({ amount: 500n, tax_amount: 100n, tax_inclusive: true, add_on_id: extra });
+    // March: (2400 + 1200) tax included: 3000 net, 600 tax.
+    const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[3000n, 600n]]);
+  });
+
+  it('in a trial an add-on is charged nothing: the first period invoice bills it', async () => {
+    const plan = await insertPlan(db, {
+      currency: 'KRW',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+      trialDays: 14,
+    });
+    const seats = await addOnIn('KRW', 1000, 'Seats');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 2, proration: 'full' },
+      d('2027-02-05T00:00:00Z'),
+    );
+    expect(added.invoice).toBeNull();
+    expect(await addOnInvoices(sub.id)).toEqual([]);
+    // The trial ends Feb 15: period 0 is 3000 + 2 × 1000 = 5000, tax 500.
+    const first = await renewSubscription(db, 'system', sub.id, d('2027-02-15T00:00:00Z'));
+    expect(first?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[5000n, 500n]]);
+  });
+
+  it("a plan downgrade after an add-on's invoice: its credit counts against the period's plan invoices, not the add-on's (refund room)", async () => {
+    // Basic 1000 and Pro 10000 a month at 10% tax; Storage 400 a month. All paid by bank transfer.
+    const basic = await insertPlan(db, {
+      currency: 'SEK',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      taxRatePpm: 100_000,
+    });
+    const pro = await insertPlan(db, {
+      currency: 'SEK',
+      price: { model: 'FLAT_FEE', amount: 10000 },
+      taxRatePpm: 100_000,
+    });
+    const storage = await addOnIn('SEK', 400, 'Storage');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: basic },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const [period] = await payOpenOffline(db, sub.id); // 1000 + 100 = 1100
+    // Feb 8 (21/28): Storage 400 × 21/28 = 300, tax 30: 330, paid.
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn.total).toBe(330n);
+    await payOpenOffline(db, sub.id);
+    // Feb 15 (14/28): to Pro: −500 (−50) unused Basic, +5000 (+500) Pro: 4950, paid.
+    const up = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice?.total).toBe(4950n);
+    await payOpenOffline(db, sub.id);
+    // Feb 22 (7/28): back to Basic: −2500 (−250) unused Pro, +250 (+25) Basic: 2250 + 225 = 2475 of
+    // the customer's credit (the period invoice is paid). The add-on's invoice plays no part.
+    const down = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: basic },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect([down.invoice, down.credited, down.creditedToInvoice]).toEqual([null, 2250n, null]);
+    const invoice = (id: string) =>
+      db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    // The period invoice carries min(2475, 1100 paid) = 1100, tax 225 × 1100/2475 = 100; the upgrade's
+    // invoice the rest, 1375 (tax 125); the add-on's none (its 330 was for Storage, never credited).
+    expect(await periodCreditToCustomer(db, await invoice(period!.id))).toEqual({ total: 1100n, tax: 100n });
+    expect(await periodCreditToCustomer(db, await invoice(up.invoice!.id))).toEqual({
+      total: 1375n,
+      tax: 125n,
+    });
+    expect(await periodCreditToCustomer(db, await invoice(addOn.id))).toEqual({ total: 0n, tax: 0n });
+    // By hand: the upgrade's invoice gives back at most 4950 − 1375 = 3575; the add-on's all of its 330
+    // (here refused only because a bank transfer paid it: no gateway payment to refund through).
+    const tooMuch = await app.api('POST', `/v1/invoices/${up.invoice!.id}/refund`, { amount: 3576 });
+    expect(tooMuch.status).toBe(409);
+    expect(tooMuch.body.error.code).toBe('refund_exceeds_change_credit');
+    expect(tooMuch.body.error.fields.amount).toMatch(/^at most 3575 SEK/);
+    const addOnRefund = await app.api('POST', `/v1/invoices/${addOn.id}/refund`, { amount: 330 });
+    expect(addOnRefund.status).toBe(409);
+    expect(addOnRefund.body.error.code).toBe('no_gateway_payment');
+  });
+
+  it('a cancellation scheduled within the period ends what an add-on is charged for: to cancel_at, whatever its refund (a plan change is refused there)', async () => {
+    // Credit from a downgrade: (9000 − 1000) × 7/28 = 2000 + 25% = 2500 CHF cents.
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'CHF', 9000);
+    const plan = await flatPlan(app, 'CHF', 800); // 800 + 25% = 1000
+    const bigger = await flatPlan(app, 'CHF', 1600);
+    const storage = await addOnIn('CHF', 400, 'Storage');
+    const subscribed = async (owner: string) =>
+      (await createSubscription(db, 'system', { customerId: owner, planId: plan }, d('2027-02-01T00:00:00Z')))
+        .subscription.id;
+    const cancelAtFeb22 = (id: string, refundType: 'prorate' | 'none') =>
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, id))!,
+          { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType },
+          d('2027-02-08T00:00:00Z'),
+        ),
+      );
+    const set = (id: string, quantity: number, proration: ProrationBehavior) =>
+      setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: storage, quantity, proration },
+        d('2027-02-15T00:00:00Z'),
+      ).then((r) => r.invoice);
+
+    // Period invoice 1000, paid by the credit (1500 left). Feb 8: cancel at Feb 22 with refund
+    // prorate: the 7 days after Feb 22 given back, 1000 × 7/28 = 250.
+    const refunded = await subscribed(customer);
+    expect((await cancelAtFeb22(refunded, 'prorate')).refund?.credit).toBe(250n);
+    await expect(
+      changeSubscription(db, 'system', refunded, { planId: bigger }, d('2027-02-15T00:00:00Z'), false),
+    ).rejects.toMatchObject({ code: 'cancellation_scheduled' });
+    // Feb 15: Storage served Feb 15 → Feb 22 only: 400 × 7/28 = 100, tax 25: 125 (not 250 to Mar 1),
+    // paid by the credit now (1500 + 250 − 125 left).
+    expect(await set(refunded, 1, 'prorate_now')).toMatchObject({
+      subtotal: 100n,
+      tax: 25n,
+      total: 125n,
+      period_start: d('2027-02-15T00:00:00Z'),
+      period_end: d('2027-02-22T00:00:00Z'),
+      status: 'PAID',
+      credit_applied: 125n,
+    });
+    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75;
+    // the first unit, paid to Feb 22, is not charged again.
+    expect(await set(refunded, 2, 'full')).toMatchObject({ subtotal: 300n, tax: 75n, total: 375n });
+
+    // With refund none too: prorate_at_renewal is charged when the subscription ends, Feb 22.
+    const kept = await subscribed(await insertCustomer(db));
+    expect((await cancelAtFeb22(kept, 'none')).refund).toBeNull();
+    expect(await set(kept, 1, 'prorate_at_renewal')).toMatchObject({
+      total: 125n,
+      period_end: d('2027-02-22T00:00:00Z'),
+      charge_at: d('2027-02-22T00:00:00Z'),
+    });
+    // The add-on's invoice of the period is found though it ends at cancel_at: a full refund
+    // cancelling now is refused over it, as over one ending with the period.
+    await expect(
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, kept))!,
+          { when: 'now', refundType: 'full' },
+          d('2027-02-16T00:00:00Z'),
+        ),
+      ),
+    ).rejects.toMatchObject({ fields: { refund_type: expect.stringMatching(/add-on invoices/) } });
+  });
+
+  it('a SUSPENDED subscription is charged nothing now (no invoices while suspended), unless BILL_SUSPENDED_SUBSCRIPTIONS bills it', async () => {
+    // 2000 a month at 20% tax; Backup 1000 a month.
+    const plan = await insertPlan(db, {
+      currency: 'GBP',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      taxRatePpm: 200_000,
+    });
+    const other = await insertPlan(db, {
+      currency: 'GBP',
+      price: { model: 'FLAT_FEE', amount: 4000 },
+      taxRatePpm: 200_000,
+    });
+    const backup = await addOnIn('GBP', 1000, 'Backup');
+    const suspendedFeb8 = async () => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
+      );
+      await suspendSubscription(db, 'system', subscription.id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      return subscription.id;
+    };
+    const feb15 = d('2027-02-15T00:00:00Z');
+
+    const suspended = await suspendedFeb8();
+    await expect(
+      changeSubscription(db, 'system', suspended, { planId: other }, feb15, false),
+    ).rejects.toMatchObject({ code: 'subscription_not_changeable' });
+    // Feb 15: Backup added, nothing charged now (not 1000 × 14/28 = 500 + 100 for days not served).
+    const added = await setSubscriptionAddOn(
+      db,
+      'system',
+      suspended,
+      { addOnId: backup, quantity: 1 },
+      feb15,
+    );
+    expect([added.created, added.invoice]).toEqual([true, null]);
+    expect(await addOnInvoices(suspended)).toEqual([]);
+    // Reactivated Feb 20 (February was invoiced before): the add-on is held, raised to 2 it charges
+    // the second only: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385.
+    await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    const raised = await setSubscriptionAddOn(
+      db,
+      'system',
+      suspended,
+      { addOnId: backup, quantity: 2 },
+      d('2027-02-20T00:00:00Z'),
+    );
+    expect(raised.invoice).toMatchObject({ subtotal: 321n, tax: 64n, total: 385n });
+    // March bills both: 2000 + 2 × 1000 = 4000, tax 800.
+    const mar = await renewSubscription(db, 'system', suspended, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[4000n, 800n]]);
+
+    // With BILL_SUSPENDED_SUBSCRIPTIONS suspended subscriptions are invoiced: 500 + 100 now.
+    const billed = await suspendedFeb8();
+    const charged = await setSubscriptionAddOn(
+      db,
+      'system',
+      billed,
+      { addOnId: backup, quantity: 1 },
+      feb15,
+      { billSuspended: true },
+    );
+    expect(charged.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
+  });
+
+  it("a full cancellation after an add-on's invoice is refused (the refund reaches the period invoice only); refund_type none goes through", async () => {
+    // Credit from a downgrade: (9000 − 1000) × 7/28 = 2000 + 25% = 2500 CHF cents.
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'CHF', 9000);
+    const plan = await flatPlan(app, 'CHF', 800); // 800 + 25% = 1000
+    const storage = await addOnIn('CHF', 400, 'Storage');
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8 (21/28): 400 × 21/28 = 300, tax 75: 375, paid by the credit (2500 − 1000 − 375 = 1125 left).
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ total: 375n, credit_applied: 375n, status: 'PAID' });
+    const cancel = (refundType: 'full' | 'prorate' | 'none') =>
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, sub.id))!,
+          { when: 'now', refundType },
+          d('2027-02-15T00:00:00Z'),
+        ),
+      );
+    // `full` owes 1000 (the period invoice) + 375 (the add-on's), but gives back from the period
+    // invoice only: it would keep the 375. Refused, nothing changed; `prorate` too.
+    for (const type of ['full', 'prorate'] as const) {
+      await expect(cancel(type)).rejects.toMatchObject({
+        fields: { refund_type: expect.stringContaining(addOn.id) },
+      });
+    }
+    expect(
+      (
+        await db
+          .selectFrom('subscriptions')
+          .select('status')
+          .where('id', '=', sub.id)
+          .executeTakeFirstOrThrow()
+      ).status,
+    ).toBe('ACTIVE');
+    const done = await cancel('none');
+    expect([done.subscription.status, done.refund]).toEqual(['CANCELLED', null]);
+  });
+});
