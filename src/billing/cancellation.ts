@@ -543,8 +543,7 @@ export async function cancelLocked(
   const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
   const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them, it is not.
-  const last = voided.at(-1);
-  if (last) await reinstateAfterVoid(work, id, last, now, policy);
+  await reinstateAfterVoid(work, id, voided, now, policy);
   const creditNote = await giveCreditBack(work, refund);
   const updated = await work.trx
     .updateTable('subscriptions')

@@ -719,7 +719,7 @@ export async function voidInvoice(
     const invoice = await lockInvoice(work, id);
     const now = new Date();
     await voidLocked(work, invoice, now);
-    if (invoice.subscription_id) await reinstateAfterVoid(work, invoice.subscription_id, id, now, policy);
+    if (invoice.subscription_id) await reinstateAfterVoid(work, invoice.subscription_id, [id], now, policy);
   });
   return getInvoice(db, id);
 }

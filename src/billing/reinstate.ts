@@ -89,8 +89,9 @@ export async function resumeSuspended(
  * (joined to the ledger's writers, the invoice locked, and so the subscription before it:
  * `lockInvoice`, `lockTransactionsAhead`; read again here `FOR UPDATE`, it waits for nothing): a
  * PAST_DUE subscription, or one SUSPENDED by dunning (its latest `subscription.suspended` activity
- * says `reason: dunning`), becomes ACTIVE again when none of its other OPEN invoices has a failed
- * automatic charge. A subscription suspended by a person, or cancelled, stays as it is.
+ * says `reason: dunning`), becomes ACTIVE again when none of its other invoices still owed (OPEN, or
+ * UNCOLLECTIBLE: written off, still owed) has a failed automatic charge (`payment_attempts` > 0). A
+ * subscription suspended by a person, or cancelled, stays as it is.
  *
  * A SUSPENDED one resumes as a reactivation by hand does (`resumeSuspended` under `policy`, the
  * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
@@ -110,43 +111,47 @@ export async function reinstateAfterPayment(
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<boolean> {
-  return reinstate(work, subscriptionId, paidInvoiceId, now, policy, 'invoice_paid');
+  return reinstate(work, subscriptionId, [paidInvoiceId], now, policy, 'invoice_paid');
 }
 
 /**
- * After invoice `voidedInvoiceId` of a subscription was voided (by an operator, `voidInvoice`, or a
- * cancellation at a later date voiding a settled term's periods after it: `voidInvoicedAhead`),
- * inside the voiding transaction (the subscription locked): a VOID invoice owes nothing, so the
- * subscription's status follows what is still owed as after a payment (`reinstateAfterPayment`, the
- * same rule, logged with `reason: invoice_voided`): a PAST_DUE one, or one SUSPENDED by dunning,
- * becomes ACTIVE when none of its OPEN invoices has a failed automatic charge. Not called where the
- * subscription is CANCELLED right after (a cancellation now, dunning's CANCEL) or becomes ACTIVE anyway
- * (a reactivation).
+ * After invoices `voidedInvoiceIds` of a subscription were voided (by an operator, `voidInvoice`, or
+ * a cancellation at a later date voiding a settled term's periods after it: `voidInvoicedAhead`),
+ * inside the voiding transaction (the subscription locked): a VOID invoice owes nothing, so when one
+ * of them had a failed automatic charge (`payment_attempts` > 0: a failure that made the
+ * subscription past due) the subscription's status follows what is still owed as after a payment
+ * (`reinstateAfterPayment`, the same rule, logged with `reason: invoice_voided` and, as `invoice`,
+ * the last of them that had failed): a PAST_DUE one, or one SUSPENDED by dunning, becomes ACTIVE
+ * when none of its OPEN or UNCOLLECTIBLE invoices has a failed charge. Voiding invoices that never
+ * failed changes no status: they made nothing past due. Not called where the subscription is
+ * CANCELLED right after (a cancellation now, dunning's CANCEL) or becomes ACTIVE anyway (a
+ * reactivation).
  * @param policy the renewal policy of the configuration (`renewalPolicy`)
  * @returns whether the subscription was reactivated
  */
 export function reinstateAfterVoid(
   work: UnitOfWork,
   subscriptionId: string,
-  voidedInvoiceId: string,
+  voidedInvoiceIds: readonly string[],
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<boolean> {
-  return reinstate(work, subscriptionId, voidedInvoiceId, now, policy, 'invoice_voided');
+  return reinstate(work, subscriptionId, voidedInvoiceIds, now, policy, 'invoice_voided');
 }
 
 /**
- * `reinstateAfterPayment` and `reinstateAfterVoid`: invoice `invoiceId` no longer owes anything
- * (`reason`); the rest of the subscription's OPEN invoices decide.
+ * `reinstateAfterPayment` and `reinstateAfterVoid`: invoices `settled` (one paid, or those voided)
+ * no longer owe anything (`reason`); the rest of the subscription's invoices still owed decide.
  */
 async function reinstate(
   work: UnitOfWork,
   subscriptionId: string,
-  invoiceId: string,
+  settled: readonly string[],
   now: Date,
   policy: RenewalPolicy,
   reason: 'invoice_paid' | 'invoice_voided',
 ): Promise<boolean> {
+  if (settled.length === 0) return false;
   const subscription = await work.trx
     .selectFrom('subscriptions')
     .selectAll()
@@ -167,18 +172,31 @@ async function reinstate(
   } else if (subscription.status !== 'PAST_DUE') {
     return false;
   }
-  // The subscription's other invoices as they are now, with those the unit paid and has not written.
+  // The subscription's invoices as they are now, with those the unit paid and has not written.
   await work.writeRows();
+  let invoice = settled.at(-1);
+  if (reason === 'invoice_voided') {
+    // Only a void of what failed can end what the failure began.
+    const failed = await work.trx
+      .selectFrom('invoices')
+      .select('id')
+      .where('id', 'in', settled)
+      .where('payment_attempts', '>', 0)
+      .execute();
+    invoice = settled.findLast((id) => failed.some((row) => row.id === id));
+    if (invoice === undefined) return false;
+  }
+  // Still owed after a failed charge: OPEN, or written off (UNCOLLECTIBLE) and never paid.
   const overdue = await work.trx
     .selectFrom('invoices')
     .select('id')
     .where('subscription_id', '=', subscriptionId)
-    .where('id', '!=', invoiceId)
-    .where('status', '=', 'OPEN')
+    .where('id', 'not in', settled)
+    .where('status', 'in', ['OPEN', 'UNCOLLECTIBLE'])
     .where('payment_attempts', '>', 0)
     .executeTakeFirst();
   if (overdue) return false;
-  const data = { reason, invoice: invoiceId };
+  const data = { reason, invoice };
   if (subscription.status === 'PAST_DUE') {
     await transitionSubscription(work, subscription, 'ACTIVE', now, data);
   } else {

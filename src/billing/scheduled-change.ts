@@ -4,7 +4,7 @@ import { ConflictError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import type { Plan } from './plans.ts';
 import type { ChangeResult } from './proration.ts';
-import { lockSubscription, renewedUpTo } from './renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 
 /**
@@ -66,8 +66,9 @@ export async function scheduleChange(
 /**
  * Cancels the change scheduled for subscription `id`'s next cycle; logs
  * `subscription.scheduled_change_cancelled`. The subscription is first renewed up to `now` as the
- * renewal sweep would (`renewedUpTo`): once that cycle has started the change has taken effect,
- * whether or not the sweep has run yet.
+ * renewal sweep would (`renewedUpTo` under `policy`: with `policy.billSuspended` a SUSPENDED one
+ * too): once that cycle has started the change has taken effect, whether or not the sweep has run yet.
+ * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
  * @throws NotFoundError; ConflictError `no_scheduled_change` when none is scheduled, or the cycle it
  * was scheduled for has started (nothing changed)
  */
@@ -76,11 +77,12 @@ export async function cancelScheduledChange(
   actor: Actor,
   id: string,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<SubscriptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const locked = (await lockSubscription(work, id))!;
     // Whatever the renewal sweep's lag: a change whose cycle has started took effect with it.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    const { subscription } = await renewedUpTo(work, locked, now, policy);
     if (subscription.scheduled_plan_id === null) {
       const applied = locked.scheduled_plan_id !== null;
       throw new ConflictError(

@@ -209,7 +209,8 @@ export async function setSubscriptionAddOn(
 /**
  * Redeems coupon `code` on add-on `addOnId` of subscription `id` (locked; Billby's coupon_code on a
  * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
- * duration (the subscription renewed up to now first, as `setSubscriptionAddOn`).
+ * duration (the subscription renewed up to now first under `policy`, as `setSubscriptionAddOn`).
+ * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
  * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
  *   ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled term: those
  *   invoices are made already: `refuseChangeInvoicedAhead`); as `redeemCoupon`
@@ -220,11 +221,12 @@ export async function redeemAddOnCoupon(
   id: string,
   addOnId: string,
   code: string,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<CouponRedemptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const now = new Date();
     // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now);
+    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }

@@ -364,8 +364,10 @@ export async function reactivateSubscription(
 
 /**
  * Redeems coupon `code` on subscription `id` (from its next invoice on: the subscription is first
- * renewed up to now as the renewal sweep would, `renewedUpTo`, so a period that started before the
- * sweep ran is billed without it).
+ * renewed up to now as the renewal sweep would, `renewedUpTo` under `policy`, so a period that
+ * started before the sweep ran is billed without it; with `policy.billSuspended` a SUSPENDED one's
+ * too, as the sweep bills it).
+ * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
  * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
  * term: its next invoices are made already, so the coupon would never discount them:
  * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
@@ -375,11 +377,12 @@ export async function addSubscriptionCoupon(
   actor: Actor,
   id: string,
   code: string,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
     const now = new Date();
     // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    const { subscription } = await renewedUpTo(work, locked, now, policy);
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
@@ -403,8 +406,9 @@ export async function addSubscriptionCoupon(
  * `times_redeemed` is unchanged (it was redeemed; the same coupon cannot be redeemed on this
  * subscription again). Removed already: returned unchanged, nothing logged. The subscription is
  * locked, so a renewal running now either applies it or not, never half; it is first renewed up to
- * `now` as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran
- * keeps the discount.
+ * `now` as the renewal sweep would (`renewedUpTo` under `policy`: with `policy.billSuspended` a
+ * SUSPENDED one too), so a period that started before the sweep ran keeps the discount.
+ * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
  * @throws NotFoundError for the subscription or a redemption that is not this subscription's;
  * ConflictError `periods_invoiced_ahead` (a settled term: the invoices it discounts ahead are made
  * already, so removing it would change nothing billed: `refuseChangeInvoicedAhead`; nothing changed)
@@ -415,10 +419,11 @@ export async function removeSubscriptionCoupon(
   id: string,
   redemptionId: string,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
     // "The next invoice" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    const { subscription } = await renewedUpTo(work, locked, now, policy);
     const redemption = await work.trx
       .selectFrom('coupon_redemptions')
       .selectAll()

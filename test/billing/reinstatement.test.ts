@@ -221,6 +221,16 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
     ).toEqual([p3!.id]);
   });
 
+  it('settled term: period 0 written off (UNCOLLECTIBLE) is still owed after its failed charges: paying period 1 leaves it SUSPENDED', async () => {
+    const { id, invoices } = await settledAndDunned('RON');
+    const [p0, p1] = invoices;
+    expect((await app.api('POST', `/v1/invoices/${p0!.id}/mark-uncollectible`)).status).toBe(200);
+    // Period 1 paid by bank (1000): period 0's 1000 is still owed, its charges failed.
+    await s.pay(p1!.id, 1000);
+    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'SUSPENDED' });
+    expect(await s.activeData(id)).toBeUndefined();
+  });
+
   it('settled term paid by card, its success learned from a webhook (a batch): the missed periods voided in that batch', async () => {
     const { id, invoices } = await settledAndDunned('CHF');
     const [p0, p1, p2, p3, p4, p5] = invoices;

@@ -3,7 +3,7 @@ import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { DEFAULT_RENEWAL_POLICY, renewSubscription } from '../../src/billing/renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy, renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
 import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import {
@@ -452,5 +452,166 @@ describe('after the period end, before the renewal sweep ran', () => {
       new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
     );
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1650n]]);
+  });
+});
+
+/**
+ * With `BILL_SUSPENDED_SUBSCRIPTIONS` on the renewal sweep bills SUSPENDED subscriptions, so the
+ * catch-up before a change to one (over the API) renews it under that policy too: the money is then
+ * the same whether or not the sweep has renewed it yet.
+ */
+describe('with BILL_SUSPENDED_SUBSCRIPTIONS, a SUSPENDED subscription after the period end, before the renewal sweep ran', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp({ BILL_SUSPENDED_SUBSCRIPTIONS: '1' });
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  const billSuspended: RenewalPolicy = { billSuspended: true };
+  // On the real clock (the coupon and add-on API takes no time): a monthly subscription from the
+  // first of the month two months ago, renewed into last month and suspended in its middle.
+  const now = new Date();
+  const started = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1));
+  const lastStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  const thisStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const nextStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+  const midLast = new Date(lastStart.getTime() + 14 * 86_400_000);
+
+  /**
+   * Two subscriptions to `plan` (with coupon `couponCode`) from `started`, `prepare`d, renewed into
+   * last month and suspended in its middle: the first renewed into this month by a sweep on time.
+   * @returns [on time, lagging]
+   */
+  async function suspendedPair(
+    plan: string,
+    couponCode?: string,
+    prepare?: (id: string) => Promise<unknown>,
+  ): Promise<[string, string]> {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan, ...(couponCode ? { couponCode } : {}) },
+        started,
+      );
+      await prepare?.(subscription.id);
+      await renewSubscription(db, 'system', subscription.id, lastStart, false, billSuspended);
+      await suspendSubscription(db, 'system', subscription.id, midLast, 'customer asked');
+      ids.push(subscription.id);
+    }
+    await renewSubscription(db, 'system', ids[0]!, thisStart, false, billSuspended);
+    return [ids[0]!, ids[1]!];
+  }
+
+  /** After the change: the sweep under the policy renews both up to now; this month's total of each. */
+  async function thisMonthOf(ids: readonly string[]): Promise<bigint[]> {
+    const totals: bigint[] = [];
+    for (const id of ids) {
+      await renewSubscription(db, 'system', id, new Date(), false, billSuspended);
+      const invoice = await db
+        .selectFrom('invoices')
+        .select('total')
+        .where('subscription_id', '=', id)
+        .where('period_index', '=', 2)
+        .executeTakeFirstOrThrow();
+      totals.push(invoice.total);
+    }
+    return totals;
+  }
+
+  const flat = (currency: string, amount: number, taxRatePpm = 0) =>
+    insertPlan(db, { currency, price: { model: 'FLAT_FEE', amount }, taxRatePpm });
+
+  it('JPY: a 50% coupon redeemed this month discounts from next month: this month ¥3000 (not ¥1500), next ¥1500', async () => {
+    const plan = await flat('JPY', 3000);
+    await createCoupon(db, 'system', { code: 'SUSP-HALF-JPY', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const ids = await suspendedPair(plan);
+    for (const id of ids) {
+      const redeemed = await app.api('POST', `/v1/subscriptions/${id}/coupons`, { coupon: 'SUSP-HALF-JPY' });
+      expect(redeemed.status).toBe(201);
+    }
+    expect(await thisMonthOf(ids)).toEqual([3000n, 3000n]);
+    // Next month: ¥3000 − 50% = ¥1500.
+    const next = await renewSubscription(db, 'system', ids[1], nextStart, false, billSuspended);
+    expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1500n]]);
+  });
+
+  it('JPY: a 50% coupon removed this month still discounts this month: ¥1500 (not ¥3000)', async () => {
+    const plan = await flat('JPY', 3000);
+    await createCoupon(db, 'system', { code: 'SUSP-GONE-JPY', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const ids = await suspendedPair(plan, 'SUSP-GONE-JPY');
+    for (const id of ids) {
+      const [redemption] = (await app.api('GET', `/v1/subscriptions/${id}/coupons`)).body.data;
+      const removed = await app.api('POST', `/v1/subscriptions/${id}/coupons/${redemption.id}/remove`);
+      expect(removed.status).toBe(200);
+    }
+    // This month billed before the removal: ¥3000 − 50% = ¥1500.
+    expect(await thisMonthOf(ids)).toEqual([1500n, 1500n]);
+  });
+
+  it('EUR: a 50% coupon redeemed on an add-on this month discounts it from next month: this month 3000 + 1000, tax 400 = 4400 (not 3850)', async () => {
+    const plan = await flat('EUR', 3000, 100_000);
+    const seats = (await createAddOn(db, 'system', { name: 'Seats', currency: 'EUR', amount: 1000n })).id;
+    await createCoupon(db, 'system', { code: 'SUSP-HALF-SEAT', percentOffPpm: 500_000, duration: 'FOREVER' });
+    // 1 seat from the start (proration none: billed from the next period's invoice on).
+    const ids = await suspendedPair(plan, undefined, (id) =>
+      setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 1, proration: 'none' }, started),
+    );
+    for (const id of ids) {
+      const redeemed = await app.api('POST', `/v1/subscriptions/${id}/add-ons/${seats}/coupons`, {
+        coupon: 'SUSP-HALF-SEAT',
+      });
+      expect(redeemed.status).toBe(201);
+    }
+    // Not 3000 + (1000 − 500) = 3500, tax 350: 3850.
+    expect(await thisMonthOf(ids)).toEqual([4400n, 4400n]);
+    // Next month: 3000 + 1000 − 500 = 3500, tax 350.
+    const next = await renewSubscription(db, 'system', ids[1], nextStart, false, billSuspended);
+    expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 3850n]]);
+  });
+
+  it('EUR: an add-on (1000) previewed and set this month is charged from next month: this month 3000, tax 300 = 3300 (not 4400)', async () => {
+    const plan = await flat('EUR', 3000, 100_000);
+    const addOn = await app.api('POST', '/v1/add-ons', { name: 'Seats', currency: 'EUR', amount: 1000 });
+    expect(addOn.status).toBe(201);
+    const ids = await suspendedPair(plan);
+    for (const id of ids) {
+      const preview = await app.api('POST', `/v1/subscriptions/${id}/add-ons/preview`, {
+        add_on: addOn.body.id,
+        quantity: 1,
+      });
+      expect(preview.status).toBe(200);
+      // The next invoice is next month's: 3000 + 1000, tax 400.
+      expect(preview.body).toMatchObject({ period_start: nextStart.toISOString(), total: 4400 });
+      const added = await app.api('POST', `/v1/subscriptions/${id}/add-ons`, {
+        add_on: addOn.body.id,
+        quantity: 1,
+      });
+      expect(added.status).toBe(201);
+    }
+    expect(await thisMonthOf(ids)).toEqual([3300n, 3300n]);
+  });
+
+  it('EUR: cancelling a change to Pro (6000) scheduled for this month is too late (409): this month on Pro, 6000, tax 600 = 6600 (not 3300)', async () => {
+    const [basic, pro] = [await flat('EUR', 3000, 100_000), await flat('EUR', 6000, 100_000)];
+    const ids = await suspendedPair(basic, undefined, (id) =>
+      changeSubscription(
+        db,
+        'system',
+        id,
+        { planId: pro, when: 'next_cycle' },
+        new Date(lastStart.getTime() + 10 * 86_400_000),
+        false,
+      ),
+    );
+    for (const id of ids) {
+      const cancelled = await app.api('POST', `/v1/subscriptions/${id}/scheduled-change/cancel`);
+      expect([cancelled.status, cancelled.body.error?.code]).toEqual([409, 'no_scheduled_change']);
+    }
+    expect(await thisMonthOf(ids)).toEqual([6600n, 6600n]);
   });
 });

@@ -19,7 +19,8 @@ const DUNNING = { DUNNING_RETRY_DAYS: [2, 60], DUNNING_FINAL_ACTION: 'SUSPEND' a
  * A VOID invoice owes nothing: a subscription PAST_DUE only because of invoices that were then voided
  * (by an operator over the API, or a settled term's later periods voided by a cancellation at period
  * end) follows what is still owed, as after a payment (billing/reinstate.ts): ACTIVE once none of its
- * OPEN invoices has a failed charge.
+ * invoices still owed (OPEN, or UNCOLLECTIBLE: written off) has a failed charge. Voiding an invoice
+ * that never failed changes no status.
  *
  * The voids go over the API on the real clock; the subscriptions start 40 days before (a simulated
  * clock for renewals and dunning).
@@ -140,5 +141,74 @@ describe('a subscription PAST_DUE only because of invoices since voided', () => 
       [p2, 'VOID', 0n, 1],
     ]);
     expect(await activeData(id)).toMatchObject({ reason: 'invoice_voided' });
+  });
+
+  /** Period 0 (1000) fails 10 minutes in (PAST_DUE) and is written off: UNCOLLECTIBLE, still owed. */
+  async function writtenOff(id: string) {
+    await sweep(0, 10);
+    const [p0] = (await invoicesOf(id)).map(([invoice]) => invoice);
+    expect((await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`)).status).toBe(200);
+    return p0!;
+  }
+
+  it('JPY: voiding an invoice never charged changes nothing: PAST_DUE while period 0 (¥1000, failed) is written off and owed', async () => {
+    const id = await subscribed('JPY');
+    const p0 = await writtenOff(id);
+    expect(await statusOf(id)).toBe('PAST_DUE');
+    // Period 1 invoiced (¥1000), not charged yet: it made nothing past due.
+    await renewSubscription(db(), 'scheduler', id, at(31));
+    const [, p1] = (await invoicesOf(id)).map(([invoice]) => invoice);
+    expect(await invoicesOf(id)).toEqual([
+      [p0, 'UNCOLLECTIBLE', 1000n, 1],
+      [p1, 'OPEN', 1000n, 0],
+    ]);
+    await voided(p1!);
+    expect(await statusOf(id)).toBe('PAST_DUE');
+    expect(await activeData(id)).toBeUndefined();
+  });
+
+  it('JPY: voiding a failed invoice while period 0 (¥1000, failed) is written off and owed: still PAST_DUE', async () => {
+    const id = await subscribed('JPY');
+    const p0 = await writtenOff(id);
+    // Period 1 invoiced (¥1000) and failed too.
+    await renewSubscription(db(), 'scheduler', id, at(31));
+    await sweep(31, 10);
+    const [, p1] = (await invoicesOf(id)).map(([invoice]) => invoice);
+    expect(await invoicesOf(id)).toEqual([
+      [p0, 'UNCOLLECTIBLE', 1000n, 1],
+      [p1, 'OPEN', 1000n, 1],
+    ]);
+    // Period 1's ¥1000 no longer owed; period 0's ¥1000 still is, after a failed charge.
+    await voided(p1!);
+    expect(await statusOf(id)).toBe('PAST_DUE');
+  });
+
+  it('HUF, suspended by dunning: voiding an invoice never charged does not resume it while period 0 (1000, failed) is written off', async () => {
+    // A term of 3 periods settled 5 minutes in (3 × 1000); periods 1 and 2 charged on day 35 (an
+    // operator's schedule), so only period 0 is dunned.
+    const id = await subscribed('HUF', 3);
+    await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      invoiceRemainingCycles(work, (await lockSubscription(work, id))!, at(0, 5)),
+    );
+    const [p0, p1, p2] = (await invoicesOf(id)).map(([invoice]) => invoice);
+    for (const later of [p1, p2]) {
+      const moved = await app.api('POST', `/v1/invoices/${later}`, { charge_at: at(35).toISOString() });
+      expect(moved.status).toBe(200);
+    }
+    // Period 0 fails 10 minutes in and again at its one retry on day 2: dunning suspends it.
+    const once = { DUNNING_RETRY_DAYS: [2], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    await chargeDueInvoices(db(), 'scheduler', gateways(), once, at(0, 10));
+    await chargeDueInvoices(db(), 'scheduler', gateways(), once, at(2, 10));
+    expect(await statusOf(id)).toBe('SUSPENDED');
+    expect((await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`)).status).toBe(200);
+    expect(await invoicesOf(id)).toEqual([
+      [p0, 'UNCOLLECTIBLE', 1000n, 2],
+      [p1, 'OPEN', 1000n, 0],
+      [p2, 'OPEN', 1000n, 0],
+    ]);
+    // Period 1 voided: never charged, it made nothing past due; period 0's 1000 is still owed.
+    await voided(p1!);
+    expect(await statusOf(id)).toBe('SUSPENDED');
+    expect(await activeData(id)).toBeUndefined();
   });
 });

@@ -267,17 +267,18 @@ export const addOnRoutes: ApiRoute[] = [
     summary: "Redeem a coupon on a subscription's add-on: it discounts that add-on's line only",
     body: RedeemCoupon,
     responses: { 201: CouponRedemption },
-    handler: async (req, res, { deps: { db }, body }) => {
+    handler: async (req, res, { deps, body }) => {
       const redemption = await redeemAddOnCoupon(
-        db,
+        deps.db,
         actorOf(req),
         req.params.id,
         req.params.add_on,
         body.coupon,
+        policyOf(deps),
       );
       res
         .status(201)
-        .json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, redemption.id)));
+        .json(serialize.couponRedemption(await redemptionWithCoupon(deps.db, req.params.id, redemption.id)));
     },
   }),
   route({

@@ -5,6 +5,7 @@ import { detachPaymentMethod } from '../../billing/payment-methods.ts';
 import { removeSubscriptionCoupon } from '../../billing/subscriptions.ts';
 import { deleteUsageLimit } from '../../billing/usage.ts';
 import { actorOf } from '../actor.ts';
+import { policyOf } from '../deps.ts';
 import { CouponRedemption, Customer, PaymentMethod, UsageLimit } from './responses.ts';
 import { type ApiRoute, route } from './route.ts';
 import { serialize } from './serialize.ts';
@@ -79,15 +80,16 @@ export const archivalRoutes: ApiRoute[] = [
     scope: 'write',
     summary: 'Remove a redeemed coupon: later invoices are not discounted by it',
     responses: { 200: CouponRedemption },
-    handler: async (req, res, { deps: { db } }) => {
+    handler: async (req, res, { deps }) => {
       const removed = await removeSubscriptionCoupon(
-        db,
+        deps.db,
         actorOf(req),
         req.params.id,
         req.params.redemption,
         new Date(),
+        policyOf(deps),
       );
-      res.json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, removed.id)));
+      res.json(serialize.couponRedemption(await redemptionWithCoupon(deps.db, req.params.id, removed.id)));
     },
   }),
 ];

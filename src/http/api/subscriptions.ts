@@ -250,7 +250,9 @@ export const subscriptionRoutes: ApiRoute[] = [
     responses: { 200: Subscription },
     handler: async (req, res, { deps }) => {
       res.json(
-        serialize.subscription(await cancelScheduledChange(deps.db, actorOf(req), req.params.id, new Date())),
+        serialize.subscription(
+          await cancelScheduledChange(deps.db, actorOf(req), req.params.id, new Date(), policyOf(deps)),
+        ),
       );
     },
   }),
@@ -277,11 +279,17 @@ export const subscriptionRoutes: ApiRoute[] = [
     summary: 'Redeem a coupon on a subscription',
     body: RedeemCoupon,
     responses: { 201: CouponRedemption },
-    handler: async (req, res, { deps: { db }, body }) => {
-      const redemption = await addSubscriptionCoupon(db, actorOf(req), req.params.id, body.coupon);
+    handler: async (req, res, { deps, body }) => {
+      const redemption = await addSubscriptionCoupon(
+        deps.db,
+        actorOf(req),
+        req.params.id,
+        body.coupon,
+        policyOf(deps),
+      );
       res
         .status(201)
-        .json(serialize.couponRedemption(await redemptionWithCoupon(db, req.params.id, redemption.id)));
+        .json(serialize.couponRedemption(await redemptionWithCoupon(deps.db, req.params.id, redemption.id)));
     },
   }),
   route({
