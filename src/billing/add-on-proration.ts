@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { AddOnRow, CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { couponDiscounts } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
-import type { NewLine } from './invoices.ts';
+import { hasAddOnLine, type NewLine } from './invoices.ts';
 import type { Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import {
@@ -221,15 +221,7 @@ export async function periodAddOnInvoices(
     .where('i.period_start', '>=', period.start)
     .where('i.period_end', '<=', period.end)
     .where('i.status', '!=', 'VOID')
-    .where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('invoice_lines as l')
-          .select('l.id')
-          .whereRef('l.invoice_id', '=', 'i.id')
-          .where('l.add_on_id', 'is not', null),
-      ),
-    )
+    .where(hasAddOnLine)
     .orderBy('i.created_at')
     .orderBy('i.id')
     .execute();

@@ -1,4 +1,4 @@
-import type { Kysely, OperandValueExpressionOrList } from 'kysely';
+import type { ExpressionBuilder, Kysely, OperandValueExpressionOrList } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -826,4 +826,18 @@ export async function recordOfflinePayment(
     await applyPayment(work, invoice, payment.amount, new Date(), policy);
   });
   return getInvoice(db, id);
+}
+
+/**
+ * For a query over `invoices as i`: whether one of invoice `i`'s lines charges an add-on
+ * (`add_on_id` set), as an add-on's proration invoice's do (add-on-proration.ts).
+ */
+export function hasAddOnLine(eb: ExpressionBuilder<Database & { i: Database['invoices'] }, 'i'>) {
+  return eb.exists(
+    eb
+      .selectFrom('invoice_lines as l')
+      .select('l.id')
+      .whereRef('l.invoice_id', '=', 'i.id')
+      .where('l.add_on_id', 'is not', null),
+  );
 }

@@ -19,6 +19,7 @@ import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, refundedInFlight } from './invoice-payment.ts';
 import {
   finalizeLocked,
+  hasAddOnLine,
   insertInvoice,
   invoiceActivity,
   lineAmounts,
@@ -1164,15 +1165,7 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
           eb('i.billing_reason', '=', 'subscription_update'),
           // Not an add-on's proration invoice (add-on-proration.ts): it charged an add-on, never the
           // plan whose unused time a change credits.
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('invoice_lines as l')
-                .select('l.id')
-                .whereRef('l.invoice_id', '=', 'i.id')
-                .where('l.add_on_id', 'is not', null),
-            ),
-          ),
+          eb.not(hasAddOnLine(eb)),
         ]),
       ]),
     )
