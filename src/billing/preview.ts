@@ -8,6 +8,7 @@ import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
+import { DEFAULT_PRORATION } from './proration.ts';
 import { cadenceOf, lockSubscription, type RenewalPolicy, recurringLines, renewedUpTo } from './renewal.ts';
 import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
@@ -201,7 +202,7 @@ async function previewAddOnOf(
       ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
       : [...addOns, ...changed],
   }));
-  const behavior = change.proration ?? 'prorate_now';
+  const behavior = change.proration ?? DEFAULT_PRORATION;
   const charged = await addOnProration(
     db,
     subscription,

@@ -114,6 +114,9 @@ export function prorateSigned(amount: bigint, part: bigint, whole: bigint): bigi
  */
 export type ProrationBehavior = 'prorate_now' | 'prorate_at_renewal' | 'full' | 'none';
 
+/** The proration of a change now, an add-on's raise too, when the request names none. */
+export const DEFAULT_PRORATION: ProrationBehavior = 'prorate_now';
+
 /**
  * A change to make: a plan id and/or a quantity; `when` now (default) or at the next cycle
  * (scheduled-change.ts: applied by the renewal, no proration); `proration` for a change now.
@@ -554,7 +557,7 @@ export async function changeSubscription(
     if (change.when === 'next_cycle') {
       return scheduleChange(work, subscription, newPlan, quantity, now, preview);
     }
-    const behavior = change.proration ?? 'prorate_now';
+    const behavior = change.proration ?? DEFAULT_PRORATION;
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;

@@ -17,7 +17,7 @@ import { endRedemption, redeemCoupon } from './coupons.ts';
 import { openCustomerOnce } from './customer-status.ts';
 import { finalizeLocked, insertInvoice } from './invoices.ts';
 import { getPlan, type Plan } from './plans.ts';
-import type { ProrationBehavior } from './proration.ts';
+import { DEFAULT_PRORATION, type ProrationBehavior } from './proration.ts';
 import {
   DEFAULT_RENEWAL_POLICY,
   lockSubscription,
@@ -124,7 +124,7 @@ export async function setSubscriptionAddOn(
     const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
     const { addOnId, quantity } = change;
     const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
-    const behavior = change.proration ?? 'prorate_now';
+    const behavior = change.proration ?? DEFAULT_PRORATION;
     // Read under invoicing's lock once: the lines' taxes and the invoice's number and terms agree.
     const customer = openCustomerOnce(work.trx, subscription.customer_id);
     const charged = await addOnProration(

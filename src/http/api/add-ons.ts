@@ -39,6 +39,7 @@ import {
   ListQuery,
   Metadata,
   MinorUnits,
+  Proration,
   QueryBoolean,
   RedeemCoupon,
 } from './schemas.ts';
@@ -81,7 +82,7 @@ export const SetSubscriptionAddOn = z.strictObject({
   add_on: Id('addon'),
   quantity: z.number().int().min(0).max(1_000_000),
   coupon: CouponCode.optional(),
-  proration: z.enum(['prorate_now', 'prorate_at_renewal', 'full', 'none']).optional(),
+  proration: Proration.optional(),
 });
 
 /** An add-on as the API shows it: `amount` in minor units of `currency`, per unit and period. */

@@ -581,6 +581,9 @@ export const ChangeTrial = z.strictObject({
 /** `POST /v1/subscriptions/:id/coupons`: redeem a coupon by code. */
 export const RedeemCoupon = z.strictObject({ coupon: CouponCode });
 
+/** How a change now is prorated (billing/proration.ts `ProrationBehavior`), a plan's or an add-on's. */
+export const Proration = z.enum(['prorate_now', 'prorate_at_renewal', 'full', 'none']);
+
 /**
  * `POST /v1/subscriptions/:id/change`: a new plan and/or quantity; `when` now (default, prorated by
  * `proration`: prorate_now default, prorate_at_renewal, full, none) or next_cycle (scheduled, applied
@@ -591,7 +594,7 @@ export const ChangeSubscription = z
     plan: Id('plan').optional(),
     quantity: SubscriptionQuantity.optional(),
     when: z.enum(['now', 'next_cycle']).default('now'),
-    proration: z.enum(['prorate_now', 'prorate_at_renewal', 'full', 'none']).optional(),
+    proration: Proration.optional(),
     preview: z.boolean().default(false),
   })
   .refine((c) => c.plan !== undefined || c.quantity !== undefined, {
