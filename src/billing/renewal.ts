@@ -9,6 +9,7 @@ import type {
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { invoiceAddOnProration, reactivationAddOnCharge } from './add-on-proration.ts';
 import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
@@ -458,8 +459,12 @@ export interface Renewal {
  * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
  * (`applyScheduledChange`). After downtime every missed period is invoiced, each once. A fixed term
  * (`repeat`) ends it when period `repeat` would start: CANCELLED there with reason `term_completed`
- * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. Its invoices read
- * their customer once (`openCustomerOnce`), at the first of them.
+ * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. First, when
+ * `next_renewal_at` is a reactivation within the current period (reinstate.ts `resumeSuspended`), the
+ * add-on units set while it was suspended are charged from that moment on a `subscription_update`
+ * invoice (add-on-proration.ts `reactivationAddOnCharge`, `invoiceAddOnProration`) and
+ * `next_renewal_at` goes back to the period's end (or `cancel_at`). Its invoices read their customer
+ * once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
@@ -483,6 +488,20 @@ export async function renewLocked(
     current.cancel_at <= now
   ) {
     return cancelScheduled(work, current, plan, current.cancel_at, now, customer);
+  }
+  // Reactivated within the period invoiced before its suspension: the add-on units set while it was
+  // suspended are charged from the reactivation (reinstate.ts `resumeSuspended` set it due then).
+  const resumedAt = current.next_renewal_at;
+  if (billed.includes(current.status) && resumedAt && resumedAt <= now && isResumedMidPeriod(current)) {
+    const charged = await reactivationAddOnCharge(work.trx, current, plan, resumedAt, customer, policy);
+    const invoice = charged && (await invoiceAddOnProration(work, current, plan, charged, now, customer));
+    if (invoice) invoices.push(invoice);
+    current = await work.trx
+      .updateTable('subscriptions')
+      .set({ next_renewal_at: upcomingRenewalAt(current), updated_at: now })
+      .where('id', '=', current.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
@@ -523,6 +542,36 @@ export async function renewLocked(
     });
   }
   return { subscription: current, invoices };
+}
+
+/**
+ * Whether `subscription`'s `next_renewal_at` is the moment of a reactivation within its billed current
+ * period (reinstate.ts `resumeSuspended`): strictly inside the period and not its scheduled
+ * cancellation, the only other moment within a period the renewal looks at.
+ */
+function isResumedMidPeriod(subscription: SubscriptionRow): boolean {
+  const { next_renewal_at: at, current_period_start: start, current_period_end: end } = subscription;
+  return (
+    subscription.current_period_index !== null &&
+    at !== null &&
+    start !== null &&
+    end !== null &&
+    at > start &&
+    at < end &&
+    at.getTime() !== subscription.cancel_at?.getTime()
+  );
+}
+
+/**
+ * When `subscription`'s next period starts, for a reader that does not renew it first (its
+ * `effective_amount`): `next_renewal_at`, unless that is a reactivation's moment waiting for the
+ * renewal to charge the add-ons set while suspended (`renewLocked`), when it is the moment the
+ * renewal puts it back to: the period's end, or `cancel_at` before it (`nextRenewalAt`).
+ */
+export function upcomingRenewalAt(subscription: SubscriptionRow): Date | null {
+  return isResumedMidPeriod(subscription)
+    ? nextRenewalAt(subscription.current_period_end!, subscription.cancel_at)
+    : subscription.next_renewal_at;
 }
 
 /**

@@ -8,8 +8,10 @@ import {
   type ProrationBehavior,
   periodCreditToCustomer,
 } from '../../src/billing/proration.ts';
+import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
 import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   createSubscription,
   reactivateSubscription,
@@ -548,9 +550,11 @@ describe('add-on proration', () => {
     );
     expect([added.created, added.invoice]).toEqual([true, null]);
     expect(await addOnInvoices(suspended)).toEqual([]);
-    // Reactivated Feb 20 (February was invoiced before): the add-on is held, raised to 2 it charges
-    // the second only: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385.
-    await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    // Reactivated Feb 20 (February was invoiced before): the add-on set while suspended is charged
+    // from then, 9 of 28 days: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385; raised to 2 it charges
+    // the second only, as much.
+    const reactivated = await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    expect(reactivated.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[321n, 64n, 385n]]);
     const raised = await setSubscriptionAddOn(
       db,
       'system',
@@ -626,5 +630,310 @@ describe('add-on proration', () => {
     ).toBe('ACTIVE');
     const done = await cancel('none');
     expect([done.subscription.status, done.refund]).toEqual(['CANCELLED', null]);
+  });
+
+  /** Subscribed from Jan 1 2027 with `seats` units of `addOn` held from then (`none`): February's invoice bills them. */
+  const subscribedWithAddOn = async (plan: string, addOn: string, seats: number) => {
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      subscription.id,
+      { addOnId: addOn, quantity: seats, proration: 'none' },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const feb = await renewSubscription(db, 'system', subscription.id, d('2027-02-01T00:00:00Z'));
+    return { id: subscription.id, february: feb!.invoices[0]! };
+  };
+  /** Subscription `id`'s invoice lines as [type, quantity, add-on, plan, amount, tax, period start, period end]. */
+  const lineRows = (invoice: Awaited<ReturnType<typeof addOnInvoices>>[number]) =>
+    invoice.lines.map((l) => [
+      l.type,
+      l.quantity,
+      l.add_on_id,
+      l.plan_id,
+      l.amount,
+      l.tax_amount,
+      l.period_start,
+      l.period_end,
+    ]);
+  const statusOf = (id: string) =>
+    db
+      .selectFrom('subscriptions')
+      .select(['status', 'next_renewal_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  it('ISK (no minor unit): reactivated by hand within the period invoiced before the suspension, the add-on units set while suspended are charged from the reactivation, once', async () => {
+    // 3000 a month at 10% tax; Seats 1000 each a month.
+    const plan = await insertPlan(db, {
+      currency: 'ISK',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('ISK', 1000, 'Seats');
+    // January: 3000 + 300. February: 3000 + 2 × 1000 = 5000 + 500 = 5500, paying for 2 seats to Mar 1.
+    const { id, february } = await subscribedWithAddOn(plan, seats, 2);
+    expect([february.subtotal, february.tax, february.total]).toEqual([5000n, 500n, 5500n]);
+    // Suspended Feb 8; raised to 5 on Feb 10, lowered to 4 on Feb 12: nothing charged while suspended.
+    await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+    for (const [quantity, day] of [
+      [5, '10'],
+      [4, '12'],
+    ] as const) {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: seats, quantity },
+        d(`2027-02-${day}T00:00:00Z`),
+      );
+      expect(set.invoice).toBeNull();
+    }
+    expect(await addOnInvoices(id)).toEqual([]);
+
+    // Reactivated Feb 17, 12 of 28 days left: the 4 seats held beyond the 2 paid (the least held
+    // since the suspension is 2, too), from then: 2 × 1000 × 12/28 = 857.14 → 857, tax 85.7 → 86: 943.
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    const reactivated = await reactivateSubscription(db, 'system', id, feb17);
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(reactivated.invoices.map((i) => i.id)).toEqual([charged!.id]);
+    expect(reactivated.subscription).toMatchObject({ status: 'ACTIVE', next_renewal_at: mar1 });
+    expect(charged).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 857n,
+      tax: 86n,
+      total: 943n,
+      amount_due: 943n,
+      charge_at: feb17,
+      period_start: feb17,
+      period_end: mar1,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, seats, null, 857n, 86n, feb17, mar1]]);
+    // Reactivating again is refused: nothing more charged.
+    await expect(reactivateSubscription(db, 'system', id, d('2027-02-18T00:00:00Z'))).rejects.toMatchObject({
+      code: 'invalid_subscription_transition',
+    });
+    expect((await addOnInvoices(id)).map((i) => i.id)).toEqual([charged!.id]);
+    // Revenue: 3000 (January) + 5000 (February) + 857 = 8857; tax 300 + 500 + 86 = 886; all owed.
+    expect(await ledgerIn(app, 'ISK')).toEqual({
+      'receivable:customer': 9743,
+      revenue: -8857,
+      tax_payable: -886,
+    });
+
+    // The 4 are paid for now: setting 4 again charges nothing; a fifth on Feb 21 (8/28) is charged
+    // alone: 1000 × 8/28 = 285.71 → 286, tax 28.6 → 29: 315.
+    const same = await setSubscriptionAddOn(
+      db,
+      'system',
+      id,
+      { addOnId: seats, quantity: 4 },
+      d('2027-02-20T00:00:00Z'),
+    );
+    expect(same.invoice).toBeNull();
+    const fifth = await setSubscriptionAddOn(
+      db,
+      'system',
+      id,
+      { addOnId: seats, quantity: 5 },
+      d('2027-02-21T00:00:00Z'),
+    );
+    expect(fifth.invoice).toMatchObject({ subtotal: 286n, tax: 29n, total: 315n });
+    // March bills 3000 + 5 × 1000 = 8000, tax 800.
+    const mar = await renewSubscription(db, 'system', id, mar1);
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[8000n, 800n]]);
+  });
+
+  it('KWD (3 decimals): to a scheduled cancellation; a quantity set with none while suspended is held, other behaviours are charged from the reactivation', async () => {
+    // 10.000 KWD a month at 15% tax; Storage 2.500 and Backup 1.000 a month (fils).
+    const plan = await insertPlan(db, {
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 10_000 },
+      taxRatePpm: 150_000,
+    });
+    const storage = await addOnIn('KWD', 2500, 'Storage');
+    const backup = await addOnIn('KWD', 1000, 'Backup');
+    // January 10000 + 1500; February 10000 + 2500 = 12500 + 1875 = 14375 (1 Storage paid).
+    const { id, february } = await subscribedWithAddOn(plan, storage, 1);
+    expect(february.total).toBe(14_375n);
+    // Feb 5: cancellation scheduled for Feb 22 (no refund).
+    const feb22 = d('2027-02-22T00:00:00Z');
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, id))!,
+        { when: 'date', cancelAt: feb22, refundType: 'none' },
+        d('2027-02-05T00:00:00Z'),
+      ),
+    );
+    await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+    // While suspended: Storage to 3 asking prorate_at_renewal, Backup 2 asking none.
+    const sets: [string, number, ProrationBehavior, string][] = [
+      [storage, 3, 'prorate_at_renewal', '09'],
+      [backup, 2, 'none', '10'],
+    ];
+    for (const [addOnId, quantity, proration, day] of sets) {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId, quantity, proration },
+        d(`2027-02-${day}T00:00:00Z`),
+      );
+      expect(set.invoice).toBeNull();
+    }
+
+    // Reactivated Feb 15: served to Feb 22, 7 of 28 days. Storage: 2 units beyond the 1 paid, now
+    // (not at the period's end: the time before was not served): 2 × 2500 × 7/28 = 1250, tax 187.5
+    // → 188: 1438. Backup: held as none asked, nothing.
+    const feb15 = d('2027-02-15T00:00:00Z');
+    const reactivated = await reactivateSubscription(db, 'system', id, feb15);
+    expect(reactivated.subscription).toMatchObject({ status: 'ACTIVE', next_renewal_at: feb22 });
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(charged).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 1250n,
+      tax: 188n,
+      total: 1438n,
+      charge_at: feb15,
+      period_start: feb15,
+      period_end: feb22,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, storage, null, 1250n, 188n, feb15, feb22]]);
+    // Revenue 10000 + 12500 + 1250 = 23750; tax 1500 + 1875 + 188 = 3563; owed 11500 + 14375 + 1438.
+    expect(await ledgerIn(app, 'KWD')).toEqual({
+      'receivable:customer': 27_313,
+      revenue: -23_750,
+      tax_payable: -3563,
+    });
+    // It still ends at Feb 22, billing nothing more.
+    const ended = await renewSubscription(db, 'system', id, feb22);
+    expect([ended?.subscription.status, ended?.invoices]).toEqual(['CANCELLED', []]);
+  });
+
+  it('PLN: a payment reinstating a subscription dunning suspended leaves the charge to the renewal, from the reactivation; a second reinstatement or reactivation charges nothing', async () => {
+    // 40.00 a month at 23% tax; Seats 15.00 each a month.
+    const plan = await insertPlan(db, {
+      currency: 'PLN',
+      price: { model: 'FLAT_FEE', amount: 4000 },
+      taxRatePpm: 230_000,
+    });
+    const seats = await addOnIn('PLN', 1500, 'Seats');
+    // February: 4000 + 1500 = 5500 + 1265 = 6765 (1 seat paid).
+    const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+    expect(february.total).toBe(6765n);
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, id))!,
+        'SUSPENDED',
+        d('2027-02-08T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
+    // Feb 17: February's invoice paid (what the payment's transaction calls): ACTIVE, due to renew at
+    // once, nothing invoiced inside the payment.
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const reinstate = () =>
+      inUnitOfWork(db, { actor: 'system' }, (work) => reinstateAfterPayment(work, id, february.id, feb17));
+    expect(await reinstate()).toBe(true);
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: feb17 });
+    expect(await addOnInvoices(id)).toEqual([]);
+    // The sweep a day late (Feb 18) charges from the reactivation, 12 of 28 days: 2 × 1500 × 12/28
+    // = 1285.71 → 1286, tax 295.78 → 296: 1582.
+    const mar1 = d('2027-03-01T00:00:00Z');
+    const renewed = await renewSubscription(db, 'scheduler', id, d('2027-02-18T00:00:00Z'), true);
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(renewed?.invoices.map((i) => i.id)).toEqual([charged!.id]);
+    expect(charged).toMatchObject({
+      subtotal: 1286n,
+      tax: 296n,
+      total: 1582n,
+      charge_at: feb17,
+      period_end: mar1,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, seats, null, 1286n, 296n, feb17, mar1]]);
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1 });
+    // Racing a reactivation by hand or a second payment: it is ACTIVE, nothing more is charged.
+    expect(await reinstate()).toBe(false);
+    await expect(reactivateSubscription(db, 'system', id, feb17)).rejects.toMatchObject({
+      code: 'invalid_subscription_transition',
+    });
+    expect(await renewSubscription(db, 'scheduler', id, d('2027-02-19T00:00:00Z'))).toMatchObject({
+      invoices: [],
+    });
+    expect((await addOnInvoices(id)).map((i) => i.id)).toEqual([charged!.id]);
+    // January 4000 + 920; February 5500 + 1265; 1286 + 296.
+    expect(await ledgerIn(app, 'PLN')).toEqual({
+      'receivable:customer': 4920 + 6765 + 1582,
+      revenue: -(4000 + 5500 + 1286),
+      tax_payable: -(920 + 1265 + 296),
+    });
+  });
+
+  it('no extra invoice: reactivated in a later period (its renewal bills the quantity), with BILL_SUSPENDED_SUBSCRIPTIONS (charged when set), or nothing set while suspended', async () => {
+    // 2000 a month at 20% tax; Backup 1000 a month.
+    const plan = await insertPlan(db, {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      taxRatePpm: 200_000,
+    });
+    const backup = await addOnIn('CZK', 1000, 'Backup');
+    const suspendedAndRaised = async (policy?: { billSuspended: boolean }) => {
+      const { id } = await subscribedWithAddOn(plan, backup, 1);
+      await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      const raised = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: backup, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+        policy,
+      );
+      return { id, raised: raised.invoice };
+    };
+
+    // Reactivated Mar 10: March is invoiced at once with the 3: 2000 + 3000 = 5000, tax 1000.
+    const later = await suspendedAndRaised();
+    const march = await reactivateSubscription(db, 'system', later.id, d('2027-03-10T00:00:00Z'));
+    expect(march.invoices.map((i) => [i.period_index, i.subtotal, i.tax])).toEqual([[2, 5000n, 1000n]]);
+    expect(await addOnInvoices(later.id)).toEqual([]);
+    expect(await statusOf(later.id)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: d('2027-04-01T00:00:00Z'),
+    });
+
+    // BILL_SUSPENDED_SUBSCRIPTIONS: the 2 were charged on Feb 10 (19/28: 2 × 1000 × 19/28 = 1357.14
+    // → 1357, tax 271.4 → 271); the reactivation charges nothing more.
+    const billed = await suspendedAndRaised({ billSuspended: true });
+    expect(billed.raised).toMatchObject({ subtotal: 1357n, tax: 271n });
+    const back = await reactivateSubscription(db, 'system', billed.id, d('2027-02-17T00:00:00Z'), {
+      billSuspended: true,
+    });
+    expect(back.invoices).toEqual([]);
+    expect((await addOnInvoices(billed.id)).map((i) => i.id)).toEqual([billed.raised!.id]);
+
+    // Nothing set while suspended: nothing charged, the renewal stays at the period's end.
+    const { id: quiet } = await subscribedWithAddOn(plan, backup, 1);
+    await suspendSubscription(db, 'system', quiet, d('2027-02-08T00:00:00Z'), 'fraud check');
+    const resumed = await reactivateSubscription(db, 'system', quiet, d('2027-02-17T00:00:00Z'));
+    expect(resumed.invoices).toEqual([]);
+    expect(await statusOf(quiet)).toEqual({ status: 'ACTIVE', next_renewal_at: d('2027-03-01T00:00:00Z') });
   });
 });
