@@ -249,16 +249,20 @@ export async function reactivationAddOnCharge(
   };
 }
 
-/** The data of a `subscription.add_on_set` activity (billing/subscription-add-ons.ts). */
+/**
+ * The data of a `subscription.add_on_set` activity (billing/subscription-add-ons.ts). One logged
+ * before add-ons were prorated has no `proration`: it charged nothing, as `none`.
+ */
 const AddOnSet = z
-  .object({ add_on: z.string(), from: z.number(), to: z.number(), proration: z.string() })
+  .object({ add_on: z.string(), from: z.number(), to: z.number(), proration: z.string().default('none') })
   .loose();
 
 /**
  * The add-ons set on subscription `subscriptionId` since its latest suspension (its `subscription.add_on_set`
  * activities after its latest `subscription.suspended` one), each with the least quantity it held since
  * then: the quantity at the suspension (the first set's `from`), lowered by every quantity set below
- * it; a quantity set with `none` becomes it (its units are held, not charged, as `none` when active).
+ * it; a quantity set with `none` (or logged without a proration, from before add-ons were prorated)
+ * becomes it (its units are held, not charged, as `none` when active).
  * Empty when it was never suspended or nothing was set since.
  * @returns add-on id → least quantity held, in the order first set
  */
