@@ -152,6 +152,8 @@ export function newSubscriptionRow(
     repeat: input.repeat === undefined ? plan.repeat : input.repeat,
     settled_at: null,
     charged_basis: null,
+    add_on_charge_at: null,
+    add_on_charge_suspension: null,
   };
 }
 
