@@ -41,13 +41,15 @@ import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } fro
  * suspended (it is not served), and the next invoice made for it (a renewal after its reactivation,
  * or the current period's at reactivation when it was not invoiced) bills the quantity set. When it
  * is reactivated within the period invoiced before its suspension (by hand or by a payment:
- * reinstate.ts `resumeSuspended`), the units set while suspended are charged from the reactivation
- * to the end of what the period serves (`reactivationAddOnCharge`, made by the renewal:
- * renewal.ts `renewLocked`), as a raise at that moment with the default behaviour (`prorate_now`):
- * the units beyond those covered, here the more of those paid for and the least the subscription
- * held since its suspension (the quantity at the suspension, lowered by every quantity set below it
- * since). A quantity set with `none` while suspended is honoured as `none` is when active: the units
- * it sets are held, not charged (the least held becomes that quantity). The other behaviours asked
+ * reinstate.ts `resumeSuspended` records the charge pending in `add_on_charge_at`), the units set
+ * while suspended are charged from the reactivation to the end of what the period serves
+ * (`reactivationAddOnCharge`, made by the renewal: renewal.ts `renewLocked`, at once for a
+ * reactivation by hand, by the sweep or whatever renews it first after a payment), as a raise at
+ * that moment with the default behaviour (`prorate_now`): the units beyond those covered, here the
+ * more of those paid for and the least the subscription held in the suspension (the quantity at the
+ * suspension, lowered by every quantity set below it since: `heldSinceSuspension`). A quantity set
+ * with `none` while suspended is honoured as `none` is when active: the units that set adds are
+ * held, not charged (those raised before it stay charged). The other behaviours asked
  * while suspended are not: no charge was made then, and the time before the reactivation was not
  * served, so the units are charged from the reactivation, now (not at the period's end, nor from its
  * start). Nothing more is charged: a quantity lowered while suspended gives no credit, and units set
@@ -189,27 +191,33 @@ export async function invoiceAddOnProration(
 }
 
 /**
- * What reactivating `subscription` (ACTIVE again, locked) at `resumedAt`, within the period invoiced
- * before its suspension, charges for the add-on units set while it was suspended (see the module's
- * comment): for each add-on set since its latest suspension that it still has, `addOnProration` of a
- * raise at `resumedAt` from the least it held since the suspension (`heldSinceSuspension`) to the
- * quantity it has now, with `DEFAULT_PRORATION`; the lines of all of them on one invoice over
- * `resumedAt` … the end of what the period serves, charged at `resumedAt`. Read-only; `customer` and
- * `policy` as `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`),
- * so it charges nothing again.
- * @returns null when nothing is charged (no add-on set while suspended, no unit beyond those covered,
- * no billed period holding `resumedAt`)
+ * The charge pending on `subscription` (locked) for the add-on units set while it was suspended
+ * (see the module's comment): its `add_on_charge_at` (r, the reactivation's moment, written by
+ * reinstate.ts `resumeSuspended`) and `add_on_charge_suspension` (the suspension whose add-on sets
+ * count: `heldSinceSuspension`). For each add-on set in that suspension that it still has,
+ * `addOnProration` of a raise at r from the least it held in the suspension to the quantity it has
+ * now, with `DEFAULT_PRORATION`; the lines of all of them on one invoice over r … the end of what the
+ * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
+ * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
+ * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (its
+ * cancellation by hand renewed it first, which made the charge). Read-only; `customer` as
+ * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
+ * nothing again.
+ * @returns null when nothing is charged (none pending, no unit beyond those covered, no billed
+ * period holding r: the renewal's lag left the period before it current, or it is CANCELLED)
  */
 export async function reactivationAddOnCharge(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   plan: Plan,
-  resumedAt: Date,
   customer: OpenCustomer | undefined,
-  policy: RenewalPolicy,
 ): Promise<AddOnProration | null> {
+  const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = subscription;
+  if (resumedAt === null || suspension === null) return null;
+  // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
+  const policy: RenewalPolicy = { billSuspended: true };
   const lines: NewLine[] = [];
-  for (const [addOnId, least] of await heldSinceSuspension(trx, subscription.id)) {
+  for (const [addOnId, least] of await heldSinceSuspension(trx, subscription.id, suspension)) {
     const row = await trx
       .selectFrom('subscription_add_ons')
       .select('quantity')
@@ -257,41 +265,67 @@ const AddOnSet = z
   .object({ add_on: z.string(), from: z.number(), to: z.number(), proration: z.string().default('none') })
   .loose();
 
-/**
- * The add-ons set on subscription `subscriptionId` since its latest suspension (its `subscription.add_on_set`
- * activities after its latest `subscription.suspended` one), each with the least quantity it held since
- * then: the quantity at the suspension (the first set's `from`), lowered by every quantity set below
- * it; a quantity set with `none` (or logged without a proration, from before add-ons were prorated)
- * becomes it (its units are held, not charged, as `none` when active).
- * Empty when it was never suspended or nothing was set since.
- * @returns add-on id → least quantity held, in the order first set
- */
-export async function heldSinceSuspension(
-  trx: Kysely<Database>,
-  subscriptionId: string,
-): Promise<Map<string, number>> {
-  const held = new Map<string, number>();
-  const ofSubscription = trx
+/** Subscription `subscriptionId`'s activities (`activities`). */
+const activitiesOf = (trx: Kysely<Database>, subscriptionId: string) =>
+  trx
     .selectFrom('activities')
     .where('resource_type', '=', 'subscription')
     .where('resource_id', '=', subscriptionId);
-  const suspension = await ofSubscription
+
+/**
+ * The `sequence` of subscription `subscriptionId`'s latest `subscription.suspended` activity (its
+ * latest suspension); null when it was never suspended.
+ */
+export async function latestSuspension(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+): Promise<bigint | null> {
+  const row = await activitiesOf(trx, subscriptionId)
     .select('sequence')
     .where('action', '=', 'subscription.suspended')
     .orderBy('sequence', 'desc')
     .limit(1)
     .executeTakeFirst();
-  if (!suspension) return held;
-  const sets = await ofSubscription
+  return row?.sequence ?? null;
+}
+
+/**
+ * The add-ons set on subscription `subscriptionId` while it was suspended by its suspension
+ * `suspension` (the `sequence` of a `subscription.suspended` activity: `latestSuspension`): its
+ * `subscription.add_on_set` activities after that one and before the first `subscription.active`
+ * after it (none yet: all after it), each with the units covered without a charge: the least
+ * quantity it held since the suspension (the quantity at the suspension, the first set's `from`,
+ * lowered by every quantity set below it), raised by the units each set with `none` (or logged
+ * without a proration, from before add-ons were prorated) adds above both its `from` and that
+ * least (`to − max(from, least)`, none when it lowers): the units such a set adds are held, not
+ * charged, as `none` when active, while the units raised before it in the suspension stay charged
+ * (5 → 6 with `none` after 2 → 5 holds the sixth; setting 5 again with `none` holds nothing more).
+ * Empty when nothing was set in that suspension.
+ * @returns add-on id → units covered, in the order first set
+ */
+export async function heldSinceSuspension(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  suspension: bigint,
+): Promise<Map<string, number>> {
+  const held = new Map<string, number>();
+  const reactivation = await activitiesOf(trx, subscriptionId)
+    .select('sequence')
+    .where('action', '=', 'subscription.active')
+    .where('sequence', '>', suspension)
+    .orderBy('sequence')
+    .limit(1)
+    .executeTakeFirst();
+  let sets = activitiesOf(trx, subscriptionId)
     .select('data')
     .where('action', '=', 'subscription.add_on_set')
-    .where('sequence', '>', suspension.sequence)
-    .orderBy('sequence')
-    .execute();
-  for (const row of sets) {
+    .where('sequence', '>', suspension);
+  if (reactivation) sets = sets.where('sequence', '<', reactivation.sequence);
+  for (const row of await sets.orderBy('sequence').execute()) {
     const set = AddOnSet.parse(row.data);
-    const least = held.get(set.add_on) ?? set.from;
-    held.set(set.add_on, set.proration === 'none' ? set.to : Math.min(least, set.to));
+    const least = Math.min(held.get(set.add_on) ?? set.from, set.to);
+    const unpaid = set.proration === 'none' ? Math.max(0, set.to - Math.max(set.from, least)) : 0;
+    held.set(set.add_on, least + unpaid);
   }
   return held;
 }

@@ -3,13 +3,7 @@ import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { lineAmount, type NewLine } from './invoices.ts';
 import { type Period, periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import {
-  cadenceOf,
-  type RecurringState,
-  subscriptionRecurringLines,
-  termCompletedAt,
-  upcomingRenewalAt,
-} from './renewal.ts';
+import { cadenceOf, type RecurringState, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
 
 /**
  * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
@@ -45,7 +39,7 @@ export async function nextRenewalLines(
   change?: (state: RecurringState) => RecurringState,
 ): Promise<{ plan: Plan; next: { period: Period; lines: NewLine[] } | null }> {
   const plan = await getPlan(db, subscription.scheduled_plan_id ?? subscription.plan_id);
-  const due = upcomingRenewalAt(subscription);
+  const due = subscription.next_renewal_at;
   const cadence = cadenceOf(subscription, plan);
   const renews =
     subscription.status !== 'CANCELLED' &&

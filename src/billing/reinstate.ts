@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { heldSinceSuspension } from './add-on-proration.ts';
+import { heldSinceSuspension, latestSuspension } from './add-on-proration.ts';
 import { voidInvoicedAhead } from './cancellation.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -30,15 +30,18 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  *   invoices no period after it, none of them served;
  * - else, when it resumes within the period invoiced before the suspension (its current period holds
  *   `now`) and add-ons were set while it was suspended (add-on-proration.ts `heldSinceSuspension`),
- *   `next_renewal_at` becomes `now`: the renewal (`renewLocked`) charges the add-on units set while
- *   suspended from `now` to the end of what the period serves (add-on-proration.ts
- *   `reactivationAddOnCharge`: only units beyond those paid for and the least held since the
- *   suspension, `prorate_now`, `none` honoured) and puts `next_renewal_at` back to the period's end.
- *   A reactivation by hand renews at once; one by a payment leaves it to the renewal sweep (within
- *   a minute) or to whatever next renews the subscription up to its moment (an add-on set, a
- *   change: `renewedUpTo`), which charges from the reactivation all the same. The subscription is
- *   reactivated once (a second reactivation, or a payment racing one, finds it ACTIVE), and units
- *   charged are paid for: nothing is charged twice.
+ *   a charge is left pending for them: `add_on_charge_at` = `now` and `add_on_charge_suspension` =
+ *   that suspension (`latestSuspension`); `next_renewal_at` stays the period's end. The renewal
+ *   (`renewLocked`) charges them from `now` to the end of what the period serves (add-on-proration.ts
+ *   `reactivationAddOnCharge`: only units beyond those paid for and those held without a charge in
+ *   the suspension, `prorate_now`, `none` honoured) and clears it. A reactivation by hand renews at
+ *   once; one by a payment leaves it to the renewal sweep (within a minute) or to whatever renews the
+ *   subscription up to now first (an add-on set, a change, a suspension or cancellation by hand:
+ *   `renewedUpTo`), which charges from the reactivation all the same, whatever the status by then.
+ *   The subscription is reactivated once (a second reactivation, or a payment racing one, finds it
+ *   ACTIVE; all of them hold its lock), and units charged are paid for: nothing is charged twice. No
+ *   add-on set comes while a charge is pending without renewing first (which makes it), so a later
+ *   reactivation never finds one pending with add-ons set in its own suspension.
  * Logs `subscription.active` with `data`, `resumes_at_period` and the invoices `voided_invoices`,
  * `not_voided_invoices` (skipped), `kept_invoices` (paid). It invoices nothing itself: the caller
  * renews (`renewLocked`) or leaves it to the renewal sweep.
@@ -84,30 +87,36 @@ export async function resumeSuspended(
   });
   if (policy.billSuspended) return active;
   const end = scheduledEnd(subscription, plan);
-  const { current_period_start: start, current_period_end: periodEnd } = subscription;
-  // Within the period invoiced before the suspension, with add-ons set since.
-  const resumedMidPeriod = async () =>
-    subscription.current_period_index !== null &&
-    start !== null &&
-    periodEnd !== null &&
-    start < now &&
-    now < periodEnd &&
-    (await heldSinceSuspension(work.trx, subscription.id)).size > 0;
   // Ended while suspended: the renewal ends it at its date, billing nothing after.
-  const resumeAt =
-    end && end <= now
-      ? end
-      : skipped
-        ? periodAt(cadence, index).start
-        : (await resumedMidPeriod())
-          ? now
-          : null;
-  if (resumeAt === null || resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
-  // Resume at the current period (no back-billing), at the end that came while suspended, or now to
-  // charge the add-on units set while suspended.
+  const resumeAt = end && end <= now ? end : skipped ? periodAt(cadence, index).start : null;
+  if (resumeAt !== null) {
+    if (resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
+    // Resume at the current period (no back-billing), or at the end that came while suspended.
+    return work.trx
+      .updateTable('subscriptions')
+      .set({ next_renewal_at: resumeAt, updated_at: now })
+      .where('id', '=', subscription.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+  // Within the period invoiced before the suspension, with add-ons set in it: charged from now.
+  const { current_period_start: start, current_period_end: periodEnd } = subscription;
+  if (
+    subscription.current_period_index === null ||
+    !start ||
+    !periodEnd ||
+    now <= start ||
+    now >= periodEnd
+  ) {
+    return active;
+  }
+  const suspension = await latestSuspension(work.trx, subscription.id);
+  if (suspension === null || (await heldSinceSuspension(work.trx, subscription.id, suspension)).size === 0) {
+    return active;
+  }
   return work.trx
     .updateTable('subscriptions')
-    .set({ next_renewal_at: resumeAt, updated_at: now })
+    .set({ add_on_charge_at: now, add_on_charge_suspension: suspension, updated_at: now })
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -126,8 +135,9 @@ export async function resumeSuspended(
  * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
  * term's unpaid invoices of them are voided. The period it resumes in is not invoiced here but by
  * the next renewal sweep (within a minute), nor, when it resumes within the period invoiced before
- * the suspension, are the add-on units set while suspended (charged from the reactivation by that
- * renewal: `resumeSuspended`): a renewal inside a payment's transaction would lock the
+ * the suspension, are the add-on units set while suspended (left pending in `add_on_charge_at`,
+ * charged from the reactivation by that renewal: `resumeSuspended`): a renewal inside a payment's
+ * transaction would lock the
  * customer (their credit, at the finalization) in the middle of a webhook batch that goes on to lock
  * other subscriptions' invoices and customers, against the lock order, and would fail the payment
  * with the renewal (a closed customer, a tax lookup) — the payment must be recorded whatever the

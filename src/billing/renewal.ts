@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type {
   BillingReason,
@@ -459,12 +459,13 @@ export interface Renewal {
  * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
  * (`applyScheduledChange`). After downtime every missed period is invoiced, each once. A fixed term
  * (`repeat`) ends it when period `repeat` would start: CANCELLED there with reason `term_completed`
- * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. First, when
- * `next_renewal_at` is a reactivation within the current period (reinstate.ts `resumeSuspended`), the
- * add-on units set while it was suspended are charged from that moment on a `subscription_update`
- * invoice (add-on-proration.ts `reactivationAddOnCharge`, `invoiceAddOnProration`) and
- * `next_renewal_at` goes back to the period's end (or `cancel_at`). Its invoices read their customer
- * once (`openCustomerOnce`), at the first of them.
+ * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. First, when a
+ * charge is pending from `add_on_charge_at` ≤ `now` (a reactivation within the current period with
+ * add-ons set while suspended: reinstate.ts `resumeSuspended`), the add-on units set while it was
+ * suspended are charged from that moment on a `subscription_update` invoice (add-on-proration.ts
+ * `reactivationAddOnCharge`, `invoiceAddOnProration`), whatever its status now, and the pending
+ * charge is cleared in the same unit of work (under the subscription's lock: made once). Its
+ * invoices read their customer once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
@@ -480,6 +481,19 @@ export async function renewLocked(
   const cadence = cadenceOf(current, plan);
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
+  // Add-on units set while suspended, charged from a payment's reactivation (reinstate.ts
+  // `resumeSuspended`), first: within the period holding it, whatever the status now.
+  if (current.add_on_charge_at && current.add_on_charge_at <= now) {
+    const charged = await reactivationAddOnCharge(work.trx, current, plan, customer);
+    const invoice = charged && (await invoiceAddOnProration(work, current, plan, charged, now, customer));
+    if (invoice) invoices.push(invoice);
+    current = await work.trx
+      .updateTable('subscriptions')
+      .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })
+      .where('id', '=', current.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -487,21 +501,8 @@ export async function renewLocked(
     current.cancel_at &&
     current.cancel_at <= now
   ) {
-    return cancelScheduled(work, current, plan, current.cancel_at, now, customer);
-  }
-  // Reactivated within the period invoiced before its suspension: the add-on units set while it was
-  // suspended are charged from the reactivation (reinstate.ts `resumeSuspended` set it due then).
-  const resumedAt = current.next_renewal_at;
-  if (billed.includes(current.status) && resumedAt && resumedAt <= now && isResumedMidPeriod(current)) {
-    const charged = await reactivationAddOnCharge(work.trx, current, plan, resumedAt, customer, policy);
-    const invoice = charged && (await invoiceAddOnProration(work, current, plan, charged, now, customer));
-    if (invoice) invoices.push(invoice);
-    current = await work.trx
-      .updateTable('subscriptions')
-      .set({ next_renewal_at: upcomingRenewalAt(current), updated_at: now })
-      .where('id', '=', current.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const cancelled = await cancelScheduled(work, current, plan, current.cancel_at, now, customer);
+    return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
@@ -545,36 +546,6 @@ export async function renewLocked(
 }
 
 /**
- * Whether `subscription`'s `next_renewal_at` is the moment of a reactivation within its billed current
- * period (reinstate.ts `resumeSuspended`): strictly inside the period and not its scheduled
- * cancellation, the only other moment within a period the renewal looks at.
- */
-function isResumedMidPeriod(subscription: SubscriptionRow): boolean {
-  const { next_renewal_at: at, current_period_start: start, current_period_end: end } = subscription;
-  return (
-    subscription.current_period_index !== null &&
-    at !== null &&
-    start !== null &&
-    end !== null &&
-    at > start &&
-    at < end &&
-    at.getTime() !== subscription.cancel_at?.getTime()
-  );
-}
-
-/**
- * When `subscription`'s next period starts, for a reader that does not renew it first (its
- * `effective_amount`): `next_renewal_at`, unless that is a reactivation's moment waiting for the
- * renewal to charge the add-ons set while suspended (`renewLocked`), when it is the moment the
- * renewal puts it back to: the period's end, or `cancel_at` before it (`nextRenewalAt`).
- */
-export function upcomingRenewalAt(subscription: SubscriptionRow): Date | null {
-  return isResumedMidPeriod(subscription)
-    ? nextRenewalAt(subscription.current_period_end!, subscription.cancel_at)
-    : subscription.next_renewal_at;
-}
-
-/**
  * Brings a locked subscription's periods up to `now` before something is done to it at `now` (a
  * prorated change, a change scheduled for the next cycle or its cancellation, a cancellation, a
  * suspension, a trial's end moved, an add-on or coupon from the next period on, and the previews of
@@ -582,7 +553,9 @@ export function upcomingRenewalAt(subscription: SubscriptionRow): Date | null {
  * by then, in the caller's unit of work. So whatever the sweep's lag, what follows sees the period
  * that contains `now` (invoiced, `current_period_*` on it) and gives the same money as after a sweep
  * on time: a change on day 10 of a period the sweep has not renewed yet prorates that period, the
- * period's invoice billing the old plan. Nothing happens when its next renewal has not come.
+ * period's invoice billing the old plan, and an add-on charge pending since a payment's
+ * reactivation (`add_on_charge_at`) is made first. Nothing happens when neither its next renewal nor
+ * such a charge has come.
  * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
  * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
  */
@@ -592,7 +565,8 @@ export async function renewedUpTo(
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Renewal> {
-  if (!subscription.next_renewal_at || subscription.next_renewal_at > now) {
+  const due = (at: Date | null) => at !== null && at <= now;
+  if (!due(subscription.next_renewal_at) && !due(subscription.add_on_charge_at)) {
     return { subscription, invoices: [] };
   }
   return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
@@ -735,7 +709,10 @@ export interface RenewalSweep {
  * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
  * is reported and left for the next run.
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
- * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
+ * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
+ * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is
+ * renewed whatever its status, to make that charge (`renewLocked`); the keyset orders by when each
+ * came due, the earlier of the two.
  */
 export async function renewDueSubscriptions(
   db: Db,
@@ -750,19 +727,27 @@ export async function renewDueSubscriptions(
 ): Promise<RenewalSweep> {
   const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
+  // When it came due: its next renewal or its pending add-on charge, the earlier (least skips null).
+  const dueAt = sql<Date>`least(next_renewal_at, add_on_charge_at)`;
   let after: { at: Date; id: string } | undefined;
   for (;;) {
     let query = db
       .selectFrom('subscriptions')
-      .select(['id', 'next_renewal_at'])
+      .select(['id', dueAt.as('due_at')])
       .where((eb) =>
         eb.or([
-          eb('status', 'in', renewableStatuses(policy)),
-          // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
-          eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+          eb.and([
+            eb.or([
+              eb('status', 'in', renewableStatuses(policy)),
+              // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
+              eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+            ]),
+            eb('next_renewal_at', '<=', now),
+          ]),
+          // An add-on charge pending since a payment's reactivation, whatever the status.
+          eb('add_on_charge_at', '<=', now),
         ]),
       )
-      .where('next_renewal_at', '<=', now)
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
@@ -775,9 +760,9 @@ export async function renewDueSubscriptions(
       );
     if (after) {
       const { at, id } = after;
-      query = query.where((eb) => eb(eb.refTuple('next_renewal_at', 'id'), '>', eb.tuple(at, id)));
+      query = query.where((eb) => eb(eb.tuple(dueAt, eb.ref('id')), '>', eb.tuple(at, id)));
     }
-    const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
+    const page = await query.orderBy(dueAt).orderBy('id').limit(pageSize).execute();
     await eachLimited(
       page,
       concurrency,
@@ -795,8 +780,8 @@ export async function renewDueSubscriptions(
       stopping,
     );
     const last = page.at(-1);
-    if (stopping?.aborted || page.length < pageSize || !last?.next_renewal_at) break;
-    after = { at: last.next_renewal_at, id: last.id };
+    if (stopping?.aborted || page.length < pageSize || !last) break;
+    after = { at: last.due_at, id: last.id };
   }
   return sweep;
 }

@@ -9,7 +9,7 @@ import {
   periodCreditToCustomer,
 } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
-import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
@@ -17,6 +17,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -666,7 +667,7 @@ describe('add-on proration', () => {
   const statusOf = (id: string) =>
     db
       .selectFrom('subscriptions')
-      .select(['status', 'next_renewal_at'])
+      .select(['status', 'next_renewal_at', 'add_on_charge_at'])
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
 
@@ -846,17 +847,17 @@ describe('add-on proration', () => {
       ),
     );
     await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
-    // Feb 17: February's invoice paid (what the payment's transaction calls): ACTIVE, due to renew at
-    // once, nothing invoiced inside the payment.
+    // Feb 17: February's invoice paid (what the payment's transaction calls): ACTIVE, the charge left
+    // pending from Feb 17 (next_renewal_at stays the period's end), nothing invoiced inside the payment.
     const feb17 = d('2027-02-17T00:00:00Z');
     const reinstate = () =>
       inUnitOfWork(db, { actor: 'system' }, (work) => reinstateAfterPayment(work, id, february.id, feb17));
     expect(await reinstate()).toBe(true);
-    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: feb17 });
+    const mar1 = d('2027-03-01T00:00:00Z');
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: feb17 });
     expect(await addOnInvoices(id)).toEqual([]);
     // The sweep a day late (Feb 18) charges from the reactivation, 12 of 28 days: 2 × 1500 × 12/28
     // = 1285.71 → 1286, tax 295.78 → 296: 1582.
-    const mar1 = d('2027-03-01T00:00:00Z');
     const renewed = await renewSubscription(db, 'scheduler', id, d('2027-02-18T00:00:00Z'), true);
     const [charged, ...others] = await addOnInvoices(id);
     expect(others).toEqual([]);
@@ -869,7 +870,7 @@ describe('add-on proration', () => {
       period_end: mar1,
     });
     expect(lineRows(charged!)).toEqual([['CHARGE', 2, seats, null, 1286n, 296n, feb17, mar1]]);
-    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1 });
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: null });
     // Racing a reactivation by hand or a second payment: it is ACTIVE, nothing more is charged.
     expect(await reinstate()).toBe(false);
     await expect(reactivateSubscription(db, 'system', id, feb17)).rejects.toMatchObject({
@@ -917,6 +918,7 @@ describe('add-on proration', () => {
     expect(await statusOf(later.id)).toEqual({
       status: 'ACTIVE',
       next_renewal_at: d('2027-04-01T00:00:00Z'),
+      add_on_charge_at: null,
     });
 
     // BILL_SUSPENDED_SUBSCRIPTIONS: the 2 were charged on Feb 10 (19/28: 2 × 1000 × 19/28 = 1357.14
@@ -934,6 +936,224 @@ describe('add-on proration', () => {
     await suspendSubscription(db, 'system', quiet, d('2027-02-08T00:00:00Z'), 'fraud check');
     const resumed = await reactivateSubscription(db, 'system', quiet, d('2027-02-17T00:00:00Z'));
     expect(resumed.invoices).toEqual([]);
-    expect(await statusOf(quiet)).toEqual({ status: 'ACTIVE', next_renewal_at: d('2027-03-01T00:00:00Z') });
+    expect(await statusOf(quiet)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: d('2027-03-01T00:00:00Z'),
+      add_on_charge_at: null,
+    });
+  });
+  it('NOK: a quantity set with none while suspended holds only the units it adds; the raise before it is still charged at the reactivation', async () => {
+    // 3000 a month, no tax; Seats 1000 each a month; 2 seats paid for February.
+    const plan = await insertPlan(db, { currency: 'NOK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const seats = await addOnIn('NOK', 1000, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Suspended Feb 8, `sets` made on Feb 10, 11, …, reactivated by hand Feb 17 (12 of 28 days left). */
+    const chargedAfter = async (...sets: [number, ProrationBehavior][]) => {
+      const { id } = await subscribedWithAddOn(plan, seats, 2);
+      await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      for (const [i, [quantity, proration]] of sets.entries()) {
+        const at = d(`2027-02-${10 + i}T00:00:00Z`);
+        await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity, proration }, at);
+      }
+      const back = await reactivateSubscription(db, 'system', id, feb17);
+      const charged = await addOnInvoices(id);
+      expect(charged.map((i) => i.id)).toEqual(back.invoices.map((i) => i.id));
+      return charged.map(lineRows);
+    };
+    // 2 → 5 (prorate_now), then 5 → 6 with none: as when ACTIVE, the 3 raised first are charged, the
+    // sixth is held: 3 × 1000 × 12/28 = 1285.71 → 1286.
+    const three = [['CHARGE', 3, seats, null, 1286n, 0n, feb17, mar1]];
+    expect(await chargedAfter([5, 'prorate_now'], [6, 'none'])).toEqual([three]);
+    // 2 → 5, then 5 again with none (adds nothing): the same 3, 1286.
+    expect(await chargedAfter([5, 'prorate_now'], [5, 'none'])).toEqual([three]);
+    // 2 → 5 with none, then 5 → 6: the 3 held, the sixth charged: 1000 × 12/28 = 428.57 → 429.
+    expect(await chargedAfter([5, 'none'], [6, 'prorate_now'])).toEqual([
+      [['CHARGE', 1, seats, null, 429n, 0n, feb17, mar1]],
+    ]);
+    // 2 → 1 (one given up), then 1 → 4 with none: the 3 it adds are held; nothing beyond the 2 paid.
+    expect(await chargedAfter([1, 'prorate_now'], [4, 'none'])).toEqual([]);
+  });
+
+  it("DKK: a suspension that does not renew first (a usage limit) before the sweep charges the pending charge: still charged, from the payment's reactivation, by the reactivation by hand or by the sweep while SUSPENDED", async () => {
+    // 40.00 a month, no tax; Seats 15.00 each a month; 1 seat paid for February.
+    const plan = await insertPlan(db, { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const seats = await addOnIn('DKK', 1500, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Dunning suspended Feb 8, raised to 3 Feb 10, reinstated by a payment Feb 17, suspended by a usage limit 30 s later (as usage.ts does: no renewal first). */
+    const suspendedAgain = async () => {
+      const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+      const suspend = (at: Date, reason: string) =>
+        inUnitOfWork(db, { actor: 'system' }, async (work) =>
+          transitionSubscription(work, (await lockSubscription(work, id))!, 'SUSPENDED', at, { reason }),
+        );
+      await suspend(d('2027-02-08T00:00:00Z'), DUNNING_REASON);
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: seats, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+      );
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, id, february.id, feb17),
+      );
+      await suspend(d('2027-02-17T00:00:30Z'), 'usage_limit');
+      expect(await statusOf(id)).toEqual({
+        status: 'SUSPENDED',
+        next_renewal_at: mar1,
+        add_on_charge_at: feb17,
+      });
+      return id;
+    };
+    // The 2 seats beyond the 1 paid were served from Feb 17; the second suspension credits no time
+    // paid for (as for the plan): 2 × 1500 × 12/28 = 1285.71 → 1286, from Feb 17 to Mar 1.
+    const charge = [['CHARGE', 2, seats, null, 1286n, 0n, feb17, mar1]];
+
+    // Reactivated by hand Feb 20: the pending charge is made; nothing was set in the second
+    // suspension, so nothing more.
+    const byHand = await suspendedAgain();
+    const back = await reactivateSubscription(db, 'system', byHand, d('2027-02-20T00:00:00Z'));
+    const charged = await addOnInvoices(byHand);
+    expect(charged.map(lineRows)).toEqual([charge]);
+    expect(charged.map((i) => i.id)).toEqual(back.invoices.map((i) => i.id));
+    expect(await statusOf(byHand)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: mar1,
+      add_on_charge_at: null,
+    });
+
+    // The sweep (Feb 18) picks it up while SUSPENDED and charges it, leaving it SUSPENDED; the
+    // reactivation by hand then charges nothing more.
+    const bySweep = await suspendedAgain();
+    const sweep = await renewDueSubscriptions(db, 'scheduler', d('2027-02-18T00:00:00Z'));
+    expect(sweep.failures.filter((f) => f.subscription === bySweep)).toEqual([]);
+    const [swept, ...others] = await addOnInvoices(bySweep);
+    expect(others).toEqual([]);
+    expect(lineRows(swept!)).toEqual(charge);
+    expect(swept).toMatchObject({ status: 'OPEN', total: 1286n, charge_at: feb17 });
+    expect(await statusOf(bySweep)).toEqual({
+      status: 'SUSPENDED',
+      next_renewal_at: mar1,
+      add_on_charge_at: null,
+    });
+    const later = await reactivateSubscription(db, 'system', bySweep, d('2027-02-20T00:00:00Z'));
+    expect(later.invoices).toEqual([]);
+    expect((await addOnInvoices(bySweep)).map((i) => i.id)).toEqual([swept!.id]);
+    // Each: January 4000, February 4000 + 1500, then 1286; no tax, all owed.
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 2 * (4000 + 5500 + 1286),
+      revenue: -2 * (4000 + 5500 + 1286),
+    });
+  });
+
+  it("HUF, CHF: while a payment's reactivation charge is pending, next_renewal_at stays the period's end for every reader: usage, the API, a cancellation at period end", async () => {
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Dunning suspended Feb 8 (after `before`), raised to 3 Feb 10, reinstated by a payment Feb 17: the charge pending. */
+    const pending = async (plan: string, addOn: string, before: (id: string) => Promise<unknown>) => {
+      const { id, february } = await subscribedWithAddOn(plan, addOn, 1);
+      await before(id);
+      await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        transitionSubscription(
+          work,
+          (await lockSubscription(work, id))!,
+          'SUSPENDED',
+          d('2027-02-08T00:00:00Z'),
+          {
+            reason: DUNNING_REASON,
+          },
+        ),
+      );
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: addOn, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+      );
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, id, february.id, feb17),
+      );
+      expect(await statusOf(id)).toEqual({
+        status: 'ACTIVE',
+        next_renewal_at: mar1,
+        add_on_charge_at: feb17,
+      });
+      return id;
+    };
+
+    // Cancelled at period end (Feb 5): it ends Mar 1, so usage at Feb 17 00:00:20 is accepted.
+    const metered = await insertPlan(db, {
+      currency: 'HUF',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+    });
+    const ending = await pending(metered, await addOnIn('HUF', 500, 'Seats'), (id) =>
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, id))!,
+          { when: 'period_end', refundType: 'none' },
+          d('2027-02-05T00:00:00Z'),
+        ),
+      ),
+    );
+    const usageAt = d('2027-02-17T00:00:20Z');
+    const usage = await recordUsageEvent(
+      db,
+      'system',
+      { eventId: `${ending}-1`, subscriptionId: ending, code: 'api_calls', value: 5n, timestamp: usageAt },
+      usageAt,
+    );
+    expect(usage.created).toBe(true);
+
+    // A change scheduled for the next cycle: the API shows it, and the next renewal, at Mar 1.
+    const plan = await insertPlan(db, { currency: 'CHF', price: { model: 'FLAT_FEE', amount: 2000 } });
+    const bigger = await insertPlan(db, { currency: 'CHF', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const seats = await addOnIn('CHF', 500, 'Seats');
+    const changing = await pending(plan, seats, (id) =>
+      changeSubscription(
+        db,
+        'system',
+        id,
+        { planId: bigger, when: 'next_cycle' },
+        d('2027-02-05T00:00:00Z'),
+        false,
+      ),
+    );
+    const shown = await app.api('GET', `/v1/subscriptions/${changing}`);
+    expect(shown.status).toBe(200);
+    expect([shown.body.next_renewal_at, shown.body.scheduled_change?.at]).toEqual([
+      mar1.toISOString(),
+      mar1.toISOString(),
+    ]);
+    // Suspended by a usage limit (no renewal first), then cancelled at period end on Feb 18: the
+    // cancellation renews it first, which makes the pending charge (2 × 500 × 12/28 = 428.57 → 429,
+    // from Feb 17), and it ends Mar 1, the end of the period paid.
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, changing))!,
+        'SUSPENDED',
+        d('2027-02-17T00:00:30Z'),
+        {
+          reason: 'usage_limit',
+        },
+      ),
+    );
+    const scheduled = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, changing))!,
+        { when: 'period_end', refundType: 'none' },
+        d('2027-02-18T00:00:00Z'),
+      ),
+    );
+    expect(scheduled.subscription.cancel_at).toEqual(mar1);
+    expect((await addOnInvoices(changing)).map(lineRows)).toEqual([
+      [['CHARGE', 2, seats, null, 429n, 0n, feb17, mar1]],
+    ]);
   });
 });
