@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type {
   BillingReason,
@@ -711,8 +711,8 @@ export interface RenewalSweep {
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
  * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is
- * renewed whatever its status, to make that charge (`renewLocked`); the keyset orders by when each
- * came due, the earlier of the two.
+ * renewed whatever its status, to make that charge (`renewLocked`), in a pass of its own before the
+ * renewals (`sweepDue`: each pass reads its own index in keyset order).
  */
 export async function renewDueSubscriptions(
   db: Db,
@@ -727,27 +727,61 @@ export async function renewDueSubscriptions(
 ): Promise<RenewalSweep> {
   const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
-  // When it came due: its next renewal or its pending add-on charge, the earlier (least skips null).
-  const dueAt = sql<Date>`least(next_renewal_at, add_on_charge_at)`;
+  const renew = async (id: string) => {
+    try {
+      const renewal = await renewSubscription(db, actor, id, now, true, policy);
+      sweep.invoices += renewal?.invoices.length ?? 0;
+    } catch (error) {
+      sweep.failures.push({
+        subscription: id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+  const pages = { now, pageSize, concurrency, stopping };
+  // Add-on charges pending since a payment's reactivation, whatever the status (a partial index).
+  await sweepDue(db, 'add_on_charge_at', (eb) => eb.lit(true), renew, pages);
+  await sweepDue(
+    db,
+    'next_renewal_at',
+    (eb) =>
+      eb.or([
+        eb('status', 'in', renewableStatuses(policy)),
+        // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
+        eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+      ]),
+    renew,
+    pages,
+  );
+  return sweep;
+}
+
+/**
+ * Calls `renew` for each subscription whose `column` (`next_renewal_at`, or `add_on_charge_at`) is
+ * at or before `now`, matching `where`, of a customer not closed (billing/customer-status.ts),
+ * oldest due first, in pages of `pageSize` read by keyset on (`column`, id) so that its index
+ * serves each page and one that fails is passed, not retried forever; `concurrency` at a time;
+ * none after `stopping` aborts.
+ */
+async function sweepDue(
+  db: Db,
+  column: 'next_renewal_at' | 'add_on_charge_at',
+  where: (eb: ExpressionBuilder<Database, 'subscriptions'>) => Expression<SqlBool>,
+  renew: (id: string) => Promise<void>,
+  {
+    now,
+    pageSize,
+    concurrency,
+    stopping,
+  }: { now: Date; pageSize: number; concurrency: number; stopping?: AbortSignal },
+): Promise<void> {
   let after: { at: Date; id: string } | undefined;
-  for (;;) {
+  while (!stopping?.aborted) {
     let query = db
       .selectFrom('subscriptions')
-      .select(['id', dueAt.as('due_at')])
-      .where((eb) =>
-        eb.or([
-          eb.and([
-            eb.or([
-              eb('status', 'in', renewableStatuses(policy)),
-              // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
-              eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
-            ]),
-            eb('next_renewal_at', '<=', now),
-          ]),
-          // An add-on charge pending since a payment's reactivation, whatever the status.
-          eb('add_on_charge_at', '<=', now),
-        ]),
-      )
+      .select((eb) => ['id', eb.ref(column).$notNull().as('due_at')])
+      .where(column, '<=', now)
+      .where(where)
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
@@ -760,28 +794,12 @@ export async function renewDueSubscriptions(
       );
     if (after) {
       const { at, id } = after;
-      query = query.where((eb) => eb(eb.tuple(dueAt, eb.ref('id')), '>', eb.tuple(at, id)));
+      query = query.where((eb) => eb(eb.refTuple(column, 'id'), '>', eb.tuple(at, id)));
     }
-    const page = await query.orderBy(dueAt).orderBy('id').limit(pageSize).execute();
-    await eachLimited(
-      page,
-      concurrency,
-      async ({ id }) => {
-        try {
-          const renewal = await renewSubscription(db, actor, id, now, true, policy);
-          sweep.invoices += renewal?.invoices.length ?? 0;
-        } catch (error) {
-          sweep.failures.push({
-            subscription: id,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }
-      },
-      stopping,
-    );
+    const page = await query.orderBy(column).orderBy('id').limit(pageSize).execute();
+    await eachLimited(page, concurrency, ({ id }) => renew(id), stopping);
     const last = page.at(-1);
-    if (stopping?.aborted || page.length < pageSize || !last) break;
+    if (page.length < pageSize || !last) return;
     after = { at: last.due_at, id: last.id };
   }
-  return sweep;
 }
