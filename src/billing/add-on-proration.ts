@@ -199,8 +199,9 @@ export async function invoiceAddOnProration(
  * now, with `DEFAULT_PRORATION`; the lines of all of them on one invoice over r … the end of what the
  * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
  * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
- * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (its
- * cancellation by hand renewed it first, which made the charge). Read-only; `customer` as
+ * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (every
+ * cancellation makes a pending charge first: by hand it renews first, dunning's final one calls
+ * renewal.ts `chargePendingAddOns`). Read-only; `customer` as
  * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
  * nothing again.
  * @returns null when nothing is charged (none pending, no unit beyond those covered, no billed

@@ -481,19 +481,10 @@ export async function renewLocked(
   const cadence = cadenceOf(current, plan);
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
-  // Add-on units set while suspended, charged from a payment's reactivation (reinstate.ts
-  // `resumeSuspended`), first: within the period holding it, whatever the status now.
-  if (current.add_on_charge_at && current.add_on_charge_at <= now) {
-    const charged = await reactivationAddOnCharge(work.trx, current, plan, customer);
-    const invoice = charged && (await invoiceAddOnProration(work, current, plan, charged, now, customer));
-    if (invoice) invoices.push(invoice);
-    current = await work.trx
-      .updateTable('subscriptions')
-      .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })
-      .where('id', '=', current.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-  }
+  // Add-on units set while suspended, charged from a payment's reactivation, first.
+  const pending = await chargePendingAddOns(work, current, plan, now, customer);
+  current = pending.subscription;
+  invoices.push(...pending.invoices);
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -543,6 +534,39 @@ export async function renewLocked(
     });
   }
   return { subscription: current, invoices };
+}
+
+/**
+ * Makes the add-on charge pending on locked `subscription` since a payment reactivated it
+ * (`add_on_charge_at` ≤ `now`: reinstate.ts `resumeSuspended`), whatever its status now: the add-on
+ * units set while it was suspended, from that moment to the end of the period holding it, on a
+ * `subscription_update` invoice (add-on-proration.ts `reactivationAddOnCharge`,
+ * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
+ * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
+ * renewal (`renewLocked`) makes it first; dunning's final cancellation (payments/dunning.ts) before
+ * it cancels, as that does not renew. Lock order: the subscription, then the customer (`customer`,
+ * read once by the caller when given).
+ * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
+ */
+export async function chargePendingAddOns(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  now: Date,
+  customer: OpenCustomer = openCustomerOnce(work.trx, subscription.customer_id),
+): Promise<Renewal> {
+  if (!subscription.add_on_charge_at || subscription.add_on_charge_at > now) {
+    return { subscription, invoices: [] };
+  }
+  const charged = await reactivationAddOnCharge(work.trx, subscription, plan, customer);
+  const invoice = charged && (await invoiceAddOnProration(work, subscription, plan, charged, now, customer));
+  const cleared = await work.trx
+    .updateTable('subscriptions')
+    .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { subscription: cleared, invoices: invoice ? [invoice] : [] };
 }
 
 /**
@@ -707,7 +731,8 @@ export interface RenewalSweep {
  * each in its own transaction, `concurrency` at a time. One that another unit of work holds (another
  * worker renewing it, or a charge, refund or webhook on one of its invoices: `lockInvoice` locks
  * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
- * is reported and left for the next run.
+ * is reported and left for the next run (one whose pending add-on charge fails is reported by both
+ * passes, and every path that renews it first fails alike until what fails is mended).
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
  * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
-import { voidInvoice } from '../../src/billing/invoices.ts';
+import { lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import {
   changeSubscription,
   type ProrationBehavior,
@@ -20,6 +20,7 @@ import {
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { downgradeCredit, flatPlan, ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -1045,6 +1046,52 @@ describe('add-on proration', () => {
     expect(await ledgerIn(app, 'DKK')).toEqual({
       'receivable:customer': 2 * (4000 + 5500 + 1286),
       revenue: -2 * (4000 + 5500 + 1286),
+    });
+  });
+
+  it("SEK: dunning's final cancellation (which does not renew) makes the add-on charge pending since a payment's reactivation before it ends the subscription", async () => {
+    // 40.00 a month, no tax; Seats 15.00 each a month; 1 seat paid for February (its invoice left
+    // OPEN: the one whose last retry fails below).
+    const plan = await insertPlan(db, { currency: 'SEK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const seats = await addOnIn('SEK', 1500, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, id))!,
+        'SUSPENDED',
+        d('2027-02-08T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      reinstateAfterPayment(work, id, february.id, feb17),
+    );
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: feb17 });
+    // February's invoice fails its last retry 30 s later, before the sweep ran: CANCELLED at once.
+    const step = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, february.id),
+        { retryDays: [], finalAction: 'CANCEL' },
+        d('2027-02-17T00:00:30Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    expect(step.subscriptionStatus).toBe('CANCELLED');
+    // The 2 seats beyond the 1 paid were served from Feb 17 to the cancellation; a cancellation now
+    // by hand would have made the charge (it renews first): 2 × 1500 × 12/28 = 1285.71 → 1286.
+    const charged = await addOnInvoices(id);
+    expect(charged.map(lineRows)).toEqual([[['CHARGE', 2, seats, null, 1286n, 0n, feb17, mar1]]]);
+    expect(await statusOf(id)).toEqual({
+      status: 'CANCELLED',
+      next_renewal_at: null,
+      add_on_charge_at: null,
     });
   });
 
