@@ -1,18 +1,22 @@
 import { type Kysely, sql } from 'kysely';
+import { z } from 'zod';
 import type { AddOnRow, CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { getAddOn } from './add-ons.ts';
 import { couponDiscounts } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
-import { hasAddOnLine, type NewLine } from './invoices.ts';
+import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
 import type { Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import {
   type ChargedItem,
+  DEFAULT_PRORATION,
   itemLines,
   type ProrationBehavior,
   secondsBetween,
   taxRuleNow,
 } from './proration.ts';
-import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
+import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } from './renewal.ts';
 
 /**
  * Proration of a subscription's add-ons (seed 001 "Create Subscription Add-On": the add-on is applied
@@ -33,10 +37,24 @@ import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
  * discounted the add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
  * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
  * A subscription its renewals do not bill (SUSPENDED, unless `BILL_SUSPENDED_SUBSCRIPTIONS`:
- * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged now, as with
- * `none`, and the next invoice made for it (a renewal after its reactivation, or the current period's
- * at reactivation when it was not invoiced) bills the quantity set. Units set while suspended are
- * then held: not charged for the rest of the period they were set in (see below).
+ * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged while it is
+ * suspended (it is not served), and the next invoice made for it (a renewal after its reactivation,
+ * or the current period's at reactivation when it was not invoiced) bills the quantity set. When it
+ * is reactivated within the period invoiced before its suspension (by hand or by a payment:
+ * reinstate.ts `resumeSuspended` records the charge pending in `add_on_charge_at`), the units set
+ * while suspended are charged from the reactivation to the end of what the period serves
+ * (`reactivationAddOnCharge`, made by the renewal: renewal.ts `renewLocked`, at once for a
+ * reactivation by hand, by the sweep or whatever renews it first after a payment), as a raise at
+ * that moment with the default behaviour (`prorate_now`): the units beyond those covered, here the
+ * more of those paid for and the least the subscription held in the suspension (the quantity at the
+ * suspension, lowered by every quantity set below it since: `heldSinceSuspension`). A quantity set
+ * with `none` while suspended is honoured as `none` is when active: the units that set adds are
+ * held, not charged (those raised before it stay charged). The other behaviours asked
+ * while suspended are not: no charge was made then, and the time before the reactivation was not
+ * served, so the units are charged from the reactivation, now (not at the period's end, nor from its
+ * start). Nothing more is charged: a quantity lowered while suspended gives no credit, and units set
+ * and given up again while suspended were never served. With `BILL_SUSPENDED_SUBSCRIPTIONS` they
+ * were charged when set, and a reactivation charges nothing.
  * The units covered for the rest of the period are the more of those paid for (the add-on's line on
  * the period invoice plus the units its proration invoices of the period charged, not VOID:
  * `paidQuantity`) and those the subscription holds now (`held`): a charge is only ever for units
@@ -134,6 +152,183 @@ export async function addOnProration(
     },
     chargeAt: behavior === 'prorate_at_renewal' ? end : now,
   };
+}
+
+/**
+ * Invoices `charged` (`addOnProration`, `reactivationAddOnCharge`) for `subscription` (locked in
+ * `work`) at `now`: a `subscription_update` invoice of its lines over `charged`'s period, taxed as
+ * priced, finalized at once (`customer`: the unit's `openCustomerOnce`) and charged at
+ * `charged.chargeAt`.
+ * @returns the invoice finalized, or null when its total is 0 (a 100% coupon, the period's last
+ * second: no invoice is made)
+ * @throws as `insertInvoice` and `finalizeLocked` (ConflictError `customer_closed`)
+ */
+export async function invoiceAddOnProration(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  charged: AddOnProration,
+  now: Date,
+  customer: OpenCustomer,
+): Promise<InvoiceRow | null> {
+  if (charged.proration.total <= 0n) return null;
+  const inserted = await insertInvoice(
+    work,
+    {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      lines: charged.lines,
+      subscriptionId: subscription.id,
+      periodStart: charged.proration.periodStart,
+      periodEnd: charged.proration.periodEnd,
+      billingReason: 'subscription_update',
+      details: subscriptionInvoiceDetails(subscription),
+      chargeAt: charged.chargeAt,
+    },
+    { customer, taxed: true },
+  );
+  return finalizeLocked(work, inserted, now, customer);
+}
+
+/**
+ * The charge pending on `subscription` (locked) for the add-on units set while it was suspended
+ * (see the module's comment): its `add_on_charge_at` (r, the reactivation's moment, written by
+ * reinstate.ts `resumeSuspended`) and `add_on_charge_suspension` (the suspension whose add-on sets
+ * count: `heldSinceSuspension`). For each add-on set in that suspension that it still has,
+ * `addOnProration` of a raise at r from the least it held in the suspension to the quantity it has
+ * now, with `DEFAULT_PRORATION`; the lines of all of them on one invoice over r … the end of what the
+ * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
+ * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
+ * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (every
+ * cancellation makes a pending charge first: by hand it renews first, dunning's final one calls
+ * renewal.ts `chargePendingAddOns`). Read-only; `customer` as
+ * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
+ * nothing again.
+ * @returns null when nothing is charged (none pending, no unit beyond those covered, no billed
+ * period holding r: the renewal's lag left the period before it current, or it is CANCELLED)
+ */
+export async function reactivationAddOnCharge(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  customer: OpenCustomer | undefined,
+): Promise<AddOnProration | null> {
+  const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = subscription;
+  if (resumedAt === null || suspension === null) return null;
+  // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
+  const policy: RenewalPolicy = { billSuspended: true };
+  const lines: NewLine[] = [];
+  for (const [addOnId, least] of await heldSinceSuspension(trx, subscription.id, suspension)) {
+    const row = await trx
+      .selectFrom('subscription_add_ons')
+      .select('quantity')
+      .where('subscription_id', '=', subscription.id)
+      .where('add_on_id', '=', addOnId)
+      .executeTakeFirst();
+    if (!row) continue;
+    const addOn = await getAddOn(trx, addOnId);
+    const charged = await addOnProration(
+      trx,
+      subscription,
+      plan,
+      addOn,
+      least,
+      row.quantity,
+      DEFAULT_PRORATION,
+      resumedAt,
+      customer,
+      policy,
+    );
+    if (charged) lines.push(...charged.lines);
+  }
+  const end = servedUntil(subscription);
+  if (lines.length === 0 || !end) return null;
+  return {
+    lines,
+    proration: {
+      customerId: subscription.customer_id,
+      currency: plan.currency,
+      billingReason: 'subscription_update',
+      invoiceAt: resumedAt,
+      periodStart: resumedAt,
+      periodEnd: end,
+      ...pricedLines(lines),
+    },
+    chargeAt: resumedAt,
+  };
+}
+
+/**
+ * The data of a `subscription.add_on_set` activity (billing/subscription-add-ons.ts). One logged
+ * before add-ons were prorated has no `proration`: it charged nothing, as `none`.
+ */
+const AddOnSet = z
+  .object({ add_on: z.string(), from: z.number(), to: z.number(), proration: z.string().default('none') })
+  .loose();
+
+/** Subscription `subscriptionId`'s activities (`activities`). */
+const activitiesOf = (trx: Kysely<Database>, subscriptionId: string) =>
+  trx
+    .selectFrom('activities')
+    .where('resource_type', '=', 'subscription')
+    .where('resource_id', '=', subscriptionId);
+
+/**
+ * The `sequence` of subscription `subscriptionId`'s latest `subscription.suspended` activity (its
+ * latest suspension); null when it was never suspended.
+ */
+export async function latestSuspension(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+): Promise<bigint | null> {
+  const row = await activitiesOf(trx, subscriptionId)
+    .select('sequence')
+    .where('action', '=', 'subscription.suspended')
+    .orderBy('sequence', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.sequence ?? null;
+}
+
+/**
+ * The add-ons set on subscription `subscriptionId` while it was suspended by its suspension
+ * `suspension` (the `sequence` of a `subscription.suspended` activity: `latestSuspension`): its
+ * `subscription.add_on_set` activities after that one and before the first `subscription.active`
+ * after it (none yet: all after it), each with the units covered without a charge: the least
+ * quantity it held since the suspension (the quantity at the suspension, the first set's `from`,
+ * lowered by every quantity set below it), raised by the units each set with `none` (or logged
+ * without a proration, from before add-ons were prorated) adds above both its `from` and that
+ * least (`to − max(from, least)`, none when it lowers): the units such a set adds are held, not
+ * charged, as `none` when active, while the units raised before it in the suspension stay charged
+ * (5 → 6 with `none` after 2 → 5 holds the sixth; setting 5 again with `none` holds nothing more).
+ * Empty when nothing was set in that suspension.
+ * @returns add-on id → units covered, in the order first set
+ */
+export async function heldSinceSuspension(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  suspension: bigint,
+): Promise<Map<string, number>> {
+  const held = new Map<string, number>();
+  const reactivation = await activitiesOf(trx, subscriptionId)
+    .select('sequence')
+    .where('action', '=', 'subscription.active')
+    .where('sequence', '>', suspension)
+    .orderBy('sequence')
+    .limit(1)
+    .executeTakeFirst();
+  let sets = activitiesOf(trx, subscriptionId)
+    .select('data')
+    .where('action', '=', 'subscription.add_on_set')
+    .where('sequence', '>', suspension);
+  if (reactivation) sets = sets.where('sequence', '<', reactivation.sequence);
+  for (const row of await sets.orderBy('sequence').execute()) {
+    const set = AddOnSet.parse(row.data);
+    const least = Math.min(held.get(set.add_on) ?? set.from, set.to);
+    const unpaid = set.proration === 'none' ? Math.max(0, set.to - Math.max(set.from, least)) : 0;
+    held.set(set.add_on, least + unpaid);
+  }
+  return held;
 }
 
 /**

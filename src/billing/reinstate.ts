@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { heldSinceSuspension, latestSuspension } from './add-on-proration.ts';
 import { voidInvoicedAhead } from './cancellation.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -17,7 +18,7 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  * (`reactivateSubscription`) and a payment that reinstates it (`reinstateAfterPayment`) share, so
  * both resume billing alike: the periods wholly missed while suspended are never billed (no
  * back-billing), unless `policy.billSuspended` (`BILL_SUSPENDED_SUBSCRIPTIONS`: they were billed
- * while suspended, nothing was missed). Without it:
+ * while suspended, nothing was missed, and add-ons set while suspended were charged then). Without it:
  * - a settled term's (terms.ts) unpaid invoices of the periods starting at or after `suspended_at`
  *   and ending at or before `now` are voided (`voidInvoicedAhead`, reason `subscription_reactivated`;
  *   one partly paid or with a charge in flight is skipped, left owed; paid ones are kept);
@@ -26,7 +27,21 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  * - but when the subscription's scheduled end (`scheduledEnd`: `cancel_at`, the period end of a
  *   `cancel_at_period_end`, a fixed term's end) came while it was suspended, at or before `now`,
  *   `next_renewal_at` becomes that end: the renewal ends it there (CANCELLED at its own date) and
- *   invoices no period after it, none of them served.
+ *   invoices no period after it, none of them served;
+ * - else, when it resumes within the period invoiced before the suspension (its current period holds
+ *   `now`) and add-ons were set while it was suspended (add-on-proration.ts `heldSinceSuspension`),
+ *   a charge is left pending for them: `add_on_charge_at` = `now` and `add_on_charge_suspension` =
+ *   that suspension (`latestSuspension`); `next_renewal_at` stays the period's end. The renewal
+ *   (`renewLocked`) charges them from `now` to the end of what the period serves (add-on-proration.ts
+ *   `reactivationAddOnCharge`: only units beyond those paid for and those held without a charge in
+ *   the suspension, `prorate_now`, `none` honoured) and clears it. A reactivation by hand renews at
+ *   once; one by a payment leaves it to the renewal sweep (within a minute) or to whatever renews the
+ *   subscription up to now first (an add-on set, a change, a suspension or cancellation by hand:
+ *   `renewedUpTo`), which charges from the reactivation all the same, whatever the status by then.
+ *   The subscription is reactivated once (a second reactivation, or a payment racing one, finds it
+ *   ACTIVE; all of them hold its lock), and units charged are paid for: nothing is charged twice. No
+ *   add-on set comes while a charge is pending without renewing first (which makes it), so a later
+ *   reactivation never finds one pending with add-ons set in its own suspension.
  * Logs `subscription.active` with `data`, `resumes_at_period` and the invoices `voided_invoices`,
  * `not_voided_invoices` (skipped), `kept_invoices` (paid). It invoices nothing itself: the caller
  * renews (`renewLocked`) or leaves it to the renewal sweep.
@@ -74,11 +89,34 @@ export async function resumeSuspended(
   const end = scheduledEnd(subscription, plan);
   // Ended while suspended: the renewal ends it at its date, billing nothing after.
   const resumeAt = end && end <= now ? end : skipped ? periodAt(cadence, index).start : null;
-  if (resumeAt === null || resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
-  // Resume at the current period (no back-billing), or at the end that came while suspended.
+  if (resumeAt !== null) {
+    if (resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
+    // Resume at the current period (no back-billing), or at the end that came while suspended.
+    return work.trx
+      .updateTable('subscriptions')
+      .set({ next_renewal_at: resumeAt, updated_at: now })
+      .where('id', '=', subscription.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+  // Within the period invoiced before the suspension, with add-ons set in it: charged from now.
+  const { current_period_start: start, current_period_end: periodEnd } = subscription;
+  if (
+    subscription.current_period_index === null ||
+    !start ||
+    !periodEnd ||
+    now <= start ||
+    now >= periodEnd
+  ) {
+    return active;
+  }
+  const suspension = await latestSuspension(work.trx, subscription.id);
+  if (suspension === null || (await heldSinceSuspension(work.trx, subscription.id, suspension)).size === 0) {
+    return active;
+  }
   return work.trx
     .updateTable('subscriptions')
-    .set({ next_renewal_at: resumeAt, updated_at: now })
+    .set({ add_on_charge_at: now, add_on_charge_suspension: suspension, updated_at: now })
     .where('id', '=', subscription.id)
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -96,7 +134,10 @@ export async function resumeSuspended(
  * A SUSPENDED one resumes as a reactivation by hand does (`resumeSuspended` under `policy`, the
  * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
  * term's unpaid invoices of them are voided. The period it resumes in is not invoiced here but by
- * the next renewal sweep (within a minute): a renewal inside a payment's transaction would lock the
+ * the next renewal sweep (within a minute), nor, when it resumes within the period invoiced before
+ * the suspension, are the add-on units set while suspended (left pending in `add_on_charge_at`,
+ * charged from the reactivation by that renewal: `resumeSuspended`): a renewal inside a payment's
+ * transaction would lock the
  * customer (their credit, at the finalization) in the middle of a webhook batch that goes on to lock
  * other subscriptions' invoices and customers, against the lock order, and would fail the payment
  * with the renewal (a closed customer, a tax lookup) — the payment must be recorded whatever the

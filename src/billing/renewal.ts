@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type {
   BillingReason,
@@ -9,6 +9,7 @@ import type {
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { invoiceAddOnProration, reactivationAddOnCharge } from './add-on-proration.ts';
 import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
@@ -458,8 +459,13 @@ export interface Renewal {
  * next cycle (`scheduled_plan_id`/`scheduled_quantity`) is applied before the period is invoiced
  * (`applyScheduledChange`). After downtime every missed period is invoiced, each once. A fixed term
  * (`repeat`) ends it when period `repeat` would start: CANCELLED there with reason `term_completed`
- * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. Its invoices read
- * their customer once (`openCustomerOnce`), at the first of them.
+ * (see `cancelScheduled`); a period settle invoiced already is not invoiced again. First, when a
+ * charge is pending from `add_on_charge_at` ≤ `now` (a reactivation within the current period with
+ * add-ons set while suspended: reinstate.ts `resumeSuspended`), the add-on units set while it was
+ * suspended are charged from that moment on a `subscription_update` invoice (add-on-proration.ts
+ * `reactivationAddOnCharge`, `invoiceAddOnProration`), whatever its status now, and the pending
+ * charge is cleared in the same unit of work (under the subscription's lock: made once). Its
+ * invoices read their customer once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
  */
 export async function renewLocked(
@@ -475,6 +481,10 @@ export async function renewLocked(
   const cadence = cadenceOf(current, plan);
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
+  // Add-on units set while suspended, charged from a payment's reactivation, first.
+  const pending = await chargePendingAddOns(work, current, plan, now, customer);
+  current = pending.subscription;
+  invoices.push(...pending.invoices);
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -482,7 +492,8 @@ export async function renewLocked(
     current.cancel_at &&
     current.cancel_at <= now
   ) {
-    return cancelScheduled(work, current, plan, current.cancel_at, now, customer);
+    const cancelled = await cancelScheduled(work, current, plan, current.cancel_at, now, customer);
+    return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
@@ -526,6 +537,39 @@ export async function renewLocked(
 }
 
 /**
+ * Makes the add-on charge pending on locked `subscription` since a payment reactivated it
+ * (`add_on_charge_at` ≤ `now`: reinstate.ts `resumeSuspended`), whatever its status now: the add-on
+ * units set while it was suspended, from that moment to the end of the period holding it, on a
+ * `subscription_update` invoice (add-on-proration.ts `reactivationAddOnCharge`,
+ * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
+ * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
+ * renewal (`renewLocked`) makes it first; dunning's final cancellation (payments/dunning.ts) before
+ * it cancels, as that does not renew. Lock order: the subscription, then the customer (`customer`,
+ * read once by the caller when given).
+ * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
+ */
+export async function chargePendingAddOns(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  now: Date,
+  customer: OpenCustomer = openCustomerOnce(work.trx, subscription.customer_id),
+): Promise<Renewal> {
+  if (!subscription.add_on_charge_at || subscription.add_on_charge_at > now) {
+    return { subscription, invoices: [] };
+  }
+  const charged = await reactivationAddOnCharge(work.trx, subscription, plan, customer);
+  const invoice = charged && (await invoiceAddOnProration(work, subscription, plan, charged, now, customer));
+  const cleared = await work.trx
+    .updateTable('subscriptions')
+    .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })
+    .where('id', '=', subscription.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { subscription: cleared, invoices: invoice ? [invoice] : [] };
+}
+
+/**
  * Brings a locked subscription's periods up to `now` before something is done to it at `now` (a
  * prorated change, a change scheduled for the next cycle or its cancellation, a cancellation, a
  * suspension, a trial's end moved, an add-on or coupon from the next period on, and the previews of
@@ -533,7 +577,9 @@ export async function renewLocked(
  * by then, in the caller's unit of work. So whatever the sweep's lag, what follows sees the period
  * that contains `now` (invoiced, `current_period_*` on it) and gives the same money as after a sweep
  * on time: a change on day 10 of a period the sweep has not renewed yet prorates that period, the
- * period's invoice billing the old plan. Nothing happens when its next renewal has not come.
+ * period's invoice billing the old plan, and an add-on charge pending since a payment's
+ * reactivation (`add_on_charge_at`) is made first. Nothing happens when neither its next renewal nor
+ * such a charge has come.
  * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
  * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
  */
@@ -543,7 +589,8 @@ export async function renewedUpTo(
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<Renewal> {
-  if (!subscription.next_renewal_at || subscription.next_renewal_at > now) {
+  const due = (at: Date | null) => at !== null && at <= now;
+  if (!due(subscription.next_renewal_at) && !due(subscription.add_on_charge_at)) {
     return { subscription, invoices: [] };
   }
   return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
@@ -684,9 +731,13 @@ export interface RenewalSweep {
  * each in its own transaction, `concurrency` at a time. One that another unit of work holds (another
  * worker renewing it, or a charge, refund or webhook on one of its invoices: `lockInvoice` locks
  * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
- * is reported and left for the next run.
+ * is reported and left for the next run (one whose pending add-on charge fails is reported by both
+ * passes, and every path that renews it first fails alike until what fails is mended).
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
- * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come.
+ * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
+ * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is
+ * renewed whatever its status, to make that charge (`renewLocked`), in a pass of its own before the
+ * renewals (`sweepDue`: each pass reads its own index in keyset order).
  */
 export async function renewDueSubscriptions(
   db: Db,
@@ -701,19 +752,61 @@ export async function renewDueSubscriptions(
 ): Promise<RenewalSweep> {
   const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
+  const renew = async (id: string) => {
+    try {
+      const renewal = await renewSubscription(db, actor, id, now, true, policy);
+      sweep.invoices += renewal?.invoices.length ?? 0;
+    } catch (error) {
+      sweep.failures.push({
+        subscription: id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+  const pages = { now, pageSize, concurrency, stopping };
+  // Add-on charges pending since a payment's reactivation, whatever the status (a partial index).
+  await sweepDue(db, 'add_on_charge_at', (eb) => eb.lit(true), renew, pages);
+  await sweepDue(
+    db,
+    'next_renewal_at',
+    (eb) =>
+      eb.or([
+        eb('status', 'in', renewableStatuses(policy)),
+        // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
+        eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
+      ]),
+    renew,
+    pages,
+  );
+  return sweep;
+}
+
+/**
+ * Calls `renew` for each subscription whose `column` (`next_renewal_at`, or `add_on_charge_at`) is
+ * at or before `now`, matching `where`, of a customer not closed (billing/customer-status.ts),
+ * oldest due first, in pages of `pageSize` read by keyset on (`column`, id) so that its index
+ * serves each page and one that fails is passed, not retried forever; `concurrency` at a time;
+ * none after `stopping` aborts.
+ */
+async function sweepDue(
+  db: Db,
+  column: 'next_renewal_at' | 'add_on_charge_at',
+  where: (eb: ExpressionBuilder<Database, 'subscriptions'>) => Expression<SqlBool>,
+  renew: (id: string) => Promise<void>,
+  {
+    now,
+    pageSize,
+    concurrency,
+    stopping,
+  }: { now: Date; pageSize: number; concurrency: number; stopping?: AbortSignal },
+): Promise<void> {
   let after: { at: Date; id: string } | undefined;
-  for (;;) {
+  while (!stopping?.aborted) {
     let query = db
       .selectFrom('subscriptions')
-      .select(['id', 'next_renewal_at'])
-      .where((eb) =>
-        eb.or([
-          eb('status', 'in', renewableStatuses(policy)),
-          // Not billed, but cancelled at its date (its next_renewal_at is at most its cancel_at).
-          eb.and([eb('status', '=', 'SUSPENDED'), eb('cancel_at', '<=', now)]),
-        ]),
-      )
-      .where('next_renewal_at', '<=', now)
+      .select((eb) => ['id', eb.ref(column).$notNull().as('due_at')])
+      .where(column, '<=', now)
+      .where(where)
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
@@ -726,28 +819,12 @@ export async function renewDueSubscriptions(
       );
     if (after) {
       const { at, id } = after;
-      query = query.where((eb) => eb(eb.refTuple('next_renewal_at', 'id'), '>', eb.tuple(at, id)));
+      query = query.where((eb) => eb(eb.refTuple(column, 'id'), '>', eb.tuple(at, id)));
     }
-    const page = await query.orderBy('next_renewal_at').orderBy('id').limit(pageSize).execute();
-    await eachLimited(
-      page,
-      concurrency,
-      async ({ id }) => {
-        try {
-          const renewal = await renewSubscription(db, actor, id, now, true, policy);
-          sweep.invoices += renewal?.invoices.length ?? 0;
-        } catch (error) {
-          sweep.failures.push({
-            subscription: id,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }
-      },
-      stopping,
-    );
+    const page = await query.orderBy(column).orderBy('id').limit(pageSize).execute();
+    await eachLimited(page, concurrency, ({ id }) => renew(id), stopping);
     const last = page.at(-1);
-    if (stopping?.aborted || page.length < pageSize || !last?.next_renewal_at) break;
-    after = { at: last.next_renewal_at, id: last.id };
+    if (page.length < pageSize || !last) return;
+    after = { at: last.due_at, id: last.id };
   }
-  return sweep;
 }

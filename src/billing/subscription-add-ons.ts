@@ -11,20 +11,13 @@ import type {
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { addOnProration } from './add-on-proration.ts';
+import { addOnProration, invoiceAddOnProration } from './add-on-proration.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { openCustomerOnce } from './customer-status.ts';
-import { finalizeLocked, insertInvoice } from './invoices.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { DEFAULT_PRORATION, type ProrationBehavior } from './proration.ts';
-import {
-  DEFAULT_RENEWAL_POLICY,
-  lockSubscription,
-  type RenewalPolicy,
-  renewedUpTo,
-  subscriptionInvoiceDetails,
-} from './renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -104,7 +97,10 @@ export async function checkAddOnChange(
  * coupons of the period, the plan's tax at the customer's address now). A lower quantity or a
  * removal gives no credit for the period already paid. A SUSPENDED subscription is charged nothing
  * now unless `policy` bills it (`BILL_SUSPENDED_SUBSCRIPTIONS`): the next invoice made for it bills
- * the quantity. Logs `subscription.add_on_set` with the quantities before and after, the proration
+ * the quantity, and a reactivation within the period invoiced before the suspension charges the
+ * units set while suspended from then (add-on-proration.ts `reactivationAddOnCharge`; the proration
+ * asked is recorded in the activity: `none` is honoured then, the others charge from the
+ * reactivation). Logs `subscription.add_on_set` with the quantities before and after, the proration
  * and the invoice.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether
  * removed, and the proration invoice (null: nothing charged now)
@@ -139,25 +135,8 @@ export async function setSubscriptionAddOn(
       customer,
       policy,
     );
-    let invoice: InvoiceRow | null = null;
-    if (charged && charged.proration.total > 0n) {
-      const inserted = await insertInvoice(
-        work,
-        {
-          customerId: subscription.customer_id,
-          currency: plan.currency,
-          lines: charged.lines,
-          subscriptionId: subscription.id,
-          periodStart: charged.proration.periodStart,
-          periodEnd: charged.proration.periodEnd,
-          billingReason: 'subscription_update',
-          details: subscriptionInvoiceDetails(subscription),
-          chargeAt: charged.chargeAt,
-        },
-        { customer, taxed: true },
-      );
-      invoice = await finalizeLocked(work, inserted, now, customer);
-    }
+    const invoice =
+      charged && (await invoiceAddOnProration(work, subscription, plan, charged, now, customer));
     let row: SubscriptionAddOnRow;
     if (quantity === 0) {
       await work.trx.deleteFrom('subscription_add_ons').where('id', '=', existing!.id).execute();

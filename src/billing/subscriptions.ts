@@ -152,6 +152,8 @@ export function newSubscriptionRow(
     repeat: input.repeat === undefined ? plan.repeat : input.repeat,
     settled_at: null,
     charged_basis: null,
+    add_on_charge_at: null,
+    add_on_charge_suspension: null,
   };
 }
 
@@ -330,8 +332,9 @@ export async function suspendSubscription(
 /**
  * SUSPENDED → ACTIVE, clearing `suspend_reason`: `resumeSuspended` (reinstate.ts), the step a payment
  * that reinstates a subscription dunning suspended shares. Billing resumes with the period containing
- * `now`, invoiced at once here (`renewLocked`) unless it was invoiced before the suspension; the
- * periods wholly missed while suspended are never invoiced (with `policy.billSuspended` none were
+ * `now`, invoiced at once here (`renewLocked`) unless it was invoiced before the suspension, when the
+ * add-on units set while suspended are charged from `now` instead (add-on-proration.ts
+ * `reactivationAddOnCharge`, made by the same renewal); the periods wholly missed while suspended are never invoiced (with `policy.billSuspended` none were
  * missed: they were billed).
  * A settled term (terms.ts) invoiced those missed periods ahead: their unpaid invoices are voided
  * (`voidInvoicedAhead`, reason `subscription_reactivated`), the periods starting at or after

@@ -691,6 +691,19 @@ export interface SubscriptionsTable {
    * (billing/proration.ts `StoredBasis`, JSON); null, or another period's: the period invoice's lines.
    */
   charged_basis: ColumnType<unknown, string | null | undefined, string | null>;
+  /**
+   * A charge pending for the add-on units set while it was SUSPENDED: from this moment (a payment's
+   * reactivation within the period invoiced before the suspension) to the end of what that period
+   * serves, made and cleared by the renewal (billing/renewal.ts `renewLocked`); null: none pending.
+   * Never in `next_renewal_at`, which stays the period's boundary.
+   */
+  add_on_charge_at: MaybeTimestamp;
+  /**
+   * The `sequence` of the `subscription.suspended` activity whose add-on sets `add_on_charge_at`
+   * charges (those logged after it and before the reactivation that followed); null exactly when
+   * `add_on_charge_at` is.
+   */
+  add_on_charge_suspension: ColumnType<bigint | null, bigint | null | undefined, bigint | null>;
 }
 
 /** Coupons: percent off in parts per million (1% = 10000) or an amount off in minor units of `currency`. */

@@ -3,7 +3,7 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { invoiceUsageUntil } from '../billing/renewal.ts';
+import { chargePendingAddOns, invoiceUsageUntil } from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -100,18 +100,14 @@ export async function recordCollectionFailure(
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
     if (policy.finalAction === 'CANCEL') {
       // The lock order of a cancellation: the subscription, its invoices, then the customer (the
-      // voids giving credit back, the final invoice's finalization).
-      const { voided, skipped } = await voidInvoicedAhead(work, subscription, {}, now, 'skip');
-      const final = await invoiceUsageUntil(
-        work,
-        subscription,
-        await getPlan(work.trx, subscription.plan_id),
-        now,
-        now,
-        'subscription_update',
-      );
+      // voids giving credit back, the final invoice's finalization). An add-on charge pending since
+      // a payment's reactivation is for time served: made before it ends.
+      const plan = await getPlan(work.trx, subscription.plan_id);
+      const { subscription: charged } = await chargePendingAddOns(work, subscription, plan, now);
+      const { voided, skipped } = await voidInvoicedAhead(work, charged, {}, now, 'skip');
+      const final = await invoiceUsageUntil(work, charged, plan, now, now, 'subscription_update');
       status = (
-        await transitionSubscription(work, subscription, 'CANCELLED', now, {
+        await transitionSubscription(work, charged, 'CANCELLED', now, {
           ...data,
           final_invoice: final?.id,
           voided_invoices: voided,

@@ -2,21 +2,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
-import { voidInvoice } from '../../src/billing/invoices.ts';
+import { lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import {
   changeSubscription,
   type ProrationBehavior,
   periodCreditToCustomer,
 } from '../../src/billing/proration.ts';
-import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
+import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   createSubscription,
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { downgradeCredit, flatPlan, ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -548,9 +552,11 @@ describe('add-on proration', () => {
     );
     expect([added.created, added.invoice]).toEqual([true, null]);
     expect(await addOnInvoices(suspended)).toEqual([]);
-    // Reactivated Feb 20 (February was invoiced before): the add-on is held, raised to 2 it charges
-    // the second only: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385.
-    await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    // Reactivated Feb 20 (February was invoiced before): the add-on set while suspended is charged
+    // from then, 9 of 28 days: 1000 × 9/28 = 321.43 → 321, tax 64.29 → 64: 385; raised to 2 it charges
+    // the second only, as much.
+    const reactivated = await reactivateSubscription(db, 'system', suspended, d('2027-02-20T00:00:00Z'));
+    expect(reactivated.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[321n, 64n, 385n]]);
     const raised = await setSubscriptionAddOn(
       db,
       'system',
@@ -626,5 +632,575 @@ describe('add-on proration', () => {
     ).toBe('ACTIVE');
     const done = await cancel('none');
     expect([done.subscription.status, done.refund]).toEqual(['CANCELLED', null]);
+  });
+
+  /** Subscribed from Jan 1 2027 with `seats` units of `addOn` held from then (`none`): February's invoice bills them. */
+  const subscribedWithAddOn = async (plan: string, addOn: string, seats: number) => {
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      subscription.id,
+      { addOnId: addOn, quantity: seats, proration: 'none' },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const feb = await renewSubscription(db, 'system', subscription.id, d('2027-02-01T00:00:00Z'));
+    return { id: subscription.id, february: feb!.invoices[0]! };
+  };
+  /** Subscription `id`'s invoice lines as [type, quantity, add-on, plan, amount, tax, period start, period end]. */
+  const lineRows = (invoice: Awaited<ReturnType<typeof addOnInvoices>>[number]) =>
+    invoice.lines.map((l) => [
+      l.type,
+      l.quantity,
+      l.add_on_id,
+      l.plan_id,
+      l.amount,
+      l.tax_amount,
+      l.period_start,
+      l.period_end,
+    ]);
+  const statusOf = (id: string) =>
+    db
+      .selectFrom('subscriptions')
+      .select(['status', 'next_renewal_at', 'add_on_charge_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  it('ISK (no minor unit): reactivated by hand within the period invoiced before the suspension, the add-on units set while suspended are charged from the reactivation, once', async () => {
+    // 3000 a month at 10% tax; Seats 1000 each a month.
+    const plan = await insertPlan(db, {
+      currency: 'ISK',
+      price: { model: 'FLAT_FEE', amount: 3000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('ISK', 1000, 'Seats');
+    // January: 3000 + 300. February: 3000 + 2 × 1000 = 5000 + 500 = 5500, paying for 2 seats to Mar 1.
+    const { id, february } = await subscribedWithAddOn(plan, seats, 2);
+    expect([february.subtotal, february.tax, february.total]).toEqual([5000n, 500n, 5500n]);
+    // Suspended Feb 8; raised to 5 on Feb 10, lowered to 4 on Feb 12: nothing charged while suspended.
+    await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+    for (const [quantity, day] of [
+      [5, '10'],
+      [4, '12'],
+    ] as const) {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: seats, quantity },
+        d(`2027-02-${day}T00:00:00Z`),
+      );
+      expect(set.invoice).toBeNull();
+    }
+    expect(await addOnInvoices(id)).toEqual([]);
+
+    // Reactivated Feb 17, 12 of 28 days left: the 4 seats held beyond the 2 paid (the least held
+    // since the suspension is 2, too), from then: 2 × 1000 × 12/28 = 857.14 → 857, tax 85.7 → 86: 943.
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    const reactivated = await reactivateSubscription(db, 'system', id, feb17);
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(reactivated.invoices.map((i) => i.id)).toEqual([charged!.id]);
+    expect(reactivated.subscription).toMatchObject({ status: 'ACTIVE', next_renewal_at: mar1 });
+    expect(charged).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 857n,
+      tax: 86n,
+      total: 943n,
+      amount_due: 943n,
+      charge_at: feb17,
+      period_start: feb17,
+      period_end: mar1,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, seats, null, 857n, 86n, feb17, mar1]]);
+    // Reactivating again is refused: nothing more charged.
+    await expect(reactivateSubscription(db, 'system', id, d('2027-02-18T00:00:00Z'))).rejects.toMatchObject({
+      code: 'invalid_subscription_transition',
+    });
+    expect((await addOnInvoices(id)).map((i) => i.id)).toEqual([charged!.id]);
+    // Revenue: 3000 (January) + 5000 (February) + 857 = 8857; tax 300 + 500 + 86 = 886; all owed.
+    expect(await ledgerIn(app, 'ISK')).toEqual({
+      'receivable:customer': 9743,
+      revenue: -8857,
+      tax_payable: -886,
+    });
+
+    // The 4 are paid for now: setting 4 again charges nothing; a fifth on Feb 21 (8/28) is charged
+    // alone: 1000 × 8/28 = 285.71 → 286, tax 28.6 → 29: 315.
+    const same = await setSubscriptionAddOn(
+      db,
+      'system',
+      id,
+      { addOnId: seats, quantity: 4 },
+      d('2027-02-20T00:00:00Z'),
+    );
+    expect(same.invoice).toBeNull();
+    const fifth = await setSubscriptionAddOn(
+      db,
+      'system',
+      id,
+      { addOnId: seats, quantity: 5 },
+      d('2027-02-21T00:00:00Z'),
+    );
+    expect(fifth.invoice).toMatchObject({ subtotal: 286n, tax: 29n, total: 315n });
+    // March bills 3000 + 5 × 1000 = 8000, tax 800.
+    const mar = await renewSubscription(db, 'system', id, mar1);
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[8000n, 800n]]);
+  });
+
+  it('KWD (3 decimals): to a scheduled cancellation; a quantity set with none while suspended is held, other behaviours are charged from the reactivation', async () => {
+    // 10.000 KWD a month at 15% tax; Storage 2.500 and Backup 1.000 a month (fils).
+    const plan = await insertPlan(db, {
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 10_000 },
+      taxRatePpm: 150_000,
+    });
+    const storage = await addOnIn('KWD', 2500, 'Storage');
+    const backup = await addOnIn('KWD', 1000, 'Backup');
+    // January 10000 + 1500; February 10000 + 2500 = 12500 + 1875 = 14375 (1 Storage paid).
+    const { id, february } = await subscribedWithAddOn(plan, storage, 1);
+    expect(february.total).toBe(14_375n);
+    // Feb 5: cancellation scheduled for Feb 22 (no refund).
+    const feb22 = d('2027-02-22T00:00:00Z');
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, id))!,
+        { when: 'date', cancelAt: feb22, refundType: 'none' },
+        d('2027-02-05T00:00:00Z'),
+      ),
+    );
+    await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+    // While suspended: Storage to 3 asking prorate_at_renewal, Backup 2 asking none.
+    const sets: [string, number, ProrationBehavior, string][] = [
+      [storage, 3, 'prorate_at_renewal', '09'],
+      [backup, 2, 'none', '10'],
+    ];
+    for (const [addOnId, quantity, proration, day] of sets) {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId, quantity, proration },
+        d(`2027-02-${day}T00:00:00Z`),
+      );
+      expect(set.invoice).toBeNull();
+    }
+
+    // Reactivated Feb 15: served to Feb 22, 7 of 28 days. Storage: 2 units beyond the 1 paid, now
+    // (not at the period's end: the time before was not served): 2 × 2500 × 7/28 = 1250, tax 187.5
+    // → 188: 1438. Backup: held as none asked, nothing.
+    const feb15 = d('2027-02-15T00:00:00Z');
+    const reactivated = await reactivateSubscription(db, 'system', id, feb15);
+    expect(reactivated.subscription).toMatchObject({ status: 'ACTIVE', next_renewal_at: feb22 });
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(charged).toMatchObject({
+      billing_reason: 'subscription_update',
+      status: 'OPEN',
+      subtotal: 1250n,
+      tax: 188n,
+      total: 1438n,
+      charge_at: feb15,
+      period_start: feb15,
+      period_end: feb22,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, storage, null, 1250n, 188n, feb15, feb22]]);
+    // Revenue 10000 + 12500 + 1250 = 23750; tax 1500 + 1875 + 188 = 3563; owed 11500 + 14375 + 1438.
+    expect(await ledgerIn(app, 'KWD')).toEqual({
+      'receivable:customer': 27_313,
+      revenue: -23_750,
+      tax_payable: -3563,
+    });
+    // It still ends at Feb 22, billing nothing more.
+    const ended = await renewSubscription(db, 'system', id, feb22);
+    expect([ended?.subscription.status, ended?.invoices]).toEqual(['CANCELLED', []]);
+  });
+
+  it('PLN: a payment reinstating a subscription dunning suspended leaves the charge to the renewal, from the reactivation; a second reinstatement or reactivation charges nothing', async () => {
+    // 40.00 a month at 23% tax; Seats 15.00 each a month.
+    const plan = await insertPlan(db, {
+      currency: 'PLN',
+      price: { model: 'FLAT_FEE', amount: 4000 },
+      taxRatePpm: 230_000,
+    });
+    const seats = await addOnIn('PLN', 1500, 'Seats');
+    // February: 4000 + 1500 = 5500 + 1265 = 6765 (1 seat paid).
+    const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+    expect(february.total).toBe(6765n);
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, id))!,
+        'SUSPENDED',
+        d('2027-02-08T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
+    // Feb 17: February's invoice paid (what the payment's transaction calls): ACTIVE, the charge left
+    // pending from Feb 17 (next_renewal_at stays the period's end), nothing invoiced inside the payment.
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const reinstate = () =>
+      inUnitOfWork(db, { actor: 'system' }, (work) => reinstateAfterPayment(work, id, february.id, feb17));
+    expect(await reinstate()).toBe(true);
+    const mar1 = d('2027-03-01T00:00:00Z');
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: feb17 });
+    expect(await addOnInvoices(id)).toEqual([]);
+    // The sweep a day late (Feb 18) charges from the reactivation, 12 of 28 days: 2 × 1500 × 12/28
+    // = 1285.71 → 1286, tax 295.78 → 296: 1582.
+    const renewed = await renewSubscription(db, 'scheduler', id, d('2027-02-18T00:00:00Z'), true);
+    const [charged, ...others] = await addOnInvoices(id);
+    expect(others).toEqual([]);
+    expect(renewed?.invoices.map((i) => i.id)).toEqual([charged!.id]);
+    expect(charged).toMatchObject({
+      subtotal: 1286n,
+      tax: 296n,
+      total: 1582n,
+      charge_at: feb17,
+      period_end: mar1,
+    });
+    expect(lineRows(charged!)).toEqual([['CHARGE', 2, seats, null, 1286n, 296n, feb17, mar1]]);
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: null });
+    // Racing a reactivation by hand or a second payment: it is ACTIVE, nothing more is charged.
+    expect(await reinstate()).toBe(false);
+    await expect(reactivateSubscription(db, 'system', id, feb17)).rejects.toMatchObject({
+      code: 'invalid_subscription_transition',
+    });
+    expect(await renewSubscription(db, 'scheduler', id, d('2027-02-19T00:00:00Z'))).toMatchObject({
+      invoices: [],
+    });
+    expect((await addOnInvoices(id)).map((i) => i.id)).toEqual([charged!.id]);
+    // January 4000 + 920; February 5500 + 1265; 1286 + 296.
+    expect(await ledgerIn(app, 'PLN')).toEqual({
+      'receivable:customer': 4920 + 6765 + 1582,
+      revenue: -(4000 + 5500 + 1286),
+      tax_payable: -(920 + 1265 + 296),
+    });
+  });
+
+  it('no extra invoice: reactivated in a later period (its renewal bills the quantity), with BILL_SUSPENDED_SUBSCRIPTIONS (charged when set), or nothing set while suspended', async () => {
+    // 2000 a month at 20% tax; Backup 1000 a month.
+    const plan = await insertPlan(db, {
+      currency: 'CZK',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+      taxRatePpm: 200_000,
+    });
+    const backup = await addOnIn('CZK', 1000, 'Backup');
+    const suspendedAndRaised = async (policy?: { billSuspended: boolean }) => {
+      const { id } = await subscribedWithAddOn(plan, backup, 1);
+      await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      const raised = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: backup, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+        policy,
+      );
+      return { id, raised: raised.invoice };
+    };
+
+    // Reactivated Mar 10: March is invoiced at once with the 3: 2000 + 3000 = 5000, tax 1000.
+    const later = await suspendedAndRaised();
+    const march = await reactivateSubscription(db, 'system', later.id, d('2027-03-10T00:00:00Z'));
+    expect(march.invoices.map((i) => [i.period_index, i.subtotal, i.tax])).toEqual([[2, 5000n, 1000n]]);
+    expect(await addOnInvoices(later.id)).toEqual([]);
+    expect(await statusOf(later.id)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: d('2027-04-01T00:00:00Z'),
+      add_on_charge_at: null,
+    });
+
+    // BILL_SUSPENDED_SUBSCRIPTIONS: the 2 were charged on Feb 10 (19/28: 2 × 1000 × 19/28 = 1357.14
+    // → 1357, tax 271.4 → 271); the reactivation charges nothing more.
+    const billed = await suspendedAndRaised({ billSuspended: true });
+    expect(billed.raised).toMatchObject({ subtotal: 1357n, tax: 271n });
+    const back = await reactivateSubscription(db, 'system', billed.id, d('2027-02-17T00:00:00Z'), {
+      billSuspended: true,
+    });
+    expect(back.invoices).toEqual([]);
+    expect((await addOnInvoices(billed.id)).map((i) => i.id)).toEqual([billed.raised!.id]);
+
+    // Nothing set while suspended: nothing charged, the renewal stays at the period's end.
+    const { id: quiet } = await subscribedWithAddOn(plan, backup, 1);
+    await suspendSubscription(db, 'system', quiet, d('2027-02-08T00:00:00Z'), 'fraud check');
+    const resumed = await reactivateSubscription(db, 'system', quiet, d('2027-02-17T00:00:00Z'));
+    expect(resumed.invoices).toEqual([]);
+    expect(await statusOf(quiet)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: d('2027-03-01T00:00:00Z'),
+      add_on_charge_at: null,
+    });
+  });
+  it('NOK: a quantity set with none while suspended holds only the units it adds; the raise before it is still charged at the reactivation', async () => {
+    // 3000 a month, no tax; Seats 1000 each a month; 2 seats paid for February.
+    const plan = await insertPlan(db, { currency: 'NOK', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const seats = await addOnIn('NOK', 1000, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Suspended Feb 8, `sets` made on Feb 10, 11, …, reactivated by hand Feb 17 (12 of 28 days left). */
+    const chargedAfter = async (...sets: [number, ProrationBehavior][]) => {
+      const { id } = await subscribedWithAddOn(plan, seats, 2);
+      await suspendSubscription(db, 'system', id, d('2027-02-08T00:00:00Z'), 'fraud check');
+      for (const [i, [quantity, proration]] of sets.entries()) {
+        const at = d(`2027-02-${10 + i}T00:00:00Z`);
+        await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity, proration }, at);
+      }
+      const back = await reactivateSubscription(db, 'system', id, feb17);
+      const charged = await addOnInvoices(id);
+      expect(charged.map((i) => i.id)).toEqual(back.invoices.map((i) => i.id));
+      return charged.map(lineRows);
+    };
+    // 2 → 5 (prorate_now), then 5 → 6 with none: as when ACTIVE, the 3 raised first are charged, the
+    // sixth is held: 3 × 1000 × 12/28 = 1285.71 → 1286.
+    const three = [['CHARGE', 3, seats, null, 1286n, 0n, feb17, mar1]];
+    expect(await chargedAfter([5, 'prorate_now'], [6, 'none'])).toEqual([three]);
+    // 2 → 5, then 5 again with none (adds nothing): the same 3, 1286.
+    expect(await chargedAfter([5, 'prorate_now'], [5, 'none'])).toEqual([three]);
+    // 2 → 5 with none, then 5 → 6: the 3 held, the sixth charged: 1000 × 12/28 = 428.57 → 429.
+    expect(await chargedAfter([5, 'none'], [6, 'prorate_now'])).toEqual([
+      [['CHARGE', 1, seats, null, 429n, 0n, feb17, mar1]],
+    ]);
+    // 2 → 1 (one given up), then 1 → 4 with none: the 3 it adds are held; nothing beyond the 2 paid.
+    expect(await chargedAfter([1, 'prorate_now'], [4, 'none'])).toEqual([]);
+  });
+
+  it("DKK: a suspension that does not renew first (a usage limit) before the sweep charges the pending charge: still charged, from the payment's reactivation, by the reactivation by hand or by the sweep while SUSPENDED", async () => {
+    // 40.00 a month, no tax; Seats 15.00 each a month; 1 seat paid for February.
+    const plan = await insertPlan(db, { currency: 'DKK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const seats = await addOnIn('DKK', 1500, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Dunning suspended Feb 8, raised to 3 Feb 10, reinstated by a payment Feb 17, suspended by a usage limit 30 s later (as usage.ts does: no renewal first). */
+    const suspendedAgain = async () => {
+      const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+      const suspend = (at: Date, reason: string) =>
+        inUnitOfWork(db, { actor: 'system' }, async (work) =>
+          transitionSubscription(work, (await lockSubscription(work, id))!, 'SUSPENDED', at, { reason }),
+        );
+      await suspend(d('2027-02-08T00:00:00Z'), DUNNING_REASON);
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: seats, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+      );
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, id, february.id, feb17),
+      );
+      await suspend(d('2027-02-17T00:00:30Z'), 'usage_limit');
+      expect(await statusOf(id)).toEqual({
+        status: 'SUSPENDED',
+        next_renewal_at: mar1,
+        add_on_charge_at: feb17,
+      });
+      return id;
+    };
+    // The 2 seats beyond the 1 paid were served from Feb 17; the second suspension credits no time
+    // paid for (as for the plan): 2 × 1500 × 12/28 = 1285.71 → 1286, from Feb 17 to Mar 1.
+    const charge = [['CHARGE', 2, seats, null, 1286n, 0n, feb17, mar1]];
+
+    // Reactivated by hand Feb 20: the pending charge is made; nothing was set in the second
+    // suspension, so nothing more.
+    const byHand = await suspendedAgain();
+    const back = await reactivateSubscription(db, 'system', byHand, d('2027-02-20T00:00:00Z'));
+    const charged = await addOnInvoices(byHand);
+    expect(charged.map(lineRows)).toEqual([charge]);
+    expect(charged.map((i) => i.id)).toEqual(back.invoices.map((i) => i.id));
+    expect(await statusOf(byHand)).toEqual({
+      status: 'ACTIVE',
+      next_renewal_at: mar1,
+      add_on_charge_at: null,
+    });
+
+    // The sweep (Feb 18) picks it up while SUSPENDED and charges it, leaving it SUSPENDED; the
+    // reactivation by hand then charges nothing more.
+    const bySweep = await suspendedAgain();
+    const sweep = await renewDueSubscriptions(db, 'scheduler', d('2027-02-18T00:00:00Z'));
+    expect(sweep.failures.filter((f) => f.subscription === bySweep)).toEqual([]);
+    const [swept, ...others] = await addOnInvoices(bySweep);
+    expect(others).toEqual([]);
+    expect(lineRows(swept!)).toEqual(charge);
+    expect(swept).toMatchObject({ status: 'OPEN', total: 1286n, charge_at: feb17 });
+    expect(await statusOf(bySweep)).toEqual({
+      status: 'SUSPENDED',
+      next_renewal_at: mar1,
+      add_on_charge_at: null,
+    });
+    const later = await reactivateSubscription(db, 'system', bySweep, d('2027-02-20T00:00:00Z'));
+    expect(later.invoices).toEqual([]);
+    expect((await addOnInvoices(bySweep)).map((i) => i.id)).toEqual([swept!.id]);
+    // Each: January 4000, February 4000 + 1500, then 1286; no tax, all owed.
+    expect(await ledgerIn(app, 'DKK')).toEqual({
+      'receivable:customer': 2 * (4000 + 5500 + 1286),
+      revenue: -2 * (4000 + 5500 + 1286),
+    });
+  });
+
+  it("SEK: dunning's final cancellation (which does not renew) makes the add-on charge pending since a payment's reactivation before it ends the subscription", async () => {
+    // 40.00 a month, no tax; Seats 15.00 each a month; 1 seat paid for February (its invoice left
+    // OPEN: the one whose last retry fails below).
+    const plan = await insertPlan(db, { currency: 'SEK', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const seats = await addOnIn('SEK', 1500, 'Seats');
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    const { id, february } = await subscribedWithAddOn(plan, seats, 1);
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, id))!,
+        'SUSPENDED',
+        d('2027-02-08T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      reinstateAfterPayment(work, id, february.id, feb17),
+    );
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', next_renewal_at: mar1, add_on_charge_at: feb17 });
+    // February's invoice fails its last retry 30 s later, before the sweep ran: CANCELLED at once.
+    const step = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, february.id),
+        { retryDays: [], finalAction: 'CANCEL' },
+        d('2027-02-17T00:00:30Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    expect(step.subscriptionStatus).toBe('CANCELLED');
+    // The 2 seats beyond the 1 paid were served from Feb 17 to the cancellation; a cancellation now
+    // by hand would have made the charge (it renews first): 2 × 1500 × 12/28 = 1285.71 → 1286.
+    const charged = await addOnInvoices(id);
+    expect(charged.map(lineRows)).toEqual([[['CHARGE', 2, seats, null, 1286n, 0n, feb17, mar1]]]);
+    expect(await statusOf(id)).toEqual({
+      status: 'CANCELLED',
+      next_renewal_at: null,
+      add_on_charge_at: null,
+    });
+  });
+
+  it("HUF, CHF: while a payment's reactivation charge is pending, next_renewal_at stays the period's end for every reader: usage, the API, a cancellation at period end", async () => {
+    const feb17 = d('2027-02-17T00:00:00Z');
+    const mar1 = d('2027-03-01T00:00:00Z');
+    /** Dunning suspended Feb 8 (after `before`), raised to 3 Feb 10, reinstated by a payment Feb 17: the charge pending. */
+    const pending = async (plan: string, addOn: string, before: (id: string) => Promise<unknown>) => {
+      const { id, february } = await subscribedWithAddOn(plan, addOn, 1);
+      await before(id);
+      await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        transitionSubscription(
+          work,
+          (await lockSubscription(work, id))!,
+          'SUSPENDED',
+          d('2027-02-08T00:00:00Z'),
+          {
+            reason: DUNNING_REASON,
+          },
+        ),
+      );
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: addOn, quantity: 3 },
+        d('2027-02-10T00:00:00Z'),
+      );
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, id, february.id, feb17),
+      );
+      expect(await statusOf(id)).toEqual({
+        status: 'ACTIVE',
+        next_renewal_at: mar1,
+        add_on_charge_at: feb17,
+      });
+      return id;
+    };
+
+    // Cancelled at period end (Feb 5): it ends Mar 1, so usage at Feb 17 00:00:20 is accepted.
+    const metered = await insertPlan(db, {
+      currency: 'HUF',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+    });
+    const ending = await pending(metered, await addOnIn('HUF', 500, 'Seats'), (id) =>
+      inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        cancelLocked(
+          work,
+          (await lockSubscription(work, id))!,
+          { when: 'period_end', refundType: 'none' },
+          d('2027-02-05T00:00:00Z'),
+        ),
+      ),
+    );
+    const usageAt = d('2027-02-17T00:00:20Z');
+    const usage = await recordUsageEvent(
+      db,
+      'system',
+      { eventId: `${ending}-1`, subscriptionId: ending, code: 'api_calls', value: 5n, timestamp: usageAt },
+      usageAt,
+    );
+    expect(usage.created).toBe(true);
+
+    // A change scheduled for the next cycle: the API shows it, and the next renewal, at Mar 1.
+    const plan = await insertPlan(db, { currency: 'CHF', price: { model: 'FLAT_FEE', amount: 2000 } });
+    const bigger = await insertPlan(db, { currency: 'CHF', price: { model: 'FLAT_FEE', amount: 3000 } });
+    const seats = await addOnIn('CHF', 500, 'Seats');
+    const changing = await pending(plan, seats, (id) =>
+      changeSubscription(
+        db,
+        'system',
+        id,
+        { planId: bigger, when: 'next_cycle' },
+        d('2027-02-05T00:00:00Z'),
+        false,
+      ),
+    );
+    const shown = await app.api('GET', `/v1/subscriptions/${changing}`);
+    expect(shown.status).toBe(200);
+    expect([shown.body.next_renewal_at, shown.body.scheduled_change?.at]).toEqual([
+      mar1.toISOString(),
+      mar1.toISOString(),
+    ]);
+    // Suspended by a usage limit (no renewal first), then cancelled at period end on Feb 18: the
+    // cancellation renews it first, which makes the pending charge (2 × 500 × 12/28 = 428.57 → 429,
+    // from Feb 17), and it ends Mar 1, the end of the period paid.
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, changing))!,
+        'SUSPENDED',
+        d('2027-02-17T00:00:30Z'),
+        {
+          reason: 'usage_limit',
+        },
+      ),
+    );
+    const scheduled = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, changing))!,
+        { when: 'period_end', refundType: 'none' },
+        d('2027-02-18T00:00:00Z'),
+      ),
+    );
+    expect(scheduled.subscription.cancel_at).toEqual(mar1);
+    expect((await addOnInvoices(changing)).map(lineRows)).toEqual([
+      [['CHARGE', 2, seats, null, 429n, 0n, feb17, mar1]],
+    ]);
   });
 });
