@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -9,7 +9,7 @@ import {
   recurringGivenBack,
   recurringLines,
 } from './credit-notes.ts';
-import { returnInvoiceCredit } from './credit-returns.ts';
+import { returnInvoiceCredit, wholeRefund } from './credit-returns.ts';
 import {
   invoicePayments,
   type RefundPart,
@@ -337,7 +337,7 @@ async function refundOf(
   const reached = shares.cash + shares.credit + shares.held;
   if (changed && reached < owed) {
     throw new ValidationError('refund beyond the period invoice', {
-      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
+      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then ${await byHandInstead(trx, invoice, basis.invoices, type, owed)}`,
     });
   }
   // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
@@ -376,6 +376,37 @@ async function refundOf(
     parts: splitRefund(rooms, shares.cash),
     credit: shares.credit,
   };
+}
+
+/**
+ * What to refund by hand instead of a cancellation's `type` refund owing `owed` (minor units) of a
+ * period whose change invoices `changeInvoices` paid part of it, its locked period invoice `invoice`
+ * holding less (the refusal in `refundOf`): the text after "then", naming requests that work. A
+ * refund by hand of the period invoice gives back in cash at most what it kept of the period, its
+ * change credit to the customer counted (`wholeRefund`: the amount omitted gives that much), not all
+ * its cash. `full`: each invoice refunded whole, the amount omitted (the period invoice's cash; each
+ * change invoice's cash and, as credit, the customer credit it took: payments/refunds.ts
+ * `refundInvoice`), which gives back what the period kept; the period invoice's customer credit is
+ * not given back by hand (said when it has some). `prorate`: amounts, the period invoice's up to
+ * what it can give back by hand, the rest from the change invoices.
+ */
+async function byHandInstead(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  changeInvoices: readonly string[],
+  type: RefundType,
+  owed: bigint,
+): Promise<string> {
+  const whole = await wholeRefund(trx, invoice);
+  const c = invoice.currency;
+  const changes = changeInvoices.length ? changeInvoices.join(', ') : 'the change invoices';
+  if (type === 'full') {
+    const credit =
+      whole.credit > 0n ? `; its ${whole.credit} ${c} of customer credit is not given back by hand` : '';
+    return `refund each invoice of the period whole by hand, the amount omitted (POST /v1/invoices/:id/refund with no amount): ${invoice.id} gives back ${whole.cash} ${c} in cash (what it kept of the period, the change credit to the customer counted${credit}), and each of ${changes} its cash through its payments and, as credit, the customer credit it took`;
+  }
+  const own = whole.cash < owed ? whole.cash : owed;
+  return `refund ${own} ${c} of invoice ${invoice.id} and ${owed - own} ${c} of ${changes} by hand (POST /v1/invoices/:id/refund)`;
 }
 
 /**

@@ -1,10 +1,68 @@
-import type { CreditNoteRow } from '../db/schema.ts';
+import type { Kysely } from 'kysely';
+import type { CreditNoteRow, Database, InvoiceRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
+import { invoicePayments, refundedInFlight, refundRooms, totalRoom } from './invoice-payment.ts';
 import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
+import { periodCreditToCustomer } from './proration.ts';
+
+/**
+ * What a whole refund by hand of an invoice gives back (`wholeRefund`), and what it is worked from;
+ * minor units of the invoice's currency.
+ */
+export interface WholeRefund {
+  /** The invoice's share of its period's change credit to the customer (`periodCreditToCustomer`), ≥ 0. */
+  credited: bigint;
+  /** Its refunds of its payments still in flight (pending, unknown), ≥ 0. */
+  inFlight: bigint;
+  /** `amount_refunded` + `inFlight`. */
+  refunded: bigint;
+  /** What it kept: cash paid + customer credit applied − credit returned − `refunded` − `credited` (may be < 0). */
+  kept: bigint;
+  /** Cash left to give back of what it kept: min(kept, paid − refunded), ≥ 0. */
+  cashLeft: bigint;
+  /** What of `cashLeft` its gateway payments can still refund together (`refundRooms`), ≥ 0. */
+  cash: bigint;
+  /** Customer credit to give back as credit: min(kept − cash, credit applied − credit returned), ≥ 0. */
+  credit: bigint;
+}
+
+/**
+ * What a refund by hand of locked `invoice` with the amount omitted gives back (payments/refunds.ts
+ * `refundInvoice`; the credit part for an invoice that is not a period invoice only, a period
+ * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is what it took in (its cash paid and the customer
+ * credit applied to it, less what of that credit was given back) less its refunds (succeeded or in
+ * flight) less the part of its period's change credit to the customer it carries
+ * (`periodCreditToCustomer`: the customer has that already), cash first, up to the cash paid less
+ * its refunds and to what its gateway payments can still refund together (`refundRooms`), then the
+ * rest as the customer credit that paid it, up to that credit not given back yet — each part back
+ * the way it came, as a cancellation's refund gives cash first and then credit
+ * (billing/cancellation.ts `cancellationRefund`). 2500 paid by card, a downgrade credits 625 to the
+ * customer: 1875 cash, no credit. An upgrade of the same period invoiced 937, paid 625 by that credit
+ * and 312 by card: 312 cash and 625 credit (the period invoice carries the change credit, so the
+ * change invoice gives back its credit whole). 2500 paid 2000 by credit and 500 by card, 625
+ * credited: 500 cash and 1375 credit. Read under the invoice's lock (`lockInvoice`).
+ * @returns minor units of the invoice's currency (see `WholeRefund`)
+ */
+export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): Promise<WholeRefund> {
+  const credited = (await periodCreditToCustomer(trx, invoice)).total;
+  const inFlight = await refundedInFlight(trx, invoice.id);
+  const refunded = invoice.amount_refunded + inFlight;
+  const creditLeft = invoice.credit_applied - invoice.credit_returned;
+  const kept = invoice.amount_paid + creditLeft - refunded - credited;
+  const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
+  // min(amount, limit), never below 0, on bigints (Math.min takes numbers only).
+  const upTo = (amount: bigint, limit: bigint) => {
+    const least = amount < limit ? amount : limit;
+    return least > 0n ? least : 0n;
+  };
+  const cashLeft = upTo(kept, invoice.amount_paid - refunded);
+  const cash = upTo(cashLeft, room);
+  return { credited, inFlight, refunded, kept, cashLeft, cash, credit: upTo(kept - cash, creditLeft) };
+}
 
 /**
  * Gives `amount` (minor units of the invoice's currency, > 0) of the customer credit applied to

@@ -9,6 +9,7 @@ import {
   type RefundSplit,
   voidCreditNote,
 } from '../billing/credit-notes.ts';
+import { returnInvoiceCredit, type WholeRefund, wholeRefund } from '../billing/credit-returns.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
@@ -21,7 +22,6 @@ import {
   totalRoom,
 } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
-import { periodCreditToCustomer } from '../billing/proration.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type {
@@ -398,7 +398,9 @@ export interface InvoiceRefundInput {
    * that payment's whole room capped by what the invoice can still give back (`wholeRoom`); without,
    * the invoice's, so only when one payment holds all of it (`paymentToRefund`). Never more than the
    * invoice's period kept when its subscription changes gave the customer credit for paid time
-   * (`roomAfterChangeCredit`).
+   * (`roomAfterChangeCredit`). Omitted with `transaction` omitted too, an invoice that is not a
+   * period invoice (a change's, an add-on's, a one-off) also gives back the customer credit applied
+   * to what it kept, as credit (`wholeRefund`, `returnInvoiceCredit`).
    */
   amount?: bigint;
   reason?: string;
@@ -421,6 +423,13 @@ export interface PreparedRefund {
  * subscription changes gave the customer credit for time it paid for (a downgrade's proration credit)
  * gives back at most what it took in (cash and customer credit applied), less its refunds, less that
  * credit, and never more than its cash left (`roomAfterChangeCredit`): the amount omitted is that much.
+ * The amount and the payment omitted, an invoice that no cancellation gives back (not a period
+ * invoice: a prorated change's, an add-on's, a one-off) also gives back, as credit, the customer
+ * credit that paid what it kept (`wholeRefund`: min(kept − cash, credit applied − credit returned);
+ * `returnInvoiceCredit`: its credit note and `inv_…:credit_given_back`), committed with the cash
+ * refund: an upgrade's 937 paid 625 by the credit its period's downgrade gave and 312 by card gives
+ * back 312 to the card and 625 to the customer's credit (before, 312 only: the period invoice carries
+ * that downgrade credit, so the 625 came back nowhere).
  * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
@@ -469,73 +478,78 @@ async function prepareInvoiceRefund(
   }
   // A payment named is checked first: a bad `transaction` is its field's 422, whatever the amount.
   const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
+  // What all of it would give back: cash, and the customer credit that paid it, as credit.
+  const whole = await wholeRefund(work.trx, invoice);
   // What the period's change credit to the customer leaves to refund (undefined: no such credit).
-  const left = await roomAfterChangeCredit(work.trx, invoice, input.amount);
+  const left = roomAfterChangeCredit(invoice, whole, input.amount);
   const asked = input.amount ?? left;
   const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
   if (input.amount === undefined && input.transaction !== undefined) {
-    const whole = await wholeRoom(work.trx, invoice, transaction);
-    amount = left !== undefined && left < whole ? left : whole;
+    const room = await wholeRoom(work.trx, invoice, transaction);
+    amount = left !== undefined && left < room ? left : room;
   }
-  return {
-    refund: await createRefund(work, transaction, { amount, reason: input.reason }),
-    transaction,
-  };
+  const refund = await createRefund(work, transaction, { amount, reason: input.reason });
+  // All of it asked (no amount, no payment named: a payment named is that payment's refund, a
+  // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
+  // add-on's, a one-off): the customer credit that paid what it kept goes back as credit, in the
+  // unit that commits the cash refund (the cash may still fail at the gateway: asked again, it is
+  // cash only, the credit being back already). A period invoice's credit comes back through its
+  // cancellation's refund (billing/cancellation.ts), as it always did.
+  if (
+    input.amount === undefined &&
+    input.transaction === undefined &&
+    invoice.period_index === null &&
+    whole.credit > 0n
+  ) {
+    await returnInvoiceCredit(work, invoice.id, whole.credit, input.reason ?? null);
+  }
+  return { refund, transaction };
 }
 
 /**
- * What a refund by hand may still give back of locked `invoice` when prorated changes of its period
- * gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after the
- * invoice was paid; the rest of a credit that cleared it while partly paid). What the period kept
- * (`kept`) is what the invoice took in, its cash paid and the customer credit applied to it (less
- * what of that credit was given back, `credit_returned`), less what its refunds gave back or hold
- * (succeeded, pending, unknown), less the part of that change credit it carries (up to all it took
- * in less its refunds of the sale: an overpayment stays refundable), whatever became of the credit
- * since (held, spent on later invoices, refunded): the customer already has it back, so a whole
- * refund gives back what the period kept, as a cancellation's `full` refund does (it owes the period
- * net of its changes' credits: billing/cancellation.ts). A refund by hand gives back cash only, so
- * it is never more than the cash paid less its refunds either. 2000 paid, a downgrade credits 500 of
- * it to the customer: 1500 can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and
- * 1250 by card, a downgrade credits 625: the period kept 1875, of which the 1250 of cash can go back
- * (a cancellation `full` gives 1250 cash and 625 of the credit back); if 625 of the customer's
- * credit was then refunded in cash through that card (a customer-credit refund, no refund of the
- * invoice: its room 1250 → 625), an omitted amount gives back 625.
+ * What a refund by hand may still give back in cash of locked `invoice` when prorated changes of its
+ * period gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after
+ * the invoice was paid; the rest of a credit that cleared it while partly paid), from `whole`
+ * (`wholeRefund`, billing/credit-returns.ts). What the period kept (`kept`) is what the invoice took
+ * in, its cash paid and the customer credit applied to it (less what of that credit was given back,
+ * `credit_returned`), less what its refunds gave back or hold (succeeded, pending, unknown), less the
+ * part of that change credit it carries (up to all it took in less its refunds of the sale: an
+ * overpayment stays refundable), whatever became of the credit since (held, spent on later invoices,
+ * refunded): the customer already has it back, so a whole refund gives back what the period kept, as
+ * a cancellation's `full` refund does (it owes the period net of its changes' credits:
+ * billing/cancellation.ts). Its cash part is never more than the cash paid less its refunds, nor,
+ * the amount omitted, than what the invoice's gateway payments can still refund together (the rest
+ * of what it kept, of an invoice that is not a period invoice, goes back as the customer credit that
+ * paid it: `prepareInvoiceRefund`). 2000
+ * paid, a downgrade credits 500 of it to the customer: 1500 can be refunded by hand, not 2000. 2500
+ * paid 1250 by customer credit and 1250 by card, a downgrade credits 625: the period kept 1875, of
+ * which the 1250 of cash can be refunded by hand (a cancellation's `full` gives 1250 in cash and
+ * 625 of the credit back); if 625 of the customer's credit was then refunded in cash through that
+ * card (a customer-credit refund, no refund of the invoice: its room 1250 → 625), an omitted amount
+ * gives back 625.
  * @param amount what the refund asks, minor units (undefined: all that is left)
- * @returns what an omitted amount gives back, min(kept, cash left, what the invoice's gateway
- * payments can still refund: the sum of their rooms, `refundRooms`), minor units ≥ 0 of the
- * invoice's currency (an amount asked within `kept` passes: beyond the cash or its payment's room,
- * the payment refuses it, 422 on `amount`: `createRefund`); undefined when the period gave the
- * customer no such credit (the refund is as it always was: its payment's room, `createRefund`)
+ * @returns what an omitted amount gives back in cash (`whole.cash`: min(kept, cash left, the sum of
+ * its gateway payments' rooms); `whole.cashLeft`, not capped by the rooms, for an amount asked),
+ * minor units ≥ 0 of the invoice's currency; an amount asked within
+ * `kept` passes: beyond the cash or its payment's room, the payment refuses it, 422 on `amount`:
+ * `createRefund`); undefined when the period gave the customer no such credit (the refund is as it
+ * always was: its payment's room, `createRefund`)
  * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
- * amounts) when `amount` is more than `kept`, or, omitted, nothing is left; nothing changes
+ * amounts) when `amount` is more than `kept`, or, omitted, no cash is left to give back; nothing
+ * changes
  */
-async function roomAfterChangeCredit(
-  trx: Kysely<Database>,
+function roomAfterChangeCredit(
   invoice: InvoiceRow,
+  whole: WholeRefund,
   amount: bigint | undefined,
-): Promise<bigint | undefined> {
-  const credited = (await periodCreditToCustomer(trx, invoice)).total;
+): bigint | undefined {
+  const { credited, inFlight, refunded, kept, cashLeft: most } = whole;
   if (credited <= 0n) return undefined;
-  const inFlight = await refundedInFlight(trx, invoice.id);
-  const refunded = invoice.amount_refunded + inFlight;
-  const creditKept = invoice.credit_applied - invoice.credit_returned;
-  const kept = invoice.amount_paid + creditKept - refunded - credited;
-  const cash = invoice.amount_paid - refunded;
-  // min(kept, cash), never below 0, on bigints (Math.min takes numbers only).
-  let most = kept;
-  if (most > cash) most = cash;
-  if (most < 0n) most = 0n;
   if (amount !== undefined && amount <= kept) return most;
-  if (amount === undefined && most > 0n) {
-    // Never more than the invoice's payments can still refund either: a customer-credit refund
-    // through one of them (no refund of the invoice) takes part of its room.
-    const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
-    if (most > room) most = room;
-    return most;
-  }
+  if (amount === undefined && most > 0n) return whole.cash;
   const c = invoice.currency;
   const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
   const byCredit =

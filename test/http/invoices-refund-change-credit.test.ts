@@ -804,4 +804,110 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await creditOf(customer)).toEqual([]);
     expect((await invoiceOf(sub.invoice.id)).amount_refunded).toBe(2500);
   });
+
+  it.each([
+    ['MXN', 'period invoice first'],
+    ['VND', 'change invoice first'],
+  ] as const)(
+    '%s (%s): an upgrade paid by the period’s own change credit, both invoices refunded whole by hand: all the customer paid comes back, the change invoice’s credit as credit',
+    async (currency, order) => {
+      // 2000 + 25% = 2500 paid by card Feb 1. Feb 15 (14 of 28 days left) down to 1000 + 25%:
+      // −1000 − 250 tax unused, +500 + 125 tax: −500 net, −125 tax, 625 to the customer's credit.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      // Feb 22 (7 left) up to 4000 + 25%: −250 − 62.5 tax unused, +1000 + 250 tax: 750 net, 187 tax
+      // (187.5 rounded), 937; the customer's 625 of credit first, the card the other 312.
+      const up = await changeAt(sub.id, await flatPlan(app, currency, 4000), '2027-02-22T00:00:00Z');
+      expect(up.invoice).toMatchObject({ subtotal: 750n, tax: 187n, total: 937n, credit_applied: 625n });
+      stripeChargeSucceeds();
+      const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+      expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 312 });
+      expect(await creditOf(customer)).toEqual([]);
+      const period = sub.invoice.id;
+      const change = up.invoice!.id;
+
+      // `full` owes 2500 − 625 + 937 = 2812; the period invoice holds 2500: refused, and the message
+      // names what works (before: "refund 2500 of" the period invoice, which is refused beyond 1875).
+      const before = await ledgerIn(app, currency);
+      const refused = await cancelAt(sub.id, 'full', '2027-02-23T00:00:00Z').catch((e: unknown) => e);
+      expect(refused).toMatchObject({ status: 422 });
+      const message = (refused as { fields: { refund_type: string } }).fields.refund_type;
+      expect(message).toContain(`owes 2812 ${currency}`);
+      expect(message).toContain('refund each invoice of the period whole by hand, the amount omitted');
+      expect(message).toContain(`${period} gives back 1875 ${currency} in cash`);
+      expect(message).toContain(`each of ${change} its cash through its payments and, as credit`);
+      expect(await ledgerIn(app, currency)).toEqual(before);
+
+      // As it says. The period invoice: what it kept, 2500 − 625 = 1875, in cash; its note's tax over
+      // what it still asks, 500 − 125 = 375 of 1875: 1500 + 375. The change invoice: its 312 to the
+      // card and the 625 of credit it took back to the customer's credit. Its notes' tax, cumulative
+      // over its 937 (it carries none of the change credit: the period invoice carries all 625): the
+      // credit's first (committed with the cash refund), round(187 × 625/937) = 125 (500 net), then
+      // the cash's 187 − 125 = 62 (250 net).
+      const refundPeriod = async () => {
+        stripeRefundSucceeds(`re_${currency}_period`);
+        const answer = await refund(period, {});
+        expect(answer.body).toMatchObject({ status: 'succeeded', amount: 1875 });
+      };
+      const refundChange = async () => {
+        stripeRefundSucceeds(`re_${currency}_change`);
+        const answer = await refund(change, {});
+        expect(answer.body).toMatchObject({ status: 'succeeded', amount: 312 });
+      };
+      if (order === 'period invoice first') {
+        await refundPeriod();
+        await refundChange();
+      } else {
+        await refundChange();
+        await refundPeriod();
+      }
+      const rows = await db()
+        .selectFrom('refunds')
+        .select(['invoice_id', 'amount', 'status', 'kind'])
+        .where('invoice_id', 'in', [period, change])
+        .orderBy('amount', 'desc')
+        .execute();
+      expect(rows).toEqual([
+        { invoice_id: period, amount: 1875n, status: 'succeeded', kind: 'payment' },
+        { invoice_id: change, amount: 312n, status: 'succeeded', kind: 'payment' },
+      ]);
+      expect(await invoiceOf(period)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_paid: 2500,
+        amount_refunded: 1875,
+        credit_returned: 0,
+        notes: [[1500, 375]],
+      });
+      const changeNow = await invoiceOf(change);
+      expect(changeNow).toMatchObject({
+        status: 'REFUNDED',
+        amount_paid: 312,
+        amount_refunded: 312,
+        credit_applied: 625,
+        credit_returned: 625,
+      });
+      expect([...changeNow.notes].sort((a, b) => b[0] - a[0])).toEqual([
+        [500, 125],
+        [250, 62],
+      ]);
+      // Paid 2500 + 312 = 2812 in cash; back 1875 + 312 = 2187 in cash and 625 of credit: 2812
+      // (before: no credit, 625 short).
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      // Nothing more by hand on either.
+      expect((await refund(period, {})).body.error?.code).toBe('refund_exceeds_change_credit');
+      expect((await refund(change, {})).body.error?.code).toBe('invoice_not_paid');
+      // Books: revenue 2000 − 500 + 750 = 2250 earned, all given back (1500 + 500 + 250); tax 500 −
+      // 125 + 187 − 375 − 125 − 62 = 0; receivable 0; the customer's 625 of credit, which the 2812 −
+      // 2187 = 625 still in clearing pays for.
+      expect(await ledgerIn(app, currency)).toMatchObject({
+        'receivable:customer': 0,
+        revenue: -2250,
+        refunds: 2250,
+        tax_payable: 0,
+        'customer_credit:customer': -625,
+        'gateway_clearing:stripe': 625,
+      });
+    },
+  );
 });
