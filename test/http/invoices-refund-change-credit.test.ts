@@ -28,7 +28,10 @@ const d = (iso: string) => new Date(iso);
  * refunded), and its credit note's tax is worked over what the invoice still asks net of that credit
  * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
  * credits. Before, a whole refund by hand gave back all that was paid while the customer kept the
- * credit, and the note's tax ignored the credit's tax.
+ * credit, and the note's tax ignored the credit's tax. A change invoice refunded whole (amount
+ * omitted) also gives back, as credit, the customer credit it took (billing/credit-returns.ts
+ * `wholeRefund`): the period invoice carries the change credit, so an upgrade paid by it gave that
+ * credit back nowhere before.
  *
  * Subscriptions start on Feb 1 2027 (28 days) and change on Feb 15 (14 days left) or Feb 22 (7
  * left), on a simulated clock; plans are FLAT_FEE, taxed at 25% (`flatPlan`) or untaxed. Each
@@ -83,7 +86,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     return { customer: customer.id as string, sub };
   };
   /** Cancels subscription `id` now (at `at`) with refund type `refundType`, as the API's cancellation does. */
-  const cancelAt = (id: string, refundType: 'full' | 'prorate', at: string) =>
+  const cancelAt = (id: string, refundType: 'none' | 'full' | 'prorate', at: string) =>
     cancelSubscriptionWithRefund(
       db(),
       'system',
@@ -839,7 +842,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       expect(message).toContain(`each of ${change} its cash through its payments and, as credit`);
       expect(await ledgerIn(app, currency)).toEqual(before);
 
-      // As it says. The period invoice: what it kept, 2500 − 625 = 1875, in cash; its note's tax over
+      // As it says (VND cancels with `none` first, MXN not). The period invoice: what it kept, 2500 − 625 = 1875, in cash; its note's tax over
       // what it still asks, 500 − 125 = 375 of 1875: 1500 + 375. The change invoice: its 312 to the
       // card and the 625 of credit it took back to the customer's credit. Its notes' tax, cumulative
       // over its 937 (it carries none of the change credit: the period invoice carries all 625): the
@@ -855,6 +858,10 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
         const answer = await refund(change, {});
         expect(answer.body).toMatchObject({ status: 'succeeded', amount: 312 });
       };
+      if (currency === 'VND') {
+        const none = await cancelAt(sub.id, 'none', '2027-02-23T00:00:00Z');
+        expect(none).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
+      }
       if (order === 'period invoice first') {
         await refundPeriod();
         await refundChange();
