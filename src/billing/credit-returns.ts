@@ -33,9 +33,10 @@ export interface WholeRefund {
 /**
  * What a refund by hand of locked `invoice` with the amount omitted gives back (payments/refunds.ts
  * `refundInvoice`; the credit part for an invoice that is not a period invoice only, a period
- * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is what it took in (its cash paid and the customer
- * credit applied to it, less what of that credit was given back) less its refunds (succeeded or in
- * flight) less the part of its period's change credit to the customer it carries
+ * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is
+ * what it took in (its cash paid and the customer credit applied to it, less what of that credit
+ * was given back) less its refunds (succeeded or in flight) less the part of its period's change
+ * credit to the customer it carries
  * (`periodCreditToCustomer`: the customer has that already), cash first, up to the cash paid less
  * its refunds and to what its gateway payments can still refund together (`refundRooms`), then the
  * rest as the customer credit that paid it, up to that credit not given back yet — each part back

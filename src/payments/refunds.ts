@@ -523,20 +523,19 @@ async function prepareInvoiceRefund(
  * billing/cancellation.ts). Its cash part is never more than the cash paid less its refunds, nor,
  * the amount omitted, than what the invoice's gateway payments can still refund together (the rest
  * of what it kept, of an invoice that is not a period invoice, goes back as the customer credit that
- * paid it: `prepareInvoiceRefund`). 2000
- * paid, a downgrade credits 500 of it to the customer: 1500 can be refunded by hand, not 2000. 2500
- * paid 1250 by customer credit and 1250 by card, a downgrade credits 625: the period kept 1875, of
- * which the 1250 of cash can be refunded by hand (a cancellation's `full` gives 1250 in cash and
- * 625 of the credit back); if 625 of the customer's credit was then refunded in cash through that
- * card (a customer-credit refund, no refund of the invoice: its room 1250 → 625), an omitted amount
- * gives back 625.
+ * paid it: `prepareInvoiceRefund`). 2000 paid, a downgrade credits 500 of it to the customer: 1500
+ * can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and 1250 by card, a
+ * downgrade credits 625: the period kept 1875, of which the 1250 of cash can be refunded by hand (a
+ * cancellation's `full` gives 1250 in cash and 625 of the credit back); if 625 of the customer's
+ * credit was then refunded in cash through that card (a customer-credit refund, no refund of the
+ * invoice: its room 1250 → 625), an omitted amount gives back 625.
  * @param amount what the refund asks, minor units (undefined: all that is left)
  * @returns what an omitted amount gives back in cash (`whole.cash`: min(kept, cash left, the sum of
  * its gateway payments' rooms); `whole.cashLeft`, not capped by the rooms, for an amount asked),
- * minor units ≥ 0 of the invoice's currency; an amount asked within
- * `kept` passes: beyond the cash or its payment's room, the payment refuses it, 422 on `amount`:
- * `createRefund`); undefined when the period gave the customer no such credit (the refund is as it
- * always was: its payment's room, `createRefund`)
+ * minor units ≥ 0 of the invoice's currency (an amount asked within `kept` passes: beyond the cash
+ * or its payment's room, the payment refuses it, 422 on `amount`: `createRefund`); undefined when
+ * the period gave the customer no such credit (the refund is as it always was: its payment's room,
+ * `createRefund`)
  * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
  * amounts) when `amount` is more than `kept`, or, omitted, no cash is left to give back; nothing
  * changes
