@@ -917,4 +917,52 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       });
     },
   );
+
+  it('PHP: a one-off invoice paid partly by customer credit, refunded whole by hand, gives its credit back as credit (no cancellation would)', async () => {
+    // (5000 − 1000) × 7/28 = 1000 + 250 tax = 1250 of credit (another subscription's downgrade). A
+    // one-off untaxed 2000: the credit pays 1250, the card 750.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'PHP', 5000);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'PHP', amount: 1250 }]);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'PHP',
+      lines: [{ description: 'Consulting', amount: 2000, quantity: 1 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(open.body).toMatchObject({ status: 'OPEN', total: 2000, credit_applied: 1250, amount_due: 750 });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {
+      payment_method: method!.id,
+    });
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 750 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    const before = await ledgerIn(app, 'PHP');
+    // Amount omitted: 750 to the card, and the 1250 of credit back to the customer's credit (before:
+    // 750 only, the 1250 kept). Untaxed: the notes are all revenue, the credit's first.
+    stripeRefundSucceeds('re_php_one_off');
+    const whole = await refund(draft.body.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 750 });
+    const invoice = await invoiceOf(draft.body.id);
+    expect(invoice).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 750,
+      credit_applied: 1250,
+      credit_returned: 1250,
+    });
+    expect([...invoice.notes].sort((a, b) => b[0] - a[0])).toEqual([
+      [1250, 0],
+      [750, 0],
+    ]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'PHP', amount: 1250 }]);
+    // Books moved by the refund: refunds 2000 debited, the customer's credit 1250 and clearing 750
+    // credited.
+    const after = await ledgerIn(app, 'PHP');
+    expect({
+      refunds: (after.refunds ?? 0) - (before.refunds ?? 0),
+      credit: after['customer_credit:customer']! - before['customer_credit:customer']!,
+      clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
+      tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
+    }).toEqual({ refunds: 2000, credit: -1250, clearing: -750, tax: 0 });
+  });
 });
