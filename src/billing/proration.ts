@@ -1110,6 +1110,19 @@ export async function changeCreditTakenBack(
 }
 
 /**
+ * What the succeeded refunds of locked `invoice` gave back, beyond what its period kept, of the credit
+ * the period's prorated changes gave the customer (`changeCreditTakenBack` as each was booked: the
+ * customer's credit paid back in cash, not the sale), minor units ≥ 0; 0 for an invoice of no period
+ * or no such credit. A refund by hand counts it out of what the invoice gave back of the sale
+ * (payments/refunds.ts `roomAfterChangeCredit`): once the refund that left the period nothing fails
+ * after succeeding, the period kept that much again.
+ */
+export async function changeCreditTakenBackOf(trx: Kysely<Database>, invoice: InvoiceRow): Promise<bigint> {
+  const found = await periodWithCredit(trx, invoice);
+  return found?.period.find((i) => i.id === invoice.id)?.takenBack ?? 0n;
+}
+
+/**
  * What of the customer credit the prorated changes of a period gave the customer
  * (`changeCreditsToCustomer` over the period: `credit` with its tax) counts against `invoice`: money
  * the customer got back for time the period's invoices were paid for, so it can no longer be refunded
@@ -1194,7 +1207,8 @@ export async function periodCreditToCustomer(
  * customer was given that credit all the same). `booking`, a refund whose note is being worked out,
  * is counted as its `takenBack` says. 2500 paid 1250 by credit and 1250 by card: room 2500; 2500
  * paid by card, 1875 refunded (its note 1875) then 625 more in the dashboard (no note, all taken
- * back): room 625, as after the 1875.
+ * back): room 625, as after the 1875. Each row also has `takenBack`, minor units ≥ 0: what of its
+ * refunds counted so is change credit taken back (beyond the overpayment).
  */
 async function periodInvoices(
   trx: Kysely<Database>,
@@ -1271,8 +1285,9 @@ async function periodInvoices(
     if (unnoted > paidBack) paidBack = unnoted;
     if (booking?.invoiceId === row.id) paidBack += booking.takenBack;
     const saleRefunded = refunded - paidBack;
+    const takenBack = paidBack - overpaymentShare(row, 0n, refunded);
     const room = row.amount_paid - excess + row.credit_applied - row.credit_returned - saleRefunded;
-    return { ...row, room: room > 0n ? room : 0n };
+    return { ...row, room: room > 0n ? room : 0n, takenBack };
   });
 }
 

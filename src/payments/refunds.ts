@@ -21,7 +21,7 @@ import {
   totalRoom,
 } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
-import { periodCreditToCustomer } from '../billing/proration.ts';
+import { changeCreditTakenBackOf, periodCreditToCustomer } from '../billing/proration.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type {
@@ -551,7 +551,8 @@ async function prepareInvoiceRefund(
  * invoice was paid; the rest of a credit that cleared it while partly paid). What the period kept
  * (`kept`) is what the invoice took in, its cash paid and the customer credit applied to it (less
  * what of that credit was given back, `credit_returned`), less what its refunds gave back or hold
- * (succeeded, pending, unknown), less the part of that change credit it carries (up to all it took
+ * (succeeded, pending, unknown; not what they took back of that change credit, beyond what the
+ * period kept: `changeCreditTakenBackOf`), less the part of that change credit it carries (up to all it took
  * in less its refunds of the sale: an overpayment stays refundable), whatever became of the credit
  * since (held, spent on later invoices, refunded): the customer already has it back, so a whole
  * refund gives back what the period kept, as a cancellation's `full` refund does (it owes the period
@@ -581,7 +582,10 @@ async function roomAfterChangeCredit(
   const inFlight = await refundedInFlight(trx, invoice.id);
   const refunded = invoice.amount_refunded + inFlight;
   const creditKept = invoice.credit_applied - invoice.credit_returned;
-  const kept = invoice.amount_paid + creditKept - refunded - credited;
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the sale: it does not lower what the period kept.
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  const kept = invoice.amount_paid + creditKept - (refunded - takenBack) - credited;
   const cash = invoice.amount_paid - refunded;
   // min(kept, cash), never below 0, on bigints (Math.min takes numbers only).
   let most = kept;

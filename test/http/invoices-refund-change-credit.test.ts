@@ -861,7 +861,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     // Three decimals; amounts ×10 (Stripe takes KWD amounts ending in 0 only).
     ['KWD', 10n],
   ] as const)(
-    '%s: a dashboard refund of what the period no longer kept takes the change credit back (no note, tax payable 0) and opens refund_exceeds_change_credit',
+    '%s: a dashboard refund of what the period no longer kept takes the change credit back (no note, tax payable 0) and opens refund_exceeds_change_credit; once the refund by hand fails, the 1875 are refundable again',
     async (currency, x) => {
       // 2000 + 25% = 2500 paid by card (×x). Feb 15 (14 of 28 days left): down to 1000 + 25%: 500 +
       // 125 tax = 625 to the customer's credit. 2500 − 625 = 1875 refunded by hand (amount omitted):
@@ -916,14 +916,54 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       ]);
       // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0;
       // the customer's credit 625 − 625 = 0; clearing 2500 − 1875 − 625 = 0; nothing owed.
-      expect(await ledgerIn(app, currency)).toMatchObject({
+      const settled = {
         'receivable:customer': 0,
         revenue: Number(-1500n * x),
         refunds: Number(1500n * x),
         tax_payable: 0,
         'customer_credit:customer': 0,
         'gateway_clearing:stripe': 0,
+      };
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+
+      // Stripe then reports the refund by hand failed after succeeding: its note is voided, the
+      // customer has 625 back (the credit paid back in cash) of 2500 paid, and the period kept 1875
+      // again: all of it is refundable by hand (its refunds' 625 took back change credit, not the
+      // sale; before: 2500 − 625 refunded − 625 credit = 1250, 625 short).
+      const failed = stripeEvent(
+        'charge.refund.updated',
+        refundObject({
+          id: `re_hand_dash_${currency}`,
+          amount: Number(1875n * x),
+          intent: payment.gateway_transaction_id,
+          status: 'failed',
+          currency: currency.toLowerCase(),
+        }),
+      );
+      expect((await deliverStripe(app.url, failed)).status).toBe(200);
+      await waitFor('the refund by hand failed', () =>
+        db()
+          .selectFrom('refunds')
+          .select('id')
+          .where('id', '=', hand.body.id)
+          .where('status', '=', 'failed')
+          .executeTakeFirst(),
+      );
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: Number(625n * x),
       });
+      stripeRefundSucceeds(`re_hand_again_${currency}`);
+      const again = await refund(sub.invoice.id, {});
+      expect(again.body).toMatchObject({ status: 'succeeded', amount: Number(1875n * x) });
+      // Its note: 1500 + 375 (the first one's, voided, gave the same back): the books settle again.
+      expect(await entryPostings(db(), `${again.body.id}:succeeded`)).toEqual({
+        refunds: 1500n * x,
+        tax_payable: 375n * x,
+        'gateway_clearing:stripe': -1875n * x,
+      });
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+      expect(await creditOf(customer)).toEqual([]);
     },
   );
 
