@@ -808,17 +808,19 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   });
 
   /**
-   * A refund made in Stripe's dashboard of invoice `invoice`'s card payment, reported by webhook
-   * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: `createRefund`
-   * with the gateway's refund id, then `recordRefundResult`): `amount` minor units of `currency`,
-   * which Stripe writes as they are for the currencies used here (PHP, XOF, KWD, MXN).
-   * @returns the refund row once booked, and the payment
+   * Stripe reports refund `gatewayRefundId` of invoice `invoice`'s card payment `status` by webhook
+   * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
+   * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
+   * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR).
+   * @returns the refund row once in `status`, and the payment
    */
-  const dashboardRefund = async (
+  const stripeReports = async (
     invoice: string,
     gatewayRefundId: string,
     amount: bigint,
     currency: string,
+    status: 'succeeded' | 'failed',
   ) => {
     const payment = await db()
       .selectFrom('transactions')
@@ -831,17 +833,17 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
         id: gatewayRefundId,
         amount: Number(amount),
         intent: payment.gateway_transaction_id,
-        status: 'succeeded',
+        status,
         currency: currency.toLowerCase(),
       }),
     );
     expect((await deliverStripe(app.url, event)).status).toBe(200);
-    const refund = await waitFor(`dashboard refund ${gatewayRefundId} booked`, () =>
+    const refund = await waitFor(`refund ${gatewayRefundId} ${status}`, () =>
       db()
         .selectFrom('refunds')
         .selectAll()
         .where('gateway_refund_id', '=', gatewayRefundId)
-        .where('status', '=', 'succeeded')
+        .where('status', '=', status)
         .executeTakeFirst(),
     );
     return { refund, payment };
@@ -879,11 +881,12 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       // back in cash. Their credit 625 → 0 (debited 625, no note: no revenue or tax given back
       // again); the customer has 2500 back of 2500 paid, not 2500 + 625 of credit. Before: a note of
       // 500 + 125 (tax payable 125 in debit), the credit kept, nothing flagged.
-      const { refund: dash, payment } = await dashboardRefund(
+      const { refund: dash, payment } = await stripeReports(
         sub.invoice.id,
         `re_dash_${currency}`,
         625n * x,
         currency,
+        'succeeded',
       );
       expect(dash).toMatchObject({ amount: 625n * x, kind: 'payment', invoice_id: sub.invoice.id });
       const refunds = await db()
@@ -930,25 +933,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       // customer has 625 back (the credit paid back in cash) of 2500 paid, and the period kept 1875
       // again: all of it is refundable by hand (its refunds' 625 took back change credit, not the
       // sale; before: 2500 − 625 refunded − 625 credit = 1250, 625 short).
-      const failed = stripeEvent(
-        'charge.refund.updated',
-        refundObject({
-          id: `re_hand_dash_${currency}`,
-          amount: Number(1875n * x),
-          intent: payment.gateway_transaction_id,
-          status: 'failed',
-          currency: currency.toLowerCase(),
-        }),
-      );
-      expect((await deliverStripe(app.url, failed)).status).toBe(200);
-      await waitFor('the refund by hand failed', () =>
-        db()
-          .selectFrom('refunds')
-          .select('id')
-          .where('id', '=', hand.body.id)
-          .where('status', '=', 'failed')
-          .executeTakeFirst(),
-      );
+      await stripeReports(sub.invoice.id, `re_hand_dash_${currency}`, 1875n * x, currency, 'failed');
       expect(await invoiceOf(sub.invoice.id)).toMatchObject({
         status: 'PARTIALLY_REFUNDED',
         amount_refunded: Number(625n * x),
@@ -988,7 +973,13 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     // 1000 refunded in Stripe's dashboard: 375 is what the period still kept (a refund of the sale:
     // note 375 × 1875/1875 − 300 = 75 tax, 300 net), 625 the change credit given again: taken back
     // from their credit, which held 225 of it: in debit by 400.
-    const { refund: dash, payment } = await dashboardRefund(sub.invoice.id, 're_dash_mxn', 1000n, 'MXN');
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      're_dash_mxn',
+      1000n,
+      'MXN',
+      'succeeded',
+    );
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'REFUNDED',
       amount_refunded: 2500,
@@ -1030,25 +1021,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
 
     // Stripe then reports that refund failed: its entry is reversed as it was posted (the 625 of
     // credit given back: 225 again), its note voided; the 375 the period kept owes its 75 of tax again.
-    const failed = stripeEvent(
-      'charge.refund.updated',
-      refundObject({
-        id: 're_dash_mxn',
-        amount: 1000,
-        intent: payment.gateway_transaction_id,
-        status: 'failed',
-        currency: 'mxn',
-      }),
-    );
-    expect((await deliverStripe(app.url, failed)).status).toBe(200);
-    await waitFor('the dashboard refund failed', () =>
-      db()
-        .selectFrom('refunds')
-        .select('id')
-        .where('id', '=', dash.id)
-        .where('status', '=', 'failed')
-        .executeTakeFirst(),
-    );
+    await stripeReports(sub.invoice.id, 're_dash_mxn', 1000n, 'MXN', 'failed');
     expect(await creditOf(customer)).toEqual([{ currency: 'MXN', amount: 225 }]);
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'PARTIALLY_REFUNDED',
@@ -1065,6 +1038,38 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       tax_payable: -75,
       'customer_credit:customer': -225,
       'gateway_clearing:stripe': 1000,
+    });
+  });
+
+  it('ZAR: after change credit was taken back and the refund by hand failed, a cancellation’s full refund gives back the 1875 the period kept, not 1250', async () => {
+    // 2000 + 25% = 2500 paid; Feb 15 down to 1000 + 25%: 625 to the customer's credit; 1875 refunded
+    // by hand; the other 625 refunded in Stripe's dashboard (the change credit taken back: 0 left);
+    // then the 1875 fails after succeeding. The customer has 625 back (their credit, in cash) of
+    // 2500. Feb 22, cancelled with `full`: it owes the period net of its change credit, 2500 − 625 =
+    // 1875, none of which its refunds gave back (the 625 paid back the credit): 1875 in cash. Before:
+    // the 625 counted as given back of the period, 1250.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'ZAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'ZAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_dash_zar');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    await stripeReports(sub.invoice.id, 're_dash_zar', 625n, 'ZAR', 'succeeded');
+    await stripeReports(sub.invoice.id, 're_hand_dash_zar', 1875n, 'ZAR', 'failed');
+    expect(await creditOf(customer)).toEqual([]);
+    stripeRefundSucceeds('re_cancel_zar');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-22T00:00:00Z');
+    expect({
+      cash: cancelled.refunds.map((r) => [r.amount, r.status]),
+      credit: cancelled.creditNote,
+    }).toEqual({ cash: [[1875n, 'succeeded']], credit: null });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2500 });
+    // Books: 1500 earned, all refunded (the cancellation's note 1500 + 375); tax 0; credit 0; clearing 0.
+    expect(await ledgerIn(app, 'ZAR')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 0,
     });
   });
 });
