@@ -21,7 +21,14 @@ import {
 } from './invoice-payment.ts';
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
-import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
+import {
+  type ChargedBasis,
+  changeCreditTakenBackOf,
+  chargedBasis,
+  chargedTotal,
+  prorate,
+  secondsBetween,
+} from './proration.ts';
 import { reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
@@ -196,7 +203,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
  * over them newest first, each up to its own room (`splitRefund`, as a customer-credit refund
- * splits); an invoice the customer's credit paid whole gives back credit only.
+ * splits); an invoice the customer's credit paid whole gives back credit only. What its refunds
+ * took back of the period's change credit (a dashboard refund beyond what the period kept:
+ * `changeCreditTakenBackOf`) paid back the customer's credit, so it is not counted as given back of
+ * the period.
  * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
  * nothing is owed
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
@@ -320,7 +330,10 @@ async function refundOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
-  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, recurring);
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the period: not given back of it (`changeCreditTakenBackOf`).
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven + takenBack, recurring);
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
   const shares = cancellationRefund(
     type,

@@ -7,7 +7,7 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
 import { invoicePayments, refundedInFlight, refundRooms, totalRoom } from './invoice-payment.ts';
 import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
-import { periodCreditToCustomer } from './proration.ts';
+import { changeCreditTakenBackOf, periodCreditToCustomer } from './proration.ts';
 
 /**
  * What a whole refund by hand of an invoice gives back (`wholeRefund`), and what it is worked from;
@@ -20,7 +20,15 @@ export interface WholeRefund {
   inFlight: bigint;
   /** `amount_refunded` + `inFlight`. */
   refunded: bigint;
-  /** What it kept: cash paid + customer credit applied − credit returned − `refunded` − `credited` (may be < 0). */
+  /**
+   * What its succeeded refunds took back, beyond what the period kept, of the change credit the
+   * customer has (`changeCreditTakenBackOf`: the customer's credit paid back, not the sale), ≥ 0.
+   */
+  takenBack: bigint;
+  /**
+   * What it kept: cash paid + customer credit applied − credit returned − (`refunded` − `takenBack`)
+   * − `credited` (may be < 0).
+   */
   kept: bigint;
   /** Cash left to give back of what it kept: min(kept, paid − refunded), ≥ 0. */
   cashLeft: bigint;
@@ -35,7 +43,8 @@ export interface WholeRefund {
  * `refundInvoice`; the credit part for an invoice that is not a period invoice only, a period
  * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is
  * what it took in (its cash paid and the customer credit applied to it, less what of that credit
- * was given back) less its refunds (succeeded or in flight) less the part of its period's change
+ * was given back) less its refunds (succeeded or in flight; not what they took back of that change
+ * credit beyond what the period kept: `changeCreditTakenBackOf`) less the part of its period's change
  * credit to the customer it carries
  * (`periodCreditToCustomer`: the customer has that already), cash first, up to the cash paid less
  * its refunds and to what its gateway payments can still refund together (`refundRooms`), then the
@@ -53,7 +62,10 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
   const inFlight = await refundedInFlight(trx, invoice.id);
   const refunded = invoice.amount_refunded + inFlight;
   const creditLeft = invoice.credit_applied - invoice.credit_returned;
-  const kept = invoice.amount_paid + creditLeft - refunded - credited;
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the sale: it does not lower what the period kept.
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - credited;
   const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
   // min(amount, limit), never below 0, on bigints (Math.min takes numbers only).
   const upTo = (amount: bigint, limit: bigint) => {
@@ -62,7 +74,16 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
   };
   const cashLeft = upTo(kept, invoice.amount_paid - refunded);
   const cash = upTo(cashLeft, room);
-  return { credited, inFlight, refunded, kept, cashLeft, cash, credit: upTo(kept - cash, creditLeft) };
+  return {
+    credited,
+    inFlight,
+    refunded,
+    takenBack,
+    kept,
+    cashLeft,
+    cash,
+    credit: upTo(kept - cash, creditLeft),
+  };
 }
 
 /**

@@ -95,10 +95,13 @@ export async function findRefund(
 /**
  * Applies a refund result inside `work`, forward-only. Success of a refund of an invoice issues its
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
- * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
- * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
- * debit exceeds what the customer's credit still held, counting the entries this unit posted and
- * has not written yet: `overpaymentCreditShortfall`), updates the
+ * customer's credit for what it pays back of an overpayment and for what it takes back of the change
+ * credit the customer already has beyond what the invoice's period kept (`issueCreditNote`'s split),
+ * refunds and tax payable pro rata for the rest, credit the gateway's clearing account; an
+ * `overpayment_credit_spent` exception when the overpayment's debit exceeds what the customer's credit
+ * still held, counting the entries this unit posted and has not written yet:
+ * `overpaymentCreditShortfall`; a `refund_exceeds_change_credit` exception whenever change credit is
+ * taken back: `changeCreditTakenBackException`), updates the
  * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
  * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
@@ -146,7 +149,19 @@ export async function recordRefundResult(
     if (short) await raiseException(work, overpaymentCreditSpent(refund, short));
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
-    await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
+    if (invoice && split && split.takenBack > 0n) {
+      await raiseException(work, await changeCreditTakenBackException(work, invoice, refund, split));
+    }
+    await postEntry(
+      work,
+      refundSucceeded(
+        refundMovement(
+          refund,
+          invoice,
+          split && { note: split.note, creditPaidBack: split.overpayment + split.takenBack },
+        ),
+      ),
+    );
     if (invoice) await applyRefund(work, invoice, refund.amount);
     await settleLostDisputeByRefund(work, updated);
   }
@@ -157,7 +172,7 @@ export async function recordRefundResult(
       invoice && refund.kind === 'payment'
         ? {
             note,
-            overpayment: await overpaymentPaidBack(work.trx, refund, invoice.customer_id, note),
+            creditPaidBack: await creditPaidBackBy(work.trx, refund, invoice.customer_id, note),
           }
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
@@ -167,15 +182,16 @@ export async function recordRefundResult(
 }
 
 /**
- * What succeeded refund `refund` of an invoice of customer `customerId` paid back of an overpayment,
- * minor units ≥ 0: the debit of the customer's credit account in its `re_…:succeeded` entry (0 when it
- * posted none). A reversal reads it there rather than computing `overpaymentShare` again, whose
- * answer the invoice's later refunds change: it undoes exactly what the success posted. An entry not
- * written yet (posted earlier in this deferring unit of work: a batch of webhooks with both the
- * success and the failure) was posted by `issueCreditNote`'s split: the refund less its credit note
- * (`note`, voided now; undefined: none).
+ * What succeeded refund `refund` of an invoice of customer `customerId` paid back of the customer's
+ * credit (an overpayment, change credit taken back), minor units ≥ 0: the debit of the customer's
+ * credit account in its `re_…:succeeded` entry (0 when it posted none). A reversal reads it there
+ * rather than computing `overpaymentShare` and `changeCreditTakenBack` again, whose answers the
+ * invoice's later refunds change: it undoes exactly what the success posted. An entry not written yet
+ * (posted earlier in this deferring unit of work: a batch of webhooks with both the success and the
+ * failure) was posted by `issueCreditNote`'s split: the refund less its credit note (`note`, voided
+ * now; undefined: none).
  */
-async function overpaymentPaidBack(
+async function creditPaidBackBy(
   trx: Kysely<Database>,
   refund: RefundRow,
   customerId: string,
@@ -189,13 +205,14 @@ async function overpaymentPaidBack(
 
 /**
  * What a succeeded refund moves (ledger/movements.ts `refundSucceeded`): a refund of customer credit,
- * a refund of an invoice split by `split` (its credit note and what it pays back of an overpayment;
- * none for a refund made before credit notes existed), or a refund of a payment without invoice.
+ * a refund of an invoice split by `split` (its credit note and what it pays back of the customer's
+ * credit, minor units: an overpayment, change credit taken back; none for a refund made before credit
+ * notes existed), or a refund of a payment without invoice.
  */
 function refundMovement(
   refund: RefundRow,
   invoice: InvoiceRow | undefined,
-  split: RefundSplit | undefined,
+  split: { note: CreditNoteRow | undefined; creditPaidBack: bigint } | undefined,
 ): RefundMovement {
   const common = {
     refundId: refund.id,
@@ -211,7 +228,7 @@ function refundMovement(
     ...common,
     kind: 'invoice',
     customerId: invoice.customer_id,
-    overpayment: split?.overpayment ?? 0n,
+    creditPaidBack: split?.creditPaidBack ?? 0n,
     creditNote: split?.note,
   };
 }
@@ -354,6 +371,48 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
     transactionId: refund.transaction_id,
     refundId: refund.id,
     message: `refund ${refund.id} of ${refund.amount} ${refund.currency} on invoice ${refund.invoice_id} paid back ${short.share} of its overpayment (the customer's credit), but only ${short.left} of that credit was left: the customer's credit is in debit by ${short.share - short.left}; recover it from the customer or write it off`,
+  };
+}
+
+/**
+ * The `refund_exceeds_change_credit` exception of succeeded refund `refund` of locked `invoice` that
+ * gave back more than the invoice's period kept (`split.takenBack` > 0: billhook refuses such a
+ * refund by hand, `roomAfterChangeCredit`; one made in the gateway's dashboard cannot be refused, the
+ * money has moved): that part is the credit the period's subscription changes already gave the
+ * customer for time it paid for, taken back from their credit (`recordRefundResult` debits it), so
+ * the customer gets back what they paid once, not that credit again. Read under the customer's credit
+ * lock, before the refund's entry is posted: what their credit still held for it (`availableCredit`
+ * less credit refunds in flight, less what this refund pays back of an overpayment first); what it
+ * did not hold leaves their credit in debit, for a person to recover or write off. Either way a
+ * person tells the customer (their credit is lower than they were told) and checks at the gateway.
+ * Details (minor units): `taken_back`, `credit_left` (what their credit held for it), `in_debit`.
+ */
+async function changeCreditTakenBackException(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  refund: RefundRow,
+  split: RefundSplit,
+): Promise<NewException> {
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  let left = available - split.overpayment;
+  if (left < 0n) left = 0n;
+  if (left > split.takenBack) left = split.takenBack;
+  const inDebit = split.takenBack - left;
+  const c = refund.currency;
+  const sale = refund.amount - split.overpayment - split.takenBack;
+  const outcome =
+    inDebit === 0n
+      ? `all ${split.takenBack} was still their credit and is taken back: tell the customer their credit is ${split.takenBack} ${c} lower`
+      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
+  return {
+    kind: 'refund_exceeds_change_credit',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
+    details: { taken_back: split.takenBack, credit_left: left, in_debit: inDebit },
   };
 }
 
@@ -515,8 +574,9 @@ async function prepareInvoiceRefund(
  * the invoice was paid; the rest of a credit that cleared it while partly paid), from `whole`
  * (`wholeRefund`, billing/credit-returns.ts). What the period kept (`kept`) is what the invoice took
  * in, its cash paid and the customer credit applied to it (less what of that credit was given back,
- * `credit_returned`), less what its refunds gave back or hold (succeeded, pending, unknown), less the
- * part of that change credit it carries (up to all it took in less its refunds of the sale: an
+ * `credit_returned`), less what its refunds gave back or hold (succeeded, pending, unknown; not what they took back of
+ * that change credit, beyond what the period kept: `changeCreditTakenBackOf`), less the part of
+ * that change credit it carries (up to all it took in less its refunds of the sale: an
  * overpayment stays refundable), whatever became of the credit since (held, spent on later invoices,
  * refunded): the customer already has it back, so a whole refund gives back what the period kept, as
  * a cancellation's `full` refund does (it owes the period net of its changes' credits:

@@ -17,6 +17,8 @@ import {
 import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
+import { deliverStripe, refundObject, stripeEvent } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -809,7 +811,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   });
 
   it.each([
-    ['MXN', 'period invoice first'],
+    ['SGD', 'period invoice first'],
     ['VND', 'change invoice first'],
   ] as const)(
     '%s (%s): an upgrade paid by the period’s own change credit, both invoices refunded whole by hand: all the customer paid comes back, the change invoice’s credit as credit',
@@ -918,15 +920,15 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     },
   );
 
-  it('PHP: a one-off invoice paid partly by customer credit, refunded whole by hand, gives its credit back as credit (no cancellation would)', async () => {
+  it('ILS: a one-off invoice paid partly by customer credit, refunded whole by hand, gives its credit back as credit (no cancellation would)', async () => {
     // (5000 − 1000) × 7/28 = 1000 + 250 tax = 1250 of credit (another subscription's downgrade). A
     // one-off untaxed 2000: the credit pays 1250, the card 750.
     const { customer, method } = await customerWith(app, { stripe: true });
-    await downgradeCredit(app, customer.id, 'PHP', 5000);
-    expect(await creditOf(customer.id)).toEqual([{ currency: 'PHP', amount: 1250 }]);
+    await downgradeCredit(app, customer.id, 'ILS', 5000);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ILS', amount: 1250 }]);
     const draft = await app.api('POST', '/v1/invoices', {
       customer: customer.id,
-      currency: 'PHP',
+      currency: 'ILS',
       lines: [{ description: 'Consulting', amount: 2000, quantity: 1 }],
     });
     const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
@@ -937,7 +939,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     });
     expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 750 });
     expect(await creditOf(customer.id)).toEqual([]);
-    const before = await ledgerIn(app, 'PHP');
+    const before = await ledgerIn(app, 'ILS');
     // Amount omitted: 750 to the card, and the 1250 of credit back to the customer's credit (before:
     // 750 only, the 1250 kept). Untaxed: the notes are all revenue, the credit's first.
     stripeRefundSucceeds('re_php_one_off');
@@ -954,15 +956,281 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       [1250, 0],
       [750, 0],
     ]);
-    expect(await creditOf(customer.id)).toEqual([{ currency: 'PHP', amount: 1250 }]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ILS', amount: 1250 }]);
     // Books moved by the refund: refunds 2000 debited, the customer's credit 1250 and clearing 750
     // credited.
-    const after = await ledgerIn(app, 'PHP');
+    const after = await ledgerIn(app, 'ILS');
     expect({
       refunds: (after.refunds ?? 0) - (before.refunds ?? 0),
       credit: after['customer_credit:customer']! - before['customer_credit:customer']!,
       clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
       tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
     }).toEqual({ refunds: 2000, credit: -1250, clearing: -750, tax: 0 });
+  });
+
+  /**
+   * Stripe reports refund `gatewayRefundId` of invoice `invoice`'s card payment `status` by webhook
+   * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
+   * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
+   * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR).
+   * @returns the refund row once in `status`, and the payment
+   */
+  const stripeReports = async (
+    invoice: string,
+    gatewayRefundId: string,
+    amount: bigint,
+    currency: string,
+    status: 'succeeded' | 'failed',
+  ) => {
+    const payment = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoice)
+      .executeTakeFirstOrThrow();
+    const event = stripeEvent(
+      'charge.refund.updated',
+      refundObject({
+        id: gatewayRefundId,
+        amount: Number(amount),
+        intent: payment.gateway_transaction_id,
+        status,
+        currency: currency.toLowerCase(),
+      }),
+    );
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    const refund = await waitFor(`refund ${gatewayRefundId} ${status}`, () =>
+      db()
+        .selectFrom('refunds')
+        .selectAll()
+        .where('gateway_refund_id', '=', gatewayRefundId)
+        .where('status', '=', status)
+        .executeTakeFirst(),
+    );
+    return { refund, payment };
+  };
+  /** The reconciliation exceptions about payment `transactionId`: kind, message, details. */
+  const exceptionsOf = (transactionId: string) =>
+    db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details', 'refund_id'])
+      .where('transaction_id', '=', transactionId)
+      .orderBy('created_at')
+      .execute();
+
+  it.each([
+    ['PHP', 1n],
+    ['XOF', 1n],
+    // Three decimals; amounts ×10 (Stripe takes KWD amounts ending in 0 only).
+    ['KWD', 10n],
+  ] as const)(
+    '%s: a dashboard refund of what the period no longer kept takes the change credit back (no note, tax payable 0) and opens refund_exceeds_change_credit; once the refund by hand fails, the 1875 are refundable again',
+    async (currency, x) => {
+      // 2000 + 25% = 2500 paid by card (×x). Feb 15 (14 of 28 days left): down to 1000 + 25%: 500 +
+      // 125 tax = 625 to the customer's credit. 2500 − 625 = 1875 refunded by hand (amount omitted):
+      // note 1500 + 375 (taxAsked 500 − 125 = 375 of asked 1875, all given back): tax payable
+      // −500 + 125 + 375 = 0. The other 625 is still captured on the card.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, Number(2000n * x)));
+      await changeAt(sub.id, await flatPlan(app, currency, Number(1000n * x)), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: Number(625n * x) }]);
+      stripeRefundSucceeds(`re_hand_dash_${currency}`);
+      const hand = await refund(sub.invoice.id, {});
+      expect(hand.body).toMatchObject({ status: 'succeeded', amount: Number(1875n * x) });
+
+      // Those 625 refunded in Stripe's dashboard: the money left, so it is booked, but billhook would
+      // have refused it by hand (the period kept nothing more): it is the 625 of change credit paid
+      // back in cash. Their credit 625 → 0 (debited 625, no note: no revenue or tax given back
+      // again); the customer has 2500 back of 2500 paid, not 2500 + 625 of credit. Before: a note of
+      // 500 + 125 (tax payable 125 in debit), the credit kept, nothing flagged.
+      const { refund: dash, payment } = await stripeReports(
+        sub.invoice.id,
+        `re_dash_${currency}`,
+        625n * x,
+        currency,
+        'succeeded',
+      );
+      expect(dash).toMatchObject({ amount: 625n * x, kind: 'payment', invoice_id: sub.invoice.id });
+      const refunds = await db()
+        .selectFrom('refunds')
+        .select(['id', 'amount', 'status'])
+        .where('invoice_id', '=', sub.invoice.id)
+        .orderBy('created_at')
+        .execute();
+      expect(refunds).toEqual([
+        { id: hand.body.id, amount: 1875n * x, status: 'succeeded' },
+        { id: dash.id, amount: 625n * x, status: 'succeeded' },
+      ]);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'REFUNDED',
+        amount_refunded: Number(2500n * x),
+        notes: [[Number(1500n * x), Number(375n * x)]],
+      });
+      expect(await creditOf(customer)).toEqual([]);
+      expect(await entryPostings(db(), `${dash.id}:succeeded`)).toEqual({
+        'customer_credit:customer': 625n * x,
+        'gateway_clearing:stripe': -625n * x,
+      });
+      expect(await exceptionsOf(payment.id)).toEqual([
+        {
+          kind: 'refund_exceeds_change_credit',
+          refund_id: dash.id,
+          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
+          details: { taken_back: String(625n * x), credit_left: String(625n * x), in_debit: '0' },
+        },
+      ]);
+      // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0;
+      // the customer's credit 625 − 625 = 0; clearing 2500 − 1875 − 625 = 0; nothing owed.
+      const settled = {
+        'receivable:customer': 0,
+        revenue: Number(-1500n * x),
+        refunds: Number(1500n * x),
+        tax_payable: 0,
+        'customer_credit:customer': 0,
+        'gateway_clearing:stripe': 0,
+      };
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+
+      // Stripe then reports the refund by hand failed after succeeding: its note is voided, the
+      // customer has 625 back (the credit paid back in cash) of 2500 paid, and the period kept 1875
+      // again: all of it is refundable by hand (its refunds' 625 took back change credit, not the
+      // sale; before: 2500 − 625 refunded − 625 credit = 1250, 625 short).
+      await stripeReports(sub.invoice.id, `re_hand_dash_${currency}`, 1875n * x, currency, 'failed');
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: Number(625n * x),
+      });
+      stripeRefundSucceeds(`re_hand_again_${currency}`);
+      const again = await refund(sub.invoice.id, {});
+      expect(again.body).toMatchObject({ status: 'succeeded', amount: Number(1875n * x) });
+      // Its note: 1500 + 375 (the first one's, voided, gave the same back): the books settle again.
+      expect(await entryPostings(db(), `${again.body.id}:succeeded`)).toEqual({
+        refunds: 1500n * x,
+        tax_payable: 375n * x,
+        'gateway_clearing:stripe': -1875n * x,
+      });
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+      expect(await creditOf(customer)).toEqual([]);
+    },
+  );
+
+  it('MXN: a dashboard refund beyond what the period kept, after part of the change credit was spent: the kept rest is a refund of the sale (tax exact), the spent credit left in debit and flagged', async () => {
+    // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 (125 tax) to the customer's
+    // credit; the period kept 1875. 1500 of it refunded by hand: note round(375 × 1500/1875) = 300
+    // tax, 1200 net.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'MXN', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'MXN', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_dash_mxn');
+    expect((await refund(sub.invoice.id, { amount: 1500 })).body).toMatchObject({ status: 'succeeded' });
+    // The customer spends 400 of the 625 credit on a one-off invoice of 400 (untaxed): 225 left.
+    const next = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency: 'mxn',
+      lines: [{ description: 'Extra', amount: 400 }],
+    });
+    const finalized = await app.api('POST', `/v1/invoices/${next.body.id}/finalize`);
+    expect(finalized.body).toMatchObject({ status: 'PAID', credit_applied: 400 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'MXN', amount: 225 }]);
+
+    // 1000 refunded in Stripe's dashboard: 375 is what the period still kept (a refund of the sale:
+    // note 375 × 1875/1875 − 300 = 75 tax, 300 net), 625 the change credit given again: taken back
+    // from their credit, which held 225 of it: in debit by 400.
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      're_dash_mxn',
+      1000n,
+      'MXN',
+      'succeeded',
+    );
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 2500,
+      notes: [
+        [1200, 300],
+        [300, 75],
+      ],
+    });
+    expect(await entryPostings(db(), `${dash.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 625n,
+      refunds: 300n,
+      tax_payable: 75n,
+      'gateway_clearing:stripe': -1000n,
+    });
+    expect(await creditOf(customer)).toEqual([]);
+    const [exception, ...more] = await exceptionsOf(payment.id);
+    expect(more).toEqual([]);
+    expect(exception).toMatchObject({
+      kind: 'refund_exceeds_change_credit',
+      refund_id: dash.id,
+      details: { taken_back: '625', credit_left: '225', in_debit: '400' },
+    });
+    expect(exception!.message).toContain(
+      "625 MXN of it is the credit this period's subscription changes had already given the customer for time they paid for",
+    );
+    expect(exception!.message).toContain(
+      'the other 375 as a refund of the sale; their credit held only 225 of it (the rest was spent on later invoices or refunded): their credit is in debit by 400 MXN; recover it from the customer or write it off',
+    );
+    // Books: revenue 1500 (period) + 400 (one-off) earned, 1500 refunded; tax 500 − 125 − 300 − 75 =
+    // 0; the customer's credit −625 + 400 + 625 = 400 in debit (theirs to pay back); clearing 0.
+    expect(await ledgerIn(app, 'MXN')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1900,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 400,
+      'gateway_clearing:stripe': 0,
+    });
+
+    // Stripe then reports that refund failed: its entry is reversed as it was posted (the 625 of
+    // credit given back: 225 again), its note voided; the 375 the period kept owes its 75 of tax again.
+    await stripeReports(sub.invoice.id, 're_dash_mxn', 1000n, 'MXN', 'failed');
+    expect(await creditOf(customer)).toEqual([{ currency: 'MXN', amount: 225 }]);
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1500,
+      notes: [
+        [1200, 300],
+        [300, 75],
+      ],
+    });
+    expect((await invoiceOf(sub.invoice.id)).credit_notes[1].status).toBe('VOID');
+    expect(await ledgerIn(app, 'MXN')).toMatchObject({
+      revenue: -1900,
+      refunds: 1200,
+      tax_payable: -75,
+      'customer_credit:customer': -225,
+      'gateway_clearing:stripe': 1000,
+    });
+  });
+
+  it('ZAR: after change credit was taken back and the refund by hand failed, a cancellation’s full refund gives back the 1875 the period kept, not 1250', async () => {
+    // 2000 + 25% = 2500 paid; Feb 15 down to 1000 + 25%: 625 to the customer's credit; 1875 refunded
+    // by hand; the other 625 refunded in Stripe's dashboard (the change credit taken back: 0 left);
+    // then the 1875 fails after succeeding. The customer has 625 back (their credit, in cash) of
+    // 2500. Feb 22, cancelled with `full`: it owes the period net of its change credit, 2500 − 625 =
+    // 1875, none of which its refunds gave back (the 625 paid back the credit): 1875 in cash. Before:
+    // the 625 counted as given back of the period, 1250.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'ZAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'ZAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_dash_zar');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    await stripeReports(sub.invoice.id, 're_dash_zar', 625n, 'ZAR', 'succeeded');
+    await stripeReports(sub.invoice.id, 're_hand_dash_zar', 1875n, 'ZAR', 'failed');
+    expect(await creditOf(customer)).toEqual([]);
+    stripeRefundSucceeds('re_cancel_zar');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-22T00:00:00Z');
+    expect({
+      cash: cancelled.refunds.map((r) => [r.amount, r.status]),
+      credit: cancelled.creditNote,
+    }).toEqual({ cash: [[1875n, 'succeeded']], credit: null });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2500 });
+    // Books: 1500 earned, all refunded (the cancellation's note 1500 + 375); tax 0; credit 0; clearing 0.
+    expect(await ledgerIn(app, 'ZAR')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 0,
+    });
   });
 });
