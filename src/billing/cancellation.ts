@@ -11,6 +11,7 @@ import {
 } from './credit-notes.ts';
 import { returnInvoiceCredit, wholeRefund } from './credit-returns.ts';
 import {
+  disputedAway,
   invoicePayments,
   type RefundPart,
   refundedInFlight,
@@ -206,7 +207,8 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * splits); an invoice the customer's credit paid whole gives back credit only. What its refunds
  * took back of the period's change credit (a dashboard refund beyond what the period kept:
  * `changeCreditTakenBackOf`) paid back the customer's credit, so it is not counted as given back of
- * the period.
+ * the period; what disputes took of its payments and hold or lost (`disputedAway`: a chargeback) is,
+ * as a refund: neither cash left to refund nor owed again (a won dispute gives it back).
  * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
  * nothing is owed
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
@@ -291,7 +293,10 @@ async function refundOf(
   const invoice = period ? await lockInvoice(work, period.id) : undefined;
   // The payments the cash part is split over and sent on (payments/cancellations.ts refunds `parts`).
   const payments = invoice ? await invoicePayments(trx, invoice.id) : [];
-  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
+  // A dispute open or lost (not carried by a refund) gave the customer that cash back already
+  // (`disputedAway`): neither cash left nor owed again.
+  const disputed = invoice ? await disputedAway(trx, invoice.id) : 0n;
+  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded - disputed : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
   if (
     !invoice ||
@@ -333,7 +338,11 @@ async function refundOf(
   // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
   // customer's credit, not the period: not given back of it (`changeCreditTakenBackOf`).
   const takenBack = await changeCreditTakenBackOf(trx, invoice);
-  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven + takenBack, recurring);
+  const alreadyGiven = recurringGivenBack(
+    { ...invoice, amount_refunded: invoice.amount_refunded + disputed },
+    overpaymentGiven + takenBack,
+    recurring,
+  );
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
   const shares = cancellationRefund(
     type,

@@ -5,7 +5,13 @@ import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
-import { invoicePayments, refundedInFlight, refundRooms, totalRoom } from './invoice-payment.ts';
+import {
+  disputedAway,
+  invoicePayments,
+  refundedInFlight,
+  refundRooms,
+  totalRoom,
+} from './invoice-payment.ts';
 import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
 import { changeCreditTakenBackOf, periodCreditToCustomer } from './proration.ts';
 
@@ -26,11 +32,16 @@ export interface WholeRefund {
    */
   takenBack: bigint;
   /**
+   * What disputes took of its payments and hold or lost, not carried by a refund (`disputedAway`):
+   * the customer has that money back, ≥ 0.
+   */
+  disputed: bigint;
+  /**
    * What it kept: cash paid + customer credit applied − credit returned − (`refunded` − `takenBack`)
-   * − `credited` (may be < 0).
+   * − `disputed` − `credited` (may be < 0).
    */
   kept: bigint;
-  /** Cash left to give back of what it kept: min(kept, paid − refunded), ≥ 0. */
+  /** Cash left to give back of what it kept: min(kept, paid − refunded − disputed), ≥ 0. */
   cashLeft: bigint;
   /** What of `cashLeft` its gateway payments can still refund together (`refundRooms`), ≥ 0. */
   cash: bigint;
@@ -44,7 +55,8 @@ export interface WholeRefund {
  * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is
  * what it took in (its cash paid and the customer credit applied to it, less what of that credit
  * was given back) less its refunds (succeeded or in flight; not what they took back of that change
- * credit beyond what the period kept: `changeCreditTakenBackOf`) less the part of its period's change
+ * credit beyond what the period kept: `changeCreditTakenBackOf`) less what disputes took of its
+ * payments and hold or lost (`disputedAway`: a chargeback gave that back) less the part of its period's change
  * credit to the customer it carries
  * (`periodCreditToCustomer`: the customer has that already), cash first, up to the cash paid less
  * its refunds and to what its gateway payments can still refund together (`refundRooms`), then the
@@ -65,20 +77,23 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
   // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
   // customer's credit, not the sale: it does not lower what the period kept.
   const takenBack = await changeCreditTakenBackOf(trx, invoice);
-  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - credited;
+  // A chargeback (a dispute open or lost, not carried by a refund) gave the customer that cash back.
+  const disputed = await disputedAway(trx, invoice.id);
+  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - disputed - credited;
   const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
   // min(amount, limit), never below 0, on bigints (Math.min takes numbers only).
   const upTo = (amount: bigint, limit: bigint) => {
     const least = amount < limit ? amount : limit;
     return least > 0n ? least : 0n;
   };
-  const cashLeft = upTo(kept, invoice.amount_paid - refunded);
+  const cashLeft = upTo(kept, invoice.amount_paid - refunded - disputed);
   const cash = upTo(cashLeft, room);
   return {
     credited,
     inFlight,
     refunded,
     takenBack,
+    disputed,
     kept,
     cashLeft,
     cash,

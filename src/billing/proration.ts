@@ -16,7 +16,7 @@ import {
 } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
-import { chargesInFlight, refundedInFlight } from './invoice-payment.ts';
+import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
 import {
   finalizeLocked,
   hasAddOnLine,
@@ -1204,7 +1204,9 @@ export async function periodCreditToCustomer(
  * its payments, succeeded or in flight) gave back of the sale, their first part paying back the
  * overpayment (`overpaymentShare`), and not what succeeded ones gave back beyond their credit notes
  * when that is more (an overpayment and change credit taken back: `changeCreditTakenBack`; the
- * customer was given that credit all the same). `booking`, a refund whose note is being worked out,
+ * customer was given that credit all the same), less what disputes took of its payments and hold or
+ * lost (`disputedAway`: a chargeback gave the customer that money back, as a refund would; a won
+ * dispute gives it back to the invoice). `booking`, a refund whose note is being worked out,
  * is counted as its `takenBack` says. 2500 paid 1250 by credit and 1250 by card: room 2500; 2500
  * paid by card, 1875 refunded (its note 1875) then 625 more in the dashboard (no note, all taken
  * back): room 625, as after the 1875. Each row also has `takenBack`, minor units ≥ 0: what of its
@@ -1272,6 +1274,10 @@ async function periodInvoices(
     .orderBy('i.created_at')
     .orderBy('i.id')
     .execute();
+  // What disputes took of each invoice's payments and have not given back (open, lost: the
+  // customer has that money back), counted as sale given back as a refund's is (`disputedAway`).
+  const disputed = new Map<string, bigint>();
+  for (const row of rows) disputed.set(row.id, await disputedAway(trx, row.id));
   return rows.map((row) => {
     const refunded = BigInt(row.refunded ?? '0');
     const overpaid = overpaidBy(row);
@@ -1286,7 +1292,13 @@ async function periodInvoices(
     if (booking?.invoiceId === row.id) paidBack += booking.takenBack;
     const saleRefunded = refunded - paidBack;
     const takenBack = paidBack - overpaymentShare(row, 0n, refunded);
-    const room = row.amount_paid - excess + row.credit_applied - row.credit_returned - saleRefunded;
+    const room =
+      row.amount_paid -
+      excess +
+      row.credit_applied -
+      row.credit_returned -
+      saleRefunded -
+      (disputed.get(row.id) ?? 0n);
     return { ...row, room: room > 0n ? room : 0n, takenBack };
   });
 }

@@ -575,12 +575,14 @@ async function prepareInvoiceRefund(
  * (`wholeRefund`, billing/credit-returns.ts). What the period kept (`kept`) is what the invoice took
  * in, its cash paid and the customer credit applied to it (less what of that credit was given back,
  * `credit_returned`), less what its refunds gave back or hold (succeeded, pending, unknown; not what they took back of
- * that change credit, beyond what the period kept: `changeCreditTakenBackOf`), less the part of
- * that change credit it carries (up to all it took in less its refunds of the sale: an
+ * that change credit, beyond what the period kept: `changeCreditTakenBackOf`), less what disputes
+ * took of its payments and hold or lost (`disputedAway`: a chargeback gave the customer that money
+ * back), less the part of that change credit it carries (up to all it took in less its refunds of the sale: an
  * overpayment stays refundable), whatever became of the credit since (held, spent on later invoices,
  * refunded): the customer already has it back, so a whole refund gives back what the period kept, as
  * a cancellation's `full` refund does (it owes the period net of its changes' credits:
- * billing/cancellation.ts). Its cash part is never more than the cash paid less its refunds, nor,
+ * billing/cancellation.ts). Its cash part is never more than the cash paid less its refunds and
+ * disputes, nor,
  * the amount omitted, than what the invoice's gateway payments can still refund together (the rest
  * of what it kept, of an invoice that is not a period invoice, goes back as the customer credit that
  * paid it: `prepareInvoiceRefund`). 2000 paid, a downgrade credits 500 of it to the customer: 1500
@@ -605,7 +607,7 @@ function roomAfterChangeCredit(
   whole: WholeRefund,
   amount: bigint | undefined,
 ): bigint | undefined {
-  const { credited, inFlight, refunded, kept, cashLeft: most } = whole;
+  const { credited, inFlight, refunded, disputed, kept, cashLeft: most } = whole;
   if (credited <= 0n) return undefined;
   if (amount !== undefined && amount <= kept) return most;
   if (amount === undefined && most > 0n) return whole.cash;
@@ -619,9 +621,9 @@ function roomAfterChangeCredit(
     invoice.credit_applied > 0n
       ? `, credit applied ${invoice.credit_applied}${invoice.credit_returned > 0n ? `, credit returned ${invoice.credit_returned}` : ''}`
       : '';
-  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}${byCredit}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
+  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}${byCredit}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}${disputed > 0n ? `, disputes took ${disputed} (open or lost)` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
   throw new ConflictError('refund_exceeds_change_credit', message, {
-    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}${creditFields}, refunded ${refunded}, change credit to the customer ${credited})`,
+    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}${creditFields}, refunded ${refunded}${disputed > 0n ? `, disputed ${disputed}` : ''}, change credit to the customer ${credited})`,
   });
 }
 

@@ -4,6 +4,7 @@ import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordDispute } from '../../src/payments/disputes.ts';
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -966,6 +967,76 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
       tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
     }).toEqual({ refunds: 2000, credit: -1250, clearing: -750, tax: 0 });
+  });
+
+  it.each([
+    ['BRL', 'lost'],
+    ['PEN', 'won'],
+  ] as const)(
+    '%s: the period invoice’s payment disputed (%s), then the upgrade paid by the period’s change credit refunded whole: a lost chargeback counts as given back, so the credit is not given back twice',
+    async (currency, outcome) => {
+      // 2000 + 25% = 2500 by card Feb 1; Feb 15 down to 1000 + 25%: 625 to the customer's credit;
+      // Feb 22 up to 4000 + 25%: 937, paid 625 by that credit and 312 by card (as the SGD test).
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      const up = await changeAt(sub.id, await flatPlan(app, currency, 4000), '2027-02-22T00:00:00Z');
+      expect(up.invoice).toMatchObject({ total: 937n, credit_applied: 625n });
+      stripeChargeSucceeds();
+      const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+      expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 312 });
+      // The customer disputes the whole 2500 of the period invoice's card payment: the funds are
+      // withdrawn (open), then the dispute is lost (the customer has the 2500 back) or won.
+      const txn = await db()
+        .selectFrom('transactions')
+        .selectAll()
+        .where('invoice_id', '=', sub.invoice.id)
+        .where('status', '=', 'succeeded')
+        .executeTakeFirstOrThrow();
+      for (const status of ['open', outcome] as const) {
+        await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+          recordDispute(work, txn, { gatewayDisputeId: `du_${currency}`, status, amount: 2500n }),
+        );
+      }
+      stripeRefundSucceeds(`re_${currency}_change`);
+      const whole = await refund(up.invoice!.id, {});
+      expect(whole.body).toMatchObject({ status: 'succeeded', amount: 312 });
+      const change = await invoiceOf(up.invoice!.id);
+      if (outcome === 'lost') {
+        // The period invoice kept 2500 − 2500 lost = 0, so it carries none of the 625 of change
+        // credit; the upgrade's invoice carries all of it (room 312 + 625 = 937): it kept 937 − 625 =
+        // 312, given back in cash, no credit. Paid 2500 + 312 = 2812 in cash; back 2500 by the
+        // chargeback and 312 by the refund: 2812 (before: 625 of credit more, 3437).
+        expect(change).toMatchObject({ amount_refunded: 312, credit_applied: 625, credit_returned: 0 });
+        expect(await creditOf(customer)).toEqual([]);
+      } else {
+        // Won: the 2500 came back to the invoice, which carries the 625 again; the upgrade's invoice
+        // kept its 937: 312 to the card, 625 back to the customer's credit (as with no dispute).
+        expect(change).toMatchObject({ amount_refunded: 312, credit_applied: 625, credit_returned: 625 });
+        expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      }
+    },
+  );
+
+  it('ARS: a cancellation’s full refund after a chargeback lost on part of the period invoice gives back the rest only (1500), not the 2500 again', async () => {
+    // 2000 + 25% = 2500 by card Feb 1, no change; 1000 of it disputed and lost (the customer has it
+    // back). `full` owes 2500 less what was given back, the 1000 lost: 1500, in cash (2500 − 1000
+    // left on the card). Before: 2500, the card's whole room (a dispute is no refund on it).
+    const { sub } = await paidFeb1(await flatPlan(app, 'ARS', 2000));
+    const txn = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', sub.invoice.id)
+      .where('status', '=', 'succeeded')
+      .executeTakeFirstOrThrow();
+    for (const status of ['open', 'lost'] as const) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, txn, { gatewayDisputeId: 'du_ARS', status, amount: 1000n }),
+      );
+    }
+    stripeRefundSucceeds('re_ARS_full');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-23T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([1500n]);
+    expect(cancelled.creditNote).toBeNull();
   });
 
   /**
