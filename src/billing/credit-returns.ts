@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow } from '../db/schema.ts';
-import { ConflictError } from '../errors.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
-import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
 import {
   disputedAway,
@@ -110,7 +111,8 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
  * tax share given back, cumulative with the invoice's cash refunds), posts
  * `inv_…:credit_given_back:<credit_returned>` (debit refunds and tax payable, credit
  * `customer_credit:<customer>`), adds it to `credit_returned` and sets the status
- * (`givenBackStatus`), and logs `invoice.credit_returned`. The customer's next invoices use the
+ * (`givenBackStatus`, the part of its period's change credit it carries then counted as back), and
+ * logs `invoice.credit_returned`. The customer's next invoices use the
  * credit as any other (`applyCustomerCredit`).
  * @returns the credit note (`refund_id` null)
  * @throws ConflictError `credit_not_returnable` when `amount` is not within 1 … credit_applied −
@@ -146,11 +148,14 @@ export async function returnInvoiceCredit(
   );
   await work.trx
     .updateTable('invoices')
-    .set({
-      credit_returned: returned,
-      status: givenBackStatus({ ...invoice, credit_returned: returned }),
-      updated_at: new Date(),
-    })
+    .set({ credit_returned: returned, updated_at: new Date() })
+    .where('id', '=', invoiceId)
+    .execute();
+  // What of its period's change credit it carries, worked with this credit counted as given back.
+  const carried = (await periodCreditToCustomer(work.trx, { ...invoice, credit_returned: returned })).total;
+  await work.trx
+    .updateTable('invoices')
+    .set({ status: givenBackStatus({ ...invoice, credit_returned: returned }, carried) })
     .where('id', '=', invoiceId)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.credit_returned', {
@@ -159,4 +164,71 @@ export async function returnInvoiceCredit(
     credit_note: note.id,
   });
   return note;
+}
+
+/**
+ * `POST /v1/invoices/:id/credit/return`: gives customer credit that paid invoice `invoiceId` back to
+ * the customer's credit, without a cash refund (`returnInvoiceCredit`: its credit note, the
+ * `inv_…:credit_given_back:<n>` entry, `credit_returned`, the status). It is the credit part of a
+ * whole refund by hand (`wholeRefund`): of what the invoice kept, what its gateway payments cannot
+ * refund in cash (the cash refunded or disputed already, its payments' room taken by a
+ * customer-credit refund, no gateway payment at all, or cash left on several payments that a
+ * refund naming each gives back) goes back as the credit that paid it, so `amount` is at most
+ * `whole.credit` = min(kept − cash still refundable, credit applied − credit returned): credit the
+ * period's change credit carries (the customer has it already), or that cash still refundable
+ * covers, is not given back. 2000 paid 1250 by credit and 750 by card, its 750 refunded by hand:
+ * 1250; paid 625 by credit and 312 by card, the period invoice's payment charged back (a lost
+ * dispute), so the upgrade carries the period's 625 of change credit: 0. Only an invoice no
+ * cancellation gives back (not a period invoice, `period_index` null: a prorated change's, an
+ * add-on's, a one-off): a period invoice's credit comes back through its subscription's
+ * cancellation refund (`full`, `prorate`).
+ * @param input `amount` minor units of the invoice's currency (> 0; default all that can go back),
+ * `reason` on the credit note
+ * @returns the credit note of the credit given back (`refund_id` null)
+ * @throws NotFoundError when there is no invoice `invoiceId`; ConflictError `invoice_not_paid` (not
+ * PAID, PARTIALLY_REFUNDED or REFUNDED), `period_invoice_credit` (a period invoice: cancel with a
+ * refund instead), `credit_not_returnable` (no credit left to give back, naming why); ValidationError
+ * (field `amount`) when `amount` is more than can go back; nothing changes on an error
+ */
+export async function returnCreditByHand(
+  db: Db,
+  actor: Actor,
+  invoiceId: string,
+  input: { amount?: bigint; reason?: string },
+): Promise<CreditNoteRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const invoice = await lockInvoice(work, invoiceId);
+    const c = invoice.currency;
+    if (!['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(invoice.status)) {
+      throw new ConflictError(
+        'invoice_not_paid',
+        `invoice ${invoiceId} is ${invoice.status}; only a paid invoice gives its customer credit back`,
+      );
+    }
+    if (invoice.period_index !== null) {
+      throw new ConflictError(
+        'period_invoice_credit',
+        `invoice ${invoiceId} is a subscription's period invoice: the customer credit that paid it comes back through the subscription's cancellation refund (POST /v1/subscriptions/${invoice.subscription_id}/cancel with refund_type full or prorate), not by hand. Nothing changed`,
+      );
+    }
+    const whole = await wholeRefund(work.trx, invoice);
+    const creditLeft = invoice.credit_applied - invoice.credit_returned;
+    if (whole.credit <= 0n) {
+      const why =
+        creditLeft <= 0n
+          ? `it has no customer credit left to give back (applied ${invoice.credit_applied}, returned ${invoice.credit_returned})`
+          : `of what it kept (${whole.kept > 0n ? whole.kept : 0n} ${c}: paid ${invoice.amount_paid} and ${creditLeft} of credit not given back, less ${whole.refunded} refunded${whole.disputed > 0n ? `, ${whole.disputed} disputed` : ''}${whole.credited > 0n ? `, ${whole.credited} of its period's change credit the customer has already` : ''}), ${whole.cash} ${c} is cash its payments can still refund (POST /v1/invoices/${invoiceId}/refund) and nothing is left as credit`;
+      throw new ConflictError(
+        'credit_not_returnable',
+        `invoice ${invoiceId} gives no customer credit back: ${why}. Nothing changed`,
+      );
+    }
+    const amount = input.amount ?? whole.credit;
+    if (amount > whole.credit) {
+      throw new ValidationError('credit beyond what can go back', {
+        amount: `at most ${whole.credit} ${c} (credit applied ${invoice.credit_applied}, returned ${invoice.credit_returned}; kept ${whole.kept}, cash still refundable ${whole.cash})`,
+      });
+    }
+    return returnInvoiceCredit(work, invoiceId, amount, input.reason ?? null);
+  });
 }

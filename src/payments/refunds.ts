@@ -22,6 +22,7 @@ import {
   totalRoom,
 } from '../billing/invoice-payment.ts';
 import { applyRefund, lockInvoice, reverseRefund } from '../billing/invoices.ts';
+import { periodCreditToCustomer } from '../billing/proration.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type {
@@ -162,7 +163,15 @@ export async function recordRefundResult(
         ),
       ),
     );
-    if (invoice) await applyRefund(work, invoice, refund.amount);
+    // The part of its period's change credit it carries counts as its credit back (`givenBackStatus`).
+    if (invoice) {
+      await applyRefund(
+        work,
+        invoice,
+        refund.amount,
+        (await periodCreditToCustomer(work.trx, invoice)).total,
+      );
+    }
     await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
@@ -489,7 +498,10 @@ export interface PreparedRefund {
  * refund: an upgrade's 937 paid 625 by the credit its period's downgrade gave and 312 by card gives
  * back 312 to the card and 625 to the customer's credit (before, 312 only: the period invoice carries
  * that downgrade credit, so the 625 came back nowhere).
- * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
+ * The amount and the payment omitted, no cash left to refund but such credit left: 409
+ * `only_credit_left`, naming `POST /v1/invoices/:id/credit/return` (billing/credit-returns.ts
+ * `returnCreditByHand`), which gives it back without a refund.
+ * @throws ConflictError `invoice_not_paid`, `only_credit_left`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
  * the payment can refund or no single payment can take it (its message names the call per payment:
@@ -539,6 +551,20 @@ async function prepareInvoiceRefund(
   const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
   // What all of it would give back: cash, and the customer credit that paid it, as credit.
   const whole = await wholeRefund(work.trx, invoice);
+  // All of it asked, of an invoice that is not a period invoice, with no cash its payments can refund
+  // but customer credit left to give back: that credit has its own request (no cash refund to make).
+  if (
+    input.amount === undefined &&
+    input.transaction === undefined &&
+    invoice.period_index === null &&
+    whole.cash === 0n &&
+    whole.credit > 0n
+  ) {
+    throw new ConflictError(
+      'only_credit_left',
+      `invoice ${invoiceId} has no cash left that its gateway payments can refund, but ${whole.credit} ${invoice.currency} of the customer credit that paid it is left to give back: POST /v1/invoices/${invoiceId}/credit/return gives it back to the customer's credit. Nothing changed`,
+    );
+  }
   // What the period's change credit to the customer leaves to refund (undefined: no such credit).
   const left = roomAfterChangeCredit(invoice, whole, input.amount);
   const asked = input.amount ?? left;
@@ -686,7 +712,12 @@ async function paymentToRefund(
     .filter(({ room }) => room > 0n)
     .map(({ transaction, room }) => `{"transaction": "${transaction.id}"} (up to ${room})`)
     .join(', ');
-  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}`;
+  // Each payment refunded by name gives back cash only: the credit that paid the invoice has its own request.
+  const credit =
+    invoice.period_index === null && invoice.credit_applied > invoice.credit_returned
+      ? `, then POST /v1/invoices/${invoice.id}/credit/return for the customer credit that paid it`
+      : '';
+  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}${credit}`;
   throw new ValidationError('no single payment can take the refund', {
     amount:
       amount > total

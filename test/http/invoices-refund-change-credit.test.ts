@@ -1040,6 +1040,105 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   });
 
   /**
+   * A Stripe customer with 1250 of credit ((5000 − 1000) × 7/28 = 1000 + 250 tax: another
+   * subscription's downgrade) and a one-off untaxed invoice of `amount` in `currency`, finalized
+   * (the credit applied first) and, when something is left due, charged to the card.
+   */
+  const oneOffWithCredit = async (currency: string, amount: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, 5000);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency,
+      lines: [{ description: 'Consulting', amount, quantity: 1 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    if (open.body.amount_due > 0) {
+      stripeChargeSucceeds();
+      await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, { payment_method: method!.id });
+    }
+    return { customer: customer.id as string, invoice: draft.body.id as string };
+  };
+  const returnCredit = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/credit/return`, body);
+
+  it('COP: a one-off paid 1250 by credit and 750 by card, its 750 refunded by amount: PARTIALLY_REFUNDED, and POST …/credit/return gives the 1250 back', async () => {
+    const { customer, invoice } = await oneOffWithCredit('COP', 2000);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 1250,
+      amount_paid: 750,
+    });
+    stripeRefundSucceeds('re_COP_cash');
+    expect((await refund(invoice, { amount: 750 })).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    // The 1250 of credit it took is still kept: not REFUNDED (before: REFUNDED, and the credit could
+    // never come back: a whole refund was 409 invoice_not_paid).
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 0 });
+    // A whole refund now has no cash to give back: 409 naming the request for the credit.
+    const whole = await refund(invoice, {});
+    expect({ status: whole.status, code: whole.body.error?.code }).toEqual({
+      status: 409,
+      code: 'only_credit_left',
+    });
+    expect(whole.body.error.message).toContain(`1250 COP`);
+    expect(whole.body.error.message).toContain(`POST /v1/invoices/${invoice}/credit/return`);
+    // More than can go back: 422 on amount, nothing changes. Kept 2000 − 750 = 1250, no cash left.
+    const tooMuch = await returnCredit(invoice, { amount: 1251 });
+    expect({ status: tooMuch.status, amount: tooMuch.body.error?.fields?.amount }).toEqual({
+      status: 422,
+      amount: 'at most 1250 COP (credit applied 1250, returned 0; kept 1250, cash still refundable 0)',
+    });
+    const before = await ledgerIn(app, 'COP');
+    const back = await returnCredit(invoice, { reason: 'goodwill' });
+    expect(back.status).toBe(201);
+    expect(back.body).toMatchObject({
+      object: 'invoice_credit_return',
+      invoice: { id: invoice, status: 'REFUNDED', amount_refunded: 750, credit_returned: 1250 },
+      credit_note: { invoice, refund: null, subtotal: 1250, tax: 0, total: 1250, reason: 'goodwill' },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'COP', amount: 1250 }]);
+    // Books: 1250 of refunds (revenue given back, untaxed), the customer's credit 1250 more.
+    const after = await ledgerIn(app, 'COP');
+    expect({
+      refunds: (after.refunds ?? 0) - (before.refunds ?? 0),
+      credit: after['customer_credit:customer']! - (before['customer_credit:customer'] ?? 0),
+      tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
+    }).toEqual({ refunds: 1250, credit: -1250, tax: 0 });
+    // Nothing more: the credit is back, the cash refunded.
+    const again = await returnCredit(invoice, {});
+    expect({ status: again.status, code: again.body.error?.code }).toEqual({
+      status: 409,
+      code: 'credit_not_returnable',
+    });
+  });
+
+  it('EGP: a one-off paid wholly by credit gives it back by POST …/credit/return, in parts; a refund is 409 only_credit_left, a period invoice 409 period_invoice_credit', async () => {
+    const { customer, invoice } = await oneOffWithCredit('EGP', 1000);
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PAID', credit_applied: 1000, amount_paid: 0 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'EGP', amount: 250 }]);
+    // Before: 409 no_gateway_payment, and no way to give the credit back by hand.
+    expect((await refund(invoice, {})).body.error?.code).toBe('only_credit_left');
+    const part = await returnCredit(invoice, { amount: 400 });
+    expect(part.body.invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 400 });
+    expect((await returnCredit(invoice, { amount: 601 })).body.error?.fields?.amount).toMatch(
+      /^at most 600 EGP/,
+    );
+    const rest = await returnCredit(invoice, {});
+    expect(rest.body).toMatchObject({
+      invoice: { status: 'REFUNDED', credit_returned: 1000 },
+      credit_note: { total: 600 },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'EGP', amount: 1250 }]);
+    // A period invoice's credit comes back through its cancellation's refund.
+    const { sub } = await paidFeb1(await flatPlan(app, 'EGP', 2000));
+    const period = await returnCredit(sub.invoice.id, {});
+    expect({ status: period.status, code: period.body.error?.code }).toEqual({
+      status: 409,
+      code: 'period_invoice_credit',
+    });
+  });
+
+  /**
    * Stripe reports refund `gatewayRefundId` of invoice `invoice`'s card payment `status` by webhook
    * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
    * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's

@@ -173,6 +173,17 @@ export const RefundInvoice = z.strictObject({
 });
 
 /**
+ * `POST /v1/invoices/:id/credit/return`: how much of the customer credit that paid an invoice that is
+ * not a period invoice goes back to the customer's credit (minor units; default all that can: what
+ * the invoice kept beyond the cash its payments can still refund, up to the credit applied and not
+ * returned yet), and why (on its credit note).
+ */
+export const ReturnInvoiceCredit = z.strictObject({
+  amount: PositiveMinorUnits.optional(),
+  reason: z.string().min(1).max(200).optional(),
+});
+
+/**
  * `POST /v1/customers/:id/credit/refund`: pay back `amount` (minor units of `currency`) of the
  * customer's credit through their recent gateway payments.
  */
