@@ -9,7 +9,7 @@ import {
   recurringGivenBack,
   recurringLines,
 } from './credit-notes.ts';
-import { returnInvoiceCredit, wholeRefund } from './credit-returns.ts';
+import { returnInvoiceCredit, type WholeRefund, wholeRefund } from './credit-returns.ts';
 import {
   disputedAway,
   invoicePayments,
@@ -403,14 +403,17 @@ async function refundOf(
 /**
  * What to refund by hand instead of a cancellation's `type` refund owing `owed` (minor units) of a
  * period whose change invoices `changeInvoices` paid part of it, its locked period invoice `invoice`
- * holding less (the refusal in `refundOf`): the text after "then", naming requests that work. A
- * refund by hand of the period invoice gives back in cash at most what it kept of the period, its
- * change credit to the customer counted (`wholeRefund`: the amount omitted gives that much), not all
- * its cash. `full`: each invoice refunded whole, the amount omitted (the period invoice's cash; each
- * change invoice's cash and, as credit, the customer credit it took: payments/refunds.ts
- * `refundInvoice`), which gives back what the period kept; the period invoice's customer credit is
- * not given back by hand (said when it has some). `prorate`: amounts, the period invoice's up to
- * what it can give back by hand, the rest from the change invoices.
+ * holding less (the refusal in `refundOf`): the text after "then", naming requests that work when
+ * followed literally, each with what it gives back now (`wholeRefund` of each invoice). A refund by
+ * hand of the period invoice gives back in cash at most what it kept of the period, its change
+ * credit to the customer counted, not all its cash; a change invoice gives back its cash through its
+ * payments and, as credit, the customer credit it took (payments/refunds.ts `refundInvoice`), or,
+ * with no cash its payments can refund, that credit alone (`POST /v1/invoices/:id/credit/return`,
+ * `returnCreditByHand`: a whole refund would be 409 `only_credit_left`). `full`: each invoice whole,
+ * the amount omitted, which gives back what the period kept; the period invoice's customer credit
+ * is not given back by hand (said when it has some). `prorate`: amounts, the period invoice's cash
+ * up to what it can give back by hand, then each change invoice's cash, then its credit as credit,
+ * in order, until `owed` is covered (the rest, if any, named as beyond what can go back by hand).
  */
 async function byHandInstead(
   trx: Kysely<Database>,
@@ -421,14 +424,55 @@ async function byHandInstead(
 ): Promise<string> {
   const whole = await wholeRefund(trx, invoice);
   const c = invoice.currency;
-  const changes = changeInvoices.length ? changeInvoices.join(', ') : 'the change invoices';
+  const rows = changeInvoices.length
+    ? await trx.selectFrom('invoices').selectAll().where('id', 'in', changeInvoices).execute()
+    : [];
+  const changes: { row: InvoiceRow; whole: WholeRefund }[] = [];
+  for (const id of changeInvoices) {
+    const row = rows.find((r) => r.id === id);
+    if (row) changes.push({ row, whole: await wholeRefund(trx, row) });
+  }
+  const refundPath = (id: string) => `POST /v1/invoices/${id}/refund`;
+  const creditPath = (id: string) => `POST /v1/invoices/${id}/credit/return`;
   if (type === 'full') {
     const credit =
       whole.credit > 0n ? `; its ${whole.credit} ${c} of customer credit is not given back by hand` : '';
-    return `refund each invoice of the period whole by hand, the amount omitted (POST /v1/invoices/:id/refund with no amount): ${invoice.id} gives back ${whole.cash} ${c} in cash (what it kept of the period, the change credit to the customer counted${credit}), and each of ${changes} its cash through its payments and, as credit, the customer credit it took`;
+    const own =
+      whole.cash > 0n
+        ? `${refundPath(invoice.id)} with no amount (${whole.cash} ${c} in cash: what it kept of the period, the change credit to the customer counted${credit})`
+        : `nothing of ${invoice.id} by hand (it has no cash left to give back of what it kept${credit})`;
+    const each = changes.map(({ row, whole: w }) => {
+      if (w.cash > 0n) {
+        const asCredit =
+          w.credit > 0n ? ` and ${w.credit} ${c} of the customer credit it took, as credit` : '';
+        return `${refundPath(row.id)} with no amount (${w.cash} ${c} in cash${asCredit})`;
+      }
+      if (w.credit > 0n) {
+        return `${creditPath(row.id)} with no amount (${w.credit} ${c} of the customer credit it took, as credit: it has no cash to refund)`;
+      }
+      return `nothing of ${row.id} (it kept nothing the period's change credit does not carry)`;
+    });
+    return `refund each invoice of the period whole by hand: ${[own, ...each].join('; ')}`;
   }
-  const own = whole.cash < owed ? whole.cash : owed;
-  return `refund ${own} ${c} of invoice ${invoice.id} and ${owed - own} ${c} of ${changes} by hand (POST /v1/invoices/:id/refund)`;
+  // prorate: the period invoice's cash first, then each change invoice's cash, then its credit.
+  const steps: string[] = [];
+  let rest = owed;
+  const take = (most: bigint) => {
+    const part = rest < most ? rest : most;
+    rest -= part;
+    return part;
+  };
+  const own = take(whole.cash);
+  if (own > 0n) steps.push(`${refundPath(invoice.id)} {"amount": ${own}} (cash)`);
+  for (const { row, whole: w } of changes) {
+    const cash = take(w.cash);
+    if (cash > 0n) steps.push(`${refundPath(row.id)} {"amount": ${cash}} (cash)`);
+    const credit = take(w.credit);
+    if (credit > 0n)
+      steps.push(`${creditPath(row.id)} {"amount": ${credit}} (the customer credit it took, as credit)`);
+  }
+  const beyond = rest > 0n ? `; the other ${rest} ${c} cannot be given back by hand` : '';
+  return `give back ${owed} ${c} by hand: ${steps.join(', ')}${beyond}`;
 }
 
 /**

@@ -840,9 +840,13 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       expect(refused).toMatchObject({ status: 422 });
       const message = (refused as { fields: { refund_type: string } }).fields.refund_type;
       expect(message).toContain(`owes 2812 ${currency}`);
-      expect(message).toContain('refund each invoice of the period whole by hand, the amount omitted');
-      expect(message).toContain(`${period} gives back 1875 ${currency} in cash`);
-      expect(message).toContain(`each of ${change} its cash through its payments and, as credit`);
+      expect(message).toContain('refund each invoice of the period whole by hand');
+      expect(message).toContain(
+        `POST /v1/invoices/${period}/refund with no amount (1875 ${currency} in cash: what it kept of the period`,
+      );
+      expect(message).toContain(
+        `POST /v1/invoices/${change}/refund with no amount (312 ${currency} in cash and 625 ${currency} of the customer credit it took, as credit)`,
+      );
       expect(await ledgerIn(app, currency)).toEqual(before);
 
       // As it says (VND cancels with `none` first, MXN not). The period invoice: what it kept, 2500 − 625 = 1875, in cash; its note's tax over
@@ -1136,6 +1140,66 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       status: 409,
       code: 'period_invoice_credit',
     });
+  });
+
+  it('DKK / CZK: the requests a refused full or prorate names work when followed literally (a change invoice paid wholly by credit; a prorate amount beyond a change invoice’s cash)', async () => {
+    // DKK: 2000 + 25% = 2500 by card Feb 1; another subscription's downgrade Feb 22 gives (9000 −
+    // 1000) × 7/28 = 2000 + 500 tax = 2500 of credit; Feb 22 up to 4000 + 25%: (4000 − 2000) × 7/28
+    // = 500 + 125 tax = 625, all by that credit.
+    const dkk = await paidFeb1(await flatPlan(app, 'DKK', 2000));
+    await downgradeCredit(app, dkk.customer, 'DKK', 9000);
+    const up = await changeAt(dkk.sub.id, await flatPlan(app, 'DKK', 4000), '2027-02-22T00:00:00Z');
+    expect(up.invoice).toMatchObject({ total: 625n, credit_applied: 625n, status: 'PAID' });
+    // full owes 2500 + 625 = 3125, the period invoice holds 2500: refused.
+    const full = await cancelAt(dkk.sub.id, 'full', '2027-02-23T00:00:00Z').catch((e: unknown) => e);
+    const fullSays = (full as { fields: { refund_type: string } }).fields.refund_type;
+    // Before: "each of <change> its cash through its payments and, as credit, …", a refund then 409
+    // no_gateway_payment (no payment) — now the credit's own request.
+    expect(fullSays).toContain(
+      `POST /v1/invoices/${dkk.sub.invoice.id}/refund with no amount (2500 DKK in cash`,
+    );
+    expect(fullSays).toContain(`POST /v1/invoices/${up.invoice!.id}/credit/return with no amount (625 DKK`);
+    await cancelAt(dkk.sub.id, 'none', '2027-02-23T00:00:00Z');
+    stripeRefundSucceeds('re_DKK_period');
+    expect((await refund(dkk.sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 2500 });
+    const dkkCredit = await returnCredit(up.invoice!.id, {});
+    expect(dkkCredit.body).toMatchObject({ invoice: { status: 'REFUNDED', credit_returned: 625 } });
+    // Paid 2500 in cash and 625 of credit: back 2500 in cash, the 625 as credit (2500 − 625 + 625 held).
+    expect(await creditOf(dkk.customer)).toEqual([{ currency: 'DKK', amount: 2500 }]);
+
+    // CZK: the same 2500 and 2500 of credit; Feb 22 up to 20000 + 25%: 18000 × 7/28 = 4500 + 1125
+    // tax = 5625: 2500 by credit, 3125 by card. prorate at Feb 22 12:00 (6.5 of 28 days left) owes
+    // the unused time of 25000: round(25000 × 6.5/28) = 5804; the period invoice gives 2500 in cash,
+    // the change invoice 3125 in cash and 179 of its credit as credit. Before: "refund 3304 CZK of"
+    // the change invoice, refused 422 (its card holds 3125).
+    const czk = await paidFeb1(await flatPlan(app, 'CZK', 2000));
+    await downgradeCredit(app, czk.customer, 'CZK', 9000);
+    const upCzk = await changeAt(czk.sub.id, await flatPlan(app, 'CZK', 20000), '2027-02-22T00:00:00Z');
+    expect(upCzk.invoice).toMatchObject({ total: 5625n, credit_applied: 2500n });
+    stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${upCzk.invoice!.id}/charge`, {});
+    const prorate = await cancelAt(czk.sub.id, 'prorate', '2027-02-22T12:00:00Z').catch((e: unknown) => e);
+    const prorateSays = (prorate as { fields: { refund_type: string } }).fields.refund_type;
+    const owed = Number(/owes (\d+) CZK/.exec(prorateSays)![1]);
+    expect(owed).toBe(5804);
+    const steps = [
+      ...prorateSays.matchAll(/POST \/v1\/invoices\/(\S+)\/(refund|credit\/return) \{"amount": (\d+)\}/g),
+    ];
+    expect(steps.map(([, id, what]) => [id, what])).toEqual([
+      [czk.sub.invoice.id, 'refund'],
+      [upCzk.invoice!.id, 'refund'],
+      [upCzk.invoice!.id, 'credit/return'],
+    ]);
+    expect(steps.map(([, , , amount]) => Number(amount))).toEqual([2500, 3125, owed - 5625]);
+    await cancelAt(czk.sub.id, 'none', '2027-02-22T12:00:00Z');
+    const creditBefore = (await creditOf(czk.customer))[0]?.amount ?? 0;
+    for (const [, id, what, amount] of steps) {
+      if (what === 'refund') stripeRefundSucceeds(`re_CZK_${id}`);
+      const path = what === 'refund' ? 'refund' : 'credit/return';
+      const answer = await app.api('POST', `/v1/invoices/${id}/${path}`, { amount: Number(amount) });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    }
+    expect((await creditOf(czk.customer))[0]?.amount).toBe(creditBefore + owed - 5625);
   });
 
   /**
