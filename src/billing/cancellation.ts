@@ -410,8 +410,8 @@ async function refundOf(
  * payments and, as credit, the customer credit it took (payments/refunds.ts `refundInvoice`), or,
  * with no cash its payments can refund, that credit alone (`POST /v1/invoices/:id/credit/return`,
  * `returnCreditByHand`: a whole refund would be 409 `only_credit_left`). `full`: each invoice whole,
- * the amount omitted, which gives back what the period kept; the period invoice's customer credit
- * is not given back by hand (said when it has some). `prorate`: amounts, the period invoice's cash
+ * the amount omitted, which gives back what the period kept, and the period invoice's customer
+ * credit by `POST /v1/invoices/:id/credit/return` once cancelled (`returnCreditByHand`). `prorate`: amounts, the period invoice's cash
  * up to what it can give back by hand, then each change invoice's cash, then its credit as credit,
  * in order, until `owed` is covered (the rest, if any, named as beyond what can go back by hand).
  */
@@ -436,7 +436,9 @@ async function byHandInstead(
   const creditPath = (id: string) => `POST /v1/invoices/${id}/credit/return`;
   if (type === 'full') {
     const credit =
-      whole.credit > 0n ? `; its ${whole.credit} ${c} of customer credit is not given back by hand` : '';
+      whole.credit > 0n
+        ? `; its ${whole.credit} ${c} of customer credit by ${creditPath(invoice.id)} with no amount once cancelled`
+        : '';
     const own =
       whole.cash > 0n
         ? `${refundPath(invoice.id)} with no amount (${whole.cash} ${c} in cash: what it kept of the period, the change credit to the customer counted${credit})`

@@ -1202,6 +1202,106 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect((await creditOf(czk.customer))[0]?.amount).toBe(creditBefore + owed - 5625);
   });
 
+  it('KES: the card’s room taken by a customer-credit refund: a whole refund is 409 only_credit_left (before: 422 on the cash, the credit never back), POST …/credit/return gives the 1250 back', async () => {
+    // A one-off 2000 paid 1250 by credit and 750 by card; then 750 more credit ((3400 − 1000) ×
+    // 7/28 = 600 + 150 tax), paid back in cash through the newest gateway payment: the one-off's
+    // card (the downgrades' invoices were paid offline), whose room goes 750 → 0.
+    const { customer, invoice } = await oneOffWithCredit('KES', 2000);
+    await downgradeCredit(app, customer, 'KES', 3400);
+    expect(await creditOf(customer)).toEqual([{ currency: 'KES', amount: 750 }]);
+    stripeRefundSucceeds('re_KES_credit');
+    const cashed = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 750,
+      currency: 'KES',
+    });
+    expect(cashed.status).toBe(201);
+    // The one-off kept 2000 (750 cash + 1250 credit); its card can refund 0 of it: no cash, 1250 credit.
+    const whole = await refund(invoice, {});
+    expect({ status: whole.status, code: whole.body.error?.code }).toEqual({
+      status: 409,
+      code: 'only_credit_left',
+    });
+    const back = await returnCredit(invoice, {});
+    expect(back.body).toMatchObject({
+      invoice: { status: 'PARTIALLY_REFUNDED', amount_refunded: 0, credit_returned: 1250 },
+      credit_note: { total: 1250 },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'KES', amount: 1250 }]);
+  });
+
+  it('QAR: a one-off paid by credit and two card payments: the refusal of a whole refund names each payment, then …/credit/return; followed, all comes back', async () => {
+    // 2000: 1250 by credit, 750 due: 500 captured in part, then the other 250 charged.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'QAR', 5000);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'QAR',
+      lines: [{ description: 'Consulting', amount: 2000, quantity: 1 }],
+    });
+    const id = draft.body.id as string;
+    await app.api('POST', `/v1/invoices/${id}/finalize`);
+    await capturedInPart(app, id, 500, 'pi_QAR_part');
+    stripeChargeSucceeds();
+    const rest = await app.api('POST', `/v1/invoices/${id}/charge`, { payment_method: method!.id });
+    expect(rest.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 750, credit_applied: 1250 });
+    const whole = await refund(id, {});
+    expect(whole.status).toBe(422);
+    expect(whole.body.error.fields.amount).toContain(
+      `then POST /v1/invoices/${id}/credit/return for the customer credit that paid it`,
+    );
+    const calls = [...whole.body.error.fields.amount.matchAll(/\{"transaction": "(txn_[^"]+)"\}/g)];
+    expect(calls).toHaveLength(2);
+    for (const [, transaction] of calls) {
+      stripeRefundSucceeds(`re_QAR_${transaction}`);
+      expect((await refund(id, { transaction })).status).toBe(201);
+    }
+    expect(await invoiceOf(id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 750 });
+    expect((await returnCredit(id, {})).body.invoice).toMatchObject({
+      status: 'REFUNDED',
+      credit_returned: 1250,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'QAR', amount: 1250 }]);
+  });
+
+  it('RSD: full refused with the period invoice paid partly by credit; cancelled with none, its credit comes back by POST …/credit/return as the message says', async () => {
+    // 1250 of credit from Feb 22, then a subscription from Mar 1 to 2000 + 25%: 1250 by credit, 1250
+    // by card. Mar 15 (17 of 31 days left) up to 4000 + 25%: the change invoice paid by card.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'RSD', 5000);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, 'RSD', 2000),
+      method: method!.id,
+      start: d('2027-03-01T00:00:00Z'),
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      total: 2500,
+      credit_applied: 1250,
+      amount_paid: 1250,
+    });
+    const up = await changeAt(sub.id, await flatPlan(app, 'RSD', 4000), '2027-03-15T00:00:00Z');
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    const upPaid = Number(charged.body.invoice.amount_paid);
+    const refused = await cancelAt(sub.id, 'full', '2027-03-16T00:00:00Z').catch((e: unknown) => e);
+    const says = (refused as { fields: { refund_type: string } }).fields.refund_type;
+    // Before: "its 1250 … of customer credit is not given back by hand" — stranded.
+    expect(says).toContain(
+      `its 1250 RSD of customer credit by POST /v1/invoices/${sub.invoice.id}/credit/return with no amount once cancelled`,
+    );
+    // Not cancelled yet: the period invoice's credit is the cancellation's to give back.
+    expect((await returnCredit(sub.invoice.id, {})).body.error?.code).toBe('period_invoice_credit');
+    await cancelAt(sub.id, 'none', '2027-03-16T00:00:00Z');
+    stripeRefundSucceeds('re_RSD_period');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    stripeRefundSucceeds('re_RSD_change');
+    expect((await refund(up.invoice!.id, {})).body).toMatchObject({ status: 'succeeded', amount: upPaid });
+    const back = await returnCredit(sub.invoice.id, {});
+    expect(back.body.invoice).toMatchObject({ status: 'REFUNDED', credit_returned: 1250 });
+    // Paid 1250 of credit and 1250 + the change's cash: all back, the credit as credit.
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RSD', amount: 1250 }]);
+  });
+
   /**
    * Stripe reports refund `gatewayRefundId` of invoice `invoice`'s card payment `status` by webhook
    * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
