@@ -34,7 +34,9 @@ const d = (iso: string) => new Date(iso);
  * credit, and the note's tax ignored the credit's tax. A change invoice refunded whole (amount
  * omitted) also gives back, as credit, the customer credit it took (billing/credit-returns.ts
  * `wholeRefund`): the period invoice carries the change credit, so an upgrade paid by it gave that
- * credit back nowhere before.
+ * credit back nowhere before. With no cash left to refund, that credit comes back alone by
+ * `POST /v1/invoices/:id/credit/return` (`returnCreditByHand`); a dispute open or lost counts as
+ * given back of the sale (`disputedAway`), so a chargeback moves the change credit elsewhere.
  *
  * Subscriptions start on Feb 1 2027 (28 days) and change on Feb 15 (14 days left) or Feb 22 (7
  * left), on a simulated clock; plans are FLAT_FEE, taxed at 25% (`flatPlan`) or untaxed. Each
