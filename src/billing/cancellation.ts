@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -9,8 +9,9 @@ import {
   recurringGivenBack,
   recurringLines,
 } from './credit-notes.ts';
-import { returnInvoiceCredit } from './credit-returns.ts';
+import { returnInvoiceCredit, type WholeRefund, wholeRefund } from './credit-returns.ts';
 import {
+  disputedAway,
   invoicePayments,
   type RefundPart,
   refundedInFlight,
@@ -21,7 +22,14 @@ import {
 } from './invoice-payment.ts';
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
-import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
+import {
+  type ChargedBasis,
+  changeCreditTakenBackOf,
+  chargedBasis,
+  chargedTotal,
+  prorate,
+  secondsBetween,
+} from './proration.ts';
 import { reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
@@ -196,7 +204,11 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
  * over them newest first, each up to its own room (`splitRefund`, as a customer-credit refund
- * splits); an invoice the customer's credit paid whole gives back credit only.
+ * splits); an invoice the customer's credit paid whole gives back credit only. What its refunds
+ * took back of the period's change credit (a dashboard refund beyond what the period kept:
+ * `changeCreditTakenBackOf`) paid back the customer's credit, so it is not counted as given back of
+ * the period; what disputes took of its payments and hold or lost (`disputedAway`: a chargeback) is,
+ * as a refund: neither cash left to refund nor owed again (a won dispute gives it back).
  * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
  * nothing is owed
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
@@ -281,7 +293,10 @@ async function refundOf(
   const invoice = period ? await lockInvoice(work, period.id) : undefined;
   // The payments the cash part is split over and sent on (payments/cancellations.ts refunds `parts`).
   const payments = invoice ? await invoicePayments(trx, invoice.id) : [];
-  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
+  // A dispute open or lost (not carried by a refund) gave the customer that cash back already
+  // (`disputedAway`): neither cash left nor owed again.
+  const disputed = invoice ? await disputedAway(trx, invoice.id) : 0n;
+  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded - disputed : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
   if (
     !invoice ||
@@ -320,7 +335,14 @@ async function refundOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
-  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, recurring);
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the period: not given back of it (`changeCreditTakenBackOf`).
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  const alreadyGiven = recurringGivenBack(
+    { ...invoice, amount_refunded: invoice.amount_refunded + disputed },
+    overpaymentGiven + takenBack,
+    recurring,
+  );
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
   const shares = cancellationRefund(
     type,
@@ -337,7 +359,7 @@ async function refundOf(
   const reached = shares.cash + shares.credit + shares.held;
   if (changed && reached < owed) {
     throw new ValidationError('refund beyond the period invoice', {
-      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
+      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then ${await byHandInstead(trx, invoice, basis.invoices, type, owed)}`,
     });
   }
   // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
@@ -376,6 +398,83 @@ async function refundOf(
     parts: splitRefund(rooms, shares.cash),
     credit: shares.credit,
   };
+}
+
+/**
+ * What to refund by hand instead of a cancellation's `type` refund owing `owed` (minor units) of a
+ * period whose change invoices `changeInvoices` paid part of it, its locked period invoice `invoice`
+ * holding less (the refusal in `refundOf`): the text after "then", naming requests that work when
+ * followed literally, each with what it gives back now (`wholeRefund` of each invoice). A refund by
+ * hand of the period invoice gives back in cash at most what it kept of the period, its change
+ * credit to the customer counted, not all its cash; a change invoice gives back its cash through its
+ * payments and, as credit, the customer credit it took (payments/refunds.ts `refundInvoice`), or,
+ * with no cash its payments can refund, that credit alone (`POST /v1/invoices/:id/credit/return`,
+ * `returnCreditByHand`: a whole refund would be 409 `only_credit_left`). `full`: each invoice whole,
+ * the amount omitted, which gives back what the period kept, and the period invoice's customer
+ * credit by `POST /v1/invoices/:id/credit/return` once cancelled (`returnCreditByHand`). `prorate`: amounts, the period invoice's cash
+ * up to what it can give back by hand, then each change invoice's cash, then its credit as credit,
+ * in order, until `owed` is covered (the rest, if any, named as beyond what can go back by hand).
+ */
+async function byHandInstead(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  changeInvoices: readonly string[],
+  type: RefundType,
+  owed: bigint,
+): Promise<string> {
+  const whole = await wholeRefund(trx, invoice);
+  const c = invoice.currency;
+  const rows = changeInvoices.length
+    ? await trx.selectFrom('invoices').selectAll().where('id', 'in', changeInvoices).execute()
+    : [];
+  const changes: { row: InvoiceRow; whole: WholeRefund }[] = [];
+  for (const id of changeInvoices) {
+    const row = rows.find((r) => r.id === id);
+    if (row) changes.push({ row, whole: await wholeRefund(trx, row) });
+  }
+  const refundPath = (id: string) => `POST /v1/invoices/${id}/refund`;
+  const creditPath = (id: string) => `POST /v1/invoices/${id}/credit/return`;
+  if (type === 'full') {
+    const credit =
+      whole.credit > 0n
+        ? `; its ${whole.credit} ${c} of customer credit by ${creditPath(invoice.id)} with no amount once cancelled`
+        : '';
+    const own =
+      whole.cash > 0n
+        ? `${refundPath(invoice.id)} with no amount (${whole.cash} ${c} in cash: what it kept of the period, the change credit to the customer counted${credit})`
+        : `nothing of ${invoice.id} by hand (it has no cash left to give back of what it kept${credit})`;
+    const each = changes.map(({ row, whole: w }) => {
+      if (w.cash > 0n) {
+        const asCredit =
+          w.credit > 0n ? ` and ${w.credit} ${c} of the customer credit it took, as credit` : '';
+        return `${refundPath(row.id)} with no amount (${w.cash} ${c} in cash${asCredit})`;
+      }
+      if (w.credit > 0n) {
+        return `${creditPath(row.id)} with no amount (${w.credit} ${c} of the customer credit it took, as credit: it has no cash to refund)`;
+      }
+      return `nothing of ${row.id} (it kept nothing the period's change credit does not carry)`;
+    });
+    return `refund each invoice of the period whole by hand: ${[own, ...each].join('; ')}`;
+  }
+  // prorate: the period invoice's cash first, then each change invoice's cash, then its credit.
+  const steps: string[] = [];
+  let rest = owed;
+  const take = (most: bigint) => {
+    const part = rest < most ? rest : most;
+    rest -= part;
+    return part;
+  };
+  const own = take(whole.cash);
+  if (own > 0n) steps.push(`${refundPath(invoice.id)} {"amount": ${own}} (cash)`);
+  for (const { row, whole: w } of changes) {
+    const cash = take(w.cash);
+    if (cash > 0n) steps.push(`${refundPath(row.id)} {"amount": ${cash}} (cash)`);
+    const credit = take(w.credit);
+    if (credit > 0n)
+      steps.push(`${creditPath(row.id)} {"amount": ${credit}} (the customer credit it took, as credit)`);
+  }
+  const beyond = rest > 0n ? `; the other ${rest} ${c} cannot be given back by hand` : '';
+  return `give back ${owed} ${c} by hand: ${steps.join(', ')}${beyond}`;
 }
 
 /**

@@ -3,7 +3,7 @@ import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
-import { periodCreditToCustomer, prorateSigned } from './proration.ts';
+import { changeCreditTakenBack, periodCreditToCustomer, prorateSigned } from './proration.ts';
 
 /**
  * Credit notes (`cn_…`): the document of a refund of an invoice (PRODUCT §11: "a refund gives back
@@ -139,20 +139,35 @@ export async function overpaymentsHeld(
   return [...held.values()];
 }
 
-/** How a succeeded refund of an invoice splits: its credit note (for the sale) and what it pays back of an overpayment. */
+/**
+ * How a succeeded refund of an invoice splits: its credit note (for the sale), what it pays back of an
+ * overpayment and what change credit it takes back; `overpayment` + `takenBack` is what it pays back
+ * of the customer's credit (their credit account is debited by it).
+ */
 export interface RefundSplit {
-  /** The credit note of the part that refunds the sale; undefined when the refund only pays back an overpayment. */
+  /** The credit note of the part that refunds the sale; undefined when the refund refunds none of it. */
   note: CreditNoteRow | undefined;
   /** Minor units paid back of the customer's credit from an overpayment (`overpaymentShare`). */
   overpayment: bigint;
+  /**
+   * Minor units that gave back, beyond what the invoice's period kept, the credit its prorated changes
+   * gave the customer (`changeCreditTakenBack`, billing/proration.ts): taken back from that credit,
+   * not refunded of the sale again (no revenue, no tax). Only a refund made in the gateway's dashboard
+   * gets here; 0 for every refund billhook sends.
+   */
+  takenBack: bigint;
 }
 
 /**
  * Issues the credit note of a refund that just succeeded on a locked invoice (read before its
  * `amount_refunded` counts this refund), inside the transaction that records it: for the part of
- * the refund that is not an overpayment given back (`overpaymentShare`, after what the invoice's
- * other succeeded refunds gave back of it), its subtotal (revenue given back) + tax (tax payable
- * given back), minor units of the invoice's currency.
+ * the refund that is neither an overpayment given back (`overpaymentShare`, after what the invoice's
+ * other succeeded refunds gave back of it) nor change credit taken back (what of the rest the
+ * period's invoices no longer kept: `changeCreditTakenBack`), its subtotal (revenue given back) + tax
+ * (tax payable given back), minor units of the invoice's currency. 2500 (500 tax) paid, a downgrade
+ * credits 625 (125 tax) to the customer, 1875 refunded by hand (note 1500 + 375: tax payable 0):
+ * the other 625, refunded in the gateway's dashboard, issues no note (all of it taken back), where
+ * it used to issue 500 + 125 and leave tax payable 125 in debit.
  */
 export async function issueCreditNote(
   work: UnitOfWork,
@@ -161,15 +176,21 @@ export async function issueCreditNote(
 ): Promise<RefundSplit> {
   const given = await overpaymentGivenBack(work.trx, invoice, refund.id);
   const overpayment = overpaymentShare(invoice, given, refund.amount);
-  const sale = refund.amount - overpayment;
-  if (sale === 0n) return { note: undefined, overpayment };
+  const takenBack = await changeCreditTakenBack(work.trx, invoice, refund.id, refund.amount - overpayment);
+  const sale = refund.amount - overpayment - takenBack;
+  if (sale === 0n) return { note: undefined, overpayment, takenBack };
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
-    givenBack: saleGivenBack(invoice, given + overpayment, invoice.amount_refunded + refund.amount),
+    takenBack,
+    givenBack: saleGivenBack(
+      invoice,
+      given + overpayment,
+      invoice.amount_refunded + refund.amount - takenBack,
+    ),
     reason: refund.reason,
   });
-  return { note, overpayment };
+  return { note, overpayment, takenBack };
 }
 
 /**
@@ -277,9 +298,22 @@ export async function recurringLines(
 async function insertCreditNote(
   work: UnitOfWork,
   invoice: InvoiceRow,
-  o: { refundId: string | null; amount: bigint; givenBack: bigint; reason: string | null },
+  o: {
+    refundId: string | null;
+    amount: bigint;
+    takenBack?: bigint;
+    givenBack: bigint;
+    reason: string | null;
+  },
 ): Promise<CreditNoteRow> {
-  const toCustomer = await periodCreditToCustomer(work.trx, invoice);
+  // The refund's own note is not written yet: the period's invoices count it as `o` says.
+  const toCustomer = await periodCreditToCustomer(
+    work.trx,
+    invoice,
+    o.refundId === null
+      ? undefined
+      : { refundId: o.refundId, invoiceId: invoice.id, takenBack: o.takenBack ?? 0n },
+  );
   const asked = invoice.total - invoice.proration_credited - toCustomer.total;
   const taxAsked = invoice.tax - invoice.proration_tax_credited - toCustomer.tax;
   // Never beyond `taxAsked` (on its side of 0), when more is given back than the invoice still asks.

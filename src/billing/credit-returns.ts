@@ -1,10 +1,106 @@
-import type { CreditNoteRow } from '../db/schema.ts';
-import { ConflictError } from '../errors.ts';
+import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
+import type { CreditNoteRow, Database, InvoiceRow } from '../db/schema.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
-import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
+import {
+  disputedAway,
+  invoicePayments,
+  refundedInFlight,
+  refundRooms,
+  totalRoom,
+} from './invoice-payment.ts';
 import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
+import { changeCreditTakenBackOf, periodCreditToCustomer } from './proration.ts';
+
+/**
+ * What a whole refund by hand of an invoice gives back (`wholeRefund`), and what it is worked from;
+ * minor units of the invoice's currency.
+ */
+export interface WholeRefund {
+  /** The invoice's share of its period's change credit to the customer (`periodCreditToCustomer`), ≥ 0. */
+  credited: bigint;
+  /** Its refunds of its payments still in flight (pending, unknown), ≥ 0. */
+  inFlight: bigint;
+  /** `amount_refunded` + `inFlight`. */
+  refunded: bigint;
+  /**
+   * What its succeeded refunds took back, beyond what the period kept, of the change credit the
+   * customer has (`changeCreditTakenBackOf`: the customer's credit paid back, not the sale), ≥ 0.
+   */
+  takenBack: bigint;
+  /**
+   * What disputes took of its payments and hold or lost, not carried by a refund (`disputedAway`):
+   * the customer has that money back, ≥ 0.
+   */
+  disputed: bigint;
+  /**
+   * What it kept: cash paid + customer credit applied − credit returned − (`refunded` − `takenBack`)
+   * − `disputed` − `credited` (may be < 0).
+   */
+  kept: bigint;
+  /** Cash left to give back of what it kept: min(kept, paid − refunded − disputed), ≥ 0. */
+  cashLeft: bigint;
+  /** What of `cashLeft` its gateway payments can still refund together (`refundRooms`), ≥ 0. */
+  cash: bigint;
+  /** Customer credit to give back as credit: min(kept − cash, credit applied − credit returned), ≥ 0. */
+  credit: bigint;
+}
+
+/**
+ * What a refund by hand of locked `invoice` with the amount omitted gives back (payments/refunds.ts
+ * `refundInvoice`; the credit part for an invoice that is not a period invoice only, a period
+ * invoice's credit coming back through its cancellation's refund): all the invoice kept, that is
+ * what it took in (its cash paid and the customer credit applied to it, less what of that credit
+ * was given back) less its refunds (succeeded or in flight; not what they took back of that change
+ * credit beyond what the period kept: `changeCreditTakenBackOf`) less what disputes took of its
+ * payments and hold or lost (`disputedAway`: a chargeback gave that back) less the part of its period's change
+ * credit to the customer it carries
+ * (`periodCreditToCustomer`: the customer has that already), cash first, up to the cash paid less
+ * its refunds and to what its gateway payments can still refund together (`refundRooms`), then the
+ * rest as the customer credit that paid it, up to that credit not given back yet — each part back
+ * the way it came, as a cancellation's refund gives cash first and then credit
+ * (billing/cancellation.ts `cancellationRefund`). 2500 paid by card, a downgrade credits 625 to the
+ * customer: 1875 cash, no credit. An upgrade of the same period invoiced 937, paid 625 by that credit
+ * and 312 by card: 312 cash and 625 credit (the period invoice carries the change credit, so the
+ * change invoice gives back its credit whole). 2500 paid 2000 by credit and 500 by card, 625
+ * credited: 500 cash and 1375 credit. Read under the invoice's lock (`lockInvoice`).
+ * @returns minor units of the invoice's currency (see `WholeRefund`)
+ */
+export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): Promise<WholeRefund> {
+  const credited = (await periodCreditToCustomer(trx, invoice)).total;
+  const inFlight = await refundedInFlight(trx, invoice.id);
+  const refunded = invoice.amount_refunded + inFlight;
+  const creditLeft = invoice.credit_applied - invoice.credit_returned;
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the sale: it does not lower what the period kept.
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  // A chargeback (a dispute open or lost, not carried by a refund) gave the customer that cash back.
+  const disputed = await disputedAway(trx, invoice.id);
+  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - disputed - credited;
+  const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
+  // min(amount, limit), never below 0, on bigints (Math.min takes numbers only).
+  const upTo = (amount: bigint, limit: bigint) => {
+    const least = amount < limit ? amount : limit;
+    return least > 0n ? least : 0n;
+  };
+  const cashLeft = upTo(kept, invoice.amount_paid - refunded - disputed);
+  const cash = upTo(cashLeft, room);
+  return {
+    credited,
+    inFlight,
+    refunded,
+    takenBack,
+    disputed,
+    kept,
+    cashLeft,
+    cash,
+    credit: upTo(kept - cash, creditLeft),
+  };
+}
 
 /**
  * Gives `amount` (minor units of the invoice's currency, > 0) of the customer credit applied to
@@ -15,7 +111,8 @@ import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
  * tax share given back, cumulative with the invoice's cash refunds), posts
  * `inv_…:credit_given_back:<credit_returned>` (debit refunds and tax payable, credit
  * `customer_credit:<customer>`), adds it to `credit_returned` and sets the status
- * (`givenBackStatus`), and logs `invoice.credit_returned`. The customer's next invoices use the
+ * (`givenBackStatus`, the part of its period's change credit it carries then counted as back), and
+ * logs `invoice.credit_returned`. The customer's next invoices use the
  * credit as any other (`applyCustomerCredit`).
  * @returns the credit note (`refund_id` null)
  * @throws ConflictError `credit_not_returnable` when `amount` is not within 1 … credit_applied −
@@ -51,11 +148,14 @@ export async function returnInvoiceCredit(
   );
   await work.trx
     .updateTable('invoices')
-    .set({
-      credit_returned: returned,
-      status: givenBackStatus({ ...invoice, credit_returned: returned }),
-      updated_at: new Date(),
-    })
+    .set({ credit_returned: returned, updated_at: new Date() })
+    .where('id', '=', invoiceId)
+    .execute();
+  // What of its period's change credit it carries, worked with this credit counted as given back.
+  const carried = (await periodCreditToCustomer(work.trx, { ...invoice, credit_returned: returned })).total;
+  await work.trx
+    .updateTable('invoices')
+    .set({ status: givenBackStatus({ ...invoice, credit_returned: returned }, carried) })
     .where('id', '=', invoiceId)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.credit_returned', {
@@ -64,4 +164,83 @@ export async function returnInvoiceCredit(
     credit_note: note.id,
   });
   return note;
+}
+
+/**
+ * `POST /v1/invoices/:id/credit/return`: gives customer credit that paid invoice `invoiceId` back to
+ * the customer's credit, without a cash refund (`returnInvoiceCredit`: its credit note, the
+ * `inv_…:credit_given_back:<n>` entry, `credit_returned`, the status). It is the credit part of a
+ * whole refund by hand (`wholeRefund`): of what the invoice kept, what its gateway payments cannot
+ * refund in cash (the cash refunded or disputed already, its payments' room taken by a
+ * customer-credit refund, no gateway payment at all, or cash left on several payments that a
+ * refund naming each gives back) goes back as the credit that paid it, so `amount` is at most
+ * `whole.credit` = min(kept − cash still refundable, credit applied − credit returned): credit the
+ * period's change credit carries (the customer has it already), or that cash still refundable
+ * covers, is not given back. 2000 paid 1250 by credit and 750 by card, its 750 refunded by hand:
+ * 1250; paid 625 by credit and 312 by card, the period invoice's payment charged back (a lost
+ * dispute), so the upgrade carries the period's 625 of change credit: 0. An invoice no cancellation
+ * gives back (not a period invoice, `period_index` null: a prorated change's, an add-on's, a
+ * one-off), or a period invoice of a subscription already CANCELLED; a period invoice's credit
+ * comes back through its subscription's cancellation refund (`full`, `prorate`) until then.
+ * @param input `amount` minor units of the invoice's currency (> 0; default all that can go back),
+ * `reason` on the credit note
+ * @returns the credit note of the credit given back (`refund_id` null)
+ * @throws NotFoundError when there is no invoice `invoiceId`; ConflictError `invoice_not_paid` (not
+ * PAID, PARTIALLY_REFUNDED or REFUNDED), `period_invoice_credit` (a period invoice of a subscription
+ * not cancelled: cancel with a refund instead), `credit_not_returnable` (no credit left to give back, naming why); ValidationError
+ * (field `amount`) when `amount` is more than can go back; nothing changes on an error
+ */
+export async function returnCreditByHand(
+  db: Db,
+  actor: Actor,
+  invoiceId: string,
+  input: { amount?: bigint; reason?: string },
+): Promise<CreditNoteRow> {
+  return inUnitOfWork(db, { actor }, async (work) => {
+    const invoice = await lockInvoice(work, invoiceId);
+    const c = invoice.currency;
+    if (!['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(invoice.status)) {
+      throw new ConflictError(
+        'invoice_not_paid',
+        `invoice ${invoiceId} is ${invoice.status}; only a paid invoice gives its customer credit back`,
+      );
+    }
+    // A period invoice's credit comes back through its subscription's cancellation refund; once the
+    // subscription is cancelled (no such refund can come any more: one with refund_type none, or a
+    // full refused beyond the period invoice), by hand too. A cancellation counts credit returned as
+    // given back (`recurringGivenBack`), so nothing goes back twice either way.
+    const subscription =
+      invoice.period_index !== null && invoice.subscription_id !== null
+        ? await work.trx
+            .selectFrom('subscriptions')
+            .select('status')
+            .where('id', '=', invoice.subscription_id)
+            .executeTakeFirst()
+        : undefined;
+    if (invoice.period_index !== null && subscription?.status !== 'CANCELLED') {
+      throw new ConflictError(
+        'period_invoice_credit',
+        `invoice ${invoiceId} is the period invoice of subscription ${invoice.subscription_id}, which is not cancelled: the customer credit that paid it comes back through its cancellation's refund (POST /v1/subscriptions/${invoice.subscription_id}/cancel with refund_type full or prorate), or by hand once it is cancelled. Nothing changed`,
+      );
+    }
+    const whole = await wholeRefund(work.trx, invoice);
+    const creditLeft = invoice.credit_applied - invoice.credit_returned;
+    if (whole.credit <= 0n) {
+      const why =
+        creditLeft <= 0n
+          ? `it has no customer credit left to give back (applied ${invoice.credit_applied}, returned ${invoice.credit_returned})`
+          : `of what it kept (${whole.kept > 0n ? whole.kept : 0n} ${c}: paid ${invoice.amount_paid} and ${creditLeft} of credit not given back, less ${whole.refunded} refunded${whole.disputed > 0n ? `, ${whole.disputed} disputed` : ''}${whole.credited > 0n ? `, ${whole.credited} of its period's change credit the customer has already` : ''}), ${whole.cash} ${c} is cash its payments can still refund (POST /v1/invoices/${invoiceId}/refund) and nothing is left as credit`;
+      throw new ConflictError(
+        'credit_not_returnable',
+        `invoice ${invoiceId} gives no customer credit back: ${why}. Nothing changed`,
+      );
+    }
+    const amount = input.amount ?? whole.credit;
+    if (amount > whole.credit) {
+      throw new ValidationError('credit beyond what can go back', {
+        amount: `at most ${whole.credit} ${c} (credit applied ${invoice.credit_applied}, returned ${invoice.credit_returned}; kept ${whole.kept}, cash still refundable ${whole.cash})`,
+      });
+    }
+    return returnInvoiceCredit(work, invoiceId, amount, input.reason ?? null);
+  });
 }

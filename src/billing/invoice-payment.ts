@@ -81,6 +81,34 @@ export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string)
 }
 
 /**
+ * What disputes took away of invoice `invoiceId`'s payments and have not given back, minor units of
+ * its currency, ≥ 0 (reads `disputes` and `transactions`, owned by payments/; payments/disputes.ts
+ * books them): the amount of each dispute whose funds the gateway withdrew and still holds (`open`)
+ * or gave the customer (`lost`), not a lost one a refund carried (`refund_id` set: that refund
+ * counts already, `settleLostDisputeByRefund`); a won dispute gave its funds back, an inquiry never
+ * withdrew any. The money went back to the customer (or may yet, while open), so what an invoice
+ * kept counts it as given back of the sale, as a refund: its period's change credit is carried
+ * elsewhere (billing/proration.ts `periodInvoices`), a refund by hand (billing/credit-returns.ts
+ * `wholeRefund`) and a cancellation's refund (billing/cancellation.ts `refundOf`) give back no more
+ * than the rest. Read it under the invoice's lock (`lockInvoice`).
+ */
+export async function disputedAway(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
+  const row = await trx
+    .selectFrom('disputes as d')
+    .innerJoin('transactions as t', 't.id', 'd.transaction_id')
+    .select(sql<string>`coalesce(sum(d.amount), 0)::text`.as('amount'))
+    .where('t.invoice_id', '=', invoiceId)
+    .where((eb) =>
+      eb.or([
+        eb('d.status', '=', 'open'),
+        eb.and([eb('d.status', '=', 'lost'), eb('d.refund_id', 'is', null)]),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  return BigInt(row.amount);
+}
+
+/**
  * An invoice's charges still in flight (`pending` or `unknown`), by id (reads `transactions`, owned by
  * payments/): what the gateway may yet take for it, so what is left due is not known. Read it under
  * the invoice's lock (`lockInvoice`). A void, a new charge and a change's credit over the invoice

@@ -607,28 +607,41 @@ export async function applyPayment(
 
 /**
  * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
- * refunded and the customer credit that paid it was given back whole, or none of it was (an invoice
- * refunded in cash only is REFUNDED as it always was); else PARTIALLY_REFUNDED. Statuses only move
- * forward: a REFUNDED invoice stays REFUNDED (its cash all refunded, then part of its credit given
- * back). A refund reversed after it succeeded is the one way back (`reverseRefund`).
+ * refunded and the customer credit that paid it is back too, given back (`credit_returned`) or held
+ * by the customer already as the part of its period's change credit it carries (`carried`, minor
+ * units ≥ 0: billing/proration.ts `periodCreditToCustomer`; 0 for an invoice of no such period);
+ * else PARTIALLY_REFUNDED, so an invoice refunded in cash only while credit it took is neither
+ * returned nor carried stays open to give that credit back (`POST /v1/invoices/:id/credit/return`,
+ * billing/credit-returns.ts `returnCreditByHand`; a period invoice's by its cancellation's refund).
+ * Statuses only move forward: a REFUNDED invoice stays REFUNDED. A refund reversed after it
+ * succeeded is the one way back (`reverseRefund`).
  */
 export function givenBackStatus(
   invoice: Pick<
     InvoiceRow,
     'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
   >,
+  carried: bigint,
 ): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
   if (invoice.status === 'REFUNDED') return 'REFUNDED';
-  const credit = invoice.credit_returned === 0n || invoice.credit_returned === invoice.credit_applied;
-  return invoice.amount_refunded === invoice.amount_paid && credit ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+  const creditKept = invoice.credit_applied - invoice.credit_returned;
+  return invoice.amount_refunded === invoice.amount_paid && creditKept <= carried
+    ? 'REFUNDED'
+    : 'PARTIALLY_REFUNDED';
 }
 
 /**
  * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
- * was paid is refunded (`givenBackStatus`).
+ * was paid is refunded and its customer credit is back or carried (`givenBackStatus`, `carried`: the
+ * part of its period's change credit to the customer it carries, minor units ≥ 0).
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
-export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
+export async function applyRefund(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  carried: bigint,
+): Promise<void> {
   const refunded = invoice.amount_refunded + amount;
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
@@ -637,7 +650,7 @@ export async function applyRefund(work: UnitOfWork, invoice: InvoiceRow, amount:
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: givenBackStatus({ ...invoice, amount_refunded: refunded }),
+      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, carried),
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)

@@ -16,7 +16,7 @@ import {
 } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
-import { chargesInFlight, refundedInFlight } from './invoice-payment.ts';
+import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
 import {
   finalizeLocked,
   hasAddOnLine,
@@ -1043,6 +1043,86 @@ export async function changeCreditsToCustomer(
 }
 
 /**
+ * A succeeded refund of an invoice whose booking is being worked out (payments/refunds.ts
+ * `recordRefundResult`), not yet counted as its credit note counts it: `periodInvoices` counts it as
+ * giving back its sale, all but what it pays back of an overpayment and `takenBack` (minor units ≥ 0:
+ * what of it gives back, beyond what the period kept, the change credit the customer already has;
+ * `changeCreditTakenBack`).
+ */
+export interface RefundBeingBooked {
+  refundId: string;
+  invoiceId: string;
+  takenBack: bigint;
+}
+
+/**
+ * The invoices of `invoice`'s period (`periodInvoices`, `booking` counted as it says), the one owed
+ * for the period (`owed`: its `period_index` set) and the credit its prorated changes gave the
+ * customer (`changeCreditsToCustomer`, `total` > 0); undefined when `invoice` is of no subscription
+ * period or the period gave the customer no such credit.
+ */
+async function periodWithCredit(trx: Kysely<Database>, invoice: InvoiceRow, booking?: RefundBeingBooked) {
+  const { subscription_id: id, period_end: end } = invoice;
+  if (id === null || !invoice.period_start || !end) return undefined;
+  if (invoice.period_index === null && invoice.billing_reason !== 'subscription_update') return undefined;
+  const period = await periodInvoices(trx, id, end, booking);
+  const owed =
+    invoice.period_index !== null
+      ? period.find((i) => i.id === invoice.id)
+      : period.find((i) => i.period_index !== null);
+  if (!owed?.period_start || invoice.period_start < owed.period_start) return undefined;
+  const credit = await changeCreditsToCustomer(
+    trx,
+    { id, customer_id: invoice.customer_id },
+    owed.period_start,
+    end,
+  );
+  if (credit.total <= 0n) return undefined;
+  return { period, owed, credit };
+}
+
+/**
+ * What of the sale part `rest` (minor units ≥ 0: its amount less what it pays back of an overpayment)
+ * of succeeded refund `refundId` of locked `invoice` gives back, beyond what the invoice's period kept,
+ * the credit its prorated changes gave the customer for time it paid for (`periodCreditToCustomer`):
+ * the period's invoices together can carry (`periodInvoices`: their sale paid and credit applied, less
+ * what their refunds gave back of the sale, this one's `rest` included) less that credit, when below
+ * 0. A refund by hand never goes there (`roomAfterChangeCredit`, payments/refunds.ts), nor does a
+ * cancellation's; a refund made in the gateway's dashboard can: 2500 paid by card, a downgrade
+ * credits 625 to the customer, 1875 refunded by hand, then the other 625 refunded in the dashboard:
+ * all 625 of it gives back the change credit the customer already has (their credit is taken back
+ * for it, not the sale again: payments/refunds.ts `recordRefundResult`).
+ * @returns minor units, 0 … `rest` (0 for an invoice of no period, or no such credit)
+ */
+export async function changeCreditTakenBack(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  refundId: string,
+  rest: bigint,
+): Promise<bigint> {
+  if (rest <= 0n) return 0n;
+  const found = await periodWithCredit(trx, invoice, { refundId, invoiceId: invoice.id, takenBack: 0n });
+  if (!found) return 0n;
+  const carried = found.period.reduce((sum, i) => sum + i.room, 0n);
+  const beyond = found.credit.total - carried;
+  if (beyond <= 0n) return 0n;
+  return beyond < rest ? beyond : rest;
+}
+
+/**
+ * What the succeeded refunds of locked `invoice` gave back, beyond what its period kept, of the credit
+ * the period's prorated changes gave the customer (`changeCreditTakenBack` as each was booked: the
+ * customer's credit paid back in cash, not the sale), minor units ≥ 0; 0 for an invoice of no period
+ * or no such credit. A refund by hand counts it out of what the invoice gave back of the sale
+ * (payments/refunds.ts `roomAfterChangeCredit`): once the refund that left the period nothing fails
+ * after succeeding, the period kept that much again.
+ */
+export async function changeCreditTakenBackOf(trx: Kysely<Database>, invoice: InvoiceRow): Promise<bigint> {
+  const found = await periodWithCredit(trx, invoice);
+  return found?.period.find((i) => i.id === invoice.id)?.takenBack ?? 0n;
+}
+
+/**
  * What of the customer credit the prorated changes of a period gave the customer
  * (`changeCreditsToCustomer` over the period: `credit` with its tax) counts against `invoice`: money
  * the customer got back for time the period's invoices were paid for, so it can no longer be refunded
@@ -1065,30 +1145,20 @@ export async function changeCreditsToCustomer(
  * period invoice, it carries 2625 (525 tax) and the upgrade's 2625 (525 tax): 5250 left on it.
  * Read under the lock of an invoice of the subscription (`lockInvoice` locks the subscription, so
  * none of the period's refunds changes meanwhile).
+ * @param booking a succeeded refund of `invoice` whose credit note is being issued
+ * (billing/credit-notes.ts): counted as giving back its sale but for its `takenBack`
  * @returns minor units of the invoice's currency, `total` ≥ 0 and its `tax` (signed: below 0 when the
  * changes raised the tax); both 0 for an invoice of no subscription period (a one-off, a usage invoice)
  */
 export async function periodCreditToCustomer(
   trx: Kysely<Database>,
   invoice: InvoiceRow,
+  booking?: RefundBeingBooked,
 ): Promise<{ total: bigint; tax: bigint }> {
   const none = { total: 0n, tax: 0n };
-  const { subscription_id: id, period_end: end } = invoice;
-  if (id === null || !invoice.period_start || !end) return none;
-  if (invoice.period_index === null && invoice.billing_reason !== 'subscription_update') return none;
-  const period = await periodInvoices(trx, id, end);
-  const owed =
-    invoice.period_index !== null
-      ? period.find((i) => i.id === invoice.id)
-      : period.find((i) => i.period_index !== null);
-  if (!owed?.period_start || invoice.period_start < owed.period_start) return none;
-  const credit = await changeCreditsToCustomer(
-    trx,
-    { id, customer_id: invoice.customer_id },
-    owed.period_start,
-    end,
-  );
-  if (credit.total <= 0n) return none;
+  const found = await periodWithCredit(trx, invoice, booking);
+  if (!found) return none;
+  const { period, owed, credit } = found;
   // min(credit, its room), on bigints (Math.min takes numbers only); the same for each change below.
   let ownTotal = credit.total;
   if (ownTotal > owed.room) ownTotal = owed.room;
@@ -1132,9 +1202,22 @@ export async function periodCreditToCustomer(
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
  * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
  * its payments, succeeded or in flight) gave back of the sale, their first part paying back the
- * overpayment (`overpaymentShare`). 2500 paid 1250 by credit and 1250 by card: room 2500.
+ * overpayment (`overpaymentShare`), and not what succeeded ones gave back beyond their credit notes
+ * when that is more (an overpayment and change credit taken back: `changeCreditTakenBack`; the
+ * customer was given that credit all the same), less what disputes took of its payments and hold or
+ * lost (`disputedAway`: a chargeback gave the customer that money back, as a refund would; a won
+ * dispute gives it back to the invoice). `booking`, a refund whose note is being worked out,
+ * is counted as its `takenBack` says. 2500 paid 1250 by credit and 1250 by card: room 2500; 2500
+ * paid by card, 1875 refunded (its note 1875) then 625 more in the dashboard (no note, all taken
+ * back): room 625, as after the 1875. Each row also has `takenBack`, minor units ≥ 0: what of its
+ * refunds counted so is change credit taken back (beyond the overpayment).
  */
-async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end: Date) {
+async function periodInvoices(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+  end: Date,
+  booking?: RefundBeingBooked,
+) {
   const rows = await trx
     .selectFrom('invoices as i')
     .select([
@@ -1158,6 +1241,22 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
         .where('r.status', 'in', ['succeeded', 'pending', 'unknown'])
         .as('refunded'),
     )
+    // What succeeded refunds gave back other than the sale their credit notes refunded: an
+    // overpayment paid back, change credit taken back (`changeCreditTakenBack`). The refund being
+    // booked has no note yet: its `takenBack` is counted below instead.
+    .select((eb) =>
+      eb
+        .selectFrom('refunds as r')
+        .leftJoin('credit_notes as n', (join) =>
+          join.onRef('n.refund_id', '=', 'r.id').on('n.status', '=', 'ISSUED'),
+        )
+        .select(sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0)), 0)::text`.as('amount'))
+        .whereRef('r.invoice_id', '=', 'i.id')
+        .where('r.kind', '=', 'payment')
+        .where('r.status', '=', 'succeeded')
+        .where('r.id', '!=', booking?.refundId ?? '')
+        .as('unnoted'),
+    )
     .where('i.subscription_id', '=', subscriptionId)
     .where('i.period_end', '=', end)
     .where('i.status', '!=', 'VOID')
@@ -1175,15 +1274,32 @@ async function periodInvoices(trx: Kysely<Database>, subscriptionId: string, end
     .orderBy('i.created_at')
     .orderBy('i.id')
     .execute();
+  // What disputes took of each invoice's payments and have not given back (open, lost: the
+  // customer has that money back), counted as sale given back as a refund's is (`disputedAway`).
+  const disputed = new Map<string, bigint>();
+  for (const row of rows) disputed.set(row.id, await disputedAway(trx, row.id));
   return rows.map((row) => {
     const refunded = BigInt(row.refunded ?? '0');
     const overpaid = overpaidBy(row);
     const excess = overpaid > 0n ? overpaid : 0n;
-    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale. The
-    // customer credit that paid the invoice paid the period as its cash did, less what of it went back.
-    const saleRefunded = refunded - overpaymentShare(row, 0n, refunded);
-    const room = row.amount_paid - excess + row.credit_applied - row.credit_returned - saleRefunded;
-    return { ...row, room: room > 0n ? room : 0n };
+    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale, but
+    // for change credit taken back (the succeeded refunds' amounts beyond their notes, beyond the
+    // overpayment; the booked refund's `takenBack`): the period still gave the customer that credit.
+    // The customer credit that paid the invoice paid the period as its cash did, less what of it went back.
+    let paidBack = overpaymentShare(row, 0n, refunded);
+    const unnoted = BigInt(row.unnoted ?? '0');
+    if (unnoted > paidBack) paidBack = unnoted;
+    if (booking?.invoiceId === row.id) paidBack += booking.takenBack;
+    const saleRefunded = refunded - paidBack;
+    const takenBack = paidBack - overpaymentShare(row, 0n, refunded);
+    const room =
+      row.amount_paid -
+      excess +
+      row.credit_applied -
+      row.credit_returned -
+      saleRefunded -
+      (disputed.get(row.id) ?? 0n);
+    return { ...row, room: room > 0n ? room : 0n, takenBack };
   });
 }
 

@@ -19,6 +19,13 @@ export type ExceptionKind =
    * account is left in debit (payments/refunds.ts `recordRefundResult`).
    */
   | 'overpayment_credit_spent'
+  /**
+   * A refund that succeeded (made in the gateway's dashboard) giving back more than an invoice's
+   * period kept once its subscription changes gave the customer credit for time it paid for: that
+   * part is taken back from the customer's credit, left in debit for what it no longer held
+   * (payments/refunds.ts `changeCreditTakenBackException`).
+   */
+  | 'refund_exceeds_change_credit'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */

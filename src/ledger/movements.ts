@@ -60,11 +60,13 @@ export interface DisputeMovement {
 /**
  * A succeeded refund (`re_…`) of `amount` (minor units, > 0) through `gateway`:
  * - `customer_credit`: it pays back the customer's credit (no invoice);
- * - `invoice`: it refunds part of an invoice's payment: `overpayment` of it pays back what the
- *   payments brought beyond what the invoice asked (the customer's credit), the rest refunds the sale,
- *   split by its credit note into revenue given back (`subtotal`) and tax payable given back (`tax`);
- *   without a credit note (a refund that only pays back an overpayment, or one made before credit
- *   notes existed) the rest is refunds whole;
+ * - `invoice`: it refunds part of an invoice's payment: `creditPaidBack` of it pays back the
+ *   customer's credit (what the payments brought beyond what the invoice asked, an overpayment; and
+ *   what it gave back, beyond what the invoice's period kept, of the credit the period's changes had
+ *   given the customer: billing/credit-notes.ts `RefundSplit`), the rest refunds the sale, split by
+ *   its credit note into revenue given back (`subtotal`) and tax payable given back (`tax`); without a
+ *   credit note (a refund that refunds no sale, or one made before credit notes existed) the rest is
+ *   refunds whole;
  * - `payment`: it refunds a payment that has no invoice.
  */
 export type RefundMovement = {
@@ -79,7 +81,7 @@ export type RefundMovement = {
   | {
       kind: 'invoice';
       customerId: string;
-      overpayment: bigint;
+      creditPaidBack: bigint;
       creditNote: { subtotal: bigint; tax: bigint } | undefined;
     }
   | { kind: 'payment' }
@@ -378,13 +380,13 @@ function refundPostings(refund: RefundMovement): PostingInput[] {
   if (refund.kind === 'customer_credit') {
     return transfer(chart.customerCredit(refund.customerId), clearing, refund.amount, refund.currency);
   }
-  const overpayment = refund.kind === 'invoice' ? refund.overpayment : 0n;
+  const paidBack = refund.kind === 'invoice' ? refund.creditPaidBack : 0n;
   const note = refund.kind === 'invoice' ? refund.creditNote : undefined;
   return nonZero([
     ...(refund.kind === 'invoice'
-      ? [line(chart.customerCredit(refund.customerId), overpayment, refund.currency)]
+      ? [line(chart.customerCredit(refund.customerId), paidBack, refund.currency)]
       : []),
-    line(chart.refunds, note ? note.subtotal : refund.amount - overpayment, refund.currency),
+    line(chart.refunds, note ? note.subtotal : refund.amount - paidBack, refund.currency),
     line(chart.taxPayable, note?.tax ?? 0n, refund.currency),
     line(clearing, -refund.amount, refund.currency),
   ]);
@@ -392,8 +394,8 @@ function refundPostings(refund: RefundMovement): PostingInput[] {
 
 /**
  * `re_…:succeeded`: money given back through a gateway (credit its clearing account). Debited: for a
- * refund of customer credit, their credit; for a refund of an invoice, their credit for the
- * overpayment it pays back, refunds (contra-revenue) for its credit note's subtotal and tax payable for
+ * refund of customer credit, their credit; for a refund of an invoice, their credit for what it pays
+ * back of it (an overpayment, change credit taken back), refunds (contra-revenue) for its credit note's subtotal and tax payable for
  * its tax; for a payment without invoice, refunds.
  */
 export function refundSucceeded(refund: RefundMovement): EntryInput {

@@ -9,6 +9,7 @@ import {
   type RefundSplit,
   voidCreditNote,
 } from '../billing/credit-notes.ts';
+import { returnInvoiceCredit, type WholeRefund, wholeRefund } from '../billing/credit-returns.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
@@ -95,10 +96,13 @@ export async function findRefund(
 /**
  * Applies a refund result inside `work`, forward-only. Success of a refund of an invoice issues its
  * credit note (billing/credit-notes.ts) and posts `re_…:succeeded` once (`refundPostings`: debit the
- * customer's credit for what it pays back of an overpayment, refunds and tax payable pro rata for the
- * rest, credit the gateway's clearing account; an `overpayment_credit_spent` exception when that
- * debit exceeds what the customer's credit still held, counting the entries this unit posted and
- * has not written yet: `overpaymentCreditShortfall`), updates the
+ * customer's credit for what it pays back of an overpayment and for what it takes back of the change
+ * credit the customer already has beyond what the invoice's period kept (`issueCreditNote`'s split),
+ * refunds and tax payable pro rata for the rest, credit the gateway's clearing account; an
+ * `overpayment_credit_spent` exception when the overpayment's debit exceeds what the customer's credit
+ * still held, counting the entries this unit posted and has not written yet:
+ * `overpaymentCreditShortfall`; a `refund_exceeds_change_credit` exception whenever change credit is
+ * taken back: `changeCreditTakenBackException`), updates the
  * invoice and, where the refund is the money of a dispute already booked lost, takes that loss back
  * (`settleLostDisputeByRefund`); a later
  * failure voids the credit note, posts `re_…:reversed` (the same postings negated) and gives the
@@ -146,8 +150,28 @@ export async function recordRefundResult(
     if (short) await raiseException(work, overpaymentCreditSpent(refund, short));
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
-    await postEntry(work, refundSucceeded(refundMovement(refund, invoice, split)));
-    if (invoice) await applyRefund(work, invoice, refund.amount);
+    if (invoice && split && split.takenBack > 0n) {
+      await raiseException(work, await changeCreditTakenBackException(work, invoice, refund, split));
+    }
+    await postEntry(
+      work,
+      refundSucceeded(
+        refundMovement(
+          refund,
+          invoice,
+          split && { note: split.note, creditPaidBack: split.overpayment + split.takenBack },
+        ),
+      ),
+    );
+    // The part of its period's change credit it carries counts as its credit back (`givenBackStatus`).
+    if (invoice) {
+      await applyRefund(
+        work,
+        invoice,
+        refund.amount,
+        (await periodCreditToCustomer(work.trx, invoice)).total,
+      );
+    }
     await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
@@ -157,7 +181,7 @@ export async function recordRefundResult(
       invoice && refund.kind === 'payment'
         ? {
             note,
-            overpayment: await overpaymentPaidBack(work.trx, refund, invoice.customer_id, note),
+            creditPaidBack: await creditPaidBackBy(work.trx, refund, invoice.customer_id, note),
           }
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
@@ -167,15 +191,16 @@ export async function recordRefundResult(
 }
 
 /**
- * What succeeded refund `refund` of an invoice of customer `customerId` paid back of an overpayment,
- * minor units ≥ 0: the debit of the customer's credit account in its `re_…:succeeded` entry (0 when it
- * posted none). A reversal reads it there rather than computing `overpaymentShare` again, whose
- * answer the invoice's later refunds change: it undoes exactly what the success posted. An entry not
- * written yet (posted earlier in this deferring unit of work: a batch of webhooks with both the
- * success and the failure) was posted by `issueCreditNote`'s split: the refund less its credit note
- * (`note`, voided now; undefined: none).
+ * What succeeded refund `refund` of an invoice of customer `customerId` paid back of the customer's
+ * credit (an overpayment, change credit taken back), minor units ≥ 0: the debit of the customer's
+ * credit account in its `re_…:succeeded` entry (0 when it posted none). A reversal reads it there
+ * rather than computing `overpaymentShare` and `changeCreditTakenBack` again, whose answers the
+ * invoice's later refunds change: it undoes exactly what the success posted. An entry not written yet
+ * (posted earlier in this deferring unit of work: a batch of webhooks with both the success and the
+ * failure) was posted by `issueCreditNote`'s split: the refund less its credit note (`note`, voided
+ * now; undefined: none).
  */
-async function overpaymentPaidBack(
+async function creditPaidBackBy(
   trx: Kysely<Database>,
   refund: RefundRow,
   customerId: string,
@@ -189,13 +214,14 @@ async function overpaymentPaidBack(
 
 /**
  * What a succeeded refund moves (ledger/movements.ts `refundSucceeded`): a refund of customer credit,
- * a refund of an invoice split by `split` (its credit note and what it pays back of an overpayment;
- * none for a refund made before credit notes existed), or a refund of a payment without invoice.
+ * a refund of an invoice split by `split` (its credit note and what it pays back of the customer's
+ * credit, minor units: an overpayment, change credit taken back; none for a refund made before credit
+ * notes existed), or a refund of a payment without invoice.
  */
 function refundMovement(
   refund: RefundRow,
   invoice: InvoiceRow | undefined,
-  split: RefundSplit | undefined,
+  split: { note: CreditNoteRow | undefined; creditPaidBack: bigint } | undefined,
 ): RefundMovement {
   const common = {
     refundId: refund.id,
@@ -211,7 +237,7 @@ function refundMovement(
     ...common,
     kind: 'invoice',
     customerId: invoice.customer_id,
-    overpayment: split?.overpayment ?? 0n,
+    creditPaidBack: split?.creditPaidBack ?? 0n,
     creditNote: split?.note,
   };
 }
@@ -357,6 +383,48 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
   };
 }
 
+/**
+ * The `refund_exceeds_change_credit` exception of succeeded refund `refund` of locked `invoice` that
+ * gave back more than the invoice's period kept (`split.takenBack` > 0: billhook refuses such a
+ * refund by hand, `roomAfterChangeCredit`; one made in the gateway's dashboard cannot be refused, the
+ * money has moved): that part is the credit the period's subscription changes already gave the
+ * customer for time it paid for, taken back from their credit (`recordRefundResult` debits it), so
+ * the customer gets back what they paid once, not that credit again. Read under the customer's credit
+ * lock, before the refund's entry is posted: what their credit still held for it (`availableCredit`
+ * less credit refunds in flight, less what this refund pays back of an overpayment first); what it
+ * did not hold leaves their credit in debit, for a person to recover or write off. Either way a
+ * person tells the customer (their credit is lower than they were told) and checks at the gateway.
+ * Details (minor units): `taken_back`, `credit_left` (what their credit held for it), `in_debit`.
+ */
+async function changeCreditTakenBackException(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  refund: RefundRow,
+  split: RefundSplit,
+): Promise<NewException> {
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  let left = available - split.overpayment;
+  if (left < 0n) left = 0n;
+  if (left > split.takenBack) left = split.takenBack;
+  const inDebit = split.takenBack - left;
+  const c = refund.currency;
+  const sale = refund.amount - split.overpayment - split.takenBack;
+  const outcome =
+    inDebit === 0n
+      ? `all ${split.takenBack} was still their credit and is taken back: tell the customer their credit is ${split.takenBack} ${c} lower`
+      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
+  return {
+    kind: 'refund_exceeds_change_credit',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
+    details: { taken_back: split.takenBack, credit_left: left, in_debit: inDebit },
+  };
+}
+
 /** Logs a change of a refund (activities) inside `work.trx`. */
 function refundActivity(work: UnitOfWork, refund: RefundRow, action: string): Promise<void> {
   return recordActivity(work, {
@@ -398,7 +466,9 @@ export interface InvoiceRefundInput {
    * that payment's whole room capped by what the invoice can still give back (`wholeRoom`); without,
    * the invoice's, so only when one payment holds all of it (`paymentToRefund`). Never more than the
    * invoice's period kept when its subscription changes gave the customer credit for paid time
-   * (`roomAfterChangeCredit`).
+   * (`roomAfterChangeCredit`). Omitted with `transaction` omitted too, an invoice that is not a
+   * period invoice (a change's, an add-on's, a one-off) also gives back the customer credit applied
+   * to what it kept, as credit (`wholeRefund`, `returnInvoiceCredit`).
    */
   amount?: bigint;
   reason?: string;
@@ -421,7 +491,17 @@ export interface PreparedRefund {
  * subscription changes gave the customer credit for time it paid for (a downgrade's proration credit)
  * gives back at most what it took in (cash and customer credit applied), less its refunds, less that
  * credit, and never more than its cash left (`roomAfterChangeCredit`): the amount omitted is that much.
- * @throws ConflictError `invoice_not_paid`, `no_gateway_payment`, `gateway_not_configured`,
+ * The amount and the payment omitted, an invoice that no cancellation gives back (not a period
+ * invoice: a prorated change's, an add-on's, a one-off) also gives back, as credit, the customer
+ * credit that paid what it kept (`wholeRefund`: min(kept − cash, credit applied − credit returned);
+ * `returnInvoiceCredit`: its credit note and `inv_…:credit_given_back`), committed with the cash
+ * refund: an upgrade's 937 paid 625 by the credit its period's downgrade gave and 312 by card gives
+ * back 312 to the card and 625 to the customer's credit (before, 312 only: the period invoice carries
+ * that downgrade credit, so the 625 came back nowhere).
+ * The amount and the payment omitted, no cash left to refund but such credit left: 409
+ * `only_credit_left`, naming `POST /v1/invoices/:id/credit/return` (billing/credit-returns.ts
+ * `returnCreditByHand`), which gives it back without a refund.
+ * @throws ConflictError `invoice_not_paid`, `only_credit_left`, `no_gateway_payment`, `gateway_not_configured`,
  * `gateway_account_disabled` (the payment's account); ValidationError (field `transaction`) when it
  * names no succeeded gateway payment of the invoice, (field `amount`) when the amount exceeds what
  * the payment can refund or no single payment can take it (its message names the call per payment:
@@ -469,73 +549,94 @@ async function prepareInvoiceRefund(
   }
   // A payment named is checked first: a bad `transaction` is its field's 422, whatever the amount.
   const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
+  // What all of it would give back: cash, and the customer credit that paid it, as credit.
+  const whole = await wholeRefund(work.trx, invoice);
+  // All of it asked, of an invoice that is not a period invoice, with no cash its payments can refund
+  // but customer credit left to give back: that credit has its own request (no cash refund to make).
+  if (
+    input.amount === undefined &&
+    input.transaction === undefined &&
+    invoice.period_index === null &&
+    whole.cash === 0n &&
+    whole.credit > 0n
+  ) {
+    throw new ConflictError(
+      'only_credit_left',
+      `invoice ${invoiceId} has no cash left that its gateway payments can refund, but ${whole.credit} ${invoice.currency} of the customer credit that paid it is left to give back: POST /v1/invoices/${invoiceId}/credit/return gives it back to the customer's credit. Nothing changed`,
+    );
+  }
   // What the period's change credit to the customer leaves to refund (undefined: no such credit).
-  const left = await roomAfterChangeCredit(work.trx, invoice, input.amount);
+  const left = roomAfterChangeCredit(invoice, whole, input.amount);
   const asked = input.amount ?? left;
   const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
   await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
   if (input.amount === undefined && input.transaction !== undefined) {
-    const whole = await wholeRoom(work.trx, invoice, transaction);
-    amount = left !== undefined && left < whole ? left : whole;
+    const room = await wholeRoom(work.trx, invoice, transaction);
+    amount = left !== undefined && left < room ? left : room;
   }
-  return {
-    refund: await createRefund(work, transaction, { amount, reason: input.reason }),
-    transaction,
-  };
+  const refund = await createRefund(work, transaction, { amount, reason: input.reason });
+  // All of it asked (no amount, no payment named: a payment named is that payment's refund, a
+  // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
+  // add-on's, a one-off): the customer credit that paid what it kept goes back as credit, in the
+  // unit that commits the cash refund (the cash may still fail at the gateway: asked again, it is
+  // cash only, the credit being back already). A period invoice's credit comes back through its
+  // cancellation's refund (billing/cancellation.ts), as it always did.
+  if (
+    input.amount === undefined &&
+    input.transaction === undefined &&
+    invoice.period_index === null &&
+    whole.credit > 0n
+  ) {
+    await returnInvoiceCredit(work, invoice.id, whole.credit, input.reason ?? null);
+  }
+  return { refund, transaction };
 }
 
 /**
- * What a refund by hand may still give back of locked `invoice` when prorated changes of its period
- * gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after the
- * invoice was paid; the rest of a credit that cleared it while partly paid). What the period kept
- * (`kept`) is what the invoice took in, its cash paid and the customer credit applied to it (less
- * what of that credit was given back, `credit_returned`), less what its refunds gave back or hold
- * (succeeded, pending, unknown), less the part of that change credit it carries (up to all it took
- * in less its refunds of the sale: an overpayment stays refundable), whatever became of the credit
- * since (held, spent on later invoices, refunded): the customer already has it back, so a whole
- * refund gives back what the period kept, as a cancellation's `full` refund does (it owes the period
- * net of its changes' credits: billing/cancellation.ts). A refund by hand gives back cash only, so
- * it is never more than the cash paid less its refunds either. 2000 paid, a downgrade credits 500 of
- * it to the customer: 1500 can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and
- * 1250 by card, a downgrade credits 625: the period kept 1875, of which the 1250 of cash can go back
- * (a cancellation `full` gives 1250 cash and 625 of the credit back); if 625 of the customer's
+ * What a refund by hand may still give back in cash of locked `invoice` when prorated changes of its
+ * period gave the customer credit for time it paid for (`periodCreditToCustomer`: a downgrade after
+ * the invoice was paid; the rest of a credit that cleared it while partly paid), from `whole`
+ * (`wholeRefund`, billing/credit-returns.ts). What the period kept (`kept`) is what the invoice took
+ * in, its cash paid and the customer credit applied to it (less what of that credit was given back,
+ * `credit_returned`), less what its refunds gave back or hold (succeeded, pending, unknown; not what they took back of
+ * that change credit, beyond what the period kept: `changeCreditTakenBackOf`), less what disputes
+ * took of its payments and hold or lost (`disputedAway`: a chargeback gave the customer that money
+ * back), less the part of that change credit it carries (up to all it took in less its refunds of the sale: an
+ * overpayment stays refundable), whatever became of the credit since (held, spent on later invoices,
+ * refunded): the customer already has it back, so a whole refund gives back what the period kept, as
+ * a cancellation's `full` refund does (it owes the period net of its changes' credits:
+ * billing/cancellation.ts). Its cash part is never more than the cash paid less its refunds and
+ * disputes, nor,
+ * the amount omitted, than what the invoice's gateway payments can still refund together (the rest
+ * of what it kept, of an invoice that is not a period invoice, goes back as the customer credit that
+ * paid it: `prepareInvoiceRefund`). 2000 paid, a downgrade credits 500 of it to the customer: 1500
+ * can be refunded by hand, not 2000. 2500 paid 1250 by customer credit and 1250 by card, a
+ * downgrade credits 625: the period kept 1875, of which the 1250 of cash can be refunded by hand (a
+ * cancellation's `full` gives 1250 in cash and 625 of the credit back); if 625 of the customer's
  * credit was then refunded in cash through that card (a customer-credit refund, no refund of the
  * invoice: its room 1250 → 625), an omitted amount gives back 625.
  * @param amount what the refund asks, minor units (undefined: all that is left)
- * @returns what an omitted amount gives back, min(kept, cash left, what the invoice's gateway
- * payments can still refund: the sum of their rooms, `refundRooms`), minor units ≥ 0 of the
- * invoice's currency (an amount asked within `kept` passes: beyond the cash or its payment's room,
- * the payment refuses it, 422 on `amount`: `createRefund`); undefined when the period gave the
- * customer no such credit (the refund is as it always was: its payment's room, `createRefund`)
+ * @returns what an omitted amount gives back in cash (`whole.cash`: min(kept, cash left, the sum of
+ * its gateway payments' rooms); `whole.cashLeft`, not capped by the rooms, for an amount asked),
+ * minor units ≥ 0 of the invoice's currency (an amount asked within `kept` passes: beyond the cash
+ * or its payment's room, the payment refuses it, 422 on `amount`: `createRefund`); undefined when
+ * the period gave the customer no such credit (the refund is as it always was: its payment's room,
+ * `createRefund`)
  * @throws ConflictError `refund_exceeds_change_credit` (field `amount`, naming the credit and the
- * amounts) when `amount` is more than `kept`, or, omitted, nothing is left; nothing changes
+ * amounts) when `amount` is more than `kept`, or, omitted, no cash is left to give back; nothing
+ * changes
  */
-async function roomAfterChangeCredit(
-  trx: Kysely<Database>,
+function roomAfterChangeCredit(
   invoice: InvoiceRow,
+  whole: WholeRefund,
   amount: bigint | undefined,
-): Promise<bigint | undefined> {
-  const credited = (await periodCreditToCustomer(trx, invoice)).total;
+): bigint | undefined {
+  const { credited, inFlight, refunded, disputed, kept, cashLeft: most } = whole;
   if (credited <= 0n) return undefined;
-  const inFlight = await refundedInFlight(trx, invoice.id);
-  const refunded = invoice.amount_refunded + inFlight;
-  const creditKept = invoice.credit_applied - invoice.credit_returned;
-  const kept = invoice.amount_paid + creditKept - refunded - credited;
-  const cash = invoice.amount_paid - refunded;
-  // min(kept, cash), never below 0, on bigints (Math.min takes numbers only).
-  let most = kept;
-  if (most > cash) most = cash;
-  if (most < 0n) most = 0n;
   if (amount !== undefined && amount <= kept) return most;
-  if (amount === undefined && most > 0n) {
-    // Never more than the invoice's payments can still refund either: a customer-credit refund
-    // through one of them (no refund of the invoice) takes part of its room.
-    const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
-    if (most > room) most = room;
-    return most;
-  }
+  if (amount === undefined && most > 0n) return whole.cash;
   const c = invoice.currency;
   const what = amount === undefined ? 'a whole refund' : `a refund of ${amount} ${c}`;
   const byCredit =
@@ -546,9 +647,9 @@ async function roomAfterChangeCredit(
     invoice.credit_applied > 0n
       ? `, credit applied ${invoice.credit_applied}${invoice.credit_returned > 0n ? `, credit returned ${invoice.credit_returned}` : ''}`
       : '';
-  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}${byCredit}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
+  const message = `${what} of invoice ${invoice.id} would give back more than its period kept: it was paid ${invoice.amount_paid} ${c}${byCredit}, its refunds gave back ${invoice.amount_refunded}${inFlight > 0n ? ` and hold ${inFlight} in flight` : ''}${disputed > 0n ? `, disputes took ${disputed} (open or lost)` : ''}, and ${credited} ${c} of the credit this period's subscription changes gave the customer for time it paid for counts against it (held, spent or refunded: theirs already), so at most ${most} ${c} can be refunded by hand. Nothing changed`;
   throw new ConflictError('refund_exceeds_change_credit', message, {
-    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}${creditFields}, refunded ${refunded}, change credit to the customer ${credited})`,
+    amount: `at most ${most} ${c} (paid ${invoice.amount_paid}${creditFields}, refunded ${refunded}${disputed > 0n ? `, disputed ${disputed}` : ''}, change credit to the customer ${credited})`,
   });
 }
 
@@ -611,7 +712,12 @@ async function paymentToRefund(
     .filter(({ room }) => room > 0n)
     .map(({ transaction, room }) => `{"transaction": "${transaction.id}"} (up to ${room})`)
     .join(', ');
-  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}`;
+  // Each payment refunded by name gives back cash only: the credit that paid the invoice has its own request.
+  const credit =
+    invoice.period_index === null && invoice.credit_applied > invoice.credit_returned
+      ? `, then POST /v1/invoices/${invoice.id}/credit/return for the customer credit that paid it`
+      : '';
+  const how = `POST /v1/invoices/${invoice.id}/refund once per payment, naming it: ${calls}${credit}`;
   throw new ValidationError('no single payment can take the refund', {
     amount:
       amount > total

@@ -4,6 +4,7 @@ import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordDispute } from '../../src/payments/disputes.ts';
 import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -17,6 +18,8 @@ import {
 import { capturedInPart, paidAgain, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { entryPostings } from '../support/money-core.ts';
 import { insertPlan } from '../support/plans.ts';
+import { deliverStripe, refundObject, stripeEvent } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -28,7 +31,12 @@ const d = (iso: string) => new Date(iso);
  * refunded), and its credit note's tax is worked over what the invoice still asks net of that credit
  * (billing/credit-notes.ts), as a cancellation's refund gives back the period net of its changes'
  * credits. Before, a whole refund by hand gave back all that was paid while the customer kept the
- * credit, and the note's tax ignored the credit's tax.
+ * credit, and the note's tax ignored the credit's tax. A change invoice refunded whole (amount
+ * omitted) also gives back, as credit, the customer credit it took (billing/credit-returns.ts
+ * `wholeRefund`): the period invoice carries the change credit, so an upgrade paid by it gave that
+ * credit back nowhere before. With no cash left to refund, that credit comes back alone by
+ * `POST /v1/invoices/:id/credit/return` (`returnCreditByHand`); a dispute open or lost counts as
+ * given back of the sale (`disputedAway`), so a chargeback moves the change credit elsewhere.
  *
  * Subscriptions start on Feb 1 2027 (28 days) and change on Feb 15 (14 days left) or Feb 22 (7
  * left), on a simulated clock; plans are FLAT_FEE, taxed at 25% (`flatPlan`) or untaxed. Each
@@ -83,7 +91,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     return { customer: customer.id as string, sub };
   };
   /** Cancels subscription `id` now (at `at`) with refund type `refundType`, as the API's cancellation does. */
-  const cancelAt = (id: string, refundType: 'full' | 'prorate', at: string) =>
+  const cancelAt = (id: string, refundType: 'none' | 'full' | 'prorate', at: string) =>
     cancelSubscriptionWithRefund(
       db(),
       'system',
@@ -803,5 +811,762 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     );
     expect(await creditOf(customer)).toEqual([]);
     expect((await invoiceOf(sub.invoice.id)).amount_refunded).toBe(2500);
+  });
+
+  it.each([
+    ['SGD', 'period invoice first'],
+    ['VND', 'change invoice first'],
+  ] as const)(
+    '%s (%s): an upgrade paid by the period’s own change credit, both invoices refunded whole by hand: all the customer paid comes back, the change invoice’s credit as credit',
+    async (currency, order) => {
+      // 2000 + 25% = 2500 paid by card Feb 1. Feb 15 (14 of 28 days left) down to 1000 + 25%:
+      // −1000 − 250 tax unused, +500 + 125 tax: −500 net, −125 tax, 625 to the customer's credit.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      // Feb 22 (7 left) up to 4000 + 25%: −250 − 62.5 tax unused, +1000 + 250 tax: 750 net, 187 tax
+      // (187.5 rounded), 937; the customer's 625 of credit first, the card the other 312.
+      const up = await changeAt(sub.id, await flatPlan(app, currency, 4000), '2027-02-22T00:00:00Z');
+      expect(up.invoice).toMatchObject({ subtotal: 750n, tax: 187n, total: 937n, credit_applied: 625n });
+      stripeChargeSucceeds();
+      const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+      expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 312 });
+      expect(await creditOf(customer)).toEqual([]);
+      const period = sub.invoice.id;
+      const change = up.invoice!.id;
+
+      // `full` owes 2500 − 625 + 937 = 2812; the period invoice holds 2500: refused, and the message
+      // names what works (before: "refund 2500 of" the period invoice, which is refused beyond 1875).
+      const before = await ledgerIn(app, currency);
+      const refused = await cancelAt(sub.id, 'full', '2027-02-23T00:00:00Z').catch((e: unknown) => e);
+      expect(refused).toMatchObject({ status: 422 });
+      const message = (refused as { fields: { refund_type: string } }).fields.refund_type;
+      expect(message).toContain(`owes 2812 ${currency}`);
+      expect(message).toContain('refund each invoice of the period whole by hand');
+      expect(message).toContain(
+        `POST /v1/invoices/${period}/refund with no amount (1875 ${currency} in cash: what it kept of the period`,
+      );
+      expect(message).toContain(
+        `POST /v1/invoices/${change}/refund with no amount (312 ${currency} in cash and 625 ${currency} of the customer credit it took, as credit)`,
+      );
+      expect(await ledgerIn(app, currency)).toEqual(before);
+
+      // As it says (VND cancels with `none` first, MXN not). The period invoice: what it kept, 2500 − 625 = 1875, in cash; its note's tax over
+      // what it still asks, 500 − 125 = 375 of 1875: 1500 + 375. The change invoice: its 312 to the
+      // card and the 625 of credit it took back to the customer's credit. Its notes' tax, cumulative
+      // over its 937 (it carries none of the change credit: the period invoice carries all 625): the
+      // credit's first (committed with the cash refund), round(187 × 625/937) = 125 (500 net), then
+      // the cash's 187 − 125 = 62 (250 net).
+      const refundPeriod = async () => {
+        stripeRefundSucceeds(`re_${currency}_period`);
+        const answer = await refund(period, {});
+        expect(answer.body).toMatchObject({ status: 'succeeded', amount: 1875 });
+      };
+      const refundChange = async () => {
+        stripeRefundSucceeds(`re_${currency}_change`);
+        const answer = await refund(change, {});
+        expect(answer.body).toMatchObject({ status: 'succeeded', amount: 312 });
+      };
+      if (currency === 'VND') {
+        const none = await cancelAt(sub.id, 'none', '2027-02-23T00:00:00Z');
+        expect(none).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
+      }
+      if (order === 'period invoice first') {
+        await refundPeriod();
+        await refundChange();
+      } else {
+        await refundChange();
+        await refundPeriod();
+      }
+      const rows = await db()
+        .selectFrom('refunds')
+        .select(['invoice_id', 'amount', 'status', 'kind'])
+        .where('invoice_id', 'in', [period, change])
+        .orderBy('amount', 'desc')
+        .execute();
+      expect(rows).toEqual([
+        { invoice_id: period, amount: 1875n, status: 'succeeded', kind: 'payment' },
+        { invoice_id: change, amount: 312n, status: 'succeeded', kind: 'payment' },
+      ]);
+      expect(await invoiceOf(period)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_paid: 2500,
+        amount_refunded: 1875,
+        credit_returned: 0,
+        notes: [[1500, 375]],
+      });
+      const changeNow = await invoiceOf(change);
+      expect(changeNow).toMatchObject({
+        status: 'REFUNDED',
+        amount_paid: 312,
+        amount_refunded: 312,
+        credit_applied: 625,
+        credit_returned: 625,
+      });
+      expect([...changeNow.notes].sort((a, b) => b[0] - a[0])).toEqual([
+        [500, 125],
+        [250, 62],
+      ]);
+      // Paid 2500 + 312 = 2812 in cash; back 1875 + 312 = 2187 in cash and 625 of credit: 2812
+      // (before: no credit, 625 short).
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      // Nothing more by hand on either.
+      expect((await refund(period, {})).body.error?.code).toBe('refund_exceeds_change_credit');
+      expect((await refund(change, {})).body.error?.code).toBe('invoice_not_paid');
+      // Books: revenue 2000 − 500 + 750 = 2250 earned, all given back (1500 + 500 + 250); tax 500 −
+      // 125 + 187 − 375 − 125 − 62 = 0; receivable 0; the customer's 625 of credit, which the 2812 −
+      // 2187 = 625 still in clearing pays for.
+      expect(await ledgerIn(app, currency)).toMatchObject({
+        'receivable:customer': 0,
+        revenue: -2250,
+        refunds: 2250,
+        tax_payable: 0,
+        'customer_credit:customer': -625,
+        'gateway_clearing:stripe': 625,
+      });
+    },
+  );
+
+  it('ILS: a one-off invoice paid partly by customer credit, refunded whole by hand, gives its credit back as credit (no cancellation would)', async () => {
+    // (5000 − 1000) × 7/28 = 1000 + 250 tax = 1250 of credit (another subscription's downgrade). A
+    // one-off untaxed 2000: the credit pays 1250, the card 750.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'ILS', 5000);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ILS', amount: 1250 }]);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'ILS',
+      lines: [{ description: 'Consulting', amount: 2000, quantity: 1 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(open.body).toMatchObject({ status: 'OPEN', total: 2000, credit_applied: 1250, amount_due: 750 });
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {
+      payment_method: method!.id,
+    });
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 750 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    const before = await ledgerIn(app, 'ILS');
+    // Amount omitted: 750 to the card, and the 1250 of credit back to the customer's credit (before:
+    // 750 only, the 1250 kept). Untaxed: the notes are all revenue, the credit's first.
+    stripeRefundSucceeds('re_php_one_off');
+    const whole = await refund(draft.body.id, {});
+    expect(whole.body).toMatchObject({ status: 'succeeded', amount: 750 });
+    const invoice = await invoiceOf(draft.body.id);
+    expect(invoice).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 750,
+      credit_applied: 1250,
+      credit_returned: 1250,
+    });
+    expect([...invoice.notes].sort((a, b) => b[0] - a[0])).toEqual([
+      [1250, 0],
+      [750, 0],
+    ]);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'ILS', amount: 1250 }]);
+    // Books moved by the refund: refunds 2000 debited, the customer's credit 1250 and clearing 750
+    // credited.
+    const after = await ledgerIn(app, 'ILS');
+    expect({
+      refunds: (after.refunds ?? 0) - (before.refunds ?? 0),
+      credit: after['customer_credit:customer']! - before['customer_credit:customer']!,
+      clearing: after['gateway_clearing:stripe']! - before['gateway_clearing:stripe']!,
+      tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
+    }).toEqual({ refunds: 2000, credit: -1250, clearing: -750, tax: 0 });
+  });
+
+  it.each([
+    ['BRL', 'lost'],
+    ['PEN', 'won'],
+  ] as const)(
+    '%s: the period invoice’s payment disputed (%s), then the upgrade paid by the period’s change credit refunded whole: a lost chargeback counts as given back, so the credit is not given back twice',
+    async (currency, outcome) => {
+      // 2000 + 25% = 2500 by card Feb 1; Feb 15 down to 1000 + 25%: 625 to the customer's credit;
+      // Feb 22 up to 4000 + 25%: 937, paid 625 by that credit and 312 by card (as the SGD test).
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      const up = await changeAt(sub.id, await flatPlan(app, currency, 4000), '2027-02-22T00:00:00Z');
+      expect(up.invoice).toMatchObject({ total: 937n, credit_applied: 625n });
+      stripeChargeSucceeds();
+      const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+      expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 312 });
+      // The customer disputes the whole 2500 of the period invoice's card payment: the funds are
+      // withdrawn (open), then the dispute is lost (the customer has the 2500 back) or won.
+      const txn = await db()
+        .selectFrom('transactions')
+        .selectAll()
+        .where('invoice_id', '=', sub.invoice.id)
+        .where('status', '=', 'succeeded')
+        .executeTakeFirstOrThrow();
+      for (const status of ['open', outcome] as const) {
+        await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+          recordDispute(work, txn, { gatewayDisputeId: `du_${currency}`, status, amount: 2500n }),
+        );
+      }
+      stripeRefundSucceeds(`re_${currency}_change`);
+      const whole = await refund(up.invoice!.id, {});
+      expect(whole.body).toMatchObject({ status: 'succeeded', amount: 312 });
+      const change = await invoiceOf(up.invoice!.id);
+      if (outcome === 'lost') {
+        // The period invoice kept 2500 − 2500 lost = 0, so it carries none of the 625 of change
+        // credit; the upgrade's invoice carries all of it (room 312 + 625 = 937): it kept 937 − 625 =
+        // 312, given back in cash, no credit. Paid 2500 + 312 = 2812 in cash; back 2500 by the
+        // chargeback and 312 by the refund: 2812 (before: 625 of credit more, 3437).
+        expect(change).toMatchObject({ amount_refunded: 312, credit_applied: 625, credit_returned: 0 });
+        expect(await creditOf(customer)).toEqual([]);
+      } else {
+        // Won: the 2500 came back to the invoice, which carries the 625 again; the upgrade's invoice
+        // kept its 937: 312 to the card, 625 back to the customer's credit (as with no dispute).
+        expect(change).toMatchObject({ amount_refunded: 312, credit_applied: 625, credit_returned: 625 });
+        expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      }
+    },
+  );
+
+  it('ARS: a cancellation’s full refund after a chargeback lost on part of the period invoice gives back the rest only (1500), not the 2500 again', async () => {
+    // 2000 + 25% = 2500 by card Feb 1, no change; 1000 of it disputed and lost (the customer has it
+    // back). `full` owes 2500 less what was given back, the 1000 lost: 1500, in cash (2500 − 1000
+    // left on the card). Before: 2500, the card's whole room (a dispute is no refund on it).
+    const { sub } = await paidFeb1(await flatPlan(app, 'ARS', 2000));
+    const txn = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', sub.invoice.id)
+      .where('status', '=', 'succeeded')
+      .executeTakeFirstOrThrow();
+    for (const status of ['open', 'lost'] as const) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, txn, { gatewayDisputeId: 'du_ARS', status, amount: 1000n }),
+      );
+    }
+    stripeRefundSucceeds('re_ARS_full');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-23T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([1500n]);
+    expect(cancelled.creditNote).toBeNull();
+  });
+
+  /**
+   * A Stripe customer with 1250 of credit ((5000 − 1000) × 7/28 = 1000 + 250 tax: another
+   * subscription's downgrade) and a one-off untaxed invoice of `amount` in `currency`, finalized
+   * (the credit applied first) and, when something is left due, charged to the card.
+   */
+  const oneOffWithCredit = async (currency: string, amount: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, 5000);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency,
+      lines: [{ description: 'Consulting', amount, quantity: 1 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    if (open.body.amount_due > 0) {
+      stripeChargeSucceeds();
+      await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, { payment_method: method!.id });
+    }
+    return { customer: customer.id as string, invoice: draft.body.id as string };
+  };
+  const returnCredit = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/credit/return`, body);
+
+  it('COP: a one-off paid 1250 by credit and 750 by card, its 750 refunded by amount: PARTIALLY_REFUNDED, and POST …/credit/return gives the 1250 back', async () => {
+    const { customer, invoice } = await oneOffWithCredit('COP', 2000);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 1250,
+      amount_paid: 750,
+    });
+    stripeRefundSucceeds('re_COP_cash');
+    expect((await refund(invoice, { amount: 750 })).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    // The 1250 of credit it took is still kept: not REFUNDED (before: REFUNDED, and the credit could
+    // never come back: a whole refund was 409 invoice_not_paid).
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 0 });
+    // A whole refund now has no cash to give back: 409 naming the request for the credit.
+    const whole = await refund(invoice, {});
+    expect({ status: whole.status, code: whole.body.error?.code }).toEqual({
+      status: 409,
+      code: 'only_credit_left',
+    });
+    expect(whole.body.error.message).toContain(`1250 COP`);
+    expect(whole.body.error.message).toContain(`POST /v1/invoices/${invoice}/credit/return`);
+    // More than can go back: 422 on amount, nothing changes. Kept 2000 − 750 = 1250, no cash left.
+    const tooMuch = await returnCredit(invoice, { amount: 1251 });
+    expect({ status: tooMuch.status, amount: tooMuch.body.error?.fields?.amount }).toEqual({
+      status: 422,
+      amount: 'at most 1250 COP (credit applied 1250, returned 0; kept 1250, cash still refundable 0)',
+    });
+    const before = await ledgerIn(app, 'COP');
+    const back = await returnCredit(invoice, { reason: 'goodwill' });
+    expect(back.status).toBe(201);
+    expect(back.body).toMatchObject({
+      object: 'invoice_credit_return',
+      invoice: { id: invoice, status: 'REFUNDED', amount_refunded: 750, credit_returned: 1250 },
+      credit_note: { invoice, refund: null, subtotal: 1250, tax: 0, total: 1250, reason: 'goodwill' },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'COP', amount: 1250 }]);
+    // Books: 1250 of refunds (revenue given back, untaxed), the customer's credit 1250 more.
+    const after = await ledgerIn(app, 'COP');
+    expect({
+      refunds: (after.refunds ?? 0) - (before.refunds ?? 0),
+      credit: after['customer_credit:customer']! - (before['customer_credit:customer'] ?? 0),
+      tax: (after.tax_payable ?? 0) - (before.tax_payable ?? 0),
+    }).toEqual({ refunds: 1250, credit: -1250, tax: 0 });
+    // Nothing more: the credit is back, the cash refunded.
+    const again = await returnCredit(invoice, {});
+    expect({ status: again.status, code: again.body.error?.code }).toEqual({
+      status: 409,
+      code: 'credit_not_returnable',
+    });
+  });
+
+  it('EGP: a one-off paid wholly by credit gives it back by POST …/credit/return, in parts; a refund is 409 only_credit_left, a period invoice 409 period_invoice_credit', async () => {
+    const { customer, invoice } = await oneOffWithCredit('EGP', 1000);
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PAID', credit_applied: 1000, amount_paid: 0 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'EGP', amount: 250 }]);
+    // Before: 409 no_gateway_payment, and no way to give the credit back by hand.
+    expect((await refund(invoice, {})).body.error?.code).toBe('only_credit_left');
+    const part = await returnCredit(invoice, { amount: 400 });
+    expect(part.body.invoice).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 400 });
+    expect((await returnCredit(invoice, { amount: 601 })).body.error?.fields?.amount).toMatch(
+      /^at most 600 EGP/,
+    );
+    const rest = await returnCredit(invoice, {});
+    expect(rest.body).toMatchObject({
+      invoice: { status: 'REFUNDED', credit_returned: 1000 },
+      credit_note: { total: 600 },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'EGP', amount: 1250 }]);
+    // A period invoice's credit comes back through its cancellation's refund.
+    const { sub } = await paidFeb1(await flatPlan(app, 'EGP', 2000));
+    const period = await returnCredit(sub.invoice.id, {});
+    expect({ status: period.status, code: period.body.error?.code }).toEqual({
+      status: 409,
+      code: 'period_invoice_credit',
+    });
+  });
+
+  it('DKK / CZK: the requests a refused full or prorate names work when followed literally (a change invoice paid wholly by credit; a prorate amount beyond a change invoice’s cash)', async () => {
+    // DKK: 2000 + 25% = 2500 by card Feb 1; another subscription's downgrade Feb 22 gives (9000 −
+    // 1000) × 7/28 = 2000 + 500 tax = 2500 of credit; Feb 22 up to 4000 + 25%: (4000 − 2000) × 7/28
+    // = 500 + 125 tax = 625, all by that credit.
+    const dkk = await paidFeb1(await flatPlan(app, 'DKK', 2000));
+    await downgradeCredit(app, dkk.customer, 'DKK', 9000);
+    const up = await changeAt(dkk.sub.id, await flatPlan(app, 'DKK', 4000), '2027-02-22T00:00:00Z');
+    expect(up.invoice).toMatchObject({ total: 625n, credit_applied: 625n, status: 'PAID' });
+    // full owes 2500 + 625 = 3125, the period invoice holds 2500: refused.
+    const full = await cancelAt(dkk.sub.id, 'full', '2027-02-23T00:00:00Z').catch((e: unknown) => e);
+    const fullSays = (full as { fields: { refund_type: string } }).fields.refund_type;
+    // Before: "each of <change> its cash through its payments and, as credit, …", a refund then 409
+    // no_gateway_payment (no payment) — now the credit's own request.
+    expect(fullSays).toContain(
+      `POST /v1/invoices/${dkk.sub.invoice.id}/refund with no amount (2500 DKK in cash`,
+    );
+    expect(fullSays).toContain(`POST /v1/invoices/${up.invoice!.id}/credit/return with no amount (625 DKK`);
+    await cancelAt(dkk.sub.id, 'none', '2027-02-23T00:00:00Z');
+    stripeRefundSucceeds('re_DKK_period');
+    expect((await refund(dkk.sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 2500 });
+    const dkkCredit = await returnCredit(up.invoice!.id, {});
+    expect(dkkCredit.body).toMatchObject({ invoice: { status: 'REFUNDED', credit_returned: 625 } });
+    // Paid 2500 in cash and 625 of credit: back 2500 in cash, the 625 as credit (2500 − 625 + 625 held).
+    expect(await creditOf(dkk.customer)).toEqual([{ currency: 'DKK', amount: 2500 }]);
+
+    // CZK: the same 2500 and 2500 of credit; Feb 22 up to 20000 + 25%: 18000 × 7/28 = 4500 + 1125
+    // tax = 5625: 2500 by credit, 3125 by card. prorate at Feb 22 12:00 (6.5 of 28 days left) owes
+    // the unused time of 25000: round(25000 × 6.5/28) = 5804; the period invoice gives 2500 in cash,
+    // the change invoice 3125 in cash and 179 of its credit as credit. Before: "refund 3304 CZK of"
+    // the change invoice, refused 422 (its card holds 3125).
+    const czk = await paidFeb1(await flatPlan(app, 'CZK', 2000));
+    await downgradeCredit(app, czk.customer, 'CZK', 9000);
+    const upCzk = await changeAt(czk.sub.id, await flatPlan(app, 'CZK', 20000), '2027-02-22T00:00:00Z');
+    expect(upCzk.invoice).toMatchObject({ total: 5625n, credit_applied: 2500n });
+    stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${upCzk.invoice!.id}/charge`, {});
+    const prorate = await cancelAt(czk.sub.id, 'prorate', '2027-02-22T12:00:00Z').catch((e: unknown) => e);
+    const prorateSays = (prorate as { fields: { refund_type: string } }).fields.refund_type;
+    const owed = Number(/owes (\d+) CZK/.exec(prorateSays)![1]);
+    expect(owed).toBe(5804);
+    const steps = [
+      ...prorateSays.matchAll(/POST \/v1\/invoices\/(\S+)\/(refund|credit\/return) \{"amount": (\d+)\}/g),
+    ];
+    expect(steps.map(([, id, what]) => [id, what])).toEqual([
+      [czk.sub.invoice.id, 'refund'],
+      [upCzk.invoice!.id, 'refund'],
+      [upCzk.invoice!.id, 'credit/return'],
+    ]);
+    expect(steps.map(([, , , amount]) => Number(amount))).toEqual([2500, 3125, owed - 5625]);
+    await cancelAt(czk.sub.id, 'none', '2027-02-22T12:00:00Z');
+    const creditBefore = (await creditOf(czk.customer))[0]?.amount ?? 0;
+    for (const [, id, what, amount] of steps) {
+      if (what === 'refund') stripeRefundSucceeds(`re_CZK_${id}`);
+      const path = what === 'refund' ? 'refund' : 'credit/return';
+      const answer = await app.api('POST', `/v1/invoices/${id}/${path}`, { amount: Number(amount) });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    }
+    expect((await creditOf(czk.customer))[0]?.amount).toBe(creditBefore + owed - 5625);
+  });
+
+  it('KES: the card’s room taken by a customer-credit refund: a whole refund is 409 only_credit_left (before: 422 on the cash, the credit never back), POST …/credit/return gives the 1250 back', async () => {
+    // A one-off 2000 paid 1250 by credit and 750 by card; then 750 more credit ((3400 − 1000) ×
+    // 7/28 = 600 + 150 tax), paid back in cash through the newest gateway payment: the one-off's
+    // card (the downgrades' invoices were paid offline), whose room goes 750 → 0.
+    const { customer, invoice } = await oneOffWithCredit('KES', 2000);
+    await downgradeCredit(app, customer, 'KES', 3400);
+    expect(await creditOf(customer)).toEqual([{ currency: 'KES', amount: 750 }]);
+    stripeRefundSucceeds('re_KES_credit');
+    const cashed = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 750,
+      currency: 'KES',
+    });
+    expect(cashed.status).toBe(201);
+    // The one-off kept 2000 (750 cash + 1250 credit); its card can refund 0 of it: no cash, 1250 credit.
+    const whole = await refund(invoice, {});
+    expect({ status: whole.status, code: whole.body.error?.code }).toEqual({
+      status: 409,
+      code: 'only_credit_left',
+    });
+    const back = await returnCredit(invoice, {});
+    expect(back.body).toMatchObject({
+      invoice: { status: 'PARTIALLY_REFUNDED', amount_refunded: 0, credit_returned: 1250 },
+      credit_note: { total: 1250 },
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'KES', amount: 1250 }]);
+  });
+
+  it('QAR: a one-off paid by credit and two card payments: the refusal of a whole refund names each payment, then …/credit/return; followed, all comes back', async () => {
+    // 2000: 1250 by credit, 750 due: 500 captured in part, then the other 250 charged.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'QAR', 5000);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency: 'QAR',
+      lines: [{ description: 'Consulting', amount: 2000, quantity: 1 }],
+    });
+    const id = draft.body.id as string;
+    await app.api('POST', `/v1/invoices/${id}/finalize`);
+    await capturedInPart(app, id, 500, 'pi_QAR_part');
+    stripeChargeSucceeds();
+    const rest = await app.api('POST', `/v1/invoices/${id}/charge`, { payment_method: method!.id });
+    expect(rest.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 750, credit_applied: 1250 });
+    const whole = await refund(id, {});
+    expect(whole.status).toBe(422);
+    expect(whole.body.error.fields.amount).toContain(
+      `then POST /v1/invoices/${id}/credit/return for the customer credit that paid it`,
+    );
+    const calls = [...whole.body.error.fields.amount.matchAll(/\{"transaction": "(txn_[^"]+)"\}/g)];
+    expect(calls).toHaveLength(2);
+    for (const [, transaction] of calls) {
+      stripeRefundSucceeds(`re_QAR_${transaction}`);
+      expect((await refund(id, { transaction })).status).toBe(201);
+    }
+    expect(await invoiceOf(id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 750 });
+    expect((await returnCredit(id, {})).body.invoice).toMatchObject({
+      status: 'REFUNDED',
+      credit_returned: 1250,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'QAR', amount: 1250 }]);
+  });
+
+  it('RSD: full refused with the period invoice paid partly by credit; cancelled with none, its credit comes back by POST …/credit/return as the message says', async () => {
+    // 1250 of credit from Feb 22, then a subscription from Mar 1 to 2000 + 25%: 1250 by credit, 1250
+    // by card. Mar 15 (17 of 31 days left) up to 4000 + 25%: the change invoice paid by card.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'RSD', 5000);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, 'RSD', 2000),
+      method: method!.id,
+      start: d('2027-03-01T00:00:00Z'),
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      total: 2500,
+      credit_applied: 1250,
+      amount_paid: 1250,
+    });
+    const up = await changeAt(sub.id, await flatPlan(app, 'RSD', 4000), '2027-03-15T00:00:00Z');
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    const upPaid = Number(charged.body.invoice.amount_paid);
+    const refused = await cancelAt(sub.id, 'full', '2027-03-16T00:00:00Z').catch((e: unknown) => e);
+    const says = (refused as { fields: { refund_type: string } }).fields.refund_type;
+    // Before: "its 1250 … of customer credit is not given back by hand" — stranded.
+    expect(says).toContain(
+      `its 1250 RSD of customer credit by POST /v1/invoices/${sub.invoice.id}/credit/return with no amount once cancelled`,
+    );
+    // Not cancelled yet: the period invoice's credit is the cancellation's to give back.
+    expect((await returnCredit(sub.invoice.id, {})).body.error?.code).toBe('period_invoice_credit');
+    await cancelAt(sub.id, 'none', '2027-03-16T00:00:00Z');
+    stripeRefundSucceeds('re_RSD_period');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    stripeRefundSucceeds('re_RSD_change');
+    expect((await refund(up.invoice!.id, {})).body).toMatchObject({ status: 'succeeded', amount: upPaid });
+    const back = await returnCredit(sub.invoice.id, {});
+    expect(back.body.invoice).toMatchObject({ status: 'REFUNDED', credit_returned: 1250 });
+    // Paid 1250 of credit and 1250 + the change's cash: all back, the credit as credit.
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'RSD', amount: 1250 }]);
+  });
+
+  /**
+   * Stripe reports refund `gatewayRefundId` of invoice `invoice`'s card payment `status` by webhook
+   * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
+   * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
+   * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR).
+   * @returns the refund row once in `status`, and the payment
+   */
+  const stripeReports = async (
+    invoice: string,
+    gatewayRefundId: string,
+    amount: bigint,
+    currency: string,
+    status: 'succeeded' | 'failed',
+  ) => {
+    const payment = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoice)
+      .executeTakeFirstOrThrow();
+    const event = stripeEvent(
+      'charge.refund.updated',
+      refundObject({
+        id: gatewayRefundId,
+        amount: Number(amount),
+        intent: payment.gateway_transaction_id,
+        status,
+        currency: currency.toLowerCase(),
+      }),
+    );
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    const refund = await waitFor(`refund ${gatewayRefundId} ${status}`, () =>
+      db()
+        .selectFrom('refunds')
+        .selectAll()
+        .where('gateway_refund_id', '=', gatewayRefundId)
+        .where('status', '=', status)
+        .executeTakeFirst(),
+    );
+    return { refund, payment };
+  };
+  /** The reconciliation exceptions about payment `transactionId`: kind, message, details. */
+  const exceptionsOf = (transactionId: string) =>
+    db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details', 'refund_id'])
+      .where('transaction_id', '=', transactionId)
+      .orderBy('created_at')
+      .execute();
+
+  it.each([
+    ['PHP', 1n],
+    ['XOF', 1n],
+    // Three decimals; amounts ×10 (Stripe takes KWD amounts ending in 0 only).
+    ['KWD', 10n],
+  ] as const)(
+    '%s: a dashboard refund of what the period no longer kept takes the change credit back (no note, tax payable 0) and opens refund_exceeds_change_credit; once the refund by hand fails, the 1875 are refundable again',
+    async (currency, x) => {
+      // 2000 + 25% = 2500 paid by card (×x). Feb 15 (14 of 28 days left): down to 1000 + 25%: 500 +
+      // 125 tax = 625 to the customer's credit. 2500 − 625 = 1875 refunded by hand (amount omitted):
+      // note 1500 + 375 (taxAsked 500 − 125 = 375 of asked 1875, all given back): tax payable
+      // −500 + 125 + 375 = 0. The other 625 is still captured on the card.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, Number(2000n * x)));
+      await changeAt(sub.id, await flatPlan(app, currency, Number(1000n * x)), '2027-02-15T00:00:00Z');
+      expect(await creditOf(customer)).toEqual([{ currency, amount: Number(625n * x) }]);
+      stripeRefundSucceeds(`re_hand_dash_${currency}`);
+      const hand = await refund(sub.invoice.id, {});
+      expect(hand.body).toMatchObject({ status: 'succeeded', amount: Number(1875n * x) });
+
+      // Those 625 refunded in Stripe's dashboard: the money left, so it is booked, but billhook would
+      // have refused it by hand (the period kept nothing more): it is the 625 of change credit paid
+      // back in cash. Their credit 625 → 0 (debited 625, no note: no revenue or tax given back
+      // again); the customer has 2500 back of 2500 paid, not 2500 + 625 of credit. Before: a note of
+      // 500 + 125 (tax payable 125 in debit), the credit kept, nothing flagged.
+      const { refund: dash, payment } = await stripeReports(
+        sub.invoice.id,
+        `re_dash_${currency}`,
+        625n * x,
+        currency,
+        'succeeded',
+      );
+      expect(dash).toMatchObject({ amount: 625n * x, kind: 'payment', invoice_id: sub.invoice.id });
+      const refunds = await db()
+        .selectFrom('refunds')
+        .select(['id', 'amount', 'status'])
+        .where('invoice_id', '=', sub.invoice.id)
+        .orderBy('created_at')
+        .execute();
+      expect(refunds).toEqual([
+        { id: hand.body.id, amount: 1875n * x, status: 'succeeded' },
+        { id: dash.id, amount: 625n * x, status: 'succeeded' },
+      ]);
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'REFUNDED',
+        amount_refunded: Number(2500n * x),
+        notes: [[Number(1500n * x), Number(375n * x)]],
+      });
+      expect(await creditOf(customer)).toEqual([]);
+      expect(await entryPostings(db(), `${dash.id}:succeeded`)).toEqual({
+        'customer_credit:customer': 625n * x,
+        'gateway_clearing:stripe': -625n * x,
+      });
+      expect(await exceptionsOf(payment.id)).toEqual([
+        {
+          kind: 'refund_exceeds_change_credit',
+          refund_id: dash.id,
+          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
+          details: { taken_back: String(625n * x), credit_left: String(625n * x), in_debit: '0' },
+        },
+      ]);
+      // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0;
+      // the customer's credit 625 − 625 = 0; clearing 2500 − 1875 − 625 = 0; nothing owed.
+      const settled = {
+        'receivable:customer': 0,
+        revenue: Number(-1500n * x),
+        refunds: Number(1500n * x),
+        tax_payable: 0,
+        'customer_credit:customer': 0,
+        'gateway_clearing:stripe': 0,
+      };
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+
+      // Stripe then reports the refund by hand failed after succeeding: its note is voided, the
+      // customer has 625 back (the credit paid back in cash) of 2500 paid, and the period kept 1875
+      // again: all of it is refundable by hand (its refunds' 625 took back change credit, not the
+      // sale; before: 2500 − 625 refunded − 625 credit = 1250, 625 short).
+      await stripeReports(sub.invoice.id, `re_hand_dash_${currency}`, 1875n * x, currency, 'failed');
+      expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        amount_refunded: Number(625n * x),
+      });
+      stripeRefundSucceeds(`re_hand_again_${currency}`);
+      const again = await refund(sub.invoice.id, {});
+      expect(again.body).toMatchObject({ status: 'succeeded', amount: Number(1875n * x) });
+      // Its note: 1500 + 375 (the first one's, voided, gave the same back): the books settle again.
+      expect(await entryPostings(db(), `${again.body.id}:succeeded`)).toEqual({
+        refunds: 1500n * x,
+        tax_payable: 375n * x,
+        'gateway_clearing:stripe': -1875n * x,
+      });
+      expect(await ledgerIn(app, currency)).toMatchObject(settled);
+      expect(await creditOf(customer)).toEqual([]);
+    },
+  );
+
+  it('MXN: a dashboard refund beyond what the period kept, after part of the change credit was spent: the kept rest is a refund of the sale (tax exact), the spent credit left in debit and flagged', async () => {
+    // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 (125 tax) to the customer's
+    // credit; the period kept 1875. 1500 of it refunded by hand: note round(375 × 1500/1875) = 300
+    // tax, 1200 net.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'MXN', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'MXN', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_dash_mxn');
+    expect((await refund(sub.invoice.id, { amount: 1500 })).body).toMatchObject({ status: 'succeeded' });
+    // The customer spends 400 of the 625 credit on a one-off invoice of 400 (untaxed): 225 left.
+    const next = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency: 'mxn',
+      lines: [{ description: 'Extra', amount: 400 }],
+    });
+    const finalized = await app.api('POST', `/v1/invoices/${next.body.id}/finalize`);
+    expect(finalized.body).toMatchObject({ status: 'PAID', credit_applied: 400 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'MXN', amount: 225 }]);
+
+    // 1000 refunded in Stripe's dashboard: 375 is what the period still kept (a refund of the sale:
+    // note 375 × 1875/1875 − 300 = 75 tax, 300 net), 625 the change credit given again: taken back
+    // from their credit, which held 225 of it: in debit by 400.
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      're_dash_mxn',
+      1000n,
+      'MXN',
+      'succeeded',
+    );
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 2500,
+      notes: [
+        [1200, 300],
+        [300, 75],
+      ],
+    });
+    expect(await entryPostings(db(), `${dash.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 625n,
+      refunds: 300n,
+      tax_payable: 75n,
+      'gateway_clearing:stripe': -1000n,
+    });
+    expect(await creditOf(customer)).toEqual([]);
+    const [exception, ...more] = await exceptionsOf(payment.id);
+    expect(more).toEqual([]);
+    expect(exception).toMatchObject({
+      kind: 'refund_exceeds_change_credit',
+      refund_id: dash.id,
+      details: { taken_back: '625', credit_left: '225', in_debit: '400' },
+    });
+    expect(exception!.message).toContain(
+      "625 MXN of it is the credit this period's subscription changes had already given the customer for time they paid for",
+    );
+    expect(exception!.message).toContain(
+      'the other 375 as a refund of the sale; their credit held only 225 of it (the rest was spent on later invoices or refunded): their credit is in debit by 400 MXN; recover it from the customer or write it off',
+    );
+    // Books: revenue 1500 (period) + 400 (one-off) earned, 1500 refunded; tax 500 − 125 − 300 − 75 =
+    // 0; the customer's credit −625 + 400 + 625 = 400 in debit (theirs to pay back); clearing 0.
+    expect(await ledgerIn(app, 'MXN')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1900,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 400,
+      'gateway_clearing:stripe': 0,
+    });
+
+    // Stripe then reports that refund failed: its entry is reversed as it was posted (the 625 of
+    // credit given back: 225 again), its note voided; the 375 the period kept owes its 75 of tax again.
+    await stripeReports(sub.invoice.id, 're_dash_mxn', 1000n, 'MXN', 'failed');
+    expect(await creditOf(customer)).toEqual([{ currency: 'MXN', amount: 225 }]);
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1500,
+      notes: [
+        [1200, 300],
+        [300, 75],
+      ],
+    });
+    expect((await invoiceOf(sub.invoice.id)).credit_notes[1].status).toBe('VOID');
+    expect(await ledgerIn(app, 'MXN')).toMatchObject({
+      revenue: -1900,
+      refunds: 1200,
+      tax_payable: -75,
+      'customer_credit:customer': -225,
+      'gateway_clearing:stripe': 1000,
+    });
+  });
+
+  it('ZAR: after change credit was taken back and the refund by hand failed, a cancellation’s full refund gives back the 1875 the period kept, not 1250', async () => {
+    // 2000 + 25% = 2500 paid; Feb 15 down to 1000 + 25%: 625 to the customer's credit; 1875 refunded
+    // by hand; the other 625 refunded in Stripe's dashboard (the change credit taken back: 0 left);
+    // then the 1875 fails after succeeding. The customer has 625 back (their credit, in cash) of
+    // 2500. Feb 22, cancelled with `full`: it owes the period net of its change credit, 2500 − 625 =
+    // 1875, none of which its refunds gave back (the 625 paid back the credit): 1875 in cash. Before:
+    // the 625 counted as given back of the period, 1250.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'ZAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'ZAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_dash_zar');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    await stripeReports(sub.invoice.id, 're_dash_zar', 625n, 'ZAR', 'succeeded');
+    await stripeReports(sub.invoice.id, 're_hand_dash_zar', 1875n, 'ZAR', 'failed');
+    expect(await creditOf(customer)).toEqual([]);
+    stripeRefundSucceeds('re_cancel_zar');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-22T00:00:00Z');
+    expect({
+      cash: cancelled.refunds.map((r) => [r.amount, r.status]),
+      credit: cancelled.creditNote,
+    }).toEqual({ cash: [[1875n, 'succeeded']], credit: null });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2500 });
+    // Books: 1500 earned, all refunded (the cancellation's note 1500 + 375); tax 0; credit 0; clearing 0.
+    expect(await ledgerIn(app, 'ZAR')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 0,
+    });
   });
 });

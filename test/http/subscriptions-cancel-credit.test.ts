@@ -297,7 +297,8 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     const { customer, method } = await customerWithCredit('SEK', 1960);
     const sub = await subscribe('SEK', customer, method, d('2027-01-01T00:00:00Z'));
     expect(sub.invoice).toMatchObject({ status: 'PAID', credit_applied: 300, amount_paid: 700 });
-    // All 700 of the card refunded by hand: REFUNDED.
+    // All 700 of the card refunded by hand: PARTIALLY_REFUNDED, the 300 of credit it took being kept
+    // (before: REFUNDED, as if nothing were kept; `givenBackStatus`).
     const byHand = stripeRefundSucceeds('re_by_hand_before_cancel');
     expect((await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {})).body).toMatchObject({
       status: 'succeeded',
@@ -310,7 +311,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     const half = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-16T12:00:00Z'));
     expect(half).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
-      status: 'REFUNDED',
+      status: 'PARTIALLY_REFUNDED',
       amount_refunded: 700,
       credit_returned: 0,
     });
@@ -318,7 +319,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect(await creditOf(customer)).toEqual([]);
   });
 
-  it('an invoice refunded whole in cash stays REFUNDED when a cancellation then gives back part of its credit', async () => {
+  it('an invoice refunded whole in cash, then part of its credit given back by a cancellation, is PARTIALLY_REFUNDED (it kept the rest of the credit)', async () => {
     // Credit 300, card 700 (DKK), 2027-01-01 → 2027-02-01 (31 days); the card's 700 refunded by hand.
     const { customer, method } = await customerWithCredit('DKK', 1960);
     const sub = await subscribe('DKK', customer, method, d('2027-01-01T00:00:00Z'));
@@ -330,8 +331,10 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // 1000) = 181 tax in all, the card's note holds 140, so this one 41 (and 162 revenue).
     const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-04T00:00:00Z'));
     expect(result).toMatchObject({ refunds: [], creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
+    // 300 − 203 = 97 of the credit kept for the 3 days used: not REFUNDED (before: REFUNDED from
+    // the cash refund on, `givenBackStatus` counting credit not returned as given back).
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
-      status: 'REFUNDED',
+      status: 'PARTIALLY_REFUNDED',
       amount_refunded: 700,
       credit_returned: 203,
     });

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { markUncollectible } from '../../billing/bad-debt.ts';
 import { invoiceCreditNotes } from '../../billing/credit-notes.ts';
+import { returnCreditByHand } from '../../billing/credit-returns.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { addInvoiceLine, setChargeAt } from '../../billing/invoice-adjustments.ts';
 import { updateInvoiceDetails } from '../../billing/invoice-details.ts';
@@ -23,7 +24,15 @@ import { actorOf } from '../actor.ts';
 import { type AppDeps, policyOf } from '../deps.ts';
 import { invoicePdf } from '../documents/invoice-pdf.ts';
 import { listFilter } from './pagination.ts';
-import { ExpandableInvoice, Invoice, InvoiceCharge, listOf, Pdf, Refund } from './responses.ts';
+import {
+  ExpandableInvoice,
+  Invoice,
+  InvoiceCharge,
+  InvoiceCreditReturn,
+  listOf,
+  Pdf,
+  Refund,
+} from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
 import {
   AddInvoiceLine,
@@ -33,6 +42,7 @@ import {
   InvoiceReadQuery,
   RecordOfflinePayment,
   RefundInvoice,
+  ReturnInvoiceCredit,
   UpdateInvoice,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
@@ -300,6 +310,25 @@ export const invoiceRoutes: ApiRoute[] = [
         transaction: body.transaction,
       });
       res.status(201).json(serialize.refund(refund));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/credit/return',
+    operationId: 'returnInvoiceCredit',
+    tag,
+    scope: 'write',
+    summary:
+      "Give the customer credit that paid an invoice (a period invoice once its subscription is cancelled) back to the customer's credit, without a cash refund",
+    body: ReturnInvoiceCredit,
+    responses: { 201: InvoiceCreditReturn },
+    handler: async (req, res, { deps: { db }, body }) => {
+      const note = await returnCreditByHand(db, actorOf(req), req.params.id, body);
+      res.status(201).json({
+        object: 'invoice_credit_return',
+        invoice: serialize.invoice(await getInvoice(db, req.params.id)),
+        credit_note: serialize.creditNote(note),
+      });
     },
   }),
 ];

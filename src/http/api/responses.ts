@@ -826,6 +826,11 @@ export const InvoiceCharge = z
   .strictObject({ invoice: Invoice, transaction: Transaction })
   .meta({ id: 'InvoiceCharge' });
 
+/** `POST /v1/invoices/:id/credit/return`: the invoice after, and the credit note of the credit given back. */
+export const InvoiceCreditReturn = z
+  .strictObject({ object: object('invoice_credit_return'), invoice: Invoice, credit_note: CreditNote })
+  .meta({ id: 'InvoiceCreditReturn' });
+
 /** `POST /v1/customers/:id/credit/refund`: the customer after, and the refunds made. */
 export const CustomerCreditRefund = z
   .strictObject({ object: object('customer_credit_refund'), customer: Customer, refunds: z.array(Refund) })

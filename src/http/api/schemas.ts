@@ -159,14 +159,27 @@ export const ChargeInvoice = z.strictObject({ payment_method: Id('pm').optional(
  * `POST /v1/invoices/:id/refund`: how much (minor units; default all that is refundable: with
  * `transaction`, that payment's whole room capped by what the invoice can still give back; without,
  * the invoice's, which one payment must hold), why, and through which of the invoice's succeeded
- * gateway payments (`transaction`, a `txn_…` id; default the newest that can take the amount).
+ * gateway payments (`transaction`, a `txn_…` id; default the newest that can take the amount). Both
+ * omitted, an invoice that is not a subscription's period invoice (a prorated change's, an add-on's,
+ * a one-off) also gives the customer credit applied to it back to the customer's credit.
  */
 export const RefundInvoice = z.strictObject({
   amount: PositiveMinorUnits.optional(),
   transaction: Id('txn').optional().meta({
     description:
-      'The invoice\'s succeeded gateway payment to refund (txn_…); with amount omitted, its whole refundable room (capped by what the invoice can still give back). Omitted: the newest payment whose refundable room covers the amount (amount omitted too: the one payment holding all the invoice can give back, else 422 naming {"transaction": "txn_…"} per payment). One request refunds one payment: an invoice paid twice (a duplicate payment) refunds the duplicate with transaction = its txn_…',
+      "The invoice's succeeded gateway payment to refund (txn_…); with amount omitted, its whole refundable room (capped by what the invoice can still give back). Omitted: the newest payment whose refundable room covers the amount (amount omitted too: the one payment holding all the invoice can give back, else 422 naming {\"transaction\": \"txn_…\"} per payment). One request refunds one payment: an invoice paid twice (a duplicate payment) refunds the duplicate with transaction = its txn_…. Amount and transaction both omitted, an invoice that is not a subscription's period invoice (a prorated change's, an add-on's, a one-off) also gives the customer credit applied to it back to the customer's credit (its credit_returned)",
   }),
+  reason: z.string().min(1).max(200).optional(),
+});
+
+/**
+ * `POST /v1/invoices/:id/credit/return`: how much of the customer credit that paid an invoice (not
+ * a period invoice of a subscription still running) goes back to the customer's credit (minor units; default all that can: what
+ * the invoice kept beyond the cash its payments can still refund, up to the credit applied and not
+ * returned yet), and why (on its credit note).
+ */
+export const ReturnInvoiceCredit = z.strictObject({
+  amount: PositiveMinorUnits.optional(),
   reason: z.string().min(1).max(200).optional(),
 });
 
