@@ -1,5 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { CreditNoteRow, Database, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type {
+  CreditNoteRow,
+  Database,
+  InvoiceRow,
+  InvoiceStatus,
+  SubscriptionRow,
+  TransactionRow,
+} from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -11,8 +18,10 @@ import {
 } from './credit-notes.ts';
 import { returnInvoiceCredit } from './credit-returns.ts';
 import {
+  chargesInFlight,
   invoicePayments,
   type RefundPart,
+  type RefundRoom,
   refundedInFlight,
   refundRooms,
   refundsInFlight,
@@ -21,7 +30,15 @@ import {
 } from './invoice-payment.ts';
 import { lockInvoice, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
-import { type ChargedBasis, chargedBasis, chargedTotal, prorate, secondsBetween } from './proration.ts';
+import {
+  type ChargedBasis,
+  chargedBasis,
+  chargedTotal,
+  creditInvoice,
+  prorate,
+  secondsBetween,
+  splitCredit,
+} from './proration.ts';
 import { reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
@@ -80,13 +97,16 @@ export interface CancellationRefund {
 }
 
 /**
- * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
- * of the customer credit given back already (`refund.credit`; null: none).
+ * What a cancellation did: the subscription, what to give back of each paid invoice of the period
+ * (cash to send, `refunds[].amount`; the credit part given back already), and the credit notes of the
+ * customer credit given back.
  */
 export interface Cancellation {
   subscription: SubscriptionRow;
-  refund: CancellationRefund | null;
-  creditNote: CreditNoteRow | null;
+  /** One per paid invoice giving something back: the period invoice first, then its add-on invoices, oldest first; empty: none. */
+  refunds: CancellationRefund[];
+  /** The credit notes of the customer credit given back, in the order of `refunds`, then of the OPEN add-on invoices lowered. */
+  creditNotes: CreditNoteRow[];
 }
 
 /** Two amounts of one invoice, minor units ≥ 0: what its payments paid in cash and what the customer's credit paid. */
@@ -226,8 +246,8 @@ async function refundOf(
   subscription: SubscriptionRow,
   type: RefundType,
   effectiveAt: Date,
-): Promise<CancellationRefund | null> {
-  if (type === 'none') return null;
+): Promise<PeriodRefunds> {
+  if (type === 'none') return { refunds: [], unpaid: [] };
   const trx = work.trx;
   const start = subscription.current_period_start;
   const end = subscription.current_period_end;
@@ -242,7 +262,6 @@ async function refundOf(
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
   }
-  await refuseOverAddOnInvoices(trx, subscription.id, type, { start, end }, effectiveAt);
   // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
   // current period only, so money paid for later periods would be kept without a word. Refused
   // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
@@ -307,6 +326,60 @@ async function refundOf(
     type === 'full'
       ? atLeast0(recurring + basis.changesTotal)
       : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
+  const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
+  const given = await givenBackOf(trx, invoice, payments, type, { cost, recurring, unused, length });
+  // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
+  // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
+  const { shares, owed } = given;
+  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type, invoice.currency);
+  const reached = shares.cash + shares.credit + shares.held;
+  if (changed && reached < owed) {
+    throw new ValidationError('refund beyond the period invoice', {
+      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
+    });
+  }
+  const own = refundFrom(invoice, given);
+  const addOns = await addOnRefunds(work, subscription.id, type, { start, end }, effectiveAt);
+  return { refunds: own ? [own, ...addOns.refunds] : addOns.refunds, unpaid: addOns.unpaid };
+}
+
+/** What a cancellation gives back of the period's invoices: the paid ones' refunds and the unpaid add-on invoices' shares. */
+interface PeriodRefunds {
+  /** One per paid invoice that gives something back: the period invoice first, then its add-on invoices, oldest first. */
+  refunds: CancellationRefund[];
+  /** The period's OPEN add-on invoices the refund reaches, oldest first (`addOnRefunds`). */
+  unpaid: UnpaidShare[];
+}
+
+/**
+ * What a cancellation's refund takes off an OPEN add-on proration invoice (locked, nothing paid on
+ * it, no charge in flight): `void` when it gives back all the invoice charged (`full`, or nothing of
+ * its time served); else `offDue`, minor units > 0 … amount_due, taken off what it still owes, and
+ * `credit`, minor units ≥ 0, the customer credit applied to it given back as credit (the unused share
+ * beyond what it still owes).
+ */
+type UnpaidShare =
+  | { invoice: InvoiceRow; void: true }
+  | { invoice: InvoiceRow; void: false; offDue: bigint; credit: bigint };
+
+/**
+ * What a locked paid `invoice` owes back and can give back for a cancellation's refund of `type`
+ * (`cancellationRefund` over its returnable cash and credit, less what it gave back before of its
+ * recurring lines: `recurringGivenBack`), with what `refundFrom` checks: the refunds in flight on its
+ * payments and what of an overpayment its refunds gave back. Read under the invoice's lock.
+ * @param payments its gateway payments (`invoicePayments`), newest first
+ * @param of `cost`, what its recurring time cost (minor units, tax included, ≥ 0), `recurring` its
+ * recurring lines' total (`recurringLines`), and `unused` of `length` seconds it charged for
+ * @returns `owed` (what is owed back after what was given back; may be ≤ 0) and its `shares`
+ */
+async function givenBackOf(
+  trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  payments: TransactionRow[],
+  type: RefundType,
+  of: { cost: bigint; recurring: bigint; unused: bigint; length: bigint },
+): Promise<GivenBack> {
+  const paid = invoice.amount_paid - invoice.amount_refunded;
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
   const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
@@ -320,27 +393,37 @@ async function refundOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
-  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, recurring);
-  const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
-  const shares = cancellationRefund(
-    type,
-    cost,
-    { cash: cashLeft, credit, held: paid - cashLeft },
-    alreadyGiven,
-    unused,
-    length,
-  );
-  // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
-  // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
-  const owed = refundOwed(type, cost, unused, length) - alreadyGiven;
-  if (owed > 0n) await refuseUnsettledChanges(trx, basis, type, invoice.currency);
-  const reached = shares.cash + shares.credit + shares.held;
-  if (changed && reached < owed) {
-    throw new ValidationError('refund beyond the period invoice', {
-      refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
-    });
-  }
-  // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
+  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, of.recurring);
+  const returnable = {
+    cash: cashLeft,
+    credit: invoice.credit_applied - invoice.credit_returned,
+    held: paid - cashLeft,
+  };
+  const shares = cancellationRefund(type, of.cost, returnable, alreadyGiven, of.unused, of.length);
+  const owed = refundOwed(type, of.cost, of.unused, of.length) - alreadyGiven;
+  return { shares, owed, rooms, paymentCount: payments.length, inFlight, overpaymentGiven };
+}
+
+/** `givenBackOf`'s answer: what is owed and its shares, and what `refundFrom` checks and splits over. */
+interface GivenBack {
+  shares: CancellationShares;
+  owed: bigint;
+  rooms: RefundRoom[];
+  paymentCount: number;
+  inFlight: string[];
+  overpaymentGiven: bigint;
+}
+
+/**
+ * The refund of a locked paid `invoice` from what it owes back (`givenBackOf`): null when it owes
+ * nothing as things stand (a refund in flight only lowers what is owed), else the cash split over its
+ * payments newest first (`splitRefund`) and the credit.
+ * @throws ConflictError `refund_in_flight` (a refund of its payments `pending` or `unknown`: what is
+ * owed depends on its outcome), `invoice_overpaid` (paid more than it asked, not given back yet),
+ * `refund_exceeds_payment` (more owed than its payments can still refund plus its credit applied)
+ */
+function refundFrom(invoice: InvoiceRow, given: GivenBack): CancellationRefund | null {
+  const { shares, rooms, inFlight } = given;
   if (shares.cash === 0n && shares.credit === 0n && shares.held === 0n) return null;
   // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
   // Counting it either way could be wrong about the customer's money (more than owed back, or less),
@@ -357,7 +440,7 @@ async function refundOf(
   // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
   // paid back that way still refuses: safer than a refund counted as overpayment a second time.
   // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
-  const overpaid = overpaymentShare(invoice, overpaymentGiven, invoice.amount_paid);
+  const overpaid = overpaymentShare(invoice, given.overpaymentGiven, invoice.amount_paid);
   if (overpaid > 0n) {
     throw new ConflictError(
       'invoice_overpaid',
@@ -367,7 +450,7 @@ async function refundOf(
   if (shares.held > 0n) {
     throw new ConflictError(
       'refund_exceeds_payment',
-      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${payments.length}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
+      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${given.paymentCount}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
     );
   }
   return {
@@ -379,29 +462,109 @@ async function refundOf(
 }
 
 /**
- * Refuses a `full` or `prorate` refund (one owing anything: `prorate` taking effect before the
- * period's end) of the current `period` when it has add-on proration invoices (add-on-proration.ts
- * `periodAddOnInvoices`, not VOID): they charged add-ons for the rest of the period, which such a
- * refund owes back too, but it gives back from the period invoice only, so it would keep their money
- * (or, when the period invoice holds more than its own lines, give it back from there while those
- * invoices stay refundable by hand: twice). Never a wrong amount: the cancellation changes nothing.
- * @throws ValidationError (field `refund_type`) naming the invoices and the way out: cancel with
- * refund_type none, then refund each invoice by hand
+ * What a `full` or `prorate` refund gives back of the add-on proration invoices of subscription
+ * `subscriptionId`'s current `period` (add-on-proration.ts `periodAddOnInvoices`, not VOID, oldest
+ * first; each locked, after the period invoice), as it gives back the period invoice. Each charged its
+ * add-on lines for `[period_start, period_end]` (the moment the add-on was set to the period's end, or
+ * a cancellation scheduled then), so it owes back, of what its lines charged with their tax
+ * (`recurringLines`: the line's stored amounts, not prices worked again): `full`, all of it; `prorate`,
+ * the share after `effectiveAt`, `prorate(charged, period_end − effectiveAt, period_end −
+ * period_start)` rounded once per invoice as the period invoice's (`refundOwed`); less what it gave
+ * back before (a refund by hand). Nothing for `prorate` taking effect at or after the period's end.
+ * - a paid one (PAID, PARTIALLY_REFUNDED, REFUNDED) gives it back as the period invoice does
+ *   (`givenBackOf`, `refundFrom`): cash through its own gateway payments, newest first, the rest as
+ *   the customer credit that paid it;
+ * - an OPEN one, nothing paid on it yet (`prorate_at_renewal` charges at the period's end; a charge
+ *   declined), is not refunded but owes less: voided when all it charged is given back (`full`, or
+ *   none of its time served), as the cancellation voids the unpaid invoices of periods never served
+ *   (`voidInvoicedAhead`); else the share is taken off what it still owes, as a change's credit is
+ *   taken off an owed period invoice (proration.ts `creditInvoice`), and what is beyond that goes
+ *   back as the customer credit applied to it. Its used time stays owed.
+ * @returns the paid ones' refunds (null ones left out) and the OPEN ones' shares, oldest first
+ * @throws as `refundFrom`; ConflictError `charge_in_flight` (field `refund_type`) when an OPEN one
+ * has a charge `pending` or `unknown` (what it still owes depends on it); ValidationError (field
+ * `refund_type`) when one is OPEN and paid in part (neither refundable nor voidable), DRAFT or
+ * UNCOLLECTIBLE (written off: what it owes back is not known), naming it
  */
-async function refuseOverAddOnInvoices(
-  trx: Kysely<Database>,
+async function addOnRefunds(
+  work: UnitOfWork,
   subscriptionId: string,
   type: RefundType,
   period: { start: Date; end: Date },
   effectiveAt: Date,
-): Promise<void> {
-  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return;
-  const invoices = await periodAddOnInvoices(trx, subscriptionId, period);
-  if (invoices.length === 0) return;
-  const named = invoices.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
-  throw new ValidationError('refund over add-on proration invoices', {
-    refund_type: `a ${type} refund gives back the period from its period invoice only, but this period's add-on invoices ${named} charged add-ons for the rest of it, which it would not give back. Nothing changed; cancel with refund_type none, then refund the period invoice and those invoices by hand (POST /v1/invoices/:id/refund), or void an unpaid one (POST /v1/invoices/:id/void)`,
-  });
+): Promise<PeriodRefunds> {
+  const out: PeriodRefunds = { refunds: [], unpaid: [] };
+  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return out;
+  const trx = work.trx;
+  for (const { id } of await periodAddOnInvoices(trx, subscriptionId, period)) {
+    const invoice = await lockInvoice(work, id);
+    const [start, end] = [invoice.period_start!, invoice.period_end!];
+    const length = secondsBetween(start, end);
+    const unused = secondsBetween(effectiveAt > start ? effectiveAt : start, end);
+    const { recurring } = await recurringLines(trx, id);
+    const of = { cost: recurring, recurring, unused, length };
+    if (PAID_STATUSES.includes(invoice.status)) {
+      const refund = refundFrom(
+        invoice,
+        await givenBackOf(trx, invoice, await invoicePayments(trx, id), type, of),
+      );
+      if (refund) out.refunds.push(refund);
+      continue;
+    }
+    if (invoice.status !== 'OPEN' || invoice.amount_paid > 0n) {
+      throw new ValidationError('refund over an unsettled add-on invoice', {
+        refund_type: `a ${type} refund gives back the unused time of this period's add-on invoices, but ${id} is ${invoice.status} with ${invoice.amount_paid} ${invoice.currency} paid of ${invoice.total}: it can neither be refunded nor owe less. Nothing changed; pay it in full first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
+      });
+    }
+    const inFlight = await chargesInFlight(trx, id);
+    if (inFlight.length > 0) {
+      throw new ConflictError(
+        'charge_in_flight',
+        `add-on invoice ${id} has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): what this ${type} refund takes off it depends on their outcome. Nothing changed; cancel again once they settle, or cancel with refund_type none`,
+        { refund_type: `a ${type} refund waits for the charges in flight of add-on invoice ${id}` },
+      );
+    }
+    const owed = refundOwed(type, recurring, unused, length);
+    if (owed >= invoice.total) out.unpaid.push({ invoice, void: true });
+    else if (owed > 0n) {
+      const offDue = owed < invoice.amount_due ? owed : invoice.amount_due;
+      out.unpaid.push({ invoice, void: false, offDue, credit: owed - offDue });
+    }
+  }
+  return out;
+}
+
+/**
+ * Takes what the refund owes back off the period's OPEN add-on invoices (`addOnRefunds`): voids those
+ * given back whole (`voidLocked`: the receivable reversed, the credit applied given back), and lowers
+ * the others (`creditInvoice`: revenue and tax payable debited for the share, its tax pro rata,
+ * `splitCredit`; then the credit applied beyond it given back, `returnInvoiceCredit`).
+ * @returns the ids voided and lowered, and the credit notes of the credit given back
+ */
+async function settleUnpaid(
+  work: UnitOfWork,
+  unpaid: UnpaidShare[],
+  now: Date,
+): Promise<{ voided: string[]; lowered: string[]; creditNotes: CreditNoteRow[] }> {
+  const out = { voided: [] as string[], lowered: [] as string[], creditNotes: [] as CreditNoteRow[] };
+  for (const share of unpaid) {
+    const { invoice } = share;
+    if (share.void) {
+      await voidLocked(work, invoice, now, { reason: 'subscription_cancelled' });
+      out.voided.push(invoice.id);
+      continue;
+    }
+    const whole = { subtotal: -invoice.subtotal, tax: -invoice.tax, total: -invoice.total };
+    if (share.offDue > 0n)
+      await creditInvoice(work, invoice, splitCredit(whole, share.offDue).onInvoice, now);
+    if (share.credit > 0n) {
+      out.creditNotes.push(
+        await returnInvoiceCredit(work, invoice.id, share.credit, 'subscription_cancelled'),
+      );
+    }
+    out.lowered.push(invoice.id);
+  }
+  return out;
 }
 
 /**
@@ -503,12 +666,14 @@ export async function cancelLocked(
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
-    const refund = await refundOf(work, subscription, options.refundType, now);
-    const { voided } = await voidInvoicedAhead(work, subscription, {}, now);
+    const { refunds, unpaid } = await refundOf(work, subscription, options.refundType, now);
+    const ahead = await voidInvoicedAhead(work, subscription, {}, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
-    // period's invoice (locked by `refundOf`), then the customer (the final invoice's finalization).
-    const creditNote = await giveCreditBack(work, refund);
+    // period's invoices (locked by `refundOf`), then the customer (the final invoice's finalization).
+    const settled = await settleUnpaid(work, unpaid, now);
+    const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
+    const voided = [...ahead.voided, ...settled.voided];
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
@@ -524,10 +689,9 @@ export async function cancelLocked(
       voided_invoices: voided,
       reason,
       refund_type: options.refundType,
-      refund_amount: refund?.amount ?? 0n,
-      credit_amount: refund?.credit ?? 0n,
+      ...refundData(refunds, settled),
     });
-    return { subscription: cancelled, refund, creditNote };
+    return { subscription: cancelled, refunds, creditNotes };
   }
   if (subscription.cancel_at_period_end || subscription.cancel_at) {
     throw new ConflictError(
@@ -540,11 +704,16 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
-  const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
-  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them, it is not.
+  const { refunds, unpaid } = at
+    ? await refundOf(work, subscription, options.refundType, at)
+    : { refunds: [], unpaid: [] };
+  const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
+  const settled = await settleUnpaid(work, unpaid, now);
+  const voided = [...ahead.voided, ...settled.voided];
+  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them (or the
+  // add-on invoices the refund voided), it is not.
   await reinstateAfterVoid(work, id, voided, now, policy);
-  const creditNote = await giveCreditBack(work, refund);
+  const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
   const updated = await work.trx
     .updateTable('subscriptions')
     .set({
@@ -566,10 +735,9 @@ export async function cancelLocked(
     voided_invoices: voided,
     reason,
     refund_type: options.refundType,
-    refund_amount: refund?.amount ?? 0n,
-    credit_amount: refund?.credit ?? 0n,
+    ...refundData(refunds, settled),
   });
-  return { subscription: updated, refund, creditNote };
+  return { subscription: updated, refunds, creditNotes };
 }
 
 /**
@@ -631,9 +799,32 @@ export async function voidInvoicedAhead(
   return { voided, skipped, kept };
 }
 
-/** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
-function giveCreditBack(work: UnitOfWork, refund: CancellationRefund | null): Promise<CreditNoteRow | null> {
-  return refund && refund.credit > 0n
-    ? returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled')
-    : Promise.resolve(null);
+/** Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`), when > 0, in their order. */
+async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): Promise<CreditNoteRow[]> {
+  const notes: CreditNoteRow[] = [];
+  for (const refund of refunds) {
+    if (refund.credit > 0n) {
+      notes.push(await returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled'));
+    }
+  }
+  return notes;
+}
+
+/**
+ * The refund's figures in a cancellation's activity: `refund_amount` (cash, all refunds together),
+ * `credit_amount` (customer credit given back, of paid invoices and of OPEN add-on invoices lowered),
+ * `refunded_invoices` (the paid invoices giving something back) and `lowered_invoices` (the OPEN
+ * add-on invoices that owe less: `settleUnpaid`; those voided are in `voided_invoices`).
+ */
+function refundData(
+  refunds: CancellationRefund[],
+  settled: { lowered: string[]; creditNotes: CreditNoteRow[] },
+) {
+  const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
+  return {
+    refund_amount: sum(refunds.map((r) => r.amount)),
+    credit_amount: sum([...refunds.map((r) => r.credit), ...settled.creditNotes.map((n) => n.total)]),
+    refunded_invoices: refunds.map((r) => r.invoiceId),
+    lowered_invoices: settled.lowered,
+  };
 }

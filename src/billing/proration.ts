@@ -452,7 +452,7 @@ export function splitCredit(
  * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
  * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
  */
-async function creditInvoice(
+export async function creditInvoice(
   work: UnitOfWork,
   invoice: InvoiceRow,
   part: { subtotal: bigint; tax: bigint; total: bigint },

@@ -9,13 +9,15 @@ import { prepareRefunds, sendRefunds } from './refunds.ts';
 
 /**
  * What a cancellation did: the subscription, its cash refunds as recorded after the gateways'
- * answers (one per gateway payment of the invoice it went back through, newest payment first; none
- * when no cash was given back), and the credit note of the customer credit it gave back (null: none).
+ * answers (one per gateway payment of each paid invoice of the period it went back through: the
+ * period invoice's first, then its add-on invoices' oldest first, each invoice's newest payment first;
+ * none when no cash was given back), and the credit notes of the customer credit it gave back (none:
+ * empty; `cancelLocked`'s `creditNotes`).
  */
 export interface CancelResult {
   subscription: SubscriptionRow;
   refunds: RefundRow[];
-  creditNote: CreditNoteRow | null;
+  creditNotes: CreditNoteRow[];
 }
 
 /**
@@ -54,14 +56,16 @@ export async function cancelSubscriptionWithRefund(
     const cancellation = await cancelLocked(work, locked, options, now, policy);
     // A refusal of a cash refund (gateway not configured, amount not representable) rolls the
     // credit given back, the other refunds and the cancellation back with it.
-    const refunds = cancellation.refund
-      ? await prepareRefunds(work, gateways, cancellation.refund.parts, { reason: 'subscription_cancelled' })
-      : [];
-    return { subscription: cancellation.subscription, refunds, creditNote: cancellation.creditNote };
+    const parts = cancellation.refunds.flatMap((refund) => refund.parts);
+    const refunds =
+      parts.length > 0
+        ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' })
+        : [];
+    return { subscription: cancellation.subscription, refunds, creditNotes: cancellation.creditNotes };
   });
   return {
     subscription: prepared.subscription,
     refunds: await sendRefunds(db, actor, boss, gateways, prepared.refunds),
-    creditNote: prepared.creditNote,
+    creditNotes: prepared.creditNotes,
   };
 }

@@ -467,7 +467,7 @@ describe('add-on proration', () => {
     // Period invoice 1000, paid by the credit (1500 left). Feb 8: cancel at Feb 22 with refund
     // prorate: the 7 days after Feb 22 given back, 1000 × 7/28 = 250.
     const refunded = await subscribed(customer);
-    expect((await cancelAtFeb22(refunded, 'prorate')).refund?.credit).toBe(250n);
+    expect((await cancelAtFeb22(refunded, 'prorate')).refunds.map((r) => r.credit)).toEqual([250n]);
     await expect(
       changeSubscription(db, 'system', refunded, { planId: bigger }, d('2027-02-15T00:00:00Z'), false),
     ).rejects.toMatchObject({ code: 'cancellation_scheduled' });
@@ -488,24 +488,33 @@ describe('add-on proration', () => {
 
     // With refund none too: prorate_at_renewal is charged when the subscription ends, Feb 22.
     const kept = await subscribed(await insertCustomer(db));
-    expect((await cancelAtFeb22(kept, 'none')).refund).toBeNull();
+    expect((await cancelAtFeb22(kept, 'none')).refunds).toEqual([]);
     expect(await set(kept, 1, 'prorate_at_renewal')).toMatchObject({
       total: 125n,
       period_end: d('2027-02-22T00:00:00Z'),
       charge_at: d('2027-02-22T00:00:00Z'),
     });
-    // The add-on's invoice of the period is found though it ends at cancel_at: a full refund
-    // cancelling now is refused over it, as over one ending with the period.
-    await expect(
-      inUnitOfWork(db, { actor: 'system' }, async (work) =>
-        cancelLocked(
-          work,
-          (await lockSubscription(work, kept))!,
-          { when: 'now', refundType: 'full' },
-          d('2027-02-16T00:00:00Z'),
-        ),
+    // The add-on's invoice of the period is found though it ends at cancel_at: cancelled now on Feb
+    // 16 with `prorate`, the 6 of its 7 days unused go back, round_half_up(125 × 6/7) = 107 (as
+    // credit: the credit paid it), tax round(25 × 107 / 125) = 21; the period invoice's 13 unused
+    // days, round_half_up(1000 × 13/28) = 464, less the 250 given back already: 214.
+    const now = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, refunded))!,
+        { when: 'now', refundType: 'prorate' },
+        d('2027-02-16T00:00:00Z'),
       ),
-    ).rejects.toMatchObject({ fields: { refund_type: expect.stringMatching(/add-on invoices/) } });
+    );
+    const [first] = await addOnInvoices(refunded);
+    expect(now.refunds.map((r) => [r.invoiceId === first!.id, r.amount, r.credit])).toEqual([
+      [false, 0n, 214n],
+      [true, 0n, 107n],
+      // The `full` one charged 300 + 75 for Feb 1 → Feb 22 but is stored for its own span, Feb 15 →
+      // Feb 22, which its share is worked over: round_half_up(375 × 6/7) = 321.
+      [false, 0n, 321n],
+    ]);
+    expect(now.creditNotes[1]).toMatchObject({ invoice_id: first!.id, subtotal: 86n, tax: 21n, total: 107n });
   });
 
   it('a SUSPENDED subscription is charged nothing now (no invoices while suspended), unless BILL_SUSPENDED_SUBSCRIPTIONS bills it', async () => {
@@ -576,7 +585,23 @@ describe('add-on proration', () => {
     expect(charged.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
   });
 
-  it("a full cancellation after an add-on's invoice is refused (the refund reaches the period invoice only); refund_type none goes through", async () => {
+  /** Cancels subscription `id` now at `at` with `refundType` (`cancelLocked`, as the cancel endpoint does). */
+  const cancelNow = (id: string, refundType: 'full' | 'prorate' | 'none', at: Date) =>
+    inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(work, (await lockSubscription(work, id))!, { when: 'now', refundType }, at),
+    );
+  const invoiceRow = (id: string) =>
+    db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** What each account of `currency` moved since `before` (`ledgerIn`, debit-positive). */
+  const movedSince = async (currency: string, before: Record<string, number>) => {
+    const after = await ledgerIn(app, currency);
+    const codes = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return Object.fromEntries(
+      [...codes].map((code) => [code, (after[code] ?? 0) - (before[code] ?? 0)]).filter(([, n]) => n !== 0),
+    );
+  };
+
+  it("full gives back the add-on's invoice of the period with the period invoice: both paid by customer credit, both back as credit", async () => {
     // Credit from a downgrade: (9000 − 1000) × 7/28 = 2000 + 25% = 2500 CHF cents.
     const customer = await insertCustomer(db);
     await downgradeCredit(app, customer, 'CHF', 9000);
@@ -599,32 +624,101 @@ describe('add-on proration', () => {
       )
     ).invoice!;
     expect(addOn).toMatchObject({ total: 375n, credit_applied: 375n, status: 'PAID' });
-    const cancel = (refundType: 'full' | 'prorate' | 'none') =>
-      inUnitOfWork(db, { actor: 'system' }, async (work) =>
-        cancelLocked(
-          work,
-          (await lockSubscription(work, sub.id))!,
-          { when: 'now', refundType },
-          d('2027-02-15T00:00:00Z'),
-        ),
+    const before = await ledgerIn(app, 'CHF');
+    // Feb 15, `full`: the period invoice's 1000 and the add-on invoice's 375 back as credit (before:
+    // 422, the 375 could not be reached). Notes: round(200 × 1000/1000) = 200 tax; round(75 × 375/375) = 75.
+    const done = await cancelNow(sub.id, 'full', d('2027-02-15T00:00:00Z'));
+    expect(done.subscription.status).toBe('CANCELLED');
+    expect(done.refunds.map((r) => [r.invoiceId, r.amount, r.parts, r.credit])).toEqual([
+      [expect.not.stringMatching(addOn.id), 0n, [], 1000n],
+      [addOn.id, 0n, [], 375n],
+    ]);
+    expect(done.creditNotes.map((n) => [n.invoice_id === addOn.id, n.subtotal, n.tax, n.total])).toEqual([
+      [false, 800n, 200n, 1000n],
+      [true, 300n, 75n, 375n],
+    ]);
+    expect(await invoiceRow(addOn.id)).toMatchObject({ status: 'REFUNDED', credit_returned: 375n });
+    // Refunds (contra revenue) 800 + 300 = all the revenue, tax payable 200 + 75 = all the tax; the
+    // customer's credit (a liability) 1375 back: 2500 again.
+    expect(await movedSince('CHF', before)).toEqual({
+      refunds: 1100,
+      tax_payable: 275,
+      'customer_credit:customer': -1375,
+    });
+  });
+
+  it('KWD (3 decimals): an OPEN add-on invoice (prorate_at_renewal) owes less by its unused share with prorate, and is voided with full', async () => {
+    // 800 fils + 25% = 1000 a month; Seats 1200 fils a month. Credit (4200 − 1000) × 7/28 = 800 + 25%
+    // = 1000 fils pays the period invoice whole; nothing is left for the add-on's invoice.
+    const plan = await flatPlan(app, 'KWD', 800);
+    const seats = await addOnIn('KWD', 1200, 'Seats');
+    const subscribedWithSeat = async () => {
+      const customer = await insertCustomer(db);
+      await downgradeCredit(app, customer, 'KWD', 4200);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
       );
-    // `full` owes 1000 (the period invoice) + 375 (the add-on's), but gives back from the period
-    // invoice only: it would keep the 375. Refused, nothing changed; `prorate` too.
-    for (const type of ['full', 'prorate'] as const) {
-      await expect(cancel(type)).rejects.toMatchObject({
-        fields: { refund_type: expect.stringContaining(addOn.id) },
-      });
-    }
-    expect(
-      (
-        await db
-          .selectFrom('subscriptions')
-          .select('status')
-          .where('id', '=', sub.id)
-          .executeTakeFirstOrThrow()
-      ).status,
-    ).toBe('ACTIVE');
-    const done = await cancel('none');
-    expect([done.subscription.status, done.refund]).toEqual(['CANCELLED', null]);
+      // Feb 8 (21/28): 1200 × 21/28 = 900, tax 225: 1125, OPEN, charged at the period's end.
+      const { invoice } = await setSubscriptionAddOn(
+        db,
+        'system',
+        subscription.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      );
+      expect(invoice).toMatchObject({ status: 'OPEN', total: 1125n, amount_due: 1125n, credit_applied: 0n });
+      return { id: subscription.id, addOn: invoice!.id };
+    };
+
+    const lowered = await subscribedWithSeat();
+    let before = await ledgerIn(app, 'KWD');
+    // Feb 16, `prorate` (13 of 28 days left): the period invoice gives back round_half_up(1000 ×
+    // 13/28) = 464 as credit (tax round(200 × 464/1000) = 93, 371 net). The add-on invoice (Feb 8 →
+    // Mar 1, 21 days, 13 unused) owes round_half_up(1125 × 13/21) = 696 less, its tax
+    // round_half_up(225 × 696/1125) = 139 and 557 net: 429 left due for the 8 days served (before: 422).
+    const prorated = await cancelNow(lowered.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(prorated.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 464n]]);
+    expect(prorated.creditNotes.map((n) => [n.subtotal, n.tax, n.total])).toEqual([[371n, 93n, 464n]]);
+    expect(await invoiceRow(lowered.addOn)).toMatchObject({
+      status: 'OPEN',
+      total: 1125n,
+      amount_due: 429n,
+      proration_credited: 696n,
+      proration_tax_credited: 139n,
+    });
+    // Revenue and tax payable debited for the unused time: the add-on keeps 900 − 557 = 343 net
+    // (1200 × 8/28 = 342.86) and 225 − 139 = 86 tax; the receivable is what is left due.
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371,
+      revenue: 557,
+      tax_payable: 93 + 139,
+      'receivable:customer': -696,
+      'customer_credit:customer': -464,
+    });
+    const activity = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', lowered.id)
+      .where('action', '=', 'subscription.cancelled')
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toMatchObject({ lowered_invoices: [lowered.addOn], credit_amount: '464' });
+
+    const voided = await subscribedWithSeat();
+    before = await ledgerIn(app, 'KWD');
+    // `full`: the period invoice's 1000 back as credit; the add-on invoice, which nothing paid, is
+    // voided (all it charged given back): its receivable, revenue and tax reversed.
+    const full = await cancelNow(voided.id, 'full', d('2027-02-16T00:00:00Z'));
+    expect(full.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 1000n]]);
+    expect(await invoiceRow(voided.addOn)).toMatchObject({ status: 'VOID', amount_due: 0n, charge_at: null });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 800,
+      revenue: 900,
+      tax_payable: 200 + 225,
+      'receivable:customer': -1125,
+      'customer_credit:customer': -1000,
+    });
   });
 });

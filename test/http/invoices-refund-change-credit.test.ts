@@ -658,7 +658,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const cancelled = await cancelAt(thb.sub.id, 'full', '2027-02-16T00:00:00Z');
     expect({
       cash: cancelled.refunds.map((r) => r.amount),
-      credit: cancelled.creditNote?.total,
+      credit: cancelled.creditNotes[0]?.total,
     }).toEqual({ cash: [1250n], credit: 625n });
   });
 

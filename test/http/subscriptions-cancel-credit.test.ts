@@ -175,7 +175,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // round(200 × 100 / 1000) = 20 tax, 80 revenue. The card's note: the notes then give back 500,
     // round(200 × 500 / 1000) = 100 tax in all, so 100 − 20 = 80 tax and 320 revenue.
     expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 400n }]);
-    expect(result.creditNote).toMatchObject({ refund_id: null, subtotal: 80n, tax: 20n, total: 100n });
+    expect(result.creditNotes).toMatchObject([{ refund_id: null, subtotal: 80n, tax: 20n, total: 100n }]);
     const invoice = await invoiceOf(sub.invoice.id);
     // 500 of the 600 credit stays paid for the used half: partly given back.
     expect(invoice).toMatchObject({
@@ -308,7 +308,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // `prorate` at half (2027-01-16T12:00Z): 500 owed, 700 given back already, so nothing more; the
     // 300 credit stays spent (before: given back on top, 1000 back for half a period).
     const half = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-16T12:00:00Z'));
-    expect(half).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
+    expect(half).toMatchObject({ refunds: [], creditNotes: [], subscription: { status: 'CANCELLED' } });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'REFUNDED',
       amount_refunded: 700,
@@ -329,7 +329,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // given back already: 203 of the 300 credit. The notes then give back 903: round(200 × 903 /
     // 1000) = 181 tax in all, the card's note holds 140, so this one 41 (and 162 revenue).
     const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-04T00:00:00Z'));
-    expect(result).toMatchObject({ refunds: [], creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
+    expect(result).toMatchObject({ refunds: [], creditNotes: [{ subtotal: 162n, tax: 41n, total: 203n }] });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'REFUNDED',
       amount_refunded: 700,
@@ -363,7 +363,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
       { when: 'date', cancelAt: d('2027-01-16T12:00:00Z'), refundType: 'prorate' },
       d('2027-01-02T00:00:00Z'),
     );
-    expect(scheduled.creditNote).toMatchObject({ subtotal: 400n, tax: 100n, total: 500n });
+    expect(scheduled.creditNotes).toMatchObject([{ subtotal: 400n, tax: 100n, total: 500n }]);
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 500 }]);
     // A prorated downgrade on 2027-01-05 would credit the unused time a second time: refused, and
     // nothing written; without proration it would be allowed.
@@ -387,7 +387,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
       { when: 'now', refundType: 'prorate' },
       d('2027-01-08T00:00:00Z'),
     );
-    expect(now.creditNote).toMatchObject({ subtotal: 219n, tax: 55n, total: 274n });
+    expect(now.creditNotes).toMatchObject([{ subtotal: 219n, tax: 55n, total: 274n }]);
     expect(await invoiceOf(first.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 774 });
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 774 }]);
   });
@@ -448,7 +448,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
         { when: 'now', refundType: 'prorate' },
         d('2027-01-16T12:00:00Z'),
       );
-      expect(result).toMatchObject({ refunds: [], creditNote: { total: BigInt(half) } });
+      expect(result).toMatchObject({ refunds: [], creditNotes: [{ total: BigInt(half) }] });
       const final = await db()
         .selectFrom('invoices')
         .select(['status', 'total', 'credit_applied', 'amount_due', 'charge_at'])

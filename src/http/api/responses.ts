@@ -697,10 +697,15 @@ export const SubscriptionCancellation = z
     }),
     refunds: z.array(Refund).meta({
       description:
-        "The cash given back through the gateway payments of the period's invoice: one refund per payment, newest payment first, each up to what it could still refund; empty when none",
+        "The cash given back through the gateway payments of the period's paid invoices (the period invoice's first, then its add-on invoices', oldest first; each refund names its invoice): one refund per payment used, each invoice's newest payment first, each up to what it could still refund; empty when none",
     }),
     credit_note: CreditNote.nullable().meta({
-      description: "The customer credit that paid the invoice given back to the customer's credit: total",
+      description:
+        'The first of credit_notes only, null when none: the only one unless an add-on invoice of the period gave credit back too. Kept for older clients: read credit_notes',
+    }),
+    credit_notes: z.array(CreditNote).meta({
+      description:
+        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none",
     }),
   })
   .meta({ id: 'SubscriptionCancellation' });

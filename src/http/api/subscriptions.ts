@@ -184,7 +184,8 @@ export const subscriptionRoutes: ApiRoute[] = [
         ...serialize.subscription(result.subscription),
         refund: result.refunds[0] ? serialize.refund(result.refunds[0]) : null,
         refunds: result.refunds.map(serialize.refund),
-        credit_note: result.creditNote ? serialize.creditNote(result.creditNote) : null,
+        credit_note: result.creditNotes[0] ? serialize.creditNote(result.creditNotes[0]) : null,
+        credit_notes: result.creditNotes.map(serialize.creditNote),
       });
     },
   }),
