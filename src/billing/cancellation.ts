@@ -527,7 +527,9 @@ async function addOnRefunds(
     const owed = refundOwed(type, recurring, unused, length);
     if (owed >= invoice.total) out.unpaid.push({ invoice, void: true });
     else if (owed > 0n) {
-      const offDue = owed < invoice.amount_due ? owed : invoice.amount_due;
+      // min(owed, amount_due), on bigints (Math.min takes numbers only).
+      let offDue = owed;
+      if (offDue > invoice.amount_due) offDue = invoice.amount_due;
       out.unpaid.push({ invoice, void: false, offDue, credit: owed - offDue });
     }
   }
