@@ -52,8 +52,13 @@ import { type RenewalPolicy, renewableStatuses } from './renewal.ts';
  * the first period invoice bills the add-on. An add-on's proration invoice is none of the plan's:
  * a plan change never credits it (its charged basis is the plan's: proration.ts `chargedBasis`), a
  * change's credit to the customer never counts against it (`periodCreditToCustomer`), and a
- * cancellation's `full` or `prorate` refund, which gives back from the period invoice only, is
- * refused while the period has one (cancellation.ts; `periodAddOnInvoices`).
+ * cancellation's `full` or `prorate` refund reaches it on its own, after the period invoice
+ * (cancellation.ts `addOnRefunds`, over `periodAddOnInvoices`): `full` gives back all it charged,
+ * `prorate` the share of what its lines charged (their stored amounts with tax) for the time after
+ * the cancellation, (end − cancellation) / (end − its moment), rounded once per invoice as the
+ * period invoice's; a paid one through its own payments and the credit that paid it, an OPEN one
+ * owing that share less (voided when that is all of it). An add-on invoice made with `full`
+ * charged from the period's start but is stored (and so given back) over its own moment to the end.
  */
 
 /** What setting an add-on's quantity charges now: the invoice's lines as stored, priced as a preview, and when it is charged. */

@@ -62,7 +62,11 @@ import { invoicedAhead } from './terms.ts';
  * the money of the current period's paid invoice: cash
  * through the gateway payments that took it (newest first, each up to what it can still refund),
  * and the customer credit that paid the rest back to their credit; more owed than that is refused
- * (`refund_exceeds_payment`).
+ * (`refund_exceeds_payment`). The add-ons' proration invoices of the period (an add-on added or
+ * raised mid-period: add-on-proration.ts) are reached the same way, each on its own: a paid one
+ * gives back all it charged (`full`) or its unused share (`prorate`: the time after the cancellation
+ * of what it charged for, from the moment it was set) from its own payments and credit; an unpaid
+ * (OPEN) one is voided when all of it goes back, else owes that share less (`addOnRefunds`).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -70,7 +74,7 @@ import { invoicedAhead } from './terms.ts';
 /** When a cancellation takes effect. */
 export type CancelWhen = 'now' | 'period_end' | 'date';
 
-/** What to give back of the current period's paid invoice: nothing, all of it, or its unused share. */
+/** What to give back of the current period's paid invoices (the period invoice, its add-on invoices): nothing, all of it, or its unused share. */
 export type RefundType = 'none' | 'full' | 'prorate';
 
 /** A cancellation request: when (with `cancelAt` for `date`), the refund, and why. */
@@ -212,13 +216,18 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * period invoice's payments and credit, so: refused when a change's invoice is not PAID or gave
  * money back (`refuseUnsettledChanges`), or when the period invoice holds less than owed (the rest
  * was paid by a change's invoice).
+ * The period's add-on proration invoices (add-on-proration.ts: each charged an add-on's units from the
+ * moment they were set to the period's end) are none of the period invoice's: each gives back its
+ * own unused share (`full`: all of it) from its own payments and credit, or, unpaid, owes less
+ * (`addOnRefunds`), after the period invoice.
  * What it owes is given back cash first, then as the customer credit that paid it
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
  * over them newest first, each up to its own room (`splitRefund`, as a customer-credit refund
  * splits); an invoice the customer's credit paid whole gives back credit only.
- * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
- * nothing is owed
+ * @returns the refunds (cash `amount` and its `parts`, `credit`), the period invoice's first (none
+ * when it owes nothing), then the add-on invoices' (`addOnRefunds`), and the OPEN add-on invoices'
+ * shares to take off (`settleUnpaid`); nothing when `type` is `none`
  * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
  * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
  * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
@@ -238,8 +247,9 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period, when a prorated change of the period has an invoice not PAID or given back since,
  * when it owes more than the period invoice can give back (the rest paid by a change's invoice), or
- * when a prorated change of the period ran before charged bases were stored (`chargedBasis`), or
- * when the period has add-on proration invoices (`refuseOverAddOnInvoices`)
+ * when a prorated change of the period ran before charged bases were stored (`chargedBasis`); and
+ * as `addOnRefunds` (an add-on invoice's own refusals: the same codes, and `charge_in_flight`, or
+ * 422 `refund_type` for one OPEN and paid in part, DRAFT or UNCOLLECTIBLE)
  */
 async function refundOf(
   work: UnitOfWork,
@@ -327,7 +337,8 @@ async function refundOf(
       ? atLeast0(recurring + basis.changesTotal)
       : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
-  const given = await givenBackOf(trx, invoice, payments, type, { cost, recurring, unused, length });
+  const of = { cost, recurring, unused, length, takenOff: 0n };
+  const given = await givenBackOf(trx, invoice, payments, type, of);
   // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
   // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
   const { shares, owed } = given;
@@ -369,7 +380,10 @@ type UnpaidShare =
  * payments and what of an overpayment its refunds gave back. Read under the invoice's lock.
  * @param payments its gateway payments (`invoicePayments`), newest first
  * @param of `cost`, what its recurring time cost (minor units, tax included, ≥ 0), `recurring` its
- * recurring lines' total (`recurringLines`), and `unused` of `length` seconds it charged for
+ * recurring lines' total (`recurringLines`), `unused` of `length` seconds it charged for, and
+ * `takenOff`, what an earlier cancellation took off it while it was owed (an add-on invoice's
+ * `proration_credited`: `settleUnpaid`; 0 for the period invoice, whose `proration_credited` is
+ * its changes', counted by its charged basis), given back already too
  * @returns `owed` (what is owed back after what was given back; may be ≤ 0) and its `shares`
  */
 async function givenBackOf(
@@ -377,7 +391,7 @@ async function givenBackOf(
   invoice: InvoiceRow,
   payments: TransactionRow[],
   type: RefundType,
-  of: { cost: bigint; recurring: bigint; unused: bigint; length: bigint },
+  of: { cost: bigint; recurring: bigint; unused: bigint; length: bigint; takenOff: bigint },
 ): Promise<GivenBack> {
   const paid = invoice.amount_paid - invoice.amount_refunded;
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
@@ -393,7 +407,7 @@ async function givenBackOf(
   const room = totalRoom(rooms);
   let cashLeft = paid > 0n ? paid : 0n;
   if (cashLeft > room) cashLeft = room;
-  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, of.recurring);
+  const alreadyGiven = recurringGivenBack(invoice, overpaymentGiven, of.recurring) + of.takenOff;
   const returnable = {
     cash: cashLeft,
     credit: invoice.credit_applied - invoice.credit_returned,
@@ -502,7 +516,10 @@ async function addOnRefunds(
     const length = secondsBetween(start, end);
     const unused = secondsBetween(effectiveAt > start ? effectiveAt : start, end);
     const { recurring } = await recurringLines(trx, id);
-    const of = { cost: recurring, recurring, unused, length };
+    // What an earlier cancellation (one scheduled with a refund) took off it while owed, or gave back
+    // of the credit applied to it, counts as given back: a second one gives the difference only.
+    const takenOff = invoice.proration_credited;
+    const of = { cost: recurring, recurring, unused, length, takenOff };
     if (PAID_STATUSES.includes(invoice.status)) {
       const refund = refundFrom(
         invoice,
@@ -524,8 +541,9 @@ async function addOnRefunds(
         { refund_type: `a ${type} refund waits for the charges in flight of add-on invoice ${id}` },
       );
     }
-    const owed = refundOwed(type, recurring, unused, length);
-    if (owed >= invoice.total) out.unpaid.push({ invoice, void: true });
+    const whole = refundOwed(type, recurring, unused, length);
+    const owed = whole - takenOff - invoice.credit_returned;
+    if (whole >= invoice.total) out.unpaid.push({ invoice, void: true });
     else if (owed > 0n) {
       // min(owed, amount_due), on bigints (Math.min takes numbers only).
       let offDue = owed;
@@ -635,15 +653,18 @@ async function refuseUnsettledChanges(
  * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`;
  * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
  * `reinstateAfterVoid`),
- * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit) and
- * `voided_invoices` (ids). The credit part is given back here
+ * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit),
+ * `refunded_invoices` and `lowered_invoices` (`refundData`) and `voided_invoices` (ids: those ahead
+ * and the period's OPEN add-on invoices the refund gave back whole). The OPEN add-on invoices the
+ * refund reaches are voided or lowered here (`settleUnpaid`), and the credit part is given back here
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
  * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
- * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`), and as `voidInvoicedAhead`
+ * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
+ * add-on invoice), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(

@@ -22,8 +22,9 @@ export interface CancelResult {
 
 /**
  * Cancels subscription `id` (billing/cancellation.ts `cancelLocked`) and, for `refund_type` full or
- * prorate, gives back that share of the current period's paid invoice: cash first, through the
- * gateway payments that paid it, newest first, each up to what it can still refund (the split
+ * prorate, gives back that share of the current period's paid invoice and of each of its paid add-on
+ * proration invoices (an OPEN one owes that share less, or is voided: `cancelLocked`), each on its
+ * own: cash first, through the gateway payments that paid it, newest first, each up to what it can still refund (the split
  * `cancelLocked` computed: `parts`), and the rest as the customer credit that paid it
  * (`cancellationRefund`; 409 `refund_exceeds_payment` when more is owed than all of them and the
  * credit cover, `invoice_overpaid` for a duplicate payment not refunded). The cancellation, one
@@ -38,7 +39,8 @@ export interface CancelResult {
  * `refund_type` (seed 004), which refunds the payment. `policy` is the renewal's (which subscriptions
  * it bills), for the catch-up renewal `cancelLocked` makes first.
  * @throws as `cancelLocked` (nothing changes; among them 409 `refund_in_flight` while a refund of
- * the period's invoice, or of one of its prorated changes' invoices, is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
+ * the period's invoice, of one of its add-on invoices, or of one of its prorated changes' invoices,
+ * is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
  * `gateway_account_disabled`, `amount_not_representable`: nothing changes either)
  */
 export async function cancelSubscriptionWithRefund(

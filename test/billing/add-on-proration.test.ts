@@ -706,6 +706,38 @@ describe('add-on proration', () => {
       .executeTakeFirstOrThrow();
     expect(activity.data).toMatchObject({ lowered_invoices: [lowered.addOn], credit_amount: '464' });
 
+    // Scheduled first (Feb 9, for Feb 22, `prorate`): the add-on invoice owes round_half_up(1125 ×
+    // 7/21) = 375 less at once (tax 75), the period invoice gives 250 back. Then cancelled now on
+    // Feb 16 with `prorate`: 696 − 375 = 321 more (tax round_half_up(225 × 321/1125) = 64), and the
+    // period 464 − 250 = 214: both end where one cancellation on Feb 16 ends (429 due, 139 tax taken
+    // off), not 375 off twice.
+    const twice = await subscribedWithSeat();
+    before = await ledgerIn(app, 'KWD');
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, twice.id))!,
+        { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType: 'prorate' },
+        d('2027-02-09T00:00:00Z'),
+      ),
+    );
+    expect(await invoiceRow(twice.addOn)).toMatchObject({ amount_due: 750n, proration_tax_credited: 75n });
+    const second = await cancelNow(twice.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(second.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 214n]]);
+    expect(await invoiceRow(twice.addOn)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 429n,
+      proration_credited: 696n,
+      proration_tax_credited: 139n,
+    });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371,
+      revenue: 557,
+      tax_payable: 93 + 139,
+      'receivable:customer': -696,
+      'customer_credit:customer': -464,
+    });
+
     const voided = await subscribedWithSeat();
     before = await ledgerIn(app, 'KWD');
     // `full`: the period invoice's 1000 back as credit; the add-on invoice, which nothing paid, is

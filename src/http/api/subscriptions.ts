@@ -160,7 +160,7 @@ export const subscriptionRoutes: ApiRoute[] = [
     tag,
     scope: 'write',
     summary:
-      'Cancel now, at the end of the current period or at a date; refund none, full or prorate of the paid current period',
+      "Cancel now, at the end of the current period or at a date; refund none, full or prorate of the current period's paid invoice and add-on invoices",
     body: CancelSubscription,
     responses: { 200: SubscriptionCancellation },
     handler: async (req, res, { deps, body }) => {
