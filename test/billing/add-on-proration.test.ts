@@ -738,6 +738,52 @@ describe('add-on proration', () => {
       'customer_credit:customer': -464,
     });
 
+    // With more credit, (7400 − 1000) × 7/28 = 1600 + 25% = 2000 fils: the period invoice takes 1000
+    // and the add-on invoice the other 1000, 125 left due. `prorate` on Feb 16 owes the same 696: the
+    // 125 due taken off first (tax round_half_up(225 × 125/1125) = 25; nothing left due: PAID), then
+    // 571 of the credit applied back as credit, its note's tax over what the invoice still asks
+    // (1000, tax 200): round(200 × 571/1000) = 114, 457 net. Tax given back 25 + 114 = 139, revenue
+    // 100 + 457 = 557: as above.
+    const credited = await insertCustomer(db);
+    await downgradeCredit(app, credited, 'KWD', 7400);
+    const { subscription: withCredit } = await createSubscription(
+      db,
+      'system',
+      { customerId: credited, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const partly = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        withCredit.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(partly).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    before = await ledgerIn(app, 'KWD');
+    const partlyCancelled = await cancelNow(withCredit.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(partlyCancelled.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 464n]]);
+    expect(partlyCancelled.creditNotes.map((n) => [n.invoice_id === partly.id, n.subtotal, n.tax])).toEqual([
+      [false, 371n, 93n],
+      [true, 457n, 114n],
+    ]);
+    expect(await invoiceRow(partly.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      proration_credited: 125n,
+      proration_tax_credited: 25n,
+      credit_returned: 571n,
+    });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371 + 457,
+      revenue: 100,
+      tax_payable: 93 + 25 + 114,
+      'receivable:customer': -125,
+      'customer_credit:customer': -(464 + 571),
+    });
+
     const voided = await subscribedWithSeat();
     before = await ledgerIn(app, 'KWD');
     // `full`: the period invoice's 1000 back as credit; the add-on invoice, which nothing paid, is
