@@ -65,7 +65,7 @@ import { invoicedAhead } from './terms.ts';
  * (`refund_exceeds_payment`). The add-ons' proration invoices of the period (an add-on added or
  * raised mid-period: add-on-proration.ts) are reached the same way, each on its own: a paid one
  * gives back all it charged (`full`) or its unused share (`prorate`: the time after the cancellation
- * of what it charged for, from the moment it was set) from its own payments and credit; an unpaid
+ * of what it charged for, from the moment it was set or, `full`, the period's start) from its own payments and credit; an unpaid
  * (OPEN) one is voided when all of it goes back, else owes that share less (`addOnRefunds`).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
@@ -479,8 +479,8 @@ function refundFrom(invoice: InvoiceRow, given: GivenBack): CancellationRefund |
  * What a `full` or `prorate` refund gives back of the add-on proration invoices of subscription
  * `subscriptionId`'s current `period` (add-on-proration.ts `periodAddOnInvoices`, not VOID, oldest
  * first; each locked, after the period invoice), as it gives back the period invoice. Each charged its
- * add-on lines for `[period_start, period_end]` (the moment the add-on was set to the period's end, or
- * a cancellation scheduled then), so it owes back, of what its lines charged with their tax
+ * add-on lines for `[period_start, period_end]` (the moment the add-on was set, or the period's start
+ * for one made with `full`, to the period's end, or a cancellation scheduled then), so it owes back, of what its lines charged with their tax
  * (`recurringLines`: the line's stored amounts, not prices worked again): `full`, all of it; `prorate`,
  * the share after `effectiveAt`, `prorate(charged, period_end − effectiveAt, period_end −
  * period_start)` rounded once per invoice as the period invoice's (`refundOwed`); less what it gave

@@ -482,9 +482,15 @@ describe('add-on proration', () => {
       status: 'PAID',
       credit_applied: 125n,
     });
-    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75;
-    // the first unit, paid to Feb 22, is not charged again.
-    expect(await set(refunded, 2, 'full')).toMatchObject({ subtotal: 300n, tax: 75n, total: 375n });
+    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75,
+    // stored as that span; the first unit, paid to Feb 22, is not charged again.
+    expect(await set(refunded, 2, 'full')).toMatchObject({
+      subtotal: 300n,
+      tax: 75n,
+      total: 375n,
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-02-22T00:00:00Z'),
+    });
 
     // With refund none too: prorate_at_renewal is charged when the subscription ends, Feb 22.
     const kept = await subscribed(await insertCustomer(db));
@@ -510,9 +516,10 @@ describe('add-on proration', () => {
     expect(now.refunds.map((r) => [r.invoiceId === first!.id, r.amount, r.credit])).toEqual([
       [false, 0n, 214n],
       [true, 0n, 107n],
-      // The `full` one charged 300 + 75 for Feb 1 → Feb 22 but is stored for its own span, Feb 15 →
-      // Feb 22, which its share is worked over: round_half_up(375 × 6/7) = 321.
-      [false, 0n, 321n],
+      // The `full` one charged 300 + 75 for Feb 1 → Feb 22, the span it stores: 6 of its 21 days
+      // unused, round_half_up(375 × 6/21) = round_half_up(107.14) = 107 (not 375 × 6/7 = 321 over
+      // Feb 15 → Feb 22, which gave back 214 more than the unused time cost).
+      [false, 0n, 107n],
     ]);
     expect(now.creditNotes[1]).toMatchObject({ invoice_id: first!.id, subtotal: 86n, tax: 21n, total: 107n });
   });
@@ -798,5 +805,63 @@ describe('add-on proration', () => {
       'receivable:customer': -1125,
       'customer_credit:customer': -1000,
     });
+  });
+
+  it('an add-on invoice made with `full` stores the span it charged (the period start to its end), so a `prorate` cancellation gives back its unused share of that span (CHF)', async () => {
+    // Plan 800 + 25% = 1000 rappen, paid by credit. Feb 15, `full`: the whole period's 400 + 100 tax
+    // = 500, stored Feb 1 → Mar 1 (before: Feb 15 → Mar 1, though it charged from Feb 1).
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'CHF', 9000);
+    const plan = await flatPlan(app, 'CHF', 800);
+    const storage = await addOnIn('CHF', 400, 'Storage');
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1, proration: 'full' },
+        d('2027-02-15T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({
+      total: 500n,
+      status: 'PAID',
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-03-01T00:00:00Z'),
+    });
+    const [line] = await db
+      .selectFrom('invoice_lines')
+      .selectAll()
+      .where('invoice_id', '=', addOn.id)
+      .execute();
+    expect(line).toMatchObject({
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-03-01T00:00:00Z'),
+    });
+    // Raising again counts its unit as paid for the period: nothing charged twice.
+    expect(
+      (
+        await setSubscriptionAddOn(
+          db,
+          'system',
+          sub.id,
+          { addOnId: storage, quantity: 1, proration: 'full' },
+          d('2027-02-16T00:00:00Z'),
+        )
+      ).invoice,
+    ).toBeNull();
+    // Feb 22 `prorate`: 7 of the 28 days it charged for unused: 500 × 7/28 = 125 back (was 500 ×
+    // 7/14 = 250); the period invoice 1000 × 7/28 = 250.
+    const done = await cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds.map((r) => [r.invoiceId === addOn.id, r.amount, r.credit])).toEqual([
+      [false, 0n, 250n],
+      [true, 0n, 125n],
+    ]);
   });
 });
