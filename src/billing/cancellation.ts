@@ -39,7 +39,7 @@ import {
   secondsBetween,
   splitCredit,
 } from './proration.ts';
-import { reinstateAfterVoid } from './reinstate.ts';
+import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
@@ -559,14 +559,20 @@ async function addOnRefunds(
  * given back whole (`voidLocked`: the receivable reversed, the credit applied given back), and lowers
  * the others (`creditInvoice`: revenue and tax payable debited for the share, its tax pro rata,
  * `splitCredit`; then the credit applied beyond it given back, `returnInvoiceCredit`).
- * @returns the ids voided and lowered, and the credit notes of the credit given back
+ * @returns the ids voided, lowered and of those lowered to nothing owed (`paid`: PAID, as by a
+ * payment), and the credit notes of the credit given back
  */
 async function settleUnpaid(
   work: UnitOfWork,
   unpaid: UnpaidShare[],
   now: Date,
-): Promise<{ voided: string[]; lowered: string[]; creditNotes: CreditNoteRow[] }> {
-  const out = { voided: [] as string[], lowered: [] as string[], creditNotes: [] as CreditNoteRow[] };
+): Promise<{ voided: string[]; lowered: string[]; paid: string[]; creditNotes: CreditNoteRow[] }> {
+  const out = {
+    voided: [] as string[],
+    lowered: [] as string[],
+    paid: [] as string[],
+    creditNotes: [] as CreditNoteRow[],
+  };
   for (const share of unpaid) {
     const { invoice } = share;
     if (share.void) {
@@ -575,8 +581,11 @@ async function settleUnpaid(
       continue;
     }
     const whole = { subtotal: -invoice.subtotal, tax: -invoice.tax, total: -invoice.total };
-    if (share.offDue > 0n)
+    if (share.offDue > 0n) {
       await creditInvoice(work, invoice, splitCredit(whole, share.offDue).onInvoice, now);
+      // All it still owed taken off: PAID (`creditInvoice`), as by a payment.
+      if (share.offDue === invoice.amount_due) out.paid.push(invoice.id);
+    }
     if (share.credit > 0n) {
       out.creditNotes.push(
         await returnInvoiceCredit(work, invoice.id, share.credit, 'subscription_cancelled'),
@@ -652,7 +661,8 @@ async function refuseUnsettledChanges(
  * ahead (`voidInvoicedAhead`: now, every period after the stored current one); logs `subscription.cancelled` (now) or
  * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`;
  * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
- * `reinstateAfterVoid`),
+ * `reinstateAfterVoid`, as is one that the OPEN add-on invoices its refund lowered to nothing owed
+ * (PAID) made so: `reinstateAfterPayment`),
  * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit),
  * `refunded_invoices` and `lowered_invoices` (`refundData`) and `voided_invoices` (ids: those ahead
  * and the period's OPEN add-on invoices the refund gave back whole). The OPEN add-on invoices the
@@ -734,8 +744,11 @@ export async function cancelLocked(
   const settled = await settleUnpaid(work, unpaid, now);
   const voided = [...ahead.voided, ...settled.voided];
   // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them (or the
-  // add-on invoices the refund voided), it is not.
+  // add-on invoices the refund voided, or lowered to nothing owed: PAID as by a payment, as a plan
+  // change's credit clearing a period invoice reinstates), it is not. The subscription and those
+  // invoices are locked already (`refundOf`); the customer is not yet (`giveCreditBack` below).
   await reinstateAfterVoid(work, id, voided, now, policy);
+  for (const paid of settled.paid) await reinstateAfterPayment(work, id, paid, now, policy);
   const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
   const updated = await work.trx
     .updateTable('subscriptions')

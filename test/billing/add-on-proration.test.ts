@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
-import { voidInvoice } from '../../src/billing/invoices.ts';
+import { lockInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import {
   changeSubscription,
   type ProrationBehavior,
@@ -17,6 +17,7 @@ import {
 } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { downgradeCredit, flatPlan, ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -863,5 +864,66 @@ describe('add-on proration', () => {
       [false, 0n, 250n],
       [true, 0n, 125n],
     ]);
+  });
+
+  it('a scheduled `prorate` cancellation clearing an OPEN add-on invoice in dunning (PAID by the lowering) reinstates the PAST_DUE subscription (NOK)', async () => {
+    // Plan 800 + 25% = 1000; credit (7400 − 1000) × 7/28 × 1.25 = 2000: 1000 pays the period, 1000
+    // the add-on invoice (Feb 8: 1200 × 21/28 = 900 + 225 = 1125), 125 due now, its charge declined.
+    const plan = await flatPlan(app, 'NOK', 800);
+    const seats = await addOnIn('NOK', 1200, 'Seats');
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'NOK', 7400);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, addOn.id),
+        { retryDays: [3, 5, 7], finalAction: 'SUSPEND' },
+        d('2027-02-08T00:00:00Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    const status = async () =>
+      (
+        await db
+          .selectFrom('subscriptions')
+          .select('status')
+          .where('id', '=', sub.id)
+          .executeTakeFirstOrThrow()
+      ).status;
+    expect(await status()).toBe('PAST_DUE');
+    // Feb 9, cancel at Feb 22 with `prorate`: 1125 × 7/21 = 375 owed back: the 125 due taken off
+    // (PAID), 250 of its credit back. Nothing owed any more: ACTIVE until Feb 22.
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, sub.id))!,
+        { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType: 'prorate' },
+        d('2027-02-09T00:00:00Z'),
+      ),
+    );
+    // Its 125 due taken off: PAID, then 250 of its credit back: PARTIALLY_REFUNDED, nothing due.
+    expect(await invoiceRow(addOn.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      charge_at: null,
+      credit_returned: 250n,
+    });
+    expect(await status()).toBe('ACTIVE');
   });
 });
