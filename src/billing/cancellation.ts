@@ -555,29 +555,36 @@ async function addOnRefunds(
 }
 
 /**
+ * What `settleUnpaid` did to the period's OPEN add-on invoices: the ids `voided` (and `voidedCredit`,
+ * minor units ≥ 0, the customer credit applied to them the voids gave back, with no credit note: a
+ * void reverses the invoice, as one by an operator does), `lowered` (of which `paid`: nothing owed any
+ * more, PAID as by a payment), and the `creditNotes` of the credit the lowered ones gave back.
+ */
+interface Settled {
+  voided: string[];
+  voidedCredit: bigint;
+  lowered: string[];
+  paid: string[];
+  creditNotes: CreditNoteRow[];
+}
+
+/**
  * Takes what the refund owes back off the period's OPEN add-on invoices (`addOnRefunds`): voids those
  * given back whole (`voidLocked`: the receivable reversed, the credit applied given back), and lowers
  * the others (`creditInvoice`: revenue and tax payable debited for the share, its tax pro rata,
  * `splitCredit`; then the credit applied beyond it given back, `returnInvoiceCredit`).
- * @returns the ids voided, lowered and of those lowered to nothing owed (`paid`: PAID, as by a
- * payment), and the credit notes of the credit given back
+ * @returns what it did (`Settled`)
  */
-async function settleUnpaid(
-  work: UnitOfWork,
-  unpaid: UnpaidShare[],
-  now: Date,
-): Promise<{ voided: string[]; lowered: string[]; paid: string[]; creditNotes: CreditNoteRow[] }> {
-  const out = {
-    voided: [] as string[],
-    lowered: [] as string[],
-    paid: [] as string[],
-    creditNotes: [] as CreditNoteRow[],
-  };
+async function settleUnpaid(work: UnitOfWork, unpaid: UnpaidShare[], now: Date): Promise<Settled> {
+  const out: Settled = { voided: [], voidedCredit: 0n, lowered: [], paid: [], creditNotes: [] };
   for (const share of unpaid) {
     const { invoice } = share;
     if (share.void) {
       await voidLocked(work, invoice, now, { reason: 'subscription_cancelled' });
       out.voided.push(invoice.id);
+      // What the void gave back to the customer's credit (`returnAppliedCredit`: all the credit
+      // applied): no credit note.
+      out.voidedCredit += invoice.credit_applied;
       continue;
     }
     const whole = { subtotal: -invoice.subtotal, tax: -invoice.tax, total: -invoice.total };
@@ -848,18 +855,21 @@ async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): 
 
 /**
  * The refund's figures in a cancellation's activity: `refund_amount` (cash, all refunds together),
- * `credit_amount` (customer credit given back, of paid invoices and of OPEN add-on invoices lowered),
- * `refunded_invoices` (the paid invoices giving something back) and `lowered_invoices` (the OPEN
- * add-on invoices that owe less: `settleUnpaid`; those voided are in `voided_invoices`).
+ * `credit_amount` (customer credit given back: of paid invoices and of OPEN add-on invoices lowered,
+ * their credit notes, and what the period's OPEN add-on invoices voided by the refund gave back of
+ * the credit applied to them, which has no credit note: `Settled.voidedCredit`), `refunded_invoices`
+ * (the paid invoices giving something back) and `lowered_invoices` (the OPEN add-on invoices that owe
+ * less: `settleUnpaid`; those voided are in `voided_invoices`).
  */
-function refundData(
-  refunds: CancellationRefund[],
-  settled: { lowered: string[]; creditNotes: CreditNoteRow[] },
-) {
+function refundData(refunds: CancellationRefund[], settled: Settled) {
   const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
   return {
     refund_amount: sum(refunds.map((r) => r.amount)),
-    credit_amount: sum([...refunds.map((r) => r.credit), ...settled.creditNotes.map((n) => n.total)]),
+    credit_amount: sum([
+      ...refunds.map((r) => r.credit),
+      ...settled.creditNotes.map((n) => n.total),
+      settled.voidedCredit,
+    ]),
     refunded_invoices: refunds.map((r) => r.invoiceId),
     lowered_invoices: settled.lowered,
   };

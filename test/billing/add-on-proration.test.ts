@@ -866,6 +866,44 @@ describe('add-on proration', () => {
     ]);
   });
 
+  it('`full` voiding an OPEN add-on invoice paid mostly by credit counts the credit its void gives back in the activity credit_amount (no credit note for a void) (BHD)', async () => {
+    // Plan 800 fils + 25% = 1000. Credit (7400 − 1000) × 7/28 = 1600 + 25% = 2000: 1000 pays the
+    // period invoice, 1000 the add-on invoice (Feb 8, 1200 × 21/28 = 900 + 225 = 1125), 125 due.
+    const plan = await flatPlan(app, 'BHD', 800);
+    const seats = await addOnIn('BHD', 1200, 'Seats');
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'BHD', 7400);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    const before = await ledgerIn(app, 'BHD');
+    const done = await cancelNow(sub.id, 'full', d('2027-02-16T00:00:00Z'));
+    expect(await invoiceRow(addOn.id)).toMatchObject({ status: 'VOID' });
+    // 1000 (the period invoice's credit note) + 1000 (the void's credit applied, returned).
+    expect((await movedSince('BHD', before))['customer_credit:customer']).toBe(-2000);
+    expect(done.creditNotes.map((n) => n.total)).toEqual([1000n]);
+    const activity = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', sub.id)
+      .where('action', '=', 'subscription.cancelled')
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toMatchObject({ credit_amount: '2000', voided_invoices: [addOn.id] });
+  });
+
   it('a scheduled `prorate` cancellation clearing an OPEN add-on invoice in dunning (PAID by the lowering) reinstates the PAST_DUE subscription (NOK)', async () => {
     // Plan 800 + 25% = 1000; credit (7400 − 1000) × 7/28 × 1.25 = 2000: 1000 pays the period, 1000
     // the add-on invoice (Feb 8: 1200 × 21/28 = 900 + 225 = 1125), 125 due now, its charge declined.

@@ -705,7 +705,7 @@ export const SubscriptionCancellation = z
     }),
     credit_notes: z.array(CreditNote).meta({
       description:
-        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none",
+        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount",
     }),
   })
   .meta({ id: 'SubscriptionCancellation' });
