@@ -205,8 +205,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
 
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current
- * period's invoice must be paid (PAID, PARTIALLY_REFUNDED, or REFUNDED with customer credit still to
- * give back), its cash by gateway payments; its recurring
+ * period's invoice gives back (`periodInvoiceRefund`) when paid (PAID, PARTIALLY_REFUNDED, or
+ * REFUNDED with customer credit still to give back), its cash by gateway payments, with something
+ * left (cash or credit); else (OPEN, UNCOLLECTIBLE, paid offline, free, refunded by hand) it gives
+ * nothing back and only the add-on invoices of the period do; its recurring
  * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) are not refunded.
  * After prorated changes in the period, what it owes comes from what was charged
@@ -228,9 +230,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * @returns the refunds (cash `amount` and its `parts`, `credit`), the period invoice's first (none
  * when it owes nothing), then the add-on invoices' (`addOnRefunds`), and the OPEN add-on invoices'
  * shares to take off (`settleUnpaid`); nothing when `type` is `none`
- * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
- * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
- * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
+ * @throws ConflictError `nothing_to_refund` when the subscription has no billed current period, or
+ * nothing of the period has anything to give back: its invoice is not paid, its cash left was not
+ * paid by a gateway payment (an offline payment) or nothing of it is left (no cash, no credit), and
+ * no add-on invoice of the period owes anything back (`addOnRefunds`); `refund_in_flight` (naming the refunds) when something is owed and a refund of
  * the invoice's payments is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds), or a refund of an
@@ -312,17 +315,45 @@ async function refundOf(
   const payments = invoice ? await invoicePayments(trx, invoice.id) : [];
   const paid = invoice ? invoice.amount_paid - invoice.amount_refunded : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
-  if (
-    !invoice ||
-    !PAID_STATUSES.includes(invoice.status) ||
-    (paid > 0n && payments.length === 0) ||
-    (paid <= 0n && credit <= 0n)
-  ) {
+  // The period invoice gives nothing back when it is not paid (OPEN, UNCOLLECTIBLE, none), its cash
+  // left was not paid by a gateway payment (offline), or nothing of it is left (free, refunded by
+  // hand): then only the add-on invoices of the period do, and with none of them either, refused.
+  const reachable =
+    invoice !== undefined &&
+    PAID_STATUSES.includes(invoice.status) &&
+    !(paid > 0n && payments.length === 0) &&
+    !(paid <= 0n && credit <= 0n);
+  const own = reachable
+    ? await periodInvoiceRefund(work, subscription, invoice, payments, type, effectiveAt)
+    : null;
+  const addOns = await addOnRefunds(work, subscription.id, type, { start, end }, effectiveAt);
+  if (!reachable && addOns.refunds.length === 0 && addOns.unpaid.length === 0) {
     throw new ConflictError(
       'nothing_to_refund',
-      `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back`,
+      `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back, nor has any add-on invoice of the period`,
     );
   }
+  return { refunds: own ? [own, ...addOns.refunds] : addOns.refunds, unpaid: addOns.unpaid };
+}
+
+/**
+ * The refund of the current period's invoice (locked, paid: `refundOf` checked it has a gateway
+ * payment or customer credit to give back) for a cancellation of `type` taking effect at
+ * `effectiveAt`, as `refundOf` describes; null when it owes nothing.
+ * @param payments its gateway payments (`invoicePayments`), newest first
+ * @throws as `refundOf` (but `nothing_to_refund` and `later_periods_paid`)
+ */
+async function periodInvoiceRefund(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  invoice: InvoiceRow,
+  payments: TransactionRow[],
+  type: RefundType,
+  effectiveAt: Date,
+): Promise<CancellationRefund | null> {
+  const trx = work.trx;
+  const start = subscription.current_period_start!;
+  const end = subscription.current_period_end!;
   const { lines, recurring } = await recurringLines(trx, invoice.id);
   const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
   const atLeast0 = (amount: bigint) => (amount > 0n ? amount : 0n);
@@ -330,7 +361,7 @@ async function refundOf(
   // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
-  const basis = await chargedBasis(trx, subscription, subscription.current_period_index, 'refund_type');
+  const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
   const cost =
     type === 'full'
@@ -349,9 +380,7 @@ async function refundOf(
       refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then refund ${reached} of invoice ${invoice.id} and ${owed - reached} of those invoices (POST /v1/invoices/:id/refund)`,
     });
   }
-  const own = refundFrom(invoice, given);
-  const addOns = await addOnRefunds(work, subscription.id, type, { start, end }, effectiveAt);
-  return { refunds: own ? [own, ...addOns.refunds] : addOns.refunds, unpaid: addOns.unpaid };
+  return refundFrom(invoice, given);
 }
 
 /** What a cancellation gives back of the period's invoices: the paid ones' refunds and the unpaid add-on invoices' shares. */

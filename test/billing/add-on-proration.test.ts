@@ -866,6 +866,48 @@ describe('add-on proration', () => {
     ]);
   });
 
+  it('a free period invoice (plan 0) does not refuse a `prorate` cancellation with nothing_to_refund: the paid add-on invoice gives back its unused share (PLN)', async () => {
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'PLN', 9000);
+    const plan = await flatPlan(app, 'PLN', 0);
+    const storage = await addOnIn('PLN', 400, 'Storage');
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8 (21 of 28 days): 400 × 21/28 = 300 + 25% = 375, paid by credit.
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ total: 375n, status: 'PAID', credit_applied: 375n });
+    // Feb 22 `prorate`: 7 of its 21 days unused: 375 × 7/21 = 125 back as credit.
+    const done = await cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds.map((r) => [r.invoiceId, r.amount, r.credit])).toEqual([[addOn.id, 0n, 125n]]);
+    expect(await invoiceRow(addOn.id)).toMatchObject({ credit_returned: 125n });
+  });
+
+  it('nothing of the period to give back (plan 0, no add-on invoice) still refuses with nothing_to_refund (PLN)', async () => {
+    const customer = await insertCustomer(db);
+    const plan = await flatPlan(app, 'PLN', 0);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await expect(cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'))).rejects.toMatchObject({
+      code: 'nothing_to_refund',
+    });
+  });
+
   it('`full` voiding an OPEN add-on invoice paid mostly by credit counts the credit its void gives back in the activity credit_amount (no credit note for a void) (BHD)', async () => {
     // Plan 800 fils + 25% = 1000. Credit (7400 − 1000) × 7/28 = 1600 + 25% = 2000: 1000 pays the
     // period invoice, 1000 the add-on invoice (Feb 8, 1200 × 21/28 = 900 + 225 = 1125), 125 due.
