@@ -70,8 +70,15 @@ import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } fro
  * the first period invoice bills the add-on. An add-on's proration invoice is none of the plan's:
  * a plan change never credits it (its charged basis is the plan's: proration.ts `chargedBasis`), a
  * change's credit to the customer never counts against it (`periodCreditToCustomer`), and a
- * cancellation's `full` or `prorate` refund, which gives back from the period invoice only, is
- * refused while the period has one (cancellation.ts; `periodAddOnInvoices`).
+ * cancellation's `full` or `prorate` refund reaches it on its own, after the period invoice
+ * (cancellation.ts `addOnRefunds`, over `periodAddOnInvoices`): `full` gives back all it charged,
+ * `prorate` the share of what its lines charged (their stored amounts with tax) for the time after
+ * the cancellation, (end − cancellation) / (end − its start), rounded once per invoice as the
+ * period invoice's; a paid one through its own payments and the credit that paid it, an OPEN one
+ * owing that share less (voided when that is all of it). Each invoice and its lines store the span
+ * they charged for: from the moment the add-on was set, or from the period's start for `full`
+ * (which charges the whole period), to the end of what the period serves; so `prorate` gives back
+ * the unused share of what it charged, never more.
  */
 
 /** What setting an add-on's quantity charges now: the invoice's lines as stored, priced as a preview, and when it is charged. */
@@ -86,8 +93,9 @@ export interface AddOnProration {
  * What setting add-on `addOn` of `subscription` (locked, or read for a preview) from `held` units (the
  * quantity the subscription has of it now, 0: none) to `quantity` at `now` charges for the rest of its
  * current period with `behavior` (see the module's comment): a line for the units beyond those covered
- * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` … the end of what
- * the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
+ * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` (the period's
+ * start for `full`: the span it charges, stored as the line's and the invoice's period) … the end of
+ * what the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
  * (`itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
  * invoicing's lock; undefined for a preview), under renewal `policy` (which statuses are billed).
  * Read-only. `subscription` is as the renewal sweep has it by `now` (the callers renew it up to `now`
@@ -137,8 +145,17 @@ export async function addOnProration(
     tax: await taxRuleNow(trx, subscription, plan, customer),
   };
   const period = secondsBetween(start, subscription.current_period_end!);
-  const time = { remaining: secondsBetween(behavior === 'full' ? start : now, end), period };
-  const lines = itemLines(item, 'CHARGE', `Remaining time on ${item.description}`, { start: now, end }, time);
+  // The span charged, stored as the lines' and the invoice's: `full` charges from the period's start
+  // (so a cancellation's `prorate` gives back its unused share of that whole span, not of now … end).
+  const from = behavior === 'full' ? start : now;
+  const time = { remaining: secondsBetween(from, end), period };
+  const lines = itemLines(
+    item,
+    'CHARGE',
+    `Remaining time on ${item.description}`,
+    { start: from, end },
+    time,
+  );
   return {
     lines,
     proration: {
@@ -146,7 +163,7 @@ export async function addOnProration(
       currency: plan.currency,
       billingReason: 'subscription_update',
       invoiceAt: now,
-      periodStart: now,
+      periodStart: from,
       periodEnd: end,
       ...pricedLines(lines),
     },
@@ -344,7 +361,7 @@ function servedUntil(subscription: Pick<SubscriptionRow, 'current_period_end' | 
  * How many units of add-on `addOnId` are paid for to the end of `subscription`'s current period: the
  * quantities of its CHARGE lines (not coupon lines) on the period's invoice and on the add-on
  * proration invoices of the period (`subscription_update`, within it), none VOID. Each proration
- * invoice charged its units from its own moment to the end of what the period serves (its end, or a
+ * invoice charged its units from its own moment (the period's start for `full`) to the end of what the period serves (its end, or a
  * scheduled cancellation: `servedUntil`), so all of them run to that end.
  */
 async function paidQuantity(

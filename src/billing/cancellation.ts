@@ -1,5 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { CreditNoteRow, Database, InvoiceRow, InvoiceStatus, SubscriptionRow } from '../db/schema.ts';
+import type {
+  CreditNoteRow,
+  Database,
+  InvoiceRow,
+  InvoiceStatus,
+  SubscriptionRow,
+  TransactionRow,
+} from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -11,9 +18,11 @@ import {
 } from './credit-notes.ts';
 import { returnInvoiceCredit, type WholeRefund, wholeRefund } from './credit-returns.ts';
 import {
+  chargesInFlight,
   disputedAway,
   invoicePayments,
   type RefundPart,
+  type RefundRoom,
   refundedInFlight,
   refundRooms,
   refundsInFlight,
@@ -27,10 +36,12 @@ import {
   changeCreditTakenBackOf,
   chargedBasis,
   chargedTotal,
+  creditInvoice,
   prorate,
   secondsBetween,
+  splitCredit,
 } from './proration.ts';
-import { reinstateAfterVoid } from './reinstate.ts';
+import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
@@ -53,7 +64,11 @@ import { invoicedAhead } from './terms.ts';
  * the money of the current period's paid invoice: cash
  * through the gateway payments that took it (newest first, each up to what it can still refund),
  * and the customer credit that paid the rest back to their credit; more owed than that is refused
- * (`refund_exceeds_payment`).
+ * (`refund_exceeds_payment`). The add-ons' proration invoices of the period (an add-on added or
+ * raised mid-period: add-on-proration.ts) are reached the same way, each on its own: a paid one
+ * gives back all it charged (`full`) or its unused share (`prorate`: the time after the cancellation
+ * of what it charged for, from the moment it was set or, `full`, the period's start) from its own payments and credit; an unpaid
+ * (OPEN) one is voided when all of it goes back, else owes that share less (`addOnRefunds`).
  * This module says how much of each (`cancellationRefund`) and gives the credit back (before a final
  * usage invoice, which takes it); payments/cancellations.ts sends the cash.
  */
@@ -61,7 +76,7 @@ import { invoicedAhead } from './terms.ts';
 /** When a cancellation takes effect. */
 export type CancelWhen = 'now' | 'period_end' | 'date';
 
-/** What to give back of the current period's paid invoice: nothing, all of it, or its unused share. */
+/** What to give back of the current period's paid invoices (the period invoice, its add-on invoices): nothing, all of it, or its unused share. */
 export type RefundType = 'none' | 'full' | 'prorate';
 
 /** A cancellation request: when (with `cancelAt` for `date`), the refund, and why. */
@@ -88,13 +103,16 @@ export interface CancellationRefund {
 }
 
 /**
- * What a cancellation did: the subscription, what to give back (null: nothing), and the credit note
- * of the customer credit given back already (`refund.credit`; null: none).
+ * What a cancellation did: the subscription, what to give back of each paid invoice of the period
+ * (cash to send, `refunds[].amount`; the credit part given back already), and the credit notes of the
+ * customer credit given back.
  */
 export interface Cancellation {
   subscription: SubscriptionRow;
-  refund: CancellationRefund | null;
-  creditNote: CreditNoteRow | null;
+  /** One per paid invoice giving something back: the period invoice first, then its add-on invoices, oldest first; empty: none. */
+  refunds: CancellationRefund[];
+  /** The credit notes of the customer credit given back, in the order of `refunds`, then of the OPEN add-on invoices lowered. */
+  creditNotes: CreditNoteRow[];
 }
 
 /** Two amounts of one invoice, minor units ≥ 0: what its payments paid in cash and what the customer's credit paid. */
@@ -189,8 +207,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
 
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current
- * period's invoice must be paid (PAID, PARTIALLY_REFUNDED, or REFUNDED with customer credit still to
- * give back), its cash by gateway payments; its recurring
+ * period's invoice gives back (`periodInvoiceRefund`) when paid (PAID, PARTIALLY_REFUNDED, or
+ * REFUNDED with customer credit still to give back), its cash by gateway payments, with something
+ * left (cash or credit); else (OPEN, UNCOLLECTIBLE, paid offline, free, refunded by hand) it gives
+ * nothing back and only the add-on invoices of the period do; its recurring
  * lines (the plan's line and its coupon lines: `plan_id` set, no `metric_code`; the add-ons' lines:
  * `add_on_id` set) with their tax are what the period cost; the one-off setup fee is not refunded. Usage lines (billed in arrears, for the period before) are not refunded.
  * After prorated changes in the period, what it owes comes from what was charged
@@ -200,6 +220,10 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * period invoice's payments and credit, so: refused when a change's invoice is not PAID or gave
  * money back (`refuseUnsettledChanges`), or when the period invoice holds less than owed (the rest
  * was paid by a change's invoice).
+ * The period's add-on proration invoices (add-on-proration.ts: each charged an add-on's units from the
+ * moment they were set to the period's end) are none of the period invoice's: each gives back its
+ * own unused share (`full`: all of it) from its own payments and credit, or, unpaid, owes less
+ * (`addOnRefunds`), after the period invoice.
  * What it owes is given back cash first, then as the customer credit that paid it
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
@@ -209,11 +233,13 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * `changeCreditTakenBackOf`) paid back the customer's credit, so it is not counted as given back of
  * the period; what disputes took of its payments and hold or lost (`disputedAway`: a chargeback) is,
  * as a refund: neither cash left to refund nor owed again (a won dispute gives it back).
- * @returns the refund (cash `amount` and its `parts`, `credit`), or null when `type` is `none` or
- * nothing is owed
- * @throws ConflictError `nothing_to_refund` when the period has no paid invoice, its cash left was
- * not paid by a gateway payment (an offline payment), or nothing of it is left to give back (no
- * cash, no credit); `refund_in_flight` (naming the refunds) when something is owed and a refund of
+ * @returns the refunds (cash `amount` and its `parts`, `credit`), the period invoice's first (none
+ * when it owes nothing), then the add-on invoices' (`addOnRefunds`), and the OPEN add-on invoices'
+ * shares to take off (`settleUnpaid`); nothing when `type` is `none`
+ * @throws ConflictError `nothing_to_refund` when the subscription has no billed current period, or
+ * nothing of the period has anything to give back: its invoice is not paid, its cash left was not
+ * paid by a gateway payment (an offline payment) or nothing of it is left (no cash, no credit), and
+ * no add-on invoice of the period owes anything back (`addOnRefunds`); `refund_in_flight` (naming the refunds) when something is owed and a refund of
  * the invoice's payments is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds), or a refund of an
@@ -230,16 +256,17 @@ const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', '
  * cancellation voids); ValidationError (field `refund_type`) when the cancellation takes effect after the
  * current period, when a prorated change of the period has an invoice not PAID or given back since,
  * when it owes more than the period invoice can give back (the rest paid by a change's invoice), or
- * when a prorated change of the period ran before charged bases were stored (`chargedBasis`), or
- * when the period has add-on proration invoices (`refuseOverAddOnInvoices`)
+ * when a prorated change of the period ran before charged bases were stored (`chargedBasis`); and
+ * as `addOnRefunds` (an add-on invoice's own refusals: the same codes, and `charge_in_flight`, or
+ * 422 `refund_type` for one OPEN and paid in part, DRAFT or UNCOLLECTIBLE)
  */
 async function refundOf(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   type: RefundType,
   effectiveAt: Date,
-): Promise<CancellationRefund | null> {
-  if (type === 'none') return null;
+): Promise<PeriodRefunds> {
+  if (type === 'none') return { refunds: [], unpaid: [] };
   const trx = work.trx;
   const start = subscription.current_period_start;
   const end = subscription.current_period_end;
@@ -254,7 +281,6 @@ async function refundOf(
       refund_type: 'a refund needs the cancellation to take effect within the current period',
     });
   }
-  await refuseOverAddOnInvoices(trx, subscription.id, type, { start, end }, effectiveAt);
   // A settled term (terms.ts) has later periods invoiced and maybe paid ahead: this refund covers the
   // current period only, so money paid for later periods would be kept without a word. Refused
   // instead; each of those invoices is refunded on its own (`POST /v1/invoices/:id/refund`).
@@ -298,17 +324,45 @@ async function refundOf(
   const disputed = invoice ? await disputedAway(trx, invoice.id) : 0n;
   const paid = invoice ? invoice.amount_paid - invoice.amount_refunded - disputed : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
-  if (
-    !invoice ||
-    !PAID_STATUSES.includes(invoice.status) ||
-    (paid > 0n && payments.length === 0) ||
-    (paid <= 0n && credit <= 0n)
-  ) {
+  // The period invoice gives nothing back when it is not paid (OPEN, UNCOLLECTIBLE, none), its cash
+  // left was not paid by a gateway payment (offline), or nothing of it is left (free, refunded by
+  // hand): then only the add-on invoices of the period do, and with none of them either, refused.
+  const reachable =
+    invoice !== undefined &&
+    PAID_STATUSES.includes(invoice.status) &&
+    !(paid > 0n && payments.length === 0) &&
+    !(paid <= 0n && credit <= 0n);
+  const own = reachable
+    ? await periodInvoiceRefund(work, subscription, invoice, payments, type, effectiveAt)
+    : null;
+  const addOns = await addOnRefunds(work, subscription.id, type, { start, end }, effectiveAt);
+  if (!reachable && addOns.refunds.length === 0 && addOns.unpaid.length === 0) {
     throw new ConflictError(
       'nothing_to_refund',
-      `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back`,
+      `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back, nor has any add-on invoice of the period`,
     );
   }
+  return { refunds: own ? [own, ...addOns.refunds] : addOns.refunds, unpaid: addOns.unpaid };
+}
+
+/**
+ * The refund of the current period's invoice (locked, paid: `refundOf` checked it has a gateway
+ * payment or customer credit to give back) for a cancellation of `type` taking effect at
+ * `effectiveAt`, as `refundOf` describes; null when it owes nothing.
+ * @param payments its gateway payments (`invoicePayments`), newest first
+ * @throws as `refundOf` (but `nothing_to_refund` and `later_periods_paid`)
+ */
+async function periodInvoiceRefund(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  invoice: InvoiceRow,
+  payments: TransactionRow[],
+  type: RefundType,
+  effectiveAt: Date,
+): Promise<CancellationRefund | null> {
+  const trx = work.trx;
+  const start = subscription.current_period_start!;
+  const end = subscription.current_period_end!;
   const { lines, recurring } = await recurringLines(trx, invoice.id);
   const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
   const atLeast0 = (amount: bigint) => (amount > 0n ? amount : 0n);
@@ -316,45 +370,18 @@ async function refundOf(
   // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
-  const basis = await chargedBasis(trx, subscription, subscription.current_period_index, 'refund_type');
+  const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
   const cost =
     type === 'full'
       ? atLeast0(recurring + basis.changesTotal)
       : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
-  // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
-  // first: refunds do not say which lines they are for.
-  const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
-  // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
-  // lock) then cannot make `refundable` below count a refund this check did not see.
-  const inFlight = await refundsInFlight(trx, invoice.id);
-  // The cash part goes back through `payments`, each up to what it can still refund: every refund on
-  // it counts, refunds of customer credit it carried too (read under the invoice's lock, which a
-  // refund on it takes). Paid cash beyond their rooms together is `held`: owed, it cannot go back.
-  const rooms = await refundRooms(trx, payments);
-  const room = totalRoom(rooms);
-  let cashLeft = paid > 0n ? paid : 0n;
-  if (cashLeft > room) cashLeft = room;
-  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
-  // customer's credit, not the period: not given back of it (`changeCreditTakenBackOf`).
-  const takenBack = await changeCreditTakenBackOf(trx, invoice);
-  const alreadyGiven = recurringGivenBack(
-    { ...invoice, amount_refunded: invoice.amount_refunded + disputed },
-    overpaymentGiven + takenBack,
-    recurring,
-  );
   const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
-  const shares = cancellationRefund(
-    type,
-    cost,
-    { cash: cashLeft, credit, held: paid - cashLeft },
-    alreadyGiven,
-    unused,
-    length,
-  );
+  const of = { cost, recurring, unused, length, takenOff: 0n };
+  const given = await givenBackOf(trx, invoice, payments, type, of);
   // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
   // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
-  const owed = refundOwed(type, cost, unused, length) - alreadyGiven;
+  const { shares, owed } = given;
   if (owed > 0n) await refuseUnsettledChanges(trx, basis, type, invoice.currency);
   const reached = shares.cash + shares.credit + shares.held;
   if (changed && reached < owed) {
@@ -362,42 +389,7 @@ async function refundOf(
       refund_type: `this ${type} refund owes ${owed} ${invoice.currency} back for the period, but its invoice ${invoice.id} can give back only ${reached}: the other ${owed - reached} was paid by the invoices of this period's changes${basis.invoices.length ? ` (${basis.invoices.join(', ')})` : ''}, which a cancellation does not refund. Nothing changed; cancel with refund_type none, then ${await byHandInstead(trx, invoice, basis.invoices, type, owed)}`,
     });
   }
-  // Owing nothing as things stand (a refund in flight only lowers what is owed), it gives nothing.
-  if (shares.cash === 0n && shares.credit === 0n && shares.held === 0n) return null;
-  // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
-  // Counting it either way could be wrong about the customer's money (more than owed back, or less),
-  // so the cancellation waits for the fact.
-  if (inFlight.length > 0) {
-    const [noun, verb] = inFlight.length === 1 ? ['refund', 'is'] : ['refunds', 'are'];
-    throw new ConflictError(
-      'refund_in_flight',
-      `${noun} ${inFlight.join(', ')} on the payments of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
-    );
-  }
-  // An overpaid invoice (a duplicate payment, which became the customer's credit): its refunds give
-  // the overpayment back first (`overpaymentShare`), so this refund would give back less of the
-  // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
-  // paid back that way still refuses: safer than a refund counted as overpayment a second time.
-  // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
-  const overpaid = overpaymentShare(invoice, overpaymentGiven, invoice.amount_paid);
-  if (overpaid > 0n) {
-    throw new ConflictError(
-      'invoice_overpaid',
-      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; refund the overpayment by hand first (POST /v1/invoices/${invoice.id}/refund with transaction = the duplicate payment, amount = ${overpaid}), then cancel again`,
-    );
-  }
-  if (shares.held > 0n) {
-    throw new ConflictError(
-      'refund_exceeds_payment',
-      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${payments.length}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
-    );
-  }
-  return {
-    invoiceId: invoice.id,
-    amount: shares.cash,
-    parts: splitRefund(rooms, shares.cash),
-    credit: shares.credit,
-  };
+  return refundFrom(invoice, given);
 }
 
 /**
@@ -477,30 +469,264 @@ async function byHandInstead(
   return `give back ${owed} ${c} by hand: ${steps.join(', ')}${beyond}`;
 }
 
+/** What a cancellation gives back of the period's invoices: the paid ones' refunds and the unpaid add-on invoices' shares. */
+interface PeriodRefunds {
+  /** One per paid invoice that gives something back: the period invoice first, then its add-on invoices, oldest first. */
+  refunds: CancellationRefund[];
+  /** The period's OPEN add-on invoices the refund reaches, oldest first (`addOnRefunds`). */
+  unpaid: UnpaidShare[];
+}
+
 /**
- * Refuses a `full` or `prorate` refund (one owing anything: `prorate` taking effect before the
- * period's end) of the current `period` when it has add-on proration invoices (add-on-proration.ts
- * `periodAddOnInvoices`, not VOID): they charged add-ons for the rest of the period, which such a
- * refund owes back too, but it gives back from the period invoice only, so it would keep their money
- * (or, when the period invoice holds more than its own lines, give it back from there while those
- * invoices stay refundable by hand: twice). Never a wrong amount: the cancellation changes nothing.
- * @throws ValidationError (field `refund_type`) naming the invoices and the way out: cancel with
- * refund_type none, then refund each invoice by hand
+ * What a cancellation's refund takes off an OPEN add-on proration invoice (locked, nothing paid on
+ * it, no charge in flight): `void` when it gives back all the invoice charged (`full`, or nothing of
+ * its time served); else `offDue`, minor units > 0 … amount_due, taken off what it still owes, and
+ * `credit`, minor units ≥ 0, the customer credit applied to it given back as credit (the unused share
+ * beyond what it still owes).
  */
-async function refuseOverAddOnInvoices(
+type UnpaidShare =
+  | { invoice: InvoiceRow; void: true }
+  | { invoice: InvoiceRow; void: false; offDue: bigint; credit: bigint };
+
+/**
+ * What a locked paid `invoice` owes back and can give back for a cancellation's refund of `type`
+ * (`cancellationRefund` over its returnable cash and credit, less what it gave back before of its
+ * recurring lines: `recurringGivenBack`), with what `refundFrom` checks: the refunds in flight on its
+ * payments and what of an overpayment its refunds gave back. Read under the invoice's lock.
+ * @param payments its gateway payments (`invoicePayments`), newest first
+ * @param of `cost`, what its recurring time cost (minor units, tax included, ≥ 0), `recurring` its
+ * recurring lines' total (`recurringLines`), `unused` of `length` seconds it charged for, and
+ * `takenOff`, what an earlier cancellation took off it while it was owed (an add-on invoice's
+ * `proration_credited`: `settleUnpaid`; 0 for the period invoice, whose `proration_credited` is
+ * its changes', counted by its charged basis), given back already too
+ * @returns `owed` (what is owed back after what was given back; may be ≤ 0) and its `shares`
+ */
+async function givenBackOf(
   trx: Kysely<Database>,
+  invoice: InvoiceRow,
+  payments: TransactionRow[],
+  type: RefundType,
+  of: { cost: bigint; recurring: bigint; unused: bigint; length: bigint; takenOff: bigint },
+): Promise<GivenBack> {
+  // A dispute open or lost (not carried by a refund) gave the customer that cash back already
+  // (`disputedAway`): neither cash left nor owed again.
+  const disputed = await disputedAway(trx, invoice.id);
+  const paid = invoice.amount_paid - invoice.amount_refunded - disputed;
+  // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
+  // first: refunds do not say which lines they are for.
+  const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
+  // Read first: a customer-credit refund settling from here on (it is recorded without the invoice's
+  // lock) then cannot make `refundable` below count a refund this check did not see.
+  const inFlight = await refundsInFlight(trx, invoice.id);
+  // The cash part goes back through `payments`, each up to what it can still refund: every refund on
+  // it counts, refunds of customer credit it carried too (read under the invoice's lock, which a
+  // refund on it takes). Paid cash beyond their rooms together is `held`: owed, it cannot go back.
+  const rooms = await refundRooms(trx, payments);
+  const room = totalRoom(rooms);
+  let cashLeft = paid > 0n ? paid : 0n;
+  if (cashLeft > room) cashLeft = room;
+  // Change credit a refund took back (a dashboard refund beyond what the period kept) paid back the
+  // customer's credit, not the period: not given back of it (`changeCreditTakenBackOf`).
+  const takenBack = await changeCreditTakenBackOf(trx, invoice);
+  const alreadyGiven =
+    recurringGivenBack(
+      { ...invoice, amount_refunded: invoice.amount_refunded + disputed },
+      overpaymentGiven + takenBack,
+      of.recurring,
+    ) + of.takenOff;
+  const returnable = {
+    cash: cashLeft,
+    credit: invoice.credit_applied - invoice.credit_returned,
+    held: paid - cashLeft,
+  };
+  const shares = cancellationRefund(type, of.cost, returnable, alreadyGiven, of.unused, of.length);
+  const owed = refundOwed(type, of.cost, of.unused, of.length) - alreadyGiven;
+  return { shares, owed, rooms, paymentCount: payments.length, inFlight, overpaymentGiven };
+}
+
+/** `givenBackOf`'s answer: what is owed and its shares, and what `refundFrom` checks and splits over. */
+interface GivenBack {
+  shares: CancellationShares;
+  owed: bigint;
+  rooms: RefundRoom[];
+  paymentCount: number;
+  inFlight: string[];
+  overpaymentGiven: bigint;
+}
+
+/**
+ * The refund of a locked paid `invoice` from what it owes back (`givenBackOf`): null when it owes
+ * nothing as things stand (a refund in flight only lowers what is owed), else the cash split over its
+ * payments newest first (`splitRefund`) and the credit.
+ * @throws ConflictError `refund_in_flight` (a refund of its payments `pending` or `unknown`: what is
+ * owed depends on its outcome), `invoice_overpaid` (paid more than it asked, not given back yet),
+ * `refund_exceeds_payment` (more owed than its payments can still refund plus its credit applied)
+ */
+function refundFrom(invoice: InvoiceRow, given: GivenBack): CancellationRefund | null {
+  const { shares, rooms, inFlight } = given;
+  if (shares.cash === 0n && shares.credit === 0n && shares.held === 0n) return null;
+  // Otherwise what is owed depends on a refund in flight: given back if it succeeds, not if it fails.
+  // Counting it either way could be wrong about the customer's money (more than owed back, or less),
+  // so the cancellation waits for the fact.
+  if (inFlight.length > 0) {
+    const [noun, verb] = inFlight.length === 1 ? ['refund', 'is'] : ['refunds', 'are'];
+    throw new ConflictError(
+      'refund_in_flight',
+      `${noun} ${inFlight.join(', ')} on the payments of invoice ${invoice.id} ${verb} not settled yet (pending or unknown): what this cancellation gives back depends on the outcome; cancel again once settled, or cancel with refund_type none`,
+    );
+  }
+  // An overpaid invoice (a duplicate payment, which became the customer's credit): its refunds give
+  // the overpayment back first (`overpaymentShare`), so this refund would give back less of the
+  // period than owed. A refund of customer credit (no invoice) does not count here, so an overpayment
+  // paid back that way still refuses: safer than a refund counted as overpayment a second time.
+  // What of the overpayment its refunds (up to now) have not given back: the share of the rest.
+  const overpaid = overpaymentShare(invoice, given.overpaymentGiven, invoice.amount_paid);
+  if (overpaid > 0n) {
+    throw new ConflictError(
+      'invoice_overpaid',
+      `invoice ${invoice.id} was paid ${overpaid} ${invoice.currency} more than it asked (a duplicate payment) and its refunds have not given that back: a refund through billhook gives the overpayment back first, so this cancellation would give back less of the period than it owes. Nothing changed; refund the overpayment by hand first (POST /v1/invoices/${invoice.id}/refund with transaction = the duplicate payment, amount = ${overpaid}), then cancel again`,
+    );
+  }
+  if (shares.held > 0n) {
+    throw new ConflictError(
+      'refund_exceeds_payment',
+      `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${given.paymentCount}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
+    );
+  }
+  return {
+    invoiceId: invoice.id,
+    amount: shares.cash,
+    parts: splitRefund(rooms, shares.cash),
+    credit: shares.credit,
+  };
+}
+
+/**
+ * What a `full` or `prorate` refund gives back of the add-on proration invoices of subscription
+ * `subscriptionId`'s current `period` (add-on-proration.ts `periodAddOnInvoices`, not VOID, oldest
+ * first; each locked, after the period invoice), as it gives back the period invoice. Each charged its
+ * add-on lines for `[period_start, period_end]` (the moment the add-on was set, or the period's start
+ * for one made with `full`, to the period's end, or a cancellation scheduled then), so it owes back, of what its lines charged with their tax
+ * (`recurringLines`: the line's stored amounts, not prices worked again): `full`, all of it; `prorate`,
+ * the share after `effectiveAt`, `prorate(charged, period_end − effectiveAt, period_end −
+ * period_start)` rounded once per invoice as the period invoice's (`refundOwed`); less what it gave
+ * back before (a refund by hand). Nothing for `prorate` taking effect at or after the period's end.
+ * - a paid one (PAID, PARTIALLY_REFUNDED, REFUNDED) gives it back as the period invoice does
+ *   (`givenBackOf`, `refundFrom`): cash through its own gateway payments, newest first, the rest as
+ *   the customer credit that paid it;
+ * - an OPEN one, nothing paid on it yet (`prorate_at_renewal` charges at the period's end; a charge
+ *   declined), is not refunded but owes less: voided when all it charged is given back (`full`, or
+ *   none of its time served), as the cancellation voids the unpaid invoices of periods never served
+ *   (`voidInvoicedAhead`); else the share is taken off what it still owes, as a change's credit is
+ *   taken off an owed period invoice (proration.ts `creditInvoice`), and what is beyond that goes
+ *   back as the customer credit applied to it. Its used time stays owed.
+ * @returns the paid ones' refunds (null ones left out) and the OPEN ones' shares, oldest first
+ * @throws as `refundFrom`; ConflictError `charge_in_flight` (field `refund_type`) when an OPEN one
+ * has a charge `pending` or `unknown` (what it still owes depends on it); ValidationError (field
+ * `refund_type`) when one is OPEN and paid in part (neither refundable nor voidable), DRAFT or
+ * UNCOLLECTIBLE (written off: what it owes back is not known), naming it
+ */
+async function addOnRefunds(
+  work: UnitOfWork,
   subscriptionId: string,
   type: RefundType,
   period: { start: Date; end: Date },
   effectiveAt: Date,
-): Promise<void> {
-  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return;
-  const invoices = await periodAddOnInvoices(trx, subscriptionId, period);
-  if (invoices.length === 0) return;
-  const named = invoices.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
-  throw new ValidationError('refund over add-on proration invoices', {
-    refund_type: `a ${type} refund gives back the period from its period invoice only, but this period's add-on invoices ${named} charged add-ons for the rest of it, which it would not give back. Nothing changed; cancel with refund_type none, then refund the period invoice and those invoices by hand (POST /v1/invoices/:id/refund), or void an unpaid one (POST /v1/invoices/:id/void)`,
-  });
+): Promise<PeriodRefunds> {
+  const out: PeriodRefunds = { refunds: [], unpaid: [] };
+  if (type === 'none' || (type === 'prorate' && effectiveAt >= period.end)) return out;
+  const trx = work.trx;
+  for (const { id } of await periodAddOnInvoices(trx, subscriptionId, period)) {
+    const invoice = await lockInvoice(work, id);
+    const [start, end] = [invoice.period_start!, invoice.period_end!];
+    const length = secondsBetween(start, end);
+    const unused = secondsBetween(effectiveAt > start ? effectiveAt : start, end);
+    const { recurring } = await recurringLines(trx, id);
+    // What an earlier cancellation (one scheduled with a refund) took off it while owed, or gave back
+    // of the credit applied to it, counts as given back: a second one gives the difference only.
+    const takenOff = invoice.proration_credited;
+    const of = { cost: recurring, recurring, unused, length, takenOff };
+    if (PAID_STATUSES.includes(invoice.status)) {
+      const refund = refundFrom(
+        invoice,
+        await givenBackOf(trx, invoice, await invoicePayments(trx, id), type, of),
+      );
+      if (refund) out.refunds.push(refund);
+      continue;
+    }
+    if (invoice.status !== 'OPEN' || invoice.amount_paid > 0n) {
+      throw new ValidationError('refund over an unsettled add-on invoice', {
+        refund_type: `a ${type} refund gives back the unused time of this period's add-on invoices, but ${id} is ${invoice.status} with ${invoice.amount_paid} ${invoice.currency} paid of ${invoice.total}: it can neither be refunded nor owe less. Nothing changed; pay it in full first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
+      });
+    }
+    const inFlight = await chargesInFlight(trx, id);
+    if (inFlight.length > 0) {
+      throw new ConflictError(
+        'charge_in_flight',
+        `add-on invoice ${id} has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): what this ${type} refund takes off it depends on their outcome. Nothing changed; cancel again once they settle, or cancel with refund_type none`,
+        { refund_type: `a ${type} refund waits for the charges in flight of add-on invoice ${id}` },
+      );
+    }
+    const whole = refundOwed(type, recurring, unused, length);
+    const owed = whole - takenOff - invoice.credit_returned;
+    if (whole >= invoice.total) out.unpaid.push({ invoice, void: true });
+    else if (owed > 0n) {
+      // min(owed, amount_due), on bigints (Math.min takes numbers only).
+      let offDue = owed;
+      if (offDue > invoice.amount_due) offDue = invoice.amount_due;
+      out.unpaid.push({ invoice, void: false, offDue, credit: owed - offDue });
+    }
+  }
+  return out;
+}
+
+/**
+ * What `settleUnpaid` did to the period's OPEN add-on invoices: the ids `voided` (and `voidedCredit`,
+ * minor units ≥ 0, the customer credit applied to them the voids gave back, with no credit note: a
+ * void reverses the invoice, as one by an operator does), `lowered` (of which `paid`: nothing owed any
+ * more, PAID as by a payment), and the `creditNotes` of the credit the lowered ones gave back.
+ */
+interface Settled {
+  voided: string[];
+  voidedCredit: bigint;
+  lowered: string[];
+  paid: string[];
+  creditNotes: CreditNoteRow[];
+}
+
+/**
+ * Takes what the refund owes back off the period's OPEN add-on invoices (`addOnRefunds`): voids those
+ * given back whole (`voidLocked`: the receivable reversed, the credit applied given back), and lowers
+ * the others (`creditInvoice`: revenue and tax payable debited for the share, its tax pro rata,
+ * `splitCredit`; then the credit applied beyond it given back, `returnInvoiceCredit`).
+ * @returns what it did (`Settled`)
+ */
+async function settleUnpaid(work: UnitOfWork, unpaid: UnpaidShare[], now: Date): Promise<Settled> {
+  const out: Settled = { voided: [], voidedCredit: 0n, lowered: [], paid: [], creditNotes: [] };
+  for (const share of unpaid) {
+    const { invoice } = share;
+    if (share.void) {
+      await voidLocked(work, invoice, now, { reason: 'subscription_cancelled' });
+      out.voided.push(invoice.id);
+      // What the void gave back to the customer's credit (`returnAppliedCredit`: all the credit
+      // applied): no credit note.
+      out.voidedCredit += invoice.credit_applied;
+      continue;
+    }
+    const whole = { subtotal: -invoice.subtotal, tax: -invoice.tax, total: -invoice.total };
+    if (share.offDue > 0n) {
+      await creditInvoice(work, invoice, splitCredit(whole, share.offDue).onInvoice, now);
+      // All it still owed taken off: PAID (`creditInvoice`), as by a payment.
+      if (share.offDue === invoice.amount_due) out.paid.push(invoice.id);
+    }
+    if (share.credit > 0n) {
+      out.creditNotes.push(
+        await returnInvoiceCredit(work, invoice.id, share.credit, 'subscription_cancelled'),
+      );
+    }
+    out.lowered.push(invoice.id);
+  }
+  return out;
 }
 
 /**
@@ -568,16 +794,20 @@ async function refuseUnsettledChanges(
  * ahead (`voidInvoicedAhead`: now, every period after the stored current one); logs `subscription.cancelled` (now) or
  * `subscription.cancellation_scheduled` (`period_end`, `date`: with `at`, `refund_type`, `reason`;
  * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
- * `reinstateAfterVoid`),
- * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit) and
- * `voided_invoices` (ids). The credit part is given back here
+ * `reinstateAfterVoid`, as is one that the OPEN add-on invoices its refund lowered to nothing owed
+ * (PAID) made so: `reinstateAfterPayment`),
+ * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit),
+ * `refunded_invoices` and `lowered_invoices` (`refundData`) and `voided_invoices` (ids: those ahead
+ * and the period's OPEN add-on invoices the refund gave back whole). The OPEN add-on invoices the
+ * refund reaches are voided or lowered here (`settleUnpaid`), and the credit part is given back here
  * (`returnInvoiceCredit`), before a cancellation now makes its final usage invoice, which then uses
  * that credit as any invoice finalized does; the cash part is only computed here, and the caller
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
  * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
  * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
- * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`), and as `voidInvoicedAhead`
+ * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
+ * add-on invoice), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
@@ -602,12 +832,14 @@ export async function cancelLocked(
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
-    const refund = await refundOf(work, subscription, options.refundType, now);
-    const { voided } = await voidInvoicedAhead(work, subscription, {}, now);
+    const { refunds, unpaid } = await refundOf(work, subscription, options.refundType, now);
+    const ahead = await voidInvoicedAhead(work, subscription, {}, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
-    // period's invoice (locked by `refundOf`), then the customer (the final invoice's finalization).
-    const creditNote = await giveCreditBack(work, refund);
+    // period's invoices (locked by `refundOf`), then the customer (the final invoice's finalization).
+    const settled = await settleUnpaid(work, unpaid, now);
+    const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
+    const voided = [...ahead.voided, ...settled.voided];
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
@@ -623,10 +855,9 @@ export async function cancelLocked(
       voided_invoices: voided,
       reason,
       refund_type: options.refundType,
-      refund_amount: refund?.amount ?? 0n,
-      credit_amount: refund?.credit ?? 0n,
+      ...refundData(refunds, settled),
     });
-    return { subscription: cancelled, refund, creditNote };
+    return { subscription: cancelled, refunds, creditNotes };
   }
   if (subscription.cancel_at_period_end || subscription.cancel_at) {
     throw new ConflictError(
@@ -639,11 +870,19 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const refund = at ? await refundOf(work, subscription, options.refundType, at) : null;
-  const { voided } = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
-  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them, it is not.
+  const { refunds, unpaid } = at
+    ? await refundOf(work, subscription, options.refundType, at)
+    : { refunds: [], unpaid: [] };
+  const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
+  const settled = await settleUnpaid(work, unpaid, now);
+  const voided = [...ahead.voided, ...settled.voided];
+  // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them (or the
+  // add-on invoices the refund voided, or lowered to nothing owed: PAID as by a payment, as a plan
+  // change's credit clearing a period invoice reinstates), it is not. The subscription and those
+  // invoices are locked already (`refundOf`); the customer is not yet (`giveCreditBack` below).
   await reinstateAfterVoid(work, id, voided, now, policy);
-  const creditNote = await giveCreditBack(work, refund);
+  for (const paid of settled.paid) await reinstateAfterPayment(work, id, paid, now, policy);
+  const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
   const updated = await work.trx
     .updateTable('subscriptions')
     .set({
@@ -665,10 +904,9 @@ export async function cancelLocked(
     voided_invoices: voided,
     reason,
     refund_type: options.refundType,
-    refund_amount: refund?.amount ?? 0n,
-    credit_amount: refund?.credit ?? 0n,
+    ...refundData(refunds, settled),
   });
-  return { subscription: updated, refund, creditNote };
+  return { subscription: updated, refunds, creditNotes };
 }
 
 /**
@@ -730,9 +968,35 @@ export async function voidInvoicedAhead(
   return { voided, skipped, kept };
 }
 
-/** Gives `refund.credit` back to the customer's credit (`returnInvoiceCredit`), when > 0. */
-function giveCreditBack(work: UnitOfWork, refund: CancellationRefund | null): Promise<CreditNoteRow | null> {
-  return refund && refund.credit > 0n
-    ? returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled')
-    : Promise.resolve(null);
+/** Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`), when > 0, in their order. */
+async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): Promise<CreditNoteRow[]> {
+  const notes: CreditNoteRow[] = [];
+  for (const refund of refunds) {
+    if (refund.credit > 0n) {
+      notes.push(await returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled'));
+    }
+  }
+  return notes;
+}
+
+/**
+ * The refund's figures in a cancellation's activity: `refund_amount` (cash, all refunds together),
+ * `credit_amount` (customer credit given back: of paid invoices and of OPEN add-on invoices lowered,
+ * their credit notes, and what the period's OPEN add-on invoices voided by the refund gave back of
+ * the credit applied to them, which has no credit note: `Settled.voidedCredit`), `refunded_invoices`
+ * (the paid invoices giving something back) and `lowered_invoices` (the OPEN add-on invoices that owe
+ * less: `settleUnpaid`; those voided are in `voided_invoices`).
+ */
+function refundData(refunds: CancellationRefund[], settled: Settled) {
+  const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
+  return {
+    refund_amount: sum(refunds.map((r) => r.amount)),
+    credit_amount: sum([
+      ...refunds.map((r) => r.credit),
+      ...settled.creditNotes.map((n) => n.total),
+      settled.voidedCredit,
+    ]),
+    refunded_invoices: refunds.map((r) => r.invoiceId),
+    lowered_invoices: settled.lowered,
+  };
 }

@@ -446,13 +446,14 @@ export function splitCredit(
 }
 
 /**
- * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`) off the locked OPEN period
- * invoice `invoice` at `now`: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
+ * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`; or a cancellation's refund of
+ * the unused time of an OPEN add-on invoice: cancellation.ts `settleUnpaid`) off the locked OPEN
+ * invoice `invoice` at `now`, as a credit note on an open invoice lowers what is due: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
  * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
  * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
  * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
  */
-async function creditInvoice(
+export async function creditInvoice(
   work: UnitOfWork,
   invoice: InvoiceRow,
   part: { subtotal: bigint; tax: bigint; total: bigint },

@@ -9,19 +9,22 @@ import { prepareRefunds, sendRefunds } from './refunds.ts';
 
 /**
  * What a cancellation did: the subscription, its cash refunds as recorded after the gateways'
- * answers (one per gateway payment of the invoice it went back through, newest payment first; none
- * when no cash was given back), and the credit note of the customer credit it gave back (null: none).
+ * answers (one per gateway payment of each paid invoice of the period it went back through: the
+ * period invoice's first, then its add-on invoices' oldest first, each invoice's newest payment first;
+ * none when no cash was given back), and the credit notes of the customer credit it gave back (none:
+ * empty; `cancelLocked`'s `creditNotes`).
  */
 export interface CancelResult {
   subscription: SubscriptionRow;
   refunds: RefundRow[];
-  creditNote: CreditNoteRow | null;
+  creditNotes: CreditNoteRow[];
 }
 
 /**
  * Cancels subscription `id` (billing/cancellation.ts `cancelLocked`) and, for `refund_type` full or
- * prorate, gives back that share of the current period's paid invoice: cash first, through the
- * gateway payments that paid it, newest first, each up to what it can still refund (the split
+ * prorate, gives back that share of the current period's paid invoice and of each of its paid add-on
+ * proration invoices (an OPEN one owes that share less, or is voided: `cancelLocked`), each on its
+ * own: cash first, through the gateway payments that paid it, newest first, each up to what it can still refund (the split
  * `cancelLocked` computed: `parts`), and the rest as the customer credit that paid it
  * (`cancellationRefund`; 409 `refund_exceeds_payment` when more is owed than all of them and the
  * credit cover, `invoice_overpaid` for a duplicate payment not refunded). The cancellation, one
@@ -36,7 +39,8 @@ export interface CancelResult {
  * `refund_type` (seed 004), which refunds the payment. `policy` is the renewal's (which subscriptions
  * it bills), for the catch-up renewal `cancelLocked` makes first.
  * @throws as `cancelLocked` (nothing changes; among them 409 `refund_in_flight` while a refund of
- * the period's invoice, or of one of its prorated changes' invoices, is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
+ * the period's invoice, of one of its add-on invoices, or of one of its prorated changes' invoices,
+ * is `pending` or `unknown`), and as `prepareRefunds` (`gateway_not_configured`,
  * `gateway_account_disabled`, `amount_not_representable`: nothing changes either)
  */
 export async function cancelSubscriptionWithRefund(
@@ -54,14 +58,16 @@ export async function cancelSubscriptionWithRefund(
     const cancellation = await cancelLocked(work, locked, options, now, policy);
     // A refusal of a cash refund (gateway not configured, amount not representable) rolls the
     // credit given back, the other refunds and the cancellation back with it.
-    const refunds = cancellation.refund
-      ? await prepareRefunds(work, gateways, cancellation.refund.parts, { reason: 'subscription_cancelled' })
-      : [];
-    return { subscription: cancellation.subscription, refunds, creditNote: cancellation.creditNote };
+    const parts = cancellation.refunds.flatMap((refund) => refund.parts);
+    const refunds =
+      parts.length > 0
+        ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' })
+        : [];
+    return { subscription: cancellation.subscription, refunds, creditNotes: cancellation.creditNotes };
   });
   return {
     subscription: prepared.subscription,
     refunds: await sendRefunds(db, actor, boss, gateways, prepared.refunds),
-    creditNote: prepared.creditNote,
+    creditNotes: prepared.creditNotes,
   };
 }

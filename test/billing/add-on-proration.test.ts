@@ -471,7 +471,7 @@ describe('add-on proration', () => {
     // Period invoice 1000, paid by the credit (1500 left). Feb 8: cancel at Feb 22 with refund
     // prorate: the 7 days after Feb 22 given back, 1000 × 7/28 = 250.
     const refunded = await subscribed(customer);
-    expect((await cancelAtFeb22(refunded, 'prorate')).refund?.credit).toBe(250n);
+    expect((await cancelAtFeb22(refunded, 'prorate')).refunds.map((r) => r.credit)).toEqual([250n]);
     await expect(
       changeSubscription(db, 'system', refunded, { planId: bigger }, d('2027-02-15T00:00:00Z'), false),
     ).rejects.toMatchObject({ code: 'cancellation_scheduled' });
@@ -486,30 +486,46 @@ describe('add-on proration', () => {
       status: 'PAID',
       credit_applied: 125n,
     });
-    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75;
-    // the first unit, paid to Feb 22, is not charged again.
-    expect(await set(refunded, 2, 'full')).toMatchObject({ subtotal: 300n, tax: 75n, total: 375n });
+    // A second unit with full: the period's served part, Feb 1 → Feb 22: 400 × 21/28 = 300, tax 75,
+    // stored as that span; the first unit, paid to Feb 22, is not charged again.
+    expect(await set(refunded, 2, 'full')).toMatchObject({
+      subtotal: 300n,
+      tax: 75n,
+      total: 375n,
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-02-22T00:00:00Z'),
+    });
 
     // With refund none too: prorate_at_renewal is charged when the subscription ends, Feb 22.
     const kept = await subscribed(await insertCustomer(db));
-    expect((await cancelAtFeb22(kept, 'none')).refund).toBeNull();
+    expect((await cancelAtFeb22(kept, 'none')).refunds).toEqual([]);
     expect(await set(kept, 1, 'prorate_at_renewal')).toMatchObject({
       total: 125n,
       period_end: d('2027-02-22T00:00:00Z'),
       charge_at: d('2027-02-22T00:00:00Z'),
     });
-    // The add-on's invoice of the period is found though it ends at cancel_at: a full refund
-    // cancelling now is refused over it, as over one ending with the period.
-    await expect(
-      inUnitOfWork(db, { actor: 'system' }, async (work) =>
-        cancelLocked(
-          work,
-          (await lockSubscription(work, kept))!,
-          { when: 'now', refundType: 'full' },
-          d('2027-02-16T00:00:00Z'),
-        ),
+    // The add-on's invoice of the period is found though it ends at cancel_at: cancelled now on Feb
+    // 16 with `prorate`, the 6 of its 7 days unused go back, round_half_up(125 × 6/7) = 107 (as
+    // credit: the credit paid it), tax round(25 × 107 / 125) = 21; the period invoice's 13 unused
+    // days, round_half_up(1000 × 13/28) = 464, less the 250 given back already: 214.
+    const now = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, refunded))!,
+        { when: 'now', refundType: 'prorate' },
+        d('2027-02-16T00:00:00Z'),
       ),
-    ).rejects.toMatchObject({ fields: { refund_type: expect.stringMatching(/add-on invoices/) } });
+    );
+    const [first] = await addOnInvoices(refunded);
+    expect(now.refunds.map((r) => [r.invoiceId === first!.id, r.amount, r.credit])).toEqual([
+      [false, 0n, 214n],
+      [true, 0n, 107n],
+      // The `full` one charged 300 + 75 for Feb 1 → Feb 22, the span it stores: 6 of its 21 days
+      // unused, round_half_up(375 × 6/21) = round_half_up(107.14) = 107 (not 375 × 6/7 = 321 over
+      // Feb 15 → Feb 22, which gave back 214 more than the unused time cost).
+      [false, 0n, 107n],
+    ]);
+    expect(now.creditNotes[1]).toMatchObject({ invoice_id: first!.id, subtotal: 86n, tax: 21n, total: 107n });
   });
 
   it('a SUSPENDED subscription is charged nothing now (no invoices while suspended), unless BILL_SUSPENDED_SUBSCRIPTIONS bills it', async () => {
@@ -582,7 +598,23 @@ describe('add-on proration', () => {
     expect(charged.invoice).toMatchObject({ subtotal: 500n, tax: 100n, total: 600n });
   });
 
-  it("a full cancellation after an add-on's invoice is refused (the refund reaches the period invoice only); refund_type none goes through", async () => {
+  /** Cancels subscription `id` now at `at` with `refundType` (`cancelLocked`, as the cancel endpoint does). */
+  const cancelNow = (id: string, refundType: 'full' | 'prorate' | 'none', at: Date) =>
+    inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(work, (await lockSubscription(work, id))!, { when: 'now', refundType }, at),
+    );
+  const invoiceRow = (id: string) =>
+    db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** What each account of `currency` moved since `before` (`ledgerIn`, debit-positive). */
+  const movedSince = async (currency: string, before: Record<string, number>) => {
+    const after = await ledgerIn(app, currency);
+    const codes = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return Object.fromEntries(
+      [...codes].map((code) => [code, (after[code] ?? 0) - (before[code] ?? 0)]).filter(([, n]) => n !== 0),
+    );
+  };
+
+  it("full gives back the add-on's invoice of the period with the period invoice: both paid by customer credit, both back as credit", async () => {
     // Credit from a downgrade: (9000 − 1000) × 7/28 = 2000 + 25% = 2500 CHF cents.
     const customer = await insertCustomer(db);
     await downgradeCredit(app, customer, 'CHF', 9000);
@@ -605,33 +637,379 @@ describe('add-on proration', () => {
       )
     ).invoice!;
     expect(addOn).toMatchObject({ total: 375n, credit_applied: 375n, status: 'PAID' });
-    const cancel = (refundType: 'full' | 'prorate' | 'none') =>
-      inUnitOfWork(db, { actor: 'system' }, async (work) =>
-        cancelLocked(
-          work,
-          (await lockSubscription(work, sub.id))!,
-          { when: 'now', refundType },
-          d('2027-02-15T00:00:00Z'),
-        ),
+    const before = await ledgerIn(app, 'CHF');
+    // Feb 15, `full`: the period invoice's 1000 and the add-on invoice's 375 back as credit (before:
+    // 422, the 375 could not be reached). Notes: round(200 × 1000/1000) = 200 tax; round(75 × 375/375) = 75.
+    const done = await cancelNow(sub.id, 'full', d('2027-02-15T00:00:00Z'));
+    expect(done.subscription.status).toBe('CANCELLED');
+    expect(done.refunds.map((r) => [r.invoiceId, r.amount, r.parts, r.credit])).toEqual([
+      [expect.not.stringMatching(addOn.id), 0n, [], 1000n],
+      [addOn.id, 0n, [], 375n],
+    ]);
+    expect(done.creditNotes.map((n) => [n.invoice_id === addOn.id, n.subtotal, n.tax, n.total])).toEqual([
+      [false, 800n, 200n, 1000n],
+      [true, 300n, 75n, 375n],
+    ]);
+    expect(await invoiceRow(addOn.id)).toMatchObject({ status: 'REFUNDED', credit_returned: 375n });
+    // Refunds (contra revenue) 800 + 300 = all the revenue, tax payable 200 + 75 = all the tax; the
+    // customer's credit (a liability) 1375 back: 2500 again.
+    expect(await movedSince('CHF', before)).toEqual({
+      refunds: 1100,
+      tax_payable: 275,
+      'customer_credit:customer': -1375,
+    });
+  });
+
+  it('KWD (3 decimals): an OPEN add-on invoice (prorate_at_renewal) owes less by its unused share with prorate, and is voided with full', async () => {
+    // 800 fils + 25% = 1000 a month; Seats 1200 fils a month. Credit (4200 − 1000) × 7/28 = 800 + 25%
+    // = 1000 fils pays the period invoice whole; nothing is left for the add-on's invoice.
+    const plan = await flatPlan(app, 'KWD', 800);
+    const seats = await addOnIn('KWD', 1200, 'Seats');
+    const subscribedWithSeat = async () => {
+      const customer = await insertCustomer(db);
+      await downgradeCredit(app, customer, 'KWD', 4200);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-02-01T00:00:00Z'),
       );
-    // `full` owes 1000 (the period invoice) + 375 (the add-on's), but gives back from the period
-    // invoice only: it would keep the 375. Refused, nothing changed; `prorate` too.
-    for (const type of ['full', 'prorate'] as const) {
-      await expect(cancel(type)).rejects.toMatchObject({
-        fields: { refund_type: expect.stringContaining(addOn.id) },
-      });
-    }
+      // Feb 8 (21/28): 1200 × 21/28 = 900, tax 225: 1125, OPEN, charged at the period's end.
+      const { invoice } = await setSubscriptionAddOn(
+        db,
+        'system',
+        subscription.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      );
+      expect(invoice).toMatchObject({ status: 'OPEN', total: 1125n, amount_due: 1125n, credit_applied: 0n });
+      return { id: subscription.id, addOn: invoice!.id };
+    };
+
+    const lowered = await subscribedWithSeat();
+    let before = await ledgerIn(app, 'KWD');
+    // Feb 16, `prorate` (13 of 28 days left): the period invoice gives back round_half_up(1000 ×
+    // 13/28) = 464 as credit (tax round(200 × 464/1000) = 93, 371 net). The add-on invoice (Feb 8 →
+    // Mar 1, 21 days, 13 unused) owes round_half_up(1125 × 13/21) = 696 less, its tax
+    // round_half_up(225 × 696/1125) = 139 and 557 net: 429 left due for the 8 days served (before: 422).
+    const prorated = await cancelNow(lowered.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(prorated.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 464n]]);
+    expect(prorated.creditNotes.map((n) => [n.subtotal, n.tax, n.total])).toEqual([[371n, 93n, 464n]]);
+    expect(await invoiceRow(lowered.addOn)).toMatchObject({
+      status: 'OPEN',
+      total: 1125n,
+      amount_due: 429n,
+      proration_credited: 696n,
+      proration_tax_credited: 139n,
+    });
+    // Revenue and tax payable debited for the unused time: the add-on keeps 900 − 557 = 343 net
+    // (1200 × 8/28 = 342.86) and 225 − 139 = 86 tax; the receivable is what is left due.
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371,
+      revenue: 557,
+      tax_payable: 93 + 139,
+      'receivable:customer': -696,
+      'customer_credit:customer': -464,
+    });
+    const activity = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', lowered.id)
+      .where('action', '=', 'subscription.cancelled')
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toMatchObject({ lowered_invoices: [lowered.addOn], credit_amount: '464' });
+
+    // Scheduled first (Feb 9, for Feb 22, `prorate`): the add-on invoice owes round_half_up(1125 ×
+    // 7/21) = 375 less at once (tax 75), the period invoice gives 250 back. Then cancelled now on
+    // Feb 16 with `prorate`: 696 − 375 = 321 more (tax round_half_up(225 × 321/1125) = 64), and the
+    // period 464 − 250 = 214: both end where one cancellation on Feb 16 ends (429 due, 139 tax taken
+    // off), not 375 off twice.
+    const twice = await subscribedWithSeat();
+    before = await ledgerIn(app, 'KWD');
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, twice.id))!,
+        { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType: 'prorate' },
+        d('2027-02-09T00:00:00Z'),
+      ),
+    );
+    expect(await invoiceRow(twice.addOn)).toMatchObject({ amount_due: 750n, proration_tax_credited: 75n });
+    const second = await cancelNow(twice.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(second.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 214n]]);
+    expect(await invoiceRow(twice.addOn)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 429n,
+      proration_credited: 696n,
+      proration_tax_credited: 139n,
+    });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371,
+      revenue: 557,
+      tax_payable: 93 + 139,
+      'receivable:customer': -696,
+      'customer_credit:customer': -464,
+    });
+
+    // With more credit, (7400 − 1000) × 7/28 = 1600 + 25% = 2000 fils: the period invoice takes 1000
+    // and the add-on invoice the other 1000, 125 left due. `prorate` on Feb 16 owes the same 696: the
+    // 125 due taken off first (tax round_half_up(225 × 125/1125) = 25; nothing left due: PAID), then
+    // 571 of the credit applied back as credit, its note's tax over what the invoice still asks
+    // (1000, tax 200): round(200 × 571/1000) = 114, 457 net. Tax given back 25 + 114 = 139, revenue
+    // 100 + 457 = 557: as above.
+    const credited = await insertCustomer(db);
+    await downgradeCredit(app, credited, 'KWD', 7400);
+    const { subscription: withCredit } = await createSubscription(
+      db,
+      'system',
+      { customerId: credited, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const partly = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        withCredit.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(partly).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    before = await ledgerIn(app, 'KWD');
+    const partlyCancelled = await cancelNow(withCredit.id, 'prorate', d('2027-02-16T00:00:00Z'));
+    expect(partlyCancelled.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 464n]]);
+    expect(partlyCancelled.creditNotes.map((n) => [n.invoice_id === partly.id, n.subtotal, n.tax])).toEqual([
+      [false, 371n, 93n],
+      [true, 457n, 114n],
+    ]);
+    expect(await invoiceRow(partly.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      proration_credited: 125n,
+      proration_tax_credited: 25n,
+      credit_returned: 571n,
+    });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 371 + 457,
+      revenue: 100,
+      tax_payable: 93 + 25 + 114,
+      'receivable:customer': -125,
+      'customer_credit:customer': -(464 + 571),
+    });
+
+    const voided = await subscribedWithSeat();
+    before = await ledgerIn(app, 'KWD');
+    // `full`: the period invoice's 1000 back as credit; the add-on invoice, which nothing paid, is
+    // voided (all it charged given back): its receivable, revenue and tax reversed.
+    const full = await cancelNow(voided.id, 'full', d('2027-02-16T00:00:00Z'));
+    expect(full.refunds.map((r) => [r.amount, r.credit])).toEqual([[0n, 1000n]]);
+    expect(await invoiceRow(voided.addOn)).toMatchObject({ status: 'VOID', amount_due: 0n, charge_at: null });
+    expect(await movedSince('KWD', before)).toEqual({
+      refunds: 800,
+      revenue: 900,
+      tax_payable: 200 + 225,
+      'receivable:customer': -1125,
+      'customer_credit:customer': -1000,
+    });
+  });
+
+  it('an add-on invoice made with `full` stores the span it charged (the period start to its end), so a `prorate` cancellation gives back its unused share of that span (CHF)', async () => {
+    // Plan 800 + 25% = 1000 rappen, paid by credit. Feb 15, `full`: the whole period's 400 + 100 tax
+    // = 500, stored Feb 1 → Mar 1 (before: Feb 15 → Mar 1, though it charged from Feb 1).
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'CHF', 9000);
+    const plan = await flatPlan(app, 'CHF', 800);
+    const storage = await addOnIn('CHF', 400, 'Storage');
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1, proration: 'full' },
+        d('2027-02-15T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({
+      total: 500n,
+      status: 'PAID',
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-03-01T00:00:00Z'),
+    });
+    const [line] = await db
+      .selectFrom('invoice_lines')
+      .selectAll()
+      .where('invoice_id', '=', addOn.id)
+      .execute();
+    expect(line).toMatchObject({
+      period_start: d('2027-02-01T00:00:00Z'),
+      period_end: d('2027-03-01T00:00:00Z'),
+    });
+    // Raising again counts its unit as paid for the period: nothing charged twice.
     expect(
+      (
+        await setSubscriptionAddOn(
+          db,
+          'system',
+          sub.id,
+          { addOnId: storage, quantity: 1, proration: 'full' },
+          d('2027-02-16T00:00:00Z'),
+        )
+      ).invoice,
+    ).toBeNull();
+    // Feb 22 `prorate`: 7 of the 28 days it charged for unused: 500 × 7/28 = 125 back (was 500 ×
+    // 7/14 = 250); the period invoice 1000 × 7/28 = 250.
+    const done = await cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds.map((r) => [r.invoiceId === addOn.id, r.amount, r.credit])).toEqual([
+      [false, 0n, 250n],
+      [true, 0n, 125n],
+    ]);
+  });
+
+  it('a free period invoice (plan 0) does not refuse a `prorate` cancellation with nothing_to_refund: the paid add-on invoice gives back its unused share (PLN)', async () => {
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'PLN', 9000);
+    const plan = await flatPlan(app, 'PLN', 0);
+    const storage = await addOnIn('PLN', 400, 'Storage');
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8 (21 of 28 days): 400 × 21/28 = 300 + 25% = 375, paid by credit.
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ total: 375n, status: 'PAID', credit_applied: 375n });
+    // Feb 22 `prorate`: 7 of its 21 days unused: 375 × 7/21 = 125 back as credit.
+    const done = await cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds.map((r) => [r.invoiceId, r.amount, r.credit])).toEqual([[addOn.id, 0n, 125n]]);
+    expect(await invoiceRow(addOn.id)).toMatchObject({ credit_returned: 125n });
+  });
+
+  it('nothing of the period to give back (plan 0, no add-on invoice) still refuses with nothing_to_refund (PLN)', async () => {
+    const customer = await insertCustomer(db);
+    const plan = await flatPlan(app, 'PLN', 0);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await expect(cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'))).rejects.toMatchObject({
+      code: 'nothing_to_refund',
+    });
+  });
+
+  it('`full` voiding an OPEN add-on invoice paid mostly by credit counts the credit its void gives back in the activity credit_amount (no credit note for a void) (BHD)', async () => {
+    // Plan 800 fils + 25% = 1000. Credit (7400 − 1000) × 7/28 = 1600 + 25% = 2000: 1000 pays the
+    // period invoice, 1000 the add-on invoice (Feb 8, 1200 × 21/28 = 900 + 225 = 1125), 125 due.
+    const plan = await flatPlan(app, 'BHD', 800);
+    const seats = await addOnIn('BHD', 1200, 'Seats');
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'BHD', 7400);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    const before = await ledgerIn(app, 'BHD');
+    const done = await cancelNow(sub.id, 'full', d('2027-02-16T00:00:00Z'));
+    expect(await invoiceRow(addOn.id)).toMatchObject({ status: 'VOID' });
+    // 1000 (the period invoice's credit note) + 1000 (the void's credit applied, returned).
+    expect((await movedSince('BHD', before))['customer_credit:customer']).toBe(-2000);
+    expect(done.creditNotes.map((n) => n.total)).toEqual([1000n]);
+    const activity = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', sub.id)
+      .where('action', '=', 'subscription.cancelled')
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toMatchObject({ credit_amount: '2000', voided_invoices: [addOn.id] });
+  });
+
+  it('a scheduled `prorate` cancellation clearing an OPEN add-on invoice in dunning (PAID by the lowering) reinstates the PAST_DUE subscription (NOK)', async () => {
+    // Plan 800 + 25% = 1000; credit (7400 − 1000) × 7/28 × 1.25 = 2000: 1000 pays the period, 1000
+    // the add-on invoice (Feb 8: 1200 × 21/28 = 900 + 225 = 1125), 125 due now, its charge declined.
+    const plan = await flatPlan(app, 'NOK', 800);
+    const seats = await addOnIn('NOK', 1200, 'Seats');
+    const customer = await insertCustomer(db);
+    await downgradeCredit(app, customer, 'NOK', 7400);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'OPEN', total: 1125n, credit_applied: 1000n, amount_due: 125n });
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, addOn.id),
+        { retryDays: [3, 5, 7], finalAction: 'SUSPEND' },
+        d('2027-02-08T00:00:00Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    const status = async () =>
       (
         await db
           .selectFrom('subscriptions')
           .select('status')
           .where('id', '=', sub.id)
           .executeTakeFirstOrThrow()
-      ).status,
-    ).toBe('ACTIVE');
-    const done = await cancel('none');
-    expect([done.subscription.status, done.refund]).toEqual(['CANCELLED', null]);
+      ).status;
+    expect(await status()).toBe('PAST_DUE');
+    // Feb 9, cancel at Feb 22 with `prorate`: 1125 × 7/21 = 375 owed back: the 125 due taken off
+    // (PAID), 250 of its credit back. Nothing owed any more: ACTIVE until Feb 22.
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, sub.id))!,
+        { when: 'date', cancelAt: d('2027-02-22T00:00:00Z'), refundType: 'prorate' },
+        d('2027-02-09T00:00:00Z'),
+      ),
+    );
+    // Its 125 due taken off: PAID, then 250 of its credit back: PARTIALLY_REFUNDED, nothing due.
+    expect(await invoiceRow(addOn.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      charge_at: null,
+      credit_returned: 250n,
+    });
+    expect(await status()).toBe('ACTIVE');
   });
 
   /** Subscribed from Jan 1 2027 with `seats` units of `addOn` held from then (`none`): February's invoice bills them. */
@@ -756,15 +1134,15 @@ describe('add-on proration', () => {
     expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[8000n, 800n]]);
   });
 
-  it('KWD (3 decimals): to a scheduled cancellation; a quantity set with none while suspended is held, other behaviours are charged from the reactivation', async () => {
-    // 10.000 KWD a month at 15% tax; Storage 2.500 and Backup 1.000 a month (fils).
+  it('JOD (3 decimals): to a scheduled cancellation; a quantity set with none while suspended is held, other behaviours are charged from the reactivation', async () => {
+    // 10.000 JOD a month at 15% tax; Storage 2.500 and Backup 1.000 a month (fils).
     const plan = await insertPlan(db, {
-      currency: 'KWD',
+      currency: 'JOD',
       price: { model: 'FLAT_FEE', amount: 10_000 },
       taxRatePpm: 150_000,
     });
-    const storage = await addOnIn('KWD', 2500, 'Storage');
-    const backup = await addOnIn('KWD', 1000, 'Backup');
+    const storage = await addOnIn('JOD', 2500, 'Storage');
+    const backup = await addOnIn('JOD', 1000, 'Backup');
     // January 10000 + 1500; February 10000 + 2500 = 12500 + 1875 = 14375 (1 Storage paid).
     const { id, february } = await subscribedWithAddOn(plan, storage, 1);
     expect(february.total).toBe(14_375n);
@@ -815,7 +1193,7 @@ describe('add-on proration', () => {
     });
     expect(lineRows(charged!)).toEqual([['CHARGE', 2, storage, null, 1250n, 188n, feb15, feb22]]);
     // Revenue 10000 + 12500 + 1250 = 23750; tax 1500 + 1875 + 188 = 3563; owed 11500 + 14375 + 1438.
-    expect(await ledgerIn(app, 'KWD')).toEqual({
+    expect(await ledgerIn(app, 'JOD')).toEqual({
       'receivable:customer': 27_313,
       revenue: -23_750,
       tax_payable: -3563,
@@ -825,14 +1203,14 @@ describe('add-on proration', () => {
     expect([ended?.subscription.status, ended?.invoices]).toEqual(['CANCELLED', []]);
   });
 
-  it('PLN: a payment reinstating a subscription dunning suspended leaves the charge to the renewal, from the reactivation; a second reinstatement or reactivation charges nothing', async () => {
+  it('RON: a payment reinstating a subscription dunning suspended leaves the charge to the renewal, from the reactivation; a second reinstatement or reactivation charges nothing', async () => {
     // 40.00 a month at 23% tax; Seats 15.00 each a month.
     const plan = await insertPlan(db, {
-      currency: 'PLN',
+      currency: 'RON',
       price: { model: 'FLAT_FEE', amount: 4000 },
       taxRatePpm: 230_000,
     });
-    const seats = await addOnIn('PLN', 1500, 'Seats');
+    const seats = await addOnIn('RON', 1500, 'Seats');
     // February: 4000 + 1500 = 5500 + 1265 = 6765 (1 seat paid).
     const { id, february } = await subscribedWithAddOn(plan, seats, 1);
     expect(february.total).toBe(6765n);
@@ -882,7 +1260,7 @@ describe('add-on proration', () => {
     });
     expect((await addOnInvoices(id)).map((i) => i.id)).toEqual([charged!.id]);
     // January 4000 + 920; February 5500 + 1265; 1286 + 296.
-    expect(await ledgerIn(app, 'PLN')).toEqual({
+    expect(await ledgerIn(app, 'RON')).toEqual({
       'receivable:customer': 4920 + 6765 + 1582,
       revenue: -(4000 + 5500 + 1286),
       tax_payable: -(920 + 1265 + 296),

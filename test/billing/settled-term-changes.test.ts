@@ -191,7 +191,7 @@ describe('settled terms: cancellations void the periods invoiced ahead, changes 
     // April's 500 comes back with its void; April's 500 and May's 1000 are no longer owed.
     const result = await cancel(id, { when: 'now', refundType: 'full' }, d('2027-03-15T00:00:00Z'));
     expect(result.refunds).toEqual([]);
-    expect(result.creditNote).toMatchObject({ total: 1000n });
+    expect(result.creditNotes).toMatchObject([{ total: 1000n }]);
     expect((await periods(id)).map((i) => [i.status, i.amount_due, i.charge_at])).toEqual([
       ['REFUNDED', 0n, null],
       ['VOID', 0n, null],

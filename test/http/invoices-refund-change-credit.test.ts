@@ -666,7 +666,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const cancelled = await cancelAt(thb.sub.id, 'full', '2027-02-16T00:00:00Z');
     expect({
       cash: cancelled.refunds.map((r) => r.amount),
-      credit: cancelled.creditNote?.total,
+      credit: cancelled.creditNotes[0]?.total,
     }).toEqual({ cash: [1250n], credit: 625n });
   });
 
@@ -869,7 +869,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       };
       if (currency === 'VND') {
         const none = await cancelAt(sub.id, 'none', '2027-02-23T00:00:00Z');
-        expect(none).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
+        expect(none).toMatchObject({ refunds: [], creditNotes: [], subscription: { status: 'CANCELLED' } });
       }
       if (order === 'period invoice first') {
         await refundPeriod();
@@ -1042,7 +1042,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     stripeRefundSucceeds('re_ARS_full');
     const cancelled = await cancelAt(sub.id, 'full', '2027-02-23T00:00:00Z');
     expect(cancelled.refunds.map((r) => r.amount)).toEqual([1500n]);
-    expect(cancelled.creditNote).toBeNull();
+    expect(cancelled.creditNotes).toEqual([]);
   });
 
   /**
@@ -1556,8 +1556,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     const cancelled = await cancelAt(sub.id, 'full', '2027-02-22T00:00:00Z');
     expect({
       cash: cancelled.refunds.map((r) => [r.amount, r.status]),
-      credit: cancelled.creditNote,
-    }).toEqual({ cash: [[1875n, 'succeeded']], credit: null });
+      credit: cancelled.creditNotes,
+    }).toEqual({ cash: [[1875n, 'succeeded']], credit: [] });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2500 });
     // Books: 1500 earned, all refunded (the cancellation's note 1500 + 375); tax 0; credit 0; clearing 0.
     expect(await ledgerIn(app, 'ZAR')).toMatchObject({

@@ -162,7 +162,7 @@ describe('POST /v1/subscriptions/:id/cancel after its payment carried a customer
     expect(stripe.isDone()).toBe(true);
     expect(result.subscription.status).toBe('CANCELLED');
     expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 7097n, currency: 'JPY' }]);
-    expect(result.creditNote).toBeNull();
+    expect(result.creditNotes).toEqual([]);
     expect(await refundsOf(sub.invoice)).toEqual([
       { kind: 'customer_credit', amount: 2500n, status: 'succeeded', invoice_id: null },
       { kind: 'payment', amount: 7097n, status: 'succeeded', invoice_id: sub.invoice },

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -175,7 +176,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // round(200 × 100 / 1000) = 20 tax, 80 revenue. The card's note: the notes then give back 500,
     // round(200 × 500 / 1000) = 100 tax in all, so 100 − 20 = 80 tax and 320 revenue.
     expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 400n }]);
-    expect(result.creditNote).toMatchObject({ refund_id: null, subtotal: 80n, tax: 20n, total: 100n });
+    expect(result.creditNotes).toMatchObject([{ refund_id: null, subtotal: 80n, tax: 20n, total: 100n }]);
     const invoice = await invoiceOf(sub.invoice.id);
     // 500 of the 600 credit stays paid for the used half: partly given back.
     expect(invoice).toMatchObject({
@@ -309,7 +310,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // `prorate` at half (2027-01-16T12:00Z): 500 owed, 700 given back already, so nothing more; the
     // 300 credit stays spent (before: given back on top, 1000 back for half a period).
     const half = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-16T12:00:00Z'));
-    expect(half).toMatchObject({ refunds: [], creditNote: null, subscription: { status: 'CANCELLED' } });
+    expect(half).toMatchObject({ refunds: [], creditNotes: [], subscription: { status: 'CANCELLED' } });
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
       status: 'PARTIALLY_REFUNDED',
       amount_refunded: 700,
@@ -330,7 +331,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     // given back already: 203 of the 300 credit. The notes then give back 903: round(200 × 903 /
     // 1000) = 181 tax in all, the card's note holds 140, so this one 41 (and 162 revenue).
     const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-01-04T00:00:00Z'));
-    expect(result).toMatchObject({ refunds: [], creditNote: { subtotal: 162n, tax: 41n, total: 203n } });
+    expect(result).toMatchObject({ refunds: [], creditNotes: [{ subtotal: 162n, tax: 41n, total: 203n }] });
     // 300 − 203 = 97 of the credit kept for the 3 days used: not REFUNDED (before: REFUNDED from
     // the cash refund on, `givenBackStatus` counting credit not returned as given back).
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({
@@ -366,7 +367,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
       { when: 'date', cancelAt: d('2027-01-16T12:00:00Z'), refundType: 'prorate' },
       d('2027-01-02T00:00:00Z'),
     );
-    expect(scheduled.creditNote).toMatchObject({ subtotal: 400n, tax: 100n, total: 500n });
+    expect(scheduled.creditNotes).toMatchObject([{ subtotal: 400n, tax: 100n, total: 500n }]);
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 500 }]);
     // A prorated downgrade on 2027-01-05 would credit the unused time a second time: refused, and
     // nothing written; without proration it would be allowed.
@@ -390,7 +391,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
       { when: 'now', refundType: 'prorate' },
       d('2027-01-08T00:00:00Z'),
     );
-    expect(now.creditNote).toMatchObject({ subtotal: 219n, tax: 55n, total: 274n });
+    expect(now.creditNotes).toMatchObject([{ subtotal: 219n, tax: 55n, total: 274n }]);
     expect(await invoiceOf(first.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', credit_returned: 774 });
     expect(await creditOf(customer)).toEqual([{ currency: 'NOK', amount: 774 }]);
   });
@@ -451,7 +452,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
         { when: 'now', refundType: 'prorate' },
         d('2027-01-16T12:00:00Z'),
       );
-      expect(result).toMatchObject({ refunds: [], creditNote: { total: BigInt(half) } });
+      expect(result).toMatchObject({ refunds: [], creditNotes: [{ total: BigInt(half) }] });
       const final = await db()
         .selectFrom('invoices')
         .select(['status', 'total', 'credit_applied', 'amount_due', 'charge_at'])
@@ -545,5 +546,136 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
       ),
     ).rejects.toMatchObject({ code: 'gateway_not_configured' });
     await unchanged();
+  });
+
+  /** Sets add-on `addOn` of subscription `id` to 1 at `at` (its proration invoice), then charges that invoice through Stripe. */
+  async function addOnPaidByCard(id: string, addOn: string, at: Date) {
+    const { invoice } = await setSubscriptionAddOn(db(), 'system', id, { addOnId: addOn, quantity: 1 }, at);
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice!.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    return { invoice: charged.body.invoice, stripe };
+  }
+
+  it('JPY (no minor unit), prorate: the add-on invoice paid by card gives back its unused share through its own payment, as the period invoice (before: 422)', async () => {
+    // The period 2027-02-01 → 2027-03-01 (28 days): 1000 (800 + 200 tax) by card.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('JPY', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', amount_paid: 1000 });
+    // Seats 2000 a month, added Feb 8 (21 of 28 days left): 2000 × 21/28 = 1500, tax 375: 1875 by card.
+    const seats = (await app.api('POST', '/v1/add-ons', { name: 'Seats', currency: 'JPY', amount: 2000 }))
+      .body;
+    const addOn = await addOnPaidByCard(sub.id, seats.id, d('2027-02-08T00:00:00Z'));
+    expect(addOn.stripe.seen[0]!.params.get('amount')).toBe('1875');
+    expect(addOn.invoice).toMatchObject({ status: 'PAID', total: 1875, tax: 375, amount_paid: 1875 });
+    const before = await ledgerIn(app, 'JPY');
+
+    // Cancelled now on Feb 16 with `prorate`, 13 days unused: the period invoice (28 days) gives back
+    // round_half_up(1000 × 13/28) = 464 (464.29), the add-on's (Feb 8 → Mar 1, 21 days)
+    // round_half_up(1875 × 13/21) = 1161 (1160.71), each to its own card payment, each its own refund.
+    const stripe = [
+      stripeRefundSucceeds('re_cancel_jpy_period'),
+      stripeRefundSucceeds('re_cancel_jpy_addon'),
+    ];
+    const result = await cancelAt(sub.id, { when: 'now', refundType: 'prorate' }, d('2027-02-16T00:00:00Z'));
+    expect(stripe.map((s) => s.isDone())).toEqual([true, true]);
+    expect(result.refunds.map((r) => [r.invoice_id, r.amount, r.status])).toEqual([
+      [sub.invoice.id, 464n, 'succeeded'],
+      [addOn.invoice.id, 1161n, 'succeeded'],
+    ]);
+    expect(result.creditNotes).toEqual([]);
+    // Notes: round(200 × 464/1000) = 93 tax (371 net); round(375 × 1161/1875) = 232 tax (929 net).
+    const period = await invoiceOf(sub.invoice.id);
+    const addOnAfter = await invoiceOf(addOn.invoice.id);
+    expect(period).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 464 });
+    expect(addOnAfter).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 1161 });
+    expect([notesOf(period), notesOf(addOnAfter)]).toEqual([
+      [{ refund: 'refund', subtotal: 371, tax: 93, total: 464 }],
+      [{ refund: 'refund', subtotal: 929, tax: 232, total: 1161 }],
+    ]);
+    // The add-on keeps 1500 − 929 = 571 net for 8 days (2000 × 8/28 = 571.43) and 375 − 232 = 143 tax.
+    const after = await ledgerIn(app, 'JPY');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(371 + 929);
+    expect(moved('tax_payable')).toBe(93 + 232);
+    expect(moved('gateway_clearing:stripe')).toBe(-(464 + 1161));
+    expect([moved('receivable:customer'), moved('revenue')]).toEqual([0, 0]);
+    expect(Object.values(after).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
+
+  it('EUR, full over HTTP: the add-on invoice paid partly by customer credit gives its card back and its credit back as credit; the answer lists both credit notes', async () => {
+    // Credit (4840 − 1000) × 7/28 = 960 + 240 tax = 1200: the period invoice (1000) takes 1000 of it.
+    const { customer, method } = await customerWithCredit('EUR', 4840);
+    const plan = await flatPlan(app, 'EUR', 800);
+    const created = await app.api('POST', '/v1/subscriptions', { customer, plan, payment_method: method });
+    const period = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(period).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 1000, amount_paid: 0 });
+    // Storage 2000 a month with `full` (the whole period, whenever set): 2000 + 500 tax = 2500; the
+    // credit's last 200 applied, 2300 charged to the card.
+    const storage = (await app.api('POST', '/v1/add-ons', { name: 'Storage', currency: 'EUR', amount: 2000 }))
+      .body;
+    const added = await app.api('POST', `/v1/subscriptions/${created.body.id}/add-ons`, {
+      add_on: storage.id,
+      quantity: 1,
+      proration: 'full',
+    });
+    expect((await app.api('GET', `/v1/invoices/${added.body.invoice}`)).body).toMatchObject({
+      status: 'OPEN',
+      total: 2500,
+      tax: 500,
+      credit_applied: 200,
+      amount_due: 2300,
+    });
+    const charge = stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${added.body.invoice}/charge`, {});
+    expect(charge.seen[0]!.params.get('amount')).toBe('2300');
+    expect(await creditOf(customer)).toEqual([]);
+    const before = await ledgerIn(app, 'EUR');
+
+    const stripe = stripeRefundSucceeds('re_cancel_eur_addon');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${created.body.id}/cancel`, {
+      refund_type: 'full',
+    });
+    expect(cancelled.status).toBe(200);
+    expect(stripe.isDone()).toBe(true);
+    // Everything back: the period invoice's 1000 as credit (800 + 200 tax); the add-on invoice's
+    // 2300 to the card and 200 as credit. The credit's note comes first: round(500 × 200/2500) =
+    // 40 tax (160 net); the card's brings the notes to round(500 × 2500/2500) = 500, so 460 (1840 net).
+    expect(cancelled.body).toMatchObject({
+      status: 'CANCELLED',
+      refund: { status: 'succeeded', amount: 2300, invoice: added.body.invoice },
+      refunds: [{ amount: 2300, invoice: added.body.invoice }],
+      credit_note: { invoice: period.id, subtotal: 800, tax: 200, total: 1000 },
+      credit_notes: [
+        { invoice: period.id, subtotal: 800, tax: 200, total: 1000 },
+        { invoice: added.body.invoice, refund: null, subtotal: 160, tax: 40, total: 200 },
+      ],
+    });
+    expect(cancelled.body.refunds).toHaveLength(1);
+    const addOn = await invoiceOf(added.body.invoice);
+    expect(addOn).toMatchObject({ status: 'REFUNDED', amount_refunded: 2300, credit_returned: 200 });
+    expect(notesOf(addOn)).toEqual([
+      { refund: null, subtotal: 160, tax: 40, total: 200 },
+      { refund: 'refund', subtotal: 1840, tax: 460, total: 2300 },
+    ]);
+    expect(await invoiceOf(period.id)).toMatchObject({ status: 'REFUNDED', credit_returned: 1000 });
+    // Refunds 800 + 160 + 1840 = all 2800 of revenue, tax payable 200 + 40 + 460 = all 700 of tax;
+    // Stripe's clearing 2300 back out and the customer's credit 1200 back.
+    const after = await ledgerIn(app, 'EUR');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(2800);
+    expect(moved('tax_payable')).toBe(700);
+    expect(moved('gateway_clearing:stripe')).toBe(-2300);
+    expect(moved('customer_credit:customer')).toBe(-1200);
+    expect(moved('receivable:customer')).toBe(0);
+    expect(await creditOf(customer)).toEqual([{ currency: 'EUR', amount: 1200 }]);
+    const activity = (
+      await app.api('GET', `/v1/activities?resource=${created.body.id}&limit=100`)
+    ).body.data.find((a: { action: string }) => a.action === 'subscription.cancelled');
+    expect(activity.data).toMatchObject({
+      refund_amount: '2300',
+      credit_amount: '1200',
+      refunded_invoices: [period.id, added.body.invoice],
+    });
   });
 });

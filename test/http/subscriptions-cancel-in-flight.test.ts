@@ -8,7 +8,7 @@ import { recordRefundResult } from '../../src/payments/refunds.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, payOpenOffline, subscribedAndPaid } from '../support/collection.ts';
-import { stripeRefundSucceeds } from '../support/flow.ts';
+import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
 
@@ -235,5 +235,35 @@ describe('POST /v1/subscriptions/:id/cancel while a refund of the period is in f
     // A cancellation without refund does not depend on it: allowed.
     const plain = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'none' });
     expect(plain.body).toMatchObject({ status: 'CANCELLED', refund: null, credit_note: null });
+  });
+
+  it("a refund in flight on an add-on invoice of the period: 409 refund_in_flight naming it, and the period invoice's refund is not sent either (EUR)", async () => {
+    // 1000 EUR cents (800 + 200 tax) by card; Storage 2000 a month added with `full` (the whole
+    // period): 2000 + 500 tax = 2500, charged to the card.
+    const sub = await paidSubscription('EUR', 800);
+    const storage = (await app.api('POST', '/v1/add-ons', { name: 'Storage', currency: 'EUR', amount: 2000 }))
+      .body;
+    const added = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: storage.id,
+      quantity: 1,
+      proration: 'full',
+    });
+    const charge = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${added.body.invoice}/charge`, {});
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', total: 2500, amount_paid: 2500 });
+    expect(charge.seen).toHaveLength(1);
+    // 1000 of it refunded by hand, Stripe answers `pending`: in flight.
+    stripeRefundPending('re_addon_pending', 1000, 'EUR');
+    const byHand = await app.api('POST', `/v1/invoices/${added.body.invoice}/refund`, { amount: 1000 });
+    expect(byHand.body).toMatchObject({ status: 'pending', amount: 1000 });
+    const before = await snapshot(sub, 'EUR');
+    // `full` owes the add-on invoice 2500 less what it gave back: 1500 if the 1000 succeeds, 2500 if it
+    // fails. Not known: refused, and nothing of the period invoice's 1000 is sent or written either.
+    const refused = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('refund_in_flight');
+    expect(refused.body.error.message).toContain(byHand.body.id);
+    expect(refused.body.error.message).toContain(added.body.invoice);
+    expect(await snapshot(sub, 'EUR')).toEqual(before);
   });
 });

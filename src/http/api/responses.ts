@@ -685,22 +685,30 @@ export const BillingCycle = z
 
 /**
  * `POST /v1/subscriptions/:id/cancel`: the subscription, the cash refunds it made (`refunds`, one per
- * gateway payment of the invoice it went back through, newest payment first; `refund` the first of
- * them, null: none) and the credit note of the customer credit it gave back.
+ * gateway payment of the period's invoices it went back through: the period invoice's first, then its
+ * add-on invoices', each invoice's newest payment first; `refund` the first of them, null: none) and
+ * the credit notes of the customer credit it gave back (`credit_notes`, one per invoice; `credit_note`
+ * the first of them, null: none). `refund` and `credit_note` are kept for older clients: the first
+ * may be an add-on invoice's (when the period invoice gave nothing back that way).
  */
 export const SubscriptionCancellation = z
   .strictObject({
     ...subscriptionFields,
     refund: Refund.nullable().meta({
       description:
-        "The first of refunds only (the newest payment's), null when none: the only one unless the invoice was paid by several gateway payments. Kept for older clients: read refunds, whose amounts add up to what was given back in cash",
+        "The first of refunds only, null when none: the period invoice's newest payment's, or, when the period invoice gave no cash back, the first add-on invoice's; the only one unless several gateway payments (of the period invoice, or of its add-on invoices) gave cash back. Kept for older clients: read refunds, whose amounts add up to what was given back in cash",
     }),
     refunds: z.array(Refund).meta({
       description:
-        "The cash given back through the gateway payments of the period's invoice: one refund per payment, newest payment first, each up to what it could still refund; empty when none",
+        "The cash given back through the gateway payments of the period's paid invoices (the period invoice's first, then its add-on invoices', oldest first; each refund names its invoice): one refund per payment used, each invoice's newest payment first, each up to what it could still refund; empty when none",
     }),
     credit_note: CreditNote.nullable().meta({
-      description: "The customer credit that paid the invoice given back to the customer's credit: total",
+      description:
+        "The first of credit_notes only, null when none: the period invoice's, or, when the period invoice gave no credit back, an add-on invoice's (its invoice_id says which); the only one unless an add-on invoice of the period gave credit back too. Kept for older clients: read credit_notes",
+    }),
+    credit_notes: z.array(CreditNote).meta({
+      description:
+        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount",
     }),
   })
   .meta({ id: 'SubscriptionCancellation' });

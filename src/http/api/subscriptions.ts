@@ -160,7 +160,7 @@ export const subscriptionRoutes: ApiRoute[] = [
     tag,
     scope: 'write',
     summary:
-      'Cancel now, at the end of the current period or at a date; refund none, full or prorate of the paid current period',
+      "Cancel now, at the end of the current period or at a date; refund none, full or prorate of the current period's paid invoice and add-on invoices",
     body: CancelSubscription,
     responses: { 200: SubscriptionCancellation },
     handler: async (req, res, { deps, body }) => {
@@ -184,7 +184,8 @@ export const subscriptionRoutes: ApiRoute[] = [
         ...serialize.subscription(result.subscription),
         refund: result.refunds[0] ? serialize.refund(result.refunds[0]) : null,
         refunds: result.refunds.map(serialize.refund),
-        credit_note: result.creditNote ? serialize.creditNote(result.creditNote) : null,
+        credit_note: result.creditNotes[0] ? serialize.creditNote(result.creditNotes[0]) : null,
+        credit_notes: result.creditNotes.map(serialize.creditNote),
       });
     },
   }),
