@@ -150,6 +150,11 @@ export async function recordRefundResult(
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
     if (invoice && split && split.takenBack > 0n) {
+      await work.trx
+        .updateTable('refunds')
+        .set({ change_credit_taken_back: split.takenBack })
+        .where('id', '=', refund.id)
+        .execute();
       await raiseException(work, await changeCreditTakenBackException(work, invoice, refund, split));
     }
     await postEntry(

@@ -812,7 +812,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
    * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
    * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
    * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
-   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR).
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR, SGD, ILS, GEL, AED, SAR, BRL, TRY).
+   * `txn`: the payment refunded (default: the invoice's first).
    * @returns the refund row once in `status`, and the payment
    */
   const stripeReports = async (
@@ -821,11 +822,15 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     amount: bigint,
     currency: string,
     status: 'succeeded' | 'failed',
+    txn?: string,
   ) => {
     const payment = await db()
       .selectFrom('transactions')
       .selectAll()
       .where('invoice_id', '=', invoice)
+      .$if(txn !== undefined, (q) => q.where('id', '=', txn ?? ''))
+      .orderBy('created_at')
+      .orderBy('id')
       .executeTakeFirstOrThrow();
     const event = stripeEvent(
       'charge.refund.updated',
@@ -852,7 +857,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   const exceptionsOf = (transactionId: string) =>
     db()
       .selectFrom('reconciliation_exceptions')
-      .select(['kind', 'message', 'details', 'refund_id'])
+      .select(['kind', 'message', 'details', 'refund_id', 'status'])
       .where('transaction_id', '=', transactionId)
       .orderBy('created_at')
       .execute();
@@ -915,6 +920,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
           refund_id: dash.id,
           message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
           details: { taken_back: String(625n * x), credit_left: String(625n * x), in_debit: '0' },
+          status: 'open',
         },
       ]);
       // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0;
@@ -1064,6 +1070,71 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2500 });
     // Books: 1500 earned, all refunded (the cancellation's note 1500 + 375); tax 0; credit 0; clearing 0.
     expect(await ledgerIn(app, 'ZAR')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 0,
+    });
+  });
+
+  /** The ISSUED credit notes of invoice `id` as `[subtotal, tax]`, oldest first. */
+  const issuedNotes = async (id: string) =>
+    (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body.credit_notes
+      .filter((n: { status: string }) => n.status === 'ISSUED')
+      .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]);
+
+  it('QAR: a refund made before credit notes existed (no note, migration 0015) is a refund of the sale, not change credit taken back: 875 more by hand at most, not 1500', async () => {
+    // 2500 paid, 625 to the customer's credit on Feb 15: the period kept 1875. 1000 refunded by hand,
+    // its note then removed, as for a refund booked before credit notes existed. Room 1875 − 1000 =
+    // 875. Before: its 1000 without a note counted as taken back (amount less note), so 1500 passed.
+    const { sub } = await paidFeb1(await flatPlan(app, 'QAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'QAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_qar');
+    const first = await refund(sub.invoice.id, { amount: 1000 });
+    expect(first.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    await db().deleteFrom('credit_notes').where('refund_id', '=', first.body.id).execute();
+    expectRefused(
+      await refund(sub.invoice.id, { amount: 1500 }),
+      'at most 875 QAR (paid 2500, refunded 1000, change credit to the customer 625)',
+    );
+    stripeRefundSucceeds('re_hand_qar_2');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 875 });
+  });
+
+  it('AED: a duplicate payment after a take-back: its dashboard refund pays back the overpayment only (the 625 taken back is no overpayment paid back), no second exception', async () => {
+    // 1875 by hand + 625 in the dashboard (taken back): credit 0. Then the card is charged 2500 again
+    // (a duplicate: 2500 overpaid, the customer's credit) and that 2500 refunded in the dashboard:
+    // all of it pays back the overpayment (credit 2500 → 0), no note, nothing taken back. Before: the
+    // 625 taken back counted as overpayment given back, so 625 of the duplicate's refund went beyond
+    // what the period kept: a second refund_exceeds_change_credit, on a refund that took nothing back.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'AED', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'AED', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_aed');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { payment } = await stripeReports(sub.invoice.id, 're_dash_aed', 625n, 'AED', 'succeeded');
+    const { second } = await paidAgain(app, sub.invoice.id, 2500n, 'AED');
+    expect(await creditOf(customer)).toEqual([{ currency: 'AED', amount: 2500 }]);
+    const { refund: dup } = await stripeReports(
+      sub.invoice.id,
+      're_dash_aed_dup',
+      2500n,
+      'AED',
+      'succeeded',
+      second.id,
+    );
+    expect(await entryPostings(db(), `${dup.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 2500n,
+      'gateway_clearing:stripe': -2500n,
+    });
+    expect(dup.change_credit_taken_back).toBe(0n);
+    expect(await creditOf(customer)).toEqual([]);
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[1500, 375]]);
+    expect((await exceptionsOf(payment.id)).map((e) => e.kind)).toEqual(['refund_exceeds_change_credit']);
+    expect((await exceptionsOf(second.id)).map((e) => e.kind)).toEqual(['duplicate_payment']);
+    // Books: 1500 earned, all refunded, tax 0; credit 0; clearing 5000 − 1875 − 625 − 2500 = 0.
+    expect(await ledgerIn(app, 'AED')).toMatchObject({
       'receivable:customer': 0,
       revenue: -1500,
       refunds: 1500,
