@@ -3,7 +3,12 @@ import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
-import { changeCreditTakenBack, periodCreditToCustomer, prorateSigned } from './proration.ts';
+import {
+  changeCreditTakenBack,
+  changeCreditTakenBackOf,
+  periodCreditToCustomer,
+  prorateSigned,
+} from './proration.ts';
 
 /**
  * Credit notes (`cn_…`): the document of a refund of an invoice (PRODUCT §11: "a refund gives back
@@ -185,14 +190,16 @@ export async function issueCreditNote(
   const takenBack = await changeCreditTakenBack(work.trx, invoice, refund.id, refund.amount - overpayment);
   const sale = refund.amount - overpayment - takenBack;
   if (sale === 0n) return { note: undefined, overpayment, takenBack };
+  // What the invoice's other succeeded refunds took back of change credit is no sale given back either.
+  const earlier = await changeCreditTakenBackOf(work.trx, invoice, refund.id);
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
     takenBack,
     givenBack: saleGivenBack(
       invoice,
-      given + overpayment,
-      invoice.amount_refunded + refund.amount - takenBack,
+      given + overpayment + earlier + takenBack,
+      invoice.amount_refunded + refund.amount,
     ),
     reason: refund.reason,
   });
@@ -214,10 +221,12 @@ export async function issueCreditReturnNote(
   amount: bigint,
   reason: string | null,
 ): Promise<CreditNoteRow> {
+  const creditPaidBack =
+    (await overpaymentGivenBack(work.trx, invoice)) + (await changeCreditTakenBackOf(work.trx, invoice));
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
-    givenBack: saleGivenBack(invoice, await overpaymentGivenBack(work.trx, invoice)) + amount,
+    givenBack: saleGivenBack(invoice, creditPaidBack) + amount,
     reason,
   });
 }

@@ -1,5 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { issueCreditReturnNote } from '../../src/billing/credit-notes.ts';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -1079,11 +1081,89 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     });
   });
 
+  /**
+   * 2000 + 25% = 2500 paid by card Feb 1; Feb 15 down to 1000 + 25%: 500 + 125 tax = 625 to the
+   * customer's credit; the period kept 1875. 1875 refunded by hand (note 1500 + 375), the other 625
+   * in Stripe's dashboard (all of it the change credit taken back: credit 0, no note), then Stripe
+   * reports the refund by hand failed after succeeding (its note voided). The customer has 625 back in
+   * cash (their credit) of 2500: the period kept 1875 again, none of it given back; tax payable −375.
+   */
+  const takenBackThenHandFailed = async (currency: string) => {
+    const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+    await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+    const lower = currency.toLowerCase();
+    stripeRefundSucceeds(`re_hand_dash_${lower}`);
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      `re_dash_${lower}`,
+      625n,
+      currency,
+      'succeeded',
+    );
+    await stripeReports(sub.invoice.id, `re_hand_dash_${lower}`, 1875n, currency, 'failed');
+    expect(await creditOf(customer)).toEqual([]);
+    expect(await ledgerIn(app, currency)).toMatchObject({
+      revenue: -1500,
+      refunds: 0,
+      tax_payable: -375,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 1875,
+    });
+    return { customer, sub, dash, payment };
+  };
   /** The ISSUED credit notes of invoice `id` as `[subtotal, tax]`, oldest first. */
   const issuedNotes = async (id: string) =>
     (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body.credit_notes
       .filter((n: { status: string }) => n.status === 'ISSUED')
       .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]);
+
+  it('SGD: after a take-back and the refund by hand failing, a refund by hand of 1000 gives back 200 of tax (375 × 1000/1875), not 325', async () => {
+    const { sub } = await takenBackThenHandFailed('SGD');
+    // Room 2500 − (625 − 625 taken back) − 625 of change credit = 1875; 1000 of it now. Its note's
+    // tax over what the invoice still asks net of the change credit, 375 of 1875, cumulative on the
+    // sale given back, 625 + 1000 refunded − 625 taken back = 1000: round(375 × 1000/1875) = 200,
+    // 800 net. Before: the earlier 625 taken back counted as sale given back: round(375 × 1625/1875)
+    // = 325, 675 net (tax payable 325 − 375 = −50 where 175 is still owed).
+    stripeRefundSucceeds('re_hand_sgd_2');
+    const part = await refund(sub.invoice.id, { amount: 1000 });
+    expect(part.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[800, 200]]);
+    // Books: of the 1875 kept, 875 still kept with its 175 of tax (375 − 200); clearing 1875 − 1000.
+    expect(await ledgerIn(app, 'SGD')).toMatchObject({
+      revenue: -1500,
+      refunds: 800,
+      tax_payable: -175,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 875,
+    });
+  });
+
+  it('ILS: after a take-back and the refund by hand failing, a prorate cancellation Feb 22 gives back 313 with 63 of tax (375 × 313/1875), not 188', async () => {
+    const { sub } = await takenBackThenHandFailed('ILS');
+    // Cancelled Feb 22 with `prorate`: the plan in force (1000 + 25% = 1250) for the 7 unused days
+    // of 28: 1250 × 7/28 = 312.5 → 313 (half up), none of it given back before (the 625 refunded took
+    // back the change credit). Its note: round(375 × 313/1875) = round(62.6) = 63 tax, 250 net.
+    // Before: the 625 counted as sale given back: round(375 × 938/1875) = 188 tax on a refund of 313.
+    stripeRefundSucceeds('re_cancel_ils');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[313n, 'succeeded']]);
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[250, 63]]);
+    // Tax payable −500 + 125 (change) − 375 + 375 (the note voided) + 63 = −312.
+    expect(await ledgerIn(app, 'ILS')).toMatchObject({ refunds: 250, tax_payable: -312 });
+  });
+
+  it('GEL: a credit-return note after a take-back and the refund by hand failing counts the 625 taken back as no sale given back (200 of tax on 1000, not 325)', async () => {
+    // A cancellation returns customer credit through `issueCreditReturnNote`; a card-paid invoice has
+    // none to return, so the note is issued directly on the invoice as it stands: 625 refunded, all
+    // of it taken back; 1000 more given back → cumulative 1000 of the 1875 the invoice still asks
+    // net of the change credit: round(375 × 1000/1875) = 200 tax (before: 375 × 1625/1875 = 325).
+    const { sub } = await takenBackThenHandFailed('GEL');
+    const note = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      issueCreditReturnNote(work, await lockInvoice(work, sub.invoice.id), 1000n, null),
+    );
+    expect(note).toMatchObject({ subtotal: 800n, tax: 200n, total: 1000n, refund_id: null });
+  });
 
   it('QAR: a refund made before credit notes existed (no note, migration 0015) is a refund of the sale, not change credit taken back: 875 more by hand at most, not 1500', async () => {
     // 2500 paid, 625 to the customer's credit on Feb 15: the period kept 1875. 1000 refunded by hand,
