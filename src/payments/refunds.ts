@@ -33,7 +33,7 @@ import type {
   TransactionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type NewException, raiseException } from '../exceptions/exceptions.ts';
+import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
@@ -182,6 +182,14 @@ export async function recordRefundResult(
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
     if (invoice) await reverseRefund(work, invoice, refund.amount);
+    if (refund.change_credit_taken_back > 0n) {
+      await resolveRefundExceptions(
+        work,
+        refund.id,
+        'refund_exceeds_change_credit',
+        `refund ${refund.id} failed after succeeding: the ${refund.change_credit_taken_back} ${refund.currency} it took back is the customer's credit again (re_…:reversed gives it back), nothing to recover or tell them`,
+      );
+    }
   }
   return { kind: 'applied', refund: updated };
 }
@@ -391,6 +399,7 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
  * did not hold leaves their credit in debit, for a person to recover or write off. Either way a
  * person tells the customer (their credit is lower than they were told) and checks at the gateway.
  * Details (minor units): `taken_back`, `credit_left` (what their credit held for it), `in_debit`.
+ * Resolved automatically when the refund fails after succeeding (its reversal gives the credit back).
  */
 async function changeCreditTakenBackException(
   work: UnitOfWork,

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueCreditReturnNote } from '../../src/billing/credit-notes.ts';
@@ -1221,6 +1222,49 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       tax_payable: 0,
       'customer_credit:customer': 0,
       'gateway_clearing:stripe': 0,
+    });
+  });
+
+  it('SAR: a take-back reported failed afterwards gives the 625 back to the credit and resolves its exception, with a note', async () => {
+    // 1875 by hand, 625 in the dashboard (taken back: credit 0, exception open: "tell the customer
+    // their credit is 625 lower"); then Stripe reports the 625 failed: re_…:reversed gives the credit
+    // back (625), so nothing is left for a person to tell or recover. Before: it stayed open.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'SAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'SAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_sar');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      're_dash_sar',
+      625n,
+      'SAR',
+      'succeeded',
+    );
+    expect(dash.change_credit_taken_back).toBe(625n);
+    expect((await exceptionsOf(payment.id)).map((e) => e.status)).toEqual(['open']);
+    await stripeReports(sub.invoice.id, 're_dash_sar', 625n, 'SAR', 'failed');
+    expect(await creditOf(customer)).toEqual([{ currency: 'SAR', amount: 625 }]);
+    const [exception, ...more] = await exceptionsOf(payment.id);
+    expect(more).toEqual([]);
+    expect(exception).toMatchObject({ kind: 'refund_exceeds_change_credit', status: 'resolved' });
+    const resolved = await db()
+      .selectFrom('activities')
+      .select(['action', 'data'])
+      .where('resource_type', '=', 'reconciliation_exception')
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .where(sql<string>`data->>'kind'`, '=', 'refund_exceeds_change_credit')
+      .where(sql<boolean>`data->>'note' like ${`refund ${dash.id} failed after succeeding%`}`)
+      .execute();
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]!.data.note).toContain("the 625 SAR it took back is the customer's credit again");
+    // Books as before the dashboard refund: 1500 earned and refunded, tax 0, the credit 625 owed by
+    // the 625 still captured.
+    expect(await ledgerIn(app, 'SAR')).toMatchObject({
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 625,
     });
   });
 });
