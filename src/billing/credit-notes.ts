@@ -163,8 +163,8 @@ export interface RefundSplit {
    * Minor units that gave back, beyond what the invoice's period kept, the credit its prorated changes
    * gave the customer (`changeCreditTakenBack`, billing/proration.ts): taken back from that credit,
    * not refunded of the sale again (no revenue, no tax); stored on the refund
-   * (`change_credit_taken_back`). Only a refund made in the gateway's dashboard gets here; 0 for every
-   * refund billhook sends.
+   * (`change_credit_taken_back`). A refund made in the gateway's dashboard gets here, or one billhook
+   * sent that was in flight while such a refund succeeded; 0 for every other refund billhook sends.
    */
   takenBack: bigint;
 }

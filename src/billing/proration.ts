@@ -1049,7 +1049,9 @@ export async function changeCreditsToCustomer(
  * `recordRefundResult`), not yet counted as its credit note counts it: `periodInvoices` counts it as
  * giving back its sale, all but what it pays back of an overpayment and `takenBack` (minor units ≥ 0:
  * what of it gives back, beyond what the period kept, the change credit the customer already has;
- * `changeCreditTakenBack`).
+ * `changeCreditTakenBack`). While one is booked the period counts only the money that moved: its
+ * succeeded refunds, not those in flight, which may yet fail (a refund by hand pending when a
+ * dashboard refund succeeds; should it succeed too, its own booking takes the credit back).
  */
 export interface RefundBeingBooked {
   refundId: string;
@@ -1089,8 +1091,9 @@ async function periodWithCredit(trx: Kysely<Database>, invoice: InvoiceRow, book
  * the credit its prorated changes gave the customer for time it paid for (`periodCreditToCustomer`):
  * the period's invoices together can carry (`periodInvoices`: their sale paid and credit applied, less
  * what their refunds gave back of the sale, this one's `rest` included) less that credit, when below
- * 0. A refund by hand never goes there (`roomAfterChangeCredit`, payments/refunds.ts), nor does a
- * cancellation's; a refund made in the gateway's dashboard can: 2500 paid by card, a downgrade
+ * 0, counting only the period's succeeded refunds (`RefundBeingBooked`). A refund by hand never goes
+ * there (`roomAfterChangeCredit`, payments/refunds.ts) unless a dashboard refund succeeded while it
+ * was in flight, nor does a cancellation's; a refund made in the gateway's dashboard can: 2500 paid by card, a downgrade
  * credits 625 to the customer, 1875 refunded by hand, then the other 625 refunded in the dashboard:
  * all 625 of it gives back the change credit the customer already has (their credit is taken back
  * for it, not the sale again: payments/refunds.ts `recordRefundResult`).
@@ -1217,7 +1220,7 @@ export async function periodCreditToCustomer(
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
  * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
- * its payments, succeeded or in flight) gave back of the sale:
+ * its payments, succeeded or in flight; succeeded only while `booking` one) gave back of the sale:
  * not what succeeded ones took back of change credit (`changeCreditTakenBackOf`; the customer was
  * given that credit all the same), and of the rest their first part paying back the overpayment
  * (`overpaymentShare`). `booking`, a refund whose note is being worked out, is counted as its
@@ -1251,7 +1254,7 @@ async function periodInvoices(
         .select(sql<string>`coalesce(sum(r.amount), 0)::text`.as('amount'))
         .whereRef('r.invoice_id', '=', 'i.id')
         .where('r.kind', '=', 'payment')
-        .where('r.status', 'in', ['succeeded', 'pending', 'unknown'])
+        .where('r.status', 'in', booking ? ['succeeded'] : ['succeeded', 'pending', 'unknown'])
         .as('refunded'),
     )
     // What succeeded refunds took back of the change credit (`changeCreditTakenBackOf`, stored on

@@ -391,7 +391,9 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
  * The `refund_exceeds_change_credit` exception of succeeded refund `refund` of locked `invoice` that
  * gave back more than the invoice's period kept (`split.takenBack` > 0: billhook refuses such a
  * refund by hand, `roomAfterChangeCredit`; one made in the gateway's dashboard cannot be refused, the
- * money has moved): that part is the credit the period's subscription changes already gave the
+ * money has moved, and one billhook sent gets here when a dashboard refund succeeded while it was in
+ * flight: the take-back counts only succeeded refunds, so it falls on whichever success leaves the
+ * period beyond what it kept): that part is the credit the period's subscription changes already gave the
  * customer for time it paid for, taken back from their credit (`recordRefundResult` debits it), so
  * the customer gets back what they paid once, not that credit again. Read under the customer's credit
  * lock, before the refund's entry is posted: what their credit still held for it (`availableCredit`
@@ -425,7 +427,7 @@ async function changeCreditTakenBackException(
     gatewayAccount: refund.gateway_account,
     transactionId: refund.transaction_id,
     refundId: refund.id,
-    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
+    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (billhook refuses such a refund by hand: made at the gateway, or in flight while one made there succeeded) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
     details: { taken_back: split.takenBack, credit_left: left, in_debit: inDebit },
   };
 }

@@ -921,7 +921,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
         {
           kind: 'refund_exceeds_change_credit',
           refund_id: dash.id,
-          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
+          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (billhook refuses such a refund by hand: made at the gateway, or in flight while one made there succeeded) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
           details: { taken_back: String(625n * x), credit_left: String(625n * x), in_debit: '0' },
           status: 'open',
         },
@@ -1267,4 +1267,74 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'gateway_clearing:stripe': 625,
     });
   });
+
+  it.each([
+    ['BRL', 'failed'],
+    ['TRY', 'succeeded'],
+  ] as const)(
+    '%s: a dashboard refund while a refund by hand is in flight takes back only what succeeded refunds gave beyond the period; the refund by hand then %s',
+    async (currency, outcome) => {
+      // 2500 paid, 625 to the customer's credit Feb 15: the period kept 1875. 1000 sent back by hand,
+      // not answered (no Stripe here: unknown). 1500 refunded in the dashboard succeeds: of the money
+      // that moved (1500) all is within the 1875 kept: a refund of the sale, note round(375 ×
+      // 1500/1875) = 300 tax, 1200 net; credit 625 kept, nothing flagged. Before: the unknown 1000
+      // counted as succeeded, so 625 of the 1500 took the credit back.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      const hand = await refund(sub.invoice.id, { amount: 1000 });
+      expect(hand.body).toMatchObject({ status: 'unknown', amount: 1000 });
+      const lower = currency.toLowerCase();
+      const { refund: dash, payment } = await stripeReports(
+        sub.invoice.id,
+        `re_dash_${lower}`,
+        1500n,
+        currency,
+        'succeeded',
+      );
+      expect(dash.change_credit_taken_back).toBe(0n);
+      expect(await issuedNotes(sub.invoice.id)).toEqual([[1200, 300]]);
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      expect(await exceptionsOf(payment.id)).toEqual([]);
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(work, hand.body.id, { status: outcome }),
+      );
+      if (outcome === 'failed') {
+        // Only the 1500 went back: credit 625 kept, nothing flagged; 375 of the 1875 still kept, with
+        // its 75 of tax; clearing 2500 − 1500.
+        expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+        expect(await exceptionsOf(payment.id)).toEqual([]);
+        expect(await ledgerIn(app, currency)).toMatchObject({
+          revenue: -1500,
+          refunds: 1200,
+          tax_payable: -75,
+          'customer_credit:customer': -625,
+          'gateway_clearing:stripe': 1000,
+        });
+        return;
+      }
+      // The 1000 succeeds: 2500 back in cash of 2500. Its 375 within what the period kept is a refund
+      // of the sale (note 375 × 1875/1875 − 300 = 75 tax, 300 net), the other 625 takes the change
+      // credit back (625 → 0), flagged on it.
+      expect(await issuedNotes(sub.invoice.id)).toEqual([
+        [1200, 300],
+        [300, 75],
+      ]);
+      expect(await creditOf(customer)).toEqual([]);
+      expect(await exceptionsOf(payment.id)).toMatchObject([
+        {
+          kind: 'refund_exceeds_change_credit',
+          refund_id: hand.body.id,
+          details: { taken_back: '625', credit_left: '625', in_debit: '0' },
+        },
+      ]);
+      expect(await ledgerIn(app, currency)).toMatchObject({
+        'receivable:customer': 0,
+        revenue: -1500,
+        refunds: 1500,
+        tax_payable: 0,
+        'customer_credit:customer': 0,
+        'gateway_clearing:stripe': 0,
+      });
+    },
+  );
 });
