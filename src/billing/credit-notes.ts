@@ -3,7 +3,12 @@ import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
-import { changeCreditTakenBack, periodCreditToCustomer, prorateSigned } from './proration.ts';
+import {
+  changeCreditTakenBack,
+  changeCreditTakenBackOf,
+  periodCreditToCustomer,
+  prorateSigned,
+} from './proration.ts';
 
 /**
  * Credit notes (`cn_…`): the document of a refund of an invoice (PRODUCT §11: "a refund gives back
@@ -57,7 +62,8 @@ export function overpaymentShare(invoice: Asked, given: bigint, amount: bigint):
  * What of `invoice`'s overpayment its succeeded refunds (all but `excluding`) paid back, minor units
  * 0 … the overpayment: each refund's amount less its ISSUED credit note (the sale it refunded; none:
  * all of it, but never more than the invoice was overpaid, for refunds made before credit notes
- * existed). Counted from the refunds themselves, not from the invoice's cumulative
+ * existed) and less what it took back of the change credit of the invoice's period (its
+ * `change_credit_taken_back`: billing/proration.ts `changeCreditTakenBackOf`, no overpayment). Counted from the refunds themselves, not from the invoice's cumulative
  * `amount_refunded`: a refund that fails after succeeding (its note voided) takes back exactly its
  * own share, whatever refunds succeeded after it. Read under the invoice's lock.
  */
@@ -73,7 +79,11 @@ export async function overpaymentGivenBack(
     .leftJoin('credit_notes as n', (join) =>
       join.onRef('n.refund_id', '=', 'r.id').on('n.status', '=', 'ISSUED'),
     )
-    .select(sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0)), 0)::text`.as('given'))
+    .select(
+      sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0) - r.change_credit_taken_back), 0)::text`.as(
+        'given',
+      ),
+    )
     .where('r.invoice_id', '=', invoice.id)
     .where('r.kind', '=', 'payment')
     .where('r.status', '=', 'succeeded')
@@ -152,8 +162,9 @@ export interface RefundSplit {
   /**
    * Minor units that gave back, beyond what the invoice's period kept, the credit its prorated changes
    * gave the customer (`changeCreditTakenBack`, billing/proration.ts): taken back from that credit,
-   * not refunded of the sale again (no revenue, no tax). Only a refund made in the gateway's dashboard
-   * gets here; 0 for every refund billhook sends.
+   * not refunded of the sale again (no revenue, no tax); stored on the refund
+   * (`change_credit_taken_back`). A refund made in the gateway's dashboard gets here, or one billhook
+   * sent that was in flight while such a refund succeeded; 0 for every other refund billhook sends.
    */
   takenBack: bigint;
 }
@@ -179,14 +190,16 @@ export async function issueCreditNote(
   const takenBack = await changeCreditTakenBack(work.trx, invoice, refund.id, refund.amount - overpayment);
   const sale = refund.amount - overpayment - takenBack;
   if (sale === 0n) return { note: undefined, overpayment, takenBack };
+  // What the invoice's other succeeded refunds took back of change credit is no sale given back either.
+  const earlier = await changeCreditTakenBackOf(work.trx, invoice, refund.id);
   const note = await insertCreditNote(work, invoice, {
     refundId: refund.id,
     amount: sale,
     takenBack,
     givenBack: saleGivenBack(
       invoice,
-      given + overpayment,
-      invoice.amount_refunded + refund.amount - takenBack,
+      given + overpayment + earlier + takenBack,
+      invoice.amount_refunded + refund.amount,
     ),
     reason: refund.reason,
   });
@@ -208,43 +221,46 @@ export async function issueCreditReturnNote(
   amount: bigint,
   reason: string | null,
 ): Promise<CreditNoteRow> {
+  const creditPaidBack =
+    (await overpaymentGivenBack(work.trx, invoice)) + (await changeCreditTakenBackOf(work.trx, invoice));
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
-    givenBack: saleGivenBack(invoice, await overpaymentGivenBack(work.trx, invoice)) + amount,
+    givenBack: saleGivenBack(invoice, creditPaidBack) + amount,
     reason,
   });
 }
 
 /**
  * What an invoice has given back of its sale, minor units: of its cumulative cash refunds `refunded`
- * (its `amount_refunded` unless given), what refunded the sale, that is all but `overpaymentGiven`
- * (what they paid back of an overpayment: `overpaymentGivenBack`), plus the customer credit returned
- * (`credit_returned`). Its credit notes' tax share is counted on it, and a cancellation's refund is
- * owed less it (billing/cancellation.ts).
+ * (its `amount_refunded` unless given), what refunded the sale, that is all but `creditPaidBack`
+ * (what they paid back of the customer's credit: an overpayment, `overpaymentGivenBack`, and change
+ * credit taken back, billing/proration.ts `changeCreditTakenBackOf`), plus the customer credit
+ * returned (`credit_returned`). Its credit notes' tax share is counted on it, and a cancellation's
+ * refund is owed less it (billing/cancellation.ts).
  */
 export function saleGivenBack(
   invoice: Pick<InvoiceRow, 'amount_refunded' | 'credit_returned'>,
-  overpaymentGiven: bigint,
+  creditPaidBack: bigint,
   refunded = invoice.amount_refunded,
 ): bigint {
-  return refunded - overpaymentGiven + invoice.credit_returned;
+  return refunded - creditPaidBack + invoice.credit_returned;
 }
 
 /**
  * What an invoice has given back of its recurring lines (plan, coupons, add-ons: `recurring`, minor
  * units, tax included, ≥ 0), minor units ≥ 0: what it gave back of its sale (`saleGivenBack`, with
- * `overpaymentGiven` from `overpaymentGivenBack` left out), counted against its other lines (setup
+ * `creditPaidBack`, its overpayment given back and change credit taken back, left out), counted against its other lines (setup
  * fee, usage) first, as refunds do not say which lines they are for: 6500 = 4000 of plan + 2500 of
  * setup fee, 2500 given back → 0; 3000 given back → 500. A cancellation's refund is owed less it
  * (billing/cancellation.ts); a prorated change is refused when it is above 0 (billing/proration.ts).
  */
 export function recurringGivenBack(
   invoice: Pick<InvoiceRow, 'total' | 'amount_refunded' | 'credit_returned'>,
-  overpaymentGiven: bigint,
+  creditPaidBack: bigint,
   recurring: bigint,
 ): bigint {
-  const given = saleGivenBack(invoice, overpaymentGiven);
+  const given = saleGivenBack(invoice, creditPaidBack);
   const other = invoice.total > recurring ? invoice.total - recurring : 0n;
   return given > other ? given - other : 0n;
 }

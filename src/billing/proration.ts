@@ -221,7 +221,7 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
  * invoices (its period invoice, the invoices of its earlier prorated changes) gave back money of
  * their recurring lines since they were paid: a refund by hand (`amount_refunded`) or customer credit
  * returned (`credit_returned`), less what paid back an overpayment (a duplicate payment refunded:
- * `overpaymentGivenBack`), counted against the setup fee and usage lines first (`recurringGivenBack`,
+ * `overpaymentGivenBack`) or took back change credit (`changeCreditTakenBackOf`), counted against the setup fee and usage lines first (`recurringGivenBack`,
  * as a cancellation's refund counts what was given back: cancellation.ts). Refunds do not say which
  * time they gave back, so crediting the unused time again could give it back twice (4000 paid and
  * refunded by hand, then 1500 of customer credit for the unused half); a refund of the setup fee or
@@ -268,7 +268,9 @@ async function refuseCreditOfGivenBack(
     if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n) continue;
     // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
     const { recurring } = await recurringLines(trx, invoice.id);
-    const ofTime = recurringGivenBack(invoice, await overpaymentGivenBack(trx, invoice), recurring);
+    const creditPaidBack =
+      (await overpaymentGivenBack(trx, invoice)) + (await changeCreditTakenBackOf(trx, invoice));
+    const ofTime = recurringGivenBack(invoice, creditPaidBack, recurring);
     if (ofTime > 0n) given.push(`${invoice.id} (${ofTime} ${invoice.currency} of its recurring lines)`);
   }
   if (given.length === 0) return;
@@ -1048,7 +1050,9 @@ export async function changeCreditsToCustomer(
  * `recordRefundResult`), not yet counted as its credit note counts it: `periodInvoices` counts it as
  * giving back its sale, all but what it pays back of an overpayment and `takenBack` (minor units ≥ 0:
  * what of it gives back, beyond what the period kept, the change credit the customer already has;
- * `changeCreditTakenBack`).
+ * `changeCreditTakenBack`). While one is booked the period counts only the money that moved: its
+ * succeeded refunds, not those in flight, which may yet fail (a refund by hand pending when a
+ * dashboard refund succeeds; should it succeed too, its own booking takes the credit back).
  */
 export interface RefundBeingBooked {
   refundId: string;
@@ -1088,8 +1092,9 @@ async function periodWithCredit(trx: Kysely<Database>, invoice: InvoiceRow, book
  * the credit its prorated changes gave the customer for time it paid for (`periodCreditToCustomer`):
  * the period's invoices together can carry (`periodInvoices`: their sale paid and credit applied, less
  * what their refunds gave back of the sale, this one's `rest` included) less that credit, when below
- * 0. A refund by hand never goes there (`roomAfterChangeCredit`, payments/refunds.ts), nor does a
- * cancellation's; a refund made in the gateway's dashboard can: 2500 paid by card, a downgrade
+ * 0, counting only the period's succeeded refunds (`RefundBeingBooked`). A refund by hand never goes
+ * there (`roomAfterChangeCredit`, payments/refunds.ts) unless a dashboard refund succeeded while it
+ * was in flight, nor does a cancellation's; a refund made in the gateway's dashboard can: 2500 paid by card, a downgrade
  * credits 625 to the customer, 1875 refunded by hand, then the other 625 refunded in the dashboard:
  * all 625 of it gives back the change credit the customer already has (their credit is taken back
  * for it, not the sale again: payments/refunds.ts `recordRefundResult`).
@@ -1111,16 +1116,30 @@ export async function changeCreditTakenBack(
 }
 
 /**
- * What the succeeded refunds of locked `invoice` gave back, beyond what its period kept, of the credit
- * the period's prorated changes gave the customer (`changeCreditTakenBack` as each was booked: the
- * customer's credit paid back in cash, not the sale), minor units ≥ 0; 0 for an invoice of no period
- * or no such credit. A refund by hand counts it out of what the invoice gave back of the sale
- * (payments/refunds.ts `roomAfterChangeCredit`): once the refund that left the period nothing fails
- * after succeeding, the period kept that much again.
+ * What the succeeded refunds of `invoice` (all but `excluding`) gave back, beyond what its period
+ * kept, of the credit the period's prorated changes gave the customer (`changeCreditTakenBack` as
+ * each was booked, stored on the refund: `change_credit_taken_back`, migration 0046; the customer's
+ * credit paid back in cash, neither the sale nor an overpayment), minor units ≥ 0; 0 for an invoice
+ * of no period or no such credit. The one source of it: what the invoice gave back of the sale
+ * (billing/credit-notes.ts `saleGivenBack`, a refund by hand's room: payments/refunds.ts
+ * `roomAfterChangeCredit`, a cancellation's refund) and what its refunds paid back of an overpayment
+ * (`overpaymentGivenBack`) are counted without it. A refund that fails after succeeding no longer
+ * counts: the period kept that much again. Read under the invoice's lock.
  */
-export async function changeCreditTakenBackOf(trx: Kysely<Database>, invoice: InvoiceRow): Promise<bigint> {
-  const found = await periodWithCredit(trx, invoice);
-  return found?.period.find((i) => i.id === invoice.id)?.takenBack ?? 0n;
+export async function changeCreditTakenBackOf(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id'>,
+  excluding?: string,
+): Promise<bigint> {
+  const row = await trx
+    .selectFrom('refunds')
+    .select(sql<string>`coalesce(sum(change_credit_taken_back), 0)::text`.as('taken'))
+    .where('invoice_id', '=', invoice.id)
+    .where('kind', '=', 'payment')
+    .where('status', '=', 'succeeded')
+    .$if(excluding !== undefined, (qb) => qb.where('id', '!=', excluding ?? ''))
+    .executeTakeFirstOrThrow();
+  return BigInt(row.taken);
 }
 
 /**
@@ -1202,16 +1221,13 @@ export async function periodCreditToCustomer(
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
  * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
- * its payments, succeeded or in flight) gave back of the sale, their first part paying back the
- * overpayment (`overpaymentShare`), and not what succeeded ones gave back beyond their credit notes
- * when that is more (an overpayment and change credit taken back: `changeCreditTakenBack`; the
- * customer was given that credit all the same), less what disputes took of its payments and hold or
- * lost (`disputedAway`: a chargeback gave the customer that money back, as a refund would; a won
- * dispute gives it back to the invoice). `booking`, a refund whose note is being worked out,
- * is counted as its `takenBack` says. 2500 paid 1250 by credit and 1250 by card: room 2500; 2500
- * paid by card, 1875 refunded (its note 1875) then 625 more in the dashboard (no note, all taken
- * back): room 625, as after the 1875. Each row also has `takenBack`, minor units ≥ 0: what of its
- * refunds counted so is change credit taken back (beyond the overpayment).
+ * its payments, succeeded or in flight; succeeded only while `booking` one) gave back of the sale:
+ * not what succeeded ones took back of change credit (`changeCreditTakenBackOf`; the customer was
+ * given that credit all the same), and of the rest their first part paying back the overpayment
+ * (`overpaymentShare`). `booking`, a refund whose note is being worked out, is counted as its
+ * `takenBack` says. 2500 paid 1250 by credit and 1250 by card: room 2500; 2500 paid by card, 1875
+ * refunded (its note 1875) then 625 more in the dashboard (all taken back): room 625, as after the
+ * 1875.
  */
 async function periodInvoices(
   trx: Kysely<Database>,
@@ -1239,24 +1255,21 @@ async function periodInvoices(
         .select(sql<string>`coalesce(sum(r.amount), 0)::text`.as('amount'))
         .whereRef('r.invoice_id', '=', 'i.id')
         .where('r.kind', '=', 'payment')
-        .where('r.status', 'in', ['succeeded', 'pending', 'unknown'])
+        .where('r.status', 'in', booking ? ['succeeded'] : ['succeeded', 'pending', 'unknown'])
         .as('refunded'),
     )
-    // What succeeded refunds gave back other than the sale their credit notes refunded: an
-    // overpayment paid back, change credit taken back (`changeCreditTakenBack`). The refund being
-    // booked has no note yet: its `takenBack` is counted below instead.
+    // What succeeded refunds took back of the change credit (`changeCreditTakenBackOf`, stored on
+    // each as it was booked). The refund being booked has none stored yet: its `takenBack` is
+    // counted below instead.
     .select((eb) =>
       eb
         .selectFrom('refunds as r')
-        .leftJoin('credit_notes as n', (join) =>
-          join.onRef('n.refund_id', '=', 'r.id').on('n.status', '=', 'ISSUED'),
-        )
-        .select(sql<string>`coalesce(sum(r.amount - coalesce(n.total, 0)), 0)::text`.as('amount'))
+        .select(sql<string>`coalesce(sum(r.change_credit_taken_back), 0)::text`.as('amount'))
         .whereRef('r.invoice_id', '=', 'i.id')
         .where('r.kind', '=', 'payment')
         .where('r.status', '=', 'succeeded')
         .where('r.id', '!=', booking?.refundId ?? '')
-        .as('unnoted'),
+        .as('taken_back'),
     )
     .where('i.subscription_id', '=', subscriptionId)
     .where('i.period_end', '=', end)
@@ -1283,16 +1296,13 @@ async function periodInvoices(
     const refunded = BigInt(row.refunded ?? '0');
     const overpaid = overpaidBy(row);
     const excess = overpaid > 0n ? overpaid : 0n;
-    // Refunds pay the overpayment back first (`overpaymentShare`); the rest gave back the sale, but
-    // for change credit taken back (the succeeded refunds' amounts beyond their notes, beyond the
-    // overpayment; the booked refund's `takenBack`): the period still gave the customer that credit.
-    // The customer credit that paid the invoice paid the period as its cash did, less what of it went back.
-    let paidBack = overpaymentShare(row, 0n, refunded);
-    const unnoted = BigInt(row.unnoted ?? '0');
-    if (unnoted > paidBack) paidBack = unnoted;
-    if (booking?.invoiceId === row.id) paidBack += booking.takenBack;
-    const saleRefunded = refunded - paidBack;
-    const takenBack = paidBack - overpaymentShare(row, 0n, refunded);
+    // Change credit taken back (stored on the succeeded refunds; the booked refund's `takenBack`) is
+    // no sale given back: the period still gave the customer that credit. Of the rest, refunds pay
+    // the overpayment back first (`overpaymentShare`), then the sale. The customer credit that paid
+    // the invoice paid the period as its cash did, less what of it went back.
+    let takenBack = BigInt(row.taken_back ?? '0');
+    if (booking?.invoiceId === row.id) takenBack += booking.takenBack;
+    const saleRefunded = refunded - takenBack - overpaymentShare(row, 0n, refunded - takenBack);
     const room =
       row.amount_paid -
       excess +
@@ -1300,7 +1310,7 @@ async function periodInvoices(
       row.credit_returned -
       saleRefunded -
       (disputed.get(row.id) ?? 0n);
-    return { ...row, room: room > 0n ? room : 0n, takenBack };
+    return { ...row, room: room > 0n ? room : 0n };
   });
 }
 

@@ -335,6 +335,12 @@ export interface RefundsTable {
   customer_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** The gateway account (`gwa_…`) of the transaction it refunds; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * Minor units ≥ 0 of a succeeded refund of an invoice that took back, beyond what the invoice's
+   * period kept, the credit the period's changes gave the customer (billing/proration.ts
+   * `changeCreditTakenBack`, migration 0046); 0 otherwise. Counted while the refund is `succeeded`.
+   */
+  change_credit_taken_back: MoneyWithDefault;
 }
 
 /** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */

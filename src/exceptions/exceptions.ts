@@ -215,6 +215,39 @@ export async function resolveUnmatchedLine(
     .where('status', '=', 'open')
     .returning(['id', 'kind'])
     .execute();
+  return resolvedBy(work, rows, note);
+}
+
+/**
+ * Resolves, in `work`, the open exceptions of `kind` about refund `refundId` (`re_…`) once what they
+ * ask a person to do no longer holds (a `refund_exceeds_change_credit` whose refund failed after
+ * succeeding: the credit it took back is the customer's again, payments/refunds.ts
+ * `recordRefundResult`), each with the note and a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveRefundExceptions(
+  work: UnitOfWork,
+  refundId: string,
+  kind: ExceptionKind,
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('refund_id', '=', refundId)
+    .where('kind', '=', kind)
+    .where('status', '=', 'open')
+    .returning(['id', 'kind'])
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
+/** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
+async function resolvedBy(
+  work: UnitOfWork,
+  rows: readonly { id: string; kind: string }[],
+  note: string,
+): Promise<number> {
   await recordActivity(
     work,
     ...rows.map((row) => ({

@@ -34,7 +34,7 @@ import type {
   TransactionRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type NewException, raiseException } from '../exceptions/exceptions.ts';
+import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
 import { assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
@@ -151,6 +151,11 @@ export async function recordRefundResult(
     const split =
       invoice && refund.kind === 'payment' ? await issueCreditNote(work, invoice, refund) : undefined;
     if (invoice && split && split.takenBack > 0n) {
+      await work.trx
+        .updateTable('refunds')
+        .set({ change_credit_taken_back: split.takenBack })
+        .where('id', '=', refund.id)
+        .execute();
       await raiseException(work, await changeCreditTakenBackException(work, invoice, refund, split));
     }
     await postEntry(
@@ -186,6 +191,14 @@ export async function recordRefundResult(
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
     if (invoice) await reverseRefund(work, invoice, refund.amount);
+    if (refund.change_credit_taken_back > 0n) {
+      await resolveRefundExceptions(
+        work,
+        refund.id,
+        'refund_exceeds_change_credit',
+        `refund ${refund.id} failed after succeeding: the ${refund.change_credit_taken_back} ${refund.currency} it took back is the customer's credit again (re_…:reversed gives it back), nothing to recover or tell them`,
+      );
+    }
   }
   return { kind: 'applied', refund: updated };
 }
@@ -387,7 +400,9 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
  * The `refund_exceeds_change_credit` exception of succeeded refund `refund` of locked `invoice` that
  * gave back more than the invoice's period kept (`split.takenBack` > 0: billhook refuses such a
  * refund by hand, `roomAfterChangeCredit`; one made in the gateway's dashboard cannot be refused, the
- * money has moved): that part is the credit the period's subscription changes already gave the
+ * money has moved, and one billhook sent gets here when a dashboard refund succeeded while it was in
+ * flight: the take-back counts only succeeded refunds, so it falls on whichever success leaves the
+ * period beyond what it kept): that part is the credit the period's subscription changes already gave the
  * customer for time it paid for, taken back from their credit (`recordRefundResult` debits it), so
  * the customer gets back what they paid once, not that credit again. Read under the customer's credit
  * lock, before the refund's entry is posted: what their credit still held for it (`availableCredit`
@@ -395,6 +410,7 @@ function overpaymentCreditSpent(refund: RefundRow, short: { share: bigint; left:
  * did not hold leaves their credit in debit, for a person to recover or write off. Either way a
  * person tells the customer (their credit is lower than they were told) and checks at the gateway.
  * Details (minor units): `taken_back`, `credit_left` (what their credit held for it), `in_debit`.
+ * Resolved automatically when the refund fails after succeeding (its reversal gives the credit back).
  */
 async function changeCreditTakenBackException(
   work: UnitOfWork,
@@ -420,7 +436,7 @@ async function changeCreditTakenBackException(
     gatewayAccount: refund.gateway_account,
     transactionId: refund.transaction_id,
     refundId: refund.id,
-    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
+    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (billhook refuses such a refund by hand: made at the gateway, or in flight while one made there succeeded) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
     details: { taken_back: split.takenBack, credit_left: left, in_debit: inDebit },
   };
 }

@@ -1,5 +1,8 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { issueCreditReturnNote } from '../../src/billing/credit-notes.ts';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -1309,7 +1312,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
    * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
    * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
    * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
-   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR).
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR, SGD, ILS, GEL, AED, SAR, BRL, TRY).
+   * `txn`: the payment refunded (default: the invoice's first).
    * @returns the refund row once in `status`, and the payment
    */
   const stripeReports = async (
@@ -1318,11 +1322,15 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     amount: bigint,
     currency: string,
     status: 'succeeded' | 'failed',
+    txn?: string,
   ) => {
     const payment = await db()
       .selectFrom('transactions')
       .selectAll()
       .where('invoice_id', '=', invoice)
+      .$if(txn !== undefined, (q) => q.where('id', '=', txn ?? ''))
+      .orderBy('created_at')
+      .orderBy('id')
       .executeTakeFirstOrThrow();
     const event = stripeEvent(
       'charge.refund.updated',
@@ -1349,7 +1357,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   const exceptionsOf = (transactionId: string) =>
     db()
       .selectFrom('reconciliation_exceptions')
-      .select(['kind', 'message', 'details', 'refund_id'])
+      .select(['kind', 'message', 'details', 'refund_id', 'status'])
       .where('transaction_id', '=', transactionId)
       .orderBy('created_at')
       .execute();
@@ -1410,8 +1418,9 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
         {
           kind: 'refund_exceeds_change_credit',
           refund_id: dash.id,
-          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (made at the gateway: billhook refuses such a refund by hand) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
+          message: `refund ${dash.id} of ${625n * x} ${currency} on invoice ${sub.invoice.id} (billhook refuses such a refund by hand: made at the gateway, or in flight while one made there succeeded) gave back more than the invoice's period kept: ${625n * x} ${currency} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again); all ${625n * x} was still their credit and is taken back: tell the customer their credit is ${625n * x} ${currency} lower`,
           details: { taken_back: String(625n * x), credit_left: String(625n * x), in_debit: '0' },
+          status: 'open',
         },
       ]);
       // Books: revenue 2000 − 500 (change) = 1500 earned, all refunded; tax 500 − 125 − 375 = 0;
@@ -1569,4 +1578,260 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       'gateway_clearing:stripe': 0,
     });
   });
+
+  /**
+   * 2000 + 25% = 2500 paid by card Feb 1; Feb 15 down to 1000 + 25%: 500 + 125 tax = 625 to the
+   * customer's credit; the period kept 1875. 1875 refunded by hand (note 1500 + 375), the other 625
+   * in Stripe's dashboard (all of it the change credit taken back: credit 0, no note), then Stripe
+   * reports the refund by hand failed after succeeding (its note voided). The customer has 625 back in
+   * cash (their credit) of 2500: the period kept 1875 again, none of it given back; tax payable −375.
+   */
+  const takenBackThenHandFailed = async (currency: string) => {
+    const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+    await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+    const lower = currency.toLowerCase();
+    stripeRefundSucceeds(`re_hand_dash_${lower}`);
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      `re_dash_${lower}`,
+      625n,
+      currency,
+      'succeeded',
+    );
+    await stripeReports(sub.invoice.id, `re_hand_dash_${lower}`, 1875n, currency, 'failed');
+    expect(await creditOf(customer)).toEqual([]);
+    expect(await ledgerIn(app, currency)).toMatchObject({
+      revenue: -1500,
+      refunds: 0,
+      tax_payable: -375,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 1875,
+    });
+    return { customer, sub, dash, payment };
+  };
+  /** The ISSUED credit notes of invoice `id` as `[subtotal, tax]`, oldest first. */
+  const issuedNotes = async (id: string) =>
+    (await app.api('GET', `/v1/invoices/${id}?expand=credit_notes`)).body.credit_notes
+      .filter((n: { status: string }) => n.status === 'ISSUED')
+      .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]);
+
+  it('SGD: after a take-back and the refund by hand failing, a refund by hand of 1000 gives back 200 of tax (375 × 1000/1875), not 325', async () => {
+    const { sub } = await takenBackThenHandFailed('SGD');
+    // Room 2500 − (625 − 625 taken back) − 625 of change credit = 1875; 1000 of it now. Its note's
+    // tax over what the invoice still asks net of the change credit, 375 of 1875, cumulative on the
+    // sale given back, 625 + 1000 refunded − 625 taken back = 1000: round(375 × 1000/1875) = 200,
+    // 800 net. Before: the earlier 625 taken back counted as sale given back: round(375 × 1625/1875)
+    // = 325, 675 net (tax payable 325 − 375 = −50 where 175 is still owed).
+    stripeRefundSucceeds('re_hand_sgd_2');
+    const part = await refund(sub.invoice.id, { amount: 1000 });
+    expect(part.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[800, 200]]);
+    // Books: of the 1875 kept, 875 still kept with its 175 of tax (375 − 200); clearing 1875 − 1000.
+    expect(await ledgerIn(app, 'SGD')).toMatchObject({
+      revenue: -1500,
+      refunds: 800,
+      tax_payable: -175,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 875,
+    });
+  });
+
+  it('ILS: after a take-back and the refund by hand failing, a prorate cancellation Feb 22 gives back 313 with 63 of tax (375 × 313/1875), not 188', async () => {
+    const { sub } = await takenBackThenHandFailed('ILS');
+    // Cancelled Feb 22 with `prorate`: the plan in force (1000 + 25% = 1250) for the 7 unused days
+    // of 28: 1250 × 7/28 = 312.5 → 313 (half up), none of it given back before (the 625 refunded took
+    // back the change credit). Its note: round(375 × 313/1875) = round(62.6) = 63 tax, 250 net.
+    // Before: the 625 counted as sale given back: round(375 × 938/1875) = 188 tax on a refund of 313.
+    stripeRefundSucceeds('re_cancel_ils');
+    const cancelled = await cancelAt(sub.id, 'prorate', '2027-02-22T00:00:00Z');
+    expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[313n, 'succeeded']]);
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[250, 63]]);
+    // Tax payable −500 + 125 (change) − 375 + 375 (the note voided) + 63 = −312.
+    expect(await ledgerIn(app, 'ILS')).toMatchObject({ refunds: 250, tax_payable: -312 });
+  });
+
+  it('GEL: a credit-return note after a take-back and the refund by hand failing counts the 625 taken back as no sale given back (200 of tax on 1000, not 325)', async () => {
+    // A cancellation returns customer credit through `issueCreditReturnNote`; a card-paid invoice has
+    // none to return, so the note is issued directly on the invoice as it stands: 625 refunded, all
+    // of it taken back; 1000 more given back → cumulative 1000 of the 1875 the invoice still asks
+    // net of the change credit: round(375 × 1000/1875) = 200 tax (before: 375 × 1625/1875 = 325).
+    const { sub } = await takenBackThenHandFailed('GEL');
+    const note = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      issueCreditReturnNote(work, await lockInvoice(work, sub.invoice.id), 1000n, null),
+    );
+    expect(note).toMatchObject({ subtotal: 800n, tax: 200n, total: 1000n, refund_id: null });
+  });
+
+  it('QAR: a refund made before credit notes existed (no note, migration 0015) is a refund of the sale, not change credit taken back: 875 more by hand at most, not 1500', async () => {
+    // 2500 paid, 625 to the customer's credit on Feb 15: the period kept 1875. 1000 refunded by hand,
+    // its note then removed, as for a refund booked before credit notes existed. Room 1875 − 1000 =
+    // 875. Before: its 1000 without a note counted as taken back (amount less note), so 1500 passed.
+    const { sub } = await paidFeb1(await flatPlan(app, 'QAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'QAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_qar');
+    const first = await refund(sub.invoice.id, { amount: 1000 });
+    expect(first.body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    await db().deleteFrom('credit_notes').where('refund_id', '=', first.body.id).execute();
+    expectRefused(
+      await refund(sub.invoice.id, { amount: 1500 }),
+      'at most 875 QAR (paid 2500, refunded 1000, change credit to the customer 625)',
+    );
+    stripeRefundSucceeds('re_hand_qar_2');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 875 });
+  });
+
+  it('AED: a duplicate payment after a take-back: its dashboard refund pays back the overpayment only (the 625 taken back is no overpayment paid back), no second exception', async () => {
+    // 1875 by hand + 625 in the dashboard (taken back): credit 0. Then the card is charged 2500 again
+    // (a duplicate: 2500 overpaid, the customer's credit) and that 2500 refunded in the dashboard:
+    // all of it pays back the overpayment (credit 2500 → 0), no note, nothing taken back. Before: the
+    // 625 taken back counted as overpayment given back, so 625 of the duplicate's refund went beyond
+    // what the period kept: a second refund_exceeds_change_credit, on a refund that took nothing back.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'AED', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'AED', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_aed');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { payment } = await stripeReports(sub.invoice.id, 're_dash_aed', 625n, 'AED', 'succeeded');
+    const { second } = await paidAgain(app, sub.invoice.id, 2500n, 'AED');
+    expect(await creditOf(customer)).toEqual([{ currency: 'AED', amount: 2500 }]);
+    const { refund: dup } = await stripeReports(
+      sub.invoice.id,
+      're_dash_aed_dup',
+      2500n,
+      'AED',
+      'succeeded',
+      second.id,
+    );
+    expect(await entryPostings(db(), `${dup.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 2500n,
+      'gateway_clearing:stripe': -2500n,
+    });
+    expect(dup.change_credit_taken_back).toBe(0n);
+    expect(await creditOf(customer)).toEqual([]);
+    expect(await issuedNotes(sub.invoice.id)).toEqual([[1500, 375]]);
+    expect((await exceptionsOf(payment.id)).map((e) => e.kind)).toEqual(['refund_exceeds_change_credit']);
+    expect((await exceptionsOf(second.id)).map((e) => e.kind)).toEqual(['duplicate_payment']);
+    // Books: 1500 earned, all refunded, tax 0; credit 0; clearing 5000 − 1875 − 625 − 2500 = 0.
+    expect(await ledgerIn(app, 'AED')).toMatchObject({
+      'receivable:customer': 0,
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': 0,
+      'gateway_clearing:stripe': 0,
+    });
+  });
+
+  it('SAR: a take-back reported failed afterwards gives the 625 back to the credit and resolves its exception, with a note', async () => {
+    // 1875 by hand, 625 in the dashboard (taken back: credit 0, exception open: "tell the customer
+    // their credit is 625 lower"); then Stripe reports the 625 failed: re_…:reversed gives the credit
+    // back (625), so nothing is left for a person to tell or recover. Before: it stayed open.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'SAR', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'SAR', 1000), '2027-02-15T00:00:00Z');
+    stripeRefundSucceeds('re_hand_sar');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1875 });
+    const { refund: dash, payment } = await stripeReports(
+      sub.invoice.id,
+      're_dash_sar',
+      625n,
+      'SAR',
+      'succeeded',
+    );
+    expect(dash.change_credit_taken_back).toBe(625n);
+    expect((await exceptionsOf(payment.id)).map((e) => e.status)).toEqual(['open']);
+    await stripeReports(sub.invoice.id, 're_dash_sar', 625n, 'SAR', 'failed');
+    expect(await creditOf(customer)).toEqual([{ currency: 'SAR', amount: 625 }]);
+    const [exception, ...more] = await exceptionsOf(payment.id);
+    expect(more).toEqual([]);
+    expect(exception).toMatchObject({ kind: 'refund_exceeds_change_credit', status: 'resolved' });
+    const resolved = await db()
+      .selectFrom('activities')
+      .select(['action', 'data'])
+      .where('resource_type', '=', 'reconciliation_exception')
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .where(sql<string>`data->>'kind'`, '=', 'refund_exceeds_change_credit')
+      .where(sql<boolean>`data->>'note' like ${`refund ${dash.id} failed after succeeding%`}`)
+      .execute();
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]!.data.note).toContain("the 625 SAR it took back is the customer's credit again");
+    // Books as before the dashboard refund: 1500 earned and refunded, tax 0, the credit 625 owed by
+    // the 625 still captured.
+    expect(await ledgerIn(app, 'SAR')).toMatchObject({
+      revenue: -1500,
+      refunds: 1500,
+      tax_payable: 0,
+      'customer_credit:customer': -625,
+      'gateway_clearing:stripe': 625,
+    });
+  });
+
+  it.each([
+    ['BRL', 'failed'],
+    ['TRY', 'succeeded'],
+  ] as const)(
+    '%s: a dashboard refund while a refund by hand is in flight takes back only what succeeded refunds gave beyond the period; the refund by hand then %s',
+    async (currency, outcome) => {
+      // 2500 paid, 625 to the customer's credit Feb 15: the period kept 1875. 1000 sent back by hand,
+      // not answered (no Stripe here: unknown). 1500 refunded in the dashboard succeeds: of the money
+      // that moved (1500) all is within the 1875 kept: a refund of the sale, note round(375 ×
+      // 1500/1875) = 300 tax, 1200 net; credit 625 kept, nothing flagged. Before: the unknown 1000
+      // counted as succeeded, so 625 of the 1500 took the credit back.
+      const { customer, sub } = await paidFeb1(await flatPlan(app, currency, 2000));
+      await changeAt(sub.id, await flatPlan(app, currency, 1000), '2027-02-15T00:00:00Z');
+      const hand = await refund(sub.invoice.id, { amount: 1000 });
+      expect(hand.body).toMatchObject({ status: 'unknown', amount: 1000 });
+      const lower = currency.toLowerCase();
+      const { refund: dash, payment } = await stripeReports(
+        sub.invoice.id,
+        `re_dash_${lower}`,
+        1500n,
+        currency,
+        'succeeded',
+      );
+      expect(dash.change_credit_taken_back).toBe(0n);
+      expect(await issuedNotes(sub.invoice.id)).toEqual([[1200, 300]]);
+      expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+      expect(await exceptionsOf(payment.id)).toEqual([]);
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordRefundResult(work, hand.body.id, { status: outcome }),
+      );
+      if (outcome === 'failed') {
+        // Only the 1500 went back: credit 625 kept, nothing flagged; 375 of the 1875 still kept, with
+        // its 75 of tax; clearing 2500 − 1500.
+        expect(await creditOf(customer)).toEqual([{ currency, amount: 625 }]);
+        expect(await exceptionsOf(payment.id)).toEqual([]);
+        expect(await ledgerIn(app, currency)).toMatchObject({
+          revenue: -1500,
+          refunds: 1200,
+          tax_payable: -75,
+          'customer_credit:customer': -625,
+          'gateway_clearing:stripe': 1000,
+        });
+        return;
+      }
+      // The 1000 succeeds: 2500 back in cash of 2500. Its 375 within what the period kept is a refund
+      // of the sale (note 375 × 1875/1875 − 300 = 75 tax, 300 net), the other 625 takes the change
+      // credit back (625 → 0), flagged on it.
+      expect(await issuedNotes(sub.invoice.id)).toEqual([
+        [1200, 300],
+        [300, 75],
+      ]);
+      expect(await creditOf(customer)).toEqual([]);
+      expect(await exceptionsOf(payment.id)).toMatchObject([
+        {
+          kind: 'refund_exceeds_change_credit',
+          refund_id: hand.body.id,
+          details: { taken_back: '625', credit_left: '625', in_debit: '0' },
+        },
+      ]);
+      expect(await ledgerIn(app, currency)).toMatchObject({
+        'receivable:customer': 0,
+        revenue: -1500,
+        refunds: 1500,
+        tax_payable: 0,
+        'customer_credit:customer': 0,
+        'gateway_clearing:stripe': 0,
+      });
+    },
+  );
 });
