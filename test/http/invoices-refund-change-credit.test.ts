@@ -1268,6 +1268,118 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await creditOf(customer.id)).toEqual([{ currency: 'QAR', amount: 1250 }]);
   });
 
+  /** Records dispute `id` of `amount` on invoice `invoiceId`'s succeeded payment, through `statuses` in order. */
+  const disputed = async (
+    invoiceId: string,
+    id: string,
+    statuses: ('open' | 'lost' | 'won')[],
+    amount: bigint,
+  ) => {
+    const txn = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .where('status', '=', 'succeeded')
+      .executeTakeFirstOrThrow();
+    for (const status of statuses) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, txn, { gatewayDisputeId: id, status, amount }),
+      );
+    }
+    return txn;
+  };
+  /** A Stripe customer's one-off untaxed invoice of `amount` in `currency`, paid whole by card. */
+  const oneOffByCard = async (currency: string, amount: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency,
+      lines: [{ description: 'Consulting', amount, quantity: 1 }],
+    });
+    await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {
+      payment_method: method!.id,
+    });
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: amount });
+    return { customer: customer.id as string, invoice: draft.body.id as string };
+  };
+  /** Asserts `answer` is 422 on `amount` reading `amount`. */
+  const expectAmount422 = (answer: Awaited<ReturnType<typeof refund>>, amount: string) =>
+    expect({ status: answer.status, amount: answer.body.error?.fields?.amount }).toEqual({
+      status: 422,
+      amount,
+    });
+
+  it('BDT: a one-off 2000 by card charged back whole (lost): a refund by hand gives nothing more, with or without amount or payment (before: 2000 again, 4000 back of 2000 paid)', async () => {
+    // Paid 2000 by card; a chargeback took 2000 and the customer won it. The card's room: 2000 captured
+    // − 0 refunded − 2000 disputed = 0. No change credit (the refund used to ignore disputes then).
+    const { invoice } = await oneOffByCard('BDT', 2000);
+    const txn = await disputed(invoice, 'du_BDT', ['open', 'lost'], 2000n);
+    const before = await ledgerIn(app, 'BDT');
+    const says = 'at most 0 can be refunded (paid 2000 BDT, 2000 of it taken by disputes open or lost)';
+    expectAmount422(await refund(invoice, {}), says);
+    expectAmount422(await refund(invoice, { amount: 500 }), says);
+    expectAmount422(await refund(invoice, { transaction: txn.id }), says);
+    expect(await ledgerIn(app, 'BDT')).toEqual(before);
+    expect(
+      await db().selectFrom('refunds').select('id').where('transaction_id', '=', txn.id).execute(),
+    ).toEqual([]);
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+
+  it('LKR: an open dispute of 750 on a one-off 2000 by card leaves 1250 to refund by hand; won, its 750 is refundable again: 2000 back in all', async () => {
+    // Room while open: 2000 − 750 = 1250 (before: 2000, the whole card, while 750 was withdrawn).
+    const { invoice } = await oneOffByCard('LKR', 2000);
+    await disputed(invoice, 'du_LKR', ['open'], 750n);
+    expectAmount422(
+      await refund(invoice, { amount: 1300 }),
+      'at most 1250 can be refunded (paid 2000 LKR, 750 of it taken by disputes open or lost)',
+    );
+    stripeRefundSucceeds('re_LKR_1');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    // Won: the 750 came back to the merchant. Room 2000 − 1250 refunded − 0 = 750.
+    await disputed(invoice, 'du_LKR', ['won'], 750n);
+    stripeRefundSucceeds('re_LKR_2');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000 });
+  });
+
+  it('MAD: a one-off paid 1250 by credit and 750 by card, the 750 charged back (lost): a refund of 750 is refused (before: 750 to the card again), the credit comes back: 2000 in all', async () => {
+    const { customer, invoice } = await oneOffWithCredit('MAD', 2000);
+    expect(await invoiceOf(invoice)).toMatchObject({ credit_applied: 1250, amount_paid: 750 });
+    const txn = await disputed(invoice, 'du_MAD', ['open', 'lost'], 750n);
+    // The card's room: 750 − 750 disputed = 0.
+    const says = 'at most 0 can be refunded (paid 750 MAD, 750 of it taken by disputes open or lost)';
+    expectAmount422(await refund(invoice, { amount: 750 }), says);
+    expectAmount422(await refund(invoice, { transaction: txn.id }), says);
+    expect((await refund(invoice, {})).body.error?.code).toBe('only_credit_left');
+    // Kept 2000 − 750 disputed = 1250, no cash left: all of it as credit.
+    expect((await returnCredit(invoice, {})).body.credit_note).toMatchObject({ total: 1250 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'MAD', amount: 1250 }]);
+    expect(await invoiceOf(invoice)).toMatchObject({ amount_refunded: 0, credit_returned: 1250 });
+  });
+
+  it('PKR: a customer-credit refund goes back through a card no further than a chargeback left of it: 750 of 1750, not 1250', async () => {
+    // 3000: 1250 by credit, 1750 by card; 1000 of the card charged back (lost). The invoice kept
+    // 3000 − 1000 = 2000: cash left min(2000, 1750 − 1000) = 750, so credit min(2000 − 750, 1250) =
+    // 1250 goes back as credit. Paid back in cash, that credit can use the card's room only:
+    // 1750 − 1000 disputed = 750 (before: 1750, so 1250 went to a card that kept 750).
+    const { customer, invoice } = await oneOffWithCredit('PKR', 3000);
+    expect(await invoiceOf(invoice)).toMatchObject({ credit_applied: 1250, amount_paid: 1750 });
+    await disputed(invoice, 'du_PKR', ['open', 'lost'], 1000n);
+    expect((await returnCredit(invoice, {})).body.credit_note).toMatchObject({ total: 1250 });
+    const payBack = (amount: number) =>
+      app.api('POST', `/v1/customers/${customer}/credit/refund`, { amount, currency: 'PKR' });
+    expectAmount422(
+      await payBack(1250),
+      "at most 750 can go back through the customer's PKR gateway payments",
+    );
+    stripeRefundSucceeds('re_PKR_credit');
+    expect((await payBack(750)).status).toBe(201);
+    expect(await creditOf(customer)).toEqual([{ currency: 'PKR', amount: 500 }]);
+  });
+
   it('RSD: full refused with the period invoice paid partly by credit; cancelled with none, its credit comes back by POST …/credit/return as the message says', async () => {
     // 1250 of credit from Feb 22, then a subscription from Mar 1 to 2000 + 25%: 1250 by credit, 1250
     // by card. Mar 15 (17 of 31 days left) up to 4000 + 25%: the change invoice paid by card.
