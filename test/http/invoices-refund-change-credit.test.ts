@@ -1380,6 +1380,39 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await creditOf(customer)).toEqual([{ currency: 'PKR', amount: 500 }]);
   });
 
+  it('UAH: after the upgrade’s invoice is charged back (lost), a prorate cancellation is refused (before: 2321 from the period invoice, 3571 back of 3750 paid)', async () => {
+    // 2000 + 25% = 2500 by card Feb 1. Feb 15 (14 of 28 days left) up to 4000: (4000 − 2000) × 14/28
+    // = 1000 + 250 tax = 1250, by card, then charged back whole (lost). Paid 3750; used Feb 1–15 at
+    // 2500 (1250) and Feb 15–16 at 5000/28 (179): at most 2321 back, and 1250 went back already.
+    const { sub } = await paidFeb1(await flatPlan(app, 'UAH', 2000));
+    const up = await changeAt(sub.id, await flatPlan(app, 'UAH', 4000), '2027-02-15T00:00:00Z');
+    expect(up.invoice).toMatchObject({ total: 1250n });
+    stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    await disputed(up.invoice!.id, 'du_UAH', ['open', 'lost'], 1250n);
+    const before = await ledgerIn(app, 'UAH');
+    const refused = await cancelAt(sub.id, 'prorate', '2027-02-16T00:00:00Z').catch((e: unknown) => e);
+    expect((refused as { fields: { refund_type: string } }).fields.refund_type).toContain(
+      `their invoices ${up.invoice!.id} (PAID, 0 due, 1250 UAH taken by disputes open or lost) are not paid in full or gave money back since`,
+    );
+    expect(await ledgerIn(app, 'UAH')).toEqual(before);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+  });
+
+  it('OMR: a downgrade after the period invoice is charged back (lost) credits no unused time (before: 625 of credit on top of the 2500 back)', async () => {
+    // 2000 + 25% = 2500 by card Feb 1, all charged back. Feb 15 down to 1000 would credit
+    // (2000 − 1000) × 14/28 = 500 + 125 tax = 625 of time the chargeback gave back already.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'OMR', 2000));
+    await disputed(sub.invoice.id, 'du_OMR', ['open', 'lost'], 2500n);
+    const refused = await changeAt(sub.id, await flatPlan(app, 'OMR', 1000), '2027-02-15T00:00:00Z').catch(
+      (e: unknown) => e,
+    );
+    expect((refused as { fields: { proration: string } }).fields.proration).toContain(
+      `${sub.invoice.id} (2500 OMR of its recurring lines)`,
+    );
+    expect(await creditOf(customer)).toEqual([]);
+  });
+
   it('RSD: full refused with the period invoice paid partly by credit; cancelled with none, its credit comes back by POST …/credit/return as the message says', async () => {
     // 1250 of credit from Feb 22, then a subscription from Mar 1 to 2000 + 25%: 1250 by credit, 1250
     // by card. Mar 15 (17 of 31 days left) up to 4000 + 25%: the change invoice paid by card.
