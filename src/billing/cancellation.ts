@@ -304,7 +304,7 @@ async function refundOf(
   if (paidAhead.length > 0) {
     throw new ConflictError(
       'later_periods_paid',
-      `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund), or cancel with refund_type none (credit that paid a later period cannot be given back here)`,
+      `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund) and give back the customer credit that paid them (POST /v1/invoices/:id/credit/return), or cancel with refund_type none`,
     );
   }
   // Locked before anything else of the cancellation but its subscription (its final invoice may lock

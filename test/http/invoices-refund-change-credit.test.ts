@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueCreditReturnNote } from '../../src/billing/credit-notes.ts';
 import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -1602,6 +1603,30 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       expect(await creditOf(customer)).toEqual([]);
     },
   );
+
+  it('TTD: a past period’s invoice of a running subscription gives its credit back by hand (before: 409 period_invoice_credit, though no cancellation reaches it)', async () => {
+    // 1250 of credit from Feb 22; Mar 1 a subscription to 2000 + 25% = 2500: 1250 by credit, 1250 by
+    // card. Renewed Apr 1: March is a past period, which a cancellation's refund never reaches.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'TTD', 5000);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, 'TTD', 2000),
+      method: method!.id,
+      start: d('2027-03-01T00:00:00Z'),
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ credit_applied: 1250, amount_paid: 1250 });
+    // The current period: its cancellation's refund gives the credit back.
+    const current = await returnCredit(sub.invoice.id, {});
+    expect(current.body.error?.code).toBe('period_invoice_credit');
+    expect(current.body.error.message).toContain("is the current period's invoice");
+    await renewSubscription(db(), 'system', sub.id, d('2027-04-01T00:00:01Z'));
+    // Kept 2500, of which 1250 of cash still refundable: 1250 can go back as credit; 100 asked.
+    const back = await returnCredit(sub.invoice.id, { amount: 100 });
+    expect(back.status).toBe(201);
+    expect(back.body.invoice).toMatchObject({ credit_returned: 100 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'TTD', amount: 100 }]);
+  });
 
   it('MXN: a dashboard refund beyond what the period kept, after part of the change credit was spent: the kept rest is a refund of the sale (tax exact), the spent credit left in debit and flagged', async () => {
     // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 (125 tax) to the customer's
