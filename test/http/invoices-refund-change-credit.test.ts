@@ -1381,6 +1381,42 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(await creditOf(customer)).toEqual([{ currency: 'PKR', amount: 500 }]);
   });
 
+  it('BOB: a cancellation splits its cash over the period invoice’s payments by what chargebacks left of each: 500 + 1000, not 1500 on the one charged back', async () => {
+    // 2000 + 25% = 2500: 1000 captured in part first, the other 1500 charged after (the newest). 1000
+    // of the newest charged back (lost). `full` owes 2500 − 1000 = 1500 in cash, newest first, each
+    // up to its room: the newest 1500 − 1000 = 500, then the older 1000 (before: all 1500 on the
+    // newest, which kept 500).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'BOB', 2000), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoiceId = invoices[0]!.id;
+    const older = await capturedInPart(app, invoiceId, 1000, 'pi_BOB_part');
+    stripeChargeSucceeds();
+    const rest = await app.api('POST', `/v1/invoices/${invoiceId}/charge`, {});
+    expect(rest.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 2500 });
+    const newest = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('id', '=', rest.body.transaction.id)
+      .executeTakeFirstOrThrow();
+    for (const status of ['open', 'lost'] as const) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, newest, { gatewayDisputeId: 'du_BOB', status, amount: 1000n }),
+      );
+    }
+    stripeRefundSucceeds('re_BOB_1');
+    stripeRefundSucceeds('re_BOB_2');
+    const cancelled = await cancelAt(subscription.id, 'full', '2027-02-23T00:00:00Z');
+    expect(cancelled.refunds.map((r) => [r.transaction_id, r.amount])).toEqual([
+      [newest.id, 500n],
+      [older.id, 1000n],
+    ]);
+  });
+
   it('UAH: after the upgrade’s invoice is charged back (lost), a prorate cancellation is refused (before: 2321 from the period invoice, 3571 back of 3750 paid)', async () => {
     // 2000 + 25% = 2500 by card Feb 1. Feb 15 (14 of 28 days left) up to 4000: (4000 − 2000) × 14/28
     // = 1000 + 250 tax = 1250, by card, then charged back whole (lost). Paid 3750; used Feb 1–15 at
