@@ -304,7 +304,7 @@ async function refundOf(
   if (paidAhead.length > 0) {
     throw new ConflictError(
       'later_periods_paid',
-      `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund), or cancel with refund_type none (credit that paid a later period cannot be given back here)`,
+      `subscription ${subscription.id} has later periods paid ahead, in cash or by customer credit (${paidAhead.map((i) => i.id).join(', ')}): this refund covers the current period only; refund the cash of those invoices first (POST /v1/invoices/:id/refund) and give back the customer credit that paid them (POST /v1/invoices/:id/credit/return), or cancel with refund_type none`,
     );
   }
   // Locked before anything else of the cancellation but its subscription (its final invoice may lock
@@ -732,8 +732,11 @@ async function settleUnpaid(work: UnitOfWork, unpaid: UnpaidShare[], now: Date):
 /**
  * Refuses a `full` or `prorate` refund of a period whose prorated changes invoiced a charge that is
  * not PAID (OPEN: not paid yet, charged at once or at the period's end; UNCOLLECTIBLE; VOID: the
- * charge is gone) or that gave money back since (a refund, customer credit returned): the refund
- * gives back the time at the price those changes charged, which was not paid, or not all kept; or
+ * charge is gone) or that gave money back since (a refund, customer credit returned, a dispute open
+ * or lost on its payments: `disputedAway`, a chargeback gave the customer that money back): the
+ * refund gives back the time at the price those changes charged, which was not paid, or not all kept
+ * (an upgrade's 1250 charged back, lost: a `prorate` refund of 2321 from the period invoice would
+ * give back 3571 of the 3750 paid, for a period used 1429 of); or
  * whose change invoice has a refund by hand still in flight (`pending` or `unknown`, not counted in
  * its `amount_refunded` yet): if it succeeds that invoice gave money back, so what the period owes
  * depends on its outcome (an upgrade's 7875 paid, 6125 of it in flight: a `prorate` refund of 875
@@ -752,19 +755,24 @@ async function refuseUnsettledChanges(
   currency: string,
 ): Promise<void> {
   if (basis.invoices.length === 0) return;
-  const unsettled = await trx
+  const changes = await trx
     .selectFrom('invoices')
-    .select(['id', 'status', 'amount_due'])
+    .select(['id', 'status', 'amount_due', 'amount_refunded', 'credit_returned'])
     .where('id', 'in', basis.invoices)
-    .where((eb) =>
-      eb.or([eb('status', '!=', 'PAID'), eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]),
-    )
     .orderBy('id')
     .execute();
+  const unsettled: string[] = [];
+  for (const i of changes) {
+    // A dispute open or lost on its payments gave the customer that money back, as a refund would.
+    const disputed = await disputedAway(trx, i.id);
+    if (i.status !== 'PAID' || i.amount_refunded > 0n || i.credit_returned > 0n || disputed > 0n) {
+      const took = disputed > 0n ? `, ${disputed} ${currency} taken by disputes open or lost` : '';
+      unsettled.push(`${i.id} (${i.status}, ${i.amount_due} due${took})`);
+    }
+  }
   if (unsettled.length > 0) {
-    const named = unsettled.map((i) => `${i.id} (${i.status}, ${i.amount_due} due)`).join(', ');
     throw new ValidationError('refund over an unsettled change', {
-      refund_type: `a ${type} refund gives back the rest of the period at the price this period's changes charged, but their invoices ${named} are not paid in full or gave money back since. Nothing changed; pay an OPEN invoice first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
+      refund_type: `a ${type} refund gives back the rest of the period at the price this period's changes charged, but their invoices ${unsettled.join(', ')} are not paid in full or gave money back since (a refund, customer credit returned, a chargeback). Nothing changed; pay an OPEN invoice first (POST /v1/invoices/:id/charge), or cancel with refund_type none`,
     });
   }
   const inFlight: string[] = [];

@@ -179,15 +179,17 @@ export async function returnInvoiceCredit(
  * covers, is not given back. 2000 paid 1250 by credit and 750 by card, its 750 refunded by hand:
  * 1250; paid 625 by credit and 312 by card, the period invoice's payment charged back (a lost
  * dispute), so the upgrade carries the period's 625 of change credit: 0. An invoice no cancellation
- * gives back (not a period invoice, `period_index` null: a prorated change's, an add-on's, a
- * one-off), or a period invoice of a subscription already CANCELLED; a period invoice's credit
- * comes back through its subscription's cancellation refund (`full`, `prorate`) until then.
+ * gives back: not a period invoice (`period_index` null: a prorated change's, an add-on's, a
+ * one-off), a period invoice of another period than its subscription's current one (a past period,
+ * renewed since; one invoiced ahead), or any period invoice of a subscription already CANCELLED; the
+ * current period's invoice gives its credit back through its subscription's cancellation refund
+ * (`full`, `prorate`), which reaches that period only, until then.
  * @param input `amount` minor units of the invoice's currency (> 0; default all that can go back),
  * `reason` on the credit note
  * @returns the credit note of the credit given back (`refund_id` null)
  * @throws NotFoundError when there is no invoice `invoiceId`; ConflictError `invoice_not_paid` (not
- * PAID, PARTIALLY_REFUNDED or REFUNDED), `period_invoice_credit` (a period invoice of a subscription
- * not cancelled: cancel with a refund instead), `credit_not_returnable` (no credit left to give back, naming why); ValidationError
+ * PAID, PARTIALLY_REFUNDED or REFUNDED), `period_invoice_credit` (the current period's invoice of a
+ * subscription not cancelled: cancel with a refund instead), `credit_not_returnable` (no credit left to give back, naming why); ValidationError
  * (field `amount`) when `amount` is more than can go back; nothing changes on an error
  */
 export async function returnCreditByHand(
@@ -205,22 +207,27 @@ export async function returnCreditByHand(
         `invoice ${invoiceId} is ${invoice.status}; only a paid invoice gives its customer credit back`,
       );
     }
-    // A period invoice's credit comes back through its subscription's cancellation refund; once the
-    // subscription is cancelled (no such refund can come any more: one with refund_type none, or a
-    // full refused beyond the period invoice), by hand too. A cancellation counts credit returned as
-    // given back (`recurringGivenBack`), so nothing goes back twice either way.
+    // The current period's invoice gives its credit back through its subscription's cancellation
+    // refund, which reaches that period only; once the subscription is cancelled (no such refund can
+    // come any more: one with refund_type none, or a full refused beyond the period invoice), by hand
+    // too, as any other period's invoice (no cancellation refund reaches it). A cancellation counts
+    // credit returned as given back (`recurringGivenBack`), so nothing goes back twice either way.
     const subscription =
       invoice.period_index !== null && invoice.subscription_id !== null
         ? await work.trx
             .selectFrom('subscriptions')
-            .select('status')
+            .select(['status', 'current_period_index'])
             .where('id', '=', invoice.subscription_id)
             .executeTakeFirst()
         : undefined;
-    if (invoice.period_index !== null && subscription?.status !== 'CANCELLED') {
+    if (
+      subscription !== undefined &&
+      subscription.status !== 'CANCELLED' &&
+      subscription.current_period_index === invoice.period_index
+    ) {
       throw new ConflictError(
         'period_invoice_credit',
-        `invoice ${invoiceId} is the period invoice of subscription ${invoice.subscription_id}, which is not cancelled: the customer credit that paid it comes back through its cancellation's refund (POST /v1/subscriptions/${invoice.subscription_id}/cancel with refund_type full or prorate), or by hand once it is cancelled. Nothing changed`,
+        `invoice ${invoiceId} is the current period's invoice of subscription ${invoice.subscription_id}, which is not cancelled: the customer credit that paid it comes back through its cancellation's refund (POST /v1/subscriptions/${invoice.subscription_id}/cancel with refund_type full or prorate), or by hand once it is cancelled or the period is over. Nothing changed`,
       );
     }
     const whole = await wholeRefund(work.trx, invoice);

@@ -54,14 +54,19 @@ export function capturedAmount(transaction: Pick<TransactionRow, 'amount' | 'amo
 }
 
 /**
- * What is still refundable on a transaction: what it moved (`capturedAmount`: its amount, or what a
- * partial capture captured) less every refund on it that succeeded or is still in flight (pending,
- * unknown), of its invoice or of customer credit it carried, in minor units (reads `refunds`, owned
- * by payments/; `refundRooms` for one transaction). A refund (payments/refunds.ts `createRefund`) and a
+ * What is still refundable on a transaction (`refundRooms` for one transaction): what it moved
+ * (`capturedAmount`: its amount, or what a partial capture captured) less every refund on it that
+ * succeeded or is still in flight (pending, unknown), of its invoice or of customer credit it
+ * carried, less, for a refund billhook asks (`of` `billhook`), what disputes took of it and hold or
+ * lost (`disputedAwayOf`), in minor units. A refund (payments/refunds.ts `createRefund`) and a
  * cancellation's cash part (billing/cancellation.ts `refundOf`) are bounded by it.
  */
-export async function refundable(trx: Kysely<Database>, transaction: TransactionRow): Promise<bigint> {
-  const [only] = await refundRooms(trx, [transaction]);
+export async function refundable(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+  of: RoomFor = 'billhook',
+): Promise<bigint> {
+  const [only] = await refundRooms(trx, [transaction], of);
   return only!.room;
 }
 
@@ -83,29 +88,53 @@ export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string)
 /**
  * What disputes took away of invoice `invoiceId`'s payments and have not given back, minor units of
  * its currency, ≥ 0 (reads `disputes` and `transactions`, owned by payments/; payments/disputes.ts
- * books them): the amount of each dispute whose funds the gateway withdrew and still holds (`open`)
- * or gave the customer (`lost`), not a lost one a refund carried (`refund_id` set: that refund
- * counts already, `settleLostDisputeByRefund`); a won dispute gave its funds back, an inquiry never
- * withdrew any. The money went back to the customer (or may yet, while open), so what an invoice
- * kept counts it as given back of the sale, as a refund: its period's change credit is carried
- * elsewhere (billing/proration.ts `periodInvoices`), a refund by hand (billing/credit-returns.ts
- * `wholeRefund`) and a cancellation's refund (billing/cancellation.ts `refundOf`) give back no more
- * than the rest. Read it under the invoice's lock (`lockInvoice`).
+ * books them): the sum over its payments of `disputedAwayOf` (the amount of each dispute whose funds
+ * the gateway withdrew and still holds, `open`, or gave the customer, `lost`, not a lost one a refund
+ * carried). The money went back to the customer (or may yet, while open), so what an invoice kept
+ * counts it as given back of the sale, as a refund: its period's change credit is carried elsewhere
+ * (billing/proration.ts `periodInvoices`), a refund by hand (billing/credit-returns.ts `wholeRefund`)
+ * and a cancellation's refund (billing/cancellation.ts `refundOf`) give back no more than the rest,
+ * and each payment can refund no more than what disputes left of it (`refundRooms`). Read it under
+ * the invoice's lock (`lockInvoice`).
  */
 export async function disputedAway(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
-  const row = await trx
+  const each = await disputedAwayOf(trx, { invoiceId });
+  let total = 0n;
+  for (const amount of each.values()) total += amount;
+  return total;
+}
+
+/**
+ * What disputes took away of each payment and have not given back, by transaction id (a payment with
+ * none is absent), minor units of its currency, > 0 (reads `disputes` and `transactions`, owned by
+ * payments/): of the payments of invoice `invoiceId`, or of the payments `transactionIds` (with an
+ * invoice or not). Each dispute whose funds the gateway withdrew and still holds (`open`) or gave the
+ * customer (`lost`) counts its amount, but a lost one a refund carried (`refund_id` set: that refund
+ * counts already, on the same payment, `settleLostDisputeByRefund`); a won dispute gave its funds
+ * back, an inquiry never withdrew any. `disputedAway` (per invoice) and `refundRooms` (per payment)
+ * both read it, so both count a dispute the same way.
+ */
+async function disputedAwayOf(
+  trx: Kysely<Database>,
+  of: { invoiceId: string } | { transactionIds: readonly string[] },
+): Promise<Map<string, bigint>> {
+  if ('transactionIds' in of && of.transactionIds.length === 0) return new Map();
+  const rows = await trx
     .selectFrom('disputes as d')
     .innerJoin('transactions as t', 't.id', 'd.transaction_id')
-    .select(sql<string>`coalesce(sum(d.amount), 0)::text`.as('amount'))
-    .where('t.invoice_id', '=', invoiceId)
+    .select(['t.id', sql<string>`sum(d.amount)::text`.as('amount')])
+    .where((eb) =>
+      'invoiceId' in of ? eb('t.invoice_id', '=', of.invoiceId) : eb('t.id', 'in', [...of.transactionIds]),
+    )
     .where((eb) =>
       eb.or([
         eb('d.status', '=', 'open'),
         eb.and([eb('d.status', '=', 'lost'), eb('d.refund_id', 'is', null)]),
       ]),
     )
-    .executeTakeFirstOrThrow();
-  return BigInt(row.amount);
+    .groupBy('t.id')
+    .execute();
+  return new Map(rows.map((row) => [row.id, BigInt(row.amount)]));
 }
 
 /**
@@ -127,7 +156,7 @@ export function chargesInFlight(
     .execute();
 }
 
-/** A payment and what is still refundable on it (`refundable`), minor units of its currency. */
+/** A payment and what is still refundable on it (`refundRooms`), minor units of its currency. */
 export interface RefundRoom {
   transaction: TransactionRow;
   room: bigint;
@@ -140,27 +169,51 @@ export interface RefundPart {
 }
 
 /**
- * What is still refundable on each of `payments` (`refundable`: what it moved less its refunds
- * succeeded or in flight), in their order, read in one statement. Read under the lock of their
- * invoices (`lockInvoice`), which every refund of them takes, so it stays true until commit.
+ * Whose refund a payment's room bounds (`refundRooms`): `billhook`, a refund billhook asks of the
+ * gateway (by hand, a cancellation's, a customer-credit refund's), which a dispute open or lost on the
+ * payment bounds too (the customer has that money back: a refund of it would pay them twice);
+ * `reported`, a refund a gateway reported that billhook did not ask (made in its dashboard, or the
+ * refund PayPal pays a lost dispute with, reconcile/apply.ts): the money has moved, so only what the
+ * payment moved less its refunds bounds it (such a refund then carries its lost dispute,
+ * `settleLostDisputeByRefund`, which no longer counts).
  */
-export async function refundRooms(trx: Kysely<Database>, payments: TransactionRow[]): Promise<RefundRoom[]> {
+export type RoomFor = 'billhook' | 'reported';
+
+/**
+ * What is still refundable on each of `payments`, in their order, minor units of each one's currency:
+ * what it moved (`capturedAmount`) less its refunds succeeded or in flight (of its invoice or of
+ * customer credit it carried), less, `of` `billhook` (the default), what disputes took of it and hold
+ * or lost (`disputedAwayOf`: open, or lost and carried by no refund; a won one gave it back), so every
+ * refund billhook asks (by hand, with or without an amount or a payment named; a cancellation's split;
+ * a customer-credit refund's) gives back no more than the payment kept. 2000 by card charged back
+ * whole (lost): 0 left; 750 of it open: 1250; that dispute won: 2000 again. May be < 0 (a dispute on
+ * a payment already refunded in part). Read under the lock of their invoices (`lockInvoice`), which
+ * every refund of them takes, so it stays true until commit (a dispute is recorded without it: one
+ * recorded meanwhile is counted from the next read).
+ */
+export async function refundRooms(
+  trx: Kysely<Database>,
+  payments: TransactionRow[],
+  of: RoomFor = 'billhook',
+): Promise<RefundRoom[]> {
   if (payments.length === 0) return [];
+  const ids = payments.map((t) => t.id);
   const rows = await trx
     .selectFrom('refunds')
     .select(['transaction_id', sql<string>`coalesce(sum(amount), 0)::text`.as('reserved')])
-    .where(
-      'transaction_id',
-      'in',
-      payments.map((t) => t.id),
-    )
+    .where('transaction_id', 'in', ids)
     .where('status', '!=', 'failed')
     .groupBy('transaction_id')
     .execute();
   const reserved = new Map(rows.map((row) => [row.transaction_id, BigInt(row.reserved)]));
+  const disputed =
+    of === 'billhook' ? await disputedAwayOf(trx, { transactionIds: ids }) : new Map<string, bigint>();
   return payments.map((transaction) => ({
     transaction,
-    room: capturedAmount(transaction) - (reserved.get(transaction.id) ?? 0n),
+    room:
+      capturedAmount(transaction) -
+      (reserved.get(transaction.id) ?? 0n) -
+      (disputed.get(transaction.id) ?? 0n),
   }));
 }
 

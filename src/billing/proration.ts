@@ -219,8 +219,10 @@ async function refuseCreditOfUnpaidChanges(trx: Kysely<Database>, basis: Charged
 /**
  * Refuses a prorated change that credits unused time of the current period when the period's
  * invoices (its period invoice, the invoices of its earlier prorated changes) gave back money of
- * their recurring lines since they were paid: a refund by hand (`amount_refunded`) or customer credit
- * returned (`credit_returned`), less what paid back an overpayment (a duplicate payment refunded:
+ * their recurring lines since they were paid: a refund by hand (`amount_refunded`), customer credit
+ * returned (`credit_returned`) or a dispute open or lost on their payments (`disputedAway`: a
+ * chargeback gave that money back; 2500 charged back, a downgrade crediting 625 of the unused time
+ * would give back 3125), less what paid back an overpayment (a duplicate payment refunded:
  * `overpaymentGivenBack`) or took back change credit (`changeCreditTakenBackOf`), counted against the setup fee and usage lines first (`recurringGivenBack`,
  * as a cancellation's refund counts what was given back: cancellation.ts). Refunds do not say which
  * time they gave back, so crediting the unused time again could give it back twice (4000 paid and
@@ -265,17 +267,24 @@ async function refuseCreditOfGivenBack(
       given.push(`${invoice.id} (${inFlight} ${invoice.currency} in refunds not answered yet)`);
       continue;
     }
-    if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n) continue;
+    // A dispute open or lost on its payments gave the customer that money back, as a refund
+    // (`disputedAway`), and is counted as one, as a cancellation's refund counts it.
+    const disputed = await disputedAway(trx, invoice.id);
+    if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n && disputed === 0n) continue;
     // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
     const { recurring } = await recurringLines(trx, invoice.id);
     const creditPaidBack =
       (await overpaymentGivenBack(trx, invoice)) + (await changeCreditTakenBackOf(trx, invoice));
-    const ofTime = recurringGivenBack(invoice, creditPaidBack, recurring);
+    const ofTime = recurringGivenBack(
+      { ...invoice, amount_refunded: invoice.amount_refunded + disputed },
+      creditPaidBack,
+      recurring,
+    );
     if (ofTime > 0n) given.push(`${invoice.id} (${ofTime} ${invoice.currency} of its recurring lines)`);
   }
   if (given.length === 0) return;
   throw new ValidationError('proration credits time given back', {
-    proration: `this change credits the unused time of this period, but its invoices gave back money of their plan since they were paid (a refund or customer credit returned, beyond their setup fee, usage and overpayment), or may yet (a refund not answered yet): ${given.join(', ')}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle, or once the refunds in flight are answered`,
+    proration: `this change credits the unused time of this period, but its invoices gave back money of their plan since they were paid (a refund, customer credit returned or a chargeback, beyond their setup fee, usage and overpayment), or may yet (a refund not answered yet): ${given.join(', ')}; refunds do not say which time they gave back, so it could be given back twice. Nothing changed; change with proration none, or at the next cycle, or once the refunds in flight are answered`,
   });
 }
 

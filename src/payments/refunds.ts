@@ -261,8 +261,12 @@ function refundMovement(
  * it). The transaction's invoice is locked (`lockInvoice`) before its refundable amount is read: every
  * refund of an invoice's payments takes that lock first (by hand, a cancellation's, a credit refund's,
  * one made in the gateway's dashboard and reported by webhook), and refunds in flight count against
- * the refundable amount, so concurrent refunds never exceed what was paid. A payment without an
- * invoice is locked itself (`lockPayments`; a credit refund takes it before the customer's credit).
+ * the refundable amount, so concurrent refunds never exceed what was paid. A refund billhook will
+ * send (no `gatewayRefundId`) is bounded too by what disputes took of the payment and hold or lost
+ * (`refundable`, `billhook`: a chargeback gave the customer that money back); one a gateway reported
+ * (`gatewayRefundId`: made in its dashboard, or paying a lost dispute) is not (`reported`: the money
+ * has moved). A payment without an invoice is locked itself (`lockPayments`; a credit refund takes it
+ * before the customer's credit).
  * @param amount minor units; defaults to everything still refundable
  * @param creditOf a customer id: the refund pays back that customer's credit (`customer_credit`,
  * no invoice) instead of part of the transaction's invoice
@@ -280,11 +284,15 @@ export async function createRefund(
   // own row's lock instead.
   const invoice = transaction.invoice_id ? await lockInvoice(work, transaction.invoice_id) : undefined;
   if (!invoice) await lockPayments(work, [transaction.id]);
-  const available = await refundable(work.trx, transaction);
+  const reported = input.gatewayRefundId !== undefined;
+  const available = await refundable(work.trx, transaction, reported ? 'reported' : 'billhook');
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
+    // What disputes took of it (open, or lost and carried by no refund): named when they bound it.
+    const disputed = reported ? 0n : (await refundable(work.trx, transaction, 'reported')) - available;
+    const disputes = disputed > 0n ? `, ${disputed} of it taken by disputes open or lost` : '';
     throw new ValidationError('refund exceeds the paid amount', {
-      amount: `at most ${available} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency})`,
+      amount: `at most ${available > 0n ? available : 0n} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency}${disputes})`,
     });
   }
   // A refund billhook will send (not one the gateway reported, which has its id) is refused before its

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueCreditReturnNote } from '../../src/billing/credit-notes.ts';
 import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -1312,7 +1313,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
    * (`charge.refund.updated`, applied by the webhook worker as reconcile/apply.ts does: a refund
    * billhook does not know, made in the dashboard, is recorded with `createRefund` and the gateway's
    * refund id, then `recordRefundResult`): `amount` minor units of `currency`, which Stripe writes as
-   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR, PKR, MAD, GEL, AED, SAR, UAH, TRY).
+   * they are for the currencies used here (PHP, XOF, KWD, MXN, ZAR, MUR, DOP, GEL, AED, SAR, GTQ, TRY).
    * `txn`: the payment refunded (default: the invoice's first).
    * @returns the refund row once in `status`, and the payment
    */
@@ -1457,6 +1458,30 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       expect(await creditOf(customer)).toEqual([]);
     },
   );
+
+  it('TTD: a past period’s invoice of a running subscription gives its credit back by hand (before: 409 period_invoice_credit, though no cancellation reaches it)', async () => {
+    // 1250 of credit from Feb 22; Mar 1 a subscription to 2000 + 25% = 2500: 1250 by credit, 1250 by
+    // card. Renewed Apr 1: March is a past period, which a cancellation's refund never reaches.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'TTD', 5000);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, 'TTD', 2000),
+      method: method!.id,
+      start: d('2027-03-01T00:00:00Z'),
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ credit_applied: 1250, amount_paid: 1250 });
+    // The current period: its cancellation's refund gives the credit back.
+    const current = await returnCredit(sub.invoice.id, {});
+    expect(current.body.error?.code).toBe('period_invoice_credit');
+    expect(current.body.error.message).toContain("is the current period's invoice");
+    await renewSubscription(db(), 'system', sub.id, d('2027-04-01T00:00:01Z'));
+    // Kept 2500, of which 1250 of cash still refundable: 1250 can go back as credit; 100 asked.
+    const back = await returnCredit(sub.invoice.id, { amount: 100 });
+    expect(back.status).toBe(201);
+    expect(back.body.invoice).toMatchObject({ credit_returned: 100 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'TTD', amount: 100 }]);
+  });
 
   it('MXN: a dashboard refund beyond what the period kept, after part of the change credit was spent: the kept rest is a refund of the sale (tax exact), the spent credit left in debit and flagged', async () => {
     // 2000 + 25% = 2500 paid by card; Feb 15 down to 1000 + 25%: 625 (125 tax) to the customer's
@@ -1616,8 +1641,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
       .filter((n: { status: string }) => n.status === 'ISSUED')
       .map((n: { subtotal: number; tax: number }) => [n.subtotal, n.tax]);
 
-  it('PKR: after a take-back and the refund by hand failing, a refund by hand of 1000 gives back 200 of tax (375 × 1000/1875), not 325', async () => {
-    const { sub } = await takenBackThenHandFailed('PKR');
+  it('MUR: after a take-back and the refund by hand failing, a refund by hand of 1000 gives back 200 of tax (375 × 1000/1875), not 325', async () => {
+    const { sub } = await takenBackThenHandFailed('MUR');
     // Room 2500 − (625 − 625 taken back) − 625 of change credit = 1875; 1000 of it now. Its note's
     // tax over what the invoice still asks net of the change credit, 375 of 1875, cumulative on the
     // sale given back, 625 + 1000 refunded − 625 taken back = 1000: round(375 × 1000/1875) = 200,
@@ -1628,7 +1653,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(part.body).toMatchObject({ status: 'succeeded', amount: 1000 });
     expect(await issuedNotes(sub.invoice.id)).toEqual([[800, 200]]);
     // Books: of the 1875 kept, 875 still kept with its 175 of tax (375 − 200); clearing 1875 − 1000.
-    expect(await ledgerIn(app, 'PKR')).toMatchObject({
+    expect(await ledgerIn(app, 'MUR')).toMatchObject({
       revenue: -1500,
       refunds: 800,
       tax_payable: -175,
@@ -1637,8 +1662,8 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     });
   });
 
-  it('MAD: after a take-back and the refund by hand failing, a prorate cancellation Feb 22 gives back 313 with 63 of tax (375 × 313/1875), not 188', async () => {
-    const { sub } = await takenBackThenHandFailed('MAD');
+  it('DOP: after a take-back and the refund by hand failing, a prorate cancellation Feb 22 gives back 313 with 63 of tax (375 × 313/1875), not 188', async () => {
+    const { sub } = await takenBackThenHandFailed('DOP');
     // Cancelled Feb 22 with `prorate`: the plan in force (1000 + 25% = 1250) for the 7 unused days
     // of 28: 1250 × 7/28 = 312.5 → 313 (half up), none of it given back before (the 625 refunded took
     // back the change credit). Its note: round(375 × 313/1875) = round(62.6) = 63 tax, 250 net.
@@ -1648,7 +1673,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
     expect(cancelled.refunds.map((r) => [r.amount, r.status])).toEqual([[313n, 'succeeded']]);
     expect(await issuedNotes(sub.invoice.id)).toEqual([[250, 63]]);
     // Tax payable −500 + 125 (change) − 375 + 375 (the note voided) + 63 = −312.
-    expect(await ledgerIn(app, 'MAD')).toMatchObject({ refunds: 250, tax_payable: -312 });
+    expect(await ledgerIn(app, 'DOP')).toMatchObject({ refunds: 250, tax_payable: -312 });
   });
 
   it('GEL: a credit-return note after a take-back and the refund by hand failing counts the 625 taken back as no sale given back (200 of tax on 1000, not 325)', async () => {
@@ -1766,7 +1791,7 @@ describe('POST /v1/invoices/:id/refund after a change credited the period to the
   });
 
   it.each([
-    ['UAH', 'failed'],
+    ['GTQ', 'failed'],
     ['TRY', 'succeeded'],
   ] as const)(
     '%s: a dashboard refund while a refund by hand is in flight takes back only what succeeded refunds gave beyond the period; the refund by hand then %s',

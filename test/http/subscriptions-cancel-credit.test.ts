@@ -472,7 +472,7 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     },
   );
 
-  it('a settled term whose later periods the credit paid refuses a refund (409 later_periods_paid), changing nothing', async () => {
+  it('a settled term whose later periods the credit paid refuses a refund (409 later_periods_paid), changing nothing; their credit back by hand as it says, the refund goes through', async () => {
     // Credit: (10600 − 1000) × 7/28 = 2400 net + 600 tax = 3000 (CZK): the term's three periods of
     // 1000 are each paid by credit at finalization, the first at creation, the others by settle.
     const { customer } = await customerWithCredit('CZK', 10600);
@@ -501,6 +501,24 @@ describe('POST /v1/subscriptions/:id/cancel gives back the credit-paid part as c
     expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
     expect(await ledgerIn(app, 'CZK')).toEqual(before);
     expect(await creditOf(customer)).toEqual([]);
+    // As the refusal says, the later periods' credit back by hand: 1000 each (no cancellation refund
+    // reaches them; before, 409 period_invoice_credit while the subscription ran, so only a
+    // cancellation with refund_type none was left, keeping the 2000). The current period's stays the
+    // cancellation's: 409.
+    expect(refused.body.error.message).toContain('POST /v1/invoices/:id/credit/return');
+    const returnCredit = (id: string) => app.api('POST', `/v1/invoices/${id}/credit/return`, {});
+    expect((await returnCredit(term[0]!.id)).body.error?.code).toBe('period_invoice_credit');
+    for (const later of [term[1]!, term[2]!]) {
+      const back = await returnCredit(later.id);
+      expect({ status: back.status, total: back.body.credit_note?.total }).toEqual({
+        status: 201,
+        total: 1000,
+      });
+    }
+    // Then the refund covers the current period: its 1000 of credit back. 3000 back in all.
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, { refund_type: 'full' });
+    expect(cancelled.status).toBe(200);
+    expect(await creditOf(customer)).toEqual([{ currency: 'CZK', amount: 3000 }]);
   });
 
   it('a refused cancellation changes nothing: no credit given back, no note, no entry', async () => {

@@ -319,7 +319,7 @@ export const invoiceRoutes: ApiRoute[] = [
     tag,
     scope: 'write',
     summary:
-      "Give the customer credit that paid an invoice (a period invoice once its subscription is cancelled) back to the customer's credit, without a cash refund",
+      "Give the customer credit that paid an invoice (the current period's invoice once its subscription is cancelled) back to the customer's credit, without a cash refund",
     body: ReturnInvoiceCredit,
     responses: { 201: InvoiceCreditReturn },
     handler: async (req, res, { deps: { db }, body }) => {

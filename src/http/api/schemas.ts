@@ -174,7 +174,7 @@ export const RefundInvoice = z.strictObject({
 
 /**
  * `POST /v1/invoices/:id/credit/return`: how much of the customer credit that paid an invoice (not
- * a period invoice of a subscription still running) goes back to the customer's credit (minor units; default all that can: what
+ * the current period's invoice of a subscription still running) goes back to the customer's credit (minor units; default all that can: what
  * the invoice kept beyond the cash its payments can still refund, up to the credit applied and not
  * returned yet), and why (on its credit note).
  */

@@ -1,0 +1,280 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordDispute } from '../../src/payments/disputes.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import {
+  customerWith,
+  downgradeCredit,
+  flatPlan,
+  ledgerIn,
+  subscribedAndPaid,
+} from '../support/collection.ts';
+import { capturedInPart, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * What disputes took of a payment and hold or lost (open, or lost and carried by no refund:
+ * billing/invoice-payment.ts `disputedAwayOf`) is out of its refundable room (`refundRooms`) for
+ * every refund billhook asks: by hand (`POST /v1/invoices/:id/refund`, with or without `amount` or
+ * `transaction`), a cancellation's split, a customer-credit refund (`POST
+ * /v1/customers/:id/credit/refund`); a won dispute gives the room back. A change invoice charged
+ * back refuses a cancellation's refund (`refuseUnsettledChanges`) and a prorated credit of the
+ * period counts it as given back (`refuseCreditOfGivenBack`), as a refunded one. Before, a
+ * chargeback's money could go back to the customer a second time.
+ *
+ * Subscriptions start on Feb 1 2027 (28 days), on a simulated clock; plans are FLAT_FEE taxed at 25%
+ * (`flatPlan`), one-off invoices untaxed. Each scenario has its own currency, so `ledgerIn` reads
+ * its own books in the shared app (kept apart from invoices-refund-change-credit.test.ts, whose
+ * requests come near one API key's 600 a minute).
+ */
+describe('refunds and cancellations after a chargeback', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    // Invoices are paid by the tests, not by the charge worker; no refund retry or recovery.
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+    await app.runtime.boss.offWork(QUEUES.invoiceRefund);
+    await app.runtime.boss.offWork(QUEUES.refundRecover);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const changeAt = (id: string, planId: string, at: string) =>
+    changeSubscription(db(), 'system', id, { planId }, d(at), false);
+  const refund = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/refund`, body);
+  const returnCredit = (invoice: string, body: Record<string, unknown>) =>
+    app.api('POST', `/v1/invoices/${invoice}/credit/return`, body);
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const invoiceOf = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
+  /** A Stripe customer subscribed to `plan` from Feb 1, its first invoice paid whole by the card. */
+  const paidFeb1 = async (plan: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan,
+      method: method!.id,
+      start: d('2027-02-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+  /** Cancels subscription `id` now (at `at`) with refund type `refundType`, as the API's cancellation does. */
+  const cancelAt = (id: string, refundType: 'none' | 'full' | 'prorate', at: string) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'now', refundType },
+      d(at),
+    );
+  /**
+   * A Stripe customer with 1250 of credit ((5000 − 1000) × 7/28 = 1000 + 250 tax: another
+   * subscription's downgrade) and a one-off untaxed invoice of `amount` in `currency`, finalized
+   * (the credit applied first) and, when something is left due, charged to the card.
+   */
+  const oneOffWithCredit = async (currency: string, amount: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, 5000);
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency,
+      lines: [{ description: 'Consulting', amount, quantity: 1 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    if (open.body.amount_due > 0) {
+      stripeChargeSucceeds();
+      await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, { payment_method: method!.id });
+    }
+    return { customer: customer.id as string, invoice: draft.body.id as string };
+  };
+  /** Records dispute `id` of `amount` on invoice `invoiceId`'s succeeded payment, through `statuses` in order. */
+  const disputed = async (
+    invoiceId: string,
+    id: string,
+    statuses: ('open' | 'lost' | 'won')[],
+    amount: bigint,
+  ) => {
+    const txn = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .where('status', '=', 'succeeded')
+      .executeTakeFirstOrThrow();
+    for (const status of statuses) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, txn, { gatewayDisputeId: id, status, amount }),
+      );
+    }
+    return txn;
+  };
+  /** A Stripe customer's one-off untaxed invoice of `amount` in `currency`, paid whole by card. */
+  const oneOffByCard = async (currency: string, amount: number) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer: customer.id,
+      currency,
+      lines: [{ description: 'Consulting', amount, quantity: 1 }],
+    });
+    await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {
+      payment_method: method!.id,
+    });
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: amount });
+    return { customer: customer.id as string, invoice: draft.body.id as string };
+  };
+  /** Asserts `answer` is 422 on `amount` reading `amount`. */
+  const expectAmount422 = (answer: Awaited<ReturnType<typeof refund>>, amount: string) =>
+    expect({ status: answer.status, amount: answer.body.error?.fields?.amount }).toEqual({
+      status: 422,
+      amount,
+    });
+
+  it('BDT: a one-off 2000 by card charged back whole (lost): a refund by hand gives nothing more, with or without amount or payment (before: 2000 again, 4000 back of 2000 paid)', async () => {
+    // Paid 2000 by card; a chargeback took 2000 and the customer won it. The card's room: 2000 captured
+    // − 0 refunded − 2000 disputed = 0. No change credit (the refund used to ignore disputes then).
+    const { invoice } = await oneOffByCard('BDT', 2000);
+    const txn = await disputed(invoice, 'du_BDT', ['open', 'lost'], 2000n);
+    const before = await ledgerIn(app, 'BDT');
+    const says = 'at most 0 can be refunded (paid 2000 BDT, 2000 of it taken by disputes open or lost)';
+    expectAmount422(await refund(invoice, {}), says);
+    expectAmount422(await refund(invoice, { amount: 500 }), says);
+    expectAmount422(await refund(invoice, { transaction: txn.id }), says);
+    expect(await ledgerIn(app, 'BDT')).toEqual(before);
+    expect(
+      await db().selectFrom('refunds').select('id').where('transaction_id', '=', txn.id).execute(),
+    ).toEqual([]);
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+
+  it('LKR: an open dispute of 750 on a one-off 2000 by card leaves 1250 to refund by hand; won, its 750 is refundable again: 2000 back in all', async () => {
+    // Room while open: 2000 − 750 = 1250 (before: 2000, the whole card, while 750 was withdrawn).
+    const { invoice } = await oneOffByCard('LKR', 2000);
+    await disputed(invoice, 'du_LKR', ['open'], 750n);
+    expectAmount422(
+      await refund(invoice, { amount: 1300 }),
+      'at most 1250 can be refunded (paid 2000 LKR, 750 of it taken by disputes open or lost)',
+    );
+    stripeRefundSucceeds('re_LKR_1');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    // Won: the 750 came back to the merchant. Room 2000 − 1250 refunded − 0 = 750.
+    await disputed(invoice, 'du_LKR', ['won'], 750n);
+    stripeRefundSucceeds('re_LKR_2');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000 });
+  });
+
+  it('MAD: a one-off paid 1250 by credit and 750 by card, the 750 charged back (lost): a refund of 750 is refused (before: 750 to the card again), the credit comes back: 2000 in all', async () => {
+    const { customer, invoice } = await oneOffWithCredit('MAD', 2000);
+    expect(await invoiceOf(invoice)).toMatchObject({ credit_applied: 1250, amount_paid: 750 });
+    const txn = await disputed(invoice, 'du_MAD', ['open', 'lost'], 750n);
+    // The card's room: 750 − 750 disputed = 0.
+    const says = 'at most 0 can be refunded (paid 750 MAD, 750 of it taken by disputes open or lost)';
+    expectAmount422(await refund(invoice, { amount: 750 }), says);
+    expectAmount422(await refund(invoice, { transaction: txn.id }), says);
+    expect((await refund(invoice, {})).body.error?.code).toBe('only_credit_left');
+    // Kept 2000 − 750 disputed = 1250, no cash left: all of it as credit.
+    expect((await returnCredit(invoice, {})).body.credit_note).toMatchObject({ total: 1250 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'MAD', amount: 1250 }]);
+    expect(await invoiceOf(invoice)).toMatchObject({ amount_refunded: 0, credit_returned: 1250 });
+  });
+
+  it('PKR: a customer-credit refund goes back through a card no further than a chargeback left of it: 750 of 1750, not 1250', async () => {
+    // 3000: 1250 by credit, 1750 by card; 1000 of the card charged back (lost). The invoice kept
+    // 3000 − 1000 = 2000: cash left min(2000, 1750 − 1000) = 750, so credit min(2000 − 750, 1250) =
+    // 1250 goes back as credit. Paid back in cash, that credit can use the card's room only:
+    // 1750 − 1000 disputed = 750 (before: 1750, so 1250 went to a card that kept 750).
+    const { customer, invoice } = await oneOffWithCredit('PKR', 3000);
+    expect(await invoiceOf(invoice)).toMatchObject({ credit_applied: 1250, amount_paid: 1750 });
+    await disputed(invoice, 'du_PKR', ['open', 'lost'], 1000n);
+    expect((await returnCredit(invoice, {})).body.credit_note).toMatchObject({ total: 1250 });
+    const payBack = (amount: number) =>
+      app.api('POST', `/v1/customers/${customer}/credit/refund`, { amount, currency: 'PKR' });
+    expectAmount422(
+      await payBack(1250),
+      "at most 750 can go back through the customer's PKR gateway payments",
+    );
+    stripeRefundSucceeds('re_PKR_credit');
+    expect((await payBack(750)).status).toBe(201);
+    expect(await creditOf(customer)).toEqual([{ currency: 'PKR', amount: 500 }]);
+  });
+
+  it('BOB: a cancellation splits its cash over the period invoice’s payments by what chargebacks left of each: 500 + 1000, not 1500 on the one charged back', async () => {
+    // 2000 + 25% = 2500: 1000 captured in part first, the other 1500 charged after (the newest). 1000
+    // of the newest charged back (lost). `full` owes 2500 − 1000 = 1500 in cash, newest first, each
+    // up to its room: the newest 1500 − 1000 = 500, then the older 1000 (before: all 1500 on the
+    // newest, which kept 500).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: await flatPlan(app, 'BOB', 2000), paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoiceId = invoices[0]!.id;
+    const older = await capturedInPart(app, invoiceId, 1000, 'pi_BOB_part');
+    stripeChargeSucceeds();
+    const rest = await app.api('POST', `/v1/invoices/${invoiceId}/charge`, {});
+    expect(rest.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 2500 });
+    const newest = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('id', '=', rest.body.transaction.id)
+      .executeTakeFirstOrThrow();
+    for (const status of ['open', 'lost'] as const) {
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        recordDispute(work, newest, { gatewayDisputeId: 'du_BOB', status, amount: 1000n }),
+      );
+    }
+    stripeRefundSucceeds('re_BOB_1');
+    stripeRefundSucceeds('re_BOB_2');
+    const cancelled = await cancelAt(subscription.id, 'full', '2027-02-23T00:00:00Z');
+    expect(cancelled.refunds.map((r) => [r.transaction_id, r.amount])).toEqual([
+      [newest.id, 500n],
+      [older.id, 1000n],
+    ]);
+  });
+
+  it('UAH: after the upgrade’s invoice is charged back (lost), a prorate cancellation is refused (before: 2321 from the period invoice, 3571 back of 3750 paid)', async () => {
+    // 2000 + 25% = 2500 by card Feb 1. Feb 15 (14 of 28 days left) up to 4000: (4000 − 2000) × 14/28
+    // = 1000 + 250 tax = 1250, by card, then charged back whole (lost). Paid 3750; used Feb 1–15 at
+    // 2500 (1250) and Feb 15–16 at 5000/28 (179): at most 2321 back, and 1250 went back already.
+    const { sub } = await paidFeb1(await flatPlan(app, 'UAH', 2000));
+    const up = await changeAt(sub.id, await flatPlan(app, 'UAH', 4000), '2027-02-15T00:00:00Z');
+    expect(up.invoice).toMatchObject({ total: 1250n });
+    stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${up.invoice!.id}/charge`, {});
+    await disputed(up.invoice!.id, 'du_UAH', ['open', 'lost'], 1250n);
+    const before = await ledgerIn(app, 'UAH');
+    const refused = await cancelAt(sub.id, 'prorate', '2027-02-16T00:00:00Z').catch((e: unknown) => e);
+    expect((refused as { fields: { refund_type: string } }).fields.refund_type).toContain(
+      `their invoices ${up.invoice!.id} (PAID, 0 due, 1250 UAH taken by disputes open or lost) are not paid in full or gave money back since`,
+    );
+    expect(await ledgerIn(app, 'UAH')).toEqual(before);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.status).toBe('ACTIVE');
+  });
+
+  it('OMR: a downgrade after the period invoice is charged back (lost) credits no unused time (before: 625 of credit on top of the 2500 back)', async () => {
+    // 2000 + 25% = 2500 by card Feb 1, all charged back. Feb 15 down to 1000 would credit
+    // (2000 − 1000) × 14/28 = 500 + 125 tax = 625 of time the chargeback gave back already.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'OMR', 2000));
+    await disputed(sub.invoice.id, 'du_OMR', ['open', 'lost'], 2500n);
+    const refused = await changeAt(sub.id, await flatPlan(app, 'OMR', 1000), '2027-02-15T00:00:00Z').catch(
+      (e: unknown) => e,
+    );
+    expect((refused as { fields: { proration: string } }).fields.proration).toContain(
+      `${sub.invoice.id} (2500 OMR of its recurring lines)`,
+    );
+    expect(await creditOf(customer)).toEqual([]);
+  });
+});
