@@ -259,7 +259,7 @@ describe('charges racing on one invoice', () => {
   beforeAll(async () => {
     // The test apps' generous gateway timeout keeps a slow faked answer an answer, never an `unknown`.
     // This file sends well over a thousand API requests a minute with one key: no rate limit here.
-    app = await startOfflineTestApp({ API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    app = await startOfflineTestApp();
     db = app.runtime.db;
   });
   afterEach(() => nock.cleanAll());

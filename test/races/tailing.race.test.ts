@@ -44,7 +44,7 @@ describe('tailing the activity and ledger sequences under concurrent writers', (
   let app: TestApp;
   beforeAll(async () => {
     const url = await createTestDatabase({ settings: { deadlock_timeout: DEADLOCK_TIMEOUT } });
-    app = await startTestApp({ DATABASE_URL: url, API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    app = await startTestApp({ DATABASE_URL: url });
   });
   afterAll(() => app.stop());
 

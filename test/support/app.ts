@@ -54,6 +54,10 @@ export async function startTestApp(
     // once, and each new connection costs PostgreSQL 25–50 ms of CPU to open and warm (measured
     // 2026-12-07: five connections and about 250 ms of PostgreSQL's CPU an app with three).
     QUEUE_POOL_SIZE: '2',
+    // The API's rate limit (600 requests a minute per key by default) has tests of its own
+    // (test/http/api.test.ts sets one); a file's scenarios through one key may pass 600 a minute on a
+    // fast machine, so a test's outcome never depends on how fast the machine is.
+    API_RATE_LIMIT_PER_MINUTE: '1000000',
     ...env,
   });
   const logs: Record<string, unknown>[] = [];
