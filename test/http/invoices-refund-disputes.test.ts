@@ -30,8 +30,7 @@ const d = (iso: string) => new Date(iso);
  *
  * Subscriptions start on Feb 1 2027 (28 days), on a simulated clock; plans are FLAT_FEE taxed at 25%
  * (`flatPlan`), one-off invoices untaxed. Each scenario has its own currency, so `ledgerIn` reads
- * its own books in the shared app (kept apart from invoices-refund-change-credit.test.ts, whose
- * requests come near one API key's 600 a minute).
+ * its own books in the shared app.
  */
 describe('refunds and cancellations after a chargeback', () => {
   let app: TestApp;
