@@ -26,6 +26,13 @@ export type ExceptionKind =
    * (payments/refunds.ts `changeCreditTakenBackException`).
    */
   | 'refund_exceeds_change_credit'
+  /**
+   * A dispute won whose invoice gave money back while it was open (payments/disputes.ts
+   * `wonAfterGivingBack`): those refunds and credit notes counted the disputed money as the
+   * customer's already (billing/invoice-payment.ts `disputedAway`), so the customer may be owed up to
+   * the dispute's amount, to refund by hand.
+   */
+  | 'dispute_won_after_refund'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */

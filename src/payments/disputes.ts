@@ -116,6 +116,46 @@ async function postDispute(
 }
 
 /**
+ * When dispute `opened` (as it was while open) is won: if its payment's invoice issued credit notes
+ * (a refund by hand, a cancellation's refund, a credit return) since the dispute was opened, those
+ * counted the disputed money as given back to the customer already (billing/invoice-payment.ts
+ * `disputedAway`: open disputes count), so now that the merchant has it again the customer may be
+ * owed up to the dispute's amount: a `dispute_won_after_refund` exception names the dispute, the
+ * invoice and those credit notes, for a person to refund what is owed by hand (the payment's
+ * refundable room counts the won amount again). Nothing else changes.
+ */
+async function wonAfterGivingBack(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  opened: DisputeRow,
+): Promise<void> {
+  if (!transaction.invoice_id) return;
+  const notes = await work.trx
+    .selectFrom('credit_notes')
+    .select(['id', 'total'])
+    .where('invoice_id', '=', transaction.invoice_id)
+    .where('created_at', '>=', opened.created_at)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  if (notes.length === 0) return;
+  const ids = notes.map((note) => note.id);
+  await raiseException(work, {
+    kind: 'dispute_won_after_refund',
+    gateway: transaction.gateway,
+    transactionId: transaction.id,
+    gatewayAccount: transaction.gateway_account,
+    message: `dispute ${opened.id} on ${transaction.id} was won: its ${opened.amount} ${opened.currency} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting that amount as the customer's already; the customer may be owed up to ${opened.amount} ${opened.currency}: refund what is owed by hand (POST /v1/invoices/${transaction.invoice_id}/refund)`,
+    details: {
+      dispute: opened.id,
+      invoice: transaction.invoice_id,
+      amount: opened.amount,
+      credit_notes: ids,
+    },
+  });
+}
+
+/**
  * Called inside `work` when `refund` has just succeeded: if a lost dispute of the same payment and
  * amount was booked as a chargeback loss before the refund was known (gateways whose capabilities
  * say `lostDisputePaidAsRefund`: PayPal; not one the gateway `reversed`, a chargeback), the refund is
@@ -363,6 +403,7 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);
+  if (existing?.status === 'open' && status === 'won') await wonAfterGivingBack(work, transaction, existing);
   if (existing?.status === 'open' && status === 'lost' && report.amount > existing.amount) {
     const unbooked = { kind: 'lost_beyond_hold', booked: existing.amount, reported: report.amount } as const;
     return { kind: 'applied', dispute: booked, unbooked };

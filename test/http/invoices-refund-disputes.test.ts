@@ -276,4 +276,53 @@ describe('refunds and cancellations after a chargeback', () => {
     );
     expect(await creditOf(customer)).toEqual([]);
   });
+
+  it('GEL: a dispute won after a cancellation gave back the rest of the period while it was open flags the customer as possibly owed its amount; one won with nothing given back meanwhile flags nothing', async () => {
+    // 2000 + 25% = 2500 paid by card Feb 1; a dispute of 1000 opened: the cancellation's `full`
+    // gives back 2500 − 1000 = 1500 (the disputed 1000 counted as the customer's already).
+    const { sub } = await paidFeb1(await flatPlan(app, 'GEL', 2000));
+    const txn = await disputed(sub.invoice.id, 'du_GEL', ['open'], 1000n);
+    stripeRefundSucceeds('re_GEL_full');
+    const cancelled = await cancelAt(sub.id, 'full', '2027-02-10T00:00:00Z');
+    expect(cancelled.refunds.map((r) => r.amount)).toEqual([1500n]);
+    const [note] = await db()
+      .selectFrom('credit_notes')
+      .select('id')
+      .where('invoice_id', '=', sub.invoice.id)
+      .execute();
+    // Won: the 1000 is the merchant's again, and nothing gives it back by itself.
+    await disputed(sub.invoice.id, 'du_GEL', ['won'], 1000n);
+    const flagged = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'status', 'message', 'details'])
+      .where('transaction_id', '=', txn.id)
+      .execute();
+    const dispute = await db()
+      .selectFrom('disputes')
+      .select('id')
+      .where('transaction_id', '=', txn.id)
+      .executeTakeFirstOrThrow();
+    expect(flagged).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        status: 'open',
+        message: `dispute ${dispute.id} on ${txn.id} was won: its 1000 GEL is the merchant's again, but while it was open invoice ${sub.invoice.id} gave money back (${note!.id}) counting that amount as the customer's already; the customer may be owed up to 1000 GEL: refund what is owed by hand (POST /v1/invoices/${sub.invoice.id}/refund)`,
+        details: { dispute: dispute.id, invoice: sub.invoice.id, amount: '1000', credit_notes: [note!.id] },
+      },
+    ]);
+    // What the exception says to do: the payment's room counts the won 1000 again.
+    stripeRefundSucceeds('re_GEL_owed');
+    expect((await refund(sub.invoice.id, {})).body).toMatchObject({ status: 'succeeded', amount: 1000 });
+
+    // A dispute opened and won with no refund or credit note between: nothing to flag.
+    const { invoice } = await oneOffByCard('GEL', 2000);
+    const quiet = await disputed(invoice, 'du_GEL_quiet', ['open', 'won'], 500n);
+    expect(
+      await db()
+        .selectFrom('reconciliation_exceptions')
+        .select('kind')
+        .where('transaction_id', '=', quiet.id)
+        .execute(),
+    ).toEqual([]);
+  });
 });
