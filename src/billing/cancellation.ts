@@ -1,14 +1,8 @@
 import type { Kysely } from 'kysely';
-import type {
-  CreditNoteRow,
-  Database,
-  InvoiceRow,
-  InvoiceStatus,
-  SubscriptionRow,
-  TransactionRow,
-} from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { upTo } from '../money/amount.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
 import {
   overpaymentGivenBack,
@@ -29,7 +23,7 @@ import {
   splitRefund,
   totalRoom,
 } from './invoice-payment.ts';
-import { lockInvoice, voidLocked } from './invoices.ts';
+import { lockInvoice, PAID_STATUSES, voidLocked } from './invoices.ts';
 import { getPlan } from './plans.ts';
 import {
   type ChargedBasis,
@@ -187,23 +181,10 @@ export function cancellationRefund(
   periodSeconds: bigint,
 ): CancellationShares {
   const owed = refundOwed(type, recurring, unusedSeconds, periodSeconds) - alreadyGiven;
-  // min(amount, limit), neither below 0.
-  const upTo = (amount: bigint, limit: bigint) => {
-    const least = amount < limit ? amount : limit;
-    return least > 0n ? least : 0n;
-  };
   const cash = upTo(owed, returnable.cash);
   const credit = upTo(owed - cash, returnable.credit);
   return { cash, credit, held: upTo(owed - cash - credit, returnable.held ?? 0n) };
 }
-
-/**
- * Statuses of an invoice paid (by its payments or the customer's credit) that may still have money to
- * give back. Wider than a refund by hand (`prepareInvoiceRefund`: PAID, PARTIALLY_REFUNDED) on
- * purpose: a REFUNDED invoice (its cash all refunded) may still hold customer credit that a
- * cancellation gives back as credit; its cash part is then 0, so no cash refund is asked for.
- */
-const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'];
 
 /**
  * The refund of a cancellation of a locked subscription taking effect at `effectiveAt`: the current

@@ -5,6 +5,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { upTo } from '../money/amount.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
 import {
   disputedAway,
@@ -13,7 +14,7 @@ import {
   refundRooms,
   totalRoom,
 } from './invoice-payment.ts';
-import { givenBackStatus, invoiceActivity, lockInvoice } from './invoices.ts';
+import { givenBackStatus, invoiceActivity, lockInvoice, PAID_STATUSES } from './invoices.ts';
 import { changeCreditTakenBackOf, periodCreditToCustomer } from './proration.ts';
 
 /**
@@ -82,11 +83,6 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
   const disputed = await disputedAway(trx, invoice.id);
   const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - disputed - credited;
   const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
-  // min(amount, limit), never below 0, on bigints (Math.min takes numbers only).
-  const upTo = (amount: bigint, limit: bigint) => {
-    const least = amount < limit ? amount : limit;
-    return least > 0n ? least : 0n;
-  };
   const cashLeft = upTo(kept, invoice.amount_paid - refunded - disputed);
   const cash = upTo(cashLeft, room);
   return {
@@ -201,7 +197,7 @@ export async function returnCreditByHand(
   return inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
     const c = invoice.currency;
-    if (!['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(invoice.status)) {
+    if (!PAID_STATUSES.includes(invoice.status)) {
       throw new ConflictError(
         'invoice_not_paid',
         `invoice ${invoiceId} is ${invoice.status}; only a paid invoice gives its customer credit back`,

@@ -2,7 +2,7 @@ import type { ExpressionBuilder, Kysely, OperandValueExpressionOrList } from 'ky
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { BillingReason, Database, InvoiceLineRow, InvoiceRow } from '../db/schema.ts';
+import type { BillingReason, Database, InvoiceLineRow, InvoiceRow, InvoiceStatus } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -25,6 +25,15 @@ import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
 import { taxLocationOf, withTaxesAt } from './tax-rates.ts';
+
+/**
+ * Statuses of an invoice paid (by its payments or the customer's credit) that may still have money to
+ * give back. Wider than a refund by hand (payments/refunds.ts `prepareInvoiceRefund`: PAID,
+ * PARTIALLY_REFUNDED) on purpose: a REFUNDED invoice (its cash all refunded) may still hold customer
+ * credit that a cancellation (cancellation.ts) or a credit return (credit-returns.ts) gives back as
+ * credit; its cash part is then 0, so no cash refund is asked for.
+ */
+export const PAID_STATUSES: readonly InvoiceStatus[] = ['PAID', 'PARTIALLY_REFUNDED', 'REFUNDED'];
 
 /**
  * A line of a new invoice. Its amount is `unitAmount × quantity`, or `amount` when the line is priced

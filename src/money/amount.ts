@@ -1,6 +1,15 @@
 /** Largest amount billhook accepts in minor units: 10^15, well inside PostgreSQL's bigint. */
 export const MAX_MINOR_UNITS = 1_000_000_000_000_000n;
 
+/**
+ * min(`amount`, `limit`), never below 0: the share of `amount` (minor units) a part holding `limit`
+ * can take (cash before credit, say). `upTo(700n, 500n)` is 500n; `upTo(-5n, 500n)` is 0n.
+ */
+export function upTo(amount: bigint, limit: bigint): bigint {
+  const least = amount < limit ? amount : limit;
+  return least > 0n ? least : 0n;
+}
+
 declare global {
   interface JSON {
     /** Node ≥ 21 (TC39 "JSON.parse source text access"): a value `JSON.stringify` writes as `text`. */
