@@ -41,6 +41,7 @@ import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
 import { entryKeys, type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import { upTo } from '../money/amount.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { lockPayments } from './transactions.ts';
@@ -428,9 +429,7 @@ async function changeCreditTakenBackException(
 ): Promise<NewException> {
   await lockCustomerCredit(work.trx, invoice.customer_id);
   const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
-  let left = available - split.overpayment;
-  if (left < 0n) left = 0n;
-  if (left > split.takenBack) left = split.takenBack;
+  const left = upTo(available - split.overpayment, split.takenBack);
   const inDebit = split.takenBack - left;
   const c = refund.currency;
   const sale = refund.amount - split.overpayment - split.takenBack;
@@ -575,15 +574,14 @@ async function prepareInvoiceRefund(
   const named = input.transaction === undefined ? undefined : await paymentToRefund(work.trx, invoice, input);
   // What all of it would give back: cash, and the customer credit that paid it, as credit.
   const whole = await wholeRefund(work.trx, invoice);
-  // All of it asked, of an invoice that is not a period invoice, with no cash its payments can refund
-  // but customer credit left to give back: that credit has its own request (no cash refund to make).
-  if (
-    input.amount === undefined &&
-    input.transaction === undefined &&
-    invoice.period_index === null &&
-    whole.cash === 0n &&
-    whole.credit > 0n
-  ) {
+  // All of it asked (no amount, no payment named: a payment named is that payment's refund, a
+  // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
+  // add-on's, a one-off): its customer credit goes back with its cash.
+  const wholeWithCredit =
+    input.amount === undefined && input.transaction === undefined && invoice.period_index === null;
+  // With no cash its payments can refund but credit left to give back, that credit has its own
+  // request (no cash refund to make).
+  if (wholeWithCredit && whole.cash === 0n && whole.credit > 0n) {
     throw new ConflictError(
       'only_credit_left',
       `invoice ${invoiceId} has no cash left that its gateway payments can refund, but ${whole.credit} ${invoice.currency} of the customer credit that paid it is left to give back: POST /v1/invoices/${invoiceId}/credit/return gives it back to the customer's credit. Nothing changed`,
@@ -601,18 +599,11 @@ async function prepareInvoiceRefund(
     amount = left !== undefined && left < room ? left : room;
   }
   const refund = await createRefund(work, transaction, { amount, reason: input.reason });
-  // All of it asked (no amount, no payment named: a payment named is that payment's refund, a
-  // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
-  // add-on's, a one-off): the customer credit that paid what it kept goes back as credit, in the
-  // unit that commits the cash refund (the cash may still fail at the gateway: asked again, it is
-  // cash only, the credit being back already). A period invoice's credit comes back through its
-  // cancellation's refund (billing/cancellation.ts), as it always did.
-  if (
-    input.amount === undefined &&
-    input.transaction === undefined &&
-    invoice.period_index === null &&
-    whole.credit > 0n
-  ) {
+  // The customer credit that paid what it kept goes back as credit, in the unit that commits the
+  // cash refund (the cash may still fail at the gateway: asked again, it is cash only, the credit
+  // being back already). A period invoice's credit comes back through its cancellation's refund
+  // (billing/cancellation.ts), or `POST /v1/invoices/:id/credit/return`.
+  if (wholeWithCredit && whole.credit > 0n) {
     await returnInvoiceCredit(work, invoice.id, whole.credit, input.reason ?? null);
   }
   return { refund, transaction };
