@@ -85,7 +85,7 @@ import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } fro
 export interface AddOnProration {
   lines: NewLine[];
   proration: InvoicePreview;
-  /** Now, or the period's end for `prorate_at_renewal`. */
+  /** Now (a reactivation: its moment), or the period's end for `prorate_at_renewal`. */
   chargeAt: Date;
 }
 
@@ -156,18 +156,36 @@ export async function addOnProration(
     { start: from, end },
     time,
   );
+  return addOnCharge(subscription, plan, lines, {
+    at: now,
+    start: from,
+    end,
+    chargeAt: behavior === 'prorate_at_renewal' ? end : now,
+  });
+}
+
+/**
+ * The `subscription_update` invoice of add-on `lines` for `subscription` on `plan` (its currency),
+ * made at `at` over [`start`, `end`] and charged at `chargeAt`, priced as stored (`pricedLines`).
+ */
+function addOnCharge(
+  subscription: SubscriptionRow,
+  plan: Plan,
+  lines: NewLine[],
+  { at, start, end, chargeAt }: { at: Date; start: Date; end: Date; chargeAt: Date },
+): AddOnProration {
   return {
     lines,
     proration: {
       customerId: subscription.customer_id,
       currency: plan.currency,
       billingReason: 'subscription_update',
-      invoiceAt: now,
-      periodStart: from,
+      invoiceAt: at,
+      periodStart: start,
       periodEnd: end,
       ...pricedLines(lines),
     },
-    chargeAt: behavior === 'prorate_at_renewal' ? end : now,
+    chargeAt,
   };
 }
 
@@ -260,19 +278,12 @@ export async function reactivationAddOnCharge(
   }
   const end = servedUntil(subscription);
   if (lines.length === 0 || !end) return null;
-  return {
-    lines,
-    proration: {
-      customerId: subscription.customer_id,
-      currency: plan.currency,
-      billingReason: 'subscription_update',
-      invoiceAt: resumedAt,
-      periodStart: resumedAt,
-      periodEnd: end,
-      ...pricedLines(lines),
-    },
+  return addOnCharge(subscription, plan, lines, {
+    at: resumedAt,
+    start: resumedAt,
+    end,
     chargeAt: resumedAt,
-  };
+  });
 }
 
 /**
