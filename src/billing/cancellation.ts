@@ -204,7 +204,8 @@ export function cancellationRefund(
  * The period's add-on proration invoices (add-on-proration.ts: each charged an add-on's units from the
  * moment they were set to the period's end) are none of the period invoice's: each gives back its
  * own unused share (`full`: all of it) from its own payments and credit, or, unpaid, owes less
- * (`addOnRefunds`), after the period invoice.
+ * (`addOnRefunds`), after the period invoice. A period invoice that owes its share but cannot give
+ * it (unpaid, or paid offline) refuses such a refund rather than leave the period out.
  * What it owes is given back cash first, then as the customer credit that paid it
  * (`cancellationRefund`); the cash part is capped at what its gateway payments can still refund
  * together (`refundable` of each: every refund on it, of customer credit it carried too) and split
@@ -220,7 +221,10 @@ export function cancellationRefund(
  * @throws ConflictError `nothing_to_refund` when the subscription has no billed current period, or
  * nothing of the period has anything to give back: its invoice is not paid, its cash left was not
  * paid by a gateway payment (an offline payment) or nothing of it is left (no cash, no credit), and
- * no add-on invoice of the period owes anything back (`addOnRefunds`); `refund_in_flight` (naming the refunds) when something is owed and a refund of
+ * no add-on invoice of the period owes anything back (`addOnRefunds`); `period_invoice_not_refundable`
+ * when add-on invoices of the period would give back their share while the period invoice, owing
+ * its share too, cannot (`unreachableShare`: OPEN or UNCOLLECTIBLE, or paid offline);
+ * `refund_in_flight` (naming the refunds) when something is owed and a refund of
  * the invoice's payments is still `pending` or `unknown`: its outcome decides what is owed, so the
  * cancellation is refused and changes nothing (not counted as given back: the customer would lose it
  * if it fails; not counted as not given: both would go back if it succeeds), or a refund of an
@@ -323,7 +327,37 @@ async function refundOf(
       `the current period's invoice of subscription ${subscription.id} has no gateway payment or customer credit to give back, nor has any add-on invoice of the period`,
     );
   }
+  // The add-on invoices would give back their share while the period invoice, which owes its share
+  // too, gives nothing: refused rather than left out of the answer without a word.
+  const unreachable = invoice && !reachable ? unreachableShare(invoice, paid, payments) : undefined;
+  if (invoice && unreachable) {
+    throw new ConflictError(
+      'period_invoice_not_refundable',
+      `the current period's invoice ${invoice.id} of subscription ${subscription.id} ${unreachable}, so this cancellation would give back the period's add-on invoices but not its share of the period. Nothing changed; ${invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE' ? `void it (POST /v1/invoices/${invoice.id}/void) or have it paid, then cancel again, or ` : ''}cancel with refund_type none and give back by hand what each invoice owes (POST /v1/invoices/:id/refund, POST /v1/invoices/:id/credit/return)`,
+    );
+  }
   return { refunds: own ? [own, ...addOns.refunds] : addOns.refunds, unpaid: addOns.unpaid };
+}
+
+/**
+ * Why the current period's invoice (locked), which a cancellation's refund cannot reach, still owes
+ * its share of the period, or undefined when it owes none: unpaid (`OPEN`, `UNCOLLECTIBLE`: owed
+ * whole for a period cut short), or its cash left (`paid`, minor units) paid by no gateway payment
+ * (offline), which billhook cannot send back. A free, voided or wholly given back one owes nothing.
+ * @param payments its gateway payments (`invoicePayments`)
+ */
+function unreachableShare(
+  invoice: InvoiceRow,
+  paid: bigint,
+  payments: readonly TransactionRow[],
+): string | undefined {
+  if (invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE') {
+    return `is ${invoice.status}, owed whole`;
+  }
+  if (paid > 0n && payments.length === 0) {
+    return `was paid ${paid} ${invoice.currency} outside any gateway (an offline payment), which billhook cannot refund`;
+  }
+  return undefined;
 }
 
 /**

@@ -913,6 +913,82 @@ describe('add-on proration', () => {
     });
   });
 
+  /**
+   * A subscription from Feb 1 2027 to a `flatPlan` of 1000 in `currency` (1250 with tax), its period
+   * invoice left OPEN or paid by bank transfer, then 2500 of customer credit (`downgradeCredit`), and
+   * on Feb 8 (21 of 28 days left) one Storage add-on of 400: 400 × 21/28 = 300 + 25% = 375, paid by
+   * that credit.
+   */
+  const periodNotByGateway = async (currency: string, period: 'offline' | 'unpaid') => {
+    const customer = await insertCustomer(db);
+    const storage = await addOnIn(currency, 400, 'Storage');
+    const {
+      subscription: sub,
+      invoices: [invoice],
+    } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: await flatPlan(app, currency, 1000) },
+      d('2027-02-01T00:00:00Z'),
+    );
+    if (period === 'offline') await payOpenOffline(db, sub.id);
+    await downgradeCredit(app, customer, currency, 9000);
+    const addOn = (
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: storage, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ total: 375n, status: 'PAID', credit_applied: 375n });
+    expect(await invoiceRow(invoice!.id)).toMatchObject({
+      total: 1250n,
+      status: period === 'offline' ? 'PAID' : 'OPEN',
+      amount_paid: period === 'offline' ? 1250n : 0n,
+    });
+    return { sub, period: invoice!, addOn };
+  };
+
+  it("MXN: a period invoice paid offline refuses a `prorate` cancellation that would give back only the add-on invoice (was: 125 back, the period's 312 left out of `refunds` without a word); nothing changes", async () => {
+    const { sub, period, addOn } = await periodNotByGateway('MXN', 'offline');
+    // The period invoice owes 1250 × 7/28 = 312 back too, which billhook cannot send to a bank transfer.
+    await expect(cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'))).rejects.toMatchObject({
+      code: 'period_invoice_not_refundable',
+      message: expect.stringContaining(
+        `${period.id} of subscription ${sub.id} was paid 1250 MXN outside any gateway`,
+      ),
+    });
+    expect(await invoiceRow(addOn.id)).toMatchObject({ status: 'PAID', credit_returned: 0n });
+    expect(
+      await db
+        .selectFrom('subscriptions')
+        .select('status')
+        .where('id', '=', sub.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({
+      status: 'ACTIVE',
+    });
+    // The way out it names: refund_type none, then by hand.
+    const done = await cancelNow(sub.id, 'none', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds).toEqual([]);
+  });
+
+  it('ZAR: an OPEN period invoice refuses a `prorate` cancellation that would give back only the add-on invoice (it stayed owed whole for a period cut short); voided first, the cancellation gives the add-on its 125 back', async () => {
+    const { sub, period, addOn } = await periodNotByGateway('ZAR', 'unpaid');
+    await expect(cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'))).rejects.toMatchObject({
+      code: 'period_invoice_not_refundable',
+      message: expect.stringContaining(`void it (POST /v1/invoices/${period.id}/void)`),
+    });
+    expect(await invoiceRow(addOn.id)).toMatchObject({ credit_returned: 0n });
+    await voidInvoice(db, 'system', period.id);
+    // Feb 22 `prorate`: 7 of the add-on invoice's 21 days unused: 375 × 7/21 = 125 back as credit.
+    const done = await cancelNow(sub.id, 'prorate', d('2027-02-22T00:00:00Z'));
+    expect(done.refunds.map((r) => [r.invoiceId, r.amount, r.credit])).toEqual([[addOn.id, 0n, 125n]]);
+    expect(await invoiceRow(addOn.id)).toMatchObject({ credit_returned: 125n });
+  });
+
   it('`full` voiding an OPEN add-on invoice paid mostly by credit counts the credit its void gives back in the activity credit_amount (no credit note for a void) (BHD)', async () => {
     // Plan 800 fils + 25% = 1000. Credit (7400 − 1000) × 7/28 = 1600 + 25% = 2000: 1000 pays the
     // period invoice, 1000 the add-on invoice (Feb 8, 1200 × 21/28 = 900 + 225 = 1125), 125 due.
