@@ -4,12 +4,16 @@ import { postEntry } from '../ledger/journal.ts';
 import { badDebtWrittenOff } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
+import { reinstateAfterWriteOff } from './reinstate.ts';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 
 /**
  * OPEN → UNCOLLECTIBLE: writes the unpaid amount off as bad debt (`inv_…:uncollectible`: debit bad
  * debt, credit the customer's receivable) and stops scheduled charges. `amount_due` keeps the unpaid
  * amount, still owed: a payment that arrives later (a late gateway success, an offline payment)
- * reverses the write-off for what it pays (`applyPayment`) and can make the invoice PAID.
+ * reverses the write-off for what it pays (`applyPayment`) and can make the invoice PAID. Nobody
+ * collects it any more, so a subscription PAST_DUE (or SUSPENDED by dunning) only because of its
+ * failed charges becomes ACTIVE in the same unit (`reinstateAfterWriteOff`, resuming as `policy` says).
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_open` from any other state
  */
 export async function markUncollectible(
@@ -17,6 +21,7 @@ export async function markUncollectible(
   actor: Actor,
   id: string,
   now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<InvoiceWithLines> {
   await inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, id);
@@ -44,6 +49,7 @@ export async function markUncollectible(
       written_off: invoice.amount_due,
       currency: invoice.currency,
     });
+    if (invoice.subscription_id) await reinstateAfterWriteOff(work, invoice.subscription_id, id, now, policy);
   });
   return getInvoice(db, id);
 }

@@ -127,9 +127,12 @@ export async function resumeSuspended(
  * (joined to the ledger's writers, the invoice locked, and so the subscription before it:
  * `lockInvoice`, `lockTransactionsAhead`; read again here `FOR UPDATE`, it waits for nothing): a
  * PAST_DUE subscription, or one SUSPENDED by dunning (its latest `subscription.suspended` activity
- * says `reason: dunning`), becomes ACTIVE again when none of its other invoices still owed (OPEN, or
- * UNCOLLECTIBLE: written off, still owed) has a failed automatic charge (`payment_attempts` > 0). A
- * subscription suspended by a person, or cancelled, stays as it is.
+ * says `reason: dunning`), becomes ACTIVE again when none of its other OPEN invoices has a failed
+ * automatic charge (`payment_attempts` > 0). A written-off (UNCOLLECTIBLE) invoice is still owed and
+ * can still be paid, but nobody collects it any more, so it keeps no subscription past due, as Stripe
+ * moves a `past_due` subscription back to `active` when its invoice is marked uncollectible
+ * (docs.stripe.com/billing/subscriptions/overview, "past_due"). A subscription suspended by a
+ * person, or cancelled, stays as it is.
  *
  * A SUSPENDED one resumes as a reactivation by hand does (`resumeSuspended` under `policy`, the
  * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
@@ -163,7 +166,7 @@ export async function reinstateAfterPayment(
  * subscription past due) the subscription's status follows what is still owed as after a payment
  * (`reinstateAfterPayment`, the same rule, logged with `reason: invoice_voided` and, as `invoice`,
  * the last of them that had failed): a PAST_DUE one, or one SUSPENDED by dunning, becomes ACTIVE
- * when none of its OPEN or UNCOLLECTIBLE invoices has a failed charge. Voiding invoices that never
+ * when none of its OPEN invoices has a failed charge. Voiding invoices that never
  * failed changes no status: they made nothing past due. Not called where the subscription is
  * CANCELLED right after (a cancellation now, dunning's CANCEL) or becomes ACTIVE anyway (a
  * reactivation).
@@ -181,8 +184,29 @@ export function reinstateAfterVoid(
 }
 
 /**
- * `reinstateAfterPayment` and `reinstateAfterVoid`: invoices `settled` (one paid, or those voided)
- * no longer owe anything (`reason`); the rest of the subscription's invoices still owed decide.
+ * After invoice `writtenOffInvoiceId` of a subscription was written off (`markUncollectible`), inside
+ * that transaction (the invoice locked, and so the subscription before it): nobody collects it any
+ * more, so when it had a failed automatic charge the subscription's status follows what is still
+ * collected, as after a void (`reinstateAfterVoid`, the same rule, logged with
+ * `reason: invoice_written_off`): a PAST_DUE one, or one SUSPENDED by dunning, becomes ACTIVE when
+ * none of its OPEN invoices has a failed charge.
+ * @param policy the renewal policy of the configuration (`renewalPolicy`)
+ * @returns whether the subscription was reactivated
+ */
+export function reinstateAfterWriteOff(
+  work: UnitOfWork,
+  subscriptionId: string,
+  writtenOffInvoiceId: string,
+  now: Date,
+  policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+): Promise<boolean> {
+  return reinstate(work, subscriptionId, [writtenOffInvoiceId], now, policy, 'invoice_written_off');
+}
+
+/**
+ * `reinstateAfterPayment`, `reinstateAfterVoid` and `reinstateAfterWriteOff`: invoices `settled` (one
+ * paid, those voided, one written off) are no longer collected (`reason`); the rest of the
+ * subscription's OPEN invoices decide.
  */
 async function reinstate(
   work: UnitOfWork,
@@ -190,7 +214,7 @@ async function reinstate(
   settled: readonly string[],
   now: Date,
   policy: RenewalPolicy,
-  reason: 'invoice_paid' | 'invoice_voided',
+  reason: 'invoice_paid' | 'invoice_voided' | 'invoice_written_off',
 ): Promise<boolean> {
   if (settled.length === 0) return false;
   const subscription = await work.trx
@@ -216,8 +240,8 @@ async function reinstate(
   // The subscription's invoices as they are now, with those the unit paid and has not written.
   await work.writeRows();
   let invoice = settled.at(-1);
-  if (reason === 'invoice_voided') {
-    // Only a void of what failed can end what the failure began.
+  if (reason !== 'invoice_paid') {
+    // Only a void or write-off of what failed can end what the failure began.
     const failed = await work.trx
       .selectFrom('invoices')
       .select('id')
@@ -227,13 +251,13 @@ async function reinstate(
     invoice = settled.findLast((id) => failed.some((row) => row.id === id));
     if (invoice === undefined) return false;
   }
-  // Still owed after a failed charge: OPEN, or written off (UNCOLLECTIBLE) and never paid.
+  // Still collected after a failed charge: OPEN (a written-off one is not collected any more).
   const overdue = await work.trx
     .selectFrom('invoices')
     .select('id')
     .where('subscription_id', '=', subscriptionId)
     .where('id', 'not in', settled)
-    .where('status', 'in', ['OPEN', 'UNCOLLECTIBLE'])
+    .where('status', '=', 'OPEN')
     .where('payment_attempts', '>', 0)
     .executeTakeFirst();
   if (overdue) return false;

@@ -221,14 +221,30 @@ describe('a payment reinstating a subscription dunning suspended resumes it as a
     ).toEqual([p3!.id]);
   });
 
-  it('settled term: period 0 written off (UNCOLLECTIBLE) is still owed after its failed charges: paying period 1 leaves it SUSPENDED', async () => {
+  it('settled term: writing off period 0 (UNCOLLECTIBLE, its charges failed) resumes it as its payment would: the missed period 1 voided, period 0 still owed (was: SUSPENDED for ever, even once later periods were paid)', async () => {
     const { id, invoices } = await settledAndDunned('RON');
-    const [p0, p1] = invoices;
+    const [p0, p1, p2, p3, p4, p5] = invoices;
     expect((await app.api('POST', `/v1/invoices/${p0!.id}/mark-uncollectible`)).status).toBe(200);
-    // Period 1 paid by bank (1000): period 0's 1000 is still owed, its charges failed.
-    await s.pay(p1!.id, 1000);
-    expect(await s.subscriptionOf(id)).toMatchObject({ status: 'SUSPENDED' });
-    expect(await s.activeData(id)).toBeUndefined();
+    // Written off about 100 days after the start (period 3): periods 1 and 2 were missed whole.
+    expect(await s.subscriptionOf(id)).toMatchObject({
+      status: 'ACTIVE',
+      next_renewal_at: s.period(3).start,
+    });
+    expect(await s.activeData(id)).toMatchObject({
+      reason: 'invoice_written_off',
+      invoice: p0!.id,
+      voided_invoices: [p1!.id, p2!.id],
+    });
+    expect((await s.invoicesOf(id)).map((i) => [i.id, i.status, i.amount_due])).toEqual([
+      [p0!.id, 'UNCOLLECTIBLE', 1000n],
+      [p1!.id, 'VOID', 0n],
+      [p2!.id, 'VOID', 0n],
+      [p3!.id, 'OPEN', 1000n],
+      [p4!.id, 'OPEN', 1000n],
+      [p5!.id, 'OPEN', 1000n],
+    ]);
+    // 6000 finalized − 2000 voided = 4000 of revenue; 1000 written off (bad debt); 3000 owed.
+    expect(await s.ledgerReceivable('RON')).toEqual({ receivable: 3000, revenue: -4000 });
   });
 
   it('settled term paid by card, its success learned from a webhook (a batch): the missed periods voided in that batch', async () => {

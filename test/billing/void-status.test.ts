@@ -18,9 +18,9 @@ const DUNNING = { DUNNING_RETRY_DAYS: [2, 60], DUNNING_FINAL_ACTION: 'SUSPEND' a
 /**
  * A VOID invoice owes nothing: a subscription PAST_DUE only because of invoices that were then voided
  * (by an operator over the API, or a settled term's later periods voided by a cancellation at period
- * end) follows what is still owed, as after a payment (billing/reinstate.ts): ACTIVE once none of its
- * invoices still owed (OPEN, or UNCOLLECTIBLE: written off) has a failed charge. Voiding an invoice
- * that never failed changes no status.
+ * end) follows what is still collected, as after a payment (billing/reinstate.ts): ACTIVE once none of
+ * its OPEN invoices has a failed charge. Writing a failed invoice off (UNCOLLECTIBLE: still owed, no
+ * longer collected) does the same. Voiding an invoice that never failed changes no status.
  *
  * The voids go over the API on the real clock; the subscriptions start 40 days before (a simulated
  * clock for renewals and dunning).
@@ -72,11 +72,11 @@ describe('a subscription PAST_DUE only because of invoices since voided', () => 
         .execute()
     ).map((i) => [i.id, i.status, i.amount_due, i.payment_attempts] as const);
 
-  /** The data of the last `subscription.active` activity of subscription `id`. */
+  /** The data of the last `subscription.active` activity of subscription `id` (activities list oldest first). */
   const activeData = async (id: string) =>
-    (await app.api('GET', `/v1/activities?resource=${id}&limit=100`)).body.data.find(
-      (a: { action: string }) => a.action === 'subscription.active',
-    )?.data;
+    (await app.api('GET', `/v1/activities?resource=${id}&limit=100`)).body.data
+      .filter((a: { action: string }) => a.action === 'subscription.active')
+      .at(-1)?.data;
 
   const voided = async (invoice: string) => {
     const answer = await app.api('POST', `/v1/invoices/${invoice}/void`);
@@ -143,34 +143,32 @@ describe('a subscription PAST_DUE only because of invoices since voided', () => 
     expect(await activeData(id)).toMatchObject({ reason: 'invoice_voided' });
   });
 
-  /** Period 0 (1000) fails 10 minutes in (PAST_DUE) and is written off: UNCOLLECTIBLE, still owed. */
+  /**
+   * Period 0 (1000) fails 10 minutes in (PAST_DUE) and is written off: UNCOLLECTIBLE, still owed but no
+   * longer collected.
+   */
   async function writtenOff(id: string) {
     await sweep(0, 10);
+    expect(await statusOf(id)).toBe('PAST_DUE');
     const [p0] = (await invoicesOf(id)).map(([invoice]) => invoice);
-    expect((await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`)).status).toBe(200);
+    const answer = await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ status: 'UNCOLLECTIBLE', amount_due: 1000 });
     return p0!;
   }
 
-  it('JPY: voiding an invoice never charged changes nothing: PAST_DUE while period 0 (¥1000, failed) is written off and owed', async () => {
+  it('JPY: writing off the failed invoice (¥1000) makes the PAST_DUE subscription ACTIVE, as Stripe does for an invoice marked uncollectible (was: PAST_DUE for ever, even after later invoices were paid)', async () => {
     const id = await subscribed('JPY');
     const p0 = await writtenOff(id);
-    expect(await statusOf(id)).toBe('PAST_DUE');
-    // Period 1 invoiced (¥1000), not charged yet: it made nothing past due.
-    await renewSubscription(db(), 'scheduler', id, at(31));
-    const [, p1] = (await invoicesOf(id)).map(([invoice]) => invoice);
-    expect(await invoicesOf(id)).toEqual([
-      [p0, 'UNCOLLECTIBLE', 1000n, 1],
-      [p1, 'OPEN', 1000n, 0],
-    ]);
-    await voided(p1!);
-    expect(await statusOf(id)).toBe('PAST_DUE');
-    expect(await activeData(id)).toBeUndefined();
+    expect(await statusOf(id)).toBe('ACTIVE');
+    expect(await activeData(id)).toMatchObject({ reason: 'invoice_written_off', invoice: p0 });
+    expect(await invoicesOf(id)).toEqual([[p0, 'UNCOLLECTIBLE', 1000n, 1]]);
   });
 
-  it('JPY: voiding a failed invoice while period 0 (¥1000, failed) is written off and owed: still PAST_DUE', async () => {
+  it('JPY: after the write-off, a later failed invoice makes it PAST_DUE again; voiding that one makes it ACTIVE, the written-off ¥1000 not being collected', async () => {
     const id = await subscribed('JPY');
     const p0 = await writtenOff(id);
-    // Period 1 invoiced (¥1000) and failed too.
+    // Period 1 invoiced (¥1000) and failed: PAST_DUE again.
     await renewSubscription(db(), 'scheduler', id, at(31));
     await sweep(31, 10);
     const [, p1] = (await invoicesOf(id)).map(([invoice]) => invoice);
@@ -178,12 +176,28 @@ describe('a subscription PAST_DUE only because of invoices since voided', () => 
       [p0, 'UNCOLLECTIBLE', 1000n, 1],
       [p1, 'OPEN', 1000n, 1],
     ]);
-    // Period 1's ¥1000 no longer owed; period 0's ¥1000 still is, after a failed charge.
-    await voided(p1!);
     expect(await statusOf(id)).toBe('PAST_DUE');
+    await voided(p1!);
+    expect(await statusOf(id)).toBe('ACTIVE');
+    expect(await activeData(id)).toMatchObject({ reason: 'invoice_voided', invoice: p1 });
   });
 
-  it('HUF, suspended by dunning: voiding an invoice never charged does not resume it while period 0 (1000, failed) is written off', async () => {
+  it('KRW: writing off an invoice while another failed one is still OPEN keeps it PAST_DUE', async () => {
+    const id = await subscribed('KRW');
+    await sweep(0, 10);
+    await renewSubscription(db(), 'scheduler', id, at(31));
+    await sweep(31, 10);
+    const [p0, p1] = (await invoicesOf(id)).map(([invoice]) => invoice);
+    expect((await app.api('POST', `/v1/invoices/${p1}/mark-uncollectible`)).status).toBe(200);
+    expect(await invoicesOf(id)).toEqual([
+      [p0, 'OPEN', 1000n, 2],
+      [p1, 'UNCOLLECTIBLE', 1000n, 1],
+    ]);
+    expect(await statusOf(id)).toBe('PAST_DUE');
+    expect(await activeData(id)).toBeUndefined();
+  });
+
+  it('HUF, suspended by dunning: writing off the failed period 0 (1000) resumes it; voiding an invoice never charged before that did not', async () => {
     // A term of 3 periods settled 5 minutes in (3 × 1000); periods 1 and 2 charged on day 35 (an
     // operator's schedule), so only period 0 is dunned.
     const id = await subscribed('HUF', 3);
@@ -200,15 +214,14 @@ describe('a subscription PAST_DUE only because of invoices since voided', () => 
     await chargeDueInvoices(db(), 'scheduler', gateways(), once, at(0, 10));
     await chargeDueInvoices(db(), 'scheduler', gateways(), once, at(2, 10));
     expect(await statusOf(id)).toBe('SUSPENDED');
-    expect((await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`)).status).toBe(200);
-    expect(await invoicesOf(id)).toEqual([
-      [p0, 'UNCOLLECTIBLE', 1000n, 2],
-      [p1, 'OPEN', 1000n, 0],
-      [p2, 'OPEN', 1000n, 0],
-    ]);
-    // Period 1 voided: never charged, it made nothing past due; period 0's 1000 is still owed.
+    // Period 1 voided: never charged, it made nothing past due.
     await voided(p1!);
     expect(await statusOf(id)).toBe('SUSPENDED');
     expect(await activeData(id)).toBeUndefined();
+    // Period 0 written off: nothing failed is collected any more.
+    expect((await app.api('POST', `/v1/invoices/${p0}/mark-uncollectible`)).status).toBe(200);
+    expect(await statusOf(id)).toBe('ACTIVE');
+    expect(await activeData(id)).toMatchObject({ reason: 'invoice_written_off', invoice: p0 });
+    expect((await invoicesOf(id))[0]).toEqual([p0, 'UNCOLLECTIBLE', 1000n, 2]);
   });
 });

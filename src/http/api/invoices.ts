@@ -221,7 +221,11 @@ export const invoiceRoutes: ApiRoute[] = [
     summary: 'OPEN → UNCOLLECTIBLE (writes the unpaid amount off as bad debt)',
     responses: { 200: Invoice },
     handler: async (req, res, { deps }) => {
-      res.json(serialize.invoice(await markUncollectible(deps.db, actorOf(req), req.params.id, new Date())));
+      res.json(
+        serialize.invoice(
+          await markUncollectible(deps.db, actorOf(req), req.params.id, new Date(), policyOf(deps)),
+        ),
+      );
     },
   }),
   route({
