@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { lockInvoice } from '../billing/invoices.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
 import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
@@ -14,6 +15,7 @@ import {
   disputeWon,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { lockPayments } from './transactions.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
 export interface DisputeReport {
@@ -122,7 +124,8 @@ async function postDispute(
  * `disputedAway`: open disputes count), so now that the merchant has it again the customer may be
  * owed up to the dispute's amount: a `dispute_won_after_refund` exception names the dispute, the
  * invoice and those credit notes, for a person to refund what is owed by hand (the payment's
- * refundable room counts the won amount again). Nothing else changes.
+ * refundable room counts the won amount again). Nothing else changes. Read under the invoice's lock
+ * (`recordDispute` takes it), so a credit note committed meanwhile is counted.
  */
 async function wonAfterGivingBack(
   work: UnitOfWork,
@@ -321,6 +324,15 @@ function heldBeyondLoss(
  * exception once (`lostForAnotherAmount`). An open dispute reported lost
  * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
  * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
+ *
+ * A report that may move funds (any but an inquiry) on a payment of an invoice locks that invoice
+ * first (`lockInvoice`: its subscription, then the invoice, then the dispute's row), as every refund
+ * and credit return of the invoice does, so what they read of its disputes (billing/invoice-payment.ts
+ * `disputedAway`, `refundRooms`) stays true until they commit, and a dispute won while a refund of
+ * the invoice commits sees its credit note (`wonAfterGivingBack`); on a payment without an invoice
+ * it locks the payment, as its refunds do (`lockPayments`). In a reconcile batch, the invoices of
+ * its dispute events are locked ahead with those of its charges, in the lock order
+ * (reconcile/apply.ts `lockChargesAhead`).
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -328,6 +340,14 @@ export async function recordDispute(
   report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
   await work.joinLedgerWriters();
+  // A report that may move funds takes its payment's invoice first (its subscription before it:
+  // `lockInvoice`), then the dispute, so a refund by hand, a cancellation's refund or a credit return
+  // of that invoice, which read what disputes took under the same lock, count it whole or not at all.
+  // A payment without an invoice is locked itself, as its refunds lock it (`lockPayments`).
+  if (report.status !== 'inquiry') {
+    if (transaction.invoice_id !== null) await lockInvoice(work, transaction.invoice_id);
+    else await lockPayments(work, [transaction.id]);
+  }
   const existing = await work.trx
     .selectFrom('disputes')
     .selectAll()
