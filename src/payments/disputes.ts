@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { lockInvoice } from '../billing/invoices.ts';
+import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
 import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
@@ -124,8 +125,9 @@ async function postDispute(
  * `disputedAway`: open disputes count), so now that the merchant has it again the customer may be
  * owed up to the dispute's amount: a `dispute_won_after_refund` exception names the dispute, the
  * invoice and those credit notes, for a person to refund what is owed by hand (the payment's
- * refundable room counts the won amount again). Nothing else changes. Read under the invoice's lock
- * (`recordDispute` takes it), so a credit note committed meanwhile is counted.
+ * refundable room counts the won amount again; the invoice, REFUNDED while the dispute counted as
+ * given back, is PARTIALLY_REFUNDED again: `recordDispute` works its status again). Read under the
+ * invoice's lock (`recordDispute` takes it), so a credit note committed meanwhile is counted.
  */
 async function wonAfterGivingBack(
   work: UnitOfWork,
@@ -330,9 +332,12 @@ function heldBeyondLoss(
  * and credit return of the invoice does, so what they read of its disputes (billing/invoice-payment.ts
  * `disputedAway`, `refundRooms`) stays true until they commit, and a dispute won while a refund of
  * the invoice commits sees its credit note (`wonAfterGivingBack`); on a payment without an invoice
- * it locks the payment, as its refunds do (`lockPayments`). In a reconcile batch, the invoices of
- * its dispute events are locked ahead with those of its charges, in the lock order
- * (reconcile/apply.ts `lockChargesAhead`).
+ * it locks the payment, as its refunds do (`lockPayments`). In a reconcile batch, the
+ * invoices of its dispute events are locked ahead with those of its charges, in the lock order
+ * (reconcile/apply.ts `lockChargesAhead`). Once its funds moved (opened, won, lost), the statuses of
+ * the invoice and of its period's invoices that gave money back are worked again
+ * (billing/period-statuses.ts `statusesWorkedAgain`: disputes count as given back, so an invoice made
+ * REFUNDED while the dispute was open is PARTIALLY_REFUNDED again once it is won).
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -424,6 +429,11 @@ export async function recordDispute(
   });
   const booked = await postDispute(work, dispute, transaction);
   if (existing?.status === 'open' && status === 'won') await wonAfterGivingBack(work, transaction, existing);
+  // What disputes took of the invoice changed: the statuses of the invoices that gave money back are
+  // worked again (an invoice made REFUNDED while it was open keeps something again once it is won).
+  if (transaction.invoice_id !== null && FUNDS_WITHDRAWN.has(status)) {
+    await statusesWorkedAgain(work, transaction.invoice_id, booked.id);
+  }
   if (existing?.status === 'open' && status === 'lost' && report.amount > existing.amount) {
     const unbooked = { kind: 'lost_beyond_hold', booked: existing.amount, reported: report.amount } as const;
     return { kind: 'applied', dispute: booked, unbooked };
