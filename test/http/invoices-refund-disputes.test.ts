@@ -508,4 +508,55 @@ describe('refunds and cancellations after a chargeback', () => {
     expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 750 });
     expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 750 });
   });
+
+  it('TTD: a dispute lost for less than it held after a refund counted the whole hold flags the customer as possibly owed the rest (before: nothing said), and the invoice keeps that rest again: PARTIALLY_REFUNDED', async () => {
+    // 2000 by card; 1000 disputed (open): 1000 left to refund by hand, all of it refunded: REFUNDED
+    // (1000 refunded, 1000 disputed). Lost for 600 only: 400 of the hold back to the merchant.
+    const { invoice } = await oneOffByCard('TTD', 2000);
+    const txn = await disputed(invoice, 'du_TTD', ['open'], 1000n);
+    stripeRefundSucceeds('re_TTD_1');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_disputed: 1000 });
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordDispute(work, txn, { gatewayDisputeId: 'du_TTD', status: 'lost', amount: 600n }),
+    );
+    const [note] = await db()
+      .selectFrom('credit_notes')
+      .select('id')
+      .where('invoice_id', '=', invoice)
+      .execute();
+    const dispute = await db()
+      .selectFrom('disputes')
+      .select(['id', 'amount', 'status'])
+      .where('transaction_id', '=', txn.id)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ amount: 600n, status: 'lost' });
+    const flagged = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details'])
+      .where('transaction_id', '=', txn.id)
+      .execute();
+    expect(flagged).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        message: `dispute ${dispute.id} on ${txn.id} was lost for 600 of the 1000 TTD it held: 400 TTD is the merchant's again, but while it was open invoice ${invoice} gave money back (${note!.id}) counting all 1000 as the customer's already; the customer may be owed up to 400 TTD: refund what is owed by hand (POST /v1/invoices/${invoice}/refund)`,
+        details: { dispute: dispute.id, invoice, amount: '400', credit_notes: [note!.id] },
+      },
+    ]);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1000,
+      amount_disputed: 600,
+    });
+    stripeRefundSucceeds('re_TTD_owed');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 400 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 1400 });
+    // Clearing: 2000 paid, 1000 held then 400 of it released, 1400 refunded; 600 lost.
+    expect(await ledgerIn(app, 'TTD')).toMatchObject({
+      'gateway_clearing:stripe': 0,
+      disputed_funds: 0,
+      chargeback_losses: 600,
+      refunds: 1400,
+    });
+  });
 });
