@@ -652,10 +652,11 @@ export function paidStatus(
  * The status of a paid invoice once money was given back (pure): `paidStatus` (`carried` and
  * `disputed` as it reads them), forward only: a REFUNDED invoice stays REFUNDED. Two ways lead back,
  * each worked by `paidStatus` again: a refund reversed after it succeeded (`reverseRefund`), and a
- * dispute won, or lost for less than it held, after the invoice was REFUNDED while it was open
- * (payments/disputes.ts `keptAgain`: the money is the merchant's again, so the invoice keeps something
- * again: REFUNDED → PARTIALLY_REFUNDED, and its invoices' of the period, whose carried change credit
- * moves back to it).
+ * dispute that moved funds (billing/period-statuses.ts `statusesWorkedAgain`, for the invoice and
+ * its period's invoices): one won, or lost for less than it held, after the invoice was made
+ * REFUNDED while it was open gives the merchant that money again, so the invoice (or the one of its
+ * period whose carried change credit moves back to it) keeps something again: REFUNDED →
+ * PARTIALLY_REFUNDED.
  */
 export function givenBackStatus(
   invoice: Pick<

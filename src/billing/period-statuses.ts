@@ -15,13 +15,12 @@ const GAVE_BACK: readonly InvoiceStatus[] = ['PARTIALLY_REFUNDED', 'REFUNDED'];
  * took of `invoiceId`'s payments changed (payments/disputes.ts `recordDispute`: a dispute whose
  * funds were withdrawn opened, won, lost): what each kept changed, and so may the change credit each
  * carries. Only an invoice that gave money back (PARTIALLY_REFUNDED, REFUNDED) is worked again, so a
- * dispute alone leaves a PAID invoice PAID. This is the one way a status goes back besides a refund reversed
- * (`reverseRefund`): an invoice made REFUNDED while a dispute was open, counting it as given back
- * (its own cash, or the change credit it carried because the disputed invoice kept nothing), is
+ * dispute alone leaves a PAID invoice PAID. This is the one way a status goes back besides a refund
+ * reversed (`reverseRefund`): an invoice made REFUNDED while a dispute was open, counting it as given
+ * back (its own cash, or the change credit it carried because the disputed invoice kept nothing), is
  * PARTIALLY_REFUNDED again once the dispute is won (the money is the merchant's again). Each status
- * changed logs `invoice.status_changed` (`from`, `status`, `because`: what changed, e.g. the dispute's
- * id). Locks the invoices (`lockInvoice`: the subscription first, then `invoiceId`, then the others
- * in id order).
+ * changed logs `invoice.status_changed` (`from`, `status`, `because`: the dispute's id). Locks the
+ * invoices (`lockInvoice`: the subscription first, then `invoiceId`, then the others in id order).
  * @throws NotFoundError when there is no invoice `invoiceId`
  */
 export async function statusesWorkedAgain(

@@ -393,10 +393,11 @@ async function applyPayout(
  * subscriptions first, in three statements (`lockTransactionsAhead`), then the partner fee locks
  * of the payments its settlement lines are about, in one sorted order (`lockPartnerFees`), before
  * `applyEvent` applies them one by one. A batch thus holds the subscriptions of all those invoices
- * before any of them, as one unit must (billing/invoices.ts `lockInvoice`), rather than waiting for
- * a dispute's subscription while holding invoices of its charges (a deadlock against a unit holding
- * that subscription and waiting for one of them). A refund event still locks its invoice when it is
- * applied.
+ * before any of them, as one unit must (billing/invoices.ts `lockInvoice`), and the invoices and
+ * payments in id order, rather than waiting for a dispute's subscription, invoice or payment (a new
+ * dispute's row keys its payment) while holding those of its charges: two batches crossing, each a
+ * charge of one invoice and a dispute of the other's payment, deadlocked (40P01). A refund event
+ * still locks its invoice only when it is applied.
  */
 export async function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
   await lockTransactionsAhead(work, [
