@@ -107,7 +107,8 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
  * tax share given back, cumulative with the invoice's cash refunds), posts
  * `inv_…:credit_given_back:<credit_returned>` (debit refunds and tax payable, credit
  * `customer_credit:<customer>`), adds it to `credit_returned` and sets the status
- * (`givenBackStatus`, the part of its period's change credit it carries then counted as back), and
+ * (`givenBackStatus`, the part of its period's change credit it carries then counted as back, and
+ * what disputes took of its payments and hold or lost, `disputedAway`), and
  * logs `invoice.credit_returned`. The customer's next invoices use the
  * credit as any other (`applyCustomerCredit`).
  * @returns the credit note (`refund_id` null)
@@ -149,9 +150,10 @@ export async function returnInvoiceCredit(
     .execute();
   // What of its period's change credit it carries, worked with this credit counted as given back.
   const carried = (await periodCreditToCustomer(work.trx, { ...invoice, credit_returned: returned })).total;
+  const disputed = await disputedAway(work.trx, invoiceId);
   await work.trx
     .updateTable('invoices')
-    .set({ status: givenBackStatus({ ...invoice, credit_returned: returned }, carried) })
+    .set({ status: givenBackStatus({ ...invoice, credit_returned: returned }, carried, disputed) })
     .where('id', '=', invoiceId)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.credit_returned', {

@@ -188,8 +188,8 @@ export type RoomFor = 'billhook' | 'reported';
  * a customer-credit refund's) gives back no more than the payment kept. 2000 by card charged back
  * whole (lost): 0 left; 750 of it open: 1250; that dispute won: 2000 again. May be < 0 (a dispute on
  * a payment already refunded in part). Read under the lock of their invoices (`lockInvoice`), which
- * every refund of them takes, so it stays true until commit (a dispute is recorded without it: one
- * recorded meanwhile is counted from the next read).
+ * every refund of them takes and every dispute report that may move funds on them
+ * (payments/disputes.ts `recordDispute`), so it stays true until commit.
  */
 export async function refundRooms(
   trx: Kysely<Database>,

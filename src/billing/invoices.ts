@@ -20,7 +20,7 @@ import { DAY_MS } from '../time.ts';
 import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from './customer-credit.ts';
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
-import { chargesInFlight } from './invoice-payment.ts';
+import { chargesInFlight, disputedAway } from './invoice-payment.ts';
 import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -614,16 +614,49 @@ export async function applyPayment(
   }
 }
 
+/** The statuses of a paid invoice (`PAID_STATUSES`), as `paidStatus` derives them. */
+export type PaidStatus = 'PAID' | 'PARTIALLY_REFUNDED' | 'REFUNDED';
+
 /**
- * The status of a paid invoice once money was given back (pure): REFUNDED when all its payments are
- * refunded and the customer credit that paid it is back too, given back (`credit_returned`) or held
- * by the customer already as the part of its period's change credit it carries (`carried`, minor
- * units ≥ 0: billing/proration.ts `periodCreditToCustomer`; 0 for an invoice of no such period);
- * else PARTIALLY_REFUNDED, so an invoice refunded in cash only while credit it took is neither
- * returned nor carried stays open to give that credit back (`POST /v1/invoices/:id/credit/return`,
- * billing/credit-returns.ts `returnCreditByHand`; a period invoice's by its cancellation's refund).
- * Statuses only move forward: a REFUNDED invoice stays REFUNDED. A refund reversed after it
- * succeeded is the one way back (`reverseRefund`).
+ * The one rule of a paid invoice's status (pure), from what went back of what it took in: PAID while
+ * billhook gave nothing back of it (no refund, `amount_refunded` 0, no credit returned,
+ * `credit_returned` 0: a dispute alone, open or lost, leaves a PAID invoice PAID, as Stripe keeps an
+ * invoice `paid` after a lost dispute; its `amount_disputed` shows what disputes took); REFUNDED once
+ * it keeps neither cash nor credit: its cash paid all back, refunded or taken by disputes
+ * (`amount_paid` − `amount_refunded` − `disputed` ≤ 0), and the customer credit that paid it all back
+ * too, given back (`credit_returned`) or held by the customer already as the part of its period's
+ * change credit it carries (`carried`); else PARTIALLY_REFUNDED, so an invoice refunded in cash only
+ * while credit it took is neither returned nor carried stays open to give that credit back (`POST
+ * /v1/invoices/:id/credit/return`, billing/credit-returns.ts `returnCreditByHand`; a period
+ * invoice's by its cancellation's refund).
+ * @param carried the part of its period's change credit to the customer it carries, minor units ≥ 0
+ * (billing/proration.ts `periodCreditToCustomer`; 0 for an invoice of no such period)
+ * @param disputed what disputes took of its payments and hold or lost, minor units ≥ 0
+ * (billing/invoice-payment.ts `disputedAway`: open, or lost and carried by no refund; a lost one a
+ * refund carried is in `amount_refunded` already), so disputes count as given back here as wherever
+ * billhook works out what an invoice kept: 750 by card charged back and 1250 of credit returned is
+ * REFUNDED, as 750 refunded and 1250 returned is
+ */
+export function paidStatus(
+  invoice: Pick<InvoiceRow, 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'>,
+  carried: bigint,
+  disputed: bigint,
+): PaidStatus {
+  if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n) return 'PAID';
+  const cashKept = invoice.amount_paid - invoice.amount_refunded - disputed;
+  const creditKept = invoice.credit_applied - invoice.credit_returned;
+  return cashKept <= 0n && creditKept <= carried ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+}
+
+/**
+ * The status of a paid invoice once money was given back (pure): `paidStatus` (`carried` and
+ * `disputed` as it reads them), forward only: a REFUNDED invoice stays REFUNDED. Two ways lead back,
+ * each worked by `paidStatus` again: a refund reversed after it succeeded (`reverseRefund`), and a
+ * dispute that moved funds (billing/period-statuses.ts `statusesWorkedAgain`, for the invoice and
+ * its period's invoices): one won, or lost for less than it held, after the invoice was made
+ * REFUNDED while it was open gives the merchant that money again, so the invoice (or the one of its
+ * period whose carried change credit moves back to it) keeps something again: REFUNDED →
+ * PARTIALLY_REFUNDED.
  */
 export function givenBackStatus(
   invoice: Pick<
@@ -631,18 +664,16 @@ export function givenBackStatus(
     'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
   >,
   carried: bigint,
-): 'REFUNDED' | 'PARTIALLY_REFUNDED' {
+  disputed: bigint,
+): PaidStatus {
   if (invoice.status === 'REFUNDED') return 'REFUNDED';
-  const creditKept = invoice.credit_applied - invoice.credit_returned;
-  return invoice.amount_refunded === invoice.amount_paid && creditKept <= carried
-    ? 'REFUNDED'
-    : 'PARTIALLY_REFUNDED';
+  return paidStatus(invoice, carried, disputed);
 }
 
 /**
- * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once all that
- * was paid is refunded and its customer credit is back or carried (`givenBackStatus`, `carried`: the
- * part of its period's change credit to the customer it carries, minor units ≥ 0).
+ * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once it keeps
+ * nothing (`givenBackStatus`: `carried`, the part of its period's change credit to the customer it
+ * carries, minor units ≥ 0; what disputes took of its payments read here, `disputedAway`).
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
 export async function applyRefund(
@@ -655,11 +686,12 @@ export async function applyRefund(
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
   }
+  const disputed = await disputedAway(work.trx, invoice.id);
   await work.trx
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, carried),
+      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
@@ -668,16 +700,24 @@ export async function applyRefund(
 }
 
 /**
- * Reverses a refund that failed after it had succeeded: the refunded amount shrinks again (PAID when
- * nothing is given back any more, cash or credit).
+ * Reverses a refund that failed after it had succeeded: the refunded amount shrinks again and the
+ * status is worked again (`paidStatus`, `carried` as `applyRefund` takes it, what disputes took read
+ * here): PAID when nothing is given back any more, cash or credit, else PARTIALLY_REFUNDED, or
+ * REFUNDED when what is left given back (refunds, credit, disputes) still covers all it took in.
  */
-export async function reverseRefund(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
+export async function reverseRefund(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  carried: bigint,
+): Promise<void> {
   const refunded = invoice.amount_refunded - amount;
+  const disputed = await disputedAway(work.trx, invoice.id);
   await work.trx
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: refunded === 0n && invoice.credit_returned === 0n ? 'PAID' : 'PARTIALLY_REFUNDED',
+      status: paidStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)

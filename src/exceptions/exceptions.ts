@@ -27,10 +27,10 @@ export type ExceptionKind =
    */
   | 'refund_exceeds_change_credit'
   /**
-   * A dispute won whose invoice gave money back while it was open (payments/disputes.ts
-   * `wonAfterGivingBack`): those refunds and credit notes counted the disputed money as the
-   * customer's already (billing/invoice-payment.ts `disputedAway`), so the customer may be owed up to
-   * the dispute's amount, to refund by hand.
+   * A dispute won (or lost for less than it held) whose invoice gave money back while it was open
+   * (payments/disputes.ts `returnedAfterGivingBack`): those refunds and credit notes counted the
+   * disputed money as the customer's already (billing/invoice-payment.ts `disputedAway`), so the
+   * customer may be owed up to what came back to the merchant (`details.amount`), to refund by hand.
    */
   | 'dispute_won_after_refund'
   | 'unparseable_payload'

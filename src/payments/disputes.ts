@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { lockInvoice } from '../billing/invoices.ts';
+import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
 import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
@@ -14,6 +16,7 @@ import {
   disputeWon,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { lockPayments } from './transactions.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
 export interface DisputeReport {
@@ -116,18 +119,23 @@ async function postDispute(
 }
 
 /**
- * When dispute `opened` (as it was while open) is won: if its payment's invoice issued credit notes
- * (a refund by hand, a cancellation's refund, a credit return) since the dispute was opened, those
- * counted the disputed money as given back to the customer already (billing/invoice-payment.ts
- * `disputedAway`: open disputes count), so now that the merchant has it again the customer may be
- * owed up to the dispute's amount: a `dispute_won_after_refund` exception names the dispute, the
- * invoice and those credit notes, for a person to refund what is owed by hand (the payment's
- * refundable room counts the won amount again). Nothing else changes.
+ * When dispute `opened` (as it was while open) gives `returned` (minor units, > 0) of its hold back
+ * to the merchant: all of it, won, or the rest of it, lost for less than it held
+ * (`heldBeyondLoss`): if its payment's invoice issued credit notes (a refund by hand, a
+ * cancellation's refund, a credit return) since the dispute was opened, those counted the whole
+ * hold as given back to the customer already (billing/invoice-payment.ts `disputedAway`: open
+ * disputes count), so now that the merchant has `returned` again the customer may be owed up to
+ * that much: a `dispute_won_after_refund` exception names the dispute, the invoice, the amount and
+ * those credit notes, for a person to refund what is owed by hand (the payment's refundable room
+ * counts it again; the invoice, REFUNDED while the dispute counted as given back, is
+ * PARTIALLY_REFUNDED again: `recordDispute` works its status again). Read under the invoice's lock
+ * (`recordDispute` takes it), so a credit note committed meanwhile is counted.
  */
-async function wonAfterGivingBack(
+async function returnedAfterGivingBack(
   work: UnitOfWork,
   transaction: TransactionRow,
   opened: DisputeRow,
+  returned: bigint,
 ): Promise<void> {
   if (!transaction.invoice_id) return;
   const notes = await work.trx
@@ -140,16 +148,21 @@ async function wonAfterGivingBack(
     .execute();
   if (notes.length === 0) return;
   const ids = notes.map((note) => note.id);
+  const c = opened.currency;
+  const what =
+    returned === opened.amount
+      ? `was won: its ${opened.amount} ${c} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting that amount`
+      : `was lost for ${opened.amount - returned} of the ${opened.amount} ${c} it held: ${returned} ${c} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting all ${opened.amount}`;
   await raiseException(work, {
     kind: 'dispute_won_after_refund',
     gateway: transaction.gateway,
     transactionId: transaction.id,
     gatewayAccount: transaction.gateway_account,
-    message: `dispute ${opened.id} on ${transaction.id} was won: its ${opened.amount} ${opened.currency} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting that amount as the customer's already; the customer may be owed up to ${opened.amount} ${opened.currency}: refund what is owed by hand (POST /v1/invoices/${transaction.invoice_id}/refund)`,
+    message: `dispute ${opened.id} on ${transaction.id} ${what} as the customer's already; the customer may be owed up to ${returned} ${c}: refund what is owed by hand (POST /v1/invoices/${transaction.invoice_id}/refund)`,
     details: {
       dispute: opened.id,
       invoice: transaction.invoice_id,
-      amount: opened.amount,
+      amount: returned,
       credit_notes: ids,
     },
   });
@@ -321,6 +334,18 @@ function heldBeyondLoss(
  * exception once (`lostForAnotherAmount`). An open dispute reported lost
  * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
  * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
+ *
+ * A report that may move funds (any but an inquiry) on a payment of an invoice locks that invoice
+ * first (`lockInvoice`: its subscription, then the invoice, then the dispute's row), as every refund
+ * and credit return of the invoice does, so what they read of its disputes (billing/invoice-payment.ts
+ * `disputedAway`, `refundRooms`) stays true until they commit, and a dispute won while a refund of
+ * the invoice commits sees its credit note (`returnedAfterGivingBack`); on a payment without an invoice
+ * it locks the payment, as its refunds do (`lockPayments`). In a reconcile batch, the
+ * invoices of its dispute events are locked ahead with those of its charges, in the lock order
+ * (reconcile/apply.ts `lockChargesAhead`). Once its funds moved (opened, won, lost), the statuses of
+ * the invoice and of its period's invoices that gave money back are worked again
+ * (billing/period-statuses.ts `statusesWorkedAgain`: disputes count as given back, so an invoice made
+ * REFUNDED while the dispute was open is PARTIALLY_REFUNDED again once it is won).
  */
 export async function recordDispute(
   work: UnitOfWork,
@@ -328,6 +353,14 @@ export async function recordDispute(
   report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
   await work.joinLedgerWriters();
+  // A report that may move funds takes its payment's invoice first (its subscription before it:
+  // `lockInvoice`), then the dispute, so a refund by hand, a cancellation's refund or a credit return
+  // of that invoice, which read what disputes took under the same lock, count it whole or not at all.
+  // A payment without an invoice is locked itself, as its refunds lock it (`lockPayments`).
+  if (report.status !== 'inquiry') {
+    if (transaction.invoice_id !== null) await lockInvoice(work, transaction.invoice_id);
+    else await lockPayments(work, [transaction.id]);
+  }
   const existing = await work.trx
     .selectFrom('disputes')
     .selectAll()
@@ -403,7 +436,14 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);
-  if (existing?.status === 'open' && status === 'won') await wonAfterGivingBack(work, transaction, existing);
+  if (existing?.status === 'open' && (status === 'won' || released > 0n)) {
+    await returnedAfterGivingBack(work, transaction, existing, status === 'won' ? existing.amount : released);
+  }
+  // What disputes took of the invoice changed: the statuses of the invoices that gave money back are
+  // worked again (an invoice made REFUNDED while it was open keeps something again once it is won).
+  if (transaction.invoice_id !== null && FUNDS_WITHDRAWN.has(status)) {
+    await statusesWorkedAgain(work, transaction.invoice_id, booked.id);
+  }
   if (existing?.status === 'open' && status === 'lost' && report.amount > existing.amount) {
     const unbooked = { kind: 'lost_beyond_hold', booked: existing.amount, reported: report.amount } as const;
     return { kind: 'applied', dispute: booked, unbooked };

@@ -169,6 +169,9 @@ export async function recordRefundResult(
         ),
       ),
     );
+    // A lost dispute this refund pays is carried by it from here on (`settleLostDisputeByRefund`), so
+    // the status counts that money once, as this refund, not as the dispute too.
+    await settleLostDisputeByRefund(work, updated);
     // The part of its period's change credit it carries counts as its credit back (`givenBackStatus`).
     if (invoice) {
       await applyRefund(
@@ -178,7 +181,6 @@ export async function recordRefundResult(
         (await periodCreditToCustomer(work.trx, invoice)).total,
       );
     }
-    await settleLostDisputeByRefund(work, updated);
   }
   if (result.status === 'failed' && refund.status === 'succeeded') {
     const note =
@@ -191,7 +193,14 @@ export async function recordRefundResult(
           }
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
-    if (invoice) await reverseRefund(work, invoice, refund.amount);
+    if (invoice) {
+      await reverseRefund(
+        work,
+        invoice,
+        refund.amount,
+        (await periodCreditToCustomer(work.trx, invoice)).total,
+      );
+    }
     if (refund.change_credit_taken_back > 0n) {
       await resolveRefundExceptions(
         work,

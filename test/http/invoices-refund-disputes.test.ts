@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { returnInvoiceCredit } from '../../src/billing/credit-returns.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -15,6 +17,7 @@ import {
   subscribedAndPaid,
 } from '../support/collection.ts';
 import { capturedInPart, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { waitFor } from '../support/wait.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -26,7 +29,11 @@ const d = (iso: string) => new Date(iso);
  * /v1/customers/:id/credit/refund`); a won dispute gives the room back. A change invoice charged
  * back refuses a cancellation's refund (`refuseUnsettledChanges`) and a prorated credit of the
  * period counts it as given back (`refuseCreditOfGivenBack`), as a refunded one. Before, a
- * chargeback's money could go back to the customer a second time.
+ * chargeback's money could go back to the customer a second time. An invoice's status counts it as
+ * given back too (billing/invoices.ts `paidStatus`, the one rule; `GET /v1/invoices/:id` shows it as
+ * `amount_disputed`), worked again when a dispute moves funds (billing/period-statuses.ts
+ * `statusesWorkedAgain`: REFUNDED while it was open, PARTIALLY_REFUNDED again once won), and a
+ * dispute is recorded under its invoice's lock (payments/disputes.ts `recordDispute`).
  *
  * Subscriptions start on Feb 1 2027 (28 days), on a simulated clock; plans are FLAT_FEE taxed at 25%
  * (`flatPlan`), one-off invoices untaxed. Each scenario has its own currency, so `ledgerIn` reads
@@ -324,5 +331,232 @@ describe('refunds and cancellations after a chargeback', () => {
         .where('transaction_id', '=', quiet.id)
         .execute(),
     ).toEqual([]);
+  });
+
+  it('KZT: an upgrade refunded while its period invoice was disputed (its change credit then carried: REFUNDED) is PARTIALLY_REFUNDED again once the dispute is won (before: REFUNDED still), and REFUNDED once that credit is returned', async () => {
+    // 2000 + 25% = 2500 by card Feb 1. Feb 15 down to 1000: (2000 − 1000) × 14/28 = 500 + 125 tax =
+    // 625 to the customer's credit. Feb 22 up to 4000: (4000 − 1000) × 7/28 = 750 + 187 tax = 937,
+    // 625 of it by that credit and 312 by card.
+    const { customer, sub } = await paidFeb1(await flatPlan(app, 'KZT', 2000));
+    await changeAt(sub.id, await flatPlan(app, 'KZT', 1000), '2027-02-15T00:00:00Z');
+    const up = await changeAt(sub.id, await flatPlan(app, 'KZT', 4000), '2027-02-22T00:00:00Z');
+    const upgrade = up.invoice!.id;
+    stripeChargeSucceeds();
+    await app.api('POST', `/v1/invoices/${upgrade}/charge`, {});
+    expect(await invoiceOf(upgrade)).toMatchObject({ total: 937, credit_applied: 625, amount_paid: 312 });
+    // The period invoice's 2500 disputed (open): it keeps nothing, so the upgrade carries the 625 of
+    // change credit; refunded whole (312), it keeps nothing either: REFUNDED.
+    const txn = await disputed(sub.invoice.id, 'du_KZT', ['open'], 2500n);
+    stripeRefundSucceeds('re_KZT');
+    expect((await refund(upgrade, {})).body).toMatchObject({ status: 'succeeded', amount: 312 });
+    expect(await invoiceOf(upgrade)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 312,
+      credit_returned: 0,
+      amount_disputed: 0,
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'PAID', amount_disputed: 2500 });
+    // Won: the period invoice keeps its 2500 again and carries the 625 itself, so the upgrade keeps
+    // the 625 of credit that paid it: PARTIALLY_REFUNDED, open to give it back.
+    await disputed(sub.invoice.id, 'du_KZT', ['won'], 2500n);
+    expect(await invoiceOf(upgrade)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 312,
+      credit_returned: 0,
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({ status: 'PAID', amount_disputed: 0 });
+    const dispute = await db()
+      .selectFrom('disputes')
+      .select('id')
+      .where('transaction_id', '=', txn.id)
+      .executeTakeFirstOrThrow();
+    const changed = await db()
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', upgrade)
+      .where('action', '=', 'invoice.status_changed')
+      .execute();
+    expect(changed.map((a) => a.data)).toEqual([
+      { from: 'REFUNDED', status: 'PARTIALLY_REFUNDED', because: dispute.id },
+    ]);
+    // The credit comes back by hand, and the upgrade is REFUNDED again: 312 cash and 625 credit.
+    expect((await returnCredit(upgrade, {})).body.credit_note).toMatchObject({ total: 625 });
+    expect(await invoiceOf(upgrade)).toMatchObject({ status: 'REFUNDED', credit_returned: 625 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'KZT', amount: 625 }]);
+    const books = await ledgerIn(app, 'KZT');
+    // Clearing: 2500 + 312 paid, 312 refunded; the dispute's 2500 went to disputed funds and back.
+    expect(books).toMatchObject({ 'customer_credit:customer': -625, disputed_funds: 0 });
+    expect(books['gateway_clearing:stripe']).toBe(2500);
+  });
+
+  it('NPR: a one-off whose card part was charged back (lost) and whose credit was returned keeps nothing: REFUNDED, as if refunded (before: PARTIALLY_REFUNDED); the dispute alone leaves it PAID, amount_disputed showing it', async () => {
+    // 2000: 1250 by credit, 750 by card, the 750 charged back (lost).
+    const { customer, invoice } = await oneOffWithCredit('NPR', 2000);
+    await disputed(invoice, 'du_NPR', ['open', 'lost'], 750n);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PAID',
+      amount_paid: 750,
+      amount_refunded: 0,
+      amount_disputed: 750,
+    });
+    expect((await returnCredit(invoice, {})).body.credit_note).toMatchObject({ total: 1250 });
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 0,
+      credit_returned: 1250,
+      amount_disputed: 750,
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'NPR', amount: 1250 }]);
+    expect((await refund(invoice, {})).body.error?.code).toBe('invoice_not_paid');
+    // A one-off of 2000 by card charged back whole: PAID (as Stripe keeps it paid), all of it disputed.
+    const { invoice: byCard } = await oneOffByCard('NPR', 2000);
+    await disputed(byCard, 'du_NPR_card', ['open', 'lost'], 2000n);
+    expect(await invoiceOf(byCard)).toMatchObject({
+      status: 'PAID',
+      amount_refunded: 0,
+      amount_disputed: 2000,
+    });
+    const listed = await app.api('GET', `/v1/invoices?customer=${customer}`);
+    expect(listed.body.data.map((i: { amount_disputed: number }) => i.amount_disputed)).toContain(750);
+    expect(await ledgerIn(app, 'NPR')).toMatchObject({ chargeback_losses: 2750, disputed_funds: 0 });
+  });
+
+  it('JMD: 1250 of 2000 refunded while 750 is disputed (open) is REFUNDED (before: PARTIALLY_REFUNDED), PARTIALLY_REFUNDED again once the dispute is won, REFUNDED once the 750 is refunded too', async () => {
+    const { invoice } = await oneOffByCard('JMD', 2000);
+    await disputed(invoice, 'du_JMD', ['open'], 750n);
+    stripeRefundSucceeds('re_JMD_1');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 1250,
+      amount_disputed: 750,
+    });
+    await disputed(invoice, 'du_JMD', ['won'], 750n);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1250,
+      amount_disputed: 0,
+    });
+    stripeRefundSucceeds('re_JMD_2');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 2000 });
+    expect(await ledgerIn(app, 'JMD')).toMatchObject({
+      'gateway_clearing:stripe': 0,
+      refunds: 2000,
+      disputed_funds: 0,
+    });
+  });
+
+  it('UYU: a dispute won while a credit return of its invoice commits waits for the invoice, so it sees that credit note: dispute_won_after_refund, and the invoice PARTIALLY_REFUNDED (before: recorded at once, nothing flagged, 750 owed unsaid)', async () => {
+    // 2000: 1250 by credit, 750 by card; the 750 disputed (open). The credit return (1250) holds the
+    // invoice, its note written, not committed; the dispute is then reported won.
+    const { invoice } = await oneOffWithCredit('UYU', 2000);
+    const txn = await disputed(invoice, 'du_UYU', ['open'], 750n);
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = () => {};
+    const held = new Promise<void>((resolve) => {
+      holding = resolve;
+    });
+    const returning = inUnitOfWork(db(), { actor: 'system' }, async (work) => {
+      const note = await returnInvoiceCredit(work, invoice, 1250n, null);
+      holding();
+      await released;
+      return note;
+    });
+    await held;
+    let done = false;
+    const won = inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordDispute(work, txn, { gatewayDisputeId: 'du_UYU', status: 'won', amount: 750n }),
+    ).finally(() => {
+      done = true;
+    });
+    // Waiting for the invoice (or for the ledger writers' lock, behind a reader queued meanwhile);
+    // recorded without the invoice's lock, it is done at once.
+    await waitFor('the won dispute to wait for a lock, or to be done', async () => {
+      if (done) return true;
+      const { rows } = await sql<{ waiting: number }>`
+        SELECT count(*)::int AS waiting FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'
+          AND (query LIKE '%"invoices"%' OR query LIKE '%pg_advisory_xact_lock_shared%')
+      `.execute(db());
+      return rows[0]!.waiting > 0;
+    });
+    release();
+    const note = await returning;
+    await won;
+    const flagged = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'details'])
+      .where('transaction_id', '=', txn.id)
+      .execute();
+    expect(flagged).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        details: expect.objectContaining({ invoice, amount: '750', credit_notes: [note.id] }),
+      },
+    ]);
+    // The credit back and the dispute open: REFUNDED; won, 750 kept again.
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      credit_returned: 1250,
+      amount_disputed: 0,
+    });
+    stripeRefundSucceeds('re_UYU_owed');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 750 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 750 });
+  });
+
+  it('TTD: a dispute lost for less than it held after a refund counted the whole hold flags the customer as possibly owed the rest (before: nothing said), and the invoice keeps that rest again: PARTIALLY_REFUNDED', async () => {
+    // 2000 by card; 1000 disputed (open): 1000 left to refund by hand, all of it refunded: REFUNDED
+    // (1000 refunded, 1000 disputed). Lost for 600 only: 400 of the hold back to the merchant.
+    const { invoice } = await oneOffByCard('TTD', 2000);
+    const txn = await disputed(invoice, 'du_TTD', ['open'], 1000n);
+    stripeRefundSucceeds('re_TTD_1');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 1000 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_disputed: 1000 });
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordDispute(work, txn, { gatewayDisputeId: 'du_TTD', status: 'lost', amount: 600n }),
+    );
+    const [note] = await db()
+      .selectFrom('credit_notes')
+      .select('id')
+      .where('invoice_id', '=', invoice)
+      .execute();
+    const dispute = await db()
+      .selectFrom('disputes')
+      .select(['id', 'amount', 'status'])
+      .where('transaction_id', '=', txn.id)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ amount: 600n, status: 'lost' });
+    const flagged = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details'])
+      .where('transaction_id', '=', txn.id)
+      .execute();
+    expect(flagged).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        message: `dispute ${dispute.id} on ${txn.id} was lost for 600 of the 1000 TTD it held: 400 TTD is the merchant's again, but while it was open invoice ${invoice} gave money back (${note!.id}) counting all 1000 as the customer's already; the customer may be owed up to 400 TTD: refund what is owed by hand (POST /v1/invoices/${invoice}/refund)`,
+        details: { dispute: dispute.id, invoice, amount: '400', credit_notes: [note!.id] },
+      },
+    ]);
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1000,
+      amount_disputed: 600,
+    });
+    stripeRefundSucceeds('re_TTD_owed');
+    expect((await refund(invoice, {})).body).toMatchObject({ status: 'succeeded', amount: 400 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', amount_refunded: 1400 });
+    // Clearing: 2000 paid, 1000 held then 400 of it released, 1400 refunded; 600 lost.
+    expect(await ledgerIn(app, 'TTD')).toMatchObject({
+      'gateway_clearing:stripe': 0,
+      disputed_funds: 0,
+      chargeback_losses: 600,
+      refunds: 1400,
+    });
   });
 });

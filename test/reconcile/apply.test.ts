@@ -1,9 +1,12 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import { createRegistry } from '../../src/gateways/registry.ts';
 import type { PaymentEvent } from '../../src/gateways/types.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { processInboxEvents } from '../../src/reconcile/process.ts';
 import {
   applyAsBatch,
@@ -15,6 +18,7 @@ import {
   pendingCharge,
 } from '../support/money-core.ts';
 import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 let db: Db;
 beforeAll(async () => {
@@ -458,5 +462,96 @@ describe('processInboxEvents', () => {
       .where('transaction_id', '=', transaction.id)
       .execute();
     expect(exceptions).toEqual([{ kind: 'amount_mismatch', inbox_id: lost }]);
+  });
+
+  /*
+   * Two reconcile batches at once, crossing: each a charge.succeeded of one paid invoice (delivered
+   * again: a duplicate, but its invoice and payment are locked ahead) and a dispute of the other's
+   * payment. A dispute takes its invoice's lock (`recordDispute`) and its row names the payment;
+   * locked ahead with the charges (`lockChargesAhead`), both batches take the two invoices and
+   * payments in id order, so the second waits for the first. Before, each held its charge's invoice
+   * and payment and then waited for the other's (the dispute's row keys the payment): a deadlock
+   * (40P01), one batch aborted and redone row by row.
+   */
+  it('two batches crossing (a charge of one invoice and a dispute of the other each) wait for each other, without a deadlock', async () => {
+    const settled = async (intent: string) => {
+      const { transaction } = await pendingCharge(db, { currency: 'DKK', amount: 2000n });
+      const charge = canonicalEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: intent,
+        reference: transaction.id,
+        amount: 2000n,
+        currency: 'DKK',
+      });
+      await apply(charge);
+      return { transaction, again: { ...charge, gatewayEventId: `evt_${intent}_again` } };
+    };
+    const opened = (intent: string) =>
+      canonicalEvent({
+        type: 'dispute.opened',
+        gatewayTransactionId: intent,
+        gatewayDisputeId: `du_${intent}`,
+        amount: 500n,
+        currency: 'DKK',
+      });
+    const x = await settled('pi_dkk_x');
+    const y = await settled('pi_dkk_y');
+    const deadlocks = async () => {
+      const { rows } = await sql<{ deadlocks: string }>`
+        SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()
+      `.execute(db);
+      return Number(rows[0]!.deadlocks);
+    };
+    const before = await deadlocks();
+    const context = { gatewayAccount: null, finalAttempt: false };
+    /** A batch of `events` that applies them once `go` resolves, after locking ahead (then `locked()`). */
+    const batch = (events: PaymentEvent[], locked: () => void, go: () => Promise<unknown>) =>
+      inUnitOfWork(db, { actor: 'system', defer: true }, async (work) => {
+        await lockChargesAhead(work, events);
+        locked();
+        await go();
+        const results = [];
+        for (const event of events) results.push(await applyEvent(work, event, context));
+        return results;
+      });
+    let firstLocked = () => {};
+    const firstHolds = new Promise<void>((resolve) => {
+      firstLocked = resolve;
+    });
+    let secondHolds = false;
+    const first = batch([x.again, opened('pi_dkk_y')], firstLocked, () =>
+      // The second batch holds its locks ahead (before: its charge's invoice and payment), or waits
+      // for the first's.
+      waitFor('the second batch to lock ahead or wait for a lock', async () => {
+        if (secondHolds) return true;
+        const { rows } = await sql<{ waiting: number }>`
+          SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'
+        `.execute(db);
+        return rows[0]!.waiting > 0;
+      }),
+    );
+    await firstHolds;
+    const second = batch(
+      [y.again, opened('pi_dkk_x')],
+      () => {
+        secondHolds = true;
+      },
+      async () => {},
+    );
+    const [one, two] = await Promise.all([first, second]);
+    expect(one).toEqual([
+      { kind: 'duplicate', transactionId: x.transaction.id },
+      { kind: 'applied', transactionId: y.transaction.id },
+    ]);
+    expect(two).toEqual([
+      { kind: 'duplicate', transactionId: y.transaction.id },
+      { kind: 'applied', transactionId: x.transaction.id },
+    ]);
+    expect(await deadlocks()).toBe(before);
+    expect(await booksIn(db, 'DKK')).toMatchObject({
+      'gateway_clearing:stripe': 3000n,
+      disputed_funds: 1000n,
+    });
   });
 });

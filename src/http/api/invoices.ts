@@ -5,6 +5,7 @@ import { returnCreditByHand } from '../../billing/credit-returns.ts';
 import { getCustomerWithBalances } from '../../billing/customers.ts';
 import { addInvoiceLine, setChargeAt } from '../../billing/invoice-adjustments.ts';
 import { updateInvoiceDetails } from '../../billing/invoice-details.ts';
+import { disputedAway } from '../../billing/invoice-payment.ts';
 import {
   createInvoice,
   finalizeInvoice,
@@ -70,13 +71,15 @@ function invoiceDetails(body: z.output<typeof UpdateInvoice>): InvoiceDetails {
 }
 
 /**
- * An invoice in its API shape, with its customer, transactions and credit notes as objects when
- * asked (`expand`).
+ * An invoice in its API shape, with what disputes took of its payments and hold or lost
+ * (`amount_disputed`: billing/invoice-payment.ts `disputedAway`, minor units), and its customer,
+ * transactions and credit notes as objects when asked (`expand`).
  */
 async function expanded({ db }: AppDeps, id: string, expand: string[] = []) {
   const invoice = serialize.invoice(await getInvoice(db, id));
   return {
     ...invoice,
+    amount_disputed: await disputedAway(db, id),
     ...(expand.includes('customer')
       ? { customer: serialize.customer(await getCustomerWithBalances(db, invoice.customer)) }
       : {}),

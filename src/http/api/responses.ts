@@ -295,10 +295,17 @@ export const CreditNote = z
   })
   .meta({ id: 'CreditNote' });
 
-/** An invoice as `GET /v1/invoices[/:id]` answers it: `expand=customer` / `transactions` / `credit_notes` put objects in. */
+/**
+ * An invoice as `GET /v1/invoices[/:id]` answers it, with `amount_disputed`: `expand=customer` /
+ * `transactions` / `credit_notes` put objects in.
+ */
 export const ExpandableInvoice = z
   .strictObject({
     ...invoiceFields,
+    amount_disputed: Amount.meta({
+      description:
+        'What disputes (chargebacks) took of its payments and the gateway holds (open) or gave the customer (lost); not one a refund paid (in amount_refunded) nor one won. Counted as given back: an invoice that gave money back (a refund, credit returned) is REFUNDED once amount_refunded + amount_disputed covers amount_paid and the credit it took is back, PARTIALLY_REFUNDED again if a dispute is won; a dispute alone leaves a PAID invoice PAID',
+    }),
     customer: z
       .union([z.string(), Customer])
       .meta({ description: 'The customer id, or with expand=customer the customer' }),
