@@ -33,6 +33,12 @@ export type ExceptionKind =
    * the dispute's amount, to refund by hand.
    */
   | 'dispute_won_after_refund'
+  /**
+   * A charge billhook booked as succeeded that the gateway now reports failed, or voided in a way
+   * billhook cannot book as a void (reconcile/apply.ts `succeededChargeUndone`): nothing changed, a
+   * person finds out what moved.
+   */
+  | 'succeeded_charge_undone'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
