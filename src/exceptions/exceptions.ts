@@ -34,6 +34,11 @@ export type ExceptionKind =
    */
   | 'dispute_won_after_refund'
   /**
+   * A dispute booked lost that the gateway now reports won, which billhook cannot book as the
+   * chargeback's money coming back (payments/disputes.ts `wonAfterLoss`): nothing changed.
+   */
+  | 'dispute_won_after_loss'
+  /**
    * A charge billhook booked as succeeded that the gateway now reports failed, or voided in a way
    * billhook cannot book as a void (reconcile/apply.ts `succeededChargeUndone`): nothing changed, a
    * person finds out what moved.
