@@ -294,8 +294,8 @@ async function lostForAnotherAmount(
  * while the card issuer decides) and the report is that chargeback decided for the merchant
  * (`reversal`: PayPal's dispute of channel `EXTERNAL`, resolved `RESOLVED_SELLER_FAVOUR`) for the
  * amount lost, the gateway gives the money back (PayPal's chargeback guide: when the card issuer
- * finds for the seller, PayPal returns the funds; Transaction Search `T1202` "chargeback reversal",
- * https://developer.paypal.com/docs/transaction-search/transaction-event-codes/): the dispute becomes
+ * finds for the seller, PayPal returns the funds, https://www.paypal.com/il/webapps/mpp/security/sell-chargebackguide3;
+ * in Transaction Search a `T1202` chargeback reversal): the dispute becomes
  * `won` and `dp_…:loss_returned` takes the loss back (chargeback losses → gateway clearing); as for
  * any dispute won, money the invoice gave back since it opened raises `dispute_won_after_refund`
  * (`wonAfterGivingBack`). Anything else (a claim won, not a chargeback, after a reversal: perhaps a
