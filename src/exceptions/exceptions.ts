@@ -33,6 +33,17 @@ export type ExceptionKind =
    * customer may be owed up to what came back to the merchant (`details.amount`), to refund by hand.
    */
   | 'dispute_won_after_refund'
+  /**
+   * A dispute booked lost that the gateway now reports won, which billhook cannot book as the
+   * chargeback's money coming back (payments/disputes.ts `wonAfterLoss`): nothing changed.
+   */
+  | 'dispute_won_after_loss'
+  /**
+   * A charge billhook booked as succeeded that the gateway now reports failed, or voided in a way
+   * billhook cannot book as a void (reconcile/apply.ts `succeededChargeUndone`): nothing changed, a
+   * person finds out what moved.
+   */
+  | 'succeeded_charge_undone'
   | 'unparseable_payload'
   | 'unknown_outcome'
   /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */

@@ -309,6 +309,14 @@ export interface GatewayCapabilities {
    * its own: the dispute and the refund are one movement of money, booked once as the refund.
    */
   readonly lostDisputePaidAsRefund: boolean;
+  /**
+   * A webhook's charge event reports the payment's state as the gateway's API answers it when billhook
+   * processes the delivery (the webhook is only a hint, and normalising it asks the gateway), not a
+   * snapshot of a moment that a later event may have overtaken: a succeeded charge such an event
+   * reports failed is the gateway's word now, for a person (reconcile/apply.ts), where a snapshot's
+   * failure delivered after the success is older news (a PaymentIntent re-confirmed after a decline).
+   */
+  readonly chargeEventsReadBack: boolean;
 }
 
 /** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */

@@ -118,6 +118,7 @@ export const entryKeys = {
   disputeLost: (disputeId: string) => `${disputeId}:lost`,
   disputeLostByRefund: (disputeId: string) => `${disputeId}:refunded`,
   disputeLossRefunded: (disputeId: string) => `${disputeId}:refunded_after_loss`,
+  disputeLossReturned: (disputeId: string) => `${disputeId}:loss_returned`,
   /** The change itself: the subscription, when it took effect, and from what plan and quantity to what. */
   prorationCredited: ({
     subscriptionId,
@@ -512,6 +513,26 @@ export function disputeLossRefunded(
   return {
     idempotencyKey: entryKeys.disputeLossRefunded(id),
     description: `dispute ${id} was paid to the customer by refund ${dispute.refundId}: its loss is the refund`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
+      chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:loss_returned`: a chargeback booked lost when the gateway took the money back (a reversal),
+ * then decided for the merchant: the gateway returns the money (PayPal's T1202 "chargeback
+ * reversal"), so the loss is taken back (debit the gateway's clearing, credit chargeback losses).
+ */
+export function disputeLossReturned(dispute: DisputeMovement): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeLossReturned(id),
+    description: `dispute ${id} won after the chargeback took its money: the money came back`,
     source: { type: 'dispute', id },
     postings: transfer(
       chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),

@@ -10,6 +10,7 @@ import { postEntry } from '../ledger/journal.ts';
 import {
   disputeHoldReleased,
   disputeLossRefunded,
+  disputeLossReturned,
   disputeLost,
   disputeLostByRefund,
   disputeOpened,
@@ -300,6 +301,78 @@ async function lostForAnotherAmount(
   return { kind: 'duplicate', dispute: existing };
 }
 
+/**
+ * A `won` report for dispute `existing`, recorded lost. When that loss was the gateway reversing the
+ * payment (`reversed`: PayPal's `PAYMENT.CAPTURE.REVERSED`, which takes a chargeback's money at once
+ * while the card issuer decides) and the report is that chargeback decided for the merchant
+ * (`reversal`: PayPal's dispute of channel `EXTERNAL`, resolved `RESOLVED_SELLER_FAVOUR`) for the
+ * amount lost, the gateway gives the money back (PayPal's chargeback guide: when the card issuer
+ * finds for the seller, PayPal returns the funds, https://www.paypal.com/il/webapps/mpp/security/sell-chargebackguide3;
+ * in Transaction Search a `T1202` chargeback reversal): the dispute becomes
+ * `won` and `dp_…:loss_returned` takes the loss back (chargeback losses → gateway clearing); as for
+ * any dispute won, money the invoice gave back since it opened raises `dispute_won_after_refund`
+ * (`returnedAfterGivingBack`) and the statuses of its period's invoices are worked again
+ * (`statusesWorkedAgain`). Anything else (a claim won, not a chargeback, after a reversal: perhaps a
+ * claim won before a chargeback, delivered late; another amount than was lost) cannot be told apart
+ * from the events: nothing changes, and a `dispute_won_after_loss` exception names the dispute for a
+ * person (once per payment).
+ * @returns `applied` with the dispute won, or `stale` with `existing` as it was
+ */
+async function wonAfterLoss(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  existing: DisputeRow,
+  report: DisputeReport,
+): Promise<DisputeRecordOutcome> {
+  if (!existing.reversed || !report.reversal || report.amount !== existing.amount) {
+    const why = !existing.reversed
+      ? 'it was not a reversal of the payment'
+      : !report.reversal
+        ? 'the report is not of a chargeback (a claim may have been won before the chargeback)'
+        : `the report is for ${report.amount} ${existing.currency}`;
+    await raiseException(work, {
+      kind: 'dispute_won_after_loss',
+      gateway: existing.gateway,
+      gatewayAccount: existing.gateway_account,
+      transactionId: transaction.id,
+      message:
+        `dispute ${existing.id} (${existing.gateway_dispute_id}) was booked lost for ${existing.amount} ` +
+        `${existing.currency}, and ${existing.gateway} now reports it won, which billhook cannot book (${why}): ` +
+        `nothing changed; check at ${existing.gateway} whether the money came back and book it`,
+      details: { dispute: existing.id, lost: existing.amount, won: report.amount },
+    });
+    return { kind: 'stale', dispute: existing };
+  }
+  const dispute = await work.trx
+    .updateTable('disputes')
+    .set({ status: 'won', updated_at: new Date() })
+    .where('id', '=', existing.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordActivity(work, {
+    resourceType: 'dispute',
+    resourceId: dispute.id,
+    action: 'dispute.won',
+    customerId: transaction.customer_id,
+    data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
+  });
+  await postEntry(
+    work,
+    disputeLossReturned({
+      disputeId: dispute.id,
+      transactionId: transaction.id,
+      gateway: transaction.gateway,
+      gatewayAccount: transaction.gateway_account,
+      amount: dispute.amount,
+      currency: dispute.currency,
+    }),
+  );
+  await returnedAfterGivingBack(work, transaction, existing, existing.amount);
+  // The loss returned: what disputes took of the invoice changed, as for any dispute won.
+  if (transaction.invoice_id !== null) await statusesWorkedAgain(work, transaction.invoice_id, dispute.id);
+  return { kind: 'applied', dispute };
+}
+
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
 function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
   return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
@@ -333,7 +406,9 @@ function heldBeyondLoss(
  * not, for another amount than a dispute already lost changes nothing and raises an `amount_mismatch`
  * exception once (`lostForAnotherAmount`). An open dispute reported lost
  * for more than it withheld books the hold as lost, as it was, and returns the rest `unbooked`
- * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how.
+ * (`lost_beyond_hold`): the gateway took it some other way, and only a person can tell how. A
+ * dispute lost by a reversal and then reported won as the chargeback it was gets its money back
+ * (`wonAfterLoss`); any other `won` report of a dispute lost is a `dispute_won_after_loss` exception.
  *
  * A report that may move funds (any but an inquiry) on a payment of an invoice locks that invoice
  * first (`lockInvoice`: its subscription, then the invoice, then the dispute's row), as every refund
@@ -382,6 +457,9 @@ export async function recordDispute(
   if (existing?.status === 'lost' && report.status === 'lost') {
     if (existing.amount !== report.amount) return lostForAnotherAmount(work, transaction, existing, report);
     if (report.reversal && !existing.reversed) return markReversed(work, transaction, existing);
+  }
+  if (existing?.status === 'lost' && report.status === 'won') {
+    return wonAfterLoss(work, transaction, existing, report);
   }
   const status = reportedStatus(existing, report);
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };

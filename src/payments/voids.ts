@@ -3,7 +3,7 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { capturedAmount } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
-import type { Database, TransactionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
@@ -90,13 +90,13 @@ async function overpaidAmount(trx: Kysely<Database>, transactionId: string): Pro
 }
 
 /**
- * Records a void the gateway confirmed, inside `work`, on the transaction locked after its invoice
- * (the order charges, webhooks and refunds lock in): the transaction becomes `canceled` with failure
- * code `voided`, and `transaction.voided` is recorded. A succeeded one is also taken back: its
- * invoice is paid down no more (`reversePayment`) and exactly what its success posted is reversed
- * (`paymentVoided`, `overpaymentVoided`). A transaction already canceled or failed meanwhile (a webhook) is left as is.
+ * Locks `known`'s invoice (if any), then the transaction, inside `work`: the order charges, webhooks
+ * and refunds lock in. Reads the transaction as it is now.
  */
-async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<TransactionRow> {
+async function lockForVoid(
+  work: UnitOfWork,
+  known: TransactionRow,
+): Promise<{ transaction: TransactionRow; invoice: InvoiceRow | undefined }> {
   const invoice = known.invoice_id ? await lockInvoice(work, known.invoice_id) : undefined;
   const transaction = await work.trx
     .selectFrom('transactions')
@@ -104,35 +104,102 @@ async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<Tran
     .where('id', '=', known.id)
     .forUpdate()
     .executeTakeFirstOrThrow();
-  if (transaction.status === 'canceled' || transaction.status === 'failed') return transaction;
+  return { transaction, invoice };
+}
+
+/**
+ * Books a void of locked `transaction` (pending, unknown or succeeded) inside `work`: a succeeded one
+ * is taken back first, its invoice paid down no more (`reversePayment`) and exactly what its success
+ * posted reversed (`paymentVoided`, `overpaymentVoided`); then the transaction becomes `canceled`
+ * with failure code `voided` and `message`, and `transaction.voided` is recorded.
+ * @throws ConflictError `invoice_not_reversible` (from `reversePayment`, before anything is written)
+ *   when the invoice a succeeded one paid was refunded or closed meanwhile
+ */
+async function bookVoid(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  invoice: InvoiceRow | undefined,
+  message: string,
+): Promise<TransactionRow> {
+  if (transaction.status === 'succeeded') {
+    const moved = capturedAmount(transaction);
+    if (invoice) await reversePayment(work, invoice, moved);
+    const overpaid = await overpaidAmount(work.trx, transaction.id);
+    const customerId = transaction.customer_id ?? invoice?.customer_id;
+    if (customerId) {
+      const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
+      await postEntry(
+        work,
+        paymentVoided({
+          ...payment,
+          gateway: transaction.gateway,
+          gatewayAccount: transaction.gateway_account,
+          amount: moved,
+        }),
+      );
+      if (overpaid > 0n) await postEntry(work, overpaymentVoided({ ...payment, amount: overpaid }));
+    }
+  }
   const changes = {
     status: 'canceled' as const,
     failure_code: 'voided',
-    failure_message: `voided at ${transaction.gateway} through the API`,
+    failure_message: message,
     updated_at: new Date(),
   };
   await work.trx.updateTable('transactions').set(changes).where('id', '=', transaction.id).execute();
   const voided: TransactionRow = { ...transaction, ...changes };
   await transactionActivity(work, voided, 'transaction.voided');
-  if (transaction.status !== 'succeeded') return voided;
-  const moved = capturedAmount(transaction);
-  const overpaid = await overpaidAmount(work.trx, transaction.id);
-  if (invoice) await reversePayment(work, invoice, moved);
-  const customerId = transaction.customer_id ?? invoice?.customer_id;
-  if (customerId) {
-    const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
-    await postEntry(
-      work,
-      paymentVoided({
-        ...payment,
-        gateway: transaction.gateway,
-        gatewayAccount: transaction.gateway_account,
-        amount: moved,
-      }),
-    );
-    if (overpaid > 0n) await postEntry(work, overpaymentVoided({ ...payment, amount: overpaid }));
-  }
   return voided;
+}
+
+/**
+ * Records a void the gateway confirmed, inside `work`, on the transaction locked after its invoice
+ * (`lockForVoid`), as `bookVoid` books it. A transaction already canceled or failed meanwhile (a
+ * webhook) is left as is.
+ */
+async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<TransactionRow> {
+  const { transaction, invoice } = await lockForVoid(work, known);
+  if (transaction.status === 'canceled' || transaction.status === 'failed') return transaction;
+  return bookVoid(work, transaction, invoice, `voided at ${transaction.gateway} through the API`);
+}
+
+/**
+ * What `recordReportedVoid` did: `applied` (booked as a void), `duplicate` (canceled already: billhook's
+ * own void, or this report before), `stale` (a refund of billhook's carries the money: Authorize.Net
+ * makes billhook's whole refund of an unsettled charge as a void, gateways/authorizenet/client.ts
+ * `refund`), or `refused` with why it cannot be booked (`reason`), changing nothing.
+ */
+export type ReportedVoidOutcome =
+  | { kind: 'applied' | 'duplicate' | 'stale'; transaction: TransactionRow }
+  | { kind: 'refused'; transaction: TransactionRow; reason: string };
+
+/**
+ * Records, inside `work`, a void the gateway reports of succeeded charge `known` that billhook did not
+ * ask for (made in the gateway's own dashboard, e.g. Authorize.Net's Merchant Interface, before
+ * settlement: no money moved, PRODUCT.md §11), as billhook's own void books it (`bookVoid`: the
+ * invoice owed again, the payment's postings reversed, the subscription it may have reinstated left as
+ * it is). Only what `POST /v1/transactions/:id/void` could void is booked (`whyNotVoidable`: a gateway
+ * that voids succeeded charges until settlement, no dispute on it) on an invoice whose payment can be
+ * taken back (`reversePayment`); anything else is `refused`, for the caller to raise for a person.
+ * A repeat changes nothing (`duplicate`).
+ */
+export async function recordReportedVoid(
+  work: UnitOfWork,
+  known: TransactionRow,
+): Promise<ReportedVoidOutcome> {
+  const { transaction, invoice } = await lockForVoid(work, known);
+  if (transaction.status === 'canceled') return { kind: 'duplicate', transaction };
+  if (transaction.status !== 'succeeded') return { kind: 'stale', transaction };
+  const refusal = await whyNotVoidable(work.trx, transaction);
+  if (refusal?.code === 'transaction_refunded') return { kind: 'stale', transaction };
+  if (refusal) return { kind: 'refused', transaction, reason: refusal.message };
+  try {
+    const message = `voided at ${transaction.gateway}, not through billhook's API`;
+    return { kind: 'applied', transaction: await bookVoid(work, transaction, invoice, message) };
+  } catch (error) {
+    if (!(error instanceof ConflictError) || error.code !== 'invoice_not_reversible') throw error;
+    return { kind: 'refused', transaction, reason: error.message };
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   lockTransactionsAhead,
   recordChargeResult,
 } from '../payments/transactions.ts';
+import { recordReportedVoid } from '../payments/voids.ts';
 import {
   lockPartnerFees,
   recordSettlementLine,
@@ -173,6 +174,54 @@ function chargeMismatch(
   return mismatch(event, transaction, transaction.id, (moved, charged) => moved > 0n && moved <= charged);
 }
 
+/**
+ * A charge event that reports succeeded payment `payment` (its `recordChargeResult` was `stale`: a
+ * succeeded charge is final there) undone, or undefined when it is older news, left `stale`. Money
+ * the gateway reports is what is booked (PRODUCT.md §11):
+ * - canceled (a void of the captured charge before it settled, made at the gateway: Authorize.Net's
+ *   Merchant Interface) is booked as billhook's own void (payments/voids.ts `recordReportedVoid`),
+ *   once; one a refund of billhook's carries is `stale`; one that cannot be booked (a gateway that
+ *   cannot void a captured charge, a dispute on it, an invoice refunded or closed meanwhile) is a
+ *   `succeeded_charge_undone` exception for a person, changing nothing;
+ * - failed, by a gateway whose charge events are its API's answer now (capabilities'
+ *   `chargeEventsReadBack`: Authorize.Net's `settlementError`), is a `succeeded_charge_undone`
+ *   exception, changing nothing: whether any money moved is for a person to find out. A snapshot's
+ *   failure (Stripe, PayPal) delivered after the success stays `stale`: a PaymentIntent declined
+ *   then re-confirmed reports both, in any order;
+ * - pending is older news (a charge held for review, then captured): `stale`.
+ */
+async function succeededChargeUndone(
+  work: UnitOfWork,
+  event: PaymentEvent,
+  payment: TransactionRow,
+  status: 'succeeded' | 'failed' | 'pending' | 'canceled',
+): Promise<ApplyResult | undefined> {
+  const booked = `${payment.id}, booked succeeded for ${capturedAmount(payment)} ${payment.currency}`;
+  const undone = (reason: string): ApplyResult => ({
+    kind: 'exception',
+    exception: 'succeeded_charge_undone',
+    transactionId: payment.id,
+    message: `event ${event.gatewayEventId}: ${payment.gateway} reports ${booked}, ${reason}`,
+    details: { transaction: payment.id, reported: status },
+  });
+  if (status === 'canceled') {
+    await forgetLockedAhead(work);
+    const voided = await recordReportedVoid(work, payment);
+    if (voided.kind !== 'refused') return { kind: voided.kind, transactionId: payment.id };
+    return undone(
+      `as voided, which billhook cannot book as a void (${voided.reason}): nothing changed; ` +
+        'check at the gateway what moved and book it',
+    );
+  }
+  if (status === 'failed' && capabilitiesOf(payment.gateway).chargeEventsReadBack) {
+    return undone(
+      `as failed now (${event.failureCode ?? 'no code'}: ${event.failureMessage ?? 'no message'}): nothing ` +
+        'changed; check at the gateway whether the money moved, and take the payment back if it did not',
+    );
+  }
+  return undefined;
+}
+
 async function applyChargeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
@@ -202,6 +251,10 @@ async function applyChargeEvent(
     undefined,
     context.policy,
   );
+  if (recorded.kind === 'stale' && recorded.transaction.status === 'succeeded') {
+    const undone = await succeededChargeUndone(work, event, recorded.transaction, status);
+    if (undone) return undone;
+  }
   if (recorded.kind === 'applied' && recorded.overpaid) {
     const { message } = duplicatePayment(found);
     return { kind: 'exception', exception: 'duplicate_payment', transactionId: found.id, message };

@@ -20,6 +20,7 @@ describe('gateway capabilities', () => {
         void: 'uncaptured',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
+        chargeEventsReadBack: false,
       },
       paypal: {
         partialCapture: false,
@@ -27,6 +28,7 @@ describe('gateway capabilities', () => {
         void: 'none',
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: true,
+        chargeEventsReadBack: false,
       },
       authorizenet: {
         partialCapture: true,
@@ -34,6 +36,7 @@ describe('gateway capabilities', () => {
         void: 'unsettled',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
+        chargeEventsReadBack: true,
       },
       eway: {
         partialCapture: false,
@@ -41,6 +44,7 @@ describe('gateway capabilities', () => {
         void: 'none',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
+        chargeEventsReadBack: true,
       },
       securepay: {
         partialCapture: false,
@@ -48,6 +52,7 @@ describe('gateway capabilities', () => {
         void: 'none',
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: false,
+        chargeEventsReadBack: false,
       },
     });
   });

@@ -7,6 +7,7 @@ import {
   customerCreditReturned,
   disputeHoldReleased,
   disputeLossRefunded,
+  disputeLossReturned,
   disputeLost,
   disputeLostByRefund,
   disputeOpened,
@@ -371,6 +372,16 @@ const rows: {
     movement: 'dispute booked lost, then its refund seen',
     entry: disputeLossRefunded({ ...dispute, refundId: 're_1' }),
     key: 'dp_1:refunded_after_loss',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
+      ['chargeback_losses', -500n],
+    ],
+  },
+  {
+    movement: 'chargeback booked lost, then decided for the merchant: the money back',
+    entry: disputeLossReturned(dispute),
+    key: 'dp_1:loss_returned',
     source: 'dispute dp_1',
     postings: [
       ['gateway_clearing:stripe', 500n],

@@ -16,6 +16,8 @@ import type { GatewayCapabilities } from '../types.ts';
  *   searched by our invoice number
  *   (https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-unsettled-transaction-list).
  * - lostDisputePaidAsRefund: no.
+ * - chargeEventsReadBack: yes. A notification only names a transaction; its state is read with
+ *   getTransactionDetails when the delivery is processed (webhook.ts `normalize`).
  */
 export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   partialCapture: true,
@@ -23,4 +25,5 @@ export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   void: 'unsettled',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
+  chargeEventsReadBack: true,
 };

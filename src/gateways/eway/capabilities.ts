@@ -11,6 +11,8 @@ import type { GatewayCapabilities } from '../types.ts';
  * - statusCheck: `query`. Transaction Query by our reference, `GET /Transaction/InvoiceRef/{ref}`
  *   (https://eway.io/api-v3/#transaction-query).
  * - lostDisputePaidAsRefund: no.
+ * - chargeEventsReadBack: yes. A hint only names a transaction or access code; its state is read with
+ *   Transaction Query when the delivery is processed (webhook.ts `normalize`).
  */
 export const EWAY_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -18,4 +20,5 @@ export const EWAY_CAPABILITIES: GatewayCapabilities = {
   void: 'none',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
+  chargeEventsReadBack: true,
 };

@@ -15,6 +15,7 @@ import type { GatewayCapabilities } from '../types.ts';
  * - lostDisputePaidAsRefund: yes. An accepted claim closes the dispute with `RESOLVED_BUYER_FAVOUR` /
  *   `ACCEPTED` and `amount_refunded`, and refunds the capture (`PAYMENT.CAPTURE.REFUNDED`,
  *   https://developer.paypal.com/docs/api/customer-disputes/v1/#disputes_accept-claim).
+ * - chargeEventsReadBack: no. An event carries the capture as it was when the event was made.
  */
 export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -22,4 +23,5 @@ export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
   void: 'none',
   statusCheck: 'repeat',
   lostDisputePaidAsRefund: true,
+  chargeEventsReadBack: false,
 };

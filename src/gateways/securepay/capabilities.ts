@@ -12,6 +12,7 @@ import type { GatewayCapabilities } from '../types.ts';
  * - statusCheck: `repeat`. SecurePay has no status query for card payments (FACTS.md): the charge is
  *   repeated with the same `Idempotency-Key` and `orderId`.
  * - lostDisputePaidAsRefund: no.
+ * - chargeEventsReadBack: no. Its hints give no charge events at all (webhook.ts `normalize`).
  */
 export const SECUREPAY_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -19,4 +20,5 @@ export const SECUREPAY_CAPABILITIES: GatewayCapabilities = {
   void: 'none',
   statusCheck: 'repeat',
   lostDisputePaidAsRefund: false,
+  chargeEventsReadBack: false,
 };

@@ -15,6 +15,8 @@ import type { GatewayCapabilities } from '../types.ts';
  *   (https://docs.stripe.com/search#query-fields-for-payment-intents).
  * - lostDisputePaidAsRefund: no. A lost dispute's funds stay withdrawn; no refund is made
  *   (https://docs.stripe.com/disputes/how-disputes-work).
+ * - chargeEventsReadBack: no. An event carries the PaymentIntent as it was when the event was made
+ *   (https://docs.stripe.com/webhooks, "Event ordering": Stripe does not guarantee delivery in order).
  */
 export const STRIPE_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -22,4 +24,5 @@ export const STRIPE_CAPABILITIES: GatewayCapabilities = {
   void: 'uncaptured',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
+  chargeEventsReadBack: false,
 };
