@@ -13,7 +13,7 @@ import {
   lineColumns,
   lockPartnerFees,
   matchLine,
-  type OtherAccountMatch,
+  type NoMatch,
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
@@ -77,9 +77,10 @@ export async function recordPayout(
   const first = await samePayoutElsewhere(work, account, report);
   if (first) return recordPayout(work, first, report, options);
   // Every line must match before anything is written (unless unmatched lines are accepted; a line
-  // naming another account's object is recorded unmatched now, as waiting does not change it); the
+  // naming another account's object, or a charge another line matched, is recorded unmatched now, as
+  // waiting does not change it: `NoMatch`); the
   // matches found are handed on, so no line is matched twice.
-  const known = new Map<string, LineMatch | OtherAccountMatch>();
+  const known = new Map<string, LineMatch | NoMatch>();
   if (!options.acceptUnmatched) {
     for (const line of report.lines ?? []) {
       const match = await matchLine(work, account, line);
@@ -283,7 +284,7 @@ async function recordPayoutLines(
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
-  known: ReadonlyMap<string, LineMatch | OtherAccountMatch>,
+  known: ReadonlyMap<string, LineMatch | NoMatch>,
 ): Promise<void> {
   let total = 0n;
   await lockPartnerFees(work, account.gateway, report.lines ?? []);
@@ -293,10 +294,7 @@ async function recordPayoutLines(
       known: known.get(line.gatewayLineId),
     });
     if (outcome.kind === 'unmatched') {
-      await raiseException(
-        work,
-        unmatchedLine(account, outcome.line, { payout, otherAccount: outcome.otherAccount }),
-      );
+      await raiseException(work, unmatchedLine(account, outcome.line, { payout, ...outcome }));
     }
   }
   const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
