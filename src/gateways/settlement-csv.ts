@@ -157,7 +157,8 @@ function toDate(text: string): Date | string {
  * ids, currency, amounts in minor units, when it occurred), so the same line gets the same id in every
  * file it appears in, with or without its payout, and a line is booked once however often it is
  * imported. `available_on` is not part of it: a report may give it only once the line is paid out,
- * and the unpaid line and its payout's line are one line. A repeat of an identical line in one file
+ * and the unpaid line and its payout's line are one line (a row with `available_on` imported before
+ * it was left out has another id: imported again, it is another line). A repeat of an identical line in one file
  * gets `_2`, `_3`… (a second identical fee on the same day).
  */
 function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<string, number>): string {
@@ -175,6 +176,8 @@ function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<st
         String(line.net),
         line.original ? [line.original.currency, String(line.original.amount)] : [],
         line.occurredAt.toISOString(),
+        // Where `available_on` once was: a line without it keeps the id it was given before.
+        '',
       ]),
     )
     .digest('hex')
