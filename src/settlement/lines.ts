@@ -70,10 +70,10 @@ export interface ChargedByOtherLine {
 }
 
 /** A match that matches nothing now and never will: `OtherAccountMatch` or `ChargedByOtherLine`. */
-export type NoMatch = OtherAccountMatch | ChargedByOtherLine;
+export type Unmatchable = OtherAccountMatch | ChargedByOtherLine;
 
-/** Whether `match` is one that matches nothing for good (`NoMatch`): recorded unmatched at once. */
-export const matchesNothing = (match: LineMatch | NoMatch | undefined): match is NoMatch =>
+/** Whether `match` is one that matches nothing for good (`Unmatchable`): recorded unmatched at once. */
+const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unmatchable =>
   match !== undefined && ('otherAccount' in match || 'chargedBy' in match);
 
 /**
@@ -87,13 +87,13 @@ export const matchesNothing = (match: LineMatch | NoMatch | undefined): match is
  * a payment whose charge another line matched already (`ChargedByOtherLine`, never a second fee).
  * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
- * @returns the match, a `NoMatch`, or undefined when billhook has no such object (yet)
+ * @returns the match, an `Unmatchable`, or undefined when billhook has no such object (yet)
  */
 export async function matchLine(
   work: UnitOfWork,
   account: SettlementAccount,
   line: SettlementLine,
-): Promise<LineMatch | NoMatch | undefined> {
+): Promise<LineMatch | Unmatchable | undefined> {
   const { gateway } = account;
   const elsewhere = (row: { gateway_account: string | null }): OtherAccountMatch | undefined =>
     row.gateway_account === account.gatewayAccount ? undefined : { otherAccount: row.gateway_account };
@@ -257,7 +257,7 @@ export type LineOutcome =
 /** Options of `recordSettlementLine`. */
 export interface RecordLineOptions {
   /** The match the caller already found for this line (`recordPayout` checks every line first). */
-  known?: LineMatch | NoMatch;
+  known?: LineMatch | Unmatchable;
   /**
    * What to do with a line that matches nothing: `record` it unmatched (the default), or `refuse` it
    * (`not_found`, nothing written), so a webhook retries once billhook knows its charge.
@@ -322,8 +322,8 @@ export async function recordSettlementLine(
   const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
   // A line naming another account's object, or a charge another line matched, is recorded unmatched
   // at once, never refused: a retry would not make the object this account's, or the charge this line's.
-  const never = matchesNothing(found) ? found : undefined;
-  const matched = found && !matchesNothing(found) ? found : undefined;
+  const never = isUnmatchable(found) ? found : undefined;
+  const matched = found && !isUnmatchable(found) ? found : undefined;
   if (!wasMatched && !found && options.unmatched === 'refuse') return { kind: 'not_found' };
   if (existing && wasMatched && (existing.payout_id !== null || payoutId === null)) {
     return { kind: 'duplicate', line: existing };

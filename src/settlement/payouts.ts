@@ -13,10 +13,10 @@ import {
   lineColumns,
   lockPartnerFees,
   matchLine,
-  type NoMatch,
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
+  type Unmatchable,
   unmatchedLine,
 } from './lines.ts';
 
@@ -81,9 +81,9 @@ export async function recordPayout(
   if (first) return recordPayout(work, first, report, options);
   // Every line must match before anything is written (unless unmatched lines are accepted; a line
   // naming another account's object, or a charge another line matched, is recorded unmatched now, as
-  // waiting does not change it: `NoMatch`); the
+  // waiting does not change it: `Unmatchable`); the
   // matches found are handed on, so no line is matched twice.
-  const known = new Map<string, LineMatch | NoMatch>();
+  const known = new Map<string, LineMatch | Unmatchable>();
   if (!options.acceptUnmatched) {
     for (const line of report.lines ?? []) {
       const match = await matchLine(work, account, line);
@@ -318,7 +318,7 @@ async function recordPayoutLines(
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
-  known: ReadonlyMap<string, LineMatch | NoMatch>,
+  known: ReadonlyMap<string, LineMatch | Unmatchable>,
   first: boolean,
 ): Promise<void> {
   const lines = report.lines ?? [];
