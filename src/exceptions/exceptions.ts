@@ -50,8 +50,17 @@ export type ExceptionKind =
   | 'amount_not_representable'
   /** A stored webhook that kept failing and whose dead letter was deleted: never processed. */
   | 'abandoned_event'
-  /** A payout whose lines' nets do not sum to its amount (PRODUCT.md §13). */
+  /**
+   * A payout whose lines' nets do not sum to its amount (PRODUCT.md §13), counting the lines it holds
+   * (a line another payout holds already stays there).
+   */
   | 'payout_lines_mismatch'
+  /**
+   * A payout first recorded with lines that are all another payout's of its account already (one
+   * deposit under two payout ids: eWAY's sweep's `<SettlementID>:<currency>` and a file's
+   * `SettlementID`): its money is not moved (settlement/payouts.ts `recordPayout`); it names both.
+   */
+  | 'payout_lines_elsewhere'
   /** A settlement line about a charge, refund or dispute billhook does not know. */
   | 'settlement_line_unmatched'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */

@@ -154,9 +154,12 @@ function toDate(text: string): Date | string {
 
 /**
  * The id of a row without `line_id`: `csv_` and 24 hex digits of a SHA-256 of what the line is (kind,
- * ids, currency, amounts in minor units, times), so the same line gets the same id in every file it
- * appears in, with or without its payout, and a line is booked once however often it is imported. A
- * repeat of an identical line in one file gets `_2`, `_3`… (a second identical fee on the same day).
+ * ids, currency, amounts in minor units, when it occurred), so the same line gets the same id in every
+ * file it appears in, with or without its payout, and a line is booked once however often it is
+ * imported. `available_on` is not part of it: a report may give it only once the line is paid out,
+ * and the unpaid line and its payout's line are one line (a row with `available_on` imported before
+ * it was left out has another id: imported again, it is another line). A repeat of an identical line in one file
+ * gets `_2`, `_3`… (a second identical fee on the same day).
  */
 function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<string, number>): string {
   const digest = createHash('sha256')
@@ -173,7 +176,8 @@ function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<st
         String(line.net),
         line.original ? [line.original.currency, String(line.original.amount)] : [],
         line.occurredAt.toISOString(),
-        line.availableOn?.toISOString() ?? '',
+        // Where `available_on` once was: a line without it keeps the id it was given before.
+        '',
       ]),
     )
     .digest('hex')

@@ -415,7 +415,7 @@ async function applySettlementLine(
     return {
       kind: 'exception',
       exception: 'settlement_line_unmatched',
-      message: unmatchedLine(account, recorded.line, { otherAccount: recorded.otherAccount }).message,
+      message: unmatchedLine(account, recorded.line, recorded).message,
     };
   }
   return { kind: recorded.kind, transactionId: recorded.line.transaction_id ?? recorded.line.id };

@@ -56,10 +56,25 @@ export interface OtherAccountMatch {
   otherAccount: string | null;
 }
 
-/** Whether `match` names an object of another gateway account (`OtherAccountMatch`). */
-export const onOtherAccount = (
-  match: LineMatch | OtherAccountMatch | undefined,
-): match is OtherAccountMatch => match !== undefined && 'otherAccount' in match;
+/**
+ * A charge line naming a payment whose charge another settlement line already matched (with a gross
+ * of the same sign; a negative one is the charge's reversal): the same charge reported under two
+ * gateway line ids (a Stripe webhook's `txn_…` and a file's derived `csv_…`; a row's id corrected
+ * by hand). It matches nothing, so the charge's fee and conversion are booked once, by the first
+ * line; a caller records it unmatched for a person at once, naming both lines (waiting does not make
+ * it the charge's line).
+ */
+export interface ChargedByOtherLine {
+  /** The settlement line (`stl_…`, the gateway's line id) that matched the payment's charge first. */
+  chargedBy: { id: string; gatewayLineId: string };
+}
+
+/** A match that matches nothing now and never will: `OtherAccountMatch` or `ChargedByOtherLine`. */
+export type Unmatchable = OtherAccountMatch | ChargedByOtherLine;
+
+/** Whether `match` is one that matches nothing for good (`Unmatchable`): recorded unmatched at once. */
+const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unmatchable =>
+  match !== undefined && ('otherAccount' in match || 'chargedBy' in match);
 
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
@@ -68,16 +83,17 @@ export const onOtherAccount = (
  * `adjustment` line is about none (and matches as such).
  * Only objects of the line's own gateway account match (`account`; null: the gateway's default
  * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
- * unmatched for a person at once (waiting does not change whose it is).
+ * unmatched for a person at once (waiting does not change whose it is); so is a second charge line of
+ * a payment whose charge another line matched already (`ChargedByOtherLine`, never a second fee).
  * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
- * @returns the match, `OtherAccountMatch`, or undefined when billhook has no such object (yet)
+ * @returns the match, an `Unmatchable`, or undefined when billhook has no such object (yet)
  */
 export async function matchLine(
   work: UnitOfWork,
   account: SettlementAccount,
   line: SettlementLine,
-): Promise<LineMatch | OtherAccountMatch | undefined> {
+): Promise<LineMatch | Unmatchable | undefined> {
   const { gateway } = account;
   const elsewhere = (row: { gateway_account: string | null }): OtherAccountMatch | undefined =>
     row.gateway_account === account.gatewayAccount ? undefined : { otherAccount: row.gateway_account };
@@ -98,6 +114,8 @@ export async function matchLine(
     const other = elsewhere(payment);
     if (other) return other;
     if (payment.status !== 'succeeded') return undefined;
+    const first = await chargeLineOf(work, account, payment.id, line);
+    if (first) return { chargedBy: { id: first.id, gatewayLineId: first.gateway_line_id } };
     const amount = capturedAmount(payment);
     return {
       ...NO_MATCH,
@@ -132,6 +150,29 @@ export async function matchLine(
       booked: { currency: dispute.currency, amount: line.gross > 0n ? dispute.amount : -dispute.amount },
     }
   );
+}
+
+/**
+ * The settlement line other than charge line `line` of `account` (the gateway's line id) that
+ * matched payment `transactionId` (`txn_…`) as its charge with a gross of the same sign as `line`'s,
+ * on any account (the oldest), or undefined: a payment has one charge line, and one reversal.
+ */
+async function chargeLineOf(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  transactionId: string,
+  line: SettlementLine,
+): Promise<Pick<SettlementLineRow, 'id' | 'gateway_line_id'> | undefined> {
+  return work.trx
+    .selectFrom('settlement_lines')
+    .select(['id', 'gateway_line_id'])
+    .where('transaction_id', '=', transactionId)
+    .where('kind', '=', 'charge')
+    .where('gross', line.gross < 0n ? '<' : '>=', 0n)
+    .where(sql<boolean>`NOT (${ofAccount(account)} AND gateway_line_id = ${line.gatewayLineId})`)
+    .orderBy('created_at')
+    .orderBy('id')
+    .executeTakeFirst();
 }
 
 /**
@@ -206,16 +247,17 @@ export type LineOutcome =
   | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }
   /**
    * Billhook has no object for it (yet), or (`otherAccount` set) the object it names is of another
-   * gateway account of the gateway: recorded, booked nothing, for a person when it stays so.
+   * gateway account of the gateway, or (`chargedBy` set) its payment's charge is another line's
+   * (`ChargedByOtherLine`): recorded, booked nothing, for a person when it stays so.
    */
-  | { kind: 'unmatched'; line: SettlementLineRow; otherAccount?: string | null }
+  | ({ kind: 'unmatched'; line: SettlementLineRow } & Partial<OtherAccountMatch & ChargedByOtherLine>)
   /** Billhook has no object for it (yet), and the caller asked to refuse it: nothing was written. */
   | { kind: 'not_found' };
 
 /** Options of `recordSettlementLine`. */
 export interface RecordLineOptions {
   /** The match the caller already found for this line (`recordPayout` checks every line first). */
-  known?: LineMatch | OtherAccountMatch;
+  known?: LineMatch | Unmatchable;
   /**
    * What to do with a line that matches nothing: `record` it unmatched (the default), or `refuse` it
    * (`not_found`, nothing written), so a webhook retries once billhook knows its charge.
@@ -252,7 +294,8 @@ export function lineColumns(line: SettlementLine) {
  * Records one settlement line of `account` once (by the gateway's line id), matched to billhook's
  * charge, refund or dispute when it can be (`matchLine`), and books what it adds to the books
  * (`settlementLineBooked`: the fee, a conversion, a standalone fee or adjustment), once. A line seen
- * again (a payout listing a charge whose fee was already booked) only gains its payout, and a match
+ * again (a payout listing a charge whose fee was already booked) only gains its payout (and its
+ * `availableOn`, when it had none: a report may say it once the line is paid out), and a match
  * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
@@ -277,10 +320,10 @@ export async function recordSettlementLine(
     .executeTakeFirst();
   const wasMatched = existing !== undefined && isMatched(existing);
   const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
-  // A line naming another account's object is recorded unmatched at once, never refused: a retry
-  // would not make the object this account's.
-  const other = onOtherAccount(found) ? found : undefined;
-  const matched = found && !onOtherAccount(found) ? found : undefined;
+  // A line naming another account's object, or a charge another line matched, is recorded unmatched
+  // at once, never refused: a retry would not make the object this account's, or the charge this line's.
+  const never = isUnmatchable(found) ? found : undefined;
+  const matched = found && !isUnmatchable(found) ? found : undefined;
   if (!wasMatched && !found && options.unmatched === 'refuse') return { kind: 'not_found' };
   if (existing && wasMatched && (existing.payout_id !== null || payoutId === null)) {
     return { kind: 'duplicate', line: existing };
@@ -290,6 +333,7 @@ export async function recordSettlementLine(
         .updateTable('settlement_lines')
         .set({
           payout_id: existing.payout_id ?? payoutId,
+          available_on: existing.available_on ?? line.availableOn ?? null,
           ...(matched
             ? {
                 transaction_id: matched.transactionId,
@@ -317,9 +361,7 @@ export async function recordSettlementLine(
         .executeTakeFirstOrThrow();
   if (!matched) {
     if (wasMatched) return { kind: 'duplicate', line: row };
-    return other
-      ? { kind: 'unmatched', line: row, otherAccount: other.otherAccount }
-      : { kind: 'unmatched', line: row };
+    return { kind: 'unmatched', line: row, ...never };
   }
   if (existing) {
     await resolveUnmatchedLine(
@@ -472,22 +514,27 @@ function settledOtherAmount(
  * The `settlement_line_unmatched` exception of a line recorded unmatched, about it and, when a payout
  * listed it, that payout (`pyo_…` and the gateway's id). With `otherAccount` (the outcome's: the
  * line names an object of that gateway account, null the default one) the message names both
- * accounts and says the line was booked on neither.
+ * accounts and says the line was booked on neither; with `chargedBy` (`ChargedByOtherLine`) it names
+ * the line that matched the payment's charge first and says this one booked no fee.
  */
 export function unmatchedLine(
   account: SettlementAccount,
   line: SettlementLineRow,
-  about: { payout?: { id: string; gateway_payout_id: string }; otherAccount?: string | null } = {},
+  about: { payout?: { id: string; gateway_payout_id: string } } & Partial<
+    OtherAccountMatch & ChargedByOtherLine
+  > = {},
 ): NewException {
-  const { payout, otherAccount } = about;
+  const { payout, otherAccount, chargedBy } = about;
   const where = payout ? `payout ${payout.id} (${payout.gateway_payout_id}): ` : '';
   const what = `${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units)`;
   const named =
     line.gateway_refund_id ?? line.gateway_dispute_id ?? line.gateway_transaction_id ?? line.reference;
-  const message =
-    otherAccount !== undefined
-      ? `${what} of gateway account ${accountName(account)} names ${named} of gateway account ${accountName({ gateway: account.gateway, gatewayAccount: otherAccount })}: matched to nothing and booked on neither account`
-      : `${what} matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`;
+  let message = `${what} matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`;
+  if (otherAccount !== undefined) {
+    message = `${what} of gateway account ${accountName(account)} names ${named} of gateway account ${accountName({ gateway: account.gateway, gatewayAccount: otherAccount })}: matched to nothing and booked on neither account`;
+  } else if (chargedBy) {
+    message = `${what} names ${named}, whose charge is line ${chargedBy.gatewayLineId} (${chargedBy.id}) already: the same charge under two line ids? matched to nothing, no second fee booked`;
+  }
   return {
     kind: 'settlement_line_unmatched',
     gateway: account.gateway,
@@ -500,6 +547,7 @@ export function unmatchedLine(
       kind: line.kind,
       net: line.net,
       ...(otherAccount !== undefined ? { other_gateway_account: otherAccount } : {}),
+      ...(chargedBy ? { charged_by: chargedBy.id, charged_by_gateway_line_id: chargedBy.gatewayLineId } : {}),
     },
   };
 }

@@ -13,10 +13,10 @@ import {
   lineColumns,
   lockPartnerFees,
   matchLine,
-  type OtherAccountMatch,
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
+  type Unmatchable,
   unmatchedLine,
 } from './lines.ts';
 
@@ -61,8 +61,11 @@ export interface RecordPayoutOptions {
  * sent, `pyo_…:paid` (to the bank) when paid, `pyo_…:returned` when it failed or was canceled after
  * being sent. When the report lists its lines,
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
- * dispute) and attached to the payout; a payout whose lines' nets do not sum to its amount raises
- * `payout_lines_mismatch`, and each line billhook cannot match `settlement_line_unmatched`.
+ * dispute) and attached to the payout, before its movements are posted (`recordPayoutLines`): a
+ * payout whose held lines' nets do not sum to its amount raises `payout_lines_mismatch`, each line
+ * billhook cannot match `settlement_line_unmatched`, and a payout first recorded with lines all
+ * held by another payout of the account already (one deposit under two payout ids)
+ * `payout_lines_elsewhere`, its money never moved (`heldBack`).
  * Serialised per gateway payout id across the gateway's accounts (`lockPayout`, after the partner fee
  * locks of its lines), so two accounts recording the same payout at once book it once.
  */
@@ -77,9 +80,10 @@ export async function recordPayout(
   const first = await samePayoutElsewhere(work, account, report);
   if (first) return recordPayout(work, first, report, options);
   // Every line must match before anything is written (unless unmatched lines are accepted; a line
-  // naming another account's object is recorded unmatched now, as waiting does not change it); the
+  // naming another account's object, or a charge another line matched, is recorded unmatched now, as
+  // waiting does not change it: `Unmatchable`); the
   // matches found are handed on, so no line is matched twice.
-  const known = new Map<string, LineMatch | OtherAccountMatch>();
+  const known = new Map<string, LineMatch | Unmatchable>();
   if (!options.acceptUnmatched) {
     for (const line of report.lines ?? []) {
       const match = await matchLine(work, account, line);
@@ -137,8 +141,8 @@ export async function recordPayout(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+  if (listsLines) await recordPayoutLines(work, account, payout, report, known, existing === undefined);
   if (moves) await postPayoutMovements(work, payout, existing?.status);
-  if (listsLines) await recordPayoutLines(work, account, payout, report, known);
   return { kind: 'applied', payout };
 }
 
@@ -246,6 +250,27 @@ function lineContent(
   ]);
 }
 
+/**
+ * Whether `payout`'s money is held back: it was first recorded with lines all held by another payout
+ * of its account (`recordPayoutLines`), which the `payout_lines_elsewhere` exception about it records
+ * (resolved or not), so none of its movements is ever posted: that deposit's money moved with the
+ * other payout.
+ */
+async function heldBack(work: UnitOfWork, payout: PayoutRow): Promise<boolean> {
+  const raised = await work.trx
+    .selectFrom('reconciliation_exceptions')
+    .select('id')
+    .where('payout_id', '=', payout.id)
+    .where('kind', '=', 'payout_lines_elsewhere')
+    .executeTakeFirst();
+  return raised !== undefined;
+}
+
+/**
+ * Records `payout`'s move to its status (`before`: its status until now, undefined when new): a
+ * `payout.<status>` activity when it changed, and its movements once each (`pyo_…:created`, `:paid`,
+ * `:returned`), none for a payout of 0 or one whose money is held back (`heldBack`).
+ */
 async function postPayoutMovements(
   work: UnitOfWork,
   payout: PayoutRow,
@@ -266,7 +291,7 @@ async function postPayoutMovements(
       data: { amount: payout.amount, currency: payout.currency, gateway_payout_id: payout.gateway_payout_id },
     });
   }
-  if (payout.amount === 0n) return;
+  if (payout.amount === 0n || (await heldBack(work, payout))) return;
   if (RETURNED.has(payout.status)) {
     // Only a payout that was sent (seen in a non-final status before) moved money to return.
     if (before !== undefined && !RETURNED.has(before)) {
@@ -278,36 +303,87 @@ async function postPayoutMovements(
   if (payout.status === 'paid') await postEntry(work, payoutPaid(movement));
 }
 
+/**
+ * Records the lines `report` lists for `payout` (`recordSettlementLine`; each unmatched one raises
+ * `settlement_line_unmatched`), then checks what the payout holds now: a line another payout of the
+ * account holds already stays there and does not count. A payout recorded now for the first time
+ * (`first`: none of its movements posted yet) whose lines are all another payout's raises
+ * `payout_lines_elsewhere`, naming the payouts that hold them, and its money is held back
+ * (`heldBack`); otherwise a payout whose held lines' nets, in its currency, do not sum to its amount,
+ * or holding a line in another currency, raises `payout_lines_mismatch`, naming the payouts holding
+ * the lines it lists but does not hold.
+ */
 async function recordPayoutLines(
   work: UnitOfWork,
   account: SettlementAccount,
   payout: PayoutRow,
   report: PayoutReport,
-  known: ReadonlyMap<string, LineMatch | OtherAccountMatch>,
+  known: ReadonlyMap<string, LineMatch | Unmatchable>,
+  first: boolean,
 ): Promise<void> {
+  const lines = report.lines ?? [];
+  await lockPartnerFees(work, account.gateway, lines);
+  let held = 0;
   let total = 0n;
-  await lockPartnerFees(work, account.gateway, report.lines ?? []);
-  for (const line of report.lines ?? []) {
-    total += line.currency === payout.currency ? line.net : 0n;
+  let foreign = 0;
+  const elsewhere = new Set<string>();
+  for (const line of lines) {
     const outcome = await recordSettlementLine(work, account, line, payout.id, {
       known: known.get(line.gatewayLineId),
     });
     if (outcome.kind === 'unmatched') {
-      await raiseException(
-        work,
-        unmatchedLine(account, outcome.line, { payout, otherAccount: outcome.otherAccount }),
-      );
+      await raiseException(work, unmatchedLine(account, outcome.line, { payout, ...outcome }));
+    }
+    const row = outcome.kind === 'not_found' ? undefined : outcome.line;
+    if (row?.payout_id && row.payout_id !== payout.id) {
+      elsewhere.add(row.payout_id);
+    } else if (row) {
+      held += 1;
+      if (row.currency === payout.currency) total += row.net;
+      else foreign += 1;
     }
   }
-  const foreign = (report.lines ?? []).filter((line) => line.currency !== payout.currency);
-  if (total !== payout.amount || foreign.length > 0) {
+  const others =
+    elsewhere.size === 0
+      ? []
+      : await work.trx
+          .selectFrom('payouts')
+          .select(['id', 'gateway_payout_id'])
+          .where('id', 'in', [...elsewhere])
+          .orderBy('id')
+          .execute();
+  const named = others.map((other) => `${other.id} (${other.gateway_payout_id})`).join(', ');
+  const name = `payout ${payout.id} (${payout.gateway_payout_id})`;
+  if (first && lines.length > 0 && held === 0) {
+    await raiseException(work, {
+      kind: 'payout_lines_elsewhere',
+      gateway: account.gateway,
+      gatewayAccount: account.gatewayAccount,
+      payoutId: payout.id,
+      message: `${name} of ${payout.amount} ${payout.currency} (minor units) lists only lines that payout ${named} holds already: the same deposit under two payout ids? its money was not moved again (nothing to payouts in transit or the bank)`,
+      details: {
+        amount: payout.amount,
+        lines: lines.length,
+        other_payouts: others.map((other) => other.id),
+        other_gateway_payout_ids: others.map((other) => other.gateway_payout_id),
+      },
+    });
+    return;
+  }
+  if (total !== payout.amount || foreign > 0) {
+    const notHeld = lines.length - held;
     await raiseException(work, {
       kind: 'payout_lines_mismatch',
       gateway: account.gateway,
       gatewayAccount: account.gatewayAccount,
       payoutId: payout.id,
-      message: `payout ${payout.id} (${payout.gateway_payout_id}) is ${payout.amount} ${payout.currency} but its lines' nets sum to ${total}${foreign.length > 0 ? ` and ${foreign.length} line(s) are in another currency` : ''} (minor units)`,
-      details: { amount: payout.amount, lines_total: total, lines: report.lines?.length ?? 0 },
+      message: `${name} is ${payout.amount} ${payout.currency} but its lines' nets sum to ${total}${foreign > 0 ? ` and ${foreign} line(s) are in another currency` : ''} (minor units)${notHeld > 0 ? `, counting the lines it holds: ${notHeld} line(s) it lists are on payout ${named} already` : ''}`,
+      details: {
+        amount: payout.amount,
+        lines_total: total,
+        lines: held,
+        ...(notHeld > 0 ? { lines_elsewhere: notHeld, other_payouts: others.map((other) => other.id) } : {}),
+      },
     });
   }
 }

@@ -68,10 +68,7 @@ async function recordLines(
       const outcome = await recordSettlementLine(work, account, line, null);
       if (outcome.kind === 'applied') recorded += 1;
       if (outcome.kind === 'unmatched') {
-        await raiseException(
-          work,
-          unmatchedLine(account, outcome.line, { otherAccount: outcome.otherAccount }),
-        );
+        await raiseException(work, unmatchedLine(account, outcome.line, outcome));
       }
     }
     return recorded;

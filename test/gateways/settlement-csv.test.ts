@@ -120,7 +120,7 @@ describe('billhook settlement CSV', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('gives a line without line_id the same id in a later file, once paid out and written differently', () => {
+  it('gives a line without line_id the same id in a later file, once paid out (available_on said then) and written differently', () => {
     const unpaid = parseSettlementCsv(
       file(
         'kind,gateway_transaction_id,currency,gross,fee,occurred_at',
@@ -129,11 +129,14 @@ describe('billhook settlement CSV', () => {
     );
     const paid = parseSettlementCsv(
       file(
-        'payout_id,payout_date,kind,gateway_transaction_id,currency,gross,fee,net,occurred_at',
-        'P1,2026-11-03,charge,txn_a,aud,10.50,0.20,10.30,2026-11-01T22:15:00Z',
+        'payout_id,payout_date,kind,gateway_transaction_id,currency,gross,fee,net,occurred_at,available_on',
+        'P1,2026-11-03,charge,txn_a,aud,10.50,0.20,10.30,2026-11-01T22:15:00Z,2026-11-03',
       ),
     );
     expect(paid.payouts[0]?.lines?.[0]?.gatewayLineId).toBe(unpaid.lines[0]?.gatewayLineId);
+    // The id earlier versions gave this row (before available_on was left out), so that lines
+    // already imported keep theirs.
+    expect(unpaid.lines[0]?.gatewayLineId).toBe('csv_769d6fa8434e36cdc07bd8f1');
   });
 
   it('tells identical rows apart by their order, the same way each time', () => {
