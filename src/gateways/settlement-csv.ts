@@ -158,10 +158,15 @@ function toDate(text: string): Date | string {
  * file it appears in, with or without its payout, and a line is booked once however often it is
  * imported. `available_on` is not part of it: a report may give it only once the line is paid out,
  * and the unpaid line and its payout's line are one line (a row with `available_on` imported before
- * it was left out has another id: imported again, it is another line). A repeat of an identical line in one file
- * gets `_2`, `_3`… (a second identical fee on the same day).
+ * it was left out had another id, which such a row carries as `formerLineId`, so that a line recorded
+ * under it is this line: `formerSeen` counts those). A repeat of an identical line in one file gets
+ * `_2`, `_3`… (a second identical fee on the same day).
  */
-function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<string, number>): string {
+function derivedLineId(
+  line: Omit<SettlementLine, 'gatewayLineId'>,
+  seen: Map<string, number>,
+  availableOn: Date | undefined = undefined,
+): string {
   const digest = createHash('sha256')
     .update(
       JSON.stringify([
@@ -177,7 +182,7 @@ function derivedLineId(line: Omit<SettlementLine, 'gatewayLineId'>, seen: Map<st
         line.original ? [line.original.currency, String(line.original.amount)] : [],
         line.occurredAt.toISOString(),
         // Where `available_on` once was: a line without it keeps the id it was given before.
-        '',
+        availableOn?.toISOString() ?? '',
       ]),
     )
     .digest('hex')
@@ -217,7 +222,7 @@ function readHeader(fields: string[], problems: Problems): (Column | undefined)[
 
 /**
  * Reads one data row, recording its problems; undefined when it has any. `seen` counts the derived
- * line ids given so far (`derivedLineId`).
+ * line ids given so far (`derivedLineId`), `formerSeen` the former ids of rows with `available_on`.
  */
 function readRow(
   row: number,
@@ -225,6 +230,7 @@ function readRow(
   options: SettlementCsvOptions,
   problems: Problems,
   seen: Map<string, number>,
+  formerSeen: Map<string, number>,
 ): ReadRow | undefined {
   const before = problems.count;
   const fail = (column: Column, message: string): undefined => {
@@ -346,9 +352,18 @@ function readRow(
     ...optional('availableOn', availableOn),
     ...optional('description', text('description')),
   };
+  const explicitId = text('line_id');
+  const former =
+    explicitId === undefined && availableOn !== undefined
+      ? derivedLineId(line, formerSeen, availableOn)
+      : undefined;
   return {
     row,
-    line: { gatewayLineId: text('line_id') ?? derivedLineId(line, seen), ...line },
+    line: {
+      gatewayLineId: explicitId ?? derivedLineId(line, seen),
+      ...line,
+      ...optional('formerLineId', former),
+    },
     payout,
     cells,
   };
@@ -472,6 +487,7 @@ export function parseSettlementCsv(
 
   const rows: ReadRow[] = [];
   const seen = new Map<string, number>();
+  const formerSeen = new Map<string, number>();
   const explicitIds = new Map<string, number>();
   for (const record of records) {
     if (record.fields.every((field) => field.trim() === '')) continue; // a spreadsheet's empty row: `,,,,`
@@ -500,7 +516,7 @@ export function parseSettlementCsv(
         problems.add(at(record.row, 'line_id'), `${lineId} is also on row ${earlier}`);
       else explicitIds.set(lineId, record.row);
     }
-    const read = readRow(record.row, cells, options, problems, seen);
+    const read = readRow(record.row, cells, options, problems, seen, formerSeen);
     if (read) rows.push(read);
   }
   const payouts = groupPayouts(rows, problems);

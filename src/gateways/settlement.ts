@@ -73,6 +73,12 @@ export const SettlementLineSchema = z
     original: z.object({ currency, amount: minor }).optional(),
     occurredAt: z.date(),
     availableOn: z.date().optional(),
+    /**
+     * The id an earlier billhook derived for this CSV row (before `available_on` was left out of
+     * derived ids: gateways/settlement-csv.ts): a line recorded under it is this line, so a file
+     * imported before the change and again after it books nothing twice.
+     */
+    formerLineId: z.string().min(1).optional(),
     description: z.string().optional(),
     partnerFee: minor.nonnegative().optional(),
   })

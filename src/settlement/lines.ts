@@ -315,7 +315,8 @@ export async function recordSettlementLine(
     .selectFrom('settlement_lines')
     .selectAll()
     .where(ofAccount(account))
-    .where('gateway_line_id', '=', line.gatewayLineId)
+    // A CSV row an earlier billhook recorded under another derived id is this line (`formerLineId`).
+    .where('gateway_line_id', 'in', [line.gatewayLineId, ...(line.formerLineId ? [line.formerLineId] : [])])
     .forUpdate()
     .executeTakeFirst();
   const wasMatched = existing !== undefined && isMatched(existing);

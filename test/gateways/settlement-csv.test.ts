@@ -137,6 +137,11 @@ describe('billhook settlement CSV', () => {
     // The id earlier versions gave this row (before available_on was left out), so that lines
     // already imported keep theirs.
     expect(unpaid.lines[0]?.gatewayLineId).toBe('csv_769d6fa8434e36cdc07bd8f1');
+    // The paid row carries the id earlier versions derived for it (available_on in the hash), so a
+    // line recorded under it is this line (settlement/lines.ts `recordSettlementLine`); the unpaid
+    // row, whose id did not change, carries none.
+    expect(paid.payouts[0]?.lines?.[0]?.formerLineId).toBe('csv_ec507f9989fcca5f48938762');
+    expect(unpaid.lines[0]).not.toHaveProperty('formerLineId');
   });
 
   it('tells identical rows apart by their order, the same way each time', () => {

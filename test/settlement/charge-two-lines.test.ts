@@ -188,4 +188,44 @@ describe('one charge reported by two settlement lines', () => {
       false,
     ]);
   });
+
+  it('SecurePay: a payout file imported by an earlier billhook (whose derived line id held available_on) and imported again is the same line: nothing booked twice, no exception', async () => {
+    // Charge 1050 SGD cents, fee 20, payout 1030 (minor units).
+    const { transaction } = await succeededCharge(db, {
+      currency: 'SGD',
+      amount: 1_050n,
+      gateway: 'securepay',
+      gatewayTransactionId: 'ORDER-FORMER-ID',
+    });
+    const account = { gateway: 'securepay' as const, gatewayAccount: null };
+    const file =
+      'payout_id,payout_date,kind,gateway_transaction_id,currency,gross,fee,net,occurred_at,available_on\n' +
+      'PO-FORMER,2026-11-03,charge,ORDER-FORMER-ID,SGD,10.50,0.20,10.30,2026-11-01T22:15:00Z,2026-11-03\n';
+    await importSettlementFile(db, 'system', account, 'securepay', file);
+    // As the earlier billhook recorded it: the id its parser derived for this row (available_on in
+    // the hash), worked out with that version's parseSettlementCsv.
+    await db
+      .updateTable('settlement_lines')
+      .set({ gateway_line_id: 'csv_5c01d26cafc21db77185fddf' })
+      .where('gateway_transaction_id', '=', 'ORDER-FORMER-ID')
+      .execute();
+    await importSettlementFile(db, 'system', account, 'securepay', file);
+    const books = await booksIn(db, 'SGD');
+    expect({
+      clearing: books['gateway_clearing:securepay'] ?? 0n,
+      fees: books['gateway_fees:securepay'] ?? 0n,
+      bank: books['bank:securepay'] ?? 0n,
+    }).toEqual({ clearing: 0n, fees: 20n, bank: 1_030n });
+    expect(await linesOf('ORDER-FORMER-ID')).toEqual([
+      {
+        gateway_line_id: 'csv_5c01d26cafc21db77185fddf',
+        transaction_id: transaction.id,
+        gateway_payout_id: 'PO-FORMER',
+        available_on: new Date('2026-11-03T00:00:00Z'),
+      },
+    ]);
+    expect((await exceptionsOf('securepay')).filter((e) => e.message.includes('ORDER-FORMER-ID'))).toEqual(
+      [],
+    );
+  });
 });
