@@ -256,7 +256,8 @@ export function lineColumns(line: SettlementLine) {
  * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
- * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing).
+ * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
+ * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person.
  * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
@@ -338,6 +339,7 @@ export async function recordSettlementLine(
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
+  if (row.kind === 'adjustment') await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
@@ -465,6 +467,29 @@ function settledOtherAmount(
     settlementLineId: line.id,
     message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): the difference stays in clearing`,
     details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked },
+  };
+}
+
+/**
+ * The `settlement_adjustment` exception of an adjustment line (money the gateway moved that billhook
+ * does not book itself), booked into clearing against settlement adjustments: for a person to
+ * classify (move it to fees, a refund, …) or accept. Names the line, its net and what the gateway said
+ * of it (its description), and the payment it names, if any.
+ */
+function adjustmentBooked(account: SettlementAccount, line: SettlementLineRow): NewException {
+  const about = line.gateway_transaction_id ? ` about ${line.gateway_transaction_id}` : '';
+  return {
+    kind: 'settlement_adjustment',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `adjustment line ${line.gateway_line_id}${about} of ${line.net} ${line.currency} (net, minor units) booked into clearing against settlement adjustments, for a person to classify${line.description ? `: ${line.description}` : ''}`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      net: line.net,
+      ...(line.gateway_transaction_id ? { gateway_transaction_id: line.gateway_transaction_id } : {}),
+    },
   };
 }
 

@@ -296,13 +296,27 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
       settlement_line: lineX.id,
     });
     const ofAccount = await app.api('GET', `/v1/reconciliation-exceptions?gateway_account=${account}`);
-    expect(ofAccount.body.data).toHaveLength(1);
-    expect(ofAccount.body.data[0]).toMatchObject({
-      kind: 'payout_lines_mismatch',
-      gateway_account: account,
-      payout: ids.payout2,
-      settlement_line: null,
-    });
+    // Payout 2's lines do not add up to it, and its adjustment line is for a person.
+    expect(ofAccount.body.data).toHaveLength(2);
+    const adjustmentLine = (await app.api('GET', `/v1/payouts/${ids.payout2}`)).body.lines.find(
+      (l: { gateway_line_id: string }) => l.gateway_line_id === 'txn_bt_adj',
+    );
+    expect(ofAccount.body.data).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: 'payout_lines_mismatch',
+          gateway_account: account,
+          payout: ids.payout2,
+          settlement_line: null,
+        }),
+        expect.objectContaining({
+          kind: 'settlement_adjustment',
+          gateway_account: account,
+          payout: ids.payout2,
+          settlement_line: adjustmentLine.id,
+        }),
+      ]),
+    );
     expect((await app.api('GET', `/v1/reconciliation-exceptions?payout=${ids.payout3}`)).body.data).toEqual(
       [],
     );

@@ -102,6 +102,15 @@ export const PARTNER_FEE_CODE = 'T0113';
  */
 const PAYMENT_CODE = /^T00\d{2}$/;
 
+/**
+ * `T01nn` "Non-payment-related fees" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
+ * fees PayPal takes from the balance apart from a payment's own `fee_amount`, e.g. the chargeback fee
+ * "deducted from the seller's PayPal account" when a buyer files a chargeback
+ * (https://www.paypal.com/jp/selfhelp/article/faq1557). `T0113`, the partner fee, is one of them and
+ * read apart (`PARTNER_FEE_CODE`).
+ */
+const FEE_CODE = /^T01\d{2}$/;
+
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   S: 'paid',
@@ -111,15 +120,21 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
 };
 
 /**
- * A capture or refund row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount`
- * (PayPal's fee is negative when charged, so the line's fee is positive when charged and negative
- * when given back), net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line
- * is booked once: a capture → kind `charge`, line and transaction id = the capture id; a refund →
- * kind `refund`, line and refund id = the refund id, transaction id = `paypal_reference_id`.
- * `reference` is `custom_field` (our `custom_id`) else `invoice_id`.
+ * A row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount` (PayPal's fee is
+ * negative when charged, so the line's fee is positive when charged and negative when given back),
+ * net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line is booked once:
+ * a capture → kind `charge`, line and transaction id = the capture id; a refund → kind `refund`, line
+ * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee or an adjustment →
+ * line id = its transaction id, transaction id = `paypal_reference_id` (the payment it names, if any,
+ * for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
+ * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
  * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
  */
-function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLine {
+function lineOf(
+  info: TransactionInfo,
+  kind: 'charge' | 'refund' | 'fee' | 'adjustment',
+  note?: string,
+): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
   const gross = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
   const charged = info.fee_amount ? settlementUnits(info.fee_amount, `${what} fee_amount`, true) : undefined;
@@ -130,7 +145,10 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
   const ids =
     kind === 'charge'
       ? { gatewayTransactionId: info.transaction_id }
-      : { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id };
+      : kind === 'refund'
+        ? { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id }
+        : { gatewayTransactionId: info.paypal_reference_id };
+  const subject = info.transaction_subject ? `: ${info.transaction_subject}` : '';
   return parseSettlement(
     SettlementLineSchema,
     {
@@ -143,7 +161,7 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
       fee,
       net: gross.amount - fee,
       occurredAt: info.transaction_initiation_date,
-      description: `PayPal ${info.transaction_event_code}${info.transaction_subject ? `: ${info.transaction_subject}` : ''}`,
+      description: `PayPal ${info.transaction_event_code}${subject}${note ? ` (${note})` : ''}`,
     },
     what,
   );
@@ -183,12 +201,16 @@ function payoutOf(info: TransactionInfo): PayoutReport {
 /**
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
- * positive) → charge lines (PayPal's own fee); completed partner fees (`T0113`) → `fee` lines naming
- * their payment (`partnerFeeLine`; one giving money back: an `adjustment` line), whether or not the
- * payment is among the rows; completed refunds
- * (`T1107`) → refund lines; the partner fees after the other lines. Other rows (holds, currency
- * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
- * twice is kept once.
+ * positive) → charge lines (PayPal's own fee); completed refunds (`T1107`) → refund lines; completed
+ * partner fees (`T0113`) → `fee` lines naming their payment (`partnerFeeLine`), whether or not the
+ * payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
+ * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
+ * completed row that moves money (a payment the account sent, a hold, a chargeback, a currency
+ * conversion, a code billhook does not know) → an `adjustment` line of its net, booked into clearing
+ * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
+ * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
+ * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
+ * other lines. A row listed twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
@@ -200,12 +222,23 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
     const done = info.transaction_status === 'S' || info.transaction_status === 'V';
     if (WITHDRAWAL_CODES.has(code)) {
       payouts.set(info.transaction_id, payoutOf(info));
-    } else if (done && code === REFUND_CODE) {
+    } else if (!done) {
+      // Pending or denied: nothing moved yet (a later row, or this one completed, says when it does).
+    } else if (code === REFUND_CODE) {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
-    } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
+    } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       lines.set(info.transaction_id, lineOf(info, 'charge'));
-    } else if (info.transaction_status === 'S' && code === PARTNER_FEE_CODE) {
-      partnerFees.set(info.transaction_id, partnerFeeLine(info));
+    } else if (code === PARTNER_FEE_CODE) {
+      if (info.transaction_status === 'S') partnerFees.set(info.transaction_id, partnerFeeLine(info));
+    } else if (FEE_CODE.test(code)) {
+      lines.set(info.transaction_id, lineOf(info, 'fee', 'a PayPal fee apart from a payment'));
+    } else {
+      const other = lineOf(
+        info,
+        'adjustment',
+        'a row billhook does not book itself, for a person to classify',
+      );
+      if (other.gross !== 0n || other.fee !== 0n) lines.set(info.transaction_id, other);
     }
   }
   // Partner fees after their payments' lines, as a person reads the report (the chunk recording them
