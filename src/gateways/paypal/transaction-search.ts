@@ -202,8 +202,8 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines (PayPal's own fee); completed refunds (`T1107`) → refund lines; completed
- * partner fees (`T0113`) → `fee` lines naming their payment (`partnerFeeLine`), whether or not the
- * payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
+ * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
+ * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
  * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
  * completed row that moves money (a payment the account sent, a hold, a chargeback, a currency
  * conversion, a code billhook does not know) → an `adjustment` line of its net, booked into clearing
@@ -247,37 +247,37 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
 }
 
 /**
- * A partner fee row (`T0113`, money out: `transaction_amount` negative) as a `fee` line of its own:
- * line id = its transaction id (booked once, however many windows list it), transaction id = its
- * `paypal_reference_id` (the payment it was taken from; none named: it matches nothing, for a
- * person), gross = net = the amount, fee 0, `partnerFee` = what it takes; e.g. the real 0.88 →
- * gross −88n, partnerFee 88n. settlement/lines.ts books it against its payment, unless the payment's
- * line already counted it (the capture's `platform_fees`). A `T0113` row of money into the balance (a
- * partner fee given back, e.g. with a refund) is no fee taken: it is an `adjustment` line of its
- * amount naming the payment, booked into clearing against settlement adjustments for a person to
- * classify (so the sweep goes on and the balance's withdrawals still leave clearing at 0); the old
- * sweep left it out, and a partner fee line refused it, failing the whole window.
+ * A partner fee row (`T0113`) as a `fee` line of its own: line id = its transaction id (booked once,
+ * however many windows list it), transaction id = its `paypal_reference_id` (the payment it was taken
+ * from; none named: it matches nothing, for a person), gross = net = the amount, fee 0, `partnerFee` =
+ * the amount's size. Money out (`transaction_amount` negative) is a partner fee taken, e.g. the real
+ * 0.88 → gross −88n, partnerFee 88n: settlement/lines.ts books it against its payment, unless the
+ * payment's charge line already counted it (the capture's `platform_fees`). Money in (positive) is a
+ * partner fee given back, e.g. with a refund → gross 88n, partnerFee 88n: booked back from gateway
+ * fees, unless the payment's refund line already counted it (the refund's `platform_fees` given back),
+ * so it comes back once (it used to be an adjustment booked on top of the refund's, clearing left
+ * with it for ever).
  * @throws PaypalSettlementError for an amount not exact in its currency
  */
 function partnerFeeLine(info: TransactionInfo): SettlementLine {
   const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
-  const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  const moved = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
   const payment = info.paypal_reference_id ?? 'no payment named';
-  const back = taken.amount > 0n;
+  const back = moved.amount > 0n;
   return parseSettlement(
     SettlementLineSchema,
     {
       gatewayLineId: info.transaction_id,
-      kind: back ? 'adjustment' : 'fee',
+      kind: 'fee',
       gatewayTransactionId: info.paypal_reference_id,
-      currency: taken.currency,
-      gross: taken.amount,
+      currency: moved.currency,
+      gross: moved.amount,
       fee: 0n,
-      net: taken.amount,
-      ...(back ? {} : { partnerFee: -taken.amount }),
+      net: moved.amount,
+      partnerFee: back ? moved.amount : -moved.amount,
       occurredAt: info.transaction_initiation_date,
       description: back
-        ? `PayPal ${info.transaction_event_code}: partner fee given back on ${payment} (money into the balance, for a person to classify)`
+        ? `PayPal ${info.transaction_event_code}: partner fee given back on ${payment}`
         : `PayPal ${info.transaction_event_code}: partner fee of ${payment}`,
     },
     what,
