@@ -49,6 +49,11 @@ export type ExceptionKind =
    * against settlement adjustments until a person classifies it (settlement/lines.ts).
    */
   | 'settlement_adjustment'
+  /**
+   * A settlement line billhook recorded but cannot book (its `unbooked` reason, e.g. a PayPal currency
+   * conversion row): nothing of it is in the books until a person books it.
+   */
+  | 'settlement_line_unbooked'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
   | 'charge_not_paid_out'
   /** A fee that differs from the configured expectation for its gateway and currency. */

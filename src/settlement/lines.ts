@@ -257,7 +257,8 @@ export function lineColumns(line: SettlementLine) {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
- * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person.
+ * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
+ * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
  * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
@@ -338,6 +339,10 @@ export async function recordSettlementLine(
     ...(await bookedAmounts(work, account, row)),
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
+  if (line.kind === 'adjustment' && line.unbooked) {
+    await raiseException(work, adjustmentBooked(account, row, line.unbooked));
+    return { kind: 'applied', line: row };
+  }
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
   if (row.kind === 'adjustment') await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
@@ -503,18 +508,28 @@ function settledOtherAmount(
 /**
  * The `settlement_adjustment` exception of an adjustment line (money the gateway moved that billhook
  * does not book itself), booked into clearing against settlement adjustments: for a person to
- * classify (move it to fees, a refund, …) or accept. Names the line, its net and what the gateway said
- * of it (its description), and the payment it names, if any.
+ * classify (move it to fees, a refund, …) or accept; with `unbooked` (the line's reason), the
+ * `settlement_line_unbooked` exception of one recorded without booking anything, for a person to book.
+ * Names the line, its net and what the gateway said of it (its description), and the payment it
+ * names, if any.
  */
-function adjustmentBooked(account: SettlementAccount, line: SettlementLineRow): NewException {
+function adjustmentBooked(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  unbooked?: string,
+): NewException {
   const about = line.gateway_transaction_id ? ` about ${line.gateway_transaction_id}` : '';
+  const what = `adjustment line ${line.gateway_line_id}${about} of ${line.net} ${line.currency} (net, minor units)`;
+  const said = line.description ? `: ${line.description}` : '';
   return {
-    kind: 'settlement_adjustment',
+    kind: unbooked ? 'settlement_line_unbooked' : 'settlement_adjustment',
     gateway: account.gateway,
     gatewayAccount: account.gatewayAccount,
     payoutId: line.payout_id ?? undefined,
     settlementLineId: line.id,
-    message: `adjustment line ${line.gateway_line_id}${about} of ${line.net} ${line.currency} (net, minor units) booked into clearing against settlement adjustments, for a person to classify${line.description ? `: ${line.description}` : ''}`,
+    message: unbooked
+      ? `${what} recorded but not booked (${unbooked}), for a person to book${said}`
+      : `${what} booked into clearing against settlement adjustments, for a person to classify${said}`,
     details: {
       gateway_line_id: line.gateway_line_id,
       net: line.net,

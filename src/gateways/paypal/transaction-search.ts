@@ -111,6 +111,20 @@ const PAYMENT_CODE = /^T00\d{2}$/;
  */
 const FEE_CODE = /^T01\d{2}$/;
 
+/**
+ * `T02nn` "Currency conversion" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
+ * money of one currency balance converted into another, e.g. a capture in the buyer's currency into
+ * the payee's (the webhook path books that conversion from the capture's breakdown, settlement.ts
+ * `inBalance`). No real Transaction Search row of the group was found (test/fixtures/paypal/SOURCES.md):
+ * which rows PayPal lists for one conversion, and how they name the capture, are not confirmed, so the
+ * sweep books none of them (`CONVERSION_UNBOOKED`).
+ */
+const CONVERSION_CODE = /^T02\d{2}$/;
+
+/** Why the sweep books no `T02nn` row, nor the payment one names (the line's `unbooked`). */
+const CONVERSION_UNBOOKED =
+  'a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked by its PAYMENT.CAPTURE.COMPLETED line, in the balance currency';
+
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   S: 'paid',
@@ -201,12 +215,15 @@ function payoutOf(info: TransactionInfo): PayoutReport {
 /**
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
- * positive) → charge lines (PayPal's own fee); completed refunds (`T1107`) → refund lines; completed
+ * positive) → charge lines (PayPal's own fee), except one a currency conversion row names (its
+ * webhook line books it converted); completed currency conversions (`T02nn`) → `adjustment` lines
+ * recorded without booking (`unbooked`, `CONVERSION_CODE`), each raising an exception for a person;
+ * completed refunds (`T1107`) → refund lines; completed
  * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
  * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
  * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
- * completed row that moves money (a payment the account sent, a hold, a chargeback, a currency
- * conversion, a code billhook does not know) → an `adjustment` line of its net, booked into clearing
+ * completed row that moves money (a payment the account sent, a hold, a chargeback, a code billhook
+ * does not know) → an `adjustment` line of its net, booked into clearing
  * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
  * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
  * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
@@ -217,6 +234,13 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   const lines = new Map<string, SettlementLine>();
   const partnerFees = new Map<string, SettlementLine>();
   const payouts = new Map<string, PayoutReport>();
+  // Payments a currency conversion row names: their row is in the payment's currency, not the
+  // balance's, so it is no charge line (the webhook's is, converted).
+  const converted = new Set(
+    rows
+      .filter((info) => CONVERSION_CODE.test(info.transaction_event_code))
+      .map((info) => info.paypal_reference_id),
+  );
   for (const info of rows) {
     const code = info.transaction_event_code;
     const done = info.transaction_status === 'S' || info.transaction_status === 'V';
@@ -226,8 +250,14 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       // Pending or denied: nothing moved yet (a later row, or this one completed, says when it does).
     } else if (code === REFUND_CODE) {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
+    } else if (CONVERSION_CODE.test(code)) {
+      const conversion = {
+        ...lineOf(info, 'adjustment', 'a currency conversion, not booked'),
+        unbooked: CONVERSION_UNBOOKED,
+      };
+      if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
     } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
-      lines.set(info.transaction_id, lineOf(info, 'charge'));
+      if (!converted.has(info.transaction_id)) lines.set(info.transaction_id, lineOf(info, 'charge'));
     } else if (code === PARTNER_FEE_CODE) {
       if (info.transaction_status === 'S') partnerFees.set(info.transaction_id, partnerFeeLine(info));
     } else if (FEE_CODE.test(code)) {
