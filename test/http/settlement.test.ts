@@ -343,12 +343,15 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           refunds: -3000,
           disputes: -4620,
           fees: 0,
+          conversions: 0,
+          adjustments: 0,
           payouts: 0,
           other: 0,
           closing: 7000,
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 0, closing: 0 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         payouts_in_transit: { opening: 0, movements: 0, closing: 0 },
         bank: { opening: 0, movements: 0, closing: 0 },
       },
@@ -372,6 +375,8 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           disputes: 0,
           // The matched lines' fees (164 + 320 + 1500) and the 5.00 fee line.
           fees: -2484,
+          conversions: 0,
+          adjustments: 0,
           // Payout 1 (64.28) and payout 3 (10.00).
           payouts: -7428,
           other: 0,
@@ -380,6 +385,7 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 2484, closing: 2484 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         // Payout 1 went through to the bank; payout 3 is on its way.
         payouts_in_transit: { opening: 0, movements: 1000, closing: 1000 },
         bank: { opening: 0, movements: 6428, closing: 6428 },
@@ -393,13 +399,16 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           charges: 0,
           refunds: 0,
           disputes: 0,
-          fees: 700,
+          fees: 0,
+          conversions: 0,
+          adjustments: 700,
           payouts: -800,
           other: 0,
           closing: -100,
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 0, closing: 0 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         payouts_in_transit: { opening: 0, movements: 800, closing: 800 },
         bank: { opening: 0, movements: 0, closing: 0 },
       },
@@ -408,7 +417,17 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
     // the next one's opening, and the closing is the ledger's balance today.
     for (const [index, row] of after.data.entries()) {
       const c = row.clearing;
-      expect(c.opening + c.charges + c.refunds + c.disputes + c.fees + c.payouts + c.other).toBe(c.closing);
+      expect(
+        c.opening +
+          c.charges +
+          c.refunds +
+          c.disputes +
+          c.fees +
+          c.conversions +
+          c.adjustments +
+          c.payouts +
+          c.other,
+      ).toBe(c.closing);
       expect(before.data[index].clearing.closing).toBe(c.opening);
       const code = row.gateway_account
         ? `gateway_clearing:stripe:${row.gateway_account}`
