@@ -47,10 +47,15 @@ function reportText(body: Awaited<ReturnType<typeof settlementReportBody>>): str
       `    refunds             ${c.refunds}`,
       `    disputes            ${c.disputes}`,
       `    fees                ${c.fees}`,
+      ...(c.conversions === 0n ? [] : [`    conversions         ${c.conversions}`]),
+      ...(c.adjustments === 0n ? [] : [`    adjustments         ${c.adjustments}`]),
       `    payouts             ${c.payouts}`,
       ...(c.other === 0n ? [] : [`    other               ${c.other}`]),
       `  clearing closing      ${c.closing}  (still to be paid out)${c.balances ? '' : '  DOES NOT BALANCE'}`,
       `  gateway fees          ${row.gateway_fees.movements}  (closing ${row.gateway_fees.closing})`,
+      ...(row.fx.movements === 0n && row.fx.closing === 0n
+        ? []
+        : [`  fx                    ${row.fx.movements}  (closing ${row.fx.closing})`]),
       `  payouts in transit    ${row.payouts_in_transit.movements}  (closing ${row.payouts_in_transit.closing})`,
       `  bank                  ${row.bank.movements}  (closing ${row.bank.closing})`,
     );
@@ -76,7 +81,7 @@ export function settlementCommands(
   settlement
     .command('report')
     .description(
-      "per gateway account and currency over [from, to): its clearing account's movements by source (charges, refunds, disputes, fees, payouts) from its opening to its closing balance (still to be paid out), gateway fees, payouts in transit, bank",
+      "per gateway account and currency over [from, to): its clearing account's movements by source (charges, refunds, disputes, fees, conversions, adjustments, payouts) from its opening to its closing balance (still to be paid out), gateway fees, FX, payouts in transit, bank",
     )
     .requiredOption(
       '--from <time>',

@@ -63,6 +63,17 @@ export type ExceptionKind =
   | 'payout_lines_elsewhere'
   /** A settlement line about a charge, refund or dispute billhook does not know. */
   | 'settlement_line_unmatched'
+  /**
+   * A settlement line of kind `adjustment` (money the gateway moved that billhook does not book
+   * itself: a reserve, a correction, a PayPal row of a code it does not know), booked into clearing
+   * against settlement adjustments until a person classifies it (settlement/lines.ts).
+   */
+  | 'settlement_adjustment'
+  /**
+   * A settlement line billhook recorded but cannot book (its `unbooked` reason, e.g. a PayPal currency
+   * conversion row): nothing of it is in the books until a person books it.
+   */
+  | 'settlement_line_unbooked'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
   | 'charge_not_paid_out'
   /** A fee that differs from the configured expectation for its gateway and currency. */

@@ -53,10 +53,14 @@ const currency = z.string().refine(isCurrency, 'not an ISO 4217 currency');
  * - `original`: when that is not the payment's currency, what the payment was in its own currency
  *   (signed like `gross`): the difference is booked through the FX account;
  * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said;
- * - `partnerFee`: of `fee`, what a partner (a platform) took (PayPal's `platform_fees`), ≥ 0; a `fee`
- *   line with one (PayPal's `T0113` partner fee row) is that partner fee of the payment
- *   `gatewayTransactionId` names, whose fee it adds to: a payment's partner fees are booked once,
- *   whichever of its lines reports them.
+ * - `partnerFee`: of `fee`, what a partner (a platform) took (PayPal's `platform_fees`), ≥ 0; of a
+ *   refund's or dispute's fee given back, what of it is the partner's given back; a `fee` line with
+ *   one (PayPal's `T0113` partner fee row) is that partner fee of the payment `gatewayTransactionId`
+ *   names, taken (gross negative) or given back (gross positive): a payment's partner fees, taken and
+ *   given back, are each booked once, whichever of its lines reports them;
+ * - `unbooked`: of an `adjustment` line, why billhook cannot book it (e.g. a PayPal currency conversion
+ *   row whose shape is not confirmed): it is recorded, books nothing, and raises
+ *   `settlement_line_unbooked` naming the reason, for a person.
  */
 export const SettlementLineSchema = z
   .object({
@@ -81,6 +85,7 @@ export const SettlementLineSchema = z
     formerLineId: z.string().min(1).optional(),
     description: z.string().optional(),
     partnerFee: minor.nonnegative().optional(),
+    unbooked: z.string().min(1).optional(),
   })
   .refine((line) => line.net === line.gross - line.fee, { message: 'net must equal gross - fee' });
 export type SettlementLine = z.infer<typeof SettlementLineSchema>;

@@ -299,7 +299,9 @@ export function lineColumns(line: SettlementLine) {
  * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
- * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing).
+ * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
+ * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
+ * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
  * The line is matched at most once, and not at all when it was matched before.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
@@ -380,7 +382,12 @@ export async function recordSettlementLine(
     ...(await bookedAmounts(work, account, row)),
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
+  if (line.kind === 'adjustment' && line.unbooked) {
+    await raiseException(work, adjustmentBooked(account, row, line.unbooked));
+    return { kind: 'applied', line: row };
+  }
   if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
+  if (row.kind === 'adjustment') await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
@@ -388,9 +395,28 @@ export async function recordSettlementLine(
   return { kind: 'applied', line: row };
 }
 
-/** A partner fee of a payment: a `fee` line with a partner fee (PayPal's `T0113` row, `partnerFee`). */
+/**
+ * A partner fee of a payment: a `fee` line with a partner fee (PayPal's `T0113` row, `partnerFee`),
+ * taken (gross negative) or given back (gross positive).
+ */
 function isPartnerFee(line: Pick<SettlementLine, 'kind' | 'partnerFee'>): boolean {
   return line.kind === 'fee' && (line.partnerFee ?? 0n) > 0n;
+}
+
+/**
+ * Which of its payment's partner fees a line takes part in (`bookedAmounts`): `taken` for a charge
+ * line counting some in its fee and a partner fee line taking money (gross ≤ 0); `given_back` for a
+ * refund or dispute line counting some in the fee it gives back and a partner fee line giving money
+ * back (gross > 0); undefined for a line counting none.
+ */
+function partnerFeeSide(
+  line: Pick<SettlementLine, 'kind' | 'partnerFee' | 'gross'>,
+): 'taken' | 'given_back' | undefined {
+  if ((line.partnerFee ?? 0n) <= 0n) return undefined;
+  if (line.kind === 'charge') return 'taken';
+  if (line.kind === 'refund' || line.kind === 'dispute') return 'given_back';
+  if (line.kind === 'fee') return line.gross > 0n ? 'given_back' : 'taken';
+  return undefined;
 }
 
 /**
@@ -402,7 +428,7 @@ const PARTNER_FEE_LOCK = 0x70666565; // "pfee"
 /**
  * Takes, inside `work`, the partner fee lock of every payment whose partner fees `lines` of `gateway`
  * take part in (a charge line counting some, a partner fee line; by the gateway's id of the payment,
- * `gatewayTransactionId`), all of them at once in one sorted order: a transaction-scoped advisory lock
+ * `gatewayTransactionId`; a refund or dispute line giving some back, `partnerFeeSide`), all of them at once in one sorted order: a transaction-scoped advisory lock
  * per payment (`PARTNER_FEE_LOCK`, hash of `<gateway>:<id>`), which serialises what `bookedAmounts`
  * reads and books of a payment's partner fees. `recordSettlementLine` takes its line's before it reads
  * or writes the line's row; a unit recording several lines (a sweep's chunk, a batch of webhooks, a
@@ -412,12 +438,12 @@ const PARTNER_FEE_LOCK = 0x70666565; // "pfee"
 export async function lockPartnerFees(
   work: UnitOfWork,
   gateway: GatewayName,
-  lines: readonly Pick<SettlementLine, 'kind' | 'partnerFee' | 'gatewayTransactionId'>[],
+  lines: readonly Pick<SettlementLine, 'kind' | 'partnerFee' | 'gross' | 'gatewayTransactionId'>[],
 ): Promise<void> {
   const keys = new Set<string>();
   for (const line of lines) {
-    const counts = line.kind === 'charge' ? (line.partnerFee ?? 0n) > 0n : isPartnerFee(line);
-    if (counts && line.gatewayTransactionId) keys.add(`${gateway}:${line.gatewayTransactionId}`);
+    if (partnerFeeSide(line) && line.gatewayTransactionId)
+      keys.add(`${gateway}:${line.gatewayTransactionId}`);
   }
   for (const key of [...keys].sort()) {
     await sql`SELECT pg_advisory_xact_lock(${PARTNER_FEE_LOCK}, hashtext(${key}))`.execute(work.trx);
@@ -427,18 +453,25 @@ export async function lockPartnerFees(
 /**
  * What matched line `row` books (`settlementLineBooked`): its gross, fee and net, except for the
  * partner fees of its payment (`row.transaction_id`), which are booked once whichever of the payment's
- * lines reports them: its charge line counting them in its fee (PayPal's `platform_fees`, `partner_fee`
- * of the row) or partner fee lines of their own (`T0113` rows, swept with the payment or in another
- * window). What the payment's partner fees come to is the larger of the two reports in the line's
- * currency (each says all of it), and each line books what of that its payment's other lines have not
- * booked yet (read from their `stl_…:booked` entries): a charge line its own fee plus that share, a
- * partner fee line that share (0: nothing); a line that takes no part (no payment, a charge line
- * counting no partner fee, any other kind) books as it is. Only lines of the payment's own gateway
- * account match it now (`matchLine`: a partner fee swept on another account of the gateway stays
- * unmatched, for a person); the payment's lines are still read on every account of the gateway, each
- * one's booking under its own account's fees, so a line matched across accounts before that rule
- * still counts, and no line counts as having booked less than 0 of them. Serialised per payment: the caller holds its partner fee lock
- * (`lockPartnerFees`, taken by `recordSettlementLine`).
+ * lines reports them. Two sides, each on its own (`partnerFeeSide`): the partner fees `taken`, which
+ * its charge line counts in its fee (PayPal's `platform_fees`, `partner_fee` of the row) and partner
+ * fee lines of their own report too (`T0113` rows of money out, swept with the payment or in another
+ * window); and those `given_back`, which a refund (or reversal) line counts in the fee it gives back
+ * (the refund's `platform_fees`) and `T0113` rows of money in report too. What a side comes to is the
+ * larger of its two reports in the line's currency (each says all of it: the lines counting it in
+ * their fee, the partner fee lines), and each line books what of that its payment's other lines on
+ * the side have not booked yet (read from their `stl_…:booked` entries): a charge line its own fee
+ * plus that share, a refund line its own fee less it (a fee given back is negative), a partner fee
+ * line that share (0: nothing), taken from clearing or given back to it; a line that takes no part
+ * (no payment, a line counting no partner fee, any other kind) books as it is. E.g. the simulator's
+ * capture (fee 154 + partner fee 200), refunded whole with both given back (fee −354), then a `T0113`
+ * row of +200: the refund line books −354 and the row nothing, so the 200 comes back once. Only lines
+ * of the payment's own gateway account match it now (`matchLine`: a partner fee swept on another
+ * account of the gateway stays unmatched, for a person); the payment's lines are still read on every
+ * account of the gateway, each one's booking under its own account's fees, so a line matched across
+ * accounts before that rule still counts, and no line counts as having booked less than 0 of them.
+ * Serialised per payment: the caller holds its partner fee lock (`lockPartnerFees`, taken by
+ * `recordSettlementLine`).
  * @returns minor units of the line's currency, signed as the line (`net = gross - fee`)
  */
 async function bookedAmounts(
@@ -447,24 +480,28 @@ async function bookedAmounts(
   row: SettlementLineRow,
 ): Promise<{ gross: bigint; fee: bigint; net: bigint }> {
   const as = { gross: row.gross, fee: row.fee, net: row.net };
+  const side = partnerFeeSide({ kind: row.kind, partnerFee: row.partner_fee, gross: row.gross });
+  // A line counting no partner fee books its own fee: the payment's partner fee lines book theirs in
+  // full, as no other line of it counts them (a payment has one charge line).
+  if (!row.transaction_id || !side) return as;
+  // Taken: a fee charged (positive); given back: a fee returned (negative).
+  const sign = side === 'taken' ? 1n : -1n;
   const partnerFee = isPartnerFee({ kind: row.kind, partnerFee: row.partner_fee });
-  // A charge line counting no partner fee books its own fee: the payment's partner fee lines book
-  // theirs in full, as no other line of it counts them (a payment has one charge line).
-  const counts = row.kind === 'charge' ? row.partner_fee > 0n : partnerFee;
-  if (!row.transaction_id || !counts) return as;
-  const lines = await work.trx
-    .selectFrom('settlement_lines')
-    .select(['id', 'gateway_account', 'kind', 'fee', 'partner_fee'])
-    .where('gateway', '=', account.gateway)
-    .where('transaction_id', '=', row.transaction_id)
-    .where('currency', '=', row.currency)
-    .where((eb) =>
-      eb.or([eb('kind', '=', 'charge'), eb.and([eb('kind', '=', 'fee'), eb('partner_fee', '>', 0n)])]),
-    )
-    .execute();
-  const charged = lines.filter((l) => l.kind === 'charge').reduce((sum, l) => sum + l.partner_fee, 0n);
-  const taken = lines.filter((l) => l.kind === 'fee').reduce((sum, l) => sum + l.partner_fee, 0n);
-  if (charged === 0n && taken === 0n) return as;
+  const lines = (
+    await work.trx
+      .selectFrom('settlement_lines')
+      .select(['id', 'gateway_account', 'kind', 'gross', 'fee', 'partner_fee'])
+      .where('gateway', '=', account.gateway)
+      .where('transaction_id', '=', row.transaction_id)
+      .where('currency', '=', row.currency)
+      .where('kind', 'in', ['charge', 'refund', 'dispute', 'fee'])
+      .where('partner_fee', '>', 0n)
+      .execute()
+  ).filter((l) => partnerFeeSide({ kind: l.kind, partnerFee: l.partner_fee, gross: l.gross }) === side);
+  const ownLine = (l: { kind: string }) => l.kind === 'fee';
+  const counted = lines.filter((l) => !ownLine(l)).reduce((sum, l) => sum + l.partner_fee, 0n);
+  const reported = lines.filter(ownLine).reduce((sum, l) => sum + l.partner_fee, 0n);
+  if (counted === 0n && reported === 0n) return as;
   let booked = 0n;
   for (const other of lines) {
     if (other.id === row.id) continue;
@@ -473,17 +510,17 @@ async function bookedAmounts(
     const fees = chart.gatewayFees(account.gateway, other.gateway_account).code;
     const posted = await entryPostings(work.trx, `${other.id}:booked`);
     const fee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
-    // What the other line booked of the partner fees, never below 0 (a charge line booking less
-    // than its own fee, e.g. a posting not found, must not make this line book more than reported).
-    const share = other.kind === 'charge' ? fee - (other.fee - other.partner_fee) : fee;
+    // What the other line booked of the partner fees, never below 0 (a line booking less than its
+    // own fee, e.g. a posting not found, must not make this line book more than reported).
+    const share = sign * (ownLine(other) ? fee : fee - (other.fee - sign * other.partner_fee));
     if (share > 0n) booked += share;
   }
   // The larger of the two reports, on bigints (Math.max takes numbers only).
-  let target = charged;
-  if (taken > target) target = taken;
+  let target = counted;
+  if (reported > target) target = reported;
   const share = target > booked ? target - booked : 0n;
-  if (partnerFee) return { gross: -share, fee: 0n, net: -share };
-  const fee = row.fee - row.partner_fee + share;
+  if (partnerFee) return { gross: -sign * share, fee: 0n, net: -sign * share };
+  const fee = row.fee - sign * row.partner_fee + sign * share;
   return { gross: row.gross, fee, net: row.gross - fee };
 }
 
@@ -508,6 +545,39 @@ function settledOtherAmount(
     settlementLineId: line.id,
     message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): the difference stays in clearing`,
     details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked },
+  };
+}
+
+/**
+ * The `settlement_adjustment` exception of an adjustment line (money the gateway moved that billhook
+ * does not book itself), booked into clearing against settlement adjustments: for a person to
+ * classify (move it to fees, a refund, …) or accept; with `unbooked` (the line's reason), the
+ * `settlement_line_unbooked` exception of one recorded without booking anything, for a person to book.
+ * Names the line, its net and what the gateway said of it (its description), and the payment it
+ * names, if any.
+ */
+function adjustmentBooked(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  unbooked?: string,
+): NewException {
+  const about = line.gateway_transaction_id ? ` about ${line.gateway_transaction_id}` : '';
+  const what = `adjustment line ${line.gateway_line_id}${about} of ${line.net} ${line.currency} (net, minor units)`;
+  const said = line.description ? `: ${line.description}` : '';
+  return {
+    kind: unbooked ? 'settlement_line_unbooked' : 'settlement_adjustment',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: unbooked
+      ? `${what} recorded but not booked (${unbooked}), for a person to book${said}`
+      : `${what} booked into clearing against settlement adjustments, for a person to classify${said}`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      net: line.net,
+      ...(line.gateway_transaction_id ? { gateway_transaction_id: line.gateway_transaction_id } : {}),
+    },
   };
 }
 

@@ -24,11 +24,14 @@ export interface AccountPeriod {
 
 /**
  * A gateway account's clearing account (the money the gateway holds for us, asset) over the period,
- * its movements grouped by what posted them (the journal entry's source): `charges` (payments,
- * `transaction`), `refunds` (`refund`), `disputes` (`dispute`), `fees` (`settlement_line`: fees,
- * conversions and adjustments the gateway's balance lines booked), `payouts` (`payout`), `other`
- * (any other source; none in billhook's movements today). `closing` is what the gateway still holds
- * to pay out, read on its own from the postings; `balances`: opening + movements = closing.
+ * its movements grouped by what posted them: `charges` (payments, entries of source `transaction`),
+ * `refunds` (`refund`), `disputes` (`dispute`), `payouts` (`payout`); what the gateway's balance lines
+ * booked (`settlement_line` entries) by the account on the other side: `fees` (against gateway fees:
+ * −their movement, so fees taken are negative here), `conversions` (against the FX account: a
+ * conversion credits clearing in the payment's currency and debits it in the settlement currency),
+ * `adjustments` (against settlement adjustments); `other` (any other source, or a line's posting
+ * against another account; none in billhook's movements today). `closing` is what the gateway still
+ * holds to pay out, read on its own from the postings; `balances`: opening + movements = closing.
  */
 export interface ClearingPeriod {
   opening: bigint;
@@ -36,6 +39,8 @@ export interface ClearingPeriod {
   refunds: bigint;
   disputes: bigint;
   fees: bigint;
+  conversions: bigint;
+  adjustments: bigint;
   payouts: bigint;
   other: bigint;
   closing: bigint;
@@ -50,22 +55,45 @@ export interface SettlementReportRow {
   currency: string;
   clearing: ClearingPeriod;
   gatewayFees: AccountPeriod;
+  /** The FX account (`fx:<gateway>[:<gwa_…>]`): the other side of the conversions. */
+  fx: AccountPeriod;
   payoutsInTransit: AccountPeriod;
   bank: AccountPeriod;
 }
 
 /** The groups of clearing movements. */
-const MOVEMENT_GROUPS = ['charges', 'refunds', 'disputes', 'fees', 'payouts', 'other'] as const;
+const MOVEMENT_GROUPS = [
+  'charges',
+  'refunds',
+  'disputes',
+  'fees',
+  'conversions',
+  'adjustments',
+  'payouts',
+  'other',
+] as const;
 type MovementGroup = (typeof MOVEMENT_GROUPS)[number];
 
-/** The clearing movement group of each journal entry source type (`other` for any else). */
+/**
+ * The clearing movement group of each journal entry source type (`other` for any else); a
+ * `settlement_line` entry's clearing movement is split by its other side (`LINE_GROUPS`).
+ */
 const GROUPS: Readonly<Record<string, MovementGroup>> = {
   transaction: 'charges',
   refund: 'refunds',
   dispute: 'disputes',
-  settlement_line: 'fees',
   payout: 'payouts',
 };
+
+/** The source type of a settlement line's entries (`settlementLineBooked`). */
+const LINE_SOURCE = 'settlement_line';
+
+/** The accounts on the other side of a settlement line's clearing postings, and their group. */
+const LINE_GROUPS = [
+  ['gatewayFees', 'fees'],
+  ['fx', 'conversions'],
+  ['settlementAdjustments', 'adjustments'],
+] as const;
 
 const CLEARING_PREFIX = 'gateway_clearing:';
 
@@ -80,6 +108,8 @@ function codesOf(gateway: string, account: string | null) {
   return {
     clearing: chart.gatewayClearing(gateway, account).code,
     gatewayFees: chart.gatewayFees(gateway, account).code,
+    fx: chart.fx(gateway, account).code,
+    settlementAdjustments: chart.settlementAdjustments(gateway, account).code,
     payoutsInTransit: chart.payoutsInTransit(gateway, account).code,
     bank: chart.bank(gateway, account).code,
   };
@@ -87,7 +117,7 @@ function codesOf(gateway: string, account: string | null) {
 
 /**
  * The settlement report (PRODUCT.md §13), per gateway account and currency: what moved through its
- * clearing account in [`from`, `to`) by source, its balance at both ends, and its gateway fees,
+ * clearing account in [`from`, `to`) by source, its balance at both ends, and its gateway fees, FX,
  * payouts in transit and bank accounts over the period, read from the ledger's postings (a journal
  * entry is dated by its `created_at`, the start of the transaction that wrote it). The gateway
  * accounts are those the ledger has a clearing account for (`gateway_clearing:<gateway>[:<gwa_…>]`),
@@ -174,14 +204,25 @@ export async function settlementReport(
           refunds: 0n,
           disputes: 0n,
           fees: 0n,
+          conversions: 0n,
+          adjustments: 0n,
           payouts: 0n,
           other: 0n,
           closing: closingOf(code.clearing, currency),
           balances: false,
         };
         for (const row of rows) {
-          clearing[GROUPS[row.source_type] ?? 'other'] += row.during;
+          if (row.source_type !== LINE_SOURCE) clearing[GROUPS[row.source_type] ?? 'other'] += row.during;
         }
+        // A settlement line's entry balances in each currency: its clearing postings are the negated
+        // postings of the accounts on their other side; what none of those explains is `other`.
+        let lines = rows.find((row) => row.source_type === LINE_SOURCE)?.during ?? 0n;
+        for (const [account, group] of LINE_GROUPS) {
+          const against = movedOf(code[account], currency).find((row) => row.source_type === LINE_SOURCE);
+          clearing[group] = -(against?.during ?? 0n);
+          lines -= clearing[group];
+        }
+        clearing.other += lines;
         const movements = MOVEMENT_GROUPS.reduce((sum, group) => sum + clearing[group], 0n);
         clearing.balances = clearing.opening + movements === clearing.closing;
         return {
@@ -190,6 +231,7 @@ export async function settlementReport(
           currency,
           clearing,
           gatewayFees: period(code.gatewayFees, currency),
+          fx: period(code.fx, currency),
           payoutsInTransit: period(code.payoutsInTransit, currency),
           bank: period(code.bank, currency),
         };

@@ -296,13 +296,27 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
       settlement_line: lineX.id,
     });
     const ofAccount = await app.api('GET', `/v1/reconciliation-exceptions?gateway_account=${account}`);
-    expect(ofAccount.body.data).toHaveLength(1);
-    expect(ofAccount.body.data[0]).toMatchObject({
-      kind: 'payout_lines_mismatch',
-      gateway_account: account,
-      payout: ids.payout2,
-      settlement_line: null,
-    });
+    // Payout 2's lines do not add up to it, and its adjustment line is for a person.
+    expect(ofAccount.body.data).toHaveLength(2);
+    const adjustmentLine = (await app.api('GET', `/v1/payouts/${ids.payout2}`)).body.lines.find(
+      (l: { gateway_line_id: string }) => l.gateway_line_id === 'txn_bt_adj',
+    );
+    expect(ofAccount.body.data).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: 'payout_lines_mismatch',
+          gateway_account: account,
+          payout: ids.payout2,
+          settlement_line: null,
+        }),
+        expect.objectContaining({
+          kind: 'settlement_adjustment',
+          gateway_account: account,
+          payout: ids.payout2,
+          settlement_line: adjustmentLine.id,
+        }),
+      ]),
+    );
     expect((await app.api('GET', `/v1/reconciliation-exceptions?payout=${ids.payout3}`)).body.data).toEqual(
       [],
     );
@@ -329,12 +343,15 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           refunds: -3000,
           disputes: -4620,
           fees: 0,
+          conversions: 0,
+          adjustments: 0,
           payouts: 0,
           other: 0,
           closing: 7000,
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 0, closing: 0 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         payouts_in_transit: { opening: 0, movements: 0, closing: 0 },
         bank: { opening: 0, movements: 0, closing: 0 },
       },
@@ -358,6 +375,8 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           disputes: 0,
           // The matched lines' fees (164 + 320 + 1500) and the 5.00 fee line.
           fees: -2484,
+          conversions: 0,
+          adjustments: 0,
           // Payout 1 (64.28) and payout 3 (10.00).
           payouts: -7428,
           other: 0,
@@ -366,6 +385,7 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 2484, closing: 2484 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         // Payout 1 went through to the bank; payout 3 is on its way.
         payouts_in_transit: { opening: 0, movements: 1000, closing: 1000 },
         bank: { opening: 0, movements: 6428, closing: 6428 },
@@ -379,13 +399,16 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
           charges: 0,
           refunds: 0,
           disputes: 0,
-          fees: 700,
+          fees: 0,
+          conversions: 0,
+          adjustments: 700,
           payouts: -800,
           other: 0,
           closing: -100,
           balances: true,
         },
         gateway_fees: { opening: 0, movements: 0, closing: 0 },
+        fx: { opening: 0, movements: 0, closing: 0 },
         payouts_in_transit: { opening: 0, movements: 800, closing: 800 },
         bank: { opening: 0, movements: 0, closing: 0 },
       },
@@ -394,7 +417,17 @@ describe('settlement reads: /v1/payouts, /v1/reports/settlement, billhook settle
     // the next one's opening, and the closing is the ledger's balance today.
     for (const [index, row] of after.data.entries()) {
       const c = row.clearing;
-      expect(c.opening + c.charges + c.refunds + c.disputes + c.fees + c.payouts + c.other).toBe(c.closing);
+      expect(
+        c.opening +
+          c.charges +
+          c.refunds +
+          c.disputes +
+          c.fees +
+          c.conversions +
+          c.adjustments +
+          c.payouts +
+          c.other,
+      ).toBe(c.closing);
       expect(before.data[index].clearing.closing).toBe(c.opening);
       const code = row.gateway_account
         ? `gateway_clearing:stripe:${row.gateway_account}`

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
-import { captureLine } from '../../src/gateways/paypal/settlement.ts';
+import { captureLine, refundLine } from '../../src/gateways/paypal/settlement.ts';
 import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
+import type { SettlementLine } from '../../src/gateways/settlement.ts';
 import { getPayout, lineMatch } from '../../src/settlement/read.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
@@ -262,24 +263,119 @@ describe('a PayPal partner fee swept on another gateway account than its payment
 /*
  * A T0113 row of money into the balance (a partner fee given back, e.g. with a refund whose
  * payment_instruction returns platform_fees), in a window without its payment: the sweep goes on
- * (the withdrawal beside it is recorded), and the 0.88 is an adjustment line naming the payment,
- * booked into clearing against settlement adjustments for a person to classify. The sweep used to
- * throw for it (PaypalSettlementError) and record nothing of the window, nor of any overlapping one.
+ * (the withdrawal beside it is recorded), and the 0.88 is a partner fee line naming the payment,
+ * given back from gateway fees. The sweep used to throw for it (PaypalSettlementError) and record
+ * nothing of the window, nor of any overlapping one; then it was an adjustment booked on top of a
+ * refund line giving the same fee back (below).
  */
 describe('a PayPal partner fee given back', () => {
-  it('is an adjustment for a person, and the rest of the sweep is recorded', async () => {
+  it('is a partner fee line of its payment given back from gateway fees, and the rest of the sweep is recorded', async () => {
     await donationCharged();
     const back = { ...partnerFee, transaction_id: '9PARTNERFEEBACK01' };
     back.transaction_amount = { currency_code: 'USD', value: '0.88' };
     await sweep(back, withdrawal);
     const lines = await db
       .selectFrom('settlement_lines')
-      .select(['kind', 'gross', 'gateway_transaction_id'])
+      .select(['kind', 'gross', 'partner_fee', 'gateway_transaction_id'])
       .execute();
-    expect(lines).toEqual([{ kind: 'adjustment', gross: 88n, gateway_transaction_id: CAPTURE }]);
+    expect(lines).toEqual([{ kind: 'fee', gross: 88n, partner_fee: 88n, gateway_transaction_id: CAPTURE }]);
     expect(await db.selectFrom('payouts').select('amount').execute()).toEqual([{ amount: 4763n }]);
     const books = await booksIn(db, 'USD');
-    expect(books['settlement_adjustments:paypal']).toBe(-88n);
+    expect(books['gateway_fees:paypal']).toBe(-88n);
+    expect(books['settlement_adjustments:paypal'] ?? 0n).toBe(0n);
+  });
+});
+
+/*
+ * PayPal's simulator capture (USD 30.00, PayPal's fee 1.54, platform fee 2.00, net 26.46), refunded
+ * whole with both fees given back (the refund's seller_payable_breakdown: net 26.46 debited), then
+ * the sweep's T0113 row of +2.00 naming the capture: one movement of money reported twice. PayPal's
+ * balance: +2646 − 2646 = 0. The books used to keep clearing +200 and settlement adjustments −200
+ * (the refund line gave the 200 back in its fee, the T0113 row booked it again as an adjustment).
+ */
+describe('a PayPal partner fee given back with a refund', () => {
+  const SIMULATED = '12A34567BC123456S';
+  const REFUND = '1Y107995YT783435V';
+
+  async function capturedAndRefunded() {
+    await succeededCharge(db, {
+      currency: 'USD',
+      amount: 3000n,
+      gateway: 'paypal',
+      gatewayTransactionId: SIMULATED,
+    });
+    const charged = captureLine(
+      fixture('webhook.PAYMENT.CAPTURE.COMPLETED.simulator-signed.body.json').resource,
+      new Date(),
+    );
+    expect(charged).toMatchObject({ gross: 3000n, fee: 354n, net: 2646n, partnerFee: 200n });
+    const line = (settlementLine: SettlementLine | undefined) =>
+      canonicalEvent({
+        type: 'settlement.line',
+        gateway: 'paypal',
+        amount: 3000n,
+        currency: 'USD',
+        settlementLine,
+      });
+    await applyAsBatch(db, line(charged));
+    await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'refund.succeeded',
+        gateway: 'paypal',
+        gatewayTransactionId: SIMULATED,
+        gatewayRefundId: REFUND,
+        amount: 3000n,
+        currency: 'USD',
+      }),
+    );
+    const refund = fixture('webhook.PAYMENT.CAPTURE.REFUNDED.simulator-signed.body.json').resource;
+    refund.amount.value = '30.00';
+    refund.seller_payable_breakdown = {
+      gross_amount: { currency_code: 'USD', value: '30.00' },
+      paypal_fee: { currency_code: 'USD', value: '1.54' },
+      platform_fees: [{ amount: { currency_code: 'USD', value: '2.00' } }],
+      net_amount: { currency_code: 'USD', value: '26.46' },
+      total_refunded_amount: { currency_code: 'USD', value: '30.00' },
+    };
+    refund.links[1].href = `https://api.paypal.com/v2/payments/captures/${SIMULATED}`;
+    return { refunded: refundLine(refund, 'refund', new Date()), line };
+  }
+
+  const givenBack: TransactionInfo = {
+    transaction_id: '9PARTNERFEEBACK01',
+    paypal_reference_id: SIMULATED,
+    transaction_event_code: 'T0113',
+    transaction_initiation_date: new Date('2026-11-02T10:00:00Z'),
+    transaction_amount: { currency_code: 'USD', value: '2.00' },
+    transaction_status: 'S',
+  };
+
+  it('refund line first: the 2.00 comes back once, clearing and adjustments 0', async () => {
+    const { refunded, line } = await capturedAndRefunded();
+    expect(refunded).toMatchObject({ gross: -3000n, fee: -354n, net: -2646n, partnerFee: 200n });
+    expect((await applyAsBatch(db, line(refunded))).kind).toBe('applied');
+    expect((await booksIn(db, 'USD'))['gateway_clearing:paypal']).toBe(0n);
+    await sweep(givenBack);
+    const books = await booksIn(db, 'USD');
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      fees: books['gateway_fees:paypal'] ?? 0n,
+      adjustments: books['settlement_adjustments:paypal'] ?? 0n,
+    }).toEqual({ clearing: 0n, fees: 0n, adjustments: 0n });
+    expect(await db.selectFrom('reconciliation_exceptions').select('kind').execute()).toEqual([]);
+  });
+
+  it('T0113 row first: the refund line then gives back only PayPal’s own fee', async () => {
+    const { refunded, line } = await capturedAndRefunded();
+    await sweep(givenBack);
+    expect((await booksIn(db, 'USD'))['gateway_fees:paypal']).toBe(154n);
+    await applyAsBatch(db, line(refunded));
+    const books = await booksIn(db, 'USD');
+    expect({
+      clearing: books['gateway_clearing:paypal'] ?? 0n,
+      fees: books['gateway_fees:paypal'] ?? 0n,
+    }).toEqual({ clearing: 0n, fees: 0n });
   });
 });
 

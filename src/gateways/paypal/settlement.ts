@@ -220,9 +220,11 @@ export function captureLine(resource: unknown, fallbackTime: Date): SettlementLi
 /**
  * A completed refund's (or reversal's) settlement line, from its `seller_payable_breakdown`, signed
  * from the balance's side: gross = −`gross_amount`, fee = −`paypal_fee` (the fee PayPal gives back
- * is a negative fee), net = −`net_amount`; e.g. the simulator's USD 0.99 refund with 0.02 fee
- * returned → gross −99n, fee −2n, net −97n. `gatewayLineId` is the refund's id; the captured
- * payment is its `up` link.
+ * is a negative fee, platform fees given back counted in it), net = −`net_amount`; e.g. the
+ * simulator's USD 0.99 refund with 0.02 fee returned → gross −99n, fee −2n, net −97n. Platform
+ * (partner) fees given back (`platform_fees`) are also its `partnerFee` (≥ 0: what of the fee given
+ * back is theirs), so settlement/ books them once with a `T0113` row giving them back
+ * (transaction-search.ts). `gatewayLineId` is the refund's id; the captured payment is its `up` link.
  * - kind `refund` (a `PAYMENT.CAPTURE.REFUNDED` resource): `gatewayRefundId` = the refund id,
  *   `reference` = its `custom_id` (our `re_…`);
  * - kind `dispute` (a `PAYMENT.CAPTURE.REVERSED` resource, a chargeback): `gatewayDisputeId` = the
@@ -248,8 +250,9 @@ export function refundLine(
   );
   const captureId = linkedId(refund.links, 'up', 'captures');
   if (!captureId) throw new PaypalSettlementError(`${what} has no up link to its capture`);
+  const amounts = amountsOf(breakdown, what);
   const money = inBalance(
-    amountsOf(breakdown, what),
+    amounts,
     breakdown.net_amount_in_receivable_currency,
     breakdown.paypal_fee_in_receivable_currency,
     what,
@@ -268,6 +271,7 @@ export function refundLine(
     net: -money.net,
     original: money.original && { currency: money.original.currency, amount: -money.original.amount },
     occurredAt: createdAt(refund.create_time, fallbackTime),
-    description: kind === 'refund' ? 'PayPal refund' : 'PayPal reversal (chargeback)',
+    ...(amounts.platformFee !== 0n ? { partnerFee: amounts.platformFee } : {}),
+    description: `${kind === 'refund' ? 'PayPal refund' : 'PayPal reversal (chargeback)'}${amounts.platformFee !== 0n ? `; the fee given back includes platform fees of ${amounts.platformFee} minor units` : ''}`,
   });
 }

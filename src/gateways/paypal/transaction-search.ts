@@ -102,6 +102,29 @@ export const PARTNER_FEE_CODE = 'T0113';
  */
 const PAYMENT_CODE = /^T00\d{2}$/;
 
+/**
+ * `T01nn` "Non-payment-related fees" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
+ * fees PayPal takes from the balance apart from a payment's own `fee_amount`, e.g. the chargeback fee
+ * "deducted from the seller's PayPal account" when a buyer files a chargeback
+ * (https://www.paypal.com/jp/selfhelp/article/faq1557). `T0113`, the partner fee, is one of them and
+ * read apart (`PARTNER_FEE_CODE`).
+ */
+const FEE_CODE = /^T01\d{2}$/;
+
+/**
+ * `T02nn` "Currency conversion" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
+ * money of one currency balance converted into another, e.g. a capture in the buyer's currency into
+ * the payee's (the webhook path books that conversion from the capture's breakdown, settlement.ts
+ * `inBalance`). No real Transaction Search row of the group was found (test/fixtures/paypal/SOURCES.md):
+ * which rows PayPal lists for one conversion, and how they name the capture, are not confirmed, so the
+ * sweep books none of them (`CONVERSION_UNBOOKED`).
+ */
+const CONVERSION_CODE = /^T02\d{2}$/;
+
+/** Why the sweep books no `T02nn` row, nor the payment one names (the line's `unbooked`). */
+const CONVERSION_UNBOOKED =
+  'a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked by its PAYMENT.CAPTURE.COMPLETED line, in the balance currency';
+
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   S: 'paid',
@@ -111,15 +134,21 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
 };
 
 /**
- * A capture or refund row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount`
- * (PayPal's fee is negative when charged, so the line's fee is positive when charged and negative
- * when given back), net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line
- * is booked once: a capture → kind `charge`, line and transaction id = the capture id; a refund →
- * kind `refund`, line and refund id = the refund id, transaction id = `paypal_reference_id`.
- * `reference` is `custom_field` (our `custom_id`) else `invoice_id`.
+ * A row as a settlement line: gross = `transaction_amount`, fee = −`fee_amount` (PayPal's fee is
+ * negative when charged, so the line's fee is positive when charged and negative when given back),
+ * net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line is booked once:
+ * a capture → kind `charge`, line and transaction id = the capture id; a refund → kind `refund`, line
+ * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee or an adjustment →
+ * line id = its transaction id, transaction id = `paypal_reference_id` (the payment it names, if any,
+ * for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
+ * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
  * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
  */
-function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLine {
+function lineOf(
+  info: TransactionInfo,
+  kind: 'charge' | 'refund' | 'fee' | 'adjustment',
+  note?: string,
+): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
   const gross = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
   const charged = info.fee_amount ? settlementUnits(info.fee_amount, `${what} fee_amount`, true) : undefined;
@@ -130,7 +159,10 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
   const ids =
     kind === 'charge'
       ? { gatewayTransactionId: info.transaction_id }
-      : { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id };
+      : kind === 'refund'
+        ? { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id }
+        : { gatewayTransactionId: info.paypal_reference_id };
+  const subject = info.transaction_subject ? `: ${info.transaction_subject}` : '';
   return parseSettlement(
     SettlementLineSchema,
     {
@@ -143,7 +175,7 @@ function lineOf(info: TransactionInfo, kind: 'charge' | 'refund'): SettlementLin
       fee,
       net: gross.amount - fee,
       occurredAt: info.transaction_initiation_date,
-      description: `PayPal ${info.transaction_event_code}${info.transaction_subject ? `: ${info.transaction_subject}` : ''}`,
+      description: `PayPal ${info.transaction_event_code}${subject}${note ? ` (${note})` : ''}`,
     },
     what,
   );
@@ -183,29 +215,60 @@ function payoutOf(info: TransactionInfo): PayoutReport {
 /**
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
- * positive) → charge lines (PayPal's own fee); completed partner fees (`T0113`) → `fee` lines naming
- * their payment (`partnerFeeLine`; one giving money back: an `adjustment` line), whether or not the
- * payment is among the rows; completed refunds
- * (`T1107`) → refund lines; the partner fees after the other lines. Other rows (holds, currency
- * conversions, payments the account sent, pending or denied payments) are not booked. A row listed
- * twice is kept once.
+ * positive) → charge lines (PayPal's own fee), except one a currency conversion row names (its
+ * webhook line books it converted); completed currency conversions (`T02nn`) → `adjustment` lines
+ * recorded without booking (`unbooked`, `CONVERSION_CODE`), each raising an exception for a person;
+ * completed refunds (`T1107`) → refund lines; completed
+ * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
+ * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
+ * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
+ * completed row that moves money (a payment the account sent, a hold, a chargeback, a code billhook
+ * does not know) → an `adjustment` line of its net, booked into clearing
+ * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
+ * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
+ * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
+ * other lines. A row listed twice is kept once.
  * @throws PaypalSettlementError when a row cannot be translated exactly
  */
 export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
   const lines = new Map<string, SettlementLine>();
   const partnerFees = new Map<string, SettlementLine>();
   const payouts = new Map<string, PayoutReport>();
+  // Payments a currency conversion row names: their row is in the payment's currency, not the
+  // balance's, so it is no charge line (the webhook's is, converted).
+  const converted = new Set(
+    rows
+      .filter((info) => CONVERSION_CODE.test(info.transaction_event_code))
+      .map((info) => info.paypal_reference_id),
+  );
   for (const info of rows) {
     const code = info.transaction_event_code;
     const done = info.transaction_status === 'S' || info.transaction_status === 'V';
     if (WITHDRAWAL_CODES.has(code)) {
       payouts.set(info.transaction_id, payoutOf(info));
-    } else if (done && code === REFUND_CODE) {
+    } else if (!done) {
+      // Pending or denied: nothing moved yet (a later row, or this one completed, says when it does).
+    } else if (code === REFUND_CODE) {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
-    } else if (done && PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
-      lines.set(info.transaction_id, lineOf(info, 'charge'));
-    } else if (info.transaction_status === 'S' && code === PARTNER_FEE_CODE) {
-      partnerFees.set(info.transaction_id, partnerFeeLine(info));
+    } else if (CONVERSION_CODE.test(code)) {
+      const conversion = {
+        ...lineOf(info, 'adjustment', 'a currency conversion, not booked'),
+        unbooked: CONVERSION_UNBOOKED,
+      };
+      if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
+      if (!converted.has(info.transaction_id)) lines.set(info.transaction_id, lineOf(info, 'charge'));
+    } else if (code === PARTNER_FEE_CODE) {
+      if (info.transaction_status === 'S') partnerFees.set(info.transaction_id, partnerFeeLine(info));
+    } else if (FEE_CODE.test(code)) {
+      lines.set(info.transaction_id, lineOf(info, 'fee', 'a PayPal fee apart from a payment'));
+    } else {
+      const other = lineOf(
+        info,
+        'adjustment',
+        'a row billhook does not book itself, for a person to classify',
+      );
+      if (other.gross !== 0n || other.fee !== 0n) lines.set(info.transaction_id, other);
     }
   }
   // Partner fees after their payments' lines, as a person reads the report (the chunk recording them
@@ -214,37 +277,37 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
 }
 
 /**
- * A partner fee row (`T0113`, money out: `transaction_amount` negative) as a `fee` line of its own:
- * line id = its transaction id (booked once, however many windows list it), transaction id = its
- * `paypal_reference_id` (the payment it was taken from; none named: it matches nothing, for a
- * person), gross = net = the amount, fee 0, `partnerFee` = what it takes; e.g. the real 0.88 →
- * gross −88n, partnerFee 88n. settlement/lines.ts books it against its payment, unless the payment's
- * line already counted it (the capture's `platform_fees`). A `T0113` row of money into the balance (a
- * partner fee given back, e.g. with a refund) is no fee taken: it is an `adjustment` line of its
- * amount naming the payment, booked into clearing against settlement adjustments for a person to
- * classify (so the sweep goes on and the balance's withdrawals still leave clearing at 0); the old
- * sweep left it out, and a partner fee line refused it, failing the whole window.
+ * A partner fee row (`T0113`) as a `fee` line of its own: line id = its transaction id (booked once,
+ * however many windows list it), transaction id = its `paypal_reference_id` (the payment it was taken
+ * from; none named: it matches nothing, for a person), gross = net = the amount, fee 0, `partnerFee` =
+ * the amount's size. Money out (`transaction_amount` negative) is a partner fee taken, e.g. the real
+ * 0.88 → gross −88n, partnerFee 88n: settlement/lines.ts books it against its payment, unless the
+ * payment's charge line already counted it (the capture's `platform_fees`). Money in (positive) is a
+ * partner fee given back, e.g. with a refund → gross 88n, partnerFee 88n: booked back from gateway
+ * fees, unless the payment's refund line already counted it (the refund's `platform_fees` given back),
+ * so it comes back once (it used to be an adjustment booked on top of the refund's, clearing left
+ * with it for ever).
  * @throws PaypalSettlementError for an amount not exact in its currency
  */
 function partnerFeeLine(info: TransactionInfo): SettlementLine {
   const what = `PayPal partner fee ${info.transaction_id} (${info.transaction_event_code})`;
-  const taken = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
+  const moved = settlementUnits(info.transaction_amount, `${what} transaction_amount`, true);
   const payment = info.paypal_reference_id ?? 'no payment named';
-  const back = taken.amount > 0n;
+  const back = moved.amount > 0n;
   return parseSettlement(
     SettlementLineSchema,
     {
       gatewayLineId: info.transaction_id,
-      kind: back ? 'adjustment' : 'fee',
+      kind: 'fee',
       gatewayTransactionId: info.paypal_reference_id,
-      currency: taken.currency,
-      gross: taken.amount,
+      currency: moved.currency,
+      gross: moved.amount,
       fee: 0n,
-      net: taken.amount,
-      ...(back ? {} : { partnerFee: -taken.amount }),
+      net: moved.amount,
+      partnerFee: back ? moved.amount : -moved.amount,
       occurredAt: info.transaction_initiation_date,
       description: back
-        ? `PayPal ${info.transaction_event_code}: partner fee given back on ${payment} (money into the balance, for a person to classify)`
+        ? `PayPal ${info.transaction_event_code}: partner fee given back on ${payment}`
         : `PayPal ${info.transaction_event_code}: partner fee of ${payment}`,
     },
     what,

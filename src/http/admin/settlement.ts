@@ -123,10 +123,10 @@ ${lines.map(
     ] as const;
     const body = h`${filterForm('/settlement', fields, queryOf({ ...query, from, to }))}
 <p>From ${from} to ${to}: each gateway account's clearing account (what the gateway holds for it), its fees, payouts in transit and bank, in minor units shown as decimals.</p>
-<table id="settlement"><thead><tr><th>gateway · account</th><th>opening</th><th>charges</th><th>refunds</th><th>disputes</th><th>fees</th><th>payouts</th><th>other</th><th>closing</th><th>fees booked</th><th>in transit (closing)</th><th>bank (moved)</th></tr></thead><tbody>
+<table id="settlement"><thead><tr><th>gateway · account</th><th>opening</th><th>charges</th><th>refunds</th><th>disputes</th><th>fees</th><th>conversions</th><th>adjustments</th><th>payouts</th><th>other</th><th>closing</th><th>fees booked</th><th>in transit (closing)</th><th>bank (moved)</th></tr></thead><tbody>
 ${rows.map((r) => {
   const m = (amount: bigint) => money(amount, r.currency);
-  return h`<tr><td>${r.gateway} · ${r.gatewayAccount ?? 'default'}</td><td class="n">${m(r.clearing.opening)}</td><td class="n">${m(r.clearing.charges)}</td><td class="n">${m(r.clearing.refunds)}</td><td class="n">${m(r.clearing.disputes)}</td><td class="n">${m(r.clearing.fees)}</td><td class="n">${m(r.clearing.payouts)}</td><td class="n">${m(r.clearing.other)}</td><td class="n${r.clearing.balances ? '' : ' bad'}">${m(r.clearing.closing)}</td><td class="n">${m(r.gatewayFees.movements)}</td><td class="n">${m(r.payoutsInTransit.closing)}</td><td class="n">${m(r.bank.movements)}</td></tr>`;
+  return h`<tr><td>${r.gateway} · ${r.gatewayAccount ?? 'default'}</td><td class="n">${m(r.clearing.opening)}</td><td class="n">${m(r.clearing.charges)}</td><td class="n">${m(r.clearing.refunds)}</td><td class="n">${m(r.clearing.disputes)}</td><td class="n">${m(r.clearing.fees)}</td><td class="n">${m(r.clearing.conversions)}</td><td class="n">${m(r.clearing.adjustments)}</td><td class="n">${m(r.clearing.payouts)}</td><td class="n">${m(r.clearing.other)}</td><td class="n${r.clearing.balances ? '' : ' bad'}">${m(r.clearing.closing)}</td><td class="n">${m(r.gatewayFees.movements)}</td><td class="n">${m(r.payoutsInTransit.closing)}</td><td class="n">${m(r.bank.movements)}</td></tr>`;
 })}
 </tbody></table>
 ${rows.length === 0 ? h`<p>Nothing moved through a clearing account in this period.</p>` : ''}`;

@@ -139,6 +139,7 @@ export function serializeSettlementReportRow(row: SettlementReportRow) {
     currency: row.currency,
     clearing: { ...row.clearing },
     gateway_fees: period(row.gatewayFees),
+    fx: period(row.fx),
     payouts_in_transit: period(row.payoutsInTransit),
     bank: period(row.bank),
   };
@@ -212,7 +213,7 @@ export const settlementRoutes: ApiRoute[] = [
     tag: 'Settlement',
     scope: 'read',
     summary:
-      'Settlement report per gateway account and currency over [from, to): clearing by source (charges, refunds, disputes, fees, payouts) from its opening to its closing balance, gateway fees, payouts in transit, bank',
+      'Settlement report per gateway account and currency over [from, to): clearing by source (charges, refunds, disputes, fees, conversions, adjustments, payouts) from its opening to its closing balance, gateway fees, FX, payouts in transit, bank',
     query: SettlementReportQuery,
     responses: { 200: SettlementReport },
     handler: async (_req, res, { deps, query }) => {
