@@ -264,6 +264,12 @@ export interface TransactionQuery {
   charge: ChargeRequest;
   /** Which status check of the poll schedule this is (1 for the first), for log lines; absent for a check by hand. */
   attempt?: number;
+  /**
+   * When the check is made (the sweep's clock), against which a gateway that repeats the charge
+   * measures the attempt's age (PayPal's and SecurePay's `SAFE_REPEAT_WINDOW_MS`); absent: the
+   * client's own clock.
+   */
+  at?: Date;
 }
 
 /**

@@ -71,6 +71,7 @@ export async function pollTransaction(
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
     charge: await chargeRequestOf(db, transaction),
     attempt: scheduled ? transaction.poll_attempts + 1 : undefined,
+    at: now,
   });
   return inUnitOfWork(db, { actor }, async (work) => {
     if (outcome.status === 'not_found') {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
+import { attemptCreatedAt } from '../attempts.ts';
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import { type AnsweredMoney, heldAgainstCharge } from '../reported.ts';
@@ -16,12 +17,7 @@ import type {
   VoidRequest,
 } from '../types.ts';
 import { cardOfOrder } from './card.ts';
-import {
-  attemptCreatedAt,
-  parsePaymentSource,
-  SAFE_REPEAT_WINDOW_MS,
-  type VaultedSource,
-} from './conventions.ts';
+import { parsePaymentSource, SAFE_REPEAT_WINDOW_MS, type VaultedSource } from './conventions.ts';
 import { PAYPAL_CURRENCIES } from './currencies.ts';
 import { CaptureState, ErrorBody, Money, Order, RefundAnswer } from './schemas.ts';
 import { PaypalSettlementError } from './settlement.ts';
@@ -417,7 +413,8 @@ export class PaypalClient implements GatewayClient {
    *   `PayPal-Request-Id` and body, which PayPal answers with the original order while it keeps the
    *   key (6 hours, https://developer.paypal.com/docs/api/orders/v2/#orders_create) — or, if the first
    *   request never arrived, processes now, as the one charge of this attempt. This is done only
-   *   while the attempt (its creation time is in our id) is younger than `SAFE_REPEAT_WINDOW_MS`
+   *   while the attempt (its creation time is in our id) is younger than `SAFE_REPEAT_WINDOW_MS` at
+   *   the check (`query.at`, the sweep's clock; else the client's clock)
    *   (5 hours); later, or for a reference that carries no time, the answer stays unknown, because
    *   a repeat after PayPal forgot the key would be a second charge.
    * Either way a capture completed (or pending) is held against the charge (`checkedCapture`): its
@@ -443,7 +440,7 @@ export class PaypalClient implements GatewayClient {
           : { status: 'unknown', message: 'PayPal answered the capture lookup with an unreadable capture' };
       }
       const created = attemptCreatedAt(query.reference);
-      if (!created || this.#now() - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
+      if (!created || (query.at?.getTime() ?? this.#now()) - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
         return {
           status: 'unknown',
           message: `attempt ${query.reference} is older than PayPal keeps a PayPal-Request-Id (or carries no time): look it up in the PayPal dashboard by invoice id ${query.reference}`,

@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../../src/db/ids.ts';
-import { attemptCreatedAt, parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
+import { attemptCreatedAt } from '../../../src/gateways/attempts.ts';
+import { parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts';
