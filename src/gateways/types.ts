@@ -185,17 +185,31 @@ export interface CardDetails {
 }
 
 /**
+ * What a gateway reports a charge moved (or is moving) when that is not what was sent: `amount` in
+ * minor units of `currency` (ISO 4217, upper case) read through the gateway's currency table, null
+ * when the gateway's amount cannot be read as one (src/gateways/reported.ts).
+ */
+export interface ReportedCharge {
+  amount: bigint | null;
+  currency: string;
+}
+
+/**
  * Typed result of a charge. Declines are data; only `unknown` leaves the outcome open. A succeeded
  * charge's `amount`, when present, is what the gateway says moved (minor units of the charge's
  * currency), more than nothing and less than was charged: a partial capture or settlement, reported
  * only by a gateway whose capabilities say `partialCapture`; absent, the whole charge moved. `card`,
- * when present, is the card charged as the gateway's answer describes it.
+ * when present, is the card charged as the gateway's answer describes it. An unknown outcome's
+ * `reported`, when present, is a success (or pending charge) the gateway reports for another amount
+ * or currency than was sent: not known for sure (PRODUCT.md §11), and the status check that meets it
+ * raises an `amount_mismatch` or `currency_mismatch` exception, as a notification saying so does
+ * (src/payments/poll.ts).
  */
 export type ChargeOutcome =
   | { status: 'succeeded'; gatewayTransactionId: string; amount?: bigint; card?: CardDetails }
   | { status: 'pending'; gatewayTransactionId: string }
   | { status: 'declined'; code: string; message: string; gatewayTransactionId?: string }
-  | { status: 'unknown'; message: string };
+  | { status: 'unknown'; message: string; reported?: ReportedCharge };
 
 /** A refund request to a gateway. */
 export interface RefundRequest {
@@ -250,6 +264,12 @@ export interface TransactionQuery {
   charge: ChargeRequest;
   /** Which status check of the poll schedule this is (1 for the first), for log lines; absent for a check by hand. */
   attempt?: number;
+  /**
+   * When the check is made (the sweep's clock), against which a gateway that repeats the charge
+   * measures the attempt's age (PayPal's and SecurePay's `SAFE_REPEAT_WINDOW_MS`); absent: the
+   * client's own clock.
+   */
+  at?: Date;
 }
 
 /**

@@ -3,6 +3,7 @@ import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeRequestOf, chargeResultOf } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
@@ -40,6 +41,10 @@ export async function dueForPoll(
  * Asks the gateway account the charge was made on (its `gateway_account`) what became of one pending
  * or unknown charge (`fetchTransaction` by our reference) and records the answer. Only a confirmed answer changes the state: a decline or a
  * "no such charge" older than ten minutes frees the invoice; an unclear answer leaves it as it is.
+ * A success the gateway reports for another amount or currency than the charge's (an unknown
+ * outcome's `reported`) books nothing and raises an `amount_mismatch` (or `currency_mismatch`)
+ * exception naming what the gateway reports (`details`: `amount` in minor units, `currency`), once
+ * per charge, as a notification saying so does (src/reconcile/apply.ts).
  * @param scheduled true for a check of the poll schedule, which counts as one of its
  * `schedule.length` attempts; false for a check asked for by hand (`billhook reconcile`), which
  * leaves the schedule as it was and never reports `exhausted`
@@ -66,6 +71,7 @@ export async function pollTransaction(
     gatewayTransactionId: transaction.gateway_transaction_id ?? undefined,
     charge: await chargeRequestOf(db, transaction),
     attempt: scheduled ? transaction.poll_attempts + 1 : undefined,
+    at: now,
   });
   return inUnitOfWork(db, { actor }, async (work) => {
     if (outcome.status === 'not_found') {
@@ -78,6 +84,16 @@ export async function pollTransaction(
       }
     } else if (outcome.status !== 'unknown') {
       await recordChargeResult(work, transaction, chargeResultOf(outcome), onOverpaid, policy);
+    } else if (outcome.reported) {
+      const { amount, currency } = outcome.reported;
+      await raiseException(work, {
+        kind: currency === transaction.currency.toUpperCase() ? 'amount_mismatch' : 'currency_mismatch',
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        transactionId: transaction.id,
+        message: `status check of ${transaction.id} (${transaction.amount} ${transaction.currency.toUpperCase()}, minor units): ${outcome.message}; nothing was booked`,
+        details: { amount, currency },
+      });
     }
     const row = await work.trx
       .updateTable('transactions')

@@ -1,5 +1,6 @@
-import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
 import { type GatewayResponse, GatewayUnreachable, parseJsonBody } from '../http.ts';
+import { heldAgainstCharge } from '../reported.ts';
 import type {
   ChargeOutcome,
   ChargeRequest,
@@ -203,7 +204,11 @@ export class EwayClient implements GatewayClient {
    * Query `GET /Transaction/{TransactionID}` when the id is known, otherwise by our reference
    * `GET /Transaction/InvoiceRef/{reference}`. An empty `Transactions` list is `not_found` (the
    * charge never reached eWAY); several matches combine as status.ts says; a failed query (no answer,
-   * non-2xx, an undocumented body or `Errors` without transactions) is unknown.
+   * non-2xx, an undocumented body or `Errors` without transactions) is unknown. An approved (or
+   * authorised) transaction whose `TotalAmount` (read by `EWAY_CURRENCIES`) or `CurrencyCode` is not
+   * the charge's (`query.charge`; no `CurrencyCode`: the charge's) is unknown with what eWAY reports
+   * (`heldAgainstCharge`), as `charge` treats such an echo: eWAY approves "for partial amount"
+   * (A2010), and the poller raises an `amount_mismatch` exception for it.
    */
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     try {
@@ -218,7 +223,14 @@ export class EwayClient implements GatewayClient {
           ? { status: 'not_found' }
           : { status: 'unknown', message: `eWAY Transaction Query: ${describeCodes(errors)}` };
       }
-      return combineOutcomes(answer.Transactions.map((t) => chargeOutcomeOf(verdictOf(t))));
+      return combineOutcomes(
+        answer.Transactions.map((t) =>
+          heldAgainstCharge('eWAY', chargeOutcomeOf(verdictOf(t)), query.charge, {
+            currency: t.CurrencyCode,
+            amount: (currency) => fromGateway(EWAY_CURRENCIES, t.TotalAmount, currency),
+          }),
+        ),
+      );
     } catch (error) {
       return unknownOf(error);
     }

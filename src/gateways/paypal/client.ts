@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
+import { attemptCreatedAt } from '../attempts.ts';
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
+import { type AnsweredMoney, heldAgainstCharge } from '../reported.ts';
 import type {
   ChargeInitiation,
   ChargeOutcome,
@@ -15,14 +17,9 @@ import type {
   VoidRequest,
 } from '../types.ts';
 import { cardOfOrder } from './card.ts';
-import {
-  attemptCreatedAt,
-  parsePaymentSource,
-  SAFE_REPEAT_WINDOW_MS,
-  type VaultedSource,
-} from './conventions.ts';
+import { parsePaymentSource, SAFE_REPEAT_WINDOW_MS, type VaultedSource } from './conventions.ts';
 import { PAYPAL_CURRENCIES } from './currencies.ts';
-import { CaptureState, ErrorBody, Order, RefundAnswer } from './schemas.ts';
+import { CaptureState, ErrorBody, Money, Order, RefundAnswer } from './schemas.ts';
 import { PaypalSettlementError } from './settlement.ts';
 import { CAPTURE_STATUS, meaningOf, REFUND_STATUS } from './status.ts';
 import { SearchPage, type SearchQuery } from './transaction-search.ts';
@@ -134,15 +131,47 @@ function isCreated(response: GatewayResponse): boolean {
 }
 
 /**
+ * A capture's `amount` (Payments v2 `money`: `currency_code`, decimal-string `value`) as
+ * `heldAgainstCharge` reads it, through `PAYPAL_CURRENCIES`. A capture without one (or with another
+ * shape, such as the older `{total, currency}`) names no amount billhook can read.
+ */
+function answeredMoneyOf(capture: CaptureState): AnsweredMoney {
+  const money = Money.safeParse(capture.amount);
+  if (!money.success) {
+    return {
+      amount: () => {
+        throw new AmountNotRepresentable(
+          `PayPal capture ${capture.id} names no amount {currency_code, value}`,
+        );
+      },
+    };
+  }
+  const { currency_code, value } = money.data;
+  return { currency: currency_code, amount: (currency) => fromGateway(PAYPAL_CURRENCIES, value, currency) };
+}
+
+/**
+ * A status check's capture, held against the charge asked about (`heldAgainstCharge`): a capture
+ * completed (or pending) for another amount or currency than the charge's, or naming none, is
+ * unknown with what PayPal reports.
+ */
+function checkedCapture(capture: CaptureState, charge: ChargeRequest): ChargeOutcome {
+  return heldAgainstCharge('PayPal', outcomeOfCapture(capture), charge, answeredMoneyOf(capture));
+}
+
+/**
  * A 200/201 order answer as a charge outcome; an unreadable body leaves it unknown (money may have
  * moved). A success carries the card charged (`cardOfOrder`).
+ * @param asked the charge a status check repeated, against which the order's capture is held
+ * (`checkedCapture`); absent for the charge's own answer
  */
-function orderOutcome(response: GatewayResponse): ChargeOutcome {
+function orderOutcome(response: GatewayResponse, asked?: ChargeRequest): ChargeOutcome {
   const body = parseJsonBody(response.text);
   const order = Order.safeParse(body);
   if (!order.success)
     return { status: 'unknown', message: `PayPal answered HTTP ${response.status} with an unreadable order` };
-  const outcome = outcomeOfOrder(order.data);
+  const capture = order.data.purchase_units?.[0]?.payments?.captures?.[0];
+  const outcome = asked && capture ? checkedCapture(capture, asked) : outcomeOfOrder(order.data);
   if (outcome.status !== 'succeeded') return outcome;
   const card = cardOfOrder(body);
   return card ? { ...outcome, card } : outcome;
@@ -384,9 +413,14 @@ export class PaypalClient implements GatewayClient {
    *   `PayPal-Request-Id` and body, which PayPal answers with the original order while it keeps the
    *   key (6 hours, https://developer.paypal.com/docs/api/orders/v2/#orders_create) — or, if the first
    *   request never arrived, processes now, as the one charge of this attempt. This is done only
-   *   while the attempt (its creation time is in our id) is younger than `SAFE_REPEAT_WINDOW_MS`
+   *   while the attempt (its creation time is in our id) is younger than `SAFE_REPEAT_WINDOW_MS` at
+   *   the check (`query.at`, the sweep's clock; else the client's clock)
    *   (5 hours); later, or for a reference that carries no time, the answer stays unknown, because
    *   a repeat after PayPal forgot the key would be a second charge.
+   * Either way a capture completed (or pending) is held against the charge (`checkedCapture`): its
+   * `amount` must be the charge's amount and currency (read by `PAYPAL_CURRENCIES`), else the answer
+   * is unknown with what PayPal reports, and the poller raises an `amount_mismatch` (or
+   * `currency_mismatch`) exception for it.
    * Never `not_found`: PayPal has no search of orders by our reference. Answers that do not settle
    * the question (no answer, 5xx, a refused token, 4xx other than a decline of the repeat) are unknown.
    */
@@ -402,11 +436,11 @@ export class PaypalClient implements GatewayClient {
         }
         const capture = CaptureState.safeParse(parseJsonBody(response.text));
         return capture.success
-          ? outcomeOfCapture(capture.data)
+          ? checkedCapture(capture.data, query.charge)
           : { status: 'unknown', message: 'PayPal answered the capture lookup with an unreadable capture' };
       }
       const created = attemptCreatedAt(query.reference);
-      if (!created || this.#now() - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
+      if (!created || (query.at?.getTime() ?? this.#now()) - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
         return {
           status: 'unknown',
           message: `attempt ${query.reference} is older than PayPal keeps a PayPal-Request-Id (or carries no time): look it up in the PayPal dashboard by invoice id ${query.reference}`,
@@ -415,7 +449,7 @@ export class PaypalClient implements GatewayClient {
       const source = parsePaymentSource(query.charge.paymentMethod.token);
       if (!source) return { status: 'unknown', message: 'the payment method token is not a PayPal vault id' };
       const response = await this.#postOrder(query.charge, source);
-      if (isCreated(response)) return orderOutcome(response);
+      if (isCreated(response)) return orderOutcome(response, query.charge);
       // A 422 to the repeat is PayPal declining the charge (a repeat within the key's retention is
       // answered like the original; an original that never arrived is declined now). Other errors
       // (authentication, permissions, a malformed request, 5xx) do not say what became of it.

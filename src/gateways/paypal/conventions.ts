@@ -49,17 +49,3 @@ export const REQUEST_ID_RETENTION_MS = 6 * 60 * 60 * 1000;
  * original order and can never become a second charge.
  */
 export const SAFE_REPEAT_WINDOW_MS = REQUEST_ID_RETENTION_MS - 60 * 60 * 1000;
-
-/**
- * When one of our transaction ids was created: billhook's ids carry their creation time in
- * milliseconds as the first 10 base-32 characters after the prefix (src/db/ids.ts), e.g.
- * `txn_01jh3k9q2m4v8c1xk0bd`.
- * @returns undefined when `reference` is not of that form or the time is implausible
- */
-export function attemptCreatedAt(reference: string): Date | undefined {
-  const match = /^[a-z]+_([0-9a-v]{10})[0-9a-v]{10}$/.exec(reference);
-  if (!match) return undefined;
-  const ms = Number.parseInt(match[1]!, 32);
-  // Before 2020 or unreadable: not one of our ids.
-  return Number.isSafeInteger(ms) && ms > Date.UTC(2020, 0, 1) ? new Date(ms) : undefined;
-}

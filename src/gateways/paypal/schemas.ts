@@ -110,8 +110,10 @@ export const ProcessorResponse = z.looseObject({
 
 /**
  * What a capture says about its outcome: `id`, `status`, `status_details.reason` and the processor's
- * response. Enough for a status check, which reads nothing else (the fixture answer of
- * `GET /v2/payments/captures/{id}` even carries its amount in the older `{total, currency}` form).
+ * response. Its `amount` is kept as sent (the object is loose): a status check reads it as `Money`
+ * and holds it against the charge (client.ts `checkedCapture`); an answer whose amount is not that
+ * shape (the fixture `api.captures.get.completed.json` carries the older `{total, currency}` form)
+ * still parses here, and the status check leaves it unknown.
  */
 export const CaptureState = z.looseObject({
   id: z.string().min(1),

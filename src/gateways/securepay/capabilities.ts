@@ -10,7 +10,8 @@ import type { GatewayCapabilities } from '../types.ts';
  * - void: `none`. SecurePay cancels only pre-authorisations (`POST /v2/payments/preauths/{orderId}/cancel`,
  *   SDK `CancelPreAuthRequest`); billhook's payments are captured, and refunded.
  * - statusCheck: `repeat`. SecurePay has no status query for card payments (FACTS.md): the charge is
- *   repeated with the same `Idempotency-Key` and `orderId`.
+ *   repeated with the same `Idempotency-Key` and `orderId`, only within `SAFE_REPEAT_WINDOW_MS` (1 hour,
+ *   conventions.ts) of the attempt, since how long SecurePay keeps the key is undocumented.
  * - lostDisputePaidAsRefund: no.
  * - chargeEventsReadBack: no. Its hints give no charge events at all (webhook.ts `normalize`).
  */

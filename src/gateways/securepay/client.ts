@@ -1,18 +1,27 @@
 import { fromGateway, toGateway } from '../../money/gateway-amount.ts';
+import { attemptCreatedAt } from '../attempts.ts';
 import { GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
+import { describeReported, differenceFrom } from '../reported.ts';
 import type {
   ChargeOutcome,
   ChargeRequest,
   GatewayClient,
   RefundOutcome,
   RefundRequest,
+  ReportedCharge,
   TransactionQuery,
   TransactionStatusOutcome,
   VoidOutcome,
   VoidRequest,
 } from '../types.ts';
-import { DEFAULT_REQUEST_IP, orderIdOf, parseStoredCard, SECUREPAY_AUDIENCE } from './conventions.ts';
+import {
+  DEFAULT_REQUEST_IP,
+  orderIdOf,
+  parseStoredCard,
+  SAFE_REPEAT_WINDOW_MS,
+  SECUREPAY_AUDIENCE,
+} from './conventions.ts';
 import { SECUREPAY_CURRENCIES } from './currencies.ts';
 import { ErrorAnswer, PaymentAnswer } from './schemas.ts';
 import { verdictOf } from './status.ts';
@@ -36,7 +45,7 @@ export interface SecurepayClientOptions {
   tokenTimeoutMs?: number;
   /** The `ip` sent with payments and refunds; default `127.0.0.1` (see conventions.ts). */
   ip?: string;
-  /** Clock in milliseconds for the token cache (tests pass their own). */
+  /** Clock in milliseconds, for the token cache and the age of an attempt (tests pass their own). */
   now?: () => number;
 }
 
@@ -74,15 +83,6 @@ function wireAmount(
   }
 }
 
-/** The answer's `amount` read back as billhook minor units of `currency`, or undefined when it cannot be. */
-function answeredAmount(value: number, currency: string): bigint | undefined {
-  try {
-    return fromGateway(SECUREPAY_CURRENCIES, value, currency);
-  } catch {
-    return undefined;
-  }
-}
-
 /** 4xx statuses that do not prove the request was refused (a timeout, a conflict, rate limiting). */
 const UNCLEAR_CLIENT_ERRORS: ReadonlySet<number> = new Set([408, 409, 425, 429]);
 
@@ -101,25 +101,44 @@ function describeErrors(body: unknown, status: number): { code: string; message:
   };
 }
 
+/** Why a 2xx answer is not about our request, and what it names when that is a paid payment of another amount or currency. */
+interface Mismatch {
+  reason: string;
+  reported?: ReportedCharge;
+}
+
 /**
  * Checks that a 2xx answer is about our request: the same `orderId` (required when `strict`, i.e.
- * for the idempotent repeat), amount and currency.
- * @returns a reason when it is not, else undefined
+ * for the idempotent repeat) and, whether or not it names an order, the amount and currency sent
+ * (`differenceFrom`, the amount read by `SECUREPAY_CURRENCIES`; an answer without a currency is in
+ * the one sent). The amount is required when `strict`; outside a repeat an answer without one is
+ * held to its currency only.
+ * @returns why it is not, with what it names (`reported`) when it is a paid payment (status.ts) of
+ * another amount or currency; else undefined
  */
-function mismatch(answer: PaymentAnswer, expected: Expected, strict: boolean): string | undefined {
-  if (answer.orderId === undefined) {
-    return strict ? 'the answer does not name an orderId' : undefined;
+function mismatch(answer: PaymentAnswer, expected: Expected, strict: boolean): Mismatch | undefined {
+  if (answer.orderId === undefined ? strict : answer.orderId !== expected.orderId) {
+    return {
+      reason:
+        answer.orderId === undefined
+          ? 'the answer does not name an orderId'
+          : `the answer names orderId ${answer.orderId}, not ${expected.orderId}`,
+    };
   }
-  if (answer.orderId !== expected.orderId) {
-    return `the answer names orderId ${answer.orderId}, not ${expected.orderId}`;
-  }
-  if (answer.amount !== undefined && answeredAmount(answer.amount, expected.currency) !== expected.amount) {
-    return `the answer's amount ${answer.amount} differs from the ${expected.amount} sent`;
-  }
-  if (answer.currency && answer.currency.toUpperCase() !== expected.currency) {
-    return `the answer's currency ${answer.currency} differs from the ${expected.currency} sent`;
-  }
-  return undefined;
+  const { amount } = answer;
+  if (amount === undefined && strict) return { reason: 'the answer does not name an amount' };
+  const reported = differenceFrom(expected, {
+    currency: answer.currency,
+    amount: (currency) =>
+      amount === undefined ? expected.amount : fromGateway(SECUREPAY_CURRENCIES, amount, currency),
+  });
+  if (!reported) return undefined;
+  const named =
+    amount === undefined ? `no amount, currency ${reported.currency}` : describeReported(reported);
+  return {
+    reason: `the answer names ${named}, not the ${expected.amount} ${expected.currency} sent (minor units)`,
+    ...(amount !== undefined && verdictOf(answer.status) === 'succeeded' ? { reported } : {}),
+  };
 }
 
 /** The bank's code and message of a payment or refund that was not paid. */
@@ -136,22 +155,25 @@ function readAnswer(
   exchange: { status: number; body: unknown },
   expected: Expected,
   strict: boolean,
-): { answer: PaymentAnswer } | { unclear: string } {
+): { answer: PaymentAnswer } | { unclear: string; reported?: ReportedCharge } {
   const parsed = PaymentAnswer.safeParse(exchange.body);
   if (!parsed.success) {
     return { unclear: `SecurePay answered HTTP ${exchange.status} with a body that is not a payment answer` };
   }
-  const reason = mismatch(parsed.data, expected, strict);
-  return reason
-    ? { unclear: `SecurePay answered HTTP ${exchange.status}, but ${reason}` }
+  const wrong = mismatch(parsed.data, expected, strict);
+  return wrong
+    ? { unclear: `SecurePay answered HTTP ${exchange.status}, but ${wrong.reason}`, reported: wrong.reported }
     : { answer: parsed.data };
 }
 
-/** What an exchange says, before it becomes a charge's or a refund's outcome. */
+/**
+ * What an exchange says, before it becomes a charge's or a refund's outcome; an unknown one's
+ * `reported` is a paid payment of another amount or currency (`mismatch`).
+ */
 type Reading =
   | { status: 'succeeded' }
   | { status: 'declined'; code: string; message: string }
-  | { status: 'unknown'; message: string };
+  | { status: 'unknown'; message: string; reported?: ReportedCharge };
 
 /**
  * Reads the exchange of a payment or refund (or of its repeat after a lost answer, `repeat`):
@@ -171,7 +193,13 @@ function readExchange(exchange: Exchange, expected: Expected, repeat: boolean): 
   }
   if (isSuccess(exchange.status)) {
     const read = readAnswer(exchange, expected, repeat);
-    if ('unclear' in read) return { status: 'unknown', message: read.unclear };
+    if ('unclear' in read) {
+      return {
+        status: 'unknown',
+        message: read.unclear,
+        ...(read.reported ? { reported: read.reported } : {}),
+      };
+    }
     switch (verdictOf(read.answer.status)) {
       case 'succeeded':
         return { status: 'succeeded' };
@@ -222,9 +250,11 @@ export class SecurepayClient implements GatewayClient {
   readonly #tokens: TokenCache;
   readonly #apiBase: string;
   readonly #ip: string;
+  readonly #now: () => number;
 
   constructor(options: SecurepayClientOptions) {
     this.#options = options;
+    this.#now = options.now ?? Date.now;
     this.#apiBase = options.apiBase.replace(/\/+$/, '');
     this.#ip = options.ip ?? DEFAULT_REQUEST_IP;
     this.#tokens = new TokenCache(
@@ -373,7 +403,8 @@ export class SecurepayClient implements GatewayClient {
       { orderId, amount: request.amount, currency: request.currency.toUpperCase() },
       request.repeat === true,
     );
-    if (reading.status === 'declined' || reading.status === 'unknown') return reading;
+    if (reading.status === 'unknown') return { status: 'unknown', message: reading.message };
+    if (reading.status === 'declined') return reading;
     return { status: reading.status, gatewayRefundId: request.reference };
   }
 
@@ -400,12 +431,26 @@ export class SecurepayClient implements GatewayClient {
    * that a payment does not exist.
    * How SecurePay answers a repeated Idempotency-Key (the stored first answer, or a new one) is not
    * documented in any source found; if the first call never arrived, the repeat is the charge.
+   * So the repeat is made only while the attempt (its creation time is in our id) is younger than
+   * `SAFE_REPEAT_WINDOW_MS` (1 hour) at the check (`query.at`, the sweep's clock; else the client's
+   * clock); later, or for a reference that carries no time, the answer is
+   * unknown without a call, as a repeat after SecurePay forgot the key could charge the card twice.
+   * A paid answer for another amount or currency than the charge's is unknown with what SecurePay
+   * reports (`reported`), for which the poller raises an `amount_mismatch` (or `currency_mismatch`)
+   * exception.
    */
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     if (query.charge.reference !== query.reference) {
       return {
         status: 'unknown',
         message: `the charge to repeat (${query.charge.reference}) is not the one asked about (${query.reference})`,
+      };
+    }
+    const created = attemptCreatedAt(query.reference);
+    if (!created || (query.at?.getTime() ?? this.#now()) - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
+      return {
+        status: 'unknown',
+        message: `attempt ${query.reference} is more than an hour old (or carries no time): its payment is not repeated, since how long SecurePay keeps an Idempotency-Key is undocumented; look orderId ${orderIdOf(query.reference)} up in SecurePay's merchant portal`,
       };
     }
     const exchange = await this.#pay(query.charge);

@@ -23,6 +23,21 @@ export function orderIdOf(reference: string): string {
   return reference;
 }
 
+/**
+ * How old an attempt may be (its creation time is in our id, `attemptCreatedAt`) for the status check
+ * to repeat its payment with the same `Idempotency-Key` and `orderId`: one hour. How long SecurePay
+ * keeps an idempotency key, and whether it refuses a second payment with an `orderId` it has seen, is
+ * documented nowhere (FACTS.md, row "status query": no public client or SDK says), and a repeat after
+ * SecurePay forgot the key would be a second payment of the card. So the repeat is made only while
+ * the attempt is young, far inside the retention of the keys that are documented (PayPal's Orders
+ * keep theirs 6 hours, and billhook stops repeating there at 5 hours: paypal/conventions.ts; Stripe's
+ * at least 24 hours, https://docs.stripe.com/api/idempotent_requests). With the default
+ * `POLL_SCHEDULE_SECONDS` (60, 300, 3600, 86400) the checks at 1 and 5 minutes repeat; the later ones
+ * (the sweep makes the 1-hour check just after the hour) answer unknown without a call, and the last
+ * ends in an `unknown_outcome` exception for a person.
+ */
+export const SAFE_REPEAT_WINDOW_MS = 60 * 60 * 1000;
+
 /** A SecurePay stored card: the customer it is stored under and the instrument's token. */
 export interface StoredCard {
   customerCode: string;

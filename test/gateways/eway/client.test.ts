@@ -306,7 +306,10 @@ describe('EwayClient', () => {
         .get('/Transaction/12345678')
         .matchHeader('authorization', EWAY_TEST_AUTHORIZATION)
         .matchHeader('x-eway-apiversion', '47')
-        .reply(200, query());
+        .reply(
+          200,
+          query((t) => Object.assign(t, { TotalAmount: 100 })),
+        );
       expect(
         await client().fetchTransaction({
           reference: CHARGE.reference,
@@ -373,8 +376,68 @@ describe('EwayClient', () => {
       );
     });
 
+    it('leaves an approval (or authorisation) for another amount or currency unknown, naming what eWAY reports', async () => {
+      // The fixture's TotalAmount is 1000 (10.00 AUD); the charge asked was 100 (1.00 AUD).
+      nock(BASE).get('/Transaction/12345678').reply(200, query());
+      expect(
+        await client().fetchTransaction({
+          reference: CHARGE.reference,
+          gatewayTransactionId: '12345678',
+          charge: CHARGE,
+        }),
+      ).toEqual({
+        status: 'unknown',
+        message:
+          'eWAY reports transaction 12345678 succeeded for 1000 AUD, not the 100 AUD charged (minor units)',
+        reported: { amount: 1000n, currency: 'AUD' },
+      });
+      nock(BASE)
+        .get(`/Transaction/InvoiceRef/${CHARGE.reference}`)
+        .reply(
+          200,
+          query((t) =>
+            Object.assign(t, {
+              InvoiceReference: CHARGE.reference,
+              ResponseMessage: 'A2010',
+              TotalAmount: 50,
+              CurrencyCode: 'AUD',
+              TransactionCaptured: false,
+            }),
+          ),
+        );
+      expect(await client().fetchTransaction({ reference: CHARGE.reference, charge: CHARGE })).toMatchObject({
+        status: 'unknown',
+        reported: { amount: 50n, currency: 'AUD' },
+      });
+      nock(BASE)
+        .get(`/Transaction/InvoiceRef/${CHARGE.reference}`)
+        .reply(
+          200,
+          query((t) => Object.assign(t, { TotalAmount: 100, CurrencyCode: 'nzd' })),
+        );
+      expect(await client().fetchTransaction({ reference: CHARGE.reference, charge: CHARGE })).toMatchObject({
+        status: 'unknown',
+        reported: { amount: 100n, currency: 'NZD' },
+      });
+    });
+
+    it('holds only approvals against the charge: a decline for another amount is a decline', async () => {
+      nock(BASE)
+        .get(`/Transaction/InvoiceRef/${CHARGE.reference}`)
+        .reply(
+          200,
+          query((t) =>
+            Object.assign(t, { TransactionStatus: false, ResponseMessage: 'D4451', TotalAmount: 5 }),
+          ),
+        );
+      expect(await client().fetchTransaction({ reference: CHARGE.reference, charge: CHARGE })).toMatchObject({
+        status: 'declined',
+        code: 'D4451',
+      });
+    });
+
     it('prefers an approval among several transactions with our reference; an uncaptured one is pending', async () => {
-      const answer = query();
+      const answer = query((t) => Object.assign(t, { TotalAmount: 100 }));
       answer.Transactions = [
         { ...answer.Transactions[0], TransactionID: 1, TransactionStatus: false, ResponseMessage: 'D4405' },
         { ...answer.Transactions[0], TransactionID: 2, TransactionStatus: true },
@@ -388,7 +451,7 @@ describe('EwayClient', () => {
         .get('/Transaction/12345678')
         .reply(
           200,
-          query((t) => Object.assign(t, { TransactionCaptured: false })),
+          query((t) => Object.assign(t, { TotalAmount: 100, TransactionCaptured: false })),
         );
       expect(
         await client().fetchTransaction({

@@ -1,7 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../../src/db/ids.ts';
-import { attemptCreatedAt, parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
+import { attemptCreatedAt } from '../../../src/gateways/attempts.ts';
+import { parsePaymentSource } from '../../../src/gateways/paypal/conventions.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, HANGING_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts';
@@ -9,6 +10,8 @@ import { nockToken, paypalFixture, TOKEN, testPaypalClient } from './fixtures.ts
 const BASE = 'https://paypal.client.test';
 const VAULTED = paypalFixture('api.orders.create.vaulted_card_capture.completed.json');
 const DECLINED = paypalFixture('api.orders.capture.card_declined_insufficient_funds.json');
+/** The real sandbox capture (Payments v2 `capture-2`, USD 25.07) of VAULTED, as a capture lookup answers. */
+const CAPTURE = VAULTED.purchase_units[0].payments.captures[0];
 
 /** A client whose calls time out after `timeoutMs`, its token request after the long timeout. */
 const client = (now?: () => number, timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
@@ -370,17 +373,46 @@ describe('PaypalClient.void', () => {
 describe('PaypalClient.fetchTransaction', () => {
   it('looks a known capture up: GET /v2/payments/captures/{id}', async () => {
     nockToken(BASE).reply(200, TOKEN);
-    nock(BASE)
-      .get('/v2/payments/captures/2GG279541U471931P')
-      .reply(200, paypalFixture('api.captures.get.completed.json'));
+    nock(BASE).get('/v2/payments/captures/0XX3309307732590Y').reply(200, CAPTURE);
     const charge = chargeOf();
     expect(
       await client().fetchTransaction({
         reference: charge.reference,
-        gatewayTransactionId: '2GG279541U471931P',
+        gatewayTransactionId: '0XX3309307732590Y',
         charge,
       }),
-    ).toEqual({ status: 'succeeded', gatewayTransactionId: '2GG279541U471931P' });
+    ).toEqual({ status: 'succeeded', gatewayTransactionId: '0XX3309307732590Y' });
+  });
+
+  it('leaves a capture for another amount or currency, or naming no amount, unknown with what PayPal reports', async () => {
+    nockToken(BASE).reply(200, TOKEN);
+    const paypal = client();
+    const lookUp = (answer: unknown, charge = chargeOf()) => {
+      nock(BASE).get('/v2/payments/captures/0XX3309307732590Y').reply(200, answer);
+      return paypal.fetchTransaction({
+        reference: charge.reference,
+        gatewayTransactionId: '0XX3309307732590Y',
+        charge,
+      });
+    };
+    // The capture moved 25.07 USD; the charge asked 30.00 USD.
+    expect(await lookUp(CAPTURE, chargeOf({ amount: 3000n }))).toEqual({
+      status: 'unknown',
+      message:
+        'PayPal reports transaction 0XX3309307732590Y succeeded for 2507 USD, not the 3000 USD charged (minor units)',
+      reported: { amount: 2507n, currency: 'USD' },
+    });
+    expect(
+      await lookUp({ ...CAPTURE, status: 'PENDING', amount: { currency_code: 'EUR', value: '25.07' } }),
+    ).toMatchObject({ status: 'unknown', reported: { amount: 2507n, currency: 'EUR' } });
+    // The older `{total, currency}` form names no Payments v2 amount.
+    expect(
+      await lookUp({ ...paypalFixture('api.captures.get.completed.json'), id: '0XX3309307732590Y' }),
+    ).toMatchObject({ status: 'unknown', reported: { amount: null, currency: 'USD' } });
+    // A decline moved nothing: its amount is not asked.
+    expect(await lookUp({ ...CAPTURE, status: 'DECLINED', amount: undefined })).toMatchObject({
+      status: 'declined',
+    });
   });
 
   it.each([
@@ -393,14 +425,14 @@ describe('PaypalClient.fetchTransaction', () => {
   ])('maps a %s capture to %s', async (status, outcome) => {
     nockToken(BASE).reply(200, TOKEN);
     nock(BASE)
-      .get('/v2/payments/captures/2GG279541U471931P')
-      .reply(200, { ...paypalFixture('api.captures.get.completed.json'), status });
+      .get('/v2/payments/captures/0XX3309307732590Y')
+      .reply(200, { ...CAPTURE, status });
     const charge = chargeOf();
     expect(
       (
         await client().fetchTransaction({
           reference: charge.reference,
-          gatewayTransactionId: '2GG279541U471931P',
+          gatewayTransactionId: '0XX3309307732590Y',
           charge,
         })
       ).status,
@@ -438,6 +470,16 @@ describe('PaypalClient.fetchTransaction', () => {
     expect(seen[0]!.body.purchase_units[0]).toMatchObject({
       custom_id: charge.reference,
       amount: { value: '25.07' },
+    });
+  });
+
+  it('leaves a repeat answered with an order captured for another amount unknown, with what PayPal reports', async () => {
+    nockToken(BASE).reply(200, TOKEN);
+    nock(BASE).post('/v2/checkout/orders').reply(200, VAULTED);
+    const charge = chargeOf({ amount: 3000n });
+    expect(await client().fetchTransaction({ reference: charge.reference, charge })).toMatchObject({
+      status: 'unknown',
+      reported: { amount: 2507n, currency: 'USD' },
     });
   });
 

@@ -1,5 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { attemptCreatedAt } from '../../../src/gateways/attempts.ts';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
 import { verdictOf } from '../../../src/gateways/securepay/status.ts';
 import type { ChargeRequest } from '../../../src/gateways/types.ts';
@@ -15,8 +16,14 @@ const REFERENCE = PAID.orderId as string;
 const FAILED = securepayFixture('api.customers.payments.failed.constructed.json');
 const REFUND = securepayFixture('api.orders.refunds.paid.constructed.json');
 
-/** A client whose calls time out after `timeoutMs`, its token request after the long timeout. */
-const client = (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
+/** When the attempt REFERENCE was created (our ids carry it). */
+const CREATED = attemptCreatedAt(REFERENCE)!.getTime();
+
+/**
+ * A client whose calls time out after `timeoutMs`, its token request after the long timeout, and
+ * whose clock reads `now` (default a minute after the attempt REFERENCE, as the first status check).
+ */
+const client = (timeoutMs = ANSWERED_CALL_TIMEOUT_MS, now = () => CREATED + 61_000) =>
   new SecurepayClient({
     clientId: 'sp-client-id',
     clientSecret: 'sp-client-secret',
@@ -25,6 +32,7 @@ const client = (timeoutMs = ANSWERED_CALL_TIMEOUT_MS) =>
     authUrl: AUTH_URL,
     timeoutMs,
     tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
+    now,
   });
 
 const charge: ChargeRequest = {
@@ -196,7 +204,7 @@ describe('SecurepayClient', () => {
       nockPayment(201, { ...PAID, gatewayResponseMessage: 'Unexpected response', ...fields });
       expect(await client().charge(charge)).toMatchObject({
         status: 'unknown',
-        message: new RegExp(`status ${fields.status}`),
+        message: expect.stringMatching(new RegExp(`status ${fields.status}`)),
       });
     });
 
@@ -234,11 +242,36 @@ describe('SecurepayClient', () => {
 
     it('leaves the outcome unknown when the answer names another order or amount', async () => {
       nockPayment(201, { ...PAID, orderId: 'txn_someoneelse000000000' });
-      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /names orderId/ });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/names orderId/),
+      });
       nockPayment(201, { ...PAID, amount: 9999 });
-      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /amount 9999/ });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/names 9999 AUD/),
+      });
       nockPayment(201, { ...PAID, currency: 'NZD' });
-      expect(await client().charge(charge)).toMatchObject({ status: 'unknown', message: /currency NZD/ });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/names 10000 NZD/),
+      });
+    });
+
+    it('holds an answer that names no order to the amount and currency sent too', async () => {
+      nockPayment(201, { ...PAID, orderId: undefined, amount: 5000 });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/names 5000 AUD/),
+      });
+      nockPayment(201, { ...PAID, orderId: undefined, currency: 'NZD' });
+      expect(await client().charge(charge)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/names 10000 NZD/),
+      });
+      // Naming no order, with the amount and currency sent, it counts (outside a repeat).
+      nockPayment(201, { ...PAID, orderId: undefined });
+      expect((await client().charge(charge)).status).toBe('succeeded');
     });
 
     it('leaves the outcome unknown on a timeout and on a network error', async () => {
@@ -246,7 +279,7 @@ describe('SecurepayClient', () => {
       nock(API).post(PAYMENTS).reply(noAnswer);
       expect(await client(HANGING_CALL_TIMEOUT_MS).charge(charge)).toMatchObject({
         status: 'unknown',
-        message: /TimeoutError|abort/i,
+        message: expect.stringMatching(/TimeoutError|abort/i),
       });
       nockToken(AUTH_URL, TOKEN);
       nock(API).post(PAYMENTS).replyWithError('socket hang up');
@@ -302,7 +335,10 @@ describe('SecurepayClient', () => {
           gatewayResponseCode: '05',
           gatewayResponseMessage: null,
         });
-      expect(await securepay.refund(refund)).toMatchObject({ status: 'unknown', message: /status unknown/ });
+      expect(await securepay.refund(refund)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/status unknown/),
+      });
       nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
       expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
       nock(API).post(path).reply(500, securepayFixture('api.error.500.constructed.json'));
@@ -334,19 +370,28 @@ describe('SecurepayClient', () => {
       nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
       expect(await securepay.refund(repeat)).toMatchObject({
         status: 'unknown',
-        message: /the repeat was refused \(HTTP 400, INVALID_ORDER_ID/,
+        message: expect.stringMatching(/the repeat was refused \(HTTP 400, INVALID_ORDER_ID/),
       });
       const { orderId: _omitted, ...withoutOrder } = { ...REFUND, amount: 2500 };
       nock(API).post(path).reply(201, withoutOrder);
       expect(await securepay.refund(repeat)).toMatchObject({
         status: 'unknown',
-        message: /does not name an orderId/,
+        message: expect.stringMatching(/does not name an orderId/),
       });
       // The first send of the same answers: a refusal declines, an answer without the order counts.
       nock(API).post(path).reply(400, securepayFixture('api.error.400.invalid_order_id.constructed.json'));
       expect(await securepay.refund(refund)).toMatchObject({ status: 'declined', code: 'INVALID_ORDER_ID' });
       nock(API).post(path).reply(201, withoutOrder);
       expect((await securepay.refund(refund)).status).toBe('succeeded');
+      // …but not one of another amount.
+      nock(API)
+        .post(path)
+        .reply(201, { ...withoutOrder, amount: 2400 });
+      expect(await securepay.refund(refund)).toEqual({
+        status: 'unknown',
+        message:
+          'SecurePay answered HTTP 201, but the answer names 2400 AUD, not the 2500 AUD sent (minor units)',
+      });
     });
   });
 
@@ -359,7 +404,11 @@ describe('SecurepayClient', () => {
           amount: 10000n,
           currency: 'AUD',
         }),
-      ).toMatchObject({ status: 'declined', code: 'not_a_preauthorisation', message: /refund it instead/ });
+      ).toMatchObject({
+        status: 'declined',
+        code: 'not_a_preauthorisation',
+        message: expect.stringMatching(/refund it instead/),
+      });
     });
   });
 
@@ -417,10 +466,60 @@ describe('SecurepayClient', () => {
       expect((await client(timeoutMs).fetchTransaction(query)).status).toBe('unknown');
     });
 
+    it('leaves a paid answer of another amount or currency unknown, naming what SecurePay reports', async () => {
+      nockPayment(201, { ...PAID, amount: 5000 });
+      expect(await client().fetchTransaction(query)).toEqual({
+        status: 'unknown',
+        message:
+          'SecurePay answered HTTP 201, but the answer names 5000 AUD, not the 10000 AUD sent (minor units)',
+        reported: { amount: 5000n, currency: 'AUD' },
+      });
+      nockPayment(201, { ...PAID, currency: 'NZD' });
+      expect(await client().fetchTransaction(query)).toMatchObject({
+        status: 'unknown',
+        reported: { amount: 10000n, currency: 'NZD' },
+      });
+    });
+
+    it('leaves a paid answer that names no amount unknown', async () => {
+      nockPayment(201, { ...PAID, amount: undefined });
+      expect(await client().fetchTransaction(query)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/does not name an amount/),
+      });
+    });
+
+    it('repeats nothing for an attempt more than an hour old, or whose reference carries no time', async () => {
+      // No call is made: an unanswered interceptor would fail the test (afterEach).
+      const late = client(ANSWERED_CALL_TIMEOUT_MS, () => CREATED + 60 * 60 * 1000 + 1);
+      expect(await late.fetchTransaction(query)).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/more than an hour old.*undocumented/),
+      });
+      // The sweep's clock (`at`) decides when the check gives one.
+      expect(await client().fetchTransaction({ ...query, at: new Date(CREATED + 86_400_000) })).toMatchObject(
+        {
+          status: 'unknown',
+          message: expect.stringMatching(/more than an hour old/),
+        },
+      );
+      const untimed = { ...charge, reference: 'order-without-time' };
+      expect(
+        await client().fetchTransaction({ reference: untimed.reference, charge: untimed }),
+      ).toMatchObject({
+        status: 'unknown',
+        message: expect.stringMatching(/carries no time/),
+      });
+      // Within the hour the repeat is made.
+      const inTime = client(ANSWERED_CALL_TIMEOUT_MS, () => CREATED + 60 * 60 * 1000);
+      nockPayment(201, PAID);
+      expect(await inTime.fetchTransaction(query)).toMatchObject({ status: 'succeeded' });
+    });
+
     it('refuses to repeat a charge that is not the one asked about', async () => {
       expect(await client().fetchTransaction({ reference: 'txn_other', charge })).toMatchObject({
         status: 'unknown',
-        message: /not the one asked about/,
+        message: expect.stringMatching(/not the one asked about/),
       });
     });
   });

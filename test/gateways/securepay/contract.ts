@@ -1,4 +1,5 @@
 import nock from 'nock';
+import { attemptCreatedAt } from '../../../src/gateways/attempts.ts';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
 import { ANSWERED_CALL_TIMEOUT_MS, noAnswer } from '../../support/timeouts.ts';
 import type { ContractCase } from '../contract-case.ts';
@@ -27,6 +28,9 @@ export const contract: ContractCase = {
       authUrl: AUTH_URL,
       timeoutMs,
       tokenTimeoutMs: ANSWERED_CALL_TIMEOUT_MS,
+      // A minute after the attempt, as the first status check: SecurePay's repeat is made only
+      // while the attempt is younger than SAFE_REPEAT_WINDOW_MS.
+      now: () => attemptCreatedAt(REFERENCE)!.getTime() + 61_000,
     }),
   charge: {
     reference: REFERENCE,

@@ -1,5 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { attemptCreatedAt } from '../../../src/gateways/attempts.ts';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import { OAuthError, TokenCache } from '../../../src/gateways/oauth.ts';
 import { SecurepayClient } from '../../../src/gateways/securepay/client.ts';
@@ -121,6 +122,8 @@ describe('SecurepayClient and its token', () => {
   });
   afterAll(() => nock.enableNetConnect());
 
+  // Its clock a minute after the attempt PAID names, as the first status check (which repeats the
+  // payment only within SAFE_REPEAT_WINDOW_MS of the attempt).
   const client = () =>
     new SecurepayClient({
       clientId: 'sp-client-id',
@@ -129,6 +132,7 @@ describe('SecurepayClient and its token', () => {
       apiBase: API,
       authUrl: AUTH_URL,
       timeoutMs: ANSWERED_CALL_TIMEOUT_MS,
+      now: () => attemptCreatedAt(PAID.orderId)!.getTime() + 61_000,
     });
   const charge = {
     reference: PAID.orderId as string,

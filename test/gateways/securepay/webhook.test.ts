@@ -19,7 +19,7 @@ describe('SecurepayWebhook.verify (a shape check: SecurePay signs nothing)', () 
   it('accepts a JSON object naming an orderId; the event id is the orderId plus a hash of the bytes', async () => {
     const delivery = await webhook.verify(Buffer.from(securepayFixtureRaw(HINT)), {});
     expect(delivery.eventType).toBe('payment.paid');
-    expect(delivery.eventId).toMatch(/^txn_01jh3k9q2m4v8c1xk0bd:[0-9a-f]{32}$/);
+    expect(delivery.eventId).toMatch(/^txn_01jh3k9q2m4v8c1vk0bd:[0-9a-f]{32}$/);
     // The same bytes again are the same event (a duplicate), whatever the headers.
     expect(
       await webhook.verify(Buffer.from(securepayFixtureRaw(HINT)), { 'x-securepay-signature': 'anything' }),
@@ -31,7 +31,7 @@ describe('SecurepayWebhook.verify (a shape check: SecurePay signs nothing)', () 
     const changed = { ...securepayFixture(HINT), status: 'failed', gatewayResponseCode: '51' };
     const second = await webhook.verify(Buffer.from(JSON.stringify(changed)), {});
     expect(second.eventId).not.toBe(first.eventId);
-    expect(second.eventId.startsWith('txn_01jh3k9q2m4v8c1xk0bd:')).toBe(true);
+    expect(second.eventId.startsWith('txn_01jh3k9q2m4v8c1vk0bd:')).toBe(true);
     expect(second.eventType).toBe('payment.failed');
   });
 
@@ -80,7 +80,7 @@ describe('buildSecurepayTestDelivery', () => {
     const delivery = buildSecurepayTestDelivery(
       type,
       {
-        reference: 'txn_01jh3k9q2m4v8c1xk0bd',
+        reference: 'txn_01jh3k9q2m4v8c1vk0bd',
         amount: 10000,
         currency: 'aud',
         customerCode: 'cust-ada-0001',
@@ -90,7 +90,7 @@ describe('buildSecurepayTestDelivery', () => {
     expect(delivery.headers).toEqual({ 'content-type': 'application/json' });
     const body = JSON.parse(delivery.body);
     expect(body).toMatchObject({
-      orderId: 'txn_01jh3k9q2m4v8c1xk0bd',
+      orderId: 'txn_01jh3k9q2m4v8c1vk0bd',
       amount: 10000,
       currency: 'AUD',
       status,

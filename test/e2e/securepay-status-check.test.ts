@@ -1,0 +1,130 @@
+/**
+ * SecurePay's status check, the repeat of the payment with the same Idempotency-Key and orderId:
+ * - it is made only while the attempt is younger than SAFE_REPEAT_WINDOW_MS (1 hour): how long
+ *   SecurePay keeps a key is undocumented, and a repeat after it forgot could charge the card twice.
+ *   Later checks answer unknown without a call, and the last one raises `unknown_outcome`. (Before:
+ *   the payment was sent again 24 hours after the first.)
+ * - a paid answer for another amount books nothing and raises `amount_mismatch`.
+ */
+import nock from 'nock';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
+import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
+import type { TestApp } from '../support/app.ts';
+import { ledgerByCode, openInvoice } from '../support/flow.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+
+const API = 'https://payments.status-check.securepay.test';
+const AUTH_ORIGIN = 'https://auth.status-check.securepay.test';
+const CUSTOMER_CODE = PAID.customerCode as string;
+const PAYMENTS = `/v2/customers/${CUSTOMER_CODE}/payments`;
+const SCHEDULE = [60, 300, 3600, 86400];
+const log = pino({ level: 'silent' });
+
+describe('SecurePay status check (the idempotent repeat)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp({
+      SECUREPAY_CLIENT_ID: 'sp-status-client',
+      SECUREPAY_CLIENT_SECRET: 'sp-status-secret',
+      SECUREPAY_MERCHANT_CODE: '5AR0055',
+      SECUREPAY_API_BASE: API,
+      SECUREPAY_AUTH_URL: `${AUTH_ORIGIN}/oauth/token`,
+    });
+  }, 120_000);
+  afterEach(() => nock.cleanAll());
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  /** A 100.00 AUD charge whose answer is lost (HTTP 500 → unknown); `sweep` runs the status checks `seconds` after it. */
+  async function lostCharge() {
+    nock(AUTH_ORIGIN)
+      .post('/oauth/token')
+      .optionally()
+      .times(10)
+      .reply(200, { ...securepayFixture('oauth.token.constructed.json'), access_token: 'sp-status' });
+    const { invoice } = await openInvoice(app, {
+      amount: 10000,
+      currency: 'aud',
+      gateway: 'securepay',
+      token: PAID.token as string,
+      gatewayCustomerId: CUSTOMER_CODE,
+    });
+    nock(API).post(PAYMENTS).reply(500, {});
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const txn = charged.body.transaction;
+    expect(txn).toMatchObject({ status: 'unknown', amount: 10000 });
+    const created = new Date(txn.created_at).getTime();
+    const sweep = async (seconds: number) =>
+      (
+        await pollDueTransactions(app.runtime.db, 'system', app.runtime, SCHEDULE, log, {
+          now: new Date(created + seconds * 1000),
+        })
+      ).filter((r) => r.transactionId === txn.id);
+    /** Answers the repeat of this attempt's payment once with `status` and `body`, noting when it was sent. */
+    const sent: number[] = [];
+    const repeatAnswers = (status: number, body: object, at: number) =>
+      nock(API)
+        .post(PAYMENTS, (b) => b.orderId === txn.id)
+        .reply(() => {
+          sent.push(at);
+          return [status, body];
+        });
+    return { invoice, txn, sweep, sent, repeatAnswers };
+  }
+
+  const exceptionsOf = async (transactionId: string) =>
+    ((await app.api('GET', '/v1/reconciliation-exceptions')).body.data as { transaction: string }[]).filter(
+      (x) => x.transaction === transactionId,
+    );
+
+  it('repeats the payment within the hour only; a day later it sends nothing and the attempt goes to a person', async () => {
+    const before = await ledgerByCode(app);
+    const { invoice, txn, sweep, sent, repeatAnswers } = await lostCharge();
+    const conflict = { errors: [{ code: 'CONFLICT', detail: 'in progress' }] };
+    for (const at of [61, 301]) {
+      repeatAnswers(409, conflict, at);
+      expect(await sweep(at)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: false }]);
+    }
+    // From the hour on, a paid answer would be there to take: none is asked for.
+    repeatAnswers(201, { ...PAID, orderId: txn.id, amount: 10000 }, 3601);
+    expect(await sweep(3601)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: false }]);
+    expect(await sweep(86401)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: true }]);
+    expect(sent).toEqual([61, 301]);
+
+    expect((await app.api('GET', `/v1/transactions/${txn.id}`)).body).toMatchObject({ status: 'unknown' });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+    const ledger = await ledgerByCode(app);
+    expect(ledger['gateway_clearing:securepay AUD'] ?? 0).toBe(before['gateway_clearing:securepay AUD'] ?? 0);
+    expect(await exceptionsOf(txn.id)).toEqual([
+      expect.objectContaining({ kind: 'unknown_outcome', status: 'open', gateway: 'securepay' }),
+    ]);
+  });
+
+  it('books nothing for a paid answer of 50.00 to the repeat of a 100.00 payment: unknown, amount_mismatch', async () => {
+    const before = await ledgerByCode(app);
+    const { invoice, txn, sweep, repeatAnswers } = await lostCharge();
+    repeatAnswers(201, { ...PAID, orderId: txn.id, amount: 5000 }, 61);
+    expect(await sweep(61)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: false }]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+      amount_due: 10000,
+    });
+    const ledger = await ledgerByCode(app);
+    expect(ledger['gateway_clearing:securepay AUD'] ?? 0).toBe(before['gateway_clearing:securepay AUD'] ?? 0);
+    expect(await exceptionsOf(txn.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        status: 'open',
+        gateway: 'securepay',
+        details: { amount: '5000', currency: 'AUD' },
+      }),
+    ]);
+  });
+});
