@@ -40,7 +40,8 @@ export function asNewLine(line: InvoiceLineRow): NewLine & { amount: bigint } {
   return {
     description: line.description,
     quantity: line.quantity,
-    type: line.type,
+    // A ROUNDING line (finalization's, untaxed, below 0) priced again is the credit it is.
+    type: line.type === 'ROUNDING' ? 'CREDIT' : line.type,
     amount: amount < 0n ? -amount : amount,
     taxRatePpm: line.tax_rate_ppm,
     ...(taxes.length

@@ -109,6 +109,7 @@ export const serialize = {
     currency: i.currency,
     subtotal: i.subtotal,
     tax: i.tax,
+    rounding: i.rounding,
     total: i.total,
     amount_due: i.amount_due,
     amount_paid: i.amount_paid,
