@@ -50,5 +50,7 @@ export function gatewayStep(
 ): { step: bigint; rule: string | null; gatewayName: string } | null {
   const table = CURRENCY_TABLES[gateway];
   const support = currencySupport(table, currency);
-  return support.step === null ? null : { step: support.step, rule: support.rule, gatewayName: table.gateway };
+  return support.step === null
+    ? null
+    : { step: support.step, rule: support.rule, gatewayName: table.gateway };
 }
