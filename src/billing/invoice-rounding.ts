@@ -46,38 +46,48 @@ export function roundingFor(gateway: Gateway, currency: string, due: bigint): Ro
 }
 
 /**
- * The gateway that will charge an invoice of customer `customerId` (of subscription
- * `subscriptionId`, when it is one's): the subscription's payment method, else the customer's
- * default, as collection picks them (payments/collection.ts); undefined when there is none or it is
- * detached (a charge would be refused). Read in `db` (the finalizing transaction).
+ * The gateway that will charge an invoice of customer `customerId`: payment method `methodId` (a
+ * subscription's) when given, else the customer's default, as collection picks them
+ * (payments/collection.ts); undefined when there is none or it is detached (a charge would be
+ * refused). Read in `db` (the finalizing transaction).
  */
 export async function chargingGateway(
   db: Kysely<Database>,
   customerId: string,
-  subscriptionId: string | null,
+  methodId: string | null,
 ): Promise<Gateway | undefined> {
   let query = db
     .selectFrom('payment_methods')
     .select(['gateway', 'detached_at'])
     .where('customer_id', '=', customerId);
-  const ofSubscription = subscriptionId
-    ? await db
-        .selectFrom('subscriptions')
-        .select('payment_method_id')
-        .where('id', '=', subscriptionId)
-        .executeTakeFirst()
-    : undefined;
-  const methodId = ofSubscription?.payment_method_id;
   query = methodId ? query.where('id', '=', methodId) : query.where('is_default', '=', true);
   const method = await query.executeTakeFirst();
   return method && method.detached_at === null ? method.gateway : undefined;
 }
 
 /**
+ * The rounding of `due` (minor units) of `currency` for customer `customerId` charged through
+ * payment method `methodId` (a subscription's; null: the customer's default): none, without a read,
+ * for a currency no gateway takes in steps of more than one minor unit (`COARSE_STEP_CURRENCIES`:
+ * USD, EUR… keep the renewal path free of a query), nor for nothing due; else `roundingFor` the
+ * gateway that will charge it (`chargingGateway`).
+ */
+export async function roundingOf(
+  db: Kysely<Database>,
+  customerId: string,
+  methodId: string | null,
+  currency: string,
+  due: bigint,
+): Promise<Rounding | undefined> {
+  if (due <= 0n || !COARSE_STEP_CURRENCIES.has(currency.toUpperCase())) return undefined;
+  const gateway = await chargingGateway(db, customerId, methodId);
+  return gateway ? roundingFor(gateway, currency, due) : undefined;
+}
+
+/**
  * The rounding finalization applies to `invoice` with `due` (minor units) left due after the
- * customer's credit: none without a read for a currency no gateway takes in steps of more than one
- * minor unit (`COARSE_STEP_CURRENCIES`: USD, EUR… keep the renewal path free of a query), nor for
- * nothing due; else `roundingFor` the gateway that will charge it (`chargingGateway`).
+ * customer's credit (`roundingOf`, through its subscription's payment method, else the customer's
+ * default; the subscription is read only for a currency that may be rounded).
  */
 export async function finalizationRounding(
   db: Kysely<Database>,
@@ -85,6 +95,12 @@ export async function finalizationRounding(
   due: bigint,
 ): Promise<Rounding | undefined> {
   if (due <= 0n || !COARSE_STEP_CURRENCIES.has(invoice.currency.toUpperCase())) return undefined;
-  const gateway = await chargingGateway(db, invoice.customer_id, invoice.subscription_id);
-  return gateway ? roundingFor(gateway, invoice.currency, due) : undefined;
+  const subscription = invoice.subscription_id
+    ? await db
+        .selectFrom('subscriptions')
+        .select('payment_method_id')
+        .where('id', '=', invoice.subscription_id)
+        .executeTakeFirst()
+    : undefined;
+  return roundingOf(db, invoice.customer_id, subscription?.payment_method_id ?? null, invoice.currency, due);
 }

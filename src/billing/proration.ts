@@ -27,7 +27,7 @@ import {
   type NewLine,
 } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
-import { type InvoicePreview, pricedLines } from './preview.ts';
+import { type InvoicePreview, pricedLines, withRounding } from './preview.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import {
   invoiceUsageUntil,
@@ -632,7 +632,18 @@ export async function changeSubscription(
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
-      return { subscription, proration, invoice: null, credited, creditedToInvoice, usageInvoice: null };
+      // An invoiced change shows the rounding its finalization would add (PRODUCT §11).
+      const shown = invoiced
+        ? await withRounding(work.trx, proration, subscription.payment_method_id)
+        : proration;
+      return {
+        subscription,
+        proration: shown,
+        invoice: null,
+        credited,
+        creditedToInvoice,
+        usageInvoice: null,
+      };
     }
 
     // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own

@@ -106,6 +106,20 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     // −42857, tax −42857 × 27% = −11571.39 → −11571; Pro for the rest: 200000 × 12/28 = 85714.29 →
     // 85714, tax 85714 × 27% = 23142.78 → 23143. Subtotal 42857, tax 11572, total 54429 = 544.29
     // HUF: PayPal takes no HUF decimals (step 100), so 29 is rounded off: 54400 (544 HUF) due.
+    // Its preview shows the same rounding the change's finalization adds.
+    const preview = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: pro },
+      d('2027-02-17T00:00:00Z'),
+      true,
+    );
+    expect(preview.proration).toMatchObject({ subtotal: 42_857n, tax: 11_572n, total: 54_429n });
+    expect(preview.proration.rounding).toEqual({
+      amount: 29n,
+      description: 'Rounding: PayPal takes no decimals in HUF',
+    });
     const change = await changeSubscription(
       db(),
       'system',
@@ -254,6 +268,31 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       rounding: 4,
       tax_payable: 0,
     });
+  });
+
+  it('a subscription preview shows the ROUNDING line its first invoice gets, with the same total (Stripe TND)', async () => {
+    // 1235 millimes a month, untaxed: Stripe takes TND in steps of 10, so 5 is rounded off: 1230.
+    const plan = await insertPlan(db(), {
+      name: 'Flat TND',
+      currency: 'TND',
+      price: { model: 'FLAT_FEE', amount: 1235 },
+      taxRatePpm: 0,
+    });
+    const { customer, method } = await customerPaying('stripe');
+    const body = { customer, plan, payment_method: method };
+    const preview = await app.api('POST', '/v1/subscriptions/preview', body);
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({ subtotal: 1235, tax: 0, rounding: 5, total: 1230 });
+    const created = await app.api('POST', '/v1/subscriptions', body);
+    expect(created.status).toBe(201);
+    const invoice = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(invoice).toMatchObject({ subtotal: 1235, tax: 0, rounding: 5, total: 1230 });
+    const shown = (l: { type: string; description: string; amount: number }) => [
+      l.type,
+      l.description,
+      l.amount,
+    ];
+    expect(preview.body.lines.map(shown)).toEqual(invoice.lines.map(shown));
   });
 
   it('a void reverses the rounding with the rest of the finalization (Stripe BHD)', async () => {

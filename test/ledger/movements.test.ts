@@ -597,6 +597,7 @@ describe('ledger movements (the chart of accounts in use)', () => {
       chargeback_losses: 'expense',
       offline_receipts: 'asset',
       bad_debt: 'expense',
+      rounding: 'expense',
       'gateway_fees:stripe': 'expense',
       'settlement_adjustments:stripe': 'expense',
       'payouts_in_transit:stripe:gwa_eu': 'asset',

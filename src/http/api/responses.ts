@@ -654,10 +654,14 @@ export const InvoicePreview = z
     period_end: Time,
     subtotal: Amount,
     tax: Amount,
+    rounding: Amount.meta({
+      description:
+        'What finalization would round off for the gateway that would charge it (PRODUCT §11), on the whole total (no customer credit applied); its ROUNDING line is last; total = subtotal + tax − rounding',
+    }),
     total: Amount,
     lines: z.array(
       z.strictObject({
-        type: z.enum(['CHARGE', 'CREDIT']),
+        type: z.enum(['CHARGE', 'CREDIT', 'ROUNDING']),
         description: z.string(),
         unit_amount: Amount.nullable(),
         quantity: z.int(),
