@@ -467,9 +467,10 @@ export async function lockInvoiceSubscriptions(
 }
 
 /**
- * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
- * the subtotal and tax payable for the tax), then takes the customer's credit off what is due
- * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
+ * DRAFT → OPEN: takes the customer's credit off what is due (`applyCustomerCredit`), rounds what is
+ * left down to the step of the gateway that will charge it with a ROUNDING line (PRODUCT §11:
+ * invoice-rounding.ts), and posts the finalization entry (debit the customer's receivable the total,
+ * rounding what was rounded off, credit revenue for the subtotal and tax payable for the tax). A zero-total invoice, or one the credit pays whole, is PAID at once.
  * The invoice gets its number (`INV-000123`, gap-free per prefix: `numberAtEnd`) and its due
  * date (see `finalizeLocked`).
  * @throws ConflictError `invoice_not_draft` from any other state
@@ -484,8 +485,11 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
 
 /**
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
- * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
- * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
+ * inserted itself (`insertInvoice`): DRAFT → OPEN with the customer's credit applied
+ * (`credit_applied`), then, when the gateway that will charge it cannot take what is left due, that
+ * rounded down to the gateway's step (PRODUCT §11, `finalizationRounding`: a ROUNDING line, `rounding`
+ * set and `total` lowered by it; a USD, EUR… invoice reads nothing for it), then the finalization
+ * entry (`amount_due` = total − credit), or PAID when nothing is left due
  * (its `charge_at` cleared; paid whole by the credit, it logs `invoice.paid` with `paid_by:
  * customer_credit` besides `invoice.finalized`, so the outbound event fires). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
  * at the end of `work` (`numberAtEnd`: the returned row's `number` is still null), and takes its
