@@ -1,8 +1,12 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createInvoice, finalizeInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { lockSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { downgradeCredit, ledgerIn, payOpenOffline } from '../support/collection.ts';
@@ -373,5 +377,110 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     expect(refused.status).toBe(422);
     expect(refused.body.error.code).toBe('amount_not_representable');
     expect(await ledgerIn(app, 'OMR')).toEqual({ 'receivable:customer': 1235, revenue: -1235 });
+  });
+
+  /** The customer's credit balance in `currency` (minor units; > 0: held by the customer), from the ledger. */
+  async function creditOf(customer: string, currency: string): Promise<bigint> {
+    const row = await db()
+      .selectFrom('postings as p')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select(sql<string>`coalesce(sum(p.amount), 0)::text`.as('balance'))
+      .where('a.code', '=', `customer_credit:${customer}`)
+      .where('a.currency', '=', currency)
+      .executeTakeFirstOrThrow();
+    return -BigInt(row.balance);
+  }
+
+  it('a downgrade credits unused time of a rounded period at what its invoice asked, not at the price before rounding (PayPal TWD)', async () => {
+    // 11220 + 10% tax = 12342; PayPal takes TWD in whole dollars (step 100): 42 rounded off, 12300 asked.
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), { name, currency: 'TWD', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+    const [big, small, free] = [
+      await plan('Big TWD', 11_220),
+      await plan('Small TWD', 1000),
+      await plan('Free TWD', 0),
+    ];
+    /** A subscription to Big from Feb 1 2027 through PayPal, its period invoice (rounded, OPEN) paid offline when `paid`. */
+    async function subscribed(paid: boolean) {
+      const { customer, method } = await customerPaying('paypal');
+      const { subscription, invoices } = await createSubscription(
+        db(),
+        'system',
+        { customerId: customer, planId: big, paymentMethodId: method },
+        d('2027-02-01T00:00:00Z'),
+      );
+      expect(invoices[0]).toMatchObject({ rounding: 42n, total: 12_300n, amount_due: 12_300n });
+      if (paid) expect(await payOpenOffline(db(), subscription.id)).toMatchObject([{ amount: 12_300n }]);
+      return { customer, subscription: subscription.id, invoice: invoices[0]!.id };
+    }
+    const change = (subscription: string, planId: string, proration: 'prorate_now' | 'full') =>
+      changeSubscription(
+        db(),
+        'system',
+        subscription,
+        { planId, proration },
+        d('2027-02-15T00:00:00Z'),
+        false,
+      );
+
+    // Paid, prorate_now on Feb 15 (14 of 28 days left): unused 5610 + 561 tax − 21 of the rounding
+    // = 6150, half of the 12300 paid (not 6171, half of 12342); Small's 500 + 50 charged: 5600.
+    const prorated = await subscribed(true);
+    const result = await change(prorated.subscription, small, 'prorate_now');
+    expect(result.proration).toMatchObject({ subtotal: -5089n, tax: -511n, total: -5600n });
+    expect(await creditOf(prorated.customer, 'TWD')).toBe(5600n);
+
+    // Paid, `full`: the whole 12300 asked credited (not 12342), Small's whole 1100 charged: 11200.
+    const full = await subscribed(true);
+    await change(full.subscription, small, 'full');
+    expect(await creditOf(full.customer, 'TWD')).toBe(11_200n);
+
+    // Unpaid, prorate_now: the 5600 taken off the 12300 owed leaves 6700, which PayPal takes (not 6679).
+    const open = await subscribed(false);
+    await change(open.subscription, small, 'prorate_now');
+    expect((await app.api('GET', `/v1/invoices/${open.invoice}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_due: 6700,
+    });
+    expect(await creditOf(open.customer, 'TWD')).toBe(0n);
+
+    // Unpaid, `full` to a free plan: 12300 credited settles the invoice; no credit for the 42 never asked.
+    const toFree = await subscribed(false);
+    await change(toFree.subscription, free, 'full');
+    expect((await app.api('GET', `/v1/invoices/${toFree.invoice}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 0,
+      amount_due: 0,
+    });
+    expect(await creditOf(toFree.customer, 'TWD')).toBe(0n);
+  });
+
+  it('a prorate cancellation gives back the unused share of what the rounded invoice asked (Stripe MGA)', async () => {
+    // 11220 + 10% tax = 12342; Stripe takes MGA in whole ariary (step 100): 12300 charged.
+    const plan = await insertPlan(db(), {
+      name: 'Flat MGA',
+      currency: 'MGA',
+      price: { model: 'FLAT_FEE', amount: 11_220 },
+      taxRatePpm: 100_000,
+    });
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: plan, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoices[0]!.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    // Stripe counts MGA in whole ariary: 12300 minor units are sent as 123.
+    expect(stripe.seen.map((s) => s.params.get('amount'))).toEqual(['123']);
+    // 1199800 of February's 2419200 seconds unused: 12300 × 1199800 / 2419200 = 6100.17 → 6100, a
+    // whole number of ariary Stripe takes (at the price before rounding, 12342: 6121, which it cannot).
+    const result = await inUnitOfWork(db(), { actor: 'system' }, async (work) => {
+      const locked = (await lockSubscription(work, subscription.id))!;
+      return cancelLocked(work, locked, { when: 'now', refundType: 'prorate' }, d('2027-02-15T02:43:20Z'));
+    });
+    expect(result.refunds.map((r) => r.amount)).toEqual([6100n]);
   });
 });
