@@ -270,7 +270,12 @@ export function recurringGivenBack(
  * add-ons' lines: `add_on_id` set; not usage: no `metric_code`; so not the one-off setup fee, which has
  * no plan), with `recurring`, their amounts with tax summed (minor units of the invoice's currency,
  * at least 0): what a cancellation's refund counts as the period's cost (billing/cancellation.ts) and
- * `recurringGivenBack` counts the invoice's refunds against (billing/proration.ts).
+ * `recurringGivenBack` counts the invoice's refunds against (billing/proration.ts). Finalization's
+ * ROUNDING line (billing/invoice-rounding.ts, PRODUCT §11) is counted in `recurring` too (among
+ * `lines`, with no plan and no add-on): what the period charged is what the invoice asked, so a
+ * `full` cancellation of a Stripe KWD invoice of 1122 + 112 tax rounded by 4 gives back the 1230
+ * paid, not 1234 (`refund_exceeds_payment`). All of the rounding is taken off the recurring part,
+ * even when the invoice has other lines (a setup fee): the customer never gets back more than paid.
  */
 export async function recurringLines(
   trx: Kysely<Database>,
@@ -280,7 +285,9 @@ export async function recurringLines(
     .selectFrom('invoice_lines')
     .select(['amount', 'tax_amount', 'add_on_id'])
     .where('invoice_id', '=', invoiceId)
-    .where((eb) => eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null)]))
+    .where((eb) =>
+      eb.or([eb('plan_id', 'is not', null), eb('add_on_id', 'is not', null), eb('type', '=', 'ROUNDING')]),
+    )
     .where('metric_code', 'is', null)
     .execute();
   const sum = lines.reduce((total, l) => total + l.amount + l.tax_amount, 0n);

@@ -30,8 +30,13 @@ interface StoredLineTax {
  * sign): with its named rates when it has some, and its price: the net plus the taxes it included
  * (all of them for a tax-inclusive line, else those of its inclusive named rates), so pricing it
  * again gives the same net and taxes. Also the charged basis of a period (billing/proration.ts).
+ * @throws Error for finalization's ROUNDING line (billing/invoice-rounding.ts): callers never pass it
+ * (a DRAFT has none; a period's basis reads the invoice's `rounding` instead, proration.ts `invoicedItem`)
  */
 export function asNewLine(line: InvoiceLineRow): NewLine & { amount: bigint } {
+  if (line.type === 'ROUNDING') {
+    throw new Error(`line ${line.id} is finalization's rounding (after tax), not a line to price again`);
+  }
   const taxes = line.taxes as StoredLineTax[];
   const included = line.tax_inclusive
     ? line.tax_amount

@@ -21,6 +21,7 @@ import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from '.
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { chargesInFlight, disputedAway } from './invoice-payment.ts';
+import { finalizationRounding, type Rounding } from './invoice-rounding.ts';
 import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -373,6 +374,7 @@ function ledgerAmounts(invoice: InvoiceRow): InvoiceAmounts {
     currency: invoice.currency,
     subtotal: invoice.subtotal,
     tax: invoice.tax,
+    rounding: invoice.rounding,
     total: invoice.total,
   };
 }
@@ -465,9 +467,10 @@ export async function lockInvoiceSubscriptions(
 }
 
 /**
- * DRAFT → OPEN: posts the finalization entry (debit the customer's receivable, credit revenue for
- * the subtotal and tax payable for the tax), then takes the customer's credit off what is due
- * (`applyCustomerCredit`). A zero-total invoice, or one the credit pays whole, is PAID at once.
+ * DRAFT → OPEN: takes the customer's credit off what is due (`applyCustomerCredit`), rounds what is
+ * left down to the step of the gateway that will charge it with a ROUNDING line (PRODUCT §11:
+ * invoice-rounding.ts), and posts the finalization entry (debit the customer's receivable the total,
+ * rounding what was rounded off, credit revenue for the subtotal and tax payable for the tax). A zero-total invoice, or one the credit pays whole, is PAID at once.
  * The invoice gets its number (`INV-000123`, gap-free per prefix: `numberAtEnd`) and its due
  * date (see `finalizeLocked`).
  * @throws ConflictError `invoice_not_draft` from any other state
@@ -482,8 +485,11 @@ export async function finalizeInvoice(db: Db, actor: Actor, id: string): Promise
 
 /**
  * `finalizeInvoice` inside the caller's transaction, on an invoice it locked (`lockInvoice`) or
- * inserted itself (`insertInvoice`): DRAFT → OPEN with the finalization entry and the customer's
- * credit applied (`credit_applied`, `amount_due` = total − credit), or PAID when nothing is left due
+ * inserted itself (`insertInvoice`): DRAFT → OPEN with the customer's credit applied
+ * (`credit_applied`), then, when the gateway that will charge it cannot take what is left due, that
+ * rounded down to the gateway's step (PRODUCT §11, `finalizationRounding`: a ROUNDING line, `rounding`
+ * set and `total` lowered by it; a USD, EUR… invoice reads nothing for it), then the finalization
+ * entry (`amount_due` = total − credit), or PAID when nothing is left due
  * (its `charge_at` cleared; paid whole by the credit, it logs `invoice.paid` with `paid_by:
  * customer_credit` besides `invoice.finalized`, so the outbound event fires). It is numbered from its customer's prefix (`invoice_prefix`, else `INV`)
  * at the end of `work` (`numberAtEnd`: the returned row's `number` is still null), and takes its
@@ -511,14 +517,25 @@ export async function finalizeLocked<I extends InvoiceRow>(
   const customer = await openCustomer();
   assertSameCustomer(customer, invoice.customer_id);
   let credit = 0n;
+  let rounded: Pick<InvoiceRow, 'total' | 'rounding'> | undefined;
   if (invoice.total > 0n) {
-    await postEntry(work, invoiceFinalized(ledgerAmounts(invoice)));
+    // The credit first: what is left due decides the rounding (PRODUCT §11), which the finalization
+    // entry books. The credit is at most the total, and what is due at least the rounding, so the
+    // credit applied never exceeds the lowered total.
     credit = await applyCustomerCredit(work, invoice);
+    const rounding = await finalizationRounding(work.trx, invoice, invoice.total - credit);
+    if (rounding) {
+      rounded = { total: invoice.total - rounding.amount, rounding: rounding.amount };
+      await insertRoundingLine(work, id, rounding);
+    }
+    await postEntry(work, invoiceFinalized(ledgerAmounts({ ...invoice, ...rounded })));
   }
-  const due = invoice.total - credit;
+  const total = rounded?.total ?? invoice.total;
+  const due = total - credit;
   const status = due > 0n ? ('OPEN' as const) : ('PAID' as const);
   const terms = invoice.payment_terms_days ?? customer.payment_terms_days ?? 0;
   const changes = {
+    ...rounded,
     status,
     credit_applied: credit,
     amount_due: due,
@@ -533,7 +550,8 @@ export async function finalizeLocked<I extends InvoiceRow>(
   numberAtEnd(work, id, customer.invoice_prefix ?? DEFAULT_INVOICE_PREFIX);
   await invoiceActivity(work, invoice, 'invoice.finalized', {
     status,
-    total: invoice.total,
+    total,
+    ...(rounded ? { rounding: rounded.rounding } : {}),
     ...(credit > 0n ? { credit_applied: credit } : {}),
   });
   // Paid whole by the customer's credit: PAID as by a payment, so the merchant hears of it (the
@@ -551,6 +569,34 @@ export async function finalizeLocked<I extends InvoiceRow>(
   }
   // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
   return { ...invoice, ...changes };
+}
+
+/**
+ * Adds finalization's ROUNDING line (billing/invoice-rounding.ts) after invoice `invoiceId`'s last
+ * line: untaxed, quantity 1, its amount −`rounding.amount` (minor units), not in the subtotal.
+ */
+async function insertRoundingLine(work: UnitOfWork, invoiceId: string, rounding: Rounding): Promise<void> {
+  const last = await work.trx
+    .selectFrom('invoice_lines')
+    .select((eb) => eb.fn.max('position').as('position'))
+    .where('invoice_id', '=', invoiceId)
+    .executeTakeFirst();
+  await work.trx
+    .insertInto('invoice_lines')
+    .values({
+      id: newId('il'),
+      invoice_id: invoiceId,
+      position: (last?.position ?? -1) + 1,
+      type: 'ROUNDING',
+      description: rounding.description,
+      unit_amount: null,
+      quantity: 1,
+      amount: -rounding.amount,
+      tax_rate_ppm: 0,
+      tax_amount: 0n,
+      taxes: '[]',
+    })
+    .execute();
 }
 
 /** `terms` days (net N) after `finalizedAt`: the due date of an invoice finalized then. */

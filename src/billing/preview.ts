@@ -6,6 +6,7 @@ import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
 import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
+import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { DEFAULT_PRORATION } from './proration.ts';
@@ -38,7 +39,28 @@ export interface InvoicePreview {
   subtotal: bigint;
   /** Signed: negative when credits exceed charges (a change's net credit). */
   tax: bigint;
+  /** subtotal + tax, before `rounding`. */
   total: bigint;
+  /**
+   * What finalization would round off for the gateway that would charge it (PRODUCT §11:
+   * invoice-rounding.ts), set by the previews the API shows (`withRounding`), which show it as a
+   * ROUNDING line and take it off the total; worked on the whole total (a preview applies no
+   * customer credit: a customer holding some may see finalization round what is left instead).
+   */
+  rounding?: Rounding;
+}
+
+/**
+ * `preview` with the rounding finalization would apply to its total (`roundingOf`, through payment
+ * method `methodId`, null: the customer's default), as the API shows it; unchanged when none.
+ */
+export async function withRounding(
+  db: Kysely<Database>,
+  preview: InvoicePreview,
+  methodId: string | null,
+): Promise<InvoicePreview> {
+  const rounding = await roundingOf(db, preview.customerId, methodId, preview.currency, preview.total);
+  return rounding ? { ...preview, rounding } : preview;
 }
 
 /** Prices `lines` as `insertInvoice` would (`lineAmounts`), allowing a negative total. */
@@ -81,7 +103,7 @@ export async function previewSubscription(
   const period = periodAt(cadenceOf(row, plan), 0);
   const redemptions = coupon ? [previewRedemption(coupon, row, now)] : [];
   const { lines } = recurringLines(plan, row, period, redemptions);
-  return {
+  const preview: InvoicePreview = {
     customerId: row.customer_id,
     currency: plan.currency,
     billingReason: 'subscription_create',
@@ -90,6 +112,7 @@ export async function previewSubscription(
     periodEnd: period.end,
     ...pricedLines(await withCustomerTaxes(db, row.customer_id, lines)),
   };
+  return withRounding(db, preview, row.payment_method_id);
 }
 
 /** A redemption of `coupon` on `subscription` (on its add-on `addOnId`) that is not written: a preview's. */
@@ -215,16 +238,23 @@ async function previewAddOnOf(
     undefined,
     policy,
   );
+  const method = subscription.payment_method_id;
   return {
-    next: next && {
-      customerId: subscription.customer_id,
-      currency: billed.currency,
-      billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
-      invoiceAt: next.period.start,
-      periodStart: next.period.start,
-      periodEnd: next.period.end,
-      ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
-    },
-    proration: charged?.proration ?? null,
+    next:
+      next &&
+      (await withRounding(
+        db,
+        {
+          customerId: subscription.customer_id,
+          currency: billed.currency,
+          billingReason: next.period.index === 0 ? 'subscription_create' : 'subscription_cycle',
+          invoiceAt: next.period.start,
+          periodStart: next.period.start,
+          periodEnd: next.period.end,
+          ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
+        },
+        method,
+      )),
+    proration: charged ? await withRounding(db, charged.proration, method) : null,
   };
 }

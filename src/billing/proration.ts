@@ -27,7 +27,7 @@ import {
   type NewLine,
 } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
-import { type InvoicePreview, pricedLines } from './preview.ts';
+import { type InvoicePreview, pricedLines, withRounding } from './preview.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import {
   invoiceUsageUntil,
@@ -632,7 +632,18 @@ export async function changeSubscription(
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
-      return { subscription, proration, invoice: null, credited, creditedToInvoice, usageInvoice: null };
+      // An invoiced change shows the rounding its finalization would add (PRODUCT §11).
+      const shown = invoiced
+        ? await withRounding(work.trx, proration, subscription.payment_method_id)
+        : proration;
+      return {
+        subscription,
+        proration: shown,
+        invoice: null,
+        credited,
+        creditedToInvoice,
+        usageInvoice: null,
+      };
     }
 
     // Usage so far was the old plan's: billed now at its metered prices (PRODUCT §11), on its own
@@ -861,6 +872,13 @@ export interface ChargedItem {
   base: bigint;
   discounts: ChargedDiscount[];
   tax: Pick<NewLine, 'taxRatePpm' | 'taxRates' | 'taxInclusive'>;
+  /**
+   * What finalization rounded off the period invoice that charged it (PRODUCT §11: its `rounding`,
+   * billing/invoice-rounding.ts; minor units ≥ 0, for the whole period; 0 when omitted): the item
+   * cost that much less than its priced lines, so `itemLines` takes its share of the time off.
+   * A change's new side (`chargedFromNow`) has none: its invoice's rounding is in `changesTotal`.
+   */
+  rounding?: bigint;
 }
 
 /**
@@ -890,6 +908,8 @@ interface StoredBasis {
     tax_rate_ppm: number | null;
     tax_rates: AppliedTaxRate[] | null;
     tax_inclusive: boolean;
+    /** `ChargedItem.rounding`; absent (0) in bases stored before invoices were rounded. */
+    rounding?: string;
   } | null;
   changes_total: string;
   invoices: string[];
@@ -912,6 +932,7 @@ function storedBasis(basis: ChargedBasis): string {
       tax_rate_ppm: plan.tax.taxRatePpm ?? null,
       tax_rates: plan.tax.taxRates ? [...plan.tax.taxRates] : null,
       tax_inclusive: plan.tax.taxInclusive ?? false,
+      rounding: (plan.rounding ?? 0n).toString(),
     },
     changes_total: basis.changesTotal.toString(),
     invoices: basis.invoices,
@@ -955,6 +976,7 @@ export async function chargedBasis(
           ...(plan.tax_rates === null ? {} : { taxRates: plan.tax_rates }),
           taxInclusive: plan.tax_inclusive,
         },
+        rounding: BigInt(plan.rounding ?? '0'),
       },
       changesTotal: BigInt(stored.changes_total),
       invoices: stored.invoices,
@@ -1328,7 +1350,8 @@ async function periodInvoices(
  * item: the price is the line as `asNewLine` prices it again (its net amount with the taxes it
  * included: all of them for a tax-inclusive price, else those of its inclusive named rates), each
  * discount what its coupon line took off (the same way), the tax rule the line's own (its named rates
- * as stored, else its bare percent); null when there is none.
+ * as stored, else its bare percent), and the invoice's `rounding` (PRODUCT §11), at most what the
+ * plan and coupon lines charged with tax; null when there is none.
  */
 async function invoicedItem(
   trx: Kysely<Database>,
@@ -1340,7 +1363,7 @@ async function invoicedItem(
     .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
     .leftJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
     .selectAll('invoice_lines')
-    .select('coupons.code')
+    .select(['coupons.code', 'invoices.rounding as invoice_rounding'])
     .where('invoices.subscription_id', '=', subscriptionId)
     .where('invoices.period_index', '=', periodIndex)
     .where('invoices.status', '!=', 'VOID')
@@ -1354,22 +1377,31 @@ async function invoicedItem(
   if (!line || line.coupon_id !== null) return null;
   const plan = await getPlan(trx, line.plan_id!);
   const priced = asNewLine(line);
+  const discounts = coupons.filter((l) => l.coupon_id !== null);
+  // All of the invoice's rounding is the plan's (as `recurringLines` counts it), at most what its
+  // lines charged, so the item never costs less than nothing.
+  const charged = [line, ...discounts].reduce((sum, l) => sum + l.amount + l.tax_amount, 0n);
+  const rounding = line.invoice_rounding < charged ? line.invoice_rounding : charged > 0n ? charged : 0n;
   return {
     planId: plan.id,
     description: `${plan.name} × ${line.quantity}`,
     base: priced.amount,
-    discounts: coupons
-      .filter((l) => l.coupon_id !== null)
-      .map((l) => ({ couponId: l.coupon_id!, code: l.code ?? l.coupon_id!, amount: asNewLine(l).amount })),
+    discounts: discounts.map((l) => ({
+      couponId: l.coupon_id!,
+      code: l.code ?? l.coupon_id!,
+      amount: asNewLine(l).amount,
+    })),
     tax: priced.taxRates
       ? { taxRates: priced.taxRates, taxInclusive: line.tax_inclusive }
       : { taxRatePpm: line.tax_rate_ppm, taxInclusive: line.tax_inclusive },
+    rounding,
   };
 }
 
 /**
  * What `item` costs for the whole period, tax included, minor units (0 for null): the total of its
- * lines priced as they were charged.
+ * lines priced as they were charged, less what finalization rounded off (`rounding`): what its
+ * invoice asked, 1230 for 1122 fils + 112 tax rounded by 4.
  */
 export function chargedTotal(item: ChargedItem | null): bigint {
   if (!item) return 0n;
@@ -1387,7 +1419,9 @@ export function chargedTotal(item: ChargedItem | null): bigint {
  * when omitted), over `span`, then one line of the other type per discount of `item` that
  * takes something off, so that the side nets to the discounted price for that time,
  * `prorate(base − discounts)`: each coupon line is what its discount takes off (prorated the same
- * way). Nothing when the time is worth 0.
+ * way); then, when finalization rounded the invoice that charged it (`item.rounding`), an untaxed
+ * line of the other type of `prorate(rounding)`, so the side is worth that time of what was asked.
+ * Nothing when the time is worth 0.
  */
 export function itemLines(
   item: ChargedItem,
@@ -1422,6 +1456,21 @@ export function itemLines(
       });
     }
     net = after;
+  }
+  // What finalization rounded off the invoice that charged it, its share of the time: untaxed, the
+  // other type, so 1122 fils + 10% tax rounded by 4 (1230 paid) credits half a period as
+  // 561 + 56 tax − 2 = 615, half of 1230.
+  const rounding = prorate(item.rounding ?? 0n, time.remaining, time.period);
+  if (rounding > 0n) {
+    lines.push({
+      ...line,
+      taxRatePpm: 0,
+      taxRates: [],
+      taxInclusive: false,
+      description: `Rounding on ${description.charAt(0).toLowerCase()}${description.slice(1)}`,
+      type: type === 'CHARGE' ? 'CREDIT' : 'CHARGE',
+      amount: rounding,
+    });
   }
   return lines;
 }

@@ -203,9 +203,18 @@ export interface InvoicesTable {
   period_start: MaybeTimestamp;
   period_end: MaybeTimestamp;
   billing_reason: ColumnType<BillingReason, BillingReason | undefined, BillingReason>;
-  /** Sum of line amounts (credits negative) before tax, minor units; total = subtotal + tax. */
+  /**
+   * Sum of line amounts (credits negative) before tax, the ROUNDING line left out, minor units;
+   * total = subtotal + tax − rounding.
+   */
   subtotal: MoneyWithDefault;
   tax: MoneyWithDefault;
+  /**
+   * What finalization took off so the gateway that will charge the invoice can take what is due
+   * (PRODUCT §11: its ROUNDING line; billing/invoice-rounding.ts), minor units ≥ 0, less than one of
+   * the gateway's steps; 0 on most invoices.
+   */
+  rounding: MoneyWithDefault;
   /** When the scheduler charges this OPEN invoice next (scheduled payment or dunning retry). */
   charge_at: MaybeTimestamp;
   /** Automatic charge attempts that failed so far (dunning). */
@@ -262,7 +271,8 @@ export interface InvoiceLinesTable {
   id: string;
   invoice_id: string;
   position: number;
-  type: 'CHARGE' | 'CREDIT';
+  /** ROUNDING: finalization's rounding (untaxed, after tax, `amount` = −invoice.rounding; not in the subtotal). */
+  type: 'CHARGE' | 'CREDIT' | 'ROUNDING';
   description: string;
   /** Null on lines priced by a tiered/volume/stairstep model (the amount is not unit × quantity). */
   unit_amount: ColumnType<bigint | null, bigint | null, bigint | null>;

@@ -80,6 +80,11 @@ export const chart = {
   chargebackLosses: { code: 'chargeback_losses', type: 'expense' } as AccountRef,
   /** Payments received outside any gateway: bank transfer, cheque, cash (asset). */
   offlineReceipts: { code: 'offline_receipts', type: 'asset' } as AccountRef,
+  /**
+   * What finalization took off invoices so the gateway charging them can take what is due (expense,
+   * per currency: PRODUCT §11's explicit rounding line, billing/invoice-rounding.ts); a void reverses it.
+   */
+  rounding: { code: 'rounding', type: 'expense' } as AccountRef,
   /** Receivables written off as uncollectible (expense); a payment that still arrives reverses it. */
   badDebt: { code: 'bad_debt', type: 'expense' } as AccountRef,
 } as const;

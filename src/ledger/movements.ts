@@ -12,7 +12,7 @@ import { type EntryInput, type PostingInput, transfer } from './journal.ts';
  * Postings of amount 0 are left out (an entry with a zero posting is refused).
  */
 
-/** An invoice's amounts as finalized: total = subtotal + tax, minor units. */
+/** An invoice's amounts as finalized: total = subtotal + tax − rounding, minor units. */
 export interface InvoiceAmounts {
   invoiceId: string;
   customerId: string;
@@ -20,6 +20,8 @@ export interface InvoiceAmounts {
   /** Revenue, net of discounts and credits on its lines (minor units, may be 0). */
   subtotal: bigint;
   tax: bigint;
+  /** What finalization took off for the gateway's step (PRODUCT §11: billing/invoice-rounding.ts), ≥ 0. */
+  rounding: bigint;
   total: bigint;
 }
 
@@ -158,10 +160,15 @@ function finalizationPostings(invoice: InvoiceAmounts): PostingInput[] {
     line(chart.receivable(invoice.customerId), invoice.total, invoice.currency),
     line(chart.revenue, -invoice.subtotal, invoice.currency),
     line(chart.taxPayable, -invoice.tax, invoice.currency),
+    line(chart.rounding, invoice.rounding, invoice.currency),
   ]);
 }
 
-/** `inv_…:finalized`: debit the receivable the total, credit revenue the subtotal and tax payable the tax. */
+/**
+ * `inv_…:finalized`: debit the receivable the total, credit revenue the subtotal and tax payable the
+ * tax, and debit rounding what finalization took off (PRODUCT §11; none when 0): 1122 fils + 112 tax
+ * rounded by 4 for Stripe KWD → receivable 1230, rounding 4, revenue −1122, tax payable −112.
+ */
 export function invoiceFinalized(invoice: InvoiceAmounts): EntryInput {
   const id = invoice.invoiceId;
   return {
@@ -172,7 +179,7 @@ export function invoiceFinalized(invoice: InvoiceAmounts): EntryInput {
   };
 }
 
-/** `inv_…:voided`: the finalization reversed (debit revenue and tax payable, credit the receivable). */
+/** `inv_…:voided`: the finalization reversed (debit revenue and tax payable, credit the receivable and rounding). */
 export function invoiceVoided(invoice: InvoiceAmounts): EntryInput {
   const id = invoice.invoiceId;
   return {

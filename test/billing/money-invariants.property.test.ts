@@ -16,7 +16,9 @@ import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
  * Stripe, then refunded in part or in full, the books hold on every path:
  * - every journal entry balances in its currency;
  * - cash in (Stripe clearing + offline receipts) = what the customer paid − what was refunded;
- * - cash in + what the customer still owes = revenue net of refunds + tax payable net of refunds;
+ * - cash in + what the customer still owes + what finalization rounded off for Stripe's KWD step
+ *   (PRODUCT §11: the `rounding` account, the invoice's `rounding`) = revenue net of refunds + tax
+ *   payable net of refunds;
  * - tax payable keeps the invoice's tax less the refunded share (all of it once fully refunded).
  */
 
@@ -251,14 +253,17 @@ describe('money invariants over random invoices (property)', () => {
         expect(await unbalancedEntries()).toBe(0);
         expect(cash).toBe(paidIn - refunded);
         expect(owed).toBe(total - paidIn);
-        expect(cash + owed).toBe(revenueNet + taxNet);
+        const rounded = delta('rounding');
+        expect(rounded).toBe(BigInt(invoice.rounding));
+        expect(cash + owed + rounded).toBe(revenueNet + taxNet);
         // The refunded share of the tax goes back: tax × (total − refunded) / total, to a minor unit.
         const kept = total === 0n ? 0n : tax * (total - refunded);
         expect(taxNet * total).toBeGreaterThanOrEqual(kept - total);
         expect(taxNet * total).toBeLessThanOrEqual(kept + total);
         if (refunded === total) {
           expect(taxNet).toBe(0n);
-          expect(revenueNet).toBe(0n);
+          // All paid given back: the revenue left is what was rounded off, against its expense.
+          expect(revenueNet).toBe(rounded);
         }
       }),
       { numRuns: byDepth(12, 40), seed: 2112, endOnFailure: true },

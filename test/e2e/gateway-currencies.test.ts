@@ -163,7 +163,8 @@ describe('gateway currency rules end to end', () => {
   });
 
   it('refuses 1,000.50 MGA with 422 before any call: Stripe counts MGA in whole ariary', async () => {
-    const { invoice } = await openInvoice(app, { amount: 100_050, currency: 'mga' });
+    // The card is stored after finalization: not rounded then (PRODUCT §11), refused now.
+    const { invoice } = await openInvoice(app, { amount: 100_050, currency: 'mga', methodAfter: true });
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.status).toBe(422);
     expect(charged.body.error).toMatchObject({ type: 'invalid_request', code: 'amount_not_representable' });
@@ -172,7 +173,8 @@ describe('gateway currency rules end to end', () => {
   });
 
   it('refuses KWD 1.296 (1296n) with 422 naming Stripe and the last-digit rule; nothing is created or sent', async () => {
-    const { invoice } = await openInvoice(app, { amount: 1296, currency: 'kwd' });
+    // The card is stored after finalization: not rounded then (PRODUCT §11), refused now.
+    const { invoice } = await openInvoice(app, { amount: 1296, currency: 'kwd', methodAfter: true });
     const ledger = await ledgerIn(app, 'KWD');
     // No nock for Stripe: a call would fail (net connect is off) and the answer would not be a 422.
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
@@ -233,11 +235,13 @@ describe('gateway currency rules end to end', () => {
     expect(sent).toEqual([{ currency_code: 'HUF', value: '1000' }]);
     expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 100_000 });
 
+    // The PayPal method is stored after finalization: not rounded then (PRODUCT §11), refused now.
     const odd = await openInvoice(app, {
       amount: 100_050,
       currency: 'huf',
       gateway: 'paypal',
       token: '8kk8451t',
+      methodAfter: true,
     });
     const refused = await app.api('POST', `/v1/invoices/${odd.invoice.id}/charge`, {});
     expect(refused.status).toBe(422);
@@ -246,7 +250,9 @@ describe('gateway currency rules end to end', () => {
   });
 
   it('the collection sweep sends nothing for KWD 1.296: a failed attempt amount_not_representable, an exception for a person, no dunning, off the schedule', async () => {
-    const { customer } = await openInvoice(app, { amount: 1000, currency: 'kwd' });
+    // The card is stored after finalization: the invoice is not rounded then (PRODUCT §11), so the
+    // sweep meets an amount Stripe cannot take.
+    const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body;
     const dueAt = new Date('2027-05-01T06:00:00Z');
     const draft = await createInvoice(app.runtime.db, 'system', {
       customerId: customer.id,
@@ -255,6 +261,13 @@ describe('gateway currency rules end to end', () => {
       chargeAt: dueAt,
     });
     const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
     const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
     const sweep = (now: Date) => chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, now);
 

@@ -71,15 +71,17 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
         notes: 'Pay by bank transfer to IBAN KW81CBKU0000000000001234560101.',
       },
     );
-    // 2 × 1.296 = 2.592 at 5% = 0.130 (half up); credit 0.100 at 0%: subtotal 2.492, tax 0.130, total 2.622.
-    expect([invoice.subtotal, invoice.tax, invoice.total]).toEqual([2492, 130, 2622]);
+    // 2 × 1.296 = 2.592 at 5% = 0.130 (half up); credit 0.100 at 0%: subtotal 2.492, tax 0.130, 2.622.
+    // The customer's card is Stripe's, which takes KWD in steps of 0.010: finalization rounds 0.002
+    // off with a ROUNDING line (PRODUCT §11), total 2.620.
+    expect([invoice.subtotal, invoice.tax, invoice.rounding, invoice.total]).toEqual([2492, 130, 2, 2620]);
     const paid = await app.api('POST', `/v1/invoices/${invoice.id}/payments`, {
       amount: 1000,
       method: 'BANK',
       reference: 'WIRE-42',
     });
     expect(paid.status).toBe(201);
-    expect(paid.body.amount_due).toBe(1622);
+    expect(paid.body.amount_due).toBe(1620);
 
     const text = pdfText(await download(`/v1/invoices/${invoice.id}/pdf`));
     expect(text).toContain(`Invoice ${invoice.number}`);
@@ -88,11 +90,15 @@ describe('invoice and receipt PDFs, offline payments as transactions (issue #28 
     expect(text).toContain(`Due: ${invoice.due_date.slice(0, 10)} (net 14 days)`);
     expect(text).toContain('PO number: PO6767');
     expect(text).toContain('Name: Ada Lovelace');
-    for (const amount of ['1.296 KWD', '2.592 KWD', '-0.100 KWD', '2.492 KWD', '0.130 KWD', '2.622 KWD']) {
+    for (const amount of ['1.296 KWD', '2.592 KWD', '-0.100 KWD', '2.492 KWD', '0.130 KWD', '2.620 KWD']) {
       expect(text).toContain(amount);
     }
+    // The rounding: its line and its row in the totals, both −0.002.
+    // (The description wraps in its column, each piece ending in its space.)
+    expect(text.join('')).toContain('Rounding: Stripe requires the last digit of a KWD amount to be 0');
+    expect(text.filter((line) => line.includes('-0.002 KWD')).length).toBeGreaterThanOrEqual(2);
     expect(text).toContain('1.000 KWD'); // amount paid
-    expect(text).toContain('1.622 KWD'); // amount due
+    expect(text).toContain('1.620 KWD'); // amount due
     expect(text.some((line) => line.includes('Offline: BANK (ref WIRE-42)'))).toBe(true);
     expect(text.join(' ')).toContain('IBAN KW81CBKU0000000000001234560101');
   });

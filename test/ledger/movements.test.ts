@@ -38,7 +38,7 @@ import {
  * credits (−), per account code, in minor units of EUR, and the idempotency key it posts under.
  * Keys are those existing databases hold: a changed key here would post a fact twice.
  */
-const invoice = { invoiceId: 'inv_1', customerId: 'cus_1', currency: 'EUR' };
+const invoice = { invoiceId: 'inv_1', customerId: 'cus_1', currency: 'EUR', rounding: 0n };
 const payment = {
   transactionId: 'txn_1',
   gateway: 'stripe',
@@ -101,6 +101,31 @@ const rows: {
       ['receivable:cus_1', -1100n],
       ['revenue', 1000n],
       ['tax_payable', 100n],
+    ],
+  },
+  {
+    // PRODUCT §11: 1122 fils + 112 tax = 1234, rounded down by 4 for Stripe KWD (step 10).
+    movement: 'invoice finalized, rounded',
+    entry: invoiceFinalized({ ...invoice, subtotal: 1122n, tax: 112n, rounding: 4n, total: 1230n }),
+    key: 'inv_1:finalized',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 1230n],
+      ['revenue', -1122n],
+      ['tax_payable', -112n],
+      ['rounding', 4n],
+    ],
+  },
+  {
+    movement: 'invoice voided, rounded',
+    entry: invoiceVoided({ ...invoice, subtotal: 1122n, tax: 112n, rounding: 4n, total: 1230n }),
+    key: 'inv_1:voided',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', -1230n],
+      ['revenue', 1122n],
+      ['tax_payable', 112n],
+      ['rounding', -4n],
     ],
   },
   {
@@ -583,6 +608,7 @@ describe('ledger movements (the chart of accounts in use)', () => {
       chargeback_losses: 'expense',
       offline_receipts: 'asset',
       bad_debt: 'expense',
+      rounding: 'expense',
       'gateway_fees:stripe': 'expense',
       'settlement_adjustments:stripe': 'expense',
       'payouts_in_transit:stripe:gwa_eu': 'asset',

@@ -26,6 +26,12 @@ export interface OpenInvoiceOptions {
   description?: string;
   /** The invoice's lines as the API takes them, instead of the one line of `amount` and `description`. */
   lines?: Record<string, unknown>[];
+  /**
+   * Store the payment method after the invoice is finalized: no gateway is known at finalization, so
+   * the invoice is not rounded to a gateway's step (PRODUCT §11, billing/invoice-rounding.ts) and a
+   * charge of an amount the gateway cannot take is refused.
+   */
+  methodAfter?: boolean;
 }
 
 /**
@@ -36,16 +42,20 @@ export async function openInvoice(app: TestApp, o: OpenInvoiceOptions = {}) {
   const gateway = o.gateway ?? 'stripe';
   const customer = await app.api('POST', '/v1/customers', { email: 'ada@example.com', name: 'Ada' });
   expect(customer.status).toBe(201);
-  const method = await app.api('POST', '/v1/payment-methods', {
-    customer: customer.body.id,
-    gateway,
-    gateway_token: o.token ?? 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
-    ...(o.gatewayCustomerId !== undefined || gateway === 'stripe'
-      ? { gateway_customer_id: o.gatewayCustomerId ?? 'cus_SRCIP043oBsNpV' }
-      : {}),
-    ...(o.gatewayAccount ? { gateway_account: o.gatewayAccount } : {}),
-  });
-  expect(method.status).toBe(201);
+  const storeMethod = async () => {
+    const method = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.body.id,
+      gateway,
+      gateway_token: o.token ?? 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      ...(o.gatewayCustomerId !== undefined || gateway === 'stripe'
+        ? { gateway_customer_id: o.gatewayCustomerId ?? 'cus_SRCIP043oBsNpV' }
+        : {}),
+      ...(o.gatewayAccount ? { gateway_account: o.gatewayAccount } : {}),
+    });
+    expect(method.status).toBe(201);
+    return method.body;
+  };
+  const before = o.methodAfter ? undefined : await storeMethod();
   const draft = await app.api('POST', '/v1/invoices', {
     customer: customer.body.id,
     currency: o.currency ?? 'eur',
@@ -56,7 +66,8 @@ export async function openInvoice(app: TestApp, o: OpenInvoiceOptions = {}) {
   expect(draft.status).toBe(201);
   const invoice = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
   expect(invoice.body.status).toBe('OPEN');
-  return { customer: customer.body, method: method.body, invoice: invoice.body };
+  const method = before ?? (await storeMethod());
+  return { customer: customer.body, method, invoice: invoice.body };
 }
 
 /** A faked Stripe request (nock 15 hands the reply function a fetch Request): header and form parameters. */

@@ -162,7 +162,10 @@ export const LineTax = z
 export const InvoiceLine = z
   .strictObject({
     id: z.string(),
-    type: z.enum(['CHARGE', 'CREDIT']),
+    type: z.enum(['CHARGE', 'CREDIT', 'ROUNDING']).meta({
+      description:
+        "ROUNDING: finalization's rounding for the gateway that will charge the invoice (PRODUCT §11): untaxed, after tax, amount below 0, not in the subtotal",
+    }),
     description: z.string(),
     unit_amount: Amount.nullable(),
     quantity: z.int(),
@@ -191,6 +194,10 @@ const invoiceFields = {
   currency: Currency,
   subtotal: Amount,
   tax: Amount,
+  rounding: Amount.meta({
+    description:
+      'What finalization took off so the gateway that will charge the invoice can take what is due (its ROUNDING line); total = subtotal + tax − rounding',
+  }),
   total: Amount,
   amount_due: Amount,
   amount_paid: Amount,
@@ -654,10 +661,14 @@ export const InvoicePreview = z
     period_end: Time,
     subtotal: Amount,
     tax: Amount,
+    rounding: Amount.meta({
+      description:
+        'What finalization would round off for the gateway that would charge it (PRODUCT §11), on the whole total (no customer credit applied); its ROUNDING line is last; total = subtotal + tax − rounding',
+    }),
     total: Amount,
     lines: z.array(
       z.strictObject({
-        type: z.enum(['CHARGE', 'CREDIT']),
+        type: z.enum(['CHARGE', 'CREDIT', 'ROUNDING']),
         description: z.string(),
         unit_amount: Amount.nullable(),
         quantity: z.int(),

@@ -25,7 +25,7 @@ export function paymentMethodText(t: TransactionListRow): string {
 /**
  * The invoice's PDF (`GET /v1/invoices/:id/pdf`): its number, dates (issued, due with the terms), PO
  * number and title, the customer, each line (quantity, unit amount, tax rate, amount), the totals the
- * API shows (subtotal, tax, total, credit applied, paid, refunded, due), its credit notes (subtotal,
+ * API shows (subtotal, tax, rounding when there is some, total, credit applied, paid, refunded, due), its credit notes (subtotal,
  * tax, total each), its succeeded payments and its notes; every amount through `formatAmount`, so
  * the PDF prints the API's minor units in the currency's exponent.
  * @throws NotFoundError for a missing invoice; ConflictError `invoice_not_finalized` for a DRAFT
@@ -86,6 +86,8 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
       totals: [
         ['Subtotal', money(invoice.subtotal)],
         ['Tax', money(invoice.tax)],
+        // PRODUCT §11: finalization's rounding for the gateway, also a line above (negative).
+        ...(invoice.rounding > 0n ? [['Rounding', money(-invoice.rounding)] as [string, string]] : []),
         ['Total', money(invoice.total)],
         ...(invoice.credit_applied > 0n
           ? [['Credit applied', money(invoice.credit_applied)] as [string, string]]

@@ -1,0 +1,106 @@
+import type { Kysely } from 'kysely';
+import type { Database, Gateway, InvoiceRow } from '../db/schema.ts';
+import { COARSE_STEP_CURRENCIES, gatewayStep } from '../gateways/currencies.ts';
+
+/**
+ * PRODUCT §11: "An amount a gateway cannot represent exactly is never rounded silently at the
+ * boundary: either the charge or refund is refused before any call with a 422 naming the gateway and
+ * the rule (nothing created), or the invoice is rounded when it is finalized with an explicit
+ * rounding line in the books. Never both, never a silent difference."
+ *
+ * This module is the second option. At finalization (invoices.ts `finalizeLocked`), when the gateway
+ * that will charge the invoice is known (`chargingGateway`: its subscription's payment method, else
+ * the customer's default, as collection charges it) and what is due after the customer's credit is
+ * not a multiple of that gateway's step for the currency (gateways/currencies.ts `gatewayStep`:
+ * PayPal HUF and TWD step 100, Stripe BHD, JOD, KWD, OMR, TND step 10, Stripe MGA step 100), the
+ * invoice is lowered by the remainder: rounded down, so the customer never pays more than invoiced and
+ * the merchant absorbs less than one step. The remainder is the invoice's `rounding` and a line of
+ * type ROUNDING (untaxed, after tax, its amount −rounding, not in the subtotal), booked to the
+ * `rounding` account of its currency (ledger/movements.ts `invoiceFinalized`).
+ * No payment method, a detached one, a gateway that does not take the currency, or an amount the
+ * gateway takes: no rounding. A later charge through a gateway with a coarser step is still refused
+ * (payments/charges.ts `recordUnsendableCharge`). Refunds that work out to amounts a gateway cannot
+ * take are refused as before.
+ */
+
+/** What finalization takes off an invoice: `amount` (minor units, > 0) and the line's `description`. */
+export interface Rounding {
+  amount: bigint;
+  description: string;
+}
+
+/**
+ * The rounding of `due` (minor units ≥ 0 of `currency`) for `gateway` (pure): its remainder modulo
+ * the gateway's step, rounded down; undefined when there is none (a multiple of the step, a step of
+ * one minor unit, or a currency the gateway does not take). The description names the gateway and
+ * its rule: "Rounding: PayPal takes no decimals in HUF". 42857 HUF minor units through PayPal (step
+ * 100) → 57; 1234 KWD fils through Stripe (step 10) → 4.
+ */
+export function roundingFor(gateway: Gateway, currency: string, due: bigint): Rounding | undefined {
+  const found = gatewayStep(gateway, currency);
+  if (!found || found.step <= 1n) return undefined;
+  const amount = due % found.step;
+  if (amount <= 0n) return undefined;
+  const rule = found.rule ?? `${found.gatewayName} takes ${currency} in steps of ${found.step} minor units`;
+  return { amount, description: `Rounding: ${rule}` };
+}
+
+/**
+ * The gateway that will charge an invoice of customer `customerId`: payment method `methodId` (a
+ * subscription's) when given, else the customer's default, as collection picks them
+ * (payments/collection.ts); undefined when there is none or it is detached (a charge would be
+ * refused). Read in `db` (the finalizing transaction).
+ */
+export async function chargingGateway(
+  db: Kysely<Database>,
+  customerId: string,
+  methodId: string | null,
+): Promise<Gateway | undefined> {
+  let query = db
+    .selectFrom('payment_methods')
+    .select(['gateway', 'detached_at'])
+    .where('customer_id', '=', customerId);
+  query = methodId ? query.where('id', '=', methodId) : query.where('is_default', '=', true);
+  const method = await query.executeTakeFirst();
+  return method && method.detached_at === null ? method.gateway : undefined;
+}
+
+/**
+ * The rounding of `due` (minor units) of `currency` for customer `customerId` charged through
+ * payment method `methodId` (a subscription's; null: the customer's default): none, without a read,
+ * for a currency no gateway takes in steps of more than one minor unit (`COARSE_STEP_CURRENCIES`:
+ * USD, EUR… keep the renewal path free of a query), nor for nothing due; else `roundingFor` the
+ * gateway that will charge it (`chargingGateway`).
+ */
+export async function roundingOf(
+  db: Kysely<Database>,
+  customerId: string,
+  methodId: string | null,
+  currency: string,
+  due: bigint,
+): Promise<Rounding | undefined> {
+  if (due <= 0n || !COARSE_STEP_CURRENCIES.has(currency.toUpperCase())) return undefined;
+  const gateway = await chargingGateway(db, customerId, methodId);
+  return gateway ? roundingFor(gateway, currency, due) : undefined;
+}
+
+/**
+ * The rounding finalization applies to `invoice` with `due` (minor units) left due after the
+ * customer's credit (`roundingOf`, through its subscription's payment method, else the customer's
+ * default; the subscription is read only for a currency that may be rounded).
+ */
+export async function finalizationRounding(
+  db: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency'>,
+  due: bigint,
+): Promise<Rounding | undefined> {
+  if (due <= 0n || !COARSE_STEP_CURRENCIES.has(invoice.currency.toUpperCase())) return undefined;
+  const subscription = invoice.subscription_id
+    ? await db
+        .selectFrom('subscriptions')
+        .select('payment_method_id')
+        .where('id', '=', invoice.subscription_id)
+        .executeTakeFirst()
+    : undefined;
+  return roundingOf(db, invoice.customer_id, subscription?.payment_method_id ?? null, invoice.currency, due);
+}
