@@ -157,15 +157,16 @@ function toDate(text: string): Date | string {
  * ids, currency, amounts in minor units, when it occurred), so the same line gets the same id in every
  * file it appears in, with or without its payout, and a line is booked once however often it is
  * imported. `available_on` is not part of it: a report may give it only once the line is paid out,
- * and the unpaid line and its payout's line are one line (a row with `available_on` imported before
- * it was left out had another id, which such a row carries as `formerLineId`, so that a line recorded
- * under it is this line: `formerSeen` counts those). A repeat of an identical line in one file gets
- * `_2`, `_3`… (a second identical fee on the same day).
+ * and the unpaid line and its payout's line are one line. A repeat of an identical line in one file
+ * gets `_2`, `_3`… (a second identical fee on the same day). Earlier versions hashed `available_on`
+ * too (`availableOn` given: the former id, counted in a `seen` of its own as they counted it, over
+ * every row), so a row whose id changed carries the former one as `formerLineId`: a line recorded
+ * under it is this line (settlement/lines.ts `recordSettlementLine`).
  */
 function derivedLineId(
   line: Omit<SettlementLine, 'gatewayLineId'>,
   seen: Map<string, number>,
-  availableOn: Date | undefined = undefined,
+  availableOn?: Date | null,
 ): string {
   const digest = createHash('sha256')
     .update(
@@ -181,7 +182,7 @@ function derivedLineId(
         String(line.net),
         line.original ? [line.original.currency, String(line.original.amount)] : [],
         line.occurredAt.toISOString(),
-        // Where `available_on` once was: a line without it keeps the id it was given before.
+        // Where `available_on` once was (the former id's): a line without it keeps the id it had.
         availableOn?.toISOString() ?? '',
       ]),
     )
@@ -222,7 +223,7 @@ function readHeader(fields: string[], problems: Problems): (Column | undefined)[
 
 /**
  * Reads one data row, recording its problems; undefined when it has any. `seen` counts the derived
- * line ids given so far (`derivedLineId`), `formerSeen` the former ids of rows with `available_on`.
+ * line ids given so far (`derivedLineId`), `formerSeen` the ids earlier versions derived (`lineIds`).
  */
 function readRow(
   row: number,
@@ -352,21 +353,29 @@ function readRow(
     ...optional('availableOn', availableOn),
     ...optional('description', text('description')),
   };
-  const explicitId = text('line_id');
-  const former =
-    explicitId === undefined && availableOn !== undefined
-      ? derivedLineId(line, formerSeen, availableOn)
-      : undefined;
   return {
     row,
-    line: {
-      gatewayLineId: explicitId ?? derivedLineId(line, seen),
-      ...line,
-      ...optional('formerLineId', former),
-    },
+    line: { ...lineIds(line, text('line_id'), seen, formerSeen), ...line },
     payout,
     cells,
   };
+}
+
+/**
+ * The ids of a row's line: its `line_id` (`explicit`), else the one derived from its content
+ * (`derivedLineId`, counted in `seen`) and, when earlier versions derived another, that one as
+ * `formerLineId` (counted in `formerSeen` over every derived row, as they counted them).
+ */
+function lineIds(
+  line: Omit<SettlementLine, 'gatewayLineId'>,
+  explicit: string | undefined,
+  seen: Map<string, number>,
+  formerSeen: Map<string, number>,
+): { gatewayLineId: string; formerLineId?: string } {
+  if (explicit !== undefined) return { gatewayLineId: explicit };
+  const derived = derivedLineId(line, seen);
+  const former = derivedLineId(line, formerSeen, line.availableOn ?? null);
+  return { gatewayLineId: derived, ...optional('formerLineId', former !== derived ? former : undefined) };
 }
 
 /** `{ [key]: value }` when `value` is set, `{}` otherwise: a line carries no key it has no value for. */

@@ -313,14 +313,19 @@ export async function recordSettlementLine(
   options: RecordLineOptions = {},
 ): Promise<LineOutcome> {
   await lockPartnerFees(work, account.gateway, [line]);
-  const existing = await work.trx
+  // A CSV row an earlier billhook recorded under another derived id is this line (`formerLineId`);
+  // that line first when both are there: the row's id now may be another row's former one (two
+  // identical rows of a file, one of them with available_on, take each other's `_2`).
+  const candidates = await work.trx
     .selectFrom('settlement_lines')
     .selectAll()
     .where(ofAccount(account))
-    // A CSV row an earlier billhook recorded under another derived id is this line (`formerLineId`).
     .where('gateway_line_id', 'in', [line.gatewayLineId, ...(line.formerLineId ? [line.formerLineId] : [])])
     .forUpdate()
-    .executeTakeFirst();
+    .execute();
+  const existing =
+    candidates.find((c) => c.gateway_line_id === line.formerLineId) ??
+    candidates.find((c) => c.gateway_line_id === line.gatewayLineId);
   const wasMatched = existing !== undefined && isMatched(existing);
   const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
   // A line naming another account's object, or a charge another line matched, is recorded unmatched

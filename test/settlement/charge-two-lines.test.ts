@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayName } from '../../src/config/gateways.ts';
 import type { Db } from '../../src/db/database.ts';
+import { parseSettlementCsv } from '../../src/gateways/settlement-csv.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { importSettlementFile } from '../../src/settlement/import.ts';
+import { recordSettlementLine } from '../../src/settlement/lines.ts';
 import {
   applyAsBatch,
   booksIn,
@@ -226,6 +229,45 @@ describe('one charge reported by two settlement lines', () => {
     ]);
     expect((await exceptionsOf('securepay')).filter((e) => e.message.includes('ORDER-FORMER-ID'))).toEqual(
       [],
+    );
+  });
+});
+
+describe('CSV rows an earlier billhook recorded (its derived ids hashed available_on)', () => {
+  it('DKK: two identical fee rows, one with available_on, imported by the earlier billhook and again now, are the same two lines: each fee booked once (was: a third line, 200 booked again)', async () => {
+    // Two fees of 1.00 DKK (100 minor units each): gateway fees 200, clearing −200, two lines.
+    const file =
+      'kind,currency,gross,fee,occurred_at,available_on,description\n' +
+      'fee,DKK,0.00,1.00,2026-11-02T00:00:00+01:00,2026-11-03,Monthly fee\n' +
+      'fee,DKK,0.00,1.00,2026-11-02T00:00:00+01:00,,Monthly fee\n';
+    const account = { gateway: 'stripe' as const, gatewayAccount: null };
+    const [first, second] = parseSettlementCsv(file).lines;
+    // Now: the rows hash alike (available_on left out), so the second is `_2`. The earlier billhook
+    // gave the first another id (available_on hashed) and the second the one the first has now.
+    expect(second!.gatewayLineId).toBe(`${first!.gatewayLineId}_2`);
+    expect(second!.formerLineId).toBe(first!.gatewayLineId);
+    expect(first!.formerLineId).toMatch(/^csv_[0-9a-f]{24}$/);
+    // As the earlier billhook recorded them.
+    await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      for (const row of [first!, second!]) {
+        await recordSettlementLine(work, account, { ...row, gatewayLineId: row.formerLineId! }, null);
+      }
+    });
+    expect((await booksIn(db, 'DKK'))['gateway_fees:stripe']).toBe(200n);
+    await importSettlementFile(db, 'system', account, 'billhook', file);
+    const books = await booksIn(db, 'DKK');
+    expect({
+      fees: books['gateway_fees:stripe'] ?? 0n,
+      clearing: books['gateway_clearing:stripe'] ?? 0n,
+    }).toEqual({ fees: 200n, clearing: -200n });
+    const lines = await db
+      .selectFrom('settlement_lines')
+      .select('gateway_line_id')
+      .where('currency', '=', 'DKK')
+      .orderBy('gateway_line_id')
+      .execute();
+    expect(lines.map((l) => l.gateway_line_id).sort()).toEqual(
+      [first!.formerLineId!, first!.gatewayLineId].sort(),
     );
   });
 });
