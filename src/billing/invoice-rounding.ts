@@ -85,16 +85,15 @@ export async function roundingOf(
 }
 
 /**
- * The rounding finalization applies to `invoice` with `due` (minor units) left due after the
- * customer's credit (`roundingOf`, through its subscription's payment method, else the customer's
- * default; the subscription is read only for a currency that may be rounded).
+ * The gateway that will charge `invoice` (`chargingGateway`: its subscription's payment method, else
+ * the customer's default), undefined when there is none; read only for a currency some gateway takes
+ * in steps of more than one minor unit (`COARSE_STEP_CURRENCIES`), else undefined without a read.
  */
-export async function finalizationRounding(
+async function invoiceChargingGateway(
   db: Kysely<Database>,
   invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency'>,
-  due: bigint,
-): Promise<Rounding | undefined> {
-  if (due <= 0n || !COARSE_STEP_CURRENCIES.has(invoice.currency.toUpperCase())) return undefined;
+): Promise<Gateway | undefined> {
+  if (!COARSE_STEP_CURRENCIES.has(invoice.currency.toUpperCase())) return undefined;
   const subscription = invoice.subscription_id
     ? await db
         .selectFrom('subscriptions')
@@ -102,5 +101,48 @@ export async function finalizationRounding(
         .where('id', '=', invoice.subscription_id)
         .executeTakeFirst()
     : undefined;
-  return roundingOf(db, invoice.customer_id, subscription?.payment_method_id ?? null, invoice.currency, due);
+  return chargingGateway(db, invoice.customer_id, subscription?.payment_method_id ?? null);
+}
+
+/**
+ * The rounding finalization applies to `invoice` with `due` (minor units) left due after the
+ * customer's credit (`roundingFor` the gateway that will charge it, `invoiceChargingGateway`: through
+ * its subscription's payment method, else the customer's default; nothing is read for nothing due or
+ * for a currency that is never rounded).
+ */
+export async function finalizationRounding(
+  db: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency'>,
+  due: bigint,
+): Promise<Rounding | undefined> {
+  if (due <= 0n) return undefined;
+  const gateway = await invoiceChargingGateway(db, invoice);
+  return gateway ? roundingFor(gateway, invoice.currency, due) : undefined;
+}
+
+/**
+ * How much of a `credit` (minor units ≥ 0: a change's credit, a cancellation's refund of unused time)
+ * may be taken off what the OPEN `invoice` still owes (`amount_due`) so that it stays chargeable:
+ * all of it up to `amount_due`, except when the gateway that will charge it
+ * (`invoiceChargingGateway`) takes its currency only in steps of more than one minor unit; then what
+ * is left due stays a multiple of the step, rounded up: `amount_due − roundUp(amount_due − credit,
+ * step)`, never below 0. The caller gives the rest of the credit to the customer (less than one step;
+ * nothing is rounded away). Stripe KWD (step 10): 1230 due, credit 571 → 570 (660 left due, 1 to the
+ * customer); credit 1300 → 1230. A currency no gateway takes in coarse steps (USD…) reads nothing.
+ * @returns minor units, 0 … min(credit, amount_due)
+ */
+export async function creditOffDue(
+  db: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency' | 'amount_due'>,
+  credit: bigint,
+): Promise<bigint> {
+  const due = invoice.amount_due;
+  if (credit >= due) return due;
+  if (credit <= 0n) return 0n;
+  const gateway = await invoiceChargingGateway(db, invoice);
+  const step = gateway ? (gatewayStep(gateway, invoice.currency)?.step ?? 1n) : 1n;
+  if (step <= 1n) return credit;
+  const left = due - credit;
+  const offDue = due - (left + ((step - (left % step)) % step));
+  return offDue > 0n ? offDue : 0n;
 }

@@ -17,6 +17,7 @@ import {
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
+import { creditOffDue } from './invoice-rounding.ts';
 import {
   finalizeLocked,
   hasAddOnLine,
@@ -382,7 +383,9 @@ async function owedPeriodInvoice(
 
 /**
  * How much of a change's net credit (`proration.total` < 0) is taken off the period invoice still owed
- * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due. The
+ * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due, and
+ * no more than leaves it chargeable through its gateway (`creditOffDue`: a rounded Stripe KWD invoice
+ * owing 1230 fils, a credit of 571 → 570 off, 660 left due, 1 to the customer's credit). The
  * credit is for time of that invoice's period, so it lowers what the customer still owes for it first,
  * as a credit note on an open invoice lowers its amount due (Stripe); only the rest, what was paid
  * beyond the lowered total, becomes customer credit, which is refundable in cash. So voiding the
@@ -420,9 +423,7 @@ async function creditOwedPeriod(
       `this change credits ${-proration.total} ${proration.currency} (tax included) for time of invoice ${owed.id}, which is owed and has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): the credit lowers what is left due, which depends on their outcome. Nothing changed; change again once they settle, or with proration none`,
     );
   }
-  let credit = -proration.total;
-  if (credit > owed.amount_due) credit = owed.amount_due;
-  return credit;
+  return creditOffDue(trx, owed, -proration.total);
 }
 
 /**

@@ -483,4 +483,42 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
     expect(result.refunds.map((r) => r.amount)).toEqual([6100n]);
   });
+
+  it('a prorate_now downgrade off half-period takes off the rounded OPEN invoice only what leaves it on the step; the rest is customer credit, and the charge goes through (Stripe TND)', async () => {
+    // 11220 + 10% tax = 12342; Stripe takes TND in steps of 10 millimes: 2 rounded off, 12340 owed.
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), { name, currency: 'TND', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+    const [big, free] = [await plan('Big TND', 11_220), await plan('Free TND', 0)];
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: big, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoice = invoices[0]!.id;
+    expect(invoices[0]).toMatchObject({ status: 'OPEN', rounding: 2n, amount_due: 12_340n });
+    // Feb 16 (13 of 28 days unused): 11220 × 13/28 = 5209.29 → 5209, tax 521, less the rounding's share
+    // 2 × 13/28 = 0.93 → 1: a credit of 5729. All of it off left 6611 due, which Stripe cannot take (422
+    // amount_not_representable). Now 5720 comes off (6620 due, on the step) and 9 is customer credit.
+    const result = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: free, proration: 'prorate_now' },
+      d('2027-02-16T00:00:00Z'),
+      false,
+    );
+    const credit = -result.proration.total;
+    const after = (await app.api('GET', `/v1/invoices/${invoice}`)).body;
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice}/charge`, {});
+    expect({
+      credit,
+      due: after.amount_due,
+      customerCredit: await creditOf(customer, 'TND'),
+      status: charged.status,
+      sent: stripe.seen.map((s) => s.params.get('amount')),
+    }).toEqual({ credit: 5729n, due: 6620, customerCredit: 9n, status: 200, sent: ['6620'] });
+  });
 });
