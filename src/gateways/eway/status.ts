@@ -188,11 +188,11 @@ function severalApprovals(
         : { amount: charge.amount, currency: chargeCurrency },
   );
   const currency = moved.find((m) => m.currency !== chargeCurrency)?.currency ?? chargeCurrency;
-  const summable = moved.every((m) => m.currency === currency && m.amount !== null);
-  const reported: ReportedCharge = {
-    currency,
-    amount: summable ? moved.reduce((sum, m) => sum + (m.amount as bigint), 0n) : null,
-  };
+  const amount = moved.reduce<bigint | null>(
+    (sum, m) => (sum === null || m.amount === null || m.currency !== currency ? null : sum + m.amount),
+    0n,
+  );
+  const reported: ReportedCharge = { currency, amount };
   const ids = approvals.map((a) => a.verdict.transactionId).join(', ');
   return {
     status: 'unknown',
