@@ -165,13 +165,53 @@ async function recordVoid(work: UnitOfWork, known: TransactionRow): Promise<Tran
 
 /**
  * What `recordReportedVoid` did: `applied` (booked as a void), `duplicate` (canceled already: billhook's
- * own void, or this report before), `stale` (a refund of billhook's carries the money: Authorize.Net
- * makes billhook's whole refund of an unsettled charge as a void, gateways/authorizenet/client.ts
- * `refund`), or `refused` with why it cannot be booked (`reason`), changing nothing.
+ * own void, or this report before), `stale` (billhook's succeeded refund of the whole charge carries
+ * the money: Authorize.Net makes billhook's whole refund of an unsettled charge as a void,
+ * gateways/authorizenet/client.ts `refund`), `waiting` (billhook's refund of the whole charge is still
+ * pending or unknown: the void may be that refund, so nothing is booked until it is answered;
+ * `reason` says which), or `refused` with why it cannot be booked (`reason`), changing nothing.
  */
 export type ReportedVoidOutcome =
   | { kind: 'applied' | 'duplicate' | 'stale'; transaction: TransactionRow }
-  | { kind: 'refused'; transaction: TransactionRow; reason: string };
+  | { kind: 'refused' | 'waiting'; transaction: TransactionRow; reason: string };
+
+/**
+ * What a reported void of succeeded `transaction` means given its refunds not failed (at least one):
+ * only one refund of the whole charge (`capturedAmount`) can be Authorize.Net's void of billhook's
+ * refund (a partial refund of an unsettled charge is declined, never made a void): succeeded, the
+ * void is `stale`; pending or unknown, `waiting` for its answer. Any other refund (partial, or more
+ * than one) is `refused`: the void took back money a refund of billhook's still counts on.
+ */
+async function voidBehindRefund(
+  trx: Kysely<Database>,
+  transaction: TransactionRow,
+): Promise<ReportedVoidOutcome> {
+  const refunds = await trx
+    .selectFrom('refunds')
+    .select(['id', 'amount', 'status'])
+    .where('transaction_id', '=', transaction.id)
+    .where('status', '!=', 'failed')
+    .orderBy('id')
+    .execute();
+  const whole = capturedAmount(transaction);
+  const [only] = refunds;
+  if (refunds.length === 1 && only && only.amount === whole) {
+    if (only.status === 'succeeded') return { kind: 'stale', transaction };
+    return {
+      kind: 'waiting',
+      transaction,
+      reason: `refund ${only.id} of the whole ${whole} ${transaction.currency} is ${only.status}: the void may be that refund`,
+    };
+  }
+  const listed = refunds.map((r) => `${r.id} (${r.amount}, ${r.status})`).join(', ');
+  return {
+    kind: 'refused',
+    transaction,
+    reason:
+      `${transaction.id} (${whole} ${transaction.currency} captured) has refunds ${listed} that are not one refund ` +
+      'of the whole charge, so the void is not one of them (minor units)',
+  };
+}
 
 /**
  * Records, inside `work`, a void the gateway reports of succeeded charge `known` that billhook did not
@@ -181,7 +221,8 @@ export type ReportedVoidOutcome =
  * it is). Only what `POST /v1/transactions/:id/void` could void is booked (`whyNotVoidable`: a gateway
  * that voids succeeded charges until settlement, no dispute on it) on an invoice whose payment can be
  * taken back (`reversePayment`); anything else is `refused`, for the caller to raise for a person.
- * A repeat changes nothing (`duplicate`).
+ * One with a refund of billhook's not failed is never booked (`voidBehindRefund`): `stale`, `waiting`
+ * or `refused`. A repeat changes nothing (`duplicate`).
  */
 export async function recordReportedVoid(
   work: UnitOfWork,
@@ -191,7 +232,7 @@ export async function recordReportedVoid(
   if (transaction.status === 'canceled') return { kind: 'duplicate', transaction };
   if (transaction.status !== 'succeeded') return { kind: 'stale', transaction };
   const refusal = await whyNotVoidable(work.trx, transaction);
-  if (refusal?.code === 'transaction_refunded') return { kind: 'stale', transaction };
+  if (refusal?.code === 'transaction_refunded') return voidBehindRefund(work.trx, transaction);
   if (refusal) return { kind: 'refused', transaction, reason: refusal.message };
   try {
     const message = `voided at ${transaction.gateway}, not through billhook's API`;

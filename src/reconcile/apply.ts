@@ -180,9 +180,12 @@ function chargeMismatch(
  * the gateway reports is what is booked (PRODUCT.md §11):
  * - canceled (a void of the captured charge before it settled, made at the gateway: Authorize.Net's
  *   Merchant Interface) is booked as billhook's own void (payments/voids.ts `recordReportedVoid`),
- *   once; one a refund of billhook's carries is `stale`; one that cannot be booked (a gateway that
- *   cannot void a captured charge, a dispute on it, an invoice refunded or closed meanwhile) is a
- *   `succeeded_charge_undone` exception for a person, changing nothing;
+ *   once; one billhook's succeeded refund of the whole charge carries is `stale`; while that refund
+ *   is pending or unknown it is `not_found` (retried: the void may be that refund), and on the
+ *   queue's last try (`context.finalAttempt`) a `succeeded_charge_undone` exception; one that cannot
+ *   be booked (a gateway that cannot void a captured charge, a partial refund or a dispute on it, an
+ *   invoice refunded or closed meanwhile) is a `succeeded_charge_undone` exception for a person,
+ *   changing nothing;
  * - failed, by a gateway whose charge events are its API's answer now (capabilities'
  *   `chargeEventsReadBack`: Authorize.Net's `settlementError`), is a `succeeded_charge_undone`
  *   exception, changing nothing: whether any money moved is for a person to find out. A snapshot's
@@ -193,6 +196,7 @@ function chargeMismatch(
 async function succeededChargeUndone(
   work: UnitOfWork,
   event: PaymentEvent,
+  context: ApplyContext,
   payment: TransactionRow,
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
 ): Promise<ApplyResult | undefined> {
@@ -207,6 +211,15 @@ async function succeededChargeUndone(
   if (status === 'canceled') {
     await forgetLockedAhead(work);
     const voided = await recordReportedVoid(work, payment);
+    if (voided.kind === 'waiting') {
+      if (!context.finalAttempt) {
+        return { kind: 'not_found', message: `event ${event.gatewayEventId} waits: ${voided.reason}` };
+      }
+      return undone(
+        `as voided while ${voided.reason}, and it is still not answered: nothing changed; check at the ` +
+          'gateway whether the refund was made as this void, and book what moved',
+      );
+    }
     if (voided.kind !== 'refused') return { kind: voided.kind, transactionId: payment.id };
     return undone(
       `as voided, which billhook cannot book as a void (${voided.reason}): nothing changed; ` +
@@ -252,7 +265,7 @@ async function applyChargeEvent(
     context.policy,
   );
   if (recorded.kind === 'stale' && recorded.transaction.status === 'succeeded') {
-    const undone = await succeededChargeUndone(work, event, recorded.transaction, status);
+    const undone = await succeededChargeUndone(work, event, context, recorded.transaction, status);
     if (undone) return undone;
   }
   if (recorded.kind === 'applied' && recorded.overpaid) {

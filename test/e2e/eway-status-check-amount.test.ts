@@ -36,9 +36,10 @@ describe('eWAY status check of a lost charge answer: the amount eWAY approved', 
   /**
    * A 100.00 AUD charge whose answer is lost (HTTP 500 → unknown), and a sweep of the status checks
    * at `seconds` after it, each answered with eWAY's approval (`answered`: its TransactionID, one per
-   * test, and amount fields).
+   * test, and amount fields), and after it the transactions `more` changes of it (another approval of
+   * the same reference).
    */
-  async function lostCharge(answered: Record<string, unknown>) {
+  async function lostCharge(answered: Record<string, unknown>, more: Record<string, unknown>[] = []) {
     const { invoice } = await openInvoice(app, {
       amount: 10000,
       currency: 'aud',
@@ -56,6 +57,7 @@ describe('eWAY status check of a lost charge answer: the amount eWAY approved', 
       ResponseCode: '10',
       ...answered,
     });
+    answer.Transactions.push(...more.map((change) => ({ ...answer.Transactions[0], ...change })));
     const created = new Date(txn.created_at).getTime();
     const sweep = async (seconds: number) => {
       nock(EWAY_API_BASE).get(`/Transaction/InvoiceRef/${txn.id}`).reply(200, answer);
@@ -104,6 +106,35 @@ describe('eWAY status check of a lost charge answer: the amount eWAY approved', 
         message: expect.stringMatching(
           /eWAY reports transaction 10328337 succeeded for 5000 AUD, not the 10000 AUD/,
         ),
+      }),
+    ]);
+  });
+
+  /*
+   * Worked by hand (AUD, minor units): the charge of 10000 reached eWAY twice and both were approved
+   * (TransactionIDs 10328340 and 10328341): 20000 taken for one invoice of 10000. Nothing is booked
+   * (the attempt unknown, the invoice OPEN, clearing as before) and one amount_mismatch names 20000
+   * and both ids. It used to be booked succeeded for 10000, the invoice PAID, with no exception.
+   */
+  it('books nothing for two approvals of one reference: unknown, one amount_mismatch for what they took', async () => {
+    const before = await ledgerByCode(app);
+    const { invoice, txn, sweep } = await lostCharge(
+      { TransactionID: 10328340, ResponseMessage: 'A2000', TotalAmount: 10000, CurrencyCode: 'AUD' },
+      [{ TransactionID: 10328341 }],
+    );
+    expect(await sweep(61)).toEqual([{ transactionId: txn.id, status: 'unknown', exhausted: false }]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+      amount_due: 10000,
+    });
+    const ledger = await ledgerByCode(app);
+    expect(ledger['gateway_clearing:eway AUD'] ?? 0).toBe(before['gateway_clearing:eway AUD'] ?? 0);
+    expect(await exceptionsOf(txn.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        details: { amount: '20000', currency: 'AUD' },
+        message: expect.stringMatching(/TransactionIDs 10328340, 10328341\), 20000 AUD in all/),
       }),
     ]);
   });

@@ -203,7 +203,8 @@ export class EwayClient implements GatewayClient {
    * What became of a charge, asked before anything is retried (eWAY has no idempotency): Transaction
    * Query `GET /Transaction/{TransactionID}` when the id is known, otherwise by our reference
    * `GET /Transaction/InvoiceRef/{reference}`. An empty `Transactions` list is `not_found` (the
-   * charge never reached eWAY); several matches combine as status.ts says; a failed query (no answer,
+   * charge never reached eWAY); several matches combine as status.ts `combineOutcomes` says (more
+   * than one approval is unknown, with what they moved in all as `reported`); a failed query (no answer,
    * non-2xx, an undocumented body or `Errors` without transactions) is unknown. An approved (or
    * authorised) transaction whose `TotalAmount` (read by `EWAY_CURRENCIES`) or `CurrencyCode` is not
    * the charge's (`query.charge`; no `CurrencyCode`: the charge's) is unknown with what eWAY reports
@@ -224,12 +225,15 @@ export class EwayClient implements GatewayClient {
           : { status: 'unknown', message: `eWAY Transaction Query: ${describeCodes(errors)}` };
       }
       return combineOutcomes(
-        answer.Transactions.map((t) =>
-          heldAgainstCharge('eWAY', chargeOutcomeOf(verdictOf(t)), query.charge, {
+        query.charge,
+        answer.Transactions.map((t) => {
+          const verdict = verdictOf(t);
+          const outcome = heldAgainstCharge('eWAY', chargeOutcomeOf(verdict), query.charge, {
             currency: t.CurrencyCode,
             amount: (currency) => fromGateway(EWAY_CURRENCIES, t.TotalAmount, currency),
-          }),
-        ),
+          });
+          return { verdict, outcome };
+        }),
       );
     } catch (error) {
       return unknownOf(error);

@@ -1,7 +1,9 @@
+import { describeReported } from '../reported.ts';
 import type {
   ChargeOutcome,
   PaymentEventType,
   RefundOutcome,
+  ReportedCharge,
   TransactionStatusOutcome,
   VoidOutcome,
 } from '../types.ts';
@@ -152,13 +154,72 @@ export function voidOutcomeOf(verdict: EwayVerdict): VoidOutcome {
 }
 
 /**
- * Several transactions answered a query by our `InvoiceReference` (a repeat that reached eWAY): any
- * approval wins (money moved), then anything still open, then the last decline.
+ * One transaction a Transaction Query listed: its verdict (`verdictOf`) and its outcome as a charge
+ * held against the charge asked about (`chargeOutcomeOf`, then `heldAgainstCharge`: an approval for
+ * another amount or currency is `unknown` with what eWAY `reported`).
  */
-export function combineOutcomes(outcomes: readonly ChargeOutcome[]): TransactionStatusOutcome {
-  if (outcomes.length === 0) return { status: 'not_found' };
+export interface QueriedTransaction {
+  verdict: EwayVerdict;
+  outcome: ChargeOutcome;
+}
+
+/** An approved or authorised transaction (money moved or is held), with its eWAY TransactionID. */
+type Approval = QueriedTransaction & { verdict: { kind: 'approved' | 'authorised'; transactionId: string } };
+
+const isApproval = (t: QueriedTransaction): t is Approval =>
+  t.verdict.kind === 'approved' || t.verdict.kind === 'authorised';
+
+/**
+ * Several approvals for one charge: `unknown`, with `reported` what they moved in all (each one the
+ * charge's amount, or what eWAY reported for it), so the poller raises an `amount_mismatch` (or
+ * `currency_mismatch`) exception for a person. `reported.currency` is the first that is not the
+ * charge's, else the charge's; its amount is null when an approval's amount is unreadable or in
+ * another currency (they cannot be summed).
+ */
+function severalApprovals(
+  charge: { amount: bigint; currency: string },
+  approvals: readonly Approval[],
+): ChargeOutcome {
+  const chargeCurrency = charge.currency.toUpperCase();
+  const moved = approvals.map(
+    (a): ReportedCharge =>
+      a.outcome.status === 'unknown' && a.outcome.reported
+        ? a.outcome.reported
+        : { amount: charge.amount, currency: chargeCurrency },
+  );
+  const currency = moved.find((m) => m.currency !== chargeCurrency)?.currency ?? chargeCurrency;
+  const amount = moved.reduce<bigint | null>(
+    (sum, m) => (sum === null || m.amount === null || m.currency !== currency ? null : sum + m.amount),
+    0n,
+  );
+  const reported: ReportedCharge = { currency, amount };
+  const ids = approvals.map((a) => a.verdict.transactionId).join(', ');
+  return {
+    status: 'unknown',
+    message:
+      `eWAY approved ${approvals.length} transactions for this one charge (TransactionIDs ${ids}), ` +
+      `${describeReported(reported)} in all, not the ${charge.amount} ${chargeCurrency} charged once ` +
+      '(minor units): the money may have been taken more than once',
+    reported,
+  };
+}
+
+/**
+ * Several transactions answered a query by our `InvoiceReference` (a repeat that reached eWAY): more
+ * than one approved or authorised is `unknown` with what they moved in all (`severalApprovals`); one
+ * wins (money moved), as held against the charge; then anything still open, then the last decline.
+ * @param charge the charge asked about: amount in minor units, ISO 4217 currency
+ */
+export function combineOutcomes(
+  charge: { amount: bigint; currency: string },
+  transactions: readonly QueriedTransaction[],
+): TransactionStatusOutcome {
+  if (transactions.length === 0) return { status: 'not_found' };
+  const approvals = transactions.filter(isApproval);
+  if (approvals.length > 1) return severalApprovals(charge, approvals);
+  const outcomes = transactions.map((t) => t.outcome);
   return (
-    outcomes.find((o) => o.status === 'succeeded') ??
+    approvals[0]?.outcome ??
     outcomes.find((o) => o.status === 'pending' || o.status === 'unknown') ??
     (outcomes.at(-1) as ChargeOutcome)
   );

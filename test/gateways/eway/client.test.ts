@@ -461,5 +461,49 @@ describe('EwayClient', () => {
         }),
       ).toEqual({ status: 'pending', gatewayTransactionId: '12345678' });
     });
+
+    /*
+     * Worked by hand (AUD, minor units): one charge of 100 (1.00 AUD) that reached eWAY twice. A partial
+     * approval (A2010, 50) and a full one (100) took 150; two full approvals took 200. Neither is one
+     * charge of 100 succeeded: unknown, with what eWAY took in all as `reported` (the poller raises
+     * amount_mismatch), naming both TransactionIDs. It used to be `succeeded`, 100 booked.
+     */
+    it('leaves two approvals for one reference unknown, reporting what they took in all', async () => {
+      const answerWith = (...changes: Record<string, unknown>[]) => {
+        const answer = query();
+        const base = { ...answer.Transactions[0], InvoiceReference: CHARGE.reference, CurrencyCode: 'AUD' };
+        answer.Transactions = changes.map((change) => ({ ...base, ...change }));
+        return answer;
+      };
+      nock(BASE)
+        .get(`/Transaction/InvoiceRef/${CHARGE.reference}`)
+        .reply(
+          200,
+          answerWith(
+            { TransactionID: 1, TransactionStatus: true, ResponseMessage: 'A2010', TotalAmount: 50 },
+            { TransactionID: 2, TransactionStatus: true, ResponseMessage: 'A2000', TotalAmount: 100 },
+          ),
+        );
+      expect(await client().fetchTransaction({ reference: CHARGE.reference, charge: CHARGE })).toEqual({
+        status: 'unknown',
+        message:
+          'eWAY approved 2 transactions for this one charge (TransactionIDs 1, 2), 150 AUD in all, not the ' +
+          '100 AUD charged once (minor units): the money may have been taken more than once',
+        reported: { amount: 150n, currency: 'AUD' },
+      });
+      nock(BASE)
+        .get(`/Transaction/InvoiceRef/${CHARGE.reference}`)
+        .reply(
+          200,
+          answerWith(
+            { TransactionID: 1, TransactionStatus: false, ResponseMessage: 'D4405', TotalAmount: 100 },
+            { TransactionID: 2, TransactionStatus: true, ResponseMessage: 'A2000', TotalAmount: 100 },
+            { TransactionID: 3, TransactionStatus: true, ResponseMessage: 'A2000', TotalAmount: 100 },
+          ),
+        );
+      const twice = await client().fetchTransaction({ reference: CHARGE.reference, charge: CHARGE });
+      expect(twice).toMatchObject({ status: 'unknown', reported: { amount: 200n, currency: 'AUD' } });
+      expect((twice as { message: string }).message).toContain('(TransactionIDs 2, 3), 200 AUD in all');
+    });
   });
 });

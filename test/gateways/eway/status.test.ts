@@ -136,13 +136,57 @@ describe('eWAY status table (status.ts)', () => {
     expect(voidOutcomeOf(openNoId).status).toBe('unknown');
   });
 
-  it('combines several matches of one reference: an approval wins, then anything open, then the last decline', () => {
-    const declined = { status: 'declined', code: 'D4405', message: 'm' } as const;
-    const succeeded = { status: 'succeeded', gatewayTransactionId: '2' } as const;
-    const pending = { status: 'pending', gatewayTransactionId: '3' } as const;
-    expect(combineOutcomes([])).toEqual({ status: 'not_found' });
-    expect(combineOutcomes([declined, succeeded, pending])).toBe(succeeded);
-    expect(combineOutcomes([declined, pending])).toBe(pending);
-    expect(combineOutcomes([declined, { ...declined, code: 'D4451' }])).toMatchObject({ code: 'D4451' });
+  it('combines several matches of one reference: one approval wins, then anything open, then the last decline', () => {
+    const charge = { amount: 100n, currency: 'AUD' };
+    const declined = {
+      verdict: { kind: 'declined', code: 'D4405', message: 'm' },
+      outcome: { status: 'declined', code: 'D4405', message: 'm' },
+    } as const;
+    const succeeded = {
+      verdict: { kind: 'approved', transactionId: '2' },
+      outcome: { status: 'succeeded', gatewayTransactionId: '2' },
+    } as const;
+    const open = {
+      verdict: { kind: 'open', reason: 'r', transactionId: '3' },
+      outcome: { status: 'unknown', message: 'eWAY transaction 3: r' },
+    } as const;
+    const partial = {
+      verdict: { kind: 'approved', transactionId: '4' },
+      outcome: { status: 'unknown', message: 'partial', reported: { amount: 50n, currency: 'AUD' } },
+    } as const;
+    expect(combineOutcomes(charge, [])).toEqual({ status: 'not_found' });
+    expect(combineOutcomes(charge, [declined, succeeded, open])).toBe(succeeded.outcome);
+    expect(combineOutcomes(charge, [declined, open, partial])).toBe(partial.outcome);
+    expect(combineOutcomes(charge, [declined, open])).toBe(open.outcome);
+    const otherDecline = { ...declined, outcome: { ...declined.outcome, code: 'D4451' } };
+    expect(combineOutcomes(charge, [declined, otherDecline])).toMatchObject({ code: 'D4451' });
+  });
+
+  it('leaves more than one approval or authorisation unknown, reporting what they moved in all', () => {
+    const charge = { amount: 100n, currency: 'aud' };
+    const approved = (transactionId: string, reported?: { amount: bigint | null; currency: string }) => ({
+      verdict: { kind: 'approved', transactionId } as const,
+      outcome: reported
+        ? ({ status: 'unknown', message: 'other', reported } as const)
+        : ({ status: 'succeeded', gatewayTransactionId: transactionId } as const),
+    });
+    const authorised = {
+      verdict: { kind: 'authorised', transactionId: '9' },
+      outcome: { status: 'pending', gatewayTransactionId: '9' },
+    } as const;
+    expect(combineOutcomes(charge, [approved('1'), authorised])).toMatchObject({
+      status: 'unknown',
+      reported: { amount: 200n, currency: 'AUD' },
+    });
+    expect(
+      combineOutcomes(charge, [approved('1', { amount: 50n, currency: 'AUD' }), approved('2')]),
+    ).toMatchObject({ status: 'unknown', reported: { amount: 150n, currency: 'AUD' } });
+    // Another currency, or an amount eWAY wrote unreadably, cannot be summed: amount null.
+    expect(
+      combineOutcomes(charge, [approved('1'), approved('2', { amount: 100n, currency: 'NZD' })]),
+    ).toMatchObject({ status: 'unknown', reported: { amount: null, currency: 'NZD' } });
+    expect(
+      combineOutcomes(charge, [approved('1'), approved('2', { amount: null, currency: 'AUD' })]),
+    ).toMatchObject({ status: 'unknown', reported: { amount: null, currency: 'AUD' } });
   });
 });
