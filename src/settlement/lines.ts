@@ -302,7 +302,11 @@ export function lineColumns(line: SettlementLine) {
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
  * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
- * The line is matched at most once, and not at all when it was matched before.
+ * The line is matched at most once, and not at all when it was matched before. A line seen again
+ * with another currency, gross, fee (net of its partner fee) or `original` than the one recorded
+ * (`lineChanged`, e.g. PayPal's converted capture webhook line after a sweep booked the capture's
+ * row in the buyer's currency) books nothing more, gains no payout nor match, and raises
+ * `settlement_line_changed` naming both versions (`changedLine`); its outcome is `duplicate`.
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
 export async function recordSettlementLine(
@@ -321,6 +325,12 @@ export async function recordSettlementLine(
     .where('gateway_line_id', 'in', [line.gatewayLineId, ...(line.formerLineId ? [line.formerLineId] : [])])
     .forUpdate()
     .executeTakeFirst();
+  if (existing && lineChanged(existing, line)) {
+    // The gateway reports this line again with other money: neither version is silently dropped nor
+    // booked twice; a person compares them (`changedLine`).
+    await raiseException(work, changedLine(account, existing, line));
+    return { kind: 'duplicate', line: existing };
+  }
   const wasMatched = existing !== undefined && isMatched(existing);
   const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
   // A line naming another account's object, or a charge another line matched, is recorded unmatched
@@ -522,6 +532,84 @@ async function bookedAmounts(
   if (partnerFee) return { gross: -sign * share, fee: 0n, net: -sign * share };
   const fee = row.fee - sign * row.partner_fee + sign * share;
   return { gross: row.gross, fee, net: row.gross - fee };
+}
+
+/**
+ * Whether `line`, reported again under the id of the recorded `existing`, says other money: another
+ * currency, gross, `original` (currency and amount), or fee net of its partner fee (PayPal's sweep
+ * reports a payment's partner fee as a row of its own, `T0113`, while its webhook line counts it in
+ * the fee: that is the same line).
+ */
+function lineChanged(existing: SettlementLineRow, line: SettlementLine): boolean {
+  return (
+    existing.currency !== line.currency ||
+    existing.gross !== line.gross ||
+    existing.fee - existing.partner_fee !== line.fee - (line.partnerFee ?? 0n) ||
+    existing.original_currency !== (line.original?.currency ?? null) ||
+    existing.original_amount !== (line.original?.amount ?? null)
+  );
+}
+
+/** `gross`, `fee` and `original` of a line version as a person reads them (minor units). */
+const moneyOf = (money: {
+  currency: string;
+  gross: bigint;
+  fee: bigint;
+  original: { currency: string; amount: bigint } | null;
+}): string =>
+  `${money.currency} gross ${money.gross} fee ${money.fee}${money.original ? ` (converted from ${money.original.amount} ${money.original.currency})` : ''}`;
+
+/**
+ * The `settlement_line_changed` exception of a line the gateway reported again with other money
+ * (`lineChanged`): names the line, the version recorded (and booked, if it was matched) and the
+ * version now reported (booked nowhere), and what a person does: find which is right, reverse what
+ * the recorded version booked if it is wrong and book the reported one by hand. One per line.
+ */
+function changedLine(
+  account: SettlementAccount,
+  existing: SettlementLineRow,
+  line: SettlementLine,
+): NewException {
+  const recorded = moneyOf({
+    currency: existing.currency,
+    gross: existing.gross,
+    fee: existing.fee,
+    original:
+      existing.original_currency !== null && existing.original_amount !== null
+        ? { currency: existing.original_currency, amount: existing.original_amount }
+        : null,
+  });
+  const reported = moneyOf({ ...line, original: line.original ?? null });
+  const booked = isMatched(existing) ? 'recorded and booked' : 'recorded (unmatched, nothing booked)';
+  return {
+    kind: 'settlement_line_changed',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: existing.transaction_id ?? undefined,
+    refundId: existing.refund_id ?? undefined,
+    payoutId: existing.payout_id ?? undefined,
+    settlementLineId: existing.id,
+    message: `${existing.kind} line ${existing.gateway_line_id} (${existing.id}) reported again with other money (minor units): ${booked} as ${recorded}; now reported as ${reported}, booked nowhere. Find which is right; if it is the new one, reverse what the recorded version booked and book the new one by hand`,
+    details: {
+      gateway_line_id: existing.gateway_line_id,
+      recorded: {
+        currency: existing.currency,
+        gross: existing.gross,
+        fee: existing.fee,
+        partner_fee: existing.partner_fee,
+        original_currency: existing.original_currency,
+        original_amount: existing.original_amount,
+      },
+      reported: {
+        currency: line.currency,
+        gross: line.gross,
+        fee: line.fee,
+        partner_fee: line.partnerFee ?? 0n,
+        original_currency: line.original?.currency ?? null,
+        original_amount: line.original?.amount ?? null,
+      },
+    },
+  };
 }
 
 /**

@@ -144,3 +144,83 @@ describe('a cross-currency PayPal capture and its CNY withdrawal, swept', () => 
     expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
   });
 });
+
+/** The open exceptions' messages and details, of `kind`. */
+const raised = (kind: string) =>
+  db
+    .selectFrom('reconciliation_exceptions')
+    .select(['message', 'details'])
+    .where('kind', '=', kind)
+    .where('status', '=', 'open')
+    .orderBy('message')
+    .execute();
+
+describe('a PayPal line seen again with other money (settlement_line_changed, never a silent duplicate)', () => {
+  it('conversion rows in the next sweep: the converted webhook line books nothing more and names both versions; the conversion rows do not claim it booked', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    // The first sweep's range ends between the capture's row and its conversion rows.
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    await sweep();
+    await webhookLine();
+    // The USD line booked its fee in USD; the converted line is booked nowhere: a person books it.
+    expect(await books()).toEqual({
+      clearing: { USD: 1066n, CNY: -5926n },
+      fees: { USD: 33n, CNY: 0n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    expect(await exceptions()).toEqual([
+      ...conversionsUnbooked,
+      { kind: 'settlement_line_changed', gateway_line_id: CAPTURE },
+    ]);
+    const [changed] = await raised('settlement_line_changed');
+    expect(changed?.message).toContain(`charge line ${CAPTURE}`);
+    expect(changed?.message).toContain('recorded and booked as USD gross 1099 fee 33;');
+    expect(changed?.message).toContain(
+      'now reported as CNY gross 6039 fee 113 (converted from 1099 USD), booked nowhere',
+    );
+    expect(changed?.details).toMatchObject({
+      gateway_line_id: CAPTURE,
+      recorded: { currency: 'USD', gross: '1099', fee: '33', original_currency: null },
+      reported: {
+        currency: 'CNY',
+        gross: '6039',
+        fee: '113',
+        original_currency: 'USD',
+        original_amount: '1099',
+      },
+    });
+    // The conversion rows' text is true here too: it says when the webhook line does not book it.
+    for (const { message } of await raised('settlement_line_unbooked')) {
+      expect(message).toContain('unless an earlier sweep already booked the payment');
+      expect(message).toContain('settlement_line_changed');
+    }
+    // Seen a third time (another sweep, the webhook line again): still one exception, nothing booked.
+    await sweep();
+    await webhookLine();
+    expect((await books()).clearing).toEqual({ USD: 1066n, CNY: -5926n });
+    expect(await raised('settlement_line_changed')).toHaveLength(1);
+  });
+
+  it('a same-currency row listed again with another fee: the first fee stays booked, the second raised', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    const capture = rows[0] as TransactionInfo;
+    await recordSettlementReport(db, 'system', account, reportOf([capture]));
+    await recordSettlementReport(
+      db,
+      'system',
+      account,
+      reportOf([{ ...capture, fee_amount: { currency_code: 'USD', value: '-0.35' } }]),
+    );
+    expect(await books()).toEqual({
+      clearing: { USD: 1066n, CNY: 0n },
+      fees: { USD: 33n, CNY: 0n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    const [changed] = await raised('settlement_line_changed');
+    expect(changed?.message).toContain('recorded and booked as USD gross 1099 fee 33;');
+    expect(changed?.message).toContain('now reported as USD gross 1099 fee 35, booked nowhere');
+    // The same row again, as recorded: a plain duplicate, nothing raised.
+    await recordSettlementReport(db, 'system', account, reportOf([capture]));
+    expect(await raised('settlement_line_changed')).toHaveLength(1);
+  });
+});
