@@ -156,31 +156,75 @@ const raised = (kind: string) =>
     .execute();
 
 describe('a PayPal line seen again with other money (settlement_line_changed, never a silent duplicate)', () => {
-  it('conversion rows in the next sweep: the converted webhook line books nothing more and names both versions; the conversion rows do not claim it booked', async () => {
+  it('conversion rows in the next sweep: the converted webhook line replaces the USD booking (clearing 0 in USD and CNY)', async () => {
     const account = { gateway: 'paypal' as const, gatewayAccount: null };
     // The first sweep's range ends between the capture's row and its conversion rows.
     await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    expect((await books()).fees).toEqual({ USD: 33n, CNY: 0n });
     await sweep();
     await webhookLine();
-    // The USD line booked its fee in USD; the converted line is booked nowhere: a person books it.
     expect(await books()).toEqual({
-      clearing: { USD: 1066n, CNY: -5926n },
-      fees: { USD: 33n, CNY: 0n },
+      clearing: { USD: 0n, CNY: 0n },
+      fees: { USD: 0n, CNY: 113n },
       adjustments: { USD: 0n, CNY: 0n },
     });
-    expect(await exceptions()).toEqual([
-      ...conversionsUnbooked,
-      { kind: 'settlement_line_changed', gateway_line_id: CAPTURE },
+    expect(
+      await db
+        .selectFrom('settlement_lines')
+        .select(['currency', 'gross', 'fee', 'original_currency', 'original_amount'])
+        .where('gateway_line_id', '=', CAPTURE)
+        .execute(),
+    ).toEqual([
+      { currency: 'CNY', gross: 6039n, fee: 113n, original_currency: 'USD', original_amount: 1099n },
     ]);
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+    // The conversion rows' text is true here too: it says when the webhook line does not book it.
+    for (const { message } of await raised('settlement_line_unbooked')) {
+      expect(message).toContain("replacing what an earlier sweep booked of the payment's own row");
+      expect(message).toContain('settlement_line_changed');
+    }
+    // Seen again (a sweep of the capture's row alone, the webhook line again): nothing more, nothing raised.
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    await sweep();
+    await webhookLine();
+    expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+  });
+
+  it('webhook line first, then a sweep of the capture’s row alone (in USD): the same line, nothing more, nothing raised', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    await webhookLine();
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    await sweep();
+    expect(await books()).toEqual({
+      clearing: { USD: 0n, CNY: 0n },
+      fees: { USD: 0n, CNY: 113n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+  });
+
+  it('a swept USD row the converted line does not convert from (another gross): booked nothing more, both versions named', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    const capture = rows[0] as TransactionInfo;
+    await recordSettlementReport(
+      db,
+      'system',
+      account,
+      reportOf([{ ...capture, transaction_amount: { currency_code: 'USD', value: '10.98' } }]),
+    );
+    const before = await books();
+    await webhookLine();
+    expect(await books()).toEqual(before);
     const [changed] = await raised('settlement_line_changed');
     expect(changed?.message).toContain(`charge line ${CAPTURE}`);
-    expect(changed?.message).toContain('recorded and booked as USD gross 1099 fee 33;');
+    expect(changed?.message).toContain('recorded and booked as USD gross 1098 fee 33;');
     expect(changed?.message).toContain(
       'now reported as CNY gross 6039 fee 113 (converted from 1099 USD), booked nowhere',
     );
     expect(changed?.details).toMatchObject({
       gateway_line_id: CAPTURE,
-      recorded: { currency: 'USD', gross: '1099', fee: '33', original_currency: null },
+      recorded: { currency: 'USD', gross: '1098', fee: '33', original_currency: null },
       reported: {
         currency: 'CNY',
         gross: '6039',
@@ -189,16 +233,6 @@ describe('a PayPal line seen again with other money (settlement_line_changed, ne
         original_amount: '1099',
       },
     });
-    // The conversion rows' text is true here too: it says when the webhook line does not book it.
-    for (const { message } of await raised('settlement_line_unbooked')) {
-      expect(message).toContain('unless an earlier sweep already booked the payment');
-      expect(message).toContain('settlement_line_changed');
-    }
-    // Seen a third time (another sweep, the webhook line again): still one exception, nothing booked.
-    await sweep();
-    await webhookLine();
-    expect((await books()).clearing).toEqual({ USD: 1066n, CNY: -5926n });
-    expect(await raised('settlement_line_changed')).toHaveLength(1);
   });
 
   it('a same-currency row listed again with another fee: the first fee stays booked, the second raised', async () => {
