@@ -24,6 +24,10 @@ import {
  * settlement_line_unbooked; the capture is booked by its webhook line, converted, whenever it comes.
  * The sweep used to book the T0006 row as a USD line (clearing USD +1066 for ever, CNY −5926, no
  * exception); booking the T0200 rows as adjustments would convert twice after the webhook line.
+ * A sweep whose range ends between the capture's row and its conversion rows books the T0006 row in
+ * USD (its fee); the webhook line, the same line id, used to be a silent duplicate (USD +1066 and
+ * CNY −5926 for ever): it now replaces that booking, and a line seen again with other money it
+ * cannot replace raises settlement_line_changed.
  * Amounts in minor units.
  */
 
