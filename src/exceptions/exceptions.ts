@@ -74,6 +74,12 @@ export type ExceptionKind =
    * conversion row): nothing of it is in the books until a person books it.
    */
   | 'settlement_line_unbooked'
+  /**
+   * A settlement line the gateway reported again under the same line id with another currency,
+   * gross, fee or `original` (settlement/lines.ts `changedLine`): the new version books nothing; a
+   * person finds which is right and books the difference.
+   */
+  | 'settlement_line_changed'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
   | 'charge_not_paid_out'
   /** A fee that differs from the configured expectation for its gateway and currency. */

@@ -142,6 +142,7 @@ export const entryKeys = {
   prorationCreditVoided: (invoiceId: string) => `${invoiceId}:proration_credit_voided`,
   subscriptionCreditMoved: (subscriptionId: string) => `${subscriptionId}:credit_moved`,
   settlementLineBooked: (settlementLineId: string) => `${settlementLineId}:booked`,
+  settlementLineConverted: (settlementLineId: string) => `${settlementLineId}:converted`,
   /** `payoutCreated`, `payoutPaid`, `payoutReturned`: the payout's id and that step. */
   payout: (payoutId: string, step: PayoutStep) => `${payoutId}:${step}`,
 };
@@ -745,6 +746,27 @@ export function settlementLineBooked(movement: SettlementLineMovement): EntryInp
     description: `${movement.kind} line ${id} settled by ${movement.gateway}${converted}`,
     source: { type: 'settlement_line', id },
     postings: settlementLinePostings(movement),
+  };
+}
+
+/**
+ * `stl_…:converted`: a settlement line booked unconverted (`was`, by its `stl_…:booked` entry, in the
+ * payment's currency) replaced by the same line converted (`now`, in the balance currency with
+ * `original`): reverses what `was` posted and posts what `now` adds (`settlementLineBooked`), in one
+ * entry. E.g. PayPal's USD 10.99 capture swept with fee 0.33 before its conversion rows, then its
+ * webhook line CNY 60.39, fee 1.13, from USD 10.99: USD fees −33, USD clearing +33 − 1099, USD fx
+ * +1099, CNY clearing +6039 − 113, CNY fx −6039, CNY fees +113 (minor units).
+ */
+export function settlementLineConverted(
+  was: SettlementLineMovement,
+  now: SettlementLineMovement,
+): EntryInput {
+  const id = now.settlementLineId;
+  return {
+    idempotencyKey: entryKeys.settlementLineConverted(id),
+    description: `${now.kind} line ${id} settled by ${now.gateway} converted from ${was.currency}, replacing its booking in ${was.currency}`,
+    source: { type: 'settlement_line', id },
+    postings: [...negated(settlementLinePostings(was)), ...settlementLinePostings(now)],
   };
 }
 

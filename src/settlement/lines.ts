@@ -11,6 +11,7 @@ import {
   entryKeys,
   type SettlementLineMovement,
   settlementLineBooked,
+  settlementLineConverted,
   settlementLineMoves,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -302,7 +303,13 @@ export function lineColumns(line: SettlementLine) {
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
  * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
- * The line is matched at most once, and not at all when it was matched before.
+ * The line is matched at most once, and not at all when it was matched before. A line seen again
+ * with another currency, gross, fee (net of its partner fee) or `original` than the one recorded
+ * (`lineChanged`, e.g. PayPal's converted capture webhook line after a sweep booked the capture's
+ * row in the buyer's currency) books nothing more, gains no payout nor match, and raises
+ * `settlement_line_changed` naming both versions (`changedLine`); its outcome is `duplicate`. Except
+ * PayPal's converted capture line after a sweep booked the capture unconverted (`convertedLater`):
+ * it replaces that booking (outcome `applied`).
  * @param payoutId the payout (`pyo_…`) whose lines these are, if any
  */
 export async function recordSettlementLine(
@@ -326,6 +333,14 @@ export async function recordSettlementLine(
   const existing =
     candidates.find((c) => c.gateway_line_id === line.formerLineId) ??
     candidates.find((c) => c.gateway_line_id === line.gatewayLineId);
+  if (existing && lineChanged(existing, line)) {
+    const replaced = await convertedLater(work, account, existing, line);
+    if (replaced) return { kind: 'applied', line: replaced };
+    // The gateway reports this line again with other money: neither version is silently dropped nor
+    // booked twice; a person compares them (`changedLine`).
+    await raiseException(work, changedLine(account, existing, line));
+    return { kind: 'duplicate', line: existing };
+  }
   const wasMatched = existing !== undefined && isMatched(existing);
   const found = wasMatched ? undefined : (options.known ?? (await matchLine(work, account, line)));
   // A line naming another account's object, or a charge another line matched, is recorded unmatched
@@ -527,6 +542,164 @@ async function bookedAmounts(
   if (partnerFee) return { gross: -sign * share, fee: 0n, net: -sign * share };
   const fee = row.fee - sign * row.partner_fee + sign * share;
   return { gross: row.gross, fee, net: row.gross - fee };
+}
+
+/**
+ * Whether `line`, reported again under the id of the recorded `existing`, says other money: another
+ * currency, gross, `original` (currency and amount), or fee net of its partner fee (PayPal's sweep
+ * reports a payment's partner fee as a row of its own, `T0113`, while its webhook line counts it in
+ * the fee: that is the same line). The line reported unconverted, in the currency and at the gross of
+ * the recorded version's `original` (a PayPal sweep fetching a capture's row but not yet its
+ * conversion rows, after its converted webhook line), is the same line too: its fee in the payment's
+ * currency cannot be compared with the converted one, and the converted version stays.
+ */
+function lineChanged(existing: SettlementLineRow, line: SettlementLine): boolean {
+  if (
+    !line.original &&
+    existing.original_currency === line.currency &&
+    existing.original_amount === line.gross
+  ) {
+    return false;
+  }
+  return (
+    existing.currency !== line.currency ||
+    existing.gross !== line.gross ||
+    existing.fee - existing.partner_fee !== line.fee - (line.partnerFee ?? 0n) ||
+    existing.original_currency !== (line.original?.currency ?? null) ||
+    existing.original_amount !== (line.original?.amount ?? null)
+  );
+}
+
+/**
+ * PayPal's converted capture line (its `PAYMENT.CAPTURE.COMPLETED` line, in the balance currency
+ * with `original`) replacing the line of the same capture a sweep recorded and booked in the payment's
+ * own currency before it listed the capture's conversion rows (Transaction Search lists them apart;
+ * gateways/paypal/transaction-search.ts `reportOf` leaves the capture's row out only when they come in
+ * the same fetch): the stored line becomes the converted one and `stl_…:converted`
+ * (`settlementLineConverted`) reverses its fee booked in the payment's currency and books the
+ * conversion and the fee in the balance currency, so clearing returns to 0 in both. Only when it is
+ * exactly that: a PayPal charge line matched to the payment, in no payout, with no partner fee on
+ * either version (their booking reads `stl_…:booked`), its stored version unconverted at the
+ * payment's gross and what it booked only its fee, the new one converted from that same gross; the
+ * line otherwise stays as it is (`changedLine`).
+ * @returns the line as replaced, or undefined when it is not such a replacement (nothing written)
+ */
+async function convertedLater(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  existing: SettlementLineRow,
+  line: SettlementLine,
+): Promise<SettlementLineRow | undefined> {
+  const { original } = line;
+  if (account.gateway !== 'paypal' || existing.kind !== 'charge' || line.kind !== 'charge') return undefined;
+  if (!original || existing.transaction_id === null || existing.payout_id !== null) return undefined;
+  if (existing.original_currency !== null || existing.partner_fee !== 0n || (line.partnerFee ?? 0n) !== 0n) {
+    return undefined;
+  }
+  if (original.currency !== existing.currency || original.amount !== existing.gross) return undefined;
+  if (line.currency === existing.currency) return undefined;
+  const found = await matchLine(work, account, line);
+  if (!found || isUnmatchable(found) || found.transactionId !== existing.transaction_id) return undefined;
+  const booked = found.booked;
+  if (!booked || booked.currency !== existing.currency || booked.amount !== existing.gross) return undefined;
+  // What the stored version booked: its fee only (from clearing to gateway fees), in its currency.
+  const fees = chart.gatewayFees(account.gateway, account.gatewayAccount).code;
+  const posted = await entryPostings(work.trx, entryKeys.settlementLineBooked(existing.id));
+  const postedFee = posted.find((posting) => posting.code === fees)?.amount ?? 0n;
+  if (postedFee !== existing.fee || posted.length !== (existing.fee === 0n ? 0 : 2)) return undefined;
+  const row = await work.trx
+    .updateTable('settlement_lines')
+    .set({ ...lineColumns(line), available_on: existing.available_on ?? line.availableOn ?? null })
+    .where('id', '=', existing.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const of = { settlementLineId: row.id, gateway: account.gateway, gatewayAccount: account.gatewayAccount };
+  await postEntry(
+    work,
+    settlementLineConverted(
+      {
+        ...of,
+        kind: 'charge',
+        currency: existing.currency,
+        gross: existing.gross,
+        fee: existing.fee,
+        net: existing.net,
+        original: undefined,
+      },
+      {
+        ...of,
+        kind: 'charge',
+        currency: row.currency,
+        gross: row.gross,
+        fee: row.fee,
+        net: row.net,
+        original: booked,
+      },
+    ),
+  );
+  return row;
+}
+
+/** `gross`, `fee` and `original` of a line version as a person reads them (minor units). */
+const moneyOf = (money: {
+  currency: string;
+  gross: bigint;
+  fee: bigint;
+  original: { currency: string; amount: bigint } | null;
+}): string =>
+  `${money.currency} gross ${money.gross} fee ${money.fee}${money.original ? ` (converted from ${money.original.amount} ${money.original.currency})` : ''}`;
+
+/**
+ * The `settlement_line_changed` exception of a line the gateway reported again with other money
+ * (`lineChanged`): names the line, the version recorded (and booked, if it was matched) and the
+ * version now reported (booked nowhere), and what a person does: find which is right, reverse what
+ * the recorded version booked if it is wrong and book the reported one by hand. One per line.
+ */
+function changedLine(
+  account: SettlementAccount,
+  existing: SettlementLineRow,
+  line: SettlementLine,
+): NewException {
+  const recorded = moneyOf({
+    currency: existing.currency,
+    gross: existing.gross,
+    fee: existing.fee,
+    original:
+      existing.original_currency !== null && existing.original_amount !== null
+        ? { currency: existing.original_currency, amount: existing.original_amount }
+        : null,
+  });
+  const reported = moneyOf({ ...line, original: line.original ?? null });
+  const booked = isMatched(existing) ? 'recorded and booked' : 'recorded (unmatched, nothing booked)';
+  return {
+    kind: 'settlement_line_changed',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: existing.transaction_id ?? undefined,
+    refundId: existing.refund_id ?? undefined,
+    payoutId: existing.payout_id ?? undefined,
+    settlementLineId: existing.id,
+    message: `${existing.kind} line ${existing.gateway_line_id} (${existing.id}) reported again with other money (minor units): ${booked} as ${recorded}; now reported as ${reported}, booked nowhere. Find which is right; if it is the new one, reverse what the recorded version booked and book the new one by hand`,
+    details: {
+      gateway_line_id: existing.gateway_line_id,
+      recorded: {
+        currency: existing.currency,
+        gross: existing.gross,
+        fee: existing.fee,
+        partner_fee: existing.partner_fee,
+        original_currency: existing.original_currency,
+        original_amount: existing.original_amount,
+      },
+      reported: {
+        currency: line.currency,
+        gross: line.gross,
+        fee: line.fee,
+        partner_fee: line.partnerFee ?? 0n,
+        original_currency: line.original?.currency ?? null,
+        original_amount: line.original?.amount ?? null,
+      },
+    },
+  };
 }
 
 /**

@@ -24,6 +24,10 @@ import {
  * settlement_line_unbooked; the capture is booked by its webhook line, converted, whenever it comes.
  * The sweep used to book the T0006 row as a USD line (clearing USD +1066 for ever, CNY −5926, no
  * exception); booking the T0200 rows as adjustments would convert twice after the webhook line.
+ * A sweep whose range ends between the capture's row and its conversion rows books the T0006 row in
+ * USD (its fee); the webhook line, the same line id, used to be a silent duplicate (USD +1066 and
+ * CNY −5926 for ever): it now replaces that booking, and a line seen again with other money it
+ * cannot replace raises settlement_line_changed.
  * Amounts in minor units.
  */
 
@@ -142,5 +146,119 @@ describe('a cross-currency PayPal capture and its CNY withdrawal, swept', () => 
     expect(await exceptions()).toEqual(conversionsUnbooked);
     await webhookLine();
     expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
+  });
+});
+
+/** The open exceptions' messages and details, of `kind`. */
+const raised = (kind: string) =>
+  db
+    .selectFrom('reconciliation_exceptions')
+    .select(['message', 'details'])
+    .where('kind', '=', kind)
+    .where('status', '=', 'open')
+    .orderBy('message')
+    .execute();
+
+describe('a PayPal line seen again with other money (settlement_line_changed, never a silent duplicate)', () => {
+  it('conversion rows in the next sweep: the converted webhook line replaces the USD booking (clearing 0 in USD and CNY)', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    // The first sweep's range ends between the capture's row and its conversion rows.
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    expect((await books()).fees).toEqual({ USD: 33n, CNY: 0n });
+    await sweep();
+    await webhookLine();
+    expect(await books()).toEqual({
+      clearing: { USD: 0n, CNY: 0n },
+      fees: { USD: 0n, CNY: 113n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    expect(
+      await db
+        .selectFrom('settlement_lines')
+        .select(['currency', 'gross', 'fee', 'original_currency', 'original_amount'])
+        .where('gateway_line_id', '=', CAPTURE)
+        .execute(),
+    ).toEqual([
+      { currency: 'CNY', gross: 6039n, fee: 113n, original_currency: 'USD', original_amount: 1099n },
+    ]);
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+    // The conversion rows' text is true here too: it says when the webhook line does not book it.
+    for (const { message } of await raised('settlement_line_unbooked')) {
+      expect(message).toContain("replacing what an earlier sweep booked of the payment's own row");
+      expect(message).toContain('settlement_line_changed');
+    }
+    // Seen again (a sweep of the capture's row alone, the webhook line again): nothing more, nothing raised.
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    await sweep();
+    await webhookLine();
+    expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+  });
+
+  it('webhook line first, then a sweep of the capture’s row alone (in USD): the same line, nothing more, nothing raised', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    await webhookLine();
+    await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
+    await sweep();
+    expect(await books()).toEqual({
+      clearing: { USD: 0n, CNY: 0n },
+      fees: { USD: 0n, CNY: 113n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    expect(await exceptions()).toEqual(conversionsUnbooked);
+  });
+
+  it('a swept USD row the converted line does not convert from (another gross): booked nothing more, both versions named', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    const capture = rows[0] as TransactionInfo;
+    await recordSettlementReport(
+      db,
+      'system',
+      account,
+      reportOf([{ ...capture, transaction_amount: { currency_code: 'USD', value: '10.98' } }]),
+    );
+    const before = await books();
+    await webhookLine();
+    expect(await books()).toEqual(before);
+    const [changed] = await raised('settlement_line_changed');
+    expect(changed?.message).toContain(`charge line ${CAPTURE}`);
+    expect(changed?.message).toContain('recorded and booked as USD gross 1098 fee 33;');
+    expect(changed?.message).toContain(
+      'now reported as CNY gross 6039 fee 113 (converted from 1099 USD), booked nowhere',
+    );
+    expect(changed?.details).toMatchObject({
+      gateway_line_id: CAPTURE,
+      recorded: { currency: 'USD', gross: '1098', fee: '33', original_currency: null },
+      reported: {
+        currency: 'CNY',
+        gross: '6039',
+        fee: '113',
+        original_currency: 'USD',
+        original_amount: '1099',
+      },
+    });
+  });
+
+  it('a same-currency row listed again with another fee: the first fee stays booked, the second raised', async () => {
+    const account = { gateway: 'paypal' as const, gatewayAccount: null };
+    const capture = rows[0] as TransactionInfo;
+    await recordSettlementReport(db, 'system', account, reportOf([capture]));
+    await recordSettlementReport(
+      db,
+      'system',
+      account,
+      reportOf([{ ...capture, fee_amount: { currency_code: 'USD', value: '-0.35' } }]),
+    );
+    expect(await books()).toEqual({
+      clearing: { USD: 1066n, CNY: 0n },
+      fees: { USD: 33n, CNY: 0n },
+      adjustments: { USD: 0n, CNY: 0n },
+    });
+    const [changed] = await raised('settlement_line_changed');
+    expect(changed?.message).toContain('recorded and booked as USD gross 1099 fee 33;');
+    expect(changed?.message).toContain('now reported as USD gross 1099 fee 35, booked nowhere');
+    // The same row again, as recorded: a plain duplicate, nothing raised.
+    await recordSettlementReport(db, 'system', account, reportOf([capture]));
+    expect(await raised('settlement_line_changed')).toHaveLength(1);
   });
 });

@@ -123,7 +123,7 @@ const CONVERSION_CODE = /^T02\d{2}$/;
 
 /** Why the sweep books no `T02nn` row, nor the payment one names (the line's `unbooked`). */
 const CONVERSION_UNBOOKED =
-  'a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked by its PAYMENT.CAPTURE.COMPLETED line, in the balance currency';
+  "a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
 
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
