@@ -254,6 +254,37 @@ async function markReversed(
 }
 
 /**
+ * A reversal (PayPal's `PAYMENT.CAPTURE.REVERSED`) for the same money as a chargeback already won
+ * (`existing`: `reversed`, a dispute of channel `EXTERNAL`, resolved for the merchant), delivered after
+ * that resolution: PayPal took the chargeback's money and gave it back when the issuer found for the
+ * merchant (a `T1202` chargeback reversal), so nothing moved in all, and the ledger already says so (the
+ * hold came back with the win). Booking it as a chargeback of its own (`reversalDisputeId`) lost the
+ * money PayPal returned (HKD: losses 10000 where the delivery in order ends at 0). Nothing is booked;
+ * as billhook cannot tell it from a second chargeback PayPal keys by the same capture, an
+ * `unknown_outcome` exception names the dispute for a person (once per payment), who books the loss if
+ * PayPal took the money again.
+ * @returns `duplicate` with `existing`, as it was
+ */
+async function reversalOfWonChargeback(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  existing: DisputeRow,
+): Promise<DisputeRecordOutcome> {
+  await raiseException(work, {
+    kind: 'unknown_outcome',
+    gateway: existing.gateway,
+    gatewayAccount: existing.gateway_account,
+    transactionId: transaction.id,
+    message:
+      `dispute ${existing.id} (${existing.gateway_dispute_id}), a chargeback of ${existing.amount} ${existing.currency} ` +
+      `already won, is now reported paid by reversing the payment: taken as the chargeback's own reversal, which the win ` +
+      `gave back (nothing booked); if ${existing.gateway} took the money again (a second chargeback), book it as a chargeback loss`,
+    details: { dispute: existing.id, amount: existing.amount },
+  });
+  return { kind: 'duplicate', dispute: existing };
+}
+
+/**
  * A `lost` report (a reversal, a chargeback; or a resolution, PayPal's `CUSTOMER.DISPUTE.RESOLVED`,
  * Stripe's `charge.dispute.closed`) for a dispute already recorded lost (`existing`) for another
  * amount: billhook cannot tell whether the gateway took the difference too, or gave some back, so
@@ -401,7 +432,9 @@ function heldBeyondLoss(
  * rest of the hold (`dp_…:released`), so the money lost (or refunded) is what the gateway gave the
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
- * gateway took the money back after the merchant won; reported for the same money as a dispute
+ * gateway took the money back after the merchant won; but on a chargeback won for the same money it is
+ * that chargeback's own reversal, delivered late, which the win gave back: nothing is booked and a
+ * person is told (`reversalOfWonChargeback`); reported for the same money as a dispute
  * already lost, it marks that dispute `reversed` (`markReversed`). Any `lost` report, a reversal or
  * not, for another amount than a dispute already lost changes nothing and raises an `amount_mismatch`
  * exception once (`lostForAnotherAmount`). An open dispute reported lost
@@ -444,6 +477,10 @@ export async function recordDispute(
     .forUpdate()
     .executeTakeFirst();
   if (existing?.status === 'won' && report.status === 'lost' && report.reversal) {
+    // The reversal of a chargeback already won for the same money, delivered after its resolution.
+    if (existing.reversed && report.amount === existing.amount) {
+      return reversalOfWonChargeback(work, transaction, existing);
+    }
     // A chargeback after a dispute the merchant won on the same payment (PayPal keys both by the
     // capture): the money leaves now, as a dispute of its own.
     return recordDispute(work, transaction, {

@@ -160,6 +160,47 @@ describe('a PayPal chargeback won after PayPal reversed the capture', () => {
   });
 
   /*
+   * The chargeback's resolution delivered before its reversal (the reversal's webhook retried later):
+   * captured 10000 (clearing 10000), the hold (clearing 0, disputed 10000), resolved for the merchant
+   * (clearing 10000, disputed 0), then the reversal of the same 10000, which the win already gave back:
+   * nothing booked, ending where the delivery in order ends (clearing 10000, losses 0). It was booked
+   * as a second chargeback lost (clearing 0, losses 10000). A person is told, once, in case PayPal took
+   * the money again.
+   */
+  it('books nothing for the reversal of a chargeback already won, delivered after its resolution (was: a second chargeback, 10000 SGD lost)', async () => {
+    const currency = 'SGD';
+    const capture = 'CAPSGDRESOLVEDFIRST';
+    const { transaction } = await succeededCharge(db, {
+      currency,
+      amount: 10000n,
+      gateway: 'paypal',
+      gatewayTransactionId: capture,
+    });
+    const dispute = { captureId: capture, amount: 10000, currency, objectId: 'PP-D-SGD01' };
+    await deliver('CUSTOMER.DISPUTE.CREATED', dispute, chargeback);
+    const resolved = { ...dispute, disputeOutcome: 'RESOLVED_SELLER_FAVOUR' };
+    expect(await deliver('CUSTOMER.DISPUTE.RESOLVED', resolved, chargeback)).toEqual(['applied']);
+    expect(await paypalBooks(currency)).toEqual({ clearing: 10000n, disputed: 0n, losses: 0n });
+    const entries = await countEntries(db);
+    const reversal = { captureId: capture, amount: 10000, currency };
+    expect(await deliver('PAYMENT.CAPTURE.REVERSED', reversal)).toEqual(['duplicate']);
+    expect(await countEntries(db)).toBe(entries);
+    expect(await paypalBooks(currency)).toEqual({ clearing: 10000n, disputed: 0n, losses: 0n });
+    const { dispute: won, exceptions } = await disputeAndExceptions(capture, transaction.id);
+    expect(won).toMatchObject({ status: 'won', amount: 10000n, reversed: true });
+    expect(exceptions).toEqual(['unknown_outcome']);
+    const disputes = await db
+      .selectFrom('disputes')
+      .select('gateway_dispute_id')
+      .where('transaction_id', '=', transaction.id)
+      .execute();
+    expect(disputes).toEqual([{ gateway_dispute_id: capture }]);
+    // Another delivery of a reversal of it raises nothing more.
+    expect(await deliver('PAYMENT.CAPTURE.REVERSED', reversal)).toEqual(['duplicate']);
+    expect((await disputeAndExceptions(capture, transaction.id)).exceptions).toEqual(['unknown_outcome']);
+  });
+
+  /*
    * A PayPal claim (not a chargeback) resolved for the merchant after PayPal reversed the capture:
    * perhaps the claim was won before a chargeback took the money, its resolution delivered late, so
    * whether the money came back cannot be told. Nothing changes (clearing 0, losses 10000, the
