@@ -225,14 +225,26 @@ async function assertAccountTakesMethods(
 }
 
 /**
+ * Customer `customerId`'s payment method `id` when given, otherwise their default; undefined when
+ * there is none (detached or not: `paymentMethodFor` refuses a detached one).
+ */
+export function findPaymentMethod(
+  db: Db,
+  customerId: string,
+  id?: string | null,
+): Promise<PaymentMethodRow | undefined> {
+  let query = db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customerId);
+  query = id ? query.where('id', '=', id) : query.where('is_default', '=', true);
+  return query.executeTakeFirst();
+}
+
+/**
  * The payment method to charge for a customer: `id` when given (it must belong to the customer),
  * otherwise the customer's default. A detached one is never charged.
  * @throws NotFoundError when there is none; ConflictError `payment_method_detached` when `id` is detached
  */
 export async function paymentMethodFor(db: Db, customerId: string, id?: string): Promise<PaymentMethodRow> {
-  let query = db.selectFrom('payment_methods').selectAll().where('customer_id', '=', customerId);
-  query = id ? query.where('id', '=', id) : query.where('is_default', '=', true);
-  const row = await query.executeTakeFirst();
+  const row = await findPaymentMethod(db, customerId, id);
   if (!row) throw new NotFoundError('payment_method', id ?? `(default of ${customerId})`);
   if (row.detached_at !== null)
     throw new ConflictError('payment_method_detached', `payment method ${row.id} is detached`);

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, Gateway, InvoiceRow } from '../db/schema.ts';
 import { COARSE_STEP_CURRENCIES, gatewayStep } from '../gateways/currencies.ts';
+import { findPaymentMethod } from './customers.ts';
 
 /**
  * PRODUCT §11: "An amount a gateway cannot represent exactly is never rounded silently at the
@@ -56,12 +57,7 @@ export async function chargingGateway(
   customerId: string,
   methodId: string | null,
 ): Promise<Gateway | undefined> {
-  let query = db
-    .selectFrom('payment_methods')
-    .select(['gateway', 'detached_at'])
-    .where('customer_id', '=', customerId);
-  query = methodId ? query.where('id', '=', methodId) : query.where('is_default', '=', true);
-  const method = await query.executeTakeFirst();
+  const method = await findPaymentMethod(db, customerId, methodId);
   return method && method.detached_at === null ? method.gateway : undefined;
 }
 
