@@ -17,3 +17,13 @@ export function attemptCreatedAt(reference: string): Date | undefined {
   // Before 2020 or unreadable: not one of our ids.
   return Number.isSafeInteger(ms) && ms > Date.UTC(2020, 0, 1) ? new Date(ms) : undefined;
 }
+
+/**
+ * Whether a status check may still repeat attempt `reference`'s call: its creation time is in our id
+ * (`attemptCreatedAt`) and at most `windowMs` (milliseconds) before `now` (epoch milliseconds: the
+ * sweep's clock). False for a reference that carries no time.
+ */
+export function withinRepeatWindow(reference: string, now: number, windowMs: number): boolean {
+  const created = attemptCreatedAt(reference);
+  return created !== undefined && now - created.getTime() <= windowMs;
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
-import { attemptCreatedAt } from '../attempts.ts';
+import { withinRepeatWindow } from '../attempts.ts';
 import { type GatewayResponse, GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import { type AnsweredMoney, heldAgainstCharge } from '../reported.ts';
@@ -439,8 +439,7 @@ export class PaypalClient implements GatewayClient {
           ? checkedCapture(capture.data, query.charge)
           : { status: 'unknown', message: 'PayPal answered the capture lookup with an unreadable capture' };
       }
-      const created = attemptCreatedAt(query.reference);
-      if (!created || (query.at?.getTime() ?? this.#now()) - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
+      if (!withinRepeatWindow(query.reference, query.at?.getTime() ?? this.#now(), SAFE_REPEAT_WINDOW_MS)) {
         return {
           status: 'unknown',
           message: `attempt ${query.reference} is older than PayPal keeps a PayPal-Request-Id (or carries no time): look it up in the PayPal dashboard by invoice id ${query.reference}`,

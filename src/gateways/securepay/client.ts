@@ -1,5 +1,5 @@
 import { fromGateway, toGateway } from '../../money/gateway-amount.ts';
-import { attemptCreatedAt } from '../attempts.ts';
+import { withinRepeatWindow } from '../attempts.ts';
 import { GatewayUnreachable, gatewayRequest, parseJsonBody } from '../http.ts';
 import { OAuthError, TokenCache } from '../oauth.ts';
 import { describeReported, differenceFrom } from '../reported.ts';
@@ -446,8 +446,7 @@ export class SecurepayClient implements GatewayClient {
         message: `the charge to repeat (${query.charge.reference}) is not the one asked about (${query.reference})`,
       };
     }
-    const created = attemptCreatedAt(query.reference);
-    if (!created || (query.at?.getTime() ?? this.#now()) - created.getTime() > SAFE_REPEAT_WINDOW_MS) {
+    if (!withinRepeatWindow(query.reference, query.at?.getTime() ?? this.#now(), SAFE_REPEAT_WINDOW_MS)) {
       return {
         status: 'unknown',
         message: `attempt ${query.reference} is more than an hour old (or carries no time): its payment is not repeated, since how long SecurePay keeps an Idempotency-Key is undocumented; look orderId ${orderIdOf(query.reference)} up in SecurePay's merchant portal`,
