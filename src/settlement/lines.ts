@@ -58,24 +58,25 @@ export interface OtherAccountMatch {
 }
 
 /**
- * A charge line naming a payment whose charge another settlement line already matched (with a gross
- * of the same sign; a negative one is the charge's reversal): the same charge reported under two
- * gateway line ids (a Stripe webhook's `txn_…` and a file's derived `csv_…`; a row's id corrected
- * by hand). It matches nothing, so the charge's fee and conversion are booked once, by the first
- * line; a caller records it unmatched for a person at once, naming both lines (waiting does not make
- * it the charge's line).
+ * A charge, refund or dispute line naming an object another settlement line already matched with a
+ * gross of the same sign (a payment has one charge line and one reversal; a refund one line out and,
+ * if it failed, one back; a dispute one withdrawal and one reinstatement): the same money reported
+ * under two gateway line ids (a Stripe webhook's `txn_…` and a file's derived `csv_…`; a row's id
+ * corrected by hand). It matches nothing, so the object's fee and conversion are booked once, by the
+ * first line; a caller records it unmatched for a person at once, naming both lines (waiting does not
+ * make it the object's line).
  */
-export interface ChargedByOtherLine {
-  /** The settlement line (`stl_…`, the gateway's line id) that matched the payment's charge first. */
-  chargedBy: { id: string; gatewayLineId: string };
+export interface MatchedByOtherLine {
+  /** The settlement line (`stl_…`, the gateway's line id) that matched the object first. */
+  matchedBy: { id: string; gatewayLineId: string };
 }
 
-/** A match that matches nothing now and never will: `OtherAccountMatch` or `ChargedByOtherLine`. */
-export type Unmatchable = OtherAccountMatch | ChargedByOtherLine;
+/** A match that matches nothing now and never will: `OtherAccountMatch` or `MatchedByOtherLine`. */
+export type Unmatchable = OtherAccountMatch | MatchedByOtherLine;
 
 /** Whether `match` is one that matches nothing for good (`Unmatchable`): recorded unmatched at once. */
 const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unmatchable =>
-  match !== undefined && ('otherAccount' in match || 'chargedBy' in match);
+  match !== undefined && ('otherAccount' in match || 'matchedBy' in match);
 
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
@@ -84,8 +85,9 @@ const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unm
  * `adjustment` line is about none (and matches as such).
  * Only objects of the line's own gateway account match (`account`; null: the gateway's default
  * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
- * unmatched for a person at once (waiting does not change whose it is); so is a second charge line of
- * a payment whose charge another line matched already (`ChargedByOtherLine`, never a second fee).
+ * unmatched for a person at once (waiting does not change whose it is); so is a second charge, refund
+ * or dispute line of an object another line of the same sign matched already (`MatchedByOtherLine`,
+ * never a second fee).
  * A charge must have succeeded and a refund have moved what billhook booked (`refundMoved`): until billhook recorded them
  * (their webhook may come after the payout's), the line is unmatched.
  * @returns the match, an `Unmatchable`, or undefined when billhook has no such object (yet)
@@ -115,8 +117,8 @@ export async function matchLine(
     const other = elsewhere(payment);
     if (other) return other;
     if (payment.status !== 'succeeded') return undefined;
-    const first = await chargeLineOf(work, account, payment.id, line);
-    if (first) return { chargedBy: { id: first.id, gatewayLineId: first.gateway_line_id } };
+    const first = await earlierLineOf(work, account, line, 'transaction_id', payment.id);
+    if (first) return first;
     const amount = capturedAmount(payment);
     return {
       ...NO_MATCH,
@@ -133,6 +135,8 @@ export async function matchLine(
     const other = elsewhere(refund);
     if (other) return other;
     if (!(await refundMoved(work, refund, line.gross))) return undefined;
+    const first = await earlierLineOf(work, account, line, 'refund_id', refund.id);
+    if (first) return first;
     return {
       ...NO_MATCH,
       transactionId: refund.transaction_id,
@@ -144,7 +148,8 @@ export async function matchLine(
   const dispute = await disputeOfLine(work, gateway, line.gatewayDisputeId, line.gross);
   if (!dispute) return undefined;
   return (
-    elsewhere(dispute) ?? {
+    elsewhere(dispute) ??
+    (await earlierLineOf(work, account, line, 'dispute_id', dispute.id)) ?? {
       ...NO_MATCH,
       transactionId: dispute.transaction_id,
       disputeId: dispute.id,
@@ -154,26 +159,29 @@ export async function matchLine(
 }
 
 /**
- * The settlement line other than charge line `line` of `account` (the gateway's line id) that
- * matched payment `transactionId` (`txn_…`) as its charge with a gross of the same sign as `line`'s,
- * on any account (the oldest), or undefined: a payment has one charge line, and one reversal.
+ * The settlement line of the same kind as `line` (charge, refund or dispute) other than `line` of
+ * `account` (the gateway's line id) that matched billhook's object `id` (`column`: a `txn_…`, `re_…`
+ * or `dp_…`) with a gross of the same sign, on any account (the oldest), as `MatchedByOtherLine`; or
+ * undefined: an object has one line each way.
  */
-async function chargeLineOf(
+async function earlierLineOf(
   work: UnitOfWork,
   account: SettlementAccount,
-  transactionId: string,
   line: SettlementLine,
-): Promise<Pick<SettlementLineRow, 'id' | 'gateway_line_id'> | undefined> {
-  return work.trx
+  column: 'transaction_id' | 'refund_id' | 'dispute_id',
+  id: string,
+): Promise<MatchedByOtherLine | undefined> {
+  const first = await work.trx
     .selectFrom('settlement_lines')
     .select(['id', 'gateway_line_id'])
-    .where('transaction_id', '=', transactionId)
-    .where('kind', '=', 'charge')
+    .where(column, '=', id)
+    .where('kind', '=', line.kind)
     .where('gross', line.gross < 0n ? '<' : '>=', 0n)
     .where(sql<boolean>`NOT (${ofAccount(account)} AND gateway_line_id = ${line.gatewayLineId})`)
     .orderBy('created_at')
     .orderBy('id')
     .executeTakeFirst();
+  return first && { matchedBy: { id: first.id, gatewayLineId: first.gateway_line_id } };
 }
 
 /**
@@ -248,10 +256,10 @@ export type LineOutcome =
   | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }
   /**
    * Billhook has no object for it (yet), or (`otherAccount` set) the object it names is of another
-   * gateway account of the gateway, or (`chargedBy` set) its payment's charge is another line's
-   * (`ChargedByOtherLine`): recorded, booked nothing, for a person when it stays so.
+   * gateway account of the gateway, or (`matchedBy` set) its object is another line's
+   * (`MatchedByOtherLine`): recorded, booked nothing, for a person when it stays so.
    */
-  | ({ kind: 'unmatched'; line: SettlementLineRow } & Partial<OtherAccountMatch & ChargedByOtherLine>)
+  | ({ kind: 'unmatched'; line: SettlementLineRow } & Partial<OtherAccountMatch & MatchedByOtherLine>)
   /** Billhook has no object for it (yet), and the caller asked to refuse it: nothing was written. */
   | { kind: 'not_found' };
 
@@ -763,17 +771,17 @@ function adjustmentBooked(
  * The `settlement_line_unmatched` exception of a line recorded unmatched, about it and, when a payout
  * listed it, that payout (`pyo_…` and the gateway's id). With `otherAccount` (the outcome's: the
  * line names an object of that gateway account, null the default one) the message names both
- * accounts and says the line was booked on neither; with `chargedBy` (`ChargedByOtherLine`) it names
- * the line that matched the payment's charge first and says this one booked no fee.
+ * accounts and says the line was booked on neither; with `matchedBy` (`MatchedByOtherLine`) it names
+ * the line that matched the same object first and says this one booked no fee.
  */
 export function unmatchedLine(
   account: SettlementAccount,
   line: SettlementLineRow,
   about: { payout?: { id: string; gateway_payout_id: string } } & Partial<
-    OtherAccountMatch & ChargedByOtherLine
+    OtherAccountMatch & MatchedByOtherLine
   > = {},
 ): NewException {
-  const { payout, otherAccount, chargedBy } = about;
+  const { payout, otherAccount, matchedBy } = about;
   const where = payout ? `payout ${payout.id} (${payout.gateway_payout_id}): ` : '';
   const what = `${line.kind} line ${line.gateway_line_id} of ${line.net} ${line.currency} (net, minor units)`;
   const named =
@@ -781,8 +789,8 @@ export function unmatchedLine(
   let message = `${what} matches no billhook ${line.kind === 'fee' ? `payment: it is a partner fee of ${line.gateway_transaction_id ?? 'a payment it does not name'}` : line.kind}`;
   if (otherAccount !== undefined) {
     message = `${what} of gateway account ${accountName(account)} names ${named} of gateway account ${accountName({ gateway: account.gateway, gatewayAccount: otherAccount })}: matched to nothing and booked on neither account`;
-  } else if (chargedBy) {
-    message = `${what} names ${named}, whose charge is line ${chargedBy.gatewayLineId} (${chargedBy.id}) already: the same charge under two line ids? matched to nothing, no second fee booked`;
+  } else if (matchedBy) {
+    message = `${what} names ${named}, whose ${line.kind} is line ${matchedBy.gatewayLineId} (${matchedBy.id}) already: the same ${line.kind} under two line ids? matched to nothing, no second fee booked`;
   }
   return {
     kind: 'settlement_line_unmatched',
@@ -796,7 +804,7 @@ export function unmatchedLine(
       kind: line.kind,
       net: line.net,
       ...(otherAccount !== undefined ? { other_gateway_account: otherAccount } : {}),
-      ...(chargedBy ? { charged_by: chargedBy.id, charged_by_gateway_line_id: chargedBy.gatewayLineId } : {}),
+      ...(matchedBy ? { matched_by: matchedBy.id, matched_by_gateway_line_id: matchedBy.gatewayLineId } : {}),
     },
   };
 }
