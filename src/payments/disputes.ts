@@ -432,7 +432,8 @@ function heldBeyondLoss(
  * rest of the hold (`dp_…:released`), so the money lost (or refunded) is what the gateway gave the
  * cardholder, whichever order the reports come in. A reversal (`reversal`, a chargeback) reported
  * lost on a dispute already won is a dispute of its own (`<gateway dispute id>:reversal`): the
- * gateway took the money back after the merchant won; but on a chargeback won for the same money it is
+ * gateway took the money back after the merchant won (that chargeback reported won later, on the
+ * dispute already won, is that dispute's: `wonAfterLoss` gives its loss back); but on a chargeback won for the same money it is
  * that chargeback's own reversal, delivered late, which the win gave back: nothing is booked and a
  * person is told (`reversalOfWonChargeback`); reported for the same money as a dispute
  * already lost, it marks that dispute `reversed` (`markReversed`). Any `lost` report, a reversal or
@@ -487,6 +488,21 @@ export async function recordDispute(
       ...report,
       gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
     });
+  }
+  // A chargeback won after a dispute the merchant won on the same payment: its reversal was booked
+  // as the dispute of its own above, whose loss the win gives back (`wonAfterLoss`).
+  if (existing?.status === 'won' && report.status === 'won' && report.reversal && !existing.reversed) {
+    const chargeback = await findDispute(
+      work.trx,
+      transaction.gateway,
+      reversalDisputeId(report.gatewayDisputeId),
+    );
+    if (chargeback?.status === 'lost') {
+      return recordDispute(work, transaction, {
+        ...report,
+        gatewayDisputeId: reversalDisputeId(report.gatewayDisputeId),
+      });
+    }
   }
   // A dispute already lost reported lost again: another amount is for a person (a reversal or a
   // resolution alike); a reversal of the same money marks it reversed (once: marked already, it is a

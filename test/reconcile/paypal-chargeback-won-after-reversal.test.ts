@@ -231,4 +231,49 @@ describe('a PayPal chargeback won after PayPal reversed the capture', () => {
     expect(dispute).toMatchObject({ status: 'lost', amount: 10000n });
     expect(exceptions).toEqual(['dispute_won_after_loss']);
   });
+
+  /*
+   * A claim won, then a chargeback on the same capture, then that chargeback won (PayPal keys both by
+   * the capture). Worked by hand, minor units (MYR): captured 10000 (clearing 10000); the claim's hold
+   * (clearing 0, disputed 10000); the claim won (clearing 10000, disputed 0); the chargeback's reversal,
+   * a dispute of its own `<capture>:reversal` (clearing 0, losses 10000); the chargeback resolved for
+   * the merchant: PayPal returns the 10000 (clearing 10000, losses 0). The win landed on the claim,
+   * already won (a duplicate), and the 10000 stayed a chargeback loss.
+   */
+  it('gives the chargeback’s 10000 MYR back when it is won after a claim on the same capture was won', async () => {
+    const currency = 'MYR';
+    const capture = 'CAPMYRCLAIMTHENCB';
+    const { transaction } = await succeededCharge(db, {
+      currency,
+      amount: 10000n,
+      gateway: 'paypal',
+      gatewayTransactionId: capture,
+    });
+    const claim = { captureId: capture, amount: 10000, currency, objectId: 'PP-D-MYR01' };
+    await deliver('CUSTOMER.DISPUTE.CREATED', claim);
+    await deliver('CUSTOMER.DISPUTE.RESOLVED', { ...claim, disputeOutcome: 'RESOLVED_SELLER_FAVOUR' });
+    expect(await paypalBooks(currency)).toEqual({ clearing: 10000n, disputed: 0n, losses: 0n });
+    await deliver('PAYMENT.CAPTURE.REVERSED', { captureId: capture, amount: 10000, currency });
+    expect(await paypalBooks(currency)).toEqual({ clearing: 0n, disputed: 0n, losses: 10000n });
+    const cb = { captureId: capture, amount: 10000, currency, objectId: 'PP-D-MYR02' };
+    await deliver('CUSTOMER.DISPUTE.CREATED', cb, chargeback);
+    expect(await paypalBooks(currency)).toEqual({ clearing: 0n, disputed: 0n, losses: 10000n });
+    const resolved = { ...cb, disputeOutcome: 'RESOLVED_SELLER_FAVOUR' };
+    expect(await deliver('CUSTOMER.DISPUTE.RESOLVED', resolved, chargeback)).toEqual(['applied']);
+    expect(await paypalBooks(currency)).toEqual({ clearing: 10000n, disputed: 0n, losses: 0n });
+    const disputes = await db
+      .selectFrom('disputes')
+      .select(['gateway_dispute_id', 'status'])
+      .where('transaction_id', '=', transaction.id)
+      .orderBy('gateway_dispute_id')
+      .execute();
+    expect(disputes).toEqual([
+      { gateway_dispute_id: capture, status: 'won' },
+      { gateway_dispute_id: `${capture}:reversal`, status: 'won' },
+    ]);
+    const entries = await countEntries(db);
+    expect(await deliver('CUSTOMER.DISPUTE.RESOLVED', resolved, chargeback)).toEqual(['duplicate']);
+    expect(await countEntries(db)).toBe(entries);
+    expect((await disputeAndExceptions(capture, transaction.id)).exceptions).toEqual([]);
+  });
 });
