@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AddOnRow, CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn } from './add-ons.ts';
-import { couponDiscounts } from './coupons.ts';
+import { couponDiscounts, redeemedAt } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
 import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
 import type { Plan } from './plans.ts';
@@ -128,7 +128,7 @@ export async function addOnProration(
   // The coupons of the period on the add-on's line, as the renewal takes them off the whole quantity:
   // the raise is discounted by what they take off the new quantity beyond what they take off the
   // covered one.
-  const coupons = await periodAddOnCoupons(trx, subscription, addOn.id);
+  const coupons = await periodAddOnCoupons(trx, subscription, addOn.id, now);
   const after = couponDiscounts(coupons, addOn.amount * BigInt(quantity));
   const before = couponDiscounts(coupons, addOn.amount * BigInt(covered));
   const item: ChargedItem = {
@@ -405,12 +405,15 @@ async function paidQuantity(
 
 /**
  * The coupons that discounted add-on `addOnId`'s line on `subscription`'s current period invoice (not
- * VOID), in the order of their lines, each once.
+ * VOID), in the order of their lines, each once, and still discount what is charged at `now`: their
+ * redemption on the add-on not removed by then (`redeemedAt`: removed by hand, or ended with the
+ * add-on's removal; a raise after it is charged undiscounted, as the next renewal is).
  */
 async function periodAddOnCoupons(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   addOnId: string,
+  now: Date,
 ): Promise<CouponRow[]> {
   const rows = await trx
     .selectFrom('invoice_lines')
@@ -421,6 +424,7 @@ async function periodAddOnCoupons(
     .where('invoices.period_index', '=', subscription.current_period_index)
     .where('invoices.status', '!=', 'VOID')
     .where('invoice_lines.add_on_id', '=', addOnId)
+    .where((eb) => redeemedAt(eb, subscription.id, addOnId, now))
     .orderBy('invoice_lines.position')
     .execute();
   return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -420,6 +420,31 @@ export function couponDiscounts(
     remaining -= discount;
     return discount;
   });
+}
+
+/**
+ * For a query over `invoice_lines` (a period invoice's coupon lines): whether the line's coupon is
+ * still redeemed at `at` on subscription `subscriptionId`, on its add-on `addOnId` (null: on the
+ * plan), its redemption not removed by then (`removed_at` null or later). A coupon removed
+ * mid-period (by hand, or with its add-on) discounted the period's invoice, but discounts nothing
+ * charged after its removal, as it discounts no later renewal (`endRedemption`): a change or an
+ * add-on raise then charges the new price undiscounted (billing/proration.ts, add-on-proration.ts).
+ */
+export function redeemedAt(
+  eb: ExpressionBuilder<Database, 'invoice_lines'>,
+  subscriptionId: string,
+  addOnId: string | null,
+  at: Date,
+) {
+  return eb.exists(
+    eb
+      .selectFrom('coupon_redemptions as r')
+      .select('r.id')
+      .whereRef('r.coupon_id', '=', 'invoice_lines.coupon_id')
+      .where('r.subscription_id', '=', subscriptionId)
+      .where('r.add_on_id', addOnId === null ? 'is' : '=', addOnId)
+      .where((r) => r.or([r('r.removed_at', 'is', null), r('r.removed_at', '>', at)])),
+  );
 }
 
 /** A redemption with its coupon. */

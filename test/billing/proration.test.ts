@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription, prorate, prorateSigned } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
-import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  addSubscriptionCoupon,
+  createSubscription,
+  removeSubscriptionCoupon,
+} from '../../src/billing/subscriptions.ts';
 import { createTaxRate } from '../../src/billing/tax-rates.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
@@ -212,6 +216,63 @@ describe('changing plan or quantity mid-period', () => {
       'customer_credit:customer': -250,
       revenue: -500 + 250,
     });
+  });
+
+  it('a coupon removed mid-period discounts nothing charged after: an upgrade then charges the new price whole (SEK)', async () => {
+    const [basic, pro] = [await flatIn('SEK', 1000, 'Basic'), await flatIn('SEK', 2000, 'Pro')];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, 'system', { code: 'HALF-SEK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic, couponCode: 'HALF-SEK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // February: 1000 − 500 = 500, tax 50: 550, paid.
+    await payOpenOffline(db, sub.id);
+    const [redemption] = await db
+      .selectFrom('coupon_redemptions')
+      .select('id')
+      .where('subscription_id', '=', sub.id)
+      .execute();
+    await removeSubscriptionCoupon(db, 'system', sub.id, redemption!.id, d('2027-02-08T00:00:00Z'));
+    // Feb 15, 14 of 28 days left. Unused: 500 paid for the month → −1000/2 + 500/2 = −250 (tax −25).
+    // Remaining on Pro, the coupon removed: 2000 × 14/28 = 1000 (tax 100), no coupon line.
+    // Net 750 + 75 tax = 825 (it was 1000 − 500 → 500: 250 + 25 = 275, the removed coupon taking 550 off).
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -500n, -50n, false],
+      ['CHARGE', 250n, 25n, true],
+      ['CHARGE', 1000n, 100n, false],
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 750n, tax: 75n, total: 825n });
+    await payOpenOffline(db, sub.id);
+    // The period's basis now charges Pro undiscounted: a downgrade back on Feb 22 (7 days left)
+    // credits 2000 × 7/28 = 500 and charges Basic 1000 × 7/28 = 250, undiscounted too: −250, −25 tax.
+    const back = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: basic },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(back)).toEqual([
+      ['CREDIT', -500n, -50n, false],
+      ['CHARGE', 250n, 25n, false],
+    ]);
+    // March on Basic, undiscounted as the renewal has it since the removal: 1000 + 100.
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1000n, 100n, 1100n]]);
   });
 
   it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
