@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -422,31 +422,6 @@ export function couponDiscounts(
   });
 }
 
-/**
- * For a query over `invoice_lines` (a period invoice's coupon lines): whether the line's coupon is
- * still redeemed at `at` on subscription `subscriptionId`, on its add-on `addOnId` (null: on the
- * plan), its redemption not removed by then (`removed_at` null or later). A coupon removed
- * mid-period (by hand, or with its add-on) discounted the period's invoice, but discounts nothing
- * charged after its removal, as it discounts no later renewal (`endRedemption`): a change or an
- * add-on raise then charges the new price undiscounted (billing/proration.ts, add-on-proration.ts).
- */
-export function redeemedAt(
-  eb: ExpressionBuilder<Database, 'invoice_lines'>,
-  subscriptionId: string,
-  addOnId: string | null,
-  at: Date,
-) {
-  return eb.exists(
-    eb
-      .selectFrom('coupon_redemptions as r')
-      .select('r.id')
-      .whereRef('r.coupon_id', '=', 'invoice_lines.coupon_id')
-      .where('r.subscription_id', '=', subscriptionId)
-      .where('r.add_on_id', addOnId === null ? 'is' : '=', addOnId)
-      .where((r) => r.or([r('r.removed_at', 'is', null), r('r.removed_at', '>', at)])),
-  );
-}
-
 /** A redemption with its coupon. */
 export interface RedemptionWithCoupon extends CouponRedemptionRow {
   coupon: CouponRow;
@@ -475,6 +450,71 @@ export async function subscriptionRedemptions(
     .execute();
   const byId = new Map(coupons.map((c) => [c.id, c]));
   return rows.map((row) => ({ ...row, coupon: byId.get(row.coupon_id)! }));
+}
+
+/**
+ * The coupons that counted for the current period of `subscription` on its plan (`addOnId` null) or
+ * on its add-on `addOnId` and still discount what is charged at `now`, in the order the renewal
+ * applied them (their redemptions' order): what a plan change's new side and an add-on's raise are
+ * discounted by (billing/proration.ts, add-on-proration.ts), as the period was. Read from the
+ * period's invoice (for an add-on, not VOID, as add-on-proration.ts reads what the period paid; for
+ * the plan, whatever its status) and the redemptions there not removed by `now` (one removed
+ * mid-period discounts nothing charged after its removal, as no later renewal). A redemption
+ * counted for the period when it discounted a line of the invoice (a coupon line), or when the
+ * renewal counted it though it took nothing off (capped to nothing behind another coupon, or on a
+ * price of 0: no coupon line): redeemed by the time the invoice was made, applying to what the
+ * invoice billed (its plan line's product; the add-on, when it has a line of it), counted already
+ * (`periods_applied` ≥ 1) and still in effect (FOREVER, or REPEATING with periods left, so it counted
+ * for every period since its redemption, this one too). A coupon redeemed after the invoice was made
+ * starts with the next period. Left out: one that took nothing off in its last period (nothing
+ * records that it counted for this period rather than an earlier one).
+ * @returns the coupons, [] without a current period or its invoice
+ */
+export async function periodCoupons(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+  addOnId: string | null,
+  now: Date,
+): Promise<CouponRow[]> {
+  if (subscription.current_period_index === null) return [];
+  const invoice = await trx
+    .selectFrom('invoices')
+    .select(['id', 'created_at'])
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', subscription.current_period_index)
+    .$if(addOnId !== null, (qb) => qb.where('status', '!=', 'VOID'))
+    .executeTakeFirst();
+  if (!invoice) return [];
+  const lines = await trx
+    .selectFrom('invoice_lines as l')
+    .leftJoin('plans as p', 'p.id', 'l.plan_id')
+    .select(['l.coupon_id', 'p.product_id'])
+    .where('l.invoice_id', '=', invoice.id)
+    .where('l.metric_code', 'is', null)
+    .where('l.add_on_id', addOnId === null ? 'is' : '=', addOnId)
+    // The plan's line and its coupon lines (not the setup fee, which has no plan).
+    .$if(addOnId === null, (qb) => qb.where('l.plan_id', 'is not', null))
+    .execute();
+  const discounted = new Set(lines.map((l) => l.coupon_id).filter((id) => id !== null));
+  // What the invoice billed there: its plan line's product, or the add-on's line.
+  const billed = lines.find((l) => l.coupon_id === null);
+  const applies = (coupon: CouponRow) =>
+    billed !== undefined &&
+    (addOnId === null
+      ? billed.product_id !== null && couponAppliesTo(coupon, billed.product_id)
+      : couponAppliesToAddOn(coupon, addOnId));
+  return (await subscriptionRedemptions(trx, subscription.id))
+    .filter(
+      (r) =>
+        r.add_on_id === addOnId &&
+        (r.removed_at === null || r.removed_at > now) &&
+        (discounted.has(r.coupon_id) ||
+          (r.created_at <= invoice.created_at &&
+            applies(r.coupon) &&
+            r.periods_applied >= 1 &&
+            couponInEffect(r.coupon, r.periods_applied))),
+    )
+    .map((r) => r.coupon);
 }
 
 /**

@@ -1,12 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inRolledBackUnitOfWork, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { couponAppliesTo, couponDiscounts, redeemedAt } from './coupons.ts';
+import { couponAppliesTo, couponDiscounts, periodCoupons } from './coupons.ts';
 import {
   overpaidBy,
   overpaymentGivenBack,
@@ -54,7 +54,8 @@ import { refuseUnpriceableUsageSplit } from './usage.ts';
  * old plan, so the credit is what the customer was charged for the unused time (PRODUCT §11: every
  * amount owed or credited exactly once). A change with proration `none` charges nothing and leaves
  * the basis as it was. The new side is the new price after the coupons that discounted the current
- * period (the coupon lines of its invoice), are still redeemed (one removed since discounts nothing
+ * period (the coupon lines of its invoice, and those its renewal counted that took nothing off: a
+ * price of 0, capped behind another coupon), are still redeemed (one removed since discounts nothing
  * charged after, as no later renewal) and apply to the new plan's product (PRODUCT §11: coupons
  * apply to proration lines as they do to full periods), taxed at the customer's address now. A
  * cancellation's refund gives back from the same basis (cancellation.ts). A net charge, or a change
@@ -771,8 +772,8 @@ function refuseUnchangeable(locked: SubscriptionRow, caughtUp: SubscriptionRow):
 /**
  * What a change at `now` charges from then on for `plan` × `quantity` (a charged item for the whole
  * period, to prorate): the plan's price (or the subscription's amount override), less the coupons
- * that discounted the current period, are still redeemed at `now` and apply to its product
- * (`periodCoupons`, `couponAppliesTo`), taxed as the customer is now: read once under invoicing's
+ * that counted for the current period, are still redeemed at `now` and apply to its product
+ * (coupons.ts `periodCoupons`, `couponAppliesTo`), taxed as the customer is now: read once under invoicing's
  * lock (`customer`) or, for a preview, read here.
  */
 async function chargedFromNow(
@@ -784,7 +785,7 @@ async function chargedFromNow(
   now: Date,
 ): Promise<ChargedItem> {
   // A coupon restricted to products discounts the new plan only when it is one of them.
-  const coupons = (await periodCoupons(trx, subscription, now)).filter((coupon) =>
+  const coupons = (await periodCoupons(trx, subscription, null, now)).filter((coupon) =>
     couponAppliesTo(coupon, plan.product_id),
   );
   const base = baseAmount(plan, quantity, subscription.amount_override);
@@ -827,34 +828,6 @@ export async function taxRuleNow(
     ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
     : await withCustomerTaxes(trx, subscription.customer_id, plain);
   return { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive };
-}
-
-/**
- * The coupons that discounted the plan in the current period of `subscription` and still discount
- * what is charged at `now`: those with a coupon line on the period's invoice (not an add-on's), in
- * the order of their lines (a coupon redeemed later starts with the next period), whose redemption
- * was not removed by `now` (`redeemedAt`: a removed coupon discounts nothing charged after its
- * removal, as it discounts no later renewal).
- */
-async function periodCoupons(
-  trx: Kysely<Database>,
-  subscription: SubscriptionRow,
-  now: Date,
-): Promise<CouponRow[]> {
-  if (subscription.current_period_index === null) return [];
-  const rows = await trx
-    .selectFrom('invoice_lines')
-    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
-    .innerJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
-    .selectAll('coupons')
-    .where('invoices.subscription_id', '=', subscription.id)
-    .where('invoices.period_index', '=', subscription.current_period_index)
-    // An add-on's coupon discounted its add-on's line, not the plan's.
-    .where('invoice_lines.add_on_id', 'is', null)
-    .where((eb) => redeemedAt(eb, subscription.id, null, now))
-    .orderBy('invoice_lines.position')
-    .execute();
-  return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
 }
 
 /** A coupon's discount on a charged item for a whole period, minor units of its price (tax included for a tax-inclusive price). */

@@ -10,7 +10,11 @@ import {
 } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
-import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import {
+  type AddOnChange,
+  redeemAddOnCoupon,
+  setSubscriptionAddOn,
+} from '../../src/billing/subscription-add-ons.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   createSubscription,
@@ -297,6 +301,54 @@ describe('add-on proration', () => {
     expect((await setSeats(au.sub.id, au.seats, 0, '2027-02-08T00:00:00Z')).removed).toBe(true);
     const raisedAu = await setSeats(au.sub.id, au.seats, 2, '2027-02-15T00:00:00Z');
     expect(raisedAu.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n });
+  });
+
+  it("an add-on's coupon the renewal counted though it took nothing off (behind one taking the whole line) discounts a raise as the next renewal does (THB)", async () => {
+    // 1000 a month at 10% tax; Seats 1000 a month with SEATOFF (1000 off) then SEAT10 (10%), FOREVER.
+    const plan = await insertPlan(db, {
+      currency: 'THB',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('THB', 1000, 'Seats');
+    await createCoupon(db, 'system', {
+      code: 'SEATOFF-THB',
+      amountOff: 1000n,
+      currency: 'THB',
+      duration: 'FOREVER',
+    });
+    await createCoupon(db, 'system', { code: 'SEAT10-THB', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 1, couponCode: 'SEATOFF-THB', proration: 'none' },
+      d('2027-01-10T00:00:00Z'),
+    );
+    await redeemAddOnCoupon(db, 'system', sub.id, seats, 'SEAT10-THB');
+    // February: plan 1000 + seat 1000 − 1000 − 0 (SEAT10 capped, counted) = 1000 + 100.
+    const feb = await renewSubscription(db, 'system', sub.id, d('2027-02-01T00:00:00Z'));
+    expect(feb?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[1000n, 100n]]);
+    await payOpenOffline(db, sub.id);
+    // Feb 15 (14 of 28 days left), Seats 1 → 2: the coupons take 1000 + 200 off 2000 and 1000 + 0 off
+    // 1000, so the added seat costs 1000 − 200 = 800 a month: 400 + 40 tax (it was 500 + 50, SEAT10
+    // left out), as March bills the two seats 2000 − 1200 = 800.
+    const raised = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 2 },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(raised.invoice).toMatchObject({ subtotal: 400n, tax: 40n, total: 440n });
+    const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[1800n, 180n]]);
   });
 
   it('units held without a payment of the period (added with none, their invoice voided) are never charged while held: a lower or the same quantity charges nothing, a raise only the units it adds', async () => {

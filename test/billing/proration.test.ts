@@ -275,6 +275,74 @@ describe('changing plan or quantity mid-period', () => {
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1000n, 100n, 1100n]]);
   });
 
+  it('coupons the renewal counted for the period though they took nothing off discount an upgrade as the next renewal does: 20% on a free plan (BGN), 10% behind a 1000 amount-off (ILS)', async () => {
+    // BGN: a free plan with a 20% FOREVER coupon from Feb 1: February is 0 (no coupon line), PAID.
+    const [free, pro] = [await flatIn('BGN', 0, 'Free'), await flatIn('BGN', 2000, 'Pro')];
+    await createCoupon(db, 'system', { code: 'TWENTY-BGN', percentOffPpm: 200_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: free, couponCode: 'TWENTY-BGN' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Feb 15 (14 of 28 days left) to Pro: nothing was paid to credit; Pro less the coupon is 1600 a
+    // month, half of it 800 (1000 less 200), tax 80: 880. It was 1000 + 100: the coupon left out.
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(change)).toEqual([
+      ['CHARGE', 1000n, 100n, false],
+      ['CREDIT', -200n, -20n, true],
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 800n, tax: 80n, total: 880n });
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1600n, 160n, 1760n]]);
+
+    // ILS: 1000 off and then 10% (FOREVER both) on a 1000 plan: February 1000 − 1000 − 0 = 0; the 10%
+    // counted all the same. Feb 15 to 2000: 2000 − 1000 − 200 = 800 a month → 400 + 40 tax (it was
+    // 500 + 50, the 10% left out), as March then bills 800 + 80.
+    const [basic, big] = [await flatIn('ILS', 1000, 'Basic'), await flatIn('ILS', 2000, 'Big')];
+    await createCoupon(db, 'system', {
+      code: 'OFF1000-ILS',
+      amountOff: 1000n,
+      currency: 'ILS',
+      duration: 'FOREVER',
+    });
+    await createCoupon(db, 'system', { code: 'TEN-ILS', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const stacked = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: basic },
+        d('2027-01-01T00:00:00Z'),
+      )
+    ).subscription;
+    await payOpenOffline(db, stacked.id);
+    await addSubscriptionCoupon(db, 'system', stacked.id, 'OFF1000-ILS');
+    await addSubscriptionCoupon(db, 'system', stacked.id, 'TEN-ILS');
+    const feb = await renewSubscription(db, 'system', stacked.id, d('2027-02-01T00:00:00Z'));
+    expect(feb?.invoices.map((i) => i.total)).toEqual([0n]);
+    const up = await changeSubscription(
+      db,
+      'system',
+      stacked.id,
+      { planId: big },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ subtotal: 400n, tax: 40n, total: 440n });
+    await payOpenOffline(db, stacked.id);
+    const mar = await renewSubscription(db, 'system', stacked.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[800n, 80n]]);
+  });
+
   it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
     const [low, high] = [
       await flatIn('PLN', 1000, 'Standard', 100_000),
