@@ -275,7 +275,7 @@ describe('changing plan or quantity mid-period', () => {
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1000n, 100n, 1100n]]);
   });
 
-  it('coupons the renewal counted for the period though they took nothing off discount an upgrade as the next renewal does: 20% on a free plan (BGN), 10% behind a 1000 amount-off (ILS)', async () => {
+  it('coupons the renewal counted for the period though they took nothing off discount an upgrade as the next renewal does: 20% on a free plan (BGN), ONCE 50% on a free plan’s first period (MYR), 10% behind a 1000 amount-off (ILS)', async () => {
     // BGN: a free plan with a 20% FOREVER coupon from Feb 1: February is 0 (no coupon line), PAID.
     const [free, pro] = [await flatIn('BGN', 0, 'Free'), await flatIn('BGN', 2000, 'Pro')];
     await createCoupon(db, 'system', { code: 'TWENTY-BGN', percentOffPpm: 200_000, duration: 'FOREVER' });
@@ -304,6 +304,45 @@ describe('changing plan or quantity mid-period', () => {
     expect(change.invoice).toMatchObject({ subtotal: 800n, tax: 80n, total: 880n });
     const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1600n, 160n, 1760n]]);
+
+    // MYR: a ONCE 50% coupon on a free plan from Feb 1: February (0) was its one period, so an
+    // upgrade to 2000 on Feb 15 is half off: 1000 − 500 = 500 + 50 tax (it was 1000 + 100, and the
+    // coupon, used up, never took anything off); March is 2000 + 200, the coupon over.
+    const [freeMyr, proMyr] = [await flatIn('MYR', 0, 'Free'), await flatIn('MYR', 2000, 'Pro')];
+    await createCoupon(db, 'system', { code: 'HALF-ONCE-MYR', percentOffPpm: 500_000, duration: 'ONCE' });
+    const once = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: freeMyr, couponCode: 'HALF-ONCE-MYR' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    const onceUp = await changeSubscription(
+      db,
+      'system',
+      once.id,
+      { planId: proMyr },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(onceUp.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n });
+    await payOpenOffline(db, once.id);
+    const marMyr = await renewSubscription(db, 'system', once.id, d('2027-03-01T00:00:00Z'));
+    expect(marMyr?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[2000n, 200n]]);
+    // An upgrade in March (its invoice not discounted: the ONCE coupon counted for February only) is
+    // not discounted either: to Max 4000 on Mar 16 (16 of 31 days left): unused −2000 × 16/31 = −1032
+    // (tax −103), remaining 4000 × 16/31 = 2065 (tax 207): 1033 + 104.
+    const maxMyr = await flatIn('MYR', 4000, 'Max');
+    const marchUp = await changeSubscription(
+      db,
+      'system',
+      once.id,
+      { planId: maxMyr },
+      d('2027-03-16T00:00:00Z'),
+      false,
+    );
+    expect(marchUp.invoice).toMatchObject({ subtotal: 1033n, tax: 104n });
 
     // ILS: 1000 off and then 10% (FOREVER both) on a 1000 plan: February 1000 − 1000 − 0 = 0; the 10%
     // counted all the same. Feb 15 to 2000: 2000 − 1000 − 200 = 800 a month → 400 + 40 tax (it was
