@@ -1,9 +1,9 @@
 import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
-import type { AddOnRow, CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { AddOnRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn } from './add-ons.ts';
-import { couponDiscounts } from './coupons.ts';
+import { couponDiscounts, periodCoupons } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
 import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
 import type { Plan } from './plans.ts';
@@ -34,8 +34,9 @@ import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } fro
  * unused time again). The invoice is a `subscription_update` one with the add-on's lines only
  * (`add_on_id` set, no plan), for the rest of the period, taxed as the add-on's line on the period
  * invoice (the plan's rate, at the customer's address now) and discounted by the coupons that
- * discounted the add-on's line on the period invoice, as they would at renewal (a coupon redeemed with it now, or
- * later in the period, starts with the next period, as for a plan: proration.ts `periodCoupons`).
+ * counted for the add-on's line on the period invoice and are still redeemed on it, as they would at
+ * renewal (coupons.ts `periodCoupons`: a coupon redeemed with it now, or later in the period, starts
+ * with the next period, as for a plan; one removed, or ended with the add-on, discounts no raise after).
  * A subscription its renewals do not bill (SUSPENDED, unless `BILL_SUSPENDED_SUBSCRIPTIONS`:
  * renewal.ts `renewableStatuses`) gets no add-on invoice either: nothing is charged while it is
  * suspended (it is not served), and the next invoice made for it (a renewal after its reactivation,
@@ -96,7 +97,7 @@ export interface AddOnProration {
  * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` (the period's
  * start for `full`: the span it charges, stored as the line's and the invoice's period) … the end of
  * what the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
- * (`itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
+ * still redeemed at `now` (coupons.ts `periodCoupons`; `itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
  * invoicing's lock; undefined for a preview), under renewal `policy` (which statuses are billed).
  * Read-only. `subscription` is as the renewal sweep has it by `now` (the callers renew it up to `now`
  * first, renewal.ts `renewedUpTo`): a row left past its period's end by the sweep's lag would hold no
@@ -128,7 +129,7 @@ export async function addOnProration(
   // The coupons of the period on the add-on's line, as the renewal takes them off the whole quantity:
   // the raise is discounted by what they take off the new quantity beyond what they take off the
   // covered one.
-  const coupons = await periodAddOnCoupons(trx, subscription, addOn.id);
+  const coupons = await periodCoupons(trx, subscription, addOn.id, now);
   const after = couponDiscounts(coupons, addOn.amount * BigInt(quantity));
   const before = couponDiscounts(coupons, addOn.amount * BigInt(covered));
   const item: ChargedItem = {
@@ -401,29 +402,6 @@ async function paidQuantity(
     )
     .executeTakeFirstOrThrow();
   return Number(row.quantity);
-}
-
-/**
- * The coupons that discounted add-on `addOnId`'s line on `subscription`'s current period invoice (not
- * VOID), in the order of their lines, each once.
- */
-async function periodAddOnCoupons(
-  trx: Kysely<Database>,
-  subscription: SubscriptionRow,
-  addOnId: string,
-): Promise<CouponRow[]> {
-  const rows = await trx
-    .selectFrom('invoice_lines')
-    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
-    .innerJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
-    .selectAll('coupons')
-    .where('invoices.subscription_id', '=', subscription.id)
-    .where('invoices.period_index', '=', subscription.current_period_index)
-    .where('invoices.status', '!=', 'VOID')
-    .where('invoice_lines.add_on_id', '=', addOnId)
-    .orderBy('invoice_lines.position')
-    .execute();
-  return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
 }
 
 /**

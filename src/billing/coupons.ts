@@ -453,6 +453,77 @@ export async function subscriptionRedemptions(
 }
 
 /**
+ * The coupons that counted for the current period of `subscription` on its plan (`addOnId` null) or
+ * on its add-on `addOnId` and still discount what is charged at `now`, in the order the renewal
+ * applied them (their redemptions' order): what a plan change's new side and an add-on's raise are
+ * discounted by (billing/proration.ts, add-on-proration.ts), as the period was. Read from the
+ * period invoices up to the current one (the current one, for an add-on, not VOID, as
+ * add-on-proration.ts reads what the period paid; for the plan, whatever its status) and the
+ * redemptions there not removed by `now` (one removed mid-period discounts nothing charged after
+ * its removal, as no later renewal). A redemption counted for the period when it discounted a line
+ * of the current invoice (a coupon line), or when the renewal counted it though it took nothing off
+ * (capped to nothing behind another coupon, or on a price of 0: no coupon line). The renewal counts
+ * a redemption on each period invoice made since it that bills what it applies to (the plan line's
+ * product; the add-on's line) until its periods are used up (`couponInEffect`), so it counted for
+ * the current one when that one bills what it applies to, the redemption counted already
+ * (`periods_applied` ≥ 1, made by the time that invoice was) and it is still in effect (FOREVER, or
+ * periods left) or its `periods_applied` reaches the number of such invoices made since it, the
+ * current one included (its last period is this one: a ONCE coupon on a free plan's first invoice;
+ * a REPEATING one whose periods ran out before is left out). A coupon redeemed after the invoice
+ * was made starts with the next period.
+ * @returns the coupons, [] without a current period or its invoice
+ */
+export async function periodCoupons(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'current_period_index'>,
+  addOnId: string | null,
+  now: Date,
+): Promise<CouponRow[]> {
+  const index = subscription.current_period_index;
+  if (index === null) return [];
+  // Each period invoice's lines there: the plan's line (its product) or the add-on's, and their coupon lines.
+  const lines = await trx
+    .selectFrom('invoice_lines as l')
+    .innerJoin('invoices as i', 'i.id', 'l.invoice_id')
+    .leftJoin('plans as p', 'p.id', 'l.plan_id')
+    .select(['i.id', 'i.period_index', 'i.status', 'i.created_at', 'p.product_id', 'l.coupon_id'])
+    .where('i.subscription_id', '=', subscription.id)
+    .where('i.period_index', '<=', index)
+    .where('l.metric_code', 'is', null)
+    .where('l.add_on_id', addOnId === null ? 'is' : '=', addOnId)
+    // The plan's line and its coupon lines (not the setup fee, which has no plan).
+    .$if(addOnId === null, (qb) => qb.where('l.plan_id', 'is not', null))
+    .execute();
+  const ofCurrent = lines.filter((l) => l.period_index === index);
+  const current = ofCurrent.find((l) => l.coupon_id === null);
+  if (!current || (addOnId !== null && current.status === 'VOID')) return [];
+  const discounted = new Set(ofCurrent.map((l) => l.coupon_id).filter((id) => id !== null));
+  const billed = lines.filter((l) => l.coupon_id === null);
+  const applies = (coupon: CouponRow, line: { product_id: string | null }) =>
+    addOnId === null
+      ? line.product_id !== null && couponAppliesTo(coupon, line.product_id)
+      : couponAppliesToAddOn(coupon, addOnId);
+  const countedNow = (r: RedemptionWithCoupon) => {
+    if (r.periods_applied < 1 || r.created_at > current.created_at || !applies(r.coupon, current))
+      return false;
+    // Still in effect: it counted for every invoice since it, this one too. Used up: when this one
+    // was its last (a redemption made after a renewal in the same unit of work, at the same time,
+    // counts that invoice in `since` though it did not count for it: then it is left out).
+    if (couponInEffect(r.coupon, r.periods_applied)) return true;
+    const since = billed.filter((l) => l.created_at >= r.created_at && applies(r.coupon, l)).length;
+    return r.periods_applied >= since;
+  };
+  return (await subscriptionRedemptions(trx, subscription.id))
+    .filter(
+      (r) =>
+        r.add_on_id === addOnId &&
+        (r.removed_at === null || r.removed_at > now) &&
+        (discounted.has(r.coupon_id) || countedNow(r)),
+    )
+    .map((r) => r.coupon);
+}
+
+/**
  * Redemption `redemptionId` of subscription `subscriptionId`, with its coupon (as an API answer shows
  * it after a redemption or removal).
  * @throws NotFoundError when the subscription has no such redemption

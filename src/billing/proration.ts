@@ -1,12 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import type { CouponRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
 import { type Actor, inRolledBackUnitOfWork, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { couponAppliesTo, couponDiscounts } from './coupons.ts';
+import { couponAppliesTo, couponDiscounts, periodCoupons } from './coupons.ts';
 import {
   overpaidBy,
   overpaymentGivenBack,
@@ -54,7 +54,9 @@ import { refuseUnpriceableUsageSplit } from './usage.ts';
  * old plan, so the credit is what the customer was charged for the unused time (PRODUCT §11: every
  * amount owed or credited exactly once). A change with proration `none` charges nothing and leaves
  * the basis as it was. The new side is the new price after the coupons that discounted the current
- * period (the coupon lines of its invoice) and apply to the new plan's product (PRODUCT §11: coupons
+ * period (the coupon lines of its invoice, and those its renewal counted that took nothing off: a
+ * price of 0, capped behind another coupon), are still redeemed (one removed since discounts nothing
+ * charged after, as no later renewal) and apply to the new plan's product (PRODUCT §11: coupons
  * apply to proration lines as they do to full periods), taxed at the customer's address now. A
  * cancellation's refund gives back from the same basis (cancellation.ts). A net charge, or a change
  * that only raises the tax (subtotal 0, tax above 0: the tax is billed), becomes a
@@ -599,7 +601,7 @@ export async function changeSubscription(
       );
       await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
-      const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer);
+      const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer, now);
       charged = { before, after };
       const span = { start: now, end };
       const unused = before.plan
@@ -768,10 +770,11 @@ function refuseUnchangeable(locked: SubscriptionRow, caughtUp: SubscriptionRow):
 }
 
 /**
- * What a change charges from now on for `plan` × `quantity` (a charged item for the whole period, to
- * prorate): the plan's price (or the subscription's amount override), less the coupons that
- * discounted the current period and apply to its product (`periodCoupons`, `couponAppliesTo`), taxed
- * as the customer is now: read once under invoicing's lock (`customer`) or, for a preview, read here.
+ * What a change at `now` charges from then on for `plan` × `quantity` (a charged item for the whole
+ * period, to prorate): the plan's price (or the subscription's amount override), less the coupons
+ * that counted for the current period, are still redeemed at `now` and apply to its product
+ * (coupons.ts `periodCoupons`, `couponAppliesTo`), taxed as the customer is now: read once under invoicing's
+ * lock (`customer`) or, for a preview, read here.
  */
 async function chargedFromNow(
   trx: Kysely<Database>,
@@ -779,9 +782,10 @@ async function chargedFromNow(
   plan: Plan,
   quantity: number,
   customer: OpenCustomer | undefined,
+  now: Date,
 ): Promise<ChargedItem> {
   // A coupon restricted to products discounts the new plan only when it is one of them.
-  const coupons = (await periodCoupons(trx, subscription)).filter((coupon) =>
+  const coupons = (await periodCoupons(trx, subscription, null, now)).filter((coupon) =>
     couponAppliesTo(coupon, plan.product_id),
   );
   const base = baseAmount(plan, quantity, subscription.amount_override);
@@ -824,26 +828,6 @@ export async function taxRuleNow(
     ? await withTaxesAt(trx, taxLocationOf(await customer()), plain)
     : await withCustomerTaxes(trx, subscription.customer_id, plain);
   return { taxRatePpm: rule!.taxRatePpm, taxRates: rule!.taxRates, taxInclusive: rule!.taxInclusive };
-}
-
-/**
- * The coupons that discounted the plan in the current period of `subscription`: those with a coupon
- * line on the period's invoice (not an add-on's), in the order of their lines (a coupon redeemed later starts with the next period).
- */
-async function periodCoupons(trx: Kysely<Database>, subscription: SubscriptionRow): Promise<CouponRow[]> {
-  if (subscription.current_period_index === null) return [];
-  const rows = await trx
-    .selectFrom('invoice_lines')
-    .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
-    .innerJoin('coupons', 'coupons.id', 'invoice_lines.coupon_id')
-    .selectAll('coupons')
-    .where('invoices.subscription_id', '=', subscription.id)
-    .where('invoices.period_index', '=', subscription.current_period_index)
-    // An add-on's coupon discounted its add-on's line, not the plan's.
-    .where('invoice_lines.add_on_id', 'is', null)
-    .orderBy('invoice_lines.position')
-    .execute();
-  return rows.filter((row, i) => rows.findIndex((r) => r.id === row.id) === i);
 }
 
 /** A coupon's discount on a charged item for a whole period, minor units of its price (tax included for a tax-inclusive price). */

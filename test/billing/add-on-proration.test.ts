@@ -10,11 +10,16 @@ import {
 } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
-import { type AddOnChange, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import {
+  type AddOnChange,
+  redeemAddOnCoupon,
+  setSubscriptionAddOn,
+} from '../../src/billing/subscription-add-ons.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   createSubscription,
   reactivateSubscription,
+  removeSubscriptionCoupon,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
@@ -239,6 +244,111 @@ describe('add-on proration', () => {
     // March: 2000 + Support 2 × 1500 − 300 + Backup 1000 − 100 = 5600, tax 1120.
     const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
     expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[5600n, 1120n]]);
+  });
+
+  it("an add-on's coupon removed mid-period (by hand, or with the add-on) discounts no raise after it: the units added are charged whole, as the next renewal is (NZD, AUD)", async () => {
+    // 1000 a month at 10% tax; Seats 1000 a month; HALF-SEAT: 50% FOREVER on the add-on.
+    await createCoupon(db, 'system', { code: 'HALF-SEAT', percentOffPpm: 500_000, duration: 'FOREVER' });
+    /** Seats 1 with HALF-SEAT from January (proration none), February invoiced and paid: 1000 + 1000 − 500 + 10%. */
+    const seatedFeb1 = async (currency: string) => {
+      const plan = await insertPlan(db, {
+        currency,
+        price: { model: 'FLAT_FEE', amount: 1000 },
+        taxRatePpm: 100_000,
+      });
+      const seats = await addOnIn(currency, 1000, 'Seats');
+      const customer = await insertCustomer(db);
+      const { subscription: sub } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: plan },
+        d('2027-01-01T00:00:00Z'),
+      );
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1, couponCode: 'HALF-SEAT', proration: 'none' },
+        d('2027-01-10T00:00:00Z'),
+      );
+      const feb = await renewSubscription(db, 'system', sub.id, d('2027-02-01T00:00:00Z'));
+      expect(feb?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[1500n, 150n]]);
+      await payOpenOffline(db, sub.id);
+      return { sub, seats };
+    };
+    const setSeats = (id: string, seats: string, quantity: number, at: string) =>
+      setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity }, d(at));
+
+    // NZD: the coupon removed by hand on Feb 8; Feb 15 (14 of 28 days left) Seats 1 → 2: the added
+    // seat costs 1000 a month, undiscounted: 500 + 50 tax. (It was discounted by the removed coupon:
+    // 50% of 2000 − 50% of 1000 = 500 off, so 250 + 25.)
+    const nz = await seatedFeb1('NZD');
+    const [redemption] = await db
+      .selectFrom('coupon_redemptions')
+      .select('id')
+      .where('subscription_id', '=', nz.sub.id)
+      .execute();
+    await removeSubscriptionCoupon(db, 'system', nz.sub.id, redemption!.id, d('2027-02-08T00:00:00Z'));
+    const raisedNz = await setSeats(nz.sub.id, nz.seats, 2, '2027-02-15T00:00:00Z');
+    expect(raisedNz.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n });
+    // March: 1000 + 2 × 1000, no coupon: 3000 + 300.
+    const mar = await renewSubscription(db, 'system', nz.sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[3000n, 300n]]);
+
+    // AUD: Seats removed on Feb 8 (its coupon ended with it), set to 2 on Feb 15: one seat was paid
+    // for the period, the other is charged whole: 500 + 50 (it was 250 + 25).
+    const au = await seatedFeb1('AUD');
+    expect((await setSeats(au.sub.id, au.seats, 0, '2027-02-08T00:00:00Z')).removed).toBe(true);
+    const raisedAu = await setSeats(au.sub.id, au.seats, 2, '2027-02-15T00:00:00Z');
+    expect(raisedAu.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n });
+  });
+
+  it("an add-on's coupon the renewal counted though it took nothing off (behind one taking the whole line) discounts a raise as the next renewal does (THB)", async () => {
+    // 1000 a month at 10% tax; Seats 1000 a month with SEATOFF (1000 off) then SEAT10 (10%), FOREVER.
+    const plan = await insertPlan(db, {
+      currency: 'THB',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      taxRatePpm: 100_000,
+    });
+    const seats = await addOnIn('THB', 1000, 'Seats');
+    await createCoupon(db, 'system', {
+      code: 'SEATOFF-THB',
+      amountOff: 1000n,
+      currency: 'THB',
+      duration: 'FOREVER',
+    });
+    await createCoupon(db, 'system', { code: 'SEAT10-THB', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 1, couponCode: 'SEATOFF-THB', proration: 'none' },
+      d('2027-01-10T00:00:00Z'),
+    );
+    await redeemAddOnCoupon(db, 'system', sub.id, seats, 'SEAT10-THB');
+    // February: plan 1000 + seat 1000 − 1000 − 0 (SEAT10 capped, counted) = 1000 + 100.
+    const feb = await renewSubscription(db, 'system', sub.id, d('2027-02-01T00:00:00Z'));
+    expect(feb?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[1000n, 100n]]);
+    await payOpenOffline(db, sub.id);
+    // Feb 15 (14 of 28 days left), Seats 1 → 2: the coupons take 1000 + 200 off 2000 and 1000 + 0 off
+    // 1000, so the added seat costs 1000 − 200 = 800 a month: 400 + 40 tax (it was 500 + 50, SEAT10
+    // left out), as March bills the two seats 2000 − 1200 = 800.
+    const raised = await setSubscriptionAddOn(
+      db,
+      'system',
+      sub.id,
+      { addOnId: seats, quantity: 2 },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(raised.invoice).toMatchObject({ subtotal: 400n, tax: 40n, total: 440n });
+    const mar = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[1800n, 180n]]);
   });
 
   it('units held without a payment of the period (added with none, their invoice voided) are never charged while held: a lower or the same quantity charges nothing, a raise only the units it adds', async () => {

@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { changeSubscription, prorate, prorateSigned } from '../../src/billing/proration.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
-import { addSubscriptionCoupon, createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  addSubscriptionCoupon,
+  createSubscription,
+  removeSubscriptionCoupon,
+} from '../../src/billing/subscriptions.ts';
 import { createTaxRate } from '../../src/billing/tax-rates.ts';
 import type { Db } from '../../src/db/database.ts';
 import { balanceOf } from '../../src/ledger/balances.ts';
@@ -212,6 +216,170 @@ describe('changing plan or quantity mid-period', () => {
       'customer_credit:customer': -250,
       revenue: -500 + 250,
     });
+  });
+
+  it('a coupon removed mid-period discounts nothing charged after: an upgrade then charges the new price whole (SEK)', async () => {
+    const [basic, pro] = [await flatIn('SEK', 1000, 'Basic'), await flatIn('SEK', 2000, 'Pro')];
+    const customer = await insertCustomer(db);
+    await createCoupon(db, 'system', { code: 'HALF-SEK', percentOffPpm: 500_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic, couponCode: 'HALF-SEK' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // February: 1000 − 500 = 500, tax 50: 550, paid.
+    await payOpenOffline(db, sub.id);
+    const [redemption] = await db
+      .selectFrom('coupon_redemptions')
+      .select('id')
+      .where('subscription_id', '=', sub.id)
+      .execute();
+    await removeSubscriptionCoupon(db, 'system', sub.id, redemption!.id, d('2027-02-08T00:00:00Z'));
+    // Feb 15, 14 of 28 days left. Unused: 500 paid for the month → −1000/2 + 500/2 = −250 (tax −25).
+    // Remaining on Pro, the coupon removed: 2000 × 14/28 = 1000 (tax 100), no coupon line.
+    // Net 750 + 75 tax = 825 (it was 1000 − 500 → 500: 250 + 25 = 275, the removed coupon taking 550 off).
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(change)).toEqual([
+      ['CREDIT', -500n, -50n, false],
+      ['CHARGE', 250n, 25n, true],
+      ['CHARGE', 1000n, 100n, false],
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 750n, tax: 75n, total: 825n });
+    await payOpenOffline(db, sub.id);
+    // The period's basis now charges Pro undiscounted: a downgrade back on Feb 22 (7 days left)
+    // credits 2000 × 7/28 = 500 and charges Basic 1000 × 7/28 = 250, undiscounted too: −250, −25 tax.
+    const back = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: basic },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(back)).toEqual([
+      ['CREDIT', -500n, -50n, false],
+      ['CHARGE', 250n, 25n, false],
+    ]);
+    // March on Basic, undiscounted as the renewal has it since the removal: 1000 + 100.
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1000n, 100n, 1100n]]);
+  });
+
+  it('coupons the renewal counted for the period though they took nothing off discount an upgrade as the next renewal does: 20% on a free plan (BGN), ONCE 50% on a free plan’s first period (MYR), 10% behind a 1000 amount-off (ILS)', async () => {
+    // BGN: a free plan with a 20% FOREVER coupon from Feb 1: February is 0 (no coupon line), PAID.
+    const [free, pro] = [await flatIn('BGN', 0, 'Free'), await flatIn('BGN', 2000, 'Pro')];
+    await createCoupon(db, 'system', { code: 'TWENTY-BGN', percentOffPpm: 200_000, duration: 'FOREVER' });
+    const sub = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: free, couponCode: 'TWENTY-BGN' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    // Feb 15 (14 of 28 days left) to Pro: nothing was paid to credit; Pro less the coupon is 1600 a
+    // month, half of it 800 (1000 less 200), tax 80: 880. It was 1000 + 100: the coupon left out.
+    const change = await changeSubscription(
+      db,
+      'system',
+      sub.id,
+      { planId: pro },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(linesOf(change)).toEqual([
+      ['CHARGE', 1000n, 100n, false],
+      ['CREDIT', -200n, -20n, true],
+    ]);
+    expect(change.invoice).toMatchObject({ subtotal: 800n, tax: 80n, total: 880n });
+    const next = await renewSubscription(db, 'system', sub.id, d('2027-03-01T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.subtotal, i.tax, i.total])).toEqual([[1600n, 160n, 1760n]]);
+
+    // MYR: a ONCE 50% coupon on a free plan from Feb 1: February (0) was its one period, so an
+    // upgrade to 2000 on Feb 15 is half off: 1000 − 500 = 500 + 50 tax (it was 1000 + 100, and the
+    // coupon, used up, never took anything off); March is 2000 + 200, the coupon over.
+    const [freeMyr, proMyr] = [await flatIn('MYR', 0, 'Free'), await flatIn('MYR', 2000, 'Pro')];
+    await createCoupon(db, 'system', { code: 'HALF-ONCE-MYR', percentOffPpm: 500_000, duration: 'ONCE' });
+    const once = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: freeMyr, couponCode: 'HALF-ONCE-MYR' },
+        d('2027-02-01T00:00:00Z'),
+      )
+    ).subscription;
+    const onceUp = await changeSubscription(
+      db,
+      'system',
+      once.id,
+      { planId: proMyr },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(onceUp.invoice).toMatchObject({ subtotal: 500n, tax: 50n, total: 550n });
+    await payOpenOffline(db, once.id);
+    const marMyr = await renewSubscription(db, 'system', once.id, d('2027-03-01T00:00:00Z'));
+    expect(marMyr?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[2000n, 200n]]);
+    // An upgrade in March (its invoice not discounted: the ONCE coupon counted for February only) is
+    // not discounted either: to Max 4000 on Mar 16 (16 of 31 days left): unused −2000 × 16/31 = −1032
+    // (tax −103), remaining 4000 × 16/31 = 2065 (tax 207): 1033 + 104.
+    const maxMyr = await flatIn('MYR', 4000, 'Max');
+    const marchUp = await changeSubscription(
+      db,
+      'system',
+      once.id,
+      { planId: maxMyr },
+      d('2027-03-16T00:00:00Z'),
+      false,
+    );
+    expect(marchUp.invoice).toMatchObject({ subtotal: 1033n, tax: 104n });
+
+    // ILS: 1000 off and then 10% (FOREVER both) on a 1000 plan: February 1000 − 1000 − 0 = 0; the 10%
+    // counted all the same. Feb 15 to 2000: 2000 − 1000 − 200 = 800 a month → 400 + 40 tax (it was
+    // 500 + 50, the 10% left out), as March then bills 800 + 80.
+    const [basic, big] = [await flatIn('ILS', 1000, 'Basic'), await flatIn('ILS', 2000, 'Big')];
+    await createCoupon(db, 'system', {
+      code: 'OFF1000-ILS',
+      amountOff: 1000n,
+      currency: 'ILS',
+      duration: 'FOREVER',
+    });
+    await createCoupon(db, 'system', { code: 'TEN-ILS', percentOffPpm: 100_000, duration: 'FOREVER' });
+    const stacked = (
+      await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: basic },
+        d('2027-01-01T00:00:00Z'),
+      )
+    ).subscription;
+    await payOpenOffline(db, stacked.id);
+    await addSubscriptionCoupon(db, 'system', stacked.id, 'OFF1000-ILS');
+    await addSubscriptionCoupon(db, 'system', stacked.id, 'TEN-ILS');
+    const feb = await renewSubscription(db, 'system', stacked.id, d('2027-02-01T00:00:00Z'));
+    expect(feb?.invoices.map((i) => i.total)).toEqual([0n]);
+    const up = await changeSubscription(
+      db,
+      'system',
+      stacked.id,
+      { planId: big },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ subtotal: 400n, tax: 40n, total: 440n });
+    await payOpenOffline(db, stacked.id);
+    const mar = await renewSubscription(db, 'system', stacked.id, d('2027-03-01T00:00:00Z'));
+    expect(mar?.invoices.map((i) => [i.subtotal, i.tax])).toEqual([[800n, 80n]]);
   });
 
   it('a change that only raises the tax bills the tax: 1000 at 10% → 1000 at 20% for half a period is 50', async () => {
