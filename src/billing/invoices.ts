@@ -719,7 +719,10 @@ export function givenBackStatus(
 /**
  * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once it keeps
  * nothing (`givenBackStatus`: `carried`, the part of its period's change credit to the customer it
- * carries, minor units ≥ 0; what disputes took of its payments read here, `disputedAway`).
+ * carries, minor units ≥ 0; what disputes took of its payments read here, `disputedAway`). An invoice
+ * not paid (`PAID_STATUSES`) keeps its status: a refund made in the gateway's dashboard of a payment
+ * of an OPEN or UNCOLLECTIBLE invoice paid in part (a partial capture) leaves it owing what it owed,
+ * chargeable, and recoverable; a VOID one (paid after its void) stays VOID.
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
 export async function applyRefund(
@@ -737,7 +740,9 @@ export async function applyRefund(
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
+      status: PAID_STATUSES.includes(invoice.status)
+        ? givenBackStatus({ ...invoice, amount_refunded: refunded }, carried, disputed)
+        : invoice.status,
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
@@ -749,7 +754,8 @@ export async function applyRefund(
  * Reverses a refund that failed after it had succeeded: the refunded amount shrinks again and the
  * status is worked again (`paidStatus`, `carried` as `applyRefund` takes it, what disputes took read
  * here): PAID when nothing is given back any more, cash or credit, else PARTIALLY_REFUNDED, or
- * REFUNDED when what is left given back (refunds, credit, disputes) still covers all it took in.
+ * REFUNDED when what is left given back (refunds, credit, disputes) still covers all it took in. An
+ * invoice not paid (OPEN, UNCOLLECTIBLE, VOID) keeps its status, as `applyRefund` left it.
  */
 export async function reverseRefund(
   work: UnitOfWork,
@@ -763,7 +769,9 @@ export async function reverseRefund(
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: paidStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
+      status: PAID_STATUSES.includes(invoice.status)
+        ? paidStatus({ ...invoice, amount_refunded: refunded }, carried, disputed)
+        : invoice.status,
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
