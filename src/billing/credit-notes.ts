@@ -33,14 +33,19 @@ import {
  */
 
 /** What an invoice asks of its payments (minor units): the fields `overpaidBy` reads. */
-type Asked = Pick<InvoiceRow, 'total' | 'credit_applied' | 'proration_credited' | 'amount_paid'>;
+type Asked = Pick<InvoiceRow, 'status' | 'total' | 'credit_applied' | 'proration_credited' | 'amount_paid'>;
 
 /**
  * What `invoice`'s payments brought beyond what it asked (total − credit applied − what prorated
- * changes credited to it while owed), minor units: its overpayment, which is the customer's credit;
- * 0 or less when it was not paid more than it asked.
+ * changes credited to it while owed; a VOID invoice asks nothing), minor units: its overpayment,
+ * which is the customer's credit; 0 or less when it was not paid more than it asked. An invoice is
+ * voided only with nothing paid (invoices.ts `voidLocked`), so whatever a VOID invoice shows paid
+ * came after its void (a charge that failed and then succeeded): all of it became the customer's
+ * credit (payments/transactions.ts `recordChargeResult`: nothing was due), and a refund of it pays
+ * that credit back, never the voided sale again.
  */
 export function overpaidBy(invoice: Asked): bigint {
+  if (invoice.status === 'VOID') return invoice.amount_paid;
   return invoice.amount_paid - (invoice.total - invoice.credit_applied - invoice.proration_credited);
 }
 
@@ -124,6 +129,7 @@ export async function overpaymentsHeld(
       'i.id',
       'i.customer_id',
       'i.currency',
+      'i.status',
       'i.total',
       'i.credit_applied',
       'i.proration_credited',
@@ -134,7 +140,10 @@ export async function overpaymentsHeld(
     .$if(currency !== undefined, (qb) => qb.where('i.currency', '=', currency ?? ''))
     .whereRef('r.invoice_id', '=', 'i.id')
     .where('r.status', 'in', ['pending', 'unknown'])
-    .where(sql<boolean>`i.amount_paid > i.total - i.credit_applied - i.proration_credited`)
+    // Overpaid (`overpaidBy` > 0): a VOID invoice asks nothing.
+    .where(
+      sql<boolean>`i.amount_paid > CASE WHEN i.status = 'VOID' THEN 0 ELSE i.total - i.credit_applied - i.proration_credited END`,
+    )
     .groupBy('i.id')
     .execute();
   const held = new Map<string, OverpaymentHeld>();

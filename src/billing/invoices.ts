@@ -607,9 +607,10 @@ function dueDate(finalizedAt: Date, terms: number): Date {
 /**
  * Records `amount` (minor units) paid against a locked invoice, inside the transaction that posts the
  * payment (called by payments and offline payments): amount_paid grows and the invoice is PAID (its
- * scheduled charge cleared) once nothing is due. On an UNCOLLECTIBLE invoice the payment recovers bad
- * debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`: debit the
- * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
+ * scheduled charge cleared) once nothing is due; a VOID one (paid after its void: a charge that
+ * failed, then succeeded) stays VOID with nothing due. On an UNCOLLECTIBLE invoice the payment
+ * recovers bad debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`:
+ * debit the receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
  * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
  * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
@@ -623,8 +624,9 @@ export async function applyPayment(
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
   const owed = invoice.total - invoice.credit_applied - invoice.proration_credited - paid;
-  const due = owed > 0n ? owed : 0n;
   const collectible = invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE';
+  // A VOID invoice owes nothing, whatever arrives after its void (all of it the customer's credit).
+  const due = collectible && owed > 0n ? owed : 0n;
   const settled = due === 0n && collectible;
   let recovered = 0n;
   if (invoice.status === 'UNCOLLECTIBLE') {

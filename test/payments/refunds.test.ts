@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markUncollectible } from '../../src/billing/bad-debt.ts';
-import { lockInvoice, recordOfflinePayment } from '../../src/billing/invoices.ts';
+import { lockInvoice, recordOfflinePayment, voidInvoice } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
@@ -227,5 +227,55 @@ describe('refunds', () => {
     await recordOfflinePayment(db, 'system', invoice.id, { method: 'CASH', amount: 4000n });
     expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'PAID', amount_due: 0n });
     expect((await booksIn(db, 'NZD')).bad_debt).toBe(0n);
+  });
+
+  /** An invoice of 10000 in `currency` whose charge failed, voided, then reported succeeded after all (of `captured`). */
+  async function paidAfterVoid(currency: string, captured?: bigint) {
+    const { invoice, transaction } = await pendingCharge(db, { currency, amount: 10000n });
+    const result = (r: Parameters<typeof recordChargeResult>[2]) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) => recordChargeResult(work, transaction, r));
+    await result({ status: 'failed', failureCode: 'card_declined' });
+    await voidInvoice(db, 'system', invoice.id);
+    const late = await result({
+      status: 'succeeded',
+      gatewayTransactionId: `pi_${currency}_late`,
+      ...(captured === undefined ? {} : { amountCaptured: captured }),
+    });
+    return { invoice, transaction: late.transaction };
+  }
+
+  it("a refund of a VOID invoice's late payment pays back the customer's credit, not the voided sale", async () => {
+    // Nothing was due: the 10000 is the customer's credit. Refunded in the dashboard, it pays that
+    // credit back (it was booked as a refund of the voided sale: refunds +10000 while the customer
+    // kept the 10000 of credit too, and the invoice REFUNDED).
+    const { invoice, transaction } = await paidAfterVoid('GBP');
+    expect((await booksIn(db, 'GBP'))['customer_credit:customer']).toBe(-10000n);
+    const row = await dashboardRefund(transaction, 10000n, 're_gbp_void');
+    expect(await entryPostings(db, `${row.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 10000n,
+      'gateway_clearing:stripe': -10000n,
+    });
+    const books = await booksIn(db, 'GBP');
+    expect(books['customer_credit:customer']).toBe(0n);
+    expect(books.refunds).toBeUndefined();
+    expect(
+      await db.selectFrom('credit_notes').select('id').where('refund_id', '=', row.id).execute(),
+    ).toEqual([]);
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'VOID',
+      amount_due: 0n,
+      amount_refunded: 10000n,
+    });
+  });
+
+  it('a VOID invoice captured in part after its void has nothing due', async () => {
+    // 4000 of the 10000 captured: all of it the customer's credit, nothing due (it showed 6000 due).
+    const { invoice } = await paidAfterVoid('CHF', 4000n);
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'VOID',
+      amount_due: 0n,
+      amount_paid: 4000n,
+    });
+    expect((await booksIn(db, 'CHF'))['customer_credit:customer']).toBe(-4000n);
   });
 });
