@@ -890,8 +890,13 @@ export interface OfflinePayment {
  * Records an offline payment on an OPEN or UNCOLLECTIBLE invoice (partial payments allowed, never more
  * than is due):
  * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down
- * (`applyPayment`, which may reinstate its subscription under `policy`).
- * @throws ConflictError `invoice_not_open`; ValidationError when the amount exceeds what is due
+ * (`applyPayment`, which may reinstate its subscription under `policy`). Refused while a gateway
+ * charge of the invoice is in flight (`chargesInFlight`), as a void and a new charge are: that charge
+ * was asked for everything due before this payment, and its success would take it all again, the
+ * excess silently the customer's credit (10000 due, a charge of 10000 in flight, 4000 by bank: 14000
+ * paid). Recorded once the charge has settled: failed, on what is due; succeeded, nothing is due.
+ * @throws ConflictError `invoice_not_open`, `charge_in_progress` (naming the charge); ValidationError
+ * when the amount exceeds what is due
  */
 export async function recordOfflinePayment(
   db: Db,
@@ -906,6 +911,13 @@ export async function recordOfflinePayment(
       throw new ConflictError(
         'invoice_not_open',
         `invoice ${id} is ${invoice.status}; payments are recorded on OPEN or UNCOLLECTIBLE invoices`,
+      );
+    }
+    const [inFlight] = await chargesInFlight(work.trx, id);
+    if (inFlight) {
+      throw new ConflictError(
+        'charge_in_progress',
+        `invoice ${id} has charge ${inFlight.id} in flight (${inFlight.status}) for what is due: record the payment once it has settled (a success leaves nothing due). Nothing changed`,
       );
     }
     if (payment.amount > invoice.amount_due) {
