@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Kysely, OperandValueExpressionOrList } from 'kysely';
+import { type ExpressionBuilder, type Kysely, type OperandValueExpressionOrList, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -7,6 +7,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
   badDebtRecovered,
+  entryKeys,
   type InvoiceAmounts,
   invoiceFinalized,
   invoiceVoided,
@@ -640,6 +641,7 @@ export async function applyPayment(
           currency: invoice.currency,
           amount: recovered,
           amountPaid: paid,
+          writeOff: await writeOffsOf(work.trx, invoice.id),
         }),
       );
     }
@@ -660,6 +662,33 @@ export async function applyPayment(
   if (settled && invoice.subscription_id) {
     await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now, policy);
   }
+}
+
+/**
+ * How many times invoice `invoiceId` was written off (its `inv_…:uncollectible` entries,
+ * ledger/movements.ts `badDebtWrittenOff`), 0 when never: more than once only when a payment that
+ * recovered it all was voided (payments/voids.ts: the invoice OPEN again) and it was written off again.
+ * Each write-off and its recoveries are booked under keys of their own (`entryKeys`), so the second
+ * is booked as the first was. Read under the invoice's lock (`lockInvoice`).
+ */
+export async function writeOffsOf(trx: Kysely<Database>, invoiceId: string): Promise<number> {
+  const row = await trx
+    .selectFrom('journal_entries')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('source_type', '=', 'invoice')
+    .where('source_id', '=', invoiceId)
+    .where((eb) =>
+      eb.or([
+        eb('idempotency_key', '=', entryKeys.badDebtWrittenOff(invoiceId)),
+        eb(
+          sql<boolean>`starts_with(idempotency_key, ${entryKeys.badDebtWrittenOffAgainPrefix(invoiceId)})`,
+          '=',
+          true,
+        ),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** The statuses of a paid invoice (`PAID_STATUSES`), as `paidStatus` derives them. */

@@ -103,9 +103,22 @@ export const entryKeys = {
   /** One per return: `creditReturned` is the invoice's cumulative credit returned after it (minor units). */
   invoiceCreditGivenBack: (invoiceId: string, creditReturned: bigint) =>
     `${invoiceId}:credit_given_back:${creditReturned}`,
-  badDebtWrittenOff: (invoiceId: string) => `${invoiceId}:uncollectible`,
-  /** One per payment: `amountPaid` is the invoice's `amount_paid` after it (minor units). */
-  badDebtRecovered: (invoiceId: string, amountPaid: bigint) => `${invoiceId}:recovered:${amountPaid}`,
+  /**
+   * One per write-off: `writeOff` counts the invoice's write-offs, 1 for its first (a payment that
+   * recovered it all, voided later, leaves it OPEN, to be written off again: its second).
+   */
+  badDebtWrittenOff: (invoiceId: string, writeOff = 1) =>
+    writeOff === 1 ? `${invoiceId}:uncollectible` : `${invoiceId}:uncollectible:${writeOff}`,
+  /** What the keys of an invoice's write-offs after its first begin with. */
+  badDebtWrittenOffAgainPrefix: (invoiceId: string) => `${invoiceId}:uncollectible:`,
+  /**
+   * One per payment of a write-off: `amountPaid` is the invoice's `amount_paid` after it (minor
+   * units), `writeOff` the write-off it recovers (`badDebtWrittenOff`).
+   */
+  badDebtRecovered: (invoiceId: string, amountPaid: bigint, writeOff = 1) =>
+    writeOff === 1
+      ? `${invoiceId}:recovered:${amountPaid}`
+      : `${invoiceId}:recovered:${writeOff}:${amountPaid}`,
   /** The offline payment's own id (`op_…`). */
   offlinePaymentReceived: (offlinePaymentId: string) => offlinePaymentId,
   paymentSucceeded: (transactionId: string) => `${transactionId}:succeeded`,
@@ -254,11 +267,15 @@ export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   };
 }
 
-/** `inv_…:uncollectible`: what is still due written off (debit bad debt, credit the receivable). */
-export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
+/**
+ * `inv_…:uncollectible` (`inv_…:uncollectible:<writeOff>` after the first): what is still due written
+ * off (debit bad debt, credit the receivable).
+ * @param writeOff which write-off of the invoice this is, 1 for its first (default)
+ */
+export function badDebtWrittenOff(movement: InvoiceMovement & { writeOff?: number }): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: entryKeys.badDebtWrittenOff(id),
+    idempotencyKey: entryKeys.badDebtWrittenOff(id, movement.writeOff),
     description: `invoice ${id} written off as uncollectible`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -271,14 +288,18 @@ export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
 }
 
 /**
- * `inv_…:recovered:<amountPaid>`: a payment on a written-off invoice reverses the write-off for what it
- * pays (debit the receivable, credit bad debt).
+ * `inv_…:recovered:<amountPaid>` (`inv_…:recovered:<writeOff>:<amountPaid>` after the first write-off):
+ * a payment on a written-off invoice reverses the write-off for what it pays (debit the receivable,
+ * credit bad debt).
  * @param amountPaid the invoice's `amount_paid` after this payment (minor units): one entry per payment
+ * @param writeOff the write-off it recovers (`badDebtWrittenOff`), 1 for the first (default)
  */
-export function badDebtRecovered(movement: InvoiceMovement & { amountPaid: bigint }): EntryInput {
+export function badDebtRecovered(
+  movement: InvoiceMovement & { amountPaid: bigint; writeOff?: number },
+): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: entryKeys.badDebtRecovered(id, movement.amountPaid),
+    idempotencyKey: entryKeys.badDebtRecovered(id, movement.amountPaid, movement.writeOff),
     description: `bad debt recovered on invoice ${id}`,
     source: { type: 'invoice', id },
     postings: transfer(

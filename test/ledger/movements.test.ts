@@ -186,6 +186,26 @@ const rows: {
     ],
   },
   {
+    movement: 'bad debt written off again (its recovering payment voided)',
+    entry: badDebtWrittenOff({ ...invoice, amount: 800n, writeOff: 2 }),
+    key: 'inv_1:uncollectible:2',
+    source: 'invoice inv_1',
+    postings: [
+      ['bad_debt', 800n],
+      ['receivable:cus_1', -800n],
+    ],
+  },
+  {
+    movement: 'bad debt recovered of a second write-off',
+    entry: badDebtRecovered({ ...invoice, amount: 200n, amountPaid: 500n, writeOff: 2 }),
+    key: 'inv_1:recovered:2:500',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 200n],
+      ['bad_debt', -200n],
+    ],
+  },
+  {
     movement: 'offline payment',
     entry: offlinePaymentReceived({ ...invoice, offlinePaymentId: 'op_1', method: 'BANK', amount: 400n }),
     key: 'op_1',
