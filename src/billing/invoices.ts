@@ -608,7 +608,8 @@ function dueDate(finalizedAt: Date, terms: number): Date {
 /**
  * Records `amount` (minor units) paid against a locked invoice, inside the transaction that posts the
  * payment (called by payments and offline payments): amount_paid grows and the invoice is PAID (its
- * scheduled charge cleared) once nothing is due; a VOID one (paid after its void: a charge that
+ * scheduled charge cleared) once nothing is due (PARTIALLY_REFUNDED when part of what it was paid
+ * was refunded meanwhile); a VOID one (paid after its void: a charge that
  * failed, then succeeded) stays VOID with nothing due. On an UNCOLLECTIBLE invoice the payment
  * recovers bad debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`:
  * debit the receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
@@ -649,7 +650,16 @@ export async function applyPayment(
   await work.update('invoices', invoice, {
     amount_paid: paid,
     amount_due: due,
-    ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
+    // Settled after a refund of part of what it had been paid (one made in the gateway's dashboard
+    // while it was OPEN or UNCOLLECTIBLE: `applyRefund`), it keeps the rest: PARTIALLY_REFUNDED, as
+    // `paidStatus` says of a paid invoice with money given back and cash kept.
+    ...(settled
+      ? {
+          status: invoice.amount_refunded > 0n ? ('PARTIALLY_REFUNDED' as const) : ('PAID' as const),
+          paid_at: now,
+          charge_at: null,
+        }
+      : {}),
     updated_at: now,
   });
   await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {

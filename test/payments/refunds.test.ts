@@ -224,8 +224,14 @@ describe('refunds', () => {
       amount_refunded: 1000n,
     });
     expect((await booksIn(db, 'NZD')).bad_debt).toBe(4000n);
+    // Paid whole at last, it keeps 9000 of the 10000 it took in: PARTIALLY_REFUNDED (it was PAID).
     await recordOfflinePayment(db, 'system', invoice.id, { method: 'CASH', amount: 4000n });
-    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'PAID', amount_due: 0n });
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      amount_paid: 10000n,
+      amount_refunded: 1000n,
+    });
     expect((await booksIn(db, 'NZD')).bad_debt).toBe(0n);
   });
 
