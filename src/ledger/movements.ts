@@ -134,6 +134,8 @@ export const entryKeys = {
   disputeLostByRefund: (disputeId: string) => `${disputeId}:refunded`,
   disputeLossRefunded: (disputeId: string) => `${disputeId}:refunded_after_loss`,
   disputeLossReturned: (disputeId: string) => `${disputeId}:loss_returned`,
+  disputeOverpaymentChargedBack: (disputeId: string) => `${disputeId}:overpayment_charged_back`,
+  disputeOverpaymentReturned: (disputeId: string) => `${disputeId}:overpayment_returned`,
   /** The change itself: the subscription, when it took effect, and from what plan and quantity to what. */
   prorationCredited: ({
     subscriptionId,
@@ -566,6 +568,51 @@ export function disputeLossReturned(dispute: DisputeMovement): EntryInput {
     postings: transfer(
       chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:overpayment_charged_back`: the part `amount` of a lost dispute's money that was its payment's
+ * invoice's overpayment (a duplicate payment's excess, the customer's credit: `txn_…:overpaid`) is
+ * taken off the customer's credit, not lost: the chargeback gave them back money they held as credit
+ * (debit their credit, credit chargeback losses, which `dp_…:lost` debited for the whole dispute).
+ */
+export function disputeOverpaymentChargedBack(
+  dispute: Omit<DisputeMovement, 'transactionId' | 'gateway' | 'gatewayAccount'> & { customerId: string },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeOverpaymentChargedBack(id),
+    description: `dispute ${id} lost: ${dispute.amount} of it was the customer's credit from an overpayment`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.customerCredit(dispute.customerId),
+      chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:overpayment_returned`: a dispute lost and then won (`dp_…:loss_returned`) gives back what its
+ * loss took off the customer's credit (`dp_…:overpayment_charged_back`, `amount`): the reverse (debit
+ * chargeback losses, credit their credit).
+ */
+export function disputeOverpaymentReturned(
+  dispute: Omit<DisputeMovement, 'transactionId' | 'gateway' | 'gatewayAccount'> & { customerId: string },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeOverpaymentReturned(id),
+    description: `dispute ${id} won after its loss: the ${dispute.amount} taken off the customer's credit is theirs again`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.chargebackLosses,
+      chart.customerCredit(dispute.customerId),
       dispute.amount,
       dispute.currency,
     ),

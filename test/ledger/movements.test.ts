@@ -11,6 +11,8 @@ import {
   disputeLost,
   disputeLostByRefund,
   disputeOpened,
+  disputeOverpaymentChargedBack,
+  disputeOverpaymentReturned,
   disputeWon,
   invoiceCreditGivenBack,
   invoiceFinalized,
@@ -431,6 +433,36 @@ const rows: {
     postings: [
       ['gateway_clearing:stripe', 500n],
       ['chargeback_losses', -500n],
+    ],
+  },
+  {
+    movement: "dispute lost: the invoice's overpayment taken off the customer's credit",
+    entry: disputeOverpaymentChargedBack({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: 300n,
+      currency: 'EUR',
+    }),
+    key: 'dp_1:overpayment_charged_back',
+    source: 'dispute dp_1',
+    postings: [
+      ['customer_credit:cus_1', 300n],
+      ['chargeback_losses', -300n],
+    ],
+  },
+  {
+    movement: "dispute won after its loss: the overpayment taken is the customer's credit again",
+    entry: disputeOverpaymentReturned({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: 300n,
+      currency: 'EUR',
+    }),
+    key: 'dp_1:overpayment_returned',
+    source: 'dispute dp_1',
+    postings: [
+      ['chargeback_losses', 300n],
+      ['customer_credit:cus_1', -300n],
     ],
   },
   {
