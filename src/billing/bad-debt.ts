@@ -3,13 +3,15 @@ import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { badDebtWrittenOff } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice } from './invoices.ts';
+import { getInvoice, type InvoiceWithLines, invoiceActivity, lockInvoice, writeOffsOf } from './invoices.ts';
 import { reinstateAfterWriteOff } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 
 /**
  * OPEN → UNCOLLECTIBLE: writes the unpaid amount off as bad debt (`inv_…:uncollectible`: debit bad
- * debt, credit the customer's receivable) and stops scheduled charges. `amount_due` keeps the unpaid
+ * debt, credit the customer's receivable; an invoice written off before, recovered and OPEN again
+ * since its recovering payment was voided, under a key of its own: `writeOffsOf`) and stops
+ * scheduled charges. `amount_due` keeps the unpaid
  * amount, still owed: a payment that arrives later (a late gateway success, an offline payment)
  * reverses the write-off for what it pays (`applyPayment`) and can make the invoice PAID. Nobody
  * collects it any more, so a subscription PAST_DUE (or SUSPENDED by dunning) only because of its
@@ -38,6 +40,7 @@ export async function markUncollectible(
         customerId: invoice.customer_id,
         currency: invoice.currency,
         amount: invoice.amount_due,
+        writeOff: (await writeOffsOf(work.trx, id)) + 1,
       }),
     );
     await work.trx

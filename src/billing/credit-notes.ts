@@ -33,14 +33,19 @@ import {
  */
 
 /** What an invoice asks of its payments (minor units): the fields `overpaidBy` reads. */
-type Asked = Pick<InvoiceRow, 'total' | 'credit_applied' | 'proration_credited' | 'amount_paid'>;
+type Asked = Pick<InvoiceRow, 'status' | 'total' | 'credit_applied' | 'proration_credited' | 'amount_paid'>;
 
 /**
  * What `invoice`'s payments brought beyond what it asked (total − credit applied − what prorated
- * changes credited to it while owed), minor units: its overpayment, which is the customer's credit;
- * 0 or less when it was not paid more than it asked.
+ * changes credited to it while owed; a VOID invoice asks nothing), minor units: its overpayment,
+ * which is the customer's credit; 0 or less when it was not paid more than it asked. An invoice is
+ * voided only with nothing paid (invoices.ts `voidLocked`), so whatever a VOID invoice shows paid
+ * came after its void (a charge that failed and then succeeded): all of it became the customer's
+ * credit (payments/transactions.ts `recordChargeResult`: nothing was due), and a refund of it pays
+ * that credit back, never the voided sale again.
  */
 export function overpaidBy(invoice: Asked): bigint {
+  if (invoice.status === 'VOID') return invoice.amount_paid;
   return invoice.amount_paid - (invoice.total - invoice.credit_applied - invoice.proration_credited);
 }
 
@@ -59,15 +64,42 @@ export function overpaymentShare(invoice: Asked, given: bigint, amount: bigint):
 }
 
 /**
+ * What of `invoice`'s overpayment was given back, minor units 0 … the overpayment: by its succeeded
+ * refunds (all but `excluding`: `overpaymentRefunded`) and by its payments' lost disputes (a
+ * chargeback of the duplicate: their `overpayment_charged_back`, payments/disputes.ts; a dispute won
+ * after its loss gave it back, no longer `lost`). What is left of the overpayment after it is what a
+ * refund or a chargeback gives back first (`overpaymentShare`). Read under the invoice's lock.
+ */
+export async function overpaymentGivenBack(
+  trx: Kysely<Database>,
+  invoice: Asked & Pick<InvoiceRow, 'id'>,
+  excluding?: string,
+): Promise<bigint> {
+  const excess = overpaidBy(invoice);
+  if (excess <= 0n) return 0n;
+  const row = await trx
+    .selectFrom('disputes as d')
+    .innerJoin('transactions as t', 't.id', 'd.transaction_id')
+    .select(sql<string>`coalesce(sum(d.overpayment_charged_back), 0)::text`.as('given'))
+    .where('t.invoice_id', '=', invoice.id)
+    .where('d.status', '=', 'lost')
+    .executeTakeFirstOrThrow();
+  const given = (await overpaymentRefunded(trx, invoice, excluding)) + BigInt(row.given);
+  return given < excess ? given : excess;
+}
+
+/**
  * What of `invoice`'s overpayment its succeeded refunds (all but `excluding`) paid back, minor units
  * 0 … the overpayment: each refund's amount less its ISSUED credit note (the sale it refunded; none:
  * all of it, but never more than the invoice was overpaid, for refunds made before credit notes
  * existed) and less what it took back of the change credit of the invoice's period (its
  * `change_credit_taken_back`: billing/proration.ts `changeCreditTakenBackOf`, no overpayment). Counted from the refunds themselves, not from the invoice's cumulative
  * `amount_refunded`: a refund that fails after succeeding (its note voided) takes back exactly its
- * own share, whatever refunds succeeded after it. Read under the invoice's lock.
+ * own share, whatever refunds succeeded after it. The part of its `amount_refunded` that paid back
+ * credit, not the sale (`saleGivenBack`); `overpaymentGivenBack` counts lost disputes too. Read under
+ * the invoice's lock.
  */
-export async function overpaymentGivenBack(
+export async function overpaymentRefunded(
   trx: Kysely<Database>,
   invoice: Asked & Pick<InvoiceRow, 'id'>,
   excluding?: string,
@@ -124,6 +156,7 @@ export async function overpaymentsHeld(
       'i.id',
       'i.customer_id',
       'i.currency',
+      'i.status',
       'i.total',
       'i.credit_applied',
       'i.proration_credited',
@@ -134,7 +167,10 @@ export async function overpaymentsHeld(
     .$if(currency !== undefined, (qb) => qb.where('i.currency', '=', currency ?? ''))
     .whereRef('r.invoice_id', '=', 'i.id')
     .where('r.status', 'in', ['pending', 'unknown'])
-    .where(sql<boolean>`i.amount_paid > i.total - i.credit_applied - i.proration_credited`)
+    // Overpaid (`overpaidBy` > 0): a VOID invoice asks nothing.
+    .where(
+      sql<boolean>`i.amount_paid > CASE WHEN i.status = 'VOID' THEN 0 ELSE i.total - i.credit_applied - i.proration_credited END`,
+    )
     .groupBy('i.id')
     .execute();
   const held = new Map<string, OverpaymentHeld>();
@@ -187,6 +223,8 @@ export async function issueCreditNote(
 ): Promise<RefundSplit> {
   const given = await overpaymentGivenBack(work.trx, invoice, refund.id);
   const overpayment = overpaymentShare(invoice, given, refund.amount);
+  // Of what it gave back, what its refunds did: a chargeback's share is no part of `amount_refunded`.
+  const refunded = await overpaymentRefunded(work.trx, invoice, refund.id);
   const takenBack = await changeCreditTakenBack(work.trx, invoice, refund.id, refund.amount - overpayment);
   const sale = refund.amount - overpayment - takenBack;
   if (sale === 0n) return { note: undefined, overpayment, takenBack };
@@ -198,7 +236,7 @@ export async function issueCreditNote(
     takenBack,
     givenBack: saleGivenBack(
       invoice,
-      given + overpayment + earlier + takenBack,
+      refunded + overpayment + earlier + takenBack,
       invoice.amount_refunded + refund.amount,
     ),
     reason: refund.reason,
@@ -222,7 +260,7 @@ export async function issueCreditReturnNote(
   reason: string | null,
 ): Promise<CreditNoteRow> {
   const creditPaidBack =
-    (await overpaymentGivenBack(work.trx, invoice)) + (await changeCreditTakenBackOf(work.trx, invoice));
+    (await overpaymentRefunded(work.trx, invoice)) + (await changeCreditTakenBackOf(work.trx, invoice));
   return insertCreditNote(work, invoice, {
     refundId: null,
     amount,
@@ -234,7 +272,7 @@ export async function issueCreditReturnNote(
 /**
  * What an invoice has given back of its sale, minor units: of its cumulative cash refunds `refunded`
  * (its `amount_refunded` unless given), what refunded the sale, that is all but `creditPaidBack`
- * (what they paid back of the customer's credit: an overpayment, `overpaymentGivenBack`, and change
+ * (what they paid back of the customer's credit: an overpayment, `overpaymentRefunded`, and change
  * credit taken back, billing/proration.ts `changeCreditTakenBackOf`), plus the customer credit
  * returned (`credit_returned`). Its credit notes' tax share is counted on it, and a cancellation's
  * refund is owed less it (billing/cancellation.ts).

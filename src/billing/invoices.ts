@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Kysely, OperandValueExpressionOrList } from 'kysely';
+import { type ExpressionBuilder, type Kysely, type OperandValueExpressionOrList, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
@@ -7,6 +7,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
   badDebtRecovered,
+  entryKeys,
   type InvoiceAmounts,
   invoiceFinalized,
   invoiceVoided,
@@ -607,9 +608,11 @@ function dueDate(finalizedAt: Date, terms: number): Date {
 /**
  * Records `amount` (minor units) paid against a locked invoice, inside the transaction that posts the
  * payment (called by payments and offline payments): amount_paid grows and the invoice is PAID (its
- * scheduled charge cleared) once nothing is due. On an UNCOLLECTIBLE invoice the payment recovers bad
- * debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`: debit the
- * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
+ * scheduled charge cleared) once nothing is due (PARTIALLY_REFUNDED when part of what it was paid
+ * was refunded meanwhile); a VOID one (paid after its void: a charge that
+ * failed, then succeeded) stays VOID with nothing due. On an UNCOLLECTIBLE invoice the payment
+ * recovers bad debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`:
+ * debit the receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
  * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
  * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
@@ -623,8 +626,9 @@ export async function applyPayment(
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
   const owed = invoice.total - invoice.credit_applied - invoice.proration_credited - paid;
-  const due = owed > 0n ? owed : 0n;
   const collectible = invoice.status === 'OPEN' || invoice.status === 'UNCOLLECTIBLE';
+  // A VOID invoice owes nothing, whatever arrives after its void (all of it the customer's credit).
+  const due = collectible && owed > 0n ? owed : 0n;
   const settled = due === 0n && collectible;
   let recovered = 0n;
   if (invoice.status === 'UNCOLLECTIBLE') {
@@ -638,6 +642,7 @@ export async function applyPayment(
           currency: invoice.currency,
           amount: recovered,
           amountPaid: paid,
+          writeOff: await writeOffsOf(work.trx, invoice.id),
         }),
       );
     }
@@ -645,7 +650,16 @@ export async function applyPayment(
   await work.update('invoices', invoice, {
     amount_paid: paid,
     amount_due: due,
-    ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
+    // Settled after a refund of part of what it had been paid (one made in the gateway's dashboard
+    // while it was OPEN or UNCOLLECTIBLE: `applyRefund`), it keeps the rest: PARTIALLY_REFUNDED, as
+    // `paidStatus` says of a paid invoice with money given back and cash kept.
+    ...(settled
+      ? {
+          status: invoice.amount_refunded > 0n ? ('PARTIALLY_REFUNDED' as const) : ('PAID' as const),
+          paid_at: now,
+          charge_at: null,
+        }
+      : {}),
     updated_at: now,
   });
   await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
@@ -658,6 +672,33 @@ export async function applyPayment(
   if (settled && invoice.subscription_id) {
     await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now, policy);
   }
+}
+
+/**
+ * How many times invoice `invoiceId` was written off (its `inv_…:uncollectible` entries,
+ * ledger/movements.ts `badDebtWrittenOff`), 0 when never: more than once only when a payment that
+ * recovered it all was voided (payments/voids.ts: the invoice OPEN again) and it was written off again.
+ * Each write-off and its recoveries are booked under keys of their own (`entryKeys`), so the second
+ * is booked as the first was. Read under the invoice's lock (`lockInvoice`).
+ */
+export async function writeOffsOf(trx: Kysely<Database>, invoiceId: string): Promise<number> {
+  const row = await trx
+    .selectFrom('journal_entries')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('source_type', '=', 'invoice')
+    .where('source_id', '=', invoiceId)
+    .where((eb) =>
+      eb.or([
+        eb('idempotency_key', '=', entryKeys.badDebtWrittenOff(invoiceId)),
+        eb(
+          sql<boolean>`starts_with(idempotency_key, ${entryKeys.badDebtWrittenOffAgainPrefix(invoiceId)})`,
+          '=',
+          true,
+        ),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** The statuses of a paid invoice (`PAID_STATUSES`), as `paidStatus` derives them. */
@@ -719,7 +760,10 @@ export function givenBackStatus(
 /**
  * Records `amount` refunded on a locked, paid invoice: PARTIALLY_REFUNDED, or REFUNDED once it keeps
  * nothing (`givenBackStatus`: `carried`, the part of its period's change credit to the customer it
- * carries, minor units ≥ 0; what disputes took of its payments read here, `disputedAway`).
+ * carries, minor units ≥ 0; what disputes took of its payments read here, `disputedAway`). An invoice
+ * not paid (`PAID_STATUSES`) keeps its status: a refund made in the gateway's dashboard of a payment
+ * of an OPEN or UNCOLLECTIBLE invoice paid in part (a partial capture) leaves it owing what it owed,
+ * chargeable, and recoverable; a VOID one (paid after its void) stays VOID.
  * @throws ConflictError `refund_exceeds_paid` when the refunds would exceed what was paid
  */
 export async function applyRefund(
@@ -737,7 +781,9 @@ export async function applyRefund(
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: givenBackStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
+      status: PAID_STATUSES.includes(invoice.status)
+        ? givenBackStatus({ ...invoice, amount_refunded: refunded }, carried, disputed)
+        : invoice.status,
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
@@ -749,7 +795,8 @@ export async function applyRefund(
  * Reverses a refund that failed after it had succeeded: the refunded amount shrinks again and the
  * status is worked again (`paidStatus`, `carried` as `applyRefund` takes it, what disputes took read
  * here): PAID when nothing is given back any more, cash or credit, else PARTIALLY_REFUNDED, or
- * REFUNDED when what is left given back (refunds, credit, disputes) still covers all it took in.
+ * REFUNDED when what is left given back (refunds, credit, disputes) still covers all it took in. An
+ * invoice not paid (OPEN, UNCOLLECTIBLE, VOID) keeps its status, as `applyRefund` left it.
  */
 export async function reverseRefund(
   work: UnitOfWork,
@@ -763,7 +810,9 @@ export async function reverseRefund(
     .updateTable('invoices')
     .set({
       amount_refunded: refunded,
-      status: paidStatus({ ...invoice, amount_refunded: refunded }, carried, disputed),
+      status: PAID_STATUSES.includes(invoice.status)
+        ? paidStatus({ ...invoice, amount_refunded: refunded }, carried, disputed)
+        : invoice.status,
       updated_at: new Date(),
     })
     .where('id', '=', invoice.id)
@@ -880,8 +929,13 @@ export interface OfflinePayment {
  * Records an offline payment on an OPEN or UNCOLLECTIBLE invoice (partial payments allowed, never more
  * than is due):
  * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down
- * (`applyPayment`, which may reinstate its subscription under `policy`).
- * @throws ConflictError `invoice_not_open`; ValidationError when the amount exceeds what is due
+ * (`applyPayment`, which may reinstate its subscription under `policy`). Refused while a gateway
+ * charge of the invoice is in flight (`chargesInFlight`), as a void and a new charge are: that charge
+ * was asked for everything due before this payment, and its success would take it all again, the
+ * excess silently the customer's credit (10000 due, a charge of 10000 in flight, 4000 by bank: 14000
+ * paid). Recorded once the charge has settled: failed, on what is due; succeeded, nothing is due.
+ * @throws ConflictError `invoice_not_open`, `charge_in_progress` (naming the charge); ValidationError
+ * when the amount exceeds what is due
  */
 export async function recordOfflinePayment(
   db: Db,
@@ -896,6 +950,13 @@ export async function recordOfflinePayment(
       throw new ConflictError(
         'invoice_not_open',
         `invoice ${id} is ${invoice.status}; payments are recorded on OPEN or UNCOLLECTIBLE invoices`,
+      );
+    }
+    const [inFlight] = await chargesInFlight(work.trx, id);
+    if (inFlight) {
+      throw new ConflictError(
+        'charge_in_progress',
+        `invoice ${id} has charge ${inFlight.id} in flight (${inFlight.status}) for what is due: record the payment once it has settled (a success leaves nothing due). Nothing changed`,
       );
     }
     if (payment.amount > invoice.amount_due) {

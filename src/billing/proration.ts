@@ -245,6 +245,7 @@ async function refuseCreditOfGivenBack(
     .selectFrom('invoices')
     .select([
       'id',
+      'status',
       'currency',
       'total',
       'credit_applied',
@@ -1255,6 +1256,7 @@ async function periodInvoices(
     .selectFrom('invoices as i')
     .select([
       'i.id',
+      'i.status',
       'i.period_index',
       'i.period_start',
       'i.total',

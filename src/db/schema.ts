@@ -395,6 +395,12 @@ export interface DisputesTable {
    * of the payment carries it (migration 0039).
    */
   reversed: ColumnType<boolean, boolean | undefined, boolean>;
+  /**
+   * What this dispute, lost and carried by no refund, took back of its payment's invoice's
+   * overpayment (the customer's credit), minor units, ≤ `amount`; 0 otherwise (migration 0049).
+   * Counted as overpayment given back while the dispute is `lost` (won after its loss, it gave it back).
+   */
+  overpayment_charged_back: MoneyWithDefault;
   created_at: CreatedAt;
   updated_at: CreatedAt;
   /** The gateway account (`gwa_…`) of the disputed transaction; null for the gateway's default account. */

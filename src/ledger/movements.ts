@@ -103,9 +103,22 @@ export const entryKeys = {
   /** One per return: `creditReturned` is the invoice's cumulative credit returned after it (minor units). */
   invoiceCreditGivenBack: (invoiceId: string, creditReturned: bigint) =>
     `${invoiceId}:credit_given_back:${creditReturned}`,
-  badDebtWrittenOff: (invoiceId: string) => `${invoiceId}:uncollectible`,
-  /** One per payment: `amountPaid` is the invoice's `amount_paid` after it (minor units). */
-  badDebtRecovered: (invoiceId: string, amountPaid: bigint) => `${invoiceId}:recovered:${amountPaid}`,
+  /**
+   * One per write-off: `writeOff` counts the invoice's write-offs, 1 for its first (a payment that
+   * recovered it all, voided later, leaves it OPEN, to be written off again: its second).
+   */
+  badDebtWrittenOff: (invoiceId: string, writeOff = 1) =>
+    writeOff === 1 ? `${invoiceId}:uncollectible` : `${invoiceId}:uncollectible:${writeOff}`,
+  /** What the keys of an invoice's write-offs after its first begin with. */
+  badDebtWrittenOffAgainPrefix: (invoiceId: string) => `${invoiceId}:uncollectible:`,
+  /**
+   * One per payment of a write-off: `amountPaid` is the invoice's `amount_paid` after it (minor
+   * units), `writeOff` the write-off it recovers (`badDebtWrittenOff`).
+   */
+  badDebtRecovered: (invoiceId: string, amountPaid: bigint, writeOff = 1) =>
+    writeOff === 1
+      ? `${invoiceId}:recovered:${amountPaid}`
+      : `${invoiceId}:recovered:${writeOff}:${amountPaid}`,
   /** The offline payment's own id (`op_…`). */
   offlinePaymentReceived: (offlinePaymentId: string) => offlinePaymentId,
   paymentSucceeded: (transactionId: string) => `${transactionId}:succeeded`,
@@ -121,6 +134,8 @@ export const entryKeys = {
   disputeLostByRefund: (disputeId: string) => `${disputeId}:refunded`,
   disputeLossRefunded: (disputeId: string) => `${disputeId}:refunded_after_loss`,
   disputeLossReturned: (disputeId: string) => `${disputeId}:loss_returned`,
+  disputeOverpaymentChargedBack: (disputeId: string) => `${disputeId}:overpayment_charged_back`,
+  disputeOverpaymentReturned: (disputeId: string) => `${disputeId}:overpayment_returned`,
   /** The change itself: the subscription, when it took effect, and from what plan and quantity to what. */
   prorationCredited: ({
     subscriptionId,
@@ -254,11 +269,15 @@ export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   };
 }
 
-/** `inv_…:uncollectible`: what is still due written off (debit bad debt, credit the receivable). */
-export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
+/**
+ * `inv_…:uncollectible` (`inv_…:uncollectible:<writeOff>` after the first): what is still due written
+ * off (debit bad debt, credit the receivable).
+ * @param writeOff which write-off of the invoice this is, 1 for its first (default)
+ */
+export function badDebtWrittenOff(movement: InvoiceMovement & { writeOff?: number }): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: entryKeys.badDebtWrittenOff(id),
+    idempotencyKey: entryKeys.badDebtWrittenOff(id, movement.writeOff),
     description: `invoice ${id} written off as uncollectible`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -271,14 +290,18 @@ export function badDebtWrittenOff(movement: InvoiceMovement): EntryInput {
 }
 
 /**
- * `inv_…:recovered:<amountPaid>`: a payment on a written-off invoice reverses the write-off for what it
- * pays (debit the receivable, credit bad debt).
+ * `inv_…:recovered:<amountPaid>` (`inv_…:recovered:<writeOff>:<amountPaid>` after the first write-off):
+ * a payment on a written-off invoice reverses the write-off for what it pays (debit the receivable,
+ * credit bad debt).
  * @param amountPaid the invoice's `amount_paid` after this payment (minor units): one entry per payment
+ * @param writeOff the write-off it recovers (`badDebtWrittenOff`), 1 for the first (default)
  */
-export function badDebtRecovered(movement: InvoiceMovement & { amountPaid: bigint }): EntryInput {
+export function badDebtRecovered(
+  movement: InvoiceMovement & { amountPaid: bigint; writeOff?: number },
+): EntryInput {
   const id = movement.invoiceId;
   return {
-    idempotencyKey: entryKeys.badDebtRecovered(id, movement.amountPaid),
+    idempotencyKey: entryKeys.badDebtRecovered(id, movement.amountPaid, movement.writeOff),
     description: `bad debt recovered on invoice ${id}`,
     source: { type: 'invoice', id },
     postings: transfer(
@@ -545,6 +568,51 @@ export function disputeLossReturned(dispute: DisputeMovement): EntryInput {
     postings: transfer(
       chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:overpayment_charged_back`: the part `amount` of a lost dispute's money that was its payment's
+ * invoice's overpayment (a duplicate payment's excess, the customer's credit: `txn_…:overpaid`) is
+ * taken off the customer's credit, not lost: the chargeback gave them back money they held as credit
+ * (debit their credit, credit chargeback losses, which `dp_…:lost` debited for the whole dispute).
+ */
+export function disputeOverpaymentChargedBack(
+  dispute: Omit<DisputeMovement, 'transactionId' | 'gateway' | 'gatewayAccount'> & { customerId: string },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeOverpaymentChargedBack(id),
+    description: `dispute ${id} lost: ${dispute.amount} of it was the customer's credit from an overpayment`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.customerCredit(dispute.customerId),
+      chart.chargebackLosses,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:overpayment_returned`: a dispute lost and then won (`dp_…:loss_returned`) gives back what its
+ * loss took off the customer's credit (`dp_…:overpayment_charged_back`, `amount`): the reverse (debit
+ * chargeback losses, credit their credit).
+ */
+export function disputeOverpaymentReturned(
+  dispute: Omit<DisputeMovement, 'transactionId' | 'gateway' | 'gatewayAccount'> & { customerId: string },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeOverpaymentReturned(id),
+    description: `dispute ${id} won after its loss: the ${dispute.amount} taken off the customer's credit is theirs again`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.chargebackLosses,
+      chart.customerCredit(dispute.customerId),
       dispute.amount,
       dispute.currency,
     ),

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
+import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
@@ -14,6 +16,8 @@ import {
   disputeLost,
   disputeLostByRefund,
   disputeOpened,
+  disputeOverpaymentChargedBack,
+  disputeOverpaymentReturned,
   disputeWon,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -108,13 +112,78 @@ async function postDispute(
   const refund = await refundCarrying(work.trx, dispute);
   if (!refund) {
     await postEntry(work, disputeLost(movement));
-    return dispute;
+    return chargeBackOverpayment(work, dispute, transaction);
   }
   await postEntry(work, disputeLostByRefund({ ...movement, refundId: refund.id }));
   return work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id })
     .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Called inside `work` when the loss of `dispute` (lost, carried by no refund) was booked to
+ * chargeback losses (`dp_…:lost`), its payment's invoice locked (`recordDispute`): when that invoice
+ * was paid more than it asked (a duplicate payment, its excess the customer's credit: `txn_…:overpaid`)
+ * and its overpayment is not all given back (`overpaymentGivenBack`: by refunds, by other lost
+ * disputes), the chargeback gave that money back first, as a refund would (`overpaymentShare`): that
+ * share is taken off the customer's credit instead of lost (`dp_…:overpayment_charged_back`) and
+ * stored on the dispute (`overpayment_charged_back`), counted as overpayment given back from then on,
+ * so a later refund of the invoice gives back its sale. 10000 paid twice and one of the payments
+ * charged back: the customer's credit goes from 10000 to 0 and nothing is lost (it stayed 10000,
+ * theirs to spend or have refunded, beside the 10000 the chargeback gave them, and chargeback losses
+ * showed 10000). Credit the customer no longer holds (spent on later invoices, or held by their credit
+ * refunds in flight) is left in debit, with an `overpayment_credit_spent` exception for a person. Not
+ * for a dispute a refund of the payment will carry (a gateway paying lost disputes as refunds, the
+ * dispute not a reversal: `settleLostDisputeByRefund`): that refund gives the overpayment back first
+ * itself (billing/credit-notes.ts `issueCreditNote`); one marked reversed later comes here then
+ * (`markReversed`). Once only: a dispute that took its share already is returned as it is.
+ * @returns the dispute as it is now
+ */
+async function chargeBackOverpayment(
+  work: UnitOfWork,
+  dispute: DisputeRow,
+  transaction: TransactionRow,
+): Promise<DisputeRow> {
+  if (transaction.invoice_id === null || dispute.overpayment_charged_back > 0n) return dispute;
+  if (capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund && !dispute.reversed) return dispute;
+  // The invoice as this unit left it (a payment of it may be applied earlier in the same batch).
+  await work.writeRows();
+  const invoice = await work.trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('id', '=', transaction.invoice_id)
+    .executeTakeFirstOrThrow();
+  const given = await overpaymentGivenBack(work.trx, invoice);
+  const share = overpaymentShare(invoice, given, dispute.amount);
+  if (share === 0n) return dispute;
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const left = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  if (left < share) {
+    await raiseException(work, {
+      kind: 'overpayment_credit_spent',
+      gateway: dispute.gateway,
+      gatewayAccount: dispute.gateway_account,
+      transactionId: transaction.id,
+      message: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment, the customer's credit, which is taken back, but only ${left > 0n ? left : 0n} of that credit was left: the customer's credit is in debit by ${share - (left > 0n ? left : 0n)}; recover it from the customer or write it off`,
+      details: { dispute: dispute.id, invoice: invoice.id, share, credit_left: left > 0n ? left : 0n },
+    });
+  }
+  await postEntry(
+    work,
+    disputeOverpaymentChargedBack({
+      disputeId: dispute.id,
+      customerId: invoice.customer_id,
+      amount: share,
+      currency: dispute.currency,
+    }),
+  );
+  return work.trx
+    .updateTable('disputes')
+    .set({ overpayment_charged_back: share, updated_at: new Date() })
+    .where('id', '=', dispute.id)
     .returningAll()
     .executeTakeFirstOrThrow();
 }
@@ -250,7 +319,8 @@ async function markReversed(
     .where('id', '=', existing.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { kind: 'applied', dispute };
+  // No refund will carry it now: its loss takes the invoice's overpayment back, as any chargeback's.
+  return { kind: 'applied', dispute: await chargeBackOverpayment(work, dispute, transaction) };
 }
 
 /**
@@ -398,6 +468,24 @@ async function wonAfterLoss(
       currency: dispute.currency,
     }),
   );
+  // What its loss took off the customer's credit (an overpayment, `chargeBackOverpayment`) is theirs
+  // again: the dispute, won, no longer counts as giving it back.
+  if (existing.overpayment_charged_back > 0n && transaction.invoice_id !== null) {
+    const { customer_id } = await work.trx
+      .selectFrom('invoices')
+      .select('customer_id')
+      .where('id', '=', transaction.invoice_id)
+      .executeTakeFirstOrThrow();
+    await postEntry(
+      work,
+      disputeOverpaymentReturned({
+        disputeId: dispute.id,
+        customerId: customer_id,
+        amount: existing.overpayment_charged_back,
+        currency: dispute.currency,
+      }),
+    );
+  }
   await returnedAfterGivingBack(work, transaction, existing, existing.amount);
   // The loss returned: what disputes took of the invoice changed, as for any dispute won.
   if (transaction.invoice_id !== null) await statusesWorkedAgain(work, transaction.invoice_id, dispute.id);

@@ -11,6 +11,8 @@ import {
   disputeLost,
   disputeLostByRefund,
   disputeOpened,
+  disputeOverpaymentChargedBack,
+  disputeOverpaymentReturned,
   disputeWon,
   invoiceCreditGivenBack,
   invoiceFinalized,
@@ -179,6 +181,26 @@ const rows: {
     movement: 'bad debt recovered',
     entry: badDebtRecovered({ ...invoice, amount: 200n, amountPaid: 500n }),
     key: 'inv_1:recovered:500',
+    source: 'invoice inv_1',
+    postings: [
+      ['receivable:cus_1', 200n],
+      ['bad_debt', -200n],
+    ],
+  },
+  {
+    movement: 'bad debt written off again (its recovering payment voided)',
+    entry: badDebtWrittenOff({ ...invoice, amount: 800n, writeOff: 2 }),
+    key: 'inv_1:uncollectible:2',
+    source: 'invoice inv_1',
+    postings: [
+      ['bad_debt', 800n],
+      ['receivable:cus_1', -800n],
+    ],
+  },
+  {
+    movement: 'bad debt recovered of a second write-off',
+    entry: badDebtRecovered({ ...invoice, amount: 200n, amountPaid: 500n, writeOff: 2 }),
+    key: 'inv_1:recovered:2:500',
     source: 'invoice inv_1',
     postings: [
       ['receivable:cus_1', 200n],
@@ -411,6 +433,36 @@ const rows: {
     postings: [
       ['gateway_clearing:stripe', 500n],
       ['chargeback_losses', -500n],
+    ],
+  },
+  {
+    movement: "dispute lost: the invoice's overpayment taken off the customer's credit",
+    entry: disputeOverpaymentChargedBack({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: 300n,
+      currency: 'EUR',
+    }),
+    key: 'dp_1:overpayment_charged_back',
+    source: 'dispute dp_1',
+    postings: [
+      ['customer_credit:cus_1', 300n],
+      ['chargeback_losses', -300n],
+    ],
+  },
+  {
+    movement: "dispute won after its loss: the overpayment taken is the customer's credit again",
+    entry: disputeOverpaymentReturned({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: 300n,
+      currency: 'EUR',
+    }),
+    key: 'dp_1:overpayment_returned',
+    source: 'dispute dp_1',
+    postings: [
+      ['chargeback_losses', 300n],
+      ['customer_credit:cus_1', -300n],
     ],
   },
   {

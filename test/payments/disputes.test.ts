@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInvoice, finalizeInvoice, lockInvoice } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
+import { newId } from '../../src/db/ids.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { type DisputeReport, recordDispute } from '../../src/payments/disputes.ts';
+import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
 
@@ -108,6 +111,152 @@ describe('recordDispute', () => {
       'gateway_clearing:stripe': 0n,
       'receivable:customer': 0n,
       revenue: -3000n,
+    });
+  });
+
+  /**
+   * An invoice of 10000 in `currency` (and `taxRatePpm` of tax) paid twice through `gateway` (a
+   * duplicate payment): its total is the customer's credit (`txn_…:overpaid`). Returns both payments.
+   */
+  async function paidTwice(currency: string, gateway: TransactionRow['gateway'] = 'stripe', taxRatePpm = 0) {
+    const { customerId, invoice, transaction } = await pendingCharge(db, {
+      currency,
+      amount: 10000n,
+      gateway,
+      taxRatePpm,
+    });
+    const succeed = (t: TransactionRow, id: string) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordChargeResult(work, t, { status: 'succeeded', gatewayTransactionId: id }),
+      );
+    const first = (await succeed(transaction, `${currency}_first`)).transaction;
+    const again = await db
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoice.id,
+        customer_id: customerId,
+        gateway,
+        amount: invoice.total,
+        currency,
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const duplicate = (await succeed(again, `${currency}_second`)).transaction;
+    expect((await booksIn(db, currency))['customer_credit:customer']).toBe(-invoice.total);
+    return { customerId, invoice, first, duplicate };
+  }
+  const lose = (transaction: TransactionRow, status: DisputeReport['status'], reversal = false) =>
+    inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordDispute(work, transaction, {
+        gatewayDisputeId: `du_${transaction.id}`,
+        status,
+        amount: transaction.amount,
+        reason: 'duplicate',
+        reversal,
+      }),
+    );
+
+  it("a chargeback of a duplicate payment takes the overpayment back from the customer's credit, and a win gives it back", async () => {
+    // 10000 + 10% tax = 11000, paid twice, one payment charged back (lost): the customer has the
+    // duplicate back in cash, so their 11000 of credit goes to 0 and nothing is lost (the credit
+    // stayed 11000, theirs to spend or have refunded, and chargeback losses showed 11000).
+    const { invoice, first, duplicate } = await paidTwice('NOK', 'stripe', 100_000);
+    expect(invoice.total).toBe(11000n);
+    await lose(duplicate, 'open', true);
+    const lost = await lose(duplicate, 'lost', true);
+    expect(lost.dispute).toMatchObject({ status: 'lost', overpayment_charged_back: 11000n });
+    expect(await entryPostings(db, `${lost.dispute.id}:overpayment_charged_back`)).toEqual({
+      'customer_credit:customer': 11000n,
+      chargeback_losses: -11000n,
+    });
+    expect(await booksIn(db, 'NOK')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      'gateway_clearing:stripe': 11000n,
+      revenue: -10000n,
+      tax_payable: -1000n,
+    });
+    const row = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', invoice.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ status: 'PAID', amount_paid: 22000n });
+    // A refund of the other payment then gives back the sale with all its tax (its credit note), not
+    // the overpayment again (it was refused: the overpayment first, from credit no longer held).
+    const refund = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await lockInvoice(work, invoice.id);
+      return createRefund(work, first, { amount: 11000n });
+    });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordRefundResult(work, refund.id, { status: 'succeeded', gatewayRefundId: 're_nok' }),
+    );
+    expect(await entryPostings(db, `${refund.id}:succeeded`)).toEqual({
+      refunds: 10000n,
+      tax_payable: 1000n,
+      'gateway_clearing:stripe': -11000n,
+    });
+    expect(await booksIn(db, 'NOK')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      refunds: 10000n,
+      tax_payable: 0n,
+      'gateway_clearing:stripe': 0n,
+    });
+    // The chargeback reversed after all (won): the money is back, and so is the customer's credit.
+    const won = await lose(duplicate, 'won', true);
+    expect(won).toMatchObject({ kind: 'applied', dispute: { status: 'won' } });
+    expect(await entryPostings(db, `${lost.dispute.id}:overpayment_returned`)).toEqual({
+      chargeback_losses: 11000n,
+      'customer_credit:customer': -11000n,
+    });
+    expect(await booksIn(db, 'NOK')).toMatchObject({
+      'customer_credit:customer': -11000n,
+      chargeback_losses: 0n,
+      'gateway_clearing:stripe': 11000n,
+    });
+  });
+
+  it("a chargeback of a duplicate payment whose credit was spent leaves the customer's credit in debit, for a person", async () => {
+    const { customerId, duplicate } = await paidTwice('DKK');
+    // The 10000 of credit pays the next invoice whole.
+    const next = await createInvoice(db, 'system', {
+      customerId,
+      currency: 'DKK',
+      lines: [{ description: 'Next month', unitAmount: 10000n, quantity: 1, type: 'CHARGE' }],
+    });
+    expect(await finalizeInvoice(db, 'system', next.id)).toMatchObject({
+      status: 'PAID',
+      credit_applied: 10000n,
+    });
+    const lost = await lose(duplicate, 'lost', true);
+    expect(lost.dispute.overpayment_charged_back).toBe(10000n);
+    expect(await booksIn(db, 'DKK')).toMatchObject({
+      'customer_credit:customer': 10000n,
+      chargeback_losses: 0n,
+    });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'details'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(exceptions).toEqual([
+      {
+        kind: 'overpayment_credit_spent',
+        details: expect.objectContaining({ dispute: lost.dispute.id, share: '10000', credit_left: '0' }),
+      },
+    ]);
+  });
+
+  it('a lost claim a refund will carry (PayPal) takes no credit: the refund gives the overpayment back', async () => {
+    const { duplicate } = await paidTwice('PLN', 'paypal');
+    const lost = await lose(duplicate, 'lost');
+    expect(lost.dispute.overpayment_charged_back).toBe(0n);
+    expect(await booksIn(db, 'PLN')).toMatchObject({
+      'customer_credit:customer': -10000n,
+      chargeback_losses: 10000n,
     });
   });
 });

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lockInvoice } from '../../src/billing/invoices.ts';
+import { markUncollectible } from '../../src/billing/bad-debt.ts';
+import { lockInvoice, recordOfflinePayment, voidInvoice } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
+import { newId } from '../../src/db/ids.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -43,6 +45,13 @@ describe('refunds', () => {
     inUnitOfWork(db, { actor: 'system' }, (work) => recordRefundResult(work, refundId, result));
   const invoiceRow = (id: string) =>
     db.selectFrom('invoices').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** A refund made in the gateway's dashboard of `amount`, reported succeeded (as reconcile/apply.ts records one). */
+  const dashboardRefund = (transaction: TransactionRow, amount: bigint, gatewayRefundId: string) =>
+    inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      const row = await createRefund(work, transaction, { amount, gatewayRefundId });
+      await recordRefundResult(work, row.id, { status: 'succeeded', gatewayRefundId });
+      return row;
+    });
 
   it('a succeeded refund issues its credit note and posts refunds and tax payable against the clearing account', async () => {
     // 1000 + 10% tax = 1100 paid; half refunded: 550 = 500 of the sale + 50 of its tax.
@@ -142,5 +151,137 @@ describe('refunds', () => {
     // Failed is final: a late success is stale and posts nothing.
     expect((await record(row.id, { status: 'succeeded', gatewayRefundId: 're_aud_1' })).kind).toBe('stale');
     expect(await booksIn(db, 'AUD')).toEqual({ ...booksPaid, refunds: 0n });
+  });
+
+  it('a refund of an OPEN invoice paid in part leaves it OPEN, owing and chargeable, also when the refund fails after succeeding', async () => {
+    // 10000 asked, 6000 captured: OPEN with 4000 due. 1000 of it refunded in the dashboard: still
+    // OPEN with 4000 due (it was PARTIALLY_REFUNDED: neither charged nor collected any more while
+    // its customer's receivable still held the 4000).
+    const { customerId, invoice, transaction } = await paid(
+      { currency: 'EUR', amount: 10000n },
+      { amountCaptured: 6000n },
+    );
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'OPEN', amount_due: 4000n });
+    const row = await dashboardRefund(transaction, 1000n, 're_eur_open');
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 4000n,
+      amount_refunded: 1000n,
+    });
+    const openDue = await db
+      .selectFrom('invoices')
+      .select((eb) => eb.fn.sum<string>('amount_due').as('due'))
+      .where('customer_id', '=', customerId)
+      .where('status', '=', 'OPEN')
+      .executeTakeFirstOrThrow();
+    expect(BigInt(openDue.due)).toBe((await booksIn(db, 'EUR'))['receivable:customer']);
+    // The refund fails after succeeding: still OPEN (it was PAID with 4000 due).
+    await record(row.id, { status: 'failed', failureCode: 'expired_or_canceled_card' });
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 4000n,
+      amount_refunded: 0n,
+    });
+    // Still collected: 4000 by bank pays it.
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'BANK', amount: 4000n });
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'PAID', amount_due: 0n });
+  });
+
+  it('a refund of an UNCOLLECTIBLE invoice recovered in part leaves it UNCOLLECTIBLE, the rest still recoverable', async () => {
+    // 10000 written off; a charge captures 6000 of it (4000 still written off), 1000 of which is
+    // refunded in the dashboard: UNCOLLECTIBLE with 4000 due (it was PARTIALLY_REFUNDED, so the 4000
+    // paid later by cash was refused and stayed bad debt).
+    const { customerId, invoice, transaction } = await pendingCharge(db, { currency: 'NZD', amount: 10000n });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, transaction, { status: 'failed', failureCode: 'card_declined' }),
+    );
+    await markUncollectible(db, 'system', invoice.id, new Date());
+    const attempt = await db
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoice.id,
+        customer_id: customerId,
+        gateway: 'stripe',
+        amount: 10000n,
+        currency: 'NZD',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const recovered = await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, attempt, {
+        status: 'succeeded',
+        gatewayTransactionId: 'pi_nzd',
+        amountCaptured: 6000n,
+      }),
+    );
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'UNCOLLECTIBLE', amount_due: 4000n });
+    await dashboardRefund(recovered.transaction, 1000n, 're_nzd');
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'UNCOLLECTIBLE',
+      amount_due: 4000n,
+      amount_refunded: 1000n,
+    });
+    expect((await booksIn(db, 'NZD')).bad_debt).toBe(4000n);
+    // Paid whole at last, it keeps 9000 of the 10000 it took in: PARTIALLY_REFUNDED (it was PAID).
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'CASH', amount: 4000n });
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_due: 0n,
+      amount_paid: 10000n,
+      amount_refunded: 1000n,
+    });
+    expect((await booksIn(db, 'NZD')).bad_debt).toBe(0n);
+  });
+
+  /** An invoice of 10000 in `currency` whose charge failed, voided, then reported succeeded after all (of `captured`). */
+  async function paidAfterVoid(currency: string, captured?: bigint) {
+    const { invoice, transaction } = await pendingCharge(db, { currency, amount: 10000n });
+    const result = (r: Parameters<typeof recordChargeResult>[2]) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) => recordChargeResult(work, transaction, r));
+    await result({ status: 'failed', failureCode: 'card_declined' });
+    await voidInvoice(db, 'system', invoice.id);
+    const late = await result({
+      status: 'succeeded',
+      gatewayTransactionId: `pi_${currency}_late`,
+      ...(captured === undefined ? {} : { amountCaptured: captured }),
+    });
+    return { invoice, transaction: late.transaction };
+  }
+
+  it("a refund of a VOID invoice's late payment pays back the customer's credit, not the voided sale", async () => {
+    // Nothing was due: the 10000 is the customer's credit. Refunded in the dashboard, it pays that
+    // credit back (it was booked as a refund of the voided sale: refunds +10000 while the customer
+    // kept the 10000 of credit too, and the invoice REFUNDED).
+    const { invoice, transaction } = await paidAfterVoid('GBP');
+    expect((await booksIn(db, 'GBP'))['customer_credit:customer']).toBe(-10000n);
+    const row = await dashboardRefund(transaction, 10000n, 're_gbp_void');
+    expect(await entryPostings(db, `${row.id}:succeeded`)).toEqual({
+      'customer_credit:customer': 10000n,
+      'gateway_clearing:stripe': -10000n,
+    });
+    const books = await booksIn(db, 'GBP');
+    expect(books['customer_credit:customer']).toBe(0n);
+    expect(books.refunds).toBeUndefined();
+    expect(
+      await db.selectFrom('credit_notes').select('id').where('refund_id', '=', row.id).execute(),
+    ).toEqual([]);
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'VOID',
+      amount_due: 0n,
+      amount_refunded: 10000n,
+    });
+  });
+
+  it('a VOID invoice captured in part after its void has nothing due', async () => {
+    // 4000 of the 10000 captured: all of it the customer's credit, nothing due (it showed 6000 due).
+    const { invoice } = await paidAfterVoid('CHF', 4000n);
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'VOID',
+      amount_due: 0n,
+      amount_paid: 4000n,
+    });
+    expect((await booksIn(db, 'CHF'))['customer_credit:customer']).toBe(-4000n);
   });
 });
