@@ -609,7 +609,9 @@ function dueDate(finalizedAt: Date, terms: number): Date {
  * payment (called by payments and offline payments): amount_paid grows and the invoice is PAID (its
  * scheduled charge cleared) once nothing is due. On an UNCOLLECTIBLE invoice the payment recovers bad
  * debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`: debit the
- * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
+ * receivable, credit bad debt), and the invoice becomes PAID once nothing is due. Logs
+ * `invoice.paid` when it becomes PAID, else `invoice.payment_applied` (a part paid, or a payment of
+ * an invoice paid already: a duplicate payment, whose excess the caller books as credit). When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
  * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
  * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
@@ -648,7 +650,9 @@ export async function applyPayment(
     ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
     updated_at: now,
   });
-  await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
+  // `invoice.paid` (an outbound event: outbound/events.ts) once, when the invoice becomes PAID; a
+  // payment of an invoice paid already (money moved twice) is applied, not paid again.
+  await invoiceActivity(work, invoice, settled ? 'invoice.paid' : 'invoice.payment_applied', {
     currency: invoice.currency,
     amount,
     amount_paid: paid,
