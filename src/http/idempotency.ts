@@ -18,12 +18,14 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
 const ABANDONED_AFTER_MS = 60_000;
 
 /**
- * Stores the answer of a claimed key when the handler sends it, then lets the answer go out. Only
- * answers of a request that ran (status below 400) are kept: a 4xx means billhook refused it before
- * changing anything (validation 400/422, unknown id 404, a state that does not allow it 409) and a
- * 5xx that it failed, so the key is freed and a corrected or later request with it runs — as Stripe,
- * which saves a result only once the endpoint started executing
- * (https://docs.stripe.com/api/idempotent_requests).
+ * Stores the answer of a claimed key when the handler sends it, then lets the answer go out. A 4xx
+ * means billhook refused the request before changing anything (validation 400/422, unknown id 404,
+ * a state that does not allow it 409): its key is freed, so a corrected request with it runs. Every
+ * other answer is kept, a 5xx too: the request ran and failed part way, possibly after a gateway
+ * took money (a refund Stripe made before its recording failed), so running it again could refund
+ * or pay twice; the same key replays the failure, and the client reads what the request left and
+ * sends a new key if something is still to do — as Stripe, which saves a result once the endpoint
+ * started executing, "including 500 errors" (https://docs.stripe.com/api/idempotent_requests).
  */
 function recordAnswer(
   db: Db,
@@ -36,7 +38,7 @@ function recordAnswer(
     const status = res.statusCode;
     const text = JSON.stringify(body, exactJsonIntegers);
     const settle =
-      status >= 400
+      status >= 400 && status < 500
         ? releaseIdempotencyKey(db, apiKeyId, key)
         : saveIdempotentAnswer(db, apiKeyId, key, status, text);
     settle.then(
@@ -66,8 +68,8 @@ function sendJsonText(res: Response, text: string): void {
  * key runs and its answer is stored; the same key with the same method, path and body gets the stored
  * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
  * first is still running, 409 (after a minute without an answer it counts as abandoned and the new
- * request runs). Answers of 4xx and 5xx are not kept (see recordAnswer), so the request can be
- * corrected or retried with the same key. A key is remembered `ttlHours` (Stripe: 24) after its first
+ * request runs). Answers of 4xx are not kept (see recordAnswer), so the request can be corrected
+ * with the same key; a 5xx is kept and replayed (it may have moved money). A key is remembered `ttlHours` (Stripe: 24) after its first
  * use; then it is free again, and `pruneIdempotencyKeys` (idempotency/keys.ts) deletes it.
  */
 export function idempotency(db: Db, ttlHours: number): RequestHandler {
