@@ -4,12 +4,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { paidStripeInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * PRODUCT.md §6: an Idempotency-Key makes a money POST safe to retry. A request that failed with a
- * 5xx after its gateway took the money must not run again under the same key.
+ * 5xx after its gateway took the money, or one still waiting for a slow gateway, must not run again
+ * under the same key.
  */
-describe('Idempotency-Key: a 5xx after the gateway took the money', () => {
+describe('Idempotency-Key on a money POST: a 5xx, a slow gateway', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startOfflineTestApp();
@@ -80,5 +82,58 @@ describe('Idempotency-Key: a 5xx after the gateway took the money', () => {
     expect(refunds).toEqual([{ id: sent[0], amount: 500n, status: 'pending', gateway_refund_id: null }]);
     const invoice = await app.api('GET', `/v1/invoices/${paid.invoice.id}`);
     expect(invoice.body).toMatchObject({ status: 'PAID', amount_refunded: 0 });
+  });
+
+  it('a retry a minute later, while the first refund still waits for Stripe, is 409: Stripe refunds once', async () => {
+    const paid = await paidStripeInvoice(app);
+    const sent: string[] = [];
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    // Stripe answers the first refund only when the test says so (a slow gateway).
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(2)
+      .reply(async (request: Request) => {
+        sent.push(request.headers.get('idempotency-key') ?? '');
+        if (sent.length === 1) await answered;
+        return [
+          200,
+          {
+            id: `re_stripe_slow_${sent.length}`,
+            object: 'refund',
+            status: 'succeeded',
+            amount: 500,
+            currency: 'eur',
+          },
+        ];
+      });
+    const path = `/v1/invoices/${paid.invoice.id}/refund`;
+    const first = post(path, { amount: 500 }, 'slow-refund');
+    await waitFor('the first refund to be at Stripe', async () => sent.length === 1);
+    // A minute passes for the key, as for a client that gave up waiting; the request still runs and
+    // shows it (within 10 s), so the key is not taken as abandoned.
+    const key = () =>
+      app.runtime.db
+        .selectFrom('idempotency_keys')
+        .select(sql<boolean>`created_at > now() - interval '30 seconds'`.as('recent'))
+        .where('key', '=', 'slow-refund')
+        .executeTakeFirstOrThrow();
+    await sql`UPDATE idempotency_keys SET created_at = now() - interval '61 seconds' WHERE key = 'slow-refund'`.execute(
+      app.runtime.db,
+    );
+    await waitFor('the running request to show it holds its key', async () => (await key()).recent, 20_000);
+    const retried = await post(path, { amount: 500 }, 'slow-refund');
+    expect([retried.status, retried.body.error.code]).toEqual([409, 'idempotency_key_in_use']);
+    answer();
+    const done = await first;
+    expect([done.status, done.body.status, done.body.amount]).toEqual([201, 'succeeded', 500]);
+    expect(sent).toEqual([done.body.id]);
+    const invoice = await app.api('GET', `/v1/invoices/${paid.invoice.id}`);
+    expect(invoice.body).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_refunded: 500 });
+    // Answered: the key replays the refund.
+    const replay = await post(path, { amount: 500 }, 'slow-refund');
+    expect([replay.status, replay.replayed, replay.body.id]).toEqual([201, 'true', done.body.id]);
   });
 });
