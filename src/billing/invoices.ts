@@ -612,7 +612,10 @@ function dueDate(finalizedAt: Date, terms: number): Date {
  * was refunded meanwhile); a VOID one (paid after its void: a charge that
  * failed, then succeeded) stays VOID with nothing due. On an UNCOLLECTIBLE invoice the payment
  * recovers bad debt: the write-off is reversed for what it pays (`inv_…:recovered:<amount_paid>`:
- * debit the receivable, credit bad debt), and the invoice becomes PAID once nothing is due. When a
+ * debit the receivable, credit bad debt), and the invoice becomes PAID once nothing is due. Logs
+ * `invoice.paid` when it becomes paid up, else `invoice.payment_applied` (a part paid, a payment
+ * after a void, or a payment of an invoice paid already: a duplicate payment, whose excess the caller
+ * books as credit). When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
  * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
  * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
@@ -662,7 +665,9 @@ export async function applyPayment(
       : {}),
     updated_at: now,
   });
-  await invoiceActivity(work, invoice, due === 0n ? 'invoice.paid' : 'invoice.payment_applied', {
+  // `invoice.paid` (an outbound event: outbound/events.ts) once, when the invoice becomes PAID; a
+  // payment of an invoice paid already (money moved twice) is applied, not paid again.
+  await invoiceActivity(work, invoice, settled ? 'invoice.paid' : 'invoice.payment_applied', {
     currency: invoice.currency,
     amount,
     amount_paid: paid,

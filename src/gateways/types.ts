@@ -312,10 +312,14 @@ export interface GatewayCapabilities {
    */
   readonly partialCapture: boolean;
   /**
-   * A refund call repeated with the same reference returns the first refund instead of refunding
-   * twice, so a refund left unknown is sent again (payments/refund-retry.ts); false: it goes to a person.
+   * How long (milliseconds after the refund was created, its time read from its `re_…` id:
+   * gateways/attempts.ts) a refund call repeated with the same reference still returns the first
+   * refund instead of refunding twice: the gateway's retention of the idempotency key, less a
+   * margin. Within it a refund left unknown is sent again (payments/refund-retry.ts); past it, a
+   * gateway that forgot the key would take the repeat as a second refund, so the refund goes to a
+   * person. null: the refund call has no idempotency key, and an unknown refund always goes to a person.
    */
-  readonly idempotentRefundRepeat: boolean;
+  readonly refundRepeatWindowMs: number | null;
   /** What a void can cancel (`VoidCapability`); `POST /v1/transactions/:id/void` refuses the rest. */
   readonly void: VoidCapability;
   /**

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.ts';
 import {
   claimIdempotencyKey,
   findIdempotencyKey,
+  keepIdempotencyKeyHeld,
   releaseIdempotencyKey,
   restartIdempotencyKey,
   saveIdempotentAnswer,
@@ -14,16 +15,50 @@ import { sendError } from './errors.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** A claimed key whose request stored no answer this long after starting is taken as abandoned. */
+/**
+ * A claimed key whose request stored no answer, and has not shown for this long that it still runs
+ * (`holdKey`), is taken as abandoned (its process died): a request with it then runs.
+ */
 const ABANDONED_AFTER_MS = 60_000;
 
+/** How often a request still running shows it holds its key: well inside {@link ABANDONED_AFTER_MS}. */
+const HOLD_EVERY_MS = 10_000;
+
 /**
- * Stores the answer of a claimed key when the handler sends it, then lets the answer go out. Only
- * answers of a request that ran (status below 400) are kept: a 4xx means billhook refused it before
- * changing anything (validation 400/422, unknown id 404, a state that does not allow it 409) and a
- * 5xx that it failed, so the key is freed and a corrected or later request with it runs — as Stripe,
- * which saves a result only once the endpoint started executing
- * (https://docs.stripe.com/api/idempotent_requests).
+ * How long a request may hold its key by showing it still runs: one running longer is taken as
+ * stuck, and its key as abandoned {@link ABANDONED_AFTER_MS} later.
+ */
+const HOLD_AT_MOST_MS = 15 * 60_000;
+
+/**
+ * Keeps `key` held while its request runs: every {@link HOLD_EVERY_MS} it shows the request still
+ * runs (`keepIdempotencyKeyHeld`), so a retry with the key a minute later — the client gave up
+ * waiting for a slow gateway — gets 409 instead of running a second refund beside the first. It
+ * stops when the answer goes out or after {@link HOLD_AT_MOST_MS}; a process that dies stops it too,
+ * and its key is taken over {@link ABANDONED_AFTER_MS} later.
+ * @returns what stops it
+ */
+function holdKey(db: Db, res: Response, apiKeyId: string, key: string): () => void {
+  const started = Date.now();
+  const timer = setInterval(() => {
+    if (Date.now() - started > HOLD_AT_MOST_MS) return stop();
+    keepIdempotencyKeyHeld(db, apiKeyId, key).catch(() => undefined);
+  }, HOLD_EVERY_MS);
+  timer.unref();
+  const stop = () => clearInterval(timer);
+  res.once('finish', stop);
+  return stop;
+}
+
+/**
+ * Stores the answer of a claimed key when the handler sends it, then lets the answer go out. A 4xx
+ * means billhook refused the request before changing anything (validation 400/422, unknown id 404,
+ * a state that does not allow it 409): its key is freed, so a corrected request with it runs. Every
+ * other answer is kept, a 5xx too: the request ran and failed part way, possibly after a gateway
+ * took money (a refund Stripe made before its recording failed), so running it again could refund
+ * or pay twice; the same key replays the failure, and the client reads what the request left and
+ * sends a new key if something is still to do — as Stripe, which saves a result once the endpoint
+ * started executing, "including 500 errors" (https://docs.stripe.com/api/idempotent_requests).
  */
 function recordAnswer(
   db: Db,
@@ -32,11 +67,13 @@ function recordAnswer(
   key: string,
   fail: (error: unknown) => void,
 ): void {
+  const stopHolding = holdKey(db, res, apiKeyId, key);
   res.json = (body: unknown) => {
+    stopHolding();
     const status = res.statusCode;
     const text = JSON.stringify(body, exactJsonIntegers);
     const settle =
-      status >= 400
+      status >= 400 && status < 500
         ? releaseIdempotencyKey(db, apiKeyId, key)
         : saveIdempotentAnswer(db, apiKeyId, key, status, text);
     settle.then(
@@ -65,9 +102,9 @@ function sendJsonText(res: Response, text: string): void {
  * `Idempotency-Key` on every POST (PRODUCT.md §6), scoped to the API key: the first request with a
  * key runs and its answer is stored; the same key with the same method, path and body gets the stored
  * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
- * first is still running, 409 (after a minute without an answer it counts as abandoned and the new
- * request runs). Answers of 4xx and 5xx are not kept (see recordAnswer), so the request can be
- * corrected or retried with the same key. A key is remembered `ttlHours` (Stripe: 24) after its first
+ * first is still running, 409 (it shows it runs every 10 s: `holdKey`; a minute after it stopped
+ * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not kept (see recordAnswer), so the request can be corrected
+ * with the same key; a 5xx is kept and replayed (it may have moved money). A key is remembered `ttlHours` (Stripe: 24) after its first
  * use; then it is free again, and `pruneIdempotencyKeys` (idempotency/keys.ts) deletes it.
  */
 export function idempotency(db: Db, ttlHours: number): RequestHandler {
@@ -116,9 +153,10 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
         res.setHeader('Idempotent-Replayed', 'true');
         return sendJsonText(res.status(stored.answer.status), stored.answer.body);
       }
-      if (Date.now() - stored.createdAt.getTime() < ABANDONED_AFTER_MS) return inUse(res);
-      // The first request never stored its answer (its process died): this one takes over.
-      await restartIdempotencyKey(db, apiKeyId, key);
+      // The first request stored no answer and stopped showing it runs (its process died): this one
+      // takes over, unless another took it first.
+      const silentSince = new Date(Date.now() - ABANDONED_AFTER_MS);
+      if (!(await restartIdempotencyKey(db, apiKeyId, key, silentSince))) return inUse(res);
     }
     recordAnswer(db, res, apiKeyId, key, next);
     next();

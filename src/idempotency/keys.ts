@@ -17,7 +17,10 @@ export interface StoredIdempotencyKey {
    * first sent (byte for byte).
    */
   answer: { status: number; body: string } | null;
-  /** When the key was first used, or taken over. */
+  /**
+   * When the key was first used or taken over; while its request runs without an answer, when it
+   * last showed it still runs (`keepIdempotencyKeyHeld`).
+   */
   createdAt: Date;
 }
 
@@ -95,13 +98,41 @@ export async function takeOverExpiredIdempotencyKey(
   return taken.numUpdatedRows > 0n;
 }
 
-/** Restarts the clock of a key whose request never stored its answer, for the request that takes it over. */
-export async function restartIdempotencyKey(db: Db, apiKeyId: string, key: string): Promise<void> {
+/**
+ * Takes over a key whose request stored no answer and has not shown it still runs since `silentSince`
+ * (its process died): its clock restarts for the request that takes it over, only if it is still
+ * unanswered and that silent (of two requests taking it over at once, one wins).
+ * @returns true when this call took it over
+ */
+export async function restartIdempotencyKey(
+  db: Db,
+  apiKeyId: string,
+  key: string,
+  silentSince: Date,
+): Promise<boolean> {
+  const taken = await db
+    .updateTable('idempotency_keys')
+    .set({ created_at: new Date() })
+    .where('api_key_id', '=', apiKeyId)
+    .where('key', '=', key)
+    .where('response_status', 'is', null)
+    .where('created_at', '<', silentSince)
+    .executeTakeFirst();
+  return taken.numUpdatedRows > 0n;
+}
+
+/**
+ * Shows that the request holding `key` still runs (no answer stored yet): its clock is set to now,
+ * so another request with the key keeps getting 409 rather than taking it over as abandoned
+ * (`restartIdempotencyKey`).
+ */
+export async function keepIdempotencyKeyHeld(db: Db, apiKeyId: string, key: string): Promise<void> {
   await db
     .updateTable('idempotency_keys')
     .set({ created_at: new Date() })
     .where('api_key_id', '=', apiKeyId)
     .where('key', '=', key)
+    .where('response_status', 'is', null)
     .execute();
 }
 

@@ -28,8 +28,10 @@ export type AttemptOutcome = 'succeeded' | 'retry' | 'skipped';
  * signed now (`Billhook-Signature: t=…,v1=…`, signature.ts), and records the attempt on the row
  * (attempts, the HTTP status or the error, the time). A 2xx answer is `succeeded`; any other
  * status, a timeout ({@link DELIVERY_TIMEOUT_MS}) or a connection error is `retry` (the row
- * `retrying`, or `failed` when `lastTry`). A delivery already succeeded or failed, or to an endpoint
- * disabled since, is `skipped` (the latter recorded as failed: `endpoint disabled`).
+ * `retrying`, or `failed` when `lastTry`). A delivery already succeeded, or to an endpoint disabled
+ * since, is `skipped` (the latter recorded as failed: `endpoint disabled`). A failed one is attempted
+ * again: its job runs only when its dead letter was retried (the console, `billhook jobs retry`), for
+ * a fresh set of retries once the receiver is fixed.
  * @throws NotFoundError when the delivery does not exist
  */
 export async function attemptDelivery(
@@ -45,7 +47,7 @@ export async function attemptDelivery(
     .where('d.id', '=', deliveryId)
     .executeTakeFirst();
   if (!delivery) throw new NotFoundError('webhook_delivery', deliveryId);
-  if (delivery.status === 'succeeded' || delivery.status === 'failed') return 'skipped';
+  if (delivery.status === 'succeeded') return 'skipped';
   const endpoint = await getEndpoint(db, delivery.endpoint_id);
   if (endpoint.disabled_at) {
     await record(

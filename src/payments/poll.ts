@@ -4,12 +4,35 @@ import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.t
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeRequestOf, chargeResultOf } from './charges.ts';
 import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 
 /** How long after an attempt a gateway's "no such charge" is believed: its index may trail writes. */
 const NOT_FOUND_IS_FINAL_AFTER_MS = 10 * 60 * 1000;
+
+/**
+ * Whether a check by hand (`billhook reconcile`) must leave `transaction` alone at `now` because its
+ * own charge call may still be running: on a gateway whose status check repeats the charge (its
+ * capabilities' `statusCheck` `repeat`: PayPal without a capture id, SecurePay), a `pending` attempt
+ * the gateway has not named yet, younger than the schedule's first check (`schedule[0]` seconds). A
+ * check then would send the same payment a second time while the first is still at the gateway
+ * (the moment an operator reconciles is when the gateway is slow); the scheduled check takes it
+ * once that age is reached. A gateway checked by query is asked as always (a question, not a payment).
+ */
+export function mayStillBeInFlight(
+  transaction: TransactionRow,
+  schedule: readonly number[],
+  now: Date,
+): boolean {
+  return (
+    capabilitiesOf(transaction.gateway).statusCheck === 'repeat' &&
+    transaction.status === 'pending' &&
+    transaction.gateway_transaction_id === null &&
+    now.getTime() - transaction.created_at.getTime() < (schedule[0] ?? 0) * 1000
+  );
+}
 
 /** What one status check did. `exhausted` means the schedule is used up and the outcome is still open. */
 export type PollResult = { transactionId: string; status: TransactionRow['status']; exhausted: boolean };

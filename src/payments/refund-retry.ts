@@ -3,6 +3,7 @@ import type { GatewayClients } from '../accounts/clients.ts';
 import type { Db } from '../db/database.ts';
 import type { RefundStatus } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
+import { withinRepeatWindow } from '../gateways/attempts.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
@@ -15,12 +16,15 @@ export type RefundRetryResult =
   | { kind: 'exception' };
 
 /**
- * Settles a refund left unknown: where the gateway's refund is idempotent (its capabilities'
- * `idempotentRefundRepeat`: Stripe, PayPal, SecurePay) the
- * same refund is sent again with the same reference, to the refund's gateway account, and its answer recorded; elsewhere, or when the
- * last retry still gets no answer, an `unknown_outcome` reconciliation exception asks a person to look
- * at the gateway. A refund already settled (by a webhook, say) is left alone.
+ * Settles a refund left unknown: where the gateway's refund is idempotent and still keeps the key
+ * (its capabilities' `refundRepeatWindowMs`: Stripe 23 h, PayPal 44 days, SecurePay 1 h after the
+ * refund was created, read from its id) the same refund is sent again with the same reference, to
+ * the refund's gateway account, and its answer recorded; elsewhere, past that window (a dead letter
+ * retried a day later: a gateway that forgot the key would refund a second time), or when the last
+ * retry still gets no answer, an `unknown_outcome` reconciliation exception asks a person to look
+ * at the gateway, and nothing is sent. A refund already settled (by a webhook, say) is left alone.
  * @param lastAttempt true on the queue's final try: an unknown answer becomes the exception
+ * @param now the retry's clock, against which the refund's age is read (default: now)
  */
 export async function retryUnknownRefund(
   db: Db,
@@ -28,10 +32,13 @@ export async function retryUnknownRefund(
   gateways: GatewayClients,
   refundId: string,
   lastAttempt: boolean,
+  now: Date = new Date(),
 ): Promise<RefundRetryResult> {
   const refund = await db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
   if (refund?.status !== 'unknown') return { kind: 'settled', status: refund?.status ?? 'failed' };
-  if (capabilitiesOf(refund.gateway).idempotentRefundRepeat) {
+  const window = capabilitiesOf(refund.gateway).refundRepeatWindowMs;
+  const repeatable = window !== null && withinRepeatWindow(refund.id, now.getTime(), window);
+  if (repeatable) {
     const transaction = await db
       .selectFrom('transactions')
       .selectAll()
@@ -41,13 +48,17 @@ export async function retryUnknownRefund(
     if (recorded.status !== 'unknown') return { kind: 'settled', status: recorded.status };
     if (!lastAttempt) return { kind: 'still_unknown' };
   }
+  const why =
+    window === null || repeatable
+      ? `got no answer from ${refund.gateway}`
+      : `got no answer from ${refund.gateway} and is too old to be sent again safely (${refund.gateway} may have forgotten its idempotency key: a repeat could refund twice)`;
   await inUnitOfWork(db, { actor }, (work) =>
     raiseException(work, {
       kind: 'unknown_outcome',
       gateway: refund.gateway,
       transactionId: refund.transaction_id,
       refundId: refund.id,
-      message: `refund ${refund.id} of ${refund.amount} ${refund.currency} (minor units) got no answer from ${refund.gateway}: check the gateway, then resolve`,
+      message: `refund ${refund.id} of ${refund.amount} ${refund.currency} (minor units) ${why}: check the gateway, then resolve`,
       details: { refund: refund.id },
     }),
   );

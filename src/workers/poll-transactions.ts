@@ -4,7 +4,7 @@ import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { dueForPoll, type PollResult, pollTransaction } from '../payments/poll.ts';
+import { dueForPoll, mayStillBeInFlight, type PollResult, pollTransaction } from '../payments/poll.ts';
 import type { JobHandler } from './context.ts';
 
 /**
@@ -14,7 +14,9 @@ import type { JobHandler } from './context.ts';
  * is never charged again automatically.
  * @param options.now the sweep's clock (default now)
  * @param options.all check every open charge now, whatever the schedule (the `reconcile` command):
- * these checks are not the schedule's, so they use none of its attempts and raise no exception
+ * these checks are not the schedule's, so they use none of its attempts and raise no exception; a
+ * charge whose own call may still be running on a gateway checked by repeating it is left to the
+ * schedule (`mayStillBeInFlight`)
  * @param options.progress told after each check, with how many are done out of how many
  * @returns what each check did
  */
@@ -34,7 +36,9 @@ export async function pollDueTransactions(
 ): Promise<PollResult[]> {
   const now = options.now ?? new Date();
   const results: PollResult[] = [];
-  const due = await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now);
+  const due = (await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now)).filter(
+    (transaction) => !options.all || !mayStillBeInFlight(transaction, schedule, now),
+  );
   for (const transaction of due) {
     try {
       const result = await pollTransaction(

@@ -4,8 +4,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recoverUnansweredRefunds, retryUnknownRefund } from '../../src/payments/refund-retry.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
-import { QUEUES } from '../../src/queue/queues.ts';
+import { deadQueueOf, QUEUES } from '../../src/queue/queues.ts';
 import { applyEvent } from '../../src/reconcile/apply.ts';
+import { retryDeadLetter } from '../../src/workers/dead-letters.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice, stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -228,6 +229,84 @@ describe('invoice.refund: refunds left unknown', () => {
       .where('id', '=', 're_eway_unknown')
       .execute();
     expect(await retryUnknownRefund(app.runtime.db, 'system', app.runtime, 're_eway_unknown', true)).toEqual({
+      kind: 'settled',
+      status: 'succeeded',
+    });
+  });
+
+  it('sends nothing once the gateway may have forgotten the key: a dead letter retried 25 h after a Stripe refund asks a person', async () => {
+    const { invoice, transaction } = await paidInvoice();
+    const { db, boss } = app.runtime;
+    // A refund of 500 made 25 hours ago, which Stripe took but whose answer was lost; its
+    // invoice.refund job dead-lettered (its gateway account was misconfigured, say), and the cause is
+    // fixed now. Stripe keeps an Idempotency-Key for 24 hours: a repeat now would be a second refund.
+    const refundId = `re_${(Date.now() - 25 * 3600_000).toString(32).padStart(10, '0')}0000000001`;
+    await db
+      .insertInto('refunds')
+      .values({
+        id: refundId,
+        transaction_id: transaction.id,
+        invoice_id: invoice.id,
+        gateway: 'stripe',
+        amount: 500n,
+        currency: 'EUR',
+        status: 'unknown',
+      })
+      .execute();
+    const sent: string[] = [];
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .reply((request: Request) => {
+        sent.push(request.headers.get('idempotency-key') ?? '');
+        return [
+          200,
+          { id: 're_stripe_second', object: 'refund', status: 'succeeded', amount: 500, currency: 'eur' },
+        ];
+      });
+    const dead = (await boss.send(deadQueueOf(QUEUES.invoiceRefund), { refundId }))!;
+    expect(await retryDeadLetter(db, boss, { queue: QUEUES.invoiceRefund, jobId: dead })).toBe(true);
+    wakeWorkers(boss, QUEUES.invoiceRefund);
+    // Settled (a second refund taken) or handed to a person: whichever the retried job did.
+    const exception = await waitFor('the retried job to settle the refund or ask a person', async () => {
+      const row = await db
+        .selectFrom('reconciliation_exceptions')
+        .select(['kind', 'message'])
+        .where('refund_id', '=', refundId)
+        .executeTakeFirst();
+      const { status } = await db
+        .selectFrom('refunds')
+        .select('status')
+        .where('id', '=', refundId)
+        .executeTakeFirstOrThrow();
+      return row ?? (status !== 'unknown' && { kind: `none: the refund is ${status}`, message: '' });
+    });
+    expect(exception.kind).toBe('unknown_outcome');
+    expect(exception.message).toContain('too old to be sent again safely');
+    expect(sent).toEqual([]);
+    const refund = await db
+      .selectFrom('refunds')
+      .select('status')
+      .where('id', '=', refundId)
+      .executeTakeFirstOrThrow();
+    expect(refund.status).toBe('unknown');
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_refunded).toBe(0);
+    // Within the window the same refund is repeated (the first test): 22 hours after it was made,
+    // a retry sends it with its own key.
+    const recent = `re_${(Date.now() - 22 * 3600_000).toString(32).padStart(10, '0')}0000000002`;
+    await db
+      .insertInto('refunds')
+      .values({
+        id: recent,
+        transaction_id: transaction.id,
+        invoice_id: invoice.id,
+        gateway: 'stripe',
+        amount: 300n,
+        currency: 'EUR',
+        status: 'unknown',
+      })
+      .execute();
+    stripeRefundSucceeds('re_stripe_recent');
+    expect(await retryUnknownRefund(db, 'system', app.runtime, recent, false)).toEqual({
       kind: 'settled',
       status: 'succeeded',
     });

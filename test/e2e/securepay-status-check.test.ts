@@ -14,6 +14,7 @@ import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
 import { ledgerByCode, openInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { waitFor } from '../support/wait.ts';
 
 const API = 'https://payments.status-check.securepay.test';
 const AUTH_ORIGIN = 'https://auth.status-check.securepay.test';
@@ -126,5 +127,58 @@ describe('SecurePay status check (the idempotent repeat)', () => {
         details: { amount: '5000', currency: 'AUD' },
       }),
     ]);
+  });
+
+  it('a check by hand (billhook reconcile) while the payment is still at SecurePay repeats nothing', async () => {
+    nock(AUTH_ORIGIN)
+      .post('/oauth/token')
+      .optionally()
+      .times(10)
+      .reply(200, { ...securepayFixture('oauth.token.constructed.json'), access_token: 'sp-status' });
+    const { invoice } = await openInvoice(app, {
+      amount: 10000,
+      currency: 'aud',
+      gateway: 'securepay',
+      token: PAID.token as string,
+      gatewayCustomerId: CUSTOMER_CODE,
+    });
+    // SecurePay answers only once the operator's reconcile is over (a slow gateway: the moment an
+    // operator reconciles).
+    const sent: string[] = [];
+    let answer: () => void = () => undefined;
+    const reconciled = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(API)
+      .post(PAYMENTS)
+      .times(5)
+      .reply(async (request: Request) => {
+        const { orderId } = (await request.json()) as { orderId: string };
+        sent.push(orderId);
+        if (sent.length === 1) await reconciled;
+        return [201, { ...PAID, orderId, amount: 10000 }];
+      });
+    const charging = app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    const attempt = await waitFor('the payment to be at SecurePay', async () =>
+      sent.length === 1
+        ? app.runtime.db
+            .selectFrom('transactions')
+            .selectAll()
+            .where('invoice_id', '=', invoice.id)
+            .executeTakeFirst()
+        : undefined,
+    );
+    const checked = await pollDueTransactions(app.runtime.db, 'cli', app.runtime, SCHEDULE, log, {
+      all: true,
+    });
+    answer();
+    expect(checked.filter((r) => r.transactionId === attempt.id)).toEqual([]);
+    const charged = await charging;
+    expect(charged.body).toMatchObject({
+      invoice: { status: 'PAID' },
+      transaction: { id: attempt.id, status: 'succeeded' },
+    });
+    // Once, by the charge (the check by hand asked again only about this file's earlier charges).
+    expect(sent.filter((orderId) => orderId === attempt.id)).toEqual([attempt.id]);
   });
 });

@@ -16,7 +16,7 @@ describe('gateway capabilities', () => {
     expect(table).toEqual({
       stripe: {
         partialCapture: false,
-        idempotentRefundRepeat: true,
+        refundRepeatWindowMs: 23 * 3600_000,
         void: 'uncaptured',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
@@ -24,7 +24,7 @@ describe('gateway capabilities', () => {
       },
       paypal: {
         partialCapture: false,
-        idempotentRefundRepeat: true,
+        refundRepeatWindowMs: 44 * 24 * 3600_000,
         void: 'none',
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: true,
@@ -32,7 +32,7 @@ describe('gateway capabilities', () => {
       },
       authorizenet: {
         partialCapture: true,
-        idempotentRefundRepeat: false,
+        refundRepeatWindowMs: null,
         void: 'unsettled',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
@@ -40,7 +40,7 @@ describe('gateway capabilities', () => {
       },
       eway: {
         partialCapture: false,
-        idempotentRefundRepeat: false,
+        refundRepeatWindowMs: null,
         void: 'none',
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
@@ -48,7 +48,7 @@ describe('gateway capabilities', () => {
       },
       securepay: {
         partialCapture: false,
-        idempotentRefundRepeat: true,
+        refundRepeatWindowMs: 3600_000,
         void: 'none',
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: false,

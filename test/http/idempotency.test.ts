@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
@@ -128,5 +129,37 @@ describe('Idempotency-Key: failed requests and expiry', () => {
     );
     expect(await storedKey('idem-fresh')).toBeDefined();
     expect(await storedKey('idem-day')).toBeDefined();
+  });
+
+  it('a key whose request died without an answer is taken over a minute later by one request', async () => {
+    const body = { email: 'died@example.com' };
+    // What a web process that died mid-request leaves: the key claimed, no answer, silent 61 s.
+    const hash = createHash('sha256')
+      .update(`POST /v1/customers\n${JSON.stringify(body)}`)
+      .digest('hex');
+    const { id: apiKeyId } = await app.runtime.db
+      .selectFrom('api_keys')
+      .select('id')
+      .orderBy('created_at')
+      .executeTakeFirstOrThrow();
+    await app.runtime.db
+      .insertInto('idempotency_keys')
+      .values({ api_key_id: apiKeyId, key: 'idem-died', request_hash: hash })
+      .execute();
+    const recent = await post('/v1/customers', body, 'idem-died');
+    expect([recent.status, recent.body.error.code]).toEqual([409, 'idempotency_key_in_use']);
+    await app.runtime.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 61_000) })
+      .where('key', '=', 'idem-died')
+      .execute();
+    // Two retries at once: one takes the key over and runs, the other is 409 (or replays its answer).
+    const [a, b] = await Promise.all([
+      post('/v1/customers', body, 'idem-died'),
+      post('/v1/customers', body, 'idem-died'),
+    ]);
+    expect([a.status, b.status].sort()).toContain(201);
+    expect([a.status, b.status].every((status) => status === 201 || status === 409)).toBe(true);
+    expect(await customersWith('died@example.com')).toBe(1);
   });
 });

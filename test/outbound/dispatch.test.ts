@@ -232,7 +232,9 @@ describe('outbound dispatcher', () => {
     });
     expect(await attemptDelivery(app.runtime.db, KEYS, refused, true)).toBe('retry');
     expect(await row(refused)).toMatchObject({ status: 'failed', attempts: 2, delivered_at: null });
-    expect(await attemptDelivery(app.runtime.db, KEYS, refused, false)).toBe('skipped');
+    // Its dead letter retried (a fresh set of retries): attempted again, still refused.
+    expect(await attemptDelivery(app.runtime.db, KEYS, refused, false)).toBe('retry');
+    expect(await row(refused)).toMatchObject({ status: 'retrying', attempts: 3 });
     status = 200;
 
     const unreachable = await deliveryOf(closed.endpoint.id);

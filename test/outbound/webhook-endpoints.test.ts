@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sql } from 'kysely';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
-import { QUEUES } from '../../src/queue/queues.ts';
+import { deadQueueOf, QUEUES } from '../../src/queue/queues.ts';
+import { retryDeadLetter } from '../../src/workers/dead-letters.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor, wakeWorkers } from '../support/wait.ts';
 
@@ -192,6 +194,49 @@ describe('/v1/webhook-endpoints and outbound events', () => {
     const bodies = at('/flaky').map((r) => r.body);
     expect(bodies).toHaveLength(2);
     expect(bodies[1]).toBe(bodies[0]);
+  });
+
+  it('a delivery dead after its last try is delivered when its dead letter is retried (the receiver fixed)', async () => {
+    const endpoint = await register('/dead');
+    answers.set('/dead', [500, 500]);
+    await payInvoice();
+    await dispatch();
+    const [first] = await waitFor('the first attempt', async () => {
+      const rows = await deliveries(endpoint.id);
+      return rows[0]?.attempts === 1 && rows;
+    });
+    // Its retries are used up: the next attempt is its last (three days of them, in the real world).
+    await sql`UPDATE pgboss.job SET retry_count = retry_limit
+      WHERE name = ${QUEUES.webhookEndpointDeliver} AND data->>'deliveryId' = ${String(first?.id)}`.execute(
+      app.runtime.db,
+    );
+    const [dead] = await waitFor('the dead letter', async () => {
+      const jobs = await app.runtime.boss.findJobs(deadQueueOf(QUEUES.webhookEndpointDeliver), {
+        data: { deliveryId: String(first?.id) },
+        queued: true,
+      });
+      return jobs.length > 0 && jobs;
+    });
+    expect((await deliveries(endpoint.id))[0]).toMatchObject({ status: 'failed', attempts: 2 });
+    // The receiver answers 200 again; the operator retries the dead letter.
+    expect(
+      await retryDeadLetter(app.runtime.db, app.runtime.boss, {
+        queue: QUEUES.webhookEndpointDeliver,
+        jobId: dead!.id,
+      }),
+    ).toBe(true);
+    wakeWorkers(app.runtime.boss, QUEUES.webhookEndpointDeliver);
+    const log = await waitFor(
+      'the retried delivery',
+      async () => {
+        const rows = await deliveries(endpoint.id);
+        return rows[0]?.status === 'succeeded' && rows;
+      },
+      20_000,
+    );
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({ attempts: 3, last_status_code: 200, last_error: null });
+    expect(at('/dead')).toHaveLength(3);
   });
 
   it('sends nothing to a disabled endpoint, and events again once it is enabled', async () => {

@@ -6,7 +6,7 @@ import type { GatewayCapabilities } from '../types.ts';
  *   `authAmount` (a partial capture or settlement), and the settled amount is what moved
  *   (`transactionDetailsType` in AnetApiSchema.xsd,
  *   https://developer.authorize.net/api/reference/index.html#transaction-reporting-get-transaction-details).
- * - idempotentRefundRepeat: no. `createTransactionRequest` carries no idempotency key
+ * - refundRepeatWindowMs: null. `createTransactionRequest` carries no idempotency key
  *   (https://developer.authorize.net/api/reference/index.html#payment-transactions-refund-a-transaction):
  *   an unknown refund goes to a person.
  * - void: `unsettled`. `voidTransaction` cancels an authorized or captured transaction that has not
@@ -21,7 +21,7 @@ import type { GatewayCapabilities } from '../types.ts';
  */
 export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   partialCapture: true,
-  idempotentRefundRepeat: false,
+  refundRepeatWindowMs: null,
   void: 'unsettled',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,

@@ -4,7 +4,7 @@ import type { GatewayCapabilities } from '../types.ts';
  * What eWAY can do for billhook (see `GatewayCapabilities`):
  * - partialCapture: no. billhook's token payments (`Method: TokenPayment`) are captured whole
  *   (https://eway.io/nz/developers/api/token-payments).
- * - idempotentRefundRepeat: no. A refund (`POST /Transaction/{id}/Refund`) carries no idempotency key
+ * - refundRepeatWindowMs: null. A refund (`POST /Transaction/{id}/Refund`) carries no idempotency key
  *   (https://eway.io/api-v3/#refunds): an unknown refund goes to a person.
  * - void: `none`. `CancelAuthorisation` cancels only a pre-authorisation not yet captured
  *   (https://eway.io/api-v3/, "Pre-Auth"); billhook's payments are captured, and refunded.
@@ -16,7 +16,7 @@ import type { GatewayCapabilities } from '../types.ts';
  */
 export const EWAY_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
-  idempotentRefundRepeat: false,
+  refundRepeatWindowMs: null,
   void: 'none',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,

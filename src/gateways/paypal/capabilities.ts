@@ -4,8 +4,10 @@ import type { GatewayCapabilities } from '../types.ts';
  * What PayPal can do for billhook (see `GatewayCapabilities`):
  * - partialCapture: no. billhook's orders are created with `intent: CAPTURE`, which captures the
  *   order's whole amount (https://developer.paypal.com/docs/api/orders/v2/#orders_create).
- * - idempotentRefundRepeat: yes. The refund id is sent as `PayPal-Request-Id`; a repeat returns the
- *   first result (https://developer.paypal.com/api/rest/reference/idempotency/).
+ * - refundRepeatWindowMs: 44 days. The refund id is sent as `PayPal-Request-Id`; a repeat returns the
+ *   first result (https://developer.paypal.com/api/rest/reference/idempotency/) while PayPal keeps
+ *   the key, 45 days for a capture's refund ("The server stores keys for 45 days",
+ *   https://developer.paypal.com/docs/api/payments/v2/#captures_refund): a day's margin.
  * - void: `none`. PayPal voids only authorizations
  *   (https://developer.paypal.com/docs/api/payments/v2/#authorizations_void); billhook's captures
  *   are refunded.
@@ -19,7 +21,7 @@ import type { GatewayCapabilities } from '../types.ts';
  */
 export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
-  idempotentRefundRepeat: true,
+  refundRepeatWindowMs: 44 * 24 * 60 * 60 * 1000,
   void: 'none',
   statusCheck: 'repeat',
   lostDisputePaidAsRefund: true,

@@ -5,8 +5,9 @@ import type { GatewayCapabilities } from '../types.ts';
  * - partialCapture: no. billhook's PaymentIntents are confirmed with the default automatic capture
  *   (https://docs.stripe.com/api/payment_intents/create#create_payment_intent-capture_method), so a
  *   succeeded one moved its whole amount.
- * - idempotentRefundRepeat: yes. The refund id is sent as `Idempotency-Key`; a repeat within 24 hours
- *   returns the first result (https://docs.stripe.com/api/idempotent_requests).
+ * - refundRepeatWindowMs: 23 hours. The refund id is sent as `Idempotency-Key`; a repeat returns the
+ *   first result while Stripe keeps the key, and keys may be removed once they are 24 hours old
+ *   (https://docs.stripe.com/api/idempotent_requests): an hour's margin, as PayPal's charge repeat has.
  * - void: `uncaptured`. `POST /v1/payment_intents/{id}/cancel` cancels a PaymentIntent in
  *   `requires_payment_method`, `requires_capture`, `requires_confirmation`, `requires_action` or
  *   (sometimes) `processing`; a succeeded one cannot be canceled, only refunded
@@ -20,7 +21,7 @@ import type { GatewayCapabilities } from '../types.ts';
  */
 export const STRIPE_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
-  idempotentRefundRepeat: true,
+  refundRepeatWindowMs: 23 * 60 * 60 * 1000,
   void: 'uncaptured',
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
