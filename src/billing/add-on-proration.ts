@@ -97,8 +97,9 @@ export interface AddOnProration {
  * (the more of `held` and those paid to the period's end: `paidQuantity`) over `now` (the period's
  * start for `full`: the span it charges, stored as the line's and the invoice's period) … the end of
  * what the period serves (`servedUntil`), then the coupon lines of the add-on's coupons of the period
- * still redeemed at `now` (coupons.ts `periodCoupons`; `itemLines`, as a plan change's new side), taxed as `taxRuleNow` (`customer`: read under
- * invoicing's lock; undefined for a preview), under renewal `policy` (which statuses are billed).
+ * still redeemed at `now` (coupons.ts `periodCoupons`; `itemLines`, as a plan change's new side),
+ * taxed as `taxRuleNow` (`customer`: read under invoicing's lock; undefined for a preview), under
+ * renewal `policy` (which statuses are billed).
  * Read-only. `subscription` is as the renewal sweep has it by `now` (the callers renew it up to `now`
  * first, renewal.ts `renewedUpTo`): a row left past its period's end by the sweep's lag would hold no
  * period containing `now` and charge nothing.

@@ -774,8 +774,8 @@ function refuseUnchangeable(locked: SubscriptionRow, caughtUp: SubscriptionRow):
  * What a change at `now` charges from then on for `plan` × `quantity` (a charged item for the whole
  * period, to prorate): the plan's price (or the subscription's amount override), less the coupons
  * that counted for the current period, are still redeemed at `now` and apply to its product
- * (coupons.ts `periodCoupons`, `couponAppliesTo`), taxed as the customer is now: read once under invoicing's
- * lock (`customer`) or, for a preview, read here.
+ * (coupons.ts `periodCoupons`, `couponAppliesTo`), taxed as the customer is now: read once under
+ * invoicing's lock (`customer`) or, for a preview, read here.
  */
 async function chargedFromNow(
   trx: Kysely<Database>,
