@@ -1289,6 +1289,17 @@ async function periodInvoices(
         .where('r.id', '!=', booking?.refundId ?? '')
         .as('taken_back'),
     )
+    // What its payments' lost disputes took back of its overpayment (payments/disputes.ts: a
+    // chargeback of a duplicate payment), counted below as overpayment given back, not the sale.
+    .select((eb) =>
+      eb
+        .selectFrom('disputes as d')
+        .innerJoin('transactions as t', 't.id', 'd.transaction_id')
+        .select(sql<string>`coalesce(sum(d.overpayment_charged_back), 0)::text`.as('amount'))
+        .whereRef('t.invoice_id', '=', 'i.id')
+        .where('d.status', '=', 'lost')
+        .as('charged_back'),
+    )
     .where('i.subscription_id', '=', subscriptionId)
     .where('i.period_end', '=', end)
     .where('i.status', '!=', 'VOID')
@@ -1320,14 +1331,17 @@ async function periodInvoices(
     // the invoice paid the period as its cash did, less what of it went back.
     let takenBack = BigInt(row.taken_back ?? '0');
     if (booking?.invoiceId === row.id) takenBack += booking.takenBack;
-    const saleRefunded = refunded - takenBack - overpaymentShare(row, 0n, refunded - takenBack);
+    // A chargeback of a duplicate gave back that much of the overpayment before any refund did, and
+    // none of the sale.
+    const chargedBack = BigInt(row.charged_back ?? '0');
+    const saleRefunded = refunded - takenBack - overpaymentShare(row, chargedBack, refunded - takenBack);
     const room =
       row.amount_paid -
       excess +
       row.credit_applied -
       row.credit_returned -
       saleRefunded -
-      (disputed.get(row.id) ?? 0n);
+      ((disputed.get(row.id) ?? 0n) - chargedBack);
     return { ...row, room: room > 0n ? room : 0n };
   });
 }
