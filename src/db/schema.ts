@@ -397,7 +397,7 @@ export interface DisputesTable {
   reversed: ColumnType<boolean, boolean | undefined, boolean>;
   /**
    * What this dispute, lost and carried by no refund, took back of its payment's invoice's
-   * overpayment (the customer's credit), minor units, ≤ `amount`; 0 otherwise (migration 0049).
+   * overpayment (the customer's credit), minor units, ≤ `amount`; 0 otherwise (migration 0048).
    * Counted as overpayment given back while the dispute is `lost` (won after its loss, it gave it back).
    */
   overpayment_charged_back: MoneyWithDefault;

@@ -14,7 +14,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   );
 }
 
-/** Drops what 0049 adds. */
+/** Drops what 0048 adds. */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE disputes DROP COLUMN overpayment_charged_back`.execute(db);
 }
