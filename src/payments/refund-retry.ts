@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { GatewayClients } from '../accounts/clients.ts';
 import type { Db } from '../db/database.ts';
@@ -6,6 +7,8 @@ import { raiseException } from '../exceptions/exceptions.ts';
 import { withinRepeatWindow } from '../gateways/attempts.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { BOSS_SCHEMA } from '../queue/boss.ts';
+import { deadQueueOf, QUEUES } from '../queue/queues.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { recordRefundResult, sendRefund } from './refunds.ts';
 
@@ -105,4 +108,51 @@ export async function recoverUnansweredRefunds(
     if (marked) recovered.push(id);
   }
   return recovered;
+}
+
+/**
+ * Hands to a person each refund left `unknown` that no `invoice.refund` job will settle any more: its
+ * dead letter was deleted (the console's *Delete*, `billhook jobs purge`) or expired after its 30
+ * days. Each gets an `unknown_outcome` reconciliation exception (once per refund), so no refund waits
+ * for a retry that will not come, unknown and holding what it would refund, without anyone told. A
+ * refund named by a queued, retrying or active `invoice.refund` job or dead letter is left to it; one
+ * with its `unknown_outcome` already (its job's last try asked a person) raises nothing more. It reads
+ * pg-boss's `job` table directly (src/inbox/UPGRADING.md).
+ * @returns the ids of the refunds handed to a person now
+ */
+export async function abandonOrphanedRefunds(db: Db, actor: Actor): Promise<string[]> {
+  const live = sql<string>`(
+    SELECT data->>'refundId' FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name IN (${QUEUES.invoiceRefund}, ${deadQueueOf(QUEUES.invoiceRefund)})
+      AND state IN ('created', 'retry', 'active') AND data->>'refundId' IS NOT NULL)`;
+  const orphans = await db
+    .selectFrom('refunds')
+    .selectAll()
+    .where('status', '=', 'unknown')
+    .where('id', 'not in', live)
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('reconciliation_exceptions as x')
+            .select('x.id')
+            .whereRef('x.refund_id', '=', 'refunds.id')
+            .where('x.kind', '=', 'unknown_outcome'),
+        ),
+      ),
+    )
+    .execute();
+  for (const refund of orphans) {
+    await inUnitOfWork(db, { actor }, (work) =>
+      raiseException(work, {
+        kind: 'unknown_outcome',
+        gateway: refund.gateway,
+        gatewayAccount: refund.gateway_account,
+        transactionId: refund.transaction_id,
+        refundId: refund.id,
+        message: `refund ${refund.id} of ${refund.amount} ${refund.currency} (minor units) got no answer from ${refund.gateway}, and no job will ask again (its invoice.refund dead letter was deleted or expired): check the gateway, then resolve`,
+        details: { refund: refund.id },
+      }),
+    );
+  }
+  return orphans.map((refund) => refund.id);
 }

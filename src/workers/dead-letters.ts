@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { abandonOrphanedEvents, replayInTransaction } from '../inbox/replay.ts';
 import type { Actor } from '../ledger/unit-of-work.ts';
+import { abandonOrphanedRefunds } from '../payments/refund-retry.ts';
 import { BOSS_SCHEMA } from '../queue/boss.ts';
 import { deadQueueOf, QUEUES, type QueueName } from '../queue/queues.ts';
 
@@ -164,7 +165,9 @@ export async function retryDeadLetter(
 
 /**
  * Deletes one queued dead letter; a `webhook.process` one's stored webhooks then get their final
- * status (`abandonOrphanedEvents`: `exception`, with an `abandoned_event` reconciliation exception).
+ * status (`abandonOrphanedEvents`: `exception`, with an `abandoned_event` reconciliation exception),
+ * and an `invoice.refund` one's refund, still unknown, goes to a person (`abandonOrphanedRefunds`:
+ * an `unknown_outcome` exception).
  * @returns false when the dead letter was no longer queued
  */
 export async function deleteDeadLetter(
@@ -177,6 +180,7 @@ export async function deleteDeadLetter(
     WHERE name = ${deadQueueOf(dead.queue)} AND id = ${dead.jobId}::uuid AND state = 'created'`.execute(db);
   if (Number(deleted.numAffectedRows ?? 0) === 0) return false;
   await abandonOrphanedEvents(db, actor);
+  await abandonOrphanedRefunds(db, actor);
   return true;
 }
 
@@ -219,12 +223,14 @@ export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetter
 /**
  * Deletes every queued dead letter of every queue. Stored webhooks stay in the inbox: those that were
  * waiting in a deleted dead letter get their final status (`abandonOrphanedEvents`: `exception`,
- * with an `abandoned_event` reconciliation exception); refunds stay `unknown`.
+ * with an `abandoned_event` reconciliation exception); refunds stay `unknown`, each with an
+ * `unknown_outcome` exception for a person (`abandonOrphanedRefunds`).
  * @returns how many dead letters were deleted
  */
 export async function purgeDeadLetters(db: Db, actor: Actor, boss: PgBoss): Promise<number> {
   let purged = 0;
   for (const queue of Object.values(QUEUES)) purged += await boss.deleteQueuedJobs(deadQueueOf(queue));
   await abandonOrphanedEvents(db, actor);
+  await abandonOrphanedRefunds(db, actor);
   return purged;
 }

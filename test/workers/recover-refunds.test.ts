@@ -1,8 +1,10 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { abandonOrphanedRefunds } from '../../src/payments/refund-retry.ts';
 import { createRefund } from '../../src/payments/refunds.ts';
-import { QUEUES } from '../../src/queue/queues.ts';
+import { deadQueueOf, QUEUES } from '../../src/queue/queues.ts';
+import { deleteDeadLetter } from '../../src/workers/dead-letters.ts';
 import type { TestApp } from '../support/app.ts';
 import { paidStripeInvoice, stripeRefundSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
@@ -84,5 +86,62 @@ describe('refund.recover', () => {
         refunds: [refund.id],
       }),
     );
+  });
+
+  it('hands an unknown refund to a person once no job will settle it: its dead letter deleted, or expired', async () => {
+    const { invoice, transaction } = await paidStripeInvoice(app);
+    const { db, boss } = app.runtime;
+    // Two refunds Stripe left unknown whose invoice.refund jobs kept failing (their gateway account's
+    // credentials did not decrypt, say): each a dead letter.
+    const unknownRefund = async (amount: bigint) => {
+      const refund = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+        const txn = await work.trx
+          .selectFrom('transactions')
+          .selectAll()
+          .where('id', '=', transaction.id)
+          .executeTakeFirstOrThrow();
+        return createRefund(work, txn, { amount });
+      });
+      await db.updateTable('refunds').set({ status: 'unknown' }).where('id', '=', refund.id).execute();
+      const dead = (await boss.send(deadQueueOf(QUEUES.invoiceRefund), { refundId: refund.id }))!;
+      return { refund, dead };
+    };
+    const deleted = await unknownRefund(500n);
+    const expired = await unknownRefund(300n);
+    const exceptionsOf = (refundId: string) =>
+      db
+        .selectFrom('reconciliation_exceptions')
+        .select(['kind', 'status', 'transaction_id'])
+        .where('refund_id', '=', refundId)
+        .execute();
+    // While their dead letters wait, the sweep leaves them to the operator's retry.
+    expect(await abandonOrphanedRefunds(db, 'scheduler')).toEqual([]);
+
+    // The operator deletes one dead letter (the console's Delete): its refund goes to a person.
+    expect(
+      await deleteDeadLetter(db, 'key_admin', { queue: QUEUES.invoiceRefund, jobId: deleted.dead }),
+    ).toBe(true);
+    expect(await exceptionsOf(deleted.refund.id)).toEqual([
+      { kind: 'unknown_outcome', status: 'open', transaction_id: transaction.id },
+    ]);
+    expect(await exceptionsOf(expired.refund.id)).toEqual([]);
+
+    // The other's dead letter expires (30 days): the refund.recover sweep hands it to a person.
+    await db
+      .deleteFrom('pgboss.job' as never)
+      .where('id' as never, '=', expired.dead as never)
+      .execute();
+    await boss.send(QUEUES.refundRecover, {});
+    wakeWorkers(boss, QUEUES.refundRecover);
+    await waitFor(
+      'the sweep to hand the refund to a person',
+      async () => (await exceptionsOf(expired.refund.id)).length > 0,
+    );
+    expect(await exceptionsOf(expired.refund.id)).toEqual([
+      { kind: 'unknown_outcome', status: 'open', transaction_id: transaction.id },
+    ]);
+    // Once each: a later sweep raises nothing more; the refunds stay unknown, their 800 held.
+    expect(await abandonOrphanedRefunds(db, 'scheduler')).toEqual([]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_refunded).toBe(0);
   });
 });

@@ -55,8 +55,16 @@ const ERRORS = {
   415: ['UnsupportedMediaType', 'The body is not of the media type the operation takes', []],
   422: ['UnprocessableEntity', 'Invalid input: `fields` names each field with its message', []],
   429: ['TooManyRequests', 'Rate limited (per key, or failed authentications per address)', ['Retry-After']],
-  500: ['InternalError', 'Internal error', []],
-  503: ['Unavailable', 'The database or the gateway cannot be reached; retry later', ['Retry-After']],
+  500: [
+    'InternalError',
+    'Internal error (a POST with an Idempotency-Key: replayed to that key)',
+    ['Idempotent-Replayed'],
+  ],
+  503: [
+    'Unavailable',
+    'The database or the gateway cannot be reached; retry later (a POST with an Idempotency-Key whose answer was kept: replayed to that key, so retry with a new one)',
+    ['Retry-After', 'Idempotent-Replayed'],
+  ],
 } as const satisfies Record<number, readonly [string, string, HeaderName[]]>;
 type ErrorStatus = keyof typeof ERRORS;
 
@@ -96,7 +104,7 @@ const IdempotencyKey = z.object({
     .optional()
     .meta({
       description:
-        'Makes the POST safe to retry: the same key and request get the stored answer (Idempotent-Replayed: true); the same key with another request is 422',
+        'Makes the POST safe to retry: the same key and request get the stored answer (Idempotent-Replayed: true), a 5xx too (the request may have moved money before it failed: read what it left, then use a new key); a 4xx is not kept, so the corrected request runs with the key; the same key with another request is 422, and while the first still runs 409',
     }),
 });
 
