@@ -1,4 +1,5 @@
 import type { GatewayName } from '../config/gateways.ts';
+import { noteEffect } from '../effects.ts';
 import { ConflictError } from '../errors.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayClient } from '../gateways/types.ts';
@@ -27,7 +28,8 @@ export interface ClientOptions {
  * The API client of `gateway`'s account `account` (`gwa_…`), or of its default account for null:
  * the one place every outbound call (charge, refund, void, status check) finds its credentials and
  * API base. A gateway account's client is built from its decrypted credentials and cached per process
- * (src/accounts/adapters.ts).
+ * (src/accounts/adapters.ts). Taking a client notes that a call may follow (`noteEffect`,
+ * effects.ts: what a request watching its effects may have changed).
  * @throws ConflictError (409) `gateway_account_disabled` when the account is disabled (unless
  *   `includeDisabled`); `gateway_not_configured` when the gateway's default account has no API
  *   credentials, or the account does not exist for that gateway or has none (webhook secrets only)
@@ -40,6 +42,7 @@ export async function clientForAccount(
   account: string | null,
   options: ClientOptions = {},
 ): Promise<GatewayClient> {
+  noteEffect();
   if (account === null) {
     const client = registry.get(gateway)?.client;
     if (!client)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import type { Db } from '../db/database.ts';
+import { type Effects, watchEffects } from '../effects.ts';
 import {
   claimIdempotencyKey,
   findIdempotencyKey,
@@ -58,13 +59,18 @@ function holdKey(db: Db, res: Response, apiKeyId: string, key: string): () => vo
  * took money (a refund Stripe made before its recording failed), so running it again could refund
  * or pay twice; the same key replays the failure, and the client reads what the request left and
  * sends a new key if something is still to do — as Stripe, which saves a result once the endpoint
- * started executing, "including 500 errors" (https://docs.stripe.com/api/idempotent_requests).
+ * started executing, "including 500 errors" (https://docs.stripe.com/api/idempotent_requests). A 5xx
+ * of a request that changed nothing (`effects`: no unit of work asked to commit, no gateway client
+ * taken for a call, which every charge, refund and void takes) frees
+ * its key too: a 503 `database_unavailable` before anything was written is retried with its key as
+ * its Retry-After says, and runs.
  */
 function recordAnswer(
   db: Db,
   res: Response,
   apiKeyId: string,
   key: string,
+  effects: Effects,
   fail: (error: unknown) => void,
 ): void {
   const stopHolding = holdKey(db, res, apiKeyId, key);
@@ -73,7 +79,7 @@ function recordAnswer(
     const status = res.statusCode;
     const text = JSON.stringify(body, exactJsonIntegers);
     const settle =
-      status >= 400 && status < 500
+      status >= 400 && (status < 500 || !effects.changed)
         ? releaseIdempotencyKey(db, apiKeyId, key)
         : saveIdempotentAnswer(db, apiKeyId, key, status, text);
     settle.then(
@@ -103,8 +109,10 @@ function sendJsonText(res: Response, text: string): void {
  * key runs and its answer is stored; the same key with the same method, path and body gets the stored
  * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
  * first is still running, 409 (it shows it runs every 10 s: `holdKey`; a minute after it stopped
- * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not kept (see recordAnswer), so the request can be corrected
- * with the same key; a 5xx is kept and replayed (it may have moved money). A key is remembered `ttlHours` (Stripe: 24) after its first
+ * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not
+ * kept (see recordAnswer), so the request can be corrected with the same key; a 5xx is kept and
+ * replayed when the request may have moved money (a commit asked for or a gateway called), else not
+ * kept either. A key is remembered `ttlHours` (Stripe: 24) after its first
  * use; then it is free again, and `pruneIdempotencyKeys` (idempotency/keys.ts) deletes it.
  */
 export function idempotency(db: Db, ttlHours: number): RequestHandler {
@@ -134,8 +142,9 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
         // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
         if (!(await takeOverExpiredIdempotencyKey(db, apiKeyId, key, hash, firstUseCutoff)))
           return inUse(res);
-        recordAnswer(db, res, apiKeyId, key, next);
-        return next();
+        const effects: Effects = { changed: false };
+        recordAnswer(db, res, apiKeyId, key, effects, next);
+        return watchEffects(effects, next);
       }
       if (stored.requestHash !== hash) {
         return sendError(
@@ -158,8 +167,9 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
       const silentSince = new Date(Date.now() - ABANDONED_AFTER_MS);
       if (!(await restartIdempotencyKey(db, apiKeyId, key, silentSince))) return inUse(res);
     }
-    recordAnswer(db, res, apiKeyId, key, next);
-    next();
+    const effects: Effects = { changed: false };
+    recordAnswer(db, res, apiKeyId, key, effects, next);
+    watchEffects(effects, next);
   };
 }
 

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
+import { noteEffect } from '../effects.ts';
 import { type EntryInput, writeEntries } from './journal.ts';
 
 /** Advisory lock key guarding the order in which journal entries and activities become visible. */
@@ -303,7 +304,8 @@ export class UnitOfWork {
  * another writer waits for while it queues for the shared lock behind a reader of the sequence (a
  * cycle PostgreSQL breaks only after `deadlock_timeout`, by reordering the queue or aborting one of
  * them with 40P01). Readers of the sequence (`quiesceLedgerWriters`) open plain transactions.
- * With `defer`, what the unit deferred is written once `fn` resolves, before the commit.
+ * With `defer`, what the unit deferred is written once `fn` resolves, before the commit. The commit
+ * is noted (`noteEffect`, effects.ts) before it is asked for.
  * @returns what `fn` returns; the transaction commits when it resolves and rolls back when it throws
  */
 export function inUnitOfWork<T>(
@@ -316,6 +318,8 @@ export function inUnitOfWork<T>(
     await work.joinLedgerWriters();
     const result = await fn(work);
     await work.flush();
+    // The commit is asked for now: a request watching its effects may have changed the books.
+    noteEffect();
     return result;
   });
 }

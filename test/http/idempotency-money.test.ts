@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
-import { paidStripeInvoice } from '../support/flow.ts';
+import { openInvoice, paidStripeInvoice } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -19,6 +19,7 @@ describe('Idempotency-Key on a money POST: a 5xx, a slow gateway', () => {
   afterEach(async () => {
     nock.cleanAll();
     await sql`DROP TRIGGER IF EXISTS fail_refund_recording ON refunds`.execute(app.runtime.db);
+    await sql`DROP TRIGGER IF EXISTS database_unavailable ON offline_payments`.execute(app.runtime.db);
   });
   afterAll(() => stopOfflineTestApp(app));
 
@@ -34,6 +35,7 @@ describe('Idempotency-Key on a money POST: a 5xx, a slow gateway', () => {
     });
     return {
       status: response.status,
+      retryAfter: response.headers.get('retry-after'),
       replayed: response.headers.get('idempotent-replayed'),
       body: (await response.json()) as any,
     };
@@ -135,5 +137,46 @@ describe('Idempotency-Key on a money POST: a 5xx, a slow gateway', () => {
     // Answered: the key replays the refund.
     const replay = await post(path, { amount: 500 }, 'slow-refund');
     expect([replay.status, replay.replayed, replay.body.id]).toEqual([201, 'true', done.body.id]);
+  });
+
+  /*
+   * A 503 `database_unavailable` ("retry later", Retry-After) of a request that changed nothing (no
+   * unit of work committed, no gateway called) frees its key: the retry the answer asks for, with the
+   * same key, runs. Kept, it was replayed for the key's 24 hours and the payment never recorded.
+   */
+  it('a retry after a 503 database_unavailable that changed nothing runs with its key (an offline payment of 1000)', async () => {
+    const { invoice } = await openInvoice(app);
+    // The database refuses the write as a server shutting down does (57P03 cannot_connect_now).
+    await sql`CREATE OR REPLACE FUNCTION database_unavailable() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'the database system is shutting down' USING ERRCODE = '57P03'; END $$`.execute(
+      app.runtime.db,
+    );
+    await sql`CREATE TRIGGER database_unavailable BEFORE INSERT ON offline_payments FOR EACH ROW
+      EXECUTE FUNCTION database_unavailable()`.execute(app.runtime.db);
+    const path = `/v1/invoices/${invoice.id}/payments`;
+    const body = { method: 'BANK', amount: 1000 };
+    const first = await post(path, body, 'offline-503');
+    expect([first.status, first.body.error.code, first.retryAfter]).toEqual([
+      503,
+      'database_unavailable',
+      '5',
+    ]);
+    const paidOf = async () =>
+      (
+        await app.runtime.db
+          .selectFrom('invoices')
+          .select('amount_paid')
+          .where('id', '=', invoice.id)
+          .executeTakeFirstOrThrow()
+      ).amount_paid;
+    expect(await paidOf()).toBe(0n);
+    await sql`DROP TRIGGER database_unavailable ON offline_payments`.execute(app.runtime.db);
+    const again = await post(path, body, 'offline-503');
+    expect([again.status, again.replayed]).toEqual([201, null]);
+    expect(await paidOf()).toBe(1000n);
+    // Now stored: the same key again replays the 201 and records nothing more.
+    const replay = await post(path, body, 'offline-503');
+    expect([replay.status, replay.replayed]).toEqual([201, 'true']);
+    expect(await paidOf()).toBe(1000n);
   });
 });

@@ -104,7 +104,7 @@ const IdempotencyKey = z.object({
     .optional()
     .meta({
       description:
-        'Makes the POST safe to retry: the same key and request get the stored answer (Idempotent-Replayed: true), a 5xx too (the request may have moved money before it failed: read what it left, then use a new key); a 4xx is not kept, so the corrected request runs with the key; the same key with another request is 422, and while the first still runs 409',
+        'Makes the POST safe to retry: the same key and request get the stored answer (Idempotent-Replayed: true), a 5xx too when the request may have moved money before it failed (a commit asked for, a gateway called: read what it left, then use a new key); a 4xx, and a 5xx of a request that changed nothing, are not kept, so the corrected request runs with the key; the same key with another request is 422, and while the first still runs 409',
     }),
 });
 
