@@ -103,8 +103,9 @@ function sendJsonText(res: Response, text: string): void {
  * key runs and its answer is stored; the same key with the same method, path and body gets the stored
  * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
  * first is still running, 409 (it shows it runs every 10 s: `holdKey`; a minute after it stopped
- * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not kept (see recordAnswer), so the request can be corrected
- * with the same key; a 5xx is kept and replayed (it may have moved money). A key is remembered `ttlHours` (Stripe: 24) after its first
+ * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not
+ * kept (see recordAnswer), so the request can be corrected with the same key; a 5xx is kept and
+ * replayed (it may have moved money). A key is remembered `ttlHours` (Stripe: 24) after its first
  * use; then it is free again, and `pruneIdempotencyKeys` (idempotency/keys.ts) deletes it.
  */
 export function idempotency(db: Db, ttlHours: number): RequestHandler {
