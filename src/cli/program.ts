@@ -13,6 +13,7 @@ import { createAdapter, createRegistry } from '../gateways/registry.ts';
 import { type StubOutcome, startStripeStub } from '../gateways/stripe/stub.ts';
 import { replayInboxEvents } from '../inbox/replay.ts';
 import { createLogger } from '../logger.ts';
+import { longestChargeExchangeMs } from '../payments/poll.ts';
 import { createBoss, ensureQueues } from '../queue/boss.ts';
 import { type Role, type Runtime, resolveDatabase, startRuntime } from '../runtime.ts';
 import { listDeadLetters, purgeDeadLetters, retryDeadLetters } from '../workers/dead-letters.ts';
@@ -363,6 +364,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       const results = await withDb(io, (db) =>
         pollDueTransactions(db, 'cli', gatewaysOf(cfg, db, log), cfg.POLL_SCHEDULE_SECONDS, log, {
           all: true,
+          inFlightMs: longestChargeExchangeMs(cfg.GATEWAY_TIMEOUT_MS),
           policy: { billSuspended: cfg.BILL_SUSPENDED_SUBSCRIPTIONS },
           progress: (r, done, total) =>
             io.stdout.write(

@@ -13,24 +13,36 @@ import { type OnOverpaid, recordChargeResult } from './transactions.ts';
 const NOT_FOUND_IS_FINAL_AFTER_MS = 10 * 60 * 1000;
 
 /**
- * Whether a check by hand (`billhook reconcile`) must leave `transaction` alone at `now` because its
- * own charge call may still be running: on a gateway whose status check repeats the charge (its
- * capabilities' `statusCheck` `repeat`: PayPal without a capture id, SecurePay), a `pending` attempt
- * the gateway has not named yet, younger than the schedule's first check (`schedule[0]` seconds). A
- * check then would send the same payment a second time while the first is still at the gateway
- * (the moment an operator reconciles is when the gateway is slow); the scheduled check takes it
- * once that age is reached. A gateway checked by query is asked as always (a question, not a payment).
+ * The longest a charge's own call may last, milliseconds, when each request to the gateway times out
+ * after `gatewayTimeoutMs` (`GATEWAY_TIMEOUT_MS`): PayPal's and SecurePay's clients fetch an OAuth
+ * token, make the call, and after a 401 do both once more.
+ */
+export function longestChargeExchangeMs(gatewayTimeoutMs: number): number {
+  return 4 * gatewayTimeoutMs;
+}
+
+/**
+ * Whether a status check must leave `transaction` alone at `now` because its own charge call may
+ * still be running: on a gateway whose status check repeats the charge (its capabilities'
+ * `statusCheck` `repeat`: PayPal without a capture id, SecurePay), a `pending` attempt the gateway has
+ * not named yet, younger than the schedule's first check (`schedule[0]` seconds) or than `inFlightMs`
+ * (`longestChargeExchangeMs`), whichever is longer. A check then would send the same payment a second
+ * time while the first is still at the gateway (a slow gateway, or `billhook reconcile` run the moment
+ * it is slow); a later sweep checks it once that age is reached. A gateway checked by query is asked
+ * as always (a question, not a payment).
  */
 export function mayStillBeInFlight(
   transaction: TransactionRow,
   schedule: readonly number[],
+  inFlightMs: number,
   now: Date,
 ): boolean {
+  const wait = Math.max((schedule[0] ?? 0) * 1000, inFlightMs);
   return (
     capabilitiesOf(transaction.gateway).statusCheck === 'repeat' &&
     transaction.status === 'pending' &&
     transaction.gateway_transaction_id === null &&
-    now.getTime() - transaction.created_at.getTime() < (schedule[0] ?? 0) * 1000
+    now.getTime() - transaction.created_at.getTime() < wait
   );
 }
 

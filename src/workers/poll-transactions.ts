@@ -4,7 +4,13 @@ import type { RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { dueForPoll, mayStillBeInFlight, type PollResult, pollTransaction } from '../payments/poll.ts';
+import {
+  dueForPoll,
+  longestChargeExchangeMs,
+  mayStillBeInFlight,
+  type PollResult,
+  pollTransaction,
+} from '../payments/poll.ts';
 import type { JobHandler } from './context.ts';
 
 /**
@@ -14,9 +20,10 @@ import type { JobHandler } from './context.ts';
  * is never charged again automatically.
  * @param options.now the sweep's clock (default now)
  * @param options.all check every open charge now, whatever the schedule (the `reconcile` command):
- * these checks are not the schedule's, so they use none of its attempts and raise no exception; a
- * charge whose own call may still be running on a gateway checked by repeating it is left to the
- * schedule (`mayStillBeInFlight`)
+ * these checks are not the schedule's, so they use none of its attempts and raise no exception
+ * @param options.inFlightMs how long a charge's own call may last (`longestChargeExchangeMs` of
+ * `GATEWAY_TIMEOUT_MS`; default 0): in either mode, a charge whose call may still be running, on a
+ * gateway checked by repeating it, is left for a later sweep (`mayStillBeInFlight`)
  * @param options.progress told after each check, with how many are done out of how many
  * @returns what each check did
  */
@@ -29,6 +36,7 @@ export async function pollDueTransactions(
   options: {
     now?: Date;
     all?: boolean;
+    inFlightMs?: number;
     /** `BILL_SUSPENDED_SUBSCRIPTIONS`, for a success that reinstates a subscription (default off). */
     policy?: RenewalPolicy;
     progress?: (result: PollResult, done: number, total: number) => void;
@@ -37,7 +45,7 @@ export async function pollDueTransactions(
   const now = options.now ?? new Date();
   const results: PollResult[] = [];
   const due = (await dueForPoll(db, options.all ? schedule.map(() => 0) : schedule, now)).filter(
-    (transaction) => !options.all || !mayStillBeInFlight(transaction, schedule, now),
+    (transaction) => !mayStillBeInFlight(transaction, schedule, options.inFlightMs ?? 0, now),
   );
   for (const transaction of due) {
     try {
@@ -81,5 +89,6 @@ export async function pollDueTransactions(
 export const pollTransactions: JobHandler = async (_jobs, { db, registry, accounts, config, log, actor }) => {
   await pollDueTransactions(db, actor, { registry, accounts }, config.POLL_SCHEDULE_SECONDS, log, {
     policy: { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS },
+    inFlightMs: longestChargeExchangeMs(config.GATEWAY_TIMEOUT_MS),
   });
 };

@@ -9,6 +9,8 @@
 import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startCharge } from '../../src/payments/charges.ts';
+import { longestChargeExchangeMs } from '../../src/payments/poll.ts';
 import { pollDueTransactions } from '../../src/workers/poll-transactions.ts';
 import { PAID, securepayFixture } from '../gateways/securepay/fixtures.ts';
 import type { TestApp } from '../support/app.ts';
@@ -180,5 +182,45 @@ describe('SecurePay status check (the idempotent repeat)', () => {
     });
     // Once, by the charge (the check by hand asked again only about this file's earlier charges).
     expect(sent.filter((orderId) => orderId === attempt.id)).toEqual([attempt.id]);
+  });
+
+  it('the scheduled check waits as long as the payment call may last (token, call, a 401 and both again) before repeating it', async () => {
+    nock(AUTH_ORIGIN)
+      .post('/oauth/token')
+      .optionally()
+      .times(10)
+      .reply(200, { ...securepayFixture('oauth.token.constructed.json'), access_token: 'sp-status' });
+    const { invoice } = await openInvoice(app, {
+      amount: 10000,
+      currency: 'aud',
+      gateway: 'securepay',
+      token: PAID.token as string,
+      gatewayCustomerId: CUSTOMER_CODE,
+    });
+    // Committed pending, its call not answered yet (with 30 s a request it may last 120 s).
+    const attempt = await startCharge(app.runtime.db, 'system', app.runtime, invoice.id);
+    const created = attempt.created_at.getTime();
+    const sent: number[] = [];
+    nock(API)
+      .post(PAYMENTS, (b) => b.orderId === attempt.id)
+      .reply(() => {
+        sent.push(Date.now());
+        return [201, { ...PAID, orderId: attempt.id, amount: 10000 }];
+      });
+    const sweep = async (seconds: number) =>
+      (
+        await pollDueTransactions(app.runtime.db, 'system', app.runtime, SCHEDULE, log, {
+          now: new Date(created + seconds * 1000),
+          inFlightMs: longestChargeExchangeMs(30_000),
+        })
+      ).filter((r) => r.transactionId === attempt.id);
+    // At the schedule's first step (60 s) its call may still be at SecurePay: no repeat, no step used.
+    expect(await sweep(61)).toEqual([]);
+    expect(await sweep(119)).toEqual([]);
+    expect(sent).toEqual([]);
+    // Past 120 s its call has ended one way or another: the first check repeats it, and books it paid.
+    expect(await sweep(121)).toEqual([{ transactionId: attempt.id, status: 'succeeded', exhausted: false }]);
+    expect(sent).toHaveLength(1);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({ status: 'PAID' });
   });
 });
