@@ -4,6 +4,7 @@ import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.t
 import type { Db } from '../db/database.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
+import { attemptCreatedAt } from '../gateways/attempts.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { chargeRequestOf, chargeResultOf } from './charges.ts';
@@ -25,7 +26,8 @@ export function longestChargeExchangeMs(gatewayTimeoutMs: number): number {
  * Whether a status check must leave `transaction` alone at `now` because its own charge call may
  * still be running: on a gateway whose status check repeats the charge (its capabilities'
  * `statusCheck` `repeat`: PayPal without a capture id, SecurePay), a `pending` attempt the gateway has
- * not named yet, younger than the schedule's first check (`schedule[0]` seconds) or than `inFlightMs`
+ * not named yet, younger (from when its call could start: `callCouldStart`) than the schedule's
+ * first check (`schedule[0]` seconds) or than `inFlightMs`
  * (`longestChargeExchangeMs`), whichever is longer. A check then would send the same payment a second
  * time while the first is still at the gateway (a slow gateway, or `billhook reconcile` run the moment
  * it is slow); a later sweep checks it once that age is reached. A gateway checked by query is asked
@@ -42,8 +44,18 @@ export function mayStillBeInFlight(
     capabilitiesOf(transaction.gateway).statusCheck === 'repeat' &&
     transaction.status === 'pending' &&
     transaction.gateway_transaction_id === null &&
-    now.getTime() - transaction.created_at.getTime() < wait
+    now.getTime() - callCouldStart(transaction).getTime() < wait
   );
+}
+
+/**
+ * The earliest its charge call could have started: when its id was made (`attemptCreatedAt`), after
+ * `startCharge` took the invoice's lock, rather than its row's `created_at`, the start of that
+ * transaction, which a wait for the lock may put long before (a call after a 69 ms wait was repeated
+ * 119.999 s after it could start). Its `created_at` for an id without a time.
+ */
+function callCouldStart(transaction: TransactionRow): Date {
+  return attemptCreatedAt(transaction.id) ?? transaction.created_at;
 }
 
 /** What one status check did. `exhausted` means the schedule is used up and the outcome is still open. */

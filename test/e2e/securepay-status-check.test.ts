@@ -6,6 +6,7 @@
  *   the payment was sent again 24 hours after the first.)
  * - a paid answer for another amount books nothing and raises `amount_mismatch`.
  */
+import { sql } from 'kysely';
 import nock from 'nock';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -222,5 +223,76 @@ describe('SecurePay status check (the idempotent repeat)', () => {
     expect(await sweep(121)).toEqual([{ transactionId: attempt.id, status: 'succeeded', exhausted: false }]);
     expect(sent).toHaveLength(1);
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({ status: 'PAID' });
+  });
+
+  /*
+   * The wait counts from when the call could start: after startCharge took the invoice's lock, not
+   * from its transaction's start (the row's created_at), which a wait for that lock puts earlier. A
+   * charge that waited behind another writer was repeated 119.999 s after its call could start.
+   */
+  it('counts the wait from when the call could start, after a wait for the invoice lock', async () => {
+    nock(AUTH_ORIGIN)
+      .post('/oauth/token')
+      .optionally()
+      .times(10)
+      .reply(200, { ...securepayFixture('oauth.token.constructed.json'), access_token: 'sp-status' });
+    const { invoice } = await openInvoice(app, {
+      amount: 10000,
+      currency: 'aud',
+      gateway: 'securepay',
+      token: PAID.token as string,
+      gatewayCustomerId: CUSTOMER_CODE,
+    });
+    const db = app.runtime.db;
+    // Another writer holds the invoice (a long renewal, a settlement import, …).
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    let releasedAt = 0;
+    const holder = db.transaction().execute(async (trx) => {
+      await sql`SELECT id FROM invoices WHERE id = ${invoice.id} FOR UPDATE`.execute(trx);
+      locked();
+      await released;
+      releasedAt = Date.now();
+    });
+    await isLocked;
+    const charging = startCharge(db, 'system', app.runtime, invoice.id);
+    await waitFor('startCharge waits for the invoice lock', async () => {
+      const { rows } = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE wait_event_type = 'Lock' AND query ILIKE '%from "invoices"%for update%'`.execute(db);
+      return rows[0]!.n > 0;
+    });
+    release();
+    await holder;
+    const attempt = await charging;
+    // Its row's created_at is its transaction's start, before the wait.
+    expect(releasedAt).toBeGreaterThan(attempt.created_at.getTime());
+    const sent: number[] = [];
+    nock(API)
+      .post(PAYMENTS, (b) => b.orderId === attempt.id)
+      .reply(() => {
+        sent.push(Date.now());
+        return [201, { ...PAID, orderId: attempt.id, amount: 10000 }];
+      });
+    const sweepAt = async (at: number) =>
+      (
+        await pollDueTransactions(db, 'system', app.runtime, SCHEDULE, log, {
+          now: new Date(at),
+          inFlightMs: longestChargeExchangeMs(30_000),
+        })
+      ).filter((r) => r.transactionId === attempt.id);
+    // Its call started after releasedAt and may last 120 s from then: no repeat just before.
+    expect(await sweepAt(releasedAt + longestChargeExchangeMs(30_000) - 1)).toEqual([]);
+    expect(sent).toEqual([]);
+    expect(await sweepAt(releasedAt + longestChargeExchangeMs(30_000) + 1_000)).toEqual([
+      { transactionId: attempt.id, status: 'succeeded', exhausted: false },
+    ]);
+    expect(sent).toHaveLength(1);
   });
 });
