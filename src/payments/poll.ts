@@ -58,6 +58,33 @@ function callCouldStart(transaction: TransactionRow): Date {
   return attemptCreatedAt(transaction.id) ?? transaction.created_at;
 }
 
+/** Two-key advisory lock namespace of status checks ("poll" as a 32-bit constant), one key per attempt. */
+const STATUS_CHECK_LOCK = 0x706f6c6c;
+
+/**
+ * Runs `check` unless another status check of attempt `transactionId` (`txn_…`) is running: two
+ * sweeps that overlap (one slower than the minute between them, or one per worker process) or
+ * `billhook reconcile` beside the sweep. Held by a transaction of its own (a transaction-scoped
+ * advisory lock, no row) for the length of the check, its gateway call included, so a check that
+ * repeats the charge (SecurePay, PayPal without a capture id) never sends it twice at once; the
+ * check itself writes through connections of its own (the pool needs two).
+ * @returns what `check` returns, or undefined when another check holds the attempt (a later sweep
+ * checks it)
+ */
+export function checkingAlone<T>(
+  db: Db,
+  transactionId: string,
+  check: () => Promise<T>,
+): Promise<T | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ alone: boolean }>`
+      SELECT pg_try_advisory_xact_lock(${STATUS_CHECK_LOCK}, hashtext(${transactionId})) AS alone`.execute(
+      trx,
+    );
+    return rows[0]?.alone ? check() : undefined;
+  });
+}
+
 /** What one status check did. `exhausted` means the schedule is used up and the outcome is still open. */
 export type PollResult = { transactionId: string; status: TransactionRow['status']; exhausted: boolean };
 

@@ -5,6 +5,7 @@ import type { Db } from '../db/database.ts';
 import { flagDuplicatePayment, raiseException } from '../exceptions/exceptions.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import {
+  checkingAlone,
   dueForPoll,
   longestChargeExchangeMs,
   mayStillBeInFlight,
@@ -25,6 +26,8 @@ import type { JobHandler } from './context.ts';
  * `GATEWAY_TIMEOUT_MS`; default 0): in either mode, a charge whose call may still be running, on a
  * gateway checked by repeating it, is left for a later sweep (`mayStillBeInFlight`)
  * @param options.progress told after each check, with how many are done out of how many
+ * An attempt another check is checking right now (an overlapping sweep, a check by hand) is left to a
+ * later sweep (`checkingAlone`).
  * @returns what each check did
  */
 export async function pollDueTransactions(
@@ -49,17 +52,21 @@ export async function pollDueTransactions(
   );
   for (const transaction of due) {
     try {
-      const result = await pollTransaction(
-        db,
-        actor,
-        gateways,
-        transaction,
-        schedule,
-        now,
-        flagDuplicatePayment,
-        !options.all,
-        options.policy,
+      const result = await checkingAlone(db, transaction.id, () =>
+        pollTransaction(
+          db,
+          actor,
+          gateways,
+          transaction,
+          schedule,
+          now,
+          flagDuplicatePayment,
+          !options.all,
+          options.policy,
+        ),
       );
+      // Another sweep, or a check by hand, is checking it right now.
+      if (!result) continue;
       results.push(result);
       options.progress?.(result, results.length, due.length);
       if (result.exhausted) {

@@ -295,4 +295,37 @@ describe('SecurePay status check (the idempotent repeat)', () => {
     ]);
     expect(sent).toHaveLength(1);
   });
+
+  /*
+   * Two checks of one attempt at once (a sweep slower than the minute between sweeps, or `billhook
+   * reconcile` beside it): the second leaves it alone while the first's repeat waits for SecurePay.
+   * Before, both sent the 100.00 AUD payment, with the same key, at the same time.
+   */
+  it('a check by hand while the sweep’s repeat waits for SecurePay leaves the attempt alone: one payment sent', async () => {
+    const { txn, sweep } = await lostCharge();
+    let sent = 0;
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(API)
+      .post(PAYMENTS, (b) => b.orderId === txn.id)
+      .times(2)
+      .reply(async () => {
+        sent += 1;
+        if (sent === 1) await answered;
+        return [201, { ...PAID, orderId: txn.id, amount: 10000 }];
+      });
+    const created = new Date(txn.created_at).getTime();
+    const swept = sweep(121);
+    await waitFor('the sweep’s repeat is at SecurePay', async () => sent === 1);
+    const byHand = await pollDueTransactions(app.runtime.db, 'cli', app.runtime, SCHEDULE, log, {
+      now: new Date(created + 130_000),
+      all: true,
+    });
+    expect(byHand.filter((r) => r.transactionId === txn.id)).toEqual([]);
+    answer();
+    expect(await swept).toEqual([{ transactionId: txn.id, status: 'succeeded', exhausted: false }]);
+    expect(sent).toBe(1);
+  });
 });
