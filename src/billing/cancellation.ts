@@ -386,6 +386,7 @@ async function periodInvoiceRefund(
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
   const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
+  refuseProrateBeyondChange(type, basis, end);
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
   const cost =
     type === 'full'
@@ -405,6 +406,22 @@ async function periodInvoiceRefund(
     });
   }
   return refundFrom(invoice, given);
+}
+
+/**
+ * Refuses a `prorate` refund (`type`) of a period whose latest prorated change charged its plan only
+ * up to `basis.until` (a cancellation at that date, scheduled within the period, came first:
+ * proration.ts `servedUntil`): the period's time after it was charged before that change, at a price
+ * the charged basis no longer holds, so the unused time up to the period's `end` cannot be worked
+ * out exactly. A `full` refund (what the period's invoices charged, net) or `none` still can.
+ * @throws ValidationError (field `refund_type`)
+ */
+function refuseProrateBeyondChange(type: RefundType, basis: ChargedBasis, end: Date): void {
+  const until = basis.until;
+  if (type !== 'prorate' || !until) return;
+  throw new ValidationError('prorate refund over a change up to a scheduled cancellation', {
+    refund_type: `a prorated change of this period was made after its cancellation at ${until.toISOString()} was scheduled, so it charged the new price up to then only; what the time from then to the period's end (${end.toISOString()}) was charged is not known here. Nothing changed; cancel with refund_type full or none (then refund by hand: POST /v1/invoices/:id/refund)`,
+  });
 }
 
 /**
