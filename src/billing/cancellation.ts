@@ -845,7 +845,8 @@ async function refuseUnsettledChanges(
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
  * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
- * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
+ * cancellation is scheduled already), `period_ended` (`period_end` of a SUSPENDED subscription its
+ * renewals do not bill, whose last billed period has ended: nothing changed), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
  * add-on invoice), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
@@ -907,6 +908,15 @@ export async function cancelLocked(
   }
   const atPeriodEnd = options.when === 'period_end';
   const at = atPeriodEnd ? subscription.next_renewal_at : options.cancelAt!;
+  // Renewed up to now, only a subscription its renewals do not bill (SUSPENDED) can have its next
+  // renewal in the past: the end of the period invoiced before the suspension. Cancelling there
+  // would end it before this request and leave the usage recorded since unbilled.
+  if (atPeriodEnd && at !== null && at <= now) {
+    throw new ConflictError(
+      'period_ended',
+      `subscription ${id} is ${subscription.status}: its last billed period ended at ${at.toISOString()}, so it has no period end to cancel at; cancel it now (when: now) or at a date (when: date)`,
+    );
+  }
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }

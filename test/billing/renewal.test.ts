@@ -9,6 +9,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -216,6 +217,52 @@ describe('subscription renewal', () => {
       next_renewal_at: null,
     });
     expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0]);
+  });
+
+  it('cancel at period end of a SUSPENDED subscription whose billed period has ended is 409 period_ended, nothing changed: not back-dated to that end, dropping the usage since', async () => {
+    const plan = await insertPlan(db, {
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 3 } }],
+    });
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = subscription.id;
+    await suspendSubscription(db, 'system', id, d('2027-01-10T00:00:00Z'));
+    const feb15 = d('2027-02-15T00:00:00Z');
+    await recordUsageEvent(
+      db,
+      'system',
+      { eventId: `${id}-feb`, subscriptionId: id, code: 'api_calls', value: 500n, timestamp: feb15 },
+      feb15,
+    );
+    const april10 = d('2027-04-10T00:00:00Z');
+    // Its period (January) ended on Feb 1: cancelling there would end it two months before this
+    // request and never bill the 500 calls of Feb 15 (1500).
+    await expect(cancelSubscription(db, 'system', id, true, april10)).rejects.toMatchObject({
+      status: 409,
+      code: 'period_ended',
+    });
+    expect(await rowOf(id)).toMatchObject({
+      status: 'SUSPENDED',
+      cancel_at: null,
+      cancel_at_period_end: false,
+    });
+    // Cancelled now, it bills that usage on its final invoice.
+    await cancelSubscription(db, 'system', id, false, april10);
+    const usage = await db
+      .selectFrom('invoice_lines')
+      .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+      .select('invoice_lines.amount')
+      .where('invoices.subscription_id', '=', id)
+      .where('invoice_lines.metric_code', '=', 'api_calls')
+      .execute();
+    expect(usage).toEqual([{ amount: 1500n }]);
+    expect(await rowOf(id)).toMatchObject({ status: 'CANCELLED', cancelled_at: april10 });
   });
 
   it('no invoices while suspended; reactivation bills the current period only (no back-billing)', async () => {
