@@ -14,6 +14,7 @@ import {
   itemLines,
   type ProrationBehavior,
   secondsBetween,
+  servedUntil,
   taxRuleNow,
 } from './proration.ts';
 import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } from './renewal.ts';
@@ -359,15 +360,6 @@ export async function heldSinceSuspension(
     held.set(set.add_on, least + unpaid);
   }
   return held;
-}
-
-/**
- * The end of what `subscription`'s current period serves: its scheduled cancellation (`cancel_at`)
- * when that comes before the period's end, else the period's end (null: no billed period).
- */
-function servedUntil(subscription: Pick<SubscriptionRow, 'current_period_end' | 'cancel_at'>): Date | null {
-  const { current_period_end: end, cancel_at: cancelAt } = subscription;
-  return end && cancelAt && cancelAt < end ? cancelAt : end;
 }
 
 /**

@@ -386,6 +386,7 @@ async function periodInvoiceRefund(
   // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
   // prorated change charged it, else as the period invoice did, and the add-ons' lines).
   const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
+  refuseProrateBeyondChange(type, basis, end);
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
   const cost =
     type === 'full'
@@ -405,6 +406,22 @@ async function periodInvoiceRefund(
     });
   }
   return refundFrom(invoice, given);
+}
+
+/**
+ * Refuses a `prorate` refund (`type`) of a period whose latest prorated change charged its plan only
+ * up to `basis.until` (a cancellation at that date, scheduled within the period, came first:
+ * proration.ts `servedUntil`): the period's time after it was charged before that change, at a price
+ * the charged basis no longer holds, so the unused time up to the period's `end` cannot be worked
+ * out exactly. A `full` refund (what the period's invoices charged, net) or `none` still can.
+ * @throws ValidationError (field `refund_type`)
+ */
+function refuseProrateBeyondChange(type: RefundType, basis: ChargedBasis, end: Date): void {
+  const until = basis.until;
+  if (type !== 'prorate' || !until) return;
+  throw new ValidationError('prorate refund over a change up to a scheduled cancellation', {
+    refund_type: `a prorated change of this period was made after its cancellation at ${until.toISOString()} was scheduled, so it charged the new price up to then only; what the time from then to the period's end (${end.toISOString()}) was charged is not known here. Nothing changed; cancel with refund_type full or none (then refund by hand: POST /v1/invoices/:id/refund)`,
+  });
 }
 
 /**
@@ -828,7 +845,8 @@ async function refuseUnsettledChanges(
  * commits its refund in the same unit of work (payments/cancellations.ts).
  * @throws ConflictError `subscription_cancelled` (CANCELLED already, or ended by that renewal: its
  * scheduled cancellation or term end came before `now`), `cancellation_scheduled` (a
- * cancellation is scheduled already), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
+ * cancellation is scheduled already), `period_ended` (`period_end` of a SUSPENDED subscription its
+ * renewals do not bill, whose last billed period has ended: nothing changed), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
  * add-on invoice), and as `voidInvoicedAhead`
  * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
@@ -890,6 +908,15 @@ export async function cancelLocked(
   }
   const atPeriodEnd = options.when === 'period_end';
   const at = atPeriodEnd ? subscription.next_renewal_at : options.cancelAt!;
+  // Renewed up to now, only a subscription its renewals do not bill (SUSPENDED) can have its next
+  // renewal in the past: the end of the period invoiced before the suspension. Cancelling there
+  // would end it before this request and leave the usage recorded since unbilled.
+  if (atPeriodEnd && at !== null && at <= now) {
+    throw new ConflictError(
+      'period_ended',
+      `subscription ${id} is ${subscription.status}: its last billed period ended at ${at.toISOString()}, so it has no period end to cancel at; cancel it now (when: now) or at a date (when: date)`,
+    );
+  }
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }

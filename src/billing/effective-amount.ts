@@ -13,7 +13,8 @@ import { cadenceOf, type RecurringState, subscriptionRecurringLines, termComplet
  * discounts are those of the coupons still in effect for the next period (each coupon's percent of
  * the base or amount off, together capped at the base: `couponDiscounts`), exactly the recurring
  * lines the renewal would write (`recurringLines`), plus the subscription's add-ons (amount ×
- * quantity, less the coupons redeemed on each) and, when the next period is the first (index 0, after a trial), the plan's setup fee.
+ * quantity, less the coupons redeemed on each) and, when no period is invoiced yet (period 0 after a trial
+ * or a future start, or the period a subscription suspended before its first invoice resumes at), the plan's setup fee.
  * A change scheduled for the next cycle counts (its plan and quantity). A tax-inclusive price counts
  * as charged (tax included). Never negative; 0 for a CANCELLED subscription or one cancelling before
  * its next period, or whose fixed term ends there (no next renewal).

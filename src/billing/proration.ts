@@ -47,7 +47,9 @@ import { refuseUnpriceableUsageSplit } from './usage.ts';
 /**
  * Changing a subscription's plan or quantity mid-period, with proration (as Billby and Stripe do):
  * the unused part of the current period is credited as it was charged and the rest of the period
- * charged at the new amount, both by whole seconds. What was charged is the period's charged basis
+ * charged at the new amount, both by whole seconds. The rest of the period is what it serves
+ * (`servedUntil`): up to a cancellation scheduled within it (`cancel_at`), never days not served
+ * (the time after it stays charged as it was). What was charged is the period's charged basis
  * (`chargedBasis`): the period invoice's plan line with its coupon lines and the tax rates they were
  * billed with, or, after a prorated change in the period, what that change charged for its new plan
  * (stored on the subscription, `charged_basis`); never today's price, coupons or tax location of the
@@ -107,10 +109,11 @@ export function prorateSigned(amount: bigint, part: bigint, whole: bigint): bigi
  * - `prorate_now` (UP_PRORATE_NOW, DOWN_PRORATE_NOW; the default): the unused time credited as it
  *   was charged (`chargedBasis`), the rest charged at the new amount, invoiced and charged now;
  * - `prorate_at_renewal` (UP_PRORATE_AT_RENEWAL, DOWN_PRORATE_AT_RENEWAL): the same amounts, the
- *   invoice finalized now but charged at the end of the period (`charge_at` = `current_period_end`);
+ *   invoice finalized now but charged at the end of what the period serves (`charge_at` =
+ *   `current_period_end`, or a cancellation scheduled within the period: `servedUntil`);
  *   a net credit is the customer's credit, used by the renewal invoice as with `prorate_now`;
  * - `full` (UP_FULL_NOW): the whole period's difference (what was charged credited, new charged for
- *   the full period, not only the remaining time), invoiced now;
+ *   the full period, not only the remaining time; up to a cancellation scheduled within it), invoiced now;
  * - `none` (UP_NO_COST, DOWN_NO_PRORATE): no proration lines; the new plan or quantity bills from the
  *   next period.
  * UP_FULL_AT_RENEWAL is not offered (`full` with `prorate_at_renewal`'s charge date is not kept apart).
@@ -152,6 +155,19 @@ export interface ChangeResult {
   creditedToInvoice: { invoice: string; amount: bigint } | null;
   /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
   usageInvoice: InvoiceRow | null;
+}
+
+/**
+ * The end of what `subscription`'s current period serves: its scheduled cancellation (`cancel_at`)
+ * when that comes before the period's end, else the period's end (null: no billed period). A change
+ * or an add-on's raise charges (and credits) the time up to it, never days the subscription will not
+ * be served.
+ */
+export function servedUntil(
+  subscription: Pick<SubscriptionRow, 'current_period_end' | 'cancel_at'>,
+): Date | null {
+  const { current_period_end: end, cancel_at: cancelAt } = subscription;
+  return end && cancelAt && cancelAt < end ? cancelAt : end;
 }
 
 /** The whole seconds from `from` to `to` (0 when `to` is not later): how proration measures a period. */
@@ -577,6 +593,9 @@ export async function changeSubscription(
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     const inPeriod = subscription.current_period_index !== null && start && end && start <= now && now < end;
+    // The time the change is for ends where the period's service does: at a cancellation scheduled
+    // within it, else at its end (`servedUntil`).
+    const served = servedUntil(subscription);
     // The period invoice still owed, which a net credit lowers first: locked before the customer.
     const owed =
       inPeriod && behavior !== 'none' ? await owedPeriodInvoice(work, subscription, preview) : undefined;
@@ -591,7 +610,7 @@ export async function changeSubscription(
       await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
       const time = {
-        remaining: behavior === 'full' ? period : secondsBetween(now, end),
+        remaining: secondsBetween(behavior === 'full' ? start : now, served!),
         period,
       };
       const before = await chargedBasis(
@@ -604,7 +623,7 @@ export async function changeSubscription(
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer, now);
       charged = { before, after };
-      const span = { start: now, end };
+      const span = { start: now, end: served! };
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
         : [];
@@ -620,7 +639,7 @@ export async function changeSubscription(
       billingReason: 'subscription_update',
       invoiceAt: now,
       periodStart: now,
-      periodEnd: end && inPeriod ? end : now,
+      periodEnd: served && inPeriod ? served : now,
       ...pricedLines(lines),
     };
     refuseDebtOnCredit(proration);
@@ -671,7 +690,7 @@ export async function changeSubscription(
           periodEnd: proration.periodEnd,
           billingReason: 'subscription_update',
           details: subscriptionInvoiceDetails(subscription),
-          chargeAt: behavior === 'prorate_at_renewal' && end ? end : now,
+          chargeAt: behavior === 'prorate_at_renewal' && served ? served : now,
         },
         { customer, taxed: true },
       );
@@ -691,6 +710,7 @@ export async function changeSubscription(
                 plan: charged.after,
                 changesTotal: charged.before.changesTotal + (invoice ? invoice.total : proration.total),
                 invoices: invoice ? [...charged.before.invoices, invoice.id] : charged.before.invoices,
+                ...(served && end && served < end ? { until: served } : {}),
               }),
             }
           : {}),
@@ -881,6 +901,13 @@ export interface ChargedBasis {
   plan: ChargedItem | null;
   changesTotal: bigint;
   invoices: string[];
+  /**
+   * Where the latest prorated change charged `plan` up to, when that is before the period's end (a
+   * cancellation at a date within the period was scheduled: `servedUntil`); absent: to the period's
+   * end. What the time after it was charged is then not in the basis (cancellation.ts refuses a
+   * `prorate` refund over it).
+   */
+  until?: Date;
 }
 
 /** `subscriptions.charged_basis` as stored (JSON: amounts as decimal strings of minor units). */
@@ -899,6 +926,8 @@ interface StoredBasis {
   } | null;
   changes_total: string;
   invoices: string[];
+  /** `ChargedBasis.until` (ISO 8601); absent: the period's end. */
+  until?: string;
 }
 
 /** `basis` as `subscriptions.charged_basis` stores it (JSON text). */
@@ -922,6 +951,7 @@ function storedBasis(basis: ChargedBasis): string {
     },
     changes_total: basis.changesTotal.toString(),
     invoices: basis.invoices,
+    ...(basis.until ? { until: basis.until.toISOString() } : {}),
   };
   return JSON.stringify(stored);
 }
@@ -966,6 +996,7 @@ export async function chargedBasis(
       },
       changesTotal: BigInt(stored.changes_total),
       invoices: stored.invoices,
+      ...(stored.until ? { until: new Date(stored.until) } : {}),
     };
   }
   await refuseUnrecordedChange(trx, subscription, field);

@@ -136,8 +136,13 @@ export function subscriptionInvoiceDetails(
  * capped at the base), then per add-on of the subscription one CHARGE line (its amount × quantity,
  * taxed as the plan's lines) followed by one CREDIT line per coupon redeemed on that add-on in effect
  * (`add_on_id` set; the same rule, capped at that add-on's line: a subscription's coupon never
- * discounts an add-on, an add-on's coupon never the plan or another add-on), then on period 0 only
- * the plan's setup fee as its own CHARGE line (never discounted).
+ * discounts an add-on, an add-on's coupon never the plan or another add-on), then on the
+ * subscription's first period invoice only (`first`) the plan's setup fee as its own CHARGE line
+ * (never discounted).
+ * @param first whether this is the subscription's first period invoice (default: period 0); a
+ * subscription whose early periods were never invoiced (suspended in its trial or before its start,
+ * reactivated after period 0: no back-billing) is first invoiced for a later period, which then
+ * carries the setup fee (`subscriptionRecurringLines`)
  * @returns the lines and the redemptions that counted this period (the plan's and the add-ons')
  */
 export function recurringLines(
@@ -146,6 +151,7 @@ export function recurringLines(
   period: Pick<Period, 'index' | 'start' | 'end'>,
   redemptions: readonly RedemptionWithCoupon[],
   addOns: readonly SubscriptionAddOn[] = [],
+  first = period.index === 0,
 ): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
   const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
   const inEffect = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
@@ -212,7 +218,7 @@ export function recurringLines(
     creditLines(onAddOn, addOn.amount * BigInt(quantity), line);
     applied.push(...onAddOn);
   }
-  if (period.index === 0 && plan.setup_fee !== null) {
+  if (first && plan.setup_fee !== null) {
     // One-off, so not a recurring line: no plan_id (a cancellation's refund leaves it out).
     lines.push({
       ...common,
@@ -336,7 +342,8 @@ export interface RecurringState {
 /**
  * `recurringLines` of `subscription` for `period`, read inside `trx`: its coupon redemptions still in
  * effect (not removed) and its add-ons, as `change` turns them when given (a preview's change, read
- * only). Reads only: the renewal's `periodLines` counts the redemptions that applied;
+ * only), and the setup fee when none of its periods is invoiced yet (its first period invoice,
+ * whatever the period's index). Reads only: the renewal's `periodLines` counts the redemptions that applied;
  * `effectiveAmount` and the add-on preview only price them.
  */
 export async function subscriptionRecurringLines(
@@ -350,12 +357,19 @@ export async function subscriptionRecurringLines(
     redemptions: (await subscriptionRedemptions(trx, subscription.id)).filter((r) => r.removed_at === null),
     addOns: await subscriptionAddOns(trx, subscription.id),
   });
-  return recurringLines(plan, subscription, period, redemptions, addOns);
+  const invoiced = await trx
+    .selectFrom('invoices')
+    .select('id')
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
+  return recurringLines(plan, subscription, period, redemptions, addOns, invoiced === undefined);
 }
 
 /**
  * The lines of one period's invoice inside `trx`: the recurring lines (base price, coupon credits,
- * add-ons, setup fee; each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
+ * add-ons, setup fee on the first period invoice; each coupon in effect counts one more `periods_applied`). The customer's credit (a downgrade's
  * proration credit among others) is applied when the invoice is finalized (`finalizeLocked`).
  *
  * Metered prices are billed in arrears: the invoice of period n carries the usage not billed yet

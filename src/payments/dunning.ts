@@ -3,7 +3,7 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { chargePendingAddOns, invoiceUsageUntil } from '../billing/renewal.ts';
+import { chargePendingAddOns, invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -55,10 +55,14 @@ export interface DunningStep {
  * (`voidInvoicedAhead`), skipping, not refusing, one partly paid or with a charge in flight (left
  * owed, named as `not_voided_invoices` in the `subscription.cancelled` activity beside
  * `voided_invoices`: the final action happens anyway), then invoices its usage not billed yet
- * (`invoiceUsageUntil`). Suspending keeps them OPEN (a reactivation serves the periods from then
- * on, and the renewal does not invoice a period twice; it voids the unpaid ones of the periods
- * wholly missed: `reactivateSubscription`, or a payment that reinstates it: `reinstateAfterPayment`) but the charge sweep leaves them while it is SUSPENDED
- * (`claimInvoicesDue`). Logs `invoice.payment_failed` (and the subscription's change).
+ * (`invoiceUsageUntil`). Suspending first renews it up to `now` as the renewal sweep would
+ * (`renewedUpTo`, as a suspension by hand does: the default schedule's last retry on a weekly plan is
+ * due seconds after the next week starts, so which sweep ran first decided whether that week was
+ * billed), and suspends it unless that renewal ended it (CANCELLED at its scheduled end). Suspending
+ * keeps a settled term's invoices ahead OPEN (a reactivation serves the periods from then on, and
+ * the renewal does not invoice a period twice; it voids the unpaid ones of the periods wholly
+ * missed: `reactivateSubscription`, or a payment that reinstates it: `reinstateAfterPayment`) but
+ * the charge sweep leaves them while it is SUSPENDED (`claimInvoicesDue`). Logs `invoice.payment_failed` (and the subscription's change).
  */
 export async function recordCollectionFailure(
   work: UnitOfWork,
@@ -115,7 +119,12 @@ export async function recordCollectionFailure(
         })
       ).status;
     } else {
-      status = (await transitionSubscription(work, subscription, 'SUSPENDED', now, data)).status;
+      // As a suspension by hand: the periods started by now are billed as the renewal sweep on time
+      // bills them, whichever of the two sweeps runs first at a period's start.
+      const { subscription: renewed } = await renewedUpTo(work, subscription, now);
+      status = RENEWABLE.includes(renewed.status)
+        ? (await transitionSubscription(work, renewed, 'SUSPENDED', now, data)).status
+        : renewed.status;
     }
   }
   return { ...step, subscriptionStatus: status };

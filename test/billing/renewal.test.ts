@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { effectiveAmount } from '../../src/billing/effective-amount.ts';
 import { previewSubscription } from '../../src/billing/preview.ts';
 import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import {
@@ -8,6 +9,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -34,6 +36,8 @@ describe('subscription renewal', () => {
       .where('subscription_id', '=', subscription)
       .orderBy('period_index')
       .execute();
+  const rowOf = (id: string) =>
+    db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
   it('invoices the first period at creation, then catches up a 5-month gap once per period, month ends kept', async () => {
     const plan = await insertPlan(db, { price: { model: 'PER_UNIT', unit_amount: 999 }, taxRatePpm: 88_750 });
@@ -215,6 +219,52 @@ describe('subscription renewal', () => {
     expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0]);
   });
 
+  it('cancel at period end of a SUSPENDED subscription whose billed period has ended is 409 period_ended, nothing changed: not back-dated to that end, dropping the usage since', async () => {
+    const plan = await insertPlan(db, {
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 3 } }],
+    });
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = subscription.id;
+    await suspendSubscription(db, 'system', id, d('2027-01-10T00:00:00Z'));
+    const feb15 = d('2027-02-15T00:00:00Z');
+    await recordUsageEvent(
+      db,
+      'system',
+      { eventId: `${id}-feb`, subscriptionId: id, code: 'api_calls', value: 500n, timestamp: feb15 },
+      feb15,
+    );
+    const april10 = d('2027-04-10T00:00:00Z');
+    // Its period (January) ended on Feb 1: cancelling there would end it two months before this
+    // request and never bill the 500 calls of Feb 15 (1500).
+    await expect(cancelSubscription(db, 'system', id, true, april10)).rejects.toMatchObject({
+      status: 409,
+      code: 'period_ended',
+    });
+    expect(await rowOf(id)).toMatchObject({
+      status: 'SUSPENDED',
+      cancel_at: null,
+      cancel_at_period_end: false,
+    });
+    // Cancelled now, it bills that usage on its final invoice.
+    await cancelSubscription(db, 'system', id, false, april10);
+    const usage = await db
+      .selectFrom('invoice_lines')
+      .innerJoin('invoices', 'invoices.id', 'invoice_lines.invoice_id')
+      .select('invoice_lines.amount')
+      .where('invoices.subscription_id', '=', id)
+      .where('invoice_lines.metric_code', '=', 'api_calls')
+      .execute();
+    expect(usage).toEqual([{ amount: 1500n }]);
+    expect(await rowOf(id)).toMatchObject({ status: 'CANCELLED', cancelled_at: april10 });
+  });
+
   it('no invoices while suspended; reactivation bills the current period only (no back-billing)', async () => {
     const plan = await insertPlan(db);
     const customer = await insertCustomer(db);
@@ -239,6 +289,44 @@ describe('subscription renewal', () => {
       next_renewal_at: d('2027-05-05T00:00:00Z'),
     });
     expect((await invoicesOf(created.subscription.id)).map((i) => i.period_index)).toEqual([0, 3]);
+  });
+
+  it('the setup fee is billed once, on the first period invoice, also when that is a later period (suspended in its trial, or before its start)', async () => {
+    const plan = await insertPlan(db, { price: { model: 'FLAT_FEE', amount: 2000 }, trialDays: 14 });
+    await db.updateTable('plans').set({ setup_fee: 5000n }).where('id', '=', plan).execute();
+    const customer = await insertCustomer(db);
+    // Trial Jan 1 → 15, then periods from Jan 15, Feb 15, Mar 15; suspended in the trial.
+    const trial = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = trial.subscription.id;
+    await suspendSubscription(db, 'system', id, d('2027-01-05T00:00:00Z'));
+    expect((await effectiveAmount(db, await rowOf(id))).amount).toBe(7000n);
+    // Reactivated on Mar 20: period 2 (Mar 15) is its first invoice: 2000 + the setup fee 5000.
+    const resumed = await reactivateSubscription(db, 'system', id, d('2027-03-20T00:00:00Z'));
+    expect(resumed.invoices.map((i) => [i.period_index, i.total])).toEqual([[2, 7000n]]);
+    expect((await effectiveAmount(db, await rowOf(id))).amount).toBe(2000n);
+    const next = await renewSubscription(db, 'system', id, d('2027-04-15T00:00:00Z'));
+    expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 2000n]]);
+
+    // A future start (Feb 1) suspended before it, reactivated on Mar 10: period 1 (Mar 1) is first.
+    const later = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan, startAt: d('2027-02-01T00:00:00Z'), trialDays: 0 },
+      d('2027-01-10T00:00:00Z'),
+    );
+    await suspendSubscription(db, 'system', later.subscription.id, d('2027-01-20T00:00:00Z'));
+    const started = await reactivateSubscription(
+      db,
+      'system',
+      later.subscription.id,
+      d('2027-03-10T00:00:00Z'),
+    );
+    expect(started.invoices.map((i) => [i.period_index, i.total])).toEqual([[1, 7000n]]);
   });
 
   it('coupons: a REPEATING percentage for 2 periods, then an amount off capped at the base', async () => {

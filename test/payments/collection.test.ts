@@ -2,6 +2,8 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayClients } from '../../src/accounts/clients.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Config } from '../../src/config/env.ts';
 import { newId } from '../../src/db/ids.ts';
@@ -14,6 +16,7 @@ import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
 import { startHangingWeb, startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { insertPlan } from '../support/plans.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { NO_ANSWER_DELAY_MS } from '../support/timeouts.ts';
 import { waitFor, wakeWorkers } from '../support/wait.ts';
@@ -382,6 +385,47 @@ describe('invoice.charge: scheduled charges and dunning', () => {
       'subscription.past_due',
       'subscription.suspended',
       'subscription.active',
+    ]);
+  });
+
+  it("bills the period started by the last retry before suspending: a weekly plan's day-7 retry, seconds after week 1 starts, whichever sweep runs first", async () => {
+    const db = app.runtime.db;
+    const plan = await insertPlan(db, {
+      currency: 'AUD',
+      interval: 'WEEK',
+      price: { model: 'FLAT_FEE', amount: 2000 },
+    });
+    // No payment method: each collection fails without an attempt. Week 0 starts at T0, its first
+    // charge fails 30 s later, so the retries are due on days 1, 3, 5 and 7 at 30 s past: the last
+    // one 30 s after week 1 starts, before the renewal sweep has renewed it.
+    const { customer } = await customerWith(app);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer.id, planId: plan },
+      T0,
+    );
+    for (const day of [0, 1, 3, 5, 7]) await sweep(at(day, 30_000));
+    expect(await subscriptionStatus(subscription.id)).toBe('SUSPENDED');
+    // Week 1 is billed as the renewal sweep on time bills it (2000, due now), then suspended; the
+    // sweep finds nothing more to bill. Before: never billed (the sweep finds it SUSPENDED).
+    expect((await renewDueSubscriptions(db, 'scheduler', at(7, 60_000))).invoices).toBe(0);
+    const invoices = await db
+      .selectFrom('invoices')
+      .select(['period_index', 'total', 'status', 'charge_at'])
+      .where('subscription_id', '=', subscription.id)
+      .orderBy('period_index')
+      .execute();
+    expect(invoices).toEqual([
+      { period_index: 0, total: 2000n, status: 'OPEN', charge_at: null },
+      { period_index: 1, total: 2000n, status: 'OPEN', charge_at: at(7, 30_000) },
+    ]);
+    expect(await actionsOf(app, subscription.id)).toEqual([
+      'subscription.created',
+      'subscription.renewed',
+      'subscription.past_due',
+      'subscription.renewed',
+      'subscription.suspended',
     ]);
   });
 
