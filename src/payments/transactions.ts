@@ -13,8 +13,9 @@ import type {
 import { NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
+import { entryKeys, paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
 import { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { resplitOverpayment } from './overpayment-shares.ts';
 
 /**
  * A charge's result as learned from a gateway response, a webhook or a poll. `amountCaptured`, for a
@@ -289,8 +290,9 @@ async function unlessIdTaken(
  * is stored as `amount_captured`) and pays the invoice down by it (paid, or still OPEN with the rest
  * due after a partial capture); what it paid beyond the invoice's amount due becomes the
  * customer's credit (`txn_…:overpaid`: debit the receivable, credit their credit account), as
- * Chargebee's excess payments and Zuora's unapplied payments are. Safe to call again with the same
- * result: it changes nothing.
+ * Chargebee's excess payments and Zuora's unapplied payments are; the invoice's lost disputes then
+ * take their share of it (payments/overpayment-shares.ts `resplitOverpayment`: a chargeback gave that
+ * money back already). Safe to call again with the same result: it changes nothing.
  * @param onOverpaid told (in the transaction) when the invoice had nothing left due: a second
  * successful payment, for a person to refund
  * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
@@ -367,6 +369,8 @@ export async function recordChargeResult(
             amount: excess,
           }),
         );
+        // A lost dispute of the invoice gave the customer back in cash what is overpaid now.
+        await resplitOverpayment(work, invoice.id, entryKeys.paymentOverpaid(transactionId));
       }
       if (overpaid) await onOverpaid?.(work, updated);
     }
