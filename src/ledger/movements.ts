@@ -395,8 +395,11 @@ export function paymentVoided(payment: PaymentMovement): EntryInput {
 }
 
 /**
- * `txn_…:overpaid_voided`: the customer credit a voided payment made beyond its invoice is taken
- * back: the reverse of `txn_…:overpaid` (debit their credit, credit the receivable).
+ * `txn_…:overpaid_voided`: the customer credit a voided payment's invoice no longer owes them is taken
+ * back (debit their credit, credit the receivable), `amount`: by how much the void lowered what the
+ * invoice was paid beyond what it asked and no refund had given back (payments/voids.ts `bookVoid`),
+ * which is the voided payment's own `txn_…:overpaid` when it was the duplicate, and the duplicate's
+ * when the first of two payments is voided.
  */
 export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'>): EntryInput {
   const id = payment.transactionId;
