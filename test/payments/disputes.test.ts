@@ -304,7 +304,7 @@ describe('recordDispute', () => {
     expect(lost.dispute.overpayment_charged_back).toBe(0n);
     expect(await booksIn(db, 'SGD')).toMatchObject({ chargeback_losses: 10000n });
     const late = await record(b, { status: 'succeeded', gatewayTransactionId: 'pi_sgd_b' });
-    expect(late).toMatchObject({ kind: 'applied', overpaid: true });
+    expect(late).toMatchObject({ kind: 'applied', overpaid: true, excess: 10000n });
     expect(await entryPostings(db, `${lost.dispute.id}:overpayment_share:${b.id}:overpaid`)).toEqual({
       'customer_credit:customer': 10000n,
       chargeback_losses: -10000n,
