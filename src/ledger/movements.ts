@@ -138,7 +138,8 @@ export const entryKeys = {
   disputeOverpaymentReturned: (disputeId: string) => `${disputeId}:overpayment_returned`,
   /**
    * One per dispute and cause: `cause` is the key of the entry that changed the invoice's overpayment
-   * or its lost disputes (`txn_…:overpaid`, `txn_…:voided`, `dp_…:overpayment_returned`), each posted once.
+   * or its lost disputes (`txn_…:overpaid`, `txn_…:voided`, `re_…:reversed`, `dp_…:overpayment_returned`),
+   * each posted once.
    */
   disputeOverpaymentShareChanged: (disputeId: string, cause: string) =>
     `${disputeId}:overpayment_share:${cause}`,
@@ -631,7 +632,8 @@ export function disputeOverpaymentReturned(
 /**
  * `dp_…:overpayment_share:<cause>`: the share of its invoice's overpayment a lost dispute gave back
  * (`dp_…:overpayment_charged_back`) changed because of `cause` (a later payment overpaid the invoice,
- * a payment of it was voided, another lost dispute of it was won: payments/overpayment-shares.ts),
+ * a payment of it was voided, a refund of it failed after succeeding, another lost dispute of it was
+ * won: payments/overpayment-shares.ts),
  * by `amount` (minor units, signed, never 0): more than 0 takes that much more off the customer's
  * credit (debit their credit, credit chargeback losses), less than 0 gives that much back to it
  * (debit chargeback losses, credit their credit).

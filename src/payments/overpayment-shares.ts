@@ -7,6 +7,7 @@ import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { disputeOverpaymentShareChanged } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { upTo } from '../money/amount.ts';
 
 /**
  * The share of an overpaid invoice's overpayment (a duplicate payment, its excess the customer's
@@ -70,8 +71,9 @@ export async function creditLeftForOverpayment(
  * disputes' amounts. Called after `cause` (the key of the entry that changed it, posted once) changed
  * either: a payment overpaid the invoice after a dispute was lost (`txn_…:overpaid`: the lost
  * dispute's chargeback gave back what is now overpaid), a payment of it was voided (`txn_…:voided`:
- * less is overpaid), or a lost dispute of it was won (`dp_…:overpayment_returned`: the share it held
- * goes to the other lost disputes). Shares change as little as they can: a rise fills the disputes in
+ * less is overpaid), a refund that had paid the overpayment back failed after succeeding
+ * (`re_…:reversed`: more of it is not refunded), or a lost dispute of it was won
+ * (`dp_…:overpayment_returned`: the share it held goes to the other lost disputes). Shares change as little as they can: a rise fills the disputes in
  * the order they were recorded, each up to its amount, a fall empties the latest first; each change
  * is posted as `dp_…:overpayment_share:<cause>` (taken off the customer's credit, or given back to it)
  * and stored on the dispute. 10000 paid twice, both payments charged back (the first's loss took the
@@ -103,8 +105,7 @@ export async function resplitOverpayment(work: UnitOfWork, invoiceId: string, ca
   const excess = await overpaymentNotRefunded(work.trx, invoice);
   const amounts = lost.reduce((sum, dispute) => sum + dispute.amount, 0n);
   // All of what is overpaid and not refunded, as far as the disputes' amounts reach.
-  let target = excess;
-  if (amounts < target) target = amounts;
+  const target = upTo(excess, amounts);
   const held = lost.reduce((sum, dispute) => sum + dispute.overpayment_charged_back, 0n);
   if (target === held) return;
   // A rise fills the disputes in order, each up to its amount; a fall empties the latest first.
@@ -112,10 +113,10 @@ export async function resplitOverpayment(work: UnitOfWork, invoiceId: string, ca
   let rest = target - held;
   for (const dispute of rest > 0n ? lost : [...lost].reverse()) {
     if (rest === 0n) break;
-    const room =
-      rest > 0n ? dispute.amount - dispute.overpayment_charged_back : dispute.overpayment_charged_back;
-    const size = rest > 0n ? rest : -rest;
-    const by = (size < room ? size : room) * (rest > 0n ? 1n : -1n);
+    const by =
+      rest > 0n
+        ? upTo(rest, dispute.amount - dispute.overpayment_charged_back)
+        : -upTo(-rest, dispute.overpayment_charged_back);
     if (by === 0n) continue;
     changes.push({ dispute, by });
     rest -= by;

@@ -322,6 +322,43 @@ describe('recordDispute', () => {
     expect(row.overpayment_charged_back).toBe(10000n);
   });
 
+  it('a refund of the duplicate failing after a chargeback of the other payment was lost: the lost dispute takes the overpayment, credit 0 and losses 0', async () => {
+    // MXN: 10000 paid twice; the duplicate refunded (the overpayment given back, credit 0); the first
+    // payment charged back and lost (nothing overpaid left to take: a loss of 10000); then the refund
+    // fails after succeeding (the money never left). 20000 paid, 10000 back by the bank: 10000 net for
+    // 10000 asked. `re_…:reversed` gave the customer their 10000 of credit back beside the loss.
+    const { first, duplicate } = await paidTwice('MXN');
+    const refund = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await lockInvoice(work, duplicate.invoice_id!);
+      return createRefund(work, duplicate, { amount: 10000n });
+    });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordRefundResult(work, refund.id, { status: 'succeeded', gatewayRefundId: 're_mxn' }),
+    );
+    const lost = await lose(first, 'lost');
+    expect(lost.dispute.overpayment_charged_back).toBe(0n);
+    expect(await booksIn(db, 'MXN')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 10000n,
+    });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordRefundResult(work, refund.id, {
+        status: 'failed',
+        gatewayRefundId: 're_mxn',
+        failureCode: 'expired',
+      }),
+    );
+    expect(await entryPostings(db, `${lost.dispute.id}:overpayment_share:${refund.id}:reversed`)).toEqual({
+      'customer_credit:customer': 10000n,
+      chargeback_losses: -10000n,
+    });
+    expect(await booksIn(db, 'MXN')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      'gateway_clearing:stripe': 10000n,
+    });
+  });
+
   it('a lost claim a refund will carry (PayPal) takes no credit: the refund gives the overpayment back', async () => {
     const { duplicate } = await paidTwice('PLN', 'paypal');
     const lost = await lose(duplicate, 'lost');
