@@ -73,10 +73,10 @@ export async function creditLeftForOverpayment(
  * dispute's chargeback gave back what is now overpaid), a payment of it was voided (`txn_…:voided`:
  * less is overpaid), a refund that had paid the overpayment back failed after succeeding
  * (`re_…:reversed`: more of it is not refunded), or a lost dispute of it was won
- * (`dp_…:overpayment_returned`: the share it held goes to the other lost disputes). Shares change as little as they can: a rise fills the disputes in
- * the order they were recorded, each up to its amount, a fall empties the latest first; each change
- * is posted as `dp_…:overpayment_share:<cause>` (taken off the customer's credit, or given back to it)
- * and stored on the dispute. 10000 paid twice, both payments charged back (the first's loss took the
+ * (`dp_…:overpayment_returned`: the share it held goes to the other lost disputes). Shares change as
+ * little as they can: a rise fills the disputes in the order they were recorded, each up to its
+ * amount, a fall empties the latest first; each change is posted as `dp_…:overpayment_share:<cause>`
+ * (taken off the customer's credit, or given back to it) and stored on the dispute. 10000 paid twice, both payments charged back (the first's loss took the
  * overpayment, the second's is a loss), then the first won: the second's share becomes 10000, credit 0
  * and losses 0 (it was credit 10000 and losses 10000). Credit the customer no longer holds
  * (`creditLeftForOverpayment`) is taken all the same, left in debit, with an
