@@ -399,6 +399,8 @@ export interface DisputesTable {
    * What this dispute, lost and carried by no refund, took back of its payment's invoice's
    * overpayment (the customer's credit), minor units, ≤ `amount`; 0 otherwise (migration 0048).
    * Counted as overpayment given back while the dispute is `lost` (won after its loss, it gave it back).
+   * Its share as it is now: worked again when the invoice's overpayment or its lost disputes change
+   * (payments/overpayment-shares.ts `resplitOverpayment`).
    */
   overpayment_charged_back: MoneyWithDefault;
   created_at: CreatedAt;

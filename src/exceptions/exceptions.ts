@@ -177,27 +177,44 @@ export async function exceptionNames(
 }
 
 /**
- * The exception for a charge that succeeded on an invoice already paid: the customer paid twice. Its
- * message names the call that refunds the duplicate (the invoice's refund, `transaction` = it).
+ * The exception for a charge that succeeded for more than its invoice had left due: the customer
+ * paid twice (the invoice was paid already, or paid in part some other way meanwhile), `excess` (minor
+ * units of the transaction's currency) beyond what was due, which became their credit. Its message
+ * names the excess and the call that refunds it (the invoice's refund, `transaction` = it, with the
+ * excess as `amount` when it is less than what the charge moved: its `amount_captured`, else its
+ * `amount`).
  */
-export function duplicatePayment(transaction: {
-  id: string;
-  invoice_id: string | null;
-  gateway: GatewayName;
-}): NewException {
+export function duplicatePayment(
+  transaction: Pick<
+    TransactionRow,
+    'id' | 'invoice_id' | 'gateway' | 'currency' | 'amount' | 'amount_captured'
+  >,
+  excess: bigint,
+): NewException {
+  const money = `${excess} ${transaction.currency}`;
+  const moved = transaction.amount_captured ?? transaction.amount;
+  const amount = excess < moved ? `, "amount": ${excess}` : '';
   return {
     kind: 'duplicate_payment',
     gateway: transaction.gateway,
     transactionId: transaction.id,
     message: transaction.invoice_id
-      ? `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id}, which was already paid: refund it with POST /v1/invoices/${transaction.invoice_id}/refund {"transaction": "${transaction.id}"}`
-      : `transaction ${transaction.id} succeeded on an invoice already paid: refund it`,
+      ? `transaction ${transaction.id} succeeded on invoice ${transaction.invoice_id} for ${money} more than it had left due (${excess < moved ? 'paid in part some other way meanwhile' : 'it was already paid'}), which is the customer's credit: refund it with POST /v1/invoices/${transaction.invoice_id}/refund {"transaction": "${transaction.id}"${amount}}`
+      : `transaction ${transaction.id} succeeded for ${money} more than its invoice had left due: refund it`,
+    details: { invoice: transaction.invoice_id, excess },
   };
 }
 
-/** Raises `duplicatePayment` for a transaction, inside the transaction that recorded it (an `OnOverpaid`). */
-export async function flagDuplicatePayment(work: UnitOfWork, transaction: TransactionRow): Promise<void> {
-  await raiseException(work, duplicatePayment(transaction));
+/**
+ * Raises `duplicatePayment` for a transaction that brought `excess` beyond what its invoice had due,
+ * inside the transaction that recorded it (an `OnOverpaid`).
+ */
+export async function flagDuplicatePayment(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  excess: bigint,
+): Promise<void> {
+  await raiseException(work, duplicatePayment(transaction, excess));
 }
 
 /**

@@ -136,6 +136,13 @@ export const entryKeys = {
   disputeLossReturned: (disputeId: string) => `${disputeId}:loss_returned`,
   disputeOverpaymentChargedBack: (disputeId: string) => `${disputeId}:overpayment_charged_back`,
   disputeOverpaymentReturned: (disputeId: string) => `${disputeId}:overpayment_returned`,
+  /**
+   * One per dispute and cause: `cause` is the key of the entry that changed the invoice's overpayment
+   * or its lost disputes (`txn_…:overpaid`, `txn_…:voided`, `re_…:reversed`, `dp_…:overpayment_returned`),
+   * each posted once.
+   */
+  disputeOverpaymentShareChanged: (disputeId: string, cause: string) =>
+    `${disputeId}:overpayment_share:${cause}`,
   /** The change itself: the subscription, when it took effect, and from what plan and quantity to what. */
   prorationCredited: ({
     subscriptionId,
@@ -389,8 +396,11 @@ export function paymentVoided(payment: PaymentMovement): EntryInput {
 }
 
 /**
- * `txn_…:overpaid_voided`: the customer credit a voided payment made beyond its invoice is taken
- * back: the reverse of `txn_…:overpaid` (debit their credit, credit the receivable).
+ * `txn_…:overpaid_voided`: the customer credit a voided payment's invoice no longer owes them is taken
+ * back (debit their credit, credit the receivable), `amount`: by how much the void lowered what the
+ * invoice was paid beyond what it asked and no refund had given back (payments/voids.ts `bookVoid`),
+ * which is the voided payment's own `txn_…:overpaid` when it was the duplicate, and the duplicate's
+ * when the first of two payments is voided.
  */
 export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'>): EntryInput {
   const id = payment.transactionId;
@@ -613,6 +623,38 @@ export function disputeOverpaymentReturned(
     postings: transfer(
       chart.chargebackLosses,
       chart.customerCredit(dispute.customerId),
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:overpayment_share:<cause>`: the share of its invoice's overpayment a lost dispute gave back
+ * (`dp_…:overpayment_charged_back`) changed because of `cause` (a later payment overpaid the invoice,
+ * a payment of it was voided, a refund of it failed after succeeding, another lost dispute of it was
+ * won: payments/overpayment-shares.ts),
+ * by `amount` (minor units, signed, never 0): more than 0 takes that much more off the customer's
+ * credit (debit their credit, credit chargeback losses), less than 0 gives that much back to it
+ * (debit chargeback losses, credit their credit).
+ */
+export function disputeOverpaymentShareChanged(
+  dispute: Omit<DisputeMovement, 'transactionId' | 'gateway' | 'gatewayAccount'> & {
+    customerId: string;
+    cause: string;
+  },
+): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeOverpaymentShareChanged(id, dispute.cause),
+    description:
+      dispute.amount > 0n
+        ? `dispute ${id} lost: ${dispute.amount} more of it was the customer's credit from an overpayment (${dispute.cause})`
+        : `dispute ${id} lost: ${-dispute.amount} of the overpayment it took is the customer's credit again (${dispute.cause})`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.customerCredit(dispute.customerId),
+      chart.chargebackLosses,
       dispute.amount,
       dispute.currency,
     ),

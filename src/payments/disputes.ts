@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
-import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
@@ -19,8 +18,10 @@ import {
   disputeOverpaymentChargedBack,
   disputeOverpaymentReturned,
   disputeWon,
+  entryKeys,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { creditLeftForOverpayment, givesBackOverpayment, resplitOverpayment } from './overpayment-shares.ts';
 import { lockPayments } from './transactions.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
@@ -139,7 +140,10 @@ async function postDispute(
  * for a dispute a refund of the payment will carry (a gateway paying lost disputes as refunds, the
  * dispute not a reversal: `settleLostDisputeByRefund`): that refund gives the overpayment back first
  * itself (billing/credit-notes.ts `issueCreditNote`); one marked reversed later comes here then
- * (`markReversed`). Once only: a dispute that took its share already is returned as it is.
+ * (`markReversed`). Once only: a dispute that took its share already is returned as it is. The share
+ * is not fixed by the loss: what the invoice is overpaid, or which of its disputes are lost, changing
+ * later (a payment that succeeds after the loss, a void, another dispute won after its loss), works
+ * the shares of its lost disputes again (payments/overpayment-shares.ts `resplitOverpayment`).
  * @returns the dispute as it is now
  */
 async function chargeBackOverpayment(
@@ -148,7 +152,7 @@ async function chargeBackOverpayment(
   transaction: TransactionRow,
 ): Promise<DisputeRow> {
   if (transaction.invoice_id === null || dispute.overpayment_charged_back > 0n) return dispute;
-  if (capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund && !dispute.reversed) return dispute;
+  if (!givesBackOverpayment(dispute)) return dispute;
   // The invoice as this unit left it (a payment of it may be applied earlier in the same batch).
   await work.writeRows();
   const invoice = await work.trx
@@ -159,16 +163,15 @@ async function chargeBackOverpayment(
   const given = await overpaymentGivenBack(work.trx, invoice);
   const share = overpaymentShare(invoice, given, dispute.amount);
   if (share === 0n) return dispute;
-  await lockCustomerCredit(work.trx, invoice.customer_id);
-  const left = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  const left = await creditLeftForOverpayment(work, invoice.customer_id, invoice.currency);
   if (left < share) {
     await raiseException(work, {
       kind: 'overpayment_credit_spent',
       gateway: dispute.gateway,
       gatewayAccount: dispute.gateway_account,
       transactionId: transaction.id,
-      message: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment, the customer's credit, which is taken back, but only ${left > 0n ? left : 0n} of that credit was left: the customer's credit is in debit by ${share - (left > 0n ? left : 0n)}; recover it from the customer or write it off`,
-      details: { dispute: dispute.id, invoice: invoice.id, share, credit_left: left > 0n ? left : 0n },
+      message: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${share - left}; recover it from the customer or write it off`,
+      details: { dispute: dispute.id, invoice: invoice.id, share, credit_left: left },
     });
   }
   await postEntry(
@@ -410,7 +413,10 @@ async function lostForAnotherAmount(
  * amount lost, the gateway gives the money back (PayPal's chargeback guide: when the card issuer
  * finds for the seller, PayPal returns the funds, https://www.paypal.com/il/webapps/mpp/security/sell-chargebackguide3;
  * in Transaction Search a `T1202` chargeback reversal): the dispute becomes
- * `won` and `dp_…:loss_returned` takes the loss back (chargeback losses → gateway clearing); as for
+ * `won` and `dp_…:loss_returned` takes the loss back (chargeback losses → gateway clearing), the
+ * share of its invoice's overpayment its loss took off the customer's credit going back to it
+ * (`dp_…:overpayment_returned`) and then to the invoice's other lost disputes as far as their amounts
+ * reach (`resplitOverpayment`: `dp_…:overpayment_share:dp_…:overpayment_returned`); as for
  * any dispute won, money the invoice gave back since it opened raises `dispute_won_after_refund`
  * (`returnedAfterGivingBack`) and the statuses of its period's invoices are worked again
  * (`statusesWorkedAgain`). Anything else (a claim won, not a chargeback, after a reversal: perhaps a
@@ -469,7 +475,9 @@ async function wonAfterLoss(
     }),
   );
   // What its loss took off the customer's credit (an overpayment, `chargeBackOverpayment`) is theirs
-  // again: the dispute, won, no longer counts as giving it back.
+  // again: the dispute, won, no longer counts as giving it back; the invoice's other lost disputes
+  // gave that overpayment back in cash as much as this one did, so they take it now as far as their
+  // amounts reach (`resplitOverpayment`).
   if (existing.overpayment_charged_back > 0n && transaction.invoice_id !== null) {
     const { customer_id } = await work.trx
       .selectFrom('invoices')
@@ -485,6 +493,7 @@ async function wonAfterLoss(
         currency: dispute.currency,
       }),
     );
+    await resplitOverpayment(work, transaction.invoice_id, entryKeys.disputeOverpaymentReturned(dispute.id));
   }
   await returnedAfterGivingBack(work, transaction, existing, existing.amount);
   // The loss returned: what disputes took of the invoice changed, as for any dispute won.

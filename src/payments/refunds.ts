@@ -43,6 +43,7 @@ import { entryKeys, type RefundMovement, refundReversed, refundSucceeded } from 
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
 import { settleLostDisputeByRefund } from './disputes.ts';
+import { resplitOverpayment } from './overpayment-shares.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { lockPayments } from './transactions.ts';
 
@@ -200,6 +201,11 @@ export async function recordRefundResult(
         refund.amount,
         (await periodCreditToCustomer(work.trx, invoice)).total,
       );
+      // What it paid back of the overpayment is not refunded any more: a chargeback lost meanwhile
+      // gave it back in cash (`resplitOverpayment`).
+      if (refund.kind === 'payment') {
+        await resplitOverpayment(work, invoice.id, entryKeys.refundReversed(refund.id));
+      }
     }
     if (refund.change_credit_taken_back > 0n) {
       await resolveRefundExceptions(

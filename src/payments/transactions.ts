@@ -13,8 +13,9 @@ import type {
 import { NotFoundError } from '../errors.ts';
 import type { GatewayName } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
+import { entryKeys, paymentOverpaid, paymentSucceeded } from '../ledger/movements.ts';
 import { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { resplitOverpayment } from './overpayment-shares.ts';
 
 /**
  * A charge's result as learned from a gateway response, a webhook or a poll. `amountCaptured`, for a
@@ -43,14 +44,19 @@ const NEXT: Readonly<Record<TransactionStatus, readonly TransactionStatus[]>> = 
 };
 
 /**
- * Called inside the recording transaction when a charge succeeded on an invoice that had nothing
- * left due (money moved twice): the caller raises the exception a person acts on.
+ * Called inside the recording transaction when a charge succeeded for more than its invoice had left
+ * due (money moved twice: the invoice paid already, or paid in part some other way meanwhile, as by
+ * an offline payment while the charge had failed), `excess` the minor units beyond what was due (the
+ * customer's credit): the caller raises the exception a person acts on.
  */
-export type OnOverpaid = (work: UnitOfWork, transaction: TransactionRow) => Promise<void>;
+export type OnOverpaid = (work: UnitOfWork, transaction: TransactionRow, excess: bigint) => Promise<void>;
 
-/** What recording a result did. */
+/**
+ * What recording a result did: `applied` with `overpaid` when the charge brought more than its
+ * invoice had due, `excess` that much (minor units, 0 when not overpaid).
+ */
 export type RecordOutcome =
-  | { kind: 'applied'; transaction: TransactionRow; overpaid: boolean }
+  | { kind: 'applied'; transaction: TransactionRow; overpaid: boolean; excess: bigint }
   | { kind: 'duplicate' | 'stale'; transaction: TransactionRow };
 
 /** Whom a payment event is about: the gateway's transaction id, our reference (`txn_…`), or both. */
@@ -289,10 +295,12 @@ async function unlessIdTaken(
  * is stored as `amount_captured`) and pays the invoice down by it (paid, or still OPEN with the rest
  * due after a partial capture); what it paid beyond the invoice's amount due becomes the
  * customer's credit (`txn_…:overpaid`: debit the receivable, credit their credit account), as
- * Chargebee's excess payments and Zuora's unapplied payments are. Safe to call again with the same
- * result: it changes nothing.
- * @param onOverpaid told (in the transaction) when the invoice had nothing left due: a second
- * successful payment, for a person to refund
+ * Chargebee's excess payments and Zuora's unapplied payments are; the invoice's lost disputes then
+ * take their share of it (payments/overpayment-shares.ts `resplitOverpayment`: a chargeback gave that
+ * money back already). Safe to call again with the same result: it changes nothing.
+ * @param onOverpaid told (in the transaction) when the charge brought more than the invoice had left
+ * due, with that excess: a second successful payment (nothing was due) or one beyond a part paid
+ * meanwhile, for a person to refund
  * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
  * payment that reinstates its subscription resumes it (`applyPayment`)
  * @returns `applied` (with `overpaid` as above), `duplicate` for the same state, `stale` for an older state
@@ -333,7 +341,7 @@ export async function recordChargeResult(
   // (written now, or with the batch's other rows when the unit defers).
   const updated = await work.update('transactions', transaction, changes);
   await transactionActivity(work, updated, `transaction.${result.status}`);
-  let overpaid = false;
+  let excess = 0n;
   if (result.status === 'succeeded') {
     const moved = capturedAmount(updated);
     const customer = transaction.customer_id ?? invoice?.customer_id;
@@ -351,10 +359,9 @@ export async function recordChargeResult(
       );
     }
     if (invoice) {
-      overpaid = invoice.amount_due === 0n;
       // A partial capture pays the invoice down by what moved; the rest stays due (OPEN, chargeable).
       await applyPayment(work, invoice, moved, new Date(), policy);
-      const excess = moved - invoice.amount_due;
+      if (moved > invoice.amount_due) excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.
         await postEntry(
@@ -367,11 +374,13 @@ export async function recordChargeResult(
             amount: excess,
           }),
         );
+        // A lost dispute of the invoice gave the customer back in cash what is overpaid now.
+        await resplitOverpayment(work, invoice.id, entryKeys.paymentOverpaid(transactionId));
       }
-      if (overpaid) await onOverpaid?.(work, updated);
+      if (excess > 0n) await onOverpaid?.(work, updated, excess);
     }
   }
-  return { kind: 'applied', transaction: updated, overpaid };
+  return { kind: 'applied', transaction: updated, overpaid: excess > 0n, excess };
 }
 
 /**

@@ -8,9 +8,14 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import type { VoidCapability } from '../gateways/types.ts';
-import { entryPostings, postEntry } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
+import {
+  creditLeftForOverpayment,
+  overpaymentNotRefunded,
+  resplitOverpayment,
+} from './overpayment-shares.ts';
 import { transactionActivity } from './transactions.ts';
 
 /**
@@ -79,17 +84,6 @@ async function whyNotVoidable(
 }
 
 /**
- * What the payment's success posted beyond the invoice as customer credit (`txn_…:overpaid`), minor
- * units; 0 when it posted none.
- */
-async function overpaidAmount(trx: Kysely<Database>, transactionId: string): Promise<bigint> {
-  const debit = (await entryPostings(trx, entryKeys.paymentOverpaid(transactionId))).find(
-    (p) => p.amount > 0n,
-  );
-  return debit?.amount ?? 0n;
-}
-
-/**
  * Locks `known`'s invoice (if any), then the transaction, inside `work`: the order charges, webhooks
  * and refunds lock in. Reads the transaction as it is now.
  */
@@ -109,9 +103,16 @@ async function lockForVoid(
 
 /**
  * Books a void of locked `transaction` (pending, unknown or succeeded) inside `work`: a succeeded one
- * is taken back first, its invoice paid down no more (`reversePayment`) and exactly what its success
- * posted reversed (`paymentVoided`, `overpaymentVoided`); then the transaction becomes `canceled`
- * with failure code `voided` and `message`, and `transaction.voided` is recorded.
+ * is taken back first, its invoice paid down no more (`reversePayment`) and its payment reversed
+ * (`paymentVoided`); the invoice's lost disputes then hold their share of what is still overpaid
+ * (payments/overpayment-shares.ts `resplitOverpayment`), and what the invoice is no longer paid beyond
+ * what it asked (`overpaymentNotRefunded` before the void less after it: the voided payment's own
+ * `txn_…:overpaid`, or the duplicate's when the first of two payments is voided) is taken off the
+ * customer's credit back to the receivable (`overpaymentVoided`; credit spent meanwhile is left in
+ * debit, with an `overpayment_credit_spent` exception); then the transaction becomes `canceled` with
+ * failure code `voided` and `message`, and `transaction.voided` is recorded. 10000 paid twice, the
+ * first payment voided: the invoice is PAID by the second, the customer's credit and the receivable 0
+ * (the customer kept 10000 of credit, and the receivable showed 10000 with nothing due).
  * @throws ConflictError `invoice_not_reversible` (from `reversePayment`, before anything is written)
  *   when the invoice a succeeded one paid was refunded or closed meanwhile
  */
@@ -121,23 +122,40 @@ async function bookVoid(
   invoice: InvoiceRow | undefined,
   message: string,
 ): Promise<TransactionRow> {
-  if (transaction.status === 'succeeded') {
+  // A payment has its customer, or its invoice's.
+  const customerId = transaction.customer_id ?? invoice?.customer_id;
+  if (transaction.status === 'succeeded' && customerId) {
     const moved = capturedAmount(transaction);
+    const overpaid = invoice ? await overpaymentNotRefunded(work.trx, invoice) : 0n;
     if (invoice) await reversePayment(work, invoice, moved);
-    const overpaid = await overpaidAmount(work.trx, transaction.id);
-    const customerId = transaction.customer_id ?? invoice?.customer_id;
-    if (customerId) {
-      const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
-      await postEntry(
-        work,
-        paymentVoided({
-          ...payment,
-          gateway: transaction.gateway,
-          gatewayAccount: transaction.gateway_account,
-          amount: moved,
-        }),
-      );
-      if (overpaid > 0n) await postEntry(work, overpaymentVoided({ ...payment, amount: overpaid }));
+    const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
+    await postEntry(
+      work,
+      paymentVoided({
+        ...payment,
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        amount: moved,
+      }),
+    );
+    if (invoice) {
+      await resplitOverpayment(work, invoice.id, entryKeys.paymentVoided(transaction.id));
+      const after = { ...invoice, amount_paid: invoice.amount_paid - moved };
+      const takenBack = overpaid - (await overpaymentNotRefunded(work.trx, after));
+      if (takenBack > 0n) {
+        const left = await creditLeftForOverpayment(work, customerId, transaction.currency);
+        if (left < takenBack) {
+          await raiseException(work, {
+            kind: 'overpayment_credit_spent',
+            gateway: transaction.gateway,
+            gatewayAccount: transaction.gateway_account,
+            transactionId: transaction.id,
+            message: `${transaction.id} was voided: invoice ${invoice.id} is no longer paid ${takenBack} ${transaction.currency} beyond what it asked, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${takenBack - left}; recover it from the customer or write it off`,
+            details: { invoice: invoice.id, share: takenBack, credit_left: left },
+          });
+        }
+        await postEntry(work, overpaymentVoided({ ...payment, amount: takenBack }));
+      }
     }
   }
   const changes = {

@@ -269,8 +269,8 @@ async function applyChargeEvent(
     if (undone) return undone;
   }
   if (recorded.kind === 'applied' && recorded.overpaid) {
-    const { message } = duplicatePayment(found);
-    return { kind: 'exception', exception: 'duplicate_payment', transactionId: found.id, message };
+    const { message, details } = duplicatePayment(recorded.transaction, recorded.excess);
+    return { kind: 'exception', exception: 'duplicate_payment', transactionId: found.id, message, details };
   }
   return { kind: recorded.kind, transactionId: found.id };
 }

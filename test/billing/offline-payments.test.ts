@@ -2,9 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordOfflinePayment } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
 import { ConflictError } from '../../src/errors.ts';
+import { flagDuplicatePayment } from '../../src/exceptions/exceptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
-import { booksIn, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  pendingCharge,
+} from '../support/money-core.ts';
 
 /**
  * Offline payments (PRODUCT §5: BANK, CHECK, CASH, OTHER) on a real database, without HTTP: never
@@ -65,5 +72,70 @@ describe('offline payments', () => {
     await expect(
       recordOfflinePayment(db, 'system', invoice.id, { method: 'CASH', amount: 1n }),
     ).rejects.toMatchObject({ code: 'invoice_not_open' });
+  });
+
+  it('a failed charge that succeeds after an offline payment raises duplicate_payment naming its excess', async () => {
+    // 10000 due; the charge of 10000 fails (nothing in flight, so 4000 by bank is recorded: 6000 due);
+    // then the gateway reports the charge succeeded after all: 14000 paid, 4000 the customer's credit.
+    // It raised nothing (only a charge on an invoice with nothing due did): 4000 silently credit.
+    const { invoice, transaction } = await pendingCharge(db, { currency: 'PLN', amount: 10000n });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, transaction, { status: 'failed', failureCode: 'card_declined' }),
+    );
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'BANK', amount: 4000n });
+    const applied = await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: 'pi_offline_pln',
+        reference: transaction.id,
+        amount: 10000n,
+        currency: 'PLN',
+      }),
+    );
+    expect(applied).toMatchObject({
+      kind: 'exception',
+      exception: 'duplicate_payment',
+      transactionId: transaction.id,
+      details: { invoice: invoice.id, excess: 4000n },
+    });
+    expect(applied.kind === 'exception' && applied.message).toContain('4000 PLN more than it had left due');
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'PAID',
+      amount_paid: 14000n,
+      amount_due: 0n,
+    });
+    expect(await booksIn(db, 'PLN')).toMatchObject({
+      'customer_credit:customer': -4000n,
+      'receivable:customer': 0n,
+    });
+  });
+
+  it('a charge paid by an API or poller caller beyond a part paid offline is flagged with its excess', async () => {
+    // The same through recordChargeResult's caller hook (the charge's own answer, a status check:
+    // `flagDuplicatePayment` raises the exception); the reconcile path above returns it to its
+    // inbox processor, which raises it with these details.
+    const { invoice, transaction } = await pendingCharge(db, { currency: 'HUF', amount: 10000n });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, transaction, { status: 'failed', failureCode: 'card_declined' }),
+    );
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'CHECK', amount: 2500n });
+    const recorded = await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(
+        work,
+        transaction,
+        { status: 'succeeded', gatewayTransactionId: 'pi_offline_huf' },
+        flagDuplicatePayment,
+      ),
+    );
+    expect(recorded).toMatchObject({ kind: 'applied', overpaid: true, excess: 2500n });
+    const raised = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message'])
+      .where('transaction_id', '=', transaction.id)
+      .executeTakeFirstOrThrow();
+    expect(raised.kind).toBe('duplicate_payment');
+    expect(raised.message).toContain('2500 HUF');
+    expect(raised.message).toContain(`"amount": 2500`);
   });
 });

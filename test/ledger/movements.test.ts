@@ -13,6 +13,7 @@ import {
   disputeOpened,
   disputeOverpaymentChargedBack,
   disputeOverpaymentReturned,
+  disputeOverpaymentShareChanged,
   disputeWon,
   invoiceCreditGivenBack,
   invoiceFinalized,
@@ -463,6 +464,38 @@ const rows: {
     postings: [
       ['chargeback_losses', 300n],
       ['customer_credit:cus_1', -300n],
+    ],
+  },
+  {
+    movement: "a lost dispute's share of the overpayment raised: more taken off the customer's credit",
+    entry: disputeOverpaymentShareChanged({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: 300n,
+      currency: 'EUR',
+      cause: 'txn_2:overpaid',
+    }),
+    key: 'dp_1:overpayment_share:txn_2:overpaid',
+    source: 'dispute dp_1',
+    postings: [
+      ['customer_credit:cus_1', 300n],
+      ['chargeback_losses', -300n],
+    ],
+  },
+  {
+    movement: "a lost dispute's share of the overpayment lowered: given back to the customer's credit",
+    entry: disputeOverpaymentShareChanged({
+      disputeId: 'dp_1',
+      customerId: 'cus_1',
+      amount: -300n,
+      currency: 'EUR',
+      cause: 'txn_2:voided',
+    }),
+    key: 'dp_1:overpayment_share:txn_2:voided',
+    source: 'dispute dp_1',
+    postings: [
+      ['customer_credit:cus_1', -300n],
+      ['chargeback_losses', 300n],
     ],
   },
   {

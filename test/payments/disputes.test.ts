@@ -7,7 +7,13 @@ import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { type DisputeReport, recordDispute } from '../../src/payments/disputes.ts';
 import { createRefund, recordRefundResult } from '../../src/payments/refunds.ts';
 import { recordChargeResult } from '../../src/payments/transactions.ts';
-import { booksIn, entryPostings, moneyCoreDatabase, pendingCharge } from '../support/money-core.ts';
+import {
+  booksIn,
+  entryPostings,
+  moneyCoreDatabase,
+  paidTwice as paidTwiceOn,
+  pendingCharge,
+} from '../support/money-core.ts';
 
 /**
  * `recordDispute` on a real database, without HTTP or gateway: a dispute moves forward only
@@ -116,36 +122,12 @@ describe('recordDispute', () => {
 
   /**
    * An invoice of 10000 in `currency` (and `taxRatePpm` of tax) paid twice through `gateway` (a
-   * duplicate payment): its total is the customer's credit (`txn_…:overpaid`). Returns both payments.
+   * duplicate payment, money-core's `paidTwice`): its total is the customer's credit.
    */
   async function paidTwice(currency: string, gateway: TransactionRow['gateway'] = 'stripe', taxRatePpm = 0) {
-    const { customerId, invoice, transaction } = await pendingCharge(db, {
-      currency,
-      amount: 10000n,
-      gateway,
-      taxRatePpm,
-    });
-    const succeed = (t: TransactionRow, id: string) =>
-      inUnitOfWork(db, { actor: 'system' }, (work) =>
-        recordChargeResult(work, t, { status: 'succeeded', gatewayTransactionId: id }),
-      );
-    const first = (await succeed(transaction, `${currency}_first`)).transaction;
-    const again = await db
-      .insertInto('transactions')
-      .values({
-        id: newId('txn'),
-        invoice_id: invoice.id,
-        customer_id: customerId,
-        gateway,
-        amount: invoice.total,
-        currency,
-        status: 'pending',
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const duplicate = (await succeed(again, `${currency}_second`)).transaction;
-    expect((await booksIn(db, currency))['customer_credit:customer']).toBe(-invoice.total);
-    return { customerId, invoice, first, duplicate };
+    const paid = await paidTwiceOn(db, { currency, amount: 10000n, gateway, taxRatePpm });
+    expect((await booksIn(db, currency))['customer_credit:customer']).toBe(-paid.invoice.total);
+    return paid;
   }
   const lose = (transaction: TransactionRow, status: DisputeReport['status'], reversal = false) =>
     inUnitOfWork(db, { actor: 'system' }, (work) =>
@@ -248,6 +230,133 @@ describe('recordDispute', () => {
         details: expect.objectContaining({ dispute: lost.dispute.id, share: '10000', credit_left: '0' }),
       },
     ]);
+  });
+
+  it("both payments of a duplicate charged back, the first won after its loss: the second's loss takes the overpayment, credit 0 and losses 0", async () => {
+    // PayPal, HKD: 10000 asked, paid twice (10000 credit). A charged back (a reversal, lost:
+    // its loss takes the overpayment, credit 0); B charged back (nothing overpaid left to take: a loss
+    // of 10000); then A's chargeback is won. The customer paid 20000 and has B's 10000 back: 10000 net
+    // for 10000 asked, so credit 0 and nothing lost. The share was fixed at A's loss: A's win gave
+    // its 10000 back to the credit and B's loss stayed 10000 (credit 10000 and losses 10000).
+    const { first, duplicate } = await paidTwice('HKD', 'paypal');
+    const lostFirst = await lose(first, 'lost', true);
+    expect(lostFirst.dispute.overpayment_charged_back).toBe(10000n);
+    const lostSecond = await lose(duplicate, 'lost', true);
+    expect(lostSecond.dispute.overpayment_charged_back).toBe(0n);
+    expect(await booksIn(db, 'HKD')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 10000n,
+    });
+    expect(await lose(first, 'won', true)).toMatchObject({ kind: 'applied', dispute: { status: 'won' } });
+    const returned = `${lostFirst.dispute.id}:overpayment_returned`;
+    expect(await entryPostings(db, `${lostSecond.dispute.id}:overpayment_share:${returned}`)).toEqual({
+      'customer_credit:customer': 10000n,
+      chargeback_losses: -10000n,
+    });
+    expect(await booksIn(db, 'HKD')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      'gateway_clearing:paypal': 10000n,
+    });
+    const shares = await db
+      .selectFrom('disputes')
+      .select(['id', 'status', 'overpayment_charged_back'])
+      .where('id', 'in', [lostFirst.dispute.id, lostSecond.dispute.id])
+      .orderBy('id')
+      .execute();
+    expect(shares).toEqual([
+      { id: lostFirst.dispute.id, status: 'won', overpayment_charged_back: 10000n },
+      { id: lostSecond.dispute.id, status: 'lost', overpayment_charged_back: 10000n },
+    ]);
+    // Reported again, nothing moves twice.
+    expect((await lose(first, 'won', true)).kind).toBe('duplicate');
+    expect(await booksIn(db, 'HKD')).toMatchObject({ 'customer_credit:customer': 0n, chargeback_losses: 0n });
+  });
+
+  it('a failed charge that succeeds after the other payment was charged back: the lost dispute takes the overpayment, credit 0 and losses 0', async () => {
+    // SGD: B fails; A pays 10000 and is charged back (lost: nothing overpaid then, a loss of 10000);
+    // then B succeeds after all (10000 overpaid). 20000 paid, 10000 back by the bank: 10000 net for
+    // 10000 asked. `txn_B:overpaid` made it credit 10000 beside the loss of 10000.
+    const {
+      customerId,
+      invoice,
+      transaction: b,
+    } = await pendingCharge(db, { currency: 'SGD', amount: 10000n });
+    const record = (t: TransactionRow, result: Parameters<typeof recordChargeResult>[2]) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) => recordChargeResult(work, t, result));
+    await record(b, { status: 'failed', failureCode: 'card_declined' });
+    const pendingA = await db
+      .insertInto('transactions')
+      .values({
+        id: newId('txn'),
+        invoice_id: invoice.id,
+        customer_id: customerId,
+        gateway: 'stripe',
+        amount: 10000n,
+        currency: 'SGD',
+        status: 'pending',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const a = (await record(pendingA, { status: 'succeeded', gatewayTransactionId: 'pi_sgd_a' })).transaction;
+    await lose(a, 'open');
+    const lost = await lose(a, 'lost');
+    expect(lost.dispute.overpayment_charged_back).toBe(0n);
+    expect(await booksIn(db, 'SGD')).toMatchObject({ chargeback_losses: 10000n });
+    const late = await record(b, { status: 'succeeded', gatewayTransactionId: 'pi_sgd_b' });
+    expect(late).toMatchObject({ kind: 'applied', overpaid: true, excess: 10000n });
+    expect(await entryPostings(db, `${lost.dispute.id}:overpayment_share:${b.id}:overpaid`)).toEqual({
+      'customer_credit:customer': 10000n,
+      chargeback_losses: -10000n,
+    });
+    expect(await booksIn(db, 'SGD')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      'receivable:customer': 0n,
+    });
+    const row = await db
+      .selectFrom('disputes')
+      .select('overpayment_charged_back')
+      .where('id', '=', lost.dispute.id)
+      .executeTakeFirstOrThrow();
+    expect(row.overpayment_charged_back).toBe(10000n);
+  });
+
+  it('a refund of the duplicate failing after a chargeback of the other payment was lost: the lost dispute takes the overpayment, credit 0 and losses 0', async () => {
+    // MXN: 10000 paid twice; the duplicate refunded (the overpayment given back, credit 0); the first
+    // payment charged back and lost (nothing overpaid left to take: a loss of 10000); then the refund
+    // fails after succeeding (the money never left). 20000 paid, 10000 back by the bank: 10000 net for
+    // 10000 asked. `re_…:reversed` gave the customer their 10000 of credit back beside the loss.
+    const { first, duplicate } = await paidTwice('MXN');
+    const refund = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await lockInvoice(work, duplicate.invoice_id!);
+      return createRefund(work, duplicate, { amount: 10000n });
+    });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordRefundResult(work, refund.id, { status: 'succeeded', gatewayRefundId: 're_mxn' }),
+    );
+    const lost = await lose(first, 'lost');
+    expect(lost.dispute.overpayment_charged_back).toBe(0n);
+    expect(await booksIn(db, 'MXN')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 10000n,
+    });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordRefundResult(work, refund.id, {
+        status: 'failed',
+        gatewayRefundId: 're_mxn',
+        failureCode: 'expired',
+      }),
+    );
+    expect(await entryPostings(db, `${lost.dispute.id}:overpayment_share:${refund.id}:reversed`)).toEqual({
+      'customer_credit:customer': 10000n,
+      chargeback_losses: -10000n,
+    });
+    expect(await booksIn(db, 'MXN')).toMatchObject({
+      'customer_credit:customer': 0n,
+      chargeback_losses: 0n,
+      'gateway_clearing:stripe': 10000n,
+    });
   });
 
   it('a lost claim a refund will carry (PayPal) takes no credit: the refund gives the overpayment back', async () => {

@@ -5,6 +5,7 @@ import type { InvoiceRow, TransactionRow } from '../../src/db/schema.ts';
 import type { GatewayName, PaymentEvent } from '../../src/gateways/types.ts';
 import { listBalances } from '../../src/ledger/balances.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { recordChargeResult } from '../../src/payments/transactions.ts';
 import { type ApplyResult, applyEvent, lockChargesAhead } from '../../src/reconcile/apply.ts';
 import { createTestDatabase } from './database.ts';
 import { insertCustomer } from './plans.ts';
@@ -94,6 +95,40 @@ export async function succeededCharge(
     o.gatewayAccount ?? null,
   );
   return { ...pending, charged };
+}
+
+/**
+ * A `pendingCharge` paid twice (a duplicate payment): the attempt succeeds (`first`), then a second
+ * attempt of the invoice's total on the same gateway (`duplicate`), each recorded as the gateway
+ * answered (`recordChargeResult`, gateway ids `<currency>_first` and `<currency>_second`): the
+ * invoice PAID, its total the customer's credit (`txn_…:overpaid` of the duplicate).
+ */
+export async function paidTwice(
+  db: Db,
+  o: PendingChargeOptions,
+): Promise<{ customerId: string; invoice: InvoiceRow; first: TransactionRow; duplicate: TransactionRow }> {
+  const { customerId, invoice, transaction } = await pendingCharge(db, o);
+  const succeed = (t: TransactionRow, id: string) =>
+    inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, t, { status: 'succeeded', gatewayTransactionId: id }),
+    );
+  const first = (await succeed(transaction, `${o.currency}_first`)).transaction;
+  const again = await db
+    .insertInto('transactions')
+    .values({
+      id: newId('txn'),
+      invoice_id: invoice.id,
+      customer_id: customerId,
+      gateway: transaction.gateway,
+      gateway_account: transaction.gateway_account,
+      amount: invoice.total,
+      currency: o.currency,
+      status: 'pending',
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const duplicate = (await succeed(again, `${o.currency}_second`)).transaction;
+  return { customerId, invoice, first, duplicate };
 }
 
 /** Account codes with customer ids (`cus_…`) written `customer`, so a test can name them. */
