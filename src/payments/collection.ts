@@ -166,7 +166,7 @@ export async function chargeDueInvoices(
 ): Promise<{ charged: CollectionResult[]; lateFailures: DunningStep[] }> {
   const policy = dunningPolicy(config);
   const renewal: RenewalPolicy = { billSuspended: config.BILL_SUSPENDED_SUBSCRIPTIONS ?? false };
-  const lateFailures = await countFailedAttempts(db, actor, policy, now);
+  const lateFailures = await countFailedAttempts(db, actor, policy, now, options.log);
   const charged: CollectionResult[] = [];
   // Stopping: no batch is claimed (leased) that would not be charged; the invoices claimed and not
   // started come back when their lease ends.

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { voidInvoicedAhead } from '../billing/cancellation.ts';
 import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
@@ -178,6 +179,8 @@ export async function countFailedAttempt(
  * The dunning sweep: counts every failed automatic attempt not counted yet. This is the one place
  * every failure of an automatic charge passes, including outcomes learned late (a pending or unknown
  * charge that the poller or a webhook resolves as failed) and failures recorded just before a crash.
+ * An attempt whose step fails (rolled back, still uncounted) is logged on `log` and left to the next
+ * sweep: the others are counted all the same.
  * @returns the dunning steps taken
  */
 export async function countFailedAttempts(
@@ -185,6 +188,7 @@ export async function countFailedAttempts(
   actor: Actor,
   policy: DunningPolicy,
   now: Date,
+  log?: Logger,
 ): Promise<DunningStep[]> {
   const steps: DunningStep[] = [];
   let after = '';
@@ -200,9 +204,18 @@ export async function countFailedAttempts(
       .limit(100)
       .execute();
     for (const { id } of uncounted) {
-      const step = await countFailedAttempt(db, actor, policy, id, now);
-      if (step) steps.push(step);
       after = id;
+      try {
+        const step = await countFailedAttempt(db, actor, policy, id, now);
+        if (step) steps.push(step);
+      } catch (error) {
+        // One attempt whose step cannot be taken (its catch-up renewal failing, say) is tried again
+        // by the next sweep; it never stops the others' dunning, nor the sweep's charges after it.
+        log?.warn(
+          { transactionId: id, err: error instanceof Error ? error.message : String(error) },
+          'dunning step failed',
+        );
+      }
     }
     if (uncounted.length < 100) return steps;
   }

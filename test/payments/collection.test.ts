@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayClients } from '../../src/accounts/clients.ts';
@@ -427,6 +428,41 @@ describe('invoice.charge: scheduled charges and dunning', () => {
       'subscription.renewed',
       'subscription.suspended',
     ]);
+  });
+
+  it("one failed attempt whose dunning step cannot be taken does not stop the sweep: the other customers' invoices are charged", async () => {
+    const db = app.runtime.db;
+    // SEK 700: its charge declines and its dunning step fails (the database refuses to mark it
+    // counted, as a catch-up renewal that throws would), so it stays uncounted.
+    const failing = await customerWith(app, { stripe: true });
+    const stuck = await dueInvoice(failing.customer.id, 'SEK', 700n, at(0));
+    await sql`CREATE OR REPLACE FUNCTION dunning_step_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'dunning step fails'; END $$`.execute(db);
+    await sql`CREATE TRIGGER dunning_step_fails BEFORE UPDATE OF dunning_counted_at ON transactions
+      FOR EACH ROW WHEN (NEW.invoice_id = ${sql.lit(stuck)}) EXECUTE FUNCTION dunning_step_fails()`.execute(
+      db,
+    );
+    try {
+      declines();
+      await sweep(at(0));
+      // NOK 900 of another customer, due next: the next sweep first counts the late failures (the
+      // SEK one fails again), then charges it. Before: the sweep threw there and charged nothing.
+      const paying = await customerWith(app, { stripe: true });
+      const other = await dueInvoice(paying.customer.id, 'NOK', 900n, at(0, 60_000));
+      stripeChargeSucceeds();
+      const { charged } = await sweep(at(0, 60_000));
+      expect(charged).toEqual([expect.objectContaining({ invoiceId: other, outcome: 'succeeded' })]);
+      expect(await invoice(other)).toMatchObject({ status: 'PAID', amount_paid: 900 });
+      expect(await invoice(stuck)).toMatchObject({ status: 'OPEN', amount_paid: 0 });
+    } finally {
+      await sql`DROP TRIGGER dunning_step_fails ON transactions`.execute(db);
+      // Counted by hand, so the scenarios after this one sweep their own attempts only.
+      await db
+        .updateTable('transactions')
+        .set({ dunning_counted_at: at(0) })
+        .where('invoice_id', '=', stuck)
+        .execute();
+    }
   });
 
   it('with DUNNING_FINAL_ACTION=CANCEL cancels after the last retry; a later payment does not revive it', async () => {
