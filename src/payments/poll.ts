@@ -26,7 +26,8 @@ export function longestChargeExchangeMs(gatewayTimeoutMs: number): number {
  * Whether a status check must leave `transaction` alone at `now` because its own charge call may
  * still be running: on a gateway whose status check repeats the charge (its capabilities'
  * `statusCheck` `repeat`: PayPal without a capture id, SecurePay), a `pending` attempt the gateway has
- * not named yet, younger (from when its call could start: `callCouldStart`) than the schedule's
+ * not named yet, or an `unknown` one (its call timed out on our side, which does not stop the
+ * gateway's work on it), younger (from when its call could start: `callCouldStart`) than the schedule's
  * first check (`schedule[0]` seconds) or than `inFlightMs`
  * (`longestChargeExchangeMs`), whichever is longer. A check then would send the same payment a second
  * time while the first is still at the gateway (a slow gateway, or `billhook reconcile` run the moment
@@ -42,7 +43,7 @@ export function mayStillBeInFlight(
   const wait = Math.max((schedule[0] ?? 0) * 1000, inFlightMs);
   return (
     capabilitiesOf(transaction.gateway).statusCheck === 'repeat' &&
-    transaction.status === 'pending' &&
+    (transaction.status === 'pending' || transaction.status === 'unknown') &&
     transaction.gateway_transaction_id === null &&
     now.getTime() - callCouldStart(transaction).getTime() < wait
   );

@@ -328,4 +328,26 @@ describe('SecurePay status check (the idempotent repeat)', () => {
     expect(await swept).toEqual([{ transactionId: txn.id, status: 'succeeded', exhausted: false }]);
     expect(sent).toBe(1);
   });
+
+  /*
+   * An attempt left unknown by our side's timeout may still be worked on at SecurePay: it is not
+   * repeated before its call's longest time (4 × 30 s) from when the call could start either. Before:
+   * the 60 s check repeated the 100.00 AUD payment beside it.
+   */
+  it('an attempt left unknown is not repeated while its call may still be at SecurePay', async () => {
+    const { txn, repeatAnswers, sent } = await lostCharge();
+    const created = new Date(txn.created_at).getTime();
+    const sweepAt = async (seconds: number) =>
+      (
+        await pollDueTransactions(app.runtime.db, 'system', app.runtime, SCHEDULE, log, {
+          now: new Date(created + seconds * 1000),
+          inFlightMs: longestChargeExchangeMs(30_000),
+        })
+      ).filter((r) => r.transactionId === txn.id);
+    expect(await sweepAt(61)).toEqual([]);
+    expect(sent).toEqual([]);
+    repeatAnswers(201, { ...PAID, orderId: txn.id, amount: 10000 }, 122);
+    expect(await sweepAt(122)).toEqual([{ transactionId: txn.id, status: 'succeeded', exhausted: false }]);
+    expect(sent).toEqual([122]);
+  });
 });
