@@ -206,10 +206,16 @@ describe('/v1/webhook-endpoints and outbound events', () => {
       return rows[0]?.attempts === 1 && rows;
     });
     // Its retries are used up: the next attempt is its last (three days of them, in the real world).
-    await sql`UPDATE pgboss.job SET retry_count = retry_limit
-      WHERE name = ${QUEUES.webhookEndpointDeliver} AND data->>'deliveryId' = ${String(first?.id)}`.execute(
-      app.runtime.db,
-    );
+    // Changed once pg-boss has settled the first attempt (state retry): while the job is still active,
+    // pg-boss's settle of that attempt would no longer match its retry_count (its attempt fence) and
+    // the job would stay active until it expires.
+    await waitFor('the first attempt settled for a retry', async () => {
+      const { rows } = await sql<{ n: number }>`UPDATE pgboss.job SET retry_count = retry_limit
+        WHERE name = ${QUEUES.webhookEndpointDeliver} AND data->>'deliveryId' = ${String(first?.id)}
+          AND state = 'retry'
+        RETURNING 1 AS n`.execute(app.runtime.db);
+      return rows.length > 0;
+    });
     const [dead] = await waitFor('the dead letter', async () => {
       const jobs = await app.runtime.boss.findJobs(deadQueueOf(QUEUES.webhookEndpointDeliver), {
         data: { deliveryId: String(first?.id) },
