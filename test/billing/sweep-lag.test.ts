@@ -14,6 +14,7 @@ import {
 } from '../../src/billing/subscriptions.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
 import type { Db } from '../../src/db/database.ts';
+import { DAY_MS } from '../../src/time.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -452,6 +453,56 @@ describe('after the period end, before the renewal sweep ran', () => {
       new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
     );
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1650n]]);
+  });
+
+  it('a ONCE coupon redeemed with the catch-up of two periods counts for the next period only: a free plan upgraded in it is half off', async () => {
+    // On the real clock, as above. The coupon's redemption and the catch-up invoices of the two
+    // periods started before share a transaction (one `now()`): it counts from the next period on,
+    // takes nothing off its free invoice, and is that period's coupon when it is upgraded mid-period,
+    // exactly as for a subscription whose sweep was on time (`onTime`, redeemed in its first period).
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    // 503.44: half of it, 25172, is a multiple of 28, 29 and 31 and even, so any month's days divide it.
+    const [free, pro] = [await flat(0, 'Free'), await flat(50_344, 'Pro')];
+    await createCoupon(db, 'system', { code: 'LAG-ONCE', percentOffPpm: 500_000, duration: 'ONCE' });
+    const upgradedMidNextMonth = async (started: Date) => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: free },
+        started,
+      );
+      await addSubscriptionCoupon(db, 'system', subscription.id, 'LAG-ONCE');
+      const next = await renewSubscription(db, 'system', subscription.id, month(1));
+      expect(next?.invoices.map((i) => i.total)).toEqual([0n]);
+      const sixteenth = new Date(month(1).getTime() + 15 * DAY_MS);
+      const { invoice } = await changeSubscription(
+        db,
+        'system',
+        subscription.id,
+        { planId: pro },
+        sixteenth,
+        false,
+      );
+      return { id: subscription.id, invoice: invoice! };
+    };
+    const lagging = await upgradedMidNextMonth(month(-2));
+    expect((await invoicesOf(lagging.id)).map(([index, , total]) => [index, total])).toEqual([
+      [0, 0n],
+      [1, 0n],
+      [2, 0n],
+      [3, 0n],
+      [null, lagging.invoice.total],
+    ]);
+    // From the 16th to the month's end: (days − 15) of its days, half off.
+    const days = BigInt((month(2).getTime() - month(1).getTime()) / DAY_MS);
+    expect(lagging.invoice.subtotal).toBe((25_172n * (days - 15n)) / days);
+    const onTime = await upgradedMidNextMonth(month(0));
+    expect([lagging.invoice.subtotal, lagging.invoice.tax]).toEqual([
+      onTime.invoice.subtotal,
+      onTime.invoice.tax,
+    ]);
   });
 });
 
