@@ -286,7 +286,7 @@ async function checkCustomerLimit(
  * conditional UPDATE, so it stays exact and never passes `max_redemptions` under concurrency; that
  * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer limit is
  * checked once, by a count read after it that sees every one committed before. The redemption counts
- * from the subscription's next period invoice on (`first_period_index`, `nextPeriodInvoiced`), not
+ * from the subscription's next period invoice on (`first_period_index`, `nextPeriodInvoiceIndex`), not
  * those made before it in `work`. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
  * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed` (on this subscription,
@@ -321,7 +321,7 @@ export async function redeemCoupon(
       subscription_id: subscription.id,
       customer_id: subscription.customer_id,
       add_on_id: addOnId ?? null,
-      first_period_index: await nextPeriodInvoiced(work.trx, subscription.id),
+      first_period_index: await nextPeriodInvoiceIndex(work.trx, subscription.id),
     })
     .onConflict((oc) => oc.constraint('coupon_redemptions_coupon_subscription_add_on').doNothing())
     .returningAll()
@@ -353,7 +353,7 @@ export async function redeemCoupon(
  * A coupon redeemed now counts from that invoice on (`first_period_index`): the invoices made before,
  * in the same unit of work too (a catch-up renewal), are not its.
  */
-export async function nextPeriodInvoiced(db: Kysely<Database>, subscriptionId: string): Promise<number> {
+export async function nextPeriodInvoiceIndex(db: Kysely<Database>, subscriptionId: string): Promise<number> {
   const { last } = await db
     .selectFrom('invoices')
     .select((eb) => eb.fn.max('period_index').as('last'))

@@ -4,7 +4,7 @@ import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/
 import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
-import { nextPeriodInvoiced, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
+import { nextPeriodInvoiceIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
@@ -101,7 +101,7 @@ export async function previewSubscription(
       })
     : undefined;
   const period = periodAt(cadenceOf(row, plan), 0);
-  // A new subscription has no period invoice yet: the coupon counts from the first (`nextPeriodInvoiced`).
+  // A new subscription has no period invoice yet: the coupon counts from the first (`nextPeriodInvoiceIndex`).
   const redemptions = coupon ? [previewRedemption(coupon, row, now, 0)] : [];
   const { lines } = recurringLines(plan, row, period, redemptions);
   const preview: InvoicePreview = {
@@ -222,7 +222,7 @@ async function previewAddOnOf(
   const changed = change.quantity > 0 ? [{ ...row, quantity: change.quantity, addOn }] : [];
   const redeemed =
     coupon &&
-    previewRedemption(coupon, subscription, now, await nextPeriodInvoiced(db, subscription.id), addOn.id);
+    previewRedemption(coupon, subscription, now, await nextPeriodInvoiceIndex(db, subscription.id), addOn.id);
   const { plan: billed, next } = await nextRenewalLines(db, subscription, ({ redemptions, addOns }) => ({
     redemptions: [
       // Removing the add-on ends the coupons redeemed on it.
