@@ -285,7 +285,9 @@ async function checkCustomerLimit(
  * (which the caller checked is on the subscription). `times_redeemed` grows in one
  * conditional UPDATE, so it stays exact and never passes `max_redemptions` under concurrency; that
  * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer limit is
- * checked once, by a count read after it that sees every one committed before. Logs `coupon.redeemed`.
+ * checked once, by a count read after it that sees every one committed before. The redemption counts
+ * from the subscription's next period invoice on (`first_period_index`, `nextPeriodInvoiceIndex`), not
+ * those made before it in `work`. Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
  * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed` (on this subscription,
  *   or on this add-on of it, before; removed or not)
@@ -319,6 +321,7 @@ export async function redeemCoupon(
       subscription_id: subscription.id,
       customer_id: subscription.customer_id,
       add_on_id: addOnId ?? null,
+      first_period_index: await nextPeriodInvoiceIndex(work.trx, subscription.id),
     })
     .onConflict((oc) => oc.constraint('coupon_redemptions_coupon_subscription_add_on').doNothing())
     .returningAll()
@@ -342,6 +345,21 @@ export async function redeemCoupon(
     },
   });
   return redemption;
+}
+
+/**
+ * The index of the next period invoice subscription `subscriptionId` gets: one past its last period
+ * invoice (a subscription's period invoices are made in the order of their periods), 0 before any.
+ * A coupon redeemed now counts from that invoice on (`first_period_index`): the invoices made before,
+ * in the same unit of work too (a catch-up renewal), are not its.
+ */
+export async function nextPeriodInvoiceIndex(db: Kysely<Database>, subscriptionId: string): Promise<number> {
+  const { last } = await db
+    .selectFrom('invoices')
+    .select((eb) => eb.fn.max('period_index').as('last'))
+    .where('subscription_id', '=', subscriptionId)
+    .executeTakeFirstOrThrow();
+  return last === null ? 0 : last + 1;
 }
 
 /**
@@ -463,14 +481,14 @@ export async function subscriptionRedemptions(
  * its removal, as no later renewal). A redemption counted for the period when it discounted a line
  * of the current invoice (a coupon line), or when the renewal counted it though it took nothing off
  * (capped to nothing behind another coupon, or on a price of 0: no coupon line). The renewal counts
- * a redemption on each period invoice made since it that bills what it applies to (the plan line's
- * product; the add-on's line) until its periods are used up (`couponInEffect`), so it counted for
- * the current one when that one bills what it applies to, the redemption counted already
- * (`periods_applied` ≥ 1, made by the time that invoice was) and it is still in effect (FOREVER, or
- * periods left) or its `periods_applied` reaches the number of such invoices made since it, the
- * current one included (its last period is this one: a ONCE coupon on a free plan's first invoice;
- * a REPEATING one whose periods ran out before is left out). A coupon redeemed after the invoice
- * was made starts with the next period.
+ * a redemption on each period invoice from its `first_period_index` on (those made after it) that
+ * bills what it applies to (the plan line's product; the add-on's line) until its periods are used up
+ * (`couponInEffect`), so it counted for the current one when that one is among those, bills what it
+ * applies to, and the ones before it among those that billed what it applies to used fewer than its
+ * periods (a ONCE coupon on a free plan's first invoice counts; a REPEATING one whose periods ran out
+ * before is left out). Counted by period index, not by time: a coupon redeemed after the current
+ * invoice was made starts with the next period, even in the unit of work that made it (a catch-up
+ * renewal before `redeemCoupon`, at the same `now()`).
  * @returns the coupons, [] without a current period or its invoice
  */
 export async function periodCoupons(
@@ -486,7 +504,7 @@ export async function periodCoupons(
     .selectFrom('invoice_lines as l')
     .innerJoin('invoices as i', 'i.id', 'l.invoice_id')
     .leftJoin('plans as p', 'p.id', 'l.plan_id')
-    .select(['i.id', 'i.period_index', 'i.status', 'i.created_at', 'p.product_id', 'l.coupon_id'])
+    .select(['i.id', 'i.period_index', 'i.status', 'p.product_id', 'l.coupon_id'])
     .where('i.subscription_id', '=', subscription.id)
     .where('i.period_index', '<=', index)
     .where('l.metric_code', 'is', null)
@@ -504,14 +522,11 @@ export async function periodCoupons(
       ? line.product_id !== null && couponAppliesTo(coupon, line.product_id)
       : couponAppliesToAddOn(coupon, addOnId);
   const countedNow = (r: RedemptionWithCoupon) => {
-    if (r.periods_applied < 1 || r.created_at > current.created_at || !applies(r.coupon, current))
-      return false;
-    // Still in effect: it counted for every invoice since it, this one too. Used up: when this one
-    // was its last (a redemption made after a renewal in the same unit of work, at the same time,
-    // counts that invoice in `since` though it did not count for it: then it is left out).
-    if (couponInEffect(r.coupon, r.periods_applied)) return true;
-    const since = billed.filter((l) => l.created_at >= r.created_at && applies(r.coupon, l)).length;
-    return r.periods_applied >= since;
+    if (index < r.first_period_index || !applies(r.coupon, current)) return false;
+    const before = billed.filter(
+      (l) => l.period_index! >= r.first_period_index && l.period_index! < index && applies(r.coupon, l),
+    ).length;
+    return couponInEffect(r.coupon, before);
   };
   return (await subscriptionRedemptions(trx, subscription.id))
     .filter(

@@ -4,7 +4,7 @@ import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/
 import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
-import { type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
+import { nextPeriodInvoiceIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { nextRenewalLines } from './effective-amount.ts';
 import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
@@ -101,7 +101,8 @@ export async function previewSubscription(
       })
     : undefined;
   const period = periodAt(cadenceOf(row, plan), 0);
-  const redemptions = coupon ? [previewRedemption(coupon, row, now)] : [];
+  // A new subscription has no period invoice yet: the coupon counts from the first (`nextPeriodInvoiceIndex`).
+  const redemptions = coupon ? [previewRedemption(coupon, row, now, 0)] : [];
   const { lines } = recurringLines(plan, row, period, redemptions);
   const preview: InvoicePreview = {
     customerId: row.customer_id,
@@ -115,11 +116,15 @@ export async function previewSubscription(
   return withRounding(db, preview, row.payment_method_id);
 }
 
-/** A redemption of `coupon` on `subscription` (on its add-on `addOnId`) that is not written: a preview's. */
+/**
+ * A redemption of `coupon` on `subscription` (on its add-on `addOnId`) that is not written: a
+ * preview's, counting from period invoice `firstPeriodIndex` on (as `redeemCoupon` would set it).
+ */
 function previewRedemption(
   coupon: CouponRow,
   subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
   now: Date,
+  firstPeriodIndex: number,
   addOnId: string | null = null,
 ): RedemptionWithCoupon {
   return {
@@ -128,6 +133,7 @@ function previewRedemption(
     subscription_id: subscription.id,
     customer_id: subscription.customer_id,
     add_on_id: addOnId,
+    first_period_index: firstPeriodIndex,
     periods_applied: 0,
     created_at: now,
     removed_at: null,
@@ -214,11 +220,14 @@ async function previewAddOnOf(
     updated_at: now,
   };
   const changed = change.quantity > 0 ? [{ ...row, quantity: change.quantity, addOn }] : [];
+  const redeemed =
+    coupon &&
+    previewRedemption(coupon, subscription, now, await nextPeriodInvoiceIndex(db, subscription.id), addOn.id);
   const { plan: billed, next } = await nextRenewalLines(db, subscription, ({ redemptions, addOns }) => ({
     redemptions: [
       // Removing the add-on ends the coupons redeemed on it.
       ...redemptions.filter((r) => changed.length > 0 || r.add_on_id !== addOn.id),
-      ...(coupon ? [previewRedemption(coupon, subscription, now, addOn.id)] : []),
+      ...(redeemed ? [redeemed] : []),
     ],
     // In its place when the subscription has it (the order of the invoice's lines), else last.
     addOns: existing

@@ -769,6 +769,11 @@ export interface CouponRedemptionsTable {
   removed_at: MaybeTimestamp;
   /** The subscription's add-on it was redeemed on (it discounts that add-on's line only); null: the plan's line. */
   add_on_id: MaybeText;
+  /**
+   * The index of the first period invoice that may count it: one past the subscription's last period
+   * invoice when it was redeemed, 0 before any (migration 0049; never changes).
+   */
+  first_period_index: ColumnType<number, number, never>;
 }
 
 /** Usage events of metered prices, unique per `event_id`; `value` in whole units. */

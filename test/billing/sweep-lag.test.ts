@@ -5,7 +5,7 @@ import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy, renewSubscription } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
-import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import {
   addSubscriptionCoupon,
   cancelSubscription,
@@ -14,6 +14,7 @@ import {
 } from '../../src/billing/subscriptions.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
 import type { Db } from '../../src/db/database.ts';
+import { DAY_MS } from '../../src/time.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -452,6 +453,135 @@ describe('after the period end, before the renewal sweep ran', () => {
       new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
     );
     expect(next?.invoices.map((i) => [i.period_index, i.total])).toEqual([[3, 1650n]]);
+  });
+
+  it('a ONCE coupon redeemed with the catch-up of two periods counts for the next period only: a free plan upgraded in it is half off', async () => {
+    // On the real clock, as above. The coupon's redemption and the catch-up invoices of the two
+    // periods started before share a transaction (one `now()`): it counts from the next period on,
+    // takes nothing off its free invoice, and is that period's coupon when it is upgraded mid-period,
+    // exactly as for a subscription whose sweep was on time (`onTime`, redeemed in its first period).
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    // 503.44: half of it, 25172, is a multiple of 28, 29 and 31 and even, so any month's days divide it.
+    const [free, pro] = [await flat(0, 'Free'), await flat(50_344, 'Pro')];
+    await createCoupon(db, 'system', { code: 'LAG-ONCE', percentOffPpm: 500_000, duration: 'ONCE' });
+    const upgradedMidNextMonth = async (started: Date) => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: free },
+        started,
+      );
+      await addSubscriptionCoupon(db, 'system', subscription.id, 'LAG-ONCE');
+      const next = await renewSubscription(db, 'system', subscription.id, month(1));
+      expect(next?.invoices.map((i) => i.total)).toEqual([0n]);
+      const sixteenth = new Date(month(1).getTime() + 15 * DAY_MS);
+      const { invoice } = await changeSubscription(
+        db,
+        'system',
+        subscription.id,
+        { planId: pro },
+        sixteenth,
+        false,
+      );
+      return { id: subscription.id, invoice: invoice! };
+    };
+    const lagging = await upgradedMidNextMonth(month(-2));
+    // By period (periods 1 and 2 were invoiced in one transaction, maybe in one millisecond).
+    const invoiced = await db
+      .selectFrom('invoices')
+      .select(['period_index', 'total'])
+      .where('subscription_id', '=', lagging.id)
+      .orderBy('period_index')
+      .execute();
+    expect(invoiced.map((i) => [i.period_index, i.total])).toEqual([
+      [0, 0n],
+      [1, 0n],
+      [2, 0n],
+      [3, 0n],
+      [null, lagging.invoice.total],
+    ]);
+    // From the 16th to the month's end: (days − 15) of its days, half off.
+    const days = BigInt((month(2).getTime() - month(1).getTime()) / DAY_MS);
+    expect(lagging.invoice.subtotal).toBe((25_172n * (days - 15n)) / days);
+    const onTime = await upgradedMidNextMonth(month(0));
+    expect([lagging.invoice.subtotal, lagging.invoice.tax]).toEqual([
+      onTime.invoice.subtotal,
+      onTime.invoice.tax,
+    ]);
+  });
+
+  it('a ONCE coupon redeemed on an add-on with the catch-up of two periods counts for the next period only: capped to nothing there behind another, it discounts a raise in it', async () => {
+    // On the real clock, as above. Seats at 1000 carry a FOREVER 1000-off coupon from the start, so
+    // the ONCE 50% one redeemed later (with the catch-up of periods 1 and 2 when the sweep lagged)
+    // takes nothing off its first period, the next; raised 1 → 5 on its 16th, the 4 seats are
+    // discounted by what the period's coupons take off 5 seats beyond 1 (1000 + 2500 − 1000: the
+    // ONCE one's 2500, for the rest of the period), as for a subscription whose sweep was on time.
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    const basic = await flat(3000, 'Basic');
+    const seats = (await createAddOn(db, 'system', { name: 'Seats', currency: 'EUR', amount: 1000n })).id;
+    await createCoupon(db, 'system', {
+      code: 'SEATS-1000',
+      amountOff: 1000n,
+      currency: 'EUR',
+      duration: 'FOREVER',
+    });
+    const halfOnce = await createCoupon(db, 'system', {
+      code: 'SEATS-HALF-ONCE',
+      percentOffPpm: 500_000,
+      duration: 'ONCE',
+    });
+    const raisedMidNextMonth = async (started: Date) => {
+      const customer = await insertCustomer(db);
+      const { subscription } = await createSubscription(
+        db,
+        'system',
+        { customerId: customer, planId: basic },
+        started,
+      );
+      const seat = { addOnId: seats, quantity: 1, proration: 'none' as const };
+      await setSubscriptionAddOn(
+        db,
+        'system',
+        subscription.id,
+        { ...seat, couponCode: 'SEATS-1000' },
+        started,
+      );
+      await redeemAddOnCoupon(db, 'system', subscription.id, seats, 'SEATS-HALF-ONCE');
+      const next = await renewSubscription(db, 'system', subscription.id, month(1));
+      // Seats 1000 − 1000; the ONCE coupon capped to nothing (no line), counted.
+      expect(next?.invoices.map((i) => i.subtotal)).toEqual([3000n]);
+      const sixteenth = new Date(month(1).getTime() + 15 * DAY_MS);
+      const { invoice } = await setSubscriptionAddOn(
+        db,
+        'system',
+        subscription.id,
+        { ...seat, quantity: 5, proration: 'prorate_now' },
+        sixteenth,
+      );
+      const credits = await db
+        .selectFrom('invoice_lines')
+        .select(['coupon_id', 'amount'])
+        .where('invoice_id', '=', invoice!.id)
+        .where('type', '=', 'CREDIT')
+        .orderBy('position')
+        .execute();
+      return { invoice: invoice!, credits };
+    };
+    const lagging = await raisedMidNextMonth(month(-2));
+    const days = BigInt((month(2).getTime() - month(1).getTime()) / DAY_MS);
+    const rest = (amount: bigint) => (amount * (days - 15n) * 2n + days) / (2n * days);
+    // 4000 − 2500 for the rest of the period; without the ONCE coupon, the 4000 whole, no credit.
+    expect(lagging.invoice.subtotal).toBe(rest(1500n));
+    expect(lagging.credits).toEqual([{ coupon_id: halfOnce.id, amount: rest(1500n) - rest(4000n) }]);
+    const onTime = await raisedMidNextMonth(month(0));
+    expect(lagging.credits).toEqual(onTime.credits);
+    expect([lagging.invoice.subtotal, lagging.invoice.tax]).toEqual([
+      onTime.invoice.subtotal,
+      onTime.invoice.tax,
+    ]);
   });
 });
 
