@@ -63,6 +63,8 @@ describe('after the period end, before the renewal sweep ran', () => {
         .select(['period_index', 'billing_reason', 'total', 'amount_due'])
         .where('subscription_id', '=', id)
         .orderBy('created_at')
+        // Periods caught up in one transaction share its created_at: in period order.
+        .orderBy('period_index')
         .orderBy('id')
         .execute()
     ).map((i) => [i.period_index, i.billing_reason, i.total, i.amount_due]);
