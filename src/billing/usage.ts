@@ -486,8 +486,11 @@ export interface UsageEstimate {
  * period: its metered prices applied to the events of [current_period_start, current_period_end)
  * not billed yet (from `usage_billed_until` when that is later, as the rest of the period: see
  * `priceUsage`),
- * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
- * are not part of it. Events are aggregated in one query for all subscriptions.
+ * every metric listed (quantity 0 included), and totals per currency. In a trial (the current period
+ * is the trial's window, before `billing_anchor`) whose plan does not bill trial usage, every line's
+ * amount is 0 (its quantity still shown): that usage is never billed, so it costs nothing and no
+ * usage limit acts on it (`checkUsageLimits`). Recurring (non-metered) fees are not part of it.
+ * Events are aggregated in one query for all subscriptions.
  * @throws NotFoundError when the customer does not exist
  */
 export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
@@ -496,7 +499,7 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .selectFrom('subscriptions as s')
     .innerJoin('plans as p', 'p.id', 's.plan_id')
     .selectAll('p')
-    .select(['s.id as subscription_id', 's.current_period_start', 's.current_period_end'])
+    .select(['s.id as subscription_id', 's.current_period_start', 's.current_period_end', 's.billing_anchor'])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
     .where('s.current_period_start', 'is not', null)
@@ -520,12 +523,14 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .groupBy(['e.subscription_id', 'e.code'])
     .execute();
   const estimates = subscriptions.map((row): SubscriptionUsageEstimate => {
-    const { subscription_id, current_period_start, current_period_end, ...planRow } = row;
+    const { subscription_id, current_period_start, current_period_end, billing_anchor, ...planRow } = row;
     const plan = planOf(planRow);
     const aggregates = new Map(
       rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregates(r)]),
     );
-    const lines = priceUsage(plan.metered, aggregates);
+    // A trial's usage is free unless the plan bills it (renewal.ts `unbilledUsageWindows`).
+    const free = current_period_start! < billing_anchor && !plan.bill_trial_usage;
+    const lines = priceUsage(plan.metered, aggregates).map((line) => (free ? { ...line, amount: 0n } : line));
     return {
       subscriptionId: subscription_id,
       planId: plan.id,

@@ -263,6 +263,39 @@ describe('metered usage on renewal invoices', () => {
     );
   });
 
+  it("a free trial's usage is estimated at 0 and no usage limit acts on it; a trial billing its usage is estimated as billed", async () => {
+    const billed = await planOf(1000, 2, { trial_days: 14, bill_trial_usage: true });
+    const free = await planOf(1000, 2, { trial_days: 14 });
+    const a = await subscribe(billed, 14); // trial 2027-03-01 → 03-15
+    const b = await subscribe(free, 14);
+    for (const s of [a, b]) {
+      const limit = await app.api('POST', '/v1/usage-limits', {
+        customer: s.customerId,
+        amount: 50,
+        currency: 'EUR',
+        action: 'SUSPEND',
+      });
+      expect(limit.status).toBe(201);
+      await record(s.id, `${s.id}-trial`, 40, '2027-03-05T00:00:00Z');
+    }
+    const estimateOf = async (customerId: string) =>
+      (await app.api('GET', `/v1/customers/${customerId}/usage-estimate`)).body;
+    // The billing trial: 40 calls × 2 = 80, what period 0's invoice bills; the limit of 50 suspends it.
+    expect((await estimateOf(a.customerId)).totals).toEqual([{ currency: 'EUR', amount: 80 }]);
+    expect((await app.api('GET', `/v1/subscriptions/${a.id}`)).body.status).toBe('SUSPENDED');
+    // The free trial: its 40 calls are never billed (was 80), so they cost 0 and suspend nothing.
+    const estimate = await estimateOf(b.customerId);
+    expect(estimate.subscriptions[0].lines).toEqual([
+      { metric_code: 'api_calls', aggregation: 'SUM', quantity: 40, amount: 0 },
+    ]);
+    expect(estimate.totals).toEqual([{ currency: 'EUR', amount: 0 }]);
+    expect((await app.api('GET', `/v1/subscriptions/${b.id}`)).body.status).toBe('IN_TRIAL');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    const [first] = await invoicesOf(b.customerId);
+    expect(usageOf(first)).toEqual([]);
+    expect(first.total).toBe(1000);
+  });
+
   it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {
     const small = await planOf(1000, 2);
     const large = await planOf(3000, 5);
