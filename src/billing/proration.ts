@@ -35,7 +35,7 @@ import {
   lockSubscription,
   renewedUpTo,
   subscriptionInvoiceDetails,
-  usagePeriodStart,
+  usagePeriodAt,
 } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
@@ -644,7 +644,7 @@ export async function changeSubscription(
     };
     refuseDebtOnCredit(proration);
     if (newPlan.id !== oldPlan.id) {
-      const periodStart = usagePeriodStart(subscription, oldPlan, now);
+      const periodStart = usagePeriodAt(subscription, oldPlan, now).start;
       await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
     }
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);

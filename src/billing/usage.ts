@@ -7,11 +7,12 @@ import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
-import { scheduledEnd } from './renewal.ts';
+import { scheduledEnd, usagePeriodAt } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -105,6 +106,9 @@ function unbillableReason(
  * before the subscription starts, before `usage_billed_until` (usage already invoiced), at or after
  * its scheduled end (`scheduledEnd`: `cancel_at`, `cancel_at_period_end`, the end of a fixed term),
  * or more than 5 minutes after `now`
+ * @throws ValidationError (field `value`) when with it the period's usage of `code` could not be
+ * billed: above an invoice line's quantity (2^31 − 1 units) or amount (10^15 minor units)
+ * (`refuseUnbillableSum`)
  */
 export async function recordUsageEvent(
   db: Db,
@@ -115,13 +119,14 @@ export async function recordUsageEvent(
   const result = await inUnitOfWork(db, { actor }, async (work) => {
     const stored = await storedEvent(work.trx, input);
     if (stored) return { event: stored, created: false };
-    // FOR SHARE: billing (which locks the row FOR UPDATE) waits for this event's commit and bills it,
-    // or this event waits for the billing and sees the moved `usage_billed_until`.
+    // FOR NO KEY UPDATE: billing (which locks the row FOR UPDATE) waits for this event's commit and
+    // bills it, or this event waits for the billing and sees the moved `usage_billed_until`; and the
+    // subscription's events are recorded one at a time, so each sees the others' sum (`refuseUnbillableSum`).
     const subscription = await work.trx
       .selectFrom('subscriptions')
       .selectAll()
       .where('id', '=', input.subscriptionId)
-      .forShare()
+      .forNoKeyUpdate()
       .executeTakeFirst();
     if (!subscription) throw new NotFoundError('subscription', input.subscriptionId);
     if (subscription.status === 'CANCELLED') {
@@ -137,7 +142,8 @@ export async function recordUsageEvent(
         .where('id', '=', subscription.plan_id)
         .executeTakeFirstOrThrow(),
     );
-    if (!plan.metered.some((m) => m.code === input.code)) {
+    const metered = plan.metered.find((m) => m.code === input.code);
+    if (!metered) {
       throw new ValidationError('no metered price for this code', {
         code: `plan ${plan.id} has no metered price with code ${input.code}`,
       });
@@ -165,6 +171,7 @@ export async function recordUsageEvent(
       // Stored by a concurrent request since our first look: the same rules as a repeat.
       return { event: (await storedEvent(work.trx, input))!, created: false };
     }
+    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt);
     await recordActivity(work, {
       resourceType: 'usage_event',
       resourceId: event.id,
@@ -181,6 +188,49 @@ export async function recordUsageEvent(
   });
   if (result.created) await checkUsageLimits(db, actor, result.event.subscription_id, now);
   return result;
+}
+
+/**
+ * Refuses the usage event just stored at `at` (the caller's transaction then stores nothing) when
+ * its period's usage of `metered.code` with it could not be billed: the period's aggregate (SUM, MAX
+ * or COUNT over `usagePeriodAt`) above an invoice line's quantity (2^31 − 1 units), or its price
+ * (`priceFor`) above 10^15 minor units (an invoice line's largest amount). Billed, such usage would
+ * fail every renewal, cancellation and plan change of the subscription (the usage is billed whole
+ * or not at all), so its recurring fees too would never be invoiced again; refused, the caller
+ * learns it at once. A part of the period after a plan change is billed at most the whole period's
+ * quantity and price, so checking the whole suffices. A free trial's usage (never billed) is not
+ * checked.
+ * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed
+ */
+async function refuseUnbillableSum(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  metered: MeteredPrice,
+  at: Date,
+): Promise<void> {
+  if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
+  const period = usagePeriodAt(subscription, plan, at);
+  const row = await trx
+    .selectFrom('usage_events as e')
+    .select(aggregateColumns(sql.val(period.start)))
+    .where('e.subscription_id', '=', subscription.id)
+    .where('e.code', '=', metered.code)
+    .where('e.occurred_at', '>=', period.start)
+    .where('e.occurred_at', '<', period.end)
+    .executeTakeFirstOrThrow();
+  const quantity = quantityOf(metered.aggregation, toAggregates(row).whole);
+  const why =
+    quantity > MAX_LINE_QUANTITY
+      ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
+      : priceFor(metered.price, quantity) > MAX_MINOR_UNITS
+        ? `an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
+        : undefined;
+  if (why) {
+    throw new ValidationError('usage beyond what one invoice line bills', {
+      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, beyond ${why}`,
+    });
+  }
 }
 
 /**
@@ -415,7 +465,7 @@ const UNPRICEABLE = {
  * the change); an old plan's VOLUME or STAIRSTEP price (billed whole at the change, the new price
  * continues from it); any change in a trial when the new plan does not bill trial usage (the rest of
  * the trial is free: nothing splits). Reads only.
- * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodStart`)
+ * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodAt`)
  * @throws ConflictError `usage_split_unpriceable` naming the metrics, why each cannot be split and
  * the ways out: the change at the next cycle (`when: next_cycle`), or a plan metering them with the
  * old plan's aggregation and pricing them PER_UNIT or TIERED (in a trial: one not billing trial usage)

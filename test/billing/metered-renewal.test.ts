@@ -296,6 +296,53 @@ describe('metered usage on renewal invoices', () => {
     expect(first.total).toBe(1000);
   });
 
+  it("refuses (422, field value) an event taking its period's usage beyond one invoice line; the renewal then bills the period", async () => {
+    /** The field-level message of `record`'s ValidationError on `value`, or "stored"; nothing stored when refused. */
+    const refused = async (subscriptionId: string, eventId: string, value: bigint, timestamp: string) => {
+      const before = await app.runtime.db.selectFrom('usage_events').select('id').execute();
+      try {
+        await recordUsageEvent(
+          app.runtime.db,
+          'system',
+          { eventId, subscriptionId, code: 'api_calls', value, timestamp: new Date(timestamp) },
+          new Date(timestamp),
+        );
+        return 'stored';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(await app.runtime.db.selectFrom('usage_events').select('id').execute()).toHaveLength(
+          before.length,
+        );
+        return (error as ValidationError).fields?.value;
+      }
+    };
+    // Quantity: 2^31 − 1 calls is what one line holds; one call more in March is refused (it made
+    // every renewal of the subscription throw, its April fee never invoiced), one in April is not.
+    const perCall = await planOf(1000, 1);
+    const a = await subscribe(perCall);
+    expect(await refused(a.id, 'a-1', 2_147_483_647n, '2027-03-05T00:00:00Z')).toBe('stored');
+    expect(await refused(a.id, 'a-2', 1n, '2027-03-31T23:59:59Z')).toMatch(
+      /sum of api_calls in the period from 2027-03-01T00:00:00.000Z would be 2147483648 units, beyond an invoice line's quantity/,
+    );
+    expect(await refused(a.id, 'a-3', 1n, '2027-04-01T00:00:00Z')).toBe('stored');
+    // Amount: 999,999,999 calls at 10^6 is 999,999,999,000,000 ≤ 10^15; 2 more would be 10^15 + 10^6.
+    const dear = await planOf(1000, 1_000_000);
+    const b = await subscribe(dear);
+    expect(await refused(b.id, 'b-1', 999_999_999n, '2027-03-05T00:00:00Z')).toBe('stored');
+    expect(await refused(b.id, 'b-2', 2n, '2027-03-06T00:00:00Z')).toMatch(
+      /would be 1000000001 units, beyond an invoice line's amount \(at most 1000000000000000 minor units\)/,
+    );
+    const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    expect(sweep.failures.filter((f) => [a.id, b.id].includes(f.subscription))).toEqual([]);
+    const [, aApril] = await invoicesOf(a.customerId);
+    expect(usageOf(aApril)).toEqual([
+      [2_147_483_647, 2_147_483_647, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+    expect(aApril.total).toBe(1000 + 2_147_483_647);
+    const [, bApril] = await invoicesOf(b.customerId);
+    expect(bApril.total).toBe(1000 + 999_999_999_000_000);
+  });
+
   it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {
     const small = await planOf(1000, 2);
     const large = await planOf(3000, 5);
