@@ -12,7 +12,7 @@ import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
-import { scheduledEnd, usagePeriodAt } from './renewal.ts';
+import { scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -365,7 +365,44 @@ export async function usageLines(
   plan: Plan,
   windows: readonly UsageWindow[],
 ): Promise<NewLine[]> {
-  if (plan.metered.length === 0 || windows.length === 0) return [];
+  const usages = await windowsUsage(db, subscription, plan, windows);
+  return windows.flatMap((window, i) =>
+    usages[i]!.filter((usage) => usage.quantity > 0n).map((usage): NewLine => {
+      if (usage.quantity > MAX_LINE_QUANTITY) {
+        throw new RangeError(
+          `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
+        );
+      }
+      return {
+        description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
+        type: 'CHARGE',
+        quantity: Number(usage.quantity),
+        ...(usage.price.model === 'PER_UNIT'
+          ? { unitAmount: usage.price.unitAmount }
+          : { unitAmount: null, amount: usage.amount }),
+        taxRatePpm: plan.tax_rate_ppm,
+        ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
+        planId: plan.id,
+        metricCode: usage.code,
+        periodStart: window.start,
+        periodEnd: window.end,
+      };
+    }),
+  );
+}
+
+/**
+ * Per window of `windows` (in order), each metered price of `plan` priced for its usage events with
+ * `occurred_at` in [start, end), as the rest of the period begun at `periodStart` (`priceUsage`: one
+ * entry per metered price, quantity 0 included), aggregated in one query. Reads only.
+ */
+async function windowsUsage(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  plan: Plan,
+  windows: readonly UsageWindow[],
+): Promise<MeteredUsage[][]> {
+  if (plan.metered.length === 0 || windows.length === 0) return windows.map(() => []);
   const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
   const starts = windows.map((w) => w.start.toISOString());
   const ends = windows.map((w) => w.end.toISOString());
@@ -382,34 +419,12 @@ export async function usageLines(
     .where('e.subscription_id', '=', subscription.id)
     .groupBy(['w.position', 'e.code'])
     .execute();
-  return windows.flatMap((window, i) => {
-    const aggregates = new Map(
-      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)]),
-    );
-    return priceUsage(plan.metered, aggregates)
-      .filter((usage) => usage.quantity > 0n)
-      .map((usage): NewLine => {
-        if (usage.quantity > MAX_LINE_QUANTITY) {
-          throw new RangeError(
-            `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
-          );
-        }
-        return {
-          description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
-          type: 'CHARGE',
-          quantity: Number(usage.quantity),
-          ...(usage.price.model === 'PER_UNIT'
-            ? { unitAmount: usage.price.unitAmount }
-            : { unitAmount: null, amount: usage.amount }),
-          taxRatePpm: plan.tax_rate_ppm,
-          ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
-          planId: plan.id,
-          metricCode: usage.code,
-          periodStart: window.start,
-          periodEnd: window.end,
-        };
-      });
-  });
+  return windows.map((_, i) =>
+    priceUsage(
+      plan.metered,
+      new Map(rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)])),
+    ),
+  );
 }
 
 /** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
@@ -533,14 +548,16 @@ export interface UsageEstimate {
 
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
- * period: its metered prices applied to the events of [current_period_start, current_period_end)
- * not billed yet (from `usage_billed_until` when that is later, as the rest of the period: see
- * `priceUsage`),
- * every metric listed (quantity 0 included), and totals per currency. In a trial (the current period
- * is the trial's window, before `billing_anchor`) whose plan does not bill trial usage, every line's
- * amount is 0 (its quantity still shown): that usage is never billed, so it costs nothing and no
- * usage limit acts on it (`checkUsageLimits`). Recurring (non-metered) fees are not part of it.
- * Events are aggregated in one query for all subscriptions.
+ * period: what its next invoices will bill of the usage recorded so far (every stored event is
+ * billable where it falls), exactly as the renewal will (renewal.ts `unbilledUsageWindows`, priced by
+ * `usageLines`' rules with its plan): the usage not billed yet, from `usage_billed_until` (after a
+ * plan change mid-period, as the rest of the period: `priceUsage`), each period on its own — the
+ * current one, and the periods a SUSPENDED subscription (not billed meanwhile) or a renewal not run
+ * yet left unbilled —, a trial's usage only when the plan bills it (a free trial's costs nothing, so
+ * no usage limit acts on it: `checkUsageLimits`). Per metric, in the plan's order, quantity 0
+ * included: `quantity` the units those periods bill together, `amount` their price (minor units).
+ * `periodStart`/`periodEnd` are the subscription's current period. Recurring (non-metered) fees are
+ * not part of it. Reads no clock.
  * @throws NotFoundError when the customer does not exist
  */
 export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
@@ -549,48 +566,66 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .selectFrom('subscriptions as s')
     .innerJoin('plans as p', 'p.id', 's.plan_id')
     .selectAll('p')
-    .select(['s.id as subscription_id', 's.current_period_start', 's.current_period_end', 's.billing_anchor'])
+    .select([
+      's.id as subscription_id',
+      's.current_period_start',
+      's.current_period_end',
+      's.billing_anchor',
+      's.start_at',
+      's.usage_billed_until',
+      sql<Date | null>`(
+        select max(e.occurred_at) from usage_events e
+        where e.subscription_id = s.id and e.occurred_at >= coalesce(s.usage_billed_until, s.start_at)
+      )`.as('last_event_at'),
+    ])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
     .where('s.current_period_start', 'is not', null)
     .where('s.current_period_end', 'is not', null)
     .orderBy('s.id')
     .execute();
-  const rows = await db
-    .selectFrom('usage_events as e')
-    .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
-    .select([
-      'e.subscription_id',
-      'e.code',
-      // Usage already billed (at a plan change mid-period) is not owed any more, but the rest of the
-      // period is priced after it (`priceUsage`).
-      ...aggregateColumns(sql`greatest(s.current_period_start, s.usage_billed_until)`),
-    ])
-    .where('s.customer_id', '=', customerId)
-    .where('s.status', '!=', 'CANCELLED')
-    .whereRef('e.occurred_at', '>=', 's.current_period_start')
-    .whereRef('e.occurred_at', '<', 's.current_period_end')
-    .groupBy(['e.subscription_id', 'e.code'])
-    .execute();
-  const estimates = subscriptions.map((row): SubscriptionUsageEstimate => {
-    const { subscription_id, current_period_start, current_period_end, billing_anchor, ...planRow } = row;
-    const plan = planOf(planRow);
-    const aggregates = new Map(
-      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregates(r)]),
-    );
-    // A trial's usage is free unless the plan bills it (renewal.ts `unbilledUsageWindows`).
-    const free = current_period_start! < billing_anchor && !plan.bill_trial_usage;
-    const lines = priceUsage(plan.metered, aggregates).map((line) => (free ? { ...line, amount: 0n } : line));
-    return {
-      subscriptionId: subscription_id,
-      planId: plan.id,
-      currency: plan.currency,
-      periodStart: current_period_start!,
-      periodEnd: current_period_end!,
-      lines,
-      total: lines.reduce((sum, line) => sum + line.amount, 0n),
-    };
-  });
+  const estimates = await Promise.all(
+    subscriptions.map(async (row): Promise<SubscriptionUsageEstimate> => {
+      const {
+        subscription_id,
+        current_period_start,
+        current_period_end,
+        billing_anchor,
+        start_at,
+        usage_billed_until,
+        last_event_at,
+        ...planRow
+      } = row;
+      const plan = planOf(planRow);
+      // Up to its last event not billed yet: every event stored is billable where it falls.
+      const windows = last_event_at
+        ? unbilledUsageWindows(
+            { billing_anchor, start_at, usage_billed_until },
+            plan,
+            new Date(last_event_at.getTime() + 1),
+          )
+        : [];
+      const usages = await windowsUsage(db, { id: subscription_id }, plan, windows);
+      const lines = plan.metered.map(
+        (m, j): MeteredUsage => ({
+          code: m.code,
+          aggregation: m.aggregation,
+          quantity: usages.reduce((sum, usage) => sum + usage[j]!.quantity, 0n),
+          amount: usages.reduce((sum, usage) => sum + usage[j]!.amount, 0n),
+          price: m.price,
+        }),
+      );
+      return {
+        subscriptionId: subscription_id,
+        planId: plan.id,
+        currency: plan.currency,
+        periodStart: current_period_start!,
+        periodEnd: current_period_end!,
+        lines,
+        total: lines.reduce((sum, line) => sum + line.amount, 0n),
+      };
+    }),
+  );
   const totals = new Map<string, bigint>();
   for (const e of estimates) totals.set(e.currency, (totals.get(e.currency) ?? 0n) + e.total);
   return {

@@ -7,7 +7,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
-import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { recordUsageEvent, usageEstimate } from '../../src/billing/usage.ts';
 import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -286,7 +286,7 @@ describe('metered usage on renewal invoices', () => {
     // The free trial: its 40 calls are never billed (was 80), so they cost 0 and suspend nothing.
     const estimate = await estimateOf(b.customerId);
     expect(estimate.subscriptions[0].lines).toEqual([
-      { metric_code: 'api_calls', aggregation: 'SUM', quantity: 40, amount: 0 },
+      { metric_code: 'api_calls', aggregation: 'SUM', quantity: 0, amount: 0 },
     ]);
     expect(estimate.totals).toEqual([{ currency: 'EUR', amount: 0 }]);
     expect((await app.api('GET', `/v1/subscriptions/${b.id}`)).body.status).toBe('IN_TRIAL');
@@ -341,6 +341,49 @@ describe('metered usage on renewal invoices', () => {
     expect(aApril.total).toBe(1000 + 2_147_483_647);
     const [, bApril] = await invoicesOf(b.customerId);
     expect(bApril.total).toBe(1000 + 999_999_999_000_000);
+  });
+
+  it('the estimate counts what the next invoices bill: the periods a suspension or a renewal not run yet left unbilled, each priced on its own', async () => {
+    const tiered = await planOf(1000, 0, {
+      metered: [
+        {
+          code: 'api_calls',
+          aggregation: 'SUM',
+          price: {
+            model: 'TIERED',
+            tiers: [
+              { up_to: 10, unit_amount: 0 },
+              { up_to: null, unit_amount: 2 },
+            ],
+          },
+        },
+      ],
+    });
+    const s = await subscribe(tiered); // period 0: March, invoiced at once
+    const estimate = async () => {
+      const { subscriptions } = await usageEstimate(app.runtime.db, s.customerId);
+      return subscriptions[0]!.lines.map((l) => [l.quantity, l.amount]);
+    };
+    await suspendSubscription(app.runtime.db, 'system', s.id, new Date('2027-03-10T00:00:00Z'));
+    await record(s.id, `${s.id}-mar`, 15, '2027-03-12T00:00:00Z');
+    await record(s.id, `${s.id}-apr`, 25, '2027-04-12T00:00:00Z');
+    // Still SUSPENDED on April 15th, its current period March: March's 15 calls (5 above the free 10:
+    // 10) and April's 25 (15 above: 30), each month its own free tier: 40 calls, 40 (was 15 calls, 10).
+    expect(await estimate()).toEqual([[40n, 40n]]);
+    await reactivateSubscription(app.runtime.db, 'system', s.id, new Date('2027-04-15T00:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    // What the invoices billed: March's on April's invoice (10), April's on May's (30).
+    const invoices = await invoicesOf(s.customerId);
+    expect(invoices.flatMap(usageOf).map(([quantity, amount]: unknown[]) => [quantity, amount])).toEqual([
+      [15, 10],
+      [25, 30],
+    ]);
+    // May 2nd, its renewal of June not due: May's usage so far.
+    await record(s.id, `${s.id}-may`, 12, '2027-05-02T00:00:00Z');
+    expect(await estimate()).toEqual([[12n, 4n]]);
+    // June 1st 00:05, before the renewal sweep has run: May's 12 and June's 11 (2 + 2), not May's alone.
+    await record(s.id, `${s.id}-jun`, 11, '2027-06-01T00:01:00Z');
+    expect(await estimate()).toEqual([[23n, 6n]]);
   });
 
   it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {
