@@ -15,6 +15,7 @@ import {
   recurringLines,
 } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { nextRenewalLines } from './effective-amount.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
 import { creditOffDue } from './invoice-rounding.ts';
@@ -23,6 +24,7 @@ import {
   hasAddOnLine,
   insertInvoice,
   invoiceActivity,
+  invoiceAmounts,
   lineAmounts,
   lockInvoice,
   type NewLine,
@@ -173,6 +175,37 @@ export function servedUntil(
 /** The whole seconds from `from` to `to` (0 when `to` is not later): how proration measures a period. */
 export function secondsBetween(from: Date, to: Date): bigint {
   return BigInt(Math.max(0, Math.floor((to.getTime() - from.getTime()) / 1000)));
+}
+
+/**
+ * Refuses a change (now or at the next cycle, preview too) after which the subscription's next
+ * renewal could not be invoiced: its recurring lines for `plan` × `quantity` (`nextRenewalLines`: the
+ * price, coupons, add-ons, a setup fee) above 10^15 minor units, a line or all together. Accepted,
+ * such a change made every later renewal of the subscription throw (its periods never invoiced
+ * again), though a change now prorates only the rest of the period (a tenth of 2 × 10^15 passes).
+ * Nothing when it has no next renewal.
+ * @throws ValidationError (field `quantity`) naming the plan, the quantity and the bound
+ */
+async function refuseUninvoiceablePeriod(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  quantity: number,
+): Promise<void> {
+  const { next } = await nextRenewalLines(trx, {
+    ...subscription,
+    scheduled_plan_id: plan.id,
+    scheduled_quantity: quantity,
+  });
+  if (!next) return;
+  try {
+    invoiceAmounts(next.lines);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ValidationError('the next period could not be invoiced', {
+      quantity: `plan ${plan.id} × ${quantity} would bill each period more than 10^15 minor units (the largest amount of an invoice)`,
+    });
+  }
 }
 
 /**
@@ -549,7 +582,9 @@ export async function creditInvoice(
  * `cancellation_scheduled` (a prorated change while a cancellation is scheduled whose refund gave
  * back money of this period: its unused time would be credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
- * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
+ * interval, or no change at all; (field `quantity`) when the next period would bill more than 10^15
+ * minor units (`refuseUninvoiceablePeriod`, now or at the next cycle, preview too); (field
+ * `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`), a net credit while a change's invoice of the period is not paid or the
  * period's is UNCOLLECTIBLE (`refuseCreditOfUnpaid`), a change after one whose invoice is VOID or UNCOLLECTIBLE
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
@@ -586,6 +621,7 @@ export async function changeSubscription(
       });
     }
     await refuseChangeInvoicedAhead(work.trx, subscription);
+    await refuseUninvoiceablePeriod(work.trx, subscription, newPlan, quantity);
     if (change.when === 'next_cycle') {
       return scheduleChange(work, subscription, newPlan, quantity, now, preview);
     }

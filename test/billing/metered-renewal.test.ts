@@ -386,6 +386,44 @@ describe('metered usage on renewal invoices', () => {
     expect(await estimate()).toEqual([[23n, 6n]]);
   });
 
+  it('refuses (422, field quantity) a change, now or at the next cycle, whose next period would bill more than 10^15; nothing changes', async () => {
+    const product = await app.api('POST', '/v1/products', { name: 'Big' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: 'Big',
+      currency: 'EUR',
+      interval: 'MONTH',
+      price: { model: 'PER_UNIT', unit_amount: 1_000_000_000_000 },
+    });
+    const s = await subscribe(plan.body.id); // 10^12 per unit and period, quantity 1
+    const change = async (quantity: number, when: 'now' | 'next_cycle', at: string) => {
+      try {
+        await changeSubscription(app.runtime.db, 'system', s.id, { quantity, when }, new Date(at), false);
+        return 'changed';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    // 2000 × 10^12 = 2 × 10^15 a period. At the next cycle it was stored, then every renewal threw;
+    // now, on March 29th, it prorated 3 days of 31 (1.9 × 10^14, accepted) and every renewal threw.
+    expect(await change(2000, 'next_cycle', '2027-03-05T00:00:00Z')).toMatch(
+      /× 2000 would bill each period more than 10\^15/,
+    );
+    expect(await change(2000, 'now', '2027-03-29T00:00:00Z')).toMatch(
+      /× 2000 would bill each period more than 10\^15/,
+    );
+    const refused = (await app.api('GET', `/v1/subscriptions/${s.id}`)).body;
+    expect([refused.quantity, refused.scheduled_change]).toEqual([1, null]);
+    expect((await invoicesOf(s.customerId)).length).toBe(1); // period 0's only
+    // 1000 × 10^12 = 10^15 exactly is invoiceable.
+    expect(await change(1000, 'next_cycle', '2027-03-05T00:00:00Z')).toBe('changed');
+    const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    expect(sweep.failures.filter((f) => f.subscription === s.id)).toEqual([]);
+    const [, april] = await invoicesOf(s.customerId);
+    expect(april.total).toBe(1_000_000_000_000_000);
+  });
+
   it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {
     const small = await planOf(1000, 2);
     const large = await planOf(3000, 5);
