@@ -15,7 +15,7 @@ import {
   recurringLines,
 } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
-import { nextRenewalLines } from './effective-amount.ts';
+import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
 import { creditOffDue } from './invoice-rounding.ts';
@@ -24,7 +24,6 @@ import {
   hasAddOnLine,
   insertInvoice,
   invoiceActivity,
-  invoiceAmounts,
   lineAmounts,
   lockInvoice,
   type NewLine,
@@ -175,37 +174,6 @@ export function servedUntil(
 /** The whole seconds from `from` to `to` (0 when `to` is not later): how proration measures a period. */
 export function secondsBetween(from: Date, to: Date): bigint {
   return BigInt(Math.max(0, Math.floor((to.getTime() - from.getTime()) / 1000)));
-}
-
-/**
- * Refuses a change (now or at the next cycle, preview too) after which the subscription's next
- * renewal could not be invoiced: its recurring lines for `plan` × `quantity` (`nextRenewalLines`: the
- * price, coupons, add-ons, a setup fee) above 10^15 minor units, a line or all together. Accepted,
- * such a change made every later renewal of the subscription throw (its periods never invoiced
- * again), though a change now prorates only the rest of the period (a tenth of 2 × 10^15 passes).
- * Nothing when it has no next renewal.
- * @throws ValidationError (field `quantity`) naming the plan, the quantity and the bound
- */
-async function refuseUninvoiceablePeriod(
-  trx: Kysely<Database>,
-  subscription: SubscriptionRow,
-  plan: Plan,
-  quantity: number,
-): Promise<void> {
-  const { next } = await nextRenewalLines(trx, {
-    ...subscription,
-    scheduled_plan_id: plan.id,
-    scheduled_quantity: quantity,
-  });
-  if (!next) return;
-  try {
-    invoiceAmounts(next.lines);
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    throw new ValidationError('the next period could not be invoiced', {
-      quantity: `plan ${plan.id} × ${quantity} would bill each period more than 10^15 minor units (the largest amount of an invoice)`,
-    });
-  }
 }
 
 /**

@@ -386,7 +386,7 @@ describe('metered usage on renewal invoices', () => {
     expect(await estimate()).toEqual([[23n, 6n]]);
   });
 
-  it('refuses (422, field quantity) a change, now or at the next cycle, whose next period would bill more than 10^15; nothing changes', async () => {
+  it('refuses (422, field quantity) a change, now or at the next cycle, or a trial subscription whose next period would bill more than 10^15; nothing changes', async () => {
     const product = await app.api('POST', '/v1/products', { name: 'Big' });
     const plan = await app.api('POST', '/v1/plans', {
       product: product.body.id,
@@ -416,6 +416,27 @@ describe('metered usage on renewal invoices', () => {
     const refused = (await app.api('GET', `/v1/subscriptions/${s.id}`)).body;
     expect([refused.quantity, refused.scheduled_change]).toEqual([1, null]);
     expect((await invoicesOf(s.customerId)).length).toBe(1); // period 0's only
+    // A trial's first period is invoiced at its end: 2000 units were accepted, then that invoice threw.
+    const { customer } = await customerWith(app);
+    const trial = async (quantity: number) => {
+      const start = new Date('2027-03-01T00:00:00Z');
+      const input = {
+        customerId: customer.id,
+        planId: plan.body.id,
+        startAt: start,
+        trialDays: 14,
+        quantity,
+      };
+      try {
+        return (await createSubscription(app.runtime.db, 'system', input, start)).subscription.status;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    expect(await trial(2000)).toMatch(/× 2000 would bill each period more than 10\^15/);
+    expect(await trial(1000)).toBe('IN_TRIAL');
+    expect((await app.api('GET', `/v1/subscriptions?customer=${customer.id}`)).body.data).toHaveLength(1);
     // 1000 × 10^12 = 10^15 exactly is invoiceable.
     expect(await change(1000, 'next_cycle', '2027-03-05T00:00:00Z')).toBe('changed');
     const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
