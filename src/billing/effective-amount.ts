@@ -67,7 +67,9 @@ export async function nextRenewalLines(
 
 /**
  * Refuses a subscription's new plan × quantity (a change now or at the next cycle: proration.ts
- * `changeSubscription`; a new subscription: subscriptions.ts `insertSubscription`; previews too) when
+ * `changeSubscription`; a new subscription: subscriptions.ts `insertSubscription`; previews too; an
+ * add-on's new quantity: subscription-add-ons.ts `setSubscriptionAddOn`, with the plan and quantity
+ * the next period bills) when
  * its next renewal could not be invoiced: its recurring lines for `plan` × `quantity`
  * (`nextRenewalLines`: the price, coupons, add-ons, a setup fee) above 10^15 minor units, a line or
  * all together. Accepted, every later renewal of the subscription threw (its periods never invoiced
