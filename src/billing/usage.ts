@@ -528,7 +528,10 @@ export async function refuseUnpriceableUsageSplit(
   );
 }
 
-/** One subscription's usage so far in its current period, priced. Amounts in minor units of `currency`. */
+/**
+ * One subscription's usage not billed yet, priced as its next invoices will (`usageEstimate`), with its
+ * current period. Amounts in minor units of `currency`.
+ */
 export interface SubscriptionUsageEstimate {
   subscriptionId: string;
   planId: string;
