@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
-import { lineAmount, type NewLine } from './invoices.ts';
+import { ValidationError } from '../errors.ts';
+import { invoiceAmounts, lineAmount, type NewLine } from './invoices.ts';
 import { type Period, periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { cadenceOf, type RecurringState, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
@@ -62,4 +63,38 @@ export async function nextRenewalLines(
     change,
   );
   return { plan, next: { period, lines } };
+}
+
+/**
+ * Refuses a subscription's new plan × quantity (a change now or at the next cycle: proration.ts
+ * `changeSubscription`; a new subscription: subscriptions.ts `insertSubscription`; previews too; an
+ * add-on's new quantity: subscription-add-ons.ts `setSubscriptionAddOn`, with the plan and quantity
+ * the next period bills) when
+ * its next renewal could not be invoiced: its recurring lines for `plan` × `quantity`
+ * (`nextRenewalLines`: the price, coupons, add-ons, a setup fee) above 10^15 minor units, a line or
+ * all together. Accepted, every later renewal of the subscription threw (its periods never invoiced
+ * again): a change now prorates only the rest of the period (a tenth of 2 × 10^15 passes), and a
+ * trial or a future start invoices nothing at creation. Nothing when it has no next renewal.
+ * @throws ValidationError (field `quantity`) naming the plan, the quantity and the bound
+ */
+export async function refuseUninvoiceablePeriod(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  quantity: number,
+): Promise<void> {
+  const { next } = await nextRenewalLines(trx, {
+    ...subscription,
+    scheduled_plan_id: plan.id,
+    scheduled_quantity: quantity,
+  });
+  if (!next) return;
+  try {
+    invoiceAmounts(next.lines);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ValidationError('the next period could not be invoiced', {
+      quantity: `plan ${plan.id} × ${quantity} would bill each period more than 10^15 minor units (the largest amount of an invoice)`,
+    });
+  }
 }

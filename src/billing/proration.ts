@@ -15,6 +15,7 @@ import {
   recurringLines,
 } from './credit-notes.ts';
 import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
+import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
 import { creditOffDue } from './invoice-rounding.ts';
@@ -35,7 +36,7 @@ import {
   lockSubscription,
   renewedUpTo,
   subscriptionInvoiceDetails,
-  usagePeriodStart,
+  usagePeriodAt,
 } from './renewal.ts';
 import { scheduleChange } from './scheduled-change.ts';
 import { subscriptionActivity } from './subscription-status.ts';
@@ -549,7 +550,9 @@ export async function creditInvoice(
  * `cancellation_scheduled` (a prorated change while a cancellation is scheduled whose refund gave
  * back money of this period: its unused time would be credited twice), `periods_invoiced_ahead` (a settled term: `refuseChangeInvoicedAhead`, now or at
  * the next cycle, previewed too); ValidationError (field `plan`) for another currency or
- * interval, or no change at all; (field `proration`) for a net credit whose tax rises more
+ * interval, or no change at all; (field `quantity`) when the next period would bill more than 10^15
+ * minor units (`refuseUninvoiceablePeriod`, now or at the next cycle, preview too); (field
+ * `proration`) for a net credit whose tax rises more
  * (`refuseDebtOnCredit`), a net credit while a change's invoice of the period is not paid or the
  * period's is UNCOLLECTIBLE (`refuseCreditOfUnpaid`), a change after one whose invoice is VOID or UNCOLLECTIBLE
  * (`refuseCreditOfUnpaidChanges`), `full` after prorated changes that charged the plan for part of
@@ -586,6 +589,7 @@ export async function changeSubscription(
       });
     }
     await refuseChangeInvoicedAhead(work.trx, subscription);
+    await refuseUninvoiceablePeriod(work.trx, subscription, newPlan, quantity);
     if (change.when === 'next_cycle') {
       return scheduleChange(work, subscription, newPlan, quantity, now, preview);
     }
@@ -644,7 +648,7 @@ export async function changeSubscription(
     };
     refuseDebtOnCredit(proration);
     if (newPlan.id !== oldPlan.id) {
-      const periodStart = usagePeriodStart(subscription, oldPlan, now);
+      const periodStart = usagePeriodAt(subscription, oldPlan, now).start;
       await refuseUnpriceableUsageSplit(work.trx, subscription, oldPlan, newPlan, periodStart, now);
     }
     await refuseCreditOfUnpaid(work.trx, subscription, charged?.before, proration);

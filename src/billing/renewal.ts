@@ -233,18 +233,20 @@ export function recurringLines(
 }
 
 /**
- * Where the usage period holding `at` began: `start_at` in the trial (before `billing_anchor`), else
- * the start of the billing period holding `at`. A period's usage of a metric is priced once from there
- * (usage.ts `priceUsage`), however often a plan change splits it.
+ * The usage period holding `at`, [start, end): the trial [`start_at`, `billing_anchor`) before the
+ * anchor, else the billing period holding `at`. A period's usage of a metric is aggregated and
+ * priced once over it (usage.ts `priceUsage`), however often a plan change splits its billing.
  */
-export function usagePeriodStart(
+export function usagePeriodAt(
   subscription: Pick<SubscriptionRow, 'billing_anchor' | 'start_at'>,
   plan: Pick<Plan, 'interval' | 'interval_count'>,
   at: Date,
-): Date {
+): { start: Date; end: Date } {
   const cadence = cadenceOf(subscription, plan);
   const index = periodIndexAt(cadence, at);
-  return index < 0 ? subscription.start_at : periodAt(cadence, index).start;
+  if (index < 0) return { start: subscription.start_at, end: subscription.billing_anchor };
+  const { start, end } = periodAt(cadence, index);
+  return { start, end };
 }
 
 /**

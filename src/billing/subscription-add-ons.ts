@@ -15,6 +15,7 @@ import { addOnProration, invoiceAddOnProration } from './add-on-proration.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { openCustomerOnce } from './customer-status.ts';
+import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { DEFAULT_PRORATION, type ProrationBehavior } from './proration.ts';
 import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewedUpTo } from './renewal.ts';
@@ -104,7 +105,9 @@ export async function checkAddOnChange(
  * and the invoice.
  * @returns the subscription's add-on (quantity 0 once removed), whether it was added now, whether
  * removed, and the proration invoice (null: nothing charged now)
- * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription
+ * @throws as `checkAddOnChange`, and as `redeemCoupon` for the coupon; NotFoundError subscription;
+ * ValidationError (field `quantity`) when the next period would bill more than 10^15 minor units
+ * (effective-amount.ts `refuseUninvoiceablePeriod`: nothing changes)
  */
 export async function setSubscriptionAddOn(
   db: Db,
@@ -181,6 +184,14 @@ export async function setSubscriptionAddOn(
         addOnId,
       );
     }
+    // The next period with this quantity must be invoiceable, with the plan and quantity it will bill.
+    const scheduled = subscription.scheduled_plan_id;
+    await refuseUninvoiceablePeriod(
+      work.trx,
+      subscription,
+      scheduled === null ? plan : await getPlan(work.trx, scheduled),
+      subscription.scheduled_quantity ?? subscription.quantity,
+    );
     return { addOn: { ...row, addOn }, created: !existing, removed: quantity === 0, invoice };
   });
 }

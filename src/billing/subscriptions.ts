@@ -8,6 +8,7 @@ import { DAY_MS } from '../time.ts';
 import { cancelLocked } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
+import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
 import {
@@ -161,7 +162,8 @@ export function newSubscriptionRow(
  * Creates a subscription, redeems its coupon and, when its first period starts now, invoices that
  * period at once (finalized, `charge_at = now`), all in one transaction. Logs `subscription.created`.
  * @throws NotFoundError customer or plan; ConflictError `plan_inactive` and coupon refusals;
- * ValidationError payment method, start, coupon
+ * ValidationError payment method, start, coupon, and (field `quantity`) a period billing more than
+ * 10^15 minor units (`refuseUninvoiceablePeriod`)
  */
 export async function createSubscription(
   db: Db,
@@ -204,6 +206,7 @@ export async function insertSubscription(
       now,
     );
   }
+  await refuseUninvoiceablePeriod(work.trx, subscription, plan, subscription.quantity);
   return renewLocked(work, subscription, plan, now);
 }
 

@@ -7,11 +7,12 @@ import { newId } from '../db/ids.ts';
 import type { Database, SubscriptionRow, UsageEventRow, UsageLimitRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { getCustomer } from './customers.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
-import { scheduledEnd } from './renewal.ts';
+import { scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -105,6 +106,9 @@ function unbillableReason(
  * before the subscription starts, before `usage_billed_until` (usage already invoiced), at or after
  * its scheduled end (`scheduledEnd`: `cancel_at`, `cancel_at_period_end`, the end of a fixed term),
  * or more than 5 minutes after `now`
+ * @throws ValidationError (field `value`) when with it the period's usage of `code` could not be
+ * billed: above an invoice line's quantity (2^31 − 1 units) or amount (10^15 minor units)
+ * (`refuseUnbillableSum`)
  */
 export async function recordUsageEvent(
   db: Db,
@@ -115,13 +119,14 @@ export async function recordUsageEvent(
   const result = await inUnitOfWork(db, { actor }, async (work) => {
     const stored = await storedEvent(work.trx, input);
     if (stored) return { event: stored, created: false };
-    // FOR SHARE: billing (which locks the row FOR UPDATE) waits for this event's commit and bills it,
-    // or this event waits for the billing and sees the moved `usage_billed_until`.
+    // FOR NO KEY UPDATE: billing (which locks the row FOR UPDATE) waits for this event's commit and
+    // bills it, or this event waits for the billing and sees the moved `usage_billed_until`; and the
+    // subscription's events are recorded one at a time, so each sees the others' sum (`refuseUnbillableSum`).
     const subscription = await work.trx
       .selectFrom('subscriptions')
       .selectAll()
       .where('id', '=', input.subscriptionId)
-      .forShare()
+      .forNoKeyUpdate()
       .executeTakeFirst();
     if (!subscription) throw new NotFoundError('subscription', input.subscriptionId);
     if (subscription.status === 'CANCELLED') {
@@ -137,7 +142,8 @@ export async function recordUsageEvent(
         .where('id', '=', subscription.plan_id)
         .executeTakeFirstOrThrow(),
     );
-    if (!plan.metered.some((m) => m.code === input.code)) {
+    const metered = plan.metered.find((m) => m.code === input.code);
+    if (!metered) {
       throw new ValidationError('no metered price for this code', {
         code: `plan ${plan.id} has no metered price with code ${input.code}`,
       });
@@ -165,6 +171,7 @@ export async function recordUsageEvent(
       // Stored by a concurrent request since our first look: the same rules as a repeat.
       return { event: (await storedEvent(work.trx, input))!, created: false };
     }
+    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt);
     await recordActivity(work, {
       resourceType: 'usage_event',
       resourceId: event.id,
@@ -181,6 +188,49 @@ export async function recordUsageEvent(
   });
   if (result.created) await checkUsageLimits(db, actor, result.event.subscription_id, now);
   return result;
+}
+
+/**
+ * Refuses the usage event just stored at `at` (the caller's transaction then stores nothing) when
+ * its period's usage of `metered.code` with it could not be billed: the period's aggregate (SUM, MAX
+ * or COUNT over `usagePeriodAt`) above an invoice line's quantity (2^31 − 1 units), or its price
+ * (`priceFor`) above 10^15 minor units (an invoice line's largest amount). Billed, such usage would
+ * fail every renewal, cancellation and plan change of the subscription (the usage is billed whole
+ * or not at all), so its recurring fees too would never be invoiced again; refused, the caller
+ * learns it at once. A part of the period after a plan change is billed at most the whole period's
+ * quantity and price, so checking the whole suffices. A free trial's usage (never billed) is not
+ * checked.
+ * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed
+ */
+async function refuseUnbillableSum(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  metered: MeteredPrice,
+  at: Date,
+): Promise<void> {
+  if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
+  const period = usagePeriodAt(subscription, plan, at);
+  const row = await trx
+    .selectFrom('usage_events as e')
+    .select(aggregateColumns(sql.val(period.start)))
+    .where('e.subscription_id', '=', subscription.id)
+    .where('e.code', '=', metered.code)
+    .where('e.occurred_at', '>=', period.start)
+    .where('e.occurred_at', '<', period.end)
+    .executeTakeFirstOrThrow();
+  const quantity = quantityOf(metered.aggregation, toAggregates(row).whole);
+  const why =
+    quantity > MAX_LINE_QUANTITY
+      ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
+      : priceFor(metered.price, quantity) > MAX_MINOR_UNITS
+        ? `an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
+        : undefined;
+  if (why) {
+    throw new ValidationError('usage beyond what one invoice line bills', {
+      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, beyond ${why}`,
+    });
+  }
 }
 
 /**
@@ -315,7 +365,44 @@ export async function usageLines(
   plan: Plan,
   windows: readonly UsageWindow[],
 ): Promise<NewLine[]> {
-  if (plan.metered.length === 0 || windows.length === 0) return [];
+  const usages = await windowsUsage(db, subscription, plan, windows);
+  return windows.flatMap((window, i) =>
+    usages[i]!.filter((usage) => usage.quantity > 0n).map((usage): NewLine => {
+      if (usage.quantity > MAX_LINE_QUANTITY) {
+        throw new RangeError(
+          `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
+        );
+      }
+      return {
+        description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
+        type: 'CHARGE',
+        quantity: Number(usage.quantity),
+        ...(usage.price.model === 'PER_UNIT'
+          ? { unitAmount: usage.price.unitAmount }
+          : { unitAmount: null, amount: usage.amount }),
+        taxRatePpm: plan.tax_rate_ppm,
+        ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
+        planId: plan.id,
+        metricCode: usage.code,
+        periodStart: window.start,
+        periodEnd: window.end,
+      };
+    }),
+  );
+}
+
+/**
+ * Per window of `windows` (in order), each metered price of `plan` priced for its usage events with
+ * `occurred_at` in [start, end), as the rest of the period begun at `periodStart` (`priceUsage`: one
+ * entry per metered price, quantity 0 included), aggregated in one query. Reads only.
+ */
+async function windowsUsage(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  plan: Plan,
+  windows: readonly UsageWindow[],
+): Promise<MeteredUsage[][]> {
+  if (plan.metered.length === 0 || windows.length === 0) return windows.map(() => []);
   const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
   const starts = windows.map((w) => w.start.toISOString());
   const ends = windows.map((w) => w.end.toISOString());
@@ -332,34 +419,12 @@ export async function usageLines(
     .where('e.subscription_id', '=', subscription.id)
     .groupBy(['w.position', 'e.code'])
     .execute();
-  return windows.flatMap((window, i) => {
-    const aggregates = new Map(
-      rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)]),
-    );
-    return priceUsage(plan.metered, aggregates)
-      .filter((usage) => usage.quantity > 0n)
-      .map((usage): NewLine => {
-        if (usage.quantity > MAX_LINE_QUANTITY) {
-          throw new RangeError(
-            `usage of ${usage.code} (${usage.quantity} units) exceeds an invoice line's quantity`,
-          );
-        }
-        return {
-          description: `${plan.name}: ${usage.code} (${usage.aggregation.toLowerCase()} of usage)`,
-          type: 'CHARGE',
-          quantity: Number(usage.quantity),
-          ...(usage.price.model === 'PER_UNIT'
-            ? { unitAmount: usage.price.unitAmount }
-            : { unitAmount: null, amount: usage.amount }),
-          taxRatePpm: plan.tax_rate_ppm,
-          ...(plan.tax_inclusive ? { taxInclusive: true } : {}),
-          planId: plan.id,
-          metricCode: usage.code,
-          periodStart: window.start,
-          periodEnd: window.end,
-        };
-      });
-  });
+  return windows.map((_, i) =>
+    priceUsage(
+      plan.metered,
+      new Map(rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)])),
+    ),
+  );
 }
 
 /** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
@@ -415,7 +480,7 @@ const UNPRICEABLE = {
  * the change); an old plan's VOLUME or STAIRSTEP price (billed whole at the change, the new price
  * continues from it); any change in a trial when the new plan does not bill trial usage (the rest of
  * the trial is free: nothing splits). Reads only.
- * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodStart`)
+ * @param periodStart where the usage period holding `at` began (renewal.ts `usagePeriodAt`)
  * @throws ConflictError `usage_split_unpriceable` naming the metrics, why each cannot be split and
  * the ways out: the change at the next cycle (`when: next_cycle`), or a plan metering them with the
  * old plan's aggregation and pricing them PER_UNIT or TIERED (in a trial: one not billing trial usage)
@@ -463,7 +528,10 @@ export async function refuseUnpriceableUsageSplit(
   );
 }
 
-/** One subscription's usage so far in its current period, priced. Amounts in minor units of `currency`. */
+/**
+ * One subscription's usage not billed yet, priced as its next invoices will (`usageEstimate`), with its
+ * current period. Amounts in minor units of `currency`.
+ */
 export interface SubscriptionUsageEstimate {
   subscriptionId: string;
   planId: string;
@@ -483,11 +551,16 @@ export interface UsageEstimate {
 
 /**
  * The usage cost so far of each of the customer's non-cancelled subscriptions that has a current
- * period: its metered prices applied to the events of [current_period_start, current_period_end)
- * not billed yet (from `usage_billed_until` when that is later, as the rest of the period: see
- * `priceUsage`),
- * every metric listed (quantity 0 included), and totals per currency. Recurring (non-metered) fees
- * are not part of it. Events are aggregated in one query for all subscriptions.
+ * period: what its next invoices will bill of the usage recorded so far (every stored event is
+ * billable where it falls), exactly as the renewal will (renewal.ts `unbilledUsageWindows`, priced by
+ * `usageLines`' rules with its plan): the usage not billed yet, from `usage_billed_until` (after a
+ * plan change mid-period, as the rest of the period: `priceUsage`), each period on its own — the
+ * current one, and the periods a SUSPENDED subscription (not billed meanwhile) or a renewal not run
+ * yet left unbilled —, a trial's usage only when the plan bills it (a free trial's costs nothing, so
+ * no usage limit acts on it: `checkUsageLimits`). Per metric, in the plan's order, quantity 0
+ * included: `quantity` the units those periods bill together, `amount` their price (minor units).
+ * `periodStart`/`periodEnd` are the subscription's current period. Recurring (non-metered) fees are
+ * not part of it. Reads no clock.
  * @throws NotFoundError when the customer does not exist
  */
 export async function usageEstimate(db: Kysely<Database>, customerId: string): Promise<UsageEstimate> {
@@ -496,46 +569,66 @@ export async function usageEstimate(db: Kysely<Database>, customerId: string): P
     .selectFrom('subscriptions as s')
     .innerJoin('plans as p', 'p.id', 's.plan_id')
     .selectAll('p')
-    .select(['s.id as subscription_id', 's.current_period_start', 's.current_period_end'])
+    .select([
+      's.id as subscription_id',
+      's.current_period_start',
+      's.current_period_end',
+      's.billing_anchor',
+      's.start_at',
+      's.usage_billed_until',
+      sql<Date | null>`(
+        select max(e.occurred_at) from usage_events e
+        where e.subscription_id = s.id and e.occurred_at >= coalesce(s.usage_billed_until, s.start_at)
+      )`.as('last_event_at'),
+    ])
     .where('s.customer_id', '=', customerId)
     .where('s.status', '!=', 'CANCELLED')
     .where('s.current_period_start', 'is not', null)
     .where('s.current_period_end', 'is not', null)
     .orderBy('s.id')
     .execute();
-  const rows = await db
-    .selectFrom('usage_events as e')
-    .innerJoin('subscriptions as s', 's.id', 'e.subscription_id')
-    .select([
-      'e.subscription_id',
-      'e.code',
-      // Usage already billed (at a plan change mid-period) is not owed any more, but the rest of the
-      // period is priced after it (`priceUsage`).
-      ...aggregateColumns(sql`greatest(s.current_period_start, s.usage_billed_until)`),
-    ])
-    .where('s.customer_id', '=', customerId)
-    .where('s.status', '!=', 'CANCELLED')
-    .whereRef('e.occurred_at', '>=', 's.current_period_start')
-    .whereRef('e.occurred_at', '<', 's.current_period_end')
-    .groupBy(['e.subscription_id', 'e.code'])
-    .execute();
-  const estimates = subscriptions.map((row): SubscriptionUsageEstimate => {
-    const { subscription_id, current_period_start, current_period_end, ...planRow } = row;
-    const plan = planOf(planRow);
-    const aggregates = new Map(
-      rows.filter((r) => r.subscription_id === subscription_id).map((r) => [r.code, toAggregates(r)]),
-    );
-    const lines = priceUsage(plan.metered, aggregates);
-    return {
-      subscriptionId: subscription_id,
-      planId: plan.id,
-      currency: plan.currency,
-      periodStart: current_period_start!,
-      periodEnd: current_period_end!,
-      lines,
-      total: lines.reduce((sum, line) => sum + line.amount, 0n),
-    };
-  });
+  const estimates = await Promise.all(
+    subscriptions.map(async (row): Promise<SubscriptionUsageEstimate> => {
+      const {
+        subscription_id,
+        current_period_start,
+        current_period_end,
+        billing_anchor,
+        start_at,
+        usage_billed_until,
+        last_event_at,
+        ...planRow
+      } = row;
+      const plan = planOf(planRow);
+      // Up to its last event not billed yet: every event stored is billable where it falls.
+      const windows = last_event_at
+        ? unbilledUsageWindows(
+            { billing_anchor, start_at, usage_billed_until },
+            plan,
+            new Date(last_event_at.getTime() + 1),
+          )
+        : [];
+      const usages = await windowsUsage(db, { id: subscription_id }, plan, windows);
+      const lines = plan.metered.map(
+        (m, j): MeteredUsage => ({
+          code: m.code,
+          aggregation: m.aggregation,
+          quantity: usages.reduce((sum, usage) => sum + usage[j]!.quantity, 0n),
+          amount: usages.reduce((sum, usage) => sum + usage[j]!.amount, 0n),
+          price: m.price,
+        }),
+      );
+      return {
+        subscriptionId: subscription_id,
+        planId: plan.id,
+        currency: plan.currency,
+        periodStart: current_period_start!,
+        periodEnd: current_period_end!,
+        lines,
+        total: lines.reduce((sum, line) => sum + line.amount, 0n),
+      };
+    }),
+  );
   const totals = new Map<string, bigint>();
   for (const e of estimates) totals.set(e.currency, (totals.get(e.currency) ?? 0n) + e.total);
   return {

@@ -24,6 +24,7 @@ import {
 } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
+import { ValidationError } from '../../src/errors.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -71,6 +72,38 @@ describe('add-on proration', () => {
   };
   const addOnIn = (currency: string, amount: number, name: string) =>
     createAddOn(db, 'system', { name, currency, amount: BigInt(amount) }).then((a) => a.id);
+
+  it('refuses (422, field quantity) an add-on quantity whose next period would bill more than 10^15; nothing changes', async () => {
+    const plan = await insertPlan(db, { currency: 'EUR', price: { model: 'FLAT_FEE', amount: 1000 } });
+    const big = await addOnIn('EUR', 1_000_000_000_000, 'Big');
+    const customer = await insertCustomer(db);
+    const { subscription: sub } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const set = async (quantity: number) => {
+      try {
+        const change = { addOnId: big, quantity, proration: 'none' as const };
+        return (await setSubscriptionAddOn(db, 'system', sub.id, change, d('2027-02-08T00:00:00Z'))).addOn
+          .quantity;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    // 1001 × 10^12 + the plan's 1000 > 10^15: accepted, then every renewal threw (March never invoiced).
+    expect(await set(1001)).toMatch(/would bill each period more than 10\^15/);
+    expect(
+      await db
+        .selectFrom('subscription_add_ons')
+        .select('id')
+        .where('subscription_id', '=', sub.id)
+        .execute(),
+    ).toEqual([]);
+    expect(await set(999)).toBe(999); // 999 × 10^12 + 1000 fits
+  });
 
   it('JPY (no minor unit): adding 2 then raising charges the rest of the period; a lower quantity is not credited, and raising back to what was paid charges nothing', async () => {
     // 3000 a month at 10% tax; Seats 1000 each a month.

@@ -7,7 +7,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
-import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { recordUsageEvent, usageEstimate } from '../../src/billing/usage.ts';
 import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -261,6 +261,188 @@ describe('metered usage on renewal invoices', () => {
     expect(await refusal(b.id, 'b-late', '2027-03-06T00:00:00Z', '2027-03-20T00:00:00Z')).toMatch(
       /already invoiced/,
     );
+  });
+
+  it("a free trial's usage is estimated at 0 and no usage limit acts on it; a trial billing its usage is estimated as billed", async () => {
+    const billed = await planOf(1000, 2, { trial_days: 14, bill_trial_usage: true });
+    const free = await planOf(1000, 2, { trial_days: 14 });
+    const a = await subscribe(billed, 14); // trial 2027-03-01 → 03-15
+    const b = await subscribe(free, 14);
+    for (const s of [a, b]) {
+      const limit = await app.api('POST', '/v1/usage-limits', {
+        customer: s.customerId,
+        amount: 50,
+        currency: 'EUR',
+        action: 'SUSPEND',
+      });
+      expect(limit.status).toBe(201);
+      await record(s.id, `${s.id}-trial`, 40, '2027-03-05T00:00:00Z');
+    }
+    const estimateOf = async (customerId: string) =>
+      (await app.api('GET', `/v1/customers/${customerId}/usage-estimate`)).body;
+    // The billing trial: 40 calls × 2 = 80, what period 0's invoice bills; the limit of 50 suspends it.
+    expect((await estimateOf(a.customerId)).totals).toEqual([{ currency: 'EUR', amount: 80 }]);
+    expect((await app.api('GET', `/v1/subscriptions/${a.id}`)).body.status).toBe('SUSPENDED');
+    // The free trial: its 40 calls are never billed (was 80), so they cost 0 and suspend nothing.
+    const estimate = await estimateOf(b.customerId);
+    expect(estimate.subscriptions[0].lines).toEqual([
+      { metric_code: 'api_calls', aggregation: 'SUM', quantity: 0, amount: 0 },
+    ]);
+    expect(estimate.totals).toEqual([{ currency: 'EUR', amount: 0 }]);
+    expect((await app.api('GET', `/v1/subscriptions/${b.id}`)).body.status).toBe('IN_TRIAL');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    const [first] = await invoicesOf(b.customerId);
+    expect(usageOf(first)).toEqual([]);
+    expect(first.total).toBe(1000);
+  });
+
+  it("refuses (422, field value) an event taking its period's usage beyond one invoice line; the renewal then bills the period", async () => {
+    /** The field-level message of `record`'s ValidationError on `value`, or "stored"; nothing stored when refused. */
+    const refused = async (subscriptionId: string, eventId: string, value: bigint, timestamp: string) => {
+      const before = await app.runtime.db.selectFrom('usage_events').select('id').execute();
+      try {
+        await recordUsageEvent(
+          app.runtime.db,
+          'system',
+          { eventId, subscriptionId, code: 'api_calls', value, timestamp: new Date(timestamp) },
+          new Date(timestamp),
+        );
+        return 'stored';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(await app.runtime.db.selectFrom('usage_events').select('id').execute()).toHaveLength(
+          before.length,
+        );
+        return (error as ValidationError).fields?.value;
+      }
+    };
+    // Quantity: 2^31 − 1 calls is what one line holds; one call more in March is refused (it made
+    // every renewal of the subscription throw, its April fee never invoiced), one in April is not.
+    const perCall = await planOf(1000, 1);
+    const a = await subscribe(perCall);
+    expect(await refused(a.id, 'a-1', 2_147_483_647n, '2027-03-05T00:00:00Z')).toBe('stored');
+    expect(await refused(a.id, 'a-2', 1n, '2027-03-31T23:59:59Z')).toMatch(
+      /sum of api_calls in the period from 2027-03-01T00:00:00.000Z would be 2147483648 units, beyond an invoice line's quantity/,
+    );
+    expect(await refused(a.id, 'a-3', 1n, '2027-04-01T00:00:00Z')).toBe('stored');
+    // Amount: 999,999,999 calls at 10^6 is 999,999,999,000,000 ≤ 10^15; 2 more would be 10^15 + 10^6.
+    const dear = await planOf(1000, 1_000_000);
+    const b = await subscribe(dear);
+    expect(await refused(b.id, 'b-1', 999_999_999n, '2027-03-05T00:00:00Z')).toBe('stored');
+    expect(await refused(b.id, 'b-2', 2n, '2027-03-06T00:00:00Z')).toMatch(
+      /would be 1000000001 units, beyond an invoice line's amount \(at most 1000000000000000 minor units\)/,
+    );
+    const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    expect(sweep.failures.filter((f) => [a.id, b.id].includes(f.subscription))).toEqual([]);
+    const [, aApril] = await invoicesOf(a.customerId);
+    expect(usageOf(aApril)).toEqual([
+      [2_147_483_647, 2_147_483_647, '2027-03-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z'],
+    ]);
+    expect(aApril.total).toBe(1000 + 2_147_483_647);
+    const [, bApril] = await invoicesOf(b.customerId);
+    expect(bApril.total).toBe(1000 + 999_999_999_000_000);
+  });
+
+  it('the estimate counts what the next invoices bill: the periods a suspension or a renewal not run yet left unbilled, each priced on its own', async () => {
+    const tiered = await planOf(1000, 0, {
+      metered: [
+        {
+          code: 'api_calls',
+          aggregation: 'SUM',
+          price: {
+            model: 'TIERED',
+            tiers: [
+              { up_to: 10, unit_amount: 0 },
+              { up_to: null, unit_amount: 2 },
+            ],
+          },
+        },
+      ],
+    });
+    const s = await subscribe(tiered); // period 0: March, invoiced at once
+    const estimate = async () => {
+      const { subscriptions } = await usageEstimate(app.runtime.db, s.customerId);
+      return subscriptions[0]!.lines.map((l) => [l.quantity, l.amount]);
+    };
+    await suspendSubscription(app.runtime.db, 'system', s.id, new Date('2027-03-10T00:00:00Z'));
+    await record(s.id, `${s.id}-mar`, 15, '2027-03-12T00:00:00Z');
+    await record(s.id, `${s.id}-apr`, 25, '2027-04-12T00:00:00Z');
+    // Still SUSPENDED on April 15th, its current period March: March's 15 calls (5 above the free 10:
+    // 10) and April's 25 (15 above: 30), each month its own free tier: 40 calls, 40 (was 15 calls, 10).
+    expect(await estimate()).toEqual([[40n, 40n]]);
+    await reactivateSubscription(app.runtime.db, 'system', s.id, new Date('2027-04-15T00:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    // What the invoices billed: March's on April's invoice (10), April's on May's (30).
+    const invoices = await invoicesOf(s.customerId);
+    expect(invoices.flatMap(usageOf).map(([quantity, amount]: unknown[]) => [quantity, amount])).toEqual([
+      [15, 10],
+      [25, 30],
+    ]);
+    // May 2nd, its renewal of June not due: May's usage so far.
+    await record(s.id, `${s.id}-may`, 12, '2027-05-02T00:00:00Z');
+    expect(await estimate()).toEqual([[12n, 4n]]);
+    // June 1st 00:05, before the renewal sweep has run: May's 12 and June's 11 (2 + 2), not May's alone.
+    await record(s.id, `${s.id}-jun`, 11, '2027-06-01T00:01:00Z');
+    expect(await estimate()).toEqual([[23n, 6n]]);
+  });
+
+  it('refuses (422, field quantity) a change, now or at the next cycle, or a trial subscription whose next period would bill more than 10^15; nothing changes', async () => {
+    const product = await app.api('POST', '/v1/products', { name: 'Big' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: 'Big',
+      currency: 'EUR',
+      interval: 'MONTH',
+      price: { model: 'PER_UNIT', unit_amount: 1_000_000_000_000 },
+    });
+    const s = await subscribe(plan.body.id); // 10^12 per unit and period, quantity 1
+    const change = async (quantity: number, when: 'now' | 'next_cycle', at: string) => {
+      try {
+        await changeSubscription(app.runtime.db, 'system', s.id, { quantity, when }, new Date(at), false);
+        return 'changed';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    // 2000 × 10^12 = 2 × 10^15 a period. At the next cycle it was stored, then every renewal threw;
+    // now, on March 29th, it prorated 3 days of 31 (1.9 × 10^14, accepted) and every renewal threw.
+    expect(await change(2000, 'next_cycle', '2027-03-05T00:00:00Z')).toMatch(
+      /× 2000 would bill each period more than 10\^15/,
+    );
+    expect(await change(2000, 'now', '2027-03-29T00:00:00Z')).toMatch(
+      /× 2000 would bill each period more than 10\^15/,
+    );
+    const refused = (await app.api('GET', `/v1/subscriptions/${s.id}`)).body;
+    expect([refused.quantity, refused.scheduled_change]).toEqual([1, null]);
+    expect((await invoicesOf(s.customerId)).length).toBe(1); // period 0's only
+    // A trial's first period is invoiced at its end: 2000 units were accepted, then that invoice threw.
+    const { customer } = await customerWith(app);
+    const trial = async (quantity: number) => {
+      const start = new Date('2027-03-01T00:00:00Z');
+      const input = {
+        customerId: customer.id,
+        planId: plan.body.id,
+        startAt: start,
+        trialDays: 14,
+        quantity,
+      };
+      try {
+        return (await createSubscription(app.runtime.db, 'system', input, start)).subscription.status;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    expect(await trial(2000)).toMatch(/× 2000 would bill each period more than 10\^15/);
+    expect(await trial(1000)).toBe('IN_TRIAL');
+    expect((await app.api('GET', `/v1/subscriptions?customer=${customer.id}`)).body.data).toHaveLength(1);
+    // 1000 × 10^12 = 10^15 exactly is invoiceable.
+    expect(await change(1000, 'next_cycle', '2027-03-05T00:00:00Z')).toBe('changed');
+    const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
+    expect(sweep.failures.filter((f) => f.subscription === s.id)).toEqual([]);
+    const [, april] = await invoicesOf(s.customerId);
+    expect(april.total).toBe(1_000_000_000_000_000);
   });
 
   it("a plan change mid-period bills the usage so far at the old plan's prices, the rest at the new", async () => {

@@ -462,10 +462,16 @@ describe('usage-based billing', () => {
       const gone = await subscribe({ customer: customerId });
       await post(id, 'calls', 10);
       await post(id, 'storage', 150); // STAIRSTEP: 101+ → 2900
-      await post(id, 'calls', 5, { timestamp: '2026-10-15T00:00:00Z' }); // last period: not counted
+      await post(id, 'calls', 5, { timestamp: '2026-10-15T00:00:00Z' }); // last period, invoiced below
       await post(second.id, 'seats', 3); // VOLUME 3 × 500
       await post(eur.id, 'calls', 42);
       await post(gone.id, 'calls', 1000);
+      // October is invoiced (as period 1's renewal does): its usage is not estimated any more.
+      await app.runtime.db
+        .updateTable('subscriptions')
+        .set({ usage_billed_until: PERIOD_START })
+        .where('customer_id', '=', customerId)
+        .execute();
       await app.runtime.db
         .updateTable('subscriptions')
         .set({ status: 'CANCELLED' })
@@ -774,11 +780,16 @@ describe('usage-based billing', () => {
       expect(await actionsOf(app, warn.id)).toHaveLength(2);
       expect(await actionsOf(app, suspend.id)).toHaveLength(2);
 
-      // The next period: the warning acts again once crossed.
+      // The next period, renewed (November's usage billed on its invoice): the warning acts again once crossed.
       const next = new Date('2027-01-01T00:00:00Z');
       await app.runtime.db
         .updateTable('subscriptions')
-        .set({ current_period_index: 2, current_period_start: PERIOD_END, current_period_end: next })
+        .set({
+          current_period_index: 2,
+          current_period_start: PERIOD_END,
+          current_period_end: next,
+          usage_billed_until: PERIOD_END,
+        })
         .where('id', '=', id)
         .execute();
       await post(id, 'calls', 50, { timestamp: '2026-12-02T00:00:00Z' }); // 150: under

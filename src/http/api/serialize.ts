@@ -366,7 +366,7 @@ export const serialize = {
     deleted_at: l.deleted_at,
     created_at: l.created_at,
   }),
-  /** A customer's usage cost so far in the current periods; quantities in units, amounts in minor units. */
+  /** A customer's usage cost not billed yet (`usageEstimate`); quantities in units, amounts in minor units. */
   usageEstimate: (u: UsageEstimate) => ({
     object: 'usage_estimate',
     customer: u.customerId,

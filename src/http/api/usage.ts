@@ -80,7 +80,7 @@ export const usageRoutes: ApiRoute[] = [
     operationId: 'getCustomerUsageEstimate',
     tag,
     scope: 'read',
-    summary: "A customer's usage cost so far in the current periods",
+    summary: "A customer's usage cost not billed yet (what the next invoices bill of the usage so far)",
     responses: { 200: UsageEstimate },
     handler: async (req, res, { deps }) => {
       res.json(serialize.usageEstimate(await usageEstimate(deps.db, req.params.id)));
