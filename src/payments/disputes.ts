@@ -21,7 +21,11 @@ import {
   entryKeys,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { creditLeftForOverpayment, givesBackOverpayment, resplitOverpayment } from './overpayment-shares.ts';
+import {
+  flagOverpaymentCreditShort,
+  givesBackOverpayment,
+  resplitOverpayment,
+} from './overpayment-shares.ts';
 import { lockPayments } from './transactions.ts';
 
 /** A dispute's state as a gateway reports it. Amount in minor units of the transaction's currency. */
@@ -163,17 +167,16 @@ async function chargeBackOverpayment(
   const given = await overpaymentGivenBack(work.trx, invoice);
   const share = overpaymentShare(invoice, given, dispute.amount);
   if (share === 0n) return dispute;
-  const left = await creditLeftForOverpayment(work, invoice.customer_id, invoice.currency);
-  if (left < share) {
-    await raiseException(work, {
-      kind: 'overpayment_credit_spent',
-      gateway: dispute.gateway,
-      gatewayAccount: dispute.gateway_account,
-      transactionId: transaction.id,
-      message: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${share - left}; recover it from the customer or write it off`,
-      details: { dispute: dispute.id, invoice: invoice.id, share, credit_left: left },
-    });
-  }
+  await flagOverpaymentCreditShort(work, {
+    customerId: invoice.customer_id,
+    currency: invoice.currency,
+    amount: share,
+    gateway: dispute.gateway,
+    gatewayAccount: dispute.gateway_account,
+    transactionId: transaction.id,
+    what: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment`,
+    details: { dispute: dispute.id, invoice: invoice.id },
+  });
   await postEntry(
     work,
     disputeOverpaymentChargedBack({

@@ -49,19 +49,41 @@ export async function overpaymentNotRefunded(
 }
 
 /**
- * What the customer's credit in `currency` still holds for them (0 or more, minor units), their
- * credit locked first (`lockCustomerCredit`) and the credit their credit refunds in flight hold left
- * out (`availableCredit`, holds `credit_refunds`): what an overpayment can be taken back from before
- * their credit goes into debit. Called inside `work`, its invoice locked.
+ * Checks, inside `work` with its invoice locked, that customer `customerId`'s credit in `currency`
+ * still holds `amount` (minor units, > 0) of an overpayment about to be taken back from it: their
+ * credit locked first (`lockCustomerCredit`), the credit their credit refunds in flight hold left out
+ * (`availableCredit`, holds `credit_refunds`). When it holds less, the amount is taken all the same
+ * (the caller posts it), leaving their credit in debit, and an `overpayment_credit_spent` exception
+ * for a person says so: `what` (a chargeback lost, a void, a re-split: what gave the money back) is
+ * its message's start, `details` its details beside `share` (the amount) and `credit_left`.
  */
-export async function creditLeftForOverpayment(
+export async function flagOverpaymentCreditShort(
   work: UnitOfWork,
-  customerId: string,
-  currency: string,
-): Promise<bigint> {
-  await lockCustomerCredit(work.trx, customerId);
-  const left = await availableCredit(work, customerId, currency, 'credit_refunds');
-  return left > 0n ? left : 0n;
+  about: {
+    customerId: string;
+    currency: string;
+    amount: bigint;
+    gateway: DisputeRow['gateway'];
+    gatewayAccount: string | null;
+    transactionId: string;
+    what: string;
+    details: Record<string, unknown>;
+  },
+): Promise<void> {
+  await lockCustomerCredit(work.trx, about.customerId);
+  const left = upTo(
+    await availableCredit(work, about.customerId, about.currency, 'credit_refunds'),
+    about.amount,
+  );
+  if (left === about.amount) return;
+  await raiseException(work, {
+    kind: 'overpayment_credit_spent',
+    gateway: about.gateway,
+    gatewayAccount: about.gatewayAccount,
+    transactionId: about.transactionId,
+    message: `${about.what}, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${about.amount - left}; recover it from the customer or write it off`,
+    details: { ...about.details, share: about.amount, credit_left: left },
+  });
 }
 
 /**
@@ -79,7 +101,7 @@ export async function creditLeftForOverpayment(
  * (taken off the customer's credit, or given back to it) and stored on the dispute. 10000 paid twice, both payments charged back (the first's loss took the
  * overpayment, the second's is a loss), then the first won: the second's share becomes 10000, credit 0
  * and losses 0 (it was credit 10000 and losses 10000). Credit the customer no longer holds
- * (`creditLeftForOverpayment`) is taken all the same, left in debit, with an
+ * (`flagOverpaymentCreditShort`) is taken all the same, left in debit, with an
  * `overpayment_credit_spent` exception for a person. Does nothing when the invoice has no such dispute.
  */
 export async function resplitOverpayment(work: UnitOfWork, invoiceId: string, cause: string): Promise<void> {
@@ -124,17 +146,16 @@ export async function resplitOverpayment(work: UnitOfWork, invoiceId: string, ca
   const taken = target - held;
   const [first] = changes;
   if (first && taken > 0n) {
-    const left = await creditLeftForOverpayment(work, invoice.customer_id, invoice.currency);
-    if (taken > left) {
-      await raiseException(work, {
-        kind: 'overpayment_credit_spent',
-        gateway: first.dispute.gateway,
-        gatewayAccount: first.dispute.gateway_account,
-        transactionId: first.dispute.transaction_id,
-        message: `invoice ${invoice.id} is overpaid by ${excess} ${invoice.currency} not refunded (${cause}), and its lost disputes ${changes.map((c) => c.dispute.id).join(', ')} gave ${taken} more of that back to the customer in cash, which is taken off their credit, but only ${left} of that credit was left: the customer's credit is in debit by ${taken - left}; recover it from the customer or write it off`,
-        details: { invoice: invoice.id, cause, share: taken, credit_left: left },
-      });
-    }
+    await flagOverpaymentCreditShort(work, {
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      amount: taken,
+      gateway: first.dispute.gateway,
+      gatewayAccount: first.dispute.gateway_account,
+      transactionId: first.dispute.transaction_id,
+      what: `invoice ${invoice.id} is overpaid by ${excess} ${invoice.currency} not refunded (${cause}), and its lost disputes ${changes.map((c) => c.dispute.id).join(', ')} gave ${taken} more of that back to the customer in cash`,
+      details: { invoice: invoice.id, cause },
+    });
   }
   for (const { dispute, by } of changes) {
     await postEntry(

@@ -12,7 +12,7 @@ import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
-  creditLeftForOverpayment,
+  flagOverpaymentCreditShort,
   overpaymentNotRefunded,
   resplitOverpayment,
 } from './overpayment-shares.ts';
@@ -143,17 +143,16 @@ async function bookVoid(
       const after = { ...invoice, amount_paid: invoice.amount_paid - moved };
       const takenBack = overpaid - (await overpaymentNotRefunded(work.trx, after));
       if (takenBack > 0n) {
-        const left = await creditLeftForOverpayment(work, customerId, transaction.currency);
-        if (left < takenBack) {
-          await raiseException(work, {
-            kind: 'overpayment_credit_spent',
-            gateway: transaction.gateway,
-            gatewayAccount: transaction.gateway_account,
-            transactionId: transaction.id,
-            message: `${transaction.id} was voided: invoice ${invoice.id} is no longer paid ${takenBack} ${transaction.currency} beyond what it asked, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${takenBack - left}; recover it from the customer or write it off`,
-            details: { invoice: invoice.id, share: takenBack, credit_left: left },
-          });
-        }
+        await flagOverpaymentCreditShort(work, {
+          customerId,
+          currency: transaction.currency,
+          amount: takenBack,
+          gateway: transaction.gateway,
+          gatewayAccount: transaction.gateway_account,
+          transactionId: transaction.id,
+          what: `${transaction.id} was voided: invoice ${invoice.id} is no longer paid ${takenBack} ${transaction.currency} beyond what it asked`,
+          details: { invoice: invoice.id },
+        });
         await postEntry(work, overpaymentVoided({ ...payment, amount: takenBack }));
       }
     }
