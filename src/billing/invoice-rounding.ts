@@ -37,7 +37,7 @@ export interface Rounding {
  * its rule: "Rounding: PayPal takes no decimals in HUF". 42857 HUF minor units through PayPal (step
  * 100) → 57; 1234 KWD fils through Stripe (step 10) → 4.
  */
-export function roundingFor(gateway: Gateway, currency: string, due: bigint): Rounding | undefined {
+function roundingFor(gateway: Gateway, currency: string, due: bigint): Rounding | undefined {
   const found = gatewayStep(gateway, currency);
   if (!found || found.step <= 1n) return undefined;
   const amount = due % found.step;
@@ -52,7 +52,7 @@ export function roundingFor(gateway: Gateway, currency: string, due: bigint): Ro
  * (payments/collection.ts); undefined when there is none or it is detached (a charge would be
  * refused). Read in `db` (the finalizing transaction).
  */
-export async function chargingGateway(
+async function chargingGateway(
   db: Kysely<Database>,
   customerId: string,
   methodId: string | null,
