@@ -125,21 +125,49 @@ export async function overpaymentRefunded(
   return given < excess ? given : excess;
 }
 
-/** What a customer's refunds in flight hold of their credit in one currency (`overpaymentsHeld`). */
+/**
+ * What a customer's refunds in flight and open disputes hold of their credit in one currency
+ * (`overpaymentsHeld`).
+ */
 export interface OverpaymentHeld {
   customerId: string;
   currency: string;
-  /** Minor units of `currency`, > 0. */
+  /** Minor units of `currency`, > 0: all that is held. */
   held: bigint;
+  /** Of `held`, what open disputes hold (minor units, 0 … held). */
+  byDisputes: bigint;
+  /** The open disputes (`dp_…`) that hold some of it, in no particular order. */
+  disputes: string[];
 }
 
 /**
- * What the refunds in flight (`pending`, `unknown`) of the overpaid invoices of customers
- * `customerIds` (in `currency`; every currency when omitted) will pay back of their overpayments when
- * they succeed: per invoice, the `overpaymentShare` of their sum after what was given back
- * (`overpaymentGivenBack`), which their success debits from the customer's credit. That credit is
- * theirs meanwhile, not the customer's to spend (billing/customer-credit.ts `availableCredit`). One
- * statement when no such refund is in flight (the usual case), then one per invoice with some.
+ * What an overpaid invoice's open disputes hold of its overpayment (minor units, 0 … what is left of
+ * it): the disputes whose funds the gateway withdrew (`open`) on its payments would, lost, give the
+ * overpayment back first (payments/disputes.ts `chargeBackOverpayment`, or the refund that carries a
+ * lost PayPal claim: `issueCreditNote`), so that share of the customer's credit is held from the
+ * dispute's opening, after what was given back (`given`) and what its refunds in flight hold
+ * (`refunding`): released when the dispute is won (it is no longer open), taken when it is lost.
+ * `disputed` is the sum of its open disputes' amounts.
+ */
+export function overpaymentDisputeHold(
+  invoice: Asked,
+  given: bigint,
+  refunding: bigint,
+  disputed: bigint,
+): bigint {
+  return overpaymentShare(invoice, given + refunding, disputed);
+}
+
+/**
+ * What the refunds in flight (`pending`, `unknown`) and the open disputes (funds withdrawn, not
+ * decided: `open`) of the overpaid invoices of customers `customerIds` (in `currency`; every currency
+ * when omitted) will pay or take back of their overpayments: per invoice, the `overpaymentShare` of
+ * the refunds' sum after what was given back (`overpaymentGivenBack`), which their success debits
+ * from the customer's credit, then the share of its open disputes' sum after that
+ * (`overpaymentDisputeHold`), which their loss takes off it (`dp_…:overpayment_charged_back`). That
+ * credit is theirs meanwhile, not the customer's to spend (billing/customer-credit.ts
+ * `availableCredit`): a dispute won releases its share, a dispute lost takes it. One statement when
+ * no such refund or dispute is there (the usual case), then one per invoice with some.
  * @returns per customer and currency with some held, in no particular order
  */
 export async function overpaymentsHeld(
@@ -150,8 +178,6 @@ export async function overpaymentsHeld(
   if (customerIds.length === 0) return [];
   const invoices = await trx
     .selectFrom('invoices as i')
-    .innerJoin('transactions as t', 't.invoice_id', 'i.id')
-    .innerJoin('refunds as r', 'r.transaction_id', 't.id')
     .select([
       'i.id',
       'i.customer_id',
@@ -161,26 +187,64 @@ export async function overpaymentsHeld(
       'i.credit_applied',
       'i.proration_credited',
       'i.amount_paid',
-      sql<string>`sum(r.amount)::text`.as('in_flight'),
+      sql<string>`(SELECT coalesce(sum(r.amount), 0) FROM refunds r WHERE r.invoice_id = i.id AND r.status IN ('pending', 'unknown'))::text`.as(
+        'in_flight',
+      ),
+      sql<string>`(SELECT coalesce(sum(d.amount), 0) FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND d.status = 'open')::text`.as(
+        'disputed',
+      ),
+      sql<
+        string[]
+      >`(SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND d.status = 'open')`.as(
+        'dispute_ids',
+      ),
     ])
     .where('i.customer_id', 'in', customerIds)
     .$if(currency !== undefined, (qb) => qb.where('i.currency', '=', currency ?? ''))
-    .whereRef('r.invoice_id', '=', 'i.id')
-    .where('r.status', 'in', ['pending', 'unknown'])
+    .where((eb) =>
+      eb.or([
+        eb.exists(
+          eb
+            .selectFrom('refunds as r')
+            .select('r.id')
+            .whereRef('r.invoice_id', '=', 'i.id')
+            .where('r.status', 'in', ['pending', 'unknown']),
+        ),
+        eb.exists(
+          eb
+            .selectFrom('disputes as d')
+            .innerJoin('transactions as t', 't.id', 'd.transaction_id')
+            .select('d.id')
+            .whereRef('t.invoice_id', '=', 'i.id')
+            .where('d.status', '=', 'open'),
+        ),
+      ]),
+    )
     // Overpaid (`overpaidBy` > 0): a VOID invoice asks nothing.
     .where(
       sql<boolean>`i.amount_paid > CASE WHEN i.status = 'VOID' THEN 0 ELSE i.total - i.credit_applied - i.proration_credited END`,
     )
-    .groupBy('i.id')
     .execute();
   const held = new Map<string, OverpaymentHeld>();
   for (const invoice of invoices) {
     const given = await overpaymentGivenBack(trx, invoice);
-    const share = overpaymentShare(invoice, given, BigInt(invoice.in_flight));
-    if (share === 0n) continue;
+    const refunding = overpaymentShare(invoice, given, BigInt(invoice.in_flight));
+    const disputing = overpaymentDisputeHold(invoice, given, refunding, BigInt(invoice.disputed));
+    if (refunding + disputing === 0n) continue;
     const key = `${invoice.customer_id} ${invoice.currency}`;
-    const sum = held.get(key) ?? { customerId: invoice.customer_id, currency: invoice.currency, held: 0n };
-    held.set(key, { ...sum, held: sum.held + share });
+    const sum = held.get(key) ?? {
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      held: 0n,
+      byDisputes: 0n,
+      disputes: [],
+    };
+    held.set(key, {
+      ...sum,
+      held: sum.held + refunding + disputing,
+      byDisputes: sum.byDisputes + disputing,
+      disputes: disputing > 0n ? [...sum.disputes, ...invoice.dispute_ids] : sum.disputes,
+    });
   }
   return [...held.values()];
 }

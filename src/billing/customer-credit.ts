@@ -51,15 +51,30 @@ export async function lockCustomerCredit(trx: Kysely<Database>, customerId: stri
  */
 export type CreditHolds = 'all' | 'credit_refunds';
 
+/** What `creditAvailability` finds of a customer's credit in one currency, minor units. */
+export interface CreditAvailability {
+  /** What they can use now, ≥ 0 (`availableCredit`). */
+  available: bigint;
+  /**
+   * What open disputes of their overpaid invoices hold of it (`overpaymentsHeld`'s `byDisputes`;
+   * 0 with holds `credit_refunds`): the credit `available` would show once those disputes are won.
+   */
+  heldByDisputes: bigint;
+  /** Those disputes (`dp_…`). */
+  disputes: string[];
+}
+
 /**
  * The credit customer `customerId` can use in `currency`, minor units ≥ 0: their credit account's
  * balance less what refunds still in flight (pending or unknown) will pay back of it when they
  * succeed: refunds of customer credit, and (`holds` `all`, the default) refunds of their overpaid
- * invoices as far as they pay back the overpayment (`overpaymentsHeld`, billing/credit-notes.ts).
- * Both hold that credit from their creation, so it is neither applied to an invoice nor paid back
- * twice meanwhile. In a deferring unit of work (a webhook batch) the balance counts the entries the
- * unit posted and has not written yet: they are written first (`UnitOfWork.writeLedger`). Call it
- * after `lockCustomerCredit` when the answer is about to be spent.
+ * invoices as far as they pay back the overpayment, and the open disputes of those invoices' payments
+ * as far as their loss would take the overpayment back (`overpaymentsHeld`, billing/credit-notes.ts).
+ * Each holds that credit from its creation (a dispute from its opening: released when it is won),
+ * so it is neither applied to an invoice nor paid back twice meanwhile. In a deferring unit of work
+ * (a webhook batch) the balance counts the entries the unit posted and has not written yet: they
+ * are written first (`UnitOfWork.writeLedger`). Call it after `lockCustomerCredit` when the answer is
+ * about to be spent.
  */
 export async function availableCredit(
   work: UnitOfWork,
@@ -67,6 +82,19 @@ export async function availableCredit(
   currency: string,
   holds: CreditHolds = 'all',
 ): Promise<bigint> {
+  return (await creditAvailability(work, customerId, currency, holds)).available;
+}
+
+/**
+ * `availableCredit` with what open disputes hold of the credit beside it, for a refusal that names
+ * them (a credit refund, a refund of an overpaid invoice: 409 `credit_held_by_dispute`).
+ */
+export async function creditAvailability(
+  work: UnitOfWork,
+  customerId: string,
+  currency: string,
+  holds: CreditHolds = 'all',
+): Promise<CreditAvailability> {
   await work.writeLedger();
   // One statement for a customer without credit: it runs in every invoice's finalization.
   const { rows } = await sql<{ available: string }>`
@@ -80,11 +108,16 @@ export async function availableCredit(
     ) AS available
   `.execute(work.trx);
   const available = BigInt(rows[0]?.available ?? 0);
-  if (available <= 0n) return 0n;
-  if (holds === 'credit_refunds') return available;
+  const none = { available: 0n, heldByDisputes: 0n, disputes: [] };
+  if (available <= 0n) return none;
+  if (holds === 'credit_refunds') return { ...none, available };
   const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
   const left = available - (held?.held ?? 0n);
-  return left > 0n ? left : 0n;
+  return {
+    available: left > 0n ? left : 0n,
+    heldByDisputes: held?.byDisputes ?? 0n,
+    disputes: held?.disputes ?? [],
+  };
 }
 
 /**

@@ -287,10 +287,10 @@ export interface CustomerWithBalances extends CustomerRow {
 
 /**
  * Adds their ledger balances to customers, in three queries for all of them (and one per overpaid
- * invoice with refunds in flight: `overpaymentsHeld`): per currency, the balance is their receivable
- * (`receivable:<id>`) net of their credit (`customer_credit:<id>`); `credit` is their credit less
- * what refunds still in flight hold of it, of customer credit and of overpaid invoices (as
- * `availableCredit`).
+ * invoice with refunds in flight or open disputes: `overpaymentsHeld`): per currency, the balance is
+ * their receivable (`receivable:<id>`) net of their credit (`customer_credit:<id>`); `credit` is their
+ * credit less what refunds still in flight hold of it, of customer credit and of overpaid invoices,
+ * and what open disputes of overpaid invoices hold of it (as `availableCredit`).
  */
 export async function withBalances(
   db: Kysely<Database>,

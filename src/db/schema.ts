@@ -429,6 +429,11 @@ export interface ReconciliationExceptionsTable {
   payout_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** The settlement line it is about (`stl_…`), else null. */
   settlement_line_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * What it is about beyond the columns above (a dispute `dp_…`, the entry that raised it), '' when
+   * nothing more: part of the keys that keep it once (migration 0050).
+   */
+  occurrence: ColumnType<string, string | undefined, string>;
 }
 
 /** A payout's status (src/gateways/settlement.ts `PAYOUT_STATUSES`). */

@@ -100,14 +100,23 @@ export interface NewException {
   settlementLineId?: string;
   /** The gateway account (`gwa_…`) it is about; absent for the default account. */
   gatewayAccount?: string | null;
+  /**
+   * What this occurrence is about beyond the transaction, kind, refund, payout and settlement line
+   * (or the inbox event): the dispute (`dp_…`) or the entry (`dp_…:overpayment_charged_back`) that
+   * raised it. Part of the key that keeps an exception once: another occurrence of the same kind on
+   * the same transaction (another dispute, another entry) opens its own exception; a replay raises
+   * the same occurrence and is not recorded again. Absent: '' (one per key, as before).
+   */
+  occurrence?: string;
   message: string;
   details?: Record<string, unknown>;
 }
 
 /**
- * Records an open reconciliation exception, once per (inbox event, kind) or, without an event, per
- * (transaction, kind, refund, payout, settlement line): a second one with the same key is not
- * recorded again.
+ * Records an open reconciliation exception, once per (inbox event, kind, occurrence) or, without an
+ * event, per (transaction, kind, refund, payout, settlement line, occurrence): a second one with the
+ * same key (a replay of the same event or report) is not recorded again; one about another
+ * occurrence (`occurrence`: another dispute of the same payment, another entry) is.
  */
 export async function raiseException(work: UnitOfWork, exception: NewException): Promise<void> {
   const row = await work.trx
@@ -122,6 +131,7 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
       payout_id: exception.payoutId ?? null,
       settlement_line_id: exception.settlementLineId ?? null,
       gateway_account: exception.gatewayAccount ?? null,
+      occurrence: exception.occurrence ?? '',
       message: exception.message,
       details: JSON.stringify(exception.details ?? {}, (_key, value) =>
         typeof value === 'bigint' ? value.toString() : value,
@@ -129,9 +139,9 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
     })
     .onConflict((oc) =>
       exception.inboxId
-        ? oc.columns(['inbox_id', 'kind']).where('inbox_id', 'is not', null).doNothing()
+        ? oc.columns(['inbox_id', 'kind', 'occurrence']).where('inbox_id', 'is not', null).doNothing()
         : oc
-            .columns(['transaction_id', 'kind', 'refund_id', 'payout_id', 'settlement_line_id'])
+            .columns(['transaction_id', 'kind', 'refund_id', 'payout_id', 'settlement_line_id', 'occurrence'])
             .where('inbox_id', 'is', null)
             .doNothing(),
     )

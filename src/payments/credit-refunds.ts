@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { GatewayClients } from '../accounts/clients.ts';
-import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
+import { creditAvailability, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { refundRooms, splitRefund } from '../billing/invoice-payment.ts';
 import { lockInvoice, lockInvoiceSubscriptions } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
-import { ValidationError } from '../errors.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { prepareRefunds, sendRefunds } from './refunds.ts';
 import { lockPayments } from './transactions.ts';
@@ -32,8 +32,11 @@ export interface CreditRefundInput {
  * the payments it uses, then those invoices (each in id order), then its payments without an invoice
  * (`lockPayments`), then the customer's credit: the order every unit of work keeps (`lockInvoice`).
  * @returns the refunds as recorded after their gateway answers, newest payment first
- * @throws NotFoundError when there is no such customer; ValidationError (field `amount`) when the
- * amount exceeds the customer's credit in `currency` or what their gateway payments can still refund;
+ * @throws NotFoundError when there is no such customer; ConflictError `credit_held_by_dispute` when
+ * the amount exceeds the credit available because open disputes of their overpaid invoices hold some
+ * of it (`availableCredit`: a dispute's loss takes that overpayment back; its win releases it), naming
+ * them and what can be refunded now; ValidationError (field `amount`) when the amount exceeds the
+ * customer's credit in `currency` otherwise, or what their gateway payments can still refund;
  * ConflictError `gateway_not_configured` for a payment's gateway without credentials,
  * `gateway_account_disabled` for a payment on a disabled gateway account
  */
@@ -64,7 +67,18 @@ export async function refundCustomerCredit(
     for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
     await lockPayments(work, [...alone]);
     await lockCustomerCredit(work.trx, customerId);
-    const available = await availableCredit(work, customerId, input.currency);
+    const { available, heldByDisputes, disputes } = await creditAvailability(
+      work,
+      customerId,
+      input.currency,
+    );
+    if (input.amount > available && heldByDisputes > 0n) {
+      const c = input.currency;
+      throw new ConflictError(
+        'credit_held_by_dispute',
+        `a refund of ${input.amount} ${c} of customer ${customerId}'s credit needs credit that is held: ${heldByDisputes} ${c} of their credit is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back from their credit (won, it is theirs again). Nothing changed; refund at most ${available} ${c} now, or again once the disputes are decided`,
+      );
+    }
     if (input.amount > available) {
       throw new ValidationError('refund exceeds the customer credit', {
         amount: `at most ${available} can be refunded (the customer's ${input.currency} credit, minor units)`,

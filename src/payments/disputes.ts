@@ -176,6 +176,7 @@ async function chargeBackOverpayment(
     transactionId: transaction.id,
     what: `dispute ${dispute.id} of ${dispute.amount} ${dispute.currency} on ${transaction.id} was lost: ${share} of it was invoice ${invoice.id}'s overpayment`,
     details: { dispute: dispute.id, invoice: invoice.id },
+    occurrence: entryKeys.disputeOverpaymentChargedBack(dispute.id),
   });
   await postEntry(
     work,
@@ -233,6 +234,7 @@ async function returnedAfterGivingBack(
     kind: 'dispute_won_after_refund',
     gateway: transaction.gateway,
     transactionId: transaction.id,
+    occurrence: opened.id,
     gatewayAccount: transaction.gateway_account,
     message: `dispute ${opened.id} on ${transaction.id} ${what} as the customer's already; the customer may be owed up to ${returned} ${c}: refund what is owed by hand (POST /v1/invoices/${transaction.invoice_id}/refund)`,
     details: {
@@ -297,7 +299,7 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
  * billhook cannot tell whether that refund was the buyer's money for this claim (the reversal then
  * repeats it) or something else (the reversal's money is then a chargeback loss billhook did not
  * book): nothing is changed and an `unknown_outcome` exception names the dispute and the refund for a
- * person (once per refund), who books the loss if it is one.
+ * person (once per refund and dispute), who books the loss if it is one.
  */
 async function markReversed(
   work: UnitOfWork,
@@ -311,6 +313,7 @@ async function markReversed(
       gatewayAccount: existing.gateway_account,
       transactionId: transaction.id,
       refundId: existing.refund_id,
+      occurrence: existing.id,
       message:
         `dispute ${existing.id} (${existing.gateway_dispute_id}) of ${existing.amount} ${existing.currency} was booked ` +
         `as carried by refund ${existing.refund_id}, and ${existing.gateway} now reports it paid by reversing the payment ` +
@@ -337,8 +340,8 @@ async function markReversed(
  * hold came back with the win). Booking it as a chargeback of its own (`reversalDisputeId`) lost the
  * money PayPal returned (HKD: losses 10000 where the delivery in order ends at 0). Nothing is booked;
  * as billhook cannot tell it from a second chargeback PayPal keys by the same capture, an
- * `unknown_outcome` exception names the dispute for a person (once per payment), who books the loss if
- * PayPal took the money again.
+ * `unknown_outcome` exception names the dispute for a person (once per dispute: `occurrence`), who
+ * books the loss if PayPal took the money again.
  * @returns `duplicate` with `existing`, as it was
  */
 async function reversalOfWonChargeback(
@@ -351,6 +354,7 @@ async function reversalOfWonChargeback(
     gateway: existing.gateway,
     gatewayAccount: existing.gateway_account,
     transactionId: transaction.id,
+    occurrence: existing.id,
     message:
       `dispute ${existing.id} (${existing.gateway_dispute_id}), a chargeback of ${existing.amount} ${existing.currency} ` +
       `already won, is now reported paid by reversing the payment: taken as the chargeback's own reversal, which the win ` +
@@ -365,8 +369,8 @@ async function reversalOfWonChargeback(
  * Stripe's `charge.dispute.closed`) for a dispute already recorded lost (`existing`) for another
  * amount: billhook cannot tell whether the gateway took the difference too, or gave some back, so
  * nothing is changed and an `amount_mismatch` exception names the dispute and both amounts for a
- * person, who books the difference if there is one. Raised once: without its event (once per payment,
- * as `markReversed` raises its own), and not at all when an `amount_mismatch` of the payment already
+ * person, who books the difference if there is one. Raised once: without its event (once per dispute
+ * of the payment: `occurrence`, as `markReversed` raises its own), and not at all when an `amount_mismatch` of the payment already
  * names this dispute (`details.dispute`: the one its loss beyond the hold raised, `applyDisputeEvent`,
  * reported again; one raised before details named it, by its message naming the dispute).
  * @returns `duplicate` with `existing`, as it was
@@ -395,6 +399,7 @@ async function lostForAnotherAmount(
     gateway: existing.gateway,
     gatewayAccount: existing.gateway_account,
     transactionId: transaction.id,
+    occurrence: existing.id,
     message:
       `dispute ${existing.id} (${existing.gateway_dispute_id}) was booked lost for ${existing.amount} ` +
       `${existing.currency}, and ${existing.gateway} now reports ${reported}: nothing changed; ` +
@@ -425,7 +430,8 @@ async function lostForAnotherAmount(
  * (`statusesWorkedAgain`). Anything else (a claim won, not a chargeback, after a reversal: perhaps a
  * claim won before a chargeback, delivered late; another amount than was lost) cannot be told apart
  * from the events: nothing changes, and a `dispute_won_after_loss` exception names the dispute for a
- * person (once per payment).
+ * person (once per dispute: a replay of the report raises none, another dispute of the same payment
+ * its own, `occurrence`).
  * @returns `applied` with the dispute won, or `stale` with `existing` as it was
  */
 async function wonAfterLoss(
@@ -445,6 +451,7 @@ async function wonAfterLoss(
       gateway: existing.gateway,
       gatewayAccount: existing.gateway_account,
       transactionId: transaction.id,
+      occurrence: existing.id,
       message:
         `dispute ${existing.id} (${existing.gateway_dispute_id}) was booked lost for ${existing.amount} ` +
         `${existing.currency}, and ${existing.gateway} now reports it won, which billhook cannot book (${why}): ` +

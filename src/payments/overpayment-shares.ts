@@ -5,7 +5,7 @@ import type { Database, DisputeRow, InvoiceRow } from '../db/schema.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { disputeOverpaymentShareChanged } from '../ledger/movements.ts';
+import { disputeOverpaymentShareChanged, entryKeys } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
 
@@ -55,7 +55,10 @@ export async function overpaymentNotRefunded(
  * (`availableCredit`, holds `credit_refunds`). When it holds less, the amount is taken all the same
  * (the caller posts it), leaving their credit in debit, and an `overpayment_credit_spent` exception
  * for a person says so: `what` (a chargeback lost, a void, a re-split: what gave the money back) is
- * its message's start, `details` its details beside `share` (the amount) and `credit_left`.
+ * its message's start, `details` its details beside `share` (the amount) and `credit_left`, and
+ * `occurrence` the key of the entry that takes it back (`dp_…:overpayment_charged_back`,
+ * `dp_…:overpayment_share:<cause>`, `txn_…:overpaid_voided`): each such entry on the same payment
+ * opens its own exception, a replay of it none (`raiseException`).
  */
 export async function flagOverpaymentCreditShort(
   work: UnitOfWork,
@@ -68,6 +71,7 @@ export async function flagOverpaymentCreditShort(
     transactionId: string;
     what: string;
     details: Record<string, unknown>;
+    occurrence: string;
   },
 ): Promise<void> {
   await lockCustomerCredit(work.trx, about.customerId);
@@ -81,6 +85,7 @@ export async function flagOverpaymentCreditShort(
     gateway: about.gateway,
     gatewayAccount: about.gatewayAccount,
     transactionId: about.transactionId,
+    occurrence: about.occurrence,
     message: `${about.what}, the customer's credit, which is taken back, but only ${left} of that credit was left: the customer's credit is in debit by ${about.amount - left}; recover it from the customer or write it off`,
     details: { ...about.details, share: about.amount, credit_left: left },
   });
@@ -155,6 +160,7 @@ export async function resplitOverpayment(work: UnitOfWork, invoiceId: string, ca
       transactionId: first.dispute.transaction_id,
       what: `invoice ${invoice.id} is overpaid by ${excess} ${invoice.currency} not refunded (${cause}), and its lost disputes ${changes.map((c) => c.dispute.id).join(', ')} gave ${taken} more of that back to the customer in cash`,
       details: { invoice: invoice.id, cause },
+      occurrence: entryKeys.disputeOverpaymentShareChanged(first.dispute.id, cause),
     });
   }
   for (const { dispute, by } of changes) {

@@ -1,16 +1,17 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
   issueCreditNote,
+  overpaymentDisputeHold,
   overpaymentGivenBack,
   overpaymentShare,
   type RefundSplit,
   voidCreditNote,
 } from '../billing/credit-notes.ts';
 import { returnInvoiceCredit, type WholeRefund, wholeRefund } from '../billing/credit-returns.ts';
-import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
+import { availableCredit, creditAvailability, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
   capturedAmount,
@@ -344,10 +345,12 @@ export async function createRefund(
  * gives back its overpayment first (`overpaymentShare`), debiting the customer's credit by that share
  * when it succeeds: a duplicate payment's credit spent meanwhile on later invoices would be left in
  * debit for good. The share comes after what the invoice's refunds in flight (pending, unknown) pay
- * back of the overpayment when they succeed (`held`); it is checked against `availableCredit`
- * (`left`), which already holds back what every refund in flight pays back of the customer's credit
- * (this invoice's, their other invoices', their credit refunds), under the customer's credit lock,
- * taken after the invoice's (the order every writer takes them in).
+ * back of the overpayment when they succeed and what its open disputes would take back of it if lost
+ * (`held`: `overpaymentDisputeHold`); it is checked against `availableCredit` (`left`), which already
+ * holds back what every refund in flight pays back of the customer's credit (this invoice's, their
+ * other invoices', their credit refunds) and what open disputes of their overpaid invoices hold of it
+ * (`heldByDisputes`, naming `disputes`), under the customer's credit lock, taken after the invoice's
+ * (the order every writer takes them in).
  * @param excluding the refund of the invoice that `amount` is, already recorded and no longer in
  * flight (checked as it succeeds, `recordRefundResult`): not counted in what was given back, and no
  * `held`: its success is booked as `issueCreditNote` splits it (the overpayment to whichever refund
@@ -355,28 +358,61 @@ export async function createRefund(
  * refunds in flight only (`availableCredit` holds `credit_refunds`): the refunds of overpaid invoices
  * still in flight may yet fail, and the one whose success leaves the credit in debit is flagged
  * @returns `share` (of this refund, > 0), `held` and `left` (also what could be refunded now without
- * exceeding the credit left), minor units of the invoice's `currency`
+ * exceeding the credit left), `heldByDisputes` (of the customer's credit, by open disputes), minor
+ * units of the invoice's `currency`, and those `disputes`
  */
 async function overpaymentCreditShortfall(
   work: UnitOfWork,
   invoice: InvoiceRow,
   amount: bigint,
   excluding?: string,
-): Promise<{ share: bigint; held: bigint; left: bigint; currency: string } | undefined> {
+): Promise<
+  | {
+      share: bigint;
+      held: bigint;
+      left: bigint;
+      currency: string;
+      heldByDisputes: bigint;
+      disputes: string[];
+    }
+  | undefined
+> {
   // Not overpaid (the usual invoice): nothing to read.
   if (overpaymentShare(invoice, 0n, amount) === 0n) return undefined;
   const given = await overpaymentGivenBack(work.trx, invoice, excluding);
   let held = 0n;
   if (excluding === undefined) {
-    held = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));
+    const refunding = overpaymentShare(invoice, given, await refundedInFlight(work.trx, invoice.id));
+    held =
+      refunding + overpaymentDisputeHold(invoice, given, refunding, await openDisputed(work.trx, invoice.id));
   }
   const share = overpaymentShare(invoice, given + held, amount);
   if (share === 0n) return undefined;
   await lockCustomerCredit(work.trx, invoice.customer_id);
   const holds = excluding === undefined ? 'all' : 'credit_refunds';
-  const left = await availableCredit(work, invoice.customer_id, invoice.currency, holds);
+  const {
+    available: left,
+    heldByDisputes,
+    disputes,
+  } = await creditAvailability(work, invoice.customer_id, invoice.currency, holds);
   if (share <= left) return undefined;
-  return { share, held, left, currency: invoice.currency };
+  return { share, held, left, currency: invoice.currency, heldByDisputes, disputes };
+}
+
+/**
+ * The sum of the amounts of the open disputes (funds withdrawn, not decided) of invoice `invoiceId`'s
+ * payments, minor units of its currency ≥ 0: what their loss may take back of its overpayment first
+ * (billing/credit-notes.ts `overpaymentDisputeHold`). Read under the invoice's lock.
+ */
+async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
+  const row = await trx
+    .selectFrom('disputes as d')
+    .innerJoin('transactions as t', 't.id', 'd.transaction_id')
+    .select(sql<string>`coalesce(sum(d.amount), 0)::text`.as('amount'))
+    .where('t.invoice_id', '=', invoiceId)
+    .where('d.status', '=', 'open')
+    .executeTakeFirstOrThrow();
+  return BigInt(row.amount);
 }
 
 /**
@@ -386,7 +422,8 @@ async function overpaymentCreditShortfall(
  * raises an exception for a person instead (`recordRefundResult`). One of billhook's holds its share
  * of the credit from here until it settles (`availableCredit`: no invoice applies it, no other refund
  * pays it back).
- * @throws ConflictError `overpayment_credit_spent`, with the amounts
+ * @throws ConflictError `credit_held_by_dispute` when open disputes hold some of the customer's credit
+ * (naming them and what can be refunded now), else `overpayment_credit_spent`, with the amounts
  */
 async function assertOverpaymentCreditLeft(
   work: UnitOfWork,
@@ -395,7 +432,13 @@ async function assertOverpaymentCreditLeft(
 ): Promise<void> {
   const short = await overpaymentCreditShortfall(work, invoice, amount);
   if (!short) return;
-  const { share, held, left, currency } = short;
+  const { share, held, left, currency, heldByDisputes, disputes } = short;
+  if (heldByDisputes > 0n) {
+    throw new ConflictError(
+      'credit_held_by_dispute',
+      `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
+    );
+  }
   throw new ConflictError(
     'overpayment_credit_spent',
     `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit)${held > 0n ? `, after the ${held} its refunds in flight pay back` : ''}, but only ${left} ${currency} of their credit is left: the rest was spent on later invoices or is held by refunds in flight (of this invoice, of their other overpaid invoices, of their credit). Nothing changed; refund at most ${left} ${currency} now`,

@@ -152,6 +152,7 @@ async function bookVoid(
           transactionId: transaction.id,
           what: `${transaction.id} was voided: invoice ${invoice.id} is no longer paid ${takenBack} ${transaction.currency} beyond what it asked`,
           details: { invoice: invoice.id },
+          occurrence: entryKeys.overpaymentVoided(transaction.id),
         });
         await postEntry(work, overpaymentVoided({ ...payment, amount: takenBack }));
       }
