@@ -1,0 +1,95 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
+import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+
+const d = (iso: string) => new Date(iso);
+
+/**
+ * Money at cancellation: what goes back after a cancellation, and what stays owed. The plan: 800 a
+ * month + 25% tax = 1000 (200 tax). Customer credit comes from a downgrade (`downgradeCredit`: a
+ * 25%-taxed FLAT_FEE plan changed with 7 of February's 28 days left: (big − 1000) × 7/28 net + 25%).
+ * Each scenario has its own currency and customer, so `ledgerIn` reads its own books.
+ */
+describe('money at cancellation', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(() => app.stop());
+
+  const db = () => app.runtime.db;
+  const creditOf = async (customer: string) =>
+    (await app.api('GET', `/v1/customers/${customer}`)).body.credit;
+  const invoiceOf = async (id: string) => (await app.api('GET', `/v1/invoices/${id}`)).body;
+
+  /** A subscription from `start` of the 1000 plan in `currency`, its first invoice settled (credit first, the rest by Stripe). */
+  async function subscribe(currency: string, customer: string, method: string, start: Date) {
+    const plan = await flatPlan(app, currency, 800);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: plan, paymentMethodId: method },
+      start,
+    );
+    const stripe = stripeChargeSucceeds();
+    const settled = await app.api('POST', `/v1/subscriptions/${subscription.id}/settle`);
+    return { id: subscription.id as string, invoice: settled.body.invoices[0]?.invoice, stripe, plan };
+  }
+
+  const cancelAt = (id: string, refundType: 'none' | 'full' | 'prorate', at: Date) =>
+    cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'now', refundType },
+      at,
+    );
+
+  it('JPY: POST …/credit/return after a prorate cancellation gives back nothing more (before: the 500 used half too, 1000 back of a period used half)', async () => {
+    // Credit (2920 − 1000) × 7/28 = 480 + 120 tax = 600; the Jan 1 invoice (1000) takes all 600 and
+    // the card pays 400.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, 'JPY', 2920);
+    const sub = await subscribe('JPY', customer.id, method!.id, d('2027-01-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', total: 1000, credit_applied: 600, amount_paid: 400 });
+    // Jan 1 → Feb 1 is 31 days; Jan 16 12:00 leaves 15.5: round_half_up(1000 × 1/2) = 500 owed, all
+    // 400 of cash to the card, then 100 of the 600 credit as credit. The customer keeps 500 for the
+    // used half: 500 of the credit that paid it.
+    stripeRefundSucceeds('re_jpy_prorate_then_return');
+    const result = await cancelAt(sub.id, 'prorate', d('2027-01-16T12:00:00Z'));
+    expect(result.refunds).toMatchObject([{ status: 'succeeded', amount: 400n }]);
+    expect(result.creditNotes).toMatchObject([{ total: 100n }]);
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 400,
+      credit_returned: 100,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'JPY', amount: 100 }]);
+    const before = await ledgerIn(app, 'JPY');
+
+    // Before: 201, 500 more credit (the used half), 400 + 600 = 1000 back of a period used half;
+    // the customer could then have it paid to their card (POST /v1/customers/:id/credit/refund).
+    const back = await app.api('POST', `/v1/invoices/${sub.invoice.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({
+      code: 'credit_not_returnable',
+      message: expect.stringContaining('prorate refund'),
+    });
+    const asked = await app.api('POST', `/v1/invoices/${sub.invoice.id}/credit/return`, { amount: 1 });
+    expect(asked.status).toBe(409);
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 400,
+      credit_returned: 100,
+    });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'JPY', amount: 100 }]);
+    expect(await ledgerIn(app, 'JPY')).toEqual(before);
+  });
+});
