@@ -879,6 +879,9 @@ export async function cancelLocked(
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
     // period's invoices (locked by `refundOf`), then the customer (the final invoice's finalization).
     const settled = await settleUnpaid(work, unpaid, now);
+    // The period's changes charged at its end (prorate_at_renewal), or what the refund left of them
+    // owed: no renewal comes, so they are billed now.
+    const billedNow = await billPendingProrations(work, subscription.id, now, now);
     const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
     const voided = [...ahead.voided, ...settled.voided];
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
@@ -894,6 +897,7 @@ export async function cancelLocked(
       at_period_end: false,
       final_invoice: final?.id,
       voided_invoices: voided,
+      billed_now_invoices: billedNow,
       reason,
       refund_type: options.refundType,
       ...refundData(refunds, settled),
@@ -926,6 +930,8 @@ export async function cancelLocked(
   const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   const settled = await settleUnpaid(work, unpaid, now);
   const voided = [...ahead.voided, ...settled.voided];
+  // Changes charged at the period's end (prorate_at_renewal) are charged when the service ends.
+  const billedNow = at ? await billPendingProrations(work, id, at, now) : [];
   // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them (or the
   // add-on invoices the refund voided, or lowered to nothing owed: PAID as by a payment, as a plan
   // change's credit clearing a period invoice reinstates), it is not. The subscription and those
@@ -952,6 +958,7 @@ export async function cancelLocked(
     at,
     at_period_end: atPeriodEnd,
     voided_invoices: voided,
+    billed_at_end_invoices: billedNow,
     reason,
     refund_type: options.refundType,
     ...refundData(refunds, settled),
@@ -1016,6 +1023,41 @@ export async function voidInvoicedAhead(
     }
   }
   return { voided, skipped, kept };
+}
+
+/**
+ * Brings the charge of subscription `subscriptionId`'s pending prorations forward to `until`, the
+ * moment its service ends (a cancellation now: now; one scheduled at a date: that date): its OPEN
+ * `subscription_update` invoices not in dunning (`payment_attempts` 0) whose `charge_at` is later —
+ * a `prorate_at_renewal` plan change's or add-on's net charge, finalized at the change and charged
+ * at the end of what the period serves (proration.ts, add-on-proration.ts), which for a cancellation
+ * is no renewal but its end. Billed as Stripe bills pending invoice items at a cancellation with
+ * `invoice_now`: with refund `none` the customer owes what was invoiced for the period, the upgrade
+ * they had until the cancellation included (1000 CHF a month, up to 2000 on day 8 of 28 with
+ * `prorate_at_renewal`: 750 finalized, charged Mar 1; cancelled now on Feb 15: charged Feb 15); an
+ * add-on invoice a `prorate` refund lowered (`settleUnpaid`) is billed for what it still owes. A
+ * net credit of such a change was the customer's credit at once and stays so (nothing here). The
+ * charge sweep (payments/collection.ts) charges them from then on, with dunning as any invoice;
+ * they stay owed, in receivables, until paid, voided or written off.
+ * @returns the ids of the invoices whose charge was brought forward, in id order
+ */
+async function billPendingProrations(
+  work: UnitOfWork,
+  subscriptionId: string,
+  until: Date,
+  now: Date,
+): Promise<string[]> {
+  const rows = await work.trx
+    .updateTable('invoices')
+    .set({ charge_at: until, updated_at: now })
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', '=', 'OPEN')
+    .where('billing_reason', '=', 'subscription_update')
+    .where('payment_attempts', '=', 0)
+    .where('charge_at', '>', until)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id).sort();
 }
 
 /** Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`), when > 0, in their order. */

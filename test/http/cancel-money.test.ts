@@ -1,7 +1,9 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
@@ -91,5 +93,63 @@ describe('money at cancellation', () => {
     });
     expect(await creditOf(customer.id)).toEqual([{ currency: 'JPY', amount: 100 }]);
     expect(await ledgerIn(app, 'JPY')).toEqual(before);
+  });
+
+  it('CHF: a prorate_at_renewal upgrade invoice is billed at a cancellation now with refund none (before: OPEN, charged only at the end of a period never served)', async () => {
+    // Feb 1 → Mar 1 (28 days), 800 + 25% = 1000 by card. Feb 8 (21 of 28 days left) up to 1600 +
+    // 25%, prorate_at_renewal: −800 × 21/28 = −600 (−150 tax) unused, +1600 × 21/28 = 1200 (300
+    // tax): 600 + 150 = 750, finalized now, charged at the period's end (Mar 1).
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('CHF', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', total: 1000, amount_paid: 1000 });
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'CHF', 1600), proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({
+      status: 'OPEN',
+      subtotal: 600n,
+      tax: 150n,
+      total: 750n,
+      amount_due: 750n,
+    });
+    expect(up.invoice!.charge_at).toEqual(d('2027-03-01T00:00:00Z'));
+
+    // Cancelled now on Feb 15 with refund none: no renewal will come. The upgrade was served Feb 8 →
+    // Feb 15 and `none` gives back nothing of the period: the 750 is owed, billed now (Stripe's
+    // invoice_now), not left to a charge date after the subscription ended.
+    const cancelled = await cancelAt(sub.id, 'none', d('2027-02-15T00:00:00Z'));
+    expect(cancelled.subscription.status).toBe('CANCELLED');
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 750,
+      charge_at: '2027-02-15T00:00:00.000Z',
+    });
+    const activity = (await app.api('GET', `/v1/activities?resource=${sub.id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.cancelled',
+    );
+    expect(activity.data).toMatchObject({ refund_type: 'none', billed_now_invoices: [up.invoice!.id] });
+
+    // The collection sweep just after charges it: 750 to the card, the receivable back to 0.
+    const stripe = stripeChargeSucceeds();
+    const { charged } = await chargeDueInvoices(
+      db(),
+      'scheduler',
+      app.runtime,
+      app.config,
+      d('2027-02-15T00:00:01Z'),
+    );
+    expect(charged.map((c) => c.invoiceId)).toContain(up.invoice!.id);
+    expect(stripe.seen[0]!.params.get('amount')).toBe('750');
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({
+      status: 'PAID',
+      amount_paid: 750,
+      amount_due: 0,
+    });
+    expect((await ledgerIn(app, 'CHF'))['receivable:customer'] ?? 0).toBe(0);
   });
 });
