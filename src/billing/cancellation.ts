@@ -836,6 +836,9 @@ async function refuseUnsettledChanges(
  * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
  * `reinstateAfterVoid`, as is one that the OPEN add-on invoices its refund lowered to nothing owed
  * (PAID) made so: `reinstateAfterPayment`),
+ * each with `billed_now_invoices` (now) or `billed_at_end_invoices` (scheduled): the OPEN
+ * `subscription_update` invoices charged at the period's end (`prorate_at_renewal`) whose charge is
+ * brought to the service's end (`billPendingProrations`), and
  * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit),
  * `refunded_invoices` and `lowered_invoices` (`refundData`) and `voided_invoices` (ids: those ahead
  * and the period's OPEN add-on invoices the refund gave back whole). The OPEN add-on invoices the
