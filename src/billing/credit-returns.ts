@@ -167,10 +167,13 @@ export async function returnInvoiceCredit(
 /**
  * Whether a subscription's cancellation refund reaches period invoice `invoice`, so what it paid with
  * customer credit goes back that way and not by hand (read under the invoice's lock):
- * - `none`: it is no period invoice (a change's, an add-on's, a one-off), or of a period its
- *   subscription has renewed past (`period_index` < `current_period_index`), or invoiced ahead of
- *   it, or the last period of a subscription cancelled with refund_type `none` (no cancellation
- *   refund gave it back): a refund by hand decides what it gives back;
+ * - `none`: it is no period invoice (a change's, an add-on's, a one-off), or of a period invoiced
+ *   ahead of its subscription's current one, or the last period of a subscription cancelled with
+ *   refund_type `none` (no cancellation refund gave it back): a refund by hand decides what it
+ *   gives back;
+ * - `past`: of a period its subscription has renewed past (`period_index` < `current_period_index`):
+ *   no cancellation reaches it, so a whole refund by hand gives its credit back with its cash, as
+ *   for one that is no period invoice (payments/refunds.ts `refundInvoice`);
  * - `running`: the current period's invoice of a subscription not cancelled: its cancellation's
  *   refund (`full`, `prorate`) gives it back (billing/cancellation.ts);
  * - `refunded`: the last period's invoice of a subscription CANCELLED whose latest cancellation
@@ -183,6 +186,7 @@ export async function returnInvoiceCredit(
  */
 export type CancellationReach =
   | { kind: 'none' }
+  | { kind: 'past' }
   | { kind: 'running' }
   | { kind: 'refunded'; refundType: string };
 
@@ -197,7 +201,9 @@ export async function cancellationReach(
     .select(['status', 'current_period_index'])
     .where('id', '=', invoice.subscription_id)
     .executeTakeFirst();
-  if (!subscription || subscription.current_period_index !== invoice.period_index) return { kind: 'none' };
+  if (!subscription || subscription.current_period_index === null) return { kind: 'none' };
+  if (invoice.period_index < subscription.current_period_index) return { kind: 'past' };
+  if (invoice.period_index > subscription.current_period_index) return { kind: 'none' };
   if (subscription.status !== 'CANCELLED') return { kind: 'running' };
   // The latest cancellation that said its refund: a later one (cancelled now after one scheduled)
   // decides; the renewal ending a scheduled one records none.

@@ -1,12 +1,21 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith, downgradeCredit, flatPlan, ledgerIn } from '../support/collection.ts';
+import {
+  customerWith,
+  downgradeCredit,
+  flatPlan,
+  ledgerIn,
+  subscribedAndPaid,
+} from '../support/collection.ts';
 import { stripeChargeSucceeds, stripeRefundSucceeds } from '../support/flow.ts';
+import { deliverStripe, refundObject, stripeEvent } from '../support/stripe.ts';
+import { waitFor } from '../support/wait.ts';
 
 const d = (iso: string) => new Date(iso);
 
@@ -151,5 +160,113 @@ describe('money at cancellation', () => {
       amount_due: 0,
     });
     expect((await ledgerIn(app, 'CHF'))['receivable:customer'] ?? 0).toBe(0);
+  });
+
+  /**
+   * A March 2027 period invoice of 2000 + 25% = 2500 in `currency`, paid 1250 by customer credit (a
+   * downgrade's (5000 − 1000) × 7/28 = 1000 + 250 tax) and 1250 by card, renewed on Apr 1: a past
+   * period's invoice, which no cancellation's refund reaches any more.
+   */
+  async function pastPeriodPaidHalfByCredit(currency: string) {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    await downgradeCredit(app, customer.id, currency, 5000);
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan: await flatPlan(app, currency, 2000),
+      method: method!.id,
+      start: d('2027-03-01T00:00:00Z'),
+    });
+    expect(await invoiceOf(sub.invoice.id)).toMatchObject({
+      status: 'PAID',
+      total: 2500,
+      tax: 500,
+      credit_applied: 1250,
+      amount_paid: 1250,
+    });
+    await renewSubscription(db(), 'system', sub.id, d('2027-04-01T00:00:01Z'));
+    expect(await creditOf(customer.id)).toEqual([]);
+    return { customer: customer.id as string, invoice: sub.invoice.id as string };
+  }
+
+  it('SGD: a whole refund by hand of a past period invoice paid half by credit gives back the credit with the cash (before: the 1250 of cash only)', async () => {
+    const { customer, invoice } = await pastPeriodPaidHalfByCredit('SGD');
+    const before = await ledgerIn(app, 'SGD');
+    const stripe = stripeRefundSucceeds('re_sgd_past_whole');
+    const refunded = await app.api('POST', `/v1/invoices/${invoice}/refund`, {});
+    expect(refunded.status).toBe(201);
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 1250 });
+    expect(stripe.isDone()).toBe(true);
+    // All 2500 back: 1250 to the card, 1250 to the customer's credit. Notes: the credit's first,
+    // round(500 × 1250/2500) = 250 tax (1000 net); the card's brings them to 500: 250 (1000 net).
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 1250,
+      credit_returned: 1250,
+    });
+    expect(await creditOf(customer)).toEqual([{ currency: 'SGD', amount: 1250 }]);
+    const after = await ledgerIn(app, 'SGD');
+    const moved = (code: string) => (after[code] ?? 0) - (before[code] ?? 0);
+    expect(moved('refunds')).toBe(2000);
+    expect(moved('tax_payable')).toBe(500);
+    expect(moved('gateway_clearing:stripe')).toBe(-1250);
+    expect(moved('customer_credit:customer')).toBe(-1250);
+    expect(moved('receivable:customer')).toBe(0);
+    // Nothing is left to give back by hand.
+    expect((await app.api('POST', `/v1/invoices/${invoice}/credit/return`, {})).status).toBe(409);
+  });
+
+  it('NZD: a dashboard refund of all the cash of a past period invoice paid half by credit keeps the credit (the dashboard refunded a payment, not the invoice) and says so in an exception naming POST …/credit/return (before: nothing said)', async () => {
+    const { customer, invoice } = await pastPeriodPaidHalfByCredit('NZD');
+    const payment = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoice)
+      .executeTakeFirstOrThrow();
+    const event = stripeEvent(
+      'charge.refund.updated',
+      refundObject({
+        id: 're_nzd_dashboard_whole',
+        amount: 1250,
+        intent: payment.gateway_transaction_id,
+        status: 'succeeded',
+        currency: 'nzd',
+      }),
+    );
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    await waitFor('dashboard refund succeeded', () =>
+      db()
+        .selectFrom('refunds')
+        .selectAll()
+        .where('gateway_refund_id', '=', 're_nzd_dashboard_whole')
+        .where('status', '=', 'succeeded')
+        .executeTakeFirst(),
+    );
+    // The card's 1250 is back; the 1250 of credit still pays the invoice (1000 of revenue and 250
+    // of tax kept): PARTIALLY_REFUNDED, the customer's credit untouched.
+    expect(await invoiceOf(invoice)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 1250,
+      credit_returned: 0,
+    });
+    expect(await creditOf(customer)).toEqual([]);
+    const exceptions = await db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details', 'status'])
+      .where('transaction_id', '=', payment.id)
+      .execute();
+    expect(exceptions).toEqual([
+      {
+        kind: 'invoice_credit_kept',
+        status: 'open',
+        message: expect.stringContaining(`POST /v1/invoices/${invoice}/credit/return`),
+        details: { invoice, credit: '1250' },
+      },
+    ]);
+    // Followed, the books match a whole refund by hand: 1250 back as credit, REFUNDED.
+    const back = await app.api('POST', `/v1/invoices/${invoice}/credit/return`, {});
+    expect(back.status).toBe(201);
+    expect(back.body.credit_note).toMatchObject({ subtotal: 1000, tax: 250, total: 1250 });
+    expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', credit_returned: 1250 });
+    expect(await creditOf(customer)).toEqual([{ currency: 'NZD', amount: 1250 }]);
   });
 });
