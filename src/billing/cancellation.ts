@@ -852,7 +852,10 @@ async function refuseUnsettledChanges(
  * renewals do not bill, whose last billed period has ended: nothing changed), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
  * add-on invoice), and as `voidInvoicedAhead`
- * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
+ * (`later_period_not_voidable`); `add_on_charge_pending` in place of any refusal of `refundOf` when
+ * the catch-up renewal made the add-on charge pending since a payment's reactivation in this unit
+ * (`pendingChargeRefusal`: the refusal rolls that invoice back, so it names the charge, not the
+ * invoice); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
@@ -867,7 +870,14 @@ export async function cancelLocked(
   }
   // The periods as the renewal sweep has them by `now`, whatever its lag: a cancellation after the
   // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`.
-  const { subscription } = await renewedUpTo(work, locked, now, policy);
+  const { subscription, invoices: made } = await renewedUpTo(work, locked, now, policy);
+  // An add-on charge pending since a payment's reactivation is invoiced by that renewal, in this unit.
+  const pendingSince =
+    locked.add_on_charge_at !== null && locked.add_on_charge_at <= now ? locked.add_on_charge_at : null;
+  const refundOfHere = (effectiveAt: Date) =>
+    refundOf(work, subscription, options.refundType, effectiveAt).catch((error: unknown) => {
+      throw pendingSince ? pendingChargeRefusal(id, pendingSince, made, options.refundType, error) : error;
+    });
   if (subscription.status === 'CANCELLED') {
     throw new ConflictError(
       'subscription_cancelled',
@@ -876,7 +886,7 @@ export async function cancelLocked(
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
-    const { refunds, unpaid } = await refundOf(work, subscription, options.refundType, now);
+    const { refunds, unpaid } = await refundOfHere(now);
     const ahead = await voidInvoicedAhead(work, subscription, {}, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
@@ -927,9 +937,7 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const { refunds, unpaid } = at
-    ? await refundOf(work, subscription, options.refundType, at)
-    : { refunds: [], unpaid: [] };
+  const { refunds, unpaid } = at ? await refundOfHere(at) : { refunds: [], unpaid: [] };
   const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   const settled = await settleUnpaid(work, unpaid, now);
   const voided = [...ahead.voided, ...settled.voided];
@@ -967,6 +975,47 @@ export async function cancelLocked(
     ...refundData(refunds, settled),
   });
   return { subscription: updated, refunds, creditNotes };
+}
+
+/**
+ * The refusal of a cancellation of subscription `id` whose refund (`type`) `refundOf` refused with
+ * `error` after its catch-up renewal made, in the same unit of work, the add-on charge pending since
+ * `since` (`add_on_charge_at`: the units set while it was suspended, from a payment's reactivation;
+ * renewal.ts `chargePendingAddOns`) and `made` (its invoice, and any period the renewal billed):
+ * the refusal rolls them back with it, so an answer naming them, or giving a reason that rests on
+ * them, would name what does not exist (an add-on invoice to give back, to void or to pay). 409
+ * `add_on_charge_pending` instead, naming the pending charge, with the refusal's reason, the ids of
+ * `made` in it replaced by what they were; cancel again once the renewal sweep has invoiced the
+ * charge (the reason then names invoices that exist), or with refund_type `none`. Any other error
+ * (not a refusal: ConflictError, ValidationError) is returned as it is.
+ * @param made the invoices the renewal made (`renewedUpTo`'s `invoices`)
+ */
+function pendingChargeRefusal(
+  id: string,
+  since: Date,
+  made: readonly InvoiceRow[],
+  type: RefundType,
+  error: unknown,
+): unknown {
+  if (!(error instanceof ConflictError) && !(error instanceof ValidationError)) return error;
+  const unmade = (text: string) =>
+    made.reduce(
+      (out, invoice) =>
+        out.replaceAll(
+          invoice.id,
+          invoice.period_index === null
+            ? `(the add-on charge's invoice, not kept: made by this refused cancellation)`
+            : `(the invoice of period ${invoice.period_index}, not kept: made by this refused cancellation)`,
+        ),
+      text,
+    );
+  const reasons = [error.message, ...Object.values(error.fields ?? {})].map(unmade);
+  const charge = `an add-on charge pending since ${since.toISOString()} (the add-on units set while it was suspended, charged from the payment that reactivated it)`;
+  return new ConflictError(
+    'add_on_charge_pending',
+    `subscription ${id} has ${charge}, which a cancellation now invoices first, and this ${type} refund was refused after that: ${reasons.join('; ')}. Nothing changed, the charge's invoice neither; cancel again once the renewal sweep has invoiced the charge (its invoice can then be paid, voided or refunded), or cancel with refund_type none`,
+    { refund_type: `a ${type} refund waits for ${charge} to be invoiced` },
+  );
 }
 
 /**

@@ -1,8 +1,13 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewSubscription } from '../../src/billing/renewal.ts';
+import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
+import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
+import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -268,5 +273,85 @@ describe('money at cancellation', () => {
     expect(back.body.credit_note).toMatchObject({ subtotal: 1000, tax: 250, total: 1250 });
     expect(await invoiceOf(invoice)).toMatchObject({ status: 'REFUNDED', credit_returned: 1250 });
     expect(await creditOf(customer)).toEqual([{ currency: 'NZD', amount: 1250 }]);
+  });
+
+  it('AUD: a refund refused while an add-on charge is pending is 409 add_on_charge_pending naming that charge, and names no invoice the refused cancellation made (before: the reason was an add-on invoice it made and rolled back)', async () => {
+    // Feb 1 → Mar 1 (28 days): 800 + 25% = 1000, OPEN (never paid). Suspended by dunning Feb 8;
+    // Seats (2000 AUD a month, 25%) set to 1 on Feb 10 while suspended (charged nothing then); the
+    // period invoice's payment reinstates it Feb 17: the seat is charged from then, pending until the
+    // renewal sweep (or whatever renews the subscription first) invoices it.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await flatPlan(app, 'AUD', 800);
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const period = await db()
+      .selectFrom('invoices')
+      .selectAll()
+      .where('subscription_id', '=', subscription.id)
+      .executeTakeFirstOrThrow();
+    expect(period).toMatchObject({ status: 'OPEN', total: 1000n });
+    await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, subscription.id))!,
+        'SUSPENDED',
+        d('2027-02-08T00:00:00Z'),
+        { reason: DUNNING_REASON },
+      ),
+    );
+    const seats = await createAddOn(db(), 'system', { name: 'Seats', currency: 'AUD', amount: 2000n });
+    await setSubscriptionAddOn(
+      db(),
+      'system',
+      subscription.id,
+      { addOnId: seats.id, quantity: 1 },
+      d('2027-02-10T00:00:00Z'),
+    );
+    expect(
+      await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, subscription.id, period.id, d('2027-02-17T00:00:00Z')),
+      ),
+    ).toBe(true);
+    const invoicesOf = () =>
+      db()
+        .selectFrom('invoices')
+        .select(['id', 'status', 'total'])
+        .where('subscription_id', '=', subscription.id)
+        .orderBy('id')
+        .execute();
+    const before = await invoicesOf();
+    expect(before).toEqual([{ id: period.id, status: 'OPEN', total: 1000n }]);
+    const ledgerBefore = await ledgerIn(app, 'AUD');
+
+    // Cancelled now on Feb 21 with prorate: renewing first, the cancellation invoices the seat from
+    // Feb 17 (2000 × 12/28 = 857 + 214 tax = 1071), whose unused share the refund would take off,
+    // while the OPEN period invoice gives nothing back: refused. Before: 409
+    // period_invoice_not_refundable, "would give back the period's add-on invoices" — an invoice
+    // that the refusal rolled back and nobody can see, void or pay.
+    const refused = await cancelAt(subscription.id, 'prorate', d('2027-02-21T00:00:00Z')).then(
+      () => ({ status: 200, code: 'cancelled', message: '' }),
+      (e: unknown) => e as { status: number; code: string; message: string },
+    );
+    expect(refused).toMatchObject({
+      status: 409,
+      code: 'add_on_charge_pending',
+      message: expect.stringContaining('add-on charge pending since 2027-02-17T00:00:00.000Z'),
+    });
+    // Every invoice it names exists.
+    const named = [...refused.message.matchAll(/inv_[0-9a-z]+/g)].map((m) => m[0]);
+    const ids = (await invoicesOf()).map((i) => i.id);
+    for (const id of named) expect(ids).toContain(id);
+    expect(await invoicesOf()).toEqual(before);
+    expect(await ledgerIn(app, 'AUD')).toEqual(ledgerBefore);
+    const after = await db()
+      .selectFrom('subscriptions')
+      .select(['status', 'add_on_charge_at'])
+      .where('id', '=', subscription.id)
+      .executeTakeFirstOrThrow();
+    expect(after).toEqual({ status: 'ACTIVE', add_on_charge_at: d('2027-02-17T00:00:00Z') });
   });
 });
