@@ -167,6 +167,41 @@ describe('money at cancellation', () => {
     expect((await ledgerIn(app, 'CHF'))['receivable:customer'] ?? 0).toBe(0);
   });
 
+  it('PLN: a cancellation at a date brings a prorate_at_renewal charge to that date (before: the period end, after the service ended)', async () => {
+    // As CHF: 1000 a month, up to 2000 on Feb 8 with prorate_at_renewal: 750 for Mar 1. On Feb 15
+    // a cancellation at Feb 20 (refund none): the charge comes when the service ends, Feb 20.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('PLN', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'PLN', 1600), proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ status: 'OPEN', total: 750n, charge_at: d('2027-03-01T00:00:00Z') });
+    const scheduled = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      sub.id,
+      { when: 'date', cancelAt: d('2027-02-20T00:00:00Z'), refundType: 'none' },
+      d('2027-02-15T00:00:00Z'),
+    );
+    expect(scheduled.subscription).toMatchObject({ status: 'ACTIVE', cancel_at: d('2027-02-20T00:00:00Z') });
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 750,
+      charge_at: '2027-02-20T00:00:00.000Z',
+    });
+    const activity = (await app.api('GET', `/v1/activities?resource=${sub.id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.cancellation_scheduled',
+    );
+    expect(activity.data).toMatchObject({ billed_at_end_invoices: [up.invoice!.id] });
+  });
+
   /**
    * A March 2027 period invoice of 2000 + 25% = 2500 in `currency`, paid 1250 by customer credit (a
    * downgrade's (5000 − 1000) × 7/28 = 1000 + 250 tax) and 1250 by card, renewed on Apr 1: a past
