@@ -285,7 +285,7 @@ export async function returnCreditByHand(
     if (reach.kind === 'refunded') {
       throw new ConflictError(
         'credit_not_returnable',
-        `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${invoice.credit_applied - invoice.credit_returned} ${c} of customer credit it still holds paid for the time used before the cancellation, which the customer owes. Nothing changed`,
+        `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${invoice.credit_applied - invoice.credit_returned} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
       );
     }
     const whole = await wholeRefund(work.trx, invoice);
