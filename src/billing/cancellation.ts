@@ -836,6 +836,9 @@ async function refuseUnsettledChanges(
  * a PAST_DUE subscription that the voided invoices alone made so is ACTIVE again until `at`:
  * `reinstateAfterVoid`, as is one that the OPEN add-on invoices its refund lowered to nothing owed
  * (PAID) made so: `reinstateAfterPayment`),
+ * each with `billed_now_invoices` (now) or `billed_at_end_invoices` (scheduled): the OPEN
+ * `subscription_update` invoices charged at the period's end (`prorate_at_renewal`) whose charge is
+ * brought to the service's end (`billPendingProrations`), and
  * each with `refund_amount` (cash), `credit_amount` (back to the customer's credit),
  * `refunded_invoices` and `lowered_invoices` (`refundData`) and `voided_invoices` (ids: those ahead
  * and the period's OPEN add-on invoices the refund gave back whole). The OPEN add-on invoices the
@@ -849,7 +852,10 @@ async function refuseUnsettledChanges(
  * renewals do not bill, whose last billed period has ended: nothing changed), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
  * add-on invoice), and as `voidInvoicedAhead`
- * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
+ * (`later_period_not_voidable`); `add_on_charge_pending` in place of any refusal of `refundOf` when
+ * the catch-up renewal made the add-on charge pending since a payment's reactivation in this unit
+ * (`pendingChargeRefusal`: the refusal rolls that invoice back, so it names the charge, not the
+ * invoice); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
  */
 export async function cancelLocked(
   work: UnitOfWork,
@@ -864,7 +870,14 @@ export async function cancelLocked(
   }
   // The periods as the renewal sweep has them by `now`, whatever its lag: a cancellation after the
   // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`.
-  const { subscription } = await renewedUpTo(work, locked, now, policy);
+  const { subscription, invoices: made } = await renewedUpTo(work, locked, now, policy);
+  // An add-on charge pending since a payment's reactivation is invoiced by that renewal, in this unit.
+  const pendingSince =
+    locked.add_on_charge_at !== null && locked.add_on_charge_at <= now ? locked.add_on_charge_at : null;
+  const refundOfHere = (effectiveAt: Date) =>
+    refundOf(work, subscription, options.refundType, effectiveAt).catch((error: unknown) => {
+      throw pendingSince ? pendingChargeRefusal(id, pendingSince, made, options.refundType, error) : error;
+    });
   if (subscription.status === 'CANCELLED') {
     throw new ConflictError(
       'subscription_cancelled',
@@ -873,12 +886,15 @@ export async function cancelLocked(
   }
   const reason = options.reason ?? null;
   if (options.when === 'now') {
-    const { refunds, unpaid } = await refundOf(work, subscription, options.refundType, now);
+    const { refunds, unpaid } = await refundOfHere(now);
     const ahead = await voidInvoicedAhead(work, subscription, {}, now);
     // The credit first, so that the final invoice's finalization takes it (`applyCustomerCredit`)
     // instead of leaving it unused while the card is charged. Lock order kept: the subscription, the
     // period's invoices (locked by `refundOf`), then the customer (the final invoice's finalization).
     const settled = await settleUnpaid(work, unpaid, now);
+    // The period's changes charged at its end (prorate_at_renewal), or what the refund left of them
+    // owed: no renewal comes, so they are billed now.
+    const billedNow = await billPendingProrations(work, subscription.id, now, now);
     const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
     const voided = [...ahead.voided, ...settled.voided];
     // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
@@ -894,6 +910,7 @@ export async function cancelLocked(
       at_period_end: false,
       final_invoice: final?.id,
       voided_invoices: voided,
+      billed_now_invoices: billedNow,
       reason,
       refund_type: options.refundType,
       ...refundData(refunds, settled),
@@ -920,12 +937,12 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const { refunds, unpaid } = at
-    ? await refundOf(work, subscription, options.refundType, at)
-    : { refunds: [], unpaid: [] };
+  const { refunds, unpaid } = at ? await refundOfHere(at) : { refunds: [], unpaid: [] };
   const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   const settled = await settleUnpaid(work, unpaid, now);
   const voided = [...ahead.voided, ...settled.voided];
+  // Changes charged at the period's end (prorate_at_renewal) are charged when the service ends.
+  const billedNow = at ? await billPendingProrations(work, id, at, now) : [];
   // Live until `at`, it owes nothing for those periods now: PAST_DUE only because of them (or the
   // add-on invoices the refund voided, or lowered to nothing owed: PAID as by a payment, as a plan
   // change's credit clearing a period invoice reinstates), it is not. The subscription and those
@@ -952,11 +969,53 @@ export async function cancelLocked(
     at,
     at_period_end: atPeriodEnd,
     voided_invoices: voided,
+    billed_at_end_invoices: billedNow,
     reason,
     refund_type: options.refundType,
     ...refundData(refunds, settled),
   });
   return { subscription: updated, refunds, creditNotes };
+}
+
+/**
+ * The refusal of a cancellation of subscription `id` whose refund (`type`) `refundOf` refused with
+ * `error` after its catch-up renewal made, in the same unit of work, the add-on charge pending since
+ * `since` (`add_on_charge_at`: the units set while it was suspended, from a payment's reactivation;
+ * renewal.ts `chargePendingAddOns`) and `made` (its invoice, and any period the renewal billed):
+ * the refusal rolls them back with it, so an answer naming them, or giving a reason that rests on
+ * them, would name what does not exist (an add-on invoice to give back, to void or to pay). 409
+ * `add_on_charge_pending` instead, naming the pending charge, with the refusal's reason, the ids of
+ * `made` in it replaced by what they were; cancel again once the renewal sweep has invoiced the
+ * charge (the reason then names invoices that exist), or with refund_type `none`. Any other error
+ * (not a refusal: ConflictError, ValidationError) is returned as it is.
+ * @param made the invoices the renewal made (`renewedUpTo`'s `invoices`)
+ */
+function pendingChargeRefusal(
+  id: string,
+  since: Date,
+  made: readonly InvoiceRow[],
+  type: RefundType,
+  error: unknown,
+): unknown {
+  if (!(error instanceof ConflictError) && !(error instanceof ValidationError)) return error;
+  const unmade = (text: string) =>
+    made.reduce(
+      (out, invoice) =>
+        out.replaceAll(
+          invoice.id,
+          invoice.period_index === null
+            ? `(the add-on charge's invoice, not kept: made by this refused cancellation)`
+            : `(the invoice of period ${invoice.period_index}, not kept: made by this refused cancellation)`,
+        ),
+      text,
+    );
+  const reasons = [error.message, ...Object.values(error.fields ?? {})].map(unmade);
+  const charge = `an add-on charge pending since ${since.toISOString()} (the add-on units set while it was suspended, charged from the payment that reactivated it)`;
+  return new ConflictError(
+    'add_on_charge_pending',
+    `subscription ${id} has ${charge}, which a cancellation now invoices first, and this ${type} refund was refused after that: ${reasons.join('; ')}. Nothing changed, the charge's invoice neither; cancel again once the renewal sweep has invoiced the charge (its invoice can then be paid, voided or refunded), or cancel with refund_type none`,
+    { refund_type: `a ${type} refund waits for ${charge} to be invoiced` },
+  );
 }
 
 /**
@@ -1016,6 +1075,41 @@ export async function voidInvoicedAhead(
     }
   }
   return { voided, skipped, kept };
+}
+
+/**
+ * Brings the charge of subscription `subscriptionId`'s pending prorations forward to `until`, the
+ * moment its service ends (a cancellation now: now; one scheduled at a date: that date): its OPEN
+ * `subscription_update` invoices not in dunning (`payment_attempts` 0) whose `charge_at` is later —
+ * a `prorate_at_renewal` plan change's or add-on's net charge, finalized at the change and charged
+ * at the end of what the period serves (proration.ts, add-on-proration.ts), which for a cancellation
+ * is no renewal but its end. Billed as Stripe bills pending invoice items at a cancellation with
+ * `invoice_now`: with refund `none` the customer owes what was invoiced for the period, the upgrade
+ * they had until the cancellation included (1000 CHF a month, up to 2000 on day 8 of 28 with
+ * `prorate_at_renewal`: 750 finalized, charged Mar 1; cancelled now on Feb 15: charged Feb 15); an
+ * add-on invoice a `prorate` refund lowered (`settleUnpaid`) is billed for what it still owes. A
+ * net credit of such a change was the customer's credit at once and stays so (nothing here). The
+ * charge sweep (payments/collection.ts) charges them from then on, with dunning as any invoice;
+ * they stay owed, in receivables, until paid, voided or written off.
+ * @returns the ids of the invoices whose charge was brought forward, in id order
+ */
+async function billPendingProrations(
+  work: UnitOfWork,
+  subscriptionId: string,
+  until: Date,
+  now: Date,
+): Promise<string[]> {
+  const rows = await work.trx
+    .updateTable('invoices')
+    .set({ charge_at: until, updated_at: now })
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', '=', 'OPEN')
+    .where('billing_reason', '=', 'subscription_update')
+    .where('payment_attempts', '=', 0)
+    .where('charge_at', '>', until)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id).sort();
 }
 
 /** Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`), when > 0, in their order. */

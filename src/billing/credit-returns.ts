@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -165,6 +165,64 @@ export async function returnInvoiceCredit(
 }
 
 /**
+ * Whether a subscription's cancellation refund reaches period invoice `invoice`, so what it paid with
+ * customer credit goes back that way and not by hand (read under the invoice's lock):
+ * - `none`: it is no period invoice (a change's, an add-on's, a one-off), or of a period invoiced
+ *   ahead of its subscription's current one, or the last period of a subscription cancelled with
+ *   refund_type `none` (no cancellation refund gave it back): a refund by hand decides what it
+ *   gives back;
+ * - `past`: of a period its subscription has renewed past (`period_index` < `current_period_index`):
+ *   no cancellation reaches it, so a whole refund by hand gives its credit back with its cash, as
+ *   for one that is no period invoice (payments/refunds.ts `refundInvoice`);
+ * - `running`: the current period's invoice of a subscription not cancelled: its cancellation's
+ *   refund (`full`, `prorate`) gives it back (billing/cancellation.ts);
+ * - `refunded`: the last period's invoice of a subscription CANCELLED whose latest cancellation
+ *   (`subscription.cancelled` or `subscription.cancellation_scheduled`, the activity recording its
+ *   `refund_type`) gave back with `full` or `prorate`: that refund gave back what the customer is
+ *   owed for the period (cash first, then the credit that paid it: `cancellationRefund`); what the
+ *   invoice still holds paid for the time used. A 1000 JPY period paid 600 by credit and 400 by card,
+ *   cancelled with `prorate` at half: 400 to the card, 100 as credit; the other 500 of credit paid
+ *   the used half and stays.
+ */
+export type CancellationReach =
+  | { kind: 'none' }
+  | { kind: 'past' }
+  | { kind: 'running' }
+  | { kind: 'refunded'; refundType: string };
+
+/** As `CancellationReach` says, for `invoice` (its `period_index` and `subscription_id` read). */
+export async function cancellationReach(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'period_index' | 'subscription_id'>,
+): Promise<CancellationReach> {
+  if (invoice.period_index === null || invoice.subscription_id === null) return { kind: 'none' };
+  const subscription = await trx
+    .selectFrom('subscriptions')
+    .select(['status', 'current_period_index'])
+    .where('id', '=', invoice.subscription_id)
+    .executeTakeFirst();
+  if (!subscription || subscription.current_period_index === null) return { kind: 'none' };
+  if (invoice.period_index < subscription.current_period_index) return { kind: 'past' };
+  if (invoice.period_index > subscription.current_period_index) return { kind: 'none' };
+  if (subscription.status !== 'CANCELLED') return { kind: 'running' };
+  // The latest cancellation that said its refund: a later one (cancelled now after one scheduled)
+  // decides; the renewal ending a scheduled one records none.
+  const latest = await trx
+    .selectFrom('activities')
+    .select(sql<string | null>`data->>'refund_type'`.as('refund_type'))
+    .where('resource_id', '=', invoice.subscription_id)
+    .where('action', 'in', ['subscription.cancelled', 'subscription.cancellation_scheduled'])
+    .where(sql<boolean>`data ? 'refund_type'`)
+    .orderBy('sequence', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const refundType = latest?.refund_type;
+  return refundType === 'full' || refundType === 'prorate'
+    ? { kind: 'refunded', refundType }
+    : { kind: 'none' };
+}
+
+/**
  * `POST /v1/invoices/:id/credit/return`: gives customer credit that paid invoice `invoiceId` back to
  * the customer's credit, without a cash refund (`returnInvoiceCredit`: its credit note, the
  * `inv_…:credit_given_back:<n>` entry, `credit_returned`, the status). It is the credit part of a
@@ -181,13 +239,19 @@ export async function returnInvoiceCredit(
  * one-off), a period invoice of another period than its subscription's current one (a past period,
  * renewed since; one invoiced ahead), or any period invoice of a subscription already CANCELLED; the
  * current period's invoice gives its credit back through its subscription's cancellation refund
- * (`full`, `prorate`), which reaches that period only, until then.
+ * (`full`, `prorate`), which reaches that period only, until then; once a cancellation gave back
+ * with `full` or `prorate`, it gave what the customer is owed of that period, so nothing more goes
+ * back by hand (`cancellationReach`: 1000 JPY paid 600 by credit and 400 by card, a `prorate`
+ * refund at half gave 400 to the card and 100 as credit; the other 500 paid for the used half).
  * @param input `amount` minor units of the invoice's currency (> 0; default all that can go back),
  * `reason` on the credit note
  * @returns the credit note of the credit given back (`refund_id` null)
  * @throws NotFoundError when there is no invoice `invoiceId`; ConflictError `invoice_not_paid` (not
  * PAID, PARTIALLY_REFUNDED or REFUNDED), `period_invoice_credit` (the current period's invoice of a
- * subscription not cancelled: cancel with a refund instead), `credit_not_returnable` (no credit left to give back, naming why); ValidationError
+ * subscription not cancelled: cancel with a refund instead), `credit_not_returnable` (no credit
+ * left to give back, naming why; or the last period's invoice of a subscription whose cancellation
+ * gave back with `full` or `prorate`, `cancellationReach`: what it still holds paid for the time
+ * used); ValidationError
  * (field `amount`) when `amount` is more than can go back; nothing changes on an error
  */
 export async function returnCreditByHand(
@@ -210,22 +274,18 @@ export async function returnCreditByHand(
     // come any more: one with refund_type none, or a full refused beyond the period invoice), by hand
     // too, as any other period's invoice (no cancellation refund reaches it). A cancellation counts
     // credit returned as given back (`recurringGivenBack`), so nothing goes back twice either way.
-    const subscription =
-      invoice.period_index !== null && invoice.subscription_id !== null
-        ? await work.trx
-            .selectFrom('subscriptions')
-            .select(['status', 'current_period_index'])
-            .where('id', '=', invoice.subscription_id)
-            .executeTakeFirst()
-        : undefined;
-    if (
-      subscription !== undefined &&
-      subscription.status !== 'CANCELLED' &&
-      subscription.current_period_index === invoice.period_index
-    ) {
+    const reach = await cancellationReach(work.trx, invoice);
+    if (reach.kind === 'running') {
       throw new ConflictError(
         'period_invoice_credit',
         `invoice ${invoiceId} is the current period's invoice of subscription ${invoice.subscription_id}, which is not cancelled: the customer credit that paid it comes back through its cancellation's refund (POST /v1/subscriptions/${invoice.subscription_id}/cancel with refund_type full or prorate), or by hand once it is cancelled or the period is over. Nothing changed`,
+      );
+    }
+    // The cancellation's own refund settled what this period owes back: the rest paid for time used.
+    if (reach.kind === 'refunded') {
+      throw new ConflictError(
+        'credit_not_returnable',
+        `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${invoice.credit_applied - invoice.credit_returned} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
       );
     }
     const whole = await wholeRefund(work.trx, invoice);

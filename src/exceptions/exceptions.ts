@@ -34,6 +34,13 @@ export type ExceptionKind =
    */
   | 'dispute_won_after_refund'
   /**
+   * A refund made at the gateway that gave back all the cash of an invoice some customer credit
+   * also paid, on an invoice no cancellation's refund reaches (a one-off, a change's, an add-on's, a
+   * past period's): that credit still pays it; whether it goes back too (`POST
+   * /v1/invoices/:id/credit/return`) is the merchant's call (payments/refunds.ts `flagCreditKept`).
+   */
+  | 'invoice_credit_kept'
+  /**
    * A dispute booked lost that the gateway now reports won, which billhook cannot book as the
    * chargeback's money coming back (payments/disputes.ts `wonAfterLoss`): nothing changed.
    */

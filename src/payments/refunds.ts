@@ -10,7 +10,12 @@ import {
   type RefundSplit,
   voidCreditNote,
 } from '../billing/credit-notes.ts';
-import { returnInvoiceCredit, type WholeRefund, wholeRefund } from '../billing/credit-returns.ts';
+import {
+  cancellationReach,
+  returnInvoiceCredit,
+  type WholeRefund,
+  wholeRefund,
+} from '../billing/credit-returns.ts';
 import { availableCredit, creditAvailability, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
@@ -506,6 +511,46 @@ async function changeCreditTakenBackException(
   };
 }
 
+/**
+ * After refund `refund` made outside billhook (the gateway's dashboard: reconcile/apply.ts records
+ * it) succeeded, raises an `invoice_credit_kept` exception for a person when it left its invoice
+ * with all its cash back (`wholeRefund`'s `cashLeft` 0: refunded, or taken by disputes) while
+ * customer credit that paid it is still applied to it and could go back (`wholeRefund`'s `credit`
+ * > 0), on an invoice a whole refund by hand would have given that credit back for, or that
+ * `POST /v1/invoices/:id/credit/return` gives back: one no cancellation's refund reaches
+ * (`cancellationReach` `none` or `past`: not the current period's of a running subscription, whose
+ * cancellation gives it back, nor the last of one whose cancellation gave back with `full` or
+ * `prorate`). The dashboard refunded a payment, not the invoice: whether the customer is to have
+ * that credit back too is the merchant's decision, not a fact billhook has, so nothing is given
+ * back here (a 2500 March invoice paid 1250 by credit and 1250 by card, its card refunded whole at
+ * Stripe: the 1250 of credit still pays it, and the exception names the request that gives it
+ * back). Details (minor units of the invoice's currency): `invoice`, `credit`. Read under the
+ * invoice's lock the caller's `recordRefundResult` took.
+ */
+export async function flagCreditKept(work: UnitOfWork, refund: RefundRow): Promise<void> {
+  if (refund.status !== 'succeeded' || refund.kind !== 'payment' || !refund.invoice_id) return;
+  const invoice = await work.trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('id', '=', refund.invoice_id)
+    .executeTakeFirstOrThrow();
+  if (invoice.credit_applied - invoice.credit_returned <= 0n) return;
+  const reach = (await cancellationReach(work.trx, invoice)).kind;
+  if (reach !== 'none' && reach !== 'past') return;
+  const whole = await wholeRefund(work.trx, invoice);
+  if (whole.cashLeft > 0n || whole.credit <= 0n) return;
+  const c = invoice.currency;
+  await raiseException(work, {
+    kind: 'invoice_credit_kept',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${c}, made at the gateway, gave back all the cash of invoice ${invoice.id}, but ${whole.credit} ${c} of the customer credit that paid it still pays it (a whole refund by hand gives that back as credit too; a refund at the gateway gives back a payment only). If the customer is to have the whole invoice back, POST /v1/invoices/${invoice.id}/credit/return gives the ${whole.credit} ${c} back to their credit; else resolve this`,
+    details: { invoice: invoice.id, credit: whole.credit },
+  });
+}
+
 /** Logs a change of a refund (activities) inside `work.trx`. */
 function refundActivity(work: UnitOfWork, refund: RefundRow, action: string): Promise<void> {
   return recordActivity(work, {
@@ -548,8 +593,9 @@ export interface InvoiceRefundInput {
    * the invoice's, so only when one payment holds all of it (`paymentToRefund`). Never more than the
    * invoice's period kept when its subscription changes gave the customer credit for paid time
    * (`roomAfterChangeCredit`). Omitted with `transaction` omitted too, an invoice that is not a
-   * period invoice (a change's, an add-on's, a one-off) also gives back the customer credit applied
-   * to what it kept, as credit (`wholeRefund`, `returnInvoiceCredit`).
+   * period invoice (a change's, an add-on's, a one-off), or is a past period's (renewed since:
+   * `cancellationReach` `past`), also gives back the customer credit applied to what it kept, as
+   * credit (`wholeRefund`, `returnInvoiceCredit`).
    */
   amount?: bigint;
   reason?: string;
@@ -573,7 +619,9 @@ export interface PreparedRefund {
  * gives back at most what it took in (cash and customer credit applied), less its refunds, less that
  * credit, and never more than its cash left (`roomAfterChangeCredit`): the amount omitted is that much.
  * The amount and the payment omitted, an invoice that no cancellation gives back (not a period
- * invoice: a prorated change's, an add-on's, a one-off) also gives back, as credit, the customer
+ * invoice: a prorated change's, an add-on's, a one-off; or a past period's, its subscription renewed
+ * since, `cancellationReach` `past`: 2500 paid 1250 by credit and 1250 by card gives back 1250 to the
+ * card and 1250 to the credit, before the card's 1250 only) also gives back, as credit, the customer
  * credit that paid what it kept (`wholeRefund`: min(kept − cash, credit applied − credit returned);
  * `returnInvoiceCredit`: its credit note and `inv_…:credit_given_back`), committed with the cash
  * refund: an upgrade's 937 paid 625 by the credit its period's downgrade gave and 312 by card gives
@@ -635,8 +683,11 @@ async function prepareInvoiceRefund(
   // All of it asked (no amount, no payment named: a payment named is that payment's refund, a
   // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
   // add-on's, a one-off): its customer credit goes back with its cash.
+  // A past period's invoice (renewed since: `cancellationReach` `past`) is no cancellation's either.
   const wholeWithCredit =
-    input.amount === undefined && input.transaction === undefined && invoice.period_index === null;
+    input.amount === undefined &&
+    input.transaction === undefined &&
+    (invoice.period_index === null || (await cancellationReach(work.trx, invoice)).kind === 'past');
   // With no cash its payments can refund but credit left to give back, that credit has its own
   // request (no cash refund to make).
   if (wholeWithCredit && whole.cash === 0n && whole.credit > 0n) {

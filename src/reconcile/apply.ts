@@ -7,7 +7,7 @@ import { capabilitiesOf } from '../gateways/registry.ts';
 import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { findDispute, recordDispute } from '../payments/disputes.ts';
-import { createRefund, findRefund, recordRefundResult } from '../payments/refunds.ts';
+import { createRefund, findRefund, flagCreditKept, recordRefundResult } from '../payments/refunds.ts';
 import {
   findTransaction,
   forgetLockedAhead,
@@ -282,6 +282,8 @@ async function applyRefundEvent(
   status: 'succeeded' | 'failed' | 'pending',
 ): Promise<ApplyResult> {
   let refund = await findRefund(work.trx, event.gateway, event.gatewayRefundId, event.reference);
+  // Made outside billhook (the gateway's dashboard): recorded here.
+  const outside = refund === undefined;
   if (refund) {
     const elsewhere = otherAccount(refund, event, context, refund.transaction_id);
     if (elsewhere) return elsewhere;
@@ -324,6 +326,8 @@ async function applyRefundEvent(
     gatewayRefundId: event.gatewayRefundId,
     failureCode: event.failureCode,
   });
+  // A refund billhook did not make gave back a payment, not the invoice: credit that paid it is kept.
+  if (outside && recorded.kind === 'applied') await flagCreditKept(work, recorded.refund);
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }
 
