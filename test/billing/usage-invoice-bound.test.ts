@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
+import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { DEFAULT_RENEWAL_POLICY, renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import {
   createSubscription,
   reactivateSubscription,
@@ -167,5 +169,76 @@ describe('usage bounded by the invoice that bills it', () => {
     expect(sweep.failures.filter((f) => f.subscription === s.id)).toEqual([]);
     const [, april] = await invoicesOf(s.id);
     expect(april).toMatchObject({ total: 1_000_000_000_000_000n });
+  });
+
+  it("the add-on preview refuses (422, field quantity) what setting the add-on refuses: the next period's fees and usage beyond 10^15", async () => {
+    // An add-on of 10^12 (KRW); 500 of it is 5 × 10^14, March's usage 6 × 10^14. Before: the preview
+    // answered an invoice of 1.1 × 10^15 that setting the add-on then refused.
+    const s = await subscribe(await planOf({ currency: 'KRW' }));
+    const addOn = await createAddOn(db, 'system', {
+      name: 'Big',
+      currency: 'KRW',
+      amount: 1_000_000_000_000n,
+    });
+    expect(await record(s.id, 'api_calls', 600_000_000n, '2027-03-05T00:00:00Z')).toBe('stored');
+    const preview = async (quantity: number) => {
+      try {
+        const { next } = await previewSubscriptionAddOn(
+          db,
+          'system',
+          s.id,
+          { addOnId: addOn.id, quantity, proration: 'none' },
+          d('2027-03-20T00:00:00Z'),
+          DEFAULT_RENEWAL_POLICY,
+        );
+        return next?.total;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields?.quantity;
+      }
+    };
+    expect(await preview(500)).toMatch(/more than 10\^15/);
+    // 399: 1000 + 399 × 10^12 + 6 × 10^14 = 999,000,000,001,000 fits (the preview prices the fees only).
+    expect(await preview(399)).toBe(399_000_000_001_000n);
+  });
+
+  it('a reactivation by hand refuses (422, field usage) a catch-up invoice beyond 10^15, changing nothing', async () => {
+    // Usage stored before the bound held per invoice (inserted as it was then): March and April 6 ×
+    // 10^14 each while suspended. Before: the reactivation failed inside its renewal (field `lines`,
+    // naming nothing the request sent); now it names the usage, and nothing changes.
+    const s = await subscribe(await planOf());
+    await suspendSubscription(db, 'system', s.id, d('2027-03-10T00:00:00Z'));
+    for (const at of ['2027-03-12T00:00:00Z', '2027-04-12T00:00:00Z']) {
+      await db
+        .insertInto('usage_events')
+        .values({
+          id: newId('ue'),
+          event_id: newId('evt'),
+          subscription_id: s.id,
+          customer_id: s.customerId,
+          code: 'api_calls',
+          value: 600_000_000n,
+          properties: '{}',
+          occurred_at: d(at),
+        })
+        .execute();
+    }
+    const refused = await reactivateSubscription(db, 'system', s.id, d('2027-05-15T00:00:00Z')).then(
+      () => 'reactivated',
+      (error) => {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).fields;
+      },
+    );
+    expect(refused).toEqual({
+      usage: expect.stringMatching(/1200000000001000 .* more than 10\^15/),
+    });
+    const row = await db
+      .selectFrom('subscriptions')
+      .select('status')
+      .where('id', '=', s.id)
+      .executeTakeFirstOrThrow();
+    expect(row.status).toBe('SUSPENDED');
+    expect(await invoicesOf(s.id)).toHaveLength(1);
   });
 });
