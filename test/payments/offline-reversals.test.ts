@@ -206,6 +206,38 @@ describe('offline payment reversal', () => {
     });
   });
 
+  it('a cheque that recovered a written-off invoice whole: the invoice is owed again (OPEN) and can be written off again', async () => {
+    // 10000 HUF written off (bad debt 10000); a cheque of 10000 recovers it (PAID, bad debt 0). It
+    // bounces: OPEN, 10000 due, receivable 10000, bad debt 0 (as a void of a card payment leaves it);
+    // written off again under its second key: bad debt 10000, receivable 0.
+    const { invoice, transaction } = await pendingCharge(db, { currency: 'HUF', amount: 10000n });
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordChargeResult(work, transaction, { status: 'failed', failureCode: 'card_declined' }),
+    );
+    await markUncollectible(db, 'system', invoice.id, new Date());
+    await recordOfflinePayment(db, 'system', invoice.id, { method: 'CHECK', amount: 10000n });
+    expect(await invoiceRow(invoice.id)).toMatchObject({ status: 'PAID', amount_due: 0n });
+    expect(await booksIn(db, 'HUF')).toMatchObject({ bad_debt: 0n, 'receivable:customer': 0n });
+    const [cheque] = await offlinePayments(invoice.id);
+    await reverseOfflinePayment(db, 'system', invoice.id, cheque!.id, 'cheque bounced');
+    expect(await invoiceRow(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0n,
+      amount_due: 10000n,
+    });
+    expect(await booksIn(db, 'HUF')).toMatchObject({
+      bad_debt: 0n,
+      offline_receipts: 0n,
+      'receivable:customer': 10000n,
+    });
+    await markUncollectible(db, 'system', invoice.id, new Date());
+    expect(await entryPostings(db, `${invoice.id}:uncollectible:2`)).toEqual({
+      bad_debt: 10000n,
+      'receivable:customer': -10000n,
+    });
+    expect(await booksIn(db, 'HUF')).toMatchObject({ bad_debt: 10000n, 'receivable:customer': 0n });
+  });
+
   it('refuses an unknown payment, another invoice’s payment, and a VOID, refunded or written-off invoice, changing nothing', async () => {
     const { invoice, transaction } = await pendingCharge(db, { currency: 'CZK', amount: 10000n });
     await inUnitOfWork(db, { actor: 'system' }, (work) =>
