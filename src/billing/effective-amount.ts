@@ -171,3 +171,25 @@ export async function refuseUninvoiceablePeriod(
         : `plan ${plan.id} × ${quantity} with the usage it bills, ${over.total} minor units, would bill the next period's invoice more than 10^15 (the largest amount of an invoice)`,
   });
 }
+
+/**
+ * Why the invoice SUSPENDED `subscription` resumes with (its row as the reactivation leaves it:
+ * ACTIVE, `next_renewal_at` where `resumeSuspended` moves it) could not be invoiced, or undefined
+ * when it can: the period it resumes at with the usage not billed yet (every period missed while
+ * suspended: the usage recorded then is billed on it) above 10^15 minor units (`nextInvoicesTotals`,
+ * with the plan and quantity it then bills). A reactivation by hand refuses it (422 `usage`:
+ * subscriptions.ts `reactivateSubscription`); a payment's leaves it SUSPENDED (reinstate.ts).
+ */
+export async function resumptionBeyondBound(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+): Promise<string | undefined> {
+  const scheduled = subscription.scheduled_plan_id;
+  const invoices = await nextInvoicesTotals(trx, subscription, {
+    plan: await getPlan(trx, scheduled ?? subscription.plan_id),
+    quantity: subscription.scheduled_quantity ?? subscription.quantity,
+  });
+  const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
+  if (!over) return undefined;
+  return `the invoice resuming subscription ${subscription.id} would total ${over.total} minor units (the usage not billed yet, of the periods missed while suspended too: ${over.usage}; the period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`;
+}

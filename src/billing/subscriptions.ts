@@ -4,12 +4,11 @@ import { newId } from '../db/ids.ts';
 import type { CouponRedemptionRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { DAY_MS } from '../time.ts';
 import { cancelLocked } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
-import { nextInvoicesTotals, refuseUninvoiceablePeriod } from './effective-amount.ts';
+import { refuseUninvoiceablePeriod, resumptionBeyondBound } from './effective-amount.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
 import {
@@ -374,28 +373,21 @@ export async function reactivateSubscription(
 
 /**
  * Refuses the reactivation of `subscription` (as `resumeSuspended` left it, inside the unit of work
- * that rolls back on the refusal) when the invoice its renewal makes could not be invoiced: the
- * period it resumes at with the usage not billed yet (every period missed while suspended: the usage
- * events recorded then are billed on it) above 10^15 minor units (effective-amount.ts
- * `nextInvoicesTotals`, as a usage event is refused, usage.ts). Accepted, the renewal threw inside the
- * reactivation on a field the request never sent (`lines`), and so did every renewal after a payment
- * reactivated it.
+ * that rolls back on the refusal) when the invoice its renewal makes could not be invoiced
+ * (effective-amount.ts `resumptionBeyondBound`: the period it resumes at with the usage not billed
+ * yet, every period missed while suspended, above 10^15 minor units). Accepted, the renewal threw
+ * inside the reactivation on a field the request never sent (`lines`).
  * @throws ValidationError (field `usage`) naming the invoice's total, its usage and its fees
  */
 async function refuseUninvoiceableResumption(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
 ): Promise<void> {
-  const scheduled = subscription.scheduled_plan_id;
-  const invoices = await nextInvoicesTotals(trx, subscription, {
-    plan: await getPlan(trx, scheduled ?? subscription.plan_id),
-    quantity: subscription.scheduled_quantity ?? subscription.quantity,
-  });
-  const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
-  if (!over) return;
-  throw new ValidationError('the reactivation could not be invoiced', {
-    usage: `the invoice resuming subscription ${subscription.id} would total ${over.total} minor units (the usage not billed yet, of the periods missed while suspended too: ${over.usage}; the period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice); nothing changed`,
-  });
+  const over = await resumptionBeyondBound(trx, subscription);
+  if (over)
+    throw new ValidationError('the reactivation could not be invoiced', {
+      usage: `${over}; nothing changed`,
+    });
 }
 
 /**

@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { DEFAULT_RENEWAL_POLICY, renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  renewDueSubscriptions,
+} from '../../src/billing/renewal.ts';
+import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   createSubscription,
   reactivateSubscription,
@@ -12,6 +18,7 @@ import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { newId } from '../../src/db/ids.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith } from '../support/collection.ts';
@@ -202,27 +209,106 @@ describe('usage bounded by the invoice that bills it', () => {
     expect(await preview(399)).toBe(399_000_000_001_000n);
   });
 
+  /** Inserts a usage event of `value` api_calls at `at` as it was stored before the bound held per invoice. */
+  const insertUsage = (s: { id: string; customerId: string }, value: bigint, at: string) =>
+    db
+      .insertInto('usage_events')
+      .values({
+        id: newId('ue'),
+        event_id: newId('evt'),
+        subscription_id: s.id,
+        customer_id: s.customerId,
+        code: 'api_calls',
+        value,
+        properties: '{}',
+        occurred_at: d(at),
+      })
+      .execute();
+
+  it('a payment does not reactivate a subscription dunning suspended whose catch-up invoice passes 10^15: it stays SUSPENDED, the refusal logged', async () => {
+    // Suspended by dunning on March 10th; 6 × 10^14 of usage in March and in April stored before the
+    // bound held per invoice. Its March invoice paid on May 15th: before, ACTIVE, and the renewal of
+    // May (1.2 × 10^15 + 1000) failed every minute after, the subscription never billed again.
+    const s = await subscribe(await planOf());
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, s.id))!,
+        'SUSPENDED',
+        d('2027-03-10T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await insertUsage(s, 600_000_000n, '2027-03-12T00:00:00Z');
+    await insertUsage(s, 600_000_000n, '2027-04-12T00:00:00Z');
+    const [march] = await db
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', s.id)
+      .execute();
+    const reinstate = () =>
+      inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, s.id, march!.id, d('2027-05-15T00:00:00Z')),
+      );
+    expect(await reinstate()).toBe(false);
+    const row = await db
+      .selectFrom('subscriptions')
+      .select(['status', 'next_renewal_at'])
+      .where('id', '=', s.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'SUSPENDED', next_renewal_at: d('2027-04-01T00:00:00Z') });
+    const refused = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', s.id)
+      .where('action', '=', 'subscription.reactivation_refused')
+      .executeTakeFirstOrThrow();
+    expect(refused.data).toMatchObject({
+      reason: 'invoice_paid',
+      invoice: march!.id,
+      message: expect.stringMatching(/would total 1200000000001000 minor units .* more than 10\^15/),
+    });
+    // Within the bound (April's usage 3 × 10^14 instead), the payment reactivates it.
+    const t = await subscribe(await planOf());
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(
+        work,
+        (await lockSubscription(work, t.id))!,
+        'SUSPENDED',
+        d('2027-03-10T00:00:00Z'),
+        {
+          reason: DUNNING_REASON,
+        },
+      ),
+    );
+    await insertUsage(t, 600_000_000n, '2027-03-12T00:00:00Z');
+    await insertUsage(t, 300_000_000n, '2027-04-12T00:00:00Z');
+    const [tMarch] = await db
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', t.id)
+      .execute();
+    expect(
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        reinstateAfterPayment(work, t.id, tMarch!.id, d('2027-05-15T00:00:00Z')),
+      ),
+    ).toBe(true);
+    const sweep = await renewDueSubscriptions(db, 'system', d('2027-05-15T00:10:00Z'));
+    expect(sweep.failures.filter((f) => f.subscription === t.id)).toEqual([]);
+    const [, may] = await invoicesOf(t.id);
+    expect(may).toMatchObject({ total: 900_000_000_001_000n });
+  });
+
   it('a reactivation by hand refuses (422, field usage) a catch-up invoice beyond 10^15, changing nothing', async () => {
     // Usage stored before the bound held per invoice (inserted as it was then): March and April 6 ×
     // 10^14 each while suspended. Before: the reactivation failed inside its renewal (field `lines`,
     // naming nothing the request sent); now it names the usage, and nothing changes.
     const s = await subscribe(await planOf());
     await suspendSubscription(db, 'system', s.id, d('2027-03-10T00:00:00Z'));
-    for (const at of ['2027-03-12T00:00:00Z', '2027-04-12T00:00:00Z']) {
-      await db
-        .insertInto('usage_events')
-        .values({
-          id: newId('ue'),
-          event_id: newId('evt'),
-          subscription_id: s.id,
-          customer_id: s.customerId,
-          code: 'api_calls',
-          value: 600_000_000n,
-          properties: '{}',
-          occurred_at: d(at),
-        })
-        .execute();
-    }
+    await insertUsage(s, 600_000_000n, '2027-03-12T00:00:00Z');
+    await insertUsage(s, 600_000_000n, '2027-04-12T00:00:00Z');
     const refused = await reactivateSubscription(db, 'system', s.id, d('2027-05-15T00:00:00Z')).then(
       () => 'reactivated',
       (error) => {
