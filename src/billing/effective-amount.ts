@@ -1,10 +1,19 @@
 import type { Kysely } from 'kysely';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
-import { invoiceAmounts, lineAmount, type NewLine } from './invoices.ts';
+import { MAX_MINOR_UNITS } from '../money/amount.ts';
+import { lineAmount, lineAmounts, type NewLine } from './invoices.ts';
 import { type Period, periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
-import { cadenceOf, type RecurringState, subscriptionRecurringLines, termCompletedAt } from './renewal.ts';
+import {
+  cadenceOf,
+  type RecurringState,
+  subscriptionRecurringLines,
+  termCompletedAt,
+  unbilledUsageWindows,
+} from './renewal.ts';
+import { withCustomerTaxes } from './tax-rates.ts';
+import { usageLines } from './usage.ts';
 
 /**
  * A subscription's `effective_amount`: what its next renewal would charge before usage and tax,
@@ -66,35 +75,121 @@ export async function nextRenewalLines(
 }
 
 /**
+ * What `subscription`'s next invoices bill, as far as can be known now (PRODUCT §11: an invoice is at
+ * most 10^15 minor units): the next period's recurring lines for `plan` × `quantity`
+ * (`nextRenewalLines`, `change` applied to its redemptions and add-ons), and the usage not billed
+ * yet up to `usageUntil` (default: that period's start; `unbilledUsageWindows`, every period a
+ * suspension left unbilled included, priced with the plan the subscription has now: usage is priced
+ * with the plan active when it happened), each taxed as the customer is. Usage goes on the next
+ * period's invoice when that period bills the plan the subscription has now (`periodLines`), else on
+ * an invoice of its own (a change to another plan bills the usage before it first:
+ * `invoiceUsageUntil`), as it does without a next renewal (a cancellation's final invoice; nothing
+ * when `usageUntil` is not given then). Reads only.
+ * @returns the invoices' lines (each not empty), and each one's total (subtotal + tax; a line beyond
+ * 10^15 counted untaxed), minor units of the plan's currency
+ */
+export async function nextInvoicesTotals(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  o: {
+    plan: Plan;
+    quantity: number;
+    change?: (state: RecurringState) => RecurringState;
+    usageUntil?: Date;
+  },
+): Promise<{ recurring: bigint; usage: bigint; total: bigint }[]> {
+  const { next } = await nextRenewalLines(
+    trx,
+    { ...subscription, scheduled_plan_id: o.plan.id, scheduled_quantity: o.quantity },
+    o.change,
+  );
+  const current = o.plan.id === subscription.plan_id ? o.plan : await getPlan(trx, subscription.plan_id);
+  const until = o.usageUntil ?? next?.period.start;
+  const windows = until ? unbilledUsageWindows(subscription, current, until) : [];
+  let usage: NewLine[];
+  try {
+    usage = await usageLines(trx, subscription, current, windows);
+  } catch (error) {
+    // A quantity beyond a line's (2^31 − 1 units): uninvoiceable whatever its price.
+    if (!(error instanceof RangeError)) throw error;
+    return [{ recurring: 0n, usage: MAX_MINOR_UNITS + 1n, total: MAX_MINOR_UNITS + 1n }];
+  }
+  const recurring = next?.lines ?? [];
+  const together = next !== null && o.plan.id === subscription.plan_id;
+  const invoices = together ? [[...recurring, ...usage]] : [recurring, usage];
+  const out: { recurring: bigint; usage: bigint; total: bigint }[] = [];
+  for (const lines of invoices) {
+    if (lines.length === 0) continue;
+    const taxed = await withCustomerTaxes(trx, subscription.customer_id, lines);
+    const total = totalOf(taxed);
+    const usageTotal =
+      usage.length > 0 && lines.includes(usage[0]!) ? totalOf(taxed.slice(-usage.length)) : 0n;
+    out.push({ recurring: total - usageTotal, usage: usageTotal, total });
+  }
+  return out;
+}
+
+/** The total of `lines` as `invoiceAmounts` makes it (subtotal + tax), without its bounds: a line beyond 10^15 counts untaxed. */
+function totalOf(lines: readonly NewLine[]): bigint {
+  try {
+    return lineAmounts(lines).reduce((sum, line) => sum + line.amount + line.tax, 0n);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return lines.reduce((sum, line) => sum + lineAmount(line), 0n);
+  }
+}
+
+/**
  * Refuses a subscription's new plan × quantity (a change now or at the next cycle: proration.ts
  * `changeSubscription`; a new subscription: subscriptions.ts `insertSubscription`; previews too; an
- * add-on's new quantity: subscription-add-ons.ts `setSubscriptionAddOn`, with the plan and quantity
- * the next period bills) when
- * its next renewal could not be invoiced: its recurring lines for `plan` × `quantity`
- * (`nextRenewalLines`: the price, coupons, add-ons, a setup fee) above 10^15 minor units, a line or
- * all together. Accepted, every later renewal of the subscription threw (its periods never invoiced
- * again): a change now prorates only the rest of the period (a tenth of 2 × 10^15 passes), and a
- * trial or a future start invoices nothing at creation. Nothing when it has no next renewal.
- * @throws ValidationError (field `quantity`) naming the plan, the quantity and the bound
+ * add-on's new quantity: subscription-add-ons.ts `setSubscriptionAddOn`, and its preview, with the
+ * plan and quantity the next period bills and the add-on `change` given) when its next invoices could
+ * not be invoiced (`nextInvoicesTotals`): the next period's recurring lines for `plan` × `quantity`
+ * (the price, coupons, add-ons, a setup fee) with the usage not billed yet that the same invoice bills
+ * (the period's so far, every period a suspension left unbilled), taxed, above 10^15 minor units, a
+ * line or all together. Accepted, every later renewal of the subscription threw (its periods never
+ * invoiced again): a change now prorates only the rest of the period (a tenth of 2 × 10^15 passes),
+ * a trial or a future start invoices nothing at creation, and 5 × 10^14 a period passed beside 6 ×
+ * 10^14 of usage billed on the same invoice. Nothing when it has no next renewal.
+ * @throws ValidationError (field `quantity`) naming the plan, the quantity and the bound (and the
+ * invoice's total with the usage it bills, when usage takes it over)
  */
 export async function refuseUninvoiceablePeriod(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   plan: Plan,
   quantity: number,
+  change?: (state: RecurringState) => RecurringState,
 ): Promise<void> {
-  const { next } = await nextRenewalLines(trx, {
-    ...subscription,
-    scheduled_plan_id: plan.id,
-    scheduled_quantity: quantity,
+  const invoices = await nextInvoicesTotals(trx, subscription, { plan, quantity, change });
+  const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
+  if (!over) return;
+  throw new ValidationError('the next period could not be invoiced', {
+    quantity:
+      over.usage === 0n || over.recurring > MAX_MINOR_UNITS
+        ? `plan ${plan.id} × ${quantity} would bill each period more than 10^15 minor units (the largest amount of an invoice)`
+        : `plan ${plan.id} × ${quantity} with the usage it bills, ${over.total} minor units, would bill the next period's invoice more than 10^15 (the largest amount of an invoice)`,
   });
-  if (!next) return;
-  try {
-    invoiceAmounts(next.lines);
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    throw new ValidationError('the next period could not be invoiced', {
-      quantity: `plan ${plan.id} × ${quantity} would bill each period more than 10^15 minor units (the largest amount of an invoice)`,
-    });
-  }
+}
+
+/**
+ * Why the invoice SUSPENDED `subscription` resumes with (its row as the reactivation leaves it:
+ * ACTIVE, `next_renewal_at` where `resumeSuspended` moves it) could not be invoiced, or undefined
+ * when it can: the period it resumes at with the usage not billed yet (every period missed while
+ * suspended: the usage recorded then is billed on it) above 10^15 minor units (`nextInvoicesTotals`,
+ * with the plan and quantity it then bills). A reactivation by hand refuses it (422 `usage`:
+ * subscriptions.ts `reactivateSubscription`); a payment's leaves it SUSPENDED (reinstate.ts).
+ */
+export async function resumptionBeyondBound(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+): Promise<string | undefined> {
+  const scheduled = subscription.scheduled_plan_id;
+  const invoices = await nextInvoicesTotals(trx, subscription, {
+    plan: await getPlan(trx, scheduled ?? subscription.plan_id),
+    quantity: subscription.scheduled_quantity ?? subscription.quantity,
+  });
+  const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
+  if (!over) return undefined;
+  return `the invoice resuming subscription ${subscription.id} would total ${over.total} minor units (the usage not billed yet, of the periods missed while suspended too: ${over.usage}; the period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`;
 }

@@ -2,7 +2,14 @@ import { type ExpressionBuilder, type Kysely, type OperandValueExpressionOrList,
 import { recordActivity } from '../activities/activities.ts';
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
-import type { BillingReason, Database, InvoiceLineRow, InvoiceRow, InvoiceStatus } from '../db/schema.ts';
+import type {
+  BillingReason,
+  Database,
+  InvoiceLineRow,
+  InvoiceRow,
+  InvoiceStatus,
+  OfflinePaymentRow,
+} from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -827,9 +834,12 @@ export async function reverseRefund(
 
 /**
  * Takes back a payment of `amount` (minor units) from a locked invoice because the gateway voided it
- * before it settled (the money never moved): `amount_paid` shrinks, what is due grows again, and a
+ * before it settled (the money never moved), or an offline payment was reversed (a bounced cheque:
+ * payments/offline-reversals.ts): `amount_paid` shrinks, what is due grows again, and a
  * PAID invoice is OPEN again, unscheduled (charge it again by hand). The subscription it may have
- * reinstated is left as it is. Records `invoice.payment_reversed`.
+ * reinstated is left as it is. Records `invoice.payment_reversed` (the outbound event of that name:
+ * outbound/events.ts) with the amount, `currency`, the invoice's `status`, `amount_paid` and
+ * `amount_due` after it, and `payment` (which payment: `txn_…` or `op_…`) and `data` beside them.
  * @throws ConflictError `invoice_not_reversible` when the invoice is neither OPEN nor PAID (refunded,
  *   void, uncollectible) or the payment is more than it shows paid
  */
@@ -837,7 +847,9 @@ export async function reversePayment(
   work: UnitOfWork,
   invoice: InvoiceRow,
   amount: bigint,
+  payment: string,
   now: Date = new Date(),
+  data: Record<string, unknown> = {},
 ): Promise<void> {
   if ((invoice.status !== 'OPEN' && invoice.status !== 'PAID') || amount > invoice.amount_paid) {
     throw new ConflictError(
@@ -859,9 +871,13 @@ export async function reversePayment(
     .where('id', '=', invoice.id)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.payment_reversed', {
+    payment,
+    currency: invoice.currency,
     amount,
+    status: due > 0n ? 'OPEN' : invoice.status,
     amount_paid: paid,
     amount_due: due,
+    ...data,
   });
 }
 
@@ -1000,6 +1016,49 @@ export async function recordOfflinePayment(
     await applyPayment(work, invoice, payment.amount, new Date(), policy);
   });
   return getInvoice(db, id);
+}
+
+/**
+ * Locks (`FOR UPDATE`) offline payment `paymentId` recorded on invoice `invoiceId` inside `work`, the
+ * invoice locked first (`lockInvoice`, the lock order), and reads it as it is now: for a reversal
+ * (payments/offline-reversals.ts), so two reversals of one payment serialise and the second sees the
+ * first's `reversed_at`.
+ * @throws NotFoundError `offline_payment_not_found` when the invoice has no such offline payment (one
+ * of another invoice too)
+ */
+export async function lockOfflinePayment(
+  work: UnitOfWork,
+  invoiceId: string,
+  paymentId: string,
+): Promise<OfflinePaymentRow> {
+  const row = await work.trx
+    .selectFrom('offline_payments')
+    .selectAll()
+    .where('id', '=', paymentId)
+    .where('invoice_id', '=', invoiceId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('offline_payment', paymentId);
+  return row;
+}
+
+/**
+ * Marks locked offline payment `payment` reversed at `now` for `reason` (billing/ owns the table;
+ * payments/offline-reversals.ts books the reversal): `reversed_at` and `reversal_reason` set, so the
+ * `transaction_list` view shows it `canceled`, failure code `reversed`. Moves no money itself.
+ */
+export async function markOfflinePaymentReversed(
+  work: UnitOfWork,
+  payment: OfflinePaymentRow,
+  reason: string,
+  now: Date,
+): Promise<OfflinePaymentRow> {
+  await work.trx
+    .updateTable('offline_payments')
+    .set({ reversed_at: now, reversal_reason: reason })
+    .where('id', '=', payment.id)
+    .execute();
+  return { ...payment, reversed_at: now, reversal_reason: reason };
 }
 
 /**

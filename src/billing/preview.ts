@@ -5,12 +5,19 @@ import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
 import { nextPeriodInvoiceIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
-import { nextRenewalLines } from './effective-amount.ts';
+import { nextRenewalLines, refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { DEFAULT_PRORATION } from './proration.ts';
-import { cadenceOf, lockSubscription, type RenewalPolicy, recurringLines, renewedUpTo } from './renewal.ts';
+import {
+  cadenceOf,
+  lockSubscription,
+  type RecurringState,
+  type RenewalPolicy,
+  recurringLines,
+  renewedUpTo,
+} from './renewal.ts';
 import { type AddOnChange, checkAddOnChange } from './subscription-add-ons.ts';
 import { checkNewSubscription, type NewSubscription, newSubscriptionRow } from './subscriptions.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
@@ -152,7 +159,9 @@ function previewRedemption(
  * `setSubscriptionAddOn` would make now for the rest of the current period (add-on-proration.ts
  * `addOnProration` with `change.proration` and `policy`; null: nothing charged now, a total of 0: no
  * invoice made). Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon`
- * would; writes nothing. Metered usage is not previewed (it is not known before the period ends).
+ * would, and refuses what setting it refuses (`refuseUninvoiceablePeriod`, field `quantity`: the
+ * next period's fees with the usage not billed yet that its invoice bills above 10^15); writes
+ * nothing. Metered usage is not previewed (it is not known before the period ends).
  * Whatever the next invoice, `proration` is what setting the change would charge now, so the preview
  * answers wherever the change goes through. As `setSubscriptionAddOn`, it first renews the
  * subscription up to `now` (`renewedUpTo` under `policy`), here in a unit of work rolled back at its
@@ -223,7 +232,7 @@ async function previewAddOnOf(
   const redeemed =
     coupon &&
     previewRedemption(coupon, subscription, now, await nextPeriodInvoiceIndex(db, subscription.id), addOn.id);
-  const { plan: billed, next } = await nextRenewalLines(db, subscription, ({ redemptions, addOns }) => ({
+  const withChange = ({ redemptions, addOns }: RecurringState): RecurringState => ({
     redemptions: [
       // Removing the add-on ends the coupons redeemed on it.
       ...redemptions.filter((r) => changed.length > 0 || r.add_on_id !== addOn.id),
@@ -233,7 +242,17 @@ async function previewAddOnOf(
     addOns: existing
       ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
       : [...addOns, ...changed],
-  }));
+  });
+  const { plan: billed, next } = await nextRenewalLines(db, subscription, withChange);
+  // Refused as setting it refuses: the next period with this quantity, and the usage its invoice
+  // bills, must be invoiceable (with the plan and quantity it will bill).
+  await refuseUninvoiceablePeriod(
+    db,
+    subscription,
+    billed,
+    subscription.scheduled_quantity ?? subscription.quantity,
+    withChange,
+  );
   const behavior = change.proration ?? DEFAULT_PRORATION;
   const charged = await addOnProration(
     db,

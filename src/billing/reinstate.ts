@@ -3,10 +3,11 @@ import type { SubscriptionRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { heldSinceSuspension, latestSuspension } from './add-on-proration.ts';
 import { voidInvoicedAhead } from './cancellation.ts';
+import { resumptionBeyondBound } from './effective-amount.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { cadenceOf, DEFAULT_RENEWAL_POLICY, type RenewalPolicy, scheduledEnd } from './renewal.ts';
-import { transitionSubscription } from './subscription-status.ts';
+import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 
 /** What dunning writes in the data of the `subscription.suspended` activity it causes. */
 export const DUNNING_REASON = 'dunning';
@@ -60,12 +61,7 @@ export async function resumeSuspended(
   policy: RenewalPolicy,
   data: Record<string, unknown> = {},
 ): Promise<SubscriptionRow> {
-  const cadence = cadenceOf(subscription, plan);
-  const index = periodIndexAt(cadence, now);
-  const skipped =
-    index >= 0 &&
-    subscription.next_renewal_at !== null &&
-    subscription.next_renewal_at < periodAt(cadence, index).start;
+  const index = periodIndexAt(cadenceOf(subscription, plan), now);
   // Before the transition clears `suspended_at` and the renewal moves the current period past them.
   const missed =
     subscription.status === 'SUSPENDED' && subscription.suspended_at && !policy.billSuspended
@@ -86,9 +82,7 @@ export async function resumeSuspended(
     kept_invoices: missed.kept,
   });
   if (policy.billSuspended) return active;
-  const end = scheduledEnd(subscription, plan);
-  // Ended while suspended: the renewal ends it at its date, billing nothing after.
-  const resumeAt = end && end <= now ? end : skipped ? periodAt(cadence, index).start : null;
+  const resumeAt = resumesAt(subscription, plan, now, policy);
   if (resumeAt !== null) {
     if (resumeAt.getTime() === subscription.next_renewal_at?.getTime()) return active;
     // Resume at the current period (no back-billing), or at the end that came while suspended.
@@ -123,6 +117,30 @@ export async function resumeSuspended(
 }
 
 /**
+ * Where `resumeSuspended` moves SUSPENDED `subscription`'s `next_renewal_at` when it resumes at `now`
+ * (pure), or null when it stays: with `policy.billSuspended` nothing was missed; when its scheduled
+ * end (`scheduledEnd`) came while suspended, that end (the renewal ends it there, billing nothing
+ * after); when the period holding `now` started after it, that period's start (no back-billing).
+ */
+export function resumesAt(
+  subscription: SubscriptionRow,
+  plan: Plan,
+  now: Date,
+  policy: RenewalPolicy,
+): Date | null {
+  if (policy.billSuspended) return null;
+  const cadence = cadenceOf(subscription, plan);
+  const index = periodIndexAt(cadence, now);
+  const skipped =
+    index >= 0 &&
+    subscription.next_renewal_at !== null &&
+    subscription.next_renewal_at < periodAt(cadence, index).start;
+  const end = scheduledEnd(subscription, plan);
+  // Ended while suspended: the renewal ends it at its date, billing nothing after.
+  return end && end <= now ? end : skipped ? periodAt(cadence, index).start : null;
+}
+
+/**
  * After invoice `paidInvoiceId` of a subscription was paid (any path), inside the paying transaction
  * (joined to the ledger's writers, the invoice locked, and so the subscription before it:
  * `lockInvoice`, `lockTransactionsAhead`; read again here `FOR UPDATE`, it waits for nothing): a
@@ -134,6 +152,10 @@ export async function resumeSuspended(
  * (docs.stripe.com/billing/subscriptions/overview, "past_due"). A subscription suspended by a
  * person, or cancelled, stays as it is.
  *
+ * A SUSPENDED one whose resumption could not be invoiced (effective-amount.ts
+ * `resumptionBeyondBound`: the invoice it would resume with, the usage recorded while suspended on
+ * it, above 10^15) is not reactivated: it stays SUSPENDED, `subscription.reactivation_refused` logged
+ * with why (the payment is recorded all the same); a reactivation by hand refuses it too (422).
  * A SUSPENDED one resumes as a reactivation by hand does (`resumeSuspended` under `policy`, the
  * renewal sweep's `BILL_SUSPENDED_SUBSCRIPTIONS`): the periods it missed are not billed, a settled
  * term's unpaid invoices of them are voided. The period it resumes in is not invoiced here but by
@@ -266,6 +288,22 @@ async function reinstate(
     await transitionSubscription(work, subscription, 'ACTIVE', now, data);
   } else {
     const plan = await getPlan(work.trx, subscription.plan_id);
+    // The invoice it resumes with must be invoiceable (the usage recorded while suspended billed on
+    // it), or every renewal after this one would fail: it stays SUSPENDED, the payment recorded.
+    const resumeAt = resumesAt(subscription, plan, now, policy);
+    const resumed = {
+      ...subscription,
+      status: 'ACTIVE' as const,
+      next_renewal_at: resumeAt ?? subscription.next_renewal_at,
+    };
+    const over = await resumptionBeyondBound(work.trx, resumed);
+    if (over) {
+      await subscriptionActivity(work, subscription, 'subscription.reactivation_refused', {
+        ...data,
+        message: over,
+      });
+      return false;
+    }
     await resumeSuspended(work, subscription, plan, now, policy, data);
   }
   return true;

@@ -8,7 +8,7 @@ import { DAY_MS } from '../time.ts';
 import { cancelLocked } from './cancellation.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { assertCustomerOpen } from './customer-status.ts';
-import { refuseUninvoiceablePeriod } from './effective-amount.ts';
+import { refuseUninvoiceablePeriod, resumptionBeyondBound } from './effective-amount.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
 import {
@@ -346,7 +346,9 @@ export async function suspendSubscription(
  * owed; paid ones are kept (refund them by hand). The `subscription.active` activity names them:
  * `voided_invoices`, `not_voided_invoices` (skipped), `kept_invoices` (paid). With
  * `policy.billSuspended` nothing is voided: suspended periods are billed.
- * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED
+ * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED;
+ *   ValidationError (field `usage`) when the invoice it resumes with would bill more than 10^15
+ *   (`refuseUninvoiceableResumption`): nothing changes
  */
 export async function reactivateSubscription(
   db: Db,
@@ -364,8 +366,28 @@ export async function reactivateSubscription(
     }
     const plan = await getPlan(work.trx, subscription.plan_id);
     const active = await resumeSuspended(work, subscription, plan, now, policy);
+    await refuseUninvoiceableResumption(work.trx, active);
     return renewLocked(work, active, plan, now, policy);
   });
+}
+
+/**
+ * Refuses the reactivation of `subscription` (as `resumeSuspended` left it, inside the unit of work
+ * that rolls back on the refusal) when the invoice its renewal makes could not be invoiced
+ * (effective-amount.ts `resumptionBeyondBound`: the period it resumes at with the usage not billed
+ * yet, every period missed while suspended, above 10^15 minor units). Accepted, the renewal threw
+ * inside the reactivation on a field the request never sent (`lines`).
+ * @throws ValidationError (field `usage`) naming the invoice's total, its usage and its fees
+ */
+async function refuseUninvoiceableResumption(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+): Promise<void> {
+  const over = await resumptionBeyondBound(trx, subscription);
+  if (over)
+    throw new ValidationError('the reactivation could not be invoiced', {
+      usage: `${over}; nothing changed`,
+    });
 }
 
 /**

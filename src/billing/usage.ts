@@ -9,8 +9,9 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { getCustomer } from './customers.ts';
+import { nextInvoicesTotals } from './effective-amount.ts';
 import type { NewLine } from './invoices.ts';
-import { type Aggregation, type MeteredPrice, type Plan, planOf } from './plans.ts';
+import { type Aggregation, getPlan, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
 import { scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
@@ -107,8 +108,8 @@ function unbillableReason(
  * its scheduled end (`scheduledEnd`: `cancel_at`, `cancel_at_period_end`, the end of a fixed term),
  * or more than 5 minutes after `now`
  * @throws ValidationError (field `value`) when with it the period's usage of `code` could not be
- * billed: above an invoice line's quantity (2^31 − 1 units) or amount (10^15 minor units)
- * (`refuseUnbillableSum`)
+ * billed: above an invoice line's quantity (2^31 − 1 units) or amount (10^15 minor units), or the
+ * invoice billing it above 10^15 minor units (`refuseUnbillableSum`)
  */
 export async function recordUsageEvent(
   db: Db,
@@ -198,9 +199,14 @@ export async function recordUsageEvent(
  * fail every renewal, cancellation and plan change of the subscription (the usage is billed whole
  * or not at all), so its recurring fees too would never be invoiced again; refused, the caller
  * learns it at once. A part of the period after a plan change is billed at most the whole period's
- * quantity and price, so checking the whole suffices. A free trial's usage (never billed) is not
- * checked.
- * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed
+ * quantity and price, so checking the whole suffices. Then the same for the invoice that bills it
+ * (effective-amount.ts `nextInvoicesTotals`): every metric's usage not billed yet up to the end of
+ * the event's period (a suspension's missed periods all go on the invoice made when it resumes) with
+ * the next period's fees when that invoice bills them, taxed, at most 10^15: two metrics of 6 × 10^14
+ * and 4 × 10^14 and a fee of 1000, each line below the bound, made an invoice of 10^15 + 1000 that
+ * every renewal threw on. A free trial's usage (never billed) is not checked.
+ * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
+ * invoice's total, its usage and its fees
  */
 async function refuseUnbillableSum(
   trx: Kysely<Database>,
@@ -229,6 +235,20 @@ async function refuseUnbillableSum(
   if (why) {
     throw new ValidationError('usage beyond what one invoice line bills', {
       value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, beyond ${why}`,
+    });
+  }
+  // The invoice that bills it: every metric's usage not billed yet up to the end of its period (the
+  // periods a suspension left unbilled too) with the next period's fees, when the same invoice bills them.
+  const scheduled = subscription.scheduled_plan_id;
+  const invoices = await nextInvoicesTotals(trx, subscription, {
+    plan: scheduled === null || scheduled === plan.id ? plan : await getPlan(trx, scheduled),
+    quantity: subscription.scheduled_quantity ?? subscription.quantity,
+    usageUntil: period.end,
+  });
+  const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
+  if (over) {
+    throw new ValidationError('usage beyond what one invoice bills', {
+      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the next period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
     });
   }
 }

@@ -542,8 +542,9 @@ export interface IdempotencyKeysTable {
 
 /**
  * The `transaction_list` view: every payment attempt (`type` `gateway`) and every offline payment
- * (`type` `offline`: no gateway, `succeeded`, its method and reference), ordered by `sort_key` (the id
- * after its prefix, creation time first).
+ * (`type` `offline`: no gateway, `succeeded`, its method and reference; once reversed, `canceled` with
+ * failure code `reversed`, the reason its failure message: migration 0050), ordered by `sort_key`
+ * (the id after its prefix, creation time first).
  */
 export interface TransactionListView {
   id: string;
@@ -577,6 +578,10 @@ export interface OfflinePaymentsTable {
   currency: string;
   reference: string | null;
   created_at: CreatedAt;
+  /** When it was reversed (a bounced cheque: payments/offline-reversals.ts), null while it stands (migration 0050). */
+  reversed_at: MaybeTimestamp;
+  /** Why it was reversed, as the operator gave it; null while it stands (migration 0050). */
+  reversal_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 type Json<T> = ColumnType<T, string | undefined, string>;

@@ -121,6 +121,8 @@ export const entryKeys = {
       : `${invoiceId}:recovered:${writeOff}:${amountPaid}`,
   /** The offline payment's own id (`op_…`). */
   offlinePaymentReceived: (offlinePaymentId: string) => offlinePaymentId,
+  offlinePaymentReversed: (offlinePaymentId: string) => `${offlinePaymentId}:reversed`,
+  offlineOverpaymentReversed: (offlinePaymentId: string) => `${offlinePaymentId}:overpaid_reversed`,
   paymentSucceeded: (transactionId: string) => `${transactionId}:succeeded`,
   paymentOverpaid: (transactionId: string) => `${transactionId}:overpaid`,
   paymentVoided: (transactionId: string) => `${transactionId}:voided`,
@@ -331,6 +333,50 @@ export function offlinePaymentReceived(
     source: { type: 'offline_payment', id },
     postings: transfer(
       chart.offlineReceipts,
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/**
+ * `op_…:reversed`: an offline payment taken back (a bounced cheque, a recalled transfer:
+ * payments/offline-reversals.ts), the invoice owed it again: debit the receivable, credit offline
+ * receipts, `amount` the payment's whole amount (minor units, > 0), once per payment.
+ */
+export function offlinePaymentReversed(movement: InvoiceMovement & { offlinePaymentId: string }): EntryInput {
+  const id = movement.offlinePaymentId;
+  return {
+    idempotencyKey: entryKeys.offlinePaymentReversed(id),
+    description: `offline payment ${id} on invoice ${movement.invoiceId} reversed`,
+    source: { type: 'offline_payment', id },
+    postings: transfer(
+      chart.receivable(movement.customerId),
+      chart.offlineReceipts,
+      movement.amount,
+      movement.currency,
+    ),
+  };
+}
+
+/**
+ * `op_…:overpaid_reversed`: the customer credit an invoice no longer owes its customer once offline
+ * payment `op_…` is reversed is taken back (debit their credit, credit the receivable), `amount`: by
+ * how much the reversal lowered what the invoice was paid beyond what it asked and no refund gave
+ * back (10000 paid by cheque and 10000 again by card, 10000 the customer's credit: the cheque bounces,
+ * 10000 taken back).
+ */
+export function offlineOverpaymentReversed(
+  movement: InvoiceMovement & { offlinePaymentId: string },
+): EntryInput {
+  const id = movement.offlinePaymentId;
+  return {
+    idempotencyKey: entryKeys.offlineOverpaymentReversed(id),
+    description: `offline payment ${id} reversed: the customer credit its invoice's overpayment made is taken back`,
+    source: { type: 'offline_payment', id },
+    postings: transfer(
+      chart.customerCredit(movement.customerId),
       chart.receivable(movement.customerId),
       movement.amount,
       movement.currency,

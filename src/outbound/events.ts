@@ -7,6 +7,7 @@ import type { ActivityRow } from '../db/schema.ts';
 export const OUTBOUND_EVENT_TYPES = [
   'invoice.paid',
   'invoice.payment_failed',
+  'invoice.payment_reversed',
   'refund.succeeded',
   'dispute.opened',
   'dispute.closed',
@@ -21,6 +22,7 @@ export type OutboundEventType = (typeof OUTBOUND_EVENT_TYPES)[number];
 export const EVENT_ACTIONS = [
   'invoice.paid',
   'transaction.failed',
+  'invoice.payment_reversed',
   'refund.succeeded',
   'dispute.opened',
   'dispute.won',

@@ -127,7 +127,7 @@ async function bookVoid(
   if (transaction.status === 'succeeded' && customerId) {
     const moved = capturedAmount(transaction);
     const overpaid = invoice ? await overpaymentNotRefunded(work.trx, invoice) : 0n;
-    if (invoice) await reversePayment(work, invoice, moved);
+    if (invoice) await reversePayment(work, invoice, moved, transaction.id);
     const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
     await postEntry(
       work,

@@ -18,7 +18,9 @@ import {
   invoiceCreditGivenBack,
   invoiceFinalized,
   invoiceVoided,
+  offlineOverpaymentReversed,
   offlinePaymentReceived,
+  offlinePaymentReversed,
   overpaymentVoided,
   paymentOverpaid,
   paymentSucceeded,
@@ -216,6 +218,26 @@ const rows: {
     postings: [
       ['offline_receipts', 400n],
       ['receivable:cus_1', -400n],
+    ],
+  },
+  {
+    movement: 'offline payment reversed (a bounced cheque)',
+    entry: offlinePaymentReversed({ ...invoice, offlinePaymentId: 'op_1', amount: 400n }),
+    key: 'op_1:reversed',
+    source: 'offline_payment op_1',
+    postings: [
+      ['receivable:cus_1', 400n],
+      ['offline_receipts', -400n],
+    ],
+  },
+  {
+    movement: 'overpayment credit taken back when an offline payment is reversed',
+    entry: offlineOverpaymentReversed({ ...invoice, offlinePaymentId: 'op_1', amount: 300n }),
+    key: 'op_1:overpaid_reversed',
+    source: 'offline_payment op_1',
+    postings: [
+      ['customer_credit:cus_1', 300n],
+      ['receivable:cus_1', -300n],
     ],
   },
   {

@@ -19,6 +19,7 @@ import {
 import { listRows } from '../../db/list.ts';
 import { flagDuplicatePayment } from '../../exceptions/exceptions.ts';
 import { chargeInvoice } from '../../payments/charges.ts';
+import { reverseOfflinePayment } from '../../payments/offline-reversals.ts';
 import { refundInvoice } from '../../payments/refunds.ts';
 import { invoiceTransactions } from '../../payments/transactions.ts';
 import { actorOf } from '../actor.ts';
@@ -44,6 +45,7 @@ import {
   RecordOfflinePayment,
   RefundInvoice,
   ReturnInvoiceCredit,
+  ReverseOfflinePayment,
   UpdateInvoice,
 } from './schemas.ts';
 import { serialize } from './serialize.ts';
@@ -97,7 +99,8 @@ const tag: Tag = 'Invoices';
 /**
  * /v1/invoices: create (DRAFT), list, read (`expand`: customer, transactions, credit_notes), update
  * `charge_at` and a DRAFT's details, add adjustment lines, finalize (number, due date), void, mark
- * uncollectible, record an offline payment, charge, refund, and the PDF of a finalized invoice.
+ * uncollectible, record an offline payment or reverse one, charge, refund, and the PDF of a finalized
+ * invoice.
  */
 export const invoiceRoutes: ApiRoute[] = [
   route({
@@ -272,6 +275,25 @@ export const invoiceRoutes: ApiRoute[] = [
             await recordOfflinePayment(deps.db, actorOf(req), req.params.id, body, policyOf(deps)),
           ),
         );
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/invoices/{id}/payments/{payment}/reverse',
+    operationId: 'reverseInvoicePayment',
+    tag,
+    scope: 'write',
+    summary: 'Reverse an offline payment (a bounced cheque): the invoice owes it again',
+    description:
+      'Takes back offline payment op_… of the invoice with a reason: amount_paid lowered, PAID back to OPEN when something is due again, the ledger reversed (op_…:reversed), any overpayment credit it leaves unearned taken back; the payment shows canceled with failure_code reversed. 404 offline_payment_not_found; 409 offline_payment_reversed, invoice_void, invoice_refunded, invoice_uncollectible, overpayment_credit_spent',
+    body: ReverseOfflinePayment,
+    responses: { 200: Invoice },
+    handler: async (req, res, { deps, body }) => {
+      res.json(
+        serialize.invoice(
+          await reverseOfflinePayment(deps.db, actorOf(req), req.params.id, req.params.payment, body.reason),
+        ),
+      );
     },
   }),
   route({

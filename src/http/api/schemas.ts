@@ -201,6 +201,19 @@ export const RecordOfflinePayment = z.strictObject({
 });
 
 /**
+ * `POST /v1/invoices/:id/payments/:payment/reverse`: why an offline payment is taken back (a bounced
+ * cheque), 1–500 characters, stored as the payment's failure message.
+ */
+export const ReverseOfflinePayment = z.strictObject({
+  reason: z
+    .string()
+    .trim()
+    .min(1)
+    .max(500)
+    .meta({ description: 'Why the payment is taken back, e.g. "cheque 1042 returned unpaid"' }),
+});
+
+/**
  * The query every list takes: cursor pagination (`limit` ≤ 100, `starting_after` = the last id of
  * the previous page; one naming no row of the list is 422 `resource_missing`, db/list.ts), `sort` =
  * `-created` (newest first, the default) or `created`, and the creation time (`created_gte`
