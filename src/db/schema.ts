@@ -543,7 +543,7 @@ export interface IdempotencyKeysTable {
 /**
  * The `transaction_list` view: every payment attempt (`type` `gateway`) and every offline payment
  * (`type` `offline`: no gateway, `succeeded`, its method and reference; once reversed, `canceled` with
- * failure code `reversed`, the reason its failure message: migration 0050), ordered by `sort_key`
+ * failure code `reversed`, the reason its failure message: migration 0051), ordered by `sort_key`
  * (the id after its prefix, creation time first).
  */
 export interface TransactionListView {
@@ -578,9 +578,9 @@ export interface OfflinePaymentsTable {
   currency: string;
   reference: string | null;
   created_at: CreatedAt;
-  /** When it was reversed (a bounced cheque: payments/offline-reversals.ts), null while it stands (migration 0050). */
+  /** When it was reversed (a bounced cheque: payments/offline-reversals.ts), null while it stands (migration 0051). */
   reversed_at: MaybeTimestamp;
-  /** Why it was reversed, as the operator gave it; null while it stands (migration 0050). */
+  /** Why it was reversed, as the operator gave it; null while it stands (migration 0051). */
   reversal_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
