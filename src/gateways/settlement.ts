@@ -33,6 +33,13 @@ export const SETTLEMENT_LINE_KINDS = [
    * and only counts towards the payout that lists it.
    */
   'payout_return',
+  /**
+   * One currency's side of a currency conversion of the balance (PayPal's Transaction Search `T02nn`
+   * rows naming no payment, e.g. a `T0201` user-initiated conversion: `−19300` HUF out and `+49.57`
+   * EUR in, two lines): gross negative in the currency converted from, positive in the one converted
+   * into; booked against the FX account in its currency. Not a kind of the imported file.
+   */
+  'conversion',
 ] as const;
 export type SettlementLineKind = (typeof SETTLEMENT_LINE_KINDS)[number];
 

@@ -81,8 +81,8 @@ const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unm
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
- * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee` or
- * `adjustment` line is about none (and matches as such).
+ * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee`, an
+ * `adjustment`, `payout_return` or `conversion` line is about none (and matches as such).
  * Only objects of the line's own gateway account match (`account`; null: the gateway's default
  * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
  * unmatched for a person at once (waiting does not change whose it is); so is a second charge, refund
@@ -110,7 +110,14 @@ export async function matchLine(
       (payment.status === 'succeeded' ? { ...NO_MATCH, transactionId: payment.id } : undefined)
     );
   }
-  if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
+  if (
+    line.kind === 'fee' ||
+    line.kind === 'adjustment' ||
+    line.kind === 'payout_return' ||
+    line.kind === 'conversion'
+  ) {
+    return NO_MATCH;
+  }
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
     if (!payment) return undefined;
@@ -810,7 +817,8 @@ export function unmatchedLine(
 }
 
 /**
- * True when a line was matched to its billhook object, or is a fee or adjustment (about none); a
+ * True when a line was matched to its billhook object, or is a fee, adjustment, payout return or
+ * conversion (about none); a
  * partner fee is about its payment, and matched once billhook knows it.
  */
 export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id' | 'partner_fee'>): boolean {
@@ -819,6 +827,7 @@ export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id
     line.kind === 'fee' ||
     line.kind === 'adjustment' ||
     line.kind === 'payout_return' ||
+    line.kind === 'conversion' ||
     line.transaction_id !== null
   );
 }

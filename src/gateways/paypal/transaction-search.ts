@@ -112,18 +112,31 @@ const PAYMENT_CODE = /^T00\d{2}$/;
 const FEE_CODE = /^T01\d{2}$/;
 
 /**
- * `T02nn` "Currency conversion" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
- * money of one currency balance converted into another, e.g. a capture in the buyer's currency into
- * the payee's (the webhook path books that conversion from the capture's breakdown, settlement.ts
- * `inBalance`). No real Transaction Search row of the group was found (test/fixtures/paypal/SOURCES.md):
- * which rows PayPal lists for one conversion, and how they name the capture, are not confirmed, so the
- * sweep books none of them (`CONVERSION_UNBOOKED`).
+ * `T02nn` "Currency conversion" (PayPal's Transaction Event Codes,
+ * https://developer.paypal.com/docs/transaction-search/transaction-event-codes/, "T02nn Currency
+ * conversion"; the codes as PayPal's Settlement Report specification names them, carried by Magento's
+ * PayPal module, magento/magento2 `app/code/Magento/Paypal/Model/Report/Settlement/Row.php`: `T0200`
+ * "General Currency Conversion", `T0201` "User-initiated Currency Conversion" — "a user- or
+ * system-initiated currency conversion" since the specification's version 9.01 —, `T0202` "Currency
+ * Conversion required to cover negative balance"): money of one currency balance converted into
+ * another, one row per currency (money out of the one converted from, negative; into the other,
+ * positive). Not fees, nor transfers to another account. Two cases:
+ * - a row naming a payment (`paypal_reference_id`): the conversion of a capture in the buyer's
+ *   currency into the payee's. The webhook path books that conversion from the capture's breakdown
+ *   (settlement.ts `inBalance`); which rows PayPal lists for it, and whether they are exactly what the
+ *   breakdown converted, are not confirmed (no real row found, test/fixtures/paypal/SOURCES.md), so the
+ *   sweep books none of them (`CONVERSION_UNBOOKED`: recorded, `settlement_line_unbooked` for a person);
+ * - a row naming none (a conversion of the balance: the merchant's own, or PayPal's to cover a
+ *   negative balance): nothing else books it, and what it says is sure: that much left (or reached)
+ *   that currency's balance by conversion. It is a `conversion` line, booked against the FX account in
+ *   its currency (src/ledger/movements.ts `settlementLineBooked`), e.g. a `T0201` of HUF `-19300` and
+ *   one of EUR `49.57`: HUF clearing −1930000 (FX +1930000), EUR clearing +4957 (FX −4957).
  */
 const CONVERSION_CODE = /^T02\d{2}$/;
 
-/** Why the sweep books no `T02nn` row, nor the payment one names (the line's `unbooked`). */
+/** Why the sweep books no `T02nn` row naming a payment, nor the payment it names (the line's `unbooked`). */
 const CONVERSION_UNBOOKED =
-  "a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
+  "a PayPal currency conversion of a payment: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
 
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
@@ -138,15 +151,15 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
  * negative when charged, so the line's fee is positive when charged and negative when given back),
  * net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line is booked once:
  * a capture → kind `charge`, line and transaction id = the capture id; a refund → kind `refund`, line
- * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee or an adjustment →
- * line id = its transaction id, transaction id = `paypal_reference_id` (the payment it names, if any,
- * for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
+ * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee, an adjustment
+ * or a conversion → line id = its transaction id, transaction id = `paypal_reference_id` (the payment
+ * it names, if any, for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
  * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
  * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
  */
 function lineOf(
   info: TransactionInfo,
-  kind: 'charge' | 'refund' | 'fee' | 'adjustment',
+  kind: 'charge' | 'refund' | 'fee' | 'adjustment' | 'conversion',
   note?: string,
 ): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
@@ -216,8 +229,9 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines (PayPal's own fee), except one a currency conversion row names (its
- * webhook line books it converted); completed currency conversions (`T02nn`) → `adjustment` lines
- * recorded without booking (`unbooked`, `CONVERSION_CODE`), each raising an exception for a person;
+ * webhook line books it converted); completed currency conversions (`T02nn`, `CONVERSION_CODE`)
+ * naming a payment → `adjustment` lines recorded without booking (`unbooked`), each raising an
+ * exception for a person, and naming none → `conversion` lines booked against the FX account;
  * completed refunds (`T1107`) → refund lines; completed
  * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
  * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
@@ -250,11 +264,14 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       // Pending or denied: nothing moved yet (a later row, or this one completed, says when it does).
     } else if (code === REFUND_CODE) {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
-    } else if (CONVERSION_CODE.test(code)) {
+    } else if (CONVERSION_CODE.test(code) && info.paypal_reference_id) {
       const conversion = {
-        ...lineOf(info, 'adjustment', 'a currency conversion, not booked'),
+        ...lineOf(info, 'adjustment', 'a currency conversion of a payment, not booked'),
         unbooked: CONVERSION_UNBOOKED,
       };
+      if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (CONVERSION_CODE.test(code)) {
+      const conversion = lineOf(info, 'conversion', 'a currency conversion of the balance');
       if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
     } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       if (!converted.has(info.transaction_id)) lines.set(info.transaction_id, lineOf(info, 'charge'));

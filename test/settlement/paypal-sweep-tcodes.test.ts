@@ -1,0 +1,127 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/database.ts';
+import { reportOf, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
+import { recordSettlementReport } from '../../src/settlement/record.ts';
+import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
+
+/*
+ * PayPal Transaction Search rows of the event groups T02nn (currency conversion) and T12nn
+ * (adjustments: T1201 chargeback, T1202 chargeback reversal), per PayPal's Transaction Event Codes
+ * (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/; the labels of PayPal's
+ * Settlement Report specification as Magento's PayPal module carries them: T0200 "General Currency
+ * Conversion", T0201 "User-initiated Currency Conversion", T0202 "Currency Conversion required to cover
+ * negative balance", T1201 "Chargeback"). No real row of either group was found
+ * (test/fixtures/paypal/SOURCES.md): the rows are constructed in the documented `transaction_info` shape.
+ * Currencies with PayPal's own decimal rule (HUF and JPY take no decimals at PayPal,
+ * src/gateways/paypal/currencies.ts): HUF "20000" is 2000000 minor units (ISO 4217: 2 decimals), JPY
+ * "12000" is 12000. Amounts in minor units.
+ */
+
+const at = new Date('2026-11-02T10:00:00Z');
+const row = (
+  r: Pick<TransactionInfo, 'transaction_id' | 'transaction_event_code' | 'transaction_amount'> &
+    Partial<Pick<TransactionInfo, 'fee_amount' | 'paypal_reference_id' | 'transaction_status'>>,
+): TransactionInfo => ({ transaction_initiation_date: at, transaction_status: 'S', ...r });
+
+let db: Db;
+beforeEach(async () => {
+  db = await moneyCoreDatabase();
+});
+afterEach(() => db?.destroy());
+
+const paypal = { gateway: 'paypal' as const, gatewayAccount: null };
+const sweep = (rows: TransactionInfo[]) => recordSettlementReport(db, 'system', paypal, reportOf(rows));
+const account = async (currency: string, code: string) => (await booksIn(db, currency))[code] ?? 0n;
+/** The exceptions raised, by kind and the gateway's line id they are about. */
+const exceptions = () =>
+  db
+    .selectFrom('reconciliation_exceptions as x')
+    .leftJoin('settlement_lines as l', 'l.id', 'x.settlement_line_id')
+    .select(['x.kind', 'l.gateway_line_id', 'x.status'])
+    .orderBy('x.id')
+    .execute();
+
+describe('a PayPal currency conversion of the balance (T0201, naming no payment)', () => {
+  // A HUF capture of 20000.00 (fee 700), its net 19300 HUF converted by the merchant into EUR 49.57,
+  // then withdrawn in EUR. By hand: HUF clearing 2000000 − 70000 (fee) − 1930000 (converted out) = 0;
+  // EUR clearing 4957 (converted in) − 4957 (withdrawn) = 0; the FX account holds both sides of the
+  // conversion, +1930000 HUF and −4957 EUR.
+  const rows = [
+    row({
+      transaction_id: '8HUFCAPTURE00001',
+      transaction_event_code: 'T0006',
+      transaction_amount: { currency_code: 'HUF', value: '20000' },
+      fee_amount: { currency_code: 'HUF', value: '-700' },
+    }),
+    row({
+      transaction_id: '1CONV0201HUF0001',
+      transaction_event_code: 'T0201',
+      transaction_amount: { currency_code: 'HUF', value: '-19300' },
+    }),
+    row({
+      transaction_id: '1CONV0201EUR0001',
+      transaction_event_code: 'T0201',
+      transaction_amount: { currency_code: 'EUR', value: '49.57' },
+    }),
+    row({
+      transaction_id: '5WDRAWEUR0400001',
+      transaction_event_code: 'T0400',
+      transaction_amount: { currency_code: 'EUR', value: '-49.57' },
+    }),
+  ];
+
+  it('books each side against the FX account, so clearing is 0 in HUF and EUR, nothing left for a person', async () => {
+    await succeededCharge(db, {
+      currency: 'HUF',
+      amount: 2_000_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: '8HUFCAPTURE00001',
+    });
+    await sweep(rows);
+    expect({
+      clearing: {
+        HUF: await account('HUF', 'gateway_clearing:paypal'),
+        EUR: await account('EUR', 'gateway_clearing:paypal'),
+      },
+      fx: { HUF: await account('HUF', 'fx:paypal'), EUR: await account('EUR', 'fx:paypal') },
+      fees: await account('HUF', 'gateway_fees:paypal'),
+      adjustments: {
+        HUF: await account('HUF', 'settlement_adjustments:paypal'),
+        EUR: await account('EUR', 'settlement_adjustments:paypal'),
+      },
+    }).toEqual({
+      clearing: { HUF: 0n, EUR: 0n },
+      fx: { HUF: 1_930_000n, EUR: -4_957n },
+      fees: 70_000n,
+      adjustments: { HUF: 0n, EUR: 0n },
+    });
+    expect(
+      await db
+        .selectFrom('settlement_lines')
+        .select(['gateway_line_id', 'kind', 'currency', 'gross', 'net'])
+        .where('gateway_line_id', 'like', '1CONV%')
+        .orderBy('gateway_line_id')
+        .execute(),
+    ).toEqual([
+      {
+        gateway_line_id: '1CONV0201EUR0001',
+        kind: 'conversion',
+        currency: 'EUR',
+        gross: 4_957n,
+        net: 4_957n,
+      },
+      {
+        gateway_line_id: '1CONV0201HUF0001',
+        kind: 'conversion',
+        currency: 'HUF',
+        gross: -1_930_000n,
+        net: -1_930_000n,
+      },
+    ]);
+    expect(await exceptions()).toEqual([]);
+    // Swept again: nothing more.
+    await sweep(rows);
+    expect(await account('HUF', 'fx:paypal')).toBe(1_930_000n);
+    expect(await account('EUR', 'fx:paypal')).toBe(-4_957n);
+  });
+});
