@@ -2,7 +2,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
 import { reportOf, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
-import { booksIn, moneyCoreDatabase, succeededCharge } from '../support/money-core.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  succeededCharge,
+} from '../support/money-core.ts';
 
 /*
  * PayPal Transaction Search rows of the event groups T02nn (currency conversion) and T12nn
@@ -123,5 +129,117 @@ describe('a PayPal currency conversion of the balance (T0201, naming no payment)
     await sweep(rows);
     expect(await account('HUF', 'fx:paypal')).toBe(1_930_000n);
     expect(await account('EUR', 'fx:paypal')).toBe(-4_957n);
+  });
+});
+
+describe('a PayPal chargeback (T1201) and its reversal (T1202) in the sweep', () => {
+  // A JPY capture of 12000 (fee 468) charged back by the buyer's card issuer: PayPal reverses the
+  // capture (PAYMENT.CAPTURE.REVERSED, dispute keyed by the capture, lost) and lists a T1201 of −12000
+  // naming the capture, with a chargeback fee T0106 of −2000; the issuer then finds for the merchant
+  // (the dispute won), PayPal gives the 12000 back as a T1202.
+  const CAPTURE = '4JPYCAPTURE00001';
+  const capture = row({
+    transaction_id: CAPTURE,
+    transaction_event_code: 'T0006',
+    transaction_amount: { currency_code: 'JPY', value: '12000' },
+    fee_amount: { currency_code: 'JPY', value: '-468' },
+  });
+  const chargeback = row({
+    transaction_id: '6CHARGEBACK12011',
+    paypal_reference_id: CAPTURE,
+    transaction_event_code: 'T1201',
+    transaction_amount: { currency_code: 'JPY', value: '-12000' },
+  });
+  const chargebackFee = row({
+    transaction_id: '7FEE0106JPY00001',
+    paypal_reference_id: CAPTURE,
+    transaction_event_code: 'T0106',
+    transaction_amount: { currency_code: 'JPY', value: '-2000' },
+  });
+  const reversal = row({
+    transaction_id: '6CHARGEBACK12021',
+    paypal_reference_id: CAPTURE,
+    transaction_event_code: 'T1202',
+    transaction_amount: { currency_code: 'JPY', value: '12000' },
+  });
+  const dispute = (type: 'dispute.lost' | 'dispute.won') =>
+    applyAsBatch(
+      db,
+      canonicalEvent({
+        type,
+        gateway: 'paypal',
+        gatewayTransactionId: CAPTURE,
+        gatewayDisputeId: CAPTURE,
+        amount: 12_000n,
+        currency: 'JPY',
+        reversal: true,
+      }),
+    );
+  const disputeLines = () =>
+    db
+      .selectFrom('settlement_lines as l')
+      .leftJoin('disputes as d', 'd.id', 'l.dispute_id')
+      .select(['l.gateway_line_id', 'l.kind', 'l.gross', 'd.gateway_dispute_id'])
+      .where('l.gateway_line_id', 'like', '6CHARGEBACK%')
+      .orderBy('l.gateway_line_id')
+      .execute();
+
+  it('are the dispute’s lines (matched to it), not adjustments: its money is booked once, by the dispute', async () => {
+    await succeededCharge(db, {
+      currency: 'JPY',
+      amount: 12_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: CAPTURE,
+    });
+    await dispute('dispute.lost');
+    await sweep([capture, chargeback, chargebackFee]);
+    // By hand: clearing 12000 − 468 (fee) − 12000 (the reversal, booked by the dispute) − 2000
+    // (chargeback fee) = −2468; nothing to settlement adjustments.
+    expect({
+      clearing: await account('JPY', 'gateway_clearing:paypal'),
+      fees: await account('JPY', 'gateway_fees:paypal'),
+      adjustments: await account('JPY', 'settlement_adjustments:paypal'),
+    }).toEqual({ clearing: -2_468n, fees: 2_468n, adjustments: 0n });
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: CAPTURE },
+    ]);
+    expect(await exceptions()).toEqual([]);
+
+    // The issuer finds for the merchant: the dispute is won, PayPal gives the money back (T1202).
+    await dispute('dispute.won');
+    await sweep([capture, chargeback, chargebackFee, reversal]);
+    // By hand: −2468 + 12000 (the loss returned, booked by the dispute) = 9532.
+    expect({
+      clearing: await account('JPY', 'gateway_clearing:paypal'),
+      adjustments: await account('JPY', 'settlement_adjustments:paypal'),
+    }).toEqual({ clearing: 9_532n, adjustments: 0n });
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: CAPTURE },
+      { gateway_line_id: '6CHARGEBACK12021', kind: 'dispute', gross: 12_000n, gateway_dispute_id: CAPTURE },
+    ]);
+    expect(await exceptions()).toEqual([]);
+  });
+
+  it('a chargeback row before billhook knows the dispute: recorded unmatched for a person, then matched once it does', async () => {
+    await succeededCharge(db, {
+      currency: 'JPY',
+      amount: 12_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: CAPTURE,
+    });
+    await sweep([capture, chargeback]);
+    expect(await account('JPY', 'settlement_adjustments:paypal')).toBe(0n);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12011', status: 'open' },
+    ]);
+    await dispute('dispute.lost');
+    await sweep([capture, chargeback]);
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: CAPTURE },
+    ]);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12011', status: 'resolved' },
+    ]);
+    expect(await account('JPY', 'gateway_clearing:paypal')).toBe(-468n);
   });
 });

@@ -138,6 +138,21 @@ const CONVERSION_CODE = /^T02\d{2}$/;
 const CONVERSION_UNBOOKED =
   "a PayPal currency conversion of a payment: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
 
+/**
+ * `T1201` "Chargeback" and `T1202` "Chargeback reversal" of the group `T12nn` "Adjustments" (PayPal's
+ * Transaction Event Codes, https://developer.paypal.com/docs/transaction-search/transaction-event-codes/;
+ * PayPal's chargeback guide: when the card issuer finds for the seller PayPal returns the funds,
+ * https://www.paypal.com/il/webapps/mpp/security/sell-chargebackguide3): the money of a chargeback
+ * taken from the balance (negative) and given back (positive), naming the disputed capture by
+ * `paypal_reference_id`. They are `dispute` lines of the dispute billhook keys by that capture
+ * (webhook.ts keys PayPal disputes and reversals by the capture id), as Stripe's dispute balance
+ * transactions are: matched to it, they book their fee only (the dispute's own movements booked its
+ * money), and until billhook knows the dispute they are unmatched, for a person. The chargeback fee
+ * PayPal charges apart is a `T01nn` fee row (`FEE_CODE`). Other `T12nn` codes (a charge-off, an
+ * incentive, a reimbursement of a chargeback) stay adjustment lines.
+ */
+export const CHARGEBACK_CODES: ReadonlySet<string> = new Set(['T1201', 'T1202']);
+
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   S: 'paid',
@@ -151,7 +166,9 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
  * negative when charged, so the line's fee is positive when charged and negative when given back),
  * net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line is booked once:
  * a capture → kind `charge`, line and transaction id = the capture id; a refund → kind `refund`, line
- * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee, an adjustment
+ * and refund id = the refund id, transaction id = `paypal_reference_id`; a chargeback or its
+ * reversal → kind `dispute`, line id = its transaction id, transaction and dispute id =
+ * `paypal_reference_id` (the disputed capture, as billhook keys PayPal disputes); a fee, an adjustment
  * or a conversion → line id = its transaction id, transaction id = `paypal_reference_id` (the payment
  * it names, if any, for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
  * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
@@ -159,7 +176,7 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
  */
 function lineOf(
   info: TransactionInfo,
-  kind: 'charge' | 'refund' | 'fee' | 'adjustment' | 'conversion',
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'conversion',
   note?: string,
 ): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
@@ -174,7 +191,9 @@ function lineOf(
       ? { gatewayTransactionId: info.transaction_id }
       : kind === 'refund'
         ? { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id }
-        : { gatewayTransactionId: info.paypal_reference_id };
+        : kind === 'dispute'
+          ? { gatewayTransactionId: info.paypal_reference_id, gatewayDisputeId: info.paypal_reference_id }
+          : { gatewayTransactionId: info.paypal_reference_id };
   const subject = info.transaction_subject ? `: ${info.transaction_subject}` : '';
   return parseSettlement(
     SettlementLineSchema,
@@ -232,12 +251,13 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * webhook line books it converted); completed currency conversions (`T02nn`, `CONVERSION_CODE`)
  * naming a payment → `adjustment` lines recorded without booking (`unbooked`), each raising an
  * exception for a person, and naming none → `conversion` lines booked against the FX account;
- * completed refunds (`T1107`) → refund lines; completed
+ * completed chargebacks and their reversals (`T1201`, `T1202`, `CHARGEBACK_CODES`) → `dispute` lines
+ * of the dispute keyed by the capture they name; completed refunds (`T1107`) → refund lines; completed
  * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
  * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
  * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
- * completed row that moves money (a payment the account sent, a hold, a chargeback, a code billhook
- * does not know) → an `adjustment` line of its net, booked into clearing
+ * completed row that moves money (a payment the account sent, a hold, a code billhook does not
+ * know) → an `adjustment` line of its net, booked into clearing
  * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
  * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
  * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
@@ -273,6 +293,11 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
     } else if (CONVERSION_CODE.test(code)) {
       const conversion = lineOf(info, 'conversion', 'a currency conversion of the balance');
       if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (CHARGEBACK_CODES.has(code)) {
+      lines.set(
+        info.transaction_id,
+        lineOf(info, 'dispute', code === 'T1201' ? 'a chargeback' : 'a chargeback reversal'),
+      );
     } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       if (!converted.has(info.transaction_id)) lines.set(info.transaction_id, lineOf(info, 'charge'));
     } else if (code === PARTNER_FEE_CODE) {
