@@ -321,7 +321,8 @@ export function lineColumns(line: SettlementLine) {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
- * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
+ * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
+ * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
  * The line is matched at most once, and not at all when it was matched before. A line seen again
  * with another currency, gross, fee (net of its partner fee) or `original` than the one recorded
@@ -433,9 +434,11 @@ export async function recordSettlementLine(
     }
     return { kind: 'applied', line: row };
   }
-  if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
+  const moves = settlementLineMoves(movement);
+  if (moves) await postEntry(work, settlementLineBooked(movement));
   if (row.kind === 'charge' && row.original_currency !== null) await resolveConversionsOf(work, account, row);
-  if (row.kind === 'adjustment') await raiseException(work, adjustmentBooked(account, row));
+  // An adjustment that moves nothing (gross and fee 0) booked nothing for a person to classify.
+  if (row.kind === 'adjustment' && moves) await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
