@@ -464,7 +464,8 @@ export type SettlementLineKind =
   | 'fee'
   | 'adjustment'
   | 'payout_return'
-  | 'conversion';
+  | 'conversion'
+  | 'hold';
 
 /**
  * One line of a gateway balance (`stl_…`), once per (gateway, gateway account, `gateway_line_id`):

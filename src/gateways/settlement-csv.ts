@@ -17,9 +17,10 @@ import {
 
 /**
  * The kinds a file's `kind` column takes (docs/settlement-csv.md): every settlement line kind but
- * `conversion`, which only PayPal's Transaction Search gives (a `T02nn` row naming no payment).
+ * `conversion` and `hold`, which only PayPal's Transaction Search gives (a `T02nn` row naming no
+ * payment; a hold or its release).
  */
-const FILE_LINE_KINDS = SETTLEMENT_LINE_KINDS.filter((kind) => kind !== 'conversion');
+const FILE_LINE_KINDS = SETTLEMENT_LINE_KINDS.filter((kind) => kind !== 'conversion' && kind !== 'hold');
 
 /**
  * billhook's own settlement report format (docs/settlement-csv.md): a CSV file a finance person fills

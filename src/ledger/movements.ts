@@ -791,7 +791,7 @@ export interface SettlementLineMovement {
   settlementLineId: string;
   gateway: string;
   gatewayAccount: string | null;
-  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return' | 'conversion';
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return' | 'conversion' | 'hold';
   currency: string;
   gross: bigint;
   fee: bigint;
@@ -808,8 +808,9 @@ function settlementLinePostings(movement: SettlementLineMovement): PostingInput[
       line(clearing, movement.net, currency),
     ]);
   }
-  // A failed payout's money coming back: its payout's `pyo_…:returned` books it.
-  if (movement.kind === 'payout_return') return [];
+  // A failed payout's money coming back: its payout's `pyo_…:returned` books it. A hold (or its
+  // release) moves money within the gateway balance, not out of it: the gateway owes it still.
+  if (movement.kind === 'payout_return' || movement.kind === 'hold') return [];
   if (movement.kind === 'adjustment') {
     return nonZero([
       line(clearing, movement.net, currency),
@@ -857,6 +858,7 @@ export function settlementLineMoves(movement: SettlementLineMovement): boolean {
  *   currency (HUF: credit clearing, debit FX; EUR: debit clearing, credit FX), a fee (if any) from
  *   clearing to gateway fees;
  * - a `payout_return` line: nothing (its payout's `pyo_…:returned` moved the money back);
+ * - a `hold` line: nothing (money held or released within the gateway balance, still the merchant's);
  * - a conversion (`original` set): clearing credited in the payment's currency and debited in the
  *   settlement currency, each against the FX account in its own currency.
  * Post it only when `settlementLineMoves` (an entry needs postings).

@@ -87,7 +87,7 @@ const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unm
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
  * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee`, an
- * `adjustment`, `payout_return` or `conversion` line is about none (and matches as such).
+ * `adjustment`, `payout_return`, `conversion` or `hold` line is about none (and matches as such).
  * Only objects of the line's own gateway account match (`account`; null: the gateway's default
  * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
  * unmatched for a person at once (waiting does not change whose it is); so is a second charge, refund
@@ -119,7 +119,8 @@ export async function matchLine(
     line.kind === 'fee' ||
     line.kind === 'adjustment' ||
     line.kind === 'payout_return' ||
-    line.kind === 'conversion'
+    line.kind === 'conversion' ||
+    line.kind === 'hold'
   ) {
     return NO_MATCH;
   }
@@ -904,8 +905,8 @@ export function unmatchedLine(
 }
 
 /**
- * True when a line was matched to its billhook object, or is a fee, adjustment, payout return or
- * conversion (about none); a
+ * True when a line was matched to its billhook object, or is a fee, adjustment, payout return,
+ * conversion or hold (about none); a
  * partner fee is about its payment, and matched once billhook knows it.
  */
 export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id' | 'partner_fee'>): boolean {
@@ -915,6 +916,7 @@ export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id
     line.kind === 'adjustment' ||
     line.kind === 'payout_return' ||
     line.kind === 'conversion' ||
+    line.kind === 'hold' ||
     line.transaction_id !== null
   );
 }

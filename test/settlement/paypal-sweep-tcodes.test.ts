@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.ts';
-import { reportOf, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
+import { reportOf, SearchPage, type TransactionInfo } from '../../src/gateways/paypal/transaction-search.ts';
 import { recordSettlementReport } from '../../src/settlement/record.ts';
 import {
   applyAsBatch,
@@ -241,5 +243,51 @@ describe('a PayPal chargeback (T1201) and its reversal (T1202) in the sweep', ()
       { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12011', status: 'resolved' },
     ]);
     expect(await account('JPY', 'gateway_clearing:paypal')).toBe(-468n);
+  });
+});
+
+describe('PayPal holds and their releases (T1503, T1105: the real sandbox pages)', () => {
+  // test/fixtures/paypal/SOURCES.md: a T1503 hold of −60.75 on a mass payment batch, T1105 releases
+  // of 10.25 and 20.25 naming two of its payments (still pending, P), and the third payment sent
+  // and completed: T0001 −30.00, fee −0.25. Held money is still the account's at PayPal; the money
+  // that left it is the completed payment, −30.25.
+  const sandboxRows = [1, 2].flatMap((n) =>
+    SearchPage.parse(
+      JSON.parse(
+        readFileSync(
+          path.resolve(
+            import.meta.dirname,
+            `../fixtures/paypal/api.reporting.transactions.sandbox.page_${n}.json`,
+          ),
+          'utf8',
+        ),
+      ),
+    ).transaction_details.map((d) => d.transaction_info),
+  );
+
+  it('are hold lines booked nowhere and raise nothing; the payment sent is the adjustment for a person', async () => {
+    await sweep(sandboxRows);
+    expect({
+      clearing: await account('USD', 'gateway_clearing:paypal'),
+      adjustments: await account('USD', 'settlement_adjustments:paypal'),
+    }).toEqual({ clearing: -3_025n, adjustments: 3_025n });
+    expect(
+      await db
+        .selectFrom('settlement_lines')
+        .select(['kind', 'gross'])
+        .orderBy('occurred_at')
+        .orderBy('gateway_line_id')
+        .execute(),
+    ).toEqual(
+      expect.arrayContaining([
+        { kind: 'hold', gross: -6_075n },
+        { kind: 'hold', gross: 1_025n },
+        { kind: 'hold', gross: 2_025n },
+        { kind: 'adjustment', gross: -3_000n },
+      ]),
+    );
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_adjustment', gateway_line_id: '44R34480PG8833736', status: 'open' },
+    ]);
   });
 });

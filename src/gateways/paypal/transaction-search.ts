@@ -153,6 +153,22 @@ const CONVERSION_UNBOOKED =
  */
 export const CHARGEBACK_CODES: ReadonlySet<string> = new Set(['T1201', 'T1202']);
 
+/**
+ * Holds and their releases: the group `T15nn` "Temporary hold" (e.g. `T1503`, "Temporary hold on payout
+ * amount and fees": PayPal holds a payout's amount when it starts and releases it with a `T1105`
+ * "Account hold released" when the batch completes, https://developer.paypal.com/payouts/use-payouts/view-transactions),
+ * `T1110` "Hold for Dispute Investigation" and the releases `T1105` "Reversal of General Account Hold"
+ * and `T1111` "Reversal of hold for Dispute Investigation" (the labels of PayPal's Settlement Report
+ * specification in magento/magento2 `app/code/Magento/Paypal/Model/Report/Settlement/Row.php`). Held
+ * money stays the merchant's at PayPal: a hold moves it from available to held, a release back, and
+ * what it is finally used for is a row of its own (the `T0001` payment sent, a `T1201` chargeback).
+ * They are `hold` lines, recorded and booked nowhere, raising nothing: as adjustment lines each
+ * raised `settlement_adjustment` though a hold and its release cancel out (the real sandbox pages:
+ * a `T1503` of −60.75 and `T1105` releases of 10.25 and 20.25), and a hold never released but
+ * followed by the row that spends the money took it from clearing twice.
+ */
+const HOLD_CODE = /^(T15\d{2}|T1105|T1110|T1111)$/;
+
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
   S: 'paid',
@@ -169,14 +185,14 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
  * and refund id = the refund id, transaction id = `paypal_reference_id`; a chargeback or its
  * reversal → kind `dispute`, line id = its transaction id, transaction and dispute id =
  * `paypal_reference_id` (the disputed capture, as billhook keys PayPal disputes); a fee, an adjustment
- * or a conversion → line id = its transaction id, transaction id = `paypal_reference_id` (the payment
+ * a conversion or a hold → line id = its transaction id, transaction id = `paypal_reference_id` (the payment
  * it names, if any, for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
  * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
  * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
  */
 function lineOf(
   info: TransactionInfo,
-  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'conversion',
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'conversion' | 'hold',
   note?: string,
 ): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
@@ -252,12 +268,12 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * naming a payment → `adjustment` lines recorded without booking (`unbooked`), each raising an
  * exception for a person, and naming none → `conversion` lines booked against the FX account;
  * completed chargebacks and their reversals (`T1201`, `T1202`, `CHARGEBACK_CODES`) → `dispute` lines
- * of the dispute keyed by the capture they name; completed refunds (`T1107`) → refund lines; completed
+ * of the dispute keyed by the capture they name; completed holds and their releases (`HOLD_CODE`) →
+ * `hold` lines, booked nowhere; completed refunds (`T1107`) → refund lines; completed
  * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
  * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
  * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
- * completed row that moves money (a payment the account sent, a hold, a code billhook does not
- * know) → an `adjustment` line of its net, booked into clearing
+ * completed row that moves money (a payment the account sent, a code billhook does not know) → an `adjustment` line of its net, booked into clearing
  * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
  * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
  * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
@@ -293,6 +309,9 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
     } else if (CONVERSION_CODE.test(code)) {
       const conversion = lineOf(info, 'conversion', 'a currency conversion of the balance');
       if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (HOLD_CODE.test(code)) {
+      const hold = lineOf(info, 'hold', 'money held or released within the balance, not booked');
+      if (hold.gross !== 0n || hold.fee !== 0n) lines.set(info.transaction_id, hold);
     } else if (CHARGEBACK_CODES.has(code)) {
       lines.set(
         info.transaction_id,
