@@ -462,7 +462,15 @@ export interface PayoutsTable {
 }
 
 /** What a settlement line is about (src/gateways/settlement.ts `SETTLEMENT_LINE_KINDS`). */
-export type SettlementLineKind = 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return';
+export type SettlementLineKind =
+  | 'charge'
+  | 'refund'
+  | 'dispute'
+  | 'fee'
+  | 'adjustment'
+  | 'payout_return'
+  | 'conversion'
+  | 'hold';
 
 /**
  * One line of a gateway balance (`stl_…`), once per (gateway, gateway account, `gateway_line_id`):

@@ -297,6 +297,29 @@ export async function resolveUnmatchedLine(
 }
 
 /**
+ * Resolves, in `work`, the open `settlement_line_unbooked` exceptions about settlement line
+ * `settlementLineId` (`stl_…`) once what it asked a person to book is booked by another line (a
+ * PayPal conversion row of a payment whose converted capture line was booked since, settlement/lines.ts
+ * `resolveConversionsOf`), each with the note and a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveUnbookedLine(
+  work: UnitOfWork,
+  settlementLineId: string,
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('settlement_line_id', '=', settlementLineId)
+    .where('kind', '=', 'settlement_line_unbooked')
+    .where('status', '=', 'open')
+    .returning(['id', 'kind'])
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
+/**
  * Resolves, in `work`, the open exceptions of `kind` about refund `refundId` (`re_…`) once what they
  * ask a person to do no longer holds (a `refund_exceeds_change_credit` whose refund failed after
  * succeeding: the credit it took back is the customer's again, payments/refunds.ts

@@ -16,6 +16,13 @@ import {
 } from './settlement.ts';
 
 /**
+ * The kinds a file's `kind` column takes (docs/settlement-csv.md): every settlement line kind but
+ * `conversion` and `hold`, which only PayPal's Transaction Search gives (a `T02nn` row naming no
+ * payment; a hold or its release).
+ */
+const FILE_LINE_KINDS = SETTLEMENT_LINE_KINDS.filter((kind) => kind !== 'conversion' && kind !== 'hold');
+
+/**
  * billhook's own settlement report format (docs/settlement-csv.md): a CSV file a finance person fills
  * from any gateway's report, one row per balance line, read into the shapes of settlement.ts for
  * `POST /v1/settlements/import` and `billhook settlement import`.
@@ -278,9 +285,9 @@ function readRow(
 
   const kindText = required('kind')?.toLowerCase();
   const kind =
-    kindText === undefined || (SETTLEMENT_LINE_KINDS as readonly string[]).includes(kindText)
+    kindText === undefined || (FILE_LINE_KINDS as readonly string[]).includes(kindText)
       ? (kindText as SettlementLineKind | undefined)
-      : fail('kind', `${JSON.stringify(kindText)} is not one of ${SETTLEMENT_LINE_KINDS.join(', ')}`);
+      : fail('kind', `${JSON.stringify(kindText)} is not one of ${FILE_LINE_KINDS.join(', ')}`);
   const currency = required('currency') === undefined ? undefined : currencyIn('currency');
   const gross = required('gross') === undefined ? undefined : amount('gross', currency);
   const fee = text('fee') === undefined ? 0n : amount('fee', currency);

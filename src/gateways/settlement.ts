@@ -33,6 +33,21 @@ export const SETTLEMENT_LINE_KINDS = [
    * and only counts towards the payout that lists it.
    */
   'payout_return',
+  /**
+   * One currency's side of a currency conversion of the balance (PayPal's Transaction Search `T02nn`
+   * rows naming no payment, e.g. a `T0201` user-initiated conversion: `−19300` HUF out and `+49.57`
+   * EUR in, two lines): gross negative in the currency converted from, positive in the one converted
+   * into; booked against the FX account in its currency. Not a kind of the imported file.
+   */
+  'conversion',
+  /**
+   * Money the gateway held (gross negative) or released (positive) within the merchant's balance
+   * (PayPal's `T15nn` holds, e.g. `T1503` "Temporary hold on payout amount and fees", `T1110` hold for a
+   * dispute investigation, and their releases `T1105`, `T1111`): still the merchant's money at the
+   * gateway, so it is recorded and booked nowhere; what the held money is finally used for (a payment
+   * sent, a chargeback) is a line of its own. Not a kind of the imported file.
+   */
+  'hold',
 ] as const;
 export type SettlementLineKind = (typeof SETTLEMENT_LINE_KINDS)[number];
 

@@ -837,7 +837,7 @@ export interface SettlementLineMovement {
   settlementLineId: string;
   gateway: string;
   gatewayAccount: string | null;
-  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return';
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'payout_return' | 'conversion' | 'hold';
   currency: string;
   gross: bigint;
   fee: bigint;
@@ -854,12 +854,22 @@ function settlementLinePostings(movement: SettlementLineMovement): PostingInput[
       line(clearing, movement.net, currency),
     ]);
   }
-  // A failed payout's money coming back: its payout's `pyo_…:returned` books it.
-  if (movement.kind === 'payout_return') return [];
+  // A failed payout's money coming back: its payout's `pyo_…:returned` books it. A hold (or its
+  // release) moves money within the gateway balance, not out of it: the gateway owes it still.
+  if (movement.kind === 'payout_return' || movement.kind === 'hold') return [];
   if (movement.kind === 'adjustment') {
     return nonZero([
       line(clearing, movement.net, currency),
       line(chart.settlementAdjustments(gateway, account), -movement.net, currency),
+    ]);
+  }
+  // One currency's side of a conversion of the balance: its gross against the FX account in that
+  // currency (the other side is a line of its own, in the other currency), a fee to gateway fees.
+  if (movement.kind === 'conversion') {
+    return nonZero([
+      line(clearing, movement.net, currency),
+      line(chart.fx(gateway, account), -movement.gross, currency),
+      line(chart.gatewayFees(gateway, account), movement.fee, currency),
     ]);
   }
   const { original } = movement;
@@ -889,7 +899,12 @@ export function settlementLineMoves(movement: SettlementLineMovement): boolean {
  *   back, negative, the reverse);
  * - a `fee` line: its whole net out of clearing into gateway fees;
  * - an `adjustment` line: its net into clearing against settlement adjustments, for a person;
+ * - a `conversion` line (one currency's side of a conversion of the balance, e.g. PayPal's `T0201`
+ *   rows −1930000 HUF and +4957 EUR, two lines): its gross between clearing and the FX account in its
+ *   currency (HUF: credit clearing, debit FX; EUR: debit clearing, credit FX), a fee (if any) from
+ *   clearing to gateway fees;
  * - a `payout_return` line: nothing (its payout's `pyo_…:returned` moved the money back);
+ * - a `hold` line: nothing (money held or released within the gateway balance, still the merchant's);
  * - a conversion (`original` set): clearing credited in the payment's currency and debited in the
  *   settlement currency, each against the FX account in its own currency.
  * Post it only when `settlementLineMoves` (an entry needs postings).

@@ -458,16 +458,17 @@ async function applyPayout(
 
 /**
  * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
- * about, and the payments (by the gateway's id) and invoices of its dispute events that may move
- * funds (not an inquiry: `recordDispute` locks the invoice of those), and those invoices'
+ * about, the payments (by the gateway's id) and invoices of its dispute events that may move
+ * funds (not an inquiry: `recordDispute` locks the invoice of those) and of its refund events, and those invoices'
  * subscriptions first, in three statements (`lockTransactionsAhead`), then the partner fee locks
  * of the payments its settlement lines are about, in one sorted order (`lockPartnerFees`), before
  * `applyEvent` applies them one by one. A batch thus holds the subscriptions of all those invoices
  * before any of them, as one unit must (billing/invoices.ts `lockInvoice`), and the invoices and
  * payments in id order, rather than waiting for a dispute's subscription, invoice or payment (a new
  * dispute's row keys its payment) while holding those of its charges: two batches crossing, each a
- * charge of one invoice and a dispute of the other's payment, deadlocked (40P01). A refund event
- * still locks its invoice only when it is applied.
+ * charge of one invoice and a dispute of the other's payment, deadlocked (40P01); so did two batches
+ * each a charge of one invoice and a refund of the other's payment, when a refund event locked its
+ * invoice only as it was applied (test/races/refund-lock-order.race.test.ts).
  */
 export async function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
   await lockTransactionsAhead(work, [
@@ -477,6 +478,10 @@ export async function lockChargesAhead(work: UnitOfWork, events: readonly Paymen
         const status = DISPUTE_STATUS.get(event.type as 'dispute.opened');
         return status !== undefined && status !== 'inquiry';
       })
+      .map((event) => ({ gateway: event.gateway, gatewayTransactionId: event.gatewayTransactionId })),
+    // A refund event's payment (by the gateway's id: its `reference` may be the refund's `re_…`).
+    ...events
+      .filter((event) => REFUND_STATUS.has(event.type as 'refund.succeeded'))
       .map((event) => ({ gateway: event.gateway, gatewayTransactionId: event.gatewayTransactionId })),
   ]);
   for (const gateway of new Set(events.map((event) => event.gateway))) {

@@ -3,7 +3,12 @@ import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { DisputeRow, RefundRow, SettlementLineRow } from '../db/schema.ts';
-import { type NewException, raiseException, resolveUnmatchedLine } from '../exceptions/exceptions.ts';
+import {
+  type NewException,
+  raiseException,
+  resolveUnbookedLine,
+  resolveUnmatchedLine,
+} from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -81,8 +86,8 @@ const isUnmatchable = (match: LineMatch | Unmatchable | undefined): match is Unm
 /**
  * The billhook charge, refund or dispute a settlement line is about, found by the gateway's ids or
  * billhook's reference (a refund line naming neither: by its payment and amount, `refundOfPayment`);
- * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee` or
- * `adjustment` line is about none (and matches as such).
+ * a partner fee (`isPartnerFee`) is about the succeeded payment it names; any other `fee`, an
+ * `adjustment`, `payout_return`, `conversion` or `hold` line is about none (and matches as such).
  * Only objects of the line's own gateway account match (`account`; null: the gateway's default
  * account): one of another account of the gateway is `OtherAccountMatch`, which a caller records
  * unmatched for a person at once (waiting does not change whose it is); so is a second charge, refund
@@ -110,7 +115,15 @@ export async function matchLine(
       (payment.status === 'succeeded' ? { ...NO_MATCH, transactionId: payment.id } : undefined)
     );
   }
-  if (line.kind === 'fee' || line.kind === 'adjustment' || line.kind === 'payout_return') return NO_MATCH;
+  if (
+    line.kind === 'fee' ||
+    line.kind === 'adjustment' ||
+    line.kind === 'payout_return' ||
+    line.kind === 'conversion' ||
+    line.kind === 'hold'
+  ) {
+    return NO_MATCH;
+  }
   if (line.kind === 'charge') {
     const payment = await findTransaction(work, gateway, line.gatewayTransactionId, line.reference);
     if (!payment) return undefined;
@@ -309,7 +322,8 @@ export function lineColumns(line: SettlementLine) {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
- * and an `adjustment` line raises `settlement_adjustment` (`adjustmentBooked`): it is for a person;
+ * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
+ * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
  * The line is matched at most once, and not at all when it was matched before. A line seen again
  * with another currency, gross, fee (net of its partner fee) or `original` than the one recorded
@@ -343,7 +357,10 @@ export async function recordSettlementLine(
     candidates.find((c) => c.gateway_line_id === line.gatewayLineId);
   if (existing && lineChanged(existing, line)) {
     const replaced = await convertedLater(work, account, existing, line);
-    if (replaced) return { kind: 'applied', line: replaced };
+    if (replaced) {
+      await resolveConversionsOf(work, account, replaced);
+      return { kind: 'applied', line: replaced };
+    }
     // The gateway reports this line again with other money: neither version is silently dropped nor
     // booked twice; a person compares them (`changedLine`).
     await raiseException(work, changedLine(account, existing, line));
@@ -411,16 +428,94 @@ export async function recordSettlementLine(
     original: matched.booked && matched.booked.currency !== row.currency ? matched.booked : undefined,
   };
   if (line.kind === 'adjustment' && line.unbooked) {
-    await raiseException(work, adjustmentBooked(account, row, line.unbooked));
+    // A conversion of a payment its converted charge line booked already, as the row says: nothing
+    // is left for a person (one that says otherwise, or comes first, is raised).
+    if (!(await conversionBookedBy(work, account, row))) {
+      await raiseException(work, adjustmentBooked(account, row, line.unbooked));
+    }
     return { kind: 'applied', line: row };
   }
-  if (settlementLineMoves(movement)) await postEntry(work, settlementLineBooked(movement));
-  if (row.kind === 'adjustment') await raiseException(work, adjustmentBooked(account, row));
+  const moves = settlementLineMoves(movement);
+  if (moves) await postEntry(work, settlementLineBooked(movement));
+  if (row.kind === 'charge' && row.original_currency !== null) await resolveConversionsOf(work, account, row);
+  // An adjustment that moves nothing (gross and fee 0) booked nothing for a person to classify.
+  if (row.kind === 'adjustment' && moves) await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
   }
   return { kind: 'applied', line: row };
+}
+
+/**
+ * Whether the unbooked line `conversion` (a PayPal `T02nn` row naming a payment, its
+ * `gateway_transaction_id`, recorded without booking: gateways/paypal/transaction-search.ts) says
+ * what the payment's converted charge line `charge` (matched and booked, `original_currency` set: the
+ * capture's `PAYMENT.CAPTURE.COMPLETED` line in the balance currency) booked: in the balance
+ * currency, money in of exactly the line's net (the constructed rows of
+ * test/settlement/paypal-sweep-fx.test.ts: CNY +5926 for the line's net 5926); in the payment's
+ * currency, money out of at most what the payment was (USD −1066 of 1099: the net converted, its fee
+ * in that currency not on the converted line).
+ */
+function convertsAs(
+  conversion: Pick<SettlementLineRow, 'currency' | 'gross'>,
+  charge: Pick<SettlementLineRow, 'currency' | 'net' | 'original_currency' | 'original_amount'>,
+): boolean {
+  if (conversion.currency === charge.currency) return conversion.gross === charge.net;
+  if (conversion.currency !== charge.original_currency || charge.original_amount === null) return false;
+  return conversion.gross < 0n && -conversion.gross <= charge.original_amount;
+}
+
+/**
+ * Whether the unbooked conversion line `row` (`convertsAs`) is booked already by the converted charge
+ * line of the payment it names, on `account`: then its `settlement_line_unbooked` would ask a person
+ * to book what is booked.
+ */
+async function conversionBookedBy(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  row: SettlementLineRow,
+): Promise<boolean> {
+  if (row.gateway_transaction_id === null) return false;
+  const charges = await work.trx
+    .selectFrom('settlement_lines')
+    .select(['currency', 'net', 'original_currency', 'original_amount'])
+    .where(ofAccount(account))
+    .where('kind', '=', 'charge')
+    .where('gateway_transaction_id', '=', row.gateway_transaction_id)
+    .where('transaction_id', 'is not', null)
+    .where('original_currency', 'is not', null)
+    .execute();
+  return charges.some((charge) => convertsAs(row, charge));
+}
+
+/**
+ * Once the converted charge line `charge` is booked (new, or replacing its unconverted version,
+ * `convertedLater`), resolves the open `settlement_line_unbooked` exceptions of the unbooked conversion
+ * lines of `account` naming its payment whose money it booked (`convertsAs`); one saying other money
+ * stays open, for a person.
+ */
+async function resolveConversionsOf(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  charge: SettlementLineRow,
+): Promise<void> {
+  if (charge.gateway_transaction_id === null) return;
+  const conversions = await work.trx
+    .selectFrom('settlement_lines')
+    .select(['id', 'currency', 'gross'])
+    .where(ofAccount(account))
+    .where('kind', '=', 'adjustment')
+    .where('gateway_transaction_id', '=', charge.gateway_transaction_id)
+    .execute();
+  for (const conversion of conversions) {
+    if (!convertsAs(conversion, charge)) continue;
+    await resolveUnbookedLine(
+      work,
+      conversion.id,
+      `the conversion is booked by ${charge.id} (${charge.gateway_line_id})`,
+    );
+  }
 }
 
 /**
@@ -810,7 +905,8 @@ export function unmatchedLine(
 }
 
 /**
- * True when a line was matched to its billhook object, or is a fee or adjustment (about none); a
+ * True when a line was matched to its billhook object, or is a fee, adjustment, payout return,
+ * conversion or hold (about none); a
  * partner fee is about its payment, and matched once billhook knows it.
  */
 export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id' | 'partner_fee'>): boolean {
@@ -819,6 +915,8 @@ export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id
     line.kind === 'fee' ||
     line.kind === 'adjustment' ||
     line.kind === 'payout_return' ||
+    line.kind === 'conversion' ||
+    line.kind === 'hold' ||
     line.transaction_id !== null
   );
 }

@@ -11,7 +11,8 @@ import { isMatched } from './lines.ts';
  * - `gross`: the charge lines' gross (the money customers paid);
  * - `fees`: what the gateway kept, positive when charged: every line's fee, and a `fee` line's whole
  *   net (negated);
- * - `refunds`, `disputes`, `adjustments`: the gross of those lines (negative: money out);
+ * - `refunds`, `disputes`, `adjustments`: the gross of those lines (negative: money out); a payout's
+ *   `payout_return`, `conversion` and `hold` lines count in `adjustments`;
  * - `net`: the sum of every line's net, so `net = gross + refunds + disputes + adjustments - fees`;
  *   it equals the payout's amount when the gateway listed all its lines.
  * All zero while the payout's lines are not known (`lines_known` false).
@@ -70,7 +71,7 @@ async function summaries(db: Kysely<Database>, ids: string[]): Promise<Map<strin
       ),
       sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind = 'refund'), 0)`.as('refunds'),
       sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind = 'dispute'), 0)`.as('disputes'),
-      sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind IN ('adjustment', 'payout_return')), 0)`.as(
+      sql<bigint>`coalesce(sum(l.gross) FILTER (WHERE ${same} AND l.kind IN ('adjustment', 'payout_return', 'conversion', 'hold')), 0)`.as(
         'adjustments',
       ),
       sql<bigint>`coalesce(sum(l.net) FILTER (WHERE ${same}), 0)`.as('net'),

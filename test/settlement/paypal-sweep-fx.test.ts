@@ -20,8 +20,10 @@ import {
  * lists the capture in its own currency (T0006 +10.99 USD, fee −0.33) and the conversion as T02nn
  * rows (constructed, test/fixtures/paypal/SOURCES.md: T0200 −10.66 USD and +59.26 CNY naming the
  * capture), then the withdrawal in CNY. No real T02nn row was found, so the sweep books neither the
- * conversion nor the capture's row it names: each conversion row is recorded and raises
- * settlement_line_unbooked; the capture is booked by its webhook line, converted, whenever it comes.
+ * conversion nor the capture's row it names: each conversion row is recorded, and raises
+ * settlement_line_unbooked unless the capture's converted webhook line booked what it says already
+ * (resolved when that line comes later); the capture is booked by its webhook line, converted,
+ * whenever it comes. Both rows used to stay raised for good, with nothing left for a person to do.
  * The sweep used to book the T0006 row as a USD line (clearing USD +1066 for ever, CNY −5926, no
  * exception); booking the T0200 rows as adjustments would convert twice after the webhook line.
  * A sweep whose range ends between the capture's row and its conversion rows books the T0006 row in
@@ -121,7 +123,7 @@ const conversionsUnbooked = [
 ];
 
 describe('a cross-currency PayPal capture and its CNY withdrawal, swept', () => {
-  it('webhook line first: the conversion is booked once (clearing 0 in both currencies), its rows raised for a person', async () => {
+  it('webhook line first: the conversion is booked once (clearing 0 in both currencies), its rows agree with it: nothing for a person (they used to raise settlement_line_unbooked each)', async () => {
     await webhookLine();
     await sweep();
     expect(await books()).toEqual({
@@ -129,7 +131,20 @@ describe('a cross-currency PayPal capture and its CNY withdrawal, swept', () => 
       fees: { USD: 0n, CNY: 113n },
       adjustments: { USD: 0n, CNY: 0n },
     });
-    expect(await exceptions()).toEqual(conversionsUnbooked);
+    expect(await exceptions()).toEqual([]);
+  });
+
+  it('webhook line first, conversion rows saying another amount (CNY 59.20, not the line’s 59.26): that row raised for a person', async () => {
+    await webhookLine();
+    const other = rows.map((r) =>
+      r.transaction_id === '1CONV0200CNY0001'
+        ? { ...r, transaction_amount: { currency_code: 'CNY', value: '59.20' } }
+        : r,
+    );
+    await recordSettlementReport(db, 'system', { gateway: 'paypal', gatewayAccount: null }, reportOf(other));
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unbooked', gateway_line_id: '1CONV0200CNY0001' },
+    ]);
   });
 
   it('sweep first: nothing booked in the payment’s currency, the conversion rows raised; the webhook line then books it converted', async () => {
@@ -146,8 +161,14 @@ describe('a cross-currency PayPal capture and its CNY withdrawal, swept', () => 
     expect(await exceptions()).toEqual(conversionsUnbooked);
     await webhookLine();
     expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
+    // The converted line booked the conversion the rows say: their exceptions are resolved.
+    expect(await exceptions()).toEqual([]);
   });
 });
+
+/** The exceptions' messages, of `kind`, open or resolved. */
+const raisedEver = (kind: string) =>
+  db.selectFrom('reconciliation_exceptions').select('message').where('kind', '=', kind).execute();
 
 /** The open exceptions' messages and details, of `kind`. */
 const raised = (kind: string) =>
@@ -181,9 +202,9 @@ describe('a PayPal line seen again with other money (settlement_line_changed, ne
     ).toEqual([
       { currency: 'CNY', gross: 6039n, fee: 113n, original_currency: 'USD', original_amount: 1099n },
     ]);
-    expect(await exceptions()).toEqual(conversionsUnbooked);
+    expect(await exceptions()).toEqual([]);
     // The conversion rows' text is true here too: it says when the webhook line does not book it.
-    for (const { message } of await raised('settlement_line_unbooked')) {
+    for (const { message } of await raisedEver('settlement_line_unbooked')) {
       expect(message).toContain("replacing what an earlier sweep booked of the payment's own row");
       expect(message).toContain('settlement_line_changed');
     }
@@ -192,10 +213,10 @@ describe('a PayPal line seen again with other money (settlement_line_changed, ne
     await sweep();
     await webhookLine();
     expect((await books()).clearing).toEqual({ USD: 0n, CNY: 0n });
-    expect(await exceptions()).toEqual(conversionsUnbooked);
+    expect(await exceptions()).toEqual([]);
   });
 
-  it('webhook line first, then a sweep of the capture’s row alone (in USD): the same line, nothing more, nothing raised', async () => {
+  it('webhook line first, then a sweep of the capture’s row alone (in USD): the same line, nothing more, nothing left raised', async () => {
     const account = { gateway: 'paypal' as const, gatewayAccount: null };
     await webhookLine();
     await recordSettlementReport(db, 'system', account, reportOf(rows.slice(0, 1)));
@@ -205,7 +226,7 @@ describe('a PayPal line seen again with other money (settlement_line_changed, ne
       fees: { USD: 0n, CNY: 113n },
       adjustments: { USD: 0n, CNY: 0n },
     });
-    expect(await exceptions()).toEqual(conversionsUnbooked);
+    expect(await exceptions()).toEqual([]);
   });
 
   it('a swept USD row the converted line does not convert from (another gross): booked nothing more, both versions named', async () => {

@@ -112,18 +112,62 @@ const PAYMENT_CODE = /^T00\d{2}$/;
 const FEE_CODE = /^T01\d{2}$/;
 
 /**
- * `T02nn` "Currency conversion" (https://developer.paypal.com/docs/transaction-search/transaction-event-codes/):
- * money of one currency balance converted into another, e.g. a capture in the buyer's currency into
- * the payee's (the webhook path books that conversion from the capture's breakdown, settlement.ts
- * `inBalance`). No real Transaction Search row of the group was found (test/fixtures/paypal/SOURCES.md):
- * which rows PayPal lists for one conversion, and how they name the capture, are not confirmed, so the
- * sweep books none of them (`CONVERSION_UNBOOKED`).
+ * `T02nn` "Currency conversion" (PayPal's Transaction Event Codes,
+ * https://developer.paypal.com/docs/transaction-search/transaction-event-codes/, "T02nn Currency
+ * conversion"; the codes as PayPal's Settlement Report specification names them, carried by Magento's
+ * PayPal module, magento/magento2 `app/code/Magento/Paypal/Model/Report/Settlement/Row.php`: `T0200`
+ * "General Currency Conversion", `T0201` "User-initiated Currency Conversion" — "a user- or
+ * system-initiated currency conversion" since the specification's version 9.01 —, `T0202` "Currency
+ * Conversion required to cover negative balance"): money of one currency balance converted into
+ * another, one row per currency (money out of the one converted from, negative; into the other,
+ * positive). Not fees, nor transfers to another account. Two cases:
+ * - a row naming a payment (`paypal_reference_id`): the conversion of a capture in the buyer's
+ *   currency into the payee's. The webhook path books that conversion from the capture's breakdown
+ *   (settlement.ts `inBalance`); which rows PayPal lists for it, and whether they are exactly what the
+ *   breakdown converted, are not confirmed (no real row found, test/fixtures/paypal/SOURCES.md), so the
+ *   sweep books none of them (`CONVERSION_UNBOOKED`: recorded, `settlement_line_unbooked` for a person);
+ * - a row naming none (a conversion of the balance: the merchant's own, or PayPal's to cover a
+ *   negative balance): nothing else books it, and what it says is sure: that much left (or reached)
+ *   that currency's balance by conversion. It is a `conversion` line, booked against the FX account in
+ *   its currency (src/ledger/movements.ts `settlementLineBooked`), e.g. a `T0201` of HUF `-19300` and
+ *   one of EUR `49.57`: HUF clearing −1930000 (FX +1930000), EUR clearing +4957 (FX −4957).
  */
 const CONVERSION_CODE = /^T02\d{2}$/;
 
-/** Why the sweep books no `T02nn` row, nor the payment one names (the line's `unbooked`). */
+/** Why the sweep books no `T02nn` row naming a payment, nor the payment it names (the line's `unbooked`). */
 const CONVERSION_UNBOOKED =
-  "a PayPal currency conversion: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
+  "a PayPal currency conversion of a payment: its Transaction Search rows are not confirmed, so billhook books no conversion from them; the payment it converted is booked converted, in the balance currency, by its PAYMENT.CAPTURE.COMPLETED line (replacing what an earlier sweep booked of the payment's own row in its own currency, if one did), unless that line differs otherwise from the row (a partner fee, another gross): then it raises settlement_line_changed and the conversion is booked nowhere until a person books it; check the payment's settlement line";
+
+/**
+ * `T1201` "Chargeback" and `T1202` "Chargeback reversal" of the group `T12nn` "Adjustments" (PayPal's
+ * Transaction Event Codes, https://developer.paypal.com/docs/transaction-search/transaction-event-codes/;
+ * PayPal's chargeback guide: when the card issuer finds for the seller PayPal returns the funds,
+ * https://www.paypal.com/il/webapps/mpp/security/sell-chargebackguide3): the money of a chargeback
+ * taken from the balance (negative) and given back (positive), naming the disputed capture by
+ * `paypal_reference_id`. They are `dispute` lines of the dispute billhook keys by that capture
+ * (webhook.ts keys PayPal disputes and reversals by the capture id), as Stripe's dispute balance
+ * transactions are: matched to it, they book their fee only (the dispute's own movements booked its
+ * money), and until billhook knows the dispute they are unmatched, for a person. The chargeback fee
+ * PayPal charges apart is a `T01nn` fee row (`FEE_CODE`). Other `T12nn` codes (a charge-off, an
+ * incentive, a reimbursement of a chargeback) stay adjustment lines.
+ */
+export const CHARGEBACK_CODES: ReadonlySet<string> = new Set(['T1201', 'T1202']);
+
+/**
+ * Holds and their releases: the group `T15nn` "Temporary hold" (e.g. `T1503`, "Temporary hold on payout
+ * amount and fees": PayPal holds a payout's amount when it starts and releases it with a `T1105`
+ * "Account hold released" when the batch completes, https://developer.paypal.com/payouts/use-payouts/view-transactions),
+ * `T1110` "Hold for Dispute Investigation" and the releases `T1105` "Reversal of General Account Hold"
+ * and `T1111` "Reversal of hold for Dispute Investigation" (the labels of PayPal's Settlement Report
+ * specification in magento/magento2 `app/code/Magento/Paypal/Model/Report/Settlement/Row.php`). Held
+ * money stays the merchant's at PayPal: a hold moves it from available to held, a release back, and
+ * what it is finally used for is a row of its own (the `T0001` payment sent, a `T1201` chargeback).
+ * They are `hold` lines, recorded and booked nowhere, raising nothing: as adjustment lines each
+ * raised `settlement_adjustment` though a hold and its release cancel out (the real sandbox pages:
+ * a `T1503` of −60.75 and `T1105` releases of 10.25 and 20.25), and a hold never released but
+ * followed by the row that spends the money took it from clearing twice.
+ */
+const HOLD_CODE = /^(T15\d{2}|T1105|T1110|T1111)$/;
 
 /** Withdrawal `transaction_status` → payout status; `V` and `D`: the money went back to the balance. */
 const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
@@ -138,15 +182,17 @@ const WITHDRAWAL_STATUS: Readonly<Record<string, PayoutStatus>> = {
  * negative when charged, so the line's fee is positive when charged and negative when given back),
  * net = gross − fee. Ids as the webhook path gives them (settlement.ts), so a line is booked once:
  * a capture → kind `charge`, line and transaction id = the capture id; a refund → kind `refund`, line
- * and refund id = the refund id, transaction id = `paypal_reference_id`; a fee or an adjustment →
- * line id = its transaction id, transaction id = `paypal_reference_id` (the payment it names, if any,
- * for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
+ * and refund id = the refund id, transaction id = `paypal_reference_id`; a chargeback or its
+ * reversal → kind `dispute`, line id = its transaction id, transaction and dispute id =
+ * `paypal_reference_id` (the disputed capture, as billhook keys PayPal disputes); a fee, an adjustment
+ * a conversion or a hold → line id = its transaction id, transaction id = `paypal_reference_id` (the payment
+ * it names, if any, for a person to read: settlement/ matches such lines to nothing). `reference` is `custom_field` (our
  * `custom_id`) else `invoice_id`; `description` `PayPal <code>: <subject>`, then `note` if given.
  * @throws PaypalSettlementError for an amount not exact in its currency or a fee in another currency
  */
 function lineOf(
   info: TransactionInfo,
-  kind: 'charge' | 'refund' | 'fee' | 'adjustment',
+  kind: 'charge' | 'refund' | 'dispute' | 'fee' | 'adjustment' | 'conversion' | 'hold',
   note?: string,
 ): SettlementLine {
   const what = `PayPal transaction ${info.transaction_id} (${info.transaction_event_code})`;
@@ -161,7 +207,9 @@ function lineOf(
       ? { gatewayTransactionId: info.transaction_id }
       : kind === 'refund'
         ? { gatewayTransactionId: info.paypal_reference_id, gatewayRefundId: info.transaction_id }
-        : { gatewayTransactionId: info.paypal_reference_id };
+        : kind === 'dispute'
+          ? { gatewayTransactionId: info.paypal_reference_id, gatewayDisputeId: info.paypal_reference_id }
+          : { gatewayTransactionId: info.paypal_reference_id };
   const subject = info.transaction_subject ? `: ${info.transaction_subject}` : '';
   return parseSettlement(
     SettlementLineSchema,
@@ -216,14 +264,16 @@ function payoutOf(info: TransactionInfo): PayoutReport {
  * The settlement data of Transaction Search rows: withdrawals (`WITHDRAWAL_CODES`) → payouts;
  * completed (`S`, or `V` reversed later by a row of its own) received payments (`T00xx`, amount
  * positive) → charge lines (PayPal's own fee), except one a currency conversion row names (its
- * webhook line books it converted); completed currency conversions (`T02nn`) → `adjustment` lines
- * recorded without booking (`unbooked`, `CONVERSION_CODE`), each raising an exception for a person;
- * completed refunds (`T1107`) → refund lines; completed
+ * webhook line books it converted); completed currency conversions (`T02nn`, `CONVERSION_CODE`)
+ * naming a payment → `adjustment` lines recorded without booking (`unbooked`), each raising an
+ * exception for a person, and naming none → `conversion` lines booked against the FX account;
+ * completed chargebacks and their reversals (`T1201`, `T1202`, `CHARGEBACK_CODES`) → `dispute` lines
+ * of the dispute keyed by the capture they name; completed holds and their releases (`HOLD_CODE`) →
+ * `hold` lines, booked nowhere; completed refunds (`T1107`) → refund lines; completed
  * partner fees (`T0113`, taken or given back) → `fee` lines naming their payment (`partnerFeeLine`),
  * whether or not the payment is among the rows; other completed fees (`T01nn`, e.g. a chargeback fee) → `fee` lines
  * naming the transaction they are about (`paypal_reference_id`), booked to gateway fees; any other
- * completed row that moves money (a payment the account sent, a hold, a chargeback, a code billhook
- * does not know) → an `adjustment` line of its net, booked into clearing
+ * completed row that moves money (a payment the account sent, a code billhook does not know) → an `adjustment` line of its net, booked into clearing
  * against settlement adjustments with a reconciliation exception for a person (settlement/lines.ts),
  * never dropped: the balance's withdrawals then leave clearing at 0. Pending (`P`) and denied (`D`)
  * rows moved nothing yet, and rows of 0 move nothing: not booked. The partner fees come after the
@@ -250,12 +300,23 @@ export function reportOf(rows: readonly TransactionInfo[]): SettlementReport {
       // Pending or denied: nothing moved yet (a later row, or this one completed, says when it does).
     } else if (code === REFUND_CODE) {
       lines.set(info.transaction_id, lineOf(info, 'refund'));
-    } else if (CONVERSION_CODE.test(code)) {
+    } else if (CONVERSION_CODE.test(code) && info.paypal_reference_id) {
       const conversion = {
-        ...lineOf(info, 'adjustment', 'a currency conversion, not booked'),
+        ...lineOf(info, 'adjustment', 'a currency conversion of a payment, not booked'),
         unbooked: CONVERSION_UNBOOKED,
       };
       if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (CONVERSION_CODE.test(code)) {
+      const conversion = lineOf(info, 'conversion', 'a currency conversion of the balance');
+      if (conversion.gross !== 0n || conversion.fee !== 0n) lines.set(info.transaction_id, conversion);
+    } else if (HOLD_CODE.test(code)) {
+      const hold = lineOf(info, 'hold', 'money held or released within the balance, not booked');
+      if (hold.gross !== 0n || hold.fee !== 0n) lines.set(info.transaction_id, hold);
+    } else if (CHARGEBACK_CODES.has(code)) {
+      lines.set(
+        info.transaction_id,
+        lineOf(info, 'dispute', code === 'T1201' ? 'a chargeback' : 'a chargeback reversal'),
+      );
     } else if (PAYMENT_CODE.test(code) && !info.transaction_amount.value.trim().startsWith('-')) {
       if (!converted.has(info.transaction_id)) lines.set(info.transaction_id, lineOf(info, 'charge'));
     } else if (code === PARTNER_FEE_CODE) {

@@ -994,7 +994,7 @@ export const SettlementLine = z
   .strictObject({
     id: z.string(),
     object: object('settlement_line'),
-    kind: z.enum(['charge', 'refund', 'dispute', 'fee', 'adjustment', 'payout_return']),
+    kind: z.enum(['charge', 'refund', 'dispute', 'fee', 'adjustment', 'payout_return', 'conversion', 'hold']),
     gateway_line_id: z.string(),
     currency: Currency,
     gross: Amount,

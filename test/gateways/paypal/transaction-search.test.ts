@@ -161,7 +161,7 @@ describe('PaypalTransactionSearch.fetchSettlements', () => {
     }
   });
 
-  it('asks for every page up to total_pages (PayPal’s real sandbox pages), the completed rows billhook does not book itself as adjustments', async () => {
+  it('asks for every page up to total_pages (PayPal’s real sandbox pages): holds as hold lines, the completed rows billhook does not book itself as adjustments', async () => {
     nockToken(BASE).reply(200, TOKEN);
     // The two real pages, served as a two-page answer (their account had 118 pages of 3).
     const pages = [1, 2].map((n) => ({
@@ -170,15 +170,16 @@ describe('PaypalTransactionSearch.fetchSettlements', () => {
     }));
     const first = nockPage(DAY, 1, pages[0]);
     const second = nockPage(DAY, 2, pages[1]);
-    // T1503 / T1105 holds and a T0001 mass payment sent: money the account moved that billhook
-    // does not book itself, adjustments for a person (their net: the sent payment with its fee); the
-    // pending T0001 rows moved nothing yet.
+    // T1503 / T1105 a hold and its releases: hold lines (money held within the balance, booked
+    // nowhere); a T0001 mass payment sent: money the account moved that billhook does not book
+    // itself, an adjustment for a person (its net: the sent payment with its fee); the pending T0001
+    // rows moved nothing yet.
     const report = await source().fetchSettlements(DAY);
     expect(report.payouts).toEqual([]);
     expect(report.lines.map((l) => [l.kind, l.description?.match(/T\d{4}/)?.[0], l.net])).toEqual([
-      ['adjustment', 'T1503', -6075n],
-      ['adjustment', 'T1105', 1025n],
-      ['adjustment', 'T1105', 2025n],
+      ['hold', 'T1503', -6075n],
+      ['hold', 'T1105', 1025n],
+      ['hold', 'T1105', 2025n],
       ['adjustment', 'T0001', -3025n],
     ]);
     expect(first.isDone() && second.isDone()).toBe(true);
