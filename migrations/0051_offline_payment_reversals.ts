@@ -30,7 +30,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
 }
 
-/** Drops what 0050 adds: the view as 0029 made it, then the columns. */
+/** Drops what 0051 adds: the view as 0029 made it, then the columns. */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE OR REPLACE VIEW transaction_list AS

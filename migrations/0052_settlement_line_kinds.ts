@@ -17,7 +17,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
 }
 
-/** Drops what 0050 adds (fails while a `conversion` or `hold` line exists: nothing is rewritten silently). */
+/** Drops what 0052 adds (fails while a `conversion` or `hold` line exists: nothing is rewritten silently). */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     ALTER TABLE settlement_lines DROP CONSTRAINT settlement_lines_kind_check;
