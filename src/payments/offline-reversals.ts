@@ -93,6 +93,7 @@ async function takeBackOverpayment(
       transactionId: gatewayPayment.id,
       what,
       details: { invoice: invoice.id, offline_payment: payment.id },
+      occurrence: entryKeys.offlineOverpaymentReversed(payment.id),
     });
   } else {
     await lockCustomerCredit(work.trx, invoice.customer_id);
