@@ -60,6 +60,35 @@ describe('Idempotency-Key: failed requests and expiry', () => {
     expect(await storedKey('idem-fix-3')).toBeUndefined();
   });
 
+  it('the same body with its fields in another order is the same request: an offline payment of EUR 10.00 retried is replayed, recorded once', async () => {
+    const customer = await post('/v1/customers', { email: 'reordered@example.com' }, 'idem-order-customer');
+    const draft = await post(
+      '/v1/invoices',
+      { customer: customer.body.id, currency: 'eur', lines: [{ description: 'Pro plan', amount: 3000 }] },
+      'idem-order-draft',
+    );
+    await post(`/v1/invoices/${draft.body.id}/finalize`, {}, 'idem-order-finalize');
+    const path = `/v1/invoices/${draft.body.id}/payments`;
+    const first = await post(path, { amount: 1000, method: 'BANK', reference: 'wire 42' }, 'idem-order-pay');
+    expect(first.status).toBe(201);
+    // The client's retry serialises the same fields in another order (another JSON library, a map).
+    const retry = await post(path, { reference: 'wire 42', method: 'BANK', amount: 1000 }, 'idem-order-pay');
+    expect([retry.status, retry.replayed, retry.text]).toEqual([201, 'true', first.text]);
+    const payments = await app.runtime.db
+      .selectFrom('offline_payments')
+      .select('amount')
+      .where('invoice_id', '=', draft.body.id)
+      .execute();
+    expect(payments.map((p) => p.amount)).toEqual([1000n]);
+    const invoice = await fetch(`${app.url}/v1/invoices/${draft.body.id}`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    }).then((r) => r.json());
+    expect(invoice).toMatchObject({ amount_paid: 1000, amount_due: 2000 });
+    // Another value under the key is still another request.
+    const other = await post(path, { reference: 'wire 42', method: 'BANK', amount: 1001 }, 'idem-order-pay');
+    expect([other.status, other.body.error.code]).toEqual([422, 'idempotency_key_reused']);
+  });
+
   it('replays an answer with an amount beyond 2^53 byte for byte: a customer owing IDR 10^16 + 1', {
     timeout: 120_000,
   }, async () => {
