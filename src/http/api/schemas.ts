@@ -269,8 +269,14 @@ export const TransactionListQuery = ListQuery.extend({
   type: z.enum(['gateway', 'offline']).optional(),
 });
 
-/** `GET /v1/refunds`, `/v1/disputes`: by status, gateway and gateway account. */
+/** By status, gateway and gateway account (what refunds, disputes and the inbox filter by). */
 export const GatewayListQuery = ListQuery.extend({ ...ByStatus, ...ByGateway });
+
+/**
+ * `GET /v1/refunds`, `/v1/disputes`: by status, gateway, gateway account and `customer` (a refund's:
+ * the customer of its payment or invoice, or whose credit it paid back; a dispute's: its payment's).
+ */
+export const RefundListQuery = GatewayListQuery.extend({ ...ByCustomer });
 
 /**
  * `GET /v1/events` (the inbox): by status, gateway, gateway account, `customer` (deliveries whose
