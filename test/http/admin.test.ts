@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../../src/auth/api-keys.ts';
+import { newId } from '../../src/db/ids.ts';
+import { raiseException } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -314,5 +317,79 @@ describe('/admin: the operators console', () => {
     expect(await missing.text()).toMatch(/role="alert">.*evt_nope/);
     const bad = await get('/admin/inbox?status=nonsense', cookie);
     expect(bad.status).toBe(422);
+  });
+
+  it("shows the amounts of an exception's payments and of an event's normalised events in their currency's exponent (KWD 3, JPY 0)", async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'kwd-page@example.com' });
+    const transaction = async (amount: bigint, currency: string) => {
+      const id = newId('txn');
+      await app.runtime.db
+        .insertInto('transactions')
+        .values({
+          id,
+          customer_id: customer.body.id,
+          invoice_id: null,
+          payment_method_id: null,
+          gateway: 'stripe',
+          gateway_transaction_id: `pi_page_${currency}`,
+          amount,
+          currency,
+          status: 'pending',
+          failure_code: null,
+          failure_message: null,
+        })
+        .execute();
+      return id;
+    };
+    const kwd = await transaction(4620n, 'KWD');
+    const jpy = await transaction(4620n, 'JPY');
+    const inboxId = newId('evt');
+    // As the inbox stores a delivery once normalised (its `events` are written by the worker only).
+    const delivery = {
+      id: inboxId,
+      gateway: 'stripe' as const,
+      gateway_event_id: 'evt_page_amounts',
+      event_type: 'payment_intent.succeeded',
+      body: '{}',
+      status: 'exception' as const,
+      outcome: 'amount_mismatch',
+      events: JSON.stringify([
+        {
+          type: 'payment.succeeded',
+          gatewayTransactionId: 'pi_page_KWD',
+          amount: '4600',
+          currency: 'KWD',
+          occurredAt: '2026-12-07T00:00:00Z',
+        },
+      ]) as never,
+    };
+    await app.runtime.db.insertInto('inbox').values(delivery).execute();
+    await inUnitOfWork(app.runtime.db, { actor: 'system' }, async (work) => {
+      for (const transactionId of [kwd, jpy]) {
+        await raiseException(work, {
+          kind: 'amount_mismatch',
+          gateway: 'stripe',
+          transactionId,
+          ...(transactionId === kwd ? { inboxId } : {}),
+          message: 'amounts differ',
+        });
+      }
+    });
+    const exceptionOf = async (transactionId: string) =>
+      (
+        await app.runtime.db
+          .selectFrom('reconciliation_exceptions')
+          .select('id')
+          .where('transaction_id', '=', transactionId)
+          .executeTakeFirstOrThrow()
+      ).id;
+    const { cookie } = await login(ADMIN_KEY);
+    const kwdPage = await (await get(`/admin/exceptions/${await exceptionOf(kwd)}`, cookie)).text();
+    expect(kwdPage).toContain('amount 4.620 KWD');
+    expect(kwdPage).not.toContain('46.20 KWD');
+    const jpyPage = await (await get(`/admin/exceptions/${await exceptionOf(jpy)}`, cookie)).text();
+    expect(jpyPage).toContain('amount 4620 JPY');
+    const eventPage = await (await get(`/admin/inbox/${inboxId}`, cookie)).text();
+    expect(eventPage).toContain('payment.succeeded 4.600 KWD');
   });
 });

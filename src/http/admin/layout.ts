@@ -214,6 +214,27 @@ export function queryOf(values: Record<string, unknown>): Record<string, string 
   );
 }
 
+/** The amount columns of a row the console shows raw (a payment, refund, payout, settlement line). */
+const AMOUNT_COLUMNS = ['amount', 'amount_captured', 'gross', 'fee', 'net'] as const;
+
+/**
+ * A row's amounts in its `currency`'s exponent, `amount 4.620 KWD · amount_captured 4.000 KWD`
+ * (`money`), for a page that also shows the row as stored (minor units); empty when the row has no
+ * currency or no amount.
+ */
+export function amountsOf(row: Record<string, unknown>): string {
+  const currency = row.currency;
+  if (typeof currency !== 'string') return '';
+  return AMOUNT_COLUMNS.flatMap((column) => {
+    const value = row[column];
+    return typeof value === 'bigint' ||
+      typeof value === 'number' ||
+      (typeof value === 'string' && /^-?\d+$/.test(value))
+      ? [`${column} ${money(value, currency.trim())}`]
+      : [];
+  }).join(' · ');
+}
+
 /** An amount in minor units as its decimal text and currency (`-12.34 USD`), exactly (no float). */
 export function money(amount: bigint | number | string, currency: string): string {
   const minor = BigInt(amount);
