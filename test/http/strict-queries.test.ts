@@ -290,6 +290,29 @@ describe('strict queries on /v1 (#26 item 4)', () => {
     expect(await list(`/v1/refunds?customer=${a.customer}&status=failed`)).toEqual([]);
   });
 
+  it("refuses a status a list's rows never have (invoices' status=paid: PAID) instead of answering an empty page", async () => {
+    const { invoice } = await openInvoice(app, { amount: 2500 });
+    const open = await app.api('GET', '/v1/invoices?status=OPEN&limit=100');
+    expect(open.body.data.map((i: { id: string }) => i.id)).toContain(invoice.id);
+    // Before: 200 with no invoice, as if EUR 25.00 were owed by nobody.
+    const lower = await app.api('GET', '/v1/invoices?status=open&limit=100');
+    expect(lower.status).toBe(422);
+    expect(lower.body.error.fields.status).toContain('OPEN');
+    for (const [path, wrong] of [
+      ['/v1/transactions', 'SUCCEEDED'],
+      ['/v1/refunds', 'refunded'],
+      ['/v1/disputes', 'needs_response'],
+      ['/v1/events', 'failed'],
+      ['/v1/reconciliation-exceptions', 'closed'],
+      ['/v1/credit-notes', 'issued'],
+      ['/v1/subscriptions', 'active'],
+    ] as const) {
+      const answer = await app.api('GET', `${path}?status=${wrong}`);
+      expect([path, answer.status, answer.body.error?.code]).toEqual([path, 422, 'validation_failed']);
+      expect(answer.body.error.fields, path).toHaveProperty('status');
+    }
+  });
+
   it('lists activities recorded in [created_gte, created_lt), with the other filters', async () => {
     // The audit log is append-only: bound the range by the times three customers' creations got.
     const customers: string[] = [];

@@ -30,6 +30,7 @@ import {
   AccountQuery,
   ActivityQuery,
   CreditNoteListQuery,
+  DisputeListQuery,
   EventListQuery,
   ExceptionListQuery,
   type GatewayListQuery,
@@ -84,7 +85,7 @@ function listAndRead<Q extends ListQuerySchema, R>(spec: {
 }
 
 /** Status, gateway and gateway account: what refunds, disputes and the inbox filter by. */
-const byGateway = (query: z.output<typeof GatewayListQuery>) => ({
+const byGateway = (query: z.output<typeof GatewayListQuery> & { status?: string }) => ({
   status: query.status,
   gateway: query.gateway,
   gateway_account: accountFilter(query.gateway_account),
@@ -227,7 +228,7 @@ export const readRoutes: ApiRoute[] = [
     tag: 'Disputes',
     summary: "List disputes (filter by status, gateway, gateway_account, customer: its payment's)",
     readSummary: 'Read a dispute',
-    query: RefundListQuery,
+    query: DisputeListQuery,
     item: Dispute,
     endpoint: {
       table: 'disputes',
