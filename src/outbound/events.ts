@@ -3,12 +3,15 @@ import { exactJsonIntegers } from '../money/amount.ts';
 
 /**
  * billhook's own event types an endpoint can take (PRODUCT.md §14), named as Stripe names its own
- * where Stripe has one (https://docs.stripe.com/api/events/types).
+ * where Stripe has one (https://docs.stripe.com/api/events/types). `refund.failed` (Stripe's too): a
+ * refund the gateway failed, after it had succeeded as well (the money came back to the merchant and
+ * the refund was reversed), so a system that booked its `refund.succeeded` takes it back.
  */
 export const OUTBOUND_EVENT_TYPES = [
   'invoice.paid',
   'invoice.payment_failed',
   'refund.succeeded',
+  'refund.failed',
   'dispute.opened',
   'dispute.closed',
   'reconciliation_exception.opened',
@@ -23,6 +26,7 @@ export const EVENT_ACTIONS = [
   'invoice.paid',
   'transaction.failed',
   'refund.succeeded',
+  'refund.failed',
   'dispute.opened',
   'dispute.won',
   'dispute.lost',
