@@ -829,7 +829,7 @@ export async function reverseRefund(
  * Takes back a payment of `amount` (minor units) from a locked invoice because the gateway voided it
  * before it settled (the money never moved): `amount_paid` shrinks, what is due grows again, and a
  * PAID invoice is OPEN again, unscheduled (charge it again by hand). The subscription it may have
- * reinstated is left as it is. Records `invoice.payment_reversed`.
+ * reinstated is left as it is. Records `invoice.payment_reversed` (an outbound event: outbound/events.ts).
  * @throws ConflictError `invoice_not_reversible` when the invoice is neither OPEN nor PAID (refunded,
  *   void, uncollectible) or the payment is more than it shows paid
  */
@@ -859,6 +859,7 @@ export async function reversePayment(
     .where('id', '=', invoice.id)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.payment_reversed', {
+    currency: invoice.currency,
     amount,
     amount_paid: paid,
     amount_due: due,

@@ -6,10 +6,13 @@ import { exactJsonIntegers } from '../money/amount.ts';
  * where Stripe has one (https://docs.stripe.com/api/events/types). `refund.failed` (Stripe's too): a
  * refund the gateway failed, after it had succeeded as well (the money came back to the merchant and
  * the refund was reversed), so a system that booked its `refund.succeeded` takes it back.
+ * `invoice.payment_reversed` (billhook's own): a payment of the invoice taken back because the gateway
+ * voided it before it settled (the money never moved); a PAID invoice is OPEN again with `amount_due`.
  */
 export const OUTBOUND_EVENT_TYPES = [
   'invoice.paid',
   'invoice.payment_failed',
+  'invoice.payment_reversed',
   'refund.succeeded',
   'refund.failed',
   'dispute.opened',
@@ -24,6 +27,7 @@ export type OutboundEventType = (typeof OUTBOUND_EVENT_TYPES)[number];
 /** The activity actions the dispatcher reads: each becomes the event type {@link eventTypeOf} gives. */
 export const EVENT_ACTIONS = [
   'invoice.paid',
+  'invoice.payment_reversed',
   'transaction.failed',
   'refund.succeeded',
   'refund.failed',
