@@ -8,6 +8,7 @@ import {
   keepIdempotencyKeyHeld,
   releaseIdempotencyKey,
   restartIdempotencyKey,
+  type StoredIdempotencyKey,
   saveIdempotentAnswer,
   takeOverExpiredIdempotencyKey,
 } from '../idempotency/keys.ts';
@@ -135,8 +136,10 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
     // The hash before bodies were canonical (a key first used before the upgrade, for its 24 hours).
     const legacyHash = requestHash(req.method, req.originalUrl, JSON.stringify(req.body ?? null));
     const apiKeyId = req.apiKey.id;
-    if (!(await claimIdempotencyKey(db, apiKeyId, key, hash))) {
-      const stored = await findIdempotencyKey(db, apiKeyId, key);
+    const claim = await claimOrFind(db, apiKeyId, key, hash);
+    if (claim === 'busy') return inUse(res);
+    if (claim !== 'claimed') {
+      const stored = claim;
       const firstUseCutoff = new Date(Date.now() - ttlHours * 3_600_000);
       if (stored.createdAt <= firstUseCutoff) {
         // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
@@ -171,6 +174,26 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
     recordAnswer(db, res, apiKeyId, key, effects, next);
     watchEffects(effects, next);
   };
+}
+
+/**
+ * Claims `key` for the request hashed `hash`, or reads it when another request holds it. A key freed
+ * between the two (the request holding it answered a 4xx, which frees its key) is claimed again, a
+ * few times: the request then runs, as it would have a moment later.
+ * @returns `claimed` (this request runs), the key as stored, or `busy` when it kept changing hands
+ */
+async function claimOrFind(
+  db: Db,
+  apiKeyId: string,
+  key: string,
+  hash: string,
+): Promise<'claimed' | 'busy' | StoredIdempotencyKey> {
+  for (let tries = 0; tries < 3; tries++) {
+    if (await claimIdempotencyKey(db, apiKeyId, key, hash)) return 'claimed';
+    const stored = await findIdempotencyKey(db, apiKeyId, key);
+    if (stored) return stored;
+  }
+  return 'busy';
 }
 
 /** sha256 (hex) of a request as its key remembers it: method, path with query, and body. */
