@@ -270,6 +270,48 @@ describe('/admin: the operators console', () => {
     expect(activity.data).toEqual({ filter: { gateway: 'stripe', type: 'customer.updated' }, replayed: 3 });
   });
 
+  it('replays exactly the events it counted when the filter times carry milliseconds', async () => {
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 5, 10, 0, 0, ms));
+    const rows = [200, 800].map((ms) => ({
+      id: newId('evt'),
+      gateway: 'stripe' as const,
+      gateway_event_id: `evt_precision_${ms}`,
+      event_type: 'precision.probe',
+      body: '{}',
+      status: 'ignored' as const,
+      outcome: 'ignored',
+      received_at: at(ms),
+    }));
+    await app.runtime.db.insertInto('inbox').values(rows).execute();
+    const { cookie } = await login(ADMIN_KEY);
+    const confirm = await (
+      await get('/admin/inbox/replay?type=precision.probe&received_from=2026-01-05T10:00:00.500Z', cookie)
+    ).text();
+    expect(confirm).toContain('<p id="replay-count">1 event matches');
+    const hidden = Object.fromEntries(
+      [...confirm.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]),
+    );
+    const response = await fetch(`${app.url}/admin/inbox/replay`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: new URLSearchParams(hidden).toString(),
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(303);
+    // Before: the form's times were cut to the second (10:00:00), so the event at .200 was replayed too.
+    expect(decodeURIComponent(response.headers.get('location') ?? '')).toContain('notice=Replayed+1+events.');
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select('data')
+      .where('action', '=', 'events.replayed')
+      .where(sql<boolean>`data->'filter'->>'type' = 'precision.probe'`)
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toEqual({
+      filter: { type: 'precision.probe', received_from: '2026-01-05T10:00:00.500' },
+      replayed: 1,
+    });
+  });
+
   it('deletes one dead letter after a confirmation page, and says so', async () => {
     const id = (await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_delete_one' }))!;
     const { cookie } = await login(ADMIN_KEY);

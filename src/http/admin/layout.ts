@@ -204,12 +204,21 @@ export function parseForm<T extends z.ZodType>(schema: T, input: unknown): z.out
   );
 }
 
-/** The values of a parsed filter as the strings of a link's query (dates as ISO 8601). */
+/**
+ * The values of a parsed filter as the strings of a link's query or a form's hidden fields: dates as
+ * ISO 8601 in UTC without the zone (`FormTime` reads them back as UTC), to the second, or to the
+ * millisecond when they have one — a filter carried to the next page, or to *Replay all*, selects
+ * exactly the rows it selected (10:00:00.500 cut to 10:00:00 would take in 10:00:00.200 as well).
+ */
 export function queryOf(values: Record<string, unknown>): Record<string, string | undefined> {
   return Object.fromEntries(
     Object.entries(values).map(([k, v]) => [
       k,
-      v instanceof Date ? v.toISOString().slice(0, 19) : v === undefined ? undefined : String(v),
+      v instanceof Date
+        ? v.toISOString().slice(0, v.getUTCMilliseconds() ? 23 : 19)
+        : v === undefined
+          ? undefined
+          : String(v),
     ]),
   );
 }
