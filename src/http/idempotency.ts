@@ -8,6 +8,7 @@ import {
   keepIdempotencyKeyHeld,
   releaseIdempotencyKey,
   restartIdempotencyKey,
+  type StoredIdempotencyKey,
   saveIdempotentAnswer,
   takeOverExpiredIdempotencyKey,
 } from '../idempotency/keys.ts';
@@ -106,8 +107,8 @@ function sendJsonText(res: Response, text: string): void {
 
 /**
  * `Idempotency-Key` on every POST (PRODUCT.md §6), scoped to the API key: the first request with a
- * key runs and its answer is stored; the same key with the same method, path and body gets the stored
- * answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
+ * key runs and its answer is stored; the same key with the same method, path and body (the same
+ * fields and values, in any order: `canonicalJson`) gets the stored answer (with `Idempotent-Replayed: true`); the same key with another request is 422; while the
  * first is still running, 409 (it shows it runs every 10 s: `holdKey`; a minute after it stopped
  * showing it, without an answer, its process died and the new request runs). Answers of 4xx are not
  * kept (see recordAnswer), so the request can be corrected with the same key; a 5xx is kept and
@@ -131,12 +132,14 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
         },
       );
     }
-    const hash = createHash('sha256')
-      .update(`${req.method} ${req.originalUrl}\n${JSON.stringify(req.body ?? null)}`)
-      .digest('hex');
+    const hash = requestHash(req.method, req.originalUrl, canonicalJson(req.body ?? null));
+    // The hash before bodies were canonical (a key first used before the upgrade, for its 24 hours).
+    const legacyHash = requestHash(req.method, req.originalUrl, JSON.stringify(req.body ?? null));
     const apiKeyId = req.apiKey.id;
-    if (!(await claimIdempotencyKey(db, apiKeyId, key, hash))) {
-      const stored = await findIdempotencyKey(db, apiKeyId, key);
+    const claim = await claimOrFind(db, apiKeyId, key, hash);
+    if (claim === 'busy') return inUse(res);
+    if (claim !== 'claimed') {
+      const stored = claim;
       const firstUseCutoff = new Date(Date.now() - ttlHours * 3_600_000);
       if (stored.createdAt <= firstUseCutoff) {
         // Past its lifetime the key is a new one: this request runs (if another took it first, 409).
@@ -146,7 +149,7 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
         recordAnswer(db, res, apiKeyId, key, effects, next);
         return watchEffects(effects, next);
       }
-      if (stored.requestHash !== hash) {
+      if (stored.requestHash !== hash && stored.requestHash !== legacyHash) {
         return sendError(
           res,
           422,
@@ -171,6 +174,49 @@ export function idempotency(db: Db, ttlHours: number): RequestHandler {
     recordAnswer(db, res, apiKeyId, key, effects, next);
     watchEffects(effects, next);
   };
+}
+
+/**
+ * Claims `key` for the request hashed `hash`, or reads it when another request holds it. A key freed
+ * between the two (the request holding it answered a 4xx, which frees its key) is claimed again, a
+ * few times: the request then runs, as it would have a moment later.
+ * @returns `claimed` (this request runs), the key as stored, or `busy` when it kept changing hands
+ */
+async function claimOrFind(
+  db: Db,
+  apiKeyId: string,
+  key: string,
+  hash: string,
+): Promise<'claimed' | 'busy' | StoredIdempotencyKey> {
+  for (let tries = 0; tries < 3; tries++) {
+    if (await claimIdempotencyKey(db, apiKeyId, key, hash)) return 'claimed';
+    const stored = await findIdempotencyKey(db, apiKeyId, key);
+    if (stored) return stored;
+  }
+  return 'busy';
+}
+
+/** sha256 (hex) of a request as its key remembers it: method, path with query, and body. */
+function requestHash(method: string, url: string, body: string): string {
+  return createHash('sha256').update(`${method} ${url}\n${body}`).digest('hex');
+}
+
+/**
+ * `value` (a parsed JSON body) as JSON text with every object's keys sorted, so two bodies that differ
+ * only in the order of their fields — one request serialised by two JSON libraries, a retry built
+ * from a map — hash the same (as Stripe compares a retry's parameters, not its bytes). Arrays keep
+ * their order (it means something: an invoice's lines). Own keys only, `__proto__` included.
+ */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const fields = Object.keys(value)
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    return `{${fields.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 /** 409 to a request whose key another request holds right now (never stored: it may be retried). */

@@ -44,14 +44,14 @@ export async function claimIdempotencyKey(
 }
 
 /**
- * The stored `key` of `apiKeyId`.
- * @throws NoResultError when it is not stored (deleted since it was found claimed)
+ * The stored `key` of `apiKeyId`; undefined when it is not stored (freed since it was found claimed:
+ * the request holding it was refused with a 4xx, or it expired and was pruned).
  */
 export async function findIdempotencyKey(
   db: Db,
   apiKeyId: string,
   key: string,
-): Promise<StoredIdempotencyKey> {
+): Promise<StoredIdempotencyKey | undefined> {
   const row = await db
     .selectFrom('idempotency_keys')
     // As text: the `json` column keeps the bytes first sent, which a parsed value would not (an
@@ -64,7 +64,8 @@ export async function findIdempotencyKey(
     ])
     .where('api_key_id', '=', apiKeyId)
     .where('key', '=', key)
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!row) return undefined;
   return {
     requestHash: row.request_hash,
     answer:

@@ -5,7 +5,7 @@ import type { ActivityRow, Database } from '../db/schema.ts';
 import { quiesceLedgerWriters } from '../ledger/unit-of-work.ts';
 import { QUEUES } from '../queue/queues.ts';
 import type { DeliverJob } from './deliver.ts';
-import { EVENT_ACTIONS, eventOf, eventTypeOf } from './events.ts';
+import { EVENT_ACTIONS, eventOf, eventText, eventTypeOf } from './events.ts';
 
 /** Activities read per transaction of the dispatcher. */
 const PAGE = 500;
@@ -55,7 +55,7 @@ export async function dispatchEvents(db: Kysely<Database>, boss: PgBoss): Promis
         const body = eventOf(activity, type);
         const inserted = await trx
           .insertInto('outbound_events')
-          .values({ id: body.id, activity_id: activity.id, type, body: JSON.stringify(body) })
+          .values({ id: body.id, activity_id: activity.id, type, body: eventText(body) })
           .onConflict((oc) => oc.column('activity_id').doNothing())
           .returning('id')
           .executeTakeFirst();

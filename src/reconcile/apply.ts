@@ -299,7 +299,7 @@ async function applyRefundEvent(
         kind: 'exception',
         exception: 'unknown_entity',
         transactionId: payment.id,
-        message: `a refund of ${event.amount} on ${payment.id} that billhook did not make, without the gateway's refund id`,
+        message: `a refund of ${event.amount} ${event.currency} (minor units) on ${payment.id} that billhook did not make, without the gateway's refund id`,
       };
     }
     const problem = mismatch(event, paidBy(payment), payment.id, (amount, paid) => amount <= paid);
@@ -315,7 +315,7 @@ async function applyRefundEvent(
         kind: 'exception',
         exception: 'refund_exceeds_paid',
         transactionId: payment.id,
-        message: `refund ${event.gatewayRefundId} of ${event.amount} exceeds what is refundable on ${payment.id}`,
+        message: `refund ${event.gatewayRefundId} of ${event.amount} ${event.currency} (minor units) exceeds what is refundable on ${payment.id}`,
       };
     }
   }

@@ -73,8 +73,8 @@ describe('outbound events of Stripe charges', () => {
     expect(event.data.object).toMatchObject({
       object: 'invoice',
       customer: customer.id,
-      amount_paid: '4620',
-      amount_due: '0',
+      amount_paid: 4620,
+      amount_due: 0,
     });
   });
 

@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../../src/auth/api-keys.ts';
+import { newId } from '../../src/db/ids.ts';
+import { raiseException } from '../../src/exceptions/exceptions.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -267,6 +270,48 @@ describe('/admin: the operators console', () => {
     expect(activity.data).toEqual({ filter: { gateway: 'stripe', type: 'customer.updated' }, replayed: 3 });
   });
 
+  it('replays exactly the events it counted when the filter times carry milliseconds', async () => {
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 5, 10, 0, 0, ms));
+    const rows = [200, 800].map((ms) => ({
+      id: newId('evt'),
+      gateway: 'stripe' as const,
+      gateway_event_id: `evt_precision_${ms}`,
+      event_type: 'precision.probe',
+      body: '{}',
+      status: 'ignored' as const,
+      outcome: 'ignored',
+      received_at: at(ms),
+    }));
+    await app.runtime.db.insertInto('inbox').values(rows).execute();
+    const { cookie } = await login(ADMIN_KEY);
+    const confirm = await (
+      await get('/admin/inbox/replay?type=precision.probe&received_from=2026-01-05T10:00:00.500Z', cookie)
+    ).text();
+    expect(confirm).toContain('<p id="replay-count">1 event matches');
+    const hidden = Object.fromEntries(
+      [...confirm.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]),
+    );
+    const response = await fetch(`${app.url}/admin/inbox/replay`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': form },
+      body: new URLSearchParams(hidden).toString(),
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(303);
+    // Before: the form's times were cut to the second (10:00:00), so the event at .200 was replayed too.
+    expect(decodeURIComponent(response.headers.get('location') ?? '')).toContain('notice=Replayed+1+events.');
+    const activity = await app.runtime.db
+      .selectFrom('activities')
+      .select('data')
+      .where('action', '=', 'events.replayed')
+      .where(sql<boolean>`data->'filter'->>'type' = 'precision.probe'`)
+      .executeTakeFirstOrThrow();
+    expect(activity.data).toEqual({
+      filter: { type: 'precision.probe', received_from: '2026-01-05T10:00:00.500' },
+      replayed: 1,
+    });
+  });
+
   it('deletes one dead letter after a confirmation page, and says so', async () => {
     const id = (await app.runtime.boss.send('invoice.refund.dead', { refundId: 're_admin_delete_one' }))!;
     const { cookie } = await login(ADMIN_KEY);
@@ -314,5 +359,79 @@ describe('/admin: the operators console', () => {
     expect(await missing.text()).toMatch(/role="alert">.*evt_nope/);
     const bad = await get('/admin/inbox?status=nonsense', cookie);
     expect(bad.status).toBe(422);
+  });
+
+  it("shows the amounts of an exception's payments and of an event's normalised events in their currency's exponent (KWD 3, JPY 0)", async () => {
+    const customer = await app.api('POST', '/v1/customers', { email: 'kwd-page@example.com' });
+    const transaction = async (amount: bigint, currency: string) => {
+      const id = newId('txn');
+      await app.runtime.db
+        .insertInto('transactions')
+        .values({
+          id,
+          customer_id: customer.body.id,
+          invoice_id: null,
+          payment_method_id: null,
+          gateway: 'stripe',
+          gateway_transaction_id: `pi_page_${currency}`,
+          amount,
+          currency,
+          status: 'pending',
+          failure_code: null,
+          failure_message: null,
+        })
+        .execute();
+      return id;
+    };
+    const kwd = await transaction(4620n, 'KWD');
+    const jpy = await transaction(4620n, 'JPY');
+    const inboxId = newId('evt');
+    // As the inbox stores a delivery once normalised (its `events` are written by the worker only).
+    const delivery = {
+      id: inboxId,
+      gateway: 'stripe' as const,
+      gateway_event_id: 'evt_page_amounts',
+      event_type: 'payment_intent.succeeded',
+      body: '{}',
+      status: 'exception' as const,
+      outcome: 'amount_mismatch',
+      events: JSON.stringify([
+        {
+          type: 'payment.succeeded',
+          gatewayTransactionId: 'pi_page_KWD',
+          amount: '4600',
+          currency: 'KWD',
+          occurredAt: '2026-12-07T00:00:00Z',
+        },
+      ]) as never,
+    };
+    await app.runtime.db.insertInto('inbox').values(delivery).execute();
+    await inUnitOfWork(app.runtime.db, { actor: 'system' }, async (work) => {
+      for (const transactionId of [kwd, jpy]) {
+        await raiseException(work, {
+          kind: 'amount_mismatch',
+          gateway: 'stripe',
+          transactionId,
+          ...(transactionId === kwd ? { inboxId } : {}),
+          message: 'amounts differ',
+        });
+      }
+    });
+    const exceptionOf = async (transactionId: string) =>
+      (
+        await app.runtime.db
+          .selectFrom('reconciliation_exceptions')
+          .select('id')
+          .where('transaction_id', '=', transactionId)
+          .executeTakeFirstOrThrow()
+      ).id;
+    const { cookie } = await login(ADMIN_KEY);
+    const kwdPage = await (await get(`/admin/exceptions/${await exceptionOf(kwd)}`, cookie)).text();
+    expect(kwdPage).toContain('amount 4.620 KWD');
+    expect(kwdPage).not.toContain('46.20 KWD');
+    const jpyPage = await (await get(`/admin/exceptions/${await exceptionOf(jpy)}`, cookie)).text();
+    expect(jpyPage).toContain('amount 4620 JPY');
+    const eventPage = await (await get(`/admin/inbox/${inboxId}`, cookie)).text();
+    expect(eventPage).toContain('payment.succeeded 4.600 KWD');
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app.ts';
@@ -58,6 +59,69 @@ describe('Idempotency-Key: failed requests and expiry', () => {
     const unknownField = await post('/v1/customers', { email: 'a@example.com', admin: true }, 'idem-fix-3');
     expect(unknownField.status).toBe(422);
     expect(await storedKey('idem-fix-3')).toBeUndefined();
+  });
+
+  it('the same body with its fields in another order is the same request: an offline payment of EUR 10.00 retried is replayed, recorded once', async () => {
+    const customer = await post('/v1/customers', { email: 'reordered@example.com' }, 'idem-order-customer');
+    const draft = await post(
+      '/v1/invoices',
+      { customer: customer.body.id, currency: 'eur', lines: [{ description: 'Pro plan', amount: 3000 }] },
+      'idem-order-draft',
+    );
+    await post(`/v1/invoices/${draft.body.id}/finalize`, {}, 'idem-order-finalize');
+    const path = `/v1/invoices/${draft.body.id}/payments`;
+    const first = await post(path, { amount: 1000, method: 'BANK', reference: 'wire 42' }, 'idem-order-pay');
+    expect(first.status).toBe(201);
+    // The client's retry serialises the same fields in another order (another JSON library, a map).
+    const retry = await post(path, { reference: 'wire 42', method: 'BANK', amount: 1000 }, 'idem-order-pay');
+    expect([retry.status, retry.replayed, retry.text]).toEqual([201, 'true', first.text]);
+    const payments = await app.runtime.db
+      .selectFrom('offline_payments')
+      .select('amount')
+      .where('invoice_id', '=', draft.body.id)
+      .execute();
+    expect(payments.map((p) => p.amount)).toEqual([1000n]);
+    const invoice = await fetch(`${app.url}/v1/invoices/${draft.body.id}`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    }).then((r) => r.json());
+    expect(invoice).toMatchObject({ amount_paid: 1000, amount_due: 2000 });
+    // Another value under the key is still another request.
+    const other = await post(path, { reference: 'wire 42', method: 'BANK', amount: 1001 }, 'idem-order-pay');
+    expect([other.status, other.body.error.code]).toEqual([422, 'idempotency_key_reused']);
+  });
+
+  it('a key freed by the request holding it (a 4xx) between a retry finding it taken and reading it: the retry runs, never a 500', async () => {
+    // The race made certain: right after the retry's claim finds the key taken, the first request's
+    // 404 frees it (a statement trigger deletes the row as the claim's INSERT … ON CONFLICT ends).
+    const body = { email: 'freed-in-between@example.com' };
+    const { id: apiKeyId } = await app.runtime.db
+      .selectFrom('api_keys')
+      .select('id')
+      .orderBy('created_at')
+      .executeTakeFirstOrThrow();
+    await app.runtime.db
+      .insertInto('idempotency_keys')
+      .values({ api_key_id: apiKeyId, key: 'idem-freed', request_hash: 'held by a request answered 404' })
+      .execute();
+    await sql`
+      CREATE FUNCTION free_idem_freed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        DELETE FROM idempotency_keys WHERE key = 'idem-freed' AND request_hash = 'held by a request answered 404';
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER free_idem_freed AFTER INSERT ON idempotency_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION free_idem_freed();
+    `.execute(app.runtime.db);
+    try {
+      const retry = await post('/v1/customers', body, 'idem-freed');
+      expect([retry.status, retry.replayed]).toEqual([201, null]);
+    } finally {
+      await sql`DROP TRIGGER free_idem_freed ON idempotency_keys; DROP FUNCTION free_idem_freed();`.execute(
+        app.runtime.db,
+      );
+    }
+    expect(await customersWith('freed-in-between@example.com')).toBe(1);
+    expect((await storedKey('idem-freed'))?.response_status).toBe(201);
   });
 
   it('replays an answer with an amount beyond 2^53 byte for byte: a customer owing IDR 10^16 + 1', {

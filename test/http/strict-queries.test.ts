@@ -57,11 +57,11 @@ describe('strict queries on /v1 (#26 item 4)', () => {
   });
 
   it('names each unknown parameter, and a filter a list lacks is refused instead of ignored', async () => {
-    const answer = await app.api('GET', '/v1/refunds?customer=cus_x&charge=ch_1&limit=5');
+    const answer = await app.api('GET', '/v1/refunds?payment_intent=pi_1&charge=ch_1&limit=5');
     expect(answer.status).toBe(422);
-    expect(answer.body.error.message).toBe('unknown query parameter: customer, charge');
-    expect(Object.keys(answer.body.error.fields)).toEqual(['customer', 'charge']);
-    expect((await app.api('GET', '/v1/disputes?customer=cus_x')).body.error.code).toBe('unknown_parameter');
+    expect(answer.body.error.message).toBe('unknown query parameter: payment_intent, charge');
+    expect(Object.keys(answer.body.error.fields)).toEqual(['payment_intent', 'charge']);
+    expect((await app.api('GET', '/v1/disputes?charge=ch_1')).body.error.code).toBe('unknown_parameter');
     // `expand` only where it works (invoices): refused elsewhere.
     expect((await app.api('GET', '/v1/subscriptions?expand=customer')).body.error.code).toBe(
       'unknown_parameter',
@@ -249,6 +249,68 @@ describe('strict queries on /v1 (#26 item 4)', () => {
     expect(await about('cus_nope')).toEqual([]);
     const withStatus = await app.api('GET', `/v1/events?customer=${a.customer}&status=received`);
     expect(withStatus.body.data).toEqual([]);
+  });
+
+  it('lists the refunds and disputes of one customer (GET /v1/refunds?customer=, /v1/disputes?customer=)', async () => {
+    const charged: { customer: string; invoice: string; transaction: string }[] = [];
+    for (const intent of ['pi_strict_refunds_a', 'pi_strict_refunds_b']) {
+      const { customer, invoice } = await openInvoice(app);
+      stripeChargeSucceeds(intent);
+      const answer = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+      expect(answer.status).toBe(200);
+      charged.push({ customer: customer.id, invoice: invoice.id, transaction: answer.body.transaction.id });
+    }
+    const [a, b] = charged as [(typeof charged)[0], (typeof charged)[0]];
+    stripeRefundSucceeds('re_strict_refunds_a');
+    const refund = await app.api('POST', `/v1/invoices/${a.invoice}/refund`, { amount: 100 });
+    expect(refund.status).toBe(201);
+    const dispute = newId('dp');
+    await app.runtime.db
+      .insertInto('disputes')
+      .values({
+        id: dispute,
+        transaction_id: b.transaction,
+        gateway: 'stripe',
+        gateway_dispute_id: 'dp_strict_refunds_b',
+        amount: 4620n,
+        currency: 'EUR',
+        status: 'open',
+        reason: 'fraudulent',
+      })
+      .execute();
+    const list = async (path: string) => {
+      const answer = await app.api('GET', path);
+      expect(answer.status).toBe(200);
+      return ids(answer.body);
+    };
+    expect(await list(`/v1/refunds?customer=${a.customer}&limit=100`)).toEqual([refund.body.id]);
+    expect(await list(`/v1/refunds?customer=${b.customer}&limit=100`)).toEqual([]);
+    expect(await list(`/v1/disputes?customer=${b.customer}&limit=100`)).toEqual([dispute]);
+    expect(await list(`/v1/disputes?customer=${a.customer}&limit=100`)).toEqual([]);
+    expect(await list(`/v1/refunds?customer=${a.customer}&status=failed`)).toEqual([]);
+  });
+
+  it("refuses a status a list's rows never have (invoices' status=paid: PAID) instead of answering an empty page", async () => {
+    const { invoice } = await openInvoice(app, { amount: 2500 });
+    const open = await app.api('GET', '/v1/invoices?status=OPEN&limit=100');
+    expect(open.body.data.map((i: { id: string }) => i.id)).toContain(invoice.id);
+    // Before: 200 with no invoice, as if EUR 25.00 were owed by nobody.
+    const lower = await app.api('GET', '/v1/invoices?status=open&limit=100');
+    expect(lower.status).toBe(422);
+    expect(lower.body.error.fields.status).toContain('OPEN');
+    for (const [path, wrong] of [
+      ['/v1/transactions', 'SUCCEEDED'],
+      ['/v1/refunds', 'refunded'],
+      ['/v1/disputes', 'needs_response'],
+      ['/v1/events', 'failed'],
+      ['/v1/reconciliation-exceptions', 'closed'],
+      ['/v1/credit-notes', 'issued'],
+      ['/v1/subscriptions', 'active'],
+    ] as const) {
+      const answer = await app.api('GET', `${path}?status=${wrong}`);
+      expect([path, answer.status, answer.body.error?.code]).toEqual([path, 422, 'validation_failed']);
+      expect(answer.body.error.fields, path).toHaveProperty('status');
+    }
   });
 
   it('lists activities recorded in [created_gte, created_lt), with the other filters', async () => {

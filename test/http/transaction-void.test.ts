@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
+import { dispatchEvents } from '../../src/outbound/dispatch.ts';
 import {
   type ApiBody,
   anetFixture,
@@ -70,6 +72,8 @@ describe('POST /v1/transactions/:id/void', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startOfflineTestApp({
+      // For the webhook endpoint of the outbound events.
+      BILLHOOK_SECRET_KEY: randomBytes(32).toString('base64'),
       AUTHORIZENET_API_LOGIN_ID: LOGIN_ID,
       AUTHORIZENET_TRANSACTION_KEY: TRANSACTION_KEY,
       AUTHORIZENET_SIGNATURE_KEY: FIXTURE_SIGNATURE_KEY,
@@ -198,6 +202,40 @@ describe('POST /v1/transactions/:id/void', () => {
     ]);
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
       status: 'OPEN',
+      amount_paid: 0,
+      amount_due: 4620,
+    });
+  });
+
+  it('pushes invoice.payment_reversed when a void takes back the payment of a PAID invoice, so a system that booked its invoice.paid hears it is OPEN again (USD 46.20 due)', async () => {
+    const endpoint = await app.api('POST', '/v1/webhook-endpoints', {
+      url: 'http://127.0.0.1:9/reversals',
+      enabled_events: ['invoice.paid', 'invoice.payment_reversed'],
+    });
+    expect(endpoint.status).toBe(201);
+    const { invoice, transaction } = await authorizenetCharge('2230581409');
+    nockApi(
+      ANET_BASE,
+      'createTransactionRequest',
+      anetFixture('api.createTransaction.void.approved.json'),
+      (r) => r.transactionRequest.transactionType === 'voidTransaction',
+    );
+    expect((await voidOver(app, transaction.id)).status).toBe(200);
+    await dispatchEvents(app.runtime.db, app.runtime.boss);
+    const rows = await app.runtime.db
+      .selectFrom('outbound_events')
+      .select(['type', 'body'])
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const about = rows
+      .map((row) => ({ type: row.type, body: JSON.parse(row.body) }))
+      .filter((event) => event.body.data.object.id === invoice.id);
+    expect(about.map((event) => event.type)).toEqual(['invoice.paid', 'invoice.payment_reversed']);
+    expect(about[1]?.body.data.object).toMatchObject({
+      object: 'invoice',
+      currency: 'USD',
+      amount: 4620,
       amount_paid: 0,
       amount_due: 4620,
     });

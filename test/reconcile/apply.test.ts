@@ -16,6 +16,7 @@ import {
   insertGatewayAccount,
   moneyCoreDatabase,
   pendingCharge,
+  succeededCharge,
 } from '../support/money-core.ts';
 import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -101,6 +102,34 @@ describe('applyEvent', () => {
     expect(await rowOf('transactions', transaction.id)).toMatchObject({ status: 'pending' });
     expect(await entriesOf(transaction.id)).toEqual([]);
     expect(await booksIn(db, 'CHF')).toEqual({ 'receivable:customer': 1000n, revenue: -1000n });
+  });
+
+  it("names the refund's currency in the exceptions of a refund it cannot record: KWD 3.000 more after 3.000 of a payment of 4.620, or without the gateway's refund id", async () => {
+    const { transaction } = await succeededCharge(db, {
+      currency: 'KWD',
+      amount: 4620n,
+      gatewayTransactionId: 'pi_kwd_refund_messages',
+    });
+    const refund = (amount: bigint, gatewayRefundId?: string) =>
+      canonicalEvent({
+        type: 'refund.succeeded',
+        gatewayTransactionId: 'pi_kwd_refund_messages',
+        ...(gatewayRefundId ? { gatewayRefundId } : {}),
+        amount,
+        currency: 'KWD',
+      });
+    const messageOf = async (result: unknown) => {
+      expect(result).toMatchObject({ kind: 'exception' });
+      return (result as { message: string }).message;
+    };
+    expect(await apply(refund(3000n, 're_kwd_first'))).toMatchObject({ kind: 'applied' });
+    // 1.620 left: before, "refund re_kwd_too_much of 3000 exceeds what is refundable on txn_…" (3000 of what?).
+    expect(await messageOf(await apply(refund(3000n, 're_kwd_too_much')))).toBe(
+      `refund re_kwd_too_much of 3000 KWD (minor units) exceeds what is refundable on ${transaction.id}`,
+    );
+    expect(await messageOf(await apply(refund(1000n)))).toBe(
+      `a refund of 1000 KWD (minor units) on ${transaction.id} that billhook did not make, without the gateway's refund id`,
+    );
   });
 
   it('a refund before its charge is not found yet (retry); once the charge succeeded it is recorded and posted', async () => {

@@ -12,6 +12,7 @@ import type { AppDeps } from '../deps.ts';
 import { type Html, h } from './html.ts';
 import {
   ADMIN,
+  amountsOf,
   filterForm,
   link,
   PAGE_SIZE,
@@ -119,7 +120,7 @@ ${pager('/exceptions', values, shown.at(-1)?.id, rows.length > PAGE_SIZE)}`;
       if (typeof id !== 'string') continue;
       const row = await orMissing(getRow<Record<string, unknown>>(db, table, id, label));
       involved.push(
-        h`<h2>${label} <code>${id}</code></h2>${row ? h`<pre>${prettyJson(row)}</pre>` : h`<p class="muted">Not found.</p>`}`,
+        h`<h2>${label} <code>${id}</code></h2>${row ? h`${amountsOf(row) ? h`<p class="amounts">${amountsOf(row)}</p>` : ''}<pre>${prettyJson(row)}</pre>` : h`<p class="muted">Not found.</p>`}`,
       );
     }
     const history = await listActivities(db, { afterSequence: 0n, limit: 50, resourceId: x.id });

@@ -15,6 +15,7 @@ import {
   FormTime,
   filterForm,
   link,
+  money,
   PAGE_SIZE,
   pager,
   parseForm,
@@ -177,7 +178,7 @@ ${postForm(sessionOf(res), `${ADMIN}/inbox/replay`, `Replay ${Math.min(count, RE
 <p>${row.body === null ? h`<span class="muted">The raw body is past the inbox retention: it cannot be replayed.</span>` : postForm(session, `${ADMIN}/inbox/${row.id}/replay`, 'Replay')}
 <a href="${link('/exceptions', { event: row.id })}">Its reconciliation exceptions</a></p>
 <h2>Normalised events</h2>
-${row.events === null ? h`<p class="muted">Not normalised yet.</p>` : h`<pre id="events">${prettyJson(row.events)}</pre>`}
+${row.events === null ? h`<p class="muted">Not normalised yet.</p>` : h`<ul id="event-amounts">${row.events.map((e) => h`<li>${e.type} ${money(e.amount, e.currency)}</li>`)}</ul><pre id="events">${prettyJson(row.events)}</pre>`}
 <h2>Raw payload</h2>
 ${row.body === null ? h`<p class="muted">Dropped by the retention.</p>` : h`<pre id="payload">${prettyBody(row.body)}</pre>`}`;
     sendPage(req, res, { title: `Event ${row.id}`, section: '/inbox' }, body);

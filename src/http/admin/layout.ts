@@ -204,14 +204,44 @@ export function parseForm<T extends z.ZodType>(schema: T, input: unknown): z.out
   );
 }
 
-/** The values of a parsed filter as the strings of a link's query (dates as ISO 8601). */
+/**
+ * The values of a parsed filter as the strings of a link's query or a form's hidden fields: dates as
+ * ISO 8601 in UTC without the zone (`FormTime` reads them back as UTC), to the second, or to the
+ * millisecond when they have one — a filter carried to the next page, or to *Replay all*, selects
+ * exactly the rows it selected (10:00:00.500 cut to 10:00:00 would take in 10:00:00.200 as well).
+ */
 export function queryOf(values: Record<string, unknown>): Record<string, string | undefined> {
   return Object.fromEntries(
     Object.entries(values).map(([k, v]) => [
       k,
-      v instanceof Date ? v.toISOString().slice(0, 19) : v === undefined ? undefined : String(v),
+      v instanceof Date
+        ? v.toISOString().slice(0, v.getUTCMilliseconds() ? 23 : 19)
+        : v === undefined
+          ? undefined
+          : String(v),
     ]),
   );
+}
+
+/** The amount columns of a row the console shows raw (a payment, refund, payout, settlement line). */
+const AMOUNT_COLUMNS = ['amount', 'amount_captured', 'gross', 'fee', 'net'] as const;
+
+/**
+ * A row's amounts in its `currency`'s exponent, `amount 4.620 KWD · amount_captured 4.000 KWD`
+ * (`money`), for a page that also shows the row as stored (minor units); empty when the row has no
+ * currency or no amount.
+ */
+export function amountsOf(row: Record<string, unknown>): string {
+  const currency = row.currency;
+  if (typeof currency !== 'string') return '';
+  return AMOUNT_COLUMNS.flatMap((column) => {
+    const value = row[column];
+    return typeof value === 'bigint' ||
+      typeof value === 'number' ||
+      (typeof value === 'string' && /^-?\d+$/.test(value))
+      ? [`${column} ${money(value, currency.trim())}`]
+      : [];
+  }).join(' · ');
 }
 
 /** An amount in minor units as its decimal text and currency (`-12.34 USD`), exactly (no float). */

@@ -30,9 +30,11 @@ import {
   AccountQuery,
   ActivityQuery,
   CreditNoteListQuery,
+  DisputeListQuery,
   EventListQuery,
   ExceptionListQuery,
-  GatewayListQuery,
+  type GatewayListQuery,
+  RefundListQuery,
   ResolveException,
   SequenceQuery,
   TransactionListQuery,
@@ -83,7 +85,7 @@ function listAndRead<Q extends ListQuerySchema, R>(spec: {
 }
 
 /** Status, gateway and gateway account: what refunds, disputes and the inbox filter by. */
-const byGateway = (query: z.output<typeof GatewayListQuery>) => ({
+const byGateway = (query: z.output<typeof GatewayListQuery> & { status?: string }) => ({
   status: query.status,
   gateway: query.gateway,
   gateway_account: accountFilter(query.gateway_account),
@@ -200,22 +202,45 @@ export const readRoutes: ApiRoute[] = [
     resource: 'refund',
     name: 'Refund',
     tag: 'Refunds',
-    summary: 'List refunds',
+    summary: 'List refunds (filter by status, gateway, gateway_account, customer)',
     readSummary: 'Read a refund',
-    query: GatewayListQuery,
+    query: RefundListQuery,
     item: Refund,
-    endpoint: { table: 'refunds', equals: byGateway, map: serialize.refund },
+    endpoint: {
+      table: 'refunds',
+      equals: byGateway,
+      // A payment's refund names its customer through its payment and invoice; a credit refund itself.
+      where: (query) =>
+        query.customer
+          ? [
+              sql<boolean>`(customer_id = ${query.customer}
+                OR transaction_id IN (SELECT id FROM transactions WHERE customer_id = ${query.customer})
+                OR invoice_id IN (SELECT id FROM invoices WHERE customer_id = ${query.customer}))`,
+            ]
+          : [],
+      map: serialize.refund,
+    },
   }),
   ...listAndRead({
     plural: 'disputes',
     resource: 'dispute',
     name: 'Dispute',
     tag: 'Disputes',
-    summary: 'List disputes',
+    summary: "List disputes (filter by status, gateway, gateway_account, customer: its payment's)",
     readSummary: 'Read a dispute',
-    query: GatewayListQuery,
+    query: DisputeListQuery,
     item: Dispute,
-    endpoint: { table: 'disputes', equals: byGateway, map: serialize.dispute },
+    endpoint: {
+      table: 'disputes',
+      equals: byGateway,
+      where: (query) =>
+        query.customer
+          ? [
+              sql<boolean>`transaction_id IN (SELECT id FROM transactions WHERE customer_id = ${query.customer})`,
+            ]
+          : [],
+      map: serialize.dispute,
+    },
   }),
   ...listAndRead({
     plural: 'reconciliation-exceptions',

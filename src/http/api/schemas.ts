@@ -230,8 +230,29 @@ export const ListQuery = z.object({
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
+/**
+ * A list's `status` filter: one of the statuses its rows have, spelt as the API answers them; any
+ * other value (`paid` for `PAID`) is 422 with the statuses named, never an empty page that reads as
+ * "none" (no invoice OPEN, nothing owed).
+ */
+const byStatus = <const S extends readonly [string, ...string[]]>(statuses: S) => ({
+  status: z.enum(statuses, { error: () => `must be one of ${statuses.join(', ')}` }).optional(),
+});
+const INVOICE_STATUSES = [
+  'DRAFT',
+  'OPEN',
+  'PAID',
+  'VOID',
+  'UNCOLLECTIBLE',
+  'PARTIALLY_REFUNDED',
+  'REFUNDED',
+] as const;
+const TRANSACTION_STATUSES = ['pending', 'unknown', 'succeeded', 'failed', 'canceled'] as const;
+const REFUND_STATUSES = ['pending', 'unknown', 'succeeded', 'failed'] as const;
+const DISPUTE_STATUSES = ['inquiry', 'inquiry_closed', 'open', 'won', 'lost'] as const;
+const INBOX_STATUSES = ['received', 'processed', 'ignored', 'retrying', 'exception'] as const;
+const SUBSCRIPTION_STATUSES = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED', 'CANCELLED'] as const;
 /** Filters several lists share: exact equality on the row's column of the same meaning. */
-const ByStatus = { status: z.string().max(40).optional() };
 const ByCustomer = { customer: z.string().max(64).optional() };
 /** A gateway account filter's value: `default` (the gateway's default account) or a `gwa_…` id. */
 export const GatewayAccountFilter = z.union([z.literal('default'), Id('gwa')]);
@@ -257,7 +278,7 @@ const InvoiceExpand = z
  * `invoice_number` filter) and `external_id`, with `expand`.
  */
 export const InvoiceListQuery = ListQuery.extend({
-  ...ByStatus,
+  ...byStatus(INVOICE_STATUSES),
   ...ByCustomer,
   subscription: z.string().max(64).optional(),
   number: z.string().max(40).optional(),
@@ -274,7 +295,7 @@ export const InvoiceReadQuery = z.object({ expand: InvoiceExpand });
  * (`gateway`: payment attempts; `offline`: payments recorded with `POST /v1/invoices/:id/payments`).
  */
 export const TransactionListQuery = ListQuery.extend({
-  ...ByStatus,
+  ...byStatus(TRANSACTION_STATUSES),
   ...ByCustomer,
   ...ByGateway,
   invoice: z.string().max(64).optional(),
@@ -282,30 +303,42 @@ export const TransactionListQuery = ListQuery.extend({
   type: z.enum(['gateway', 'offline']).optional(),
 });
 
-/** `GET /v1/refunds`, `/v1/disputes`: by status, gateway and gateway account. */
-export const GatewayListQuery = ListQuery.extend({ ...ByStatus, ...ByGateway });
+/** By gateway and gateway account (what refunds, disputes, the inbox and exceptions filter by). */
+export const GatewayListQuery = ListQuery.extend({ ...ByGateway });
+
+/**
+ * `GET /v1/refunds`: by status, gateway, gateway account and `customer` (the customer of its payment
+ * or invoice, or whose credit it paid back).
+ */
+export const RefundListQuery = GatewayListQuery.extend({ ...byStatus(REFUND_STATUSES), ...ByCustomer });
+
+/** `GET /v1/disputes`: by status, gateway, gateway account and `customer` (its payment's). */
+export const DisputeListQuery = GatewayListQuery.extend({ ...byStatus(DISPUTE_STATUSES), ...ByCustomer });
 
 /**
  * `GET /v1/events` (the inbox): by status, gateway, gateway account, `customer` (deliveries whose
  * normalised events name one of the customer's transactions, refunds or disputes: inbox/customer.ts)
  * and when received (`created_gte` / `created_lt`).
  */
-export const EventListQuery = GatewayListQuery.extend({ ...ByCustomer });
+export const EventListQuery = GatewayListQuery.extend({ ...byStatus(INBOX_STATUSES), ...ByCustomer });
 
 /** `GET /v1/credit-notes`: by status, customer, `invoice` and `refund`. */
 export const CreditNoteListQuery = ListQuery.extend({
-  ...ByStatus,
+  ...byStatus(['ISSUED', 'VOID']),
   ...ByCustomer,
   invoice: z.string().max(64).optional(),
   refund: z.string().max(64).optional(),
 });
 
 /** `GET /v1/reconciliation-exceptions`: by status, gateway, gateway account and `payout` (`pyo_…`). */
-export const ExceptionListQuery = GatewayListQuery.extend({ payout: Id('pyo').optional() });
+export const ExceptionListQuery = GatewayListQuery.extend({
+  ...byStatus(['open', 'resolved']),
+  payout: Id('pyo').optional(),
+});
 
 /** `GET /v1/subscriptions`: by status, customer, plan (`plan_…`) and product (`prod_…`: any of its plans). */
 export const SubscriptionListQuery = ListQuery.extend({
-  ...ByStatus,
+  ...byStatus(SUBSCRIPTION_STATUSES),
   ...ByCustomer,
   plan: z.string().max(64).optional(),
   product: z.string().max(64).optional(),
