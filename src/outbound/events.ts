@@ -6,8 +6,9 @@ import { exactJsonIntegers } from '../money/amount.ts';
  * where Stripe has one (https://docs.stripe.com/api/events/types). `refund.failed` (Stripe's too): a
  * refund the gateway failed, after it had succeeded as well (the money came back to the merchant and
  * the refund was reversed), so a system that booked its `refund.succeeded` takes it back.
- * `invoice.payment_reversed` (billhook's own): a payment of the invoice taken back because the gateway
- * voided it before it settled (the money never moved); a PAID invoice is OPEN again with `amount_due`.
+ * `invoice.payment_reversed` (billhook's own): a payment of the invoice taken back, because the gateway
+ * voided it before it settled (the money never moved) or an offline payment was reversed (a bounced
+ * cheque); a PAID invoice is OPEN again with `amount_due`.
  */
 export const OUTBOUND_EVENT_TYPES = [
   'invoice.paid',
@@ -29,7 +30,6 @@ export const EVENT_ACTIONS = [
   'invoice.paid',
   'invoice.payment_reversed',
   'transaction.failed',
-  'invoice.payment_reversed',
   'refund.succeeded',
   'refund.failed',
   'dispute.opened',
