@@ -76,7 +76,7 @@ export async function refundCustomerCredit(
       const c = input.currency;
       throw new ConflictError(
         'credit_held_by_dispute',
-        `a refund of ${input.amount} ${c} of customer ${customerId}'s credit needs credit that is held: ${heldByDisputes} ${c} of their credit is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back from their credit (won, it is theirs again). Nothing changed; refund at most ${available} ${c} now, or again once the disputes are decided`,
+        `a refund of ${input.amount} ${c} of customer ${customerId}'s credit needs credit that is held: ${heldByDisputes} ${c} of their credit is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back from their credit (won, it is theirs again; a PayPal claim lost holds it until the refund paying it comes). Nothing changed; refund at most ${available} ${c} now, or again once the disputes are decided`,
       );
     }
     if (input.amount > available) {

@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
+  disputeHolds,
   issueCreditNote,
   overpaymentDisputeHold,
   overpaymentGivenBack,
@@ -400,9 +401,10 @@ async function overpaymentCreditShortfall(
 }
 
 /**
- * The sum of the amounts of the open disputes (funds withdrawn, not decided) of invoice `invoiceId`'s
- * payments, minor units of its currency ≥ 0: what their loss may take back of its overpayment first
- * (billing/credit-notes.ts `overpaymentDisputeHold`). Read under the invoice's lock.
+ * The sum of the amounts of the disputes that hold (billing/credit-notes.ts `disputeHolds`: open,
+ * funds withdrawn and not decided; or a PayPal claim lost whose refund is still to come) of invoice
+ * `invoiceId`'s payments, minor units of its currency ≥ 0: what their loss, or the refund paying it,
+ * may take back of its overpayment first (`overpaymentDisputeHold`). Read under the invoice's lock.
  */
 async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
   const row = await trx
@@ -410,7 +412,7 @@ async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<b
     .innerJoin('transactions as t', 't.id', 'd.transaction_id')
     .select(sql<string>`coalesce(sum(d.amount), 0)::text`.as('amount'))
     .where('t.invoice_id', '=', invoiceId)
-    .where('d.status', '=', 'open')
+    .where(disputeHolds())
     .executeTakeFirstOrThrow();
   return BigInt(row.amount);
 }
@@ -436,7 +438,7 @@ async function assertOverpaymentCreditLeft(
   if (heldByDisputes > 0n) {
     throw new ConflictError(
       'credit_held_by_dispute',
-      `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
+      `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again; a PayPal claim lost holds it until the refund paying it comes). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
     );
   }
   throw new ConflictError(
