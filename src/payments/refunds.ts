@@ -359,8 +359,9 @@ export async function createRefund(
  * refunds in flight only (`availableCredit` holds `credit_refunds`): the refunds of overpaid invoices
  * still in flight may yet fail, and the one whose success leaves the credit in debit is flagged
  * @returns `share` (of this refund, > 0), `held` and `left` (also what could be refunded now without
- * exceeding the credit left), `heldByDisputes` (of the customer's credit, by open disputes), minor
- * units of the invoice's `currency`, and those `disputes`
+ * exceeding the credit left), `heldByDisputes` (of the customer's credit, by open disputes) and
+ * `availableWithoutDisputes` (the credit left were they won), minor units of the invoice's
+ * `currency`, and those `disputes`
  */
 async function overpaymentCreditShortfall(
   work: UnitOfWork,
@@ -375,6 +376,7 @@ async function overpaymentCreditShortfall(
       currency: string;
       heldByDisputes: bigint;
       disputes: string[];
+      availableWithoutDisputes: bigint;
     }
   | undefined
 > {
@@ -395,9 +397,18 @@ async function overpaymentCreditShortfall(
     available: left,
     heldByDisputes,
     disputes,
+    availableWithoutDisputes,
   } = await creditAvailability(work, invoice.customer_id, invoice.currency, holds);
   if (share <= left) return undefined;
-  return { share, held, left, currency: invoice.currency, heldByDisputes, disputes };
+  return {
+    share,
+    held,
+    left,
+    currency: invoice.currency,
+    heldByDisputes,
+    disputes,
+    availableWithoutDisputes,
+  };
 }
 
 /**
@@ -424,8 +435,9 @@ async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<b
  * raises an exception for a person instead (`recordRefundResult`). One of billhook's holds its share
  * of the credit from here until it settles (`availableCredit`: no invoice applies it, no other refund
  * pays it back).
- * @throws ConflictError `credit_held_by_dispute` when open disputes hold some of the customer's credit
- * (naming them and what can be refunded now), else `overpayment_credit_spent`, with the amounts
+ * @throws ConflictError `credit_held_by_dispute` when disputes hold the customer's credit it needs
+ * (their release would cover it: `availableWithoutDisputes`; naming them and what can be refunded
+ * now), else `overpayment_credit_spent`, with the amounts
  */
 async function assertOverpaymentCreditLeft(
   work: UnitOfWork,
@@ -434,8 +446,9 @@ async function assertOverpaymentCreditLeft(
 ): Promise<void> {
   const short = await overpaymentCreditShortfall(work, invoice, amount);
   if (!short) return;
-  const { share, held, left, currency, heldByDisputes, disputes } = short;
-  if (heldByDisputes > 0n) {
+  const { share, held, left, currency, heldByDisputes, disputes, availableWithoutDisputes } = short;
+  // Held by disputes only when their release would cover it: credit spent beyond that is spent.
+  if (heldByDisputes > 0n && share <= availableWithoutDisputes) {
     throw new ConflictError(
       'credit_held_by_dispute',
       `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again; a PayPal claim lost holds it until the refund paying it comes). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
