@@ -142,7 +142,7 @@ export interface OverpaymentHeld {
   disputes: string[];
 }
 
-/** The gateways that pay a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal's claims). */
+/** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
 const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
   (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
 );
@@ -158,7 +158,8 @@ const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * (the dispute `reversed`: its loss takes the share itself, `dp_…:overpayment_charged_back`).
  */
 export function disputeHolds(): RawBuilder<boolean> {
-  return sql<boolean>`(d.status = 'open' OR (d.status = 'lost' AND d.refund_id IS NULL AND NOT d.reversed AND d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[])))`;
+  return sql<boolean>`(d.status = 'open' OR (d.status = 'lost' AND d.refund_id IS NULL AND NOT d.reversed
+    AND d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[])))`;
 }
 
 /**
@@ -182,8 +183,9 @@ export function overpaymentDisputeHold(
 
 /**
  * What the refunds in flight (`pending`, `unknown`) and the disputes that hold (`disputeHolds`: funds
- * withdrawn, not decided, `open`; or a PayPal claim lost whose refund is still to come) of the overpaid invoices of customers `customerIds` (in `currency`; every currency
- * when omitted) will pay or take back of their overpayments: per invoice, the `overpaymentShare` of
+ * withdrawn, not decided, `open`; or a PayPal claim lost whose refund is still to come) of the
+ * overpaid invoices of customers `customerIds` (in `currency`; every currency when omitted) will pay
+ * or take back of their overpayments: per invoice, the `overpaymentShare` of
  * the refunds' sum after what was given back (`overpaymentGivenBack`), which their success debits
  * from the customer's credit, then the share of those disputes' sum after that
  * (`overpaymentDisputeHold`), which their loss takes off it (`dp_…:overpayment_charged_back`, or the
