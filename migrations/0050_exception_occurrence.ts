@@ -7,10 +7,22 @@ import { type Kysely, sql } from 'kysely';
  * per (inbox event, kind, occurrence) and, without an event, per (transaction, kind, refund, payout,
  * settlement line, occurrence); so a second exception of the same kind on one payment about another
  * dispute opens its own, where it used to be silently dropped, and a replay (the same occurrence) is
- * still recorded once. Existing rows keep '' (their keys unchanged). One statement per call.
+ * still recorded once. Existing rows raised without an event about a dispute (`details.dispute`: the
+ * kinds payments/disputes.ts raises) take the occurrence their raiser now gives (the dispute; for
+ * `overpayment_credit_spent`, `dp_…:overpayment_charged_back`), so a report replayed after the deploy
+ * is still recorded once (left '', it would open a second exception for the same dispute); the others
+ * keep ''. Their old keys were unique, so the new ones are. One statement per call.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE reconciliation_exceptions ADD COLUMN occurrence text NOT NULL DEFAULT ''`.execute(db);
+  // The existing exceptions of the raisers that now name their dispute (payments/disputes.ts, without
+  // an event: `details.dispute`) take it, so the same report replayed after the deploy raises none.
+  await sql`UPDATE reconciliation_exceptions SET occurrence = CASE
+      WHEN kind = 'overpayment_credit_spent' THEN (details->>'dispute') || ':overpayment_charged_back'
+      ELSE details->>'dispute' END
+    WHERE inbox_id IS NULL AND jsonb_typeof(details->'dispute') = 'string'
+      AND kind IN ('dispute_won_after_loss', 'dispute_won_after_refund', 'unknown_outcome', 'amount_mismatch',
+        'overpayment_credit_spent')`.execute(db);
   await sql`DROP INDEX reconciliation_exceptions_once`.execute(db);
   await sql`CREATE UNIQUE INDEX reconciliation_exceptions_once
     ON reconciliation_exceptions (inbox_id, kind, occurrence) WHERE inbox_id IS NOT NULL`.execute(db);

@@ -1,6 +1,8 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { GATEWAYS } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { invoiceActivity } from './invoices.ts';
 import {
@@ -126,28 +128,49 @@ export async function overpaymentRefunded(
 }
 
 /**
- * What a customer's refunds in flight and open disputes hold of their credit in one currency
- * (`overpaymentsHeld`).
+ * What a customer's refunds in flight and disputes that hold (`disputeHolds`: open, or a PayPal claim
+ * lost whose refund is still to come) hold of their credit in one currency (`overpaymentsHeld`).
  */
 export interface OverpaymentHeld {
   customerId: string;
   currency: string;
   /** Minor units of `currency`, > 0: all that is held. */
   held: bigint;
-  /** Of `held`, what open disputes hold (minor units, 0 … held). */
+  /** Of `held`, what disputes hold (`disputeHolds`; minor units, 0 … held). */
   byDisputes: bigint;
-  /** The open disputes (`dp_…`) that hold some of it, in no particular order. */
+  /** The disputes (`dp_…`) that hold some of it, in no particular order. */
   disputes: string[];
 }
 
+/** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
+const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
+  (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
+);
+
 /**
- * What an overpaid invoice's open disputes hold of its overpayment (minor units, 0 … what is left of
- * it): the disputes whose funds the gateway withdrew (`open`) on its payments would, lost, give the
- * overpayment back first (payments/disputes.ts `chargeBackOverpayment`, or the refund that carries a
- * lost PayPal claim: `issueCreditNote`), so that share of the customer's credit is held from the
- * dispute's opening, after what was given back (`given`) and what its refunds in flight hold
- * (`refunding`): released when the dispute is won (it is no longer open), taken when it is lost.
- * `disputed` is the sum of its open disputes' amounts.
+ * SQL condition on the disputes row aliased `d`: the dispute holds its share of its invoice's
+ * overpayment (`overpaymentDisputeHold`): it is `open` (funds withdrawn, not decided), or it is lost
+ * and its money is still to leave by the refund that pays it (a gateway paying lost disputes as
+ * refunds, PayPal's claims: not reversed, no refund carrying it yet, payments/overpayment-shares.ts
+ * `givesBackOverpayment` false). That refund, reported afterwards, pays the overpayment back first
+ * (`issueCreditNote`), so the loss does not release the share; the refund does, once it carries the
+ * dispute (`refund_id`: payments/disputes.ts `settleLostDisputeByRefund`), and so does a reversal
+ * (the dispute `reversed`: its loss takes the share itself, `dp_…:overpayment_charged_back`).
+ */
+export function disputeHolds(): RawBuilder<boolean> {
+  return sql<boolean>`(d.status = 'open' OR (d.status = 'lost' AND d.refund_id IS NULL AND NOT d.reversed
+    AND d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[])))`;
+}
+
+/**
+ * What an overpaid invoice's disputes that hold (`disputeHolds`) hold of its overpayment (minor
+ * units, 0 … what is left of it): the disputes whose funds the gateway withdrew (`open`) on its
+ * payments would, lost, give the overpayment back first (payments/disputes.ts
+ * `chargeBackOverpayment`, or the refund that carries a lost PayPal claim: `issueCreditNote`), so
+ * that share of the customer's credit is held from the dispute's opening, after what was given back
+ * (`given`) and what its refunds in flight hold (`refunding`): released when the dispute is won (it
+ * is no longer open), taken when it is lost (a PayPal claim's loss: when the refund that pays it
+ * comes, held until then). `disputed` is the sum of those disputes' amounts.
  */
 export function overpaymentDisputeHold(
   invoice: Asked,
@@ -159,14 +182,16 @@ export function overpaymentDisputeHold(
 }
 
 /**
- * What the refunds in flight (`pending`, `unknown`) and the open disputes (funds withdrawn, not
- * decided: `open`) of the overpaid invoices of customers `customerIds` (in `currency`; every currency
- * when omitted) will pay or take back of their overpayments: per invoice, the `overpaymentShare` of
+ * What the refunds in flight (`pending`, `unknown`) and the disputes that hold (`disputeHolds`: funds
+ * withdrawn, not decided, `open`; or a PayPal claim lost whose refund is still to come) of the
+ * overpaid invoices of customers `customerIds` (in `currency`; every currency when omitted) will pay
+ * or take back of their overpayments: per invoice, the `overpaymentShare` of
  * the refunds' sum after what was given back (`overpaymentGivenBack`), which their success debits
- * from the customer's credit, then the share of its open disputes' sum after that
- * (`overpaymentDisputeHold`), which their loss takes off it (`dp_…:overpayment_charged_back`). That
- * credit is theirs meanwhile, not the customer's to spend (billing/customer-credit.ts
- * `availableCredit`): a dispute won releases its share, a dispute lost takes it. One statement when
+ * from the customer's credit, then the share of those disputes' sum after that
+ * (`overpaymentDisputeHold`), which their loss takes off it (`dp_…:overpayment_charged_back`, or the
+ * refund paying a lost claim). That credit is theirs meanwhile, not the customer's to spend
+ * (billing/customer-credit.ts `availableCredit`): a dispute won releases its share, a dispute lost
+ * takes it (a claim's when its refund comes). One statement when
  * no such refund or dispute is there (the usual case), then one per invoice with some.
  * @returns per customer and currency with some held, in no particular order
  */
@@ -190,12 +215,12 @@ export async function overpaymentsHeld(
       sql<string>`(SELECT coalesce(sum(r.amount), 0) FROM refunds r WHERE r.invoice_id = i.id AND r.status IN ('pending', 'unknown'))::text`.as(
         'in_flight',
       ),
-      sql<string>`(SELECT coalesce(sum(d.amount), 0) FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND d.status = 'open')::text`.as(
+      sql<string>`(SELECT coalesce(sum(d.amount), 0) FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND ${disputeHolds()})::text`.as(
         'disputed',
       ),
       sql<
         string[]
-      >`(SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND d.status = 'open')`.as(
+      >`(SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM disputes d JOIN transactions t ON t.id = d.transaction_id WHERE t.invoice_id = i.id AND ${disputeHolds()})`.as(
         'dispute_ids',
       ),
     ])
@@ -216,7 +241,7 @@ export async function overpaymentsHeld(
             .innerJoin('transactions as t', 't.id', 'd.transaction_id')
             .select('d.id')
             .whereRef('t.invoice_id', '=', 'i.id')
-            .where('d.status', '=', 'open'),
+            .where(disputeHolds()),
         ),
       ]),
     )

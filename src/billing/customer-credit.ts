@@ -62,6 +62,11 @@ export interface CreditAvailability {
   heldByDisputes: bigint;
   /** Those disputes (`dp_…`). */
   disputes: string[];
+  /**
+   * What they could use were those disputes won (their holds released), ≥ `available`: a request
+   * beyond it is refused for want of credit, not because disputes hold it.
+   */
+  availableWithoutDisputes: bigint;
 }
 
 /**
@@ -108,15 +113,17 @@ export async function creditAvailability(
     ) AS available
   `.execute(work.trx);
   const available = BigInt(rows[0]?.available ?? 0);
-  const none = { available: 0n, heldByDisputes: 0n, disputes: [] };
+  const none = { available: 0n, heldByDisputes: 0n, disputes: [], availableWithoutDisputes: 0n };
   if (available <= 0n) return none;
-  if (holds === 'credit_refunds') return { ...none, available };
+  if (holds === 'credit_refunds') return { ...none, available, availableWithoutDisputes: available };
   const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
+  const byDisputes = held?.byDisputes ?? 0n;
   const left = available - (held?.held ?? 0n);
   return {
     available: left > 0n ? left : 0n,
-    heldByDisputes: held?.byDisputes ?? 0n,
+    heldByDisputes: byDisputes,
     disputes: held?.disputes ?? [],
+    availableWithoutDisputes: left + byDisputes > 0n ? left + byDisputes : 0n,
   };
 }
 

@@ -33,10 +33,10 @@ export interface CreditRefundInput {
  * (`lockPayments`), then the customer's credit: the order every unit of work keeps (`lockInvoice`).
  * @returns the refunds as recorded after their gateway answers, newest payment first
  * @throws NotFoundError when there is no such customer; ConflictError `credit_held_by_dispute` when
- * the amount exceeds the credit available because open disputes of their overpaid invoices hold some
- * of it (`availableCredit`: a dispute's loss takes that overpayment back; its win releases it), naming
- * them and what can be refunded now; ValidationError (field `amount`) when the amount exceeds the
- * customer's credit in `currency` otherwise, or what their gateway payments can still refund;
+ * the amount exceeds the credit available but not what it would be were the disputes that hold some of
+ * it won (`availableWithoutDisputes`: a dispute's loss takes that overpayment back; its win releases
+ * it), naming them and what can be refunded now; ValidationError (field `amount`) when the amount
+ * exceeds the customer's credit in `currency` otherwise, or what their gateway payments can still refund;
  * ConflictError `gateway_not_configured` for a payment's gateway without credentials,
  * `gateway_account_disabled` for a payment on a disabled gateway account
  */
@@ -67,16 +67,17 @@ export async function refundCustomerCredit(
     for (const id of [...invoiceIds].sort()) await lockInvoice(work, id);
     await lockPayments(work, [...alone]);
     await lockCustomerCredit(work.trx, customerId);
-    const { available, heldByDisputes, disputes } = await creditAvailability(
+    const { available, heldByDisputes, disputes, availableWithoutDisputes } = await creditAvailability(
       work,
       customerId,
       input.currency,
     );
-    if (input.amount > available && heldByDisputes > 0n) {
+    // Beyond what the disputes' release would free too: short of credit (422 below), not held.
+    if (input.amount > available && input.amount <= availableWithoutDisputes && heldByDisputes > 0n) {
       const c = input.currency;
       throw new ConflictError(
         'credit_held_by_dispute',
-        `a refund of ${input.amount} ${c} of customer ${customerId}'s credit needs credit that is held: ${heldByDisputes} ${c} of their credit is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back from their credit (won, it is theirs again). Nothing changed; refund at most ${available} ${c} now, or again once the disputes are decided`,
+        `a refund of ${input.amount} ${c} of customer ${customerId}'s credit needs credit that is held: ${heldByDisputes} ${c} of their credit is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back from their credit (won, it is theirs again; a PayPal claim lost holds it until the refund paying it comes). Nothing changed; refund at most ${available} ${c} now, or again once the disputes are decided`,
       );
     }
     if (input.amount > available) {

@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
+  disputeHolds,
   issueCreditNote,
   overpaymentDisputeHold,
   overpaymentGivenBack,
@@ -363,8 +364,9 @@ export async function createRefund(
  * refunds in flight only (`availableCredit` holds `credit_refunds`): the refunds of overpaid invoices
  * still in flight may yet fail, and the one whose success leaves the credit in debit is flagged
  * @returns `share` (of this refund, > 0), `held` and `left` (also what could be refunded now without
- * exceeding the credit left), `heldByDisputes` (of the customer's credit, by open disputes), minor
- * units of the invoice's `currency`, and those `disputes`
+ * exceeding the credit left), `heldByDisputes` (of the customer's credit, by open disputes) and
+ * `availableWithoutDisputes` (the credit left were they won), minor units of the invoice's
+ * `currency`, and those `disputes`
  */
 async function overpaymentCreditShortfall(
   work: UnitOfWork,
@@ -379,6 +381,7 @@ async function overpaymentCreditShortfall(
       currency: string;
       heldByDisputes: bigint;
       disputes: string[];
+      availableWithoutDisputes: bigint;
     }
   | undefined
 > {
@@ -399,15 +402,25 @@ async function overpaymentCreditShortfall(
     available: left,
     heldByDisputes,
     disputes,
+    availableWithoutDisputes,
   } = await creditAvailability(work, invoice.customer_id, invoice.currency, holds);
   if (share <= left) return undefined;
-  return { share, held, left, currency: invoice.currency, heldByDisputes, disputes };
+  return {
+    share,
+    held,
+    left,
+    currency: invoice.currency,
+    heldByDisputes,
+    disputes,
+    availableWithoutDisputes,
+  };
 }
 
 /**
- * The sum of the amounts of the open disputes (funds withdrawn, not decided) of invoice `invoiceId`'s
- * payments, minor units of its currency ≥ 0: what their loss may take back of its overpayment first
- * (billing/credit-notes.ts `overpaymentDisputeHold`). Read under the invoice's lock.
+ * The sum of the amounts of the disputes that hold (billing/credit-notes.ts `disputeHolds`: open,
+ * funds withdrawn and not decided; or a PayPal claim lost whose refund is still to come) of invoice
+ * `invoiceId`'s payments, minor units of its currency ≥ 0: what their loss, or the refund paying it,
+ * may take back of its overpayment first (`overpaymentDisputeHold`). Read under the invoice's lock.
  */
 async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<bigint> {
   const row = await trx
@@ -415,7 +428,7 @@ async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<b
     .innerJoin('transactions as t', 't.id', 'd.transaction_id')
     .select(sql<string>`coalesce(sum(d.amount), 0)::text`.as('amount'))
     .where('t.invoice_id', '=', invoiceId)
-    .where('d.status', '=', 'open')
+    .where(disputeHolds())
     .executeTakeFirstOrThrow();
   return BigInt(row.amount);
 }
@@ -427,8 +440,9 @@ async function openDisputed(trx: Kysely<Database>, invoiceId: string): Promise<b
  * raises an exception for a person instead (`recordRefundResult`). One of billhook's holds its share
  * of the credit from here until it settles (`availableCredit`: no invoice applies it, no other refund
  * pays it back).
- * @throws ConflictError `credit_held_by_dispute` when open disputes hold some of the customer's credit
- * (naming them and what can be refunded now), else `overpayment_credit_spent`, with the amounts
+ * @throws ConflictError `credit_held_by_dispute` when disputes hold the customer's credit it needs
+ * (their release would cover it: `availableWithoutDisputes`; naming them and what can be refunded
+ * now), else `overpayment_credit_spent`, with the amounts
  */
 async function assertOverpaymentCreditLeft(
   work: UnitOfWork,
@@ -437,11 +451,12 @@ async function assertOverpaymentCreditLeft(
 ): Promise<void> {
   const short = await overpaymentCreditShortfall(work, invoice, amount);
   if (!short) return;
-  const { share, held, left, currency, heldByDisputes, disputes } = short;
-  if (heldByDisputes > 0n) {
+  const { share, held, left, currency, heldByDisputes, disputes, availableWithoutDisputes } = short;
+  // Held by disputes only when their release would cover it: credit spent beyond that is spent.
+  if (heldByDisputes > 0n && share <= availableWithoutDisputes) {
     throw new ConflictError(
       'credit_held_by_dispute',
-      `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
+      `a refund of ${amount} ${currency} on invoice ${invoice.id} would first pay back ${share} ${currency} of its overpayment (what its payments brought beyond what it asked, held as the customer's credit), after the ${held} ${currency} its refunds in flight and open disputes hold of it, but only ${left} ${currency} of their credit is available: ${heldByDisputes} ${currency} of it is held by open disputes (${disputes.join(', ')}) of payments of their overpaid invoices, whose loss takes that overpayment back (won, it is theirs again; a PayPal claim lost holds it until the refund paying it comes). Nothing changed; refund at most ${left} ${currency} now, or again once the disputes are decided`,
     );
   }
   throw new ConflictError(

@@ -175,4 +175,43 @@ describe('an open dispute holds the overpayment credit its loss would take back'
     });
     expect((await exceptionsOf(second)).map((e) => e.kind)).toEqual(['duplicate_payment']);
   });
+
+  it('USD: a credit refund beyond all of the credit, held or not, is 422 on amount (before: 409 credit_held_by_dispute, "refund at most 700 now, or again once the disputes are decided", though the win frees 300 only)', async () => {
+    const { customer, second } = await paidTwice('USD');
+    await dispute(second, 'du_USD', ['open'], 300n);
+    expect(await creditOf(customer)).toEqual([{ currency: 'USD', amount: 700 }]);
+    const before = await ledgerIn(app, 'USD');
+    const refunds = await refundCount();
+    const beyond = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 5000,
+      currency: 'USD',
+    });
+    expect(beyond.status).toBe(422);
+    expect(beyond.body.error.fields).toMatchObject({ amount: expect.stringContaining('at most 700') });
+    // Within the credit, but needing what the dispute holds: 409 as before.
+    const held = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
+      amount: 900,
+      currency: 'USD',
+    });
+    expect(held.status).toBe(409);
+    expect(held.body.error.code).toBe('credit_held_by_dispute');
+    expect(await refundCount()).toBe(refunds);
+    expect(await ledgerIn(app, 'USD')).toEqual(before);
+  });
+
+  it('GBP: a refund of the invoice whose overpayment credit was spent is 409 overpayment_credit_spent even while a dispute holds some, the win not freeing enough (before: credit_held_by_dispute, "refund at most 0 now, or again once the disputes are decided")', async () => {
+    const { customer, invoice, first, second } = await paidTwice('GBP');
+    // 900 of the credit spent: 100 left, then 300 of the duplicate disputed.
+    expect(await oneOff(customer, 'GBP', 900)).toMatchObject({ status: 'PAID', credit_applied: 900 });
+    await dispute(second, 'du_GBP', ['open'], 300n);
+    expect(await creditOf(customer)).toEqual([]);
+    const before = await ledgerIn(app, 'GBP');
+    const refused = await app.api('POST', `/v1/invoices/${invoice}/refund`, {
+      transaction: first.id,
+      amount: 800,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('overpayment_credit_spent');
+    expect(await ledgerIn(app, 'GBP')).toEqual(before);
+  });
 });

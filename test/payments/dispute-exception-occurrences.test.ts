@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { down, up } from '../../migrations/0050_exception_occurrence.ts';
 import type { Db } from '../../src/db/database.ts';
@@ -77,7 +77,8 @@ describe('exceptions of the same kind on one payment: one per occurrence', () =>
       revenue: -1000n,
     });
 
-    // Migration 0050 undone keeps the first exception of each old key (A's), and done again keeps it.
+    // Migration 0050 undone keeps the first exception of each old key (A's), and done again keeps it,
+    // naming A's dispute as its occurrence again (from `details.dispute`).
     await down(db as unknown as Kysely<unknown>);
     await up(db as unknown as Kysely<unknown>);
     const kept = await db
@@ -86,6 +87,40 @@ describe('exceptions of the same kind on one payment: one per occurrence', () =>
       .where('transaction_id', '=', paid.id)
       .execute();
     const a = disputes.find((d) => d.gateway_dispute_id === 'PP-D-A')!;
-    expect(kept).toEqual([{ details: expect.objectContaining({ dispute: a.id }), occurrence: '' }]);
+    expect(kept).toEqual([{ details: expect.objectContaining({ dispute: a.id }), occurrence: a.id }]);
+  });
+
+  it('exceptions raised before 0050 keep their dispute as occurrence: a report replayed after the deploy raises none again (before: a second dispute_won_after_loss for the same dispute)', async () => {
+    // A PayPal capture of 1000 KRW; claim C (400) lost, then reported won before 0050 was deployed:
+    // its dispute_won_after_loss raised without occurrence (the old key).
+    const { transaction } = await pendingCharge(db, { currency: 'KRW', amount: 1000n, gateway: 'paypal' });
+    const paid = (
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordChargeResult(work, transaction, { status: 'succeeded', gatewayTransactionId: 'cap_krw' }),
+      )
+    ).transaction;
+    await report(paid, 'PP-D-C', 'open', 400n);
+    await report(paid, 'PP-D-C', 'lost', 400n);
+    const dispute = await db
+      .selectFrom('disputes')
+      .select('id')
+      .where('transaction_id', '=', paid.id)
+      .executeTakeFirstOrThrow();
+    await down(db as unknown as Kysely<unknown>);
+    await sql`INSERT INTO reconciliation_exceptions (id, kind, gateway, transaction_id, message, details)
+      VALUES ('exc_before_0050', 'dispute_won_after_loss', 'paypal', ${paid.id}, 'raised before 0050',
+        ${JSON.stringify({ dispute: dispute.id, lost: '400', won: '400' })}::jsonb)`.execute(db);
+    await up(db as unknown as Kysely<unknown>);
+
+    // The same won report, delivered again after the deploy.
+    expect(await report(paid, 'PP-D-C', 'won', 400n)).toMatchObject({ kind: 'stale' });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['id', 'kind', 'occurrence'])
+      .where('transaction_id', '=', paid.id)
+      .execute();
+    expect(exceptions).toEqual([
+      { id: 'exc_before_0050', kind: 'dispute_won_after_loss', occurrence: dispute.id },
+    ]);
   });
 });

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableCredit } from '../../src/billing/customer-credit.ts';
+import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import type { Db } from '../../src/db/database.ts';
+import type { TransactionRow } from '../../src/db/schema.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
+import { type DisputeReport, recordDispute } from '../../src/payments/disputes.ts';
+import {
+  applyAsBatch,
+  booksIn,
+  canonicalEvent,
+  moneyCoreDatabase,
+  paidTwice,
+} from '../support/money-core.ts';
+
+/**
+ * A PayPal claim on a payment of an overpaid invoice is paid, once lost, by a refund of its capture
+ * that PayPal reports afterwards (`lostDisputePaidAsRefund`): that refund pays the overpayment back
+ * first, debiting the customer's credit (billing/credit-notes.ts `issueCreditNote`). So the share of
+ * the credit the claim held while open stays held once it is lost until that refund comes
+ * (billing/credit-notes.ts `overpaymentsHeld`). Before, the loss released it: an invoice finalized
+ * between the loss and the refund took the credit, and the refund left it in debit with an
+ * `overpayment_credit_spent` exception. Money core: invoices of 1000 paid twice on PayPal (1000 of
+ * credit), a claim of 400 on the duplicate.
+ */
+describe('a PayPal claim lost and not yet refunded still holds the overpayment credit', () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await moneyCoreDatabase();
+  });
+  afterAll(() => db?.destroy());
+
+  const report = (t: TransactionRow, status: DisputeReport['status'], amount: bigint, reversal = false) =>
+    inUnitOfWork(db, { actor: 'system' }, (work) =>
+      recordDispute(work, t, { gatewayDisputeId: `PP-D-${t.currency}`, status, amount, reversal }),
+    );
+  const credit = (customerId: string, currency: string) =>
+    inUnitOfWork(db, { actor: 'system' }, (work) => availableCredit(work, customerId, currency));
+  /** A one-off untaxed invoice of `amount` finalized for `customerId` (their credit applied then). */
+  const oneOff = async (customerId: string, currency: string, amount: bigint) => {
+    const draft = await createInvoice(db, 'system', {
+      customerId,
+      currency,
+      lines: [{ description: 'Consulting', unitAmount: amount, quantity: 1, type: 'CHARGE' }],
+    });
+    return finalizeInvoice(db, 'system', draft.id);
+  };
+  /** PayPal's `PAYMENT.CAPTURE.REFUNDED` of `amount` on capture `<currency>_second` (the duplicate). */
+  const refunded = (currency: string, amount: bigint) =>
+    applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'refund.succeeded',
+        gateway: 'paypal',
+        gatewayTransactionId: `${currency}_second`,
+        gatewayRefundId: `R-${currency}`,
+        amount,
+        currency,
+      }),
+    );
+  const exceptionsOf = (t: TransactionRow) =>
+    db.selectFrom('reconciliation_exceptions').select('kind').where('transaction_id', '=', t.id).execute();
+
+  it('PLN: lost, the claim keeps holding its 400 until PayPal’s refund comes: the next invoice of 1000 takes 600, and the refund takes the last 400 (before: 1000 applied, credit in debit 400, overpayment_credit_spent)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'PLN',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    expect(await credit(customerId, 'PLN')).toBe(600n);
+    await report(duplicate, 'lost', 400n);
+    expect(await credit(customerId, 'PLN')).toBe(600n);
+    expect(await oneOff(customerId, 'PLN', 1000n)).toMatchObject({ credit_applied: 600n, amount_due: 400n });
+
+    expect(await refunded('PLN', 400n)).toMatchObject({ kind: 'applied' });
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['status', 'refund_id'])
+      .where('transaction_id', '=', duplicate.id)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ status: 'lost', refund_id: expect.stringMatching(/^re_/) });
+    // 2000 in, 400 back by the refund (the overpayment: no credit note), the loss carried by it.
+    expect(await booksIn(db, 'PLN')).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': 0n,
+      'receivable:customer': 400n,
+      disputed_funds: 0n,
+      chargeback_losses: 0n,
+      revenue: -2000n,
+    });
+    expect(await credit(customerId, 'PLN')).toBe(0n);
+    expect((await exceptionsOf(duplicate)).map((e) => e.kind)).toEqual([]);
+  });
+
+  it('RON: a lost claim PayPal then reverses (a chargeback) takes its share itself and holds no more: the rest is the customer’s', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'RON',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    expect(await credit(customerId, 'RON')).toBe(600n);
+    await report(duplicate, 'lost', 400n, true);
+    expect(await credit(customerId, 'RON')).toBe(600n);
+    expect(await booksIn(db, 'RON')).toMatchObject({
+      'customer_credit:customer': -600n,
+      chargeback_losses: 0n,
+    });
+  });
+
+  it('SEK: a Stripe dispute lost holds nothing once lost (its loss took the share)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, { currency: 'SEK', amount: 1000n });
+    await report(duplicate, 'open', 400n);
+    expect(await credit(customerId, 'SEK')).toBe(600n);
+    await report(duplicate, 'lost', 400n);
+    expect(await credit(customerId, 'SEK')).toBe(600n);
+    expect(await booksIn(db, 'SEK')).toMatchObject({
+      'customer_credit:customer': -600n,
+      chargeback_losses: 0n,
+    });
+  });
+});
