@@ -186,7 +186,7 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
   });
 
-  it('a Stripe KWD period invoice with tax is rounded to a multiple of 10, charged 1230, and a full cancellation refunds exactly 1230', async () => {
+  it('a Stripe KWD period invoice with tax is rounded to a multiple of 10, charged 1230, and a full cancellation refunds exactly 1230, the rounding with it', async () => {
     // 1122 fils + 10% tax = 112.2 → 112: 1234 fils; Stripe takes KWD in steps of 10: 4 rounded off.
     const plan = await insertPlan(db(), {
       name: 'Flat KWD',
@@ -255,21 +255,87 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
     const after = (await app.api('GET', `/v1/invoices/${invoiceId}?expand=credit_notes`)).body;
     expect(after).toMatchObject({ status: 'REFUNDED', amount_paid: 1230, amount_refunded: 1230 });
-    // Its credit note gives back all the tax: 112 × 1230 / 1230 = 112, and 1230 − 112 = 1118 of revenue.
-    const notes = await db()
-      .selectFrom('credit_notes')
-      .select(['subtotal', 'tax', 'total'])
-      .where('invoice_id', '=', invoiceId)
-      .execute();
-    expect(notes).toEqual([{ subtotal: 1118n, tax: 112n, total: 1230n }]);
-    // Tax payable 0 (112 − 112); revenue 1122 less refunds 1118 leaves the 4 rounded off, against
-    // the rounding expense: nothing earned, nothing owed, the card's 1230 given back.
+    // Its credit note gives back everything the invoice asked, as the invoice was: all the tax, 112
+    // × 1230 / 1230 = 112, all the rounding, 4, and 1230 − 112 + 4 = 1122 of revenue.
+    expect(after.credit_notes).toMatchObject([{ subtotal: 1122, tax: 112, rounding: 4, total: 1230 }]);
+    // Every account back to 0 for the invoice: revenue 1122 against refunds 1122, tax payable 112 −
+    // 112, rounding 4 − 4, the card's 1230 given back. (Before: refunds 1118, so revenue net −4
+    // stayed against the rounding expense +4.)
     expect(await ledgerIn(app, 'KWD')).toEqual({
       'gateway_clearing:stripe': 0,
       'receivable:customer': 0,
-      refunds: 1118,
+      refunds: 1122,
       revenue: -1122,
+      rounding: 0,
+      tax_payable: 0,
+    });
+  });
+
+  it('refunds that give back all a rounded invoice asked give back its rounding with it, each its share (Stripe KWD, 610 then 620)', async () => {
+    const { customer } = await customerPaying('stripe');
+    // 1122 fils + 10% tax = 1234: 4 rounded off for Stripe's KWD step of 10, 1230 charged.
+    const draft = await createInvoice(db(), 'system', {
+      customerId: customer,
+      currency: 'KWD',
+      lines: [
+        { description: 'Consulting', unitAmount: 1122n, quantity: 1, type: 'CHARGE', taxRatePpm: 100_000 },
+      ],
+    });
+    await finalizeInvoice(db(), 'system', draft.id);
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(stripe.seen.map((s) => s.params.get('amount'))).toEqual(['1230']);
+    expect(charged.body.invoice).toMatchObject({
+      status: 'PAID',
       rounding: 4,
+      total: 1230,
+      amount_paid: 1230,
+    });
+    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(2)
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        return [
+          200,
+          {
+            ...refund,
+            id: `re_rounding_kwd_${params.get('amount')}`,
+            amount: Number(params.get('amount')),
+            currency: 'kwd',
+            payment_intent: params.get('payment_intent'),
+            metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
+            status: 'succeeded',
+          },
+        ];
+      });
+    for (const amount of [610, 620]) {
+      const refunded = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount });
+      expect(refunded.status).toBe(201);
+      expect(refunded.body.status).toBe('succeeded');
+    }
+    // Cumulative shares of what the invoice asked, 1230: after 610, tax 112 × 610 / 1230 = 55.5 → 56
+    // and rounding 4 × 610 / 1230 = 1.98 → 2, so 610 − 56 + 2 = 556 of revenue; after all 1230, tax
+    // 112 and rounding 4 in all: 56 and 2 more, 620 − 56 + 2 = 566. 556 + 566 = 1122, all of it.
+    const after = (await app.api('GET', `/v1/invoices/${draft.id}?expand=credit_notes`)).body;
+    expect(after).toMatchObject({ status: 'REFUNDED', amount_refunded: 1230 });
+    expect(
+      after.credit_notes.map((n: { subtotal: number; tax: number; rounding: number; total: number }) => [
+        n.subtotal,
+        n.tax,
+        n.rounding,
+        n.total,
+      ]),
+    ).toEqual([
+      [556, 56, 2, 610],
+      [566, 56, 2, 620],
+    ]);
+    expect(await ledgerIn(app, 'KWD')).toMatchObject({
+      refunds: 1122,
+      revenue: -1122,
+      rounding: 0,
       tax_payable: 0,
     });
   });

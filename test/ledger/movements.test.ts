@@ -169,6 +169,25 @@ const rows: {
     ],
   },
   {
+    movement: 'customer credit that paid a rounded invoice given back whole (1122 + 112 − 4 of rounding)',
+    entry: invoiceCreditGivenBack({
+      ...invoice,
+      amount: 1230n,
+      subtotal: 1122n,
+      tax: 112n,
+      rounding: 4n,
+      creditReturned: 1230n,
+    }),
+    key: 'inv_1:credit_given_back:1230',
+    source: 'invoice inv_1',
+    postings: [
+      ['refunds', 1122n],
+      ['tax_payable', 112n],
+      ['rounding', -4n],
+      ['customer_credit:cus_1', -1230n],
+    ],
+  },
+  {
     movement: 'bad debt written off',
     entry: badDebtWrittenOff({ ...invoice, amount: 800n }),
     key: 'inv_1:uncollectible',
@@ -283,6 +302,26 @@ const rows: {
       ['refunds', 1000n],
       ['tax_payable', 100n],
       ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    // PRODUCT §11: all of a Stripe KWD invoice of 1122 + 112 rounded by 4 refunded, 1230.
+    movement: 'refund of everything a rounded invoice asked (note 1122 + 112 − 4 of rounding)',
+    entry: refundSucceeded({
+      ...refund,
+      amount: 1230n,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      creditPaidBack: 0n,
+      creditNote: { subtotal: 1122n, tax: 112n, rounding: 4n },
+    }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', 1122n],
+      ['tax_payable', 112n],
+      ['rounding', -4n],
+      ['gateway_clearing:paypal', -1230n],
     ],
   },
   {

@@ -295,6 +295,10 @@ export const CreditNote = z
     currency: Currency,
     subtotal: Amount,
     tax: Amount,
+    rounding: Amount.meta({
+      description:
+        "Its share of what finalization rounded off the invoice for the gateway's step (PRODUCT §11; the invoice's rounding), given back with the sale: all of it once everything the invoice asked is given back; total = subtotal + tax − rounding",
+    }),
     total: Amount,
     reason: z.string().nullable(),
     created_at: Time,

@@ -213,6 +213,7 @@ export const serialize = {
     currency: n.currency,
     subtotal: n.subtotal,
     tax: n.tax,
+    rounding: n.rounding,
     total: n.total,
     reason: n.reason,
     created_at: n.created_at,
