@@ -18,7 +18,6 @@ import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
-import { creditOffDue } from './invoice-rounding.ts';
 import {
   finalizeLocked,
   hasAddOnLine,
@@ -27,6 +26,7 @@ import {
   lineAmounts,
   lockInvoice,
   type NewLine,
+  roundOwedAgain,
 } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines, withRounding } from './preview.ts';
@@ -403,9 +403,9 @@ async function owedPeriodInvoice(
 
 /**
  * How much of a change's net credit (`proration.total` < 0) is taken off the period invoice still owed
- * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due, and
- * no more than leaves it chargeable through its gateway (`creditOffDue`: a rounded Stripe KWD invoice
- * owing 1230 fils, a credit of 571 → 570 off, 660 left due, 1 to the customer's credit). The
+ * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due
+ * (`creditInvoice` then rounds what is left due down to the charging gateway's step: a rounded Stripe
+ * KWD invoice owing 1230 fils, a credit of 571 → 659 left, 9 rounded off, 650 due). The
  * credit is for time of that invoice's period, so it lowers what the customer still owes for it first,
  * as a credit note on an open invoice lowers its amount due (Stripe); only the rest, what was paid
  * beyond the lowered total, becomes customer credit, which is refundable in cash. So voiding the
@@ -443,7 +443,8 @@ async function creditOwedPeriod(
       `this change credits ${-proration.total} ${proration.currency} (tax included) for time of invoice ${owed.id}, which is owed and has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): the credit lowers what is left due, which depends on their outcome. Nothing changed; change again once they settle, or with proration none`,
     );
   }
-  return creditOffDue(trx, owed, -proration.total);
+  const credit = -proration.total;
+  return credit < owed.amount_due ? credit : owed.amount_due;
 }
 
 /**
@@ -481,18 +482,23 @@ export function splitCredit(
  * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`; or a cancellation's refund of
  * the unused time of an OPEN add-on invoice: cancellation.ts `settleUnpaid`) off the locked OPEN
  * invoice `invoice` at `now`, as a credit note on an open invoice lowers what is due: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
- * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
+ * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due`;
+ * what is left due, when the gateway that will charge it cannot take it, is rounded down to its step
+ * (invoices.ts `roundOwedAgain`: `rounding` raised, `total` lowered, `inv_…:rounded:<n>`; Stripe TND
+ * 12340 owed less 5729 → 6610 due, 1 rounded off), so the customer gets all of the credit and the
+ * invoice stays chargeable (PAID, off the charge schedule, once
  * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
  * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
+ * @returns whether nothing is left due (PAID)
  */
 export async function creditInvoice(
   work: UnitOfWork,
   invoice: InvoiceRow,
   part: { subtotal: bigint; tax: bigint; total: bigint },
   now: Date,
-): Promise<void> {
+): Promise<boolean> {
   const credited = invoice.proration_credited - part.total;
-  const due = invoice.amount_due + part.total;
+  let due = invoice.amount_due + part.total;
   await postEntry(
     work,
     prorationCreditedOnInvoice({
@@ -503,11 +509,15 @@ export async function creditInvoice(
       prorationCredited: credited,
     }),
   );
+  // What is left due back on the charging gateway's step (PRODUCT §11), as finalization rounds it.
+  const rounded = due > 0n ? await roundOwedAgain(work, invoice, due) : undefined;
+  if (rounded) due -= rounded.amount;
   const settled = due === 0n;
   await work.update('invoices', invoice, {
     proration_credited: credited,
     proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
+    ...(rounded ? { rounding: rounded.rounding, total: rounded.total } : {}),
     ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
     updated_at: now,
   });
@@ -516,6 +526,7 @@ export async function creditInvoice(
     proration_credited: credited,
     proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
+    ...(rounded ? { rounded_off: rounded.amount, rounding: rounded.rounding, total: rounded.total } : {}),
     ...(settled ? { status: 'PAID' } : {}),
   });
   // Cleared by the credit: PAID as by a payment, so the merchant hears of it (the outbound
@@ -530,6 +541,7 @@ export async function creditInvoice(
       proration_credited: credited,
     });
   }
+  return settled;
 }
 
 /**

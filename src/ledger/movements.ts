@@ -163,6 +163,8 @@ export const entryKeys = {
   /** What every `prorationCreditedOnInvoice` key of the invoice starts with: a void reads them back by it. */
   prorationCreditedOnInvoicePrefix: (invoiceId: string) => `${invoiceId}:proration_credited:`,
   prorationCreditVoided: (invoiceId: string) => `${invoiceId}:proration_credit_voided`,
+  /** One per rounding after finalization: `rounding` is the invoice's cumulative `rounding` after it (minor units). */
+  invoiceRoundedAgain: (invoiceId: string, rounding: bigint) => `${invoiceId}:rounded:${rounding}`,
   subscriptionCreditMoved: (subscriptionId: string) => `${subscriptionId}:credit_moved`,
   settlementLineBooked: (settlementLineId: string) => `${settlementLineId}:booked`,
   settlementLineConverted: (settlementLineId: string) => `${settlementLineId}:converted`,
@@ -759,6 +761,29 @@ export function prorationCreditVoided(
       line(chart.taxPayable, credit.tax, credit.currency),
       line(chart.receivable(credit.customerId), -credit.total, credit.currency),
     ]),
+  };
+}
+
+/**
+ * `inv_…:rounded:<rounding>`: what an OPEN invoice still owes after a credit was taken off it
+ * (a change's credit, a cancellation's share) rounded down to the step of the gateway that will
+ * charge it, as finalization rounds (PRODUCT §11, billing/invoices.ts `roundOwedAgain`): debit
+ * rounding `amount` (minor units, > 0), credit the receivable; `rounding` is the invoice's
+ * `rounding` after it (its key). Stripe TND 12340 owed, 5729 credited → 6611, rounded by 1: 6610.
+ * A void reverses it with the rest of the finalization (`invoiceVoided` of the rounded amounts).
+ */
+export function invoiceRoundedAgain(movement: InvoiceMovement & { rounding: bigint }): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: entryKeys.invoiceRoundedAgain(id, movement.rounding),
+    description: `invoice ${id} rounded again for its gateway after a credit`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.rounding,
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
   };
 }
 

@@ -1,10 +1,12 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createInvoice, finalizeInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription } from '../../src/billing/renewal.ts';
+import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';
@@ -273,6 +275,7 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
 
   it('refunds that give back all a rounded invoice asked give back its rounding with it, each its share (Stripe KWD, 610 then 620)', async () => {
     const { customer } = await customerPaying('stripe');
+    const before = await ledgerIn(app, 'KWD');
     // 1122 fils + 10% tax = 1234: 4 rounded off for Stripe's KWD step of 10, 1230 charged.
     const draft = await createInvoice(db(), 'system', {
       customerId: customer,
@@ -319,10 +322,10 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     // Cumulative shares of what the invoice asked, 1230: after 610, tax 112 × 610 / 1230 = 55.5 → 56
     // and rounding 4 × 610 / 1230 = 1.98 → 2, so 610 − 56 + 2 = 556 of revenue; after all 1230, tax
     // 112 and rounding 4 in all: 56 and 2 more, 620 − 56 + 2 = 566. 556 + 566 = 1122, all of it.
-    const after = (await app.api('GET', `/v1/invoices/${draft.id}?expand=credit_notes`)).body;
-    expect(after).toMatchObject({ status: 'REFUNDED', amount_refunded: 1230 });
+    const read = (await app.api('GET', `/v1/invoices/${draft.id}?expand=credit_notes`)).body;
+    expect(read).toMatchObject({ status: 'REFUNDED', amount_refunded: 1230 });
     expect(
-      after.credit_notes.map((n: { subtotal: number; tax: number; rounding: number; total: number }) => [
+      read.credit_notes.map((n: { subtotal: number; tax: number; rounding: number; total: number }) => [
         n.subtotal,
         n.tax,
         n.rounding,
@@ -332,7 +335,15 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       [556, 56, 2, 610],
       [566, 56, 2, 620],
     ]);
-    expect(await ledgerIn(app, 'KWD')).toMatchObject({
+    // What this invoice moved (other scenarios book KWD too): refunds 1122 against revenue 1122, tax
+    // payable and rounding back to where they were, the card's 1230 given back.
+    const after = await ledgerIn(app, 'KWD');
+    const moved = Object.fromEntries(
+      Object.keys(after).map((code) => [code, (after[code] ?? 0) - (before[code] ?? 0)]),
+    );
+    expect(moved).toEqual({
+      'gateway_clearing:stripe': 0,
+      'receivable:customer': 0,
       refunds: 1122,
       revenue: -1122,
       rounding: 0,
@@ -550,7 +561,21 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     expect(result.refunds.map((r) => r.amount)).toEqual([6100n]);
   });
 
-  it('a prorate_now downgrade off half-period takes off the rounded OPEN invoice only what leaves it on the step; the rest is customer credit, and the charge goes through (Stripe TND)', async () => {
+  /** The balances invoice `invoiceId`'s own journal entries (source the invoice) leave, by account code. */
+  async function invoiceBooks(invoiceId: string) {
+    const rows = await db()
+      .selectFrom('journal_entries as e')
+      .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select(['a.code', sql<string>`sum(p.amount)::text`.as('amount')])
+      .where('e.source_type', '=', 'invoice')
+      .where('e.source_id', '=', invoiceId)
+      .groupBy('a.code')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.code.replace(/cus_\w+/, 'customer'), Number(r.amount)]));
+  }
+
+  it('a prorate_now downgrade off half-period takes all its credit off the rounded OPEN invoice and rounds what is left due again, and the charge goes through (Stripe TND)', async () => {
     // 11220 + 10% tax = 12342; Stripe takes TND in steps of 10 millimes: 2 rounded off, 12340 owed.
     const plan = (name: string, amount: number) =>
       insertPlan(db(), { name, currency: 'TND', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
@@ -565,8 +590,9 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     const invoice = invoices[0]!.id;
     expect(invoices[0]).toMatchObject({ status: 'OPEN', rounding: 2n, amount_due: 12_340n });
     // Feb 16 (13 of 28 days unused): 11220 × 13/28 = 5209.29 → 5209, tax 521, less the rounding's share
-    // 2 × 13/28 = 0.93 → 1: a credit of 5729. All of it off left 6611 due, which Stripe cannot take (422
-    // amount_not_representable). Now 5720 comes off (6620 due, on the step) and 9 is customer credit.
+    // 2 × 13/28 = 0.93 → 1: a credit of 5729. All of it comes off: 6611 left, which Stripe cannot take,
+    // so 1 more is rounded off (rounding 2 + 1 = 3, total 12339): 6610 due, charged; no customer
+    // credit (before: 5720 off, 6620 due and 9 of customer credit, which a void left behind).
     const result = await changeSubscription(
       db(),
       'system',
@@ -585,6 +611,113 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       customerCredit: await creditOf(customer, 'TND'),
       status: charged.status,
       sent: stripe.seen.map((s) => s.params.get('amount')),
-    }).toEqual({ credit: 5729n, due: 6620, customerCredit: 9n, status: 200, sent: ['6620'] });
+    }).toEqual({ credit: 5729n, due: 6610, customerCredit: 0n, status: 200, sent: ['6610'] });
+    expect(after).toMatchObject({ rounding: 3, total: 12_339, proration_credited: 5729 });
+    expect(after.lines.at(-1)).toMatchObject({ type: 'ROUNDING', amount: -3 });
+    // The invoice's own entries: receivable 12340 − 5729 − 1 = 6610 (the payment's entry takes it off),
+    // rounding 2 + 1, revenue −11220 + 5208, tax payable −1122 + 521.
+    expect(await invoiceBooks(invoice)).toEqual({
+      'receivable:customer': 6610,
+      revenue: -6012,
+      tax_payable: -601,
+      rounding: 3,
+    });
+  });
+
+  it('voiding a rounded invoice after a downgrade credited part of it leaves the customer no credit and every account of it at 0 (Stripe TND)', async () => {
+    // As above: 12340 owed (12342 rounded by 2), Feb 16 to a free plan, a credit of 5729.
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), { name, currency: 'TND', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+    const [big, free] = [await plan('Big TND void', 11_220), await plan('Free TND void', 0)];
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: big, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoice = invoices[0]!.id;
+    await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: free, proration: 'prorate_now' },
+      d('2027-02-16T00:00:00Z'),
+      false,
+    );
+    await voidInvoice(db(), 'system', invoice);
+    // The void reverses the finalization as rounded (12339, rounding 3) and the 5729 taken off; the
+    // customer keeps nothing for time never paid (before: 9 of customer credit, less than one step).
+    expect(await creditOf(customer, 'TND')).toBe(0n);
+    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+      status: 'VOID',
+      amount_due: 0,
+    });
+    expect(await invoiceBooks(invoice)).toEqual({
+      'receivable:customer': 0,
+      revenue: 0,
+      tax_payable: 0,
+      rounding: 0,
+    });
+  });
+
+  it('a prorate cancellation lowering an OPEN add-on invoice rounds what it still owes to the step, and it is charged (Stripe KWD)', async () => {
+    const plan = await insertPlan(db(), {
+      name: 'Free KWD',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 0 },
+      taxRatePpm: 0,
+    });
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats KWD', currency: 'KWD', amount: 1200n }))
+      .id;
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: plan, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8 (21 of 28 days left): 1200 × 21/28 = 900 fils, untaxed, on Stripe's step of 10; OPEN,
+    // charged at the period's end.
+    const { invoice } = await setSubscriptionAddOn(
+      db(),
+      'system',
+      subscription.id,
+      { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+    );
+    expect(invoice).toMatchObject({ status: 'OPEN', total: 900n, rounding: 0n, amount_due: 900n });
+    // Feb 16, `prorate` (13 of its 21 days unused): 900 × 13/21 = 557.14 → 557 less: 343 left, which
+    // Stripe cannot take (before: left OPEN at 343, every charge refused 422). Now 3 is rounded off:
+    // 340 due, rounding 3, total 897.
+    await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, subscription.id))!,
+        { when: 'now', refundType: 'prorate' },
+        d('2027-02-16T00:00:00Z'),
+      ),
+    );
+    const lowered = (await app.api('GET', `/v1/invoices/${invoice!.id}`)).body;
+    expect(lowered).toMatchObject({
+      status: 'OPEN',
+      proration_credited: 557,
+      rounding: 3,
+      total: 897,
+      amount_due: 340,
+    });
+    expect(lowered.lines.at(-1)).toMatchObject({ type: 'ROUNDING', amount: -3 });
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice!.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(stripe.seen.map((s) => s.params.get('amount'))).toEqual(['340']);
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 340, amount_due: 0 });
+    // The invoice's own entries: receivable 900 − 557 − 3 = 340 (the payment's entry takes it off);
+    // revenue 900 − 557 kept for the 8 days served; rounding 3.
+    expect(await invoiceBooks(invoice!.id)).toEqual({
+      'receivable:customer': 340,
+      revenue: -343,
+      rounding: 3,
+    });
   });
 });

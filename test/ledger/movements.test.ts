@@ -17,6 +17,7 @@ import {
   disputeWon,
   invoiceCreditGivenBack,
   invoiceFinalized,
+  invoiceRoundedAgain,
   invoiceVoided,
   offlinePaymentReceived,
   overpaymentVoided,
@@ -129,6 +130,17 @@ const rows: {
       ['revenue', 1122n],
       ['tax_payable', 112n],
       ['rounding', -4n],
+    ],
+  },
+  {
+    // PRODUCT §11: Stripe TND 12340 owed less a downgrade's 5729 leaves 6611, rounded again by 1.
+    movement: 'OPEN invoice rounded again after a credit (what is left due back on the step)',
+    entry: invoiceRoundedAgain({ ...invoice, amount: 1n, rounding: 3n }),
+    key: 'inv_1:rounded:3',
+    source: 'invoice inv_1',
+    postings: [
+      ['rounding', 1n],
+      ['receivable:cus_1', -1n],
     ],
   },
   {
