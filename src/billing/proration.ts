@@ -443,8 +443,10 @@ async function creditOwedPeriod(
       `this change credits ${-proration.total} ${proration.currency} (tax included) for time of invoice ${owed.id}, which is owed and has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): the credit lowers what is left due, which depends on their outcome. Nothing changed; change again once they settle, or with proration none`,
     );
   }
-  const credit = -proration.total;
-  return credit < owed.amount_due ? credit : owed.amount_due;
+  // min(credit, amount_due), on bigints (Math.min takes numbers only).
+  let credit = -proration.total;
+  if (credit > owed.amount_due) credit = owed.amount_due;
+  return credit;
 }
 
 /**
