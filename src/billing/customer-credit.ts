@@ -68,6 +68,19 @@ export async function availableCredit(
   holds: CreditHolds = 'all',
 ): Promise<bigint> {
   await work.writeLedger();
+  return creditAvailableIn(work.trx, customerId, currency, holds);
+}
+
+/**
+ * `availableCredit` read in `trx` as its ledger stands (no unit of work's unwritten entries): what a
+ * preview shows finalization would apply (billing/preview.ts `withRounding`). Minor units ≥ 0.
+ */
+export async function creditAvailableIn(
+  trx: Kysely<Database>,
+  customerId: string,
+  currency: string,
+  holds: CreditHolds = 'all',
+): Promise<bigint> {
   // One statement for a customer without credit: it runs in every invoice's finalization.
   const { rows } = await sql<{ available: string }>`
     SELECT (
@@ -78,11 +91,11 @@ export async function availableCredit(
       WHERE kind = 'customer_credit' AND customer_id = ${customerId} AND currency = ${currency}
         AND status IN ('pending', 'unknown')
     ) AS available
-  `.execute(work.trx);
+  `.execute(trx);
   const available = BigInt(rows[0]?.available ?? 0);
   if (available <= 0n) return 0n;
   if (holds === 'credit_refunds') return available;
-  const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
+  const [held] = await overpaymentsHeld(trx, [customerId], currency);
   const left = available - (held?.held ?? 0n);
   return left > 0n ? left : 0n;
 }

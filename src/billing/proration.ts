@@ -673,7 +673,9 @@ export async function changeSubscription(
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
-      // An invoiced change shows the rounding its finalization would add (PRODUCT §11).
+      // An invoiced change shows the credit and rounding its finalization would apply (PRODUCT §11).
+      // With the customer's credit its finalization would apply, as this unit's entries leave it.
+      if (invoiced) await work.writeLedger();
       const shown = invoiced
         ? await withRounding(work.trx, proration, subscription.payment_method_id)
         : proration;

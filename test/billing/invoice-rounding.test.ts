@@ -376,6 +376,44 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     expect(preview.body.lines.map(shown)).toEqual(invoice.lines.map(shown));
   });
 
+  it("a subscription preview applies the customer's credit as finalization will, and rounds what is left due (Stripe TND)", async () => {
+    const { customer, method } = await customerPaying('stripe');
+    // 3125 fils of credit from a downgrade (as in the JOD scenario below: 2500 net + 625 tax; TND's ledger is checked per invoice and customer only).
+    await downgradeCredit(app, customer, 'TND', 11_000);
+    const plan = await insertPlan(db(), {
+      name: 'Flat TND credit',
+      currency: 'TND',
+      price: { model: 'FLAT_FEE', amount: 3500 },
+      taxRatePpm: 0,
+    });
+    const body = { customer, plan, payment_method: method };
+    // 3500, a multiple of 10: on the whole total nothing would be rounded (what the preview showed
+    // before, with 3500 to pay). Finalization applies the 3125 of credit first: 375 left, 5 rounded
+    // off for Stripe's TND step of 10: total 3495, 370 due.
+    const preview = await app.api('POST', '/v1/subscriptions/preview', body);
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({
+      subtotal: 3500,
+      tax: 0,
+      rounding: 5,
+      total: 3495,
+      credit_applied: 3125,
+      amount_due: 370,
+    });
+    const created = await app.api('POST', '/v1/subscriptions', body);
+    expect(created.status).toBe(201);
+    const invoice = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(invoice).toMatchObject({
+      subtotal: 3500,
+      rounding: 5,
+      total: 3495,
+      credit_applied: 3125,
+      amount_due: 370,
+    });
+    const shown = (l: { type: string; amount: number }) => [l.type, l.amount];
+    expect(preview.body.lines.map(shown)).toEqual(invoice.lines.map(shown));
+  });
+
   it('a void reverses the rounding with the rest of the finalization (Stripe BHD)', async () => {
     const { customer } = await customerPaying('stripe');
     // 1235 fils: Stripe takes BHD in steps of 10, so 5 is rounded off: 1230.
