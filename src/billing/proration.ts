@@ -623,7 +623,9 @@ export async function changeSubscription(
     const customer = preview ? undefined : openCustomerOnce(work.trx, subscription.customer_id);
     const lines: NewLine[] = [];
     // What the period charged so far, and what it charges from now on for the new plan and quantity.
-    let charged: { before: ChargedBasis; after: ChargedItem } | undefined;
+    let charged:
+      | { before: ChargedBasis; after: ChargedItem; time: { remaining: bigint; period: bigint } }
+      | undefined;
     if (inPeriod && behavior !== 'none') {
       await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
@@ -640,7 +642,7 @@ export async function changeSubscription(
       await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer, now);
-      charged = { before, after };
+      charged = { before, after, time };
       const span = { start: now, end: served! };
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
@@ -727,7 +729,7 @@ export async function changeSubscription(
           ? {
               charged_basis: storedBasis({
                 periodIndex: charged.before.periodIndex,
-                plan: charged.after,
+                plan: withChangeRounding(charged.after, invoice, charged.time),
                 changesTotal: charged.before.changesTotal + (invoice ? invoice.total : proration.total),
                 invoices: invoice ? [...charged.before.invoices, invoice.id] : charged.before.invoices,
                 ...(served && end && served < end ? { until: served } : {}),
@@ -902,7 +904,8 @@ export interface ChargedItem {
    * What finalization rounded off the period invoice that charged it (PRODUCT §11: its `rounding`,
    * billing/invoice-rounding.ts; minor units ≥ 0, for the whole period; 0 when omitted): the item
    * cost that much less than its priced lines, so `itemLines` takes its share of the time off.
-   * A change's new side (`chargedFromNow`) has none: its invoice's rounding is in `changesTotal`.
+   * A change's new side (`chargedFromNow`) has its invoice's rounding spread over the whole period
+   * (`withChangeRounding`), also counted in `changesTotal` (the invoice's rounded total).
    */
   rounding?: bigint;
 }
@@ -1463,6 +1466,25 @@ export function chargedTotal(item: ChargedItem | null): bigint {
     (sum, line) => sum + line.amount + line.tax,
     0n,
   );
+}
+
+/**
+ * The new side of a prorated change (`item`) as its invoice charged it: when finalization rounded
+ * that invoice (`invoice.rounding`, PRODUCT §11), the item carries it as `rounding` for the whole
+ * period, the rounding spread over the `time.remaining` seconds it charged of `time.period`,
+ * `round(rounding × period / remaining)` half up, so later prorations (`itemLines`) and `prorate`
+ * refunds count their share of its time. PayPal HUF, an upgrade on Feb 17 (12 of 28 days) invoiced
+ * 54429 rounded by 29: rounding 29 × 28/12 = 67.67 → 68 for the period, so a downgrade on Feb 24 (5
+ * days left) credits the unused Pro time less round(68 × 5/28) = 12 (29 × 5/12 = 12.08), not all of
+ * it as priced. `item` unchanged without an invoice, a rounding or time left.
+ */
+function withChangeRounding(
+  item: ChargedItem,
+  invoice: Pick<InvoiceRow, 'rounding'> | null | undefined,
+  time: { remaining: bigint; period: bigint },
+): ChargedItem {
+  if (!invoice || invoice.rounding <= 0n || time.remaining <= 0n) return item;
+  return { ...item, rounding: prorate(invoice.rounding, time.period, time.remaining) };
 }
 
 /**

@@ -188,6 +188,57 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
   });
 
+  it("a downgrade after a rounded upgrade credits the upgrade's unused time less its share of that invoice's rounding (PayPal HUF)", async () => {
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), {
+        name,
+        currency: 'HUF',
+        price: { model: 'FLAT_FEE', amount },
+        taxRatePpm: 270_000,
+      });
+    const [basic, pro] = [await plan('Basic HUF again', 100_000), await plan('Pro HUF again', 200_000)];
+    const { customer, method } = await customerPaying('paypal');
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: basic, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await payOpenOffline(db(), subscription.id);
+    // Feb 17 upgrade (12 of 28 days): 54429, rounded by 29 for PayPal HUF, 54400 (as the first
+    // scenario); paid by bank transfer.
+    const upgrade = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: pro },
+      d('2027-02-17T00:00:00Z'),
+      false,
+    );
+    expect(upgrade.invoice).toMatchObject({ rounding: 29n, total: 54_400n });
+    await payOpenOffline(db(), subscription.id);
+    // Feb 24 back to Basic (5 days left). Unused Pro 200000 × 5/28 = 35714.29 → 35714, tax 9642.78
+    // → 9643; its share of the upgrade's rounding, 29 over 12 days spread on the period as 29 × 28/12
+    // = 67.67 → 68, 68 × 5/28 = 12.14 → 12 (29 × 5/12 = 12.08): an untaxed line of +12. Basic for
+    // the rest 17857 + 4821 tax. Net −35714 + 12 + 17857 = −17845, tax −4822: 22667 of credit
+    // (before: 22679, the 12 of rounding the customer never paid credited too).
+    const downgrade = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: basic },
+      d('2027-02-24T00:00:00Z'),
+      false,
+    );
+    expect(downgrade.proration).toMatchObject({ subtotal: -17_845n, tax: -4822n, total: -22_667n });
+    expect(downgrade.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -35_714n, -9643n],
+      ['CHARGE', 12n, 0n],
+      ['CHARGE', 17_857n, 4821n],
+    ]);
+    expect(await creditOf(customer, 'HUF')).toBe(22_667n);
+  });
+
   it('a Stripe KWD period invoice with tax is rounded to a multiple of 10, charged 1230, and a full cancellation refunds exactly 1230, the rounding with it', async () => {
     // 1122 fils + 10% tax = 112.2 → 112: 1234 fils; Stripe takes KWD in steps of 10: 4 rounded off.
     const plan = await insertPlan(db(), {
