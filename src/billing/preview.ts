@@ -62,7 +62,7 @@ export interface InvoicePreview {
  * (`creditApplied`: `credit` minor units when given — what earlier invoices of the same answer leave,
  * or read in the caller's unit of work — else what they can use now, `creditAvailableIn`; up to a
  * positive total), then the rounding of what is left due (`roundingOf`, through payment method
- * `methodId`, null: the customer's default). Stripe JOD 3500 with 3125 of credit: credit 3125, 375
+ * `methodId`, null: the customer's default). Stripe TND 3500 with 3125 of credit: credit 3125, 375
  * left, rounding 5 (total 3495, 370 due); without the credit it would show no rounding at all.
  */
 export async function withRounding(
