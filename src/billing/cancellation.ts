@@ -747,9 +747,11 @@ async function settleUnpaid(work: UnitOfWork, unpaid: UnpaidShare[], now: Date):
     }
     const whole = { subtotal: -invoice.subtotal, tax: -invoice.tax, total: -invoice.total };
     if (share.offDue > 0n) {
-      await creditInvoice(work, invoice, splitCredit(whole, share.offDue).onInvoice, now);
-      // All it still owed taken off: PAID (`creditInvoice`), as by a payment.
-      if (share.offDue === invoice.amount_due) out.paid.push(invoice.id);
+      // All it still owed taken off (or all but less than the gateway's step, rounded off): PAID
+      // (`creditInvoice`), as by a payment.
+      if (await creditInvoice(work, invoice, splitCredit(whole, share.offDue).onInvoice, now)) {
+        out.paid.push(invoice.id);
+      }
     }
     if (share.credit > 0n) {
       out.creditNotes.push(

@@ -9,6 +9,7 @@ import {
   changeCreditTakenBack,
   changeCreditTakenBackOf,
   periodCreditToCustomer,
+  prorate,
   prorateSigned,
 } from './proration.ts';
 
@@ -444,6 +445,11 @@ export async function recurringLines(
  * a 3500 (700 tax) period invoice after a 5250 (1050 tax) change credit to the customer, more than
  * it was paid (an upgrade's invoice carries the rest): it carries 3500 − 875 = 2625 (525 tax), so
  * asked 875, taxAsked 175: the note is 700 + 175.
+ * The note gives back its share of the invoice's `rounding` (what finalization took off for the
+ * gateway's step, PRODUCT §11) the same cumulative way, `rounding × givenBack / asked` rounded half up
+ * (all of it once `givenBack` reaches `asked`), less what earlier ISSUED notes hold, never below 0; it
+ * is in the subtotal (revenue given back) and its `rounding`, so total = subtotal + tax − rounding as
+ * on the invoice: Stripe KWD 1122 + 112 tax rounded by 4, 1230 paid and refunded → 1122 + 112 − 4.
  */
 async function insertCreditNote(
   work: UnitOfWork,
@@ -471,7 +477,10 @@ async function insertCreditNote(
   if (taxAsked < 0n ? target < taxAsked : target > taxAsked) target = taxAsked;
   const earlier = await work.trx
     .selectFrom('credit_notes')
-    .select(sql<string>`coalesce(sum(tax), 0)::text`.as('tax'))
+    .select([
+      sql<string>`coalesce(sum(tax), 0)::text`.as('tax'),
+      sql<string>`coalesce(sum(rounding), 0)::text`.as('rounding'),
+    ])
     .where('invoice_id', '=', invoice.id)
     .where('status', '=', 'ISSUED')
     .executeTakeFirstOrThrow();
@@ -480,6 +489,16 @@ async function insertCreditNote(
     if (tax > 0n) tax = 0n;
   } else if (tax < 0n) tax = 0n;
   if (tax > o.amount) tax = o.amount;
+  // PRODUCT §11: what finalization rounded off goes back with the sale, cumulative as the tax, all of
+  // it once everything the invoice asks is given back, so its `rounding` account returns to 0.
+  const roundingTarget =
+    invoice.rounding <= 0n || asked <= 0n
+      ? 0n
+      : o.givenBack >= asked
+        ? invoice.rounding
+        : prorate(invoice.rounding, o.givenBack > 0n ? o.givenBack : 0n, asked);
+  let rounding = roundingTarget - BigInt(earlier.rounding);
+  if (rounding < 0n) rounding = 0n;
   const note = await work.trx
     .insertInto('credit_notes')
     .values({
@@ -488,8 +507,9 @@ async function insertCreditNote(
       refund_id: o.refundId,
       customer_id: invoice.customer_id,
       currency: invoice.currency,
-      subtotal: o.amount - tax,
+      subtotal: o.amount - tax + rounding,
       tax,
+      rounding,
       total: o.amount,
       reason: o.reason,
     })
@@ -500,6 +520,7 @@ async function insertCreditNote(
     refund: o.refundId,
     subtotal: note.subtotal,
     tax: note.tax,
+    rounding: note.rounding,
     total: note.total,
   });
   return note;

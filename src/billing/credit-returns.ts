@@ -140,6 +140,7 @@ export async function returnInvoiceCredit(
       amount,
       subtotal: note.subtotal,
       tax: note.tax,
+      rounding: note.rounding,
       creditReturned: returned,
     }),
   );

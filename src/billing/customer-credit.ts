@@ -101,6 +101,20 @@ export async function creditAvailability(
   holds: CreditHolds = 'all',
 ): Promise<CreditAvailability> {
   await work.writeLedger();
+  return creditAvailableIn(work.trx, customerId, currency, holds);
+}
+
+/**
+ * `availableCredit` read in `trx` as its ledger stands (no unit of work's unwritten entries): what a
+ * preview shows finalization would apply (billing/preview.ts `withRounding`), with what open
+ * disputes hold beside it (`creditAvailability`'s shape). Minor units ≥ 0.
+ */
+export async function creditAvailableIn(
+  trx: Kysely<Database>,
+  customerId: string,
+  currency: string,
+  holds: CreditHolds = 'all',
+): Promise<CreditAvailability> {
   // One statement for a customer without credit: it runs in every invoice's finalization.
   const { rows } = await sql<{ available: string }>`
     SELECT (
@@ -111,12 +125,12 @@ export async function creditAvailability(
       WHERE kind = 'customer_credit' AND customer_id = ${customerId} AND currency = ${currency}
         AND status IN ('pending', 'unknown')
     ) AS available
-  `.execute(work.trx);
+  `.execute(trx);
   const available = BigInt(rows[0]?.available ?? 0);
   const none = { available: 0n, heldByDisputes: 0n, disputes: [], availableWithoutDisputes: 0n };
   if (available <= 0n) return none;
   if (holds === 'credit_refunds') return { ...none, available, availableWithoutDisputes: available };
-  const [held] = await overpaymentsHeld(work.trx, [customerId], currency);
+  const [held] = await overpaymentsHeld(trx, [customerId], currency);
   const byDisputes = held?.byDisputes ?? 0n;
   const left = available - (held?.held ?? 0n);
   return {

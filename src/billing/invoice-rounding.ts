@@ -19,7 +19,9 @@ import { findPaymentMethod } from './customers.ts';
  * type ROUNDING (untaxed, after tax, its amount −rounding, not in the subtotal), booked to the
  * `rounding` account of its currency (ledger/movements.ts `invoiceFinalized`).
  * No payment method, a detached one, a gateway that does not take the currency, or an amount the
- * gateway takes: no rounding. A later charge through a gateway with a coarser step is still refused
+ * gateway takes: no rounding. A credit taken off the invoice while it is OPEN (a change's credit, a
+ * `prorate` cancellation's share of an add-on invoice) that leaves what is due off the step rounds it
+ * again the same way (invoices.ts `roundOwedAgain`, called by proration.ts `creditInvoice`). A later charge through a gateway with a coarser step is still refused
  * (payments/charges.ts `recordUnsendableCharge`). Refunds that work out to amounts a gateway cannot
  * take are refused as before.
  */
@@ -114,31 +116,4 @@ export async function finalizationRounding(
   if (due <= 0n) return undefined;
   const gateway = await invoiceChargingGateway(db, invoice);
   return gateway ? roundingFor(gateway, invoice.currency, due) : undefined;
-}
-
-/**
- * How much of a `credit` (minor units ≥ 0: a change's credit, a cancellation's refund of unused time)
- * may be taken off what the OPEN `invoice` still owes (`amount_due`) so that it stays chargeable:
- * all of it up to `amount_due`, except when the gateway that will charge it
- * (`invoiceChargingGateway`) takes its currency only in steps of more than one minor unit; then what
- * is left due stays a multiple of the step, rounded up: `amount_due − roundUp(amount_due − credit,
- * step)`, never below 0. The caller gives the rest of the credit to the customer (less than one step;
- * nothing is rounded away). Stripe KWD (step 10): 1230 due, credit 571 → 570 (660 left due, 1 to the
- * customer); credit 1300 → 1230. A currency no gateway takes in coarse steps (USD…) reads nothing.
- * @returns minor units, 0 … min(credit, amount_due)
- */
-export async function creditOffDue(
-  db: Kysely<Database>,
-  invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency' | 'amount_due'>,
-  credit: bigint,
-): Promise<bigint> {
-  const due = invoice.amount_due;
-  if (credit >= due) return due;
-  if (credit <= 0n) return 0n;
-  const gateway = await invoiceChargingGateway(db, invoice);
-  const step = gateway ? (gatewayStep(gateway, invoice.currency)?.step ?? 1n) : 1n;
-  if (step <= 1n) return credit;
-  const left = due - credit;
-  const offDue = due - (left + ((step - (left % step)) % step));
-  return offDue > 0n ? offDue : 0n;
 }

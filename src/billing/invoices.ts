@@ -17,6 +17,7 @@ import {
   entryKeys,
   type InvoiceAmounts,
   invoiceFinalized,
+  invoiceRoundedAgain,
   invoiceVoided,
   offlinePaymentReceived,
 } from '../ledger/movements.ts';
@@ -577,6 +578,49 @@ export async function finalizeLocked<I extends InvoiceRow>(
   }
   // The row is locked and no trigger rewrites it: the finalized row is the locked one with the changes.
   return { ...invoice, ...changes };
+}
+
+/**
+ * Rounds what the locked OPEN `invoice` still owes once a credit is taken off it (`due`, minor units:
+ * its `amount_due` after the credit, > 0) down to the step of the gateway that will charge it, as
+ * finalization rounds (PRODUCT §11's explicit rounding line, `finalizationRounding`): a change's
+ * credit or a cancellation's share can leave an amount off that step, which the gateway would refuse
+ * (`amount_not_representable`). Rounded down, so the customer gets all of the credit and the merchant
+ * absorbs less than one step, like at finalization. Posts `inv_…:rounded:<rounding>`
+ * (`invoiceRoundedAgain`: rounding debited, the receivable credited) and makes the invoice's ROUNDING
+ * line say the new `rounding` (added when it had none); the caller writes the returned `rounding`
+ * and `total` (lowered by what is rounded off, so total = subtotal + tax − rounding still holds) and
+ * takes `amount` off `amount_due`. Stripe TND 12340 owed (12342 rounded by 2), a downgrade's credit
+ * of 5729: 6611 → 1 rounded off, 6610 due, rounding 3, total 12339. Undefined when nothing is rounded
+ * (on the step, a currency never rounded, no chargeable payment method).
+ */
+export async function roundOwedAgain(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  due: bigint,
+): Promise<{ amount: bigint; rounding: bigint; total: bigint } | undefined> {
+  const found = await finalizationRounding(work.trx, invoice, due);
+  if (!found) return undefined;
+  const rounding = invoice.rounding + found.amount;
+  await postEntry(
+    work,
+    invoiceRoundedAgain({
+      invoiceId: invoice.id,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      amount: found.amount,
+      rounding,
+    }),
+  );
+  const updated = await work.trx
+    .updateTable('invoice_lines')
+    .set({ amount: -rounding })
+    .where('invoice_id', '=', invoice.id)
+    .where('type', '=', 'ROUNDING')
+    .executeTakeFirst();
+  if (updated.numUpdatedRows === 0n)
+    await insertRoundingLine(work, invoice.id, { ...found, amount: rounding });
+  return { amount: found.amount, rounding, total: invoice.total - found.amount };
 }
 
 /**

@@ -5,6 +5,7 @@ import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
 import { nextPeriodInvoiceIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
+import { creditAvailableIn } from './customer-credit.ts';
 import { nextRenewalLines, refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
@@ -49,25 +50,47 @@ export interface InvoicePreview {
   /** subtotal + tax, before `rounding`. */
   total: bigint;
   /**
+   * The customer's credit finalization would apply (minor units, 0 … total; absent: none), set by the
+   * previews the API shows (`withRounding`): what they hold now and can use in the currency
+   * (billing/customer-credit.ts `creditAvailableIn`), up to the total.
+   */
+  creditApplied?: bigint;
+  /**
    * What finalization would round off for the gateway that would charge it (PRODUCT §11:
    * invoice-rounding.ts), set by the previews the API shows (`withRounding`), which show it as a
-   * ROUNDING line and take it off the total; worked on the whole total (a preview applies no
-   * customer credit: a customer holding some may see finalization round what is left instead).
+   * ROUNDING line and take it off the total; worked, as finalization works it, on what is left due
+   * after `creditApplied`.
    */
   rounding?: Rounding;
 }
 
 /**
- * `preview` with the rounding finalization would apply to its total (`roundingOf`, through payment
- * method `methodId`, null: the customer's default), as the API shows it; unchanged when none.
+ * `preview` as finalization would make it, as the API shows it: the customer's credit it would apply
+ * (`creditApplied`: `credit` minor units when given — what earlier invoices of the same answer leave,
+ * or read in the caller's unit of work — else what they can use now, `creditAvailableIn`; up to a
+ * positive total), then the rounding of what is left due (`roundingOf`, through payment method
+ * `methodId`, null: the customer's default). Stripe TND 3500 with 3125 of credit: credit 3125, 375
+ * left, rounding 5 (total 3495, 370 due); without the credit it would show no rounding at all.
  */
 export async function withRounding(
   db: Kysely<Database>,
   preview: InvoicePreview,
   methodId: string | null,
+  credit?: bigint,
 ): Promise<InvoicePreview> {
-  const rounding = await roundingOf(db, preview.customerId, methodId, preview.currency, preview.total);
-  return rounding ? { ...preview, rounding } : preview;
+  let creditApplied = 0n;
+  if (preview.total > 0n) {
+    creditApplied = credit ?? (await creditAvailableIn(db, preview.customerId, preview.currency)).available;
+    if (creditApplied > preview.total) creditApplied = preview.total;
+    if (creditApplied < 0n) creditApplied = 0n;
+  }
+  const due = preview.total - creditApplied;
+  const rounding = await roundingOf(db, preview.customerId, methodId, preview.currency, due);
+  return {
+    ...preview,
+    ...(creditApplied > 0n ? { creditApplied } : {}),
+    ...(rounding ? { rounding } : {}),
+  };
 }
 
 /** Prices `lines` as `insertInvoice` would (`lineAmounts`), allowing a negative total. */
@@ -267,6 +290,9 @@ async function previewAddOnOf(
     policy,
   );
   const method = subscription.payment_method_id;
+  // The proration is invoiced now and takes the customer's credit first; the next renewal what is left.
+  const credit = (await creditAvailableIn(db, subscription.customer_id, billed.currency)).available;
+  const proration = charged ? await withRounding(db, charged.proration, method, credit) : null;
   return {
     next:
       next &&
@@ -282,7 +308,8 @@ async function previewAddOnOf(
           ...pricedLines(await withCustomerTaxes(db, subscription.customer_id, next.lines)),
         },
         method,
+        credit - (proration?.creditApplied ?? 0n),
       )),
-    proration: charged ? await withRounding(db, charged.proration, method) : null,
+    proration,
   };
 }

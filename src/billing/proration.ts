@@ -18,7 +18,6 @@ import { type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { asNewLine } from './invoice-adjustments.ts';
 import { chargesInFlight, disputedAway, refundedInFlight } from './invoice-payment.ts';
-import { creditOffDue } from './invoice-rounding.ts';
 import {
   finalizeLocked,
   hasAddOnLine,
@@ -27,6 +26,7 @@ import {
   lineAmounts,
   lockInvoice,
   type NewLine,
+  roundOwedAgain,
 } from './invoices.ts';
 import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines, withRounding } from './preview.ts';
@@ -403,9 +403,9 @@ async function owedPeriodInvoice(
 
 /**
  * How much of a change's net credit (`proration.total` < 0) is taken off the period invoice still owed
- * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due, and
- * no more than leaves it chargeable through its gateway (`creditOffDue`: a rounded Stripe KWD invoice
- * owing 1230 fils, a credit of 571 → 570 off, 660 left due, 1 to the customer's credit). The
+ * (`owed`, from `owedPeriodInvoice`), minor units, tax included: all of it up to what is left due
+ * (`creditInvoice` then rounds what is left due down to the charging gateway's step: a rounded Stripe
+ * KWD invoice owing 1230 fils, a credit of 571 → 659 left, 9 rounded off, 650 due). The
  * credit is for time of that invoice's period, so it lowers what the customer still owes for it first,
  * as a credit note on an open invoice lowers its amount due (Stripe); only the rest, what was paid
  * beyond the lowered total, becomes customer credit, which is refundable in cash. So voiding the
@@ -443,7 +443,10 @@ async function creditOwedPeriod(
       `this change credits ${-proration.total} ${proration.currency} (tax included) for time of invoice ${owed.id}, which is owed and has charges in flight (${inFlight.map((t) => `${t.id} ${t.status}`).join(', ')}): the credit lowers what is left due, which depends on their outcome. Nothing changed; change again once they settle, or with proration none`,
     );
   }
-  return creditOffDue(trx, owed, -proration.total);
+  // min(credit, amount_due), on bigints (Math.min takes numbers only).
+  let credit = -proration.total;
+  if (credit > owed.amount_due) credit = owed.amount_due;
+  return credit;
 }
 
 /**
@@ -481,18 +484,23 @@ export function splitCredit(
  * Takes `part` (a change's credit, each ≤ 0: `splitCredit`'s `onInvoice`; or a cancellation's refund of
  * the unused time of an OPEN add-on invoice: cancellation.ts `settleUnpaid`) off the locked OPEN
  * invoice `invoice` at `now`, as a credit note on an open invoice lowers what is due: posts `inv_…:proration_credited:<n>` (`prorationCreditedOnInvoice`),
- * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due` (PAID, off the charge schedule, once
+ * adds it to `proration_credited` (its tax to `proration_tax_credited`) and takes it off `amount_due`;
+ * what is left due, when the gateway that will charge it cannot take it, is rounded down to its step
+ * (invoices.ts `roundOwedAgain`: `rounding` raised, `total` lowered, `inv_…:rounded:<n>`; Stripe TND
+ * 12340 owed less 5729 → 6610 due, 1 rounded off), so the customer gets all of the credit and the
+ * invoice stays chargeable (PAID, off the charge schedule, once
  * nothing is left due), and logs `invoice.proration_credited`, then `invoice.paid` (`paid_by`
  * `proration_credit`, `amount` 0: no money moved) when it cleared the invoice.
+ * @returns whether nothing is left due (PAID)
  */
 export async function creditInvoice(
   work: UnitOfWork,
   invoice: InvoiceRow,
   part: { subtotal: bigint; tax: bigint; total: bigint },
   now: Date,
-): Promise<void> {
+): Promise<boolean> {
   const credited = invoice.proration_credited - part.total;
-  const due = invoice.amount_due + part.total;
+  let due = invoice.amount_due + part.total;
   await postEntry(
     work,
     prorationCreditedOnInvoice({
@@ -503,11 +511,15 @@ export async function creditInvoice(
       prorationCredited: credited,
     }),
   );
+  // What is left due back on the charging gateway's step (PRODUCT §11), as finalization rounds it.
+  const rounded = due > 0n ? await roundOwedAgain(work, invoice, due) : undefined;
+  if (rounded) due -= rounded.amount;
   const settled = due === 0n;
   await work.update('invoices', invoice, {
     proration_credited: credited,
     proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
+    ...(rounded ? { rounding: rounded.rounding, total: rounded.total } : {}),
     ...(settled ? { status: 'PAID' as const, paid_at: now, charge_at: null } : {}),
     updated_at: now,
   });
@@ -516,6 +528,7 @@ export async function creditInvoice(
     proration_credited: credited,
     proration_tax_credited: invoice.proration_tax_credited - part.tax,
     amount_due: due,
+    ...(rounded ? { rounded_off: rounded.amount, rounding: rounded.rounding, total: rounded.total } : {}),
     ...(settled ? { status: 'PAID' } : {}),
   });
   // Cleared by the credit: PAID as by a payment, so the merchant hears of it (the outbound
@@ -530,6 +543,7 @@ export async function creditInvoice(
       proration_credited: credited,
     });
   }
+  return settled;
 }
 
 /**
@@ -609,7 +623,9 @@ export async function changeSubscription(
     const customer = preview ? undefined : openCustomerOnce(work.trx, subscription.customer_id);
     const lines: NewLine[] = [];
     // What the period charged so far, and what it charges from now on for the new plan and quantity.
-    let charged: { before: ChargedBasis; after: ChargedItem } | undefined;
+    let charged:
+      | { before: ChargedBasis; after: ChargedItem; time: { remaining: bigint; period: bigint } }
+      | undefined;
     if (inPeriod && behavior !== 'none') {
       await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
@@ -626,7 +642,7 @@ export async function changeSubscription(
       await refuseCreditOfUnpaidChanges(work.trx, before);
       if (behavior === 'full') await refuseFullOverChanges(work.trx, subscription.id, before);
       const after = await chargedFromNow(work.trx, subscription, newPlan, quantity, customer, now);
-      charged = { before, after };
+      charged = { before, after, time };
       const span = { start: now, end: served! };
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
@@ -659,7 +675,9 @@ export async function changeSubscription(
     const onOwed = await creditOwedPeriod(work.trx, owed, charged?.before, proration);
     const creditedToInvoice = owed && onOwed > 0n ? { invoice: owed.id, amount: onOwed } : null;
     if (preview) {
-      // An invoiced change shows the rounding its finalization would add (PRODUCT §11).
+      // An invoiced change shows the credit and rounding its finalization would apply (PRODUCT §11).
+      // With the customer's credit its finalization would apply, as this unit's entries leave it.
+      if (invoiced) await work.writeLedger();
       const shown = invoiced
         ? await withRounding(work.trx, proration, subscription.payment_method_id)
         : proration;
@@ -711,7 +729,7 @@ export async function changeSubscription(
           ? {
               charged_basis: storedBasis({
                 periodIndex: charged.before.periodIndex,
-                plan: charged.after,
+                plan: withChangeRounding(charged.after, invoice, charged.time),
                 changesTotal: charged.before.changesTotal + (invoice ? invoice.total : proration.total),
                 invoices: invoice ? [...charged.before.invoices, invoice.id] : charged.before.invoices,
                 ...(served && end && served < end ? { until: served } : {}),
@@ -886,7 +904,8 @@ export interface ChargedItem {
    * What finalization rounded off the period invoice that charged it (PRODUCT §11: its `rounding`,
    * billing/invoice-rounding.ts; minor units ≥ 0, for the whole period; 0 when omitted): the item
    * cost that much less than its priced lines, so `itemLines` takes its share of the time off.
-   * A change's new side (`chargedFromNow`) has none: its invoice's rounding is in `changesTotal`.
+   * A change's new side (`chargedFromNow`) has its invoice's rounding spread over the whole period
+   * (`withChangeRounding`), also counted in `changesTotal` (the invoice's rounded total).
    */
   rounding?: bigint;
 }
@@ -1447,6 +1466,25 @@ export function chargedTotal(item: ChargedItem | null): bigint {
     (sum, line) => sum + line.amount + line.tax,
     0n,
   );
+}
+
+/**
+ * The new side of a prorated change (`item`) as its invoice charged it: when finalization rounded
+ * that invoice (`invoice.rounding`, PRODUCT §11), the item carries it as `rounding` for the whole
+ * period, the rounding spread over the `time.remaining` seconds it charged of `time.period`,
+ * `round(rounding × period / remaining)` half up, so later prorations (`itemLines`) and `prorate`
+ * refunds count their share of its time. PayPal HUF, an upgrade on Feb 17 (12 of 28 days) invoiced
+ * 54429 rounded by 29: rounding 29 × 28/12 = 67.67 → 68 for the period, so a downgrade on Feb 24 (5
+ * days left) credits the unused Pro time less round(68 × 5/28) = 12 (29 × 5/12 = 12.08), not all of
+ * it as priced. `item` unchanged without an invoice, a rounding or time left.
+ */
+function withChangeRounding(
+  item: ChargedItem,
+  invoice: Pick<InvoiceRow, 'rounding'> | null | undefined,
+  time: { remaining: bigint; period: bigint },
+): ChargedItem {
+  if (!invoice || invoice.rounding <= 0n || time.remaining <= 0n) return item;
+  return { ...item, rounding: prorate(invoice.rounding, time.period, time.remaining) };
 }
 
 /**

@@ -371,6 +371,11 @@ export interface CreditNotesTable {
   currency: string;
   subtotal: Money;
   tax: Money;
+  /**
+   * What of the invoice's `rounding` (PRODUCT §11) the note gives back, minor units ≥ 0 (migration
+   * 0054): total = subtotal + tax − rounding, as on the invoice; 0 on notes issued before.
+   */
+  rounding: MoneyWithDefault;
   total: Money;
   status: ColumnType<'ISSUED' | 'VOID', 'ISSUED' | 'VOID' | undefined, 'ISSUED' | 'VOID'>;
   reason: string | null;

@@ -84,7 +84,8 @@ export type RefundMovement = {
       kind: 'invoice';
       customerId: string;
       creditPaidBack: bigint;
-      creditNote: { subtotal: bigint; tax: bigint } | undefined;
+      /** `rounding`: what of the invoice's rounding the note gives back (≥ 0; 0 when omitted). */
+      creditNote: { subtotal: bigint; tax: bigint; rounding?: bigint } | undefined;
     }
   | { kind: 'payment' }
 );
@@ -164,6 +165,8 @@ export const entryKeys = {
   /** What every `prorationCreditedOnInvoice` key of the invoice starts with: a void reads them back by it. */
   prorationCreditedOnInvoicePrefix: (invoiceId: string) => `${invoiceId}:proration_credited:`,
   prorationCreditVoided: (invoiceId: string) => `${invoiceId}:proration_credit_voided`,
+  /** One per rounding after finalization: `rounding` is the invoice's cumulative `rounding` after it (minor units). */
+  invoiceRoundedAgain: (invoiceId: string, rounding: bigint) => `${invoiceId}:rounded:${rounding}`,
   subscriptionCreditMoved: (subscriptionId: string) => `${subscriptionId}:credit_moved`,
   settlementLineBooked: (settlementLineId: string) => `${settlementLineId}:booked`,
   settlementLineConverted: (settlementLineId: string) => `${settlementLineId}:converted`,
@@ -255,14 +258,16 @@ export function customerCreditReturned(movement: InvoiceMovement): EntryInput {
 export interface CreditGivenBack extends InvoiceMovement {
   subtotal: bigint;
   tax: bigint;
+  /** The note's share of the invoice's rounding given back (≥ 0; 0 when omitted): amount = subtotal + tax − rounding. */
+  rounding?: bigint;
   creditReturned: bigint;
 }
 
 /**
  * `inv_…:credit_given_back:<creditReturned>`: applied credit given back as credit by a credit note,
  * the sale undone as a cash refund's credit note undoes it but into the customer's credit instead of a
- * gateway's clearing (debit refunds the note's subtotal and tax payable its tax, credit the customer's
- * credit the whole). One entry per return: the key holds the invoice's cumulative credit returned.
+ * gateway's clearing (debit refunds the note's subtotal and tax payable its tax, credit rounding the
+ * note's share of the invoice's rounding and the customer's credit the whole). One entry per return: the key holds the invoice's cumulative credit returned.
  */
 export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   const id = movement.invoiceId;
@@ -273,6 +278,7 @@ export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
     postings: nonZero([
       line(chart.refunds, movement.subtotal, movement.currency),
       line(chart.taxPayable, movement.tax, movement.currency),
+      line(chart.rounding, -(movement.rounding ?? 0n), movement.currency),
       line(chart.customerCredit(movement.customerId), -movement.amount, movement.currency),
     ]),
   };
@@ -476,6 +482,7 @@ function refundPostings(refund: RefundMovement): PostingInput[] {
       : []),
     line(chart.refunds, note ? note.subtotal : refund.amount - paidBack, refund.currency),
     line(chart.taxPayable, note?.tax ?? 0n, refund.currency),
+    line(chart.rounding, -(note?.rounding ?? 0n), refund.currency),
     line(clearing, -refund.amount, refund.currency),
   ]);
 }
@@ -484,7 +491,9 @@ function refundPostings(refund: RefundMovement): PostingInput[] {
  * `re_…:succeeded`: money given back through a gateway (credit its clearing account). Debited: for a
  * refund of customer credit, their credit; for a refund of an invoice, their credit for what it pays
  * back of it (an overpayment, change credit taken back), refunds (contra-revenue) for its credit note's subtotal and tax payable for
- * its tax; for a payment without invoice, refunds.
+ * its tax, with the note's share of the invoice's rounding credited back to `rounding` (PRODUCT §11:
+ * Stripe KWD 1230 paid of 1122 + 112 rounded by 4, all refunded → refunds 1122, tax payable 112,
+ * rounding −4, clearing −1230); for a payment without invoice, refunds.
  */
 export function refundSucceeded(refund: RefundMovement): EntryInput {
   const id = refund.refundId;
@@ -798,6 +807,29 @@ export function prorationCreditVoided(
       line(chart.taxPayable, credit.tax, credit.currency),
       line(chart.receivable(credit.customerId), -credit.total, credit.currency),
     ]),
+  };
+}
+
+/**
+ * `inv_…:rounded:<rounding>`: what an OPEN invoice still owes after a credit was taken off it
+ * (a change's credit, a cancellation's share) rounded down to the step of the gateway that will
+ * charge it, as finalization rounds (PRODUCT §11, billing/invoices.ts `roundOwedAgain`): debit
+ * rounding `amount` (minor units, > 0), credit the receivable; `rounding` is the invoice's
+ * `rounding` after it (its key). Stripe TND 12340 owed, 5729 credited → 6611, rounded by 1: 6610.
+ * A void reverses it with the rest of the finalization (`invoiceVoided` of the rounded amounts).
+ */
+export function invoiceRoundedAgain(movement: InvoiceMovement & { rounding: bigint }): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: entryKeys.invoiceRoundedAgain(id, movement.rounding),
+    description: `invoice ${id} rounded again for its gateway after a credit`,
+    source: { type: 'invoice', id },
+    postings: transfer(
+      chart.rounding,
+      chart.receivable(movement.customerId),
+      movement.amount,
+      movement.currency,
+    ),
   };
 }
 

@@ -31,6 +31,8 @@ const UPDATABLE = {
   invoices: {
     amount_paid: 'bigint',
     amount_due: 'bigint',
+    total: 'bigint',
+    rounding: 'bigint',
     proration_credited: 'bigint',
     proration_tax_credited: 'bigint',
     status: 'text',

@@ -1,10 +1,12 @@
 import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
 import { cancelLocked } from '../../src/billing/cancellation.ts';
 import { createInvoice, finalizeInvoice, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { lockSubscription } from '../../src/billing/renewal.ts';
+import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { nockToken, paypalFixture, TOKEN } from '../gateways/paypal/fixtures.ts';
@@ -186,7 +188,58 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
   });
 
-  it('a Stripe KWD period invoice with tax is rounded to a multiple of 10, charged 1230, and a full cancellation refunds exactly 1230', async () => {
+  it("a downgrade after a rounded upgrade credits the upgrade's unused time less its share of that invoice's rounding (PayPal HUF)", async () => {
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), {
+        name,
+        currency: 'HUF',
+        price: { model: 'FLAT_FEE', amount },
+        taxRatePpm: 270_000,
+      });
+    const [basic, pro] = [await plan('Basic HUF again', 100_000), await plan('Pro HUF again', 200_000)];
+    const { customer, method } = await customerPaying('paypal');
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: basic, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await payOpenOffline(db(), subscription.id);
+    // Feb 17 upgrade (12 of 28 days): 54429, rounded by 29 for PayPal HUF, 54400 (as the first
+    // scenario); paid by bank transfer.
+    const upgrade = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: pro },
+      d('2027-02-17T00:00:00Z'),
+      false,
+    );
+    expect(upgrade.invoice).toMatchObject({ rounding: 29n, total: 54_400n });
+    await payOpenOffline(db(), subscription.id);
+    // Feb 24 back to Basic (5 days left). Unused Pro 200000 × 5/28 = 35714.29 → 35714, tax 9642.78
+    // → 9643; its share of the upgrade's rounding, 29 over 12 days spread on the period as 29 × 28/12
+    // = 67.67 → 68, 68 × 5/28 = 12.14 → 12 (29 × 5/12 = 12.08): an untaxed line of +12. Basic for
+    // the rest 17857 + 4821 tax. Net −35714 + 12 + 17857 = −17845, tax −4822: 22667 of credit
+    // (before: 22679, the 12 of rounding the customer never paid credited too).
+    const downgrade = await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: basic },
+      d('2027-02-24T00:00:00Z'),
+      false,
+    );
+    expect(downgrade.proration).toMatchObject({ subtotal: -17_845n, tax: -4822n, total: -22_667n });
+    expect(downgrade.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
+      ['CREDIT', -35_714n, -9643n],
+      ['CHARGE', 12n, 0n],
+      ['CHARGE', 17_857n, 4821n],
+    ]);
+    expect(await creditOf(customer, 'HUF')).toBe(22_667n);
+  });
+
+  it('a Stripe KWD period invoice with tax is rounded to a multiple of 10, charged 1230, and a full cancellation refunds exactly 1230, the rounding with it', async () => {
     // 1122 fils + 10% tax = 112.2 → 112: 1234 fils; Stripe takes KWD in steps of 10: 4 rounded off.
     const plan = await insertPlan(db(), {
       name: 'Flat KWD',
@@ -255,21 +308,96 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     });
     const after = (await app.api('GET', `/v1/invoices/${invoiceId}?expand=credit_notes`)).body;
     expect(after).toMatchObject({ status: 'REFUNDED', amount_paid: 1230, amount_refunded: 1230 });
-    // Its credit note gives back all the tax: 112 × 1230 / 1230 = 112, and 1230 − 112 = 1118 of revenue.
-    const notes = await db()
-      .selectFrom('credit_notes')
-      .select(['subtotal', 'tax', 'total'])
-      .where('invoice_id', '=', invoiceId)
-      .execute();
-    expect(notes).toEqual([{ subtotal: 1118n, tax: 112n, total: 1230n }]);
-    // Tax payable 0 (112 − 112); revenue 1122 less refunds 1118 leaves the 4 rounded off, against
-    // the rounding expense: nothing earned, nothing owed, the card's 1230 given back.
+    // Its credit note gives back everything the invoice asked, as the invoice was: all the tax, 112
+    // × 1230 / 1230 = 112, all the rounding, 4, and 1230 − 112 + 4 = 1122 of revenue.
+    expect(after.credit_notes).toMatchObject([{ subtotal: 1122, tax: 112, rounding: 4, total: 1230 }]);
+    // Every account back to 0 for the invoice: revenue 1122 against refunds 1122, tax payable 112 −
+    // 112, rounding 4 − 4, the card's 1230 given back. (Before: refunds 1118, so revenue net −4
+    // stayed against the rounding expense +4.)
     expect(await ledgerIn(app, 'KWD')).toEqual({
       'gateway_clearing:stripe': 0,
       'receivable:customer': 0,
-      refunds: 1118,
+      refunds: 1122,
       revenue: -1122,
+      rounding: 0,
+      tax_payable: 0,
+    });
+  });
+
+  it('refunds that give back all a rounded invoice asked give back its rounding with it, each its share (Stripe KWD, 610 then 620)', async () => {
+    const { customer } = await customerPaying('stripe');
+    const before = await ledgerIn(app, 'KWD');
+    // 1122 fils + 10% tax = 1234: 4 rounded off for Stripe's KWD step of 10, 1230 charged.
+    const draft = await createInvoice(db(), 'system', {
+      customerId: customer,
+      currency: 'KWD',
+      lines: [
+        { description: 'Consulting', unitAmount: 1122n, quantity: 1, type: 'CHARGE', taxRatePpm: 100_000 },
+      ],
+    });
+    await finalizeInvoice(db(), 'system', draft.id);
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${draft.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(stripe.seen.map((s) => s.params.get('amount'))).toEqual(['1230']);
+    expect(charged.body.invoice).toMatchObject({
+      status: 'PAID',
       rounding: 4,
+      total: 1230,
+      amount_paid: 1230,
+    });
+    const refund = stripeFixture('api.refund.succeeded.openapi-fixture.json');
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .times(2)
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        return [
+          200,
+          {
+            ...refund,
+            id: `re_rounding_kwd_${params.get('amount')}`,
+            amount: Number(params.get('amount')),
+            currency: 'kwd',
+            payment_intent: params.get('payment_intent'),
+            metadata: { billhook_reference: params.get('metadata[billhook_reference]') },
+            status: 'succeeded',
+          },
+        ];
+      });
+    for (const amount of [610, 620]) {
+      const refunded = await app.api('POST', `/v1/invoices/${draft.id}/refund`, { amount });
+      expect(refunded.status).toBe(201);
+      expect(refunded.body.status).toBe('succeeded');
+    }
+    // Cumulative shares of what the invoice asked, 1230: after 610, tax 112 × 610 / 1230 = 55.5 → 56
+    // and rounding 4 × 610 / 1230 = 1.98 → 2, so 610 − 56 + 2 = 556 of revenue; after all 1230, tax
+    // 112 and rounding 4 in all: 56 and 2 more, 620 − 56 + 2 = 566. 556 + 566 = 1122, all of it.
+    const read = (await app.api('GET', `/v1/invoices/${draft.id}?expand=credit_notes`)).body;
+    expect(read).toMatchObject({ status: 'REFUNDED', amount_refunded: 1230 });
+    expect(
+      read.credit_notes.map((n: { subtotal: number; tax: number; rounding: number; total: number }) => [
+        n.subtotal,
+        n.tax,
+        n.rounding,
+        n.total,
+      ]),
+    ).toEqual([
+      [556, 56, 2, 610],
+      [566, 56, 2, 620],
+    ]);
+    // What this invoice moved (other scenarios book KWD too): refunds 1122 against revenue 1122, tax
+    // payable and rounding back to where they were, the card's 1230 given back.
+    const after = await ledgerIn(app, 'KWD');
+    const moved = Object.fromEntries(
+      Object.keys(after).map((code) => [code, (after[code] ?? 0) - (before[code] ?? 0)]),
+    );
+    expect(moved).toEqual({
+      'gateway_clearing:stripe': 0,
+      'receivable:customer': 0,
+      refunds: 1122,
+      revenue: -1122,
+      rounding: 0,
       tax_payable: 0,
     });
   });
@@ -296,6 +424,44 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       l.description,
       l.amount,
     ];
+    expect(preview.body.lines.map(shown)).toEqual(invoice.lines.map(shown));
+  });
+
+  it("a subscription preview applies the customer's credit as finalization will, and rounds what is left due (Stripe TND)", async () => {
+    const { customer, method } = await customerPaying('stripe');
+    // 3125 fils of credit from a downgrade (as in the JOD scenario below: 2500 net + 625 tax; TND's ledger is checked per invoice and customer only).
+    await downgradeCredit(app, customer, 'TND', 11_000);
+    const plan = await insertPlan(db(), {
+      name: 'Flat TND credit',
+      currency: 'TND',
+      price: { model: 'FLAT_FEE', amount: 3500 },
+      taxRatePpm: 0,
+    });
+    const body = { customer, plan, payment_method: method };
+    // 3500, a multiple of 10: on the whole total nothing would be rounded (what the preview showed
+    // before, with 3500 to pay). Finalization applies the 3125 of credit first: 375 left, 5 rounded
+    // off for Stripe's TND step of 10: total 3495, 370 due.
+    const preview = await app.api('POST', '/v1/subscriptions/preview', body);
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({
+      subtotal: 3500,
+      tax: 0,
+      rounding: 5,
+      total: 3495,
+      credit_applied: 3125,
+      amount_due: 370,
+    });
+    const created = await app.api('POST', '/v1/subscriptions', body);
+    expect(created.status).toBe(201);
+    const invoice = (await app.api('GET', `/v1/invoices/${created.body.latest_invoice}`)).body;
+    expect(invoice).toMatchObject({
+      subtotal: 3500,
+      rounding: 5,
+      total: 3495,
+      credit_applied: 3125,
+      amount_due: 370,
+    });
+    const shown = (l: { type: string; amount: number }) => [l.type, l.amount];
     expect(preview.body.lines.map(shown)).toEqual(invoice.lines.map(shown));
   });
 
@@ -484,7 +650,21 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     expect(result.refunds.map((r) => r.amount)).toEqual([6100n]);
   });
 
-  it('a prorate_now downgrade off half-period takes off the rounded OPEN invoice only what leaves it on the step; the rest is customer credit, and the charge goes through (Stripe TND)', async () => {
+  /** The balances invoice `invoiceId`'s own journal entries (source the invoice) leave, by account code. */
+  async function invoiceBooks(invoiceId: string) {
+    const rows = await db()
+      .selectFrom('journal_entries as e')
+      .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select(['a.code', sql<string>`sum(p.amount)::text`.as('amount')])
+      .where('e.source_type', '=', 'invoice')
+      .where('e.source_id', '=', invoiceId)
+      .groupBy('a.code')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.code.replace(/cus_\w+/, 'customer'), Number(r.amount)]));
+  }
+
+  it('a prorate_now downgrade off half-period takes all its credit off the rounded OPEN invoice and rounds what is left due again, and the charge goes through (Stripe TND)', async () => {
     // 11220 + 10% tax = 12342; Stripe takes TND in steps of 10 millimes: 2 rounded off, 12340 owed.
     const plan = (name: string, amount: number) =>
       insertPlan(db(), { name, currency: 'TND', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
@@ -499,8 +679,9 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
     const invoice = invoices[0]!.id;
     expect(invoices[0]).toMatchObject({ status: 'OPEN', rounding: 2n, amount_due: 12_340n });
     // Feb 16 (13 of 28 days unused): 11220 × 13/28 = 5209.29 → 5209, tax 521, less the rounding's share
-    // 2 × 13/28 = 0.93 → 1: a credit of 5729. All of it off left 6611 due, which Stripe cannot take (422
-    // amount_not_representable). Now 5720 comes off (6620 due, on the step) and 9 is customer credit.
+    // 2 × 13/28 = 0.93 → 1: a credit of 5729. All of it comes off: 6611 left, which Stripe cannot take,
+    // so 1 more is rounded off (rounding 2 + 1 = 3, total 12339): 6610 due, charged; no customer
+    // credit (before: 5720 off, 6620 due and 9 of customer credit, which a void left behind).
     const result = await changeSubscription(
       db(),
       'system',
@@ -519,6 +700,113 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       customerCredit: await creditOf(customer, 'TND'),
       status: charged.status,
       sent: stripe.seen.map((s) => s.params.get('amount')),
-    }).toEqual({ credit: 5729n, due: 6620, customerCredit: 9n, status: 200, sent: ['6620'] });
+    }).toEqual({ credit: 5729n, due: 6610, customerCredit: 0n, status: 200, sent: ['6610'] });
+    expect(after).toMatchObject({ rounding: 3, total: 12_339, proration_credited: 5729 });
+    expect(after.lines.at(-1)).toMatchObject({ type: 'ROUNDING', amount: -3 });
+    // The invoice's own entries: receivable 12340 − 5729 − 1 = 6610 (the payment's entry takes it off),
+    // rounding 2 + 1, revenue −11220 + 5208, tax payable −1122 + 521.
+    expect(await invoiceBooks(invoice)).toEqual({
+      'receivable:customer': 6610,
+      revenue: -6012,
+      tax_payable: -601,
+      rounding: 3,
+    });
+  });
+
+  it('voiding a rounded invoice after a downgrade credited part of it leaves the customer no credit and every account of it at 0 (Stripe TND)', async () => {
+    // As above: 12340 owed (12342 rounded by 2), Feb 16 to a free plan, a credit of 5729.
+    const plan = (name: string, amount: number) =>
+      insertPlan(db(), { name, currency: 'TND', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 100_000 });
+    const [big, free] = [await plan('Big TND void', 11_220), await plan('Free TND void', 0)];
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription, invoices } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: big, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const invoice = invoices[0]!.id;
+    await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: free, proration: 'prorate_now' },
+      d('2027-02-16T00:00:00Z'),
+      false,
+    );
+    await voidInvoice(db(), 'system', invoice);
+    // The void reverses the finalization as rounded (12339, rounding 3) and the 5729 taken off; the
+    // customer keeps nothing for time never paid (before: 9 of customer credit, less than one step).
+    expect(await creditOf(customer, 'TND')).toBe(0n);
+    expect((await app.api('GET', `/v1/invoices/${invoice}`)).body).toMatchObject({
+      status: 'VOID',
+      amount_due: 0,
+    });
+    expect(await invoiceBooks(invoice)).toEqual({
+      'receivable:customer': 0,
+      revenue: 0,
+      tax_payable: 0,
+      rounding: 0,
+    });
+  });
+
+  it('a prorate cancellation lowering an OPEN add-on invoice rounds what it still owes to the step, and it is charged (Stripe KWD)', async () => {
+    const plan = await insertPlan(db(), {
+      name: 'Free KWD',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 0 },
+      taxRatePpm: 0,
+    });
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats KWD', currency: 'KWD', amount: 1200n }))
+      .id;
+    const { customer, method } = await customerPaying('stripe');
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer, planId: plan, paymentMethodId: method },
+      d('2027-02-01T00:00:00Z'),
+    );
+    // Feb 8 (21 of 28 days left): 1200 × 21/28 = 900 fils, untaxed, on Stripe's step of 10; OPEN,
+    // charged at the period's end.
+    const { invoice } = await setSubscriptionAddOn(
+      db(),
+      'system',
+      subscription.id,
+      { addOnId: seats, quantity: 1, proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+    );
+    expect(invoice).toMatchObject({ status: 'OPEN', total: 900n, rounding: 0n, amount_due: 900n });
+    // Feb 16, `prorate` (13 of its 21 days unused): 900 × 13/21 = 557.14 → 557 less: 343 left, which
+    // Stripe cannot take (before: left OPEN at 343, every charge refused 422). Now 3 is rounded off:
+    // 340 due, rounding 3, total 897.
+    await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      cancelLocked(
+        work,
+        (await lockSubscription(work, subscription.id))!,
+        { when: 'now', refundType: 'prorate' },
+        d('2027-02-16T00:00:00Z'),
+      ),
+    );
+    const lowered = (await app.api('GET', `/v1/invoices/${invoice!.id}`)).body;
+    expect(lowered).toMatchObject({
+      status: 'OPEN',
+      proration_credited: 557,
+      rounding: 3,
+      total: 897,
+      amount_due: 340,
+    });
+    expect(lowered.lines.at(-1)).toMatchObject({ type: 'ROUNDING', amount: -3 });
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice!.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    expect(stripe.seen.map((s) => s.params.get('amount'))).toEqual(['340']);
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 340, amount_due: 0 });
+    // The invoice's own entries: receivable 900 − 557 − 3 = 340 (the payment's entry takes it off);
+    // revenue 900 − 557 kept for the 8 days served; rounding 3.
+    expect(await invoiceBooks(invoice!.id)).toEqual({
+      'receivable:customer': 340,
+      revenue: -343,
+      rounding: 3,
+    });
   });
 });

@@ -17,6 +17,7 @@ import {
   disputeWon,
   invoiceCreditGivenBack,
   invoiceFinalized,
+  invoiceRoundedAgain,
   invoiceVoided,
   offlineOverpaymentReversed,
   offlinePaymentReceived,
@@ -134,6 +135,17 @@ const rows: {
     ],
   },
   {
+    // PRODUCT §11: Stripe TND 12340 owed less a downgrade's 5729 leaves 6611, rounded again by 1.
+    movement: 'OPEN invoice rounded again after a credit (what is left due back on the step)',
+    entry: invoiceRoundedAgain({ ...invoice, amount: 1n, rounding: 3n }),
+    key: 'inv_1:rounded:3',
+    source: 'invoice inv_1',
+    postings: [
+      ['rounding', 1n],
+      ['receivable:cus_1', -1n],
+    ],
+  },
+  {
     movement: 'customer credit applied (proration credit used)',
     entry: customerCreditApplied({ ...invoice, amount: 300n }),
     key: 'inv_1:credit_applied',
@@ -168,6 +180,25 @@ const rows: {
       ['refunds', 240n],
       ['tax_payable', 60n],
       ['customer_credit:cus_1', -300n],
+    ],
+  },
+  {
+    movement: 'customer credit that paid a rounded invoice given back whole (1122 + 112 − 4 of rounding)',
+    entry: invoiceCreditGivenBack({
+      ...invoice,
+      amount: 1230n,
+      subtotal: 1122n,
+      tax: 112n,
+      rounding: 4n,
+      creditReturned: 1230n,
+    }),
+    key: 'inv_1:credit_given_back:1230',
+    source: 'invoice inv_1',
+    postings: [
+      ['refunds', 1122n],
+      ['tax_payable', 112n],
+      ['rounding', -4n],
+      ['customer_credit:cus_1', -1230n],
     ],
   },
   {
@@ -305,6 +336,26 @@ const rows: {
       ['refunds', 1000n],
       ['tax_payable', 100n],
       ['gateway_clearing:paypal', -1100n],
+    ],
+  },
+  {
+    // PRODUCT §11: all of a Stripe KWD invoice of 1122 + 112 rounded by 4 refunded, 1230.
+    movement: 'refund of everything a rounded invoice asked (note 1122 + 112 − 4 of rounding)',
+    entry: refundSucceeded({
+      ...refund,
+      amount: 1230n,
+      kind: 'invoice',
+      customerId: 'cus_1',
+      creditPaidBack: 0n,
+      creditNote: { subtotal: 1122n, tax: 112n, rounding: 4n },
+    }),
+    key: 're_1:succeeded',
+    source: 'refund re_1',
+    postings: [
+      ['refunds', 1122n],
+      ['tax_payable', 112n],
+      ['rounding', -4n],
+      ['gateway_clearing:paypal', -1230n],
     ],
   },
   {

@@ -295,6 +295,10 @@ export const CreditNote = z
     currency: Currency,
     subtotal: Amount,
     tax: Amount,
+    rounding: Amount.meta({
+      description:
+        "Its share of what finalization rounded off the invoice for the gateway's step (PRODUCT §11; the invoice's rounding), given back with the sale: all of it once everything the invoice asked is given back; total = subtotal + tax − rounding",
+    }),
     total: Amount,
     reason: z.string().nullable(),
     created_at: Time,
@@ -663,9 +667,16 @@ export const InvoicePreview = z
     tax: Amount,
     rounding: Amount.meta({
       description:
-        'What finalization would round off for the gateway that would charge it (PRODUCT §11), on the whole total (no customer credit applied); its ROUNDING line is last; total = subtotal + tax − rounding',
+        'What finalization would round off for the gateway that would charge it (PRODUCT §11), on what is left due after credit_applied, as finalization works it; its ROUNDING line is last; total = subtotal + tax − rounding',
     }),
     total: Amount,
+    credit_applied: Amount.meta({
+      description:
+        "The customer's credit finalization would apply: what they can use now in the currency (not held by refunds in flight), up to the total; 0 for a total of 0 or less",
+    }),
+    amount_due: Amount.meta({
+      description: 'What would be left to charge: total − credit_applied (0 for a total of 0 or less)',
+    }),
     lines: z.array(
       z.strictObject({
         type: z.enum(['CHARGE', 'CREDIT', 'ROUNDING']),

@@ -213,6 +213,7 @@ export const serialize = {
     currency: n.currency,
     subtotal: n.subtotal,
     tax: n.tax,
+    rounding: n.rounding,
     total: n.total,
     reason: n.reason,
     created_at: n.created_at,
@@ -468,6 +469,9 @@ export const serialize = {
     rounding: p.rounding?.amount ?? 0n,
     /** As the invoice would be finalized: less the rounding for the gateway (PRODUCT §11). */
     total: p.total - (p.rounding?.amount ?? 0n),
+    /** The customer's credit finalization would apply, and what would be left due after it. */
+    credit_applied: p.creditApplied ?? 0n,
+    amount_due: p.total > 0n ? p.total - (p.rounding?.amount ?? 0n) - (p.creditApplied ?? 0n) : 0n,
     lines: [
       ...p.lines.map((l) => ({
         type: l.type as 'CHARGE' | 'CREDIT' | 'ROUNDING',

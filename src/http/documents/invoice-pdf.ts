@@ -112,7 +112,7 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
       columns: ['Credit note', 'Total'],
       rows: creditNotes.map((note) => ({
         cells: [
-          `${note.id} · ${day(note.created_at)} · ${note.status} · subtotal ${money(note.subtotal)}, tax ${money(note.tax)}`,
+          `${note.id} · ${day(note.created_at)} · ${note.status} · subtotal ${money(note.subtotal)}, tax ${money(note.tax)}${note.rounding > 0n ? `, rounding ${money(-note.rounding)}` : ''}`,
         ],
         amount: money(note.total),
       })),
