@@ -85,6 +85,20 @@ export async function unscheduleCharge(work: UnitOfWork, invoiceId: string, now:
 }
 
 /**
+ * Puts a locked OPEN invoice back on the schedule inside `work`: the collection sweep charges it from
+ * `at` (`charge_at`), its `payment_attempts` and `dunning_started_at` kept, so dunning goes on from
+ * where it was (an invoice whose retries were used up is suspended or cancelled on its next failure).
+ */
+export async function rescheduleCharge(work: UnitOfWork, invoiceId: string, at: Date): Promise<void> {
+  await work.trx
+    .updateTable('invoices')
+    .set({ charge_at: at, updated_at: at })
+    .where('id', '=', invoiceId)
+    .where('status', '=', 'OPEN')
+    .execute();
+}
+
+/**
  * Records a failed automatic collection of a locked invoice inside `work`: its attempt count, when
  * dunning started and the next charge (`null`: no more retries).
  */

@@ -880,8 +880,9 @@ export async function reverseRefund(
  * Takes back a payment of `amount` (minor units) from a locked invoice because the gateway voided it
  * before it settled (the money never moved), or an offline payment was reversed (a bounced cheque:
  * payments/offline-reversals.ts): `amount_paid` shrinks, what is due grows again, and a
- * PAID invoice is OPEN again, unscheduled (charge it again by hand). The subscription it may have
- * reinstated is left as it is. Records `invoice.payment_reversed` (the outbound event of that name:
+ * PAID invoice is OPEN again, unscheduled here (a void's invoice is charged again by hand; an offline
+ * reversal puts a subscription's invoice back on the charge schedule itself: payments/
+ * offline-reversals.ts). The subscription it may have reinstated is left as it is. Records `invoice.payment_reversed` (the outbound event of that name:
  * outbound/events.ts) with the amount, `currency`, the invoice's `status`, `amount_paid` and
  * `amount_due` after it, and `payment` (which payment: `txn_…` or `op_…`) and `data` beside them.
  * @throws ConflictError `invoice_not_reversible` when the invoice is neither OPEN nor PAID (refunded,

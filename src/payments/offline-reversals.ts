@@ -1,3 +1,4 @@
+import { rescheduleCharge } from '../billing/charge-schedule.ts';
 import { availableCredit, lockCustomerCredit } from '../billing/customer-credit.ts';
 import { invoicePayments } from '../billing/invoice-payment.ts';
 import {
@@ -128,8 +129,11 @@ async function takeBackOverpayment(
  * cheque and again by card, the card's 10000 the customer's credit; the cheque bounces: the invoice
  * stays PAID by the card, the credit 0); the payment marked reversed (`canceled`, failure code
  * `reversed`, in `GET /v1/transactions`) and `invoice.offline_payment_reversed` recorded. A
- * subscription the payment reinstated stays as it is, and the invoice owed again is not put back on
- * the charge schedule (as a void of a gateway payment): charge it, or set its `charge_at`.
+ * subscription's invoice owed again goes back on the charge schedule at once (`charge_at` now:
+ * `rescheduleCharge`), so the collection sweep charges it and dunning goes on from the attempts it
+ * had: a subscription the payment reinstated after dunning suspended it is SUSPENDED again when that
+ * charge fails (the reversal itself leaves the subscription as it is). An invoice of no subscription
+ * is not put back on the schedule (as a void of a gateway payment): charge it, or set its `charge_at`.
  * @param reason why, 1–500 characters (stored and shown as the payment's failure message)
  * @throws NotFoundError `invoice_not_found`, `offline_payment_not_found` (none of that invoice)
  * @throws ConflictError `offline_payment_reversed`, `invoice_void`, `invoice_refunded`,
@@ -151,6 +155,10 @@ export async function reverseOfflinePayment(
     const now = new Date();
     const overpaid = await overpaymentNotRefunded(work.trx, invoice);
     await reversePayment(work, invoice, payment.amount, payment.id, now, { reason });
+    // A subscription's invoice owed again is collected again, as any unpaid one: charged by the
+    // sweep at once, dunning going on from its attempts (a subscription the payment reinstated after
+    // its retries were used up is suspended again if that charge fails too).
+    if (invoice.subscription_id !== null) await rescheduleCharge(work, invoiceId, now);
     await postEntry(
       work,
       offlinePaymentReversed({
