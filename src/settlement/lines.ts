@@ -199,10 +199,14 @@ async function earlierLineOf(
 
 /**
  * The dispute a dispute line of `gross` naming `gatewayDisputeId` is about: that dispute, except that
- * money leaving (gross negative) on a dispute the merchant won is the reversal that came after it
- * (PayPal's `PAYMENT.CAPTURE.REVERSED` line, keyed by the capture like the claim it follows), the
- * dispute `reversalDisputeId` when billhook recorded one; a won dispute without one keeps its own
- * withdrawal line (Stripe's).
+ * a line of a dispute the merchant won is the chargeback that came after it when billhook recorded
+ * one (`reversalDisputeId`: PayPal keys the claim and the chargeback after it by the same capture):
+ * money leaving (gross negative: PayPal's `PAYMENT.CAPTURE.REVERSED` line, a `T1201`) and, for a won
+ * dispute that was no chargeback itself (not `reversed`: a PayPal claim), money coming back (a
+ * `T1202` chargeback reversal); a won dispute without one keeps its own withdrawal line (Stripe's).
+ * PayPal's lines match only a dispute whose money billhook booked as they say
+ * (`paypalDisputeMoved`): until then they are unmatched (the caller waits, or records them for a
+ * person).
  */
 async function disputeOfLine(
   work: UnitOfWork,
@@ -211,8 +215,33 @@ async function disputeOfLine(
   gross: bigint,
 ): Promise<DisputeRow | undefined> {
   const dispute = await findDispute(work.trx, gateway, gatewayDisputeId);
-  if (dispute?.status !== 'won' || gross >= 0n) return dispute;
-  return (await findDispute(work.trx, gateway, reversalDisputeId(gatewayDisputeId))) ?? dispute;
+  if (!dispute) return undefined;
+  const chargebackAfter =
+    dispute.status === 'won' && (gross < 0n || !dispute.reversed)
+      ? await findDispute(work.trx, gateway, reversalDisputeId(gatewayDisputeId))
+      : undefined;
+  const about = chargebackAfter ?? dispute;
+  if (gateway === 'paypal' && !paypalDisputeMoved(about, gross)) return undefined;
+  return about;
+}
+
+/**
+ * Whether billhook booked the money a PayPal dispute line of `gross` says moved, for `dispute`. A
+ * chargeback's money leaving (`T1201`, a reversal's line: gross negative) is a dispute billhook holds
+ * as taking it: open, lost, or won after being a chargeback (`reversed`: the money left, then came
+ * back); not a claim the merchant won (PayPal took nothing for it; the line is a chargeback billhook
+ * has not heard of yet, e.g. a `T1201` of JPY 12000 swept before its `PAYMENT.CAPTURE.REVERSED`, which
+ * matched to the won claim booked its fee only and left the 12000 in clearing). Money coming back (a
+ * `T1202` chargeback reversal: gross positive) is a chargeback (`reversed`) billhook holds as won
+ * (its `dp_…:won` or `dp_…:loss_returned` booked it); before that, matched to the lost chargeback,
+ * it booked nothing of the 12000 PayPal gave back and said nothing, and matched to a won claim (no
+ * chargeback), it named a dispute PayPal took nothing for.
+ */
+function paypalDisputeMoved(dispute: DisputeRow, gross: bigint): boolean {
+  if (gross >= 0n) return dispute.status === 'won' && dispute.reversed;
+  return (
+    dispute.status === 'open' || dispute.status === 'lost' || (dispute.status === 'won' && dispute.reversed)
+  );
 }
 
 /**

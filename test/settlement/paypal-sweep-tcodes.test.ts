@@ -244,6 +244,126 @@ describe('a PayPal chargeback (T1201) and its reversal (T1202) in the sweep', ()
     ]);
     expect(await account('JPY', 'gateway_clearing:paypal')).toBe(-468n);
   });
+
+  /** A PayPal claim (not a chargeback: no `reversal`) of `amount`, opened then resolved as `outcome`. */
+  const claim = async (amount: bigint, outcome: 'dispute.won') => {
+    for (const type of ['dispute.opened', outcome] as const) {
+      await applyAsBatch(
+        db,
+        canonicalEvent({
+          type,
+          gateway: 'paypal',
+          gatewayTransactionId: CAPTURE,
+          gatewayDisputeId: CAPTURE,
+          amount,
+          currency: 'JPY',
+        }),
+      );
+    }
+  };
+
+  it('a chargeback row after a claim the merchant won, before billhook hears of the chargeback: unmatched until it does, then the chargeback’s', async () => {
+    // The buyer's PayPal claim of 12000 is won by the merchant (PayPal took nothing); the buyer then
+    // goes to the card issuer, and the sweep lists the T1201 of −12000 before PAYMENT.CAPTURE.REVERSED.
+    // Matched to the won claim, it booked its fee only: clearing 12000 − 468 = 11532 while PayPal had
+    // taken the 12000, and nothing said so.
+    await succeededCharge(db, {
+      currency: 'JPY',
+      amount: 12_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: CAPTURE,
+    });
+    await claim(12_000n, 'dispute.won');
+    await sweep([capture, chargeback]);
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: null },
+    ]);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12011', status: 'open' },
+    ]);
+    // The chargeback arrives (a dispute of its own, `<capture>:reversal`), and the next sweep lists
+    // the row again: it is the chargeback's. By hand: 12000 − 468 − 12000 = −468.
+    await dispute('dispute.lost');
+    await sweep([capture, chargeback]);
+    expect(await disputeLines()).toEqual([
+      {
+        gateway_line_id: '6CHARGEBACK12011',
+        kind: 'dispute',
+        gross: -12_000n,
+        gateway_dispute_id: `${CAPTURE}:reversal`,
+      },
+    ]);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12011', status: 'resolved' },
+    ]);
+    expect(await account('JPY', 'gateway_clearing:paypal')).toBe(-468n);
+  });
+
+  it('the chargeback reversal (T1202) of a chargeback after a won claim is the chargeback’s line, not the claim’s', async () => {
+    // A claim of 5000 won, then a chargeback of the whole 12000 (`<capture>:reversal`) lost and won:
+    // the T1202 giving back 12000 used to match the claim, raising amount_mismatch (12000 against the
+    // claim's 5000) for money billhook had booked right.
+    await succeededCharge(db, {
+      currency: 'JPY',
+      amount: 12_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: CAPTURE,
+    });
+    await claim(5_000n, 'dispute.won');
+    await dispute('dispute.lost');
+    await sweep([capture, chargeback]);
+    await dispute('dispute.won');
+    await sweep([capture, chargeback, reversal]);
+    const chargebackDispute = `${CAPTURE}:reversal`;
+    expect(await disputeLines()).toEqual([
+      {
+        gateway_line_id: '6CHARGEBACK12011',
+        kind: 'dispute',
+        gross: -12_000n,
+        gateway_dispute_id: chargebackDispute,
+      },
+      {
+        gateway_line_id: '6CHARGEBACK12021',
+        kind: 'dispute',
+        gross: 12_000n,
+        gateway_dispute_id: chargebackDispute,
+      },
+    ]);
+    expect(await exceptions()).toEqual([]);
+    // By hand: 12000 − 468 − 12000 (lost) + 12000 (won back) = 11532.
+    expect(await account('JPY', 'gateway_clearing:paypal')).toBe(11_532n);
+  });
+
+  it('a chargeback reversal row (T1202) before billhook books the win: unmatched for a person until it does', async () => {
+    // PayPal gave the 12000 back (T1202) but the dispute is still lost in billhook: matched, the row
+    // booked nothing and said nothing, clearing −468 where PayPal holds 11532.
+    await succeededCharge(db, {
+      currency: 'JPY',
+      amount: 12_000n,
+      gateway: 'paypal',
+      gatewayTransactionId: CAPTURE,
+    });
+    await dispute('dispute.lost');
+    await sweep([capture, chargeback, reversal]);
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: CAPTURE },
+      { gateway_line_id: '6CHARGEBACK12021', kind: 'dispute', gross: 12_000n, gateway_dispute_id: null },
+    ]);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12021', status: 'open' },
+    ]);
+    expect(await account('JPY', 'gateway_clearing:paypal')).toBe(-468n);
+    await dispute('dispute.won');
+    await sweep([capture, chargeback, reversal]);
+    expect(await disputeLines()).toEqual([
+      { gateway_line_id: '6CHARGEBACK12011', kind: 'dispute', gross: -12_000n, gateway_dispute_id: CAPTURE },
+      { gateway_line_id: '6CHARGEBACK12021', kind: 'dispute', gross: 12_000n, gateway_dispute_id: CAPTURE },
+    ]);
+    expect(await exceptions()).toEqual([
+      { kind: 'settlement_line_unmatched', gateway_line_id: '6CHARGEBACK12021', status: 'resolved' },
+    ]);
+    expect(await account('JPY', 'gateway_clearing:paypal')).toBe(11_532n);
+  });
 });
 
 describe('PayPal holds and their releases (T1503, T1105: the real sandbox pages)', () => {
