@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { GATEWAYS } from '../../gateways/types.ts';
 import { OUTBOUND_EVENT_TYPES } from '../../outbound/events.ts';
+import {
+  CREDIT_NOTE_STATUSES,
+  DISPUTE_STATUSES,
+  EXCEPTION_STATUSES,
+  INBOX_STATUSES,
+  INVOICE_STATUSES,
+  REFUND_STATUSES,
+  SUBSCRIPTION_STATUSES,
+  TRANSACTION_STATUSES,
+} from './statuses.ts';
 
 /**
  * The JSON shapes the API answers (PRODUCT.md §14), one zod schema per serialized object
@@ -136,15 +146,7 @@ export const PaymentMethod = z
   })
   .meta({ id: 'PaymentMethod' });
 
-const InvoiceStatus = z.enum([
-  'DRAFT',
-  'OPEN',
-  'PAID',
-  'VOID',
-  'UNCOLLECTIBLE',
-  'PARTIALLY_REFUNDED',
-  'REFUNDED',
-]);
+const InvoiceStatus = z.enum(INVOICE_STATUSES);
 const BillingReason = z.enum(['manual', 'subscription_create', 'subscription_cycle', 'subscription_update']);
 
 /** A named tax rate applied to a line (billing/invoices.ts `lineTaxesJson`). */
@@ -250,7 +252,7 @@ export const Transaction = z
     amount: Amount,
     amount_captured: Amount.nullable(),
     currency: Currency,
-    status: z.enum(['pending', 'unknown', 'succeeded', 'failed', 'canceled']),
+    status: z.enum(TRANSACTION_STATUSES),
     failure_code: z.string().nullable(),
     failure_message: z.string().nullable(),
     automatic: z.boolean(),
@@ -274,7 +276,7 @@ export const Refund = z
     gateway_refund_id: z.string().nullable(),
     amount: Amount,
     currency: Currency,
-    status: z.enum(['pending', 'unknown', 'succeeded', 'failed']),
+    status: z.enum(REFUND_STATUSES),
     reason: z.string().nullable(),
     failure_code: z.string().nullable(),
     created_at: Time,
@@ -291,7 +293,7 @@ export const CreditNote = z
       description: "null: it gives back customer credit that paid the invoice (a cancellation's refund)",
     }),
     customer: z.string(),
-    status: z.enum(['ISSUED', 'VOID']),
+    status: z.enum(CREDIT_NOTE_STATUSES),
     currency: Currency,
     subtotal: Amount,
     tax: Amount,
@@ -335,7 +337,7 @@ export const Dispute = z
     gateway_dispute_id: z.string(),
     amount: Amount,
     currency: Currency,
-    status: z.enum(['inquiry', 'inquiry_closed', 'open', 'won', 'lost']),
+    status: z.enum(DISPUTE_STATUSES),
     reason: z.string().nullable(),
     refund: z.string().nullable(),
     created_at: Time,
@@ -351,7 +353,7 @@ export const Event = z
     gateway_account: GatewayAccountId,
     gateway_event_id: z.string(),
     type: z.string(),
-    status: z.enum(['received', 'processed', 'ignored', 'retrying', 'exception']),
+    status: z.enum(INBOX_STATUSES),
     outcome: z.string().nullable(),
     attempts: z.int(),
     last_error: z.string().nullable(),
@@ -387,7 +389,7 @@ export const ReconciliationException = z
     settlement_line: z.string().nullable(),
     message: z.string(),
     details: Data,
-    status: z.enum(['open', 'resolved']),
+    status: z.enum(EXCEPTION_STATUSES),
     created_at: Time,
     resolved_at: NullableTime,
   })
@@ -555,7 +557,7 @@ const subscriptionFields = {
   customer: z.string(),
   plan: z.string(),
   payment_method: z.string().nullable(),
-  status: z.enum(['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED', 'CANCELLED']),
+  status: z.enum(SUBSCRIPTION_STATUSES),
   quantity: z.int(),
   amount_override: Amount.nullable(),
   billing_anchor: Time,

@@ -6,6 +6,16 @@ import { MAX_MINOR_UNITS } from '../../money/amount.ts';
 import { isCurrency } from '../../money/currency.ts';
 import { percentToPpm } from '../../money/rates.ts';
 import { CountryCode, CustomerDetailsFields } from './customer-details.ts';
+import {
+  CREDIT_NOTE_STATUSES,
+  DISPUTE_STATUSES,
+  EXCEPTION_STATUSES,
+  INBOX_STATUSES,
+  INVOICE_STATUSES,
+  REFUND_STATUSES,
+  SUBSCRIPTION_STATUSES,
+  TRANSACTION_STATUSES,
+} from './statuses.ts';
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
@@ -238,20 +248,6 @@ export type ListQuery = z.infer<typeof ListQuery>;
 const byStatus = <const S extends readonly [string, ...string[]]>(statuses: S) => ({
   status: z.enum(statuses, { error: () => `must be one of ${statuses.join(', ')}` }).optional(),
 });
-const INVOICE_STATUSES = [
-  'DRAFT',
-  'OPEN',
-  'PAID',
-  'VOID',
-  'UNCOLLECTIBLE',
-  'PARTIALLY_REFUNDED',
-  'REFUNDED',
-] as const;
-const TRANSACTION_STATUSES = ['pending', 'unknown', 'succeeded', 'failed', 'canceled'] as const;
-const REFUND_STATUSES = ['pending', 'unknown', 'succeeded', 'failed'] as const;
-const DISPUTE_STATUSES = ['inquiry', 'inquiry_closed', 'open', 'won', 'lost'] as const;
-const INBOX_STATUSES = ['received', 'processed', 'ignored', 'retrying', 'exception'] as const;
-const SUBSCRIPTION_STATUSES = ['IN_TRIAL', 'ACTIVE', 'PAST_DUE', 'SUSPENDED', 'CANCELLED'] as const;
 /** Filters several lists share: exact equality on the row's column of the same meaning. */
 const ByCustomer = { customer: z.string().max(64).optional() };
 /** A gateway account filter's value: `default` (the gateway's default account) or a `gwa_…` id. */
@@ -324,7 +320,7 @@ export const EventListQuery = GatewayListQuery.extend({ ...byStatus(INBOX_STATUS
 
 /** `GET /v1/credit-notes`: by status, customer, `invoice` and `refund`. */
 export const CreditNoteListQuery = ListQuery.extend({
-  ...byStatus(['ISSUED', 'VOID']),
+  ...byStatus(CREDIT_NOTE_STATUSES),
   ...ByCustomer,
   invoice: z.string().max(64).optional(),
   refund: z.string().max(64).optional(),
@@ -332,7 +328,7 @@ export const CreditNoteListQuery = ListQuery.extend({
 
 /** `GET /v1/reconciliation-exceptions`: by status, gateway, gateway account and `payout` (`pyo_…`). */
 export const ExceptionListQuery = GatewayListQuery.extend({
-  ...byStatus(['open', 'resolved']),
+  ...byStatus(EXCEPTION_STATUSES),
   payout: Id('pyo').optional(),
 });
 
