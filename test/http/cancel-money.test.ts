@@ -389,4 +389,53 @@ describe('money at cancellation', () => {
       .executeTakeFirstOrThrow();
     expect(after).toEqual({ status: 'ACTIVE', add_on_charge_at: d('2027-02-17T00:00:00Z') });
   });
+  it('JPY: POST …/credit/return of an upgrade paid by credit after a prorate cancellation gives back nothing (before: its 750 too, 1750 back of a period used half)', async () => {
+    // Feb 1 → Mar 1 (28 days), 800 + 25% = 1000 by card. Credit (3400 − 1000) × 7/28 = 600 + 150
+    // tax = 750. Feb 8 (21 days left) up to 1600 + 25%, prorate_now: 1500 − 750 = 750, paid whole by
+    // that credit.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('JPY', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', total: 1000, amount_paid: 1000 });
+    await downgradeCredit(app, customer.id, 'JPY', 3400);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'JPY', amount: 750 }]);
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'JPY', 1600), proration: 'prorate_now' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({
+      status: 'PAID',
+      total: 750n,
+      credit_applied: 750n,
+      period_index: null,
+    });
+    // Cancelled Feb 15 with prorate: 14 days unused at 2000 a month = 1000 owed back, all from the
+    // period invoice's card payment. Used: 7 days at 1000 (250) and 7 at 2000 (500) = 750, which the
+    // upgrade's 750 of credit paid.
+    stripeRefundSucceeds('re_jpy_upgrade_prorate_then_return');
+    const result = await cancelAt(sub.id, 'prorate', d('2027-02-15T00:00:00Z'));
+    expect(result.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000n, invoice_id: sub.invoice.id },
+    ]);
+    expect(result.creditNotes).toEqual([]);
+    const before = await ledgerIn(app, 'JPY');
+
+    // Before: 201, the upgrade's 750 back as credit: 1750 back of a period used half.
+    const back = await app.api('POST', `/v1/invoices/${up.invoice!.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({
+      code: 'credit_not_returnable',
+      message: expect.stringContaining('prorate refund'),
+    });
+    // A whole refund by hand of it no longer names credit/return as the way to give it back.
+    const whole = await app.api('POST', `/v1/invoices/${up.invoice!.id}/refund`, {});
+    expect(whole.status).toBe(409);
+    expect(whole.body.error.code).not.toBe('only_credit_left');
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({ status: 'PAID', credit_returned: 0 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'JPY')).toEqual(before);
+  });
 });
