@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
@@ -10,6 +11,7 @@ import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import {
   customerWith,
@@ -437,5 +439,52 @@ describe('money at cancellation', () => {
     expect(await invoiceOf(up.invoice!.id)).toMatchObject({ status: 'PAID', credit_returned: 0 });
     expect(await creditOf(customer.id)).toEqual([]);
     expect(await ledgerIn(app, 'JPY')).toEqual(before);
+  });
+  it("DKK: dunning's final cancellation bills a prorate_at_renewal upgrade invoice now (before: OPEN, charged Mar 1, after the service ended)", async () => {
+    // As CHF: 1000 a month by card, up to 2000 on Feb 8 with prorate_at_renewal: 750 for Mar 1.
+    // Seats (800 + 25% a month) set Feb 10 (19 of 28 days): round(1000 × 19/28) = 679, due now; its
+    // charge fails Feb 12 and dunning's policy has no retry left: CANCEL.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('DKK', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'DKK', 1600), proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ status: 'OPEN', total: 750n, charge_at: d('2027-03-01T00:00:00Z') });
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats', currency: 'DKK', amount: 800n })).id;
+    const addOn = (
+      await setSubscriptionAddOn(
+        db(),
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-10T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn.status).toBe('OPEN');
+    const step = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, addOn.id),
+        { retryDays: [], finalAction: 'CANCEL' },
+        d('2027-02-12T00:00:00Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    expect(step.subscriptionStatus).toBe('CANCELLED');
+    // No renewal comes: the upgrade, served Feb 8 → Feb 12, is billed at the end of the service.
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 750,
+      charge_at: '2027-02-12T00:00:00.000Z',
+    });
+    const activity = (await app.api('GET', `/v1/activities?resource=${sub.id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.cancelled',
+    );
+    expect(activity.data).toMatchObject({ billed_now_invoices: [up.invoice!.id] });
   });
 });
