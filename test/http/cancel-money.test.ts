@@ -487,4 +487,41 @@ describe('money at cancellation', () => {
     );
     expect(activity.data).toMatchObject({ billed_now_invoices: [up.invoice!.id] });
   });
+  it("HKD: POST …/credit/return of an add-on's invoice paid by credit after a prorate cancellation gives back nothing more (before: the used week too)", async () => {
+    // Feb 1 → Mar 1 (28 days), 800 + 25% = 1000 by card. Credit (5000 − 1000) × 7/28 = 1000 + 250
+    // tax = 1250. Seats (800 + 25% a month) set Feb 8, 21 of 28 days: 750, paid whole by credit.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('HKD', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    await downgradeCredit(app, customer.id, 'HKD', 5000);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1250 }]);
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats', currency: 'HKD', amount: 800n })).id;
+    const addOn = (
+      await setSubscriptionAddOn(
+        db(),
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'PAID', total: 750n, credit_applied: 750n });
+    // Cancelled Feb 15 with prorate, 14 of the seat's 21 days unused: 750 × 14/21 = 500 back as the
+    // credit that paid it (and 500 of the period invoice to the card); the 250 paid the week used.
+    stripeRefundSucceeds('re_hkd_addon_prorate_then_return');
+    await cancelAt(sub.id, 'prorate', d('2027-02-15T00:00:00Z'));
+    expect(await invoiceOf(addOn.id)).toMatchObject({ credit_applied: 750, credit_returned: 500 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1000 }]);
+    const before = await ledgerIn(app, 'HKD');
+
+    // Before: 201, the other 250 back too (750 back of a seat used a week).
+    const back = await app.api('POST', `/v1/invoices/${addOn.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({
+      code: 'credit_not_returnable',
+      message: expect.stringContaining('prorate refund'),
+    });
+    expect(await invoiceOf(addOn.id)).toMatchObject({ credit_returned: 500 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1000 }]);
+    expect(await ledgerIn(app, 'HKD')).toEqual(before);
+  });
 });
