@@ -195,9 +195,9 @@ export type CancellationReach =
 
 /**
  * As `CancellationReach` says, for `invoice` (its `id`, `period_index`, `subscription_id`,
- * `period_start` and `period_end` read). An invoice of no period (`period_index` null) of a
- * subscription CANCELLED is `refunded` too when it is one of the last period's invoices that
- * cancellation's refund counted: a prorated change's (in the period's stored charged basis,
+ * `period_start` and `period_end` read). An invoice of no period (`period_index` null) is `refunded`
+ * too when it is one of the current period's invoices that a cancellation's refund, made (now, or
+ * when a cancellation at a date was scheduled, the subscription running until then), counted: a prorated change's (in the period's stored charged basis,
  * proration.ts `chargedBasis`: the refund gives back the unused time at the price the changes
  * charged, from the period invoice) or an add-on's (add-on-proration.ts `periodAddOnInvoices`: the
  * refund gives back its unused time). What those still hold paid for the time used: 1000 JPY a month
@@ -217,8 +217,9 @@ export async function cancellationReach(
     .executeTakeFirst();
   if (!subscription || subscription.current_period_index === null) return { kind: 'none' };
   if (invoice.period_index === null) {
-    // A change's or an add-on's invoice: only its last period's cancellation refund counted it.
-    if (subscription.status !== 'CANCELLED') return { kind: 'none' };
+    // A change's or an add-on's invoice: only its last period's cancellation refund counted it, once
+    // made (a cancellation at a date gives back when scheduled, the subscription running until then;
+    // one with a refund never lets it renew past that period).
     if (!(await ofLastPeriod(trx, invoice, subscription))) return { kind: 'none' };
     return latestCancellationRefund(trx, invoice.subscription_id);
   }
@@ -336,9 +337,12 @@ export async function returnCreditByHand(
     }
     // The cancellation's own refund settled what this period owes back: the rest paid for time used.
     if (reach.kind === 'refunded') {
+      const held = invoice.credit_applied - invoice.credit_returned;
       throw new ConflictError(
         'credit_not_returnable',
-        `invoice ${invoiceId} is ${invoice.period_index === null ? "a change's or an add-on's invoice of the last period" : "the last period's invoice"} of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${invoice.credit_applied - invoice.credit_returned} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
+        invoice.period_index === null
+          ? `invoice ${invoiceId} is a prorated change's or an add-on's invoice of the last period of subscription ${invoice.subscription_id}, whose cancellation's ${reach.refundType} refund gave back what the period owes (the period's unused time, from the period invoice and the add-on invoices: ${invoice.amount_refunded} ${c} refunded and ${invoice.credit_returned} ${c} of credit returned of this one); the ${held} ${c} of customer credit it still holds paid for the time used before the cancellation, which the customer owes. Nothing changed`
+          : `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${held} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
       );
     }
     const whole = await wholeRefund(work.trx, invoice);

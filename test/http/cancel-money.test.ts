@@ -524,4 +524,42 @@ describe('money at cancellation', () => {
     expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1000 }]);
     expect(await ledgerIn(app, 'HKD')).toEqual(before);
   });
+  it('KRW: POST …/credit/return of an upgrade paid by credit after a prorate cancellation scheduled at a date gives back nothing, before that date too (before: its 750)', async () => {
+    // As the JPY upgrade: 1000 by card Feb 1, up to 2000 on Feb 8 with 750 paid by credit. On Feb 10
+    // a cancellation at Feb 15 with prorate: 1000 back from the period invoice's card payment now.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('KRW', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    await downgradeCredit(app, customer.id, 'KRW', 3400);
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'KRW', 1600), proration: 'prorate_now' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ status: 'PAID', total: 750n, credit_applied: 750n });
+    stripeRefundSucceeds('re_krw_upgrade_scheduled_then_return');
+    const scheduled = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      sub.id,
+      { when: 'date', cancelAt: d('2027-02-15T00:00:00Z'), refundType: 'prorate' },
+      d('2027-02-10T00:00:00Z'),
+    );
+    expect(scheduled.subscription.status).toBe('ACTIVE');
+    expect(scheduled.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000n, invoice_id: sub.invoice.id },
+    ]);
+    const before = await ledgerIn(app, 'KRW');
+
+    const back = await app.api('POST', `/v1/invoices/${up.invoice!.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({ code: 'credit_not_returnable' });
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({ credit_returned: 0 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'KRW')).toEqual(before);
+  });
 });
