@@ -1092,10 +1092,11 @@ export async function voidInvoicedAhead(
  * add-on invoice a `prorate` refund lowered (`settleUnpaid`) is billed for what it still owes. A
  * net credit of such a change was the customer's credit at once and stays so (nothing here). The
  * charge sweep (payments/collection.ts) charges them from then on, with dunning as any invoice;
- * they stay owed, in receivables, until paid, voided or written off.
+ * they stay owed, in receivables, until paid, voided or written off. Dunning's final cancellation
+ * (payments/dunning.ts `recordCollectionFailure`, `finalAction` CANCEL) bills them now too.
  * @returns the ids of the invoices whose charge was brought forward, in id order
  */
-async function billPendingProrations(
+export async function billPendingProrations(
   work: UnitOfWork,
   subscriptionId: string,
   until: Date,

@@ -1,11 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import type { CreditNoteRow, Database, InvoiceRow } from '../db/schema.ts';
+import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { invoiceCreditGivenBack } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
+import { periodAddOnInvoices } from './add-on-proration.ts';
 import { issueCreditReturnNote } from './credit-notes.ts';
 import {
   disputedAway,
@@ -168,10 +169,10 @@ export async function returnInvoiceCredit(
 /**
  * Whether a subscription's cancellation refund reaches period invoice `invoice`, so what it paid with
  * customer credit goes back that way and not by hand (read under the invoice's lock):
- * - `none`: it is no period invoice (a change's, an add-on's, a one-off), or of a period invoiced
- *   ahead of its subscription's current one, or the last period of a subscription cancelled with
- *   refund_type `none` (no cancellation refund gave it back): a refund by hand decides what it
- *   gives back;
+ * - `none`: it is no period invoice (a one-off; a change's or an add-on's, unless `refunded`), or of
+ *   a period invoiced ahead of its subscription's current one, or the last period of a subscription
+ *   cancelled with refund_type `none` (no cancellation refund gave it back): a refund by hand decides
+ *   what it gives back;
  * - `past`: of a period its subscription has renewed past (`period_index` < `current_period_index`):
  *   no cancellation reaches it, so a whole refund by hand gives its credit back with its cash, as
  *   for one that is no period invoice (payments/refunds.ts `refundInvoice`);
@@ -183,7 +184,8 @@ export async function returnInvoiceCredit(
  *   owed for the period (cash first, then the credit that paid it: `cancellationRefund`); what the
  *   invoice still holds paid for the time used. A 1000 JPY period paid 600 by credit and 400 by card,
  *   cancelled with `prorate` at half: 400 to the card, 100 as credit; the other 500 of credit paid
- *   the used half and stays.
+ *   the used half and stays. So is a prorated change's or an add-on's invoice of that last period,
+ *   which the refund counted (`cancellationReach`).
  */
 export type CancellationReach =
   | { kind: 'none' }
@@ -191,27 +193,78 @@ export type CancellationReach =
   | { kind: 'running' }
   | { kind: 'refunded'; refundType: string };
 
-/** As `CancellationReach` says, for `invoice` (its `period_index` and `subscription_id` read). */
+/**
+ * As `CancellationReach` says, for `invoice` (its `id`, `period_index`, `subscription_id`,
+ * `period_start` and `period_end` read). An invoice of no period (`period_index` null) is `refunded`
+ * too when it is one of the current period's invoices that a cancellation's refund, made (now, or
+ * when a cancellation at a date was scheduled, the subscription running until then), counted: a prorated change's (in the period's stored charged basis,
+ * proration.ts `chargedBasis`: the refund gives back the unused time at the price the changes
+ * charged, from the period invoice) or an add-on's (add-on-proration.ts `periodAddOnInvoices`: the
+ * refund gives back its unused time). What those still hold paid for the time used: 1000 JPY a month
+ * by card, an upgrade to 2000 on day 7 of 28 invoiced 750 and paid by credit, cancelled with
+ * `prorate` on day 14: the 1000 owed back came from the period invoice, and the upgrade's 750 of
+ * credit paid the 250 + 500 used.
+ */
 export async function cancellationReach(
   trx: Kysely<Database>,
-  invoice: Pick<InvoiceRow, 'period_index' | 'subscription_id'>,
+  invoice: Pick<InvoiceRow, 'id' | 'period_index' | 'subscription_id' | 'period_start' | 'period_end'>,
 ): Promise<CancellationReach> {
-  if (invoice.period_index === null || invoice.subscription_id === null) return { kind: 'none' };
+  if (invoice.subscription_id === null) return { kind: 'none' };
   const subscription = await trx
     .selectFrom('subscriptions')
-    .select(['status', 'current_period_index'])
+    .select(['status', 'current_period_index', 'current_period_start', 'current_period_end', 'charged_basis'])
     .where('id', '=', invoice.subscription_id)
     .executeTakeFirst();
   if (!subscription || subscription.current_period_index === null) return { kind: 'none' };
+  if (invoice.period_index === null) {
+    // A change's or an add-on's invoice: only its last period's cancellation refund counted it, once
+    // made (a cancellation at a date gives back when scheduled, the subscription running until then;
+    // one with a refund never lets it renew past that period).
+    if (!(await ofLastPeriod(trx, invoice, subscription))) return { kind: 'none' };
+    return latestCancellationRefund(trx, invoice.subscription_id);
+  }
   if (invoice.period_index < subscription.current_period_index) return { kind: 'past' };
   if (invoice.period_index > subscription.current_period_index) return { kind: 'none' };
   if (subscription.status !== 'CANCELLED') return { kind: 'running' };
-  // The latest cancellation that said its refund: a later one (cancelled now after one scheduled)
-  // decides; the renewal ending a scheduled one records none.
+  return latestCancellationRefund(trx, invoice.subscription_id);
+}
+
+/**
+ * Whether `invoice` (no period index) is one of the current period's invoices a cancellation's refund
+ * counts: a prorated change's listed in the stored charged basis of that period, or an add-on's
+ * invoice of it (`periodAddOnInvoices`).
+ */
+async function ofLastPeriod(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'subscription_id' | 'period_start' | 'period_end'>,
+  subscription: Pick<
+    SubscriptionRow,
+    'current_period_index' | 'current_period_start' | 'current_period_end' | 'charged_basis'
+  >,
+): Promise<boolean> {
+  const basis = subscription.charged_basis as { period_index?: number; invoices?: string[] } | null;
+  if (basis?.period_index === subscription.current_period_index && basis.invoices?.includes(invoice.id)) {
+    return true;
+  }
+  const [start, end] = [subscription.current_period_start, subscription.current_period_end];
+  if (!start || !end || !invoice.period_start || !invoice.period_end) return false;
+  const addOns = await periodAddOnInvoices(trx, invoice.subscription_id!, { start, end });
+  return addOns.some((i) => i.id === invoice.id);
+}
+
+/**
+ * The refund of subscription `subscriptionId`'s latest cancellation that said one: `refunded` for
+ * `full` or `prorate`, else `none`. A later one (cancelled now after one scheduled) decides; the
+ * renewal ending a scheduled one, and dunning's, record none.
+ */
+async function latestCancellationRefund(
+  trx: Kysely<Database>,
+  subscriptionId: string,
+): Promise<CancellationReach> {
   const latest = await trx
     .selectFrom('activities')
     .select(sql<string | null>`data->>'refund_type'`.as('refund_type'))
-    .where('resource_id', '=', invoice.subscription_id)
+    .where('resource_id', '=', subscriptionId)
     .where('action', 'in', ['subscription.cancelled', 'subscription.cancellation_scheduled'])
     .where(sql<boolean>`data ? 'refund_type'`)
     .orderBy('sequence', 'desc')
@@ -284,9 +337,12 @@ export async function returnCreditByHand(
     }
     // The cancellation's own refund settled what this period owes back: the rest paid for time used.
     if (reach.kind === 'refunded') {
+      const held = invoice.credit_applied - invoice.credit_returned;
       throw new ConflictError(
         'credit_not_returnable',
-        `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${invoice.credit_applied - invoice.credit_returned} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
+        invoice.period_index === null
+          ? `invoice ${invoiceId} is a prorated change's or an add-on's invoice of the last period of subscription ${invoice.subscription_id}, whose cancellation's ${reach.refundType} refund gave back what the period owes (the period's unused time, from the period invoice and the add-on invoices: ${invoice.amount_refunded} ${c} refunded and ${invoice.credit_returned} ${c} of credit returned of this one); the ${held} ${c} of customer credit it still holds paid for the time used before the cancellation, which the customer owes. Nothing changed`
+          : `invoice ${invoiceId} is the last period's invoice of subscription ${invoice.subscription_id}, whose cancellation gave back what the period owed with its ${reach.refundType} refund (${invoice.amount_refunded} ${c} refunded, ${invoice.credit_returned} ${c} of credit returned); the ${held} ${c} of customer credit it still holds paid for what that refund does not give back (the time used before the cancellation, a setup fee, usage), which the customer owes. Nothing changed`,
       );
     }
     const whole = await wholeRefund(work.trx, invoice);

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { voidInvoicedAhead } from '../billing/cancellation.ts';
+import { billPendingProrations, voidInvoicedAhead } from '../billing/cancellation.ts';
 import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
@@ -55,8 +55,10 @@ export interface DunningStep {
  * first: voids the unpaid invoices a settled term made of the periods after the current one
  * (`voidInvoicedAhead`), skipping, not refusing, one partly paid or with a charge in flight (left
  * owed, named as `not_voided_invoices` in the `subscription.cancelled` activity beside
- * `voided_invoices`: the final action happens anyway), then invoices its usage not billed yet
- * (`invoiceUsageUntil`). Suspending first renews it up to `now` as the renewal sweep would
+ * `voided_invoices`: the final action happens anyway), brings the charge of its OPEN
+ * `prorate_at_renewal` change invoices to now (`billPendingProrations`, `billed_now_invoices`: 1000
+ * DKK a month, up to 2000 on Feb 8 with 750 for Mar 1, cancelled by dunning Feb 12: charged Feb 12),
+ * then invoices its usage not billed yet (`invoiceUsageUntil`). Suspending first renews it up to `now` as the renewal sweep would
  * (`renewedUpTo`, as a suspension by hand does: the default schedule's last retry on a weekly plan is
  * due seconds after the next week starts, so which sweep ran first decided whether that week was
  * billed), and suspends it unless that renewal ended it (CANCELLED at its scheduled end). Suspending
@@ -110,6 +112,8 @@ export async function recordCollectionFailure(
       const plan = await getPlan(work.trx, subscription.plan_id);
       const { subscription: charged } = await chargePendingAddOns(work, subscription, plan, now);
       const { voided, skipped } = await voidInvoicedAhead(work, charged, {}, now, 'skip');
+      // Changes charged at the period's end (prorate_at_renewal): no renewal comes, billed now.
+      const billedNow = await billPendingProrations(work, charged.id, now, now);
       const final = await invoiceUsageUntil(work, charged, plan, now, now, 'subscription_update');
       status = (
         await transitionSubscription(work, charged, 'CANCELLED', now, {
@@ -117,6 +121,7 @@ export async function recordCollectionFailure(
           final_invoice: final?.id,
           voided_invoices: voided,
           not_voided_invoices: skipped,
+          billed_now_invoices: billedNow,
         })
       ).status;
     } else {

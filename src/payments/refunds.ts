@@ -699,10 +699,13 @@ async function prepareInvoiceRefund(
   // duplicate's say) of an invoice no cancellation gives back (not a period invoice: a change's, an
   // add-on's, a one-off): its customer credit goes back with its cash.
   // A past period's invoice (renewed since: `cancellationReach` `past`) is no cancellation's either.
-  const wholeWithCredit =
-    input.amount === undefined &&
-    input.transaction === undefined &&
-    (invoice.period_index === null || (await cancellationReach(work.trx, invoice)).kind === 'past');
+  // Not a change's or add-on's invoice of the last period a full or prorate cancellation refunded:
+  // what it still holds paid for the time used (`cancellationReach` `refunded`).
+  const reach =
+    input.amount === undefined && input.transaction === undefined
+      ? (await cancellationReach(work.trx, invoice)).kind
+      : undefined;
+  const wholeWithCredit = reach === 'past' || (invoice.period_index === null && reach === 'none');
   // With no cash its payments can refund but credit left to give back, that credit has its own
   // request (no cash refund to make).
   if (wholeWithCredit && whole.cash === 0n && whole.credit > 0n) {

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewSubscription } from '../../src/billing/renewal.ts';
@@ -10,6 +11,7 @@ import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import {
   customerWith,
@@ -388,5 +390,176 @@ describe('money at cancellation', () => {
       .where('id', '=', subscription.id)
       .executeTakeFirstOrThrow();
     expect(after).toEqual({ status: 'ACTIVE', add_on_charge_at: d('2027-02-17T00:00:00Z') });
+  });
+  it('JPY: POST …/credit/return of an upgrade paid by credit after a prorate cancellation gives back nothing (before: its 750 too, 1750 back of a period used half)', async () => {
+    // Feb 1 → Mar 1 (28 days), 800 + 25% = 1000 by card. Credit (3400 − 1000) × 7/28 = 600 + 150
+    // tax = 750. Feb 8 (21 days left) up to 1600 + 25%, prorate_now: 1500 − 750 = 750, paid whole by
+    // that credit.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('JPY', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    expect(sub.invoice).toMatchObject({ status: 'PAID', total: 1000, amount_paid: 1000 });
+    await downgradeCredit(app, customer.id, 'JPY', 3400);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'JPY', amount: 750 }]);
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'JPY', 1600), proration: 'prorate_now' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({
+      status: 'PAID',
+      total: 750n,
+      credit_applied: 750n,
+      period_index: null,
+    });
+    // Cancelled Feb 15 with prorate: 14 days unused at 2000 a month = 1000 owed back, all from the
+    // period invoice's card payment. Used: 7 days at 1000 (250) and 7 at 2000 (500) = 750, which the
+    // upgrade's 750 of credit paid.
+    stripeRefundSucceeds('re_jpy_upgrade_prorate_then_return');
+    const result = await cancelAt(sub.id, 'prorate', d('2027-02-15T00:00:00Z'));
+    expect(result.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000n, invoice_id: sub.invoice.id },
+    ]);
+    expect(result.creditNotes).toEqual([]);
+    const before = await ledgerIn(app, 'JPY');
+
+    // Before: 201, the upgrade's 750 back as credit: 1750 back of a period used half.
+    const back = await app.api('POST', `/v1/invoices/${up.invoice!.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({
+      code: 'credit_not_returnable',
+      message: expect.stringContaining('prorate refund'),
+    });
+    // A whole refund by hand of it no longer names credit/return as the way to give it back.
+    const whole = await app.api('POST', `/v1/invoices/${up.invoice!.id}/refund`, {});
+    expect(whole.status).toBe(409);
+    expect(whole.body.error.code).not.toBe('only_credit_left');
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({ status: 'PAID', credit_returned: 0 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'JPY')).toEqual(before);
+  });
+  it("DKK: dunning's final cancellation bills a prorate_at_renewal upgrade invoice now (before: OPEN, charged Mar 1, after the service ended)", async () => {
+    // As CHF: 1000 a month by card, up to 2000 on Feb 8 with prorate_at_renewal: 750 for Mar 1.
+    // Seats (800 + 25% a month) set Feb 10 (19 of 28 days): round(1000 × 19/28) = 679, due now; its
+    // charge fails Feb 12 and dunning's policy has no retry left: CANCEL.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('DKK', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'DKK', 1600), proration: 'prorate_at_renewal' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ status: 'OPEN', total: 750n, charge_at: d('2027-03-01T00:00:00Z') });
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats', currency: 'DKK', amount: 800n })).id;
+    const addOn = (
+      await setSubscriptionAddOn(
+        db(),
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-10T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn.status).toBe('OPEN');
+    const step = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, addOn.id),
+        { retryDays: [], finalAction: 'CANCEL' },
+        d('2027-02-12T00:00:00Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    expect(step.subscriptionStatus).toBe('CANCELLED');
+    // No renewal comes: the upgrade, served Feb 8 → Feb 12, is billed at the end of the service.
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({
+      status: 'OPEN',
+      amount_due: 750,
+      charge_at: '2027-02-12T00:00:00.000Z',
+    });
+    const activity = (await app.api('GET', `/v1/activities?resource=${sub.id}&limit=100`)).body.data.find(
+      (a: { action: string }) => a.action === 'subscription.cancelled',
+    );
+    expect(activity.data).toMatchObject({ billed_now_invoices: [up.invoice!.id] });
+  });
+  it("HKD: POST …/credit/return of an add-on's invoice paid by credit after a prorate cancellation gives back nothing more (before: the used week too)", async () => {
+    // Feb 1 → Mar 1 (28 days), 800 + 25% = 1000 by card. Credit (5000 − 1000) × 7/28 = 1000 + 250
+    // tax = 1250. Seats (800 + 25% a month) set Feb 8, 21 of 28 days: 750, paid whole by credit.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('HKD', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    await downgradeCredit(app, customer.id, 'HKD', 5000);
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1250 }]);
+    const seats = (await createAddOn(db(), 'system', { name: 'Seats', currency: 'HKD', amount: 800n })).id;
+    const addOn = (
+      await setSubscriptionAddOn(
+        db(),
+        'system',
+        sub.id,
+        { addOnId: seats, quantity: 1 },
+        d('2027-02-08T00:00:00Z'),
+      )
+    ).invoice!;
+    expect(addOn).toMatchObject({ status: 'PAID', total: 750n, credit_applied: 750n });
+    // Cancelled Feb 15 with prorate, 14 of the seat's 21 days unused: 750 × 14/21 = 500 back as the
+    // credit that paid it (and 500 of the period invoice to the card); the 250 paid the week used.
+    stripeRefundSucceeds('re_hkd_addon_prorate_then_return');
+    await cancelAt(sub.id, 'prorate', d('2027-02-15T00:00:00Z'));
+    expect(await invoiceOf(addOn.id)).toMatchObject({ credit_applied: 750, credit_returned: 500 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1000 }]);
+    const before = await ledgerIn(app, 'HKD');
+
+    // Before: 201, the other 250 back too (750 back of a seat used a week).
+    const back = await app.api('POST', `/v1/invoices/${addOn.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({
+      code: 'credit_not_returnable',
+      message: expect.stringContaining('prorate refund'),
+    });
+    expect(await invoiceOf(addOn.id)).toMatchObject({ credit_returned: 500 });
+    expect(await creditOf(customer.id)).toEqual([{ currency: 'HKD', amount: 1000 }]);
+    expect(await ledgerIn(app, 'HKD')).toEqual(before);
+  });
+  it('KRW: POST …/credit/return of an upgrade paid by credit after a prorate cancellation scheduled at a date gives back nothing, before that date too (before: its 750)', async () => {
+    // As the JPY upgrade: 1000 by card Feb 1, up to 2000 on Feb 8 with 750 paid by credit. On Feb 10
+    // a cancellation at Feb 15 with prorate: 1000 back from the period invoice's card payment now.
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribe('KRW', customer.id, method!.id, d('2027-02-01T00:00:00Z'));
+    await downgradeCredit(app, customer.id, 'KRW', 3400);
+    const up = await changeSubscription(
+      db(),
+      'system',
+      sub.id,
+      { planId: await flatPlan(app, 'KRW', 1600), proration: 'prorate_now' },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ status: 'PAID', total: 750n, credit_applied: 750n });
+    stripeRefundSucceeds('re_krw_upgrade_scheduled_then_return');
+    const scheduled = await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      sub.id,
+      { when: 'date', cancelAt: d('2027-02-15T00:00:00Z'), refundType: 'prorate' },
+      d('2027-02-10T00:00:00Z'),
+    );
+    expect(scheduled.subscription.status).toBe('ACTIVE');
+    expect(scheduled.refunds).toMatchObject([
+      { status: 'succeeded', amount: 1000n, invoice_id: sub.invoice.id },
+    ]);
+    const before = await ledgerIn(app, 'KRW');
+
+    const back = await app.api('POST', `/v1/invoices/${up.invoice!.id}/credit/return`, {});
+    expect(back.status).toBe(409);
+    expect(back.body.error).toMatchObject({ code: 'credit_not_returnable' });
+    expect(await invoiceOf(up.invoice!.id)).toMatchObject({ credit_returned: 0 });
+    expect(await creditOf(customer.id)).toEqual([]);
+    expect(await ledgerIn(app, 'KRW')).toEqual(before);
   });
 });
