@@ -949,3 +949,103 @@ export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id
     line.transaction_id !== null
   );
 }
+
+/**
+ * The stored `settlement_lines` row `row` as the line the gateway reported (its gateway ids, money,
+ * `original`, partner fee, description and dates), to record it again (`recordSettlementLine`): the
+ * same line, so `lineChanged` finds nothing changed, a converted line included.
+ */
+export function storedLine(row: SettlementLineRow): SettlementLine {
+  return {
+    gatewayLineId: row.gateway_line_id,
+    kind: row.kind,
+    gatewayTransactionId: row.gateway_transaction_id ?? undefined,
+    gatewayRefundId: row.gateway_refund_id ?? undefined,
+    gatewayDisputeId: row.gateway_dispute_id ?? undefined,
+    reference: row.reference ?? undefined,
+    description: row.description ?? undefined,
+    currency: row.currency,
+    gross: row.gross,
+    fee: row.fee,
+    net: row.net,
+    ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
+    ...(row.original_currency !== null && row.original_amount !== null
+      ? { original: { currency: row.original_currency, amount: row.original_amount } }
+      : {}),
+    occurredAt: row.occurred_at,
+    ...(row.available_on ? { availableOn: row.available_on } : {}),
+  };
+}
+
+/**
+ * A charge, refund or dispute billhook has just recorded (a webhook applied), as stored settlement
+ * lines name it: its gateway account, and the gateway's ids and billhook's references any line of it
+ * may carry (a PayPal `T1201` names the capture as `gatewayTransactionId` and `gatewayDisputeId`; a
+ * Stripe refund line its `re_…` and the charge).
+ */
+export interface RecordedObject {
+  gateway: GatewayName;
+  /** The object's gateway account (`gwa_…`; null: the gateway's default account). */
+  gatewayAccount: string | null;
+  /** The gateway's ids of the payment (`ch_…`, a PayPal capture id). */
+  gatewayTransactionIds?: readonly (string | null)[];
+  /** The gateway's ids of the refund (`re_…`). */
+  gatewayRefundIds?: readonly (string | null)[];
+  /** The gateway's ids of the dispute (`dp_…`, PayPal's capture id; a `…:reversal` suffix is dropped). */
+  gatewayDisputeIds?: readonly (string | null)[];
+  /** Billhook's ids a line may carry as its reference (`txn_…`, `re_…`). */
+  references?: readonly (string | null)[];
+}
+
+/**
+ * Once billhook records the charge, refund or dispute `object` (its webhook applied after the
+ * settlement line came: a PayPal `T1201` chargeback row swept before `PAYMENT.CAPTURE.REVERSED`, a
+ * Stripe refund line before `charge.refund.updated`), records again, in the same unit of work, every
+ * stored line of its gateway account still unmatched that names it (`matchLine` decides, as a sweep
+ * would): a line that matches now is booked (`stl_…:booked`, once: the key is the line's) and its
+ * `settlement_line_unmatched` exceptions resolved; one that does not stays as it was. A sweep listing
+ * the line again later finds it matched and books nothing more. Writes the unit's deferred rows and
+ * entries first (`writeLedger`), so matching reads the object as recorded.
+ * @returns how many stored lines matched now
+ */
+export async function matchStoredLines(work: UnitOfWork, object: RecordedObject): Promise<number> {
+  const ids = (values: readonly (string | null)[] | undefined) =>
+    [...new Set(values ?? [])].filter((value): value is string => value !== null && value !== '');
+  const transactions = ids(object.gatewayTransactionIds);
+  const refunds = ids(object.gatewayRefundIds);
+  const disputes = ids((object.gatewayDisputeIds ?? []).map((id) => id?.replace(/:reversal$/, '') ?? null));
+  const references = ids(object.references);
+  if (transactions.length + refunds.length + disputes.length + references.length === 0) return 0;
+  await work.writeLedger();
+  const account: SettlementAccount = { gateway: object.gateway, gatewayAccount: object.gatewayAccount };
+  const rows = await work.trx
+    .selectFrom('settlement_lines')
+    .selectAll()
+    .where(ofAccount(account))
+    .where('transaction_id', 'is', null)
+    .where((eb) =>
+      eb.or([
+        eb('kind', 'in', ['charge', 'refund', 'dispute']),
+        eb.and([eb('kind', '=', 'fee'), eb('partner_fee', '>', 0n)]),
+      ]),
+    )
+    .where((eb) =>
+      eb.or([
+        ...(transactions.length > 0 ? [eb('gateway_transaction_id', 'in', transactions)] : []),
+        ...(refunds.length > 0 ? [eb('gateway_refund_id', 'in', refunds)] : []),
+        ...(disputes.length > 0 ? [eb('gateway_dispute_id', 'in', disputes)] : []),
+        ...(references.length > 0 ? [eb('reference', 'in', references)] : []),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0) return 0;
+  const lines = rows.map(storedLine);
+  await lockPartnerFees(work, account.gateway, lines);
+  let matched = 0;
+  for (const [index, row] of rows.entries()) {
+    const outcome = await recordSettlementLine(work, account, lines[index]!, row.payout_id);
+    if (outcome.kind === 'applied') matched += 1;
+  }
+  return matched;
+}
