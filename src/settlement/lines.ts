@@ -351,6 +351,8 @@ export function lineColumns(line: SettlementLine) {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
+ * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
+ * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -473,7 +475,85 @@ export async function recordSettlementLine(
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
   }
+  // PayPal's chargeback rows in the balance currency (a T1201 of CNY for a USD dispute): only the
+  // converted capture is known to be right (Stripe converts a dispute at its own day's rate).
+  if (account.gateway === 'paypal' && matched.disputeId && booked && booked.currency !== row.currency) {
+    const expected = await convertedCaptureGross(work, account, row, booked);
+    if (expected !== row.gross) {
+      await raiseException(work, disputeConvertedOtherAmount(account, row, booked, expected));
+    }
+  }
   return { kind: 'applied', line: row };
+}
+
+/**
+ * What a dispute line `row` in another currency than its dispute (`booked`: the dispute's currency
+ * and amount, signed like the line) should say when the dispute is for the whole capture: the gross
+ * of the capture's converted charge line (matched to the same payment on `account`, in the line's
+ * currency, converted from exactly the dispute's amount in its currency), signed like `row`. E.g. a
+ * USD 10.99 capture settled as CNY 60.39: a chargeback of USD 10.99 is CNY −60.39.
+ * @returns minor units of the line's currency, or undefined when billhook has no such line (a
+ * dispute of part of the capture, or the capture's converted line not recorded): nothing to compare
+ */
+async function convertedCaptureGross(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  row: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): Promise<bigint | undefined> {
+  if (row.transaction_id === null) return undefined;
+  const whole = booked.amount < 0n ? -booked.amount : booked.amount;
+  const charge = await work.trx
+    .selectFrom('settlement_lines')
+    .select('gross')
+    .where(ofAccount(account))
+    .where('kind', '=', 'charge')
+    .where('transaction_id', '=', row.transaction_id)
+    .where('currency', '=', row.currency)
+    .where('original_currency', '=', booked.currency)
+    .where('original_amount', '=', whole)
+    .orderBy('created_at')
+    .orderBy('id')
+    .executeTakeFirst();
+  if (!charge) return undefined;
+  return row.gross < 0n ? -charge.gross : charge.gross;
+}
+
+/**
+ * The `amount_mismatch` exception of a dispute line in another currency than its dispute whose gross
+ * is not the converted capture's (`convertedCaptureGross`; undefined: billhook has none to compare
+ * with): its conversion was booked against the dispute's amount (`booked`, in the dispute's currency,
+ * signed like the line), so the difference sits in the gateway's FX account until a person books it.
+ * E.g. a USD 10.99 dispute of a capture settled as CNY 60.39, whose `T1201` says CNY −30.00. Names
+ * both amounts and currencies (minor units). Raised for PayPal's dispute lines only.
+ */
+function disputeConvertedOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+  expected: bigint | undefined,
+): NewException {
+  const against =
+    expected === undefined
+      ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
+      : `the capture was converted as ${expected} ${line.currency}`;
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `dispute line ${line.gateway_line_id} settled ${line.gross} ${line.currency} for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency} (minor units), but ${against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it took and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      booked_currency: booked.currency,
+      booked: booked.amount,
+      expected: expected ?? null,
+    },
+  };
 }
 
 /**
