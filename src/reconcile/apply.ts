@@ -1,6 +1,6 @@
 import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { RenewalPolicy } from '../billing/renewal.ts';
-import type { DisputeStatus, TransactionRow } from '../db/schema.ts';
+import type { DisputeRow, DisputeStatus, TransactionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { duplicatePayment, type ExceptionKind } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
@@ -17,6 +17,7 @@ import {
 import { recordReportedVoid } from '../payments/voids.ts';
 import {
   lockPartnerFees,
+  matchStoredLines,
   recordSettlementLine,
   type SettlementAccount,
   unmatchedLine,
@@ -264,6 +265,15 @@ async function applyChargeEvent(
     undefined,
     context.policy,
   );
+  // Settlement lines of this payment recorded unmatched before it succeeded are its lines now.
+  if (recorded.kind === 'applied' && recorded.transaction.status === 'succeeded') {
+    await matchStoredLines(work, {
+      gateway: found.gateway,
+      gatewayAccount: found.gateway_account,
+      gatewayTransactionIds: [recorded.transaction.gateway_transaction_id],
+      references: [found.id],
+    });
+  }
   if (recorded.kind === 'stale' && recorded.transaction.status === 'succeeded') {
     const undone = await succeededChargeUndone(work, event, context, recorded.transaction, status);
     if (undone) return undone;
@@ -328,6 +338,22 @@ async function applyRefundEvent(
   });
   // A refund billhook did not make gave back a payment, not the invoice: credit that paid it is kept.
   if (outside && recorded.kind === 'applied') await flagCreditKept(work, recorded.refund);
+  // Settlement lines of this refund recorded unmatched before it moved (its line came first) are its
+  // lines now; a refund line naming only the payment (SecurePay) too.
+  if (recorded.kind === 'applied') {
+    const payment = await work.trx
+      .selectFrom('transactions')
+      .select('gateway_transaction_id')
+      .where('id', '=', refund.transaction_id)
+      .executeTakeFirst();
+    await matchStoredLines(work, {
+      gateway: recorded.refund.gateway,
+      gatewayAccount: recorded.refund.gateway_account,
+      gatewayRefundIds: [recorded.refund.gateway_refund_id],
+      references: [recorded.refund.id],
+      gatewayTransactionIds: [payment?.gateway_transaction_id ?? null],
+    });
+  }
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }
 
@@ -391,7 +417,19 @@ async function applyDisputeEvent(
       details: { dispute: recorded.dispute.id, withheld: booked, lost: reported },
     };
   }
+  // Settlement lines of this dispute recorded unmatched before billhook knew it (a PayPal T1201
+  // swept before the chargeback's webhook) are its lines now.
+  if (recorded.kind === 'applied') await matchLinesOfDispute(work, recorded.dispute);
   return { kind: recorded.kind, transactionId: payment.id };
+}
+
+/** `matchStoredLines` for a dispute just recorded: the lines naming it by the gateway's dispute id. */
+async function matchLinesOfDispute(work: UnitOfWork, dispute: DisputeRow): Promise<void> {
+  await matchStoredLines(work, {
+    gateway: dispute.gateway,
+    gatewayAccount: dispute.gateway_account,
+    gatewayDisputeIds: [dispute.gateway_dispute_id],
+  });
 }
 
 /** Where a stored webhook came from and whether the queue will try it again. */

@@ -351,6 +351,8 @@ export function lineColumns(line: SettlementLine) {
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
+ * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
+ * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -473,7 +475,85 @@ export async function recordSettlementLine(
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
     await raiseException(work, settledOtherAmount(account, row, booked.amount));
   }
+  // PayPal's chargeback rows in the balance currency (a T1201 of CNY for a USD dispute): only the
+  // converted capture is known to be right (Stripe converts a dispute at its own day's rate).
+  if (account.gateway === 'paypal' && matched.disputeId && booked && booked.currency !== row.currency) {
+    const expected = await convertedCaptureGross(work, account, row, booked);
+    if (expected !== row.gross) {
+      await raiseException(work, disputeConvertedOtherAmount(account, row, booked, expected));
+    }
+  }
   return { kind: 'applied', line: row };
+}
+
+/**
+ * What a dispute line `row` in another currency than its dispute (`booked`: the dispute's currency
+ * and amount, signed like the line) should say when the dispute is for the whole capture: the gross
+ * of the capture's converted charge line (matched to the same payment on `account`, in the line's
+ * currency, converted from exactly the dispute's amount in its currency), signed like `row`. E.g. a
+ * USD 10.99 capture settled as CNY 60.39: a chargeback of USD 10.99 is CNY −60.39.
+ * @returns minor units of the line's currency, or undefined when billhook has no such line (a
+ * dispute of part of the capture, or the capture's converted line not recorded): nothing to compare
+ */
+async function convertedCaptureGross(
+  work: UnitOfWork,
+  account: SettlementAccount,
+  row: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): Promise<bigint | undefined> {
+  if (row.transaction_id === null) return undefined;
+  const whole = booked.amount < 0n ? -booked.amount : booked.amount;
+  const charge = await work.trx
+    .selectFrom('settlement_lines')
+    .select('gross')
+    .where(ofAccount(account))
+    .where('kind', '=', 'charge')
+    .where('transaction_id', '=', row.transaction_id)
+    .where('currency', '=', row.currency)
+    .where('original_currency', '=', booked.currency)
+    .where('original_amount', '=', whole)
+    .orderBy('created_at')
+    .orderBy('id')
+    .executeTakeFirst();
+  if (!charge) return undefined;
+  return row.gross < 0n ? -charge.gross : charge.gross;
+}
+
+/**
+ * The `amount_mismatch` exception of a dispute line in another currency than its dispute whose gross
+ * is not the converted capture's (`convertedCaptureGross`; undefined: billhook has none to compare
+ * with): its conversion was booked against the dispute's amount (`booked`, in the dispute's currency,
+ * signed like the line), so the difference sits in the gateway's FX account until a person books it.
+ * E.g. a USD 10.99 dispute of a capture settled as CNY 60.39, whose `T1201` says CNY −30.00. Names
+ * both amounts and currencies (minor units). Raised for PayPal's dispute lines only.
+ */
+function disputeConvertedOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+  expected: bigint | undefined,
+): NewException {
+  const against =
+    expected === undefined
+      ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
+      : `the capture was converted as ${expected} ${line.currency}`;
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `dispute line ${line.gateway_line_id} settled ${line.gross} ${line.currency} for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency} (minor units), but ${against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it took and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      booked_currency: booked.currency,
+      booked: booked.amount,
+      expected: expected ?? null,
+    },
+  };
 }
 
 /**
@@ -948,4 +1028,104 @@ export function isMatched(line: Pick<SettlementLineRow, 'kind' | 'transaction_id
     line.kind === 'hold' ||
     line.transaction_id !== null
   );
+}
+
+/**
+ * The stored `settlement_lines` row `row` as the line the gateway reported (its gateway ids, money,
+ * `original`, partner fee, description and dates), to record it again (`recordSettlementLine`): the
+ * same line, so `lineChanged` finds nothing changed, a converted line included.
+ */
+export function storedLine(row: SettlementLineRow): SettlementLine {
+  return {
+    gatewayLineId: row.gateway_line_id,
+    kind: row.kind,
+    gatewayTransactionId: row.gateway_transaction_id ?? undefined,
+    gatewayRefundId: row.gateway_refund_id ?? undefined,
+    gatewayDisputeId: row.gateway_dispute_id ?? undefined,
+    reference: row.reference ?? undefined,
+    description: row.description ?? undefined,
+    currency: row.currency,
+    gross: row.gross,
+    fee: row.fee,
+    net: row.net,
+    ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
+    ...(row.original_currency !== null && row.original_amount !== null
+      ? { original: { currency: row.original_currency, amount: row.original_amount } }
+      : {}),
+    occurredAt: row.occurred_at,
+    ...(row.available_on ? { availableOn: row.available_on } : {}),
+  };
+}
+
+/**
+ * A charge, refund or dispute billhook has just recorded (a webhook applied), as stored settlement
+ * lines name it: its gateway account, and the gateway's ids and billhook's references any line of it
+ * may carry (a PayPal `T1201` names the capture as `gatewayTransactionId` and `gatewayDisputeId`; a
+ * Stripe refund line its `re_…` and the charge).
+ */
+export interface RecordedObject {
+  gateway: GatewayName;
+  /** The object's gateway account (`gwa_…`; null: the gateway's default account). */
+  gatewayAccount: string | null;
+  /** The gateway's ids of the payment (`ch_…`, a PayPal capture id). */
+  gatewayTransactionIds?: readonly (string | null)[];
+  /** The gateway's ids of the refund (`re_…`). */
+  gatewayRefundIds?: readonly (string | null)[];
+  /** The gateway's ids of the dispute (`dp_…`, PayPal's capture id; a `…:reversal` suffix is dropped). */
+  gatewayDisputeIds?: readonly (string | null)[];
+  /** Billhook's ids a line may carry as its reference (`txn_…`, `re_…`). */
+  references?: readonly (string | null)[];
+}
+
+/**
+ * Once billhook records the charge, refund or dispute `object` (its webhook applied after the
+ * settlement line came: a PayPal `T1201` chargeback row swept before `PAYMENT.CAPTURE.REVERSED`, a
+ * Stripe refund line before `charge.refund.updated`), records again, in the same unit of work, every
+ * stored line of its gateway account still unmatched that names it (`matchLine` decides, as a sweep
+ * would): a line that matches now is booked (`stl_…:booked`, once: the key is the line's) and its
+ * `settlement_line_unmatched` exceptions resolved; one that does not stays as it was. A sweep listing
+ * the line again later finds it matched and books nothing more. Writes the unit's deferred rows and
+ * entries first (`writeLedger`), so matching reads the object as recorded.
+ * @returns how many stored lines matched now
+ */
+export async function matchStoredLines(work: UnitOfWork, object: RecordedObject): Promise<number> {
+  const ids = (values: readonly (string | null)[] | undefined) =>
+    [...new Set(values ?? [])].filter((value): value is string => value !== null && value !== '');
+  const transactions = ids(object.gatewayTransactionIds);
+  const refunds = ids(object.gatewayRefundIds);
+  const disputes = ids((object.gatewayDisputeIds ?? []).map((id) => id?.replace(/:reversal$/, '') ?? null));
+  const references = ids(object.references);
+  if (transactions.length + refunds.length + disputes.length + references.length === 0) return 0;
+  await work.writeLedger();
+  const account: SettlementAccount = { gateway: object.gateway, gatewayAccount: object.gatewayAccount };
+  const rows = await work.trx
+    .selectFrom('settlement_lines')
+    .selectAll()
+    .where(ofAccount(account))
+    .where('transaction_id', 'is', null)
+    .where((eb) =>
+      eb.or([
+        eb('kind', 'in', ['charge', 'refund', 'dispute']),
+        eb.and([eb('kind', '=', 'fee'), eb('partner_fee', '>', 0n)]),
+      ]),
+    )
+    .where((eb) =>
+      eb.or([
+        ...(transactions.length > 0 ? [eb('gateway_transaction_id', 'in', transactions)] : []),
+        ...(refunds.length > 0 ? [eb('gateway_refund_id', 'in', refunds)] : []),
+        ...(disputes.length > 0 ? [eb('gateway_dispute_id', 'in', disputes)] : []),
+        ...(references.length > 0 ? [eb('reference', 'in', references)] : []),
+      ]),
+    )
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0) return 0;
+  const lines = rows.map(storedLine);
+  await lockPartnerFees(work, account.gateway, lines);
+  let matched = 0;
+  for (const [index, row] of rows.entries()) {
+    const outcome = await recordSettlementLine(work, account, lines[index]!, row.payout_id);
+    if (outcome.kind === 'applied') matched += 1;
+  }
+  return matched;
 }

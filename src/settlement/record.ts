@@ -7,6 +7,7 @@ import {
   ofAccount,
   recordSettlementLine,
   type SettlementAccount,
+  storedLine,
   unmatchedLine,
 } from './lines.ts';
 import { recordPayout } from './payouts.ts';
@@ -100,21 +101,7 @@ async function rematchLines(
     .execute();
   if (rows.length === 0) return { matched: 0, unmatched: 0 };
   const matched = await inUnitOfWork(db, { actor }, async (work) => {
-    const lines = rows.map((row): SettlementLine & { payoutId: string | null } => ({
-      gatewayLineId: row.gateway_line_id,
-      kind: row.kind,
-      gatewayTransactionId: row.gateway_transaction_id ?? undefined,
-      gatewayRefundId: row.gateway_refund_id ?? undefined,
-      gatewayDisputeId: row.gateway_dispute_id ?? undefined,
-      reference: row.reference ?? undefined,
-      currency: row.currency,
-      gross: row.gross,
-      fee: row.fee,
-      net: row.net,
-      ...(row.partner_fee > 0n ? { partnerFee: row.partner_fee } : {}),
-      occurredAt: row.occurred_at,
-      payoutId: row.payout_id,
-    }));
+    const lines = rows.map((row) => ({ ...storedLine(row), payoutId: row.payout_id }));
     await lockPartnerFees(work, account.gateway, lines);
     let matched = 0;
     for (const { payoutId, ...line } of lines) {
