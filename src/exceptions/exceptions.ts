@@ -275,44 +275,25 @@ export async function resolveException(
 }
 
 /**
- * Resolves, in `work`, the open `settlement_line_unmatched` exceptions about settlement line
- * `settlementLineId` (`stl_…`) once it matched (billhook learned its charge, refund or dispute after
- * the line arrived), each with the note and a `reconciliation_exception.resolved` activity.
+ * Resolves, in `work`, the open exceptions of `kind` about settlement line `settlementLineId`
+ * (`stl_…`) once what they ask no longer holds, each with the note and a
+ * `reconciliation_exception.resolved` activity: `settlement_line_unmatched` once the line matched
+ * (billhook learned its charge, refund or dispute after the line arrived), `settlement_line_unbooked`
+ * once what it asked a person to book is booked by another line (a PayPal conversion row of a
+ * payment whose converted capture line was booked since, settlement/lines.ts `resolveConversionsOf`).
  * @returns how many were resolved
  */
-export async function resolveUnmatchedLine(
+export async function resolveLineExceptions(
   work: UnitOfWork,
   settlementLineId: string,
+  kind: 'settlement_line_unmatched' | 'settlement_line_unbooked',
   note: string,
 ): Promise<number> {
   const rows = await work.trx
     .updateTable('reconciliation_exceptions')
     .set({ status: 'resolved', resolved_at: new Date() })
     .where('settlement_line_id', '=', settlementLineId)
-    .where('kind', '=', 'settlement_line_unmatched')
-    .where('status', '=', 'open')
-    .returning(['id', 'kind'])
-    .execute();
-  return resolvedBy(work, rows, note);
-}
-
-/**
- * Resolves, in `work`, the open `settlement_line_unbooked` exceptions about settlement line
- * `settlementLineId` (`stl_…`) once what it asked a person to book is booked by another line (a
- * PayPal conversion row of a payment whose converted capture line was booked since, settlement/lines.ts
- * `resolveConversionsOf`), each with the note and a `reconciliation_exception.resolved` activity.
- * @returns how many were resolved
- */
-export async function resolveUnbookedLine(
-  work: UnitOfWork,
-  settlementLineId: string,
-  note: string,
-): Promise<number> {
-  const rows = await work.trx
-    .updateTable('reconciliation_exceptions')
-    .set({ status: 'resolved', resolved_at: new Date() })
-    .where('settlement_line_id', '=', settlementLineId)
-    .where('kind', '=', 'settlement_line_unbooked')
+    .where('kind', '=', kind)
     .where('status', '=', 'open')
     .returning(['id', 'kind'])
     .execute();

@@ -3,12 +3,7 @@ import { capturedAmount } from '../billing/invoice-payment.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { DisputeRow, RefundRow, SettlementLineRow } from '../db/schema.ts';
-import {
-  type NewException,
-  raiseException,
-  resolveUnbookedLine,
-  resolveUnmatchedLine,
-} from '../exceptions/exceptions.ts';
+import { type NewException, raiseException, resolveLineExceptions } from '../exceptions/exceptions.ts';
 import type { SettlementLine } from '../gateways/settlement.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -443,9 +438,10 @@ export async function recordSettlementLine(
     return { kind: 'unmatched', line: row, ...never };
   }
   if (existing) {
-    await resolveUnmatchedLine(
+    await resolveLineExceptions(
       work,
       row.id,
+      'settlement_line_unmatched',
       `matched ${matched.refundId ?? matched.disputeId ?? matched.transactionId} later`,
     );
   }
@@ -619,9 +615,10 @@ async function resolveConversionsOf(
     .execute();
   for (const conversion of conversions) {
     if (!convertsAs(conversion, charge)) continue;
-    await resolveUnbookedLine(
+    await resolveLineExceptions(
       work,
       conversion.id,
+      'settlement_line_unbooked',
       `the conversion is booked by ${charge.id} (${charge.gateway_line_id})`,
     );
   }
