@@ -23,7 +23,8 @@ import { findPaymentMethod } from './customers.ts';
  * `prorate` cancellation's share of an add-on invoice) that leaves what is due off the step rounds it
  * again the same way (invoices.ts `roundOwedAgain`, called by proration.ts `creditInvoice`). A later charge through a gateway with a coarser step is still refused
  * (payments/charges.ts `recordUnsendableCharge`). Refunds that work out to amounts a gateway cannot
- * take are refused as before.
+ * take are refused as before, and so is an offline partial payment that would leave due an amount off
+ * the step (`dueOffStep`, invoices.ts `recordOfflinePayment`: 422 on `amount`), never rounded again.
  */
 
 /** What finalization takes off an invoice: `amount` (minor units, > 0) and the line's `description`. */
