@@ -23,7 +23,8 @@ import { findPaymentMethod } from './customers.ts';
  * `prorate` cancellation's share of an add-on invoice) that leaves what is due off the step rounds it
  * again the same way (invoices.ts `roundOwedAgain`, called by proration.ts `creditInvoice`). A later charge through a gateway with a coarser step is still refused
  * (payments/charges.ts `recordUnsendableCharge`). Refunds that work out to amounts a gateway cannot
- * take are refused as before.
+ * take are refused as before, and so is an offline partial payment that would leave due an amount off
+ * the step (`dueOffStep`, invoices.ts `recordOfflinePayment`: 422 on `amount`), never rounded again.
  */
 
 /** What finalization takes off an invoice: `amount` (minor units, > 0) and the line's `description`. */
@@ -40,12 +41,29 @@ export interface Rounding {
  * 100) → 57; 1234 KWD fils through Stripe (step 10) → 4.
  */
 function roundingFor(gateway: Gateway, currency: string, due: bigint): Rounding | undefined {
+  const off = offStep(gateway, currency, due);
+  return off && { amount: off.remainder, description: `Rounding: ${off.rule}` };
+}
+
+/**
+ * What is off `gateway`'s step in `due` (minor units ≥ 0 of `currency`), pure: the `remainder`
+ * (due modulo the step, > 0), the `step` and its `rule` in words naming the gateway; undefined when
+ * `due` is on the step (or the step is one minor unit, or the gateway does not take the currency).
+ */
+function offStep(gateway: Gateway, currency: string, due: bigint): OffStep | undefined {
   const found = gatewayStep(gateway, currency);
   if (!found || found.step <= 1n) return undefined;
-  const amount = due % found.step;
-  if (amount <= 0n) return undefined;
+  const remainder = due % found.step;
+  if (remainder <= 0n) return undefined;
   const rule = found.rule ?? `${found.gatewayName} takes ${currency} in steps of ${found.step} minor units`;
-  return { amount, description: `Rounding: ${rule}` };
+  return { remainder, step: found.step, rule };
+}
+
+/** An amount off a gateway's step: its `remainder` modulo `step` (minor units, > 0) and the `rule` in words. */
+export interface OffStep {
+  remainder: bigint;
+  step: bigint;
+  rule: string;
 }
 
 /**
@@ -116,4 +134,21 @@ export async function finalizationRounding(
   if (due <= 0n) return undefined;
   const gateway = await invoiceChargingGateway(db, invoice);
   return gateway ? roundingFor(gateway, invoice.currency, due) : undefined;
+}
+
+/**
+ * Whether `due` (minor units), left due on `invoice`, is off the step of the gateway that will charge
+ * it (`invoiceChargingGateway`: its subscription's payment method, else the customer's default): the
+ * remainder, step and rule (`OffStep`), or undefined when that gateway can charge `due` (on its step,
+ * nothing due, no chargeable payment method, a currency never rounded: nothing read). Used to refuse
+ * an offline partial payment that would leave such an amount (invoices.ts `recordOfflinePayment`).
+ */
+export async function dueOffStep(
+  db: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'customer_id' | 'subscription_id' | 'currency'>,
+  due: bigint,
+): Promise<OffStep | undefined> {
+  if (due <= 0n) return undefined;
+  const gateway = await invoiceChargingGateway(db, invoice);
+  return gateway ? offStep(gateway, invoice.currency, due) : undefined;
 }

@@ -30,7 +30,7 @@ import { applyCustomerCredit, returnAppliedCredit, undoProrationCredit } from '.
 import { type BilledCustomer, type OpenCustomer, openCustomerOnce } from './customer-status.ts';
 import { DEFAULT_INVOICE_PREFIX, numberAtEnd } from './invoice-numbers.ts';
 import { chargesInFlight, disputedAway } from './invoice-payment.ts';
-import { finalizationRounding, type Rounding } from './invoice-rounding.ts';
+import { dueOffStep, finalizationRounding, type Rounding } from './invoice-rounding.ts';
 import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './renewal.ts';
 import type { AppliedTaxRate } from './tax-lookup.ts';
@@ -992,8 +992,30 @@ export interface OfflinePayment {
 }
 
 /**
+ * Refuses an offline partial payment of `amount` (minor units) on locked `invoice` that would leave
+ * due an amount the gateway that will charge the rest cannot take (PRODUCT §11: refused before
+ * anything is created, never rounded silently): Stripe TND (step 10), 12340 due, 5005 paid would
+ * leave 7335, which the charge would refuse (`amount_not_representable`). Refused rather than
+ * rounded again (`roundOwedAgain`), so a later reversal of the payment has no rounding to undo.
+ * Paying everything due always fits. Nothing is read for a currency never rounded.
+ * @throws ValidationError (`amount`) naming the rule, what would be left and the nearest amounts
+ * that fit (5000 or 5010 above; only the higher when the lower would be nothing)
+ */
+async function refuseOffStepRest(work: UnitOfWork, invoice: InvoiceRow, amount: bigint): Promise<void> {
+  const rest = invoice.amount_due - amount;
+  const off = await dueOffStep(work.trx, invoice, rest);
+  if (!off) return;
+  const lower = amount - (off.step - off.remainder);
+  const higher = amount + off.remainder;
+  const fits = lower > 0n ? `${lower} or ${higher}` : `${higher}`;
+  throw new ValidationError('payment leaves an amount the gateway cannot charge', {
+    amount: `${amount} would leave ${rest} due (${invoice.currency} minor units), which cannot be charged: ${off.rule}. Pay ${fits}, or all ${invoice.amount_due} due`,
+  });
+}
+
+/**
  * Records an offline payment on an OPEN or UNCOLLECTIBLE invoice (partial payments allowed, never more
- * than is due):
+ * than is due, never leaving due an amount off the charging gateway's step: `refuseOffStepRest`):
  * posts `op_…` (debit offline receipts, credit the receivable) and pays the invoice down
  * (`applyPayment`, which may reinstate its subscription under `policy`). Refused while a gateway
  * charge of the invoice is in flight (`chargesInFlight`), as a void and a new charge are: that charge
@@ -1001,7 +1023,7 @@ export interface OfflinePayment {
  * excess silently the customer's credit (10000 due, a charge of 10000 in flight, 4000 by bank: 14000
  * paid). Recorded once the charge has settled: failed, on what is due; succeeded, nothing is due.
  * @throws ConflictError `invoice_not_open`, `charge_in_progress` (naming the charge); ValidationError
- * when the amount exceeds what is due
+ * (`amount`) when the amount exceeds what is due or leaves what is due off the gateway's step
  */
 export async function recordOfflinePayment(
   db: Db,
@@ -1030,6 +1052,7 @@ export async function recordOfflinePayment(
         amount: `at most ${invoice.amount_due} is due (${invoice.currency} minor units)`,
       });
     }
+    await refuseOffStepRest(work, invoice, payment.amount);
     const row = await work.trx
       .insertInto('offline_payments')
       .values({

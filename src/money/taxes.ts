@@ -32,34 +32,60 @@ function divideRounded(a: bigint, b: bigint): bigint {
  * `rates`, applied in their order. A rate is included in the price when `priceIncludesTax` or the
  * rate is `inclusive`; the other rates are added on top.
  *
- * Rule: the net before rounding is `amount / (1 + Σ k)` over the included rates, where a simple
- * rate's k is its rate and a compound rate's k is its rate × (1 + the k of every rate before it);
- * it is rounded half away from zero to `n`. Each tax is then `applyRate` of its base: `n` for a
- * simple rate, `n` plus the taxes before it for a compound one. The net booked is `amount` less the
- * included taxes, so **net + included taxes = amount exactly**; with no included rate the net is
- * `amount` and each tax is the exclusive tax invoices have always computed (`applyRate(amount, ppm)`).
- * Example: 1000 including 20% → n = 833 (833.33), tax 167, net 833.
+ * With no included rate the net is `amount` and each tax is the exclusive tax invoices have always
+ * computed: `applyRate` of its base, the net for a simple rate, the net plus the taxes before it for a
+ * compound one.
+ *
+ * With included rates, every share is first exact: a simple rate's k is its rate, a compound rate's
+ * k is its rate × (1 + the k of every rate before it); the exact net is `amount / (1 + Σ k)` over the
+ * included rates and each tax (included or not) is `amount × k / (1 + Σ k)`. The net and the included
+ * taxes are then split by largest remainder: each is rounded down (in magnitude) and the units left
+ * go one each to the largest remainders, ties to the earlier part (the net, then the rates in
+ * order). So **net + included taxes = amount exactly** and the net and each included tax are within
+ * one minor unit of exact (strictly). A tax added on top is its exact value rounded half away from
+ * zero. A credit splits as the negated charge.
+ * Examples: 1000 including 20% → 833 + 167 (833.33 + 166.67); 30 including 10% + 10% → 25 + 3 + 2
+ * (exactly 25 + 2.5 + 2.5: rounding each tax on its own gave 24 + 3 + 3, the net a unit off).
  */
 export function splitTaxes(amount: bigint, rates: readonly TaxShare[], priceIncludesTax: boolean): TaxSplit {
   const included = rates.map((rate) => priceIncludesTax || rate.inclusive);
-  let n = amount;
-  if (included.some(Boolean)) {
-    // Every k as an integer over the common denominator 10^(6 × rates): exact rationals.
-    const unit = BigInt(PPM_PER_WHOLE);
-    const denominator = unit ** BigInt(rates.length);
-    const ks: bigint[] = [];
+  if (!included.some(Boolean)) {
+    const taxes: bigint[] = [];
     for (const rate of rates) {
-      const base = rate.compound ? denominator + ks.reduce((sum, k) => sum + k, 0n) : denominator;
-      ks.push((base * BigInt(rate.ppm)) / unit);
+      const base = rate.compound ? amount + taxes.reduce((sum, tax) => sum + tax, 0n) : amount;
+      taxes.push(applyRate(base, rate.ppm));
     }
-    const includedK = ks.reduce((sum, k, i) => (included[i] ? sum + k : sum), 0n);
-    n = divideRounded(amount * denominator, denominator + includedK);
+    return { net: amount, taxes };
   }
-  const taxes: bigint[] = [];
+  // Every k as an integer over the common denominator 10^(6 × rates): exact rationals.
+  const unit = BigInt(PPM_PER_WHOLE);
+  const denominator = unit ** BigInt(rates.length);
+  const ks: bigint[] = [];
   for (const rate of rates) {
-    const base = rate.compound ? n + taxes.reduce((sum, tax) => sum + tax, 0n) : n;
-    taxes.push(applyRate(base, rate.ppm));
+    const base = rate.compound ? denominator + ks.reduce((sum, k) => sum + k, 0n) : denominator;
+    ks.push((base * BigInt(rate.ppm)) / unit);
   }
-  const includedTax = taxes.reduce((sum, tax, i) => (included[i] ? sum + tax : sum), 0n);
-  return { net: amount - includedTax, taxes };
+  const whole = denominator + ks.reduce((sum, k, i) => (included[i] ? sum + k : sum), 0n);
+  const magnitude = amount < 0n ? -amount : amount;
+  // The parts that make up the amount: the net (weight `denominator`), then each included tax.
+  const parts = [{ weight: denominator, tax: -1 }];
+  ks.forEach((k, i) => {
+    if (included[i]) parts.push({ weight: k, tax: i });
+  });
+  const floors = parts.map((part) => (magnitude * part.weight) / whole);
+  let left = magnitude - floors.reduce((sum, floor) => sum + floor, 0n);
+  const byRemainder = parts
+    .map((part, p) => ({ p, remainder: (magnitude * part.weight) % whole }))
+    .sort((a, b) => (a.remainder === b.remainder ? a.p - b.p : a.remainder > b.remainder ? -1 : 1));
+  for (const { p } of byRemainder) {
+    if (left === 0n) break;
+    floors[p]! += 1n;
+    left -= 1n;
+  }
+  const signed = (value: bigint) => (amount < 0n ? -value : value);
+  const taxes = ks.map((k) => signed(divideRounded(magnitude * k, whole)));
+  parts.forEach((part, p) => {
+    if (part.tax >= 0) taxes[part.tax] = signed(floors[p]!);
+  });
+  return { net: signed(floors[0]!), taxes };
 }

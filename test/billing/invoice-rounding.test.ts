@@ -809,4 +809,54 @@ describe('rounding at finalization for the gateway that will charge (PRODUCT §1
       rounding: 3,
     });
   });
+
+  it('an offline partial payment that would leave what is due off the step is refused 422 naming the amounts that fit; one on the step is recorded and the rest charged (Stripe TND)', async () => {
+    // 12340 due through Stripe (TND in steps of 10 millimes). 5005 by bank would leave 7335, which
+    // Stripe cannot be charged (before: recorded, and the charge then raised amount_not_representable).
+    const { customer } = await customerPaying('stripe');
+    const invoice = await finalized(customer, 'TND', 12_340n);
+    expect(invoice).toMatchObject({ status: 'OPEN', rounding: 0, amount_due: 12_340 });
+    const payments = () =>
+      db().selectFrom('offline_payments').select('amount').where('invoice_id', '=', invoice.id).execute();
+    const refused = await app.api('POST', `/v1/invoices/${invoice.id}/payments`, {
+      amount: 5005,
+      method: 'BANK',
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.fields.amount).toEqual(
+      expect.stringMatching(/^5005 would leave 7335 due .*Stripe.*Pay 5000 or 5010, or all 12340 due$/),
+    );
+    // 5 would leave 12335: nothing less fits, only 10.
+    const small = await app.api('POST', `/v1/invoices/${invoice.id}/payments`, { amount: 5, method: 'CASH' });
+    expect(small.status).toBe(422);
+    expect(small.body.error.fields.amount).toEqual(expect.stringMatching(/Pay 10, or all 12340 due$/));
+    // Nothing changed: no payment, nothing booked beyond the finalization.
+    expect(await payments()).toEqual([]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+      amount_due: 12_340,
+    });
+    expect(await invoiceBooks(invoice.id)).toEqual({ 'receivable:customer': 12_340, revenue: -12_340 });
+
+    const paid = await app.api('POST', `/v1/invoices/${invoice.id}/payments`, {
+      amount: 5000,
+      method: 'BANK',
+    });
+    expect(paid.status).toBe(201);
+    expect(paid.body).toMatchObject({ status: 'OPEN', amount_paid: 5000, amount_due: 7340 });
+    const stripe = stripeChargeSucceeds();
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect({ status: charged.status, sent: stripe.seen.map((r) => r.params.get('amount')) }).toEqual({
+      status: 200,
+      sent: ['7340'],
+    });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 12_340,
+      amount_due: 0,
+      rounding: 0,
+    });
+    expect(await payments()).toEqual([{ amount: 5000n }]);
+  });
 });

@@ -601,9 +601,9 @@ describe('changing plan or quantity mid-period', () => {
   it('an upgrade from a tax-inclusive plan is invoiced as its preview priced it, even when the untaxed lines would net negative', async () => {
     // Basic 4000 with its tax included, Pro 3960 without; the customer is taxed by address
     // (South Africa's VAT, 15%). 7 of 28 days left: Basic's credit is 4000 × 7/28 = 1000 with its
-    // VAT inside, split by splitTaxes (money/taxes.ts): 1000 / 1.15 = 869.57 → 870, VAT 15% of it
-    // 130.5 → 131, net 1000 − 131 = 869, so −869 and −131 on the credit; Pro's charge
-    // 3960 × 7/28 = 990 + 148.5 → 149 VAT (half up). Net 990 − 869 = 121, VAT 149 − 131 = 18:
+    // VAT inside, split by splitTaxes (money/taxes.ts, largest remainder): exactly 869.57 net and
+    // 130.43 VAT → 870 and 130, so −870 and −130 on the credit; Pro's charge
+    // 3960 × 7/28 = 990 + 148.5 → 149 VAT (half up). Net 990 − 870 = 120, VAT 149 − 130 = 19:
     // 139 due, as previewed. The untaxed lines alone (−1000 + 990) net negative, which the
     // invoice's check refused before the lines were taxed once.
     const [basic, pro] = [await flat(4000, 'Basic inclusive'), await flat(3960, 'Pro')];
@@ -629,10 +629,10 @@ describe('changing plan or quantity mid-period', () => {
     const change = await changeSubscription(db, 'system', sub.id, { planId: pro }, at, false);
     expect(preview.proration).toMatchObject({ total: change.proration.total });
     expect(change.proration.lines.map((l) => [l.type, l.signedAmount, l.taxAmount])).toEqual([
-      ['CREDIT', -869n, -131n],
+      ['CREDIT', -870n, -130n],
       ['CHARGE', 990n, 149n],
     ]);
-    expect(change.invoice).toMatchObject({ subtotal: 121n, tax: 18n, total: 139n });
+    expect(change.invoice).toMatchObject({ subtotal: 120n, tax: 19n, total: 139n });
   });
 
   it("a downgrade net credit, with its tax, becomes the customer's credit and comes off the next invoice", async () => {

@@ -219,6 +219,29 @@ describe('/v1/tax-rates and taxes by address', () => {
     expect((await invoiceFor(toronto, [{ description: 'Licence', amount: 10000 }], 'CAD')).tax).toBe(500);
   });
 
+  it('splits two inclusive rates out of a price exactly: net + both taxes = the price, each within a unit (largest remainder)', async () => {
+    const cgst = await rate({ display_name: 'CGST', country: 'IN', percent: 10, inclusive: true });
+    const sgst = await rate({ display_name: 'SGST', country: 'IN', percent: 10, inclusive: true });
+    const pune = await customerAt('IN');
+    // 30 including 10% + 10% is exactly 25 + 2.5 + 2.5. Each tax rounded on its own gave 3 + 3 and a
+    // net of 24 (a unit off an exact 25); now the net is 25 and the odd unit goes to the first tax.
+    const invoice = await invoiceFor(pune, [{ description: 'Chai', amount: 30 }], 'INR');
+    expect(invoice).toMatchObject({ subtotal: 25, tax: 5, total: 30 });
+    expect(invoice.lines[0]).toMatchObject({ amount: 25, tax_amount: 5 });
+    expect(
+      invoice.lines[0].taxes.map((t: { tax_rate: string; amount: number }) => [t.tax_rate, t.amount]),
+    ).toEqual([
+      [cgst.id, 3],
+      [sgst.id, 2],
+    ]);
+    const finalized = await app.api('POST', `/v1/invoices/${invoice.id}/finalize`);
+    expect(finalized.status).toBe(200);
+    expect(finalized.body).toMatchObject({ status: 'OPEN', total: 30, amount_due: 30 });
+    const ledger = await ledgerByCode(app);
+    expect(ledger['tax_payable INR']).toBe(-5);
+    expect(ledger['revenue INR']).toBe(-25);
+  });
+
   it('splits an inclusive rate out of the price: net + tax = the price, on a subscription of a tax-inclusive plan', async () => {
     const vat = await rate({ display_name: 'VAT', country: 'GB', percent: 20, inclusive: true });
     const london = await customerAt('GB');

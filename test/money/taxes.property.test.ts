@@ -54,6 +54,58 @@ describe('splitTaxes (PRODUCT §11: exact money)', () => {
     );
   });
 
+  it('any included rates: the net and every tax are each strictly within one minor unit of exact (largest remainder)', () => {
+    // Exact shares as integers over a common denominator (the k of each rate as splitTaxes documents):
+    // net = a / (1 + ΣK), tax i = a × k_i / (1 + ΣK), K over the included rates.
+    const exact = (a: bigint, rates: readonly TaxShare[], priceIncludesTax: boolean) => {
+      const unit = 1_000_000n;
+      const d = unit ** BigInt(rates.length);
+      const ks: bigint[] = [];
+      for (const rate of rates) ks.push(((rate.compound ? d + sum(ks) : d) * BigInt(rate.ppm)) / unit);
+      const k = sum(ks.filter((_, i) => priceIncludesTax || rates[i]!.inclusive));
+      return { den: d + k, net: a * d, taxes: ks.map((ki) => a * ki) };
+    };
+    const abs = (v: bigint) => (v < 0n ? -v : v);
+    fc.assert(
+      fc.property(
+        amount,
+        fc.array(share, { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        (a, rates, priceIncludesTax) => {
+          fc.pre(priceIncludesTax || rates.some((rate) => rate.inclusive));
+          const { net, taxes } = splitTaxes(a, rates, priceIncludesTax);
+          const e = exact(a, rates, priceIncludesTax);
+          expect(abs(net * e.den - e.net)).toBeLessThan(e.den);
+          for (const [i, tax] of taxes.entries()) expect(abs(tax * e.den - e.taxes[i]!)).toBeLessThan(e.den);
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+
+  it.each([
+    // 30 including 10% + 10%: exactly 25 net + 2.5 + 2.5. Each tax rounded on its own (3 + 3) left
+    // the net at 24, a whole unit off an exact 25; the remainder unit goes to the first tax.
+    { amount: 30n, rates: [simple(100_000, true), simple(100_000, true)], net: 25n, taxes: [3n, 2n] },
+    { amount: -30n, rates: [simple(100_000, true), simple(100_000, true)], net: -25n, taxes: [-3n, -2n] },
+    // 1000 including 5% + 7.5% (1.125): 888.89 net, 44.44 and 66.67 tax.
+    { amount: 1000n, rates: [simple(50_000, true), simple(75_000, true)], net: 889n, taxes: [44n, 67n] },
+    // 927203518 including four rates (1.393798): the taxes rounded one by one left the net 1.16 off.
+    {
+      amount: 927_203_518n,
+      rates: [simple(58_681, true), simple(207_626, true), simple(10_164, true), simple(117_327, true)],
+      net: 665_235_219n,
+      taxes: [39_036_668n, 138_120_128n, 6_761_451n, 78_050_052n],
+    },
+  ])(
+    'splits $amount under two or more included rates: net + taxes = the amount, each within a unit',
+    (row) => {
+      const split = splitTaxes(row.amount, row.rates, false);
+      expect(split).toEqual({ net: row.net, taxes: row.taxes });
+      expect(split.net + sum(split.taxes)).toBe(row.amount);
+    },
+  );
+
   it('is odd: a credit splits as the negated charge', () => {
     fc.assert(
       fc.property(amount, shares, fc.boolean(), (a, rates, inclusive) => {
