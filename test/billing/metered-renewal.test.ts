@@ -263,6 +263,42 @@ describe('metered usage on renewal invoices', () => {
     );
   });
 
+  it('a usage limit suspending a subscription the sweep has not renewed yet first bills the period holding now, as dunning and a suspension by hand do', async () => {
+    // EUR 10.00 a month + 0.02 a call, from Mar 1; a SUSPEND limit of 0.50. The sweep has not run on
+    // Apr 1: 40 calls on Apr 2 (0.80) cross the limit and suspend it; reactivated on May 10.
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer: customerId,
+      amount: 50,
+      currency: 'EUR',
+      action: 'SUSPEND',
+    });
+    expect(limit.status).toBe(201);
+    await record(id, 'limit-renew-1', 40, '2027-04-02T00:00:00Z');
+    const suspended = await app.runtime.db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(suspended).toMatchObject({ status: 'SUSPENDED', current_period_index: 1 });
+    await reactivateSubscription(app.runtime.db, 'system', id, new Date('2027-05-10T00:00:00Z'));
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+    // Before: April (period 1), started before the suspension, was never invoiced: 10.00 unbilled
+    // (invoices [0: 1000, 2: 1080]). Now April is invoiced at the suspension (1000, March had no
+    // calls) and May on reactivation: its fee and April's 40 calls, 1000 + 80.
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'EUR', 1000n],
+      [1, 'EUR', 1000n],
+      [2, 'EUR', 1080n],
+    ]);
+  });
+
   it("a free trial's usage is estimated at 0 and no usage limit acts on it; a trial billing its usage is estimated as billed", async () => {
     const billed = await planOf(1000, 2, { trial_days: 14, bill_trial_usage: true });
     const free = await planOf(1000, 2, { trial_days: 14 });
