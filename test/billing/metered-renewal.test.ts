@@ -11,7 +11,7 @@ import { recordUsageEvent, usageEstimate } from '../../src/billing/usage.ts';
 import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith } from '../support/collection.ts';
+import { actionsOf, customerWith } from '../support/collection.ts';
 
 /**
  * Metered prices at renewal: a period's usage is billed in arrears on the next period's invoice; and
@@ -282,6 +282,9 @@ describe('metered usage on renewal invoices', () => {
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
     expect(suspended).toMatchObject({ status: 'SUSPENDED', current_period_index: 1 });
+    // More calls in April: the limit acted for April (the period the suspension renewed into) already.
+    await record(id, 'limit-renew-2', 10, '2027-04-03T00:00:00Z');
+    expect(await actionsOf(app, limit.body.id)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
     await reactivateSubscription(app.runtime.db, 'system', id, new Date('2027-05-10T00:00:00Z'));
     const invoices = await app.runtime.db
       .selectFrom('invoices')
@@ -290,12 +293,12 @@ describe('metered usage on renewal invoices', () => {
       .orderBy('period_index')
       .execute();
     // Before: April (period 1), started before the suspension, was never invoiced: 10.00 unbilled
-    // (invoices [0: 1000, 2: 1080]). Now April is invoiced at the suspension (1000, March had no
-    // calls) and May on reactivation: its fee and April's 40 calls, 1000 + 80.
+    // (invoices [0: 1000, 2: 1100]). Now April is invoiced at the suspension (1000, March had no
+    // calls) and May on reactivation: its fee and April's 50 calls, 1000 + 100.
     expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
       [0, 'EUR', 1000n],
       [1, 'EUR', 1000n],
-      [2, 'EUR', 1080n],
+      [2, 'EUR', 1100n],
     ]);
   });
 
