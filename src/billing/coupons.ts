@@ -12,11 +12,13 @@ import type {
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { applyRate } from '../money/rates.ts';
+import { periodIndexAt } from './periods.ts';
 
 /**
  * Coupons: a discount on a subscription's recurring base amount, either a percentage (parts per
  * million, `money/rates.ts`) or an amount off (minor units of one currency, capped at the base), for
- * one period (ONCE), `durationInPeriods` periods (REPEATING) or every period (FOREVER). Redeemed on a
+ * one period (ONCE), `durationInPeriods` periods by time (REPEATING: `couponInEffect`) or every period
+ * (FOREVER). Redeemed on a
  * subscription (discounting its plan's line) or on one of its add-ons (discounting that add-on's line
  * only), once per coupon and subscription (or subscription and add-on), until `redeem_by`, at most
  * `max_redemptions` times in all and `max_redemptions_per_customer` times per customer (both counting
@@ -287,7 +289,8 @@ async function checkCustomerLimit(
  * UPDATE's row lock also orders concurrent redemptions of the coupon, so the per-customer limit is
  * checked once, by a count read after it that sees every one committed before. The redemption counts
  * from the subscription's next period invoice on (`first_period_index`, `nextPeriodInvoiceIndex`), not
- * those made before it in `work`. Logs `coupon.redeemed`.
+ * those made before it in `work`, never a period before the one holding `now`: `firstPeriodIndex`).
+ * Logs `coupon.redeemed`.
  * @throws ValidationError (field `coupon`) for an unknown code or a currency other than the plan's
  * @throws ConflictError as `redeemableCoupon`, and `coupon_already_redeemed` (on this subscription,
  *   or on this add-on of it, before; removed or not)
@@ -321,7 +324,7 @@ export async function redeemCoupon(
       subscription_id: subscription.id,
       customer_id: subscription.customer_id,
       add_on_id: addOnId ?? null,
-      first_period_index: await nextPeriodInvoiceIndex(work.trx, subscription.id),
+      first_period_index: await firstPeriodIndex(work.trx, subscription, now),
     })
     .onConflict((oc) => oc.constraint('coupon_redemptions_coupon_subscription_add_on').doNothing())
     .returningAll()
@@ -363,6 +366,31 @@ export async function nextPeriodInvoiceIndex(db: Kysely<Database>, subscriptionI
 }
 
 /**
+ * The period a coupon redeemed on `subscription` at `now` counts from (`first_period_index`): the
+ * next period invoice's (`nextPeriodInvoiceIndex`), but never a period that started before the one
+ * holding `now` (a SUSPENDED subscription's last invoice may be periods back: the periods it was not
+ * billed for passed before the redemption, so they are not the coupon's; its first is the period
+ * holding now, invoiced when it is reactivated within it). Periods by the subscription's anchor and
+ * its plan's interval (periods.ts).
+ */
+async function firstPeriodIndex(
+  db: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id' | 'plan_id' | 'billing_anchor'>,
+  now: Date,
+): Promise<number> {
+  const plan = await db
+    .selectFrom('plans')
+    .select(['interval', 'interval_count'])
+    .where('id', '=', subscription.plan_id)
+    .executeTakeFirstOrThrow();
+  const holdingNow = periodIndexAt(
+    { anchor: subscription.billing_anchor, interval: plan.interval, intervalCount: plan.interval_count },
+    now,
+  );
+  return Math.max(await nextPeriodInvoiceIndex(db, subscription.id), holdingNow);
+}
+
+/**
  * Ends redemption `redemption` (not removed yet, of a subscription locked in `work`) at `now`: sets
  * `removed_at`, so it discounts no later invoice (past discounts stay, `times_redeemed` is
  * unchanged), and logs `coupon.removed` with the subscription, the add-on it was on (if any) and
@@ -394,16 +422,26 @@ export async function endRedemption(
   return removed;
 }
 
-/** True while a coupon redeemed `periodsApplied` periods ago still discounts the next period. */
+/**
+ * True while a coupon still discounts a period: ONCE on the first period invoice that counted it
+ * (`periodsApplied` 0); REPEATING on the `duration_in_periods` periods from its redemption's
+ * `first_period_index` on, counted by time (`periodsSinceFirst`: the period's index less
+ * `first_period_index`), not by invoices, so the periods a suspension left unbilled use up their
+ * share (Stripe's `duration_in_months` runs by time too; billhook's unit is the plan's period);
+ * FOREVER always.
+ * @param periodsApplied the period invoices the redemption has discounted before this period
+ * @param periodsSinceFirst the period's index less the redemption's `first_period_index` (≥ 0)
+ */
 export function couponInEffect(
   coupon: Pick<CouponRow, 'duration' | 'duration_in_periods'>,
   periodsApplied: number,
+  periodsSinceFirst: number,
 ): boolean {
   switch (coupon.duration) {
     case 'ONCE':
       return periodsApplied < 1;
     case 'REPEATING':
-      return periodsApplied < (coupon.duration_in_periods ?? 0);
+      return periodsSinceFirst < (coupon.duration_in_periods ?? 0);
     case 'FOREVER':
       return true;
   }
@@ -484,9 +522,10 @@ export async function subscriptionRedemptions(
  * a redemption on each period invoice from its `first_period_index` on (those made after it) that
  * bills what it applies to (the plan line's product; the add-on's line) until its periods are used up
  * (`couponInEffect`), so it counted for the current one when that one is among those, bills what it
- * applies to, and the ones before it among those that billed what it applies to used fewer than its
- * periods (a ONCE coupon on a free plan's first invoice counts; a REPEATING one whose periods ran out
- * before is left out). Counted by period index, not by time: a coupon redeemed after the current
+ * applies to, and, for a ONCE coupon, no invoice before it among those billed what it applies to (a
+ * ONCE coupon on a free plan's first invoice counts); a REPEATING one counts while the current period
+ * is within its `duration_in_periods` periods from `first_period_index`, by time (one whose periods
+ * ran out before, invoiced or not, is left out). Counted by period index, not by time: a coupon redeemed after the current
  * invoice was made starts with the next period, even in the unit of work that made it (a catch-up
  * renewal before `redeemCoupon`, at the same `now()`).
  * @returns the coupons, [] without a current period or its invoice
@@ -526,7 +565,7 @@ export async function periodCoupons(
     const before = billed.filter(
       (l) => l.period_index! >= r.first_period_index && l.period_index! < index && applies(r.coupon, l),
     ).length;
-    return couponInEffect(r.coupon, before);
+    return couponInEffect(r.coupon, before, index - r.first_period_index);
   };
   return (await subscriptionRedemptions(trx, subscription.id))
     .filter(

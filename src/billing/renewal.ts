@@ -154,7 +154,9 @@ export function recurringLines(
   first = period.index === 0,
 ): { lines: NewLine[]; applied: RedemptionWithCoupon[] } {
   const base = baseAmount(plan, subscription.quantity, subscription.amount_override);
-  const inEffect = redemptions.filter((r) => couponInEffect(r.coupon, r.periods_applied));
+  const inEffect = redemptions.filter((r) =>
+    couponInEffect(r.coupon, r.periods_applied, period.index - r.first_period_index),
+  );
   const common = {
     taxRatePpm: plan.tax_rate_ppm,
     ...(plan.tax_inclusive ? { taxInclusive: true } : {}),

@@ -13,7 +13,7 @@ import { nextInvoicesTotals } from './effective-amount.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, getPlan, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
-import { scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
+import { RENEWABLE, renewedUpTo, scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -816,8 +816,11 @@ export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Da
  * estimate in the plan's currency (`usageEstimate`) is compared with each limit in that currency not
  * yet triggered in the subscription's current period; a limit the estimate reaches (≥ amount) is
  * claimed for the period with one conditional UPDATE of `last_triggered_period_start`, so it acts
- * exactly once per period however many events race. WARN logs `usage_limit.warning`; SUSPEND moves
- * the subscription to SUSPENDED (`transitionSubscription`, unless already SUSPENDED) and logs
+ * exactly once per period however many events race. WARN logs `usage_limit.warning`; SUSPEND first
+ * renews the subscription up to `now` as the renewal sweep would (`renewedUpTo`, as dunning's
+ * suspension and one by hand: a period started before the sweep ran is invoiced, not left unbilled),
+ * then moves it to SUSPENDED (`transitionSubscription`, when still IN_TRIAL, ACTIVE or PAST_DUE); a
+ * renewal that moved it into a later period claims the limit for that period (not again in it) and logs
  * `usage_limit.suspended`; both with the estimate and the limit (minor units), on the limit.
  * Runs after the event's commit, so each check sees every committed event: the last of concurrent
  * events sees them all.
@@ -878,8 +881,21 @@ export async function checkUsageLimits(
           .where('id', '=', subscriptionId)
           .forUpdate()
           .executeTakeFirstOrThrow();
-        if (locked.status !== 'CANCELLED') {
-          await transitionSubscription(work, locked, 'SUSPENDED', now, {
+        // As dunning's suspension and one by hand: the periods started by now are billed first, as
+        // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
+        const { subscription: renewed } = await renewedUpTo(work, locked, now);
+        const renewedStart = renewed.current_period_start;
+        if (renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
+          // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
+          await work.trx
+            .updateTable('usage_limits')
+            .set({ last_triggered_period_start: renewedStart })
+            .where('id', '=', row.id)
+            .execute();
+          data.period_start = renewedStart;
+        }
+        if (RENEWABLE.includes(renewed.status)) {
+          await transitionSubscription(work, renewed, 'SUSPENDED', now, {
             reason: 'usage_limit',
             usage_limit: row.id,
           });

@@ -11,7 +11,7 @@ import { recordUsageEvent, usageEstimate } from '../../src/billing/usage.ts';
 import { ConflictError, ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { customerWith } from '../support/collection.ts';
+import { actionsOf, customerWith } from '../support/collection.ts';
 
 /**
  * Metered prices at renewal: a period's usage is billed in arrears on the next period's invoice; and
@@ -261,6 +261,45 @@ describe('metered usage on renewal invoices', () => {
     expect(await refusal(b.id, 'b-late', '2027-03-06T00:00:00Z', '2027-03-20T00:00:00Z')).toMatch(
       /already invoiced/,
     );
+  });
+
+  it('a usage limit suspending a subscription the sweep has not renewed yet first bills the period holding now, as dunning and a suspension by hand do', async () => {
+    // EUR 10.00 a month + 0.02 a call, from Mar 1; a SUSPEND limit of 0.50. The sweep has not run on
+    // Apr 1: 40 calls on Apr 2 (0.80) cross the limit and suspend it; reactivated on May 10.
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer: customerId,
+      amount: 50,
+      currency: 'EUR',
+      action: 'SUSPEND',
+    });
+    expect(limit.status).toBe(201);
+    await record(id, 'limit-renew-1', 40, '2027-04-02T00:00:00Z');
+    const suspended = await app.runtime.db
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(suspended).toMatchObject({ status: 'SUSPENDED', current_period_index: 1 });
+    // More calls in April: the limit acted for April (the period the suspension renewed into) already.
+    await record(id, 'limit-renew-2', 10, '2027-04-03T00:00:00Z');
+    expect(await actionsOf(app, limit.body.id)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
+    await reactivateSubscription(app.runtime.db, 'system', id, new Date('2027-05-10T00:00:00Z'));
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+    // Before: April (period 1), started before the suspension, was never invoiced: 10.00 unbilled
+    // (invoices [0: 1000, 2: 1100]). Now April is invoiced at the suspension (1000, March had no
+    // calls) and May on reactivation: its fee and April's 50 calls, 1000 + 100.
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'EUR', 1000n],
+      [1, 'EUR', 1000n],
+      [2, 'EUR', 1100n],
+    ]);
   });
 
   it("a free trial's usage is estimated at 0 and no usage limit acts on it; a trial billing its usage is estimated as billed", async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCoupon } from '../../src/billing/coupons.ts';
+import { createCoupon, redeemCoupon } from '../../src/billing/coupons.ts';
 import { effectiveAmount } from '../../src/billing/effective-amount.ts';
+import { getPlan } from '../../src/billing/plans.ts';
 import { previewSubscription } from '../../src/billing/preview.ts';
 import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import {
@@ -11,6 +12,7 @@ import {
 } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
@@ -327,6 +329,78 @@ describe('subscription renewal', () => {
       d('2027-03-10T00:00:00Z'),
     );
     expect(started.invoices.map((i) => [i.period_index, i.total])).toEqual([[1, 7000n]]);
+  });
+
+  it('coupons: a REPEATING coupon counts periods by time: the periods a suspension skipped use up its periods', async () => {
+    // 100.00 EUR a month, 50% off for 3 periods from period 0: periods 0, 1 and 2 (Jan, Feb, Mar), by time.
+    const plan = await insertPlan(db, { currency: 'EUR', price: { model: 'FLAT_FEE', amount: 10_000 } });
+    const customer = await insertCustomer(db);
+    await createCoupon(db, 'system', {
+      code: 'HALF3BYTIME',
+      percentOffPpm: 500_000,
+      duration: 'REPEATING',
+      durationInPeriods: 3,
+    });
+    const created = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan, couponCode: 'HALF3BYTIME' },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = created.subscription.id;
+    // Suspended in January: February (period 1) is never invoiced; reactivated in March (period 2).
+    await suspendSubscription(db, 'system', id, d('2027-01-20T00:00:00Z'));
+    const resumed = await reactivateSubscription(db, 'system', id, d('2027-03-10T00:00:00Z'));
+    expect(resumed.invoices.map((i) => [i.period_index, i.total])).toEqual([[2, 5000n]]);
+    await renewSubscription(db, 'system', id, d('2027-05-01T00:00:00Z'));
+    // Before: April (period 3) was discounted too (5000), the coupon's third invoice, 4 months after
+    // redemption. Now the coupon's 3 periods ended with March: April and May are 10000 each.
+    expect((await invoicesOf(id)).map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'EUR', 5000n],
+      [2, 'EUR', 5000n],
+      [3, 'EUR', 10_000n],
+      [4, 'EUR', 10_000n],
+    ]);
+    expect((await effectiveAmount(db, await rowOf(id))).amount).toBe(10_000n);
+  });
+
+  it('coupons: one redeemed while suspended counts from the period holding now, not the periods the suspension skipped', async () => {
+    // 100.00 EUR a month; suspended in January (last invoice: period 0); 50% off for 2 periods redeemed
+    // on Mar 5 (period 2): its periods are March and April (2 and 3), not February and March.
+    const plan = await insertPlan(db, { currency: 'EUR', price: { model: 'FLAT_FEE', amount: 10_000 } });
+    const customer = await insertCustomer(db);
+    await createCoupon(db, 'system', {
+      code: 'HALF2SUSPENDED',
+      percentOffPpm: 500_000,
+      duration: 'REPEATING',
+      durationInPeriods: 2,
+    });
+    const created = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan },
+      d('2027-01-01T00:00:00Z'),
+    );
+    const id = created.subscription.id;
+    await suspendSubscription(db, 'system', id, d('2027-01-20T00:00:00Z'));
+    const redemption = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      redeemCoupon(
+        work,
+        await rowOf(id),
+        { currency: 'EUR', productId: (await getPlan(db, plan)).product_id },
+        'HALF2SUSPENDED',
+        d('2027-03-05T00:00:00Z'),
+      ),
+    );
+    expect(redemption.first_period_index).toBe(2);
+    await reactivateSubscription(db, 'system', id, d('2027-03-10T00:00:00Z'));
+    await renewSubscription(db, 'system', id, d('2027-05-01T00:00:00Z'));
+    expect((await invoicesOf(id)).map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'EUR', 10_000n],
+      [2, 'EUR', 5000n],
+      [3, 'EUR', 5000n],
+      [4, 'EUR', 10_000n],
+    ]);
   });
 
   it('coupons: a REPEATING percentage for 2 periods, then an amount off capped at the base', async () => {
