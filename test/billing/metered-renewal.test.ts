@@ -263,6 +263,46 @@ describe('metered usage on renewal invoices', () => {
     );
   });
 
+  it('a WARN usage limit crossed while the sweep is behind warns once in the period holding the event, not in the stored one', async () => {
+    // EUR 10.00 a month + 0.02 a call, from Mar 1; a WARN limit of 0.50. The sweep has not run on
+    // Apr 1: 40 calls on Apr 2 (0.80) cross the limit; the sweep then renews into April; 10 more
+    // calls on Apr 3 (1.00 in April); then May: the sweep on time, 30 calls on May 2 (0.60).
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer: customerId,
+      amount: 50,
+      currency: 'EUR',
+      action: 'WARN',
+    });
+    expect(limit.status).toBe(201);
+    await record(id, 'warn-lag-1', 40, '2027-04-02T00:00:00Z');
+    // A warning does not bill: the subscription is still in March (the sweep's to renew).
+    const before = await app.runtime.db
+      .selectFrom('subscriptions')
+      .select(['status', 'current_period_index'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(before).toEqual({ status: 'ACTIVE', current_period_index: 0 });
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    await record(id, 'warn-lag-2', 10, '2027-04-03T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    await record(id, 'warn-lag-3', 30, '2027-05-02T00:00:00Z');
+    const warnings = await app.runtime.db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', limit.body.id)
+      .where('action', '=', 'usage_limit.warning')
+      .orderBy('sequence')
+      .execute();
+    // Before: claimed for March (the stored period), so Apr 3 warned a second time in April
+    // [March, April, May]. Now once per real period: April (Apr 2), May (May 2).
+    expect(warnings.map((w) => [w.data.period_start, w.data.estimate])).toEqual([
+      ['2027-04-01T00:00:00.000Z', '80'],
+      ['2027-05-01T00:00:00.000Z', '60'],
+    ]);
+  });
+
   it('a usage limit suspending a subscription the sweep has not renewed yet first bills the period holding now, as dunning and a suspension by hand do', async () => {
     // EUR 10.00 a month + 0.02 a call, from Mar 1; a SUSPEND limit of 0.50. The sweep has not run on
     // Apr 1: 40 calls on Apr 2 (0.80) cross the limit and suspend it; reactivated on May 10.
