@@ -206,7 +206,10 @@ export async function recordUsageEvent(
  * the event's period (a suspension's missed periods all go on the invoice made when it resumes) with
  * the next period's fees when that invoice bills them, taxed, at most 10^15: two metrics of 6 × 10^14
  * and 4 × 10^14 and a fee of 1000, each line below the bound, made an invoice of 10^15 + 1000 that
- * every renewal threw on. A free trial's usage (never billed) is not checked.
+ * every renewal threw on. Each invoice on its own: with the renewal sweep behind, the previous
+ * period's usage goes on the renewal not run yet, the event's period's on the one after it (JPY 6 ×
+ * 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together and refused). A free trial's
+ * usage (never billed) is not checked.
  * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
  * invoice's total, its usage and its fees
  */
