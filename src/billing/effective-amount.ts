@@ -84,7 +84,12 @@ export async function nextRenewalLines(
  * period's invoice when that period bills the plan the subscription has now (`periodLines`), else on
  * an invoice of its own (a change to another plan bills the usage before it first:
  * `invoiceUsageUntil`), as it does without a next renewal (a cancellation's final invoice; nothing
- * when `usageUntil` is not given then). Reads only.
+ * when `usageUntil` is not given then). Usage of a period from the next period's start on (a renewal
+ * not run yet: the sweep behind) is not on that invoice but on the renewal after its period: each such
+ * period's usage is an invoice of its own with the next period's recurring lines (the fees as far as
+ * known now), so the previous period's usage is never added to it (JPY: March's 6 × 10^14 and
+ * April's 5 × 10^14 go on April's and May's invoices, each below 10^15); a SUSPENDED subscription's
+ * missed periods all go on the invoice resuming it. Reads only.
  * @returns the invoices' lines (each not empty), and each one's total (subtotal + tax; a line beyond
  * 10^15 counted untaxed), minor units of the plan's currency
  */
@@ -116,14 +121,31 @@ export async function nextInvoicesTotals(
   }
   const recurring = next?.lines ?? [];
   const together = next !== null && o.plan.id === subscription.plan_id;
-  const invoices = together ? [[...recurring, ...usage]] : [recurring, usage];
+  // A renewal not run yet (the sweep behind): the next renewal bills the usage before its period, and
+  // each later period's usage goes on the renewal after that period, with that period's fees (those of
+  // the next period, as far as can be known now). A SUSPENDED subscription's missed periods all go on
+  // the invoice resuming it.
+  const nextStart = next?.period.start;
+  const later =
+    nextStart && subscription.status !== 'SUSPENDED'
+      ? usage.filter((line) => line.periodStart !== undefined && line.periodStart >= nextStart)
+      : [];
+  const first = usage.filter((line) => !later.includes(line));
+  const laterPeriods = [...new Set(later.map((line) => line.periodStart!.getTime()))];
+  const invoices = [
+    ...(together ? [[...recurring, ...first]] : [recurring, first]),
+    ...laterPeriods.map((start) => [
+      ...recurring,
+      ...later.filter((line) => line.periodStart!.getTime() === start),
+    ]),
+  ];
   const out: { recurring: bigint; usage: bigint; total: bigint }[] = [];
   for (const lines of invoices) {
     if (lines.length === 0) continue;
     const taxed = await withCustomerTaxes(trx, subscription.customer_id, lines);
     const total = totalOf(taxed);
-    const usageTotal =
-      usage.length > 0 && lines.includes(usage[0]!) ? totalOf(taxed.slice(-usage.length)) : 0n;
+    const billed = lines.filter((line) => usage.includes(line)).length;
+    const usageTotal = billed > 0 ? totalOf(taxed.slice(-billed)) : 0n;
     out.push({ recurring: total - usageTotal, usage: usageTotal, total });
   }
   return out;

@@ -187,7 +187,9 @@ export async function recordUsageEvent(
     });
     return { event, created: true };
   });
-  if (result.created) await checkUsageLimits(db, actor, result.event.subscription_id, now);
+  if (result.created) {
+    await checkUsageLimits(db, actor, result.event.subscription_id, now, result.event.occurred_at);
+  }
   return result;
 }
 
@@ -204,7 +206,10 @@ export async function recordUsageEvent(
  * the event's period (a suspension's missed periods all go on the invoice made when it resumes) with
  * the next period's fees when that invoice bills them, taxed, at most 10^15: two metrics of 6 × 10^14
  * and 4 × 10^14 and a fee of 1000, each line below the bound, made an invoice of 10^15 + 1000 that
- * every renewal threw on. A free trial's usage (never billed) is not checked.
+ * every renewal threw on. Each invoice on its own: with the renewal sweep behind, the previous
+ * period's usage goes on the renewal not run yet, the event's period's on the one after it (JPY 6 ×
+ * 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together and refused). A free trial's
+ * usage (never billed) is not checked.
  * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
  * invoice's total, its usage and its fees
  */
@@ -814,9 +819,13 @@ export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Da
 /**
  * Acts on the usage limits of a subscription's customer after a new usage event: the customer's
  * estimate in the plan's currency (`usageEstimate`) is compared with each limit in that currency not
- * yet triggered in the subscription's current period; a limit the estimate reaches (≥ amount) is
- * claimed for the period with one conditional UPDATE of `last_triggered_period_start`, so it acts
- * exactly once per period however many events race. WARN logs `usage_limit.warning`; SUSPEND first
+ * yet triggered in the period it is claimed for; a limit the estimate reaches (≥ amount) is
+ * claimed for that period with one conditional UPDATE of `last_triggered_period_start`, so it acts
+ * exactly once per period however many events race. WARN is claimed for the period holding the
+ * event's time `at` (`usagePeriodAt`; never one before the stored current period), without renewing
+ * (a warning bills nothing): with the renewal sweep behind on Apr 1, a WARN crossed on Apr 2 was
+ * claimed for March, the stored period, and warned again in April once the sweep caught up; now it is
+ * April's, and logs `usage_limit.warning`. SUSPEND is claimed for the stored period, then first
  * renews the subscription up to `now` as the renewal sweep would (`renewedUpTo`, as dunning's
  * suspension and one by hand: a period started before the sweep ran is invoiced, not left unbilled),
  * then moves it to SUSPENDED (`transitionSubscription`, when still IN_TRIAL, ACTIVE or PAST_DUE); a
@@ -825,6 +834,7 @@ export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Da
  * Runs after the event's commit, so each check sees every committed event: the last of concurrent
  * events sees them all.
  * @param now the clock of the transition
+ * @param at the time of the usage event checked for (default `now`): the period a WARN is claimed for
  * @returns the limits triggered now
  */
 export async function checkUsageLimits(
@@ -832,24 +842,39 @@ export async function checkUsageLimits(
   actor: Actor,
   subscriptionId: string,
   now: Date,
+  at: Date = now,
 ): Promise<UsageLimitRow[]> {
   const subscription = await db
     .selectFrom('subscriptions as s')
     .innerJoin('plans as p', 'p.id', 's.plan_id')
-    .select(['s.customer_id', 's.status', 's.current_period_start', 'p.currency'])
+    .select([
+      's.customer_id',
+      's.status',
+      's.current_period_start',
+      's.billing_anchor',
+      's.start_at',
+      'p.currency',
+      'p.interval',
+      'p.interval_count',
+    ])
     .where('s.id', '=', subscriptionId)
     .executeTakeFirst();
   const periodStart = subscription?.current_period_start;
   if (!subscription || !periodStart || subscription.status === 'CANCELLED') return [];
-  const limits = await db
-    .selectFrom('usage_limits')
-    .selectAll()
-    .where('customer_id', '=', subscription.customer_id)
-    .where('currency', '=', subscription.currency)
-    .where('deleted_at', 'is', null)
-    .where('last_triggered_period_start', 'is distinct from', periodStart)
-    .orderBy('amount')
-    .execute();
+  // The real period of the event: later than the stored one when the renewal sweep is behind.
+  const eventPeriodStart = usagePeriodAt(subscription, subscription, at).start;
+  const warnPeriodStart = new Date(Math.max(eventPeriodStart.getTime(), periodStart.getTime()));
+  const claimFor = (limit: UsageLimitRow): Date => (limit.action === 'WARN' ? warnPeriodStart : periodStart);
+  const limits = (
+    await db
+      .selectFrom('usage_limits')
+      .selectAll()
+      .where('customer_id', '=', subscription.customer_id)
+      .where('currency', '=', subscription.currency)
+      .where('deleted_at', 'is', null)
+      .orderBy('amount')
+      .execute()
+  ).filter((l) => l.last_triggered_period_start?.getTime() !== claimFor(l).getTime());
   if (limits.length === 0) return [];
   const estimate =
     (await usageEstimate(db, subscription.customer_id)).totals.find(
@@ -857,13 +882,15 @@ export async function checkUsageLimits(
     )?.amount ?? 0n;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
+    const claimedFor = claimFor(limit);
     const claimed = await inUnitOfWork(db, { actor }, async (work) => {
       const row = await work.trx
         .updateTable('usage_limits')
-        .set({ last_triggered_period_start: periodStart })
+        .set({ last_triggered_period_start: claimedFor })
         .where('id', '=', limit.id)
         .where('deleted_at', 'is', null)
-        .where('last_triggered_period_start', 'is distinct from', periodStart)
+        .where('action', '=', limit.action)
+        .where('last_triggered_period_start', 'is distinct from', claimedFor)
         .returningAll()
         .executeTakeFirst();
       if (!row) return undefined;
@@ -871,7 +898,7 @@ export async function checkUsageLimits(
         estimate,
         limit: row.amount,
         currency: row.currency,
-        period_start: periodStart,
+        period_start: claimedFor,
         subscription: subscriptionId,
       };
       if (row.action === 'SUSPEND') {

@@ -263,6 +263,86 @@ describe('metered usage on renewal invoices', () => {
     );
   });
 
+  it('a WARN usage limit crossed while the sweep is behind warns once in the period holding the event, not in the stored one', async () => {
+    // EUR 10.00 a month + 0.02 a call, from Mar 1; a WARN limit of 0.50. The sweep has not run on
+    // Apr 1: 40 calls on Apr 2 (0.80) cross the limit; the sweep then renews into April; 10 more
+    // calls on Apr 3 (1.00 in April); then May: the sweep on time, 30 calls on May 2 (0.60).
+    const plan = await planOf(1000, 2);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer: customerId,
+      amount: 50,
+      currency: 'EUR',
+      action: 'WARN',
+    });
+    expect(limit.status).toBe(201);
+    await record(id, 'warn-lag-1', 40, '2027-04-02T00:00:00Z');
+    // A warning does not bill: the subscription is still in March (the sweep's to renew).
+    const before = await app.runtime.db
+      .selectFrom('subscriptions')
+      .select(['status', 'current_period_index'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(before).toEqual({ status: 'ACTIVE', current_period_index: 0 });
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    await record(id, 'warn-lag-2', 10, '2027-04-03T00:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    await record(id, 'warn-lag-3', 30, '2027-05-02T00:00:00Z');
+    const warnings = await app.runtime.db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', limit.body.id)
+      .where('action', '=', 'usage_limit.warning')
+      .orderBy('sequence')
+      .execute();
+    // Before: claimed for March (the stored period), so Apr 3 warned a second time in April
+    // [March, April, May]. Now once per real period: April (Apr 2), May (May 2).
+    expect(warnings.map((w) => [w.data.period_start, w.data.estimate])).toEqual([
+      ['2027-04-01T00:00:00.000Z', '80'],
+      ['2027-05-01T00:00:00.000Z', '60'],
+    ]);
+  });
+
+  it("bounds each invoice on its own while the sweep is behind: the previous period's usage is not added to the current one's", async () => {
+    // JPY 1,000 a month + 1,000,000 a call, from Mar 1. 600,000,000 calls in March (6 × 10^14);
+    // the sweep has not run on Apr 1: 500,000,000 calls on Apr 2 (5 × 10^14). April's invoice bills
+    // 1,000 + March's 6 × 10^14, May's 1,000 + April's 5 × 10^14: each below 10^15.
+    const product = await app.api('POST', '/v1/products', { name: 'API' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: 'API JPY',
+      currency: 'JPY',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [
+        { code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 1_000_000 } },
+      ],
+    });
+    expect(plan.status).toBe(201);
+    const { id } = await subscribe(plan.body.id);
+    await record(id, 'lag-bound-mar', 600_000_000, '2027-03-20T00:00:00Z');
+    // Before: refused, the invoice counted as 1,000 + 6 × 10^14 + 5 × 10^14 = 1.1 × 10^15 + 1,000.
+    const { created } = await record(id, 'lag-bound-apr', 500_000_000, '2027-04-02T00:00:00Z');
+    expect(created).toBe(true);
+    // April's own usage still bounded: 500,000,000 more calls make May's invoice 10^15 + 1,000.
+    await expect(record(id, 'lag-bound-apr-2', 500_000_000, '2027-04-03T00:00:00Z')).rejects.toMatchObject({
+      fields: { value: expect.stringMatching(/would total 1000000000001000 minor units/) },
+    });
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-03T01:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'JPY', 1000n],
+      [1, 'JPY', 600_000_000_001_000n],
+      [2, 'JPY', 500_000_000_001_000n],
+    ]);
+  });
+
   it('a usage limit suspending a subscription the sweep has not renewed yet first bills the period holding now, as dunning and a suspension by hand do', async () => {
     // EUR 10.00 a month + 0.02 a call, from Mar 1; a SUSPEND limit of 0.50. The sweep has not run on
     // Apr 1: 40 calls on Apr 2 (0.80) cross the limit and suspend it; reactivated on May 10.
