@@ -371,9 +371,11 @@ export async function nextPeriodInvoiceIndex(db: Kysely<Database>, subscriptionI
  * holding `now` (a SUSPENDED subscription's last invoice may be periods back: the periods it was not
  * billed for passed before the redemption, so they are not the coupon's; its first is the period
  * holding now, invoiced when it is reactivated within it). Periods by the subscription's anchor and
- * its plan's interval (periods.ts).
+ * its plan's interval (periods.ts). `redeemCoupon` sets it; the add-on preview (preview.ts) counts
+ * the coupon it previews from it too.
+ * @returns a period index (≥ 0)
  */
-async function firstPeriodIndex(
+export async function firstPeriodIndex(
   db: Kysely<Database>,
   subscription: Pick<SubscriptionRow, 'id' | 'plan_id' | 'billing_anchor'>,
   now: Date,

@@ -4,13 +4,14 @@ import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/
 import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
 import { addOnProration } from './add-on-proration.ts';
-import { nextPeriodInvoiceIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
+import { firstPeriodIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { creditAvailableIn } from './customer-credit.ts';
 import { nextRenewalLines, refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { type Rounding, roundingOf } from './invoice-rounding.ts';
 import { lineAmounts, lineTaxesJson, type NewLine } from './invoices.ts';
 import { periodAt } from './periods.ts';
 import { DEFAULT_PRORATION } from './proration.ts';
+import { resumesAt } from './reinstate.ts';
 import {
   cadenceOf,
   lockSubscription,
@@ -148,13 +149,14 @@ export async function previewSubscription(
 
 /**
  * A redemption of `coupon` on `subscription` (on its add-on `addOnId`) that is not written: a
- * preview's, counting from period invoice `firstPeriodIndex` on (as `redeemCoupon` would set it).
+ * preview's, counting from period invoice `firstPeriod` on (as `redeemCoupon` sets it: coupons.ts
+ * `firstPeriodIndex`).
  */
 function previewRedemption(
   coupon: CouponRow,
   subscription: Pick<SubscriptionRow, 'id' | 'customer_id'>,
   now: Date,
-  firstPeriodIndex: number,
+  firstPeriod: number,
   addOnId: string | null = null,
 ): RedemptionWithCoupon {
   return {
@@ -163,7 +165,7 @@ function previewRedemption(
     subscription_id: subscription.id,
     customer_id: subscription.customer_id,
     add_on_id: addOnId,
-    first_period_index: firstPeriodIndex,
+    first_period_index: firstPeriod,
     periods_applied: 0,
     created_at: now,
     removed_at: null,
@@ -178,7 +180,9 @@ function previewRedemption(
  * period's invoice (null when the subscription is not renewed again: cancelled at the period's end
  * or at a date), the renewal's recurring lines (`nextRenewalLines`, the one pricing the renewal and
  * `effective_amount` use) with the add-on's quantity set (0: removed, with the coupons redeemed on
- * it), and `change.couponCode` redeemed on it, then tax; and `proration`, the invoice
+ * it), and `change.couponCode` redeemed on it (counting from the period `redeemCoupon` sets: coupons.ts
+ * `firstPeriodIndex`), then tax; for a SUSPENDED subscription `next` is the invoice reactivating it
+ * at `now` makes (the period holding `now` when periods were skipped: reinstate.ts `resumesAt`); and `proration`, the invoice
  * `setSubscriptionAddOn` would make now for the rest of the current period (add-on-proration.ts
  * `addOnProration` with `change.proration` and `policy`; null: nothing charged now, a total of 0: no
  * invoice made). Checks the change as `setSubscriptionAddOn` does and the coupon as `redeemCoupon`
@@ -252,9 +256,10 @@ async function previewAddOnOf(
     updated_at: now,
   };
   const changed = change.quantity > 0 ? [{ ...row, quantity: change.quantity, addOn }] : [];
+  // Counting from the period `redeemCoupon` would set (never one before the period holding `now`).
   const redeemed =
     coupon &&
-    previewRedemption(coupon, subscription, now, await nextPeriodInvoiceIndex(db, subscription.id), addOn.id);
+    previewRedemption(coupon, subscription, now, await firstPeriodIndex(db, subscription, now), addOn.id);
   const withChange = ({ redemptions, addOns }: RecurringState): RecurringState => ({
     redemptions: [
       // Removing the add-on ends the coupons redeemed on it.
@@ -266,7 +271,11 @@ async function previewAddOnOf(
       ? addOns.flatMap((a) => (a.add_on_id === addOn.id ? changed : [a]))
       : [...addOns, ...changed],
   });
-  const { plan: billed, next } = await nextRenewalLines(db, subscription, withChange);
+  // A SUSPENDED subscription's next invoice is the one reactivating it now makes: for the period
+  // holding now when periods were skipped (reinstate.ts `resumesAt`), not the stale next_renewal_at.
+  const resumeAt = subscription.status === 'SUSPENDED' ? resumesAt(subscription, plan, now, policy) : null;
+  const upcoming = resumeAt ? { ...subscription, next_renewal_at: resumeAt } : subscription;
+  const { plan: billed, next } = await nextRenewalLines(db, upcoming, withChange);
   // Refused as setting it refuses: the next period with this quantity, and the usage its invoice
   // bills, must be invoiceable (with the plan and quantity it will bill).
   await refuseUninvoiceablePeriod(

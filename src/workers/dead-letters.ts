@@ -200,36 +200,44 @@ export interface DeadLetterRetry {
 }
 
 /**
- * Sends every queued dead letter back to its queue for a fresh set of retries, and deletes it, each
- * exactly once even when two retries run at the same time: a `webhook.process` dead letter is deleted
- * and its inbox rows replayed in one transaction (the retry that did not delete it sends nothing);
- * the others are moved by pg-boss's redrive (one statement) to the queue they came from, with their
- * data.
+ * Sends every queued dead letter (of `queue` only, when given) back to its queue for a fresh set of
+ * retries, and deletes it, each exactly once even when two retries run at the same time: a
+ * `webhook.process` dead letter is deleted and its inbox rows replayed in one transaction (the retry
+ * that did not delete it sends nothing); the others are moved by pg-boss's redrive (one statement) to
+ * the queue they came from, with their data.
  */
-export async function retryDeadLetters(db: Db, boss: PgBoss): Promise<DeadLetterRetry> {
+export async function retryDeadLetters(db: Db, boss: PgBoss, queue?: QueueName): Promise<DeadLetterRetry> {
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
-  for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
-    if (!(await retryDeadLetter(db, boss, dead))) continue;
-    retried.jobs += 1;
-    retried.webhooks += dead.inboxIds.length;
+  const queues = queue ? [queue] : Object.values(QUEUES);
+  if (queues.includes(QUEUES.webhookProcess)) {
+    for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
+      if (!(await retryDeadLetter(db, boss, dead))) continue;
+      retried.jobs += 1;
+      retried.webhooks += dead.inboxIds.length;
+    }
   }
-  for (const queue of Object.values(QUEUES)) {
-    if (queue !== QUEUES.webhookProcess)
-      retried.jobs += await boss.redrive(deadQueueOf(queue), { destination: queue });
+  for (const q of queues) {
+    if (q !== QUEUES.webhookProcess) retried.jobs += await boss.redrive(deadQueueOf(q), { destination: q });
   }
   return retried;
 }
 
 /**
- * Deletes every queued dead letter of every queue. Stored webhooks stay in the inbox: those that were
+ * Deletes every queued dead letter of every queue (of `queue` only, when given). Stored webhooks stay in the inbox: those that were
  * waiting in a deleted dead letter get their final status (`abandonOrphanedEvents`: `exception`,
  * with an `abandoned_event` reconciliation exception); refunds stay `unknown`, each with an
  * `unknown_outcome` exception for a person (`abandonOrphanedRefunds`).
  * @returns how many dead letters were deleted
  */
-export async function purgeDeadLetters(db: Db, actor: Actor, boss: PgBoss): Promise<number> {
+export async function purgeDeadLetters(
+  db: Db,
+  actor: Actor,
+  boss: PgBoss,
+  queue?: QueueName,
+): Promise<number> {
   let purged = 0;
-  for (const queue of Object.values(QUEUES)) purged += await boss.deleteQueuedJobs(deadQueueOf(queue));
+  for (const q of queue ? [queue] : Object.values(QUEUES))
+    purged += await boss.deleteQueuedJobs(deadQueueOf(q));
   await abandonOrphanedEvents(db, actor);
   await abandonOrphanedRefunds(db, actor);
   return purged;

@@ -330,6 +330,76 @@ describe('/admin: the operators console', () => {
     expect(await jobExists(id)).toBe(false);
   });
 
+  it('retries and deletes all dead letters of the queue the page is filtered to only, the confirmation counting those', async () => {
+    const send = async (name: string, data: object) => (await app.runtime.boss.send(name, data))!;
+    // Before: on ?queue=subscription.renew, Retry all… confirmed every queue's count (3 here) and
+    // sent back the invoice.refund dead letter too; Delete all… deleted it.
+    const renews = [
+      await send('subscription.renew.dead', { subscriptionId: 'sub_admin_retry_queue_1' }),
+      await send('subscription.renew.dead', { subscriptionId: 'sub_admin_retry_queue_2' }),
+    ];
+    const refund = await send('invoice.refund.dead', { refundId: 're_admin_retry_queue' });
+    const { cookie } = await login(ADMIN_KEY);
+    const countOf = async (queue: string) =>
+      (
+        await sql<{
+          n: number;
+        }>`SELECT count(*)::int AS n FROM pgboss.job WHERE name = ${`${queue}.dead`} AND state = 'created'`.execute(
+          app.runtime.db,
+        )
+      ).rows[0]!.n;
+    const renewCount = await countOf('subscription.renew');
+    expect(renewCount).toBeGreaterThanOrEqual(2);
+
+    const list = await (await get('/admin/dead-letters?queue=subscription.renew', cookie)).text();
+    expect(list).toContain('href="/admin/dead-letters/confirm?action=retry&#38;queue=subscription.renew"');
+    expect(list).toContain('href="/admin/dead-letters/confirm?action=purge&#38;queue=subscription.renew"');
+    const confirm = await (
+      await get('/admin/dead-letters/confirm?action=retry&queue=subscription.renew', cookie)
+    ).text();
+    expect(confirm).toContain(
+      `<p id="confirm">Retry all ${renewCount} dead letters of subscription.renew?</p>`,
+    );
+    expect(confirm).toContain('<input type="hidden" name="queue" value="subscription.renew">');
+    const post = (action: string, queue: string) =>
+      fetch(`${app.url}/admin/dead-letters/${action}`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': form },
+        body: new URLSearchParams({ token: tokenOf(confirm), queue }).toString(),
+        redirect: 'manual',
+      });
+    const retried = await post('retry', 'subscription.renew');
+    expect(retried.status).toBe(303);
+    expect(decodeURIComponent(retried.headers.get('location') ?? '')).toContain(
+      `notice=Retried+${renewCount}+dead+letters+of+subscription.renew+(0+webhooks+processed+again).`,
+    );
+    expect(await jobExists(renews[0]!)).toBe(false);
+    expect(await jobExists(renews[1]!)).toBe(false);
+    expect(await jobExists(refund)).toBe(true);
+
+    const again = await send('subscription.renew.dead', { subscriptionId: 'sub_admin_purge_queue' });
+    const purgeCount = await countOf('subscription.renew');
+    const purgeConfirm = await (
+      await get('/admin/dead-letters/confirm?action=purge&queue=subscription.renew', cookie)
+    ).text();
+    expect(purgeConfirm).toContain(
+      `<p id="confirm">Delete all ${purgeCount} dead letter${purgeCount === 1 ? '' : 's'} of subscription.renew?</p>`,
+    );
+    const purged = await post('purge', 'subscription.renew');
+    expect(decodeURIComponent(purged.headers.get('location') ?? '')).toContain(
+      `notice=Deleted+${purgeCount}+dead+letters+of+subscription.renew.`,
+    );
+    expect(await jobExists(again)).toBe(false);
+    expect(await jobExists(refund)).toBe(true);
+    expect(await countOf('invoice.refund')).toBeGreaterThanOrEqual(1);
+
+    // An unknown queue: refused (422, field queue), nothing done.
+    const refused = await post('purge', 'no.such.queue');
+    expect(refused.status).toBe(422);
+    expect(await refused.text()).toContain('queue');
+    expect(await jobExists(refund)).toBe(true);
+  });
+
   it("refuses an action asked of pg-boss's dashboard (read-only: its bundled pg-boss cannot write billhook's schema) and changes nothing", async () => {
     const id = (await app.runtime.boss.send('subscription.renew.dead', {
       subscriptionId: 'sub_admin_dashboard',

@@ -34,6 +34,9 @@ const DeadLetterQuery = z.object({
   starting_after: z.uuid().optional(),
 });
 const JobParams = z.object({ queue: Queue, job: z.uuid() });
+/** Retry all / Delete all: of every queue, or of `queue` only (the list's filter). */
+const AllForm = z.object({ queue: Queue.optional() });
+const AllQuery = AllForm.extend({ action: z.enum(['retry', 'purge']) });
 
 /** What a dead letter is about: its events (linked to their pages), or its job's data. */
 function subjectOf(dead: DeadLetterJob) {
@@ -46,8 +49,9 @@ function subjectOf(dead: DeadLetterJob) {
  * The dead letters pages (PRODUCT.md §7): `GET /admin/dead-letters` (oldest first, by queue, 50 a
  * page, with the count of each queue), a retry or delete of one (`POST
  * /admin/dead-letters/:queue/:job/retry|delete`, the delete after a confirmation page) or of all
- * (`GET /admin/dead-letters/confirm?action=retry|purge` shows how many, then `POST
- * /admin/dead-letters/retry|purge`), each redirecting to the list with its result. Each action is an
+ * (`GET /admin/dead-letters/confirm?action=retry|purge[&queue=]` shows how many, then `POST
+ * /admin/dead-letters/retry|purge` with the same `queue`: on a page filtered to one queue, all of that
+ * queue only), each redirecting to the list with its result. Each action is an
  * activity naming the admin key (`dead_letter.retried`, `dead_letter.deleted`,
  * `dead_letters.retried`, `dead_letters.purged`).
  */
@@ -72,7 +76,7 @@ export function deadLetterPages({ db, boss }: AppDeps): Router {
         : ''
     }</p>
 ${filterForm('/dead-letters', [{ name: 'queue', label: 'Queue', options: Queue.options }], values)}
-${total ? h`<p><a href="${link('/dead-letters/confirm', { action: 'retry' })}">Retry all…</a> · <a href="${link('/dead-letters/confirm', { action: 'purge' })}">Delete all…</a></p>` : ''}
+${total ? h`<p><a href="${link('/dead-letters/confirm', { action: 'retry', queue: query.queue })}">Retry all…</a> · <a href="${link('/dead-letters/confirm', { action: 'purge', queue: query.queue })}">Delete all…</a></p>` : ''}
 <table id="dead-letters"><thead><tr><th>queue</th><th>job</th><th>dead since</th><th>events or data</th><th>error</th><th></th></tr></thead><tbody>
 ${shown.map(
   (d) =>
@@ -84,40 +88,44 @@ ${pager('/dead-letters', values, shown.at(-1)?.jobId, letters.length > PAGE_SIZE
   });
 
   router.get(`${ADMIN}/dead-letters/confirm`, async (req, res) => {
-    const { action } = parseForm(z.object({ action: z.enum(['retry', 'purge']) }), req.query);
-    const total = Object.values(await countDeadLetters(db)).reduce((sum, n) => sum + n, 0);
+    const { action, queue } = parseForm(AllQuery, req.query);
+    const total = Object.values(await countDeadLetters(db, queue)).reduce((sum, n) => sum + n, 0);
     const verb = action === 'retry' ? 'Retry' : 'Delete';
-    const body = h`<p id="confirm">${verb} all ${total} dead letter${total === 1 ? '' : 's'}?</p>
+    const of = queue ? ` of ${queue}` : '';
+    const body = h`<p id="confirm">${verb} all ${total} dead letter${total === 1 ? '' : 's'}${of}?</p>
 <p>${
       action === 'retry'
         ? 'Each goes back to its queue for a fresh set of attempts (a webhook dead letter: its events are processed again).'
         : 'They are deleted: their stored webhooks become abandoned_event reconciliation exceptions; refunds stay unknown.'
     }</p>
-${postForm(sessionOf(res), `${ADMIN}/dead-letters/${action}`, `${verb} all ${total}`)} <a href="${ADMIN}/dead-letters">Cancel</a>`;
-    sendPage(req, res, { title: `${verb} all dead letters`, section: '/dead-letters' }, body);
+${postForm(sessionOf(res), `${ADMIN}/dead-letters/${action}`, `${verb} all ${total}${of}`, queue ? { queue } : {})} <a href="${link('/dead-letters', { queue })}">Cancel</a>`;
+    sendPage(req, res, { title: `${verb} all dead letters${of}`, section: '/dead-letters' }, body);
   });
 
-  router.post(`${ADMIN}/dead-letters/retry`, async (_req, res) => {
-    const retried = await retryDeadLetters(db, boss);
+  router.post(`${ADMIN}/dead-letters/retry`, async (req, res) => {
+    const { queue } = parseForm(AllForm, req.body);
+    const retried = await retryDeadLetters(db, boss, queue);
     await audit(res, {
       resourceType: 'dead_letters',
-      resourceId: 'all',
+      resourceId: queue ?? 'all',
       action: 'dead_letters.retried',
-      data: { ...retried },
+      data: { ...retried, ...(queue ? { queue } : {}) },
     });
-    const notice = `Retried ${retried.jobs} dead letters (${retried.webhooks} webhooks processed again).`;
-    res.redirect(303, link('/dead-letters', { notice }));
+    const notice = `Retried ${retried.jobs} dead letters${queue ? ` of ${queue}` : ''} (${retried.webhooks} webhooks processed again).`;
+    res.redirect(303, link('/dead-letters', { queue, notice }));
   });
 
-  router.post(`${ADMIN}/dead-letters/purge`, async (_req, res) => {
-    const purged = await purgeDeadLetters(db, adminActor(res), boss);
+  router.post(`${ADMIN}/dead-letters/purge`, async (req, res) => {
+    const { queue } = parseForm(AllForm, req.body);
+    const purged = await purgeDeadLetters(db, adminActor(res), boss, queue);
     await audit(res, {
       resourceType: 'dead_letters',
-      resourceId: 'all',
+      resourceId: queue ?? 'all',
       action: 'dead_letters.purged',
-      data: { purged },
+      data: { purged, ...(queue ? { queue } : {}) },
     });
-    res.redirect(303, link('/dead-letters', { notice: `Deleted ${purged} dead letters.` }));
+    const notice = `Deleted ${purged} dead letters${queue ? ` of ${queue}` : ''}.`;
+    res.redirect(303, link('/dead-letters', { queue, notice }));
   });
 
   router.get(`${ADMIN}/dead-letters/:queue/:job/delete`, async (req, res) => {
