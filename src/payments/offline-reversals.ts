@@ -16,11 +16,7 @@ import { ConflictError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, offlineOverpaymentReversed, offlinePaymentReversed } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import {
-  flagOverpaymentCreditShort,
-  overpaymentNotRefunded,
-  resplitOverpayment,
-} from './overpayment-shares.ts';
+import { flagOverpaymentCreditShort, overpaymentLostByReversal } from './overpayment-shares.ts';
 
 /**
  * Why invoice `invoice` cannot have offline payment `payment` taken back, as the 409 to answer, or
@@ -153,25 +149,29 @@ export async function reverseOfflinePayment(
     const refusal = whyNotReversible(invoice, payment);
     if (refusal) throw refusal;
     const now = new Date();
-    const overpaid = await overpaymentNotRefunded(work.trx, invoice);
-    await reversePayment(work, invoice, payment.amount, payment.id, now, { reason });
-    // A subscription's invoice owed again is collected again, as any unpaid one: charged by the
-    // sweep at once, dunning going on from its attempts (a subscription the payment reinstated after
-    // its retries were used up is suspended again if that charge fails too).
-    if (invoice.subscription_id !== null) await rescheduleCharge(work, invoiceId, now);
-    await postEntry(
+    const takenBack = await overpaymentLostByReversal(
       work,
-      offlinePaymentReversed({
-        offlinePaymentId: payment.id,
-        invoiceId,
-        customerId: invoice.customer_id,
-        currency: invoice.currency,
-        amount: payment.amount,
-      }),
+      invoice,
+      payment.amount,
+      entryKeys.offlinePaymentReversed(payment.id),
+      async () => {
+        await reversePayment(work, invoice, payment.amount, payment.id, now, { reason });
+        // A subscription's invoice owed again is collected again, as any unpaid one: charged by the
+        // sweep at once, dunning going on from its attempts (a subscription the payment reinstated
+        // after its retries were used up is suspended again if that charge fails too).
+        if (invoice.subscription_id !== null) await rescheduleCharge(work, invoiceId, now);
+        await postEntry(
+          work,
+          offlinePaymentReversed({
+            offlinePaymentId: payment.id,
+            invoiceId,
+            customerId: invoice.customer_id,
+            currency: invoice.currency,
+            amount: payment.amount,
+          }),
+        );
+      },
     );
-    await resplitOverpayment(work, invoiceId, entryKeys.offlinePaymentReversed(payment.id));
-    const after = { ...invoice, amount_paid: invoice.amount_paid - payment.amount };
-    const takenBack = overpaid - (await overpaymentNotRefunded(work.trx, after));
     if (takenBack > 0n) await takeBackOverpayment(work, invoice, payment, takenBack);
     await markOfflinePaymentReversed(work, payment, reason, now);
     await invoiceActivity(work, invoice, 'invoice.offline_payment_reversed', {

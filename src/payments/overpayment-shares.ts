@@ -92,6 +92,29 @@ export async function flagOverpaymentCreditShort(
 }
 
 /**
+ * Takes a payment of `amount` (minor units) off locked invoice `invoice` by `takeOff` (which lowers
+ * its `amount_paid` by `amount` and posts the reversal keyed `cause`: a void, `txn_…:voided`; an
+ * offline payment reversed, `op_…:reversed`), then works its lost disputes' overpayment shares again
+ * (`resplitOverpayment`).
+ * @returns what the invoice is no longer paid beyond what it asked (`overpaymentNotRefunded` before
+ *   less after, minor units; > 0 only when the invoice was overpaid): the overpayment credit the
+ *   caller takes back off the customer
+ */
+export async function overpaymentLostByReversal(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  cause: string,
+  takeOff: () => Promise<void>,
+): Promise<bigint> {
+  const overpaid = await overpaymentNotRefunded(work.trx, invoice);
+  await takeOff();
+  await resplitOverpayment(work, invoice.id, cause);
+  const after = { ...invoice, amount_paid: invoice.amount_paid - amount };
+  return overpaid - (await overpaymentNotRefunded(work.trx, after));
+}
+
+/**
  * Works again, inside `work` and under invoice `invoiceId`'s lock, the share of its overpayment its
  * payments' lost disputes that give it back (`givesBackOverpayment`) hold: together, what the invoice
  * was overpaid and its refunds did not pay back (`overpaymentNotRefunded`), never more than those

@@ -11,11 +11,7 @@ import type { VoidCapability } from '../gateways/types.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentVoided, paymentVoided } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import {
-  flagOverpaymentCreditShort,
-  overpaymentNotRefunded,
-  resplitOverpayment,
-} from './overpayment-shares.ts';
+import { flagOverpaymentCreditShort, overpaymentLostByReversal } from './overpayment-shares.ts';
 import { transactionActivity } from './transactions.ts';
 
 /**
@@ -105,7 +101,7 @@ async function lockForVoid(
  * Books a void of locked `transaction` (pending, unknown or succeeded) inside `work`: a succeeded one
  * is taken back first, its invoice paid down no more (`reversePayment`) and its payment reversed
  * (`paymentVoided`); the invoice's lost disputes then hold their share of what is still overpaid
- * (payments/overpayment-shares.ts `resplitOverpayment`), and what the invoice is no longer paid beyond
+ * (payments/overpayment-shares.ts `overpaymentLostByReversal`), and what the invoice is no longer paid beyond
  * what it asked (`overpaymentNotRefunded` before the void less after it: the voided payment's own
  * `txn_…:overpaid`, or the duplicate's when the first of two payments is voided) is taken off the
  * customer's credit back to the receivable (`overpaymentVoided`; credit spent meanwhile is left in
@@ -126,22 +122,29 @@ async function bookVoid(
   const customerId = transaction.customer_id ?? invoice?.customer_id;
   if (transaction.status === 'succeeded' && customerId) {
     const moved = capturedAmount(transaction);
-    const overpaid = invoice ? await overpaymentNotRefunded(work.trx, invoice) : 0n;
-    if (invoice) await reversePayment(work, invoice, moved, transaction.id);
     const payment = { transactionId: transaction.id, customerId, currency: transaction.currency };
-    await postEntry(
-      work,
-      paymentVoided({
-        ...payment,
-        gateway: transaction.gateway,
-        gatewayAccount: transaction.gateway_account,
-        amount: moved,
-      }),
-    );
-    if (invoice) {
-      await resplitOverpayment(work, invoice.id, entryKeys.paymentVoided(transaction.id));
-      const after = { ...invoice, amount_paid: invoice.amount_paid - moved };
-      const takenBack = overpaid - (await overpaymentNotRefunded(work.trx, after));
+    const postVoided = () =>
+      postEntry(
+        work,
+        paymentVoided({
+          ...payment,
+          gateway: transaction.gateway,
+          gatewayAccount: transaction.gateway_account,
+          amount: moved,
+        }),
+      );
+    if (!invoice) await postVoided();
+    else {
+      const takenBack = await overpaymentLostByReversal(
+        work,
+        invoice,
+        moved,
+        entryKeys.paymentVoided(transaction.id),
+        async () => {
+          await reversePayment(work, invoice, moved, transaction.id);
+          await postVoided();
+        },
+      );
       if (takenBack > 0n) {
         await flagOverpaymentCreditShort(work, {
           customerId,
