@@ -14,14 +14,11 @@ describe('pdfText (the tests’ reader of billhook’s PDFs)', () => {
   it('reads a document whose compressed content stream ends with a carriage return (0x0D)', async () => {
     // A receipt title whose compressed page content happens to end with byte 0x0D: the old reader
     // took that byte for part of `\r\nendstream`, lost it, failed to inflate and found no text.
-    let pdf: Buffer | undefined;
-    let title = '';
-    for (let n = 0; n < 5000 && !pdf; n++) {
-      title = `Receipt op_${n.toString(36)}`;
-      const candidate = await renderPdf({ title, sections: [] });
-      if (lastStreamBytes(candidate).includes(0x0d)) pdf = candidate;
-    }
-    expect(pdf, 'a title whose content stream ends with 0x0D').toBeDefined();
-    expect(pdfText(pdf!)).toContain(title);
-  }, 120_000);
+    // Found once by rendering `Receipt op_<n in base 36>` for n = 0, 1, … (n = 666); rendering is
+    // deterministic, and the first expectation says so if a PDF library upgrade changes it.
+    const title = 'Receipt op_ii';
+    const pdf = await renderPdf({ title, sections: [] });
+    expect(lastStreamBytes(pdf), 'the content stream of this title ends with 0x0D').toContain(0x0d);
+    expect(pdfText(pdf)).toContain(title);
+  });
 });
