@@ -244,7 +244,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .command('failed')
     .description('list the dead letters with their errors: queue, job, event or job id, error')
     .action(async () => {
-      const dead = await withServices(io, ({ boss }) => listDeadLetters(boss), true);
+      const dead = await withServices(io, ({ db }) => listDeadLetters(db), true);
       for (const letter of dead) {
         for (const { id, error } of letter.errors)
           io.stdout.write(`${letter.queue}  ${letter.jobId}  ${id}  ${error.replace(/\s+/g, ' ')}\n`);
@@ -266,7 +266,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       'delete every dead letter (the events stay in the inbox, as exceptions: replay one to process it)',
     )
     .action(async () => {
-      const purged = await withServices(io, ({ db, boss }) => purgeDeadLetters(db, 'cli', boss), true);
+      const purged = await withServices(io, ({ db }) => purgeDeadLetters(db, 'cli'), true);
       io.stdout.write(`${purged} dead letter(s) deleted\n`);
     });
 

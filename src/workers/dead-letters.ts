@@ -56,12 +56,6 @@ function deadLetterOf(queue: QueueName, job: DeadJob): DeadLetterJob {
   return { ...common, inboxIds: [], errors: [{ id: job.sourceId ?? job.id, error }] };
 }
 
-/** The queued dead letters of `queue`, oldest first. */
-async function deadLettersOf(boss: PgBoss, queue: QueueName): Promise<DeadLetterJob[]> {
-  const jobs = await boss.findJobs(deadQueueOf(queue), { queued: true });
-  return jobs.map((job) => deadLetterOf(queue, job));
-}
-
 /** The queue whose dead-letter queue is `name` (`webhook.process.dead` → `webhook.process`). */
 function queueOfDead(name: string): QueueName {
   const queue = Object.values(QUEUES).find((q) => deadQueueOf(q) === name);
@@ -184,11 +178,9 @@ export async function deleteDeadLetter(
   return true;
 }
 
-/** The dead letters of every billhook queue still queued, `webhook.process` first, oldest first. */
-export async function listDeadLetters(boss: PgBoss): Promise<DeadLetterJob[]> {
-  const letters: DeadLetterJob[] = [];
-  for (const queue of Object.values(QUEUES)) letters.push(...(await deadLettersOf(boss, queue)));
-  return letters;
+/** The dead letters of every billhook queue still queued, oldest first (`queuedDeadLetters`). */
+export function listDeadLetters(db: Db): Promise<DeadLetterJob[]> {
+  return queuedDeadLetters(db);
 }
 
 /** What a retry of the dead letters sent back. */
@@ -200,45 +192,74 @@ export interface DeadLetterRetry {
 }
 
 /**
- * Sends every queued dead letter (of `queue` only, when given) back to its queue for a fresh set of
- * retries, and deletes it, each exactly once even when two retries run at the same time: a
- * `webhook.process` dead letter is deleted and its inbox rows replayed in one transaction (the retry
- * that did not delete it sends nothing); the others are moved by pg-boss's redrive (one statement) to
- * the queue they came from, with their data.
+ * The queued dead letters of `queue` (of every queue when none), oldest first, created at or before
+ * `upTo` (PostgreSQL's text of a time, as `newestDeadLetter` gives it; every one when undefined),
+ * read from pg-boss's `job` table (see src/inbox/UPGRADING.md).
  */
-export async function retryDeadLetters(db: Db, boss: PgBoss, queue?: QueueName): Promise<DeadLetterRetry> {
+async function queuedDeadLetters(db: Db, queue?: QueueName, upTo?: string): Promise<DeadLetterJob[]> {
+  const cut = upTo === undefined ? sql`` : sql`AND created_on <= ${upTo}::timestamptz`;
+  const rows = await sql<DeadJob & { name: string }>`
+    SELECT id, name, data, created_on AS "createdOn", source_id AS "sourceId", source_output AS "sourceOutput"
+    FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ANY(${deadQueueNames(queue)}::text[]) AND state = 'created' ${cut}
+    ORDER BY created_on, id`.execute(db);
+  return rows.rows.map((row) => deadLetterOf(queueOfDead(row.name), row));
+}
+
+/**
+ * When the newest queued dead letter (of `queue` only, when given) was created, as PostgreSQL's text
+ * of the time (microseconds kept, which a `Date` would lose); null when there is none. The console's
+ * confirmation of Retry all / Delete all carries it, so the action takes the dead letters it counted
+ * and none that arrived after it (`retryDeadLetters`, `purgeDeadLetters` `upTo`).
+ */
+export async function newestDeadLetter(db: Db, queue?: QueueName): Promise<string | null> {
+  const rows = await sql<{ newest: string | null }>`
+    SELECT max(created_on)::text AS newest FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ANY(${deadQueueNames(queue)}::text[]) AND state = 'created'`.execute(db);
+  return rows.rows[0]?.newest ?? null;
+}
+
+/**
+ * Sends every queued dead letter (of `queue` only, when given; created at or before `upTo` only,
+ * when given: `newestDeadLetter`) back to its queue for a fresh set of retries, and deletes it, each
+ * exactly once even when two retries run at the same time (`retryDeadLetter`: the retry that did not
+ * delete it sends nothing).
+ */
+export async function retryDeadLetters(
+  db: Db,
+  boss: PgBoss,
+  queue?: QueueName,
+  upTo?: string,
+): Promise<DeadLetterRetry> {
   const retried: DeadLetterRetry = { jobs: 0, webhooks: 0 };
-  const queues = queue ? [queue] : Object.values(QUEUES);
-  if (queues.includes(QUEUES.webhookProcess)) {
-    for (const dead of await deadLettersOf(boss, QUEUES.webhookProcess)) {
-      if (!(await retryDeadLetter(db, boss, dead))) continue;
-      retried.jobs += 1;
-      retried.webhooks += dead.inboxIds.length;
-    }
-  }
-  for (const q of queues) {
-    if (q !== QUEUES.webhookProcess) retried.jobs += await boss.redrive(deadQueueOf(q), { destination: q });
+  for (const dead of await queuedDeadLetters(db, queue, upTo)) {
+    if (!(await retryDeadLetter(db, boss, dead))) continue;
+    retried.jobs += 1;
+    retried.webhooks += dead.inboxIds.length;
   }
   return retried;
 }
 
 /**
- * Deletes every queued dead letter of every queue (of `queue` only, when given). Stored webhooks stay in the inbox: those that were
- * waiting in a deleted dead letter get their final status (`abandonOrphanedEvents`: `exception`,
- * with an `abandoned_event` reconciliation exception); refunds stay `unknown`, each with an
+ * Deletes every queued dead letter of every queue (of `queue` only, when given; created at or before
+ * `upTo` only, when given: `newestDeadLetter`), in one statement on pg-boss's `job` table (see
+ * src/inbox/UPGRADING.md). Stored webhooks stay in the inbox: those that were waiting in a deleted
+ * dead letter get their final status (`abandonOrphanedEvents`: `exception`, with an
+ * `abandoned_event` reconciliation exception); refunds stay `unknown`, each with an
  * `unknown_outcome` exception for a person (`abandonOrphanedRefunds`).
  * @returns how many dead letters were deleted
  */
 export async function purgeDeadLetters(
   db: Db,
   actor: Actor,
-  boss: PgBoss,
   queue?: QueueName,
+  upTo?: string,
 ): Promise<number> {
-  let purged = 0;
-  for (const q of queue ? [queue] : Object.values(QUEUES))
-    purged += await boss.deleteQueuedJobs(deadQueueOf(q));
+  const cut = upTo === undefined ? sql`` : sql`AND created_on <= ${upTo}::timestamptz`;
+  const deleted = await sql`
+    DELETE FROM ${sql.table(`${BOSS_SCHEMA}.job`)}
+    WHERE name = ANY(${deadQueueNames(queue)}::text[]) AND state = 'created' ${cut}`.execute(db);
   await abandonOrphanedEvents(db, actor);
   await abandonOrphanedRefunds(db, actor);
-  return purged;
+  return Number(deleted.numAffectedRows ?? 0);
 }

@@ -126,6 +126,46 @@ describe('dead letters of webhook.process', () => {
     await waitFor('the replay', async () => (await statusOf(id)).status === 'ignored');
   });
 
+  /** The confirmation page of Retry all / Delete all: its count and the form fields it posts. */
+  async function confirmation(
+    action: 'retry' | 'purge',
+  ): Promise<{ text: string; fields: Record<string, string> }> {
+    const page = await (
+      await fetch(`${app.url}/admin/dead-letters/confirm?action=${action}`, {
+        headers: { authorization: basic },
+      })
+    ).text();
+    const form = /<form[^>]*action="\/admin\/dead-letters\/\w+">([\s\S]*?)<\/form>/.exec(page)![1]!;
+    const fields = Object.fromEntries(
+      [...form.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]),
+    );
+    delete fields.token;
+    return { text: /<p id="confirm">([^<]*)<\/p>/.exec(page)![1]!, fields };
+  }
+
+  it('Retry all and Delete all act on the dead letters the confirmation counted, not one that arrived after it', async () => {
+    const counted = await deadEvent('evt_dead_counted');
+    const retry = await confirmation('retry');
+    expect(retry.text).toMatch(/^Retry all \d+ dead letters?\?$/);
+    const late = await deadEvent('evt_dead_late');
+    const before = { counted: await jobsNaming(counted), late: await jobsNaming(late) };
+    await post('/admin/dead-letters/retry', retry.fields);
+    await waitFor('the counted retry', async () => (await statusOf(counted)).status === 'ignored');
+    expect(await jobsNaming(counted)).toEqual({ jobs: before.counted.jobs + 1, dead: 0 });
+    // The one that arrived after the confirmation is still a dead letter, untouched.
+    expect(await jobsNaming(late)).toEqual(before.late);
+    expect((await statusOf(late)).status).toBe('retrying');
+
+    const purge = await confirmation('purge');
+    const later = await deadEvent('evt_dead_later');
+    await post('/admin/dead-letters/purge', purge.fields);
+    expect((await statusOf(late)).status).toBe('exception');
+    expect(await jobsNaming(late)).toMatchObject({ dead: 0 });
+    // Arrived after the Delete all's confirmation: still waiting for an operator.
+    expect(await jobsNaming(later)).toMatchObject({ dead: 1 });
+    expect(await statusOf(later)).toMatchObject({ status: 'retrying', outcome: null });
+  });
+
   it('a dead letter gone past its retention: the inbox sweep gives its event a final status, and leaves one still dead-lettered alone', {
     timeout: 120_000,
   }, async () => {

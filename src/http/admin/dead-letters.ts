@@ -8,6 +8,7 @@ import {
   deleteDeadLetter,
   getDeadLetter,
   listDeadLetterPage,
+  newestDeadLetter,
   purgeDeadLetters,
   retryDeadLetter,
   retryDeadLetters,
@@ -34,9 +35,12 @@ const DeadLetterQuery = z.object({
   starting_after: z.uuid().optional(),
 });
 const JobParams = z.object({ queue: Queue, job: z.uuid() });
-/** Retry all / Delete all: of every queue, or of `queue` only (the list's filter). */
-const AllForm = z.object({ queue: Queue.optional() });
-const AllQuery = AllForm.extend({ action: z.enum(['retry', 'purge']) });
+/**
+ * Retry all / Delete all: of every queue, or of `queue` only (the list's filter); `up_to`, from the
+ * confirmation, the creation time of the newest dead letter it counted (`newestDeadLetter`).
+ */
+const AllForm = z.object({ queue: Queue.optional(), up_to: z.string().min(1).optional() });
+const AllQuery = z.object({ queue: Queue.optional(), action: z.enum(['retry', 'purge']) });
 
 /** What a dead letter is about: its events (linked to their pages), or its job's data. */
 function subjectOf(dead: DeadLetterJob) {
@@ -51,7 +55,8 @@ function subjectOf(dead: DeadLetterJob) {
  * /admin/dead-letters/:queue/:job/retry|delete`, the delete after a confirmation page) or of all
  * (`GET /admin/dead-letters/confirm?action=retry|purge[&queue=]` shows how many, then `POST
  * /admin/dead-letters/retry|purge` with the same `queue`: on a page filtered to one queue, all of that
- * queue only), each redirecting to the list with its result. Each action is an
+ * queue only; and `up_to`, so a dead letter that arrived after the confirmation is left alone), each
+ * redirecting to the list with its result. Each action is an
  * activity naming the admin key (`dead_letter.retried`, `dead_letter.deleted`,
  * `dead_letters.retried`, `dead_letters.purged`).
  */
@@ -90,6 +95,7 @@ ${pager('/dead-letters', values, shown.at(-1)?.jobId, letters.length > PAGE_SIZE
   router.get(`${ADMIN}/dead-letters/confirm`, async (req, res) => {
     const { action, queue } = parseForm(AllQuery, req.query);
     const total = Object.values(await countDeadLetters(db, queue)).reduce((sum, n) => sum + n, 0);
+    const newest = await newestDeadLetter(db, queue);
     const verb = action === 'retry' ? 'Retry' : 'Delete';
     const of = queue ? ` of ${queue}` : '';
     const body = h`<p id="confirm">${verb} all ${total} dead letter${total === 1 ? '' : 's'}${of}?</p>
@@ -98,13 +104,16 @@ ${pager('/dead-letters', values, shown.at(-1)?.jobId, letters.length > PAGE_SIZE
         ? 'Each goes back to its queue for a fresh set of attempts (a webhook dead letter: its events are processed again).'
         : 'They are deleted: their stored webhooks become abandoned_event reconciliation exceptions; refunds stay unknown.'
     }</p>
-${postForm(sessionOf(res), `${ADMIN}/dead-letters/${action}`, `${verb} all ${total}${of}`, queue ? { queue } : {})} <a href="${link('/dead-letters', { queue })}">Cancel</a>`;
+${postForm(sessionOf(res), `${ADMIN}/dead-letters/${action}`, `${verb} all ${total}${of}`, {
+  ...(queue ? { queue } : {}),
+  ...(newest ? { up_to: newest } : {}),
+})} <a href="${link('/dead-letters', { queue })}">Cancel</a>`;
     sendPage(req, res, { title: `${verb} all dead letters${of}`, section: '/dead-letters' }, body);
   });
 
   router.post(`${ADMIN}/dead-letters/retry`, async (req, res) => {
-    const { queue } = parseForm(AllForm, req.body);
-    const retried = await retryDeadLetters(db, boss, queue);
+    const { queue, up_to } = parseForm(AllForm, req.body);
+    const retried = await retryDeadLetters(db, boss, queue, up_to);
     await audit(res, {
       resourceType: 'dead_letters',
       resourceId: queue ?? 'all',
@@ -116,8 +125,8 @@ ${postForm(sessionOf(res), `${ADMIN}/dead-letters/${action}`, `${verb} all ${tot
   });
 
   router.post(`${ADMIN}/dead-letters/purge`, async (req, res) => {
-    const { queue } = parseForm(AllForm, req.body);
-    const purged = await purgeDeadLetters(db, adminActor(res), boss, queue);
+    const { queue, up_to } = parseForm(AllForm, req.body);
+    const purged = await purgeDeadLetters(db, adminActor(res), queue, up_to);
     await audit(res, {
       resourceType: 'dead_letters',
       resourceId: queue ?? 'all',
