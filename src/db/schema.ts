@@ -276,6 +276,7 @@ export interface InvoiceLinesTable {
   description: string;
   /** Null on lines priced by a tiered/volume/stairstep model (the amount is not unit × quantity). */
   unit_amount: ColumnType<bigint | null, bigint | null, bigint | null>;
+  /** ≥ 0 (0055): a subscription of quantity 0 is billed on a plan line of quantity 0. */
   quantity: number;
   amount: Money;
   /** Tax rate in parts per million of the amount (1% = 10000; 8.875% = 88750). */

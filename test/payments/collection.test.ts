@@ -225,6 +225,57 @@ describe('invoice.charge: scheduled charges and dunning', () => {
     });
   });
 
+  it('charges KWD instalments of 10.000 KWD (3.340 + 3.330 + 3.330) to the fils, each at its date; the declined one is dunned while the next comes on its own date', async () => {
+    const { customer } = await customerWith(app, { stripe: true });
+    // 10000 fils split on Stripe's KWD step (the last digit 0): nothing lost, nothing rounded.
+    const amounts = [3340n, 3330n, 3330n];
+    const ids = [];
+    for (const [i, amount] of amounts.entries())
+      ids.push(await dueInvoice(customer.id, 'KWD', amount, at(i * 30)));
+    for (const [i, id] of ids.entries())
+      expect(await invoice(id)).toMatchObject({
+        rounding: 0,
+        total: Number(amounts[i]),
+        amount_due: Number(amounts[i]),
+      });
+    expect(await ledgerIn(app, 'KWD')).toEqual({ 'receivable:customer': 10000, revenue: -10000 });
+
+    const first = stripeChargeSucceeds();
+    await sweep(at(0));
+    expect(first.seen.map((r) => [r.params.get('amount'), r.params.get('currency')])).toEqual([
+      ['3340', 'kwd'],
+    ]);
+
+    declines();
+    const failed = await sweep(at(30));
+    expect(failed.charged).toEqual([expect.objectContaining({ invoiceId: ids[1], outcome: 'failed' })]);
+    // Dunned on its own schedule: day 1 after its first failure, not the plan's next instalment.
+    expect(await invoice(ids[1]!)).toMatchObject({
+      status: 'OPEN',
+      payment_attempts: 1,
+      amount_due: 3330,
+      charge_at: at(31).toISOString(),
+    });
+    expect(await invoice(ids[2]!)).toMatchObject({ status: 'OPEN', charge_at: at(60).toISOString() });
+    const retry = stripeChargeSucceeds();
+    expect((await sweep(at(31))).charged).toEqual([
+      expect.objectContaining({ invoiceId: ids[1], outcome: 'succeeded' }),
+    ]);
+    expect(retry.seen.map((r) => r.params.get('amount'))).toEqual(['3330']);
+    const last = stripeChargeSucceeds();
+    expect((await sweep(at(60))).charged).toEqual([
+      expect.objectContaining({ invoiceId: ids[2], outcome: 'succeeded' }),
+    ]);
+    expect(last.seen.map((r) => r.params.get('amount'))).toEqual(['3330']);
+    for (const id of ids)
+      expect(await invoice(id)).toMatchObject({ status: 'PAID', amount_due: 0, charge_at: null });
+    expect(await ledgerIn(app, 'KWD')).toEqual({
+      'gateway_clearing:stripe': 10000,
+      'receivable:customer': 0,
+      revenue: -10000,
+    });
+  });
+
   it('never charges an invoice twice when two sweeps run at once', async () => {
     const { customer } = await customerWith(app, { stripe: true });
     const ids = [];

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changeSubscription } from '../../src/billing/proration.ts';
+import { renewSubscription } from '../../src/billing/renewal.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { customerWith, ledgerIn, payOpenOffline } from '../support/collection.ts';
+import { insertCustomer, insertPlan } from '../support/plans.ts';
+
+/**
+ * A quantity of 0, which the API accepts (`quantity` 0 … 1,000,000) and the price models define
+ * (pricing.ts `priceFor`: FLAT_FEE charges its fee, the others 0), is billed as production billing
+ * books it (Stripe: an item of quantity 0 is a line of quantity 0): a plan line of quantity 0.
+ */
+describe('a subscription of quantity 0', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(() => app.stop());
+  const d = (iso: string) => new Date(iso);
+
+  it('is created (201) with a line of quantity 0: 0 on a PER_UNIT plan (KWD, PAID at once), the fee on a FLAT_FEE plan (JPY)', async () => {
+    const perUnit = await insertPlan(app.runtime.db, {
+      name: 'Seats',
+      currency: 'KWD',
+      price: { model: 'PER_UNIT', unit_amount: 1250 },
+      taxRatePpm: 100_000,
+    });
+    const flat = await insertPlan(app.runtime.db, {
+      name: 'Base',
+      currency: 'JPY',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      taxRatePpm: 100_000,
+    });
+    const { customer } = await customerWith(app);
+
+    const seats = await app.api('POST', '/v1/subscriptions', {
+      customer: customer.id,
+      plan: perUnit,
+      quantity: 0,
+    });
+    expect(seats.status).toBe(201);
+    expect(seats.body.quantity).toBe(0);
+    const [kwd] = (await app.api('GET', `/v1/invoices?customer=${customer.id}`)).body.data.filter(
+      (i: { currency: string }) => i.currency === 'KWD',
+    );
+    // 0 × 1.250 KWD = 0 fils, no tax: nothing to collect, PAID at once.
+    expect(kwd).toMatchObject({ status: 'PAID', subtotal: 0, tax: 0, total: 0, amount_due: 0 });
+    expect(kwd.lines).toMatchObject([{ type: 'CHARGE', quantity: 0, unit_amount: 1250, amount: 0 }]);
+    expect(await ledgerIn(app, 'KWD')).toEqual({});
+
+    const base = await app.api('POST', '/v1/subscriptions', {
+      customer: customer.id,
+      plan: flat,
+      quantity: 0,
+    });
+    expect(base.status).toBe(201);
+    const [jpy] = (await app.api('GET', `/v1/invoices?customer=${customer.id}`)).body.data.filter(
+      (i: { currency: string }) => i.currency === 'JPY',
+    );
+    // The fee is for the period, whatever the quantity: 1000 + 10% = 1100 yen.
+    expect(jpy).toMatchObject({ status: 'OPEN', subtotal: 1000, tax: 100, total: 1100, amount_due: 1100 });
+    expect(jpy.lines).toMatchObject([{ type: 'CHARGE', quantity: 0, unit_amount: null, amount: 1000 }]);
+    expect(await ledgerIn(app, 'JPY')).toEqual({
+      'receivable:customer': 1100,
+      revenue: -1000,
+      tax_payable: -100,
+    });
+  });
+
+  it('a change to quantity 0 at the next cycle is invoiced by the renewal (TIERED, USD: 0), not a renewal that fails every sweep', async () => {
+    const db = app.runtime.db;
+    const tiered = await insertPlan(db, {
+      name: 'Tiered',
+      currency: 'USD',
+      price: {
+        model: 'TIERED',
+        tiers: [
+          { up_to: 5, unit_amount: 500, flat_amount: 1000 },
+          { up_to: null, unit_amount: 300 },
+        ],
+      },
+    });
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: tiered, quantity: 3 },
+      d('2027-04-01T00:00:00Z'),
+    );
+    // April: 3 × 500 + 1000 = 2500, paid.
+    expect(await payOpenOffline(db, subscription.id)).toMatchObject([{ amount: 2500n }]);
+    await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { quantity: 0, when: 'next_cycle' },
+      d('2027-04-10T00:00:00Z'),
+      false,
+    );
+    const may = await renewSubscription(db, 'system', subscription.id, d('2027-05-01T00:00:00Z'));
+    expect(may?.subscription).toMatchObject({ quantity: 0, current_period_index: 1 });
+    // No unit in any tier, so no tier's flat amount either: 0.
+    expect(may?.invoices.map((i) => [i.status, i.total])).toEqual([['PAID', 0n]]);
+  });
+
+  it('a change now from 3 seats to 0 (PER_UNIT, BHD, half of April left) credits the unused half as customer credit', async () => {
+    const db = app.runtime.db;
+    const seats = await insertPlan(db, {
+      name: 'Seats',
+      currency: 'BHD',
+      price: { model: 'PER_UNIT', unit_amount: 1000 },
+    });
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: seats, quantity: 3 },
+      d('2027-04-01T00:00:00Z'),
+    );
+    await payOpenOffline(db, subscription.id); // 3000 fils
+    const change = await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { quantity: 0 },
+      d('2027-04-16T00:00:00Z'),
+      false,
+    );
+    // 15 of 30 days left: −1500 for the 3 seats' unused half, nothing charged for 0 seats.
+    expect(change.proration.lines.map((l) => [l.type, l.signedAmount])).toEqual([['CREDIT', -1500n]]);
+    expect(change.credited).toBe(1500n);
+    const may = await renewSubscription(db, 'system', subscription.id, d('2027-05-01T00:00:00Z'));
+    expect(may?.invoices.map((i) => [i.status, i.total])).toEqual([['PAID', 0n]]);
+  });
+});
