@@ -347,7 +347,8 @@ export function lineColumns(line: SettlementLine) {
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
  * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
- * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX),
+ * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX), and a Stripe
+ * one converted from another amount than the dispute's (`stripeDisputeConvertedOtherAmount`),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -479,6 +480,17 @@ export async function recordSettlementLine(
       await raiseException(work, disputeConvertedOtherAmount(account, row, booked, expected));
     }
   }
+  // Stripe's dispute lines in the balance currency say which dispute amount Stripe converted (the
+  // line's `original`, its source's amount and currency): it must be the dispute billhook booked.
+  if (
+    account.gateway === 'stripe' &&
+    matched.disputeId &&
+    booked &&
+    booked.currency !== row.currency &&
+    (row.original_currency !== booked.currency || row.original_amount !== booked.amount)
+  ) {
+    await raiseException(work, stripeDisputeConvertedOtherAmount(account, row, booked));
+  }
   return { kind: 'applied', line: row };
 }
 
@@ -548,6 +560,46 @@ function disputeConvertedOtherAmount(
       booked_currency: booked.currency,
       booked: booked.amount,
       expected: expected ?? null,
+    },
+  };
+}
+
+/**
+ * The `amount_mismatch` exception of a Stripe dispute line in another currency than its dispute whose
+ * converted amount (`original`: the dispute's `amount` and `currency` as the balance transaction's
+ * expanded source says, https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate)
+ * is not the dispute billhook booked (`booked`, signed like the line), or that says none (no
+ * `exchange_rate`): its conversion was booked against billhook's amount, so the difference sits in
+ * the gateway's FX account until a person books it. E.g. a withdrawal of USD −6.17 converted from a
+ * EUR 5.00 dispute, billhook's dispute being EUR 10.00. Stripe converts a dispute at its own rate, so
+ * the gross is not compared with the charge's converted line (as PayPal's are:
+ * `disputeConvertedOtherAmount`). Names the amounts and currencies (minor units).
+ */
+function stripeDisputeConvertedOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): NewException {
+  const converted =
+    line.original_currency !== null && line.original_amount !== null
+      ? `converted from ${line.original_amount} ${line.original_currency}`
+      : 'with no exchange rate nor converted amount';
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `dispute line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${converted} (minor units), but billhook booked dispute ${line.dispute_id} as ${booked.amount} ${booked.currency}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it took and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      converted_currency: line.original_currency,
+      converted: line.original_amount,
+      booked_currency: booked.currency,
+      booked: booked.amount,
     },
   };
 }
