@@ -327,10 +327,8 @@ function readRow(
       statusText === undefined || (PAYOUT_STATUSES as readonly string[]).includes(statusText)
         ? (statusText as PayoutStatus | undefined)
         : fail('payout_status', `${JSON.stringify(statusText)} is not one of ${PAYOUT_STATUSES.join(', ')}`);
+    // Below 0: the gateway took the difference from the bank (a day of more refunds than payments).
     const payoutAmount = amount('payout_amount', currency);
-    if (payoutAmount !== undefined && payoutAmount < 0n) {
-      fail('payout_amount', 'is what the gateway paid to the bank: 0 or more');
-    }
     payout = {
       id: payoutId,
       status,
@@ -440,7 +438,7 @@ function groupPayouts(rows: ReadRow[], problems: Problems): PayoutReport[] {
     if (amount === undefined && sum < 0n) {
       problems.add(
         at(first, 'payout_id'),
-        `the nets of payout ${id} sum to less than 0: a payout pays money to the bank (give payout_amount if the report says otherwise)`,
+        `the nets of payout ${id} sum to less than 0: give payout_amount as the report states it (below 0 when the gateway took the difference from the bank), so that a sign written wrongly is not read as money taken from the bank`,
       );
     }
     if (currency === undefined || createdAt === undefined) continue;
@@ -479,8 +477,10 @@ function utf8(bytes: Uint8Array): string {
  * signed from the merchant's side (money into the gateway balance positive; a refund's gross negative,
  * a fee row's gross 0 or negative; a fee is positive when charged). Each payout: its rows' `payout_id`;
  * `status` `payout_status` or `paid` (a report lists payouts made); `createdAt` `payout_date`;
- * `arrivalDate` `arrival_date` or null; `amount` `payout_amount` as given, else the sum of its lines'
- * nets. A `payout_amount` that differs from that sum is kept as given, for the payout check.
+ * `arrivalDate` `arrival_date` or null; `amount` `payout_amount` as given (below 0 when the gateway
+ * took money from the bank: refunds beyond the payments it paid out), else the sum of its lines' nets,
+ * which must then be 0 or more. A `payout_amount` that differs from that sum is kept as given, for the
+ * payout check.
  *
  * @param input the file as text or bytes (UTF-8, with or without a byte order mark)
  * @param options a gateway's narrowing of the format (the currencies it takes)

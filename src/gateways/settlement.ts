@@ -141,6 +141,13 @@ export type PayoutReport = z.infer<typeof PayoutReportSchema>;
 export interface SettlementReport {
   lines: SettlementLine[];
   payouts: PayoutReport[];
+  /**
+   * What the source read but could not report and left out, each a sentence naming it (an
+   * Authorize.Net batch whose currency cannot be known): the rest is recorded, and the sync then
+   * fails the account with these, for a person, so that one such item does not keep everything else
+   * out of the books for as long as it is in the sweep's window.
+   */
+  unread?: string[];
 }
 
 /** A time range, `from` inclusive and `to` exclusive. */

@@ -347,7 +347,9 @@ export function lineColumns(line: SettlementLine) {
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
  * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
  * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
- * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX),
+ * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX), and any
+ * other line in another currency than its object converted from another amount than billhook booked
+ * for it, or saying nothing of what it converted (`convertedOtherAmount`),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -479,6 +481,17 @@ export async function recordSettlementLine(
       await raiseException(work, disputeConvertedOtherAmount(account, row, booked, expected));
     }
   }
+  // Any other line in another currency than its object says what the gateway converted (`original`:
+  // Stripe's source amount, PayPal's gross in the payment's currency, a file's original columns): it
+  // must be what billhook booked, or the conversion booked against billhook's amount hides the rest in FX.
+  if (
+    booked &&
+    booked.currency !== row.currency &&
+    !(account.gateway === 'paypal' && matched.disputeId) &&
+    (row.original_currency !== booked.currency || row.original_amount !== booked.amount)
+  ) {
+    await raiseException(work, convertedOtherAmount(account, row, booked));
+  }
   return { kind: 'applied', line: row };
 }
 
@@ -548,6 +561,51 @@ function disputeConvertedOtherAmount(
       booked_currency: booked.currency,
       booked: booked.amount,
       expected: expected ?? null,
+    },
+  };
+}
+
+/**
+ * The `amount_mismatch` exception of a line in another currency than its charge, refund or dispute
+ * whose converted amount (`original`: what the gateway says it converted, e.g. a Stripe balance
+ * transaction's expanded source `amount` and `currency`,
+ * https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate;
+ * a settlement file's `original_currency` and `original_amount`) is not what billhook booked for the
+ * object (`booked`, signed like the line), or that says none: its conversion was booked against
+ * billhook's amount, so the difference (or, with none said, a currency the line may merely name
+ * wrongly) sits in the gateway's FX account until a person books it. E.g. a Stripe withdrawal of
+ * USD −6.17 converted from a EUR 5.00 dispute, billhook's dispute being EUR 10.00; a SecurePay file's
+ * row of NZD 100.00 for an AUD 100.00 charge. Not PayPal's dispute lines, which say no converted
+ * amount and are compared with the capture's converted line (`disputeConvertedOtherAmount`). Names
+ * the amounts and currencies (minor units).
+ */
+function convertedOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): NewException {
+  const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
+  const converted =
+    line.original_currency !== null && line.original_amount !== null
+      ? `converted from ${line.original_amount} ${line.original_currency}`
+      : 'saying nothing of what it converted';
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    refundId: line.refund_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${converted} (minor units), but billhook booked ${booked.amount} ${booked.currency} for ${object}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it converted and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      converted_currency: line.original_currency,
+      converted: line.original_amount,
+      booked_currency: booked.currency,
+      booked: booked.amount,
     },
   };
 }

@@ -98,7 +98,8 @@ export type SyncResult = { account: SettlementAccount } & ({ totals: SettlementT
 /**
  * Asks each source for its settlement data over `range` and records it (`recordSettlementReport`:
  * idempotent, so overlapping ranges on successive days change nothing twice). A gateway that fails
- * is reported and the others go on.
+ * is reported and the others go on. A report that left something out (`unread`) is recorded, and its
+ * account then reported failed, naming what was left out and what was recorded.
  */
 export async function syncSettlements(
   db: Db,
@@ -110,7 +111,13 @@ export async function syncSettlements(
   for (const { account, source } of sources) {
     try {
       const report = await source.fetchSettlements(range);
-      results.push({ account, totals: await recordSettlementReport(db, actor, account, report) });
+      const totals = await recordSettlementReport(db, actor, account, report);
+      if (report.unread && report.unread.length > 0) {
+        const recorded = `${totals.payouts} payout(s) and ${totals.lines} line(s) recorded, ${totals.unmatched} line(s) unmatched`;
+        results.push({ account, error: new Error(`${report.unread.join('; ')} (the rest: ${recorded})`) });
+      } else {
+        results.push({ account, totals });
+      }
     } catch (error) {
       results.push({ account, error: error instanceof Error ? error : new Error(String(error)) });
     }

@@ -1,4 +1,4 @@
-import { fromGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway } from '../../money/gateway-amount.ts';
 import { DAY_MS } from '../../time.ts';
 import type {
   PayoutReport,
@@ -118,9 +118,12 @@ export class AuthorizeNetSettlement implements SettlementSource {
 
   /**
    * The batches settled in `range` as payouts with their lines; `lines` outside a payout: none
-   * (every Authorize.Net money movement is in a batch).
-   * @throws Error when a call fails or is refused (`resultCode Error`), an answer is not the
-   * documented shape, an amount is not exact in the currency, or a batch's currency cannot be known
+   * (every Authorize.Net money movement is in a batch). A batch that cannot be read as a payout —
+   * its currency cannot be known (`BatchUnreadable`), or an amount in it is not exact in the currency
+   * (`AmountNotRepresentable`) — is left out and named in `unread`, so that it does not keep the
+   * account's other batches out of the books (the sync records them and fails the account, naming it).
+   * @throws Error when a call fails or is refused (`resultCode Error`), or an answer is not the
+   * documented shape
    */
   async fetchSettlements(range: SettlementRange): Promise<SettlementReport> {
     const batches = new Map<string, BatchDetails>();
@@ -128,10 +131,17 @@ export class AuthorizeNetSettlement implements SettlementSource {
       for (const batch of await this.#source.settledBatches(first, last)) batches.set(batch.batchId, batch);
     }
     const payouts: PayoutReport[] = [];
+    const unread: string[] = [];
     for (const batch of batches.values()) {
-      payouts.push(await this.#payoutOf(batch, await this.#source.batchTransactions(batch.batchId)));
+      const transactions = await this.#source.batchTransactions(batch.batchId);
+      try {
+        payouts.push(await this.#payoutOf(batch, transactions));
+      } catch (error) {
+        if (!(error instanceof BatchUnreadable || error instanceof AmountNotRepresentable)) throw error;
+        unread.push(`${error.message} (Authorize.Net batch ${batch.batchId} left out)`);
+      }
     }
-    return { lines: [], payouts };
+    return { lines: [], payouts, ...(unread.length > 0 ? { unread } : {}) };
   }
 
   async #payoutOf(batch: BatchDetails, transactions: TransactionSummary[]): Promise<PayoutReport> {
@@ -199,13 +209,22 @@ export class AuthorizeNetSettlement implements SettlementSource {
     }
     const [only, ...others] = [...found];
     if (only && others.length === 0) return only;
-    throw new Error(
+    throw new BatchUnreadable(
       `Authorize.Net batch ${batchId}: the account processes ${currencies.join(', ')} and batches name no currency; ` +
         (only
           ? `its billhook charges and refunds are in ${[...found].join(', ')}`
           : 'it holds none of billhook’s charges or refunds to tell it'),
     );
   }
+}
+
+/**
+ * A settled batch billhook cannot read as a payout whatever it asks again: its currency cannot be
+ * known (an account processing several currencies, the batch holding none of billhook's charges and
+ * refunds, or some in two currencies). `fetchSettlements` leaves it out and names it in `unread`.
+ */
+export class BatchUnreadable extends Error {
+  override name = 'BatchUnreadable';
 }
 
 /** A transaction of a batch that moved money, and which way. */

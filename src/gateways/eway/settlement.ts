@@ -1,4 +1,4 @@
-import { fromGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway } from '../../money/gateway-amount.ts';
 import {
   type PayoutReport,
   PayoutReportSchema,
@@ -59,6 +59,16 @@ export function settlementDates(range: SettlementRange): string[] {
     dates.push(day.toISOString().slice(0, 10));
   }
   return dates;
+}
+
+/**
+ * A settlement of a day (or a transaction of one) that eWAY answered but billhook cannot read as a
+ * payout whatever it asks again: its transactions do not add up to its summary's `TotalCredit` and
+ * `TotalDebit`, or a transaction names a settlement the day has no summary of. `fetchSettlements`
+ * leaves it out and names it in `unread`, reading the range's other settlements.
+ */
+export class EwaySettlementUnreadable extends EwayAnswerError {
+  override name = 'EwaySettlementUnreadable';
 }
 
 /** What one day's Settlement Search pages said, every page read. */
@@ -124,27 +134,41 @@ export class EwaySettlement implements SettlementSource {
    * currency keeps it unique should one settlement span currencies), status `paid`, `amount` eWAY's
    * `TotalBalance` in minor units (negative on a day whose refunds exceed its payments, when eWAY
    * takes the difference from the bank), lines its transactions.
-   * @returns `lines` empty, `payouts` in date order
+   * A settlement billhook cannot read (its transactions do not add up to its summary: see `#payout`,
+   * `EwaySettlementUnreadable`; an amount eWAY's table cannot read, `AmountNotRepresentable`) and a
+   * transaction whose settlement the day has no summary of are left out and named in `unread`, so
+   * that they do not keep the range's other settlements out of the books (the sync records those and
+   * fails the account, naming them).
+   * @returns `lines` empty, `payouts` in date order, `unread` when something was left out
    * @throws GatewayUnreachable (no answer), EwayAnswerError (a non-2xx status, an undocumented body,
-   * eWAY's `Errors` codes, or a day whose transactions do not add up to its summary: see `#payout`),
-   * AmountNotRepresentable (a currency eWAY's table cannot read, or an amount beyond 10^15 minor units)
+   * eWAY's `Errors` codes, or a day that does not end)
    */
   async fetchSettlements(range: SettlementRange): Promise<SettlementReport> {
     const payouts: PayoutReport[] = [];
+    const unread: string[] = [];
     for (const date of settlementDates(range)) {
       const day = await this.#readDay(date);
       for (const summary of day.summaries) {
-        payouts.push(this.#payout(day, summary));
+        try {
+          payouts.push(this.#payout(day, summary));
+        } catch (error) {
+          if (!(error instanceof EwaySettlementUnreadable || error instanceof AmountNotRepresentable))
+            throw error;
+          unread.push(
+            `${error.message} (eWAY settlement ${summary.SettlementID}:${summary.CurrencyCode} of ${date} left out)`,
+          );
+        }
       }
       const settled = new Set(day.summaries.map((s) => `${s.SettlementID}:${s.CurrencyCode}`));
-      const orphan = day.transactions.find((t) => !settled.has(`${t.SettlementID}:${t.CurrencyCode}`));
-      if (orphan) {
-        throw new EwayAnswerError(
-          `eWAY Settlement Search for ${date}: transaction ${orphan.TransactionID} of settlement ${orphan.SettlementID} in ${orphan.CurrencyCode} has no summary`,
+      for (const orphan of day.transactions.filter(
+        (t) => !settled.has(`${t.SettlementID}:${t.CurrencyCode}`),
+      )) {
+        unread.push(
+          `eWAY Settlement Search for ${date}: transaction ${orphan.TransactionID} of settlement ${orphan.SettlementID} in ${orphan.CurrencyCode} has no summary (left out)`,
         );
       }
     }
-    return { lines: [], payouts };
+    return { lines: [], payouts, ...(unread.length > 0 ? { unread } : {}) };
   }
 
   /** Reads every page of one settlement date: summaries once each, transactions once each. */
@@ -193,7 +217,7 @@ export class EwaySettlement implements SettlementSource {
    * `TotalBalance`, which eWAY gives net of `TotalFees` (eway-rapid-php SettlementTest: 97100 − 320 −
    * 100 = 96680), so the lines' nets sum to it whenever eWAY's own numbers agree; when they do not,
    * the payout is reported as eWAY says and the books raise the exception.
-   * @throws EwayAnswerError when the transactions read as credits (EWAY_CREDIT_TRANSACTION_TYPES) do
+   * @throws EwaySettlementUnreadable when the transactions read as credits (EWAY_CREDIT_TRANSACTION_TYPES) do
    * not sum to `TotalCredit`, or the others to `TotalDebit`: a transaction type read the wrong way or
    * a day not listed whole
    */
@@ -210,7 +234,7 @@ export class EwaySettlement implements SettlementSource {
     const key = `${summary.SettlementID}:${currency}`;
     if (credits !== totalCredit || debits !== totalDebit) {
       const types = [...new Set(transactions.map((t) => t.TransactionType))].join(', ') || 'none';
-      throw new EwayAnswerError(
+      throw new EwaySettlementUnreadable(
         `eWAY settlement ${key} of ${day.date}: its transactions (types ${types}) credit ${credits} and debit ${debits}, ` +
           `its summary says ${totalCredit} and ${totalDebit}`,
       );

@@ -349,7 +349,7 @@ describe('AuthorizeNetSettlement: ranges of at most 31 days', () => {
   });
 });
 
-describe('AuthorizeNetSettlement: a failed or malformed answer throws, never an empty report', () => {
+describe('AuthorizeNetSettlement: a failed or malformed answer throws, never an empty report; an unreadable batch is named', () => {
   it('throws on resultCode Error from getSettledBatchList', async () => {
     nockBatches({
       messages: {
@@ -386,13 +386,21 @@ describe('AuthorizeNetSettlement: a failed or malformed answer throws, never an 
 
     nockApi(BASE, 'getSettledBatchListRequest', '{"unused":true}', () => true, [], 500);
     await expect(new AuthorizeNetSettlement(client()).fetchSettlements(DAY)).rejects.toThrow(/HTTP 500/);
+  });
 
-    nockBatches(batchList(batch1221577()));
+  it('leaves out a batch with an inexact amount, naming it in unread, and reads the others', async () => {
+    const other = { ...batch1221577(), batchId: '1221578' };
+    nockBatches(batchList(batch1221577(), other));
     nockTransactions('1221577', transactionList([entry({ settleAmount: '1018.885' })]));
-    nockMerchantDetails(BASE);
-    await expect(new AuthorizeNetSettlement(client()).fetchSettlements(DAY)).rejects.toThrow(
-      /finer than USD's ISO 4217 minor unit/,
-    );
+    nockTransactions('1221578', anetFixture('api.getTransactionList.json'));
+    nockMerchantDetails(BASE); // asked once: the client keeps the account's currencies
+    const report = await new AuthorizeNetSettlement(client()).fetchSettlements(DAY);
+    expect(report.unread).toEqual([
+      expect.stringMatching(
+        /finer than USD's ISO 4217 minor unit.*\(Authorize\.Net batch 1221577 left out\)/,
+      ),
+    ]);
+    expect(report.payouts.map((p) => [p.gatewayPayoutId, p.amount])).toEqual([['1221578', 101888n]]);
   });
 });
 
@@ -419,15 +427,20 @@ describe('AuthorizeNetSettlement: the currency of a batch', () => {
     expect(payout?.lines?.[0]?.currency).toBe('CAD');
   });
 
-  it('throws when no billhook charge or refund tells the batch’s currency', async () => {
+  it('leaves out a batch no billhook charge or refund tells the currency of, naming it in unread', async () => {
     nockBatches(batchList(batch1221577()));
     nockTransactions('1221577', anetFixture('api.getTransactionList.json'));
     twoCurrencies();
-    await expect(
-      new AuthorizeNetSettlement(client(), async () => 'USD').fetchSettlements(DAY),
-    ).rejects.toThrow(
-      /batch 1221577: the account processes USD, CAD .* none of billhook’s charges or refunds/,
-    );
+    const report = await new AuthorizeNetSettlement(client(), async () => 'USD').fetchSettlements(DAY);
+    expect(report).toEqual({
+      lines: [],
+      payouts: [],
+      unread: [
+        expect.stringMatching(
+          /batch 1221577: the account processes USD, CAD .* none of billhook’s charges or refunds.*left out/,
+        ),
+      ],
+    });
   });
 });
 

@@ -4,7 +4,6 @@ import { EwayAnswerError } from '../../../src/gateways/eway/api.ts';
 import { EwaySettlement, settlementDates } from '../../../src/gateways/eway/settlement.ts';
 import { GatewayUnreachable } from '../../../src/gateways/http.ts';
 import type { PayoutReport } from '../../../src/gateways/settlement.ts';
-import { AmountNotRepresentable } from '../../../src/money/gateway-amount.ts';
 import { expectEveryMockUsed } from '../../support/nock.ts';
 import { ANSWERED_CALL_TIMEOUT_MS } from '../../support/timeouts.ts';
 import { EWAY_TEST_AUTHORIZATION, EWAY_TEST_KEY, EWAY_TEST_PASSWORD, ewayFixture } from './fixtures.ts';
@@ -172,16 +171,18 @@ describe('EwaySettlement (Settlement Search)', () => {
     expect(sumOfNets(payout!)).toBe(22400n);
   });
 
-  it('stops when a page brings nothing new (eWAY ignoring Page), and never reports a day short', async () => {
+  it('stops when a page brings nothing new (eWAY ignoring Page), and never reports a day short: it is left out, named', async () => {
     const firstFive = {
       ...SANDBOX_DAY,
       SettlementTransactions: SANDBOX_DAY.SettlementTransactions.slice(0, 5),
     };
     search('2016-02-02', firstFive, { page: 1, pageSize: 5 });
     search('2016-02-02', firstFive, { page: 2, pageSize: 5 });
-    await expect(source(5).fetchSettlements(FEB_2)).rejects.toThrow(
-      'credit 11400 and debit 0, its summary says 22400 and 0',
-    );
+    const report = await source(5).fetchSettlements(FEB_2);
+    expect(report.payouts).toEqual([]);
+    expect(report.unread).toEqual([
+      expect.stringContaining('credit 11400 and debit 0, its summary says 22400 and 0'),
+    ]);
   });
 
   it('walks each day of the range, a day without settlement giving no payout', async () => {
@@ -223,32 +224,65 @@ describe('EwaySettlement (Settlement Search)', () => {
     await expect(source().fetchSettlements(FEB_2)).rejects.toThrow(GatewayUnreachable);
   });
 
-  it('refuses an amount in a currency eWAY’s table cannot read', async () => {
+  it('leaves out a settlement in a currency eWAY’s table cannot read, naming it in unread', async () => {
     const answer = structuredClone(SANDBOX_DAY);
     answer.SettlementSummaries[0].CurrencyCode = 'XYZ';
     for (const transaction of answer.SettlementTransactions) transaction.CurrencyCode = 'XYZ';
     search('2016-02-02', answer);
-    await expect(source().fetchSettlements(FEB_2)).rejects.toThrow(AmountNotRepresentable);
+    const report = await source().fetchSettlements(FEB_2);
+    expect(report.payouts).toEqual([]);
+    expect(report.unread).toEqual([
+      expect.stringMatching(new RegExp(`XYZ.*${SETTLEMENT_ID}:XYZ of 2016-02-02 left out`)),
+    ]);
   });
 
-  it("throws on the SDKs' sample answers, whose transactions are a few of the summary's", async () => {
+  it("leaves out the SDKs' sample answers, whose transactions are a few of the summary's, naming them in unread", async () => {
     // eway-rapid-php's sample lists one transaction of 10.00 for a summary of 971.00 credited;
     // eway-rapid-node's three (one of type 8) for the same summary.
     search('2016-02-02', ewayFixture('api.settlement_search.fees.json'));
-    await expect(source().fetchSettlements(FEB_2)).rejects.toThrow(
-      'eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02: its transactions (types 1) credit 1000 and debit 0, its summary says 97100 and 320',
-    );
+    expect(await source().fetchSettlements(FEB_2)).toEqual({
+      lines: [],
+      payouts: [],
+      unread: [
+        'eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02: its transactions (types 1) credit 1000 and debit 0, its summary says 97100 and 320 (eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02 left out)',
+      ],
+    });
     search('2016-02-02', ewayFixture('api.settlement_search.basic.json'));
-    await expect(source().fetchSettlements(FEB_2)).rejects.toThrow(/types 1, 8\) credit 1100 and debit 1000/);
+    expect((await source().fetchSettlements(FEB_2)).unread).toEqual([
+      expect.stringMatching(/types 1, 8\) credit 1100 and debit 1000/),
+    ]);
   });
 
-  it('throws on a transaction whose settlement has no summary', async () => {
+  it('leaves out a transaction whose settlement has no summary, naming it in unread; the summary’s settlement is a payout', async () => {
     const answer = structuredClone(SANDBOX_DAY);
     answer.SettlementTransactions[0].SettlementID = 'ffffffff-0000-4000-8000-000000000000';
     answer.SettlementSummaries[0].TotalCredit -= 6400;
     answer.SettlementSummaries[0].TotalBalance -= 6400;
     search('2016-02-02', answer);
-    await expect(source().fetchSettlements(FEB_2)).rejects.toThrow(/transaction 12189063 .* has no summary/);
+    const report = await source().fetchSettlements(FEB_2);
+    expect(report.unread).toEqual([
+      expect.stringMatching(/transaction 12189063 .* has no summary \(left out\)/),
+    ]);
+    expect(report.payouts.map((p) => [p.gatewayPayoutId, p.lines?.length])).toEqual([
+      [`${SETTLEMENT_ID}:AUD`, 11],
+    ]);
+  });
+
+  it('a day whose transactions do not add up to its summary does not keep the next day’s settlement out', async () => {
+    // 2016-02-01: the php SDK's sample (one transaction of a summary of 971.00); 2016-02-02: the
+    // sandbox day of twelve purchases, 224.00 AUD.
+    search('2016-02-01', ewayFixture('api.settlement_search.fees.json'));
+    search('2016-02-02', SANDBOX_DAY);
+    const report = await source().fetchSettlements({
+      from: new Date('2016-02-01T00:00:00Z'),
+      to: new Date('2016-02-03T00:00:00Z'),
+    });
+    expect(report.payouts.map((p) => [p.gatewayPayoutId, p.amount])).toEqual([
+      [`${SETTLEMENT_ID}:AUD`, 22400n],
+    ]);
+    expect(report.unread).toEqual([
+      expect.stringMatching(/53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD .* left out/),
+    ]);
   });
 });
 
