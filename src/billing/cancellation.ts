@@ -904,7 +904,13 @@ export async function cancelLocked(
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
     const withReason = await work.trx
       .updateTable('subscriptions')
-      .set({ cancel_reason: reason, cancel_at: null })
+      // Its facts replace any scheduled cancellation's: this one's refund counts from now.
+      .set({
+        cancel_reason: reason,
+        cancel_at: null,
+        cancellation_refund_type: options.refundType,
+        cancellation_effective_at: now,
+      })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -958,6 +964,9 @@ export async function cancelLocked(
       cancel_at_period_end: atPeriodEnd,
       cancel_at: at,
       cancel_reason: reason,
+      // Its refund (given now, for the time from `at`) is what this cancellation gave back.
+      cancellation_refund_type: options.refundType,
+      cancellation_effective_at: at ?? now,
       // The renewal looks at the subscription when the cancellation comes, if before its next period.
       ...(at && subscription.next_renewal_at && at < subscription.next_renewal_at
         ? { next_renewal_at: at }
