@@ -144,7 +144,7 @@ export interface OverpaymentHeld {
 }
 
 /** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
-const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
+export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
   (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
 );
 
@@ -162,13 +162,18 @@ const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * `refundCarrying`) holds nothing: that refund paid the overpayment back already (PayPal refunding the
  * buyer before resolving the claim). Before, both held it: 1000 HUF paid twice, a claim of 400 open
  * and PayPal's refund of 400 in: 200 of credit available, not 600, until the loss came.
+ * A lost claim no refund paired with within `LOST_CLAIM_REFUND_DAYS` holds nothing either once its
+ * `lost_claim_unpaid` exception is raised (payments/lost-claims.ts `flagUnpaidLostClaims`): a person
+ * finds out where its money went.
  */
 export function disputeHolds(): RawBuilder<boolean> {
   const paidByRefund = sql`d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed`;
   return sql<boolean>`((d.status = 'open' AND NOT (${paidByRefund} AND EXISTS (
       SELECT 1 FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
         AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id))))
-    OR (d.status = 'lost' AND d.refund_id IS NULL AND ${paidByRefund}))`;
+    OR (d.status = 'lost' AND d.refund_id IS NULL AND ${paidByRefund} AND NOT EXISTS (
+      SELECT 1 FROM reconciliation_exceptions he WHERE he.transaction_id = d.transaction_id
+        AND he.kind = 'lost_claim_unpaid' AND he.occurrence = d.id)))`;
 }
 
 /**
