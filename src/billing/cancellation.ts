@@ -438,7 +438,7 @@ export async function cancellationOwedNow(
     .executeTakeFirst();
   const type = subscription?.cancellation_refund_type;
   const effectiveAt = subscription?.cancellation_effective_at;
-  if (!subscription || subscription.status !== 'CANCELLED' || !effectiveAt) return undefined;
+  if (subscription?.status !== 'CANCELLED' || !effectiveAt) return undefined;
   if (type !== 'full' && type !== 'prorate') return undefined;
   const start = subscription.current_period_start;
   const end = subscription.current_period_end;
@@ -459,7 +459,8 @@ export async function cancellationOwedNow(
         ? recurring + basis.changesTotal
         : 0n
       : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
-  const unused = secondsBetween(effectiveAt < end ? effectiveAt : end, end);
+  // Within the period: a refund needs the cancellation to take effect in it (`refundOf`).
+  const unused = secondsBetween(effectiveAt, end);
   const of = { cost, recurring, unused, length: secondsBetween(start, end), takenOff: 0n };
   const { owed } = await givenBackOf(trx, invoice, await invoicePayments(trx, invoice.id), type, of);
   return { owed: owed > 0n ? owed : 0n, refundType: type, effectiveAt };
