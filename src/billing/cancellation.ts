@@ -409,6 +409,64 @@ async function periodInvoiceRefund(
 }
 
 /**
+ * What subscription `invoice.subscription_id`'s cancellation still owes back of `invoice`, its last
+ * period's invoice (locked by the caller), worked again now from the cancellation's stored facts
+ * (`cancellation_refund_type` `full` or `prorate`, `cancellation_effective_at`) as
+ * `periodInvoiceRefund` worked it when it was made: what the refund owes for the period less what
+ * the invoice has given back since (its refunds, the credit it returned, what disputes open or lost
+ * took: `givenBackOf`). A dispute that counted as given back when the cancellation was made and has
+ * since come back to the merchant (won, or lost for less) no longer counts, so what the cancellation
+ * did not give back because of it is owed again: JPY 3000 by card, 2500 of it disputed, cancelled
+ * with `prorate` at a third of the period (2000 owed, the 2500 counted as given back: nothing
+ * refunded), the dispute won: 2000. Used by payments/disputes.ts `returnedAfterGivingBack`.
+ * @returns minor units of the invoice's currency ≥ 0, with the refund type and effective moment; or
+ *   undefined when it cannot be worked out exactly: the subscription is not CANCELLED with a `full`
+ *   or `prorate` refund, `invoice` is not its last period's invoice, or that period's charged basis
+ *   cannot be read (a change made before bases were stored, or a `prorate` over a change charged up
+ *   to a scheduled cancellation: `refuseProrateBeyondChange`)
+ */
+export async function cancellationOwedNow(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+): Promise<{ owed: bigint; refundType: 'full' | 'prorate'; effectiveAt: Date } | undefined> {
+  if (invoice.subscription_id === null || invoice.period_index === null) return undefined;
+  const trx = work.trx;
+  const subscription = await trx
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', invoice.subscription_id)
+    .executeTakeFirst();
+  const type = subscription?.cancellation_refund_type;
+  const effectiveAt = subscription?.cancellation_effective_at;
+  if (subscription?.status !== 'CANCELLED' || !effectiveAt) return undefined;
+  if (type !== 'full' && type !== 'prorate') return undefined;
+  const start = subscription.current_period_start;
+  const end = subscription.current_period_end;
+  if (subscription.current_period_index !== invoice.period_index || !start || !end) return undefined;
+  const { lines, recurring } = await recurringLines(trx, invoice.id);
+  const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
+  let basis: ChargedBasis;
+  try {
+    basis = await chargedBasis(trx, subscription, invoice.period_index, 'refund_type');
+    refuseProrateBeyondChange(type, basis, end);
+  } catch (error) {
+    if (error instanceof ValidationError) return undefined;
+    throw error;
+  }
+  const cost =
+    type === 'full'
+      ? recurring + basis.changesTotal > 0n
+        ? recurring + basis.changesTotal
+        : 0n
+      : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
+  // Within the period: a refund needs the cancellation to take effect in it (`refundOf`).
+  const unused = secondsBetween(effectiveAt, end);
+  const of = { cost, recurring, unused, length: secondsBetween(start, end), takenOff: 0n };
+  const { owed } = await givenBackOf(trx, invoice, await invoicePayments(trx, invoice.id), type, of);
+  return { owed: owed > 0n ? owed : 0n, refundType: type, effectiveAt };
+}
+
+/**
  * Refuses a `prorate` refund (`type`) of a period whose latest prorated change charged its plan only
  * up to `basis.until` (a cancellation at that date, scheduled within the period, came first:
  * proration.ts `servedUntil`): the period's time after it was charged before that change, at a price
@@ -904,7 +962,13 @@ export async function cancelLocked(
     const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
     const withReason = await work.trx
       .updateTable('subscriptions')
-      .set({ cancel_reason: reason, cancel_at: null })
+      // Its facts replace any scheduled cancellation's: this one's refund counts from now.
+      .set({
+        cancel_reason: reason,
+        cancel_at: null,
+        cancellation_refund_type: options.refundType,
+        cancellation_effective_at: now,
+      })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -958,6 +1022,9 @@ export async function cancelLocked(
       cancel_at_period_end: atPeriodEnd,
       cancel_at: at,
       cancel_reason: reason,
+      // Its refund (given now, for the time from `at`) is what this cancellation gave back.
+      cancellation_refund_type: options.refundType,
+      cancellation_effective_at: at ?? now,
       // The renewal looks at the subscription when the cancellation comes, if before its next period.
       ...(at && subscription.next_renewal_at && at < subscription.next_renewal_at
         ? { next_renewal_at: at }

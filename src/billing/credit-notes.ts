@@ -144,7 +144,7 @@ export interface OverpaymentHeld {
 }
 
 /** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
-const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
+export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
   (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
 );
 
@@ -157,10 +157,23 @@ const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * (`issueCreditNote`), so the loss does not release the share; the refund does, once it carries the
  * dispute (`refund_id`: payments/disputes.ts `settleLostDisputeByRefund`), and so does a reversal
  * (the dispute `reversed`: its loss takes the share itself, `dp_…:overpayment_charged_back`).
+ * An open claim on such a gateway whose refund came first (a succeeded refund of its payment for
+ * exactly its amount carrying no dispute: the refund its loss will be paired with, payments/disputes.ts
+ * `refundCarrying`) holds nothing: that refund paid the overpayment back already (PayPal refunding the
+ * buyer before resolving the claim). Before, both held it: 1000 HUF paid twice, a claim of 400 open
+ * and PayPal's refund of 400 in: 200 of credit available, not 600, until the loss came.
+ * A lost claim no refund paired with within `LOST_CLAIM_REFUND_DAYS` holds nothing either once its
+ * `lost_claim_unpaid` exception is raised (payments/lost-claims.ts `flagUnpaidLostClaims`): a person
+ * finds out where its money went.
  */
 export function disputeHolds(): RawBuilder<boolean> {
-  return sql<boolean>`(d.status = 'open' OR (d.status = 'lost' AND d.refund_id IS NULL AND NOT d.reversed
-    AND d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[])))`;
+  const paidByRefund = sql`d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed`;
+  return sql<boolean>`((d.status = 'open' AND NOT (${paidByRefund} AND EXISTS (
+      SELECT 1 FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
+        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id))))
+    OR (d.status = 'lost' AND d.refund_id IS NULL AND ${paidByRefund} AND NOT EXISTS (
+      SELECT 1 FROM reconciliation_exceptions he WHERE he.transaction_id = d.transaction_id
+        AND he.kind = 'lost_claim_unpaid' AND he.occurrence = d.id)))`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -179,8 +179,7 @@ export async function returnInvoiceCredit(
  * - `running`: the current period's invoice of a subscription not cancelled: its cancellation's
  *   refund (`full`, `prorate`) gives it back (billing/cancellation.ts);
  * - `refunded`: the last period's invoice of a subscription CANCELLED whose latest cancellation
- *   (`subscription.cancelled` or `subscription.cancellation_scheduled`, the activity recording its
- *   `refund_type`) gave back with `full` or `prorate`: that refund gave back what the customer is
+ *   (its stored `cancellation_refund_type`) gave back with `full` or `prorate`: that refund gave back what the customer is
  *   owed for the period (cash first, then the credit that paid it: `cancellationRefund`); what the
  *   invoice still holds paid for the time used. A 1000 JPY period paid 600 by credit and 400 by card,
  *   cancelled with `prorate` at half: 400 to the card, 100 as credit; the other 500 of credit paid
@@ -212,7 +211,14 @@ export async function cancellationReach(
   if (invoice.subscription_id === null) return { kind: 'none' };
   const subscription = await trx
     .selectFrom('subscriptions')
-    .select(['status', 'current_period_index', 'current_period_start', 'current_period_end', 'charged_basis'])
+    .select([
+      'status',
+      'current_period_index',
+      'current_period_start',
+      'current_period_end',
+      'charged_basis',
+      'cancellation_refund_type',
+    ])
     .where('id', '=', invoice.subscription_id)
     .executeTakeFirst();
   if (!subscription || subscription.current_period_index === null) return { kind: 'none' };
@@ -221,12 +227,12 @@ export async function cancellationReach(
     // made (a cancellation at a date gives back when scheduled, the subscription running until then;
     // one with a refund never lets it renew past that period).
     if (!(await ofLastPeriod(trx, invoice, subscription))) return { kind: 'none' };
-    return latestCancellationRefund(trx, invoice.subscription_id);
+    return latestCancellationRefund(subscription);
   }
   if (invoice.period_index < subscription.current_period_index) return { kind: 'past' };
   if (invoice.period_index > subscription.current_period_index) return { kind: 'none' };
   if (subscription.status !== 'CANCELLED') return { kind: 'running' };
-  return latestCancellationRefund(trx, invoice.subscription_id);
+  return latestCancellationRefund(subscription);
 }
 
 /**
@@ -253,24 +259,15 @@ async function ofLastPeriod(
 }
 
 /**
- * The refund of subscription `subscriptionId`'s latest cancellation that said one: `refunded` for
- * `full` or `prorate`, else `none`. A later one (cancelled now after one scheduled) decides; the
- * renewal ending a scheduled one, and dunning's, record none.
+ * The refund of a subscription's latest cancellation that said one (`cancellation_refund_type`,
+ * stored by it: a later one, cancelled now after one scheduled, replaced it; the renewal ending a
+ * scheduled one keeps it, and dunning's stores `none` only when none was): `refunded` for `full` or
+ * `prorate`, else `none`.
  */
-async function latestCancellationRefund(
-  trx: Kysely<Database>,
-  subscriptionId: string,
-): Promise<CancellationReach> {
-  const latest = await trx
-    .selectFrom('activities')
-    .select(sql<string | null>`data->>'refund_type'`.as('refund_type'))
-    .where('resource_id', '=', subscriptionId)
-    .where('action', 'in', ['subscription.cancelled', 'subscription.cancellation_scheduled'])
-    .where(sql<boolean>`data ? 'refund_type'`)
-    .orderBy('sequence', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  const refundType = latest?.refund_type;
+function latestCancellationRefund(
+  subscription: Pick<SubscriptionRow, 'cancellation_refund_type'>,
+): CancellationReach {
+  const refundType = subscription.cancellation_refund_type;
   return refundType === 'full' || refundType === 'prorate'
     ? { kind: 'refunded', refundType }
     : { kind: 'none' };

@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
-import type { SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import type { CancellationRefundType, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 
@@ -22,7 +23,8 @@ export const LIVE_STATUSES: readonly SubscriptionStatus[] = ['IN_TRIAL', 'ACTIVE
 /**
  * Moves a subscription (locked by the caller in `work`, which has joined the ledger's writers) to
  * `to`, stamping `suspended_at` / `cancelled_at` / `ended_at`, and logs `subscription.<to lower case>`
- * with `data`. Staying in the same status changes nothing. Entering SUSPENDED stores `suspendReason`
+ * with `data`; entering CANCELLED keeps the cancellation facts a cancellation stored
+ * (`cancellation_refund_type`, `cancellation_effective_at`), else stores `none` from `now`. Staying in the same status changes nothing. Entering SUSPENDED stores `suspendReason`
  * (a person's text, or null) as `suspend_reason`, kept apart from `data.reason`: that one is the
  * system's (`dunning` is what lets a payment reinstate it, reinstate.ts); becoming ACTIVE clears both
  * `suspended_at` and `suspend_reason`, however it happens (reactivation or a payment).
@@ -51,7 +53,17 @@ export async function transitionSubscription(
       updated_at: now,
       ...(to === 'SUSPENDED' ? { suspended_at: now, suspend_reason: suspendReason } : {}),
       ...(to === 'ACTIVE' ? { suspended_at: null, suspend_reason: null } : {}),
-      ...(to === 'CANCELLED' ? { cancelled_at: now, ended_at: now, next_renewal_at: null } : {}),
+      ...(to === 'CANCELLED'
+        ? {
+            cancelled_at: now,
+            ended_at: now,
+            next_renewal_at: null,
+            // A cancellation that said a refund stored it already (cancel now, or one scheduled that
+            // this ends); any other (dunning's, a term's end) gave nothing back.
+            cancellation_refund_type: sql<CancellationRefundType>`coalesce(cancellation_refund_type, 'none')`,
+            cancellation_effective_at: sql<Date>`coalesce(cancellation_effective_at, ${now})`,
+          }
+        : {}),
     })
     .where('id', '=', subscription.id)
     .returningAll()

@@ -145,6 +145,8 @@ export function newSubscriptionRow(
     usage_billed_until: startAt,
     cancel_at: null,
     cancel_reason: null,
+    cancellation_refund_type: null,
+    cancellation_effective_at: null,
     suspend_reason: null,
     scheduled_plan_id: null,
     scheduled_quantity: null,

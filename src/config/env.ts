@@ -172,6 +172,12 @@ const EnvSchema = z.object({
    * no invoices while suspended and resumes at the current period on reactivation.
    */
   BILL_SUSPENDED_SUBSCRIPTIONS: flag('0'),
+  /**
+   * Days a PayPal claim lost may wait for the refund that pays it (`lostDisputePaidAsRefund`) while it
+   * holds its share of the customer's overpayment credit; then billhook stops holding it and raises a
+   * `lost_claim_unpaid` exception for a person (payments/lost-claims.ts `flagUnpaidLostClaims`).
+   */
+  LOST_CLAIM_REFUND_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   /** Days the inbox keeps a finished webhook's raw body; then only the row (id, type, outcome) stays. */
   INBOX_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /** Days the inbox keeps a cleanly finished webhook's row (processed or ignored, no exception) at all. */

@@ -28,6 +28,9 @@ export type RefundStatus = 'pending' | 'unknown' | 'succeeded' | 'failed';
  */
 export type DisputeStatus = 'inquiry' | 'inquiry_closed' | 'open' | 'won' | 'lost';
 export type BillingReason = 'manual' | 'subscription_create' | 'subscription_cycle' | 'subscription_update';
+/** The refund a cancellation was asked for (PRODUCT §5): none, the whole period, or its unused time. */
+export type CancellationRefundType = 'none' | 'full' | 'prorate';
+
 export type SubscriptionStatus = 'IN_TRIAL' | 'ACTIVE' | 'PAST_DUE' | 'SUSPENDED' | 'CANCELLED';
 export type PlanInterval = 'DAY' | 'WEEK' | 'MONTH' | 'YEAR';
 export type CouponDuration = 'ONCE' | 'REPEATING' | 'FOREVER';
@@ -718,6 +721,22 @@ export interface SubscriptionsTable {
   cancel_at: MaybeTimestamp;
   /** Why it was (or will be) cancelled, as the caller said (≤ 1000 characters). */
   cancel_reason: MaybeText;
+  /**
+   * The refund type of its latest cancellation (`none`, `full`, `prorate`: now, at period end, at a
+   * date, a cancel-now replacing a scheduled one; dunning's `none` unless one scheduled before said
+   * one); null: never cancelled (migration 0055). What a cancellation gave back is worked from it
+   * (billing/credit-returns.ts `cancellationReach`).
+   */
+  cancellation_refund_type: ColumnType<
+    CancellationRefundType | null,
+    CancellationRefundType | null | undefined,
+    CancellationRefundType | null
+  >;
+  /**
+   * The moment that cancellation's refund counted from (its effective time: now, the period's end or
+   * the date it was scheduled at); null exactly when `cancellation_refund_type` is.
+   */
+  cancellation_effective_at: MaybeTimestamp;
   /** Why it was suspended (≤ 1000 characters); cleared on reactivation. */
   suspend_reason: MaybeText;
   /** A plan change scheduled for the next renewal (with `scheduled_quantity`); null: none. */

@@ -46,6 +46,13 @@ export type ExceptionKind =
    */
   | 'dispute_won_after_loss'
   /**
+   * A PayPal claim lost (`lostDisputePaidAsRefund`) that no refund paid within
+   * `LOST_CLAIM_REFUND_DAYS` of its loss (payments/lost-claims.ts `flagUnpaidLostClaims`): its loss
+   * stays booked, the overpayment credit it held is the customer's again, and a person finds out at
+   * PayPal how the buyer was paid.
+   */
+  | 'lost_claim_unpaid'
+  /**
    * A charge billhook booked as succeeded that the gateway now reports failed, or voided in a way
    * billhook cannot book as a void (reconcile/apply.ts `succeededChargeUndone`): nothing changed, a
    * person finds out what moved.

@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
+import { cancellationOwedNow } from '../billing/cancellation.ts';
 import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
@@ -21,6 +22,7 @@ import {
   entryKeys,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { upTo } from '../money/amount.ts';
 import {
   flagOverpaymentCreditShort,
   givesBackOverpayment,
@@ -198,15 +200,25 @@ async function chargeBackOverpayment(
 /**
  * When dispute `opened` (as it was while open) gives `returned` (minor units, > 0) of its hold back
  * to the merchant: all of it, won, or the rest of it, lost for less than it held
- * (`heldBeyondLoss`): if its payment's invoice issued credit notes (a refund by hand, a
- * cancellation's refund, a credit return) since the dispute was opened, those counted the whole
+ * (`heldBeyondLoss`). While it was open, what the invoice of its payment gave back counted the whole
  * hold as given back to the customer already (billing/invoice-payment.ts `disputedAway`: open
- * disputes count), so now that the merchant has `returned` again the customer may be owed up to
- * that much: a `dispute_won_after_refund` exception names the dispute, the invoice, the amount and
- * those credit notes, for a person to refund what is owed by hand (the payment's refundable room
- * counts it again; the invoice, REFUNDED while the dispute counted as given back, is
- * PARTIALLY_REFUNDED again: `recordDispute` works its status again). Read under the invoice's lock
- * (`recordDispute` takes it), so a credit note committed meanwhile is counted.
+ * disputes count), so now that the merchant has `returned` again the customer may be owed some of it
+ * (the payment's refundable room counts it again; the invoice, REFUNDED while the dispute counted as
+ * given back, is PARTIALLY_REFUNDED again: `recordDispute` works its status again):
+ * - the last period's invoice of a subscription cancelled with a `full` or `prorate` refund, given
+ *   back by nothing but that cancellation's refund since the dispute opened (its credit notes all the
+ *   cancellation's: reason `subscription_cancelled`): what the cancellation owes is worked again from
+ *   its stored facts (billing/cancellation.ts `cancellationOwedNow`), at most `returned`; when some,
+ *   a `dispute_won_after_refund` exception says that exact amount (`details.owed`) for a person to
+ *   refund by hand (the cancellation refunding nothing, because the dispute counted, is said too:
+ *   JPY 3000 by card, 2500 disputed, cancelled with `prorate` at a third of the period, won: exactly
+ *   2000 owed, where nothing was said; with `full`: 2500, where it said "up to 2500"; with `none`,
+ *   or a cancellation made before the dispute opened, nothing);
+ * - else, when the invoice issued credit notes since the dispute was opened (a refund by hand, whose
+ *   intent billhook cannot know, a credit return), the exception says the customer may be owed up to
+ *   `returned`, naming those credit notes.
+ * Read under the invoice's lock (`recordDispute` takes it), so a credit note committed meanwhile is
+ * counted.
  */
 async function returnedAfterGivingBack(
   work: UnitOfWork,
@@ -216,34 +228,58 @@ async function returnedAfterGivingBack(
 ): Promise<void> {
   if (!transaction.invoice_id) return;
   const notes = await work.trx
-    .selectFrom('credit_notes')
-    .select(['id', 'total'])
-    .where('invoice_id', '=', transaction.invoice_id)
-    .where('created_at', '>=', opened.created_at)
-    .orderBy('created_at')
-    .orderBy('id')
+    .selectFrom('credit_notes as n')
+    .leftJoin('refunds as r', 'r.id', 'n.refund_id')
+    .select([
+      'n.id',
+      'n.total',
+      sql<boolean>`coalesce(r.reason, n.reason) = 'subscription_cancelled'`.as('cancellation'),
+    ])
+    .where('n.invoice_id', '=', transaction.invoice_id)
+    .where('n.created_at', '>=', opened.created_at)
+    .orderBy('n.created_at')
+    .orderBy('n.id')
     .execute();
-  if (notes.length === 0) return;
   const ids = notes.map((note) => note.id);
+  const invoiceId = transaction.invoice_id;
   const c = opened.currency;
-  const what =
+  const came =
     returned === opened.amount
-      ? `was won: its ${opened.amount} ${c} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting that amount`
-      : `was lost for ${opened.amount - returned} of the ${opened.amount} ${c} it held: ${returned} ${c} is the merchant's again, but while it was open invoice ${transaction.invoice_id} gave money back (${ids.join(', ')}) counting all ${opened.amount}`;
-  await raiseException(work, {
-    kind: 'dispute_won_after_refund',
-    gateway: transaction.gateway,
-    transactionId: transaction.id,
-    occurrence: opened.id,
-    gatewayAccount: transaction.gateway_account,
-    message: `dispute ${opened.id} on ${transaction.id} ${what} as the customer's already; the customer may be owed up to ${returned} ${c}: refund what is owed by hand (POST /v1/invoices/${transaction.invoice_id}/refund)`,
-    details: {
-      dispute: opened.id,
-      invoice: transaction.invoice_id,
-      amount: returned,
-      credit_notes: ids,
-    },
-  });
+      ? `was won: its ${opened.amount} ${c} is the merchant's again`
+      : `was lost for ${opened.amount - returned} of the ${opened.amount} ${c} it held: ${returned} ${c} is the merchant's again`;
+  const counted = returned === opened.amount ? 'it' : `all ${opened.amount}`;
+  const raise = (message: string, details: Record<string, unknown>) =>
+    raiseException(work, {
+      kind: 'dispute_won_after_refund',
+      gateway: transaction.gateway,
+      transactionId: transaction.id,
+      occurrence: opened.id,
+      gatewayAccount: transaction.gateway_account,
+      message: `dispute ${opened.id} on ${transaction.id} ${came}, ${message}`,
+      details: { dispute: opened.id, invoice: invoiceId, amount: returned, ...details, credit_notes: ids },
+    });
+  if (notes.every((note) => note.cancellation)) {
+    const invoice = await work.trx
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', invoiceId)
+      .executeTakeFirstOrThrow();
+    const cancellation = await cancellationOwedNow(work, invoice);
+    if (cancellation) {
+      const owed = upTo(cancellation.owed, returned);
+      if (owed === 0n) return;
+      await raise(
+        `but subscription ${invoice.subscription_id}'s ${cancellation.refundType} cancellation from ${cancellation.effectiveAt.toISOString()} counted ${counted} as the customer's already: the customer is owed exactly ${owed} ${c} of invoice ${invoiceId} (what that cancellation owes, worked again without the dispute): refund it by hand (POST /v1/invoices/${invoiceId}/refund with amount ${owed})`,
+        { owed },
+      );
+      return;
+    }
+  }
+  if (notes.length === 0) return;
+  await raise(
+    `but while it was open invoice ${invoiceId} gave money back (${ids.join(', ')}) counting ${returned === opened.amount ? 'that amount' : `all ${opened.amount}`} as the customer's already; the customer may be owed up to ${returned} ${c}: refund what is owed by hand (POST /v1/invoices/${invoiceId}/refund)`,
+    {},
+  );
 }
 
 /**

@@ -284,7 +284,189 @@ describe('refunds and cancellations after a chargeback', () => {
     expect(await creditOf(customer)).toEqual([]);
   });
 
-  it('GEL: a dispute won after a cancellation gave back the rest of the period while it was open flags the customer as possibly owed its amount; one won with nothing given back meanwhile flags nothing', async () => {
+  /** A Stripe customer subscribed to `plan` from Apr 1 2027 (a 30-day period), its first invoice paid whole by the card. */
+  const paidApr1 = async (plan: string) => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan,
+      method: method!.id,
+      start: d('2027-04-01T00:00:00Z'),
+    });
+    return { customer: customer.id as string, sub };
+  };
+  /** The exceptions raised on payment `txn`: kind, message, details. */
+  const exceptionsOn = (txn: string) =>
+    db()
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'message', 'details'])
+      .where('transaction_id', '=', txn)
+      .execute();
+  const disputeOn = async (txn: string) =>
+    (
+      await db()
+        .selectFrom('disputes')
+        .select('id')
+        .where('transaction_id', '=', txn)
+        .executeTakeFirstOrThrow()
+    ).id;
+
+  /** Records dispute `id` on `invoice`'s payment as lost for `amount` (after it was opened for more). */
+  const lostFor = async (invoice: string, id: string, amount: bigint) => {
+    const txn = await db()
+      .selectFrom('transactions')
+      .selectAll()
+      .where('invoice_id', '=', invoice)
+      .where('status', '=', 'succeeded')
+      .executeTakeFirstOrThrow();
+    await inUnitOfWork(db(), { actor: 'system' }, (work) =>
+      recordDispute(work, txn, { gatewayDisputeId: id, status: 'lost', amount }),
+    );
+  };
+  // JPY 2400 + 25% = 3000 by card Apr 1 (Apr 1 – May 1, 30 days); 2500 of it disputed (open), then
+  // the subscription cancelled on Apr 11 (a third of the period used, 20 of 30 days unused).
+  const disputedThenCancelled = async (currency: string, refundType: 'none' | 'full' | 'prorate') => {
+    const { customer, sub } = await paidApr1(await flatPlan(app, currency, 2400));
+    const txn = await disputed(sub.invoice.id, `du_${currency}`, ['open'], 2500n);
+    return { customer, sub, txn, cancelled: await cancelAt(sub.id, refundType, '2027-04-11T00:00:00Z') };
+  };
+  const exactly = (o: {
+    dispute: string;
+    txn: string;
+    sub: string;
+    invoice: string;
+    came: string;
+    counted: string;
+    type: string;
+    owed: number;
+    c: string;
+  }) =>
+    `dispute ${o.dispute} on ${o.txn} ${o.came}, but subscription ${o.sub}'s ${o.type} cancellation from 2027-04-11T00:00:00.000Z counted ${o.counted} as the customer's already: the customer is owed exactly ${o.owed} ${o.c} of invoice ${o.invoice} (what that cancellation owes, worked again without the dispute): refund it by hand (POST /v1/invoices/${o.invoice}/refund with amount ${o.owed})`;
+
+  it('JPY: a dispute of 2500 won after a prorate cancellation at a third of the period that refunded nothing: the customer is owed exactly the unused 2000, said so (before: nothing said), and the refund by hand it names gives back 2000', async () => {
+    // prorate: 3000 × 20/30 = 2000 owed, the disputed 2500 counted as given back: nothing refunded.
+    const { customer, sub, txn, cancelled } = await disputedThenCancelled('JPY', 'prorate');
+    expect(cancelled.refunds).toEqual([]);
+    // Won: the merchant has the 2500 again; the cancellation still owes its 2000.
+    await disputed(sub.invoice.id, 'du_JPY', ['won'], 2500n);
+    const dispute = await disputeOn(txn.id);
+    expect(await exceptionsOn(txn.id)).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        message: exactly({
+          dispute,
+          txn: txn.id,
+          sub: sub.id,
+          invoice: sub.invoice.id,
+          came: "was won: its 2500 JPY is the merchant's again",
+          counted: 'it',
+          type: 'prorate',
+          owed: 2000,
+          c: 'JPY',
+        }),
+        details: { dispute, invoice: sub.invoice.id, amount: '2500', owed: '2000', credit_notes: [] },
+      },
+    ]);
+    expect(await creditOf(customer)).toEqual([]);
+    stripeRefundSucceeds('re_JPY_owed');
+    expect((await refund(sub.invoice.id, { amount: 2000 })).body).toMatchObject({
+      status: 'succeeded',
+      amount: 2000,
+    });
+    // 3000 in, 2000 back (1600 + 400 tax): 1000 kept for the third used (800 revenue + 200 tax).
+    expect(await ledgerIn(app, 'JPY')).toMatchObject({
+      'gateway_clearing:stripe': 1000,
+      disputed_funds: 0,
+      refunds: 1600,
+      revenue: -2400,
+      tax_payable: -200,
+    });
+  });
+
+  it('KRW / KGS: won after a full cancellation (500 refunded), exactly the 2500 the refund left out is owed (before: "up to 2500"); after one with none, nothing is owed or said', async () => {
+    // full: 3000 owed, 2500 counted as given back by the dispute: 500 refunded (400 + 100 tax).
+    stripeRefundSucceeds('re_KRW_full');
+    const full = await disputedThenCancelled('KRW', 'full');
+    expect(full.cancelled.refunds.map((r) => r.amount)).toEqual([500n]);
+    await disputed(full.sub.invoice.id, 'du_KRW', ['won'], 2500n);
+    const [note] = await db()
+      .selectFrom('credit_notes')
+      .select('id')
+      .where('invoice_id', '=', full.sub.invoice.id)
+      .execute();
+    const dispute = await disputeOn(full.txn.id);
+    expect(await exceptionsOn(full.txn.id)).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        message: exactly({
+          dispute,
+          txn: full.txn.id,
+          sub: full.sub.id,
+          invoice: full.sub.invoice.id,
+          came: "was won: its 2500 KRW is the merchant's again",
+          counted: 'it',
+          type: 'full',
+          owed: 2500,
+          c: 'KRW',
+        }),
+        details: {
+          dispute,
+          invoice: full.sub.invoice.id,
+          amount: '2500',
+          owed: '2500',
+          credit_notes: [note!.id],
+        },
+      },
+    ]);
+    expect(await ledgerIn(app, 'KRW')).toMatchObject({
+      'gateway_clearing:stripe': 2500,
+      disputed_funds: 0,
+      refunds: 400,
+      tax_payable: -500,
+    });
+    // none: nothing owed back, whatever the dispute did.
+    const none = await disputedThenCancelled('KGS', 'none');
+    expect(none.cancelled.refunds).toEqual([]);
+    await disputed(none.sub.invoice.id, 'du_KGS', ['won'], 2500n);
+    expect(await exceptionsOn(none.txn.id)).toEqual([]);
+  });
+
+  it('TWD: a dispute of 2500 lost for 1000 after a prorate cancellation that refunded nothing: of the 1500 back to the merchant, exactly 1000 is owed (2000 unused less the 1000 lost; before: nothing said)', async () => {
+    const { sub, txn, cancelled } = await disputedThenCancelled('TWD', 'prorate');
+    expect(cancelled.refunds).toEqual([]);
+    await lostFor(sub.invoice.id, 'du_TWD', 1000n);
+    const dispute = await disputeOn(txn.id);
+    expect(await exceptionsOn(txn.id)).toEqual([
+      {
+        kind: 'dispute_won_after_refund',
+        message: exactly({
+          dispute,
+          txn: txn.id,
+          sub: sub.id,
+          invoice: sub.invoice.id,
+          came: "was lost for 1000 of the 2500 TWD it held: 1500 TWD is the merchant's again",
+          counted: 'all 2500',
+          type: 'prorate',
+          owed: 1000,
+          c: 'TWD',
+        }),
+        details: { dispute, invoice: sub.invoice.id, amount: '1500', owed: '1000', credit_notes: [] },
+      },
+    ]);
+    // 3000 in, 1000 lost, 2000 in clearing; nothing refunded yet.
+    expect(await ledgerIn(app, 'TWD')).toMatchObject({
+      'gateway_clearing:stripe': 2000,
+      disputed_funds: 0,
+      chargeback_losses: 1000,
+    });
+    stripeRefundSucceeds('re_TWD_owed');
+    expect((await refund(sub.invoice.id, { amount: 1000 })).body).toMatchObject({
+      status: 'succeeded',
+      amount: 1000,
+    });
+  });
+
+  it('GEL: a dispute won after a cancellation gave back the rest of the period while it was open flags the customer as owed exactly what that cancellation still owes (2500 − 1500 = 1000; before: "up to 1000"); one won with nothing given back meanwhile flags nothing', async () => {
     // 2000 + 25% = 2500 paid by card Feb 1; a dispute of 1000 opened: the cancellation's `full`
     // gives back 2500 − 1000 = 1500 (the disputed 1000 counted as the customer's already).
     const { sub } = await paidFeb1(await flatPlan(app, 'GEL', 2000));
@@ -313,8 +495,14 @@ describe('refunds and cancellations after a chargeback', () => {
       {
         kind: 'dispute_won_after_refund',
         status: 'open',
-        message: `dispute ${dispute.id} on ${txn.id} was won: its 1000 GEL is the merchant's again, but while it was open invoice ${sub.invoice.id} gave money back (${note!.id}) counting that amount as the customer's already; the customer may be owed up to 1000 GEL: refund what is owed by hand (POST /v1/invoices/${sub.invoice.id}/refund)`,
-        details: { dispute: dispute.id, invoice: sub.invoice.id, amount: '1000', credit_notes: [note!.id] },
+        message: `dispute ${dispute.id} on ${txn.id} was won: its 1000 GEL is the merchant's again, but subscription ${sub.id}'s full cancellation from 2027-02-10T00:00:00.000Z counted it as the customer's already: the customer is owed exactly 1000 GEL of invoice ${sub.invoice.id} (what that cancellation owes, worked again without the dispute): refund it by hand (POST /v1/invoices/${sub.invoice.id}/refund with amount 1000)`,
+        details: {
+          dispute: dispute.id,
+          invoice: sub.invoice.id,
+          amount: '1000',
+          owed: '1000',
+          credit_notes: [note!.id],
+        },
       },
     ]);
     // What the exception says to do: the payment's room counts the won 1000 again.

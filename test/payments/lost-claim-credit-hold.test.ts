@@ -5,6 +5,7 @@ import type { Db } from '../../src/db/database.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { type DisputeReport, recordDispute } from '../../src/payments/disputes.ts';
+import { flagUnpaidLostClaims } from '../../src/payments/lost-claims.ts';
 import {
   applyAsBatch,
   booksIn,
@@ -91,6 +92,105 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     });
     expect(await credit(customerId, 'PLN')).toBe(0n);
     expect((await exceptionsOf(duplicate)).map((e) => e.kind)).toEqual([]);
+  });
+
+  it('HUF: PayPal’s refund of the claim coming before its loss holds the credit once: 600 available between them (before: 200, the 400 held by the open claim and paid back by the refund)', async () => {
+    // 1000 paid twice: 1000 of credit. A claim of 400 on the duplicate holds 400 of it (600 left).
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'HUF',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    expect(await credit(customerId, 'HUF')).toBe(600n);
+    // PayPal refunds the buyer before it says the claim is lost: the refund pays 400 of the
+    // overpayment back (credit 1000 − 400 = 600), and it is the claim's money: nothing else holds it.
+    expect(await refunded('HUF', 400n)).toMatchObject({ kind: 'applied' });
+    expect(await booksIn(db, 'HUF')).toMatchObject({
+      'customer_credit:customer': -600n,
+      disputed_funds: 400n,
+    });
+    expect(await credit(customerId, 'HUF')).toBe(600n);
+    expect(await oneOff(customerId, 'HUF', 500n)).toMatchObject({ credit_applied: 500n, amount_due: 0n });
+    // The loss is carried by that refund (dp_…:refunded): the hold back to clearing, nothing lost.
+    await report(duplicate, 'lost', 400n);
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['status', 'refund_id'])
+      .where('transaction_id', '=', duplicate.id)
+      .executeTakeFirstOrThrow();
+    expect(dispute).toMatchObject({ status: 'lost', refund_id: expect.stringMatching(/^re_/) });
+    expect(await credit(customerId, 'HUF')).toBe(100n);
+    // 2000 in, 400 refunded: clearing 1600; credit 1000 − 400 refunded − 500 applied = 100; no
+    // chargeback loss ever booked.
+    const books = await booksIn(db, 'HUF');
+    expect(books).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': -100n,
+      disputed_funds: 0n,
+    });
+    expect(books.chargeback_losses ?? 0n).toBe(0n);
+    expect((await exceptionsOf(duplicate)).map((e) => e.kind)).toEqual([]);
+  });
+
+  it('NOK: a lost claim no refund pays within LOST_CLAIM_REFUND_DAYS stops holding and goes to a person, once; a refund coming later still pays it (before: held for ever, nothing said)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'NOK',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    expect(await credit(customerId, 'NOK')).toBe(600n);
+    const day = 86_400_000;
+    const sweep = (days: number) => flagUnpaidLostClaims(db, 'system', new Date(Date.now() + days * day), 7);
+    // Six days on: still waiting for PayPal's refund.
+    expect(await sweep(6)).toEqual([]);
+    expect(await credit(customerId, 'NOK')).toBe(600n);
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['id', 'refund_id'])
+      .where('transaction_id', '=', duplicate.id)
+      .executeTakeFirstOrThrow();
+    // Eight days on: flagged, the 400 the customer's again; the loss stays booked.
+    expect(await sweep(8)).toEqual([dispute.id]);
+    expect(await credit(customerId, 'NOK')).toBe(1000n);
+    const flagged = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['kind', 'status', 'details'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(flagged).toEqual([
+      {
+        kind: 'lost_claim_unpaid',
+        status: 'open',
+        details: expect.objectContaining({ dispute: dispute.id, amount: '400', days: 7 }),
+      },
+    ]);
+    expect(await booksIn(db, 'NOK')).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': -1000n,
+      disputed_funds: 0n,
+      chargeback_losses: 400n,
+    });
+    // Once: a later sweep raises nothing more.
+    expect(await sweep(9)).toEqual([]);
+    // PayPal's refund after all: paired with the loss (losses back to 0), the overpayment paid back.
+    expect(await refunded('NOK', 400n)).toMatchObject({ kind: 'applied' });
+    expect(
+      await db
+        .selectFrom('disputes')
+        .select('refund_id')
+        .where('id', '=', dispute.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ refund_id: expect.stringMatching(/^re_/) });
+    expect(await booksIn(db, 'NOK')).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': -600n,
+      disputed_funds: 0n,
+      chargeback_losses: 0n,
+    });
+    expect(await credit(customerId, 'NOK')).toBe(600n);
   });
 
   it('RON: a lost claim PayPal then reverses (a chargeback) takes its share itself and holds no more: the rest is the customer’s', async () => {
