@@ -48,7 +48,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
 }
 
-/** Drops what 0055 adds (the activity log still holds each cancellation's refund type). */
+/** Drops what 0056 adds (the activity log still holds each cancellation's refund type). */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     ALTER TABLE subscriptions

@@ -724,7 +724,7 @@ export interface SubscriptionsTable {
   /**
    * The refund type of its latest cancellation (`none`, `full`, `prorate`: now, at period end, at a
    * date, a cancel-now replacing a scheduled one; dunning's `none` unless one scheduled before said
-   * one); null: never cancelled (migration 0055). What a cancellation gave back is worked from it
+   * one); null: never cancelled (migration 0056). What a cancellation gave back is worked from it
    * (billing/credit-returns.ts `cancellationReach`).
    */
   cancellation_refund_type: ColumnType<

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { down, up } from '../../migrations/0055_subscription_cancellation.ts';
+import { down, up } from '../../migrations/0056_subscription_cancellation.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import type { Db } from '../../src/db/database.ts';
@@ -16,12 +16,12 @@ const d = (iso: string) => new Date(iso);
 
 /**
  * A subscription stores its latest cancellation's refund type and the moment its refund counted from
- * (`cancellation_refund_type`, `cancellation_effective_at`: migration 0055), written by every
+ * (`cancellation_refund_type`, `cancellation_effective_at`: migration 0056), written by every
  * cancellation path, read by billing/credit-returns.ts `cancellationReach` instead of the activity
  * log; the migration backfills existing rows from that log to what the code writes now. Plans of
  * 2000 CZK + 25% tax (2500 a period of 28 days from Feb 1 2027), paid by card.
  */
-describe('migration 0055: a subscription stores its cancellation facts', () => {
+describe('migration 0056: a subscription stores its cancellation facts', () => {
   let app: TestApp;
   let db: Db;
   beforeAll(async () => {
