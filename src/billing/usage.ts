@@ -817,24 +817,74 @@ export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Da
 }
 
 /**
- * Acts on the usage limits of a subscription's customer after a new usage event: the customer's
- * estimate in the plan's currency (`usageEstimate`) is compared with each limit in that currency not
- * yet triggered in the period it is claimed for; a limit the estimate reaches (≥ amount) is
- * claimed for that period with one conditional UPDATE of `last_triggered_period_start`, so it acts
- * exactly once per period however many events race. WARN is claimed for the period holding the
- * event's time `at` (`usagePeriodAt`; never one before the stored current period), without renewing
- * (a warning bills nothing): with the renewal sweep behind on Apr 1, a WARN crossed on Apr 2 was
- * claimed for March, the stored period, and warned again in April once the sweep caught up; now it is
- * April's, and logs `usage_limit.warning`. SUSPEND is claimed for the stored period, then first
- * renews the subscription up to `now` as the renewal sweep would (`renewedUpTo`, as dunning's
- * suspension and one by hand: a period started before the sweep ran is invoiced, not left unbilled),
- * then moves it to SUSPENDED (`transitionSubscription`, when still IN_TRIAL, ACTIVE or PAST_DUE); a
- * renewal that moved it into a later period claims the limit for that period (not again in it) and logs
- * `usage_limit.suspended`; both with the estimate and the limit (minor units), on the limit.
+ * A customer's usage cost in the period holding `at`, in `currency` (minor units): per subscription
+ * of the customer not CANCELLED whose plan is priced in `currency`, the usage not billed yet of its
+ * usage period holding `at` (renewal.ts `usagePeriodAt`: each subscription's own period; its trial
+ * when `at` falls in it, counted only when the plan bills trial usage), priced as its invoice will
+ * (`priceUsage`; after a plan change mid-period, the rest of the period), and their sum. Usage of
+ * other periods is never added: with the renewal sweep behind on Apr 1, March's 30.00 (not invoiced
+ * yet) and April's 30.00 are 30.00 each in their period, not 60.00. Subscriptions in another
+ * currency are not counted (no conversion: a limit is per currency). Reads no clock.
+ * @returns the total and each subscription's part (ordered by id, 0 included)
+ */
+export async function customerPeriodUsage(
+  db: Kysely<Database>,
+  customerId: string,
+  currency: string,
+  at: Date,
+): Promise<{ total: bigint; subscriptions: { subscriptionId: string; amount: bigint }[] }> {
+  const rows = await db
+    .selectFrom('subscriptions as s')
+    .innerJoin('plans as p', 'p.id', 's.plan_id')
+    .selectAll('p')
+    .select(['s.id as subscription_id', 's.billing_anchor', 's.start_at', 's.usage_billed_until'])
+    .where('s.customer_id', '=', customerId)
+    .where('s.status', '!=', 'CANCELLED')
+    .where('p.currency', '=', currency)
+    .orderBy('s.id')
+    .execute();
+  const subscriptions = await Promise.all(
+    rows.map(async (row) => {
+      const { subscription_id, billing_anchor, start_at, usage_billed_until, ...planRow } = row;
+      const plan = planOf(planRow);
+      const owner = { billing_anchor, start_at, usage_billed_until };
+      const period = usagePeriodAt(owner, plan, at);
+      const windows = unbilledUsageWindows(owner, plan, period.end).filter(
+        (w) => w.start >= period.start && w.end <= period.end,
+      );
+      const usages = await windowsUsage(db, { id: subscription_id }, plan, windows);
+      const amount = usages.flat().reduce((sum, usage) => sum + usage.amount, 0n);
+      return { subscriptionId: subscription_id, amount };
+    }),
+  );
+  return { total: subscriptions.reduce((sum, s) => sum + s.amount, 0n), subscriptions };
+}
+
+/**
+ * Acts on the usage limits of a subscription's customer after a new usage event at `at`. A limit is
+ * the customer's (PRODUCT §5), per period and currency: it is compared with the customer's usage
+ * cost in the period holding `at` (`customerPeriodUsage`: every subscription of the customer in the
+ * plan's currency, each in its own period holding `at`; never the usage of several periods added
+ * together, as `usageEstimate` shows it while the renewal sweep is behind: EUR 30.00 in March, not
+ * invoiced yet, and 30.00 in April do not cross a limit of 50.00). Each limit in that currency not
+ * yet triggered in the period it is claimed for and reached (≥ amount) is claimed for that period
+ * with one conditional UPDATE of `last_triggered_period_start`, so it acts exactly once per period
+ * however many events race. WARN is claimed for the period holding `at` (`usagePeriodAt`; never one
+ * before the stored current period), without renewing (a warning bills nothing), and logs
+ * `usage_limit.warning`. SUSPEND is claimed for the stored period and suspends every subscription of
+ * the customer in the limit's currency that meters usage and is IN_TRIAL, ACTIVE or PAST_DUE (the
+ * triggering one and its siblings, locked in id order): each is first renewed up to `now` as the
+ * renewal sweep would (`renewedUpTo`, as dunning's suspension and one by hand: a period started
+ * before the sweep ran is invoiced, not left unbilled), then moved to SUSPENDED
+ * (`transitionSubscription`, reason `usage_limit`); a renewal that moved the triggering subscription
+ * into a later period claims the limit for that period (not again in it); it logs
+ * `usage_limit.suspended` once, with `subscriptions` (the ids it suspended). Both activities carry
+ * the period's usage cost (`estimate`) and the limit, minor units, on the limit. The claimed period
+ * is the triggering subscription's: siblings on another billing anchor share it.
  * Runs after the event's commit, so each check sees every committed event: the last of concurrent
  * events sees them all.
  * @param now the clock of the transition
- * @param at the time of the usage event checked for (default `now`): the period a WARN is claimed for
+ * @param at the time of the usage event checked for (default `now`): the period compared and claimed
  * @returns the limits triggered now
  */
 export async function checkUsageLimits(
@@ -876,10 +926,7 @@ export async function checkUsageLimits(
       .execute()
   ).filter((l) => l.last_triggered_period_start?.getTime() !== claimFor(l).getTime());
   if (limits.length === 0) return [];
-  const estimate =
-    (await usageEstimate(db, subscription.customer_id)).totals.find(
-      (t) => t.currency === subscription.currency,
-    )?.amount ?? 0n;
+  const estimate = (await customerPeriodUsage(db, subscription.customer_id, subscription.currency, at)).total;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
     const claimedFor = claimFor(limit);
@@ -894,7 +941,7 @@ export async function checkUsageLimits(
         .returningAll()
         .executeTakeFirst();
       if (!row) return undefined;
-      const data = {
+      const data: Record<string, unknown> = {
         estimate,
         limit: row.amount,
         currency: row.currency,
@@ -902,31 +949,51 @@ export async function checkUsageLimits(
         subscription: subscriptionId,
       };
       if (row.action === 'SUSPEND') {
-        const locked = await work.trx
+        // The limit is the customer's: every subscription of it in the limit's currency metering usage.
+        const siblings = await work.trx
+          .selectFrom('subscriptions as s')
+          .innerJoin('plans as p', 'p.id', 's.plan_id')
+          .select('s.id')
+          .where('s.customer_id', '=', row.customer_id)
+          .where('p.currency', '=', row.currency)
+          .where('s.status', 'in', RENEWABLE)
+          .where(sql<boolean>`jsonb_array_length(p.metered) > 0`)
+          .orderBy('s.id')
+          .execute();
+        const ids = [...new Set([subscriptionId, ...siblings.map((s) => s.id)])].sort();
+        // All locked up front, in id order, before any is renewed (each renewal takes further locks).
+        const rows = await work.trx
           .selectFrom('subscriptions')
           .selectAll()
-          .where('id', '=', subscriptionId)
+          .where('id', 'in', ids)
+          .orderBy('id')
           .forUpdate()
-          .executeTakeFirstOrThrow();
-        // As dunning's suspension and one by hand: the periods started by now are billed first, as
-        // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
-        const { subscription: renewed } = await renewedUpTo(work, locked, now);
-        const renewedStart = renewed.current_period_start;
-        if (renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
-          // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
-          await work.trx
-            .updateTable('usage_limits')
-            .set({ last_triggered_period_start: renewedStart })
-            .where('id', '=', row.id)
-            .execute();
-          data.period_start = renewedStart;
+          .execute();
+        const suspended: string[] = [];
+        for (const locked of rows) {
+          const id = locked.id;
+          // As dunning's suspension and one by hand: the periods started by now are billed first, as
+          // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
+          const { subscription: renewed } = await renewedUpTo(work, locked, now);
+          const renewedStart = renewed.current_period_start;
+          if (id === subscriptionId && renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
+            // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
+            await work.trx
+              .updateTable('usage_limits')
+              .set({ last_triggered_period_start: renewedStart })
+              .where('id', '=', row.id)
+              .execute();
+            data.period_start = renewedStart;
+          }
+          if (RENEWABLE.includes(renewed.status)) {
+            await transitionSubscription(work, renewed, 'SUSPENDED', now, {
+              reason: 'usage_limit',
+              usage_limit: row.id,
+            });
+            suspended.push(id);
+          }
         }
-        if (RENEWABLE.includes(renewed.status)) {
-          await transitionSubscription(work, renewed, 'SUSPENDED', now, {
-            reason: 'usage_limit',
-            usage_limit: row.id,
-          });
-        }
+        data.subscriptions = suspended;
       }
       await recordActivity(work, {
         resourceType: 'usage_limit',

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { actionsOf, customerWith } from '../support/collection.ts';
+
+/**
+ * Usage limits are the customer's, per period (PRODUCT §5): the limit compares the customer's usage
+ * cost in the period holding the event, never usage of several periods added together (the renewal
+ * sweep behind), and counts and acts on every subscription of the customer in its currency. And the
+ * 10^15 bound of each later invoice while the sweep is behind is counted with that invoice's own fees.
+ */
+describe('usage limits per customer and period', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterAll(() => app.stop());
+
+  /** Records `value` API calls at `timestamp`, on the simulated clock at that moment. */
+  const record = (subscriptionId: string, eventId: string, value: number, timestamp: string) =>
+    recordUsageEvent(
+      app.runtime.db,
+      'system',
+      { eventId, subscriptionId, code: 'api_calls', value: BigInt(value), timestamp: new Date(timestamp) },
+      new Date(timestamp),
+    );
+
+  /** A monthly plan of `fee` and `perCall` a call (PER_UNIT, no tax) in `currency`. */
+  async function planOf(currency: string, fee: number, perCall: number, extra: Record<string, unknown> = {}) {
+    const product = await app.api('POST', '/v1/products', { name: 'API' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: `API ${currency} ${fee}/${perCall}`,
+      currency,
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: fee },
+      metered: [
+        { code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: perCall } },
+      ],
+      ...extra,
+    });
+    expect(plan.status).toBe(201);
+    return plan.body.id as string;
+  }
+  /** A subscription of `customerId` (a new customer when omitted) to `planId` from 2027-03-01. */
+  async function subscribe(
+    planId: string,
+    customerId?: string,
+    extra: { couponCode?: string; repeat?: number } = {},
+  ) {
+    const customer = customerId ?? ((await customerWith(app)).customer.id as string);
+    const start = new Date('2027-03-01T00:00:00Z');
+    const { subscription } = await createSubscription(
+      app.runtime.db,
+      'system',
+      { customerId: customer, planId, startAt: start, ...extra },
+      start,
+    );
+    return { customerId: customer, id: subscription.id };
+  }
+  const limitOf = async (
+    customerId: string,
+    currency: string,
+    amount: number,
+    action: 'WARN' | 'SUSPEND',
+  ) => {
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer: customerId,
+      amount,
+      currency,
+      action,
+    });
+    expect(limit.status).toBe(201);
+    return limit.body.id as string;
+  };
+  const statusOf = async (id: string) =>
+    await app.runtime.db
+      .selectFrom('subscriptions')
+      .select(['status', 'current_period_index'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+  /** The limit's activities after its creation: [action, period_start, estimate]. */
+  const actedOf = async (limitId: string) =>
+    (
+      await app.runtime.db
+        .selectFrom('activities')
+        .select(['action', 'data'])
+        .where('resource_id', '=', limitId)
+        .where('action', '!=', 'usage_limit.created')
+        .orderBy('sequence')
+        .execute()
+    ).map((a) => [a.action, a.data.period_start, a.data.estimate]);
+
+  it('SUSPEND (EUR) while the sweep is behind compares the limit with the period holding the event, not March and April added together', async () => {
+    // EUR 10.00 a month + 1.00 a call; SUSPEND at 50.00 a period. 30 calls in March (30.00); the sweep
+    // has not run on Apr 1: 30 calls on Apr 2 (30.00 in April). No period crossed 50.00.
+    const plan = await planOf('EUR', 1000, 100);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await limitOf(customerId, 'EUR', 5000, 'SUSPEND');
+    await record(id, 'sus-lag-mar', 30, '2027-03-20T00:00:00Z');
+    await record(id, 'sus-lag-apr', 30, '2027-04-02T00:00:00Z');
+    // Before: suspended on 60.00 (March's 30.00 + April's 30.00), and renewed into April.
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', current_period_index: 0 });
+    expect(await actedOf(limit)).toEqual([]);
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    // 25 more calls in April: 55.00 in April crosses 50.00.
+    await record(id, 'sus-lag-apr-2', 25, '2027-04-03T00:00:00Z');
+    expect(await statusOf(id)).toEqual({ status: 'SUSPENDED', current_period_index: 1 });
+    expect(await actedOf(limit)).toEqual([['usage_limit.suspended', '2027-04-01T00:00:00.000Z', '5500']]);
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+    // March 10.00; April 10.00 + March's 30 calls (30.00).
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'EUR', 1000n],
+      [1, 'EUR', 4000n],
+    ]);
+  });
+
+  it('WARN (JPY) while the sweep is behind warns on the period holding the event only', async () => {
+    // JPY 1,000 a month + 100 a call; WARN at 5,000. 30 calls in March (3,000), sweep behind on Apr 1,
+    // 30 calls on Apr 2 (3,000 in April): no warning. A late March event recorded on Apr 2 (25 calls,
+    // March 5,500) warns for March; 25 more in April on Apr 3 (April 5,500) warns for April.
+    const plan = await planOf('JPY', 1000, 100);
+    const { customerId, id } = await subscribe(plan);
+    const limit = await limitOf(customerId, 'JPY', 5000, 'WARN');
+    await record(id, 'warn-lag-mar', 30, '2027-03-20T00:00:00Z');
+    await record(id, 'warn-lag-apr', 30, '2027-04-02T00:00:00Z');
+    // Before: warned for April on 6,000 (March's 3,000 + April's 3,000).
+    expect(await actedOf(limit)).toEqual([]);
+    await recordUsageEvent(
+      app.runtime.db,
+      'system',
+      {
+        eventId: 'warn-lag-mar-late',
+        subscriptionId: id,
+        code: 'api_calls',
+        value: 25n,
+        timestamp: new Date('2027-03-31T12:00:00Z'),
+      },
+      new Date('2027-04-02T00:30:00Z'),
+    );
+    expect(await actedOf(limit)).toEqual([['usage_limit.warning', '2027-03-01T00:00:00.000Z', '5500']]);
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    await record(id, 'warn-lag-apr-2', 25, '2027-04-03T00:00:00Z');
+    expect(await actedOf(limit)).toEqual([
+      ['usage_limit.warning', '2027-03-01T00:00:00.000Z', '5500'],
+      ['usage_limit.warning', '2027-04-01T00:00:00.000Z', '5500'],
+    ]);
+    expect(await statusOf(id)).toEqual({ status: 'ACTIVE', current_period_index: 1 });
+  });
+
+  it("a SUSPEND limit counts the customer's usage across subscriptions in its currency and suspends each of them; another currency is neither counted nor suspended", async () => {
+    // EUR 10.00 + 1.00 a call on two subscriptions of one customer, and USD 10.00 + 1.00 a call on a
+    // third; SUSPEND at EUR 50.00 and WARN at EUR 40.00. 30 calls on A (30.00), 25 on B (25.00):
+    // the customer's EUR 55.00 crosses both. The USD subscription's 100 calls count for neither.
+    const eur = await planOf('EUR', 1000, 100);
+    const usd = await planOf('USD', 1000, 100);
+    const a = await subscribe(eur);
+    const b = await subscribe(eur, a.customerId);
+    const c = await subscribe(usd, a.customerId);
+    const suspend = await limitOf(a.customerId, 'EUR', 5000, 'SUSPEND');
+    const warn = await limitOf(a.customerId, 'EUR', 4000, 'WARN');
+    await record(c.id, 'cust-usd', 100, '2027-03-04T00:00:00Z');
+    await record(a.id, 'cust-a', 30, '2027-03-05T00:00:00Z');
+    expect(await actedOf(suspend)).toEqual([]);
+    await record(b.id, 'cust-b', 25, '2027-03-06T00:00:00Z');
+    // Before: only B (the subscription of the event) was suspended; A kept taking usage.
+    expect(await statusOf(a.id)).toEqual({ status: 'SUSPENDED', current_period_index: 0 });
+    expect(await statusOf(b.id)).toEqual({ status: 'SUSPENDED', current_period_index: 0 });
+    expect(await statusOf(c.id)).toEqual({ status: 'ACTIVE', current_period_index: 0 });
+    expect(await actedOf(suspend)).toEqual([['usage_limit.suspended', '2027-03-01T00:00:00.000Z', '5500']]);
+    expect(await actedOf(warn)).toEqual([['usage_limit.warning', '2027-03-01T00:00:00.000Z', '5500']]);
+    const suspensions = await app.runtime.db
+      .selectFrom('activities')
+      .select(['resource_id', 'data'])
+      .where('action', '=', 'subscription.suspended')
+      .where('resource_id', 'in', [a.id, b.id, c.id])
+      .execute();
+    expect(suspensions.map((s) => s.resource_id).sort()).toEqual([a.id, b.id].sort());
+    // More usage in March on A: the limits acted for March already.
+    await record(a.id, 'cust-a-2', 10, '2027-03-07T00:00:00Z');
+    expect(await actionsOf(app, suspend)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
+    expect(await actionsOf(app, warn)).toEqual(['usage_limit.created', 'usage_limit.warning']);
+  });
+});
