@@ -207,8 +207,9 @@ export async function recordUsageEvent(
  * the next period's fees when that invoice bills them, taxed, at most 10^15: two metrics of 6 × 10^14
  * and 4 × 10^14 and a fee of 1000, each line below the bound, made an invoice of 10^15 + 1000 that
  * every renewal threw on. Each invoice on its own: with the renewal sweep behind, the previous
- * period's usage goes on the renewal not run yet, the event's period's on the one after it (JPY 6 ×
- * 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together and refused). A free trial's
+ * period's usage goes on the renewal not run yet, the event's period's on the one after it, with that
+ * renewal's own fees (JPY 6 × 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together
+ * and refused). A free trial's
  * usage (never billed) is not checked.
  * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
  * invoice's total, its usage and its fees
@@ -253,7 +254,7 @@ async function refuseUnbillableSum(
   const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
   if (over) {
     throw new ValidationError('usage beyond what one invoice bills', {
-      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the next period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
+      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the fees of the same invoice: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
     });
   }
 }

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCoupon } from '../../src/billing/coupons.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
+import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { actionsOf, customerWith } from '../support/collection.ts';
@@ -189,5 +191,72 @@ describe('usage limits per customer and period', () => {
     await record(a.id, 'cust-a-2', 10, '2027-03-07T00:00:00Z');
     expect(await actionsOf(app, suspend)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
     expect(await actionsOf(app, warn)).toEqual(['usage_limit.created', 'usage_limit.warning']);
+  });
+
+  it('while the sweep is behind, a later invoice is bounded with its own fees: a coupon ending before it does not hide them (JPY)', async () => {
+    // JPY 2,000,000 a month + 1,000,000 a call, 100% off for 2 periods (March, April). The sweep has not
+    // run on Apr 1: 999,999,999 calls on Apr 2 (999,999,999,000,000) go on May's invoice, with May's
+    // full fee 2,000,000: 1,000,000,001,000,000, beyond 10^15.
+    const plan = await planOf('JPY', 2_000_000, 1_000_000);
+    await createCoupon(app.runtime.db, 'system', {
+      code: 'FREE2LAG',
+      percentOffPpm: 1_000_000,
+      duration: 'REPEATING',
+      durationInPeriods: 2,
+    });
+    const { id } = await subscribe(plan, undefined, { couponCode: 'FREE2LAG' });
+    const error = await record(id, 'coupon-lag-apr', 999_999_999, '2027-04-02T00:00:00Z').catch((e) => e);
+    // Before: stored (bounded with April's fees, 0), and May's renewal could never invoice it.
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.fields.value).toMatch(
+      /would total 1000000001000000 minor units .*the fees of the same invoice: 2000000/,
+    );
+    expect(
+      await app.runtime.db
+        .selectFrom('usage_events')
+        .select('id')
+        .where('subscription_id', '=', id)
+        .execute(),
+    ).toEqual([]);
+    // 999,997,999 calls fit: May's invoice 999,997,999,000,000 + 2,000,000 = 999,998,001,000,000.
+    expect((await record(id, 'coupon-lag-apr-fit', 999_997_999, '2027-04-02T00:00:00Z')).created).toBe(true);
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('period_index')
+      .execute();
+    // March and April free (the coupon), May: its fee and April's usage, each renewal invoiced.
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'JPY', 0n],
+      [1, 'JPY', 0n],
+      [2, 'JPY', 999_998_001_000_000n],
+    ]);
+  });
+
+  it('while the sweep is behind, the invoice ending a fixed term bills no next fees and is bounded without them (JPY)', async () => {
+    // JPY 2,000,000 a month + 1,000,000 a call, a fixed term of 2 periods (March, April): the renewal on
+    // May 1 ends it and bills April's usage alone. The sweep has not run on Apr 1: 999,999,999 calls on
+    // Apr 2 (999,999,999,000,000) fit that invoice.
+    const plan = await planOf('JPY', 2_000_000, 1_000_000);
+    const { id } = await subscribe(plan, undefined, { repeat: 2 });
+    // Before: refused as if May's fee 2,000,000 were on it (1,000,000,001,000,000).
+    expect((await record(id, 'term-lag-apr', 999_999_999, '2027-04-02T00:00:00Z')).created).toBe(true);
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-02T01:00:00Z'));
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-05-01T00:10:00Z'));
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'currency', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('created_at')
+      .execute();
+    expect(invoices.map((i) => [i.period_index, i.currency, i.total])).toEqual([
+      [0, 'JPY', 2_000_000n],
+      [1, 'JPY', 2_000_000n],
+      [null, 'JPY', 999_999_999_000_000n],
+    ]);
+    expect(await statusOf(id)).toMatchObject({ status: 'CANCELLED' });
   });
 });
