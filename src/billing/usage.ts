@@ -172,7 +172,8 @@ export async function recordUsageEvent(
       // Stored by a concurrent request since our first look: the same rules as a repeat.
       return { event: (await storedEvent(work.trx, input))!, created: false };
     }
-    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt);
+    const periodTotal = await keepPeriodTotals(work.trx, subscription, plan, event);
+    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt, periodTotal);
     await recordActivity(work, {
       resourceType: 'usage_event',
       resourceId: event.id,
@@ -194,9 +195,75 @@ export async function recordUsageEvent(
 }
 
 /**
+ * Adds the usage event just stored to its period's aggregates (`usage_period_totals`, migration
+ * 0055), in the caller's transaction with the subscription's row locked (as `recordUsageEvent` holds
+ * it: every usage event is recorded under that lock, so no other event of the subscription is
+ * stored meanwhile): every row of its subscription and code whose interval holds its time gets its
+ * value (sum + value, max, count + 1); when the usage period holding it (`usagePeriodAt`) has no row
+ * yet, one is made by summing that period's events once (the event included). Each row so equals the
+ * aggregate of the events in its interval, and reading it replaces summing the period again on every
+ * event (`refuseUnbillableSum`, `windowsUsage`).
+ * @returns the aggregate of the event's period, the event included
+ */
+async function keepPeriodTotals(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  event: UsageEventRow,
+): Promise<Aggregate> {
+  const at = event.occurred_at;
+  const period = usagePeriodAt(subscription, plan, at);
+  const updated = await trx
+    .updateTable('usage_period_totals')
+    .set((eb) => ({
+      sum: eb('sum', '+', event.value),
+      max: sql<bigint>`greatest(max, ${event.value}::bigint)`,
+      count: eb('count', '+', 1n),
+    }))
+    .where('subscription_id', '=', subscription.id)
+    .where('code', '=', event.code)
+    .where('period_start', '<=', at)
+    .where('period_end', '>', at)
+    .returningAll()
+    .execute();
+  const same = (row: { period_start: Date; period_end: Date }) =>
+    row.period_start.getTime() === period.start.getTime() &&
+    row.period_end.getTime() === period.end.getTime();
+  let row = updated.find(same);
+  if (!row) {
+    const summed = await trx
+      .selectFrom('usage_events as e')
+      .select([
+        sql<bigint>`coalesce(sum(e.value), 0)`.as('sum'),
+        sql<bigint | null>`max(e.value)`.as('max'),
+        sql<bigint>`count(*)`.as('count'),
+      ])
+      .where('e.subscription_id', '=', subscription.id)
+      .where('e.code', '=', event.code)
+      .where('e.occurred_at', '>=', period.start)
+      .where('e.occurred_at', '<', period.end)
+      .executeTakeFirstOrThrow();
+    row = await trx
+      .insertInto('usage_period_totals')
+      .values({
+        subscription_id: subscription.id,
+        code: event.code,
+        period_start: period.start,
+        period_end: period.end,
+        sum: BigInt(summed.sum),
+        max: summed.max === null ? null : BigInt(summed.max),
+        count: BigInt(summed.count),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+  return { sum: BigInt(row.sum), max: BigInt(row.max ?? 0n), count: BigInt(row.count) };
+}
+
+/**
  * Refuses the usage event just stored at `at` (the caller's transaction then stores nothing) when
- * its period's usage of `metered.code` with it could not be billed: the period's aggregate (SUM, MAX
- * or COUNT over `usagePeriodAt`) above an invoice line's quantity (2^31 − 1 units), or its price
+ * its period's usage of `metered.code` with it could not be billed: the period's aggregate
+ * `periodTotal` (SUM, MAX or COUNT over `usagePeriodAt`, as `keepPeriodTotals` keeps it) above an invoice line's quantity (2^31 − 1 units), or its price
  * (`priceFor`) above 10^15 minor units (an invoice line's largest amount). Billed, such usage would
  * fail every renewal, cancellation and plan change of the subscription (the usage is billed whole
  * or not at all), so its recurring fees too would never be invoiced again; refused, the caller
@@ -220,18 +287,11 @@ async function refuseUnbillableSum(
   plan: Plan,
   metered: MeteredPrice,
   at: Date,
+  periodTotal: Aggregate,
 ): Promise<void> {
   if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
   const period = usagePeriodAt(subscription, plan, at);
-  const row = await trx
-    .selectFrom('usage_events as e')
-    .select(aggregateColumns(sql.val(period.start)))
-    .where('e.subscription_id', '=', subscription.id)
-    .where('e.code', '=', metered.code)
-    .where('e.occurred_at', '>=', period.start)
-    .where('e.occurred_at', '<', period.end)
-    .executeTakeFirstOrThrow();
-  const quantity = quantityOf(metered.aggregation, toAggregates(row).whole);
+  const quantity = quantityOf(metered.aggregation, periodTotal);
   const why =
     quantity > MAX_LINE_QUANTITY
       ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
@@ -420,7 +480,9 @@ export async function usageLines(
 /**
  * Per window of `windows` (in order), each metered price of `plan` priced for its usage events with
  * `occurred_at` in [start, end), as the rest of the period begun at `periodStart` (`priceUsage`: one
- * entry per metered price, quantity 0 included), aggregated in one query. Reads only.
+ * entry per metered price, quantity 0 included). A window that is a whole usage period (nothing
+ * before it in its period) whose aggregates `usage_period_totals` keeps (`keepPeriodTotals`) reads
+ * them; the others, per metric code, are aggregated from the events in one query. Reads only.
  */
 async function windowsUsage(
   db: Kysely<Database>,
@@ -429,28 +491,76 @@ async function windowsUsage(
   windows: readonly UsageWindow[],
 ): Promise<MeteredUsage[][]> {
   if (plan.metered.length === 0 || windows.length === 0) return windows.map(() => []);
-  const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
-  const starts = windows.map((w) => w.start.toISOString());
-  const ends = windows.map((w) => w.end.toISOString());
-  const windowTable = sql<{ period_start: Date; start: Date; end: Date; position: string }>`(
-    select * from unnest(${periodStarts}::timestamptz[], ${starts}::timestamptz[], ${ends}::timestamptz[])
-      with ordinality as t(period_start, start, "end", position)
-  )`;
-  const rows = await db
-    .selectFrom('usage_events as e')
-    .innerJoin(windowTable.as('w'), (join) =>
-      join.onRef('e.occurred_at', '>=', 'w.period_start').onRef('e.occurred_at', '<', 'w.end'),
-    )
-    .select(['w.position', 'e.code', ...aggregateColumns(sql.ref('w.start'))])
-    .where('e.subscription_id', '=', subscription.id)
-    .groupBy(['w.position', 'e.code'])
-    .execute();
-  return windows.map((_, i) =>
-    priceUsage(
-      plan.metered,
-      new Map(rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)])),
-    ),
+  const codes = [...new Set(plan.metered.map((m) => m.code))];
+  const whole = windows.filter((w) => (w.periodStart ?? w.start).getTime() === w.start.getTime());
+  const kept =
+    whole.length === 0
+      ? []
+      : await db
+          .selectFrom('usage_period_totals')
+          .selectAll()
+          .where('subscription_id', '=', subscription.id)
+          .where('code', 'in', codes)
+          .where((eb) =>
+            eb.or(whole.map((w) => eb.and([eb('period_start', '=', w.start), eb('period_end', '=', w.end)]))),
+          )
+          .execute();
+  const keptOf = (window: UsageWindow, code: string) =>
+    window.start.getTime() === (window.periodStart ?? window.start).getTime()
+      ? kept.find(
+          (k) =>
+            k.code === code &&
+            k.period_start.getTime() === window.start.getTime() &&
+            k.period_end.getTime() === window.end.getTime(),
+        )
+      : undefined;
+  // The (window, code) pairs not kept: aggregated from their events.
+  const pairs = windows.flatMap((window, i) =>
+    codes.filter((code) => !keptOf(window, code)).map((code) => ({ window, code, i })),
   );
+  const rows =
+    pairs.length === 0
+      ? []
+      : await db
+          .selectFrom('usage_events as e')
+          .innerJoin(
+            sql<{ period_start: Date; start: Date; end: Date; code: string; position: string }>`(
+              select * from unnest(
+                ${pairs.map((p) => (p.window.periodStart ?? p.window.start).toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.window.start.toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.window.end.toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.code)}::text[]
+              ) with ordinality as t(period_start, start, "end", code, position)
+            )`.as('w'),
+            (join) =>
+              join
+                .onRef('e.code', '=', 'w.code')
+                .onRef('e.occurred_at', '>=', 'w.period_start')
+                .onRef('e.occurred_at', '<', 'w.end'),
+          )
+          .select(['w.position', ...aggregateColumns(sql.ref('w.start'))])
+          .where('e.subscription_id', '=', subscription.id)
+          .groupBy('w.position')
+          .execute();
+  const summed = new Map(rows.map((r) => [Number(r.position) - 1, toAggregates(r)]));
+  const none: Aggregate = { sum: 0n, max: 0n, count: 0n };
+  return windows.map((window, i) => {
+    const aggregates = new Map<string, WindowAggregates>();
+    for (const code of codes) {
+      const k = keptOf(window, code);
+      if (k) {
+        aggregates.set(code, {
+          whole: { sum: BigInt(k.sum), max: BigInt(k.max ?? 0n), count: BigInt(k.count) },
+          before: none,
+        });
+      }
+    }
+    for (const [j, pair] of pairs.entries()) {
+      const aggregate = summed.get(j);
+      if (pair.i === i && aggregate) aggregates.set(pair.code, aggregate);
+    }
+    return priceUsage(plan.metered, aggregates);
+  });
 }
 
 /** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
