@@ -193,6 +193,25 @@ describe('usage limits per customer and period', () => {
     expect(await actionsOf(app, warn)).toEqual(['usage_limit.created', 'usage_limit.warning']);
   });
 
+  it('events racing on two subscriptions of one customer across a SUSPEND limit suspend both once (EUR)', async () => {
+    // EUR 10.00 + 1.00 a call on two subscriptions; SUSPEND at 50.00. 20 events of 2 calls on each,
+    // concurrently: 80.00 in March, the limit crossed once, both suspended, no deadlock.
+    const eur = await planOf('EUR', 1000, 100);
+    const a = await subscribe(eur);
+    const b = await subscribe(eur, a.customerId);
+    const limit = await limitOf(a.customerId, 'EUR', 5000, 'SUSPEND');
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        record(i % 2 === 0 ? a.id : b.id, `race-${i}`, 2, `2027-03-05T00:00:${String(i).padStart(2, '0')}Z`),
+      ),
+    );
+    expect(await statusOf(a.id)).toEqual({ status: 'SUSPENDED', current_period_index: 0 });
+    expect(await statusOf(b.id)).toEqual({ status: 'SUSPENDED', current_period_index: 0 });
+    expect(await actionsOf(app, limit)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
+    const estimate = await app.api('GET', `/v1/customers/${a.customerId}/usage-estimate`);
+    expect(estimate.body.totals).toEqual([{ currency: 'EUR', amount: 8000 }]);
+  });
+
   it('while the sweep is behind, a later invoice is bounded with its own fees: a coupon ending before it does not hide them (JPY)', async () => {
     // JPY 2,000,000 a month + 1,000,000 a call, 100% off for 2 periods (March, April). The sweep has not
     // run on Apr 1: 999,999,999 calls on Apr 2 (999,999,999,000,000) go on May's invoice, with May's
