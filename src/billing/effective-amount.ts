@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database, SubscriptionRow } from '../db/schema.ts';
 import { ValidationError } from '../errors.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
+import type { RedemptionWithCoupon } from './coupons.ts';
 import { lineAmount, lineAmounts, type NewLine } from './invoices.ts';
 import { type Period, periodAt, periodIndexAt } from './periods.ts';
 import { getPlan, type Plan } from './plans.ts';
@@ -11,6 +12,7 @@ import {
   subscriptionRecurringLines,
   termCompletedAt,
   unbilledUsageWindows,
+  usagePeriodAt,
 } from './renewal.ts';
 import { withCustomerTaxes } from './tax-rates.ts';
 import { usageLines } from './usage.ts';
@@ -43,14 +45,39 @@ export async function effectiveAmount(
  * applied to its redemptions and add-ons when given), priced with the plan and quantity it will then
  * bill (a change scheduled for the next cycle counts), and that period; `next` is null when there is
  * no next renewal (CANCELLED, cancelling before its next period, or its fixed term ends there).
+ * `next.applied` are the redemptions that discount it.
  */
 export async function nextRenewalLines(
   db: Kysely<Database>,
   subscription: SubscriptionRow,
   change?: (state: RecurringState) => RecurringState,
-): Promise<{ plan: Plan; next: { period: Period; lines: NewLine[] } | null }> {
+): Promise<{ plan: Plan; next: RenewalLines | null }> {
   const plan = await getPlan(db, subscription.scheduled_plan_id ?? subscription.plan_id);
-  const due = subscription.next_renewal_at;
+  return { plan, next: await renewalLinesAt(db, subscription, plan, subscription.next_renewal_at, change) };
+}
+
+/** A renewal's period and recurring lines, and the redemptions that discount it. */
+interface RenewalLines {
+  period: Period;
+  lines: NewLine[];
+  applied: RedemptionWithCoupon[];
+}
+
+/**
+ * The recurring lines of `subscription`'s renewal at `due` for `plan` × its scheduled quantity (or
+ * quantity), or null when nothing renews there: CANCELLED, no `due`, a cancellation at period end or
+ * at a date not after `due`, or its fixed term over by `due` (`termCompletedAt`; what is billed there
+ * is a final invoice of usage, without fees). `first` as `subscriptionRecurringLines`' (whether it
+ * carries the setup fee; read from its invoices when not given). Reads only.
+ */
+async function renewalLinesAt(
+  db: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  due: Date | null,
+  change?: (state: RecurringState) => RecurringState,
+  first?: boolean,
+): Promise<RenewalLines | null> {
   const cadence = cadenceOf(subscription, plan);
   const renews =
     subscription.status !== 'CANCELLED' &&
@@ -58,9 +85,9 @@ export async function nextRenewalLines(
     !subscription.cancel_at_period_end &&
     !(subscription.cancel_at && subscription.cancel_at <= due) &&
     !termCompletedAt(subscription, cadence, due);
-  if (!renews) return { plan, next: null };
+  if (!renews) return null;
   const period = periodAt(cadence, Math.max(periodIndexAt(cadence, due), 0));
-  const { lines } = await subscriptionRecurringLines(
+  const { lines, applied } = await subscriptionRecurringLines(
     db,
     {
       id: subscription.id,
@@ -70,8 +97,9 @@ export async function nextRenewalLines(
     plan,
     period,
     change,
+    first,
   );
-  return { plan, next: { period, lines } };
+  return { period, lines, applied };
 }
 
 /**
@@ -85,11 +113,16 @@ export async function nextRenewalLines(
  * an invoice of its own (a change to another plan bills the usage before it first:
  * `invoiceUsageUntil`), as it does without a next renewal (a cancellation's final invoice; nothing
  * when `usageUntil` is not given then). Usage of a period from the next period's start on (a renewal
- * not run yet: the sweep behind) is not on that invoice but on the renewal after its period: each such
- * period's usage is an invoice of its own with the next period's recurring lines (the fees as far as
- * known now), so the previous period's usage is never added to it (JPY: March's 6 × 10^14 and
- * April's 5 × 10^14 go on April's and May's invoices, each below 10^15); a SUSPENDED subscription's
- * missed periods all go on the invoice resuming it. Reads only.
+ * not run yet: the sweep behind) is not on that invoice but on the renewal at its period's end: each
+ * such period's usage is an invoice of its own, with that renewal's own recurring lines
+ * (`renewalLinesAt` at the period's end: never the first invoice, so no setup fee; the ONCE coupons
+ * the next renewal uses no more; REPEATING coupons by that period's index; none when the subscription
+ * ends there, a cancellation or the end of its fixed term billing the usage alone), so the previous
+ * period's usage is never added to it (JPY: March's 6 × 10^14 and April's 5 × 10^14 go on April's
+ * and May's invoices, each below 10^15), and the next period's fees are not taken for a later one's
+ * (JPY 2,000,000 a month free for March and April: April's usage goes on May's invoice with May's
+ * full 2,000,000, not April's 0; a term ending on May 1: April's usage alone, not with 2,000,000); a
+ * SUSPENDED subscription's missed periods all go on the invoice resuming it. Reads only.
  * @returns the invoices' lines (each not empty), and each one's total (subtotal + tax; a line beyond
  * 10^15 counted untaxed), minor units of the plan's currency
  */
@@ -132,13 +165,26 @@ export async function nextInvoicesTotals(
       : [];
   const first = usage.filter((line) => !later.includes(line));
   const laterPeriods = [...new Set(later.map((line) => line.periodStart!.getTime()))];
-  const invoices = [
-    ...(together ? [[...recurring, ...first]] : [recurring, first]),
-    ...laterPeriods.map((start) => [
-      ...recurring,
-      ...later.filter((line) => line.periodStart!.getTime() === start),
-    ]),
-  ];
+  const invoices = [...(together ? [[...recurring, ...first]] : [recurring, first])];
+  // Each later period's usage goes on the renewal at its end, with that renewal's own fees: after the
+  // next renewal (never the first: no setup fee; its ONCE coupons used), none when the subscription
+  // ends there (a cancellation, the end of its term: a final invoice of usage).
+  const used = new Set((next?.applied ?? []).map((r) => r.id));
+  const afterNext = (state: RecurringState): RecurringState => {
+    const changed = o.change ? o.change(state) : state;
+    return {
+      ...changed,
+      redemptions: changed.redemptions.map((r) =>
+        used.has(r.id) ? { ...r, periods_applied: r.periods_applied + 1 } : r,
+      ),
+    };
+  };
+  const upcoming = { ...subscription, scheduled_plan_id: o.plan.id, scheduled_quantity: o.quantity };
+  for (const start of laterPeriods) {
+    const due = usagePeriodAt(subscription, current, new Date(start)).end;
+    const fees = await renewalLinesAt(trx, upcoming, o.plan, due, afterNext, false);
+    invoices.push([...(fees?.lines ?? []), ...later.filter((line) => line.periodStart!.getTime() === start)]);
+  }
   const out: { recurring: bigint; usage: bigint; total: bigint }[] = [];
   for (const lines of invoices) {
     if (lines.length === 0) continue;

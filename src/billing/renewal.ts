@@ -347,7 +347,8 @@ export interface RecurringState {
  * `recurringLines` of `subscription` for `period`, read inside `trx`: its coupon redemptions still in
  * effect (not removed) and its add-ons, as `change` turns them when given (a preview's change, read
  * only), and the setup fee when none of its periods is invoiced yet (its first period invoice,
- * whatever the period's index). Reads only: the renewal's `periodLines` counts the redemptions that applied;
+ * whatever the period's index), or as `first` says when given (a renewal after one not run yet is
+ * never the first). Reads only: the renewal's `periodLines` counts the redemptions that applied;
  * `effectiveAmount` and the add-on preview only price them.
  */
 export async function subscriptionRecurringLines(
@@ -356,19 +357,22 @@ export async function subscriptionRecurringLines(
   plan: Plan,
   period: Pick<Period, 'index' | 'start' | 'end'>,
   change: (state: RecurringState) => RecurringState = (state) => state,
+  first?: boolean,
 ): Promise<{ lines: NewLine[]; applied: RedemptionWithCoupon[] }> {
   const { redemptions, addOns } = change({
     redemptions: (await subscriptionRedemptions(trx, subscription.id)).filter((r) => r.removed_at === null),
     addOns: await subscriptionAddOns(trx, subscription.id),
   });
-  const invoiced = await trx
-    .selectFrom('invoices')
-    .select('id')
-    .where('subscription_id', '=', subscription.id)
-    .where('period_index', 'is not', null)
-    .limit(1)
-    .executeTakeFirst();
-  return recurringLines(plan, subscription, period, redemptions, addOns, invoiced === undefined);
+  const isFirst =
+    first ??
+    (await trx
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', subscription.id)
+      .where('period_index', 'is not', null)
+      .limit(1)
+      .executeTakeFirst()) === undefined;
+  return recurringLines(plan, subscription, period, redemptions, addOns, isFirst);
 }
 
 /**

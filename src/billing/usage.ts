@@ -172,7 +172,8 @@ export async function recordUsageEvent(
       // Stored by a concurrent request since our first look: the same rules as a repeat.
       return { event: (await storedEvent(work.trx, input))!, created: false };
     }
-    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt);
+    const periodTotal = await keepPeriodTotals(work.trx, subscription, plan, event);
+    await refuseUnbillableSum(work.trx, subscription, plan, metered, occurredAt, periodTotal);
     await recordActivity(work, {
       resourceType: 'usage_event',
       resourceId: event.id,
@@ -194,9 +195,75 @@ export async function recordUsageEvent(
 }
 
 /**
+ * Adds the usage event just stored to its period's aggregates (`usage_period_totals`, migration
+ * 0057), in the caller's transaction with the subscription's row locked (as `recordUsageEvent` holds
+ * it: every usage event is recorded under that lock, so no other event of the subscription is
+ * stored meanwhile): every row of its subscription and code whose interval holds its time gets its
+ * value (sum + value, max, count + 1); when the usage period holding it (`usagePeriodAt`) has no row
+ * yet, one is made by summing that period's events once (the event included). Each row so equals the
+ * aggregate of the events in its interval, and reading it replaces summing the period again on every
+ * event (`refuseUnbillableSum`, `windowsUsage`).
+ * @returns the aggregate of the event's period, the event included
+ */
+async function keepPeriodTotals(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  event: UsageEventRow,
+): Promise<Aggregate> {
+  const at = event.occurred_at;
+  const period = usagePeriodAt(subscription, plan, at);
+  const updated = await trx
+    .updateTable('usage_period_totals')
+    .set((eb) => ({
+      sum: eb('sum', '+', event.value),
+      max: sql<bigint>`greatest(max, ${event.value}::bigint)`,
+      count: eb('count', '+', 1n),
+    }))
+    .where('subscription_id', '=', subscription.id)
+    .where('code', '=', event.code)
+    .where('period_start', '<=', at)
+    .where('period_end', '>', at)
+    .returningAll()
+    .execute();
+  const same = (row: { period_start: Date; period_end: Date }) =>
+    row.period_start.getTime() === period.start.getTime() &&
+    row.period_end.getTime() === period.end.getTime();
+  let row = updated.find(same);
+  if (!row) {
+    const summed = await trx
+      .selectFrom('usage_events as e')
+      .select([
+        sql<bigint>`coalesce(sum(e.value), 0)`.as('sum'),
+        sql<bigint | null>`max(e.value)`.as('max'),
+        sql<bigint>`count(*)`.as('count'),
+      ])
+      .where('e.subscription_id', '=', subscription.id)
+      .where('e.code', '=', event.code)
+      .where('e.occurred_at', '>=', period.start)
+      .where('e.occurred_at', '<', period.end)
+      .executeTakeFirstOrThrow();
+    row = await trx
+      .insertInto('usage_period_totals')
+      .values({
+        subscription_id: subscription.id,
+        code: event.code,
+        period_start: period.start,
+        period_end: period.end,
+        sum: BigInt(summed.sum),
+        max: summed.max === null ? null : BigInt(summed.max),
+        count: BigInt(summed.count),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+  return { sum: BigInt(row.sum), max: BigInt(row.max ?? 0n), count: BigInt(row.count) };
+}
+
+/**
  * Refuses the usage event just stored at `at` (the caller's transaction then stores nothing) when
- * its period's usage of `metered.code` with it could not be billed: the period's aggregate (SUM, MAX
- * or COUNT over `usagePeriodAt`) above an invoice line's quantity (2^31 − 1 units), or its price
+ * its period's usage of `metered.code` with it could not be billed: the period's aggregate
+ * `periodTotal` (SUM, MAX or COUNT over `usagePeriodAt`, as `keepPeriodTotals` keeps it) above an invoice line's quantity (2^31 − 1 units), or its price
  * (`priceFor`) above 10^15 minor units (an invoice line's largest amount). Billed, such usage would
  * fail every renewal, cancellation and plan change of the subscription (the usage is billed whole
  * or not at all), so its recurring fees too would never be invoiced again; refused, the caller
@@ -207,8 +274,9 @@ export async function recordUsageEvent(
  * the next period's fees when that invoice bills them, taxed, at most 10^15: two metrics of 6 × 10^14
  * and 4 × 10^14 and a fee of 1000, each line below the bound, made an invoice of 10^15 + 1000 that
  * every renewal threw on. Each invoice on its own: with the renewal sweep behind, the previous
- * period's usage goes on the renewal not run yet, the event's period's on the one after it (JPY 6 ×
- * 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together and refused). A free trial's
+ * period's usage goes on the renewal not run yet, the event's period's on the one after it, with that
+ * renewal's own fees (JPY 6 × 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together
+ * and refused). A free trial's
  * usage (never billed) is not checked.
  * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
  * invoice's total, its usage and its fees
@@ -219,18 +287,11 @@ async function refuseUnbillableSum(
   plan: Plan,
   metered: MeteredPrice,
   at: Date,
+  periodTotal: Aggregate,
 ): Promise<void> {
   if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
   const period = usagePeriodAt(subscription, plan, at);
-  const row = await trx
-    .selectFrom('usage_events as e')
-    .select(aggregateColumns(sql.val(period.start)))
-    .where('e.subscription_id', '=', subscription.id)
-    .where('e.code', '=', metered.code)
-    .where('e.occurred_at', '>=', period.start)
-    .where('e.occurred_at', '<', period.end)
-    .executeTakeFirstOrThrow();
-  const quantity = quantityOf(metered.aggregation, toAggregates(row).whole);
+  const quantity = quantityOf(metered.aggregation, periodTotal);
   const why =
     quantity > MAX_LINE_QUANTITY
       ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
@@ -253,7 +314,7 @@ async function refuseUnbillableSum(
   const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
   if (over) {
     throw new ValidationError('usage beyond what one invoice bills', {
-      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the next period's fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
+      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the fees of the same invoice: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
     });
   }
 }
@@ -419,7 +480,9 @@ export async function usageLines(
 /**
  * Per window of `windows` (in order), each metered price of `plan` priced for its usage events with
  * `occurred_at` in [start, end), as the rest of the period begun at `periodStart` (`priceUsage`: one
- * entry per metered price, quantity 0 included), aggregated in one query. Reads only.
+ * entry per metered price, quantity 0 included). A window that is a whole usage period (nothing
+ * before it in its period) whose aggregates `usage_period_totals` keeps (`keepPeriodTotals`) reads
+ * them; the others, per metric code, are aggregated from the events in one query. Reads only.
  */
 async function windowsUsage(
   db: Kysely<Database>,
@@ -428,28 +491,76 @@ async function windowsUsage(
   windows: readonly UsageWindow[],
 ): Promise<MeteredUsage[][]> {
   if (plan.metered.length === 0 || windows.length === 0) return windows.map(() => []);
-  const periodStarts = windows.map((w) => (w.periodStart ?? w.start).toISOString());
-  const starts = windows.map((w) => w.start.toISOString());
-  const ends = windows.map((w) => w.end.toISOString());
-  const windowTable = sql<{ period_start: Date; start: Date; end: Date; position: string }>`(
-    select * from unnest(${periodStarts}::timestamptz[], ${starts}::timestamptz[], ${ends}::timestamptz[])
-      with ordinality as t(period_start, start, "end", position)
-  )`;
-  const rows = await db
-    .selectFrom('usage_events as e')
-    .innerJoin(windowTable.as('w'), (join) =>
-      join.onRef('e.occurred_at', '>=', 'w.period_start').onRef('e.occurred_at', '<', 'w.end'),
-    )
-    .select(['w.position', 'e.code', ...aggregateColumns(sql.ref('w.start'))])
-    .where('e.subscription_id', '=', subscription.id)
-    .groupBy(['w.position', 'e.code'])
-    .execute();
-  return windows.map((_, i) =>
-    priceUsage(
-      plan.metered,
-      new Map(rows.filter((r) => Number(r.position) === i + 1).map((r) => [r.code, toAggregates(r)])),
-    ),
+  const codes = [...new Set(plan.metered.map((m) => m.code))];
+  const whole = windows.filter((w) => (w.periodStart ?? w.start).getTime() === w.start.getTime());
+  const kept =
+    whole.length === 0
+      ? []
+      : await db
+          .selectFrom('usage_period_totals')
+          .selectAll()
+          .where('subscription_id', '=', subscription.id)
+          .where('code', 'in', codes)
+          .where((eb) =>
+            eb.or(whole.map((w) => eb.and([eb('period_start', '=', w.start), eb('period_end', '=', w.end)]))),
+          )
+          .execute();
+  const keptOf = (window: UsageWindow, code: string) =>
+    window.start.getTime() === (window.periodStart ?? window.start).getTime()
+      ? kept.find(
+          (k) =>
+            k.code === code &&
+            k.period_start.getTime() === window.start.getTime() &&
+            k.period_end.getTime() === window.end.getTime(),
+        )
+      : undefined;
+  // The (window, code) pairs not kept: aggregated from their events.
+  const pairs = windows.flatMap((window, i) =>
+    codes.filter((code) => !keptOf(window, code)).map((code) => ({ window, code, i })),
   );
+  const rows =
+    pairs.length === 0
+      ? []
+      : await db
+          .selectFrom('usage_events as e')
+          .innerJoin(
+            sql<{ period_start: Date; start: Date; end: Date; code: string; position: string }>`(
+              select * from unnest(
+                ${pairs.map((p) => (p.window.periodStart ?? p.window.start).toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.window.start.toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.window.end.toISOString())}::timestamptz[],
+                ${pairs.map((p) => p.code)}::text[]
+              ) with ordinality as t(period_start, start, "end", code, position)
+            )`.as('w'),
+            (join) =>
+              join
+                .onRef('e.code', '=', 'w.code')
+                .onRef('e.occurred_at', '>=', 'w.period_start')
+                .onRef('e.occurred_at', '<', 'w.end'),
+          )
+          .select(['w.position', ...aggregateColumns(sql.ref('w.start'))])
+          .where('e.subscription_id', '=', subscription.id)
+          .groupBy('w.position')
+          .execute();
+  const summed = new Map(rows.map((r) => [Number(r.position) - 1, toAggregates(r)]));
+  const none: Aggregate = { sum: 0n, max: 0n, count: 0n };
+  return windows.map((window, i) => {
+    const aggregates = new Map<string, WindowAggregates>();
+    for (const code of codes) {
+      const k = keptOf(window, code);
+      if (k) {
+        aggregates.set(code, {
+          whole: { sum: BigInt(k.sum), max: BigInt(k.max ?? 0n), count: BigInt(k.count) },
+          before: none,
+        });
+      }
+    }
+    for (const [j, pair] of pairs.entries()) {
+      const aggregate = summed.get(j);
+      if (pair.i === i && aggregate) aggregates.set(pair.code, aggregate);
+    }
+    return priceUsage(plan.metered, aggregates);
+  });
 }
 
 /** A row of `aggregateColumns` as the aggregates of the whole and of the part before. */
@@ -817,24 +928,74 @@ export async function deleteUsageLimit(db: Db, actor: Actor, id: string, now: Da
 }
 
 /**
- * Acts on the usage limits of a subscription's customer after a new usage event: the customer's
- * estimate in the plan's currency (`usageEstimate`) is compared with each limit in that currency not
- * yet triggered in the period it is claimed for; a limit the estimate reaches (≥ amount) is
- * claimed for that period with one conditional UPDATE of `last_triggered_period_start`, so it acts
- * exactly once per period however many events race. WARN is claimed for the period holding the
- * event's time `at` (`usagePeriodAt`; never one before the stored current period), without renewing
- * (a warning bills nothing): with the renewal sweep behind on Apr 1, a WARN crossed on Apr 2 was
- * claimed for March, the stored period, and warned again in April once the sweep caught up; now it is
- * April's, and logs `usage_limit.warning`. SUSPEND is claimed for the stored period, then first
- * renews the subscription up to `now` as the renewal sweep would (`renewedUpTo`, as dunning's
- * suspension and one by hand: a period started before the sweep ran is invoiced, not left unbilled),
- * then moves it to SUSPENDED (`transitionSubscription`, when still IN_TRIAL, ACTIVE or PAST_DUE); a
- * renewal that moved it into a later period claims the limit for that period (not again in it) and logs
- * `usage_limit.suspended`; both with the estimate and the limit (minor units), on the limit.
+ * A customer's usage cost in the period holding `at`, in `currency` (minor units): per subscription
+ * of the customer not CANCELLED whose plan is priced in `currency`, the usage not billed yet of its
+ * usage period holding `at` (renewal.ts `usagePeriodAt`: each subscription's own period; its trial
+ * when `at` falls in it, counted only when the plan bills trial usage), priced as its invoice will
+ * (`priceUsage`; after a plan change mid-period, the rest of the period), and their sum. Usage of
+ * other periods is never added: with the renewal sweep behind on Apr 1, March's 30.00 (not invoiced
+ * yet) and April's 30.00 are 30.00 each in their period, not 60.00. Subscriptions in another
+ * currency are not counted (no conversion: a limit is per currency). Reads no clock.
+ * @returns the total and each subscription's part (ordered by id, 0 included)
+ */
+export async function customerPeriodUsage(
+  db: Kysely<Database>,
+  customerId: string,
+  currency: string,
+  at: Date,
+): Promise<{ total: bigint; subscriptions: { subscriptionId: string; amount: bigint }[] }> {
+  const rows = await db
+    .selectFrom('subscriptions as s')
+    .innerJoin('plans as p', 'p.id', 's.plan_id')
+    .selectAll('p')
+    .select(['s.id as subscription_id', 's.billing_anchor', 's.start_at', 's.usage_billed_until'])
+    .where('s.customer_id', '=', customerId)
+    .where('s.status', '!=', 'CANCELLED')
+    .where('p.currency', '=', currency)
+    .orderBy('s.id')
+    .execute();
+  const subscriptions = await Promise.all(
+    rows.map(async (row) => {
+      const { subscription_id, billing_anchor, start_at, usage_billed_until, ...planRow } = row;
+      const plan = planOf(planRow);
+      const owner = { billing_anchor, start_at, usage_billed_until };
+      const period = usagePeriodAt(owner, plan, at);
+      const windows = unbilledUsageWindows(owner, plan, period.end).filter(
+        (w) => w.start >= period.start && w.end <= period.end,
+      );
+      const usages = await windowsUsage(db, { id: subscription_id }, plan, windows);
+      const amount = usages.flat().reduce((sum, usage) => sum + usage.amount, 0n);
+      return { subscriptionId: subscription_id, amount };
+    }),
+  );
+  return { total: subscriptions.reduce((sum, s) => sum + s.amount, 0n), subscriptions };
+}
+
+/**
+ * Acts on the usage limits of a subscription's customer after a new usage event at `at`. A limit is
+ * the customer's (PRODUCT §5), per period and currency: it is compared with the customer's usage
+ * cost in the period holding `at` (`customerPeriodUsage`: every subscription of the customer in the
+ * plan's currency, each in its own period holding `at`; never the usage of several periods added
+ * together, as `usageEstimate` shows it while the renewal sweep is behind: EUR 30.00 in March, not
+ * invoiced yet, and 30.00 in April do not cross a limit of 50.00). Each limit in that currency not
+ * yet triggered in the period it is claimed for and reached (≥ amount) is claimed for that period
+ * with one conditional UPDATE of `last_triggered_period_start`, so it acts exactly once per period
+ * however many events race. WARN is claimed for the period holding `at` (`usagePeriodAt`; never one
+ * before the stored current period), without renewing (a warning bills nothing), and logs
+ * `usage_limit.warning`. SUSPEND is claimed for the stored period and suspends every subscription of
+ * the customer in the limit's currency that meters usage and is IN_TRIAL, ACTIVE or PAST_DUE (the
+ * triggering one and its siblings, locked in id order): each is first renewed up to `now` as the
+ * renewal sweep would (`renewedUpTo`, as dunning's suspension and one by hand: a period started
+ * before the sweep ran is invoiced, not left unbilled), then moved to SUSPENDED
+ * (`transitionSubscription`, reason `usage_limit`); a renewal that moved the triggering subscription
+ * into a later period claims the limit for that period (not again in it); it logs
+ * `usage_limit.suspended` once, with `subscriptions` (the ids it suspended). Both activities carry
+ * the period's usage cost (`estimate`) and the limit, minor units, on the limit. The claimed period
+ * is the triggering subscription's: siblings on another billing anchor share it.
  * Runs after the event's commit, so each check sees every committed event: the last of concurrent
  * events sees them all.
  * @param now the clock of the transition
- * @param at the time of the usage event checked for (default `now`): the period a WARN is claimed for
+ * @param at the time of the usage event checked for (default `now`): the period compared and claimed
  * @returns the limits triggered now
  */
 export async function checkUsageLimits(
@@ -876,10 +1037,7 @@ export async function checkUsageLimits(
       .execute()
   ).filter((l) => l.last_triggered_period_start?.getTime() !== claimFor(l).getTime());
   if (limits.length === 0) return [];
-  const estimate =
-    (await usageEstimate(db, subscription.customer_id)).totals.find(
-      (t) => t.currency === subscription.currency,
-    )?.amount ?? 0n;
+  const estimate = (await customerPeriodUsage(db, subscription.customer_id, subscription.currency, at)).total;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
     const claimedFor = claimFor(limit);
@@ -894,7 +1052,7 @@ export async function checkUsageLimits(
         .returningAll()
         .executeTakeFirst();
       if (!row) return undefined;
-      const data = {
+      const data: Record<string, unknown> = {
         estimate,
         limit: row.amount,
         currency: row.currency,
@@ -902,31 +1060,51 @@ export async function checkUsageLimits(
         subscription: subscriptionId,
       };
       if (row.action === 'SUSPEND') {
-        const locked = await work.trx
+        // The limit is the customer's: every subscription of it in the limit's currency metering usage.
+        const siblings = await work.trx
+          .selectFrom('subscriptions as s')
+          .innerJoin('plans as p', 'p.id', 's.plan_id')
+          .select('s.id')
+          .where('s.customer_id', '=', row.customer_id)
+          .where('p.currency', '=', row.currency)
+          .where('s.status', 'in', RENEWABLE)
+          .where(sql<boolean>`jsonb_array_length(p.metered) > 0`)
+          .orderBy('s.id')
+          .execute();
+        const ids = [...new Set([subscriptionId, ...siblings.map((s) => s.id)])].sort();
+        // All locked up front, in id order, before any is renewed (each renewal takes further locks).
+        const rows = await work.trx
           .selectFrom('subscriptions')
           .selectAll()
-          .where('id', '=', subscriptionId)
+          .where('id', 'in', ids)
+          .orderBy('id')
           .forUpdate()
-          .executeTakeFirstOrThrow();
-        // As dunning's suspension and one by hand: the periods started by now are billed first, as
-        // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
-        const { subscription: renewed } = await renewedUpTo(work, locked, now);
-        const renewedStart = renewed.current_period_start;
-        if (renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
-          // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
-          await work.trx
-            .updateTable('usage_limits')
-            .set({ last_triggered_period_start: renewedStart })
-            .where('id', '=', row.id)
-            .execute();
-          data.period_start = renewedStart;
+          .execute();
+        const suspended: string[] = [];
+        for (const locked of rows) {
+          const id = locked.id;
+          // As dunning's suspension and one by hand: the periods started by now are billed first, as
+          // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
+          const { subscription: renewed } = await renewedUpTo(work, locked, now);
+          const renewedStart = renewed.current_period_start;
+          if (id === subscriptionId && renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
+            // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
+            await work.trx
+              .updateTable('usage_limits')
+              .set({ last_triggered_period_start: renewedStart })
+              .where('id', '=', row.id)
+              .execute();
+            data.period_start = renewedStart;
+          }
+          if (RENEWABLE.includes(renewed.status)) {
+            await transitionSubscription(work, renewed, 'SUSPENDED', now, {
+              reason: 'usage_limit',
+              usage_limit: row.id,
+            });
+            suspended.push(id);
+          }
         }
-        if (RENEWABLE.includes(renewed.status)) {
-          await transitionSubscription(work, renewed, 'SUSPENDED', now, {
-            reason: 'usage_limit',
-            usage_limit: row.id,
-          });
-        }
+        data.subscriptions = suspended;
       }
       await recordActivity(work, {
         resourceType: 'usage_limit',

@@ -832,6 +832,21 @@ export interface UsageEventsTable {
   created_at: CreatedAt;
 }
 
+/**
+ * The aggregates of a subscription's usage events of one metric code in one usage period
+ * [period_start, period_end): `sum`, `max` (null: none) and `count` of their `value`s, kept by each
+ * usage event's transaction (migration 0057; billing/usage.ts `keepPeriodTotals`).
+ */
+export interface UsagePeriodTotalsTable {
+  subscription_id: string;
+  code: string;
+  period_start: Date;
+  period_end: Date;
+  sum: ColumnType<bigint, bigint, bigint>;
+  max: ColumnType<bigint | null, bigint | null, bigint | null>;
+  count: ColumnType<bigint, bigint, bigint>;
+}
+
 /** A limit on a customer's estimated usage cost in the current period, and what crossing it does. */
 export interface UsageLimitsTable {
   id: string;
@@ -946,6 +961,7 @@ export interface Database {
   coupons: CouponsTable;
   coupon_redemptions: CouponRedemptionsTable;
   usage_events: UsageEventsTable;
+  usage_period_totals: UsagePeriodTotalsTable;
   usage_limits: UsageLimitsTable;
   activities: ActivitiesTable;
   webhook_endpoints: WebhookEndpointsTable;
