@@ -239,8 +239,8 @@ export async function invoiceAddOnProration(
  * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
  * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
  * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (every
- * cancellation makes a pending charge first: by hand it renews first, dunning's final one calls
- * renewal.ts `chargePendingAddOns`). Read-only; `customer` as
+ * cancellation makes a pending charge first: by hand and dunning's final one alike renew it up to
+ * now first, renewal.ts `renewedUpTo`). Read-only; `customer` as
  * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
  * nothing again. Always for the period holding r, however far the renewal has moved the current one
  * since (`inPeriodHolding`: a sweep renews the periods of one whose pending charge fails without it).

@@ -568,12 +568,12 @@ export async function renewLocked(
  * `subscription_update` invoice (add-on-proration.ts `reactivationAddOnCharge`,
  * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
  * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
- * renewal (`renewLocked`) makes it first; dunning's final cancellation (payments/dunning.ts) before
- * it cancels, as that does not renew. Lock order: the subscription, then the customer (`customer`,
- * read once by the caller when given).
+ * renewal (`renewLocked`) makes it first, so every cancellation (by hand, at its date, dunning's
+ * final one: each renews up to now first) makes it before it ends. Lock order: the subscription,
+ * then the customer (`customer`, read once by the caller when given).
  * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
  */
-export async function chargePendingAddOns(
+async function chargePendingAddOns(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
