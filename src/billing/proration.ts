@@ -156,6 +156,13 @@ export interface ChangeResult {
   creditedToInvoice: { invoice: string; amount: bigint } | null;
   /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
   usageInvoice: InvoiceRow | null;
+  /**
+   * The invoices the change's catch-up renewal made first (`renewedUpTo`: the periods started by now
+   * that the renewal sweep had not invoiced yet, with the usage before them, and an add-on charge
+   * pending since a payment's reactivation), in the order made; empty when the sweep was on time,
+   * and for a preview (its catch-up is rolled back with the rest).
+   */
+  catchUpInvoices: InvoiceRow[];
 }
 
 /**
@@ -591,8 +598,9 @@ export async function changeSubscription(
     refuseUnchangeable(locked, locked);
     // The periods as the renewal sweep has them by `now`, whatever its lag: the change prorates the
     // period holding `now`, and the period before the change is billed on the old plan.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    const { subscription, invoices: caughtUp } = await renewedUpTo(work, locked, now);
     refuseUnchangeable(locked, subscription);
+    const catchUpInvoices = preview ? [] : caughtUp;
     const oldPlan = await getPlan(work.trx, subscription.plan_id);
     const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
@@ -605,7 +613,10 @@ export async function changeSubscription(
     await refuseChangeInvoicedAhead(work.trx, subscription);
     await refuseUninvoiceablePeriod(work.trx, subscription, newPlan, quantity);
     if (change.when === 'next_cycle') {
-      return scheduleChange(work, subscription, newPlan, quantity, now, preview);
+      return {
+        ...(await scheduleChange(work, subscription, newPlan, quantity, now, preview)),
+        catchUpInvoices,
+      };
     }
     const behavior = change.proration ?? DEFAULT_PRORATION;
     const start = subscription.current_period_start;
@@ -688,6 +699,7 @@ export async function changeSubscription(
         credited,
         creditedToInvoice,
         usageInvoice: null,
+        catchUpInvoices,
       };
     }
 
@@ -787,7 +799,15 @@ export async function changeSubscription(
     const current = reinstated
       ? await work.trx.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
       : updated;
-    return { subscription: current, proration, invoice, credited, creditedToInvoice, usageInvoice };
+    return {
+      subscription: current,
+      proration,
+      invoice,
+      credited,
+      creditedToInvoice,
+      usageInvoice,
+      catchUpInvoices,
+    };
   });
 }
 
