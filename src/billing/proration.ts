@@ -425,9 +425,16 @@ async function owedPeriodInvoice(
  * 1500 by bank, back down on day 15: 1000 credit, of which cash-paid time, lost on a void). Which part
  * of the credit each invoice funded is not recorded, so such a credit over an owed period invoice is
  * refused.
+ * Exact it is not: each invoice was prorated and rounded on its own, and the charged basis keeps
+ * the price in force, not each invoice's share of the time left, so any split of the credit between
+ * them would be a rule made up here, and a wrong one moves paid time onto a debt a void erases (or
+ * unpaid time into refundable credit).
  * @throws ValidationError (field `proration`) for a net credit over an owed period invoice when the
- * period has change invoices: it names the credit, the invoice and what it owes, and the change
- * invoices; the way out: pay or void the period invoice first, or change with proration none
+ * period has change invoices: it names the credit, the invoice and what it owes, the change
+ * invoices (status, total), and exactly what to do: settle the period invoice first (`POST
+ * /v1/invoices/:id/charge`, or `POST /v1/invoices/:id/payments` with its amount due) and change
+ * again (the credit then becomes customer credit), or change with proration none or at the next
+ * cycle; not a void of the period invoice (the stored basis would still count what it charged)
  * @throws ConflictError `charge_in_flight` when a charge of that invoice is pending or unknown: it was
  * asked for the amount due before the credit, and what the customer paid is not known yet
  */
@@ -439,8 +446,17 @@ async function creditOwedPeriod(
 ): Promise<bigint> {
   if (!owed || proration.total >= 0n) return 0n;
   if (basis && basis.invoices.length > 0) {
+    const changes = await trx
+      .selectFrom('invoices')
+      .select(['id', 'status', 'total'])
+      .where('id', 'in', basis.invoices)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const credit = `${-proration.total} ${proration.currency}`;
+    const named = changes.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
     throw new ValidationError('proration credit over an owed period invoice after changes', {
-      proration: `this change credits ${-proration.total} ${proration.currency} (tax included) of unused time that this period's invoices ${owed.id} (still owes ${owed.amount_due}) and the earlier changes' ${basis.invoices.join(', ')} charged together, and which part each funded is not known, so it can neither lower what ${owed.id} owes nor become customer credit while ${owed.id} is unpaid. Nothing changed; pay or void ${owed.id} first, or change with proration none`,
+      proration: `this change credits ${credit} (tax included) of unused time that this period's invoice ${owed.id} (OPEN: ${owed.id} still owes ${owed.amount_due}) and its earlier changes' invoices ${named} charged together. Which part of that time each of them funded is not recorded (each was prorated and rounded on its own; the period's charged basis keeps the price in force only), so the credit can neither lower what ${owed.id} owes exactly nor become customer credit, refundable in cash, while ${owed.id} is unpaid. Nothing changed. Settle ${owed.id} first: charge it now (POST /v1/invoices/${owed.id}/charge) or record the payment received outside billhook (POST /v1/invoices/${owed.id}/payments with amount ${owed.amount_due}), then change again: the ${credit} becomes customer credit (voiding ${owed.id} is no way out: the period's basis still counts what it charged). Or change now with proration none (nothing credited or charged for the rest of the period), or at the next cycle (when: next_cycle)`,
     });
   }
   const inFlight = await chargesInFlight(trx, owed.id);

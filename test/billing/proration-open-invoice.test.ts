@@ -342,7 +342,7 @@ describe('a downgrade over an unpaid period invoice', () => {
       fields: {
         proration: expect.stringMatching(
           new RegExp(
-            `credits 1000 HUF.*${periodInvoice} \\(still owes 2000\\).*${up.invoice!.id}.*pay or void ${periodInvoice} first, or change with proration none`,
+            `credits 1000 HUF.*${periodInvoice} \\(OPEN: ${periodInvoice} still owes 2000\\).*${up.invoice!.id} \\(PAID, 1500\\).*POST /v1/invoices/${periodInvoice}/charge.*POST /v1/invoices/${periodInvoice}/payments with amount 2000.*proration none`,
           ),
         ),
       },
@@ -359,7 +359,9 @@ describe('a downgrade over an unpaid period invoice', () => {
       .where('id', '=', subscription.id)
       .executeTakeFirstOrThrow();
     expect(sub.plan_id).toBe(b);
-    // The way out: void the period invoice; the change then credits the cash-paid 4000-plan time to the customer.
+    // Voided instead (not a way out the refusal names): back to the same plan, the change credits
+    // the cash-paid 4000-plan time only; to a cheaper plan it would credit more than was paid
+    // (README, a known fault: the stored basis still counts what the voided invoice charged).
     await voidInvoice(db, 'system', periodInvoice);
     const after = await down();
     expect(after.creditedToInvoice).toBeNull();
