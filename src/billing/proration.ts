@@ -317,6 +317,59 @@ async function refuseCreditOfGivenBack(
 }
 
 /**
+ * Refuses a prorated change that credits unused time when the period invoice was voided after a
+ * prorated change of the period ran (a `subscription.changed` activity with a proration other than
+ * `none` between the invoice's creation and its void): that change credited the period invoice's
+ * unused time, so the basis it stored (the price in force, funded by the period invoice and the
+ * change invoices together) still counts what the voided invoice charged, and crediting it would
+ * give back time never paid. CHF 2000 a month voided after an upgrade to 4000 on day 8 of 28 (1500
+ * paid), then down to 500 on day 15: 2000 − 250 = 1750 of customer credit on 1500 paid. A period
+ * invoice voided before the period's first prorated change is not counted by any basis (nothing of
+ * it was credited), so it refuses nothing.
+ * @throws ValidationError (field `proration`) naming the voided invoice and the way out
+ */
+async function refuseCreditOfVoidedPeriod(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  basis: ChargedBasis,
+): Promise<void> {
+  const period = await trx
+    .selectFrom('invoices')
+    .select(['id', 'status'])
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', basis.periodIndex)
+    .executeTakeFirst();
+  if (!period || period.status !== 'VOID') return;
+  const ofInvoice = (action: string) =>
+    trx
+      .selectFrom('activities')
+      .select('sequence')
+      .where('resource_type', '=', 'invoice')
+      .where('resource_id', '=', period.id)
+      .where('action', '=', action)
+      .orderBy('sequence', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  const [created, voided] = [await ofInvoice('invoice.created'), await ofInvoice('invoice.voided')];
+  if (!created || !voided) return;
+  const changedBefore = await trx
+    .selectFrom('activities')
+    .select('sequence')
+    .where('resource_type', '=', 'subscription')
+    .where('resource_id', '=', subscription.id)
+    .where('action', '=', 'subscription.changed')
+    .where('sequence', '>', created.sequence)
+    .where('sequence', '<', voided.sequence)
+    .where(sql<boolean>`coalesce(data->>'proration', 'none') <> 'none'`)
+    .limit(1)
+    .executeTakeFirst();
+  if (!changedBefore) return;
+  throw new ValidationError('proration credits a voided period', {
+    proration: `this period's invoice ${period.id} was voided after a prorated change of the period credited its unused time: the price in force is still counted as partly charged by ${period.id}, so crediting the unused time would give back time never paid. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
  * changes charged its current plan for part of the period only: crediting that plan's whole period
  * would give back a price never charged for the time before. It goes through when what the period
@@ -674,7 +727,10 @@ export async function changeSubscription(
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
         : [];
-      if (unused.length > 0) await refuseCreditOfGivenBack(work.trx, subscription, before);
+      if (unused.length > 0) {
+        await refuseCreditOfGivenBack(work.trx, subscription, before);
+        await refuseCreditOfVoidedPeriod(work.trx, subscription, before);
+      }
       lines.push(
         ...unused,
         ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordOfflinePayment } from '../../src/billing/invoices.ts';
+import { recordOfflinePayment, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
@@ -110,6 +110,57 @@ describe('a net credit over an OPEN period invoice in a period with change invoi
       offline_receipts: 3500,
       'receivable:customer': 0,
       revenue: -2500,
+    });
+  });
+
+  it('SEK: voided after the upgrade, a downgrade to a plan of 500 is refused (it credited 1750 on 1500 paid); voided before any change, the change credits what the change invoice charged', async () => {
+    const { id, period } = await upgradedThenOwed('SEK');
+    const cheap = await insertPlan(db, {
+      name: 'C',
+      currency: 'SEK',
+      price: { model: 'FLAT_FEE', amount: 500 },
+    });
+    await voidInvoice(db, 'system', period);
+    // Before: 2000 of 4000-plan time unused − 250 of the 500 plan = 1750 customer credit, though only
+    // the 1500 of the change invoice was ever paid (revenue +250).
+    expect(await downgrade(id, cheap)).toEqual(
+      expect.stringContaining(`${period} was voided after a prorated change`),
+    );
+    expect(await ledgerIn(app, 'SEK')).toEqual({
+      offline_receipts: 1500,
+      'receivable:customer': 0,
+      revenue: -1500,
+    });
+
+    // NOK: the period invoice voided before the period's first change: the upgrade on Feb 8 credits
+    // nothing of it and charges 4000 × 21/28 = 3000 (paid); down to 500 on Feb 15: 2000 unused − 250
+    // = 1750 of that cash-paid time back as customer credit; revenue 3000 − 1750 = 1250.
+    const plan = (amount: number, name: string) =>
+      insertPlan(db, { name, currency: 'NOK', price: { model: 'FLAT_FEE', amount } });
+    const [a, b, c] = [await plan(2000, 'A'), await plan(4000, 'B'), await plan(500, 'C')];
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    await voidInvoice(db, 'system', invoices[0]!.id);
+    const up = await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { planId: b },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(up.invoice).toMatchObject({ total: 3000n });
+    await recordOfflinePayment(db, 'system', up.invoice!.id, { method: 'BANK', amount: 3000n });
+    expect(await downgrade(subscription.id, c)).toMatchObject({ credited: 1750n, creditedToInvoice: null });
+    expect(await ledgerIn(app, 'NOK')).toEqual({
+      'customer_credit:customer': -1750,
+      offline_receipts: 3000,
+      'receivable:customer': 0,
+      revenue: -1250,
     });
   });
 });
