@@ -6,6 +6,7 @@ import { getAddOn } from './add-ons.ts';
 import { couponDiscounts, periodCoupons } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
 import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
+import { periodAt, periodIndexAt } from './periods.ts';
 import type { Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import {
@@ -17,7 +18,7 @@ import {
   servedUntil,
   taxRuleNow,
 } from './proration.ts';
-import { type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } from './renewal.ts';
+import { cadenceOf, type RenewalPolicy, renewableStatuses, subscriptionInvoiceDetails } from './renewal.ts';
 
 /**
  * Proration of a subscription's add-ons (seed 001 "Create Subscription Add-On": the add-on is applied
@@ -238,21 +239,23 @@ export async function invoiceAddOnProration(
  * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
  * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
  * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (every
- * cancellation makes a pending charge first: by hand it renews first, dunning's final one calls
- * renewal.ts `chargePendingAddOns`). Read-only; `customer` as
+ * cancellation makes a pending charge first: by hand and dunning's final one alike renew it up to
+ * now first, renewal.ts `renewedUpTo`). Read-only; `customer` as
  * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
- * nothing again.
+ * nothing again. Always for the period holding r, however far the renewal has moved the current one
+ * since (`inPeriodHolding`: a sweep renews the periods of one whose pending charge fails without it).
  * @returns null when nothing is charged (none pending, no unit beyond those covered, no billed
  * period holding r: the renewal's lag left the period before it current, or it is CANCELLED)
  */
 export async function reactivationAddOnCharge(
   trx: Kysely<Database>,
-  subscription: SubscriptionRow,
+  pending: SubscriptionRow,
   plan: Plan,
   customer: OpenCustomer | undefined,
 ): Promise<AddOnProration | null> {
-  const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = subscription;
+  const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = pending;
   if (resumedAt === null || suspension === null) return null;
+  const subscription = inPeriodHolding(pending, plan, resumedAt);
   // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
   const policy: RenewalPolicy = { billSuspended: true };
   const lines: NewLine[] = [];
@@ -287,6 +290,28 @@ export async function reactivationAddOnCharge(
     end,
     chargeAt: resumedAt,
   });
+}
+
+/**
+ * `subscription` as it was in the period holding `at` (its `current_period_*` on that period), when
+ * its current period started after `at` (pure): a renewal that left a failing pending charge behind
+ * (renewal.ts `renewDueSubscriptions`) moved it on, and the charge is for the period holding its
+ * moment (what it paid for then, its coupons then, its end). Else `subscription` as it is (the
+ * period holding `at`, or one before it: the charge is none).
+ */
+function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): SubscriptionRow {
+  const start = subscription.current_period_start;
+  if (subscription.current_period_index === null || !start || start <= at) return subscription;
+  const cadence = cadenceOf(subscription, plan);
+  const index = periodIndexAt(cadence, at);
+  if (index < 0) return subscription;
+  const period = periodAt(cadence, index);
+  return {
+    ...subscription,
+    current_period_index: period.index,
+    current_period_start: period.start,
+    current_period_end: period.end,
+  };
 }
 
 /**

@@ -107,6 +107,12 @@ export interface Cancellation {
   refunds: CancellationRefund[];
   /** The credit notes of the customer credit given back, in the order of `refunds`, then of the OPEN add-on invoices lowered. */
   creditNotes: CreditNoteRow[];
+  /**
+   * The invoices its catch-up renewal made first (`renewedUpTo`: the periods started by now that the
+   * renewal sweep had not invoiced yet, with the usage before them, and an add-on charge pending
+   * since a payment's reactivation), in the order made; empty when the sweep was on time.
+   */
+  catchUpInvoices: InvoiceRow[];
 }
 
 /** Two amounts of one invoice, minor units ≥ 0: what its payments paid in cash and what the customer's credit paid. */
@@ -981,7 +987,7 @@ export async function cancelLocked(
       refund_type: options.refundType,
       ...refundData(refunds, settled),
     });
-    return { subscription: cancelled, refunds, creditNotes };
+    return { subscription: cancelled, refunds, creditNotes, catchUpInvoices: made };
   }
   if (subscription.cancel_at_period_end || subscription.cancel_at) {
     throw new ConflictError(
@@ -1043,7 +1049,7 @@ export async function cancelLocked(
     refund_type: options.refundType,
     ...refundData(refunds, settled),
   });
-  return { subscription: updated, refunds, creditNotes };
+  return { subscription: updated, refunds, creditNotes, catchUpInvoices: made };
 }
 
 /**

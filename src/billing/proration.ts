@@ -156,6 +156,13 @@ export interface ChangeResult {
   creditedToInvoice: { invoice: string; amount: bigint } | null;
   /** The invoice of the old plan's usage not billed yet at a plan change (none when there is none). */
   usageInvoice: InvoiceRow | null;
+  /**
+   * The invoices the change's catch-up renewal made first (`renewedUpTo`: the periods started by now
+   * that the renewal sweep had not invoiced yet, with the usage before them, and an add-on charge
+   * pending since a payment's reactivation), in the order made; empty when the sweep was on time,
+   * and for a preview (its catch-up is rolled back with the rest).
+   */
+  catchUpInvoices: InvoiceRow[];
 }
 
 /**
@@ -310,6 +317,59 @@ async function refuseCreditOfGivenBack(
 }
 
 /**
+ * Refuses a prorated change that credits unused time when the period invoice was voided after a
+ * prorated change of the period ran (a `subscription.changed` activity with a proration other than
+ * `none` between the invoice's creation and its void): that change credited the period invoice's
+ * unused time, so the basis it stored (the price in force, funded by the period invoice and the
+ * change invoices together) still counts what the voided invoice charged, and crediting it would
+ * give back time never paid. CHF 2000 a month voided after an upgrade to 4000 on day 8 of 28 (1500
+ * paid), then down to 500 on day 15: 2000 − 250 = 1750 of customer credit on 1500 paid. A period
+ * invoice voided before the period's first prorated change is not counted by any basis (nothing of
+ * it was credited), so it refuses nothing.
+ * @throws ValidationError (field `proration`) naming the voided invoice and the way out
+ */
+async function refuseCreditOfVoidedPeriod(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  basis: ChargedBasis,
+): Promise<void> {
+  const period = await trx
+    .selectFrom('invoices')
+    .select(['id', 'status'])
+    .where('subscription_id', '=', subscription.id)
+    .where('period_index', '=', basis.periodIndex)
+    .executeTakeFirst();
+  if (!period || period.status !== 'VOID') return;
+  const ofInvoice = (action: string) =>
+    trx
+      .selectFrom('activities')
+      .select('sequence')
+      .where('resource_type', '=', 'invoice')
+      .where('resource_id', '=', period.id)
+      .where('action', '=', action)
+      .orderBy('sequence', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  const [created, voided] = [await ofInvoice('invoice.created'), await ofInvoice('invoice.voided')];
+  if (!created || !voided) return;
+  const changedBefore = await trx
+    .selectFrom('activities')
+    .select('sequence')
+    .where('resource_type', '=', 'subscription')
+    .where('resource_id', '=', subscription.id)
+    .where('action', '=', 'subscription.changed')
+    .where('sequence', '>', created.sequence)
+    .where('sequence', '<', voided.sequence)
+    .where(sql<boolean>`coalesce(data->>'proration', 'none') <> 'none'`)
+    .limit(1)
+    .executeTakeFirst();
+  if (!changedBefore) return;
+  throw new ValidationError('proration credits a voided period', {
+    proration: `this period's invoice ${period.id} was voided after a prorated change of the period credited its unused time: the price in force is still counted as partly charged by ${period.id}, so crediting the unused time would give back time never paid. Nothing changed; change with proration none, or at the next cycle`,
+  });
+}
+
+/**
  * Refuses a `full` change (the whole period credited as charged) when the period's earlier prorated
  * changes charged its current plan for part of the period only: crediting that plan's whole period
  * would give back a price never charged for the time before. It goes through when what the period
@@ -418,9 +478,16 @@ async function owedPeriodInvoice(
  * 1500 by bank, back down on day 15: 1000 credit, of which cash-paid time, lost on a void). Which part
  * of the credit each invoice funded is not recorded, so such a credit over an owed period invoice is
  * refused.
+ * Exact it is not: each invoice was prorated and rounded on its own, and the charged basis keeps
+ * the price in force, not each invoice's share of the time left, so any split of the credit between
+ * them would be a rule made up here, and a wrong one moves paid time onto a debt a void erases (or
+ * unpaid time into refundable credit).
  * @throws ValidationError (field `proration`) for a net credit over an owed period invoice when the
- * period has change invoices: it names the credit, the invoice and what it owes, and the change
- * invoices; the way out: pay or void the period invoice first, or change with proration none
+ * period has change invoices: it names the credit, the invoice and what it owes, the change
+ * invoices (status, total), and exactly what to do: settle the period invoice first (`POST
+ * /v1/invoices/:id/charge`, or `POST /v1/invoices/:id/payments` with its amount due) and change
+ * again (the credit then becomes customer credit), or change with proration none or at the next
+ * cycle; not a void of the period invoice (the stored basis would still count what it charged)
  * @throws ConflictError `charge_in_flight` when a charge of that invoice is pending or unknown: it was
  * asked for the amount due before the credit, and what the customer paid is not known yet
  */
@@ -432,8 +499,17 @@ async function creditOwedPeriod(
 ): Promise<bigint> {
   if (!owed || proration.total >= 0n) return 0n;
   if (basis && basis.invoices.length > 0) {
+    const changes = await trx
+      .selectFrom('invoices')
+      .select(['id', 'status', 'total'])
+      .where('id', 'in', basis.invoices)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const credit = `${-proration.total} ${proration.currency}`;
+    const named = changes.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
     throw new ValidationError('proration credit over an owed period invoice after changes', {
-      proration: `this change credits ${-proration.total} ${proration.currency} (tax included) of unused time that this period's invoices ${owed.id} (still owes ${owed.amount_due}) and the earlier changes' ${basis.invoices.join(', ')} charged together, and which part each funded is not known, so it can neither lower what ${owed.id} owes nor become customer credit while ${owed.id} is unpaid. Nothing changed; pay or void ${owed.id} first, or change with proration none`,
+      proration: `this change credits ${credit} (tax included) of unused time that this period's invoice ${owed.id} (OPEN: ${owed.id} still owes ${owed.amount_due}) and its earlier changes' invoices ${named} charged together. Which part of that time each of them funded is not recorded (each was prorated and rounded on its own; the period's charged basis keeps the price in force only), so the credit can neither lower what ${owed.id} owes exactly nor become customer credit, refundable in cash, while ${owed.id} is unpaid. Nothing changed. Settle ${owed.id} first: charge it now (POST /v1/invoices/${owed.id}/charge) or record the payment received outside billhook (POST /v1/invoices/${owed.id}/payments with amount ${owed.amount_due}), then change again: the ${credit} becomes customer credit (voiding ${owed.id} is no way out: the period's basis still counts what it charged). Or change now with proration none (nothing credited or charged for the rest of the period), or at the next cycle (when: next_cycle)`,
     });
   }
   const inFlight = await chargesInFlight(trx, owed.id);
@@ -591,8 +667,9 @@ export async function changeSubscription(
     refuseUnchangeable(locked, locked);
     // The periods as the renewal sweep has them by `now`, whatever its lag: the change prorates the
     // period holding `now`, and the period before the change is billed on the old plan.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    const { subscription, invoices: caughtUp } = await renewedUpTo(work, locked, now);
     refuseUnchangeable(locked, subscription);
+    const catchUpInvoices = preview ? [] : caughtUp;
     const oldPlan = await getPlan(work.trx, subscription.plan_id);
     const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
@@ -605,7 +682,10 @@ export async function changeSubscription(
     await refuseChangeInvoicedAhead(work.trx, subscription);
     await refuseUninvoiceablePeriod(work.trx, subscription, newPlan, quantity);
     if (change.when === 'next_cycle') {
-      return scheduleChange(work, subscription, newPlan, quantity, now, preview);
+      return {
+        ...(await scheduleChange(work, subscription, newPlan, quantity, now, preview)),
+        catchUpInvoices,
+      };
     }
     const behavior = change.proration ?? DEFAULT_PRORATION;
     const start = subscription.current_period_start;
@@ -647,7 +727,10 @@ export async function changeSubscription(
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
         : [];
-      if (unused.length > 0) await refuseCreditOfGivenBack(work.trx, subscription, before);
+      if (unused.length > 0) {
+        await refuseCreditOfGivenBack(work.trx, subscription, before);
+        await refuseCreditOfVoidedPeriod(work.trx, subscription, before);
+      }
       lines.push(
         ...unused,
         ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),
@@ -688,6 +771,7 @@ export async function changeSubscription(
         credited,
         creditedToInvoice,
         usageInvoice: null,
+        catchUpInvoices,
       };
     }
 
@@ -787,7 +871,15 @@ export async function changeSubscription(
     const current = reinstated
       ? await work.trx.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
       : updated;
-    return { subscription: current, proration, invoice, credited, creditedToInvoice, usageInvoice };
+    return {
+      subscription: current,
+      proration,
+      invoice,
+      credited,
+      creditedToInvoice,
+      usageInvoice,
+      catchUpInvoices,
+    };
   });
 }
 

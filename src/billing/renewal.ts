@@ -489,6 +489,10 @@ export interface Renewal {
  * charge is cleared in the same unit of work (under the subscription's lock: made once). Its
  * invoices read their customer once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
+ * @param pendingAddOns false to leave that pending charge as it is (still pending, made by a later
+ * renewal for the period holding its moment, however far the periods have gone): the renewal
+ * sweep's second try of a subscription whose pending charge failed (`renewDueSubscriptions`), so
+ * that a charge that keeps failing never stops its periods from being invoiced
  */
 export async function renewLocked(
   work: UnitOfWork,
@@ -496,6 +500,7 @@ export async function renewLocked(
   initialPlan: Plan,
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  pendingAddOns = true,
 ): Promise<Renewal> {
   let current = subscription;
   let plan = initialPlan;
@@ -504,9 +509,11 @@ export async function renewLocked(
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
   // Add-on units set while suspended, charged from a payment's reactivation, first.
-  const pending = await chargePendingAddOns(work, current, plan, now, customer);
-  current = pending.subscription;
-  invoices.push(...pending.invoices);
+  if (pendingAddOns) {
+    const pending = await chargePendingAddOns(work, current, plan, now, customer);
+    current = pending.subscription;
+    invoices.push(...pending.invoices);
+  }
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -565,12 +572,12 @@ export async function renewLocked(
  * `subscription_update` invoice (add-on-proration.ts `reactivationAddOnCharge`,
  * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
  * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
- * renewal (`renewLocked`) makes it first; dunning's final cancellation (payments/dunning.ts) before
- * it cancels, as that does not renew. Lock order: the subscription, then the customer (`customer`,
- * read once by the caller when given).
+ * renewal (`renewLocked`) makes it first, so every cancellation (by hand, at its date, dunning's
+ * final one: each renews up to now first) makes it before it ends. Lock order: the subscription,
+ * then the customer (`customer`, read once by the caller when given).
  * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
  */
-export async function chargePendingAddOns(
+async function chargePendingAddOns(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   plan: Plan,
@@ -732,12 +739,40 @@ export async function renewSubscription(
   now: Date,
   skipLocked = false,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  pendingAddOns = true,
 ): Promise<Renewal | null> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = await lockSubscription(work, id, skipLocked);
     if (!subscription) return null;
-    return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
+    const plan = await getPlan(work.trx, subscription.plan_id);
+    return renewLocked(work, subscription, plan, now, policy, pendingAddOns);
   });
+}
+
+/**
+ * The renewal sweep's second try of subscription `id` after its renewal failed with `error`: when it
+ * has an add-on charge pending since a payment's reactivation (`add_on_charge_at` ≤ `now`), which
+ * the renewal makes first in the same unit of work, its periods are renewed without that charge
+ * (`renewLocked` with `pendingAddOns` false), so a charge that keeps failing does not stop the
+ * plan's billing: each period started by `now` is invoiced once, and the charge stays pending (the
+ * next sweep tries it again, for the period holding its moment, and reports it while it fails).
+ * @returns that renewal, or null when there is no such charge (or another unit holds it now): the
+ * failure was the periods' own, left for the next run
+ */
+async function renewWithoutPendingAddOns(
+  db: Db,
+  actor: Actor,
+  id: string,
+  now: Date,
+  policy: RenewalPolicy,
+): Promise<Renewal | null> {
+  const row = await db
+    .selectFrom('subscriptions')
+    .select('add_on_charge_at')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!row?.add_on_charge_at || row.add_on_charge_at > now) return null;
+  return renewSubscription(db, actor, id, now, true, policy, false);
 }
 
 /** The result of a renewal sweep: invoices created, and subscriptions that failed (left for the next run). */
@@ -753,8 +788,12 @@ export interface RenewalSweep {
  * each in its own transaction, `concurrency` at a time. One that another unit of work holds (another
  * worker renewing it, or a charge, refund or webhook on one of its invoices: `lockInvoice` locks
  * the subscription first) is skipped (`FOR UPDATE SKIP LOCKED`) until the next run; one that fails
- * is reported and left for the next run (one whose pending add-on charge fails is reported by both
- * passes, and every path that renews it first fails alike until what fails is mended).
+ * is reported (once a sweep) and left for the next run. One whose add-on charge pending since a
+ * payment's reactivation fails (made first, in the same unit of work as its periods) is renewed
+ * again without it (`renewWithoutPendingAddOns`): its periods are invoiced, each once, and the charge
+ * stays pending, tried by every sweep and reported while it fails, and made, for the period holding
+ * its moment, once what fails is mended (the other paths that renew it first, a change or a
+ * cancellation, still fail alike until then).
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
  * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is
@@ -774,15 +813,22 @@ export async function renewDueSubscriptions(
 ): Promise<RenewalSweep> {
   const policy: RenewalPolicy = { billSuspended };
   const sweep: RenewalSweep = { invoices: 0, failures: [] };
+  const failed = new Set<string>();
   const renew = async (id: string) => {
+    // Reported once a sweep: one whose pending add-on charge fails is in both passes' pages.
+    if (failed.has(id)) return;
     try {
       const renewal = await renewSubscription(db, actor, id, now, true, policy);
       sweep.invoices += renewal?.invoices.length ?? 0;
     } catch (error) {
+      failed.add(id);
       sweep.failures.push({
         subscription: id,
         error: error instanceof Error ? error.message : String(error),
       });
+      // A pending add-on charge that fails does not stop the periods: renewed without it.
+      const periods = await renewWithoutPendingAddOns(db, actor, id, now, policy).catch(() => null);
+      sweep.invoices += periods?.invoices.length ?? 0;
     }
   };
   const pages = { now, pageSize, concurrency, stopping };

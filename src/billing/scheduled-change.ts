@@ -27,9 +27,9 @@ export async function scheduleChange(
   quantity: number,
   now: Date,
   preview: boolean,
-): Promise<ChangeResult> {
+): Promise<Omit<ChangeResult, 'catchUpInvoices'>> {
   const at = subscription.next_renewal_at ?? now;
-  const result = (updated: SubscriptionRow): ChangeResult => ({
+  const result = (updated: SubscriptionRow): Omit<ChangeResult, 'catchUpInvoices'> => ({
     subscription: updated,
     proration: {
       customerId: subscription.customer_id,

@@ -3,7 +3,7 @@ import type { GatewayClients } from '../accounts/clients.ts';
 import { type CancelOptions, cancelLocked } from '../billing/cancellation.ts';
 import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy } from '../billing/renewal.ts';
 import type { Db } from '../db/database.ts';
-import type { CreditNoteRow, RefundRow, SubscriptionRow } from '../db/schema.ts';
+import type { CreditNoteRow, InvoiceRow, RefundRow, SubscriptionRow } from '../db/schema.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { prepareRefunds, sendRefunds } from './refunds.ts';
 
@@ -12,12 +12,14 @@ import { prepareRefunds, sendRefunds } from './refunds.ts';
  * answers (one per gateway payment of each paid invoice of the period it went back through: the
  * period invoice's first, then its add-on invoices' oldest first, each invoice's newest payment first;
  * none when no cash was given back), and the credit notes of the customer credit it gave back (none:
- * empty; `cancelLocked`'s `creditNotes`).
+ * empty; `cancelLocked`'s `creditNotes`), and the invoices its catch-up renewal made first
+ * (`cancelLocked`'s `catchUpInvoices`: empty when the renewal sweep was on time).
  */
 export interface CancelResult {
   subscription: SubscriptionRow;
   refunds: RefundRow[];
   creditNotes: CreditNoteRow[];
+  catchUpInvoices: InvoiceRow[];
 }
 
 /**
@@ -63,11 +65,12 @@ export async function cancelSubscriptionWithRefund(
       parts.length > 0
         ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' })
         : [];
-    return { subscription: cancellation.subscription, refunds, creditNotes: cancellation.creditNotes };
+    return { ...cancellation, refunds };
   });
   return {
     subscription: prepared.subscription,
     refunds: await sendRefunds(db, actor, boss, gateways, prepared.refunds),
     creditNotes: prepared.creditNotes,
+    catchUpInvoices: prepared.catchUpInvoices,
   };
 }

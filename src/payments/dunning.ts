@@ -4,7 +4,7 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { chargePendingAddOns, invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
+import { invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -52,7 +52,11 @@ export interface DunningStep {
  * at `now`; the next charge is `dunning_started_at` + the next retry day, or none once the retries
  * are used up. Its subscription (if any) goes ACTIVE / IN_TRIAL → PAST_DUE, and after the last
  * retry → SUSPENDED or CANCELLED by `policy.finalAction`. Cancelling does what a cancel now does
- * first: voids the unpaid invoices a settled term made of the periods after the current one
+ * first: renews it up to `now` as the renewal sweep would (`renewedUpTo`: the periods started by
+ * then invoiced, each once, with the usage before them, and an add-on charge pending since a
+ * payment's reactivation made; JPY 1000 a month + 2 a call, March unpaid, cancelled Apr 5 before
+ * the sweep renewed April: April invoiced 1000 + March's usage, where before April was never billed)
+ * and cancels it unless that renewal ended it (CANCELLED at its scheduled end); then voids the unpaid invoices a settled term made of the periods after the current one
  * (`voidInvoicedAhead`), skipping, not refusing, one partly paid or with a charge in flight (left
  * owed, named as `not_voided_invoices` in the `subscription.cancelled` activity beside
  * `voided_invoices`: the final action happens anyway), brings the charge of its OPEN
@@ -106,17 +110,20 @@ export async function recordCollectionFailure(
     status = (await transitionSubscription(work, subscription, 'PAST_DUE', now, data)).status;
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
     if (policy.finalAction === 'CANCEL') {
-      // The lock order of a cancellation: the subscription, its invoices, then the customer (the
-      // voids giving credit back, the final invoice's finalization). An add-on charge pending since
-      // a payment's reactivation is for time served: made before it ends.
-      const plan = await getPlan(work.trx, subscription.plan_id);
-      const { subscription: charged } = await chargePendingAddOns(work, subscription, plan, now);
-      const { voided, skipped } = await voidInvoicedAhead(work, charged, {}, now, 'skip');
+      // As a cancellation now by hand: the periods started by now are billed first, as the renewal
+      // sweep on time bills them, and an add-on charge pending since a payment's reactivation (time
+      // served) is made (`renewedUpTo`). That renewal may end it (CANCELLED at its scheduled end).
+      // Then the lock order of a cancellation: the subscription, its invoices, then the customer
+      // (the voids giving credit back, the final invoice's finalization).
+      const { subscription: renewed } = await renewedUpTo(work, subscription, now);
+      if (!RENEWABLE.includes(renewed.status)) return { ...step, subscriptionStatus: renewed.status };
+      const plan = await getPlan(work.trx, renewed.plan_id);
+      const { voided, skipped } = await voidInvoicedAhead(work, renewed, {}, now, 'skip');
       // Changes charged at the period's end (prorate_at_renewal): no renewal comes, billed now.
-      const billedNow = await billPendingProrations(work, charged.id, now, now);
-      const final = await invoiceUsageUntil(work, charged, plan, now, now, 'subscription_update');
+      const billedNow = await billPendingProrations(work, renewed.id, now, now);
+      const final = await invoiceUsageUntil(work, renewed, plan, now, now, 'subscription_update');
       status = (
-        await transitionSubscription(work, charged, 'CANCELLED', now, {
+        await transitionSubscription(work, renewed, 'CANCELLED', now, {
           ...data,
           final_invoice: final?.id,
           voided_invoices: voided,

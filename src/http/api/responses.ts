@@ -741,6 +741,10 @@ export const SubscriptionCancellation = z
       description:
         "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount",
     }),
+    catch_up_invoices: z.array(z.string()).meta({
+      description:
+        "The ids of the invoices this request's catch-up renewal made before cancelling (the period holding now is the one cancelled and refunded), in the order made: the periods started by now that the renewal sweep had not invoiced yet (each with the usage before it) and an add-on charge pending since a payment's reactivation; empty when the sweep was on time",
+    }),
   })
   .meta({ id: 'SubscriptionCancellation' });
 
@@ -898,6 +902,10 @@ export const SubscriptionChange = z
     credited_to_invoice: z.strictObject({ invoice: z.string(), amount: Amount }).nullable().meta({
       description:
         'The OPEN period invoice the net credit (tax included) was taken off first, and how much; the customer credit grows by the rest only',
+    }),
+    catch_up_invoices: z.array(z.string()).meta({
+      description:
+        "The ids of the invoices this request's catch-up renewal made before changing (the period holding now is the one prorated), in the order made: the periods started by now that the renewal sweep had not invoiced yet (each with the usage before it) and an add-on charge pending since a payment's reactivation; empty when the sweep was on time, and for a preview (its catch-up is rolled back)",
     }),
   })
   .meta({ id: 'SubscriptionChange' });

@@ -186,6 +186,7 @@ export const subscriptionRoutes: ApiRoute[] = [
         refunds: result.refunds.map(serialize.refund),
         credit_note: result.creditNotes[0] ? serialize.creditNote(result.creditNotes[0]) : null,
         credit_notes: result.creditNotes.map(serialize.creditNote),
+        catch_up_invoices: result.catchUpInvoices.map((invoice) => invoice.id),
       });
     },
   }),
@@ -321,6 +322,7 @@ export const subscriptionRoutes: ApiRoute[] = [
         usage_invoice: result.usageInvoice?.id ?? null,
         credited: result.credited,
         credited_to_invoice: result.creditedToInvoice,
+        catch_up_invoices: result.catchUpInvoices.map((invoice) => invoice.id),
       });
     },
   }),
