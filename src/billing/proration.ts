@@ -270,6 +270,7 @@ async function refuseCreditOfGivenBack(
       'amount_paid',
       'amount_refunded',
       'credit_returned',
+      'cash_credited',
     ])
     .where((eb) =>
       eb.or([
@@ -291,7 +292,13 @@ async function refuseCreditOfGivenBack(
     // A dispute open or lost on its payments gave the customer that money back, as a refund
     // (`disputedAway`), and is counted as one, as a cancellation's refund counts it.
     const disputed = await disputedAway(trx, invoice.id);
-    if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n && disputed === 0n) continue;
+    if (
+      invoice.amount_refunded === 0n &&
+      invoice.credit_returned === 0n &&
+      invoice.cash_credited === 0n &&
+      disputed === 0n
+    )
+      continue;
     // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
     const { recurring } = await recurringLines(trx, invoice.id);
     const creditPaidBack =

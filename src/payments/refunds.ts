@@ -806,7 +806,10 @@ async function wholeRoom(
   transaction: TransactionRow,
 ): Promise<bigint> {
   const invoiceRoom =
-    invoice.amount_paid - invoice.amount_refunded - (await refundedInFlight(trx, invoice.id));
+    invoice.amount_paid -
+    invoice.amount_refunded -
+    invoice.cash_credited -
+    (await refundedInFlight(trx, invoice.id));
   // min(its room, the invoice's), on bigints (Math.min takes numbers only), and never below 0.
   let whole = await refundable(trx, transaction);
   if (whole > invoiceRoom) whole = invoiceRoom;

@@ -212,6 +212,10 @@ const invoiceFields = {
     description:
       'What prorated changes of the period (a downgrade) credited to this invoice while it was owed, lowering amount_due',
   }),
+  cash_credited: Amount.meta({
+    description:
+      "Of amount_paid, what a cancellation's prorated refund gave to the customer's credit instead of the card because the gateway takes the currency only on a step (Stripe KWD 667 owed: 660 refunded, 7 here)",
+  }),
   subscription: z.string().nullable(),
   billing_reason: BillingReason,
   period_start: NullableTime,
@@ -739,7 +743,15 @@ export const SubscriptionCancellation = z
     }),
     credit_notes: z.array(CreditNote).meta({
       description:
-        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount",
+        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount. The cash owed that a gateway cannot take (credited) has its own credit note here too, after its invoice's credit one",
+    }),
+    refunded: Amount.meta({
+      description:
+        'Of the cash owed back, what was sent to the cards: the refunds asked together (minor units; each refund says how it went)',
+    }),
+    credited: Amount.meta({
+      description:
+        "Of the cash owed back, what the gateways cannot take (below their step: Stripe BHD/JOD/KWD/OMR/TND 10 minor units, Stripe ISK/MGA/UGX and PayPal HUF/JPY/TWD whole units) given to the customer's credit instead, by a credit note: Stripe KWD 667 owed → refunded 660, credited 7. Never rounded away (PRODUCT §11)",
     }),
   })
   .meta({ id: 'SubscriptionCancellation' });

@@ -186,6 +186,8 @@ export const subscriptionRoutes: ApiRoute[] = [
         refunds: result.refunds.map(serialize.refund),
         credit_note: result.creditNotes[0] ? serialize.creditNote(result.creditNotes[0]) : null,
         credit_notes: result.creditNotes.map(serialize.creditNote),
+        refunded: result.refunded,
+        credited: result.credited,
       });
     },
   }),
