@@ -190,7 +190,10 @@ async function refuseSecondCredit(work: UnitOfWork, subscription: SubscriptionRo
     .select('id')
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', subscription.current_period_index)
-    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
+    // Cash given to the customer's credit for want of a gateway step (`cash_credited`) too.
+    .where((eb) =>
+      eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n), eb('cash_credited', '>', 0n)]),
+    )
     .executeTakeFirst();
   if (given) {
     throw new ConflictError(

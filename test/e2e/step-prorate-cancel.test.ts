@@ -216,6 +216,14 @@ describe('cancellation with a prorated refund in step currencies', () => {
       .execute();
     expect(refunds).toEqual([]);
     expect((await cancelledActivity(sub.id)).data).toMatchObject({ refunded: '0', credited: '5' });
+    // The unused time was given back (as credit): a prorated change would credit it again.
+    const change = await app.api('POST', `/v1/subscriptions/${sub.id}/change`, {
+      quantity: 2,
+      proration: 'prorate_now',
+    });
+    expect(change.status).toBe(409);
+    expect(change.body.error.code).toBe('cancellation_scheduled');
+    expect(await customerCredit(sub.customer, 'KWD')).toBe(-5);
   });
 
   it('PayPal HUF 100 cancelled with prorate a third through: 6667 owed, "66" HUF to the card, 67 fillér to the customer credit', async () => {
