@@ -1301,7 +1301,8 @@ export async function periodCreditToCustomer(
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
- * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
+ * given back (`credit_returned`: credit pays for the period as cash does), less the cash given to the
+ * customer's credit for want of a gateway step (`cash_credited`), less what its refunds (of
  * its payments, succeeded or in flight; succeeded only while `booking` one) gave back of the sale:
  * not what succeeded ones took back of change credit (`changeCreditTakenBackOf`; the customer was
  * given that credit all the same), and of the rest their first part paying back the overpayment
@@ -1327,6 +1328,7 @@ async function periodInvoices(
       'i.tax',
       'i.credit_applied',
       'i.credit_returned',
+      'i.cash_credited',
       'i.proration_credited',
       'i.proration_tax_credited',
       'i.amount_paid',
@@ -1405,6 +1407,8 @@ async function periodInvoices(
       row.credit_applied -
       row.credit_returned -
       saleRefunded -
+      // Cash given to the customer's credit for want of a gateway step gave that sale back too.
+      row.cash_credited -
       ((disputed.get(row.id) ?? 0n) - chargedBack);
     return { ...row, room: room > 0n ? room : 0n };
   });

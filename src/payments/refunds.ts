@@ -13,6 +13,7 @@ import {
 } from '../billing/credit-notes.ts';
 import {
   cancellationReach,
+  creditCashRest,
   returnInvoiceCredit,
   type WholeRefund,
   wholeRefund,
@@ -42,7 +43,7 @@ import type {
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
-import { assertGatewayCanTake } from '../gateways/currencies.ts';
+import { assertGatewayCanTake, gatewayStep } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -652,7 +653,13 @@ export interface PreparedRefund {
  * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`),
  * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
- * when the gateway cannot take the amount exactly (gateways/currencies.ts)
+ * when the gateway cannot take the amount exactly (gateways/currencies.ts) — an amount asked; an
+ * amount omitted that billhook works out (what the period kept after its change credit, a payment's
+ * whole room within it) and the payment's gateway takes only on a step is refunded the largest
+ * on-step amount not above it, the rest given to the customer's credit (`creditCashRest`,
+ * `credited`): Stripe KWD 1000 paid, a downgrade credited 322, 678 kept → 670 refunded, 8 credited
+ * @returns the refund as recorded after the gateway's answer, and `credited`, minor units ≥ 0, what
+ * went to the customer's credit for want of a gateway step (0 but for an amount omitted)
  */
 export async function refundInvoice(
   db: Db,
@@ -661,11 +668,14 @@ export async function refundInvoice(
   gateways: GatewayClients,
   invoiceId: string,
   input: InvoiceRefundInput,
-): Promise<RefundRow> {
-  const { refund, transaction } = await inUnitOfWork(db, { actor }, (work) =>
+): Promise<{ refund: RefundRow; credited: bigint }> {
+  const { refund, transaction, credited } = await inUnitOfWork(db, { actor }, (work) =>
     prepareInvoiceRefund(work, gateways, invoiceId, input),
   );
-  return sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss });
+  return {
+    refund: await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }),
+    credited,
+  };
 }
 
 /**
@@ -683,7 +693,7 @@ async function prepareInvoiceRefund(
   gateways: GatewayClients,
   invoiceId: string,
   input: InvoiceRefundInput,
-): Promise<PreparedRefund> {
+): Promise<PreparedRefund & { credited: bigint }> {
   const invoice = await lockInvoice(work, invoiceId);
   if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
     throw new ConflictError(
@@ -725,7 +735,21 @@ async function prepareInvoiceRefund(
     const room = await wholeRoom(work.trx, invoice, transaction);
     amount = left !== undefined && left < room ? left : room;
   }
+  // An amount billhook worked out (none asked) that the payment's gateway takes only on a step
+  // (Stripe KWD 678 kept after a downgrade's 322 credit): the largest on-step part to the card, the
+  // rest to the customer's credit (PRODUCT §11: not rounded away, not refused). An amount asked is
+  // the caller's: refused 422 when off the step (`createRefund`).
+  let credited = 0n;
+  if (input.amount === undefined && amount !== undefined) {
+    const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
+    const onStep = amount - (amount % step);
+    if (onStep > 0n && onStep < amount) {
+      credited = amount - onStep;
+      amount = onStep;
+    }
+  }
   const refund = await createRefund(work, transaction, { amount, reason: input.reason });
+  if (credited > 0n) await creditCashRest(work, invoice.id, credited, input.reason ?? null);
   // The customer credit that paid what it kept goes back as credit, in the unit that commits the
   // cash refund (the cash may still fail at the gateway: asked again, it is cash only, the credit
   // being back already). A period invoice's credit comes back through its cancellation's refund
@@ -733,7 +757,7 @@ async function prepareInvoiceRefund(
   if (wholeWithCredit && whole.credit > 0n) {
     await returnInvoiceCredit(work, invoice.id, whole.credit, input.reason ?? null);
   }
-  return { refund, transaction };
+  return { refund, transaction, credited };
 }
 
 /**

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -489,5 +490,60 @@ describe('cancellation with a prorated refund in step currencies', () => {
       tax_payable: 2143,
     });
     expect((await customerCredit(huf.customer, 'HUF')) - creditBefore).toBe(-114);
+  });
+  it('Stripe KWD refund by hand, amount omitted, of a period a downgrade credited: what it kept (678) goes 670 to the card, 8 to the customer credit', async () => {
+    stripeChargeSucceeds();
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await insertPlan(db(), {
+      name: 'Flat 800 KWD',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const settled = await app.api('POST', `/v1/subscriptions/${subscription.id}/settle`);
+    const invoiceId = settled.body.invoices[0].invoice.id as string;
+    const cheaper = await insertPlan(db(), {
+      name: 'Flat 400 KWD',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 400 },
+      taxRatePpm: 250_000,
+    });
+    // Feb 11, 18 of 28 days left: 800 × 18/28 = 514.29 → 514 credited with −128.5 → −129 tax,
+    // 400 × 18/28 = 257.14 → 257 charged with 64.25 → 64 tax: 322 to the customer's credit.
+    await changeSubscription(
+      db(),
+      'system',
+      subscription.id,
+      { planId: cheaper, proration: 'prorate_now' },
+      d('2027-02-11T00:00:00Z'),
+      false,
+    );
+    expect(await customerCredit(customer.id, 'KWD')).toBe(-322);
+    const before = await ledgerIn(app, 'KWD');
+    const sent: string[] = [];
+    stripeRefund('re_kwd_by_hand_670', 'KWD', sent);
+    // The period kept 1000 − 322 = 678: Stripe takes 670, the 8 goes to the customer's credit.
+    const refunded = await app.api('POST', `/v1/invoices/${invoiceId}/refund`, {});
+    expect(refunded.status).toBe(201);
+    expect(sent).toEqual(['670']);
+    expect(refunded.body).toMatchObject({ status: 'succeeded', amount: 670, credited: 8 });
+    // PARTIALLY_REFUNDED as a whole refund by hand after a downgrade is in any currency: the 322 of
+    // cash the downgrade's credit stands for stays paid.
+    expect(await invoiceRow(invoiceId)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      amount_refunded: 670n,
+      cash_credited: 8n,
+    });
+    expect(await customerCredit(customer.id, 'KWD')).toBe(-330);
+    // 678 given back: 670 out of clearing, 8 to the credit, by notes debiting refunds and tax payable.
+    const change = moved(before, await ledgerIn(app, 'KWD'));
+    expect(change).toMatchObject({ 'gateway_clearing:stripe': -670 });
+    expect((change.refunds ?? 0) + (change.tax_payable ?? 0)).toBe(678);
   });
 });

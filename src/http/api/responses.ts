@@ -288,6 +288,18 @@ export const Refund = z
   })
   .meta({ id: 'Refund' });
 
+/**
+ * `POST /v1/invoices/:id/refund`: the refund, and `credited`, what of an amount billhook worked out
+ * (none asked) went to the customer's credit because the payment's gateway takes the currency only
+ * on a step (Stripe KWD 678 kept after a downgrade: 670 refunded, 8 credited; 0 otherwise).
+ */
+export const InvoiceRefund = Refund.extend({
+  credited: Amount.meta({
+    description:
+      "With amount omitted, what the gateway cannot take of what billhook worked out (below its step: Stripe KWD 678 → 670 refunded) given to the customer's credit by a credit note instead (the invoice's cash_credited); 0 otherwise. An amount asked off the step is refused 422 amount_not_representable",
+  }),
+}).meta({ id: 'InvoiceRefund' });
+
 export const CreditNote = z
   .strictObject({
     id: z.string(),
