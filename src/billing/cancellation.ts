@@ -104,7 +104,8 @@ export interface CancellationRefund {
 /**
  * The cash parts of a refund in `currency` each taken down to the largest amount its payment's
  * gateway takes (a multiple of its step, gateways/currencies.ts `gatewayStep`: Stripe BHD, JOD, KWD,
- * OMR, TND 10; Stripe ISK, MGA, UGX and PayPal HUF, JPY, TWD whole units), pure; a part of a gateway
+ * OMR, TND 10; Stripe MGA and PayPal HUF, TWD whole units, 100; ISK, UGX and JPY have no minor
+ * unit below the whole one, so any amount is on step), pure; a part of a gateway
  * that does not take the currency at all is left as it is (its refund is refused, 422). PRODUCT §11:
  * nothing is rounded away, the rest is returned for the customer's credit.
  * @param parts minor units > 0 each (`splitRefund`)

@@ -763,7 +763,7 @@ export const SubscriptionCancellation = z
     }),
     credited: Amount.meta({
       description:
-        "Of the cash owed back, what the gateways cannot take (below their step: Stripe BHD/JOD/KWD/OMR/TND 10 minor units, Stripe ISK/MGA/UGX and PayPal HUF/JPY/TWD whole units) given to the customer's credit instead, by a credit note: Stripe KWD 667 owed → refunded 660, credited 7. Never rounded away (PRODUCT §11)",
+        "Of the cash owed back, what the gateways cannot take (below their step: Stripe BHD/JOD/KWD/OMR/TND 10 minor units, Stripe MGA and PayPal HUF/TWD whole units, 100) given to the customer's credit instead, by a credit note: Stripe KWD 667 owed → refunded 660, credited 7. Never rounded away (PRODUCT §11)",
     }),
   })
   .meta({ id: 'SubscriptionCancellation' });
