@@ -1180,7 +1180,8 @@ async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): 
  * less: `settleUnpaid`; those voided are in `voided_invoices`); and the two parts of the cash owed
  * back: `refunded`, what goes to the cards (= `refund_amount`), and `credited`, what their gateways
  * cannot take (below their step) given to the customer's credit instead (`cashCredited`: Stripe KWD
- * 667 owed → refunded 660, credited 7).
+ * 667 owed → refunded 660, credited 7; not in `credit_amount`, which is customer credit that paid
+ * given back, though its credit note is among the cancellation's `creditNotes`).
  */
 function refundData(refunds: CancellationRefund[], settled: Settled) {
   const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
