@@ -546,4 +546,49 @@ describe('cancellation with a prorated refund in step currencies', () => {
     expect(change).toMatchObject({ 'gateway_clearing:stripe': -670 });
     expect((change.refunds ?? 0) + (change.tax_payable ?? 0)).toBe(678);
   });
+  it('Stripe KWD: a prorate cancellation scheduled for Feb 19 (357: 350 + 7 credited), then cancelled now on Feb 12: 607 owed in all, 250 more to the card, the 7 counted once', async () => {
+    stripeChargeSucceeds();
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await insertPlan(db(), {
+      name: 'Flat 800 KWD twice',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const settled = await app.api('POST', `/v1/subscriptions/${subscription.id}/settle`);
+    const invoiceId = settled.body.invoices[0].invoice.id as string;
+    const cancel = (when: 'now' | 'date', at: Date, cancelAt?: Date) =>
+      cancelSubscriptionWithRefund(
+        db(),
+        'system',
+        app.runtime.boss,
+        { registry: app.runtime.registry, accounts: app.runtime.accounts },
+        subscription.id,
+        { when, cancelAt, refundType: 'prorate' },
+        at,
+      );
+    const sent: string[] = [];
+    stripeRefund('re_kwd_scheduled_350', 'KWD', sent);
+    // Scheduled on Feb 5 for Feb 19: 1000 × 10/28 = 357.14 → 357 back now, 350 + 7.
+    const scheduled = await cancel('date', d('2027-02-05T00:00:00Z'), d('2027-02-19T00:00:00Z'));
+    expect({ refunded: scheduled.refunded, credited: scheduled.credited }).toEqual({
+      refunded: 350n,
+      credited: 7n,
+    });
+    // Cancelled now on Feb 12: 1000 × 17/28 = 607.14 → 607 owed, 357 given back already (350 + the
+    // 7 credited): 250, on Stripe's step, all to the card (counting only the 350 would send 257:
+    // 250 + 7 credited again).
+    stripeRefund('re_kwd_now_250', 'KWD', sent);
+    const now = await cancel('now', d('2027-02-12T00:00:00Z'));
+    expect(sent).toEqual(['350', '250']);
+    expect({ refunded: now.refunded, credited: now.credited }).toEqual({ refunded: 250n, credited: 0n });
+    expect(await invoiceRow(invoiceId)).toMatchObject({ amount_refunded: 600n, cash_credited: 7n });
+    expect(await customerCredit(customer.id, 'KWD')).toBe(-7);
+  });
 });
