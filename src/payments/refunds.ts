@@ -309,14 +309,30 @@ export async function createRefund(
   const invoice = transaction.invoice_id ? await lockInvoice(work, transaction.invoice_id) : undefined;
   if (!invoice) await lockPayments(work, [transaction.id]);
   const reported = input.gatewayRefundId !== undefined;
-  const available = await refundable(work.trx, transaction, reported ? 'reported' : 'billhook');
+  let available = await refundable(work.trx, transaction, reported ? 'reported' : 'billhook');
+  // Cash of the invoice given to the customer's credit for want of a gateway step (`cash_credited`)
+  // went back already: a refund billhook sends of the invoice never gives it back a second time
+  // (Stripe KWD 1000 paid, 660 refunded and 7 credited: at most 333 more, not the payment's 340).
+  let stepCredited = '';
+  if (!reported && !input.creditOf && invoice && invoice.cash_credited > 0n) {
+    const cap =
+      invoice.amount_paid -
+      invoice.amount_refunded -
+      invoice.cash_credited -
+      (await refundedInFlight(work.trx, invoice.id));
+    if (cap < available) {
+      available = cap;
+      stepCredited = `, ${invoice.cash_credited} of its invoice given to the customer's credit already (below the gateway's step)`;
+    }
+  }
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
     // What disputes took of it (open, or lost and carried by no refund): named when they bound it.
     const disputed = reported ? 0n : (await refundable(work.trx, transaction, 'reported')) - available;
-    const disputes = disputed > 0n ? `, ${disputed} of it taken by disputes open or lost` : '';
+    const disputes =
+      disputed > 0n && !stepCredited ? `, ${disputed} of it taken by disputes open or lost` : '';
     throw new ValidationError('refund exceeds the paid amount', {
-      amount: `at most ${available > 0n ? available : 0n} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency}${disputes})`,
+      amount: `at most ${available > 0n ? available : 0n} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency}${disputes}${stepCredited})`,
     });
   }
   // A refund billhook will send (not one the gateway reported, which has its id) is refused before its

@@ -186,6 +186,13 @@ describe('cancellation with a prorated refund in step currencies', () => {
       credited: '7',
       refund_amount: '660',
     });
+    // The 7 went back as credit: a refund by hand of the payment's 340 left would give it again.
+    const ledger = await ledgerIn(app, 'KWD');
+    const again = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, { amount: 340 });
+    expect(again.status).toBe(422);
+    expect(again.body.error.fields.amount).toContain('at most 333');
+    expect(await ledgerIn(app, 'KWD')).toEqual(ledger);
+    expect(await invoiceRow(sub.invoice.id)).toMatchObject({ amount_refunded: 660n, cash_credited: 7n });
   });
 
   it('Stripe KWD share below one step (5 fils owed): no refund sent, all 5 to the customer credit', async () => {
