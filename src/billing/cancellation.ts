@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { gatewayStep } from '../gateways/currencies.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -10,7 +11,7 @@ import {
   recurringGivenBack,
   recurringLines,
 } from './credit-notes.ts';
-import { returnInvoiceCredit, type WholeRefund, wholeRefund } from './credit-returns.ts';
+import { creditCashRest, returnInvoiceCredit, type WholeRefund, wholeRefund } from './credit-returns.ts';
 import {
   chargesInFlight,
   disputedAway,
@@ -86,14 +87,44 @@ export interface CancelOptions {
 /**
  * What a cancellation gives back of invoice `invoiceId`, minor units of its currency: `amount` in
  * cash, split over its gateway payments as `parts` (newest first, each up to what it can still
- * refund: `splitRefund`; they add up to `amount`, none when it is 0), one refund each, and `credit`
- * to the customer's credit (a credit note that gives back the customer credit that paid it).
+ * refund: `splitRefund`, each then down to its gateway's step: `onGatewaySteps`; they add up to
+ * `amount`, none when it is 0), one refund each, `credit` to the customer's credit (a credit note
+ * that gives back the customer credit that paid it), and `cashCredited`, the rest of the cash owed
+ * that the gateways cannot take (below their step: Stripe KWD 667 owed, 660 in cash, 7 here), to the
+ * customer's credit too (a credit note, `creditCashRest`).
  */
 export interface CancellationRefund {
   invoiceId: string;
   amount: bigint;
   parts: RefundPart[];
   credit: bigint;
+  cashCredited: bigint;
+}
+
+/**
+ * The cash parts of a refund in `currency` each taken down to the largest amount its payment's
+ * gateway takes (a multiple of its step, gateways/currencies.ts `gatewayStep`: Stripe BHD, JOD, KWD,
+ * OMR, TND 10; Stripe MGA and PayPal HUF, TWD whole units, 100; ISK, UGX and JPY have no minor
+ * unit below the whole one, so any amount is on step), pure; a part of a gateway
+ * that does not take the currency at all is left as it is (its refund is refused, 422). PRODUCT §11:
+ * nothing is rounded away, the rest is returned for the customer's credit.
+ * @param parts minor units > 0 each (`splitRefund`)
+ * @returns the parts on step (those taken down to 0 left out) and `rest`, minor units ≥ 0, what they
+ * lost: Stripe KWD [667] → [660], rest 7; [5] → [], rest 5; PayPal HUF [6667] → [6600], rest 67
+ */
+export function onGatewaySteps(
+  parts: readonly RefundPart[],
+  currency: string,
+): { parts: RefundPart[]; rest: bigint } {
+  const out: RefundPart[] = [];
+  let rest = 0n;
+  for (const part of parts) {
+    const step = gatewayStep(part.transaction.gateway, currency)?.step ?? 1n;
+    const amount = part.amount - (part.amount % step);
+    rest += part.amount - amount;
+    if (amount > 0n) out.push({ transaction: part.transaction, amount });
+  }
+  return { parts: out, rest };
 }
 
 /**
@@ -313,7 +344,10 @@ async function refundOf(
   // A dispute open or lost (not carried by a refund) gave the customer that cash back already
   // (`disputedAway`): neither cash left nor owed again.
   const disputed = invoice ? await disputedAway(trx, invoice.id) : 0n;
-  const paid = invoice ? invoice.amount_paid - invoice.amount_refunded - disputed : 0n;
+  // Cash given to the customer's credit for want of a gateway step (`cash_credited`) is given back.
+  const paid = invoice
+    ? invoice.amount_paid - invoice.amount_refunded - invoice.cash_credited - disputed
+    : 0n;
   const credit = invoice ? invoice.credit_applied - invoice.credit_returned : 0n;
   // The period invoice gives nothing back when it is not paid (OPEN, UNCOLLECTIBLE, none), its cash
   // left was not paid by a gateway payment (offline), or nothing of it is left (free, refunded by
@@ -607,7 +641,7 @@ async function givenBackOf(
   // A dispute open or lost (not carried by a refund) gave the customer that cash back already
   // (`disputedAway`): neither cash left nor owed again.
   const disputed = await disputedAway(trx, invoice.id);
-  const paid = invoice.amount_paid - invoice.amount_refunded - disputed;
+  const paid = invoice.amount_paid - invoice.amount_refunded - invoice.cash_credited - disputed;
   // What the invoice gave back before, taken as given back of its other lines (setup fee, usage)
   // first: refunds do not say which lines they are for.
   const overpaymentGiven = await overpaymentGivenBack(trx, invoice);
@@ -689,11 +723,15 @@ function refundFrom(invoice: InvoiceRow, given: GivenBack): CancellationRefund |
       `invoice ${invoice.id} owes ${shares.cash + shares.credit + shares.held} ${invoice.currency} back, but its gateway payments (${given.paymentCount}) can refund only ${shares.cash} more together and the credit applied gives back ${shares.credit}: the other ${shares.held} is held by refunds of customer credit those payments carried or a part paid offline, which billhook cannot refund through. Nothing changed; cancel with refund_type none and settle the refund outside billhook (a refund in the gateway's dashboard is booked when its webhook arrives; a refund_type none cancellation gives no applied credit back)`,
     );
   }
+  // The cash each payment's gateway takes (its step), the rest to the customer's credit (PRODUCT §11:
+  // Stripe KWD 667 owed, 660 to the card and 7 as credit, rather than 422 amount_not_representable).
+  const { parts, rest } = onGatewaySteps(splitRefund(rooms, shares.cash), invoice.currency);
   return {
     invoiceId: invoice.id,
-    amount: shares.cash,
-    parts: splitRefund(rooms, shares.cash),
+    amount: shares.cash - rest,
+    parts,
     credit: shares.credit,
+    cashCredited: rest,
   };
 }
 
@@ -1188,12 +1226,19 @@ export async function billPendingProrations(
   return rows.map((r) => r.id).sort();
 }
 
-/** Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`), when > 0, in their order. */
+/**
+ * Gives each refund's `credit` back to the customer's credit (`returnInvoiceCredit`) and its
+ * `cashCredited` (the cash below its gateway's step) to it (`creditCashRest`), each when > 0, in
+ * their order.
+ */
 async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): Promise<CreditNoteRow[]> {
   const notes: CreditNoteRow[] = [];
   for (const refund of refunds) {
     if (refund.credit > 0n) {
       notes.push(await returnInvoiceCredit(work, refund.invoiceId, refund.credit, 'subscription_cancelled'));
+    }
+    if (refund.cashCredited > 0n) {
+      notes.push(await creditCashRest(work, refund.invoiceId, refund.cashCredited, 'subscription_cancelled'));
     }
   }
   return notes;
@@ -1205,11 +1250,17 @@ async function giveCreditBack(work: UnitOfWork, refunds: CancellationRefund[]): 
  * their credit notes, and what the period's OPEN add-on invoices voided by the refund gave back of
  * the credit applied to them, which has no credit note: `Settled.voidedCredit`), `refunded_invoices`
  * (the paid invoices giving something back) and `lowered_invoices` (the OPEN add-on invoices that owe
- * less: `settleUnpaid`; those voided are in `voided_invoices`).
+ * less: `settleUnpaid`; those voided are in `voided_invoices`); and the two parts of the cash owed
+ * back: `refunded`, what goes to the cards (= `refund_amount`), and `credited`, what their gateways
+ * cannot take (below their step) given to the customer's credit instead (`cashCredited`: Stripe KWD
+ * 667 owed → refunded 660, credited 7; not in `credit_amount`, which is customer credit that paid
+ * given back, though its credit note is among the cancellation's `creditNotes`).
  */
 function refundData(refunds: CancellationRefund[], settled: Settled) {
   const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
   return {
+    refunded: sum(refunds.map((r) => r.amount)),
+    credited: sum(refunds.map((r) => r.cashCredited)),
     refund_amount: sum(refunds.map((r) => r.amount)),
     credit_amount: sum([
       ...refunds.map((r) => r.credit),

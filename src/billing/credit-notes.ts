@@ -377,15 +377,17 @@ export async function issueCreditReturnNote(
  * (its `amount_refunded` unless given), what refunded the sale, that is all but `creditPaidBack`
  * (what they paid back of the customer's credit: an overpayment, `overpaymentRefunded`, and change
  * credit taken back, billing/proration.ts `changeCreditTakenBackOf`), plus the customer credit
- * returned (`credit_returned`). Its credit notes' tax share is counted on it, and a cancellation's
- * refund is owed less it (billing/cancellation.ts).
+ * returned (`credit_returned`) and the cash given to the customer's credit because its gateway could
+ * not take it (`cash_credited`: a step's rest, billing/credit-returns.ts `creditCashRest`). Its credit
+ * notes' tax share is counted on it, and a cancellation's refund is owed less it
+ * (billing/cancellation.ts).
  */
 export function saleGivenBack(
-  invoice: Pick<InvoiceRow, 'amount_refunded' | 'credit_returned'>,
+  invoice: Pick<InvoiceRow, 'amount_refunded' | 'credit_returned' | 'cash_credited'>,
   creditPaidBack: bigint,
   refunded = invoice.amount_refunded,
 ): bigint {
-  return refunded - creditPaidBack + invoice.credit_returned;
+  return refunded - creditPaidBack + invoice.credit_returned + invoice.cash_credited;
 }
 
 /**
@@ -397,7 +399,7 @@ export function saleGivenBack(
  * (billing/cancellation.ts); a prorated change is refused when it is above 0 (billing/proration.ts).
  */
 export function recurringGivenBack(
-  invoice: Pick<InvoiceRow, 'total' | 'amount_refunded' | 'credit_returned'>,
+  invoice: Pick<InvoiceRow, 'total' | 'amount_refunded' | 'credit_returned' | 'cash_credited'>,
   creditPaidBack: bigint,
   recurring: bigint,
 ): bigint {

@@ -3,7 +3,7 @@ import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { postEntry } from '../ledger/journal.ts';
-import { invoiceCreditGivenBack } from '../ledger/movements.ts';
+import { invoiceCashCredited, invoiceCreditGivenBack } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
 import { periodAddOnInvoices } from './add-on-proration.ts';
@@ -82,9 +82,11 @@ export async function wholeRefund(trx: Kysely<Database>, invoice: InvoiceRow): P
   const takenBack = await changeCreditTakenBackOf(trx, invoice);
   // A chargeback (a dispute open or lost, not carried by a refund) gave the customer that cash back.
   const disputed = await disputedAway(trx, invoice.id);
-  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - disputed - credited;
+  // Cash given to the customer's credit for want of a gateway step went back as a refund did.
+  const stepCredited = invoice.cash_credited;
+  const kept = invoice.amount_paid + creditLeft - (refunded - takenBack) - stepCredited - disputed - credited;
   const room = totalRoom(await refundRooms(trx, await invoicePayments(trx, invoice.id)));
-  const cashLeft = upTo(kept, invoice.amount_paid - refunded - disputed);
+  const cashLeft = upTo(kept, invoice.amount_paid - refunded - stepCredited - disputed);
   const cash = upTo(cashLeft, room);
   return {
     credited,
@@ -161,6 +163,72 @@ export async function returnInvoiceCredit(
   await invoiceActivity(work, invoice, 'invoice.credit_returned', {
     amount,
     credit_returned: returned,
+    credit_note: note.id,
+  });
+  return note;
+}
+
+/**
+ * Gives `amount` (minor units of the invoice's currency, > 0) of the cash invoice `invoiceId` was
+ * paid to the customer's credit instead of back to the card, inside `work`: the rest of a prorated
+ * cash refund below the step of the gateway that took the payment (gateways/currencies.ts
+ * `gatewayStep`: Stripe KWD 10 fils, PayPal HUF 100 fillér), which no refund can carry (PRODUCT §11
+ * forbids rounding it away: Stripe KWD 667 owed, 660 to the card and 7 here). Locks the invoice,
+ * issues a credit note for it (`issueCreditReturnNote`: revenue and its tax share given back,
+ * cumulative with the invoice's cash refunds and credit returned), posts
+ * `inv_…:cash_credited:<cash_credited>` (`invoiceCashCredited`: debit refunds and tax payable,
+ * credit `customer_credit:<customer>`), adds it to `cash_credited` and sets the status
+ * (`givenBackStatus`), and logs `invoice.cash_credited`. The customer's next invoices use the
+ * credit as any other (`applyCustomerCredit`); a credit refund pays it back to a card in steps the
+ * gateway takes.
+ * @returns the credit note (`refund_id` null)
+ * @throws ConflictError `cash_not_creditable` when `amount` is not within 1 … the cash paid less
+ * refunded, given as credit already and taken by disputes; NotFoundError when there is no invoice
+ */
+export async function creditCashRest(
+  work: UnitOfWork,
+  invoiceId: string,
+  amount: bigint,
+  reason: string | null,
+): Promise<CreditNoteRow> {
+  const invoice = await lockInvoice(work, invoiceId);
+  const disputed = await disputedAway(work.trx, invoiceId);
+  const left = invoice.amount_paid - invoice.amount_refunded - invoice.cash_credited - disputed;
+  if (amount <= 0n || amount > left) {
+    throw new ConflictError(
+      'cash_not_creditable',
+      `invoice ${invoiceId} has ${left} ${invoice.currency} of cash paid left to give back, not ${amount}`,
+    );
+  }
+  const note = await issueCreditReturnNote(work, invoice, amount, reason);
+  const credited = invoice.cash_credited + amount;
+  await postEntry(
+    work,
+    invoiceCashCredited({
+      invoiceId,
+      customerId: invoice.customer_id,
+      currency: invoice.currency,
+      amount,
+      subtotal: note.subtotal,
+      tax: note.tax,
+      rounding: note.rounding,
+      cashCredited: credited,
+    }),
+  );
+  const after = { ...invoice, cash_credited: credited };
+  const carried = (await periodCreditToCustomer(work.trx, after)).total;
+  await work.trx
+    .updateTable('invoices')
+    .set({
+      cash_credited: credited,
+      status: givenBackStatus(after, carried, disputed),
+      updated_at: new Date(),
+    })
+    .where('id', '=', invoiceId)
+    .execute();
+  await invoiceActivity(work, invoice, 'invoice.cash_credited', {
+    amount,
+    cash_credited: credited,
     credit_note: note.id,
   });
   return note;

@@ -781,12 +781,17 @@ export type PaidStatus = 'PAID' | 'PARTIALLY_REFUNDED' | 'REFUNDED';
  * REFUNDED, as 750 refunded and 1250 returned is
  */
 export function paidStatus(
-  invoice: Pick<InvoiceRow, 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'>,
+  invoice: Pick<
+    InvoiceRow,
+    'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned' | 'cash_credited'
+  >,
   carried: bigint,
   disputed: bigint,
 ): PaidStatus {
-  if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n) return 'PAID';
-  const cashKept = invoice.amount_paid - invoice.amount_refunded - disputed;
+  if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n && invoice.cash_credited === 0n)
+    return 'PAID';
+  // Cash given to the customer's credit for want of a gateway step is given back as a refund is.
+  const cashKept = invoice.amount_paid - invoice.amount_refunded - invoice.cash_credited - disputed;
   const creditKept = invoice.credit_applied - invoice.credit_returned;
   return cashKept <= 0n && creditKept <= carried ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
 }
@@ -804,7 +809,7 @@ export function paidStatus(
 export function givenBackStatus(
   invoice: Pick<
     InvoiceRow,
-    'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned'
+    'status' | 'amount_paid' | 'amount_refunded' | 'credit_applied' | 'credit_returned' | 'cash_credited'
   >,
   carried: bigint,
   disputed: bigint,
@@ -829,6 +834,8 @@ export async function applyRefund(
   carried: bigint,
 ): Promise<void> {
   const refunded = invoice.amount_refunded + amount;
+  // Not counting `cash_credited`: a refund a gateway reported (its dashboard) moved money and is
+  // booked; one billhook sends is bounded by it before it is sent (payments/refunds.ts `createRefund`).
   if (refunded > invoice.amount_paid) {
     throw new ConflictError('refund_exceeds_paid', `refunds on ${invoice.id} would exceed the paid amount`);
   }

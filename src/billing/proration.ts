@@ -197,7 +197,10 @@ async function refuseSecondCredit(work: UnitOfWork, subscription: SubscriptionRo
     .select('id')
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', subscription.current_period_index)
-    .where((eb) => eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n)]))
+    // Cash given to the customer's credit for want of a gateway step (`cash_credited`) too.
+    .where((eb) =>
+      eb.or([eb('amount_refunded', '>', 0n), eb('credit_returned', '>', 0n), eb('cash_credited', '>', 0n)]),
+    )
     .executeTakeFirst();
   if (given) {
     throw new ConflictError(
@@ -277,6 +280,7 @@ async function refuseCreditOfGivenBack(
       'amount_paid',
       'amount_refunded',
       'credit_returned',
+      'cash_credited',
     ])
     .where((eb) =>
       eb.or([
@@ -298,7 +302,13 @@ async function refuseCreditOfGivenBack(
     // A dispute open or lost on its payments gave the customer that money back, as a refund
     // (`disputedAway`), and is counted as one, as a cancellation's refund counts it.
     const disputed = await disputedAway(trx, invoice.id);
-    if (invoice.amount_refunded === 0n && invoice.credit_returned === 0n && disputed === 0n) continue;
+    if (
+      invoice.amount_refunded === 0n &&
+      invoice.credit_returned === 0n &&
+      invoice.cash_credited === 0n &&
+      disputed === 0n
+    )
+      continue;
     // The recurring lines, as a cancellation reads them: not usage, not the setup fee (no plan).
     const { recurring } = await recurringLines(trx, invoice.id);
     const creditPaidBack =
@@ -339,7 +349,7 @@ async function refuseCreditOfVoidedPeriod(
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', basis.periodIndex)
     .executeTakeFirst();
-  if (!period || period.status !== 'VOID') return;
+  if (period?.status !== 'VOID') return;
   const ofInvoice = (action: string) =>
     trx
       .selectFrom('activities')
@@ -1383,7 +1393,8 @@ export async function periodCreditToCustomer(
  * with `room`, what it can still carry, minor units ≥ 0: its sale paid (`amount_paid` up to what it
  * asked, total − credit applied − what changes credited it while owed: an overpayment is the
  * customer's credit, not the period's), plus the customer credit applied to it less what of that was
- * given back (`credit_returned`: credit pays for the period as cash does), less what its refunds (of
+ * given back (`credit_returned`: credit pays for the period as cash does), less the cash given to the
+ * customer's credit for want of a gateway step (`cash_credited`), less what its refunds (of
  * its payments, succeeded or in flight; succeeded only while `booking` one) gave back of the sale:
  * not what succeeded ones took back of change credit (`changeCreditTakenBackOf`; the customer was
  * given that credit all the same), and of the rest their first part paying back the overpayment
@@ -1409,6 +1420,7 @@ async function periodInvoices(
       'i.tax',
       'i.credit_applied',
       'i.credit_returned',
+      'i.cash_credited',
       'i.proration_credited',
       'i.proration_tax_credited',
       'i.amount_paid',
@@ -1487,6 +1499,8 @@ async function periodInvoices(
       row.credit_applied -
       row.credit_returned -
       saleRefunded -
+      // Cash given to the customer's credit for want of a gateway step gave that sale back too.
+      row.cash_credited -
       ((disputed.get(row.id) ?? 0n) - chargedBack);
     return { ...row, room: room > 0n ? room : 0n };
   });

@@ -249,6 +249,14 @@ export interface InvoicesTable {
    * the applied credit back without it (`inv_…:credit_returned`).
    */
   credit_returned: MoneyWithDefault;
+  /**
+   * Of the cash paid, what a refund billhook worked out (a cancellation's `prorate`) gave back to
+   * the customer's credit instead of the card because the gateway takes the currency only on a step
+   * (Stripe KWD 667 owed: 660 to the card, 7 here; billing/credit-returns.ts `creditCashRest`), minor
+   * units ≥ 0 (migration 0058). Given back as `amount_refunded` is, wherever what an invoice kept is
+   * worked out.
+   */
+  cash_credited: MoneyWithDefault;
   /** `INV-000123`: gap-free per prefix, assigned at finalization (null on a DRAFT). */
   number: MaybeText;
   /** Net N days: the invoice's own terms (a DRAFT's override), then the terms finalization used. */

@@ -104,6 +104,8 @@ export const entryKeys = {
   /** One per return: `creditReturned` is the invoice's cumulative credit returned after it (minor units). */
   invoiceCreditGivenBack: (invoiceId: string, creditReturned: bigint) =>
     `${invoiceId}:credit_given_back:${creditReturned}`,
+  invoiceCashCredited: (invoiceId: string, cashCredited: bigint) =>
+    `${invoiceId}:cash_credited:${cashCredited}`,
   /**
    * One per write-off: `writeOff` counts the invoice's write-offs, 1 for its first (a payment that
    * recovered it all, voided later, leaves it OPEN, to be written off again: its second).
@@ -274,6 +276,44 @@ export function invoiceCreditGivenBack(movement: CreditGivenBack): EntryInput {
   return {
     idempotencyKey: entryKeys.invoiceCreditGivenBack(id, movement.creditReturned),
     description: `customer credit that paid invoice ${id} given back by credit note`,
+    source: { type: 'invoice', id },
+    postings: nonZero([
+      line(chart.refunds, movement.subtotal, movement.currency),
+      line(chart.taxPayable, movement.tax, movement.currency),
+      line(chart.rounding, -(movement.rounding ?? 0n), movement.currency),
+      line(chart.customerCredit(movement.customerId), -movement.amount, movement.currency),
+    ]),
+  };
+}
+
+/**
+ * The rest of a prorated cash refund that the gateway cannot take (below its step: Stripe KWD 667
+ * owed, 660 to the card), given to the customer's credit by a credit note (billing/credit-returns.ts
+ * `creditCashRest`): the note's `subtotal`, `tax` and `rounding` share (minor units, `amount` =
+ * subtotal + tax − rounding), and the invoice's `cash_credited` after it (`cashCredited`).
+ */
+export interface CashCredited extends InvoiceMovement {
+  subtotal: bigint;
+  tax: bigint;
+  rounding?: bigint;
+  cashCredited: bigint;
+}
+
+/**
+ * `inv_…:cash_credited:<cashCredited>`: cash an invoice was paid given back to the customer's credit
+ * (not the card: the gateway takes the currency only on a step), the sale undone by a credit note as
+ * a cash refund's is, into the customer's credit instead of a gateway's clearing: debit refunds the
+ * note's subtotal and tax payable its tax, credit rounding the note's share of the invoice's rounding
+ * and the customer's credit the whole (as `invoiceCreditGivenBack`, and as a downgrade's credit
+ * lands in the customer's credit). KWD 667 owed of 800 + 200 tax: note 6 + 1 tax → refunds 6, tax
+ * payable 1, customer credit −7. One entry per rest: the key holds the invoice's cumulative
+ * `cash_credited`.
+ */
+export function invoiceCashCredited(movement: CashCredited): EntryInput {
+  const id = movement.invoiceId;
+  return {
+    idempotencyKey: entryKeys.invoiceCashCredited(id, movement.cashCredited),
+    description: `cash paid on invoice ${id} the gateway cannot refund (below its step) given to the customer's credit by credit note`,
     source: { type: 'invoice', id },
     postings: nonZero([
       line(chart.refunds, movement.subtotal, movement.currency),

@@ -12,14 +12,20 @@ import { prepareRefunds, sendRefunds } from './refunds.ts';
  * answers (one per gateway payment of each paid invoice of the period it went back through: the
  * period invoice's first, then its add-on invoices' oldest first, each invoice's newest payment first;
  * none when no cash was given back), and the credit notes of the customer credit it gave back (none:
- * empty; `cancelLocked`'s `creditNotes`), and the invoices its catch-up renewal made first
- * (`cancelLocked`'s `catchUpInvoices`: empty when the renewal sweep was on time).
+ * empty; `cancelLocked`'s `creditNotes`), the invoices its catch-up renewal made first
+ * (`cancelLocked`'s `catchUpInvoices`: empty when the renewal sweep was on time), with the two parts of
+ * the cash owed back, minor units ≥ 0 of the period's currency: `refunded`, what was sent to the cards
+ * (the refunds' amounts together), and `credited`, what their gateways cannot take (below their step)
+ * given to the customer's credit instead (Stripe KWD 667 owed: 660 and 7; its credit note is among
+ * `creditNotes`).
  */
 export interface CancelResult {
   subscription: SubscriptionRow;
   refunds: RefundRow[];
   creditNotes: CreditNoteRow[];
   catchUpInvoices: InvoiceRow[];
+  refunded: bigint;
+  credited: bigint;
 }
 
 /**
@@ -37,7 +43,11 @@ export interface CancelResult {
  * its id as idempotency key and its outcome recorded (`sendRefunds`: a success issues its credit
  * note and posts `re_…:succeeded`, an unknown answer is retried by `invoice.refund`, a decline
  * leaves that refund failed, the subscription cancelled and the credit given back). An invoice the
- * customer's credit paid whole gives back credit only: no gateway call. As BillaBear's cancel
+ * customer's credit paid whole gives back credit only: no gateway call. In a currency a payment's
+ * gateway takes only on a step (Stripe KWD 10 fils, PayPal HUF whole forints), its refund is the
+ * largest on-step amount not above its part and the rest goes to the customer's credit
+ * (billing/cancellation.ts `onGatewaySteps`, credit-returns.ts `creditCashRest`): Stripe KWD 1000
+ * cancelled with `prorate` a third through, 667 owed: 660 to the card, 7 as credit. As BillaBear's cancel
  * `refund_type` (seed 004), which refunds the payment. `policy` is the renewal's (which subscriptions
  * it bills), for the catch-up renewal `cancelLocked` makes first.
  * @throws as `cancelLocked` (nothing changes; among them 409 `refund_in_flight` while a refund of
@@ -65,12 +75,22 @@ export async function cancelSubscriptionWithRefund(
       parts.length > 0
         ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' })
         : [];
-    return { ...cancellation, refunds };
+    const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
+    return {
+      subscription: cancellation.subscription,
+      refunds,
+      creditNotes: cancellation.creditNotes,
+      catchUpInvoices: cancellation.catchUpInvoices,
+      refunded: sum(cancellation.refunds.map((r) => r.amount)),
+      credited: sum(cancellation.refunds.map((r) => r.cashCredited)),
+    };
   });
   return {
     subscription: prepared.subscription,
     refunds: await sendRefunds(db, actor, boss, gateways, prepared.refunds),
     creditNotes: prepared.creditNotes,
     catchUpInvoices: prepared.catchUpInvoices,
+    refunded: prepared.refunded,
+    credited: prepared.credited,
   };
 }

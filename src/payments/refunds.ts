@@ -13,6 +13,7 @@ import {
 } from '../billing/credit-notes.ts';
 import {
   cancellationReach,
+  creditCashRest,
   returnInvoiceCredit,
   type WholeRefund,
   wholeRefund,
@@ -42,7 +43,7 @@ import type {
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
-import { assertGatewayCanTake } from '../gateways/currencies.ts';
+import { assertGatewayCanTake, gatewayStep } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -308,14 +309,30 @@ export async function createRefund(
   const invoice = transaction.invoice_id ? await lockInvoice(work, transaction.invoice_id) : undefined;
   if (!invoice) await lockPayments(work, [transaction.id]);
   const reported = input.gatewayRefundId !== undefined;
-  const available = await refundable(work.trx, transaction, reported ? 'reported' : 'billhook');
+  let available = await refundable(work.trx, transaction, reported ? 'reported' : 'billhook');
+  // Cash of the invoice given to the customer's credit for want of a gateway step (`cash_credited`)
+  // went back already: a refund billhook sends of the invoice never gives it back a second time
+  // (Stripe KWD 1000 paid, 660 refunded and 7 credited: at most 333 more, not the payment's 340).
+  let stepCredited = '';
+  if (!reported && !input.creditOf && invoice && invoice.cash_credited > 0n) {
+    const cap =
+      invoice.amount_paid -
+      invoice.amount_refunded -
+      invoice.cash_credited -
+      (await refundedInFlight(work.trx, invoice.id));
+    if (cap < available) {
+      available = cap;
+      stepCredited = `, ${invoice.cash_credited} of its invoice given to the customer's credit already (below the gateway's step)`;
+    }
+  }
   const amount = input.amount ?? available;
   if (amount <= 0n || amount > available) {
     // What disputes took of it (open, or lost and carried by no refund): named when they bound it.
     const disputed = reported ? 0n : (await refundable(work.trx, transaction, 'reported')) - available;
-    const disputes = disputed > 0n ? `, ${disputed} of it taken by disputes open or lost` : '';
+    const disputes =
+      disputed > 0n && !stepCredited ? `, ${disputed} of it taken by disputes open or lost` : '';
     throw new ValidationError('refund exceeds the paid amount', {
-      amount: `at most ${available > 0n ? available : 0n} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency}${disputes})`,
+      amount: `at most ${available > 0n ? available : 0n} can be refunded (paid ${capturedAmount(transaction)} ${transaction.currency}${disputes}${stepCredited})`,
     });
   }
   // A refund billhook will send (not one the gateway reported, which has its id) is refused before its
@@ -652,7 +669,13 @@ export interface PreparedRefund {
  * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`),
  * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
- * when the gateway cannot take the amount exactly (gateways/currencies.ts)
+ * when the gateway cannot take the amount exactly (gateways/currencies.ts) — an amount asked; an
+ * amount omitted that billhook works out (what the period kept after its change credit, a payment's
+ * whole room within it) and the payment's gateway takes only on a step is refunded the largest
+ * on-step amount not above it, the rest given to the customer's credit (`creditCashRest`,
+ * `credited`): Stripe KWD 1000 paid, a downgrade credited 322, 678 kept → 670 refunded, 8 credited
+ * @returns the refund as recorded after the gateway's answer, and `credited`, minor units ≥ 0, what
+ * went to the customer's credit for want of a gateway step (0 but for an amount omitted)
  */
 export async function refundInvoice(
   db: Db,
@@ -661,11 +684,14 @@ export async function refundInvoice(
   gateways: GatewayClients,
   invoiceId: string,
   input: InvoiceRefundInput,
-): Promise<RefundRow> {
-  const { refund, transaction } = await inUnitOfWork(db, { actor }, (work) =>
+): Promise<{ refund: RefundRow; credited: bigint }> {
+  const { refund, transaction, credited } = await inUnitOfWork(db, { actor }, (work) =>
     prepareInvoiceRefund(work, gateways, invoiceId, input),
   );
-  return sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss });
+  return {
+    refund: await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }),
+    credited,
+  };
 }
 
 /**
@@ -683,7 +709,7 @@ async function prepareInvoiceRefund(
   gateways: GatewayClients,
   invoiceId: string,
   input: InvoiceRefundInput,
-): Promise<PreparedRefund> {
+): Promise<PreparedRefund & { credited: bigint }> {
   const invoice = await lockInvoice(work, invoiceId);
   if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
     throw new ConflictError(
@@ -725,7 +751,21 @@ async function prepareInvoiceRefund(
     const room = await wholeRoom(work.trx, invoice, transaction);
     amount = left !== undefined && left < room ? left : room;
   }
+  // An amount billhook worked out (none asked) that the payment's gateway takes only on a step
+  // (Stripe KWD 678 kept after a downgrade's 322 credit): the largest on-step part to the card, the
+  // rest to the customer's credit (PRODUCT §11: not rounded away, not refused). An amount asked is
+  // the caller's: refused 422 when off the step (`createRefund`).
+  let credited = 0n;
+  if (input.amount === undefined && amount !== undefined) {
+    const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
+    const onStep = amount - (amount % step);
+    if (onStep > 0n && onStep < amount) {
+      credited = amount - onStep;
+      amount = onStep;
+    }
+  }
   const refund = await createRefund(work, transaction, { amount, reason: input.reason });
+  if (credited > 0n) await creditCashRest(work, invoice.id, credited, input.reason ?? null);
   // The customer credit that paid what it kept goes back as credit, in the unit that commits the
   // cash refund (the cash may still fail at the gateway: asked again, it is cash only, the credit
   // being back already). A period invoice's credit comes back through its cancellation's refund
@@ -733,7 +773,7 @@ async function prepareInvoiceRefund(
   if (wholeWithCredit && whole.credit > 0n) {
     await returnInvoiceCredit(work, invoice.id, whole.credit, input.reason ?? null);
   }
-  return { refund, transaction };
+  return { refund, transaction, credited };
 }
 
 /**
@@ -806,7 +846,10 @@ async function wholeRoom(
   transaction: TransactionRow,
 ): Promise<bigint> {
   const invoiceRoom =
-    invoice.amount_paid - invoice.amount_refunded - (await refundedInFlight(trx, invoice.id));
+    invoice.amount_paid -
+    invoice.amount_refunded -
+    invoice.cash_credited -
+    (await refundedInFlight(trx, invoice.id));
   // min(its room, the invoice's), on bigints (Math.min takes numbers only), and never below 0.
   let whole = await refundable(trx, transaction);
   if (whole > invoiceRoom) whole = invoiceRoom;

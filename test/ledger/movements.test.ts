@@ -15,6 +15,7 @@ import {
   disputeOverpaymentReturned,
   disputeOverpaymentShareChanged,
   disputeWon,
+  invoiceCashCredited,
   invoiceCreditGivenBack,
   invoiceFinalized,
   invoiceRoundedAgain,
@@ -199,6 +200,24 @@ const rows: {
       ['tax_payable', 112n],
       ['rounding', -4n],
       ['customer_credit:cus_1', -1230n],
+    ],
+  },
+  {
+    movement:
+      'cash the gateway cannot refund (below its step) given to the customer credit (Stripe KWD 667 owed, 660 to the card)',
+    entry: invoiceCashCredited({
+      ...invoice,
+      amount: 7n,
+      subtotal: 6n,
+      tax: 1n,
+      cashCredited: 7n,
+    }),
+    key: 'inv_1:cash_credited:7',
+    source: 'invoice inv_1',
+    postings: [
+      ['refunds', 6n],
+      ['tax_payable', 1n],
+      ['customer_credit:cus_1', -7n],
     ],
   },
   {

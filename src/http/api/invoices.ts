@@ -31,9 +31,9 @@ import {
   Invoice,
   InvoiceCharge,
   InvoiceCreditReturn,
+  InvoiceRefund,
   listOf,
   Pdf,
-  Refund,
 } from './responses.ts';
 import { type ApiRoute, route, type Tag } from './route.ts';
 import {
@@ -330,15 +330,18 @@ export const invoiceRoutes: ApiRoute[] = [
     summary:
       'Refund part or all of what was paid, through one succeeded gateway payment of the invoice (transaction, or the newest that can take the amount)',
     body: RefundInvoice,
-    responses: { 201: Refund },
+    responses: { 201: InvoiceRefund },
     handler: async (req, res, { deps: { db, boss, registry, accounts }, body }) => {
       // No answer from the gateway: the invoice.refund queue settles it (or asks a person).
-      const refund = await refundInvoice(db, actorOf(req), boss, { registry, accounts }, req.params.id, {
-        amount: body.amount,
-        reason: body.reason,
-        transaction: body.transaction,
-      });
-      res.status(201).json(serialize.refund(refund));
+      const { refund, credited } = await refundInvoice(
+        db,
+        actorOf(req),
+        boss,
+        { registry, accounts },
+        req.params.id,
+        { amount: body.amount, reason: body.reason, transaction: body.transaction },
+      );
+      res.status(201).json({ ...serialize.refund(refund), credited });
     },
   }),
   route({

@@ -212,6 +212,10 @@ const invoiceFields = {
     description:
       'What prorated changes of the period (a downgrade) credited to this invoice while it was owed, lowering amount_due',
   }),
+  cash_credited: Amount.meta({
+    description:
+      "Of amount_paid, what a cancellation's prorated refund gave to the customer's credit instead of the card because the gateway takes the currency only on a step (Stripe KWD 667 owed: 660 refunded, 7 here)",
+  }),
   subscription: z.string().nullable(),
   billing_reason: BillingReason,
   period_start: NullableTime,
@@ -283,6 +287,18 @@ export const Refund = z
     updated_at: Time,
   })
   .meta({ id: 'Refund' });
+
+/**
+ * `POST /v1/invoices/:id/refund`: the refund, and `credited`, what of an amount billhook worked out
+ * (none asked) went to the customer's credit because the payment's gateway takes the currency only
+ * on a step (Stripe KWD 678 kept after a downgrade: 670 refunded, 8 credited; 0 otherwise).
+ */
+export const InvoiceRefund = Refund.extend({
+  credited: Amount.meta({
+    description:
+      "With amount omitted, what the gateway cannot take of what billhook worked out (below its step: Stripe KWD 678 → 670 refunded) given to the customer's credit by a credit note instead (the invoice's cash_credited); 0 otherwise. An amount asked off the step is refused 422 amount_not_representable",
+  }),
+}).meta({ id: 'InvoiceRefund' });
 
 export const CreditNote = z
   .strictObject({
@@ -739,7 +755,15 @@ export const SubscriptionCancellation = z
     }),
     credit_notes: z.array(CreditNote).meta({
       description:
-        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount",
+        "The customer credit that paid the period's invoices given back to the customer's credit, one credit note per invoice (its total), in the order of refunds' invoices, then the unpaid add-on invoices lowered; empty when none. An unpaid add-on invoice voided whole (listed in the activity's voided_invoices) gives the credit applied to it back with the void, which makes no credit note: it is not here, but it is in the activity's credit_amount. The cash owed that a gateway cannot take (credited) has its own credit note here too, after its invoice's credit one",
+    }),
+    refunded: Amount.meta({
+      description:
+        'Of the cash owed back, what was sent to the cards: the refunds asked together (minor units; each refund says how it went)',
+    }),
+    credited: Amount.meta({
+      description:
+        "Of the cash owed back, what the gateways cannot take (below their step: Stripe BHD/JOD/KWD/OMR/TND 10 minor units, Stripe MGA and PayPal HUF/TWD whole units, 100) given to the customer's credit instead, by a credit note: Stripe KWD 667 owed → refunded 660, credited 7. Never rounded away (PRODUCT §11)",
     }),
     catch_up_invoices: z.array(z.string()).meta({
       description:

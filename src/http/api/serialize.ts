@@ -117,6 +117,7 @@ export const serialize = {
     credit_applied: i.credit_applied,
     credit_returned: i.credit_returned,
     proration_credited: i.proration_credited,
+    cash_credited: i.cash_credited,
     subscription: i.subscription_id,
     billing_reason: i.billing_reason,
     period_start: i.period_start,

@@ -187,6 +187,8 @@ export const subscriptionRoutes: ApiRoute[] = [
         credit_note: result.creditNotes[0] ? serialize.creditNote(result.creditNotes[0]) : null,
         credit_notes: result.creditNotes.map(serialize.creditNote),
         catch_up_invoices: result.catchUpInvoices.map((invoice) => invoice.id),
+        refunded: result.refunded,
+        credited: result.credited,
       });
     },
   }),
