@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { LOSS_PAID_BY_REFUND } from '../billing/credit-notes.ts';
+import { LOSS_PAID_BY_REFUND } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
