@@ -6,7 +6,7 @@ import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
+import { exceptionNames, raiseException, resolveOccurrenceExceptions } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -288,7 +288,10 @@ async function returnedAfterGivingBack(
  * say `lostDisputePaidAsRefund`: PayPal; not one the gateway `reversed`, a chargeback), the refund is
  * that loss's money, so the loss is taken back
  * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
- * once, as the refund. Does nothing otherwise.
+ * once, as the refund. A `lost_claim_unpaid` exception the claim raised while it waited
+ * (payments/lost-claims.ts `flagUnpaidLostClaims`) is resolved with a note naming the refund: the
+ * buyer was paid by it, as that exception asked a person to find out (before, it stayed open after
+ * the refund came). Does nothing otherwise.
  */
 export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
   if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return;
@@ -313,6 +316,11 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
     .returningAll()
     .executeTakeFirst();
   if (!dispute) return;
+  await resolveOccurrenceExceptions(
+    work,
+    { transactionId: dispute.transaction_id, kind: 'lost_claim_unpaid', occurrence: dispute.id },
+    `refund ${refund.id} (${refund.gateway_refund_id ?? 'no gateway id'}) of ${refund.amount} ${refund.currency} paid claim ${dispute.id}: its loss is carried by that refund and the overpayment it gave back first`,
+  );
   await postEntry(
     work,
     disputeLossRefunded({

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableCredit } from '../../src/billing/customer-credit.ts';
+import { getCustomerWithBalances } from '../../src/billing/customers.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
@@ -191,6 +192,60 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
       chargeback_losses: 0n,
     });
     expect(await credit(customerId, 'NOK')).toBe(600n);
+  });
+
+  it('DKK: PayPal’s refund coming after lost_claim_unpaid pays the claim: the exception is resolved naming that refund, and the credit the customer API shows is what finalization applies at every step (before: left open, asking a person to find money that came)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'DKK',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    /** The credit `GET /v1/customers/:id` shows in DKK (billing/customers.ts `withBalances`). */
+    const shown = async () =>
+      (await getCustomerWithBalances(db, customerId)).credit.find((c) => c.currency === 'DKK')?.amount ?? 0n;
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([600n, 600n]);
+    const day = 86_400_000;
+    const [flagged] = await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 8 * day), 7);
+    expect(flagged).toMatch(/^dp_/);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([1000n, 1000n]);
+    // 300 of it spent on the next invoice: 700 left.
+    expect(await oneOff(customerId, 'DKK', 300n)).toMatchObject({ credit_applied: 300n, amount_due: 0n });
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([700n, 700n]);
+    // PayPal's refund after all: paired with the loss, paying 400 of the overpayment back: 300 left.
+    expect(await refunded('DKK', 400n)).toMatchObject({ kind: 'applied' });
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['id', 'refund_id'])
+      .where('id', '=', flagged!)
+      .executeTakeFirstOrThrow();
+    expect(dispute.refund_id).toMatch(/^re_/);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([300n, 300n]);
+    expect(await booksIn(db, 'DKK')).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': -300n,
+      disputed_funds: 0n,
+      chargeback_losses: 0n,
+    });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['id', 'kind', 'status'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(exceptions).toEqual([{ id: expect.any(String), kind: 'lost_claim_unpaid', status: 'resolved' }]);
+    const resolved = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', exceptions[0]!.id)
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .executeTakeFirstOrThrow();
+    expect(resolved.data).toMatchObject({
+      kind: 'lost_claim_unpaid',
+      note: expect.stringContaining(dispute.refund_id!),
+    });
+    // A sweep later raises nothing again.
+    expect(await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 9 * day), 7)).toEqual([]);
   });
 
   it('RON: a lost claim PayPal then reverses (a chargeback) takes its share itself and holds no more: the rest is the customer’s', async () => {
