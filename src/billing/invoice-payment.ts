@@ -100,13 +100,20 @@ export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * with (payments/disputes.ts `refundCarrying`), PayPal refunding the buyer before resolving the
  * claim. Such a claim, still open, takes nothing of its own beside that refund: neither the payment's
  * refundable room (`disputedAwayOf`) nor the customer's overpayment credit (billing/credit-notes.ts
- * `disputeHolds`). Refunds of another amount are not taken for it (they still count, and the claim
- * too). Reads `refunds` and `disputes` (owned by payments/).
+ * `disputeHolds`). One refund is one claim's: of several open claims of the payment for the same
+ * amount, only as many as there are such refunds (the oldest ids first) are taken as paid (before,
+ * one refund of 400 freed two open claims of 400: JPY 1000 paid, 600 refundable by hand, not 200).
+ * Refunds of another amount are not taken for it (they still count, and the claim too). Reads
+ * `refunds` and `disputes` (owned by payments/).
  */
 export function claimRefundCameFirst(): RawBuilder<boolean> {
-  return sql<boolean>`(d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed AND EXISTS (
-      SELECT 1 FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
-        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id)))`;
+  return sql<boolean>`(d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed AND (
+      SELECT count(*) FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
+        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id)
+    ) >= (
+      SELECT count(*) FROM disputes od WHERE od.transaction_id = d.transaction_id AND od.status = 'open'
+        AND od.amount = d.amount AND NOT od.reversed AND od.id <= d.id
+    ))`;
 }
 
 /**

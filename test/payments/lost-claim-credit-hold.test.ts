@@ -134,6 +134,28 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     expect((await exceptionsOf(duplicate)).map((e) => e.kind)).toEqual([]);
   });
 
+  it('CZK: two claims of 400 open and one PayPal refund of 400: the refund pays one claim only, the other still holds its 400: 200 available (before: 600, both taken as paid)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'CZK',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    for (const id of ['PP-CZK-A', 'PP-CZK-B']) {
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordDispute(work, duplicate, { gatewayDisputeId: id, status: 'open', amount: 400n }),
+      );
+    }
+    expect(await credit(customerId, 'CZK')).toBe(200n);
+    // The refund pays 400 of the overpayment back (credit 600 in the books); the other claim holds 400.
+    expect(await refunded('CZK', 400n)).toMatchObject({ kind: 'applied' });
+    expect(await booksIn(db, 'CZK')).toMatchObject({
+      'customer_credit:customer': -600n,
+      disputed_funds: 800n,
+    });
+    expect(await credit(customerId, 'CZK')).toBe(200n);
+    expect(await oneOff(customerId, 'CZK', 500n)).toMatchObject({ credit_applied: 200n, amount_due: 300n });
+  });
+
   it('NOK: a lost claim no refund pays within LOST_CLAIM_REFUND_DAYS stops holding and goes to a person, once; a refund coming later still pays it (before: held for ever, nothing said)', async () => {
     const { customerId, duplicate } = await paidTwice(db, {
       currency: 'NOK',

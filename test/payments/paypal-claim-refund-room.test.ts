@@ -96,6 +96,19 @@ describe('a PayPal claim whose refund came first takes the refundable room once'
     await expect(byHand(transaction, 301n)).rejects.toBeInstanceOf(ValidationError);
   });
 
+  it('JPY: two claims of 400 open and one PayPal refund of 400: the refund is one claim’s, the other still takes its 400: 200 refundable, not 600', async () => {
+    const { transaction } = await paid('JPY', 'paypal', 'JPY_cap3');
+    for (const id of ['PP-A', 'PP-B']) {
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordDispute(work, transaction, { gatewayDisputeId: id, status: 'open', amount: 400n }),
+      );
+    }
+    expect(await rooms(transaction)).toEqual({ disputed: 800n, refundable: 200n });
+    await refundedAtGateway('paypal', 'JPY_cap3', 'JPY', 400n);
+    expect(await rooms(transaction)).toEqual({ disputed: 400n, refundable: 200n });
+    await expect(byHand(transaction, 201n)).rejects.toBeInstanceOf(ValidationError);
+  });
+
   it('HKD: a Stripe dispute is no refund’s: open for 400 beside a dashboard refund of 400, 200 refundable (the dispute withdrew its own 400)', async () => {
     const { transaction } = await paid('HKD', 'stripe', 'pi_HKD_cap');
     await report(transaction, 'open', 400n);
