@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { down, up } from '../../migrations/0056_subscription_cancellation.ts';
@@ -146,5 +146,57 @@ describe('migration 0056: a subscription stores its cancellation facts', () => {
       await up(trx as unknown as Kysely<unknown>);
     });
     expect(await facts(ids)).toEqual(written);
+  });
+
+  it('the backfill of rows whose activities name no refund_type (written before they did): none from cancelled_at when CANCELLED, nothing while a cancellation is only scheduled; down then up gives the same', async () => {
+    const plan = await flatPlan(app, 'RSD', 2000);
+    // Cancelled now with prorate on Feb 15 (1250 refunded), its activity then stripped of refund_type.
+    const now = await paidFeb1(plan);
+    stripeRefundSucceeds('re_RSD_now');
+    await cancel(now.id, { when: 'now', refundType: 'prorate' }, '2027-02-15T00:00:00Z');
+    // Scheduled at a date (Feb 22) with none on Feb 8, ended by the renewal on Feb 22.
+    const ended = await paidFeb1(plan);
+    await cancel(
+      ended.id,
+      { when: 'date', refundType: 'none', cancelAt: d('2027-02-22T00:00:00Z') },
+      '2027-02-08T00:00:00Z',
+    );
+    await renewSubscription(db, 'system', ended.id, d('2027-02-22T00:00:00Z'));
+    // Scheduled at period end (Mar 1) with none on Feb 5, still ACTIVE.
+    const scheduled = await paidFeb1(plan);
+    await cancel(scheduled.id, { when: 'period_end', refundType: 'none' }, '2027-02-05T00:00:00Z');
+    const ids = [now.id, ended.id, scheduled.id];
+    // As rows written before activities named it (the log is append-only: its trigger set aside
+    // for this one transaction of the test's own database).
+    await db.transaction().execute(async (trx) => {
+      await sql`ALTER TABLE activities DISABLE TRIGGER activities_no_update`.execute(trx);
+      await sql`UPDATE activities SET data = data - 'refund_type' WHERE resource_id IN (${sql.join(ids)})`.execute(
+        trx,
+      );
+      await sql`ALTER TABLE activities ENABLE TRIGGER activities_no_update`.execute(trx);
+      await down(trx as unknown as Kysely<unknown>);
+      await up(trx as unknown as Kysely<unknown>);
+    });
+    const expected = (id: string, status: string, type: string | null, at: string | null) => ({
+      id,
+      status,
+      cancellation_refund_type: type,
+      cancellation_effective_at: at === null ? null : d(at),
+    });
+    expect(await facts(ids)).toEqual(
+      [
+        expected(now.id, 'CANCELLED', 'none', '2027-02-15T00:00:00Z'),
+        expected(ended.id, 'CANCELLED', 'none', '2027-02-22T00:00:00Z'),
+        expected(scheduled.id, 'ACTIVE', null, null),
+      ].sort((a, b) => (a.id < b.id ? -1 : 1)),
+    );
+    // Down then up again: the same.
+    await db.transaction().execute(async (trx) => {
+      await down(trx as unknown as Kysely<unknown>);
+      await up(trx as unknown as Kysely<unknown>);
+    });
+    expect((await facts(ids)).map((f) => f.cancellation_refund_type)).toEqual(
+      [...ids].sort().map((id) => (id === scheduled.id ? null : 'none')),
+    );
   });
 });
