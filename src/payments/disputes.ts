@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { cancellationOwedNow } from '../billing/cancellation.ts';
 import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
+import { claimRefundCameFirst } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
@@ -218,7 +219,8 @@ async function chargeBackOverpayment(
  *   intent billhook cannot know, a credit return), the exception says the customer may be owed up to
  *   `returned`, naming those credit notes.
  * Read under the invoice's lock (`recordDispute` takes it), so a credit note committed meanwhile is
- * counted.
+ * counted. Not called for an open PayPal claim whose refund came first, which counted as nothing
+ * given back while open (`countedWhileOpen`).
  */
 async function returnedAfterGivingBack(
   work: UnitOfWork,
@@ -555,6 +557,25 @@ async function wonAfterLoss(
   return { kind: 'applied', dispute };
 }
 
+/**
+ * Whether open dispute `open` counts, as it stands, as given back of its invoice (billing/
+ * invoice-payment.ts `disputedAway`): every open dispute does but a PayPal claim whose refund came
+ * first (`claimRefundCameFirst`: that refund counts in its place). What the invoice gave back while
+ * such a claim was open never counted it, so its win (or its loss for less) leaves the customer owed
+ * nothing because of it: no `dispute_won_after_refund` (`returnedAfterGivingBack`). JPY 1000 paid by
+ * PayPal, a claim of 400 open, PayPal's refund of 400 in, the claim won: nothing owed (before: "the
+ * customer may be owed up to 400", naming PayPal's own refund).
+ */
+async function countedWhileOpen(trx: Kysely<Database>, open: DisputeRow): Promise<boolean> {
+  const paidByRefund = await trx
+    .selectFrom('disputes as d')
+    .select('d.id')
+    .where('d.id', '=', open.id)
+    .where(claimRefundCameFirst())
+    .executeTakeFirst();
+  return paidByRefund === undefined;
+}
+
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
 function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
   return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
@@ -669,6 +690,11 @@ export async function recordDispute(
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
   const released = heldBeyondLoss(existing, status, report);
+  // Read before it leaves `open`: an open claim whose refund came first counted nothing as given back.
+  const countedGivenBack =
+    existing?.status === 'open' &&
+    (status === 'won' || released > 0n) &&
+    (await countedWhileOpen(work.trx, existing));
   const dispute = existing
     ? await work.trx
         .updateTable('disputes')
@@ -718,7 +744,7 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);
-  if (existing?.status === 'open' && (status === 'won' || released > 0n)) {
+  if (countedGivenBack) {
     await returnedAfterGivingBack(work, transaction, existing, status === 'won' ? existing.amount : released);
   }
   // What disputes took of the invoice changed: the statuses of the invoices that gave money back are

@@ -109,6 +109,31 @@ describe('a PayPal claim whose refund came first takes the refundable room once'
     await expect(byHand(transaction, 201n)).rejects.toBeInstanceOf(ValidationError);
   });
 
+  it('JPY: a claim of 400 won after PayPal’s refund of 400 came while it was open: nothing counted the claim as given back, so no dispute_won_after_refund (before: "the customer may be owed up to 400", a second refund asked of a person)', async () => {
+    const { transaction } = await paid('JPY', 'paypal', 'JPY_cap4');
+    await report(transaction, 'open', 400n);
+    await refundedAtGateway('paypal', 'JPY_cap4', 'JPY', 400n);
+    expect(await rooms(transaction)).toEqual({ disputed: 0n, refundable: 600n });
+    const won = await report(transaction, 'won', 400n);
+    expect(won).toMatchObject({ kind: 'applied', dispute: { status: 'won' } });
+    // 1000 paid, 400 refunded: 600 kept and refundable; the hold came back.
+    expect(await rooms(transaction)).toEqual({ disputed: 0n, refundable: 600n });
+    expect(
+      await db
+        .selectFrom('reconciliation_exceptions')
+        .select('kind')
+        .where('transaction_id', '=', transaction.id)
+        .execute(),
+    ).toEqual([]);
+    expect(
+      await db
+        .selectFrom('invoices')
+        .select(['status', 'amount_refunded'])
+        .where('id', '=', transaction.invoice_id!)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ status: 'PARTIALLY_REFUNDED', amount_refunded: 400n });
+  });
+
   it('HKD: a Stripe dispute is no refund’s: open for 400 beside a dashboard refund of 400, 200 refundable (the dispute withdrew its own 400)', async () => {
     const { transaction } = await paid('HKD', 'stripe', 'pi_HKD_cap');
     await report(transaction, 'open', 400n);
