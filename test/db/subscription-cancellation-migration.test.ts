@@ -2,8 +2,10 @@ import { type Kysely, sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { down, up } from '../../migrations/0056_subscription_cancellation.ts';
+import { cancellationReach } from '../../src/billing/credit-returns.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
+import { reactivateSubscription, suspendSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -146,6 +148,36 @@ describe('migration 0056: a subscription stores its cancellation facts', () => {
       await up(trx as unknown as Kysely<unknown>);
     });
     expect(await facts(ids)).toEqual(written);
+  });
+
+  it('a cancellation at a date with prorate, suspended and reactivated after that date: ended at its date keeping prorate from then, so cancellationReach still says its period was refunded', async () => {
+    const plan = await flatPlan(app, 'HUF', 2000);
+    // At Feb 20, prorate, scheduled Feb 6: 2500 × 9/28 = 803.6, 804 refunded.
+    const sub = await paidFeb1(plan);
+    stripeRefundSucceeds('re_HUF_date');
+    const scheduled = await cancel(
+      sub.id,
+      { when: 'date', refundType: 'prorate', cancelAt: d('2027-02-20T00:00:00Z') },
+      '2027-02-06T00:00:00Z',
+    );
+    expect(scheduled.refunds.map((r) => r.amount)).toEqual([804n]);
+    await suspendSubscription(db, 'system', sub.id, d('2027-02-10T00:00:00Z'));
+    // Reactivated on Feb 25, after its date: the renewal ends it at Feb 20, bills nothing after it.
+    await reactivateSubscription(db, 'system', sub.id, d('2027-02-25T00:00:00Z'));
+    expect(await facts([sub.id])).toEqual([
+      {
+        id: sub.id,
+        status: 'CANCELLED',
+        cancellation_refund_type: 'prorate',
+        cancellation_effective_at: d('2027-02-20T00:00:00Z'),
+      },
+    ]);
+    const invoice = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expect(await cancellationReach(db, invoice)).toEqual({ kind: 'refunded', refundType: 'prorate' });
   });
 
   it('the backfill of rows whose activities name no refund_type (written before they did): none from cancelled_at when CANCELLED, nothing while a cancellation is only scheduled; down then up gives the same', async () => {
