@@ -340,7 +340,8 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
  * A reversal (a chargeback) reported for the same money as a dispute already recorded lost without
  * it (PayPal's claim resolved for the buyer, `CUSTOMER.DISPUTE.RESOLVED` of channel INTERNAL,
  * delivered before the `PAYMENT.CAPTURE.REVERSED` that paid it): the dispute is marked `reversed`, so
- * no refund of the same amount is paired with its loss afterwards, as when the reversal comes first.
+ * no refund of the same amount is paired with its loss afterwards, as when the reversal comes first;
+ * a `lost_claim_unpaid` it raised while waiting (payments/lost-claims.ts) is resolved with a note.
  * When a refund already carries it (`refund_id`: booked `dp_…:refunded` or `dp_…:refunded_after_loss`),
  * billhook cannot tell whether that refund was the buyer's money for this claim (the reversal then
  * repeats it) or something else (the reversal's money is then a chargeback loss billhook did not
@@ -374,6 +375,12 @@ async function markReversed(
     .where('id', '=', existing.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+  // How the buyer was paid, which a `lost_claim_unpaid` asked a person to find out, is known now.
+  await resolveOccurrenceExceptions(
+    work,
+    { transactionId: transaction.id, kind: 'lost_claim_unpaid', occurrence: dispute.id },
+    `${dispute.gateway} reported claim ${dispute.id} (${dispute.gateway_dispute_id}) of ${dispute.amount} ${dispute.currency} paid by reversing the payment (a chargeback): its loss stands, and its share of the invoice's overpayment is charged back off the customer's credit`,
+  );
   // No refund will carry it now: its loss takes the invoice's overpayment back, as any chargeback's.
   return { kind: 'applied', dispute: await chargeBackOverpayment(work, dispute, transaction) };
 }

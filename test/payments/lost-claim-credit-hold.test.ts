@@ -287,6 +287,38 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     });
   });
 
+  it('BGN: a lost claim flagged lost_claim_unpaid that PayPal then reports paid by a reversal (a chargeback): its share is charged back off the credit (600 left) and the exception is resolved naming the reversal (before: left open)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'BGN',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    const day = 86_400_000;
+    const [flagged] = await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 8 * day), 7);
+    expect(await credit(customerId, 'BGN')).toBe(1000n);
+    await report(duplicate, 'lost', 400n, true);
+    expect(await credit(customerId, 'BGN')).toBe(600n);
+    expect(await booksIn(db, 'BGN')).toMatchObject({
+      'customer_credit:customer': -600n,
+      chargeback_losses: 0n,
+    });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['id', 'kind', 'status'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(exceptions).toEqual([{ id: expect.any(String), kind: 'lost_claim_unpaid', status: 'resolved' }]);
+    const resolved = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', exceptions[0]!.id)
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .executeTakeFirstOrThrow();
+    expect(resolved.data).toMatchObject({ note: expect.stringContaining(flagged!) });
+  });
+
   it('SEK: a Stripe dispute lost holds nothing once lost (its loss took the share)', async () => {
     const { customerId, duplicate } = await paidTwice(db, { currency: 'SEK', amount: 1000n });
     await report(duplicate, 'open', 400n);
