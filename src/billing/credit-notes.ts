@@ -1,9 +1,8 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
-import { GATEWAYS } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
-import { capabilitiesOf } from '../gateways/registry.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { claimRefundCameFirst, LOSS_PAID_BY_REFUND } from './invoice-payment.ts';
 import { invoiceActivity } from './invoices.ts';
 import {
   changeCreditTakenBack,
@@ -143,11 +142,6 @@ export interface OverpaymentHeld {
   disputes: string[];
 }
 
-/** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
-export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
-  (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
-);
-
 /**
  * SQL condition on the disputes row aliased `d`: the dispute holds its share of its invoice's
  * overpayment (`overpaymentDisputeHold`): it is `open` (funds withdrawn, not decided), or it is lost
@@ -157,9 +151,8 @@ export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * (`issueCreditNote`), so the loss does not release the share; the refund does, once it carries the
  * dispute (`refund_id`: payments/disputes.ts `settleLostDisputeByRefund`), and so does a reversal
  * (the dispute `reversed`: its loss takes the share itself, `dp_…:overpayment_charged_back`).
- * An open claim on such a gateway whose refund came first (a succeeded refund of its payment for
- * exactly its amount carrying no dispute: the refund its loss will be paired with, payments/disputes.ts
- * `refundCarrying`) holds nothing: that refund paid the overpayment back already (PayPal refunding the
+ * An open claim on such a gateway whose refund came first (billing/invoice-payment.ts
+ * `claimRefundCameFirst`: the refund its loss will be paired with) holds nothing: that refund paid the overpayment back already (PayPal refunding the
  * buyer before resolving the claim). Before, both held it: 1000 HUF paid twice, a claim of 400 open
  * and PayPal's refund of 400 in: 200 of credit available, not 600, until the loss came.
  * A lost claim no refund paired with within `LOST_CLAIM_REFUND_DAYS` holds nothing either once its
@@ -168,9 +161,7 @@ export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  */
 export function disputeHolds(): RawBuilder<boolean> {
   const paidByRefund = sql`d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed`;
-  return sql<boolean>`((d.status = 'open' AND NOT (${paidByRefund} AND EXISTS (
-      SELECT 1 FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
-        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id))))
+  return sql<boolean>`((d.status = 'open' AND NOT ${claimRefundCameFirst()})
     OR (d.status = 'lost' AND d.refund_id IS NULL AND ${paidByRefund} AND NOT EXISTS (
       SELECT 1 FROM reconciliation_exceptions he WHERE he.transaction_id = d.transaction_id
         AND he.kind = 'lost_claim_unpaid' AND he.occurrence = d.id)))`;

@@ -1,5 +1,7 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { GATEWAYS } from '../config/gateways.ts';
 import type { Database, TransactionRow } from '../db/schema.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 
 /**
  * The payments a cash refund of invoice `invoiceId` may go back through: its succeeded gateway
@@ -85,12 +87,41 @@ export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string)
   return BigInt(row.amount);
 }
 
+/** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */
+export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
+  (gateway) => capabilitiesOf(gateway).lostDisputePaidAsRefund,
+);
+
+/**
+ * SQL condition on the disputes row aliased `d`: a dispute on a gateway paying lost disputes by a
+ * refund of the payment (`LOSS_PAID_BY_REFUND`: PayPal's claims), not reversed (a chargeback is no
+ * refund), with a succeeded refund of its payment for exactly its amount that carries no dispute
+ * (`refunds.status` succeeded, no `disputes.refund_id` naming it): the refund its loss will be paired
+ * with (payments/disputes.ts `refundCarrying`), PayPal refunding the buyer before resolving the
+ * claim. Such a claim, still open, takes nothing of its own beside that refund: neither the payment's
+ * refundable room (`disputedAwayOf`) nor the customer's overpayment credit (billing/credit-notes.ts
+ * `disputeHolds`). One refund is one claim's: of several open claims of the payment for the same
+ * amount, only as many as there are such refunds (the oldest ids first) are taken as paid (before,
+ * one refund of 400 freed two open claims of 400: JPY 1000 paid, 600 refundable by hand, not 200).
+ * Refunds of another amount are not taken for it (they still count, and the claim too). Reads
+ * `refunds` and `disputes` (owned by payments/).
+ */
+export function claimRefundCameFirst(): RawBuilder<boolean> {
+  return sql<boolean>`(d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed AND (
+      SELECT count(*) FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
+        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id)
+    ) >= (
+      SELECT count(*) FROM disputes od WHERE od.transaction_id = d.transaction_id AND od.status = 'open'
+        AND od.amount = d.amount AND NOT od.reversed AND od.id <= d.id
+    ))`;
+}
+
 /**
  * What disputes took away of invoice `invoiceId`'s payments and have not given back, minor units of
  * its currency, ≥ 0 (reads `disputes` and `transactions`, owned by payments/; payments/disputes.ts
  * books them): the sum over its payments of `disputedAwayOf` (the amount of each dispute whose funds
  * the gateway withdrew and still holds, `open`, or gave the customer, `lost`, not a lost one a refund
- * carried). The money went back to the customer (or may yet, while open), so what an invoice kept
+ * carried, nor an open PayPal claim whose refund came first: `claimRefundCameFirst`). The money went back to the customer (or may yet, while open), so what an invoice kept
  * counts it as given back of the sale, as a refund: its period's change credit is carried elsewhere
  * (billing/proration.ts `periodInvoices`), a refund by hand (billing/credit-returns.ts `wholeRefund`)
  * and a cancellation's refund (billing/cancellation.ts `refundOf`) give back no more than the rest,
@@ -110,9 +141,12 @@ export async function disputedAway(trx: Kysely<Database>, invoiceId: string): Pr
  * payments/): of the payments of invoice `invoiceId`, or of the payments `transactionIds` (with an
  * invoice or not). Each dispute whose funds the gateway withdrew and still holds (`open`) or gave the
  * customer (`lost`) counts its amount, but a lost one a refund carried (`refund_id` set: that refund
- * counts already, on the same payment, `settleLostDisputeByRefund`); a won dispute gave its funds
- * back, an inquiry never withdrew any. `disputedAway` (per invoice) and `refundRooms` (per payment)
- * both read it, so both count a dispute the same way.
+ * counts already, on the same payment, `settleLostDisputeByRefund`), nor an open PayPal claim whose
+ * refund came first (`claimRefundCameFirst`: that refund counts already, and its loss will be paired
+ * with it; before, both counted: JPY 1000 paid, a claim of 400 open and PayPal's refund of 400 in,
+ * 200 refundable by hand, not 600); a won dispute gave its funds back, an inquiry never withdrew any.
+ * `disputedAway` (per invoice) and `refundRooms` (per payment) both read it, so both count a dispute
+ * the same way, and as billing/credit-notes.ts `disputeHolds` does.
  */
 async function disputedAwayOf(
   trx: Kysely<Database>,
@@ -128,7 +162,7 @@ async function disputedAwayOf(
     )
     .where((eb) =>
       eb.or([
-        eb('d.status', '=', 'open'),
+        eb.and([eb('d.status', '=', 'open'), eb.not(claimRefundCameFirst())]),
         eb.and([eb('d.status', '=', 'lost'), eb('d.refund_id', 'is', null)]),
       ]),
     )

@@ -331,6 +331,31 @@ export async function resolveRefundExceptions(
   return resolvedBy(work, rows, note);
 }
 
+/**
+ * Resolves, in `work`, the open exceptions of `kind` about transaction `transactionId` raised for
+ * `occurrence` (a dispute `dp_…`: `NewException.occurrence`) once what they ask a person to do no
+ * longer holds (a `lost_claim_unpaid` whose claim the refund PayPal pays it with has now carried,
+ * payments/disputes.ts `settleLostDisputeByRefund`), each with the note and a
+ * `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveOccurrenceExceptions(
+  work: UnitOfWork,
+  exception: { transactionId: string; kind: ExceptionKind; occurrence: string },
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('transaction_id', '=', exception.transactionId)
+    .where('kind', '=', exception.kind)
+    .where('occurrence', '=', exception.occurrence)
+    .where('status', '=', 'open')
+    .returning(['id', 'kind'])
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
 /** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
 async function resolvedBy(
   work: UnitOfWork,

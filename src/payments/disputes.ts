@@ -2,11 +2,12 @@ import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { cancellationOwedNow } from '../billing/cancellation.ts';
 import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
+import { claimRefundCameFirst } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { exceptionNames, raiseException } from '../exceptions/exceptions.ts';
+import { exceptionNames, raiseException, resolveOccurrenceExceptions } from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -218,7 +219,8 @@ async function chargeBackOverpayment(
  *   intent billhook cannot know, a credit return), the exception says the customer may be owed up to
  *   `returned`, naming those credit notes.
  * Read under the invoice's lock (`recordDispute` takes it), so a credit note committed meanwhile is
- * counted.
+ * counted. Not called for an open PayPal claim whose refund came first, which counted as nothing
+ * given back while open (`countedWhileOpen`).
  */
 async function returnedAfterGivingBack(
   work: UnitOfWork,
@@ -288,7 +290,10 @@ async function returnedAfterGivingBack(
  * say `lostDisputePaidAsRefund`: PayPal; not one the gateway `reversed`, a chargeback), the refund is
  * that loss's money, so the loss is taken back
  * (`dp_…:refunded_after_loss`: chargeback losses → gateway clearing) and the money stays booked
- * once, as the refund. Does nothing otherwise.
+ * once, as the refund. A `lost_claim_unpaid` exception the claim raised while it waited
+ * (payments/lost-claims.ts `flagUnpaidLostClaims`) is resolved with a note naming the refund: the
+ * buyer was paid by it, as that exception asked a person to find out (before, it stayed open after
+ * the refund came). Does nothing otherwise.
  */
 export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
   if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return;
@@ -313,6 +318,11 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
     .returningAll()
     .executeTakeFirst();
   if (!dispute) return;
+  await resolveOccurrenceExceptions(
+    work,
+    { transactionId: dispute.transaction_id, kind: 'lost_claim_unpaid', occurrence: dispute.id },
+    `refund ${refund.id} (${refund.gateway_refund_id ?? 'no gateway id'}) of ${refund.amount} ${refund.currency} paid claim ${dispute.id}: its loss is carried by that refund and the overpayment it gave back first`,
+  );
   await postEntry(
     work,
     disputeLossRefunded({
@@ -330,7 +340,8 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
  * A reversal (a chargeback) reported for the same money as a dispute already recorded lost without
  * it (PayPal's claim resolved for the buyer, `CUSTOMER.DISPUTE.RESOLVED` of channel INTERNAL,
  * delivered before the `PAYMENT.CAPTURE.REVERSED` that paid it): the dispute is marked `reversed`, so
- * no refund of the same amount is paired with its loss afterwards, as when the reversal comes first.
+ * no refund of the same amount is paired with its loss afterwards, as when the reversal comes first;
+ * a `lost_claim_unpaid` it raised while waiting (payments/lost-claims.ts) is resolved with a note.
  * When a refund already carries it (`refund_id`: booked `dp_…:refunded` or `dp_…:refunded_after_loss`),
  * billhook cannot tell whether that refund was the buyer's money for this claim (the reversal then
  * repeats it) or something else (the reversal's money is then a chargeback loss billhook did not
@@ -364,6 +375,12 @@ async function markReversed(
     .where('id', '=', existing.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+  // How the buyer was paid, which a `lost_claim_unpaid` asked a person to find out, is known now.
+  await resolveOccurrenceExceptions(
+    work,
+    { transactionId: transaction.id, kind: 'lost_claim_unpaid', occurrence: dispute.id },
+    `${dispute.gateway} reported claim ${dispute.id} (${dispute.gateway_dispute_id}) of ${dispute.amount} ${dispute.currency} paid by reversing the payment (a chargeback): its loss stands, and its share of the invoice's overpayment is charged back off the customer's credit`,
+  );
   // No refund will carry it now: its loss takes the invoice's overpayment back, as any chargeback's.
   return { kind: 'applied', dispute: await chargeBackOverpayment(work, dispute, transaction) };
 }
@@ -547,6 +564,25 @@ async function wonAfterLoss(
   return { kind: 'applied', dispute };
 }
 
+/**
+ * Whether open dispute `open` counts, as it stands, as given back of its invoice (billing/
+ * invoice-payment.ts `disputedAway`): every open dispute does but a PayPal claim whose refund came
+ * first (`claimRefundCameFirst`: that refund counts in its place). What the invoice gave back while
+ * such a claim was open never counted it, so its win (or its loss for less) leaves the customer owed
+ * nothing because of it: no `dispute_won_after_refund` (`returnedAfterGivingBack`). JPY 1000 paid by
+ * PayPal, a claim of 400 open, PayPal's refund of 400 in, the claim won: nothing owed (before: "the
+ * customer may be owed up to 400", naming PayPal's own refund).
+ */
+async function countedWhileOpen(trx: Kysely<Database>, open: DisputeRow): Promise<boolean> {
+  const paidByRefund = await trx
+    .selectFrom('disputes as d')
+    .select('d.id')
+    .where('d.id', '=', open.id)
+    .where(claimRefundCameFirst())
+    .executeTakeFirst();
+  return paidByRefund === undefined;
+}
+
 /** The status to record for `report` on `existing`: funds withdrawn then an inquiry closed means they came back. */
 function reportedStatus(existing: DisputeRow | undefined, report: DisputeReport): DisputeStatus {
   return existing?.status === 'open' && report.status === 'inquiry_closed' ? 'won' : report.status;
@@ -661,6 +697,11 @@ export async function recordDispute(
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
   const released = heldBeyondLoss(existing, status, report);
+  // Read before it leaves `open`: an open claim whose refund came first counted nothing as given back.
+  const countedGivenBack =
+    existing?.status === 'open' &&
+    (status === 'won' || released > 0n) &&
+    (await countedWhileOpen(work.trx, existing));
   const dispute = existing
     ? await work.trx
         .updateTable('disputes')
@@ -710,7 +751,7 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);
-  if (existing?.status === 'open' && (status === 'won' || released > 0n)) {
+  if (countedGivenBack) {
     await returnedAfterGivingBack(work, transaction, existing, status === 'won' ? existing.amount : released);
   }
   // What disputes took of the invoice changed: the statuses of the invoices that gave money back are

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { LOSS_PAID_BY_REFUND } from '../billing/credit-notes.ts';
+import { LOSS_PAID_BY_REFUND } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import type { Db } from '../db/database.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
@@ -18,7 +18,9 @@ const DAY_MS = 86_400_000;
  * hear of: a `lost_claim_unpaid` exception (once per dispute: `occurrence`) tells a person, and from
  * it on the claim holds nothing (`disputeHolds`), the credit the customer's to use. Its loss stays
  * booked (chargeback losses); a refund that still comes later is paired with it as before, paying the
- * overpayment back first (a credit spent meanwhile is left in debit with `overpayment_credit_spent`).
+ * overpayment back first (a credit spent meanwhile is left in debit with `overpayment_credit_spent`),
+ * and resolves the exception with a note naming it (`settleLostDisputeByRefund`), as a reversal
+ * reported for the claim does (`markReversed`).
  * Each claim in its own unit of work, under its invoice's lock (or its payment's), as a dispute report
  * takes it, and checked again under it. Run every minute by `refund.recover`.
  * 1000 HUF paid twice, a claim of 400 lost on Mar 1, no refund by Mar 8 (days 7): the 400 held comes

@@ -1,9 +1,11 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { down, up } from '../../migrations/0056_subscription_cancellation.ts';
+import { cancellationReach } from '../../src/billing/credit-returns.ts';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
+import { reactivateSubscription, suspendSubscription } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -146,5 +148,87 @@ describe('migration 0056: a subscription stores its cancellation facts', () => {
       await up(trx as unknown as Kysely<unknown>);
     });
     expect(await facts(ids)).toEqual(written);
+  });
+
+  it('a cancellation at a date with prorate, suspended and reactivated after that date: ended at its date keeping prorate from then, so cancellationReach still says its period was refunded', async () => {
+    const plan = await flatPlan(app, 'HUF', 2000);
+    // At Feb 20, prorate, scheduled Feb 6: 2500 × 9/28 = 803.6, 804 refunded.
+    const sub = await paidFeb1(plan);
+    stripeRefundSucceeds('re_HUF_date');
+    const scheduled = await cancel(
+      sub.id,
+      { when: 'date', refundType: 'prorate', cancelAt: d('2027-02-20T00:00:00Z') },
+      '2027-02-06T00:00:00Z',
+    );
+    expect(scheduled.refunds.map((r) => r.amount)).toEqual([804n]);
+    await suspendSubscription(db, 'system', sub.id, d('2027-02-10T00:00:00Z'));
+    // Reactivated on Feb 25, after its date: the renewal ends it at Feb 20, bills nothing after it.
+    await reactivateSubscription(db, 'system', sub.id, d('2027-02-25T00:00:00Z'));
+    expect(await facts([sub.id])).toEqual([
+      {
+        id: sub.id,
+        status: 'CANCELLED',
+        cancellation_refund_type: 'prorate',
+        cancellation_effective_at: d('2027-02-20T00:00:00Z'),
+      },
+    ]);
+    const invoice = await db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('id', '=', sub.invoice.id)
+      .executeTakeFirstOrThrow();
+    expect(await cancellationReach(db, invoice)).toEqual({ kind: 'refunded', refundType: 'prorate' });
+  });
+
+  it('the backfill of rows whose activities name no refund_type (written before they did): none from cancelled_at when CANCELLED, nothing while a cancellation is only scheduled; down then up gives the same', async () => {
+    const plan = await flatPlan(app, 'RSD', 2000);
+    // Cancelled now with prorate on Feb 15 (1250 refunded), its activity then stripped of refund_type.
+    const now = await paidFeb1(plan);
+    stripeRefundSucceeds('re_RSD_now');
+    await cancel(now.id, { when: 'now', refundType: 'prorate' }, '2027-02-15T00:00:00Z');
+    // Scheduled at a date (Feb 22) with none on Feb 8, ended by the renewal on Feb 22.
+    const ended = await paidFeb1(plan);
+    await cancel(
+      ended.id,
+      { when: 'date', refundType: 'none', cancelAt: d('2027-02-22T00:00:00Z') },
+      '2027-02-08T00:00:00Z',
+    );
+    await renewSubscription(db, 'system', ended.id, d('2027-02-22T00:00:00Z'));
+    // Scheduled at period end (Mar 1) with none on Feb 5, still ACTIVE.
+    const scheduled = await paidFeb1(plan);
+    await cancel(scheduled.id, { when: 'period_end', refundType: 'none' }, '2027-02-05T00:00:00Z');
+    const ids = [now.id, ended.id, scheduled.id];
+    // As rows written before activities named it (the log is append-only: its trigger set aside
+    // for this one transaction of the test's own database).
+    await db.transaction().execute(async (trx) => {
+      await sql`ALTER TABLE activities DISABLE TRIGGER activities_no_update`.execute(trx);
+      await sql`UPDATE activities SET data = data - 'refund_type' WHERE resource_id IN (${sql.join(ids)})`.execute(
+        trx,
+      );
+      await sql`ALTER TABLE activities ENABLE TRIGGER activities_no_update`.execute(trx);
+      await down(trx as unknown as Kysely<unknown>);
+      await up(trx as unknown as Kysely<unknown>);
+    });
+    const expected = (id: string, status: string, type: string | null, at: string | null) => ({
+      id,
+      status,
+      cancellation_refund_type: type,
+      cancellation_effective_at: at === null ? null : d(at),
+    });
+    expect(await facts(ids)).toEqual(
+      [
+        expected(now.id, 'CANCELLED', 'none', '2027-02-15T00:00:00Z'),
+        expected(ended.id, 'CANCELLED', 'none', '2027-02-22T00:00:00Z'),
+        expected(scheduled.id, 'ACTIVE', null, null),
+      ].sort((a, b) => (a.id < b.id ? -1 : 1)),
+    );
+    // Down then up again: the same.
+    await db.transaction().execute(async (trx) => {
+      await down(trx as unknown as Kysely<unknown>);
+      await up(trx as unknown as Kysely<unknown>);
+    });
+    expect((await facts(ids)).map((f) => f.cancellation_refund_type)).toEqual(
+      [...ids].sort().map((id) => (id === scheduled.id ? null : 'none')),
+    );
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableCredit } from '../../src/billing/customer-credit.ts';
+import { getCustomerWithBalances } from '../../src/billing/customers.ts';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
 import type { Db } from '../../src/db/database.ts';
 import type { TransactionRow } from '../../src/db/schema.ts';
@@ -133,6 +134,28 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     expect((await exceptionsOf(duplicate)).map((e) => e.kind)).toEqual([]);
   });
 
+  it('CZK: two claims of 400 open and one PayPal refund of 400: the refund pays one claim only, the other still holds its 400: 200 available (before: 600, both taken as paid)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'CZK',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    for (const id of ['PP-CZK-A', 'PP-CZK-B']) {
+      await inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordDispute(work, duplicate, { gatewayDisputeId: id, status: 'open', amount: 400n }),
+      );
+    }
+    expect(await credit(customerId, 'CZK')).toBe(200n);
+    // The refund pays 400 of the overpayment back (credit 600 in the books); the other claim holds 400.
+    expect(await refunded('CZK', 400n)).toMatchObject({ kind: 'applied' });
+    expect(await booksIn(db, 'CZK')).toMatchObject({
+      'customer_credit:customer': -600n,
+      disputed_funds: 800n,
+    });
+    expect(await credit(customerId, 'CZK')).toBe(200n);
+    expect(await oneOff(customerId, 'CZK', 500n)).toMatchObject({ credit_applied: 200n, amount_due: 300n });
+  });
+
   it('NOK: a lost claim no refund pays within LOST_CLAIM_REFUND_DAYS stops holding and goes to a person, once; a refund coming later still pays it (before: held for ever, nothing said)', async () => {
     const { customerId, duplicate } = await paidTwice(db, {
       currency: 'NOK',
@@ -193,6 +216,60 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     expect(await credit(customerId, 'NOK')).toBe(600n);
   });
 
+  it('DKK: PayPal’s refund coming after lost_claim_unpaid pays the claim: the exception is resolved naming that refund, and the credit the customer API shows is what finalization applies at every step (before: left open, asking a person to find money that came)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'DKK',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    /** The credit `GET /v1/customers/:id` shows in DKK (billing/customers.ts `withBalances`). */
+    const shown = async () =>
+      (await getCustomerWithBalances(db, customerId)).credit.find((c) => c.currency === 'DKK')?.amount ?? 0n;
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([600n, 600n]);
+    const day = 86_400_000;
+    const [flagged] = await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 8 * day), 7);
+    expect(flagged).toMatch(/^dp_/);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([1000n, 1000n]);
+    // 300 of it spent on the next invoice: 700 left.
+    expect(await oneOff(customerId, 'DKK', 300n)).toMatchObject({ credit_applied: 300n, amount_due: 0n });
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([700n, 700n]);
+    // PayPal's refund after all: paired with the loss, paying 400 of the overpayment back: 300 left.
+    expect(await refunded('DKK', 400n)).toMatchObject({ kind: 'applied' });
+    const dispute = await db
+      .selectFrom('disputes')
+      .select(['id', 'refund_id'])
+      .where('id', '=', flagged!)
+      .executeTakeFirstOrThrow();
+    expect(dispute.refund_id).toMatch(/^re_/);
+    expect([await credit(customerId, 'DKK'), await shown()]).toEqual([300n, 300n]);
+    expect(await booksIn(db, 'DKK')).toMatchObject({
+      'gateway_clearing:paypal': 1600n,
+      'customer_credit:customer': -300n,
+      disputed_funds: 0n,
+      chargeback_losses: 0n,
+    });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['id', 'kind', 'status'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(exceptions).toEqual([{ id: expect.any(String), kind: 'lost_claim_unpaid', status: 'resolved' }]);
+    const resolved = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', exceptions[0]!.id)
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .executeTakeFirstOrThrow();
+    expect(resolved.data).toMatchObject({
+      kind: 'lost_claim_unpaid',
+      note: expect.stringContaining(dispute.refund_id!),
+    });
+    // A sweep later raises nothing again.
+    expect(await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 9 * day), 7)).toEqual([]);
+  });
+
   it('RON: a lost claim PayPal then reverses (a chargeback) takes its share itself and holds no more: the rest is the customer’s', async () => {
     const { customerId, duplicate } = await paidTwice(db, {
       currency: 'RON',
@@ -208,6 +285,38 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
       'customer_credit:customer': -600n,
       chargeback_losses: 0n,
     });
+  });
+
+  it('BGN: a lost claim flagged lost_claim_unpaid that PayPal then reports paid by a reversal (a chargeback): its share is charged back off the credit (600 left) and the exception is resolved naming the reversal (before: left open)', async () => {
+    const { customerId, duplicate } = await paidTwice(db, {
+      currency: 'BGN',
+      gateway: 'paypal',
+      amount: 1000n,
+    });
+    await report(duplicate, 'open', 400n);
+    await report(duplicate, 'lost', 400n);
+    const day = 86_400_000;
+    const [flagged] = await flagUnpaidLostClaims(db, 'system', new Date(Date.now() + 8 * day), 7);
+    expect(await credit(customerId, 'BGN')).toBe(1000n);
+    await report(duplicate, 'lost', 400n, true);
+    expect(await credit(customerId, 'BGN')).toBe(600n);
+    expect(await booksIn(db, 'BGN')).toMatchObject({
+      'customer_credit:customer': -600n,
+      chargeback_losses: 0n,
+    });
+    const exceptions = await db
+      .selectFrom('reconciliation_exceptions')
+      .select(['id', 'kind', 'status'])
+      .where('transaction_id', '=', duplicate.id)
+      .execute();
+    expect(exceptions).toEqual([{ id: expect.any(String), kind: 'lost_claim_unpaid', status: 'resolved' }]);
+    const resolved = await db
+      .selectFrom('activities')
+      .select('data')
+      .where('resource_id', '=', exceptions[0]!.id)
+      .where('action', '=', 'reconciliation_exception.resolved')
+      .executeTakeFirstOrThrow();
+    expect(resolved.data).toMatchObject({ note: expect.stringContaining(flagged!) });
   });
 
   it('SEK: a Stripe dispute lost holds nothing once lost (its loss took the share)', async () => {
