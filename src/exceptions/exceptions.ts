@@ -94,6 +94,13 @@ export type ExceptionKind =
    * person finds which is right and books the difference.
    */
   | 'settlement_line_changed'
+  /**
+   * Something a gateway's settlement data holds that billhook cannot read (an Authorize.Net batch
+   * whose currency cannot be known, an eWAY settlement whose transactions do not add up to its
+   * summary: `SettlementReport.unread`): not in the books; every sync reads back to it until it is
+   * booked, which resolves this (settlement/sync.ts `syncSettlements`).
+   */
+  | 'settlement_unread'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
   | 'charge_not_paid_out'
   /** A fee that differs from the configured expectation for its gateway and currency. */
@@ -332,7 +339,7 @@ export async function resolveRefundExceptions(
 }
 
 /** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
-async function resolvedBy(
+export async function resolvedBy(
   work: UnitOfWork,
   rows: readonly { id: string; kind: string }[],
   note: string,
