@@ -12,8 +12,11 @@ import { recordSettlementReport, type SettlementTotals } from './record.ts';
 
 /**
  * The settlement file formats billhook imports: `billhook` (its own CSV, docs/settlement-csv.md, for
- * any gateway; amounts checked against the gateway's currency rules) and `securepay` (SecurePay's
- * ids mapped onto it, src/gateways/securepay/settlement.ts).
+ * any gateway; a row's currency must be one the gateway takes, by its currency rules in
+ * gateways/currencies.ts, and every amount exact in the currency's ISO 4217 exponent, not in the
+ * gateway's charge step: a fee or a converted amount may be finer than a charge can be, e.g. a Stripe
+ * KWD fee of 0.005 where Stripe charges KWD in steps of 0.010) and `securepay` (SecurePay's ids mapped
+ * onto it, src/gateways/securepay/settlement.ts).
  */
 export const SETTLEMENT_FILE_FORMATS = ['billhook', 'securepay'] as const;
 export type SettlementFileFormat = (typeof SETTLEMENT_FILE_FORMATS)[number];
