@@ -134,3 +134,61 @@ describe('a subscription of quantity 0', () => {
     expect(may?.invoices.map((i) => [i.status, i.total])).toEqual([['PAID', 0n]]);
   });
 });
+
+describe('a subscription of quantity 0 changed to seats mid-period', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(() => app.stop());
+  const d = (iso: string) => new Date(iso);
+
+  it('0 → 3 seats on April 16 (TIERED with a flat fee, EUR, 10% tax): charges half of 3 × 5.00 + 10.00 = 12.50 + 1.25 tax, credits nothing; May bills 25.00 + 2.50', async () => {
+    const db = app.runtime.db;
+    const plan = await insertPlan(db, {
+      name: 'Tiered seats',
+      currency: 'EUR',
+      price: {
+        model: 'TIERED',
+        tiers: [
+          { up_to: 5, unit_amount: 500, flat_amount: 1000 },
+          { up_to: null, unit_amount: 300 },
+        ],
+      },
+      taxRatePpm: 100_000,
+    });
+    const customer = await insertCustomer(db);
+    const { subscription } = await createSubscription(
+      db,
+      'system',
+      { customerId: customer, planId: plan, quantity: 0 },
+      d('2027-04-01T00:00:00Z'),
+    );
+    // April at 0 seats: no unit in any tier, so no flat amount: 0, nothing to pay.
+    expect(await payOpenOffline(db, subscription.id)).toEqual([]);
+    const change = await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { quantity: 3 },
+      d('2027-04-16T00:00:00Z'),
+      false,
+    );
+    // 15 of 30 days left: 3 seats = 3 × 500 + 1000 = 2500, half 1250, tax 125; the 0 seats' unused
+    // half is 0, credited nothing.
+    expect(
+      change.proration.lines
+        .filter((l) => l.signedAmount !== 0n)
+        .map((l) => [l.type, l.signedAmount, l.taxAmount]),
+    ).toEqual([['CHARGE', 1250n, 125n]]);
+    expect(change.credited ?? 0n).toBe(0n);
+    expect(change.invoice).toMatchObject({ subtotal: 1250n, tax: 125n, total: 1375n, status: 'OPEN' });
+    expect(await payOpenOffline(db, subscription.id)).toMatchObject([{ amount: 1375n }]);
+    const may = await renewSubscription(db, 'system', subscription.id, d('2027-05-01T00:00:00Z'));
+    expect(may?.subscription).toMatchObject({ quantity: 3 });
+    expect(may?.invoices.map((i) => [i.status, i.subtotal, i.tax, i.total])).toEqual([
+      ['OPEN', 2500n, 250n, 2750n],
+    ]);
+    expect(await ledgerIn(app, 'EUR')).toMatchObject({ 'receivable:customer': 2750 });
+  });
+});
