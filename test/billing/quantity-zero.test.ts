@@ -191,4 +191,31 @@ describe('a subscription of quantity 0 changed to seats mid-period', () => {
     ]);
     expect(await ledgerIn(app, 'EUR')).toMatchObject({ 'receivable:customer': 2750 });
   });
+
+  it('an add-on on a subscription of 0 seats (PER_UNIT USD, 10% tax) is billed at renewal: plan line 0, add-on 2 × 3.00 = 6.00 + 0.60 tax', async () => {
+    const db = app.runtime.db;
+    const plan = await insertPlan(db, {
+      name: 'Seats',
+      currency: 'USD',
+      price: { model: 'PER_UNIT', unit_amount: 1000 },
+      taxRatePpm: 100_000,
+    });
+    const { customer } = await customerWith(app);
+    const sub = (await app.api('POST', '/v1/subscriptions', { customer: customer.id, plan, quantity: 0 }))
+      .body;
+    const storage = (await app.api('POST', '/v1/add-ons', { name: 'Storage', currency: 'USD', amount: 300 }))
+      .body;
+    const added = await app.api('POST', `/v1/subscriptions/${sub.id}/add-ons`, {
+      add_on: storage.id,
+      quantity: 2,
+    });
+    expect(added.status).toBe(201);
+    const renewed = await renewSubscription(db, 'system', sub.id, new Date(sub.current_period_end));
+    const invoice = (await app.api('GET', `/v1/invoices/${renewed!.invoices[0]!.id}`)).body;
+    expect(invoice).toMatchObject({ status: 'OPEN', subtotal: 600, tax: 60, total: 660, amount_due: 660 });
+    expect(invoice.lines).toMatchObject([
+      { type: 'CHARGE', quantity: 0, unit_amount: 1000, amount: 0 },
+      { type: 'CHARGE', quantity: 2, unit_amount: 300, amount: 600, tax_amount: 60, plan: null },
+    ]);
+  });
 });
