@@ -75,6 +75,11 @@ export type ExceptionKind =
    * `SettlementID`): its money is not moved (settlement/payouts.ts `recordPayout`); it names both.
    */
   | 'payout_lines_elsewhere'
+  /**
+   * A payout reported again (a later sweep, a webhook) with another amount or currency than it was
+   * recorded with: it stays booked as first recorded (settlement/payouts.ts `changedPayout`).
+   */
+  | 'payout_changed'
   /** A settlement line about a charge, refund or dispute billhook does not know. */
   | 'settlement_line_unmatched'
   /**
