@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewSubscription } from '../../src/billing/renewal.ts';
+import { renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -216,6 +217,53 @@ describe('a subscription of quantity 0 changed to seats mid-period', () => {
     expect(invoice.lines).toMatchObject([
       { type: 'CHARGE', quantity: 0, unit_amount: 1000, amount: 0 },
       { type: 'CHARGE', quantity: 2, unit_amount: 300, amount: 600, tax_amount: 60, plan: null },
+    ]);
+  });
+
+  it('usage on a subscription of 0 seats (PER_UNIT EUR 10.00 a seat, API calls at 0.02) is billed in arrears: April bills 0 seats and March’s 1500 calls = 30.00', async () => {
+    const db = app.runtime.db;
+    const { customer } = await customerWith(app);
+    const product = await app.api('POST', '/v1/products', { name: 'API seats' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: 'Seats and calls',
+      currency: 'EUR',
+      interval: 'MONTH',
+      price: { model: 'PER_UNIT', unit_amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+    });
+    expect(plan.status).toBe(201);
+    const sub = (
+      await app.api('POST', '/v1/subscriptions', {
+        customer: customer.id,
+        plan: plan.body.id,
+        quantity: 0,
+        start_at: '2027-03-01T00:00:00Z',
+      })
+    ).body;
+    await renewDueSubscriptions(db, 'system', d('2027-03-01T00:10:00Z'));
+    for (const [eventId, value, at] of [
+      ['q0-1', 900n, '2027-03-05T10:00:00Z'],
+      ['q0-2', 600n, '2027-03-31T23:59:59Z'],
+    ] as const) {
+      await recordUsageEvent(
+        db,
+        'system',
+        { eventId, subscriptionId: sub.id, code: 'api_calls', value, timestamp: d(at) },
+        d(at),
+      );
+    }
+    await renewDueSubscriptions(db, 'system', d('2027-04-01T00:10:00Z'));
+    const invoices = (await app.api('GET', `/v1/invoices?customer=${customer.id}`)).body.data as {
+      total: number;
+      lines: { quantity: number; amount: number }[];
+    }[];
+    // March: 0 seats, 0. April: 0 seats (0) and March's 1500 calls × 2 = 3000.
+    expect(invoices.map((i) => i.total).sort((a, b) => a - b)).toEqual([0, 3000]);
+    const april = invoices.find((i) => i.total === 3000)!;
+    expect(april.lines).toMatchObject([
+      { quantity: 0, amount: 0 },
+      { quantity: 1500, amount: 3000 },
     ]);
   });
 });
