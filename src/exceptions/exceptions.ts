@@ -75,6 +75,11 @@ export type ExceptionKind =
    * `SettlementID`): its money is not moved (settlement/payouts.ts `recordPayout`); it names both.
    */
   | 'payout_lines_elsewhere'
+  /**
+   * A payout reported again (a later sweep, a webhook) with another amount or currency than it was
+   * recorded with: it stays booked as first recorded (settlement/payouts.ts `changedPayout`).
+   */
+  | 'payout_changed'
   /** A settlement line about a charge, refund or dispute billhook does not know. */
   | 'settlement_line_unmatched'
   /**
@@ -94,6 +99,13 @@ export type ExceptionKind =
    * person finds which is right and books the difference.
    */
   | 'settlement_line_changed'
+  /**
+   * Something a gateway's settlement data holds that billhook cannot read (an Authorize.Net batch
+   * whose currency cannot be known, an eWAY settlement whose transactions do not add up to its
+   * summary: `SettlementReport.unread`): not in the books; every sync reads back to it until it is
+   * booked, which resolves this (settlement/sync.ts `syncSettlements`).
+   */
+  | 'settlement_unread'
   /** A succeeded charge in no payout after the gateway's payout delay plus a margin. */
   | 'charge_not_paid_out'
   /** A fee that differs from the configured expectation for its gateway and currency. */
@@ -357,7 +369,7 @@ export async function resolveOccurrenceExceptions(
 }
 
 /** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
-async function resolvedBy(
+export async function resolvedBy(
   work: UnitOfWork,
   rows: readonly { id: string; kind: string }[],
   note: string,

@@ -74,7 +74,11 @@ const MAX_PROBLEMS = 50;
 
 /** How a gateway's import narrows the format (the SecurePay mapping). */
 export interface SettlementCsvOptions {
-  /** The gateway's currency rules: a row in a currency the gateway does not take is refused. */
+  /**
+   * The gateway's currency rules: a row in a currency the gateway does not take is refused. Only the
+   * currency is checked against them: amounts are read in the currency's ISO 4217 exponent, as a
+   * settlement amount (a fee, a conversion) may be finer than the gateway's step for a charge.
+   */
   currencies?: GatewayCurrencyTable;
 }
 

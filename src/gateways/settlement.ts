@@ -142,12 +142,26 @@ export interface SettlementReport {
   lines: SettlementLine[];
   payouts: PayoutReport[];
   /**
-   * What the source read but could not report and left out, each a sentence naming it (an
-   * Authorize.Net batch whose currency cannot be known): the rest is recorded, and the sync then
-   * fails the account with these, for a person, so that one such item does not keep everything else
-   * out of the books for as long as it is in the sweep's window.
+   * What the source read but could not report and left out (an Authorize.Net batch whose currency
+   * cannot be known, an eWAY settlement whose transactions do not add up to its summary): the rest is
+   * recorded, so that one such item does not keep everything else out of the books; the sync then
+   * raises each as a `settlement_unread` exception, reads back to it on every later sweep until it is
+   * booked, and fails the account naming it (settlement/sync.ts `syncSettlements`).
    */
-  unread?: string[];
+  unread?: UnreadSettlement[];
+}
+
+/** Something a settlement source read but could not report (`SettlementReport.unread`). */
+export interface UnreadSettlement {
+  /**
+   * The gateway payout id it is (or belongs to) once readable: an Authorize.Net `batchId`, an eWAY
+   * `<SettlementID>:<currency>`. Booking a payout of that id resolves its exception.
+   */
+  id: string;
+  /** When it settled (a batch's settlement time, an eWAY settlement's date at 00:00 UTC): later sweeps read back to it. */
+  settledAt: Date;
+  /** A sentence naming it and why it could not be read. */
+  message: string;
 }
 
 /** A time range, `from` inclusive and `to` exclusive. */

@@ -3,7 +3,7 @@ import { recordActivity } from '../activities/activities.ts';
 import type { GatewayName } from '../config/gateways.ts';
 import { newId } from '../db/ids.ts';
 import type { PayoutRow, PayoutStatus, SettlementLineRow } from '../db/schema.ts';
-import { raiseException } from '../exceptions/exceptions.ts';
+import { type NewException, raiseException } from '../exceptions/exceptions.ts';
 import type { PayoutReport } from '../gateways/settlement.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { type PayoutMovement, payoutCreated, payoutPaid, payoutReturned } from '../ledger/movements.ts';
@@ -59,7 +59,8 @@ export interface RecordPayoutOptions {
  * first (`samePayoutElsewhere`), so nothing of it is booked twice —, its status forward only, and its
  * movements once each — `pyo_…:created` (net from clearing to payouts in transit) when first seen
  * sent, `pyo_…:paid` (to the bank) when paid, `pyo_…:returned` when it failed or was canceled after
- * being sent. When the report lists its lines,
+ * being sent. A payout reported again with another amount or currency keeps its first and raises
+ * `payout_changed` (`changedPayout`). When the report lists its lines,
  * each is recorded (`recordSettlementLine`: its fee booked, matched to billhook's charge, refund or
  * dispute) and attached to the payout, before its movements are posted (`recordPayoutLines`): a
  * payout whose held lines' nets do not sum to its amount raises `payout_lines_mismatch`, each line
@@ -104,6 +105,9 @@ export async function recordPayout(
     .where('gateway_payout_id', '=', report.gatewayPayoutId)
     .forUpdate()
     .executeTakeFirst();
+  if (existing && (existing.amount !== report.amount || existing.currency !== report.currency)) {
+    await raiseException(work, changedPayout(account, existing, report));
+  }
   const moves = !existing || NEXT[existing.status].includes(report.status);
   const listsLines = report.lines !== undefined && !existing?.lines_known;
   if (existing && !moves && !listsLines) {
@@ -144,6 +148,31 @@ export async function recordPayout(
   if (listsLines) await recordPayoutLines(work, account, payout, report, known, existing === undefined);
   if (moves) await postPayoutMovements(work, payout, existing?.status);
   return { kind: 'applied', payout };
+}
+
+/**
+ * The `payout_changed` exception of payout `existing` reported again with another amount or currency
+ * (`report`: a later sweep, a webhook): the payout keeps what it was first recorded with and its money
+ * is booked once, as first recorded; a person finds out which is right (e.g. eWAY settlement S-9:AUD
+ * recorded at 4000 AUD, reported at 3500: the bank may have 5.00 less). Once per payout and reported
+ * figure (`occurrence` `<amount> <currency>`). Amounts in minor units.
+ */
+function changedPayout(account: SettlementAccount, existing: PayoutRow, report: PayoutReport): NewException {
+  return {
+    kind: 'payout_changed',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    payoutId: existing.id,
+    occurrence: `${report.amount} ${report.currency}`,
+    message: `payout ${existing.gateway_payout_id} was recorded as ${existing.amount} ${existing.currency} and is now reported as ${report.amount} ${report.currency} (minor units): it stays booked as first recorded; check at the gateway what reached the bank and book the difference`,
+    details: {
+      gateway_payout_id: existing.gateway_payout_id,
+      recorded_amount: existing.amount,
+      recorded_currency: existing.currency,
+      reported_amount: report.amount,
+      reported_currency: report.currency,
+    },
+  };
 }
 
 /**

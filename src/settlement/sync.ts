@@ -1,14 +1,16 @@
+import { sql } from 'kysely';
 import { listGatewayAccounts } from '../accounts/accounts.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
+import { raiseException, resolvedBy } from '../exceptions/exceptions.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
-import type { SettlementRange, SettlementSource } from '../gateways/settlement.ts';
+import type { SettlementRange, SettlementReport, SettlementSource } from '../gateways/settlement.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
 import { chart } from '../ledger/chart.ts';
-import type { Actor } from '../ledger/unit-of-work.ts';
+import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
 import { raiseChargesNotPaidOut, raiseUnexpectedFees } from './checks.ts';
-import type { SettlementAccount } from './lines.ts';
+import { accountName, ofAccount, type SettlementAccount } from './lines.ts';
 import { recordSettlementReport, type SettlementTotals } from './record.ts';
 
 /** A gateway account that can be asked for its settlement data, with its adapter's source. */
@@ -98,8 +100,13 @@ export type SyncResult = { account: SettlementAccount } & ({ totals: SettlementT
 /**
  * Asks each source for its settlement data over `range` and records it (`recordSettlementReport`:
  * idempotent, so overlapping ranges on successive days change nothing twice). A gateway that fails
- * is reported and the others go on. A report that left something out (`unread`) is recorded, and its
- * account then reported failed, naming what was left out and what was recorded.
+ * is reported and the others go on. A report that left something out (`unread`: an Authorize.Net
+ * batch or eWAY settlement billhook cannot read) is recorded, each item left out raised as a
+ * `settlement_unread` exception for a person (once per account and item, `noteUnread`), and its
+ * account then reported failed, naming what was left out and what was recorded. An account's range
+ * starts no later than the settlement of its oldest item still unread (an open `settlement_unread`,
+ * `unreadSince`), so the sweep's window never moves past it: it is asked for again on every sweep
+ * until it is booked (its exception then resolved) or a person resolves the exception.
  */
 export async function syncSettlements(
   db: Db,
@@ -110,11 +117,17 @@ export async function syncSettlements(
   const results: SyncResult[] = [];
   for (const { account, source } of sources) {
     try {
-      const report = await source.fetchSettlements(range);
+      const since = await unreadSince(db, account);
+      const asked = since && since < range.from ? { from: since, to: range.to } : range;
+      const report = await source.fetchSettlements(asked);
       const totals = await recordSettlementReport(db, actor, account, report);
+      await noteUnread(db, actor, account, report);
       if (report.unread && report.unread.length > 0) {
         const recorded = `${totals.payouts} payout(s) and ${totals.lines} line(s) recorded, ${totals.unmatched} line(s) unmatched`;
-        results.push({ account, error: new Error(`${report.unread.join('; ')} (the rest: ${recorded})`) });
+        results.push({
+          account,
+          error: new Error(`${report.unread.map((item) => item.message).join('; ')} (the rest: ${recorded})`),
+        });
       } else {
         results.push({ account, totals });
       }
@@ -123,6 +136,61 @@ export async function syncSettlements(
     }
   }
   return results;
+}
+
+/**
+ * When the oldest item `account`'s sources left out unread settled (the `settled_at` of its open
+ * `settlement_unread` exceptions), or undefined when none is open.
+ */
+async function unreadSince(db: Db, account: SettlementAccount): Promise<Date | undefined> {
+  const row = await db
+    .selectFrom('reconciliation_exceptions')
+    .select(sql<string | null>`min((details->>'settled_at')::timestamptz)::text`.as('since'))
+    .where('kind', '=', 'settlement_unread')
+    .where('status', '=', 'open')
+    .where(ofAccount(account))
+    .executeTakeFirst();
+  return row?.since ? new Date(row.since) : undefined;
+}
+
+/**
+ * Raises each item `report` left out (`unread`) as a `settlement_unread` exception of `account`, once
+ * per account and item id (`occurrence` `<account>:<id>`; details `id`, `settled_at`), and resolves
+ * the open ones whose item the report now pays out (a payout of that gateway id, recorded by
+ * `recordSettlementReport` just before).
+ */
+async function noteUnread(
+  db: Db,
+  actor: Actor,
+  account: SettlementAccount,
+  report: SettlementReport,
+): Promise<void> {
+  const unread = report.unread ?? [];
+  const paid = report.payouts.map((payout) => payout.gatewayPayoutId);
+  if (unread.length === 0 && paid.length === 0) return;
+  await inUnitOfWork(db, { actor }, async (work) => {
+    for (const item of unread) {
+      await raiseException(work, {
+        kind: 'settlement_unread',
+        gateway: account.gateway,
+        gatewayAccount: account.gatewayAccount,
+        occurrence: `${accountName(account)}:${item.id}`,
+        message: `${item.message}: not in the books; every settlement sync of ${accountName(account)} asks for it again until it is booked (this exception then resolved), or until a person resolves this exception`,
+        details: { id: item.id, settled_at: item.settledAt.toISOString() },
+      });
+    }
+    if (paid.length === 0) return;
+    const rows = await work.trx
+      .updateTable('reconciliation_exceptions')
+      .set({ status: 'resolved', resolved_at: new Date() })
+      .where('kind', '=', 'settlement_unread')
+      .where('status', '=', 'open')
+      .where(ofAccount(account))
+      .where(sql<string>`details->>'id'`, 'in', paid)
+      .returning(['id', 'kind'])
+      .execute();
+    await resolvedBy(work, rows, 'read and booked as a payout by a later settlement sync');
+  });
 }
 
 /** What a settlement run did: each account's sync, and the exceptions the checks raised. */

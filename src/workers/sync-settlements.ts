@@ -8,7 +8,9 @@ import type { JobHandler } from './context.ts';
  * then raises the settlement exceptions: charges in no payout after their gateway's delay plus the
  * margin, and fees off their expectation. A gateway account that fails (its gateway, or its
  * credentials that do not decrypt) is logged and does not stop the others; the job then fails after
- * them, and pg-boss retries it (recording is idempotent).
+ * them (`billhook_job_failures_total`), and pg-boss retries it (recording is idempotent). What an
+ * account's source could not read is also a `settlement_unread` exception, asked for again on every
+ * run until it is booked (`syncSettlements`).
  */
 export const syncSettlementsJob: JobHandler = async (
   _jobs,

@@ -82,3 +82,41 @@ describe('an imported payout below 0: the gateway took money from the bank', () 
     expect(await db.selectFrom('payouts').select('id').execute()).toEqual([]);
   });
 });
+
+describe('a file stating another amount for a payout recorded already', () => {
+  it('payout SP-2 recorded at -30.00, a file saying 30.00 (the sign changed) is refused (422 naming the payout), nothing changed', async () => {
+    await importing(file('-30.00'));
+    const entries = await countEntries(db);
+    const refused = await importing(file('30.00')).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).fields).toEqual({
+      'payout SP-2, column payout_amount': expect.stringMatching(/recorded.*-3000 AUD.*3000 AUD/),
+    });
+    expect(await countEntries(db)).toBe(entries);
+    expect(
+      await db.selectFrom('payouts').select(['gateway_payout_id', 'status', 'amount']).execute(),
+    ).toEqual([{ gateway_payout_id: 'SP-2', status: 'paid', amount: -3_000n }]);
+    const aud = await booksIn(db, 'AUD');
+    expect(aud['bank:securepay']).toBe(-3_000n);
+    expect(aud['gateway_clearing:securepay']).toBe(5_000n);
+  });
+
+  it('a negative payout later failed: the bank debit is undone and the 30.00 is owed to the gateway again (clearing 2000)', async () => {
+    const failed = (status: string) =>
+      `${HEADER},payout_status\r\nSP-2,2026-11-05,-30.00,SP-LINE-9,refund,${ORDER},${refund},AUD,-30.00,0,2026-11-04T16:05:00+11:00,${status}\r\n`;
+    await importing(failed('in_transit'));
+    let aud = await booksIn(db, 'AUD');
+    expect(aud['payouts_in_transit:securepay']).toBe(-3_000n);
+    expect(aud['gateway_clearing:securepay']).toBe(5_000n);
+    await importing(failed('failed'));
+    await importing(failed('failed'));
+    aud = await booksIn(db, 'AUD');
+    expect(aud['payouts_in_transit:securepay'] ?? 0n).toBe(0n);
+    expect(aud['bank:securepay'] ?? 0n).toBe(0n);
+    // 50.00 charged less 30.00 refunded: 20.00 still held by the gateway for billhook.
+    expect(aud['gateway_clearing:securepay']).toBe(2_000n);
+    expect(
+      await db.selectFrom('payouts').select(['gateway_payout_id', 'status', 'amount']).execute(),
+    ).toEqual([{ gateway_payout_id: 'SP-2', status: 'failed', amount: -3_000n }]);
+  });
+});

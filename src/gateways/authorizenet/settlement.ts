@@ -7,6 +7,7 @@ import type {
   SettlementRange,
   SettlementReport,
   SettlementSource,
+  UnreadSettlement,
 } from '../settlement.ts';
 import { SETTLED_BATCH_DAYS } from './client.ts';
 import { fromInvoiceNumber } from './conventions.ts';
@@ -131,14 +132,18 @@ export class AuthorizeNetSettlement implements SettlementSource {
       for (const batch of await this.#source.settledBatches(first, last)) batches.set(batch.batchId, batch);
     }
     const payouts: PayoutReport[] = [];
-    const unread: string[] = [];
+    const unread: UnreadSettlement[] = [];
     for (const batch of batches.values()) {
       const transactions = await this.#source.batchTransactions(batch.batchId);
       try {
         payouts.push(await this.#payoutOf(batch, transactions));
       } catch (error) {
         if (!(error instanceof BatchUnreadable || error instanceof AmountNotRepresentable)) throw error;
-        unread.push(`${error.message} (Authorize.Net batch ${batch.batchId} left out)`);
+        unread.push({
+          id: batch.batchId,
+          settledAt: utc(batch.settlementTimeUTC, `batch ${batch.batchId} settlementTimeUTC`),
+          message: `${error.message} (Authorize.Net batch ${batch.batchId} left out)`,
+        });
       }
     }
     return { lines: [], payouts, ...(unread.length > 0 ? { unread } : {}) };

@@ -6,6 +6,7 @@ import {
   type SettlementRange,
   type SettlementReport,
   type SettlementSource,
+  type UnreadSettlement,
 } from '../settlement.ts';
 import { EwayAnswerError, EwayApi, type EwayApiOptions } from './api.ts';
 import { describeCodes, splitCodes } from './codes.ts';
@@ -145,7 +146,7 @@ export class EwaySettlement implements SettlementSource {
    */
   async fetchSettlements(range: SettlementRange): Promise<SettlementReport> {
     const payouts: PayoutReport[] = [];
-    const unread: string[] = [];
+    const unread: UnreadSettlement[] = [];
     for (const date of settlementDates(range)) {
       const day = await this.#readDay(date);
       for (const summary of day.summaries) {
@@ -154,18 +155,22 @@ export class EwaySettlement implements SettlementSource {
         } catch (error) {
           if (!(error instanceof EwaySettlementUnreadable || error instanceof AmountNotRepresentable))
             throw error;
-          unread.push(
-            `${error.message} (eWAY settlement ${summary.SettlementID}:${summary.CurrencyCode} of ${date} left out)`,
-          );
+          unread.push({
+            id: `${summary.SettlementID}:${summary.CurrencyCode.toUpperCase()}`,
+            settledAt: new Date(`${date}T00:00:00Z`),
+            message: `${error.message} (eWAY settlement ${summary.SettlementID}:${summary.CurrencyCode} of ${date} left out)`,
+          });
         }
       }
       const settled = new Set(day.summaries.map((s) => `${s.SettlementID}:${s.CurrencyCode}`));
       for (const orphan of day.transactions.filter(
         (t) => !settled.has(`${t.SettlementID}:${t.CurrencyCode}`),
       )) {
-        unread.push(
-          `eWAY Settlement Search for ${date}: transaction ${orphan.TransactionID} of settlement ${orphan.SettlementID} in ${orphan.CurrencyCode} has no summary (left out)`,
-        );
+        unread.push({
+          id: `${orphan.SettlementID}:${orphan.CurrencyCode.toUpperCase()}`,
+          settledAt: new Date(`${date}T00:00:00Z`),
+          message: `eWAY Settlement Search for ${date}: transaction ${orphan.TransactionID} of settlement ${orphan.SettlementID} in ${orphan.CurrencyCode} has no summary (left out)`,
+        });
       }
     }
     return { lines: [], payouts, ...(unread.length > 0 ? { unread } : {}) };

@@ -395,7 +395,7 @@ describe('AuthorizeNetSettlement: a failed or malformed answer throws, never an 
     nockTransactions('1221578', anetFixture('api.getTransactionList.json'));
     nockMerchantDetails(BASE); // asked once: the client keeps the account's currencies
     const report = await new AuthorizeNetSettlement(client()).fetchSettlements(DAY);
-    expect(report.unread).toEqual([
+    expect(report.unread?.map((item) => item.message)).toEqual([
       expect.stringMatching(
         /finer than USD's ISO 4217 minor unit.*\(Authorize\.Net batch 1221577 left out\)/,
       ),
@@ -436,9 +436,13 @@ describe('AuthorizeNetSettlement: the currency of a batch', () => {
       lines: [],
       payouts: [],
       unread: [
-        expect.stringMatching(
-          /batch 1221577: the account processes USD, CAD .* none of billhook’s charges or refunds.*left out/,
-        ),
+        {
+          id: '1221577',
+          settledAt: expect.any(Date),
+          message: expect.stringMatching(
+            /batch 1221577: the account processes USD, CAD .* none of billhook’s charges or refunds.*left out/,
+          ),
+        },
       ],
     });
   });

@@ -180,7 +180,7 @@ describe('EwaySettlement (Settlement Search)', () => {
     search('2016-02-02', firstFive, { page: 2, pageSize: 5 });
     const report = await source(5).fetchSettlements(FEB_2);
     expect(report.payouts).toEqual([]);
-    expect(report.unread).toEqual([
+    expect(report.unread?.map((item) => item.message)).toEqual([
       expect.stringContaining('credit 11400 and debit 0, its summary says 22400 and 0'),
     ]);
   });
@@ -231,7 +231,7 @@ describe('EwaySettlement (Settlement Search)', () => {
     search('2016-02-02', answer);
     const report = await source().fetchSettlements(FEB_2);
     expect(report.payouts).toEqual([]);
-    expect(report.unread).toEqual([
+    expect(report.unread?.map((item) => item.message)).toEqual([
       expect.stringMatching(new RegExp(`XYZ.*${SETTLEMENT_ID}:XYZ of 2016-02-02 left out`)),
     ]);
   });
@@ -244,11 +244,16 @@ describe('EwaySettlement (Settlement Search)', () => {
       lines: [],
       payouts: [],
       unread: [
-        'eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02: its transactions (types 1) credit 1000 and debit 0, its summary says 97100 and 320 (eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02 left out)',
+        {
+          id: '53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD',
+          settledAt: new Date('2016-02-02T00:00:00Z'),
+          message:
+            'eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02: its transactions (types 1) credit 1000 and debit 0, its summary says 97100 and 320 (eWAY settlement 53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD of 2016-02-02 left out)',
+        },
       ],
     });
     search('2016-02-02', ewayFixture('api.settlement_search.basic.json'));
-    expect((await source().fetchSettlements(FEB_2)).unread).toEqual([
+    expect((await source().fetchSettlements(FEB_2)).unread?.map((item) => item.message)).toEqual([
       expect.stringMatching(/types 1, 8\) credit 1100 and debit 1000/),
     ]);
   });
@@ -260,9 +265,11 @@ describe('EwaySettlement (Settlement Search)', () => {
     answer.SettlementSummaries[0].TotalBalance -= 6400;
     search('2016-02-02', answer);
     const report = await source().fetchSettlements(FEB_2);
-    expect(report.unread).toEqual([
+    expect(report.unread?.map((item) => item.message)).toEqual([
       expect.stringMatching(/transaction 12189063 .* has no summary \(left out\)/),
     ]);
+    // Named by the settlement it belongs to: booking that settlement later resolves its exception.
+    expect(report.unread?.map((item) => item.id)).toEqual(['ffffffff-0000-4000-8000-000000000000:AUD']);
     expect(report.payouts.map((p) => [p.gatewayPayoutId, p.lines?.length])).toEqual([
       [`${SETTLEMENT_ID}:AUD`, 11],
     ]);
@@ -280,7 +287,7 @@ describe('EwaySettlement (Settlement Search)', () => {
     expect(report.payouts.map((p) => [p.gatewayPayoutId, p.amount])).toEqual([
       [`${SETTLEMENT_ID}:AUD`, 22400n],
     ]);
-    expect(report.unread).toEqual([
+    expect(report.unread?.map((item) => item.message)).toEqual([
       expect.stringMatching(/53e78b14-ac2c-4b1b-a099-a12c6d5f30bc:AUD .* left out/),
     ]);
   });
