@@ -238,9 +238,13 @@ export async function invoiceAddOnProration(
  * now, with `DEFAULT_PRORATION`; the lines of all of them on one invoice over r … the end of what the
  * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
  * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
- * for, as it credits none of the plan's; but a CANCELLED subscription is charged nothing (every
- * cancellation makes a pending charge first: by hand and dunning's final one alike renew it up to
- * now first, renewal.ts `renewedUpTo`). Read-only; `customer` as
+ * for, as it credits none of the plan's. A cancellation by hand and dunning's final one make a
+ * pending charge first (each renews it up to now first, renewal.ts `renewedUpTo`); one CANCELLED
+ * with the charge still pending was ended at its scheduled cancellation or the end of its term by
+ * a sweep that renewed it without the failing charge (`renewDueSubscriptions`), after r: the units
+ * were served from r up to that end, and are charged up to it (`servedTo`: DKK 2 seats × 1500 from
+ * Feb 17 to a cancellation at period end Mar 1, 1286, where before nothing was charged and the
+ * pending charge was cleared). Read-only; `customer` as
  * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
  * nothing again. Always for the period holding r, however far the renewal has moved the current one
  * since (`inPeriodHolding`: a sweep renews the periods of one whose pending charge fails without it).
@@ -255,7 +259,7 @@ export async function reactivationAddOnCharge(
 ): Promise<AddOnProration | null> {
   const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = pending;
   if (resumedAt === null || suspension === null) return null;
-  const subscription = inPeriodHolding(pending, plan, resumedAt);
+  const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt));
   // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
   const policy: RenewalPolicy = { billSuspended: true };
   const lines: NewLine[] = [];
@@ -311,6 +315,23 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
     current_period_index: period.index,
     current_period_start: period.start,
     current_period_end: period.end,
+  };
+}
+
+/**
+ * `subscription` as it was served before it ended (pure): one CANCELLED (at `cancelled_at`) as the
+ * ACTIVE subscription it was, its service ending at its cancellation (`cancel_at` no later than
+ * `cancelled_at`, so `servedUntil` stops there); any other as it is. A pending add-on charge
+ * (`reactivationAddOnCharge`) left by a renewal that ended it without the charge is for the time
+ * served up to that end; a cancellation at or before the charge's moment leaves none to charge.
+ */
+function servedTo(subscription: SubscriptionRow): SubscriptionRow {
+  const { status, cancelled_at: cancelledAt, cancel_at: cancelAt } = subscription;
+  if (status !== 'CANCELLED' || !cancelledAt) return subscription;
+  return {
+    ...subscription,
+    status: 'ACTIVE',
+    cancel_at: cancelAt && cancelAt < cancelledAt ? cancelAt : cancelledAt,
   };
 }
 

@@ -327,56 +327,54 @@ async function refuseCreditOfGivenBack(
 }
 
 /**
- * Refuses a prorated change that credits unused time when the period invoice was voided after a
- * prorated change of the period ran (a `subscription.changed` activity with a proration other than
- * `none` between the invoice's creation and its void): that change credited the period invoice's
- * unused time, so the basis it stored (the price in force, funded by the period invoice and the
- * change invoices together) still counts what the voided invoice charged, and crediting it would
- * give back time never paid. CHF 2000 a month voided after an upgrade to 4000 on day 8 of 28 (1500
- * paid), then down to 500 on day 15: 2000 − 250 = 1750 of customer credit on 1500 paid. A period
- * invoice voided before the period's first prorated change is not counted by any basis (nothing of
- * it was credited), so it refuses nothing.
- * @throws ValidationError (field `proration`) naming the voided invoice and the way out
+ * What of the unused time a prorated change credits was charged by a period invoice voided since
+ * (nothing paid it), decided from stored facts: the basis's `periodInvoice` (the period invoice whose
+ * item the period's first prorated change credited, so the chain of bases counts it) is VOID now.
+ * Every prorated change of the period credited the basis before it and charged its new side, so the
+ * basis in force is funded, for any time left, by the period invoice's item plus each change's
+ * difference (charged on its invoice, refused unless PAID when credited: `refuseCreditOfUnpaid`,
+ * `refuseCreditOfUnpaidChanges`); the voided invoice's share of the time left is its item over that
+ * time (`itemLines`, as the first change credited it), and the rest was paid by the change invoices.
+ * SEK 2000 a month (A), up to 4000 on day 8 of 28 (1500 paid), the 2000 invoice voided, down to 500
+ * on day 15: 2000 of unused time, of which 1000 of A's, voided: 1000 credited (the unused share of
+ * the 1500 paid), 250 charged for the 500 plan, 750 customer credit (before: 1750, more than the 1500
+ * paid). A period invoice voided before the period's first prorated change was credited by none
+ * (`periodInvoice` null): none.
+ * @returns the voided invoice's id and its item (its plan and coupon lines as charged: `invoicedItem`),
+ * or undefined when none of the basis was charged by a voided invoice
+ * @throws ValidationError (field `proration`) when the share cannot be told from stored facts: the
+ * basis was stored before it named its period invoice (before this rule), or a change's credit was
+ * taken off the voided invoice while it was owed (`proration_credited`: what of the time it covered
+ * was paid is not recorded)
  */
-async function refuseCreditOfVoidedPeriod(
+async function voidedShare(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   basis: ChargedBasis,
-): Promise<void> {
+): Promise<{ invoice: string; item: ChargedItem } | undefined> {
   const period = await trx
     .selectFrom('invoices')
-    .select(['id', 'status'])
+    .select(['id', 'status', 'proration_credited'])
     .where('subscription_id', '=', subscription.id)
     .where('period_index', '=', basis.periodIndex)
     .executeTakeFirst();
-  if (period?.status !== 'VOID') return;
-  const ofInvoice = (action: string) =>
-    trx
-      .selectFrom('activities')
-      .select('sequence')
-      .where('resource_type', '=', 'invoice')
-      .where('resource_id', '=', period.id)
-      .where('action', '=', action)
-      .orderBy('sequence', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-  const [created, voided] = [await ofInvoice('invoice.created'), await ofInvoice('invoice.voided')];
-  if (!created || !voided) return;
-  const changedBefore = await trx
-    .selectFrom('activities')
-    .select('sequence')
-    .where('resource_type', '=', 'subscription')
-    .where('resource_id', '=', subscription.id)
-    .where('action', '=', 'subscription.changed')
-    .where('sequence', '>', created.sequence)
-    .where('sequence', '<', voided.sequence)
-    .where(sql<boolean>`coalesce(data->>'proration', 'none') <> 'none'`)
-    .limit(1)
-    .executeTakeFirst();
-  if (!changedBefore) return;
-  throw new ValidationError('proration credits a voided period', {
-    proration: `this period's invoice ${period.id} was voided after a prorated change of the period credited its unused time: the price in force is still counted as partly charged by ${period.id}, so crediting the unused time would give back time never paid. Nothing changed; change with proration none, or at the next cycle`,
-  });
+  if (period?.status !== 'VOID' || basis.periodInvoice === null) return undefined;
+  const wayOut = 'Nothing changed; change with proration none, or at the next cycle';
+  if (basis.periodInvoice === undefined) {
+    throw new ValidationError('proration credits a voided period', {
+      proration: `this period's invoice ${period.id} is VOID and the period's prorated changes were stored before billhook recorded whether they credited it, so what of the unused time was paid is not known. ${wayOut}`,
+    });
+  }
+  const item =
+    period.id === basis.periodInvoice
+      ? await invoicedItem(trx, subscription.id, basis.periodIndex, true)
+      : null;
+  if (!item || period.proration_credited > 0n) {
+    throw new ValidationError('proration credits a voided period', {
+      proration: `this period's invoice ${period.id} was voided after a prorated change of the period credited its unused time${period.proration_credited > 0n ? ` and a change's credit of ${period.proration_credited} was taken off it while it was owed` : ''}: what of the unused time was paid is not recorded. ${wayOut}`,
+    });
+  }
+  return { invoice: period.id, item };
 }
 
 /**
@@ -497,7 +495,8 @@ async function owedPeriodInvoice(
  * invoices (status, total), and exactly what to do: settle the period invoice first (`POST
  * /v1/invoices/:id/charge`, or `POST /v1/invoices/:id/payments` with its amount due) and change
  * again (the credit then becomes customer credit), or change with proration none or at the next
- * cycle; not a void of the period invoice (the stored basis would still count what it charged)
+ * cycle; not a void of the period invoice (the change then credits none of the unused time it
+ * charged: `voidedShare`)
  * @throws ConflictError `charge_in_flight` when a charge of that invoice is pending or unknown: it was
  * asked for the amount due before the credit, and what the customer paid is not known yet
  */
@@ -519,7 +518,7 @@ async function creditOwedPeriod(
     const credit = `${-proration.total} ${proration.currency}`;
     const named = changes.map((i) => `${i.id} (${i.status}, ${i.total})`).join(', ');
     throw new ValidationError('proration credit over an owed period invoice after changes', {
-      proration: `this change credits ${credit} (tax included) of unused time that this period's invoice ${owed.id} (OPEN: ${owed.id} still owes ${owed.amount_due}) and its earlier changes' invoices ${named} charged together. Which part of that time each of them funded is not recorded (each was prorated and rounded on its own; the period's charged basis keeps the price in force only), so the credit can neither lower what ${owed.id} owes exactly nor become customer credit, refundable in cash, while ${owed.id} is unpaid. Nothing changed. Settle ${owed.id} first: charge it now (POST /v1/invoices/${owed.id}/charge) or record the payment received outside billhook (POST /v1/invoices/${owed.id}/payments with amount ${owed.amount_due}), then change again: the ${credit} becomes customer credit (voiding ${owed.id} is no way out: the period's basis still counts what it charged). Or change now with proration none (nothing credited or charged for the rest of the period), or at the next cycle (when: next_cycle)`,
+      proration: `this change credits ${credit} (tax included) of unused time that this period's invoice ${owed.id} (OPEN: ${owed.id} still owes ${owed.amount_due}) and its earlier changes' invoices ${named} charged together. Which part of that time each of them funded is not recorded (each was prorated and rounded on its own; the period's charged basis keeps the price in force only), so the credit can neither lower what ${owed.id} owes exactly nor become customer credit, refundable in cash, while ${owed.id} is unpaid. Nothing changed. Settle ${owed.id} first: charge it now (POST /v1/invoices/${owed.id}/charge) or record the payment received outside billhook (POST /v1/invoices/${owed.id}/payments with amount ${owed.amount_due}), then change again: the ${credit} becomes customer credit (voiding ${owed.id} is no way out: the change would then credit none of the unused time ${owed.id} charged, only the unused share of what the change invoices paid). Or change now with proration none (nothing credited or charged for the rest of the period), or at the next cycle (when: next_cycle)`,
     });
   }
   const inFlight = await chargesInFlight(trx, owed.id);
@@ -716,6 +715,8 @@ export async function changeSubscription(
     let charged:
       | { before: ChargedBasis; after: ChargedItem; time: { remaining: bigint; period: bigint } }
       | undefined;
+    // The voided period invoice whose share of the unused time is taken out (`voidedShare`).
+    let voided: { invoice: string; item: ChargedItem } | undefined;
     if (inPeriod && behavior !== 'none') {
       await refuseSecondCredit(work, subscription);
       const period = secondsBetween(start, end);
@@ -737,12 +738,21 @@ export async function changeSubscription(
       const unused = before.plan
         ? itemLines(before.plan, 'CREDIT', `Unused time on ${before.plan.description}`, span, time)
         : [];
-      if (unused.length > 0) {
-        await refuseCreditOfGivenBack(work.trx, subscription, before);
-        await refuseCreditOfVoidedPeriod(work.trx, subscription, before);
-      }
+      if (unused.length > 0) await refuseCreditOfGivenBack(work.trx, subscription, before);
+      // The share of the unused time a voided period invoice charged is not credited: nothing paid it.
+      voided = unused.length > 0 ? await voidedShare(work.trx, subscription, before) : undefined;
+      const unpaid = voided
+        ? itemLines(
+            voided.item,
+            'CHARGE',
+            `Unused time on ${voided.item.description} of voided invoice ${voided.invoice}, not credited`,
+            span,
+            time,
+          )
+        : [];
       lines.push(
         ...unused,
+        ...unpaid,
         ...itemLines(after, 'CHARGE', `Remaining time on ${after.description}`, span, time),
       );
     }
@@ -826,6 +836,8 @@ export async function changeSubscription(
                 plan: withChangeRounding(charged.after, invoice, charged.time),
                 changesTotal: charged.before.changesTotal + (invoice ? invoice.total : proration.total),
                 invoices: invoice ? [...charged.before.invoices, invoice.id] : charged.before.invoices,
+                // Once its share is taken out, the voided invoice funds nothing of the new basis.
+                periodInvoice: voided ? null : charged.before.periodInvoice,
                 ...(served && end && served < end ? { until: served } : {}),
               }),
             }
@@ -1027,6 +1039,14 @@ export interface ChargedBasis {
   changesTotal: bigint;
   invoices: string[];
   /**
+   * The period invoice whose item this basis still counts as charged (the period's first prorated
+   * change credited it, every change since credited the basis before it, so the time left is funded
+   * by it and the change invoices: `voidedShare`); null: none (VOID or without a plan line when the
+   * period's first prorated change ran, or its share of the time taken out since it was voided);
+   * undefined: a basis stored before bases named it (not known).
+   */
+  periodInvoice?: string | null;
+  /**
    * Where the latest prorated change charged `plan` up to, when that is before the period's end (a
    * cancellation at a date within the period was scheduled: `servedUntil`); absent: to the period's
    * end. What the time after it was charged is then not in the basis (cancellation.ts refuses a
@@ -1051,6 +1071,8 @@ interface StoredBasis {
   } | null;
   changes_total: string;
   invoices: string[];
+  /** `ChargedBasis.periodInvoice`; absent in bases stored before it was recorded. */
+  period_invoice?: string | null;
   /** `ChargedBasis.until` (ISO 8601); absent: the period's end. */
   until?: string;
 }
@@ -1076,6 +1098,7 @@ function storedBasis(basis: ChargedBasis): string {
     },
     changes_total: basis.changesTotal.toString(),
     invoices: basis.invoices,
+    ...(basis.periodInvoice === undefined ? {} : { period_invoice: basis.periodInvoice }),
     ...(basis.until ? { until: basis.until.toISOString() } : {}),
   };
   return JSON.stringify(stored);
@@ -1121,16 +1144,22 @@ export async function chargedBasis(
       },
       changesTotal: BigInt(stored.changes_total),
       invoices: stored.invoices,
+      ...(stored.period_invoice === undefined ? {} : { periodInvoice: stored.period_invoice }),
       ...(stored.until ? { until: new Date(stored.until) } : {}),
     };
   }
   await refuseUnrecordedChange(trx, subscription, field);
-  return {
-    periodIndex,
-    plan: await invoicedItem(trx, subscription.id, periodIndex),
-    changesTotal: 0n,
-    invoices: [],
-  };
+  const plan = await invoicedItem(trx, subscription.id, periodIndex);
+  const counted = plan
+    ? await trx
+        .selectFrom('invoices')
+        .select('id')
+        .where('subscription_id', '=', subscription.id)
+        .where('period_index', '=', periodIndex)
+        .where('status', '!=', 'VOID')
+        .executeTakeFirst()
+    : undefined;
+  return { periodIndex, plan, changesTotal: 0n, invoices: [], periodInvoice: counted?.id ?? null };
 }
 
 /**
@@ -1507,8 +1536,8 @@ async function periodInvoices(
 }
 
 /**
- * The plan line of the invoice of period `periodIndex` (not VOID) and its coupon lines as a charged
- * item: the price is the line as `asNewLine` prices it again (its net amount with the taxes it
+ * The plan line of the invoice of period `periodIndex` (not VOID; with `voided`, VOID only: what a
+ * voided one had charged, `voidedShare`) and its coupon lines as a charged item: the price is the line as `asNewLine` prices it again (its net amount with the taxes it
  * included: all of them for a tax-inclusive price, else those of its inclusive named rates), each
  * discount what its coupon line took off (the same way), the tax rule the line's own (its named rates
  * as stored, else its bare percent), and the invoice's `rounding` (PRODUCT §11), at most what the
@@ -1518,6 +1547,7 @@ async function invoicedItem(
   trx: Kysely<Database>,
   subscriptionId: string,
   periodIndex: number,
+  voided = false,
 ): Promise<ChargedItem | null> {
   const lines = await trx
     .selectFrom('invoice_lines')
@@ -1527,7 +1557,7 @@ async function invoicedItem(
     .select(['coupons.code', 'invoices.rounding as invoice_rounding'])
     .where('invoices.subscription_id', '=', subscriptionId)
     .where('invoices.period_index', '=', periodIndex)
-    .where('invoices.status', '!=', 'VOID')
+    .where('invoices.status', voided ? '=' : '!=', 'VOID')
     // The plan's line and its coupon lines: not an add-on's, not usage, not the setup fee (no plan).
     .where('invoice_lines.plan_id', 'is not', null)
     .where('invoice_lines.add_on_id', 'is', null)

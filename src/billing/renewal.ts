@@ -492,7 +492,11 @@ export interface Renewal {
  * @param pendingAddOns false to leave that pending charge as it is (still pending, made by a later
  * renewal for the period holding its moment, however far the periods have gone): the renewal
  * sweep's second try of a subscription whose pending charge failed (`renewDueSubscriptions`), so
- * that a charge that keeps failing never stops its periods from being invoiced
+ * that a charge that keeps failing never stops its periods from being invoiced — but at a change
+ * scheduled for a plan whose tax rule (rate, inclusive) differs, after the charge's moment: the
+ * charge is made with the subscription's plan, so the periods stop there until it is made (SGD:
+ * seats raised while suspended on an untaxed plan, a change to a 25% plan scheduled for Mar 1: the
+ * 1286 for Feb 17 – Mar 1 made untaxed first, then March on the new plan; before, 1286 + 322)
  */
 export async function renewLocked(
   work: UnitOfWork,
@@ -532,6 +536,13 @@ export async function renewLocked(
       return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
     }
     if (current.scheduled_plan_id !== null) {
+      // A charge left pending by this renewal (`pendingAddOns` false) from before this boundary is
+      // for the plan in force then, its lines taxed by that plan's rule (`reactivationAddOnCharge`
+      // takes the subscription's plan): a scheduled plan taxing otherwise waits for it to be made.
+      if (!pendingAddOns && current.add_on_charge_at && current.add_on_charge_at < due) {
+        const next = await getPlan(work.trx, current.scheduled_plan_id);
+        if (next.tax_rate_ppm !== plan.tax_rate_ppm || next.tax_inclusive !== plan.tax_inclusive) break;
+      }
       const applied = await applyScheduledChange(work, current, plan, due, now, customer);
       current = applied.subscription;
       plan = applied.plan;

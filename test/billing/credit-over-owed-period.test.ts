@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordOfflinePayment, voidInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
@@ -52,7 +53,7 @@ describe('a net credit over an OPEN period invoice in a period with change invoi
     );
     expect(up.invoice).toMatchObject({ total: 1500n, status: 'OPEN' });
     await recordOfflinePayment(db, 'system', up.invoice!.id, { method: 'BANK', amount: 1500n });
-    return { id: subscription.id, a, period: period.id, change: up.invoice!.id };
+    return { id: subscription.id, a, b, period: period.id, change: up.invoice!.id };
   }
   const downgrade = (id: string, planId: string) =>
     changeSubscription(db, 'system', id, { planId }, d('2027-02-15T00:00:00Z'), false).then(
@@ -113,24 +114,54 @@ describe('a net credit over an OPEN period invoice in a period with change invoi
     });
   });
 
-  it('SEK: voided after the upgrade, a downgrade to a plan of 500 is refused (it credited 1750 on 1500 paid); voided before any change, the change credits what the change invoice charged', async () => {
-    const { id, period } = await upgradedThenOwed('SEK');
+  it('SEK: voided after the upgrade, a downgrade to a plan of 500 credits the unused share of the 1500 paid (1000) less the 500 plan for the rest (250): 750 (it credited 1750 on 1500 paid, then was refused); voided before any change, the change credits what the change invoice charged', async () => {
+    const { id, period, b: dear } = await upgradedThenOwed('SEK');
     const cheap = await insertPlan(db, {
       name: 'C',
       currency: 'SEK',
       price: { model: 'FLAT_FEE', amount: 500 },
     });
     await voidInvoice(db, 'system', period);
-    // Before: 2000 of 4000-plan time unused − 250 of the 500 plan = 1750 customer credit, though only
-    // the 1500 of the change invoice was ever paid (revenue +250).
-    expect(await downgrade(id, cheap)).toEqual(
-      expect.stringContaining(`${period} was voided after a prorated change`),
+    // 2000 of 4000-plan time unused on Feb 15, of which the voided invoice's 2000 plan for the 14
+    // days left (1000) was paid by nothing: not credited. The rest, 1000, is the unused share of the
+    // 1500 the change invoice paid (14 of its 21 days); the 500 plan for the rest charged 250: 750 of
+    // customer credit. Before: 2000 − 250 = 1750 of customer credit on 1500 paid (revenue +250), then
+    // (the last stop) refused 422 though what was paid is known.
+    const down = await changeSubscription(
+      db,
+      'system',
+      id,
+      { planId: cheap },
+      d('2027-02-15T00:00:00Z'),
+      false,
     );
+    expect(down).toMatchObject({ credited: 750n, creditedToInvoice: null, invoice: null });
+    expect(down.proration.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['CREDIT', 2000n],
+      ['CHARGE', 1000n],
+      ['CHARGE', 250n],
+    ]);
     expect(await ledgerIn(app, 'SEK')).toEqual({
+      'customer_credit:customer': -750,
       offline_receipts: 1500,
       'receivable:customer': 0,
-      revenue: -1500,
+      revenue: -750,
     });
+    // The voided invoice's share is out of the period's basis now: back up to 4000 on Feb 22 (7 days
+    // left) credits all of the 500 plan's unused time, 125, and charges 1000: 875.
+    const upAgain = await changeSubscription(
+      db,
+      'system',
+      id,
+      { planId: dear },
+      d('2027-02-22T00:00:00Z'),
+      false,
+    );
+    expect(upAgain.proration.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['CREDIT', 125n],
+      ['CHARGE', 1000n],
+    ]);
+    expect(upAgain.invoice).toMatchObject({ total: 875n });
 
     // NOK: the period invoice voided before the period's first change: the upgrade on Feb 8 credits
     // nothing of it and charges 4000 × 21/28 = 3000 (paid); down to 500 on Feb 15: 2000 unused − 250
@@ -161,6 +192,77 @@ describe('a net credit over an OPEN period invoice in a period with change invoi
       offline_receipts: 3000,
       'receivable:customer': 0,
       revenue: -1250,
+    });
+  });
+  it('ISK: what was paid of the unused time of a voided period cannot be told when a change credit was taken off the voided invoice, or the basis was stored before it named its invoice: refused 422, nothing changed', async () => {
+    const plan = (amount: number, name: string) =>
+      insertPlan(db, { name, currency: 'ISK', price: { model: 'FLAT_FEE', amount } });
+    const [a, b, c] = [await plan(2000, 'A'), await plan(4000, 'B'), await plan(500, 'C')];
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const period = invoices[0]!.id;
+    // Down to 500 on Feb 8: 1500 − 375 = 1125 taken off the OPEN 2000 (875 left), then voided: the
+    // 500 plan's time left was funded by nothing paid, which the rows do not say exactly.
+    const down = await changeSubscription(
+      db,
+      'system',
+      subscription.id,
+      { planId: c },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    expect(down.creditedToInvoice).toEqual({ invoice: period, amount: 1125n });
+    await voidInvoice(db, 'system', period);
+    const up = (at: string) =>
+      changeSubscription(db, 'system', subscription.id, { planId: b }, d(at), false).then(
+        () => 'changed',
+        (error: unknown) => (error instanceof ValidationError ? error.fields?.proration : error),
+      );
+    expect(await up('2027-02-15T00:00:00Z')).toEqual(
+      expect.stringContaining(`a change's credit of 1125 was taken off it while it was owed`),
+    );
+    // A basis stored before bases named their period invoice: not known either.
+    const other = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: a },
+      d('2027-02-01T00:00:00Z'),
+    );
+    const raised = await changeSubscription(
+      db,
+      'system',
+      other.subscription.id,
+      { planId: b },
+      d('2027-02-08T00:00:00Z'),
+      false,
+    );
+    await recordOfflinePayment(db, 'system', raised.invoice!.id, { method: 'BANK', amount: 1500n });
+    await voidInvoice(db, 'system', other.invoices[0]!.id);
+    await sql`UPDATE subscriptions SET charged_basis = (charged_basis::jsonb - 'period_invoice')::json
+      WHERE id = ${other.subscription.id}`.execute(db);
+    const refused = await changeSubscription(
+      db,
+      'system',
+      other.subscription.id,
+      { planId: c },
+      d('2027-02-15T00:00:00Z'),
+      false,
+    ).then(
+      () => 'changed',
+      (error: unknown) => (error instanceof ValidationError ? error.fields?.proration : error),
+    );
+    expect(refused).toEqual(
+      expect.stringContaining('stored before billhook recorded whether they credited it'),
+    );
+    // Nothing changed: no customer credit, no further invoice.
+    expect(await ledgerIn(app, 'ISK')).toEqual({
+      offline_receipts: 1500,
+      'receivable:customer': 0,
+      revenue: -1500,
     });
   });
 });

@@ -1,6 +1,7 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockInvoice } from '../../src/billing/invoices.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
@@ -115,5 +116,84 @@ describe("dunning's final CANCEL while the renewal sweep is behind", () => {
     ]);
     // 1000 + 1200 + 100 = 2300 owed, no tax.
     expect(await ledgerIn(app, 'JPY')).toEqual({ 'receivable:customer': 2300, revenue: -2300 });
+  });
+  it('NOK: a cancellation at period end or a fixed term ending in the gap ends it there (as a sweep on time would), invoicing nothing after it; the final CANCEL then cancels nothing more', async () => {
+    // 1000 a month and 2 per API call, no tax; both from Mar 1 (March 1000, left unpaid), the sweep
+    // never run since. One cancelled at period end on Mar 10, one with a term of 1 period.
+    const plan = await insertPlan(db, {
+      currency: 'NOK',
+      price: { model: 'FLAT_FEE', amount: 1000 },
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+    });
+    const apr1 = d('2027-04-01T00:00:00Z');
+    const apr5 = d('2027-04-05T00:00:00Z');
+    const scenario = async (repeat: number | null) => {
+      const { subscription, invoices } = await createSubscription(
+        db,
+        'system',
+        { customerId: await insertCustomer(db), planId: plan, repeat },
+        d('2027-03-01T00:00:00Z'),
+      );
+      const id = subscription.id;
+      if (repeat === null) await cancelSubscription(db, 'system', id, true, d('2027-03-10T00:00:00Z'));
+      // 100 calls in March: 200, billed on the final invoice up to Apr 1.
+      await recordUsageEvent(
+        db,
+        'system',
+        {
+          eventId: `${id}-march`,
+          subscriptionId: id,
+          code: 'api_calls',
+          value: 100n,
+          timestamp: d('2027-03-20T00:00:00Z'),
+        },
+        d('2027-03-20T00:00:00Z'),
+      );
+      const step = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        recordCollectionFailure(
+          work,
+          await lockInvoice(work, invoices[0]!.id),
+          { retryDays: [], finalAction: 'CANCEL' },
+          apr5,
+          { code: 'card_declined' },
+        ),
+      );
+      expect(step.subscriptionStatus).toBe('CANCELLED');
+      const rows = await db
+        .selectFrom('invoices')
+        .select(['period_index', 'billing_reason', 'total', 'period_start', 'period_end'])
+        .where('subscription_id', '=', id)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+      // March's invoice, then the final one of March's usage up to the end (Apr 1): no April.
+      expect(rows).toEqual([
+        expect.objectContaining({ period_index: 0, total: 1000n }),
+        {
+          period_index: null,
+          billing_reason: 'subscription_cycle',
+          total: 200n,
+          period_start: d('2027-03-01T00:00:00Z'),
+          period_end: apr1,
+        },
+      ]);
+      const sub = await db
+        .selectFrom('subscriptions')
+        .select(['status', 'cancelled_at', 'usage_billed_until'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      expect(sub).toEqual({ status: 'CANCELLED', cancelled_at: apr1, usage_billed_until: apr1 });
+      const cancelled = await db
+        .selectFrom('activities')
+        .select(sql<string>`data->>'reason'`.as('reason'))
+        .where('resource_id', '=', id)
+        .where('action', '=', 'subscription.cancelled')
+        .execute();
+      expect(cancelled).toEqual([{ reason: repeat === null ? 'cancel_at_period_end' : 'term_completed' }]);
+    };
+    await scenario(null);
+    await scenario(1);
+    // Twice 1000 + 200 owed, no tax.
+    expect(await ledgerIn(app, 'NOK')).toEqual({ 'receivable:customer': 2400, revenue: -2400 });
   });
 });

@@ -315,7 +315,7 @@ describe('a downgrade over an unpaid period invoice', () => {
     });
   });
 
-  it('a net credit over the OPEN period invoice after a change invoice is refused 422, and so is it once the period invoice is voided (HUF)', async () => {
+  it('a net credit over the OPEN period invoice after a change invoice is refused 422; once the period invoice is voided, the change credits the unused share of what the change invoice paid only (HUF)', async () => {
     const plan = (amount: number) =>
       insertPlan(db, { currency: 'HUF', price: { model: 'FLAT_FEE', amount }, taxRatePpm: 0 });
     const [a, b] = [await plan(2000), await plan(4000)];
@@ -359,14 +359,22 @@ describe('a downgrade over an unpaid period invoice', () => {
       .where('id', '=', subscription.id)
       .executeTakeFirstOrThrow();
     expect(sub.plan_id).toBe(b);
-    // Voided instead (not a way out the refusal names): the period's basis still counts what the
-    // voided invoice charged, so a credit of the unused time is refused (422) and nothing changes.
-    // Before, it credited 1000 here, and to a cheaper plan more than was paid.
+    // Voided instead: of the 2000 of unused 4000-plan time, the voided invoice's share (its 2000 plan
+    // for the 14 days left, 1000) was paid by nothing, so it is not credited; the change invoice's
+    // share (1000: the unused 14 of the 21 days its 1500 paid) is, and the 2000 plan for the rest is
+    // charged as any change charges it (1000): nothing owed either way. Before (the last stop): 422,
+    // though what was paid for the unused time is known; before that, 1000 of customer credit here
+    // (the 2000 plan's rest credited from an invoice nobody paid) and 1750 for a plan of 500.
     await voidInvoice(db, 'system', periodInvoice);
-    await expect(down()).rejects.toMatchObject({
-      status: 422,
-      fields: { proration: expect.stringContaining(`${periodInvoice} was voided after a prorated change`) },
-    });
+    const changed = await down();
+    expect(changed).toMatchObject({ credited: 0n, creditedToInvoice: null, invoice: null });
+    expect(changed.proration).toMatchObject({ subtotal: 0n, tax: 0n, total: 0n });
+    expect(changed.proration.lines.map((l) => [l.type, l.amount])).toEqual([
+      ['CREDIT', 2000n],
+      ['CHARGE', 1000n],
+      ['CHARGE', 1000n],
+    ]);
+    expect(changed.subscription.plan_id).toBe(a);
     const books = await ledgerIn(app, 'HUF');
     expect({ credit: books['customer_credit:customer'] ?? 0, revenue: books.revenue ?? 0 }).toEqual({
       credit: 0,

@@ -66,6 +66,16 @@ describe('catch-up invoices in the /change and /cancel answers', () => {
     });
     // 3 × 5.250 owed, no tax.
     expect(await ledgerIn(app, 'KWD')).toEqual({ 'receivable:customer': 15750, revenue: -15750 });
+    // At period end: the catch-up is listed too, and the end is that of the period holding now.
+    const atEnd = await lagging(plan);
+    const ending = await app.api('POST', `/v1/subscriptions/${atEnd}/cancel`, { when: 'period_end' });
+    expect(ending.status).toBe(200);
+    const ended = await periodInvoices(atEnd);
+    expect(ending.body.catch_up_invoices).toEqual([ended[1]![1], ended[2]![1]]);
+    const now = new Date();
+    expect(ending.body.cancel_at).toBe(
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString(),
+    );
     // Once caught up (here by a change), a cancellation catches up nothing: empty.
     const onTime = await lagging(plan);
     await app.api('POST', `/v1/subscriptions/${onTime}/change`, { quantity: 2, proration: 'none' });
