@@ -368,8 +368,35 @@ export async function resolveOccurrenceExceptions(
   return resolvedBy(work, rows, note);
 }
 
+/**
+ * Resolves, with `note`, the open `settlement_unread` exceptions of the gateway account (`gateway`,
+ * `gatewayAccount`: null for its default account) whose left-out item (`details.id`, a gateway payout
+ * id) is among `payoutIds`: a later settlement sync read it and booked it as a payout
+ * (settlement/sync.ts). Each gets a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveUnreadSettlements(
+  work: UnitOfWork,
+  account: { gateway: GatewayName; gatewayAccount: string | null },
+  payoutIds: readonly string[],
+  note: string,
+): Promise<number> {
+  if (payoutIds.length === 0) return 0;
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('kind', '=', 'settlement_unread')
+    .where('status', '=', 'open')
+    .where('gateway', '=', account.gateway)
+    .where(sql<boolean>`gateway_account IS NOT DISTINCT FROM ${account.gatewayAccount}`)
+    .where(sql<string>`details->>'id'`, 'in', payoutIds)
+    .returning(['id', 'kind'])
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
 /** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
-export async function resolvedBy(
+async function resolvedBy(
   work: UnitOfWork,
   rows: readonly { id: string; kind: string }[],
   note: string,

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { listGatewayAccounts } from '../accounts/accounts.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import { raiseException, resolvedBy } from '../exceptions/exceptions.ts';
+import { raiseException, resolveUnreadSettlements } from '../exceptions/exceptions.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { SettlementRange, SettlementReport, SettlementSource } from '../gateways/settlement.ts';
 import { balancesOfCodes } from '../ledger/balances.ts';
@@ -179,17 +179,12 @@ async function noteUnread(
         details: { id: item.id, settled_at: item.settledAt.toISOString() },
       });
     }
-    if (paid.length === 0) return;
-    const rows = await work.trx
-      .updateTable('reconciliation_exceptions')
-      .set({ status: 'resolved', resolved_at: new Date() })
-      .where('kind', '=', 'settlement_unread')
-      .where('status', '=', 'open')
-      .where(ofAccount(account))
-      .where(sql<string>`details->>'id'`, 'in', paid)
-      .returning(['id', 'kind'])
-      .execute();
-    await resolvedBy(work, rows, 'read and booked as a payout by a later settlement sync');
+    await resolveUnreadSettlements(
+      work,
+      account,
+      paid,
+      'read and booked as a payout by a later settlement sync',
+    );
   });
 }
 
