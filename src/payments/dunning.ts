@@ -4,7 +4,13 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { chargePendingAddOns, invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
+import {
+  chargePendingAddOns,
+  finalUsageUntil,
+  invoiceUsageUntil,
+  RENEWABLE,
+  renewedUpTo,
+} from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -114,7 +120,8 @@ export async function recordCollectionFailure(
       const { voided, skipped } = await voidInvoicedAhead(work, charged, {}, now, 'skip');
       // Changes charged at the period's end (prorate_at_renewal): no renewal comes, billed now.
       const billedNow = await billPendingProrations(work, charged.id, now, now);
-      const final = await invoiceUsageUntil(work, charged, plan, now, now, 'subscription_update');
+      const usageUntil = await finalUsageUntil(work.trx, charged, now);
+      const final = await invoiceUsageUntil(work, charged, plan, usageUntil, now, 'subscription_update');
       status = (
         await transitionSubscription(work, charged, 'CANCELLED', now, {
           ...data,
