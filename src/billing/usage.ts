@@ -9,7 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { getCustomer } from './customers.ts';
-import { nextInvoicesTotals } from './effective-amount.ts';
+import { type InvoiceTotals, nextInvoicesTotals } from './effective-amount.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, getPlan, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
@@ -314,10 +314,16 @@ async function refuseUnbillableSum(
   const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
   if (over) {
     throw new ValidationError('usage beyond what one invoice bills', {
-      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the fees of the same invoice: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
+      value: `with it, the invoice billing it would total ${over.total} minor units (${usageOf(over)}; its fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
     });
   }
 }
+
+/** An invoice's usage as a 422 names it: its amount and the period(s) its metered lines cover. */
+const usageOf = (invoice: InvoiceTotals): string =>
+  invoice.usageFrom && invoice.usageUntil
+    ? `its usage, of the ${invoice.usagePeriods === 1 ? 'period' : 'periods'} from ${invoice.usageFrom.toISOString()} to ${invoice.usageUntil.toISOString()}: ${invoice.usage}`
+    : `its usage: ${invoice.usage}`;
 
 /**
  * The event stored under `input.eventId`, if any.

@@ -307,7 +307,7 @@ describe('usage limits per customer and period', () => {
     // Before: stored (bounded with April's fees, 0), and May's renewal could never invoice it.
     expect(error).toBeInstanceOf(ValidationError);
     expect(error.fields.value).toMatch(
-      /would total 1000000001000000 minor units .*the fees of the same invoice: 2000000/,
+      /would total 1000000001000000 minor units .*its fees: 2000000/,
     );
     expect(
       await app.runtime.db
@@ -332,6 +332,23 @@ describe('usage limits per customer and period', () => {
       [1, 'JPY', 0n],
       [2, 'JPY', 999_998_001_000_000n],
     ]);
+  });
+
+  it("while the sweep is behind, the 422 names the later invoice's own usage and the period it covers, not all usage up to its end (JPY)", async () => {
+    // JPY 1,000 a month + 1,000,000 a call. 400,000,000 calls in March (4 × 10^14, on April's invoice);
+    // the sweep has not run on Apr 1: 1,000,000,000 calls on Apr 2 (10^15) go on May's invoice with
+    // May's fee: 10^15 + 1,000, beyond 10^15. The usage not billed yet up to May 1 is 1.4 × 10^15;
+    // May's invoice bills April's 10^15 of it.
+    const plan = await planOf('JPY', 1000, 1_000_000);
+    const { id } = await subscribe(plan);
+    await record(id, 'msg-lag-mar', 400_000_000, '2027-03-20T00:00:00Z');
+    const error = await record(id, 'msg-lag-apr', 1_000_000_000, '2027-04-02T00:00:00Z').catch((e) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    // Before: "the usage not billed yet up to 2027-05-01T00:00:00.000Z: 1000000000000000", which is
+    // 1.4 × 10^15.
+    expect(error.fields.value).toBe(
+      'with it, the invoice billing it would total 1000000000001000 minor units (its usage, of the period from 2027-04-01T00:00:00.000Z to 2027-05-01T00:00:00.000Z: 1000000000000000; its fees: 1000; tax included), more than 10^15 (the largest amount of an invoice)',
+    );
   });
 
   it('while the sweep is behind, the invoice ending a fixed term bills no next fees and is bounded without them (JPY)', async () => {
