@@ -3,7 +3,12 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
-import { cancelSubscription, createSubscription } from '../../src/billing/subscriptions.ts';
+import {
+  cancelSubscription,
+  createSubscription,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -16,8 +21,9 @@ import { insertPlan } from '../support/plans.ts';
  * The kept period aggregates (`usage_period_totals`, migration 0057) over random histories of one
  * subscription: events of three metrics (SUM, MAX, COUNT) recorded late or on time, some stored before
  * the rows existed (as before 0057), some racing each other, refused ones (before what is billed),
- * renewals (on time or behind), plan changes mid-period, with or without a trial billing its usage,
- * ended by a cancellation's final invoice. Afterwards every kept row equals the GROUP BY of the
+ * events stamped up to 5 minutes ahead of the clock, renewals (on time or behind), plan changes
+ * mid-period, suspensions and reactivations, with or without a trial billing its usage, ended by a
+ * cancellation now's final invoice. Afterwards every kept row equals the GROUP BY of the
  * events in its interval, and the invoices billed each accepted event exactly once: the SUM lines add
  * up to the values, the COUNT lines to the number of events, the MAX lines to each usage period's
  * maximum (a plan change bills the rise above the maximum before it).
@@ -27,9 +33,13 @@ const HOUR_MS = 3_600_000;
 const CODES = ['calls', 'peak', 'rows'] as const;
 
 const step = fc.record({
-  kind: fc.constantFrom('event', 'event', 'event', 'event', 'burst', 'renew', 'change'),
+  kind: fc.constantFrom('event', 'event', 'event', 'event', 'burst', 'renew', 'change', 'suspend'),
   advanceHours: fc.integer({ min: 1, max: 12 * 24 }),
-  lagHours: fc.integer({ min: 0, max: 20 * 24 }),
+  // How long before the clock the event is stamped: up to 20 days late, or up to 299 s ahead.
+  lagSeconds: fc.oneof(
+    { arbitrary: fc.integer({ min: 0, max: 20 * 86_400 }), weight: 3 },
+    { arbitrary: fc.integer({ min: -299, max: 0 }), weight: 1 },
+  ),
   code: fc.integer({ min: 0, max: 2 }),
   value: fc.integer({ min: 0, max: 60 }),
   burst: fc.array(
@@ -43,11 +53,13 @@ const scenario = fc.record({
     fc.record({
       code: fc.integer({ min: 0, max: 2 }),
       value: fc.integer({ min: 0, max: 60 }),
-      hours: fc.integer({ min: 0, max: 20 * 24 }),
+      hours: fc.integer({ min: 0, max: 5 * 24 }),
     }),
     { maxLength: 4 },
   ),
   steps: fc.array(step, { minLength: 3, maxLength: 14 }),
+  // Cancelled at the last step's clock (events stamped ahead of it billed too), or an hour later.
+  endAtClock: fc.boolean(),
 });
 
 describe('usage period totals (property)', () => {
@@ -141,16 +153,22 @@ describe('usage period totals (property)', () => {
           }
         };
         let now = start;
+        let suspended = false;
         for (const st of s.steps) {
           now = new Date(now.getTime() + st.advanceHours * HOUR_MS);
-          const at = new Date(now.getTime() - st.lagHours * HOUR_MS);
+          const at = new Date(now.getTime() - st.lagSeconds * 1000);
           if (st.kind === 'event') await record(st.code, st.value, at, now);
           else if (st.kind === 'burst') {
             await Promise.all(
               st.burst.map((b, i) => record(b.code, b.value, new Date(at.getTime() + i), now)),
             );
           } else if (st.kind === 'renew') await renewDueSubscriptions(app.runtime.db, 'system', now);
-          else {
+          else if (st.kind === 'suspend') {
+            // Suspended by hand, or reactivated: the usage of the periods missed is billed on resuming.
+            suspended = !suspended;
+            if (suspended) await suspendSubscription(app.runtime.db, 'system', id, now);
+            else await reactivateSubscription(app.runtime.db, 'system', id, now);
+          } else if (!suspended) {
             planIndex = 1 - planIndex;
             await changeSubscription(
               app.runtime.db,
@@ -163,7 +181,9 @@ describe('usage period totals (property)', () => {
           }
         }
         // Ended after every event and every stored-before one: the final invoice bills the rest.
-        const end = new Date(Math.max(now.getTime(), start.getTime() + 21 * DAY_MS) + HOUR_MS);
+        const end = new Date(
+          Math.max(now.getTime(), start.getTime() + 6 * DAY_MS) + (s.endAtClock ? 0 : HOUR_MS),
+        );
         await cancelSubscription(app.runtime.db, 'system', id, false, end);
 
         // 1. Each kept row is the GROUP BY of the events in its interval.
