@@ -278,8 +278,9 @@ async function keepPeriodTotals(
  * renewal's own fees (JPY 6 × 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together
  * and refused). A free trial's
  * usage (never billed) is not checked.
- * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
- * invoice's total, its usage and its fees
+ * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed (its
+ * price too, when that is what crosses), or the invoice's total, its own usage with the period(s) it
+ * covers, and its fees
  */
 async function refuseUnbillableSum(
   trx: Kysely<Database>,
@@ -292,15 +293,16 @@ async function refuseUnbillableSum(
   if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
   const period = usagePeriodAt(subscription, plan, at);
   const quantity = quantityOf(metered.aggregation, periodTotal);
+  const price = quantity > MAX_LINE_QUANTITY ? undefined : priceFor(metered.price, quantity);
   const why =
-    quantity > MAX_LINE_QUANTITY
+    price === undefined
       ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
-      : priceFor(metered.price, quantity) > MAX_MINOR_UNITS
-        ? `an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
+      : price > MAX_MINOR_UNITS
+        ? `priced ${price} minor units, beyond an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
         : undefined;
   if (why) {
     throw new ValidationError('usage beyond what one invoice line bills', {
-      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, beyond ${why}`,
+      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, ${price === undefined ? 'beyond ' : ''}${why}`,
     });
   }
   // The invoice that bills it: every metric's usage not billed yet up to the end of its period (the

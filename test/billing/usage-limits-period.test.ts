@@ -306,9 +306,7 @@ describe('usage limits per customer and period', () => {
     const error = await record(id, 'coupon-lag-apr', 999_999_999, '2027-04-02T00:00:00Z').catch((e) => e);
     // Before: stored (bounded with April's fees, 0), and May's renewal could never invoice it.
     expect(error).toBeInstanceOf(ValidationError);
-    expect(error.fields.value).toMatch(
-      /would total 1000000001000000 minor units .*its fees: 2000000/,
-    );
+    expect(error.fields.value).toMatch(/would total 1000000001000000 minor units .*its fees: 2000000/);
     expect(
       await app.runtime.db
         .selectFrom('usage_events')
