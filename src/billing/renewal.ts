@@ -310,11 +310,12 @@ export async function billUsageUntil(
 }
 
 /**
- * Where the final invoice of a subscription ended at `now` (a cancellation now, dunning's) bills its
- * usage up to: `now`, or just after the latest of its usage events stored at or after `now` (stamped
- * ahead of the clock, within the 5 minutes usage.ts `recordUsageEvent` allows, or at `now` itself):
- * they were accepted, so they are billed on it, never left after the end it bills up to (EUR: 40
- * calls stamped 12:00 and 25 stamped 12:03, cancelled at 12:00: 65 calls billed, not none). Reads only.
+ * Where the final invoice of a subscription ended at `now` (a cancellation now, dunning's, a scheduled
+ * one reached) bills its usage up to: `now`, or just after the latest of its usage events stored at or
+ * after `now` (stamped ahead of the clock, within the 5 minutes usage.ts `recordUsageEvent` allows,
+ * or at `now` itself; for a scheduled end, stored before it was scheduled): they were accepted, so
+ * they are billed on it, never left after the end it bills up to (EUR: 40 calls stamped 12:00 and 25
+ * stamped 12:03, cancelled at 12:00: 65 calls billed, not none). Reads only.
  */
 export async function finalUsageUntil(
   trx: Kysely<Database>,
@@ -655,7 +656,17 @@ async function cancelScheduled(
   customer: OpenCustomer,
   termCompleted = false,
 ): Promise<Renewal> {
-  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle', customer);
+  // Up to `at`, and any usage stamped after it that was accepted before the cancellation was scheduled.
+  const usageUntil = await finalUsageUntil(work.trx, subscription, at);
+  const final = await invoiceUsageUntil(
+    work,
+    subscription,
+    plan,
+    usageUntil,
+    now,
+    'subscription_cycle',
+    customer,
+  );
   const reason = termCompleted
     ? 'term_completed'
     : subscription.cancel_at_period_end

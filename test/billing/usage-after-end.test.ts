@@ -174,6 +174,31 @@ describe('usage after a scheduled end is refused (422, field timestamp), never a
     expect(await billed(id)).toEqual({ totals: [1000n, 50n], usage: [[25, 50n]] });
   });
 
+  it('cancelled at a date a minute ahead, after usage stamped beyond it was accepted: the final invoice bills it, not dropped', async () => {
+    // EUR 10.00 a month + 0.02 a call. At 12:00 on Mar 10, 25 calls stamped 12:04 (ahead: accepted),
+    // then a cancellation at 12:01 (later than now: allowed). The sweep at 12:10 ends it: its final
+    // invoice bills the 25 calls, 0.50. Before: billed up to 12:01, the 25 calls never billed.
+    const id = await subscribed(await meteredPlan('EUR'));
+    expect(await usage(id, 25n, '2027-03-10T12:04:00Z', '2027-03-10T12:00:00Z')).toBe('accepted');
+    await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'date', cancelAt: d('2027-03-10T12:01:00Z'), refundType: 'none' },
+      d('2027-03-10T12:00:00Z'),
+    );
+    await renewDueSubscriptions(db(), 'system', d('2027-03-10T12:10:00Z'));
+    expect(await billed(id)).toEqual({ totals: [1000n, 50n], usage: [[25, 50n]] });
+    const sub = await db()
+      .selectFrom('subscriptions')
+      .select(['status', 'cancelled_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(sub).toEqual({ status: 'CANCELLED', cancelled_at: d('2027-03-10T12:01:00Z') });
+  });
+
   it('after the end of a fixed term (repeat): refused from the start of period repeat on, even within the 5 minutes ahead', async () => {
     // One month: the term ends on April 1st, when period 1 would start.
     const id = await subscribed(await meteredPlan('GBP'), 1);
