@@ -37,7 +37,13 @@ import {
   splitCredit,
 } from './proration.ts';
 import { reinstateAfterPayment, reinstateAfterVoid } from './reinstate.ts';
-import { DEFAULT_RENEWAL_POLICY, invoiceUsageUntil, type RenewalPolicy, renewedUpTo } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  finalUsageUntil,
+  invoiceUsageUntil,
+  type RenewalPolicy,
+  renewedUpTo,
+} from './renewal.ts';
 import { subscriptionActivity, transitionSubscription } from './subscription-status.ts';
 import { invoicedAhead } from './terms.ts';
 
@@ -1001,9 +1007,11 @@ export async function cancelLocked(
     const billedNow = await billPendingProrations(work, subscription.id, now, now);
     const creditNotes = [...(await giveCreditBack(work, refunds)), ...settled.creditNotes];
     const voided = [...ahead.voided, ...settled.voided];
-    // The final invoice: the usage not billed yet, up to this moment, at the current plan's prices.
+    // The final invoice: the usage not billed yet, up to this moment (and any stamped ahead of the
+    // clock), at the current plan's prices.
     const plan = await getPlan(work.trx, subscription.plan_id);
-    const final = await invoiceUsageUntil(work, subscription, plan, now, now, 'subscription_update');
+    const usageUntil = await finalUsageUntil(work.trx, subscription, now);
+    const final = await invoiceUsageUntil(work, subscription, plan, usageUntil, now, 'subscription_update');
     const withReason = await work.trx
       .updateTable('subscriptions')
       // Its facts replace any scheduled cancellation's: this one's refund counts from now.

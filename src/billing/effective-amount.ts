@@ -103,6 +103,21 @@ async function renewalLinesAt(
 }
 
 /**
+ * One of the next invoices (`nextInvoicesTotals`), minor units of the plan's currency: `total`
+ * (subtotal + tax), `usage` (its metered lines, taxed) and `recurring` (the rest: its fees). When it
+ * bills usage, the windows its metered lines cover: from `usageFrom` to `usageUntil`, over
+ * `usagePeriods` usage periods (more than one: the periods a suspension left unbilled).
+ */
+export interface InvoiceTotals {
+  recurring: bigint;
+  usage: bigint;
+  total: bigint;
+  usageFrom?: Date;
+  usageUntil?: Date;
+  usagePeriods?: number;
+}
+
+/**
  * What `subscription`'s next invoices bill, as far as can be known now (PRODUCT §11: an invoice is at
  * most 10^15 minor units): the next period's recurring lines for `plan` × `quantity`
  * (`nextRenewalLines`, `change` applied to its redemptions and add-ons), and the usage not billed
@@ -123,8 +138,9 @@ async function renewalLinesAt(
  * (JPY 2,000,000 a month free for March and April: April's usage goes on May's invoice with May's
  * full 2,000,000, not April's 0; a term ending on May 1: April's usage alone, not with 2,000,000); a
  * SUSPENDED subscription's missed periods all go on the invoice resuming it. Reads only.
- * @returns the invoices' lines (each not empty), and each one's total (subtotal + tax; a line beyond
- * 10^15 counted untaxed), minor units of the plan's currency
+ * @returns per invoice (each not empty) its total (subtotal + tax; a line beyond 10^15 counted
+ * untaxed), its usage and fees, and the windows its usage covers (`InvoiceTotals`), minor units of the
+ * plan's currency
  */
 export async function nextInvoicesTotals(
   trx: Kysely<Database>,
@@ -135,7 +151,7 @@ export async function nextInvoicesTotals(
     change?: (state: RecurringState) => RecurringState;
     usageUntil?: Date;
   },
-): Promise<{ recurring: bigint; usage: bigint; total: bigint }[]> {
+): Promise<InvoiceTotals[]> {
   const { next } = await nextRenewalLines(
     trx,
     { ...subscription, scheduled_plan_id: o.plan.id, scheduled_quantity: o.quantity },
@@ -185,14 +201,28 @@ export async function nextInvoicesTotals(
     const fees = await renewalLinesAt(trx, upcoming, o.plan, due, afterNext, false);
     invoices.push([...(fees?.lines ?? []), ...later.filter((line) => line.periodStart!.getTime() === start)]);
   }
-  const out: { recurring: bigint; usage: bigint; total: bigint }[] = [];
+  const out: InvoiceTotals[] = [];
   for (const lines of invoices) {
     if (lines.length === 0) continue;
     const taxed = await withCustomerTaxes(trx, subscription.customer_id, lines);
     const total = totalOf(taxed);
-    const billed = lines.filter((line) => usage.includes(line)).length;
+    const usageLinesOf = lines.filter((line) => usage.includes(line));
+    const billed = usageLinesOf.length;
     const usageTotal = billed > 0 ? totalOf(taxed.slice(-billed)) : 0n;
-    out.push({ recurring: total - usageTotal, usage: usageTotal, total });
+    const starts = usageLinesOf.map((line) => line.periodStart!.getTime());
+    const ends = usageLinesOf.map((line) => line.periodEnd!.getTime());
+    out.push({
+      recurring: total - usageTotal,
+      usage: usageTotal,
+      total,
+      ...(billed > 0
+        ? {
+            usageFrom: new Date(Math.min(...starts)),
+            usageUntil: new Date(Math.max(...ends)),
+            usagePeriods: new Set(starts).size,
+          }
+        : {}),
+    });
   }
   return out;
 }

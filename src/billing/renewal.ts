@@ -1,4 +1,4 @@
-import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type {
   BillingReason,
@@ -307,6 +307,28 @@ export async function billUsageUntil(
     .where('id', '=', subscription.id)
     .execute();
   return lines;
+}
+
+/**
+ * Where the final invoice of a subscription ended at `now` (a cancellation now, dunning's, a scheduled
+ * one reached) bills its usage up to: `now`, or just after the latest of its usage events stored at or
+ * after `now` (stamped ahead of the clock, within the 5 minutes usage.ts `recordUsageEvent` allows,
+ * or at `now` itself; for a scheduled end, stored before it was scheduled): they were accepted, so
+ * they are billed on it, never left after the end it bills up to (EUR: 40 calls stamped 12:00 and 25
+ * stamped 12:03, cancelled at 12:00: 65 calls billed, not none). Reads only.
+ */
+export async function finalUsageUntil(
+  trx: Kysely<Database>,
+  subscription: Pick<SubscriptionRow, 'id'>,
+  now: Date,
+): Promise<Date> {
+  const { last } = await trx
+    .selectFrom('usage_events')
+    .select(sql<Date | null>`max(occurred_at)`.as('last'))
+    .where('subscription_id', '=', subscription.id)
+    .where('occurred_at', '>=', now)
+    .executeTakeFirstOrThrow();
+  return last === null ? now : new Date(new Date(last).getTime() + 1);
 }
 
 /**
@@ -652,7 +674,17 @@ async function cancelScheduled(
   customer: OpenCustomer,
   termCompleted = false,
 ): Promise<Renewal> {
-  const final = await invoiceUsageUntil(work, subscription, plan, at, now, 'subscription_cycle', customer);
+  // Up to `at`, and any usage stamped after it that was accepted before the cancellation was scheduled.
+  const usageUntil = await finalUsageUntil(work.trx, subscription, at);
+  const final = await invoiceUsageUntil(
+    work,
+    subscription,
+    plan,
+    usageUntil,
+    now,
+    'subscription_cycle',
+    customer,
+  );
   const reason = termCompleted
     ? 'term_completed'
     : subscription.cancel_at_period_end

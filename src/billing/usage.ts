@@ -9,7 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { MAX_MINOR_UNITS } from '../money/amount.ts';
 import { getCustomer } from './customers.ts';
-import { nextInvoicesTotals } from './effective-amount.ts';
+import { type InvoiceTotals, nextInvoicesTotals } from './effective-amount.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, getPlan, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
@@ -278,8 +278,9 @@ async function keepPeriodTotals(
  * renewal's own fees (JPY 6 × 10^14 in March and 5 × 10^14 on Apr 2 fit; they were added together
  * and refused). A free trial's
  * usage (never billed) is not checked.
- * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed, or the
- * invoice's total, its usage and its fees
+ * @throws ValidationError (field `value`) naming the period's quantity and the bound crossed (its
+ * price too, when that is what crosses), or the invoice's total, its own usage with the period(s) it
+ * covers, and its fees
  */
 async function refuseUnbillableSum(
   trx: Kysely<Database>,
@@ -292,15 +293,16 @@ async function refuseUnbillableSum(
   if (at < subscription.billing_anchor && !plan.bill_trial_usage) return;
   const period = usagePeriodAt(subscription, plan, at);
   const quantity = quantityOf(metered.aggregation, periodTotal);
+  const price = quantity > MAX_LINE_QUANTITY ? undefined : priceFor(metered.price, quantity);
   const why =
-    quantity > MAX_LINE_QUANTITY
+    price === undefined
       ? `an invoice line's quantity (at most ${MAX_LINE_QUANTITY} units)`
-      : priceFor(metered.price, quantity) > MAX_MINOR_UNITS
-        ? `an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
+      : price > MAX_MINOR_UNITS
+        ? `priced ${price} minor units, beyond an invoice line's amount (at most ${MAX_MINOR_UNITS} minor units)`
         : undefined;
   if (why) {
     throw new ValidationError('usage beyond what one invoice line bills', {
-      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, beyond ${why}`,
+      value: `with it, the ${metered.aggregation.toLowerCase()} of ${metered.code} in the period from ${period.start.toISOString()} would be ${quantity} units, ${price === undefined ? 'beyond ' : ''}${why}`,
     });
   }
   // The invoice that bills it: every metric's usage not billed yet up to the end of its period (the
@@ -314,10 +316,16 @@ async function refuseUnbillableSum(
   const over = invoices.find((invoice) => invoice.total > MAX_MINOR_UNITS);
   if (over) {
     throw new ValidationError('usage beyond what one invoice bills', {
-      value: `with it, the invoice billing it would total ${over.total} minor units (the usage not billed yet up to ${period.end.toISOString()}: ${over.usage}; the fees of the same invoice: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
+      value: `with it, the invoice billing it would total ${over.total} minor units (${usageOf(over)}; its fees: ${over.recurring}; tax included), more than 10^15 (the largest amount of an invoice)`,
     });
   }
 }
+
+/** An invoice's usage as a 422 names it: its amount and the period(s) its metered lines cover. */
+const usageOf = (invoice: InvoiceTotals): string =>
+  invoice.usageFrom && invoice.usageUntil
+    ? `its usage, of the ${invoice.usagePeriods === 1 ? 'period' : 'periods'} from ${invoice.usageFrom.toISOString()} to ${invoice.usageUntil.toISOString()}: ${invoice.usage}`
+    : `its usage: ${invoice.usage}`;
 
 /**
  * The event stored under `input.eventId`, if any.
@@ -971,6 +979,10 @@ export async function customerPeriodUsage(
   return { total: subscriptions.reduce((sum, s) => sum + s.amount, 0n), subscriptions };
 }
 
+/** The latest of `first` and the dates of `others` (nulls left out). */
+const latest = (first: Date, ...others: (Date | null)[]): Date =>
+  others.reduce<Date>((max, at) => (at !== null && at > max ? at : max), first);
+
 /**
  * Acts on the usage limits of a subscription's customer after a new usage event at `at`. A limit is
  * the customer's (PRODUCT §5), per period and currency: it is compared with the customer's usage
@@ -980,7 +992,7 @@ export async function customerPeriodUsage(
  * invoiced yet, and 30.00 in April do not cross a limit of 50.00). Each limit in that currency not
  * yet triggered in the period it is claimed for and reached (≥ amount) is claimed for that period
  * with one conditional UPDATE of `last_triggered_period_start`, so it acts exactly once per period
- * however many events race. WARN is claimed for the period holding `at` (`usagePeriodAt`; never one
+ * however many events race (SUSPEND: once in each subscription's period, see below). WARN is claimed for the period holding `at` (`usagePeriodAt`; never one
  * before the stored current period), without renewing (a warning bills nothing), and logs
  * `usage_limit.warning`. SUSPEND is claimed for the stored period and suspends every subscription of
  * the customer in the limit's currency that meters usage and is IN_TRIAL, ACTIVE or PAST_DUE (the
@@ -990,8 +1002,15 @@ export async function customerPeriodUsage(
  * (`transitionSubscription`, reason `usage_limit`); a renewal that moved the triggering subscription
  * into a later period claims the limit for that period (not again in it); it logs
  * `usage_limit.suspended` once, with `subscriptions` (the ids it suspended). Both activities carry
- * the period's usage cost (`estimate`) and the limit, minor units, on the limit. The claimed period
- * is the triggering subscription's: siblings on another billing anchor share it.
+ * the period's usage cost (`estimate`) and the limit, minor units, on the limit. Siblings may be on
+ * other billing anchors: SUSPEND claims the latest current period start among the customer's metered
+ * subscriptions in its currency (not CANCELLED), moved on to the latest period its renewals reached,
+ * and counts as acted in a subscription's period when the claimed start is not before that period's
+ * start. So it acts once in each one's period: EUR, A on the 1st, B on the 15th, suspended on Mar 5
+ * at 55.00 (claimed Mar 1): B reactivated by hand on Mar 7 and taking usage on Mar 8 is not
+ * suspended again (B's period began Feb 15), as on one anchor; in B's next period (Mar 15) it acts
+ * again. It neither acts nor claims when none of them is left to suspend (all SUSPENDED already):
+ * usage on a suspended subscription logged a second `usage_limit.suspended` naming none.
  * Runs after the event's commit, so each check sees every committed event: the last of concurrent
  * events sees them all.
  * @param now the clock of the transition
@@ -1026,6 +1045,13 @@ export async function checkUsageLimits(
   const eventPeriodStart = usagePeriodAt(subscription, subscription, at).start;
   const warnPeriodStart = new Date(Math.max(eventPeriodStart.getTime(), periodStart.getTime()));
   const claimFor = (limit: UsageLimitRow): Date => (limit.action === 'WARN' ? warnPeriodStart : periodStart);
+  // WARN acted for exactly its period; SUSPEND acted in this subscription's period when it claimed a
+  // period starting at or after it (claimed for a sibling's later period, on another billing anchor).
+  const actedFor = (limit: UsageLimitRow): boolean => {
+    const last = limit.last_triggered_period_start;
+    if (last === null) return false;
+    return limit.action === 'WARN' ? last.getTime() === warnPeriodStart.getTime() : last >= periodStart;
+  };
   const limits = (
     await db
       .selectFrom('usage_limits')
@@ -1035,20 +1061,47 @@ export async function checkUsageLimits(
       .where('deleted_at', 'is', null)
       .orderBy('amount')
       .execute()
-  ).filter((l) => l.last_triggered_period_start?.getTime() !== claimFor(l).getTime());
+  ).filter((l) => !actedFor(l));
   if (limits.length === 0) return [];
   const estimate = (await customerPeriodUsage(db, subscription.customer_id, subscription.currency, at)).total;
   const triggered: UsageLimitRow[] = [];
   for (const limit of limits.filter((l) => estimate >= l.amount)) {
-    const claimedFor = claimFor(limit);
     const claimed = await inUnitOfWork(db, { actor }, async (work) => {
+      let claimedFor = claimFor(limit);
+      // SUSPEND: the customer's subscriptions in the limit's currency metering usage (not CANCELLED).
+      const members =
+        limit.action === 'SUSPEND'
+          ? await work.trx
+              .selectFrom('subscriptions as s')
+              .innerJoin('plans as p', 'p.id', 's.plan_id')
+              .select(['s.id', 's.status', 's.current_period_start'])
+              .where('s.customer_id', '=', limit.customer_id)
+              .where('p.currency', '=', limit.currency)
+              .where('s.status', '!=', 'CANCELLED')
+              .where(sql<boolean>`jsonb_array_length(p.metered) > 0`)
+              .orderBy('s.id')
+              .execute()
+          : [];
+      if (limit.action === 'SUSPEND') {
+        // Nothing left to suspend (all SUSPENDED already): it does not act, nor claim a period.
+        if (!members.some((m) => RENEWABLE.includes(m.status))) return undefined;
+        // Claimed for the latest current period among them, so that it acts once in each one's period.
+        claimedFor = latest(claimedFor, ...members.map((m) => m.current_period_start));
+      }
       const row = await work.trx
         .updateTable('usage_limits')
         .set({ last_triggered_period_start: claimedFor })
         .where('id', '=', limit.id)
         .where('deleted_at', 'is', null)
         .where('action', '=', limit.action)
-        .where('last_triggered_period_start', 'is distinct from', claimedFor)
+        .where((eb) =>
+          limit.action === 'WARN'
+            ? eb('last_triggered_period_start', 'is distinct from', claimedFor)
+            : eb.or([
+                eb('last_triggered_period_start', 'is', null),
+                eb('last_triggered_period_start', '<', periodStart),
+              ]),
+        )
         .returningAll()
         .executeTakeFirst();
       if (!row) return undefined;
@@ -1061,16 +1114,7 @@ export async function checkUsageLimits(
       };
       if (row.action === 'SUSPEND') {
         // The limit is the customer's: every subscription of it in the limit's currency metering usage.
-        const siblings = await work.trx
-          .selectFrom('subscriptions as s')
-          .innerJoin('plans as p', 'p.id', 's.plan_id')
-          .select('s.id')
-          .where('s.customer_id', '=', row.customer_id)
-          .where('p.currency', '=', row.currency)
-          .where('s.status', 'in', RENEWABLE)
-          .where(sql<boolean>`jsonb_array_length(p.metered) > 0`)
-          .orderBy('s.id')
-          .execute();
+        const siblings = members.filter((m) => RENEWABLE.includes(m.status));
         const ids = [...new Set([subscriptionId, ...siblings.map((s) => s.id)])].sort();
         // All locked up front, in id order, before any is renewed (each renewal takes further locks).
         const rows = await work.trx
@@ -1081,21 +1125,13 @@ export async function checkUsageLimits(
           .forUpdate()
           .execute();
         const suspended: string[] = [];
+        let actedIn = claimedFor;
         for (const locked of rows) {
           const id = locked.id;
           // As dunning's suspension and one by hand: the periods started by now are billed first, as
           // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
           const { subscription: renewed } = await renewedUpTo(work, locked, now);
-          const renewedStart = renewed.current_period_start;
-          if (id === subscriptionId && renewedStart && renewedStart.getTime() !== periodStart.getTime()) {
-            // The limit acted for the period holding now, the one the renewal moved it into: not again in it.
-            await work.trx
-              .updateTable('usage_limits')
-              .set({ last_triggered_period_start: renewedStart })
-              .where('id', '=', row.id)
-              .execute();
-            data.period_start = renewedStart;
-          }
+          actedIn = latest(actedIn, renewed.current_period_start);
           if (RENEWABLE.includes(renewed.status)) {
             await transitionSubscription(work, renewed, 'SUSPENDED', now, {
               reason: 'usage_limit',
@@ -1105,6 +1141,15 @@ export async function checkUsageLimits(
           }
         }
         data.subscriptions = suspended;
+        if (actedIn.getTime() !== claimedFor.getTime()) {
+          // The limit acted for the period holding now, the one a renewal moved it into: not again in it.
+          await work.trx
+            .updateTable('usage_limits')
+            .set({ last_triggered_period_start: actedIn })
+            .where('id', '=', row.id)
+            .execute();
+          data.period_start = actedIn;
+        }
       }
       await recordActivity(work, {
         resourceType: 'usage_limit',

@@ -4,7 +4,7 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
+import { finalUsageUntil, invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
@@ -121,7 +121,8 @@ export async function recordCollectionFailure(
       const { voided, skipped } = await voidInvoicedAhead(work, renewed, {}, now, 'skip');
       // Changes charged at the period's end (prorate_at_renewal): no renewal comes, billed now.
       const billedNow = await billPendingProrations(work, renewed.id, now, now);
-      const final = await invoiceUsageUntil(work, renewed, plan, now, now, 'subscription_update');
+      const usageUntil = await finalUsageUntil(work.trx, renewed, now);
+      const final = await invoiceUsageUntil(work, renewed, plan, usageUntil, now, 'subscription_update');
       status = (
         await transitionSubscription(work, renewed, 'CANCELLED', now, {
           ...data,

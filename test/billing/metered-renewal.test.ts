@@ -448,8 +448,9 @@ describe('metered usage on renewal invoices', () => {
     const dear = await planOf(1000, 1_000_000);
     const b = await subscribe(dear);
     expect(await refused(b.id, 'b-1', 999_999_999n, '2027-03-05T00:00:00Z')).toBe('stored');
+    // The refusal names the price of the period's usage with it: 1,000,000,001 × 10^6 (before: not named).
     expect(await refused(b.id, 'b-2', 2n, '2027-03-06T00:00:00Z')).toMatch(
-      /would be 1000000001 units, beyond an invoice line's amount \(at most 1000000000000000 minor units\)/,
+      /would be 1000000001 units, priced 1000000001000000 minor units, beyond an invoice line's amount \(at most 1000000000000000 minor units\)/,
     );
     const sweep = await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-04-01T00:10:00Z'));
     expect(sweep.failures.filter((f) => [a.id, b.id].includes(f.subscription))).toEqual([]);

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn } from '../support/collection.ts';
@@ -111,6 +114,89 @@ describe('usage after a scheduled end is refused (422, field timestamp), never a
     await renewDueSubscriptions(db(), 'system', d('2027-03-10T02:00:00Z'));
     expect(await billed(id)).toEqual({ totals: [1000n, 60n], usage: [[30, 60n]] });
     expect(await ledgerIn(app, 'EUR')).toEqual({ 'receivable:customer': 1060, revenue: -1060 });
+  });
+
+  it('cancelled now: usage recorded ahead of the clock (within the 5 minutes allowed) is billed on the final invoice, not dropped', async () => {
+    // EUR 10.00 a month + 0.02 a call. On Mar 10 at 12:00, 40 calls stamped 12:00 and 25 calls stamped
+    // 12:03 (3 minutes ahead: accepted), then cancelled now (12:00): the final invoice bills all 65
+    // calls, 1.30. Before: none (it billed [.., 12:00), the instant of the end and after it left out),
+    // and nothing bills a CANCELLED subscription again: 65 accepted calls never billed.
+    const id = await subscribed(await meteredPlan('EUR'));
+    expect(await usage(id, 40n, '2027-03-10T12:00:00Z', '2027-03-10T12:00:00Z')).toBe('accepted');
+    expect(await usage(id, 25n, '2027-03-10T12:03:00Z', '2027-03-10T12:00:00Z')).toBe('accepted');
+    await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'now', refundType: 'none' },
+      d('2027-03-10T12:00:00Z'),
+    );
+    expect(await billed(id)).toEqual({ totals: [1000n, 130n], usage: [[65, 130n]] });
+    const sub = await db()
+      .selectFrom('subscriptions')
+      .select(['status', 'usage_billed_until'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(sub.status).toBe('CANCELLED');
+    // Every stored event before what is billed: none left unbilled.
+    const after = await db()
+      .selectFrom('usage_events')
+      .select('id')
+      .where('subscription_id', '=', id)
+      .where('occurred_at', '>=', sub.usage_billed_until!)
+      .execute();
+    expect(after).toEqual([]);
+  });
+
+  it("dunning's final cancellation bills usage recorded ahead of the clock on its final invoice, not dropped", async () => {
+    // EUR 10.00 a month + 0.02 a call; March's invoice (10.00) unpaid. On Mar 10 at 12:00, 25 calls
+    // stamped 12:02 (ahead: accepted); the charge fails at 12:00 with no retry left: CANCEL. The final
+    // invoice bills the 25 calls, 0.50. Before: nothing (billed up to 12:00), never billed after.
+    const id = await subscribed(await meteredPlan('EUR'));
+    expect(await usage(id, 25n, '2027-03-10T12:02:00Z', '2027-03-10T12:00:00Z')).toBe('accepted');
+    const march = await db()
+      .selectFrom('invoices')
+      .select('id')
+      .where('subscription_id', '=', id)
+      .executeTakeFirstOrThrow();
+    const step = await inUnitOfWork(db(), { actor: 'system' }, async (work) =>
+      recordCollectionFailure(
+        work,
+        await lockInvoice(work, march.id),
+        { retryDays: [], finalAction: 'CANCEL' },
+        d('2027-03-10T12:00:00Z'),
+        { code: 'card_declined' },
+      ),
+    );
+    expect(step.subscriptionStatus).toBe('CANCELLED');
+    expect(await billed(id)).toEqual({ totals: [1000n, 50n], usage: [[25, 50n]] });
+  });
+
+  it('cancelled at a date a minute ahead, after usage stamped beyond it was accepted: the final invoice bills it, not dropped', async () => {
+    // EUR 10.00 a month + 0.02 a call. At 12:00 on Mar 10, 25 calls stamped 12:04 (ahead: accepted),
+    // then a cancellation at 12:01 (later than now: allowed). The sweep at 12:10 ends it: its final
+    // invoice bills the 25 calls, 0.50. Before: billed up to 12:01, the 25 calls never billed.
+    const id = await subscribed(await meteredPlan('EUR'));
+    expect(await usage(id, 25n, '2027-03-10T12:04:00Z', '2027-03-10T12:00:00Z')).toBe('accepted');
+    await cancelSubscriptionWithRefund(
+      db(),
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      { when: 'date', cancelAt: d('2027-03-10T12:01:00Z'), refundType: 'none' },
+      d('2027-03-10T12:00:00Z'),
+    );
+    await renewDueSubscriptions(db(), 'system', d('2027-03-10T12:10:00Z'));
+    expect(await billed(id)).toEqual({ totals: [1000n, 50n], usage: [[25, 50n]] });
+    const sub = await db()
+      .selectFrom('subscriptions')
+      .select(['status', 'cancelled_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(sub).toEqual({ status: 'CANCELLED', cancelled_at: d('2027-03-10T12:01:00Z') });
   });
 
   it('after the end of a fixed term (repeat): refused from the start of period repeat on, even within the 5 minutes ahead', async () => {

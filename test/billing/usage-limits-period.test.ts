@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { createSubscription, reactivateSubscription } from '../../src/billing/subscriptions.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import { ValidationError } from '../../src/errors.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
@@ -214,6 +214,85 @@ describe('usage limits per customer and period', () => {
     expect(estimate.body.totals).toEqual([{ currency: 'EUR', amount: 8000 }]);
   });
 
+  it("a SUSPEND limit over siblings on another billing anchor acts once in each one's period: no empty second suspension, a sibling reactivated by hand stays active (EUR)", async () => {
+    // EUR 10.00 a month + 1.00 a call; SUSPEND at 50.00. A from Mar 1 (periods on the 1st), B from
+    // Feb 15 (periods on the 15th). 25 calls on B on Mar 4 (25.00 in B's period to Mar 15), 30 on A on
+    // Mar 5 (30.00 in A's March): 55.00 suspends both.
+    const eur = await planOf('EUR', 1000, 100);
+    const a = await subscribe(eur);
+    const feb15 = new Date('2027-02-15T00:00:00Z');
+    const b = (
+      await createSubscription(
+        app.runtime.db,
+        'system',
+        { customerId: a.customerId, planId: eur, startAt: feb15 },
+        feb15,
+      )
+    ).subscription.id;
+    const limit = await limitOf(a.customerId, 'EUR', 5000, 'SUSPEND');
+    await record(b, 'anchor-b-1', 25, '2027-03-04T00:00:00Z');
+    await record(a.id, 'anchor-a-1', 30, '2027-03-05T00:00:00Z');
+    expect((await statusOf(a.id)).status).toBe('SUSPENDED');
+    expect((await statusOf(b)).status).toBe('SUSPENDED');
+    const suspendedLog = async () =>
+      (
+        await app.runtime.db
+          .selectFrom('activities')
+          .select('data')
+          .where('resource_id', '=', limit)
+          .where('action', '=', 'usage_limit.suspended')
+          .orderBy('sequence')
+          .execute()
+      ).map((x) => [x.data.estimate, [...(x.data.subscriptions as string[])].sort()]);
+    expect(await suspendedLog()).toEqual([['5500', [a.id, b].sort()]]);
+    // 5 calls on B, suspended, on Mar 6 (60.00): nothing more to suspend. Before: a second
+    // usage_limit.suspended naming no subscription (claimed for B's period from Feb 15).
+    await record(b, 'anchor-b-2', 5, '2027-03-06T00:00:00Z');
+    expect(await suspendedLog()).toEqual([['5500', [a.id, b].sort()]]);
+    // B reactivated by hand on Mar 7, 1 call on Mar 8 (61.00): the limit acted in B's period already
+    // (on Mar 5), as it would on the same anchor. Before: B suspended again at once.
+    await reactivateSubscription(app.runtime.db, 'system', b, new Date('2027-03-07T00:00:00Z'));
+    await record(b, 'anchor-b-3', 1, '2027-03-08T00:00:00Z');
+    expect((await statusOf(b)).status).toBe('ACTIVE');
+    expect(await suspendedLog()).toEqual([['5500', [a.id, b].sort()]]);
+    // B's next period from Mar 15: its renewal bills 10.00 + its 31 calls (31.00) = 41.00; 50 calls on
+    // Mar 16 (A's March 30.00 + B's 50.00 = 80.00): the limit acts in B's new period, suspending B.
+    await renewDueSubscriptions(app.runtime.db, 'system', new Date('2027-03-15T00:10:00Z'));
+    await record(b, 'anchor-b-4', 50, '2027-03-16T00:00:00Z');
+    expect((await statusOf(b)).status).toBe('SUSPENDED');
+    expect(await suspendedLog()).toEqual([
+      ['5500', [a.id, b].sort()],
+      ['8000', [b]],
+    ]);
+    const invoices = await app.runtime.db
+      .selectFrom('invoices')
+      .select(['period_index', 'total'])
+      .where('subscription_id', '=', b)
+      .orderBy('period_index')
+      .execute();
+    expect(invoices.map((i) => [i.period_index, i.total])).toEqual([
+      [0, 1000n],
+      [1, 4100n],
+    ]);
+  });
+
+  it('a sibling on the same anchor reactivated by hand is not suspended again in the period the limit acted in (EUR)', async () => {
+    // EUR 10.00 + 1.00 a call, both from Mar 1; SUSPEND at 50.00: 30 calls on A, 25 on B suspend both;
+    // B reactivated on Mar 7, 10 calls on Mar 8 (65.00): the limit acted for March; B stays ACTIVE.
+    const eur = await planOf('EUR', 1000, 100);
+    const a = await subscribe(eur);
+    const b = await subscribe(eur, a.customerId);
+    const limit = await limitOf(a.customerId, 'EUR', 5000, 'SUSPEND');
+    await record(a.id, 'same-a', 30, '2027-03-05T00:00:00Z');
+    await record(b.id, 'same-b', 25, '2027-03-06T00:00:00Z');
+    expect((await statusOf(a.id)).status).toBe('SUSPENDED');
+    await reactivateSubscription(app.runtime.db, 'system', b.id, new Date('2027-03-07T00:00:00Z'));
+    await record(b.id, 'same-b-2', 10, '2027-03-08T00:00:00Z');
+    expect(await statusOf(b.id)).toEqual({ status: 'ACTIVE', current_period_index: 0 });
+    expect(await statusOf(a.id)).toEqual({ status: 'SUSPENDED', current_period_index: 0 });
+    expect(await actionsOf(app, limit)).toEqual(['usage_limit.created', 'usage_limit.suspended']);
+  });
+
   it('while the sweep is behind, a later invoice is bounded with its own fees: a coupon ending before it does not hide them (JPY)', async () => {
     // JPY 2,000,000 a month + 1,000,000 a call, 100% off for 2 periods (March, April). The sweep has not
     // run on Apr 1: 999,999,999 calls on Apr 2 (999,999,999,000,000) go on May's invoice, with May's
@@ -229,9 +308,7 @@ describe('usage limits per customer and period', () => {
     const error = await record(id, 'coupon-lag-apr', 999_999_999, '2027-04-02T00:00:00Z').catch((e) => e);
     // Before: stored (bounded with April's fees, 0), and May's renewal could never invoice it.
     expect(error).toBeInstanceOf(ValidationError);
-    expect(error.fields.value).toMatch(
-      /would total 1000000001000000 minor units .*the fees of the same invoice: 2000000/,
-    );
+    expect(error.fields.value).toMatch(/would total 1000000001000000 minor units .*its fees: 2000000/);
     expect(
       await app.runtime.db
         .selectFrom('usage_events')
@@ -255,6 +332,23 @@ describe('usage limits per customer and period', () => {
       [1, 'JPY', 0n],
       [2, 'JPY', 999_998_001_000_000n],
     ]);
+  });
+
+  it("while the sweep is behind, the 422 names the later invoice's own usage and the period it covers, not all usage up to its end (JPY)", async () => {
+    // JPY 1,000 a month + 1,000,000 a call. 400,000,000 calls in March (4 × 10^14, on April's invoice);
+    // the sweep has not run on Apr 1: 1,000,000,000 calls on Apr 2 (10^15) go on May's invoice with
+    // May's fee: 10^15 + 1,000, beyond 10^15. The usage not billed yet up to May 1 is 1.4 × 10^15;
+    // May's invoice bills April's 10^15 of it.
+    const plan = await planOf('JPY', 1000, 1_000_000);
+    const { id } = await subscribe(plan);
+    await record(id, 'msg-lag-mar', 400_000_000, '2027-03-20T00:00:00Z');
+    const error = await record(id, 'msg-lag-apr', 1_000_000_000, '2027-04-02T00:00:00Z').catch((e) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    // Before: "the usage not billed yet up to 2027-05-01T00:00:00.000Z: 1000000000000000", which is
+    // 1.4 × 10^15.
+    expect(error.fields.value).toBe(
+      'with it, the invoice billing it would total 1000000000001000 minor units (its usage, of the period from 2027-04-01T00:00:00.000Z to 2027-05-01T00:00:00.000Z: 1000000000000000; its fees: 1000; tax included), more than 10^15 (the largest amount of an invoice)',
+    );
   });
 
   it('while the sweep is behind, the invoice ending a fixed term bills no next fees and is bounded without them (JPY)', async () => {
