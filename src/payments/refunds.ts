@@ -731,7 +731,7 @@ export interface PreparedRefund {
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
  * when the gateway cannot take the amount exactly (gateways/currencies.ts) — an amount asked; an
  * amount omitted that billhook works out (what the period kept after its change credit, a payment's
- * whole room within it) and the payment's gateway takes only on a step is refunded the largest
+ * whole room within it, named or not) and the payment's gateway takes only on a step is refunded the largest
  * on-step amount not above it, the rest given to the customer's credit (`creditCashRest`,
  * `credited`): Stripe KWD 1000 paid, a downgrade credited 322, 678 kept → 670 refunded, 8 credited
  * @returns the refund as recorded after the gateway's answer, and `credited`, minor units ≥ 0, what
@@ -816,8 +816,15 @@ async function prepareInvoiceRefund(
   // rest to the customer's credit (PRODUCT §11: not rounded away, not refused). An amount asked is
   // the caller's: refused 422 when off the step (`createRefund`).
   let credited = 0n;
+  const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
+  // Nothing asked, no payment named, no change credit: the payment's whole room within the
+  // invoice's, as `createRefund` would take it, worked out here so it is taken down to the step too
+  // (Stripe KWD 1230 paid, a cancellation gave 6 to the credit: 1224 left → 1220 + 4 credited, where
+  // it was 422 amount_not_representable).
+  if (input.amount === undefined && amount === undefined && step > 1n) {
+    amount = await wholeRoom(work.trx, invoice, transaction);
+  }
   if (input.amount === undefined && amount !== undefined) {
-    const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
     const onStep = amount - (amount % step);
     if (onStep > 0n && onStep < amount) {
       credited = amount - onStep;

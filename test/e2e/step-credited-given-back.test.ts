@@ -1,7 +1,10 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { insertPlan } from '../support/plans.ts';
 import { deliverStripe, refundObject, stripeEvent, stripeFixture } from '../support/stripe.ts';
@@ -14,9 +17,10 @@ const DAY_MS = 86_400_000;
  * paid, 667 owed: 660 to the card, 7 credited: `cash_credited`) is given back once: money that leaves
  * the payment afterwards outside billhook (a refund in Stripe's dashboard of the payment's 340 left, a
  * dispute of it lost) gives those 7 back a second time, which billhook cannot refuse (the money has
- * moved) and says in an exception for a person.
+ * moved) and says in an exception for a person. Also: a `full` cancellation after a `prorate` one that
+ * credited, and a refund by hand with nothing asked of an invoice with a rounding line after one.
  */
-describe('the cash a step-currency cancellation credited, given back again outside billhook', () => {
+describe('the cash a step-currency refund gives to the customer credit (cash_credited), given back once', () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startOfflineTestApp();
@@ -87,7 +91,7 @@ describe('the cash a step-currency cancellation credited, given back again outsi
   const creditNotes = (invoiceId: string) =>
     db()
       .selectFrom('credit_notes')
-      .select(['refund_id', 'subtotal', 'tax', 'total'])
+      .select(['refund_id', 'subtotal', 'tax', 'rounding', 'total'])
       .where('invoice_id', '=', invoiceId)
       .orderBy('created_at')
       .execute();
@@ -125,9 +129,9 @@ describe('the cash a step-currency cancellation credited, given back again outsi
     expect(refund.change_credit_taken_back).toBe(7n);
     // Notes add up to the invoice: 7 + 660 + 333 = 1000, subtotals 6 + 528 + 266 = 800, tax 200.
     expect(await creditNotes(invoice)).toEqual([
-      { refund_id: null, subtotal: 6n, tax: 1n, total: 7n },
-      { refund_id: expect.stringMatching(/^re_/), subtotal: 528n, tax: 132n, total: 660n },
-      { refund_id: refund.id, subtotal: 266n, tax: 67n, total: 333n },
+      { refund_id: null, subtotal: 6n, tax: 1n, rounding: 0n, total: 7n },
+      { refund_id: expect.stringMatching(/^re_/), subtotal: 528n, tax: 132n, rounding: 0n, total: 660n },
+      { refund_id: refund.id, subtotal: 266n, tax: 67n, rounding: 0n, total: 333n },
     ]);
     // 340 out of clearing: 266 revenue and 67 tax given back, 7 taken back from the customer's credit.
     expect(moved(before, await ledgerIn(app, 'KWD'))).toEqual({
@@ -202,5 +206,148 @@ describe('the cash a step-currency cancellation credited, given back again outsi
     expect(r.body.error.code).toBe('amount_not_representable');
     expect(r.body.error.message).toContain('steps of 0.010 KWD');
     expect(await ledgerIn(app, 'KWD')).toEqual(before);
+  });
+
+  /** Stripe answers a refund succeeded, echoing the amount sent; the amounts sent are pushed to `sent`. */
+  const stripeRefund = (id: string, sent: string[]) =>
+    nock(STRIPE_API_BASE)
+      .post('/v1/refunds')
+      .reply(async (request: Request) => {
+        const params = new URLSearchParams(await request.text());
+        sent.push(params.get('amount')!);
+        return [
+          200,
+          {
+            ...stripeFixture('api.refund.succeeded.openapi-fixture.json'),
+            id,
+            amount: Number(params.get('amount')),
+            currency: 'kwd',
+            status: 'succeeded',
+          },
+        ];
+      });
+
+  it('KWD: a prorate cancellation scheduled for Feb 19 (357: 350 + 7 credited), then cancelled now with full on Feb 12: 643 more owed, 640 to the card and 3 to the credit; 1000 given back once, notes 800 + 200', async () => {
+    stripeChargeSucceeds();
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await insertPlan(db(), {
+      name: 'Flat 800 KWD full',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 800 },
+      taxRatePpm: 250_000,
+    });
+    const { subscription } = await createSubscription(
+      db(),
+      'system',
+      { customerId: customer.id, planId: plan, paymentMethodId: method!.id },
+      new Date('2027-02-01T00:00:00Z'),
+    );
+    const settled = await app.api('POST', `/v1/subscriptions/${subscription.id}/settle`);
+    const invoiceId = settled.body.invoices[0].invoice.id as string;
+    const cancel = (when: 'now' | 'date', refundType: 'full' | 'prorate', at: Date, cancelAt?: Date) =>
+      cancelSubscriptionWithRefund(
+        db(),
+        'system',
+        app.runtime.boss,
+        { registry: app.runtime.registry, accounts: app.runtime.accounts },
+        subscription.id,
+        { when, cancelAt, refundType },
+        at,
+      );
+    const before = await ledgerIn(app, 'KWD');
+    const sent: string[] = [];
+    stripeRefund(`re_kwd_350_${subscription.id}`, sent);
+    const scheduled = await cancel(
+      'date',
+      'prorate',
+      new Date('2027-02-05T00:00:00Z'),
+      new Date('2027-02-19T00:00:00Z'),
+    );
+    expect({ refunded: scheduled.refunded, credited: scheduled.credited }).toEqual({
+      refunded: 350n,
+      credited: 7n,
+    });
+    // full: 1000 owed in all, 357 given back already: 643, of which the card takes 640.
+    stripeRefund(`re_kwd_640_${subscription.id}`, sent);
+    const now = await cancel('now', 'full', new Date('2027-02-12T00:00:00Z'));
+    expect(sent).toEqual(['350', '640']);
+    expect({ refunded: now.refunded, credited: now.credited }).toEqual({ refunded: 640n, credited: 3n });
+    expect(await invoiceRow(invoiceId)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 990n,
+      cash_credited: 10n,
+    });
+    const notes = await creditNotes(invoiceId);
+    const sum = (k: 'subtotal' | 'tax' | 'total') => notes.reduce((t, n) => t + n[k], 0n);
+    expect([sum('subtotal'), sum('tax'), sum('total')]).toEqual([800n, 200n, 1000n]);
+    // 990 out to the card, revenue 800 and tax 200 given back whole, 10 to the customer's credit.
+    expect(moved(before, await ledgerIn(app, 'KWD'))).toEqual({
+      'gateway_clearing:stripe': -990,
+      refunds: 800,
+      tax_payable: 200,
+      'customer_credit:customer': -10,
+    });
+  });
+
+  it('KWD with a rounding line (1122 + 112 tax − 4 = 1230): a prorate cancellation 1/200 before the end owes 6, all to the credit (note with its rounding share), and a refund by hand with amount omitted then gives the 1224 left as 1220 + 4 credited; the notes hold 1122 + 112 − 4', async () => {
+    const { customer, method } = await customerWith(app, { stripe: true });
+    const plan = await insertPlan(db(), {
+      name: 'Flat 1122 KWD rounded',
+      currency: 'KWD',
+      price: { model: 'FLAT_FEE', amount: 1122 },
+      taxRatePpm: 100_000,
+    });
+    const sub = await subscribedAndPaid(app, {
+      customer: customer.id,
+      plan,
+      method: method!.id,
+      start: new Date(Math.floor((Date.now() - DAY_MS) / 1000) * 1000),
+    });
+    expect(await invoiceRow(sub.invoice.id)).toMatchObject({
+      total: 1230n,
+      rounding: 4n,
+      amount_paid: 1230n,
+    });
+    const row = await db()
+      .selectFrom('subscriptions')
+      .select(['current_period_start', 'current_period_end'])
+      .where('id', '=', sub.id)
+      .executeTakeFirstOrThrow();
+    const end = row.current_period_end!.getTime();
+    const seconds = (end - row.current_period_start!.getTime()) / 1000;
+    expect(seconds % 200).toBe(0);
+    const before = await ledgerIn(app, 'KWD');
+    const cancelled = await app.api('POST', `/v1/subscriptions/${sub.id}/cancel`, {
+      when: 'date',
+      cancel_at: new Date(end - (seconds / 200) * 1000).toISOString(),
+      refund_type: 'prorate',
+    });
+    expect(cancelled.status).toBe(200);
+    // 1230 / 200 = 6.15 → 6.
+    expect(cancelled.body).toMatchObject({ refunded: 0, credited: 6 });
+    const sent: string[] = [];
+    stripeRefund(`re_kwd_1220_${sub.id}`, sent);
+    const byHand = await app.api('POST', `/v1/invoices/${sub.invoice.id}/refund`, {});
+    // 1230 − 6 = 1224 left: 1220 to the card, 4 to the credit (before: 422 amount_not_representable).
+    expect(byHand.status).toBe(201);
+    expect(byHand.body).toMatchObject({ amount: 1220, status: 'succeeded', credited: 4 });
+    expect(sent).toEqual(['1220']);
+    expect(await invoiceRow(sub.invoice.id)).toMatchObject({
+      status: 'REFUNDED',
+      amount_refunded: 1220n,
+      cash_credited: 10n,
+    });
+    // The notes hold the invoice whole: 1122 + 112 − 4 = 1230, the rounding given back with them.
+    const notes = await creditNotes(sub.invoice.id);
+    const sum = (k: 'subtotal' | 'tax' | 'rounding' | 'total') => notes.reduce((t, n) => t + n[k], 0n);
+    expect([sum('subtotal'), sum('tax'), sum('rounding'), sum('total')]).toEqual([1122n, 112n, 4n, 1230n]);
+    expect(notes[0]).toMatchObject({ refund_id: null, subtotal: 5n, tax: 1n, rounding: 0n, total: 6n });
+    expect(moved(before, await ledgerIn(app, 'KWD'))).toEqual({
+      'gateway_clearing:stripe': -1220,
+      refunds: 1122,
+      tax_payable: 112,
+      rounding: -4,
+      'customer_credit:customer': -10,
+    });
   });
 });
