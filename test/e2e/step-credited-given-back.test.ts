@@ -2,10 +2,11 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
-import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { ADMIN_KEY, STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { customerWith, ledgerIn, subscribedAndPaid } from '../support/collection.ts';
 import { stripeChargeSucceeds } from '../support/flow.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { pdfText } from '../support/pdf-text.ts';
 import { insertPlan } from '../support/plans.ts';
 import { deliverStripe, refundObject, stripeEvent, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -196,7 +197,17 @@ describe('the cash a step-currency refund gives to the customer credit (cash_cre
   });
 
   it("KWD: the 7 credited cannot be paid back to the card (off Stripe's step of 10): 422 amount_not_representable, nothing changed", async () => {
-    const { customer } = await cancelledKwd();
+    const { customer, invoice } = await cancelledKwd();
+    // The invoice's document says where the 7 went, beside the 660 refunded (before: 660 only).
+    const pdf = await fetch(`${app.url}/v1/invoices/${invoice}/pdf`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(pdf.status).toBe(200);
+    const text = pdfText(Buffer.from(await pdf.arrayBuffer()));
+    expect(text).toContain('Amount refunded');
+    expect(text).toContain('0.660 KWD');
+    expect(text).toContain('Refunded as customer credit');
+    expect(text).toContain('0.007 KWD');
     const before = await ledgerIn(app, 'KWD');
     const r = await app.api('POST', `/v1/customers/${customer}/credit/refund`, {
       amount: 7,
