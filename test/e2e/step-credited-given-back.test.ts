@@ -361,4 +361,34 @@ describe('the cash a step-currency refund gives to the customer credit (cash_cre
       'customer_credit:customer': -10,
     });
   });
+
+  it('KWD: the 7 credited pays the customer next invoice exactly (one-off 1000: credit 7 applied, 993 off Stripe step rounded to 990 by a 3 rounding line, 990 charged), the credit 0 after', async () => {
+    const { customer } = await cancelledKwd();
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency: 'KWD',
+      lines: [{ description: 'Consulting', amount: 1000 }],
+    });
+    expect(draft.status).toBe(201);
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(open.body).toMatchObject({
+      status: 'OPEN',
+      credit_applied: 7,
+      rounding: 3,
+      total: 997,
+      amount_due: 990,
+    });
+    const charge = stripeChargeSucceeds();
+    const paid = await app.api('POST', `/v1/invoices/${draft.body.id}/charge`, {});
+    expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 990, amount_due: 0 });
+    expect(charge.seen.map((r) => r.params.get('amount'))).toEqual(['990']);
+    const credit = await db()
+      .selectFrom('postings as p')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select((eb) => eb.fn.sum<string>('p.amount').as('balance'))
+      .where('a.code', '=', `customer_credit:${customer}`)
+      .where('a.currency', '=', 'KWD')
+      .executeTakeFirstOrThrow();
+    expect(BigInt(credit.balance)).toBe(0n);
+  });
 });
