@@ -35,14 +35,17 @@ describe('the cash a step-currency refund gives to the customer credit (cash_cre
   const db = () => app.runtime.db;
 
   /** Stripe KWD 800 + 25% tax (1000 fils) paid yesterday, cancelled with prorate two thirds before the period's end: 660 refunded, 7 credited. */
-  async function cancelledKwd() {
+  async function cancelledKwd(o: { inclusive?: boolean } = {}) {
     const { customer, method } = await customerWith(app, { stripe: true });
     const plan = await insertPlan(db(), {
       name: 'Flat 800 KWD',
       currency: 'KWD',
-      price: { model: 'FLAT_FEE', amount: 800 },
+      price: { model: 'FLAT_FEE', amount: o.inclusive ? 1000 : 800 },
       taxRatePpm: 250_000,
     });
+    // Tax included: 1000 with 25% in it is 800 + 200, as 800 + 25% is.
+    if (o.inclusive)
+      await db().updateTable('plans').set({ tax_inclusive: true }).where('id', '=', plan).execute();
     const sub = await subscribedAndPaid(app, {
       customer: customer.id,
       plan,
@@ -390,5 +393,14 @@ describe('the cash a step-currency refund gives to the customer credit (cash_cre
       .where('a.currency', '=', 'KWD')
       .executeTakeFirstOrThrow();
     expect(BigInt(credit.balance)).toBe(0n);
+  });
+
+  it('KWD tax included (1000 with 25% in it: 800 + 200): the prorate cancellation gives 660 + 7 with notes 6 + 1 and 528 + 132, as with tax added', async () => {
+    const { invoice } = await cancelledKwd({ inclusive: true });
+    expect(await invoiceRow(invoice)).toMatchObject({ subtotal: 800n, tax: 200n, total: 1000n });
+    expect(await creditNotes(invoice)).toEqual([
+      { refund_id: null, subtotal: 6n, tax: 1n, rounding: 0n, total: 7n },
+      { refund_id: expect.stringMatching(/^re_/), subtotal: 528n, tax: 132n, rounding: 0n, total: 660n },
+    ]);
   });
 });
