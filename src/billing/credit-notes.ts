@@ -342,6 +342,28 @@ export function cashCreditedTwice(
 }
 
 /**
+ * What of a lost dispute refund `refund` (just succeeded) is the money of, minor units ≥ 0: on a
+ * gateway that pays a lost dispute as a refund (`lostDisputePaidAsRefund`: PayPal), the lost dispute
+ * of its payment and amount no refund carries yet (not a reversal), which payments/disputes.ts
+ * `settleLostDisputeByRefund` then pairs with it; 0 otherwise. Not counted as a dispute beside the
+ * refund: it is the same money.
+ */
+async function lostDisputeCarriedBy(trx: Kysely<Database>, refund: RefundRow): Promise<bigint> {
+  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return 0n;
+  const found = await trx
+    .selectFrom('disputes')
+    .select('amount')
+    .where('transaction_id', '=', refund.transaction_id)
+    .where('status', '=', 'lost')
+    .where('amount', '=', refund.amount)
+    .where('refund_id', 'is', null)
+    .where('reversed', '=', false)
+    .limit(1)
+    .executeTakeFirst();
+  return found?.amount ?? 0n;
+}
+
+/**
  * Issues the credit note of a refund that just succeeded on a locked invoice (read before its
  * `amount_refunded` counts this refund), inside the transaction that records it: for the part of
  * the refund that is neither an overpayment given back (`overpaymentShare`, after what the invoice's
@@ -371,7 +393,7 @@ export async function issueCreditNote(
   // again (one made at the gateway): that credit paid back in cash, not the sale given back twice.
   const twice = cashCreditedTwice(
     invoice,
-    await disputedAway(work.trx, invoice.id),
+    (await disputedAway(work.trx, invoice.id)) - (await lostDisputeCarriedBy(work.trx, refund)),
     refund.amount,
     refund.amount - overpayment - changeTakenBack,
   );

@@ -735,15 +735,19 @@ export async function recordDispute(
  * and in the chargeback), raises a `cash_credited_given_back_twice` exception for a person, once per
  * dispute: the chargeback cannot be refused, and whether to take the credit back is theirs to decide
  * (a dispute is a claim, not a refund billhook can book as that credit paid back). Details (minor
- * units): `invoice`, `dispute`, `cash_credited`, `twice`. Read under the invoice's lock
- * (`recordDispute` takes it), after the dispute is booked.
+ * units): `invoice`, `dispute`, `cash_credited`, `twice`. Not on a gateway that pays a lost dispute
+ * as a refund (`lostDisputePaidAsRefund`: PayPal): the refund that pays it takes those back from the
+ * customer's credit and says so (billing/credit-notes.ts `issueCreditNote`). Read under the
+ * invoice's lock (`recordDispute` takes it), after the dispute is booked.
  */
 async function cashCreditedDisputed(
   work: UnitOfWork,
   transaction: TransactionRow,
   dispute: DisputeRow,
 ): Promise<void> {
-  if (!transaction.invoice_id) return;
+  // A gateway that pays a lost dispute as a refund (PayPal): that refund takes it back from the
+  // credit and says so (payments/refunds.ts `cashCreditedTwiceException`), the same money said once.
+  if (!transaction.invoice_id || capabilitiesOf(transaction.gateway).lostDisputePaidAsRefund) return;
   const invoice = await work.trx
     .selectFrom('invoices')
     .selectAll()
