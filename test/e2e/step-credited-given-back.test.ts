@@ -403,4 +403,50 @@ describe('the cash a step-currency refund gives to the customer credit (cash_cre
       { refund_id: expect.stringMatching(/^re_/), subtotal: 528n, tax: 132n, rounding: 0n, total: 660n },
     ]);
   });
+
+  it('KWD: the 7 credited already spent on the next invoice, then the 340 refunded in the dashboard: taken back all the same, the customer credit left in debit by 7, the exception says so (in_debit 7)', async () => {
+    const { customer, invoice, payment } = await cancelledKwd();
+    const draft = await app.api('POST', '/v1/invoices', {
+      customer,
+      currency: 'KWD',
+      lines: [{ description: 'Consulting', amount: 1000 }],
+    });
+    const open = await app.api('POST', `/v1/invoices/${draft.body.id}/finalize`);
+    expect(open.body).toMatchObject({ status: 'OPEN', credit_applied: 7 });
+    const event = stripeEvent(
+      'charge.refund.updated',
+      refundObject({
+        id: `re_dash_spent_${invoice}`,
+        amount: 340,
+        intent: payment.gateway_transaction_id,
+        status: 'succeeded',
+        currency: 'kwd',
+      }),
+    );
+    expect((await deliverStripe(app.url, event)).status).toBe(200);
+    await waitFor('dashboard refund succeeded', () =>
+      db()
+        .selectFrom('refunds')
+        .selectAll()
+        .where('gateway_refund_id', '=', `re_dash_spent_${invoice}`)
+        .where('status', '=', 'succeeded')
+        .executeTakeFirst(),
+    );
+    expect(await exceptionsOf(payment.id)).toEqual([
+      {
+        kind: 'cash_credited_given_back_twice',
+        status: 'open',
+        message: expect.stringContaining('their credit is in debit by 7 KWD'),
+        details: { invoice, cash_credited: '7', twice: '7', credit_left: '0', in_debit: '7' },
+      },
+    ]);
+    const credit = await db()
+      .selectFrom('postings as p')
+      .innerJoin('ledger_accounts as a', 'a.id', 'p.account_id')
+      .select((eb) => eb.fn.sum<string>('p.amount').as('balance'))
+      .where('a.code', '=', `customer_credit:${customer}`)
+      .where('a.currency', '=', 'KWD')
+      .executeTakeFirstOrThrow();
+    expect(BigInt(credit.balance)).toBe(7n);
+  });
 });
