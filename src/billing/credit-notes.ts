@@ -2,7 +2,8 @@ import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { newId } from '../db/ids.ts';
 import type { CreditNoteRow, Database, InvoiceLineRow, InvoiceRow, RefundRow } from '../db/schema.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
-import { claimRefundCameFirst, LOSS_PAID_BY_REFUND } from './invoice-payment.ts';
+import { upTo } from '../money/amount.ts';
+import { claimRefundCameFirst, disputedAway, LOSS_PAID_BY_REFUND } from './invoice-payment.ts';
 import { invoiceActivity } from './invoices.ts';
 import {
   changeCreditTakenBack,
@@ -297,6 +298,59 @@ export interface RefundSplit {
    * sent that was in flight while such a refund succeeded; 0 for every other refund billhook sends.
    */
   takenBack: bigint;
+  /**
+   * Of `takenBack`, minor units ≥ 0 that gave back again cash the invoice had given to the customer's
+   * credit for want of a gateway step (`cash_credited`, billing/credit-returns.ts `creditCashRest`):
+   * Stripe KWD 1000 paid, a cancellation gave 660 to the card and 7 as credit, a refund of the 340
+   * left made in Stripe's dashboard gives those 7 back twice (`cashCreditedTwice`). Taken back from
+   * that credit as change credit is (no revenue or tax given back again), and said in an exception
+   * (payments/refunds.ts `recordRefundResult`); 0 for every refund billhook sends (`createRefund`
+   * bounds them by it).
+   */
+  cashCreditedTwice: bigint;
+}
+
+/**
+ * Of a refund's `rest` (minor units, its part neither an overpayment nor change credit taken back),
+ * what gives back again the cash invoice `invoice` (read before its `amount_refunded` counts the
+ * refund) gave to the customer's credit for want of a gateway step (`cash_credited`), pure: the cash
+ * the refund takes beyond what the invoice kept (`amount_paid` − `amount_refunded` − `cash_credited`
+ * − `disputed`, what disputes open or lost took), up to `cash_credited` less what earlier refunds
+ * or disputes gave back of it again, and up to `rest`. KWD 1000 paid, 660 refunded, 7 credited, a
+ * dashboard refund of 340: 7; of 333: 0.
+ */
+export function cashCreditedTwice(
+  invoice: Pick<InvoiceRow, 'amount_paid' | 'amount_refunded' | 'cash_credited'>,
+  disputed: bigint,
+  amount: bigint,
+  rest: bigint,
+): bigint {
+  if (invoice.cash_credited === 0n || rest <= 0n) return 0n;
+  const beyond = (refunded: bigint) =>
+    upTo(refunded + disputed + invoice.cash_credited - invoice.amount_paid, invoice.cash_credited);
+  return upTo(beyond(invoice.amount_refunded + amount) - beyond(invoice.amount_refunded), rest);
+}
+
+/**
+ * What of a lost dispute refund `refund` (just succeeded) is the money of, minor units ≥ 0: on a
+ * gateway that pays a lost dispute as a refund (`lostDisputePaidAsRefund`: PayPal), the lost dispute
+ * of its payment and amount no refund carries yet (not a reversal), which payments/disputes.ts
+ * `settleLostDisputeByRefund` then pairs with it; 0 otherwise. Not counted as a dispute beside the
+ * refund: it is the same money.
+ */
+async function lostDisputeCarriedBy(trx: Kysely<Database>, refund: RefundRow): Promise<bigint> {
+  if (!LOSS_PAID_BY_REFUND.includes(refund.gateway)) return 0n;
+  const found = await trx
+    .selectFrom('disputes')
+    .select('amount')
+    .where('transaction_id', '=', refund.transaction_id)
+    .where('status', '=', 'lost')
+    .where('amount', '=', refund.amount)
+    .where('refund_id', 'is', null)
+    .where('reversed', '=', false)
+    .limit(1)
+    .executeTakeFirst();
+  return found?.amount ?? 0n;
 }
 
 /**
@@ -319,9 +373,23 @@ export async function issueCreditNote(
   const overpayment = overpaymentShare(invoice, given, refund.amount);
   // Of what it gave back, what its refunds did: a chargeback's share is no part of `amount_refunded`.
   const refunded = await overpaymentRefunded(work.trx, invoice, refund.id);
-  const takenBack = await changeCreditTakenBack(work.trx, invoice, refund.id, refund.amount - overpayment);
+  const changeTakenBack = await changeCreditTakenBack(
+    work.trx,
+    invoice,
+    refund.id,
+    refund.amount - overpayment,
+  );
+  // Cash given to the customer's credit for want of a gateway step that this refund gives back
+  // again (one made at the gateway): that credit paid back in cash, not the sale given back twice.
+  const twice = cashCreditedTwice(
+    invoice,
+    (await disputedAway(work.trx, invoice.id)) - (await lostDisputeCarriedBy(work.trx, refund)),
+    refund.amount,
+    refund.amount - overpayment - changeTakenBack,
+  );
+  const takenBack = changeTakenBack + twice;
   const sale = refund.amount - overpayment - takenBack;
-  if (sale === 0n) return { note: undefined, overpayment, takenBack };
+  if (sale === 0n) return { note: undefined, overpayment, takenBack, cashCreditedTwice: twice };
   // What the invoice's other succeeded refunds took back of change credit is no sale given back either.
   const earlier = await changeCreditTakenBackOf(work.trx, invoice, refund.id);
   const note = await insertCreditNote(work, invoice, {
@@ -335,7 +403,7 @@ export async function issueCreditNote(
     ),
     reason: refund.reason,
   });
-  return { note, overpayment, takenBack };
+  return { note, overpayment, takenBack, cashCreditedTwice: twice };
 }
 
 /**

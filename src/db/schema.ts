@@ -360,7 +360,10 @@ export interface RefundsTable {
   /**
    * Minor units ≥ 0 of a succeeded refund of an invoice that took back, beyond what the invoice's
    * period kept, the credit the period's changes gave the customer (billing/proration.ts
-   * `changeCreditTakenBack`, migration 0046); 0 otherwise. Counted while the refund is `succeeded`.
+   * `changeCreditTakenBack`, migration 0046), and the cash the invoice had given to the customer's
+   * credit for want of a gateway step that it gave back again (billing/credit-notes.ts
+   * `cashCreditedTwice`: a refund made at the gateway), both the customer's credit paid back in
+   * cash, not the sale; 0 otherwise. Counted while the refund is `succeeded`.
    */
   change_credit_taken_back: MoneyWithDefault;
 }

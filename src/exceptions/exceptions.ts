@@ -34,6 +34,15 @@ export type ExceptionKind =
    */
   | 'dispute_won_after_refund'
   /**
+   * Money that left an invoice's payment outside billhook (a refund made at the gateway, a dispute
+   * opened or lost) giving back again cash the invoice had given to the customer's credit for want of
+   * a gateway step (`cash_credited`: Stripe KWD 660 refunded and 7 credited, then the 340 left taken
+   * back at Stripe): a refund's part is taken back from that credit (payments/refunds.ts
+   * `cashCreditedTwiceException`); a dispute's is for a person to recover (payments/disputes.ts
+   * `cashCreditedDisputed`).
+   */
+  | 'cash_credited_given_back_twice'
+  /**
    * A refund made at the gateway that gave back all the cash of an invoice some customer credit
    * also paid, on an invoice no cancellation's refund reaches (a one-off, a change's, an add-on's, a
    * past period's): that credit still pays it; whether it goes back too (`POST

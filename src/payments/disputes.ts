@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { cancellationOwedNow } from '../billing/cancellation.ts';
-import { overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
-import { claimRefundCameFirst } from '../billing/invoice-payment.ts';
+import { cashCreditedTwice, overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
+import { claimRefundCameFirst, disputedAway } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
@@ -759,11 +759,56 @@ export async function recordDispute(
   if (transaction.invoice_id !== null && FUNDS_WITHDRAWN.has(status)) {
     await statusesWorkedAgain(work, transaction.invoice_id, booked.id);
   }
+  if (status === 'lost' && existing?.status !== 'lost') await cashCreditedDisputed(work, transaction, booked);
   if (existing?.status === 'open' && status === 'lost' && report.amount > existing.amount) {
     const unbooked = { kind: 'lost_beyond_hold', booked: existing.amount, reported: report.amount } as const;
     return { kind: 'applied', dispute: booked, unbooked };
   }
   return { kind: 'applied', dispute: booked };
+}
+
+/**
+ * When dispute `dispute` (just booked lost) on a payment of an invoice took cash the invoice had
+ * given to the customer's credit already for want of a gateway step (`cash_credited`,
+ * billing/credit-notes.ts `cashCreditedTwice`: Stripe KWD 1000 paid, a prorate cancellation refunded
+ * 660 and credited 7, then the 340 left disputed and lost: the customer has those 7 twice, as credit
+ * and in the chargeback), raises a `cash_credited_given_back_twice` exception for a person, once per
+ * dispute: the chargeback cannot be refused, and whether to take the credit back is theirs to decide
+ * (a dispute is a claim, not a refund billhook can book as that credit paid back). Details (minor
+ * units): `invoice`, `dispute`, `cash_credited`, `twice`. Not on a gateway that pays a lost dispute
+ * as a refund (`lostDisputePaidAsRefund`: PayPal): the refund that pays it takes those back from the
+ * customer's credit and says so (billing/credit-notes.ts `issueCreditNote`). Read under the
+ * invoice's lock (`recordDispute` takes it), after the dispute is booked.
+ */
+async function cashCreditedDisputed(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  dispute: DisputeRow,
+): Promise<void> {
+  // A gateway that pays a lost dispute as a refund (PayPal): that refund takes it back from the
+  // credit and says so (payments/refunds.ts `cashCreditedTwiceException`), the same money said once.
+  if (!transaction.invoice_id || capabilitiesOf(transaction.gateway).lostDisputePaidAsRefund) return;
+  const invoice = await work.trx
+    .selectFrom('invoices')
+    .selectAll()
+    .where('id', '=', transaction.invoice_id)
+    .executeTakeFirstOrThrow();
+  if (invoice.cash_credited === 0n) return;
+  const disputed = await disputedAway(work.trx, invoice.id);
+  // What this dispute took (it counts in `disputed` now, unless a refund carries it: then nothing).
+  const took = upTo(dispute.amount, disputed);
+  const twice = cashCreditedTwice(invoice, disputed - took, took, took);
+  if (twice === 0n) return;
+  const c = invoice.currency;
+  await raiseException(work, {
+    kind: 'cash_credited_given_back_twice',
+    gateway: transaction.gateway,
+    transactionId: transaction.id,
+    occurrence: dispute.id,
+    gatewayAccount: transaction.gateway_account,
+    message: `dispute ${dispute.id} on ${transaction.id} was lost for ${dispute.amount} ${c}, of which ${twice} ${c} invoice ${invoice.id} had already given to the customer's credit because the gateway takes ${c} only on a step (its cash_credited ${invoice.cash_credited}): the customer has those ${twice} ${c} twice, as credit and in the chargeback. Recover them (take them off the customer's credit if it still holds them) or write them off`,
+    details: { invoice: invoice.id, dispute: dispute.id, cash_credited: invoice.cash_credited, twice },
+  });
 }
 
 /**

@@ -166,7 +166,16 @@ export async function recordRefundResult(
         .set({ change_credit_taken_back: split.takenBack })
         .where('id', '=', refund.id)
         .execute();
-      await raiseException(work, await changeCreditTakenBackException(work, invoice, refund, split));
+      const change = split.takenBack - split.cashCreditedTwice;
+      if (change > 0n) {
+        await raiseException(
+          work,
+          await changeCreditTakenBackException(work, invoice, refund, { ...split, takenBack: change }),
+        );
+      }
+      if (split.cashCreditedTwice > 0n) {
+        await raiseException(work, await cashCreditedTwiceException(work, invoice, refund, split));
+      }
     }
     await postEntry(
       work,
@@ -216,12 +225,14 @@ export async function recordRefundResult(
       }
     }
     if (refund.change_credit_taken_back > 0n) {
-      await resolveRefundExceptions(
-        work,
-        refund.id,
-        'refund_exceeds_change_credit',
-        `refund ${refund.id} failed after succeeding: the ${refund.change_credit_taken_back} ${refund.currency} it took back is the customer's credit again (re_…:reversed gives it back), nothing to recover or tell them`,
-      );
+      for (const kind of ['refund_exceeds_change_credit', 'cash_credited_given_back_twice'] as const) {
+        await resolveRefundExceptions(
+          work,
+          refund.id,
+          kind,
+          `refund ${refund.id} failed after succeeding: the ${refund.change_credit_taken_back} ${refund.currency} it took back is the customer's credit again (re_…:reversed gives it back), nothing to recover or tell them`,
+        );
+      }
     }
   }
   return { kind: 'applied', refund: updated };
@@ -544,6 +555,55 @@ async function changeCreditTakenBackException(
 }
 
 /**
+ * The `cash_credited_given_back_twice` exception of succeeded refund `refund` of locked `invoice`
+ * that gave back again cash the invoice had given to the customer's credit for want of a gateway step
+ * (`split.cashCreditedTwice` > 0, billing/credit-notes.ts `cashCreditedTwice`: Stripe KWD 1000 paid,
+ * a prorate cancellation refunded 660 and credited 7, then 340 refunded in Stripe's dashboard; billhook
+ * refuses such a refund by hand, `createRefund`, but one made at the gateway cannot be refused, the
+ * money has moved). That part is booked as the customer's credit paid back in cash (their credit
+ * account debited, no revenue or tax given back again: `recordRefundResult`), so the customer has it
+ * once. Read under the customer's credit lock, before the refund's entry is posted: what their
+ * credit still held for it (`availableCredit` less credit refunds in flight, less what this refund
+ * pays back of an overpayment and of change credit first); what it did not hold (spent on a later
+ * invoice, refunded) leaves their credit in debit, for a person to recover or write off. Details
+ * (minor units): `invoice`, `cash_credited`, `twice`, `credit_left`, `in_debit`. Resolved
+ * automatically when the refund fails after succeeding.
+ */
+async function cashCreditedTwiceException(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  refund: RefundRow,
+  split: RefundSplit,
+): Promise<NewException> {
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  const before = split.overpayment + split.takenBack - split.cashCreditedTwice;
+  const left = upTo(available - before, split.cashCreditedTwice);
+  const inDebit = split.cashCreditedTwice - left;
+  const c = refund.currency;
+  const twice = split.cashCreditedTwice;
+  const outcome =
+    inDebit === 0n
+      ? `all ${twice} was still their credit and is taken back: tell the customer their credit is ${twice} ${c} lower`
+      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
+  return {
+    kind: 'cash_credited_given_back_twice',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (made at the gateway: billhook refuses it by hand) gave back again ${twice} ${c} of the ${invoice.cash_credited} ${c} the invoice had already given to the customer's credit because the gateway takes ${c} only on a step (cash_credited), so those ${twice} are booked as that credit paid back in cash (no revenue or tax given back again); ${outcome}`,
+    details: {
+      invoice: invoice.id,
+      cash_credited: invoice.cash_credited,
+      twice,
+      credit_left: left,
+      in_debit: inDebit,
+    },
+  };
+}
+
+/**
  * After refund `refund` made outside billhook (the gateway's dashboard: reconcile/apply.ts records
  * it) succeeded, raises an `invoice_credit_kept` exception for a person when it left its invoice
  * with all its cash back (`wholeRefund`'s `cashLeft` 0: refunded, or taken by disputes) while
@@ -671,7 +731,7 @@ export interface PreparedRefund {
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
  * when the gateway cannot take the amount exactly (gateways/currencies.ts) — an amount asked; an
  * amount omitted that billhook works out (what the period kept after its change credit, a payment's
- * whole room within it) and the payment's gateway takes only on a step is refunded the largest
+ * whole room within it, named or not) and the payment's gateway takes only on a step is refunded the largest
  * on-step amount not above it, the rest given to the customer's credit (`creditCashRest`,
  * `credited`): Stripe KWD 1000 paid, a downgrade credited 322, 678 kept → 670 refunded, 8 credited
  * @returns the refund as recorded after the gateway's answer, and `credited`, minor units ≥ 0, what
@@ -756,8 +816,15 @@ async function prepareInvoiceRefund(
   // rest to the customer's credit (PRODUCT §11: not rounded away, not refused). An amount asked is
   // the caller's: refused 422 when off the step (`createRefund`).
   let credited = 0n;
+  const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
+  // Nothing asked, no payment named, no change credit: the payment's whole room within the
+  // invoice's, as `createRefund` would take it, worked out here so it is taken down to the step too
+  // (Stripe KWD 1230 paid, a cancellation gave 6 to the credit: 1224 left → 1220 + 4 credited, where
+  // it was 422 amount_not_representable).
+  if (input.amount === undefined && amount === undefined && step > 1n) {
+    amount = await wholeRoom(work.trx, invoice, transaction);
+  }
   if (input.amount === undefined && amount !== undefined) {
-    const step = gatewayStep(transaction.gateway, invoice.currency)?.step ?? 1n;
     const onStep = amount - (amount % step);
     if (onStep > 0n && onStep < amount) {
       credited = amount - onStep;

@@ -102,6 +102,11 @@ export async function invoicePdf(db: Kysely<Database>, id: string): Promise<Buff
         ...(invoice.amount_refunded > 0n
           ? [['Amount refunded', money(invoice.amount_refunded)] as [string, string]]
           : []),
+        // Cash paid given to the customer's credit because the gateway takes the currency only on a
+        // step (Stripe KWD: 660 refunded, 7 here), given back as a refund is.
+        ...(invoice.cash_credited > 0n
+          ? [['Refunded as customer credit', money(invoice.cash_credited)] as [string, string]]
+          : []),
         ['Amount due', money(invoice.amount_due)],
       ],
     },
