@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
-import { postEntry } from '../ledger/journal.ts';
+import { type EntryInput, postEntry } from '../ledger/journal.ts';
 import { invoiceCashCredited, invoiceCreditGivenBack } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
@@ -132,40 +132,21 @@ export async function returnInvoiceCredit(
       `invoice ${invoiceId} has ${left} ${invoice.currency} of applied credit left to give back, not ${amount}`,
     );
   }
-  const note = await issueCreditReturnNote(work, invoice, amount, reason);
-  const returned = invoice.credit_returned + amount;
-  await postEntry(
-    work,
-    invoiceCreditGivenBack({
-      invoiceId,
-      customerId: invoice.customer_id,
-      currency: invoice.currency,
-      amount,
-      subtotal: note.subtotal,
-      tax: note.tax,
-      rounding: note.rounding,
-      creditReturned: returned,
-    }),
-  );
-  await work.trx
-    .updateTable('invoices')
-    .set({ credit_returned: returned, updated_at: new Date() })
-    .where('id', '=', invoiceId)
-    .execute();
-  // What of its period's change credit it carries, worked with this credit counted as given back.
-  const carried = (await periodCreditToCustomer(work.trx, { ...invoice, credit_returned: returned })).total;
-  const disputed = await disputedAway(work.trx, invoiceId);
-  await work.trx
-    .updateTable('invoices')
-    .set({ status: givenBackStatus({ ...invoice, credit_returned: returned }, carried, disputed) })
-    .where('id', '=', invoiceId)
-    .execute();
-  await invoiceActivity(work, invoice, 'invoice.credit_returned', {
-    amount,
-    credit_returned: returned,
-    credit_note: note.id,
+  return giveToCredit(work, invoice, amount, reason, {
+    column: 'credit_returned',
+    action: 'invoice.credit_returned',
+    entry: (note, creditReturned) =>
+      invoiceCreditGivenBack({
+        invoiceId,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount,
+        subtotal: note.subtotal,
+        tax: note.tax,
+        rounding: note.rounding,
+        creditReturned,
+      }),
   });
-  return note;
 }
 
 /**
@@ -200,37 +181,68 @@ export async function creditCashRest(
       `invoice ${invoiceId} has ${left} ${invoice.currency} of cash paid left to give back, not ${amount}`,
     );
   }
+  return giveToCredit(work, invoice, amount, reason, {
+    column: 'cash_credited',
+    action: 'invoice.cash_credited',
+    entry: (note, cashCredited) =>
+      invoiceCashCredited({
+        invoiceId,
+        customerId: invoice.customer_id,
+        currency: invoice.currency,
+        amount,
+        subtotal: note.subtotal,
+        tax: note.tax,
+        rounding: note.rounding,
+        cashCredited,
+      }),
+  });
+}
+
+/**
+ * How `giveToCredit` books what goes to the customer's credit: the invoice's running total it grows
+ * (`credit_returned`: credit that paid it; `cash_credited`: cash below its gateway's step), the
+ * ledger entry for a credit note and that total after it, and the activity it logs.
+ */
+interface CreditBack {
+  column: 'credit_returned' | 'cash_credited';
+  action: 'invoice.credit_returned' | 'invoice.cash_credited';
+  entry: (note: CreditNoteRow, total: bigint) => EntryInput;
+}
+
+/**
+ * Gives `amount` (minor units, checked by the caller) of locked invoice `invoice` to the customer's
+ * credit, inside `work`, as `back` says: issues its credit note (`issueCreditReturnNote`: revenue and
+ * its tax share given back, cumulative with the invoice's cash refunds and credit given back), posts
+ * `back.entry`, adds `amount` to `back.column`, then sets the status from the invoice as it now
+ * stands (`givenBackStatus`, with the part of its period's change credit it carries then and what
+ * disputes took of its payments and hold or lost, `disputedAway`), and logs `back.action`.
+ * @returns the credit note (`refund_id` null)
+ */
+async function giveToCredit(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  amount: bigint,
+  reason: string | null,
+  back: CreditBack,
+): Promise<CreditNoteRow> {
   const note = await issueCreditReturnNote(work, invoice, amount, reason);
-  const credited = invoice.cash_credited + amount;
-  await postEntry(
-    work,
-    invoiceCashCredited({
-      invoiceId,
-      customerId: invoice.customer_id,
-      currency: invoice.currency,
-      amount,
-      subtotal: note.subtotal,
-      tax: note.tax,
-      rounding: note.rounding,
-      cashCredited: credited,
-    }),
-  );
-  const after = { ...invoice, cash_credited: credited };
-  const carried = (await periodCreditToCustomer(work.trx, after)).total;
+  const total = invoice[back.column] + amount;
+  await postEntry(work, back.entry(note, total));
   await work.trx
     .updateTable('invoices')
-    .set({
-      cash_credited: credited,
-      status: givenBackStatus(after, carried, disputed),
-      updated_at: new Date(),
-    })
-    .where('id', '=', invoiceId)
+    .set({ [back.column]: total, updated_at: new Date() })
+    .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(work, invoice, 'invoice.cash_credited', {
-    amount,
-    cash_credited: credited,
-    credit_note: note.id,
-  });
+  const after = { ...invoice, [back.column]: total };
+  // What of its period's change credit it carries, worked with this amount counted as given back.
+  const carried = (await periodCreditToCustomer(work.trx, after)).total;
+  const disputed = await disputedAway(work.trx, invoice.id);
+  await work.trx
+    .updateTable('invoices')
+    .set({ status: givenBackStatus(after, carried, disputed) })
+    .where('id', '=', invoice.id)
+    .execute();
+  await invoiceActivity(work, invoice, back.action, { amount, [back.column]: total, credit_note: note.id });
   return note;
 }
 
