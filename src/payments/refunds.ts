@@ -533,16 +533,9 @@ async function changeCreditTakenBackException(
   refund: RefundRow,
   split: RefundSplit,
 ): Promise<NewException> {
-  await lockCustomerCredit(work.trx, invoice.customer_id);
-  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
-  const left = upTo(available - split.overpayment, split.takenBack);
-  const inDebit = split.takenBack - left;
+  const { left, inDebit, outcome } = await creditTakenBack(work, invoice, split.overpayment, split.takenBack);
   const c = refund.currency;
   const sale = refund.amount - split.overpayment - split.takenBack;
-  const outcome =
-    inDebit === 0n
-      ? `all ${split.takenBack} was still their credit and is taken back: tell the customer their credit is ${split.takenBack} ${c} lower`
-      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
   return {
     kind: 'refund_exceeds_change_credit',
     gateway: refund.gateway,
@@ -552,6 +545,31 @@ async function changeCreditTakenBackException(
     message: `refund ${refund.id} of ${refund.amount} ${c} on invoice ${invoice.id} (billhook refuses such a refund by hand: made at the gateway, or in flight while one made there succeeded) gave back more than the invoice's period kept: ${split.takenBack} ${c} of it is the credit this period's subscription changes had already given the customer for time they paid for, so it is booked as that credit paid back in cash (no revenue or tax given back again)${sale > 0n ? `, the other ${sale} as a refund of the sale` : ''}; ${outcome}`,
     details: { taken_back: split.takenBack, credit_left: left, in_debit: inDebit },
   };
+}
+
+/**
+ * What of `amount` (minor units > 0 of `invoice`'s currency) a refund takes back from the customer's
+ * credit their credit still held, after `before` (what the same refund pays back of it first), read
+ * under the customer's credit lock before the refund's entry is posted (`availableCredit` less credit
+ * refunds in flight): `left` is taken from what it held, `inDebit` (= amount − left) leaves their
+ * credit in debit; `outcome` says which, for the exception's message.
+ */
+async function creditTakenBack(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  before: bigint,
+  amount: bigint,
+): Promise<{ left: bigint; inDebit: bigint; outcome: string }> {
+  await lockCustomerCredit(work.trx, invoice.customer_id);
+  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
+  const left = upTo(available - before, amount);
+  const inDebit = amount - left;
+  const c = invoice.currency;
+  const outcome =
+    inDebit === 0n
+      ? `all ${amount} was still their credit and is taken back: tell the customer their credit is ${amount} ${c} lower`
+      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
+  return { left, inDebit, outcome };
 }
 
 /**
@@ -575,17 +593,10 @@ async function cashCreditedTwiceException(
   refund: RefundRow,
   split: RefundSplit,
 ): Promise<NewException> {
-  await lockCustomerCredit(work.trx, invoice.customer_id);
-  const available = await availableCredit(work, invoice.customer_id, invoice.currency, 'credit_refunds');
-  const before = split.overpayment + split.takenBack - split.cashCreditedTwice;
-  const left = upTo(available - before, split.cashCreditedTwice);
-  const inDebit = split.cashCreditedTwice - left;
-  const c = refund.currency;
   const twice = split.cashCreditedTwice;
-  const outcome =
-    inDebit === 0n
-      ? `all ${twice} was still their credit and is taken back: tell the customer their credit is ${twice} ${c} lower`
-      : `their credit held only ${left} of it (the rest was spent on later invoices or refunded): their credit is in debit by ${inDebit} ${c}; recover it from the customer or write it off`;
+  const before = split.overpayment + split.takenBack - twice;
+  const { left, inDebit, outcome } = await creditTakenBack(work, invoice, before, twice);
+  const c = refund.currency;
   return {
     kind: 'cash_credited_given_back_twice',
     gateway: refund.gateway,
