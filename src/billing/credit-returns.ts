@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
-import { type EntryInput, postEntry } from '../ledger/journal.ts';
+import { postEntry } from '../ledger/journal.ts';
 import { invoiceCashCredited, invoiceCreditGivenBack } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
@@ -132,21 +132,7 @@ export async function returnInvoiceCredit(
       `invoice ${invoiceId} has ${left} ${invoice.currency} of applied credit left to give back, not ${amount}`,
     );
   }
-  return giveToCredit(work, invoice, amount, reason, {
-    column: 'credit_returned',
-    action: 'invoice.credit_returned',
-    entry: (note, creditReturned) =>
-      invoiceCreditGivenBack({
-        invoiceId,
-        customerId: invoice.customer_id,
-        currency: invoice.currency,
-        amount,
-        subtotal: note.subtotal,
-        tax: note.tax,
-        rounding: note.rounding,
-        creditReturned,
-      }),
-  });
+  return giveToCredit(work, invoice, amount, reason, 'credit_returned');
 }
 
 /**
@@ -181,41 +167,19 @@ export async function creditCashRest(
       `invoice ${invoiceId} has ${left} ${invoice.currency} of cash paid left to give back, not ${amount}`,
     );
   }
-  return giveToCredit(work, invoice, amount, reason, {
-    column: 'cash_credited',
-    action: 'invoice.cash_credited',
-    entry: (note, cashCredited) =>
-      invoiceCashCredited({
-        invoiceId,
-        customerId: invoice.customer_id,
-        currency: invoice.currency,
-        amount,
-        subtotal: note.subtotal,
-        tax: note.tax,
-        rounding: note.rounding,
-        cashCredited,
-      }),
-  });
-}
-
-/**
- * How `giveToCredit` books what goes to the customer's credit: the invoice's running total it grows
- * (`credit_returned`: credit that paid it; `cash_credited`: cash below its gateway's step), the
- * ledger entry for a credit note and that total after it, and the activity it logs.
- */
-interface CreditBack {
-  column: 'credit_returned' | 'cash_credited';
-  action: 'invoice.credit_returned' | 'invoice.cash_credited';
-  entry: (note: CreditNoteRow, total: bigint) => EntryInput;
+  return giveToCredit(work, invoice, amount, reason, 'cash_credited');
 }
 
 /**
  * Gives `amount` (minor units, checked by the caller) of locked invoice `invoice` to the customer's
- * credit, inside `work`, as `back` says: issues its credit note (`issueCreditReturnNote`: revenue and
- * its tax share given back, cumulative with the invoice's cash refunds and credit given back), posts
- * `back.entry`, adds `amount` to `back.column`, then sets the status from the invoice as it now
- * stands (`givenBackStatus`, with the part of its period's change credit it carries then and what
- * disputes took of its payments and hold or lost, `disputedAway`), and logs `back.action`.
+ * credit, inside `work`, growing its running total `column` (`credit_returned`: credit that paid it,
+ * `inv_…:credit_given_back:<n>`, `invoiceCreditGivenBack`; `cash_credited`: cash below its gateway's
+ * step, `inv_…:cash_credited:<n>`, `invoiceCashCredited`): issues its credit note
+ * (`issueCreditReturnNote`: revenue and its tax share given back, cumulative with the invoice's cash
+ * refunds and credit given back), posts the movement, adds `amount` to `column`, then sets the status
+ * from the invoice as it now stands (`givenBackStatus`, with the part of its period's change credit
+ * it carries then and what disputes took of its payments and hold or lost, `disputedAway`), and logs
+ * `invoice.<column>` (`invoice.credit_returned`, `invoice.cash_credited`).
  * @returns the credit note (`refund_id` null)
  */
 async function giveToCredit(
@@ -223,17 +187,28 @@ async function giveToCredit(
   invoice: InvoiceRow,
   amount: bigint,
   reason: string | null,
-  back: CreditBack,
+  column: 'credit_returned' | 'cash_credited',
 ): Promise<CreditNoteRow> {
   const note = await issueCreditReturnNote(work, invoice, amount, reason);
-  const total = invoice[back.column] + amount;
-  await postEntry(work, back.entry(note, total));
+  const total = invoice[column] + amount;
+  const movement = {
+    invoiceId: invoice.id,
+    customerId: invoice.customer_id,
+    currency: invoice.currency,
+    amount,
+    subtotal: note.subtotal,
+    tax: note.tax,
+    rounding: note.rounding,
+  };
+  if (column === 'credit_returned')
+    await postEntry(work, invoiceCreditGivenBack({ ...movement, creditReturned: total }));
+  else await postEntry(work, invoiceCashCredited({ ...movement, cashCredited: total }));
   await work.trx
     .updateTable('invoices')
-    .set({ [back.column]: total, updated_at: new Date() })
+    .set({ [column]: total, updated_at: new Date() })
     .where('id', '=', invoice.id)
     .execute();
-  const after = { ...invoice, [back.column]: total };
+  const after = { ...invoice, [column]: total };
   // What of its period's change credit it carries, worked with this amount counted as given back.
   const carried = (await periodCreditToCustomer(work.trx, after)).total;
   const disputed = await disputedAway(work.trx, invoice.id);
@@ -242,7 +217,11 @@ async function giveToCredit(
     .set({ status: givenBackStatus(after, carried, disputed) })
     .where('id', '=', invoice.id)
     .execute();
-  await invoiceActivity(work, invoice, back.action, { amount, [back.column]: total, credit_note: note.id });
+  await invoiceActivity(work, invoice, `invoice.${column}`, {
+    amount,
+    [column]: total,
+    credit_note: note.id,
+  });
   return note;
 }
 
