@@ -257,7 +257,7 @@ async function keepPeriodTotals(
       .returningAll()
       .executeTakeFirstOrThrow();
   }
-  return { sum: BigInt(row.sum), max: BigInt(row.max ?? 0n), count: BigInt(row.count) };
+  return keptAggregate(row);
 }
 
 /**
@@ -360,6 +360,16 @@ interface Aggregate {
   max: bigint;
   count: bigint;
 }
+
+/**
+ * A kept `usage_period_totals` row as an `Aggregate` (its bigint columns read as bigints; a row with
+ * no event yet, `max` null, has a maximum of 0).
+ */
+const keptAggregate = (row: { sum: bigint; max: bigint | null; count: bigint }): Aggregate => ({
+  sum: BigInt(row.sum),
+  max: BigInt(row.max ?? 0n),
+  count: BigInt(row.count),
+});
 
 /**
  * One metered price's usage in a period (or the rest of it, see `priceUsage`): the aggregated quantity
@@ -500,7 +510,9 @@ async function windowsUsage(
 ): Promise<MeteredUsage[][]> {
   if (plan.metered.length === 0 || windows.length === 0) return windows.map(() => []);
   const codes = [...new Set(plan.metered.map((m) => m.code))];
-  const whole = windows.filter((w) => (w.periodStart ?? w.start).getTime() === w.start.getTime());
+  // A window starting at its period's start: its aggregates may be kept whole (`keepPeriodTotals`).
+  const fromPeriodStart = (w: UsageWindow) => (w.periodStart ?? w.start).getTime() === w.start.getTime();
+  const whole = windows.filter(fromPeriodStart);
   const kept =
     whole.length === 0
       ? []
@@ -514,7 +526,7 @@ async function windowsUsage(
           )
           .execute();
   const keptOf = (window: UsageWindow, code: string) =>
-    window.start.getTime() === (window.periodStart ?? window.start).getTime()
+    fromPeriodStart(window)
       ? kept.find(
           (k) =>
             k.code === code &&
@@ -558,7 +570,7 @@ async function windowsUsage(
       const k = keptOf(window, code);
       if (k) {
         aggregates.set(code, {
-          whole: { sum: BigInt(k.sum), max: BigInt(k.max ?? 0n), count: BigInt(k.count) },
+          whole: keptAggregate(k),
           before: none,
         });
       }
