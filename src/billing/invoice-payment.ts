@@ -1,6 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { GATEWAYS } from '../config/gateways.ts';
-import type { Database, TransactionRow } from '../db/schema.ts';
+import type { Database, InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 
 /**
@@ -85,6 +85,24 @@ export async function refundedInFlight(trx: Kysely<Database>, invoiceId: string)
     .where('status', 'in', ['pending', 'unknown'])
     .executeTakeFirstOrThrow();
   return BigInt(row.amount);
+}
+
+/**
+ * What of invoice `invoice`'s cash a refund billhook sends may still give back, minor units of its
+ * currency (may be ≤ 0): paid, less refunded, less given to the customer's credit for want of a
+ * gateway step (`cash_credited`), less refunds in flight (`refundedInFlight`). Stripe KWD 1000 paid,
+ * 660 refunded and 7 credited: 333. Read it under the invoice's lock (`lockInvoice`).
+ */
+export async function cashRoom(
+  trx: Kysely<Database>,
+  invoice: Pick<InvoiceRow, 'id' | 'amount_paid' | 'amount_refunded' | 'cash_credited'>,
+): Promise<bigint> {
+  return (
+    invoice.amount_paid -
+    invoice.amount_refunded -
+    invoice.cash_credited -
+    (await refundedInFlight(trx, invoice.id))
+  );
 }
 
 /** The gateways paying a lost dispute by a refund of its payment (`lostDisputePaidAsRefund`: PayPal). */

@@ -22,6 +22,7 @@ import { availableCredit, creditAvailability, lockCustomerCredit } from '../bill
 import { gatewayPaymentMethod, getPaymentMethod } from '../billing/customers.ts';
 import {
   capturedAmount,
+  cashRoom,
   invoicePayments,
   type RefundPart,
   refundable,
@@ -326,11 +327,7 @@ export async function createRefund(
   // (Stripe KWD 1000 paid, 660 refunded and 7 credited: at most 333 more, not the payment's 340).
   let stepCredited = '';
   if (!reported && !input.creditOf && invoice && invoice.cash_credited > 0n) {
-    const cap =
-      invoice.amount_paid -
-      invoice.amount_refunded -
-      invoice.cash_credited -
-      (await refundedInFlight(work.trx, invoice.id));
+    const cap = await cashRoom(work.trx, invoice);
     if (cap < available) {
       available = cap;
       stepCredited = `, ${invoice.cash_credited} of its invoice given to the customer's credit already (below the gateway's step)`;
@@ -923,11 +920,7 @@ async function wholeRoom(
   invoice: InvoiceRow,
   transaction: TransactionRow,
 ): Promise<bigint> {
-  const invoiceRoom =
-    invoice.amount_paid -
-    invoice.amount_refunded -
-    invoice.cash_credited -
-    (await refundedInFlight(trx, invoice.id));
+  const invoiceRoom = await cashRoom(trx, invoice);
   // min(its room, the invoice's), on bigints (Math.min takes numbers only), and never below 0.
   let whole = await refundable(trx, transaction);
   if (whole > invoiceRoom) whole = invoiceRoom;
