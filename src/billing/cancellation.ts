@@ -422,24 +422,8 @@ async function periodInvoiceRefund(
   effectiveAt: Date,
 ): Promise<CancellationRefund | null> {
   const trx = work.trx;
-  const start = subscription.current_period_start!;
-  const end = subscription.current_period_end!;
-  const { lines, recurring } = await recurringLines(trx, invoice.id);
-  const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
-  const atLeast0 = (amount: bigint) => (amount > 0n ? amount : 0n);
-  // What the period charged, from what its invoices charged (`chargedBasis`), not today's prices: for
-  // `full` all of it net (the period invoice's recurring lines and what its prorated changes charged
-  // or credited), for `prorate` what is in force cost for the whole period (its plan as the latest
-  // prorated change charged it, else as the period invoice did, and the add-ons' lines).
-  const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
-  refuseProrateBeyondChange(type, basis, end);
+  const { basis, of } = await periodRefundTerms(trx, subscription, invoice, type, effectiveAt);
   const changed = basis.invoices.length > 0 || basis.changesTotal !== 0n;
-  const cost =
-    type === 'full'
-      ? atLeast0(recurring + basis.changesTotal)
-      : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
-  const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
-  const of = { cost, recurring, unused, length, takenOff: 0n };
   const given = await givenBackOf(trx, invoice, payments, type, of);
   // After a prorated change that charged more (an upgrade), the period invoice may hold less than the
   // period owes back: the rest was paid by the change's invoice, which this refund does not reach.
@@ -452,6 +436,49 @@ async function periodInvoiceRefund(
     });
   }
   return refundFrom(invoice, given);
+}
+
+/** What a `full` or `prorate` refund of a period gives back from (`periodRefundTerms`). */
+interface PeriodRefundTerms {
+  /** The period's charged basis (`chargedBasis`). */
+  basis: ChargedBasis;
+  /** What `givenBackOf` works the amount owed from (minor units; `unused` and `length` in seconds). */
+  of: { cost: bigint; recurring: bigint; unused: bigint; length: bigint; takenOff: bigint };
+}
+
+/**
+ * What a cancellation's refund of `type` taking effect at `effectiveAt` gives back of the current
+ * period's invoice `invoice` of `subscription` from: what the period charged, from what its invoices
+ * charged (`chargedBasis`), not today's prices — for `full` all of it net (the period invoice's
+ * recurring lines and what its prorated changes charged or credited, at least 0), for `prorate` what
+ * is in force cost for the whole period (its plan as the latest prorated change charged it, else as
+ * the period invoice did, and the add-ons' lines) — with the invoice's recurring lines, the unused
+ * time from `effectiveAt` to the period's end and the period's length (seconds). Used when the
+ * refund is made (`periodInvoiceRefund`) and worked again later (`cancellationOwedNow`).
+ * @throws ValidationError as `chargedBasis` and `refuseProrateBeyondChange`
+ */
+async function periodRefundTerms(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  invoice: InvoiceRow,
+  type: RefundType,
+  effectiveAt: Date,
+): Promise<PeriodRefundTerms> {
+  const start = subscription.current_period_start!;
+  const end = subscription.current_period_end!;
+  const { lines, recurring } = await recurringLines(trx, invoice.id);
+  const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
+  const basis = await chargedBasis(trx, subscription, subscription.current_period_index!, 'refund_type');
+  refuseProrateBeyondChange(type, basis, end);
+  const net = recurring + basis.changesTotal;
+  const cost =
+    type === 'full'
+      ? net > 0n
+        ? net
+        : 0n
+      : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
+  const [unused, length] = [secondsBetween(effectiveAt, end), secondsBetween(start, end)];
+  return { basis, of: { cost, recurring, unused, length, takenOff: 0n } };
 }
 
 /**
@@ -489,26 +516,14 @@ export async function cancellationOwedNow(
   const start = subscription.current_period_start;
   const end = subscription.current_period_end;
   if (subscription.current_period_index !== invoice.period_index || !start || !end) return undefined;
-  const { lines, recurring } = await recurringLines(trx, invoice.id);
-  const sumOf = (of: typeof lines) => of.reduce((total, l) => total + l.amount + l.tax_amount, 0n);
-  let basis: ChargedBasis;
+  let terms: PeriodRefundTerms;
   try {
-    basis = await chargedBasis(trx, subscription, invoice.period_index, 'refund_type');
-    refuseProrateBeyondChange(type, basis, end);
+    terms = await periodRefundTerms(trx, subscription, invoice, type, effectiveAt);
   } catch (error) {
     if (error instanceof ValidationError) return undefined;
     throw error;
   }
-  const cost =
-    type === 'full'
-      ? recurring + basis.changesTotal > 0n
-        ? recurring + basis.changesTotal
-        : 0n
-      : chargedTotal(basis.plan) + sumOf(lines.filter((l) => l.add_on_id !== null));
-  // Within the period: a refund needs the cancellation to take effect in it (`refundOf`).
-  const unused = secondsBetween(effectiveAt, end);
-  const of = { cost, recurring, unused, length: secondsBetween(start, end), takenOff: 0n };
-  const { owed } = await givenBackOf(trx, invoice, await invoicePayments(trx, invoice.id), type, of);
+  const { owed } = await givenBackOf(trx, invoice, await invoicePayments(trx, invoice.id), type, terms.of);
   return { owed: owed > 0n ? owed : 0n, refundType: type, effectiveAt };
 }
 
