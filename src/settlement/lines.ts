@@ -529,12 +529,62 @@ async function convertedCaptureGross(
 }
 
 /**
- * The `amount_mismatch` exception of a dispute line in another currency than its dispute whose gross
- * is not the converted capture's (`convertedCaptureGross`; undefined: billhook has none to compare
- * with): its conversion was booked against the dispute's amount (`booked`, in the dispute's currency,
- * signed like the line), so the difference sits in the gateway's FX account until a person books it.
- * E.g. a USD 10.99 dispute of a capture settled as CNY 60.39, whose `T1201` says CNY −30.00. Names
- * both amounts and currencies (minor units). Raised for PayPal's dispute lines only.
+ * What a `convertedMismatch` says beyond what every one says: how the gateway's line reads
+ * (`said`, after its gross: `converted from -500 EUR`), what it disagrees with (`against`, after
+ * "but": `billhook booked -1000 EUR for dp_…`), what a person checks at the gateway (`check`: what
+ * it `converted`, `took`) and the details of its own (`details`: the converted amount, the capture
+ * line's gross).
+ */
+interface ConvertedMismatchWords {
+  said: string;
+  against: string;
+  check: string;
+  details: Record<string, unknown>;
+}
+
+/**
+ * The `amount_mismatch` exception of a line in another currency than its charge, refund or dispute
+ * whose conversion was booked against what billhook booked for the object (`booked`: its currency
+ * and amount, minor units signed like the line) although the gateway's line says other money
+ * (`words`): the difference sits in the gateway's FX account until a person books it. Names the
+ * line, its gross, billhook's amount and what the gateway said; details: `gateway_line_id`,
+ * `currency`, `gross`, `booked_currency`, `booked` and the words' own. One per line (the caller
+ * raises at most one `amount_mismatch` of a line; `raiseException` keeps it once).
+ */
+function convertedMismatch(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+  words: ConvertedMismatchWords,
+): NewException {
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    refundId: line.refund_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${words.said} (minor units), but ${words.against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it ${words.check} and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      booked_currency: booked.currency,
+      booked: booked.amount,
+      ...words.details,
+    },
+  };
+}
+
+/**
+ * The `amount_mismatch` exception (`convertedMismatch`) of a dispute line in another currency than
+ * its dispute whose gross is not the converted capture's (`convertedCaptureGross`; undefined:
+ * billhook has none to compare with): its conversion was booked against the dispute's amount
+ * (`booked`, in the dispute's currency, signed like the line), so the difference sits in the
+ * gateway's FX account until a person books it. E.g. a USD 10.99 dispute of a capture settled as
+ * CNY 60.39, whose `T1201` says CNY −30.00. Names both amounts and currencies (minor units). Raised
+ * for PayPal's dispute lines only.
  */
 function disputeConvertedOtherAmount(
   account: SettlementAccount,
@@ -542,33 +592,21 @@ function disputeConvertedOtherAmount(
   booked: { currency: string; amount: bigint },
   expected: bigint | undefined,
 ): NewException {
-  const against =
-    expected === undefined
-      ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
-      : `the capture was converted as ${expected} ${line.currency}`;
-  return {
-    kind: 'amount_mismatch',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    transactionId: line.transaction_id ?? undefined,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `dispute line ${line.gateway_line_id} settled ${line.gross} ${line.currency} for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency} (minor units), but ${against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it took and book the difference`,
-    details: {
-      gateway_line_id: line.gateway_line_id,
-      currency: line.currency,
-      gross: line.gross,
-      booked_currency: booked.currency,
-      booked: booked.amount,
-      expected: expected ?? null,
-    },
-  };
+  return convertedMismatch(account, line, booked, {
+    said: `for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency}`,
+    against:
+      expected === undefined
+        ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
+        : `the capture was converted as ${expected} ${line.currency}`,
+    check: 'took',
+    details: { expected: expected ?? null },
+  });
 }
 
 /**
- * The `amount_mismatch` exception of a line in another currency than its charge, refund or dispute
- * whose converted amount (`original`: what the gateway says it converted, e.g. a Stripe balance
- * transaction's expanded source `amount` and `currency`,
+ * The `amount_mismatch` exception (`convertedMismatch`) of a line in another currency than its
+ * charge, refund or dispute whose converted amount (`original`: what the gateway says it converted,
+ * e.g. a Stripe balance transaction's expanded source `amount` and `currency`,
  * https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate;
  * a settlement file's `original_currency` and `original_amount`) is not what billhook booked for the
  * object (`booked`, signed like the line), or that says none: its conversion was booked against
@@ -585,29 +623,15 @@ function convertedOtherAmount(
   booked: { currency: string; amount: bigint },
 ): NewException {
   const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
-  const converted =
-    line.original_currency !== null && line.original_amount !== null
-      ? `converted from ${line.original_amount} ${line.original_currency}`
-      : 'saying nothing of what it converted';
-  return {
-    kind: 'amount_mismatch',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    transactionId: line.transaction_id ?? undefined,
-    refundId: line.refund_id ?? undefined,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${converted} (minor units), but billhook booked ${booked.amount} ${booked.currency} for ${object}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it converted and book the difference`,
-    details: {
-      gateway_line_id: line.gateway_line_id,
-      currency: line.currency,
-      gross: line.gross,
-      converted_currency: line.original_currency,
-      converted: line.original_amount,
-      booked_currency: booked.currency,
-      booked: booked.amount,
-    },
-  };
+  return convertedMismatch(account, line, booked, {
+    said:
+      line.original_currency !== null && line.original_amount !== null
+        ? `converted from ${line.original_amount} ${line.original_currency}`
+        : 'saying nothing of what it converted',
+    against: `billhook booked ${booked.amount} ${booked.currency} for ${object}`,
+    check: 'converted',
+    details: { converted_currency: line.original_currency, converted: line.original_amount },
+  });
 }
 
 /**
