@@ -15,6 +15,8 @@ import {
   settlementLineMoves,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { exponentOf } from '../money/currency.ts';
+import { convertedRange, parseRate } from '../money/exchange-rate.ts';
 import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
 import { findTransaction } from '../payments/transactions.ts';
@@ -326,6 +328,7 @@ export function lineColumns(line: SettlementLine) {
     partner_fee: line.partnerFee ?? 0n,
     original_currency: line.original?.currency ?? null,
     original_amount: line.original?.amount ?? null,
+    exchange_rate: line.exchangeRate ?? null,
     gateway_transaction_id: line.gatewayTransactionId ?? null,
     gateway_refund_id: line.gatewayRefundId ?? null,
     gateway_dispute_id: line.gatewayDisputeId ?? null,
@@ -349,7 +352,8 @@ export function lineColumns(line: SettlementLine) {
  * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
  * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX), and any
  * other line in another currency than its object converted from another amount than billhook booked
- * for it, or saying nothing of what it converted (`convertedOtherAmount`),
+ * for it, or saying nothing of what it converted (`convertedOtherAmount`), or converted from it at a
+ * stated rate to a gross that is not billhook's amount × that rate (`rateOtherAmount`),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -410,6 +414,7 @@ export async function recordSettlementLine(
         .set({
           payout_id: existing.payout_id ?? payoutId,
           available_on: existing.available_on ?? line.availableOn ?? null,
+          exchange_rate: existing.exchange_rate ?? line.exchangeRate ?? null,
           ...(matched
             ? {
                 transaction_id: matched.transactionId,
@@ -484,13 +489,12 @@ export async function recordSettlementLine(
   // Any other line in another currency than its object says what the gateway converted (`original`:
   // Stripe's source amount, PayPal's gross in the payment's currency, a file's original columns): it
   // must be what billhook booked, or the conversion booked against billhook's amount hides the rest in FX.
-  if (
-    booked &&
-    booked.currency !== row.currency &&
-    !(account.gateway === 'paypal' && matched.disputeId) &&
-    (row.original_currency !== booked.currency || row.original_amount !== booked.amount)
-  ) {
-    await raiseException(work, convertedOtherAmount(account, row, booked));
+  if (booked && booked.currency !== row.currency && !(account.gateway === 'paypal' && matched.disputeId)) {
+    const mismatch =
+      row.original_currency !== booked.currency || row.original_amount !== booked.amount
+        ? convertedOtherAmount(account, row, booked)
+        : rateOtherAmount(account, row, booked);
+    if (mismatch) await raiseException(work, mismatch);
   }
   return { kind: 'applied', line: row };
 }
@@ -631,6 +635,49 @@ function convertedOtherAmount(
     against: `billhook booked ${booked.amount} ${booked.currency} for ${object}`,
     check: 'converted',
     details: { converted_currency: line.original_currency, converted: line.original_amount },
+  });
+}
+
+/**
+ * The `amount_mismatch` exception (`convertedMismatch`) of a line in another currency than its
+ * charge, refund or dispute, converted from exactly what billhook booked for it (`booked`, signed
+ * like the line), whose gross is not that amount at the rate the gateway says it converted at
+ * (`exchange_rate`: Stripe's, "the amount in currency A, multiplied by the exchange_rate, equals the
+ * amount in currency B",
+ * https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate),
+ * rounded to a whole minor unit either way (`convertedRange`: Stripe documents no rounding, so both
+ * are taken): its conversion was booked against billhook's amount, so the gateway's other money sits
+ * in its FX account until a person books it. E.g. billhook's USD 10.00 charge settled as EUR 9.50
+ * at rate 0.9 (EUR 9.00). Names the gross, the amount converted, the rate and what that comes to
+ * (minor units); details also `exchange_rate`, `expected_low` and `expected_high`.
+ * @returns undefined when the line says no rate, or its gross is what the rate gives
+ */
+function rateOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): NewException | undefined {
+  const rate = line.exchange_rate === null ? undefined : parseRate(line.exchange_rate);
+  if (!rate) return undefined;
+  const { low, high } = convertedRange(
+    booked.amount,
+    rate,
+    exponentOf(booked.currency),
+    exponentOf(line.currency),
+  );
+  if (line.gross >= low && line.gross <= high) return undefined;
+  const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
+  return convertedMismatch(account, line, booked, {
+    said: `converted from ${booked.amount} ${booked.currency} at rate ${line.exchange_rate}`,
+    against: `${booked.amount} ${booked.currency} (billhook's ${object}) at ${line.exchange_rate} is ${low === high ? low : `${low} to ${high}`} ${line.currency}`,
+    check: 'converted',
+    details: {
+      converted_currency: line.original_currency,
+      converted: line.original_amount,
+      exchange_rate: line.exchange_rate,
+      expected_low: low,
+      expected_high: high,
+    },
   });
 }
 
@@ -1131,6 +1178,7 @@ export function storedLine(row: SettlementLineRow): SettlementLine {
     ...(row.original_currency !== null && row.original_amount !== null
       ? { original: { currency: row.original_currency, amount: row.original_amount } }
       : {}),
+    ...(row.exchange_rate !== null ? { exchangeRate: row.exchange_rate } : {}),
     occurredAt: row.occurred_at,
     ...(row.available_on ? { availableOn: row.available_on } : {}),
   };
