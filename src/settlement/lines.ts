@@ -15,6 +15,7 @@ import {
   settlementLineMoves,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { abs } from '../money/amount.ts';
 import { exponentOf } from '../money/currency.ts';
 import { convertedRange, parseRate } from '../money/exchange-rate.ts';
 import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
@@ -515,7 +516,7 @@ async function convertedCaptureGross(
   booked: { currency: string; amount: bigint },
 ): Promise<bigint | undefined> {
   if (row.transaction_id === null) return undefined;
-  const whole = booked.amount < 0n ? -booked.amount : booked.amount;
+  const whole = abs(booked.amount);
   const charge = await work.trx
     .selectFrom('settlement_lines')
     .select('gross')
@@ -600,7 +601,7 @@ function disputeConvertedOtherAmount(
     said: `for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency}`,
     against:
       expected === undefined
-        ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
+        ? `billhook has no converted capture line of ${abs(booked.amount)} ${booked.currency} in ${line.currency} to compare with`
         : `the capture was converted as ${expected} ${line.currency}`,
     check: 'took',
     details: { expected: expected ?? null },
