@@ -3,6 +3,7 @@ import { newId } from '../db/ids.ts';
 import type { InvoiceLineRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
+import { abs } from '../money/amount.ts';
 import { percentToPpm } from '../money/rates.ts';
 import {
   getInvoice,
@@ -46,7 +47,7 @@ export function asNewLine(line: InvoiceLineRow): NewLine & { amount: bigint } {
     description: line.description,
     quantity: line.quantity,
     type: line.type,
-    amount: amount < 0n ? -amount : amount,
+    amount: abs(amount),
     taxRatePpm: line.tax_rate_ppm,
     ...(taxes.length
       ? {

@@ -514,6 +514,12 @@ export interface SettlementLinesTable {
   partner_fee: MoneyWithDefault;
   original_currency: string | null;
   original_amount: ColumnType<bigint | null, bigint | null, bigint | null>;
+  /**
+   * With `original_*`, the rate the gateway says it converted at: plain decimal text, major units
+   * (Stripe's `exchange_rate`, `1.234`); null when it gave none (migration 0059). The line's gross is
+   * checked against what billhook booked × it (settlement/lines.ts `rateOtherAmount`).
+   */
+  exchange_rate: ColumnType<string | null, string | null | undefined, string | null>;
   gateway_transaction_id: string | null;
   gateway_refund_id: string | null;
   gateway_dispute_id: string | null;

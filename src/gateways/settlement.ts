@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isCurrency } from '../money/currency.ts';
+import { parseRate, rateText } from '../money/exchange-rate.ts';
 
 /**
  * What a gateway's settlement data says, in billhook's terms (PRODUCT.md §13): the lines of money
@@ -67,6 +68,10 @@ const currency = z.string().refine(isCurrency, 'not an ISO 4217 currency');
  *   in;
  * - `original`: when that is not the payment's currency, what the payment was in its own currency
  *   (signed like `gross`): the difference is booked through the FX account;
+ * - `exchangeRate`: with `original`, the rate the gateway says it converted at, as plain decimal text
+ *   in major units (one unit of `original`'s currency is that many of `currency`: Stripe's
+ *   `exchange_rate`, `"1.234"` for EUR 10.00 settled as USD 12.34): `gross` must be `original`'s
+ *   amount × it, rounded to a whole minor unit, or the line is an `amount_mismatch` for a person;
  * - `occurredAt`: when the gateway booked it; `availableOn`: when it becomes payable, if said;
  * - `partnerFee`: of `fee`, what a partner (a platform) took (PayPal's `platform_fees`), ≥ 0; of a
  *   refund's or dispute's fee given back, what of it is the partner's given back; a `fee` line with
@@ -90,6 +95,13 @@ export const SettlementLineSchema = z
     fee: minor,
     net: minor,
     original: z.object({ currency, amount: minor }).optional(),
+    exchangeRate: z
+      .string()
+      .refine((text) => {
+        const rate = parseRate(text);
+        return rate !== undefined && rateText(rate) === text;
+      }, 'not a positive rate as plain decimal text')
+      .optional(),
     occurredAt: z.date(),
     availableOn: z.date().optional(),
     /**

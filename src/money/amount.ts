@@ -2,6 +2,14 @@
 export const MAX_MINOR_UNITS = 1_000_000_000_000_000n;
 
 /**
+ * The size of `amount` (minor units, any sign), without its sign: `abs(-617n)` is 617n, `abs(900n)`
+ * 900n, `abs(0n)` 0n. What `Math.abs` is for numbers, on bigints (which it refuses).
+ */
+export function abs(amount: bigint): bigint {
+  return amount < 0n ? -amount : amount;
+}
+
+/**
  * min(`amount`, `limit`), never below 0: the share of `amount` (minor units) a part holding `limit`
  * can take (cash before credit, say). `upTo(700n, 500n)` is 500n; `upTo(-5n, 500n)` is 0n.
  */

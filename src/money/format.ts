@@ -1,3 +1,4 @@
+import { abs } from './amount.ts';
 import { type CurrencyCode, exponentOf } from './currency.ts';
 
 /**
@@ -6,7 +7,7 @@ import { type CurrencyCode, exponentOf } from './currency.ts';
  */
 export function decimalString(amount: bigint, exponent: number): string {
   const sign = amount < 0n ? '-' : '';
-  const digits = (amount < 0n ? -amount : amount).toString();
+  const digits = abs(amount).toString();
   if (exponent === 0) return `${sign}${digits}`;
   const padded = digits.padStart(exponent + 1, '0');
   return `${sign}${padded.slice(0, -exponent)}.${padded.slice(-exponent)}`;

@@ -1,3 +1,5 @@
+import { abs } from './amount.ts';
+
 /**
  * Rates (tax rates, percent-off coupons) as integers in parts per million of an amount: 1% = 10,000
  * ppm, 8.875% = 88,750 ppm, 100% = 1,000,000 ppm. Never a float: a percentage given by a client is
@@ -36,7 +38,7 @@ export function ppmToPercent(ppm: number): string {
  * @param ppm rate in parts per million, 0 … 1,000,000
  */
 export function applyRate(amount: bigint, ppm: number): bigint {
-  const product = (amount < 0n ? -amount : amount) * BigInt(ppm);
+  const product = abs(amount) * BigInt(ppm);
   const whole = BigInt(PPM_PER_WHOLE);
   const rounded = (product + whole / 2n) / whole;
   return amount < 0n ? -rounded : rounded;

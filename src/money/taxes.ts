@@ -1,3 +1,4 @@
+import { abs } from './amount.ts';
 import { applyRate, PPM_PER_WHOLE } from './rates.ts';
 
 /**
@@ -23,7 +24,7 @@ export interface TaxSplit {
 
 /** `a / b` rounded half away from zero (b > 0). */
 function divideRounded(a: bigint, b: bigint): bigint {
-  const magnitude = ((a < 0n ? -a : a) * 2n + b) / (2n * b);
+  const magnitude = (abs(a) * 2n + b) / (2n * b);
   return a < 0n ? -magnitude : magnitude;
 }
 
@@ -66,7 +67,7 @@ export function splitTaxes(amount: bigint, rates: readonly TaxShare[], priceIncl
     ks.push((base * BigInt(rate.ppm)) / unit);
   }
   const whole = denominator + ks.reduce((sum, k, i) => (included[i] ? sum + k : sum), 0n);
-  const magnitude = amount < 0n ? -amount : amount;
+  const magnitude = abs(amount);
   // The parts that make up the amount: the net (weight `denominator`), then each included tax.
   const parts = [{ weight: denominator, tax: -1 }];
   ks.forEach((k, i) => {

@@ -15,6 +15,9 @@ import {
   settlementLineMoves,
 } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { abs } from '../money/amount.ts';
+import { exponentOf } from '../money/currency.ts';
+import { convertedRange, parseRate } from '../money/exchange-rate.ts';
 import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
 import { findTransaction } from '../payments/transactions.ts';
@@ -326,6 +329,7 @@ export function lineColumns(line: SettlementLine) {
     partner_fee: line.partnerFee ?? 0n,
     original_currency: line.original?.currency ?? null,
     original_amount: line.original?.amount ?? null,
+    exchange_rate: line.exchangeRate ?? null,
     gateway_transaction_id: line.gatewayTransactionId ?? null,
     gateway_refund_id: line.gatewayRefundId ?? null,
     gateway_dispute_id: line.gatewayDisputeId ?? null,
@@ -349,7 +353,8 @@ export function lineColumns(line: SettlementLine) {
  * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
  * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX), and any
  * other line in another currency than its object converted from another amount than billhook booked
- * for it, or saying nothing of what it converted (`convertedOtherAmount`),
+ * for it, or saying nothing of what it converted (`convertedOtherAmount`), or converted from it at a
+ * stated rate to a gross that is not billhook's amount × that rate (`rateOtherAmount`),
  * and an `adjustment` line that books something raises `settlement_adjustment` (`adjustmentBooked`):
  * it is for a person;
  * one the gateway could not translate (`unbooked`) books nothing and raises `settlement_line_unbooked`.
@@ -410,6 +415,7 @@ export async function recordSettlementLine(
         .set({
           payout_id: existing.payout_id ?? payoutId,
           available_on: existing.available_on ?? line.availableOn ?? null,
+          exchange_rate: existing.exchange_rate ?? line.exchangeRate ?? null,
           ...(matched
             ? {
                 transaction_id: matched.transactionId,
@@ -484,13 +490,12 @@ export async function recordSettlementLine(
   // Any other line in another currency than its object says what the gateway converted (`original`:
   // Stripe's source amount, PayPal's gross in the payment's currency, a file's original columns): it
   // must be what billhook booked, or the conversion booked against billhook's amount hides the rest in FX.
-  if (
-    booked &&
-    booked.currency !== row.currency &&
-    !(account.gateway === 'paypal' && matched.disputeId) &&
-    (row.original_currency !== booked.currency || row.original_amount !== booked.amount)
-  ) {
-    await raiseException(work, convertedOtherAmount(account, row, booked));
+  if (booked && booked.currency !== row.currency && !(account.gateway === 'paypal' && matched.disputeId)) {
+    const mismatch =
+      row.original_currency !== booked.currency || row.original_amount !== booked.amount
+        ? convertedOtherAmount(account, row, booked)
+        : rateOtherAmount(account, row, booked);
+    if (mismatch) await raiseException(work, mismatch);
   }
   return { kind: 'applied', line: row };
 }
@@ -511,7 +516,7 @@ async function convertedCaptureGross(
   booked: { currency: string; amount: bigint },
 ): Promise<bigint | undefined> {
   if (row.transaction_id === null) return undefined;
-  const whole = booked.amount < 0n ? -booked.amount : booked.amount;
+  const whole = abs(booked.amount);
   const charge = await work.trx
     .selectFrom('settlement_lines')
     .select('gross')
@@ -529,12 +534,62 @@ async function convertedCaptureGross(
 }
 
 /**
- * The `amount_mismatch` exception of a dispute line in another currency than its dispute whose gross
- * is not the converted capture's (`convertedCaptureGross`; undefined: billhook has none to compare
- * with): its conversion was booked against the dispute's amount (`booked`, in the dispute's currency,
- * signed like the line), so the difference sits in the gateway's FX account until a person books it.
- * E.g. a USD 10.99 dispute of a capture settled as CNY 60.39, whose `T1201` says CNY −30.00. Names
- * both amounts and currencies (minor units). Raised for PayPal's dispute lines only.
+ * What a `convertedMismatch` says beyond what every one says: how the gateway's line reads
+ * (`said`, after its gross: `converted from -500 EUR`), what it disagrees with (`against`, after
+ * "but": `billhook booked -1000 EUR for dp_…`), what a person checks at the gateway (`check`: what
+ * it `converted`, `took`) and the details of its own (`details`: the converted amount, the capture
+ * line's gross).
+ */
+interface ConvertedMismatchWords {
+  said: string;
+  against: string;
+  check: string;
+  details: Record<string, unknown>;
+}
+
+/**
+ * The `amount_mismatch` exception of a line in another currency than its charge, refund or dispute
+ * whose conversion was booked against what billhook booked for the object (`booked`: its currency
+ * and amount, minor units signed like the line) although the gateway's line says other money
+ * (`words`): the difference sits in the gateway's FX account until a person books it. Names the
+ * line, its gross, billhook's amount and what the gateway said; details: `gateway_line_id`,
+ * `currency`, `gross`, `booked_currency`, `booked` and the words' own. One per line (the caller
+ * raises at most one `amount_mismatch` of a line; `raiseException` keeps it once).
+ */
+function convertedMismatch(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+  words: ConvertedMismatchWords,
+): NewException {
+  return {
+    kind: 'amount_mismatch',
+    gateway: account.gateway,
+    gatewayAccount: account.gatewayAccount,
+    transactionId: line.transaction_id ?? undefined,
+    refundId: line.refund_id ?? undefined,
+    payoutId: line.payout_id ?? undefined,
+    settlementLineId: line.id,
+    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${words.said} (minor units), but ${words.against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it ${words.check} and book the difference`,
+    details: {
+      gateway_line_id: line.gateway_line_id,
+      currency: line.currency,
+      gross: line.gross,
+      booked_currency: booked.currency,
+      booked: booked.amount,
+      ...words.details,
+    },
+  };
+}
+
+/**
+ * The `amount_mismatch` exception (`convertedMismatch`) of a dispute line in another currency than
+ * its dispute whose gross is not the converted capture's (`convertedCaptureGross`; undefined:
+ * billhook has none to compare with): its conversion was booked against the dispute's amount
+ * (`booked`, in the dispute's currency, signed like the line), so the difference sits in the
+ * gateway's FX account until a person books it. E.g. a USD 10.99 dispute of a capture settled as
+ * CNY 60.39, whose `T1201` says CNY −30.00. Names both amounts and currencies (minor units). Raised
+ * for PayPal's dispute lines only.
  */
 function disputeConvertedOtherAmount(
   account: SettlementAccount,
@@ -542,33 +597,21 @@ function disputeConvertedOtherAmount(
   booked: { currency: string; amount: bigint },
   expected: bigint | undefined,
 ): NewException {
-  const against =
-    expected === undefined
-      ? `billhook has no converted capture line of ${booked.amount < 0n ? -booked.amount : booked.amount} ${booked.currency} in ${line.currency} to compare with`
-      : `the capture was converted as ${expected} ${line.currency}`;
-  return {
-    kind: 'amount_mismatch',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    transactionId: line.transaction_id ?? undefined,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `dispute line ${line.gateway_line_id} settled ${line.gross} ${line.currency} for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency} (minor units), but ${against}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it took and book the difference`,
-    details: {
-      gateway_line_id: line.gateway_line_id,
-      currency: line.currency,
-      gross: line.gross,
-      booked_currency: booked.currency,
-      booked: booked.amount,
-      expected: expected ?? null,
-    },
-  };
+  return convertedMismatch(account, line, booked, {
+    said: `for dispute ${line.dispute_id} of ${booked.amount} ${booked.currency}`,
+    against:
+      expected === undefined
+        ? `billhook has no converted capture line of ${abs(booked.amount)} ${booked.currency} in ${line.currency} to compare with`
+        : `the capture was converted as ${expected} ${line.currency}`,
+    check: 'took',
+    details: { expected: expected ?? null },
+  });
 }
 
 /**
- * The `amount_mismatch` exception of a line in another currency than its charge, refund or dispute
- * whose converted amount (`original`: what the gateway says it converted, e.g. a Stripe balance
- * transaction's expanded source `amount` and `currency`,
+ * The `amount_mismatch` exception (`convertedMismatch`) of a line in another currency than its
+ * charge, refund or dispute whose converted amount (`original`: what the gateway says it converted,
+ * e.g. a Stripe balance transaction's expanded source `amount` and `currency`,
  * https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate;
  * a settlement file's `original_currency` and `original_amount`) is not what billhook booked for the
  * object (`booked`, signed like the line), or that says none: its conversion was booked against
@@ -585,29 +628,58 @@ function convertedOtherAmount(
   booked: { currency: string; amount: bigint },
 ): NewException {
   const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
-  const converted =
-    line.original_currency !== null && line.original_amount !== null
-      ? `converted from ${line.original_amount} ${line.original_currency}`
-      : 'saying nothing of what it converted';
-  return {
-    kind: 'amount_mismatch',
-    gateway: account.gateway,
-    gatewayAccount: account.gatewayAccount,
-    transactionId: line.transaction_id ?? undefined,
-    refundId: line.refund_id ?? undefined,
-    payoutId: line.payout_id ?? undefined,
-    settlementLineId: line.id,
-    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} ${converted} (minor units), but billhook booked ${booked.amount} ${booked.currency} for ${object}: booked as converted from ${booked.amount} ${booked.currency}, the difference sits in fx:${account.gateway}; check at the gateway what it converted and book the difference`,
+  return convertedMismatch(account, line, booked, {
+    said:
+      line.original_currency !== null && line.original_amount !== null
+        ? `converted from ${line.original_amount} ${line.original_currency}`
+        : 'saying nothing of what it converted',
+    against: `billhook booked ${booked.amount} ${booked.currency} for ${object}`,
+    check: 'converted',
+    details: { converted_currency: line.original_currency, converted: line.original_amount },
+  });
+}
+
+/**
+ * The `amount_mismatch` exception (`convertedMismatch`) of a line in another currency than its
+ * charge, refund or dispute, converted from exactly what billhook booked for it (`booked`, signed
+ * like the line), whose gross is not that amount at the rate the gateway says it converted at
+ * (`exchange_rate`: Stripe's, "the amount in currency A, multiplied by the exchange_rate, equals the
+ * amount in currency B",
+ * https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate),
+ * rounded to a whole minor unit either way (`convertedRange`: Stripe documents no rounding, so both
+ * are taken): its conversion was booked against billhook's amount, so the gateway's other money sits
+ * in its FX account until a person books it. E.g. billhook's USD 10.00 charge settled as EUR 9.50
+ * at rate 0.9 (EUR 9.00). Names the gross, the amount converted, the rate and what that comes to
+ * (minor units); details also `exchange_rate`, `expected_low` and `expected_high`.
+ * @returns undefined when the line says no rate, or its gross is what the rate gives
+ */
+function rateOtherAmount(
+  account: SettlementAccount,
+  line: SettlementLineRow,
+  booked: { currency: string; amount: bigint },
+): NewException | undefined {
+  const rate = line.exchange_rate === null ? undefined : parseRate(line.exchange_rate);
+  if (!rate) return undefined;
+  const { low, high } = convertedRange(
+    booked.amount,
+    rate,
+    exponentOf(booked.currency),
+    exponentOf(line.currency),
+  );
+  if (line.gross >= low && line.gross <= high) return undefined;
+  const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
+  return convertedMismatch(account, line, booked, {
+    said: `converted from ${booked.amount} ${booked.currency} at rate ${line.exchange_rate}`,
+    against: `${booked.amount} ${booked.currency} (billhook's ${object}) at ${line.exchange_rate} is ${low === high ? low : `${low} to ${high}`} ${line.currency}`,
+    check: 'converted',
     details: {
-      gateway_line_id: line.gateway_line_id,
-      currency: line.currency,
-      gross: line.gross,
       converted_currency: line.original_currency,
       converted: line.original_amount,
-      booked_currency: booked.currency,
-      booked: booked.amount,
+      exchange_rate: line.exchange_rate,
+      expected_low: low,
+      expected_high: high,
     },
-  };
+  });
 }
 
 /**
@@ -1107,6 +1179,7 @@ export function storedLine(row: SettlementLineRow): SettlementLine {
     ...(row.original_currency !== null && row.original_amount !== null
       ? { original: { currency: row.original_currency, amount: row.original_amount } }
       : {}),
+    ...(row.exchange_rate !== null ? { exchangeRate: row.exchange_rate } : {}),
     occurredAt: row.occurred_at,
     ...(row.available_on ? { availableOn: row.available_on } : {}),
   };

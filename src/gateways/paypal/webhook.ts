@@ -1,6 +1,7 @@
 import { verify as verifySignature } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { z } from 'zod';
+import { abs } from '../../money/amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import type { SettlementLine } from '../settlement.ts';
 import {
@@ -138,7 +139,7 @@ function settlementEvents(
       gatewayRefundId: settlementLine.gatewayRefundId,
       gatewayDisputeId: settlementLine.gatewayDisputeId,
       reference: settlementLine.reference,
-      amount: settlementLine.gross < 0n ? -settlementLine.gross : settlementLine.gross,
+      amount: abs(settlementLine.gross),
       currency: settlementLine.currency,
       settlementLine,
     },

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { parseRate, rateText } from '../../money/exchange-rate.ts';
 import { parsePayload } from '../payload.ts';
 import {
   type PayoutReport,
@@ -27,6 +28,20 @@ const parse = <T extends z.ZodType>(schema: T, value: unknown, what: string): z.
 const seconds = (unix: number): Date => new Date(unix * 1000);
 
 /**
+ * Stripe's `exchange_rate` as plain decimal text, exactly as Stripe wrote it: the API renders it as a
+ * JSON number (`1.234`) that JSON parsing makes a double, and a double's shortest decimal
+ * (`String`, ECMAScript Number::toString) is the text it was read from whenever that had at most 15
+ * significant digits; read with `parseRate` (money/exchange-rate.ts), never multiplied as a float.
+ * @throws WebhookPayloadError for a rate that is no positive decimal billhook can read exactly
+ */
+function rateOf(value: number, what: string): string {
+  const rate = parseRate(String(value));
+  if (!rate)
+    throw new WebhookPayloadError(`Stripe ${what}: exchange_rate ${value} is not a rate billhook can read`);
+  return rateText(rate);
+}
+
+/**
  * The settlement line of a balance transaction, or undefined for the payout's own transaction (type
  * `payout`: the payout itself, reported as the payout, not as one of its lines).
  * - kind by `type`, and `reporting_category` for an `adjustment` (`balanceTransactionKind`, status.ts);
@@ -39,7 +54,9 @@ const seconds = (unix: number): Date => new Date(unix * 1000);
  *   in its metadata the `reference`;
  * - with an `exchange_rate` (Stripe converted the payment into the balance's currency,
  *   https://docs.stripe.com/api/balance_transactions/object#balance_transaction_object-exchange_rate)
- *   `original` is the source's own `amount` and `currency`, signed like `gross`;
+ *   `original` is the source's own `amount` and `currency`, signed like `gross`, and `exchangeRate`
+ *   that rate as decimal text (`rateOf`): src/settlement/lines.ts checks `gross` against what
+ *   billhook booked × it;
  * - `occurredAt` is `created`, `availableOn` `available_on` (Unix seconds); `description` is
  *   `<type>: <Stripe's description>`.
  * @throws WebhookPayloadError (see above)
@@ -58,6 +75,7 @@ export function settlementLineOf(value: unknown): SettlementLine | undefined {
   }
   const gross = signedAmountOf(txn.amount, txn.currency, what);
   let original: SettlementLine['original'];
+  let exchangeRate: string | undefined;
   if (txn.exchange_rate != null) {
     if (!source || typeof source.amount !== 'number' || !source.currency) {
       throw new WebhookPayloadError(
@@ -67,6 +85,7 @@ export function settlementLineOf(value: unknown): SettlementLine | undefined {
     const currency = source.currency.toUpperCase();
     const amount = amountOf(source.amount, currency, `${source.object} ${source.id}`);
     original = { currency, amount: gross < 0n ? -amount : amount };
+    exchangeRate = rateOf(txn.exchange_rate, what);
   }
   const paymentIntent = source?.payment_intent ?? undefined;
   return parse(
@@ -84,6 +103,7 @@ export function settlementLineOf(value: unknown): SettlementLine | undefined {
       fee: signedAmountOf(txn.fee, txn.currency, what),
       net: signedAmountOf(txn.net, txn.currency, what),
       original,
+      exchangeRate,
       occurredAt: seconds(txn.created),
       availableOn: txn.available_on == null ? undefined : seconds(txn.available_on),
       description: txn.description ? `${txn.type}: ${txn.description}` : txn.type,

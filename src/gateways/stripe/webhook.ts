@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import type { z } from 'zod';
+import { abs } from '../../money/amount.ts';
 import { parseJsonPayload, parsePayload } from '../payload.ts';
 import type { PayoutReport, SettlementLine } from '../settlement.ts';
 import {
@@ -141,7 +142,7 @@ function settlementLineEvent(
     gatewayRefundId: line.gatewayRefundId,
     gatewayDisputeId: line.gatewayDisputeId,
     reference: line.reference,
-    amount: line.gross < 0n ? -line.gross : line.gross,
+    amount: abs(line.gross),
     currency: line.currency,
     occurredAt,
     settlementLine: line,

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { AdminSession } from '../../auth/sessions.ts';
 import { ValidationError } from '../../errors.ts';
+import { abs } from '../../money/amount.ts';
 import { exponentOf, isCurrency } from '../../money/currency.ts';
 import { type Html, h } from './html.ts';
 
@@ -248,7 +249,9 @@ export function amountsOf(row: Record<string, unknown>): string {
 export function money(amount: bigint | number | string, currency: string): string {
   const minor = BigInt(amount);
   const exponent = isCurrency(currency) ? exponentOf(currency) : 2;
-  const digits = (minor < 0n ? -minor : minor).toString().padStart(exponent + 1, '0');
+  const digits = abs(minor)
+    .toString()
+    .padStart(exponent + 1, '0');
   const whole = exponent ? `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}` : digits;
   return `${minor < 0n ? '-' : ''}${whole} ${currency}`;
 }

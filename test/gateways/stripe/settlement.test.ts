@@ -117,6 +117,7 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
       fee: 66n,
       net: 1168n,
       original: { currency: 'EUR', amount: 1000n },
+      exchangeRate: '1.234',
     });
     // A converted refund: original signed like gross.
     const refund = stripeFixture('api.balance_transaction.refund.derived.json');
@@ -125,6 +126,11 @@ describe('settlementLineOf: a balance transaction as a settlement line', () => {
     refund.net = -123;
     refund.source.currency = 'eur';
     expect(settlementLineOf(refund)?.original).toEqual({ currency: 'EUR', amount: -100n });
+    // The rate as the decimal Stripe wrote (JSON's 1.2340 is 1.234; 1.23e-7 as JavaScript writes it).
+    refund.exchange_rate = JSON.parse('1.2340');
+    expect(settlementLineOf(refund)?.exchangeRate).toBe('1.234');
+    refund.exchange_rate = JSON.parse('0.000000123');
+    expect(settlementLineOf(refund)?.exchangeRate).toBe('0.000000123');
   });
 
   it.each([
