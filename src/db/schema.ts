@@ -366,6 +366,13 @@ export interface RefundsTable {
    * cash, not the sale; 0 otherwise. Counted while the refund is `succeeded`.
    */
   change_credit_taken_back: MoneyWithDefault;
+  /**
+   * True for a refund billhook asked the gateway for (by hand, a cancellation's, a customer-credit
+   * refund's); false for one a gateway reported that billhook did not send (its dashboard, PayPal
+   * paying a claim), and for rows before migration 0059. Only those are a PayPal claim's money
+   * (billing/invoice-payment.ts `claimRefundCameFirst`, payments/disputes.ts `refundCarrying`).
+   */
+  sent_by_billhook: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 /** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */

@@ -76,8 +76,10 @@ const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
 const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
 
 /**
- * A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute;
- * none for a dispute the gateway reversed (`reversed`: a chargeback is no refund).
+ * A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute
+ * and that billhook did not send (`sent_by_billhook` false: PayPal's own, paying the claim; a refund
+ * billhook sends is the payment's, `claimRefundCameFirst`); none for a dispute the gateway reversed
+ * (`reversed`: a chargeback is no refund).
  */
 async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promise<RefundRow | undefined> {
   if (!capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund || dispute.reversed) return undefined;
@@ -87,6 +89,7 @@ async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promi
     .where('transaction_id', '=', dispute.transaction_id)
     .where('status', '=', 'succeeded')
     .where('amount', '=', dispute.amount)
+    .where('sent_by_billhook', '=', false)
     .where('id', 'not in', trx.selectFrom('disputes').select('refund_id').where('refund_id', 'is not', null))
     .orderBy('id')
     .executeTakeFirst();
@@ -293,10 +296,12 @@ async function returnedAfterGivingBack(
  * once, as the refund. A `lost_claim_unpaid` exception the claim raised while it waited
  * (payments/lost-claims.ts `flagUnpaidLostClaims`) is resolved with a note naming the refund: the
  * buyer was paid by it, as that exception asked a person to find out (before, it stayed open after
- * the refund came). Does nothing otherwise.
+ * the refund came). Not a refund billhook sent (`sent_by_billhook`: by hand, for its own reason; before,
+ * JPY 1000 paid, a claim of 400 lost, 400 refunded by hand for a partial return: taken as the claim's
+ * money, the loss undone). Does nothing otherwise.
  */
 export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
-  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return;
+  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund || refund.sent_by_billhook) return;
   const dispute = await work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id, updated_at: new Date() })

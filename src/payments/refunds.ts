@@ -363,6 +363,8 @@ export async function createRefund(
       currency: transaction.currency,
       status: 'pending',
       reason: input.reason ?? null,
+      // Billhook's own (no gateway id yet): never a PayPal claim's money (`claimRefundCameFirst`).
+      sent_by_billhook: input.gatewayRefundId === undefined,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
