@@ -434,6 +434,12 @@ export interface DisputesTable {
   updated_at: CreatedAt;
   /** The gateway account (`gwa_…`) of the disputed transaction; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * The refund PayPal paid out of this open claim's hold (`dp_…:hold_refunded:<re_…>` posted: the
+   * hold is back in clearing, spent by that refund); null when none (migration 0059,
+   * payments/disputes.ts `syncClaimHolds`).
+   */
+  hold_refund_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** What reconciliation could not settle by itself, for a person. */

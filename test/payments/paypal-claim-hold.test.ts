@@ -17,6 +17,15 @@ import {
 } from '../support/money-core.ts';
 
 /**
+ * PayPal holds a claim's amount while the claim is open, and a refund issued meanwhile is paid out of
+ * those held funds (PayPal Help, "My buyer filed a dispute, claim, or chargeback, and the payment is on
+ * hold": "You can use these funds to issue a refund anytime during the dispute … If you send a full
+ * refund, the dispute is closed"). So once the refund that pays the claim is in (PayPal's own,
+ * `PAYMENT.CAPTURE.REFUNDED`, before or after the claim's opening), PayPal holds nothing for the claim
+ * and the ledger's clearing says what PayPal holds: JPY 1000 paid, a claim of 400, PayPal's refund of
+ * 400: 600 in clearing and 0 disputed (before: 200 and 400 until the claim closed). Each close (won,
+ * lost and paid by that refund, lost for less) ends where it ended before.
+ *
  * A refund billhook sends itself (by hand, through the API) is a refund of the payment, not the claim's
  * money: PayPal resolves a claim by "accept claim" (PayPal refunds the buyer) or by the merchant's
  * evidence (a refund already made is `PROOF_OF_REFUND` naming its refund id, Disputes API
@@ -27,7 +36,7 @@ import {
  * Money core: one-line untaxed invoices of 1000 paid once; each test reads the books as differences
  * from before its payment, so the file's tests share one database.
  */
-describe('a refund billhook sends is not a PayPal claim’s money', () => {
+describe('an open PayPal claim and its refund: the ledger shows what PayPal holds', () => {
   let db: Db;
   beforeAll(async () => {
     db = await moneyCoreDatabase();
@@ -102,6 +111,67 @@ describe('a refund billhook sends is not a PayPal claim’s money', () => {
     refunds,
     chargeback_losses: losses,
     balanced: true,
+  });
+
+  it('claim first, then PayPal’s refund of 400: 600 in clearing and nothing held (was 200 and 400); lost and paid by that refund: still 600, nothing lost', async () => {
+    const { base, transaction } = await paid('HOLD_1');
+    expect(await since(base)).toEqual(held(1000n, 0n, 0n));
+    await report(transaction, 'open', 400n);
+    expect(await since(base)).toEqual(held(600n, 400n, 0n));
+    await refundedAtPayPal('HOLD_1', 400n);
+    // PayPal paid the refund out of the 400 it held for the claim: it holds 600, none of it disputed.
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    expect(await rooms(transaction)).toEqual({ disputed: 0n, refundable: 600n });
+    const lost = await report(transaction, 'lost', 400n);
+    expect(lost.dispute).toMatchObject({ status: 'lost', refund_id: expect.stringMatching(/^re_/) });
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+  });
+
+  it('claim first, PayPal’s refund of 400, then the claim won: 600 in clearing throughout, nothing held', async () => {
+    const { base, transaction } = await paid('HOLD_2');
+    await report(transaction, 'open', 400n);
+    await refundedAtPayPal('HOLD_2', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await report(transaction, 'won', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+  });
+
+  it('refund first (PayPal’s refund of 400 delivered before the claim’s opening): 600 in clearing, nothing held, after the opening and after the loss', async () => {
+    const { base, transaction } = await paid('HOLD_3');
+    await refundedAtPayPal('HOLD_3', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await report(transaction, 'open', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await report(transaction, 'lost', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+  });
+
+  it('refund first, then the claim opened and won: 600 in clearing throughout', async () => {
+    const { base, transaction } = await paid('HOLD_4');
+    await refundedAtPayPal('HOLD_4', 400n);
+    await report(transaction, 'open', 400n);
+    await report(transaction, 'won', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+  });
+
+  it('claim of 400 open, PayPal’s refund of 400, then the claim lost for 300: ends as before (300 lost, 100 released, 300 in clearing)', async () => {
+    const { base, transaction } = await paid('HOLD_5');
+    await report(transaction, 'open', 400n);
+    await refundedAtPayPal('HOLD_5', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await report(transaction, 'lost', 300n);
+    // The refund of 400 is not this loss of 300's: the loss is a chargeback loss, as before.
+    expect(await since(base)).toEqual(held(300n, 0n, 400n, 300n));
+  });
+
+  it('PayPal’s refund failing after it succeeded while the claim is open: the claim holds its 400 again (600 in clearing, 400 held)', async () => {
+    const { base, transaction } = await paid('HOLD_6');
+    await report(transaction, 'open', 400n);
+    await refundedAtPayPal('HOLD_6', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await refundedAtPayPal('HOLD_6', 400n, 'R-HOLD_6', 'refund.failed');
+    expect(await since(base)).toEqual(held(600n, 400n, 0n));
+    expect(await rooms(transaction)).toEqual({ disputed: 400n, refundable: 600n });
   });
 
   it('a refund by hand of exactly the claim’s 400 (a partial return) does not settle the open claim: 200 refundable, 400 still held; the loss pairs with PayPal’s own refund', async () => {
