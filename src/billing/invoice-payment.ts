@@ -116,7 +116,13 @@ export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
  * refund), with a succeeded refund of its payment for exactly its amount that carries no dispute
  * (`refunds.status` succeeded, no `disputes.refund_id` naming it): the refund its loss will be paired
  * with (payments/disputes.ts `refundCarrying`), PayPal refunding the buyer before resolving the
- * claim. Such a claim, still open, takes nothing of its own beside that refund: neither the payment's
+ * claim. Only a refund billhook did not send (`refunds.sent_by_billhook` false: PayPal's own, paying
+ * the claim, or one made in PayPal's dashboard or Resolution Center) is taken for the claim's: a
+ * refund billhook sends (by hand, a cancellation's) is a refund of the payment, which PayPal does not
+ * take as settling the claim unless the merchant resolves it there (accept claim, or a refund shown as
+ * `PROOF_OF_REFUND` evidence, Disputes API provide-evidence); before, JPY 1000 paid, a claim of 400
+ * open and 400 refunded by hand for a partial return: the claim counted as paid, 600 refundable
+ * instead of 200. Such a claim, still open, takes nothing of its own beside that refund: neither the payment's
  * refundable room (`disputedAwayOf`) nor the customer's overpayment credit (billing/credit-notes.ts
  * `disputeHolds`). One refund is one claim's: of several open claims of the payment for the same
  * amount, only as many as there are such refunds (the oldest ids first) are taken as paid (before,
@@ -127,7 +133,7 @@ export const LOSS_PAID_BY_REFUND: readonly string[] = GATEWAYS.filter(
 export function claimRefundCameFirst(): RawBuilder<boolean> {
   return sql<boolean>`(d.gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[]) AND NOT d.reversed AND (
       SELECT count(*) FROM refunds hr WHERE hr.transaction_id = d.transaction_id AND hr.status = 'succeeded'
-        AND hr.amount = d.amount AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id)
+        AND hr.amount = d.amount AND NOT hr.sent_by_billhook AND NOT EXISTS (SELECT 1 FROM disputes hd WHERE hd.refund_id = hr.id)
     ) >= (
       SELECT count(*) FROM disputes od WHERE od.transaction_id = d.transaction_id AND od.status = 'open'
         AND od.amount = d.amount AND NOT od.reversed AND od.id <= d.id

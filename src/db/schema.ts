@@ -366,6 +366,13 @@ export interface RefundsTable {
    * cash, not the sale; 0 otherwise. Counted while the refund is `succeeded`.
    */
   change_credit_taken_back: MoneyWithDefault;
+  /**
+   * True for a refund billhook asked the gateway for (by hand, a cancellation's, a customer-credit
+   * refund's); false for one a gateway reported that billhook did not send (its dashboard, PayPal
+   * paying a claim), and for rows before migration 0059. Only those are a PayPal claim's money
+   * (billing/invoice-payment.ts `claimRefundCameFirst`, payments/disputes.ts `refundCarrying`).
+   */
+  sent_by_billhook: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 /** What a refund gives back: part of a payment, or the customer's credit (billing/customer-credit.ts). */
@@ -427,6 +434,12 @@ export interface DisputesTable {
   updated_at: CreatedAt;
   /** The gateway account (`gwa_…`) of the disputed transaction; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * The refund PayPal paid out of this open claim's hold (`dp_…:hold_refunded:<re_…>` posted: the
+   * hold is back in clearing, spent by that refund); null when none (migration 0059,
+   * payments/disputes.ts `syncClaimHolds`).
+   */
+  hold_refund_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** What reconciliation could not settle by itself, for a person. */

@@ -139,6 +139,10 @@ export const entryKeys = {
   disputeLostByRefund: (disputeId: string) => `${disputeId}:refunded`,
   disputeLossRefunded: (disputeId: string) => `${disputeId}:refunded_after_loss`,
   disputeLossReturned: (disputeId: string) => `${disputeId}:loss_returned`,
+  /** Once per open claim and the refund paid out of its hold (`re_…`). */
+  disputeHoldRefunded: (disputeId: string, refundId: string) => `${disputeId}:hold_refunded:${refundId}`,
+  /** Once per claim and the refund whose `disputeHoldRefunded` it undoes. */
+  disputeHoldRestored: (disputeId: string, refundId: string) => `${disputeId}:hold_restored:${refundId}`,
   disputeOverpaymentChargedBack: (disputeId: string) => `${disputeId}:overpayment_charged_back`,
   disputeOverpaymentReturned: (disputeId: string) => `${disputeId}:overpayment_returned`,
   /**
@@ -632,6 +636,50 @@ export function disputeLostByRefund(dispute: DisputeMovement & { refundId: strin
     postings: transfer(
       chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       chart.disputedFunds,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:hold_refunded:<re_…>`: an open claim's hold spent by refund `refundId` of the same payment and
+ * amount (PayPal pays a refund issued while a claim is open out of the funds it holds for it, PayPal
+ * Help "the payment is on hold in my PayPal account": "You can use these funds to issue a refund
+ * anytime during the dispute"): the refund's own entry credits clearing, so the hold goes back to
+ * clearing (debit the gateway's clearing, credit disputed funds) and clearing says what PayPal holds.
+ * JPY 1000 paid, claim of 400 open, refund of 400: clearing 600, disputed funds 0 (not 200 and 400).
+ */
+export function disputeHoldRefunded(dispute: DisputeMovement & { refundId: string }): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeHoldRefunded(id, dispute.refundId),
+    description: `claim ${id} still open: its hold paid refund ${dispute.refundId}`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
+      chart.disputedFunds,
+      dispute.amount,
+      dispute.currency,
+    ),
+  };
+}
+
+/**
+ * `dp_…:hold_restored:<re_…>`: `dp_…:hold_refunded:<re_…>` undone (debit disputed funds, credit the
+ * gateway's clearing): the claim leaves `open` (its resolution then books from the hold as it always
+ * did: `dp_…:won`, `dp_…:refunded`, `dp_…:released`, `dp_…:lost`), or refund `refundId` failed after
+ * succeeding or no longer pairs with it, so the claim holds its amount again.
+ */
+export function disputeHoldRestored(dispute: DisputeMovement & { refundId: string }): EntryInput {
+  const id = dispute.disputeId;
+  return {
+    idempotencyKey: entryKeys.disputeHoldRestored(id, dispute.refundId),
+    description: `claim ${id}: its hold no longer spent by refund ${dispute.refundId}`,
+    source: { type: 'dispute', id },
+    postings: transfer(
+      chart.disputedFunds,
+      chart.gatewayClearing(dispute.gateway, dispute.gatewayAccount),
       dispute.amount,
       dispute.currency,
     ),

@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { cancellationOwedNow } from '../billing/cancellation.ts';
 import { cashCreditedTwice, overpaymentGivenBack, overpaymentShare } from '../billing/credit-notes.ts';
-import { claimRefundCameFirst, disputedAway } from '../billing/invoice-payment.ts';
+import { claimRefundCameFirst, disputedAway, LOSS_PAID_BY_REFUND } from '../billing/invoice-payment.ts';
 import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
@@ -11,7 +11,9 @@ import { exceptionNames, raiseException, resolveOccurrenceExceptions } from '../
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
+  disputeHoldRefunded,
   disputeHoldReleased,
+  disputeHoldRestored,
   disputeLossRefunded,
   disputeLossReturned,
   disputeLost,
@@ -76,8 +78,10 @@ const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
 const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
 
 /**
- * A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute;
- * none for a dispute the gateway reversed (`reversed`: a chargeback is no refund).
+ * A succeeded refund of the dispute's payment for exactly its amount that carries no other dispute
+ * and that billhook did not send (`sent_by_billhook` false: PayPal's own, paying the claim; a refund
+ * billhook sends is the payment's, `claimRefundCameFirst`); none for a dispute the gateway reversed
+ * (`reversed`: a chargeback is no refund).
  */
 async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promise<RefundRow | undefined> {
   if (!capabilitiesOf(dispute.gateway).lostDisputePaidAsRefund || dispute.reversed) return undefined;
@@ -87,6 +91,7 @@ async function refundCarrying(trx: Kysely<Database>, dispute: DisputeRow): Promi
     .where('transaction_id', '=', dispute.transaction_id)
     .where('status', '=', 'succeeded')
     .where('amount', '=', dispute.amount)
+    .where('sent_by_billhook', '=', false)
     .where('id', 'not in', trx.selectFrom('disputes').select('refund_id').where('refund_id', 'is not', null))
     .orderBy('id')
     .executeTakeFirst();
@@ -293,10 +298,12 @@ async function returnedAfterGivingBack(
  * once, as the refund. A `lost_claim_unpaid` exception the claim raised while it waited
  * (payments/lost-claims.ts `flagUnpaidLostClaims`) is resolved with a note naming the refund: the
  * buyer was paid by it, as that exception asked a person to find out (before, it stayed open after
- * the refund came). Does nothing otherwise.
+ * the refund came). Not a refund billhook sent (`sent_by_billhook`: by hand, for its own reason; before,
+ * JPY 1000 paid, a claim of 400 lost, 400 refunded by hand for a partial return: taken as the claim's
+ * money, the loss undone). Does nothing otherwise.
  */
 export async function settleLostDisputeByRefund(work: UnitOfWork, refund: RefundRow): Promise<void> {
-  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund) return;
+  if (!capabilitiesOf(refund.gateway).lostDisputePaidAsRefund || refund.sent_by_billhook) return;
   const dispute = await work.trx
     .updateTable('disputes')
     .set({ refund_id: refund.id, updated_at: new Date() })
@@ -334,6 +341,87 @@ export async function settleLostDisputeByRefund(work: UnitOfWork, refund: Refund
       currency: dispute.currency,
     }),
   );
+}
+
+/**
+ * Keeps the hold of the open claims on payment `transactionId` as PayPal keeps it, inside `work`, under
+ * the payment's invoice lock (or the payment's) that `recordDispute` and `recordRefundResult` take.
+ * PayPal pays a refund issued while a claim is open out of the funds it holds for the claim (PayPal
+ * Help, "the payment is on hold in my PayPal account": "You can use these funds to issue a refund
+ * anytime during the dispute … Once the dispute … is resolved, the remaining funds will be released"),
+ * so an open claim whose refund came (billing/invoice-payment.ts `claimRefundCameFirst`: a succeeded
+ * refund of the payment for exactly its amount that billhook did not send and no lost dispute carries;
+ * one refund per claim, the oldest claims and refunds first) holds nothing any more: its hold goes
+ * back to clearing, spent by that refund (`dp_…:hold_refunded:<re_…>`, the refund stored as the
+ * claim's `hold_refund_id`). A claim that no longer pairs with that refund (it left `open`: won, lost,
+ * lost for less; or the refund failed after succeeding) first puts the hold back
+ * (`dp_…:hold_restored:<re_…>`), so its resolution books from the hold exactly as before and every
+ * order of reports ends where it ended before. JPY 1000 paid by PayPal, a claim of 400 open and
+ * PayPal's refund of 400 in, whichever came first: clearing 600 and disputed funds 0 (before: 200 and
+ * 400 until the claim closed, PayPal holding 600); lost and paid by that refund, or won: still 600.
+ * Only on gateways paying lost disputes by a refund (`lostDisputePaidAsRefund`: PayPal).
+ */
+export async function syncClaimHolds(work: UnitOfWork, transactionId: string): Promise<void> {
+  const claims = await work.trx
+    .selectFrom('disputes')
+    .selectAll()
+    .where('transaction_id', '=', transactionId)
+    .where(sql<boolean>`gateway = ANY(${[...LOSS_PAID_BY_REFUND]}::text[])`)
+    .where((eb) => eb.or([eb('status', '=', 'open'), eb('hold_refund_id', 'is not', null)]))
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  if (claims.length === 0) return;
+  // The refunds that may pay an open claim, as `claimRefundCameFirst` counts them.
+  const free = await work.trx
+    .selectFrom('refunds')
+    .select(['id', 'amount'])
+    .where('transaction_id', '=', transactionId)
+    .where('status', '=', 'succeeded')
+    .where('sent_by_billhook', '=', false)
+    .where(
+      'id',
+      'not in',
+      work.trx.selectFrom('disputes').select('refund_id').where('refund_id', 'is not', null),
+    )
+    .orderBy('id')
+    .execute();
+  for (const claim of claims) {
+    let paidBy: string | null = null;
+    if (claim.status === 'open' && !claim.reversed) {
+      const at = free.findIndex((refund) => refund.amount === claim.amount);
+      const [refund] = at >= 0 ? free.splice(at, 1) : [];
+      paidBy = refund?.id ?? null;
+    }
+    if (claim.hold_refund_id === paidBy) continue;
+    const movement = {
+      disputeId: claim.id,
+      transactionId,
+      gateway: claim.gateway,
+      gatewayAccount: claim.gateway_account,
+      amount: claim.amount,
+      currency: claim.currency,
+    };
+    if (claim.hold_refund_id !== null) {
+      // What the hold gave that refund: its amount (the claim's when paired; a loss for less has
+      // changed the claim's since).
+      const spent = await work.trx
+        .selectFrom('refunds')
+        .select('amount')
+        .where('id', '=', claim.hold_refund_id)
+        .executeTakeFirstOrThrow();
+      await postEntry(
+        work,
+        disputeHoldRestored({ ...movement, amount: spent.amount, refundId: claim.hold_refund_id }),
+      );
+    }
+    if (paidBy !== null) await postEntry(work, disputeHoldRefunded({ ...movement, refundId: paidBy }));
+    await work.trx
+      .updateTable('disputes')
+      .set({ hold_refund_id: paidBy, updated_at: new Date() })
+      .where('id', '=', claim.id)
+      .execute();
+  }
 }
 
 /**
@@ -730,6 +818,8 @@ export async function recordDispute(
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+  // A claim leaving `open` whose hold a refund spent puts it back first: its resolution books from it.
+  if (existing?.status === 'open' && status !== 'open') await syncClaimHolds(work, transaction.id);
   if (released > 0n) {
     await postEntry(
       work,
@@ -751,6 +841,8 @@ export async function recordDispute(
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);
+  // An open claim whose refund came first: PayPal paid that refund out of its hold.
+  if (FUNDS_WITHDRAWN.has(status)) await syncClaimHolds(work, transaction.id);
   if (countedGivenBack) {
     await returnedAfterGivingBack(work, transaction, existing, status === 'won' ? existing.amount : released);
   }

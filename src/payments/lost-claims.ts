@@ -56,6 +56,23 @@ export async function flagUnpaidLostClaims(db: Db, actor: Actor, now: Date, days
         .executeTakeFirst();
       if (!dispute) return false;
       const c = dispute.currency;
+      // Refunds billhook sent of the same payment and amount: never paired with the claim (PayPal does
+      // not take a refund of the capture as settling a claim by itself), but a person may find PayPal
+      // resolved it with one of them as the merchant's proof of refund.
+      const mine = await work.trx
+        .selectFrom('refunds')
+        .select('id')
+        .where('transaction_id', '=', dispute.transaction_id)
+        .where('status', '=', 'succeeded')
+        .where('amount', '=', dispute.amount)
+        .where('sent_by_billhook', '=', true)
+        .orderBy('id')
+        .execute();
+      const byBillhook = mine.map((refund) => refund.id);
+      const named =
+        byBillhook.length > 0
+          ? ` Billhook sent refund ${byBillhook.join(', ')} of the same payment and amount, not taken as the claim's: if ${dispute.gateway} resolved the claim with it (the merchant's proof of refund), the loss booked is not one.`
+          : '';
       await raiseException(work, {
         kind: 'lost_claim_unpaid',
         gateway: dispute.gateway,
@@ -67,9 +84,10 @@ export async function flagUnpaidLostClaims(db: Db, actor: Actor, now: Date, days
           `at ${dispute.updated_at.toISOString()}, and no refund paying it has come in ${days} days: its loss stays booked ` +
           `(chargeback losses) and the customer's overpayment credit it held${candidate.invoice_id ? ` (invoice ${candidate.invoice_id})` : ''} ` +
           `is theirs to use again. Check at ${dispute.gateway} how the buyer was paid: a refund still to come is paired with the loss ` +
-          `when it is booked; if no money left, the loss booked is not one`,
+          `when it is booked; if no money left, the loss booked is not one.${named}`,
         details: {
           dispute: dispute.id,
+          ...(byBillhook.length > 0 ? { refunds_sent_by_billhook: byBillhook } : {}),
           amount: dispute.amount,
           invoice: candidate.invoice_id,
           lost_at: dispute.updated_at.toISOString(),

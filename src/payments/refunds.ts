@@ -51,7 +51,7 @@ import { entryPostings, postEntry } from '../ledger/journal.ts';
 import { entryKeys, type RefundMovement, refundReversed, refundSucceeded } from '../ledger/movements.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { upTo } from '../money/amount.ts';
-import { settleLostDisputeByRefund } from './disputes.ts';
+import { settleLostDisputeByRefund, syncClaimHolds } from './disputes.ts';
 import { resplitOverpayment } from './overpayment-shares.ts';
 import { enqueueRefundRetry } from './refund-queue.ts';
 import { lockPayments } from './transactions.ts';
@@ -191,6 +191,8 @@ export async function recordRefundResult(
     // A lost dispute this refund pays is carried by it from here on (`settleLostDisputeByRefund`), so
     // the status counts that money once, as this refund, not as the dispute too.
     await settleLostDisputeByRefund(work, updated);
+    // An open PayPal claim this refund pays: PayPal paid it out of the claim's hold.
+    await syncClaimHolds(work, refund.transaction_id);
     // The part of its period's change credit it carries counts as its credit back (`givenBackStatus`).
     if (invoice) {
       await applyRefund(
@@ -212,6 +214,8 @@ export async function recordRefundResult(
           }
         : undefined;
     await postEntry(work, refundReversed(refundMovement(refund, invoice, split)));
+    // An open PayPal claim whose hold it spent holds its amount again.
+    await syncClaimHolds(work, refund.transaction_id);
     if (invoice) {
       await reverseRefund(
         work,
@@ -363,6 +367,8 @@ export async function createRefund(
       currency: transaction.currency,
       status: 'pending',
       reason: input.reason ?? null,
+      // Billhook's own (no gateway id yet): never a PayPal claim's money (`claimRefundCameFirst`).
+      sent_by_billhook: input.gatewayRefundId === undefined,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -5,7 +5,9 @@ import {
   badDebtWrittenOff,
   customerCreditApplied,
   customerCreditReturned,
+  disputeHoldRefunded,
   disputeHoldReleased,
+  disputeHoldRestored,
   disputeLossRefunded,
   disputeLossReturned,
   disputeLost,
@@ -506,6 +508,26 @@ const rows: {
     postings: [
       ['gateway_clearing:stripe', 500n],
       ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'open claim whose hold paid a refund of the same amount (PayPal)',
+    entry: disputeHoldRefunded({ ...dispute, refundId: 're_1' }),
+    key: 'dp_1:hold_refunded:re_1',
+    source: 'dispute dp_1',
+    postings: [
+      ['gateway_clearing:stripe', 500n],
+      ['disputed_funds', -500n],
+    ],
+  },
+  {
+    movement: 'claim leaving open (or its refund failed): the hold that paid the refund put back',
+    entry: disputeHoldRestored({ ...dispute, refundId: 're_1' }),
+    key: 'dp_1:hold_restored:re_1',
+    source: 'dispute dp_1',
+    postings: [
+      ['disputed_funds', 500n],
+      ['gateway_clearing:stripe', -500n],
     ],
   },
   {

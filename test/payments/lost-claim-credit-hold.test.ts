@@ -107,9 +107,10 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     // PayPal refunds the buyer before it says the claim is lost: the refund pays 400 of the
     // overpayment back (credit 1000 − 400 = 600), and it is the claim's money: nothing else holds it.
     expect(await refunded('HUF', 400n)).toMatchObject({ kind: 'applied' });
+    // PayPal paid that refund out of the claim's hold (dp_…:hold_refunded): nothing held any more.
     expect(await booksIn(db, 'HUF')).toMatchObject({
       'customer_credit:customer': -600n,
-      disputed_funds: 400n,
+      disputed_funds: 0n,
     });
     expect(await credit(customerId, 'HUF')).toBe(600n);
     expect(await oneOff(customerId, 'HUF', 500n)).toMatchObject({ credit_applied: 500n, amount_due: 0n });
@@ -148,9 +149,10 @@ describe('a PayPal claim lost and not yet refunded still holds the overpayment c
     expect(await credit(customerId, 'CZK')).toBe(200n);
     // The refund pays 400 of the overpayment back (credit 600 in the books); the other claim holds 400.
     expect(await refunded('CZK', 400n)).toMatchObject({ kind: 'applied' });
+    // PayPal paid that refund out of one claim's hold (dp_…:hold_refunded): 400 held, the other's.
     expect(await booksIn(db, 'CZK')).toMatchObject({
       'customer_credit:customer': -600n,
-      disputed_funds: 800n,
+      disputed_funds: 400n,
     });
     expect(await credit(customerId, 'CZK')).toBe(200n);
     expect(await oneOff(customerId, 'CZK', 500n)).toMatchObject({ credit_applied: 200n, amount_due: 300n });
