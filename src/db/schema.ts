@@ -369,7 +369,7 @@ export interface RefundsTable {
   /**
    * True for a refund billhook asked the gateway for (by hand, a cancellation's, a customer-credit
    * refund's); false for one a gateway reported that billhook did not send (its dashboard, PayPal
-   * paying a claim), and for rows before migration 0059. Only those are a PayPal claim's money
+   * paying a claim), and for rows before migration 0060. Only those are a PayPal claim's money
    * (billing/invoice-payment.ts `claimRefundCameFirst`, payments/disputes.ts `refundCarrying`).
    */
   sent_by_billhook: ColumnType<boolean, boolean | undefined, boolean>;
@@ -436,7 +436,7 @@ export interface DisputesTable {
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;
   /**
    * The refund PayPal paid out of this open claim's hold (`dp_…:hold_refunded:<re_…>` posted: the
-   * hold is back in clearing, spent by that refund); null when none (migration 0059,
+   * hold is back in clearing, spent by that refund); null when none (migration 0060,
    * payments/disputes.ts `syncClaimHolds`).
    */
   hold_refund_id: ColumnType<string | null, string | null | undefined, string | null>;
