@@ -73,7 +73,21 @@ describe('transaction.poll', () => {
       { transactionId: transaction.id, status: 'unknown', exhausted: false },
     ]);
     search(transaction.id, []);
+    expect(await sweep(later(created, 301))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    // Stripe's search "can be up to an hour behind during outages" (its API reference of
+    // /v1/payment_intents/search): at the 1 h check an empty search still proves nothing, and the
+    // invoice stays locked (before: failed not_found_at_gateway, the invoice free for a second charge).
+    search(transaction.id, []);
     expect(await sweep(later(created, 3601))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('OPEN');
+    const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect([again.status, again.body.error?.code]).toEqual([409, 'charge_in_progress']);
+    search(transaction.id, []);
+    expect(await sweep(later(created, 86401))).toEqual([
       { transactionId: transaction.id, status: 'failed', exhausted: false },
     ]);
     const txn = (await app.api('GET', '/v1/transactions?limit=100')).body.data.find(
