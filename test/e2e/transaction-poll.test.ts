@@ -97,6 +97,47 @@ describe('transaction.poll', () => {
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('OPEN');
   });
 
+  it('books nothing for a payment intent found for another amount: unknown, one amount_mismatch (as the other gateways)', async () => {
+    const { invoice, transaction, created } = await unknownCharge();
+    // The real succeeded PaymentIntent, found by our reference, but for 40.00 EUR of the 46.20 charged.
+    search(transaction.id, [
+      {
+        ...FIXTURE_INTENT,
+        id: 'pi_other_amount',
+        amount: 4000,
+        amount_received: 4000,
+        metadata: { billhook_reference: transaction.id },
+      },
+    ]);
+    // Before: succeeded, the 46.20 invoice PAID for a payment Stripe reports as 40.00.
+    expect(await sweep(later(created, 61))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+    const exceptions = (await app.api('GET', '/v1/reconciliation-exceptions')).body.data;
+    expect(exceptions.filter((x: { transaction: string }) => x.transaction === transaction.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        status: 'open',
+        gateway: 'stripe',
+        details: { amount: '4000', currency: 'EUR' },
+      }),
+    ]);
+    // The schedule runs out with the answer unchanged: still nothing booked, the attempt left to a person.
+    for (const [i, step] of SCHEDULE.slice(1).entries()) {
+      search(transaction.id, [
+        { ...FIXTURE_INTENT, id: 'pi_other_amount', amount: 4000, amount_received: 4000 },
+      ]);
+      expect(await sweep(later(created, step + 1))).toEqual([
+        { transactionId: transaction.id, status: 'unknown', exhausted: i === SCHEDULE.length - 2 },
+      ]);
+    }
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_paid).toBe(0);
+  });
+
   it('turns a charge still unclear after the last check into one reconciliation exception, never a second charge', async () => {
     const { transaction, created } = await unknownCharge();
     for (const [i, step] of SCHEDULE.entries()) {

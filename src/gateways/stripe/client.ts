@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import type { z } from 'zod';
-import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
 import { attemptCreatedAt } from '../attempts.ts';
+import { heldAgainstCharge } from '../reported.ts';
 import type { SettlementRange } from '../settlement.ts';
 import {
   type ChargeInitiation,
@@ -108,6 +109,24 @@ function readObject<T>(
 function outcomeOfIntentAnswer(intent: Stripe.PaymentIntent): ChargeOutcome {
   const read = readObject(intent, 'payment intent');
   return read.ok ? outcomeOfIntent(read.value) : read.unknown;
+}
+
+/**
+ * A status check's PaymentIntent as a charge outcome, held against the charge asked about
+ * (`heldAgainstCharge`, src/gateways/reported.ts): a succeeded intent whose `amount_received` (what it
+ * collected, https://docs.stripe.com/api/payment_intents/object#payment_intent_object-amount_received),
+ * or a pending one whose `amount`, is not the charge's amount, or whose `currency` is not the charge's
+ * (both read by `STRIPE_CURRENCIES`), is unknown with what Stripe reports, for which the poller raises
+ * an `amount_mismatch` (or `currency_mismatch`) exception; nothing is booked.
+ */
+function checkedIntent(intent: Stripe.PaymentIntent, charge: ChargeRequest): ChargeOutcome {
+  const outcome = outcomeOfIntentAnswer(intent);
+  if (outcome.status !== 'succeeded' && outcome.status !== 'pending') return outcome;
+  const moved = intent.status === 'succeeded' ? intent.amount_received : intent.amount;
+  return heldAgainstCharge('Stripe', outcome, charge, {
+    currency: intent.currency,
+    amount: (currency) => fromGateway(STRIPE_CURRENCIES, moved, currency),
+  });
 }
 
 /**
@@ -336,12 +355,14 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
    * search index trails writes (up to an hour during outages): a search that finds nothing is
    * `not_found` only for an attempt more than `SEARCH_LAG_MS` (2 hours) old at the check (`query.at`,
    * the sweep's clock; else now); for a younger one, or a reference that carries no time, it is
-   * unknown, and the invoice stays locked.
+   * unknown, and the invoice stays locked. A succeeded or pending intent for another amount or currency
+   * than the charge's is unknown with what Stripe reports (`checkedIntent`).
    */
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     try {
       if (query.gatewayTransactionId) {
-        return outcomeOfIntentAnswer(await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId));
+        const intent = await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId);
+        return checkedIntent(intent, query.charge);
       }
       const found = await this.#stripe.paymentIntents.search({
         query: `metadata['${REFERENCE_KEY}']:'${query.reference}'`,
@@ -354,7 +375,7 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
         };
       }
       const intent = found.data[0];
-      if (intent) return outcomeOfIntentAnswer(intent);
+      if (intent) return checkedIntent(intent, query.charge);
       const created = attemptCreatedAt(query.reference);
       const at = query.at?.getTime() ?? Date.now();
       return created === undefined || at - created.getTime() <= SEARCH_LAG_MS
