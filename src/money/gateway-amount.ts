@@ -24,8 +24,21 @@ export interface CurrencyRule {
 }
 
 /**
- * One gateway's currency rules: how amounts are written, which currencies it takes, and the
- * currencies whose unit or step differs from ISO 4217. A currency it takes without an entry in
+ * The largest value a gateway takes in one amount field, counted in the gateway's own unit (the value
+ * on the wire: Stripe ISK 500 ISK is `50000`), with the rule in words, quoted in refusals.
+ */
+export interface AmountLimit {
+  /** The largest value, in the gateway's unit of the currency (Stripe: `99999999`, eight digits). */
+  units: bigint;
+  /** Currencies with another largest value (Stripe IDR: `999999999999`, twelve digits). */
+  perCurrency?: Readonly<Record<string, bigint>>;
+  /** The rule in words: `Stripe takes amounts of up to eight digits (twelve for IDR)`. */
+  rule: string;
+}
+
+/**
+ * One gateway's currency rules: how amounts are written, which currencies it takes, the largest
+ * amount it takes, and the currencies whose unit or step differs from ISO 4217. A currency it takes without an entry in
  * `rules` is read with its ISO 4217 exponent and a step of one minor unit.
  */
 export interface GatewayCurrencyTable {
@@ -41,6 +54,11 @@ export interface GatewayCurrencyTable {
   refused?: Readonly<Record<string, string>>;
   /** Currencies whose unit or step differs from ISO 4217. */
   rules: Readonly<Record<string, CurrencyRule>>;
+  /**
+   * The largest amount the gateway takes, when it documents one: a larger amount sent is refused
+   * (never sent to be refused there); one read back is what the gateway reports, and is not bounded.
+   */
+  max?: AmountLimit;
   /** Where the facts come from (a documentation page). */
   source: string;
 }
@@ -138,9 +156,10 @@ const major = decimalString;
 /**
  * `amount` (billhook minor units) counted in the gateway's unit, refusing what the gateway cannot
  * take exactly.
- * @throws AmountNotRepresentable for a negative or too large amount, a currency the gateway does not
- * take, an amount finer than the gateway's unit (Stripe MGA 150n) or off its step (Stripe KWD 1296n:
- * its message names the nearest amounts the gateway takes, 1290 and 1300)
+ * @throws AmountNotRepresentable for a negative or too large amount (beyond billhook's bound, or the
+ * gateway's `max`: Stripe USD 100000000n, nine digits), a currency the gateway does not take, an
+ * amount finer than the gateway's unit (Stripe MGA 150n) or off its step (Stripe KWD 1296n: its
+ * message names the nearest amounts the gateway takes, 1290 and 1300)
  */
 function toUnits(
   table: GatewayCurrencyTable,
@@ -170,6 +189,16 @@ function toUnits(
     }
   }
   const units = exponent >= iso ? amount * pow10(exponent - iso) : amount / step;
+  const limit = table.max;
+  const most = limit ? (limit.perCurrency?.[code] ?? limit.units) : undefined;
+  if (limit && most !== undefined && units > most) {
+    // The largest value in billhook minor units (Stripe ISK: 99999999 → 999999 ISK, whole krónur).
+    const largest = exponent >= iso ? most / pow10(exponent - iso) : most * step;
+    throw new AmountNotRepresentable(
+      `${table.gateway} cannot take ${major(amount, iso)} ${code} (${amount} minor units): ` +
+        `${table.gateway} takes at most ${major(largest, iso)} ${code} (a value of ${most}; ${limit.rule}); see ${table.source}`,
+    );
+  }
   return { units, exponent };
 }
 

@@ -252,6 +252,49 @@ describe('eWAY end to end: token payments, callback hints, refunds', () => {
     },
   );
 
+  it('keeps a charge eWAY answers D4409 "Request In Progress" unknown, and books it once when the bank approves', async () => {
+    const { invoice } = await openInvoice(app);
+    const before = await ledgerByCode(app);
+    // The real D4401 decline, as eWAY answers a request the issuer is still working on (ISO 8583 09).
+    const id = 60000000 + Math.floor(Math.random() * 1_000_000);
+    const inProgress = {
+      ...ewayFixture('api.transaction.purchase.declined_D4401.json'),
+      ResponseCode: '09',
+      ResponseMessage: 'D4409',
+    };
+    ewayCharges(inProgress, id);
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.status).toBe(200);
+    // Before: failed D4409, the invoice free for a second charge while the first was still at the bank.
+    expect(charged.body.transaction).toMatchObject({ status: 'unknown', failure_code: 'unknown_outcome' });
+    expect(charged.body.invoice).toMatchObject({ status: 'OPEN', amount_paid: 0 });
+    const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect([again.status, again.body.error?.code]).toEqual([409, 'charge_in_progress']);
+    expect(await ledgerByCode(app)).toEqual(before);
+
+    // The bank approves the request it was working on: eWAY's query says so, and it is booked once.
+    ewayKnows(id, {
+      TransactionStatus: true,
+      ResponseCode: '00',
+      ResponseMessage: 'A2000',
+      InvoiceReference: charged.body.transaction.id,
+      TotalAmount: 4620,
+    });
+    expect((await deliverHint(app, `TransactionID=${id}`)).status).toBe(200);
+    expect(await settled(app, `transaction:${id}`)).toMatchObject({
+      status: 'processed',
+      outcome: 'applied',
+    });
+    expect(await transaction(app, charged.body.transaction.id)).toMatchObject({
+      status: 'succeeded',
+      gateway_transaction_id: String(id),
+    });
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount_paid: 4620,
+    });
+  });
+
   it('refunds part of a payment through POST /Transaction/{id}/Refund, and records a refused refund as failed', async () => {
     const { invoice } = await openInvoice(app);
     ewayCharges(APPROVED, 40000001);

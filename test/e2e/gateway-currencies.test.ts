@@ -193,6 +193,26 @@ describe('gateway currency rules end to end', () => {
     expect(after.body).toMatchObject({ status: 'OPEN', amount_due: 1296 });
   });
 
+  it('refuses CAD 1,000,000.00 (100000000n) with 422 before any call: Stripe takes up to eight digits', async () => {
+    const { invoice } = await openInvoice(app, { amount: 100_000_000, currency: 'cad' });
+    const ledger = await ledgerIn(app, 'CAD');
+    // No nock for Stripe: a call would fail (net connect is off) and the answer would not be a 422.
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.status).toBe(422);
+    expect(charged.body.error).toEqual({
+      type: 'invalid_request',
+      code: 'amount_not_representable',
+      message:
+        'Stripe cannot take 1000000.00 CAD (100000000 minor units): Stripe takes at most 999999.99 CAD ' +
+        '(a value of 99999999; Stripe takes amounts of up to eight digits (twelve for IDR)); see https://docs.stripe.com/currencies',
+      fields: {},
+    });
+    expect(await rowsOf(invoice.id)).toEqual({ transactions: [], refunds: [] });
+    expect(await ledgerIn(app, 'CAD')).toEqual(ledger);
+    const after = await app.api('GET', `/v1/invoices/${invoice.id}`);
+    expect(after.body).toMatchObject({ status: 'OPEN', amount_due: 100_000_000 });
+  });
+
   it('refuses a refund Stripe cannot take (KWD 0.005) with 422: no refund row, no ledger change', async () => {
     // KWD 1.290 ends in 0: Stripe takes it as 1290.
     const { invoice } = await openInvoice(app, { amount: 1290, currency: 'kwd' });

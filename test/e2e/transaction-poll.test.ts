@@ -73,7 +73,21 @@ describe('transaction.poll', () => {
       { transactionId: transaction.id, status: 'unknown', exhausted: false },
     ]);
     search(transaction.id, []);
+    expect(await sweep(later(created, 301))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    // Stripe's search "can be up to an hour behind during outages" (its API reference of
+    // /v1/payment_intents/search): at the 1 h check an empty search still proves nothing, and the
+    // invoice stays locked (before: failed not_found_at_gateway, the invoice free for a second charge).
+    search(transaction.id, []);
     expect(await sweep(later(created, 3601))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('OPEN');
+    const again = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect([again.status, again.body.error?.code]).toEqual([409, 'charge_in_progress']);
+    search(transaction.id, []);
+    expect(await sweep(later(created, 86401))).toEqual([
       { transactionId: transaction.id, status: 'failed', exhausted: false },
     ]);
     const txn = (await app.api('GET', '/v1/transactions?limit=100')).body.data.find(
@@ -81,6 +95,47 @@ describe('transaction.poll', () => {
     );
     expect(txn).toMatchObject({ status: 'failed', failure_code: 'not_found_at_gateway' });
     expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.status).toBe('OPEN');
+  });
+
+  it('books nothing for a payment intent found for another amount: unknown, one amount_mismatch (as the other gateways)', async () => {
+    const { invoice, transaction, created } = await unknownCharge();
+    // The real succeeded PaymentIntent, found by our reference, but for 40.00 EUR of the 46.20 charged.
+    search(transaction.id, [
+      {
+        ...FIXTURE_INTENT,
+        id: 'pi_other_amount',
+        amount: 4000,
+        amount_received: 4000,
+        metadata: { billhook_reference: transaction.id },
+      },
+    ]);
+    // Before: succeeded, the 46.20 invoice PAID for a payment Stripe reports as 40.00.
+    expect(await sweep(later(created, 61))).toEqual([
+      { transactionId: transaction.id, status: 'unknown', exhausted: false },
+    ]);
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 0,
+    });
+    const exceptions = (await app.api('GET', '/v1/reconciliation-exceptions')).body.data;
+    expect(exceptions.filter((x: { transaction: string }) => x.transaction === transaction.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        status: 'open',
+        gateway: 'stripe',
+        details: { amount: '4000', currency: 'EUR' },
+      }),
+    ]);
+    // The schedule runs out with the answer unchanged: still nothing booked, the attempt left to a person.
+    for (const [i, step] of SCHEDULE.slice(1).entries()) {
+      search(transaction.id, [
+        { ...FIXTURE_INTENT, id: 'pi_other_amount', amount: 4000, amount_received: 4000 },
+      ]);
+      expect(await sweep(later(created, step + 1))).toEqual([
+        { transactionId: transaction.id, status: 'unknown', exhausted: i === SCHEDULE.length - 2 },
+      ]);
+    }
+    expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body.amount_paid).toBe(0);
   });
 
   it('turns a charge still unclear after the last check into one reconciliation exception, never a second charge', async () => {

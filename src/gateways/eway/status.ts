@@ -11,20 +11,23 @@ import { describeCodes, isKnownCode, splitCodes } from './codes.ts';
 import type { EwayResult } from './schemas.ts';
 
 /**
- * Codes in `Errors` that leave the outcome open rather than refused (eWAY's words,
+ * Codes that leave the outcome open rather than refused, in `Errors` or in `ResponseMessage` (eWAY
+ * writes a result's codes in both: api.refund.failed.json carries S5010 in each) (eWAY's words,
  * https://eway.io/api-v3/#response-amp-error-codes): S5666 "Transaction in unknown state", S5000
- * "System Error" (eWAY failed, not the request) and S5099 "Incomplete (Access Code in
- * progress/incomplete)". Every other code in `Errors` (V6xxx validation, S5010, S5029 rate limit…)
- * means eWAY refused the request: no money moved.
+ * "System Error" (eWAY failed, not the request), S5099 "Incomplete (Access Code in
+ * progress/incomplete)" and D4409 "Request In Progress" (the bank's ISO 8583 response 09: the
+ * issuer is still working on it, so `TransactionStatus: false` beside it refuses nothing yet). Every
+ * other code in `Errors` (V6xxx validation, S5010, S5029 rate limit…) means eWAY refused the request:
+ * no money moved.
  */
-const OPEN_CODES: ReadonlySet<string> = new Set(['S5666', 'S5000', 'S5099']);
+const OPEN_CODES: ReadonlySet<string> = new Set(['S5666', 'S5000', 'S5099', 'D4409']);
 
 /**
  * What one eWAY result means, decided in exactly one place (`verdictOf`):
  *
  * | eWAY says                                             | verdict      | charge    | event            |
  * |-------------------------------------------------------|--------------|-----------|------------------|
- * | `Errors` has S5666 / S5000 / S5099                    | `open`       | unknown   | charge.pending   |
+ * | `Errors` or `ResponseMessage` has S5666 / S5000 / S5099 / D4409 | `open` | unknown | charge.pending |
  * | `TransactionStatus` true, `TransactionCaptured` false | `authorised` | pending   | charge.pending   |
  * | `TransactionStatus` true (with a `TransactionID`)     | `approved`   | succeeded | charge.succeeded |
  * | known refusal codes in `Errors` (V6021, S5010…)       | `declined`   | declined  | charge.failed    |
@@ -49,7 +52,9 @@ export type EwayVerdict =
 export function verdictOf(result: EwayResult): EwayVerdict {
   const errors = splitCodes(result.Errors);
   const transactionId = result.TransactionID;
-  const open = errors.filter((code) => OPEN_CODES.has(code));
+  const open = [...new Set([...errors, ...splitCodes(result.ResponseMessage)])].filter((code) =>
+    OPEN_CODES.has(code),
+  );
   if (open.length > 0) return { kind: 'open', reason: describeCodes(open), transactionId };
   if (result.TransactionStatus === true) {
     if (!transactionId) return { kind: 'open', reason: 'approved without a TransactionID' };

@@ -13,7 +13,8 @@ import type { GatewayCapabilities } from '../types.ts';
  *   (sometimes) `processing`; a succeeded one cannot be canceled, only refunded
  *   (https://docs.stripe.com/api/payment_intents/cancel).
  * - statusCheck: `query`. A PaymentIntent is found by our metadata reference with the search API
- *   (https://docs.stripe.com/search#query-fields-for-payment-intents).
+ *   (https://docs.stripe.com/search#query-fields-for-payment-intents), whose index can trail writes
+ *   by up to an hour: an empty search is final only for an attempt older than `SEARCH_LAG_MS` (client.ts).
  * - lostDisputePaidAsRefund: no. A lost dispute's funds stay withdrawn; no refund is made
  *   (https://docs.stripe.com/disputes/how-disputes-work).
  * - chargeEventsReadBack: no. An event carries the PaymentIntent as it was when the event was made

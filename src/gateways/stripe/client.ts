@@ -1,6 +1,8 @@
 import Stripe from 'stripe';
 import type { z } from 'zod';
-import { AmountNotRepresentable, toGateway } from '../../money/gateway-amount.ts';
+import { AmountNotRepresentable, fromGateway, toGateway } from '../../money/gateway-amount.ts';
+import { attemptCreatedAt } from '../attempts.ts';
+import { heldAgainstCharge } from '../reported.ts';
 import type { SettlementRange } from '../settlement.ts';
 import {
   type ChargeInitiation,
@@ -32,6 +34,18 @@ export interface StripeClientOptions {
 }
 
 const REFUND_REASONS = new Set(['duplicate', 'fraudulent', 'requested_by_customer']);
+
+/**
+ * How long after an attempt (its creation time read from its `txn_…` id) an empty search by its
+ * reference still proves nothing: Stripe's search "can be up to an hour behind during outages"
+ * ("Don't use search in read-after-write flows where strict consistency is necessary. Under normal
+ * operating conditions, data is searchable in less than a minute. Occasionally, propagation of new
+ * or updated data can be up to an hour behind during outages",
+ * https://docs.stripe.com/api/payment_intents/search), and an outage is when charges are left
+ * unknown. The hour, and an hour's margin as the other repeat windows have: a PaymentIntent created
+ * by the lost call may not be searchable yet, and freeing the invoice would allow a second charge.
+ */
+export const SEARCH_LAG_MS = 2 * 60 * 60 * 1000;
 
 type Unknown = { status: 'unknown'; message: string };
 
@@ -95,6 +109,24 @@ function readObject<T>(
 function outcomeOfIntentAnswer(intent: Stripe.PaymentIntent): ChargeOutcome {
   const read = readObject(intent, 'payment intent');
   return read.ok ? outcomeOfIntent(read.value) : read.unknown;
+}
+
+/**
+ * A status check's PaymentIntent as a charge outcome, held against the charge asked about
+ * (`heldAgainstCharge`, src/gateways/reported.ts): a succeeded intent whose `amount_received` (what it
+ * collected, https://docs.stripe.com/api/payment_intents/object#payment_intent_object-amount_received),
+ * or a pending one whose `amount`, is not the charge's amount, or whose `currency` is not the charge's
+ * (both read by `STRIPE_CURRENCIES`), is unknown with what Stripe reports, for which the poller raises
+ * an `amount_mismatch` (or `currency_mismatch`) exception; nothing is booked.
+ */
+function checkedIntent(intent: Stripe.PaymentIntent, charge: ChargeRequest): ChargeOutcome {
+  const outcome = outcomeOfIntentAnswer(intent);
+  if (outcome.status !== 'succeeded' && outcome.status !== 'pending') return outcome;
+  const moved = intent.status === 'succeeded' ? intent.amount_received : intent.amount;
+  return heldAgainstCharge('Stripe', outcome, charge, {
+    currency: intent.currency,
+    amount: (currency) => fromGateway(STRIPE_CURRENCIES, moved, currency),
+  });
 }
 
 /**
@@ -319,13 +351,18 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
 
   /**
    * What became of a charge: `GET /v1/payment_intents/{id}` when its id is known, otherwise a search on
-   * our metadata reference (https://docs.stripe.com/search#query-fields-for-payment-intents; the
-   * index trails writes by about a minute, so `not_found` is only final for an older attempt).
+   * our metadata reference (https://docs.stripe.com/search#query-fields-for-payment-intents). The
+   * search index trails writes (up to an hour during outages): a search that finds nothing is
+   * `not_found` only for an attempt more than `SEARCH_LAG_MS` (2 hours) old at the check (`query.at`,
+   * the sweep's clock; else now); for a younger one, or a reference that carries no time, it is
+   * unknown, and the invoice stays locked. A succeeded or pending intent for another amount or currency
+   * than the charge's is unknown with what Stripe reports (`checkedIntent`).
    */
   async fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome> {
     try {
       if (query.gatewayTransactionId) {
-        return outcomeOfIntentAnswer(await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId));
+        const intent = await this.#stripe.paymentIntents.retrieve(query.gatewayTransactionId);
+        return checkedIntent(intent, query.charge);
       }
       const found = await this.#stripe.paymentIntents.search({
         query: `metadata['${REFERENCE_KEY}']:'${query.reference}'`,
@@ -338,7 +375,15 @@ export class StripeClient implements GatewayClient, StripeSettlementCalls {
         };
       }
       const intent = found.data[0];
-      return intent ? outcomeOfIntentAnswer(intent) : { status: 'not_found' };
+      if (intent) return checkedIntent(intent, query.charge);
+      const created = attemptCreatedAt(query.reference);
+      const at = query.at?.getTime() ?? Date.now();
+      return created === undefined || at - created.getTime() <= SEARCH_LAG_MS
+        ? {
+            status: 'unknown',
+            message: `Stripe's search finds no payment intent for ${query.reference} yet; its index can trail writes by up to an hour, so this proves nothing until the attempt is ${SEARCH_LAG_MS / 3_600_000} hours old`,
+          }
+        : { status: 'not_found' };
     } catch (error) {
       const outcome = outcomeOfError(error);
       return outcome.status === 'declined' ? { status: 'unknown', message: outcome.message } : outcome;

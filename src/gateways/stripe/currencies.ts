@@ -61,12 +61,28 @@ for (const code of THREE_DECIMAL) {
 // HUF and TWD are two-decimal in the Stripe API (zero-decimal only for payouts), as in ISO 4217: no entry.
 
 /**
+ * Stripe's largest amount (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts):
+ * "The amount value supports up to twelve digits for IDR (for example, a value of 999999999999 for a
+ * charge of 9,999,999,999.99 IDR), and up to eight digits for all other currencies (for example, a
+ * value of 99999999 for a charge of 999,999.99 USD)"; the API reference says the same of a
+ * PaymentIntent's `amount`. The digits are those of the value sent, in Stripe's unit: 999,999 ISK
+ * (`99999900`) is the most ISK, 99,999,999 MGA the most MGA.
+ */
+const MAX_AMOUNT = {
+  units: 99_999_999n,
+  perCurrency: { IDR: 999_999_999_999n },
+  rule: 'Stripe takes amounts of up to eight digits (twelve for IDR)',
+};
+
+/**
  * Stripe's currency rules (https://docs.stripe.com/currencies). Amounts are JSON integers in the
  * currency's unit as Stripe reads it: ISO 4217 minor units for two-decimal currencies (and HUF, TWD,
  * two-decimal in the API), whole units for the zero-decimal list (MGA too: 1,000 MGA is `1000`), two
  * decimals always 00 for ISK and UGX (500 ISK is `50000`), thousandths ending in 0 for BHD, JOD, KWD,
- * OMR and TND. The same rules read webhook amounts and API answers back. Currencies of more than two
- * decimals outside that list (IQD, LYD, CLF, UYW) are not Stripe presentment currencies: refused.
+ * OMR and TND, and at most eight digits (twelve for IDR: `MAX_AMOUNT`), so 1,000,000.00 USD is
+ * refused before any call. The same rules read webhook amounts and API answers back (without the
+ * bound: what Stripe reports is what moved). Currencies of more than two decimals outside that list
+ * (IQD, LYD, CLF, UYW) are not Stripe presentment currencies: refused.
  */
 export const STRIPE_CURRENCIES: IntegerAmounts = {
   gateway: 'Stripe',
@@ -78,5 +94,6 @@ export const STRIPE_CURRENCIES: IntegerAmounts = {
     ]),
   ),
   rules,
+  max: MAX_AMOUNT,
   source: SOURCE,
 };

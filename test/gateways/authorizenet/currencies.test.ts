@@ -14,6 +14,13 @@ describe('Authorize.Net currency rules', () => {
     expect(fromGateway(AUTHORIZENET_CURRENCIES, '1018.88', currency)).toBe(101_888n);
   });
 
+  it('takes up to 15 digits: 9999999999999.99 is the largest amount, 10000000000000.00 (16 digits) is refused', () => {
+    expect(send(999_999_999_999_999n, 'USD')).toBe('9999999999999.99');
+    expect(() => send(1_000_000_000_000_000n, 'USD')).toThrow(
+      'Authorize.Net cannot take 10000000000000.00 USD (1000000000000000 minor units): Authorize.Net takes at most 9999999999999.99 USD',
+    );
+  });
+
   it.each(['JPY', 'KWD', 'ISK'])(
     'refuses %s: no documented Authorize.Net format for a currency that is not two-decimal',
     (currency) => {

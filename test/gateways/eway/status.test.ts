@@ -64,6 +64,37 @@ describe('eWAY status table (status.ts)', () => {
     });
   });
 
+  it('keeps an open code open in ResponseMessage too, and D4409 "Request In Progress" (still at the bank)', () => {
+    // eWAY writes a result's codes in ResponseMessage as well as in Errors (api.refund.failed.json
+    // carries S5010 in both): "Transaction in unknown state" there is no refusal either.
+    expect(
+      verdict({ TransactionID: 42, TransactionStatus: false, ResponseMessage: 'S5666', Errors: null }),
+    ).toEqual({
+      kind: 'open',
+      reason: 'S5666 Transaction in unknown state',
+      transactionId: '42',
+    });
+    // ISO 8583 response 09, eWAY's D4409: the issuer is still working on the request, nothing refused yet.
+    const inProgress = {
+      TransactionID: 42,
+      TransactionStatus: false,
+      ResponseCode: '09',
+      ResponseMessage: 'D4409',
+    };
+    expect(verdict(inProgress)).toEqual({
+      kind: 'open',
+      reason: 'D4409 Request In Progress',
+      transactionId: '42',
+    });
+    expect(chargeOutcomeOf(verdict(inProgress))).toEqual({
+      status: 'unknown',
+      message: 'eWAY transaction 42: D4409 Request In Progress',
+    });
+    expect(chargeEventTypeOf(verdict(inProgress))).toBe('charge.pending');
+    // Beside a bank decline it stays open: an answer saying the request is still in progress proves no refusal.
+    expect(verdict({ ...inProgress, ResponseMessage: 'D4409,D4451' }).kind).toBe('open');
+  });
+
   it('keeps S5666, S5000 and S5099 open, known codes a refusal, and a code it does not know open', () => {
     for (const code of ['S5666', 'S5000', 'S5099']) {
       expect(verdict({ TransactionID: null, TransactionStatus: false, Errors: code }).kind).toBe('open');

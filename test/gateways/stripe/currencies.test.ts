@@ -60,6 +60,29 @@ describe('Stripe currency rules', () => {
     },
   );
 
+  it('takes amounts of up to eight digits, IDR up to twelve (#minimum-and-maximum-charge-amounts)', () => {
+    // "up to twelve digits for IDR (… 999999999999 for a charge of 9,999,999,999.99 IDR), and up to
+    // eight digits for all other currencies (… 99999999 for a charge of 999,999.99 USD)": the digits
+    // of the value sent, so in Stripe's unit (ISK and UGX two-decimal, MGA whole ariary).
+    expect(send(99_999_999n, 'USD')).toBe(99_999_999);
+    expect(() => send(100_000_000n, 'USD')).toThrow(AmountNotRepresentable);
+    expect(() => send(100_000_000n, 'USD')).toThrow(
+      'Stripe cannot take 1000000.00 USD (100000000 minor units): Stripe takes at most 999999.99 USD (a value of 99999999; Stripe takes amounts of up to eight digits (twelve for IDR))',
+    );
+    expect(send(99_999_999n, 'JPY')).toBe(99_999_999);
+    expect(() => send(100_000_000n, 'JPY')).toThrow('Stripe takes at most 99999999 JPY');
+    // 999,999 ISK is 99999900 on the wire; 1,000,000 ISK would be nine digits.
+    expect(send(999_999n, 'ISK')).toBe(99_999_900);
+    expect(() => send(1_000_000n, 'ISK')).toThrow('Stripe takes at most 999999 ISK');
+    // 99,999,999 MGA (whole ariary) is 9999999900n ISO minor units.
+    expect(send(9_999_999_900n, 'MGA')).toBe(99_999_999);
+    expect(() => send(10_000_000_000n, 'MGA')).toThrow('Stripe takes at most 99999999.00 MGA');
+    expect(send(999_999_999_999n, 'IDR')).toBe(999_999_999_999);
+    expect(() => send(1_000_000_000_000n, 'IDR')).toThrow('Stripe takes at most 9999999999.99 IDR');
+    // What Stripe reports is read as it is.
+    expect(read(100_000_000, 'usd')).toBe(100_000_000n);
+  });
+
   it.each(['IQD', 'LYD', 'CLF', 'UYW'])(
     'refuses %s, a currency of more than two decimals outside Stripe’s presentment currencies',
     (currency) => {
