@@ -21,6 +21,7 @@ import {
   entryPostings,
   moneyCoreDatabase,
   paidTwice,
+  pendingCharge,
   succeededCharge,
 } from '../support/money-core.ts';
 import { insertCustomer } from '../support/plans.ts';
@@ -246,6 +247,61 @@ describe('a capture the gateway settled for another amount than billhook booked'
     ]);
   });
 
+  it("a batch swept before billhook knew the charge succeeded: its line is followed when the charge's webhook is applied (a reconcile batch), once", async () => {
+    const { invoice, transaction } = await pendingCharge(db, {
+      currency: 'USD',
+      amount: 10_000n,
+      gateway: 'authorizenet',
+    });
+    await sweepOf('3990305', '2228200005', '80.00')();
+    expect(await exceptionsOf(transaction.id)).toEqual([]);
+    const succeeded = () =>
+      applyAsBatch(
+        db,
+        canonicalEvent({
+          type: 'charge.succeeded',
+          gateway: 'authorizenet',
+          gatewayTransactionId: '2228200005',
+          reference: transaction.id,
+          amount: 10_000n,
+          currency: 'USD',
+        }),
+      );
+    expect(await succeeded()).toMatchObject({ kind: 'applied' });
+    const line = await db
+      .selectFrom('settlement_lines')
+      .select(['id', 'transaction_id'])
+      .where('gateway_line_id', '=', '2228200005')
+      .executeTakeFirstOrThrow();
+    expect(line.transaction_id).toBe(transaction.id);
+    expect(await entryPostings(db, `${transaction.id}:settled_short:${line.id}`)).toEqual({
+      'receivable:customer': 2_000n,
+      'gateway_clearing:authorizenet': -2_000n,
+    });
+    expect(await transactionOf(transaction.id)).toMatchObject({
+      status: 'succeeded',
+      amount_captured: 8_000n,
+    });
+    expect(await invoiceOf(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 8_000n,
+      amount_due: 2_000n,
+    });
+    expect(await exceptionsOf(transaction.id)).toEqual([
+      expect.objectContaining({ kind: 'amount_mismatch', status: 'open' }),
+    ]);
+    const entries = await countEntries(db);
+    await succeeded();
+    await sweepOf('3990305', '2228200005', '80.00')();
+    expect(await countEntries(db)).toBe(entries);
+    expect(await invoiceOf(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 8_000n,
+      amount_due: 2_000n,
+    });
+    expect(await exceptionsOf(transaction.id)).toHaveLength(1);
+  });
+
   it('a refund after a short settlement is capped on the 80.00 received, not the 100.00 booked', async () => {
     const { transaction } = await succeededCharge(db, {
       currency: 'USD',
@@ -350,6 +406,44 @@ describe('a capture the gateway settled for another amount than billhook booked'
       amount_due: 1_000n,
     });
     expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: 4_000n });
+  });
+
+  it('after a short settlement the gateway reporting a refund or a dispute of the 100.00 booked is an amount_mismatch, booked nothing; one of the 80.00 received is booked', async () => {
+    const { transaction } = await succeededCharge(db, {
+      currency: 'CHF',
+      amount: 10_000n,
+      gatewayTransactionId: 'pi_chf_settled_short',
+    });
+    await stripePayout('po_chf_short', stripeLine('pi_chf_settled_short', 'CHF', 8_000n, 0n));
+    const before = await booksIn(db, 'CHF');
+    const event = (type: 'refund.succeeded' | 'dispute.opened', amount: bigint) =>
+      applyAsBatch(
+        db,
+        canonicalEvent({
+          type,
+          gatewayTransactionId: 'pi_chf_settled_short',
+          ...(type === 'refund.succeeded'
+            ? { gatewayRefundId: 're_chf_whole' }
+            : { gatewayDisputeId: 'dp_chf' }),
+          amount,
+          currency: 'CHF',
+        }),
+      );
+    expect(await event('refund.succeeded', 10_000n)).toMatchObject({
+      kind: 'exception',
+      exception: 'amount_mismatch',
+    });
+    expect(await event('dispute.opened', 10_000n)).toMatchObject({
+      kind: 'exception',
+      exception: 'amount_mismatch',
+    });
+    expect(await booksIn(db, 'CHF')).toEqual(before);
+    expect(await event('dispute.opened', 8_000n)).toMatchObject({ kind: 'applied' });
+    expect(await booksIn(db, 'CHF')).toMatchObject({
+      disputed_funds: 8_000n,
+      'gateway_clearing:stripe': -8_000n,
+    });
+    expect(await refundable(db, await transactionOf(transaction.id))).toBe(0n);
   });
 
   it('an invoice paid twice, its duplicate payment settled short: the shortfall comes off the overpayment credit, the invoice stays PAID', async () => {
