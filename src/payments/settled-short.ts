@@ -137,7 +137,6 @@ export async function recordSettledShort(
         reason: 'settled_short',
         settlement_line: line.settlementLineId,
         gateway_line_id: line.gatewayLineId,
-        settled: line.settled,
       });
       const after = await work.trx
         .selectFrom('invoices')
