@@ -471,6 +471,38 @@ describe('a capture the gateway settled for another amount than billhook booked'
     });
   });
 
+  it('a short settlement of a payment whose invoice was refunded in part (PARTIALLY_REFUNDED) is not followed: books unchanged, the amount_mismatch names the invoice', async () => {
+    const { invoice, transaction } = await succeededCharge(db, {
+      currency: 'SEK',
+      amount: 10_000n,
+      gatewayTransactionId: 'pi_sek_settled_short',
+    });
+    await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'refund.succeeded',
+        gatewayTransactionId: 'pi_sek_settled_short',
+        gatewayRefundId: 're_sek_part',
+        amount: 1_000n,
+        currency: 'SEK',
+      }),
+    );
+    expect((await invoiceOf(invoice.id)).status).toBe('PARTIALLY_REFUNDED');
+    const entries = await countEntries(db);
+    await stripePayout('po_sek_short', stripeLine('pi_sek_settled_short', 'SEK', 8_000n, 0n));
+    // The payout's own entries only (sent, paid): nothing of the 20.00.
+    expect(await countEntries(db)).toBe(entries + 2);
+    expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: null });
+    expect(await invoiceOf(invoice.id)).toMatchObject({ status: 'PARTIALLY_REFUNDED', amount_paid: 10_000n });
+    expect(await exceptionsOf(transaction.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        message: expect.stringMatching(/not booked: its invoice .* is PARTIALLY_REFUNDED/),
+        details: expect.objectContaining({ followed: 'refused' }),
+      }),
+    ]);
+  });
+
   it('a short settlement billhook cannot follow alone (a refund of 90.00 of the 100.00 already asked, more than the 80.00 settled leaves): books unchanged, the amount_mismatch says why', async () => {
     const { invoice, transaction } = await succeededCharge(db, {
       currency: 'NOK',
