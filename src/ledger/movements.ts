@@ -130,6 +130,11 @@ export const entryKeys = {
   paymentOverpaid: (transactionId: string) => `${transactionId}:overpaid`,
   paymentVoided: (transactionId: string) => `${transactionId}:voided`,
   overpaymentVoided: (transactionId: string) => `${transactionId}:overpaid_voided`,
+  /** The payment and the settlement line (`stl_…`) that said it settled for less. */
+  paymentSettledShort: (transactionId: string, settlementLineId: string) =>
+    `${transactionId}:settled_short:${settlementLineId}`,
+  overpaymentSettledShort: (transactionId: string, settlementLineId: string) =>
+    `${transactionId}:overpaid_settled_short:${settlementLineId}`,
   refundSucceeded: (refundId: string) => `${refundId}:succeeded`,
   refundReversed: (refundId: string) => `${refundId}:reversed`,
   disputeOpened: (disputeId: string) => `${disputeId}:opened`,
@@ -503,6 +508,59 @@ export function overpaymentVoided(payment: Omit<PaymentMovement, 'gateway' | 'ga
   return {
     idempotencyKey: entryKeys.overpaymentVoided(id),
     description: `payment ${id} voided: the customer credit it made is taken back`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.customerCredit(payment.customerId),
+      chart.receivable(payment.customerId),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
+/**
+ * A payment (`txn_…`) its gateway settled for less than billhook booked, as settlement line
+ * `settlementLineId` (`stl_…`) of the gateway's report says: `amount` (minor units, > 0) is what billhook
+ * booked into clearing (`txn_…:succeeded`) beyond what settled.
+ */
+export interface SettledShortMovement extends PaymentMovement {
+  settlementLineId: string;
+}
+
+/**
+ * `txn_…:settled_short:stl_…`: the part of a payment its gateway did not settle (the settlement report
+ * is the bank's truth: PRODUCT §11, §13) leaves the gateway's clearing account and is owed again by
+ * the customer (debit the receivable, credit clearing): the reverse of `txn_…:succeeded` for that
+ * part. Authorize.Net's batch settling USD 100.00 booked as 80.00: receivable +2000, clearing −2000.
+ */
+export function paymentSettledShort(payment: SettledShortMovement): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: entryKeys.paymentSettledShort(id, payment.settlementLineId),
+    description: `payment ${id} settled by ${payment.gateway} for ${payment.amount} less than booked (line ${payment.settlementLineId})`,
+    source: { type: 'transaction', id },
+    postings: transfer(
+      chart.receivable(payment.customerId),
+      chart.gatewayClearing(payment.gateway, payment.gatewayAccount),
+      payment.amount,
+      payment.currency,
+    ),
+  };
+}
+
+/**
+ * `txn_…:overpaid_settled_short:stl_…`: the customer credit an invoice's overpayment made that a
+ * short settlement of one of its payments undoes (`paymentSettledShort`: the invoice is paid that much
+ * less beyond what it asked) is taken back (debit their credit, credit the receivable), `amount`
+ * minor units > 0. 3000 paid twice, the second settled for 2500: 500 off the customer's 3000 credit.
+ */
+export function overpaymentSettledShort(
+  payment: Omit<PaymentMovement, 'gateway' | 'gatewayAccount'> & { settlementLineId: string },
+): EntryInput {
+  const id = payment.transactionId;
+  return {
+    idempotencyKey: entryKeys.overpaymentSettledShort(id, payment.settlementLineId),
+    description: `payment ${id} settled short (line ${payment.settlementLineId}): the customer credit it made is taken back`,
     source: { type: 'transaction', id },
     postings: transfer(
       chart.customerCredit(payment.customerId),

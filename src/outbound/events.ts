@@ -7,8 +7,9 @@ import { exactJsonIntegers } from '../money/amount.ts';
  * refund the gateway failed, after it had succeeded as well (the money came back to the merchant and
  * the refund was reversed), so a system that booked its `refund.succeeded` takes it back.
  * `invoice.payment_reversed` (billhook's own): a payment of the invoice taken back, because the gateway
- * voided it before it settled (the money never moved) or an offline payment was reversed (a bounced
- * cheque); a PAID invoice is OPEN again with `amount_due`.
+ * voided it before it settled (the money never moved), settled it for less than billhook booked
+ * (`reason` `settled_short`, `amount` the difference: payments/settled-short.ts), or an offline payment
+ * was reversed (a bounced cheque); a PAID invoice is OPEN again with `amount_due`.
  */
 export const OUTBOUND_EVENT_TYPES = [
   'invoice.paid',

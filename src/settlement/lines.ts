@@ -20,6 +20,7 @@ import { exponentOf } from '../money/currency.ts';
 import { convertedRange, parseRate } from '../money/exchange-rate.ts';
 import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
+import { recordSettledShort, type SettledShortOutcome } from '../payments/settled-short.ts';
 import { findTransaction } from '../payments/transactions.ts';
 
 /** A gateway account, as settlement data names it: the gateway and `gwa_…` (null: its default account). */
@@ -349,7 +350,9 @@ export function lineColumns(line: SettlementLine) {
  * it did not have (its `settlement_line_unmatched` exceptions are then resolved). A conversion is
  * booked against what billhook booked for the object (its own currency and amount), so clearing in
  * that currency returns to zero exactly; a line in the object's own currency whose gross is not what
- * billhook booked for it raises `amount_mismatch` for a person (the difference stays in clearing),
+ * billhook booked for it raises `amount_mismatch` for a person, a charge line settled for less being
+ * followed first (`followSettledAmount`: the difference out of clearing and owed again on the
+ * invoice), any other difference staying in clearing,
  * and so does a PayPal dispute line in another currency than its dispute whose gross is not the
  * capture's converted gross (`disputeConvertedOtherAmount`: the difference stays in FX), and any
  * other line in another currency than its object converted from another amount than billhook booked
@@ -477,7 +480,8 @@ export async function recordSettlementLine(
   if (row.kind === 'adjustment' && moves) await raiseException(work, adjustmentBooked(account, row));
   const booked = matched.booked;
   if (booked && booked.currency === row.currency && booked.amount !== row.gross) {
-    await raiseException(work, settledOtherAmount(account, row, booked.amount));
+    const followed = await followSettledAmount(work, row, booked.amount);
+    await raiseException(work, settledOtherAmount(account, row, booked.amount, followed));
   }
   // PayPal's chargeback rows in the balance currency (a T1201 of CNY for a USD dispute): only the
   // converted capture is known to be right (Stripe converts a dispute at its own day's rate).
@@ -1042,16 +1046,78 @@ function changedLine(
 }
 
 /**
+ * What billhook did of a charge line settled for another amount than it booked, in the payment's
+ * currency: `short` (settled less: `recordSettledShort` booked it, or refused to), `more` (settled more:
+ * nothing booked); undefined for any other line (a refund or dispute line: nothing booked).
+ */
+type SettledAmountFollowed = { kind: 'short'; outcome: SettledShortOutcome } | { kind: 'more' } | undefined;
+
+/**
+ * Follows the money of charge line `row` (matched to its payment, in the payment's currency) whose
+ * gross is not what billhook booked for the payment (`booked`, minor units, > 0): the settlement report
+ * is the bank's truth. Settled for less (an Authorize.Net batch settling USD 100.00 as 80.00), the
+ * books follow it (`recordSettledShort`: the difference out of clearing and owed again, the invoice
+ * OPEN with it due, the payment's `amount_captured` what settled), or, when billhook cannot follow it
+ * alone, nothing is booked. Settled for more (120.00), nothing is booked: billhook books no more than
+ * it charged (migration 0022), and whether the customer was charged twice or the gateway erred is for
+ * a person. Either way the caller raises the line's `amount_mismatch` (once: a line is booked once).
+ */
+async function followSettledAmount(
+  work: UnitOfWork,
+  row: SettlementLineRow,
+  booked: bigint,
+): Promise<SettledAmountFollowed> {
+  if (row.kind !== 'charge' || row.transaction_id === null || row.gross <= 0n || booked <= 0n)
+    return undefined;
+  if (row.gross > booked) return { kind: 'more' };
+  const outcome = await recordSettledShort(work, row.transaction_id, {
+    settlementLineId: row.id,
+    gatewayLineId: row.gateway_line_id,
+    settled: row.gross,
+  });
+  return { kind: 'short', outcome };
+}
+
+/** What an `amount_mismatch` of a charge line says billhook did of it (`followSettledAmount`). */
+function followedText(line: SettlementLineRow, booked: bigint, followed: SettledAmountFollowed): string {
+  const currency = line.currency;
+  if (!followed) return 'the difference stays in clearing';
+  if (followed.kind === 'more') {
+    return `${line.gross - booked} more than billhook charged, which billhook does not book: the difference stays in clearing; find out at the gateway what the customer was charged, then refund it at the gateway or book it by hand`;
+  }
+  const { outcome } = followed;
+  if (outcome.kind === 'refused') {
+    return `not booked: ${outcome.reason}; the difference stays in clearing until a person books it`;
+  }
+  const key = entryKeys.paymentSettledShort(line.transaction_id!, line.id);
+  const invoice = outcome.invoice
+    ? `; invoice ${outcome.invoice.id} ${outcome.invoice.status} with ${outcome.invoice.amount_paid} paid and ${outcome.invoice.amount_due} due${outcome.invoice.rescheduled ? ', back on the charge schedule' : ''}`
+    : '';
+  const credit =
+    outcome.overpaymentTakenBack > 0n
+      ? `; ${outcome.overpaymentTakenBack} of the overpayment credit it made taken back`
+      : '';
+  return `the books follow the settlement: ${outcome.shortBy} taken out of clearing and owed again by the customer (${key}), the payment's amount_captured ${line.gross} ${currency}${invoice}${credit}; check with the gateway why it settled less`;
+}
+
+/**
  * The `amount_mismatch` exception of a line matched to a billhook object that billhook booked for
  * `booked` (minor units of the line's currency, signed like its gross) but the gateway settled for
- * the line's gross: the difference stays in clearing until a person books it.
+ * the line's gross, saying what billhook did of it (`followed`, `followSettledAmount`): a charge
+ * settled for less booked as settled (or why not), one settled for more not booked; for any other
+ * line the difference stays in clearing until a person books it. `details.followed`: `booked_short`,
+ * `refused`, `settled_more` or `none`.
  */
 function settledOtherAmount(
   account: SettlementAccount,
   line: SettlementLineRow,
   booked: bigint,
+  followed: SettledAmountFollowed = undefined,
 ): NewException {
   const object = line.refund_id ?? line.dispute_id ?? line.transaction_id;
+  let done = 'none';
+  if (followed?.kind === 'more') done = 'settled_more';
+  else if (followed?.kind === 'short') done = followed.outcome.kind === 'booked' ? 'booked_short' : 'refused';
   return {
     kind: 'amount_mismatch',
     gateway: account.gateway,
@@ -1060,8 +1126,8 @@ function settledOtherAmount(
     refundId: line.refund_id ?? undefined,
     payoutId: line.payout_id ?? undefined,
     settlementLineId: line.id,
-    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): the difference stays in clearing`,
-    details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked },
+    message: `${line.kind} line ${line.gateway_line_id} settled ${line.gross} ${line.currency} but billhook booked ${booked} for ${object} (minor units): ${followedText(line, booked, followed)}`,
+    details: { gateway_line_id: line.gateway_line_id, gross: line.gross, booked, followed: done },
   };
 }
 

@@ -25,8 +25,10 @@ import {
   offlineOverpaymentReversed,
   offlinePaymentReceived,
   offlinePaymentReversed,
+  overpaymentSettledShort,
   overpaymentVoided,
   paymentOverpaid,
+  paymentSettledShort,
   paymentSucceeded,
   paymentVoided,
   payoutCreated,
@@ -340,6 +342,26 @@ const rows: {
     postings: [
       ['customer_credit:cus_1', 100n],
       ['receivable:cus_1', -100n],
+    ],
+  },
+  {
+    movement: 'the part of a payment its gateway settled short (USD 100.00 booked, 80.00 settled)',
+    entry: paymentSettledShort({ ...payment, settlementLineId: 'stl_1', amount: 2000n }),
+    key: 'txn_1:settled_short:stl_1',
+    source: 'transaction txn_1',
+    postings: [
+      ['receivable:cus_1', 2000n],
+      ['gateway_clearing:stripe', -2000n],
+    ],
+  },
+  {
+    movement: 'the customer credit an overpaying payment made, settled short',
+    entry: overpaymentSettledShort({ ...payment, settlementLineId: 'stl_1', amount: 500n }),
+    key: 'txn_1:overpaid_settled_short:stl_1',
+    source: 'transaction txn_1',
+    postings: [
+      ['customer_credit:cus_1', 500n],
+      ['receivable:cus_1', -500n],
     ],
   },
   {

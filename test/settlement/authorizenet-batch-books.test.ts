@@ -8,6 +8,7 @@ import {
   booksIn,
   canonicalEvent,
   countEntries,
+  entryPostings,
   moneyCoreDatabase,
   succeededCharge,
 } from '../support/money-core.ts';
@@ -21,10 +22,11 @@ import {
  * - a voided transaction (2228100004, 12.00: moved nothing, left out);
  * - 30.00 of a transaction billhook never made (2228100005, invoice number "60").
  * Statistics: charged 160.00, refunded 20.00, so the payout is 140.00 and the lines' nets sum to it.
- * Clearing: +10000 + 5000 − 2000 (billhook's own movements) − 14000 (the payout) = −1000: A's 20.00
- * billhook booked but Authorize.Net did not settle (`amount_mismatch`), less the 30.00 of the
- * transaction billhook does not know (`settlement_line_unmatched`). The bank holds 14000. The same
- * sweep again changes nothing.
+ * Clearing: +10000 + 5000 − 2000 (billhook's own movements) − 2000 (A's 20.00 billhook booked but
+ * Authorize.Net did not settle: `txn_…:settled_short:stl_…`, owed again by A's customer, with an
+ * `amount_mismatch` for a person) − 14000 (the payout) = −3000: the 30.00 of the transaction billhook
+ * does not know (`settlement_line_unmatched`). The bank holds 14000. The same sweep again changes
+ * nothing.
  */
 const BATCH = '3990200';
 const [A, C, R, VOIDED, UNKNOWN] = ['2228100001', '2228100002', '2228100003', '2228100004', '2228100005'];
@@ -77,9 +79,10 @@ const sweep = async () =>
   );
 
 let db: Db;
+let chargeA: { transaction: { id: string } };
 beforeAll(async () => {
   db = await moneyCoreDatabase();
-  await succeededCharge(db, {
+  chargeA = await succeededCharge(db, {
     currency: 'USD',
     amount: 10_000n,
     gateway: 'authorizenet',
@@ -106,7 +109,7 @@ beforeAll(async () => {
 afterAll(() => db?.destroy());
 
 describe('an Authorize.Net settled batch in the books', () => {
-  it('a charge settled for less, a refund, a void, a transaction billhook does not know, the batch listed twice: one paid payout of 140.00, clearing short by what did not settle less what billhook does not know', async () => {
+  it('a charge settled for less, a refund, a void, a transaction billhook does not know, the batch listed twice: one paid payout of 140.00, what did not settle owed again, clearing short by what billhook does not know', async () => {
     expect(await sweep()).toMatchObject({ payouts: 1, unmatched: 1 });
     const payouts = await db.selectFrom('payouts').selectAll().execute();
     expect(payouts).toEqual([
@@ -124,7 +127,16 @@ describe('an Authorize.Net settled batch in the books', () => {
       [UNKNOWN, 'charge', 3_000n, payouts[0]!.id],
     ]);
     const usd = await booksIn(db, 'USD');
-    expect(usd['gateway_clearing:authorizenet']).toBe(-1_000n);
+    expect(usd['gateway_clearing:authorizenet']).toBe(-3_000n);
+    const lineA = await db
+      .selectFrom('settlement_lines')
+      .select('id')
+      .where('gateway_line_id', '=', A)
+      .executeTakeFirstOrThrow();
+    expect(await entryPostings(db, `${chargeA.transaction.id}:settled_short:${lineA.id}`)).toEqual({
+      'receivable:customer': 2_000n,
+      'gateway_clearing:authorizenet': -2_000n,
+    });
     expect(usd['payouts_in_transit:authorizenet'] ?? 0n).toBe(0n);
     expect(usd['bank:authorizenet']).toBe(14_000n);
     expect(usd['gateway_fees:authorizenet'] ?? 0n).toBe(0n);
@@ -136,7 +148,12 @@ describe('an Authorize.Net settled batch in the books', () => {
     expect(raised).toEqual([
       {
         kind: 'amount_mismatch',
-        details: expect.objectContaining({ gateway_line_id: A, gross: '8000', booked: '10000' }),
+        details: expect.objectContaining({
+          gateway_line_id: A,
+          gross: '8000',
+          booked: '10000',
+          followed: 'booked_short',
+        }),
       },
       { kind: 'settlement_line_unmatched', details: expect.objectContaining({ gateway_line_id: UNKNOWN }) },
     ]);

@@ -34,10 +34,12 @@ describe('a settlement line whose gross differs from what billhook booked', () =
    * Worked by hand, minor units: billhook charged 5000 NZD (clearing +5000). The gateway's payout
    * lists that charge settled at 4000 with a fee of 150 (net 3850) and pays 3850: the fee moves to
    * gateway fees (clearing 4850) and the payout to the bank (clearing 1000). The lines sum to the
-   * payout, so no payout_lines_mismatch; the 1000 the gateway never settled stays in clearing, and
-   * the line that disagrees with the ledger must be raised for a person.
+   * payout, so no payout_lines_mismatch; the 1000 the gateway never settled leaves clearing and is
+   * owed again by the customer (`txn_…:settled_short:stl_…`: clearing 0, receivable 1000), and the
+   * line that disagreed with the ledger is still raised for a person (test/settlement/settled-short.test.ts
+   * works the rest of it).
    */
-  it('raises amount_mismatch for the line (a charge billed 5000, settled 4000)', async () => {
+  it('raises amount_mismatch for the line (a charge billed 5000, settled 4000) and books the 1000 that did not settle as owed again', async () => {
     const transaction = await charge('NZD', 5000n, 'pi_nzd_settled_short');
     const settled: SettlementLine = {
       gatewayLineId: 'txn_nzd_settled_short',
@@ -69,7 +71,8 @@ describe('a settlement line whose gross differs from what billhook booked', () =
       },
     );
     expect(await booksIn(db, 'NZD')).toMatchObject({
-      'gateway_clearing:stripe': 1000n,
+      'gateway_clearing:stripe': 0n,
+      'receivable:customer': 1000n,
       'gateway_fees:stripe': 150n,
       'bank:stripe': 3850n,
     });

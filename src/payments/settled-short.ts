@@ -1,0 +1,187 @@
+import { rescheduleCharge } from '../billing/charge-schedule.ts';
+import { capturedAmount, refundRooms } from '../billing/invoice-payment.ts';
+import { lockInvoice, reversePayment } from '../billing/invoices.ts';
+import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
+import { postEntry } from '../ledger/journal.ts';
+import { entryKeys, overpaymentSettledShort, paymentSettledShort } from '../ledger/movements.ts';
+import type { UnitOfWork } from '../ledger/unit-of-work.ts';
+import { flagOverpaymentCreditShort, overpaymentLostByReversal } from './overpayment-shares.ts';
+import { transactionActivity } from './transactions.ts';
+
+/** The settlement line that says a payment settled for less than billhook booked, as the gateway reported it. */
+export interface ShortSettlement {
+  /** billhook's settlement line (`stl_…`): part of the idempotency key of what is booked. */
+  settlementLineId: string;
+  /** The gateway's id of the line (an Authorize.Net transId, a Stripe `txn_…`), for messages. */
+  gatewayLineId: string;
+  /** What settled: the line's gross, minor units of the payment's currency (> 0). */
+  settled: bigint;
+}
+
+/**
+ * What `recordSettledShort` did: `booked` (the books follow the settlement: `shortBy` minor units
+ * taken out of clearing and owed again; `invoice` the invoice's state after it, when the payment has
+ * one; `overpaymentTakenBack` what came off the customer's credit), or `refused` with why billhook
+ * cannot follow it alone (`reason`; nothing was written).
+ */
+export type SettledShortOutcome =
+  | {
+      kind: 'booked';
+      shortBy: bigint;
+      invoice?: Pick<InvoiceRow, 'id' | 'status' | 'amount_paid' | 'amount_due'> & { rescheduled: boolean };
+      overpaymentTakenBack: bigint;
+    }
+  | { kind: 'refused'; reason: string };
+
+/**
+ * Why a short settlement of locked succeeded `transaction` to `settled` (minor units) cannot be booked
+ * by billhook alone, or undefined when it can: the payment must have a customer; what its refunds
+ * (succeeded or in flight) and disputes (open or lost) take of it must fit in what settled
+ * (`refundRooms`: 100.00 booked, 90.00 refunded, 80.00 settled cannot be followed: the refund gave
+ * back more than was received); its invoice, if any, must be OPEN or PAID (a refunded, void or
+ * uncollectible invoice's paid amount is not simply lowered: `reversePayment`).
+ */
+async function whyNotFollowed(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  invoice: InvoiceRow | undefined,
+  settled: bigint,
+): Promise<string | undefined> {
+  const booked = capturedAmount(transaction);
+  const shortBy = booked - settled;
+  if (transaction.status !== 'succeeded') return `${transaction.id} is ${transaction.status}`;
+  if (settled <= 0n) return `the line settled nothing of ${transaction.id}`;
+  if (shortBy <= 0n) return `${transaction.id} settled for no less than billhook booked`;
+  if (!transaction.customer_id && !invoice) return `${transaction.id} has no customer to owe the difference`;
+  const [room] = await refundRooms(work.trx, [transaction]);
+  if (room && room.room < shortBy) {
+    return `its refunds (succeeded or in flight) and disputes take ${booked - room.room} of ${transaction.id}, more than the ${settled} that settled`;
+  }
+  if (invoice && invoice.status !== 'OPEN' && invoice.status !== 'PAID') {
+    return `its invoice ${invoice.id} is ${invoice.status}, whose paid amount billhook does not lower on its own`;
+  }
+  if (invoice && shortBy > invoice.amount_paid) {
+    return `its invoice ${invoice.id} shows only ${invoice.amount_paid} paid`;
+  }
+  return undefined;
+}
+
+/**
+ * Books, inside `work`, that the gateway settled succeeded payment `transactionId` for less than
+ * billhook booked (`capturedAmount`), as `line` of its settlement report says: the settlement report
+ * is the bank's truth (PRODUCT §11: Authorize.Net's settled amount, not the authorized one, is what a
+ * capture moved; §13). The payment's `amount_captured` becomes what settled, so refunds are capped on
+ * it (`refundRooms`) and the API shows it; the difference leaves the gateway's clearing and is owed
+ * again by the customer (`txn_…:settled_short:stl_…`, `paymentSettledShort`); its invoice is paid
+ * that much less (`reversePayment`: PAID → OPEN with the difference due, `invoice.payment_reversed`),
+ * and a subscription's invoice owed again goes back on the charge schedule at once (`charge_at` now:
+ * `rescheduleCharge`, as an offline payment reversed; an invoice of no subscription is charged by
+ * hand). An invoice paid beyond what it asked (a duplicate payment) is paid that much less beyond it:
+ * the overpayment credit it made is taken back (`txn_…:overpaid_settled_short:stl_…`, an
+ * `overpayment_credit_spent` exception when the customer spent it), its lost disputes' shares worked
+ * again (`overpaymentLostByReversal`). `transaction.settled_short` is recorded. E.g. USD 100.00
+ * booked, 80.00 settled: clearing −2000, receivable +2000, the invoice OPEN with 2000 due, 8000
+ * refundable. Refused (nothing written) when billhook cannot follow it alone (`whyNotFollowed`).
+ * Called once per line (the caller books a line once); its entries' keys name the line, so a replay
+ * posts nothing twice.
+ */
+export async function recordSettledShort(
+  work: UnitOfWork,
+  transactionId: string,
+  line: ShortSettlement,
+): Promise<SettledShortOutcome> {
+  // Rows the unit holds (a reconcile batch's) are written and forgotten: this reads and changes the
+  // invoice and the payment with its own statements.
+  await work.forgetHeld();
+  const known = await work.trx
+    .selectFrom('transactions')
+    .select(['id', 'invoice_id'])
+    .where('id', '=', transactionId)
+    .executeTakeFirstOrThrow();
+  const locked = known.invoice_id ? await lockInvoice(work, known.invoice_id) : undefined;
+  const transaction = await work.trx
+    .selectFrom('transactions')
+    .selectAll()
+    .where('id', '=', transactionId)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  const reason = await whyNotFollowed(work, transaction, locked, line.settled);
+  if (reason) return { kind: 'refused', reason };
+  const shortBy = capturedAmount(transaction) - line.settled;
+  const customerId = (transaction.customer_id ?? locked?.customer_id)!;
+  const now = new Date();
+  const changes = { amount_captured: line.settled, updated_at: now };
+  await work.trx.updateTable('transactions').set(changes).where('id', '=', transaction.id).execute();
+  const settled: TransactionRow = { ...transaction, ...changes };
+  const postShort = () =>
+    postEntry(
+      work,
+      paymentSettledShort({
+        transactionId: transaction.id,
+        settlementLineId: line.settlementLineId,
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        customerId,
+        currency: transaction.currency,
+        amount: shortBy,
+      }),
+    );
+  let overpaymentTakenBack = 0n;
+  let invoice: Extract<SettledShortOutcome, { kind: 'booked' }>['invoice'];
+  if (!locked) await postShort();
+  else {
+    let rescheduled = false;
+    const cause = entryKeys.paymentSettledShort(transaction.id, line.settlementLineId);
+    overpaymentTakenBack = await overpaymentLostByReversal(work, locked, shortBy, cause, async () => {
+      await reversePayment(work, locked, shortBy, transaction.id, now, {
+        reason: 'settled_short',
+        settlement_line: line.settlementLineId,
+        gateway_line_id: line.gatewayLineId,
+      });
+      const after = await work.trx
+        .selectFrom('invoices')
+        .select('status')
+        .where('id', '=', locked.id)
+        .executeTakeFirstOrThrow();
+      // A subscription's invoice owed again is collected again, as any unpaid one (the exception stays
+      // open for a person to see why the gateway settled less).
+      if (locked.subscription_id !== null && after.status === 'OPEN') {
+        await rescheduleCharge(work, locked.id, now);
+        rescheduled = true;
+      }
+      await postShort();
+    });
+    if (overpaymentTakenBack > 0n) {
+      const occurrence = entryKeys.overpaymentSettledShort(transaction.id, line.settlementLineId);
+      await flagOverpaymentCreditShort(work, {
+        customerId,
+        currency: transaction.currency,
+        amount: overpaymentTakenBack,
+        gateway: transaction.gateway,
+        gatewayAccount: transaction.gateway_account,
+        transactionId: transaction.id,
+        what: `${transaction.id} settled ${shortBy} ${transaction.currency} short: invoice ${locked.id} is no longer paid ${overpaymentTakenBack} ${transaction.currency} beyond what it asked`,
+        details: { invoice: locked.id, settlement_line: line.settlementLineId },
+        occurrence,
+      });
+      await postEntry(
+        work,
+        overpaymentSettledShort({
+          transactionId: transaction.id,
+          settlementLineId: line.settlementLineId,
+          customerId,
+          currency: transaction.currency,
+          amount: overpaymentTakenBack,
+        }),
+      );
+    }
+    const row = await work.trx
+      .selectFrom('invoices')
+      .select(['id', 'status', 'amount_paid', 'amount_due'])
+      .where('id', '=', locked.id)
+      .executeTakeFirstOrThrow();
+    invoice = { ...row, rescheduled };
+  }
+  await transactionActivity(work, settled, 'transaction.settled_short');
+  return { kind: 'booked', shortBy, invoice, overpaymentTakenBack };
+}
