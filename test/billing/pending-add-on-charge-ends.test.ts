@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
+import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
 import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
@@ -12,6 +13,7 @@ import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, ledgerIn, payOpenOffline } from '../support/collection.ts';
 import { insertCustomer, insertPlan } from '../support/plans.ts';
@@ -276,6 +278,28 @@ describe('a pending add-on charge that keeps failing never blocks a cancellation
     expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
   });
 
+  it('CZK: cancel now with a full refund on Feb 21, February paid by customer credit: 5500 back to the credit; once mended nothing is charged (a full refund gives back all the period charged) and the charge is cleared', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'CZK', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'CZK', 18600),
+    });
+    try {
+      const cancelled = await cancel(id, { when: 'now', refundType: 'full' }, feb21);
+      expect(cancelled.subscription.status).toBe('CANCELLED');
+      expect(cancelled.creditNotes.map((n) => n.total)).toEqual([5500n]);
+    } finally {
+      await mend();
+    }
+    // Made first, the charge's OPEN invoice would have been voided whole by the full refund: nothing.
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect(await invoicesOf(db, id)).toHaveLength(2);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    const books = await ledgerIn(app, 'CZK');
+    expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
+
   it('DKK: a change by hand now (quantity 1 → 2 of a flat fee, no proration) goes on; once mended 1286 for Feb 17 – Mar 1, once; a change to a plan taxing otherwise is 409 add_on_charge_pending, nothing changed', async () => {
     const { id, mend } = await pendingChargeFailing(db, 'DKK');
     const taxed = await insertPlan(db, {
@@ -393,5 +417,31 @@ describe("dunning's final action while a pending add-on charge keeps failing", (
     expect((await renewDueSubscriptions(db, 'scheduler', d('2027-03-01T00:07:00Z'))).invoices).toBe(0);
     // Owed: March 8500 and the charge 1286; January and February paid.
     expect(await ledgerIn(app, 'PLN')).toMatchObject({ 'receivable:customer': 8500 + 1286 });
+  });
+
+  it("RON: dunning's SUSPEND of February's last failed retry on Feb 21 suspends it; once mended the seats Feb 17 – Mar 1 are charged, 1286", async () => {
+    const { id, february, mend } = await pendingChargeFailing(db, 'RON');
+    try {
+      // Before: the suspension renewed first, making the charge first, and failed with it.
+      const step = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        recordCollectionFailure(
+          work,
+          await lockInvoice(work, february.id),
+          { retryDays: [], finalAction: 'SUSPEND' },
+          feb21,
+          { code: 'card_declined' },
+        ),
+      );
+      expect(step.subscriptionStatus).toBe('SUSPENDED');
+      expect(await stateOf(db, id)).toMatchObject({ status: 'SUSPENDED', add_on_charge_at: feb17 });
+      expect(await activityData(db, id, 'subscription.suspended')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
   });
 });
