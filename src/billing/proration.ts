@@ -660,7 +660,10 @@ export async function creditInvoice(
  * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
  * (`refuseCreditOfGivenBack`), or a net credit over an OPEN period invoice in a period with change
  * invoices (`creditOwedPeriod`); ConflictError `charge_in_flight` for a net credit while a charge of the
- * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`)
+ * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`); ConflictError
+ * `add_on_charge_pending` (field `plan`) for a change now to a plan taxing otherwise while an add-on
+ * charge pending since a payment's reactivation could not be made (`refuseRetaxingPendingCharge`;
+ * any other change goes on, the charge left pending for the renewal sweep: renewal.ts `'try'`)
  */
 /**
  * Refuses a change now of `subscription` from `oldPlan` to `newPlan` while the add-on charge pending

@@ -678,6 +678,9 @@ async function chargePendingAddOns(
  * period's invoice billing the old plan, and an add-on charge pending since a payment's
  * reactivation (`add_on_charge_at`) is made first. Nothing happens when neither its next renewal nor
  * such a charge has come.
+ * @param pendingAddOns what to do with that pending charge (`PendingAddOns`, as `renewLocked`):
+ * `'make'` (the default), `'leave'` (a cancellation by hand, which makes it once it has decided),
+ * `'try'` (dunning's final action, a change by hand: they go on when making it fails)
  * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
  * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
  */
