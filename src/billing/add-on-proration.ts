@@ -7,7 +7,7 @@ import { couponDiscounts, periodCoupons } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
 import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
-import type { Plan } from './plans.ts';
+import { getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import {
   type ChargedItem,
@@ -370,6 +370,33 @@ const activitiesOf = (trx: Kysely<Database>, subscriptionId: string) =>
     .selectFrom('activities')
     .where('resource_type', '=', 'subscription')
     .where('resource_id', '=', subscriptionId);
+
+/**
+ * The plan subscription `subscription` billed at `at` (a pending add-on charge's moment,
+ * `add_on_charge_at`), `plan` being the one it has now: the `from_plan` of the first change scheduled
+ * for the next cycle that took effect after `at` (its `subscription.changed` activity, `scheduled`,
+ * `at` later than `at`: renewal.ts `applyScheduledChange`), else `plan`. The charge is for the time
+ * from `at` in the period holding it, so its lines are taxed by that period's plan (an untaxed plan's
+ * seats are not taxed because a change to a 25% plan took effect at the next period since). A change
+ * now while the charge is pending either made the charge first or was refused when it taxes
+ * otherwise (proration.ts `refuseRetaxingPendingCharge`), so it needs no look-up.
+ */
+export async function planInForceAt(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  at: Date,
+): Promise<Plan> {
+  const changed = await activitiesOf(trx, subscription.id)
+    .select(sql<string>`data->>'from_plan'`.as('from_plan'))
+    .where('action', '=', 'subscription.changed')
+    .where(sql<boolean>`(data->>'scheduled')::boolean IS TRUE`)
+    .where(sql<boolean>`(data->>'at')::timestamptz > ${at}`)
+    .orderBy('sequence')
+    .limit(1)
+    .executeTakeFirst();
+  return changed && changed.from_plan !== plan.id ? getPlan(trx, changed.from_plan) : plan;
+}
 
 /**
  * The `sequence` of subscription `subscriptionId`'s latest `subscription.suspended` activity (its

@@ -9,7 +9,7 @@ import type {
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { invoiceAddOnProration, reactivationAddOnCharge } from './add-on-proration.ts';
+import { invoiceAddOnProration, planInForceAt, reactivationAddOnCharge } from './add-on-proration.ts';
 import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
@@ -530,11 +530,13 @@ export type PendingAddOns = 'make' | 'leave' | 'try';
  * that a charge that keeps failing never stops its periods from being invoiced; `'try'` to make it
  * first in a savepoint (`UnitOfWork.attempt`) and, when making it fails, go on as `'leave'` (the
  * failure undone, the charge still pending, `pendingChargeFailed` saying why): what must happen
- * whatever the charge does (dunning's final action, payments/dunning.ts; a change by hand) — but at a change
- * scheduled for a plan whose tax rule (rate, inclusive) differs, after the charge's moment: the
- * charge is made with the subscription's plan, so the periods stop there until it is made (SGD:
- * seats raised while suspended on an untaxed plan, a change to a 25% plan scheduled for Mar 1: the
- * 1286 for Feb 17 – Mar 1 made untaxed first, then March on the new plan; before, 1286 + 322)
+ * whatever the charge does (dunning's final action, payments/dunning.ts; a change by hand). Left
+ * pending, the charge is made later with the plan in force at its moment (`chargePendingAddOns`,
+ * add-on-proration.ts `planInForceAt`), so a change scheduled for a plan taxing otherwise takes effect
+ * on time (SGD: seats raised while suspended on an untaxed plan, a change to a 25% plan scheduled for
+ * Mar 1: March 10625 on the new plan at Mar 1, the 1286 for Feb 17 – Mar 1 made untaxed once it can;
+ * before, March waited for the charge, and a cancellation or dunning's final action ending it while
+ * the charge failed left the time since Mar 1 never invoiced)
  */
 export async function renewLocked(
   work: UnitOfWork,
@@ -551,7 +553,6 @@ export async function renewLocked(
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
   // Add-on units set while suspended, charged from a payment's reactivation, first.
-  let leftPending = pendingAddOns === 'leave';
   let pendingChargeFailed: string | undefined;
   if (pendingAddOns === 'make') {
     const pending = await chargePendingAddOns(work, current, plan, now, customer);
@@ -567,7 +568,6 @@ export async function renewLocked(
       current = tried.value.subscription;
       invoices.push(...tried.value.invoices);
     } else {
-      leftPending = true;
       pendingChargeFailed = tried.error instanceof Error ? tried.error.message : String(tried.error);
     }
   }
@@ -591,13 +591,8 @@ export async function renewLocked(
       return done({ subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] });
     }
     if (current.scheduled_plan_id !== null) {
-      // A charge left pending by this renewal (`'leave'`, or `'try'` failing) from before this boundary is
-      // for the plan in force then, its lines taxed by that plan's rule (`reactivationAddOnCharge`
-      // takes the subscription's plan): a scheduled plan taxing otherwise waits for it to be made.
-      if (leftPending && current.add_on_charge_at && current.add_on_charge_at < due) {
-        const next = await getPlan(work.trx, current.scheduled_plan_id);
-        if (next.tax_rate_ppm !== plan.tax_rate_ppm || next.tax_inclusive !== plan.tax_inclusive) break;
-      }
+      // A charge left pending from before this boundary is made later with the plan in force at its
+      // moment (`chargePendingAddOns`, `planInForceAt`): the change takes effect on time.
       const applied = await applyScheduledChange(work, current, plan, due, now, customer);
       current = applied.subscription;
       plan = applied.plan;
@@ -656,8 +651,10 @@ async function chargePendingAddOns(
   if (!subscription.add_on_charge_at || subscription.add_on_charge_at > now) {
     return { subscription, invoices: [] };
   }
-  const charged = await reactivationAddOnCharge(work.trx, subscription, plan, customer);
-  const invoice = charged && (await invoiceAddOnProration(work, subscription, plan, charged, now, customer));
+  // Taxed by the plan of the period holding its moment, whatever changes were scheduled since.
+  const then = await planInForceAt(work.trx, subscription, plan, subscription.add_on_charge_at);
+  const charged = await reactivationAddOnCharge(work.trx, subscription, then, customer);
+  const invoice = charged && (await invoiceAddOnProration(work, subscription, then, charged, now, customer));
   const cleared = await work.trx
     .updateTable('subscriptions')
     .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })

@@ -300,6 +300,55 @@ describe('a pending add-on charge that keeps failing never blocks a cancellation
     expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
   });
 
+  it('SGD: with a change to a 25% plan scheduled for Mar 1, cancel now on Mar 10 while the charge fails invoices March on the new plan (10625) and ends it; once mended the charge is made untaxed, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'SGD');
+    const taxed = await insertPlan(db, {
+      currency: 'SGD',
+      price: { model: 'FLAT_FEE', amount: 4000 },
+      taxRatePpm: 250_000,
+    });
+    await changeSubscription(db, 'system', id, { planId: taxed, when: 'next_cycle' }, feb21, false);
+    const mar10 = d('2027-03-10T00:00:00Z');
+    try {
+      // Before the renewal took the scheduled change after the charge's moment to wait for it: the
+      // cancellation ended it in February's period and March 1 – 10 on the new plan was never invoiced.
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, mar10);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        plan_id: taxed,
+        current_period_index: 2,
+      });
+      expect(cancelled.catchUpInvoices.map((i) => [i.period_index, i.total])).toEqual([[2, 10625n]]);
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-03-10T00:01:00Z'));
+    const after = await db
+      .selectFrom('invoices')
+      .select(['period_index', 'subtotal', 'tax', 'total', 'period_start', 'period_end'])
+      .where('subscription_id', '=', id)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    expect(after.slice(2)).toEqual([
+      {
+        period_index: 2,
+        subtotal: 8500n,
+        tax: 2125n,
+        total: 10625n,
+        period_start: mar1,
+        period_end: d('2027-04-01T00:00:00Z'),
+      },
+      { period_index: null, subtotal: 1286n, tax: 0n, total: 1286n, period_start: feb17, period_end: mar1 },
+    ]);
+    // Owed, 2125 of it tax: 4000 + 5500 + 10625 + 1286 = 21411.
+    expect(await ledgerIn(app, 'SGD')).toEqual({
+      'receivable:customer': 21411,
+      revenue: -19286,
+      tax_payable: -2125,
+    });
+  });
+
   it('DKK: a change by hand now (quantity 1 → 2 of a flat fee, no proration) goes on; once mended 1286 for Feb 17 – Mar 1, once; a change to a plan taxing otherwise is 409 add_on_charge_pending, nothing changed', async () => {
     const { id, mend } = await pendingChargeFailing(db, 'DKK');
     const taxed = await insertPlan(db, {
