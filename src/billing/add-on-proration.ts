@@ -390,8 +390,8 @@ export async function planInForceAt(
   const changed = await activitiesOf(trx, subscription.id)
     .select(sql<string>`data->>'from_plan'`.as('from_plan'))
     .where('action', '=', 'subscription.changed')
-    .where(sql<boolean>`(data->>'scheduled')::boolean IS TRUE`)
-    .where(sql<boolean>`(data->>'at')::timestamptz > ${at}`)
+    // The cast only where `at` is a scheduled change's (`applyScheduledChange` writes both).
+    .where(sql<boolean>`CASE WHEN data->>'scheduled' = 'true' THEN (data->>'at')::timestamptz > ${at} END`)
     .orderBy('sequence')
     .limit(1)
     .executeTakeFirst();
