@@ -7,7 +7,7 @@ import { couponDiscounts, periodCoupons } from './coupons.ts';
 import type { OpenCustomer } from './customer-status.ts';
 import { finalizeLocked, hasAddOnLine, insertInvoice, type NewLine } from './invoices.ts';
 import { periodAt, periodIndexAt } from './periods.ts';
-import type { Plan } from './plans.ts';
+import { getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines } from './preview.ts';
 import {
   type ChargedItem,
@@ -239,12 +239,14 @@ export async function invoiceAddOnProration(
  * period holding r serves, charged at r. Whatever its status now: the units were served from r, and
  * a suspension since (one that did not renew first: dunning, a usage limit) credits no time paid
  * for, as it credits none of the plan's. A cancellation by hand and dunning's final one make a
- * pending charge first (each renews it up to now first, renewal.ts `renewedUpTo`); one CANCELLED
- * with the charge still pending was ended at its scheduled cancellation or the end of its term by
- * a sweep that renewed it without the failing charge (`renewDueSubscriptions`), after r: the units
- * were served from r up to that end, and are charged up to it (`servedTo`: DKK 2 seats × 1500 from
- * Feb 17 to a cancellation at period end Mar 1, 1286, where before nothing was charged and the
- * pending charge was cleared). Read-only; `customer` as
+ * pending charge first (each renews it up to now first, renewal.ts `renewedUpTo`; a cancellation
+ * once its refusals are decided); one CANCELLED with the charge still pending was ended while making
+ * it failed: at its scheduled cancellation or the end of its term by a sweep that renewed it without
+ * the charge (`renewDueSubscriptions`), by hand or by dunning's final action (each goes on without
+ * a failing charge), after r: it is charged for what that end would have left owed of a charge made
+ * before it (`servedTo`: DKK 2 seats × 1500 from Feb 17 to a cancellation at period end Mar 1, 1286,
+ * where before nothing was charged and the pending charge was cleared; cancelled now on Feb 21 with
+ * a prorate refund, 429 for Feb 17 – 21). Read-only; `customer` as
  * `addOnProration`. Idempotent: once invoiced, the units are paid for (`paidQuantity`), so it charges
  * nothing again. Always for the period holding r, however far the renewal has moved the current one
  * since (`inPeriodHolding`: a sweep renews the periods of one whose pending charge fails without it).
@@ -260,6 +262,7 @@ export async function reactivationAddOnCharge(
   const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = pending;
   if (resumedAt === null || suspension === null) return null;
   const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt));
+  if (!subscription) return null;
   // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
   const policy: RenewalPolicy = { billSuspended: true };
   const lines: NewLine[] = [];
@@ -319,20 +322,38 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
 }
 
 /**
- * `subscription` as it was served before it ended (pure): one CANCELLED (at `cancelled_at`) as the
- * ACTIVE subscription it was, its service ending at its cancellation (`cancel_at` no later than
- * `cancelled_at`, so `servedUntil` stops there); any other as it is. A pending add-on charge
- * (`reactivationAddOnCharge`) left by a renewal that ended it without the charge is for the time
- * served up to that end; a cancellation at or before the charge's moment leaves none to charge.
+ * `subscription` as the pending add-on charge (`reactivationAddOnCharge`) is owed for it (pure): one
+ * CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it was
+ * then, for what the charge would have owed had it been made before it ended (the cancellation's
+ * renewal tries it first; it is left pending only when making it fails: renewal.ts `renewLocked`
+ * with `'leave'` or `'try'`); any other as it is.
+ * - Ended at its scheduled cancellation or term end (`cancel_at` at or before `cancelled_at`, a
+ *   renewal without the failing charge): to that end (`servedUntil` stops at `cancel_at`).
+ * - Cancelled now by hand (`cancellation_effective_at` = `cancelled_at`, no `cancel_at`): by its
+ *   refund, as that refund would have treated the charge's OPEN invoice (cancellation.ts
+ *   `addOnRefunds`): `prorate` to the cancellation (the time served; within a minor unit of the
+ *   invoice to the period's end lowered by its unused share), `full` nothing (given back whole: null),
+ *   `none` to the end of what the period serves (nothing given back).
+ * - Cancelled by dunning's final action (no refund): to the end of what the period serves, as a
+ *   charge made first and kept (to a later `cancel_at` scheduled before it, if any).
+ * A cancellation at or before the charge's moment leaves none to charge.
+ * @returns the subscription to charge for, or null when nothing is owed (a `full` refund)
  */
-function servedTo(subscription: SubscriptionRow): SubscriptionRow {
-  const { status, cancelled_at: cancelledAt, cancel_at: cancelAt } = subscription;
+function servedTo(subscription: SubscriptionRow): SubscriptionRow | null {
+  const {
+    status,
+    cancelled_at: cancelledAt,
+    cancel_at: cancelAt,
+    cancellation_effective_at: effectiveAt,
+    cancellation_refund_type: refundType,
+  } = subscription;
   if (status !== 'CANCELLED' || !cancelledAt) return subscription;
-  return {
-    ...subscription,
-    status: 'ACTIVE',
-    cancel_at: cancelAt && cancelAt < cancelledAt ? cancelAt : cancelledAt,
-  };
+  const served = { ...subscription, status: 'ACTIVE' as const };
+  if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };
+  const byHand = cancelAt === null && effectiveAt?.getTime() === cancelledAt.getTime();
+  if (!byHand) return served;
+  if (refundType === 'full') return null;
+  return refundType === 'prorate' ? { ...served, cancel_at: cancelledAt } : served;
 }
 
 /**
@@ -349,6 +370,33 @@ const activitiesOf = (trx: Kysely<Database>, subscriptionId: string) =>
     .selectFrom('activities')
     .where('resource_type', '=', 'subscription')
     .where('resource_id', '=', subscriptionId);
+
+/**
+ * The plan subscription `subscription` billed at `at` (a pending add-on charge's moment,
+ * `add_on_charge_at`), `plan` being the one it has now: the `from_plan` of the first change scheduled
+ * for the next cycle that took effect after `at` (its `subscription.changed` activity, `scheduled`,
+ * `at` later than `at`: renewal.ts `applyScheduledChange`), else `plan`. The charge is for the time
+ * from `at` in the period holding it, so its lines are taxed by that period's plan (an untaxed plan's
+ * seats are not taxed because a change to a 25% plan took effect at the next period since). A change
+ * now while the charge is pending either made the charge first or was refused when it taxes
+ * otherwise (proration.ts `refuseRetaxingPendingCharge`), so it needs no look-up.
+ */
+export async function planInForceAt(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  plan: Plan,
+  at: Date,
+): Promise<Plan> {
+  const changed = await activitiesOf(trx, subscription.id)
+    .select(sql<string>`data->>'from_plan'`.as('from_plan'))
+    .where('action', '=', 'subscription.changed')
+    // The cast only where `at` is a scheduled change's (`applyScheduledChange` writes both).
+    .where(sql<boolean>`CASE WHEN data->>'scheduled' = 'true' THEN (data->>'at')::timestamptz > ${at} END`)
+    .orderBy('sequence')
+    .limit(1)
+    .executeTakeFirst();
+  return changed && changed.from_plan !== plan.id ? getPlan(trx, changed.from_plan) : plan;
+}
 
 /**
  * The `sequence` of subscription `subscriptionId`'s latest `subscription.suspended` activity (its

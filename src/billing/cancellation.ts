@@ -41,6 +41,7 @@ import {
   DEFAULT_RENEWAL_POLICY,
   finalUsageUntil,
   invoiceUsageUntil,
+  type Renewal,
   type RenewalPolicy,
   renewedUpTo,
 } from './renewal.ts';
@@ -977,10 +978,14 @@ async function refuseUnsettledChanges(
  * renewals do not bill, whose last billed period has ended: nothing changed), and as `refundOf` (`nothing_to_refund`, `refund_in_flight`,
  * `invoice_overpaid`, `refund_exceeds_payment`, `later_periods_paid`, `charge_in_flight` on an OPEN
  * add-on invoice), and as `voidInvoicedAhead`
- * (`later_period_not_voidable`); `add_on_charge_pending` in place of any refusal of `refundOf` when
- * the catch-up renewal made the add-on charge pending since a payment's reactivation in this unit
- * (`pendingChargeRefusal`: the refusal rolls that invoice back, so it names the charge, not the
- * invoice); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`
+ * (`later_period_not_voidable`); ValidationError `cancel_at` in the past, `refund_type` as `refundOf`.
+ * An add-on charge pending since a payment's reactivation (`add_on_charge_at`) is not made by the
+ * catch-up renewal (`'leave'`) but after the refusals are decided (`withPendingCharge`), so none
+ * names an invoice the refusal rolls back; made, the refund reaches its invoice as any add-on
+ * invoice of the period; when making it fails, the cancellation happens all the same, the charge
+ * stays pending (`add_on_charge_pending` in the activity: since, error) and the renewal sweep makes
+ * it once it can, for what the cancellation would have left owed of it (add-on-proration.ts
+ * `servedTo`: `prorate` to the cancellation, `none` to the period's end, `full` nothing)
  */
 export async function cancelLocked(
   work: UnitOfWork,
@@ -994,21 +999,36 @@ export async function cancelLocked(
     throw new ConflictError('subscription_cancelled', `subscription ${id} is already CANCELLED`);
   }
   // The periods as the renewal sweep has them by `now`, whatever its lag: a cancellation after the
-  // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`.
-  const { subscription, invoices: made } = await renewedUpTo(work, locked, now, policy);
-  // An add-on charge pending since a payment's reactivation is invoiced by that renewal, in this unit.
-  const pendingSince =
-    locked.add_on_charge_at !== null && locked.add_on_charge_at <= now ? locked.add_on_charge_at : null;
-  const refundOfHere = (effectiveAt: Date) =>
-    refundOf(work, subscription, options.refundType, effectiveAt).catch((error: unknown) => {
-      throw pendingSince ? pendingChargeRefusal(id, pendingSince, made, options.refundType, error) : error;
-    });
-  if (subscription.status === 'CANCELLED') {
+  // period's end the sweep has not renewed yet ends (and refunds) the period holding `now`. An add-on
+  // charge pending since a payment's reactivation is left for after the decision (`withPendingCharge`).
+  const renewed = await renewedUpTo(work, locked, now, policy, 'leave');
+  if (renewed.subscription.status === 'CANCELLED') {
     throw new ConflictError(
       'subscription_cancelled',
-      `subscription ${id} ended at ${subscription.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly)`,
+      `subscription ${id} ended at ${renewed.subscription.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly)`,
     );
   }
+  // Refused (`refundOf`) before the pending charge's invoice is made, so a refusal names only
+  // invoices that exist; then the charge is made (or left pending when making it fails), and the
+  // refund worked again to reach its invoice.
+  let subscription = renewed.subscription;
+  let made = renewed.invoices;
+  let leftPending: { add_on_charge_pending: { since: Date; error: string } } | undefined;
+  const refundOfHere = async (effectiveAt: Date | null): Promise<PeriodRefunds> => {
+    const none: PeriodRefunds = { refunds: [], unpaid: [] };
+    const decided = effectiveAt ? await refundOf(work, subscription, options.refundType, effectiveAt) : none;
+    const charged = await withPendingCharge(work, subscription, now, policy);
+    if (!charged) return decided;
+    if (charged.pendingChargeFailed !== undefined) {
+      leftPending = {
+        add_on_charge_pending: { since: subscription.add_on_charge_at!, error: charged.pendingChargeFailed },
+      };
+    }
+    subscription = charged.subscription;
+    made = [...made, ...charged.invoices];
+    if (charged.invoices.length === 0 || !effectiveAt) return decided;
+    return refundOf(work, subscription, options.refundType, effectiveAt);
+  };
   const reason = options.reason ?? null;
   if (options.when === 'now') {
     const { refunds, unpaid } = await refundOfHere(now);
@@ -1047,6 +1067,7 @@ export async function cancelLocked(
       reason,
       refund_type: options.refundType,
       ...refundData(refunds, settled),
+      ...leftPending,
     });
     return { subscription: cancelled, refunds, creditNotes, catchUpInvoices: made };
   }
@@ -1070,7 +1091,7 @@ export async function cancelLocked(
   if (!atPeriodEnd && at !== null && at <= now) {
     throw new ValidationError('cancel_at in the past', { cancel_at: 'must be later than now' });
   }
-  const { refunds, unpaid } = at ? await refundOfHere(at) : { refunds: [], unpaid: [] };
+  const { refunds, unpaid } = await refundOfHere(at);
   const ahead = at ? await voidInvoicedAhead(work, subscription, { from: at }, now) : { voided: [] };
   const settled = await settleUnpaid(work, unpaid, now);
   const voided = [...ahead.voided, ...settled.voided];
@@ -1109,49 +1130,38 @@ export async function cancelLocked(
     reason,
     refund_type: options.refundType,
     ...refundData(refunds, settled),
+    ...leftPending,
   });
   return { subscription: updated, refunds, creditNotes, catchUpInvoices: made };
 }
 
 /**
- * The refusal of a cancellation of subscription `id` whose refund (`type`) `refundOf` refused with
- * `error` after its catch-up renewal made, in the same unit of work, the add-on charge pending since
- * `since` (`add_on_charge_at`: the units set while it was suspended, from a payment's reactivation;
- * renewal.ts `chargePendingAddOns`) and `made` (its invoice, and any period the renewal billed):
- * the refusal rolls them back with it, so an answer naming them, or giving a reason that rests on
- * them, would name what does not exist (an add-on invoice to give back, to void or to pay). 409
- * `add_on_charge_pending` instead, naming the pending charge, with the refusal's reason, the ids of
- * `made` in it replaced by what they were; cancel again once the renewal sweep has invoiced the
- * charge (the reason then names invoices that exist), or with refund_type `none`. Any other error
- * (not a refusal: ConflictError, ValidationError) is returned as it is.
- * @param made the invoices the renewal made (`renewedUpTo`'s `invoices`)
+ * Makes the add-on charge pending on locked `subscription` since a payment's reactivation
+ * (`add_on_charge_at` ≤ `now`; renewal.ts `renewedUpTo` with `'try'`), after a cancellation has
+ * decided (its refusals made before the charge's invoice exists, so none names an invoice it rolls
+ * back): made, its invoice is the period's like any add-on invoice (the refund reaches it); when
+ * making it fails, undone and left pending (`pendingChargeFailed`): the cancellation happens all the
+ * same and the renewal sweep makes the charge once it can, for the time served
+ * (add-on-proration.ts `reactivationAddOnCharge`, `servedTo`), as its own OPEN invoice.
+ * @returns that renewal, or null when no charge is pending
+ * @throws ConflictError `subscription_cancelled` when that renewal ended it (a scheduled cancellation
+ * or term end it had not reached without the charge)
  */
-function pendingChargeRefusal(
-  id: string,
-  since: Date,
-  made: readonly InvoiceRow[],
-  type: RefundType,
-  error: unknown,
-): unknown {
-  if (!(error instanceof ConflictError) && !(error instanceof ValidationError)) return error;
-  const unmade = (text: string) =>
-    made.reduce(
-      (out, invoice) =>
-        out.replaceAll(
-          invoice.id,
-          invoice.period_index === null
-            ? `(the add-on charge's invoice, not kept: made by this refused cancellation)`
-            : `(the invoice of period ${invoice.period_index}, not kept: made by this refused cancellation)`,
-        ),
-      text,
+async function withPendingCharge(
+  work: UnitOfWork,
+  subscription: SubscriptionRow,
+  now: Date,
+  policy: RenewalPolicy,
+): Promise<Renewal | null> {
+  if (subscription.add_on_charge_at === null || subscription.add_on_charge_at > now) return null;
+  const charged = await renewedUpTo(work, subscription, now, policy, 'try');
+  if (charged.subscription.status === 'CANCELLED') {
+    throw new ConflictError(
+      'subscription_cancelled',
+      `subscription ${subscription.id} ended at ${charged.subscription.cancelled_at?.toISOString()} (its scheduled cancellation or the end of its term; the renewal sweep records it shortly)`,
     );
-  const reasons = [error.message, ...Object.values(error.fields ?? {})].map(unmade);
-  const charge = `an add-on charge pending since ${since.toISOString()} (the add-on units set while it was suspended, charged from the payment that reactivated it)`;
-  return new ConflictError(
-    'add_on_charge_pending',
-    `subscription ${id} has ${charge}, which a cancellation now invoices first, and this ${type} refund was refused after that: ${reasons.join('; ')}. Nothing changed, the charge's invoice neither; cancel again once the renewal sweep has invoiced the charge (its invoice can then be paid, voided or refunded), or cancel with refund_type none`,
-    { refund_type: `a ${type} refund waits for ${charge} to be invoiced` },
-  );
+  }
+  return charged;
 }
 
 /**

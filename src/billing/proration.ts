@@ -32,6 +32,7 @@ import { baseAmount, getPlan, type Plan } from './plans.ts';
 import { type InvoicePreview, pricedLines, withRounding } from './preview.ts';
 import { reinstateAfterPayment } from './reinstate.ts';
 import {
+  DEFAULT_RENEWAL_POLICY,
   invoiceUsageUntil,
   lockSubscription,
   renewedUpTo,
@@ -659,8 +660,36 @@ export async function creditInvoice(
  * stored (`chargedBasis`), or one crediting unused time of a period whose invoices gave money back
  * (`refuseCreditOfGivenBack`), or a net credit over an OPEN period invoice in a period with change
  * invoices (`creditOwedPeriod`); ConflictError `charge_in_flight` for a net credit while a charge of the
- * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`)
+ * OPEN period invoice it is taken off is pending or unknown (`creditOwedPeriod`); ConflictError
+ * `add_on_charge_pending` (field `plan`) for a change now to a plan taxing otherwise while an add-on
+ * charge pending since a payment's reactivation could not be made (`refuseRetaxingPendingCharge`;
+ * any other change goes on, the charge left pending for the renewal sweep: renewal.ts `'try'`)
  */
+/**
+ * Refuses a change now of `subscription` from `oldPlan` to `newPlan` while the add-on charge pending
+ * since a payment's reactivation (`add_on_charge_at`) is left pending because making it failed
+ * (`failed`: why), when the two plans tax otherwise (rate or inclusive): the charge, made later with
+ * the subscription's plan (add-on-proration.ts `reactivationAddOnCharge`), would be taxed by the new
+ * plan though its time was served on the old one. Decided before anything is made. Any other change
+ * goes on, the charge left pending.
+ * @throws ConflictError `add_on_charge_pending` (field `plan`)
+ */
+function refuseRetaxingPendingCharge(
+  subscription: SubscriptionRow,
+  oldPlan: Plan,
+  newPlan: Plan,
+  failed: string,
+): void {
+  if (oldPlan.tax_rate_ppm === newPlan.tax_rate_ppm && oldPlan.tax_inclusive === newPlan.tax_inclusive)
+    return;
+  const since = subscription.add_on_charge_at?.toISOString();
+  throw new ConflictError(
+    'add_on_charge_pending',
+    `subscription ${subscription.id} has an add-on charge pending since ${since} (the add-on units set while it was suspended, charged from the payment that reactivated it) that cannot be made now (${failed}); plan ${newPlan.id} taxes otherwise than plan ${oldPlan.id}, which that charge is taxed by. Nothing changed; change it at the next cycle (when: next_cycle), or again once the renewal sweep has made the charge`,
+    { plan: `a plan taxing otherwise waits for the add-on charge pending since ${since}` },
+  );
+}
+
 export async function changeSubscription(
   db: Db,
   actor: Actor,
@@ -676,12 +705,21 @@ export async function changeSubscription(
     refuseUnchangeable(locked, locked);
     // The periods as the renewal sweep has them by `now`, whatever its lag: the change prorates the
     // period holding `now`, and the period before the change is billed on the old plan.
-    const { subscription, invoices: caughtUp } = await renewedUpTo(work, locked, now);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending
+    // ('try'): the change goes on without it, and the renewal sweep makes it once it can.
+    const {
+      subscription,
+      invoices: caughtUp,
+      pendingChargeFailed,
+    } = await renewedUpTo(work, locked, now, DEFAULT_RENEWAL_POLICY, 'try');
     refuseUnchangeable(locked, subscription);
     const catchUpInvoices = preview ? [] : caughtUp;
     const oldPlan = await getPlan(work.trx, subscription.plan_id);
     const newPlan = change.planId ? await getPlan(work.trx, change.planId) : oldPlan;
     checkTarget(oldPlan, newPlan, change.planId !== undefined);
+    if (pendingChargeFailed !== undefined && change.when !== 'next_cycle') {
+      refuseRetaxingPendingCharge(subscription, oldPlan, newPlan, pendingChargeFailed);
+    }
     const quantity = change.quantity ?? subscription.quantity;
     if (newPlan.id === oldPlan.id && quantity === subscription.quantity) {
       throw new ValidationError('nothing to change', {

@@ -9,7 +9,7 @@ import type {
 } from '../db/schema.ts';
 import { NotFoundError } from '../errors.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
-import { invoiceAddOnProration, reactivationAddOnCharge } from './add-on-proration.ts';
+import { invoiceAddOnProration, planInForceAt, reactivationAddOnCharge } from './add-on-proration.ts';
 import { type SubscriptionAddOn, subscriptionAddOns } from './add-ons.ts';
 import {
   couponAppliesTo,
@@ -492,7 +492,19 @@ async function invoiceNow(
 export interface Renewal {
   subscription: SubscriptionRow;
   invoices: InvoiceRow[];
+  /**
+   * Why making the add-on charge pending since a payment's reactivation failed, when the renewal
+   * tried it (`'try'`) and went on without it (the charge still pending); absent otherwise.
+   */
+  pendingChargeFailed?: string;
 }
+
+/**
+ * What a renewal does with an add-on charge pending since a payment's reactivation
+ * (`add_on_charge_at` ≤ now): `'make'` it first (its failure is the renewal's), `'leave'` it pending,
+ * or `'try'` to make it and leave it pending when that fails (see `renewLocked`).
+ */
+export type PendingAddOns = 'make' | 'leave' | 'try';
 
 /**
  * Renews a subscription locked in `work` (which joined the ledger's writers first) up to `now`:
@@ -511,14 +523,20 @@ export interface Renewal {
  * charge is cleared in the same unit of work (under the subscription's lock: made once). Its
  * invoices read their customer once (`openCustomerOnce`), at the first of them.
  * @param policy whether a SUSPENDED subscription is billed (default: not)
- * @param pendingAddOns false to leave that pending charge as it is (still pending, made by a later
+ * @param pendingAddOns `'make'` (the default) to make that pending charge first, its failure the
+ * renewal's; `'leave'` to leave it as it is (still pending, made by a later
  * renewal for the period holding its moment, however far the periods have gone): the renewal
  * sweep's second try of a subscription whose pending charge failed (`renewDueSubscriptions`), so
- * that a charge that keeps failing never stops its periods from being invoiced — but at a change
- * scheduled for a plan whose tax rule (rate, inclusive) differs, after the charge's moment: the
- * charge is made with the subscription's plan, so the periods stop there until it is made (SGD:
- * seats raised while suspended on an untaxed plan, a change to a 25% plan scheduled for Mar 1: the
- * 1286 for Feb 17 – Mar 1 made untaxed first, then March on the new plan; before, 1286 + 322)
+ * that a charge that keeps failing never stops its periods from being invoiced; `'try'` to make it
+ * first in a savepoint (`UnitOfWork.attempt`) and, when making it fails, go on as `'leave'` (the
+ * failure undone, the charge still pending, `pendingChargeFailed` saying why): what must happen
+ * whatever the charge does (dunning's final action, payments/dunning.ts; a change by hand). Left
+ * pending, the charge is made later with the plan in force at its moment (`chargePendingAddOns`,
+ * add-on-proration.ts `planInForceAt`), so a change scheduled for a plan taxing otherwise takes effect
+ * on time (SGD: seats raised while suspended on an untaxed plan, a change to a 25% plan scheduled for
+ * Mar 1: March 10625 on the new plan at Mar 1, the 1286 for Feb 17 – Mar 1 made untaxed once it can;
+ * before, March waited for the charge, and a cancellation or dunning's final action ending it while
+ * the charge failed left the time since Mar 1 never invoiced)
  */
 export async function renewLocked(
   work: UnitOfWork,
@@ -526,7 +544,7 @@ export async function renewLocked(
   initialPlan: Plan,
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
-  pendingAddOns = true,
+  pendingAddOns: PendingAddOns = 'make',
 ): Promise<Renewal> {
   let current = subscription;
   let plan = initialPlan;
@@ -535,11 +553,26 @@ export async function renewLocked(
   const billed = renewableStatuses(policy);
   const customer = openCustomerOnce(work.trx, subscription.customer_id);
   // Add-on units set while suspended, charged from a payment's reactivation, first.
-  if (pendingAddOns) {
+  let pendingChargeFailed: string | undefined;
+  if (pendingAddOns === 'make') {
     const pending = await chargePendingAddOns(work, current, plan, now, customer);
     current = pending.subscription;
     invoices.push(...pending.invoices);
+  } else if (pendingAddOns === 'try' && current.add_on_charge_at && current.add_on_charge_at <= now) {
+    // Its own read of the customer: a read (and its lock) inside the savepoint goes when it is undone.
+    const from = current;
+    const tried = await work.attempt(() =>
+      chargePendingAddOns(work, from, plan, now, openCustomerOnce(work.trx, from.customer_id)),
+    );
+    if (tried.ok) {
+      current = tried.value.subscription;
+      invoices.push(...tried.value.invoices);
+    } else {
+      pendingChargeFailed = tried.error instanceof Error ? tried.error.message : String(tried.error);
+    }
   }
+  const done = (renewal: Renewal): Renewal =>
+    pendingChargeFailed === undefined ? renewal : { ...renewal, pendingChargeFailed };
   // A SUSPENDED subscription that is not billed still ends at its scheduled cancellation.
   if (
     !billed.includes(current.status) &&
@@ -548,23 +581,18 @@ export async function renewLocked(
     current.cancel_at <= now
   ) {
     const cancelled = await cancelScheduled(work, current, plan, current.cancel_at, now, customer);
-    return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
+    return done({ subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] });
   }
   while (billed.includes(current.status) && current.next_renewal_at && current.next_renewal_at <= now) {
     const due = current.next_renewal_at;
     const termCompleted = termCompletedAt(current, cadence, due);
     if (termCompleted || current.cancel_at_period_end || (current.cancel_at && current.cancel_at <= due)) {
       const cancelled = await cancelScheduled(work, current, plan, due, now, customer, termCompleted);
-      return { subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] };
+      return done({ subscription: cancelled.subscription, invoices: [...invoices, ...cancelled.invoices] });
     }
     if (current.scheduled_plan_id !== null) {
-      // A charge left pending by this renewal (`pendingAddOns` false) from before this boundary is
-      // for the plan in force then, its lines taxed by that plan's rule (`reactivationAddOnCharge`
-      // takes the subscription's plan): a scheduled plan taxing otherwise waits for it to be made.
-      if (!pendingAddOns && current.add_on_charge_at && current.add_on_charge_at < due) {
-        const next = await getPlan(work.trx, current.scheduled_plan_id);
-        if (next.tax_rate_ppm !== plan.tax_rate_ppm || next.tax_inclusive !== plan.tax_inclusive) break;
-      }
+      // A charge left pending from before this boundary is made later with the plan in force at its
+      // moment (`chargePendingAddOns`, `planInForceAt`): the change takes effect on time.
       const applied = await applyScheduledChange(work, current, plan, due, now, customer);
       current = applied.subscription;
       plan = applied.plan;
@@ -595,7 +623,7 @@ export async function renewLocked(
       invoice: invoice?.id,
     });
   }
-  return { subscription: current, invoices };
+  return done({ subscription: current, invoices });
 }
 
 /**
@@ -605,8 +633,11 @@ export async function renewLocked(
  * `subscription_update` invoice (add-on-proration.ts `reactivationAddOnCharge`,
  * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
  * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
- * renewal (`renewLocked`) makes it first, so every cancellation (by hand, at its date, dunning's
- * final one: each renews up to now first) makes it before it ends. Lock order: the subscription,
+ * renewal (`renewLocked`) makes it first; a cancellation by hand makes it once it has decided
+ * (cancellation.ts `withPendingCharge`), dunning's final action and a change by hand first too, each
+ * in a savepoint (`'try'`): when making it fails they happen without it and it stays pending for the
+ * sweep (a CANCELLED one charged what its cancellation left owed: add-on-proration.ts `servedTo`).
+ * Lock order: the subscription,
  * then the customer (`customer`, read once by the caller when given).
  * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
  */
@@ -620,8 +651,10 @@ async function chargePendingAddOns(
   if (!subscription.add_on_charge_at || subscription.add_on_charge_at > now) {
     return { subscription, invoices: [] };
   }
-  const charged = await reactivationAddOnCharge(work.trx, subscription, plan, customer);
-  const invoice = charged && (await invoiceAddOnProration(work, subscription, plan, charged, now, customer));
+  // Taxed by the plan of the period holding its moment, whatever changes were scheduled since.
+  const then = await planInForceAt(work.trx, subscription, plan, subscription.add_on_charge_at);
+  const charged = await reactivationAddOnCharge(work.trx, subscription, then, customer);
+  const invoice = charged && (await invoiceAddOnProration(work, subscription, then, charged, now, customer));
   const cleared = await work.trx
     .updateTable('subscriptions')
     .set({ add_on_charge_at: null, add_on_charge_suspension: null, updated_at: now })
@@ -642,6 +675,9 @@ async function chargePendingAddOns(
  * period's invoice billing the old plan, and an add-on charge pending since a payment's
  * reactivation (`add_on_charge_at`) is made first. Nothing happens when neither its next renewal nor
  * such a charge has come.
+ * @param pendingAddOns what to do with that pending charge (`PendingAddOns`, as `renewLocked`):
+ * `'make'` (the default), `'leave'` (a cancellation by hand, which makes it once it has decided),
+ * `'try'` (dunning's final action, a change by hand: they go on when making it fails)
  * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
  * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
  */
@@ -650,12 +686,15 @@ export async function renewedUpTo(
   subscription: SubscriptionRow,
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  pendingAddOns: PendingAddOns = 'make',
 ): Promise<Renewal> {
   const due = (at: Date | null) => at !== null && at <= now;
-  if (!due(subscription.next_renewal_at) && !due(subscription.add_on_charge_at)) {
+  const charge = pendingAddOns !== 'leave' && due(subscription.add_on_charge_at);
+  if (!due(subscription.next_renewal_at) && !charge) {
     return { subscription, invoices: [] };
   }
-  return renewLocked(work, subscription, await getPlan(work.trx, subscription.plan_id), now, policy);
+  const plan = await getPlan(work.trx, subscription.plan_id);
+  return renewLocked(work, subscription, plan, now, policy, pendingAddOns);
 }
 
 /**
@@ -782,7 +821,7 @@ export async function renewSubscription(
   now: Date,
   skipLocked = false,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
-  pendingAddOns = true,
+  pendingAddOns: PendingAddOns = 'make',
 ): Promise<Renewal | null> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const subscription = await lockSubscription(work, id, skipLocked);
@@ -796,7 +835,7 @@ export async function renewSubscription(
  * The renewal sweep's second try of subscription `id` after its renewal failed with `error`: when it
  * has an add-on charge pending since a payment's reactivation (`add_on_charge_at` ≤ `now`), which
  * the renewal makes first in the same unit of work, its periods are renewed without that charge
- * (`renewLocked` with `pendingAddOns` false), so a charge that keeps failing does not stop the
+ * (`renewLocked` with `pendingAddOns` `'leave'`), so a charge that keeps failing does not stop the
  * plan's billing: each period started by `now` is invoiced once, and the charge stays pending (the
  * next sweep tries it again, for the period holding its moment, and reports it while it fails).
  * @returns that renewal, or null when there is no such charge (or another unit holds it now): the
@@ -815,7 +854,7 @@ async function renewWithoutPendingAddOns(
     .where('id', '=', id)
     .executeTakeFirst();
   if (!row?.add_on_charge_at || row.add_on_charge_at > now) return null;
-  return renewSubscription(db, actor, id, now, true, policy, false);
+  return renewSubscription(db, actor, id, now, true, policy, 'leave');
 }
 
 /** The result of a renewal sweep: invoices created, and subscriptions that failed (left for the next run). */
@@ -835,8 +874,9 @@ export interface RenewalSweep {
  * payment's reactivation fails (made first, in the same unit of work as its periods) is renewed
  * again without it (`renewWithoutPendingAddOns`): its periods are invoiced, each once, and the charge
  * stays pending, tried by every sweep and reported while it fails, and made, for the period holding
- * its moment, once what fails is mended (the other paths that renew it first, a change or a
- * cancellation, still fail alike until then).
+ * its moment, once what fails is mended. A cancellation by hand, dunning's final action and a change
+ * by hand go on without it too (`'try'`); the other paths that renew it first (an add-on or coupon
+ * set, a suspension, a trial's end moved) still fail alike until then.
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
  * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is

@@ -99,6 +99,8 @@ export class UnitOfWork {
   readonly #changed = new Map<keyof LockableRows, Map<string, LockableRows[keyof LockableRows]>>();
   /** Their changes, merged per row, by table and id. */
   readonly #unwritten = new Map<keyof LockableRows, Map<string, Record<string, unknown>>>();
+  /** Savepoints made so far (`attempt`), naming the next. */
+  #savepoints = 0;
 
   /**
    * A unit of work in `trx`, a transaction already open: `inUnitOfWork` opens both; construct one
@@ -286,6 +288,38 @@ export class UnitOfWork {
     }
     this.#unwritten.clear();
     this.#changed.clear();
+  }
+
+  /**
+   * Runs `step` inside a savepoint of the unit's transaction, so that when it throws, what it did is
+   * undone and the unit goes on as if it had not run: its statements rolled back (the row locks it
+   * took released, as PostgreSQL does at `ROLLBACK TO SAVEPOINT`), the `atEnd` steps it registered
+   * dropped (an invoice it finalized is not numbered: the numbers stay gap-free) and the rows it
+   * held forgotten. Only in a unit that writes at once: a deferring unit (`defer: true`) keeps rows
+   * and entries in memory that a savepoint cannot take back, so there `step` runs as it is and what
+   * it throws is thrown. For work that must not stop the rest of the unit when it fails (a pending
+   * add-on charge that keeps failing, renewal.ts `renewLocked` with `'try'`).
+   * @returns `{ ok: true, value }` when `step` resolved, `{ ok: false, error }` when it threw (rolled back)
+   * @throws what `step` throws, in a deferring unit only
+   */
+  async attempt<T>(step: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+    if (this.#deferred) return { ok: true, value: await step() };
+    const name = `attempt_${++this.#savepoints}`;
+    const atEnd = this.#atEnd.length;
+    const held = new Map([...this.#held].map(([table, rows]) => [table, new Map(rows)] as const));
+    await sql`SAVEPOINT ${sql.raw(name)}`.execute(this.trx);
+    try {
+      const value = await step();
+      await sql`RELEASE SAVEPOINT ${sql.raw(name)}`.execute(this.trx);
+      return { ok: true, value };
+    } catch (error) {
+      await sql`ROLLBACK TO SAVEPOINT ${sql.raw(name)}`.execute(this.trx);
+      await sql`RELEASE SAVEPOINT ${sql.raw(name)}`.execute(this.trx);
+      this.#atEnd.splice(atEnd);
+      this.#held.clear();
+      for (const [table, rows] of held) this.#held.set(table, rows);
+      return { ok: false, error };
+    }
   }
 
   /**

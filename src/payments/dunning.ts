@@ -4,11 +4,17 @@ import { recordFailedCollection } from '../billing/charge-schedule.ts';
 import { invoiceActivity, lockInvoice } from '../billing/invoices.ts';
 import { getPlan } from '../billing/plans.ts';
 import { DUNNING_REASON } from '../billing/reinstate.ts';
-import { finalUsageUntil, invoiceUsageUntil, RENEWABLE, renewedUpTo } from '../billing/renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  finalUsageUntil,
+  invoiceUsageUntil,
+  RENEWABLE,
+  renewedUpTo,
+} from '../billing/renewal.ts';
 import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
-import type { InvoiceRow, SubscriptionStatus } from '../db/schema.ts';
+import type { InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
 
@@ -115,7 +121,15 @@ export async function recordCollectionFailure(
       // served) is made (`renewedUpTo`). That renewal may end it (CANCELLED at its scheduled end).
       // Then the lock order of a cancellation: the subscription, its invoices, then the customer
       // (the voids giving credit back, the final invoice's finalization).
-      const { subscription: renewed } = await renewedUpTo(work, subscription, now);
+      // A pending charge whose making fails is left pending ('try'): the final action happens all the
+      // same, and the renewal sweep makes the charge for the time served once it can.
+      const { subscription: renewed, pendingChargeFailed } = await renewedUpTo(
+        work,
+        subscription,
+        now,
+        DEFAULT_RENEWAL_POLICY,
+        'try',
+      );
       if (!RENEWABLE.includes(renewed.status)) return { ...step, subscriptionStatus: renewed.status };
       const plan = await getPlan(work.trx, renewed.plan_id);
       const { voided, skipped } = await voidInvoicedAhead(work, renewed, {}, now, 'skip');
@@ -130,18 +144,44 @@ export async function recordCollectionFailure(
           voided_invoices: voided,
           not_voided_invoices: skipped,
           billed_now_invoices: billedNow,
+          ...leftPending(subscription, pendingChargeFailed),
         })
       ).status;
     } else {
       // As a suspension by hand: the periods started by now are billed as the renewal sweep on time
       // bills them, whichever of the two sweeps runs first at a period's start.
-      const { subscription: renewed } = await renewedUpTo(work, subscription, now);
+      const { subscription: renewed, pendingChargeFailed } = await renewedUpTo(
+        work,
+        subscription,
+        now,
+        DEFAULT_RENEWAL_POLICY,
+        'try',
+      );
       status = RENEWABLE.includes(renewed.status)
-        ? (await transitionSubscription(work, renewed, 'SUSPENDED', now, data)).status
+        ? (
+            await transitionSubscription(work, renewed, 'SUSPENDED', now, {
+              ...data,
+              ...leftPending(subscription, pendingChargeFailed),
+            })
+          ).status
         : renewed.status;
     }
   }
   return { ...step, subscriptionStatus: status };
+}
+
+/**
+ * The `add_on_charge_pending` of a final action's activity when its renewal left the add-on charge
+ * pending since `subscription`'s reactivation (`add_on_charge_at`) because making it failed
+ * (`pendingChargeFailed`, renewal.ts `renewLocked` with `'try'`): when it was pending and why it
+ * failed; nothing otherwise.
+ */
+function leftPending(
+  subscription: Pick<SubscriptionRow, 'add_on_charge_at'>,
+  pendingChargeFailed: string | undefined,
+): { add_on_charge_pending?: { since: Date | null; error: string } } {
+  if (pendingChargeFailed === undefined) return {};
+  return { add_on_charge_pending: { since: subscription.add_on_charge_at, error: pendingChargeFailed } };
 }
 
 /**

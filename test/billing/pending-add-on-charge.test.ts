@@ -234,7 +234,7 @@ describe('a pending add-on charge that keeps failing', () => {
     // All owed, no tax: 4000 + 5500 + 1286 = 10786.
     expect(await ledgerIn(app, 'DKK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
   });
-  it('SGD: a change to a taxed plan scheduled for Mar 1 waits for the failing charge, so the charge for Feb 17 – Mar 1 is untaxed as February was', async () => {
+  it('SGD: a change to a taxed plan scheduled for Mar 1 takes effect on time while the charge fails, and the charge for Feb 17 – Mar 1 is made untaxed as February was', async () => {
     // 40.00 a month untaxed (A), Seats 15.00 each; a change to B (40.00 + 25% tax) scheduled on Feb 5
     // for Mar 1. January 4000 with 1 seat, February 5500.
     const plan = await insertPlan(db, { currency: 'SGD', price: { model: 'FLAT_FEE', amount: 4000 } });
@@ -293,14 +293,14 @@ describe('a pending add-on charge that keeps failing', () => {
         const sweep = await renewDueSubscriptions(db, 'scheduler', at);
         expect(sweep.failures.filter((f) => f.subscription === id)).toHaveLength(1);
       }
-      // March waits: its plan (B) would tax the charge for February's seats. Before: March invoiced
-      // on B at once, then the charge taxed 25% as B's lines.
-      expect(await periodInvoices(id)).toHaveLength(2);
+      // March on B at once: (4000 + 3 × 1500) + 25% = 10625. (Once, March waited for the charge, as
+      // the charge was taxed by the subscription's plan: 25% as B's lines.)
+      expect(await periodInvoices(id)).toHaveLength(3);
     } finally {
       await sql`DROP TRIGGER add_on_charge_fails ON invoices`.execute(db);
     }
-    // Mended: the charge first, untaxed as February's seat line: 2 × 1500 × 12/28 = 1286; then March
-    // on B: (4000 + 3 × 1500) + 25% = 10625.
+    // Mended: the charge, taxed by the plan in force on Feb 17 (A, untaxed) as February's seat line:
+    // 2 × 1500 × 12/28 = 1286.
     await renewDueSubscriptions(db, 'scheduler', d('2027-03-01T00:01:00Z'));
     const after = await db
       .selectFrom('invoices')
@@ -310,7 +310,6 @@ describe('a pending add-on charge that keeps failing', () => {
       .orderBy('id')
       .execute();
     expect(after.slice(2)).toEqual([
-      { period_index: null, subtotal: 1286n, tax: 0n, total: 1286n, period_start: feb17, period_end: mar1 },
       {
         period_index: 2,
         subtotal: 8500n,
@@ -319,6 +318,7 @@ describe('a pending add-on charge that keeps failing', () => {
         period_start: mar1,
         period_end: d('2027-04-01T00:00:00Z'),
       },
+      { period_index: null, subtotal: 1286n, tax: 0n, total: 1286n, period_start: feb17, period_end: mar1 },
     ]);
     // Owed, 2125 of it tax: 4000 + 5500 + 1286 + 10625 = 21411.
     expect(await ledgerIn(app, 'SGD')).toEqual({

@@ -60,6 +60,45 @@ describe('UnitOfWork', () => {
     expect(await actorOf('uow:after-rollback')).toBe('system');
   });
 
+  it('attempt: a step that throws is undone (its writes and its atEnd steps) and the unit goes on and commits; one that resolves is kept', async () => {
+    const ran: string[] = [];
+    const outcome = await inUnitOfWork(db, { actor: 'system' }, async (work) => {
+      await recordActivity(work, activity('uow:attempt-before'));
+      const failed = await work.attempt(async () => {
+        await recordActivity(work, activity('uow:attempt-failed'));
+        work.atEnd(async () => {
+          ran.push('failed');
+        });
+        throw new Error('add-on charge refused');
+      });
+      const kept = await work.attempt(async () => {
+        await recordActivity(work, activity('uow:attempt-kept'));
+        work.atEnd(async () => {
+          ran.push('kept');
+        });
+        return 7;
+      });
+      await recordActivity(work, activity('uow:attempt-after'));
+      return { failed, kept };
+    });
+    expect(outcome).toEqual({
+      failed: { ok: false, error: expect.any(Error) },
+      kept: { ok: true, value: 7 },
+    });
+    expect(ran).toEqual(['kept']);
+    const written = await db
+      .selectFrom('activities')
+      .select('resource_id')
+      .where('resource_id', 'like', 'uow:attempt-%')
+      .orderBy('id')
+      .execute();
+    expect(written.map((a) => a.resource_id)).toEqual([
+      'uow:attempt-before',
+      'uow:attempt-kept',
+      'uow:attempt-after',
+    ]);
+  });
+
   it('defers its entries and activities to its end, then writes both before the commit', async () => {
     const cash = { code: 'uow:cash', type: 'asset' as const };
     const revenue = { code: 'uow:revenue', type: 'revenue' as const };
