@@ -386,13 +386,23 @@ export async function syncClaimHolds(work: UnitOfWork, transactionId: string): P
     )
     .orderBy('id')
     .execute();
+  // A claim keeps the refund it is paired with while it may (open, not reversed, the refund still
+  // free): a claim that lost its refund to another and got it back would post its
+  // `dp_…:hold_refunded:<re_…>` a second time, which its key skips (the hold then left in disputed
+  // funds while the claim reads paid). So pairings stand first; the other open claims take what is left.
+  const pairing = new Map<string, string | null>();
+  const mayPair = (claim: (typeof claims)[number]) => claim.status === 'open' && !claim.reversed;
   for (const claim of claims) {
-    let paidBy: string | null = null;
-    if (claim.status === 'open' && !claim.reversed) {
-      const at = free.findIndex((refund) => refund.amount === claim.amount);
-      const [refund] = at >= 0 ? free.splice(at, 1) : [];
-      paidBy = refund?.id ?? null;
-    }
+    const at = mayPair(claim) ? free.findIndex((refund) => refund.id === claim.hold_refund_id) : -1;
+    if (at >= 0) pairing.set(claim.id, free.splice(at, 1)[0]?.id ?? null);
+  }
+  for (const claim of claims) {
+    if (pairing.has(claim.id) || !mayPair(claim)) continue;
+    const at = free.findIndex((refund) => refund.amount === claim.amount);
+    pairing.set(claim.id, at >= 0 ? (free.splice(at, 1)[0]?.id ?? null) : null);
+  }
+  for (const claim of claims) {
+    const paidBy = pairing.get(claim.id) ?? null;
     if (claim.hold_refund_id === paidBy) continue;
     const movement = {
       disputeId: claim.id,

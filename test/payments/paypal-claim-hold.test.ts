@@ -113,6 +113,45 @@ describe('an open PayPal claim and its refund: the ledger shows what PayPal hold
     balanced: true,
   });
 
+  it('two claims of 400 (B an inquiry first, A open and paid by PayPal’s refund, B escalated, B won): the ledger holds what the claims say at each step', async () => {
+    const { base, transaction } = await paid('HOLD_STEAL');
+    const claim = (id: string, status: DisputeReport['status']) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordDispute(work, transaction, { gatewayDisputeId: id, status, amount: 400n }),
+      );
+    await claim('PP-B', 'inquiry');
+    await claim('PP-A', 'open');
+    await refundedAtPayPal('HOLD_STEAL', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await claim('PP-B', 'open');
+    // One refund of 400 pays one claim: 400 held for the other.
+    expect(await since(base)).toEqual(held(200n, 400n, 400n));
+    await claim('PP-B', 'won');
+    // A is open and paid by the refund (hold_refund_id set): nothing held.
+    const a = await db
+      .selectFrom('disputes')
+      .selectAll()
+      .where('gateway_dispute_id', '=', 'PP-A')
+      .executeTakeFirstOrThrow();
+    expect(a).toMatchObject({ status: 'open', hold_refund_id: expect.stringMatching(/^re_/) });
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+  });
+
+  it('claim of 400 paid out of its hold by PayPal’s refund of 400, then escalated to a chargeback (reversal) and lost (twice): 400 lost beside the refund, 200 in clearing, nothing held, balanced', async () => {
+    const { base, transaction } = await paid('HOLD_CB');
+    const claim = (status: DisputeReport['status'], reversal: boolean) =>
+      inUnitOfWork(db, { actor: 'system' }, (work) =>
+        recordDispute(work, transaction, { gatewayDisputeId: 'PP-CB', status, amount: 400n, reversal }),
+      );
+    await claim('open', false);
+    await refundedAtPayPal('HOLD_CB', 400n);
+    expect(await since(base)).toEqual(held(600n, 0n, 400n));
+    await claim('open', true);
+    await claim('lost', true);
+    await claim('lost', true);
+    expect(await since(base)).toEqual(held(200n, 0n, 400n, 400n));
+  });
+
   it('claim first, then PayPal’s refund of 400: 600 in clearing and nothing held (was 200 and 400); lost and paid by that refund: still 600, nothing lost', async () => {
     const { base, transaction } = await paid('HOLD_1');
     expect(await since(base)).toEqual(held(1000n, 0n, 0n));
