@@ -525,4 +525,27 @@ describe('a capture the gateway settled for another amount than billhook booked'
       }),
     ]);
   });
+
+  it('a redelivered charge.succeeded of the 100.00 booked (DKK 100.00 settled 80.00) is not a second amount_mismatch: the books and the one exception stay', async () => {
+    const { transaction } = await succeededCharge(db, {
+      currency: 'DKK',
+      amount: 10_000n,
+      gatewayTransactionId: 'pi_dkk_settled_short_redelivered',
+    });
+    await stripePayout('po_dkk_short', stripeLine('pi_dkk_settled_short_redelivered', 'DKK', 8_000n, 0n));
+    const before = await booksIn(db, 'DKK');
+    const exceptionsBefore = await exceptionsOf(transaction.id);
+    const result = await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: 'pi_dkk_settled_short_redelivered',
+        amount: 10_000n,
+        currency: 'DKK',
+      }),
+    );
+    expect(result).not.toMatchObject({ kind: 'exception' });
+    expect(await booksIn(db, 'DKK')).toEqual(before);
+    expect(await exceptionsOf(transaction.id)).toEqual(exceptionsBefore);
+  });
 });
