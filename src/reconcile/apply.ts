@@ -236,6 +236,36 @@ async function succeededChargeUndone(
   return undefined;
 }
 
+/**
+ * Whether a succeeded charge event is the capture billhook booked before the payment's settlement
+ * line said less (payments/settled-short.ts: `amount_captured` lowered to what settled, a
+ * `txn_…:settled_short:stl_…` or `txn_…:overpaid_settled_short:stl_…` entry booked): a redelivered
+ * capture webhook of the booked `amount` (USD 100.00 booked, 80.00 settled) is old news, not a
+ * second `amount_mismatch` (the settlement's own stays open). Any other amount is still a mismatch.
+ */
+async function bookedBeforeSettledShort(
+  work: UnitOfWork,
+  event: PaymentEvent,
+  payment: TransactionRow,
+  status: 'succeeded' | 'failed' | 'pending' | 'canceled',
+): Promise<boolean> {
+  if (status !== 'succeeded' || payment.status !== 'succeeded') return false;
+  if (event.currency !== payment.currency || event.amount !== payment.amount) return false;
+  if (payment.amount_captured === null || payment.amount_captured >= payment.amount) return false;
+  const entry = await work.trx
+    .selectFrom('journal_entries')
+    .select('id')
+    .where((eb) =>
+      eb.or([
+        eb('idempotency_key', 'like', `${payment.id}:settled\\_short:%`),
+        eb('idempotency_key', 'like', `${payment.id}:overpaid\\_settled\\_short:%`),
+      ]),
+    )
+    .limit(1)
+    .executeTakeFirst();
+  return entry !== undefined;
+}
+
 async function applyChargeEvent(
   work: UnitOfWork,
   event: PaymentEvent,
@@ -251,7 +281,7 @@ async function applyChargeEvent(
   const elsewhere = otherAccount(found, event, context, found.id);
   if (elsewhere) return elsewhere;
   const problem = chargeMismatch(event, found, status);
-  if (problem) return problem;
+  if (problem && !(await bookedBeforeSettledShort(work, event, found, status))) return problem;
   const recorded = await recordChargeResult(
     work,
     found,

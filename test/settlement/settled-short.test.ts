@@ -387,6 +387,33 @@ describe('a capture the gateway settled for another amount than billhook booked'
       },
     );
 
+  it.each([
+    ['JPY', 10_000n, 8_000n],
+    ['KWD', 100_000n, 80_000n],
+  ] as const)(
+    '%s (its own exponent) settled short by a Stripe payout line: the difference is owed again in its minor units',
+    async (currency, booked, settled) => {
+      const intent = `pi_${currency.toLowerCase()}_settled_short_exp`;
+      const { invoice, transaction } = await succeededCharge(db, {
+        currency,
+        amount: booked,
+        gatewayTransactionId: intent,
+      });
+      await stripePayout(`po_${currency.toLowerCase()}_short_exp`, stripeLine(intent, currency, settled, 0n));
+      expect(await booksIn(db, currency)).toMatchObject({
+        'gateway_clearing:stripe': 0n,
+        'bank:stripe': settled,
+        'receivable:customer': booked - settled,
+      });
+      expect(await invoiceOf(invoice.id)).toMatchObject({
+        status: 'OPEN',
+        amount_paid: settled,
+        amount_due: booked - settled,
+      });
+      expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: settled });
+    },
+  );
+
   it('any gateway whose lines reach the books the same way (a Stripe payout line): CAD 50.00 settled 40.00 is owed 10.00 again', async () => {
     const { invoice, transaction } = await succeededCharge(db, {
       currency: 'CAD',
@@ -524,5 +551,28 @@ describe('a capture the gateway settled for another amount than billhook booked'
         message: expect.stringMatching(/not booked: .*refund/),
       }),
     ]);
+  });
+
+  it('a redelivered charge.succeeded of the 100.00 booked (DKK 100.00 settled 80.00) is not a second amount_mismatch: the books and the one exception stay', async () => {
+    const { transaction } = await succeededCharge(db, {
+      currency: 'DKK',
+      amount: 10_000n,
+      gatewayTransactionId: 'pi_dkk_settled_short_redelivered',
+    });
+    await stripePayout('po_dkk_short', stripeLine('pi_dkk_settled_short_redelivered', 'DKK', 8_000n, 0n));
+    const before = await booksIn(db, 'DKK');
+    const exceptionsBefore = await exceptionsOf(transaction.id);
+    const result = await applyAsBatch(
+      db,
+      canonicalEvent({
+        type: 'charge.succeeded',
+        gatewayTransactionId: 'pi_dkk_settled_short_redelivered',
+        amount: 10_000n,
+        currency: 'DKK',
+      }),
+    );
+    expect(result).not.toMatchObject({ kind: 'exception' });
+    expect(await booksIn(db, 'DKK')).toEqual(before);
+    expect(await exceptionsOf(transaction.id)).toEqual(exceptionsBefore);
   });
 });
