@@ -185,3 +185,32 @@ export async function recordSettledShort(
   await transactionActivity(work, settled, 'transaction.settled_short');
   return { kind: 'booked', shortBy, invoice, overpaymentTakenBack };
 }
+
+/** `LIKE` pattern text for `text` itself (its `%`, `_` and `\\` escaped). */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Whether payment `transactionId` was followed down to what a settlement line said it settled
+ * (`recordSettledShort` booked `txn_…:settled_short:stl_…` or `txn_…:overpaid_settled_short:stl_…`
+ * for it, by any line).
+ */
+export async function settledShortBooked(work: UnitOfWork, transactionId: string): Promise<boolean> {
+  const entry = await work.trx
+    .selectFrom('journal_entries')
+    .select('id')
+    .where((eb) =>
+      eb.or([
+        eb('idempotency_key', 'like', `${likeLiteral(entryKeys.paymentSettledShort(transactionId, ''))}%`),
+        eb(
+          'idempotency_key',
+          'like',
+          `${likeLiteral(entryKeys.overpaymentSettledShort(transactionId, ''))}%`,
+        ),
+      ]),
+    )
+    .limit(1)
+    .executeTakeFirst();
+  return entry !== undefined;
+}

@@ -8,6 +8,7 @@ import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { findDispute, recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, flagCreditKept, recordRefundResult } from '../payments/refunds.ts';
+import { settledShortBooked } from '../payments/settled-short.ts';
 import {
   findTransaction,
   forgetLockedAhead,
@@ -238,10 +239,10 @@ async function succeededChargeUndone(
 
 /**
  * Whether a succeeded charge event is the capture billhook booked before the payment's settlement
- * line said less (payments/settled-short.ts: `amount_captured` lowered to what settled, a
- * `txn_…:settled_short:stl_…` or `txn_…:overpaid_settled_short:stl_…` entry booked): a redelivered
- * capture webhook of the booked `amount` (USD 100.00 booked, 80.00 settled) is old news, not a
- * second `amount_mismatch` (the settlement's own stays open). Any other amount is still a mismatch.
+ * line said less (payments/settled-short.ts: `amount_captured` lowered to what settled, its entry
+ * booked: `settledShortBooked`): a redelivered capture webhook of the booked `amount` (USD 100.00
+ * booked, 80.00 settled) is old news, not a second `amount_mismatch` (the settlement's own stays
+ * open). Any other amount is still a mismatch.
  */
 async function bookedBeforeSettledShort(
   work: UnitOfWork,
@@ -252,18 +253,7 @@ async function bookedBeforeSettledShort(
   if (status !== 'succeeded' || payment.status !== 'succeeded') return false;
   if (event.currency !== payment.currency || event.amount !== payment.amount) return false;
   if (payment.amount_captured === null || payment.amount_captured >= payment.amount) return false;
-  const entry = await work.trx
-    .selectFrom('journal_entries')
-    .select('id')
-    .where((eb) =>
-      eb.or([
-        eb('idempotency_key', 'like', `${payment.id}:settled\\_short:%`),
-        eb('idempotency_key', 'like', `${payment.id}:overpaid\\_settled\\_short:%`),
-      ]),
-    )
-    .limit(1)
-    .executeTakeFirst();
-  return entry !== undefined;
+  return settledShortBooked(work, payment.id);
 }
 
 async function applyChargeEvent(
