@@ -115,22 +115,23 @@ export async function recordCollectionFailure(
   if (nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL')) {
     status = (await transitionSubscription(work, subscription, 'PAST_DUE', now, data)).status;
   } else if (!nextChargeAt && (status === 'ACTIVE' || status === 'IN_TRIAL' || status === 'PAST_DUE')) {
+    // As a cancellation or a suspension now by hand: the periods started by now are billed first, as
+    // the renewal sweep on time bills them (whichever of the two sweeps runs first at a period's
+    // start), and an add-on charge pending since a payment's reactivation (time served) is made
+    // (`renewedUpTo`). That renewal may end it (CANCELLED at its scheduled end). A pending charge
+    // whose making fails is left pending ('try'): the final action happens all the same, and the
+    // renewal sweep makes the charge for the time served once it can.
+    const { subscription: renewed, pendingChargeFailed } = await renewedUpTo(
+      work,
+      subscription,
+      now,
+      DEFAULT_RENEWAL_POLICY,
+      'try',
+    );
+    if (!RENEWABLE.includes(renewed.status)) return { ...step, subscriptionStatus: renewed.status };
     if (policy.finalAction === 'CANCEL') {
-      // As a cancellation now by hand: the periods started by now are billed first, as the renewal
-      // sweep on time bills them, and an add-on charge pending since a payment's reactivation (time
-      // served) is made (`renewedUpTo`). That renewal may end it (CANCELLED at its scheduled end).
-      // Then the lock order of a cancellation: the subscription, its invoices, then the customer
-      // (the voids giving credit back, the final invoice's finalization).
-      // A pending charge whose making fails is left pending ('try'): the final action happens all the
-      // same, and the renewal sweep makes the charge for the time served once it can.
-      const { subscription: renewed, pendingChargeFailed } = await renewedUpTo(
-        work,
-        subscription,
-        now,
-        DEFAULT_RENEWAL_POLICY,
-        'try',
-      );
-      if (!RENEWABLE.includes(renewed.status)) return { ...step, subscriptionStatus: renewed.status };
+      // The lock order of a cancellation: the subscription, its invoices, then the customer (the
+      // voids giving credit back, the final invoice's finalization).
       const plan = await getPlan(work.trx, renewed.plan_id);
       const { voided, skipped } = await voidInvoicedAhead(work, renewed, {}, now, 'skip');
       // Changes charged at the period's end (prorate_at_renewal): no renewal comes, billed now.
@@ -148,23 +149,12 @@ export async function recordCollectionFailure(
         })
       ).status;
     } else {
-      // As a suspension by hand: the periods started by now are billed as the renewal sweep on time
-      // bills them, whichever of the two sweeps runs first at a period's start.
-      const { subscription: renewed, pendingChargeFailed } = await renewedUpTo(
-        work,
-        subscription,
-        now,
-        DEFAULT_RENEWAL_POLICY,
-        'try',
-      );
-      status = RENEWABLE.includes(renewed.status)
-        ? (
-            await transitionSubscription(work, renewed, 'SUSPENDED', now, {
-              ...data,
-              ...leftPending(subscription, pendingChargeFailed),
-            })
-          ).status
-        : renewed.status;
+      status = (
+        await transitionSubscription(work, renewed, 'SUSPENDED', now, {
+          ...data,
+          ...leftPending(subscription, pendingChargeFailed),
+        })
+      ).status;
     }
   }
   return { ...step, subscriptionStatus: status };
