@@ -329,4 +329,67 @@ describe('gateway currency rules end to end', () => {
     expect(later.lateFailures.map((s) => s.invoiceId)).not.toContain(due.id);
     expect((await rowsOf(due.id)).transactions).toHaveLength(1);
   });
+
+  it('the collection sweep refuses JPY 100,000,000 once (Stripe takes up to eight digits): one failed attempt, one exception, no dunning, never retried', async () => {
+    // JPY is zero-decimal at Stripe: the value sent would be 100000000, nine digits.
+    const customer = (await app.api('POST', '/v1/customers', { email: 'grace@example.com' })).body;
+    const dueAt = new Date('2027-06-01T06:00:00Z');
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'JPY',
+      lines: [{ description: 'Plant', unitAmount: 100_000_000n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
+    const ledger = await ledgerIn(app, 'JPY');
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const sweep = (now: Date) => chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, now);
+
+    // No nock: a call to Stripe would fail the test.
+    const first = await sweep(dueAt);
+    const result = first.charged.find((c) => c.invoiceId === due.id);
+    expect(result).toMatchObject({ outcome: 'failed', reason: 'amount_not_representable' });
+    expect(result?.dunning).toBeUndefined();
+    const { transactions } = await rowsOf(due.id);
+    expect(transactions).toHaveLength(1);
+    expect(transactions[0]).toMatchObject({
+      status: 'failed',
+      failure_code: 'amount_not_representable',
+      gateway_transaction_id: null,
+      amount: 100_000_000n,
+      currency: 'JPY',
+    });
+    expect(transactions[0]?.failure_message).toContain('Stripe takes at most 99999999 JPY');
+    const invoice = (await app.api('GET', `/v1/invoices/${due.id}`)).body;
+    expect(invoice).toMatchObject({
+      status: 'OPEN',
+      amount_due: 100_000_000,
+      payment_attempts: 0,
+      charge_at: null,
+    });
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    expect(
+      exceptions.body.data.filter((e: { transaction: string }) => e.transaction === result?.transactionId),
+    ).toEqual([expect.objectContaining({ kind: 'amount_not_representable', status: 'open' })]);
+    expect(await ledgerIn(app, 'JPY')).toEqual(ledger);
+
+    // Every dunning retry day passes: nothing claimed, counted or sent again.
+    for (const days of [1, 3, 8]) {
+      const later = await sweep(new Date(dueAt.getTime() + days * 86_400_000));
+      expect(later.charged.map((c) => c.invoiceId)).not.toContain(due.id);
+      expect(later.lateFailures.map((s) => s.invoiceId)).not.toContain(due.id);
+    }
+    expect((await rowsOf(due.id)).transactions).toHaveLength(1);
+    expect((await app.api('GET', `/v1/invoices/${due.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      payment_attempts: 0,
+    });
+  });
 });

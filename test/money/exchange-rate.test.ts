@@ -36,6 +36,17 @@ describe('exchange rates as exact decimals', () => {
     [1001n, '149.5', 2, 0, 1496n, 1497n],
     // KWD 1.296 (exponent 3) at 3.25 is USD 4.212 → 421 or 422.
     [1296n, '3.25', 3, 2, 421n, 422n],
+    [-1296n, '3.25', 3, 2, -422n, -421n],
+    // JPY 1001 at 0.0067 is USD 6.7067 → 670 or 671 (a JPY amount that does not convert whole).
+    [1001n, '0.0067', 0, 2, 670n, 671n],
+    // Into KWD (exponent 3): USD 10.00 at 0.307 is KWD 3.070; USD 10.01 at 0.3071 is KWD 3.074071 →
+    // 3074 or 3075; USD 10.00 at 3 is KWD 30.000 (the target finer than the rate: scaled up).
+    [1000n, '0.307', 2, 3, 3070n, 3070n],
+    [1001n, '0.3071', 2, 3, 3074n, 3075n],
+    [1000n, '3', 2, 3, 30000n, 30000n],
+    // JPY ↔ KWD, exponents 0 and 3: JPY 1000 at 0.002 is KWD 2.000; KWD 1.296 at 487.5 is JPY 631.8.
+    [1000n, '0.002', 0, 3, 2000n, 2000n],
+    [1296n, '487.5', 3, 0, 631n, 632n],
     [0n, '1.234', 2, 2, 0n, 0n],
   ] as const)('%i at %s (exponents %i → %i) is %i to %i', (amount, rate, from, to, low, high) => {
     expect(convertedRange(amount, parseRate(rate)!, from, to)).toEqual({ low, high });
