@@ -517,7 +517,8 @@ async function applyPayout(
 /**
  * Locks, inside `work`, the transactions and invoices that the charge events among `events` are
  * about, the payments (by the gateway's id) and invoices of its dispute events that may move
- * funds (not an inquiry: `recordDispute` locks the invoice of those) and of its refund events, and those invoices'
+ * funds (not an inquiry: `recordDispute` locks the invoice of those), of its refund events and of its
+ * charge settlement lines (an event's line or a payout's: one settled short locks them, `recordSettledShort`), and those invoices'
  * subscriptions first, in three statements (`lockTransactionsAhead`), then the partner fee locks
  * of the payments its settlement lines are about, in one sorted order (`lockPartnerFees`), before
  * `applyEvent` applies them one by one. A batch thus holds the subscriptions of all those invoices
@@ -526,7 +527,8 @@ async function applyPayout(
  * dispute's row keys its payment) while holding those of its charges: two batches crossing, each a
  * charge of one invoice and a dispute of the other's payment, deadlocked (40P01); so did two batches
  * each a charge of one invoice and a refund of the other's payment, when a refund event locked its
- * invoice only as it was applied (test/races/refund-lock-order.race.test.ts).
+ * invoice only as it was applied (test/races/refund-lock-order.race.test.ts), and a batch refunding a
+ * payment and a payout recording its charge line settled short (test/races/settled-short-lock-order.race.test.ts).
  */
 export async function lockChargesAhead(work: UnitOfWork, events: readonly PaymentEvent[]): Promise<void> {
   await lockTransactionsAhead(work, [
@@ -541,6 +543,17 @@ export async function lockChargesAhead(work: UnitOfWork, events: readonly Paymen
     ...events
       .filter((event) => REFUND_STATUS.has(event.type as 'refund.succeeded'))
       .map((event) => ({ gateway: event.gateway, gatewayTransactionId: event.gatewayTransactionId })),
+    // The payment of a charge line (its own, or one of a payout's), which a line settled short locks
+    // with its invoice (`recordSettledShort`, settlement/lines.ts `lockChargeLinesAhead`).
+    ...events.flatMap((event) =>
+      [...(event.settlementLine ? [event.settlementLine] : []), ...(event.payout?.lines ?? [])]
+        .filter((line) => line.kind === 'charge' && (line.gatewayTransactionId || line.reference))
+        .map((line) => ({
+          gateway: event.gateway,
+          gatewayTransactionId: line.gatewayTransactionId,
+          reference: line.reference,
+        })),
+    ),
   ]);
   for (const gateway of new Set(events.map((event) => event.gateway))) {
     const lines = events.flatMap((event) =>

@@ -21,7 +21,7 @@ import { convertedRange, parseRate } from '../money/exchange-rate.ts';
 import { findDispute, reversalDisputeId } from '../payments/disputes.ts';
 import { findRefund } from '../payments/refunds.ts';
 import { recordSettledShort, type SettledShortOutcome } from '../payments/settled-short.ts';
-import { findTransaction } from '../payments/transactions.ts';
+import { findTransaction, lockTransactionsAhead } from '../payments/transactions.ts';
 
 /** A gateway account, as settlement data names it: the gateway and `gwa_…` (null: its default account). */
 export interface SettlementAccount {
@@ -377,6 +377,7 @@ export async function recordSettlementLine(
   payoutId: string | null,
   options: RecordLineOptions = {},
 ): Promise<LineOutcome> {
+  await lockChargeLinesAhead(work, account.gateway, [line]);
   await lockPartnerFees(work, account.gateway, [line]);
   // A CSV row an earlier billhook recorded under another derived id is this line (`formerLineId`);
   // that line first when both are there: the row's id now may be another row's former one (two
@@ -787,6 +788,34 @@ function partnerFeeSide(
  * `pg_advisory_xact_lock`, which never meets the one-key locks (`SEQUENCE_LOCK`, `CHOSEN_KEY_LOCK`).
  */
 const PARTNER_FEE_LOCK = 0x70666565; // "pfee"
+
+/**
+ * Locks, inside `work`, the payments the charge lines among `lines` name (by the gateway's id or
+ * billhook's reference, as `matchLine` finds them), their invoices and those invoices' subscriptions
+ * (`lockTransactionsAhead`: subscriptions, invoices, payments, each in id order): a settlement unit
+ * takes these first, before its partner fee locks, payout and settlement line rows, as a batch of
+ * webhooks does (reconcile/apply.ts `lockChargesAhead`). A charge line settled short locks its
+ * payment's invoice and the payment (`recordSettledShort`); taken only then, after the line's row,
+ * a payout recording a Stripe line of PLN 100.00 settled 80.00 and a webhook batch (that payment's
+ * refund and the same line) each waited for the other (40P01). Rows the unit holds already are not
+ * waited for; a line naming no payment billhook has locks nothing.
+ */
+export async function lockChargeLinesAhead(
+  work: UnitOfWork,
+  gateway: GatewayName,
+  lines: readonly Pick<SettlementLine, 'kind' | 'gatewayTransactionId' | 'reference'>[],
+): Promise<void> {
+  await lockTransactionsAhead(
+    work,
+    lines
+      .filter((line) => line.kind === 'charge' && (line.gatewayTransactionId || line.reference))
+      .map((line) => ({
+        gateway,
+        gatewayTransactionId: line.gatewayTransactionId,
+        reference: line.reference,
+      })),
+  );
+}
 
 /**
  * Takes, inside `work`, the partner fee lock of every payment whose partner fees `lines` of `gateway`

@@ -11,6 +11,7 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type LineMatch,
   lineColumns,
+  lockChargeLinesAhead,
   lockPartnerFees,
   matchLine,
   ofAccount,
@@ -76,6 +77,7 @@ export async function recordPayout(
   report: PayoutReport,
   options: RecordPayoutOptions,
 ): Promise<PayoutOutcome> {
+  await lockChargeLinesAhead(work, account.gateway, report.lines ?? []);
   await lockPartnerFees(work, account.gateway, report.lines ?? []);
   await lockPayout(work, account.gateway, report.gatewayPayoutId);
   const first = await samePayoutElsewhere(work, account, report);

@@ -3,6 +3,7 @@ import { raiseException } from '../exceptions/exceptions.ts';
 import type { SettlementLine, SettlementReport } from '../gateways/settlement.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import {
+  lockChargeLinesAhead,
   lockPartnerFees,
   ofAccount,
   recordSettlementLine,
@@ -64,6 +65,7 @@ async function recordLines(
 ): Promise<number> {
   return inUnitOfWork(db, { actor }, async (work) => {
     let recorded = 0;
+    await lockChargeLinesAhead(work, account.gateway, lines);
     await lockPartnerFees(work, account.gateway, lines);
     for (const line of lines) {
       const outcome = await recordSettlementLine(work, account, line, null);
@@ -102,6 +104,7 @@ async function rematchLines(
   if (rows.length === 0) return { matched: 0, unmatched: 0 };
   const matched = await inUnitOfWork(db, { actor }, async (work) => {
     const lines = rows.map((row) => ({ ...storedLine(row), payoutId: row.payout_id }));
+    await lockChargeLinesAhead(work, account.gateway, lines);
     await lockPartnerFees(work, account.gateway, lines);
     let matched = 0;
     for (const { payoutId, ...line } of lines) {

@@ -308,12 +308,11 @@ describe('one gateway payout read on two gateway accounts', () => {
     ).finally(() => {
       secondDone = true;
     });
+    // It waits for the payment of the payout's charge line, which the first holds (`lockChargeLinesAhead`).
     await waitFor('gwa_c to wait for the payout or to be done', async () => {
       const { rows } = await sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`.execute(
-        db,
-      );
+          WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
       return secondDone || (rows[0]?.n ?? 0) > 0;
     });
     release();
