@@ -90,7 +90,8 @@ describe('UnitOfWork', () => {
       .selectFrom('activities')
       .select('resource_id')
       .where('resource_id', 'like', 'uow:attempt-%')
-      .orderBy('id')
+      // In the order recorded: ids made in one millisecond sort at random.
+      .orderBy('sequence')
       .execute();
     expect(written.map((a) => a.resource_id)).toEqual([
       'uow:attempt-before',

@@ -250,7 +250,7 @@ describe('one gateway payout read on two gateway accounts', () => {
     const payouts = await db
       .selectFrom('payouts')
       .select(['gateway_account', 'amount'])
-      .orderBy('id')
+      .orderBy('gateway_account', (ob) => ob.nullsFirst())
       .execute();
     expect(payouts).toEqual([
       { gateway_account: null, amount: 7_760n },
