@@ -48,8 +48,10 @@ export default defineConfig({
     globalSetup: GLOBAL_SETUP,
     setupFiles: ['test/support/nock-per-file.ts'],
     // Generous, for a machine whose cores are busy with other work (issue #22 item 14): a test that
-    // passes never waits for these, and one that does real work may take several times as long.
-    testTimeout: 120_000,
+    // passes never waits for these, and one that does real work may take several times as long. At
+    // full depth a race test runs up to 40 rounds (test/support/depth.ts): 122 s for 30 rounds of
+    // credit-refund-cancel with six other test runs on the two cores (2026-12-08), so five times more.
+    testTimeout: process.env.TEST_DEPTH === 'deep' ? 600_000 : 120_000,
     hookTimeout: 180_000,
     // Three files at a time on the two cores: the suite spends a quarter of its time waiting (child
     // processes starting, gateways' timeouts, pg-boss's passes), which a third file fills. Measured

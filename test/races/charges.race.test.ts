@@ -87,7 +87,6 @@ function fakeStripeCharges(answer: (call: ChargeCall) => Promise<Answer>): Charg
   return calls;
 }
 
-/** The payment intent Stripe creates for an attempt (one per idempotency key, as Stripe does). */
 /** Invoices raced per test: `npm test`'s and `npm run test:deep`'s (test/support/depth.ts). */
 const INVOICES = {
   simultaneousCharges: byDepth(10, 40),
@@ -98,6 +97,7 @@ const INVOICES = {
   tenRefunds: byDepth(8, 30),
 } as const;
 
+/** The payment intent Stripe creates for an attempt (one per idempotency key, as Stripe does). */
 const intentOf = (reference: string) => `pi_for_${reference}`;
 
 /** The fixture's succeeded PaymentIntent for `call`. */
