@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { rescheduleCharge } from '../billing/charge-schedule.ts';
 import { capturedAmount, refundRooms } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
@@ -192,25 +193,27 @@ function likeLiteral(text: string): string {
 }
 
 /**
- * Whether payment `transactionId` was followed down to what a settlement line said it settled
- * (`recordSettledShort` booked `txn_…:settled_short:stl_…` or `txn_…:overpaid_settled_short:stl_…`
- * for it, by any line).
+ * What billhook had booked as captured of payment `transaction` before settlement lines followed it
+ * down (`recordSettledShort`), minor units of its currency, or undefined when none did: its
+ * `amount_captured` now plus what each `txn_…:settled_short:stl_…` entry took out of clearing (the
+ * entry's debit, the part that did not settle). USD 100.00 authorized, 60.00 captured, settled 50.00:
+ * 6000 (5000 + 1000); captured whole (100.00) and settled 80.00: 10000. Reads the journal
+ * (`journal_entries`, `postings`): an entry a unit of work deferred and has not written is not seen.
  */
-export async function settledShortBooked(work: UnitOfWork, transactionId: string): Promise<boolean> {
-  const entry = await work.trx
-    .selectFrom('journal_entries')
-    .select('id')
-    .where((eb) =>
-      eb.or([
-        eb('idempotency_key', 'like', `${likeLiteral(entryKeys.paymentSettledShort(transactionId, ''))}%`),
-        eb(
-          'idempotency_key',
-          'like',
-          `${likeLiteral(entryKeys.overpaymentSettledShort(transactionId, ''))}%`,
-        ),
-      ]),
-    )
-    .limit(1)
-    .executeTakeFirst();
-  return entry !== undefined;
+export async function capturedBeforeSettledShort(
+  work: UnitOfWork,
+  transaction: Pick<TransactionRow, 'id' | 'amount' | 'amount_captured'>,
+): Promise<bigint | undefined> {
+  const row = await work.trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .select([
+      sql<number>`count(DISTINCT e.id)::int`.as('entries'),
+      sql<string>`coalesce(sum(p.amount), 0)::text`.as('short'),
+    ])
+    .where('e.idempotency_key', 'like', `${likeLiteral(entryKeys.paymentSettledShort(transaction.id, ''))}%`)
+    .where('p.amount', '>', 0n)
+    .executeTakeFirstOrThrow();
+  if (row.entries === 0) return undefined;
+  return capturedAmount(transaction) + BigInt(row.short);
 }
