@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { rescheduleCharge } from '../billing/charge-schedule.ts';
 import { capturedAmount, refundRooms } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
-import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
+import type { InvoiceRow, RefundRow, TransactionRow } from '../db/schema.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentSettledShort, paymentSettledShort } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -40,7 +40,12 @@ export type SettledShortOutcome =
  * (succeeded or in flight) and disputes (open or lost) take of it must fit in what settled
  * (`refundRooms`: 100.00 booked, 90.00 refunded, 80.00 settled cannot be followed: the refund gave
  * back more than was received); its invoice, if any, must be OPEN or PAID (a refunded, void or
- * uncollectible invoice's paid amount is not simply lowered: `reversePayment`).
+ * uncollectible invoice's paid amount is not simply lowered: `reversePayment`); and none of its
+ * refunds (succeeded or in flight) may be without a settlement line of its own (`refundsNotSettled`):
+ * a settlement file made by hand may net a refund into its charge's row (EUR 100.00 refunded 10.00,
+ * a charge row of 90.00 and no refund row), which followed short would count the refund twice (1000
+ * more out of clearing and owed by a customer who was given it back). An invoice refunded in part
+ * is refused by its status already; this guards a payment without an invoice.
  */
 async function whyNotFollowed(
   work: UnitOfWork,
@@ -64,7 +69,35 @@ async function whyNotFollowed(
   if (invoice && shortBy > invoice.amount_paid) {
     return `its invoice ${invoice.id} shows only ${invoice.amount_paid} paid`;
   }
+  const unsettled = await refundsNotSettled(work, transaction.id);
+  if (unsettled.length > 0) {
+    const named = unsettled
+      .map((r) => `${r.id} of ${r.amount} ${transaction.currency} (${r.status})`)
+      .join(', ');
+    return `its refunds ${named} have no settlement line yet, so the line may be net of them (a settlement file netting a refund into its charge row), which billhook cannot tell from a charge settled short`;
+  }
   return undefined;
+}
+
+/**
+ * The refunds of payment `transactionId` that moved or may move money (succeeded, or in flight:
+ * pending, unknown) and that no settlement line is matched to yet (`settlement_lines.refund_id`), by
+ * id: a charge line settled for less may be net of them.
+ */
+function refundsNotSettled(
+  work: UnitOfWork,
+  transactionId: string,
+): Promise<Pick<RefundRow, 'id' | 'amount' | 'status'>[]> {
+  return work.trx
+    .selectFrom('refunds as r')
+    .select(['r.id', 'r.amount', 'r.status'])
+    .where('r.transaction_id', '=', transactionId)
+    .where('r.status', '!=', 'failed')
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('settlement_lines as sl').select('sl.id').whereRef('sl.refund_id', '=', 'r.id'))),
+    )
+    .orderBy('r.id')
+    .execute();
 }
 
 /**
