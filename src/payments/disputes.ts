@@ -74,6 +74,9 @@ const NEXT: Readonly<Record<DisputeStatus, readonly DisputeStatus[]>> = {
   lost: [],
 };
 
+/** The statuses of a dispute that is decided: no report changes them but as `recordDispute` says. */
+const FINAL: ReadonlySet<DisputeStatus> = new Set(['won', 'lost']);
+
 /** The statuses of a dispute whose funds were withdrawn: they post. Inquiries post nothing. */
 const FUNDS_WITHDRAWN: ReadonlySet<DisputeStatus> = new Set(['open', 'won', 'lost']);
 
@@ -225,7 +228,10 @@ async function chargeBackOverpayment(
  *   `returned`, naming those credit notes.
  * Read under the invoice's lock (`recordDispute` takes it), so a credit note committed meanwhile is
  * counted. Not called for an open PayPal claim whose refund came first, which counted as nothing
- * given back while open (`countedWhileOpen`).
+ * given back while open (`countedWhileOpen`); a credit note of a PayPal refund that paid the claim's
+ * hold while it was open (`dp_…:hold_refunded:<re_…>` posted) is not counted either, so a claim paid by
+ * PayPal's refund, then reported as a chargeback (holding again: `chargebackOnUndecided`) and won,
+ * says nothing is owed (JPY 1000 paid, claim of 400, PayPal's refund of 400, chargeback, won).
  */
 async function returnedAfterGivingBack(
   work: UnitOfWork,
@@ -244,6 +250,11 @@ async function returnedAfterGivingBack(
     ])
     .where('n.invoice_id', '=', transaction.invoice_id)
     .where('n.created_at', '>=', opened.created_at)
+    // A PayPal refund that paid this claim's hold (`dp_…:hold_refunded:<re_…>`) was the claim's money,
+    // given back while the claim counted as nothing (`claimRefundCameFirst`), not because it counted.
+    .where(
+      sql<boolean>`NOT EXISTS (SELECT 1 FROM journal_entries hr WHERE hr.idempotency_key = ${entryKeys.disputeHoldRefunded(opened.id, '')} || n.refund_id)`,
+    )
     .orderBy('n.created_at')
     .orderBy('n.id')
     .execute();
@@ -481,6 +492,43 @@ async function markReversed(
   );
   // No refund will carry it now: its loss takes the invoice's overpayment back, as any chargeback's.
   return { kind: 'applied', dispute: await chargeBackOverpayment(work, dispute, transaction) };
+}
+
+/**
+ * A chargeback (`reversal`: PayPal's dispute of channel `EXTERNAL`, keyed like the claim by the
+ * capture) reported on dispute `existing`, not yet decided (open, or an inquiry) and not yet marked
+ * `reversed`, in the status it has: the dispute is marked `reversed`, so no refund is its money any
+ * more (`refundCarrying`, `claimRefundCameFirst`: a chargeback is paid by PayPal's reversal, and a
+ * refund made before it stays a refund of its own). An open claim whose hold a PayPal refund had spent
+ * (`hold_refund_id`) holds its amount again (`syncClaimHolds`: `dp_…:hold_restored:<re_…>`) and counts
+ * as given back of its invoice again, whose statuses are worked again (`statusesWorkedAgain`). JPY 1000
+ * paid, a claim of 400 open, PayPal's refund of 400 (clearing 600, disputed funds 0), then the
+ * chargeback reported open: clearing 200, disputed funds 400, 200 refundable (before: 600 and 0 until
+ * the chargeback was lost, 600 refundable by hand).
+ * @returns `applied` with the dispute marked
+ */
+async function chargebackOnUndecided(
+  work: UnitOfWork,
+  transaction: TransactionRow,
+  existing: DisputeRow,
+): Promise<DisputeRecordOutcome> {
+  const dispute = await work.trx
+    .updateTable('disputes')
+    .set({ reversed: true, updated_at: new Date() })
+    .where('id', '=', existing.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (dispute.status !== 'open') return { kind: 'applied', dispute };
+  await syncClaimHolds(work, transaction.id);
+  if (transaction.invoice_id !== null) await statusesWorkedAgain(work, transaction.invoice_id, dispute.id);
+  return {
+    kind: 'applied',
+    dispute: await work.trx
+      .selectFrom('disputes')
+      .selectAll()
+      .where('id', '=', dispute.id)
+      .executeTakeFirstOrThrow(),
+  };
 }
 
 /**
@@ -792,6 +840,10 @@ export async function recordDispute(
     return wonAfterLoss(work, transaction, existing, report);
   }
   const status = reportedStatus(existing, report);
+  // A chargeback filed on a claim still open (or an inquiry), reported in the status it has.
+  if (existing?.status === status && report.reversal && !existing.reversed && !FINAL.has(status)) {
+    return chargebackOnUndecided(work, transaction, existing);
+  }
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };
   const released = heldBeyondLoss(existing, status, report);

@@ -1,7 +1,8 @@
+import { sql } from 'kysely';
 import { rescheduleCharge } from '../billing/charge-schedule.ts';
 import { capturedAmount, refundRooms } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
-import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
+import type { InvoiceRow, RefundRow, TransactionRow } from '../db/schema.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentSettledShort, paymentSettledShort } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -39,7 +40,12 @@ export type SettledShortOutcome =
  * (succeeded or in flight) and disputes (open or lost) take of it must fit in what settled
  * (`refundRooms`: 100.00 booked, 90.00 refunded, 80.00 settled cannot be followed: the refund gave
  * back more than was received); its invoice, if any, must be OPEN or PAID (a refunded, void or
- * uncollectible invoice's paid amount is not simply lowered: `reversePayment`).
+ * uncollectible invoice's paid amount is not simply lowered: `reversePayment`); and none of its
+ * refunds (succeeded or in flight) may be without a settlement line of its own (`refundsNotSettled`):
+ * a settlement file made by hand may net a refund into its charge's row (EUR 100.00 refunded 10.00,
+ * a charge row of 90.00 and no refund row), which followed short would count the refund twice (1000
+ * more out of clearing and owed by a customer who was given it back). An invoice refunded in part
+ * is refused by its status already; this guards a payment without an invoice.
  */
 async function whyNotFollowed(
   work: UnitOfWork,
@@ -63,7 +69,35 @@ async function whyNotFollowed(
   if (invoice && shortBy > invoice.amount_paid) {
     return `its invoice ${invoice.id} shows only ${invoice.amount_paid} paid`;
   }
+  const unsettled = await refundsNotSettled(work, transaction.id);
+  if (unsettled.length > 0) {
+    const named = unsettled
+      .map((r) => `${r.id} of ${r.amount} ${transaction.currency} (${r.status})`)
+      .join(', ');
+    return `its refunds ${named} have no settlement line yet, so the line may be net of them (a settlement file netting a refund into its charge row), which billhook cannot tell from a charge settled short`;
+  }
   return undefined;
+}
+
+/**
+ * The refunds of payment `transactionId` that moved or may move money (succeeded, or in flight:
+ * pending, unknown) and that no settlement line is matched to yet (`settlement_lines.refund_id`), by
+ * id: a charge line settled for less may be net of them.
+ */
+function refundsNotSettled(
+  work: UnitOfWork,
+  transactionId: string,
+): Promise<Pick<RefundRow, 'id' | 'amount' | 'status'>[]> {
+  return work.trx
+    .selectFrom('refunds as r')
+    .select(['r.id', 'r.amount', 'r.status'])
+    .where('r.transaction_id', '=', transactionId)
+    .where('r.status', '!=', 'failed')
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('settlement_lines as sl').select('sl.id').whereRef('sl.refund_id', '=', 'r.id'))),
+    )
+    .orderBy('r.id')
+    .execute();
 }
 
 /**
@@ -192,25 +226,27 @@ function likeLiteral(text: string): string {
 }
 
 /**
- * Whether payment `transactionId` was followed down to what a settlement line said it settled
- * (`recordSettledShort` booked `txn_…:settled_short:stl_…` or `txn_…:overpaid_settled_short:stl_…`
- * for it, by any line).
+ * What billhook had booked as captured of payment `transaction` before settlement lines followed it
+ * down (`recordSettledShort`), minor units of its currency, or undefined when none did: its
+ * `amount_captured` now plus what each `txn_…:settled_short:stl_…` entry took out of clearing (the
+ * entry's debit, the part that did not settle). USD 100.00 authorized, 60.00 captured, settled 50.00:
+ * 6000 (5000 + 1000); captured whole (100.00) and settled 80.00: 10000. Reads the journal
+ * (`journal_entries`, `postings`): an entry a unit of work deferred and has not written is not seen.
  */
-export async function settledShortBooked(work: UnitOfWork, transactionId: string): Promise<boolean> {
-  const entry = await work.trx
-    .selectFrom('journal_entries')
-    .select('id')
-    .where((eb) =>
-      eb.or([
-        eb('idempotency_key', 'like', `${likeLiteral(entryKeys.paymentSettledShort(transactionId, ''))}%`),
-        eb(
-          'idempotency_key',
-          'like',
-          `${likeLiteral(entryKeys.overpaymentSettledShort(transactionId, ''))}%`,
-        ),
-      ]),
-    )
-    .limit(1)
-    .executeTakeFirst();
-  return entry !== undefined;
+export async function capturedBeforeSettledShort(
+  work: UnitOfWork,
+  transaction: Pick<TransactionRow, 'id' | 'amount' | 'amount_captured'>,
+): Promise<bigint | undefined> {
+  const row = await work.trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .select([
+      sql<number>`count(DISTINCT e.id)::int`.as('entries'),
+      sql<string>`coalesce(sum(p.amount), 0)::text`.as('short'),
+    ])
+    .where('e.idempotency_key', 'like', `${likeLiteral(entryKeys.paymentSettledShort(transaction.id, ''))}%`)
+    .where('p.amount', '>', 0n)
+    .executeTakeFirstOrThrow();
+  if (row.entries === 0) return undefined;
+  return capturedAmount(transaction) + BigInt(row.short);
 }

@@ -8,7 +8,7 @@ import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { findDispute, recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, flagCreditKept, recordRefundResult } from '../payments/refunds.ts';
-import { settledShortBooked } from '../payments/settled-short.ts';
+import { capturedBeforeSettledShort } from '../payments/settled-short.ts';
 import {
   findTransaction,
   forgetLockedAhead,
@@ -239,10 +239,11 @@ async function succeededChargeUndone(
 
 /**
  * Whether a succeeded charge event is the capture billhook booked before the payment's settlement
- * line said less (payments/settled-short.ts: `amount_captured` lowered to what settled, its entry
- * booked: `settledShortBooked`): a redelivered capture webhook of the booked `amount` (USD 100.00
- * booked, 80.00 settled) is old news, not a second `amount_mismatch` (the settlement's own stays
- * open). Any other amount is still a mismatch.
+ * line(s) said less (payments/settled-short.ts: `amount_captured` lowered to what settled, its entry
+ * booked: `capturedBeforeSettledShort`): a redelivered capture webhook of the amount booked then is
+ * old news, not a second `amount_mismatch` (the settlement's own stays open): USD 100.00 captured,
+ * 80.00 settled, a webhook of 100.00; or captured in part (Authorize.Net: 100.00 authorized, 60.00
+ * captured), 50.00 settled, a webhook of 60.00. Any other amount is still a mismatch.
  */
 async function bookedBeforeSettledShort(
   work: UnitOfWork,
@@ -251,9 +252,9 @@ async function bookedBeforeSettledShort(
   status: 'succeeded' | 'failed' | 'pending' | 'canceled',
 ): Promise<boolean> {
   if (status !== 'succeeded' || payment.status !== 'succeeded') return false;
-  if (event.currency !== payment.currency || event.amount !== payment.amount) return false;
-  if (payment.amount_captured === null || payment.amount_captured >= payment.amount) return false;
-  return settledShortBooked(work, payment.id);
+  if (event.currency !== payment.currency || event.amount > payment.amount) return false;
+  if (payment.amount_captured === null || event.amount <= payment.amount_captured) return false;
+  return (await capturedBeforeSettledShort(work, payment)) === event.amount;
 }
 
 async function applyChargeEvent(

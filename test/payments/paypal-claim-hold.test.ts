@@ -152,6 +152,58 @@ describe('an open PayPal claim and its refund: the ledger shows what PayPal hold
     expect(await since(base)).toEqual(held(200n, 0n, 400n, 400n));
   });
 
+  it('claim of 400 paid out of its hold by PayPal’s refund of 400, then reported as a chargeback while still open: the chargeback holds 400 again (200 in clearing, 400 held, 200 refundable) until it is decided; lost: 400 lost beside the refund; won: 600 back in clearing', async () => {
+    /*
+     * By hand (JPY, differences from before the payment): paid 1000 → clearing 1000. Claim of 400
+     * open → clearing 600, disputed 400. PayPal's refund of 400, paid out of the claim's hold → the
+     * refund's entry takes 400 out of clearing, dp_…:hold_refunded gives the hold back to it: clearing
+     * 600, disputed 0, refunds 400. The buyer then files a chargeback with their card issuer on the same
+     * capture (CUSTOMER.DISPUTE.* of dispute_channel EXTERNAL: a `reversal` report, open): a
+     * chargeback is no refund's money (PayPal takes or holds its amount whatever was refunded before),
+     * so the refund no longer pays it and PayPal holds 400 again of the 600 it had: clearing 200,
+     * disputed 400, refunds 400; the payment's refundable room is 1000 − 400 refunded − 400 held = 200
+     * (it was 600, and a refund by hand of 600 would have given back 1400 of 1000). Lost (the reversal
+     * takes the held 400): clearing 200, disputed 0, refunds 400, losses 400. Won instead: the 400
+     * held comes back: clearing 600, disputed 0, refunds 400, losses 0.
+     */
+    for (const [capture, ending] of [
+      ['HOLD_CB_MID_LOST', 'lost'],
+      ['HOLD_CB_MID_WON', 'won'],
+    ] as const) {
+      const { base, transaction } = await paid(capture);
+      const claim = (status: DisputeReport['status'], reversal: boolean) =>
+        inUnitOfWork(db, { actor: 'system' }, (work) =>
+          recordDispute(work, transaction, { gatewayDisputeId: capture, status, amount: 400n, reversal }),
+        );
+      await claim('open', false);
+      await refundedAtPayPal(capture, 400n);
+      expect(await since(base)).toEqual(held(600n, 0n, 400n));
+      expect(await rooms(transaction)).toEqual({ disputed: 0n, refundable: 600n });
+      expect(await claim('open', true)).toMatchObject({
+        kind: 'applied',
+        dispute: { status: 'open', reversed: true, hold_refund_id: null },
+      });
+      expect(await since(base)).toEqual(held(200n, 400n, 400n));
+      expect(await rooms(transaction)).toEqual({ disputed: 400n, refundable: 200n });
+      // Reported again: nothing more moves.
+      expect(await claim('open', true)).toMatchObject({ kind: 'duplicate' });
+      expect(await since(base)).toEqual(held(200n, 400n, 400n));
+      await claim(ending, true);
+      expect(await since(base)).toEqual(
+        ending === 'lost' ? held(200n, 0n, 400n, 400n) : held(600n, 0n, 400n),
+      );
+      // Won, nothing is owed: the refund was the claim's money, paid out of its hold, not a refund
+      // given back because the chargeback counted as the customer's (no dispute_won_after_refund).
+      expect(
+        await db
+          .selectFrom('reconciliation_exceptions')
+          .select('kind')
+          .where('transaction_id', '=', transaction.id)
+          .execute(),
+      ).toEqual([]);
+    }
+  });
+
   it('claim first, then PayPal’s refund of 400: 600 in clearing and nothing held (was 200 and 400); lost and paid by that refund: still 600, nothing lost', async () => {
     const { base, transaction } = await paid('HOLD_1');
     expect(await since(base)).toEqual(held(1000n, 0n, 0n));

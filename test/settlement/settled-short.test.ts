@@ -553,6 +553,84 @@ describe('a capture the gateway settled for another amount than billhook booked'
     ]);
   });
 
+  it('a payment captured in part (Authorize.Net USD 100.00 authorized, 60.00 captured) settled for 50.00: a redelivered charge.succeeded of the 60.00 booked is old news, not a second amount_mismatch; the books and the one exception stay', async () => {
+    /*
+     * By hand, minor units: the capture books 6000 into clearing (the invoice of 10000 paid 6000, 4000
+     * due); the batch settles 5000: 1000 out of clearing and owed again (receivable +1000), the
+     * invoice paid 5000 with 5000 due, amount_captured 5000, one amount_mismatch. The capture webhook
+     * of 6000 delivered again afterwards says what billhook booked before the settlement lowered it:
+     * nothing moves, no exception.
+     */
+    const { invoice, transaction } = await pendingCharge(db, {
+      currency: 'USD',
+      amount: 10_000n,
+      gateway: 'authorizenet',
+    });
+    const captured = () =>
+      applyAsBatch(
+        db,
+        canonicalEvent({
+          type: 'charge.succeeded',
+          gateway: 'authorizenet',
+          gatewayTransactionId: '2228200060',
+          reference: transaction.id,
+          amount: 6_000n,
+          currency: 'USD',
+        }),
+      );
+    expect(await captured()).toMatchObject({ kind: 'applied' });
+    expect(await transactionOf(transaction.id)).toMatchObject({
+      status: 'succeeded',
+      amount_captured: 6_000n,
+    });
+    const before = await booksIn(db, 'USD');
+    await sweepOf('3990360', '2228200060', '50.00')();
+    const line = await db
+      .selectFrom('settlement_lines')
+      .select('id')
+      .where('gateway_line_id', '=', '2228200060')
+      .executeTakeFirstOrThrow();
+    expect(await entryPostings(db, `${transaction.id}:settled_short:${line.id}`)).toEqual({
+      'receivable:customer': 1_000n,
+      'gateway_clearing:authorizenet': -1_000n,
+    });
+    const settled = await booksIn(db, 'USD');
+    expect(settled['receivable:customer']! - (before['receivable:customer'] ?? 0n)).toBe(1_000n);
+    expect(settled['bank:authorizenet']! - (before['bank:authorizenet'] ?? 0n)).toBe(5_000n);
+    expect(settled['gateway_clearing:authorizenet']! - (before['gateway_clearing:authorizenet'] ?? 0n)).toBe(
+      -6_000n,
+    );
+    expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: 5_000n });
+    expect(await invoiceOf(invoice.id)).toMatchObject({
+      status: 'OPEN',
+      amount_paid: 5_000n,
+      amount_due: 5_000n,
+    });
+    const raised = await exceptionsOf(transaction.id);
+    expect(raised).toEqual([expect.objectContaining({ kind: 'amount_mismatch', status: 'open' })]);
+
+    const entries = await countEntries(db);
+    expect(await captured()).not.toMatchObject({ kind: 'exception' });
+    expect(await countEntries(db)).toBe(entries);
+    expect(await booksIn(db, 'USD')).toEqual(settled);
+    expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: 5_000n });
+    expect(await exceptionsOf(transaction.id)).toEqual(raised);
+    // Any other amount is still for a person: 55.00 is neither what was captured nor what settled.
+    expect(
+      await applyAsBatch(
+        db,
+        canonicalEvent({
+          type: 'charge.succeeded',
+          gateway: 'authorizenet',
+          gatewayTransactionId: '2228200060',
+          reference: transaction.id,
+          amount: 5_500n,
+          currency: 'USD',
+        }),
+      ),
+    ).toMatchObject({ kind: 'exception', exception: 'amount_mismatch' });
+  });
+
   it('a redelivered charge.succeeded of the 100.00 booked (DKK 100.00 settled 80.00) is not a second amount_mismatch: the books and the one exception stay', async () => {
     const { transaction } = await succeededCharge(db, {
       currency: 'DKK',
