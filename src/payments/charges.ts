@@ -11,7 +11,7 @@ import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { assertGatewayCanTake } from '../gateways/currencies.ts';
+import { assertAccountTakesCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { ChargeOutcome, ChargeRequest } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
@@ -105,7 +105,9 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * `charge_in_progress`, `gateway_not_configured`,
  * `gateway_account_disabled`, `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
- * cannot take the amount due in the invoice's currency exactly (gateways/currencies.ts)
+ * cannot take the amount due in the invoice's currency exactly, or its account says it does not
+ * process that currency (field `currency`: Authorize.Net getMerchantDetails; not when the account
+ * cannot be asked) (gateways/currencies.ts)
  * @throws NotFoundError for a missing invoice or payment method
  */
 export async function startCharge(
@@ -133,9 +135,11 @@ export async function startCharge(
     }
     const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
     // The payment method's account must take charges: a disabled one is refused before anything exists.
-    await clientForAccount(gateways, method.gateway, method.gateway_account);
-    // Refused before anything is created: an amount the gateway would misread or refuse never starts.
+    const client = await clientForAccount(gateways, method.gateway, method.gateway_account);
+    // Refused before anything is created: an amount the gateway would misread or refuse never starts,
+    // nor one in a currency the account says it does not process (unknown: sent as before).
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
+    await assertAccountTakesCurrency(client, method.gateway, method.gateway_account, invoice.currency);
     const [inFlight] = await chargesInFlight(work.trx, invoiceId);
     if (inFlight) {
       throw new ConflictError(
