@@ -351,6 +351,14 @@ export interface GatewayCapabilities {
    * failure delivered after the success is older news (a PaymentIntent re-confirmed after a decline).
    */
   readonly chargeEventsReadBack: boolean;
+  /**
+   * Decline codes (an attempt's `failure_code`) by which the gateway refuses the charge itself — its
+   * amount or currency, not the card — so the same charge would be refused again however often it
+   * is sent (Stripe `amount_too_small`, `amount_too_large`), each with why in words and its source.
+   * A scheduled charge so refused is not retried by dunning: it is set aside once with an exception
+   * for a person (payments/charges.ts `setAsideUnsendableCharge`), as one billhook cannot send.
+   */
+  readonly refusalsNotRetried: Readonly<Record<string, string>>;
 }
 
 /** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */

@@ -170,13 +170,10 @@ export async function startCharge(
 
 /**
  * Records, inside `work`, a scheduled charge that was never sent because the gateway of the invoice's
- * payment method cannot take its amount exactly (`AmountNotRepresentable`): a `failed` automatic
- * attempt with code `amount_not_representable` and no gateway id, and an open reconciliation
- * exception of that kind for a person. Retrying cannot help (the amount does not change), and the
- * customer did nothing wrong, so the attempt is not counted by dunning (`dunning_counted_at` is set
- * now: no retry schedule, no PAST_DUE) and the invoice is taken off the schedule (`charge_at` null),
- * still OPEN and owed, until someone voids and reissues it, changes the payment method, or records
- * the payment another way, and charges or schedules it again.
+ * payment method cannot take its amount exactly, or its account does not process the invoice's
+ * currency (`AmountNotRepresentable`): a `failed` automatic attempt with code
+ * `amount_not_representable` and no gateway id, then set aside as `setAsideUnsendableCharge` says
+ * (not counted by dunning, off the schedule, one exception for a person).
  * @param invoice the locked OPEN invoice; `message` the refusal naming the gateway and the rule
  * @returns the failed attempt
  */
@@ -207,18 +204,47 @@ export async function recordUnsendableCharge(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await unscheduleCharge(work, invoice.id, now);
   await transactionActivity(work, transaction, 'transaction.failed');
+  await setAsideUnsendableCharge(work, invoice, transaction, message, now);
+  return transaction;
+}
+
+/**
+ * Sets aside, inside `work`, locked OPEN `invoice` whose failed automatic attempt `attempt` can never
+ * succeed as asked — billhook could not send it (`recordUnsendableCharge`), or the gateway refused the
+ * charge itself with one of its `refusalsNotRetried` codes (Stripe `amount_too_small` for USD 0.30,
+ * `amount_too_large`: `countFailedAttempt` in payments/dunning.ts). Retrying cannot help (the amount
+ * does not change), and the customer did nothing wrong, so the attempt is not counted by dunning (its
+ * `dunning_counted_at` is set by the caller: no retry schedule, no PAST_DUE) and the invoice is taken
+ * off the schedule (`charge_at` null), still OPEN and owed, with an open `amount_not_representable`
+ * reconciliation exception about the attempt for a person (once per attempt), until someone voids
+ * and reissues it, changes the payment method, or records the payment another way, and charges or
+ * schedules it again.
+ * @param reason why it was not charged, naming the gateway and the rule or the gateway's code
+ */
+export async function setAsideUnsendableCharge(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  attempt: TransactionRow,
+  reason: string,
+  now: Date,
+): Promise<void> {
+  await unscheduleCharge(work, invoice.id, now);
   await raiseException(work, {
     kind: 'amount_not_representable',
-    gateway: method.gateway,
-    transactionId: transaction.id,
+    gateway: attempt.gateway,
+    gatewayAccount: attempt.gateway_account,
+    transactionId: attempt.id,
     message:
-      `invoice ${invoice.id} was not charged: ${message}. Void and reissue it in an amount the gateway can ` +
+      `invoice ${invoice.id} was not charged: ${reason}. Void and reissue it in an amount the gateway can ` +
       'take, change its payment method, or record the payment another way; then charge or schedule it again',
-    details: { invoice: invoice.id, amount: invoice.amount_due, currency: invoice.currency },
+    details: {
+      invoice: invoice.id,
+      amount: invoice.amount_due,
+      currency: invoice.currency,
+      code: attempt.failure_code,
+    },
   });
-  return transaction;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
 import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
@@ -37,7 +38,10 @@ export interface CollectionResult {
   /** The attempt's status; `failed` also when no attempt could be made (no payment method). */
   outcome: TransactionStatus | 'skipped';
   transactionId?: string;
-  /** Why it was skipped or failed without an attempt (an error code). */
+  /**
+   * Why it was skipped or failed without an attempt (an error code), or the gateway's code of a failed
+   * attempt set aside instead of counted by dunning (`refusalsNotRetried`: Stripe `amount_too_small`).
+   */
   reason?: string;
   dunning?: DunningStep;
 }
@@ -112,8 +116,13 @@ async function collect(
       outcome: transaction.status,
       transactionId: transaction.id,
     };
-    if (transaction.status === 'failed')
+    if (transaction.status === 'failed') {
       result.dunning = await countFailedAttempt(db, actor, policy, transaction.id, now);
+      // Set aside rather than counted (a refusal the gateway will repeat: Stripe amount_too_small).
+      const code = transaction.failure_code;
+      if (!result.dunning && code && capabilitiesOf(transaction.gateway).refusalsNotRetried[code])
+        result.reason = code;
+    }
     if (transaction.status === 'pending' || transaction.status === 'unknown') {
       // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A
       // later failure enters dunning through `countFailedAttempts`; a success pays the invoice.

@@ -15,8 +15,10 @@ import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
+import { setAsideUnsendableCharge } from './charges.ts';
 
 /**
  * The dunning schedule: `retryDays` are whole days after an invoice's first failed automatic charge
@@ -177,8 +179,11 @@ function leftPending(
 /**
  * Counts the failure of automatic attempt `transactionId` once, whenever and however it became
  * failed (the gateway's answer, the poller, a webhook): the attempt is marked counted and, when its
- * invoice is still OPEN, `recordCollectionFailure` applies. Idempotent: a counted, succeeded or
- * manual attempt changes nothing.
+ * invoice is still OPEN, `recordCollectionFailure` applies — unless the gateway refused the charge
+ * itself with a code of its `refusalsNotRetried` (Stripe `amount_too_small`, `amount_too_large`):
+ * then the invoice is set aside instead (`setAsideUnsendableCharge`: off the schedule, one exception
+ * naming the code, no dunning step, no PAST_DUE), as a charge billhook cannot send is. Idempotent: a
+ * counted, succeeded or manual attempt changes nothing.
  * @returns the dunning step taken, or undefined when there was nothing to count
  */
 export async function countFailedAttempt(
@@ -210,6 +215,20 @@ export async function countFailedAttempt(
       .where('id', '=', transactionId)
       .execute();
     if (invoice.status !== 'OPEN') return undefined;
+    // The gateway refused the charge itself (Stripe amount_too_small): sending it again cannot help.
+    const refusal = attempt.failure_code
+      ? capabilitiesOf(attempt.gateway).refusalsNotRetried[attempt.failure_code]
+      : undefined;
+    if (refusal) {
+      await setAsideUnsendableCharge(
+        work,
+        invoice,
+        attempt,
+        `${attempt.gateway} refused the charge with ${attempt.failure_code} (${attempt.failure_message ?? 'no message'}): ${refusal}`,
+        now,
+      );
+      return undefined;
+    }
     return recordCollectionFailure(work, invoice, policy, now, {
       transactionId,
       code: attempt.failure_code,

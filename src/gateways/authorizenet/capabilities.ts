@@ -18,6 +18,7 @@ import type { GatewayCapabilities } from '../types.ts';
  * - lostDisputePaidAsRefund: no.
  * - chargeEventsReadBack: yes. A notification only names a transaction; its state is read with
  *   getTransactionDetails when the delivery is processed (webhook.ts `normalize`).
+ * - refusalsNotRetried: none known; its declines are retried by dunning.
  */
 export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   partialCapture: true,
@@ -26,4 +27,5 @@ export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
   chargeEventsReadBack: true,
+  refusalsNotRetried: {},
 };
