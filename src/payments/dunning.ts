@@ -15,6 +15,7 @@ import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { CURRENCY_TABLES } from '../gateways/currencies.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
@@ -224,7 +225,7 @@ export async function countFailedAttempt(
         work,
         invoice,
         attempt,
-        `${attempt.gateway} refused the charge with ${attempt.failure_code} (${attempt.failure_message ?? 'no message'}): ${refusal}`,
+        `${CURRENCY_TABLES[attempt.gateway].gateway} refused the charge with code ${attempt.failure_code} (${attempt.failure_message ?? 'no message'}): ${refusal}`,
         now,
       );
       return undefined;

@@ -268,4 +268,77 @@ describe('Authorize.Net: a currency the account does not process', () => {
       payment_attempts: 0,
     });
   });
+  it('the collection sweep sends CAD 100.00 when getMerchantDetails fails; Authorize.Net refuses it with reason 39 and it is set aside once, never sent again', async () => {
+    const base = 'https://anet-details-down-sweep.test';
+    const account = await anetAccount(base);
+    const customer = (await app.api('POST', '/v1/customers', { email: 'grace@example.com' })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'authorizenet',
+      gateway_token: TOKEN,
+      gateway_account: account,
+    });
+    expect(card.status).toBe(201);
+    const dueAt = new Date('2027-10-01T06:00:00Z');
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'CAD',
+      lines: [{ description: 'Instalment', unitAmount: 10_000n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const ledger = await ledgerIn(app, 'CAD');
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const sweep = (now: Date) => chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, now);
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(503, 'Service Unavailable');
+    const sent: ApiBody[] = [];
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => {
+        if (!('createTransactionRequest' in body)) return false;
+        sent.push(body.createTransactionRequest.transactionRequest);
+        return true;
+      })
+      .reply(200, withBom(anetFixture('api.createTransaction.error39_currency.constructed.json')));
+
+    const first = await sweep(dueAt);
+    // Unknown currencies refuse nothing: the charge was sent, and Authorize.Net refused it.
+    expect(sent).toMatchObject([{ amount: '100.00', currencyCode: 'CAD' }]);
+    const result = first.charged.find((c) => c.invoiceId === due.id);
+    expect(result).toMatchObject({ outcome: 'failed', reason: '39' });
+    expect(result?.dunning).toBeUndefined();
+    const { transactions: attempts } = await rowsOf(due.id);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toMatchObject({
+      status: 'failed',
+      failure_code: '39',
+      amount: 10_000n,
+      currency: 'CAD',
+    });
+    expect((await app.api('GET', `/v1/invoices/${due.id}`)).body).toMatchObject({
+      status: 'OPEN',
+      amount_due: 10_000,
+      payment_attempts: 0,
+      charge_at: null,
+    });
+    const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    const mine = exceptions.body.data.filter(
+      (e: { transaction: string }) => e.transaction === result?.transactionId,
+    );
+    expect(mine).toEqual([
+      expect.objectContaining({ kind: 'amount_not_representable', gateway: 'authorizenet', status: 'open' }),
+    ]);
+    expect(mine[0].message).toEqual(expect.stringContaining('Authorize.Net refused the charge with code 39'));
+    expect(await ledgerIn(app, 'CAD')).toEqual(ledger);
+
+    // Every dunning retry day passes: nothing claimed, counted or sent again.
+    for (const days of [1, 3, 8]) {
+      const later = await sweep(new Date(dueAt.getTime() + days * 86_400_000));
+      expect(later.charged.map((c) => c.invoiceId)).not.toContain(due.id);
+      expect(later.lateFailures.map((s) => s.invoiceId)).not.toContain(due.id);
+    }
+    expect(sent).toHaveLength(1);
+    expect((await rowsOf(due.id)).transactions).toHaveLength(1);
+  });
 });

@@ -42,7 +42,7 @@ describe('gateway capabilities', () => {
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
         chargeEventsReadBack: true,
-        refusalsNotRetried: {},
+        refusalsNotRetried: { '39': expect.stringContaining('reason 39') },
       },
       eway: {
         partialCapture: false,
