@@ -9,7 +9,6 @@ import type { Db } from '../db/database.ts';
 import type { TransactionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { flagDuplicatePayment } from '../exceptions/exceptions.ts';
-import { capabilitiesOf } from '../gateways/registry.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
 import { AmountNotRepresentable } from '../money/gateway-amount.ts';
 import { chargeInvoice, recordUnsendableCharge } from './charges.ts';
@@ -20,6 +19,7 @@ import {
   type DunningStep,
   dunningPolicy,
   recordCollectionFailure,
+  refusalNotRetried,
 } from './dunning.ts';
 
 /**
@@ -120,8 +120,7 @@ async function collect(
       result.dunning = await countFailedAttempt(db, actor, policy, transaction.id, now);
       // Set aside rather than counted (a refusal the gateway will repeat: Stripe amount_too_small).
       const code = transaction.failure_code;
-      if (!result.dunning && code && capabilitiesOf(transaction.gateway).refusalsNotRetried[code])
-        result.reason = code;
+      if (!result.dunning && code && refusalNotRetried(transaction.gateway, code)) result.reason = code;
     }
     if (transaction.status === 'pending' || transaction.status === 'unknown') {
       // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A

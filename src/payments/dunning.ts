@@ -17,6 +17,7 @@ import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
 import { CURRENCY_TABLES } from '../gateways/currencies.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
+import type { GatewayName } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
 import { setAsideUnsendableCharge } from './charges.ts';
@@ -178,6 +179,16 @@ function leftPending(
 }
 
 /**
+ * Why `gateway` would refuse again a charge it refused with `code` (its capabilities'
+ * `refusalsNotRetried`: Stripe `amount_too_small`), or undefined for an ordinary decline (retried by
+ * dunning) or no code. Only the table's own entries count, never inherited object properties.
+ */
+export function refusalNotRetried(gateway: GatewayName, code: string | null): string | undefined {
+  const refusals = capabilitiesOf(gateway).refusalsNotRetried;
+  return code !== null && Object.hasOwn(refusals, code) ? refusals[code] : undefined;
+}
+
+/**
  * Counts the failure of automatic attempt `transactionId` once, whenever and however it became
  * failed (the gateway's answer, the poller, a webhook): the attempt is marked counted and, when its
  * invoice is still OPEN, `recordCollectionFailure` applies — unless the gateway refused the charge
@@ -217,9 +228,7 @@ export async function countFailedAttempt(
       .execute();
     if (invoice.status !== 'OPEN') return undefined;
     // The gateway refused the charge itself (Stripe amount_too_small): sending it again cannot help.
-    const refusal = attempt.failure_code
-      ? capabilitiesOf(attempt.gateway).refusalsNotRetried[attempt.failure_code]
-      : undefined;
+    const refusal = refusalNotRetried(attempt.gateway, attempt.failure_code);
     if (refusal) {
       await setAsideUnsendableCharge(
         work,
