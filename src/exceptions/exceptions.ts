@@ -69,7 +69,11 @@ export type ExceptionKind =
   | 'succeeded_charge_undone'
   | 'unparseable_payload'
   | 'unknown_outcome'
-  /** A scheduled charge the gateway cannot take exactly (gateways/currencies.ts): never sent. */
+  /**
+   * A scheduled charge the gateway cannot take exactly or its account does not process the currency
+   * of (gateways/currencies.ts): never sent; or one the gateway refused with a code it would repeat
+   * (`refusalsNotRetried`: Stripe `amount_too_small`): not sent again. `details.code` says which.
+   */
   | 'amount_not_representable'
   /** A stored webhook that kept failing and whose dead letter was deleted: never processed. */
   | 'abandoned_event'

@@ -1,10 +1,15 @@
-import { assertRepresentable, currencySupport, type GatewayCurrencyTable } from '../money/gateway-amount.ts';
+import {
+  AmountNotRepresentable,
+  assertRepresentable,
+  currencySupport,
+  type GatewayCurrencyTable,
+} from '../money/gateway-amount.ts';
 import { AUTHORIZENET_CURRENCIES } from './authorizenet/currencies.ts';
 import { EWAY_CURRENCIES } from './eway/currencies.ts';
 import { PAYPAL_CURRENCIES } from './paypal/currencies.ts';
 import { SECUREPAY_CURRENCIES } from './securepay/currencies.ts';
 import { STRIPE_CURRENCIES } from './stripe/currencies.ts';
-import type { GatewayName } from './types.ts';
+import type { GatewayClient, GatewayName } from './types.ts';
 
 /** Each gateway's currency rules (README "Currency rules per gateway"). */
 export const CURRENCY_TABLES: Readonly<Record<GatewayName, GatewayCurrencyTable>> = {
@@ -22,6 +27,47 @@ export const CURRENCY_TABLES: Readonly<Record<GatewayName, GatewayCurrencyTable>
  */
 export function assertGatewayCanTake(gateway: GatewayName, amount: bigint, currency: string): void {
   assertRepresentable(CURRENCY_TABLES[gateway], amount, currency);
+}
+
+/**
+ * Refuses, before anything is created or sent, a charge or refund in `currency` when the gateway
+ * account whose `client` would send it says it does not process that currency (`accountCurrencies`:
+ * Authorize.Net's getMerchantDetails `currencies`, cached by the client after its first answer; a CAD
+ * 100.00 charge on a USD-only account would be declined with reason 39, and dunning would send it
+ * again and again). Gateways without such a list (`accountCurrencies` absent) are not asked.
+ * When the account cannot be asked — no answer, a timeout, HTTP 5xx, a refusal, no ISO 4217 currency
+ * named — nothing is refused: the charge or refund goes ahead as it would without this check, and the
+ * gateway refuses it itself if it must. What the account takes is then unknown, and an unknown is
+ * never a decline. Until a first answer is cached, each call asks again (inside its caller's unit of
+ * work, at most `GATEWAY_TIMEOUT_MS`).
+ * @param account the gateway account (`gwa_…`), null for the gateway's default account; named in the
+ * refusal
+ * @throws AmountNotRepresentable (HTTP 422 `amount_not_representable`, field `currency`) naming the
+ * currency and the account's currencies; the collection sweep records it as an unsendable charge
+ * (payments/charges.ts `recordUnsendableCharge`: one failed attempt, one exception, never sent again)
+ */
+export async function assertAccountTakesCurrency(
+  client: GatewayClient,
+  gateway: GatewayName,
+  account: string | null,
+  currency: string,
+): Promise<void> {
+  if (!client.accountCurrencies) return;
+  let currencies: readonly string[];
+  try {
+    currencies = await client.accountCurrencies();
+  } catch {
+    return;
+  }
+  const code = currency.toUpperCase();
+  if (currencies.length === 0 || currencies.includes(code)) return;
+  const name = CURRENCY_TABLES[gateway].gateway;
+  const which = account ? `${name} account ${account}` : `the ${name} account`;
+  const processes = currencies.join(', ');
+  throw new AmountNotRepresentable(
+    `${which} does not process ${code}: it processes ${processes} (its merchant details), and ${name} refuses a transaction in any other currency`,
+    { currency: `${code} is not a currency ${which} processes; it processes ${processes}` },
+  );
 }
 
 /**

@@ -95,8 +95,36 @@ export function logGatewayFailures(registry: GatewayRegistry, log: Logger): Gate
         refund: logged('refund', refundIds, (r) => client.refund(r)),
         void: logged('void', voidIds, (r) => client.void(r)),
         fetchTransaction: logged('fetchTransaction', queryIds, (r) => client.fetchTransaction(r)),
+        ...accountCurrenciesLogged(client, name, log),
       };
       return [name, { ...adapter, client: wrapped }];
     }),
   );
+}
+
+/**
+ * `client.accountCurrencies`, when it has one, with its failure logged (the call it guards is then
+ * sent anyway: gateways/currencies.ts `assertAccountTakesCurrency`) and rethrown.
+ */
+function accountCurrenciesLogged(
+  client: GatewayClient,
+  gateway: string,
+  log: Logger,
+): Pick<GatewayClient, 'accountCurrencies'> {
+  const read = client.accountCurrencies?.bind(client);
+  if (!read) return {};
+  return {
+    accountCurrencies: async () => {
+      try {
+        return await read();
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        log.warn(
+          { gateway, operation: 'accountCurrencies', outcome: 'error', reason },
+          'gateway call failed',
+        );
+        throw error;
+      }
+    },
+  };
 }

@@ -288,6 +288,16 @@ export interface GatewayClient {
   void(request: VoidRequest): Promise<VoidOutcome>;
   /** Asks the gateway what became of a charge (the poller's question for pending and unknown attempts). */
   fetchTransaction(query: TransactionQuery): Promise<TransactionStatusOutcome>;
+  /**
+   * The ISO 4217 currencies (upper case) this account processes, as the gateway itself says, where
+   * it does and refuses the others (Authorize.Net: getMerchantDetails `currencies`, cached after
+   * success; another currency is declined with reason 39). Absent for a gateway whose currency table
+   * alone says what it takes (gateways/currencies.ts). Read by `assertAccountTakesCurrency` before a
+   * charge or refund exists.
+   * @throws Error when the gateway cannot be asked (no answer, timeout, 5xx, a refusal) or names no
+   * ISO 4217 currency: what the account takes is then unknown
+   */
+  accountCurrencies?(): Promise<readonly string[]>;
 }
 
 /**
@@ -341,6 +351,14 @@ export interface GatewayCapabilities {
    * failure delivered after the success is older news (a PaymentIntent re-confirmed after a decline).
    */
   readonly chargeEventsReadBack: boolean;
+  /**
+   * Decline codes (an attempt's `failure_code`) by which the gateway refuses the charge itself — its
+   * amount or currency, not the card — so the same charge would be refused again however often it
+   * is sent (Stripe `amount_too_small`, `amount_too_large`), each with why in words and its source.
+   * A scheduled charge so refused is not retried by dunning: it is set aside once with an exception
+   * for a person (payments/charges.ts `setAsideUnsendableCharge`), as one billhook cannot send.
+   */
+  readonly refusalsNotRetried: Readonly<Record<string, string>>;
 }
 
 /** One gateway, as the rest of billhook sees it. Either half is absent when not configured. */

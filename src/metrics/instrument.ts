@@ -31,6 +31,8 @@ export function instrumentRegistry(
         refund: timed('refund', (r) => client.refund(r)),
         void: timed('void', (r) => client.void(r)),
         fetchTransaction: timed('fetchTransaction', (r) => client.fetchTransaction(r)),
+        // Not timed: no outcome to label, and answered from the client's cache once known.
+        ...(client.accountCurrencies ? { accountCurrencies: client.accountCurrencies.bind(client) } : {}),
       };
       return [name, { ...adapter, client: instrumented }];
     }),

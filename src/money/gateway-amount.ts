@@ -69,14 +69,16 @@ export type IntegerAmounts = GatewayCurrencyTable & { format: 'integer' };
 export type DecimalAmounts = GatewayCurrencyTable & { format: 'decimal' };
 
 /**
- * Raised when an amount or currency cannot cross to or from a gateway exactly: the API answers 422
- * (`amount_not_representable`) naming the gateway and the rule; a webhook with such an amount is a
- * payload error. Nothing is sent and nothing is created.
+ * Raised when an amount or currency cannot cross to or from a gateway exactly, or the gateway account
+ * does not process the currency (gateways/currencies.ts `assertAccountTakesCurrency`): the API answers
+ * 422 (`amount_not_representable`) naming the gateway and the rule, with `fields` when a field-level
+ * message is known (`currency`); a webhook with such an amount is a payload error. Nothing is sent
+ * and nothing is created.
  */
 export class AmountNotRepresentable extends AppError {
   override name = 'AmountNotRepresentable';
-  constructor(message: string) {
-    super(422, 'invalid_request', 'amount_not_representable', message);
+  constructor(message: string, fields?: Record<string, string>) {
+    super(422, 'invalid_request', 'amount_not_representable', message, fields);
   }
 }
 

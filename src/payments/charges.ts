@@ -11,7 +11,7 @@ import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { assertGatewayCanTake } from '../gateways/currencies.ts';
+import { assertAccountTakesCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { ChargeOutcome, ChargeRequest } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
@@ -105,7 +105,9 @@ export function chargeResultOf(outcome: ChargeOutcome): ChargeResult {
  * `charge_in_progress`, `gateway_not_configured`,
  * `gateway_account_disabled`, `charge_not_claimed` (see `ChargeOptions.claimedChargeAt`)
  * @throws AmountNotRepresentable (422 `amount_not_representable`) when the payment method's gateway
- * cannot take the amount due in the invoice's currency exactly (gateways/currencies.ts)
+ * cannot take the amount due in the invoice's currency exactly, or its account says it does not
+ * process that currency (field `currency`: Authorize.Net getMerchantDetails; not when the account
+ * cannot be asked) (gateways/currencies.ts)
  * @throws NotFoundError for a missing invoice or payment method
  */
 export async function startCharge(
@@ -133,9 +135,11 @@ export async function startCharge(
     }
     const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
     // The payment method's account must take charges: a disabled one is refused before anything exists.
-    await clientForAccount(gateways, method.gateway, method.gateway_account);
-    // Refused before anything is created: an amount the gateway would misread or refuse never starts.
+    const client = await clientForAccount(gateways, method.gateway, method.gateway_account);
+    // Refused before anything is created: an amount the gateway would misread or refuse never starts,
+    // nor one in a currency the account says it does not process (unknown: sent as before).
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
+    await assertAccountTakesCurrency(client, method.gateway, method.gateway_account, invoice.currency);
     const [inFlight] = await chargesInFlight(work.trx, invoiceId);
     if (inFlight) {
       throw new ConflictError(
@@ -166,13 +170,10 @@ export async function startCharge(
 
 /**
  * Records, inside `work`, a scheduled charge that was never sent because the gateway of the invoice's
- * payment method cannot take its amount exactly (`AmountNotRepresentable`): a `failed` automatic
- * attempt with code `amount_not_representable` and no gateway id, and an open reconciliation
- * exception of that kind for a person. Retrying cannot help (the amount does not change), and the
- * customer did nothing wrong, so the attempt is not counted by dunning (`dunning_counted_at` is set
- * now: no retry schedule, no PAST_DUE) and the invoice is taken off the schedule (`charge_at` null),
- * still OPEN and owed, until someone voids and reissues it, changes the payment method, or records
- * the payment another way, and charges or schedules it again.
+ * payment method cannot take its amount exactly, or its account does not process the invoice's
+ * currency (`AmountNotRepresentable`): a `failed` automatic attempt with code
+ * `amount_not_representable` and no gateway id, then set aside as `setAsideUnsendableCharge` says
+ * (not counted by dunning, off the schedule, one exception for a person).
  * @param invoice the locked OPEN invoice; `message` the refusal naming the gateway and the rule
  * @returns the failed attempt
  */
@@ -203,18 +204,47 @@ export async function recordUnsendableCharge(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await unscheduleCharge(work, invoice.id, now);
   await transactionActivity(work, transaction, 'transaction.failed');
+  await setAsideUnsendableCharge(work, invoice, transaction, message, now);
+  return transaction;
+}
+
+/**
+ * Sets aside, inside `work`, locked OPEN `invoice` whose failed automatic attempt `attempt` can never
+ * succeed as asked — billhook could not send it (`recordUnsendableCharge`), or the gateway refused the
+ * charge itself with one of its `refusalsNotRetried` codes (Stripe `amount_too_small` for USD 0.30,
+ * `amount_too_large`: `countFailedAttempt` in payments/dunning.ts). Retrying cannot help (the amount
+ * does not change), and the customer did nothing wrong, so the attempt is not counted by dunning (its
+ * `dunning_counted_at` is set by the caller: no retry schedule, no PAST_DUE) and the invoice is taken
+ * off the schedule (`charge_at` null), still OPEN and owed, with an open `amount_not_representable`
+ * reconciliation exception about the attempt for a person (once per attempt), until someone voids
+ * and reissues it, changes the payment method, or records the payment another way, and charges or
+ * schedules it again.
+ * @param reason why it was not charged, naming the gateway and the rule or the gateway's code
+ */
+export async function setAsideUnsendableCharge(
+  work: UnitOfWork,
+  invoice: InvoiceRow,
+  attempt: TransactionRow,
+  reason: string,
+  now: Date,
+): Promise<void> {
+  await unscheduleCharge(work, invoice.id, now);
   await raiseException(work, {
     kind: 'amount_not_representable',
-    gateway: method.gateway,
-    transactionId: transaction.id,
+    gateway: attempt.gateway,
+    gatewayAccount: attempt.gateway_account,
+    transactionId: attempt.id,
     message:
-      `invoice ${invoice.id} was not charged: ${message}. Void and reissue it in an amount the gateway can ` +
+      `invoice ${invoice.id} was not charged: ${reason}. Void and reissue it in an amount the gateway can ` +
       'take, change its payment method, or record the payment another way; then charge or schedule it again',
-    details: { invoice: invoice.id, amount: invoice.amount_due, currency: invoice.currency },
+    details: {
+      invoice: invoice.id,
+      amount: invoice.amount_due,
+      currency: invoice.currency,
+      code: attempt.failure_code,
+    },
   });
-  return transaction;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type DunningStep,
   dunningPolicy,
   recordCollectionFailure,
+  refusalNotRetried,
 } from './dunning.ts';
 
 /**
@@ -37,7 +38,10 @@ export interface CollectionResult {
   /** The attempt's status; `failed` also when no attempt could be made (no payment method). */
   outcome: TransactionStatus | 'skipped';
   transactionId?: string;
-  /** Why it was skipped or failed without an attempt (an error code). */
+  /**
+   * Why it was skipped or failed without an attempt (an error code), or the gateway's code of a failed
+   * attempt set aside instead of counted by dunning (`refusalsNotRetried`: Stripe `amount_too_small`).
+   */
   reason?: string;
   dunning?: DunningStep;
 }
@@ -112,8 +116,12 @@ async function collect(
       outcome: transaction.status,
       transactionId: transaction.id,
     };
-    if (transaction.status === 'failed')
+    if (transaction.status === 'failed') {
       result.dunning = await countFailedAttempt(db, actor, policy, transaction.id, now);
+      // Set aside rather than counted (a refusal the gateway will repeat: Stripe amount_too_small).
+      const code = transaction.failure_code;
+      if (!result.dunning && code && refusalNotRetried(transaction.gateway, code)) result.reason = code;
+    }
     if (transaction.status === 'pending' || transaction.status === 'unknown') {
       // The outcome will come from the gateway (webhook or poller): nothing to schedule meanwhile. A
       // later failure enters dunning through `countFailedAttempts`; a success pays the invoice.

@@ -15,8 +15,12 @@ import { transitionSubscription } from '../billing/subscription-status.ts';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/database.ts';
 import type { InvoiceRow, SubscriptionRow, SubscriptionStatus } from '../db/schema.ts';
+import { CURRENCY_TABLES } from '../gateways/currencies.ts';
+import { capabilitiesOf } from '../gateways/registry.ts';
+import type { GatewayName } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import { DAY_MS } from '../time.ts';
+import { setAsideUnsendableCharge } from './charges.ts';
 
 /**
  * The dunning schedule: `retryDays` are whole days after an invoice's first failed automatic charge
@@ -175,10 +179,23 @@ function leftPending(
 }
 
 /**
+ * Why `gateway` would refuse again a charge it refused with `code` (its capabilities'
+ * `refusalsNotRetried`: Stripe `amount_too_small`), or undefined for an ordinary decline (retried by
+ * dunning) or no code. Only the table's own entries count, never inherited object properties.
+ */
+export function refusalNotRetried(gateway: GatewayName, code: string | null): string | undefined {
+  const refusals = capabilitiesOf(gateway).refusalsNotRetried;
+  return code !== null && Object.hasOwn(refusals, code) ? refusals[code] : undefined;
+}
+
+/**
  * Counts the failure of automatic attempt `transactionId` once, whenever and however it became
  * failed (the gateway's answer, the poller, a webhook): the attempt is marked counted and, when its
- * invoice is still OPEN, `recordCollectionFailure` applies. Idempotent: a counted, succeeded or
- * manual attempt changes nothing.
+ * invoice is still OPEN, `recordCollectionFailure` applies — unless the gateway refused the charge
+ * itself with a code of its `refusalsNotRetried` (Stripe `amount_too_small`, `amount_too_large`):
+ * then the invoice is set aside instead (`setAsideUnsendableCharge`: off the schedule, one exception
+ * naming the code, no dunning step, no PAST_DUE), as a charge billhook cannot send is. Idempotent: a
+ * counted, succeeded or manual attempt changes nothing.
  * @returns the dunning step taken, or undefined when there was nothing to count
  */
 export async function countFailedAttempt(
@@ -210,6 +227,18 @@ export async function countFailedAttempt(
       .where('id', '=', transactionId)
       .execute();
     if (invoice.status !== 'OPEN') return undefined;
+    // The gateway refused the charge itself (Stripe amount_too_small): sending it again cannot help.
+    const refusal = refusalNotRetried(attempt.gateway, attempt.failure_code);
+    if (refusal) {
+      await setAsideUnsendableCharge(
+        work,
+        invoice,
+        attempt,
+        `${CURRENCY_TABLES[attempt.gateway].gateway} refused the charge with code ${attempt.failure_code} (${attempt.failure_message ?? 'no message'}): ${refusal}`,
+        now,
+      );
+      return undefined;
+    }
     return recordCollectionFailure(work, invoice, policy, now, {
       transactionId,
       code: attempt.failure_code,

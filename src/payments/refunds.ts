@@ -44,7 +44,7 @@ import type {
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
-import { assertGatewayCanTake, gatewayStep } from '../gateways/currencies.ts';
+import { assertAccountTakesCurrency, assertGatewayCanTake, gatewayStep } from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -743,7 +743,9 @@ export interface PreparedRefund {
  * `{"transaction": "txn_…"}` with its room); ConflictError `overpayment_credit_spent` (`createRefund`),
  * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
- * when the gateway cannot take the amount exactly (gateways/currencies.ts) — an amount asked; an
+ * when the payment's account says it does not process its currency (field `currency`,
+ * `assertAccountTakesCurrency`), or when the gateway cannot take the amount exactly
+ * (gateways/currencies.ts) — an amount asked; an
  * amount omitted that billhook works out (what the period kept after its change credit, a payment's
  * whole room within it, named or not) and the payment's gateway takes only on a step is refunded the largest
  * on-step amount not above it, the rest given to the customer's credit (`creditCashRest`,
@@ -818,7 +820,14 @@ async function prepareInvoiceRefund(
   const left = roomAfterChangeCredit(invoice, whole, input.amount);
   const asked = input.amount ?? left;
   const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
-  await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  // A currency the account says it does not process (Authorize.Net): refused before anything exists.
+  await assertAccountTakesCurrency(
+    client,
+    transaction.gateway,
+    transaction.gateway_account,
+    transaction.currency,
+  );
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
   if (input.amount === undefined && input.transaction !== undefined) {
@@ -993,7 +1002,9 @@ async function paymentToRefund(
  * when given), each on its payment's gateway account, checked first (`clientForAccount`), inside
  * `work`, whose caller locked the payments' invoices. The caller commits, then sends them (`sendRefunds`).
  * @returns the refunds with their payments, in the parts' order
- * @throws as `createRefund`; ConflictError `gateway_not_configured`, `gateway_account_disabled`
+ * @throws as `createRefund`; ConflictError `gateway_not_configured`, `gateway_account_disabled`;
+ * AmountNotRepresentable (422, field `currency`) when a payment's account says it does not process its
+ * currency (`assertAccountTakesCurrency`: Authorize.Net getMerchantDetails; not when it cannot be asked)
  */
 export async function prepareRefunds(
   work: UnitOfWork,
@@ -1003,7 +1014,13 @@ export async function prepareRefunds(
 ): Promise<PreparedRefund[]> {
   const prepared: PreparedRefund[] = [];
   for (const { transaction, amount } of parts) {
-    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+    const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+    await assertAccountTakesCurrency(
+      client,
+      transaction.gateway,
+      transaction.gateway_account,
+      transaction.currency,
+    );
     prepared.push({ refund: await createRefund(work, transaction, { ...input, amount }), transaction });
   }
   return prepared;

@@ -424,6 +424,8 @@ describe('Authorize.Net end to end: an account with several currencies, and a pa
     });
     const held = anetFixture('api.createTransaction.held_for_review.constructed.json');
     held.transactionResponse.transId = transId;
+    // The account takes CAD (a charge in a currency it does not process is refused before sending).
+    twoCurrencies();
     nockApi(BASE, 'createTransactionRequest', held);
     const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
     expect(charged.body.transaction).toMatchObject({ status: 'pending', currency: 'CAD' });

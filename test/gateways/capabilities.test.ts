@@ -21,6 +21,10 @@ describe('gateway capabilities', () => {
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
         chargeEventsReadBack: false,
+        refusalsNotRetried: {
+          amount_too_small: expect.stringContaining('https://docs.stripe.com/error-codes#amount-too-small'),
+          amount_too_large: expect.stringContaining('https://docs.stripe.com/error-codes#amount-too-large'),
+        },
       },
       paypal: {
         partialCapture: false,
@@ -29,6 +33,7 @@ describe('gateway capabilities', () => {
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: true,
         chargeEventsReadBack: false,
+        refusalsNotRetried: {},
       },
       authorizenet: {
         partialCapture: true,
@@ -37,6 +42,7 @@ describe('gateway capabilities', () => {
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
         chargeEventsReadBack: true,
+        refusalsNotRetried: { '39': expect.stringContaining('reason 39') },
       },
       eway: {
         partialCapture: false,
@@ -45,6 +51,7 @@ describe('gateway capabilities', () => {
         statusCheck: 'query',
         lostDisputePaidAsRefund: false,
         chargeEventsReadBack: true,
+        refusalsNotRetried: {},
       },
       securepay: {
         partialCapture: false,
@@ -53,6 +60,7 @@ describe('gateway capabilities', () => {
         statusCheck: 'repeat',
         lostDisputePaidAsRefund: false,
         chargeEventsReadBack: false,
+        refusalsNotRetried: {},
       },
     });
   });

@@ -18,6 +18,11 @@ import type { GatewayCapabilities } from '../types.ts';
  * - lostDisputePaidAsRefund: no.
  * - chargeEventsReadBack: yes. A notification only names a transaction; its state is read with
  *   getTransactionDetails when the delivery is processed (webhook.ts `normalize`).
+ * - refusalsNotRetried: reason 39, "The supplied currency code is either invalid, not supported, not
+ *   allowed for this merchant or doesn't have an exchange rate." (response code 3,
+ *   https://developer.authorize.net/api/reference/responseCodes.html): a charge in a currency the
+ *   account does not process, sent because getMerchantDetails could not be read
+ *   (gateways/currencies.ts `assertAccountTakesCurrency`), is refused again however often it is sent.
  */
 export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   partialCapture: true,
@@ -26,4 +31,7 @@ export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
   chargeEventsReadBack: true,
+  refusalsNotRetried: {
+    '39': 'Authorize.Net refuses a currency the account does not process (reason 39, https://developer.authorize.net/api/reference/responseCodes.html)',
+  },
 };

@@ -13,6 +13,7 @@ import type { GatewayCapabilities } from '../types.ts';
  * - lostDisputePaidAsRefund: no.
  * - chargeEventsReadBack: yes. A hint only names a transaction or access code; its state is read with
  *   Transaction Query when the delivery is processed (webhook.ts `normalize`).
+ * - refusalsNotRetried: none known; its declines are retried by dunning.
  */
 export const EWAY_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -21,4 +22,5 @@ export const EWAY_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
   chargeEventsReadBack: true,
+  refusalsNotRetried: {},
 };

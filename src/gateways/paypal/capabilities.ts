@@ -18,6 +18,7 @@ import type { GatewayCapabilities } from '../types.ts';
  *   `ACCEPTED` and `amount_refunded`, and refunds the capture (`PAYMENT.CAPTURE.REFUNDED`,
  *   https://developer.paypal.com/docs/api/customer-disputes/v1/#disputes_accept-claim).
  * - chargeEventsReadBack: no. An event carries the capture as it was when the event was made.
+ * - refusalsNotRetried: none known; its declines are retried by dunning.
  */
 export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -26,4 +27,5 @@ export const PAYPAL_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'repeat',
   lostDisputePaidAsRefund: true,
   chargeEventsReadBack: false,
+  refusalsNotRetried: {},
 };

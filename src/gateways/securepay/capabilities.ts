@@ -16,6 +16,7 @@ import { SAFE_REPEAT_WINDOW_MS } from './conventions.ts';
  *   conventions.ts) of the attempt, since how long SecurePay keeps the key is undocumented.
  * - lostDisputePaidAsRefund: no.
  * - chargeEventsReadBack: no. Its hints give no charge events at all (webhook.ts `normalize`).
+ * - refusalsNotRetried: none known; its declines are retried by dunning.
  */
 export const SECUREPAY_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -24,4 +25,5 @@ export const SECUREPAY_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'repeat',
   lostDisputePaidAsRefund: false,
   chargeEventsReadBack: false,
+  refusalsNotRetried: {},
 };

@@ -19,6 +19,11 @@ import type { GatewayCapabilities } from '../types.ts';
  *   (https://docs.stripe.com/disputes/how-disputes-work).
  * - chargeEventsReadBack: no. An event carries the PaymentIntent as it was when the event was made
  *   (https://docs.stripe.com/webhooks, "Event ordering": Stripe does not guarantee delivery in order).
+ * - refusalsNotRetried: `amount_too_small`, `amount_too_large` (https://docs.stripe.com/error-codes:
+ *   "Specified amount is less than the minimum amount allowed. Use a higher amount and try again." /
+ *   "greater than the maximum amount allowed. Use a lower amount and try again."), HTTP 400
+ *   `invalid_request_error` on the PaymentIntent create (client.ts `outcomeOfError` keeps the code):
+ *   the same amount is refused again, so dunning does not send it again.
  */
 export const STRIPE_CAPABILITIES: GatewayCapabilities = {
   partialCapture: false,
@@ -27,4 +32,10 @@ export const STRIPE_CAPABILITIES: GatewayCapabilities = {
   statusCheck: 'query',
   lostDisputePaidAsRefund: false,
   chargeEventsReadBack: false,
+  refusalsNotRetried: {
+    amount_too_small:
+      'Stripe refuses an amount below its minimum charge amount (https://docs.stripe.com/error-codes#amount-too-small, https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts)',
+    amount_too_large:
+      'Stripe refuses an amount greater than the maximum it allows (https://docs.stripe.com/error-codes#amount-too-large)',
+  },
 };

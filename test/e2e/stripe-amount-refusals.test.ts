@@ -1,0 +1,125 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { chargeDueInvoices } from '../../src/payments/collection.ts';
+import { QUEUES } from '../../src/queue/queues.ts';
+import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
+import { ledgerIn } from '../support/collection.ts';
+import { expectEveryMockUsed } from '../support/nock.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
+import { stripeFixture } from '../support/stripe.ts';
+
+/**
+ * Stripe refuses a PaymentIntent whose amount is below its minimum or above its maximum with HTTP 400
+ * `invalid_request_error`, code `amount_too_small` / `amount_too_large`
+ * (https://docs.stripe.com/error-codes): the same amount will be refused again, so the collection
+ * sweep sets the invoice aside once — one failed attempt, one exception naming the code, no dunning
+ * — as it does an amount it cannot send (`recordUnsendableCharge`), and never sends it again.
+ */
+describe('Stripe amount_too_small / amount_too_large are not retried by dunning', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp();
+    // The sweep is driven by the test alone.
+    await app.runtime.boss.unschedule(QUEUES.invoiceCharge);
+    await app.runtime.boss.offWork(QUEUES.invoiceCharge);
+  });
+  afterEach(expectEveryMockUsed);
+  afterAll(async () => {
+    await stopOfflineTestApp(app);
+  });
+
+  it.each([
+    ['amount_too_small', 'USD 0.30', 30n, '2027-08-01T06:00:00Z'],
+    ['amount_too_large', 'USD 250,000.00', 25_000_000n, '2027-09-01T06:00:00Z'],
+  ])(
+    'the sweep sends %s (%s) once: one failed attempt, one exception naming the code, no dunning, never sent again',
+    async (code, _shown, amount, due) => {
+      const customer = (await app.api('POST', '/v1/customers', { email: 'ada@example.com' })).body;
+      const card = await app.api('POST', '/v1/payment-methods', {
+        customer: customer.id,
+        gateway: 'stripe',
+        gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+        gateway_customer_id: 'cus_SRCIP043oBsNpV',
+      });
+      expect(card.status).toBe(201);
+      const dueAt = new Date(due);
+      const draft = await createInvoice(app.runtime.db, 'system', {
+        customerId: customer.id,
+        currency: 'USD',
+        lines: [{ description: 'Instalment', unitAmount: amount, quantity: 1, type: 'CHARGE' }],
+        chargeAt: dueAt,
+      });
+      const invoice = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+      const ledger = await ledgerIn(app, 'USD');
+      const error = stripeFixture(`api.payment_intent.create.${code}.error.json`);
+      const sent: string[] = [];
+      nock(STRIPE_API_BASE)
+        .post('/v1/payment_intents')
+        .reply(async (request: Request) => {
+          sent.push(new URLSearchParams(await request.text()).get('amount') ?? '');
+          return [400, error];
+        });
+      const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+      const sweep = (now: Date) => chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, now);
+
+      const first = await sweep(dueAt);
+      expect(sent).toEqual([String(amount)]);
+      const result = first.charged.find((c) => c.invoiceId === invoice.id);
+      expect(result).toMatchObject({ outcome: 'failed', reason: code });
+      expect(result?.dunning).toBeUndefined();
+      const attempts = await app.runtime.db
+        .selectFrom('transactions')
+        .selectAll()
+        .where('invoice_id', '=', invoice.id)
+        .execute();
+      expect(attempts).toHaveLength(1);
+      expect(attempts[0]).toMatchObject({
+        id: result?.transactionId,
+        status: 'failed',
+        failure_code: code,
+        failure_message: error.error.message,
+        amount,
+        currency: 'USD',
+        automatic: true,
+      });
+      expect(attempts[0]?.dunning_counted_at).not.toBeNull();
+      // Not the customer's failure: no attempt counted, no retry scheduled, still owed, no PAST_DUE.
+      expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+        status: 'OPEN',
+        amount_due: Number(amount),
+        payment_attempts: 0,
+        charge_at: null,
+      });
+      const exceptions = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+      const mine = exceptions.body.data.filter(
+        (e: { transaction: string }) => e.transaction === result?.transactionId,
+      );
+      expect(mine).toEqual([
+        expect.objectContaining({ kind: 'amount_not_representable', gateway: 'stripe', status: 'open' }),
+      ]);
+      expect(mine[0].message).toEqual(expect.stringContaining(`invoice ${invoice.id} was not charged`));
+      expect(mine[0].message).toEqual(expect.stringContaining(code));
+      expect(await ledgerIn(app, 'USD')).toEqual(ledger);
+
+      // Every dunning retry day passes: nothing claimed, counted or sent again (no nock: a call fails).
+      for (const days of [1, 3, 8]) {
+        const later = await sweep(new Date(dueAt.getTime() + days * 86_400_000));
+        expect(later.charged.map((c) => c.invoiceId)).not.toContain(invoice.id);
+        expect(later.lateFailures.map((s) => s.invoiceId)).not.toContain(invoice.id);
+      }
+      expect(sent).toHaveLength(1);
+      expect(
+        await app.runtime.db
+          .selectFrom('transactions')
+          .select('id')
+          .where('invoice_id', '=', invoice.id)
+          .execute(),
+      ).toHaveLength(1);
+      expect((await app.api('GET', `/v1/invoices/${invoice.id}`)).body).toMatchObject({
+        status: 'OPEN',
+        payment_attempts: 0,
+      });
+    },
+  );
+});
