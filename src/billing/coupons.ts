@@ -485,7 +485,12 @@ export interface RedemptionWithCoupon extends CouponRedemptionRow {
   coupon: CouponRow;
 }
 
-/** The coupons redeemed on subscription `subscriptionId`, oldest first, each with its coupon. */
+/**
+ * The coupons redeemed on subscription `subscriptionId`, oldest first (the order `couponDiscounts`
+ * applies them in), each with its coupon. Oldest by `created_at` (its transaction's start, in
+ * microseconds; one redemption per transaction: `redeemCoupon`), not by id alone: ids carry
+ * milliseconds, and two made in one sort at random.
+ */
 export async function subscriptionRedemptions(
   db: Kysely<Database>,
   subscriptionId: string,
@@ -494,6 +499,7 @@ export async function subscriptionRedemptions(
     .selectFrom('coupon_redemptions')
     .selectAll()
     .where('subscription_id', '=', subscriptionId)
+    .orderBy('created_at')
     .orderBy('id')
     .execute();
   if (!rows.length) return [];

@@ -60,7 +60,11 @@ export async function settleSubscription(
     .where('subscription_id', '=', id)
     .where('status', '=', 'OPEN')
     .where('amount_due', '>', 0n)
+    // Oldest first. Invoices made in one transaction (a term's remaining cycles, a catch-up renewal)
+    // share its created_at, and ids made in one millisecond sort at random: OPEN, they are numbered,
+    // in the order finalized.
     .orderBy('created_at')
+    .orderBy('number')
     .orderBy('id')
     .execute();
   const results: SettledInvoice[] = [];

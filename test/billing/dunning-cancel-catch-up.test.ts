@@ -72,7 +72,9 @@ describe("dunning's final CANCEL while the renewal sweep is behind", () => {
       .select(['period_index', 'billing_reason', 'status', 'total', 'period_start', 'period_end'])
       .where('subscription_id', '=', id)
       .orderBy('created_at')
-      .orderBy('id')
+      // April's renewal and the final invoice are made in the cancellation's one transaction (one
+      // created_at), and ids made in one millisecond sort at random: in the order numbered.
+      .orderBy('number')
       .execute();
     // Before: April's 1000 was never billed; the final invoice billed Mar 1 – Apr 5's usage, 300.
     expect(invoices).toEqual([
@@ -164,7 +166,7 @@ describe("dunning's final CANCEL while the renewal sweep is behind", () => {
         .select(['period_index', 'billing_reason', 'total', 'period_start', 'period_end'])
         .where('subscription_id', '=', id)
         .orderBy('created_at')
-        .orderBy('id')
+        .orderBy('number')
         .execute();
       // March's invoice, then the final one of March's usage up to the end (Apr 1): no April.
       expect(rows).toEqual([

@@ -129,9 +129,18 @@ describe('metered usage on renewal invoices', () => {
     );
     return { customerId: customer.id as string, id: subscription.id };
   }
-  /** The customer's invoices, oldest first, as the API shows them. */
-  const invoicesOf = async (customerId: string) =>
-    (await app.api('GET', `/v1/invoices?customer=${customerId}&sort=created&limit=100`)).body.data;
+  /**
+   * The customer's invoices, oldest first, as the API shows them. In the order numbered: the API's
+   * creation order is the ids', and invoices made in one transaction (a renewal's usage invoice and
+   * its period's) are often made in one millisecond, where ids sort at random; numbers are given in
+   * the order invoices are finalized, here as they are made.
+   */
+  const invoicesOf = async (customerId: string) => {
+    const listed = (await app.api('GET', `/v1/invoices?customer=${customerId}&sort=created&limit=100`)).body
+      .data;
+    expect(listed.map((i: { number: string | null }) => i.number)).not.toContain(null);
+    return [...listed].sort((a, b) => (a.number < b.number ? -1 : 1));
+  };
   /** The metered lines of an invoice: [quantity, amount, period start, period end]. */
   const usageOf = (invoice: {
     lines: {

@@ -1,5 +1,5 @@
 import nock from 'nock';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { renewSubscription } from '../../src/billing/renewal.ts';
 import { reactivateSubscription, suspendSubscription } from '../../src/billing/subscriptions.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -174,14 +174,27 @@ describe('as Billby: preview, change, settle, billing cycles over HTTP', () => {
 
   it('settles: charges every OPEN invoice of the subscription now through the gateway', async () => {
     const sub = (await app.api('POST', '/v1/subscriptions', { customer, plan, quantity: 2 })).body;
-    // Two more periods come due (as if the scheduler had run later).
+    // Two more periods come due (as if the scheduler had run later), invoiced in one transaction. Their
+    // ids made as in one millisecond with the later period's sorting first (a clock going back 1 ms
+    // per id: ids of one millisecond sort at random).
     const later = new Date(Date.now() + 62 * 86_400_000);
-    await renewSubscription(app.runtime.db, 'system', sub.id, later);
+    let clock = Date.now();
+    const ids = vi.spyOn(Date, 'now').mockImplementation(() => (clock -= 1));
+    try {
+      await renewSubscription(app.runtime.db, 'system', sub.id, later);
+    } finally {
+      ids.mockRestore();
+    }
     const before = await ledgerByCode(app);
     const stripe = [stripeChargeSucceeds(), stripeChargeSucceeds(), stripeChargeSucceeds()];
     const settled = await app.api('POST', `/v1/subscriptions/${sub.id}/settle`);
     expect(settled.status).toBe(200);
     expect(settled.body.invoices).toHaveLength(3);
+    // Oldest first, as its answer and the settle's log say: the periods in order.
+    const starts = settled.body.invoices.map(
+      (r: { invoice: { period_start: string } }) => r.invoice.period_start,
+    );
+    expect(starts).toEqual([...starts].sort());
     for (const result of settled.body.invoices) {
       expect(result.invoice).toMatchObject({ status: 'PAID', amount_due: 0, total: 2380 });
       expect(result.transaction).toMatchObject({ status: 'succeeded', amount: 2380 });

@@ -223,10 +223,12 @@ describe('POST /v1/transactions/:id/void', () => {
     expect((await voidOver(app, transaction.id)).status).toBe(200);
     await dispatchEvents(app.runtime.db, app.runtime.boss);
     const rows = await app.runtime.db
-      .selectFrom('outbound_events')
-      .select(['type', 'body'])
-      .orderBy('created_at')
-      .orderBy('id')
+      .selectFrom('outbound_events as e')
+      .innerJoin('activities as a', 'a.id', 'e.activity_id')
+      .select(['e.type', 'e.body'])
+      // In the order of their activities: one dispatch stores them in one transaction (one
+      // created_at), and ids made in one millisecond sort at random.
+      .orderBy('a.sequence')
       .execute();
     const about = rows
       .map((row) => ({ type: row.type, body: JSON.parse(row.body) }))

@@ -127,7 +127,9 @@ export async function payOpenOffline(
     .select(['id', 'amount_due'])
     .where('subscription_id', '=', subscriptionId)
     .where('status', '=', 'OPEN')
-    .orderBy('id')
+    // Oldest first: ids made in one millisecond sort at random, numbers in the order finalized.
+    .orderBy('created_at')
+    .orderBy('number')
     .execute();
   for (const invoice of open) {
     await recordOfflinePayment(db, 'system', invoice.id, { method: 'BANK', amount: invoice.amount_due });
