@@ -262,11 +262,11 @@ describe('recordDispute', () => {
       .selectFrom('disputes')
       .select(['id', 'status', 'overpayment_charged_back'])
       .where('id', 'in', [lostFirst.dispute.id, lostSecond.dispute.id])
-      .orderBy('id')
+      .orderBy('status')
       .execute();
     expect(shares).toEqual([
-      { id: lostFirst.dispute.id, status: 'won', overpayment_charged_back: 10000n },
       { id: lostSecond.dispute.id, status: 'lost', overpayment_charged_back: 10000n },
+      { id: lostFirst.dispute.id, status: 'won', overpayment_charged_back: 10000n },
     ]);
     // Reported again, nothing moves twice.
     expect((await lose(first, 'won', true)).kind).toBe('duplicate');
