@@ -119,4 +119,37 @@ describe('a hand-made settlement file netting a refund into its charge row (a pa
       }),
     ]);
   });
+
+  it('the charge row of 80.00 written before the refund’s own row of −10.00 in the same payout: followed as when the refund row comes first (the file has the refund’s row; its order does not change the books)', async () => {
+    const transaction = await paidAndRefunded('pi_refund_row_after');
+    const before = await booksIn(db, CURRENCY);
+    await importing([
+      'P-AFT,2026-11-05,L-AFT-CH,charge,pi_refund_row_after,,EUR,80.00,0,2026-11-04T10:00:00Z',
+      'P-AFT,2026-11-05,L-AFT-RE,refund,pi_refund_row_after,re_pi_refund_row_after,EUR,-10.00,0,2026-11-04T10:00:00Z',
+    ]);
+    const after = await booksIn(db, CURRENCY);
+    expect(moved(before, after, 'bank:stripe')).toBe(7_000n);
+    expect(moved(before, after, 'receivable:customer')).toBe(2_000n);
+    expect(moved(before, after, 'gateway_clearing:stripe')).toBe(-9_000n);
+    expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: 8_000n });
+    expect(await exceptionsOf(transaction.id)).toEqual([
+      expect.objectContaining({
+        kind: 'amount_mismatch',
+        details: expect.objectContaining({ followed: 'booked_short' }),
+      }),
+    ]);
+  });
+
+  it('the same rows outside any payout (no payout_id), charge row first: followed too', async () => {
+    const transaction = await paidAndRefunded('pi_refund_row_after_np');
+    const before = await booksIn(db, CURRENCY);
+    await importing([
+      ',,L-ANP-CH,charge,pi_refund_row_after_np,,EUR,80.00,0,2026-11-04T10:00:00Z',
+      ',,L-ANP-RE,refund,pi_refund_row_after_np,re_pi_refund_row_after_np,EUR,-10.00,0,2026-11-04T10:00:00Z',
+    ]);
+    const after = await booksIn(db, CURRENCY);
+    expect(moved(before, after, 'receivable:customer')).toBe(2_000n);
+    expect(moved(before, after, 'gateway_clearing:stripe')).toBe(-2_000n);
+    expect(await transactionOf(transaction.id)).toMatchObject({ amount_captured: 8_000n });
+  });
 });
