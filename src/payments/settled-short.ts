@@ -254,7 +254,8 @@ export async function capturedBeforeSettledShort(
 
 /**
  * Called inside `work` when `refund`, made outside billhook (the gateway's dashboard: billhook learns
- * of it from the gateway's event), has just succeeded, after its stored settlement lines were matched:
+ * of it from the gateway's event, `sent_by_billhook` false), has just succeeded (at once, or after
+ * being reported pending), after its stored settlement lines were matched:
  * when a settlement line followed its payment down by exactly the refund's amount
  * (`txn_…:settled_short:stl_…` of `refund.amount`) and no settlement line of the refund is recorded,
  * that line may have been net of this refund, which billhook did not know of when it followed it (a

@@ -374,8 +374,9 @@ async function applyRefundEvent(
       references: [recorded.refund.id],
       gatewayTransactionIds: [payment?.gateway_transaction_id ?? null],
     });
-    // A refund made at the gateway that a settlement line followed short may have been netted into.
-    if (outside) await flagRefundAfterSettledShort(work, recorded.refund);
+    // A refund made at the gateway (reported pending first, or at once) that a settlement line
+    // followed short may have been netted into.
+    if (!recorded.refund.sent_by_billhook) await flagRefundAfterSettledShort(work, recorded.refund);
   }
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }

@@ -165,11 +165,15 @@ describe('a refund made at the gateway that billhook hears of after a file’s c
     await db.updateTable('transactions').set({ invoice_id: null }).where('id', '=', transaction.id).execute();
     return transaction;
   }
-  const refundedAtStripe = (intent: string, amount: bigint) =>
+  const refundedAtStripe = (
+    intent: string,
+    amount: bigint,
+    type: 'refund.succeeded' | 'refund.pending' = 'refund.succeeded',
+  ) =>
     applyAsBatch(
       db,
       canonicalEvent({
-        type: 'refund.succeeded',
+        type,
         gateway: 'stripe',
         gatewayTransactionId: intent,
         gatewayRefundId: `re_${intent}`,
@@ -226,5 +230,16 @@ describe('a refund made at the gateway that billhook hears of after a file’s c
     await importing([',,L-SHORT-RE,charge,pi_short_then_refund,,EUR,80.00,0,2026-11-04T10:00:00Z']);
     expect(await refundedAtStripe('pi_short_then_refund', 1_000n)).toMatchObject({ kind: 'applied' });
     expect((await exceptionsOf(transaction.id)).map((e) => e.kind)).toEqual(['amount_mismatch']);
+  });
+  it('the same with the refund reported pending first, then succeeded: said once it succeeded', async () => {
+    const transaction = await paidOnly('pi_netted_pending');
+    await importing([',,L-PEND,charge,pi_netted_pending,,EUR,90.00,0,2026-11-04T10:00:00Z']);
+    await refundedAtStripe('pi_netted_pending', 1_000n, 'refund.pending');
+    expect((await exceptionsOf(transaction.id)).map((e) => e.kind)).toEqual(['amount_mismatch']);
+    await refundedAtStripe('pi_netted_pending', 1_000n);
+    expect(await exceptionsOf(transaction.id)).toEqual([
+      expect.objectContaining({ details: expect.objectContaining({ followed: 'booked_short' }) }),
+      expect.objectContaining({ message: expect.stringMatching(/counted twice/) }),
+    ]);
   });
 });
