@@ -504,13 +504,19 @@ async function markReversed(
  * as given back of its invoice again, whose statuses are worked again (`statusesWorkedAgain`). JPY 1000
  * paid, a claim of 400 open, PayPal's refund of 400 (clearing 600, disputed funds 0), then the
  * chargeback reported open: clearing 200, disputed funds 400, 200 refundable (before: 600 and 0 until
- * the chargeback was lost, 600 refundable by hand).
+ * the chargeback was lost, 600 refundable by hand). A chargeback of another amount than the dispute
+ * (`report.amount`: the buyer's card issuer took back the whole JPY 1000 on a claim of 400) is marked
+ * the same way, the dispute keeping its amount and hold, and raises an `amount_mismatch` exception
+ * naming both amounts (`details.dispute`, once per dispute): PayPal holds the chargeback's amount,
+ * which billhook cannot book from a report of the claim (before, nothing was said until the
+ * chargeback was reported lost, and nothing at all when it was won).
  * @returns `applied` with the dispute marked
  */
 async function chargebackOnUndecided(
   work: UnitOfWork,
   transaction: TransactionRow,
   existing: DisputeRow,
+  report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
   const dispute = await work.trx
     .updateTable('disputes')
@@ -518,6 +524,21 @@ async function chargebackOnUndecided(
     .where('id', '=', existing.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+  if (report.amount !== existing.amount) {
+    const c = existing.currency;
+    await raiseException(work, {
+      kind: 'amount_mismatch',
+      gateway: existing.gateway,
+      gatewayAccount: existing.gateway_account,
+      transactionId: transaction.id,
+      occurrence: `${existing.id}:chargeback`,
+      message:
+        `dispute ${existing.id} (${existing.gateway_dispute_id}) of ${existing.amount} ${c} is now reported as a ` +
+        `chargeback of ${report.amount} ${c} on the same payment: marked a chargeback, still ${existing.amount} ${c} ` +
+        `(held while open); check at ${existing.gateway} what it holds or took and book the difference`,
+      details: { dispute: existing.id, disputed: existing.amount, chargeback: report.amount },
+    });
+  }
   if (dispute.status !== 'open') return { kind: 'applied', dispute };
   await syncClaimHolds(work, transaction.id);
   if (transaction.invoice_id !== null) await statusesWorkedAgain(work, transaction.invoice_id, dispute.id);
@@ -842,7 +863,7 @@ export async function recordDispute(
   const status = reportedStatus(existing, report);
   // A chargeback filed on a claim still open (or an inquiry), reported in the status it has.
   if (existing?.status === status && report.reversal && !existing.reversed && !FINAL.has(status)) {
-    return chargebackOnUndecided(work, transaction, existing);
+    return chargebackOnUndecided(work, transaction, existing, report);
   }
   if (existing?.status === status) return { kind: 'duplicate', dispute: existing };
   if (existing && !NEXT[existing.status].includes(status)) return { kind: 'stale', dispute: existing };

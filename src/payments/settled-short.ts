@@ -3,6 +3,7 @@ import { rescheduleCharge } from '../billing/charge-schedule.ts';
 import { capturedAmount, refundRooms } from '../billing/invoice-payment.ts';
 import { lockInvoice, reversePayment } from '../billing/invoices.ts';
 import type { InvoiceRow, RefundRow, TransactionRow } from '../db/schema.ts';
+import { raiseException } from '../exceptions/exceptions.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, overpaymentSettledShort, paymentSettledShort } from '../ledger/movements.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
@@ -249,4 +250,65 @@ export async function capturedBeforeSettledShort(
     .executeTakeFirstOrThrow();
   if (row.entries === 0) return undefined;
   return capturedAmount(transaction) + BigInt(row.short);
+}
+
+/**
+ * Called inside `work` when `refund`, made outside billhook (the gateway's dashboard: billhook learns
+ * of it from the gateway's event, `sent_by_billhook` false), has just succeeded (at once, or after
+ * being reported pending), after its stored settlement lines were matched:
+ * when a settlement line followed its payment down by exactly the refund's amount
+ * (`txn_…:settled_short:stl_…` of `refund.amount`) and no settlement line of the refund is recorded,
+ * that line may have been net of this refund, which billhook did not know of when it followed it (a
+ * settlement file netting the refund into its charge's row, imported before the refund's event came;
+ * `refundsNotSettled` guards only refunds billhook knows): the refund is then counted twice. Nothing is
+ * changed (billhook cannot tell a netted refund from a charge settled short by the same amount) and an
+ * `amount_mismatch` exception names the refund, the line and the entry for a person (once per entry:
+ * `occurrence`). EUR 100.00 paid, a file's charge row of 90.00 followed short (1000 out of clearing and
+ * owed), then the dashboard refund of 10.00: clearing −2000 and 1000 owed where the gateway took 1000,
+ * said nowhere before. A refund of another amount raises nothing.
+ */
+export async function flagRefundAfterSettledShort(
+  work: UnitOfWork,
+  refund: Pick<
+    RefundRow,
+    'id' | 'transaction_id' | 'amount' | 'currency' | 'gateway' | 'gateway_account' | 'status'
+  >,
+): Promise<void> {
+  if (refund.status !== 'succeeded') return;
+  const line = await work.trx
+    .selectFrom('settlement_lines')
+    .select('id')
+    .where('refund_id', '=', refund.id)
+    .limit(1)
+    .executeTakeFirst();
+  if (line) return;
+  const prefix = entryKeys.paymentSettledShort(refund.transaction_id, '');
+  const shorts = await work.trx
+    .selectFrom('journal_entries as e')
+    .innerJoin('postings as p', 'p.journal_entry_id', 'e.id')
+    .select(['e.idempotency_key as key', sql<string>`sum(p.amount)::text`.as('short')])
+    .where('e.idempotency_key', 'like', `${likeLiteral(prefix)}%`)
+    .where('p.amount', '>', 0n)
+    .groupBy('e.idempotency_key')
+    .orderBy('e.idempotency_key')
+    .execute();
+  const same = shorts.find((entry) => BigInt(entry.short) === refund.amount);
+  if (!same) return;
+  const settlementLineId = same.key.slice(prefix.length);
+  const c = refund.currency;
+  await raiseException(work, {
+    kind: 'amount_mismatch',
+    gateway: refund.gateway,
+    gatewayAccount: refund.gateway_account,
+    transactionId: refund.transaction_id,
+    refundId: refund.id,
+    settlementLineId,
+    occurrence: same.key,
+    message:
+      `refund ${refund.id} of ${refund.amount} ${c} (minor units), made at ${refund.gateway}, came after settlement line ` +
+      `${settlementLineId} was followed as the payment settled ${refund.amount} ${c} short (${same.key}): if that line was net of ` +
+      'this refund (a settlement file netting it into its charge row), the refund is counted twice (taken out of clearing ' +
+      'and owed by the customer again): nothing changed; check the settlement file and book the difference back',
+    details: { refund: refund.id, settlement_line: settlementLineId, entry: same.key, amount: refund.amount },
+  });
 }

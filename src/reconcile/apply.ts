@@ -8,7 +8,7 @@ import type { PaymentEvent } from '../gateways/types.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { findDispute, recordDispute } from '../payments/disputes.ts';
 import { createRefund, findRefund, flagCreditKept, recordRefundResult } from '../payments/refunds.ts';
-import { capturedBeforeSettledShort } from '../payments/settled-short.ts';
+import { capturedBeforeSettledShort, flagRefundAfterSettledShort } from '../payments/settled-short.ts';
 import {
   findTransaction,
   forgetLockedAhead,
@@ -374,6 +374,9 @@ async function applyRefundEvent(
       references: [recorded.refund.id],
       gatewayTransactionIds: [payment?.gateway_transaction_id ?? null],
     });
+    // A refund made at the gateway (reported pending first, or at once) that a settlement line
+    // followed short may have been netted into.
+    if (!recorded.refund.sent_by_billhook) await flagRefundAfterSettledShort(work, recorded.refund);
   }
   return { kind: recorded.kind, transactionId: refund.transaction_id };
 }

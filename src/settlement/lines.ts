@@ -292,6 +292,23 @@ async function refundOfPayment(
     .executeTakeFirst();
 }
 
+/**
+ * `lines` in the order to record them: refund lines first, the others after them, each group in its
+ * own order. A charge line settled for less is followed only once every refund of its payment has a
+ * settlement line of its own (payments/settled-short.ts `refundsNotSettled`: a file may net a refund
+ * into its charge's row), so the refund lines of the same report (a payout, or a file's lines outside
+ * payouts) must be recorded before its charge lines: EUR 100.00 refunded 10.00, a file's charge row of
+ * 80.00 written before its refund row of −10.00 was refused (2000 left in clearing for a person),
+ * where the same rows the other way round were followed (2000 owed again). Refund lines match
+ * whatever charge lines were recorded (`matchLine`), so nothing else depends on this order.
+ */
+export function refundLinesFirst<T extends Pick<SettlementLine, 'kind'>>(lines: readonly T[]): T[] {
+  return [
+    ...lines.filter((line) => line.kind === 'refund'),
+    ...lines.filter((line) => line.kind !== 'refund'),
+  ];
+}
+
 /** What recording a settlement line did. */
 export type LineOutcome =
   | { kind: 'applied' | 'duplicate'; line: SettlementLineRow }

@@ -16,6 +16,7 @@ import {
   matchLine,
   ofAccount,
   recordSettlementLine,
+  refundLinesFirst,
   type SettlementAccount,
   type Unmatchable,
   unmatchedLine,
@@ -352,7 +353,8 @@ async function recordPayoutLines(
   known: ReadonlyMap<string, LineMatch | Unmatchable>,
   first: boolean,
 ): Promise<void> {
-  const lines = report.lines ?? [];
+  // Refund lines first: a charge line settled short waits for its payment's refund lines (`refundLinesFirst`).
+  const lines = refundLinesFirst(report.lines ?? []);
   await lockPartnerFees(work, account.gateway, lines);
   let held = 0;
   let total = 0n;

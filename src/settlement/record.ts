@@ -7,6 +7,7 @@ import {
   lockPartnerFees,
   ofAccount,
   recordSettlementLine,
+  refundLinesFirst,
   type SettlementAccount,
   storedLine,
   unmatchedLine,
@@ -47,8 +48,11 @@ export async function recordSettlementReport(
     );
     if (outcome.kind === 'applied') totals.payouts += 1;
   }
-  for (let start = 0; start < report.lines.length; start += CHUNK) {
-    totals.lines += await recordLines(db, actor, account, report.lines.slice(start, start + CHUNK));
+  // Refund lines first, across chunks: a charge line settled short waits for its payment's refund
+  // lines (`refundLinesFirst`).
+  const lines = refundLinesFirst(report.lines);
+  for (let start = 0; start < lines.length; start += CHUNK) {
+    totals.lines += await recordLines(db, actor, account, lines.slice(start, start + CHUNK));
   }
   const rematched = await rematchLines(db, actor, account);
   totals.lines += rematched.matched;
@@ -103,7 +107,7 @@ async function rematchLines(
     .execute();
   if (rows.length === 0) return { matched: 0, unmatched: 0 };
   const matched = await inUnitOfWork(db, { actor }, async (work) => {
-    const lines = rows.map((row) => ({ ...storedLine(row), payoutId: row.payout_id }));
+    const lines = refundLinesFirst(rows.map((row) => ({ ...storedLine(row), payoutId: row.payout_id })));
     await lockChargeLinesAhead(work, account.gateway, lines);
     await lockPartnerFees(work, account.gateway, lines);
     let matched = 0;
