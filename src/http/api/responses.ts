@@ -274,7 +274,10 @@ export const Refund = z
     kind: z.enum(['payment', 'customer_credit']),
     transaction: z.string(),
     invoice: z.string().nullable(),
-    customer: z.string().nullable(),
+    customer: z.string().nullable().meta({
+      description:
+        'The customer whose credit a customer_credit refund pays back; null for a payment refund (its transaction names the customer). GET /v1/refunds?customer= lists both kinds',
+    }),
     gateway: Gateway,
     gateway_account: GatewayAccountId,
     gateway_refund_id: z.string().nullable(),

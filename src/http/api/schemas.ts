@@ -265,6 +265,10 @@ const ByGateway = {
 const InvoiceExpand = z
   .string()
   .max(100)
+  .meta({
+    description:
+      'Comma-separated: customer (the object instead of its id), transactions (its payment attempts and offline payments), credit_notes (its credit notes); any other value is 422',
+  })
   .transform((e) => e.split(',').filter(Boolean))
   .pipe(z.array(z.enum(['customer', 'transactions', 'credit_notes'])))
   .optional();
