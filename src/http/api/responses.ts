@@ -1112,7 +1112,10 @@ export const SettlementImport = z
     format: z.enum(['billhook', 'securepay']),
     sha256: z.string(),
     read: z.strictObject({ lines: z.int(), payouts: z.int() }),
-    recorded: z.strictObject({ lines: z.int(), payouts: z.int(), unmatched: z.int() }),
+    recorded: z.strictObject({ lines: z.int(), payouts: z.int(), unmatched: z.int() }).meta({
+      description:
+        "What was new: payouts recorded or moved forward (each with its lines: see GET /v1/payouts/:id); lines outside any payout recorded, plus the account's earlier unmatched lines that match now (a file of one payout of one line answers lines 0, payouts 1); unmatched, the account's lines that still match nothing",
+    }),
   })
   .meta({ id: 'SettlementImport' });
 
