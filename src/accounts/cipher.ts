@@ -37,12 +37,16 @@ export function keyring(current: Buffer | undefined, previous: Buffer | undefine
   return { current: of(current), previous: of(previous) };
 }
 
-/** 409 `secret_key_missing`: gateway accounts need BILLHOOK_SECRET_KEY. */
+/**
+ * 409 `secret_key_missing`: BILLHOOK_SECRET_KEY is unset, and what was asked stores a secret encrypted
+ * with it (a gateway account's credentials, a webhook endpoint's signing secret). The message names both,
+ * as one class serves both.
+ */
 export class SecretKeyMissing extends ConflictError {
   constructor() {
     super(
       'secret_key_missing',
-      'gateway accounts need BILLHOOK_SECRET_KEY (32 bytes, hex or base64): set it on every billhook process',
+      "BILLHOOK_SECRET_KEY is not set: gateway accounts' credentials and webhook endpoints' secrets are stored encrypted with it; set it (32 bytes, hex or base64: openssl rand -base64 32) on every billhook process",
     );
   }
 }

@@ -25,10 +25,12 @@ import { type PriceModel, PriceModelSchema, priceFor } from './pricing.ts';
 
 /** A JSON integer amount in minor units, 0 … 10^15 (a float or a string is refused). */
 const JsonAmount = z
-  .number({ error: 'must be an integer amount in minor units' })
+  .number({ error: 'must be a JSON integer amount in minor units (no decimals, not a string)' })
+  // Each check names its own fault: the schema's message above would answer them all (zod 4), so -1
+  // read "must be an integer amount" and 10^16 "(no decimals)". The bound first: 10^16 is no safe integer.
+  .nonnegative({ error: 'must not be negative' })
+  .max(Number(MAX_MINOR_UNITS), { error: `must be at most ${MAX_MINOR_UNITS} (10^15) minor units` })
   .int({ error: 'must be an integer amount in minor units (no decimals)' })
-  .nonnegative()
-  .max(Number(MAX_MINOR_UNITS))
   .transform((n) => BigInt(n));
 
 /** A tier's inclusive upper bound in units, or null for the last (infinite) tier. */

@@ -504,4 +504,57 @@ describe('/admin: the operators console', () => {
     const eventPage = await (await get(`/admin/inbox/${inboxId}`, cookie)).text();
     expect(eventPage).toContain('payment.succeeded 4.600 KWD');
   });
+
+  it("lists each payout with all its lines add up to (refunds, disputes, adjustments, net), so a row's amount is its parts' sum", async () => {
+    // A fresh clone's walk: the README's payout of USD 18.97 (gross 25.00, fees 1.03, refunds -5.00)
+    // was listed as amount 18.97, gross 25.00, fees 1.03 — its refund nowhere on the page, the row not adding up.
+    const csv = [
+      'payout_id,payout_date,kind,gateway_transaction_id,gateway_refund_id,currency,gross,fee,occurred_at',
+      'po_admin_parts,2026-12-08,charge,pi_admin_parts,,USD,50.00,1.75,2026-12-08T03:00:00Z',
+      'po_admin_parts,2026-12-08,refund,pi_admin_parts,re_admin_parts,USD,-5.00,0,2026-12-08T03:10:00Z',
+    ].join('\n');
+    const imported = await fetch(`${app.url}/v1/settlements/import?gateway=stripe`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'text/csv' },
+      body: csv,
+    });
+    expect(imported.status).toBe(200);
+    const { cookie } = await login(ADMIN_KEY);
+    const page = await (await get('/admin/payouts?currency=USD', cookie)).text();
+    const header = /<table id="payouts"><thead><tr>(.*?)<\/tr>/s.exec(page)![1]!;
+    expect(
+      header
+        .replace(/<\/?th>/g, '|')
+        .split('|')
+        .filter(Boolean),
+    ).toEqual([
+      'payout',
+      'gateway',
+      'status',
+      'amount',
+      'gross',
+      'fees',
+      'refunds',
+      'disputes',
+      'adjustments',
+      'net of its lines',
+      'lines',
+      'unmatched',
+      'arrival',
+    ]);
+    const row = page.split('<tr>').find((r) => r.includes('stripe · default') && r.includes('43.25 USD'))!;
+    const cells = [...row.matchAll(/<td[^>]*>(.*?)<\/td>/gs)].map((m) => m[1]!.replace(/<[^>]+>/g, ''));
+    expect(cells.slice(2, 12)).toEqual([
+      'paid',
+      '43.25 USD',
+      '50.00 USD',
+      '1.75 USD',
+      '-5.00 USD',
+      '0.00 USD',
+      '0.00 USD',
+      '43.25 USD',
+      '2',
+      '2',
+    ]);
+  });
 });

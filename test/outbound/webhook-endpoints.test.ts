@@ -306,4 +306,28 @@ describe('/v1/webhook-endpoints and outbound events', () => {
       expect([listed.status, listed.body.error.code]).toEqual([403, 'insufficient_scope']);
     }
   });
+
+  it('refuses an endpoint without BILLHOOK_SECRET_KEY: 409 secret_key_missing naming webhook endpoints, nothing created', async () => {
+    // A newcomer who ran the README's "Try it" (no BILLHOOK_SECRET_KEY) and then registers an
+    // endpoint was told "gateway accounts need BILLHOOK_SECRET_KEY", about something they never asked for.
+    const keyless = await startTestApp({ DATABASE_URL: app.runtime.databaseUrl }, 'web');
+    try {
+      const count = async () =>
+        Number(
+          (await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_endpoints`.execute(app.runtime.db))
+            .rows[0]?.n,
+        );
+      const before = await count();
+      const answer = await keyless.api('POST', '/v1/webhook-endpoints', {
+        url: `${base}/keyless`,
+        enabled_events: ['invoice.paid'],
+      });
+      expect([answer.status, answer.body.error.code]).toEqual([409, 'secret_key_missing']);
+      expect(answer.body.error.message).toEqual(expect.stringMatching(/webhook endpoints/));
+      expect(answer.body.error.message).toEqual(expect.stringMatching(/BILLHOOK_SECRET_KEY/));
+      expect(await count()).toBe(before);
+    } finally {
+      await keyless.stop();
+    }
+  });
 });

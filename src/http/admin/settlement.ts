@@ -67,10 +67,10 @@ export function settlementPages({ db }: AppDeps): Router {
     const shown = rows.slice(0, PAGE_SIZE).map(serializePayout);
     const values = queryOf(query);
     const body = h`${filterForm('/payouts', PAYOUT_FIELDS, values)}
-<table id="payouts"><thead><tr><th>payout</th><th>gateway</th><th>status</th><th>amount</th><th>gross</th><th>fees</th><th>lines</th><th>unmatched</th><th>arrival</th></tr></thead><tbody>
+<table id="payouts"><thead><tr><th>payout</th><th>gateway</th><th>status</th><th>amount</th><th>gross</th><th>fees</th><th>refunds</th><th>disputes</th><th>adjustments</th><th>net of its lines</th><th>lines</th><th>unmatched</th><th>arrival</th></tr></thead><tbody>
 ${shown.map(
   (p) =>
-    h`<tr><td><a href="${ADMIN}/payouts/${p.id}"><code>${p.id}</code></a></td><td>${p.gateway} · ${p.gateway_account ?? 'default'}</td><td>${p.status}</td><td class="n">${money(p.amount, p.currency)}</td><td class="n">${money(p.gross, p.currency)}</td><td class="n">${money(p.fees, p.currency)}</td><td class="n">${p.line_count}</td><td class="n${p.unmatched_lines ? ' bad' : ''}">${p.unmatched_lines}</td><td>${p.arrival_date}</td></tr>`,
+    h`<tr><td><a href="${ADMIN}/payouts/${p.id}"><code>${p.id}</code></a></td><td>${p.gateway} · ${p.gateway_account ?? 'default'}</td><td>${p.status}</td><td class="n">${money(p.amount, p.currency)}</td><td class="n">${money(p.gross, p.currency)}</td><td class="n">${money(p.fees, p.currency)}</td><td class="n">${money(p.refunds, p.currency)}</td><td class="n">${money(p.disputes, p.currency)}</td><td class="n">${money(p.adjustments, p.currency)}</td><td class="n${p.lines_known && p.net !== p.amount ? ' bad' : ''}">${money(p.net, p.currency)}${p.lines_known ? '' : ' (lines not all known yet)'}</td><td class="n">${p.line_count}</td><td class="n${p.unmatched_lines ? ' bad' : ''}">${p.unmatched_lines}</td><td>${p.arrival_date}</td></tr>`,
 )}
 </tbody></table>
 ${shown.length === 0 ? h`<p>No payout matches.</p>` : ''}

@@ -274,7 +274,10 @@ export const Refund = z
     kind: z.enum(['payment', 'customer_credit']),
     transaction: z.string(),
     invoice: z.string().nullable(),
-    customer: z.string().nullable(),
+    customer: z.string().nullable().meta({
+      description:
+        'The customer whose credit a customer_credit refund pays back; null for a payment refund (its transaction names the customer). GET /v1/refunds?customer= lists both kinds',
+    }),
     gateway: Gateway,
     gateway_account: GatewayAccountId,
     gateway_refund_id: z.string().nullable(),
@@ -1109,7 +1112,10 @@ export const SettlementImport = z
     format: z.enum(['billhook', 'securepay']),
     sha256: z.string(),
     read: z.strictObject({ lines: z.int(), payouts: z.int() }),
-    recorded: z.strictObject({ lines: z.int(), payouts: z.int(), unmatched: z.int() }),
+    recorded: z.strictObject({ lines: z.int(), payouts: z.int(), unmatched: z.int() }).meta({
+      description:
+        "What was new: payouts recorded or moved forward (each with its lines: see GET /v1/payouts/:id); lines outside any payout recorded, plus the account's earlier unmatched lines that match now (a file of one payout of one line answers lines 0, payouts 1); unmatched, the account's lines that still match nothing",
+    }),
   })
   .meta({ id: 'SettlementImport' });
 

@@ -19,10 +19,12 @@ import {
 
 /** An amount in integer minor units: a JSON integer from 0 to 10^15; floats and strings are refused. */
 export const MinorUnits = z
-  .number({ error: 'must be an integer amount in minor units' })
+  .number({ error: 'must be a JSON integer amount in minor units (no decimals, not a string)' })
+  // Each check names its own fault: the schema's message above would answer them all (zod 4), so -1
+  // read "must be an integer amount" and 10^16 "(no decimals)". The bound first: 10^16 is no safe integer.
+  .nonnegative({ error: 'must not be negative' })
+  .max(Number(MAX_MINOR_UNITS), { error: `must be at most ${MAX_MINOR_UNITS} (10^15) minor units` })
   .int({ error: 'must be an integer amount in minor units (no decimals)' })
-  .nonnegative()
-  .max(Number(MAX_MINOR_UNITS))
   .transform((n) => BigInt(n));
 
 /** A positive amount in minor units. */
@@ -265,6 +267,10 @@ const ByGateway = {
 const InvoiceExpand = z
   .string()
   .max(100)
+  .meta({
+    description:
+      'Comma-separated: customer (the object instead of its id), transactions (its payment attempts and offline payments), credit_notes (its credit notes); any other value is 422',
+  })
   .transform((e) => e.split(',').filter(Boolean))
   .pipe(z.array(z.enum(['customer', 'transactions', 'credit_notes'])))
   .optional();
