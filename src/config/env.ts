@@ -209,6 +209,16 @@ const EnvSchema = z.object({
    */
   QUEUE_MAINTENANCE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
   /**
+   * The fewest seconds between a worker's fetches for jobs when nothing wakes it: each queue polls at
+   * the longer of this and its own interval (workers/workers.ts: `webhook.process` and
+   * `webhook-endpoint.deliver` every second, their retries coming due by time; the sweeps every 5 to
+   * 60 s). The default, 1, leaves each queue its own. A NOTIFY still wakes a worker for a new job at
+   * once; a retry or a delayed job waits up to this long. The test harness sets it long (an idle
+   * test app fetching 13 times a second cost about 7% of the suite's CPU) and wakes the workers of
+   * the queues with jobs due while a test waits (test/support/wait.ts).
+   */
+  QUEUE_POLL_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(600).default(1),
+  /**
    * Connections each process's pg-boss keeps to PostgreSQL at most (its job fetches, completions,
    * sends and schedules; the ledger's and the API's queries have their own pool of 10). Each costs
    * PostgreSQL a backend (memory, and a few milliseconds of CPU to open and warm its caches).

@@ -123,10 +123,30 @@ export const WORKERS: readonly Worker[] = [
   },
 ];
 
+/** pg-boss's polling interval of a worker whose options name none. */
+const PG_BOSS_DEFAULT_POLLING_SECONDS = 2;
+
+/**
+ * `options` with each polling interval (`pollingIntervalSeconds`, and `notifyPollingIntervalSeconds`
+ * where given) at least `seconds` (`QUEUE_POLL_INTERVAL_SECONDS`): e.g. `webhook.process`'s 1 s and
+ * 1 s become 30 s and 30 s with 30, and `inbox.sweep`'s 30 s stays 30 s; with 1, `options` as given.
+ */
+export function pollingAtLeast(options: WorkOptions, seconds: number): WorkOptions {
+  const longer = (own: number | undefined) => Math.max(own ?? PG_BOSS_DEFAULT_POLLING_SECONDS, seconds);
+  return {
+    ...options,
+    pollingIntervalSeconds: longer(options.pollingIntervalSeconds),
+    ...(options.notifyPollingIntervalSeconds === undefined
+      ? {}
+      : { notifyPollingIntervalSeconds: longer(options.notifyPollingIntervalSeconds) }),
+  };
+}
+
 /**
  * Starts a worker for each row of {@link WORKERS} on a started pg-boss (whose queues `ensureQueues`
  * created) and applies each row's schedule: scheduled queues get one job per tick across all worker
- * processes; the billing sweeps are scheduled, or unscheduled, by `BILLING_SWEEPS`. A failed attempt
+ * processes; the billing sweeps are scheduled, or unscheduled, by `BILLING_SWEEPS`. Each worker polls
+ * at its row's interval or `QUEUE_POLL_INTERVAL_SECONDS`, whichever is longer. A failed attempt
  * of any job is counted in `billhook_job_failures_total` and logged. `stopping` is every handler's
  * (`WorkerContext.stopping`): aborted when the process begins to stop.
  */
@@ -144,7 +164,10 @@ export async function startWorkers(
   await Promise.all(
     WORKERS.map(async ({ queue, options, schedule, actor, handler }) => {
       const context: WorkerContext = { boss, db, registry, accounts, config, log, metrics, actor, stopping };
-      const workOptions = typeof options === 'function' ? options(config) : options;
+      const workOptions = pollingAtLeast(
+        typeof options === 'function' ? options(config) : options,
+        config.QUEUE_POLL_INTERVAL_SECONDS,
+      );
       await boss.work(
         queue,
         { ...workOptions, includeMetadata: true },

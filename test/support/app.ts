@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { sql } from 'kysely';
 import { type Config, loadConfig } from '../../src/config/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { type Role, type Runtime, startRuntime } from '../../src/runtime.ts';
@@ -6,11 +7,18 @@ import { type ResponseValidator, servedValidator } from './contract.ts';
 import { createTestDatabase } from './database.ts';
 import { ADMIN_KEY } from './keys.ts';
 import { ANSWERED_CALL_TIMEOUT_MS } from './timeouts.ts';
+import { wakeWhileWaiting } from './wait.ts';
 
 export { ADMIN_KEY };
 
 export const STRIPE_WEBHOOK_SECRET = 'whsec_test_secret_current';
 export const STRIPE_API_BASE = 'https://stripe.test';
+
+/**
+ * A test app's `QUEUE_POLL_INTERVAL_SECONDS`: its workers fetch when a NOTIFY or a waiting test
+ * (`waitFor`) wakes them, or at the latest every this many seconds.
+ */
+export const TEST_POLL_INTERVAL_SECONDS = 60;
 
 /** A running billhook for a test: real PostgreSQL, real HTTP on an ephemeral port, real pg-boss. */
 export interface TestApp {
@@ -31,7 +39,8 @@ export interface TestApp {
 /**
  * Starts billhook on a fresh database (or `env.DATABASE_URL`'s) with Stripe configured (webhook
  * secret, API key, API base `https://stripe.test` for nock), fast webhook retries and gateway calls
- * timing out after `ANSWERED_CALL_TIMEOUT_MS`. `env` overrides any variable.
+ * timing out after `ANSWERED_CALL_TIMEOUT_MS`, and workers polling every 60 s (a NOTIFY or a waiting
+ * test wakes them: support/wait.ts). `env` overrides any variable.
  */
 export async function startTestApp(
   env: Record<string, string | undefined> = {},
@@ -58,6 +67,12 @@ export async function startTestApp(
     // (test/http/api.test.ts sets one); a file's scenarios through one key may pass 600 a minute on a
     // fast machine, so a test's outcome never depends on how fast the machine is.
     API_RATE_LIMIT_PER_MINUTE: '1000000',
+    // Workers fetch every 60 s at most instead of 13 times a second (webhook.process's eight
+    // workers and webhook-endpoint.deliver's four each second, the sweeps every 5 s): an idle test
+    // app's second cost about 0.033 CPU-s, 0.021 now (issue #23 item 7, 2026-12-08). A new job wakes
+    // its worker by NOTIFY; one that comes due by time (a retry, a delayed job, a cron's sweep) is
+    // fetched while a test waits for it (`waitFor` wakes the queues with a job due, support/wait.ts).
+    QUEUE_POLL_INTERVAL_SECONDS: String(TEST_POLL_INTERVAL_SECONDS),
     ...env,
   });
   const logs: Record<string, unknown>[] = [];
@@ -68,6 +83,20 @@ export async function startTestApp(
     },
   });
   const runtime = await startRuntime(config, role, createLogger(config.LOG_LEVEL, sink));
+  const db = runtime.db;
+  const stopWaking =
+    role === 'web'
+      ? () => undefined
+      : wakeWhileWaiting({
+          boss: runtime.boss,
+          due: async () =>
+            (
+              await sql<{ name: string }>`
+                SELECT DISTINCT name FROM pgboss.job
+                WHERE state < 'active' AND start_after <= pgboss.job_now()
+              `.execute(db)
+            ).rows.map((row) => row.name),
+        });
   const url = runtime.url ?? '';
   let validator: Promise<ResponseValidator> | undefined;
   const served = () => {
@@ -96,6 +125,9 @@ export async function startTestApp(
       if (problem) throw new Error(`answer not as documented: ${problem}`);
       return answer;
     },
-    stop: () => runtime.stop(),
+    stop: () => {
+      stopWaking();
+      return runtime.stop();
+    },
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
-import { WORKERS } from '../../src/workers/workers.ts';
+import { pollingAtLeast, WORKERS } from '../../src/workers/workers.ts';
 
 /** A queue cannot be added without its worker: workers/workers.ts has one row per queue, each with a handler. */
 describe('the workers table', () => {
@@ -28,5 +29,50 @@ describe('the workers table', () => {
     );
     const billing = WORKERS.filter((row) => row.schedule?.billingSweep).map((row) => row.queue);
     expect(billing.sort()).toEqual([QUEUES.invoiceCharge, QUEUES.subscriptionRenew].sort());
+  });
+
+  it('polls each queue at its own interval by default, and at QUEUE_POLL_INTERVAL_SECONDS when that is longer', () => {
+    const intervals = (env: Record<string, string>) => {
+      const config = loadConfig(env);
+      return Object.fromEntries(
+        WORKERS.map(({ queue, options }) => {
+          const polled = pollingAtLeast(
+            typeof options === 'function' ? options(config) : options,
+            config.QUEUE_POLL_INTERVAL_SECONDS,
+          );
+          return [queue, [polled.pollingIntervalSeconds, polled.notifyPollingIntervalSeconds]];
+        }),
+      );
+    };
+    expect(intervals({})).toEqual({
+      [QUEUES.webhookProcess]: [1, 1],
+      [QUEUES.transactionPoll]: [5, undefined],
+      [QUEUES.refundRecover]: [5, undefined],
+      [QUEUES.invoiceRefund]: [5, undefined],
+      [QUEUES.invoiceCharge]: [5, undefined],
+      [QUEUES.subscriptionRenew]: [5, undefined],
+      [QUEUES.inboxSweep]: [30, undefined],
+      [QUEUES.settlementSync]: [60, undefined],
+      [QUEUES.webhookEndpointDispatch]: [5, undefined],
+      [QUEUES.webhookEndpointDeliver]: [1, 1],
+    });
+    expect(intervals({ QUEUE_POLL_INTERVAL_SECONDS: '30' })).toEqual({
+      [QUEUES.webhookProcess]: [30, 30],
+      [QUEUES.transactionPoll]: [30, undefined],
+      [QUEUES.refundRecover]: [30, undefined],
+      [QUEUES.invoiceRefund]: [30, undefined],
+      [QUEUES.invoiceCharge]: [30, undefined],
+      [QUEUES.subscriptionRenew]: [30, undefined],
+      [QUEUES.inboxSweep]: [30, undefined],
+      [QUEUES.settlementSync]: [60, undefined],
+      [QUEUES.webhookEndpointDispatch]: [30, undefined],
+      [QUEUES.webhookEndpointDeliver]: [30, 30],
+    });
+    // Other options stay as given.
+    expect(pollingAtLeast({ batchSize: 10, localConcurrency: 8 }, 1)).toEqual({
+      batchSize: 10,
+      localConcurrency: 8,
+      pollingIntervalSeconds: 2,
+    });
   });
 });
