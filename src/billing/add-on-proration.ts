@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
 import type { AddOnRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn } from './add-ons.ts';
 import { couponDiscounts, periodCoupons } from './coupons.ts';
@@ -297,6 +298,36 @@ export async function reactivationAddOnCharge(
     end,
     chargeAt: resumedAt,
   });
+}
+
+/**
+ * Refuses setting add-on `addOnId` of `subscription` from `from` to `to` units while the add-on charge
+ * pending since a payment's reactivation (`add_on_charge_at`) is left pending because making it
+ * failed (`failed`: why; renewal.ts `renewLocked` with `'try'`), when that add-on is one the charge is
+ * for (set in its suspension: `heldSinceSuspension`) and its quantity changes. The charge, made later
+ * (`reactivationAddOnCharge`), is for the units the subscription holds then beyond those paid for:
+ * lowered or removed first, it would charge less or nothing for the units served from its moment
+ * (DKK 2 seats × 1500 from Feb 17, 1286: lowered 3 → 1 on Feb 21, nothing), and raised, the raise's
+ * own invoice counts as paid among them. Made first, as when it can be made, neither happens. The same
+ * quantity (a coupon redeemed with it), another add-on, or any set once the charge is made goes on.
+ * @throws ConflictError `add_on_charge_pending` (field `quantity`)
+ */
+export async function refusePendingAddOnChange(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  addOnId: string,
+  from: number,
+  to: number,
+  failed: string,
+): Promise<void> {
+  const { add_on_charge_at: since, add_on_charge_suspension: suspension } = subscription;
+  if (from === to || since === null || suspension === null) return;
+  if (!(await heldSinceSuspension(trx, subscription.id, suspension)).has(addOnId)) return;
+  throw new ConflictError(
+    'add_on_charge_pending',
+    `subscription ${subscription.id} has an add-on charge pending since ${since.toISOString()} for the units of add-on ${addOnId} set while it was suspended, which cannot be made now (${failed}); changing that add-on's quantity before it is made would change what it charges. Nothing changed; set it again once the renewal sweep has made the charge`,
+    { quantity: `add-on ${addOnId} waits for the add-on charge pending since ${since.toISOString()}` },
+  );
 }
 
 /**

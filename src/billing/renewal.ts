@@ -500,6 +500,22 @@ export interface Renewal {
 }
 
 /**
+ * The `add_on_charge_pending` of the activity of what a person or dunning did to `subscription` (as
+ * it was before its renewal up to now) when that renewal (`renewal`, with `'try'`) left the add-on
+ * charge pending since a payment's reactivation because making it failed: when it was pending
+ * (`since`, `add_on_charge_at`) and why it failed (`error`); nothing otherwise.
+ */
+export function leftPendingData(
+  subscription: Pick<SubscriptionRow, 'add_on_charge_at'>,
+  renewal: Pick<Renewal, 'pendingChargeFailed'>,
+): { add_on_charge_pending?: { since: Date | null; error: string } } {
+  if (renewal.pendingChargeFailed === undefined) return {};
+  return {
+    add_on_charge_pending: { since: subscription.add_on_charge_at, error: renewal.pendingChargeFailed },
+  };
+}
+
+/**
  * What a renewal does with an add-on charge pending since a payment's reactivation
  * (`add_on_charge_at` ≤ now): `'make'` it first (its failure is the renewal's), `'leave'` it pending,
  * or `'try'` to make it and leave it pending when that fails (see `renewLocked`).

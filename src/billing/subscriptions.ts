@@ -398,6 +398,7 @@ async function refuseUninvoiceableResumption(
  * started before the sweep ran is billed without it; with `policy.billSuspended` a SUSPENDED one's
  * too, as the sweep bills it).
  * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
+ * @param now the moment of the redemption (the clock's by default)
  * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
  * term: its next invoices are made already, so the coupon would never discount them:
  * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
@@ -408,11 +409,13 @@ export async function addSubscriptionCoupon(
   id: string,
   code: string,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  now: Date = new Date(),
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
-    const now = new Date();
     // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending: the
+    // coupon counts from the next period, not for the time that charge is for.
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
@@ -453,7 +456,9 @@ export async function removeSubscriptionCoupon(
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
     // "The next invoice" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending: a
+    // coupon removed after its moment still discounts it (coupons.ts `periodCoupons` at that moment).
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     const redemption = await work.trx
       .selectFrom('coupon_redemptions')
       .selectAll()

@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAddOn } from '../../src/billing/add-ons.ts';
+import { createCoupon } from '../../src/billing/coupons.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { addSubscriptionCoupon } from '../../src/billing/subscriptions.ts';
+import type { Db } from '../../src/db/database.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { ledgerIn } from '../support/collection.ts';
+import {
+  activityData,
+  chargeInvoice,
+  d,
+  feb17,
+  feb21,
+  invoicesOf,
+  mar1,
+  pendingChargeFailing,
+  stateOf,
+} from '../support/pending-add-on-charge.ts';
+
+/** The quantity of add-on `addOnId` subscription `id` has, 0 without it. */
+const quantityOf = async (db: Db, id: string, addOnId: string) =>
+  (
+    await db
+      .selectFrom('subscription_add_ons')
+      .select('quantity')
+      .where('subscription_id', '=', id)
+      .where('add_on_id', '=', addOnId)
+      .executeTakeFirst()
+  )?.quantity ?? 0;
+
+/**
+ * What else a person does to a subscription while its add-on charge pending since a payment's
+ * reactivation keeps failing (test/support/pending-add-on-charge.ts: 2 seats × 1500 from Feb 17, 1286):
+ * each goes on without the charge, which the renewal sweep makes once it can, once.
+ */
+describe('a pending add-on charge that keeps failing never blocks what a person does', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp();
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  it('CHF: Support (10.00) added on Feb 21 with prorate_now is charged Feb 21 – Mar 1, 286; once mended the seats Feb 17 – Mar 1 are charged once, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'CHF', { chargeOnly: true });
+    const support = (await createAddOn(db, 'system', { name: 'Support', currency: 'CHF', amount: 1000n })).id;
+    try {
+      // Before: refused with the charge's failure ('add-on charge refused'), nothing added.
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: support, quantity: 1, proration: 'prorate_now' },
+        feb21,
+      );
+      // 1000 × 8/28 = 285.71 → 286, OPEN for collection.
+      expect(set.invoice).toMatchObject({
+        total: 286n,
+        status: 'OPEN',
+        period_start: feb21,
+        period_end: mar1,
+      });
+      expect(await quantityOf(db, id, support)).toBe(1);
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+      expect(await activityData(db, id, 'subscription.add_on_set')).toMatchObject({
+        add_on: support,
+        from: 0,
+        to: 1,
+        add_on_charge_pending: {
+          since: feb17.toISOString(),
+          error: expect.stringContaining('add-on charge refused'),
+        },
+      });
+    } finally {
+      await mend();
+    }
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([
+      expect.objectContaining({ total: 286n, period_start: feb21, period_end: mar1 }),
+      chargeInvoice(1286n, mar1),
+    ]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    expect((await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:02:00Z'))).invoices).toBe(0);
+    // March: 4000 + 3 × 1500 + 1000 = 9500, the seats charged once.
+    await renewDueSubscriptions(db, 'scheduler', mar1);
+    expect((await invoicesOf(db, id)).slice(4)).toEqual([
+      expect.objectContaining({ period_index: 2, total: 9500n }),
+    ]);
+    // Owed, no tax: 4000 + 5500 + 286 + 1286 + 9500 = 20572.
+    expect(await ledgerIn(app, 'CHF')).toEqual({ 'receivable:customer': 20572, revenue: -20572 });
+  });
+
+  it('DKK: the seats the charge is for, lowered 3 → 1 or raised 3 → 4 on Feb 21, are 409 add_on_charge_pending (field quantity), nothing changed; once mended 1286, and then lowered they charge nothing more', async () => {
+    const { id, seats, mend } = await pendingChargeFailing(db, 'DKK');
+    try {
+      // Lowered before the charge is made, the charge would be for 1 seat beyond the one paid for:
+      // nothing (the 2 seats served Feb 17 – 21 never billed). Before: refused with the charge's error.
+      for (const quantity of [1, 4]) {
+        const refused = await setSubscriptionAddOn(
+          db,
+          'system',
+          id,
+          { addOnId: seats, quantity, proration: 'prorate_now' },
+          feb21,
+        ).catch((e: unknown) => e);
+        expect(refused).toMatchObject({
+          status: 409,
+          code: 'add_on_charge_pending',
+          fields: { quantity: expect.stringContaining(feb17.toISOString()) },
+        });
+      }
+      expect(await quantityOf(db, id, seats)).toBe(3);
+      expect(await invoicesOf(db, id)).toHaveLength(2);
+      expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    // The charge made, the seats are the subscription's to change: lowered, no credit, nothing charged.
+    const lowered = await setSubscriptionAddOn(
+      db,
+      'system',
+      id,
+      { addOnId: seats, quantity: 1 },
+      d('2027-02-22T00:00:00Z'),
+    );
+    expect(lowered.invoice).toBeNull();
+    expect(await invoicesOf(db, id)).toHaveLength(3);
+    expect(await ledgerIn(app, 'DKK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+
+  it('NOK: a 10% coupon redeemed on the subscription and one on Seats on Feb 21 go on, from March; once mended the charge is 1286 undiscounted, and March 4000 − 400 + 4500 − 450 = 7650', async () => {
+    const { id, seats, mend } = await pendingChargeFailing(db, 'NOK');
+    await createCoupon(db, 'system', { code: 'TENTH-NOK', percentOffPpm: 100_000, duration: 'FOREVER' });
+    await createCoupon(db, 'system', {
+      code: 'SEATS-TENTH-NOK',
+      percentOffPpm: 100_000,
+      duration: 'FOREVER',
+      appliesToAddOns: [seats],
+    });
+    try {
+      // Before: both refused with the charge's failure, nothing redeemed.
+      const plan = await addSubscriptionCoupon(db, 'system', id, 'TENTH-NOK', undefined, feb21);
+      const onSeats = await redeemAddOnCoupon(db, 'system', id, seats, 'SEATS-TENTH-NOK', undefined, feb21);
+      expect([plan.first_period_index, onSeats.first_period_index]).toEqual([2, 2]);
+      expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
+      expect(await invoicesOf(db, id)).toHaveLength(2);
+    } finally {
+      await mend();
+    }
+    // The seats served Feb 17 – Mar 1 were served before the coupons counted: 1286 whole.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    await renewDueSubscriptions(db, 'scheduler', mar1);
+    expect((await invoicesOf(db, id)).slice(3)).toEqual([
+      expect.objectContaining({ period_index: 2, total: 7650n }),
+    ]);
+    // Owed, no tax: 4000 + 5500 + 1286 + 7650 = 18436.
+    expect(await ledgerIn(app, 'NOK')).toEqual({ 'receivable:customer': 18436, revenue: -18436 });
+  });
+});
