@@ -308,8 +308,12 @@ export async function reactivationAddOnCharge(
  * (`reactivationAddOnCharge`), is for the units the subscription holds then beyond those paid for:
  * lowered or removed first, it would charge less or nothing for the units served from its moment
  * (DKK 2 seats × 1500 from Feb 17, 1286: lowered 3 → 1 on Feb 21, nothing), and raised, the raise's
- * own invoice counts as paid among them. Made first, as when it can be made, neither happens. The same
- * quantity (a coupon redeemed with it), another add-on, or any set once the charge is made goes on.
+ * own invoice counts as paid among them. Made first, as when it can be made, neither happens. Any
+ * add-on's quantity set while the subscription is SUSPENDED again (by hand or by dunning, the charge
+ * left pending; unless `policy` bills SUSPENDED ones) is refused too: a reactivation within the period
+ * would leave a charge pending for the units set in this suspension in place of the one pending
+ * (reinstate.ts `resumeSuspended`), which would never be made. The same quantity (a coupon redeemed
+ * with it), another add-on while not suspended, or any set once the charge is made goes on.
  * @throws ConflictError `add_on_charge_pending` (field `quantity`)
  */
 export async function refusePendingAddOnChange(
@@ -319,13 +323,18 @@ export async function refusePendingAddOnChange(
   from: number,
   to: number,
   failed: string,
+  policy: RenewalPolicy,
 ): Promise<void> {
   const { add_on_charge_at: since, add_on_charge_suspension: suspension } = subscription;
   if (from === to || since === null || suspension === null) return;
-  if (!(await heldSinceSuspension(trx, subscription.id, suspension)).has(addOnId)) return;
+  const suspended = subscription.status === 'SUSPENDED' && !policy.billSuspended;
+  if (!suspended && !(await heldSinceSuspension(trx, subscription.id, suspension)).has(addOnId)) return;
+  const charge = `an add-on charge pending since ${since.toISOString()} (the add-on units set while it was suspended before, charged from the payment that reactivated it) that cannot be made now (${failed})`;
   throw new ConflictError(
     'add_on_charge_pending',
-    `subscription ${subscription.id} has an add-on charge pending since ${since.toISOString()} for the units of add-on ${addOnId} set while it was suspended, which cannot be made now (${failed}); changing that add-on's quantity before it is made would change what it charges. Nothing changed; set it again once the renewal sweep has made the charge`,
+    suspended
+      ? `subscription ${subscription.id} is SUSPENDED with ${charge}; add-on units set in this suspension would be charged from its reactivation in place of that charge. Nothing changed; set it again once the renewal sweep has made the charge`
+      : `subscription ${subscription.id} has ${charge}, which is for add-on ${addOnId}; changing that add-on's quantity before it is made would change what it charges. Nothing changed; set it again once the renewal sweep has made the charge`,
     { quantity: `add-on ${addOnId} waits for the add-on charge pending since ${since.toISOString()}` },
   );
 }

@@ -141,6 +141,7 @@ export async function setSubscriptionAddOn(
         from,
         quantity,
         renewed.pendingChargeFailed,
+        policy,
       );
     }
     const behavior = change.proration ?? DEFAULT_PRORATION;

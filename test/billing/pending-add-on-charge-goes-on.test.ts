@@ -3,7 +3,11 @@ import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
-import { addSubscriptionCoupon } from '../../src/billing/subscriptions.ts';
+import {
+  addSubscriptionCoupon,
+  reactivateSubscription,
+  suspendSubscription,
+} from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
@@ -162,5 +166,53 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     ]);
     // Owed, no tax: 4000 + 5500 + 1286 + 7650 = 18436.
     expect(await ledgerIn(app, 'NOK')).toEqual({ 'receivable:customer': 18436, revenue: -18436 });
+  });
+
+  it('SEK: suspended by hand on Feb 21 while the charge fails, reactivated by hand on Feb 24; an add-on set while suspended is 409; once mended the seats Feb 17 – Mar 1 are charged, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'SEK', { chargeOnly: true });
+    const support = (await createAddOn(db, 'system', { name: 'Support', currency: 'SEK', amount: 1000n })).id;
+    const feb24 = d('2027-02-24T00:00:00Z');
+    try {
+      // Before: refused with the charge's failure ('add-on charge refused'), still ACTIVE.
+      const suspended = await suspendSubscription(db, 'system', id, feb21, 'customer asked');
+      expect(suspended).toMatchObject({ status: 'SUSPENDED', add_on_charge_at: feb17 });
+      expect(await activityData(db, id, 'subscription.suspended')).toMatchObject({
+        suspend_reason: 'customer asked',
+        add_on_charge_pending: {
+          since: feb17.toISOString(),
+          error: expect.stringContaining('add-on charge refused'),
+        },
+      });
+      // Units set in this suspension would be charged from its reactivation in place of the pending
+      // charge (reinstate.ts resumeSuspended): refused, nothing changed.
+      const refused = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: support, quantity: 1 },
+        d('2027-02-22T00:00:00Z'),
+      ).catch((e: unknown) => e);
+      expect(refused).toMatchObject({
+        status: 409,
+        code: 'add_on_charge_pending',
+        fields: { quantity: expect.stringContaining(feb17.toISOString()) },
+      });
+      expect(await quantityOf(db, id, support)).toBe(0);
+      // Before: refused with the charge's failure too. Within February (invoiced), nothing invoiced.
+      const reactivated = await reactivateSubscription(db, 'system', id, feb24);
+      expect(reactivated.subscription).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+      expect(reactivated.invoices).toEqual([]);
+      expect(await invoicesOf(db, id)).toHaveLength(2);
+    } finally {
+      await mend();
+    }
+    // The 2 seats were served from Feb 17; the suspension since credits none of it: 1286, once.
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-24T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: null });
+    expect((await renewDueSubscriptions(db, 'scheduler', d('2027-02-24T00:02:00Z'))).invoices).toBe(0);
+    // Owed, no tax: 4000 + 5500 + 1286 = 10786.
+    expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
   });
 });
