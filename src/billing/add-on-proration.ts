@@ -262,7 +262,8 @@ export async function reactivationAddOnCharge(
 ): Promise<AddOnProration | null> {
   const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = pending;
   if (resumedAt === null || suspension === null) return null;
-  const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt));
+  const scheduled = await scheduledWhilePending(trx, pending, resumedAt);
+  const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt), scheduled);
   if (!subscription) return null;
   // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
   const policy: RenewalPolicy = { billSuspended: true };
@@ -362,13 +363,46 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
 }
 
 /**
- * `subscription` as the pending add-on charge (`reactivationAddOnCharge`) is owed for it (pure): one
- * CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it was
- * then, for what the charge would have owed had it been made before it ended (the cancellation's
- * renewal tries it first; it is left pending only when making it fails: renewal.ts `renewLocked`
- * with `'leave'` or `'try'`); any other as it is.
+ * Whether `subscription`'s scheduled cancellation (`cancel_at`) was scheduled while its add-on charge
+ * pending since `at` (`add_on_charge_at`) could not be made, and so left it pending: its
+ * `subscription.cancellation_scheduled` activity, the latest, says `add_on_charge_pending` since `at`
+ * (cancellation.ts `cancelLocked`). False without a scheduled cancellation.
+ */
+async function scheduledWhilePending(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  at: Date,
+): Promise<boolean> {
+  if (subscription.cancel_at === null) return false;
+  const row = await activitiesOf(trx, subscription.id)
+    .select(sql<string | null>`data->'add_on_charge_pending'->>'since'`.as('since'))
+    .where('action', '=', 'subscription.cancellation_scheduled')
+    .orderBy('sequence', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.since != null && new Date(row.since).getTime() === at.getTime();
+}
+
+/**
+ * `subscription` (in the period holding the charge's moment: `inPeriodHolding`) as the pending add-on
+ * charge (`reactivationAddOnCharge`) is owed for it (pure), for what the charge would have owed had it
+ * been made first (each cancellation tries it first; it is left pending only when making it fails:
+ * renewal.ts `renewLocked` with `'leave'` or `'try'`).
+ * - Its cancellation (`cancel_at`) scheduled while the charge was pending (`scheduled`: it tried it
+ *   and left it, `scheduledWhilePending`), CANCELLED there or not yet: by its refund, given when it
+ *   was scheduled for the time from `cancel_at`, as a cancellation now by its refund below (had the
+ *   charge been made first, not knowing the cancellation, it was to the period's end and that refund
+ *   reached its invoice, cancellation.ts `addOnRefunds`): `prorate` to `cancel_at`; `full` nothing
+ *   (null) when `cancel_at` is within the charge's period (a refund of a later period reaches none
+ *   of it: to the period's end then); `none` to the period's end. PLN 2 seats × 1500 from Feb 17,
+ *   cancel at Feb 25 with none: 1286 to Mar 1, where before it was 857 to Feb 25; cancel at period
+ *   end with full: nothing, where before it was 1286.
+ * Else one CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it
+ * was then; any other as it is.
  * - Ended at its scheduled cancellation or term end (`cancel_at` at or before `cancelled_at`, a
- *   renewal without the failing charge): to that end (`servedUntil` stops at `cancel_at`).
+ *   renewal without the failing charge), scheduled before the charge was pending: to that end
+ *   (`servedUntil` stops at `cancel_at`; made first, it was to that end and that cancellation's
+ *   refund, given before, did not reach it).
  * - Cancelled now by hand (`cancellation_effective_at` = `cancelled_at`, no `cancel_at`): by its
  *   refund, as that refund would have treated the charge's OPEN invoice (cancellation.ts
  *   `addOnRefunds`): `prorate` to the cancellation (the time served; within a minor unit of the
@@ -379,14 +413,21 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
  * A cancellation at or before the charge's moment leaves none to charge.
  * @returns the subscription to charge for, or null when nothing is owed (a `full` refund)
  */
-function servedTo(subscription: SubscriptionRow): SubscriptionRow | null {
+function servedTo(subscription: SubscriptionRow, scheduled: boolean): SubscriptionRow | null {
   const {
     status,
     cancelled_at: cancelledAt,
     cancel_at: cancelAt,
     cancellation_effective_at: effectiveAt,
     cancellation_refund_type: refundType,
+    current_period_end: end,
   } = subscription;
+  if (scheduled && cancelAt) {
+    const active = { ...subscription, status: 'ACTIVE' as const };
+    if (refundType === 'prorate') return active;
+    if (refundType === 'full' && end && cancelAt <= end) return null;
+    return { ...active, cancel_at: null, cancel_at_period_end: false };
+  }
   if (status !== 'CANCELLED' || !cancelledAt) return subscription;
   const served = { ...subscription, status: 'ACTIVE' as const };
   if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };

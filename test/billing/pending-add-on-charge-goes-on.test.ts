@@ -9,8 +9,9 @@ import {
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import type { Db } from '../../src/db/database.ts';
+import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { ledgerIn } from '../support/collection.ts';
+import { customerWith, downgradeCredit, ledgerIn } from '../support/collection.ts';
 import {
   activityData,
   chargeInvoice,
@@ -214,5 +215,133 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect((await renewDueSubscriptions(db, 'scheduler', d('2027-02-24T00:02:00Z'))).invoices).toBe(0);
     // Owed, no tax: 4000 + 5500 + 1286 = 10786.
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+});
+
+/**
+ * A cancellation scheduled (at period end, or at a date) while the pending add-on charge fails: what
+ * the charge owes once made follows the cancellation's refund as a cancellation now does, as if the
+ * charge had been made first and the refund (given when scheduled, for the time from `cancel_at`)
+ * had reached its invoice: `prorate` up to `cancel_at`, `none` to the period's end, `full` nothing.
+ */
+describe('a cancellation scheduled while a pending add-on charge keeps failing', () => {
+  let app: TestApp;
+  let db: Db;
+  beforeAll(async () => {
+    app = await startTestApp();
+    db = app.runtime.db;
+  });
+  afterAll(() => app.stop());
+
+  const cancel = (id: string, options: Parameters<typeof cancelSubscriptionWithRefund>[5], now: Date) =>
+    cancelSubscriptionWithRefund(
+      db,
+      'system',
+      app.runtime.boss,
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      options,
+      now,
+    );
+  const feb25 = d('2027-02-25T00:00:00Z');
+
+  it('PLN: cancel at Feb 25 with refund none, scheduled Feb 21; the sweep ends it Feb 25; once mended the seats are charged to the period end, Feb 17 – Mar 1, 1286 (nothing given back), not to Feb 25', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'PLN');
+    try {
+      const scheduled = await cancel(id, { when: 'date', cancelAt: feb25, refundType: 'none' }, feb21);
+      expect(scheduled.subscription).toMatchObject({ status: 'ACTIVE', cancel_at: feb25 });
+      expect(await activityData(db, id, 'subscription.cancellation_scheduled')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+      await renewDueSubscriptions(db, 'scheduler', feb25);
+      expect(await stateOf(db, id)).toMatchObject({ status: 'CANCELLED', cancelled_at: feb25 });
+    } finally {
+      await mend();
+    }
+    // Made first on Feb 21, the charge was 1286 to Mar 1 and the cancellation gave none of it back.
+    // Before: 2 × 1500 × 8/28 = 857, Feb 17 – Feb 25.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-25T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    expect(await ledgerIn(app, 'PLN')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+
+  it('RON: cancel at Feb 25 with refund none, scheduled Feb 21; mended on Feb 22, before the cancellation, the sweep charges Feb 17 – Mar 1, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'RON');
+    try {
+      await cancel(id, { when: 'date', cancelAt: feb25, refundType: 'none' }, feb21);
+    } finally {
+      await mend();
+    }
+    // Still ACTIVE until Feb 25. Before: 857 for Feb 17 – Feb 25 (the time served up to cancel_at).
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-22T00:00:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect(await stateOf(db, id)).toMatchObject({
+      status: 'ACTIVE',
+      cancel_at: feb25,
+      add_on_charge_at: null,
+    });
+    await renewDueSubscriptions(db, 'scheduler', feb25);
+    expect(await stateOf(db, id)).toMatchObject({ status: 'CANCELLED', cancelled_at: feb25 });
+    expect(await invoicesOf(db, id)).toHaveLength(3);
+    expect(await ledgerIn(app, 'RON')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+
+  it('HUF: cancel at Feb 25 with a prorate refund, February paid by customer credit: 786 back to the credit when scheduled; once mended the seats are charged Feb 17 – Feb 25, 857', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'HUF', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'HUF', 18600),
+    });
+    try {
+      // 4 of February's 28 days given back: 5500 × 4/28 = 785.71 → 786.
+      const scheduled = await cancel(id, { when: 'date', cancelAt: feb25, refundType: 'prorate' }, feb21);
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([786n]);
+      await renewDueSubscriptions(db, 'scheduler', feb25);
+    } finally {
+      await mend();
+    }
+    // The time served up to the cancellation: 2 × 1500 × 8/28 = 857.14 → 857, 786 of it paid by the
+    // credit the cancellation gave back, 71 still owed.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-25T00:01:00Z'));
+    const after = await invoicesOf(db, id);
+    expect(after.slice(2)).toEqual([chargeInvoice(857n, feb25)]);
+    expect(
+      await db
+        .selectFrom('invoices')
+        .select(['credit_applied', 'amount_due'])
+        .where('id', '=', after[2]!.id)
+        .executeTakeFirstOrThrow(),
+    ).toEqual({ credit_applied: 786n, amount_due: 71n });
+    const books = await ledgerIn(app, 'HUF');
+    expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
+
+  it('CZK: cancel at period end with a full refund, February paid by customer credit: 5500 back to the credit when scheduled; the sweep ends it Mar 1; once mended nothing is charged and the charge is cleared', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'CZK', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'CZK', 18600),
+    });
+    try {
+      const scheduled = await cancel(id, { when: 'period_end', refundType: 'full' }, feb21);
+      expect(scheduled.subscription).toMatchObject({ cancel_at: mar1, cancel_at_period_end: true });
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([5500n]);
+      await renewDueSubscriptions(db, 'scheduler', mar1);
+      expect(await stateOf(db, id)).toMatchObject({ status: 'CANCELLED', cancelled_at: mar1 });
+    } finally {
+      await mend();
+    }
+    // Made first, the charge's OPEN invoice would have been voided whole by the full refund. Before:
+    // 1286 charged for Feb 17 – Mar 1 though the whole period was given back.
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-03-01T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect(await invoicesOf(db, id)).toHaveLength(2);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    // The 5500 given back, less March's 1250 (1000 + 25%) of the customer's downgraded subscription
+    // (downgradeCredit), which the Mar 1 sweep invoiced: none of it taken by the charge.
+    expect(await app.api('GET', `/v1/customers/${customer.id}`).then((r) => r.body.credit)).toEqual([
+      { currency: 'CZK', amount: 5500 - 1250 },
+    ]);
   });
 });
