@@ -8,6 +8,7 @@ import {
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { changeTrial } from '../../src/billing/trials.ts';
 import type { Db } from '../../src/db/database.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -215,6 +216,24 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect((await renewDueSubscriptions(db, 'scheduler', d('2027-02-24T00:02:00Z'))).invoices).toBe(0);
     // Owed, no tax: 4000 + 5500 + 1286 = 10786.
     expect(await ledgerIn(app, 'SEK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+
+  it("EUR: moving a trial's end, or ending it now, on Feb 21 is 409 not_in_trial (ACTIVE since January), nothing changed; once mended 1286", async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'EUR');
+    try {
+      // Before: the charge's failure ('add-on charge refused') in place of the answer.
+      for (const end of [d('2027-03-15T00:00:00Z'), 'now' as const]) {
+        const refused = await changeTrial(db, 'system', id, end, feb21).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ status: 409, code: 'not_in_trial' });
+      }
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+      expect(await invoicesOf(db, id)).toHaveLength(2);
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect(await ledgerIn(app, 'EUR')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
   });
 });
 
