@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
 import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import {
   addSubscriptionCoupon,
@@ -24,6 +26,7 @@ import {
   pendingChargeFailing,
   stateOf,
 } from '../support/pending-add-on-charge.ts';
+import { insertPlan } from '../support/plans.ts';
 
 /** The quantity of add-on `addOnId` subscription `id` has, 0 without it. */
 const quantityOf = async (db: Db, id: string, addOnId: string) =>
@@ -234,6 +237,37 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
     expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
     expect(await ledgerIn(app, 'EUR')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
+  });
+
+  it('USD: a change to a 50.00 plan scheduled for Mar 1 is cancelled on Feb 22 while the charge fails; once mended 1286, and March bills the old plan, 4000 + 3 × 1500 = 8500', async () => {
+    const { id, plan, mend } = await pendingChargeFailing(db, 'USD');
+    const bigger = await insertPlan(db, { currency: 'USD', price: { model: 'FLAT_FEE', amount: 5000 } });
+    try {
+      // Scheduled on Feb 21 (a change by hand goes on without the charge).
+      await changeSubscription(db, 'system', id, { planId: bigger, when: 'next_cycle' }, feb21, false);
+      // Before: refused with the charge's failure ('add-on charge refused'), the change still scheduled.
+      const cancelled = await cancelScheduledChange(db, 'system', id, d('2027-02-22T00:00:00Z'));
+      expect(cancelled).toMatchObject({
+        plan_id: plan,
+        scheduled_plan_id: null,
+        scheduled_quantity: null,
+        add_on_charge_at: feb17,
+      });
+      expect(await activityData(db, id, 'subscription.scheduled_change_cancelled')).toMatchObject({
+        plan: bigger,
+      });
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-22T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    await renewDueSubscriptions(db, 'scheduler', mar1);
+    expect((await invoicesOf(db, id)).slice(3)).toEqual([
+      expect.objectContaining({ period_index: 2, total: 8500n }),
+    ]);
+    expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE' });
+    // Owed, no tax: 4000 + 5500 + 1286 + 8500 = 19286.
+    expect(await ledgerIn(app, 'USD')).toEqual({ 'receivable:customer': 19286, revenue: -19286 });
   });
 });
 
