@@ -11,6 +11,7 @@ import {
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
+import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -268,6 +269,48 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE' });
     // Owed, no tax: 4000 + 5500 + 1286 + 8500 = 19286.
     expect(await ledgerIn(app, 'USD')).toEqual({ 'receivable:customer': 19286, revenue: -19286 });
+  });
+
+  it("AUD: a usage event on Feb 21 reaching the customer's SUSPEND limit (600 calls × 2 = 1200 ≥ 1000) suspends it while the charge fails; once mended the seats Feb 17 – Mar 1 are charged, 1286", async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'AUD', {
+      metered: [{ code: 'api_calls', aggregation: 'SUM', price: { model: 'PER_UNIT', unit_amount: 2 } }],
+    });
+    const { customer_id: customer } = await db
+      .selectFrom('subscriptions')
+      .select('customer_id')
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    const limit = await app.api('POST', '/v1/usage-limits', {
+      customer,
+      amount: 1000,
+      currency: 'AUD',
+      action: 'SUSPEND',
+    });
+    expect(limit.status).toBe(201);
+    try {
+      // Before: the event was stored, then the limit's suspension failed with the charge's error
+      // ('add-on charge refused', thrown to the caller): still ACTIVE, the limit never acted (a retry
+      // of the event is a repeat, not checked again).
+      const usage = {
+        eventId: 'evt-aud-1',
+        subscriptionId: id,
+        code: 'api_calls',
+        value: 600n,
+        timestamp: feb21,
+      };
+      expect((await recordUsageEvent(db, 'system', usage, feb21)).created).toBe(true);
+      expect(await stateOf(db, id)).toMatchObject({ status: 'SUSPENDED', add_on_charge_at: feb17 });
+      expect(await activityData(db, id, 'subscription.suspended')).toMatchObject({
+        reason: 'usage_limit',
+        usage_limit: limit.body.id,
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
   });
 });
 

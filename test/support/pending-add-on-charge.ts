@@ -40,12 +40,15 @@ export async function pendingChargeFailing(
     beforeFebruary?: () => Promise<unknown>;
     /** Refuse only the charge's invoice (`period_start` Feb 17), not the other add-on invoices. */
     chargeOnly?: boolean;
+    /** The plan's metered prices, as `insertPlan` takes them. */
+    metered?: unknown;
   } = {},
 ) {
   const plan = await insertPlan(db, {
     currency,
     price: { model: 'FLAT_FEE', amount: 4000 },
     ...(o.taxRatePpm === undefined ? {} : { taxRatePpm: o.taxRatePpm }),
+    ...(o.metered === undefined ? {} : { metered: o.metered }),
   });
   const seats = (await createAddOn(db, 'system', { name: 'Seats', currency, amount: 1500n })).id;
   const { subscription } = await createSubscription(
