@@ -892,9 +892,10 @@ export interface RenewalSweep {
  * payment's reactivation fails (made first, in the same unit of work as its periods) is renewed
  * again without it (`renewWithoutPendingAddOns`): its periods are invoiced, each once, and the charge
  * stays pending, tried by every sweep and reported while it fails, and made, for the period holding
- * its moment, once what fails is mended. A cancellation by hand, dunning's final action and every
- * other change by hand that renews it first (a change, a suspension or reactivation, an add-on or
- * coupon set, a trial's end moved, a scheduled change cancelled) go on without it too (`'try'`;
+ * its moment, once what fails is mended. A cancellation by hand, dunning's final action, a usage
+ * limit's suspension and every other change by hand that renews it first (a change, a suspension or
+ * reactivation, an add-on or coupon set and the add-on's preview, a trial's end moved, a scheduled
+ * change cancelled) go on without it too (`'try'`;
  * add-on-proration.ts `refusePendingAddOnChange` refuses the add-on quantities that would change
  * what the charge owes).
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
+import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
@@ -311,6 +312,37 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
     expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
     expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+  });
+
+  it('GBP: previewing Support (10.00) on Feb 21 answers its proration, 286, writing nothing; previewing the seats lowered 3 → 1 is 409 add_on_charge_pending as setting them is', async () => {
+    const { id, seats, mend } = await pendingChargeFailing(db, 'GBP', { chargeOnly: true });
+    const support = (await createAddOn(db, 'system', { name: 'Support', currency: 'GBP', amount: 1000n })).id;
+    const policy = { billSuspended: false };
+    try {
+      // Before: the charge's failure ('add-on charge refused') in place of the preview.
+      const preview = await previewSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: support, quantity: 1, proration: 'prorate_now' },
+        feb21,
+        policy,
+      );
+      expect(preview.proration).toMatchObject({ total: 286n, periodStart: feb21, periodEnd: mar1 });
+      const refused = await previewSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: seats, quantity: 1 },
+        feb21,
+        policy,
+      ).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ status: 409, code: 'add_on_charge_pending' });
+      expect(await invoicesOf(db, id)).toHaveLength(2);
+      expect(await quantityOf(db, id, support)).toBe(0);
+    } finally {
+      await mend();
+    }
   });
 });
 
