@@ -406,8 +406,11 @@ async function scheduledWhilePending(
  * - Cancelled now by hand (`cancellation_effective_at` = `cancelled_at`, no `cancel_at`): by its
  *   refund, as that refund would have treated the charge's OPEN invoice (cancellation.ts
  *   `addOnRefunds`): `prorate` to the cancellation (the time served; within a minor unit of the
- *   invoice to the period's end lowered by its unused share), `full` nothing (given back whole: null),
- *   `none` to the end of what the period serves (nothing given back).
+ *   invoice to the period's end lowered by its unused share), `full` nothing (given back whole: null)
+ *   when cancelled within the charge's period, else to its end (a full refund of a later period
+ *   reaches none of it: SGD cancelled Mar 10 with March given back whole, the seats of Feb 17 – Mar 1
+ *   still 1286, where before nothing was charged), `none` to the end of what the period serves
+ *   (nothing given back).
  * - Cancelled by dunning's final action (no refund): to the end of what the period serves, as a
  *   charge made first and kept (to a later `cancel_at` scheduled before it, if any).
  * A cancellation at or before the charge's moment leaves none to charge.
@@ -433,7 +436,9 @@ function servedTo(subscription: SubscriptionRow, scheduled: boolean): Subscripti
   if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };
   const byHand = cancelAt === null && effectiveAt?.getTime() === cancelledAt.getTime();
   if (!byHand) return served;
-  if (refundType === 'full') return null;
+  // A full refund gives back the invoices of the period it cancels in: the charge's only when that is
+  // the charge's period (cancelled before its end), else the charge stays owed to its period's end.
+  if (refundType === 'full') return end && cancelledAt < end ? null : served;
   return refundType === 'prorate' ? { ...served, cancel_at: cancelledAt } : served;
 }
 

@@ -472,4 +472,38 @@ describe('a cancellation scheduled while a pending add-on charge keeps failing',
       { currency: 'CZK', amount: 5500 - 1250 },
     ]);
   });
+
+  it("SGD: cancelled now on Mar 10 with a full refund of March (8500, paid by customer credit) while February's charge fails: the refund reaches March only, so once mended the seats Feb 17 – Mar 1 are still charged, 1286", async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'SGD', { customer: customer.id });
+    // Credit from a downgrade on Feb 22: (32200 − 1000) × 7/28 = 7800 + 25% = 9750, enough for March's
+    // 8500 and the downgraded subscription's own March, 1000 + 25% = 1250.
+    await downgradeCredit(app, customer.id, 'SGD', 32200);
+    const mar10 = d('2027-03-10T00:00:00Z');
+    try {
+      await renewDueSubscriptions(db, 'scheduler', mar1);
+      const march = (await invoicesOf(db, id))[2]!;
+      expect(march).toMatchObject({ period_index: 2, total: 8500n, status: 'PAID' });
+      const cancelled = await cancel(id, { when: 'now', refundType: 'full' }, mar10);
+      expect(cancelled.subscription).toMatchObject({ status: 'CANCELLED', cancelled_at: mar10 });
+      expect(cancelled.creditNotes.map((n) => [n.invoice_id, n.total])).toEqual([[march.id, 8500n]]);
+      expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
+    } finally {
+      await mend();
+    }
+    // Made first, the charge's invoice (Feb 17 – Mar 1) was no invoice of March's: the full refund of
+    // March left it owed. Before: nothing charged and the charge cleared (1286 of seats served never
+    // billed), as for a full refund of February.
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-03-10T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    // Paid at once by the 8500 of credit the refund gave back (the rest of the 9750 went to the two
+    // Marches): 8500 − 1286 = 7214 left.
+    expect((await invoicesOf(db, id)).slice(3)).toEqual([{ ...chargeInvoice(1286n, mar1), status: 'PAID' }]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    expect(await app.api('GET', `/v1/customers/${customer.id}`).then((r) => r.body.credit)).toEqual([
+      { currency: 'SGD', amount: 8500 - 1286 },
+    ]);
+    const books = await ledgerIn(app, 'SGD');
+    expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
 });
