@@ -1,20 +1,26 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddOn } from '../../src/billing/add-ons.ts';
 import { createCoupon } from '../../src/billing/coupons.ts';
 import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
+import { lockSubscription, renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
 import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
+import { transitionSubscription } from '../../src/billing/subscription-status.ts';
 import {
   addSubscriptionCoupon,
+  createSubscription,
   reactivateSubscription,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
+import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { DAY_MS } from '../../src/time.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, ledgerIn } from '../support/collection.ts';
 import {
@@ -28,7 +34,7 @@ import {
   pendingChargeFailing,
   stateOf,
 } from '../support/pending-add-on-charge.ts';
-import { insertPlan } from '../support/plans.ts';
+import { insertCustomer, insertPlan } from '../support/plans.ts';
 
 /** The quantity of add-on `addOnId` subscription `id` has, 0 without it. */
 const quantityOf = async (db: Db, id: string, addOnId: string) =>
@@ -343,6 +349,70 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     } finally {
       await mend();
     }
+  });
+
+  it('CAD over HTTP, on the real clock (the API takes its own): with the charge failing, a suspension, a reactivation and a coupon answer 200/201, the seats lowered and a trial moved 409, a scheduled change cancelled 409 no_scheduled_change; once mended the charge is made once', async () => {
+    const now = Date.now();
+    const at = (days: number) => new Date(now + days * DAY_MS);
+    const plan = await insertPlan(db, { currency: 'CAD', price: { model: 'FLAT_FEE', amount: 4000 } });
+    const seats = (await createAddOn(db, 'system', { name: 'Seats', currency: 'CAD', amount: 1500n })).id;
+    const { subscription, invoices } = await createSubscription(
+      db,
+      'system',
+      { customerId: await insertCustomer(db), planId: plan },
+      at(-10),
+    );
+    const id = subscription.id;
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 1, proration: 'none' }, at(-10));
+    await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+      transitionSubscription(work, (await lockSubscription(work, id))!, 'SUSPENDED', at(-5), {
+        reason: DUNNING_REASON,
+      }),
+    );
+    await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, at(-4));
+    const resumed = at(-1 / 24);
+    await inUnitOfWork(db, { actor: 'system' }, (work) =>
+      reinstateAfterPayment(work, id, invoices[0]!.id, resumed),
+    );
+    expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: resumed });
+    const trigger = `add_on_charge_fails_${id.replace(/[^a-z0-9]/gi, '_')}`;
+    await sql`CREATE OR REPLACE FUNCTION add_on_charge_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'add-on charge refused'; END $$`.execute(db);
+    await sql`CREATE TRIGGER ${sql.raw(trigger)} BEFORE INSERT ON invoices FOR EACH ROW
+      WHEN (NEW.subscription_id = ${sql.lit(id)} AND NEW.billing_reason = 'subscription_update')
+      EXECUTE FUNCTION add_on_charge_fails()`.execute(db);
+    await createCoupon(db, 'system', { code: 'TENTH-CAD', percentOffPpm: 100_000, duration: 'FOREVER' });
+    try {
+      // Before: each answered 500 internal_error (the charge's failure).
+      const lowered = await app.api('POST', `/v1/subscriptions/${id}/add-ons`, {
+        add_on: seats,
+        quantity: 1,
+      });
+      expect([lowered.status, lowered.body.error.code]).toEqual([409, 'add_on_charge_pending']);
+      expect(Object.keys(lowered.body.error.fields)).toEqual(['quantity']);
+      const coupon = await app.api('POST', `/v1/subscriptions/${id}/coupons`, { coupon: 'TENTH-CAD' });
+      expect(coupon.status).toBe(201);
+      const trial = await app.api('POST', `/v1/subscriptions/${id}/trial`, { trial_end: 'now' });
+      expect([trial.status, trial.body.error.code]).toEqual([409, 'not_in_trial']);
+      const unscheduled = await app.api('POST', `/v1/subscriptions/${id}/scheduled-change/cancel`);
+      expect([unscheduled.status, unscheduled.body.error.code]).toEqual([409, 'no_scheduled_change']);
+      const suspended = await app.api('POST', `/v1/subscriptions/${id}/suspend`, { suspend_reason: 'asked' });
+      expect([suspended.status, suspended.body.status]).toEqual([200, 'SUSPENDED']);
+      const reactivated = await app.api('POST', `/v1/subscriptions/${id}/reactivate`);
+      expect([reactivated.status, reactivated.body.status]).toEqual([200, 'ACTIVE']);
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: resumed });
+      expect(await invoicesOf(db, id)).toHaveLength(1);
+    } finally {
+      await sql`DROP TRIGGER IF EXISTS ${sql.raw(trigger)} ON invoices`.execute(db);
+    }
+    // Mended: the 2 seats from the reactivation to the period's end, once.
+    await renewDueSubscriptions(db, 'scheduler', new Date());
+    const after = await invoicesOf(db, id);
+    expect(after.slice(1)).toEqual([
+      expect.objectContaining({ billing_reason: 'subscription_update', period_start: resumed }),
+    ]);
+    expect(after[1]!.total).toBeGreaterThan(0n);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
   });
 });
 
