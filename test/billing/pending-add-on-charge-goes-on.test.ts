@@ -13,6 +13,7 @@ import {
   addSubscriptionCoupon,
   createSubscription,
   reactivateSubscription,
+  removeSubscriptionCoupon,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
@@ -151,7 +152,7 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect(await ledgerIn(app, 'DKK')).toEqual({ 'receivable:customer': 10786, revenue: -10786 });
   });
 
-  it('NOK: a 10% coupon redeemed on the subscription and one on Seats on Feb 21 go on, from March; once mended the charge is 1286 undiscounted, and March 4000 − 400 + 4500 − 450 = 7650', async () => {
+  it('NOK: a 10% coupon redeemed on the subscription and one on Seats on Feb 21, the latter removed Feb 22, go on; once mended the charge is 1286 undiscounted, and March 4000 − 400 + 4500 = 8100', async () => {
     const { id, seats, mend } = await pendingChargeFailing(db, 'NOK');
     await createCoupon(db, 'system', { code: 'TENTH-NOK', percentOffPpm: 100_000, duration: 'FOREVER' });
     await createCoupon(db, 'system', {
@@ -165,6 +166,9 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
       const plan = await addSubscriptionCoupon(db, 'system', id, 'TENTH-NOK', undefined, feb21);
       const onSeats = await redeemAddOnCoupon(db, 'system', id, seats, 'SEATS-TENTH-NOK', undefined, feb21);
       expect([plan.first_period_index, onSeats.first_period_index]).toEqual([2, 2]);
+      // And the one on Seats removed again on Feb 22 (before: refused with the charge's failure too).
+      const removed = await removeSubscriptionCoupon(db, 'system', id, onSeats.id, d('2027-02-22T00:00:00Z'));
+      expect(removed.removed_at).toEqual(d('2027-02-22T00:00:00Z'));
       expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
       expect(await invoicesOf(db, id)).toHaveLength(2);
     } finally {
@@ -175,10 +179,10 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(1286n, mar1)]);
     await renewDueSubscriptions(db, 'scheduler', mar1);
     expect((await invoicesOf(db, id)).slice(3)).toEqual([
-      expect.objectContaining({ period_index: 2, total: 7650n }),
+      expect.objectContaining({ period_index: 2, total: 8100n }),
     ]);
-    // Owed, no tax: 4000 + 5500 + 1286 + 7650 = 18436.
-    expect(await ledgerIn(app, 'NOK')).toEqual({ 'receivable:customer': 18436, revenue: -18436 });
+    // Owed, no tax: 4000 + 5500 + 1286 + 8100 = 18886.
+    expect(await ledgerIn(app, 'NOK')).toEqual({ 'receivable:customer': 18886, revenue: -18886 });
   });
 
   it('SEK: suspended by hand on Feb 21 while the charge fails, reactivated by hand on Feb 24; an add-on set while suspended is 409; once mended the seats Feb 17 – Mar 1 are charged, 1286', async () => {
