@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
 import type { AddOnRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn } from './add-ons.ts';
 import { couponDiscounts, periodCoupons } from './coupons.ts';
@@ -261,7 +262,8 @@ export async function reactivationAddOnCharge(
 ): Promise<AddOnProration | null> {
   const { add_on_charge_at: resumedAt, add_on_charge_suspension: suspension } = pending;
   if (resumedAt === null || suspension === null) return null;
-  const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt));
+  const scheduled = await scheduledWhilePending(trx, pending, resumedAt);
+  const subscription = servedTo(inPeriodHolding(pending, plan, resumedAt), scheduled);
   if (!subscription) return null;
   // Charged at r whatever the status (SUSPENDED again meanwhile too): a policy billing SUSPENDED.
   const policy: RenewalPolicy = { billSuspended: true };
@@ -300,6 +302,45 @@ export async function reactivationAddOnCharge(
 }
 
 /**
+ * Refuses setting add-on `addOnId` of `subscription` from `from` to `to` units while the add-on charge
+ * pending since a payment's reactivation (`add_on_charge_at`) is left pending because making it
+ * failed (`failed`: why; renewal.ts `renewLocked` with `'try'`), when that add-on is one the charge is
+ * for (set in its suspension: `heldSinceSuspension`) and its quantity changes. The charge, made later
+ * (`reactivationAddOnCharge`), is for the units the subscription holds then beyond those paid for:
+ * lowered or removed first, it would charge less or nothing for the units served from its moment
+ * (DKK 2 seats × 1500 from Feb 17, 1286: lowered 3 → 1 on Feb 21, nothing), and raised, the raise's
+ * own invoice counts as paid among them. Made first, as when it can be made, neither happens. Any
+ * add-on's quantity set while the subscription is SUSPENDED again (by hand or by dunning, the charge
+ * left pending; unless `policy` bills SUSPENDED ones) is refused too: a reactivation within the period
+ * would leave a charge pending for the units set in this suspension in place of the one pending
+ * (reinstate.ts `resumeSuspended`), which would never be made. The same quantity (a coupon redeemed
+ * with it), another add-on while not suspended, or any set once the charge is made goes on.
+ * @throws ConflictError `add_on_charge_pending` (field `quantity`)
+ */
+export async function refusePendingAddOnChange(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  addOnId: string,
+  from: number,
+  to: number,
+  failed: string,
+  policy: RenewalPolicy,
+): Promise<void> {
+  const { add_on_charge_at: since, add_on_charge_suspension: suspension } = subscription;
+  if (from === to || since === null || suspension === null) return;
+  const suspended = subscription.status === 'SUSPENDED' && !policy.billSuspended;
+  if (!suspended && !(await heldSinceSuspension(trx, subscription.id, suspension)).has(addOnId)) return;
+  const charge = `an add-on charge pending since ${since.toISOString()} (the add-on units set while it was suspended before, charged from the payment that reactivated it) that cannot be made now (${failed})`;
+  throw new ConflictError(
+    'add_on_charge_pending',
+    suspended
+      ? `subscription ${subscription.id} is SUSPENDED with ${charge}; add-on units set in this suspension would be charged from its reactivation in place of that charge. Nothing changed; set it again once the renewal sweep has made the charge`
+      : `subscription ${subscription.id} has ${charge}, which is for add-on ${addOnId}; changing that add-on's quantity before it is made would change what it charges. Nothing changed; set it again once the renewal sweep has made the charge`,
+    { quantity: `add-on ${addOnId} waits for the add-on charge pending since ${since.toISOString()}` },
+  );
+}
+
+/**
  * `subscription` as it was in the period holding `at` (its `current_period_*` on that period), when
  * its current period started after `at` (pure): a renewal that left a failing pending charge behind
  * (renewal.ts `renewDueSubscriptions`) moved it on, and the charge is for the period holding its
@@ -322,37 +363,82 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
 }
 
 /**
- * `subscription` as the pending add-on charge (`reactivationAddOnCharge`) is owed for it (pure): one
- * CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it was
- * then, for what the charge would have owed had it been made before it ended (the cancellation's
- * renewal tries it first; it is left pending only when making it fails: renewal.ts `renewLocked`
- * with `'leave'` or `'try'`); any other as it is.
+ * Whether `subscription`'s scheduled cancellation (`cancel_at`) was scheduled while its add-on charge
+ * pending since `at` (`add_on_charge_at`) could not be made, and so left it pending: its
+ * `subscription.cancellation_scheduled` activity, the latest, says `add_on_charge_pending` since `at`
+ * (cancellation.ts `cancelLocked`). False without a scheduled cancellation.
+ */
+async function scheduledWhilePending(
+  trx: Kysely<Database>,
+  subscription: SubscriptionRow,
+  at: Date,
+): Promise<boolean> {
+  if (subscription.cancel_at === null) return false;
+  const row = await activitiesOf(trx, subscription.id)
+    .select(sql<string | null>`data->'add_on_charge_pending'->>'since'`.as('since'))
+    .where('action', '=', 'subscription.cancellation_scheduled')
+    .orderBy('sequence', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.since != null && new Date(row.since).getTime() === at.getTime();
+}
+
+/**
+ * `subscription` (in the period holding the charge's moment: `inPeriodHolding`) as the pending add-on
+ * charge (`reactivationAddOnCharge`) is owed for it (pure), for what the charge would have owed had it
+ * been made first (each cancellation tries it first; it is left pending only when making it fails:
+ * renewal.ts `renewLocked` with `'leave'` or `'try'`).
+ * - Its cancellation (`cancel_at`) scheduled while the charge was pending (`scheduled`: it tried it
+ *   and left it, `scheduledWhilePending`), CANCELLED there or not yet: by its refund, given when it
+ *   was scheduled for the time from `cancel_at`, as a cancellation now by its refund below (had the
+ *   charge been made first, not knowing the cancellation, it was to the period's end and that refund
+ *   reached its invoice, cancellation.ts `addOnRefunds`): `prorate` to `cancel_at`; `full` nothing
+ *   (null) when `cancel_at` is within the charge's period (a refund of a later period reaches none
+ *   of it: to the period's end then); `none` to the period's end. PLN 2 seats × 1500 from Feb 17,
+ *   cancel at Feb 25 with none: 1286 to Mar 1, where before it was 857 to Feb 25; cancel at period
+ *   end with full: nothing, where before it was 1286.
+ * Else one CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it
+ * was then; any other as it is.
  * - Ended at its scheduled cancellation or term end (`cancel_at` at or before `cancelled_at`, a
- *   renewal without the failing charge): to that end (`servedUntil` stops at `cancel_at`).
+ *   renewal without the failing charge), scheduled before the charge was pending: to that end
+ *   (`servedUntil` stops at `cancel_at`; made first, it was to that end and that cancellation's
+ *   refund, given before, did not reach it).
  * - Cancelled now by hand (`cancellation_effective_at` = `cancelled_at`, no `cancel_at`): by its
  *   refund, as that refund would have treated the charge's OPEN invoice (cancellation.ts
  *   `addOnRefunds`): `prorate` to the cancellation (the time served; within a minor unit of the
- *   invoice to the period's end lowered by its unused share), `full` nothing (given back whole: null),
- *   `none` to the end of what the period serves (nothing given back).
+ *   invoice to the period's end lowered by its unused share), `full` nothing (given back whole: null)
+ *   when cancelled within the charge's period, else to its end (a full refund of a later period
+ *   reaches none of it: SGD cancelled Mar 10 with March given back whole, the seats of Feb 17 – Mar 1
+ *   still 1286, where before nothing was charged), `none` to the end of what the period serves
+ *   (nothing given back).
  * - Cancelled by dunning's final action (no refund): to the end of what the period serves, as a
  *   charge made first and kept (to a later `cancel_at` scheduled before it, if any).
  * A cancellation at or before the charge's moment leaves none to charge.
  * @returns the subscription to charge for, or null when nothing is owed (a `full` refund)
  */
-function servedTo(subscription: SubscriptionRow): SubscriptionRow | null {
+function servedTo(subscription: SubscriptionRow, scheduled: boolean): SubscriptionRow | null {
   const {
     status,
     cancelled_at: cancelledAt,
     cancel_at: cancelAt,
     cancellation_effective_at: effectiveAt,
     cancellation_refund_type: refundType,
+    current_period_end: end,
   } = subscription;
+  if (scheduled && cancelAt) {
+    const active = { ...subscription, status: 'ACTIVE' as const };
+    if (refundType === 'prorate') return active;
+    if (refundType === 'full' && end && cancelAt <= end) return null;
+    return { ...active, cancel_at: null, cancel_at_period_end: false };
+  }
   if (status !== 'CANCELLED' || !cancelledAt) return subscription;
   const served = { ...subscription, status: 'ACTIVE' as const };
   if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };
   const byHand = cancelAt === null && effectiveAt?.getTime() === cancelledAt.getTime();
   if (!byHand) return served;
-  if (refundType === 'full') return null;
+  // A full refund gives back the invoices of the period it cancels in: the charge's only when that is
+  // the charge's period (cancelled before its end), else the charge stays owed to its period's end.
+  if (refundType === 'full') return end && cancelledAt < end ? null : served;
   return refundType === 'prorate' ? { ...served, cancel_at: cancelledAt } : served;
 }
 

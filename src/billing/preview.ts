@@ -3,7 +3,7 @@ import type { Db } from '../db/database.ts';
 import type { BillingReason, CouponRow, Database, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import { type Actor, inRolledBackUnitOfWork } from '../ledger/unit-of-work.ts';
-import { addOnProration } from './add-on-proration.ts';
+import { addOnProration, refusePendingAddOnChange } from './add-on-proration.ts';
 import { firstPeriodIndex, type RedemptionWithCoupon, redeemableCoupon } from './coupons.ts';
 import { creditAvailableIn } from './customer-credit.ts';
 import { nextRenewalLines, refuseUninvoiceablePeriod } from './effective-amount.ts';
@@ -194,8 +194,10 @@ function previewRedemption(
  * subscription up to `now` (`renewedUpTo` under `policy`), here in a unit of work rolled back at its
  * end (`inRolledBackUnitOfWork`): after a period's end the renewal sweep has not renewed yet, the
  * proration is for the rest of the period holding `now` (its period invoice, made by that renewal,
- * paying the units held) and the next period is the one after it.
- * @throws NotFoundError subscription; as `checkAddOnChange` (among them `subscription_cancelled`, also
+ * paying the units held) and the next period is the one after it. An add-on charge pending since a
+ * payment's reactivation whose making fails is left pending (`'try'`), as setting it does, and the
+ * same quantities are refused (add-on-proration.ts `refusePendingAddOnChange`).
+ * @throws NotFoundError subscription; as `checkAddOnChange`; as `refusePendingAddOnChange` (among them `subscription_cancelled`, also
  *   when that renewal ended it); as `redeemableCoupon`, and ConflictError `coupon_already_redeemed`
  *   (on this add-on before)
  */
@@ -208,8 +210,10 @@ export function previewSubscriptionAddOn(
   policy: RenewalPolicy,
 ): Promise<{ next: InvoicePreview | null; proration: InvoicePreview | null }> {
   return inRolledBackUnitOfWork(db, { actor }, async (work) => {
-    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
-    return previewAddOnOf(work.trx, subscription, change, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending
+    // ('try'), as setting the add-on leaves it: the preview answers as the set would.
+    const renewed = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy, 'try');
+    return previewAddOnOf(work.trx, renewed.subscription, change, now, policy, renewed.pendingChargeFailed);
   });
 }
 
@@ -220,8 +224,21 @@ async function previewAddOnOf(
   change: AddOnChange,
   now: Date,
   policy: RenewalPolicy,
+  pendingChargeFailed?: string,
 ): Promise<{ next: InvoicePreview | null; proration: InvoicePreview | null }> {
   const { addOn, plan, existing } = await checkAddOnChange(db, subscription, change);
+  if (pendingChargeFailed !== undefined) {
+    const from = existing?.quantity ?? 0;
+    await refusePendingAddOnChange(
+      db,
+      subscription,
+      addOn.id,
+      from,
+      change.quantity,
+      pendingChargeFailed,
+      policy,
+    );
+  }
   const coupon =
     change.couponCode === undefined
       ? undefined

@@ -41,8 +41,10 @@ const SuspensionData = z.object({ reason: z.string().optional() }).loose();
  *   `renewedUpTo`), which charges from the reactivation all the same, whatever the status by then.
  *   The subscription is reactivated once (a second reactivation, or a payment racing one, finds it
  *   ACTIVE; all of them hold its lock), and units charged are paid for: nothing is charged twice. No
- *   add-on set comes while a charge is pending without renewing first (which makes it), so a later
- *   reactivation never finds one pending with add-ons set in its own suspension.
+ *   add-on set comes while a charge is pending without renewing first (which makes it); when making
+ *   it fails, a quantity set while SUSPENDED again is refused (add-on-proration.ts
+ *   `refusePendingAddOnChange`), so a later reactivation never finds one pending with add-ons set
+ *   in its own suspension.
  * Logs `subscription.active` with `data`, `resumes_at_period` and the invoices `voided_invoices`,
  * `not_voided_invoices` (skipped), `kept_invoices` (paid). It invoices nothing itself: the caller
  * renews (`renewLocked`) or leaves it to the renewal sweep.

@@ -500,6 +500,22 @@ export interface Renewal {
 }
 
 /**
+ * The `add_on_charge_pending` of the activity of what a person or dunning did to `subscription` (as
+ * it was before its renewal up to now) when that renewal (`renewal`, with `'try'`) left the add-on
+ * charge pending since a payment's reactivation because making it failed: when it was pending
+ * (`since`, `add_on_charge_at`) and why it failed (`error`); nothing otherwise.
+ */
+export function leftPendingData(
+  subscription: Pick<SubscriptionRow, 'add_on_charge_at'>,
+  renewal: Pick<Renewal, 'pendingChargeFailed'>,
+): { add_on_charge_pending?: { since: Date | null; error: string } } {
+  if (renewal.pendingChargeFailed === undefined) return {};
+  return {
+    add_on_charge_pending: { since: subscription.add_on_charge_at, error: renewal.pendingChargeFailed },
+  };
+}
+
+/**
  * What a renewal does with an add-on charge pending since a payment's reactivation
  * (`add_on_charge_at` ≤ now): `'make'` it first (its failure is the renewal's), `'leave'` it pending,
  * or `'try'` to make it and leave it pending when that fails (see `renewLocked`).
@@ -634,9 +650,11 @@ export async function renewLocked(
  * `invoiceAddOnProration`; none when nothing is owed, e.g. a CANCELLED subscription), and clears the
  * pending charge, in the caller's unit of work (under the subscription's lock: made once). The
  * renewal (`renewLocked`) makes it first; a cancellation by hand makes it once it has decided
- * (cancellation.ts `withPendingCharge`), dunning's final action and a change by hand first too, each
- * in a savepoint (`'try'`): when making it fails they happen without it and it stays pending for the
- * sweep (a CANCELLED one charged what its cancellation left owed: add-on-proration.ts `servedTo`).
+ * (cancellation.ts `withPendingCharge`), dunning's final action and every other change by hand (a
+ * change, a suspension or reactivation, an add-on or coupon set, a trial's end moved, a scheduled
+ * change cancelled) first too, each in a savepoint (`'try'`): when making it fails they happen
+ * without it and it stays pending for the sweep (a CANCELLED one charged what its cancellation left
+ * owed: add-on-proration.ts `servedTo`).
  * Lock order: the subscription,
  * then the customer (`customer`, read once by the caller when given).
  * @returns the subscription as it is now and the invoice made (none when nothing was pending or owed)
@@ -677,7 +695,7 @@ async function chargePendingAddOns(
  * such a charge has come.
  * @param pendingAddOns what to do with that pending charge (`PendingAddOns`, as `renewLocked`):
  * `'make'` (the default), `'leave'` (a cancellation by hand, which makes it once it has decided),
- * `'try'` (dunning's final action, a change by hand: they go on when making it fails)
+ * `'try'` (dunning's final action and every other change by hand: they go on when making it fails)
  * @returns as `renewLocked` (the subscription unchanged and no invoice when nothing was due); it may
  * end the subscription (CANCELLED at its scheduled cancellation or the end of its term)
  */
@@ -874,9 +892,12 @@ export interface RenewalSweep {
  * payment's reactivation fails (made first, in the same unit of work as its periods) is renewed
  * again without it (`renewWithoutPendingAddOns`): its periods are invoiced, each once, and the charge
  * stays pending, tried by every sweep and reported while it fails, and made, for the period holding
- * its moment, once what fails is mended. A cancellation by hand, dunning's final action and a change
- * by hand go on without it too (`'try'`); the other paths that renew it first (an add-on or coupon
- * set, a suspension, a trial's end moved) still fail alike until then.
+ * its moment, once what fails is mended. A cancellation by hand, dunning's final action, a usage
+ * limit's suspension and every other change by hand that renews it first (a change, a suspension or
+ * reactivation, an add-on or coupon set and the add-on's preview, a trial's end moved, a scheduled
+ * change cancelled) go on without it too (`'try'`;
+ * add-on-proration.ts `refusePendingAddOnChange` refuses the add-on quantities that would change
+ * what the charge owes).
  * `billSuspended` (the `BILL_SUSPENDED_SUBSCRIPTIONS` setting) renews SUSPENDED ones too; without
  * it, a SUSPENDED one is only looked at when its scheduled cancellation (`cancel_at`) has come. One
  * with an add-on charge pending since a payment reactivated it (`add_on_charge_at` ≤ `now`) is

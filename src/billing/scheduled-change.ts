@@ -68,6 +68,8 @@ export async function scheduleChange(
  * `subscription.scheduled_change_cancelled`. The subscription is first renewed up to `now` as the
  * renewal sweep would (`renewedUpTo` under `policy`: with `policy.billSuspended` a SUSPENDED one
  * too): once that cycle has started the change has taken effect, whether or not the sweep has run yet.
+ * An add-on charge pending since a payment's reactivation whose making fails is left pending
+ * (renewal.ts `renewLocked` with `'try'`), for the renewal sweep to make once it can.
  * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
  * @throws NotFoundError; ConflictError `no_scheduled_change` when none is scheduled, or the cycle it
  * was scheduled for has started (nothing changed)
@@ -81,8 +83,11 @@ export async function cancelScheduledChange(
 ): Promise<SubscriptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
     const locked = (await lockSubscription(work, id))!;
-    // Whatever the renewal sweep's lag: a change whose cycle has started took effect with it.
-    const { subscription } = await renewedUpTo(work, locked, now, policy);
+    // Whatever the renewal sweep's lag: a change whose cycle has started took effect with it. An
+    // add-on charge pending since a payment's reactivation whose making fails is left pending ('try'):
+    // made later, it is taxed by the plan in force at its moment (add-on-proration.ts
+    // `planInForceAt`), which cancelling a change for the next cycle does not change.
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     if (subscription.scheduled_plan_id === null) {
       const applied = locked.scheduled_plan_id !== null;
       throw new ConflictError(

@@ -11,14 +11,20 @@ import type {
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { addOnProration, invoiceAddOnProration } from './add-on-proration.ts';
+import { addOnProration, invoiceAddOnProration, refusePendingAddOnChange } from './add-on-proration.ts';
 import { getAddOn, type SubscriptionAddOn } from './add-ons.ts';
 import { endRedemption, redeemCoupon } from './coupons.ts';
 import { openCustomerOnce } from './customer-status.ts';
 import { refuseUninvoiceablePeriod } from './effective-amount.ts';
 import { getPlan, type Plan } from './plans.ts';
 import { DEFAULT_PRORATION, type ProrationBehavior } from './proration.ts';
-import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy, renewedUpTo } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  leftPendingData,
+  lockSubscription,
+  type RenewalPolicy,
+  renewedUpTo,
+} from './renewal.ts';
 import { subscriptionActivity } from './subscription-status.ts';
 import { refuseChangeInvoicedAhead } from './terms.ts';
 
@@ -119,10 +125,25 @@ export async function setSubscriptionAddOn(
 ): Promise<{ addOn: SubscriptionAddOn; created: boolean; removed: boolean; invoice: InvoiceRow | null }> {
   return inUnitOfWork(db, { actor }, async (work) => {
     // The periods as the renewal sweep has them by `now`, whatever its lag: the raise is prorated
-    // over the period holding `now`, the period before it billed with the quantity it had.
-    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
+    // over the period holding `now`, the period before it billed with the quantity it had. An add-on
+    // charge pending since a payment's reactivation whose making fails is left pending ('try').
+    const locked = (await lockSubscription(work, id))!;
+    const renewed = await renewedUpTo(work, locked, now, policy, 'try');
+    const { subscription } = renewed;
     const { addOnId, quantity } = change;
     const { addOn, plan, existing } = await checkAddOnChange(work.trx, subscription, change);
+    if (renewed.pendingChargeFailed !== undefined) {
+      const from = existing?.quantity ?? 0;
+      await refusePendingAddOnChange(
+        work.trx,
+        subscription,
+        addOnId,
+        from,
+        quantity,
+        renewed.pendingChargeFailed,
+        policy,
+      );
+    }
     const behavior = change.proration ?? DEFAULT_PRORATION;
     // Read under invoicing's lock once: the lines' taxes and the invoice's number and terms agree.
     const customer = openCustomerOnce(work.trx, subscription.customer_id);
@@ -173,6 +194,7 @@ export async function setSubscriptionAddOn(
       to: quantity,
       proration: behavior,
       invoice: invoice?.id,
+      ...leftPendingData(locked, renewed),
     });
     if (change.couponCode !== undefined) {
       await redeemCoupon(
@@ -201,6 +223,7 @@ export async function setSubscriptionAddOn(
  * subscription add-on): it discounts that add-on's line from the next period's invoice on, for its
  * duration (the subscription renewed up to now first under `policy`, as `setSubscriptionAddOn`).
  * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
+ * @param now the moment of the redemption (the clock's by default)
  * @throws NotFoundError subscription, or `subscription_add_on` when the add-on is not on it;
  *   ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled term: those
  *   invoices are made already: `refuseChangeInvoicedAhead`); as `redeemCoupon`
@@ -212,11 +235,14 @@ export async function redeemAddOnCoupon(
   addOnId: string,
   code: string,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  now: Date = new Date(),
 ): Promise<CouponRedemptionRow> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    const now = new Date();
     // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending: the
+    // coupon counts from the next period, not for the time that charge is for.
+    const locked = (await lockSubscription(work, id))!;
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }

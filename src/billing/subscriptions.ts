@@ -13,6 +13,7 @@ import { getPlan, type Plan } from './plans.ts';
 import { resumeSuspended } from './reinstate.ts';
 import {
   DEFAULT_RENEWAL_POLICY,
+  leftPendingData,
   lockSubscription,
   type RenewalPolicy,
   renewedUpTo,
@@ -304,7 +305,11 @@ export async function cancelSubscription(
  * Suspends a subscription, storing `reason` as `suspend_reason`: no invoices while SUSPENDED, unless
  * `BILL_SUSPENDED_SUBSCRIPTIONS` is on (renewal.ts `RenewalPolicy`). It is first renewed up to `now`
  * as the renewal sweep would (`renewedUpTo`), so a period that started before the sweep ran is
- * invoiced as with a sweep on time, not left unbilled by the suspension.
+ * invoiced as with a sweep on time, not left unbilled by the suspension. An add-on charge pending
+ * since a payment's reactivation whose making fails is left pending (renewal.ts `renewLocked` with
+ * `'try'`; `add_on_charge_pending` in the `subscription.suspended` activity): the suspension happens
+ * all the same and the renewal sweep makes the charge once it can, for the time from its moment to
+ * the period's end, as after dunning's suspension.
  * @param reason the caller's reason, ≤ 1000 characters (the API checks it)
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is IN_TRIAL,
  * ACTIVE or PAST_DUE (or once that renewal ended it: CANCELLED at its scheduled end)
@@ -321,14 +326,17 @@ export async function suspendSubscription(
       throw new ConflictError('invalid_subscription_transition', `subscription ${id} is already SUSPENDED`);
     }
     // The periods that started before now are billed as the renewal sweep bills them, whatever its lag.
-    const { subscription } = await renewedUpTo(work, locked, now);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending
+    // ('try'), as dunning's suspension leaves it: the renewal sweep makes it once it can (the time
+    // from its moment was served; a suspension credits none of it).
+    const renewed = await renewedUpTo(work, locked, now, DEFAULT_RENEWAL_POLICY, 'try');
     // The person's reason under its own key: `reason` is the system's (`dunning`, reinstate.ts).
     return transitionSubscription(
       work,
-      subscription,
+      renewed.subscription,
       'SUSPENDED',
       now,
-      { suspend_reason: reason ?? null },
+      { suspend_reason: reason ?? null, ...leftPendingData(locked, renewed) },
       reason ?? null,
     );
   });
@@ -347,7 +355,10 @@ export async function suspendSubscription(
  * one are served in part and kept owed). One partly paid or with a charge in flight is skipped, left
  * owed; paid ones are kept (refund them by hand). The `subscription.active` activity names them:
  * `voided_invoices`, `not_voided_invoices` (skipped), `kept_invoices` (paid). With
- * `policy.billSuspended` nothing is voided: suspended periods are billed.
+ * `policy.billSuspended` nothing is voided: suspended periods are billed. An add-on charge pending
+ * since an earlier reactivation by a payment (suspended again since, by hand or by dunning) whose
+ * making fails is left pending (`renewLocked` with `'try'`): the reactivation happens all the same
+ * and the renewal sweep makes the charge once it can.
  * @throws NotFoundError; ConflictError `invalid_subscription_transition` unless it is SUSPENDED;
  *   ValidationError (field `usage`) when the invoice it resumes with would bill more than 10^15
  *   (`refuseUninvoiceableResumption`): nothing changes
@@ -369,7 +380,8 @@ export async function reactivateSubscription(
     const plan = await getPlan(work.trx, subscription.plan_id);
     const active = await resumeSuspended(work, subscription, plan, now, policy);
     await refuseUninvoiceableResumption(work.trx, active);
-    return renewLocked(work, active, plan, now, policy);
+    // An add-on charge pending since an earlier reactivation whose making fails is left pending.
+    return renewLocked(work, active, plan, now, policy, 'try');
   });
 }
 
@@ -398,6 +410,7 @@ async function refuseUninvoiceableResumption(
  * started before the sweep ran is billed without it; with `policy.billSuspended` a SUSPENDED one's
  * too, as the sweep bills it).
  * @param policy the renewal policy of the configuration (`BILL_SUSPENDED_SUBSCRIPTIONS`)
+ * @param now the moment of the redemption (the clock's by default)
  * @throws NotFoundError; ConflictError `subscription_cancelled`, `periods_invoiced_ahead` (a settled
  * term: its next invoices are made already, so the coupon would never discount them:
  * `refuseChangeInvoicedAhead`; nothing redeemed) and as `redeemCoupon`
@@ -408,11 +421,13 @@ export async function addSubscriptionCoupon(
   id: string,
   code: string,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  now: Date = new Date(),
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
-    const now = new Date();
     // "The next period" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending: the
+    // coupon counts from the next period, not for the time that charge is for.
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     if (subscription.status === 'CANCELLED') {
       throw new ConflictError('subscription_cancelled', `subscription ${id} is CANCELLED`);
     }
@@ -453,7 +468,9 @@ export async function removeSubscriptionCoupon(
 ): Promise<CouponRedemptionRow> {
   return withSubscription(db, actor, id, async (work, locked) => {
     // "The next invoice" is the one after the period holding now, whatever the renewal sweep's lag.
-    const { subscription } = await renewedUpTo(work, locked, now, policy);
+    // An add-on charge pending since a payment's reactivation whose making fails is left pending: a
+    // coupon removed after its moment still discounts it (coupons.ts `periodCoupons` at that moment).
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     const redemption = await work.trx
       .selectFrom('coupon_redemptions')
       .selectAll()

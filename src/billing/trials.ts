@@ -27,7 +27,9 @@ import { refuseChangeInvoicedAhead } from './terms.ts';
  * periods that are not served and serve periods not billed.
  * The subscription is first renewed up to `now` as the renewal sweep would (`renewedUpTo`): a trial
  * whose end has passed ended then, so it is `not_in_trial` (nothing changed) even before the sweep
- * ran, not extended or ended later than it did (free days the sweep on time would have billed).
+ * ran, not extended or ended later than it did (free days the sweep on time would have billed). An
+ * add-on charge pending since a payment's reactivation whose making fails is left pending (renewal.ts
+ * `renewLocked` with `'try'`), for the renewal sweep to make once it can.
  * @throws NotFoundError; ConflictError `not_in_trial` unless IN_TRIAL, `periods_invoiced_ahead` while
  * periods are invoiced (`refuseChangeInvoicedAhead`; nothing changed); ValidationError (field
  * `trial_end`) for a moment not later than now or than `start_at`, or `now` before a future start
@@ -41,8 +43,12 @@ export async function changeTrial(
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<SubscriptionChange> {
   return inUnitOfWork(db, { actor }, async (work) => {
-    // A trial whose end has come ended then, whether or not the renewal sweep has run yet.
-    const { subscription } = await renewedUpTo(work, (await lockSubscription(work, id))!, now, policy);
+    // A trial whose end has come ended then, whether or not the renewal sweep has run yet. An add-on
+    // charge pending since a payment's reactivation whose making fails is left pending ('try'): it
+    // is for a subscription reactivated in a billed period, never IN_TRIAL, so the answer is
+    // `not_in_trial`, not the charge's failure.
+    const locked = (await lockSubscription(work, id))!;
+    const { subscription } = await renewedUpTo(work, locked, now, policy, 'try');
     if (subscription.status !== 'IN_TRIAL') {
       throw new ConflictError('not_in_trial', `subscription ${id} is ${subscription.status}, not IN_TRIAL`);
     }

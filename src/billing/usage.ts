@@ -13,7 +13,15 @@ import { type InvoiceTotals, nextInvoicesTotals } from './effective-amount.ts';
 import type { NewLine } from './invoices.ts';
 import { type Aggregation, getPlan, type MeteredPrice, type Plan, planOf } from './plans.ts';
 import { priceFor } from './pricing.ts';
-import { RENEWABLE, renewedUpTo, scheduledEnd, unbilledUsageWindows, usagePeriodAt } from './renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  leftPendingData,
+  RENEWABLE,
+  renewedUpTo,
+  scheduledEnd,
+  unbilledUsageWindows,
+  usagePeriodAt,
+} from './renewal.ts';
 import { transitionSubscription } from './subscription-status.ts';
 
 /**
@@ -1010,7 +1018,9 @@ const latest = (first: Date, ...others: (Date | null)[]): Date =>
  * the customer in the limit's currency that meters usage and is IN_TRIAL, ACTIVE or PAST_DUE (the
  * triggering one and its siblings, locked in id order): each is first renewed up to `now` as the
  * renewal sweep would (`renewedUpTo`, as dunning's suspension and one by hand: a period started
- * before the sweep ran is invoiced, not left unbilled), then moved to SUSPENDED
+ * before the sweep ran is invoiced, not left unbilled; an add-on charge pending since a payment's
+ * reactivation whose making fails left pending, `'try'`, named as `add_on_charge_pending` in
+ * `subscription.suspended`), then moved to SUSPENDED
  * (`transitionSubscription`, reason `usage_limit`); a renewal that moved the triggering subscription
  * into a later period claims the limit for that period (not again in it); it logs
  * `usage_limit.suspended` once, with `subscriptions` (the ids it suspended). Both activities carry
@@ -1141,13 +1151,17 @@ export async function checkUsageLimits(
         for (const locked of rows) {
           const id = locked.id;
           // As dunning's suspension and one by hand: the periods started by now are billed first, as
-          // the renewal sweep on time bills them, so the suspension leaves none of them unbilled.
-          const { subscription: renewed } = await renewedUpTo(work, locked, now);
+          // the renewal sweep on time bills them, so the suspension leaves none of them unbilled. An
+          // add-on charge pending since a payment's reactivation whose making fails is left pending
+          // ('try'), as dunning's suspension leaves it: the limit acts all the same.
+          const renewal = await renewedUpTo(work, locked, now, DEFAULT_RENEWAL_POLICY, 'try');
+          const renewed = renewal.subscription;
           actedIn = latest(actedIn, renewed.current_period_start);
           if (RENEWABLE.includes(renewed.status)) {
             await transitionSubscription(work, renewed, 'SUSPENDED', now, {
               reason: 'usage_limit',
               usage_limit: row.id,
+              ...leftPendingData(locked, renewal),
             });
             suspended.push(id);
           }

@@ -1,14 +1,9 @@
-import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAddOn } from '../../src/billing/add-ons.ts';
 import { lockInvoice } from '../../src/billing/invoices.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
-import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
-import { lockSubscription, renewDueSubscriptions, renewSubscription } from '../../src/billing/renewal.ts';
-import { setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
-import { transitionSubscription } from '../../src/billing/subscription-status.ts';
-import { createSubscription } from '../../src/billing/subscriptions.ts';
+import { DUNNING_REASON } from '../../src/billing/reinstate.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
@@ -16,123 +11,19 @@ import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { recordCollectionFailure } from '../../src/payments/dunning.ts';
 import { STRIPE_API_BASE, startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, ledgerIn, payOpenOffline } from '../support/collection.ts';
-import { insertCustomer, insertPlan } from '../support/plans.ts';
+import {
+  activityData,
+  chargeInvoice,
+  d,
+  feb17,
+  feb21,
+  invoicesOf,
+  mar1,
+  pendingChargeFailing,
+  stateOf,
+} from '../support/pending-add-on-charge.ts';
+import { insertPlan } from '../support/plans.ts';
 import { stripeFixture } from '../support/stripe.ts';
-
-const d = (iso: string) => new Date(iso);
-const feb17 = d('2027-02-17T00:00:00Z');
-const feb21 = d('2027-02-21T00:00:00Z');
-const mar1 = d('2027-03-01T00:00:00Z');
-
-/**
- * A subscription in `currency` with an add-on charge pending since a payment's reactivation on Feb 17
- * 2027: 40.00 a month untaxed (`taxRatePpm` to tax it), Seats 15.00 each; January 4000 with 1 seat,
- * February 4000 + 1500 = 5500 (OPEN); suspended by dunning Feb 8, raised to 3 seats Feb 10 (nothing
- * charged while suspended), reinstated by February's payment Feb 17: 2 seats from Feb 17 to Mar 1
- * are owed, 2 × 1500 × 12/28 = 1285.71 → 1286. Then making that charge fails (the database refuses
- * the subscription's `subscription_update` invoices) until `mend` is called.
- */
-async function pendingChargeFailing(
-  db: Db,
-  currency: string,
-  o: {
-    customer?: string;
-    paymentMethodId?: string;
-    taxRatePpm?: number;
-    /** Run after January is invoiced, before February is (customer credit for February, say). */
-    beforeFebruary?: () => Promise<unknown>;
-  } = {},
-) {
-  const plan = await insertPlan(db, {
-    currency,
-    price: { model: 'FLAT_FEE', amount: 4000 },
-    ...(o.taxRatePpm === undefined ? {} : { taxRatePpm: o.taxRatePpm }),
-  });
-  const seats = (await createAddOn(db, 'system', { name: 'Seats', currency, amount: 1500n })).id;
-  const { subscription } = await createSubscription(
-    db,
-    'system',
-    {
-      customerId: o.customer ?? (await insertCustomer(db)),
-      planId: plan,
-      paymentMethodId: o.paymentMethodId,
-    },
-    d('2027-01-01T00:00:00Z'),
-  );
-  const id = subscription.id;
-  await setSubscriptionAddOn(
-    db,
-    'system',
-    id,
-    { addOnId: seats, quantity: 1, proration: 'none' },
-    d('2027-01-01T00:00:00Z'),
-  );
-  await o.beforeFebruary?.();
-  const february = (await renewSubscription(db, 'system', id, d('2027-02-01T00:00:00Z')))!.invoices[0]!;
-  expect(february.total).toBe(5500n);
-  await inUnitOfWork(db, { actor: 'system' }, async (work) =>
-    transitionSubscription(
-      work,
-      (await lockSubscription(work, id))!,
-      'SUSPENDED',
-      d('2027-02-08T00:00:00Z'),
-      {
-        reason: DUNNING_REASON,
-      },
-    ),
-  );
-  await setSubscriptionAddOn(db, 'system', id, { addOnId: seats, quantity: 3 }, d('2027-02-10T00:00:00Z'));
-  await inUnitOfWork(db, { actor: 'system' }, (work) => reinstateAfterPayment(work, id, february.id, feb17));
-  const trigger = `add_on_charge_fails_${id.replace(/[^a-z0-9]/gi, '_')}`;
-  await sql`CREATE OR REPLACE FUNCTION add_on_charge_fails() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'add-on charge refused'; END $$`.execute(db);
-  await sql`CREATE TRIGGER ${sql.raw(trigger)} BEFORE INSERT ON invoices FOR EACH ROW
-    WHEN (NEW.subscription_id = ${sql.lit(id)} AND NEW.billing_reason = 'subscription_update')
-    EXECUTE FUNCTION add_on_charge_fails()`.execute(db);
-  const mend = () => sql`DROP TRIGGER IF EXISTS ${sql.raw(trigger)} ON invoices`.execute(db);
-  return { id, plan, seats, february, mend };
-}
-
-const invoicesOf = (db: Db, id: string) =>
-  db
-    .selectFrom('invoices')
-    .select(['id', 'period_index', 'billing_reason', 'status', 'total', 'period_start', 'period_end'])
-    .where('subscription_id', '=', id)
-    .orderBy('created_at')
-    .orderBy('id')
-    .execute();
-
-const stateOf = (db: Db, id: string) =>
-  db
-    .selectFrom('subscriptions')
-    .select(['status', 'cancelled_at', 'cancel_at', 'add_on_charge_at'])
-    .where('id', '=', id)
-    .executeTakeFirstOrThrow();
-
-/** The latest activity `action` of subscription `id`'s, its data. */
-const activityData = async (db: Db, id: string, action: string) =>
-  (
-    await db
-      .selectFrom('activities')
-      .select('data')
-      .where('resource_type', '=', 'subscription')
-      .where('resource_id', '=', id)
-      .where('action', '=', action)
-      .orderBy('sequence', 'desc')
-      .limit(1)
-      .executeTakeFirstOrThrow()
-  ).data;
-
-/** The add-on charge's invoice made once it is mended: one, OPEN, `total` over Feb 17 – `end`. */
-const chargeInvoice = (total: bigint, end: Date) => ({
-  id: expect.any(String),
-  period_index: null,
-  billing_reason: 'subscription_update',
-  status: 'OPEN',
-  total,
-  period_start: feb17,
-  period_end: end,
-});
 
 describe('a pending add-on charge that keeps failing never blocks a cancellation or a change by hand', () => {
   let app: TestApp;
