@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
@@ -140,6 +141,53 @@ describe('Authorize.Net: a currency the account does not process', () => {
     expect(paid.status).toBe(200);
     expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 10_000 });
     expect(sent).toMatchObject([{ amount: '100.00', currencyCode: 'USD' }]);
+  });
+
+  it('asks getMerchantDetails before the invoice is locked: while a slow answer is awaited, another transaction takes the invoice lock at once; the CAD 100.00 charge is then refused 422', async () => {
+    const base = 'https://anet-slow-details.test';
+    const account = await anetAccount(base);
+    const { invoice } = await openInvoice(app, {
+      amount: 10_000,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+      gatewayAccount: account,
+    });
+    // getMerchantDetails answers (USD only) only when the test lets it: a slow account.
+    let asked!: () => void;
+    const askedNow = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(async () => {
+        asked();
+        await answered;
+        return [200, withBom(anetFixture('api.getMerchantDetails.json'))];
+      });
+    const sent = transactions(base);
+    const charging = app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    await askedNow;
+    // Meanwhile the invoice's row lock is free: taken at once (NOWAIT; 55P03 lock_not_available if held).
+    const locked = await app.runtime.db
+      .transaction()
+      .execute((trx) =>
+        sql<{ id: string }>`SELECT id FROM invoices WHERE id = ${invoice.id} FOR UPDATE NOWAIT`.execute(trx),
+      )
+      .finally(answer);
+    expect(locked.rows).toEqual([{ id: invoice.id }]);
+    const charged = await charging;
+    expect(charged.status).toBe(422);
+    expect(charged.body.error).toMatchObject({
+      code: 'amount_not_representable',
+      fields: { currency: expect.stringMatching(/CAD.*USD/) },
+    });
+    expect(sent).toEqual([]);
+    expect(await rowsOf(invoice.id)).toEqual({ transactions: [], refunds: [] });
   });
 
   it('sends the CAD 100.00 charge as before when getMerchantDetails fails (HTTP 500, no connection): an unknown is never a refusal; its refund is refused once the account says USD only', async () => {
