@@ -58,6 +58,10 @@ export async function accountCurrenciesOf(client: GatewayClient): Promise<readon
  * or refund goes ahead, and the gateway refuses it itself if it must.
  * @param account the gateway account (`gwa_…`), null for the gateway's default account; named in the
  * refusal
+ * @param refundOf for a refund, the payment (`txn_…`) it would give back: a payment taken in a
+ * currency the account processed then and no longer does (a CAD payment, the account USD-only now)
+ * is refunded in its own currency, which the gateway would refuse; the refusal says so and that
+ * nothing was refunded
  * @throws AmountNotRepresentable (HTTP 422 `amount_not_representable`, field `currency`) naming the
  * currency and the account's currencies; the collection sweep records it as an unsendable charge
  * (payments/charges.ts `recordUnsendableCharge`: one failed attempt, one exception, never sent again)
@@ -67,12 +71,20 @@ export function assertAccountCurrency(
   gateway: GatewayName,
   account: string | null,
   currency: string,
+  refundOf?: string,
 ): void {
   const code = currency.toUpperCase();
   if (!currencies || currencies.length === 0 || currencies.includes(code)) return;
   const name = CURRENCY_TABLES[gateway].gateway;
   const which = account ? `${name} account ${account}` : `the ${name} account`;
   const processes = currencies.join(', ');
+  if (refundOf !== undefined)
+    throw new AmountNotRepresentable(
+      `payment ${refundOf} was taken in ${code}, which ${which} no longer processes: it processes ${processes} (its merchant details), and ${name} refunds a payment only in its own currency, so it would refuse this refund. Nothing was refunded; give the money back to the customer outside ${name}`,
+      {
+        currency: `${code} is not a currency ${which} processes any more (it processes ${processes}): payment ${refundOf} cannot be refunded through it`,
+      },
+    );
   throw new AmountNotRepresentable(
     `${which} does not process ${code}: it processes ${processes} (its merchant details), and ${name} refuses a transaction in any other currency`,
     { currency: `${code} is not a currency ${which} processes; it processes ${processes}` },
@@ -89,8 +101,9 @@ export async function assertAccountTakesCurrency(
   gateway: GatewayName,
   account: string | null,
   currency: string,
+  refundOf?: string,
 ): Promise<void> {
-  assertAccountCurrency(await accountCurrenciesOf(client), gateway, account, currency);
+  assertAccountCurrency(await accountCurrenciesOf(client), gateway, account, currency, refundOf);
 }
 
 /**

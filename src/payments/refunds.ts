@@ -827,6 +827,7 @@ async function prepareInvoiceRefund(
     transaction.gateway,
     transaction.gateway_account,
     transaction.currency,
+    transaction.id,
   );
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
@@ -1020,6 +1021,7 @@ export async function prepareRefunds(
       transaction.gateway,
       transaction.gateway_account,
       transaction.currency,
+      transaction.id,
     );
     prepared.push({ refund: await createRefund(work, transaction, { ...input, amount }), transaction });
   }

@@ -237,6 +237,15 @@ describe('Authorize.Net: a currency the account does not process', () => {
       code: 'amount_not_representable',
       fields: { currency: expect.stringMatching(/CAD.*USD/) },
     });
+    // The money is there, but the account can no longer give it back: the message says so, names the
+    // payment, and says that nothing was refunded (not that a "transaction" in CAD is refused).
+    const [payment] = (await rowsOf(invoice.id)).transactions;
+    expect(refunded.body.error.message).toEqual(
+      `payment ${payment?.id} was taken in CAD, which Authorize.Net account ${account} no longer processes: it processes USD (its merchant details), and Authorize.Net refunds a payment only in its own currency, so it would refuse this refund. Nothing was refunded; give the money back to the customer outside Authorize.Net`,
+    );
+    expect(refunded.body.error.fields.currency).toEqual(
+      `CAD is not a currency Authorize.Net account ${account} processes any more (it processes USD): payment ${payment?.id} cannot be refunded through it`,
+    );
     expect(refundSent).toEqual([]);
     expect((await rowsOf(invoice.id)).refunds).toEqual([]);
     expect(await ledgerIn(app, 'CAD')).toEqual(ledger);
