@@ -92,18 +92,15 @@ export function assertAccountCurrency(
 }
 
 /**
- * `accountCurrenciesOf` then `assertAccountCurrency`: asks the account (an HTTP call until its answer
- * is cached) and refuses a currency it says it does not process.
- * @throws AmountNotRepresentable as `assertAccountCurrency`
+ * What gateway accounts said they process, asked before a unit of work locks anything
+ * (`accountCurrenciesOf`: an HTTP call until cached), by `accountKey`; a value undefined, or an account
+ * not in the map (not asked: a payment of another account came meanwhile), is unknown: nothing refused.
  */
-export async function assertAccountTakesCurrency(
-  client: GatewayClient,
-  gateway: GatewayName,
-  account: string | null,
-  currency: string,
-  refundOf?: string,
-): Promise<void> {
-  assertAccountCurrency(await accountCurrenciesOf(client), gateway, account, currency, refundOf);
+export type AskedCurrencies = ReadonlyMap<string, readonly string[] | undefined>;
+
+/** The key of `AskedCurrencies` for `gateway`'s account `account` (null: its default account). */
+export function accountKey(gateway: GatewayName, account: string | null): string {
+  return `${gateway}:${account ?? ''}`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.t
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
+import { watchEffects } from '../effects.ts';
 import { AppError, ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
 import { accountCurrenciesOf, assertAccountCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
@@ -200,8 +201,10 @@ async function currenciesBeforeLock(
     if (!invoice || !['OPEN', 'UNCOLLECTIBLE'].includes(invoice.status) || invoice.amount_due <= 0n)
       return undefined;
     const method = await paymentMethodFor(db, invoice.customer_id, paymentMethodId);
-    const client = await clientForAccount(gateways, method.gateway, method.gateway_account);
-    const currencies = await accountCurrenciesOf(client);
+    // Taking the client notes an effect (effects.ts); asking the account's currencies changes nothing.
+    const currencies = await watchEffects({ changed: false }, async () =>
+      accountCurrenciesOf(await clientForAccount(gateways, method.gateway, method.gateway_account)),
+    );
     return { gateway: method.gateway, account: method.gateway_account, currencies };
   } catch (error) {
     if (error instanceof AppError) return undefined;

@@ -190,6 +190,64 @@ describe('Authorize.Net: a currency the account does not process', () => {
     expect(await rowsOf(invoice.id)).toEqual({ transactions: [], refunds: [] });
   });
 
+  it('asks getMerchantDetails for a refund before the invoice is locked: while a slow answer is awaited, another transaction takes the invoice lock at once; the refund of the CAD payment is then refused 422', async () => {
+    const base = 'https://anet-slow-details-refund.test';
+    const account = await anetAccount(base);
+    const { invoice } = await openInvoice(app, {
+      amount: 10_000,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+      gatewayAccount: account,
+    });
+    // Charged while getMerchantDetails could not be read: sent, approved, paid.
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(500, 'Internal Server Error');
+    transactions(base, '40005915611');
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 10_000 });
+    const ledger = await ledgerIn(app, 'CAD');
+
+    // The account answers slowly now (USD only), only when the test lets it.
+    let asked!: () => void;
+    const askedNow = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(async () => {
+        asked();
+        await answered;
+        return [200, withBom(anetFixture('api.getMerchantDetails.json'))];
+      });
+    const sent = transactions(base);
+    const refunding = app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
+    await askedNow;
+    // Meanwhile the invoice's row lock is free: taken at once (NOWAIT; 55P03 lock_not_available if held).
+    const locked = await app.runtime.db
+      .transaction()
+      .execute((trx) =>
+        sql<{ id: string }>`SELECT id FROM invoices WHERE id = ${invoice.id} FOR UPDATE NOWAIT`.execute(trx),
+      )
+      .finally(answer);
+    expect(locked.rows).toEqual([{ id: invoice.id }]);
+    const refunded = await refunding;
+    expect(refunded.status).toBe(422);
+    expect(refunded.body.error).toMatchObject({
+      code: 'amount_not_representable',
+      message: expect.stringContaining('Nothing was refunded'),
+      fields: { currency: expect.stringMatching(/CAD.*USD/) },
+    });
+    expect(sent).toEqual([]);
+    expect((await rowsOf(invoice.id)).refunds).toEqual([]);
+    expect(await ledgerIn(app, 'CAD')).toEqual(ledger);
+  });
+
   it('sends the CAD 100.00 charge as before when getMerchantDetails fails (HTTP 500, no connection): an unknown is never a refusal; its refund is refused once the account says USD only', async () => {
     const base = 'https://anet-details-down.test';
     const account = await anetAccount(base);
