@@ -5,6 +5,7 @@ import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -122,4 +123,57 @@ describe('Stripe amount_too_small / amount_too_large are not retried by dunning'
       });
     },
   );
+  it('an invoice set aside for amount_too_small (USD 0.30) can still be charged by hand: a refusal is 200 with a failed attempt (not counted, no second exception, still off the schedule); a success pays it', async () => {
+    const customer = (await app.api('POST', '/v1/customers', { email: 'lin@example.com' })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
+    const dueAt = new Date('2027-11-01T06:00:00Z');
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'USD',
+      lines: [{ description: 'Instalment', unitAmount: 30n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const invoice = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const error = stripeFixture('api.payment_intent.create.amount_too_small.error.json');
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').times(2).reply(400, error);
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const first = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, dueAt);
+    expect(first.charged.find((c) => c.invoiceId === invoice.id)).toMatchObject({
+      reason: 'amount_too_small',
+    });
+    const exceptionsOf = async () =>
+      (await app.api('GET', '/v1/reconciliation-exceptions?limit=100')).body.data.filter(
+        (e: { kind: string; message: string }) =>
+          e.kind === 'amount_not_representable' && e.message.includes(invoice.id),
+      );
+    expect(await exceptionsOf()).toHaveLength(1);
+
+    // By hand, refused again: the API's documented answer, 200 with the failed attempt.
+    const refused = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(refused.status).toBe(200);
+    expect(refused.body.transaction).toMatchObject({
+      status: 'failed',
+      failure_code: 'amount_too_small',
+      automatic: false,
+    });
+    expect(refused.body.invoice).toMatchObject({
+      status: 'OPEN',
+      amount_due: 30,
+      payment_attempts: 0,
+      charge_at: null,
+    });
+    expect(await exceptionsOf()).toHaveLength(1);
+
+    // By hand, taken (the account's minimum lowered, say): paid.
+    stripeChargeSucceeds();
+    const paid = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(paid.status).toBe(200);
+    expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 30, amount_due: 0 });
+  });
 });
