@@ -30,44 +30,77 @@ export function assertGatewayCanTake(gateway: GatewayName, amount: bigint, curre
 }
 
 /**
- * Refuses, before anything is created or sent, a charge or refund in `currency` when the gateway
- * account whose `client` would send it says it does not process that currency (`accountCurrencies`:
- * Authorize.Net's getMerchantDetails `currencies`, cached by the client after its first answer; a CAD
- * 100.00 charge on a USD-only account would be declined with reason 39, and dunning would send it
- * again and again). Gateways without such a list (`accountCurrencies` absent) are not asked.
- * When the account cannot be asked — no answer, a timeout, HTTP 5xx, a refusal, no ISO 4217 currency
- * named — nothing is refused: the charge or refund goes ahead as it would without this check, and the
- * gateway refuses it itself if it must. What the account takes is then unknown, and an unknown is
- * never a decline. Until a first answer is cached, each call asks again (inside its caller's unit of
- * work, at most `GATEWAY_TIMEOUT_MS`).
+ * What the gateway account whose `client` would send a charge or refund says it processes
+ * (`accountCurrencies`: Authorize.Net's getMerchantDetails `currencies`, cached by the client after
+ * its first answer). An HTTP call until an answer is cached (at most `GATEWAY_TIMEOUT_MS`): ask it
+ * before locking anything (payments/charges.ts `startCharge`), then check with
+ * `assertAccountCurrency` inside the unit of work.
+ * @returns the account's currencies (ISO 4217, upper case); undefined when the gateway keeps no such
+ * list (`accountCurrencies` absent) or the account cannot be asked (no answer, a timeout, HTTP 5xx, a
+ * refusal, no ISO 4217 currency named): what it takes is then unknown, and an unknown is never a
+ * refusal
+ */
+export async function accountCurrenciesOf(client: GatewayClient): Promise<readonly string[] | undefined> {
+  if (!client.accountCurrencies) return undefined;
+  try {
+    const currencies = await client.accountCurrencies();
+    return currencies.length === 0 ? undefined : currencies;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses, before anything is created or sent, a charge or refund in `currency` on a gateway account
+ * that says it does not process it (`currencies`, from `accountCurrenciesOf`: a CAD 100.00 charge on
+ * a USD-only Authorize.Net account would be declined with reason 39, and dunning would send it again
+ * and again). Nothing is refused when `currencies` is undefined (not listed, or unknown): the charge
+ * or refund goes ahead, and the gateway refuses it itself if it must.
  * @param account the gateway account (`gwa_…`), null for the gateway's default account; named in the
  * refusal
+ * @param refundOf for a refund, the payment (`txn_…`) it would give back: a payment taken in a
+ * currency the account processed then and no longer does (a CAD payment, the account USD-only now)
+ * is refunded in its own currency, which the gateway would refuse; the refusal says so and that
+ * nothing was refunded
  * @throws AmountNotRepresentable (HTTP 422 `amount_not_representable`, field `currency`) naming the
  * currency and the account's currencies; the collection sweep records it as an unsendable charge
  * (payments/charges.ts `recordUnsendableCharge`: one failed attempt, one exception, never sent again)
  */
-export async function assertAccountTakesCurrency(
-  client: GatewayClient,
+export function assertAccountCurrency(
+  currencies: readonly string[] | undefined,
   gateway: GatewayName,
   account: string | null,
   currency: string,
-): Promise<void> {
-  if (!client.accountCurrencies) return;
-  let currencies: readonly string[];
-  try {
-    currencies = await client.accountCurrencies();
-  } catch {
-    return;
-  }
+  refundOf?: string,
+): void {
   const code = currency.toUpperCase();
-  if (currencies.length === 0 || currencies.includes(code)) return;
+  if (!currencies || currencies.length === 0 || currencies.includes(code)) return;
   const name = CURRENCY_TABLES[gateway].gateway;
   const which = account ? `${name} account ${account}` : `the ${name} account`;
   const processes = currencies.join(', ');
+  if (refundOf !== undefined)
+    throw new AmountNotRepresentable(
+      `payment ${refundOf} was taken in ${code}, which ${which} no longer processes: it processes ${processes} (its merchant details), and ${name} refunds a payment only in its own currency, so it would refuse this refund. Nothing was refunded; give the money back to the customer outside ${name}`,
+      {
+        currency: `${code} is not a currency ${which} processes any more (it processes ${processes}): payment ${refundOf} cannot be refunded through it`,
+      },
+    );
   throw new AmountNotRepresentable(
     `${which} does not process ${code}: it processes ${processes} (its merchant details), and ${name} refuses a transaction in any other currency`,
     { currency: `${code} is not a currency ${which} processes; it processes ${processes}` },
   );
+}
+
+/**
+ * What gateway accounts said they process, asked before a unit of work locks anything
+ * (`accountCurrenciesOf`: an HTTP call until cached), by `accountKey`; a value undefined, or an account
+ * not in the map (not asked: a payment of another account came meanwhile), is unknown: nothing refused.
+ */
+export type AskedCurrencies = ReadonlyMap<string, readonly string[] | undefined>;
+
+/** The key of `AskedCurrencies` for `gateway`'s account `account` (null: its default account). */
+export function accountKey(gateway: GatewayName, account: string | null): string {
+  return `${gateway}:${account ?? ''}`;
 }
 
 /**

@@ -104,7 +104,7 @@ export function logGatewayFailures(registry: GatewayRegistry, log: Logger): Gate
 
 /**
  * `client.accountCurrencies`, when it has one, with its failure logged (the call it guards is then
- * sent anyway: gateways/currencies.ts `assertAccountTakesCurrency`) and rethrown.
+ * sent anyway: gateways/currencies.ts `assertAccountCurrency`) and rethrown.
  */
 function accountCurrenciesLogged(
   client: GatewayClient,

@@ -292,7 +292,7 @@ export interface GatewayClient {
    * The ISO 4217 currencies (upper case) this account processes, as the gateway itself says, where
    * it does and refuses the others (Authorize.Net: getMerchantDetails `currencies`, cached after
    * success; another currency is declined with reason 39). Absent for a gateway whose currency table
-   * alone says what it takes (gateways/currencies.ts). Read by `assertAccountTakesCurrency` before a
+   * alone says what it takes (gateways/currencies.ts). Read by `accountCurrenciesOf` before a
    * charge or refund exists.
    * @throws Error when the gateway cannot be asked (no answer, timeout, 5xx, a refusal) or names no
    * ISO 4217 currency: what the account takes is then unknown

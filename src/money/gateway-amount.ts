@@ -70,7 +70,7 @@ export type DecimalAmounts = GatewayCurrencyTable & { format: 'decimal' };
 
 /**
  * Raised when an amount or currency cannot cross to or from a gateway exactly, or the gateway account
- * does not process the currency (gateways/currencies.ts `assertAccountTakesCurrency`): the API answers
+ * does not process the currency (gateways/currencies.ts `assertAccountCurrency`): the API answers
  * 422 (`amount_not_representable`) naming the gateway and the rule, with `fields` when a field-level
  * message is known (`currency`); a webhook with such an amount is a payload error. Nothing is sent
  * and nothing is created.

@@ -5,7 +5,7 @@ import { DEFAULT_RENEWAL_POLICY, lockSubscription, type RenewalPolicy } from '..
 import type { Db } from '../db/database.ts';
 import type { CreditNoteRow, InvoiceRow, RefundRow, SubscriptionRow } from '../db/schema.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { prepareRefunds, sendRefunds } from './refunds.ts';
+import { askRefundAccounts, prepareRefunds, sendRefunds } from './refunds.ts';
 
 /**
  * What a cancellation did: the subscription, its cash refunds as recorded after the gateways'
@@ -65,6 +65,12 @@ export async function cancelSubscriptionWithRefund(
   now: Date,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
 ): Promise<CancelResult> {
+  // The accounts' currencies are asked before anything is locked (an HTTP call: askRefundAccounts).
+  const owner =
+    options.refundType === 'none'
+      ? undefined
+      : await db.selectFrom('subscriptions').select('customer_id').where('id', '=', id).executeTakeFirst();
+  const accounts = await askRefundAccounts(db, gateways, owner?.customer_id);
   const prepared = await inUnitOfWork(db, { actor }, async (work) => {
     const locked = (await lockSubscription(work, id))!;
     const cancellation = await cancelLocked(work, locked, options, now, policy);
@@ -73,7 +79,7 @@ export async function cancelSubscriptionWithRefund(
     const parts = cancellation.refunds.flatMap((refund) => refund.parts);
     const refunds =
       parts.length > 0
-        ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' })
+        ? await prepareRefunds(work, gateways, parts, { reason: 'subscription_cancelled' }, accounts)
         : [];
     const sum = (amounts: bigint[]) => amounts.reduce((total, amount) => total + amount, 0n);
     return {

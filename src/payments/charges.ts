@@ -9,10 +9,11 @@ import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.t
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
-import { ConflictError } from '../errors.ts';
+import { watchEffects } from '../effects.ts';
+import { AppError, ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { assertAccountTakesCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
-import type { ChargeOutcome, ChargeRequest } from '../gateways/types.ts';
+import { accountCurrenciesOf, assertAccountCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
+import type { ChargeOutcome, ChargeRequest, GatewayName } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
   type ChargeResult,
@@ -118,6 +119,9 @@ export async function startCharge(
   paymentMethodId?: string,
   options: ChargeOptions = {},
 ): Promise<TransactionRow> {
+  // The account's currencies may need an HTTP call (Authorize.Net getMerchantDetails, up to
+  // GATEWAY_TIMEOUT_MS): asked before the invoice is locked, so no row lock is held across it.
+  const asked = await currenciesBeforeLock(db, gateways, invoiceId, paymentMethodId);
   return inUnitOfWork(db, { actor }, async (work) => {
     const invoice = await lockInvoice(work, invoiceId);
     await assertCustomerOpen(work.trx, invoice.customer_id);
@@ -135,11 +139,16 @@ export async function startCharge(
     }
     const method = await paymentMethodFor(work.trx, invoice.customer_id, paymentMethodId);
     // The payment method's account must take charges: a disabled one is refused before anything exists.
-    const client = await clientForAccount(gateways, method.gateway, method.gateway_account);
+    await clientForAccount(gateways, method.gateway, method.gateway_account);
     // Refused before anything is created: an amount the gateway would misread or refuse never starts,
-    // nor one in a currency the account says it does not process (unknown: sent as before).
+    // nor one in a currency the account said, before the lock, it does not process (unknown, or
+    // another account than the one asked — the default method changed meanwhile: sent as before).
     assertGatewayCanTake(method.gateway, invoice.amount_due, invoice.currency);
-    await assertAccountTakesCurrency(client, method.gateway, method.gateway_account, invoice.currency);
+    const currencies =
+      asked?.gateway === method.gateway && asked.account === method.gateway_account
+        ? asked.currencies
+        : undefined;
+    assertAccountCurrency(currencies, method.gateway, method.gateway_account, invoice.currency);
     const [inFlight] = await chargesInFlight(work.trx, invoiceId);
     if (inFlight) {
       throw new ConflictError(
@@ -166,6 +175,41 @@ export async function startCharge(
     await transactionActivity(work, transaction, 'transaction.created');
     return transaction;
   });
+}
+
+/**
+ * The currencies the gateway account of the payment method that would charge `invoiceId` says it
+ * processes (`accountCurrenciesOf`), read without any lock before `startCharge`'s unit of work, which
+ * re-reads the invoice and the method under lock and checks against this answer only for the same
+ * account. Refusals here (no invoice or method, a disabled account) are left to that unit of work,
+ * which makes them again in its order: undefined.
+ * @returns the account asked and its currencies (undefined when unknown), or undefined when no
+ * account could be asked (or the invoice cannot be charged anyway)
+ */
+async function currenciesBeforeLock(
+  db: Db,
+  gateways: GatewayClients,
+  invoiceId: string,
+  paymentMethodId: string | undefined,
+): Promise<{ gateway: GatewayName; account: string | null; currencies?: readonly string[] } | undefined> {
+  try {
+    const invoice = await db
+      .selectFrom('invoices')
+      .select(['customer_id', 'status', 'amount_due'])
+      .where('id', '=', invoiceId)
+      .executeTakeFirst();
+    if (!invoice || !['OPEN', 'UNCOLLECTIBLE'].includes(invoice.status) || invoice.amount_due <= 0n)
+      return undefined;
+    const method = await paymentMethodFor(db, invoice.customer_id, paymentMethodId);
+    // Taking the client notes an effect (effects.ts); asking the account's currencies changes nothing.
+    const currencies = await watchEffects({ changed: false }, async () =>
+      accountCurrenciesOf(await clientForAccount(gateways, method.gateway, method.gateway_account)),
+    );
+    return { gateway: method.gateway, account: method.gateway_account, currencies };
+  } catch (error) {
+    if (error instanceof AppError) return undefined;
+    throw error;
+  }
 }
 
 /**

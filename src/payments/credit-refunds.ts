@@ -8,7 +8,7 @@ import type { Db } from '../db/database.ts';
 import type { Database, RefundRow, TransactionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { type Actor, inUnitOfWork } from '../ledger/unit-of-work.ts';
-import { prepareRefunds, sendRefunds } from './refunds.ts';
+import { askRefundAccounts, prepareRefunds, sendRefunds } from './refunds.ts';
 import { lockPayments } from './transactions.ts';
 
 /** What to pay back of a customer's credit: minor units of `currency`, and why. */
@@ -48,6 +48,8 @@ export async function refundCustomerCredit(
   customerId: string,
   input: CreditRefundInput,
 ): Promise<RefundRow[]> {
+  // The accounts' currencies are asked before anything is locked (an HTTP call: askRefundAccounts).
+  const accounts = await askRefundAccounts(db, gateways, customerId);
   const planned = await inUnitOfWork(db, { actor }, async (work) => {
     // Every unit of work locks subscriptions, then invoices, then the customer (an invoice's
     // finalization locks the customer after the invoice, a cancellation its subscription and period's
@@ -96,10 +98,16 @@ export async function refundCustomerCredit(
         amount: `at most ${covered} can go back through the customer's ${input.currency} gateway payments`,
       });
     }
-    return prepareRefunds(work, gateways, parts, {
-      reason: input.reason ?? 'customer_credit',
-      creditOf: customerId,
-    });
+    return prepareRefunds(
+      work,
+      gateways,
+      parts,
+      {
+        reason: input.reason ?? 'customer_credit',
+        creditOf: customerId,
+      },
+      accounts,
+    );
   });
   return sendRefunds(db, actor, boss, gateways, planned);
 }

@@ -42,9 +42,17 @@ import type {
   RefundStatus,
   TransactionRow,
 } from '../db/schema.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { watchEffects } from '../effects.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
-import { assertAccountTakesCurrency, assertGatewayCanTake, gatewayStep } from '../gateways/currencies.ts';
+import {
+  type AskedCurrencies,
+  accountCurrenciesOf,
+  accountKey,
+  assertAccountCurrency,
+  assertGatewayCanTake,
+  gatewayStep,
+} from '../gateways/currencies.ts';
 import type { GatewayName, RefundOutcome } from '../gateways/types.ts';
 import { chart } from '../ledger/chart.ts';
 import { entryPostings, postEntry } from '../ledger/journal.ts';
@@ -744,7 +752,7 @@ export interface PreparedRefund {
  * `refund_exceeds_change_credit` (field `amount`: beyond what the period's change credit to the
  * customer leaves, `roomAfterChangeCredit`); AmountNotRepresentable (422 `amount_not_representable`)
  * when the payment's account says it does not process its currency (field `currency`,
- * `assertAccountTakesCurrency`), or when the gateway cannot take the amount exactly
+ * `assertAccountCurrency`), or when the gateway cannot take the amount exactly
  * (gateways/currencies.ts) — an amount asked; an
  * amount omitted that billhook works out (what the period kept after its change credit, a payment's
  * whole room within it, named or not) and the payment's gateway takes only on a step is refunded the largest
@@ -761,13 +769,56 @@ export async function refundInvoice(
   invoiceId: string,
   input: InvoiceRefundInput,
 ): Promise<{ refund: RefundRow; credited: bigint }> {
+  const owner = await db
+    .selectFrom('invoices')
+    .select('customer_id')
+    .where('id', '=', invoiceId)
+    .executeTakeFirst();
+  const accounts = await askRefundAccounts(db, gateways, owner?.customer_id);
   const { refund, transaction, credited } = await inUnitOfWork(db, { actor }, (work) =>
-    prepareInvoiceRefund(work, gateways, invoiceId, input),
+    prepareInvoiceRefund(work, gateways, invoiceId, input, accounts),
   );
   return {
     refund: await sendRefund(db, actor, gateways, refund, transaction, { kind: 'first', boss }),
     credited,
   };
+}
+
+/**
+ * What the gateway accounts of customer `customerId`'s succeeded gateway payments say they process
+ * (`accountCurrenciesOf`: Authorize.Net getMerchantDetails, an HTTP call of up to
+ * `GATEWAY_TIMEOUT_MS` until cached), asked before a refund's unit of work locks anything, so no row
+ * lock is held across the call; `prepareInvoiceRefund` and `prepareRefunds` check each payment's
+ * currency against it under the locks. A read: noted as no effect (effects.ts). An account that
+ * cannot be taken (disabled, not configured) is left out: the unit of work refuses it in its order.
+ * @param customerId undefined (no such invoice or subscription): nothing asked
+ */
+export async function askRefundAccounts(
+  db: Db,
+  gateways: GatewayClients,
+  customerId: string | undefined,
+): Promise<AskedCurrencies> {
+  const asked = new Map<string, readonly string[] | undefined>();
+  if (customerId === undefined) return asked;
+  const accounts = await db
+    .selectFrom('transactions')
+    .select(['gateway', 'gateway_account'])
+    .distinct()
+    .where('customer_id', '=', customerId)
+    .where('status', '=', 'succeeded')
+    .execute();
+  for (const { gateway, gateway_account } of accounts) {
+    try {
+      // Taking the client notes an effect; asking the account's currencies changes nothing.
+      const currencies = await watchEffects({ changed: false }, async () =>
+        accountCurrenciesOf(await clientForAccount(gateways, gateway, gateway_account)),
+      );
+      asked.set(accountKey(gateway, gateway_account), currencies);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+    }
+  }
+  return asked;
 }
 
 /**
@@ -785,6 +836,7 @@ async function prepareInvoiceRefund(
   gateways: GatewayClients,
   invoiceId: string,
   input: InvoiceRefundInput,
+  accounts: AskedCurrencies,
 ): Promise<PreparedRefund & { credited: bigint }> {
   const invoice = await lockInvoice(work, invoiceId);
   if (invoice.status !== 'PAID' && invoice.status !== 'PARTIALLY_REFUNDED') {
@@ -820,13 +872,15 @@ async function prepareInvoiceRefund(
   const left = roomAfterChangeCredit(invoice, whole, input.amount);
   const asked = input.amount ?? left;
   const transaction = named ?? (await paymentToRefund(work.trx, invoice, { ...input, amount: asked }));
-  const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-  // A currency the account says it does not process (Authorize.Net): refused before anything exists.
-  await assertAccountTakesCurrency(
-    client,
+  await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+  // A currency the account said, before the lock, it does not process (Authorize.Net): refused
+  // before anything exists.
+  assertAccountCurrency(
+    accounts.get(accountKey(transaction.gateway, transaction.gateway_account)),
     transaction.gateway,
     transaction.gateway_account,
     transaction.currency,
+    transaction.id,
   );
   let amount = asked;
   // A payment named without an amount: its whole room, within what the change credit leaves.
@@ -1004,22 +1058,26 @@ async function paymentToRefund(
  * @returns the refunds with their payments, in the parts' order
  * @throws as `createRefund`; ConflictError `gateway_not_configured`, `gateway_account_disabled`;
  * AmountNotRepresentable (422, field `currency`) when a payment's account says it does not process its
- * currency (`assertAccountTakesCurrency`: Authorize.Net getMerchantDetails; not when it cannot be asked)
+ * currency (`assertAccountCurrency`: Authorize.Net getMerchantDetails; not when it cannot be asked)
+ * @param accounts what the payments' accounts said they process, asked before `work` locked anything
+ * (`askRefundAccounts`); an account missing from it is not refused
  */
 export async function prepareRefunds(
   work: UnitOfWork,
   gateways: GatewayClients,
   parts: readonly RefundPart[],
   input: { reason: string; creditOf?: string },
+  asked: AskedCurrencies,
 ): Promise<PreparedRefund[]> {
   const prepared: PreparedRefund[] = [];
   for (const { transaction, amount } of parts) {
-    const client = await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
-    await assertAccountTakesCurrency(
-      client,
+    await clientForAccount(gateways, transaction.gateway, transaction.gateway_account);
+    assertAccountCurrency(
+      asked.get(accountKey(transaction.gateway, transaction.gateway_account)),
       transaction.gateway,
       transaction.gateway_account,
       transaction.currency,
+      transaction.id,
     );
     prepared.push({ refund: await createRefund(work, transaction, { ...input, amount }), transaction });
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
@@ -142,6 +143,111 @@ describe('Authorize.Net: a currency the account does not process', () => {
     expect(sent).toMatchObject([{ amount: '100.00', currencyCode: 'USD' }]);
   });
 
+  it('asks getMerchantDetails before the invoice is locked: while a slow answer is awaited, another transaction takes the invoice lock at once; the CAD 100.00 charge is then refused 422', async () => {
+    const base = 'https://anet-slow-details.test';
+    const account = await anetAccount(base);
+    const { invoice } = await openInvoice(app, {
+      amount: 10_000,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+      gatewayAccount: account,
+    });
+    // getMerchantDetails answers (USD only) only when the test lets it: a slow account.
+    let asked!: () => void;
+    const askedNow = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(async () => {
+        asked();
+        await answered;
+        return [200, withBom(anetFixture('api.getMerchantDetails.json'))];
+      });
+    const sent = transactions(base);
+    const charging = app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    await askedNow;
+    // Meanwhile the invoice's row lock is free: taken at once (NOWAIT; 55P03 lock_not_available if held).
+    const locked = await app.runtime.db
+      .transaction()
+      .execute((trx) =>
+        sql<{ id: string }>`SELECT id FROM invoices WHERE id = ${invoice.id} FOR UPDATE NOWAIT`.execute(trx),
+      )
+      .finally(answer);
+    expect(locked.rows).toEqual([{ id: invoice.id }]);
+    const charged = await charging;
+    expect(charged.status).toBe(422);
+    expect(charged.body.error).toMatchObject({
+      code: 'amount_not_representable',
+      fields: { currency: expect.stringMatching(/CAD.*USD/) },
+    });
+    expect(sent).toEqual([]);
+    expect(await rowsOf(invoice.id)).toEqual({ transactions: [], refunds: [] });
+  });
+
+  it('asks getMerchantDetails for a refund before the invoice is locked: while a slow answer is awaited, another transaction takes the invoice lock at once; the refund of the CAD payment is then refused 422', async () => {
+    const base = 'https://anet-slow-details-refund.test';
+    const account = await anetAccount(base);
+    const { invoice } = await openInvoice(app, {
+      amount: 10_000,
+      currency: 'cad',
+      gateway: 'authorizenet',
+      token: TOKEN,
+      gatewayAccount: account,
+    });
+    // Charged while getMerchantDetails could not be read: sent, approved, paid.
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(500, 'Internal Server Error');
+    transactions(base, '40005915611');
+    const charged = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(charged.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 10_000 });
+    const ledger = await ledgerIn(app, 'CAD');
+
+    // The account answers slowly now (USD only), only when the test lets it.
+    let asked!: () => void;
+    const askedNow = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    nock(base)
+      .post(API_PATH, (body: ApiBody) => 'getMerchantDetailsRequest' in body)
+      .reply(async () => {
+        asked();
+        await answered;
+        return [200, withBom(anetFixture('api.getMerchantDetails.json'))];
+      });
+    const sent = transactions(base);
+    const refunding = app.api('POST', `/v1/invoices/${invoice.id}/refund`, { amount: 1000 });
+    await askedNow;
+    // Meanwhile the invoice's row lock is free: taken at once (NOWAIT; 55P03 lock_not_available if held).
+    const locked = await app.runtime.db
+      .transaction()
+      .execute((trx) =>
+        sql<{ id: string }>`SELECT id FROM invoices WHERE id = ${invoice.id} FOR UPDATE NOWAIT`.execute(trx),
+      )
+      .finally(answer);
+    expect(locked.rows).toEqual([{ id: invoice.id }]);
+    const refunded = await refunding;
+    expect(refunded.status).toBe(422);
+    expect(refunded.body.error).toMatchObject({
+      code: 'amount_not_representable',
+      message: expect.stringContaining('Nothing was refunded'),
+      fields: { currency: expect.stringMatching(/CAD.*USD/) },
+    });
+    expect(sent).toEqual([]);
+    expect((await rowsOf(invoice.id)).refunds).toEqual([]);
+    expect(await ledgerIn(app, 'CAD')).toEqual(ledger);
+  });
+
   it('sends the CAD 100.00 charge as before when getMerchantDetails fails (HTTP 500, no connection): an unknown is never a refusal; its refund is refused once the account says USD only', async () => {
     const base = 'https://anet-details-down.test';
     const account = await anetAccount(base);
@@ -189,6 +295,15 @@ describe('Authorize.Net: a currency the account does not process', () => {
       code: 'amount_not_representable',
       fields: { currency: expect.stringMatching(/CAD.*USD/) },
     });
+    // The money is there, but the account can no longer give it back: the message says so, names the
+    // payment, and says that nothing was refunded (not that a "transaction" in CAD is refused).
+    const [payment] = (await rowsOf(invoice.id)).transactions;
+    expect(refunded.body.error.message).toEqual(
+      `payment ${payment?.id} was taken in CAD, which Authorize.Net account ${account} no longer processes: it processes USD (its merchant details), and Authorize.Net refunds a payment only in its own currency, so it would refuse this refund. Nothing was refunded; give the money back to the customer outside Authorize.Net`,
+    );
+    expect(refunded.body.error.fields.currency).toEqual(
+      `CAD is not a currency Authorize.Net account ${account} processes any more (it processes USD): payment ${payment?.id} cannot be refunded through it`,
+    );
     expect(refundSent).toEqual([]);
     expect((await rowsOf(invoice.id)).refunds).toEqual([]);
     expect(await ledgerIn(app, 'CAD')).toEqual(ledger);

@@ -1,10 +1,12 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createInvoice, finalizeInvoice } from '../../src/billing/invoices.ts';
+import { renewDueSubscriptions } from '../../src/billing/renewal.ts';
 import { chargeDueInvoices } from '../../src/payments/collection.ts';
 import { QUEUES } from '../../src/queue/queues.ts';
 import { STRIPE_API_BASE, type TestApp } from '../support/app.ts';
 import { ledgerIn } from '../support/collection.ts';
+import { stripeChargeSucceeds } from '../support/flow.ts';
 import { expectEveryMockUsed } from '../support/nock.ts';
 import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { stripeFixture } from '../support/stripe.ts';
@@ -122,4 +124,123 @@ describe('Stripe amount_too_small / amount_too_large are not retried by dunning'
       });
     },
   );
+  it('an invoice set aside for amount_too_small (USD 0.30) can still be charged by hand: a refusal is 200 with a failed attempt (not counted, no second exception, still off the schedule); a success pays it', async () => {
+    const customer = (await app.api('POST', '/v1/customers', { email: 'lin@example.com' })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
+    const dueAt = new Date('2027-11-01T06:00:00Z');
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'USD',
+      lines: [{ description: 'Instalment', unitAmount: 30n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const invoice = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const error = stripeFixture('api.payment_intent.create.amount_too_small.error.json');
+    nock(STRIPE_API_BASE).post('/v1/payment_intents').times(2).reply(400, error);
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const first = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, dueAt);
+    expect(first.charged.find((c) => c.invoiceId === invoice.id)).toMatchObject({
+      reason: 'amount_too_small',
+    });
+    const exceptionsOf = async () =>
+      (await app.api('GET', '/v1/reconciliation-exceptions?limit=100')).body.data.filter(
+        (e: { kind: string; message: string }) =>
+          e.kind === 'amount_not_representable' && e.message.includes(invoice.id),
+      );
+    expect(await exceptionsOf()).toHaveLength(1);
+
+    // By hand, refused again: the API's documented answer, 200 with the failed attempt.
+    const refused = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(refused.status).toBe(200);
+    expect(refused.body.transaction).toMatchObject({
+      status: 'failed',
+      failure_code: 'amount_too_small',
+      automatic: false,
+    });
+    expect(refused.body.invoice).toMatchObject({
+      status: 'OPEN',
+      amount_due: 30,
+      payment_attempts: 0,
+      charge_at: null,
+    });
+    expect(await exceptionsOf()).toHaveLength(1);
+
+    // By hand, taken (the account's minimum lowered, say): paid.
+    stripeChargeSucceeds();
+    const paid = await app.api('POST', `/v1/invoices/${invoice.id}/charge`, {});
+    expect(paid.status).toBe(200);
+    expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 30, amount_due: 0 });
+  });
+  it('a subscription whose USD 0.30 invoice was set aside for amount_too_small stays ACTIVE and renews next period normally: the next invoice is filed and charged', async () => {
+    await app.runtime.boss.offWork(QUEUES.subscriptionRenew);
+    const customer = (await app.api('POST', '/v1/customers', { email: 'kim@example.com' })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
+    const product = await app.api('POST', '/v1/products', { name: 'Tiny' });
+    const plan = await app.api('POST', '/v1/plans', {
+      product: product.body.id,
+      name: 'Tiny monthly',
+      currency: 'USD',
+      interval: 'MONTH',
+      price: { model: 'FLAT_FEE', amount: 30 },
+    });
+    expect(plan.status).toBe(201);
+    const start = new Date('2028-01-01T09:00:00Z');
+    const created = await app.api('POST', '/v1/subscriptions', {
+      customer: customer.id,
+      plan: plan.body.id,
+      start_at: start.toISOString(),
+    });
+    expect(created.status).toBe(201);
+    const subscription = created.body.id as string;
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const invoicesOf = () =>
+      app.runtime.db
+        .selectFrom('invoices')
+        .select(['id', 'status', 'charge_at', 'payment_attempts', 'amount_due'])
+        .where('subscription_id', '=', subscription)
+        .orderBy('period_index')
+        .execute();
+    const statusOf = async () =>
+      (
+        await app.runtime.db
+          .selectFrom('subscriptions')
+          .select('status')
+          .where('id', '=', subscription)
+          .executeTakeFirstOrThrow()
+      ).status;
+
+    // The first period's USD 0.30 is refused amount_too_small: set aside, the subscription ACTIVE.
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(400, stripeFixture('api.payment_intent.create.amount_too_small.error.json'));
+    const first = new Date(start.getTime() + 3_600_000);
+    await renewDueSubscriptions(app.runtime.db, 'scheduler', first);
+    await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, first);
+    const [setAside] = await invoicesOf();
+    expect(setAside).toMatchObject({ status: 'OPEN', charge_at: null, payment_attempts: 0, amount_due: 30n });
+    expect(await statusOf()).toBe('ACTIVE');
+
+    // A month later: the next period is invoiced and charged as ever (taken this time).
+    stripeChargeSucceeds();
+    const next = new Date('2028-02-01T10:00:00Z');
+    await renewDueSubscriptions(app.runtime.db, 'scheduler', next);
+    await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, next);
+    const invoices = await invoicesOf();
+    expect(invoices).toHaveLength(2);
+    expect(invoices[0]).toMatchObject({ id: setAside?.id, status: 'OPEN', charge_at: null });
+    expect(invoices[1]).toMatchObject({ status: 'PAID', amount_due: 0n, payment_attempts: 0 });
+    expect(await statusOf()).toBe('ACTIVE');
+  });
 });

@@ -22,7 +22,7 @@ import type { GatewayCapabilities } from '../types.ts';
  *   allowed for this merchant or doesn't have an exchange rate." (response code 3,
  *   https://developer.authorize.net/api/reference/responseCodes.html): a charge in a currency the
  *   account does not process, sent because getMerchantDetails could not be read
- *   (gateways/currencies.ts `assertAccountTakesCurrency`), is refused again however often it is sent.
+ *   (gateways/currencies.ts `assertAccountCurrency`), is refused again however often it is sent.
  */
 export const AUTHORIZENET_CAPABILITIES: GatewayCapabilities = {
   partialCapture: true,
