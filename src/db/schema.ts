@@ -353,7 +353,11 @@ export interface RefundsTable {
   updated_at: CreatedAt;
   /** `payment`: a refund of what a payment paid; `customer_credit`: the customer's credit paid back. */
   kind: ColumnType<RefundKind, RefundKind | undefined, RefundKind>;
-  /** The customer whose credit a `customer_credit` refund pays back (null for `payment`). */
+  /**
+   * The customer a refund is about: whose credit a `customer_credit` refund pays back; for a `payment`
+   * refund, its payment's customer, else its payment's invoice's (migration 0061; null only when the
+   * payment names neither).
+   */
   customer_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** The gateway account (`gwa_…`) of the transaction it refunds; null for the gateway's default account. */
   gateway_account: ColumnType<string | null, string | null | undefined, string | null>;

@@ -184,16 +184,56 @@ export async function raiseException(work: UnitOfWork, exception: NewException):
             .where('inbox_id', 'is', null)
             .doNothing(),
     )
-    .returning(['id', 'kind', 'transaction_id'])
+    .returning(EXCEPTION_SUBJECT)
     .executeTakeFirst();
   if (row) {
     await recordActivity(work, {
       resourceType: 'reconciliation_exception',
       resourceId: row.id,
       action: 'reconciliation_exception.opened',
+      customerId: await exceptionCustomer(work.trx, row),
       data: { kind: row.kind, transaction: row.transaction_id, inbox: exception.inboxId ?? null },
     });
   }
+}
+
+/** The columns of an exception that say what it is about (its payment, refund, settlement line, invoice). */
+const EXCEPTION_SUBJECT = [
+  'id',
+  'kind',
+  'transaction_id',
+  'refund_id',
+  'settlement_line_id',
+  'details',
+] as const satisfies readonly (keyof ReconciliationExceptionRow)[];
+
+/** What {@link exceptionCustomer} reads of an exception row. */
+type ExceptionSubject = Pick<ReconciliationExceptionRow, (typeof EXCEPTION_SUBJECT)[number]>;
+
+/**
+ * The customer (`cus_…`) an exception is about, for its activities (and so the outbound
+ * `reconciliation_exception.opened` event, and `GET /v1/activities?customer=`): its payment's
+ * customer, else that payment's invoice's; else its refund's (`refunds.customer_id`); else that of
+ * the payment its settlement line matched; else the invoice its `details.invoice` names. Null when
+ * it names none of them (an event about a payment billhook does not know, a payout's fee).
+ */
+export async function exceptionCustomer(
+  trx: Kysely<Database>,
+  row: ExceptionSubject,
+): Promise<string | null> {
+  const invoice = typeof row.details?.invoice === 'string' ? row.details.invoice : null;
+  if (!row.transaction_id && !row.refund_id && !row.settlement_line_id && !invoice) return null;
+  const found = await sql<{ customer: string | null }>`
+    SELECT coalesce(
+      (SELECT coalesce(t.customer_id, i.customer_id) FROM transactions t
+        LEFT JOIN invoices i ON i.id = t.invoice_id WHERE t.id = ${row.transaction_id}::text),
+      (SELECT customer_id FROM refunds WHERE id = ${row.refund_id}::text),
+      (SELECT coalesce(t.customer_id, i.customer_id) FROM settlement_lines l
+        JOIN transactions t ON t.id = l.transaction_id LEFT JOIN invoices i ON i.id = t.invoice_id
+        WHERE l.id = ${row.settlement_line_id}::text),
+      (SELECT customer_id FROM invoices WHERE id = ${invoice}::text)
+    ) AS customer`.execute(trx);
+  return found.rows[0]?.customer ?? null;
 }
 
 /**
@@ -300,6 +340,7 @@ export async function resolveException(
       resourceType: 'reconciliation_exception',
       resourceId: id,
       action: 'reconciliation_exception.resolved',
+      customerId: await exceptionCustomer(work.trx, row),
       data: { kind: row.kind, note: note ?? null },
     });
     return row;
@@ -327,7 +368,7 @@ export async function resolveLineExceptions(
     .where('settlement_line_id', '=', settlementLineId)
     .where('kind', '=', kind)
     .where('status', '=', 'open')
-    .returning(['id', 'kind'])
+    .returning(EXCEPTION_SUBJECT)
     .execute();
   return resolvedBy(work, rows, note);
 }
@@ -351,7 +392,7 @@ export async function resolveRefundExceptions(
     .where('refund_id', '=', refundId)
     .where('kind', '=', kind)
     .where('status', '=', 'open')
-    .returning(['id', 'kind'])
+    .returning(EXCEPTION_SUBJECT)
     .execute();
   return resolvedBy(work, rows, note);
 }
@@ -376,7 +417,7 @@ export async function resolveOccurrenceExceptions(
     .where('kind', '=', exception.kind)
     .where('occurrence', '=', exception.occurrence)
     .where('status', '=', 'open')
-    .returning(['id', 'kind'])
+    .returning(EXCEPTION_SUBJECT)
     .execute();
   return resolvedBy(work, rows, note);
 }
@@ -403,7 +444,7 @@ export async function resolveUnreadSettlements(
     .where('gateway', '=', account.gateway)
     .where(sql<boolean>`gateway_account IS NOT DISTINCT FROM ${account.gatewayAccount}`)
     .where(sql<string>`details->>'id'`, 'in', payoutIds)
-    .returning(['id', 'kind'])
+    .returning(EXCEPTION_SUBJECT)
     .execute();
   return resolvedBy(work, rows, note);
 }
@@ -411,17 +452,19 @@ export async function resolveUnreadSettlements(
 /** Logs the `reconciliation_exception.resolved` activity, with `note`, of each exception `rows` resolved in `work`. */
 async function resolvedBy(
   work: UnitOfWork,
-  rows: readonly { id: string; kind: string }[],
+  rows: readonly ExceptionSubject[],
   note: string,
 ): Promise<number> {
-  await recordActivity(
-    work,
-    ...rows.map((row) => ({
+  const activities = [];
+  for (const row of rows) {
+    activities.push({
       resourceType: 'reconciliation_exception',
       resourceId: row.id,
       action: 'reconciliation_exception.resolved',
+      customerId: await exceptionCustomer(work.trx, row),
       data: { kind: row.kind, note },
-    })),
-  );
+    });
+  }
+  await recordActivity(work, ...activities);
   return rows.length;
 }

@@ -367,7 +367,10 @@ export async function createRefund(
       id: newId('re'),
       transaction_id: transaction.id,
       invoice_id: input.creditOf ? null : transaction.invoice_id,
-      ...(input.creditOf ? { kind: 'customer_credit' as const, customer_id: input.creditOf } : {}),
+      // The customer it is about: whose credit a credit refund pays back; for a payment's refund, the
+      // payment's customer, else its invoice's (migration 0061 filled the rows made before).
+      customer_id: input.creditOf ?? transaction.customer_id ?? invoice?.customer_id ?? null,
+      ...(input.creditOf ? { kind: 'customer_credit' as const } : {}),
       gateway: transaction.gateway,
       gateway_account: transaction.gateway_account,
       gateway_refund_id: input.gatewayRefundId ?? null,
@@ -671,6 +674,7 @@ function refundActivity(work: UnitOfWork, refund: RefundRow, action: string): Pr
     resourceType: 'refund',
     resourceId: refund.id,
     action,
+    customerId: refund.customer_id,
     data: {
       transaction: refund.transaction_id,
       invoice: refund.invoice_id,

@@ -159,12 +159,7 @@ async function logUnsettled(
       gateway: row.gateway,
       gatewayEventId: row.gateway_event_id,
       eventType: row.event_type,
-      references: (row.events ?? []).map((e) => ({
-        reference: e.reference,
-        gatewayTransactionId: e.gatewayTransactionId,
-        gatewayRefundId: e.gatewayRefundId,
-        gatewayDisputeId: e.gatewayDisputeId,
-      })),
+      references: distinctReferences(row.events ?? []),
       attempt,
       retryLimit: config.WEBHOOK_RETRY_LIMIT,
     };
@@ -172,6 +167,33 @@ async function logUnsettled(
       log.warn({ ...fields, reason: row.last_error }, 'webhook for a payment not known yet: retried later');
     else log.warn({ ...fields, outcome: row.outcome }, 'webhook raised a reconciliation exception');
   }
+}
+
+/**
+ * The payment references `events` name (our reference, the gateway's transaction, refund or dispute
+ * id), each set once in the order first named: a PayPal capture's charge and its settlement line
+ * name the same capture and reference, listed once.
+ */
+function distinctReferences(
+  events: readonly {
+    reference?: string;
+    gatewayTransactionId?: string;
+    gatewayRefundId?: string;
+    gatewayDisputeId?: string;
+  }[],
+) {
+  const seen = new Map<string, Record<string, string | undefined>>();
+  for (const e of events) {
+    const references = {
+      reference: e.reference,
+      gatewayTransactionId: e.gatewayTransactionId,
+      gatewayRefundId: e.gatewayRefundId,
+      gatewayDisputeId: e.gatewayDisputeId,
+    };
+    const key = JSON.stringify(references);
+    if (!seen.has(key)) seen.set(key, references);
+  }
+  return [...seen.values()];
 }
 
 /**

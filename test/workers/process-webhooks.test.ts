@@ -1,8 +1,11 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPaypalTestDelivery } from '../../src/gateways/paypal/test-events.ts';
 import { sweepStaleInbox } from '../../src/inbox/replay.ts';
 import { retryDelaySeconds } from '../../src/workers/process-webhooks.ts';
+import { TEST_CERT_FILE, TEST_KEY_FILE } from '../gateways/paypal/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { startOfflineTestApp, stopOfflineTestApp } from '../support/offline.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -165,5 +168,55 @@ describe('a webhook for an unknown payment', () => {
     expect(app.logs).toContainEqual(raised);
     // Never the body: the payment intent's other fields appear in no line.
     expect(JSON.stringify(app.logs)).not.toContain('amount_received');
+  });
+});
+
+/**
+ * A PayPal PAYMENT.CAPTURE.COMPLETED becomes two events about the same capture (the charge and its
+ * settlement line, both naming our reference and the capture id): the warning for a payment not known
+ * yet listed that reference twice. It lists each reference once.
+ */
+describe('a PayPal webhook for a payment not known yet', () => {
+  const PAYPAL_WEBHOOK_ID = '8PT597110X687430LKGECATA';
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startOfflineTestApp({
+      PAYPAL_CLIENT_ID: 'client-id',
+      PAYPAL_CLIENT_SECRET: 'client-secret',
+      PAYPAL_WEBHOOK_ID,
+      PAYPAL_API_BASE: 'https://paypal.unknown-payment.test',
+      PAYPAL_TEST_CERT_FILE: TEST_CERT_FILE,
+      // The first attempt retries; the retry is not due while the test runs.
+      WEBHOOK_RETRY_LIMIT: '1',
+      WEBHOOK_RETRY_DELAY_SECONDS: '3600',
+    });
+  });
+  afterAll(() => stopOfflineTestApp(app));
+
+  it('names the capture of USD 25.07 and our reference once in its warning', async () => {
+    const delivery = buildPaypalTestDelivery(
+      'PAYMENT.CAPTURE.COMPLETED',
+      {
+        captureId: '7UNKNOWNCAPTURE01',
+        reference: 'txn_paypal_unknown_once',
+        amount: 2507,
+        currency: 'USD',
+        keyFile: TEST_KEY_FILE,
+      },
+      { PAYPAL_WEBHOOK_ID },
+    );
+    const answer = await fetch(`${app.url}/webhooks/paypal`, {
+      method: 'POST',
+      headers: delivery.headers,
+      body: delivery.body,
+    });
+    expect(answer.status).toBe(200);
+    const warned = await waitFor('the warning', async () =>
+      app.logs.find((line) => line.msg === 'webhook for a payment not known yet: retried later'),
+    );
+    expect(warned).toMatchObject({ gateway: 'paypal', eventType: 'PAYMENT.CAPTURE.COMPLETED', attempt: 0 });
+    expect(warned.references).toEqual([
+      { reference: 'txn_paypal_unknown_once', gatewayTransactionId: '7UNKNOWNCAPTURE01' },
+    ]);
   });
 });

@@ -209,15 +209,8 @@ export const readRoutes: ApiRoute[] = [
     endpoint: {
       table: 'refunds',
       equals: byGateway,
-      // A payment's refund names its customer through its payment and invoice; a credit refund itself.
-      where: (query) =>
-        query.customer
-          ? [
-              sql<boolean>`(customer_id = ${query.customer}
-                OR transaction_id IN (SELECT id FROM transactions WHERE customer_id = ${query.customer})
-                OR invoice_id IN (SELECT id FROM invoices WHERE customer_id = ${query.customer}))`,
-            ]
-          : [],
+      // Every refund stores its customer (a payment's: its payment's, else its invoice's; migration 0061).
+      where: (query) => (query.customer ? [sql<boolean>`customer_id = ${query.customer}`] : []),
       map: serialize.refund,
     },
   }),

@@ -276,7 +276,7 @@ export const Refund = z
     invoice: z.string().nullable(),
     customer: z.string().nullable().meta({
       description:
-        'The customer whose credit a customer_credit refund pays back; null for a payment refund (its transaction names the customer). GET /v1/refunds?customer= lists both kinds',
+        "The customer the refund is about: whose credit a customer_credit refund pays back; for a payment refund, its payment's customer (else its invoice's); null only when the payment names no customer. GET /v1/refunds?customer= lists both kinds",
     }),
     gateway: Gateway,
     gateway_account: GatewayAccountId,
