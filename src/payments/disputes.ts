@@ -478,12 +478,7 @@ async function markReversed(
     });
     return { kind: 'duplicate', dispute: existing };
   }
-  const dispute = await work.trx
-    .updateTable('disputes')
-    .set({ reversed: true, updated_at: new Date() })
-    .where('id', '=', existing.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const dispute = await setReversed(work, existing.id);
   // How the buyer was paid, which a `lost_claim_unpaid` asked a person to find out, is known now.
   await resolveOccurrenceExceptions(
     work,
@@ -492,6 +487,21 @@ async function markReversed(
   );
   // No refund will carry it now: its loss takes the invoice's overpayment back, as any chargeback's.
   return { kind: 'applied', dispute: await chargeBackOverpayment(work, dispute, transaction) };
+}
+
+/**
+ * Sets dispute `id` `reversed` (paid by reversing the payment, a chargeback), so no refund is its
+ * money any more: the one update `markReversed` and `chargebackOnUndecided` make.
+ * @returns the dispute's row as updated
+ * @throws NoResultError when no dispute has the id
+ */
+async function setReversed(work: UnitOfWork, id: string): Promise<DisputeRow> {
+  return work.trx
+    .updateTable('disputes')
+    .set({ reversed: true, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /**
@@ -518,12 +528,7 @@ async function chargebackOnUndecided(
   existing: DisputeRow,
   report: DisputeReport,
 ): Promise<DisputeRecordOutcome> {
-  const dispute = await work.trx
-    .updateTable('disputes')
-    .set({ reversed: true, updated_at: new Date() })
-    .where('id', '=', existing.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const dispute = await setReversed(work, existing.id);
   if (report.amount !== existing.amount) {
     const c = existing.currency;
     await raiseException(work, {
