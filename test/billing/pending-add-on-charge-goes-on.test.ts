@@ -547,6 +547,68 @@ describe('a cancellation scheduled while a pending add-on charge keeps failing',
     ]);
   });
 
+  it('MXN: cancel at Feb 25 with a prorate refund scheduled Feb 21 (786 back to the credit), then cancelled now on Feb 23 with refund none, the charge failing at both: once mended the seats are charged Feb 17 – Feb 25, 857, not to Mar 1', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'MXN', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'MXN', 18600),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      // 4 of February's 28 days given back: 5500 × 4/28 = 785.71 → 786.
+      const scheduled = await cancel(id, { when: 'date', cancelAt: feb25, refundType: 'prorate' }, feb21);
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([786n]);
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+      expect(await activityData(db, id, 'subscription.cancelled')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    // Made first on Feb 21: 2 × 1500 × 12/28 = 1285.71 → 1286 to Mar 1, lowered by the scheduled
+    // prorate refund by its unused share from Feb 25 (1286 × 4/12 = 428.67 → 429) to 857; the
+    // cancellation now on Feb 23 with refund none gave nothing more back. Before: the scheduled
+    // cancellation's refund was forgotten once cancel-now replaced it, 1286 to Mar 1.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(857n, feb25)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    const books = await ledgerIn(app, 'MXN');
+    expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
+
+  it('ZAR: cancel at period end with a full refund scheduled Feb 21 (5500 back to the credit), then cancelled now on Feb 23 with refund none, the charge failing at both: once mended nothing is charged and the charge is cleared', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'ZAR', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'ZAR', 18600),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      const scheduled = await cancel(id, { when: 'period_end', refundType: 'full' }, feb21);
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([5500n]);
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+    } finally {
+      await mend();
+    }
+    // Made first on Feb 21, the charge's OPEN invoice (1286) was voided whole by the scheduled full
+    // refund; the cancellation now with refund none took nothing back. (Its own try of the charge,
+    // with the full refund still scheduled, owes nothing and clears it: no charge left to forget.)
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect(await invoicesOf(db, id)).toHaveLength(2);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+  });
+
   it("SGD: cancelled now on Mar 10 with a full refund of March (8500, paid by customer credit) while February's charge fails: the refund reaches March only, so once mended the seats Feb 17 – Mar 1 are still charged, 1286", async () => {
     const { customer } = await customerWith(app);
     const { id, mend } = await pendingChargeFailing(db, 'SGD', { customer: customer.id });
