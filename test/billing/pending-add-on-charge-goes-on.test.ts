@@ -112,6 +112,84 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect(await ledgerIn(app, 'CHF')).toEqual({ 'receivable:customer': 20572, revenue: -20572 });
   });
 
+  it('INR: a charge that fails after its invoice is finalized (the clearing of add_on_charge_at refused) is undone whole: Support (10.00) added on Feb 21 takes the next invoice number of the prefix, no gap, and no activity of the undone invoice is left', async () => {
+    const customer = await app.api('POST', '/v1/customers', {
+      email: 'ines@example.com',
+      invoice_prefix: 'PENDINR',
+    });
+    expect(customer.status).toBe(201);
+    const { id, mend } = await pendingChargeFailing(db, 'INR', { customer: customer.body.id });
+    // The database now takes the charge's invoice (finalized, numbered at the unit's end) but refuses
+    // what follows it, clearing the charge: the failure comes after the invoice number was asked for.
+    await mend();
+    const trigger = `charge_clear_fails_${id.replace(/[^a-z0-9]/gi, '_')}`;
+    await sql`CREATE OR REPLACE FUNCTION charge_clear_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'clearing the add-on charge refused'; END $$`.execute(db);
+    await sql`CREATE TRIGGER ${sql.raw(trigger)} BEFORE UPDATE ON subscriptions FOR EACH ROW
+      WHEN (NEW.id = ${sql.lit(id)} AND OLD.add_on_charge_at IS NOT NULL AND NEW.add_on_charge_at IS NULL)
+      EXECUTE FUNCTION charge_clear_fails()`.execute(db);
+    const counter = () =>
+      db
+        .selectFrom('invoice_number_counters')
+        .select('last_number')
+        .where('prefix', '=', 'PENDINR')
+        .executeTakeFirstOrThrow()
+        .then((r) => BigInt(r.last_number));
+    const before = await counter();
+    expect(before).toBe(2n); // January and February
+    const support = (await createAddOn(db, 'system', { name: 'Support', currency: 'INR', amount: 1000n })).id;
+    try {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: support, quantity: 1, proration: 'prorate_now' },
+        feb21,
+      );
+      expect(set.invoice).toMatchObject({ total: 286n, status: 'OPEN' });
+      expect(await activityData(db, id, 'subscription.add_on_set')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString(), error: expect.stringContaining('clearing') },
+      });
+    } finally {
+      await sql`DROP TRIGGER IF EXISTS ${sql.raw(trigger)} ON subscriptions`.execute(db);
+    }
+    // The undone charge's invoice took no number: Support's is PENDINR-000003, the counter at 3.
+    const numbers = await db
+      .selectFrom('invoices')
+      .select(['number', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('number')
+      .execute();
+    expect(numbers).toEqual([
+      { number: 'PENDINR-000001', total: 4000n },
+      { number: 'PENDINR-000002', total: 5500n },
+      { number: 'PENDINR-000003', total: 286n },
+    ]);
+    expect(await counter()).toBe(3n);
+    // No activity (the outbound events are built from them) names an invoice that does not exist.
+    const orphans = await db
+      .selectFrom('activities')
+      .select(['action', 'resource_id'])
+      .where('resource_type', '=', 'invoice')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(selectFrom('invoices').select('id').whereRef('invoices.id', '=', 'activities.resource_id')),
+        ),
+      )
+      .execute();
+    expect(orphans).toEqual([]);
+    expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
+    // Once it can be made, the charge takes the next number, PENDINR-000004: 1286.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    const charge = await db
+      .selectFrom('invoices')
+      .select(['number', 'total'])
+      .where('subscription_id', '=', id)
+      .where('period_start', '=', feb17)
+      .executeTakeFirstOrThrow();
+    expect(charge).toEqual({ number: 'PENDINR-000004', total: 1286n });
+  });
+
   it('DKK: the seats the charge is for, lowered 3 → 1 or raised 3 → 4 on Feb 21, are 409 add_on_charge_pending (field quantity), nothing changed; once mended 1286, and then lowered they charge nothing more', async () => {
     const { id, seats, mend } = await pendingChargeFailing(db, 'DKK');
     try {
