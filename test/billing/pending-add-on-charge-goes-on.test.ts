@@ -16,6 +16,7 @@ import {
   removeSubscriptionCoupon,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
@@ -188,6 +189,26 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
       .where('period_start', '=', feb17)
       .executeTakeFirstOrThrow();
     expect(charge).toEqual({ number: 'PENDINR-000004', total: 1286n });
+  });
+
+  it('KRW: settling a 12-cycle term on Feb 21 while the charge fails invoices March – December (10 × 8500) all the same; once mended the seats Feb 17 – Mar 1 are charged once, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'KRW', { repeat: 12, chargeOnly: true });
+    try {
+      // Before: refused with the charge's failure ('add-on charge refused'; a 500 through the API).
+      const settled = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        invoiceRemainingCycles(work, (await lockSubscription(work, id))!, feb21),
+      );
+      expect(settled.invoices.map((i) => i.total)).toEqual(Array(10).fill(8500n));
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+    } finally {
+      await mend();
+    }
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect((await invoicesOf(db, id)).slice(12)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    // 4000 + 5500 + 10 × 8500 + 1286 = 95786 owed, once.
+    expect(await ledgerIn(app, 'KRW')).toEqual({ 'receivable:customer': 95786, revenue: -95786 });
   });
 
   it('DKK: the seats the charge is for, lowered 3 → 1 or raised 3 → 4 on Feb 21, are 409 add_on_charge_pending (field quantity), nothing changed; once mended 1286, and then lowered they charge nothing more', async () => {

@@ -42,6 +42,8 @@ export async function pendingChargeFailing(
     chargeOnly?: boolean;
     /** The plan's metered prices, as `insertPlan` takes them. */
     metered?: unknown;
+    /** A fixed term of this many billing cycles (`repeat`). */
+    repeat?: number;
   } = {},
 ) {
   const plan = await insertPlan(db, {
@@ -58,6 +60,7 @@ export async function pendingChargeFailing(
       customerId: o.customer ?? (await insertCustomer(db)),
       planId: plan,
       paymentMethodId: o.paymentMethodId,
+      ...(o.repeat === undefined ? {} : { repeat: o.repeat }),
     },
     d('2027-01-01T00:00:00Z'),
   );
