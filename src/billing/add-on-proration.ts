@@ -369,27 +369,32 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
 }
 
 /**
- * A cancellation scheduled while the add-on charge it found pending could not be made: its moment
- * (`at`, the `cancel_at` it set) and the refund it gave then for the time from `at` (`refundType`).
+ * A cancellation scheduled for a subscription with an add-on charge pending: its moment (`at`, the
+ * `cancel_at` it set), the refund it gave when scheduled for the time from `at` (`refundType`), and
+ * whether it was scheduled while the charge was pending and could not be made (`whilePending`), or
+ * before the charge was pending (a charge made then is to `at`, whatever its refund: `servedUntil`).
  */
-interface ScheduledWhilePending {
+interface ScheduledCancellation {
   at: Date;
   refundType: CancellationRefundType;
+  whilePending: boolean;
 }
 
 /**
- * The cancellation of `subscription` scheduled while its add-on charge pending since `at`
- * (`add_on_charge_at`) could not be made, and so left pending: its `subscription.cancellation_scheduled`
- * activity, the latest, says `add_on_charge_pending` since `at` (cancellation.ts `cancelLocked`),
- * with the `at` and `refund_type` it was scheduled with. Whether still in force (`cancel_at`) or
- * replaced since by a cancellation now (which clears `cancel_at` and stores its own refund): the
- * refund it gave when scheduled was given all the same. Null without one.
+ * The cancellation scheduled for `subscription`, whose add-on charge is pending since `at`
+ * (`add_on_charge_at`): its `subscription.cancellation_scheduled` activity, the latest, with the `at`
+ * and `refund_type` it was scheduled with; `whilePending` when it says `add_on_charge_pending` since
+ * `at` (cancellation.ts `cancelLocked` tried the charge and left it), else it was scheduled before
+ * the charge was pending (one scheduled after would have tried it: made, nothing is pending; left,
+ * it says so). Whether still in force (`cancel_at`) or replaced since by a cancellation now (which
+ * clears `cancel_at` and stores its own refund): its `cancel_at` bounded a charge made while it was
+ * in force, and the refund it gave when scheduled was given all the same. Null without one.
  */
 async function scheduledWhilePending(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   at: Date,
-): Promise<ScheduledWhilePending | null> {
+): Promise<ScheduledCancellation | null> {
   if (subscription.cancel_at === null && subscription.status !== 'CANCELLED') return null;
   const row = await activitiesOf(trx, subscription.id)
     .select([
@@ -401,9 +406,9 @@ async function scheduledWhilePending(
     .orderBy('sequence', 'desc')
     .limit(1)
     .executeTakeFirst();
-  if (row?.since == null || new Date(row.since).getTime() !== at.getTime()) return null;
-  if (row.at == null || row.refund_type == null) return null;
-  return { at: new Date(row.at), refundType: row.refund_type };
+  if (!row || row.at == null || row.refund_type == null) return null;
+  const whilePending = row.since != null && new Date(row.since).getTime() === at.getTime();
+  return { at: new Date(row.at), refundType: row.refund_type, whilePending };
 }
 
 /**
@@ -421,7 +426,10 @@ async function scheduledWhilePending(
  *   cancellation is still to come, came (CANCELLED at `cancel_at`), was overtaken by dunning's final
  *   action, or was replaced by a cancellation now, whose refund then reaches what is left: MXN cancel
  *   at Feb 25 with prorate, then cancelled now on Feb 23 with none: 857 to Feb 25 (made first, 1286
- *   lowered by 429 when scheduled), where before the scheduled refund was forgotten, 1286.
+ *   lowered by 429 when scheduled), where before the scheduled refund was forgotten, 1286. One
+ *   scheduled before the charge was pending and replaced by a cancellation now bounds it at its `at`
+ *   as it did while in force: BRL cancel at Feb 25 (any refund) scheduled Jan 15, cancelled now on
+ *   Feb 23 with none: 857 to Feb 25, where before 1286 to Mar 1.
  * Else one CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it
  * was then; any other as it is.
  * - Ended at its scheduled cancellation or term end (`cancel_at` at or before `cancelled_at`, a
@@ -444,7 +452,7 @@ async function scheduledWhilePending(
  */
 function servedTo(
   subscription: SubscriptionRow,
-  scheduled: ScheduledWhilePending | null,
+  scheduled: ScheduledCancellation | null,
 ): SubscriptionRow | null {
   const {
     status,
@@ -455,10 +463,12 @@ function servedTo(
     current_period_end: end,
   } = subscription;
   // What the refund given when a cancellation was scheduled while the charge was pending left of it:
-  // nothing (full), up to its moment (prorate), all (none, or a full refund of a later period).
-  if (scheduled?.refundType === 'full' && end && scheduled.at <= end) return null;
-  const cut = scheduled?.refundType === 'prorate' ? scheduled.at : null;
-  if (scheduled && cancelAt) {
+  // nothing (full), up to its moment (prorate), all (none, or a full refund of a later period). One
+  // scheduled before the charge was pending bounded it at its moment, whatever its refund.
+  const pendingThen = scheduled?.whilePending === true;
+  if (pendingThen && scheduled?.refundType === 'full' && end && scheduled.at <= end) return null;
+  const cut = scheduled && (!pendingThen || scheduled.refundType === 'prorate') ? scheduled.at : null;
+  if (pendingThen && cancelAt) {
     const active = { ...subscription, status: 'ACTIVE' as const };
     return cut ? { ...active, cancel_at: cut } : { ...active, cancel_at: null, cancel_at_period_end: false };
   }
@@ -466,7 +476,7 @@ function servedTo(
   const served = { ...subscription, status: 'ACTIVE' as const };
   if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };
   const byHand = cancelAt === null && effectiveAt?.getTime() === cancelledAt.getTime();
-  // The end left by a scheduled cancellation's prorate refund that this cancellation replaced.
+  // The end left by a scheduled cancellation that this cancellation now replaced (`cut`).
   const left = cut ? { ...served, cancel_at: cut } : served;
   if (!byHand) return left;
   // A full refund gives back the invoices of the period it cancels in: the charge's only when that is

@@ -708,6 +708,40 @@ describe('a cancellation scheduled while a pending add-on charge keeps failing',
     expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
   });
 
+  it('BRL: cancel at Feb 25 with refund none scheduled Jan 15, before the charge was pending, then cancelled now on Feb 23 with refund none while the charge fails: once mended the seats are charged Feb 17 – Feb 25, 857, not to Mar 1', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'BRL', {
+      beforeFebruary: (sub) =>
+        cancel(sub, { when: 'date', cancelAt: feb25, refundType: 'none' }, d('2027-01-15T00:00:00Z')),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      expect(await stateOf(db, id)).toMatchObject({
+        status: 'ACTIVE',
+        cancel_at: feb25,
+        add_on_charge_at: feb17,
+      });
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+      expect(await activityData(db, id, 'subscription.cancelled')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    // Made first (on Feb 23 or any time before), the charge was to the scheduled cancel_at, Feb 25
+    // (an add-on charged after a scheduled cancellation is charged to cancel_at only):
+    // 2 × 1500 × 8/28 = 857.14 → 857; the cancellation now with refund none gave nothing back.
+    // Before: the cancel_at it replaced was forgotten, 1286 to Mar 1.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(857n, feb25)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    expect(await ledgerIn(app, 'BRL')).toEqual({ 'receivable:customer': 10357, revenue: -10357 });
+  });
+
   it("SGD: cancelled now on Mar 10 with a full refund of March (8500, paid by customer credit) while February's charge fails: the refund reaches March only, so once mended the seats Feb 17 – Mar 1 are still charged, 1286", async () => {
     const { customer } = await customerWith(app);
     const { id, mend } = await pendingChargeFailing(db, 'SGD', { customer: customer.id });
